@@ -1,0 +1,2 @@
+"""vsent: visual sentiment prediction."""
+__version__ = "0.1.0"

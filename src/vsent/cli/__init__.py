@@ -1,0 +1,51 @@
+"""The ``vsent`` command line: one sub-command module per stage, each a thin layer over the API.
+
+Exit status: 0 success; 2 user error (bad option, bad data, missing weights; one line on
+stderr, no traceback); 3 the command finished but some items failed (see its output);
+130 interrupted (the run directory keeps what finished; ``--resume`` continues).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from vsent import __version__
+from vsent.errors import EXIT_USER_ERROR, VsentError
+
+#: Sub-command modules under ``vsent.cli``; each defines ``register(subparsers)`` which adds
+#: its parser and sets ``func=<callable(args) -> int>`` as default.
+COMMANDS = (
+    "crossval",
+    "predict",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vsent", description="Visual sentiment prediction (Campos 2015, You 2015, Sun 2016)."
+    )
+    parser.add_argument("--version", action="version", version=f"vsent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"vsent.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except VsentError as e:
+        print(f"vsent: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("vsent: interrupted; finished folds/epochs are kept (use --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

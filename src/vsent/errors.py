@@ -1,0 +1,27 @@
+"""Errors a user can act on. The CLI prints their message on one line, without a traceback."""
+
+from __future__ import annotations
+
+#: Exit status of the CLI when a command finished but some items (images) failed.
+EXIT_ITEMS_FAILED = 3
+#: Exit status for user errors: bad options, bad data, missing files, missing weights.
+EXIT_USER_ERROR = 2
+
+
+class VsentError(Exception):
+    """A problem the user can fix (bad input, missing file, missing weights).
+
+    The message must say what is wrong and where (file, line) in one line.
+    """
+
+
+class DataError(VsentError):
+    """Invalid dataset, label file, fold file or image."""
+
+
+class ImageError(DataError):
+    """An image that cannot be decoded or is unsafe to decode (corrupt, empty, too large)."""
+
+
+class WeightsError(VsentError):
+    """Weights that cannot be found, downloaded or loaded."""

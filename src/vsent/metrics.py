@@ -1,0 +1,79 @@
+"""Classification metrics and fold summaries shared by every evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from vsent.runs import RunDir
+
+#: Scalar metrics summarised over folds (mean and std).
+SCALARS = ("accuracy", "precision", "recall", "f1")
+
+
+def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """Accuracy, and precision/recall/F1 of the positive class (label 1).
+
+    Parameters
+    ----------
+    y_true, y_pred : array of shape (n,), values in {0, 1} (``y_pred`` may hold other class
+        indices, e.g. from a 4096-way raw ablation; those count as wrong and as not positive).
+
+    Returns
+    -------
+    dict with ``accuracy``, ``precision``, ``recall``, ``f1``, ``n`` and ``confusion``
+    ``[[tn, fp], [fn, tp]]`` (rows: true label 0/1, columns: predicted 0/1).
+    """
+    y_true = np.asarray(y_true).astype(int)
+    y_pred = np.asarray(y_pred).astype(int)
+    p, r, f, _ = precision_recall_fscore_support(
+        y_true, y_pred == 1, labels=[1], average=None, zero_division=0
+    )
+    pred01 = np.where(y_pred == 1, 1, 0)
+    cm = confusion_matrix(y_true, pred01, labels=[0, 1])
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(p[0]),
+        "recall": float(r[0]),
+        "f1": float(f[0]),
+        "n": int(len(y_true)),
+        "confusion": cm.tolist(),
+    }
+
+
+def summarize_folds(folds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Mean and (population) std over folds of each scalar metric, plus every fold's record.
+
+    ``folds`` are dicts with a ``fold`` key and the keys of :func:`binary_metrics`.
+    Returns ``{"accuracy": {"mean": m, "std": s}, ..., "folds": [...]}``.
+    """
+    summary: dict[str, Any] = {}
+    for key in SCALARS:
+        values = [f[key] for f in folds if key in f]
+        if values:
+            summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
+    summary["folds"] = [dict(f) for f in folds]
+    return summary
+
+
+def summary_markdown(summary: Mapping[str, Any], title: str) -> str:
+    """A Markdown table: one row per fold, then mean +- std."""
+    lines = [f"# {title}", "", "| fold | " + " | ".join(SCALARS) + " | n |",
+             "|---|" + "---|" * (len(SCALARS) + 1)]
+    for f in summary["folds"]:
+        cells = " | ".join(f"{f[k]:.3f}" for k in SCALARS)
+        lines.append(f"| {f['fold']} | {cells} | {f.get('n', '')} |")
+    cells = " | ".join(
+        f"{summary[k]['mean']:.3f} +- {summary[k]['std']:.3f}" for k in SCALARS if k in summary
+    )
+    lines.append(f"| **mean** | {cells} | |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(run: RunDir, summary: Mapping[str, Any], title: str, stem: str = "summary") -> None:
+    """Write ``<stem>.json`` and ``<stem>.md`` into the run directory."""
+    run.write_json(f"{stem}.json", summary)
+    run.write_text(f"{stem}.md", summary_markdown(summary, title))
