@@ -18,7 +18,7 @@ from vsent.errors import EXIT_USER_ERROR, VsentError
 #: Sub-command modules under ``vsent.cli``; each defines ``register(subparsers)`` which adds
 #: its parser and sets ``func=<callable(args) -> int>`` as default.
 COMMANDS = (
-    "crossval",
+    "crossval",  # also finetune and models
     "predict",
 )
 

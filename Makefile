@@ -1,0 +1,26 @@
+# The two set-up commands of the README: `make run` (main job on the default data) and
+# `make test` (the test suite). Both install uv when it is missing, then let uv install the
+# locked environment (uv.lock) into .venv on first use.
+SHELL := /bin/bash
+UV := $(shell command -v uv >/dev/null 2>&1 && echo uv || \
+	(python3 -m pip install --quiet uv >&2 && echo python3 -m uv))
+# Where the Twitter I dataset lives (override: make run DATA=/path/to/twitter1)
+DATA ?= $(or $(VSENT_DATA),../shared/datasets/twitter1)
+OUT ?= runs/quick
+
+.PHONY: run test test-slow lint bench
+
+run:  ## 5-fold cross-validation, quick CPU configuration (~5-10 min on 2 cores); resumable
+	$(UV) run --locked vsent crossval --preset quick --data $(DATA) --out $(OUT) --resume
+
+test:  ## the default test suite (slow tests excluded)
+	$(UV) run --locked pytest -q $(ARGS)
+
+test-slow:  ## only the slow tests
+	$(UV) run --locked pytest -q -m slow $(ARGS)
+
+lint:
+	$(UV) run --locked ruff check src tests bench
+
+bench:  ## benchmarks, each writing JSON into bench/results/
+	for b in bench/bench_*.py; do $(UV) run --locked python $$b || exit 1; done

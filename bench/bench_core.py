@@ -1,0 +1,133 @@
+"""Benchmark of the core pipeline: inference end to end vs pure forward, and training data wait.
+
+Measures, side by side in one run (these machines are noisy, so ratios are taken within it):
+
+* inference: JPEG decode + resize + crop(s) + normalise + forward through ``vsent.predict``
+  (``Predictor.score``), against the pure forward pass on already-prepared tensors of the same
+  batch size, for the centre crop and for 10-crop oversampling. Target: >= 0.8 on CPU.
+* training: images/s of ``vsent.train.fit`` and the share of step time spent preparing batches
+  (reading the cache, cropping, normalising). Target: < 5 %.
+
+Usage: ``uv run python bench/bench_core.py [--models caffenet smallcnn] [--n 128]
+[--data ../shared/datasets/twitter1] [--out bench/results/core.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vsent.data.transforms import center_crop, normalize, ten_crop
+from vsent.models import create_model
+from vsent.predict import Predictor
+from vsent.runs import versions
+from vsent.train import TrainConfig, fit
+
+
+def _images(data: Path, n: int, tmp: Path) -> list[Path]:
+    """``n`` JPEGs of the Twitter data if present, else generated 500x375 photos-like JPEGs."""
+    folder = data / "images"
+    if folder.is_dir():
+        return sorted(folder.glob("*.jpg"))[:n]
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        arr = rng.integers(0, 255, (375, 500, 3), dtype=np.uint8)
+        p = tmp / f"{i}.jpg"
+        Image.fromarray(arr).save(p, quality=90)
+        paths.append(p)
+    return paths
+
+
+def _forward_rate(model, pre, batch: torch.Tensor, oversample: bool, bs: int, n: int) -> float:
+    """Images/s of the forward pass alone on prepared tensors (crops made beforehand)."""
+    crops = ten_crop(batch, pre.crop).flatten(0, 1) if oversample else center_crop(batch, pre.crop)
+    x = normalize(crops, pre)
+    per_image = 10 if oversample else 1
+    with torch.no_grad():
+        model(x[: bs * per_image])  # warm-up
+        t0 = time.perf_counter()
+        done = 0
+        while done < n:
+            model(x[: bs * per_image])
+            done += bs
+    return done / (time.perf_counter() - t0)
+
+
+def bench_inference(name: str, paths: list[Path], bs: int) -> dict:
+    model = create_model(name).eval()
+    pre = model.preprocess
+    rng = np.random.default_rng(0)
+    batch = torch.from_numpy(rng.integers(0, 255, (bs, pre.resize, pre.resize, 3), dtype=np.uint8))
+    out = {}
+    for oversample in (False, True):
+        n = len(paths) if not oversample else max(bs, len(paths) // 4)
+        forward = _forward_rate(model, pre, batch, oversample, bs, n)
+        predictor = Predictor(model, oversample=oversample, batch_size=bs, device="cpu")
+        list(predictor.score(paths[:bs]))  # warm-up
+        t0 = time.perf_counter()
+        rows = list(predictor.score(paths[:n]))
+        end_to_end = len(rows) / (time.perf_counter() - t0)
+        key = "ten_crop" if oversample else "center"
+        out[key] = {"images": n, "batch_size": bs, "forward_img_s": forward,
+                    "end_to_end_img_s": end_to_end, "ratio": end_to_end / forward,
+                    "target_ratio": 0.8}
+        print(f"{name} {key}: forward {forward:.1f} img/s, end to end {end_to_end:.1f} img/s, "
+              f"ratio {end_to_end / forward:.2f}", file=sys.stderr)
+    return out
+
+
+def bench_training(name: str, n: int, bs: int) -> dict:
+    model = create_model(name)
+    size = model.preprocess.resize
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as tmp:
+        # a memory-mapped cache, as in real runs
+        mm = np.lib.format.open_memmap(Path(tmp) / "c.npy", "w+", np.uint8, images.shape)
+        mm[:] = images
+        labels = rng.integers(0, 2, n)
+        hist = fit(model, mm, labels, TrainConfig(epochs=1, batch_size=bs, device="cpu"),
+                   progress=False)
+    h = hist[0]
+    print(f"{name} training: {h['images_per_s']:.1f} img/s, data wait "
+          f"{100 * h['data_wait_share']:.2f}%", file=sys.stderr)
+    return {"images": n, "batch_size": bs, "images_per_s": h["images_per_s"],
+            "data_wait_share": h["data_wait_share"], "target_data_wait_share": 0.05}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="+", default=["smallcnn", "caffenet"])
+    ap.add_argument("--n", type=int, default=128, help="images for inference")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--data", type=Path, default=Path("../shared/datasets/twitter1"))
+    ap.add_argument("--out", type=Path, default=Path("bench/results/core.json"))
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = _images(args.data, args.n, Path(tmp))
+        result = {"machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(),
+                              "processor": platform.processor()},
+                  "versions": versions(), "models": {}}
+        for name in args.models:
+            result["models"][name] = {
+                "inference": bench_inference(name, paths, args.batch_size),
+                "training": bench_training(name, 4 * args.batch_size, args.batch_size),
+            }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
