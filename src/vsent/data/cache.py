@@ -1,0 +1,204 @@
+"""Decode and resize every image once: a memory-mapped uint8 (N, S, S, 3) array on disk.
+
+Training reads crops from this array instead of decoding JPEGs every epoch. The cache file
+is keyed by the images' resolved paths, sizes and modification times and the output size, so
+an edited or replaced image gives a new cache, and the same dataset loaded again reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from vsent.data.datasets import Dataset
+from vsent.data.images import ImageSource, load_rgb, resize_rgb
+from vsent.errors import ImageError, VsentError
+
+__all__ = ["CACHE_ENV", "cache_dir_default", "cache_images", "cache_key", "image_cache"]
+
+logger = logging.getLogger("vsent")
+
+#: Environment variable naming the cache folder (default ``~/.cache/vsent``).
+CACHE_ENV = "VSENT_CACHE"
+# Bump when the decoding/resizing changes, so stale caches are not reused.
+_FORMAT = "vsent-image-cache-v1:PIL-bilinear-antialias:exif:alpha-over-white"
+
+
+def cache_dir_default() -> Path:
+    """``$VSENT_CACHE``, else ``~/.cache/vsent``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "vsent"
+
+
+def cache_key(paths: Sequence[str | os.PathLike], size: int) -> str:
+    """sha1 hex digest of (format version, resolved paths, file sizes, mtimes, size).
+
+    Raises ImageError naming the first missing file.
+    """
+    h = hashlib.sha1()
+    h.update(json.dumps([_FORMAT, int(size)]).encode())
+    for p in paths:
+        p = Path(p).resolve()
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            raise ImageError(f"{p}: no such file or directory") from None
+        except OSError as e:
+            raise ImageError(f"{p}: {e.strerror or e}") from None
+        h.update(json.dumps([str(p), st.st_size, st.st_mtime_ns]).encode())
+    return h.hexdigest()
+
+
+def image_cache(
+    dataset: Dataset,
+    size: int = 256,
+    cache_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """All images of ``dataset`` decoded and warped to ``size`` x ``size``, memory-mapped.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    size : int
+        Output side in pixels (the papers use 256).
+    cache_dir : path-like, optional
+        Where cache files live; default ``$VSENT_CACHE``, else ``~/.cache/vsent``.
+    workers : int, optional
+        Decoding threads; default ``os.cpu_count()``.
+    progress : bool
+        Show a tqdm progress bar while building.
+
+    Returns
+    -------
+    numpy.memmap
+        Read-only, shape (N, size, size, 3), dtype uint8, RGB, row i = ``dataset.paths[i]``.
+
+    Raises
+    ------
+    vsent.errors.ImageError
+        An image is missing or cannot be decoded (nothing is left in the cache).
+    """
+    size = _check_size(size)
+    n = len(dataset.paths)
+    if n == 0:
+        return _readonly(np.empty((0, size, size, 3), dtype=np.uint8))
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else cache_dir_default()
+    key = cache_key(dataset.paths, size)
+    final = folder / f"images-{key[:20]}-{n}x{size}x{size}x3.npy"
+    if final.is_file():
+        arr = _open_existing(final, (n, size, size, 3))
+        if arr is not None:
+            logger.info("image cache: reusing %s", final)
+            return arr
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise VsentError(f"{folder}: cannot create the image cache folder ({e.strerror or e}); "
+                         f"set ${CACHE_ENV} to a writable folder") from None
+    # A unique temporary name: concurrent builders never write into the same file, and the
+    # final name only ever appears complete (os.replace is atomic).
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+        try:
+            _fill(out, dataset.paths, size, workers, progress, desc=f"caching {n} images @{size}")
+            out.flush()
+        finally:
+            del out
+        os.replace(tmp, final)
+    except OSError as e:
+        raise VsentError(f"{tmp}: cannot write the image cache ({e.strerror or e})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    logger.info("image cache: built %s", final)
+    return np.load(final, mmap_mode="r")
+
+
+def cache_images(
+    images: Sequence[ImageSource],
+    size: int = 256,
+    workers: int | None = None,
+) -> np.ndarray:
+    """Decode and warp images in memory (no disk cache), for prediction on a few inputs.
+
+    Parameters
+    ----------
+    images : sequence of anything :func:`vsent.data.images.load_rgb` accepts
+    size : int
+        Output side in pixels.
+    workers : int, optional
+        Decoding threads; default ``os.cpu_count()``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, size, size, 3) uint8, RGB.
+    """
+    size = _check_size(size)
+    out = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    _fill(out, list(images), size, workers, progress=False, desc="")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _check_size(size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    return int(size)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _open_existing(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The cached array, or None when the file is unreadable or of the wrong shape."""
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        logger.warning("image cache: %s is unreadable (%s); rebuilding it", path, e)
+        return None
+    if arr.shape != shape or arr.dtype != np.uint8:
+        logger.warning("image cache: %s has shape %s, expected %s; rebuilding it",
+                       path, arr.shape, shape)
+        return None
+    return arr
+
+
+def _fill(out: np.ndarray, sources: Sequence[ImageSource], size: int, workers: int | None,
+          progress: bool, desc: str) -> None:
+    """out[i] = resize_rgb(load_rgb(sources[i]), size), in threads (PIL releases the GIL)."""
+
+    def work(i: int) -> None:
+        out[i] = resize_rgb(load_rgb(sources[i]), size)
+
+    n = len(sources)
+    if n == 0:
+        return
+    workers = max(1, min(workers or os.cpu_count() or 1, n))
+    with tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False) as bar, \
+            ThreadPoolExecutor(max_workers=workers) as ex:
+        futures = [ex.submit(work, i) for i in range(n)]
+        try:
+            for f in as_completed(futures):
+                f.result()
+                bar.update(1)
+        except BaseException:
+            # First failure (or Ctrl-C) wins: do not decode the rest for nothing.
+            for f in futures:
+                f.cancel()
+            raise

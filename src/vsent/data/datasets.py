@@ -1,0 +1,348 @@
+"""Datasets: the Twitter I layout, a folder with positive/ and negative/, or a CSV of path,label.
+
+:func:`load_dataset` reads labels, checks them (values, duplicates, unknown files, malformed
+lines) and, by default, that every image decodes. Problems are reported together, each with
+its file and line, so one run shows everything to fix. ``skip_bad=True`` drops the bad items
+instead and records them in :attr:`Dataset.skipped`.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vsent.data import images as _images
+from vsent.errors import DataError, ImageError, VsentError
+
+__all__ = [
+    "CLASS_NAMES", "IMAGE_EXTENSIONS", "SUBSETS", "Dataset", "describe", "load_dataset",
+]
+
+logger = logging.getLogger("vsent")
+
+#: Class names indexed by label: 0 = negative, 1 = positive.
+CLASS_NAMES = ("negative", "positive")
+#: Agreement subsets of Twitter I (how many of the five workers agreed on the label).
+SUBSETS = ("five", "four", "three")
+#: File extensions taken as images in the positive/ + negative/ folder layout.
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+)
+#: How many problems an error message lists before "and N more".
+MAX_LISTED = 20
+
+_CSV_LABELS = {"0": 0, "1": 1, "negative": 0, "positive": 1}
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A labelled image set.
+
+    Attributes
+    ----------
+    root : Path
+        Dataset folder (for a CSV: the folder holding the CSV). Absolute.
+    names : list of str
+        Item ids as written in the label source (Twitter: the file name; folder: the path
+        relative to ``root``, e.g. ``positive/a.jpg``; CSV: the path column). Fold files refer
+        to items by these names.
+    paths : list of Path
+        Absolute image paths, aligned with ``names``.
+    labels : numpy.ndarray
+        (N,) int64, read-only; 1 = positive, 0 = negative.
+    source : str
+        "twitter", "folder" or "csv".
+    subset : str or None
+        Twitter agreement subset ("five", "four", "three"); None for other sources.
+    skipped : list of (str, str)
+        ``(where, reason)`` for every label line or image dropped by ``skip_bad=True``;
+        ``where`` is ``"<label file>:<line>"`` or the image path.
+    """
+
+    root: Path
+    names: list[str]
+    paths: list[Path]
+    labels: np.ndarray
+    source: str
+    subset: str | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def describe(ds: Dataset) -> str:
+    """One line: size, class counts, source (and skipped items, if any)."""
+    n_pos = int(np.sum(ds.labels == 1))
+    n_neg = int(np.sum(ds.labels == 0))
+    src = f"twitter {ds.subset}-agree" if ds.source == "twitter" else ds.source
+    line = f"{len(ds)} images ({n_pos} positive, {n_neg} negative), {src} dataset at {ds.root}"
+    if ds.skipped:
+        line += f", {len(ds.skipped)} bad items skipped"
+    return line
+
+
+def load_dataset(
+    data: str | os.PathLike | Dataset,
+    subset: str = "five",
+    skip_bad: bool = False,
+    validate: bool = True,
+) -> Dataset:
+    """Read a labelled dataset, detecting its layout.
+
+    Parameters
+    ----------
+    data : str or path-like
+        One of
+
+        * a Twitter I folder: ``images/`` + ``ground_truth/twitter_{five,four,three}_agrees.txt``
+          (lines ``<file name> <label>``, 1 = positive, 0 = negative);
+        * a folder with ``positive/`` and ``negative/`` subfolders (image files found
+          recursively; names are paths relative to the folder);
+        * a CSV file with a header ``path,label``: paths relative to the CSV's folder (or
+          absolute), labels 0/1 or negative/positive.
+
+        A :class:`Dataset` is returned unchanged.
+    subset : {"five", "four", "three"}
+        Agreement subset of Twitter I; ignored for the other layouts.
+    skip_bad : bool
+        Drop bad label lines and undecodable images (recorded in ``Dataset.skipped`` and
+        logged) instead of raising.
+    validate : bool
+        Decode every image once (in threads) to catch corrupt, truncated or non-image files now
+        rather than in the middle of training.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    vsent.errors.DataError
+        Missing paths, unknown layout, and (unless ``skip_bad``) every problem found in the
+        labels or images, listed with file and line.
+    """
+    if isinstance(data, Dataset):
+        return data
+    if subset not in SUBSETS:
+        raise VsentError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or directory")
+    path = path.resolve()
+
+    if path.is_file():
+        source, ds_subset, root = "csv", None, path.parent
+        items, problems = _read_csv(path)
+    elif (path / "images").is_dir() and (path / "ground_truth").is_dir():
+        source, ds_subset, root = "twitter", subset, path
+        items, problems = _read_twitter(path, subset)
+    elif (path / "positive").is_dir() and (path / "negative").is_dir():
+        source, ds_subset, root = "folder", None, path
+        items, problems = _read_folder(path), []
+    else:
+        raise DataError(
+            f"{path}: not a dataset: expected images/ + ground_truth/ (Twitter I layout), "
+            f"positive/ + negative/ subfolders, or a CSV file with a path,label header"
+        )
+
+    _settle(problems, skip_bad, f"{len(problems)} bad label entries")
+    skipped = list(problems)
+    if validate and items:
+        bad = _check_images([p for _, p, _ in items])
+        _settle(bad, skip_bad, f"{len(bad)} of {len(items)} images cannot be decoded")
+        bad_paths = {where for where, _ in bad}
+        items = [it for it in items if str(it[1]) not in bad_paths]
+        skipped += bad
+    if not items:
+        raise DataError(f"{path}: no usable images" + (" (all skipped)" if skipped else ""))
+
+    names = [n for n, _, _ in items]
+    labels = np.array([lab for _, _, lab in items], dtype=np.int64)
+    labels.flags.writeable = False
+    ds = Dataset(root=root, names=names, paths=[p for _, p, _ in items], labels=labels,
+                 source=source, subset=ds_subset, skipped=skipped)
+    logger.info("dataset: %s", describe(ds))
+    return ds
+
+
+# --------------------------------------------------------------------------------------------
+# problem reporting
+
+Item = tuple[str, Path, int]  # (name, absolute path, label)
+Problem = tuple[str, str]  # (where, reason)
+
+
+def format_problems(problems: Sequence[Problem], headline: str) -> str:
+    """``headline`` then one ``where: reason`` per line, at most :data:`MAX_LISTED` of them."""
+    lines = [f"{headline}:"]
+    lines += [f"  {where}: {reason}" for where, reason in problems[:MAX_LISTED]]
+    if len(problems) > MAX_LISTED:
+        lines.append(f"  and {len(problems) - MAX_LISTED} more")
+    return "\n".join(lines)
+
+
+def _settle(problems: list[Problem], skip_bad: bool, headline: str) -> None:
+    """Raise all problems at once, or (skip_bad) log them and carry on."""
+    if not problems:
+        return
+    if not skip_bad:
+        raise DataError(format_problems(problems, headline + " (fix them or skip them with "
+                                                  "skip_bad=True / --skip-bad)"))
+    for where, reason in problems:
+        logger.warning("skipping %s: %s", where, reason)
+
+
+# --------------------------------------------------------------------------------------------
+# layouts
+
+
+def _read_twitter(root: Path, subset: str) -> tuple[list[Item], list[Problem]]:
+    label_file = root / "ground_truth" / f"twitter_{subset}_agrees.txt"
+    images_dir = root / "images"
+    rows = _read_lines(label_file)
+    if not rows:
+        raise DataError(f"{label_file}: empty label file")
+    items: list[Item] = []
+    problems: list[Problem] = []
+    first_line: dict[str, int] = {}
+    for lineno, line in rows:
+        where = f"{label_file}:{lineno}"
+        fields = line.split()
+        if len(fields) != 2:
+            problems.append((where, f"expected '<file name> <label>' (2 fields), got "
+                                    f"{len(fields)}: {line.strip()[:80]!r}"))
+            continue
+        name, raw = fields
+        if raw not in ("0", "1"):
+            problems.append((where, f"label {raw!r} of {name} is not 0 (negative) or 1 (positive)"))
+            continue
+        if name in first_line:
+            problems.append((where, f"{name} is a duplicate of line {first_line[name]}"))
+            continue
+        first_line[name] = lineno
+        img = images_dir / name
+        if not img.is_file():
+            problems.append((where, f"{name}: no such image in {images_dir}"))
+            continue
+        items.append((name, img, int(raw)))
+    return items, problems
+
+
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    """Non-blank lines with their 1-based numbers."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file or directory")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise DataError(f"{path}: {e.strerror or e}") from None
+    return [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _read_folder(root: Path) -> list[Item]:
+    items: list[Item] = []
+    for label, cls in ((1, "positive"), (0, "negative")):
+        for p in sorted((root / cls).rglob("*")):
+            rel = p.relative_to(root)
+            if (p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                    and not any(part.startswith(".") for part in rel.parts)):
+                items.append((rel.as_posix(), p, label))
+    if not items:
+        exts = " ".join(sorted(IMAGE_EXTENSIONS))
+        raise DataError(f"{root}: no image files ({exts}) under positive/ or negative/")
+    return items
+
+
+def _read_csv(path: Path) -> tuple[list[Item], list[Problem]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(_csv_rows(f))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a UTF-8 CSV file ({e.reason} at byte {e.start})") from None
+    except csv.Error as e:
+        raise DataError(f"{path}: malformed CSV: {e}") from None
+    except OSError as e:
+        raise DataError(f"{path}: {e.strerror or e}") from None
+    if not rows:
+        raise DataError(f"{path}: empty file (expected a header line 'path,label')")
+    header_line, header = rows[0]
+    cols = [h.strip().lower() for h in header]
+    if "path" not in cols or "label" not in cols:
+        raise DataError(f"{path}:{header_line}: expected a header with columns path,label, "
+                        f"got {','.join(header)!r}")
+    if len(rows) == 1:
+        raise DataError(f"{path}: no rows after the header")
+    i_path, i_label = cols.index("path"), cols.index("label")
+    items: list[Item] = []
+    problems: list[Problem] = []
+    first_line: dict[Path, int] = {}
+    for lineno, row in rows[1:]:
+        where = f"{path}:{lineno}"
+        if len(row) != len(cols):
+            problems.append((where, f"expected {len(cols)} fields ({','.join(cols)}), "
+                                    f"got {len(row)}"))
+            continue
+        name, raw = row[i_path].strip(), row[i_label].strip()
+        label = _CSV_LABELS.get(raw.lower())
+        if label is None:
+            problems.append((where, f"label {raw!r} of {name} is not 0/1 or negative/positive"))
+            continue
+        if not name:
+            problems.append((where, "empty path"))
+            continue
+        img = Path(name).expanduser()
+        img = img if img.is_absolute() else path.parent / img
+        if img in first_line:
+            problems.append((where, f"{name} is a duplicate of line {first_line[img]}"))
+            continue
+        first_line[img] = lineno
+        if not img.is_file():
+            problems.append((where, f"{img}: no such file or directory"))
+            continue
+        items.append((name, img, label))
+    return items, problems
+
+
+def _csv_rows(f: Iterable[str]) -> Iterable[tuple[int, list[str]]]:
+    """Non-empty CSV records with the line number they start on."""
+    reader = csv.reader(f)
+    start = 1
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            yield start, row
+        start = reader.line_num + 1
+
+
+# --------------------------------------------------------------------------------------------
+# images
+
+
+def _check_one(path: Path) -> Problem | None:
+    try:
+        _images._load_path(path, draft=True)
+    except ImageError as e:
+        return str(path), _reason_of(e, str(path))
+    return None
+
+
+def _reason_of(e: ImageError, where: str) -> str:
+    msg = str(e)
+    return msg[len(where) + 2:] if msg.startswith(where + ": ") else msg
+
+
+def _check_images(paths: Sequence[Path], workers: int | None = None) -> list[Problem]:
+    """Decode every image (JPEGs at 1/8 scale: enough to see the whole stream) in threads."""
+    workers = workers or min(32, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        results = list(ex.map(_check_one, paths))
+    return [r for r in results if r is not None]

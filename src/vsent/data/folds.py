@@ -1,0 +1,218 @@
+"""Cross-validation folds: the paper's split files (campos), seeded stratified folds, or a JSON.
+
+Folds are stored by item *name* (never by index), so a saved split survives reordering or
+``skip_bad`` filtering of the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from vsent.data.datasets import Dataset
+from vsent.errors import DataError, VsentError
+
+__all__ = ["Fold", "make_folds", "save_folds"]
+
+logger = logging.getLogger("vsent")
+
+
+@dataclass(frozen=True, eq=False)
+class Fold:
+    """One train/test split.
+
+    Attributes
+    ----------
+    index : int
+        1-based fold number.
+    train, test : numpy.ndarray
+        int64 indices into the Dataset, sorted, disjoint.
+    """
+
+    index: int
+    train: np.ndarray
+    test: np.ndarray
+
+
+def make_folds(
+    dataset: Dataset,
+    spec: str | os.PathLike = "campos",
+    n_splits: int = 5,
+    seed: int = 0,
+) -> list[Fold]:
+    """Build the cross-validation folds of a dataset.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    spec : str or path-like
+        * ``"campos"``: the split files of Campos et al. shipped with Twitter I,
+          ``<root>/folds/campos/<subset>_agrees/test<k>/{train,test}.txt`` (lines
+          ``<file name> <label>``). Names missing from the dataset (e.g. skipped as bad) are
+          dropped with a warning; dataset items in no fold are unused (the paper's five-agree
+          folds cover 880 of 882 images).
+        * ``"stratified"``: ``sklearn.model_selection.StratifiedKFold(n_splits, shuffle=True,
+          random_state=seed)``.
+        * a path to a JSON file written by :func:`save_folds`.
+    n_splits : int
+        Number of folds for ``"stratified"``; the other specs bring their own.
+    seed : int
+        Shuffling seed for ``"stratified"``.
+
+    Returns
+    -------
+    list of Fold
+        Fold indices 1..K; train and test disjoint in each.
+    """
+    if str(spec) == "campos":
+        folds = _campos_folds(dataset)
+    elif str(spec) == "stratified":
+        folds = _stratified_folds(dataset, n_splits, seed)
+    else:
+        folds = _json_folds(dataset, Path(spec).expanduser())
+    return folds
+
+
+def save_folds(folds: list[Fold], dataset: Dataset, path: str | os.PathLike) -> Path:
+    """Write folds as JSON with item names: ``{"n_splits": K, "folds": [{"fold": 1,
+    "train": [names], "test": [names]}, ...]}``. The write is atomic."""
+    path = Path(path)
+    names = dataset.names
+    doc = {
+        "n_splits": len(folds),
+        "folds": [
+            {"fold": int(f.index), "train": [names[i] for i in f.train],
+             "test": [names[i] for i in f.test]}
+            for f in folds
+        ],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _make_fold(index: int, train, test, where: str, names: list[str]) -> Fold:
+    train = np.unique(np.asarray(train, dtype=np.int64))
+    test = np.unique(np.asarray(test, dtype=np.int64))
+    both = np.intersect1d(train, test)
+    if both.size:
+        raise DataError(f"{where}: fold {index}: {both.size} items are in both train and test "
+                        f"(e.g. {', '.join(names[i] for i in both[:3])})")
+    if test.size == 0 or train.size == 0:
+        raise DataError(f"{where}: fold {index}: empty {'test' if test.size == 0 else 'train'} "
+                        f"split")
+    return Fold(index=index, train=train, test=test)
+
+
+def _stratified_folds(dataset: Dataset, n_splits: int, seed: int) -> list[Fold]:
+    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
+        raise VsentError(f"n_splits must be an integer >= 2, got {n_splits!r}")
+    counts = np.bincount(dataset.labels, minlength=2)
+    if counts.min() < n_splits:
+        raise DataError(
+            f"{dataset.root}: cannot make {n_splits} stratified folds: the dataset has only "
+            f"{counts[1]} positive and {counts[0]} negative images (need >= {n_splits} of each)"
+        )
+    skf = StratifiedKFold(n_splits=int(n_splits), shuffle=True, random_state=seed)
+    x = np.zeros((len(dataset), 1))
+    return [
+        _make_fold(k, tr, te, f"stratified(seed={seed})", dataset.names)
+        for k, (tr, te) in enumerate(skf.split(x, dataset.labels), 1)
+    ]
+
+
+def _campos_folds(dataset: Dataset) -> list[Fold]:
+    if dataset.source != "twitter" or dataset.subset is None:
+        raise DataError(
+            f"{dataset.root}: campos folds need the Twitter I layout (this is a "
+            f"{dataset.source} dataset); use stratified folds or a folds JSON file"
+        )
+    folder = dataset.root / "folds" / "campos" / f"{dataset.subset}_agrees"
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such file or directory (campos fold files ship with "
+                        f"Twitter I; use --folds stratified otherwise)")
+    ks = sorted(int(d.name[4:]) for d in folder.iterdir()
+                if d.is_dir() and d.name.startswith("test") and d.name[4:].isdigit())
+    if not ks or ks != list(range(1, len(ks) + 1)):
+        raise DataError(f"{folder}: expected fold folders test1 .. testK, found "
+                        f"{', '.join(f'test{k}' for k in ks) or 'none'}")
+    index = {name: i for i, name in enumerate(dataset.names)}
+    folds = []
+    for k in ks:
+        split = {part: _read_fold_file(folder / f"test{k}" / f"{part}.txt", dataset, index)
+                 for part in ("train", "test")}
+        where = f"{folder / f'test{k}'}/{{train,test}}.txt"
+        folds.append(_make_fold(k, split["train"], split["test"], where, dataset.names))
+    return folds
+
+
+def _read_fold_file(path: Path, dataset: Dataset, index: dict[str, int]) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file or directory")
+    out: list[int] = []
+    unknown: list[str] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) > 2:
+            raise DataError(f"{path}:{lineno}: expected '<file name> [<label>]', got "
+                            f"{len(fields)} fields")
+        name = fields[0]
+        i = index.get(name)
+        if i is None:
+            unknown.append(name)
+            continue
+        if len(fields) == 2 and fields[1] != str(dataset.labels[i]):
+            # The label column is redundant; a mismatch means fold files of another subset.
+            raise DataError(f"{path}:{lineno}: label {fields[1]} of {name} disagrees with the "
+                            f"dataset label {dataset.labels[i]}")
+        out.append(i)
+    if unknown:
+        logger.warning("%s: %d names not in the dataset are left out (%s%s)", path, len(unknown),
+                       ", ".join(unknown[:3]), ", ..." if len(unknown) > 3 else "")
+    return np.array(out, dtype=np.int64)
+
+
+def _json_folds(dataset: Dataset, path: Path) -> list[Fold]:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file or directory (--folds expects campos, "
+                        f"stratified or a folds JSON file)")
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a folds JSON file ({e})") from None
+    entries = doc.get("folds") if isinstance(doc, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise DataError(f"{path}: expected a JSON object with a non-empty 'folds' list")
+    if doc.get("n_splits", len(entries)) != len(entries):
+        raise DataError(f"{path}: n_splits is {doc['n_splits']} but {len(entries)} folds are "
+                        f"listed")
+    index = {name: i for i, name in enumerate(dataset.names)}
+    folds = []
+    for pos, entry in enumerate(entries, 1):
+        if not (isinstance(entry, dict) and isinstance(entry.get("train"), list)
+                and isinstance(entry.get("test"), list)):
+            raise DataError(f"{path}: fold entry {pos} needs 'train' and 'test' name lists")
+        k = int(entry.get("fold", pos))
+        unknown = [n for n in entry["train"] + entry["test"] if n not in index]
+        if unknown:
+            raise DataError(
+                f"{path}: fold {k}: {len(unknown)} names are not in the dataset "
+                f"{dataset.root} (e.g. {', '.join(map(str, unknown[:3]))}); these folds were "
+                f"made for another dataset or subset"
+            )
+        folds.append(_make_fold(k, [index[n] for n in entry["train"]],
+                                [index[n] for n in entry["test"]], str(path), dataset.names))
+    return folds

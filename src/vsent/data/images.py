@@ -1,0 +1,279 @@
+"""Safe image decoding: anything a user may hand us becomes an RGB ``PIL.Image`` or an ImageError.
+
+Every failure (missing, empty, corrupt, truncated, non-image, too many pixels, unsupported array)
+raises :class:`vsent.errors.ImageError` with the message ``"<where>: <reason>"``, where ``<where>``
+is the file path, ``<bytes>``, ``<PIL image>`` or ``<array>``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from vsent.errors import ImageError
+
+__all__ = ["MAX_PIXELS", "ImageSource", "load_rgb", "resize_rgb"]
+
+logger = logging.getLogger("vsent")
+
+#: Largest image (width x height) we agree to decode. Larger ones are rejected *before* the
+#: pixel data is allocated, so a small "decompression bomb" file cannot exhaust memory.
+MAX_PIXELS = 64_000_000
+
+#: Anything :func:`load_rgb` accepts.
+ImageSource = str | os.PathLike | bytes | bytearray | Image.Image | np.ndarray
+
+# Modes that carry an alpha channel: composited over white (transparent logos look as on a page).
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+# Integer modes wider than 8 bits: PIL's own convert("RGB") clips them instead of scaling.
+_WIDE_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+# warnings.catch_warnings() swaps a process-global filter list; serialise our (cheap, header-only)
+# Image.open calls so concurrent loader threads cannot leave each other's filters behind.
+_OPEN_LOCK = threading.Lock()
+
+
+def load_rgb(src: ImageSource) -> Image.Image:
+    """Decode an image into a fully loaded RGB ``PIL.Image``.
+
+    Parameters
+    ----------
+    src : str, os.PathLike, bytes, PIL.Image.Image or numpy.ndarray
+        A path to an image file, the encoded bytes of one, a PIL image (any mode), or an
+        array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) with dtype uint8 (0..255),
+        uint16 (0..65535) or float (0..1). Four channels are RGBA.
+
+    Returns
+    -------
+    PIL.Image.Image
+        Mode "RGB", EXIF orientation applied, transparency composited over white,
+        16-bit data scaled to 8 bits.
+
+    Raises
+    ------
+    vsent.errors.ImageError
+        ``"<where>: <reason>"`` for a missing, empty, corrupt, truncated, non-image or
+        oversized (more than :data:`MAX_PIXELS` pixels) input, or an unsupported array.
+    """
+    if isinstance(src, np.ndarray):
+        return _from_array(src)
+    if isinstance(src, Image.Image):
+        where = getattr(src, "filename", "") or "<PIL image>"
+        return _decode(src, where)
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        if len(src) == 0:
+            raise ImageError("<bytes>: empty file")
+        return _open_and_decode(io.BytesIO(bytes(src)), "<bytes>")
+    if isinstance(src, (str, os.PathLike)):
+        return _load_path(Path(src))
+    raise TypeError(
+        f"load_rgb() expects a path, bytes, a PIL image or a numpy array, got {type(src).__name__}"
+    )
+
+
+def resize_rgb(img: Image.Image | ImageSource, size: int) -> np.ndarray:
+    """Warp an image to ``size`` x ``size`` (aspect ratio not kept), as Caffe's 256x256 resize.
+
+    Parameters
+    ----------
+    img : PIL.Image.Image or anything :func:`load_rgb` accepts
+        The image; non-RGB inputs go through :func:`load_rgb` first.
+    size : int
+        Output side in pixels (>= 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        (size, size, 3) uint8, RGB. Bilinear interpolation with antialiasing (PIL's bilinear
+        filter widens its support when shrinking, so downscaling does not alias).
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    if not (isinstance(img, Image.Image) and img.mode == "RGB"):
+        img = load_rgb(img)
+    size = int(size)
+    # reducing_gap=None: exact filter over the whole image (no JPEG draft shortcut).
+    out = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+    return np.asarray(out, dtype=np.uint8).copy()
+
+
+# --------------------------------------------------------------------------------------------
+# files and encoded bytes
+
+
+def _load_path(path: Path, *, draft: bool = False) -> Image.Image:
+    """Load an image file; ``draft=True`` lets JPEGs decode at reduced size (validation)."""
+    _check_file(path)
+    return _open_and_decode(path, str(path), draft=draft)
+
+
+def _check_file(path: Path) -> None:
+    """Turn the usual file-system problems into ImageErrors before PIL sees the path."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file or directory") from None
+    except OSError as e:
+        raise ImageError(f"{path}: {e.strerror or e}") from None
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image file")
+    if st.st_size == 0:
+        raise ImageError(f"{path}: empty file")
+
+
+def _open(fp: Path | io.BytesIO, where: str) -> Image.Image:
+    """``Image.open`` (header only) with every failure mapped to an ImageError."""
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            # PIL warns (and only errors at twice its own limit); we want no giant allocation.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(fp)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{where}: decompression bomb: {e}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{where}: cannot identify image file") from None
+    except PermissionError:
+        raise ImageError(f"{where}: permission denied") from None
+    except FileNotFoundError:
+        raise ImageError(f"{where}: no such file or directory") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as e:
+        # Malformed headers surface as any of these from PIL's plugins.
+        raise ImageError(f"{where}: cannot decode image header: {_reason(e)}") from None
+
+
+def _open_and_decode(fp: Path | io.BytesIO, where: str, *, draft: bool = False) -> Image.Image:
+    im = _open(fp, where)
+    try:
+        out = _decode(im, where, draft=draft)
+        # close() below releases the file *and* the pixels of ``im``: never hand ``im`` itself out.
+        return out.copy() if out is im else out
+    finally:
+        im.close()
+
+
+def _check_pixels(im: Image.Image, where: str) -> None:
+    w, h = im.size
+    if w <= 0 or h <= 0:
+        raise ImageError(f"{where}: image has zero size {w}x{h}")
+    if w * h > MAX_PIXELS:
+        raise ImageError(
+            f"{where}: image has {w}x{h} pixels, above the limit of {MAX_PIXELS} "
+            f"(vsent.data.images.MAX_PIXELS)"
+        )
+
+
+def _decode(im: Image.Image, where: str, *, draft: bool = False) -> Image.Image:
+    """Load pixel data, apply EXIF orientation and convert to RGB."""
+    _check_pixels(im, where)
+    if draft and im.format == "JPEG":
+        # Validation only: let libjpeg decode at 1/8 scale; it still reads the whole stream,
+        # so truncation and corrupt markers are still detected, at a fraction of the cost.
+        im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+    try:
+        im.load()
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as e:
+        msg = str(e)
+        if "truncated" in msg or isinstance(e, EOFError):
+            raise ImageError(f"{where}: truncated image file") from None
+        raise ImageError(f"{where}: cannot decode image: {_reason(e)}") from None
+    im = _exif_transpose(im, where)
+    return _to_rgb(im, where)
+
+
+def _exif_transpose(im: Image.Image, where: str) -> Image.Image:
+    try:
+        out = ImageOps.exif_transpose(im)
+    except Exception as e:  # noqa: BLE001 - a broken EXIF block must not lose the picture
+        logger.warning("%s: ignoring unreadable EXIF orientation (%s)", where, _reason(e))
+        return im
+    return out if out is not None else im
+
+
+def _to_rgb(im: Image.Image, where: str) -> Image.Image:
+    mode = im.mode
+    if mode == "RGB" and "transparency" not in im.info:
+        return im
+    try:
+        if mode in _WIDE_MODES:
+            return _wide_to_rgb(im, where)
+        if mode in _ALPHA_MODES or "transparency" in im.info:
+            rgba = im.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, rgba).convert("RGB")
+        # L, 1, P, CMYK, YCbCr, LAB, HSV, ...
+        return im.convert("RGB")
+    except (ValueError, OSError) as e:
+        raise ImageError(f"{where}: cannot convert mode {mode} to RGB: {_reason(e)}") from None
+
+
+def _wide_to_rgb(im: Image.Image, where: str) -> Image.Image:
+    """16-bit (I;16*), 32-bit integer (I) and float (F) grey images -> 8-bit RGB."""
+    a = np.asarray(im)
+    if im.mode == "F":
+        a = a.astype(np.float64)
+        if not np.isfinite(a).all():
+            raise ImageError(f"{where}: float image contains NaN or infinite values")
+        # Float images conventionally hold 0..1; otherwise assume 8-bit range.
+        scale = 255.0 if a.size and a.max() <= 1.0 else 1.0
+        a8 = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
+    else:
+        a = a.astype(np.int64)
+        # Mode "I" does not record its bit depth: 16-bit PNGs open as "I" in some Pillow versions.
+        if im.mode.startswith("I;16") or (a.size and a.max() > 255):
+            a8 = np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8)
+        else:
+            a8 = np.clip(a, 0, 255).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(np.repeat(a8[:, :, None], 3, axis=2)))
+
+
+def _reason(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# arrays
+
+
+def _from_array(a: np.ndarray) -> Image.Image:
+    where = "<array>"
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
+        raise ImageError(
+            f"{where}: array of shape {a.shape} is not an image: expected (H, W), (H, W, 1), "
+            f"(H, W, 3) or (H, W, 4)"
+        )
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ImageError(f"{where}: array of shape {a.shape} has no pixels")
+    if a.dtype == np.uint8:
+        a8 = a
+    elif a.dtype == np.uint16:
+        a8 = np.rint(a / 257.0).astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise ImageError(f"{where}: float array contains NaN or infinite values")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ImageError(
+                f"{where}: float array values must lie in [0, 1], got min {lo:g} and max {hi:g} "
+                f"(use a uint8 array for 0..255 data)"
+            )
+        a8 = np.rint(a.astype(np.float64) * 255.0).astype(np.uint8)
+    else:
+        raise ImageError(
+            f"{where}: array dtype {a.dtype} is not supported: expected uint8 (0..255), "
+            f"uint16 (0..65535) or float (0..1)"
+        )
+    a8 = np.ascontiguousarray(a8)
+    if a8.ndim == 2:
+        return Image.fromarray(a8).convert("RGB")
+    if a8.shape[2] == 4:
+        return _to_rgb(Image.fromarray(a8), where)
+    return Image.fromarray(a8)
+

@@ -1,0 +1,215 @@
+"""Batched crops and normalisation on uint8 (B, H, W, 3) tensors, straight from the image cache.
+
+Everything here works on whole batches with tensor indexing (no per-image PIL in the training
+loop). :class:`Preprocess` records what a model expects (input size, mean, std, channel order)
+and travels with the model into checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+
+from vsent.errors import VsentError
+
+__all__ = [
+    "CAFFE_PREPROCESS", "IMAGENET_PREPROCESS", "Preprocess", "center_crop", "normalize",
+    "random_crop_flip", "ten_crop",
+]
+
+_IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+_IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """What a network expects as input.
+
+    Attributes
+    ----------
+    resize : int
+        Side images are warped to before cropping (the image cache size).
+    crop : int
+        Side of the square crop fed to the network.
+    mean, std : tuple of 3 floats
+        Per-channel mean and standard deviation in 0..255 pixel units, listed in **RGB** order
+        whatever ``channel_order`` is. Input = (pixel - mean) / std.
+    channel_order : {"RGB", "BGR"}
+        Channel order the network was trained with (Caffe models use BGR).
+    """
+
+    resize: int = 256
+    crop: int = 227
+    mean: tuple[float, float, float] = _IMAGENET_MEAN
+    std: tuple[float, float, float] = _IMAGENET_STD
+    channel_order: str = "RGB"
+
+    def __post_init__(self) -> None:
+        for name in ("resize", "crop"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise VsentError(f"Preprocess.{name} must be a positive integer, got {v!r}")
+        if self.crop > self.resize:
+            raise VsentError(f"Preprocess.crop ({self.crop}) is larger than resize "
+                             f"({self.resize})")
+        for name in ("mean", "std"):
+            v = getattr(self, name)
+            try:
+                t = tuple(float(x) for x in v)
+            except (TypeError, ValueError):
+                t = ()
+            if len(t) != 3 or not all(np.isfinite(t)):
+                raise VsentError(f"Preprocess.{name} must be 3 finite numbers, got {v!r}")
+            object.__setattr__(self, name, t)  # lists from JSON become tuples: hashable, frozen
+        if min(self.std) <= 0:
+            raise VsentError(f"Preprocess.std must be positive, got {self.std}")
+        if self.channel_order not in ("RGB", "BGR"):
+            raise VsentError(f"Preprocess.channel_order must be 'RGB' or 'BGR', got "
+                             f"{self.channel_order!r}")
+        object.__setattr__(self, "resize", int(self.resize))
+        object.__setattr__(self, "crop", int(self.crop))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (for checkpoints and run configs)."""
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Preprocess:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise VsentError(f"unknown Preprocess keys: {', '.join(unknown)} "
+                             f"(known: {', '.join(sorted(known))})")
+        return cls(**dict(d))
+
+
+#: Caffe reference models (CaffeNet as fine-tuned by Campos et al.): BGR, 0..255 minus the
+#: ImageNet mean pixel (B, G, R) = (104, 117, 123), no scaling; 256x256 warp, 227 crops.
+CAFFE_PREPROCESS = Preprocess(resize=256, crop=227, mean=(123.0, 117.0, 104.0),
+                              std=(1.0, 1.0, 1.0), channel_order="BGR")
+#: torchvision ImageNet weights: RGB, mean/std of torchvision (x 255 for 0..255 input), 224 crops.
+IMAGENET_PREPROCESS = Preprocess(resize=256, crop=224, mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
+                                 channel_order="RGB")
+
+
+# --------------------------------------------------------------------------------------------
+# crops: (B, H, W, 3) uint8 in, uint8 out
+
+
+def _to_tensor(batch: torch.Tensor | np.ndarray) -> torch.Tensor:
+    if isinstance(batch, np.ndarray):
+        # A read-only memmap (the image cache) is copied: torch tensors assume writable memory.
+        arr = np.ascontiguousarray(batch) if batch.flags.writeable else np.array(batch)
+        return torch.from_numpy(arr)
+    return batch
+
+
+def _as_bhwc(batch: torch.Tensor | np.ndarray, crop: int, ndim: int = 4) -> torch.Tensor:
+    batch = _to_tensor(batch)
+    if batch.ndim != ndim or batch.shape[-1] != 3:
+        raise ValueError(f"expected a batch of shape (B, H, W, 3), got {tuple(batch.shape)}")
+    h, w = batch.shape[-3], batch.shape[-2]
+    if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or crop < 1:
+        raise ValueError(f"crop must be a positive integer, got {crop!r}")
+    if crop > h or crop > w:
+        raise ValueError(f"crop {crop} is larger than the images ({h}x{w})")
+    return batch
+
+
+def random_crop_flip(
+    batch: torch.Tensor | np.ndarray, crop: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random ``crop`` x ``crop`` window per image, mirrored horizontally with probability 0.5.
+
+    Caffe's training-time augmentation. Offsets and mirrors are drawn independently for each
+    image from ``generator`` (in this order: row offsets, column offsets, mirror coins), so a
+    seeded generator gives the same crops on every run and device.
+
+    Parameters
+    ----------
+    batch : (B, H, W, 3) tensor or array, any dtype (uint8 from the cache)
+    crop : int
+    generator : torch.Generator, optional
+        A CPU generator; None uses torch's global one.
+
+    Returns
+    -------
+    torch.Tensor
+        (B, crop, crop, 3), same dtype and device as ``batch``.
+    """
+    batch = _as_bhwc(batch, crop)
+    b, h, w, _ = batch.shape
+    rows0 = torch.randint(0, h - crop + 1, (b,), generator=generator)
+    cols0 = torch.randint(0, w - crop + 1, (b,), generator=generator)
+    mirror = torch.rand(b, generator=generator) < 0.5
+    if b == 0:
+        return batch[:, :crop, :crop]
+    crops = []
+    for i, (r, c, m) in enumerate(zip(rows0.tolist(), cols0.tolist(), mirror.tolist(),
+                                      strict=True)):
+        window = batch[i, r:r + crop, c:c + crop]  # a view: slicing beats a gather here
+        crops.append(window.flip(1) if m else window)
+    return torch.stack(crops)
+
+
+def center_crop(batch: torch.Tensor | np.ndarray, crop: int) -> torch.Tensor:
+    """Central ``crop`` x ``crop`` window (torchvision's rounding of the offset).
+
+    (B, H, W, 3) -> (B, crop, crop, 3), same dtype and device.
+    """
+    batch = _as_bhwc(batch, crop)
+    chw = batch.permute(0, 3, 1, 2)  # torchvision crops the last two dims
+    return TF.center_crop(chw, [crop, crop]).permute(0, 2, 3, 1).contiguous()
+
+
+def ten_crop(batch: torch.Tensor | np.ndarray, crop: int) -> torch.Tensor:
+    """The 10 test-time crops of Caffe's ``oversample``.
+
+    (B, H, W, 3) -> (B, 10, crop, crop, 3): top-left, top-right, bottom-left, bottom-right,
+    centre, then each of these five windows mirrored horizontally, in the same order.
+    (torchvision's ``TenCrop`` yields the same ten crops but takes its last five from the
+    mirrored image, so its mirrored top-left is our mirrored top-right, and so on.)
+    """
+    batch = _as_bhwc(batch, crop)
+    chw = batch.permute(0, 3, 1, 2)  # torchvision crops the last two dims
+    five = TF.five_crop(chw, [crop, crop])  # tl, tr, bl, br, centre: each (B, 3, crop, crop)
+    crops = list(five) + [c.flip(-1) for c in five]
+    return torch.stack(crops, dim=1).permute(0, 1, 3, 4, 2).contiguous()
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def normalize(batch: torch.Tensor | np.ndarray, pre: Preprocess) -> torch.Tensor:
+    """uint8 channels-last pixels -> float32 channels-first network input.
+
+    Parameters
+    ----------
+    batch : (..., H, W, 3) tensor or array, RGB, 0..255 (e.g. (B, H, W, 3) or (B, 10, H, W, 3))
+    pre : Preprocess
+
+    Returns
+    -------
+    torch.Tensor
+        (..., 3, H, W) float32 on the device of ``batch``: channels reordered to
+        ``pre.channel_order``, then ``(x - mean) / std``.
+    """
+    batch = _to_tensor(batch)
+    if batch.ndim < 3 or batch.shape[-1] != 3:
+        raise ValueError(f"expected a batch of shape (..., H, W, 3), got {tuple(batch.shape)}")
+    mean = torch.tensor(pre.mean, dtype=torch.float32, device=batch.device)
+    std = torch.tensor(pre.std, dtype=torch.float32, device=batch.device)
+    x = batch.movedim(-1, -3)
+    if pre.channel_order == "BGR":
+        x, mean, std = x.flip(-3), mean.flip(0), std.flip(0)
+    # Reorder while still uint8 (4x fewer bytes), then one float copy normalised in place.
+    x = x.contiguous().to(torch.float32, copy=True)
+    return x.sub_(mean[:, None, None]).div_(std[:, None, None])

@@ -1,0 +1,103 @@
+"""Self-describing checkpoints: architecture spec, weights, preprocessing, class names, metadata.
+
+A checkpoint is a ``torch.save``'d dict::
+
+    {"format": "vsent-checkpoint/1", "spec": model.spec, "state_dict": ...,
+     "preprocess": model.preprocess.to_dict(), "class_names": [...], "meta": {...}}
+
+It holds only plain types and tensors (``meta`` is converted to JSON types), so it loads with
+``torch.load(weights_only=True)`` and a file cannot run code when opened.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vsent.data.transforms import Preprocess
+from vsent.errors import VsentError, WeightsError
+from vsent.models.registry import create_model
+from vsent.runs import to_jsonable
+
+CHECKPOINT_FORMAT = "vsent-checkpoint/1"
+DEFAULT_CLASS_NAMES = ("negative", "positive")
+
+
+def save_checkpoint(
+    path: str | PathLike[str],
+    model: nn.Module,
+    *,
+    class_names: Sequence[str] = DEFAULT_CLASS_NAMES,
+    **meta: Any,
+) -> Path:
+    """Write ``model`` (built by :func:`create_model`) and ``meta`` to ``path`` atomically.
+
+    The file is written next to ``path`` and renamed, so a crash never leaves a truncated
+    checkpoint. ``class_names[i]`` names output ``i``; ``meta`` must be JSON-like (numpy values,
+    paths and dataclasses are converted).
+    """
+    path = Path(path)
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "spec": to_jsonable(model.spec),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "preprocess": model.preprocess.to_dict(),
+        "class_names": list(class_names),
+        "meta": to_jsonable(meta),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(
+    path: str | PathLike[str], map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model saved by :func:`save_checkpoint`, in eval mode on ``map_location``.
+
+    Returns
+    -------
+    model : nn.Module
+        Architecture from the saved spec with the saved weights (loaded strictly) and
+        preprocessing.
+    meta : dict
+        The saved metadata plus ``"class_names"``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
+        msg = " ".join(str(exc).split())[:200]
+        raise WeightsError(f"{path}: not a vsent checkpoint ({msg})") from exc
+    if not isinstance(ckpt, Mapping) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, Mapping) else type(ckpt).__name__
+        raise WeightsError(
+            f"{path}: not a vsent checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})"
+        )
+    spec = dict(ckpt["spec"])
+    name, num_classes = spec.pop("name"), spec.pop("num_classes")
+    try:
+        model = create_model(name, num_classes=num_classes, init="random", **spec)
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+        model.preprocess = Preprocess.from_dict(ckpt["preprocess"])
+    except (VsentError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise WeightsError(f"{path}: cannot rebuild the saved {name} model ({msg})") from exc
+    model.spec = {"name": name, "num_classes": num_classes, **spec}
+    model.to(map_location).eval()
+    meta = dict(ckpt.get("meta") or {})
+    meta["class_names"] = list(ckpt["class_names"])
+    return model, meta

@@ -1,0 +1,89 @@
+"""A small BatchNorm CNN for the quick CPU configuration (64 px images, 56 px crops).
+
+``block1``..``blockN`` are conv3x3 -> BatchNorm -> ReLU -> max pool 2x2, followed by global
+average pooling, dropout and a linear layer. With widths (32, 64, 128, 256) a 56x56 crop goes
+56 -> 28 -> 14 -> 7 -> 3 pixels. Everything is trained from scratch (``new_layers = []``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from vsent.data.transforms import Preprocess
+from vsent.errors import VsentError
+from vsent.models.registry import register_model
+from vsent.models.weights import init_new_linear
+
+#: Images warped to 64x64, 56x56 crops, RGB scaled to [-1, 1] (dataset-agnostic statistics).
+SMALLCNN_PREPROCESS = Preprocess(
+    resize=64, crop=56, mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5), channel_order="RGB"
+)
+
+
+class SmallCNN(nn.Module):
+    """Small CNN: ``forward(x: float (B, 3, H, W)) -> logits (B, num_classes)``, any H, W >= 2**n.
+
+    Parameters
+    ----------
+    num_classes : int, default 2
+    widths : sequence of int, default (32, 64, 128, 256)
+        Output channels of each block; each block halves the resolution.
+    dropout : float, default 0.3
+        Dropout probability before the classifier.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 2,
+        *,
+        widths: Sequence[int] = (32, 64, 128, 256),
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        if not widths or any(int(w) < 1 for w in widths):
+            raise VsentError(f"smallcnn widths must be positive integers, got {widths!r}")
+        blocks: OrderedDict[str, nn.Module] = OrderedDict()
+        c_in = 3
+        for i, width in enumerate(widths, start=1):
+            blocks[f"block{i}"] = nn.Sequential(
+                nn.Conv2d(c_in, width, kernel_size=3, padding=1, bias=False),  # BN has the bias
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            )
+            c_in = width
+        self.features = nn.Sequential(blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(c_in, num_classes)
+        self.preprocess = SMALLCNN_PREPROCESS
+        self.new_layers: list[str] = []
+        self.probe_layers = [f"features.{name}" for name in blocks] + ["pool", "fc"]
+        self.default_lr = None
+        self.num_outputs = num_classes
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He init for convolutions (ReLU), unit BatchNorm, Gaussian std 0.01 classifier."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        init_new_linear(self.fc)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.pool(self.features(x)).flatten(1)
+        return self.fc(self.dropout(x))
+
+
+@register_model("smallcnn")
+def smallcnn(
+    *, num_classes: int = 2, widths: Sequence[int] = (32, 64, 128, 256), dropout: float = 0.3
+) -> SmallCNN:
+    """Small BatchNorm CNN for quick CPU runs at 56 px (see :class:`SmallCNN`)."""
+    return SmallCNN(num_classes, widths=widths, dropout=dropout)

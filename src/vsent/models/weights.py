@@ -1,0 +1,234 @@
+"""Weights apart from architectures: ``--init random | imagenet | PATH``.
+
+* ``"random"`` keeps the architecture's own initialisation.
+* ``"imagenet"`` loads the family's ImageNet weights through the ``pretrained_loader`` of its
+  registry entry; the layers in ``new_layers`` (the replaced head) are always left fresh.
+* A path loads a ``.pt``/``.pth`` state dict, a vsent checkpoint (its ``"state_dict"``) or a Caffe
+  ``.caffemodel``. Keys of the file that match the model with the same shape are loaded; keys of
+  ``new_layers`` may be missing or of another shape (they stay fresh); any other missing or
+  mismatched key is a :class:`WeightsError`. Dropped keys are logged, nothing falls back to
+  random weights silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from http.client import HTTPException
+from os import PathLike, fspath
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from vsent.errors import WeightsError
+
+logger = logging.getLogger(__name__)
+
+#: Standard deviation of the Gaussian that initialises new fully connected layers
+#: (``weight_filler { type: "gaussian" std: 0.01 }`` in the Campos et al. prototxt).
+NEW_LAYER_STD = 0.01
+
+
+def init_new_linear(layer: nn.Linear, std: float = NEW_LAYER_STD) -> nn.Linear:
+    """Gaussian weights (``std``) and zero bias, in place, as Caffe's fillers for a new layer."""
+    nn.init.normal_(layer.weight, std=std)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def apply_init(
+    model: nn.Module,
+    name: str,
+    init: str | PathLike[str],
+    *,
+    new_layers: Iterable[str],
+) -> nn.Module:
+    """Initialise ``model`` (built by the registered builder ``name``) from ``init``, in place.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Freshly built architecture (its own random initialisation).
+    name : str
+        Registered model name, used to find the ImageNet loader and in messages.
+    init : {"random", "imagenet"} or path
+        See the module docstring.
+    new_layers : iterable of str
+        Module names that replace the pretrained head: left fresh by ``"imagenet"``, allowed to be
+        missing or mismatched in a file.
+
+    Returns
+    -------
+    nn.Module
+        ``model`` itself.
+    """
+    new_layers = list(new_layers)
+    if isinstance(init, str) and init == "random":
+        return model
+    if isinstance(init, str) and init == "imagenet":
+        from vsent.models.registry import get_model_entry  # registry imports this module
+
+        loader = get_model_entry(name).pretrained_loader
+        if loader is None:
+            raise WeightsError(
+                f"{name} has no ImageNet weights: use --init random or --init PATH"
+            )
+        state = loader(model)
+        # The replaced head is fresh by definition, even where its shape happens to match
+        # (e.g. num_classes=1000).
+        load_matching(model, state, source=f"ImageNet weights of {name}",
+                      new_layers=new_layers, skip_new=True)
+        return model
+    state = read_state_dict(init)
+    load_matching(model, state, source=fspath(init), new_layers=new_layers)
+    return model
+
+
+def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
+    """Tensors of a ``.pt``/``.pth`` state dict, a vsent checkpoint or a ``.caffemodel`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    if path.suffix.lower() == ".caffemodel":
+        from vsent.models.caffe import load_caffemodel  # protobuf reader, only needed here
+
+        return dict(load_caffemodel(path))
+    try:
+        # weights_only: a weights file must not be able to run code when loaded.
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
+        raise WeightsError(f"{path}: not a PyTorch state dict ({_one_line(exc)})") from exc
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]  # vsent checkpoint (or Lightning-style {"state_dict": ...})
+    if not isinstance(obj, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()
+    ):
+        raise WeightsError(
+            f"{path}: not a PyTorch state dict (expected a dict of tensors, "
+            f"got {type(obj).__name__})"
+        )
+    return dict(obj)
+
+
+def load_matching(
+    model: nn.Module,
+    state: Mapping[str, Tensor],
+    *,
+    source: str,
+    new_layers: Iterable[str] = (),
+    skip_new: bool = False,
+) -> list[str]:
+    """Load the entries of ``state`` that match ``model`` by name and shape.
+
+    Keys of ``new_layers`` may be missing or mismatched (and are never loaded when
+    ``skip_new``); keys of the file the model lacks are dropped. Both are logged.
+
+    Returns
+    -------
+    list of str
+        The model keys that were loaded.
+
+    Raises
+    ------
+    WeightsError
+        If a key outside ``new_layers`` is missing from ``state`` or has another shape.
+    """
+    new_layers = tuple(new_layers)
+
+    def is_new(key: str) -> bool:
+        return any(key == n or key.startswith(n + ".") for n in new_layers)
+
+    own = model.state_dict()
+    loaded: dict[str, Tensor] = {}
+    bad: list[str] = []
+    kept_fresh: list[str] = []
+    for key, target in own.items():
+        value = state.get(key)
+        ok = value is not None and tuple(value.shape) == tuple(target.shape)
+        if is_new(key) and (skip_new or not ok):
+            kept_fresh.append(key)
+        elif ok:
+            loaded[key] = value
+        elif value is None and key.endswith("num_batches_tracked"):
+            continue  # BatchNorm counter absent from older files; it does not affect outputs
+        else:
+            got = "missing" if value is None else f"{tuple(value.shape)}"
+            bad.append(f"{key} (model {tuple(target.shape)}, file {got})")
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise WeightsError(
+            f"{source}: {len(bad)} weights missing or of the wrong shape: "
+            f"{', '.join(bad[:3])}{more}"
+        )
+    model.load_state_dict(loaded, strict=False)
+    unused = sorted(k for k in state if k not in own)
+    if kept_fresh:
+        logger.info("%s: new layers kept freshly initialised: %s", source, ", ".join(kept_fresh))
+    if unused:
+        logger.info("%s: dropped keys the model does not have: %s", source, ", ".join(unused))
+    logger.info("%s: loaded %d of %d model tensors", source, len(loaded), len(own))
+    return list(loaded)
+
+
+def hub_checkpoint_dir() -> Path:
+    """Directory where torch.hub keeps downloaded weights (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """A pretrained weights file outside torchvision's catalogue (e.g. a Caffe model zoo file).
+
+    ``fetch()`` downloads it once into the torch hub cache and checks its SHA-1.
+    """
+
+    url: str
+    file_name: str
+    sha1: str | None = None
+    description: str = ""
+
+    def fetch(self, model_name: str) -> Path:
+        """Path of the cached file, downloaded first if needed; :class:`WeightsError` offline."""
+        folder = hub_checkpoint_dir()
+        path = folder / self.file_name
+        if path.is_file():
+            return path
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            # Writes to a temporary file and renames it, so an interrupted download leaves nothing.
+            torch.hub.download_url_to_file(self.url, fspath(path), progress=True)
+        except (OSError, HTTPException) as exc:
+            raise WeightsError(download_failed_message(model_name, self.url, folder)) from exc
+        if self.sha1 is not None:
+            digest = _sha1(path)
+            if digest != self.sha1:
+                path.unlink()
+                raise WeightsError(
+                    f"{self.url}: downloaded file has SHA-1 {digest}, expected {self.sha1}"
+                )
+        return path
+
+
+def download_failed_message(model_name: str, url: str, folder: Path) -> str:
+    """The one-line message for ImageNet weights that cannot be downloaded."""
+    return (
+        f"cannot download ImageNet weights for {model_name} (no network?): download {url} "
+        f"into {folder} or pass --init PATH to a weights file"
+    )
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,177 @@
+import os
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import save_image, sentiment_image
+from vsent.data import cache as cache_mod
+from vsent.data.cache import cache_dir_default, cache_images, cache_key, image_cache
+from vsent.data.datasets import load_dataset
+from vsent.data.images import load_rgb, resize_rgb
+from vsent.errors import ImageError
+
+SIZE = 16
+
+
+@pytest.fixture
+def cdir(tmp_path):
+    """Cache folder (tmp_path itself also holds the dataset)."""
+    d = tmp_path / "cache"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def ds(twitter_like):
+    return load_dataset(twitter_like, validate=False)
+
+
+def _count_decodes(monkeypatch) -> list[int]:
+    calls = []
+    real = cache_mod.load_rgb
+
+    def counting(src):
+        calls.append(1)
+        return real(src)
+
+    monkeypatch.setattr(cache_mod, "load_rgb", counting)
+    return calls
+
+
+def test_cache_content_and_properties(ds, cdir):
+    arr = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    assert isinstance(arr, np.memmap)
+    assert arr.shape == (len(ds), SIZE, SIZE, 3) and arr.dtype == np.uint8
+    assert not arr.flags.writeable
+    with pytest.raises(ValueError):
+        arr[0, 0, 0, 0] = 1
+    for i in (0, 7, len(ds) - 1):
+        np.testing.assert_array_equal(arr[i], resize_rgb(load_rgb(ds.paths[i]), SIZE))
+    files = list(cdir.iterdir())
+    assert len(files) == 1 and files[0].name.endswith(f"-{len(ds)}x{SIZE}x{SIZE}x3.npy")
+
+
+def test_each_image_is_decoded_once(ds, cdir, monkeypatch):
+    calls = _count_decodes(monkeypatch)
+    first = np.array(image_cache(ds, SIZE, cache_dir=cdir, progress=False))
+    assert len(calls) == len(ds)
+    second = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    assert len(calls) == len(ds)  # reused, nothing decoded
+    np.testing.assert_array_equal(first, second)
+    image_cache(ds, SIZE + 1, cache_dir=cdir, progress=False)  # another size: another file
+    assert len(calls) == 2 * len(ds) and len(list(cdir.iterdir())) == 2
+
+
+def test_changed_image_gives_a_new_cache(ds, cdir):
+    before = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    old_row = np.array(before[3])
+    save_image(np.zeros((20, 20, 3), np.uint8), ds.paths[3])
+    st = ds.paths[3].stat()
+    os.utime(ds.paths[3], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    after = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    assert np.all(after[3] == 0) and not np.array_equal(old_row, after[3])
+    np.testing.assert_array_equal(before[4], after[4])
+    assert len(list(cdir.iterdir())) == 2
+
+
+def test_cache_key_depends_on_paths_sizes_mtimes_and_size(ds):
+    key = cache_key(ds.paths, 256)
+    assert key == cache_key([str(p) for p in ds.paths], 256)
+    assert key != cache_key(ds.paths, 255)
+    assert key != cache_key(ds.paths[::-1], 256)
+    p = ds.paths[0]
+    st = p.stat()
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert key != cache_key(ds.paths, 256)
+    with pytest.raises(ImageError, match=re.escape(f"{p.parent / 'gone.jpg'}: no such file")):
+        cache_key([p.parent / "gone.jpg"], 256)
+
+
+def test_cache_dir_from_environment(ds, tmp_path, monkeypatch):
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "env-cache"))
+    assert cache_dir_default() == tmp_path / "env-cache"
+    image_cache(ds, SIZE, progress=False)
+    assert len(list((tmp_path / "env-cache").glob("images-*.npy"))) == 1
+    monkeypatch.delenv("VSENT_CACHE")
+    assert cache_dir_default() == Path.home() / ".cache" / "vsent"
+
+
+def test_bad_image_during_build_names_it_and_leaves_nothing(ds, cdir, bad_images):
+    ds.paths[5].write_bytes(bad_images["truncated"].read_bytes())
+    with pytest.raises(ImageError, match=re.escape(f"{ds.paths[5]}: truncated image file")):
+        image_cache(ds, SIZE, cache_dir=cdir, workers=2, progress=False)
+    assert list(cdir.iterdir()) == []
+
+
+def test_interrupted_build_leaves_no_cache(ds, cdir, monkeypatch):
+    calls = []
+    real = cache_mod.resize_rgb
+
+    def flaky(img, size):
+        calls.append(1)
+        if len(calls) == 10:
+            raise KeyboardInterrupt
+        return real(img, size)
+
+    monkeypatch.setattr(cache_mod, "resize_rgb", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        image_cache(ds, SIZE, cache_dir=cdir, workers=1, progress=False)
+    assert list(cdir.iterdir()) == []
+    monkeypatch.setattr(cache_mod, "resize_rgb", real)
+    arr = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    np.testing.assert_array_equal(arr[-1], resize_rgb(load_rgb(ds.paths[-1]), SIZE))
+
+
+def test_unreadable_cache_file_is_rebuilt(ds, cdir, caplog):
+    arr = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    path = Path(arr.filename)
+    expected = np.array(arr)
+    del arr
+    path.write_bytes(b"garbage")
+    again = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    np.testing.assert_array_equal(again, expected)
+    assert "unreadable" in caplog.text and "rebuilding" in caplog.text
+
+
+def test_workers_do_not_change_the_result(ds, tmp_path):
+    a = np.array(image_cache(ds, SIZE, cache_dir=tmp_path / "a", workers=1, progress=False))
+    b = np.array(image_cache(ds, SIZE, cache_dir=tmp_path / "b", workers=4, progress=False))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_empty_dataset(ds, cdir):
+    empty = replace(ds, names=[], paths=[], labels=np.zeros(0, np.int64))
+    arr = image_cache(empty, SIZE, cache_dir=cdir, progress=False)
+    assert arr.shape == (0, SIZE, SIZE, 3)
+
+
+def test_progress_bar_does_not_break(ds, cdir, capsys):
+    arr = image_cache(ds, SIZE, cache_dir=cdir, progress=True)
+    assert arr.shape[0] == len(ds)
+
+
+# ------------------------------------------------------------------------------------------
+# in memory
+
+
+def test_cache_images_mixed_sources(bad_images):
+    rng = np.random.default_rng(0)
+    arr = sentiment_image(1, rng, (20, 10))
+    sources = [bad_images["ok"], bad_images["gray"].read_bytes(), arr, Image.fromarray(arr),
+               str(bad_images["exif6"])]
+    out = cache_images(sources, 8)
+    assert out.shape == (5, 8, 8, 3) and out.dtype == np.uint8 and out.flags.writeable
+    for i, src in enumerate(sources):
+        np.testing.assert_array_equal(out[i], resize_rgb(load_rgb(src), 8))
+    assert cache_images([], 8).shape == (0, 8, 8, 3)
+
+
+def test_cache_images_errors(bad_images):
+    with pytest.raises(ImageError, match=re.escape(f"{bad_images['empty']}: empty file")):
+        cache_images([bad_images["ok"], bad_images["empty"]], 8)
+    with pytest.raises(ValueError, match="size must be a positive integer"):
+        cache_images([bad_images["ok"]], 0)

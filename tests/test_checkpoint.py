@@ -1,0 +1,104 @@
+"""Self-describing checkpoints: round trip, atomic writes, clear errors for bad files."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from vsent.errors import WeightsError
+from vsent.models import create_model, load_checkpoint, save_checkpoint
+from vsent.models.checkpoint import CHECKPOINT_FORMAT
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "size"),
+    [
+        ("smallcnn", {"widths": (8, 16, 32), "dropout": 0.1}, 56),
+        ("pcnn", {"input_size": 256, "fc_widths": (32, 16, 24)}, 256),
+        ("caffenet", {"arch": "fc7-2"}, 227),
+    ],
+)
+def test_round_trip_gives_identical_outputs(tmp_path, name, kwargs, size):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=2, **kwargs)
+    model.train()
+    if name == "smallcnn":  # make BatchNorm running statistics differ from their defaults
+        with torch.no_grad():
+            model(torch.randn(4, 3, size, size))
+    model.eval()
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        expected = model(x)
+
+    path = save_checkpoint(tmp_path / "sub" / "model.pt", model, epoch=3,
+                           val_accuracy=np.float64(0.75), folds=np.array([1, 2]))
+    assert path == tmp_path / "sub" / "model.pt"
+    assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temporary file left
+
+    torch.manual_seed(1)  # the rebuilt model must not depend on the random init
+    loaded, meta = load_checkpoint(path)
+    assert not loaded.training
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), expected, rtol=0, atol=0)
+    assert meta == {"epoch": 3, "val_accuracy": 0.75, "folds": [1, 2],
+                    "class_names": ["negative", "positive"]}
+    assert loaded.preprocess == model.preprocess
+    assert loaded.spec["name"] == name and loaded.new_layers == model.new_layers
+    spec = {k: list(v) if isinstance(v, tuple) else v for k, v in model.spec.items()}
+    assert loaded.spec == spec
+
+
+def test_checkpoint_is_plain_and_keeps_custom_preprocess_and_class_names(tmp_path):
+    model = create_model("smallcnn", widths=(8,))
+    model.preprocess = dataclasses.replace(model.preprocess, resize=80, crop=64)
+    path = save_checkpoint(tmp_path / "m.pt", model, class_names=["sad", "happy"])
+    raw = torch.load(path, weights_only=True)  # loadable without unpickling code
+    assert raw["format"] == CHECKPOINT_FORMAT
+    assert set(raw) == {"format", "spec", "state_dict", "preprocess", "class_names", "meta"}
+    loaded, meta = load_checkpoint(path)
+    assert loaded.preprocess.crop == 64 and loaded.preprocess.resize == 80
+    assert meta == {"class_names": ["sad", "happy"]}
+
+
+def test_checkpoint_works_as_init_path(tmp_path):
+    model = create_model("smallcnn", widths=(8, 16))
+    path = save_checkpoint(tmp_path / "m.pt", model)
+    again = create_model("smallcnn", widths=(8, 16), init=path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value)
+
+
+def test_overwrite_replaces_the_file(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, create_model("smallcnn", widths=(8,)), epoch=1)
+    save_checkpoint(path, create_model("smallcnn", widths=(8,)), epoch=2)
+    assert load_checkpoint(path)[1]["epoch"] == 2
+
+
+def test_bad_checkpoint_files(tmp_path):
+    with pytest.raises(WeightsError, match=r"missing\.pt: no such file"):
+        load_checkpoint(tmp_path / "missing.pt")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(WeightsError, match=r"garbage\.pt: not a vsent checkpoint \("):
+        load_checkpoint(garbage)
+    plain = tmp_path / "plain.pt"
+    torch.save(create_model("smallcnn", widths=(8,)).state_dict(), plain)
+    with pytest.raises(WeightsError, match=r"plain\.pt: not a vsent checkpoint \(format None"):
+        load_checkpoint(plain)
+
+
+def test_checkpoint_with_inconsistent_weights(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn", widths=(8,)))
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["spec"]["widths"] = [16]
+    torch.save(ckpt, path)
+    with pytest.raises(WeightsError, match=r"m\.pt: cannot rebuild the saved smallcnn model"):
+        load_checkpoint(path)
+    ckpt["spec"] = {"name": "no_such_model", "num_classes": 2}
+    torch.save(ckpt, path)
+    with pytest.raises(WeightsError, match="unknown model 'no_such_model'"):
+        load_checkpoint(path)

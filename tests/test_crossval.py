@@ -1,0 +1,101 @@
+"""Cross-validation runs end to end on a tiny Twitter-like dataset: files, resume, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vsent.cli import main
+from vsent.crossval import PRESETS, RunConfig, crossval, open_run
+from vsent.errors import VsentError
+
+
+def _cfg(data, **kw) -> RunConfig:
+    train = PRESETS["quick"]["train"].replace(epochs=2, batch_size=8, device="cpu")
+    return RunConfig(data=str(data), model="smallcnn", init="random", train=train, **kw)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One finished 5-fold run shared by the tests that only read it."""
+    from conftest import build_twitter_like
+
+    tmp = tmp_path_factory.mktemp("cv")
+    data = build_twitter_like(tmp / "tw")
+    out = tmp / "run"
+    summary = crossval(_cfg(data), out, progress=False)
+    return data, out, summary
+
+
+def test_run_directory_holds_config_folds_models_predictions_and_summary(finished_run):
+    data, out, summary = finished_run
+    for name in ("config.json", "versions.json", "run.log", "folds.json", "predictions.csv",
+                 "summary.json", "summary.md", "skipped.json"):
+        assert (out / name).exists(), name
+    stored = json.loads((out / "summary.json").read_text())
+    assert set(stored["accuracy"]) == {"mean", "std"}
+    assert [f["fold"] for f in stored["folds"]] == [1, 2, 3, 4, 5]
+    assert stored["n_images"] == 35  # the twitter_like five subset has 36 items, one in no fold
+    for k in range(1, 6):
+        assert (out / f"fold{k}" / "model.pt").exists()
+        assert not (out / f"fold{k}" / "train_state.pt").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "smallcnn" and config["train"]["epochs"] == 2
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 1 + 35
+    # every test image is predicted exactly once, by the fold that held it out
+    run = open_run(out)
+    tested = sorted(i for f in run.folds for i in f.test)
+    assert len(tested) == len(set(tested)) == 35
+    assert run.checkpoint(3).name == "model.pt"
+
+
+def test_resume_skips_finished_folds(finished_run, tmp_path):
+    data, out, summary = finished_run
+    before = {k: (out / f"fold{k}" / "model.pt").stat().st_mtime_ns for k in range(1, 6)}
+    again = crossval(_cfg(data), out, resume=True, progress=False)
+    after = {k: (out / f"fold{k}" / "model.pt").stat().st_mtime_ns for k in range(1, 6)}
+    assert before == after
+    assert again["accuracy"] == summary["accuracy"]
+
+
+def test_resume_redoes_only_an_unfinished_fold(finished_run, tmp_path):
+    import shutil
+
+    data, out, _ = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "fold4" / "metrics.json").unlink()  # as if interrupted during fold 4
+    stamps = {k: (copy / f"fold{k}" / "model.pt").stat().st_mtime_ns for k in range(1, 6)}
+    crossval(_cfg(data), copy, resume=True, progress=False)
+    changed = [k for k in range(1, 6)
+               if (copy / f"fold{k}" / "model.pt").stat().st_mtime_ns != stamps[k]]
+    assert changed == [4]
+
+
+def test_existing_run_without_resume_is_refused(finished_run):
+    data, out, _ = finished_run
+    with pytest.raises(VsentError, match="already holds a run"):
+        crossval(_cfg(data), out, progress=False)
+
+
+def test_learnable_data_beats_chance_clearly(finished_run):
+    _, _, summary = finished_run
+    # twitter_like is 2:1 positive, so always-positive scores 0.67
+    assert summary["accuracy"]["mean"] >= 0.85
+
+
+def test_cli_exit_codes(finished_run, tmp_path, capsys):
+    data, out, _ = finished_run
+    assert main(["crossval", "--out", str(out), "--data", str(data), "--preset", "quick"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["crossval", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"),
+                 "--preset", "quick"]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["crossval", "--data", str(data), "--out", str(tmp_path / "r2"),
+                 "--preset", "quick", "--epochs", "0"]) == 2
+    assert "--epochs" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # argparse usage errors exit 2 too
+        main(["crossval", "--subset", "seven"])
+    assert e.value.code == 2

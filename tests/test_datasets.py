@@ -1,0 +1,325 @@
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TWITTER_LIKE_COUNTS, save_image, sentiment_image
+from vsent.data.datasets import Dataset, describe, load_dataset
+from vsent.errors import DataError, VsentError
+
+
+def _label_file(root: Path, subset: str = "five") -> Path:
+    return root / "ground_truth" / f"twitter_{subset}_agrees.txt"
+
+
+def _expected_rows(root: Path, subset: str) -> list[tuple[str, int]]:
+    lines = _label_file(root, subset).read_text().splitlines()
+    return [(line.split()[0], int(line.split()[1])) for line in lines]
+
+
+# ------------------------------------------------------------------------------------------
+# Twitter I layout
+
+
+@pytest.mark.parametrize("subset", ["five", "four", "three"])
+def test_twitter_layout(twitter_like, subset):
+    ds = load_dataset(twitter_like, subset=subset)
+    rows = _expected_rows(twitter_like, subset)
+    assert isinstance(ds, Dataset)
+    assert len(ds) == TWITTER_LIKE_COUNTS[subset] == len(rows)
+    assert ds.names == [name for name, _ in rows]
+    np.testing.assert_array_equal(ds.labels, [label for _, label in rows])
+    assert ds.labels.dtype == np.int64 and not ds.labels.flags.writeable
+    assert ds.paths == [twitter_like.resolve() / "images" / n for n in ds.names]
+    assert all(p.is_absolute() and p.is_file() for p in ds.paths)
+    assert (ds.source, ds.subset, ds.skipped) == ("twitter", subset, [])
+    assert ds.root == twitter_like.resolve()
+
+
+def test_describe(twitter_like):
+    ds = load_dataset(twitter_like)
+    n_pos = int(ds.labels.sum())
+    line = describe(ds)
+    assert line.startswith(f"36 images ({n_pos} positive, {36 - n_pos} negative)")
+    assert "twitter five-agree" in line and "\n" not in line
+
+
+def test_dataset_is_frozen(twitter_like):
+    ds = load_dataset(twitter_like)
+    with pytest.raises(AttributeError):
+        ds.names = []
+    assert load_dataset(ds) is ds
+
+
+def _rewrite_labels(root: Path, lines: list[str], subset: str = "five") -> Path:
+    path = _label_file(root, subset)
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def test_every_label_problem_is_listed_with_file_and_line(twitter_like):
+    rows = _expected_rows(twitter_like, "five")
+    lines = [f"{n} {lab}" for n, lab in rows[:5]]
+    lines[1] = f"{rows[1][0]} 2"  # wrong label value
+    lines.append("ghost.jpg 1")  # unknown file
+    lines.append(f"{rows[0][0]} 0")  # duplicate
+    lines.append(f"{rows[6][0]} 1 extra")  # malformed
+    lines.append("")  # blank lines are allowed
+    lines.append(rows[7][0])  # malformed: missing label
+    path = _rewrite_labels(twitter_like, lines)
+    with pytest.raises(DataError) as info:
+        load_dataset(twitter_like)
+    msg = str(info.value)
+    assert msg.startswith("5 bad label entries")
+    assert f"{path}:2: label '2' of {rows[1][0]} is not 0 (negative) or 1 (positive)" in msg
+    assert f"{path}:6: ghost.jpg: no such image in " in msg
+    assert f"{path}:7: {rows[0][0]} is a duplicate of line 1" in msg
+    assert f"{path}:8: expected '<file name> <label>' (2 fields), got 3" in msg
+    assert f"{path}:10: expected '<file name> <label>' (2 fields), got 1" in msg
+    assert "skip_bad=True" in msg
+
+
+def test_long_problem_lists_are_capped(twitter_like):
+    path = _rewrite_labels(twitter_like, [f"ghost{i}.jpg 1" for i in range(25)])
+    with pytest.raises(DataError) as info:
+        load_dataset(twitter_like)
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith("25 bad label entries")
+    assert len(lines) == 1 + 20 + 1
+    assert lines[20].strip().startswith(f"{path}:20: ghost19.jpg")
+    assert lines[-1].strip() == "and 5 more"
+
+
+def test_skip_bad_drops_bad_lines_and_records_them(twitter_like, caplog):
+    rows = _expected_rows(twitter_like, "five")
+    lines = [f"{n} {lab}" for n, lab in rows]
+    lines[3] = f"{rows[3][0]} yes"
+    lines.append("ghost.jpg 0")
+    path = _rewrite_labels(twitter_like, lines)
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        ds = load_dataset(twitter_like, skip_bad=True)
+    assert len(ds) == len(rows) - 1
+    assert rows[3][0] not in ds.names
+    assert [w for w, _ in ds.skipped] == [f"{path}:4", f"{path}:{len(rows) + 1}"]
+    assert f"skipping {path}:4: label 'yes'" in caplog.text
+
+
+def test_empty_label_file(twitter_like):
+    path = _rewrite_labels(twitter_like, ["", "   "])
+    with pytest.raises(DataError, match=re.escape(f"{path}: empty label file")):
+        load_dataset(twitter_like, skip_bad=True)
+
+
+def test_all_lines_bad_with_skip_bad(twitter_like):
+    _rewrite_labels(twitter_like, ["ghost.jpg 1"])
+    with pytest.raises(DataError, match="no usable images"):
+        load_dataset(twitter_like, skip_bad=True)
+
+
+def test_missing_label_file_for_subset(twitter_like):
+    _label_file(twitter_like, "four").unlink()
+    with pytest.raises(DataError, match=re.escape(
+            f"{_label_file(twitter_like.resolve(), 'four')}: no such file or directory")):
+        load_dataset(twitter_like, subset="four")
+
+
+def test_bad_subset_value(twitter_like):
+    with pytest.raises(VsentError, match="subset must be one of five, four, three, got 'two'"):
+        load_dataset(twitter_like, subset="two")
+
+
+# ------------------------------------------------------------------------------------------
+# image validation
+
+
+def _break_images(root: Path, bad_images: dict[str, Path]) -> dict[str, Path]:
+    """Replace three listed images by corrupt, empty and text files."""
+    names = [n for n, _ in _expected_rows(root, "five")]
+    broken = {}
+    for name, case in zip(names[:3], ("truncated", "empty", "text"), strict=True):
+        target = root / "images" / name
+        target.write_bytes(bad_images[case].read_bytes())
+        broken[case] = target.resolve()
+    return broken
+
+
+def test_validate_lists_every_undecodable_image(twitter_like, bad_images):
+    broken = _break_images(twitter_like, bad_images)
+    with pytest.raises(DataError) as info:
+        load_dataset(twitter_like)
+    msg = str(info.value)
+    assert msg.startswith("3 of 36 images cannot be decoded")
+    assert f"{broken['truncated']}: truncated image file" in msg
+    assert f"{broken['empty']}: empty file" in msg
+    assert f"{broken['text']}: cannot identify image file" in msg
+
+
+def test_validate_false_does_not_decode(twitter_like, bad_images):
+    _break_images(twitter_like, bad_images)
+    assert len(load_dataset(twitter_like, validate=False)) == 36
+
+
+def test_skip_bad_drops_undecodable_images(twitter_like, bad_images, caplog):
+    broken = _break_images(twitter_like, bad_images)
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        ds = load_dataset(twitter_like, skip_bad=True)
+    assert len(ds) == 33 and len(ds.labels) == 33
+    assert not set(broken.values()) & set(ds.paths)
+    assert sorted(ds.skipped) == sorted([
+        (str(broken["truncated"]), "truncated image file"),
+        (str(broken["empty"]), "empty file"),
+        (str(broken["text"]), "cannot identify image file"),
+    ])
+    assert f"skipping {broken['empty']}: empty file" in caplog.text
+    assert "3 bad items skipped" in describe(ds)
+
+
+def test_validation_catches_oversized_images(twitter_like, monkeypatch):
+    from vsent.data import images
+
+    monkeypatch.setattr(images, "MAX_PIXELS", 30 * 30)
+    with pytest.raises(DataError, match="above the limit of 900"):
+        load_dataset(twitter_like)
+
+
+# ------------------------------------------------------------------------------------------
+# positive/ + negative/ folders
+
+
+def test_folder_layout(learnable_dataset):
+    # extras that must be ignored: non-image files and hidden files; nested folders are read
+    (learnable_dataset / "positive" / "README.txt").write_text("notes")
+    (learnable_dataset / "negative" / ".DS_Store").write_bytes(b"\0\0")
+    save_image(sentiment_image(0, np.random.default_rng(3)), learnable_dataset / "negative"
+               / "sub" / "deep.PNG")
+    ds = load_dataset(learnable_dataset)
+    assert (ds.source, ds.subset) == ("folder", None)
+    assert len(ds) == 49
+    assert ds.names[0] == "positive/positive_000.jpg"
+    assert "negative/sub/deep.PNG" in ds.names
+    assert all(n.startswith("positive/") == bool(lab) for n, lab in zip(ds.names, ds.labels,
+                                                                         strict=True))
+    assert int(ds.labels.sum()) == 24
+    assert ds.paths[0] == learnable_dataset.resolve() / "positive" / "positive_000.jpg"
+
+
+def test_folder_without_images(tmp_path):
+    (tmp_path / "positive").mkdir()
+    (tmp_path / "negative").mkdir()
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path}: no image files")):
+        load_dataset(tmp_path)
+
+
+def test_unknown_folder_layout(tmp_path):
+    (tmp_path / "pictures").mkdir()
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path}: not a dataset: expected")):
+        load_dataset(tmp_path)
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'nope'}: no such file or "
+                                                  f"directory")):
+        load_dataset(tmp_path / "nope")
+
+
+def test_folder_with_a_bad_image(learnable_dataset, bad_images):
+    bad = learnable_dataset / "negative" / "broken.jpg"
+    bad.write_bytes(bad_images["truncated"].read_bytes())
+    with pytest.raises(DataError, match=re.escape(f"{bad.resolve()}: truncated image file")):
+        load_dataset(learnable_dataset)
+    ds = load_dataset(learnable_dataset, skip_bad=True)
+    assert len(ds) == 48 and "negative/broken.jpg" not in ds.names
+
+
+# ------------------------------------------------------------------------------------------
+# CSV
+
+
+@pytest.fixture
+def csv_data(tmp_path):
+    rng = np.random.default_rng(0)
+    save_image(sentiment_image(1, rng), tmp_path / "imgs" / "a.jpg")
+    save_image(sentiment_image(0, rng), tmp_path / "imgs" / "b.png")
+    save_image(sentiment_image(1, rng), tmp_path / "elsewhere" / "c.jpg")
+    return tmp_path
+
+
+def _write_csv(folder: Path, text: str, name: str = "labels.csv", **kw) -> Path:
+    path = folder / name
+    path.write_text(text, **kw)
+    return path
+
+
+def test_csv(csv_data):
+    absolute = csv_data / "elsewhere" / "c.jpg"
+    path = _write_csv(csv_data, f"path,label\nimgs/a.jpg,1\nimgs/b.png,negative\n\n"
+                                f"{absolute},Positive\n")
+    ds = load_dataset(path)
+    assert (ds.source, ds.subset, ds.root) == ("csv", None, csv_data.resolve())
+    assert ds.names == ["imgs/a.jpg", "imgs/b.png", str(absolute)]
+    assert ds.paths == [csv_data.resolve() / "imgs/a.jpg", csv_data.resolve() / "imgs/b.png",
+                        absolute]
+    np.testing.assert_array_equal(ds.labels, [1, 0, 1])
+
+
+def test_csv_extra_columns_and_bom(csv_data):
+    path = _write_csv(csv_data, "\ufeffid,Label,Path\n1,0,imgs/a.jpg\n", encoding="utf-8")
+    ds = load_dataset(path)
+    assert ds.names == ["imgs/a.jpg"] and ds.labels.tolist() == [0]
+
+
+def test_csv_problems_name_file_and_line(csv_data):
+    path = _write_csv(csv_data, "path,label\n"
+                                "imgs/a.jpg,1\n"          # 2 ok
+                                "imgs/b.png,maybe\n"      # 3 bad label
+                                "imgs/a.jpg,1\n"          # 4 duplicate of 2
+                                "imgs/zzz.jpg,0\n"        # 5 missing file
+                                "imgs/b.png\n"            # 6 field count
+                                "imgs/b.png,0,extra\n")   # 7 field count
+    with pytest.raises(DataError) as info:
+        load_dataset(path)
+    msg = str(info.value)
+    assert msg.startswith("5 bad label entries")
+    assert f"{path}:3: label 'maybe' of imgs/b.png is not 0/1 or negative/positive" in msg
+    assert f"{path}:4: imgs/a.jpg is a duplicate of line 2" in msg
+    assert f"{path}:5: {path.parent / 'imgs/zzz.jpg'}: no such file or directory" in msg
+    assert f"{path}:6: expected 2 fields (path,label), got 1" in msg
+    assert f"{path}:7: expected 2 fields (path,label), got 3" in msg
+    ds = load_dataset(path, skip_bad=True)
+    assert ds.names == ["imgs/a.jpg"] and len(ds.skipped) == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty file"),
+        ("file,target\na.jpg,1\n", "1: expected a header with columns path,label"),
+        ("path,label\n", "no rows after the header"),
+    ],
+)
+def test_csv_structure_errors(csv_data, text, message):
+    path = _write_csv(csv_data, text)
+    with pytest.raises(DataError, match=re.escape(f"{path.resolve()}") + r":? ?" +
+                       re.escape(message)):
+        load_dataset(path)
+
+
+def test_csv_with_a_bad_image(csv_data, bad_images):
+    (csv_data / "imgs" / "bad.jpg").write_bytes(b"")
+    path = _write_csv(csv_data, "path,label\nimgs/a.jpg,1\nimgs/bad.jpg,0\n")
+    with pytest.raises(DataError, match=re.escape(f"{csv_data.resolve() / 'imgs/bad.jpg'}: "
+                                                  f"empty file")):
+        load_dataset(path)
+
+
+# ------------------------------------------------------------------------------------------
+# the real data
+
+
+def test_real_twitter_five_agree(twitter1):
+    ds = load_dataset(twitter1, subset="five")
+    assert len(ds) == 882
+    assert int((ds.labels == 1).sum()) == 581 and int((ds.labels == 0).sum()) == 301
+    assert ds.skipped == []

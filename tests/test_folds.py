@@ -1,0 +1,219 @@
+import json
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vsent.data.datasets import load_dataset
+from vsent.data.folds import Fold, make_folds, save_folds
+from vsent.errors import DataError, VsentError
+
+
+def _fold_names(root: Path, subset: str, k: int, part: str) -> list[str]:
+    path = root / "folds" / "campos" / f"{subset}_agrees" / f"test{k}" / f"{part}.txt"
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
+def _check_partition_like(folds: list[Fold], n: int) -> None:
+    assert [f.index for f in folds] == list(range(1, len(folds) + 1))
+    for f in folds:
+        assert f.train.dtype == np.int64 and f.test.dtype == np.int64
+        assert not np.intersect1d(f.train, f.test).size
+        assert f.train.min() >= 0 and f.train.max() < n and f.test.max() < n
+
+
+# ------------------------------------------------------------------------------------------
+# campos
+
+
+@pytest.mark.parametrize("subset", ["five", "four", "three"])
+def test_campos_folds_follow_the_files(twitter_like, subset):
+    ds = load_dataset(twitter_like, subset=subset, validate=False)
+    folds = make_folds(ds, "campos")
+    assert len(folds) == 5
+    _check_partition_like(folds, len(ds))
+    for f in folds:
+        for part, idx in (("train", f.train), ("test", f.test)):
+            assert sorted(ds.names[i] for i in idx) == sorted(
+                _fold_names(twitter_like, subset, f.index, part))
+    # the test folds partition all items but the last one, which is in no fold
+    tests = np.concatenate([f.test for f in folds])
+    assert sorted(tests.tolist()) == list(range(len(ds) - 1))
+    assert all(len(f.train) + len(f.test) == len(ds) - 1 for f in folds)
+
+
+def test_campos_drops_skipped_names_with_a_warning(twitter_like, caplog):
+    victim = _fold_names(twitter_like, "five", 2, "test")[0]
+    (twitter_like / "images" / victim).write_bytes(b"")
+    ds = load_dataset(twitter_like, skip_bad=True)
+    assert victim not in ds.names
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        folds = make_folds(ds, "campos")
+    assert len(folds[1].test) == 6 and all(len(f.test) == 7 for i, f in enumerate(folds) if i != 1)
+    assert re.search(r"test2/test\.txt: 1 names not in the dataset are left out \(" +
+                     re.escape(victim), caplog.text)
+    assert re.search(r"test1/train\.txt: 1 names not in the dataset", caplog.text)
+
+
+def test_campos_needs_the_twitter_layout(learnable_dataset):
+    ds = load_dataset(learnable_dataset, validate=False)
+    with pytest.raises(DataError, match="campos folds need the Twitter I layout .*folder dataset"):
+        make_folds(ds, "campos")
+
+
+def test_campos_folder_missing(twitter_like):
+    import shutil
+
+    shutil.rmtree(twitter_like / "folds" / "campos" / "four_agrees")
+    ds = load_dataset(twitter_like, subset="four", validate=False)
+    with pytest.raises(DataError, match=re.escape(
+            f"{twitter_like.resolve() / 'folds/campos/four_agrees'}: no such file or directory")):
+        make_folds(ds, "campos")
+
+
+def _fold_file(root: Path, k: int, part: str) -> Path:
+    return root / "folds" / "campos" / "five_agrees" / f"test{k}" / f"{part}.txt"
+
+
+def test_campos_overlap_is_an_error_naming_the_fold(twitter_like):
+    leaked = _fold_names(twitter_like, "five", 3, "test")[0]
+    train = _fold_file(twitter_like, 3, "train")
+    label = dict(line.split() for line in train.parent.joinpath("test.txt").read_text()
+                 .splitlines())[leaked]
+    train.write_text(train.read_text() + f"{leaked} {label}\n")
+    ds = load_dataset(twitter_like, validate=False)
+    with pytest.raises(DataError) as info:
+        make_folds(ds, "campos")
+    msg = str(info.value)
+    assert "test3/{train,test}.txt: fold 3: 1 items are in both train and test" in msg
+    assert leaked in msg
+
+
+def test_campos_label_mismatch_and_bad_lines(twitter_like):
+    test = _fold_file(twitter_like, 1, "test")
+    lines = test.read_text().splitlines()
+    name, label = lines[2].split()
+    lines[2] = f"{name} {1 - int(label)}"
+    test.write_text("\n".join(lines) + "\n")
+    ds = load_dataset(twitter_like, validate=False)
+    with pytest.raises(DataError, match=re.escape(
+            f"{test.resolve()}:3: label {1 - int(label)} of {name} disagrees with the dataset "
+            f"label {label}")):
+        make_folds(ds, "campos")
+    lines[2] = f"{name} {label} surplus"
+    test.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=re.escape(f"{test.resolve()}:3: expected")):
+        make_folds(ds, "campos")
+
+
+# ------------------------------------------------------------------------------------------
+# stratified
+
+
+def test_stratified_folds(learnable_dataset):
+    ds = load_dataset(learnable_dataset, validate=False)
+    folds = make_folds(ds, "stratified", n_splits=4, seed=3)
+    assert len(folds) == 4
+    _check_partition_like(folds, len(ds))
+    assert sorted(np.concatenate([f.test for f in folds]).tolist()) == list(range(len(ds)))
+    for f in folds:
+        assert len(f.test) == 12 and int(ds.labels[f.test].sum()) == 6  # 24/24 over 4 folds
+        np.testing.assert_array_equal(np.sort(np.concatenate([f.train, f.test])),
+                                      np.arange(len(ds)))
+
+
+def test_stratified_is_seeded(twitter_like):
+    ds = load_dataset(twitter_like, validate=False)
+    a = make_folds(ds, "stratified", seed=1)
+    b = make_folds(ds, "stratified", seed=1)
+    c = make_folds(ds, "stratified", seed=2)
+    assert all(np.array_equal(x.test, y.test) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x.test, y.test) for x, y in zip(a, c, strict=True))
+
+
+def test_stratified_needs_enough_of_each_class(make_learnable):
+    ds = load_dataset(make_learnable(n_pos=10, n_neg=3), validate=False)
+    with pytest.raises(DataError, match="cannot make 5 stratified folds: .* 10 positive and 3 "
+                                        "negative"):
+        make_folds(ds, "stratified")
+    with pytest.raises(VsentError, match="n_splits must be an integer >= 2, got 1"):
+        make_folds(ds, "stratified", n_splits=1)
+
+
+# ------------------------------------------------------------------------------------------
+# JSON
+
+
+def test_save_and_reuse_folds(twitter_like, tmp_path):
+    ds = load_dataset(twitter_like, validate=False)
+    folds = make_folds(ds, "campos")
+    path = save_folds(folds, ds, tmp_path / "out" / "folds.json")
+    doc = json.loads(path.read_text())
+    assert doc["n_splits"] == 5 and [f["fold"] for f in doc["folds"]] == [1, 2, 3, 4, 5]
+    assert set(doc["folds"][0]) == {"fold", "train", "test"}
+    assert sorted(doc["folds"][0]["test"]) == sorted(_fold_names(twitter_like, "five", 1, "test"))
+    again = make_folds(ds, path)
+    assert all(np.array_equal(a.train, b.train) and np.array_equal(a.test, b.test)
+               for a, b in zip(folds, again, strict=True))
+    # the file refers to names, so a dataset in another order maps to the same images
+    three = load_dataset(twitter_like, subset="three", validate=False)
+    remapped = make_folds(three, str(path))
+    assert [three.names[i] for i in remapped[0].test] == [ds.names[i] for i in folds[0].test]
+
+
+def test_json_with_unknown_names(twitter_like, tmp_path):
+    three = load_dataset(twitter_like, subset="three", validate=False)
+    path = save_folds(make_folds(three, "stratified"), three, tmp_path / "folds.json")
+    five = load_dataset(twitter_like, subset="five", validate=False)
+    with pytest.raises(DataError, match=re.escape(f"{path}: fold 1: ") +
+                       r"\d+ names are not in the dataset"):
+        make_folds(five, path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "not a folds JSON file"),
+        ('{"folds": []}', "expected a JSON object with a non-empty 'folds' list"),
+        ('{"n_splits": 3, "folds": [{"train": [], "test": []}]}', "n_splits is 3 but 1 folds"),
+        ('{"folds": [{"fold": 1, "train": ["x"]}]}', "fold entry 1 needs 'train' and 'test'"),
+    ],
+)
+def test_json_structure_errors(twitter_like, tmp_path, text, message):
+    path = tmp_path / "folds.json"
+    path.write_text(text)
+    ds = load_dataset(twitter_like, validate=False)
+    with pytest.raises(DataError, match=re.escape(f"{path}: {message}")):
+        make_folds(ds, path)
+
+
+def test_json_overlap_and_missing_file(twitter_like, tmp_path):
+    ds = load_dataset(twitter_like, validate=False)
+    path = tmp_path / "folds.json"
+    path.write_text(json.dumps({"n_splits": 1, "folds": [
+        {"fold": 1, "train": ds.names[:10], "test": ds.names[9:12]}]}))
+    with pytest.raises(DataError, match=re.escape(f"{path}: fold 1: 1 items are in both train "
+                                                  f"and test (e.g. {ds.names[9]})")):
+        make_folds(ds, path)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'nope.json'}: no such file or "
+                                                  f"directory (--folds expects campos")):
+        make_folds(ds, tmp_path / "nope.json")
+
+
+# ------------------------------------------------------------------------------------------
+# the real data
+
+
+def test_real_twitter_campos_folds(twitter1):
+    ds = load_dataset(twitter1, subset="five", validate=False)
+    assert len(ds) == 882
+    assert int((ds.labels == 1).sum()) == 581 and int((ds.labels == 0).sum()) == 301
+    folds = make_folds(ds, "campos")
+    assert len(folds) == 5
+    _check_partition_like(folds, len(ds))
+    assert [len(f.test) for f in folds] == [176] * 5
+    assert [len(f.train) for f in folds] == [704] * 5
+    tests = np.concatenate([f.test for f in folds])
+    assert len(np.unique(tests)) == 880  # the paper's folds cover 880 of the 882 images

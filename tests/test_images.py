@@ -1,0 +1,316 @@
+import struct
+import threading
+import warnings
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vsent.data import images
+from vsent.data.images import load_rgb, resize_rgb
+from vsent.errors import DataError, ImageError
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims width x height (8-bit RGB) followed by a tiny IDAT."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 8))
+            + chunk(b"IEND", b""))
+
+
+# ------------------------------------------------------------------------------------------
+# files that must fail, each with a message "<path>: <reason>"
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("truncated", "truncated image file"),
+        ("empty", "empty file"),
+        ("text", "cannot identify image file"),
+        ("missing", "no such file or directory"),
+        ("directory", "is a directory"),
+    ],
+)
+def test_bad_files_raise_image_error_naming_the_file(bad_images, case, reason):
+    path = bad_images[case]
+    with pytest.raises(ImageError) as info:
+        load_rgb(path)
+    assert str(info.value).startswith(f"{path}: {reason}")
+    assert "\n" not in str(info.value)
+
+
+def test_random_bytes_cannot_be_identified(tmp_path):
+    path = tmp_path / "noise.jpg"
+    path.write_bytes(np.random.default_rng(1).integers(0, 256, 700, np.uint8).tobytes())
+    with pytest.raises(ImageError, match=r"noise\.jpg: cannot identify image file"):
+        load_rgb(path)
+
+
+def test_corrupt_jpeg_body_is_an_image_error(bad_images):
+    # JPEG start-of-image marker followed by garbage: PIL recognises the format, then fails.
+    with pytest.raises(ImageError, match=r"corrupt\.jpg: "):
+        load_rgb(bad_images["corrupt"])
+
+
+def test_image_error_is_a_data_error(bad_images):
+    with pytest.raises(DataError):
+        load_rgb(bad_images["empty"])
+
+
+def test_str_path_and_pathlike_are_accepted(bad_images):
+    a = np.asarray(load_rgb(str(bad_images["ok"])))
+    b = np.asarray(load_rgb(bad_images["ok"]))
+    assert a.shape == (12, 16, 3)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bytes_input(bad_images):
+    data = bad_images["ok"].read_bytes()
+    expected = np.asarray(load_rgb(bad_images["ok"]))
+    np.testing.assert_array_equal(np.asarray(load_rgb(data)), expected)
+    with pytest.raises(ImageError, match=r"^<bytes>: empty file$"):
+        load_rgb(b"")
+    with pytest.raises(ImageError, match=r"^<bytes>: cannot identify image file$"):
+        load_rgb(b"hello, not an image")
+    with pytest.raises(ImageError, match=r"^<bytes>: truncated image file$"):
+        load_rgb(bad_images["truncated"].read_bytes())
+
+
+def test_unsupported_type_is_a_type_error():
+    with pytest.raises(TypeError, match="got int"):
+        load_rgb(42)
+
+
+# ------------------------------------------------------------------------------------------
+# modes
+
+
+def test_gray_palette_and_cmyk_become_rgb(bad_images):
+    gray = load_rgb(bad_images["gray"])
+    assert gray.mode == "RGB" and gray.size == (16, 12)
+    assert np.all(np.asarray(gray) == 77)
+
+    pal = load_rgb(bad_images["palette"])
+    expected = np.asarray(Image.open(bad_images["palette"]).convert("RGB"))
+    np.testing.assert_array_equal(np.asarray(pal), expected)
+
+    cmyk = np.asarray(load_rgb(bad_images["cmyk"])).astype(int)
+    assert Image.open(bad_images["cmyk"]).mode == "CMYK"
+    assert np.all(np.abs(cmyk - [255, 0, 0]) <= 3)  # CMYK (0, 255, 255, 0) is red
+
+
+@pytest.mark.parametrize("case", ["rgba", "la", "palette_transparent"])
+def test_transparent_pixels_become_white(bad_images, case):
+    img = load_rgb(bad_images[case])
+    assert img.mode == "RGB"
+    assert np.all(np.asarray(img) == 255)
+
+
+def test_half_transparent_rgba_is_composited_over_white():
+    arr = np.zeros((4, 5, 4), np.uint8)
+    arr[..., 3] = 128  # black at ~50 % opacity
+    img = np.asarray(load_rgb(Image.fromarray(arr)))
+    assert np.all(np.abs(img.astype(int) - 127) <= 1)
+    arr[..., :3] = (200, 10, 30)
+    arr[..., 3] = 255  # opaque: colour unchanged
+    np.testing.assert_array_equal(np.asarray(load_rgb(Image.fromarray(arr))), arr[..., :3])
+
+
+def test_16_bit_png_is_scaled_not_clipped(tmp_path):
+    values = (np.arange(12 * 16).reshape(12, 16) * 257).astype(np.uint16)  # 0..191, scaled
+    path = tmp_path / "g16.png"
+    Image.fromarray(values).save(path)
+    assert Image.open(path).mode.startswith("I")
+    out = np.asarray(load_rgb(path))
+    np.testing.assert_array_equal(out[..., 0], np.arange(12 * 16).reshape(12, 16))
+    assert np.all(out[..., 0] == out[..., 2])
+
+
+def test_32_bit_int_and_float_pil_images():
+    wide = Image.fromarray(np.full((3, 4), 65535, np.int32))
+    assert wide.mode == "I"
+    assert np.all(np.asarray(load_rgb(wide)) == 255)
+    narrow = Image.fromarray(np.full((3, 4), 100, np.int32))
+    assert np.all(np.asarray(load_rgb(narrow)) == 100)
+    flt = Image.fromarray(np.full((3, 4), 0.5, np.float32))
+    assert flt.mode == "F"
+    assert np.all(np.asarray(load_rgb(flt)) == 128)
+
+
+def test_exif_orientation_6_is_applied(bad_images):
+    path = bad_images["exif6"]
+    raw = Image.open(path)
+    assert raw.size == (16, 12) and raw.getexif()[0x0112] == 6
+    img = load_rgb(path)
+    assert img.size == (12, 16)  # width and height swapped
+    # Orientation 6: the stored picture must be turned 90 degrees clockwise for display.
+    np.testing.assert_array_equal(np.asarray(img), np.rot90(np.asarray(raw.convert("RGB")), k=-1))
+
+
+def test_lazy_pil_image_of_a_truncated_file(bad_images):
+    lazy = Image.open(bad_images["truncated"])
+    with pytest.raises(ImageError, match=r"truncated\.jpg: truncated image file"):
+        load_rgb(lazy)
+
+
+def test_pil_image_input_is_not_modified():
+    src = Image.new("L", (5, 3), 9)
+    out = load_rgb(src)
+    assert out.mode == "RGB" and src.mode == "L"
+
+
+# ------------------------------------------------------------------------------------------
+# decompression bombs
+
+
+def test_max_pixels_is_enforced_before_decoding(bad_images, monkeypatch):
+    monkeypatch.setattr(images, "MAX_PIXELS", 100)
+    path = bad_images["ok"]  # 16 x 12 = 192 pixels
+    with pytest.raises(ImageError) as info:
+        load_rgb(path)
+    assert str(info.value) == (f"{path}: image has 16x12 pixels, above the limit of 100 "
+                               f"(vsent.data.images.MAX_PIXELS)")
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(
+    ("width", "height", "reason"),
+    [
+        (9000, 8000, "image has 9000x8000 pixels, above the limit"),  # 72 M: ours
+        (10000, 10000, "decompression bomb"),  # 100 M: PIL's warning, made an error
+        (100000, 100000, "decompression bomb"),  # 10 G: PIL's error
+    ],
+)
+def test_png_header_claiming_a_huge_size(tmp_path, width, height, reason):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header_only(width, height))
+    with pytest.raises(ImageError) as info:
+        load_rgb(path)
+    assert str(info.value).startswith(f"{path}: {reason}")
+
+
+def test_warning_filters_are_restored_after_bombs_in_threads(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header_only(10000, 10000))
+    before = list(warnings.filters)
+
+    def attempt(_):
+        with pytest.raises(ImageError):
+            load_rgb(path)
+
+    with ThreadPoolExecutor(4) as ex:
+        list(ex.map(attempt, range(16)))
+    assert warnings.filters == before
+
+
+# ------------------------------------------------------------------------------------------
+# arrays
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (6, 5, 1)])
+def test_gray_arrays(shape):
+    arr = np.arange(30, dtype=np.uint8).reshape(shape)
+    out = np.asarray(load_rgb(arr))
+    assert out.shape == (6, 5, 3)
+    np.testing.assert_array_equal(out[..., 1], arr.reshape(6, 5))
+
+
+def test_rgb_uint16_and_float_arrays_agree():
+    rgb8 = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(np.asarray(load_rgb(rgb8)), rgb8)
+    np.testing.assert_array_equal(np.asarray(load_rgb(rgb8.astype(np.uint16) * 257)), rgb8)
+    np.testing.assert_array_equal(np.asarray(load_rgb(rgb8 / 255.0)), rgb8)
+    np.testing.assert_array_equal(np.asarray(load_rgb((rgb8 / 255.0).astype(np.float32))), rgb8)
+
+
+def test_rgba_array_is_composited():
+    arr = np.zeros((2, 3, 4), np.uint8)  # transparent black
+    assert np.all(np.asarray(load_rgb(arr)) == 255)
+
+
+@pytest.mark.parametrize(
+    ("arr", "message"),
+    [
+        (np.zeros((2, 3, 5, 7), np.uint8), r"shape \(2, 3, 5, 7\) is not an image"),
+        (np.zeros((4, 4, 2), np.uint8), r"shape \(4, 4, 2\) is not an image"),
+        (np.zeros(10, np.uint8), r"shape \(10,\) is not an image"),
+        (np.zeros((0, 4, 3), np.uint8), r"shape \(0, 4, 3\) has no pixels"),
+        (np.zeros((4, 4, 3), np.int64), r"dtype int64 is not supported"),
+        (np.full((4, 4, 3), 3.0), r"values must lie in \[0, 1\], got min 3 and max 3"),
+        (np.full((4, 4), -0.5, np.float32), r"got min -0.5 and max -0.5"),
+        (np.full((4, 4, 3), np.nan), r"NaN or infinite"),
+    ],
+)
+def test_bad_arrays(arr, message):
+    with pytest.raises(ImageError, match=r"^<array>: .*" + message):
+        load_rgb(arr)
+
+
+# ------------------------------------------------------------------------------------------
+# resize
+
+
+def test_resize_rgb_shape_dtype_and_constant_images():
+    img = Image.new("RGB", (37, 23), (10, 200, 90))
+    out = resize_rgb(img, 16)
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+    assert np.all(out == [10, 200, 90])
+    assert out.flags.writeable
+
+
+def test_resize_rgb_is_antialiased():
+    checker = ((np.indices((256, 256)).sum(0) % 2) * 255).astype(np.uint8)
+    out = resize_rgb(Image.fromarray(checker).convert("RGB"), 8)
+    # Without antialiasing, bilinear sampling of a 1-pixel checkerboard gives 0 or 255.
+    assert np.all(np.abs(out.astype(int) - 128) <= 2)
+
+
+def test_resize_rgb_warps_without_keeping_aspect_and_matches_pil(bad_images):
+    img = load_rgb(bad_images["ok"])  # 16 x 12
+    out = resize_rgb(img, 8)
+    expected = np.asarray(img.resize((8, 8), Image.Resampling.BILINEAR, reducing_gap=None))
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_resize_rgb_accepts_anything_load_rgb_accepts(bad_images):
+    np.testing.assert_array_equal(resize_rgb(bad_images["gray"], 4), np.full((4, 4, 3), 77))
+    with pytest.raises(ImageError, match="empty file"):
+        resize_rgb(bad_images["empty"], 4)
+
+
+@pytest.mark.parametrize("size", [0, -3, 2.5, True, "8"])
+def test_resize_rgb_rejects_bad_sizes(size):
+    with pytest.raises(ValueError, match="size must be a positive integer"):
+        resize_rgb(Image.new("RGB", (4, 4)), size)
+
+
+def test_load_rgb_is_thread_safe(bad_images):
+    paths = [bad_images[k] for k in ("ok", "gray", "cmyk", "rgba", "exif6")] * 8
+    expected = [np.asarray(load_rgb(p)) for p in paths]
+    results = {}
+
+    def work(i):
+        results[i] = np.asarray(load_rgb(paths[i]))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(paths))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, e in enumerate(expected):
+        np.testing.assert_array_equal(results[i], e)
+
+
+def test_loaded_image_is_detached_from_the_file(bad_images):
+    img = load_rgb(bad_images["ok"])
+    # Still usable after the file was closed (and would be after it is deleted).
+    assert np.asarray(img).shape == (12, 16, 3)
+    assert isinstance(img.copy(), Image.Image)

@@ -1,0 +1,259 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.v2 as T
+
+from vsent.data.transforms import (
+    CAFFE_PREPROCESS,
+    IMAGENET_PREPROCESS,
+    Preprocess,
+    center_crop,
+    normalize,
+    random_crop_flip,
+    ten_crop,
+)
+from vsent.errors import VsentError
+
+H, W = 9, 12  # not square, so a swapped height/width shows
+
+
+def coords(b: int = 3, h: int = H, w: int = W) -> torch.Tensor:
+    """(B, H, W, 3) uint8 whose pixel (i, y, x) is (y, x, i): values say where they came from."""
+    i, y, x = torch.meshgrid(torch.arange(b), torch.arange(h), torch.arange(w), indexing="ij")
+    return torch.stack([y, x, i], dim=-1).to(torch.uint8)
+
+
+def check_window(crop: torch.Tensor, img: int, top: int, left: int, mirrored: bool) -> None:
+    """crop (c, c, 3) must be rows top.., columns left.. of image ``img``, maybe mirrored."""
+    c = crop.shape[0]
+    rows = torch.arange(top, top + c)
+    cols = torch.arange(left, left + c)
+    if mirrored:
+        cols = cols.flip(0)
+    assert torch.equal(crop[..., 0].long(), rows[:, None].expand(c, c))
+    assert torch.equal(crop[..., 1].long(), cols[None, :].expand(c, c))
+    assert torch.all(crop[..., 2] == img)
+
+
+# ------------------------------------------------------------------------------------------
+# deterministic crops
+
+
+def test_ten_crop_geometry_and_order():
+    batch = coords()
+    out = ten_crop(batch, 5)
+    assert out.shape == (3, 10, 5, 5, 3) and out.dtype == torch.uint8
+    # top-left, top-right, bottom-left, bottom-right, centre; then the same mirrored
+    centre = (round((H - 5) / 2), round((W - 5) / 2))  # (2, 4)
+    origins = [(0, 0), (0, W - 5), (H - 5, 0), (H - 5, W - 5), centre]
+    for i in range(3):
+        for k, (top, left) in enumerate(origins):
+            check_window(out[i, k], i, top, left, mirrored=False)
+            check_window(out[i, k + 5], i, top, left, mirrored=True)
+
+
+def test_ten_crop_has_the_crops_of_torchvision_tencrop():
+    batch = coords(b=2)
+    out = ten_crop(batch, 6)
+    # torchvision mirrors the whole image before its second five_crop, so its mirrored
+    # top-left is the mirror of the top-right window, etc.
+    order = [0, 1, 2, 3, 4, 6, 5, 8, 7, 9]
+    for i in range(2):
+        ref = T.TenCrop(6)(batch[i].permute(2, 0, 1))
+        for k in range(10):
+            assert torch.equal(out[i, order[k]], ref[k].permute(1, 2, 0))
+
+
+def test_center_crop():
+    batch = coords()
+    out = center_crop(batch, 5)
+    assert out.shape == (3, 5, 5, 3)
+    for i in range(3):
+        check_window(out[i], i, 2, 4, mirrored=False)
+    assert torch.equal(out, ten_crop(batch, 5)[:, 4])
+    # Caffe-sized: 256 -> 227 takes rows/columns 14..240
+    big = torch.zeros(1, 256, 256, 3, dtype=torch.uint8)
+    big[0, 14, 14] = 255
+    big[0, 240, 240] = 7
+    c = center_crop(big, 227)
+    assert c[0, 0, 0, 0] == 255 and c[0, 226, 226, 0] == 7
+
+
+def test_crops_accept_numpy():
+    arr = coords().numpy()
+    assert torch.equal(center_crop(arr, 4), center_crop(torch.from_numpy(arr), 4))
+
+
+@pytest.mark.parametrize("fn", [center_crop, ten_crop, random_crop_flip])
+def test_crop_argument_errors(fn):
+    with pytest.raises(ValueError, match=r"crop 10 is larger than the images \(9x12\)"):
+        fn(coords(), 10)
+    with pytest.raises(ValueError, match=r"expected a batch of shape \(B, H, W, 3\)"):
+        fn(coords().permute(0, 3, 1, 2), 2)
+    with pytest.raises(ValueError, match="crop must be a positive integer"):
+        fn(coords(), 0)
+
+
+# ------------------------------------------------------------------------------------------
+# random crops
+
+
+def test_random_crop_flip_windows_are_valid_and_varied():
+    batch = coords(b=64)
+    g = torch.Generator().manual_seed(0)
+    out = random_crop_flip(batch, 5, g)
+    assert out.shape == (64, 5, 5, 3) and out.dtype == torch.uint8
+    tops, lefts, mirrors = [], [], []
+    for i in range(64):
+        crop = out[i]
+        top = int(crop[0, 0, 0])
+        mirrored = bool(crop[0, 0, 1] > crop[0, -1, 1])
+        left = int(crop[0, -1, 1]) if mirrored else int(crop[0, 0, 1])
+        check_window(crop, i, top, left, mirrored)
+        tops.append(top)
+        lefts.append(left)
+        mirrors.append(mirrored)
+    assert set(tops) == set(range(H - 5 + 1))  # every offset reachable, 64 draws over 5
+    assert set(lefts) == set(range(W - 5 + 1))
+    assert 16 < sum(mirrors) < 48  # p = 0.5
+
+
+def test_random_crop_flip_follows_the_documented_draws():
+    batch = coords(b=8)
+    out = random_crop_flip(batch, 4, torch.Generator().manual_seed(123))
+    g = torch.Generator().manual_seed(123)
+    tops = torch.randint(0, H - 4 + 1, (8,), generator=g)
+    lefts = torch.randint(0, W - 4 + 1, (8,), generator=g)
+    mirrors = torch.rand(8, generator=g) < 0.5
+    for i in range(8):
+        check_window(out[i], i, int(tops[i]), int(lefts[i]), bool(mirrors[i]))
+
+
+def test_random_crop_flip_is_deterministic_per_seed():
+    batch = coords(b=16)
+    a = random_crop_flip(batch, 5, torch.Generator().manual_seed(7))
+    b = random_crop_flip(batch, 5, torch.Generator().manual_seed(7))
+    c = random_crop_flip(batch, 5, torch.Generator().manual_seed(8))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    g = torch.Generator().manual_seed(7)
+    first, second = random_crop_flip(batch, 5, g), random_crop_flip(batch, 5, g)
+    assert torch.equal(first, a) and not torch.equal(first, second)  # the generator advances
+
+
+def test_mirror_is_a_horizontal_flip_of_the_same_window():
+    batch = coords(b=1, h=5, w=5)  # crop == image: the only randomness is the mirror
+    seen = set()
+    for seed in range(20):
+        out = random_crop_flip(batch, 5, torch.Generator().manual_seed(seed))[0]
+        if torch.equal(out, batch[0]):
+            seen.add("plain")
+        else:
+            assert torch.equal(out, batch[0].flip(1))  # columns reversed, rows kept
+            seen.add("mirrored")
+    assert seen == {"plain", "mirrored"}
+
+
+# ------------------------------------------------------------------------------------------
+# normalisation
+
+
+def test_normalize_caffe_bgr_mean_subtraction():
+    batch = torch.tensor([200, 100, 50], dtype=torch.uint8).expand(2, 3, 4, 3)  # R, G, B
+    out = normalize(batch, CAFFE_PREPROCESS)
+    assert out.shape == (2, 3, 3, 4) and out.dtype == torch.float32
+    # BGR order, minus (B, G, R) = (104, 117, 123)
+    expected = torch.tensor([50 - 104, 100 - 117, 200 - 123], dtype=torch.float32)
+    assert torch.equal(out[0, :, 1, 2], expected)
+    assert torch.equal(out, expected[None, :, None, None].expand(2, 3, 3, 4))
+
+
+def test_normalize_imagenet_matches_torchvision():
+    batch = torch.randint(0, 256, (2, 6, 5, 3), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(0))
+    ours = normalize(batch, IMAGENET_PREPROCESS)
+    ref = T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])(
+        batch.permute(0, 3, 1, 2).float() / 255)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_normalize_rgb_vs_bgr_only_reorders():
+    batch = torch.randint(0, 256, (2, 4, 4, 3), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(1))
+    pre = Preprocess(mean=(10, 20, 30), std=(2, 4, 8), crop=4, resize=4)
+    rgb = normalize(batch, pre)
+    bgr = normalize(batch, Preprocess(mean=(10, 20, 30), std=(2, 4, 8), crop=4, resize=4,
+                                      channel_order="BGR"))
+    assert torch.equal(rgb.flip(1), bgr)
+    assert torch.equal(rgb[:, 2], (batch[..., 2].float() - 30) / 8)
+
+
+def test_normalize_ten_crop_batches_and_numpy():
+    crops = ten_crop(coords(), 5)
+    out = normalize(crops, CAFFE_PREPROCESS)
+    assert out.shape == (3, 10, 3, 5, 5)
+    assert torch.equal(out[1, 7], normalize(crops[1, 7][None], CAFFE_PREPROCESS)[0])
+    assert torch.equal(normalize(crops.numpy(), CAFFE_PREPROCESS), out)
+    with pytest.raises(ValueError, match=r"\(\.\.\., H, W, 3\)"):
+        normalize(torch.zeros(2, 3, 4, 4), CAFFE_PREPROCESS)
+
+
+# ------------------------------------------------------------------------------------------
+# Preprocess
+
+
+def test_preset_values():
+    assert CAFFE_PREPROCESS.mean == (123.0, 117.0, 104.0)
+    assert CAFFE_PREPROCESS.std == (1.0, 1.0, 1.0)
+    assert (CAFFE_PREPROCESS.channel_order, CAFFE_PREPROCESS.resize,
+            CAFFE_PREPROCESS.crop) == ("BGR", 256, 227)
+    np.testing.assert_allclose(IMAGENET_PREPROCESS.mean, [123.675, 116.28, 103.53])
+    np.testing.assert_allclose(IMAGENET_PREPROCESS.std, [58.395, 57.12, 57.375])
+    assert (IMAGENET_PREPROCESS.channel_order, IMAGENET_PREPROCESS.crop) == ("RGB", 224)
+
+
+@pytest.mark.parametrize("pre", [CAFFE_PREPROCESS, IMAGENET_PREPROCESS, Preprocess()])
+def test_to_dict_from_dict_round_trip_through_json(pre):
+    d = json.loads(json.dumps(pre.to_dict()))
+    assert Preprocess.from_dict(d) == pre
+    assert hash(Preprocess.from_dict(d)) == hash(pre)
+
+
+def test_from_dict_rejects_unknown_keys():
+    d = CAFFE_PREPROCESS.to_dict() | {"scale": 0.5}
+    with pytest.raises(VsentError, match="unknown Preprocess keys: scale"):
+        Preprocess.from_dict(d)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"crop": 300}, r"crop \(300\) is larger than resize \(256\)"),
+        ({"crop": 0}, "crop must be a positive integer"),
+        ({"channel_order": "GBR"}, "channel_order must be 'RGB' or 'BGR'"),
+        ({"std": (1, 0, 1)}, "std must be positive"),
+        ({"mean": (1, 2)}, "mean must be 3 finite numbers"),
+        ({"mean": (1, 2, float("nan"))}, "mean must be 3 finite numbers"),
+    ],
+)
+def test_preprocess_validation(kwargs, message):
+    with pytest.raises(VsentError, match=message):
+        Preprocess(**kwargs)
+
+
+@pytest.mark.filterwarnings("error")
+def test_read_only_arrays_from_the_cache_are_accepted():
+    arr = coords().numpy()
+    arr.flags.writeable = False  # as the memory-mapped image cache
+    assert torch.equal(center_crop(arr, 4), center_crop(coords(), 4))
+    assert random_crop_flip(arr, 4, torch.Generator().manual_seed(0)).shape == (3, 4, 4, 3)
+    assert normalize(arr, CAFFE_PREPROCESS).shape == (3, 3, H, W)
+
+
+def test_empty_batch_and_float_input_untouched():
+    assert random_crop_flip(coords(b=0), 4).shape == (0, 4, 4, 3)
+    x = torch.rand(2, 4, 4, 3) * 255
+    before = x.clone()
+    normalize(x, IMAGENET_PREPROCESS)
+    assert torch.equal(x, before)

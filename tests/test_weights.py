@@ -1,0 +1,246 @@
+"""--init random | imagenet | PATH: partial loads, dropped heads, clear errors, offline failures."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import types
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from vsent.errors import WeightsError
+from vsent.models import create_model
+from vsent.models.caffenet import CAFFENET_IMAGENET, CaffeNet
+from vsent.models.weights import WeightsFile
+
+LOGGER = "vsent.models.weights"
+
+
+def _equal(a: torch.nn.Module, b: torch.nn.Module, prefix: str = "") -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    keys = [k for k in sa if k.startswith(prefix)]
+    return bool(keys) and all(torch.equal(sa[k], sb[k]) for k in keys)
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """Empty torch hub cache and a download that fails like a machine without network."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+
+    def no_network(url, dst, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+@pytest.fixture
+def fake_caffe(monkeypatch):
+    """Stand-in for vsent.models.caffe whose reader returns a known CaffeNet state dict."""
+    torch.manual_seed(1)
+    reference = CaffeNet(arch="fc8-1000")
+    calls: list[Path] = []
+
+    def load_caffemodel(path):
+        calls.append(Path(path))
+        return reference.state_dict()
+
+    module = types.ModuleType("vsent.models.caffe")
+    module.load_caffemodel = load_caffemodel
+    monkeypatch.setitem(sys.modules, "vsent.models.caffe", module)
+    return reference, calls
+
+
+# ---------------------------------------------------------------------------------------------
+# PATH
+
+
+def test_init_from_state_dict_file_loads_equal_values(tmp_path):
+    torch.manual_seed(0)
+    source = create_model("smallcnn", widths=(8, 16))
+    path = tmp_path / "w.pt"
+    torch.save(source.state_dict(), path)
+    torch.manual_seed(1)
+    fresh = create_model("smallcnn", widths=(8, 16))
+    assert not _equal(source, fresh)
+    loaded = create_model("smallcnn", widths=(8, 16), init=path)
+    assert _equal(source, loaded)
+    assert loaded.spec == {"name": "smallcnn", "num_classes": 2, "widths": (8, 16)}
+
+
+def test_init_from_checkpoint_dict_and_str_path(tmp_path):
+    source = create_model("pcnn", fc_widths=(16, 8, 24))
+    path = tmp_path / "ckpt.pth"
+    torch.save({"format": "anything", "state_dict": source.state_dict()}, path)
+    loaded = create_model("pcnn", fc_widths=(16, 8, 24), init=str(path))
+    assert _equal(source, loaded)
+
+
+def test_head_of_another_width_is_dropped_and_logged(tmp_path, caplog):
+    torch.manual_seed(0)
+    source = create_model("resnet18", num_classes=5)
+    path = tmp_path / "r18.pt"
+    torch.save(source.state_dict(), path)
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        loaded = create_model("resnet18", num_classes=2, init=path)
+    assert _equal(source, loaded, "layer4.")
+    assert _equal(source, loaded, "conv1.")
+    assert _equal(source, loaded, "bn1.running_mean")
+    assert loaded.fc.weight.shape == (2, 512)
+    assert "kept freshly initialised: fc.weight, fc.bias" in caplog.text
+
+
+def test_matching_head_from_a_file_is_loaded(tmp_path):
+    # a fine-tuned file used as --init keeps its head when the shapes agree
+    source = create_model("caffenet", arch="fc7-2")
+    path = tmp_path / "ft.pt"
+    torch.save(source.state_dict(), path)
+    assert _equal(source, create_model("caffenet", arch="fc7-2", init=path))
+
+
+def test_missing_head_and_extra_keys_are_fine(tmp_path, caplog):
+    source = create_model("smallcnn", widths=(8,))
+    state = source.state_dict()
+    state["extra.weight"] = torch.zeros(3)  # keys the model lacks are dropped
+    path = tmp_path / "w.pt"
+    torch.save(state, path)
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        loaded = create_model("smallcnn", widths=(8,), init=path)
+    assert _equal(source, loaded)
+    assert "dropped keys the model does not have: extra.weight" in caplog.text
+
+    # a file without the head loads into a variant whose head is new
+    cut = create_model("caffenet", arch="fc8-1000").state_dict()
+    del cut["fc8.weight"], cut["fc8.bias"]
+    torch.save(cut, tmp_path / "no_fc8.pt")
+    loaded = create_model("caffenet", arch="fc8-2", init=tmp_path / "no_fc8.pt")
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in cut.items())
+
+
+def test_wrong_shape_outside_the_head_is_an_error(tmp_path):
+    torch.save(create_model("smallcnn", widths=(8, 16)).state_dict(), tmp_path / "w.pt")
+    with pytest.raises(WeightsError, match=r"w\.pt: .*wrong shape: features\.block1\.0\.weight "
+                                           r"\(model \(32, 3, 3, 3\), file \(8, 3, 3, 3\)\)"):
+        create_model("smallcnn", init=tmp_path / "w.pt")
+
+
+def test_missing_key_outside_the_head_is_an_error(tmp_path):
+    state = create_model("caffenet").state_dict()
+    del state["conv3.bias"]
+    torch.save(state, tmp_path / "w.pt")
+    with pytest.raises(WeightsError, match=r"w\.pt: 1 weights missing .*conv3\.bias .*missing"):
+        create_model("caffenet", init=tmp_path / "w.pt")
+
+
+def test_missing_and_garbage_files(tmp_path):
+    with pytest.raises(WeightsError, match=r"nope\.pt: no such file"):
+        create_model("smallcnn", init=tmp_path / "nope.pt")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00 this is not a pickle \xff" * 10)
+    with pytest.raises(WeightsError, match=r"garbage\.pt: not a PyTorch state dict \(") as err:
+        create_model("smallcnn", init=garbage)
+    assert "\n" not in str(err.value)
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(WeightsError, match=r"list\.pt: not a PyTorch state dict .*got list"):
+        create_model("smallcnn", init=tmp_path / "list.pt")
+
+
+def test_caffemodel_path_goes_through_the_caffe_reader(tmp_path, fake_caffe):
+    reference, calls = fake_caffe
+    path = tmp_path / "net.caffemodel"
+    path.write_bytes(b"protobuf")
+    model = create_model("caffenet", arch="fc7-4096", init=path)
+    assert calls == [path]
+    assert _equal(model, reference)  # fc8 of the file is dropped, the rest loaded
+
+
+def test_real_caffemodel_round_trip(tmp_path):
+    # integration with the real reader: a file written by caffe.export_caffemodel loads back
+    caffe = pytest.importorskip("vsent.models.caffe")
+    source = CaffeNet(arch="fc8-1000")
+    path = caffe.export_caffemodel(tmp_path / "net.caffemodel", source.state_dict())
+    model = create_model("caffenet", arch="fc8-2", init=path)
+    assert _equal(model, source, "conv")
+    assert _equal(model, source, "fc6.") and _equal(model, source, "fc7.")
+    assert model.fc8.weight.shape == (2, 4096)
+
+
+# ---------------------------------------------------------------------------------------------
+# imagenet
+
+
+@pytest.mark.parametrize("name", ["resnet18", "caffenet"])
+def test_imagenet_offline_is_a_one_line_error(name, offline):
+    with pytest.raises(WeightsError) as err:
+        create_model(name, init="imagenet")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"cannot download ImageNet weights for {name} (no network?): download ")
+    assert f"into {offline} or pass --init PATH" in msg
+    url = (CAFFENET_IMAGENET.url if name == "caffenet"
+           else torchvision.models.get_model_weights(name).DEFAULT.url)
+    assert url in msg
+    assert not offline.exists() or not any(offline.iterdir())  # nothing half-written
+
+
+def test_imagenet_torchvision_from_hub_cache_keeps_head_fresh(offline, caplog):
+    # A file already in the torch hub cache is what torchvision loads without network.
+    torch.manual_seed(0)
+    imagenet = torchvision.models.resnet18()
+    url = torchvision.models.ResNet18_Weights.DEFAULT.url
+    offline.mkdir(parents=True)
+    torch.save(imagenet.state_dict(), offline / url.rsplit("/", 1)[1])
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        model = create_model("resnet18", num_classes=1000, init="imagenet")
+    assert _equal(imagenet, model, "layer")
+    assert _equal(imagenet, model, "bn1.")
+    # same shape as the file's 1000-way fc, but the head is new by definition
+    assert not torch.equal(model.fc.weight, imagenet.fc.weight)
+    assert model.fc.bias.abs().max() == 0
+    assert "kept freshly initialised: fc.weight, fc.bias" in caplog.text
+
+
+def test_imagenet_caffenet_downloads_once_and_checks_sha1(offline, fake_caffe, monkeypatch):
+    reference, calls = fake_caffe
+    content = b"pretend caffemodel"
+    downloads = []
+
+    def download(url, dst, *args, **kwargs):
+        downloads.append(url)
+        Path(dst).write_bytes(content)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    monkeypatch.setattr("vsent.models.caffenet.CAFFENET_IMAGENET", WeightsFile(
+        url=CAFFENET_IMAGENET.url, file_name=CAFFENET_IMAGENET.file_name,
+        sha1=hashlib.sha1(content).hexdigest()))
+    model = create_model("caffenet", arch="fc7-2", init="imagenet")
+    assert downloads == [CAFFENET_IMAGENET.url]
+    assert calls == [offline / "bvlc_reference_caffenet.caffemodel"]
+    state, ref = model.state_dict(), reference.state_dict()
+    for key in ("conv1.weight", "conv5.bias", "fc6.weight", "fc6.bias"):
+        assert torch.equal(state[key], ref[key])
+    assert model.fc7.weight.shape == (2, 4096) and model.fc7.bias.abs().max() == 0
+    create_model("caffenet", init="imagenet")  # second time: from the cache
+    assert len(downloads) == 1
+
+
+def test_download_with_wrong_sha1_is_removed(offline, monkeypatch):
+    monkeypatch.setattr(torch.hub, "download_url_to_file",
+                        lambda url, dst, *a, **k: Path(dst).write_bytes(b"html error page"))
+    weights = WeightsFile(url="http://example.invalid/w.caffemodel", file_name="w.caffemodel",
+                          sha1="0" * 40)
+    with pytest.raises(WeightsError, match="downloaded file has SHA-1 .*, expected 0000"):
+        weights.fetch("caffenet")
+    assert not (offline / "w.caffemodel").exists()
+
+
+@pytest.mark.parametrize("name", ["smallcnn", "pcnn"])
+def test_imagenet_for_models_without_imagenet_weights(name):
+    with pytest.raises(WeightsError, match=f"{name} has no ImageNet weights"):
+        create_model(name, init="imagenet")
