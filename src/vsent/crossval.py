@@ -92,7 +92,9 @@ class CrossvalRun:
         """Path of fold ``k``'s fine-tuned model (1-based); error if that fold did not finish."""
         path = self.path / f"fold{k}" / "model.pt"
         if not path.exists():
-            raise VsentError(f"{path}: fold {k} has no model (unfinished run? use crossval --resume)")
+            raise VsentError(
+                f"{path}: fold {k} has no model (unfinished run? use crossval --resume)"
+            )
         return path
 
 
@@ -129,7 +131,9 @@ def _stored_config(out: Path, resume: bool) -> RunConfig | None:
     return RunConfig.from_dict(json.loads((out / "config.json").read_text()))
 
 
-def crossval(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> dict:
+def crossval(
+    cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True
+) -> dict:
     """K-fold fine-tuning and evaluation; returns the summary written to ``summary.json``.
 
     Each fold fine-tunes a fresh model (``cfg.model`` from ``cfg.init``) on the fold's training
@@ -153,7 +157,8 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
     run.write_json("skipped.json", list(dataset.skipped))
     folds_file = run / "folds.json"
-    folds = make_folds(dataset, str(folds_file) if folds_file.exists() else cfg.folds, seed=cfg.seed)
+    spec = str(folds_file) if folds_file.exists() else cfg.folds  # resume: the same folds
+    folds = make_folds(dataset, spec, seed=cfg.seed)
     save_folds(folds, dataset, folds_file)
     images = image_cache(dataset, size=proto.preprocess.resize, progress=progress)
     labels = dataset.labels

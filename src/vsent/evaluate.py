@@ -91,5 +91,7 @@ def evaluate(
     The predicted class is the arg-max over all outputs (as Caffe's accuracy layer does, so a
     4096-way raw ablation predicting an index other than 0/1 counts as wrong).
     """
-    probs = predict_proba(model, images, oversample=oversample, batch_size=batch_size, device=device)
+    probs = predict_proba(
+        model, images, oversample=oversample, batch_size=batch_size, device=device
+    )
     return binary_metrics(labels, probs.argmax(axis=1)), probs

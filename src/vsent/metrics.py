@@ -73,7 +73,9 @@ def summary_markdown(summary: Mapping[str, Any], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_summary(run: RunDir, summary: Mapping[str, Any], title: str, stem: str = "summary") -> None:
+def write_summary(
+    run: RunDir, summary: Mapping[str, Any], title: str, stem: str = "summary"
+) -> None:
     """Write ``<stem>.json`` and ``<stem>.md`` into the run directory."""
     run.write_json(f"{stem}.json", summary)
     run.write_text(f"{stem}.md", summary_markdown(summary, title))

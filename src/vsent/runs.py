@@ -1,4 +1,4 @@
-"""Run directories: every command writes its config, versions, seed, logs and results in one place."""
+"""Run directories: a command writes its config, versions, seed, logs and results in one place."""
 
 from __future__ import annotations
 
@@ -111,7 +111,9 @@ class RunDir:
     def read_json(self, name: str) -> Any:
         return json.loads((self.path / name).read_text())
 
-    def write_csv(self, name: str, rows: Iterable[Mapping[str, Any]], fieldnames: list[str]) -> Path:
+    def write_csv(
+        self, name: str, rows: Iterable[Mapping[str, Any]], fieldnames: list[str]
+    ) -> Path:
         path = self.path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as f:

@@ -60,9 +60,12 @@ class TrainConfig:
         ]
         for name, ok in checks:
             if not ok:
-                raise VsentError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is out of range")
+                option = name.replace("_", "-")
+                raise VsentError(f"--{option} {getattr(self, name)!r} is out of range")
         if self.optimizer not in OPTIMIZERS:
-            raise VsentError(f"--optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+            raise VsentError(
+                f"--optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"
+            )
         if self.schedule not in SCHEDULES:
             raise VsentError(f"--schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
 
@@ -100,7 +103,9 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+def make_scheduler(
+    opt: torch.optim.Optimizer, cfg: TrainConfig
+) -> torch.optim.lr_scheduler.LRScheduler:
     """Per-epoch schedule: step (Caffe "step" policy), cosine, or constant."""
     if cfg.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)

@@ -20,6 +20,11 @@ from vsent.errors import EXIT_USER_ERROR, VsentError
 COMMANDS = (
     "crossval",  # also finetune and models
     "predict",
+    "pcnn",  # also pcnn-transfer
+    "regions",
+    "explain",
+    "layers",
+    "baselines",
 )
 
 
