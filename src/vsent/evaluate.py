@@ -63,7 +63,8 @@ def predict_proba(
     model.eval().to(dev)
     out = []
     for start in range(0, len(images), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
+        # a copy: cached images are read-only memory maps, which torch cannot wrap
+        batch = torch.from_numpy(np.array(images[start : start + batch_size]))
         if oversample:
             crops = ten_crop(batch, pre.crop)  # (B, 10, c, c, 3)
             b = crops.shape[0]

@@ -25,6 +25,7 @@ COMMANDS = (
     "explain",
     "layers",
     "baselines",
+    "reproduce",
 )
 
 

@@ -1,0 +1,598 @@
+"""Progressive training and domain transfer of You et al. 2015 (AAAI), Algorithms 1 and 2.
+
+Algorithm 1 (:func:`progressive`): train a CNN on a large, weakly (machine-) labelled image set;
+score every training image with it (softmax ``s_i1, s_i2``); drop image ``i`` with probability
+
+    p_i = max(0, 2 - exp(|s_i1 - s_i2|))
+
+(1 when the two scores are equal, 0 once ``|s_i1 - s_i2| >= ln 2``, i.e. once the network
+gives one class at least (1 + ln 2) / 2 = 0.847); then fine-tune the same network on the
+images that remain.
+The rule drops images the network is *unsure* about, not images it disagrees with: it removes
+label noise where noise comes with ambiguity (as with a weak labeller such as SentiBank on
+Flickr), and keeps a confidently mislabelled image.
+
+Algorithm 2 (:func:`transfer`): fine-tune the pretrained network on the manually labelled
+Twitter images, 5-fold cross-validation per agreement subset (:func:`vsent.crossval.crossval`
+with ``init=<checkpoint>``), and tabulate precision, recall, F1 and accuracy beside the paper's.
+
+Supplying the weakly labelled set: the paper used about half a million Flickr images labelled
+by SentiBank, which is not available offline. Any ``positive/`` + ``negative/`` folder or
+``path,label`` CSV works (see :func:`vsent.data.datasets.load_dataset`); the labels may be
+noisy (that is the point). A progressive run directory holds::
+
+    config.json  versions.json  run.log
+    stage1/model.pt  stage1/history.json   the CNN before selection (the paper's "CNN")
+    removal.csv      name, label, s1, s2, diff = |s1 - s2|, p, removed (one row per image)
+    removal.json     how many images were removed, by class, and the histograms
+    removal.png      histograms of |s1 - s2| and of p
+    stage2/history.json
+    model.pt         the progressively trained network (the paper's "PCNN")
+    summary.json  summary.md
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsent.crossval import RunConfig, crossval
+from vsent.data.cache import image_cache
+from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
+from vsent.errors import VsentError
+from vsent.evaluate import predict_proba
+from vsent.metrics import SCALARS
+from vsent.models import create_model
+from vsent.models.checkpoint import load_checkpoint, save_checkpoint
+from vsent.runs import RunDir, Timer
+from vsent.train import TrainConfig, fit
+
+log = logging.getLogger("vsent")
+
+#: |s1 - s2| from which an image is always kept: 2 - exp(d) <= 0  <=>  d >= ln 2.
+KEEP_THRESHOLD = math.log(2.0)
+
+#: Training recipes. The solver settings are ours, not taken from the paper. PCNN takes raw
+#: mean-subtracted pixels (Caffe style) and has no normalisation layers, so its activations are
+#: tens of units at every layer: from scratch, SGD at Caffe's usual lr 0.01 diverged (loss
+#: ~1e15 in the first epoch) and 1e-3 was unstable, while 1e-4 learnt steadily (64 generated
+#: images, 4 epochs). Stage 2 continues at a tenth of stage 1's lr; the Twitter fine-tuning
+#: (Algorithm 2) trains every layer at 1e-4 (nothing in a pretrained network is new, hence
+#: ``head_lr_mult=1``).
+PRESETS: dict[str, dict[str, Any]] = {
+    "you2015": {
+        "model": "pcnn",
+        "train": TrainConfig(epochs=20, batch_size=64, lr=1e-4, schedule="step", lr_step=8,
+                             head_lr_mult=1.0),
+        "finetune": TrainConfig(epochs=10, batch_size=64, lr=1e-5, schedule="step",
+                                lr_step=8, head_lr_mult=1.0),
+    },
+    # small BatchNorm CNN at 64 px (as ``vsent crossval --preset quick``), minutes on a CPU
+    "quick": {
+        "model": "smallcnn",
+        "train": TrainConfig(epochs=15, batch_size=32, lr=2e-3, weight_decay=0.05,
+                             optimizer="adamw", schedule="cosine", head_lr_mult=1.0,
+                             bias_lr_mult=1.0),
+        "finetune": TrainConfig(epochs=5, batch_size=32, lr=2e-4, weight_decay=0.05,
+                                optimizer="adamw", schedule="cosine", head_lr_mult=1.0,
+                                bias_lr_mult=1.0),
+    },
+}
+#: Algorithm 2: fine-tuning a pretrained network on each Twitter training fold.
+TRANSFER_TRAIN = TrainConfig(epochs=30, batch_size=64, lr=1e-4, schedule="step", lr_step=10,
+                             head_lr_mult=1.0)
+
+#: Published 5-fold results on Twitter I of You et al. 2015 after domain transfer (fine-tuning
+#: on Twitter). NOT VERIFIED against the paper here (the search tool could not reach its
+#: tables): the accuracies are as quoted by Campos et al. 2015 (Table 3: CNN 0.783 / 0.755 /
+#: 0.715, PCNN 0.773 / 0.759 / 0.687); the five-agree PCNN precision/recall/F1 are recalled
+#: from You et al. 2015 and agree with its accuracy given the subset's 581/301 class counts.
+#: Values not known are None.
+PUBLISHED: dict[str, dict[str, dict[str, float | None]]] = {
+    "pcnn": {
+        "five": {"precision": 0.797, "recall": 0.881, "f1": 0.837, "accuracy": 0.773},
+        "four": {"precision": None, "recall": None, "f1": None, "accuracy": 0.759},
+        "three": {"precision": None, "recall": None, "f1": None, "accuracy": 0.687},
+    },
+    "cnn": {
+        "five": {"precision": None, "recall": None, "f1": None, "accuracy": 0.783},
+        "four": {"precision": None, "recall": None, "f1": None, "accuracy": 0.755},
+        "three": {"precision": None, "recall": None, "f1": None, "accuracy": 0.715},
+    },
+}
+PUBLISHED_SOURCE = (
+    "You, Luo, Jin, Yang. Robust Image Sentiment Analysis Using Progressively Trained and "
+    "Domain Transferred Deep Networks. AAAI 2015 (doi:10.1609/aaai.v29i1.9179); values not "
+    "verified against the paper in this project (accuracies as quoted by Campos et al. 2015, "
+    "Table 3)"
+)
+
+_HIST_BINS = 20
+
+
+# --------------------------------------------------------------------------------------------
+# the sampling rule (pure)
+
+
+def removal_probability(scores: np.ndarray) -> np.ndarray:
+    """Probability of dropping each image: ``max(0, 2 - exp(|s_i1 - s_i2|))``.
+
+    Parameters
+    ----------
+    scores : array-like (N, 2)
+        Softmax scores of the two classes (any order: only their difference counts).
+
+    Returns
+    -------
+    float64 array (N,), values in [0, 1]: 1 for equal scores, 0 once ``|s1 - s2| >= ln 2``.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2 or s.shape[1] != 2:
+        raise ValueError(f"scores must have shape (N, 2), got {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores must be finite")
+    diff = np.abs(s[:, 0] - s[:, 1])
+    # exp(ln 2) rounds to 2 + 4e-16; the clip also keeps p <= 1 for scores outside [0, 1]
+    return np.clip(2.0 - np.exp(diff), 0.0, 1.0)
+
+
+def select_kept(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw which images survive: image ``i`` is removed when ``u_i < p_i``, ``u_i ~ U[0, 1)``.
+
+    Parameters
+    ----------
+    scores : array-like (N, 2)
+        Softmax scores (see :func:`removal_probability`).
+    rng : numpy.random.Generator
+        Source of the N uniform draws (one per image, in order).
+
+    Returns
+    -------
+    bool array (N,): True for the images kept.
+    """
+    p = removal_probability(scores)
+    return rng.random(len(p)) >= p
+
+
+# --------------------------------------------------------------------------------------------
+# Algorithm 1: progressive training
+
+
+@dataclass
+class ProgressiveConfig:
+    """Everything that defines a progressive training run (saved as config.json)."""
+
+    data: str
+    subset: str = "five"  # only used when ``data`` is in the Twitter I layout
+    model: str = "pcnn"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    init: str = "random"
+    train: TrainConfig = field(default_factory=lambda: PRESETS["you2015"]["train"])
+    finetune: TrainConfig = field(default_factory=lambda: PRESETS["you2015"]["finetune"])
+    oversample: bool = False  # score the training images with 10 crops instead of the centre
+    skip_bad: bool = False
+    seed: int = 0
+    eval_batch_size: int = 64
+    preset: str | None = "you2015"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ProgressiveConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known - {"command"}
+        if unknown:
+            raise VsentError(f"unknown pcnn config keys: {', '.join(sorted(unknown))}")
+        d = {k: v for k, v in d.items() if k in known}
+        return cls(**{**d, "train": TrainConfig(**d.get("train", {})),
+                      "finetune": TrainConfig(**d.get("finetune", {}))})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        self.train.validate()
+        try:
+            self.finetune.validate()
+        except VsentError as e:  # name the stage-2 options as the CLI spells them
+            msg = str(e).replace("--epochs ", "--finetune-epochs ")
+            msg = msg.replace("--lr ", "--finetune-lr ")
+            raise VsentError(f"stage 2: {msg}") from None
+        if self.eval_batch_size < 1:
+            raise VsentError(f"--eval-batch-size must be >= 1, got {self.eval_batch_size}")
+
+    @property
+    def seeds(self) -> dict[str, int]:
+        """Seeds of stage 1 training, of the removal draws and of stage 2 training."""
+        return {"stage1": self.seed, "removal": self.seed, "stage2": self.seed + 1}
+
+
+class _Rows:
+    """Rows ``index`` of a (memory-mapped) array, read batch by batch.
+
+    Stage 2 trains on the kept images without copying them all into memory (a weakly
+    labelled set is large); :func:`vsent.train.fit` only needs ``len`` and ``[indices]``.
+    """
+
+    def __init__(self, base: np.ndarray, index: np.ndarray) -> None:
+        self.base, self.index = base, np.asarray(index, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        return self.base[self.index[idx]]
+
+
+def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False,
+                progress: bool = True) -> dict[str, Any]:
+    """Algorithm 1 of You et al. 2015; returns the summary written to ``summary.json``.
+
+    Stage 1 trains ``cfg.model`` (from ``cfg.init``) on the whole dataset; every image is
+    scored with it and dropped with probability :func:`removal_probability` (draws from
+    ``numpy.random.default_rng(cfg.seed)``); stage 2 fine-tunes the stage-1 network on the
+    images that remain. With ``resume``, finished stages (``stage1/model.pt``, ``removal.csv``,
+    ``model.pt``) are kept and an interrupted stage continues from its last finished epoch.
+    """
+    out = Path(out)
+    if (out / "config.json").exists():
+        if not resume:
+            raise VsentError(f"{out} already holds a run: pass --resume to continue it, "
+                             "or choose another --out")
+        log.info("resuming %s with its stored config", out)
+        cfg = ProgressiveConfig.from_dict(json.loads((out / "config.json").read_text()))
+        stored = True
+    else:
+        stored = False
+    cfg.validate()
+    run = RunDir(out, config=None if stored else {"command": "pcnn", **cfg.to_dict()})
+    try:
+        return _progressive(cfg, run, progress)
+    finally:
+        run.close()
+
+
+def _progressive(cfg: ProgressiveConfig, run: RunDir, progress: bool) -> dict[str, Any]:
+    timer = Timer()
+    seeds = cfg.seeds
+    dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
+    run.write_json("skipped.json", list(dataset.skipped))
+    proto = create_model(cfg.model, init="random", **cfg.model_kwargs)
+    if proto.num_outputs != 2:
+        raise VsentError(f"progressive training needs a 2-way model, {cfg.model} has "
+                         f"{proto.num_outputs} outputs")
+    images = image_cache(dataset, size=proto.preprocess.resize, progress=progress)
+    labels = dataset.labels
+    del proto
+
+    # stage 1: the plain CNN on every (weakly labelled) image
+    stage1_file = run / "stage1" / "model.pt"
+    if stage1_file.exists():
+        log.info("stage 1: already done, loading %s", stage1_file)
+        model, _ = load_checkpoint(stage1_file)
+    else:
+        model = create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
+        log.info("stage 1: training %s (init %s) on %d images", cfg.model, cfg.init, len(labels))
+        state = run / "stage1" / "train_state.pt"
+        state.parent.mkdir(exist_ok=True)
+        history = fit(model, images, labels, cfg.train.replace(seed=seeds["stage1"]),
+                      state_path=state, progress=progress, desc="stage 1")
+        run.write_json("stage1/history.json", history)
+        save_checkpoint(stage1_file, model, stage="pcnn-stage1", data=cfg.data,
+                        train=dataclasses.asdict(cfg.train))
+        state.unlink(missing_ok=True)
+
+    # selection: score the training images, drop the ambiguous ones
+    removal_file = run / "removal.csv"
+    if removal_file.exists():
+        log.info("selection: already done, reading %s", removal_file)
+        kept, scores = read_removal(removal_file, dataset.names)
+    else:
+        scores = predict_proba(model, images, oversample=cfg.oversample,
+                               batch_size=cfg.eval_batch_size, device=cfg.train.device)
+        kept = select_kept(scores, np.random.default_rng(seeds["removal"]))
+        write_removal(removal_file, dataset.names, labels, scores, kept)
+    report = removal_report(scores, kept, labels)
+    run.write_json("removal.json", report)
+    plot_removal(scores, kept, run / "removal.png")
+    log.info("selection: removed %d of %d images (%.1f%%), kept %d",
+             report["n_removed"], report["n_images"], 100 * report["removed_share"],
+             report["n_kept"])
+    kept_idx = np.flatnonzero(kept)
+    if len(kept_idx) < 2:
+        raise VsentError(f"progressive selection kept {len(kept_idx)} of {len(kept)} images "
+                         f"(see {removal_file}): nothing left to fine-tune on")
+    if len(np.unique(labels[kept_idx])) < 2:
+        log.warning("selection kept images of one class only; stage 2 learns nothing useful")
+
+    # stage 2: fine-tune the same network on the images that remain
+    final = run / "model.pt"
+    if final.exists():
+        log.info("stage 2: already done (%s)", final)
+    else:
+        state = run / "stage2" / "train_state.pt"
+        state.parent.mkdir(exist_ok=True)
+        history = fit(model, _Rows(images, kept_idx), labels[kept_idx],
+                      cfg.finetune.replace(seed=seeds["stage2"]), state_path=state,
+                      progress=progress, desc="stage 2")
+        run.write_json("stage2/history.json", history)
+        save_checkpoint(final, model, stage="pcnn", data=cfg.data,
+                        train=dataclasses.asdict(cfg.train),
+                        finetune=dataclasses.asdict(cfg.finetune),
+                        n_removed=report["n_removed"], n_kept=report["n_kept"])
+        state.unlink(missing_ok=True)
+
+    summary = {
+        "data": cfg.data, "architecture": cfg.model, "n_images": report["n_images"],
+        "n_removed": report["n_removed"], "n_kept": report["n_kept"],
+        "removed_share": report["removed_share"], "removed_by_label": report["by_label"],
+        "seeds": seeds, "stage1_model": str(stage1_file), "model": str(final),
+        "seconds": timer.elapsed,
+    }
+    for stage in ("stage1", "stage2"):
+        hist_file = run / stage / "history.json"
+        if hist_file.exists():
+            last = json.loads(hist_file.read_text())[-1]
+            summary[f"{stage}_final"] = {k: last[k] for k in ("epoch", "loss", "train_accuracy")}
+    run.write_json("summary.json", summary)
+    run.write_text("summary.md", _progressive_markdown(summary, report))
+    return summary
+
+
+def write_removal(path: Path, names: Sequence[str], labels: np.ndarray, scores: np.ndarray,
+                  kept: np.ndarray) -> None:
+    """One row per image: name, label, s1, s2, diff = |s1 - s2|, p, removed (0/1).
+
+    Floats are written with ``repr`` so the file reproduces the draw exactly (see
+    :func:`read_removal`).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    p = removal_probability(s)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "label", "s1", "s2", "diff", "p", "removed"])
+        for i, name in enumerate(names):
+            w.writerow([name, int(labels[i]), repr(float(s[i, 0])), repr(float(s[i, 1])),
+                        repr(float(abs(s[i, 0] - s[i, 1]))), repr(float(p[i])),
+                        int(not kept[i])])
+
+
+def read_removal(path: Path, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The kept mask (N,) and scores (N, 2) of a ``removal.csv``, in the order of ``names``."""
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if [r["name"] for r in rows] != list(names):
+        raise VsentError(f"{path}: its images are not those of the dataset (was the data "
+                         "changed since the run started?)")
+    scores = np.array([[float(r["s1"]), float(r["s2"])] for r in rows], dtype=np.float64)
+    kept = np.array([r["removed"] == "0" for r in rows], dtype=bool)
+    return kept, scores.reshape(len(rows), 2)
+
+
+def removal_report(scores: np.ndarray, kept: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Counts of removed images (overall and by class), expected count, and histograms."""
+    s = np.asarray(scores, dtype=np.float64)
+    p = removal_probability(s)
+    diff = np.abs(s[:, 0] - s[:, 1])
+    edges = np.linspace(0.0, 1.0, _HIST_BINS + 1)
+    n, n_kept = len(kept), int(kept.sum())
+    by_label = {}
+    for value, name in enumerate(CLASS_NAMES):
+        sel = labels == value
+        by_label[name] = {"n": int(sel.sum()), "removed": int((~kept[sel]).sum())}
+    return {
+        "n_images": n, "n_kept": n_kept, "n_removed": n - n_kept,
+        "removed_share": (n - n_kept) / n if n else 0.0,
+        "expected_removed": float(p.sum()),
+        "share_always_kept": float(np.mean(diff >= KEEP_THRESHOLD)) if n else 0.0,
+        "by_label": by_label,
+        "histogram": {
+            "edges": edges,
+            "diff": np.histogram(diff, edges)[0],
+            "p": np.histogram(p, edges)[0],
+            "diff_removed": np.histogram(diff[~kept], edges)[0],
+        },
+    }
+
+
+def plot_removal(scores: np.ndarray, kept: np.ndarray, path: Path) -> None:
+    """Histograms of ``|s1 - s2|`` (kept vs removed, with the rule p(d)) and of ``p``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = np.asarray(scores, dtype=np.float64)
+    diff = np.abs(s[:, 0] - s[:, 1])
+    p = removal_probability(s)
+    edges = np.linspace(0.0, 1.0, _HIST_BINS + 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.hist([diff[kept], diff[~kept]], bins=edges, stacked=True,
+             label=[f"kept ({int(kept.sum())})", f"removed ({int((~kept).sum())})"],
+             color=["tab:blue", "tab:red"])
+    ax1.set_xlabel("|s1 - s2|")
+    ax1.set_ylabel("images")
+    ax1.axvline(KEEP_THRESHOLD, color="k", ls=":", lw=1)
+    twin = ax1.twinx()
+    d = np.linspace(0, 1, 201)
+    twin.plot(d, np.clip(2 - np.exp(d), 0, 1), color="k", lw=1.5, label="p = max(0, 2 - e^d)")
+    twin.set_ylim(0, 1.05)
+    twin.set_ylabel("removal probability p")
+    ax1.set_ylim(0, ax1.get_ylim()[1] * 1.35)  # room for the legend above the bars
+    handles = ax1.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    labels = ax1.get_legend_handles_labels()[1] + twin.get_legend_handles_labels()[1]
+    ax1.legend(handles, labels, loc="upper center", fontsize="small")
+    ax1.set_title("confidence of the stage-1 network")
+    ax2.hist(p, bins=edges, color="tab:gray")
+    ax2.set_xlabel("removal probability p")
+    ax2.set_ylabel("images")
+    ax2.set_title(f"p per image (expected removals {p.sum():.1f})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _progressive_markdown(summary: Mapping[str, Any], report: Mapping[str, Any]) -> str:
+    lines = [
+        "# Progressive training (You et al. 2015, Algorithm 1)", "",
+        f"- data: `{summary['data']}` ({summary['n_images']} images)",
+        f"- removed {summary['n_removed']} images ({100 * summary['removed_share']:.1f}%), "
+        f"expected {report['expected_removed']:.1f}; kept {summary['n_kept']}",
+        f"- always kept (|s1 - s2| >= ln 2): {100 * report['share_always_kept']:.1f}% of images",
+        "", "| label | images | removed | share |", "|---|---|---|---|",
+    ]
+    for name, c in report["by_label"].items():
+        share = c["removed"] / c["n"] if c["n"] else 0.0
+        lines.append(f"| {name} | {c['n']} | {c['removed']} | {100 * share:.1f}% |")
+    lines += ["", f"seeds: {summary['seeds']}; stage-1 CNN `{summary['stage1_model']}`, "
+                  f"PCNN `{summary['model']}`", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Algorithm 2: domain transfer
+
+
+@dataclass
+class TransferConfig:
+    """Fine-tune a pretrained checkpoint on Twitter I, k-fold, per subset (config.json)."""
+
+    model: str  # a vsent checkpoint (model.pt of ``vsent pcnn``, or its stage1/model.pt)
+    data: str
+    subsets: list[str] = field(default_factory=lambda: list(SUBSETS))
+    folds: str = "campos"
+    train: TrainConfig = field(default_factory=lambda: TRANSFER_TRAIN)
+    oversample: bool = False
+    skip_bad: bool = False
+    seed: int = 0
+    eval_batch_size: int = 64
+    reference: str = "pcnn"  # which published row the table sets beside ours: pcnn | cnn
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TransferConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known - {"command"}
+        if unknown:
+            raise VsentError(f"unknown pcnn-transfer config keys: {', '.join(sorted(unknown))}")
+        d = {k: v for k, v in d.items() if k in known}
+        return cls(**{**d, "train": TrainConfig(**d.get("train", {}))})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        self.train.validate()
+        bad = [s for s in self.subsets if s not in SUBSETS]
+        if bad or not self.subsets:
+            raise VsentError(f"--subsets {','.join(self.subsets)!r}: choose among "
+                             f"{', '.join(SUBSETS)}")
+        if len(set(self.subsets)) != len(self.subsets):
+            raise VsentError(f"--subsets {','.join(self.subsets)!r} names a subset twice")
+        if self.reference not in PUBLISHED:
+            raise VsentError(f"--reference {self.reference!r}: choose pcnn or cnn")
+
+
+def checkpoint_spec(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """Model name and builder options of a vsent checkpoint (to rebuild it per fold)."""
+    model, _ = load_checkpoint(path)
+    spec = dict(model.spec)
+    name, num_classes = spec.pop("name"), spec.pop("num_classes")
+    if model.num_outputs != 2 or num_classes != 2:
+        raise VsentError(f"{path}: a {name} with {model.num_outputs} outputs; domain transfer "
+                         "needs a 2-way (negative, positive) model")
+    return name, spec
+
+
+def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
+             progress: bool = True) -> dict[str, Any]:
+    """Algorithm 2 of You et al. 2015: k-fold fine-tuning of a pretrained model per subset.
+
+    Every fold of every subset starts from the weights in ``cfg.model`` (all layers loaded,
+    the 2-way classifier included) and runs :func:`vsent.crossval.crossval` into
+    ``out/<subset>``. Writes ``transfer.json``, ``transfer.csv`` and ``transfer.md``: our
+    precision, recall, F1 and accuracy (mean and std over folds) beside the published ones.
+    Returns the table as a dict.
+    """
+    out = Path(out)
+    if (out / "config.json").exists():
+        if not resume:
+            raise VsentError(f"{out} already holds a run: pass --resume to continue it, "
+                             "or choose another --out")
+        log.info("resuming %s with its stored config", out)
+        cfg = TransferConfig.from_dict(json.loads((out / "config.json").read_text()))
+        stored = True
+    else:
+        stored = False
+    cfg.validate()
+    ckpt = Path(cfg.model).expanduser().resolve()
+    name, kwargs = checkpoint_spec(ckpt)
+    run = RunDir(out, config=None if stored else {
+        "command": "pcnn-transfer", **cfg.to_dict(), "model": str(ckpt)})
+    try:
+        timer = Timer()
+        rows = []
+        summaries = {}
+        for subset in cfg.subsets:
+            rc = RunConfig(
+                data=cfg.data, subset=subset, folds=cfg.folds, model=name, model_kwargs=kwargs,
+                init=str(ckpt), train=cfg.train, oversample=cfg.oversample,
+                skip_bad=cfg.skip_bad, seed=cfg.seed, eval_batch_size=cfg.eval_batch_size,
+                preset=None,
+            )
+            log.info("domain transfer: %s-agree, %s from %s", subset, name, ckpt)
+            summary = crossval(rc, out / subset, resume=resume, progress=progress)
+            summaries[subset] = summary
+            rows.append(transfer_row(subset, summary, cfg.reference))
+        table = {
+            "model": str(ckpt), "architecture": name, "folds": cfg.folds,
+            "evaluation": "ten_crop" if cfg.oversample else "center",
+            "reference": cfg.reference, "published_source": PUBLISHED_SOURCE,
+            "rows": rows, "seconds": timer.elapsed,
+        }
+        run.write_json("transfer.json", table)
+        run.write_csv("transfer.csv", rows, list(rows[0]))
+        run.write_text("transfer.md", transfer_markdown(table))
+        return table
+    finally:
+        run.close()
+
+
+def transfer_row(subset: str, summary: Mapping[str, Any], reference: str = "pcnn") -> dict:
+    """One table row: our mean/std per metric over folds and the published value beside it."""
+    row: dict[str, Any] = {"subset": subset, "n_images": summary.get("n_images")}
+    published = PUBLISHED[reference][subset]
+    for key in SCALARS:
+        row[f"{key}_mean"] = summary[key]["mean"]
+        row[f"{key}_std"] = summary[key]["std"]
+        row[f"{key}_published"] = published[key]
+    return row
+
+
+def transfer_markdown(table: Mapping[str, Any]) -> str:
+    """Markdown table: ours (mean +- std) and, in brackets, the paper's value per metric."""
+    ref = "PCNN" if table["reference"] == "pcnn" else "CNN"
+    lines = [
+        f"# Domain transfer (You et al. 2015, Algorithm 2): {table['architecture']} from "
+        f"`{table['model']}`", "",
+        f"5-fold fine-tuning on Twitter I ({table['folds']} folds, "
+        f"{'10-crop' if table['evaluation'] == 'ten_crop' else 'centre crop'} evaluation). "
+        f"Each cell: ours (mean +- std over folds) / published {ref}; - = not known.", "",
+        "| subset | " + " | ".join(SCALARS) + " |", "|---|" + "---|" * len(SCALARS),
+    ]
+    for row in table["rows"]:
+        cells = []
+        for key in SCALARS:
+            pub = row[f"{key}_published"]
+            pub_s = "-" if pub is None else f"{pub:.3f}"
+            cells.append(f"{row[f'{key}_mean']:.3f} +- {row[f'{key}_std']:.3f} / {pub_s}")
+        lines.append(f"| {row['subset']} | " + " | ".join(cells) + " |")
+    lines += ["", f"Published values: {table['published_source']}.", ""]
+    return "\n".join(lines)
+

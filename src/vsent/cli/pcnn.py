@@ -1,0 +1,167 @@
+"""``vsent pcnn`` and ``vsent pcnn-transfer``: You et al. 2015, Algorithms 1 and 2."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from typing import Any
+
+from vsent.analyses.pcnn import (
+    PRESETS,
+    TRANSFER_TRAIN,
+    ProgressiveConfig,
+    TransferConfig,
+    progressive,
+    transfer,
+)
+from vsent.cli.common import add_run_args, default_data
+from vsent.cli.crossval import _TRAIN_OPTIONS
+from vsent.data.datasets import SUBSETS
+from vsent.errors import VsentError
+
+
+def _add_train_options(g: argparse._ArgumentGroup) -> None:
+    for name, typ in _TRAIN_OPTIONS.items():
+        g.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pcnn", help="progressive training on weakly labelled images (You et al. 2015, Alg. 1)",
+        description="Train a CNN on a large weakly labelled set, drop each image with "
+                    "probability max(0, 2 - exp(|s1 - s2|)) of its scores, and fine-tune the "
+                    "network on the rest. Writes stage1/model.pt (CNN), model.pt (PCNN), "
+                    "removal.csv/.json/.png and summary.md into --out.",
+    )
+    g = p.add_argument_group("data")
+    g.add_argument("--data", required=True,
+                   help="the weakly labelled images: a folder with positive/ and negative/, "
+                        "a CSV with a path,label header, or a Twitter I folder (with --subset)")
+    g.add_argument("--subset", choices=SUBSETS, default="five",
+                   help="agreement subset when --data is Twitter I (default five)")
+    g.add_argument("--skip-bad", action="store_true",
+                   help="skip unreadable images and bad label lines (reported)")
+    add_run_args(p, "runs/pcnn")
+    g = p.add_argument_group("model and recipe (defaults come from --preset)")
+    g.add_argument("--preset", choices=sorted(PRESETS), default="you2015",
+                   help="you2015: the paper's PCNN (2 conv + 4 fc) from scratch with SGD "
+                        "(solver settings ours, not taken from the paper); quick: small CNN at "
+                        "64 px, minutes on a CPU (default you2015)")
+    g.add_argument("--model", help="registered model name (default: the preset's)")
+    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="builder option of the model, VALUE in JSON (e.g. input_size=256 for "
+                        "pcnn, widths=[16,32] for smallcnn); repeatable")
+    g.add_argument("--init", default="random",
+                   help="random (default), imagenet, or a weights file / vsent checkpoint")
+    _add_train_options(g)
+    g.add_argument("--finetune-epochs", type=int, default=None,
+                   help="stage 2 epochs (the other options above apply to both stages)")
+    g.add_argument("--finetune-lr", type=float, default=None, help="stage 2 learning rate")
+    g.add_argument("--oversample", action="store_true",
+                   help="score the training images with 10 crops instead of the centre crop")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out (finished stages are kept)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_pcnn)
+
+    p = sub.add_parser(
+        "pcnn-transfer", help="fine-tune a pretrained model on Twitter I, k-fold per subset "
+                              "(You et al. 2015, Alg. 2)",
+        description="Fine-tune every fold from the checkpoint's weights (all layers) on each "
+                    "agreement subset and tabulate precision, recall, F1 and accuracy beside "
+                    "the published values (transfer.md/.csv/.json in --out).",
+    )
+    p.add_argument("--model", required=True,
+                   help="vsent checkpoint to start from (model.pt or stage1/model.pt of "
+                        "`vsent pcnn`, or any 2-way vsent model)")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=default_data(),
+                   help="Twitter I folder (default $VSENT_DATA or ../shared/datasets/twitter1)")
+    g.add_argument("--subsets", default=",".join(SUBSETS),
+                   help="comma-separated agreement subsets (default five,four,three)")
+    g.add_argument("--folds", default="campos",
+                   help="campos (the split files), stratified, or a folds.json (default campos)")
+    g.add_argument("--skip-bad", action="store_true",
+                   help="skip unreadable images and bad label lines (reported)")
+    add_run_args(p, "runs/pcnn-transfer")
+    g = p.add_argument_group("recipe (default: SGD, lr 1e-4, 30 epochs, /10 every 10)")
+    _add_train_options(g)
+    g.add_argument("--oversample", action="store_true",
+                   help="lead the table with 10-crop scores (both are always computed)")
+    g.add_argument("--reference", choices=("pcnn", "cnn"), default="pcnn",
+                   help="published row set beside ours: pcnn (default), or cnn for a model "
+                        "trained without progressive selection (stage1/model.pt)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out (finished folds are kept)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_transfer)
+
+
+def parse_model_args(items: list[str]) -> dict[str, Any]:
+    """``["input_size=256", "name=x"]`` -> ``{"input_size": 256, "name": "x"}`` (JSON values,
+    plain strings where the value is not JSON)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise VsentError(f"--model-arg {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None}
+
+
+def progressive_config_from_args(args: argparse.Namespace) -> ProgressiveConfig:
+    preset = PRESETS[args.preset]
+    changes = _overrides(args)
+    run_opts = {"seed": args.seed, "device": args.device}
+    train = dataclasses.replace(preset["train"], **changes, **run_opts)
+    shared = {k: v for k, v in changes.items() if k not in ("epochs", "lr")}
+    finetune = dataclasses.replace(preset["finetune"], **shared, **run_opts)
+    if args.finetune_epochs is not None:
+        finetune = finetune.replace(epochs=args.finetune_epochs)
+    if args.finetune_lr is not None:
+        finetune = finetune.replace(lr=args.finetune_lr)
+    return ProgressiveConfig(
+        data=args.data, subset=args.subset, model=args.model or preset["model"],
+        model_kwargs=parse_model_args(args.model_arg), init=args.init, train=train,
+        finetune=finetune, oversample=args.oversample, skip_bad=args.skip_bad, seed=args.seed,
+        preset=args.preset,
+    )
+
+
+def transfer_config_from_args(args: argparse.Namespace) -> TransferConfig:
+    train = dataclasses.replace(TRANSFER_TRAIN, **_overrides(args), seed=args.seed,
+                                device=args.device)
+    subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
+    return TransferConfig(
+        model=args.model, data=args.data, subsets=subsets, folds=args.folds, train=train,
+        oversample=args.oversample, skip_bad=args.skip_bad, seed=args.seed,
+        reference=args.reference,
+    )
+
+
+def run_pcnn(args: argparse.Namespace) -> int:
+    summary = progressive(progressive_config_from_args(args), args.out, resume=args.resume,
+                          progress=not args.no_progress)
+    print(f"removed {summary['n_removed']} of {summary['n_images']} images "
+          f"({100 * summary['removed_share']:.1f}%); PCNN written to {summary['model']}, "
+          f"stage-1 CNN to {summary['stage1_model']}; see {args.out}/summary.md")
+    return 0
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    table = transfer(transfer_config_from_args(args), args.out, resume=args.resume,
+                     progress=not args.no_progress)
+    for row in table["rows"]:
+        pub = row["accuracy_published"]
+        print(f"{row['subset']}-agree: accuracy {row['accuracy_mean']:.3f} +- "
+              f"{row['accuracy_std']:.3f} (published {'-' if pub is None else f'{pub:.3f}'})")
+    print(f"table in {args.out}/transfer.md")
+    return 0

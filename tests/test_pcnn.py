@@ -1,0 +1,257 @@
+"""Progressive training and domain transfer (You et al. 2015): the sampling rule, the run
+directory of ``vsent pcnn``, noisy labels removed more often, and ``vsent pcnn-transfer``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import save_image
+from vsent.analyses.pcnn import (
+    PUBLISHED,
+    ProgressiveConfig,
+    progressive,
+    read_removal,
+    removal_probability,
+    select_kept,
+)
+from vsent.cli import main
+from vsent.crossval import PRESETS as CROSSVAL_PRESETS
+from vsent.models import create_model, load_checkpoint, save_checkpoint
+from vsent.predict import Predictor
+
+# --------------------------------------------------------------------------------------------
+# the sampling rule
+
+
+def test_removal_probability_follows_the_rule():
+    d = np.array([0.0, 0.05, 0.2, 0.4, 0.6, 0.69, math.log(2), 0.7, 0.9, 1.0])
+    s1 = (1 + d) / 2
+    scores = np.stack([s1, 1 - s1], axis=1)
+    p = removal_probability(scores)
+    expected = [max(0.0, 2.0 - math.exp(abs(a - b))) for a, b in scores]
+    np.testing.assert_allclose(p, expected, rtol=0, atol=1e-12)
+    assert p[0] == 1.0  # equal scores: always removed
+    assert np.all(p[d > math.log(2) + 1e-9] == 0.0)  # confident: never removed
+    assert removal_probability([[math.log(2), 0.0]])[0] == 0.0  # d = ln 2 exactly
+    assert np.all((p[1:6] > 0) & (p[1:6] < 1))
+    assert np.all(np.diff(p) <= 0)  # the more confident, the less likely to go
+    # only |s1 - s2| counts: swapping the columns changes nothing
+    np.testing.assert_array_equal(removal_probability(scores[:, ::-1]), p)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((3, 3)), np.zeros(4), [[0.5, np.nan]]])
+def test_removal_probability_rejects_bad_scores(bad):
+    with pytest.raises(ValueError, match="scores"):
+        removal_probability(bad)
+
+
+def test_removal_frequencies_match_p():
+    d = np.array([0.0, 0.1, 0.3, 0.5, 0.65, 0.8])
+    reps = 20000
+    s1 = np.repeat((1 + d) / 2, reps)
+    scores = np.stack([s1, 1 - s1], axis=1)
+    kept = select_kept(scores, np.random.default_rng(123))
+    removed_freq = (~kept).reshape(len(d), reps).mean(axis=1)
+    p = np.maximum(0.0, 2.0 - np.exp(d))
+    sigma = np.sqrt(p * (1 - p) / reps)
+    assert np.all(np.abs(removed_freq - p) <= 4 * sigma + 1e-12), (removed_freq, p)
+    assert removed_freq[0] == 1.0 and removed_freq[-1] == 0.0
+
+
+def test_select_kept_is_deterministic_with_a_seed():
+    scores = np.full((500, 2), 0.5) + np.linspace(0, 0.15, 500)[:, None] * [1, -1]
+    a = select_kept(scores, np.random.default_rng(7))
+    b = select_kept(scores, np.random.default_rng(7))
+    c = select_kept(scores, np.random.default_rng(8))
+    assert a.dtype == bool and a.shape == (500,)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+# --------------------------------------------------------------------------------------------
+# Algorithm 1 end to end
+
+
+def _train_opts(epochs: int, finetune_epochs: int) -> list[str]:
+    return ["--preset", "quick", "--model-arg", "widths=[16, 32]", "--epochs", str(epochs),
+            "--lr", "5e-3", "--finetune-epochs", str(finetune_epochs), "--batch-size", "16",
+            "--device", "cpu", "--no-progress"]
+
+
+def test_pcnn_command_writes_its_run_directory(make_learnable, tmp_path):
+    data = make_learnable(n_pos=30, n_neg=30)
+    out = tmp_path / "run"
+    args = ["pcnn", "--data", str(data), "--out", str(out), "--seed", "3", *_train_opts(3, 1)]
+    assert main(args) == 0
+
+    for name in ("config.json", "versions.json", "run.log", "stage1/model.pt",
+                 "stage1/history.json", "removal.csv", "removal.json", "removal.png",
+                 "stage2/history.json", "model.pt", "summary.json", "summary.md"):
+        assert (out / name).is_file(), name
+    assert not list(out.rglob("train_state.pt"))
+    config = json.loads((out / "config.json").read_text())
+    assert config["seed"] == 3 and config["model"] == "smallcnn"
+    assert config["model_kwargs"] == {"widths": [16, 32]}
+    assert config["finetune"]["lr"] == pytest.approx(2e-4)  # --lr sets stage 1 only
+    assert config["train"]["epochs"] == 3 and config["finetune"]["epochs"] == 1
+    assert len(json.loads((out / "stage1/history.json").read_text())) == 3
+    assert len(json.loads((out / "stage2/history.json").read_text())) == 1
+    assert (out / "removal.png").read_bytes()[:4] == b"\x89PNG"
+
+    # the removal file is the seeded draw on its own scores, and the counts agree with it
+    with (out / "removal.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 60
+    names = [r["name"] for r in rows]
+    kept, scores = read_removal(out / "removal.csv", names)
+    np.testing.assert_array_equal(kept, select_kept(scores, np.random.default_rng(3)))
+    np.testing.assert_allclose([float(r["p"]) for r in rows], removal_probability(scores))
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)  # softmax scores
+    report = json.loads((out / "removal.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert report["n_removed"] == summary["n_removed"] == int((~kept).sum())
+    assert report["n_kept"] == int(kept.sum()) >= 2
+    assert sum(c["removed"] for c in report["by_label"].values()) == report["n_removed"]
+    assert sum(report["histogram"]["diff"]) == 60
+
+    # the stage-1 scores are those of stage1/model.pt on the training images
+    cnn, _ = load_checkpoint(out / "stage1" / "model.pt")
+    pred = Predictor(cnn, class_names=("negative", "positive"), device="cpu")
+    first = [data / n for n in names[:4]]
+    np.testing.assert_allclose(pred.predict_proba(first)[:, 1], scores[:4, 1], atol=1e-4)
+
+    # the final model loads and scores images; it was changed by stage 2
+    pcnn, meta = load_checkpoint(out / "model.pt")
+    assert meta["n_kept"] == report["n_kept"]
+    assert pcnn.spec["name"] == "smallcnn"
+    w1, w2 = cnn.state_dict(), pcnn.state_dict()
+    assert any(not torch.equal(w1[k], w2[k]) for k in w1)
+    assert main(["predict", str(data / names[0]), "--model", str(out / "model.pt"),
+                 "--out", str(tmp_path / "pred.csv"), "--no-progress"]) == 0
+
+    # a second run into the same folder is refused; --resume keeps the finished stages
+    assert main(args) == 2
+    before = (out / "model.pt").stat().st_mtime_ns
+    assert main([*args, "--resume"]) == 0
+    assert (out / "model.pt").stat().st_mtime_ns == before
+
+
+def test_pcnn_command_needs_a_dataset_and_sound_options(learnable_dataset, tmp_path, capsys):
+    assert main(["pcnn", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "o"),
+                 *_train_opts(1, 1)]) == 2
+    assert "nothing" in capsys.readouterr().err
+    base = ["pcnn", "--data", str(learnable_dataset), *_train_opts(1, 1)]
+    assert main([*base, "--model-arg", "widths", "--out", str(tmp_path / "a")]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main([*base, "--finetune-epochs", "0", "--out", str(tmp_path / "b")]) == 2
+    assert "--finetune-epochs 0" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+WARM = np.array([215.0, 160.0, 80.0])
+COLD = np.array([45.0, 70.0, 140.0])
+
+
+def build_weakly_labelled(root: Path, n: int = 120, seed: int = 0) -> tuple[Path, set[str]]:
+    """A positive/ + negative/ folder whose labels are noisy where the images are ambiguous.
+
+    Each image has a sentiment strength ``t ~ U(-1, 1)`` (its colour goes from cold at -1 to
+    warm at +1); its true label is ``t > 0``; a weak labeller gets it wrong with probability
+    ``0.5 exp(-(t / 0.3)^2)``, i.e. mostly on the ambiguous images, as a machine labeller
+    does. Returns the folder and the names (``<class>/<file>``) of the mislabelled images.
+    """
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(-1, 1, n)
+    true = (t > 0).astype(int)
+    flip = rng.random(n) < 0.5 * np.exp(-((t / 0.3) ** 2))
+    weak = np.where(flip, 1 - true, true)
+    noisy = set()
+    for i in range(n):
+        colour = (WARM + COLD) / 2 + t[i] * (WARM - COLD) / 2
+        img = np.clip(colour + rng.normal(0, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
+        name = f"{'positive' if weak[i] else 'negative'}/img{i:03d}.png"
+        save_image(img, root / name)
+        if flip[i]:
+            noisy.add(name)
+    return root, noisy
+
+
+def test_progressive_selection_removes_noisy_labels_more_often(tmp_path):
+    data, noisy = build_weakly_labelled(tmp_path / "weak")
+    quick = CROSSVAL_PRESETS["quick"]["train"]
+    cfg = ProgressiveConfig(
+        data=str(data), model="smallcnn", model_kwargs={"widths": [16, 32]},
+        train=quick.replace(epochs=5, batch_size=16, lr=5e-3, device="cpu"),
+        finetune=quick.replace(epochs=1, batch_size=16, device="cpu"),
+        seed=0, preset=None,
+    )
+    summary = progressive(cfg, tmp_path / "run", progress=False)
+    with (tmp_path / "run" / "removal.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    is_noisy = np.array([r["name"] in noisy for r in rows])
+    removed = np.array([r["removed"] == "1" for r in rows])
+    p = np.array([float(r["p"]) for r in rows])
+    assert 5 <= is_noisy.sum() <= 40  # the generator made a noisy minority
+    # expected and realised removal rates are both higher among the mislabelled images
+    assert p[is_noisy].mean() > 1.5 * p[~is_noisy].mean(), (p[is_noisy].mean(), p[~is_noisy].mean())
+    assert removed[is_noisy].mean() > removed[~is_noisy].mean()
+    assert summary["n_removed"] == removed.sum()
+
+
+# --------------------------------------------------------------------------------------------
+# Algorithm 2: domain transfer
+
+
+def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, tmp_path):
+    twitter_like = make_twitter_like(n=30, n_four=25, n_five=20)
+    torch.manual_seed(0)
+    pretrained = create_model("smallcnn", widths=[8, 16])
+    ckpt = save_checkpoint(tmp_path / "pretrained.pt", pretrained)
+    out = tmp_path / "transfer"
+    # an lr of 1e-12 leaves the weights where the checkpoint put them: we can see they loaded
+    args = ["pcnn-transfer", "--model", str(ckpt), "--data", str(twitter_like),
+            "--subsets", "five,four", "--out", str(out), "--epochs", "1", "--lr", "1e-12",
+            "--batch-size", "8", "--device", "cpu", "--no-progress"]
+    assert main(args) == 0
+
+    table = json.loads((out / "transfer.json").read_text())
+    assert [r["subset"] for r in table["rows"]] == ["five", "four"]
+    for row in table["rows"]:
+        summary = json.loads((out / row["subset"] / "summary.json").read_text())
+        for key in ("precision", "recall", "f1", "accuracy"):
+            assert row[f"{key}_mean"] == pytest.approx(summary[key]["mean"])
+            assert row[f"{key}_std"] == pytest.approx(summary[key]["std"])
+            assert row[f"{key}_published"] == PUBLISHED["pcnn"][row["subset"]][key]
+        assert len(summary["folds"]) == 5
+    with (out / "transfer.csv").open(newline="") as f:
+        assert [r["subset"] for r in csv.DictReader(f)] == ["five", "four"]
+    md = (out / "transfer.md").read_text()
+    assert "| five |" in md and "0.773" in md and "not verified" in md
+
+    fold_model, _ = load_checkpoint(out / "four" / "fold2" / "model.pt")
+    assert fold_model.spec["widths"] == [8, 16]
+    ref = pretrained.state_dict()
+    for key, value in fold_model.state_dict().items():
+        if key.endswith(".weight") and "features" in key and value.ndim == 4:
+            torch.testing.assert_close(value, ref[key], rtol=0, atol=1e-6)
+
+
+def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, tmp_path, capsys):
+    ckpt = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn", widths=[8]))
+    base = ["pcnn-transfer", "--data", str(twitter_like), "--epochs", "1", "--no-progress"]
+    assert main([*base, "--model", str(ckpt), "--subsets", "five,two",
+                 "--out", str(tmp_path / "a")]) == 2
+    assert "--subsets" in capsys.readouterr().err
+    three_way = save_checkpoint(tmp_path / "m3.pt",
+                                create_model("smallcnn", num_classes=3, widths=[8]))
+    assert main([*base, "--model", str(three_way), "--out", str(tmp_path / "b")]) == 2
+    assert "2-way" in capsys.readouterr().err
+    assert main([*base, "--model", str(tmp_path / "missing.pt"),
+                 "--out", str(tmp_path / "c")]) == 2
