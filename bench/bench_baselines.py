@@ -1,0 +1,97 @@
+"""Benchmark of the hand-crafted baselines (You et al. 2015, Table 6): time of the whole table.
+
+Runs :func:`vsent.analyses.baselines.run_baselines` on Twitter I and writes one JSON with the
+wall time and its parts: feature extraction per subset (decode + colour histograms + dense
+SIFT, with a cold feature cache by default), and per fold the vocabulary k-means, the BoW
+encoding and each feature set's SVM grid search; also the machine's core count and load
+(these machines are shared, so the load says how far the times are inflated) and the
+accuracies, as a sanity check.
+
+Usage: ``uv run python bench/bench_baselines.py [--data ../shared/datasets/twitter1]
+[--subset all] [--features gch,lch,bow,gch+bow,lch+bow] [--warm] [--run-dir DIR]
+[--out bench/results/baselines.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from vsent.analyses.baselines import FEATURE_SETS, run_baselines
+from vsent.cli.common import default_data
+from vsent.runs import versions
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=default_data())
+    p.add_argument("--subset", default="all", choices=("five", "four", "three", "all"))
+    p.add_argument("--folds", default="campos")
+    p.add_argument("--features", default=",".join(FEATURE_SETS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--warm", action="store_true",
+                   help="use the normal feature cache ($VSENT_CACHE) instead of an empty one, "
+                        "i.e. measure a rerun")
+    p.add_argument("--run-dir", help="keep the run directory here (default: a temporary one)")
+    p.add_argument("--out", default=f"bench/results/baselines-{time.strftime('%Y%m%d-%H%M%S')}"
+                                    ".json", help="result JSON (default bench/results/...)")
+    args = p.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="vsent-bench-baselines-") as tmp:
+        cache = None if args.warm else Path(tmp) / "cache"
+        run_dir = Path(args.run_dir) if args.run_dir else Path(tmp) / "run"
+        load_before = os.getloadavg()
+        start = time.perf_counter()
+        table = run_baselines(args.data, args.subset, args.folds, args.features, run_dir,
+                              args.seed, cache_dir=cache, progress=False)
+        wall = time.perf_counter() - start
+        load_after = os.getloadavg()
+
+    timings = table["timings"]
+    subsets = [s for s in timings if s != "total_s"]
+    parts = {
+        s: {
+            "extract_s": timings[s]["extract_s"],
+            "vocabulary_s": sum(f.get("vocabulary_s", 0) for f in timings[s]["folds"]),
+            "encode_s": sum(f.get("encode_s", 0) for f in timings[s]["folds"]),
+            "svm_s": sum(v for f in timings[s]["folds"] for k, v in f.items()
+                         if k.startswith("svm_")),
+        }
+        for s in subsets
+    }
+    accuracy = {
+        s: {r["row"]: r["subsets"][s]["ours"]["accuracy"]["mean"]
+            for r in table["rows"] if r["subsets"][s]["ours"] is not None}
+        for s in subsets
+    }
+    result = {
+        "benchmark": "baselines",
+        "command": {"data": args.data, "subset": args.subset, "folds": args.folds,
+                    "features": args.features, "seed": args.seed,
+                    "cache": "warm" if args.warm else "cold"},
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "loadavg_before": load_before, "loadavg_after": load_after},
+        "wall_s": wall,
+        "parts_s": parts,
+        "timings": timings,
+        "accuracy": accuracy,
+        "versions": versions(),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wall {wall:.0f} s on {os.cpu_count()} cores (load {load_before[0]:.1f} -> "
+          f"{load_after[0]:.1f})")
+    for s, part in parts.items():
+        print(f"  {s}: " + ", ".join(f"{k} {v:.0f}" for k, v in part.items()))
+    print(f"written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

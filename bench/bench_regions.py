@@ -1,0 +1,122 @@
+"""Benchmark of the affective-region pipeline: cost per image of each stage.
+
+For ``--n`` Twitter images (or generated ones when the data is absent) it times, per image:
+
+* proposals: the gradient edge map, then EdgeBoxes, at each ``--sides`` (longer side in
+  pixels of the image the proposals are computed on), and how many boxes came out;
+* crop: cutting the N boxes from the original image and warping them to the model's input;
+* score: the whole image + N crops through each model of ``--models`` (random weights: the
+  cost does not depend on them) in one pass of ``--batch-size``.
+
+Usage: ``uv run python bench/bench_regions.py [--n 10] [--n-proposals 100]
+[--sides 256 320 500] [--models smallcnn caffenet] [--out bench/results/regions.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from vsent.analyses.proposals import ProposalConfig, gradient_edges, make_edge_detector, propose
+from vsent.analyses.regions import crop_regions, score_images
+from vsent.data.images import load_rgb
+from vsent.models import create_model
+from vsent.runs import versions
+
+
+def _images(data: Path, n: int) -> list[np.ndarray]:
+    folder = data / "images"
+    if folder.is_dir():
+        return [np.asarray(load_rgb(p)) for p in sorted(folder.glob("*.jpg"))[:n]]
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):  # blocky synthetic scenes: EdgeBoxes needs edges
+        img = cv2.resize(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (500, 375),
+                         interpolation=cv2.INTER_NEAREST)
+        out.append(img)
+    return out
+
+
+def bench_proposals(images, sides, n_proposals) -> dict:
+    det = make_edge_detector()
+    res = {}
+    for side in sides:
+        edge_t, total_t, counts = [], [], []
+        for img in images:
+            scale = min(1.0, side / max(img.shape[:2]))
+            small = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)),
+                               interpolation=cv2.INTER_AREA)
+            t = time.perf_counter()
+            gradient_edges(small)
+            edge_t.append(time.perf_counter() - t)
+            p = propose(img, ProposalConfig(n_proposals=n_proposals, max_side=side), det)
+            total_t.append(p.seconds)
+            counts.append(len(p.boxes))
+        res[str(side)] = {"edges_s": float(np.mean(edge_t)),
+                          "edges_plus_edgeboxes_s": float(np.mean(total_t)),
+                          "boxes_mean": float(np.mean(counts))}
+        print(f"proposals @{side}: edges {1000 * res[str(side)]['edges_s']:.0f} ms, "
+              f"edges + EdgeBoxes {1000 * res[str(side)]['edges_plus_edgeboxes_s']:.0f} ms, "
+              f"{res[str(side)]['boxes_mean']:.0f} boxes", file=sys.stderr)
+    return res
+
+
+def bench_scoring(images, models, n_proposals, batch_size, side) -> dict:
+    res = {}
+    props = [propose(img, ProposalConfig(n_proposals=n_proposals, max_side=side))
+             for img in images]
+    for name in models:
+        model = create_model(name).eval()
+        size = model.preprocess.resize
+        crop_t, score_t = [], []
+        score_images(model, crop_regions(images[0], props[0].boxes[:2], size))  # warm-up
+        for img, p in zip(images, props, strict=True):
+            t = time.perf_counter()
+            crops = crop_regions(img, p.boxes, size)
+            crop_t.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            score_images(model, crops, batch_size=batch_size)
+            score_t.append(time.perf_counter() - t)
+        res[name] = {"crop_s": float(np.mean(crop_t)), "score_s": float(np.mean(score_t)),
+                     "input": f"{size} -> {model.preprocess.crop}"}
+        print(f"{name}: crop {1000 * res[name]['crop_s']:.0f} ms, score "
+              f"{1000 * res[name]['score_s']:.0f} ms per image ({n_proposals} regions)",
+              file=sys.stderr)
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="../shared/datasets/twitter1")
+    ap.add_argument("--n", type=int, default=10)
+    ap.add_argument("--n-proposals", type=int, default=100)
+    ap.add_argument("--sides", type=int, nargs="+", default=[256, 320, 500])
+    ap.add_argument("--models", nargs="+", default=["smallcnn", "caffenet"])
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--out", default="bench/results/regions.json")
+    args = ap.parse_args(argv)
+    images = _images(Path(args.data), args.n)
+    result = {
+        "n_images": len(images), "n_proposals": args.n_proposals,
+        "torch_threads": torch.get_num_threads(),
+        "proposals": bench_proposals(images, args.sides, args.n_proposals),
+        "scoring": bench_scoring(images, args.models, args.n_proposals, args.batch_size,
+                                 ProposalConfig.max_side),
+        "versions": versions(),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

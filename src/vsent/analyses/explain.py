@@ -1,0 +1,253 @@
+"""Grad-CAM heat maps: which parts of an image drove a sentiment prediction.
+
+Grad-CAM (Selvaraju et al., ICCV 2017): with ``A`` the activations (C, h, w) of a convolutional
+layer and ``y`` the target logit, channel weights are the spatially averaged gradients
+``w_c = mean_{ij} dy/dA_cij`` and the map is ``ReLU(sum_c w_c A_c)``, upsampled to the input
+and scaled to [0, 1] per image (all zero when nothing contributes positively).
+
+The model sees the centre crop of the image warped to ``preprocess.resize``; the heat map is
+computed on that crop, placed back into the warped frame (zero on the border the crop cut off,
+which the model never saw) and warped back to the original image size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vsent.data.images import ImageSource, load_rgb, resize_rgb
+from vsent.data.transforms import center_crop, normalize
+from vsent.errors import ImageError, VsentError
+
+__all__ = ["TARGETS", "default_cam_layer", "explain_image", "explain_images", "grad_cam",
+           "overlay_heatmap"]
+
+log = logging.getLogger("vsent")
+
+#: ``--target`` choices: a class by name, or the predicted class of each image.
+TARGETS = ("predicted", "positive", "negative")
+_TARGET_INDEX = {"negative": 0, "positive": 1}  # labels: 1 = positive, 0 = negative
+
+
+@contextmanager
+def _no_inplace(model: nn.Module) -> Iterator[None]:
+    """Turn off ``inplace`` (ReLU, Dropout, ...) so hooked activations keep their values."""
+    changed = [m for m in model.modules() if getattr(m, "inplace", False) is True]
+    for m in changed:
+        m.inplace = False
+    try:
+        yield
+    finally:
+        for m in changed:
+            m.inplace = True
+
+
+def _layer(model: nn.Module, name: str) -> nn.Module:
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        names = getattr(model, "probe_layers", None) or [n for n, _ in model.named_modules() if n]
+        raise VsentError(f"--layer {name!r}: no such layer; try one of {', '.join(names)}"
+                         ) from None
+
+
+@torch.no_grad()
+def default_cam_layer(model: nn.Module, x: torch.Tensor | None = None) -> str:
+    """The last convolutional layer of ``model.probe_layers`` (Grad-CAM's usual choice).
+
+    Among the probe layers whose output is a (B, C, h, w) map with h * w > 1, the last one that
+    is or contains an ``nn.Conv2d``; if none does (e.g. torchvision VGG's probes are its pooling
+    layers), the last of them.
+
+    ``x`` is an example input (default: zeros of the model's crop size).
+    """
+    names = list(getattr(model, "probe_layers", []))
+    if not names:
+        raise VsentError(f"{type(model).__name__} has no probe_layers: pass --layer")
+    if x is None:
+        c = model.preprocess.crop
+        x = torch.zeros(1, 3, c, c, device=next(model.parameters()).device)
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = [model.get_submodule(n).register_forward_hook(
+        lambda _m, _i, o, n=n: shapes.__setitem__(n, tuple(o.shape) if torch.is_tensor(o) else ()))
+        for n in names]
+    try:
+        with _no_inplace(model):
+            model.eval()(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    # a spatial map: 4-D and more than one position (a global pool's (B, C, 1, 1) is not)
+    spatial = [n for n in names if len(shapes.get(n, ())) == 4 and shapes[n][2] * shapes[n][3] > 1]
+    if not spatial:
+        raise VsentError(f"no probe layer of {type(model).__name__} outputs a feature map: "
+                         "pass --layer")
+    # prefer a convolution (CaffeNet's conv5 at 13x13 rather than pool5 at 6x6), as Grad-CAM does
+    conv = [n for n in spatial
+            if any(isinstance(m, nn.Conv2d) for m in model.get_submodule(n).modules())]
+    return (conv or spatial)[-1]
+
+
+def grad_cam(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    target: str | int | Sequence[int] = "predicted",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grad-CAM maps of a batch.
+
+    Parameters
+    ----------
+    model : nn.Module, ``forward(x) -> logits (B, M)``; run in eval mode.
+    x : float (B, 3, H, W) network input (already normalised).
+    layer : module name (``model.get_submodule``) whose output is (B, C, h, w).
+    target : "predicted", "positive" (class 1), "negative" (class 0), a class index, or one
+        index per image.
+
+    Returns
+    -------
+    cams : float32 (B, H, W) in [0, 1] (bilinear upsampling of the (h, w) map).
+    probs : float32 (B, M) softmax of the logits.
+    targets : int64 (B,) the class each map explains.
+    """
+    module = _layer(model, layer)
+    model.eval()
+    acts: list[torch.Tensor] = []
+    hook = module.register_forward_hook(lambda _m, _i, o: acts.append(o))
+    try:
+        with torch.enable_grad(), _no_inplace(model):
+            x = x.detach().requires_grad_(True)  # a graph even if the weights are frozen
+            logits = model(x)
+    finally:
+        hook.remove()
+    act = acts[-1]
+    if not torch.is_tensor(act) or act.dim() != 4:
+        shape = tuple(act.shape) if torch.is_tensor(act) else type(act).__name__
+        raise VsentError(f"--layer {layer!r} outputs {shape}, not a (B, C, h, w) feature map")
+    b = logits.shape[0]
+    if isinstance(target, str):
+        if target == "predicted":
+            t = logits.argmax(dim=1)
+        elif target in _TARGET_INDEX:
+            t = torch.full((b,), _TARGET_INDEX[target], dtype=torch.long)
+        else:
+            raise VsentError(f"--target {target!r}: use one of {', '.join(TARGETS)}")
+    else:
+        t = torch.as_tensor(target, dtype=torch.long).reshape(-1).expand(b)
+    t = t.to(logits.device)
+    if (t < 0).any() or (t >= logits.shape[1]).any():
+        raise VsentError(f"target class {t.tolist()} outside the model's {logits.shape[1]} outputs")
+    score = logits.gather(1, t[:, None]).sum()  # images are independent: one backward for all
+    (grads,) = torch.autograd.grad(score, act)
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((weights * act).sum(dim=1, keepdim=True))
+    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+    cam = torch.where(peak > 1e-12, cam / peak, torch.zeros_like(cam))
+    probs = torch.softmax(logits.detach().float(), dim=1)
+    return (cam.detach().float().cpu().numpy(), probs.cpu().numpy(), t.cpu().numpy())
+
+
+def explain_image(
+    model: nn.Module,
+    image: ImageSource,
+    *,
+    layer: str | None = None,
+    target: str | int = "predicted",
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Grad-CAM of one image, mapped back to the original image's pixels.
+
+    Returns
+    -------
+    dict with ``heatmap`` float32 (H, W) in [0, 1] at the original resolution, ``image`` uint8
+    (H, W, 3), ``probs`` (M,), ``target`` (int) and ``layer`` (str).
+    """
+    device = torch.device(device)
+    model.eval().to(device)
+    pre = model.preprocess
+    img = load_rgb(image)
+    rgb = np.asarray(img)
+    warped = resize_rgb(img, pre.resize)
+    x = normalize(center_crop(warped[None], pre.crop), pre).to(device)
+    layer = layer or default_cam_layer(model, x)
+    cams, probs, targets = grad_cam(model, x, layer, target)
+    # back into the warped frame: torchvision's centre-crop offsets
+    top = int(round((pre.resize - pre.crop) / 2.0))
+    frame = np.zeros((pre.resize, pre.resize), np.float32)
+    frame[top : top + pre.crop, top : top + pre.crop] = cams[0]
+    import cv2
+
+    heat = cv2.resize(frame, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return {"heatmap": np.clip(heat, 0.0, 1.0), "image": rgb, "probs": probs[0],
+            "target": int(targets[0]), "layer": layer}
+
+
+def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """Blend a [0, 1] heat map (jet colours) over a uint8 (H, W, 3) image -> uint8 (H, W, 3)."""
+    from matplotlib import colormaps
+
+    colour = colormaps["jet"](np.clip(heatmap, 0, 1))[..., :3] * 255.0
+    out = (1 - opacity) * image.astype(np.float32) + opacity * colour
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def explain_images(
+    model: nn.Module,
+    paths: Sequence[str | Path],
+    out: str | Path,
+    *,
+    layer: str | None = None,
+    target: str = "predicted",
+    device: torch.device | str = "cpu",
+    class_names: Sequence[str] = ("negative", "positive"),
+) -> list[dict[str, Any]]:
+    """Grad-CAM overlays (PNG) and raw maps (.npy) for each image, one row per image.
+
+    Files are ``<out>/<i>_<stem>_gradcam.png`` and ``.npy`` (``i`` = position in ``paths``,
+    so equal file names from different folders do not collide). An image that cannot be read
+    gets a row with ``error`` set; the others are still explained.
+
+    Returns
+    -------
+    list of dict rows: ``image, error, prob_negative, prob_positive, predicted, target, layer,
+    overlay, heatmap``.
+    """
+    from PIL import Image
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, path in enumerate(paths):
+        row: dict[str, Any] = {"image": str(path), "error": ""}
+        try:
+            r = explain_image(model, path, layer=layer, target=target, device=device)
+        except ImageError as e:  # a bad --layer/--target is not the image's fault: raised
+            row["error"] = str(e)
+            rows.append(row)
+            log.warning("%s", e)
+            continue
+        layer = r["layer"]  # the default layer, resolved once
+        stem = f"{i:04d}_{Path(str(path)).stem}_gradcam"
+        Image.fromarray(overlay_heatmap(r["image"], r["heatmap"])).save(out / f"{stem}.png")
+        np.save(out / f"{stem}.npy", r["heatmap"].astype(np.float32))
+        p = r["probs"]
+        pred = int(p.argmax())
+        row.update(
+            prob_negative=round(float(p[0]), 6), prob_positive=round(float(p[1]), 6)
+            if len(p) > 1 else None,
+            predicted=class_names[pred] if pred < len(class_names) else str(pred),
+            target=class_names[r["target"]] if r["target"] < len(class_names) else r["target"],
+            layer=r["layer"], overlay=f"{stem}.png", heatmap=f"{stem}.npy",
+        )
+        rows.append(row)
+    return rows
+

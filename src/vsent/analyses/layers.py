@@ -1,0 +1,803 @@
+"""Layer-by-layer linear probes of fine-tuned networks (Campos et al. 2015, Table 2).
+
+For each fold ``k`` of a cross-validation run, the model fine-tuned *without* fold ``k``'s test
+images (``RUN/fold<k>/model.pt``) is run on the fold's training and test images (centre crop,
+``model.preprocess``), the activations of every layer in ``model.probe_layers`` are flattened
+and stored, and two linear classifiers per layer are trained on the training images and scored
+on the test images: a linear SVM (:class:`~sklearn.svm.LinearSVC`) and a softmax classifier
+(:class:`~sklearn.linear_model.LogisticRegression`), both solved by liblinear. Each picks its
+regularisation ``C`` by an inner stratified k-fold cross-validation on the fold's training
+images only.
+
+Layout of the output directory::
+
+    config.json versions.json run.log
+    features/fold<k>/<layer>.npy       float32 (n_train + n_test, dim), rows: train then test
+    features/fold<k>/<layer>.gram.npy  float64 (n, n) linear kernel of those rows
+    features/fold<k>/meta.json         rows (dataset indices), n_train, shapes; written last
+    results/fold<k>/<layer>.json       both classifiers' metrics, C, inner-CV scores
+    layers.json layers.csv layers.md layers.png
+
+Everything is resumable: a finished ``results/fold<k>/<layer>.json`` is never recomputed, a
+fold with ``meta.json`` is not re-extracted and a stored Gram matrix is reused.
+
+**Few samples, many features.** A fold has ~704 training images while conv1 has 290,400
+features. L2-regularised linear models have their weight vector in the span of the training
+rows, so with ``K = X_tr X_tr^T = Q L Q^T`` (eigenvalues below ``n * eps * max`` dropped), the
+rows ``Z_tr = Q L^{1/2}`` and ``Z_te = X_te X_tr^T Q L^{-1/2}`` have the same inner products
+with the training rows as ``X`` itself: ``Z`` is ``X`` expressed in an orthonormal basis of the
+training rows' span. A linear model trained on ``Z`` therefore reaches the same optimum, with the
+same decision values on every row (inner-CV subsets included, since they are training rows),
+as one trained on ``X``; only the n x n kernel is needed (see :func:`gram_embedding`).
+
+**Scaling.** Each classifier sees the features centred on the mean of the rows it is fitted on
+and divided by one global factor (the root mean squared norm of those centred rows), fitted on
+training rows only (inside the inner CV, on the inner training rows). This keeps the geometry
+of the raw activations, which is what Campos et al. fed to liblinear (a global factor only moves
+the best ``C`` along the grid and centring only shifts the bias), while letting one ``C`` grid
+serve layers whose activations differ by orders of magnitude. Per-feature standardisation is
+deliberately not used: it would inflate rarely active conv units by orders of magnitude, and it
+cannot be expressed through the kernel.
+
+**Softmax with two classes.** A 2-way softmax with L2 penalty on both weight vectors has the
+optimum ``w_1 = -w_0``, i.e. it is the binary logistic regression with ``C`` doubled; since ``C``
+is cross-validated, L2 logistic regression on two classes is the paper's softmax.
+
+**Feature sizes and memory.** CaffeNet's layers are kept raw, like the paper: 290,400 (conv1)
+... 2 (fc8) values per image, about 3.6 MB per image in all, i.e. ~3.2 GB of float32 per fold of
+880 images (~16 GB for five folds; ``keep_features=False`` deletes a fold's feature files once
+its results exist, keeping the 6 MB Gram matrices). Other backbones (torchvision stages such as
+resnet50 ``layer1`` = 256 x 56 x 56) are average-pooled (:func:`torch.nn.functional.
+adaptive_avg_pool2d`) to the largest square grid with at most ``max_features`` values
+(default 65,536) so their files stay bounded. Peak memory: extraction holds the model plus one
+batch of activations of all probed layers (~3.6 MB per image for CaffeNet, 115 MB at batch 32);
+each batch is written straight into the memory-mapped ``.npy`` files, which are unmapped after
+every write, so the features of all images are never in memory. The kernel is accumulated over
+column blocks of ``block_bytes`` (64 MB) of one layer file; the classifiers then work on n x n
+matrices (~4 MB each).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+from threadpoolctl import threadpool_limits
+from torch import nn
+
+from vsent.errors import VsentError
+from vsent.metrics import binary_metrics
+from vsent.runs import RunDir, Timer, to_jsonable
+
+log = logging.getLogger("vsent")
+
+#: The two linear classifiers of Campos et al. Table 2.
+CLASSIFIERS = ("svm", "softmax")
+#: Default grid of the regularisation parameter C (features centred, unit mean squared norm).
+DEFAULT_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
+#: Default bound on the values per image of a pooled (non-CaffeNet) stage.
+DEFAULT_MAX_FEATURES = 65_536
+#: Models whose probe layers are kept raw whatever their size (as in the paper).
+RAW_MODELS = ("caffenet",)
+_BLOCK_BYTES = 64 << 20
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """How the linear probes are trained (saved in ``config.json``).
+
+    Attributes
+    ----------
+    Cs : tuple of float
+        Grid of ``C`` searched by the inner cross-validation (smallest ``C`` wins ties).
+    inner_splits : int
+        Folds of the inner :class:`~sklearn.model_selection.StratifiedKFold` (shuffled with
+        ``seed``) on each fold's training images.
+    seed : int
+        Seed of the inner splits and of liblinear's coordinate order.
+    classifiers : tuple of str
+        Subset of :data:`CLASSIFIERS`.
+    max_iter : int
+        Iteration cap of both solvers; hitting it is recorded as ``"converged": false``.
+    """
+
+    Cs: tuple[float, ...] = DEFAULT_CS
+    inner_splits: int = 5
+    seed: int = 0
+    classifiers: tuple[str, ...] = CLASSIFIERS
+    max_iter: int = 10_000
+
+    def __post_init__(self) -> None:
+        cs = tuple(float(c) for c in self.Cs)
+        if not cs or not all(math.isfinite(c) and c > 0 for c in cs):
+            raise VsentError(f"Cs must be positive numbers, got {self.Cs!r}")
+        object.__setattr__(self, "Cs", tuple(sorted(set(cs))))
+        if isinstance(self.inner_splits, bool) or int(self.inner_splits) < 2:
+            raise VsentError(f"inner_splits must be an integer >= 2, got {self.inner_splits!r}")
+        unknown = [c for c in self.classifiers if c not in CLASSIFIERS]
+        if unknown or not self.classifiers:
+            raise VsentError(
+                f"unknown classifier(s) {unknown or self.classifiers!r}; choose from "
+                f"{', '.join(CLASSIFIERS)}"
+            )
+        object.__setattr__(self, "classifiers", tuple(self.classifiers))
+        if int(self.max_iter) < 1:
+            raise VsentError(f"max_iter must be positive, got {self.max_iter!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# kernel-space linear models
+
+
+class CenterScale(TransformerMixin, BaseEstimator):
+    """Centre on the fitted rows' mean and divide by their root mean squared centred norm.
+
+    Unlike :class:`~sklearn.preprocessing.StandardScaler` it applies one factor to every feature,
+    so it commutes with the orthonormal change of basis of :func:`gram_embedding` (the result is
+    the same whether it is applied to the raw features or to the kernel embedding).
+    """
+
+    def fit(self, X: np.ndarray, y: Any = None) -> CenterScale:
+        X = np.asarray(X, dtype=np.float64)
+        self.mean_ = X.mean(axis=0)
+        scale = math.sqrt(float(np.mean(np.sum((X - self.mean_) ** 2, axis=1))))
+        self.scale_ = scale if scale > 0 else 1.0
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
+
+
+def make_classifier(name: str, C: float = 1.0, *, seed: int = 0, max_iter: int = 10_000,
+                    tol: float = 1e-4) -> Pipeline:
+    """``CenterScale`` + the linear classifier ``name`` ("svm" or "softmax") with ``C``.
+
+    Both are liblinear's L2-regularised dual solvers, the library Campos et al. used:
+    "svm" is :class:`LinearSVC` (squared hinge, liblinear's default), "softmax" is
+    :class:`LogisticRegression` with ``solver="liblinear"`` (two classes: the softmax, see the
+    module docstring). liblinear regularises the bias like a feature of value 1, the same for
+    both. (lbfgs was 10x slower here and stopped far from the optimum for large ``C``.)
+    """
+    if name == "svm":
+        clf = LinearSVC(C=C, dual=True, max_iter=max_iter, tol=tol, random_state=seed)
+    elif name == "softmax":
+        clf = LogisticRegression(C=C, solver="liblinear", dual=True, max_iter=max_iter, tol=tol,
+                                 random_state=seed)
+    else:
+        raise VsentError(f"unknown classifier {name!r}; choose from {', '.join(CLASSIFIERS)}")
+    return Pipeline([("scale", CenterScale()), ("clf", clf)])
+
+
+def gram_embedding(
+    K: np.ndarray, train: np.ndarray, test: np.ndarray, *, rtol: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows in an orthonormal basis of the training rows' span, from the linear kernel only.
+
+    Parameters
+    ----------
+    K : (n, n) array
+        ``X X^T`` over all rows (training and test).
+    train, test : int arrays
+        Row indices into ``K``.
+    rtol : float, optional
+        Eigenvalues of ``K[train, train]`` at or below ``rtol * max`` are dropped (the
+        numerical null space); default ``len(train) * float64 eps`` as ``numpy.linalg.
+        matrix_rank`` does.
+
+    Returns
+    -------
+    Z_train : (n_train, r) float64
+        ``Q L^{1/2}``, so ``Z_train Z_train^T = K[train, train]`` (up to the dropped part).
+    Z_test : (n_test, r) float64
+        ``K[test, train] Q L^{-1/2}``: ``Z_test Z_train^T = K[test, train]``.
+
+    ``r`` is the numerical rank (at least 1: a layer with all-zero features gives a zero column,
+    so a classifier still fits its bias).
+    """
+    train, test = np.asarray(train), np.asarray(test)
+    K_tr = np.asarray(K[np.ix_(train, train)], dtype=np.float64)
+    K_tr = (K_tr + K_tr.T) / 2  # exact symmetry for eigh
+    w, Q = np.linalg.eigh(K_tr)
+    rtol = len(train) * np.finfo(np.float64).eps if rtol is None else rtol
+    keep = w > rtol * max(float(w.max(initial=0.0)), 0.0)
+    if not keep.any():
+        return np.zeros((len(train), 1)), np.zeros((len(test), 1))
+    Q, w = Q[:, keep], w[keep]
+    root = np.sqrt(w)
+    K_te = np.asarray(K[np.ix_(test, train)], dtype=np.float64)
+    return Q * root, (K_te @ Q) / root
+
+
+def linear_probe(
+    K: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, classifier: str,
+    config: ProbeConfig = ProbeConfig(), *,
+    embedding: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Fit ``classifier`` on the training rows (C by inner CV) and score it on the test rows.
+
+    Parameters
+    ----------
+    K : (n, n) linear kernel of all rows; y : (n,) labels in {0, 1}.
+    train, test : row indices. Only ``K[train, train]``, ``y[train]`` and ``K[test, train]``
+        are read; the test labels are used only to score.
+    classifier : "svm" or "softmax".
+    embedding : ``gram_embedding(K, train, test)`` when already computed (shared by both
+        classifiers of a layer).
+
+    Returns
+    -------
+    dict
+        :func:`vsent.metrics.binary_metrics` on the test rows plus ``C`` (chosen),
+        ``inner_accuracy`` (its mean inner-CV accuracy), ``inner_scores`` (mean inner-CV
+        accuracy per C of ``config.Cs``), ``converged`` and ``rank`` (kernel rank used).
+    """
+    y = np.asarray(y)
+    y_tr = y[train]
+    counts = np.bincount(y_tr, minlength=2)
+    if counts.min() < config.inner_splits:
+        raise VsentError(
+            f"the training rows have {counts.min()} images of one class, fewer than the "
+            f"{config.inner_splits} inner folds; use fewer inner splits"
+        )
+    inner = StratifiedKFold(config.inner_splits, shuffle=True, random_state=config.seed)
+    search = GridSearchCV(
+        make_classifier(classifier, seed=config.seed, max_iter=config.max_iter),
+        {"clf__C": list(config.Cs)}, cv=inner, scoring="accuracy", refit=True, n_jobs=1,
+    )
+    # One BLAS thread: the matrices are small, and threads only contend with each other.
+    with warnings.catch_warnings(record=True) as caught, threadpool_limits(1, user_api="blas"):
+        warnings.simplefilter("always", ConvergenceWarning)
+        Z_tr, Z_te = gram_embedding(K, train, test) if embedding is None else embedding
+        search.fit(Z_tr, y_tr)
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    pred = search.predict(Z_te)
+    result = binary_metrics(y[test], pred)
+    result.update(
+        C=float(search.best_params_["clf__C"]),
+        inner_accuracy=float(search.best_score_),
+        inner_scores=[float(s) for s in search.cv_results_["mean_test_score"]],
+        converged=converged,
+        rank=int(Z_tr.shape[1]),
+    )
+    return result
+
+
+def gram_matrix(features: np.ndarray | str | Path, *, block_bytes: int = _BLOCK_BYTES
+                ) -> np.ndarray:
+    """``X X^T`` in float64, accumulated over column blocks of ``X``.
+
+    Parameters
+    ----------
+    features : (n, d) array, or the path of a C-order float32/float64 ``.npy`` file, which is
+        read one column block (about ``block_bytes`` as float64) at a time with plain reads
+        (a 1 GB conv1 file never sits in memory; a memory map would count the whole file in
+        the resident set once every row has been touched).
+
+    Returns
+    -------
+    (n, n) float64 array.
+    """
+    if not isinstance(features, (str, Path)):
+        X = np.asarray(features)
+        X = X.reshape(X.shape[0], -1)
+        n, d = X.shape
+        step = max(1, block_bytes // (8 * max(n, 1)))
+        K = np.zeros((n, n), dtype=np.float64)
+        for start in range(0, d, step):
+            block = np.asarray(X[:, start:start + step], dtype=np.float64)
+            K += block @ block.T  # numpy uses syrk for A @ A.T
+        return K
+    path = Path(features)
+    with path.open("rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(f)
+        if fortran or dtype.kind != "f" or len(shape) != 2:
+            raise VsentError(f"{path}: expected a C-order 2-D float array, got {dtype} "
+                             f"{shape}{' (Fortran order)' if fortran else ''}")
+        offset, (n, d), size = f.tell(), shape, dtype.itemsize
+        step = max(1, block_bytes // (8 * max(n, 1)))
+        K = np.zeros((n, n), dtype=np.float64)
+        for start in range(0, d, step):
+            block = np.empty((n, min(step, d - start)), dtype=dtype)
+            for i in range(n):  # one contiguous read per row
+                f.seek(offset + (i * d + start) * size)
+                if f.readinto(memoryview(block[i]).cast("B")) != block.shape[1] * size:
+                    raise VsentError(f"{path}: file is shorter than its header says")
+            block = block.astype(np.float64)
+            K += block @ block.T  # numpy uses syrk for A @ A.T
+    return K
+
+
+def probe_features(
+    X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
+    config: ProbeConfig = ProbeConfig(),
+) -> dict[str, dict[str, Any]]:
+    """Both classifiers of ``config`` on in-memory features ``X`` (n, d).
+
+    See :func:`linear_probe`; returns ``{classifier: result}``.
+    """
+    K = gram_matrix(np.asarray(X))
+    emb = gram_embedding(K, train, test)
+    return {c: linear_probe(K, y, train, test, c, config, embedding=emb)
+            for c in config.classifiers}
+
+
+# --------------------------------------------------------------------------------------------
+# feature extraction
+
+
+def pooled_grid(shape: Sequence[int], max_features: int | None) -> int | None:
+    """Side ``s`` of the average-pooling grid for an activation of ``shape`` (C, H, W), or None.
+
+    None when the activation is not spatial or already has at most ``max_features`` values;
+    otherwise the largest ``s`` with ``C * s * s <= max_features`` (at least 1).
+    """
+    if max_features is None or len(shape) != 3:
+        return None
+    c, h, w = shape
+    if c * h * w <= max_features:
+        return None
+    return max(1, min(h, w, math.isqrt(max_features // c)))
+
+
+@torch.no_grad()
+def extract_features(
+    model: nn.Module,
+    images: np.ndarray,
+    out_dir: str | Path,
+    *,
+    layers: Sequence[str] | None = None,
+    rows: np.ndarray | None = None,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    max_features: int | None = None,
+    progress: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Write the flattened activations of ``layers`` for ``images[rows]`` into ``out_dir``.
+
+    Parameters
+    ----------
+    model : a vsent model (``preprocess``, ``probe_layers``); put in eval mode.
+    images : uint8 (N, S, S, 3) RGB, ``S = model.preprocess.resize`` (the image cache).
+    layers : module names (default ``model.probe_layers``); forward hooks capture their outputs.
+    rows : indices of the images to use, in output order (default all).
+    max_features : spatial activations with more values are average-pooled (see
+        :func:`pooled_grid`); None keeps every layer raw.
+
+    Returns
+    -------
+    dict layer -> {"path", "shape" (activation shape per image), "dim" (stored values per image),
+    "pooled" (grid side or None)}. Each file is a float32 ``.npy`` of shape (len(rows), dim).
+    """
+    from vsent.data.transforms import center_crop, normalize
+    from vsent.evaluate import resolve_device
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    layers = list(model.probe_layers if layers is None else layers)
+    rows = np.arange(len(images)) if rows is None else np.asarray(rows)
+    pre = model.preprocess
+    dev = resolve_device(device)
+    model.eval().to(dev)
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(name: str):
+        def fn(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+            # Copied now: a later in-place op (e.g. ReLU(inplace=True)) must not change it.
+            captured[name] = output.detach().to("cpu", torch.float32, copy=True)
+        return fn
+
+    try:
+        handles = [model.get_submodule(n).register_forward_hook(hook(n)) for n in layers]
+    except AttributeError as e:
+        raise VsentError(f"probe layer not found in the model: {e}") from None
+    info: dict[str, dict[str, Any]] = {}
+    try:
+        it = range(0, len(rows), batch_size)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, desc=f"features -> {out_dir.name}", unit="batch")
+        for start in it:
+            idx = rows[start:start + batch_size]
+            batch = torch.from_numpy(np.ascontiguousarray(images[idx]))
+            x = normalize(center_crop(batch, pre.crop), pre).to(dev)
+            captured.clear()
+            model(x)
+            for name in layers:
+                if name not in captured:
+                    raise VsentError(f"probe layer {name!r} was not called by the forward pass")
+                act = captured.pop(name)
+                if not info.get(name):
+                    shape = tuple(act.shape[1:])
+                    grid = pooled_grid(shape, max_features)
+                    dim = int(np.prod(shape)) if grid is None else shape[0] * grid * grid
+                    path = out_dir / f"{name}.npy"
+                    np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
+                                              shape=(len(rows), dim))
+                    info[name] = {"path": str(path), "shape": list(shape), "dim": dim,
+                                  "pooled": grid}
+                grid = info[name]["pooled"]
+                if grid is not None:
+                    act = F.adaptive_avg_pool2d(act, grid)
+                mm = np.load(info[name]["path"], mmap_mode="r+")
+                mm[start:start + len(idx)] = act.reshape(len(idx), -1).numpy()
+                mm.flush()
+                del mm  # unmapped after every batch: written pages do not pile up in memory
+    finally:
+        for h in handles:
+            h.remove()
+    return info
+
+
+# --------------------------------------------------------------------------------------------
+# the analysis over a crossval run
+
+
+@dataclass
+class LayersConfig:
+    """Everything that defines a layer analysis (saved as ``config.json``)."""
+
+    run: str
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    layers: list[str] | None = None
+    folds: list[int] | None = None
+    max_features: int | str | None = "auto"
+    batch_size: int = 32
+    device: str = "auto"
+    keep_features: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(asdict(self))
+
+
+#: Config keys that change the results; a run directory refuses to mix settings.
+_RESULT_KEYS = ("run", "probe", "max_features")
+
+
+def _resolve_max_features(value: int | str | None, spec_name: str) -> int | None:
+    if value == "auto":
+        return None if spec_name in RAW_MODELS else DEFAULT_MAX_FEATURES
+    if value is None or value == "none":
+        return None
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        v = 0
+    if v < 1:
+        raise VsentError(f"max_features must be 'auto', 'none' or a positive integer, "
+                         f"got {value!r}")
+    return v
+
+
+def _check_config(out: Path, cfg: LayersConfig) -> None:
+    path = out / "config.json"
+    if not path.exists():
+        return
+    old = json.loads(path.read_text())
+    new = cfg.to_dict()
+    diff = [k for k in _RESULT_KEYS if old.get(k) != new.get(k)]
+    if diff:
+        raise VsentError(
+            f"{path}: this directory holds a layer analysis with other {', '.join(diff)}; "
+            "choose another --out (or the same settings to resume)"
+        )
+
+
+def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Probe every layer of every fold's fine-tuned model of the crossval run ``cfg.run``.
+
+    Parameters
+    ----------
+    cfg : LayersConfig
+        ``run``: a directory written by :func:`vsent.crossval.crossval`; ``layers``/``folds``
+        restrict the work (default all probe layers, all folds).
+    out : output directory (see the module docstring); an existing one is resumed.
+
+    Returns
+    -------
+    dict
+        The ``layers.json`` summary: ``{layer: {classifier: {"mean", "std", "folds"}, "dim"}}``
+        in depth order.
+    """
+    from vsent.crossval import open_run
+
+    out = Path(out)
+    run = open_run(cfg.run)
+    cfg = replace(cfg, run=str(run.path.resolve()))  # resumes compare absolute paths
+    missing = sorted(set(cfg.folds or ()) - {f.index for f in run.folds})
+    if missing:
+        raise VsentError(f"{run.path}: the run has no fold(s) {missing} "
+                         f"(folds 1..{len(run.folds)})")
+    folds = run.folds if cfg.folds is None else [f for f in run.folds if f.index in cfg.folds]
+    _check_config(out, cfg)
+    is_new = not (out / "config.json").exists()
+    rundir = RunDir(out, config={"command": "layers", **cfg.to_dict()} if is_new else None)
+    timer = Timer()
+    order: list[str] = []
+    try:
+        for fold in folds:
+            names = _probe_fold(cfg, run, fold, rundir, progress)
+            order += [n for n in names if n not in order]
+        summary = summarize(rundir, order, [f.index for f in folds], cfg.probe,
+                            reference=_network_accuracy(run.path))
+        log.info("layer analysis done in %.0f s [%s]", timer.elapsed, out)
+        return summary
+    finally:
+        rundir.close()
+
+
+def _network_accuracy(run_path: Path) -> dict[str, float] | None:
+    """The fine-tuned networks' own centre-crop accuracy from the run's summary.json."""
+    try:
+        acc = json.loads((run_path / "summary.json").read_text())["center"]["accuracy"]
+        return {"mean": float(acc["mean"]), "std": float(acc["std"])}
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _probe_fold(cfg: LayersConfig, run: Any, fold: Any, rundir: RunDir,
+                progress: bool) -> list[str]:
+    """Extract (if needed) and probe the layers of one fold; returns its layers in depth order."""
+    k = fold.index
+    feat_dir = rundir / f"features/fold{k}"
+    res_dir = rundir / f"results/fold{k}"
+    meta_path = feat_dir / "meta.json"
+    train, test = np.sort(fold.train), np.sort(fold.test)
+    rows = np.concatenate([train, test])
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
+    if meta is not None and meta["rows"] != rows.tolist():
+        meta = None  # features of another split: redo
+    names = list(cfg.layers) if cfg.layers else (meta["layers"] if meta else None)
+
+    def needs_features(n: str) -> bool:
+        done = (res_dir / f"{n}.json").exists() or (feat_dir / f"{n}.gram.npy").exists()
+        return not done and (meta is None or n not in meta["layers"]
+                             or not (feat_dir / f"{n}.npy").exists())
+
+    if names is None or any(needs_features(n) for n in names):
+        meta = _extract_fold(cfg, run, fold, rows, len(train), feat_dir, rundir, progress)
+        names = list(cfg.layers) if cfg.layers else meta["layers"]
+    if meta is None:  # every result exists but the feature metadata was removed
+        return names
+    names = [n for n in meta["layers"] if n in names]  # depth order
+    y = run.dataset.labels[rows]
+    tr, te = np.arange(meta["n_train"]), np.arange(meta["n_train"], len(rows))
+    for name in names:
+        res_path = res_dir / f"{name}.json"
+        if res_path.exists():
+            continue
+        timer = Timer()
+        gram_path = feat_dir / f"{name}.gram.npy"
+        if gram_path.exists():
+            K = np.load(gram_path)
+        else:
+            K = gram_matrix(feat_dir / f"{name}.npy")
+            np.save(gram_path, K)
+        t_gram = timer.elapsed
+        info = meta["info"][name]
+        record: dict[str, Any] = {"fold": k, "layer": name, "dim": info["dim"],
+                                  "shape": info["shape"], "pooled": info["pooled"],
+                                  "n_train": len(tr), "n_test": len(te)}
+        with threadpool_limits(1, user_api="blas"):
+            emb = gram_embedding(K, tr, te)
+        for clf in cfg.probe.classifiers:
+            record[clf] = linear_probe(K, y, tr, te, clf, cfg.probe, embedding=emb)
+        record["seconds"] = {"gram": t_gram, "total": timer.elapsed}
+        rundir.write_json(f"results/fold{k}/{name}.json", record)
+        log.info("fold %d %-12s dim %7d  %s  (%.1f s)", k, name, info["dim"],
+                 "  ".join(f"{c} {record[c]['accuracy']:.3f} (C={record[c]['C']:g})"
+                           for c in cfg.probe.classifiers), timer.elapsed)
+    if not cfg.keep_features and all((res_dir / f"{n}.json").exists() for n in meta["layers"]):
+        for n in meta["layers"]:
+            (feat_dir / f"{n}.npy").unlink(missing_ok=True)
+    return names
+
+
+def _extract_fold(cfg: LayersConfig, run: Any, fold: Any, rows: np.ndarray, n_train: int,
+                  feat_dir: Path, rundir: RunDir, progress: bool) -> dict[str, Any]:
+    """Features of all requested layers of fold ``fold`` with its own fine-tuned model."""
+    from vsent.data.cache import image_cache
+    from vsent.models.checkpoint import load_checkpoint
+
+    k = fold.index
+    ckpt = run.checkpoint(k)
+    model, mmeta = load_checkpoint(ckpt)
+    if mmeta.get("fold") not in (None, k):  # a model trained on another fold would leak
+        raise VsentError(f"{ckpt}: checkpoint of fold {mmeta['fold']}, expected fold {k}")
+    names = list(cfg.layers) if cfg.layers else list(model.probe_layers)
+    unknown = [n for n in names if n not in model.probe_layers]
+    if unknown:
+        raise VsentError(f"unknown layer(s) {', '.join(unknown)} for {model.spec['name']}; "
+                         f"probe layers: {', '.join(model.probe_layers)}")
+    names = [n for n in model.probe_layers if n in names]  # depth order
+    images = image_cache(run.dataset, size=model.preprocess.resize, progress=progress)
+    max_features = _resolve_max_features(cfg.max_features, model.spec["name"])
+    log.info("fold %d: extracting %d layers of %s for %d images", k, len(names),
+             model.spec["name"], len(rows))
+    (feat_dir / "meta.json").unlink(missing_ok=True)
+    for p in feat_dir.glob("*.gram.npy"):
+        p.unlink()  # kernels of older features
+    info = extract_features(model, images, feat_dir, layers=names, rows=rows,
+                            batch_size=cfg.batch_size, device=cfg.device,
+                            max_features=max_features, progress=progress)
+    meta = {"fold": k, "rows": rows.tolist(), "n_train": n_train, "layers": names,
+            "model": model.spec, "checkpoint": str(ckpt), "max_features": max_features,
+            "info": {n: {kk: v for kk, v in i.items() if kk != "path"} for n, i in info.items()}}
+    rundir.write_json(f"features/fold{k}/meta.json", meta)  # written last: fold complete
+    return meta
+
+
+# --------------------------------------------------------------------------------------------
+# summary: layers.json, layers.csv, layers.md, layers.png
+
+
+def summarize(rundir: RunDir, layers: Sequence[str], folds: Sequence[int],
+              probe: ProbeConfig = ProbeConfig(), *,
+              reference: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """Collect ``results/fold<k>/<layer>.json`` into layers.json/.csv/.md/.png.
+
+    Layers or folds without results are left out (a partial table says how many folds it has).
+    ``reference``: the fine-tuned networks' own accuracy ``{"mean", "std"}``, quoted in the
+    Markdown table and drawn in the plot.
+    """
+    summary: dict[str, Any] = {}
+    for name in layers:
+        records = []
+        for k in folds:
+            p = rundir / f"results/fold{k}/{name}.json"
+            if p.exists():
+                records.append(json.loads(p.read_text()))
+        if not records:
+            continue
+        entry: dict[str, Any] = {"dim": records[0]["dim"], "pooled": records[0].get("pooled")}
+        for clf in probe.classifiers:
+            accs = [r[clf]["accuracy"] for r in records if clf in r]
+            if not accs:
+                continue
+            entry[clf] = {
+                "mean": float(np.mean(accs)), "std": float(np.std(accs)),
+                "folds": [{"fold": r["fold"], **{kk: r[clf][kk] for kk in (
+                    "accuracy", "precision", "recall", "f1", "C", "inner_accuracy",
+                    "converged")}} for r in records if clf in r],
+            }
+        summary[name] = entry
+    rundir.write_json("layers.json", summary)
+    _write_csv(rundir, summary, probe)
+    rundir.write_text("layers.md", layers_markdown(summary, probe, rundir, reference=reference))
+    if summary:
+        plot_layers(summary, rundir / "layers.png", probe, reference=reference)
+    return summary
+
+
+def _write_csv(rundir: RunDir, summary: Mapping[str, Any], probe: ProbeConfig) -> None:
+    n_folds = max((len(e[c]["folds"]) for e in summary.values() for c in probe.classifiers
+                   if c in e), default=0)
+    rows = []
+    for depth, (name, entry) in enumerate(summary.items(), 1):
+        for clf in probe.classifiers:
+            if clf not in entry:
+                continue
+            row = {"layer": name, "depth": depth, "dim": entry["dim"], "classifier": clf,
+                   "mean": entry[clf]["mean"], "std": entry[clf]["std"],
+                   "n_folds": len(entry[clf]["folds"])}
+            for f in entry[clf]["folds"]:
+                row[f"fold{f['fold']}"] = f["accuracy"]
+            rows.append(row)
+    fold_cols = sorted({k for r in rows for k in r if k.startswith("fold")},
+                       key=lambda s: int(s[4:]))
+    rundir.write_csv("layers.csv", rows, ["layer", "depth", "dim", "classifier", "mean", "std",
+                                          "n_folds", *fold_cols[:max(n_folds, len(fold_cols))]])
+
+
+_NAMES = {"svm": "linear SVM", "softmax": "softmax"}
+
+
+def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig(),
+                    rundir: RunDir | None = None, *,
+                    reference: Mapping[str, float] | None = None) -> str:
+    """Table 2 of Campos et al.: one row per layer, accuracy mean +- std per classifier."""
+    clfs = [c for c in probe.classifiers]
+    lines = ["# Layer-by-layer linear probes (Campos et al. 2015, Table 2)", ""]
+    if rundir is not None:
+        cfg_path = rundir / "config.json"
+        if cfg_path.exists():
+            run = json.loads(cfg_path.read_text()).get("run")
+            lines += [f"Fine-tuned models: `{run}` (fold k's model never saw fold k's test "
+                      "images).", ""]
+    lines += ["| layer | dim | " + " | ".join(_NAMES[c] for c in clfs) + " | folds |",
+              "|---|---:|" + "---:|" * len(clfs) + "---:|"]
+    for name, entry in summary.items():
+        cells = []
+        for c in clfs:
+            cells.append(f"{entry[c]['mean']:.3f} +- {entry[c]['std']:.3f}" if c in entry
+                         else "")
+        n = max((len(entry[c]["folds"]) for c in clfs if c in entry), default=0)
+        dim = f"{entry['dim']:,}" + (" (pooled)" if entry.get("pooled") else "")
+        lines.append(f"| {name} | {dim} | " + " | ".join(cells) + f" | {n} |")
+    if reference is not None:
+        lines += ["", f"The fine-tuned networks themselves (their own softmax output, centre "
+                      f"crop, the run's summary.json): {reference['mean']:.3f} +- "
+                      f"{reference['std']:.3f}."]
+    lines += [
+        "",
+        "Accuracy on each fold's test images (mean +- population std over folds), centre crop. "
+        f"C chosen from {list(probe.Cs)} by {probe.inner_splits}-fold stratified CV on the "
+        "fold's training images; features centred and scaled by one global factor fitted on "
+        "training rows (see `vsent.analyses.layers`).",
+        "",
+        "The published values of Campos et al. (2015) Table 2 are not listed beside ours: we "
+        "could not retrieve the table's text from a citable source, and we do not quote "
+        "numbers from memory.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot_layers(summary: Mapping[str, Any], path: str | Path,
+                probe: ProbeConfig = ProbeConfig(), *,
+                reference: Mapping[str, float] | None = None) -> Path:
+    """Accuracy vs depth for each classifier, with std-over-folds error bars (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summary)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(names) + 2), 3.6))
+    for i, clf in enumerate(probe.classifiers):
+        pts = [(j, summary[n][clf]["mean"], summary[n][clf]["std"])
+               for j, n in enumerate(names) if clf in summary[n]]
+        if pts:
+            xs, ms, ss = map(np.asarray, zip(*pts, strict=True))
+            ax.errorbar(xs + (i - 0.5) * 0.08, ms, yerr=ss, marker="o", capsize=3,
+                        label=_NAMES[clf])
+    if reference is not None:
+        ax.axhline(reference["mean"], color="gray", linestyle="--", linewidth=1,
+                   label="fine-tuned network")
+    ax.set_xticks(x, names, rotation=45, ha="right")
+    ax.set_xlabel("layer (depth)")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def remove_features(out: str | Path) -> None:
+    """Delete the cached feature files of an analysis (results and Gram matrices stay)."""
+    for p in Path(out).glob("features/fold*/*.npy"):
+        if not p.name.endswith(".gram.npy"):
+            p.unlink()
+
+
+__all__ = [
+    "CLASSIFIERS", "CenterScale", "DEFAULT_CS", "DEFAULT_MAX_FEATURES", "LayersConfig",
+    "ProbeConfig", "extract_features", "gram_embedding", "gram_matrix", "layer_probes",
+    "layers_markdown", "linear_probe", "make_classifier", "plot_layers", "pooled_grid",
+    "probe_features", "remove_features", "summarize",
+]

@@ -1,0 +1,54 @@
+"""``vsent explain``: Grad-CAM heat maps of a trained model's predictions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vsent.analyses.explain import TARGETS, explain_images
+from vsent.errors import EXIT_ITEMS_FAILED
+
+#: Columns of explain.csv, in order.
+FIELDS = ("image", "error", "prob_negative", "prob_positive", "predicted", "target", "layer",
+          "overlay", "heatmap")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "explain", help="Grad-CAM heat maps of a model's predictions",
+        description="Write a heat-map overlay (PNG) and the raw map (.npy, original image size, "
+                    "values 0..1) per image, and explain.csv with the probabilities. Exit "
+                    "status 3 when any image failed (its row says why).",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
+    p.add_argument("--model", required=True, help="checkpoint (model.pt) from finetune/crossval")
+    p.add_argument("--out", default="runs/explain", help="output directory (default runs/explain)")
+    p.add_argument("--layer", help="convolutional layer (module name); default: the last one of "
+                                   "the model's probe layers with a spatial output")
+    p.add_argument("--target", choices=TARGETS, default="predicted",
+                   help="class the map explains (default: each image's predicted class)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vsent.evaluate import resolve_device
+    from vsent.models.checkpoint import load_checkpoint
+    from vsent.predict import expand_inputs
+    from vsent.runs import RunDir
+
+    device = resolve_device(args.device)
+    model, meta = load_checkpoint(args.model, map_location=device)
+    paths, missing = expand_inputs(args.images)
+    config = {"command": "explain", "model": args.model, "images": args.images,
+              "layer": args.layer, "target": args.target, "device": str(device)}
+    with RunDir(args.out, config=config) as rd:
+        rows = [{"image": m["path"], "error": m["error"]} for m in missing]
+        rows += explain_images(model, paths, rd.path, layer=args.layer, target=args.target,
+                               device=device, class_names=meta.get("class_names",
+                                                                   ("negative", "positive")))
+        rd.write_csv("explain.csv", rows, list(FIELDS))
+    failed = sum(bool(r["error"]) for r in rows)
+    print(f"explained {len(rows) - failed} of {len(rows)} images, {failed} failed; "
+          f"{args.out}/explain.csv", file=sys.stderr)
+    return EXIT_ITEMS_FAILED if failed else 0

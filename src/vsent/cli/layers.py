@@ -1,0 +1,76 @@
+"""``vsent layers``: linear probes on every layer of a crossval run's models (Campos Table 2)."""
+
+from __future__ import annotations
+
+import argparse
+
+from vsent.analyses.layers import CLASSIFIERS, DEFAULT_CS, LayersConfig, ProbeConfig, layer_probes
+from vsent.cli.common import add_run_args
+from vsent.errors import VsentError
+
+
+def _csv(kind: type):
+    def parse(text: str) -> list:
+        try:
+            return [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, "
+                                             f"got {text!r}") from None
+    return parse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "layers", help="layer-by-layer linear probes of a crossval run (Table 2)",
+        description="For each fold, extract every probe layer's activations with the model "
+                    "fine-tuned on that fold's training images, then train a linear SVM and a "
+                    "softmax classifier per layer (C by inner CV on the training images) and "
+                    "score them on the fold's test images. Resumable: rerun with the same "
+                    "--out to continue.",
+    )
+    p.add_argument("--run", required=True, help="crossval run directory (fold<k>/model.pt)")
+    add_run_args(p, "runs/layers")
+    p.add_argument("--layers", type=_csv(str),
+                   help="comma-separated probe layers (default: all of the model's)")
+    p.add_argument("--fold-ids", type=_csv(int), dest="fold_ids",
+                   help="comma-separated fold numbers (default: all)")
+    p.add_argument("--classifiers", type=_csv(str), default=list(CLASSIFIERS),
+                   help=f"comma-separated subset of {','.join(CLASSIFIERS)} (default both)")
+    p.add_argument("--Cs", type=_csv(float), default=list(DEFAULT_CS),
+                   help="grid of C for the inner cross-validation "
+                        f"(default {','.join(f'{c:g}' for c in DEFAULT_CS)})")
+    p.add_argument("--inner-splits", type=int, default=5,
+                   help="folds of the inner stratified CV choosing C (default 5)")
+    p.add_argument("--max-features", default="auto",
+                   help="average-pool spatial activations with more values per image to at most "
+                        "this many; 'auto': caffenet raw, other models 65536; 'none': all raw")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
+    p.add_argument("--delete-features", action="store_true",
+                   help="delete each fold's feature files once its results exist (CaffeNet "
+                        "features take ~3.2 GB per fold; the Gram matrices are kept)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise VsentError(f"--batch-size must be positive, got {args.batch_size}")
+    probe = ProbeConfig(Cs=tuple(args.Cs), inner_splits=args.inner_splits, seed=args.seed,
+                        classifiers=tuple(args.classifiers))
+    max_features = args.max_features
+    if max_features not in ("auto", "none"):
+        try:
+            max_features = int(max_features)
+        except ValueError:
+            raise VsentError(f"--max-features must be auto, none or an integer, "
+                             f"got {args.max_features!r}") from None
+    cfg = LayersConfig(run=args.run, probe=probe, layers=args.layers, folds=args.fold_ids,
+                       max_features=max_features, batch_size=args.batch_size, device=args.device,
+                       keep_features=not args.delete_features)
+    summary = layer_probes(cfg, args.out, progress=not args.no_progress)
+    for name, entry in summary.items():
+        cells = "  ".join(f"{c} {entry[c]['mean']:.3f} +- {entry[c]['std']:.3f}"
+                          for c in probe.classifiers if c in entry)
+        print(f"{name:<12} {cells}")
+    print(f"results in {args.out}/layers.md")
+    return 0

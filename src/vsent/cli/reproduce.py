@@ -1,0 +1,59 @@
+"""``vsent reproduce``: a paper's experiments and a report with its numbers beside ours."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vsent.cli.common import default_data
+from vsent.reports.reproduce import PAPERS, command_line, make_plan, reproduce
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reproduce", help="run a paper's experiments; report published numbers beside ours",
+        description="Run the experiments of campos2015 (Tables 1-4), you2015 (Table 6) or "
+                    "sun2016 (Table 1, K sweep) and write OUT/report.md, report.json and "
+                    "figures: the published numbers beside the measured ones, with the run "
+                    "directory of every number. Each step is a sub-run under OUT, so "
+                    "--resume continues an interrupted reproduction.",
+    )
+    p.add_argument("paper", choices=PAPERS)
+    p.add_argument("--quick", action="store_true",
+                   help="CPU-sized version (e.g. 1 epoch per CaffeNet instead of 65); the "
+                        "report lists every reduction")
+    p.add_argument("--out", help="reproduction directory (default runs/reproduce/PAPER, "
+                                 "or runs/reproduce/PAPER-quick with --quick)")
+    p.add_argument("--data", default=default_data(),
+                   help="Twitter I folder (default $VSENT_DATA or ../shared/datasets/twitter1)")
+    p.add_argument("--init", help="weights: imagenet (default for CaffeNet/VGG), random, or a "
+                                  "file; you2015: a vsent checkpoint pre-trained on weak labels "
+                                  "(fine-tuned per fold by domain transfer). Unavailable "
+                                  "weights fall back to random init, and the report says so")
+    p.add_argument("--run", metavar="CROSSVAL_RUN_DIR",
+                   help="sun2016: analyse this finished crossval run instead of training one")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--only", metavar="SUBRUNS",
+                   help="comma-separated sub-runs to run now (e.g. table1,layers); the others "
+                        "are reused if finished and reported as not run otherwise")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the reproduction in --out (finished sub-runs are kept)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = args.out or f"runs/reproduce/{args.paper}{'-quick' if args.quick else ''}"
+    plan = make_plan(args.paper, args.data, quick=args.quick, init=args.init,
+                     device=args.device, seed=args.seed, run=args.run)
+    command = command_line(args.paper, quick=args.quick, out=out, data=args.data,
+                           init=args.init, device=args.device, resume=args.resume,
+                           run=args.run, seed=args.seed, only=args.only)
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    report = reproduce(plan, out, resume=args.resume, progress=not args.no_progress,
+                       command=command, only=only)
+    for reason in report["weights_failures"]:
+        print(f"vsent: warning: random weights used instead: {reason}", file=sys.stderr)
+    print(f"report written to {out}/report.md")
+    return 0

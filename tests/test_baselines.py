@@ -1,0 +1,276 @@
+"""Hand-crafted baselines: histogram layouts, SIFT BoW, fold hygiene, a learnable toy task, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vsent.analyses import baselines as bl
+from vsent.cli import main
+from vsent.data import Fold, load_dataset
+from vsent.errors import VsentError
+
+# --------------------------------------------------------------------------------------------
+# colour histograms
+
+
+def _solid(rgb, h=8, w=8):
+    return np.broadcast_to(np.array(rgb, np.uint8), (h, w, 3)).copy()
+
+
+@pytest.mark.parametrize("rgb, index", [
+    ((255, 0, 0), 48),    # red level 3 -> 3 * 16
+    ((0, 255, 0), 12),    # green level 3 -> 3 * 4
+    ((0, 0, 255), 3),     # blue level 3
+    ((64, 128, 191), 16 + 8 + 2),  # levels 1, 2, 2 (value * 4 // 256)
+    ((63, 127, 192), 0 + 4 + 3),   # levels 0, 1, 3: bin edges at 64, 128, 192
+])
+def test_gch_puts_all_mass_of_a_solid_image_in_its_bin(rgb, index):
+    h = bl.gch(_solid(rgb))
+    assert h.shape == (64,) and h.dtype == np.float32
+    assert h[index] == pytest.approx(1.0)
+    assert h.sum() == pytest.approx(1.0)
+
+
+def test_gch_matches_an_independent_count():
+    img = np.random.default_rng(0).integers(0, 256, (37, 23, 3), dtype=np.uint8)
+    lv = img.astype(int) // 64
+    expected = np.bincount((lv[..., 0] * 16 + lv[..., 1] * 4 + lv[..., 2]).ravel(),
+                           minlength=64) / (37 * 23)
+    np.testing.assert_allclose(bl.gch(img), expected, atol=1e-6)
+
+
+def test_lch_blocks_are_row_major_and_each_sums_to_a_sixteenth():
+    img = np.zeros((8, 8, 3), np.uint8)
+    for i in range(4):
+        for j in range(4):  # block (i, j): red level i, green level j
+            img[2 * i:2 * i + 2, 2 * j:2 * j + 2] = (64 * i + 10, 64 * j + 10, 0)
+    h = bl.lch(img)
+    assert h.shape == (1024,) and h.dtype == np.float32
+    blocks = h.reshape(16, 64)
+    for b in range(16):
+        i, j = divmod(b, 4)
+        assert blocks[b, i * 16 + j * 4] == pytest.approx(1 / 16)
+        assert blocks[b].sum() == pytest.approx(1 / 16)
+    assert h.sum() == pytest.approx(1.0)
+
+
+def test_lch_of_uneven_size_still_sums_to_one_and_agrees_with_gch_on_solid_images():
+    img = _solid((200, 30, 90), h=10, w=7)
+    assert bl.lch(img).sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(bl.lch(img).reshape(16, 64).sum(0), bl.gch(img), atol=1e-6)
+
+
+def test_histograms_reject_non_rgb_arrays():
+    with pytest.raises(ValueError, match="RGB uint8"):
+        bl.gch(np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match="RGB uint8"):
+        bl.lch(np.zeros((4, 4, 3), np.float32))
+
+
+# --------------------------------------------------------------------------------------------
+# SIFT and bag of words
+
+
+def test_dense_sift_grid_is_taken_on_the_resized_image():
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 256, (64, 128, 3), dtype=np.uint8)  # longer side 128 -> 256
+    big = rng.integers(0, 256, (300, 600, 3), dtype=np.uint8)   # longer side 600 -> 256
+    n = len(np.arange(6, 256, 12)) * len(np.arange(6, 128, 12))
+    for img in (small, big):
+        d = bl.sift_descriptors(img)
+        assert d.shape == (n, 128) and d.dtype == np.uint8
+    assert bl.sift_descriptors(small, bl.SiftParams(step=24)).shape[0] < n
+
+
+def test_keypoint_sift_on_a_flat_image_gives_no_descriptors():
+    d = bl.sift_descriptors(_solid((90, 90, 90), 64, 64), bl.SiftParams(mode="keypoints"))
+    assert d.shape == (0, 128)
+
+
+def test_bow_histograms_count_nearest_words_and_normalise():
+    rng = np.random.default_rng(2)
+    descs = [rng.integers(0, 256, (n, 128)).astype(np.uint8) for n in (30, 50, 0, 20)]
+    vocab = bl.learn_vocabulary(descs, k=8, seed=0)
+    h1 = bl.bow_histograms(vocab, descs, norm="l1")
+    assert h1.shape == (4, 8) and h1.dtype == np.float32
+    np.testing.assert_allclose(h1.sum(1), [1, 1, 0, 1], atol=1e-6)
+    words = vocab.predict(descs[1].astype(np.float32))
+    np.testing.assert_allclose(h1[1], np.bincount(words, minlength=8) / 50, atol=1e-6)
+    h2 = bl.bow_histograms(vocab, descs, norm="l2")
+    np.testing.assert_allclose(np.linalg.norm(h2, axis=1), [1, 1, 0, 1], atol=1e-6)
+    with pytest.raises(VsentError, match="norm"):
+        bl.bow_histograms(vocab, descs, norm="max")
+
+
+def test_vocabulary_larger_than_the_descriptors_is_a_clear_error():
+    with pytest.raises(VsentError, match="k=500"):
+        bl.learn_vocabulary([np.zeros((10, 128), np.uint8)], k=500)
+
+
+def test_block_scaler_gives_each_block_unit_total_variance():
+    X = np.random.default_rng(3).normal(size=(200, 70)) * np.linspace(0.1, 5, 70)
+    Z = bl.BlockScaler([64, 6]).fit(X).transform(X)
+    assert Z[:, :64].var(0).sum() == pytest.approx(1.0)
+    assert Z[:, 64:].var(0).sum() == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# datasets on disk
+
+
+def _warm_cold_folder(root, n_per_class=20, size=32, seed=0):
+    """positive/ = warm colours (reds, oranges), negative/ = cold (blues, greens), with noise."""
+    rng = np.random.default_rng(seed)
+    for label, lo, hi in (("positive", (170, 40, 0), (255, 170, 90)),
+                          ("negative", (0, 40, 150), (90, 170, 255))):
+        (root / label).mkdir(parents=True)
+        for i in range(n_per_class):
+            base = rng.integers(lo, hi, size=3)
+            noise = rng.normal(0, 35, (size, size, 3))
+            img = np.clip(base + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(root / label / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    path = tmp_path / "cache"
+    monkeypatch.setenv("VSENT_CACHE", str(path))
+    return path
+
+
+def test_features_are_cached_and_reused(tmp_path, cache):
+    ds = load_dataset(_warm_cold_folder(tmp_path / "data", n_per_class=3))
+    first = bl.extract_features(ds.paths, progress=False, n_jobs=2)
+    assert first.decoded == 6 and any(cache.rglob("*.npy")) and any(cache.rglob("colour-*.npz"))
+    again = bl.extract_features(ds.paths, progress=False, n_jobs=2)
+    assert again.decoded == 0
+    np.testing.assert_array_equal(first.lch, again.lch)
+    assert all(np.array_equal(a, b) for a, b in zip(first.descriptors, again.descriptors,
+                                                    strict=True))
+    np.testing.assert_allclose(first.gch[0], bl.gch(np.asarray(
+        Image.open(ds.paths[0]).convert("RGB").resize((256, 256), Image.Resampling.BILINEAR))),
+        atol=0.02)
+
+
+def test_vocabulary_never_sees_test_images(tmp_path, cache, monkeypatch):
+    ds = load_dataset(_warm_cold_folder(tmp_path / "data", n_per_class=4))
+    feats = bl.extract_features(ds.paths, progress=False)
+    folds = [Fold(1, np.arange(0, 6), np.arange(6, 8)),
+             Fold(2, np.arange(2, 8), np.arange(0, 2))]
+    calls, fitted = [], []
+    real_learn = bl.learn_vocabulary
+
+    def spy_learn(descriptors, **kw):
+        calls.append(list(descriptors))
+        return real_learn(descriptors, **kw)
+
+    class SpyKMeans(bl.MiniBatchKMeans):
+        def fit(self, X, y=None, sample_weight=None):
+            fitted.append(np.asarray(X).copy())
+            return super().fit(X, y, sample_weight)
+
+    monkeypatch.setattr(bl, "learn_vocabulary", spy_learn)
+    monkeypatch.setattr(bl, "MiniBatchKMeans", SpyKMeans)
+    config = bl.BaselineConfig(k=4, max_descriptors=500, inner_splits=2)
+    bl.cross_validate(feats, ds.labels, folds, ["bow"], config, progress=False)
+
+    assert len(calls) == len(fitted) == 2
+    for fold, passed, X in zip(folds, calls, fitted, strict=True):
+        assert [id(d) for d in passed] == [id(feats.descriptors[i]) for i in fold.train]
+        train_rows = {r.tobytes() for i in fold.train
+                      for r in feats.descriptors[i].astype(np.float32)}
+        test_only = {r.tobytes() for i in fold.test
+                     for r in feats.descriptors[i].astype(np.float32)} - train_rows
+        assert test_only  # the check below can fail
+        rows = {r.tobytes() for r in X.astype(np.float32)}
+        assert rows <= train_rows and not rows & test_only
+
+
+def test_gch_svm_learns_warm_versus_cold(tmp_path, cache):
+    data = _warm_cold_folder(tmp_path / "data", n_per_class=20)
+    table = bl.run_baselines(data, "five", "stratified", "gch", tmp_path / "run", seed=0,
+                             progress=False)
+    summary = json.loads((tmp_path / "run" / "custom" / "gch" / "summary.json").read_text())
+    assert len(summary["folds"]) == 5
+    assert summary["accuracy"]["mean"] >= 0.8  # chance is 0.5
+    majority = json.loads(
+        (tmp_path / "run" / "custom" / "always-positive" / "summary.json").read_text())
+    assert majority["accuracy"]["mean"] == pytest.approx(0.5)
+    assert [r["row"] for r in table["rows"]][:2] == ["gch", "always-positive"]
+
+
+# --------------------------------------------------------------------------------------------
+# CLI and errors
+
+
+def test_cli_writes_summaries_table_and_timings(tmp_path, cache, capsys):
+    data = _warm_cold_folder(tmp_path / "data", n_per_class=8)
+    out = tmp_path / "run"
+    rc = main(["baselines", "--data", str(data), "--folds", "stratified", "--features",
+               "gch,lch,bow,gch+bow,lch+bow", "--k", "8", "--max-descriptors", "1000",
+               "--out", str(out), "--no-progress", "--jobs", "2"])
+    assert rc == 0
+    for name in ("config.json", "versions.json", "run.log", "table.json", "table.md",
+                 "table.csv", "timings.json", "custom/folds.json"):
+        assert (out / name).is_file(), name
+    for feats in ("gch", "lch", "bow", "gch+bow", "lch+bow", "always-positive"):
+        summary = json.loads((out / "custom" / feats / "summary.json").read_text())
+        assert set(summary) >= {"accuracy", "precision", "recall", "f1", "folds"}
+        assert summary["accuracy"].keys() == {"mean", "std"} and len(summary["folds"]) == 5
+        assert (out / "custom" / feats / "summary.md").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["k"] == 8 and config["seed"] == 0 and config["sift"]["mode"] == "dense"
+    timings = json.loads((out / "timings.json").read_text())
+    assert {"vocabulary_s", "encode_s", "svm_lch+bow_s"} <= set(timings["custom"]["folds"][0])
+    table = (out / "table.md").read_text()
+    assert "| LCH+BoW |" in table and "(n/r)" in table
+    assert "LCH+BoW" in capsys.readouterr().out
+
+
+def test_table_marks_unverified_and_unreported_published_values():
+    summary = {m: {"mean": 0.7, "std": 0.01} for m in bl.TABLE_METRICS}
+    table = bl.build_table({"five": {"gch": summary, "bow": summary}}, ["gch", "bow"])
+    rows = {r["row"]: r["subsets"]["five"] for r in table["rows"]}
+    assert rows["gch"]["published_status"] == "n/v"
+    assert rows["bow"]["published_status"] == "n/r"
+    md = bl.table_markdown(table)
+    assert "| GCH | 0.700 (n/v)" in md and "| BoW | 0.700 (n/r)" in md
+    csv_rows, fields = bl.table_csv_rows(table)
+    assert fields[:5] == ["row", "subset", "precision", "precision_std", "precision_published"]
+    assert csv_rows[0]["row"] == "gch" and csv_rows[0]["accuracy"] == "0.7000"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("gch,hog", "unknown feature set 'hog'"),
+    ("gch+sift", "unknown block 'sift'"),
+    ("gch+gch", "repeats a block"),
+    (" , ", "no feature sets"),
+])
+def test_bad_feature_names_are_a_clear_error(spec, message):
+    with pytest.raises(VsentError, match=message):
+        bl.parse_features(spec)
+
+
+def test_parse_features_normalises_and_deduplicates():
+    assert bl.parse_features(" GCH, lch+bow ,gch") == ("gch", "lch+bow")
+
+
+def test_cli_bad_feature_name_exits_2_without_a_run_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["baselines", "--data", str(tmp_path), "--features", "gch,hog",
+               "--out", str(out)])
+    assert rc == 2
+    assert "vsent: error: unknown feature set 'hog'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_run_baselines_rejects_bad_subset_and_folds_file_with_all(tmp_path):
+    with pytest.raises(VsentError, match="subset"):
+        bl.run_baselines(tmp_path, "seven", "campos", "gch", tmp_path / "run")
+    with pytest.raises(VsentError, match="one subset"):
+        bl.run_baselines(tmp_path, "all", tmp_path / "folds.json", "gch", tmp_path / "run")

@@ -1,0 +1,305 @@
+"""Caffe .caffemodel reader/writer and loading Caffe weights into caffenet.
+
+The forward-pass checks compare vsent's caffenet (with weights read from a generated caffemodel
+and images prepared by ``model.preprocess``) with an independent re-implementation of Caffe's
+CaffeNet written here with plain ``F.conv2d`` per group, a hand-written LRN and numpy input
+preparation (BGR, Caffe mean, 227 centre crop), the way Caffe's ``Transformer`` does it.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vsent.data.transforms import center_crop, normalize
+from vsent.errors import WeightsError
+from vsent.models import create_model
+from vsent.models.caffe import (
+    CaffeLayer,
+    export_caffemodel,
+    load_caffemodel,
+    read_caffemodel,
+    write_caffemodel,
+)
+
+#: Caffe blob shapes of CaffeNet (conv: out, in/group, kh, kw), and the group of each conv.
+CONV_SHAPES = {"conv1": (96, 3, 11, 11), "conv2": (256, 48, 5, 5), "conv3": (384, 256, 3, 3),
+               "conv4": (384, 192, 3, 3), "conv5": (256, 192, 3, 3)}
+GROUPS = {"conv1": 1, "conv2": 2, "conv3": 1, "conv4": 2, "conv5": 2}
+PADS = {"conv1": 0, "conv2": 2, "conv3": 1, "conv4": 1, "conv5": 1}
+STRIDES = {"conv1": 4, "conv2": 1, "conv3": 1, "conv4": 1, "conv5": 1}
+CAFFE_MEAN_BGR = np.array([104.0, 117.0, 123.0])
+
+
+def _he(rng, shape):
+    fan_in = int(np.prod(shape[1:]))
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+
+def caffenet_layers(rng, fc: dict[str, tuple[int, int]]) -> list[CaffeLayer]:
+    """Conv1-5 plus the given fc layers, He-scaled random weights, with Caffe's blob-less
+    layers (data, relu, pool, norm, drop, prob) interleaved as a real file has them."""
+    layers = [CaffeLayer("data", "Data")]
+    for name, shape in CONV_SHAPES.items():
+        layers.append(CaffeLayer(name, "Convolution",
+                                 [_he(rng, shape), rng.normal(0, 0.1, shape[0]).astype("f4")]))
+        layers.append(CaffeLayer("relu" + name[-1], "ReLU"))
+        if name in ("conv1", "conv2", "conv5"):
+            layers.append(CaffeLayer("pool" + name[-1], "Pooling"))
+        if name in ("conv1", "conv2"):
+            layers.append(CaffeLayer("norm" + name[-1], "LRN"))
+    for name, shape in fc.items():
+        layers.append(CaffeLayer(name, "InnerProduct",
+                                 [_he(rng, shape), rng.normal(0, 0.1, shape[0]).astype("f4")]))
+        layers.append(CaffeLayer("drop" + name[2], "Dropout"))
+    layers.append(CaffeLayer("prob", "Softmax"))
+    return layers
+
+
+def reference_caffenet(images_rgb: np.ndarray, blobs: dict[str, list[np.ndarray]],
+                       fc_names: list[str]) -> torch.Tensor:
+    """Caffe's CaffeNet on (N, 256, 256, 3) uint8 RGB images, written from the prototxt.
+
+    Input as Caffe's Transformer makes it: centre 227 crop ((256 - 227) // 2 = 14), RGB -> BGR,
+    minus the mean pixel (B, G, R) = (104, 117, 123), no scaling, CHW.
+    """
+    crop = images_rgb[:, 14:14 + 227, 14:14 + 227, ::-1].astype(np.float64) - CAFFE_MEAN_BGR
+    x = torch.from_numpy(np.ascontiguousarray(crop.transpose(0, 3, 1, 2)))
+
+    def conv(x, name):
+        w, b = (torch.from_numpy(a.astype(np.float64)) for a in blobs[name])
+        g = GROUPS[name]
+        xs, ws, bs = x.chunk(g, 1), w.chunk(g, 0), b.chunk(g, 0)
+        out = [F.conv2d(xi, wi, bi, stride=STRIDES[name], padding=PADS[name])
+               for xi, wi, bi in zip(xs, ws, bs, strict=True)]
+        return torch.relu(torch.cat(out, 1))
+
+    def lrn(x, size=5, alpha=1e-4, beta=0.75, k=1.0):
+        # Caffe ACROSS_CHANNELS: x / (k + alpha / size * sum over the 5-channel window of x^2)^beta
+        sq = F.pad(x * x, (0, 0, 0, 0, size // 2, size // 2))
+        window = sum(sq[:, i:i + x.shape[1]] for i in range(size))
+        return x / (k + alpha / size * window) ** beta
+
+    def pool(x):  # 3x3 stride 2, Caffe rounds the output size up
+        return F.max_pool2d(x, 3, 2, ceil_mode=True)
+
+    x = lrn(pool(conv(x, "conv1")))
+    x = lrn(pool(conv(x, "conv2")))
+    x = pool(conv(conv(conv(x, "conv3"), "conv4"), "conv5"))
+    x = x.flatten(1)
+    for i, name in enumerate(fc_names):
+        w, b = (torch.from_numpy(a.astype(np.float64)) for a in blobs[name])
+        x = x @ w.T + b
+        if i < len(fc_names) - 1:
+            x = torch.relu(x)
+    return x
+
+
+def _images(n=2, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 256, 256, 3), dtype=np.uint8)
+
+
+def _vsent_logits(model, images):
+    pre = model.preprocess
+    with torch.no_grad():
+        return model.eval()(normalize(center_crop(images, pre.crop), pre)).double()
+
+
+# --------------------------------------------------------------------------------------------
+# wire format
+
+
+def test_reader_matches_hand_encoded_protobuf(tmp_path):
+    """Bytes written by hand from caffe.proto's field numbers, not by our writer."""
+    def varint(v):
+        out = b""
+        while True:
+            b, v = v & 0x7F, v >> 7
+            out += bytes([b | (0x80 if v else 0)])
+            if not v:
+                return out
+
+    def ld(num, payload):  # length-delimited field
+        return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+    weight = struct.pack("<6f", 1, 2, 3, 4, 5, 6)
+    blob_w = ld(7, ld(1, varint(2) + varint(3))) + ld(5, weight)  # BlobShape{dim: 2, 3}, data
+    blob_b = ld(7, ld(1, varint(2))) + ld(5, struct.pack("<2f", -1, 0.5))
+    layer = ld(1, b"fc8_twitter") + ld(2, b"InnerProduct") + ld(7, blob_w) + ld(7, blob_b)
+    relu = ld(1, b"relu7") + ld(2, b"ReLU")
+    # legacy V1 layer (NetParameter.layers = 2): name = 4, type = 5 (enum 4 = CONVOLUTION),
+    # blobs = 6 with num/channels/height/width = 1..4
+    legacy_blob = b"".join(varint(n << 3) + varint(d) for n, d in zip((1, 2, 3, 4), (1, 1, 1, 2),
+                                                                          strict=True))
+    v1 = ld(4, b"old") + varint(5 << 3) + varint(4) + ld(6, legacy_blob + ld(5, struct.pack(
+        "<2f", 7, 8)))
+    data = ld(1, b"net") + ld(100, relu) + ld(100, layer) + ld(2, v1)
+    path = tmp_path / "hand.caffemodel"
+    path.write_bytes(data)
+
+    name, layers = read_caffemodel(path)
+    assert name == "net"
+    assert [(la.name, la.type, len(la.blobs)) for la in layers] == [
+        ("relu7", "ReLU", 0), ("fc8_twitter", "InnerProduct", 2), ("old", "Convolution", 1)]
+    np.testing.assert_array_equal(layers[1].blobs[0], [[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(layers[1].blobs[1], [-1, 0.5])
+    assert layers[2].blobs[0].shape == (1, 1, 1, 2)
+    np.testing.assert_array_equal(layers[2].blobs[0].ravel(), [7, 8])
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_write_read_roundtrip(tmp_path, legacy):
+    rng = np.random.default_rng(1)
+    layers = [CaffeLayer("data", "Data"),
+              CaffeLayer("conv1", "Convolution", [rng.standard_normal((4, 3, 5, 5), "f4"),
+                                                  rng.standard_normal(4, "f4")]),
+              CaffeLayer("fc6", "InnerProduct", [rng.standard_normal((3, 7), "f4"),
+                                                 rng.standard_normal(3, "f4")])]
+    path = write_caffemodel(tmp_path / "m.caffemodel", layers, name="tiny", legacy=legacy)
+    name, back = read_caffemodel(path)
+    assert name == "tiny"
+    assert [la.name for la in back] == ["data", "conv1", "fc6"]
+    assert [la.type for la in back][1:] == ["Convolution", "InnerProduct"]
+    for a, b in zip(layers, back, strict=True):
+        for x, y in zip(a.blobs, b.blobs, strict=True):
+            # legacy files pad shapes to 4-D with leading 1s, as old Caffe did
+            assert y.shape == ((1,) * (4 - x.ndim) + x.shape if legacy else x.shape)
+            np.testing.assert_array_equal(y.reshape(x.shape), x)
+    # load_caffemodel squeezes the legacy shapes back to the PyTorch ones
+    state = load_caffemodel(path)
+    assert tuple(state["fc6.weight"].shape) == (3, 7)
+    assert tuple(state["fc6.bias"].shape) == (3,)
+    assert tuple(state["conv1.weight"].shape) == (4, 3, 5, 5)
+
+
+def test_fc8_twitter_maps_to_fc8_and_blobless_layers_are_skipped(tmp_path):
+    rng = np.random.default_rng(2)
+    w, b = rng.standard_normal((2, 16), "f4"), rng.standard_normal(2, "f4")
+    path = write_caffemodel(tmp_path / "ft.caffemodel", [
+        CaffeLayer("relu7", "ReLU"), CaffeLayer("fc8_twitter", "InnerProduct", [w, b]),
+        CaffeLayer("prob", "Softmax")])
+    state = load_caffemodel(path)
+    assert sorted(state) == ["fc8.bias", "fc8.weight"]
+    np.testing.assert_array_equal(state["fc8.weight"].numpy(), w)
+    np.testing.assert_array_equal(state["fc8.bias"].numpy(), b)
+    assert state["fc8.weight"].dtype == torch.float32
+
+
+def test_export_then_load_is_identity(tmp_path):
+    model = create_model("caffenet", arch="fc6-2")
+    path = export_caffemodel(tmp_path / "e.caffemodel", model.state_dict(),
+                             layer_names={"fc6": "fc6"})
+    state = load_caffemodel(path)
+    own = model.state_dict()
+    assert sorted(state) == sorted(own)
+    for key, value in state.items():
+        assert torch.equal(value, own[key]), key
+
+
+def test_unknown_layer_is_a_clear_error(tmp_path):
+    path = write_caffemodel(tmp_path / "odd.caffemodel", [
+        CaffeLayer("conv1", "Convolution", [np.zeros((1, 3, 1, 1), "f4"), np.zeros(1, "f4")]),
+        CaffeLayer("fc9_extra", "InnerProduct", [np.zeros((2, 2), "f4"), np.zeros(2, "f4")])])
+    with pytest.raises(WeightsError, match=r"odd\.caffemodel.*fc9_extra.*not CaffeNet layers"):
+        load_caffemodel(path)
+    # naming it explicitly works
+    state = load_caffemodel(path, layer_map={"conv1": "conv1", "fc9_extra": "fc9"})
+    assert "fc9.weight" in state
+
+
+def test_two_classifiers_mapping_to_fc8_is_an_error(tmp_path):
+    blobs = [np.zeros((2, 4), "f4"), np.zeros(2, "f4")]
+    path = write_caffemodel(tmp_path / "two.caffemodel", [
+        CaffeLayer("fc8", "InnerProduct", blobs), CaffeLayer("fc8_twitter", "InnerProduct", blobs)])
+    with pytest.raises(WeightsError, match="two.caffemodel.*both map to 'fc8'"):
+        load_caffemodel(path)
+
+
+def test_corrupt_files_name_the_file(tmp_path):
+    rng = np.random.default_rng(3)
+    good = write_caffemodel(tmp_path / "good.caffemodel", [
+        CaffeLayer("fc6", "InnerProduct", [rng.standard_normal((8, 8), "f4"),
+                                           rng.standard_normal(8, "f4")])])
+    truncated = tmp_path / "truncated.caffemodel"
+    truncated.write_bytes(good.read_bytes()[:-40])
+    garbage = tmp_path / "garbage.caffemodel"
+    garbage.write_bytes(b"\xff" * 64)
+    text = tmp_path / "text.caffemodel"
+    text.write_text('name: "CaffeNet"\nlayer { name: "conv1" }\n')  # a prototxt, not binary
+    empty = tmp_path / "empty.caffemodel"
+    empty.write_bytes(b"")
+    for path in (truncated, garbage, text, empty):
+        with pytest.raises(WeightsError, match=path.name):
+            load_caffemodel(path)
+    with pytest.raises(WeightsError, match="missing.caffemodel"):
+        load_caffemodel(tmp_path / "missing.caffemodel")
+
+
+def test_blob_with_wrong_size_is_an_error(tmp_path, monkeypatch):
+    """A blob whose shape says 6 values but which holds 5."""
+    import vsent.models.caffe as caffe
+
+    real = caffe._enc_blob
+
+    def short_blob(array, legacy):  # encode the shape of `array` but one value fewer
+        return real(array, legacy).replace(
+            caffe._enc_len(5, np.asarray(array, "<f4").tobytes()),
+            caffe._enc_len(5, np.asarray(array, "<f4").ravel()[:-1].tobytes()))
+
+    monkeypatch.setattr(caffe, "_enc_blob", short_blob)
+    path = write_caffemodel(tmp_path / "bad.caffemodel", [
+        CaffeLayer("fc6", "InnerProduct", [np.ones((2, 3), "f4"), np.ones(2, "f4")])])
+    monkeypatch.undo()
+    with pytest.raises(WeightsError, match=r"bad\.caffemodel.*shape \(2, 3\) does not match"):
+        load_caffemodel(path)
+
+
+# --------------------------------------------------------------------------------------------
+# forward pass against an independent CaffeNet
+
+
+def test_caffenet_convs_match_independent_caffe_forward(tmp_path):
+    """Fast: conv1..conv5 at full size (2.3M weights) plus a 2-way fc6 (arch fc6-2)."""
+    rng = np.random.default_rng(4)
+    layers = caffenet_layers(rng, {"fc6": (2, 9216)})
+    path = write_caffemodel(tmp_path / "convs.caffemodel", layers)
+    model = create_model("caffenet", arch="fc6-2", init=path)
+    blobs = {la.name: la.blobs for la in layers if la.blobs}
+    images = _images()
+    expected = reference_caffenet(images, blobs, ["fc6"])
+    got = _vsent_logits(model, images)
+    assert expected.abs().max() > 1  # not a degenerate all-zero comparison
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+
+def test_caffe_preprocess_is_bgr_minus_caffe_mean():
+    model = create_model("caffenet")
+    pre = model.preprocess
+    assert (pre.resize, pre.crop, pre.channel_order) == (256, 227, "BGR")
+    img = _images(1)
+    x = normalize(center_crop(img, pre.crop), pre).numpy()[0]
+    expected = (img[0, 14:241, 14:241, ::-1] - CAFFE_MEAN_BGR).transpose(2, 0, 1)
+    np.testing.assert_allclose(x, expected, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("legacy", [False, True])
+def test_full_finetuned_caffenet_matches_independent_forward(tmp_path, legacy):
+    """The released fine-tuned model's structure at full size (61M weights, 227 MB file):
+    fc8 named fc8_twitter with 2 outputs; current and legacy (V1) formats."""
+    rng = np.random.default_rng(5)
+    layers = caffenet_layers(rng, {"fc6": (4096, 9216), "fc7": (4096, 4096),
+                                   "fc8_twitter": (2, 4096)})
+    path = write_caffemodel(tmp_path / "twitter_finetuned_test4_iter_180.caffemodel", layers,
+                            legacy=legacy)
+    model = create_model("caffenet", init=path)
+    blobs = {la.name: la.blobs for la in layers if la.blobs}
+    images = _images(3, seed=6)
+    expected = reference_caffenet(images, blobs, ["fc6", "fc7", "fc8_twitter"])
+    got = _vsent_logits(model, images)
+    assert expected.abs().max() > 1
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())

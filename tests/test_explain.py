@@ -1,0 +1,156 @@
+"""Grad-CAM: known-answer models, the default layer, mapping back to the image, the CLI."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from vsent.analyses import explain as X
+from vsent.data.transforms import Preprocess
+from vsent.errors import VsentError
+
+
+class LeftHalf(nn.Module):
+    """Sees only the left half of its input: the right half is zeroed before the conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3, padding=1, bias=False)
+        nn.init.constant_(self.conv.weight, 1.0 / 27)  # a positive blur
+        self.relu = nn.ReLU(inplace=True)  # in-place, as in CaffeNet/VGG
+        self.head = nn.Linear(2, 2)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.tensor([[-1.0, -1.0], [1.0, 1.0]]))
+            self.head.bias.zero_()
+
+    def forward(self, x):
+        mask = torch.zeros_like(x)
+        mask[..., : x.shape[-1] // 2] = 1
+        return self.head(self.relu(self.conv(x * mask)).mean(dim=(2, 3)))
+
+
+class RedBlue(nn.Module):
+    """Channel 0 detects red, channel 1 blue; 'positive' is red, 'negative' is blue."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([[1.0, -1, -1], [-1, -1, 1]])[:, :, None, None])
+        self.head = nn.Linear(2, 2, bias=False)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+        self.preprocess = Preprocess(resize=32, crop=32, mean=(0, 0, 0), std=(255, 255, 255))
+        self.probe_layers = ["conv", "head"]
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+def _red_left_blue_right() -> np.ndarray:
+    img = np.zeros((32, 32, 3), np.uint8)
+    img[8:24, 2:12] = (255, 0, 0)
+    img[8:24, 20:30] = (0, 0, 255)
+    return img
+
+
+def _mass_left(cam: np.ndarray) -> float:
+    w = cam.shape[-1]
+    return float(cam[..., : w // 2].sum() / cam.sum())
+
+
+def test_grad_cam_model_that_only_sees_the_left_half():
+    model = LeftHalf().eval()
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    cams, probs, targets = X.grad_cam(model, x, "conv", "positive")
+    assert cams.shape == (2, 16, 16) and cams.dtype == np.float32
+    assert cams.min() >= 0 and cams.max() == pytest.approx(1.0)
+    assert all(_mass_left(c) > 0.95 for c in cams)
+    assert targets.tolist() == [1, 1] and probs.shape == (2, 2)
+    assert model.relu.inplace  # restored after the call
+
+
+def test_grad_cam_target_selects_the_evidence():
+    model = RedBlue().eval()
+    x = torch.from_numpy(_red_left_blue_right()).permute(2, 0, 1)[None].float() / 255
+    pos, probs, _ = X.grad_cam(model, x, "conv", "positive")
+    neg, _, _ = X.grad_cam(model, x, "conv", "negative")
+    assert _mass_left(pos[0]) > 0.95 and _mass_left(neg[0]) < 0.05
+    pred, _, t = X.grad_cam(model, x, "conv", "predicted")
+    assert t[0] == probs[0].argmax()
+    by_index, _, _ = X.grad_cam(model, x, "conv", 1)
+    np.testing.assert_allclose(by_index, pos)
+
+
+def test_grad_cam_bad_layer_and_target():
+    model = RedBlue().eval()
+    x = torch.zeros(1, 3, 8, 8)
+    with pytest.raises(VsentError, match="no such layer"):
+        X.grad_cam(model, x, "conv9")
+    with pytest.raises(VsentError, match="not a \\(B, C, h, w\\) feature map"):
+        X.grad_cam(model, x, "head")
+    with pytest.raises(VsentError, match="--target"):
+        X.grad_cam(model, x, "conv", "happy")
+    with pytest.raises(VsentError, match="outside"):
+        X.grad_cam(model, x, "conv", 5)
+
+
+def test_default_layer_is_last_spatial_probe_layer():
+    from vsent.models import create_model
+
+    model = create_model("smallcnn", widths=(4, 8, 8))
+    assert X.default_cam_layer(model) == "features.block3"  # not "pool": its output is 1x1
+    assert X.default_cam_layer(RedBlue()) == "conv"
+    pooled = RedBlue()
+    pooled.pool = nn.MaxPool2d(2)
+    pooled.forward = lambda x: pooled.head(torch.relu(pooled.pool(pooled.conv(x))).mean((2, 3)))
+    pooled.probe_layers = ["conv", "pool", "head"]
+    assert X.default_cam_layer(pooled) == "conv"  # the convolution, not the pooling after it
+    pooled.probe_layers = ["pool", "head"]
+    assert X.default_cam_layer(pooled) == "pool"  # no convolution among the probes
+
+
+def test_explain_image_maps_back_to_the_original_size():
+    model = RedBlue().eval()
+    big = np.kron(_red_left_blue_right(), np.ones((3, 2, 1), np.uint8))  # 96 x 64
+    r = X.explain_image(model, big, target="positive")
+    assert r["heatmap"].shape == (96, 64) and r["layer"] == "conv"
+    assert r["heatmap"].min() >= 0 and r["heatmap"].max() <= 1
+    assert _mass_left(r["heatmap"]) > 0.95
+    over = X.overlay_heatmap(r["image"], r["heatmap"])
+    assert over.shape == (96, 64, 3) and over.dtype == np.uint8
+
+
+def test_cli_explain(tmp_path):
+    from vsent.cli import main
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    rng = np.random.default_rng(0)
+    good = []
+    for i in range(2):
+        good.append(tmp_path / f"img{i}.png")
+        Image.fromarray(rng.integers(0, 256, (40 + i, 50, 3), dtype=np.uint8)).save(good[-1])
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    out = tmp_path / "out"
+    argv = ["explain", str(good[0]), str(bad), str(good[1]), "--model", str(ckpt), "--out",
+            str(out), "--target", "positive", "--device", "cpu"]
+    assert main(argv) == 3
+    rows = list(csv.DictReader((out / "explain.csv").open()))
+    assert [r["image"] for r in rows] == [str(good[0]), str(bad), str(good[1])]
+    assert rows[1]["error"] and not rows[0]["error"] and not rows[2]["error"]
+    for r, shape in ((rows[0], (40, 50)), (rows[2], (41, 50))):
+        assert r["target"] == "positive" and r["layer"] == "features.block2"
+        assert float(r["prob_negative"]) + float(r["prob_positive"]) == pytest.approx(1, abs=1e-5)
+        assert np.load(out / r["heatmap"]).shape == shape
+        assert Image.open(out / r["overlay"]).size == (shape[1], shape[0])
+    assert main(argv[:2] + argv[3:]) == 0  # only good images: success
+    assert main([*argv[:2], "--model", str(ckpt), "--out", str(out), "--layer", "nope"]) == 2

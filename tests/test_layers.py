@@ -1,0 +1,357 @@
+"""Layer probes (Campos et al. Table 2): kernel trick, inner CV, extraction, resumability, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+import vsent.analyses.layers as L
+from vsent.analyses.layers import (
+    LayersConfig,
+    ProbeConfig,
+    extract_features,
+    gram_embedding,
+    gram_matrix,
+    layer_probes,
+    linear_probe,
+    make_classifier,
+    pooled_grid,
+    probe_features,
+)
+from vsent.cli import main
+from vsent.crossval import RunConfig
+from vsent.data.cache import image_cache
+from vsent.data.datasets import load_dataset
+from vsent.data.folds import make_folds, save_folds
+from vsent.data.transforms import center_crop, normalize
+from vsent.errors import VsentError
+from vsent.models import create_model, save_checkpoint
+from vsent.runs import to_jsonable
+
+TINY = {"widths": [4, 8]}  # smallcnn probe layers: features.block1/2 (3136, 1568), pool, fc
+PROBE = ProbeConfig(Cs=(0.1, 1.0, 10.0), inner_splits=3)
+
+
+def separable(n=60, d=300, seed=0, signal=1.0):
+    """ReLU-like features whose class means differ along a dense random direction (like CNN
+    features of two classes), about 2:1 positive; ``signal`` scales the mean shift."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.66).astype(np.int64)
+    shift = rng.choice([-1.0, 1.0], d) * 0.15 * signal
+    X = np.maximum(rng.standard_normal((n, d)) + np.outer(2 * y - 1, shift), 0) * 2 + 0.5
+    return X, y
+
+
+# --------------------------------------------------------------------------------------------
+# the kernel trick
+
+
+def test_gram_matrix_blocks_match_direct_product(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((13, 50)).astype(np.float32)
+    path = tmp_path / "f.npy"
+    np.save(path, X)
+    direct = X.astype(np.float64) @ X.T.astype(np.float64)
+    # 8 * 13 * 3 bytes: blocks of 3 columns, 17 blocks with a ragged last one
+    np.testing.assert_allclose(gram_matrix(path, block_bytes=8 * 13 * 3), direct, rtol=1e-12)
+    np.testing.assert_allclose(gram_matrix(X), direct, rtol=1e-12)
+    short = tmp_path / "short.npy"
+    short.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(VsentError, match="short.npy: file is shorter"):
+        gram_matrix(short, block_bytes=8 * 13 * 3)
+
+
+@pytest.mark.parametrize("d", [300, 4])  # more features than rows, and rank-deficient
+def test_gram_embedding_preserves_inner_products(d):
+    X, _ = separable(d=d)
+    train, test = np.arange(45), np.arange(45, 60)
+    K = X @ X.T
+    Z_tr, Z_te = gram_embedding(K, train, test)
+    assert Z_tr.shape[1] == min(len(train), d)
+    np.testing.assert_allclose(Z_tr @ Z_tr.T, K[np.ix_(train, train)], atol=1e-9 * K.max())
+    np.testing.assert_allclose(Z_te @ Z_tr.T, K[np.ix_(test, train)], atol=1e-9 * K.max())
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tol 1e-10
+@pytest.mark.parametrize("classifier", ["svm", "softmax"])
+@pytest.mark.parametrize("d", [300, 4])
+def test_training_on_kernel_embedding_equals_training_on_features(classifier, d):
+    """Same optimum, so the same decision values on test rows, for several C."""
+    X, y = separable(d=d, seed=1)
+    train, test = np.arange(45), np.arange(45, 60)
+    Z_tr, Z_te = gram_embedding(X @ X.T, train, test)
+    for C in (0.01, 1.0, 100.0):
+        direct = make_classifier(classifier, C, tol=1e-10, max_iter=20_000)
+        direct.fit(X[train], y[train])
+        kernel = make_classifier(classifier, C, tol=1e-10, max_iter=20_000)
+        kernel.fit(Z_tr, y[train])
+        a, b = direct.decision_function(X[test]), kernel.decision_function(Z_te)
+        np.testing.assert_allclose(b, a, atol=1e-6 * max(1.0, np.abs(a).max()))
+        assert (direct.predict(X[test]) == kernel.predict(Z_te)).all()
+
+
+def test_linear_probe_equals_grid_search_on_raw_features():
+    """The whole probe (inner CV over C, refit, test) on K equals sklearn on X itself."""
+    X, y = separable(n=80, d=200, seed=2, signal=0.4)
+    train, test = np.arange(60), np.arange(60, 80)
+    cfg = ProbeConfig(Cs=(0.01, 0.1, 1.0, 10.0), inner_splits=3, seed=3)
+    for clf in ("svm", "softmax"):
+        got = linear_probe(X @ X.T, y, train, test, clf, cfg)
+        search = GridSearchCV(make_classifier(clf, seed=3), {"clf__C": list(cfg.Cs)},
+                              cv=StratifiedKFold(3, shuffle=True, random_state=3))
+        search.fit(X[train], y[train])
+        assert got["C"] == search.best_params_["clf__C"]
+        np.testing.assert_allclose(got["inner_scores"], search.cv_results_["mean_test_score"])
+        assert got["accuracy"] == pytest.approx(float((search.predict(X[test]) == y[test]).mean()))
+
+
+def test_c_is_chosen_without_touching_test_rows():
+    X, y = separable(seed=4)
+    train, test = np.arange(45), np.arange(45, 60)
+    first = probe_features(X, y, train, test, PROBE)
+    rng = np.random.default_rng(5)
+    X2, y2 = X.copy(), y.copy()
+    X2[test] = rng.normal(1e3, 1e3, X2[test].shape)  # garbage test features...
+    y2[test] = 1 - y2[test]  # ... and flipped test labels
+    second = probe_features(X2, y2, train, test, PROBE)
+    for clf in ("svm", "softmax"):
+        assert first[clf]["C"] == second[clf]["C"]
+        assert first[clf]["inner_scores"] == second[clf]["inner_scores"]
+        assert first[clf]["inner_accuracy"] == second[clf]["inner_accuracy"]
+
+
+def test_probe_accuracy_tracks_the_signal():
+    X, y = separable(n=120, seed=6, signal=3.0)
+    train, test = np.arange(90), np.arange(90, 120)
+    good = probe_features(X, y, train, test, PROBE)
+    noise = np.random.default_rng(7).standard_normal(X.shape)
+    bad = probe_features(noise, y, train, test, PROBE)
+    majority = max(y[test].mean(), 1 - y[test].mean())
+    for clf in ("svm", "softmax"):
+        assert good[clf]["accuracy"] >= 0.85
+        assert bad[clf]["accuracy"] <= majority + 0.15
+        assert good[clf]["converged"]
+
+
+def test_all_zero_layer_predicts_one_class():
+    _, y = separable()
+    X = np.zeros((60, 10))
+    res = probe_features(X, y, np.arange(45), np.arange(45, 60), PROBE)
+    for clf in ("svm", "softmax"):
+        assert res[clf]["rank"] == 1
+        (tn, fp), (fn, tp) = res[clf]["confusion"]
+        assert tn + fn == 0 or fp + tp == 0  # only the bias is left: one class for everything
+
+
+def test_probe_config_validates():
+    with pytest.raises(VsentError, match="Cs must be positive"):
+        ProbeConfig(Cs=(0.0, 1.0))
+    with pytest.raises(VsentError, match="inner_splits"):
+        ProbeConfig(inner_splits=1)
+    with pytest.raises(VsentError, match="unknown classifier"):
+        ProbeConfig(classifiers=("svm", "knn"))
+    assert ProbeConfig(Cs=(10, 1, 1)).Cs == (1.0, 10.0)
+
+
+def test_pooled_grid():
+    assert pooled_grid((96, 55, 55), None) is None  # caffenet: raw
+    assert pooled_grid((4096,), 100) is None  # not spatial
+    assert pooled_grid((8, 10, 10), 800) is None  # small enough
+    assert pooled_grid((256, 56, 56), 65536) == 16
+    assert pooled_grid((2048, 7, 7), 65536) == 5
+    assert pooled_grid((100_000, 2, 2), 10) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# extraction and the analysis of a crossval run directory
+
+
+def make_run(root: Path, twitter: Path, *, fold_in_checkpoint=None) -> Path:
+    """A crossval run directory as `vsent crossval` writes it (config, folds, fold<k>/model.pt),
+    with random smallcnn models (the probes do not need trained ones)."""
+    cfg = RunConfig(data=str(twitter), subset="five", folds="campos", model="smallcnn",
+                    model_kwargs=TINY, init="random")
+    root.mkdir(parents=True)
+    (root / "config.json").write_text(json.dumps({"command": "crossval",
+                                                  **to_jsonable(cfg.to_dict())}))
+    dataset = load_dataset(twitter, "five")
+    folds = make_folds(dataset, "campos")
+    save_folds(folds, dataset, root / "folds.json")
+    for fold in folds:
+        torch.manual_seed(fold.index)
+        model = create_model("smallcnn", **TINY)
+        save_checkpoint(root / f"fold{fold.index}" / "model.pt", model,
+                        fold=fold_in_checkpoint or fold.index)
+    return root
+
+
+@pytest.fixture
+def run_dir(tmp_path, twitter_like):
+    return make_run(tmp_path / "crossval", twitter_like)
+
+
+def test_extract_features_writes_each_layer(tmp_path, twitter_like):
+    dataset = load_dataset(twitter_like, "five")
+    model = create_model("smallcnn", **TINY).eval()
+    images = image_cache(dataset, size=model.preprocess.resize, progress=False)
+    rows = np.array([5, 0, 3, 9, 1, 2, 7])
+    info = extract_features(model, images, tmp_path / "f", rows=rows, batch_size=3,
+                            max_features=1000)
+    assert list(info) == model.probe_layers
+    # block1 4x28x28 = 3136 > 1000: pooled to 15x15; block2 8x14x14 = 1568: 11x11; pool, fc raw
+    assert [info[n]["dim"] for n in info] == [4 * 15 * 15, 8 * 11 * 11, 8, 2]
+    assert [info[n]["pooled"] for n in info] == [15, 11, None, None]
+    x = normalize(center_crop(images[rows], model.preprocess.crop), model.preprocess)
+    with torch.no_grad():
+        block2 = model.features[:2](x)
+        logits = model(x)
+    want = torch.nn.functional.adaptive_avg_pool2d(block2, 11).flatten(1).numpy()
+    np.testing.assert_allclose(np.load(info["features.block2"]["path"]), want, rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(np.load(info["fc"]["path"]), logits.numpy(), rtol=1e-5, atol=1e-6)
+    raw = extract_features(model, images, tmp_path / "raw", rows=rows, layers=["features.block1"])
+    assert raw["features.block1"]["dim"] == 4 * 28 * 28
+    assert np.load(raw["features.block1"]["path"]).shape == (len(rows), 3136)
+
+
+def test_torchvision_stages_are_pooled_to_a_bounded_size(tmp_path):
+    model = create_model("resnet18").eval()
+    assert L._resolve_max_features("auto", "resnet18") == L.DEFAULT_MAX_FEATURES
+    assert L._resolve_max_features("auto", "caffenet") is None
+    images = np.random.default_rng(0).integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
+    info = extract_features(model, images, tmp_path, max_features=L.DEFAULT_MAX_FEATURES)
+    # layer1 64x56x56 -> 32x32 grid, layer2 128x28x28 -> 22x22; later stages fit raw
+    assert {n: info[n]["dim"] for n in info} == {
+        "layer1": 64 * 32 * 32, "layer2": 128 * 22 * 22, "layer3": 256 * 14 * 14,
+        "layer4": 512 * 7 * 7, "avgpool": 512, "fc": 2}
+    x = normalize(center_crop(images, 224), model.preprocess)
+    with torch.no_grad():
+        stem = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+        layer1 = model.layer1(stem)
+    want = torch.nn.functional.adaptive_avg_pool2d(layer1, 32).flatten(1).numpy()
+    np.testing.assert_allclose(np.load(info["layer1"]["path"]), want, rtol=1e-4, atol=1e-5)
+
+
+def test_layer_probes_outputs(tmp_path, run_dir):
+    out = tmp_path / "layers"
+    (run_dir / "summary.json").write_text(json.dumps(
+        {"center": {"accuracy": {"mean": 0.8125, "std": 0.05}}}))
+    summary = layer_probes(LayersConfig(run=str(run_dir), probe=PROBE, device="cpu"), out,
+                           progress=False)
+    layers = ["features.block1", "features.block2", "pool", "fc"]
+    assert list(summary) == layers
+    for name in layers:
+        for clf in ("svm", "softmax"):
+            entry = summary[name][clf]
+            assert len(entry["folds"]) == 5
+            accs = [f["accuracy"] for f in entry["folds"]]
+            assert entry["mean"] == pytest.approx(np.mean(accs))
+            assert entry["std"] == pytest.approx(np.std(accs))
+            assert all(f["C"] in PROBE.Cs for f in entry["folds"])
+    assert json.loads((out / "layers.json").read_text()) == json.loads(json.dumps(summary))
+    csv_lines = (out / "layers.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("layer,depth,dim,classifier,mean,std,n_folds,fold1")
+    assert len(csv_lines) == 1 + 2 * len(layers)
+    md = (out / "layers.md").read_text()
+    assert "| features.block1 | 3,136 |" in md and "linear SVM" in md and "softmax" in md
+    assert "fine-tuned networks themselves" in md and "0.812 +- 0.050" in md
+    assert (out / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # features: rows = the fold's training then test images, per the run's folds.json
+    folds = json.loads((run_dir / "folds.json").read_text())["folds"]
+    meta = json.loads((out / "features/fold2/meta.json").read_text())
+    assert meta["n_train"] == len(folds[1]["train"])
+    n = len(folds[1]["train"]) + len(folds[1]["test"])
+    assert np.load(out / "features/fold2/features.block2.npy").shape == (n, 1568)
+    assert np.load(out / "features/fold2/pool.gram.npy").shape == (n, n)
+    record = json.loads((out / "results/fold3/fc.json").read_text())
+    assert record["n_test"] == len(folds[2]["test"]) and record["svm"]["n"] == record["n_test"]
+    assert (out / "config.json").exists() and (out / "versions.json").exists()
+
+
+def test_resume_after_interrupt_computes_only_missing(tmp_path, run_dir, monkeypatch):
+    out = tmp_path / "layers"
+    cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu")
+    real_probe, real_extract = L.linear_probe, L.extract_features
+    calls = {"probe": 0, "extract": 0}
+
+    def interrupting_probe(*a, **kw):
+        calls["probe"] += 1
+        if calls["probe"] == 3:  # fold 1: first layer done (2 classifiers), then Ctrl-C
+            raise KeyboardInterrupt
+        return real_probe(*a, **kw)
+
+    def counting_extract(*a, **kw):
+        calls["extract"] += 1
+        return real_extract(*a, **kw)
+
+    monkeypatch.setattr(L, "linear_probe", interrupting_probe)
+    monkeypatch.setattr(L, "extract_features", counting_extract)
+    with pytest.raises(KeyboardInterrupt):
+        layer_probes(cfg, out, progress=False)
+    done = sorted(p.relative_to(out).as_posix() for p in out.glob("results/*/*.json"))
+    assert done == ["results/fold1/features.block1.json"]
+    first = (out / done[0]).read_bytes()
+
+    calls.update(probe=0, extract=0)
+    monkeypatch.setattr(L, "linear_probe", lambda *a, **kw: (
+        calls.__setitem__("probe", calls["probe"] + 1), real_probe(*a, **kw))[1])
+    summary = layer_probes(cfg, out, progress=False)
+    assert calls["probe"] == 2 * (4 * 5) - 2  # every (fold, layer, classifier) but the first
+    assert calls["extract"] == 4  # fold 1's features were complete: not extracted again
+    assert (out / done[0]).read_bytes() == first
+    assert len(list(out.glob("results/*/*.json"))) == 20
+    assert all(len(summary[n]["svm"]["folds"]) == 5 for n in summary)
+
+    calls.update(probe=0, extract=0)
+    layer_probes(cfg, out, progress=False)  # everything done: nothing recomputed
+    assert calls == {"probe": 0, "extract": 0}
+
+
+def test_subset_of_layers_and_folds_then_the_rest(tmp_path, run_dir):
+    out = tmp_path / "layers"
+    part = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["pool"], folds=[2])
+    summary = layer_probes(part, out, progress=False)
+    assert list(summary) == ["pool"] and len(summary["pool"]["svm"]["folds"]) == 1
+    with pytest.raises(VsentError, match="unknown layer"):
+        layer_probes(LayersConfig(run=str(run_dir), probe=PROBE, layers=["conv9"], folds=[1]),
+                     out, progress=False)
+    with pytest.raises(VsentError, match=r"no fold\(s\) \[7\]"):
+        layer_probes(LayersConfig(run=str(run_dir), probe=PROBE, folds=[7]), out, progress=False)
+
+
+def test_other_settings_in_the_same_directory_are_refused(tmp_path, run_dir):
+    out = tmp_path / "layers"
+    cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["fc"], folds=[1])
+    layer_probes(cfg, out, progress=False)
+    other = LayersConfig(run=str(run_dir), probe=ProbeConfig(Cs=(5.0,), inner_splits=3),
+                         layers=["fc"], folds=[1])
+    with pytest.raises(VsentError, match="other probe"):
+        layer_probes(other, out, progress=False)
+
+
+def test_checkpoint_of_another_fold_is_refused(tmp_path, twitter_like):
+    run = make_run(tmp_path / "crossval", twitter_like, fold_in_checkpoint=3)
+    cfg = LayersConfig(run=str(run), probe=PROBE, device="cpu", folds=[1])
+    with pytest.raises(VsentError, match="checkpoint of fold 3, expected fold 1"):
+        layer_probes(cfg, tmp_path / "layers", progress=False)
+
+
+def test_cli(tmp_path, run_dir, capsys):
+    out = tmp_path / "layers"
+    argv = ["layers", "--run", str(run_dir), "--out", str(out), "--inner-splits", "3",
+            "--Cs", "0.1,1,10", "--device", "cpu", "--no-progress", "--delete-features"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "features.block1" in printed and f"results in {out}/layers.md" in printed
+    assert not list(out.glob("features/fold*/features.block1.npy"))  # deleted
+    assert len(list(out.glob("features/fold*/*.gram.npy"))) == 20  # kernels kept
+    assert main(argv) == 0  # resumes: nothing left to do
+    assert main([*argv[:-1], "--Cs", "1"]) == 2
+    assert "other probe" in capsys.readouterr().err
+    assert main(["layers", "--run", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert "not a crossval run directory" in capsys.readouterr().err

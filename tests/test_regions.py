@@ -1,0 +1,333 @@
+"""Affective regions: proposals, scores, ranking, fusion, and ``vsent regions`` on tiny data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vsent.analyses import proposals as P
+from vsent.analyses import regions as R
+from vsent.errors import VsentError
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _scene(h: int = 120, w: int = 160, seed: int = 0) -> np.ndarray:
+    """A grey image with a few solid rectangles: clear edges for EdgeBoxes."""
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), 128, np.uint8)
+    for _ in range(4):
+        x0, y0 = rng.integers(0, max(1, w // 2)), rng.integers(0, max(1, h // 2))
+        x1 = x0 + rng.integers(w // 8 + 1, w // 3 + 2)
+        y1 = y0 + rng.integers(h // 8 + 1, h // 3 + 2)
+        img[y0:y1, x0:x1] = rng.integers(0, 256, 3)
+    return img
+
+
+def _tiny_model():
+    from vsent.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("smallcnn", widths=(4, 8)).eval()
+
+
+# --------------------------------------------------------------------------------------------
+# scores, ranking, fusion
+
+
+def test_sentiment_score_extremes_and_value():
+    assert R.sentiment_score(np.array([0.5, 0.5])) == pytest.approx(0.0, abs=1e-12)
+    assert R.sentiment_score(np.array([1.0, 0.0])) == pytest.approx(1.0)
+    assert R.sentiment_score(np.array([0.0, 1.0])) == pytest.approx(1.0)
+    assert R.sentiment_score(np.full(3, 1 / 3)) == pytest.approx(0.0, abs=1e-12)
+    expected = 1 + (0.9 * math.log(0.9) + 0.1 * math.log(0.1)) / math.log(2)
+    assert R.sentiment_score(np.array([0.9, 0.1])) == pytest.approx(expected)
+    batch = R.sentiment_score(np.array([[0.5, 0.5], [0.9, 0.1], [1.0, 0.0]]))
+    assert batch.shape == (3,) and np.all(np.diff(batch) > 0)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        R.sentiment_score(np.array([1.0]))
+
+
+def test_normalize_objectness():
+    np.testing.assert_allclose(R.normalize_objectness(np.array([2.0, 4.0, 3.0])), [0, 1, 0.5])
+    np.testing.assert_allclose(R.normalize_objectness(np.array([0.7, 0.7])), [1, 1])
+    np.testing.assert_allclose(R.normalize_objectness(np.array([0.0])), [1])
+
+
+def test_affective_score_and_rankings():
+    obj = np.array([3.0, 2.0, 1.0])  # normalised: 1, 0.5, 0
+    probs = np.array([[0.5, 0.5], [0.99, 0.01], [0.6, 0.4]])
+    senti = R.sentiment_score(probs)
+    ar = R.affective_score(R.normalize_objectness(obj), senti, alpha=1.0)
+    np.testing.assert_allclose(ar, np.sqrt(np.array([1.0, 0.25, 0.0]) + senti**2))
+    assert list(R.rank_regions(obj, probs, by="ar")) == [1, 0, 2]  # 1.04 > 1 > 0.03
+    assert list(R.rank_regions(obj, probs, by="ar", alpha=0.0)) == [0, 1, 2]
+    assert list(R.rank_regions(obj, probs, by="objectness")) == [0, 1, 2]
+    assert list(R.rank_regions(obj, probs, by="sentiment")) == [1, 2, 0]
+    rand = R.rank_regions(obj, probs, by="random", rng=np.random.default_rng(1))
+    assert sorted(rand) == [0, 1, 2]
+    with pytest.raises(ValueError, match="unknown ranking"):
+        R.rank_regions(obj, probs, by="size")
+    with pytest.raises(ValueError, match="alpha"):
+        R.affective_score(np.ones(1), np.ones(1), alpha=-1)
+
+
+def test_late_fusion_exact_values():
+    pg = np.array([0.2, 0.8])
+    regions = np.array([[0.6, 0.4], [1.0, 0.0]])
+    # Y = pg + beta/K * sum = [0.2 + 0.25 * 1.6, 0.8 + 0.25 * 0.4]
+    np.testing.assert_allclose(R.late_fusion(pg, regions, beta=0.5), [0.6, 0.9])
+    np.testing.assert_allclose(R.late_fusion(pg, regions[:0], beta=0.5), pg)
+    curve = R.fusion_curve(pg, regions, beta=0.5, k_max=3)
+    np.testing.assert_allclose(curve, [[0.5, 1.0], [0.6, 0.9], [0.6, 0.9]])  # K=3 uses the 2
+    np.testing.assert_allclose(R.fusion_curve(pg, regions[:0], 0.5, 2), [pg, pg])
+
+
+# --------------------------------------------------------------------------------------------
+# edges and proposals
+
+
+def test_edge_maps_dtype_range_and_orientation():
+    img = np.zeros((60, 80, 3), np.uint8)
+    img[:, 40:] = 255  # one vertical edge at x = 40
+    edges, orient = P.gradient_edges(img)
+    assert edges.dtype == np.float32 and orient.dtype == np.float32
+    assert edges.shape == orient.shape == (60, 80)
+    assert edges.min() >= 0 and edges.max() <= 1 and edges.max() > 0.5
+    assert orient.min() >= 0 and orient.max() < np.pi
+    # after NMS the edge is thin and sits at the step; its normal points along x (0 or ~pi)
+    cols = np.nonzero(edges[30] > 0.1)[0]
+    assert len(cols) <= 2 and all(38 <= c <= 41 for c in cols)
+    o = orient[30, cols[0]]
+    assert min(o, np.pi - o) < 0.1
+    horizontal = P.gradient_edges(np.ascontiguousarray(img.transpose(1, 0, 2)))[1]
+    assert abs(horizontal[cols[0], 30] - np.pi / 2) < 0.1
+
+
+def test_edges_nms_keeps_ridge_only():
+    e = np.zeros((20, 20), np.float32)
+    e[:, 9], e[:, 10], e[:, 11] = 0.5, 1.0, 0.5
+    out = P.edges_nms(e, np.zeros_like(e), r=1)
+    assert out[:, 10].min() == 1.0 and out[:, 9].max() == 0 and out[:, 11].max() == 0
+
+
+def test_propose_boxes_inside_sorted_deterministic():
+    img = _scene()
+    cfg = P.ProposalConfig(n_proposals=20, min_box_area=100)
+    a, b = P.propose(img, cfg), P.propose(img, cfg)
+    assert not a.fallback and 1 <= len(a.boxes) <= 20
+    np.testing.assert_array_equal(a.boxes, b.boxes)
+    np.testing.assert_array_equal(a.objectness, b.objectness)
+    x0, y0, x1, y1 = a.boxes.T
+    assert (x0 >= 0).all() and (y0 >= 0).all() and (x1 <= 160).all() and (y1 <= 120).all()
+    assert (x1 > x0).all() and (y1 > y0).all()
+    assert (np.diff(a.objectness) <= 0).all()
+
+
+def test_propose_downscaled_boxes_stay_inside():
+    img = np.ascontiguousarray(np.repeat(np.repeat(_scene(60, 80), 5, 0), 5, 1))  # 300x400
+    p = P.propose(img, P.ProposalConfig(n_proposals=10, max_side=80, min_box_area=100))
+    assert not p.fallback
+    assert (p.boxes[:, 2] <= 400).all() and (p.boxes[:, 3] <= 300).all()
+    assert p.boxes.max() > 80  # mapped back to the full resolution
+
+
+@pytest.mark.parametrize("img", [
+    np.full((64, 64, 3), 90, np.uint8),  # flat: no edges, no proposals
+    _scene(20, 25),  # smaller than min_box_area
+    _scene(4, 300),  # a sliver
+])
+def test_propose_falls_back_to_whole_image(img):
+    p = P.propose(img, P.ProposalConfig(n_proposals=5))
+    h, w = img.shape[:2]
+    assert p.fallback
+    np.testing.assert_array_equal(p.boxes, [[0, 0, w, h]])
+    assert p.objectness.tolist() == [0.0]
+
+
+def test_cached_proposals(tmp_path, monkeypatch):
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "a.png"
+    img = _scene()
+    Image.fromarray(img).save(path)
+    cfg, det = P.ProposalConfig(n_proposals=7, min_box_area=100), P.make_edge_detector()
+    first = P.cached_proposals(path, img, cfg, det)
+    files = list(P.proposal_cache_dir(cfg, det).glob("*.npz"))
+    assert len(files) == 1
+
+    def must_not_decode():
+        raise AssertionError("cache hit decoded the image")
+
+    again = P.cached_proposals(path, must_not_decode, cfg, det)
+    np.testing.assert_array_equal(first.boxes, again.boxes)
+    assert again.seconds == pytest.approx(first.seconds)
+    # another config -> another cache folder
+    assert P.proposal_cache_dir(P.ProposalConfig(n_proposals=8), det) != files[0].parent
+
+
+def test_edge_model_errors(tmp_path):
+    with pytest.raises(VsentError, match="no such file"):
+        P.make_edge_detector(tmp_path / "missing.yml.gz")
+    bad = tmp_path / "bad.yml.gz"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(VsentError, match="cannot read it as a SED model"):
+        P.make_edge_detector(bad)
+    assert P.make_edge_detector().name == "gradient"
+
+
+# --------------------------------------------------------------------------------------------
+# the network side
+
+
+def test_crop_regions_takes_the_box():
+    img = np.zeros((50, 60, 3), np.uint8)
+    img[10:30, 20:50] = (255, 0, 0)
+    crops = R.crop_regions(img, np.array([[20, 10, 50, 30], [0, 0, 60, 50]]), 16)
+    assert crops.shape == (2, 16, 16, 3) and crops.dtype == np.uint8
+    assert (crops[0] == (255, 0, 0)).all()
+    assert 0 < crops[1][..., 0].mean() < 255
+
+
+def test_score_images_matches_predict_proba():
+    from vsent.evaluate import predict_proba
+
+    model = _tiny_model()
+    imgs = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    probs, feats = R.score_images(model, imgs, batch_size=2)
+    np.testing.assert_allclose(probs, predict_proba(model, imgs, device="cpu"), atol=1e-6)
+    assert feats.shape == (5, R.penultimate_layer(model).in_features)
+    assert R.score_images(model, imgs, features=False)[1] is None
+
+
+def test_fused_proba_is_late_fusion_of_top_k():
+    model = _tiny_model()
+    img = _scene()
+    cfg = P.ProposalConfig(n_proposals=12, min_box_area=100)
+    out = R.fused_proba(model, img, k=3, beta=0.5, proposal_config=cfg)
+    assert out["proba"].sum() == pytest.approx(1.0)
+    assert len(out["boxes"]) == 3 and (np.diff(out["ar"]) <= 1e-12).all()
+    expected = R.late_fusion(out["global_proba"], out["region_proba"], 0.5) / 1.5
+    np.testing.assert_allclose(out["proba"], expected, atol=1e-6)
+    flat = R.fused_proba(model, np.full((40, 40, 3), 7, np.uint8), k=3)
+    assert flat["fallback"] and len(flat["boxes"]) == 1
+    with pytest.raises(VsentError, match="--k"):
+        R.fused_proba(model, img, k=0)
+
+
+def test_region_config_validation():
+    with pytest.raises(VsentError, match="--k-max"):
+        R.RegionConfig(k=5, k_max=3).validate()
+    with pytest.raises(VsentError, match="--n-proposals"):
+        R.RegionConfig(proposals=P.ProposalConfig(n_proposals=0)).validate()
+
+
+# --------------------------------------------------------------------------------------------
+# vsent regions on a tiny cross-validation run
+
+
+@pytest.fixture
+def tiny_run(tmp_path, monkeypatch):
+    """A crossval run directory on 12 generated images, 2 stratified folds, tiny smallcnns."""
+    from vsent.crossval import RunConfig
+    from vsent.data.datasets import load_dataset
+    from vsent.data.folds import make_folds, save_folds
+    from vsent.models.checkpoint import save_checkpoint
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    for label in ("positive", "negative"):
+        (data / label).mkdir(parents=True)
+        for i in range(6):
+            img = _scene(48, 64, seed=i + (100 if label == "positive" else 0))
+            Image.fromarray(img).save(data / label / f"{label}{i}.png")
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = RunConfig(data=str(data), folds="stratified", model="smallcnn",
+                    model_kwargs={"widths": [4, 8]}, init="random")
+    (run / "config.json").write_text(json.dumps({"command": "crossval", **cfg.to_dict()}))
+    ds = load_dataset(str(data))
+    folds = make_folds(ds, "stratified", n_splits=2)
+    save_folds(folds, ds, run / "folds.json")
+    for f in folds:
+        save_checkpoint(run / f"fold{f.index}" / "model.pt", _tiny_model(), fold=f.index)
+    return run, ds, folds
+
+
+def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys):
+    from vsent.cli import main
+    from vsent.data.cache import image_cache
+    from vsent.evaluate import predict_proba
+    from vsent.models.checkpoint import load_checkpoint
+
+    run, ds, folds = tiny_run
+    out = tmp_path / "regions"
+    argv = ["regions", "--run", str(run), "--out", str(out), "--n-proposals", "6", "--k", "2",
+            "--k-max", "4", "--min-box-area", "60", "--overlays", "2", "--device", "cpu",
+            "--no-progress"]
+    assert main(argv) == 0
+    table = json.loads((out / "table1.json").read_text())["results"]
+    assert set(table) == set(R.METHODS)
+    for name in ("table1.csv", "table1.md", "k_sweep.csv", "k_sweep.png", "cost.json",
+                 "predictions.csv", "config.json", "fold1/regions.npz"):
+        assert (out / name).exists(), name
+    assert len(list((out / "overlays").glob("*.png"))) == 2
+    sweep = json.loads((out / "k_sweep.json").read_text())
+    assert sweep["k"] == [1, 2, 3, 4] and len(sweep["ar"]["mean"]) == 4
+    # the "global" row is the fold models' own centre-crop accuracy
+    accs = []
+    for f in folds:
+        model, _ = load_checkpoint(run / f"fold{f.index}" / "model.pt")
+        test = np.sort(f.test)
+        p = predict_proba(model, image_cache(ds, 64, progress=False)[test], device="cpu")
+        accs.append((p.argmax(1) == ds.labels[test]).mean())
+    assert table["global"]["accuracy"]["mean"] == pytest.approx(np.mean(accs))
+    cost = json.loads((out / "cost.json").read_text())
+    assert cost["images"] == len(ds) and cost["proposals_per_image"] <= 6
+    # a second run into the same folder needs --resume; then it reuses the scored folds
+    assert main(argv) == 2
+    assert main([*argv, "--resume"]) == 0
+    assert main([*argv[:-1], "--alpha", "2", "--resume", "--no-progress"]) == 2
+    # one fold only (reusing the cached proposals)
+    one = [*argv[:4], str(tmp_path / "one"), *argv[5:], "--folds", "2", "--no-early-fusion"]
+    assert main(one) == 0
+    t1 = json.loads((tmp_path / "one" / "table1.json").read_text())["results"]
+    assert [f["fold"] for f in t1["ar"]["folds"]] == [2] and "early_fusion" not in t1
+    assert t1["ar"]["folds"][0]["accuracy"] == table["ar"]["folds"][1]["accuracy"]
+    bad = [*argv[:4], str(tmp_path / "bad"), *argv[5:], "--folds", "7"]
+    assert main(bad) == 2
+    assert "the run has folds [1, 2]" in capsys.readouterr().err
+
+
+def test_cli_regions_not_a_run(tmp_path, capsys):
+    from vsent.cli import main
+
+    assert main(["regions", "--run", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "not a crossval run directory" in capsys.readouterr().err
+
+
+def test_cli_predict_regions(tmp_path):
+    from vsent.cli import main
+    from vsent.models.checkpoint import save_checkpoint
+
+    model = _tiny_model()
+    ckpt = save_checkpoint(tmp_path / "model.pt", model)
+    good = tmp_path / "scene.png"
+    Image.fromarray(_scene()).save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    out = tmp_path / "pred.csv"
+    argv = ["predict", str(good), str(bad), "--model", str(ckpt), "--out", str(out), "--regions",
+            "--k", "3", "--n-proposals", "10", "--device", "cpu", "--no-progress"]
+    assert main(argv) == 3
+    rows = {r["path"]: r for r in csv.DictReader(out.open())}
+    assert rows[str(bad)]["error"] and not rows[str(good)]["error"]
+    expected = R.fused_proba(model, good, k=3, n_proposals=10)["proba"][1]
+    assert float(rows[str(good)]["prob_positive"]) == pytest.approx(expected, abs=1e-5)
+    assert main([*argv, "--oversample"]) == 2

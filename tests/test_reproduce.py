@@ -1,0 +1,368 @@
+"""``vsent reproduce``: reports on a tiny Twitter-like dataset with a tiny network.
+
+The plans keep the papers' structure (tables, sub-runs, published values) but swap the
+networks for a 2-block small CNN trained for one epoch, so each reproduction takes seconds.
+Every measured number of a report is checked against the run directory it names, and the
+published numbers are replaced by sentinels to check they only ever appear as published.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from vsent.analyses.layers import ProbeConfig
+from vsent.analyses.proposals import ProposalConfig
+from vsent.cli import main
+from vsent.crossval import PRESETS, RunConfig
+from vsent.errors import VsentError, WeightsError
+from vsent.models.caffenet import SURGERIES
+from vsent.reports import papers
+from vsent.reports import reproduce as R
+
+OFFLINE = "cannot download ImageNet weights for smallcnn (no network?): test double"
+#: Published values replaced by sentinels nobody would measure by chance.
+SENTINEL_T1 = {"center": papers.Published(0.4321, 0.0123, "sentinel"),
+               "ten_crop": papers.Published(0.5432, 0.0234, "sentinel")}
+
+
+def _template(data: Path, init: str = "random") -> RunConfig:
+    train = PRESETS["quick"]["train"].replace(epochs=1, batch_size=8, device="cpu")
+    return RunConfig(data=str(data), model="smallcnn", model_kwargs={"widths": [4, 8]},
+                     init=init, train=train, preset="quick")
+
+
+def _campos_plan(data: Path) -> R.Campos2015Plan:
+    plan = R.make_plan("campos2015", str(data), quick=True, device="cpu")
+    return dataclasses.replace(
+        plan, template=_template(data, init="imagenet"),
+        variants={"fc7-2": {"dropout": 0.1}, "fc9-2": {"widths": [8]}},
+        probe=ProbeConfig(Cs=(0.1, 1.0, 10.0), inner_splits=3),
+        reductions=["test: a 2-block small CNN for 1 epoch instead of CaffeNet"])
+
+
+@pytest.fixture(scope="module")
+def campos(tmp_path_factory):
+    """One campos2015 reproduction with ImageNet weights 'offline' and sentinel Table 1."""
+    from conftest import build_twitter_like
+
+    real_create = R.create_model
+
+    def offline_create(name, *, init="random", **kw):
+        if init == "imagenet":
+            raise WeightsError(OFFLINE)
+        return real_create(name, init=init, **kw)
+
+    tmp = tmp_path_factory.mktemp("campos")
+    data = build_twitter_like(tmp / "tw")
+    out = tmp / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VSENT_CACHE", str(tmp / "cache"))
+        mp.setattr(R, "create_model", offline_create)
+        mp.setattr(papers, "CAMPOS2015_TABLE1", SENTINEL_T1)
+        plan = _campos_plan(data)
+        report = R.reproduce(plan, out, progress=False, command="vsent reproduce campos2015 t")
+    return data, out, plan, report
+
+
+def _md_rows(markdown: str, title_start: str) -> list[list[str]]:
+    """Cells of the Markdown table under the heading starting with ``title_start``."""
+    block = markdown.split(f"## {title_start}", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in block.splitlines() if ln.startswith("|")]
+    return [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
+
+
+def _value_at(run_dir: Path, file: str, key: list[str]) -> dict:
+    node = json.loads((run_dir / file).read_text())
+    for k in key:
+        node = node[k]
+    return node
+
+
+def _check_measured(out: Path, report: dict) -> int:
+    """Every measured cell equals its run directory's file; returns how many were checked."""
+    md = (out / "report.md").read_text()
+    checked = 0
+    for table in report["tables"]:
+        md_rows = _md_rows(md, table["title"])
+        assert len(md_rows) == len(table["rows"]), table["id"]
+        for row, cells in zip(table["rows"], md_rows, strict=True):
+            run_dir = Path(row["run_dir"])
+            run_dir = run_dir if run_dir.is_absolute() else out / run_dir
+            ours_cell, run_cell = cells[-3], cells[-1]
+            assert run_cell == f"`{row['run_dir']}`"
+            if row["ours"] is None:
+                assert ours_cell == R.NOT_RUN
+                assert not (run_dir / row["file"]).exists() or \
+                    R.lookup(run_dir, row["file"], row["key"]) is None
+                continue
+            stored = _value_at(run_dir, row["file"], row["key"])
+            assert row["ours"]["mean"] == stored["mean"]
+            assert row["ours"]["std"] == stored["std"]
+            scale, digits = (100, 2) if table["unit"] == "percent" else (1, 3)
+            assert ours_cell.startswith(f"{scale * stored['mean']:.{digits}f} +- "
+                                        f"{scale * stored['std']:.{digits}f}")
+            checked += 1
+    return checked
+
+
+# --------------------------------------------------------------------------------------------
+# campos2015
+
+
+def test_campos_report_lists_every_table_and_figure(campos):
+    _, out, _, report = campos
+    md = (out / "report.md").read_text()
+    assert [t["id"] for t in report["tables"]] == ["table1", "table2", "table3", "table4"]
+    for title in ("Table 1", "Table 2", "Table 3", "Table 4", "Notes and deviations"):
+        assert f"## {title}" in md
+    for col in ("paper", "ours (mean +- std)", "run dir"):
+        assert f"| {col} |" in md
+    assert report["figures"] == ["campos2015.png"]
+    assert (out / "campos2015.png").read_bytes()[:4] == b"\x89PNG"
+    assert "![campos2015.png](campos2015.png)" in md
+    assert json.loads((out / "report.json").read_text())["paper"] == "campos2015"
+    assert "- command: `vsent reproduce campos2015 t`" in md
+    assert "test: a 2-block small CNN" in md  # every reduction is listed
+    # Tables 3-4 list the paper's six variants; the ones this plan did not run say so
+    t3 = next(t for t in report["tables"] if t["id"] == "table3")
+    t4 = next(t for t in report["tables"] if t["id"] == "table4")
+    assert {r["run_dir"] for r in t3["rows"] + t4["rows"]} == set(R.CAMPOS_VARIANTS)
+    ran = {r["run_dir"] for r in t3["rows"] + t4["rows"] if r["ours"] is not None}
+    assert ran == {"fc7-2", "fc9-2"}
+
+
+def test_campos_every_measured_number_is_its_run_dirs(campos):
+    _, out, _, report = campos
+    layers = json.loads((out / "layers" / "layers.json").read_text())
+    assert len(layers) == 4  # block1, block2, pool, fc
+    # Table 1 (2 evaluations) + 2 classifiers per layer + 2 variants x 2 evaluations
+    assert _check_measured(out, report) == 2 + 2 * len(layers) + 4
+    t1 = report["tables"][0]["rows"]
+    summary = json.loads((out / "table1" / "summary.json").read_text())
+    assert [r["ours"]["mean"] for r in t1] == [summary["center"]["accuracy"]["mean"],
+                                               summary["ten_crop"]["accuracy"]["mean"]]
+    t2 = report["tables"][1]["rows"]
+    assert [r["cells"][0] for r in t2[::2]] == list(layers)
+
+
+def test_published_numbers_are_never_presented_as_measured(campos):
+    _, out, _, report = campos
+    md = (out / "report.md").read_text()
+    for sentinel in ("0.432 +- 0.012", "0.543 +- 0.023"):
+        hits = [cells for t in report["tables"] for cells in _md_rows(md, t["title"])
+                if any(sentinel in c for c in cells)]
+        assert len(hits) == 1
+        assert hits[0][2] == sentinel  # in the paper column, nowhere else
+        assert sentinel not in hits[0][3]
+    for t in report["tables"]:
+        for cells in _md_rows(md, t["title"]):
+            paper = cells[len(t["columns"])]
+            assert paper in ("0.432 +- 0.012", "0.543 +- 0.023", R.NOT_VERIFIED,
+                             R.NOT_IN_PAPER), paper
+
+
+def test_weights_unavailable_is_said_and_rows_are_labelled(campos):
+    _, out, _, report = campos
+    md = (out / "report.md").read_text()
+    head = md.split("## Table 1", 1)[0]
+    assert "Pretrained weights were not available" in head
+    assert f"Reason: `{OFFLINE}`" in head
+    assert report["weights_failures"] == [OFFLINE]
+    for name in ("table1", "fc7-2", "fc9-2"):
+        w = report["weights"][name]
+        assert (w["requested"], w["used"], w["reason"]) == ("imagenet", "random", OFFLINE)
+        assert json.loads((out / name / "config.json").read_text())["init"] == "random"
+    for t in report["tables"]:
+        for r in t["rows"]:
+            if r["ours"] is not None:
+                assert r["weights"] == R.RANDOM_LABEL
+
+
+def test_resume_reuses_finished_sub_runs_and_redoes_an_unfinished_fold(campos, tmp_path,
+                                                                       monkeypatch):
+    import shutil
+
+    data, out, plan, report = campos
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(VsentError, match="already holds a reproduction"):
+        R.reproduce(plan, copy, progress=False)
+    other = dataclasses.replace(plan, template=dataclasses.replace(
+        plan.template, train=plan.template.train.replace(epochs=2)))
+    with pytest.raises(VsentError, match="other template"):
+        R.reproduce(other, copy, resume=True, progress=False)
+
+    (copy / "fc9-2" / "summary.json").unlink()  # as if interrupted during fold 5 of fc9-2
+    (copy / "fc9-2" / "fold5" / "metrics.json").unlink()
+    stamp = lambda p: p.stat().st_mtime_ns  # noqa: E731
+    before = {p: stamp(p) for p in copy.glob("*/fold*/model.pt")}
+    layers_before = stamp(copy / "layers" / "layers.json")
+    again = R.reproduce(plan, copy, resume=True, progress=False)
+    changed = sorted(str(p.relative_to(copy)) for p in before if stamp(p) != before[p])
+    assert changed == ["fc9-2/fold5/model.pt"]
+    assert stamp(copy / "layers" / "layers.json") == layers_before
+    assert [r["ours"] for r in again["tables"][0]["rows"]] == \
+        [r["ours"] for r in report["tables"][0]["rows"]]
+    assert again["steps"]["fc9-2"]["status"] == "done"
+    _check_measured(copy, again)
+
+
+def test_only_runs_the_named_sub_runs(campos, tmp_path, monkeypatch):
+    import shutil
+
+    _, out, plan, _ = campos
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    shutil.rmtree(copy / "fc9-2")
+    report = R.reproduce(plan, copy, resume=True, progress=False, only=["table1"])
+    assert not (copy / "fc9-2").exists()
+    assert report["steps"]["fc9-2"]["status"] == "skipped (not in --only)"
+    rows = [r for t in report["tables"] for r in t["rows"] if r["run_dir"] == "fc9-2"]
+    assert rows and all(r["ours"] is None for r in rows)
+    assert "| not run |" in (copy / "report.md").read_text()
+    with pytest.raises(VsentError, match="not a sub-run of campos2015"):
+        R.reproduce(plan, copy, resume=True, progress=False, only=["table9"])
+    with pytest.raises(VsentError, match="add table1 to --only"):
+        R.reproduce(plan, tmp_path / "fresh", progress=False, only=["layers"])
+    assert R.step_names(plan) == ["table1", "layers", "fc7-2", "fc9-2"]
+
+
+# --------------------------------------------------------------------------------------------
+# you2015 and sun2016
+
+
+def test_you2015_baselines_and_cnn_rows(tmp_path, make_twitter_like):
+    data = make_twitter_like()
+    plan = R.make_plan("you2015", str(data), quick=True, device="cpu",
+                       init=str(tmp_path / "missing_pcnn.pt"))
+    plan = dataclasses.replace(plan, template=_template(data, init=plan.template.init),
+                               subsets=("five",), baselines={"features": ("gch", "lch")})
+    report = R.reproduce(plan, tmp_path / "out", progress=False)
+    out = tmp_path / "out"
+    md = (out / "report.md").read_text()
+    assert [t["id"] for t in report["tables"]] == ["table6", "table6-prf"]
+    assert _check_measured(out, report) == 4 * 4  # GCH, LCH, always positive, CNN x 4 metrics
+    # the checkpoint cannot be read: the CNN row is trained from random weights, and says so
+    assert "Pretrained weights were not available" in md and "no such file" in md
+    cnn = [r for r in report["tables"][0]["rows"] if r["run_dir"] == "pcnn-five"]
+    assert len(cnn) == 1 and R.RANDOM_LABEL in cnn[0]["weights"]
+    assert cnn[0]["paper"]["mean"] == 0.783  # You et al.'s fine-tuned 2CONV-4FC (README)
+    gch = json.loads((out / "baselines" / "five" / "gch" / "summary.json").read_text())
+    row = next(r for r in report["tables"][0]["rows"] if r["run_dir"] == "baselines/five/gch")
+    assert row["ours"]["mean"] == gch["accuracy"]["mean"]
+    assert (out / "you2015.png").exists()
+
+
+def test_sun2016_on_an_existing_run(campos, tmp_path, monkeypatch):
+    _, out, _, _ = campos
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    run = out / "table1"
+    plan = R.make_plan("sun2016", "unused", quick=True, device="cpu", run=str(run))
+    regions = dataclasses.replace(plan.regions, k=11, k_max=11, overlays=0,
+                                  proposals=ProposalConfig(n_proposals=12))
+    plan = dataclasses.replace(plan, regions=regions)
+    report = R.reproduce(plan, tmp_path / "sun", progress=False)
+    md = (tmp_path / "sun" / "report.md").read_text()
+    assert _check_measured(tmp_path / "sun", report) == 5  # global + 4 late fusions
+    rows = report["tables"][0]["rows"]
+    ar = next(r for r in rows if r["cells"][0] == "ar")
+    assert ar["paper"]["mean"] == 0.8894
+    assert ar["run_dir"] == "regions" and ar["key"] == ["results", "ar", "accuracy"]
+    assert "| 88.94 % |" in md  # published, in the paper column only
+    assert sum("88.94" in line for line in md.splitlines()) == 1
+    assert report["run"] == str(run.resolve())
+    assert (tmp_path / "sun" / "sun2016_k_sweep.png").exists()
+    # the reused run was trained from random weights: its rows say so
+    assert all(r["weights"] == R.RANDOM_LABEL for r in rows)
+
+
+# --------------------------------------------------------------------------------------------
+# plans, cells, CLI
+
+
+def test_campos_plans_full_and_quick():
+    full = R.make_plan("campos2015", "data")
+    quick = R.make_plan("campos2015", "data", quick=True)
+    assert full.template.model == "caffenet" and full.template.init == "imagenet"
+    assert full.template.train.epochs == 65 and full.reductions == []
+    assert quick.template.train.epochs == 1 and quick.reductions
+    assert set(full.variants) == set(SURGERIES) - {"fc8-2"}
+    assert set(full.variants) == set(papers.CAMPOS2015_TABLE3) | set(papers.CAMPOS2015_TABLE4)
+    assert R.make_plan("campos2015", "data", init="w.caffemodel").template.init == "w.caffemodel"
+    assert R.make_plan("you2015", "data").template.init == "random"
+    assert R.make_plan("sun2016", "data").template.model == "vgg16"
+    assert R.make_plan("sun2016", "data", run="r").template is None
+
+
+def test_plan_errors():
+    with pytest.raises(VsentError, match="unknown paper"):
+        R.make_plan("smith2020", "data")
+    with pytest.raises(VsentError, match="--run applies to sun2016"):
+        R.make_plan("campos2015", "data", run="somewhere")
+
+
+def test_published_values_cite_their_source():
+    tables = [papers.CAMPOS2015_TABLE1, papers.SUN2016_TABLE1,
+              *papers.CAMPOS2015_TABLE2.values(), *papers.CAMPOS2015_TABLE3.values(),
+              *papers.CAMPOS2015_TABLE4.values(), *papers.YOU2015_CNN.values()]
+    values = [p for t in tables for p in t.values()]
+    assert all(p.source for p in values)
+    verified = [p for p in values if p.verified]
+    assert {(p.mean, p.std) for p in verified} == {(0.817, 0.038), (0.830, 0.034),
+                                                  (0.8894, None), (0.783, None)}
+    assert all(papers.DATASET_README in p.source for p in verified)
+
+
+def test_cells():
+    row = {"paper": {"mean": 0.817, "std": 0.038, "source": "x"},
+           "ours": {"mean": 0.61234, "std": 0.0456}}
+    assert R.paper_cell(row) == "0.817 +- 0.038"
+    assert R.ours_cell(row) == "0.612 +- 0.046"
+    assert R.ours_cell(row, "percent") == "61.23 +- 4.56 %"
+    assert R.paper_cell({"paper": None}) == R.NOT_IN_PAPER
+    assert R.paper_cell({"paper": {"mean": None, "std": None, "source": "not verified"}}) \
+        == R.NOT_VERIFIED
+    assert R.ours_cell({"ours": None}) == R.NOT_RUN
+
+
+def test_cli_errors_exit_2(capsys, tmp_path):
+    assert main(["reproduce", "campos2015", "--run", str(tmp_path), "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "--run applies to sun2016" in capsys.readouterr().err
+    assert main(["reproduce", "sun2016", "--run", str(tmp_path), "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "not a finished crossval run" in capsys.readouterr().err
+
+
+def test_cli_sun2016_quick_on_an_existing_run(campos, tmp_path, monkeypatch, capsys):
+    _, out, _, _ = campos
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    dest = tmp_path / "cli"
+    argv = ["reproduce", "sun2016", "--quick", "--run", str(out / "table1"), "--out",
+            str(dest), "--device", "cpu", "--no-progress"]
+    assert main(argv) == 0
+    assert f"report written to {dest}/report.md" in capsys.readouterr().out
+    md = (dest / "report.md").read_text()
+    assert f"- command: `vsent reproduce sun2016 --quick --out {dest}" in md
+    assert "early fusion skipped" in md
+    assert main(argv) == 2  # an existing reproduction needs --resume
+    assert "pass --resume" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 0
+    steps = json.loads((dest / "steps.json").read_text())
+    assert steps == {"regions": {"status": "done", "seconds": steps["regions"]["seconds"]}}
+
+
+def test_command_line_is_canonical():
+    cmd = R.command_line("campos2015", quick=True, out="runs/x y", data="d", init=None,
+                         device="cpu", resume=True)
+    assert cmd == "vsent reproduce campos2015 --quick --out 'runs/x y' --data d --device cpu " \
+                  "--resume"
+    assert re.search(r"--init w\.pt", R.command_line("you2015", quick=False, out="o", data="d",
+                                                     init="w.pt", device="auto", resume=False))
