@@ -11,7 +11,7 @@ from conftest import save_image, sentiment_image
 from vsent.data import cache as cache_mod
 from vsent.data.cache import cache_dir_default, cache_images, cache_key, image_cache
 from vsent.data.datasets import load_dataset
-from vsent.data.images import load_rgb, resize_rgb
+from vsent.data.images import load_resized
 from vsent.errors import ImageError
 
 SIZE = 16
@@ -32,13 +32,13 @@ def ds(twitter_like):
 
 def _count_decodes(monkeypatch) -> list[int]:
     calls = []
-    real = cache_mod.load_rgb
+    real = cache_mod.load_resized
 
-    def counting(src):
+    def counting(src, size):
         calls.append(1)
-        return real(src)
+        return real(src, size)
 
-    monkeypatch.setattr(cache_mod, "load_rgb", counting)
+    monkeypatch.setattr(cache_mod, "load_resized", counting)
     return calls
 
 
@@ -50,7 +50,7 @@ def test_cache_content_and_properties(ds, cdir):
     with pytest.raises(ValueError):
         arr[0, 0, 0, 0] = 1
     for i in (0, 7, len(ds) - 1):
-        np.testing.assert_array_equal(arr[i], resize_rgb(load_rgb(ds.paths[i]), SIZE))
+        np.testing.assert_array_equal(arr[i], load_resized(ds.paths[i], SIZE))
     files = list(cdir.iterdir())
     assert len(files) == 1 and files[0].name.endswith(f"-{len(ds)}x{SIZE}x{SIZE}x3.npy")
 
@@ -109,7 +109,7 @@ def test_bad_image_during_build_names_it_and_leaves_nothing(ds, cdir, bad_images
 
 def test_interrupted_build_leaves_no_cache(ds, cdir, monkeypatch):
     calls = []
-    real = cache_mod.resize_rgb
+    real = cache_mod.load_resized
 
     def flaky(img, size):
         calls.append(1)
@@ -117,13 +117,13 @@ def test_interrupted_build_leaves_no_cache(ds, cdir, monkeypatch):
             raise KeyboardInterrupt
         return real(img, size)
 
-    monkeypatch.setattr(cache_mod, "resize_rgb", flaky)
+    monkeypatch.setattr(cache_mod, "load_resized", flaky)
     with pytest.raises(KeyboardInterrupt):
         image_cache(ds, SIZE, cache_dir=cdir, workers=1, progress=False)
     assert list(cdir.iterdir()) == []
-    monkeypatch.setattr(cache_mod, "resize_rgb", real)
+    monkeypatch.setattr(cache_mod, "load_resized", real)
     arr = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
-    np.testing.assert_array_equal(arr[-1], resize_rgb(load_rgb(ds.paths[-1]), SIZE))
+    np.testing.assert_array_equal(arr[-1], load_resized(ds.paths[-1], SIZE))
 
 
 def test_unreadable_cache_file_is_rebuilt(ds, cdir, caplog):
@@ -166,7 +166,7 @@ def test_cache_images_mixed_sources(bad_images):
     out = cache_images(sources, 8)
     assert out.shape == (5, 8, 8, 3) and out.dtype == np.uint8 and out.flags.writeable
     for i, src in enumerate(sources):
-        np.testing.assert_array_equal(out[i], resize_rgb(load_rgb(src), 8))
+        np.testing.assert_array_equal(out[i], load_resized(src, 8))
     assert cache_images([], 8).shape == (0, 8, 8, 3)
 
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from vsent.data import images
-from vsent.data.images import load_rgb, resize_rgb
+from vsent.data.images import load_resized, load_rgb, resize_rgb
 from vsent.errors import DataError, ImageError
 
 
@@ -314,3 +314,41 @@ def test_loaded_image_is_detached_from_the_file(bad_images):
     # Still usable after the file was closed (and would be after it is deleted).
     assert np.asarray(img).shape == (12, 16, 3)
     assert isinstance(img.copy(), Image.Image)
+
+
+# ------------------------------------------------------------------------------------------
+# load_resized: the one decode path of training, prediction and explanations
+
+
+def _smooth_photo(w: int, h: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 255 // (w + h)], -1).astype(np.uint8)
+
+
+def test_load_rgb_min_side_decodes_big_jpegs_at_reduced_scale(tmp_path):
+    path = tmp_path / "big.jpg"
+    Image.fromarray(_smooth_photo(1600, 1200)).save(path, quality=95)
+    assert load_rgb(path).size == (1600, 1200)
+    assert load_rgb(path, min_side=256).size == (400, 300)  # 1/4: both sides still >= 256
+    assert load_rgb(path, min_side=1).size == (200, 150)  # 1/8, libjpeg's smallest scale
+    assert load_rgb(path, min_side=1500).size == (1600, 1200)  # 1/2 would be too small
+    png = tmp_path / "big.png"
+    Image.fromarray(_smooth_photo(1600, 1200)).save(png)
+    assert load_rgb(png, min_side=256).size == (1600, 1200)  # only JPEG has DCT scaling
+
+
+def test_load_resized_matches_a_full_decode_closely(tmp_path):
+    path = tmp_path / "big.jpg"
+    Image.fromarray(_smooth_photo(1600, 1200)).save(path, quality=95)
+    fast = load_resized(path, 64)
+    full = resize_rgb(load_rgb(path), 64)
+    assert fast.shape == (64, 64, 3) and fast.dtype == np.uint8
+    assert np.abs(fast.astype(int) - full).max() <= 3
+    # small images and non-file inputs take the exact path
+    arr = _smooth_photo(40, 30)
+    np.testing.assert_array_equal(load_resized(arr, 16), resize_rgb(arr, 16))
+
+
+def test_load_resized_keeps_exif_orientation(bad_images):
+    out = load_resized(bad_images["exif6"], 8)
+    np.testing.assert_array_equal(out, resize_rgb(load_rgb(bad_images["exif6"]), 8))

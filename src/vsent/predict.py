@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from vsent.data.images import load_rgb, resize_rgb
+from vsent.data.images import load_resized
 from vsent.errors import VsentError
 from vsent.evaluate import predict_proba, resolve_device
 from vsent.models.checkpoint import load_checkpoint
@@ -87,7 +87,7 @@ class Predictor:
         return cls(model, class_names=meta.get("class_names", ("negative", "positive")), **kwargs)
 
     def _prepare(self, image: Any) -> np.ndarray:
-        return resize_rgb(load_rgb(image), self.model.preprocess.resize)
+        return load_resized(image, self.model.preprocess.resize)
 
     def predict_proba(self, images: Sequence[Any]) -> np.ndarray:
         """Scores (N, num_classes) for images given as paths, bytes, PIL images or arrays.

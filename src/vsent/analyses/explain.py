@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vsent.data.images import ImageSource, load_rgb, resize_rgb
+from vsent.data.images import ImageSource, load_resized, load_rgb
 from vsent.data.transforms import center_crop, normalize
 from vsent.errors import ImageError, VsentError
 
@@ -176,7 +176,7 @@ def explain_image(
     pre = model.preprocess
     img = load_rgb(image)
     rgb = np.asarray(img)
-    warped = resize_rgb(img, pre.resize)
+    warped = load_resized(image, pre.resize)  # the pixels the model sees, as in predict
     x = normalize(center_crop(warped[None], pre.crop), pre).to(device)
     layer = layer or default_cam_layer(model, x)
     cams, probs, targets = grad_cam(model, x, layer, target)

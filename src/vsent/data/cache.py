@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vsent.data.datasets import Dataset
-from vsent.data.images import ImageSource, load_rgb, resize_rgb
+from vsent.data.images import ImageSource, load_resized
 from vsent.errors import ImageError, VsentError
 
 __all__ = ["CACHE_ENV", "cache_dir_default", "cache_images", "cache_key", "image_cache"]
@@ -30,7 +30,7 @@ logger = logging.getLogger("vsent")
 #: Environment variable naming the cache folder (default ``~/.cache/vsent``).
 CACHE_ENV = "VSENT_CACHE"
 # Bump when the decoding/resizing changes, so stale caches are not reused.
-_FORMAT = "vsent-image-cache-v1:PIL-bilinear-antialias:exif:alpha-over-white"
+_FORMAT = "vsent-image-cache-v2:jpeg-draft-2x:PIL-bilinear-antialias:exif:alpha-over-white"
 
 
 def cache_dir_default() -> Path:
@@ -181,10 +181,10 @@ def _open_existing(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
 
 def _fill(out: np.ndarray, sources: Sequence[ImageSource], size: int, workers: int | None,
           progress: bool, desc: str) -> None:
-    """out[i] = resize_rgb(load_rgb(sources[i]), size), in threads (PIL releases the GIL)."""
+    """out[i] = load_resized(sources[i], size), in threads (PIL releases the GIL)."""
 
     def work(i: int) -> None:
-        out[i] = resize_rgb(load_rgb(sources[i]), size)
+        out[i] = load_resized(sources[i], size)
 
     n = len(sources)
     if n == 0:

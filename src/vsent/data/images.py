@@ -19,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vsent.errors import ImageError
 
-__all__ = ["MAX_PIXELS", "ImageSource", "load_rgb", "resize_rgb"]
+__all__ = ["MAX_PIXELS", "ImageSource", "load_resized", "load_rgb", "resize_rgb"]
 
 logger = logging.getLogger("vsent")
 
@@ -39,7 +39,7 @@ _WIDE_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 _OPEN_LOCK = threading.Lock()
 
 
-def load_rgb(src: ImageSource) -> Image.Image:
+def load_rgb(src: ImageSource, *, min_side: int | None = None) -> Image.Image:
     """Decode an image into a fully loaded RGB ``PIL.Image``.
 
     Parameters
@@ -54,6 +54,10 @@ def load_rgb(src: ImageSource) -> Image.Image:
     PIL.Image.Image
         Mode "RGB", EXIF orientation applied, transparency composited over white,
         16-bit data scaled to 8 bits.
+    min_side : int, optional
+        Lets a JPEG file decode at a reduced scale (libjpeg's 1/2, 1/4, 1/8 DCT scaling) as
+        long as both sides stay >= ``min_side`` pixels. Much cheaper than a full decode for
+        images much larger than needed; ignored for other formats and in-memory images.
 
     Raises
     ------
@@ -69,9 +73,9 @@ def load_rgb(src: ImageSource) -> Image.Image:
     if isinstance(src, (bytes, bytearray, memoryview)):
         if len(src) == 0:
             raise ImageError("<bytes>: empty file")
-        return _open_and_decode(io.BytesIO(bytes(src)), "<bytes>")
+        return _open_and_decode(io.BytesIO(bytes(src)), "<bytes>", min_side=min_side)
     if isinstance(src, (str, os.PathLike)):
-        return _load_path(Path(src))
+        return _load_path(Path(src), min_side=min_side)
     raise TypeError(
         f"load_rgb() expects a path, bytes, a PIL image or a numpy array, got {type(src).__name__}"
     )
@@ -103,14 +107,26 @@ def resize_rgb(img: Image.Image | ImageSource, size: int) -> np.ndarray:
     return np.asarray(out, dtype=np.uint8).copy()
 
 
+def load_resized(src: ImageSource, size: int) -> np.ndarray:
+    """Decode and warp an image to (size, size, 3) uint8 RGB: the one path to a model input.
+
+    The training cache, prediction and explanations all go through here, so the pixels a model
+    is trained on and the pixels it scores are made the same way. JPEGs decode at the smallest
+    DCT scale that keeps both sides >= 2 x ``size`` (then :func:`resize_rgb` filters the rest):
+    a 4000x3000 photo warped to 256 px decodes at 1/4 scale, several times faster, with no
+    visible change since the bilinear filter still shrinks by >= 2.
+    """
+    return resize_rgb(load_rgb(src, min_side=2 * int(size)), size)
+
+
 # --------------------------------------------------------------------------------------------
 # files and encoded bytes
 
 
-def _load_path(path: Path, *, draft: bool = False) -> Image.Image:
-    """Load an image file; ``draft=True`` lets JPEGs decode at reduced size (validation)."""
+def _load_path(path: Path, *, min_side: int | None = None) -> Image.Image:
+    """Load an image file; ``min_side``: see :func:`load_rgb` (1 = the fastest, validation)."""
     _check_file(path)
-    return _open_and_decode(path, str(path), draft=draft)
+    return _open_and_decode(path, str(path), min_side=min_side)
 
 
 def _check_file(path: Path) -> None:
@@ -147,10 +163,11 @@ def _open(fp: Path | io.BytesIO, where: str) -> Image.Image:
         raise ImageError(f"{where}: cannot decode image header: {_reason(e)}") from None
 
 
-def _open_and_decode(fp: Path | io.BytesIO, where: str, *, draft: bool = False) -> Image.Image:
+def _open_and_decode(fp: Path | io.BytesIO, where: str, *,
+                     min_side: int | None = None) -> Image.Image:
     im = _open(fp, where)
     try:
-        out = _decode(im, where, draft=draft)
+        out = _decode(im, where, min_side=min_side)
         # close() below releases the file *and* the pixels of ``im``: never hand ``im`` itself out.
         return out.copy() if out is im else out
     finally:
@@ -168,13 +185,14 @@ def _check_pixels(im: Image.Image, where: str) -> None:
         )
 
 
-def _decode(im: Image.Image, where: str, *, draft: bool = False) -> Image.Image:
+def _decode(im: Image.Image, where: str, *, min_side: int | None = None) -> Image.Image:
     """Load pixel data, apply EXIF orientation and convert to RGB."""
     _check_pixels(im, where)
-    if draft and im.format == "JPEG":
-        # Validation only: let libjpeg decode at 1/8 scale; it still reads the whole stream,
-        # so truncation and corrupt markers are still detected, at a fraction of the cost.
-        im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+    if min_side is not None and im.format == "JPEG":
+        # libjpeg decodes at the smallest 1/2^k scale keeping both sides >= min_side; it still
+        # reads the whole stream, so truncation and corrupt markers are detected all the same.
+        # A square request: EXIF rotation (applied after) cannot break the guarantee.
+        im.draft(im.mode, (min_side, min_side))
     try:
         im.load()
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as e:
