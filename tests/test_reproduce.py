@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from vsent import papers
 from vsent.analyses.layers import ProbeConfig
 from vsent.analyses.proposals import ProposalConfig
 from vsent.cli import main
 from vsent.crossval import PRESETS, RunConfig
 from vsent.errors import VsentError, WeightsError
 from vsent.models.caffenet import SURGERIES
-from vsent.reports import papers
 from vsent.reports import reproduce as R
 
 OFFLINE = "cannot download ImageNet weights for smallcnn (no network?): test double"

@@ -40,6 +40,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from tqdm.auto import tqdm
 
+from vsent import papers
 from vsent.data import Dataset, load_dataset, load_rgb, make_folds, save_folds
 from vsent.data.cache import cache_dir_default, cache_key
 from vsent.errors import VsentError
@@ -66,45 +67,27 @@ LABELS = {
     "always-positive": "always positive",
 }
 
-# Published numbers of You, Luo, Jin, Yang (2015), "Robust image sentiment analysis using
-# progressively trained and domain transferred deep networks", AAAI 2015 (doi:
-# 10.1609/aaai.v29i1.9179): the table of 5-fold cross-validation results on the Twitter dataset
-# (rows GCH, LCH, GCH+BoW, LCH+BoW, CNN, PCNN; columns precision, recall, F1, accuracy; five /
-# at least four / at least three agree). We could not read that table from any source
-# reachable offline here (the `search` tool's stored copies of the paper expose only its first
-# page), so the baseline cells are None = "not verified" (shown as n/v) instead of values typed
-# from memory. Fill a cell in only after checking it against the paper. The CNN and PCNN rows
-# come from the project's single record of them, vsent.analyses.pcnn.PUBLISHED, which is itself
-# marked unverified there; the table shows those values with a "*".
-PUBLISHED_YOU2015: dict[str, dict[str, dict[str, float | None] | None]] = {
-    row: {subset: None for subset in SUBSETS} for row in ("gch", "lch", "gch+bow", "lch+bow")
-}
+#: Where the published cells of the table come from (:data:`vsent.papers.YOU2015_TABLE6`).
 PUBLISHED_SOURCE = (
-    "You, Luo, Jin, Yang (2015), AAAI, Twitter 5-fold table. n/v = in the paper but not "
-    "verified here (left empty rather than typed from memory); n/r = not reported in the paper; "
-    "* = CNN/PCNN values from vsent.analyses.pcnn.PUBLISHED, not verified against the paper "
-    "(accuracies as quoted by Campos et al. 2015)."
+    f"{papers.YOU2015}, Twitter 5-fold table, as recorded in vsent.papers. n/v = in the paper "
+    "but not verified here (left empty rather than typed from memory); n/r = not a row of the "
+    "paper."
 )
 
 
 def published_values(row: str, subset: str) -> tuple[dict[str, float | None] | None, str]:
     """Published values of a table row and their status.
 
-    Returns ``(values, status)``; status is ``"verified"``, ``"unverified"`` (quoted, shown
-    with ``*``), ``"n/v"`` (in the paper, value not verified here) or ``"n/r"`` (no such row
-    in the paper, e.g. BoW alone or always-positive).
+    Returns ``(values, status)``: ``values`` maps each metric to the verified published value
+    or None; status is ``"verified"`` (some metric has a value), ``"n/v"`` (a row of the paper,
+    no value verified here) or ``"n/r"`` (no such row in the paper, e.g. BoW alone or
+    always-positive, or not Twitter I).
     """
-    if subset not in SUBSETS:  # not Twitter I: nothing published to compare with
+    cells = papers.YOU2015_TABLE6.get(row, {}).get(subset)
+    if cells is None:
         return None, "n/r"
-    if row in ("cnn", "pcnn"):
-        from vsent.analyses.pcnn import PUBLISHED  # lazy: pulls in torch and the models
-
-        values = PUBLISHED.get(row, {}).get(subset)
-        return (dict(values), "unverified") if values else (None, "n/v")
-    if row not in PUBLISHED_YOU2015:
-        return None, "n/r"
-    values = PUBLISHED_YOU2015[row].get(subset)
-    return (dict(values), "verified") if values is not None else (None, "n/v")
+    values = {metric: p.mean for metric, p in cells.items()}
+    return (values, "verified") if any(v is not None for v in values.values()) else (None, "n/v")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -618,11 +601,9 @@ def _cell(ours: Mapping[str, Any] | None, pub: Mapping[str, Any] | None, status:
           metric: str) -> str:
     mine = "-" if ours is None else f"{ours[metric]['mean']:.3f}"
     value = None if pub is None else pub.get(metric)
-    if value is None:
-        theirs = "n/r" if status == "n/r" else "n/v"
-    else:
-        theirs = f"{value:.3f}" + ("*" if status == "unverified" else "")
-    return f"{mine} ({theirs})"
+    if value is not None:
+        return f"{mine} ({value:.3f})"
+    return f"{mine} ({'n/r' if status == 'n/r' else 'n/v'})"
 
 
 def table_markdown(table: Mapping[str, Any]) -> str:

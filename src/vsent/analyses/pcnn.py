@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from vsent import papers
 from vsent.crossval import RunConfig, crossval
 from vsent.data.cache import image_cache
 from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
@@ -91,30 +92,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 TRANSFER_TRAIN = TrainConfig(epochs=30, batch_size=64, lr=1e-4, schedule="step", lr_step=10,
                              head_lr_mult=1.0)
 
-#: Published 5-fold results on Twitter I of You et al. 2015 after domain transfer (fine-tuning
-#: on Twitter). NOT VERIFIED against the paper here (the search tool could not reach its
-#: tables): the accuracies are as quoted by Campos et al. 2015 (Table 3: CNN 0.783 / 0.755 /
-#: 0.715, PCNN 0.773 / 0.759 / 0.687); the five-agree PCNN precision/recall/F1 are recalled
-#: from You et al. 2015 and agree with its accuracy given the subset's 581/301 class counts.
-#: Values not known are None.
-PUBLISHED: dict[str, dict[str, dict[str, float | None]]] = {
-    "pcnn": {
-        "five": {"precision": 0.797, "recall": 0.881, "f1": 0.837, "accuracy": 0.773},
-        "four": {"precision": None, "recall": None, "f1": None, "accuracy": 0.759},
-        "three": {"precision": None, "recall": None, "f1": None, "accuracy": 0.687},
-    },
-    "cnn": {
-        "five": {"precision": None, "recall": None, "f1": None, "accuracy": 0.783},
-        "four": {"precision": None, "recall": None, "f1": None, "accuracy": 0.755},
-        "three": {"precision": None, "recall": None, "f1": None, "accuracy": 0.715},
-    },
-}
-PUBLISHED_SOURCE = (
-    "You, Luo, Jin, Yang. Robust Image Sentiment Analysis Using Progressively Trained and "
-    "Domain Transferred Deep Networks. AAAI 2015 (doi:10.1609/aaai.v29i1.9179); values not "
-    "verified against the paper in this project (accuracies as quoted by Campos et al. 2015, "
-    "Table 3)"
-)
+#: Rows of You et al.'s Twitter table a transfer run is set beside (:data:`vsent.papers.
+#: YOU2015_TABLE6`; only verified cells are shown).
+REFERENCES = ("pcnn", "cnn")
+PUBLISHED_SOURCE = f"{papers.YOU2015}, as recorded in vsent.papers (- = not verified here)"
 
 _HIST_BINS = 20
 
@@ -495,7 +476,7 @@ class TransferConfig:
                              f"{', '.join(SUBSETS)}")
         if len(set(self.subsets)) != len(self.subsets):
             raise VsentError(f"--subsets {','.join(self.subsets)!r} names a subset twice")
-        if self.reference not in PUBLISHED:
+        if self.reference not in REFERENCES:
             raise VsentError(f"--reference {self.reference!r}: choose pcnn or cnn")
 
 
@@ -567,11 +548,11 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
 def transfer_row(subset: str, summary: Mapping[str, Any], reference: str = "pcnn") -> dict:
     """One table row: our mean/std per metric over folds and the published value beside it."""
     row: dict[str, Any] = {"subset": subset, "n_images": summary.get("n_images")}
-    published = PUBLISHED[reference][subset]
+    published = papers.YOU2015_TABLE6[reference].get(subset, {})
     for key in SCALARS:
         row[f"{key}_mean"] = summary[key]["mean"]
         row[f"{key}_std"] = summary[key]["std"]
-        row[f"{key}_published"] = published[key]
+        row[f"{key}_published"] = published[key].mean if key in published else None
     return row
 
 

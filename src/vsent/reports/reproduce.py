@@ -23,7 +23,7 @@ itself holds::
 
 Every measured number of the report names the run directory and the file and key it was read
 from (``report.json``: ``run_dir``, ``file``, ``key``), so it can be checked. Published numbers
-come only from :mod:`vsent.reports.papers` (and the baselines' own table); a published cell that
+come only from :mod:`vsent.papers`; a published cell that
 could not be verified reads ``n/a (not verified)``.
 
 Weights. ``init="imagenet"`` (or a path) is tried before each sub-run starts; when it raises
@@ -49,12 +49,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from vsent import papers
 from vsent.analyses.layers import LayersConfig, ProbeConfig, layer_probes
 from vsent.analyses.regions import METHODS, RegionConfig, evaluate_regions
 from vsent.crossval import PRESETS, RunConfig, crossval
 from vsent.errors import VsentError, WeightsError
 from vsent.models import create_model
-from vsent.reports import papers
 from vsent.runs import RunDir, Timer, to_jsonable, versions
 from vsent.train import TrainConfig
 
@@ -720,9 +720,7 @@ def _you2015(plan: You2015Plan, s: _Session) -> dict[str, Any]:
         """A baseline cell of Table 6 (None: not a row of the paper)."""
         if row not in YOU_FEATURES:
             return None
-        value = ((B.PUBLISHED_YOU2015.get(row) or {}).get(sub) or {}).get(metric)
-        return papers.NOT_VERIFIED if value is None else papers.Published(
-            value, None, B.PUBLISHED_SOURCE)
+        return papers.YOU2015_TABLE6[row][sub][metric]
 
     extra = [f for f in kwargs["features"] if f not in YOU_FEATURES]
 
@@ -921,7 +919,7 @@ def _notes(plan: Plan, s: _Session, report: Mapping[str, Any]) -> list[str]:
     if unverified:
         notes.append(f"{unverified} published cells are shown as '{NOT_VERIFIED}': they could "
                      "not be read from a citable copy of the paper here, and no value is "
-                     "quoted from memory (see vsent/reports/papers.py for what was searched).")
+                     "quoted from memory (see vsent/papers.py for what was searched).")
     missing = sum(1 for t in report["tables"] for r in t["rows"] if r["ours"] is None)
     if missing:
         notes.append(f"{missing} cells read '{NOT_RUN}': their sub-run is not part of this "
@@ -951,9 +949,8 @@ def _notes(plan: Plan, s: _Session, report: Mapping[str, Any]) -> list[str]:
             "You et al.'s own folds are not published.",
             "Baselines: GCH/LCH/SIFT BoW as vsent.analyses.baselines implements them after "
             "Siersdorfer et al. 2010; a linear SVM with C chosen by inner CV.",
-            "The published precision/recall/F1/accuracy of You et al.'s Table 6 could not be "
-            "verified here; vsent.analyses.pcnn.PUBLISHED holds CNN/PCNN values it marks as "
-            "not verified, which this report does not show.",
+            "Of the published precision/recall/F1/accuracy of You et al.'s Table 6 only the "
+            "CNN's five-agree accuracy could be verified here (vsent/papers.py says where).",
         ]
     else:
         notes += [

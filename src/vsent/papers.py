@@ -87,24 +87,27 @@ CAMPOS2015_TABLE4: dict[str, dict[str, Published]] = {
 
 # --------------------------------------------------------------------------------------------
 # You, Luo, Jin, Yang. "Robust Image Sentiment Analysis Using Progressively Trained and Domain
-# Transferred Deep Networks." AAAI 2015. The baseline rows of Table 6 (GCH, LCH, GCH+BoW,
-# LCH+BoW) are read from :data:`vsent.analyses.baselines.PUBLISHED_YOU2015` (all None there:
-# not verified). The CNN/PCNN values in :data:`vsent.analyses.pcnn.PUBLISHED` are marked
-# unverified by that module and are not shown by the report.
+# Transferred Deep Networks." AAAI 2015. Its Twitter table (here "Table 6") has rows GCH, LCH,
+# GCH+BoW, LCH+BoW, CNN and PCNN and, per five/four/three-agree subset, precision, recall, F1
+# and accuracy. Only the CNN's five-agree accuracy could be verified (dataset README).
 
 YOU2015 = (
     "You, Luo, Jin, Yang. Robust Image Sentiment Analysis Using Progressively Trained and "
     "Domain Transferred Deep Networks. AAAI 2015"
 )
 
-#: You et al.'s 2CONV-4FC network fine-tuned on Twitter I, 5-fold: subset -> metric -> value.
-YOU2015_CNN: dict[str, dict[str, Published]] = {
-    subset: {m: NOT_VERIFIED for m in ("precision", "recall", "f1", "accuracy")}
-    for subset in ("five", "four", "three")
+#: You et al.'s Twitter table: row -> subset -> metric -> value, the single record of it (the
+#: baselines table, the domain-transfer table and ``vsent reproduce you2015`` all read it).
+YOU2015_TABLE6: dict[str, dict[str, dict[str, Published]]] = {
+    row: {subset: {m: NOT_VERIFIED for m in ("precision", "recall", "f1", "accuracy")}
+          for subset in ("five", "four", "three")}
+    for row in ("gch", "lch", "gch+bow", "lch+bow", "cnn", "pcnn")
 }
 # "You et al. 2015, fine-tuned 2CONV-4FC CNN: accuracy 0.783" (five-agree) -- dataset README
-YOU2015_CNN["five"]["accuracy"] = Published(
+YOU2015_TABLE6["cnn"]["five"]["accuracy"] = Published(
     0.783, None, f"You et al. 2015, fine-tuned 2CONV-4FC CNN, as quoted in the {DATASET_README}")
+#: You et al.'s 2CONV-4FC network fine-tuned on Twitter I, 5-fold: subset -> metric -> value.
+YOU2015_CNN = YOU2015_TABLE6["cnn"]
 
 # --------------------------------------------------------------------------------------------
 # Sun, Yang, Wang, Shen. "Discovering affective regions in deep convolutional neural networks
