@@ -99,3 +99,14 @@ def test_cli_exit_codes(finished_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # argparse usage errors exit 2 too
         main(["crossval", "--subset", "seven"])
     assert e.value.code == 2
+
+
+def test_missing_weights_stop_the_run_before_its_directory_exists(finished_run, tmp_path, capsys):
+    data, _, _ = finished_run
+    out = tmp_path / "r"
+    weights = tmp_path / "absent.pt"
+    assert main(["crossval", "--data", str(data), "--out", str(out), "--preset", "quick",
+                 "--init", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert "absent.pt" in err and "Traceback" not in err
+    assert not out.exists()  # so the same command works as is once the weights are there

@@ -110,8 +110,11 @@ def open_run(path: str | Path) -> CrossvalRun:
 
 
 def _prepare(cfg: RunConfig) -> nn.Module:
-    """Build a prototype model (for its preprocessing and default lr) and resolve the lr."""
-    model = create_model(cfg.model, init="random", **cfg.model_kwargs)
+    """Build a prototype model (for its preprocessing and default lr) and resolve the lr.
+
+    It loads ``cfg.init`` so that missing weights stop the run before its directory exists.
+    """
+    model = create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
     default_lr = getattr(model, "default_lr", None)
     if cfg.preset and default_lr and cfg.train.lr == PRESETS[cfg.preset]["train"].lr:
         cfg.train = cfg.train.replace(lr=default_lr)  # e.g. fc6-2 trains at 1e-4 in the paper
@@ -191,10 +194,9 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     title = (f"{cfg.model} on Twitter {cfg.subset}-agree, {len(folds)} folds ({cfg.folds}), "
              f"{'10-crop' if cfg.oversample else 'centre crop'}")
     write_summary(run, summary, title)
-    acc = summary["accuracy"]
-    log.info("accuracy %.3f +- %.3f (%s); 10-crop %.3f, centre %.3f  [%s]",
-             acc["mean"], acc["std"], lead, summary["ten_crop"]["accuracy"]["mean"],
-             summary["center"]["accuracy"]["mean"], run.path)
+    c, t = summary["center"]["accuracy"], summary["ten_crop"]["accuracy"]
+    log.info("accuracy over %d folds: centre crop %.3f +- %.3f, 10-crop %.3f +- %.3f",
+             len(folds), c["mean"], c["std"], t["mean"], t["std"])
     return summary
 
 

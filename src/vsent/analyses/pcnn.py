@@ -223,15 +223,7 @@ def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False
     ``model.pt``) are kept and an interrupted stage continues from its last finished epoch.
     """
     out = Path(out)
-    if (out / "config.json").exists():
-        if not resume:
-            raise VsentError(f"{out} already holds a run: pass --resume to continue it, "
-                             "or choose another --out")
-        log.info("resuming %s with its stored config", out)
-        cfg = ProgressiveConfig.from_dict(json.loads((out / "config.json").read_text()))
-        stored = True
-    else:
-        stored = False
+    cfg, stored = _stored_or_new(out, cfg, resume)
     cfg.validate()
     run = RunDir(out, config=None if stored else {"command": "pcnn", **cfg.to_dict()})
     try:
@@ -480,6 +472,17 @@ class TransferConfig:
             raise VsentError(f"--reference {self.reference!r}: choose pcnn or cnn")
 
 
+def _stored_or_new(out: Path, cfg, resume: bool):
+    """``(config, True)`` from ``out/config.json`` when resuming there, else ``(cfg, False)``."""
+    if not (out / "config.json").exists():
+        return cfg, False
+    if not resume:
+        raise VsentError(f"{out} already holds a run: pass --resume to continue it, "
+                         "or choose another --out")
+    log.info("resuming %s with its stored config", out)
+    return type(cfg).from_dict(json.loads((out / "config.json").read_text())), True
+
+
 def checkpoint_spec(path: str | Path) -> tuple[str, dict[str, Any]]:
     """Model name and builder options of a vsent checkpoint (to rebuild it per fold)."""
     model, _ = load_checkpoint(path)
@@ -502,15 +505,7 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     Returns the table as a dict.
     """
     out = Path(out)
-    if (out / "config.json").exists():
-        if not resume:
-            raise VsentError(f"{out} already holds a run: pass --resume to continue it, "
-                             "or choose another --out")
-        log.info("resuming %s with its stored config", out)
-        cfg = TransferConfig.from_dict(json.loads((out / "config.json").read_text()))
-        stored = True
-    else:
-        stored = False
+    cfg, stored = _stored_or_new(out, cfg, resume)
     cfg.validate()
     ckpt = Path(cfg.model).expanduser().resolve()
     name, kwargs = checkpoint_spec(ckpt)

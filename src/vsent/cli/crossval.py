@@ -75,11 +75,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def run_crossval(args: argparse.Namespace) -> int:
-    summary = crossval(config_from_args(args), args.out, resume=args.resume,
-                       progress=not args.no_progress)
-    acc = summary["accuracy"]
-    print(f"accuracy {acc['mean']:.3f} +- {acc['std']:.3f} ({summary['evaluation']}); "
-          f"results in {args.out}/summary.md")
+    crossval(config_from_args(args), args.out, resume=args.resume,
+             progress=not args.no_progress)
+    print(f"results in {args.out}/summary.md (summary.json, predictions.csv, fold<k>/model.pt)")
     return 0
 
 
