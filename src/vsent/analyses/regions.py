@@ -819,7 +819,8 @@ def _write_overlays(rd, run, all_res, cfg: RegionConfig) -> None:
                 return
             sl = slice(res["offsets"][i], res["offsets"][i + 1])
             boxes, probs, obj = res["boxes"][sl], res["probs"][sl], res["objectness"][sl]
-            ar = affective_score(normalize_objectness(obj), sentiment_score(probs), cfg.alpha)
+            obj = normalize_objectness(obj)  # as AR sees it: 1 = the image's best box
+            ar = affective_score(obj, sentiment_score(probs), cfg.alpha)
             top = detail["orders"][i][: cfg.k]
             img = np.asarray(load_rgb(run.dataset.paths[idx]))
             fig, ax = plt.subplots(figsize=(6, 6 * img.shape[0] / img.shape[1]))
