@@ -110,3 +110,19 @@ def test_missing_weights_stop_the_run_before_its_directory_exists(finished_run, 
     err = capsys.readouterr().err
     assert "absent.pt" in err and "Traceback" not in err
     assert not out.exists()  # so the same command works as is once the weights are there
+
+
+def test_a_fold_does_not_depend_on_the_rng_state_before_it(tmp_path):
+    import torch
+
+    from conftest import build_twitter_like
+
+    data = build_twitter_like(tmp_path / "tw")
+    cfg = _cfg(data).train.replace(epochs=1)
+    histories = []
+    for i, noise in enumerate((0, 7)):
+        torch.rand(noise)  # whatever ran before (a cache build, another fold) used the RNG
+        crossval(RunConfig(data=str(data), model="smallcnn", init="random", train=cfg),
+                 tmp_path / f"run{i}", progress=False)
+        histories.append(json.loads((tmp_path / f"run{i}" / "fold1" / "history.json").read_text()))
+    assert histories[0][0]["loss"] == histories[1][0]["loss"]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from vsent.data.cache import image_cache
@@ -200,10 +201,17 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     return summary
 
 
+def fresh_model(cfg: RunConfig, seed: int) -> nn.Module:
+    """The model to train, its random layers drawn from ``seed`` (not from whatever state the
+    process's RNG is in), so a fold gives the same result alone, first, or after others."""
+    torch.manual_seed(seed)
+    return create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
+
+
 def _run_fold(cfg, run, fold, images, labels, dataset, progress) -> dict:
     fold_dir = run / f"fold{fold.index}"
-    model = create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
     train_cfg = cfg.train.replace(seed=cfg.seed * 1000 + fold.index)
+    model = fresh_model(cfg, train_cfg.seed)
     state = fold_dir / "train_state.pt"
     history = fit(model, images[np.sort(fold.train)], labels[np.sort(fold.train)], train_cfg,
                   state_path=state, progress=progress, desc=f"fold {fold.index}")
@@ -257,8 +265,8 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
             if not match:
                 raise VsentError(f"--fold {fold}: the split has folds 1..{len(folds)}")
             train_idx, test_idx = np.sort(match[0].train), np.sort(match[0].test)
-        model = create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
         train_cfg = cfg.train.replace(seed=cfg.seed)
+        model = fresh_model(cfg, train_cfg.seed)
         history = fit(model, images[train_idx], dataset.labels[train_idx], train_cfg,
                       state_path=out / "train_state.pt", progress=progress, desc="finetune")
         run.write_json("history.json", history)

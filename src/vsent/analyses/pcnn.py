@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from vsent import papers
 from vsent.crossval import RunConfig, crossval
@@ -251,6 +252,7 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, progress: bool) -> dict[st
         log.info("stage 1: already done, loading %s", stage1_file)
         model, _ = load_checkpoint(stage1_file)
     else:
+        torch.manual_seed(seeds["stage1"])  # the initial weights, as well as the batches
         model = create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
         log.info("stage 1: training %s (init %s) on %d images", cfg.model, cfg.init, len(labels))
         state = run / "stage1" / "train_state.pt"
