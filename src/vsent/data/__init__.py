@@ -10,7 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "MAX_PIXELS": "images", "load_rgb": "images", "resize_rgb": "images",
+    "MAX_PIXELS": "images", "load_resized": "images", "load_rgb": "images",
+    "resize_rgb": "images",
     "CLASS_NAMES": "datasets", "Dataset": "datasets", "describe": "datasets",
     "load_dataset": "datasets",
     "Fold": "folds", "make_folds": "folds", "save_folds": "folds",
@@ -23,8 +24,8 @@ _EXPORTS = {
 __all__ = [
     "CAFFE_PREPROCESS", "CLASS_NAMES", "IMAGENET_PREPROCESS", "MAX_PIXELS", "Dataset", "Fold",
     "Preprocess", "cache_images", "center_crop", "describe", "image_cache", "load_dataset",
-    "load_rgb", "make_folds", "normalize", "random_crop_flip", "resize_rgb", "save_folds",
-    "ten_crop",
+    "load_resized", "load_rgb", "make_folds", "normalize", "random_crop_flip", "resize_rgb",
+    "save_folds", "ten_crop",
 ]
 
 
@@ -44,7 +45,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real imports
     from vsent.data.cache import cache_images, image_cache
     from vsent.data.datasets import CLASS_NAMES, Dataset, describe, load_dataset
     from vsent.data.folds import Fold, make_folds, save_folds
-    from vsent.data.images import MAX_PIXELS, load_rgb, resize_rgb
+    from vsent.data.images import MAX_PIXELS, load_resized, load_rgb, resize_rgb
     from vsent.data.transforms import (
         CAFFE_PREPROCESS,
         IMAGENET_PREPROCESS,
