@@ -10,7 +10,14 @@ from torch import nn
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError
 from vsent.evaluate import evaluate
-from vsent.train import TrainConfig, fit, make_optimizer, make_scheduler, param_groups
+from vsent.train import (
+    TrainConfig,
+    config_from_dict,
+    fit,
+    make_optimizer,
+    make_scheduler,
+    param_groups,
+)
 
 
 class Tiny(nn.Module):
@@ -107,3 +114,14 @@ def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(tmp_
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_config_from_dict_round_trips_and_names_unknown_keys():
+    from vsent.crossval import RunConfig
+
+    cfg = RunConfig(data="d", train=TrainConfig(epochs=3, lr=0.01))
+    stored = {"command": "crossval", **cfg.to_dict()}
+    back = config_from_dict(RunConfig, stored, "run")
+    assert back == cfg and isinstance(back.train, TrainConfig)
+    with pytest.raises(VsentError, match="unknown run config keys: colour"):
+        config_from_dict(RunConfig, {**stored, "colour": 1}, "run")

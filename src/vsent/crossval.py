@@ -30,8 +30,8 @@ from vsent.evaluate import evaluate
 from vsent.metrics import summarize_folds, write_summary
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
-from vsent.runs import RunDir, Timer
-from vsent.train import TrainConfig, fit
+from vsent.runs import RunDir, Timer, stored_config
+from vsent.train import TrainConfig, config_from_dict, fit
 
 log = logging.getLogger("vsent")
 
@@ -69,12 +69,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known - {"command"}
-        if unknown:
-            raise VsentError(f"unknown run config keys: {', '.join(sorted(unknown))}")
-        d = {k: v for k, v in d.items() if k in known}
-        return cls(**{**d, "train": TrainConfig(**d.get("train", {}))})
+        return config_from_dict(cls, d, "run")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -123,18 +118,6 @@ def _prepare(cfg: RunConfig) -> nn.Module:
     return model
 
 
-def _stored_config(out: Path, resume: bool) -> RunConfig | None:
-    """The config of the run already in ``out`` (to resume), None for a new run."""
-    if not (out / "config.json").exists():
-        return None
-    if not resume:
-        raise VsentError(
-            f"{out} already holds a run: pass --resume to continue it, or choose another --out"
-        )
-    log.info("resuming %s with its stored config", out)
-    return RunConfig.from_dict(json.loads((out / "config.json").read_text()))
-
-
 def crossval(
     cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True
 ) -> dict:
@@ -146,7 +129,7 @@ def crossval(
     an interrupted fold continues from its last finished epoch.
     """
     out = Path(out)
-    stored = _stored_config(out, resume)
+    stored = stored_config(out, resume, RunConfig.from_dict)
     cfg = stored or cfg
     proto = _prepare(cfg)
     run = RunDir(out, config=None if stored else {"command": "crossval", **cfg.to_dict()})

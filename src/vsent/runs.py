@@ -139,3 +139,19 @@ class Timer:
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+
+def stored_config(out: Path, resume: bool, from_dict: Any) -> Any:
+    """The config of the run already in ``out`` (to resume it), or None for a new run.
+
+    ``from_dict`` rebuilds it from ``out/config.json``; a run there without ``resume`` is a user
+    error, so an earlier run is never overwritten by accident.
+    """
+    if not (out / "config.json").exists():
+        return None
+    if not resume:
+        raise VsentError(
+            f"{out} already holds a run: pass --resume to continue it, or choose another --out"
+        )
+    logging.getLogger("vsent").info("resuming %s with its stored config", out)
+    return from_dict(json.loads((out / "config.json").read_text()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,22 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def config_from_dict(cls: type, d: Mapping[str, Any], what: str, *,
+                     train_fields: tuple[str, ...] = ("train",)) -> Any:
+    """Rebuild the config dataclass ``cls`` from its ``config.json`` dict.
+
+    The ``train_fields`` become :class:`TrainConfig` objects; a ``command`` key (written by the
+    run directory) is ignored and any other unknown key is a user error naming ``what``.
+    """
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - known - {"command"}
+    if unknown:
+        raise VsentError(f"unknown {what} config keys: {', '.join(sorted(unknown))}")
+    kwargs = {k: v for k, v in d.items() if k in known}
+    kwargs.update({name: TrainConfig(**d.get(name, {})) for name in train_fields})
+    return cls(**kwargs)
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:

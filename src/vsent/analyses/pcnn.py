@@ -55,8 +55,8 @@ from vsent.evaluate import predict_proba
 from vsent.metrics import SCALARS
 from vsent.models import create_model
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint
-from vsent.runs import RunDir, Timer
-from vsent.train import TrainConfig, fit
+from vsent.runs import RunDir, Timer, stored_config
+from vsent.train import TrainConfig, config_from_dict, fit
 
 log = logging.getLogger("vsent")
 
@@ -168,13 +168,7 @@ class ProgressiveConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ProgressiveConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known - {"command"}
-        if unknown:
-            raise VsentError(f"unknown pcnn config keys: {', '.join(sorted(unknown))}")
-        d = {k: v for k, v in d.items() if k in known}
-        return cls(**{**d, "train": TrainConfig(**d.get("train", {})),
-                      "finetune": TrainConfig(**d.get("finetune", {}))})
+        return config_from_dict(cls, d, "pcnn", train_fields=("train", "finetune"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -224,7 +218,8 @@ def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False
     ``model.pt``) are kept and an interrupted stage continues from its last finished epoch.
     """
     out = Path(out)
-    cfg, stored = _stored_or_new(out, cfg, resume)
+    stored = stored_config(out, resume, type(cfg).from_dict)
+    cfg = stored or cfg
     cfg.validate()
     run = RunDir(out, config=None if stored else {"command": "pcnn", **cfg.to_dict()})
     try:
@@ -452,12 +447,7 @@ class TransferConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TransferConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known - {"command"}
-        if unknown:
-            raise VsentError(f"unknown pcnn-transfer config keys: {', '.join(sorted(unknown))}")
-        d = {k: v for k, v in d.items() if k in known}
-        return cls(**{**d, "train": TrainConfig(**d.get("train", {}))})
+        return config_from_dict(cls, d, "pcnn-transfer")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -472,17 +462,6 @@ class TransferConfig:
             raise VsentError(f"--subsets {','.join(self.subsets)!r} names a subset twice")
         if self.reference not in REFERENCES:
             raise VsentError(f"--reference {self.reference!r}: choose pcnn or cnn")
-
-
-def _stored_or_new(out: Path, cfg, resume: bool):
-    """``(config, True)`` from ``out/config.json`` when resuming there, else ``(cfg, False)``."""
-    if not (out / "config.json").exists():
-        return cfg, False
-    if not resume:
-        raise VsentError(f"{out} already holds a run: pass --resume to continue it, "
-                         "or choose another --out")
-    log.info("resuming %s with its stored config", out)
-    return type(cfg).from_dict(json.loads((out / "config.json").read_text())), True
 
 
 def checkpoint_spec(path: str | Path) -> tuple[str, dict[str, Any]]:
@@ -507,7 +486,8 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     Returns the table as a dict.
     """
     out = Path(out)
-    cfg, stored = _stored_or_new(out, cfg, resume)
+    stored = stored_config(out, resume, type(cfg).from_dict)
+    cfg = stored or cfg
     cfg.validate()
     ckpt = Path(cfg.model).expanduser().resolve()
     name, kwargs = checkpoint_spec(ckpt)

@@ -37,3 +37,22 @@ def add_run_args(p: argparse.ArgumentParser, default_out: str) -> None:
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="auto picks cuda when available (default auto)")
+
+
+#: TrainConfig fields settable from the command line (default: the preset's value).
+TRAIN_OPTIONS = {
+    "epochs": int, "batch_size": int, "lr": float, "momentum": float, "weight_decay": float,
+    "optimizer": str, "schedule": str, "lr_step": int, "lr_gamma": float, "head_lr_mult": float,
+    "bias_lr_mult": float, "label_smoothing": float,
+}
+
+
+def add_train_args(g: argparse._ArgumentGroup) -> None:
+    """--epochs, --batch-size, --lr, ... (every :data:`TRAIN_OPTIONS` field, default None)."""
+    for name, typ in TRAIN_OPTIONS.items():
+        g.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None)
+
+
+def train_overrides(args: argparse.Namespace) -> dict:
+    """The :data:`TRAIN_OPTIONS` the user gave, as TrainConfig field -> value."""
+    return {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None}

@@ -5,16 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from vsent.cli.common import add_data_args, add_run_args
+from vsent.cli.common import add_data_args, add_run_args, add_train_args, train_overrides
 from vsent.crossval import PRESETS, RunConfig, crossval, finetune
 from vsent.errors import VsentError
-
-#: TrainConfig fields settable from the command line (default: the preset's value).
-_TRAIN_OPTIONS = {
-    "epochs": int, "batch_size": int, "lr": float, "momentum": float, "weight_decay": float,
-    "optimizer": str, "schedule": str, "lr_step": int, "lr_gamma": float, "head_lr_mult": float,
-    "bias_lr_mult": float, "label_smoothing": float,
-}
 
 
 def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
@@ -30,8 +23,7 @@ def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
                                   "fc6-2, fc8-1000, fc9-2")
     g.add_argument("--init", help="random, imagenet, or a weights file (.pt/.pth state dict "
                                   "or .caffemodel)")
-    for name, typ in _TRAIN_OPTIONS.items():
-        g.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None)
+    add_train_args(g)
     g.add_argument("--oversample", action="store_true",
                    help="lead the summary with 10-crop scores (both are always computed)")
     p.add_argument("--resume", action="store_true",
@@ -60,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     preset = PRESETS[args.preset]
     train = preset["train"].replace(seed=args.seed, device=args.device)
-    changes = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None}
+    changes = train_overrides(args)
     train = dataclasses.replace(train, **changes)
     model = args.model or preset["model"]
     model_kwargs = {"arch": args.arch} if args.arch else {}

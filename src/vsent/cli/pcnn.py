@@ -9,21 +9,16 @@ from typing import Any
 
 from vsent.analyses.pcnn import (
     PRESETS,
+    REFERENCES,
     TRANSFER_TRAIN,
     ProgressiveConfig,
     TransferConfig,
     progressive,
     transfer,
 )
-from vsent.cli.common import add_run_args, default_data
-from vsent.cli.crossval import _TRAIN_OPTIONS
+from vsent.cli.common import add_run_args, add_train_args, default_data, train_overrides
 from vsent.data.datasets import SUBSETS
 from vsent.errors import VsentError
-
-
-def _add_train_options(g: argparse._ArgumentGroup) -> None:
-    for name, typ in _TRAIN_OPTIONS.items():
-        g.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "pcnn, widths=[16,32] for smallcnn); repeatable")
     g.add_argument("--init", default="random",
                    help="random (default), imagenet, or a weights file / vsent checkpoint")
-    _add_train_options(g)
+    add_train_args(g)
     g.add_argument("--finetune-epochs", type=int, default=None,
                    help="stage 2 epochs (the other options above apply to both stages)")
     g.add_argument("--finetune-lr", type=float, default=None, help="stage 2 learning rate")
@@ -86,10 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip unreadable images and bad label lines (reported)")
     add_run_args(p, "runs/pcnn-transfer")
     g = p.add_argument_group("recipe (default: SGD, lr 1e-4, 30 epochs, /10 every 10)")
-    _add_train_options(g)
+    add_train_args(g)
     g.add_argument("--oversample", action="store_true",
                    help="lead the table with 10-crop scores (both are always computed)")
-    g.add_argument("--reference", choices=("pcnn", "cnn"), default="pcnn",
+    g.add_argument("--reference", choices=REFERENCES, default="pcnn",
                    help="published row set beside ours: pcnn (default), or cnn for a model "
                         "trained without progressive selection (stage1/model.pt)")
     p.add_argument("--resume", action="store_true",
@@ -113,13 +108,9 @@ def parse_model_args(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _overrides(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None}
-
-
 def progressive_config_from_args(args: argparse.Namespace) -> ProgressiveConfig:
     preset = PRESETS[args.preset]
-    changes = _overrides(args)
+    changes = train_overrides(args)
     run_opts = {"seed": args.seed, "device": args.device}
     train = dataclasses.replace(preset["train"], **changes, **run_opts)
     shared = {k: v for k, v in changes.items() if k not in ("epochs", "lr")}
@@ -137,7 +128,7 @@ def progressive_config_from_args(args: argparse.Namespace) -> ProgressiveConfig:
 
 
 def transfer_config_from_args(args: argparse.Namespace) -> TransferConfig:
-    train = dataclasses.replace(TRANSFER_TRAIN, **_overrides(args), seed=args.seed,
+    train = dataclasses.replace(TRANSFER_TRAIN, **train_overrides(args), seed=args.seed,
                                 device=args.device)
     subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
     return TransferConfig(

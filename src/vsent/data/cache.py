@@ -20,8 +20,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vsent.data.datasets import Dataset
-from vsent.data.images import ImageSource, load_resized
-from vsent.errors import ImageError, VsentError
+from vsent.data.images import ImageSource, load_resized, stat_file
+from vsent.errors import VsentError
 
 __all__ = ["CACHE_ENV", "cache_dir_default", "cache_images", "cache_key", "image_cache"]
 
@@ -48,12 +48,7 @@ def cache_key(paths: Sequence[str | os.PathLike], size: int) -> str:
     h.update(json.dumps([_FORMAT, int(size)]).encode())
     for p in paths:
         p = Path(p).resolve()
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            raise ImageError(f"{p}: no such file or directory") from None
-        except OSError as e:
-            raise ImageError(f"{p}: {e.strerror or e}") from None
+        st = stat_file(p)
         h.update(json.dumps([str(p), st.st_size, st.st_mtime_ns]).encode())
     return h.hexdigest()
 

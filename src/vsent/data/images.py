@@ -19,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vsent.errors import ImageError
 
-__all__ = ["MAX_PIXELS", "ImageSource", "load_resized", "load_rgb", "resize_rgb"]
+__all__ = ["MAX_PIXELS", "ImageSource", "load_resized", "load_rgb", "resize_rgb", "stat_file"]
 
 logger = logging.getLogger("vsent")
 
@@ -129,14 +129,19 @@ def _load_path(path: Path, *, min_side: int | None = None) -> Image.Image:
     return _open_and_decode(path, str(path), min_side=min_side)
 
 
-def _check_file(path: Path) -> None:
-    """Turn the usual file-system problems into ImageErrors before PIL sees the path."""
+def stat_file(path: Path) -> os.stat_result:
+    """``path.stat()``, with a missing or unreadable path as an ImageError naming it."""
     try:
-        st = path.stat()
+        return path.stat()
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file or directory") from None
     except OSError as e:
         raise ImageError(f"{path}: {e.strerror or e}") from None
+
+
+def _check_file(path: Path) -> None:
+    """Turn the usual file-system problems into ImageErrors before PIL sees the path."""
+    st = stat_file(path)
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image file")
     if st.st_size == 0:
