@@ -11,16 +11,16 @@ OUT ?= runs/quick
 .PHONY: run test test-slow lint bench
 
 run:  ## 5-fold cross-validation, quick CPU configuration (~5-10 min on 2 cores); resumable
-	$(UV) run --locked vsent crossval --preset quick --data $(DATA) --out $(OUT) --resume
+	$(UV) run --locked --all-extras vsent crossval --preset quick --data $(DATA) --out $(OUT) --resume
 
 test:  ## the default test suite (slow tests excluded)
-	$(UV) run --locked pytest -q $(ARGS)
+	$(UV) run --locked --all-extras pytest -q $(ARGS)
 
 test-slow:  ## only the slow tests
-	$(UV) run --locked pytest -q -m slow $(ARGS)
+	$(UV) run --locked --all-extras pytest -q -m slow $(ARGS)
 
 lint:
-	$(UV) run --locked ruff check src tests bench
+	$(UV) run --locked --all-extras ruff check src tests bench
 
 bench:  ## benchmarks, each writing JSON into bench/results/
-	for b in bench/bench_*.py; do $(UV) run --locked python $$b || exit 1; done
+	for b in bench/bench_*.py; do $(UV) run --locked --all-extras python $$b || exit 1; done

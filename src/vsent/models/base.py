@@ -1,0 +1,95 @@
+"""The interface every vsent model has: one record (:class:`ModelInfo`) and two forward halves.
+
+A registered builder returns an ``nn.Module`` that
+
+* has ``model.info``: a frozen :class:`ModelInfo` saying what analyses need to know (layers to
+  probe and how to pool them, the Grad-CAM layer, the feature layer for regions and early
+  fusion, preprocessing, head, default lr, width of the logits);
+* implements ``forward_features(x: float (B, 3, H, W)) -> float (B, D)``: the pooled, flattened
+  input of the classification head (the "penultimate feature");
+* implements ``forward_head(features: (B, D)) -> logits (B, info.num_outputs)``;
+* has ``forward(x) == forward_head(forward_features(x))``.
+
+Analyses read ``model.info`` and call these two methods; they never search for "the last
+``nn.Linear``", run a dummy forward pass to find a layer, or keep lists of model names.
+(:class:`SentimentModel` is a mixin giving ``forward`` from the two halves.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from torch import Tensor, nn
+
+from vsent.data.transforms import Preprocess
+
+#: How a probed layer's output is reduced before a linear probe: ``"flatten"`` keeps every value,
+#: ``"avg"`` global-average-pools a (B, C, h, w) map to (B, C), ``"tokens"`` averages a
+#: (B, T, C) token sequence over T.
+PoolMode = Literal["flatten", "avg", "tokens"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an architecture is, set once by its builder (``model.info``).
+
+    Attributes
+    ----------
+    name : registered name (``create_model(name)``), e.g. ``"caffenet"``, ``"timm/resnet18"``.
+    family : the file/family it comes from: ``"caffenet"``, ``"torchvision"``, ``"smallcnn"``,
+        ``"pcnn"``, ``"timm"``, ``"clip"``.
+    preprocess : the input the network expects (size, crop, mean/std, channel order).
+    num_outputs : width of the logits (2, or 1000/4096 for CaffeNet's raw ablations).
+    head : module name of the classification head (``forward_head``); ``""`` when the top of
+        the network is used as logits as it is (CaffeNet ``fc7-4096``).
+    new_layers : module names freshly initialised even with pretrained weights (the replaced
+        head); the training loop gives them ``head_lr_mult`` x lr.
+    probe_layers : module names in depth order for layer probes (``model.get_submodule``).
+    probe_pool : per probe layer, how its output is reduced (:data:`PoolMode`); a layer not
+        listed is flattened.
+    cam_layer : module whose (B, C, h, w) output Grad-CAM weighs (the last convolutional map).
+    feature_dim : D, the width of ``forward_features``.
+    default_lr : base learning rate the architecture needs (e.g. CaffeNet fc6-2: 1e-4), or None.
+    extra : family-specific facts worth recording (e.g. the timm pretrained tag), JSON types.
+    """
+
+    name: str
+    family: str
+    preprocess: Preprocess
+    num_outputs: int
+    head: str
+    new_layers: tuple[str, ...]
+    probe_layers: tuple[str, ...]
+    cam_layer: str
+    feature_dim: int
+    probe_pool: Mapping[str, PoolMode] = field(default_factory=dict)
+    default_lr: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "new_layers", tuple(self.new_layers))
+        object.__setattr__(self, "probe_layers", tuple(self.probe_layers))
+        object.__setattr__(self, "probe_pool", MappingProxyType(dict(self.probe_pool)))
+        object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+
+    def pool_of(self, layer: str) -> PoolMode:
+        """How ``layer``'s output is reduced for a probe (default ``"flatten"``)."""
+        return self.probe_pool.get(layer, "flatten")
+
+
+class SentimentModel(nn.Module):
+    """Mixin: ``forward(x) = forward_head(forward_features(x))``; subclasses set ``info``."""
+
+    info: ModelInfo
+
+    def forward_features(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward_head(self, features: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
