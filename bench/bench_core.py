@@ -8,6 +8,9 @@ Measures, side by side in one run (these machines are noisy, so ratios are taken
 * training: images/s of ``vsent.train.fit`` and the share of step time spent preparing batches
   (reading the cache, cropping, normalising). Target: < 5 %.
 
+The comparison with a plain torchvision pipeline (PIL, Resize + CenterCrop, DataLoader) is
+``bench/bench_inference.py``.
+
 Usage: ``uv run python bench/bench_core.py [--models caffenet smallcnn] [--n 128]
 [--repeats 3] [--data ../shared/datasets/twitter1] [--out bench/results/core.json]``
 """
@@ -68,7 +71,7 @@ def _forward_rate(model, pre, batch: torch.Tensor, oversample: bool, bs: int, n:
 def bench_inference(name: str, paths: list[Path], bs: int, repeats: int) -> dict:
     """Best of ``repeats`` interleaved measurements of pure forward and end to end."""
     model = create_model(name).eval()
-    pre = model.preprocess
+    pre = model.info.preprocess
     rng = np.random.default_rng(0)
     batch = torch.from_numpy(rng.integers(0, 255, (bs, pre.resize, pre.resize, 3), dtype=np.uint8))
     # decode + resize alone, one thread: with 2 cores shared by decoding and the forward pass,
@@ -103,7 +106,7 @@ def bench_inference(name: str, paths: list[Path], bs: int, repeats: int) -> dict
 
 def bench_training(name: str, n: int, bs: int) -> dict:
     model = create_model(name)
-    size = model.preprocess.resize
+    size = model.info.preprocess.resize
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8)
     with tempfile.TemporaryDirectory() as tmp:

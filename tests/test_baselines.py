@@ -12,6 +12,7 @@ from vsent.analyses import baselines as bl
 from vsent.cli import main
 from vsent.data import Fold, load_dataset
 from vsent.errors import VsentError
+from vsent.runs import to_jsonable
 
 # --------------------------------------------------------------------------------------------
 # colour histograms
@@ -274,3 +275,23 @@ def test_run_baselines_rejects_bad_subset_and_folds_file_with_all(tmp_path):
         bl.run_baselines(tmp_path, "seven", "campos", "gch", tmp_path / "run")
     with pytest.raises(VsentError, match="one subset"):
         bl.run_baselines(tmp_path, "all", tmp_path / "folds.json", "gch", tmp_path / "run")
+
+
+def test_finished_run_is_returned_not_redone_and_other_settings_are_refused(
+        tmp_path, cache, monkeypatch):
+    data = _warm_cold_folder(tmp_path / "data", n_per_class=8)
+    out = tmp_path / "run"
+    first = bl.run_baselines(data, "five", "stratified", "gch", out, seed=0, n_jobs=1,
+                             progress=False)
+    with monkeypatch.context() as mp:
+        mp.setattr(bl, "cross_validate", lambda *a, **kw: pytest.fail("a finished run redone"))
+        # the thread count is a run option: not compared
+        again = bl.run_baselines(data, "five", "stratified", "gch", out, seed=0, n_jobs=2,
+                                 progress=False)
+        assert again["rows"] == json.loads(json.dumps(to_jsonable(first["rows"])))
+        with pytest.raises(VsentError, match="already holds a run made with other seed") as e:
+            bl.run_baselines(data, "five", "stratified", "gch", out, seed=1, progress=False)
+        assert "seed: stored 0, now 1" in str(e.value)
+    bl.run_baselines(data, "five", "stratified", "gch", out, seed=1, progress=False,
+                     overwrite=True)
+    assert json.loads((out / "config.json").read_text())["seed"] == 1

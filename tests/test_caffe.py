@@ -1,7 +1,7 @@
 """Caffe .caffemodel reader/writer and loading Caffe weights into caffenet.
 
 The forward-pass checks compare vsent's caffenet (with weights read from a generated caffemodel
-and images prepared by ``model.preprocess``) with an independent re-implementation of Caffe's
+and images prepared by ``model.info.preprocess``) with an independent re-implementation of Caffe's
 CaffeNet written here with plain ``F.conv2d`` per group, a hand-written LRN and numpy input
 preparation (BGR, Caffe mean, 227 centre crop), the way Caffe's ``Transformer`` does it.
 """
@@ -104,7 +104,7 @@ def _images(n=2, seed=0):
 
 
 def _vsent_logits(model, images):
-    pre = model.preprocess
+    pre = model.info.preprocess
     with torch.no_grad():
         return model.eval()(normalize(center_crop(images, pre.crop), pre)).double()
 
@@ -278,7 +278,7 @@ def test_caffenet_convs_match_independent_caffe_forward(tmp_path):
 
 def test_caffe_preprocess_is_bgr_minus_caffe_mean():
     model = create_model("caffenet")
-    pre = model.preprocess
+    pre = model.info.preprocess
     assert (pre.resize, pre.crop, pre.channel_order) == (256, 227, "BGR")
     img = _images(1)
     x = normalize(center_crop(img, pre.crop), pre).numpy()[0]

@@ -45,21 +45,23 @@ def test_round_trip_gives_identical_outputs(tmp_path, name, kwargs, size):
         torch.testing.assert_close(loaded(x), expected, rtol=0, atol=0)
     assert meta == {"epoch": 3, "val_accuracy": 0.75, "folds": [1, 2],
                     "class_names": ["negative", "positive"]}
-    assert loaded.preprocess == model.preprocess
-    assert loaded.spec["name"] == name and loaded.new_layers == model.new_layers
+    assert loaded.info == model.info  # preprocess, layers, head, ... (info compares by value)
+    assert loaded.spec["name"] == name and loaded.info.new_layers == model.info.new_layers
     spec = {k: list(v) if isinstance(v, tuple) else v for k, v in model.spec.items()}
     assert loaded.spec == spec
 
 
 def test_checkpoint_is_plain_and_keeps_custom_preprocess_and_class_names(tmp_path):
     model = create_model("smallcnn", widths=(8,))
-    model.preprocess = dataclasses.replace(model.preprocess, resize=80, crop=64)
+    model.info = dataclasses.replace(
+        model.info, preprocess=dataclasses.replace(model.info.preprocess, resize=80, crop=64))
     path = save_checkpoint(tmp_path / "m.pt", model, class_names=["sad", "happy"])
     raw = torch.load(path, weights_only=True)  # loadable without unpickling code
     assert raw["format"] == CHECKPOINT_FORMAT
     assert set(raw) == {"format", "spec", "state_dict", "preprocess", "class_names", "meta"}
     loaded, meta = load_checkpoint(path)
-    assert loaded.preprocess.crop == 64 and loaded.preprocess.resize == 80
+    assert loaded.info.preprocess.crop == 64 and loaded.info.preprocess.resize == 80
+    assert loaded.info == model.info  # the rest of the record rebuilt by the architecture
     assert meta == {"class_names": ["sad", "happy"]}
 
 

@@ -66,7 +66,8 @@ def test_resume_redoes_only_an_unfinished_fold(finished_run, tmp_path):
     data, out, _ = finished_run
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    (copy / "fold4" / "metrics.json").unlink()  # as if interrupted during fold 4
+    (copy / "fold4" / "metrics.json").unlink()  # as if interrupted during fold 4,
+    (copy / "summary.json").unlink()  # so the run has no summary yet
     stamps = {k: (copy / f"fold{k}" / "model.pt").stat().st_mtime_ns for k in range(1, 6)}
     crossval(_cfg(data), copy, resume=True, progress=False)
     changed = [k for k in range(1, 6)
@@ -74,10 +75,81 @@ def test_resume_redoes_only_an_unfinished_fold(finished_run, tmp_path):
     assert changed == [4]
 
 
-def test_existing_run_without_resume_is_refused(finished_run):
-    data, out, _ = finished_run
-    with pytest.raises(VsentError, match="already holds a run"):
-        crossval(_cfg(data), out, progress=False)
+def test_existing_run_is_never_redone_and_another_config_is_refused(finished_run, tmp_path):
+    import shutil
+
+    data, out, summary = finished_run
+    stamps = {k: (out / f"fold{k}" / "model.pt").stat().st_mtime_ns for k in range(1, 6)}
+    # finished, same config: the stored summary, nothing redone (with or without --resume)
+    assert crossval(_cfg(data), out, progress=False) == json.loads(
+        (out / "summary.json").read_text())
+    assert stamps == {k: (out / f"fold{k}" / "model.pt").stat().st_mtime_ns for k in stamps}
+    # another config is refused, naming the keys that differ, resume or not
+    other = _cfg(data, folds="stratified")
+    for resume in (False, True):
+        with pytest.raises(VsentError, match="already holds a run") as e:
+            crossval(other, out, resume=resume, progress=False)
+        assert "folds: stored 'campos', now 'stratified'" in str(e.value)
+        assert "train" not in str(e.value)
+    # an unfinished run needs --resume
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "summary.json").unlink()
+    with pytest.raises(VsentError, match="unfinished run: pass --resume"):
+        crossval(_cfg(data), copy, progress=False)
+    # --overwrite starts again with the new config
+    crossval(other.replace(train=other.train.replace(epochs=1)), copy, overwrite=True,
+             progress=False)
+    stored = json.loads((copy / "config.json").read_text())
+    assert stored["folds"] == "stratified" and stored["train"]["epochs"] == 1
+    assert len(json.loads((copy / "fold1" / "history.json").read_text())) == 1
+
+
+def _interrupt_after(monkeypatch, n_epochs: int) -> None:
+    """Make fit() raise KeyboardInterrupt when epoch ``n_epochs + 1`` starts (a Ctrl-C)."""
+    import vsent.train as train_mod
+
+    real, seen = train_mod.train_one_epoch, []
+
+    def interrupting(*a, **kw):
+        if len(seen) == n_epochs:
+            raise KeyboardInterrupt
+        seen.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", interrupting)
+
+
+def test_finetune_interrupted_then_another_lr_is_refused_not_resumed(twitter_like, tmp_path,
+                                                                     monkeypatch, capsys):
+    """Issue 8: finetune --out X interrupted, then run again on X with --lr 0.5 silently
+    resumed with the old lr while config.json said 0.5."""
+    out = tmp_path / "ft"
+    argv = ["finetune", "--data", str(twitter_like), "--out", str(out), "--preset", "quick",
+            "--epochs", "2", "--batch-size", "8", "--device", "cpu", "--no-progress"]
+    with monkeypatch.context() as mp:
+        _interrupt_after(mp, 1)
+        assert main(argv) == 130
+    assert (out / "train_state.pt").exists() and not (out / "model.pt").exists()
+    capsys.readouterr()
+    for extra in ([], ["--resume"]):
+        assert main([*argv, "--lr", "0.5", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "train.lr: stored 0.002, now 0.5" in err and "Traceback" not in err
+        assert json.loads((out / "config.json").read_text())["train"]["lr"] == 0.002
+    assert main(argv) == 2  # same config, unfinished: needs --resume
+    assert "--resume" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(h["lr"] <= 0.002 for h in history)
+    assert not (out / "train_state.pt").exists()
+    stamp = (out / "model.pt").stat().st_mtime_ns
+    assert main(argv) == 0  # finished: the stored result, not redone
+    assert (out / "model.pt").stat().st_mtime_ns == stamp
+    assert main([*argv, "--lr", "0.5", "--overwrite"]) == 0
+    assert json.loads((out / "config.json").read_text())["train"]["lr"] == 0.5
+    assert json.loads((out / "history.json").read_text())[0]["lr"] == pytest.approx(0.5)
 
 
 def test_learnable_data_beats_chance_clearly(finished_run):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from torch import nn
 from vsent.analyses import explain as X
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError
+from vsent.models.base import ModelInfo
 
 
 class LeftHalf(nn.Module):
@@ -45,8 +47,10 @@ class RedBlue(nn.Module):
         self.head = nn.Linear(2, 2, bias=False)
         with torch.no_grad():
             self.head.weight.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
-        self.preprocess = Preprocess(resize=32, crop=32, mean=(0, 0, 0), std=(255, 255, 255))
-        self.probe_layers = ["conv", "head"]
+        self.info = ModelInfo(
+            name="redblue", family="test", num_outputs=2, head="head", new_layers=(),
+            preprocess=Preprocess(resize=32, crop=32, mean=(0, 0, 0), std=(255, 255, 255)),
+            probe_layers=("conv", "head"), cam_layer="conv", feature_dim=2)
 
     def forward(self, x):
         return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
@@ -100,19 +104,43 @@ def test_grad_cam_bad_layer_and_target():
         X.grad_cam(model, x, "conv", 5)
 
 
-def test_default_layer_is_last_spatial_probe_layer():
+def _spatial_conv_output(model: nn.Module, layer: str, size: int) -> bool:
+    """Run the model once, independently of vsent: is ``layer`` a convolution (or a block
+    holding one) whose output is a (B, C, h, w) map with more than one position?"""
+    out = {}
+    module = model.get_submodule(layer)
+    h = module.register_forward_hook(lambda _m, _i, o: out.setdefault("o", o))
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, size, size))
+    h.remove()
+    o = out["o"]
+    has_conv = any(isinstance(m, nn.Conv2d) for m in module.modules())
+    return has_conv and torch.is_tensor(o) and o.dim() == 4 and o.shape[2] * o.shape[3] > 1
+
+
+@pytest.mark.parametrize("name, kwargs, expected", [
+    ("smallcnn", {"widths": (4, 8, 8)}, "features.block3"),  # not "pool": its output is 1x1
+    ("caffenet", {}, "conv5"),  # the convolution, not pool5 after it
+    ("resnet18", {}, None),
+])
+def test_default_layer_is_the_models_declared_spatial_conv_layer(name, kwargs, expected):
     from vsent.models import create_model
 
-    model = create_model("smallcnn", widths=(4, 8, 8))
-    assert X.default_cam_layer(model) == "features.block3"  # not "pool": its output is 1x1
-    assert X.default_cam_layer(RedBlue()) == "conv"
-    pooled = RedBlue()
-    pooled.pool = nn.MaxPool2d(2)
-    pooled.forward = lambda x: pooled.head(torch.relu(pooled.pool(pooled.conv(x))).mean((2, 3)))
-    pooled.probe_layers = ["conv", "pool", "head"]
-    assert X.default_cam_layer(pooled) == "conv"  # the convolution, not the pooling after it
-    pooled.probe_layers = ["pool", "head"]
-    assert X.default_cam_layer(pooled) == "pool"  # no convolution among the probes
+    model = create_model(name, **kwargs)
+    layer = X.default_cam_layer(model)
+    assert layer == model.info.cam_layer
+    if expected is not None:
+        assert layer == expected
+    assert _spatial_conv_output(model, layer, model.info.preprocess.crop)
+
+
+def test_default_layer_reads_the_record_without_running_the_model():
+    model = RedBlue()
+    model.forward = None  # a forward pass (the old dummy-input search) would fail
+    assert X.default_cam_layer(model) == "conv"
+    model.info = dataclasses.replace(model.info, cam_layer="")
+    with pytest.raises(VsentError, match="pass --layer"):
+        X.default_cam_layer(model)
 
 
 def test_explain_image_maps_back_to_the_original_size():
@@ -126,7 +154,7 @@ def test_explain_image_maps_back_to_the_original_size():
     assert over.shape == (96, 64, 3) and over.dtype == np.uint8
 
 
-def test_cli_explain(tmp_path):
+def test_cli_explain(tmp_path, capsys):
     from vsent.cli import main
     from vsent.models import create_model
     from vsent.models.checkpoint import save_checkpoint
@@ -152,5 +180,10 @@ def test_cli_explain(tmp_path):
         assert float(r["prob_negative"]) + float(r["prob_positive"]) == pytest.approx(1, abs=1e-5)
         assert np.load(out / r["heatmap"]).shape == shape
         assert Image.open(out / r["overlay"]).size == (shape[1], shape[0])
-    assert main(argv[:2] + argv[3:]) == 0  # only good images: success
-    assert main([*argv[:2], "--model", str(ckpt), "--out", str(out), "--layer", "nope"]) == 2
+    good_only = [str(tmp_path / "out2") if a == str(out) else a for a in argv[:2] + argv[3:]]
+    assert main(good_only) == 0  # only good images: success
+    capsys.readouterr()
+    assert main([*argv[:2], "--model", str(ckpt), "--out", str(tmp_path / "out3"),
+                 "--layer", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "'nope'" in err and "no such layer" in err and "Traceback" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -198,15 +199,15 @@ def run_dir(tmp_path, twitter_like):
 def test_extract_features_writes_each_layer(tmp_path, twitter_like):
     dataset = load_dataset(twitter_like, "five")
     model = create_model("smallcnn", **TINY).eval()
-    images = image_cache(dataset, size=model.preprocess.resize, progress=False)
+    images = image_cache(dataset, size=model.info.preprocess.resize, progress=False)
     rows = np.array([5, 0, 3, 9, 1, 2, 7])
     info = extract_features(model, images, tmp_path / "f", rows=rows, batch_size=3,
                             max_features=1000)
-    assert list(info) == model.probe_layers
+    assert list(info) == list(model.info.probe_layers)
     # block1 4x28x28 = 3136 > 1000: pooled to 15x15; block2 8x14x14 = 1568: 11x11; pool, fc raw
     assert [info[n]["dim"] for n in info] == [4 * 15 * 15, 8 * 11 * 11, 8, 2]
     assert [info[n]["pooled"] for n in info] == [15, 11, None, None]
-    x = normalize(center_crop(images[rows], model.preprocess.crop), model.preprocess)
+    x = normalize(center_crop(images[rows], model.info.preprocess.crop), model.info.preprocess)
     with torch.no_grad():
         block2 = model.features[:2](x)
         logits = model(x)
@@ -219,6 +220,27 @@ def test_extract_features_writes_each_layer(tmp_path, twitter_like):
     assert np.load(raw["features.block1"]["path"]).shape == (len(rows), 3136)
 
 
+def test_extract_features_pools_as_the_model_declares(tmp_path):
+    """``info.probe_pool``: "avg" averages a map over its positions, "tokens" a sequence over
+    its tokens; both before the max_features bound."""
+    model = create_model("smallcnn", **TINY).eval()
+    model.info = dataclasses.replace(model.info, probe_pool={"features.block1": "avg"})
+    images = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    info = extract_features(model, images, tmp_path / "avg", max_features=1000,
+                            layers=["features.block1", "features.block2"])
+    assert info["features.block1"]["dim"] == 4 and info["features.block1"]["pooled"] == 1
+    assert info["features.block2"]["pooled"] == 11  # "flatten" (default): the size bound
+    x = torch.from_numpy(((images[:, 4:60, 4:60] - 127.5) / 127.5).astype(np.float32))
+    with torch.no_grad():
+        block1 = model.features[:1](x.permute(0, 3, 1, 2))
+    np.testing.assert_allclose(np.load(info["features.block1"]["path"]),
+                               block1.mean(dim=(2, 3)).numpy(), rtol=1e-5, atol=1e-6)
+    tokens = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)  # (B, T, C)
+    flat, pooled = L._reduce(tokens, "tokens", None)
+    assert pooled == "tokens"
+    np.testing.assert_allclose(flat.numpy(), tokens.numpy().mean(axis=1))
+
+
 def test_torchvision_stages_are_pooled_to_a_bounded_size(tmp_path):
     model = create_model("resnet18").eval()
     assert L._resolve_max_features("auto", "resnet18") == L.DEFAULT_MAX_FEATURES
@@ -229,7 +251,7 @@ def test_torchvision_stages_are_pooled_to_a_bounded_size(tmp_path):
     assert {n: info[n]["dim"] for n in info} == {
         "layer1": 64 * 32 * 32, "layer2": 128 * 22 * 22, "layer3": 256 * 14 * 14,
         "layer4": 512 * 7 * 7, "avgpool": 512, "fc": 2}
-    x = normalize(center_crop(images, 224), model.preprocess)
+    x = normalize(center_crop(images, 224), model.info.preprocess)
     with torch.no_grad():
         stem = model.maxpool(model.relu(model.bn1(model.conv1(x))))
         layer1 = model.layer1(stem)

@@ -1,18 +1,34 @@
-"""The registry and architectures: every registered model, CaffeNet surgery, PCNN, SmallCNN."""
+"""The registry and architectures: every registered model's interface (``model.info``,
+``forward_features`` / ``forward_head``), family prefixes, CaffeNet surgery, PCNN, SmallCNN."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 from vsent.data.transforms import CAFFE_PREPROCESS, Preprocess
 from vsent.errors import VsentError
-from vsent.models import create_model, list_models, register_model, registry
+from vsent.models import (
+    ModelEntry,
+    ModelInfo,
+    SentimentModel,
+    create_model,
+    list_models,
+    register_family,
+    register_model,
+    registry,
+)
 from vsent.models.pcnn import pool_out
 
-# Smallest input each architecture accepts (CaffeNet/PCNN have fixed-size fc layers).
-INPUT_SIZE = {"caffenet": 227, "pcnn": 227, "smallcnn": 56}
+#: Families whose networks accept any input size: run smaller than their crop size to keep the
+#: suite fast (96 px still leaves AlexNet's last pool a 2x2 map, ResNet's layer4 3x3).
+SMALL_INPUT = {"torchvision": 96}
+#: Too slow for the default run on a CPU at their crop size (``info.preprocess.crop``).
+SLOW_MODELS = {"vgg16"}
 
 
 def _forward_shapes(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, tuple]:
@@ -60,16 +76,31 @@ def test_unknown_option_and_bad_num_classes_are_user_errors():
         create_model("caffenet", arch="fc5-2")
 
 
+class Tiny(SentimentModel):
+    """Flatten -> hidden linear -> head, for registry tests."""
+
+    def __init__(self, num_classes: int = 2, hidden: int = 4, name: str = "tiny_test") -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(12, hidden))
+        self.head = nn.Linear(hidden, num_classes)
+        self.info = ModelInfo(name=name, family="tiny", preprocess=CAFFE_PREPROCESS,
+                              num_outputs=num_classes, head="head", new_layers=("head",),
+                              probe_layers=("body.1", "head"), cam_layer="body",
+                              feature_dim=hidden)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+
 def test_register_model_and_spec(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
 
     @register_model("tiny_test")
     def tiny(*, num_classes: int = 2, hidden: int = 4) -> nn.Module:
-        model = nn.Sequential(nn.Flatten(), nn.Linear(12, hidden), nn.Linear(hidden, num_classes))
-        model.preprocess = CAFFE_PREPROCESS
-        model.new_layers, model.probe_layers = ["2"], ["1", "2"]
-        model.default_lr, model.num_outputs = None, num_classes
-        return model
+        return Tiny(num_classes, hidden)
 
     model = create_model("tiny_test", num_classes=3, hidden=5)
     assert model.spec == {"name": "tiny_test", "num_classes": 3, "hidden": 5}
@@ -79,40 +110,163 @@ def test_register_model_and_spec(monkeypatch):
         register_model("tiny_test")(tiny)
 
 
+def test_builders_must_declare_the_interface(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    @register_model("no_info")
+    def no_info(*, num_classes: int = 2) -> nn.Module:
+        return nn.Linear(12, num_classes)
+
+    @register_model("bad_layer")
+    def bad_layer(*, num_classes: int = 2) -> nn.Module:
+        model = Tiny(num_classes)
+        model.info = dataclasses.replace(model.info, cam_layer="body.7")
+        return model
+
+    with pytest.raises(AssertionError, match="did not set model.info"):
+        create_model("no_info")
+    with pytest.raises(AssertionError, match="'body.7', not a module"):
+        create_model("bad_layer")
+
+
+def test_family_resolves_names_by_prefix(monkeypatch):
+    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    catalogue = {"fake/small": 3, "fake/large": 8}
+
+    def resolve(name: str) -> ModelEntry:
+        if name not in catalogue:
+            raise VsentError(f"unknown fake model {name!r}")
+
+        def builder(*, num_classes: int = 2) -> nn.Module:
+            return Tiny(num_classes, hidden=catalogue[name], name=name)
+
+        return ModelEntry(name, builder)
+
+    register_family("fake/", resolve, lambda pattern: sorted(catalogue))
+    model = create_model("fake/large", num_classes=3)
+    assert model.info.name == "fake/large" and model.info.feature_dim == 8
+    assert model.spec == {"name": "fake/large", "num_classes": 3}
+    assert list_models("fake/*") == ["fake/large", "fake/small"]
+    assert list_models("fake/s*") == ["fake/small"]  # the pattern applies to family names too
+    assert "fake/small" in list_models() and "caffenet" in list_models()
+    with pytest.raises(VsentError, match="unknown fake model 'fake/huge'"):
+        create_model("fake/huge")
+    with pytest.raises(VsentError, match=r"unknown model 'fakes/x'; available: .*fake/\.\.\."):
+        create_model("fakes/x")
+    with pytest.raises(ValueError, match="overlaps"):
+        register_family("fake/x", resolve, lambda pattern: [])
+    with pytest.raises(ValueError, match="family prefix"):
+        register_model("fake/other")(lambda *, num_classes=2: Tiny(num_classes))
+
+
+def test_old_attribute_names_read_info():
+    model = create_model("caffenet", arch="fc6-2")
+    info = model.info
+    assert (model.preprocess, model.default_lr, model.num_outputs) == (
+        info.preprocess, info.default_lr, info.num_outputs)
+    assert model.new_layers == list(info.new_layers) == ["fc6"]
+    assert model.probe_layers == list(info.probe_layers)
+    with pytest.raises(AttributeError):  # one record: replace info, never an attribute
+        model.preprocess = CAFFE_PREPROCESS
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.cam_layer = "conv4"
+
+
 # ---------------------------------------------------------------------------------------------
 # every registered model
 
 
-@pytest.mark.parametrize("name", list_models())
-def test_every_model_forward_backward(name):
+def _models_to_check() -> list:
+    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_MODELS else n
+            for n in list_models()]
+
+
+@pytest.mark.parametrize("name", _models_to_check())
+def test_every_model_has_the_interface(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=2)
+    info = model.info
+    assert isinstance(info, ModelInfo) and isinstance(model, SentimentModel)
     assert model.spec == {"name": name, "num_classes": 2}
-    assert isinstance(model.preprocess, Preprocess)
-    assert model.default_lr is None or model.default_lr > 0
-    for layer in model.new_layers:
+    assert info.name == name
+    assert isinstance(info.preprocess, Preprocess)
+    assert info.default_lr is None or info.default_lr > 0
+    # every layer the record names exists; new layers are linear
+    for layer in {*info.probe_layers, *info.new_layers, info.cam_layer, info.head} - {""}:
+        model.get_submodule(layer)
+    for layer in info.new_layers:
         assert isinstance(model.get_submodule(layer), nn.Linear)
-    size = INPUT_SIZE.get(name, 64)  # torchvision models accept small inputs: keeps this fast
+    assert set(info.probe_pool) <= set(info.probe_layers)
+    assert all(info.pool_of(n) in ("flatten", "avg", "tokens") for n in info.probe_layers)
+    size = SMALL_INPUT.get(info.family, info.preprocess.crop)
     x = torch.randn(2, 3, size, size)
 
-    # probe layers exist and run in depth order
+    # probe layers run in depth order; the CAM layer outputs a spatial map
     order: list[str] = []
+    cam: list[tuple[int, ...]] = []
     hooks = [model.get_submodule(n).register_forward_hook(
-        lambda *_a, n=n: order.append(n)) for n in model.probe_layers]
+        lambda *_a, n=n: order.append(n)) for n in info.probe_layers]
+    hooks.append(model.get_submodule(info.cam_layer).register_forward_hook(
+        lambda _m, _i, o: cam.append(tuple(o.shape))))
     model.eval()
     with torch.no_grad():
         out = model(x)
-    for h in hooks:
-        h.remove()
-    assert order == model.probe_layers
-    assert out.shape == (2, model.num_outputs) == (2, 2)
-    assert torch.isfinite(out).all()
+        for h in hooks:
+            h.remove()
+        features = model.forward_features(x)
+        again = model.forward_head(features)
+    assert order == list(info.probe_layers)
+    assert len(cam[0]) == 4 and cam[0][2] * cam[0][3] > 1
+    assert out.shape == (2, info.num_outputs) == (2, 2)
+    assert features.shape == (2, info.feature_dim)
+    torch.testing.assert_close(again, out, rtol=0, atol=0)
+    assert torch.isfinite(out).all() and torch.isfinite(features).all()
+    if info.head:  # the head is the module that turns the features into logits
+        head = model.get_submodule(info.head)
+        torch.testing.assert_close(head(features), out, rtol=0, atol=0)
 
     model.train()
     model(x).logsumexp(dim=1).sum().backward()
     no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert no_grad == []
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def _penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Input of the last ``nn.Linear`` (how regions found its features before ``info``)."""
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    seen: list[torch.Tensor] = []
+    handle = last.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [
+    ("smallcnn", {}), ("pcnn", {}), ("caffenet", {"arch": "fc8-2"}),
+    ("caffenet", {"arch": "fc6-2"}), ("caffenet", {"arch": "fc9-2"}),
+])
+def test_features_are_the_input_of_the_last_linear(name, kwargs):
+    model = create_model(name, **kwargs).eval()
+    size = SMALL_INPUT.get(model.info.family, model.info.preprocess.crop)
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        features = model.forward_features(x)
+    torch.testing.assert_close(features, _penultimate(model, x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["alexnet", "resnet18", "efficientnet_b0", "convnext_tiny"])
+def test_torchvision_models_keep_torchvision_keys_and_outputs(name):
+    model = create_model(name, num_classes=1000).eval()
+    reference = torchvision.models.get_model(name, weights=None).eval()
+    reference.load_state_dict(model.state_dict(), strict=True)  # same keys, same shapes
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
+        # the features are what torchvision's own forward feeds its last linear layer
+        torch.testing.assert_close(model.forward_features(x), _penultimate(reference, x))
 
 
 def test_spec_rebuilds_the_same_architecture():
@@ -130,9 +284,9 @@ def test_spec_rebuilds_the_same_architecture():
 def test_caffenet_shapes_and_parameter_count():
     model = create_model("caffenet", arch="fc8-1000").eval()
     assert sum(p.numel() for p in model.parameters()) == 60_965_224
-    assert model.probe_layers == ["conv1", "pool1", "norm1", "conv2", "pool2", "norm2", "conv3",
-                                  "conv4", "conv5", "pool5", "fc6", "fc7", "fc8"]
-    shapes = _forward_shapes(model, torch.randn(1, 3, 227, 227), model.probe_layers)
+    assert model.info.probe_layers == ("conv1", "pool1", "norm1", "conv2", "pool2", "norm2",
+                                       "conv3", "conv4", "conv5", "pool5", "fc6", "fc7", "fc8")
+    shapes = _forward_shapes(model, torch.randn(1, 3, 227, 227), model.info.probe_layers)
     assert shapes == {
         "conv1": (96, 55, 55), "pool1": (96, 27, 27), "norm1": (96, 27, 27),
         "conv2": (256, 27, 27), "pool2": (256, 13, 13), "norm2": (256, 13, 13),
@@ -141,8 +295,9 @@ def test_caffenet_shapes_and_parameter_count():
     }
     assert model.conv2.groups == 2 and model.conv3.groups == 1
     assert model.conv4.groups == 2 and model.conv5.groups == 2
-    assert model.preprocess == CAFFE_PREPROCESS
-    assert model.new_layers == [] and model.num_outputs == 1000
+    assert model.info.preprocess == CAFFE_PREPROCESS
+    assert model.info.new_layers == () and model.info.num_outputs == 1000
+    assert model.info.cam_layer == "conv5" and model.info.head == ""
 
 
 def test_caffenet_probes_capture_post_relu_like_caffe_blobs():
@@ -169,32 +324,43 @@ def test_caffenet_lrn_matches_caffe_formula():
 
 
 @pytest.mark.parametrize(
-    ("arch", "outputs", "new_layers", "top", "default_lr"),
+    ("arch", "outputs", "new_layers", "top", "default_lr", "feature_dim"),
     [
-        ("fc8-2", 2, ["fc8"], "fc8", None),
-        ("fc7-4096", 4096, [], "fc7", None),
-        ("fc6-4096", 4096, [], "fc6", None),
-        ("fc7-2", 2, ["fc7"], "fc7", None),
-        ("fc6-2", 2, ["fc6"], "fc6", 1e-4),
-        ("fc8-1000", 1000, [], "fc8", None),
-        ("fc9-2", 2, ["fc9"], "fc9", None),
+        ("fc8-2", 2, ["fc8"], "fc8", None, 4096),
+        ("fc7-4096", 4096, [], "fc7", None, 4096),
+        ("fc6-4096", 4096, [], "fc6", None, 4096),
+        ("fc7-2", 2, ["fc7"], "fc7", None, 4096),
+        ("fc6-2", 2, ["fc6"], "fc6", 1e-4, 9216),
+        ("fc8-1000", 1000, [], "fc8", None, 1000),
+        ("fc9-2", 2, ["fc9"], "fc9", None, 1000),
     ],
 )
-def test_caffenet_surgery_variants(arch, outputs, new_layers, top, default_lr):
+def test_caffenet_surgery_variants(arch, outputs, new_layers, top, default_lr, feature_dim):
     model = create_model("caffenet", arch=arch).eval()
+    info = model.info
     assert model.spec == {"name": "caffenet", "num_classes": 2, "arch": arch}
-    assert model.num_outputs == outputs
-    assert model.new_layers == new_layers
-    assert model.default_lr == default_lr
-    assert model.probe_layers[-1] == top
-    assert model.probe_layers[:10] == ["conv1", "pool1", "norm1", "conv2", "pool2", "norm2",
-                                       "conv3", "conv4", "conv5", "pool5"]
+    assert info.num_outputs == outputs
+    assert list(info.new_layers) == new_layers
+    assert info.head == (new_layers[0] if new_layers else "")
+    assert info.default_lr == default_lr
+    assert info.feature_dim == feature_dim
+    assert info.probe_layers[-1] == top
+    assert info.probe_layers[:10] == ("conv1", "pool1", "norm1", "conv2", "pool2", "norm2",
+                                      "conv3", "conv4", "conv5", "pool5")
+    assert all(info.pool_of(n) == "flatten" for n in info.probe_layers)  # raw, as the paper
     names = dict(model.named_children())
-    assert all(n in names for n in model.probe_layers)
-    assert not ({"fc6", "fc7", "fc8", "fc9"} - set(model.probe_layers)) & set(names)
+    assert all(n in names for n in info.probe_layers)
+    assert not ({"fc6", "fc7", "fc8", "fc9"} - set(info.probe_layers)) & set(names)
+    x = torch.randn(2, 3, 227, 227)
     with torch.no_grad():
-        out = model(torch.randn(2, 3, 227, 227))
-    assert out.shape == (2, outputs)
+        out = model(x)
+        features = model.forward_features(x)
+        top_out = _forward_shapes(model, x, [top])  # shape of the top layer's output
+    assert out.shape == (2, outputs) and features.shape == (2, feature_dim)
+    if not new_layers:  # raw ablations: the features are the logits, the head is the identity
+        assert top_out[top] == (outputs,)
+        torch.testing.assert_close(features, out, rtol=0, atol=0)
+        assert model.forward_head(features) is features
     for layer in new_layers:  # new layers: Gaussian std 0.01, zero bias, plain linear logits
         fresh = model.get_submodule(layer)
         assert type(fresh) is nn.Linear and fresh.out_features == 2
@@ -223,8 +389,11 @@ def test_caffenet_fc9_has_relu_on_fc8_and_num_classes_sets_new_layer():
 @pytest.mark.parametrize(("size", "conv2", "pool2"), [(227, 12, 6), (256, 14, 7)])
 def test_pcnn_shapes(size, conv2, pool2):
     model = create_model("pcnn", input_size=size).eval()
-    assert model.preprocess.crop == size and model.preprocess.channel_order == "BGR"
-    assert model.probe_layers == ["conv1", "conv2", "fc1", "fc2", "fc3", "fc4"]
+    info = model.info
+    assert info.preprocess.crop == size and info.preprocess.channel_order == "BGR"
+    assert info.probe_layers == ("conv1", "conv2", "fc1", "fc2", "fc3", "fc4")
+    assert (info.head, info.new_layers, info.cam_layer, info.feature_dim) == ("fc4", (), "conv2",
+                                                                              24)
     shapes = _forward_shapes(model, torch.randn(2, 3, size, size),
                              ["conv1", "pool1", "conv2", "pool2", "fc1", "fc2", "fc3", "fc4"])
     c1 = (size - 11) // 4 + 1
@@ -249,11 +418,13 @@ def test_pool_out_matches_torch_ceil_mode(size):
 
 def test_smallcnn_shapes_and_widths():
     model = create_model("smallcnn", widths=(8, 16, 32)).eval()
-    assert model.preprocess.resize == 64 and model.preprocess.crop == 56
-    assert model.new_layers == []
-    assert model.probe_layers == ["features.block1", "features.block2", "features.block3",
-                                  "pool", "fc"]
-    shapes = _forward_shapes(model, torch.randn(3, 3, 56, 56), model.probe_layers)
+    info = model.info
+    assert info.preprocess.resize == 64 and info.preprocess.crop == 56
+    assert info.new_layers == ()
+    assert info.probe_layers == ("features.block1", "features.block2", "features.block3",
+                                 "pool", "fc")
+    assert (info.head, info.cam_layer, info.feature_dim) == ("fc", "features.block3", 32)
+    shapes = _forward_shapes(model, torch.randn(3, 3, 56, 56), info.probe_layers)
     assert shapes == {"features.block1": (8, 28, 28), "features.block2": (16, 14, 14),
                       "features.block3": (32, 7, 7), "pool": (32, 1, 1), "fc": (2,)}
     with pytest.raises(VsentError, match="widths"):

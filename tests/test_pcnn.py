@@ -22,9 +22,9 @@ from vsent.analyses.pcnn import (
     select_kept,
 )
 from vsent.cli import main
-from vsent.crossval import PRESETS as CROSSVAL_PRESETS
 from vsent.models import create_model, load_checkpoint, save_checkpoint
 from vsent.predict import Predictor
+from vsent.presets import CROSSVAL as CROSSVAL_PRESETS
 
 # --------------------------------------------------------------------------------------------
 # the sampling rule
@@ -136,9 +136,11 @@ def test_pcnn_command_writes_its_run_directory(make_learnable, tmp_path):
     assert main(["predict", str(data / names[0]), "--model", str(out / "model.pt"),
                  "--out", str(tmp_path / "pred.csv"), "--no-progress"]) == 0
 
-    # a second run into the same folder is refused; --resume keeps the finished stages
-    assert main(args) == 2
+    # a second run into the same folder with another recipe is refused (naming it); the same
+    # one returns the stored result; --resume keeps the finished stages
+    assert main([*args, "--finetune-lr", "1e-3"]) == 2
     before = (out / "model.pt").stat().st_mtime_ns
+    assert main(args) == 0
     assert main([*args, "--resume"]) == 0
     assert (out / "model.pt").stat().st_mtime_ns == before
 
@@ -148,7 +150,9 @@ def test_pcnn_command_needs_a_dataset_and_sound_options(learnable_dataset, tmp_p
                  *_train_opts(1, 1)]) == 2
     assert "nothing" in capsys.readouterr().err
     base = ["pcnn", "--data", str(learnable_dataset), *_train_opts(1, 1)]
-    assert main([*base, "--model-arg", "widths", "--out", str(tmp_path / "a")]) == 2
+    with pytest.raises(SystemExit) as e:  # an argparse usage error (type=key_value)
+        main([*base, "--model-arg", "widths", "--out", str(tmp_path / "a")])
+    assert e.value.code == 2
     assert "KEY=VALUE" in capsys.readouterr().err
     assert main([*base, "--finetune-epochs", "0", "--out", str(tmp_path / "b")]) == 2
     assert "--finetune-epochs 0" in capsys.readouterr().err

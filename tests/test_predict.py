@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from vsent.cli import main
@@ -51,11 +52,73 @@ def test_api_accepts_paths_pil_images_and_arrays_with_the_same_result(checkpoint
     np.testing.assert_array_equal(pred.predict(paths), by_path.argmax(1))
 
 
+def _ten_crop_reference(model, images: np.ndarray) -> np.ndarray:
+    """Mean softmax over Caffe's 10 crops, made here with numpy slices (not vsent's crops)."""
+    pre = model.info.preprocess
+    s, c = images.shape[1], pre.crop
+    m = int(round((s - c) / 2))
+    out = []
+    for img in images:
+        five = [img[:c, :c], img[:c, s - c:], img[s - c:, :c], img[s - c:, s - c:],
+                img[m:m + c, m:m + c]]
+        crops = np.stack(five + [w[:, ::-1] for w in five]).astype(np.float64)
+        x = (crops - np.array(pre.mean)) / np.array(pre.std)
+        if pre.channel_order == "BGR":
+            x = x[..., ::-1]
+        x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32))
+        with torch.no_grad():
+            z = model(x).double().numpy()
+        p = np.exp(z - z.max(1, keepdims=True))
+        out.append((p / p.sum(1, keepdims=True)).mean(0))
+    return np.stack(out)
+
+
 def test_oversampling_averages_ten_crops(checkpoint, images):
     _, paths = images
     one = Predictor.from_checkpoint(checkpoint, device="cpu").predict_proba(paths)
-    ten = Predictor.from_checkpoint(checkpoint, device="cpu", oversample=True).predict_proba(paths)
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu", oversample=True)
+    ten = pred.predict_proba(paths)
     assert ten.shape == one.shape and np.allclose(ten.sum(1), 1, atol=1e-5)
+    # resized pixels made independently: PIL's bilinear warp of the decoded file
+    size = pred.model.info.preprocess.resize
+    warped = np.stack([np.asarray(Image.open(p).convert("RGB").resize(
+        (size, size), Image.BILINEAR, reducing_gap=None)) for p in paths])
+    want = _ten_crop_reference(pred.model, warped)
+    assert np.abs(one - want).max() > 1e-4  # ignoring oversampling would fail below
+    np.testing.assert_allclose(ten, want, atol=1e-6)
+    np.testing.assert_allclose(pred.predict_arrays(warped), want, atol=1e-6)
+
+
+def test_decode_and_predict_arrays(checkpoint, images):
+    _, paths = images
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu")
+    size = pred.model.info.preprocess.resize
+    raw = paths[0].read_bytes()
+    arrays = [pred.decode(paths[0]), pred.decode(raw), pred.decode(Image.open(paths[0])),
+              pred.decode(np.asarray(Image.open(paths[0]).convert("RGB")))]
+    for a in arrays:
+        assert a.shape == (size, size, 3) and a.dtype == np.uint8
+        np.testing.assert_array_equal(a, arrays[0])
+    batch = np.stack([pred.decode(p) for p in paths])
+    np.testing.assert_allclose(pred.predict_arrays(batch), pred.predict_proba(paths), atol=1e-6)
+    with pytest.raises(ImageError, match="<bytes>"):
+        pred.decode(b"not an image")
+
+
+def test_score_streams_a_generator_in_order_with_errors_in_place(checkpoint, images, tmp_path):
+    _, paths = images
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    items = [paths[0], bad, paths[1], paths[2], tmp_path / "missing.jpg"]
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu", batch_size=2, workers=2)
+    rows = list(pred.score(p for p in items))  # a generator, not a list
+    assert [r["path"] for r in rows] == [str(p) for p in items]
+    assert [bool(r["error"]) for r in rows] == [False, True, False, False, True]
+    probs = pred.predict_proba(paths)
+    for r, p in zip([rows[0], rows[2], rows[3]], probs, strict=True):
+        assert r["prob_positive"] == pytest.approx(float(p[1]), abs=1e-6)
+        assert r["label"] == ("positive" if p[1] > p[0] else "negative")
+    assert rows[1]["prob_positive"] is None and rows[1]["label"] is None
 
 
 def test_api_raises_on_a_bad_image(checkpoint, tmp_path):

@@ -195,15 +195,60 @@ def test_crop_regions_takes_the_box():
     assert 0 < crops[1][..., 0].mean() < 255
 
 
-def test_score_images_matches_predict_proba():
-    from vsent.evaluate import predict_proba
+def _independent_probs(model, warped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre-crop softmax and the head's input of (N, S, S, 3) uint8 images, computed here with
+    numpy crops and arithmetic and a plain forward call (not vsent's inference code)."""
+    pre = model.info.preprocess
+    m = int(round((warped.shape[1] - pre.crop) / 2))
+    crops = warped[:, m:m + pre.crop, m:m + pre.crop].astype(np.float64)
+    x = (crops - np.array(pre.mean)) / np.array(pre.std)
+    if pre.channel_order == "BGR":
+        x = x[..., ::-1]
+    x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32))
+    seen = []
+    hook = model.fc.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    with torch.no_grad():
+        z = model.eval()(x).double().numpy()
+    hook.remove()
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True), seen[0].numpy()
 
+
+def _warp(path, size: int) -> np.ndarray:
+    """A whole image file decoded fully and warped with PIL's bilinear filter."""
+    img = Image.open(path).convert("RGB")
+    return np.asarray(img.resize((size, size), Image.BILINEAR, reducing_gap=None))
+
+
+def test_score_images_matches_an_independent_computation():
     model = _tiny_model()
     imgs = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
     probs, feats = R.score_images(model, imgs, batch_size=2)
-    np.testing.assert_allclose(probs, predict_proba(model, imgs, device="cpu"), atol=1e-6)
-    assert feats.shape == (5, R.penultimate_layer(model).in_features)
+    want_p, want_f = _independent_probs(model, imgs)
+    np.testing.assert_allclose(probs, want_p, atol=1e-6)
+    assert feats.shape == (5, model.info.feature_dim)
+    np.testing.assert_allclose(feats, want_f, rtol=1e-5, atol=1e-6)
     assert R.score_images(model, imgs, features=False)[1] is None
+
+
+def test_global_view_is_the_decode_of_predict(tmp_path):
+    """A JPEG at least 4x the model's size decodes at a reduced DCT scale in load_resized; the
+    global view of regions is that image (what vsent predict scores), not a full-decode warp."""
+    from vsent.predict import Predictor
+
+    model = _tiny_model()
+    with torch.no_grad():
+        model.fc.weight.mul_(1000)  # sensitive outputs: a few pixel levels change the scores
+    big = np.ascontiguousarray(np.repeat(np.repeat(_scene(100, 150, seed=3), 4, 0), 4, 1))
+    path = tmp_path / "big.jpg"
+    Image.fromarray(big).save(path, quality=90)
+    size = model.info.preprocess.resize
+    cfg = P.ProposalConfig(n_proposals=5, min_box_area=100)
+    out = R.fused_proba(model, path, k=2, proposal_config=cfg)
+    by_predict = Predictor(model, device="cpu").predict_proba([path])[0]
+    np.testing.assert_allclose(out["global_proba"], by_predict, atol=1e-6)
+    full = _independent_probs(model, _warp(path, size)[None])[0][0]
+    assert np.abs(full - by_predict).max() > 1e-5  # the two decodes do differ here
 
 
 def test_fused_proba_is_late_fusion_of_top_k():
@@ -262,8 +307,6 @@ def tiny_run(tmp_path, monkeypatch):
 
 def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys):
     from vsent.cli import main
-    from vsent.data.cache import image_cache
-    from vsent.evaluate import predict_proba
     from vsent.models.checkpoint import load_checkpoint
 
     run, ds, folds = tiny_run
@@ -280,12 +323,17 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys):
     assert len(list((out / "overlays").glob("*.png"))) == 2
     sweep = json.loads((out / "k_sweep.json").read_text())
     assert sweep["k"] == [1, 2, 3, 4] and len(sweep["ar"]["mean"]) == 4
-    # the "global" row is the fold models' own centre-crop accuracy
+    # the "global" row is the fold models' own centre-crop scores, computed here independently
+    # (PIL warp, numpy crop and normalisation, plain forward)
+    rows = {r["name"]: r for r in csv.DictReader((out / "predictions.csv").open())}
     accs = []
     for f in folds:
         model, _ = load_checkpoint(run / f"fold{f.index}" / "model.pt")
         test = np.sort(f.test)
-        p = predict_proba(model, image_cache(ds, 64, progress=False)[test], device="cpu")
+        warped = np.stack([_warp(ds.paths[i], 64) for i in test])
+        p = _independent_probs(model, warped)[0]
+        got = [float(rows[ds.names[i]]["prob_positive_global"]) for i in test]
+        np.testing.assert_allclose(got, p[:, 1], atol=2e-6)
         accs.append((p.argmax(1) == ds.labels[test]).mean())
     assert table["global"]["accuracy"]["mean"] == pytest.approx(np.mean(accs))
     cost = json.loads((out / "cost.json").read_text())

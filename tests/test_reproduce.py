@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from vsent.crossval import PRESETS, RunConfig
 from vsent.errors import VsentError, WeightsError
 from vsent.models.caffenet import SURGERIES
 from vsent.reports import reproduce as R
+from vsent.reports import runner
 
 OFFLINE = "cannot download ImageNet weights for smallcnn (no network?): test double"
 #: Published values replaced by sentinels nobody would measure by chance.
@@ -50,7 +52,7 @@ def campos(tmp_path_factory):
     """One campos2015 reproduction with ImageNet weights 'offline' and sentinel Table 1."""
     from conftest import build_twitter_like
 
-    real_create = R.create_model
+    real_create = runner.create_model
 
     def offline_create(name, *, init="random", **kw):
         if init == "imagenet":
@@ -62,7 +64,7 @@ def campos(tmp_path_factory):
     out = tmp / "out"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VSENT_CACHE", str(tmp / "cache"))
-        mp.setattr(R, "create_model", offline_create)
+        mp.setattr(runner, "create_model", offline_create)
         mp.setattr(papers, "CAMPOS2015_TABLE1", SENTINEL_T1)
         plan = _campos_plan(data)
         report = R.reproduce(plan, out, progress=False, command="vsent reproduce campos2015 t")
@@ -76,11 +78,44 @@ def _md_rows(markdown: str, title_start: str) -> list[list[str]]:
     return [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
 
 
-def _value_at(run_dir: Path, file: str, key: list[str]) -> dict:
+def _md_header(markdown: str, title_start: str) -> list[str]:
+    block = markdown.split(f"## {title_start}", 1)[1].split("\n## ", 1)[0]
+    line = next(ln for ln in block.splitlines() if ln.startswith("|"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def _value_at(run_dir: Path, file: str, key: list) -> dict:
+    """The mean/std at ``key``; an int key indexes the K-sweep lists (written independently of
+    render.lookup)."""
     node = json.loads((run_dir / file).read_text())
     for k in key:
+        if isinstance(k, int):
+            return {"mean": node["mean"][k], "std": node["std"][k]}
         node = node[k]
     return node
+
+
+def _md_cells_of_rows(md: str, table: dict) -> list[tuple[list[str], str, str]]:
+    """For each report row: (its Markdown cells, its ours cell, its run-dir cell)."""
+    md_rows = _md_rows(md, table["title"])
+    wide = table.get("wide")
+    if not wide:
+        assert len(md_rows) == len(table["rows"]), table["id"]
+        return [(cells, cells[-3], cells[-1]) for cells in md_rows]
+    header = _md_header(md, table["title"])
+    by = wide["by"]
+    out = []
+    for row in table["rows"]:
+        head = [c for i, c in enumerate(row["cells"]) if i != by]
+        lines = [cells for cells in md_rows if cells[:len(head)] == head]
+        assert len(lines) == 1, head
+        label = wide["labels"][wide["values"].index(row["cells"][by])]
+        cells = lines[0]
+        runs = cells[header.index("run dirs")]
+        run_cell = "" if row["run_dir"] is None else f"`{row['run_dir']}`"
+        assert run_cell in runs
+        out.append((cells, cells[header.index(f"{label}: ours")], run_cell))
+    return out
 
 
 def _check_measured(out: Path, report: dict) -> int:
@@ -88,12 +123,13 @@ def _check_measured(out: Path, report: dict) -> int:
     md = (out / "report.md").read_text()
     checked = 0
     for table in report["tables"]:
-        md_rows = _md_rows(md, table["title"])
-        assert len(md_rows) == len(table["rows"]), table["id"]
-        for row, cells in zip(table["rows"], md_rows, strict=True):
+        for row, (_, ours_cell, run_cell) in zip(table["rows"], _md_cells_of_rows(md, table),
+                                                 strict=True):
+            if row["run_dir"] is None:  # a row of the paper vsent does not reproduce
+                assert row["ours"] is None and ours_cell == R.NOT_REPRODUCED
+                continue
             run_dir = Path(row["run_dir"])
             run_dir = run_dir if run_dir.is_absolute() else out / run_dir
-            ours_cell, run_cell = cells[-3], cells[-1]
             assert run_cell == f"`{row['run_dir']}`"
             if row["ours"] is None:
                 assert ours_cell == R.NOT_RUN
@@ -159,11 +195,22 @@ def test_published_numbers_are_never_presented_as_measured(campos):
         assert len(hits) == 1
         assert hits[0][2] == sentinel  # in the paper column, nowhere else
         assert sentinel not in hits[0][3]
+    # Tables 3-4: the paper's values as papers.py has them (formatted here independently)
+    published = {f"{p.mean:.3f} +- {p.std:.3f}"
+                 for t in (papers.CAMPOS2015_TABLE3, papers.CAMPOS2015_TABLE4)
+                 for by_eval in t.values() for p in by_eval.values()}
     for t in report["tables"]:
         for cells in _md_rows(md, t["title"]):
             paper = cells[len(t["columns"])]
-            assert paper in ("0.432 +- 0.012", "0.543 +- 0.023", R.NOT_VERIFIED,
-                             R.NOT_IN_PAPER), paper
+            allowed = {"0.432 +- 0.012", "0.543 +- 0.023", R.NOT_AVAILABLE, R.NOT_IN_PAPER}
+            if t["id"] in ("table3", "table4"):
+                allowed |= published
+            assert paper in allowed, paper
+    t3 = _md_rows(md, "Table 3")
+    assert [c[2] for c in t3 if c[0].startswith("fc7-2 ")] == ["0.784 +- 0.024",
+                                                               "0.797 +- 0.021"]
+    assert R.NOT_VERIFIED == R.NOT_AVAILABLE == "not available"
+    assert "n/a (not verified)" not in md
 
 
 def test_weights_unavailable_is_said_and_rows_are_labelled(campos):
@@ -191,11 +238,11 @@ def test_resume_reuses_finished_sub_runs_and_redoes_an_unfinished_fold(campos, t
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(VsentError, match="already holds a reproduction"):
+    with pytest.raises(VsentError, match="pass --resume"):
         R.reproduce(plan, copy, progress=False)
     other = dataclasses.replace(plan, template=dataclasses.replace(
         plan.template, train=plan.template.train.replace(epochs=2)))
-    with pytest.raises(VsentError, match="other template"):
+    with pytest.raises(VsentError, match=r"plan\.template\.train\.epochs: stored 1, now 2"):
         R.reproduce(other, copy, resume=True, progress=False)
 
     (copy / "fc9-2" / "summary.json").unlink()  # as if interrupted during fold 5 of fc9-2
@@ -270,17 +317,32 @@ def test_sun2016_on_an_existing_run(campos, tmp_path, monkeypatch):
     plan = dataclasses.replace(plan, regions=regions)
     report = R.reproduce(plan, tmp_path / "sun", progress=False)
     md = (tmp_path / "sun" / "report.md").read_text()
-    assert _check_measured(tmp_path / "sun", report) == 5  # global + 4 late fusions
+    # the paper's whole image, 3 K=1 late fusions and the best-K row; ours only: random,
+    # objectness and sentiment at K (quick: no early fusion, no linear control)
+    assert _check_measured(tmp_path / "sun", report) == 5 + 3
     rows = report["tables"][0]["rows"]
-    ar = next(r for r in rows if r["cells"][0] == "ar")
-    assert ar["paper"]["mean"] == 0.8894
+    best = papers.SUN2016_ROWS["ft_obj_senti_lf_best"]
+    ar = next(r for r in rows if r["cells"][0] == best)
+    assert ar["paper"]["mean"] == 0.8894 and ar["paper"]["k"] == 11
     assert ar["run_dir"] == "regions" and ar["key"] == ["results", "ar", "accuracy"]
-    assert "| 88.94 % |" in md  # published, in the paper column only
+    assert "| 88.94 % (K = 11) |" in md  # published, in the paper column only
     assert sum("88.94" in line for line in md.splitlines()) == 1
+    # K = 1 rows read the K sweep's first entry
+    k1 = next(r for r in rows if r["cells"][0] == papers.SUN2016_ROWS["ft_obj_senti_lf_k1"])
+    sweep = json.loads((tmp_path / "sun" / "regions" / "k_sweep.json").read_text())
+    assert sweep["k"][0] == 1 and k1["ours"]["mean"] == sweep["ar"]["mean"][0]
+    assert k1["paper"]["mean"] == pytest.approx(0.8672)
+    # every row of Sun et al.'s Table 1 is listed; the ones vsent lacks say so
+    assert [r["cells"][0] for r in rows[:10]] == list(papers.SUN2016_ROWS.values())
+    assert sum(r["run_dir"] is None for r in rows) == 5
+    assert "| SentiBank | not reproduced | 71.02 % | not reproduced |" in md
     assert report["run"] == str(run.resolve())
     assert (tmp_path / "sun" / "sun2016_k_sweep.png").exists()
-    # the reused run was trained from random weights: its rows say so
-    assert all(r["weights"] == R.RANDOM_LABEL for r in rows)
+    # the reused run was trained from random weights: its rows say so, and name the model
+    assert all(r["weights"] == R.RANDOM_LABEL for r in rows if r["run_dir"] is not None)
+    assert report["model"] == "smallcnn from scratch (quick), not VGGNet"
+    assert report["tables"][0]["columns"][1] == f"ours: {report['model']}"
+    assert f"| method (Sun et al.) | ours: {report['model']} | Twitter I 5: paper |" in md
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,15 +371,19 @@ def test_plan_errors():
 
 
 def test_published_values_cite_their_source():
-    tables = [papers.CAMPOS2015_TABLE1, papers.SUN2016_TABLE1,
+    tables = [papers.CAMPOS2015_TABLE1, *papers.SUN2016_TABLE1.values(),
               *papers.CAMPOS2015_TABLE2.values(), *papers.CAMPOS2015_TABLE3.values(),
               *papers.CAMPOS2015_TABLE4.values(), *papers.YOU2015_CNN.values()]
     values = [p for t in tables for p in t.values()]
     assert all(p.source for p in values)
     verified = [p for p in values if p.verified]
-    assert {(p.mean, p.std) for p in verified} == {(0.817, 0.038), (0.830, 0.034),
-                                                  (0.8894, None), (0.783, None)}
-    assert all(papers.DATASET_README in p.source for p in verified)
+    assert (0.817, 0.038) in {(p.mean, p.std) for p in verified}
+    assert (0.8894, None) in {(p.mean, p.std) for p in verified}
+    assert {(p.mean, p.std) for p in papers.YOU2015_CNN["five"].values() if p.verified} \
+        == {(0.783, None)}
+    # every available value names its paper and table; the others say "not available"
+    assert all(re.search(r"(Campos|Sun) et al\. 201[56], Table \d", p.source) for p in verified)
+    assert all(p.source == "not available" for p in values if not p.verified)
 
 
 def test_cells():
@@ -330,6 +396,9 @@ def test_cells():
     assert R.paper_cell({"paper": {"mean": None, "std": None, "source": "not verified"}}) \
         == R.NOT_VERIFIED
     assert R.ours_cell({"ours": None}) == R.NOT_RUN
+    assert R.ours_cell({"ours": None, "run_dir": None}) == R.NOT_REPRODUCED
+    assert R.paper_cell({"paper": {"mean": 0.8894, "std": None, "source": "x", "k": 11}},
+                        "percent") == "88.94 % (K = 11)"
 
 
 def test_cli_errors_exit_2(capsys, tmp_path):
@@ -366,3 +435,102 @@ def test_command_line_is_canonical():
                   "--resume"
     assert re.search(r"--init w\.pt", R.command_line("you2015", quick=False, out="o", data="d",
                                                      init="w.pt", device="auto", resume=False))
+
+
+# --------------------------------------------------------------------------------------------
+# the registry, and Sun et al.'s three subsets
+
+
+def test_every_registered_paper_builds_a_plan():
+    modules = sorted(p.stem for p in Path(R.__file__).parent.glob("*.py")
+                     if re.fullmatch(r"[a-z]+\d{4}", p.stem))
+    assert list(R.paper_names()) == modules == ["campos2015", "sun2016", "you2015"]
+    for name in modules:
+        for quick in (False, True):
+            plan = R.make_plan(name, "data", quick=quick, device="cpu")
+            assert plan.paper == name and R.get_paper(name).name == name
+            assert R.step_names(plan) and bool(plan.reductions) == quick
+    assert R.step_names(R.make_plan("sun2016", "data", quick=True)) == [
+        "crossval-five", "regions-five", "crossval-four", "regions-four", "crossval-three",
+        "regions-three"]
+    assert R.step_names(R.make_plan("you2015", "data")) == [
+        "baselines", "pcnn-five", "pcnn-four", "pcnn-three"]
+
+
+def test_a_new_paper_is_one_registered_class(tmp_path):
+    """The runner knows no paper by name: a class registered here is run, resumed, reported."""
+
+    @dataclasses.dataclass
+    class Plan:
+        paper: typing.ClassVar[str] = "test2099"
+        template: None = None
+        reductions: list = dataclasses.field(default_factory=list)
+
+    try:
+        @runner.register_paper
+        class Test2099(runner.Paper):
+            name = "test2099"
+            title = "Test et al. 2099"
+
+            def make_plan(self, data, *, quick, init, device, seed, run):
+                return Plan()
+
+            def steps(self, plan):
+                return ["measure"]
+
+            def run(self, plan, s):
+                d = s.out / "measure"
+                s.step("measure", lambda: (d / "r.json").exists(), lambda: (
+                    d.mkdir(), (d / "r.json").write_text('{"acc": {"mean": 0.5, "std": 0.1}}')))
+                pub = papers.Published(0.75, None, "Test et al. 2099, Table 9")
+                rows = [s.row(["x"], pub, d, "r.json", ["acc"], "none")]
+                return {"tables": [runner.render.make_table("t9", "Table 9", ["m"], rows)],
+                        "figures": []}
+
+        assert "test2099" in R.PAPERS
+        report = R.reproduce(R.make_plan("test2099", "d"), tmp_path / "o", progress=False)
+        md = (tmp_path / "o" / "report.md").read_text()
+        assert "| x | 0.750 | 0.500 +- 0.100 | none | `measure` |" in md
+        assert report["steps"]["measure"]["status"] == "done"
+        again = R.reproduce(Plan(), tmp_path / "o", resume=True, progress=False)
+        assert again["tables"][0]["rows"][0]["ours"] == {"mean": 0.5, "std": 0.1}
+        (tmp_path / "o" / "measure" / "r.json").unlink()
+        with pytest.raises(VsentError, match="pass --resume"):
+            R.reproduce(Plan(), tmp_path / "o", progress=False)
+        fresh = R.reproduce(Plan(), tmp_path / "o", overwrite=True, progress=False)
+        assert fresh["steps"]["measure"]["status"] == "done"
+        assert json.loads((tmp_path / "o" / "report.json").read_text())["paper"] == "test2099"
+        with pytest.raises(TypeError, match="registered twice"):
+            runner.register_paper(type("Other", (runner.Paper,), {"name": "test2099"}))
+    finally:
+        R.PAPERS.pop("test2099", None)
+
+
+def test_sun2016_on_the_three_subsets(tmp_path, make_twitter_like, monkeypatch):
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    data = make_twitter_like()
+    plan = R.make_plan("sun2016", str(data), quick=True, device="cpu")
+    regions = dataclasses.replace(plan.regions, k=3, k_max=3, overlays=0, folds=(1,),
+                                  proposals=ProposalConfig(n_proposals=6))
+    plan = dataclasses.replace(plan, template=_template(data), regions=regions)
+    report = R.reproduce(plan, tmp_path / "sun", progress=False)
+    out = tmp_path / "sun"
+    md = (out / "report.md").read_text()
+    assert report["steps"].keys() == set(R.step_names(plan))
+    assert all(e["status"] == "done" for e in report["steps"].values())
+    header = _md_header(md, "Table 1")
+    assert header == ["method (Sun et al.)", "ours: smallcnn from scratch (quick), not VGGNet",
+                      "Twitter I 5: paper", "Twitter I 5: ours",
+                      "Twitter I 4: paper", "Twitter I 4: ours",
+                      "Twitter I 3: paper", "Twitter I 3: ours", "weights", "run dirs"]
+    # (whole image, 3 K=1 fusions, best K, random/objectness/sentiment at K) x 3 subsets
+    assert _check_measured(out, report) == 8 * 3
+    line = next(c for c in _md_rows(md, "Table 1") if c[0] == "VGGNet")
+    assert line[2::2][:3] == ["83.51 %", "78.89 %", "75.36 %"]  # five, four, three
+    for sub, ours in zip(("five", "four", "three"), line[3::2][:3], strict=True):
+        table1 = json.loads((out / f"regions-{sub}" / "table1.json").read_text())
+        assert ours.startswith(f"{100 * table1['results']['global']['accuracy']['mean']:.2f}")
+        assert json.loads((out / f"crossval-{sub}" / "config.json").read_text())["subset"] == sub
+    best = next(c for c in _md_rows(md, "Table 1") if "best K" in c[0])
+    assert best[2::2][:3] == ["88.94 % (K = 11)", "84.90 % (K = 13)", "80.33 % (K = 11)"]
+    assert "- data: `" in md and "(subset five, four, three, folds campos)" in md

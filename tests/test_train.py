@@ -7,9 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+from vsent.config import RunConfig
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError
 from vsent.evaluate import evaluate
+from vsent.models.base import ModelInfo
 from vsent.train import (
     TrainConfig,
     config_from_dict,
@@ -29,6 +31,9 @@ class Tiny(nn.Module):
         self.head = nn.Linear(4, 2)
         self.preprocess = Preprocess(resize=12, crop=10, mean=(128, 128, 128), std=(64, 64, 64))
         self.new_layers = ["head"]
+        self.info = ModelInfo(name="tiny", family="test", preprocess=self.preprocess,
+                              num_outputs=2, head="head", new_layers=("head",),
+                              probe_layers=("body",), cam_layer="body", feature_dim=4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.relu(self.body(x)).mean(dim=(2, 3)))
@@ -95,7 +100,23 @@ def test_fit_learns_a_learnable_set_clearly_above_chance():
     assert probs.shape == (64, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
-def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(tmp_path):
+def _interrupt_after(monkeypatch, n_epochs: int) -> None:
+    """Make the next fit() raise KeyboardInterrupt when epoch ``n_epochs + 1`` starts."""
+    import vsent.train as train_mod
+
+    real, seen = train_mod.train_one_epoch, []
+
+    def interrupting(*a, **kw):
+        if len(seen) == n_epochs:
+            raise KeyboardInterrupt
+        seen.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", interrupting)
+
+
+def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(
+        tmp_path, monkeypatch):
     images, labels = _learnable(40)
     cfg = TrainConfig(epochs=4, batch_size=8, lr=0.01, device="cpu", seed=3)
 
@@ -106,14 +127,51 @@ def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(tmp_
     torch.manual_seed(0)
     part = Tiny()
     state = tmp_path / "state.pt"
-    fit(part, images, labels, cfg.replace(epochs=2), state_path=state, progress=False)
-    # "interrupted" after 2 of 4 epochs: a new process rebuilds the model and resumes
+    with monkeypatch.context() as mp:
+        _interrupt_after(mp, 2)
+        with pytest.raises(KeyboardInterrupt):
+            fit(part, images, labels, cfg, state_path=state, progress=False)
+    assert [h["epoch"] for h in torch.load(state, weights_only=False)["history"]] == [1, 2]
+    # interrupted after 2 of 4 epochs: a new process rebuilds the model and resumes
     torch.manual_seed(123)
     resumed = Tiny()
     history = fit(resumed, images, labels, cfg, state_path=state, progress=False)
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_resuming_a_training_state_with_another_config_is_refused(tmp_path, monkeypatch):
+    """The finetune --lr case: the state records its config; another lr is not silently
+    resumed (the device is a run option and may change)."""
+    images, labels = _learnable(24)
+    cfg = TrainConfig(epochs=3, batch_size=8, lr=0.01, device="cpu", seed=1)
+    state = tmp_path / "state.pt"
+    with monkeypatch.context() as mp:
+        _interrupt_after(mp, 1)
+        with pytest.raises(KeyboardInterrupt):
+            fit(Tiny(), images, labels, cfg, state_path=state, progress=False)
+    stored = torch.load(state, weights_only=False)["config"]
+    assert stored["lr"] == 0.01 and stored["epochs"] == 3
+    with pytest.raises(VsentError, match=r"lr: stored 0\.01, now 0\.5") as e:
+        fit(Tiny(), images, labels, cfg.replace(lr=0.5), state_path=state, progress=False)
+    assert "state.pt" in str(e.value) and "epochs" not in str(e.value)
+    # the same recipe on another device resumes (epochs 2 and 3 only)
+    history = fit(Tiny(), images, labels, cfg.replace(device="auto"), state_path=state,
+                  progress=False)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def test_train_config_is_frozen_and_validated_when_built():
+    import dataclasses
+
+    cfg = TrainConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = 0.5  # type: ignore[misc]
+    with pytest.raises(VsentError, match="--batch-size 0"):
+        cfg.replace(batch_size=0)
+    with pytest.raises(VsentError, match="unknown run config keys: train.colour"):
+        config_from_dict(RunConfig, {"data": "d", "train": {"colour": 1}}, "run")
 
 
 def test_config_from_dict_round_trips_and_names_unknown_keys():

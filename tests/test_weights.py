@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import subprocess
 import sys
 import types
 import urllib.error
@@ -13,10 +15,11 @@ import pytest
 import torch
 import torchvision
 
+from vsent.data.transforms import Preprocess
 from vsent.errors import WeightsError
-from vsent.models import create_model
+from vsent.models import ModelInfo, SentimentModel, create_model, get_model_entry, registry
 from vsent.models.caffenet import CAFFENET_IMAGENET, CaffeNet
-from vsent.models.weights import WeightsFile
+from vsent.models.weights import PretrainedWeights, WeightsFile
 
 LOGGER = "vsent.models.weights"
 
@@ -244,3 +247,84 @@ def test_download_with_wrong_sha1_is_removed(offline, monkeypatch):
 def test_imagenet_for_models_without_imagenet_weights(name):
     with pytest.raises(WeightsError, match=f"{name} has no ImageNet weights"):
         create_model(name, init="imagenet")
+
+
+# ---------------------------------------------------------------------------------------------
+# weights records
+
+
+class _Two(SentimentModel):
+    """body (pretrained) -> head (new), for the weights-record tests."""
+
+    def __init__(self, num_classes: int = 2) -> None:
+        super().__init__()
+        self.body = torch.nn.Linear(3, 4)
+        self.head = torch.nn.Linear(4, num_classes)
+        self.info = ModelInfo(name="two", family="two", preprocess=Preprocess(resize=8, crop=4),
+                              num_outputs=num_classes, head="head", new_layers=("head",),
+                              probe_layers=("body", "head"), cam_layer="body", feature_dim=4)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.mean(dim=(2, 3)))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+
+def test_imagenet_init_uses_the_weights_record_and_its_preprocessing(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    pretrained = {"body.weight": torch.full((4, 3), 0.5), "body.bias": torch.arange(4.0),
+                  "head.weight": torch.ones(2, 4), "head.bias": torch.ones(2)}
+    seen: list[torch.nn.Module] = []
+
+    def loader(model):
+        seen.append(model)
+        return pretrained
+
+    bgr = Preprocess(resize=8, crop=4, mean=(1, 2, 3), std=(4, 5, 6), channel_order="BGR")
+    record = PretrainedWeights(loader=loader, preprocess=bgr, source="test", licence="CC0")
+    registry.register_model("two", weights=record)(lambda *, num_classes=2: _Two(num_classes))
+
+    random = create_model("two")
+    assert random.info.preprocess == Preprocess(resize=8, crop=4)  # the architecture's own
+    model = create_model("two", init="imagenet")
+    assert seen == [model]
+    assert model.info.preprocess == bgr  # the input the weights expect
+    assert torch.equal(model.body.weight, pretrained["body.weight"])
+    assert torch.equal(model.body.bias, pretrained["body.bias"])
+    assert not torch.equal(model.head.weight, pretrained["head.weight"])  # new layer: fresh
+    assert dataclasses.replace(model.info, preprocess=random.info.preprocess) == random.info
+
+
+def test_builtin_weights_records_carry_their_preprocessing():
+    caffe = get_model_entry("caffenet").weights
+    assert caffe.file == CAFFENET_IMAGENET and caffe.source == CAFFENET_IMAGENET.url
+    # Caffe: BGR, 0..255 minus the ImageNet mean (B, G, R) = (104, 117, 123), no scaling
+    assert caffe.preprocess.channel_order == "BGR"
+    assert caffe.preprocess.mean == (123.0, 117.0, 104.0) and caffe.preprocess.std == (1, 1, 1)
+    assert (caffe.preprocess.resize, caffe.preprocess.crop) == (256, 227)
+    tv = get_model_entry("resnet50").weights
+    assert tv.source == f"torchvision {torchvision.models.ResNet50_Weights.DEFAULT}"
+    # torchvision: RGB in 0..1, then (x - 0.485) / 0.229 etc.: in 0..255 units, x 255
+    assert tv.preprocess.channel_order == "RGB" and tv.preprocess.crop == 224
+    expected_mean = torchvision.models.ResNet50_Weights.DEFAULT.transforms().mean
+    assert tv.preprocess.mean == pytest.approx([m * 255 for m in expected_mean])
+    assert tv.preprocess.std == pytest.approx([0.229 * 255, 0.224 * 255, 0.225 * 255])
+    for name in ("smallcnn", "pcnn"):
+        assert get_model_entry(name).weights is None
+
+
+def test_weights_module_does_not_import_the_registry():
+    # weights.py run on its own, not through vsent.models (whose __init__ imports every family):
+    # any import of the registry would pull in vsent.models and its families.
+    code = """
+import importlib.util, pathlib, sys
+root = pathlib.Path(importlib.util.find_spec("vsent").origin).parent
+spec = importlib.util.spec_from_file_location("weights_alone", root / "models" / "weights.py")
+module = sys.modules["weights_alone"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(sorted(n for n in sys.modules if n.startswith("vsent.models")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

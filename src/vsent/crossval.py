@@ -13,8 +13,6 @@ import csv
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,118 +20,71 @@ import numpy as np
 import torch
 from torch import nn
 
+from vsent.config import RunConfig
 from vsent.data.cache import image_cache
-from vsent.data.datasets import Dataset, load_dataset
-from vsent.data.folds import Fold, make_folds, save_folds
+from vsent.data.datasets import load_dataset
+from vsent.data.folds import make_folds, save_folds
 from vsent.errors import VsentError
 from vsent.evaluate import evaluate
 from vsent.metrics import summarize_folds, write_summary
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
-from vsent.runs import RunDir, Timer, stored_config
-from vsent.train import TrainConfig, config_from_dict, fit
+from vsent.presets import CROSSVAL as PRESETS
+from vsent.presets import resolve_lr
+from vsent.runs import (
+    FOLD_METRICS,
+    FOLDS,
+    SUMMARY,
+    TRAIN_STATE,
+    CrossvalRun,
+    RunDir,
+    Timer,
+    fold_dir,
+    open_run,
+    open_run_dir,
+)
+from vsent.train import fit
+
+__all__ = ["PRESETS", "CrossvalRun", "RunConfig", "crossval", "finetune", "fresh_model",
+           "open_run", "prepare"]
 
 log = logging.getLogger("vsent")
 
-#: Named configurations. ``campos2015`` is the paper's recipe (CaffeNet from ImageNet weights);
-#: ``quick`` trains a small BatchNorm CNN from scratch at 64 px, about 5 minutes on 2 CPU cores.
-PRESETS: dict[str, dict[str, Any]] = {
-    "campos2015": {"model": "caffenet", "init": "imagenet", "train": TrainConfig()},
-    "quick": {
-        "model": "smallcnn",
-        "init": "random",
-        "train": TrainConfig(
-            epochs=30, batch_size=32, lr=2e-3, weight_decay=0.05, optimizer="adamw",
-            schedule="cosine", head_lr_mult=1.0, bias_lr_mult=1.0,
-        ),
-    },
-}
 
-
-@dataclass
-class RunConfig:
-    """Everything that defines a fine-tuning or cross-validation run (saved as config.json)."""
-
-    data: str
-    subset: str = "five"
-    folds: str = "campos"
-    model: str = "caffenet"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    init: str = "imagenet"
-    train: TrainConfig = field(default_factory=TrainConfig)
-    oversample: bool = False  # which of the two evaluations summary.json leads with
-    skip_bad: bool = False
-    seed: int = 0
-    eval_batch_size: int = 64
-    preset: str | None = None
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> RunConfig:
-        return config_from_dict(cls, d, "run")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass
-class CrossvalRun:
-    """An existing cross-validation run directory, opened for analyses (layers, regions)."""
-
-    path: Path
-    config: RunConfig
-    dataset: Dataset
-    folds: list[Fold]
-
-    def checkpoint(self, k: int) -> Path:
-        """Path of fold ``k``'s fine-tuned model (1-based); error if that fold did not finish."""
-        path = self.path / f"fold{k}" / "model.pt"
-        if not path.exists():
-            raise VsentError(
-                f"{path}: fold {k} has no model (unfinished run? use crossval --resume)"
-            )
-        return path
-
-
-def open_run(path: str | Path) -> CrossvalRun:
-    """Open a run directory written by :func:`crossval` (config, dataset and its folds)."""
-    path = Path(path)
-    if not (path / "config.json").exists() or not (path / "folds.json").exists():
-        raise VsentError(f"{path}: not a crossval run directory (no config.json/folds.json)")
-    config = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
-    dataset = load_dataset(config.data, config.subset, skip_bad=config.skip_bad, validate=False)
-    folds = make_folds(dataset, str(path / "folds.json"))
-    return CrossvalRun(path, config, dataset, folds)
-
-
-def _prepare(cfg: RunConfig) -> nn.Module:
+def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
     """Build a prototype model (for its preprocessing and default lr) and resolve the lr.
 
-    It loads ``cfg.init`` so that missing weights stop the run before its directory exists.
+    Returns the config with ``train.lr`` the lr the run trains at (a new record: ``cfg`` is
+    frozen) and the prototype. It loads ``cfg.init`` so that missing weights stop the run
+    before its directory exists.
     """
     model = create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
-    default_lr = getattr(model, "default_lr", None)
-    if cfg.preset and default_lr and cfg.train.lr == PRESETS[cfg.preset]["train"].lr:
-        cfg.train = cfg.train.replace(lr=default_lr)  # e.g. fc6-2 trains at 1e-4 in the paper
-    cfg.train.validate()
-    return model
+    info = getattr(model, "info", None)
+    default_lr = info.default_lr if info is not None else getattr(model, "default_lr", None)
+    lr = resolve_lr(cfg.preset, cfg.train.lr, default_lr)  # e.g. fc6-2 trains at 1e-4
+    return cfg.replace(train=cfg.train.replace(lr=lr)), model
 
 
 def crossval(
-    cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True
+    cfg: RunConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
+    progress: bool = True,
 ) -> dict:
     """K-fold fine-tuning and evaluation; returns the summary written to ``summary.json``.
 
     Each fold fine-tunes a fresh model (``cfg.model`` from ``cfg.init``) on the fold's training
     images and evaluates it on its test images with the centre crop and with 10-crop
-    oversampling. Finished folds (``fold<k>/metrics.json``) are not redone on ``resume``, and
-    an interrupted fold continues from its last finished epoch.
+    oversampling. ``out`` is opened by :func:`vsent.runs.open_run_dir`: a finished run returns
+    its stored summary, a different config is refused; with ``resume`` finished folds
+    (``fold<k>/metrics.json``) are not redone and an interrupted fold continues from its last
+    finished epoch; ``overwrite`` starts again.
     """
-    out = Path(out)
-    stored = stored_config(out, resume, RunConfig.from_dict)
-    cfg = stored or cfg
-    proto = _prepare(cfg)
-    run = RunDir(out, config=None if stored else {"command": "crossval", **cfg.to_dict()})
+    cfg, proto = prepare(cfg)
+    run = open_run_dir(out, {"command": "crossval", **cfg.to_dict()}, resume=resume,
+                       overwrite=overwrite, done=SUMMARY)
     try:
+        if run.status == "finished":
+            log.info("%s: finished run, summary not recomputed", run.path)
+            return run.read_json(SUMMARY)
         return _crossval(cfg, run, proto, progress)
     finally:
         run.close()
@@ -143,7 +94,7 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     timer = Timer()
     dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
     run.write_json("skipped.json", list(dataset.skipped))
-    folds_file = run / "folds.json"
+    folds_file = run / FOLDS
     spec = str(folds_file) if folds_file.exists() else cfg.folds  # resume: the same folds
     folds = make_folds(dataset, spec, seed=cfg.seed)
     save_folds(folds, dataset, folds_file)
@@ -155,9 +106,9 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     results: dict[str, list[dict]] = {"center": [], "ten_crop": []}
     all_rows: list[dict] = []
     for fold in folds:
-        fold_dir = run / f"fold{fold.index}"
-        fold_dir.mkdir(exist_ok=True)
-        metrics_file = fold_dir / "metrics.json"
+        fdir = fold_dir(run.path, fold.index)
+        fdir.mkdir(exist_ok=True)
+        metrics_file = fdir / FOLD_METRICS
         if metrics_file.exists():
             log.info("fold %d: already done, skipped", fold.index)
             done = json.loads(metrics_file.read_text())
@@ -165,7 +116,7 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
             done = _run_fold(cfg, run, fold, images, labels, dataset, progress)
         for key in results:
             results[key].append({"fold": fold.index, **done[key]})
-        all_rows.extend(_read_rows(fold_dir / "predictions.csv"))
+        all_rows.extend(_read_rows(fdir / "predictions.csv"))
 
     lead = "ten_crop" if cfg.oversample else "center"
     summary = summarize_folds(results[lead])
@@ -192,14 +143,14 @@ def fresh_model(cfg: RunConfig, seed: int) -> nn.Module:
 
 
 def _run_fold(cfg, run, fold, images, labels, dataset, progress) -> dict:
-    fold_dir = run / f"fold{fold.index}"
+    fdir = fold_dir(run.path, fold.index)
     train_cfg = cfg.train.replace(seed=cfg.seed * 1000 + fold.index)
     model = fresh_model(cfg, train_cfg.seed)
-    state = fold_dir / "train_state.pt"
+    state = fdir / TRAIN_STATE
     history = fit(model, images[np.sort(fold.train)], labels[np.sort(fold.train)], train_cfg,
                   state_path=state, progress=progress, desc=f"fold {fold.index}")
     run.write_json(f"fold{fold.index}/history.json", history)
-    save_checkpoint(fold_dir / "model.pt", model, fold=fold.index, run=str(run.path),
+    save_checkpoint(fdir / "model.pt", model, fold=fold.index, run=str(run.path),
                     train=dataclasses.asdict(train_cfg), subset=cfg.subset)
     test = np.sort(fold.test)
     kw = {"batch_size": cfg.eval_batch_size, "device": cfg.train.device}
@@ -213,7 +164,7 @@ def _run_fold(cfg, run, fold, images, labels, dataset, progress) -> dict:
     ]
     run.write_csv(f"fold{fold.index}/predictions.csv", rows, list(rows[0]))
     done = {"center": center, "ten_crop": ten}
-    run.write_json(f"fold{fold.index}/metrics.json", done)  # written last: marks the fold done
+    run.write_json(f"fold{fold.index}/{FOLD_METRICS}", done)  # written last: marks the fold done
     state.unlink(missing_ok=True)
     log.info("fold %d: accuracy %.3f (centre) %.3f (10-crop)", fold.index,
              center["accuracy"], ten["accuracy"])
@@ -226,24 +177,28 @@ def _read_rows(path: Path) -> list[dict]:
 
 
 def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume: bool = False,
-             progress: bool = True) -> dict:
+             overwrite: bool = False, progress: bool = True) -> dict:
     """Fine-tune one model on the whole dataset (or on fold ``fold``'s training images).
 
-    Writes ``model.pt`` (and, with ``fold``, that fold's test metrics) into ``out``.
+    Writes ``model.pt`` (and, with ``fold``, that fold's test metrics) into ``out``, then
+    ``metrics.json`` last (it marks the run finished). ``out`` is opened by
+    :func:`vsent.runs.open_run_dir`: a finished run returns its stored result, a different
+    config (e.g. another ``--lr``) is refused, ``resume`` continues from ``train_state.pt``.
     """
-    proto = _prepare(cfg)
+    cfg, proto = prepare(cfg)
     out = Path(out)
-    if (out / "model.pt").exists() and not resume:
-        raise VsentError(f"{out} already holds a model: choose another --out")
-    run = RunDir(out, config={"command": "finetune", "fold": fold, **cfg.to_dict()})
+    run = open_run_dir(out, {"command": "finetune", "fold": fold, **cfg.to_dict()},
+                       resume=resume, overwrite=overwrite, done="metrics.json")
     try:
+        if run.status == "finished":
+            return run.read_json("metrics.json")
         dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
         images = image_cache(dataset, size=proto.preprocess.resize, progress=progress)
         train_idx = np.arange(len(dataset))
         test_idx = None
         if fold is not None:
             folds = make_folds(dataset, cfg.folds, seed=cfg.seed)
-            save_folds(folds, dataset, run / "folds.json")
+            save_folds(folds, dataset, run / FOLDS)
             match = [f for f in folds if f.index == fold]
             if not match:
                 raise VsentError(f"--fold {fold}: the split has folds 1..{len(folds)}")
@@ -251,18 +206,18 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
         train_cfg = cfg.train.replace(seed=cfg.seed)
         model = fresh_model(cfg, train_cfg.seed)
         history = fit(model, images[train_idx], dataset.labels[train_idx], train_cfg,
-                      state_path=out / "train_state.pt", progress=progress, desc="finetune")
+                      state_path=out / TRAIN_STATE, progress=progress, desc="finetune")
         run.write_json("history.json", history)
         save_checkpoint(out / "model.pt", model, fold=fold, train=dataclasses.asdict(train_cfg),
                         subset=cfg.subset)
-        (out / "train_state.pt").unlink(missing_ok=True)
+        (out / TRAIN_STATE).unlink(missing_ok=True)
         result: dict[str, Any] = {"n_train": len(train_idx), "model": str(out / "model.pt")}
         if test_idx is not None:
             kw = {"batch_size": cfg.eval_batch_size, "device": cfg.train.device}
             result["center"], _ = evaluate(model, images[test_idx], dataset.labels[test_idx], **kw)
             result["ten_crop"], _ = evaluate(model, images[test_idx], dataset.labels[test_idx],
                                              oversample=True, **kw)
-        run.write_json("metrics.json", result)
+        run.write_json("metrics.json", result)  # written last: marks the run finished
         return result
     finally:
         run.close()

@@ -1,4 +1,8 @@
-"""Inference on cached images: centre crop or 10-crop oversampling, and evaluation metrics."""
+"""Scores and metrics on cached images (centre crop or 10-crop oversampling).
+
+A thin layer over :func:`vsent.inference.infer`, the one inference path of vsent
+(:func:`resolve_device` lives there too and is re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -6,35 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from vsent.data.transforms import center_crop, normalize, ten_crop
-from vsent.errors import VsentError
+from vsent.inference import infer, resolve_device
 from vsent.metrics import binary_metrics
 
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> cuda when available, else cpu. Asking for cuda without one is a user error."""
-    if isinstance(name, torch.device):
-        return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise VsentError("--device cuda: no CUDA device is available here (use --device cpu)")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise VsentError(f"unknown device {name!r}: use auto, cpu or cuda")
-    return torch.device(name)
+__all__ = ["evaluate", "predict_proba", "resolve_device"]
 
 
-def _check_images(images: np.ndarray, size: int) -> None:
-    if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
-    if images.shape[1] != size or images.shape[2] != size:
-        raise ValueError(
-            f"images are {images.shape[1]}x{images.shape[2]}, the model expects {size}x{size} "
-            "(resize with the model's preprocess.resize)"
-        )
-
-
-@torch.no_grad()
 def predict_proba(
     model: nn.Module,
     images: np.ndarray,
@@ -47,8 +28,8 @@ def predict_proba(
 
     Parameters
     ----------
-    model : a vsent model (has ``preprocess``).
-    images : uint8 array (N, S, S, 3), RGB, already resized to ``S = model.preprocess.resize``.
+    model : a vsent model (``model.info.preprocess``).
+    images : uint8 array (N, S, S, 3), RGB, already resized to ``S = preprocess.resize``.
     oversample : average the softmax over the 10 crops (4 corners + centre, and their mirrors)
         instead of scoring the centre crop only.
     batch_size : images per forward pass (10x as many crops when oversampling).
@@ -57,25 +38,8 @@ def predict_proba(
     -------
     float32 array (N, num_outputs); rows sum to 1.
     """
-    pre = model.preprocess
-    _check_images(images, pre.resize)
-    dev = resolve_device(device)
-    model.eval().to(dev)
-    out = []
-    for start in range(0, len(images), batch_size):
-        # a copy: cached images are read-only memory maps, which torch cannot wrap
-        batch = torch.from_numpy(np.array(images[start : start + batch_size]))
-        if oversample:
-            crops = ten_crop(batch, pre.crop)  # (B, 10, c, c, 3)
-            b = crops.shape[0]
-            x = normalize(crops.reshape(b * 10, *crops.shape[2:]), pre).to(dev)
-            probs = torch.softmax(model(x).float(), dim=1).reshape(b, 10, -1).mean(dim=1)
-        else:
-            x = normalize(center_crop(batch, pre.crop), pre).to(dev)
-            probs = torch.softmax(model(x).float(), dim=1)
-        out.append(probs.cpu().numpy())
-    n_out = out[0].shape[1] if out else 2
-    return np.concatenate(out) if out else np.zeros((0, n_out), np.float32)
+    return infer(model, images, oversample=oversample, batch_size=batch_size,
+                 device=device).probs
 
 
 def evaluate(

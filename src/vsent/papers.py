@@ -1,95 +1,196 @@
-"""Published numbers of the reproduced papers, each with where it was read.
+"""Published numbers of the reproduced papers, each with the table it comes from.
 
-A value of ``None`` means "published, but not verified here": the report prints
-``n/a (not verified)`` for it and never a number typed from memory. Fill a cell in only after
-checking it against the paper, and cite the place in the comment beside it.
+Transcribed from ``shared/papers/published.md`` (the papers' own tables, see :data:`SOURCE_FILE`),
+cell by cell; ``tests/test_papers.py`` parses that file independently and checks every value
+here against it.
 
-What was tried (so the next person does not repeat it): the ``search`` tool's stored copies of
-Campos et al. 2015 (arXiv 1508.05056: ar5iv, core.ac.uk, emergentmind, the ASM 2015 project
-README githubpgq/sentiment-2015-asm and imatge-upc/sentiment-2017-imavis) expose the abstract
-and the first page only; no copy of Tables 2-4 was reachable. Sun et al. 2016 is closed access
-(concepedia lists the abstract only). The values below that are filled in come from the Twitter
-I dataset README shipped with the data (``/work/shared/datasets/twitter1/README.md``, section
-"Published reference numbers on this data"), which quotes each paper.
+Units: every value is a **fraction** in [0, 1]. Sun et al. print percent: their cells are stored
+divided by 100 (88.94 % -> 0.8894) and the source says so; the sun2016 report prints them back
+in percent.
+
+A value of ``None`` means "not available": the paper has the cell but its value is not in
+``published.md`` (You et al.'s own table did not survive in the copy we have). Reports print
+:data:`NOT_AVAILABLE_TEXT` for it, never a number typed from memory.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: The dataset README the filled-in values are quoted from.
-DATASET_README = "Twitter I dataset README (shared/datasets/twitter1/README.md)"
+#: Where the values below were read (relative to the project's shared folder).
+SOURCE_FILE = "shared/papers/published.md"
+#: Printed in place of a cell whose value is not available.
+NOT_AVAILABLE_TEXT = "not available"
 
 
 @dataclass(frozen=True)
 class Published:
-    """One published number: ``mean`` (and ``std`` when given) as a fraction in [0, 1].
+    """One published number.
 
-    ``mean is None``: the paper reports the cell but it was not verified here.
+    ``mean`` (and ``std`` when the paper gives one) as a fraction in [0, 1], or None when not
+    available; ``source`` names the paper and table (``"Campos et al. 2015, Table 2"``);
+    ``k``: the K of a Sun et al. "best K" cell (the number in brackets), else None.
     """
 
     mean: float | None
     std: float | None = None
     source: str = ""
+    k: int | None = None
 
     @property
-    def verified(self) -> bool:
+    def available(self) -> bool:
         return self.mean is not None
 
+    #: Old name of :attr:`available` (kept for callers written before the rename).
+    verified = available
 
-NOT_VERIFIED = Published(None, None, "not verified")
+
+#: A cell the paper has but whose value is not available here.
+NOT_AVAILABLE = Published(None, None, NOT_AVAILABLE_TEXT)
+#: Old name of :data:`NOT_AVAILABLE`.
+NOT_VERIFIED = NOT_AVAILABLE
+
+
+def _pm(mean: float, std: float, table: str) -> Published:
+    return Published(mean, std, table)
+
 
 # --------------------------------------------------------------------------------------------
 # Campos, Salvador, Giro-i-Nieto, Jou. "Diving Deep into Sentiment: Understanding Fine-tuned
-# CNNs for Visual Sentiment Prediction." 1st Int. Workshop on Affect and Sentiment in
-# Multimedia (ASM), ACM Multimedia 2015, pp. 57-62. arXiv:1508.05056.
+# CNNs for Visual Sentiment Prediction." ASM workshop, ACM Multimedia 2015. arXiv:1508.05056.
+# All on Twitter I five-agree, 5-fold CV, CaffeNet from ImageNet; accuracy mean +- std.
 
 CAMPOS2015 = (
     "Campos, Salvador, Giro-i-Nieto, Jou. Diving Deep into Sentiment: Understanding Fine-tuned "
     "CNNs for Visual Sentiment Prediction. ASM workshop, ACM MM 2015 (arXiv:1508.05056)"
 )
+_C1 = "Campos et al. 2015, Table 1"
+_C2 = "Campos et al. 2015, Table 2"
+_C3 = "Campos et al. 2015, Table 3"
+_C4 = "Campos et al. 2015, Table 4"
 
-#: Table 1: fine-tuned CaffeNet (fc8 replaced by a 2-way layer), five-agree, 5-fold CV on the
-#: authors' folds, accuracy mean +- std over folds.
+#: Table 1 (fine-tuning): evaluation -> accuracy. "center": fine-tuned CaffeNet; "ten_crop":
+#: with oversampling (10 crops). The table's third row (You et al.'s CNN, 0.783) is
+#: :data:`YOU2015_TABLE6` ``["cnn"]["five"]["accuracy"]``.
 CAMPOS2015_TABLE1: dict[str, Published] = {
-    # "Campos et al. 2015, fine-tuned CaffeNet: 0.817 +- 0.038" -- dataset README
-    "center": Published(0.817, 0.038, f"Campos et al. 2015 Table 1, as quoted in the "
-                                      f"{DATASET_README}"),
-    # "with 10-crop oversampling 0.830 +- 0.034" -- dataset README
-    "ten_crop": Published(0.830, 0.034, f"Campos et al. 2015 Table 1, as quoted in the "
-                                        f"{DATASET_README}"),
+    "center": _pm(0.817, 0.038, _C1),
+    "ten_crop": _pm(0.830, 0.034, _C1),
 }
+#: Table 1, row "Fine-tuned CNN from You et al." (no std in the paper).
+CAMPOS2015_TABLE1_YOU_CNN = Published(0.783, None, f"{_C1}, row 'Fine-tuned CNN from You et al.'")
 
-#: Table 2: a linear SVM and a softmax classifier on each layer's activations of the
-#: fine-tuned CaffeNet. Not verified (see the module docstring); which of the CaffeNet blobs
-#: the paper's table lists was not verified either, so every blob vsent probes is listed.
+#: Table 2 (linear classifiers on each layer of the fine-tuned CaffeNet), in depth order.
 CAMPOS2015_TABLE2_LAYERS = (
     "conv1", "pool1", "norm1", "conv2", "pool2", "norm2",
     "conv3", "conv4", "conv5", "pool5", "fc6", "fc7", "fc8",
 )
+#: Table 2: layer -> classifier ("svm", "softmax") -> accuracy.
 CAMPOS2015_TABLE2: dict[str, dict[str, Published]] = {
-    layer: {"svm": NOT_VERIFIED, "softmax": NOT_VERIFIED} for layer in CAMPOS2015_TABLE2_LAYERS
+    "fc8": {"svm": _pm(0.82, 0.055, _C2), "softmax": _pm(0.821, 0.046, _C2)},
+    "fc7": {"svm": _pm(0.814, 0.040, _C2), "softmax": _pm(0.814, 0.044, _C2)},
+    "fc6": {"svm": _pm(0.804, 0.031, _C2), "softmax": _pm(0.81, 0.038, _C2)},
+    "pool5": {"svm": _pm(0.784, 0.020, _C2), "softmax": _pm(0.786, 0.022, _C2)},
+    "conv5": {"svm": _pm(0.776, 0.025, _C2), "softmax": _pm(0.779, 0.034, _C2)},
+    "conv4": {"svm": _pm(0.794, 0.026, _C2), "softmax": _pm(0.781, 0.020, _C2)},
+    "conv3": {"svm": _pm(0.752, 0.033, _C2), "softmax": _pm(0.748, 0.029, _C2)},
+    "norm2": {"svm": _pm(0.735, 0.025, _C2), "softmax": _pm(0.737, 0.021, _C2)},
+    "pool2": {"svm": _pm(0.732, 0.019, _C2), "softmax": _pm(0.729, 0.022, _C2)},
+    "conv2": {"svm": _pm(0.735, 0.019, _C2), "softmax": _pm(0.738, 0.030, _C2)},
+    "norm1": {"svm": _pm(0.706, 0.032, _C2), "softmax": _pm(0.712, 0.031, _C2)},
+    "pool1": {"svm": _pm(0.674, 0.045, _C2), "softmax": _pm(0.68, 0.035, _C2)},
+    "conv1": {"svm": _pm(0.667, 0.049, _C2), "softmax": _pm(0.67, 0.032, _C2)},
 }
 
-#: Table 3: layer removal (fc7-4096, fc6-4096: the remaining top layer used raw as logits;
-#: fc7-2, fc6-2: the top replaced by a new 2-way layer), without and with oversampling.
-#: Not verified.
+#: Table 3 (layer ablation): architecture -> "center" (without oversampling) / "ten_crop"
+#: (with oversampling) -> accuracy. fc7-4096, fc6-4096: the remaining top layer used raw as
+#: logits (the paper notes fc6-4096 "always predict towards the majority class"); fc7-2,
+#: fc6-2: the top replaced by a new 2-way layer.
 CAMPOS2015_TABLE3: dict[str, dict[str, Published]] = {
-    arch: {"center": NOT_VERIFIED, "ten_crop": NOT_VERIFIED}
-    for arch in ("fc7-4096", "fc6-4096", "fc7-2", "fc6-2")
+    "fc7-4096": {"center": _pm(0.759, 0.023, _C3), "ten_crop": _pm(0.786, 0.019, _C3)},
+    "fc6-4096": {"center": _pm(0.657, 0.040, _C3), "ten_crop": _pm(0.657, 0.040, _C3)},
+    "fc7-2": {"center": _pm(0.784, 0.024, _C3), "ten_crop": _pm(0.797, 0.021, _C3)},
+    "fc6-2": {"center": _pm(0.651, 0.044, _C3), "ten_crop": _pm(0.676, 0.029, _C3)},
 }
 
-#: Table 4: layer addition (fc8-1000: the whole ImageNet network fine-tuned with its 1000
-#: outputs; fc9-2: a new 2-way layer on top of fc8). Not verified.
+#: Table 4 (layer addition): fc8-1000 (the ImageNet network fine-tuned with its 1000 outputs),
+#: fc9-2 (a new 2-way layer on top of fc8); same layout as Table 3.
 CAMPOS2015_TABLE4: dict[str, dict[str, Published]] = {
-    arch: {"center": NOT_VERIFIED, "ten_crop": NOT_VERIFIED} for arch in ("fc8-1000", "fc9-2")
+    "fc8-1000": {"center": _pm(0.723, 0.041, _C4), "ten_crop": _pm(0.731, 0.036, _C4)},
+    "fc9-2": {"center": _pm(0.795, 0.023, _C4), "ten_crop": _pm(0.803, 0.034, _C4)},
 }
 
 # --------------------------------------------------------------------------------------------
+# Sun, Yang, Wang, Shen. "Discovering affective regions in deep convolutional neural networks
+# for visual sentiment prediction." ICME 2016. Table 1, accuracy in PERCENT in the paper,
+# stored here as fractions (value / 100).
+
+SUN2016 = (
+    "Sun, Yang, Wang, Shen. Discovering affective regions in deep convolutional neural "
+    "networks for visual sentiment prediction. ICME 2016"
+)
+_S1 = "Sun et al. 2016, Table 1 (percent in the paper, stored / 100)"
+
+#: Table 1's columns: key -> the paper's heading. five/four/three = Twitter I agreement subsets.
+SUN2016_COLUMNS = {
+    "five": "Twitter I 5", "four": "Twitter I 4", "three": "Twitter I 3",
+    "twitter2": "Twitter II", "flickr": "Flickr",
+}
+#: Table 1's rows: key -> the paper's method label (as in published.md). "ft" = fine-tuned on
+#: ~0.5 M weakly labelled Flickr images; obj / senti = regions by objectness / sentiment score;
+#: lf / ff = late / early ("former") fusion; alpha = 1, beta = 0.5.
+SUN2016_ROWS = {
+    "sentibank": "SentiBank",
+    "pcnn_caffenet": "PCNN + CaffeNet (You et al.)",
+    "pcnn_vggnet": "PCNN + VGGNet",
+    "vggnet": "VGGNet",
+    "vggnet_ft": "VGGNet + ft",
+    "ft_obj_lf_k1": "VGGNet + ft + obj + lf (K = 1)",
+    "ft_senti_lf_k1": "VGGNet + ft + senti + lf (K = 1)",
+    "ft_obj_senti_lf_k1": "VGGNet + ft + obj + senti + lf (K = 1)",
+    "ft_obj_senti_ff_k1": "VGGNet + ft + obj + senti + ff (K = 1)",
+    "ft_obj_senti_lf_best": "VGGNet + ft + obj + senti + lf (best K)",
+}
+
+
+def _sun(row: str, percents: tuple[float, ...], ks: tuple[int, ...] | None = None,
+         ) -> dict[str, Published]:
+    """One row of Sun et al.'s Table 1: percent values in :data:`SUN2016_COLUMNS` order."""
+    cells = {}
+    for i, (col, pct) in enumerate(zip(SUN2016_COLUMNS, percents, strict=True)):
+        k = None if ks is None else ks[i]
+        label = SUN2016_ROWS[row] + (f", best K = {k}" if k is not None else "")
+        cells[col] = Published(round(pct / 100, 6), None,
+                               f"{_S1}, row '{label}', {SUN2016_COLUMNS[col]}: {pct:.2f} %", k)
+    return cells
+
+
+#: Table 1: row (:data:`SUN2016_ROWS`) -> column (:data:`SUN2016_COLUMNS`) -> accuracy as a
+#: fraction (no std in the paper); the best-K row carries the best K of each column in ``k``.
+SUN2016_TABLE1: dict[str, dict[str, Published]] = {
+    "sentibank": _sun("sentibank", (71.02, 67.68, 65.93, 67.56, 65.89)),
+    "pcnn_caffenet": _sun("pcnn_caffenet", (77.30, 70.09, 68.01, 70.80, 66.69)),
+    "pcnn_vggnet": _sun("pcnn_vggnet", (86.06, 81.81, 78.72, 75.23, 69.95)),
+    "vggnet": _sun("vggnet", (83.51, 78.89, 75.36, 72.82, 60.88)),
+    "vggnet_ft": _sun("vggnet_ft", (86.56, 80.42, 76.93, 72.30, 69.48)),
+    "ft_obj_lf_k1": _sun("ft_obj_lf_k1", (85.22, 78.57, 74.48, 75.55, 69.38)),
+    "ft_senti_lf_k1": _sun("ft_senti_lf_k1", (85.52, 81.98, 76.06, 77.74, 69.47)),
+    "ft_obj_senti_lf_k1": _sun("ft_obj_senti_lf_k1", (86.72, 82.22, 76.80, 78.59, 69.58)),
+    "ft_obj_senti_ff_k1": _sun("ft_obj_senti_ff_k1", (85.14, 81.25, 76.03, 73.85, 63.83)),
+    "ft_obj_senti_lf_best": _sun("ft_obj_senti_lf_best", (88.94, 84.90, 80.33, 78.97, 70.24),
+                                 ks=(11, 13, 11, 7, 12)),
+}
+#: The best K of their full method on Twitter I five-agree (the K vsent uses by default).
+SUN2016_K = SUN2016_TABLE1["ft_obj_senti_lf_best"]["five"].k
+#: Figure 4 (accuracy against K): a plot without values in the text (only "the best K is 10
+#: to 13"), so no published curve is drawn.
+SUN2016_K_SWEEP: dict[int, Published] = {}
+
+# --------------------------------------------------------------------------------------------
 # You, Luo, Jin, Yang. "Robust Image Sentiment Analysis Using Progressively Trained and Domain
-# Transferred Deep Networks." AAAI 2015. Its Twitter table (here "Table 6") has rows GCH, LCH,
-# GCH+BoW, LCH+BoW, CNN and PCNN and, per five/four/three-agree subset, precision, recall, F1
-# and accuracy. Only the CNN's five-agree accuracy could be verified (dataset README).
+# Transferred Deep Networks." AAAI 2015. The text of its tables did not survive in the copy we
+# have: only the values other papers quote are known (published.md, "You et al."). Its
+# Twitter table ("Table 6" here) has rows GCH, LCH, GCH+BoW, LCH+BoW, CNN, PCNN and, per
+# five/four/three-agree subset, precision, recall, F1 and accuracy.
 
 YOU2015 = (
     "You, Luo, Jin, Yang. Robust Image Sentiment Analysis Using Progressively Trained and "
@@ -98,34 +199,37 @@ YOU2015 = (
 
 #: You et al.'s Twitter table: row -> subset -> metric -> value, the single record of it (the
 #: baselines table, the domain-transfer table and ``vsent reproduce you2015`` all read it).
+#: Rows "sentibank" (not a vsent method) and the quoted accuracies are what other papers
+#: report of You et al.; every other cell (the hand-crafted rows, precision / recall / F1)
+#: is not available.
 YOU2015_TABLE6: dict[str, dict[str, dict[str, Published]]] = {
-    row: {subset: {m: NOT_VERIFIED for m in ("precision", "recall", "f1", "accuracy")}
+    row: {subset: {m: NOT_AVAILABLE for m in ("precision", "recall", "f1", "accuracy")}
           for subset in ("five", "four", "three")}
-    for row in ("gch", "lch", "gch+bow", "lch+bow", "cnn", "pcnn")
+    for row in ("gch", "lch", "gch+bow", "lch+bow", "cnn", "pcnn", "sentibank")
 }
-# "You et al. 2015, fine-tuned 2CONV-4FC CNN: accuracy 0.783" (five-agree) -- dataset README
-YOU2015_TABLE6["cnn"]["five"]["accuracy"] = Published(
-    0.783, None, f"You et al. 2015, fine-tuned 2CONV-4FC CNN, as quoted in the {DATASET_README}")
+# CNN (2CONV-4FC) fine-tuned on five-agree by domain transfer: quoted by Campos et al. Table 1.
+YOU2015_TABLE6["cnn"]["five"]["accuracy"] = CAMPOS2015_TABLE1_YOU_CNN
+# PCNN and SentiBank: quoted by Sun et al. Table 1 (rows "PCNN + CaffeNet (You et al.)",
+# "SentiBank"), percent there.
+for _row, _sun_row in (("pcnn", "pcnn_caffenet"), ("sentibank", "sentibank")):
+    for _subset in ("five", "four", "three"):
+        YOU2015_TABLE6[_row][_subset]["accuracy"] = SUN2016_TABLE1[_sun_row][_subset]
+del _row, _sun_row, _subset
 #: You et al.'s 2CONV-4FC network fine-tuned on Twitter I, 5-fold: subset -> metric -> value.
 YOU2015_CNN = YOU2015_TABLE6["cnn"]
+#: You et al.'s PCNN on Twitter I, 5-fold: subset -> metric -> value.
+YOU2015_PCNN = YOU2015_TABLE6["pcnn"]
 
-# --------------------------------------------------------------------------------------------
-# Sun, Yang, Wang, Shen. "Discovering affective regions in deep convolutional neural networks
-# for visual sentiment prediction." ICME 2016.
 
-SUN2016 = (
-    "Sun, Yang, Wang, Shen. Discovering affective regions in deep convolutional neural "
-    "networks for visual sentiment prediction. ICME 2016"
-)
-
-#: Table 1 (Twitter I, five-agree, 5-fold): rows are the methods of
-#: :data:`vsent.analyses.regions.METHODS`. Only the full method is known here.
-SUN2016_TABLE1: dict[str, Published] = {
-    # "Sun et al. 2016, VGGNet + affective regions (K=11): 88.94 %" -- dataset README
-    "ar": Published(0.8894, None, f"Sun et al. 2016, VGGNet + affective regions, K=11, as "
-                                  f"quoted in the {DATASET_README}"),
-}
-#: K of the published full method.
-SUN2016_K = 11
-#: Figure 4 (accuracy vs K): not verified, so no published curve is drawn.
-SUN2016_K_SWEEP: dict[int, Published] = {}
+def all_published() -> list[tuple[str, Published]]:
+    """Every cell of this module as ``(dotted name, value)``, available or not."""
+    cells: list[tuple[str, Published]] = []
+    cells += [(f"CAMPOS2015_TABLE1.{e}", p) for e, p in CAMPOS2015_TABLE1.items()]
+    for name, table in (("CAMPOS2015_TABLE2", CAMPOS2015_TABLE2),
+                        ("CAMPOS2015_TABLE3", CAMPOS2015_TABLE3),
+                        ("CAMPOS2015_TABLE4", CAMPOS2015_TABLE4),
+                        ("SUN2016_TABLE1", SUN2016_TABLE1)):
+        cells += [(f"{name}.{r}.{c}", p) for r, by in table.items() for c, p in by.items()]
+    cells += [(f"YOU2015_TABLE6.{r}.{s}.{m}", p) for r, by in YOU2015_TABLE6.items()
+              for s, ms in by.items() for m, p in ms.items()]
+    return cells

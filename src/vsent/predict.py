@@ -1,23 +1,23 @@
 """Score images with a trained model: files, folders, globs, PIL images or arrays.
 
 A batch job never stops on a bad image: each one gets a row with its error and the rest are
-scored. Decoding runs in a thread pool one batch ahead of the forward pass.
+scored. Decoding runs ahead of the forward pass in :func:`vsent.inference.iter_batches` (a
+bounded thread pool over any iterable of paths), and scoring in :func:`vsent.inference.infer`:
+the one decode and the one inference path of vsent.
 """
 
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch import nn
 
-from vsent.data.images import load_resized
-from vsent.errors import VsentError
-from vsent.evaluate import predict_proba, resolve_device
+from vsent.data.images import ImageSource, load_resized
+from vsent.inference import infer, iter_batches, resolve_device
 from vsent.models.checkpoint import load_checkpoint
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -55,12 +55,12 @@ class Predictor:
 
     Parameters
     ----------
-    model : a vsent model (``preprocess`` attribute), e.g. from :meth:`from_checkpoint`.
+    model : a vsent model (``model.info``), e.g. from :meth:`from_checkpoint`.
     class_names : names of the output classes (index 1 = positive).
     oversample : average over 10 crops instead of the centre crop.
     batch_size : images per forward pass.
     device : "auto", "cpu" or "cuda".
-    workers : decoding threads (default: number of CPUs).
+    workers : decoding threads (default: the CPUs this process may use).
     """
 
     def __init__(
@@ -86,62 +86,61 @@ class Predictor:
         model, meta = load_checkpoint(path)
         return cls(model, class_names=meta.get("class_names", ("negative", "positive")), **kwargs)
 
-    def _prepare(self, image: Any) -> np.ndarray:
-        return load_resized(image, self.model.preprocess.resize)
+    @property
+    def size(self) -> int:
+        """Side S of the decoded images (``model.info.preprocess.resize``)."""
+        return self.model.info.preprocess.resize
 
-    def predict_proba(self, images: Sequence[Any]) -> np.ndarray:
-        """Scores (N, num_classes) for images given as paths, bytes, PIL images or arrays.
+    def decode(self, image: ImageSource) -> np.ndarray:
+        """One image (path, bytes, PIL image or array) -> uint8 (S, S, 3), as the image cache.
+
+        Raises :class:`vsent.errors.ImageError` on an image that cannot be read.
+        """
+        return load_resized(image, self.size)
+
+    def predict_arrays(self, arrays: np.ndarray) -> np.ndarray:
+        """Scores (N, num_classes) float32 of decoded images: uint8 (N, S, S, 3) from
+        :meth:`decode`; centre crop, or the mean over 10 crops when ``self.oversample``."""
+        return infer(self.model, arrays, oversample=self.oversample, batch_size=self.batch_size,
+                     device=self.device).probs
+
+    def predict_proba(self, images: Iterable[Any]) -> np.ndarray:
+        """Scores (N, num_classes) for images given as paths, bytes, PIL images or arrays
+        (decoded ahead of the model in :meth:`score`'s thread pool).
 
         Raises :class:`vsent.errors.ImageError` on the first image that cannot be read; use
         :meth:`score` to carry on past bad images.
         """
-        arrays = np.stack([self._prepare(im) for im in images]) if len(images) else None
-        if arrays is None:
-            return np.zeros((0, len(self.class_names)), np.float32)
-        return predict_proba(self.model, arrays, oversample=self.oversample,
-                             batch_size=self.batch_size, device=self.device)
+        out = [np.zeros((0, self.model.info.num_outputs), np.float32)]
+        for batch in iter_batches(images, self.size, batch_size=self.batch_size,
+                                  workers=self.workers):
+            error = next((e for e in batch.errors if e is not None), None)
+            if error is not None:
+                raise error
+            out.append(self.predict_arrays(batch.images))
+        return np.concatenate(out)
 
-    def predict(self, images: Sequence[Any]) -> np.ndarray:
+    def predict(self, images: Iterable[Any]) -> np.ndarray:
         """Class indices (N,), 1 = positive."""
         return self.predict_proba(images).argmax(axis=1)
 
-    def score(self, paths: Sequence[str | Path]) -> Iterator[dict[str, Any]]:
+    def score(self, paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
         """One row per path (``path, prob_positive, label, error``), in input order.
 
         Bad images yield a row with ``error`` set and no score; the others are scored.
+        ``paths`` may be any iterable (a generator is read lazily, a few batches ahead):
+        rows come out while later paths are still being decoded.
         """
-        chunks = [paths[i : i + self.batch_size] for i in range(0, len(paths), self.batch_size)]
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            pending = [pool.submit(self._prepare, p) for p in chunks[0]] if chunks else []
-            for i, chunk in enumerate(chunks):
-                current = pending
-                # decode the next batch while this one runs through the model
-                pending = [pool.submit(self._prepare, p) for p in chunks[i + 1]] \
-                    if i + 1 < len(chunks) else []
-                yield from self._score_chunk(chunk, current)
-
-    def _score_chunk(self, chunk: Sequence[str | Path], futures: list[Future]) -> Iterator[dict]:
-        arrays, errors = {}, {}
-        for j, fut in enumerate(futures):
-            try:
-                arrays[j] = fut.result()
-            except VsentError as e:
-                errors[j] = str(e)
-        probs = {}
-        if arrays:
-            keys = sorted(arrays)
-            p = predict_proba(self.model, np.stack([arrays[k] for k in keys]),
-                              oversample=self.oversample, batch_size=self.batch_size,
-                              device=self.device)
-            probs = dict(zip(keys, p, strict=True))
-        for j, path in enumerate(chunk):
-            if j in errors:
-                yield _error_row(str(path), errors[j])
-            else:
-                pr = probs[j]
+        for batch in iter_batches(paths, self.size, batch_size=self.batch_size,
+                                  workers=self.workers):
+            probs = iter(self.predict_arrays(batch.images)) if len(batch.images) else iter(())
+            for path, error in zip(batch.items, batch.errors, strict=True):
+                if error is not None:
+                    yield _error_row(str(path), str(error))
+                    continue
+                pr = next(probs)
                 yield {"path": str(path), "prob_positive": round(float(pr[1]), 6),
                        "label": self._label(int(pr.argmax())), "error": ""}
 
     def _label(self, index: int) -> str:
         return self.class_names[index] if index < len(self.class_names) else str(index)
-

@@ -1,4 +1,31 @@
-"""Run directories: a command writes its config, versions, seed, logs and results in one place."""
+"""Run directories: a command writes its config, versions, seed, logs and results in one place.
+
+The one policy for opening an output directory (every command that writes a run directory:
+crossval, finetune, layers, regions, baselines, pcnn, pcnn-transfer, explain, reproduce)::
+
+    open_run_dir(out, config, *, resume=False, overwrite=False, done="summary.json") -> RunDir
+
+* ``out`` has no ``config.json`` (new or empty directory): it is created and ``config`` is
+  written as ``config.json``; ``rd.status == "new"``.
+* ``overwrite=True``: an existing run directory (one holding ``config.json``) is deleted first,
+  then as above. A non-empty directory that is not a run directory is never deleted.
+* ``config.json`` exists and differs from ``config`` (compared as JSON, keys named in
+  :data:`RUN_OPTIONS` apart): :class:`VsentError` naming the differing keys as dotted paths
+  (``... made with other train.lr (train.lr: stored 0.002, now 0.5; ...)``), whether or not
+  ``resume`` is given.
+* same config and ``out/<done>`` exists: the run is finished, ``rd.status == "finished"``;
+  the caller returns the stored result and never redoes it (with or without ``resume``).
+* same config, unfinished: ``resume=True`` continues it (``rd.status == "resumed"``);
+  without ``resume`` it is refused (pass --resume, --overwrite or another --out).
+
+``config`` is a JSON-able mapping (``{"command": NAME, **cfg.to_dict()}``); the returned RunDir
+logs to ``run.log`` and must be closed (``with open_run_dir(...) as rd:``).
+
+The run-directory contract (file names; what marks a fold or a run as done) is here too, so
+analyses that read a cross-validation run (:func:`open_run`) need not import
+the orchestration layer: see :data:`CONFIG`, :data:`SUMMARY`, :func:`fold_dir`,
+:func:`fold_done`.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +34,21 @@ import dataclasses
 import json
 import logging
 import platform
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vsent.errors import VsentError
+
+if TYPE_CHECKING:
+    from vsent.config import RunConfig
+    from vsent.data.datasets import Dataset
+    from vsent.data.folds import Fold
 
 _PACKAGES = (
     "vsent", "torch", "torchvision", "numpy", "pillow", "scikit-learn",
@@ -74,6 +107,10 @@ class RunDir:
 
     def __init__(self, path: str | Path, *, config: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
+        #: "new", "resumed" or "finished" when opened by :func:`open_run_dir`.
+        self.status = "new"
+        #: the stored or written config.json (set by :func:`open_run_dir`)
+        self.config: dict[str, Any] | None = None
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -141,17 +178,145 @@ class Timer:
         return time.perf_counter() - self.start
 
 
-def stored_config(out: Path, resume: bool, from_dict: Any) -> Any:
-    """The config of the run already in ``out`` (to resume it), or None for a new run.
+# --------------------------------------------------------------------------------------------
+# the run-directory contract
 
-    ``from_dict`` rebuilds it from ``out/config.json``; a run there without ``resume`` is a user
-    error, so an earlier run is never overwritten by accident.
+#: The run's config (written when the run starts; compared when it is opened again).
+CONFIG = "config.json"
+#: Written last by a finished cross-validation (and most other) run: marks the run done.
+SUMMARY = "summary.json"
+#: The folds of a cross-validation run, by image name (a resumed run reuses them).
+FOLDS = "folds.json"
+#: Written last in a fold's directory: marks the fold done.
+FOLD_METRICS = "metrics.json"
+#: A fold's fine-tuned model.
+FOLD_MODEL = "model.pt"
+#: The resumable training state of an unfinished fit (removed once its model is saved).
+TRAIN_STATE = "train_state.pt"
+#: Config keys (last component of the dotted path) that are run options, not the recipe:
+#: they may change between a run and its resumption (a run started on CPU may end on a GPU).
+RUN_OPTIONS = frozenset({"device"})
+
+
+def fold_dir(run: str | Path, k: int) -> Path:
+    """Directory of fold ``k`` (1-based) of the run in ``run``."""
+    return Path(run) / f"fold{k}"
+
+
+def fold_done(run: str | Path, k: int) -> bool:
+    """True once fold ``k`` finished (its ``metrics.json`` is written last)."""
+    return (fold_dir(run, k) / FOLD_METRICS).exists()
+
+
+def config_diff(stored: Any, new: Any, prefix: str = "",
+                ignore: frozenset[str] = RUN_OPTIONS) -> list[str]:
+    """Dotted paths where two JSON-like configs differ, each with both values.
+
+    ``["train.lr: stored 0.002, now 0.5", "folds: stored 'campos', now 'stratified'"]``;
+    keys whose last component is in ``ignore`` are not compared. Tuples and lists compare
+    equal element-wise (JSON has no tuples).
     """
-    if not (out / "config.json").exists():
-        return None
-    if not resume:
+    stored, new = to_jsonable(stored), to_jsonable(new)
+    if isinstance(stored, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(stored) | set(new), key=str):
+            if key in ignore:
+                continue
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in stored:
+                out.append(f"{path}: not in the stored config, now {new[key]!r}")
+            elif key not in new:
+                out.append(f"{path}: stored {stored[key]!r}, not in the new config")
+            else:
+                out.extend(config_diff(stored[key], new[key], path, ignore))
+        return out
+    if stored == new:
+        return []
+    return [f"{prefix or 'config'}: stored {stored!r}, now {new!r}"]
+
+
+def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = False,
+                 overwrite: bool = False, done: str | None = SUMMARY,
+                 compare: Collection[str] | None = None, ignore: Collection[str] = ()) -> RunDir:
+    """Open ``out`` for a run defined by ``config``: the one policy (see the module docstring).
+
+    Returns a RunDir with ``status`` "new", "resumed" or "finished" and ``config`` (the dict
+    in ``config.json``). ``done`` names the file that marks the run finished (None: never
+    "finished", for analyses whose work set may grow in place: their per-fold results are
+    reused instead). ``compare`` restricts the comparison to these top-level keys (the ones
+    that change results, when the others only select work, e.g. which folds); ``ignore`` adds
+    key names (any level) to :data:`RUN_OPTIONS`, e.g. a thread count.
+    """
+    out = Path(out)
+    file = out / CONFIG
+    if overwrite and out.exists():
+        if file.exists():
+            shutil.rmtree(out)
+        elif out.is_dir() and any(out.iterdir()):
+            raise VsentError(f"--overwrite: {out} is not empty and holds no {CONFIG}; "
+                             "not deleting it (choose another --out)")
+    config = to_jsonable(dict(config))
+    if not file.exists():
+        rd = RunDir(out, config=config)
+        rd.status = "new"
+        rd.config = config
+        return rd
+    try:
+        stored = json.loads(file.read_text())
+    except (OSError, ValueError) as e:
+        raise VsentError(f"{file}: unreadable ({e}); pass --overwrite to start again") from None
+    ignored = RUN_OPTIONS | frozenset(ignore)
+    if compare is not None:
+        diff = config_diff({k: stored.get(k) for k in compare},
+                           {k: config.get(k) for k in compare}, ignore=ignored)
+    else:
+        diff = config_diff(stored, config, ignore=ignored)
+    if diff:
+        keys = ", ".join(d.split(":")[0] for d in diff)
         raise VsentError(
-            f"{out} already holds a run: pass --resume to continue it, or choose another --out"
+            f"{out} already holds a run made with other {keys} ({'; '.join(diff)}; see {file})"
+            ": pass --overwrite to start again, or choose another --out"
         )
-    logging.getLogger("vsent").info("resuming %s with its stored config", out)
-    return from_dict(json.loads((out / "config.json").read_text()))
+    finished = done is not None and (out / done).exists()
+    if not finished and not resume:
+        raise VsentError(f"{out} already holds an unfinished run: pass --resume to continue it, "
+                         "--overwrite to start again, or choose another --out")
+    rd = RunDir(out)
+    rd.status = "finished" if finished else "resumed"
+    rd.config = stored
+    logging.getLogger("vsent").info("%s: %s run, stored config", out, rd.status)
+    return rd
+
+
+@dataclasses.dataclass
+class CrossvalRun:
+    """An existing cross-validation run directory, opened for analyses (layers, regions)."""
+
+    path: Path
+    config: RunConfig
+    dataset: Dataset
+    folds: list[Fold]
+
+    def checkpoint(self, k: int) -> Path:
+        """Path of fold ``k``'s fine-tuned model (1-based); error if that fold did not finish."""
+        path = fold_dir(self.path, k) / FOLD_MODEL
+        if not path.exists():
+            raise VsentError(
+                f"{path}: fold {k} has no model (unfinished run? use crossval --resume)"
+            )
+        return path
+
+
+def open_run(path: str | Path) -> CrossvalRun:
+    """Open a run directory written by ``vsent crossval`` (config, dataset and its folds)."""
+    from vsent.config import RunConfig
+    from vsent.data.datasets import load_dataset
+    from vsent.data.folds import make_folds
+
+    path = Path(path)
+    if not (path / CONFIG).exists() or not (path / FOLDS).exists():
+        raise VsentError(f"{path}: not a crossval run directory (no {CONFIG}/{FOLDS})")
+    config = RunConfig.from_dict(json.loads((path / CONFIG).read_text()))
+    dataset = load_dataset(config.data, config.subset, skip_bad=config.skip_bad, validate=False)
+    folds = make_folds(dataset, str(path / FOLDS))
+    return CrossvalRun(path, config, dataset, folds)

@@ -1,4 +1,7 @@
-"""Fine-tuning: the training recipe, parameter groups and a loop short enough to read top to bottom.
+"""Fine-tuning: parameter groups and a loop short enough to read top to bottom.
+
+The recipe itself (:class:`TrainConfig`, frozen and validated when built) lives in
+:mod:`vsent.config` and is re-exported here.
 
 The defaults are the recipe of Campos et al. 2015 (Caffe solver): SGD with momentum 0.9, weight
 decay 5e-4, base lr 0.001 divided by 10 every 6 epochs, 65 epochs, the new layer at 10x the base
@@ -7,11 +10,8 @@ lr. As in Caffe's reference prototxts, biases learn at 2x their layer's lr and g
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,75 +20,18 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from vsent.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict
 from vsent.data.transforms import normalize, random_crop_flip
 from vsent.errors import VsentError
 from vsent.evaluate import resolve_device
+from vsent.runs import config_diff
+
+__all__ = [
+    "OPTIMIZERS", "SCHEDULES", "TrainConfig", "config_from_dict", "fit", "make_optimizer",
+    "make_scheduler", "param_groups", "train_one_epoch",
+]
 
 log = logging.getLogger("vsent")
-
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("step", "cosine", "constant")
-
-
-@dataclass
-class TrainConfig:
-    """Training hyper-parameters. Epochs count passes over the training images."""
-
-    epochs: int = 65
-    batch_size: int = 64
-    lr: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    optimizer: str = "sgd"
-    schedule: str = "step"
-    lr_step: int = 6  # epochs between lr drops (schedule="step")
-    lr_gamma: float = 0.1
-    head_lr_mult: float = 10.0  # lr multiplier of the layers the model lists in ``new_layers``
-    bias_lr_mult: float = 2.0  # Caffe convention: biases at 2x lr, no weight decay
-    label_smoothing: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-
-    def validate(self) -> None:
-        """Raise VsentError naming the first option out of range."""
-        checks = [
-            ("epochs", self.epochs >= 1), ("batch_size", self.batch_size >= 1),
-            ("lr", self.lr > 0), ("momentum", 0 <= self.momentum < 1),
-            ("weight_decay", self.weight_decay >= 0), ("lr_step", self.lr_step >= 1),
-            ("lr_gamma", 0 < self.lr_gamma <= 1), ("head_lr_mult", self.head_lr_mult > 0),
-            ("bias_lr_mult", self.bias_lr_mult > 0),
-            ("label_smoothing", 0 <= self.label_smoothing < 1),
-        ]
-        for name, ok in checks:
-            if not ok:
-                option = name.replace("_", "-")
-                raise VsentError(f"--{option} {getattr(self, name)!r} is out of range")
-        if self.optimizer not in OPTIMIZERS:
-            raise VsentError(
-                f"--optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"
-            )
-        if self.schedule not in SCHEDULES:
-            raise VsentError(f"--schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
-
-
-def config_from_dict(cls: type, d: Mapping[str, Any], what: str, *,
-                     train_fields: tuple[str, ...] = ("train",)) -> Any:
-    """Rebuild the config dataclass ``cls`` from its ``config.json`` dict.
-
-    The ``train_fields`` become :class:`TrainConfig` objects; a ``command`` key (written by the
-    run directory) is ignored and any other unknown key is a user error naming ``what``.
-    """
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - known - {"command"}
-    if unknown:
-        raise VsentError(f"unknown {what} config keys: {', '.join(sorted(unknown))}")
-    kwargs = {k: v for k, v in d.items() if k in known}
-    kwargs.update({name: TrainConfig(**d.get(name, {})) for name in train_fields})
-    return cls(**kwargs)
-
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     """Split parameters into (new layer? x bias?) groups with their lr and weight decay.
@@ -203,11 +146,12 @@ def fit(
     ----------
     images : uint8 array (N, S, S, 3), RGB, resized to ``model.preprocess.resize``.
     labels : int array (N,), class indices.
-    state_path : if given, the model, optimiser, scheduler, random state and history are saved
-        there after every epoch, and an existing file is resumed from (finished epochs are not
-        redone). The file is removed by the caller once the result is saved elsewhere.
+    state_path : if given, the model, optimiser, scheduler, random state, history and ``cfg``
+        are saved there after every epoch, and an existing file is resumed from (finished
+        epochs are not redone). Resuming with a config other than the stored one (the device
+        apart) is a VsentError naming the differing options. The file is removed by the caller
+        once the result is saved elsewhere.
     """
-    cfg.validate()
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     device = resolve_device(cfg.device)
@@ -221,6 +165,11 @@ def fit(
     state_path = Path(state_path) if state_path else None
     if state_path and state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)
+        # a state without "config" predates this check: it is resumed as before
+        diff = config_diff(state.get("config", cfg.to_dict()), cfg.to_dict())
+        if diff:
+            raise VsentError(f"{state_path}: the training state was made with another config "
+                             f"({'; '.join(diff)}); delete it or use the stored config")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -249,6 +198,7 @@ def fit(
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "generator": gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "history": history,
+                "config": cfg.to_dict(),
             }, tmp)
             tmp.replace(state_path)
     return history

@@ -45,7 +45,7 @@ from vsent.data import Dataset, load_dataset, load_rgb, make_folds, save_folds
 from vsent.data.cache import cache_dir_default, cache_key
 from vsent.errors import VsentError
 from vsent.metrics import binary_metrics, summarize_folds, write_summary
-from vsent.runs import RunDir, Timer
+from vsent.runs import Timer, open_run_dir
 
 log = logging.getLogger("vsent.baselines")
 
@@ -486,9 +486,9 @@ def parse_features(spec: str | Iterable[str]) -> tuple[str, ...]:
 # Cross-validation
 # ---------------------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(frozen=True)
 class BaselineConfig:
-    """Parameters of the baselines (saved in ``config.json``)."""
+    """Parameters of the baselines (saved in ``config.json``), validated when built."""
 
     k: int = 500
     bow_norm: str = "l1"
@@ -497,6 +497,20 @@ class BaselineConfig:
     Cs: tuple[float, ...] = DEFAULT_CS
     inner_splits: int = 3
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.bow_norm not in ("l1", "l2"):
+            raise VsentError(f"BoW norm must be 'l1' or 'l2', got {self.bow_norm!r}")
+        if self.k < 2:
+            raise VsentError(f"vocabulary size k must be at least 2, got {self.k}")
+        if self.max_descriptors < self.k:
+            raise VsentError(f"max_descriptors ({self.max_descriptors}) must be at least k "
+                             f"({self.k})")
+        if self.inner_splits < 2:
+            raise VsentError(f"inner_splits must be at least 2, got {self.inner_splits}")
+        if not self.Cs or any(c <= 0 for c in self.Cs):
+            raise VsentError(f"SVM C values must be positive, got {list(self.Cs)}")
+        object.__setattr__(self, "Cs", tuple(float(c) for c in self.Cs))
 
 
 def cross_validate(
@@ -665,6 +679,8 @@ def run_baselines(
     cache_dir: str | Path | None = None,
     n_jobs: int | None = None,
     progress: bool = True,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Cross-validate the hand-crafted baselines and write Table 6.
 
@@ -683,6 +699,9 @@ def run_baselines(
     Cs, inner_splits : SVM grid of C and folds of the inner CV.
     cache_dir : feature cache (default ``$VSENT_CACHE`` or ``~/.cache/vsent``).
     n_jobs : threads for feature extraction (default all cores).
+    resume, overwrite : how ``out`` is opened (:func:`vsent.runs.open_run_dir`; ``table.json``
+        marks the run finished, and a finished run returns its stored table). The thread count
+        and the cache folder are run options, not compared.
 
     Returns
     -------
@@ -690,18 +709,8 @@ def run_baselines(
     """
     feature_sets = parse_features(features)
     sift = sift or SiftParams()
-    if bow_norm not in ("l1", "l2"):
-        raise VsentError(f"BoW norm must be 'l1' or 'l2', got {bow_norm!r}")
-    if k < 2:
-        raise VsentError(f"vocabulary size k must be at least 2, got {k}")
-    if max_descriptors < k:
-        raise VsentError(f"max_descriptors ({max_descriptors}) must be at least k ({k})")
-    if inner_splits < 2:
-        raise VsentError(f"inner_splits must be at least 2, got {inner_splits}")
-    if not Cs or any(c <= 0 for c in Cs):
-        raise VsentError(f"SVM C values must be positive, got {list(Cs)}")
     config = BaselineConfig(k=k, bow_norm=bow_norm, sift=sift, max_descriptors=max_descriptors,
-                            Cs=tuple(float(c) for c in Cs), inner_splits=inner_splits, seed=seed)
+                            Cs=tuple(Cs), inner_splits=inner_splits, seed=seed)
 
     if isinstance(data, Dataset):
         subsets = [data.subset or "custom"]
@@ -724,7 +733,10 @@ def run_baselines(
     total = Timer()
     summaries: dict[str, dict[str, Any]] = {}
     timings: dict[str, Any] = {}
-    with RunDir(out, config=run_config) as run:
+    with open_run_dir(out, run_config, resume=resume, overwrite=overwrite, done="table.json",
+                      ignore=("n_jobs", "cache_dir")) as run:
+        if run.status == "finished":
+            return {**run.read_json("table.json"), "timings": run.read_json("timings.json")}
         for requested in subsets:
             dataset = load_dataset(data, subset=requested, skip_bad=skip_bad)
             if dataset.source != "twitter" and len(subsets) > 1:

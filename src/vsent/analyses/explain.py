@@ -13,8 +13,7 @@ which the model never saw) and warped back to the original image size.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vsent.data.images import ImageSource, load_resized, load_rgb
-from vsent.data.transforms import center_crop, normalize
 from vsent.errors import ImageError, VsentError
+from vsent.inference import capture_outputs, prepare
 
 __all__ = ["TARGETS", "default_cam_layer", "explain_image", "explain_images", "grad_cam",
            "overlay_heatmap"]
@@ -37,63 +36,13 @@ TARGETS = ("predicted", "positive", "negative")
 _TARGET_INDEX = {"negative": 0, "positive": 1}  # labels: 1 = positive, 0 = negative
 
 
-@contextmanager
-def _no_inplace(model: nn.Module) -> Iterator[None]:
-    """Turn off ``inplace`` (ReLU, Dropout, ...) so hooked activations keep their values."""
-    changed = [m for m in model.modules() if getattr(m, "inplace", False) is True]
-    for m in changed:
-        m.inplace = False
-    try:
-        yield
-    finally:
-        for m in changed:
-            m.inplace = True
-
-
-def _layer(model: nn.Module, name: str) -> nn.Module:
-    try:
-        return model.get_submodule(name)
-    except AttributeError:
-        names = getattr(model, "probe_layers", None) or [n for n, _ in model.named_modules() if n]
-        raise VsentError(f"--layer {name!r}: no such layer; try one of {', '.join(names)}"
-                         ) from None
-
-
-@torch.no_grad()
-def default_cam_layer(model: nn.Module, x: torch.Tensor | None = None) -> str:
-    """The last convolutional layer of ``model.probe_layers`` (Grad-CAM's usual choice).
-
-    Among the probe layers whose output is a (B, C, h, w) map with h * w > 1, the last one that
-    is or contains an ``nn.Conv2d``; if none does (e.g. torchvision VGG's probes are its pooling
-    layers), the last of them.
-
-    ``x`` is an example input (default: zeros of the model's crop size).
-    """
-    names = list(getattr(model, "probe_layers", []))
-    if not names:
-        raise VsentError(f"{type(model).__name__} has no probe_layers: pass --layer")
-    if x is None:
-        c = model.preprocess.crop
-        x = torch.zeros(1, 3, c, c, device=next(model.parameters()).device)
-    shapes: dict[str, tuple[int, ...]] = {}
-    hooks = [model.get_submodule(n).register_forward_hook(
-        lambda _m, _i, o, n=n: shapes.__setitem__(n, tuple(o.shape) if torch.is_tensor(o) else ()))
-        for n in names]
-    try:
-        with _no_inplace(model):
-            model.eval()(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    # a spatial map: 4-D and more than one position (a global pool's (B, C, 1, 1) is not)
-    spatial = [n for n in names if len(shapes.get(n, ())) == 4 and shapes[n][2] * shapes[n][3] > 1]
-    if not spatial:
-        raise VsentError(f"no probe layer of {type(model).__name__} outputs a feature map: "
-                         "pass --layer")
-    # prefer a convolution (CaffeNet's conv5 at 13x13 rather than pool5 at 6x6), as Grad-CAM does
-    conv = [n for n in spatial
-            if any(isinstance(m, nn.Conv2d) for m in model.get_submodule(n).modules())]
-    return (conv or spatial)[-1]
+def default_cam_layer(model: nn.Module) -> str:
+    """The layer Grad-CAM weighs by default: ``model.info.cam_layer``, declared by the model's
+    builder (the last convolutional map, e.g. CaffeNet's conv5)."""
+    layer = model.info.cam_layer
+    if not layer:
+        raise VsentError(f"{model.info.name} declares no Grad-CAM layer: pass --layer")
+    return layer
 
 
 def grad_cam(
@@ -118,17 +67,12 @@ def grad_cam(
     probs : float32 (B, M) softmax of the logits.
     targets : int64 (B,) the class each map explains.
     """
-    module = _layer(model, layer)
     model.eval()
-    acts: list[torch.Tensor] = []
-    hook = module.register_forward_hook(lambda _m, _i, o: acts.append(o))
-    try:
-        with torch.enable_grad(), _no_inplace(model):
-            x = x.detach().requires_grad_(True)  # a graph even if the weights are frozen
-            logits = model(x)
-    finally:
-        hook.remove()
-    act = acts[-1]
+    # the one hook helper of vsent.inference, keeping the graph (in-place ops switched off)
+    with capture_outputs(model, [layer], grad=True) as acts, torch.enable_grad():
+        x = x.detach().requires_grad_(True)  # a graph even if the weights are frozen
+        logits = model(x)
+    act = acts.get(layer)  # None if the forward pass never called it
     if not torch.is_tensor(act) or act.dim() != 4:
         shape = tuple(act.shape) if torch.is_tensor(act) else type(act).__name__
         raise VsentError(f"--layer {layer!r} outputs {shape}, not a (B, C, h, w) feature map")
@@ -173,12 +117,11 @@ def explain_image(
     """
     device = torch.device(device)
     model.eval().to(device)
-    pre = model.preprocess
-    img = load_rgb(image)
-    rgb = np.asarray(img)
+    pre = model.info.preprocess
+    rgb = np.asarray(load_rgb(image))
     warped = load_resized(image, pre.resize)  # the pixels the model sees, as in predict
-    x = normalize(center_crop(warped[None], pre.crop), pre).to(device)
-    layer = layer or default_cam_layer(model, x)
+    x = prepare(warped[None], pre, device=device)  # centre crop, as vsent.inference.infer
+    layer = layer or default_cam_layer(model)
     cams, probs, targets = grad_cam(model, x, layer, target)
     # back into the warped frame: torchvision's centre-crop offsets
     top = int(round((pre.resize - pre.crop) / 2.0))

@@ -2,9 +2,10 @@
 
 For each fold ``k`` of a cross-validation run, the model fine-tuned *without* fold ``k``'s test
 images (``RUN/fold<k>/model.pt``) is run on the fold's training and test images (centre crop,
-``model.preprocess``), the activations of every layer in ``model.probe_layers`` are flattened
-and stored, and two linear classifiers per layer are trained on the training images and scored
-on the test images: a linear SVM (:class:`~sklearn.svm.LinearSVC`) and a softmax classifier
+``model.info.preprocess``), the activations of every layer in ``model.info.probe_layers`` are
+reduced as the model declares (``model.info.pool_of``), flattened and stored, and two linear
+classifiers per layer are trained on the training images and scored on the test images: a
+linear SVM (:class:`~sklearn.svm.LinearSVC`) and a softmax classifier
 (:class:`~sklearn.linear_model.LogisticRegression`), both solved by liblinear. Each picks its
 regularisation ``C`` by an inner stratified k-fold cross-validation on the fold's training
 images only.
@@ -92,7 +93,8 @@ CLASSIFIERS = ("svm", "softmax")
 DEFAULT_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 #: Default bound on the values per image of a pooled (non-CaffeNet) stage.
 DEFAULT_MAX_FEATURES = 65_536
-#: Models whose probe layers are kept raw whatever their size (as in the paper).
+#: Model families (``model.info.family``) whose probe layers are kept raw whatever their size
+#: (as in the paper) when ``max_features="auto"``.
 RAW_MODELS = ("caffenet",)
 _BLOCK_BYTES = 64 << 20
 
@@ -361,7 +363,22 @@ def pooled_grid(shape: Sequence[int], max_features: int | None) -> int | None:
     return max(1, min(h, w, math.isqrt(max_features // c)))
 
 
-@torch.no_grad()
+def _reduce(act: torch.Tensor, pool: str, max_features: int | None
+            ) -> tuple[torch.Tensor, int | str | None]:
+    """One layer's batch of activations (B, ...) -> (B, dim) as it is stored, and how it was
+    pooled: ``model.info.pool_of(layer)`` first ("avg": global average of a (B, C, h, w) map,
+    recorded as grid 1; "tokens": mean over T of (B, T, C)), then a spatial map with more than
+    ``max_features`` values is average-pooled to the grid of :func:`pooled_grid`."""
+    if pool == "avg" and act.dim() == 4:
+        return act.mean(dim=(2, 3)), 1
+    if pool == "tokens" and act.dim() == 3:
+        return act.mean(dim=1), "tokens"
+    grid = pooled_grid(tuple(act.shape[1:]), max_features)
+    if grid is not None:
+        act = F.adaptive_avg_pool2d(act, grid)
+    return act.reshape(len(act), -1), grid
+
+
 def extract_features(
     model: nn.Module,
     images: np.ndarray,
@@ -376,78 +393,55 @@ def extract_features(
 ) -> dict[str, dict[str, Any]]:
     """Write the flattened activations of ``layers`` for ``images[rows]`` into ``out_dir``.
 
+    The network runs through :func:`vsent.inference.infer` (centre crop, captured layers).
+
     Parameters
     ----------
-    model : a vsent model (``preprocess``, ``probe_layers``); put in eval mode.
-    images : uint8 (N, S, S, 3) RGB, ``S = model.preprocess.resize`` (the image cache).
-    layers : module names (default ``model.probe_layers``); forward hooks capture their outputs.
+    model : a vsent model (``model.info``); put in eval mode.
+    images : uint8 (N, S, S, 3) RGB, ``S = model.info.preprocess.resize`` (the image cache).
+    layers : module names (default ``model.info.probe_layers``).
     rows : indices of the images to use, in output order (default all).
     max_features : spatial activations with more values are average-pooled (see
-        :func:`pooled_grid`); None keeps every layer raw.
+        :func:`pooled_grid`); None keeps every layer raw. Layers the model declares pooled
+        (``model.info.pool_of``: "avg", "tokens") are reduced that way first.
 
     Returns
     -------
     dict layer -> {"path", "shape" (activation shape per image), "dim" (stored values per image),
-    "pooled" (grid side or None)}. Each file is a float32 ``.npy`` of shape (len(rows), dim).
+    "pooled" (grid side, "tokens" or None)}. Each file is a float32 ``.npy`` of shape
+    (len(rows), dim).
     """
-    from vsent.data.transforms import center_crop, normalize
-    from vsent.evaluate import resolve_device
+    from vsent.inference import infer
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    layers = list(model.probe_layers if layers is None else layers)
+    layers = list(model.info.probe_layers if layers is None else layers)
     rows = np.arange(len(images)) if rows is None else np.asarray(rows)
-    pre = model.preprocess
-    dev = resolve_device(device)
-    model.eval().to(dev)
-    captured: dict[str, torch.Tensor] = {}
-
-    def hook(name: str):
-        def fn(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-            # Copied now: a later in-place op (e.g. ReLU(inplace=True)) must not change it.
-            captured[name] = output.detach().to("cpu", torch.float32, copy=True)
-        return fn
-
-    try:
-        handles = [model.get_submodule(n).register_forward_hook(hook(n)) for n in layers]
-    except AttributeError as e:
-        raise VsentError(f"probe layer not found in the model: {e}") from None
     info: dict[str, dict[str, Any]] = {}
-    try:
-        it = range(0, len(rows), batch_size)
-        if progress:
-            from tqdm import tqdm
+    it = range(0, len(rows), batch_size)
+    if progress:
+        from tqdm import tqdm
 
-            it = tqdm(it, desc=f"features -> {out_dir.name}", unit="batch")
-        for start in it:
-            idx = rows[start:start + batch_size]
-            batch = torch.from_numpy(np.ascontiguousarray(images[idx]))
-            x = normalize(center_crop(batch, pre.crop), pre).to(dev)
-            captured.clear()
-            model(x)
-            for name in layers:
-                if name not in captured:
-                    raise VsentError(f"probe layer {name!r} was not called by the forward pass")
-                act = captured.pop(name)
-                if not info.get(name):
-                    shape = tuple(act.shape[1:])
-                    grid = pooled_grid(shape, max_features)
-                    dim = int(np.prod(shape)) if grid is None else shape[0] * grid * grid
-                    path = out_dir / f"{name}.npy"
-                    np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
-                                              shape=(len(rows), dim))
-                    info[name] = {"path": str(path), "shape": list(shape), "dim": dim,
-                                  "pooled": grid}
-                grid = info[name]["pooled"]
-                if grid is not None:
-                    act = F.adaptive_avg_pool2d(act, grid)
-                mm = np.load(info[name]["path"], mmap_mode="r+")
-                mm[start:start + len(idx)] = act.reshape(len(idx), -1).numpy()
-                mm.flush()
-                del mm  # unmapped after every batch: written pages do not pile up in memory
-    finally:
-        for h in handles:
-            h.remove()
+        it = tqdm(it, desc=f"features -> {out_dir.name}", unit="batch")
+    for start in it:
+        idx = rows[start:start + batch_size]
+        # one batch at a time: the activations of all images never sit in memory together
+        acts = infer(model, images[idx], batch_size=len(idx), device=device,
+                     capture=layers).activations
+        for name in layers:
+            act = torch.from_numpy(acts.pop(name))
+            shape = tuple(act.shape[1:])
+            flat, pooled = _reduce(act, model.info.pool_of(name), max_features)
+            if name not in info:
+                path = out_dir / f"{name}.npy"
+                np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
+                                          shape=(len(rows), flat.shape[1]))
+                info[name] = {"path": str(path), "shape": list(shape), "dim": flat.shape[1],
+                              "pooled": pooled}
+            mm = np.load(info[name]["path"], mmap_mode="r+")
+            mm[start:start + len(idx)] = flat.numpy()
+            mm.flush()
+            del mm  # unmapped after every batch: written pages do not pile up in memory
     return info
 
 
@@ -476,9 +470,9 @@ class LayersConfig:
 _RESULT_KEYS = ("run", "probe", "max_features")
 
 
-def _resolve_max_features(value: int | str | None, spec_name: str) -> int | None:
+def _resolve_max_features(value: int | str | None, family: str) -> int | None:
     if value == "auto":
-        return None if spec_name in RAW_MODELS else DEFAULT_MAX_FEATURES
+        return None if family in RAW_MODELS else DEFAULT_MAX_FEATURES
     if value is None or value == "none":
         return None
     try:
@@ -491,21 +485,8 @@ def _resolve_max_features(value: int | str | None, spec_name: str) -> int | None
     return v
 
 
-def _check_config(out: Path, cfg: LayersConfig) -> None:
-    path = out / "config.json"
-    if not path.exists():
-        return
-    old = json.loads(path.read_text())
-    new = cfg.to_dict()
-    diff = [k for k in _RESULT_KEYS if old.get(k) != new.get(k)]
-    if diff:
-        raise VsentError(
-            f"{path}: this directory holds a layer analysis with other {', '.join(diff)}; "
-            "choose another --out (or the same settings to resume)"
-        )
-
-
-def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
+def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
+                 overwrite: bool = False) -> dict[str, Any]:
     """Probe every layer of every fold's fine-tuned model of the crossval run ``cfg.run``.
 
     Parameters
@@ -513,7 +494,11 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True) -
     cfg : LayersConfig
         ``run``: a directory written by :func:`vsent.crossval.crossval`; ``layers``/``folds``
         restrict the work (default all probe layers, all folds).
-    out : output directory (see the module docstring); an existing one is resumed.
+    out : output directory (see the module docstring), opened by
+        :func:`vsent.runs.open_run_dir`: an existing one with the same ``run``, ``probe`` and
+        ``max_features`` is continued in place (its per-(fold, layer) results are reused, so
+        more folds or layers can be added), other settings are refused; ``overwrite`` starts
+        again.
 
     Returns
     -------
@@ -521,7 +506,7 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True) -
         The ``layers.json`` summary: ``{layer: {classifier: {"mean", "std", "folds"}, "dim"}}``
         in depth order.
     """
-    from vsent.crossval import open_run
+    from vsent.runs import open_run, open_run_dir
 
     out = Path(out)
     run = open_run(cfg.run)
@@ -531,9 +516,8 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True) -
         raise VsentError(f"{run.path}: the run has no fold(s) {missing} "
                          f"(folds 1..{len(run.folds)})")
     folds = run.folds if cfg.folds is None else [f for f in run.folds if f.index in cfg.folds]
-    _check_config(out, cfg)
-    is_new = not (out / "config.json").exists()
-    rundir = RunDir(out, config={"command": "layers", **cfg.to_dict()} if is_new else None)
+    rundir = open_run_dir(out, {"command": "layers", **cfg.to_dict()}, resume=True,
+                          overwrite=overwrite, done=None, compare=_RESULT_KEYS)
     timer = Timer()
     order: list[str] = []
     try:
@@ -626,16 +610,17 @@ def _extract_fold(cfg: LayersConfig, run: Any, fold: Any, rows: np.ndarray, n_tr
     model, mmeta = load_checkpoint(ckpt)
     if mmeta.get("fold") not in (None, k):  # a model trained on another fold would leak
         raise VsentError(f"{ckpt}: checkpoint of fold {mmeta['fold']}, expected fold {k}")
-    names = list(cfg.layers) if cfg.layers else list(model.probe_layers)
-    unknown = [n for n in names if n not in model.probe_layers]
+    probe_layers = list(model.info.probe_layers)
+    names = list(cfg.layers) if cfg.layers else probe_layers
+    unknown = [n for n in names if n not in probe_layers]
     if unknown:
-        raise VsentError(f"unknown layer(s) {', '.join(unknown)} for {model.spec['name']}; "
-                         f"probe layers: {', '.join(model.probe_layers)}")
-    names = [n for n in model.probe_layers if n in names]  # depth order
-    images = image_cache(run.dataset, size=model.preprocess.resize, progress=progress)
-    max_features = _resolve_max_features(cfg.max_features, model.spec["name"])
+        raise VsentError(f"unknown layer(s) {', '.join(unknown)} for {model.info.name}; "
+                         f"probe layers: {', '.join(probe_layers)}")
+    names = [n for n in probe_layers if n in names]  # depth order
+    images = image_cache(run.dataset, size=model.info.preprocess.resize, progress=progress)
+    max_features = _resolve_max_features(cfg.max_features, model.info.family)
     log.info("fold %d: extracting %d layers of %s for %d images", k, len(names),
-             model.spec["name"], len(rows))
+             model.info.name, len(rows))
     (feat_dir / "meta.json").unlink(missing_ok=True)
     for p in feat_dir.glob("*.gram.npy"):
         p.unlink()  # kernels of older features

@@ -47,7 +47,8 @@ import numpy as np
 import torch
 
 from vsent import papers
-from vsent.crossval import RunConfig, crossval
+from vsent.config import RunConfig, TrainConfig, config_from_dict
+from vsent.crossval import crossval
 from vsent.data.cache import image_cache
 from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
 from vsent.errors import VsentError
@@ -55,47 +56,23 @@ from vsent.evaluate import predict_proba
 from vsent.metrics import SCALARS
 from vsent.models import create_model
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint
-from vsent.runs import RunDir, Timer, stored_config
-from vsent.train import TrainConfig, config_from_dict, fit
+from vsent.presets import PCNN as PCNN_PRESETS
+from vsent.presets import TRANSFER_REFERENCES, TRANSFER_TRAIN
+from vsent.runs import SUMMARY, RunDir, Timer, open_run_dir
+from vsent.train import fit
 
 log = logging.getLogger("vsent")
 
 #: |s1 - s2| from which an image is always kept: 2 - exp(d) <= 0  <=>  d >= ln 2.
 KEEP_THRESHOLD = math.log(2.0)
 
-#: Training recipes. The solver settings are ours, not taken from the paper. PCNN takes raw
-#: mean-subtracted pixels (Caffe style) and has no normalisation layers, so its activations are
-#: tens of units at every layer: from scratch, SGD at Caffe's usual lr 0.01 diverged (loss
-#: ~1e15 in the first epoch) and 1e-3 was unstable, while 1e-4 learnt steadily (64 generated
-#: images, 4 epochs). Stage 2 continues at a tenth of stage 1's lr; the Twitter fine-tuning
-#: (Algorithm 2) trains every layer at 1e-4 (nothing in a pretrained network is new, hence
-#: ``head_lr_mult=1``).
-PRESETS: dict[str, dict[str, Any]] = {
-    "you2015": {
-        "model": "pcnn",
-        "train": TrainConfig(epochs=20, batch_size=64, lr=1e-4, schedule="step", lr_step=8,
-                             head_lr_mult=1.0),
-        "finetune": TrainConfig(epochs=10, batch_size=64, lr=1e-5, schedule="step",
-                                lr_step=8, head_lr_mult=1.0),
-    },
-    # small BatchNorm CNN at 64 px (as ``vsent crossval --preset quick``), minutes on a CPU
-    "quick": {
-        "model": "smallcnn",
-        "train": TrainConfig(epochs=15, batch_size=32, lr=2e-3, weight_decay=0.05,
-                             optimizer="adamw", schedule="cosine", head_lr_mult=1.0,
-                             bias_lr_mult=1.0),
-        "finetune": TrainConfig(epochs=5, batch_size=32, lr=2e-4, weight_decay=0.05,
-                                optimizer="adamw", schedule="cosine", head_lr_mult=1.0,
-                                bias_lr_mult=1.0),
-    },
-}
-#: Algorithm 2: fine-tuning a pretrained network on each Twitter training fold.
-TRANSFER_TRAIN = TrainConfig(epochs=30, batch_size=64, lr=1e-4, schedule="step", lr_step=10,
-                             head_lr_mult=1.0)
+#: Training recipes (stage 1 ``train``, stage 2 ``finetune``) and the Algorithm 2 recipe, kept
+#: with the other presets in :mod:`vsent.presets` (their solver settings are explained there).
+PRESETS = PCNN_PRESETS
 
 #: Rows of You et al.'s Twitter table a transfer run is set beside (:data:`vsent.papers.
 #: YOU2015_TABLE6`; only verified cells are shown).
-REFERENCES = ("pcnn", "cnn")
+REFERENCES = TRANSFER_REFERENCES
 PUBLISHED_SOURCE = f"{papers.YOU2015}, as recorded in vsent.papers (- = not verified here)"
 
 _HIST_BINS = 20
@@ -149,9 +126,12 @@ def select_kept(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # Algorithm 1: progressive training
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProgressiveConfig:
-    """Everything that defines a progressive training run (saved as config.json)."""
+    """Everything that defines a progressive training run (saved as config.json).
+
+    Frozen and validated when built (stage-2 errors name ``--finetune-epochs``/``-lr``).
+    """
 
     data: str
     subset: str = "five"  # only used when ``data`` is in the Twitter I layout
@@ -172,6 +152,9 @@ class ProgressiveConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> None:
         self.train.validate()
@@ -208,7 +191,7 @@ class _Rows:
 
 
 def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False,
-                progress: bool = True) -> dict[str, Any]:
+                overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Algorithm 1 of You et al. 2015; returns the summary written to ``summary.json``.
 
     Stage 1 trains ``cfg.model`` (from ``cfg.init``) on the whole dataset; every image is
@@ -216,13 +199,14 @@ def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False
     ``numpy.random.default_rng(cfg.seed)``); stage 2 fine-tunes the stage-1 network on the
     images that remain. With ``resume``, finished stages (``stage1/model.pt``, ``removal.csv``,
     ``model.pt``) are kept and an interrupted stage continues from its last finished epoch.
+    ``out`` is opened by :func:`vsent.runs.open_run_dir` (a finished run returns its stored
+    summary; another config is refused; ``overwrite`` starts again).
     """
-    out = Path(out)
-    stored = stored_config(out, resume, type(cfg).from_dict)
-    cfg = stored or cfg
-    cfg.validate()
-    run = RunDir(out, config=None if stored else {"command": "pcnn", **cfg.to_dict()})
+    run = open_run_dir(out, {"command": "pcnn", **cfg.to_dict()}, resume=resume,
+                       overwrite=overwrite, done=SUMMARY)
     try:
+        if run.status == "finished":
+            return run.read_json(SUMMARY)
         return _progressive(cfg, run, progress)
     finally:
         run.close()
@@ -430,9 +414,12 @@ def _progressive_markdown(summary: Mapping[str, Any], report: Mapping[str, Any])
 # Algorithm 2: domain transfer
 
 
-@dataclass
+@dataclass(frozen=True)
 class TransferConfig:
-    """Fine-tune a pretrained checkpoint on Twitter I, k-fold, per subset (config.json)."""
+    """Fine-tune a pretrained checkpoint on Twitter I, k-fold, per subset (config.json).
+
+    Frozen and validated when built.
+    """
 
     model: str  # a vsent checkpoint (model.pt of ``vsent pcnn``, or its stage1/model.pt)
     data: str
@@ -451,6 +438,10 @@ class TransferConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subsets", list(self.subsets))
+        self.validate()
 
     def validate(self) -> None:
         self.train.validate()
@@ -476,24 +467,24 @@ def checkpoint_spec(path: str | Path) -> tuple[str, dict[str, Any]]:
 
 
 def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
-             progress: bool = True) -> dict[str, Any]:
+             overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Algorithm 2 of You et al. 2015: k-fold fine-tuning of a pretrained model per subset.
 
     Every fold of every subset starts from the weights in ``cfg.model`` (all layers loaded,
     the 2-way classifier included) and runs :func:`vsent.crossval.crossval` into
     ``out/<subset>``. Writes ``transfer.json``, ``transfer.csv`` and ``transfer.md``: our
     precision, recall, F1 and accuracy (mean and std over folds) beside the published ones.
-    Returns the table as a dict.
+    Returns the table as a dict. ``out`` is opened by :func:`vsent.runs.open_run_dir`
+    (``transfer.json`` marks the run finished); each subset's run resumes with it.
     """
     out = Path(out)
-    stored = stored_config(out, resume, type(cfg).from_dict)
-    cfg = stored or cfg
-    cfg.validate()
     ckpt = Path(cfg.model).expanduser().resolve()
     name, kwargs = checkpoint_spec(ckpt)
-    run = RunDir(out, config=None if stored else {
-        "command": "pcnn-transfer", **cfg.to_dict(), "model": str(ckpt)})
+    run = open_run_dir(out, {"command": "pcnn-transfer", **cfg.to_dict(), "model": str(ckpt)},
+                       resume=resume, overwrite=overwrite, done="transfer.json")
     try:
+        if run.status == "finished":
+            return run.read_json("transfer.json")
         timer = Timer()
         rows = []
         summaries = {}
@@ -505,7 +496,9 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
                 preset=None,
             )
             log.info("domain transfer: %s-agree, %s from %s", subset, name, ckpt)
-            summary = crossval(rc, out / subset, resume=resume, progress=progress)
+            # a subset's run is part of this one: it resumes whenever this run does
+            summary = crossval(rc, out / subset, resume=run.status == "resumed",
+                               progress=progress)
             summaries[subset] = summary
             rows.append(transfer_row(subset, summary, cfg.reference))
         table = {

@@ -4,10 +4,12 @@ Sun, Yang, Wang and Shen, "Discovering affective regions in deep convolutional n
 for visual sentiment prediction", ICME 2016. For each image:
 
 1. N object proposals with EdgeBoxes (:mod:`vsent.analyses.proposals`).
-2. Every proposal is cropped from the original image, warped to ``model.preprocess.resize``
-   squared -- exactly as the whole image is warped for the image cache -- and scored by the
-   fine-tuned model on its centre crop, like the whole image. All N crops and the whole image
-   of one image go through the network in one pass (batches of ``batch_size``).
+2. Every proposal is cropped from the original image, warped to ``preprocess.resize``
+   squared with the same filter as the image cache, and scored by the fine-tuned model on its
+   centre crop, like the whole image. The whole image (the global view) is decoded and warped by
+   :func:`vsent.data.images.load_resized`, the decode of training and ``vsent predict``, so its
+   score is the one the model gives the image elsewhere. All N crops and the global view of one
+   image go through :func:`vsent.inference.infer` in one pass (batches of ``batch_size``).
 3. Sentiment score of a region with class probabilities s (M classes):
    ``senti = 1 + sum_i s_i log_M s_i`` (1 - normalised entropy: 0 for a uniform split, 1 for a
    certain prediction). Objectness is min-max normalised over the image's proposals (best box
@@ -15,9 +17,10 @@ for visual sentiment prediction", ICME 2016. For each image:
    Affective score ``AR = sqrt(obj^2 + alpha * senti^2)``; the top K regions are kept.
 4. Late fusion: ``Y = Y_global + beta / K * sum_j Y_AR_j``, predicted class ``argmax Y``
    (``Y / (1 + beta)`` is reported as the fused probability: it sums to 1). When an image has
-   fewer than K proposals, the mean is over those it has. Early fusion: penultimate-layer
-   features of the whole image concatenated with the mean feature of its top-K regions, then a
-   linear classifier (standardised features, logistic regression) trained on the training fold.
+   fewer than K proposals, the mean is over those it has. Early fusion: penultimate features
+   (``model.forward_features``) of the whole image concatenated with the mean feature of its
+   top-K regions, then a linear classifier (standardised features, logistic regression)
+   trained on the training fold.
 
 Ablations rank the regions by objectness only, by sentiment only, or at random (a sanity
 baseline). :func:`evaluate_regions` runs all of this on a cross-validation run directory with
@@ -34,7 +37,6 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,9 +53,9 @@ from vsent.analyses.proposals import (
     make_edge_detector,
     propose,
 )
-from vsent.data.images import ImageSource, load_rgb, resize_rgb
-from vsent.data.transforms import center_crop, normalize
+from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
 from vsent.errors import VsentError
+from vsent.inference import infer, prefetch
 
 __all__ = [
     "RANKINGS",
@@ -66,7 +68,6 @@ __all__ = [
     "fusion_curve",
     "late_fusion",
     "normalize_objectness",
-    "penultimate_layer",
     "predict_rows",
     "rank_regions",
     "score_images",
@@ -202,18 +203,6 @@ def fusion_curve(
 # the network side
 
 
-def penultimate_layer(model: nn.Module) -> nn.Module:
-    """The last ``nn.Linear`` of the model: its input is the penultimate-layer feature."""
-    last = None
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            last = m
-    if last is None:
-        raise VsentError(f"{type(model).__name__} has no linear layer to take features from")
-    return last
-
-
-@torch.no_grad()
 def score_images(
     model: nn.Module,
     images: np.ndarray,
@@ -222,41 +211,22 @@ def score_images(
     device: torch.device | str = "cpu",
     features: bool = True,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Softmax scores and penultimate features of images warped to ``model.preprocess.resize``.
+    """Softmax scores and penultimate features of images warped to ``preprocess.resize``.
 
-    The same centre crop and normalisation as :func:`vsent.evaluate.predict_proba`.
+    :func:`vsent.inference.infer` on the centre crop, as :func:`vsent.evaluate.predict_proba`.
 
     Parameters
     ----------
-    images : uint8 (N, S, S, 3), RGB, S = ``model.preprocess.resize``.
+    images : uint8 (N, S, S, 3), RGB, S = ``model.info.preprocess.resize``.
 
     Returns
     -------
     probs : float32 (N, num_outputs)
-    feats : float32 (N, D), the input of the last linear layer, or None if ``features=False``.
+    feats : float32 (N, D) ``model.forward_features`` (D = ``model.info.feature_dim``), or None
+        if ``features=False``.
     """
-    pre = model.preprocess
-    device = torch.device(device)
-    model.eval().to(device)
-    captured: list[torch.Tensor] = []
-    hook = None
-    if features:
-        hook = penultimate_layer(model).register_forward_pre_hook(
-            lambda _m, args: captured.append(args[0].detach().flatten(1).float().cpu())
-        )
-    probs = []
-    try:
-        for start in range(0, len(images), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
-            x = normalize(center_crop(batch, pre.crop), pre).to(device)
-            probs.append(torch.softmax(model(x).float(), dim=1).cpu())
-    finally:
-        if hook is not None:
-            hook.remove()
-    n_out = getattr(model, "num_outputs", 2)
-    p = torch.cat(probs).numpy() if probs else np.zeros((0, n_out), np.float32)
-    f = torch.cat(captured).numpy() if features and captured else None
-    return p, f
+    r = infer(model, images, batch_size=batch_size, device=device, features=features)
+    return r.probs, r.features
 
 
 def crop_regions(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
@@ -314,6 +284,7 @@ def score_regions(
     image: np.ndarray,
     proposals: Proposals,
     *,
+    global_view: np.ndarray | None = None,
     batch_size: int = 128,
     device: torch.device | str = "cpu",
     features: bool = False,
@@ -323,11 +294,16 @@ def score_regions(
     Parameters
     ----------
     image : uint8 (H, W, 3) RGB original image (the one ``proposals`` were made on).
+    global_view : uint8 (S, S, 3) the whole image as :func:`vsent.data.images.load_resized`
+        makes it from the image's file (S = ``preprocess.resize``; for a JPEG much larger than S
+        it decodes at a reduced DCT scale, so it can differ slightly from warping ``image``).
+        Default: ``load_resized(image, S)``.
     """
-    size = model.preprocess.resize
+    size = model.info.preprocess.resize
     t0 = time.perf_counter()
-    crops = np.concatenate([resize_rgb(_pil(image), size)[None],
-                            crop_regions(image, proposals.boxes, size)])
+    if global_view is None:
+        global_view = load_resized(image, size)
+    crops = np.concatenate([global_view[None], crop_regions(image, proposals.boxes, size)])
     t1 = time.perf_counter()
     probs, feats = score_images(model, crops, batch_size=batch_size, device=device,
                                 features=features)
@@ -369,9 +345,23 @@ def fused_proba(
     if k < 1:
         raise VsentError(f"--k must be >= 1, got {k}")
     config = proposal_config or ProposalConfig(n_proposals=n_proposals)
-    rgb = np.asarray(load_rgb(image))
-    props = propose(rgb, config.validate(), detector)
-    s = score_regions(model, rgb, props, batch_size=batch_size, device=device)
+    rgb, glob = _decode(image, model.info.preprocess.resize)
+    return _fused(model, rgb, glob, k=k, alpha=alpha, beta=beta, detector=detector,
+                  config=config.validate(), batch_size=batch_size, device=device)
+
+
+def _decode(image: ImageSource, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The original RGB pixels (H, W, 3) for proposals and crops, and the global view
+    (size, size, 3) through :func:`load_resized`, the decode of the image cache and predict."""
+    return np.asarray(load_rgb(image)), load_resized(image, size)
+
+
+def _fused(model: nn.Module, rgb: np.ndarray, glob: np.ndarray, *, k: int, alpha: float,
+           beta: float, detector: EdgeDetector | None, config: ProposalConfig, batch_size: int,
+           device: torch.device | str) -> dict[str, Any]:
+    """:func:`fused_proba` on a decoded image (``rgb``, ``glob``: see :func:`_decode`)."""
+    props = propose(rgb, config, detector)
+    s = score_regions(model, rgb, props, global_view=glob, batch_size=batch_size, device=device)
     order = s.order("ar", alpha)[:k]
     ar = affective_score(normalize_objectness(s.objectness), sentiment_score(s.probs), alpha)
     fused = late_fusion(s.global_probs, s.probs[order], beta) / (1.0 + beta)
@@ -395,18 +385,20 @@ def predict_rows(
     :meth:`vsent.predict.Predictor.score` writes them, with the late-fusion probability.
 
     An image that cannot be read yields a row with ``error`` set; the others are scored.
+    Images are decoded ahead of the model (:func:`vsent.inference.prefetch`); ``paths`` may be
+    any iterable.
     """
-    from vsent.errors import ImageError
-
+    if k < 1:
+        raise VsentError(f"--k must be >= 1, got {k}")
     config = ProposalConfig(n_proposals=n_proposals).validate()
     detector = make_edge_detector()
-    for path in paths:
-        try:
-            r = fused_proba(model, path, k=k, alpha=alpha, beta=beta, detector=detector,
-                            proposal_config=config, device=device)
-        except ImageError as e:
-            yield {"path": str(path), "prob_positive": None, "label": None, "error": str(e)}
+    size = model.info.preprocess.resize
+    for path, decoded, error in prefetch(lambda p: _decode(p, size), paths, workers=1, ahead=2):
+        if error is not None:
+            yield {"path": str(path), "prob_positive": None, "label": None, "error": str(error)}
             continue
+        r = _fused(model, *decoded, k=k, alpha=alpha, beta=beta, detector=detector,
+                   config=config, batch_size=128, device=device)
         pred = int(r["proba"].argmax())
         yield {"path": str(path), "prob_positive": round(float(r["proba"][1]), 6),
                "label": class_names[pred] if pred < len(class_names) else str(pred), "error": ""}
@@ -481,23 +473,6 @@ METHODS = {
 }
 
 
-def _iter_images(paths: Sequence[Path], workers: int = 1) -> Iterator[tuple[int, Any]]:
-    """Decoded RGB arrays (or the ImageError) one image ahead of the consumer."""
-
-    def load(p: Path):
-        try:
-            return np.asarray(load_rgb(p))
-        except VsentError as e:
-            return e
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = pool.submit(load, paths[0]) if paths else None
-        for i in range(len(paths)):
-            current = pending
-            pending = pool.submit(load, paths[i + 1]) if i + 1 < len(paths) else None
-            yield i, current.result()
-
-
 def _score_set(model, paths, cfg: RegionConfig, detector, device, *, keep_regions: bool,
                progress: bool, desc: str) -> dict[str, np.ndarray]:
     """Score every image of ``paths``: ragged region arrays + top-K AR feature means."""
@@ -505,13 +480,17 @@ def _score_set(model, paths, cfg: RegionConfig, detector, device, *, keep_region
 
     glob_p, glob_f, ef, offsets = [], [], [], [0]
     boxes, obj, probs, fallback, secs = [], [], [], [], []
-    for i, rgb in tqdm(_iter_images(paths), total=len(paths), desc=desc, disable=not progress,
-                       leave=False, unit="img"):
-        if isinstance(rgb, Exception):
-            raise rgb  # the crossval run decoded these images: a failure now is a real error
-        props = cached_proposals(paths[i], rgb, cfg.proposals, detector)
-        s = score_regions(model, rgb, props, batch_size=cfg.batch_size, device=device,
-                          features=cfg.early_fusion)
+    size = model.info.preprocess.resize
+    # one decoding thread, one image ahead: the network already uses the cores
+    decoded = prefetch(lambda p: _decode(p, size), paths, workers=1, ahead=1)
+    for path, images, error in tqdm(decoded, total=len(paths), desc=desc,
+                                    disable=not progress, leave=False, unit="img"):
+        if error is not None:
+            raise error  # the crossval run decoded these images: a failure now is a real error
+        rgb, glob = images
+        props = cached_proposals(path, rgb, cfg.proposals, detector)
+        s = score_regions(model, rgb, props, global_view=glob, batch_size=cfg.batch_size,
+                          device=device, features=cfg.early_fusion)
         glob_p.append(s.global_probs)
         if cfg.early_fusion:
             top = s.order("ar", cfg.alpha)[: cfg.k]
@@ -616,7 +595,7 @@ def _fold_predictions(res: dict[str, np.ndarray], cfg: RegionConfig, fold_index:
 
 def evaluate_regions(
     run_dir: str | Path, out: str | Path, cfg: RegionConfig = RegionConfig(), *,
-    resume: bool = False, progress: bool = True,
+    resume: bool = False, overwrite: bool = False, progress: bool = True,
 ) -> dict[str, Any]:
     """Affective-region evaluation of a cross-validation run (Sun et al. 2016, Table 1, Fig. 4).
 
@@ -630,10 +609,9 @@ def evaluate_regions(
     -------
     The table as a dict: method -> summary of :func:`vsent.metrics.summarize_folds`.
     """
-    from vsent.crossval import open_run
     from vsent.evaluate import resolve_device
     from vsent.metrics import binary_metrics, summarize_folds
-    from vsent.runs import RunDir, Timer
+    from vsent.runs import Timer, open_run, open_run_dir
 
     cfg = cfg.validate()
     out = Path(out)
@@ -644,10 +622,13 @@ def evaluate_regions(
               "subset": run.dataset.subset, "model": run.config.model,
               "edge_detector": detector.name, **cfg.to_dict(),
               "crop_policy": "box cropped from the original image, warped to "
-                             "preprocess.resize, centre crop (as the whole image)"}
-    _check_out(out, config, resume)
+                             "preprocess.resize, centre crop (as the whole image); whole "
+                             "image through load_resized"}
     timer = Timer()
-    rd = RunDir(out, config=config)
+    # vsent.runs.open_run_dir: a run there is continued only with --resume and the same
+    # scoring settings (the per-fold regions.npz are reused); --overwrite starts again
+    rd = open_run_dir(out, config, resume=resume, overwrite=overwrite, done=None,
+                      compare=_SCORING_KEYS)
     try:
         log.info("regions: %s (%s, %s), %d folds, edge detector %s, N=%d K=%d",
                  run.path, run.config.model, _data_name(run), len(run.folds), detector.name,
@@ -696,20 +677,10 @@ def _selected_folds(run, cfg: RegionConfig) -> list:
     return [f for f in run.folds if f.index in set(cfg.folds)]
 
 
-def _check_out(out: Path, config: dict, resume: bool) -> None:
-    """A directory with another regions run may only be resumed with the same settings."""
-    file = out / "config.json"
-    if not file.exists():
-        return
-    if not resume:
-        raise VsentError(f"{out} already holds a run: pass --resume to continue it, "
-                         "or choose another --out")
-    old = json.loads(file.read_text())
-    scoring = ("run", "edge_detector", "proposals", "alpha", "k", "early_fusion", "crop_policy")
-    diff = [key for key in scoring if old.get(key) != json.loads(json.dumps(config.get(key)))]
-    if diff:
-        raise VsentError(f"{file}: the stored run used different {', '.join(diff)}; "
-                         "choose another --out to change them")
+#: Config keys a resumed regions run must share with the stored one (the others select work
+#: or only change the outputs' presentation).
+_SCORING_KEYS = ("run", "edge_detector", "proposals", "alpha", "k", "early_fusion",
+                 "crop_policy")
 
 
 def _prediction_rows(run, res, at_k, detail, cfg, fold_index) -> list[dict]:

@@ -16,7 +16,11 @@ from vsent import __version__
 from vsent.errors import EXIT_USER_ERROR, VsentError
 
 #: Sub-command modules under ``vsent.cli``; each defines ``register(subparsers)`` which adds
-#: its parser and sets ``func=<callable(args) -> int>`` as default.
+#: its parser and sets ``func=<callable(args) -> int>`` as default. These modules import only
+#: argparse, the standard library, :mod:`vsent.cli.common` and torch-free records
+#: (:mod:`vsent.presets`); ``func`` imports the heavy modules, so ``vsent --help`` and
+#: ``vsent COMMAND --help`` answer without loading torch, OpenCV, matplotlib or scikit-learn
+#: (tests/test_cli.py checks it).
 COMMANDS = (
     "crossval",  # also finetune and models
     "predict",
@@ -26,6 +30,9 @@ COMMANDS = (
     "layers",
     "baselines",
     "reproduce",
+    "serve",
+    "export",
+    "card",
 )
 
 

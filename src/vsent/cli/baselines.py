@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from vsent.analyses.baselines import (
-    FEATURE_SETS,
-    SUBSETS,
-    SiftParams,
-    run_baselines,
-    table_markdown,
-)
-from vsent.cli.common import add_data_args
+from vsent.cli.common import SUBSETS, add_data_args, add_run_args, progress_enabled
+
+#: Default feature sets (as vsent.analyses.baselines.FEATURE_SETS; checked by tests/test_cli.py).
+FEATURE_SETS = ("gch", "lch", "bow", "gch+bow", "lch+bow")
 
 
 def _allow_all_subsets(p: argparse.ArgumentParser) -> None:
@@ -31,12 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "runs, and tabulate them beside You et al. 2015.")
     add_data_args(p)
     _allow_all_subsets(p)
-    g = p.add_argument_group("run")
-    g.add_argument("--out", default="runs/baselines",
-                   help="run directory (default runs/baselines)")
-    g.add_argument("--seed", type=int, default=0,
-                   help="seed of the vocabulary k-means, descriptor sample and inner CV "
-                        "(default 0)")
+    add_run_args(p, "runs/baselines", device=False,
+                 seed_help="seed of the vocabulary k-means, descriptor sample and inner CV "
+                           "(default 0)")
     g = p.add_argument_group("features and classifier")
     g.add_argument("--features", default=",".join(FEATURE_SETS),
                    help="comma-separated feature sets: gch, lch, bow, or blocks joined with + "
@@ -55,17 +48,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folds of the inner CV that picks the SVM's C (default 3)")
     p.add_argument("--jobs", type=int, default=None,
                    help="feature extraction threads (default: all CPU cores)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from vsent.analyses.baselines import SiftParams, run_baselines, table_markdown
+
     table = run_baselines(
         args.data, args.subset, args.folds, args.features, args.out, args.seed,
         k=args.k, bow_norm=args.bow_norm,
         sift=SiftParams(mode=args.sift, step=args.sift_step),
         max_descriptors=args.max_descriptors, inner_splits=args.inner_splits,
-        skip_bad=args.skip_bad, n_jobs=args.jobs, progress=not args.no_progress,
+        skip_bad=args.skip_bad, n_jobs=args.jobs, progress=progress_enabled(args.no_progress),
+        resume=args.resume, overwrite=args.overwrite,
     )
     print(table_markdown(table), end="")
     print(f"results in {args.out} ({table['timings']['total_s']:.0f} s)")

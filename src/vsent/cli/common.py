@@ -1,13 +1,25 @@
-"""Options shared by several sub-commands, so every command spells them the same way."""
+"""Options shared by several sub-commands, declared once so every command spells them the same.
+
+This module and the sub-command modules import only argparse and the standard library at
+import time (``vsent --help`` must not load torch, OpenCV, matplotlib or scikit-learn); each
+command's ``run`` function imports the heavy modules it needs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 #: Where the Twitter I dataset is looked for when --data is not given.
 DEFAULT_DATA_ENV = "VSENT_DATA"
+#: Agreement subsets of Twitter I (as vsent.data.datasets.SUBSETS, without importing numpy).
+SUBSETS = ("five", "four", "three")
+#: Devices --device accepts.
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def default_data() -> str:
@@ -15,28 +27,91 @@ def default_data() -> str:
     return os.environ.get(DEFAULT_DATA_ENV, str(Path("..") / "shared" / "datasets" / "twitter1"))
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
-    """--data, --subset, --folds, --skip-bad."""
+def add_data_args(p: argparse.ArgumentParser, *, folds: bool = True,
+                  data_help: str | None = None, data_required: bool = False) -> None:
+    """--data, --subset, --folds (unless ``folds=False``), --skip-bad."""
     g = p.add_argument_group("data")
-    g.add_argument("--data", default=default_data(),
-                   help="Twitter I folder, a folder with positive/ and negative/, or a CSV "
-                        "(path,label); default $VSENT_DATA or ../shared/datasets/twitter1")
-    g.add_argument("--subset", choices=("five", "four", "three"), default="five",
+    g.add_argument("--data", required=data_required,
+                   default=None if data_required else default_data(),
+                   help=data_help or "Twitter I folder, a folder with positive/ and negative/, "
+                                     "or a CSV (path,label); default $VSENT_DATA or "
+                                     "../shared/datasets/twitter1")
+    g.add_argument("--subset", choices=SUBSETS, default="five",
                    help="agreement subset of Twitter I (default five)")
-    g.add_argument("--folds", default="campos",
-                   help="campos (the paper's split files), stratified (seeded 5-fold), or a "
-                        "folds.json written by an earlier run (default campos)")
+    if folds:
+        g.add_argument("--folds", default="campos",
+                       help="campos (the paper's split files), stratified (seeded 5-fold), or a "
+                            "folds.json written by an earlier run (default campos)")
     g.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable images and bad label lines (reported) instead of stopping")
 
 
-def add_run_args(p: argparse.ArgumentParser, default_out: str) -> None:
-    """--out, --seed, --device."""
+def add_run_args(p: argparse.ArgumentParser, default_out: str, *, seed_help: str | None = None,
+                 resume: bool = True, device: bool = True, seed: bool = True) -> None:
+    """The run options: --out, --seed, --device, --resume, --overwrite, --no-progress.
+
+    ``--resume`` and ``--overwrite`` follow :func:`vsent.runs.open_run_dir`; commands that
+    never resume (``resume=False``) still take ``--overwrite``.
+    """
     g = p.add_argument_group("run")
     g.add_argument("--out", default=default_out, help=f"run directory (default {default_out})")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="auto picks cuda when available (default auto)")
+    if seed:
+        g.add_argument("--seed", type=int, default=0, help=seed_help or "random seed (default 0)")
+    if device:
+        g.add_argument("--device", default="auto", choices=DEVICES,
+                       help="auto picks cuda when available (default auto)")
+    if resume:
+        g.add_argument("--resume", action="store_true",
+                       help="continue the unfinished run in --out with its stored config "
+                            "(finished folds/epochs are kept)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="delete the run in --out and start again")
+    g.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (there are none when stderr is not a terminal)")
+
+
+def progress_enabled(no_progress: bool) -> bool:
+    """Whether to draw progress bars: not with --no-progress, and only on a terminal.
+
+    A log file or pipe then keeps one line per epoch instead of thousands of bar updates.
+    """
+    return not no_progress and sys.stderr.isatty()
+
+
+def comma_list(kind: Callable[[str], Any] = str, *,
+               choices: tuple[str, ...] | None = None) -> Callable[[str], list]:
+    """argparse ``type=`` for ``a,b,c`` lists: items converted by ``kind``, empty items dropped,
+    each checked against ``choices`` when given."""
+    name = getattr(kind, "__name__", "value")
+
+    def parse(text: str) -> list:
+        try:
+            items = [kind(v.strip()) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {name}s, got {text!r}") from None
+        if not items:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {name}s, got {text!r}")
+        if choices is not None:
+            bad = [v for v in items if v not in choices]
+            if bad:
+                raise argparse.ArgumentTypeError(
+                    f"{', '.join(map(str, bad))}: choose from {', '.join(choices)}")
+        return items
+    return parse
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """argparse ``type=`` for ``KEY=VALUE`` (VALUE parsed as JSON, else kept as a string)."""
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
 
 
 #: TrainConfig fields settable from the command line (default: the preset's value).

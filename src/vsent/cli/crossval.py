@@ -1,13 +1,21 @@
-"""``vsent crossval`` and ``vsent finetune``: fine-tune sentiment CNNs (Campos et al. 2015)."""
+"""``vsent crossval`` and ``vsent finetune``: fine-tune sentiment CNNs (Campos et al. 2015).
+
+Thin layer over :func:`vsent.crossval.crossval` / :func:`vsent.crossval.finetune`: it builds a
+:class:`vsent.config.RunConfig` and calls them; torch is imported when a command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
-from vsent.cli.common import add_data_args, add_run_args, add_train_args, train_overrides
-from vsent.crossval import PRESETS, RunConfig, crossval, finetune
-from vsent.errors import VsentError
+from vsent.cli.common import (
+    add_data_args,
+    add_run_args,
+    add_train_args,
+    progress_enabled,
+    train_overrides,
+)
+from vsent.presets import CROSSVAL as PRESETS
 
 
 def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
@@ -26,9 +34,6 @@ def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
     add_train_args(g)
     g.add_argument("--oversample", action="store_true",
                    help="lead the summary with 10-crop scores (both are always computed)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in --out (finished folds/epochs are kept)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,11 +54,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_models)
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
+def config_from_args(args: argparse.Namespace):
+    """The :class:`vsent.config.RunConfig` the options describe (validated when built)."""
+    from vsent.config import RunConfig
+    from vsent.errors import VsentError
+    from vsent.presets import preset_for_config
+
     preset = PRESETS[args.preset]
-    train = preset["train"].replace(seed=args.seed, device=args.device)
-    changes = train_overrides(args)
-    train = dataclasses.replace(train, **changes)
+    train = preset["train"].replace(seed=args.seed, device=args.device,
+                                    **train_overrides(args))
     model = args.model or preset["model"]
     model_kwargs = {"arch": args.arch} if args.arch else {}
     if args.arch and model != "caffenet":
@@ -62,20 +71,24 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         data=args.data, subset=args.subset, folds=args.folds, model=model,
         model_kwargs=model_kwargs, init=args.init or preset["init"], train=train,
         oversample=args.oversample, skip_bad=args.skip_bad, seed=args.seed,
-        preset=args.preset if not changes.get("lr") else None,
+        preset=preset_for_config(args.preset, args.lr),
     )
 
 
 def run_crossval(args: argparse.Namespace) -> int:
-    crossval(config_from_args(args), args.out, resume=args.resume,
-             progress=not args.no_progress)
+    from vsent.crossval import crossval
+
+    crossval(config_from_args(args), args.out, resume=args.resume, overwrite=args.overwrite,
+             progress=progress_enabled(args.no_progress))
     print(f"results in {args.out}/summary.md (summary.json, predictions.csv, fold<k>/model.pt)")
     return 0
 
 
 def run_finetune(args: argparse.Namespace) -> int:
+    from vsent.crossval import finetune
+
     result = finetune(config_from_args(args), args.out, fold=args.fold, resume=args.resume,
-                      progress=not args.no_progress)
+                      overwrite=args.overwrite, progress=progress_enabled(args.no_progress))
     line = f"model written to {result['model']}"
     if "center" in result:
         line += (f"; fold {args.fold} accuracy {result['center']['accuracy']:.3f} (centre), "

@@ -1,13 +1,20 @@
-"""``vsent explain``: Grad-CAM heat maps of a trained model's predictions."""
+"""``vsent explain``: Grad-CAM heat maps of a trained model's predictions.
+
+Thin layer over :func:`vsent.analyses.explain.explain_images`; torch is imported when the
+command runs. The output directory follows :func:`vsent.runs.open_run_dir`: ``explain.csv``
+marks it finished (the same command again prints the stored result), other images or
+settings need ``--overwrite`` or another ``--out``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from vsent.analyses.explain import TARGETS, explain_images
-from vsent.errors import EXIT_ITEMS_FAILED
+from vsent.cli.common import add_run_args
 
+#: Classes a map can explain (as vsent.analyses.explain.TARGETS).
+TARGETS = ("predicted", "positive", "negative")
 #: Columns of explain.csv, in order.
 FIELDS = ("image", "error", "prob_negative", "prob_positive", "predicted", "target", "layer",
           "overlay", "heatmap")
@@ -22,32 +29,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
     p.add_argument("--model", required=True, help="checkpoint (model.pt) from finetune/crossval")
-    p.add_argument("--out", default="runs/explain", help="output directory (default runs/explain)")
-    p.add_argument("--layer", help="convolutional layer (module name); default: the last one of "
-                                   "the model's probe layers with a spatial output")
+    p.add_argument("--layer", help="convolutional layer (module name); default: the model's "
+                                   "Grad-CAM layer")
     p.add_argument("--target", choices=TARGETS, default="predicted",
                    help="class the map explains (default: each image's predicted class)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    add_run_args(p, "runs/explain", resume=False, seed=False)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import csv
+
+    from vsent.analyses.explain import explain_images
+    from vsent.errors import EXIT_ITEMS_FAILED
     from vsent.evaluate import resolve_device
     from vsent.models.checkpoint import load_checkpoint
     from vsent.predict import expand_inputs
-    from vsent.runs import RunDir
+    from vsent.runs import open_run_dir
 
     device = resolve_device(args.device)
     model, meta = load_checkpoint(args.model, map_location=device)
     paths, missing = expand_inputs(args.images)
     config = {"command": "explain", "model": args.model, "images": args.images,
               "layer": args.layer, "target": args.target, "device": str(device)}
-    with RunDir(args.out, config=config) as rd:
-        rows = [{"image": m["path"], "error": m["error"]} for m in missing]
-        rows += explain_images(model, paths, rd.path, layer=args.layer, target=args.target,
-                               device=device, class_names=meta.get("class_names",
-                                                                   ("negative", "positive")))
-        rd.write_csv("explain.csv", rows, list(FIELDS))
+    with open_run_dir(args.out, config, overwrite=args.overwrite, done="explain.csv") as rd:
+        if rd.status == "finished":
+            with (rd / "explain.csv").open(newline="") as f:
+                rows = list(csv.DictReader(f))
+        else:
+            rows = [{"image": m["path"], "error": m["error"]} for m in missing]
+            rows += explain_images(model, paths, rd.path, layer=args.layer, target=args.target,
+                                   device=device, class_names=meta.get("class_names",
+                                                                       ("negative", "positive")))
+            rd.write_csv("explain.csv", rows, list(FIELDS))
     failed = sum(bool(r["error"]) for r in rows)
     print(f"explained {len(rows) - failed} of {len(rows)} images, {failed} failed; "
           f"{args.out}/explain.csv", file=sys.stderr)

@@ -1,22 +1,18 @@
-"""``vsent layers``: linear probes on every layer of a crossval run's models (Campos Table 2)."""
+"""``vsent layers``: linear probes on every layer of a crossval run's models (Campos Table 2).
+
+Thin layer over :func:`vsent.analyses.layers.layer_probes`; the analysis (torch, scikit-learn)
+is imported when the command runs. :data:`CLASSIFIERS` and :data:`DEFAULT_CS` repeat those of
+:mod:`vsent.analyses.layers` (tests/test_cli.py checks they agree).
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from vsent.analyses.layers import CLASSIFIERS, DEFAULT_CS, LayersConfig, ProbeConfig, layer_probes
-from vsent.cli.common import add_run_args
-from vsent.errors import VsentError
+from vsent.cli.common import add_run_args, comma_list, progress_enabled
 
-
-def _csv(kind: type):
-    def parse(text: str) -> list:
-        try:
-            return [kind(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, "
-                                             f"got {text!r}") from None
-    return parse
+CLASSIFIERS = ("svm", "softmax")
+DEFAULT_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,18 +21,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="For each fold, extract every probe layer's activations with the model "
                     "fine-tuned on that fold's training images, then train a linear SVM and a "
                     "softmax classifier per layer (C by inner CV on the training images) and "
-                    "score them on the fold's test images. Resumable: rerun with the same "
-                    "--out to continue.",
+                    "score them on the fold's test images. The analysis continues in --out "
+                    "when rerun with the same probe settings (more folds or layers may be "
+                    "added); --overwrite starts again.",
     )
     p.add_argument("--run", required=True, help="crossval run directory (fold<k>/model.pt)")
-    add_run_args(p, "runs/layers")
-    p.add_argument("--layers", type=_csv(str),
+    # no --resume: a layer analysis always continues in place (see layer_probes)
+    add_run_args(p, "runs/layers", resume=False)
+    p.add_argument("--layers", type=comma_list(str),
                    help="comma-separated probe layers (default: all of the model's)")
-    p.add_argument("--fold-ids", type=_csv(int), dest="fold_ids",
+    p.add_argument("--fold-ids", type=comma_list(int), dest="fold_ids",
                    help="comma-separated fold numbers (default: all)")
-    p.add_argument("--classifiers", type=_csv(str), default=list(CLASSIFIERS),
+    p.add_argument("--classifiers", type=comma_list(str), default=list(CLASSIFIERS),
                    help=f"comma-separated subset of {','.join(CLASSIFIERS)} (default both)")
-    p.add_argument("--Cs", type=_csv(float), default=list(DEFAULT_CS),
+    p.add_argument("--Cs", type=comma_list(float), default=list(DEFAULT_CS),
                    help="grid of C for the inner cross-validation "
                         f"(default {','.join(f'{c:g}' for c in DEFAULT_CS)})")
     p.add_argument("--inner-splits", type=int, default=5,
@@ -48,11 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--delete-features", action="store_true",
                    help="delete each fold's feature files once its results exist (CaffeNet "
                         "features take ~3.2 GB per fold; the Gram matrices are kept)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from vsent.analyses.layers import LayersConfig, ProbeConfig, layer_probes
+    from vsent.errors import VsentError
+
     if args.batch_size < 1:
         raise VsentError(f"--batch-size must be positive, got {args.batch_size}")
     probe = ProbeConfig(Cs=tuple(args.Cs), inner_splits=args.inner_splits, seed=args.seed,
@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = LayersConfig(run=args.run, probe=probe, layers=args.layers, folds=args.fold_ids,
                        max_features=max_features, batch_size=args.batch_size, device=args.device,
                        keep_features=not args.delete_features)
-    summary = layer_probes(cfg, args.out, progress=not args.no_progress)
+    summary = layer_probes(cfg, args.out, progress=progress_enabled(args.no_progress),
+                           overwrite=args.overwrite)
     for name, entry in summary.items():
         cells = "  ".join(f"{c} {entry[c]['mean']:.3f} +- {entry[c]['std']:.3f}"
                           for c in probe.classifiers if c in entry)

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 from typing import Any
 
-from vsent.analyses.pcnn import (
-    PRESETS,
-    REFERENCES,
-    TRANSFER_TRAIN,
-    ProgressiveConfig,
-    TransferConfig,
-    progressive,
-    transfer,
+from vsent.cli.common import (
+    SUBSETS,
+    add_data_args,
+    add_run_args,
+    add_train_args,
+    comma_list,
+    default_data,
+    key_value,
+    progress_enabled,
+    train_overrides,
 )
-from vsent.cli.common import add_run_args, add_train_args, default_data, train_overrides
-from vsent.data.datasets import SUBSETS
-from vsent.errors import VsentError
+from vsent.presets import PCNN as PRESETS
+from vsent.presets import TRANSFER_REFERENCES as REFERENCES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,14 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "network on the rest. Writes stage1/model.pt (CNN), model.pt (PCNN), "
                     "removal.csv/.json/.png and summary.md into --out.",
     )
-    g = p.add_argument_group("data")
-    g.add_argument("--data", required=True,
-                   help="the weakly labelled images: a folder with positive/ and negative/, "
-                        "a CSV with a path,label header, or a Twitter I folder (with --subset)")
-    g.add_argument("--subset", choices=SUBSETS, default="five",
-                   help="agreement subset when --data is Twitter I (default five)")
-    g.add_argument("--skip-bad", action="store_true",
-                   help="skip unreadable images and bad label lines (reported)")
+    add_data_args(p, folds=False, data_required=True,
+                  data_help="the weakly labelled images: a folder with positive/ and negative/, "
+                            "a CSV with a path,label header, or a Twitter I folder (with "
+                            "--subset)")
     add_run_args(p, "runs/pcnn")
     g = p.add_argument_group("model and recipe (defaults come from --preset)")
     g.add_argument("--preset", choices=sorted(PRESETS), default="you2015",
@@ -45,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "64 px, minutes on a CPU (default you2015)")
     g.add_argument("--model", help="registered model name (default: the preset's)")
     g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   type=key_value,
                    help="builder option of the model, VALUE in JSON (e.g. input_size=256 for "
                         "pcnn, widths=[16,32] for smallcnn); repeatable")
     g.add_argument("--init", default="random",
@@ -55,9 +51,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--finetune-lr", type=float, default=None, help="stage 2 learning rate")
     g.add_argument("--oversample", action="store_true",
                    help="score the training images with 10 crops instead of the centre crop")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in --out (finished stages are kept)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_pcnn)
 
     p = sub.add_parser(
@@ -73,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", default=default_data(),
                    help="Twitter I folder (default $VSENT_DATA or ../shared/datasets/twitter1)")
-    g.add_argument("--subsets", default=",".join(SUBSETS),
+    g.add_argument("--subsets", type=comma_list(str), default=list(SUBSETS),
                    help="comma-separated agreement subsets (default five,four,three)")
     g.add_argument("--folds", default="campos",
                    help="campos (the split files), stratified, or a folds.json (default campos)")
@@ -87,60 +80,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--reference", choices=REFERENCES, default="pcnn",
                    help="published row set beside ours: pcnn (default), or cnn for a model "
                         "trained without progressive selection (stage1/model.pt)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in --out (finished folds are kept)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_transfer)
 
 
-def parse_model_args(items: list[str]) -> dict[str, Any]:
-    """``["input_size=256", "name=x"]`` -> ``{"input_size": 256, "name": "x"}`` (JSON values,
-    plain strings where the value is not JSON)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise VsentError(f"--model-arg {item!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
+def progressive_config_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`vsent.analyses.pcnn.ProgressiveConfig` the options describe."""
+    from vsent.analyses.pcnn import ProgressiveConfig
+    from vsent.errors import VsentError
 
-
-def progressive_config_from_args(args: argparse.Namespace) -> ProgressiveConfig:
     preset = PRESETS[args.preset]
     changes = train_overrides(args)
     run_opts = {"seed": args.seed, "device": args.device}
-    train = dataclasses.replace(preset["train"], **changes, **run_opts)
-    shared = {k: v for k, v in changes.items() if k not in ("epochs", "lr")}
-    finetune = dataclasses.replace(preset["finetune"], **shared, **run_opts)
+    train = preset["train"].replace(**changes, **run_opts)
+    stage2 = {k: v for k, v in changes.items() if k not in ("epochs", "lr")}
     if args.finetune_epochs is not None:
-        finetune = finetune.replace(epochs=args.finetune_epochs)
+        stage2["epochs"] = args.finetune_epochs
     if args.finetune_lr is not None:
-        finetune = finetune.replace(lr=args.finetune_lr)
+        stage2["lr"] = args.finetune_lr
+    try:
+        finetune = preset["finetune"].replace(**stage2, **run_opts)
+    except VsentError as e:  # name the stage-2 options as the CLI spells them
+        msg = str(e).replace("--epochs ", "--finetune-epochs ").replace("--lr ", "--finetune-lr ")
+        raise VsentError(f"stage 2: {msg}") from None
     return ProgressiveConfig(
         data=args.data, subset=args.subset, model=args.model or preset["model"],
-        model_kwargs=parse_model_args(args.model_arg), init=args.init, train=train,
+        model_kwargs=dict(args.model_arg), init=args.init, train=train,
         finetune=finetune, oversample=args.oversample, skip_bad=args.skip_bad, seed=args.seed,
         preset=args.preset,
     )
 
 
-def transfer_config_from_args(args: argparse.Namespace) -> TransferConfig:
-    train = dataclasses.replace(TRANSFER_TRAIN, **train_overrides(args), seed=args.seed,
-                                device=args.device)
-    subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
+def transfer_config_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`vsent.analyses.pcnn.TransferConfig` the options describe."""
+    from vsent.analyses.pcnn import TransferConfig
+    from vsent.presets import TRANSFER_TRAIN
+
+    train = TRANSFER_TRAIN.replace(**train_overrides(args), seed=args.seed, device=args.device)
     return TransferConfig(
-        model=args.model, data=args.data, subsets=subsets, folds=args.folds, train=train,
+        model=args.model, data=args.data, subsets=list(args.subsets), folds=args.folds, train=train,
         oversample=args.oversample, skip_bad=args.skip_bad, seed=args.seed,
         reference=args.reference,
     )
 
 
 def run_pcnn(args: argparse.Namespace) -> int:
+    from vsent.analyses.pcnn import progressive
+
     summary = progressive(progressive_config_from_args(args), args.out, resume=args.resume,
-                          progress=not args.no_progress)
+                          overwrite=args.overwrite, progress=progress_enabled(args.no_progress))
     print(f"removed {summary['n_removed']} of {summary['n_images']} images "
           f"({100 * summary['removed_share']:.1f}%); PCNN written to {summary['model']}, "
           f"stage-1 CNN to {summary['stage1_model']}; see {args.out}/summary.md")
@@ -148,8 +135,10 @@ def run_pcnn(args: argparse.Namespace) -> int:
 
 
 def run_transfer(args: argparse.Namespace) -> int:
+    from vsent.analyses.pcnn import transfer
+
     table = transfer(transfer_config_from_args(args), args.out, resume=args.resume,
-                     progress=not args.no_progress)
+                     overwrite=args.overwrite, progress=progress_enabled(args.no_progress))
     for row in table["rows"]:
         pub = row["accuracy_published"]
         print(f"{row['subset']}-agree: accuracy {row['accuracy_mean']:.3f} +- "

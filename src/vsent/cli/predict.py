@@ -1,18 +1,17 @@
-"""``vsent predict``: score images with a trained model; one row per image, errors included."""
+"""``vsent predict``: score images with a trained model; one row per image, errors included.
+
+A thin layer over :func:`vsent.batch.score_stream` (lazy inputs, rows written as they come,
+``--resume``) with an engine of :mod:`vsent.engines` (:class:`vsent.predict.Predictor`, or Ray
+Data with ``--engine ray``; with ``--regions``, :func:`vsent.analyses.regions.predict_rows`);
+torch is imported when the command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
-from contextlib import nullcontext
-from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from vsent.errors import EXIT_ITEMS_FAILED, VsentError
-from vsent.predict import ROW_FIELDS, Predictor, expand_inputs
+from vsent.cli.common import DEVICES, progress_enabled
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write one row per image (path, prob_positive, label, error). Exit status 3 "
                     "when any image failed (its row says why); the others are still scored.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="image files, folders (recursive) or globs; see also --from-list")
     p.add_argument("--model", required=True, help="checkpoint (model.pt) from finetune/crossval")
     p.add_argument("--out", help="output file (default: standard output)")
     p.add_argument("--format", choices=("csv", "jsonl"),
@@ -29,10 +29,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--oversample", action="store_true", help="average over 10 crops")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPUs)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none when stderr is not a terminal)")
+    _add_scale_args(p)
     _add_region_args(p)
     p.set_defaults(func=run)
+
+
+# --- at scale: streaming, resume, engines; see vsent.batch and vsent.engines ----------------
+def _add_scale_args(p: argparse.ArgumentParser) -> None:
+    from vsent.engines import ENGINES  # standard library only
+
+    g = p.add_argument_group("at scale")
+    g.add_argument("--from-list", metavar="FILE",
+                   help="also score the paths in FILE, one per line ('-': standard input)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue --out: keep its rows and skip the images already in it")
+    g.add_argument("--engine", choices=tuple(ENGINES), default="default",
+                   help="default: this process; ray: Ray Data (decoding tasks, model actors)")
+    g.add_argument("--ray-address", metavar="ADDR",
+                   help="join this Ray cluster (e.g. auto) instead of starting a local Ray")
+    g.add_argument("--ray-cpus", type=int, metavar="N", help="CPUs of the local Ray (all)")
+    g.add_argument("--ray-actors", type=int, metavar="N",
+                   help="model actors (default: one per GPU, else half the CPUs)")
+# --- end at scale ---------------------------------------------------------------------------
 
 
 # --- affective regions (Sun et al. 2016), see vsent.analyses.regions -------------------------
@@ -47,8 +68,9 @@ def _add_region_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--beta", type=float, default=0.5, help="Y = Y_global + beta/K sum Y_regions")
 
 
-def _region_rows(args: argparse.Namespace, predictor: Predictor, paths):
+def _region_rows(args: argparse.Namespace, predictor, paths):
     from vsent.analyses.regions import predict_rows
+    from vsent.errors import VsentError
 
     if args.oversample:
         raise VsentError("--regions scores centre crops: it cannot be combined with --oversample")
@@ -59,34 +81,26 @@ def _region_rows(args: argparse.Namespace, predictor: Predictor, paths):
 
 
 def run(args: argparse.Namespace) -> int:
+    from vsent.batch import iter_inputs, score_stream
+    from vsent.engines import EngineOptions, open_engine
+    from vsent.errors import EXIT_ITEMS_FAILED, VsentError
+
     if args.batch_size < 1:
         raise VsentError(f"--batch-size must be >= 1, got {args.batch_size}")
-    fmt = args.format or ("jsonl" if args.out and args.out.endswith(".jsonl") else "csv")
-    paths, rows_missing = expand_inputs(args.paths)
-    predictor = Predictor.from_checkpoint(
-        args.model, oversample=args.oversample, batch_size=args.batch_size,
-        device=args.device, workers=args.workers,
-    )
-    failed = len(rows_missing)
-    # the with statement below closes the file
-    out_ctx = Path(args.out).open("w", newline="") if args.out else nullcontext(sys.stdout)  # noqa: SIM115
-    with out_ctx as out:
-        write = _writer(out, fmt)
-        for row in rows_missing:
-            write(row)
-        rows = _region_rows(args, predictor, paths) if args.regions else predictor.score(paths)
-        for row in tqdm(rows, total=len(paths), unit="img", disable=args.no_progress or not paths):
-            failed += bool(row["error"])
-            write(row)
-    total = len(paths) + len(rows_missing)
-    print(f"scored {total - failed} of {total} inputs, {failed} failed"
-          + (f"; rows in {args.out}" if args.out else ""), file=sys.stderr)
-    return EXIT_ITEMS_FAILED if failed else 0
-
-
-def _writer(out, fmt: str):
-    if fmt == "jsonl":
-        return lambda row: out.write(json.dumps(row) + "\n")
-    writer = csv.DictWriter(out, fieldnames=ROW_FIELDS)
-    writer.writeheader()
-    return writer.writerow
+    if not args.paths and not args.from_list:
+        raise VsentError("nothing to score: give image files, folders, globs or --from-list")
+    if args.regions and args.engine != "default":
+        raise VsentError(f"--regions runs on the default engine, not --engine {args.engine}")
+    progress = progress_enabled(args.no_progress)
+    items = iter_inputs(args.paths, from_list=args.from_list)
+    options = EngineOptions(
+        model=args.model, oversample=args.oversample, batch_size=args.batch_size,
+        device=args.device, workers=args.workers, ray_address=args.ray_address,
+        ray_cpus=args.ray_cpus, ray_actors=args.ray_actors, progress=progress)
+    with open_engine(args.engine, options) as engine:  # loads the model before --out is opened
+        scorer = (lambda paths: _region_rows(args, engine.predictor, paths)) if args.regions \
+            else engine.score
+        summary = score_stream(items, scorer, args.out, fmt=args.format, resume=args.resume,
+                               progress=progress and args.engine == "default")
+    print(summary.line(args.out), file=sys.stderr)
+    return EXIT_ITEMS_FAILED if summary.failed else 0

@@ -1,24 +1,33 @@
-"""``vsent reproduce``: a paper's experiments and a report with its numbers beside ours."""
+"""``vsent reproduce``: a paper's experiments and a report with its numbers beside ours.
+
+Only argparse and :mod:`vsent.cli.common` are imported here; the runner (torch, the analyses)
+is imported when the command runs, so ``vsent --help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from vsent.cli.common import default_data
-from vsent.reports.reproduce import PAPERS, command_line, make_plan, reproduce
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from vsent.reports import paper_modules  # light: lists module names, imports none
+
     p = sub.add_parser(
         "reproduce", help="run a paper's experiments; report published numbers beside ours",
         description="Run the experiments of campos2015 (Tables 1-4), you2015 (Table 6) or "
-                    "sun2016 (Table 1, K sweep) and write OUT/report.md, report.json and "
-                    "figures: the published numbers beside the measured ones, with the run "
-                    "directory of every number. Each step is a sub-run under OUT, so "
-                    "--resume continues an interrupted reproduction.",
+                    "sun2016 (Table 1 on the five/four/three-agree subsets, K sweep) and write "
+                    "OUT/report.md, report.json and figures: the published numbers (each with "
+                    "its table) beside the measured ones, with the run directory of every "
+                    "number. Each step is a sub-run under OUT, so --resume continues an "
+                    "interrupted reproduction. Sub-runs: campos2015 table1, layers, fc7-4096, "
+                    "fc6-4096, fc7-2, fc6-2, fc8-1000, fc9-2; you2015 baselines, "
+                    "pcnn-five/-four/-three (or transfer with --init CHECKPOINT); sun2016 "
+                    "crossval-SUBSET and regions-SUBSET for five, four, three (or regions with "
+                    "--run). --quick lists in the report what it reduces.",
     )
-    p.add_argument("paper", choices=PAPERS)
+    p.add_argument("paper", choices=paper_modules())
     p.add_argument("--quick", action="store_true",
                    help="CPU-sized version (e.g. 1 epoch per CaffeNet instead of 65); the "
                         "report lists every reduction")
@@ -31,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "(fine-tuned per fold by domain transfer). Unavailable "
                                   "weights fall back to random init, and the report says so")
     p.add_argument("--run", metavar="CROSSVAL_RUN_DIR",
-                   help="sun2016: analyse this finished crossval run instead of training one")
+                   help="sun2016: analyse this finished crossval run (its subset only) instead "
+                        "of training one per subset")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--only", metavar="SUBRUNS",
@@ -39,20 +49,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "are reused if finished and reported as not run otherwise")
     p.add_argument("--resume", action="store_true",
                    help="continue the reproduction in --out (finished sub-runs are kept)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the reproduction in --out and start again")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from vsent.reports.runner import command_line, make_plan, reproduce
+
     out = args.out or f"runs/reproduce/{args.paper}{'-quick' if args.quick else ''}"
     plan = make_plan(args.paper, args.data, quick=args.quick, init=args.init,
                      device=args.device, seed=args.seed, run=args.run)
     command = command_line(args.paper, quick=args.quick, out=out, data=args.data,
                            init=args.init, device=args.device, resume=args.resume,
-                           run=args.run, seed=args.seed, only=args.only)
+                           run=args.run, seed=args.seed, only=args.only,
+                           overwrite=args.overwrite)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
-    report = reproduce(plan, out, resume=args.resume, progress=not args.no_progress,
-                       command=command, only=only)
+    report = reproduce(plan, out, resume=args.resume, overwrite=args.overwrite,
+                       progress=not args.no_progress, command=command, only=only)
     for reason in report["weights_failures"]:
         print(f"vsent: warning: random weights used instead: {reason}", file=sys.stderr)
     print(f"report written to {out}/report.md")

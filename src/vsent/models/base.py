@@ -81,15 +81,44 @@ class ModelInfo:
 
 
 class SentimentModel(nn.Module):
-    """Mixin: ``forward(x) = forward_head(forward_features(x))``; subclasses set ``info``."""
+    """Mixin: ``forward(x) = forward_head(forward_features(x))``; subclasses set ``info``.
+
+    ``info`` is replaced as a whole (``model.info = dataclasses.replace(model.info, ...)``),
+    never mutated. The read-only properties ``preprocess``, ``new_layers``, ``probe_layers``,
+    ``default_lr`` and ``num_outputs`` are the pre-``info`` names of the same facts, kept for
+    code not yet reading ``model.info``; new code reads ``model.info``.
+    """
 
     info: ModelInfo
 
     def forward_features(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Penultimate features: float (B, 3, H, W) -> (B, info.feature_dim)."""
         raise NotImplementedError
 
     def forward_head(self, features: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Logits of the head: (B, info.feature_dim) -> (B, info.num_outputs)."""
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
+
+    # Old attribute names (read-only views of ``info``).
+    @property
+    def preprocess(self) -> Preprocess:
+        return self.info.preprocess
+
+    @property
+    def new_layers(self) -> list[str]:
+        return list(self.info.new_layers)
+
+    @property
+    def probe_layers(self) -> list[str]:
+        return list(self.info.probe_layers)
+
+    @property
+    def default_lr(self) -> float | None:
+        return self.info.default_lr
+
+    @property
+    def num_outputs(self) -> int:
+        return self.info.num_outputs

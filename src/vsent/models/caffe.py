@@ -21,7 +21,7 @@ flattens pool5 in (C, H, W) order like ``torch.flatten``. Legacy files store bia
 Input convention (why nothing is permuted here): Caffe's CaffeNet was trained on **BGR** images in
 0..255 with the ImageNet mean (B, G, R) = (104, 117, 123) subtracted and no division by a std.
 Its ``conv1`` weights therefore expect BGR input channels. vsent keeps those weights as they are
-and lets the model's preprocessing record do the rest: the caffenet model's ``preprocess``
+and lets the model's preprocessing record do the rest: the caffenet ``model.info.preprocess``
 (``CAFFE_PREPROCESS``: ``channel_order="BGR"``, Caffe's mean, std 1, 227 centre crop of a 256x256
 warp) turns an RGB uint8 image into exactly the array Caffe's ``Transformer`` would feed the net.
 """

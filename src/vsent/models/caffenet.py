@@ -37,6 +37,12 @@ arch          top of the network                                new_layers      
 For the raw ablations (``fc7-4096``, ``fc6-4096``) the prototxt keeps ``relu7``/``drop7`` in place
 on the top blob after removing fc8, so the softmax sees post-ReLU values (and, in training,
 dropped-out ones). This module does the same. New layers end in a plain linear layer (logits).
+
+Interface (:mod:`vsent.models.base`): the head (``info.head``) is the new layer (``fc8``, ``fc7``,
+``fc6`` or ``fc9``) and ``forward_features`` returns its input (after the dropout below it, as
+Caffe feeds it); the raw ablations (``fc7-4096``, ``fc6-4096``, ``fc8-1000``) have no head
+(``info.head == ""``): ``forward_features`` is the whole network and ``forward_head`` the
+identity. Grad-CAM uses ``conv5`` (13x13); every probe layer is flattened as it is.
 """
 
 from __future__ import annotations
@@ -49,8 +55,9 @@ from torch import Tensor, nn
 
 from vsent.data.transforms import CAFFE_PREPROCESS
 from vsent.errors import VsentError
+from vsent.models.base import ModelInfo, SentimentModel
 from vsent.models.registry import register_model
-from vsent.models.weights import WeightsFile, init_new_linear
+from vsent.models.weights import PretrainedWeights, WeightsFile, init_new_linear
 
 #: BVLC reference CaffeNet trained on ImageNet (ILSVRC 2012), BGR input in 0..255 minus the mean.
 CAFFENET_IMAGENET = WeightsFile(
@@ -114,7 +121,7 @@ _FC_WIDTH = {"fc6": 4096, "fc7": 4096, "fc8": 1000}
 _POOL5_SIZE = 256 * 6 * 6
 
 
-class CaffeNet(nn.Sequential):
+class CaffeNet(SentimentModel, nn.Sequential):
     """CaffeNet with the top given by ``arch`` (see the module docstring).
 
     Parameters
@@ -126,7 +133,9 @@ class CaffeNet(nn.Sequential):
     dropout : float, default 0.5
         Dropout probability after fc6 and fc7.
 
-    ``forward(x: float (B, 3, 227, 227), BGR, mean-subtracted 0..255) -> (B, num_outputs)``.
+    ``forward(x: float (B, 3, 227, 227), BGR, mean-subtracted 0..255) -> (B, num_outputs)``;
+    ``forward_features(x) -> (B, info.feature_dim)`` is the input of the new layer (9216 for
+    ``fc6-2``, 1000 for ``fc9-2``, else 4096) or, without one, the output of the top layer.
     """
 
     def __init__(self, num_classes: int = 2, *, arch: str = "fc8-2", dropout: float = 0.5) -> None:
@@ -148,7 +157,7 @@ class CaffeNet(nn.Sequential):
             pool5=nn.MaxPool2d(3, stride=2, ceil_mode=True),
             flatten=nn.Flatten(1),
         )
-        width = _POOL5_SIZE
+        width = feature_dim = _POOL5_SIZE
         for name in surgery.kept:
             if name == "fc8":
                 # relu8 exists only below an added fc9; fc8 of the ImageNet net gives logits.
@@ -158,17 +167,42 @@ class CaffeNet(nn.Sequential):
                 layers[name] = LinearReLU(width, _FC_WIDTH[name])
                 layers["drop" + name[2:]] = nn.Dropout(dropout)
             width = _FC_WIDTH[name]
+        feature_dim = width
         if surgery.new is not None:
             layers[surgery.new] = nn.Linear(width, num_classes)
             width = num_classes
         super().__init__(layers)
         self.arch = arch
-        self.preprocess = CAFFENET_PREPROCESS
-        self.new_layers = [surgery.new] if surgery.new else []
-        self.probe_layers = [n for n in (*CAFFENET_LAYERS, "fc9") if n in layers]
-        self.default_lr = surgery.default_lr
-        self.num_outputs = width
+        probe_layers = tuple(n for n in (*CAFFENET_LAYERS, "fc9") if n in layers)
+        self.info = ModelInfo(
+            name="caffenet",
+            family="caffenet",
+            preprocess=CAFFENET_PREPROCESS,
+            num_outputs=width,
+            head=surgery.new or "",
+            new_layers=(surgery.new,) if surgery.new else (),
+            probe_layers=probe_layers,
+            probe_pool=dict.fromkeys(probe_layers, "flatten"),  # raw blobs, as in the paper
+            cam_layer="conv5",
+            feature_dim=feature_dim,
+            default_lr=surgery.default_lr,
+            extra={"arch": arch},
+        )
         self.reset_parameters()
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Input of the head (B, feature_dim); the top layer's output when there is no head."""
+        head = self.info.head
+        for name, module in self.named_children():
+            if name == head:
+                break
+            x = module(x)
+        return x
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """The new layer (logits); the identity for the raw ablations."""
+        head = self.info.head
+        return self.get_submodule(head)(features) if head else features
 
     def reset_parameters(self) -> None:
         """Gaussian fillers of the BVLC reference ``train_val.prototxt``; new layers std 0.01."""
@@ -180,7 +214,7 @@ class CaffeNet(nn.Sequential):
         for name, module in self.named_children():
             if not isinstance(module, (nn.Conv2d, nn.Linear)):
                 continue
-            if name in self.new_layers:
+            if name in self.info.new_layers:
                 init_new_linear(module)
             else:
                 std, bias = fillers[name]
@@ -195,7 +229,18 @@ def _imagenet_state_dict(model: nn.Module) -> dict[str, Tensor]:
     return dict(load_caffemodel(CAFFENET_IMAGENET.fetch("caffenet")))
 
 
-@register_model("caffenet", pretrained_loader=_imagenet_state_dict)
+#: ImageNet weights of every CaffeNet variant (the new layers stay fresh).
+CAFFENET_WEIGHTS = PretrainedWeights(
+    loader=_imagenet_state_dict,
+    preprocess=CAFFENET_PREPROCESS,
+    source=CAFFENET_IMAGENET.url,
+    licence="unrestricted use (BVLC model zoo readme)",
+    description=CAFFENET_IMAGENET.description,
+    file=CAFFENET_IMAGENET,
+)
+
+
+@register_model("caffenet", weights=CAFFENET_WEIGHTS)
 def caffenet(*, num_classes: int = 2, arch: str = "fc8-2", dropout: float = 0.5) -> CaffeNet:
     """CaffeNet of Campos et al. 2015; ``arch`` picks the surgery variant (default ``fc8-2``)."""
     return CaffeNet(num_classes, arch=arch, dropout=dropout)

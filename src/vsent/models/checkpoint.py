@@ -3,7 +3,7 @@
 A checkpoint is a ``torch.save``'d dict::
 
     {"format": "vsent-checkpoint/1", "spec": model.spec, "state_dict": ...,
-     "preprocess": model.preprocess.to_dict(), "class_names": [...], "meta": {...}}
+     "preprocess": model.info.preprocess.to_dict(), "class_names": [...], "meta": {...}}
 
 It holds only plain types and tensors (``meta`` is converted to JSON types), so it loads with
 ``torch.load(weights_only=True)`` and a file cannot run code when opened.
@@ -11,6 +11,7 @@ It holds only plain types and tensors (``meta`` is converted to JSON types), so 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from os import PathLike
@@ -47,7 +48,7 @@ def save_checkpoint(
         "format": CHECKPOINT_FORMAT,
         "spec": to_jsonable(model.spec),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "preprocess": model.preprocess.to_dict(),
+        "preprocess": model.info.preprocess.to_dict(),
         "class_names": list(class_names),
         "meta": to_jsonable(meta),
     }
@@ -69,8 +70,8 @@ def load_checkpoint(
     Returns
     -------
     model : nn.Module
-        Architecture from the saved spec with the saved weights (loaded strictly) and
-        preprocessing.
+        Architecture from the saved spec with the saved weights (loaded strictly);
+        ``model.info.preprocess`` is the saved preprocessing.
     meta : dict
         The saved metadata plus ``"class_names"``.
     """
@@ -92,7 +93,10 @@ def load_checkpoint(
     try:
         model = create_model(name, num_classes=num_classes, init="random", **spec)
         model.load_state_dict(ckpt["state_dict"], strict=True)
-        model.preprocess = Preprocess.from_dict(ckpt["preprocess"])
+        # The saved preprocessing wins (e.g. a model trained at another crop size).
+        model.info = dataclasses.replace(
+            model.info, preprocess=Preprocess.from_dict(ckpt["preprocess"])
+        )
     except (VsentError, RuntimeError, KeyError, TypeError, ValueError) as exc:
         msg = " ".join(str(exc).split())[:200]
         raise WeightsError(f"{path}: cannot rebuild the saved {name} model ({msg})") from exc

@@ -14,6 +14,10 @@ conv1 96x55x55, pool1 96x27x27, conv2 256x12x12, pool2 256x6x6 (9216 values); fo
 conv1 96x62x62, pool1 96x31x31, conv2 256x14x14, pool2 256x7x7.
 
 As in :mod:`vsent.models.caffenet`, ``conv1``/``conv2``/``fc1``..``fc3`` output post-ReLU values.
+
+Interface (:mod:`vsent.models.base`): the head is ``fc4`` (trained from scratch like the rest, so
+``info.new_layers == ()``), ``forward_features`` is fc3's output (B, fc_widths[2]) and Grad-CAM
+uses ``conv2``.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import math
 from collections import OrderedDict
 from dataclasses import replace
 
-from torch import nn
+from torch import Tensor, nn
 
 from vsent.data.transforms import CAFFE_PREPROCESS
 from vsent.errors import VsentError
+from vsent.models.base import ModelInfo, SentimentModel
 from vsent.models.caffenet import Conv2dReLU, LinearReLU
 from vsent.models.registry import register_model
 from vsent.models.weights import init_new_linear
@@ -44,7 +49,7 @@ def pool_out(size: int, kernel: int, stride: int) -> int:
     return out
 
 
-class PCNN(nn.Sequential):
+class PCNN(SentimentModel, nn.Sequential):
     """You et al.'s PCNN: ``forward(x: float (B, 3, S, S)) -> logits (B, num_classes)``.
 
     Parameters
@@ -88,12 +93,32 @@ class PCNN(nn.Sequential):
             fc4=nn.Linear(w3, num_classes),
         ))
         self.input_size = input_size
-        self.preprocess = replace(CAFFE_PREPROCESS, resize=256, crop=input_size)
-        self.new_layers: list[str] = []
-        self.probe_layers = ["conv1", "conv2", "fc1", "fc2", "fc3", "fc4"]
-        self.default_lr = None
-        self.num_outputs = num_classes
+        probe_layers = ("conv1", "conv2", "fc1", "fc2", "fc3", "fc4")
+        self.info = ModelInfo(
+            name="pcnn",
+            family="pcnn",
+            preprocess=replace(CAFFE_PREPROCESS, resize=256, crop=input_size),
+            num_outputs=num_classes,
+            head="fc4",
+            new_layers=(),
+            probe_layers=probe_layers,
+            probe_pool=dict.fromkeys(probe_layers, "flatten"),
+            cam_layer="conv2",
+            feature_dim=w3,
+        )
         self.reset_parameters()
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """(B, 3, S, S) -> (B, fc_widths[2]): fc3's post-ReLU output (input of ``fc4``)."""
+        for name, module in self.named_children():
+            if name == "fc4":
+                break
+            x = module(x)
+        return x
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """(B, fc_widths[2]) -> logits (B, num_classes)."""
+        return self.fc4(features)
 
     def reset_parameters(self) -> None:
         """He init for the ReLU layers, Gaussian std 0.01 for fc4, zero biases.

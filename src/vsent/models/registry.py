@@ -1,83 +1,133 @@
-"""Model registry: builders registered by name, ``create_model`` and ``list_models``.
+"""Model registry: builders registered by name or by family prefix, create_model, list_models.
 
-A builder is a function ``builder(*, num_classes, **kwargs) -> nn.Module`` that returns the
-architecture with its own (random) initialisation and sets the attributes every vsent model has:
+A builder is a function ``builder(*, num_classes, **kwargs) -> SentimentModel`` that returns the
+architecture with its own (random) initialisation and its record ``model.info``
+(:class:`vsent.models.base.ModelInfo`: preprocessing, head, new layers, probe/CAM layers, ...),
+and implements ``forward_features`` / ``forward_head`` (see :mod:`vsent.models.base`).
 
-* ``preprocess``: :class:`vsent.data.transforms.Preprocess` the model expects,
-* ``new_layers``: module names of the layers that replace the pretrained head (freshly
-  initialised even with ``init="imagenet"``; the training loop gives them a higher lr),
-* ``probe_layers``: module names in depth order for layer probes (``model.get_submodule``),
-* ``default_lr``: architecture-specific base learning rate hint, or ``None``,
-* ``num_outputs``: width of the logits returned by ``forward``.
+Two ways to register:
 
-``create_model`` then applies the weights (``init``, see :mod:`vsent.models.weights`) and records
-``model.spec``, the dict that rebuilds the architecture (used by checkpoints).
+* ``@register_model(name, weights=PretrainedWeights(...))`` on one builder;
+* ``register_family(prefix, resolve, list_names)`` for a family whose names are open-ended
+  (``"timm/resnet18"``, ``"clip/ViT-B-32"``): ``resolve(name)`` returns the :class:`ModelEntry`
+  of a full name starting with ``prefix`` (or raises :class:`VsentError`), ``list_names(pattern)``
+  the full names the family offers that match the shell-style ``pattern``. A family with a large
+  catalogue may list only the names it vouches for; ``create_model`` accepts any name its
+  ``resolve`` accepts.
+
+``create_model`` checks the interface, hands the entry's weights record to
+:func:`vsent.models.weights.apply_init` (``init``) and records ``model.spec``, the dict that
+rebuilds the architecture (used by checkpoints). :mod:`vsent.models.weights` imports nothing
+from this module.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
 from vsent.errors import VsentError
+from vsent.models.base import ModelInfo
+from vsent.models.weights import PretrainedWeights, apply_init
 
-#: Returns the ImageNet state dict of a family (downloading it if needed) for the given model.
-PretrainedLoader = Callable[[nn.Module], Mapping[str, Tensor]]
-
-#: Attributes every builder must set on the model it returns.
-MODEL_ATTRIBUTES = ("preprocess", "new_layers", "probe_layers", "default_lr", "num_outputs")
+#: Methods every registered model implements (besides ``forward``).
+MODEL_METHODS = ("forward_features", "forward_head")
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One registered architecture: its builder and, if it has any, its ImageNet weights."""
+    """One architecture: its builder and, if it has any, its pretrained (ImageNet) weights."""
 
     name: str
     builder: Callable[..., nn.Module]
-    pretrained_loader: PretrainedLoader | None = None
+    weights: PretrainedWeights | None = None
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """Names resolved by prefix (see the module docstring)."""
+
+    prefix: str
+    resolve: Callable[[str], ModelEntry]
+    list_names: Callable[[str], list[str]]
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_FAMILIES: dict[str, ModelFamily] = {}
 
 
 def register_model(
-    name: str, *, pretrained_loader: PretrainedLoader | None = None
+    name: str, *, weights: PretrainedWeights | None = None
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering ``builder(*, num_classes, **kwargs) -> nn.Module`` under ``name``.
 
-    ``pretrained_loader(model)`` returns the family's ImageNet state dict for ``init="imagenet"``.
+    ``weights`` is used by ``init="imagenet"`` (see :class:`PretrainedWeights`).
     """
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = ModelEntry(name, builder, pretrained_loader)
+        if _family_of(name) is not None:
+            raise ValueError(f"model {name!r} falls under the family prefix of "
+                             f"{_family_of(name).prefix!r}")
+        _REGISTRY[name] = ModelEntry(name, builder, weights)
         return builder
 
     return decorator
 
 
+def register_family(
+    prefix: str,
+    resolve: Callable[[str], ModelEntry],
+    list_names: Callable[[str], list[str]],
+) -> None:
+    """Let a family resolve every name starting with ``prefix`` (e.g. ``"timm/"``).
+
+    ``resolve(name)`` gets the full name (prefix included) and returns its :class:`ModelEntry`
+    (``entry.name == name``) or raises :class:`VsentError` with a one-line message;
+    ``list_names(pattern)`` returns full names matching ``pattern``.
+    """
+    if not prefix or prefix in _FAMILIES:
+        raise ValueError(f"model family prefix {prefix!r} is empty or already registered")
+    clash = [n for n in _REGISTRY if n.startswith(prefix)]
+    clash += [p for p in _FAMILIES if p.startswith(prefix) or prefix.startswith(p)]
+    if clash:
+        raise ValueError(f"model family prefix {prefix!r} overlaps {', '.join(clash)}")
+    _FAMILIES[prefix] = ModelFamily(prefix, resolve, list_names)
+
+
+def _family_of(name: str) -> ModelFamily | None:
+    return next((f for p, f in _FAMILIES.items() if name.startswith(p)), None)
+
+
 def list_models(pattern: str = "*") -> list[str]:
-    """Sorted names of the registered models matching the shell-style ``pattern``."""
+    """Sorted names of the models matching the shell-style ``pattern`` (families included)."""
     _import_builtin_models()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+    names = {n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern)}
+    for family in _FAMILIES.values():
+        names.update(n for n in family.list_names(pattern) if fnmatch.fnmatchcase(n, pattern))
+    return sorted(names)
 
 
 def get_model_entry(name: str) -> ModelEntry:
     """Registry entry of ``name``; raises :class:`VsentError` listing the known names."""
     _import_builtin_models()
-    try:
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise VsentError(
-            f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+    family = _family_of(name)
+    if family is not None:
+        entry = family.resolve(name)
+        assert entry.name == name, f"family {family.prefix!r} resolved {name!r} as {entry.name!r}"
+        return entry
+    known = [*sorted(_REGISTRY), *(f"{p}..." for p in sorted(_FAMILIES))]
+    raise VsentError(f"unknown model {name!r}; available: {', '.join(known)}")
 
 
 def create_model(
@@ -92,25 +142,26 @@ def create_model(
     Parameters
     ----------
     name : str
-        Registered model name (see :func:`list_models`).
+        Registered model name (see :func:`list_models`), e.g. ``"caffenet"``, ``"timm/resnet18"``.
     num_classes : int, default 2
         Width of the new classification layer (raw ablations such as CaffeNet ``fc7-4096``
-        keep their pretrained width; see ``model.num_outputs``).
+        keep their pretrained width; see ``model.info.num_outputs``).
     init : {"random", "imagenet"} or path, default "random"
         ``"random"``: the architecture's own initialisation; ``"imagenet"``: the family's
-        ImageNet weights except ``new_layers``; a path: a ``.pt``/``.pth`` state dict, a vsent
-        checkpoint or a ``.caffemodel``.
+        pretrained weights except ``info.new_layers`` (the model then takes the preprocessing of
+        the weights record); a path: a ``.pt``/``.pth`` state dict, a vsent checkpoint or a
+        ``.caffemodel``.
     **kwargs
         Architecture options of the builder (e.g. ``arch="fc7-2"`` for CaffeNet).
 
     Returns
     -------
     nn.Module
-        ``forward(x: float (B, 3, H, W)) -> logits (B, model.num_outputs)``, with the attributes
-        ``spec``, ``preprocess``, ``new_layers``, ``probe_layers``, ``default_lr``, ``num_outputs``.
+        A :class:`~vsent.models.base.SentimentModel`: ``model.info`` (:class:`ModelInfo`),
+        ``forward_features(x: float (B, 3, H, W)) -> (B, info.feature_dim)``,
+        ``forward_head(f) -> logits (B, info.num_outputs)``, ``forward`` = both, and
+        ``model.spec`` (name + options that rebuild it).
     """
-    from vsent.models.weights import apply_init  # weights looks entries up in this module
-
     entry = get_model_entry(name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise VsentError(f"num_classes must be a positive integer, got {num_classes!r}")
@@ -119,11 +170,29 @@ def create_model(
     except TypeError as exc:
         raise VsentError(f"model {name!r}: {exc}") from None
     model = entry.builder(num_classes=num_classes, **kwargs)
-    missing = [a for a in MODEL_ATTRIBUTES if not hasattr(model, a)]
-    assert not missing, f"builder of {name!r} did not set {missing}"
-    apply_init(model, name, init, new_layers=model.new_layers)
+    check_interface(model, name)
+    apply_init(model, name, init, weights=entry.weights, new_layers=model.info.new_layers)
+    if entry.weights is not None and isinstance(init, str) and init == "imagenet":
+        # The pretrained weights expect their own input statistics.
+        model.info = dataclasses.replace(model.info, preprocess=entry.weights.preprocess)
     model.spec = {"name": name, "num_classes": num_classes, **kwargs}
     return model
+
+
+def check_interface(model: nn.Module, name: str) -> None:
+    """Assert that the builder of ``name`` returned a model with the vsent interface.
+
+    A failure is a bug of the builder, not a user error.
+    """
+    info = getattr(model, "info", None)
+    assert isinstance(info, ModelInfo), f"builder of {name!r} did not set model.info (ModelInfo)"
+    missing = [m for m in MODEL_METHODS if not callable(getattr(model, m, None))]
+    assert not missing, f"model {name!r} lacks {missing}"
+    for layer in {*info.probe_layers, *info.new_layers, info.cam_layer, info.head} - {""}:
+        try:
+            model.get_submodule(layer)
+        except AttributeError:
+            raise AssertionError(f"model {name!r}: info names {layer!r}, not a module") from None
 
 
 def _import_builtin_models() -> None:

@@ -2,7 +2,10 @@
 
 ``block1``..``blockN`` are conv3x3 -> BatchNorm -> ReLU -> max pool 2x2, followed by global
 average pooling, dropout and a linear layer. With widths (32, 64, 128, 256) a 56x56 crop goes
-56 -> 28 -> 14 -> 7 -> 3 pixels. Everything is trained from scratch (``new_layers = []``).
+56 -> 28 -> 14 -> 7 -> 3 pixels. Everything is trained from scratch (``info.new_layers == ()``).
+
+Interface (:mod:`vsent.models.base`): ``forward_features`` is the globally pooled last block
+(B, widths[-1]) after dropout (the input of the head ``fc``); Grad-CAM uses the last block.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError
+from vsent.models.base import ModelInfo, SentimentModel
 from vsent.models.registry import register_model
 from vsent.models.weights import init_new_linear
 
@@ -23,7 +27,7 @@ SMALLCNN_PREPROCESS = Preprocess(
 )
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(SentimentModel):
     """Small CNN: ``forward(x: float (B, 3, H, W)) -> logits (B, num_classes)``, any H, W >= 2**n.
 
     Parameters
@@ -59,11 +63,19 @@ class SmallCNN(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(c_in, num_classes)
-        self.preprocess = SMALLCNN_PREPROCESS
-        self.new_layers: list[str] = []
-        self.probe_layers = [f"features.{name}" for name in blocks] + ["pool", "fc"]
-        self.default_lr = None
-        self.num_outputs = num_classes
+        probe_layers = (*(f"features.{name}" for name in blocks), "pool", "fc")
+        self.info = ModelInfo(
+            name="smallcnn",
+            family="smallcnn",
+            preprocess=SMALLCNN_PREPROCESS,
+            num_outputs=num_classes,
+            head="fc",
+            new_layers=(),
+            probe_layers=probe_layers,
+            probe_pool=dict.fromkeys(probe_layers, "flatten"),
+            cam_layer=f"features.block{len(blocks)}",
+            feature_dim=c_in,
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -76,9 +88,13 @@ class SmallCNN(nn.Module):
                 nn.init.zeros_(m.bias)
         init_new_linear(self.fc)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.pool(self.features(x)).flatten(1)
-        return self.fc(self.dropout(x))
+    def forward_features(self, x: Tensor) -> Tensor:
+        """(B, 3, H, W) -> (B, widths[-1]): pooled last block, after dropout (input of ``fc``)."""
+        return self.dropout(self.pool(self.features(x)).flatten(1))
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """(B, widths[-1]) -> logits (B, num_classes)."""
+        return self.fc(features)
 
 
 @register_model("smallcnn")

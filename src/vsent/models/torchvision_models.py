@@ -8,6 +8,14 @@ loads torchvision's ``DEFAULT`` weights for everything but that head.
 Probe layers give post-activation outputs where the network has fully connected stages: for
 AlexNet and VGG they name the ReLU modules after the hidden linears (``classifier.2``), because
 these ReLUs are in place and would otherwise overwrite a tensor captured at the linear itself.
+
+Interface (:mod:`vsent.models.base`): :class:`TorchvisionModel` takes over the children of the
+torchvision network under their own names, so state-dict keys and module names are torchvision's
+(``layer4.1.conv2.weight``, ``classifier.6``) and ImageNet weights load without remapping.
+``forward_features`` runs torchvision's own forward up to the head's input (the flattened pooled
+map, through the hidden classifier layers for AlexNet/VGG/EfficientNet/ConvNeXt) and
+``forward_head`` is the new linear layer. Grad-CAM uses the last spatial probe layer that
+contains a convolution, else the last spatial one (AlexNet/VGG: the last max pool).
 """
 
 from __future__ import annotations
@@ -15,14 +23,22 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import partial
 from http.client import HTTPException
+from typing import Literal
 
+import torch
 import torchvision
 from torch import Tensor, nn
 
 from vsent.data.transforms import IMAGENET_PREPROCESS
 from vsent.errors import WeightsError
+from vsent.models.base import ModelInfo, SentimentModel
 from vsent.models.registry import register_model
-from vsent.models.weights import download_failed_message, hub_checkpoint_dir, init_new_linear
+from vsent.models.weights import (
+    PretrainedWeights,
+    download_failed_message,
+    hub_checkpoint_dir,
+    init_new_linear,
+)
 
 #: torchvision's ImageNet preprocessing: resize 256, centre crop 224, RGB, mean/std normalised.
 TORCHVISION_PREPROCESS = replace(IMAGENET_PREPROCESS, resize=256, crop=224)
@@ -30,11 +46,20 @@ TORCHVISION_PREPROCESS = replace(IMAGENET_PREPROCESS, resize=256, crop=224)
 
 @dataclass(frozen=True)
 class TorchvisionSpec:
-    """Where a torchvision architecture keeps its head and which modules to probe."""
+    """Where a torchvision architecture keeps its head and which modules to probe.
+
+    ``layout`` says how torchvision's forward reaches the head: ``"resnet"`` (stem, layer1..4,
+    avgpool, flatten, fc) or ``"classifier"`` (features, avgpool, [flatten], classifier[:-1],
+    classifier[-1]); ``flatten`` whether ``torch.flatten`` runs before the classifier
+    (ConvNeXt's classifier flattens itself). ``cam_layer``: Grad-CAM's layer.
+    """
 
     name: str
     head: str
     probe_layers: tuple[str, ...]
+    cam_layer: str
+    layout: Literal["resnet", "classifier"] = "classifier"
+    flatten: bool = True
 
 
 def _stages(prefix: str, n: int) -> tuple[str, ...]:
@@ -47,33 +72,71 @@ TORCHVISION_MODELS: tuple[TorchvisionSpec, ...] = (
     # features.N: max pools after conv2, conv5 (AlexNet) / after each block (VGG16).
     TorchvisionSpec("alexnet", "classifier.6",
                     ("features.2", "features.5", "features.12",
-                     "classifier.2", "classifier.5", "classifier.6")),
+                     "classifier.2", "classifier.5", "classifier.6"), "features.12"),
     TorchvisionSpec("vgg16", "classifier.6",
                     ("features.4", "features.9", "features.16", "features.23", "features.30",
-                     "classifier.1", "classifier.4", "classifier.6")),
-    TorchvisionSpec("resnet18", "fc", _RESNET_PROBES),
-    TorchvisionSpec("resnet50", "fc", _RESNET_PROBES),
+                     "classifier.1", "classifier.4", "classifier.6"), "features.30"),
+    TorchvisionSpec("resnet18", "fc", _RESNET_PROBES, "layer4", layout="resnet"),
+    TorchvisionSpec("resnet50", "fc", _RESNET_PROBES, "layer4", layout="resnet"),
     TorchvisionSpec("efficientnet_b0", "classifier.1",
-                    (*_stages("features", 9), "avgpool", "classifier.1")),
+                    (*_stages("features", 9), "avgpool", "classifier.1"), "features.8"),
     TorchvisionSpec("convnext_tiny", "classifier.2",
-                    (*_stages("features", 8), "avgpool", "classifier.2")),
+                    (*_stages("features", 8), "avgpool", "classifier.2"), "features.7",
+                    flatten=False),
 )
 
 
-def build_torchvision(spec: TorchvisionSpec, *, num_classes: int = 2) -> nn.Module:
+class TorchvisionModel(SentimentModel):
+    """A torchvision network (its children, under their own names) with a new head.
+
+    ``forward_features(x: float (B, 3, H, W)) -> (B, D)``: torchvision's forward up to the
+    input of ``spec.head``; ``forward_head(f) -> logits (B, num_classes)``.
+    """
+
+    def __init__(self, net: nn.Module, spec: TorchvisionSpec, *, num_classes: int = 2) -> None:
+        super().__init__()
+        for name, child in net.named_children():  # same module names, same state-dict keys
+            self.add_module(name, child)
+        old = self.get_submodule(spec.head)
+        assert isinstance(old, nn.Linear), f"{spec.name}.{spec.head} is not a linear layer"
+        parent_name, _, attr = spec.head.rpartition(".")
+        parent = self.get_submodule(parent_name) if parent_name else self
+        setattr(parent, attr, init_new_linear(nn.Linear(old.in_features, num_classes)))
+        self.layout = spec.layout
+        self.flatten_features = spec.flatten
+        self.info = ModelInfo(
+            name=spec.name,
+            family="torchvision",
+            preprocess=TORCHVISION_PREPROCESS,
+            num_outputs=num_classes,
+            head=spec.head,
+            new_layers=(spec.head,),
+            probe_layers=spec.probe_layers,
+            probe_pool=dict.fromkeys(spec.probe_layers, "flatten"),
+            cam_layer=spec.cam_layer,
+            feature_dim=old.in_features,
+        )
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """What torchvision's forward feeds its last linear layer: (B, head.in_features)."""
+        if self.layout == "resnet":
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return torch.flatten(self.avgpool(x), 1)
+        x = self.avgpool(self.features(x))
+        if self.flatten_features:
+            x = torch.flatten(x, 1)
+        return self.classifier[:-1](x)
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """The new linear layer: (B, D) -> logits (B, num_classes)."""
+        return self.get_submodule(self.info.head)(features)
+
+
+def build_torchvision(spec: TorchvisionSpec, *, num_classes: int = 2) -> TorchvisionModel:
     """``torchvision.models.get_model(spec.name)`` with a new ``num_classes`` head."""
-    model = torchvision.models.get_model(spec.name, weights=None)
-    old = model.get_submodule(spec.head)
-    assert isinstance(old, nn.Linear), f"{spec.name}.{spec.head} is not a linear layer"
-    parent_name, _, attr = spec.head.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, attr, init_new_linear(nn.Linear(old.in_features, num_classes)))
-    model.preprocess = TORCHVISION_PREPROCESS
-    model.new_layers = [spec.head]
-    model.probe_layers = list(spec.probe_layers)
-    model.default_lr = None
-    model.num_outputs = num_classes
-    return model
+    net = torchvision.models.get_model(spec.name, weights=None)
+    return TorchvisionModel(net, spec, num_classes=num_classes)
 
 
 def imagenet_state_dict(name: str, model: nn.Module) -> dict[str, Tensor]:
@@ -93,7 +156,16 @@ def _register(spec: TorchvisionSpec) -> None:
 
     builder.__name__ = builder.__qualname__ = spec.name
     builder.__doc__ = f"torchvision {spec.name} with a new ``num_classes`` head ``{spec.head}``."
-    register_model(spec.name, pretrained_loader=partial(imagenet_state_dict, spec.name))(builder)
+    weights = PretrainedWeights(
+        loader=partial(imagenet_state_dict, spec.name),
+        # torchvision resizes the shorter side (to 232-256 by architecture); vsent warps every
+        # image to 256x256 before the 224 crop (as Campos et al.), with the same mean/std.
+        preprocess=TORCHVISION_PREPROCESS,
+        source=f"torchvision {torchvision.models.get_model_weights(spec.name).DEFAULT}",
+        licence="unknown (see the torchvision documentation of the weights)",
+        description=f"torchvision {spec.name} ImageNet-1k weights (DEFAULT)",
+    )
+    register_model(spec.name, weights=weights)(builder)
 
 
 for _spec in TORCHVISION_MODELS:

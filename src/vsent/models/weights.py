@@ -1,20 +1,43 @@
 """Weights apart from architectures: ``--init random | imagenet | PATH``.
 
 * ``"random"`` keeps the architecture's own initialisation.
-* ``"imagenet"`` loads the family's ImageNet weights through the ``pretrained_loader`` of its
-  registry entry; the layers in ``new_layers`` (the replaced head) are always left fresh.
+* ``"imagenet"`` loads the family's pretrained weights through the :class:`PretrainedWeights`
+  record that the registry entry carries (``create_model`` passes it to :func:`apply_init`; this
+  module imports nothing from the registry). The layers in ``info.new_layers`` (the replaced
+  head) are always left fresh.
 * A path loads a ``.pt``/``.pth`` state dict, a vsent checkpoint (its ``"state_dict"``) or a Caffe
   ``.caffemodel``. Keys of the file that match the model with the same shape are loaded; keys of
   ``new_layers`` may be missing or of another shape (they stay fresh); any other missing or
   mismatched key is a :class:`WeightsError`. Dropped keys are logged, nothing falls back to
   random weights silently.
+
+The weights record of a family (one per registered name or per resolved family name)::
+
+    PretrainedWeights(
+        loader: Callable[[nn.Module], Mapping[str, Tensor]],  # model -> state dict keyed like
+                                                              # model.state_dict() (remapped)
+        preprocess: Preprocess,   # input the weights were trained with: resize/crop, mean/std
+                                  # in 0..255 pixel units (this is the input scale: std 1 =
+                                  # raw 0..255 as Caffe, std ~58 = torchvision 0..1 then /0.229),
+                                  # channel order "RGB"/"BGR"
+        source: str,              # where they come from: URL, "torchvision ResNet50_Weights.
+                                  # IMAGENET1K_V2", "timm resnet18.a1_in1k", ...
+        licence: str = "unknown", # licence of the weights as published
+        description: str = "",    # one line (data set, accuracy)
+        file: WeightsFile | None = None,  # a single download-once file (url, file_name, sha1)
+    )
+
+``loader(model)`` may download (into :func:`hub_checkpoint_dir`) and must raise
+:class:`WeightsError` with :func:`download_failed_message` when offline: one line, no traceback.
+A family whose checkpoint keys differ from its module names remaps them inside ``loader``.
+With ``init="imagenet"`` ``create_model`` sets ``model.info.preprocess`` to ``preprocess``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.client import HTTPException
 from os import PathLike, fspath
@@ -23,6 +46,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from vsent.data.transforms import Preprocess
 from vsent.errors import WeightsError
 
 logger = logging.getLogger(__name__)
@@ -40,11 +64,28 @@ def init_new_linear(layer: nn.Linear, std: float = NEW_LAYER_STD) -> nn.Linear:
     return layer
 
 
+#: Returns a family's pretrained state dict for the given model, keyed like its state_dict().
+PretrainedLoader = Callable[[nn.Module], Mapping[str, Tensor]]
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """Pretrained weights of an architecture and the input they expect (module docstring)."""
+
+    loader: PretrainedLoader
+    preprocess: Preprocess
+    source: str
+    licence: str = "unknown"
+    description: str = ""
+    file: WeightsFile | None = None
+
+
 def apply_init(
     model: nn.Module,
     name: str,
     init: str | PathLike[str],
     *,
+    weights: PretrainedWeights | None,
     new_layers: Iterable[str],
 ) -> nn.Module:
     """Initialise ``model`` (built by the registered builder ``name``) from ``init``, in place.
@@ -54,9 +95,11 @@ def apply_init(
     model : nn.Module
         Freshly built architecture (its own random initialisation).
     name : str
-        Registered model name, used to find the ImageNet loader and in messages.
+        Registered model name, used in messages.
     init : {"random", "imagenet"} or path
         See the module docstring.
+    weights : PretrainedWeights or None
+        The architecture's pretrained weights (``init="imagenet"``); None if it has none.
     new_layers : iterable of str
         Module names that replace the pretrained head: left fresh by ``"imagenet"``, allowed to be
         missing or mismatched in a file.
@@ -70,14 +113,11 @@ def apply_init(
     if isinstance(init, str) and init == "random":
         return model
     if isinstance(init, str) and init == "imagenet":
-        from vsent.models.registry import get_model_entry  # registry imports this module
-
-        loader = get_model_entry(name).pretrained_loader
-        if loader is None:
+        if weights is None:
             raise WeightsError(
                 f"{name} has no ImageNet weights: use --init random or --init PATH"
             )
-        state = loader(model)
+        state = weights.loader(model)
         # The replaced head is fresh by definition, even where its shape happens to match
         # (e.g. num_classes=1000).
         load_matching(model, state, source=f"ImageNet weights of {name}",

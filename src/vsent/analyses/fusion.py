@@ -1,0 +1,417 @@
+"""Fusing the CNN with hand-crafted classifiers and cues (issue 10, levers 3 and 4).
+
+Pure functions; the cross-validation loop that calls them lives in :mod:`vsent.crossval`.
+
+* :func:`hand_crafted_probabilities` - P(positive) of a linear classifier on hand-crafted
+  features (the GCH/LCH/BoW baselines of :mod:`vsent.analyses.baselines`, the affect cues of
+  :mod:`vsent.analyses.cues`, or both), fitted on a training fold only; its regularisation C
+  and its calibration come from an inner cross-validation *inside* the training fold.
+* :func:`fuse_probabilities` - late fusion of two P(positive) columns:
+  ``"mean"``: ``w * p_a + (1 - w) * p_b``; ``"logit"``: ``sigmoid(w * logit(p_a) +
+  (1 - w) * logit(p_b))``, which equals the normalised product of experts
+  ``p_a^w p_b^(1-w) / (p_a^w p_b^(1-w) + (1-p_a)^w (1-p_b)^(1-w))``.
+* :func:`choose_weight` - ``w`` chosen on out-of-fold predictions of the *training* fold.
+* :func:`early_fusion` - standardised feature blocks concatenated, each block with the same
+  total weight (:class:`vsent.analyses.baselines.BlockScaler`), statistics from training rows.
+* :func:`ensemble_mean` - the mean of several models' P(positive) (seeds, recipes).
+* :func:`fuse_run` - late fusion of a finished crossval run (its ``predictions.csv``) with a
+  hand-crafted classifier fitted fold by fold: no CNN is retrained.
+
+**The rule fixed in advance** (:data:`DEFAULT_RULE`, :data:`DEFAULT_WEIGHT`): mean of the two
+probabilities with ``w = 0.5``. Choosing ``w`` by :func:`choose_weight` needs out-of-fold CNN
+predictions on the training fold, i.e. an inner CNN cross-validation per outer fold (k times
+the training cost); the plain mean needs none and cannot overfit the test folds. The mean is
+preferred to the logit rule because a CNN trained from scratch to a near-zero training loss
+is over-confident: in logit space it would outvote the calibrated classifier almost always.
+
+A predicted class is ``p > 0.5`` (a tie is negative, as ``argmax`` over ``[1 - p, p]`` in
+:func:`vsent.evaluate.evaluate`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+from sklearn.pipeline import Pipeline
+
+from vsent.analyses.baselines import (
+    DEFAULT_CS,
+    BaselineConfig,
+    BlockScaler,
+    ImageFeatures,
+    bow_histograms,
+    learn_vocabulary,
+    make_classifier,
+)
+from vsent.errors import VsentError
+
+__all__ = [
+    "DEFAULT_RULE", "DEFAULT_WEIGHT", "DEFAULT_WEIGHTS", "HAND_BLOCKS", "METHODS", "RULES",
+    "HandCrafted", "baseline_fold_features", "choose_weight", "early_fusion", "ensemble_mean",
+    "fuse_probabilities", "fuse_run", "hand_crafted_probabilities", "parse_hand_features",
+    "positive_probability", "predict",
+]
+
+#: Late-fusion rules of :func:`fuse_probabilities`.
+RULES = ("mean", "logit")
+#: The fusion fixed in advance (see the module docstring).
+DEFAULT_RULE = "mean"
+DEFAULT_WEIGHT = 0.5
+#: Grid of :func:`choose_weight` (weight of the first input, the CNN).
+DEFAULT_WEIGHTS = tuple(float(w) for w in np.round(np.linspace(0.0, 1.0, 11), 2))
+#: Classifiers of :func:`hand_crafted_probabilities`.
+METHODS = ("logistic", "svm")
+#: Probabilities are clipped to [EPS, 1 - EPS] before logits (a hard 0/1 would be infinite).
+EPS = 1e-6
+
+
+# --------------------------------------------------------------------------------------------
+# probability arithmetic
+
+
+def positive_probability(p: np.ndarray) -> np.ndarray:
+    """P(positive) as float64 (N,): from (N,) itself or from (N, 2) class probabilities
+    (column 1, as :func:`vsent.evaluate.predict_proba` orders them)."""
+    p = np.asarray(p, dtype=np.float64)
+    if p.ndim == 2 and p.shape[1] == 2:
+        p = p[:, 1]
+    if p.ndim != 1:
+        raise ValueError(f"probabilities must have shape (N,) or (N, 2), got {p.shape}")
+    if not np.all(np.isfinite(p)) or p.min(initial=0) < 0 or p.max(initial=0) > 1:
+        raise ValueError("probabilities must be finite and in [0, 1]")
+    return p
+
+
+def predict(p: np.ndarray) -> np.ndarray:
+    """Predicted class, int64 (N,): 1 where P(positive) > 0.5."""
+    return (positive_probability(p) > 0.5).astype(np.int64)
+
+
+def fuse_probabilities(p_a: np.ndarray, p_b: np.ndarray, w: float = DEFAULT_WEIGHT,
+                       rule: str = DEFAULT_RULE) -> np.ndarray:
+    """Late fusion of two models' P(positive): float64 (N,).
+
+    Parameters
+    ----------
+    p_a, p_b : (N,) P(positive) or (N, 2) class probabilities of the same images.
+    w : weight of ``p_a`` in [0, 1] (``1 - w`` for ``p_b``).
+    rule : ``"mean"`` (weighted mean of probabilities) or ``"logit"`` (weighted mean of
+        logits = normalised weighted geometric mean, a product of experts).
+    """
+    if rule not in RULES:
+        raise VsentError(f"--fusion-rule {rule!r}: choose one of {', '.join(RULES)}")
+    if not 0.0 <= w <= 1.0:
+        raise VsentError(f"--fusion-weight {w!r} is out of range (0 .. 1)")
+    a, b = positive_probability(p_a), positive_probability(p_b)
+    if a.shape != b.shape:
+        raise ValueError(f"{a.shape[0]} and {b.shape[0]} probabilities: not the same images")
+    if rule == "mean":
+        return w * a + (1.0 - w) * b
+    a, b = np.clip(a, EPS, 1 - EPS), np.clip(b, EPS, 1 - EPS)
+    z = w * np.log(a / (1 - a)) + (1.0 - w) * np.log(b / (1 - b))
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def ensemble_mean(probs: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean P(positive) of several models on the same images: float64 (N,)."""
+    if not probs:
+        raise ValueError("no probabilities to average")
+    cols = [positive_probability(p) for p in probs]
+    if len({c.shape for c in cols}) != 1:
+        raise ValueError(f"models scored different numbers of images: {[len(c) for c in cols]}")
+    return np.mean(cols, axis=0)
+
+
+def choose_weight(p_a: np.ndarray, p_b: np.ndarray, y: np.ndarray,
+                  weights: Sequence[float] = DEFAULT_WEIGHTS,
+                  rule: str = DEFAULT_RULE) -> tuple[float, dict[float, float]]:
+    """The weight of ``p_a`` with the best accuracy of the fused prediction on ``y``.
+
+    Use it only on out-of-fold predictions of *training* images (never on a test fold).
+    Ties go to the weight nearest 0.5 (the prior: both models equal), then to the smaller.
+
+    Returns
+    -------
+    (w, {weight: accuracy}) for every weight tried.
+    """
+    y = np.asarray(y)
+    if not len(weights):
+        raise ValueError("no weights to choose from")
+    acc = {float(w): float(np.mean(predict(fuse_probabilities(p_a, p_b, w, rule)) == y))
+           for w in weights}
+    best = max(acc.values())
+    w = min((w for w, a in acc.items() if a == best), key=lambda w: (round(abs(w - 0.5), 9), w))
+    return w, acc
+
+
+# --------------------------------------------------------------------------------------------
+# early fusion
+
+
+def early_fusion(blocks: Sequence[np.ndarray], train: np.ndarray) -> np.ndarray:
+    """Concatenate feature blocks, standardised on the training rows, equal weight per block.
+
+    Parameters
+    ----------
+    blocks : arrays (N, d_k) of the same N images (e.g. CNN penultimate features, cues, GCH).
+    train : int indices of the training rows: the only rows whose mean and std are used.
+
+    Returns
+    -------
+    float64 (N, sum d_k): column ``c`` of block ``k`` is ``(x - mean_train) / std_train /
+    sqrt(d_k)`` (a constant column gives 0), so each block has total variance 1 on the
+    training rows whatever its width.
+    """
+    if not blocks:
+        raise ValueError("no feature blocks")
+    mats = [np.asarray(b, np.float64).reshape(len(b), -1) for b in blocks]
+    if len({len(m) for m in mats}) != 1:
+        raise ValueError(f"blocks have different numbers of rows: {[len(m) for m in mats]}")
+    X = np.hstack(mats)
+    scaler = BlockScaler([m.shape[1] for m in mats]).fit(X[np.asarray(train)])
+    return scaler.transform(X)
+
+
+# --------------------------------------------------------------------------------------------
+# a hand-crafted classifier's probabilities, inside one training fold
+
+
+@dataclass
+class HandCrafted:
+    """Probabilities of a hand-crafted classifier fitted on one training fold.
+
+    Attributes
+    ----------
+    test : float64 (n_test,) P(positive) of the test rows, in the order given.
+    train_oof : float64 (n_train,) out-of-fold P(positive) of the training rows (inner CV,
+        for :func:`choose_weight`), or None when not asked for.
+    C : the regularisation chosen by the inner CV; method : ``logistic`` or ``svm``.
+    """
+
+    test: np.ndarray
+    train_oof: np.ndarray | None
+    C: float
+    method: str
+
+
+def _estimator(method: str, blocks: Sequence[int] | None, Cs: Sequence[float],
+               inner_splits: int, seed: int):
+    inner = StratifiedKFold(inner_splits, shuffle=True, random_state=seed)
+    if method == "logistic":
+        pipe = Pipeline([("scale", BlockScaler(blocks)),
+                         ("clf", LogisticRegression(max_iter=5000, random_state=seed))])
+        return GridSearchCV(pipe, {"clf__C": list(Cs)}, scoring="neg_log_loss", cv=inner,
+                            refit=True)
+    if method == "svm":
+        # Platt scaling of the baselines' SVM (C by inner CV): each calibration fold fits
+        # the SVM (and its C search) on part of the training fold, the sigmoid on the rest
+        svm = make_classifier(blocks, Cs=Cs, inner_splits=inner_splits, seed=seed)
+        return CalibratedClassifierCV(svm, method="sigmoid", cv=inner, ensemble=True)
+    raise VsentError(f"--fusion-classifier {method!r}: choose one of {', '.join(METHODS)}")
+
+
+def _chosen_c(model) -> float:
+    if isinstance(model, GridSearchCV):
+        return float(model.best_params_["clf__C"])
+    cs = [float(c.estimator.best_params_["svm__C"]) for c in model.calibrated_classifiers_]
+    return float(np.median(cs))
+
+
+def hand_crafted_probabilities(
+    X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, *,
+    blocks: Sequence[int] | None = None, method: str = "logistic",
+    Cs: Sequence[float] = DEFAULT_CS, inner_splits: int = 3, seed: int = 0,
+    oof: bool = False,
+) -> HandCrafted:
+    """Fit a calibrated linear classifier on rows ``train`` and score rows ``test``.
+
+    Parameters
+    ----------
+    X : (N, d) features of every image (only rows ``train`` are used for fitting: scaling,
+        C and calibration all come from them).
+    y : (N,) labels (those of ``test`` are never read).
+    train, test : int indices into X.
+    blocks : column widths of concatenated feature blocks (each block gets the same weight;
+        see :class:`vsent.analyses.baselines.BlockScaler`); None = one block.
+    method : ``"logistic"`` - logistic regression, C by inner CV on log-loss (its outputs
+        are probabilities already); ``"svm"`` - the baselines' linear SVM (C by inner CV on
+        accuracy) with Platt (sigmoid) calibration, ``CalibratedClassifierCV`` over
+        ``inner_splits`` folds of the training rows.
+    oof : also return out-of-fold probabilities of the training rows (one more inner CV).
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    train, test = np.asarray(train, np.int64), np.asarray(test, np.int64)
+    if np.intersect1d(train, test).size:
+        raise ValueError("train and test rows overlap")
+    model = _estimator(method, blocks, Cs, inner_splits, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # LinearSVC at large C, as baselines
+        model.fit(X[train], y[train])
+        p_test = model.predict_proba(X[test])[:, list(model.classes_).index(1)]
+        train_oof = None
+        if oof:
+            outer = StratifiedKFold(inner_splits, shuffle=True, random_state=seed + 1)
+            proba = cross_val_predict(_estimator(method, blocks, Cs, inner_splits, seed),
+                                      X[train], y[train], cv=outer, method="predict_proba")
+            train_oof = proba[:, 1]
+    return HandCrafted(test=np.asarray(p_test, np.float64), train_oof=train_oof,
+                       C=_chosen_c(model), method=method)
+
+
+def baseline_fold_features(feats: ImageFeatures, train: np.ndarray, feature_set: str = "gch+bow",
+                           config: BaselineConfig | None = None
+                           ) -> tuple[np.ndarray, list[int]]:
+    """The baselines' feature matrix for one fold: (N, d) and the block widths.
+
+    ``feature_set`` is a baselines feature set (``gch``, ``lch``, ``bow``, ``gch+bow``,
+    ``lch+bow``, ...); a BoW vocabulary is learnt from the descriptors of rows ``train`` only,
+    as :func:`vsent.analyses.baselines.cross_validate` does.
+    """
+    from vsent.analyses.baselines import parse_features
+
+    (name,) = parse_features([feature_set])
+    config = config or BaselineConfig()
+    parts = name.split("+")
+    blocks = {"gch": feats.gch, "lch": feats.lch}
+    if "bow" in parts:
+        vocab = learn_vocabulary([feats.descriptors[i] for i in np.asarray(train)], k=config.k,
+                                 max_descriptors=config.max_descriptors, seed=config.seed)
+        blocks["bow"] = bow_histograms(vocab, feats.descriptors, norm=config.bow_norm)
+    mats = [np.asarray(blocks[p], np.float64) for p in parts]
+    return np.hstack(mats), [m.shape[1] for m in mats]
+
+
+# --------------------------------------------------------------------------------------------
+# late fusion of a finished cross-validation run
+
+
+#: Hand-crafted blocks :func:`fuse_run` can fuse: the baselines' and the affect cues.
+HAND_BLOCKS = ("gch", "lch", "bow", "cues")
+
+
+def parse_hand_features(spec: str) -> tuple[str, ...]:
+    """``"gch+bow+cues"`` -> ("gch", "bow", "cues"); VsentError naming a bad block."""
+    parts = tuple(p.strip().lower() for p in spec.split("+") if p.strip())
+    bad = [p for p in parts if p not in HAND_BLOCKS]
+    if not parts or bad or len(set(parts)) != len(parts):
+        raise VsentError(f"--fusion {spec!r}: blocks {', '.join(HAND_BLOCKS)} joined with '+' "
+                         f"(each once), e.g. gch+bow or gch+bow+cues")
+    return parts
+
+
+def fuse_run(
+    run: str | os.PathLike, features: str = "gch+bow", *, rule: str = DEFAULT_RULE,
+    weight: float = DEFAULT_WEIGHT, method: str = "logistic",
+    baseline_config: BaselineConfig | None = None, cue_params: Any = None,
+    cache_dir: str | os.PathLike | None = None, progress: bool = False,
+) -> dict[str, Any]:
+    """Late fusion of a finished cross-validation run with a hand-crafted classifier.
+
+    Reads the run's ``config.json`` (``data``, ``subset``, ``folds``, ``seed``, ``skip_bad``),
+    its folds (``folds.json`` when present, else rebuilt from the config) and
+    ``predictions.csv`` (``name``, ``fold``, ``prob_positive`` and, when present,
+    ``prob_positive_10crop``: the CNN's test probabilities). For each fold, the hand-crafted
+    classifier (:func:`hand_crafted_probabilities`) is fitted on the fold's training images
+    and its test probabilities are fused with the CNN's by :func:`fuse_probabilities`. Nothing
+    is chosen on a test fold.
+
+    Returns
+    -------
+    dict with ``features``, ``rule``, ``weight``, ``method``; summaries
+    (:func:`vsent.metrics.summarize_folds`) ``cnn``, ``hand``, ``fused`` (centre crop) and,
+    with 10-crop columns, ``cnn_10crop`` and ``fused_10crop``; ``rows``: one dict per test
+    image (name, fold, label, prob_cnn, prob_hand, prob_fused[, prob_fused_10crop]); ``C``:
+    the C chosen in each fold.
+
+    Raises
+    ------
+    VsentError
+        Not a finished run directory, or predictions that do not match its folds.
+    """
+    import csv
+    import json
+
+    from vsent.data import load_dataset, make_folds
+    from vsent.metrics import binary_metrics, summarize_folds
+
+    run = Path(run)
+    blocks_wanted = parse_hand_features(features)
+    cfg_file, pred_file = run / "config.json", run / "predictions.csv"
+    if not cfg_file.is_file() or not pred_file.is_file():
+        raise VsentError(f"{run}: not a finished crossval run (needs config.json and "
+                         f"predictions.csv)")
+    cfg = json.loads(cfg_file.read_text())
+    dataset = load_dataset(cfg["data"], cfg.get("subset", "five"),
+                           skip_bad=cfg.get("skip_bad", False), validate=False)
+    spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",
+                                                                                   "campos")
+    folds = make_folds(dataset, spec, seed=cfg.get("seed", 0))
+    with pred_file.open(newline="") as f:
+        preds = {r["name"]: r for r in csv.DictReader(f)}
+    ten = bool(preds) and "prob_positive_10crop" in next(iter(preds.values()))
+
+    mats: dict[str, np.ndarray] = {}
+    if {"gch", "lch", "bow"} & set(blocks_wanted):
+        from vsent.analyses.baselines import extract_features
+
+        config = baseline_config or BaselineConfig()
+        feats = extract_features(dataset.paths, sift=config.sift,
+                                 need_sift="bow" in blocks_wanted, cache_dir=cache_dir,
+                                 progress=progress)
+    if "cues" in blocks_wanted:
+        from vsent.analyses.cues import dataset_cues
+
+        mats["cues"] = dataset_cues(dataset, cue_params, cache_dir=cache_dir,
+                                    progress=progress).values.astype(np.float64)
+    y = dataset.labels
+    records: dict[str, list[dict[str, Any]]] = {k: [] for k in ("cnn", "hand", "fused")}
+    if ten:
+        records.update(cnn_10crop=[], fused_10crop=[])
+    rows: list[dict[str, Any]] = []
+    chosen: list[float] = []
+    for fold in folds:
+        test = np.sort(fold.test)
+        missing = [dataset.names[i] for i in test if dataset.names[i] not in preds
+                   or int(preds[dataset.names[i]]["fold"]) != fold.index]
+        if missing:
+            raise VsentError(f"{pred_file}: {len(missing)} test images of fold {fold.index} "
+                             f"have no prediction of that fold (e.g. {missing[0]})")
+        fold_mats, widths = [], []
+        for name in blocks_wanted:
+            if name == "cues":
+                fold_mats.append(mats["cues"])
+                widths.append(mats["cues"].shape[1])
+            else:
+                X, w = baseline_fold_features(feats, fold.train, name, config)
+                fold_mats.append(X)
+                widths += w
+        hand = hand_crafted_probabilities(np.hstack(fold_mats), y, fold.train, test,
+                                          blocks=widths, method=method,
+                                          seed=cfg.get("seed", 0))
+        chosen.append(hand.C)
+        p_cnn = np.array([float(preds[dataset.names[i]]["prob_positive"]) for i in test])
+        fused = fuse_probabilities(p_cnn, hand.test, weight, rule)
+        cols = {"cnn": p_cnn, "hand": hand.test, "fused": fused}
+        if ten:
+            p10 = np.array([float(preds[dataset.names[i]]["prob_positive_10crop"])
+                            for i in test])
+            cols.update(cnn_10crop=p10, fused_10crop=fuse_probabilities(p10, hand.test,
+                                                                        weight, rule))
+        for key, p in cols.items():
+            records[key].append({"fold": fold.index, **binary_metrics(y[test], predict(p))})
+        for j, i in enumerate(test):
+            rows.append({"name": dataset.names[i], "fold": fold.index, "label": int(y[i]),
+                         **{f"prob_{k}": float(v[j]) for k, v in cols.items()}})
+    return {"features": "+".join(blocks_wanted), "rule": rule, "weight": weight,
+            "method": method, "C": chosen,
+            **{k: summarize_folds(v) for k, v in records.items()}, "rows": rows}

@@ -1,0 +1,41 @@
+"""``vsent card``: print a checkpoint's model card (Markdown or JSON)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "card", help="print the model card of a checkpoint",
+        description="Architecture and family, initial weights (source, tag, licence), training "
+                    "data, the cross-validated metrics of its run, preprocessing and versions. "
+                    "A checkpoint inside a crossval run directory (fold<k>/model.pt) gets the "
+                    "run's metrics.",
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint (model.pt)")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown",
+                   help="default markdown")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    from vsent.errors import VsentError
+    from vsent.models.card import card_markdown, model_card
+
+    card = model_card(args.checkpoint)
+    text = json.dumps(card, indent=2) + "\n" if args.format == "json" else card_markdown(card)
+    if args.out:
+        try:
+            Path(args.out).write_text(text)
+        except OSError as exc:
+            raise VsentError(f"--out {args.out}: cannot write it ({exc.strerror})") from None
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0

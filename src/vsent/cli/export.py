@@ -1,0 +1,35 @@
+"""``vsent export``: write a checkpoint as ONNX or TorchScript (checked against PyTorch)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="export a checkpoint to ONNX or TorchScript",
+        description="Write the model of a checkpoint as ONNX or TorchScript with its "
+                    "preprocessing, class names and model card as metadata. Input: normalised "
+                    "crops float (B, 3, crop, crop); outputs: logits and probabilities. The "
+                    "export is checked against PyTorch (probabilities to 1e-4) before it is "
+                    "kept. Run it with `vsent predict --engine onnx` or any ONNX runtime.",
+    )
+    p.add_argument("--model", required=True, metavar="CHECKPOINT",
+                   help="checkpoint (model.pt) from finetune/crossval")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx",
+                   help="default onnx")
+    p.add_argument("--out", required=True, metavar="FILE", help="file to write (.onnx, .pt)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the comparison with PyTorch")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vsent.export import export_model
+
+    result = export_model(args.model, args.out, format=args.format, verify=not args.no_verify)
+    diff = result["max_abs_diff"]
+    check = "not checked" if diff is None else f"max probability difference {diff:.1e}"
+    print(f"wrote {result['out']} ({result['format']}; {check})", file=sys.stderr)
+    return 0

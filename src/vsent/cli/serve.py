@@ -1,0 +1,76 @@
+"""``vsent serve``: an HTTP service and web page for a trained model (FastAPI on uvicorn).
+
+Only argparse and vsent.cli.common are imported here: FastAPI, uvicorn and torch load when the
+command runs, so ``vsent --help`` stays fast and works without the ``serve`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+MB = 1 << 20
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve", help="HTTP service and web page for a trained model",
+        description="Serve a checkpoint over HTTP: POST /v1/predict (multipart images), "
+                    "GET /v1/model, /healthz, /metrics, OpenAPI docs at /docs, and a web page at "
+                    "/. The model is loaded once at start-up; one that cannot be loaded stops "
+                    "the command (exit 2). Concurrent requests share forward passes.",
+    )
+    p.add_argument("--model", required=True, help="checkpoint (model.pt) from finetune/crossval")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    g = p.add_argument_group("batching")
+    g.add_argument("--max-batch", type=int, default=32, help="images per forward pass (32)")
+    g.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="how long a request waits for others to share its batch (5 ms)")
+    g.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPUs)")
+    g = p.add_argument_group("limits (413 above a size, 503 when overloaded or late)")
+    g.add_argument("--max-upload-mb", type=float, default=20.0, help="per uploaded image (20)")
+    g.add_argument("--max-request-mb", type=float, default=64.0, help="per request body (64)")
+    g.add_argument("--max-pixels", type=int, default=40_000_000,
+                   help="width x height per image, read from its header (40000000)")
+    g.add_argument("--max-images", type=int, default=32, help="images per request (32)")
+    g.add_argument("--timeout", type=float, default=30.0, help="seconds per request (30)")
+    g.add_argument("--max-inflight", type=int, default=64,
+                   help="requests handled at once; more get 503 (64)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vsent.errors import VsentError
+
+    try:
+        import uvicorn
+
+        from vsent.serve import Limits, ServeConfig, create_app
+    except ImportError as e:
+        raise VsentError(f"vsent serve needs the serve extra ({e.name} is missing): "
+                         "pip install 'vsent[serve]'") from None
+    from vsent.predict import Predictor
+
+    if not 0 <= args.port <= 65535:
+        raise VsentError(f"--port must be in 0..65535, got {args.port}")
+    for name in ("max_upload_mb", "max_request_mb"):
+        if not getattr(args, name) > 0:
+            raise VsentError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    limits = Limits(max_upload_bytes=int(args.max_upload_mb * MB),
+                    max_request_bytes=int(args.max_request_mb * MB),
+                    max_pixels=args.max_pixels, max_images=args.max_images,
+                    timeout_s=args.timeout, max_inflight=args.max_inflight)
+    config = ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                         decode_workers=args.workers, limits=limits).validate()
+    # loaded once, before the server starts: a bad checkpoint is one line and exit 2
+    predictor = Predictor.from_checkpoint(args.model, device=args.device,
+                                          batch_size=args.max_batch)
+    app = create_app(predictor, checkpoint=args.model, config=config)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"vsent serve: listening on {args.host}, reachable from other machines; there is "
+              "no authentication", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0

@@ -1,0 +1,331 @@
+"""Extra, weakly labelled training images from the same dataset (issue 10, lever 1).
+
+Twitter I's agreement subsets are nested: five-agree (882) in four-agree (1,116) in three-agree
+(1,269). The 387 images of three-agree that are not five-agree carry majority labels (3 vs 2 or
+4 vs 1 workers): weak labels, as the Flickr/SentiBank labels PCNN learns from (You et al.
+2015). They are in no five-agree fold, so they can be added to every five-agree *training*
+fold without touching a test fold.
+
+Two traps make "not in the five-agree label file" not enough:
+
+* **Copies.** Twitter I holds the same picture under several names (retweets): 13 groups of
+  byte-identical files and about a dozen more re-encoded or rescaled copies. 11 such pairs
+  have one image in five-agree and the other in the extra set, so a naive extra set would
+  train on a copy of a test image. :func:`extra_train_set` drops every extra image that is a
+  byte copy (sha1) or a near copy (:func:`near_duplicates`) of *any* base image (any base image
+  is a test image in some fold).
+* **Bad base lines.** The base names are read from the raw label file (first field of every
+  non-blank line), not from a validated dataset, so a base image that ``skip_bad`` drops can
+  still not come back as an extra image.
+
+:class:`JointSet` lays the base images first and the extra images after them, so the base
+dataset's fold indices stay valid in one joint image cache::
+
+    base = load_dataset(root, "five")
+    extra = extra_train_set(root, "five", "three")
+    joint = with_extra(base, extra)
+    images = image_cache(joint.dataset, size)            # (n_base + n_extra, S, S, 3)
+    train = joint.fold_train(fold)                        # fold.train + every extra row
+    fit(model, images[train], joint.dataset.labels[train], ...)
+    evaluate(model, images[fold.test], ...)               # base rows: unchanged indices
+
+:func:`progressive_filter` is You et al.'s selection step (their Algorithm 1) restricted to
+chosen rows, built on :func:`vsent.analyses.pcnn.select_kept`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vsent.data.datasets import SUBSETS, Dataset, describe, load_dataset
+from vsent.data.folds import Fold
+from vsent.data.images import load_rgb, resize_rgb
+from vsent.errors import DataError, ImageError, VsentError
+
+__all__ = [
+    "EXTRA_CHOICES", "NEAR_DUPLICATE_THRESHOLD", "JointSet", "extra_train_set",
+    "near_duplicates", "progressive_filter", "thumbnails", "with_extra",
+]
+
+log = logging.getLogger("vsent")
+
+#: Subsets that can serve as extra training data (each larger than five-agree).
+EXTRA_CHOICES = ("four", "three")
+#: Similarity of 16x16 thumbnails (:func:`near_duplicates`) from which two images are copies.
+#: On Twitter I (all 1,269 images against each other), the 25 pairs of copies (same bytes,
+#: re-encoded, rescaled) score >= 0.992 and the closest distinct pictures <= 0.949: the
+#: threshold sits in that gap.
+NEAR_DUPLICATE_THRESHOLD = 0.97
+#: Side of the thumbnails compared by :func:`near_duplicates`.
+THUMB_SIDE = 16
+
+
+# --------------------------------------------------------------------------------------------
+# the extra set
+
+
+def extra_train_set(
+    data: str | os.PathLike | Dataset,
+    base_subset: str = "five",
+    extra: str = "three",
+    *,
+    skip_bad: bool = False,
+    validate: bool = True,
+    drop_copies: bool = True,
+    threshold: float = NEAR_DUPLICATE_THRESHOLD,
+    workers: int | None = None,
+) -> Dataset:
+    """Images of the ``extra`` agreement subset that are not in ``base_subset``.
+
+    Parameters
+    ----------
+    data : path-like or Dataset
+        A Twitter I folder (or a Dataset loaded from one; only its ``root`` is used).
+    base_subset : {"five", "four"}
+        The subset whose folds are cross-validated.
+    extra : {"four", "three"}
+        A larger subset; its labels (majority votes) are kept as they are.
+    skip_bad, validate : as in :func:`vsent.data.datasets.load_dataset`, for the extra images.
+    drop_copies : bool
+        Drop extra images whose file bytes equal a base image's, or whose thumbnail is a near
+        copy of one (``threshold``, see :func:`near_duplicates`). Turning it off lets test
+        images in through their copies: only for measuring that effect.
+    workers : threads for hashing and thumbnails (default: all cores).
+
+    Returns
+    -------
+    Dataset
+        ``source="twitter"``, ``subset="<extra>-not-<base>"`` (e.g. ``three-not-five``; no
+        fold files exist for it), labels from the ``extra`` label file. Dropped copies are
+        listed in ``skipped`` as ``(name, "copy of <base name> (...)")``.
+
+    Raises
+    ------
+    VsentError
+        Unknown subsets, or ``extra`` not larger than ``base_subset``.
+    DataError
+        Not a Twitter I folder; problems of the label files or images (as load_dataset).
+    """
+    if base_subset not in SUBSETS or extra not in SUBSETS:
+        raise VsentError(f"--extra-train: subsets are {', '.join(SUBSETS)}; got base "
+                         f"{base_subset!r} and extra {extra!r}")
+    if SUBSETS.index(extra) <= SUBSETS.index(base_subset):
+        raise VsentError(f"--extra-train {extra}: must be a larger agreement subset than the "
+                         f"cross-validated {base_subset}-agree (choose from "
+                         f"{', '.join(SUBSETS[SUBSETS.index(base_subset) + 1:]) or 'none'})")
+    root = data.root if isinstance(data, Dataset) else Path(data).expanduser().resolve()
+    if isinstance(data, Dataset) and data.source != "twitter":
+        raise DataError(f"{root}: --extra-train needs the Twitter I layout (agreement subsets); "
+                        f"this is a {data.source} dataset")
+    big = load_dataset(root, extra, skip_bad=skip_bad, validate=validate)
+    if big.source != "twitter":
+        raise DataError(f"{root}: --extra-train needs the Twitter I layout (agreement subsets); "
+                        f"this is a {big.source} dataset")
+    base_names = _label_file_names(root / "ground_truth" / f"twitter_{base_subset}_agrees.txt")
+    keep = [i for i, n in enumerate(big.names) if n not in base_names]
+    skipped = list(big.skipped)
+
+    if drop_copies and keep:
+        base_paths = [root / "images" / n for n in sorted(base_names)
+                      if (root / "images" / n).is_file()]
+        cand_paths = [big.paths[i] for i in keep]
+        copies = _copies(cand_paths, base_paths, threshold, workers)
+        if copies:
+            for j, (b, why) in sorted(copies.items()):
+                skipped.append((big.names[keep[j]], f"copy of {base_subset}-agree image "
+                                                    f"{base_paths[b].name} ({why})"))
+            log.info("extra set: %d images dropped as copies of %s-agree images",
+                     len(copies), base_subset)
+            keep = [i for j, i in enumerate(keep) if j not in copies]
+    if not keep:
+        raise DataError(f"{root}: no {extra}-agree images outside {base_subset}-agree")
+    labels = big.labels[keep].copy()
+    labels.flags.writeable = False
+    ds = Dataset(root=big.root, names=[big.names[i] for i in keep],
+                 paths=[big.paths[i] for i in keep], labels=labels, source="twitter",
+                 subset=f"{extra}-not-{base_subset}", skipped=skipped)
+    log.info("extra training set: %s", describe(ds))
+    return ds
+
+
+def _label_file_names(path: Path) -> set[str]:
+    """First field of every non-blank line of a label file (whatever the rest of the line)."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file or directory")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    return {line.split()[0] for line in text.splitlines() if line.strip()}
+
+
+def _sha1(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def _copies(cand: Sequence[Path], base: Sequence[Path], threshold: float,
+            workers: int | None) -> dict[int, tuple[int, str]]:
+    """``{candidate index: (base index, reason)}`` for candidates that copy a base image."""
+    workers = workers or min(32, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        cand_h = list(ex.map(_sha1, cand))
+        base_h = list(ex.map(_sha1, base))
+    by_hash = {h: i for i, h in enumerate(base_h)}
+    out = {j: (by_hash[h], "same bytes") for j, h in enumerate(cand_h) if h in by_hash}
+    if threshold <= 1.0:
+        sims = near_duplicates(thumbnails(cand, workers), thumbnails(base, workers))
+        best = sims.argmax(axis=1)
+        for j in np.flatnonzero(sims[np.arange(len(cand)), best] >= threshold):
+            out.setdefault(int(j), (int(best[j]), f"thumbnail similarity "
+                                                  f"{sims[j, best[j]]:.3f}"))
+    return out
+
+
+def thumbnails(paths: Sequence[Path], workers: int | None = None) -> np.ndarray:
+    """Two normalised views of a 16x16 RGB thumbnail per image: float32 (N, 2, 768).
+
+    Each image is decoded at reduced scale (JPEG draft) and warped to 16 x 16 like the image
+    cache (aspect not kept, so a rescaled copy gives the same thumbnail). View 0 has the mean
+    of all its values subtracted (colour and layout); view 1 has each channel's mean
+    subtracted (layout alone). Each view is scaled to unit L2 norm (a flat view gives zeros,
+    similar to nothing), and so does an image that cannot be decoded.
+    """
+    def one(p: Path) -> np.ndarray:
+        try:
+            return resize_rgb(load_rgb(p, min_side=4 * THUMB_SIDE), THUMB_SIDE)
+        except ImageError:  # e.g. a bad base image that skip_bad drops: like a flat image
+            return np.zeros((THUMB_SIDE, THUMB_SIDE, 3), np.uint8)
+
+    if not paths:
+        return np.zeros((0, 2, 3 * THUMB_SIDE**2), np.float32)
+    workers = workers or min(32, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        x = np.stack(list(ex.map(one, paths))).astype(np.float64)  # (N, 16, 16, 3)
+    views = np.stack([(x - x.mean(axis=(1, 2, 3), keepdims=True)).reshape(len(x), -1),
+                      (x - x.mean(axis=(1, 2), keepdims=True)).reshape(len(x), -1)], axis=1)
+    norm = np.linalg.norm(views, axis=2, keepdims=True)
+    views = np.divide(views, norm, out=np.zeros_like(views), where=norm > 1e-6)
+    return views.astype(np.float32)
+
+
+def near_duplicates(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Similarity (Na, Nb) of :func:`thumbnails`: the smaller of the two views' cosines.
+
+    A copy is close in both views; two pictures of the same colours but another layout
+    (synthetic gradients, sunsets) differ in view 1; the same layout in other colours (a
+    recoloured meme) differs in view 0.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.minimum(a[:, 0] @ b[:, 0].T, a[:, 1] @ b[:, 1].T)
+
+
+# --------------------------------------------------------------------------------------------
+# base + extra in one array
+
+
+@dataclass(frozen=True, eq=False)
+class JointSet:
+    """A base dataset followed by extra training images, as one Dataset.
+
+    Attributes
+    ----------
+    dataset : Dataset
+        Rows ``0 .. n_base - 1`` are the base dataset's, in its order (so its folds index
+        them unchanged); rows ``n_base ..`` are the extra images.
+    n_base : int
+    """
+
+    dataset: Dataset
+    n_base: int
+
+    @property
+    def extra_index(self) -> np.ndarray:
+        """int64 indices of the extra rows."""
+        return np.arange(self.n_base, len(self.dataset), dtype=np.int64)
+
+    def is_extra(self, index: np.ndarray) -> np.ndarray:
+        """bool array: which of ``index`` are extra rows."""
+        return np.asarray(index) >= self.n_base
+
+    def fold_train(self, fold: Fold) -> np.ndarray:
+        """Sorted int64 training indices of ``fold``: its base training rows + all extra rows.
+
+        Raises DataError if the fold does not index the base rows, or if an extra image has
+        the name or file of one of the fold's test images (never the case for sets made by
+        :func:`extra_train_set`; checked because a leak would go unnoticed otherwise).
+        """
+        train, test = np.asarray(fold.train, np.int64), np.asarray(fold.test, np.int64)
+        top = max(train.max(initial=-1), test.max(initial=-1))
+        if top >= self.n_base:
+            raise DataError(f"fold {fold.index} indexes image {top} but the base dataset has "
+                            f"{self.n_base}: folds of another dataset")
+        ds = self.dataset
+        test_names = {ds.names[i] for i in test}
+        test_files = {Path(ds.paths[i]).resolve() for i in test}
+        leaks = [ds.names[i] for i in self.extra_index
+                 if ds.names[i] in test_names or Path(ds.paths[i]).resolve() in test_files]
+        if leaks:
+            raise DataError(f"fold {fold.index}: {len(leaks)} extra training images are test "
+                            f"images of the fold (e.g. {', '.join(leaks[:3])})")
+        return np.union1d(train, self.extra_index)
+
+
+def with_extra(base: Dataset, extra: Dataset) -> JointSet:
+    """Join ``base`` and ``extra`` (base rows first); see :class:`JointSet`.
+
+    Raises DataError when an extra item has a base item's name or file.
+    """
+    base_names = set(base.names)
+    base_files = {Path(p).resolve() for p in base.paths}
+    clash = [n for n, p in zip(extra.names, extra.paths, strict=True)
+             if n in base_names or Path(p).resolve() in base_files]
+    if clash:
+        raise DataError(f"{base.root}: {len(clash)} extra images are also base images "
+                        f"(e.g. {', '.join(clash[:3])})")
+    labels = np.concatenate([base.labels, extra.labels]).astype(np.int64)
+    labels.flags.writeable = False
+    joint = Dataset(root=base.root, names=[*base.names, *extra.names],
+                    paths=[*base.paths, *extra.paths], labels=labels, source=base.source,
+                    subset=base.subset, skipped=[*base.skipped, *extra.skipped])
+    return JointSet(dataset=joint, n_base=len(base))
+
+
+# --------------------------------------------------------------------------------------------
+# You et al.'s selection step on chosen rows
+
+
+def progressive_filter(scores: np.ndarray, rng: np.random.Generator,
+                       candidates: np.ndarray | None = None) -> np.ndarray:
+    """Which training images survive You et al.'s selection step.
+
+    Image ``i`` is dropped with probability ``p_i = max(0, 2 - exp(|s_i1 - s_i2|))``
+    (:func:`vsent.analyses.pcnn.removal_probability`), drawn as in
+    :func:`vsent.analyses.pcnn.select_kept` (one uniform per row, in order, for every row,
+    so a row's draw does not depend on which rows are candidates).
+
+    Parameters
+    ----------
+    scores : (N, 2) softmax scores of the training images from the stage-1 network.
+    rng : numpy.random.Generator
+    candidates : bool (N,), optional
+        Rows that may be dropped (e.g. ``joint.is_extra(train)`` to filter only the weakly
+        labelled images); the others are always kept. Default: every row (the paper's rule).
+
+    Returns
+    -------
+    bool array (N,): True for the images kept.
+    """
+    from vsent.analyses.pcnn import select_kept  # lazy: pcnn imports the training stack
+
+    kept = select_kept(scores, rng)
+    if candidates is None:
+        return kept
+    candidates = np.asarray(candidates, bool)
+    if candidates.shape != kept.shape:
+        raise ValueError(f"candidates has shape {candidates.shape}, scores {kept.shape[0]} rows")
+    return kept | ~candidates

@@ -1,0 +1,360 @@
+"""Export a vsent checkpoint to ONNX or TorchScript, and score images with an exported model.
+
+``export_model(checkpoint, out, format="onnx" | "torchscript")`` writes a self-describing file:
+
+* input ``image``: float32 (B, 3, crop, crop), pixels already cropped and normalised as
+  ``preprocess`` says (``(pixel - mean) / std`` in 0..255 units, channel order ``channel_order``);
+  the batch dimension is dynamic;
+* outputs ``logits`` (B, C) and ``probabilities`` (B, C) (softmax of the logits);
+* metadata (ONNX ``metadata_props``; TorchScript extra file ``vsent.json``): ``vsent.format``
+  (:data:`EXPORT_FORMAT`), ``vsent.preprocess`` (JSON of :class:`Preprocess`),
+  ``vsent.class_names`` (JSON list), ``vsent.model`` (name, family, spec), ``vsent.card`` (the
+  checkpoint's model card, :mod:`vsent.models.card`).
+
+After writing, the export is checked against PyTorch on a seeded batch (``verify``): the
+probabilities must agree to :data:`TOLERANCE`, or :class:`ExportError` is raised.
+
+:class:`OnnxPredictor` is :class:`vsent.predict.Predictor` with the network replaced by an
+onnxruntime session (:class:`ExportedModule`): decoding, crops, 10-crop averaging and the rows
+(path, prob_positive, label, error) are Predictor's own, so both engines give the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from vsent.data.transforms import Preprocess
+from vsent.errors import VsentError, WeightsError
+from vsent.models.base import ModelInfo
+from vsent.predict import Predictor
+
+log = logging.getLogger(__name__)
+
+EXPORT_FORMAT = "vsent-export/1"
+#: Largest difference of probabilities allowed between an export and PyTorch.
+TOLERANCE = 1e-4
+#: ONNX opset of the exports (supported by onnxruntime >= 1.14).
+OPSET = 17
+ExportFormat = Literal["onnx", "torchscript"]
+
+
+class ExportError(VsentError):
+    """An export that cannot be written, read, or does not match PyTorch."""
+
+
+class _WithSoftmax(nn.Module):
+    """``x -> (logits, softmax(logits))``: the exported graph."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        logits = self.model(x).float()
+        return logits, torch.softmax(logits, dim=1)
+
+
+def export_metadata(model: nn.Module, meta: Mapping[str, Any],
+                    card: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The string key -> JSON value metadata stored in an export (see module docstring)."""
+    info: ModelInfo = model.info
+    class_names = list(meta.get("class_names") or ("negative", "positive"))
+    out = {
+        "vsent.format": EXPORT_FORMAT,
+        "vsent.preprocess": json.dumps(info.preprocess.to_dict()),
+        "vsent.class_names": json.dumps(class_names),
+        "vsent.model": json.dumps({"name": info.name, "family": info.family,
+                                   "spec": getattr(model, "spec", {}),
+                                   "num_outputs": info.num_outputs,
+                                   "interpolation": info.extra.get("interpolation")}),
+    }
+    if card is not None:
+        out["vsent.card"] = json.dumps(card)
+    return out
+
+
+def export_model(
+    checkpoint: str | PathLike[str],
+    out: str | PathLike[str],
+    *,
+    format: ExportFormat = "onnx",  # noqa: A002 - the CLI option's name
+    verify: bool = True,
+    opset: int = OPSET,
+) -> dict[str, Any]:
+    """Write ``checkpoint``'s model to ``out`` as ONNX or TorchScript (module docstring).
+
+    Returns ``{"out", "format", "max_abs_diff"}`` (the verification's largest probability
+    difference, None without ``verify``). Raises :class:`ExportError` when the export fails or
+    differs from PyTorch by more than :data:`TOLERANCE`.
+    """
+    from vsent.models.card import model_card
+    from vsent.models.checkpoint import load_checkpoint
+
+    if format not in ("onnx", "torchscript"):
+        raise ExportError(f"--format {format!r}: use onnx or torchscript")
+    model, meta = load_checkpoint(checkpoint)
+    result = export_module(model, out, metadata=export_metadata(model, meta,
+                                                                model_card(checkpoint)),
+                           format=format, verify=verify, opset=opset)
+    log.info("exported %s to %s (%s)", checkpoint, out, format)
+    return result
+
+
+def export_module(
+    model: nn.Module,
+    out: str | PathLike[str],
+    *,
+    metadata: Mapping[str, str],
+    format: ExportFormat = "onnx",  # noqa: A002 - the CLI option's name
+    verify: bool = True,
+    opset: int = OPSET,
+) -> dict[str, Any]:
+    """:func:`export_model` for a model in memory (e.g. a zero-shot CLIP model) with the
+    ``metadata`` of :func:`export_metadata`."""
+    if format not in ("onnx", "torchscript"):
+        raise ExportError(f"--format {format!r}: use onnx or torchscript")
+    model = model.eval().cpu()
+    pre = model.info.preprocess
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
+    wrapped = _WithSoftmax(model).eval()
+    example = torch.randn(2, 3, pre.crop, pre.crop, generator=torch.Generator().manual_seed(0))
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        if format == "onnx":
+            _write_onnx(wrapped, example, tmp, metadata, opset)
+        else:
+            _write_torchscript(wrapped, example, tmp, metadata)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    diff = None
+    if verify:
+        diff = verify_export(model, out)
+        if diff > TOLERANCE:
+            out.unlink(missing_ok=True)
+            raise ExportError(f"{out}: the {format} export differs from PyTorch by {diff:.2e} "
+                              f"(> {TOLERANCE:g}) in probability; file removed")
+    return {"out": str(out), "format": format, "max_abs_diff": diff}
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """torch's deprecation notices for the TorchScript-based ONNX exporter, tracer and loader
+    (used on purpose: exact, and faster than the dynamo exporter for these graphs) silenced, and
+    its tracer warnings about Python-level shape checks: every export is compared with PyTorch
+    on another batch size afterwards (:func:`verify_export`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning,
+                                         torch.jit.TracerWarning))
+        yield
+
+
+@contextmanager
+def _no_mha_fastpath() -> Iterator[None]:
+    """nn.MultiheadAttention's inference fast path (a fused operator ONNX lacks) switched off,
+    so CLIP's attention exports as plain matrix products."""
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with _quiet():
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
+def _write_onnx(wrapped: nn.Module, example: Tensor, path: Path,
+                metadata: Mapping[str, str], opset: int) -> None:
+    import onnx
+
+    try:
+        with torch.no_grad(), _no_mha_fastpath():
+            # The TorchScript-based exporter: faster than dynamo here and exact for these
+            # graphs; the batch axis stays dynamic.
+            torch.onnx.export(
+                wrapped, (example,), str(path), input_names=["image"],
+                output_names=["logits", "probabilities"], opset_version=opset,
+                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"},
+                              "probabilities": {0: "batch"}},
+                dynamo=False,
+            )
+    except Exception as exc:  # the exporter raises many kinds for unsupported operators
+        raise ExportError(f"ONNX export failed ({_one_line(exc)})") from exc
+    proto = onnx.load(str(path))
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "vsent"
+    onnx.save(proto, str(path))
+
+
+def _write_torchscript(wrapped: nn.Module, example: Tensor, path: Path,
+                       metadata: Mapping[str, str]) -> None:
+    try:
+        with torch.no_grad(), _no_mha_fastpath():
+            traced = torch.jit.trace(wrapped, (example,), check_trace=False)
+    except Exception as exc:  # tracing raises many kinds for unsupported code
+        raise ExportError(f"TorchScript export failed ({_one_line(exc)})") from exc
+    with _quiet():
+        torch.jit.save(traced, str(path), _extra_files={"vsent.json": json.dumps(metadata)})
+
+
+# --- reading exports --------------------------------------------------------------------------
+
+
+def read_metadata(path: str | PathLike[str]) -> dict[str, str]:
+    """The vsent metadata of an export (``.onnx`` or TorchScript), without running it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such file")
+    if _is_onnx(path):
+        import onnx
+
+        try:
+            proto = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:  # protobuf DecodeError and friends
+            raise ExportError(f"{path}: not an ONNX file ({_one_line(exc)})") from exc
+        meta = {p.key: p.value for p in proto.metadata_props}
+    else:
+        files = {"vsent.json": ""}
+        try:
+            with _quiet():
+                torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+        except Exception as exc:  # RuntimeError for anything that is not a TorchScript archive
+            raise ExportError(f"{path}: not a TorchScript file ({_one_line(exc)})") from exc
+        meta = json.loads(files["vsent.json"] or "{}")
+    if meta.get("vsent.format") != EXPORT_FORMAT:
+        raise ExportError(f"{path}: not a vsent export (format {meta.get('vsent.format')!r}, "
+                          f"expected {EXPORT_FORMAT!r})")
+    return meta
+
+
+def _is_onnx(path: Path) -> bool:
+    # TorchScript archives are zip files ("PK"); ONNX is a protobuf
+    with path.open("rb") as f:
+        return f.read(2) != b"PK"
+
+
+class ExportedModule(nn.Module):
+    """An exported model behind the vsent model interface, enough for :func:`vsent.inference.
+    infer` and :class:`Predictor`: ``info`` (from the export's metadata) and
+    ``forward(x: float (B, 3, c, c)) -> logits (B, C)``. ONNX runs in onnxruntime (CUDA when the
+    device is cuda and onnxruntime has it), TorchScript in torch.
+
+    It has no feature/head split (``forward_features`` raises): analyses need the checkpoint.
+    """
+
+    def __init__(self, path: str | PathLike[str], *, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.metadata = read_metadata(self.path)
+        self.class_names = json.loads(self.metadata["vsent.class_names"])
+        described = json.loads(self.metadata["vsent.model"])
+        self.card = json.loads(self.metadata["vsent.card"]) if "vsent.card" in self.metadata \
+            else None
+        self.engine = "onnx" if _is_onnx(self.path) else "torchscript"
+        self.info = ModelInfo(
+            name=described["name"], family=described["family"],
+            preprocess=Preprocess.from_dict(json.loads(self.metadata["vsent.preprocess"])),
+            num_outputs=int(described["num_outputs"]), head="", new_layers=(),
+            probe_layers=(), cam_layer="", feature_dim=0,
+            extra={"engine": self.engine, "interpolation": described.get("interpolation")},
+        )
+        self._device = torch.device(device)
+        self._session: Any = None
+        self._script: Any = None
+
+    def _apply(self, fn, *args, **kwargs):  # .to(device): remember where inputs will be
+        device = fn(torch.zeros(())).device
+        if device != self._device:
+            self._device = device
+            self._session = self._script = None  # reopened on first use for the new device
+        return super()._apply(fn, *args, **kwargs)
+
+    def _open(self) -> None:
+        if self.engine == "onnx":
+            import onnxruntime as ort
+
+            providers = ["CPUExecutionProvider"]
+            if self._device.type == "cuda" and \
+                    "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")
+            try:
+                self._session = ort.InferenceSession(str(self.path), providers=providers)
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise ExportError(f"{self.path}: onnxruntime cannot load it "
+                                  f"({_one_line(exc)})") from exc
+        else:
+            with _quiet():
+                self._script = torch.jit.load(str(self.path), map_location=self._device).eval()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """float32 (B, 3, c, c) normalised crops -> logits (B, C) on ``x``'s device."""
+        if self._session is None and self._script is None:
+            self._open()
+        if self._script is not None:
+            return self._script(x.to(self._device))[0]
+        logits = self._session.run(["logits"], {"image": x.detach().float().cpu().numpy()})[0]
+        return torch.from_numpy(np.asarray(logits)).to(x.device)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        raise VsentError(f"{self.path}: an exported model has no feature layer; use the "
+                         "checkpoint for analyses")
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        raise VsentError(f"{self.path}: an exported model has no separate head; use the "
+                         "checkpoint for analyses")
+
+
+class OnnxPredictor(Predictor):
+    """:class:`Predictor` running an exported model (ONNX via onnxruntime, or TorchScript).
+
+    Same rows and arguments as Predictor; only the forward pass differs.
+
+    >>> p = OnnxPredictor.from_file("model.onnx")          # doctest: +SKIP
+    >>> rows = list(p.score(["a.jpg", "b.jpg"]))            # doctest: +SKIP
+    """
+
+    @classmethod
+    def from_file(cls, path: str | PathLike[str], **kwargs: Any) -> OnnxPredictor:
+        """Predictor of the export at ``path`` (class names from its metadata)."""
+        module = ExportedModule(path)
+        kwargs.setdefault("class_names", module.class_names)
+        return cls(module, **kwargs)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> OnnxPredictor:
+        raise WeightsError(f"{path}: OnnxPredictor runs an exported model; export it first "
+                           "(vsent export --format onnx) and use OnnxPredictor.from_file")
+
+
+def verify_export(model: nn.Module, path: str | PathLike[str], n: int = 4,
+                  seed: int = 0) -> float:
+    """Largest |probability difference| between ``model`` (PyTorch) and its export ``path`` on
+    ``n`` seeded random inputs (normalised crops, float (n, 3, c, c))."""
+    crop = model.info.preprocess.crop
+    x = torch.randn(n, 3, crop, crop, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        ref = torch.softmax(model.eval().cpu()(x).float(), dim=1)
+        got = torch.softmax(ExportedModule(path)(x).float(), dim=1)
+    return float((ref - got).abs().max())
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,0 +1,274 @@
+"""Model cards: what a checkpoint is, where its weights came from, what it was trained on, how well
+it did, and how to feed it.
+
+``model_card(checkpoint)`` reads the checkpoint (without rebuilding the network) and, when the
+file sits in a run directory written by ``vsent crossval`` / ``finetune``
+(``runs/X/fold<k>/model.pt`` or ``runs/X/model.pt``), that run's ``config.json``,
+``summary.json``, ``fold<k>/metrics.json``, ``folds.json`` and ``versions.json``. The card is a
+JSON-able dict (layout below); ``card_markdown(card)`` renders it for people::
+
+    {"card_format": "vsent-card/1", "checkpoint": str,
+     "model": {"name", "family", "num_classes", "class_names", "options"},
+     "weights": {"init", "source", "library", "tag", "licence", "location"},
+     "training": {"command", "dataset", "subset", "folds", "fold", "n_train", "n_test", "train"},
+     "metrics": {"evaluation", "accuracy": {"mean", "std"}, ..., "n_folds", "fold": {...}} | None,
+     "preprocess": {"resize", "crop", "mean", "std", "channel_order", "interpolation"},
+     "versions": {"source": "run" | "checkpoint" | "current", "vsent", "torch", ...}}
+
+A value nobody recorded is ``None`` (shown as "not recorded"); nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from importlib import import_module, metadata
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vsent.errors import WeightsError
+from vsent.models.checkpoint import CHECKPOINT_FORMAT
+
+CARD_FORMAT = "vsent-card/1"
+#: Metrics of summary.json shown on the card, in this order.
+CARD_METRICS = ("accuracy", "precision", "recall", "f1")
+#: Family -> module with ``describe_weights(arch, init) -> dict`` and ``interpolation_of(arch)``
+#: (no download, no model build).
+_DESCRIBERS = {"timm": "vsent.models.timm_models", "clip": "vsent.models.clip_models"}
+#: Family -> the distribution whose version matters besides vsent and torch.
+_FAMILY_PACKAGES = {"timm": "timm", "clip": "open_clip_torch", "torchvision": "torchvision",
+                    "caffenet": None, "smallcnn": None, "pcnn": None}
+#: Module file of a builder -> family name, for names without a family prefix.
+_MODULE_FAMILY = {"torchvision_models": "torchvision"}
+
+
+def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
+    """The card of a vsent checkpoint (see the module docstring for its layout).
+
+    Raises :class:`vsent.errors.WeightsError` when ``checkpoint`` is missing or not a vsent
+    checkpoint.
+    """
+    path = Path(checkpoint)
+    ckpt = _read_checkpoint(path)
+    meta = dict(ckpt.get("meta") or {})
+    spec = dict(ckpt.get("spec") or {})
+    name = str(spec.pop("name", "?"))
+    num_classes = spec.pop("num_classes", None)
+    info = ckpt.get("info") if isinstance(ckpt.get("info"), Mapping) else {}
+    family = info.get("family") or family_of(name)
+
+    run_dir, fold = _run_location(path, meta)
+    config = _read_json(run_dir / "config.json") if run_dir else None
+    config = config if isinstance(config, Mapping) else {}
+    summary = _read_json(run_dir / "summary.json") if run_dir else None
+    fold_metrics = (_read_json(run_dir / f"fold{fold}" / "metrics.json")
+                    if run_dir and fold is not None else None)
+
+    init = meta.get("init", config.get("init"))
+    preprocess = dict(ckpt.get("preprocess") or {})
+    extra = info.get("extra") if isinstance(info.get("extra"), Mapping) else {}
+    interpolation = extra.get("interpolation") or meta.get("interpolation")
+    if interpolation is None and family in _DESCRIBERS:  # the library's, for its architecture
+        arch = name.split("/", 1)[1] if "/" in name else name
+        interpolation = import_module(_DESCRIBERS[family]).interpolation_of(arch)
+    preprocess.setdefault("interpolation", interpolation)
+    return {
+        "card_format": CARD_FORMAT,
+        "checkpoint": str(path),
+        "model": {"name": name, "family": family, "num_classes": num_classes,
+                  "class_names": list(ckpt.get("class_names") or []), "options": spec},
+        "weights": meta.get("weights") or describe_weights(family, name, init),
+        "training": _training(meta, config, run_dir, fold),
+        "metrics": _metrics(summary, fold_metrics),
+        "preprocess": preprocess,
+        "versions": _versions(meta, run_dir, family),
+    }
+
+
+def family_of(name: str) -> str:
+    """Family of a registered model name: its prefix (``timm/``, ``clip/``), else the module
+    that registers it (``caffenet``, ``torchvision``, ...), else ``"unknown"``."""
+    if "/" in name:
+        return name.split("/", 1)[0]
+    try:
+        from vsent.models.registry import get_model_entry
+
+        module = get_model_entry(name).builder.__module__.rsplit(".", 1)[-1]
+    except Exception:  # an unknown name still gets a card, with what the file says
+        return "unknown"
+    return _MODULE_FAMILY.get(module, module)
+
+
+def describe_weights(family: str, name: str, init: Any) -> dict[str, Any]:
+    """Where the initial weights came from, as far as the library states it (no download)."""
+    base: dict[str, Any] = {"init": init, "source": None, "library": None, "tag": None,
+                            "licence": None, "location": None}
+    if init is None:
+        return base
+    if init == "random":
+        return {**base, "source": "random initialisation (no pretrained weights)"}
+    module = _DESCRIBERS.get(family)
+    if module is not None:
+        arch = name.split("/", 1)[1] if "/" in name else name
+        return {**base, **import_module(module).describe_weights(arch, str(init))}
+    if init == "imagenet":
+        library = "torchvision" if family == "torchvision" else family
+        return {**base, "source": f"ImageNet weights of {name}", "library": library,
+                "tag": "DEFAULT" if family == "torchvision" else None}
+    return {**base, "source": "weights file", "location": str(init)}
+
+
+def card_markdown(card: Mapping[str, Any]) -> str:
+    """The card as a Markdown document (headings, bullet lists, a metrics table)."""
+    m, w, t = card["model"], card["weights"], card["training"]
+    lines = [f"# Model card: {m['name']}", "", f"Checkpoint: `{card['checkpoint']}`", "",
+             "## Architecture", "",
+             _item("Name", m["name"]), _item("Family", m["family"]),
+             _item("Outputs", f"{m['num_classes']} ({', '.join(m['class_names'])})"),
+             _item("Options", _inline(m["options"]) if m["options"] else "none"), "",
+             "## Initial weights", "",
+             _item("--init", w.get("init")), _item("Source", w.get("source")),
+             _item("Library", w.get("library")), _item("Tag", w.get("tag")),
+             _item("Licence (as the library states it)", w.get("licence")),
+             _item("Location", w.get("location")), "",
+             "## Training data", "",
+             _item("Command", t.get("command")), _item("Dataset", t.get("dataset")),
+             _item("Subset", t.get("subset")), _item("Folds", t.get("folds")),
+             _item("Fold", t.get("fold")), _item("Training images", t.get("n_train")),
+             _item("Held-out images", t.get("n_test")),
+             _item("Training settings", _inline(t["train"]) if t.get("train") else None), "",
+             "## Cross-validated metrics", ""]
+    metrics = card.get("metrics")
+    if not metrics:
+        lines.append("not recorded (the checkpoint is not inside a finished crossval run)")
+    else:
+        lines += [f"Evaluation: {metrics.get('evaluation') or 'not recorded'}, "
+                  f"{metrics.get('n_folds')} folds", "",
+                  "| metric | mean | std | this fold |", "|---|---|---|---|"]
+        this = metrics.get("fold") or {}
+        for key in CARD_METRICS:
+            if key in metrics:
+                own = this.get(key)
+                lines.append(f"| {key} | {metrics[key]['mean']:.4f} | {metrics[key]['std']:.4f} "
+                             f"| {'' if own is None else f'{own:.4f}'} |")
+    p = card["preprocess"]
+    lines += ["", "## Preprocessing", "",
+              _item("Resize (square warp)", p.get("resize")), _item("Crop", p.get("crop")),
+              _item("Mean (0..255, RGB)", _numbers(p.get("mean"))),
+              _item("Std (0..255, RGB)", _numbers(p.get("std"))),
+              _item("Channel order", p.get("channel_order")),
+              _item("Interpolation", p.get("interpolation")), "",
+              "## Versions", "",
+              f"Recorded: {card['versions'].get('source')}", ""]
+    lines += [_item(k, v) for k, v in card["versions"].items() if k != "source"]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _read_checkpoint(path: Path) -> Mapping[str, Any]:
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    try:
+        # mmap: the card needs the small entries only, not the weights in memory
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
+        msg = " ".join(str(exc).split())[:200]
+        raise WeightsError(f"{path}: not a vsent checkpoint ({msg})") from exc
+    if not isinstance(ckpt, Mapping) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, Mapping) else type(ckpt).__name__
+        raise WeightsError(
+            f"{path}: not a vsent checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})"
+        )
+    return ckpt
+
+
+def _run_location(path: Path, meta: Mapping[str, Any]) -> tuple[Path | None, int | None]:
+    """(run directory, fold index) of a checkpoint written by crossval/finetune, else (None,
+    None). ``runs/X/fold<k>/model.pt`` -> (runs/X, k); ``runs/X/model.pt`` -> (runs/X,
+    meta's fold)."""
+    folder = path.resolve().parent
+    fold = meta.get("fold")
+    name = folder.name
+    if name.startswith("fold") and name[4:].isdigit() and (folder.parent / "config.json").is_file():
+        return folder.parent, int(name[4:])
+    if (folder / "config.json").is_file():
+        return folder, int(fold) if isinstance(fold, int) else None
+    return None, None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):  # absent or half-written: the card says "not recorded"
+        return None
+
+
+def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path | None,
+              fold: int | None) -> dict[str, Any]:
+    n_train = n_test = None
+    folds_doc = _read_json(run_dir / "folds.json") if run_dir else None
+    if fold is not None and isinstance(folds_doc, Mapping):
+        for f in folds_doc.get("folds", []):
+            if f.get("fold") == fold:
+                n_train, n_test = len(f.get("train", [])), len(f.get("test", []))
+    return {
+        "command": config.get("command"),
+        "dataset": meta.get("data", config.get("data")),
+        "subset": meta.get("subset", config.get("subset")),
+        "folds": config.get("folds"),
+        "fold": fold,
+        "n_train": meta.get("n_train", n_train),
+        "n_test": meta.get("n_test", n_test),
+        "train": meta.get("train", config.get("train")),
+    }
+
+
+def _metrics(summary: Any, fold_metrics: Any) -> dict[str, Any] | None:
+    if not isinstance(summary, Mapping):
+        return None
+    out: dict[str, Any] = {"evaluation": summary.get("evaluation"),
+                           "n_folds": len(summary.get("folds", [])),
+                           "n_images": summary.get("n_images")}
+    for key in CARD_METRICS:
+        if isinstance(summary.get(key), Mapping):
+            out[key] = {"mean": summary[key]["mean"], "std": summary[key]["std"]}
+    if isinstance(fold_metrics, Mapping):
+        lead = fold_metrics.get(summary.get("evaluation") or "center")
+        out["fold"] = {k: lead[k] for k in CARD_METRICS if isinstance(lead, Mapping) and k in lead}
+    return out
+
+
+def _versions(meta: Mapping[str, Any], run_dir: Path | None, family: str) -> dict[str, Any]:
+    if isinstance(meta.get("versions"), Mapping):
+        return {"source": "checkpoint", **meta["versions"]}
+    recorded = _read_json(run_dir / "versions.json") if run_dir else None
+    if isinstance(recorded, Mapping):
+        out = {"source": "run", **recorded}
+    else:
+        from vsent.runs import versions
+
+        out = {"source": "current", **versions()}
+    package = _FAMILY_PACKAGES.get(family)
+    if package and out.get(package) is None:
+        try:  # the run records a fixed package list; the family's library is added as it is now
+            out[f"{package} (now)"] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[f"{package} (now)"] = None
+    return out
+
+
+def _item(label: str, value: Any) -> str:
+    return f"- {label}: {'not recorded' if value is None else value}"
+
+
+def _inline(d: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in d.items())
+
+
+def _numbers(v: Any) -> str | None:
+    return None if v is None else ", ".join(f"{float(x):.3f}" for x in v)

@@ -1,0 +1,251 @@
+"""CLIP image towers (open_clip) with a 2-way head: ``create_model("clip/<arch>")``.
+
+* ``clip/ViT-B-32``, ``clip/RN50``, ... : any architecture open_clip knows
+  (``open_clip.list_models()``, plus configurations added with ``open_clip.add_model_config``).
+* The model holds open_clip's image tower as ``visual`` and a new linear ``head`` on its
+  embedding: ``forward_features(x) = visual(x)`` (B, embed_dim), ``forward_head`` = ``head``.
+  Its ``state_dict`` keys are those of an open_clip checkpoint (``visual.conv1.weight``, ...)
+  plus ``head.*``, so a full open_clip state dict (``.pth``/``.bin``/``.safetensors``) loads with
+  ``--init PATH`` (the text tower's keys are dropped).
+* Preprocessing is CLIP's own: the tower's image size (no extra crop margin: open_clip resizes
+  the shortest side to the image size, vsent warps to that square), CLIP's mean/std (x 255),
+  bicubic interpolation (recorded in ``info.extra``).
+* Pretrained weights are named by open_clip's tags (``openai``, ``laion2b_s34b_b79k``, ...):
+  :func:`pretrained_weights` returns the record for one tag; open_clip downloads the file when
+  online, and offline the error names the file and the folder.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+from torch import Tensor, nn
+
+from vsent.data.transforms import Preprocess
+from vsent.errors import VsentError, WeightsError
+from vsent.models.base import ModelInfo, SentimentModel
+from vsent.models.timm_models import probe_pools
+from vsent.models.weights import init_new_linear
+
+PREFIX = "clip/"
+#: CLIP's (OpenAI) normalisation, used when a configuration states none (0..1 units).
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def open_clip_module():
+    """The ``open_clip`` package; a one-line error when the extra is not installed."""
+    try:
+        import open_clip
+    except ImportError:  # pragma: no cover - optional extra
+        raise VsentError("CLIP models need the 'backbones' extra: pip install "
+                         "'vsent[backbones]'") from None
+    return open_clip
+
+
+class _DropRandomInitWarning(logging.Filter):
+    """open_clip warns on the root logger whenever it builds a model without pretrained
+    weights; vsent does that on purpose (weights come next, or --init random was asked)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()
+
+
+def random_clip(arch: str) -> nn.Module:
+    """The full open_clip model ``arch`` with its own random initialisation (no download)."""
+    open_clip = open_clip_module()
+    quiet = _DropRandomInitWarning()
+    logging.getLogger().addFilter(quiet)
+    try:
+        return open_clip.create_model(arch, pretrained=None, load_weights=False)
+    finally:
+        logging.getLogger().removeFilter(quiet)
+
+
+class ClipImageModel(SentimentModel):
+    """open_clip image tower ``visual`` + linear ``head`` (embed_dim -> num_classes)."""
+
+    def __init__(self, visual: nn.Module, embed_dim: int, num_classes: int,
+                 info: ModelInfo) -> None:
+        super().__init__()
+        self.visual = visual
+        self.head = init_new_linear(nn.Linear(embed_dim, num_classes))
+        self.info = info
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """float (B, 3, S, S) normalised -> (B, embed_dim) CLIP image embedding (unnormalised)."""
+        return self.visual(x)
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """(B, embed_dim) -> logits (B, num_classes)."""
+        return self.head(features)
+
+
+def clip_preprocess(visual: nn.Module, cfg: dict[str, Any] | None = None) -> tuple[Preprocess,
+                                                                                  dict[str, Any]]:
+    """CLIP's preprocessing of a tower (and of a pretrained tag's configuration ``cfg``, whose
+    mean/std win). Returns ``(preprocess, {"interpolation", "resize_mode"})``."""
+    size = getattr(visual, "image_size", 224)
+    size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    own = dict(getattr(visual, "preprocess_cfg", None) or {})
+    own.update({k: v for k, v in (cfg or {}).items() if v is not None})
+    mean = own.get("mean") or OPENAI_MEAN
+    std = own.get("std") or OPENAI_STD
+    pre = Preprocess(resize=size, crop=size, mean=tuple(255.0 * float(m) for m in mean),
+                     std=tuple(255.0 * float(s) for s in std), channel_order="RGB")
+    return pre, {"interpolation": own.get("interpolation", "bicubic"),
+                 "resize_mode": own.get("resize_mode", "shortest")}
+
+
+def _probe_layers(visual: nn.Module) -> tuple[str, ...]:
+    """Blocks of the tower in depth order: transformer blocks, or ResNet stages."""
+    blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
+    if isinstance(blocks, nn.ModuleList):
+        return tuple(f"visual.transformer.resblocks.{i}" for i in range(len(blocks)))
+    stages = [f"layer{i}" for i in range(1, 5) if hasattr(visual, f"layer{i}")]
+    return tuple(f"visual.{s}" for s in stages)
+
+
+def build_clip(arch: str, *, num_classes: int = 2) -> ClipImageModel:
+    """open_clip ``arch``'s image tower (random weights) with a new ``num_classes`` head."""
+    open_clip = open_clip_module()
+    if arch not in open_clip.list_models():
+        raise VsentError(f"unknown CLIP architecture {arch!r} (open_clip knows: "
+                         f"{', '.join(open_clip.list_models()[:8])}, ...)")
+    clip = random_clip(arch)
+    visual = clip.visual
+    embed_dim = int(open_clip.get_model_config(arch)["embed_dim"])
+    pre, facts = clip_preprocess(visual)
+    probes = _probe_layers(visual)
+    info_base = dict(name=PREFIX + arch, family="clip", preprocess=pre, num_outputs=num_classes,
+                     head="head", new_layers=("head",), feature_dim=embed_dim,
+                     extra={**facts, "open_clip_arch": arch})
+    model = ClipImageModel(visual, embed_dim, num_classes, ModelInfo(
+        **info_base, probe_layers=(), cam_layer=""))
+    pools = probe_pools(model, probes, pre.crop)
+    cams = [p for p in probes if pools.get(p) == "avg"]
+    model.info = ModelInfo(**info_base, probe_layers=probes, probe_pool=pools,
+                           cam_layer=cams[-1] if cams else "")
+    return model
+
+
+# --- weights ----------------------------------------------------------------------------------
+
+
+def tags(arch: str) -> list[str]:
+    """open_clip's pretrained tags of ``arch`` (``openai``, ``laion2b_s34b_b79k``, ...)."""
+    return list(open_clip_module().list_pretrained_tags_by_model(arch))
+
+
+def weights_location(arch: str, tag: str) -> str:
+    """The URL or Hugging Face repository open_clip downloads ``arch``/``tag`` from."""
+    cfg = open_clip_module().get_pretrained_cfg(arch, tag) or {}
+    if cfg.get("hf_hub"):
+        return f"https://huggingface.co/{cfg['hf_hub'].rstrip('/')}"
+    return cfg.get("url") or "nowhere (open_clip lists no file for it)"
+
+
+def offline_message(arch: str, tag: str, exc: BaseException | None = None) -> str:
+    """One line: what open_clip could not download, where it looks, and the --init PATH way."""
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE as cache
+    except ImportError:  # pragma: no cover - open_clip depends on huggingface_hub
+        cache = "the Hugging Face cache"
+    why = f" ({type(exc).__name__})" if exc is not None else ""
+    return (f"cannot download CLIP weights {arch}/{tag}{why} (no network?): fetch "
+            f"{weights_location(arch, tag)} into {cache} (open_clip's cache), or pass --init "
+            f"PATH to an open_clip state dict (.pth, .bin or .safetensors)")
+
+
+def load_clip(arch: str, tag: str) -> nn.Module:
+    """The full open_clip model ``arch`` with the weights of ``tag`` (open_clip downloads them
+    if needed); :class:`WeightsError` with :func:`offline_message` when it cannot."""
+    open_clip = open_clip_module()
+    if tag not in tags(arch):
+        raise WeightsError(f"clip/{arch}: unknown pretrained tag {tag!r} (open_clip has: "
+                           f"{', '.join(tags(arch)) or 'none'})")
+    try:
+        # require_pretrained: a failed download must raise, not leave random weights behind
+        return open_clip.create_model(arch, pretrained=tag, require_pretrained=True)
+    except Exception as exc:  # hub, HTTP and OS errors differ with the download backend
+        raise WeightsError(offline_message(arch, tag, exc)) from exc
+
+
+def pretrained_weights(arch: str, tag: str):
+    """The :class:`vsent.models.weights.PretrainedWeights` record of ``arch`` with ``tag``."""
+    from vsent.models.weights import PretrainedWeights
+
+    open_clip = open_clip_module()
+    cfg = open_clip.get_pretrained_cfg(arch, tag) or {}
+    # the tower's own facts from its configuration: no model is built here
+    tower = SimpleNamespace(image_size=open_clip.get_model_config(arch)["vision_cfg"].get(
+        "image_size", 224))
+    pre, _ = clip_preprocess(tower, {k: cfg.get(k) for k in ("mean", "std", "interpolation")})
+
+    def loader(model: nn.Module) -> dict[str, Tensor]:
+        state = load_clip(arch, tag).state_dict()
+        return {k: v for k, v in state.items() if k.startswith("visual.")}
+
+    return PretrainedWeights(loader=loader, preprocess=pre,
+                             source=f"open_clip {arch} {tag} ({weights_location(arch, tag)})",
+                             licence="not stated by open_clip")
+
+
+def describe_weights(arch: str, init: str) -> dict[str, Any]:
+    """Card entry for ``--init init`` of ``clip/arch`` (no download, no model build)."""
+    if init in tags(arch):
+        return {"source": f"open_clip pretrained weights {arch} {init}", "library": "open_clip",
+                "tag": init, "licence": None, "location": weights_location(arch, init)}
+    return {"source": "weights file (open_clip key names)", "library": "open_clip",
+            "location": init}
+
+
+def interpolation_of(arch: str) -> str:
+    """CLIP's resampling filter (open_clip uses bicubic for every tower it configures)."""
+    cfg = open_clip_module().get_model_config(arch) or {}
+    return (cfg.get("preprocess_cfg") or {}).get("interpolation", "bicubic")
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+
+def list_names(pattern: str = "*") -> list[str]:
+    """``clip/<arch>`` for the open_clip architectures matching ``pattern`` (only when the
+    pattern names the family, e.g. ``clip/*``: the catalogue is long)."""
+    if not pattern.startswith(PREFIX):
+        return []
+    return [n for n in (PREFIX + a for a in open_clip_module().list_models())
+            if fnmatch.fnmatchcase(n, pattern)]
+
+
+def resolve(name: str):
+    """Registry entry of ``clip/<arch>`` (see :func:`vsent.models.registry.register_family`).
+
+    It carries no ``imagenet`` weights: CLIP weights are chosen by tag (:func:`pretrained_weights`).
+    """
+    from vsent.models.registry import ModelEntry
+
+    arch = name[len(PREFIX):]
+    if arch not in open_clip_module().list_models():
+        raise VsentError(f"unknown CLIP architecture {arch!r} (list them with "
+                         f"`vsent models 'clip/*'`)")
+
+    def builder(*, num_classes: int = 2) -> ClipImageModel:
+        return build_clip(arch, num_classes=num_classes)
+
+    builder.__name__ = builder.__qualname__ = name
+    return ModelEntry(name, builder, None)
+
+
+def register() -> None:
+    """Register the ``clip/`` family (idempotent)."""
+    from vsent.models import registry
+
+    if PREFIX not in getattr(registry, "_FAMILIES", {}):
+        registry.register_family(PREFIX, resolve, list_names)
+
+
+register()

@@ -1,0 +1,295 @@
+"""Rendering of a reproduction report: rows, tables, cells, Markdown and the figure helper.
+
+A report (``report.json``) is a dict with ``title``, ``header``, ``tables``, ``figures``,
+``notes``, ``weights``, ``weights_failures`` and ``steps``. A table is a dict::
+
+    {"id", "title", "columns", "rows", "unit": "fraction"|"percent", "note",
+     "wide": None | {"by": i, "values": [...], "labels": [...]}}
+
+and a row (one measured number beside one published number)::
+
+    {"cells": [...], "paper": None | {"mean", "std", "source", "k"},
+     "ours": None | {"mean", "std"}, "weights": str,
+     "run_dir": str | None, "file": str, "key": [...]}
+
+``paper`` None: the paper has no such row; ``run_dir`` None: the paper's row is not reproduced
+by vsent (no measured number exists); ``ours`` None with a ``run_dir``: its sub-run did not run.
+A ``wide`` table is printed with one pair of paper / ours columns per value of ``cells[by]``
+(e.g. the three Twitter I subsets), one line per remaining cells.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from vsent import papers
+
+#: Label of every row measured with randomly initialised networks.
+RANDOM_LABEL = "random init, not comparable to the paper"
+#: Shown for a published cell whose value is not available.
+NOT_AVAILABLE = papers.NOT_AVAILABLE_TEXT
+#: Old name of :data:`NOT_AVAILABLE`.
+NOT_VERIFIED = NOT_AVAILABLE
+#: Shown for a row the paper does not have.
+NOT_IN_PAPER = "n/a (not in the paper)"
+#: Shown for a measured cell whose sub-run did not run.
+NOT_RUN = "not run"
+#: Shown for a row of the paper that vsent does not reproduce.
+NOT_REPRODUCED = "not reproduced"
+
+
+# --------------------------------------------------------------------------------------------
+# rows and tables
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """A sub-run's JSON file, or ``default`` when it has not been written (yet)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def lookup(run_dir: Path, file: str, key: Sequence[str | int]) -> dict[str, float] | None:
+    """``{"mean", "std"}`` at ``key`` in ``run_dir/file`` (JSON), or None if not there.
+
+    A string key walks into a mapping. An integer key ``i`` picks element ``i`` of a node whose
+    ``mean`` and ``std`` are lists (e.g. ``k_sweep.json``: ``["ar", 0]`` is K = 1).
+    """
+    path = Path(run_dir) / file
+    if not path.exists():
+        return None
+    node: Any = json.loads(path.read_text())
+    for k in key:
+        if isinstance(k, int):
+            if not (isinstance(node, Mapping) and isinstance(node.get("mean"), list)
+                    and -len(node["mean"]) <= k < len(node["mean"])):
+                return None
+            std = node.get("std")
+            node = {"mean": node["mean"][k],
+                    "std": std[k] if isinstance(std, list) else 0.0}
+            continue
+        if not isinstance(node, Mapping) or k not in node:
+            return None
+        node = node[k]
+    if not isinstance(node, Mapping) or not isinstance(node.get("mean"), int | float):
+        return None
+    return {"mean": float(node["mean"]), "std": float(node.get("std", 0.0))}
+
+
+def published_dict(published: papers.Published | None) -> dict[str, Any] | None:
+    """A published value as the report stores it (None: the paper has no such row)."""
+    if published is None:
+        return None
+    return {"mean": published.mean, "std": published.std, "source": published.source,
+            "k": published.k}
+
+
+def make_row(cells: Sequence[str], published: papers.Published | None, *, out: Path,
+             run_dir: Path | None, file: str = "", key: Sequence[str | int] = (),
+             weights: str = "") -> dict[str, Any]:
+    """One row: the published value and ours, read from ``run_dir/file`` at ``key``.
+
+    ``run_dir`` None: the paper's row is not reproduced here (ours is :data:`NOT_REPRODUCED`).
+    The run directory is named relative to ``out`` when inside it.
+    """
+    return {
+        "cells": list(cells),
+        "paper": published_dict(published),
+        "ours": None if run_dir is None else lookup(run_dir, file, key),
+        "weights": weights,
+        "run_dir": None if run_dir is None else relative(out, run_dir),
+        "file": file,
+        "key": list(key),
+    }
+
+
+def relative(out: Path, path: Path) -> str:
+    """``path`` relative to ``out`` when inside it, else absolute."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(out).resolve()))
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def make_table(table_id: str, title: str, columns: Sequence[str], rows: list[dict], *,
+               unit: str = "fraction", note: str = "",
+               wide: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A report table (see the module docstring); ``unit`` "percent" prints values x 100."""
+    return {"id": table_id, "title": title, "columns": list(columns), "rows": rows,
+            "unit": unit, "note": note, "wide": None if wide is None else dict(wide)}
+
+
+# --------------------------------------------------------------------------------------------
+# cells
+
+
+def fmt(value: Mapping[str, Any] | None, unit: str = "fraction") -> str:
+    """``0.612 +- 0.046`` (fraction) or ``61.23 +- 4.56 %`` (percent); "" for None."""
+    if value is None or value.get("mean") is None:
+        return ""
+    scale, suffix, digits = (100.0, " %", 2) if unit == "percent" else (1.0, "", 3)
+    text = f"{scale * value['mean']:.{digits}f}"
+    if value.get("std") is not None:
+        text += f" +- {scale * value['std']:.{digits}f}"
+    return text + suffix
+
+
+def paper_cell(row: Mapping[str, Any], unit: str = "fraction") -> str:
+    """The ``paper`` cell of a row: the published value (with its best K), or why none."""
+    if row["paper"] is None:
+        return NOT_IN_PAPER
+    if row["paper"]["mean"] is None:
+        return NOT_AVAILABLE
+    text = fmt(row["paper"], unit)
+    if row["paper"].get("k") is not None:
+        text += f" (K = {row['paper']['k']})"
+    return text
+
+
+def ours_cell(row: Mapping[str, Any], unit: str = "fraction") -> str:
+    """The ``ours (mean +- std)`` cell: the measured value, ``not run`` or ``not reproduced``."""
+    if row.get("run_dir", "") is None:
+        return NOT_REPRODUCED
+    return NOT_RUN if row["ours"] is None else fmt(row["ours"], unit)
+
+
+def weights_label(w: Mapping[str, Any]) -> str:
+    """How a row's networks were initialised, for the report's ``weights`` column."""
+    used = w.get("used")
+    if used == "random":
+        return RANDOM_LABEL
+    if used == "imagenet":
+        return f"ImageNet ({w.get('model')})"
+    if used is None:
+        return "n/a"
+    return f"`{used}`"
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _md_line(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def table_markdown(t: Mapping[str, Any]) -> list[str]:
+    """Lines of one table: a heading, its note, then the Markdown table."""
+    unit = t["unit"]
+    lines = [f"## {t['title']}", ""]
+    if t.get("note"):
+        lines += [t["note"], ""]
+    wide = t.get("wide")
+    if not wide:
+        cols = [*t["columns"], "paper", "ours (mean +- std)", "weights", "run dir"]
+        lines += [_md_line(cols), "|" + "---|" * len(cols)]
+        for r in t["rows"]:
+            run = "" if r["run_dir"] is None else f"`{r['run_dir']}`"
+            lines.append(_md_line([*r["cells"], paper_cell(r, unit), ours_cell(r, unit),
+                                   r["weights"], run]))
+        lines.append("")
+        return lines
+    by, values = wide["by"], list(wide["values"])
+    labels = list(wide.get("labels") or values)
+    cols = [c for i, c in enumerate(t["columns"]) if i != by]
+    for label in labels:
+        cols += [f"{label}: paper", f"{label}: ours"]
+    cols += ["weights", "run dirs"]
+    lines += [_md_line(cols), "|" + "---|" * len(cols)]
+    groups: dict[tuple[str, ...], dict[str, dict]] = {}
+    for r in t["rows"]:
+        head = tuple(c for i, c in enumerate(r["cells"]) if i != by)
+        groups.setdefault(head, {})[r["cells"][by]] = r
+    for head, by_value in groups.items():
+        cells = list(head)
+        for v in values:
+            r = by_value.get(v)
+            cells += ["", ""] if r is None else [paper_cell(r, unit), ours_cell(r, unit)]
+        some = next(iter(by_value.values()))
+        runs = [f"`{r['run_dir']}`" for r in by_value.values() if r["run_dir"] is not None]
+        cells += [some["weights"] if runs else "", ", ".join(dict.fromkeys(runs))]
+        lines.append(_md_line(cells))
+    lines.append("")
+    return lines
+
+
+def report_markdown(report: Mapping[str, Any]) -> str:
+    """``report.md``: header, weights warning, one table per paper table, figures, notes."""
+    h = report["header"]
+    lines = [f"# Reproduction: {report['title']}", ""]
+    failures = report.get("weights_failures") or []
+    if failures:
+        lines += ["> **Pretrained weights were not available: the networks below were trained "
+                  f"from random weights, and their rows are labelled \"{RANDOM_LABEL}\".**",
+                  ">"]
+        lines += [f"> Reason: `{r}`" for r in failures]
+        lines.append("")
+    if h["quick"]:
+        lines += ["> **Quick mode**: a CPU-sized version of the paper's experiments (see "
+                  "Notes for exactly what was reduced); the numbers are not the paper's "
+                  "recipe.", ""]
+    m, v = h["machine"], h["versions"]
+    groups: dict[str, list[str]] = {}  # weights label -> sub-runs
+    for name, w in report["weights"].items():
+        label = weights_label(w)
+        if w.get("requested") and w.get("requested") != w.get("used"):
+            label += f" (asked for {w['requested']})"
+        groups.setdefault(label, []).append(f"`{name}`")
+    weights = [f"{label}: {', '.join(names)}" for label, names in groups.items()]
+    lines += [
+        f"- command: `{h['command']}`",
+        f"- date: {h['date']}; time spent: {h['seconds_this_session'] / 60:.1f} min this "
+        f"session, {h['seconds_all_sessions'] / 60:.1f} min in all sub-runs",
+        f"- machine: {m['platform']}, {m['cpus']} CPUs, {m['torch_threads']} torch threads, "
+        f"CUDA: {m['cuda'] or 'none'}",
+        "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
+        f"- mode: {'quick (CPU-sized)' if h['quick'] else 'full (the paper recipe)'}",
+        f"- data: `{h['data']}` (subset {h['subset'] or 'see tables'}, folds "
+        f"{h['folds'] or 'of the run'})",
+        "- weights: " + ("; ".join(weights) if weights else "n/a"),
+        "",
+        "Each measured cell is the mean +- std over folds read from the `run dir` (relative "
+        "to this report's folder) and its file and key listed in `report.json`; each "
+        "published cell names its paper and table in `report.json` (`paper.source`). "
+        f"`{NOT_AVAILABLE}`: the paper has the cell but its value is not available here; "
+        f"`{NOT_IN_PAPER}`: the paper has no such row; `{NOT_REPRODUCED}`: a row of the paper "
+        "that vsent does not reproduce.",
+        "",
+    ]
+    for t in report["tables"]:
+        lines += table_markdown(t)
+    if report.get("figures"):
+        lines += ["## Figures", ""]
+        lines += [f"![{f}]({f})" for f in report["figures"]]
+        lines.append("")
+    lines += ["## Notes and deviations from the paper", ""]
+    lines += [f"- {n}" for n in report["notes"]]
+    lines += ["", "## Sub-runs", "", "| sub-run | status | seconds |", "|---|---|---:|"]
+    for name, e in report["steps"].items():
+        lines.append(f"| `{name}` | {e['status']} | {e['seconds']:.0f} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# figures
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (imported here: plotting is the slow import)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, out: Path, name: str) -> str:
+    """Save ``fig`` as ``out/name`` (110 dpi), close it, return ``name`` for the report."""
+    fig.tight_layout()
+    fig.savefig(Path(out) / name, dpi=110)
+    pyplot().close(fig)
+    return name

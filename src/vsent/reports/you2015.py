@@ -1,0 +1,233 @@
+"""``vsent reproduce you2015``: You et al. 2015, the Twitter table ("Table 6").
+
+The hand-crafted baselines (GCH, LCH, GCH+BoW, LCH+BoW: ``baselines``) and the 2CONV-4FC
+network on the five/four/three-agree subsets: from random weights (``pcnn-<subset>``) or, with
+``init`` a pre-trained checkpoint, by domain transfer (``transfer``, Algorithm 2). You et al.'s
+PCNN and the SentiBank row, known from the accuracies other papers quote, are listed beside
+ours as rows vsent does not reproduce (no weakly labelled Flickr set, no ANP detectors).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from vsent import papers
+from vsent.crossval import RunConfig
+from vsent.errors import VsentError, WeightsError
+from vsent.reports import render
+from vsent.reports.runner import Paper, Session, register_paper
+from vsent.train import TrainConfig
+
+#: Table 6 feature sets of You et al. (in the paper's order).
+YOU_FEATURES = ("gch", "lch", "gch+bow", "lch+bow")
+#: Rows of the table known only from other papers' quotes: row -> label (not reproduced).
+QUOTED_ROWS = {"pcnn": "PCNN (You et al.; quoted by Sun et al.)",
+               "sentibank": "SentiBank (quoted by Sun et al.)"}
+
+
+@dataclass
+class You2015Plan:
+    """You et al. 2015, Table 6.
+
+    Attributes
+    ----------
+    template : RunConfig
+        The 2CONV-4FC cross-validation (``subset`` is replaced per subset). ``init`` is
+        ``"random"`` or a vsent checkpoint pre-trained on a weakly labelled set, which is then
+        fine-tuned per fold by :func:`vsent.analyses.pcnn.transfer` (Algorithm 2).
+    subsets : tuple of str
+        All three subsets, or one.
+    baselines : dict
+        Keyword arguments of :func:`vsent.analyses.baselines.run_baselines`.
+    transfer_train : TrainConfig
+        Fine-tuning recipe of the domain transfer (used with a checkpoint ``init``).
+    """
+
+    paper: ClassVar[str] = "you2015"
+    template: RunConfig
+    subsets: tuple[str, ...] = ("five", "four", "three")
+    baselines: dict[str, Any] = field(default_factory=dict)
+    transfer_train: TrainConfig | None = None
+    reductions: list[str] = field(default_factory=list)
+
+
+@register_paper
+class You2015(Paper):
+    name = "you2015"
+    title = papers.YOU2015
+
+    def make_plan(self, data: str, *, quick: bool, init: str | None, device: str, seed: int,
+                  run: str | None) -> You2015Plan:
+        from vsent.analyses.pcnn import PRESETS as PCNN_PRESETS
+        from vsent.analyses.pcnn import TRANSFER_TRAIN
+
+        train = PCNN_PRESETS["you2015"]["train"].replace(device=device)
+        transfer_train = TRANSFER_TRAIN.replace(device=device)
+        baselines: dict[str, Any] = {"features": YOU_FEATURES}
+        reductions = []
+        if quick:
+            from vsent.analyses.baselines import run_baselines
+
+            train = train.replace(epochs=2)
+            transfer_train = transfer_train.replace(epochs=2)
+            defaults = inspect.signature(run_baselines).parameters
+            baselines.update(k=100, max_descriptors=20_000)
+            full_epochs = PCNN_PRESETS["you2015"]["train"].epochs
+            reductions = [
+                f"2CONV-4FC trained for 2 epochs instead of {full_epochs} (from random "
+                f"weights) or {TRANSFER_TRAIN.epochs} (domain transfer)",
+                "BoW vocabulary k = 100 words from at most 20,000 SIFT descriptors per fold "
+                f"(vsent default {defaults['k'].default} from "
+                f"{defaults['max_descriptors'].default:,})",
+            ]
+        template = RunConfig(data=data, model="pcnn", init=init or "random", train=train,
+                             seed=seed, preset=None)
+        return You2015Plan(template=template, baselines=baselines,
+                           transfer_train=transfer_train, reductions=reductions)
+
+    def subsets(self, plan: You2015Plan) -> str | None:
+        return ", ".join(plan.subsets)
+
+    def steps(self, plan: You2015Plan) -> list[str]:
+        cnn = ["transfer"] if plan.template.init != "random" else []
+        return ["baselines", *cnn, *[f"pcnn-{s}" for s in plan.subsets]]
+
+    def run(self, plan: You2015Plan, s: Session) -> dict[str, Any]:
+        from vsent.analyses import baselines as B
+
+        subsets = tuple(plan.subsets)
+        if set(subsets) == set(B.SUBSETS) and len(subsets) == 3:
+            subset_arg = "all"
+        elif len(subsets) == 1 and subsets[0] in B.SUBSETS:
+            subset_arg = subsets[0]
+        else:
+            raise VsentError(f"you2015 subsets must be all three or one of "
+                             f"{', '.join(B.SUBSETS)}, got {list(subsets)}")
+        t = plan.template
+        base_dir = s.out / "baselines"
+        kwargs = {"features": YOU_FEATURES, **plan.baselines}
+        s.step("baselines", lambda: (base_dir / "table.json").exists(),
+               lambda: B.run_baselines(t.data, subset=subset_arg, folds_spec=t.folds,
+                                       out=base_dir, seed=t.seed, skip_bad=t.skip_bad,
+                                       progress=s.progress, **kwargs))
+        cnn_dirs, cnn_weights, cnn_label = _cnn(plan, s, subsets)
+
+        extra = [f for f in kwargs["features"] if f not in YOU_FEATURES]
+
+        def published(row: str, sub: str, metric: str) -> papers.Published | None:
+            """A baseline cell of Table 6 (None: not a row of the paper)."""
+            return papers.YOU2015_TABLE6[row][sub][metric] if row in YOU_FEATURES else None
+
+        def rows_for(metric: str, quoted: bool = False) -> list[dict]:
+            rows = []
+            for sub in subsets:
+                for feat in (*YOU_FEATURES, *extra, "always-positive"):
+                    rows.append(s.row([B.LABELS.get(feat, feat), sub, metric],
+                                      published(feat, sub, metric), base_dir / sub / feat,
+                                      "summary.json", [metric], "n/a (no network)"))
+                rows.append(s.row([cnn_label, sub, metric],
+                                  papers.YOU2015_CNN.get(sub, {}).get(metric),
+                                  cnn_dirs[sub], "summary.json", [metric], cnn_weights))
+                if quoted:
+                    rows += [s.row([label, sub, metric], papers.YOU2015_TABLE6[r][sub][metric],
+                                   None) for r, label in QUOTED_ROWS.items()]
+            return rows
+
+        tables = [
+            render.make_table(
+                "table6", "Table 6: 5-fold accuracy on Twitter I (five / four / three agree)",
+                ["method", "subset", "metric"], rows_for("accuracy", quoted=True),
+                note="Published CNN value beside ours: You et al.'s fine-tuned 2CONV-4FC "
+                     f"({papers.YOU2015_CNN['five']['accuracy'].source}). Their PCNN and "
+                     "SentiBank rows are known only from Sun et al. 2016, Table 1; networks "
+                     "pre-trained on ~0.5 M weakly labelled Flickr images are not reproduced "
+                     "without that data. The hand-crafted rows' published values are not "
+                     "available."),
+            render.make_table(
+                "table6-prf", "Table 6: precision, recall and F1 of the positive class",
+                ["method", "subset", "metric"],
+                rows_for("precision") + rows_for("recall") + rows_for("f1")),
+        ]
+        return {"tables": tables, "figures": [_figure(s.out, tables[0], subsets)]}
+
+    def notes(self, plan: You2015Plan, s: Session, report: Mapping[str, Any]) -> list[str]:
+        return [
+            "Folds: the 5 campos splits of each subset (the same folds as the CNN runs); "
+            "You et al.'s own folds are not published.",
+            "Baselines: GCH/LCH/SIFT BoW as vsent.analyses.baselines implements them after "
+            "Siersdorfer et al. 2010; a linear SVM with C chosen by inner CV.",
+            "Of You et al.'s Table 6 only accuracies quoted by other papers are known: the "
+            "CNN on five-agree (Campos et al. 2015, Table 1), PCNN and SentiBank on the three "
+            "subsets (Sun et al. 2016, Table 1); precision / recall / F1 and the hand-crafted "
+            "rows are not available.",
+        ]
+
+
+def _cnn(plan: You2015Plan, s: Session, subsets: Sequence[str],
+         ) -> tuple[dict[str, Path], str, str]:
+    """The CNN row's sub-runs: domain transfer of a checkpoint, or 2CONV-4FC from random."""
+    from vsent.analyses import pcnn as P
+
+    t = plan.template
+    use_transfer = t.init != "random"
+    if use_transfer and "transfer" not in s.weights:
+        try:
+            P.checkpoint_spec(t.init)
+            reason = None
+        except WeightsError as e:
+            reason = " ".join(str(e).split())
+        s.weights["transfer"] = {"model": t.model, "requested": t.init,
+                                 "used": "random" if reason else t.init, "reason": reason}
+        s.save()
+    if use_transfer and s.weights["transfer"]["used"] != "random":
+        tdir = s.out / "transfer"
+        tcfg = P.TransferConfig(model=t.init, data=t.data, subsets=list(subsets), folds=t.folds,
+                                train=plan.transfer_train or P.TRANSFER_TRAIN,
+                                oversample=t.oversample, skip_bad=t.skip_bad, seed=t.seed,
+                                eval_batch_size=t.eval_batch_size)
+        s.step("transfer", lambda: (tdir / "transfer.json").exists(),
+               lambda: P.transfer(tcfg, tdir, resume=(tdir / "config.json").exists(),
+                                  progress=s.progress))
+        return ({sub: tdir / sub for sub in subsets}, s.weights_label("transfer"),
+                "2CONV-4FC, pre-trained checkpoint + domain transfer")
+    random_cfg = dataclasses.replace(t, init="random")
+    dirs = {sub: s.crossval(f"pcnn-{sub}", dataclasses.replace(random_cfg, subset=sub))
+            for sub in subsets}
+    return (dirs, render.RANDOM_LABEL + " (no weakly labelled pre-training)",
+            "2CONV-4FC from random weights, Twitter only")
+
+
+def _figure(out: Path, table: dict, subsets: Sequence[str]) -> str:
+    """you2015.png: accuracy per method and subset (ours as bars, published as diamonds)."""
+    plt = render.pyplot()
+    methods = list(dict.fromkeys(r["cells"][0] for r in table["rows"]))
+    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(methods)), 4.2))
+    x = np.arange(len(methods))
+    width = 0.8 / max(len(subsets), 1)
+    for i, sub in enumerate(subsets):
+        means, stds, pts = [], [], []
+        for j, m in enumerate(methods):
+            r = next(r for r in table["rows"] if r["cells"][0] == m and r["cells"][1] == sub)
+            means.append(r["ours"]["mean"] if r["ours"] else np.nan)
+            stds.append(r["ours"]["std"] if r["ours"] else 0.0)
+            if r["paper"] and r["paper"]["mean"] is not None:
+                pts.append((j, r["paper"]["mean"]))
+        off = (i - (len(subsets) - 1) / 2) * width
+        ax.bar(x + off, means, width, yerr=stds, capsize=2, label=f"ours, {sub}-agree")
+        if pts:
+            px, py = zip(*pts, strict=True)
+            ax.plot(np.asarray(px) + off, py, "kD", ms=6,
+                    label="published" if i == 0 else None)
+    ax.set_xticks(x, methods, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("accuracy, mean +- std over folds")
+    ax.set_ylim(0, 1)
+    ax.set_title("You et al. 2015, Table 6 (published: diamonds)")
+    ax.legend(fontsize=7, loc="lower right")
+    return render.save_figure(fig, out, "you2015.png")

@@ -1,0 +1,513 @@
+"""The ``vsent serve`` application: FastAPI endpoints, the web page, metrics.
+
+Endpoints
+---------
+``POST /v1/predict``  multipart upload of one or more images (field ``files``); options
+    ``oversample``, ``explain`` (Grad-CAM overlay, base64 PNG) and ``regions`` (late fusion
+    with affective regions) as form fields or query parameters. Returns ``{"results": [...]}``,
+    one entry per image in upload order: ``name, prob_positive, label, error`` (+ ``heatmap``,
+    ``regions``).
+``GET /v1/model``  the model card. ``GET /healthz``  liveness. ``GET /metrics``  Prometheus text.
+``GET /``  the web page (``static/``, no external resources). ``GET /docs``  OpenAPI docs.
+
+Status codes: 200 when at least one image was scored (a bad image fails only its own entry);
+413 for a request, upload or image above a limit; 422 for a request whose every image is
+unreadable (the detail names each part and why), or bad options; 415 for a body that is not
+multipart; 503 when the service is overloaded or a request passes its deadline. User input
+never causes a 500.
+
+Threads: the event loop only parses and dispatches. Images decode in a thread pool; the batched
+forward passes run in one model thread (:class:`~vsent.serve.batching.MicroBatcher`); Grad-CAM
+runs in the model thread too, between batches (its hooks must not see a batched forward pass);
+affective regions (slow: proposals, then one forward pass per image) run one at a time in a
+third thread, so they do not hold up the batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import os
+import time
+from collections.abc import AsyncGenerator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from vsent import __version__
+from vsent.errors import ImageError, VsentError
+from vsent.predict import Predictor
+from vsent.serve.batching import BATCH_BUCKETS, MicroBatcher
+from vsent.serve.limits import Limits, TooLarge, check_pixels
+
+__all__ = ["ServeConfig", "Service", "create_app", "model_card"]
+
+log = logging.getLogger("vsent")
+STATIC = Path(__file__).parent / "static"
+#: Longer side of the Grad-CAM overlay returned by ``explain`` (pixels).
+HEATMAP_MAX_SIDE = 512
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Settings of the service besides the model.
+
+    max_batch : images per forward pass [32]. max_wait_ms : how long a request waits for others
+    to share its batch [5 ms]. decode_workers : image decoding threads [CPUs].
+    k, alpha, beta, n_proposals : affective regions (as ``vsent predict --regions``).
+    """
+
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+    decode_workers: int | None = None
+    limits: Limits = field(default_factory=Limits)
+    k: int = 11
+    alpha: float = 1.0
+    beta: float = 0.5
+    n_proposals: int = 100
+
+    def validate(self) -> ServeConfig:
+        if self.max_batch < 1:
+            raise VsentError(f"--max-batch must be >= 1, got {self.max_batch}")
+        if self.max_wait_ms < 0:
+            raise VsentError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
+        if self.decode_workers is not None and self.decode_workers < 1:
+            raise VsentError(f"--workers must be >= 1, got {self.decode_workers}")
+        self.limits.validate()
+        return self
+
+
+class HTTPProblem(Exception):
+    """A request answered with ``status`` and a JSON ``detail`` (never a 500)."""
+
+    def __init__(self, status: int, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.extra = status, detail, extra
+
+
+# --------------------------------------------------------------------------------------------
+# the building blocks of vsent.predict, behind one adapter each
+
+
+def decode_image(predictor: Predictor, data: bytes) -> np.ndarray:
+    """Encoded bytes -> uint8 (S, S, 3), S = the model's resize; ImageError with the reason."""
+    return predictor.decode(data)
+
+
+def predict_arrays(predictor: Predictor, arrays: np.ndarray) -> np.ndarray:
+    """uint8 (N, S, S, 3) -> softmax scores (N, C), with the predictor's oversampling."""
+    return predictor.predict_arrays(arrays)
+
+
+def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str, Any]:
+    """What ``GET /v1/model`` answers: :func:`vsent.models.card.model_card` of the checkpoint
+    (architecture, weights, training data, the run's cross-validated metrics, preprocessing,
+    versions) plus ``vsent_version``, the version serving it.
+
+    The checkpoint's path is cut to its file name (the server's folders are nobody's business).
+    A predictor built in Python without a checkpoint gets what the model itself says.
+    """
+    if checkpoint is not None:
+        from vsent.models.card import model_card as card_of
+
+        card = dict(card_of(checkpoint))
+        card["checkpoint"] = Path(checkpoint).name
+    else:
+        model = predictor.model
+        spec = dict(getattr(model, "spec", None) or {"name": type(model).__name__})
+        card = {"checkpoint": None,
+                "model": {"name": spec.pop("name", None), "num_classes": spec.pop("num_classes",
+                                                                                 None),
+                          "class_names": list(predictor.class_names), "options": spec},
+                "weights": None, "training": None, "metrics": None,
+                "preprocess": model.preprocess.to_dict(), "versions": None}
+    card["vsent_version"] = __version__
+    return card
+
+
+# --------------------------------------------------------------------------------------------
+# the service
+
+
+@dataclass
+class _Entry:
+    name: str
+    where: str  # how messages name it: "<file name> (part <i>)"
+    data: bytes = b""
+    array: np.ndarray | None = None
+    error: str = ""
+    status: int = 200  # 413 or 422 when the entry failed
+    out: dict[str, Any] = field(default_factory=dict)
+
+
+class Service:
+    """State shared by the requests: predictors, thread pools, batchers and counters."""
+
+    def __init__(self, predictor: Predictor, *, checkpoint: str | Path | None = None,
+                 config: ServeConfig | None = None) -> None:
+        self.config = (config or ServeConfig()).validate()
+        self.limits = self.config.limits
+        # the same weights with and without 10-crop oversampling (a per-request option)
+        self.predictors = {
+            ov: Predictor(predictor.model, class_names=predictor.class_names, oversample=ov,
+                          batch_size=self.config.max_batch, device=str(predictor.device))
+            for ov in (False, True)
+        }
+        self.model = predictor.model
+        self.device = predictor.device
+        self.class_names = list(predictor.class_names)
+        self.card = model_card(checkpoint, predictor)
+        self.model_pool = ThreadPoolExecutor(1, thread_name_prefix="vsent-model")
+        self.aux_pool = ThreadPoolExecutor(1, thread_name_prefix="vsent-aux")
+        self.decode_pool = ThreadPoolExecutor(self.config.decode_workers or os.cpu_count() or 2,
+                                              thread_name_prefix="vsent-decode")
+        wait = self.config.max_wait_ms / 1000.0
+        self.batchers = {
+            ov: MicroBatcher(lambda a, p=p: predict_arrays(p, a), self.model_pool,
+                             max_batch=self.config.max_batch, max_wait_s=wait)
+            for ov, p in self.predictors.items()
+        }
+        self._detector = None
+        self.inflight = 0
+        self.responses: dict[int, int] = {}
+        self.images_ok = 0
+        self.images_failed = 0
+
+    def close(self) -> None:
+        for pool in (self.decode_pool, self.aux_pool, self.model_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---- one request --------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> JSONResponse:
+        """Answer ``POST /v1/predict``, counting the status."""
+        try:
+            if self.inflight >= self.limits.max_inflight:
+                raise HTTPProblem(503, f"overloaded: {self.inflight} requests in progress "
+                                       f"(--max-inflight {self.limits.max_inflight}); retry later")
+            self.inflight += 1
+            try:
+                status, body = await asyncio.wait_for(self._predict(request),
+                                                      self.limits.timeout_s)
+            except TimeoutError:
+                raise HTTPProblem(503, f"request took longer than {self.limits.timeout_s:g} s "
+                                       "(--timeout); retry later or send fewer images") from None
+            finally:
+                self.inflight -= 1
+        except HTTPProblem as e:
+            status, body = e.status, {"detail": e.detail, **e.extra}
+        self.responses[status] = self.responses.get(status, 0) + 1
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def _predict(self, request: Request) -> tuple[int, dict[str, Any]]:
+        uploads, fields = await self._read_form(request)
+        opts = {k: _flag(k, fields.get(k, request.query_params.get(k, "")))
+                for k in ("oversample", "explain", "regions")}
+        if opts["regions"] and opts["oversample"]:
+            raise HTTPProblem(422, "regions scores centre crops: it cannot be combined with "
+                                   "oversample")
+        entries = [self._entry(i, up, data) for i, (up, data) in enumerate(uploads)]
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(self._decode(loop, e) for e in entries if not e.error))
+        good = [e for e in entries if not e.error]
+        if good and not opts["regions"]:
+            batch = np.stack([e.array for e in good])
+            probs = await self.batchers[opts["oversample"]].submit(batch)
+            for e, p in zip(good, probs, strict=True):
+                e.out = self._scores(p)
+        for e in good:  # per image and slow: outside the micro-batches, one at a time
+            if opts["regions"]:
+                await self._regions(loop, e)
+            if opts["explain"] and not e.error:
+                await self._explain(loop, e)
+        self.images_ok += sum(not e.error for e in entries)
+        self.images_failed += sum(bool(e.error) for e in entries)
+        results = [self._result(e, opts) for e in entries]
+        failed = [e for e in entries if e.error]
+        if len(failed) == len(entries):
+            status = 413 if all(e.status == 413 for e in failed) else 422
+            return status, {"detail": "; ".join(e.error for e in failed), "results": results}
+        return 200, {"results": results}
+
+    async def _read_form(self, request: Request) -> tuple[list[tuple[UploadFile, bytes]],
+                                                          dict[str, str]]:
+        """The uploads (with their bytes) and the text fields of a multipart body."""
+        ctype = request.headers.get("content-type", "")
+        if not ctype.startswith("multipart/form-data"):
+            raise HTTPProblem(415, f"expected a multipart/form-data body with images in the field "
+                                   f"'files', got content type {ctype or 'none'!r}")
+        size = request.headers.get("content-length")
+        limit = self.limits.max_request_bytes
+        if size is not None and size.isdigit() and int(size) > limit:
+            raise HTTPProblem(413, f"request of {int(size)} bytes is above the limit of {limit} "
+                                   "(--max-request-mb)")
+        parser = MultiPartParser(request.headers, _counted(request.stream(), limit),
+                                 max_files=self.limits.max_images, max_fields=100)
+        try:
+            form = await parser.parse()
+        except MultiPartException as e:
+            if "Too many files" in e.message:
+                raise HTTPProblem(413, f"more than {self.limits.max_images} images in one "
+                                       "request (--max-images)") from None
+            raise HTTPProblem(422, f"malformed multipart body: {e.message}") from None
+        try:
+            uploads, fields = [], {}
+            for key, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    uploads.append((value, await self._read_upload(value)))
+                else:
+                    fields[key] = value
+        finally:
+            await form.close()
+        if not uploads:
+            raise HTTPProblem(422, "no image: send one or more files in the multipart field "
+                                   "'files'")
+        return uploads, fields
+
+    async def _read_upload(self, up: UploadFile) -> bytes:
+        # the body is bounded already; read at most one byte past the limit to detect it
+        return await up.read(self.limits.max_upload_bytes + 1)
+
+    def _entry(self, i: int, up: UploadFile, data: bytes) -> _Entry:
+        name = up.filename or f"image {i + 1}"
+        e = _Entry(name=name, where=f"{name} (part {i + 1})", data=data)
+        where = e.where
+        if len(data) > self.limits.max_upload_bytes:
+            e.error, e.status = (f"{where}: upload above the limit of "
+                                 f"{self.limits.max_upload_bytes} bytes (--max-upload-mb)"), 413
+        elif not data:
+            e.error, e.status = f"{where}: empty file", 422
+        return e
+
+    async def _decode(self, loop: asyncio.AbstractEventLoop, e: _Entry) -> None:
+        where = e.where
+        try:
+            e.array = await loop.run_in_executor(self.decode_pool, self._decode_sync, e.data,
+                                                 where)
+        except TooLarge as err:
+            e.error, e.status = str(err), 413
+        except ImageError as err:
+            msg = str(err)
+            msg = msg[len("<bytes>: "):] if msg.startswith("<bytes>: ") else msg
+            e.error, e.status = f"{where}: {msg}", 422
+
+    def _decode_sync(self, data: bytes, where: str) -> np.ndarray:
+        check_pixels(data, self.limits.max_pixels, where)  # before any pixel is decoded
+        return decode_image(self.predictors[False], data)
+
+    def _scores(self, p: np.ndarray) -> dict[str, Any]:
+        k = int(np.argmax(p))
+        return {"prob_positive": round(float(p[1]), 6) if len(p) > 1 else None,
+                "label": self.class_names[k] if k < len(self.class_names) else str(k)}
+
+    async def _explain(self, loop: asyncio.AbstractEventLoop, e: _Entry) -> None:
+        try:
+            # in the model thread: Grad-CAM's hooks must not see batched forward passes
+            e.out["heatmap"] = await loop.run_in_executor(self.model_pool, self._explain_sync,
+                                                          e.data)
+        except ImageError as err:
+            e.error, e.status = f"{e.where}: {err}", 422
+
+    def _explain_sync(self, data: bytes) -> str:
+        from PIL import Image
+
+        from vsent.analyses.explain import explain_image, overlay_heatmap
+
+        r = explain_image(self.model, data, device=self.device)
+        img = Image.fromarray(overlay_heatmap(r["image"], r["heatmap"]))
+        img.thumbnail((HEATMAP_MAX_SIDE, HEATMAP_MAX_SIDE))
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        return base64.b64encode(buf.getvalue()).decode("ascii")
+
+    async def _regions(self, loop: asyncio.AbstractEventLoop, e: _Entry) -> None:
+        try:
+            r = await loop.run_in_executor(self.aux_pool, self._regions_sync, e.data)
+        except ImageError as err:
+            e.error, e.status = f"{e.where}: {err}", 422
+            return
+        e.out = self._scores(r["proba"])
+        e.out["regions"] = [
+            {"box": [int(v) for v in box], "prob_positive": round(float(p[1]), 6)}
+            for box, p in zip(r["boxes"], r["region_proba"], strict=True)
+        ]
+
+    def _regions_sync(self, data: bytes) -> dict[str, Any]:
+        from vsent.analyses.proposals import make_edge_detector
+        from vsent.analyses.regions import fused_proba
+
+        if self._detector is None:
+            self._detector = make_edge_detector()
+        c = self.config
+        return fused_proba(self.model, data, k=c.k, alpha=c.alpha, beta=c.beta,
+                           n_proposals=c.n_proposals, detector=self._detector,
+                           device=self.device)
+
+    @staticmethod
+    def _result(e: _Entry, opts: dict[str, bool]) -> dict[str, Any]:
+        row: dict[str, Any] = {"name": e.name, "prob_positive": None, "label": None,
+                               "error": e.error}
+        if not e.error:
+            row.update(e.out)
+        if opts["explain"]:
+            row.setdefault("heatmap", None)
+        return row
+
+    # ---- metrics ------------------------------------------------------------------------
+
+    def metrics_text(self) -> str:
+        """Prometheus text exposition of the counters and the batch-size histograms."""
+        lines = [
+            "# HELP vsent_requests_total Prediction requests answered, by HTTP status.",
+            "# TYPE vsent_requests_total counter",
+            *(f'vsent_requests_total{{status="{s}"}} {n}'
+              for s, n in sorted(self.responses.items())),
+            "# HELP vsent_images_total Images received, by outcome.",
+            "# TYPE vsent_images_total counter",
+            f'vsent_images_total{{outcome="scored"}} {self.images_ok}',
+            f'vsent_images_total{{outcome="failed"}} {self.images_failed}',
+            "# HELP vsent_inflight_requests Prediction requests in progress.",
+            "# TYPE vsent_inflight_requests gauge",
+            f"vsent_inflight_requests {self.inflight}",
+            "# HELP vsent_queued_images Decoded images waiting for a forward pass.",
+            "# TYPE vsent_queued_images gauge",
+            f"vsent_queued_images {sum(b.queued_images for b in self.batchers.values())}",
+            "# HELP vsent_batch_size Images per forward pass (dynamic micro-batching).",
+            "# TYPE vsent_batch_size histogram",
+        ]
+        for ov, b in self.batchers.items():
+            mode = "ten_crop" if ov else "center"
+            for le in BATCH_BUCKETS:
+                cum = sum(n for size, n in b.stats.sizes.items() if size <= le)
+                lines.append(f'vsent_batch_size_bucket{{crop="{mode}",le="{le}"}} {cum}')
+            lines += [f'vsent_batch_size_bucket{{crop="{mode}",le="+Inf"}} {b.stats.batches}',
+                      f'vsent_batch_size_sum{{crop="{mode}"}} {b.stats.images}',
+                      f'vsent_batch_size_count{{crop="{mode}"}} {b.stats.batches}']
+        lines += ["# HELP vsent_batch_requests_max Most requests served by one forward pass.",
+                  "# TYPE vsent_batch_requests_max gauge"]
+        for ov, b in self.batchers.items():
+            mode = "ten_crop" if ov else "center"
+            lines.append(f'vsent_batch_requests_max{{crop="{mode}"}} '
+                         f"{max(b.stats.requests_per_batch, default=0)}")
+        lines += ["# HELP vsent_forward_seconds_total Wall time of the batched forward passes.",
+                  "# TYPE vsent_forward_seconds_total counter"]
+        for ov, b in self.batchers.items():
+            mode = "ten_crop" if ov else "center"
+            lines.append(f'vsent_forward_seconds_total{{crop="{mode}"}} {b.stats.seconds:.6f}')
+        return "\n".join(lines) + "\n"
+
+
+async def _counted(stream: AsyncGenerator[bytes, None], limit: int) -> AsyncGenerator[bytes, None]:
+    """Pass the body through, refusing it (413) as soon as it exceeds ``limit`` bytes."""
+    total = 0
+    async for chunk in stream:
+        total += len(chunk)
+        if total > limit:
+            raise HTTPProblem(413, f"request body above the limit of {limit} bytes "
+                                   "(--max-request-mb)")
+        yield chunk
+
+
+def _flag(name: str, value: Any) -> bool:
+    v = str(value).strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise HTTPProblem(422, f"option {name!r}: expected true or false, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# the application
+
+_PREDICT_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "required": ["files"],
+            "properties": {
+                "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                          "description": "one or more images (JPEG, PNG, ...)"},
+                "oversample": {"type": "boolean", "default": False,
+                               "description": "average over 10 crops"},
+                "explain": {"type": "boolean", "default": False,
+                            "description": "add a Grad-CAM overlay (base64 PNG) per image"},
+                "regions": {"type": "boolean", "default": False,
+                            "description": "late fusion with the top-K affective regions "
+                                           "(slower; not with oversample)"},
+            },
+        }}},
+    },
+    "responses": {
+        "200": {"description": "one entry per image: name, prob_positive, label, error"},
+        "413": {"description": "request, upload, image or image count above a limit"},
+        "415": {"description": "not a multipart body"},
+        "422": {"description": "no readable image (each part named with the reason), bad option"},
+        "503": {"description": "overloaded or past the request deadline; retry later"},
+    },
+}
+
+
+def create_app(predictor: Predictor, *, checkpoint: str | Path | None = None,
+               config: ServeConfig | None = None) -> FastAPI:
+    """The FastAPI application serving ``predictor`` (loaded once, shared by all requests).
+
+    ``checkpoint``: the file ``predictor`` was loaded from, for the model card.
+    """
+    service = Service(predictor, checkpoint=checkpoint, config=config)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        for b in service.batchers.values():
+            b.start()
+        try:
+            yield
+        finally:
+            for b in service.batchers.values():
+                await b.stop()
+            service.close()
+
+    app = FastAPI(title="vsent", version=__version__, lifespan=lifespan,
+                  description="Visual sentiment of images: a probability of positive per image.")
+    app.state.service = service
+    started = time.time()
+
+    @app.post("/v1/predict", openapi_extra=_PREDICT_DOC, summary="Score images")
+    async def predict(request: Request) -> JSONResponse:
+        return await service.handle(request)
+
+    @app.get("/v1/model", summary="Model card")
+    async def model() -> dict[str, Any]:
+        return {**service.card, "limits": service.limits.to_dict(),
+                "batching": {"max_batch": service.config.max_batch,
+                             "max_wait_ms": service.config.max_wait_ms}}
+
+    @app.get("/healthz", summary="Liveness")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "uptime_s": round(time.time() - started, 3)}
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    async def metrics() -> str:
+        return service.metrics_text()
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

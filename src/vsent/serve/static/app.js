@@ -1,0 +1,96 @@
+// vsent web page: send the picked or dropped images to /v1/predict and show each result.
+// Plain JavaScript, no dependencies, so the page works offline.
+"use strict";
+
+const drop = document.getElementById("drop");
+const input = document.getElementById("file-input");
+const results = document.getElementById("results");
+const statusLine = document.getElementById("status");
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+async function loadCard() {
+  const info = document.getElementById("model-info");
+  try {
+    const card = await (await fetch("/v1/model")).json();
+    const arch = (card.model && card.model.name) || "model";
+    const cv = card.metrics;
+    const acc = cv && cv.accuracy && typeof cv.accuracy.mean === "number"
+      ? `, cross-validated accuracy ${(100 * cv.accuracy.mean).toFixed(1)} %` : "";
+    info.textContent = `${arch}${acc} (vsent ${card.vsent_version})`;
+  } catch (err) {
+    info.textContent = "model card unavailable";
+  }
+}
+
+function showResult(file, row) {
+  const item = el("li", "result");
+  const img = el("img");
+  img.alt = row.name;
+  // the heat map overlay when asked for, else the picture itself
+  img.src = row.heatmap ? `data:image/png;base64,${row.heatmap}` : URL.createObjectURL(file);
+  item.appendChild(img);
+  const body = el("div", "body");
+  body.appendChild(el("div", "name", row.name));
+  if (row.error) {
+    body.appendChild(el("div", "error", row.error));
+  } else {
+    const p = row.prob_positive;
+    body.appendChild(el("div", `label ${row.label}`, row.label));
+    const bar = el("div", "bar");
+    bar.setAttribute("role", "meter");
+    bar.setAttribute("aria-valuemin", "0");
+    bar.setAttribute("aria-valuemax", "1");
+    bar.setAttribute("aria-valuenow", String(p));
+    const fill = el("span");
+    fill.style.width = `${(100 * p).toFixed(1)}%`;
+    bar.appendChild(fill);
+    body.appendChild(bar);
+    const prob = el("span", "prob", p.toFixed(3));
+    prob.dataset.value = String(p);
+    body.appendChild(el("div", "muted", "probability of positive: ")).appendChild(prob);
+  }
+  item.appendChild(body);
+  results.prepend(item);
+}
+
+async function send(files) {
+  files = Array.from(files).filter((f) => f.type.startsWith("image/") || f.type === "");
+  if (!files.length) return;
+  const form = new FormData();
+  files.forEach((f) => form.append("files", f, f.name));
+  form.append("explain", document.getElementById("opt-explain").checked ? "true" : "false");
+  form.append("oversample", document.getElementById("opt-oversample").checked ? "true" : "false");
+  statusLine.textContent = `scoring ${files.length} image${files.length > 1 ? "s" : ""}…`;
+  try {
+    const resp = await fetch("/v1/predict", { method: "POST", body: form });
+    const data = await resp.json();
+    if (data.results) {
+      // per-image errors (422 when every image failed) are shown on their own cards
+      data.results.forEach((row, i) => showResult(files[i], row));
+      statusLine.textContent = resp.ok ? "" : data.detail;
+    } else {
+      statusLine.textContent = `error ${resp.status}: ${data.detail || resp.statusText}`;
+    }
+  } catch (err) {
+    statusLine.textContent = `request failed: ${err}`;
+  }
+}
+
+input.addEventListener("change", () => { send(input.files); input.value = ""; });
+drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (ev) => {
+  ev.preventDefault();
+  drop.classList.remove("over");
+  send(ev.dataTransfer.files);
+});
+drop.addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); input.click(); }
+});
+loadCard();

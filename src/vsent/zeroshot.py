@@ -1,0 +1,214 @@
+"""CLIP zero-shot sentiment: an image is scored by its similarity to positive and negative
+prompts, with no training.
+
+For each class the prompts are encoded by CLIP's text tower, L2-normalised, averaged and
+normalised again (the prompt ensembling of Radford et al. 2021); an image's logits are
+``logit_scale * cos(image embedding, class embedding)`` and its probabilities their softmax, in
+the class order (negative, positive) of every vsent model.
+
+:func:`zero_shot_model` returns a :class:`ZeroShotModel`, a vsent model (``info``,
+``forward_features``, ``forward_head``), so :class:`vsent.predict.Predictor` scores files with it
+(the same rows as a trained model) and :func:`vsent.export.export_module` exports it.
+
+Prompts: :data:`DEFAULT_PROMPTS`, or the user's (``positive=``/``negative=`` lists, or a file read
+by :func:`read_prompts`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vsent.errors import VsentError, WeightsError
+from vsent.models.base import ModelInfo, SentimentModel
+from vsent.models.clip_models import (
+    PREFIX,
+    build_clip,
+    load_clip,
+    open_clip_module,
+    random_clip,
+    tags,
+)
+
+#: The default prompt sets (class -> prompts). Short captions of the kind CLIP was trained on,
+#: each stating the sentiment the image evokes; every prompt of a class counts equally.
+DEFAULT_PROMPTS: Mapping[str, tuple[str, ...]] = {
+    "positive": (
+        "a photo that evokes positive emotions.",
+        "a happy photo.",
+        "a joyful, uplifting picture.",
+        "a photo of something beautiful and pleasant.",
+        "a cheerful image.",
+    ),
+    "negative": (
+        "a photo that evokes negative emotions.",
+        "a sad photo.",
+        "a depressing, upsetting picture.",
+        "a photo of something ugly and unpleasant.",
+        "a gloomy image.",
+    ),
+}
+CLASS_NAMES = ("negative", "positive")
+
+
+class ZeroShotModel(SentimentModel):
+    """CLIP image tower + a fixed head of class text embeddings.
+
+    ``forward_features(x)`` -> (B, D) L2-normalised image embeddings; ``forward_head(f)`` ->
+    ``logit_scale * f @ class_embeddings.T`` (B, 2), classes (negative, positive).
+    """
+
+    def __init__(self, visual: nn.Module, class_embeddings: Tensor, logit_scale: float,
+                 info: ModelInfo, prompts: Mapping[str, Sequence[str]]) -> None:
+        super().__init__()
+        self.visual = visual
+        self.register_buffer("class_embeddings", class_embeddings)  # (2, D), unit rows
+        self.logit_scale = float(logit_scale)
+        self.info = info
+        self.prompts = {k: list(v) for k, v in prompts.items()}
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return F.normalize(self.visual(x).float(), dim=-1)
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        return self.logit_scale * features @ self.class_embeddings.T
+
+
+def read_prompts(path: str | PathLike[str]) -> dict[str, list[str]]:
+    """User prompts from a file: JSON ``{"positive": [...], "negative": [...]}``, or text with
+    one ``positive: <prompt>`` / ``negative: <prompt>`` per line (blank lines and ``#`` comments
+    skipped). Both classes need at least one prompt."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise VsentError(f"{path}: cannot read the prompts file ({exc.strerror})") from None
+    prompts: dict[str, list[str]] = {"positive": [], "negative": []}
+    if path.suffix.lower() == ".json":
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise VsentError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(doc, Mapping) or set(doc) - set(prompts):
+            raise VsentError(f'{path}: expected {{"positive": [...], "negative": [...]}}')
+        for key, values in doc.items():
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise VsentError(f"{path}: {key!r} must be a list of strings")
+            prompts[key] = [v.strip() for v in values if v.strip()]
+    else:
+        for number, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, prompt = line.partition(":")
+            if not sep or key.strip().lower() not in prompts or not prompt.strip():
+                raise VsentError(f"{path}:{number}: expected 'positive: <prompt>' or "
+                                 f"'negative: <prompt>', got {line[:60]!r}")
+            prompts[key.strip().lower()].append(prompt.strip())
+    return check_prompts(prompts, where=str(path))
+
+
+def check_prompts(prompts: Mapping[str, Sequence[str]], where: str = "prompts") -> dict[str,
+                                                                                        list[str]]:
+    """Both classes present with at least one non-empty prompt; returns plain lists."""
+    out = {k: [p for p in prompts.get(k, ()) if p.strip()] for k in ("positive", "negative")}
+    empty = [k for k, v in out.items() if not v]
+    if empty:
+        raise VsentError(f"{where}: no {' and no '.join(empty)} prompt")
+    return out
+
+
+def zero_shot_model(
+    arch: str,
+    init: str | PathLike[str],
+    *,
+    positive: Sequence[str] | None = None,
+    negative: Sequence[str] | None = None,
+    prompts_file: str | PathLike[str] | None = None,
+) -> ZeroShotModel:
+    """The zero-shot model of CLIP ``arch`` (``"ViT-B-32"`` or ``"clip/ViT-B-32"``).
+
+    Parameters
+    ----------
+    init : an open_clip pretrained tag (``"openai"``, downloaded by open_clip when online), a
+        path to a full open_clip state dict (``.pt``/``.pth``/``.bin``/``.safetensors``: image
+        and text towers), or ``"random"`` (for tests only: its scores mean nothing).
+    positive, negative : prompts replacing the defaults of that class.
+    prompts_file : a file for :func:`read_prompts` (the lists above override its classes).
+    """
+    open_clip = open_clip_module()
+    arch = arch[len(PREFIX):] if arch.startswith(PREFIX) else arch
+    prompts = dict(DEFAULT_PROMPTS)
+    if prompts_file is not None:
+        prompts.update(read_prompts(prompts_file))
+    if positive:
+        prompts["positive"] = list(positive)
+    if negative:
+        prompts["negative"] = list(negative)
+    prompts = check_prompts(prompts)
+    clip = _load_full(arch, init)
+    clip.eval()
+    tokenizer = open_clip.get_tokenizer(arch)
+    with torch.no_grad():
+        rows = []
+        for name in CLASS_NAMES:
+            emb = F.normalize(clip.encode_text(tokenizer(prompts[name])).float(), dim=-1)
+            rows.append(F.normalize(emb.mean(dim=0), dim=-1))
+        class_embeddings = torch.stack(rows)
+        scale = float(clip.logit_scale.exp()) if hasattr(clip, "logit_scale") else 100.0
+    proto = build_clip(arch, num_classes=2)  # for the tower's info (preprocess, probes)
+    info = ModelInfo(
+        name=f"{PREFIX}{arch}", family="clip", preprocess=proto.info.preprocess, num_outputs=2,
+        head="", new_layers=(), probe_layers=proto.info.probe_layers,
+        probe_pool=proto.info.probe_pool, cam_layer=proto.info.cam_layer,
+        feature_dim=int(class_embeddings.shape[1]),
+        extra={**proto.info.extra, "zero_shot": True, "init": str(init)},
+    )
+    return ZeroShotModel(clip.visual, class_embeddings, scale, info, prompts).eval()
+
+
+def _load_full(arch: str, init: str | PathLike[str]) -> nn.Module:
+    """The full open_clip model (image and text towers) with the weights ``init``."""
+    if isinstance(init, str) and init == "random":
+        return random_clip(arch)
+    if isinstance(init, str) and init in tags(arch):
+        return load_clip(arch, init)
+    if not Path(init).is_file():
+        raise WeightsError(f"--init {init}: neither an open_clip tag of {arch} "
+                           f"({', '.join(tags(arch)) or 'none'}) nor a weights file")
+    clip = random_clip(arch)
+    state = read_weights(init)
+    own = clip.state_dict()
+    missing = [k for k in own if k not in state]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or wrong:
+        bad = (missing + wrong)[:3]
+        raise WeightsError(f"{init}: not an open_clip {arch} state dict ({len(missing)} missing, "
+                           f"{len(wrong)} of another shape, e.g. {', '.join(bad)})")
+    clip.load_state_dict({k: state[k] for k in own})
+    return clip
+
+
+def read_weights(path: str | PathLike[str]) -> dict[str, Tensor]:
+    """A state dict from a ``.safetensors`` file, else :func:`vsent.models.weights.
+    read_state_dict` (``.pt``/``.pth``/``.bin``, vsent checkpoints)."""
+    from vsent.models.weights import read_state_dict
+
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        if not path.is_file():
+            raise WeightsError(f"{path}: no such file")
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(path)))
+        except (SafetensorError, OSError) as exc:
+            raise WeightsError(f"{path}: not a safetensors file ({exc})") from exc
+    return read_state_dict(path)

@@ -1,0 +1,381 @@
+"""timm and CLIP (open_clip) families: interface, preprocessing read from the library's
+configuration, head replacement, weights files, pretrained downloads offline, zero-shot.
+
+Every architecture here is built without pretrained weights (timm's ``test_*`` models, tiny
+open_clip configurations written by the tests); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+open_clip = pytest.importorskip("open_clip")
+timm = pytest.importorskip("timm")
+
+from vsent.errors import VsentError, WeightsError  # noqa: E402
+from vsent.models import clip_models, create_model, list_models, timm_models  # noqa: E402
+from vsent.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from vsent.zeroshot import (  # noqa: E402
+    DEFAULT_PROMPTS,
+    read_prompts,
+    read_weights,
+    zero_shot_model,
+)
+
+#: Tiny open_clip configurations (image and text towers), built in well under a second.
+TINY_CLIP = {
+    "vsent-test-vit": {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 2,
+                                                       "width": 32, "patch_size": 8,
+                                                       "head_width": 16},
+                       "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16,
+                                    "heads": 2, "layers": 1}},
+    "vsent-test-rn": {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": [1, 1, 1, 1],
+                                                      "width": 8},
+                      "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16,
+                                   "heads": 2, "layers": 1}},
+}
+TIMM_ARCHS = ("test_vit", "test_convnext", "test_resnet")
+ALL = tuple(f"timm/{a}" for a in TIMM_ARCHS) + tuple(f"clip/{a}" for a in TINY_CLIP)
+
+
+def add_tiny_clip_configs(folder) -> None:
+    """Write :data:`TINY_CLIP` as JSON files and register them with open_clip."""
+    for name, cfg in TINY_CLIP.items():
+        if name not in open_clip.list_models():
+            path = folder / f"{name}.json"
+            path.write_text(json.dumps(cfg))
+            open_clip.add_model_config(path)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_clip(tmp_path_factory):
+    add_tiny_clip_configs(tmp_path_factory.mktemp("clip_cfg"))
+
+
+def _input(model, n: int = 2, seed: int = 0) -> torch.Tensor:
+    c = model.info.preprocess.crop
+    return torch.randn(n, 3, c, c, generator=torch.Generator().manual_seed(seed))
+
+
+# --- interface --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_interface_forward_is_head_of_features_and_probes_exist(name):
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    info = model.info
+    assert info.name == name and info.family == name.split("/")[0]
+    x = _input(model)
+    with torch.no_grad():
+        f = model.forward_features(x)
+        logits = model(x)
+    assert f.shape == (2, info.feature_dim)
+    assert logits.shape == (2, 2) == (2, info.num_outputs)
+    torch.testing.assert_close(model.forward_head(f), logits)
+    assert info.new_layers == (info.head,)
+    assert info.probe_layers, "a probe layer from the library's feature info"
+    # the pooling mode matches the layer's real output layout
+    shapes = {}
+    hooks = [model.get_submodule(n).register_forward_hook(
+        lambda _m, _i, o, n=n: shapes.__setitem__(n, tuple(o.shape))) for n in info.probe_layers]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    for layer in info.probe_layers:
+        expected = {3: "tokens", 4: "avg"}[len(shapes[layer])]
+        assert info.pool_of(layer) == expected, layer
+    if info.cam_layer:
+        assert len(shapes[info.cam_layer]) == 4
+
+
+def test_timm_models_match_timms_own_forward_and_keys():
+    torch.manual_seed(1)
+    model = create_model("timm/test_convnext").eval()
+    net = timm.create_model("test_convnext", num_classes=2).eval()
+    assert list(model.state_dict()) == list(net.state_dict())  # timm's own key names
+    net.load_state_dict(model.state_dict())
+    x = _input(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), net(x))
+        torch.testing.assert_close(model.forward_features(x),
+                                   net.forward_head(net.forward_features(x), pre_logits=True))
+
+
+def test_shared_module_model_moves_and_switches_mode_with_the_network():
+    model = create_model("timm/test_vit")
+    model.eval()
+    assert not model.net.training and not model.net.blocks[0].training
+    model.train()
+    assert model.net.training
+    model.double()
+    assert model.net.cls_token.dtype == torch.float64  # one parameter, seen from both sides
+
+
+# --- preprocessing from the configuration ------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch, resize, crop, mean, std, interp", [
+    # test_vit: input 160, crop_pct 0.95 -> 160 / 0.95 = 168.4; mean/std 0.5 -> 127.5
+    ("test_vit", 168, 160, (127.5,) * 3, (127.5,) * 3, "bicubic"),
+    # resnet10t: input 176, crop_pct 0.875 -> 201.1; ImageNet mean/std x 255
+    ("resnet10t", 201, 176, (123.675, 116.28, 103.53), (58.395, 57.12, 57.375), "bicubic"),
+    ("test_resnet", 168, 160, (127.5,) * 3, (127.5,) * 3, "bilinear"),
+])
+def test_timm_preprocessing_comes_from_its_pretrained_config(arch, resize, crop, mean, std,
+                                                             interp):
+    model = create_model(f"timm/{arch}")
+    pre = model.info.preprocess
+    assert (pre.resize, pre.crop, pre.channel_order) == (resize, crop, "RGB")
+    np.testing.assert_allclose(pre.mean, mean, rtol=1e-6)
+    np.testing.assert_allclose(pre.std, std, rtol=1e-6)
+    assert model.info.extra["interpolation"] == interp
+
+
+def test_clip_preprocessing_is_clips_own():
+    pre = create_model("clip/vsent-test-vit").info.preprocess
+    assert (pre.resize, pre.crop) == (32, 32)  # the tower's image size, no crop margin
+    np.testing.assert_allclose(pre.mean, np.array([0.48145466, 0.4578275, 0.40821073]) * 255)
+    np.testing.assert_allclose(pre.std, np.array([0.26862954, 0.26130258, 0.27577711]) * 255)
+
+
+# --- head replacement -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch, head", [("test_vit", "head"), ("test_convnext", "head.fc"),
+                                        ("test_resnet", "fc")])
+def test_timm_head_is_replaced_through_timms_api(arch, head):
+    model = create_model(f"timm/{arch}", num_classes=3)
+    assert model.info.head == head
+    layer = model.get_submodule(head)
+    assert layer is model.net.get_classifier()
+    assert isinstance(layer, torch.nn.Linear) and layer.out_features == 3
+    assert layer.in_features == model.info.feature_dim
+    assert model(_input(model)).shape == (2, 3)
+
+
+def test_clip_head_is_a_new_linear_on_the_embedding():
+    model = create_model("clip/vsent-test-rn", num_classes=2)
+    assert model.info.head == "head" and model.info.feature_dim == 16
+    assert model.head.weight.shape == (2, 16)
+    assert model.info.cam_layer == "visual.layer4"  # a ResNet tower has a convolutional map
+
+
+# --- weights files ----------------------------------------------------------------------------
+
+
+def test_timm_state_dict_file_loads_with_init_path(tmp_path):
+    torch.manual_seed(5)
+    net = timm.create_model("test_resnet", num_classes=1000).eval()
+    path = tmp_path / "resnet.pth"
+    torch.save(net.state_dict(), path)
+    model = create_model("timm/test_resnet", init=str(path)).eval()
+    own = model.state_dict()
+    for key, value in net.state_dict().items():
+        if not key.startswith("fc."):  # the 1000-way head is not ours: it stays fresh
+            torch.testing.assert_close(own[key], value)
+    x = _input(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(x),
+                                   net.forward_head(net.forward_features(x), pre_logits=True))
+
+
+def test_timm_safetensors_file_loads_with_init_path(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(6)
+    net = timm.create_model("test_vit", num_classes=2)
+    path = tmp_path / "vit.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    model = create_model("timm/test_vit", init=str(path))
+    torch.testing.assert_close(model.state_dict()["blocks.0.attn.qkv.weight"],
+                               net.state_dict()["blocks.0.attn.qkv.weight"])
+
+
+def test_clip_full_open_clip_state_dict_loads_with_init_path(tmp_path):
+    torch.manual_seed(7)
+    clip = open_clip.create_model("vsent-test-vit").eval()
+    path = tmp_path / "clip.pt"
+    torch.save(clip.state_dict(), path)  # image and text towers, open_clip's own keys
+    model = create_model("clip/vsent-test-vit", init=str(path)).eval()
+    x = _input(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(x), clip.encode_image(x))
+
+
+def test_a_wrong_weights_file_is_a_one_line_error(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save(timm.create_model("test_convnext").state_dict(), path)
+    with pytest.raises(WeightsError) as err:
+        create_model("timm/test_resnet", init=str(path))
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["timm/test_vit", "clip/vsent-test-vit"])
+def test_checkpoint_round_trip(tmp_path, name):
+    torch.manual_seed(8)
+    model = create_model(name).eval()
+    path = save_checkpoint(tmp_path / "model.pt", model)
+    again, _ = load_checkpoint(path)
+    x = _input(model)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
+    assert again.info.preprocess == model.info.preprocess
+
+
+# --- pretrained weights: library downloads, offline errors --------------------------------------
+
+
+def test_timm_pretrained_offline_is_one_line_naming_file_and_folder(monkeypatch):
+    real = timm.create_model
+
+    def offline(name, pretrained=False, **kw):
+        if pretrained:
+            raise OSError("We couldn't connect to 'https://huggingface.co'")
+        return real(name, pretrained=False, **kw)
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(WeightsError) as err:
+        create_model("timm/test_vit", init="imagenet")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "https://huggingface.co/timm/test_vit.r160_in1k" in msg
+    assert "--init PATH" in msg and "safetensors" in msg
+
+
+def test_timm_pretrained_record_states_source_licence_and_preprocessing():
+    weights = timm_models.pretrained_weights("resnet10t")
+    assert weights.licence == "apache-2.0"
+    assert "resnet10t" in weights.source and "huggingface.co/timm/" in weights.source
+    assert (weights.preprocess.resize, weights.preprocess.crop) == (201, 176)
+
+
+def test_clip_tag_download_requires_real_weights_and_fails_in_one_line(monkeypatch):
+    seen = {}
+
+    def offline(arch, pretrained=None, **kw):
+        seen.update(kw, arch=arch, pretrained=pretrained)
+        raise RuntimeError("Failed to download file")
+
+    monkeypatch.setattr(open_clip, "create_model", offline)
+    with pytest.raises(WeightsError) as err:
+        clip_models.load_clip("ViT-B-32", "openai")
+    msg = str(err.value)
+    assert "\n" not in msg and "ViT-B-32/openai" in msg
+    # open_clip fetches this tag from the Hugging Face hub (its URL is the fallback)
+    assert "https://huggingface.co/timm/vit_base_patch32_clip_224.openai" in msg
+    assert "--init PATH" in msg
+    # open_clip must fail rather than hand back random weights
+    assert seen["require_pretrained"] is True and seen["pretrained"] == "openai"
+
+
+def test_clip_unknown_tag_lists_the_known_ones():
+    with pytest.raises(WeightsError, match="laion2b_s34b_b79k"):
+        clip_models.load_clip("ViT-B-32", "no-such-tag")
+
+
+def test_clip_pretrained_record_uses_the_tags_preprocessing():
+    weights = clip_models.pretrained_weights("ViT-B-32", "openai")
+    assert weights.preprocess.crop == 224
+    np.testing.assert_allclose(weights.preprocess.mean[0], 0.48145466 * 255)
+    assert "openai" in weights.source
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+
+def test_families_list_and_resolve_by_prefix():
+    assert "timm/test_vit" in list_models("timm/test_*")
+    assert "timm/resnet10t" in list_models("timm/resnet*")
+    assert "clip/ViT-B-32" in list_models("clip/ViT-B-*")
+    assert "clip/vsent-test-vit" in list_models("clip/vsent-test-*")
+    assert not any(n.startswith(("timm/", "clip/")) for n in list_models("*"))
+    for bad in ("timm/no_such_net", "clip/no-such-arch"):
+        with pytest.raises(VsentError, match="no.such"):
+            create_model(bad)
+
+
+# --- zero-shot --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clip_file(tmp_path):
+    torch.manual_seed(9)
+    clip = open_clip.create_model("vsent-test-vit").eval()
+    path = tmp_path / "clip_full.pt"
+    torch.save(clip.state_dict(), path)
+    return clip, path
+
+
+def test_zero_shot_scores_by_similarity_to_the_prompt_sets(clip_file):
+    clip, path = clip_file
+    model = zero_shot_model("clip/vsent-test-vit", str(path))
+    x = _input(model, n=3)
+    tok = open_clip.get_tokenizer("vsent-test-vit")
+    with torch.no_grad():
+        got = torch.softmax(model(x), dim=1)
+        # independent: CLIP's own encoders, prompt ensembling done here
+        img = F.normalize(clip.encode_image(x), dim=-1)
+        cls = []
+        for key in ("negative", "positive"):
+            t = F.normalize(clip.encode_text(tok(list(DEFAULT_PROMPTS[key]))), dim=-1).mean(0)
+            cls.append(F.normalize(t, dim=-1))
+        ref = torch.softmax(clip.logit_scale.exp() * img @ torch.stack(cls).T, dim=1)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_zero_shot_user_prompts_replace_the_defaults(clip_file, tmp_path):
+    _, path = clip_file
+    pos, neg = ["a sunny beach"], ["a rainy funeral"]
+    model = zero_shot_model("vsent-test-vit", str(path), positive=pos, negative=neg)
+    swapped = zero_shot_model("vsent-test-vit", str(path), positive=neg, negative=pos)
+    x = _input(model)
+    with torch.no_grad():
+        p, q = torch.softmax(model(x), 1), torch.softmax(swapped(x), 1)
+    torch.testing.assert_close(p, q.flip(1))  # swapping the prompt sets swaps the classes
+    text = tmp_path / "prompts.txt"
+    text.write_text("# mine\npositive: a sunny beach\n\nnegative: a rainy funeral\n")
+    from_file = zero_shot_model("vsent-test-vit", str(path), prompts_file=text)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.softmax(from_file(x), 1), p)
+
+
+def test_read_prompts_formats_and_errors(tmp_path):
+    j = tmp_path / "p.json"
+    j.write_text(json.dumps({"positive": ["good", "great"], "negative": ["bad"]}))
+    assert read_prompts(j) == {"positive": ["good", "great"], "negative": ["bad"]}
+    t = tmp_path / "p.txt"
+    t.write_text("positive: good\nneutral: meh\n")
+    with pytest.raises(VsentError, match=r"p\.txt:2:"):
+        read_prompts(t)
+    t.write_text("positive: good\n")
+    with pytest.raises(VsentError, match="no negative prompt"):
+        read_prompts(t)
+
+
+def test_zero_shot_bad_init_is_a_user_error(tmp_path):
+    with pytest.raises(WeightsError, match="neither an open_clip tag"):
+        zero_shot_model("vsent-test-vit", str(tmp_path / "missing.pt"))
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"visual.conv1.weight": torch.zeros(1)}, wrong)
+    with pytest.raises(WeightsError, match="not an open_clip vsent-test-vit state dict"):
+        zero_shot_model("vsent-test-vit", str(wrong))
+
+
+def test_read_weights_reads_safetensors(tmp_path):
+    from safetensors.torch import save_file
+
+    state = {"a": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2)}
+    save_file(state, str(tmp_path / "w.safetensors"))
+    got = read_weights(tmp_path / "w.safetensors")
+    assert set(got) == {"a", "b"}
+    torch.testing.assert_close(got["a"], state["a"])
+    (tmp_path / "bad.safetensors").write_bytes(b"nope")
+    with pytest.raises(WeightsError, match="not a safetensors file"):
+        read_weights(tmp_path / "bad.safetensors")

@@ -1,0 +1,120 @@
+"""Model cards: read from the checkpoint and, inside a crossval run directory, from the run's
+config, folds, summary and versions; Markdown and JSON; the ``vsent card`` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from vsent.cli import main
+from vsent.errors import EXIT_USER_ERROR, WeightsError
+from vsent.metrics import summarize_folds
+from vsent.models import create_model
+from vsent.models.card import card_markdown, model_card
+from vsent.models.checkpoint import save_checkpoint
+
+#: Per-fold centre-crop metrics of the fake run (accuracy mean 0.7, std sqrt(0.005)).
+FOLD_METRICS = [
+    {"fold": 1, "accuracy": 0.6, "precision": 0.5, "recall": 0.75, "f1": 0.6},
+    {"fold": 2, "accuracy": 0.8, "precision": 0.9, "recall": 0.7, "f1": 0.7875},
+]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A crossval run directory as vsent writes it, with fold checkpoints."""
+    run = tmp_path / "runs" / "x"
+    config = {"command": "crossval", "data": "/data/twitter1", "subset": "four",
+              "folds": "campos", "model": "smallcnn", "init": "random", "model_kwargs": {},
+              "train": {"epochs": 3, "lr": 0.001}}
+    (run / "fold2").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "versions.json").write_text(json.dumps({"vsent": "9.9.9", "torch": "1.2.3"}))
+    (run / "folds.json").write_text(json.dumps({"n_splits": 2, "folds": [
+        {"fold": 1, "train": ["a", "b", "c"], "test": ["d", "e"]},
+        {"fold": 2, "train": ["d", "e", "c", "f"], "test": ["a", "b"]}]}))
+    summary = summarize_folds(FOLD_METRICS)
+    summary.update(evaluation="center", n_images=4)
+    (run / "summary.json").write_text(json.dumps(summary))
+    (run / "fold2" / "metrics.json").write_text(json.dumps(
+        {"center": FOLD_METRICS[1], "ten_crop": {**FOLD_METRICS[1], "accuracy": 0.85}}))
+    save_checkpoint(run / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
+                    run=str(run), train=config["train"], subset="four")
+    return run
+
+
+def test_card_of_a_fold_checkpoint_carries_the_runs_data_and_metrics(run_dir):
+    card = model_card(run_dir / "fold2" / "model.pt")
+    assert card["model"]["name"] == "smallcnn" and card["model"]["family"] == "smallcnn"
+    assert card["model"]["class_names"] == ["negative", "positive"]
+    assert card["weights"]["init"] == "random"
+    assert "random" in card["weights"]["source"]
+    t = card["training"]
+    assert (t["dataset"], t["subset"], t["folds"], t["fold"]) == ("/data/twitter1", "four",
+                                                                  "campos", 2)
+    assert (t["n_train"], t["n_test"]) == (4, 2)
+    m = card["metrics"]
+    assert m["n_folds"] == 2 and m["evaluation"] == "center"
+    accs = [f["accuracy"] for f in FOLD_METRICS]
+    assert m["accuracy"]["mean"] == pytest.approx(np.mean(accs))
+    assert m["accuracy"]["std"] == pytest.approx(np.std(accs))
+    assert m["fold"]["accuracy"] == pytest.approx(0.8)  # this fold, the lead evaluation
+    assert card["preprocess"]["crop"] == create_model("smallcnn").info.preprocess.crop
+    assert card["versions"]["source"] == "run" and card["versions"]["vsent"] == "9.9.9"
+    json.dumps(card)  # JSON types only
+
+
+def test_markdown_card_shows_each_section(run_dir):
+    text = card_markdown(model_card(run_dir / "fold2" / "model.pt"))
+    for heading in ("# Model card: smallcnn", "## Architecture", "## Initial weights",
+                    "## Training data", "## Cross-validated metrics", "## Preprocessing",
+                    "## Versions"):
+        assert heading in text
+    assert "| accuracy | 0.7000 | 0.1000 | 0.8000 |" in text
+    assert "- Subset: four" in text and "- vsent: 9.9.9" in text
+
+
+def test_card_outside_a_run_says_what_was_not_recorded(tmp_path):
+    path = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn"))
+    card = model_card(path)
+    assert card["metrics"] is None and card["training"]["dataset"] is None
+    assert card["versions"]["source"] == "current"
+    text = card_markdown(card)
+    assert "not recorded (the checkpoint is not inside a finished crossval run)" in text
+
+
+def test_timm_card_states_the_weights_source_and_licence(tmp_path):
+    pytest.importorskip("timm")
+    from vsent.models import timm_models  # noqa: F401  (registers the family)
+
+    run = tmp_path / "run"
+    path = save_checkpoint(run / "model.pt", create_model("timm/test_resnet"))
+    (run / "config.json").write_text(json.dumps({"command": "finetune", "init": "imagenet"}))
+    card = model_card(path)
+    w = card["weights"]
+    assert w["library"] == "timm" and w["licence"] == "apache-2.0"
+    assert w["location"] == "https://huggingface.co/timm/test_resnet.r160_in1k"
+    assert card["model"]["family"] == "timm"
+    assert card["preprocess"]["interpolation"] == "bilinear"  # timm's config of test_resnet
+    assert "timm" in card["versions"] or "timm (now)" in card["versions"]
+
+
+def test_card_rejects_what_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(WeightsError, match="no such file"):
+        model_card(tmp_path / "none.pt")
+    (tmp_path / "x.pt").write_bytes(b"junk")
+    with pytest.raises(WeightsError, match="not a vsent checkpoint"):
+        model_card(tmp_path / "x.pt")
+
+
+def test_cli_card_json_and_markdown(run_dir, tmp_path, capsys):
+    ckpt = run_dir / "fold2" / "model.pt"
+    assert main(["card", str(ckpt), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == model_card(ckpt)
+    out = tmp_path / "card.md"
+    assert main(["card", str(ckpt), "--out", str(out)]) == 0
+    assert out.read_text() == card_markdown(model_card(ckpt))
+    assert main(["card", str(tmp_path / "none.pt")]) == EXIT_USER_ERROR
+    assert "vsent: error:" in capsys.readouterr().err

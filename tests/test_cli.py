@@ -1,0 +1,149 @@
+"""The command line: fast help (no heavy imports), shared options, progress only on a tty."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from vsent.cli import build_parser, main
+from vsent.cli.common import progress_enabled
+
+HEAVY = ("torch", "torchvision", "numpy", "cv2", "matplotlib", "sklearn", "PIL", "tqdm",
+         "fastapi", "timm", "open_clip")
+
+
+def _modules_after(code: str) -> set[str]:
+    """Top-level modules a fresh interpreter has loaded after running ``code``."""
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys; print(' '.join(sys.modules))"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout.split("\n")[-2]
+    return {m.split(".")[0] for m in out.split()}
+
+
+@pytest.mark.parametrize("argv", [[], ["crossval"], ["layers"], ["pcnn-transfer"]])
+def test_help_imports_no_heavy_module(argv):
+    code = ("from vsent.cli import main\n"
+            "import contextlib, io\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n"
+            f"        main({[*argv, '--help']!r})\n"
+            "    except SystemExit:\n"
+            "        pass")
+    loaded = _modules_after(code)
+    assert "vsent" in loaded
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def _subparsers():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return action.choices
+
+
+@pytest.mark.parametrize("command", ["crossval", "finetune", "pcnn", "pcnn-transfer",
+                                     "regions", "baselines", "layers", "explain"])
+def test_run_options_are_the_shared_ones(command):
+    opts = {o for a in _subparsers()[command]._actions for o in a.option_strings}
+    assert {"--out", "--overwrite", "--no-progress"} <= opts
+    resumable = command not in ("layers", "explain")  # these two continue / are cheap to redo
+    assert ("--resume" in opts) == resumable
+
+
+def test_help_defaults_are_those_of_the_analyses():
+    from vsent.analyses import baselines, explain, layers, proposals, regions
+    from vsent.cli import baselines as cli_baselines
+    from vsent.cli import common
+    from vsent.cli import explain as cli_explain
+    from vsent.cli import layers as cli_layers
+    from vsent.cli import regions as cli_regions
+    from vsent.data.datasets import SUBSETS
+
+    r, p = regions.RegionConfig(), proposals.ProposalConfig()
+    expected = {"n_proposals": p.n_proposals, "max_side": p.max_side,
+                "min_box_area": p.min_box_area, "k": r.k, "k_max": r.k_max, "alpha": r.alpha,
+                "beta": r.beta, "overlays": r.overlays, "batch_size": r.batch_size}
+    assert expected == cli_regions.HELP_DEFAULTS
+    assert cli_layers.CLASSIFIERS == layers.CLASSIFIERS
+    assert cli_layers.DEFAULT_CS == layers.DEFAULT_CS
+    assert cli_baselines.FEATURE_SETS == baselines.FEATURE_SETS
+    assert cli_explain.TARGETS == explain.TARGETS
+    assert common.SUBSETS == SUBSETS
+
+
+def test_regions_options_left_out_keep_the_config_defaults(monkeypatch, tmp_path):
+    import vsent.analyses.regions as R
+
+    seen = {}
+
+    def fake(run, out, cfg, **kw):
+        seen["cfg"], seen["kw"] = cfg, kw
+        return {}
+
+    monkeypatch.setattr(R, "evaluate_regions", fake)
+    assert main(["regions", "--run", str(tmp_path), "--k", "3", "--folds", "1,2"]) == 0
+    assert seen["cfg"] == R.RegionConfig(k=3, folds=(1, 2))
+    assert seen["kw"]["resume"] is False and seen["kw"]["overwrite"] is False
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert progress_enabled(False) is False  # a log file or pipe: no bars
+    monkeypatch.setattr(sys, "stderr", Tty())
+    assert progress_enabled(False) is True
+    assert progress_enabled(True) is False  # --no-progress
+
+
+def test_a_piped_log_has_one_line_per_epoch_and_no_carriage_returns(twitter_like, tmp_path):
+    out = tmp_path / "ft"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vsent.cli", "finetune", "--data", str(twitter_like), "--out",
+         str(out), "--preset", "quick", "--epochs", "3", "--batch-size", "8",
+         "--device", "cpu"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr
+    epoch_lines = [ln for ln in proc.stderr.splitlines() if "finetune epoch" in ln]
+    assert [ln.split("finetune epoch ")[1].split()[0] for ln in epoch_lines] == \
+        ["1/3", "2/3", "3/3"]
+
+
+def test_explain_output_follows_the_run_directory_policy(tmp_path, capsys):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    images = []
+    for i in range(2):
+        images.append(tmp_path / f"img{i}.png")
+        Image.fromarray(np.full((30, 40, 3), 60 * i, np.uint8)).save(images[-1])
+    out = tmp_path / "out"
+    argv = ["explain", str(images[0]), "--model", str(ckpt), "--out", str(out),
+            "--device", "cpu"]
+    assert main(argv) == 0
+    first = (out / "explain.csv").read_text()
+    stamp = (out / "explain.csv").stat().st_mtime_ns
+    assert main(argv) == 0  # finished: the stored result, not redone
+    assert (out / "explain.csv").stat().st_mtime_ns == stamp
+    capsys.readouterr()
+    other = ["explain", str(images[1]), *argv[2:]]
+    assert main(other) == 2  # other images: refused, named, nothing overwritten
+    err = capsys.readouterr().err
+    assert "images: stored" in err and "--overwrite" in err and "Traceback" not in err
+    assert (out / "explain.csv").read_text() == first
+    assert main([*other, "--overwrite"]) == 0
+    assert str(images[1]) in (out / "explain.csv").read_text()
+    assert str(images[0]) not in (out / "explain.csv").read_text()

@@ -1,0 +1,130 @@
+"""Affect cues (vsent.analyses.cues) on images with known answers."""
+
+from __future__ import annotations
+
+import colorsys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+from PIL import Image
+
+from vsent.analyses.cues import (
+    COLOUR_CUES,
+    CUE_NAMES,
+    CueParams,
+    colour_cues,
+    colourfulness,
+    dataset_cues,
+    face_cues,
+    image_cues,
+)
+from vsent.errors import VsentError
+
+
+def flat(rgb, h=20, w=30):
+    return np.tile(np.array(rgb, np.uint8), (h, w, 1))
+
+
+def cues(image) -> dict[str, float]:
+    return dict(zip(COLOUR_CUES, colour_cues(image), strict=True))
+
+
+def test_saturated_red_vs_grey():
+    red, grey = cues(flat((255, 0, 0))), cues(flat((128, 128, 128)))
+    assert red["saturation_mean"] == pytest.approx(1.0)
+    assert red["brightness_mean"] == pytest.approx(1.0)
+    assert red["warm_share"] == 1.0 and red["cool_share"] == 0.0
+    # Hasler & Suesstrunk: rg = 255, yb = 127.5, no spread -> 0.3 * hypot(255, 127.5)
+    assert red["colourfulness"] == pytest.approx(0.3 * np.hypot(255, 127.5), rel=1e-6)
+    assert grey["saturation_mean"] == 0.0 and grey["colourfulness"] == 0.0
+    assert grey["brightness_mean"] == pytest.approx(128 / 255)
+    assert grey["warm_share"] == grey["cool_share"] == 0.0
+    assert red["brightness_std"] == grey["saturation_std"] == 0.0
+
+
+def test_warm_and_cool_shares_and_stds():
+    # left half orange, right quarter blue, last quarter dark blue (too dark to count)
+    img = np.concatenate([flat((255, 140, 0), w=20), flat((30, 60, 200), w=10),
+                          flat((0, 0, 30), w=10)], axis=1)
+    c = cues(img)
+    assert c["warm_share"] == pytest.approx(0.5)
+    assert c["cool_share"] == pytest.approx(0.25)
+    # an independent HSV computation (colorsys) of the brightness and saturation stats
+    hsv = np.array([colorsys.rgb_to_hsv(*(px / 255.0)) for px in img.reshape(-1, 3)])
+    assert c["brightness_mean"] == pytest.approx(hsv[:, 2].mean(), abs=1e-6)
+    assert c["brightness_std"] == pytest.approx(hsv[:, 2].std(), abs=1e-6)
+    assert c["saturation_mean"] == pytest.approx(hsv[:, 1].mean(), abs=1e-6)
+    assert c["saturation_std"] == pytest.approx(hsv[:, 1].std(), abs=1e-6)
+    green = cues(flat((0, 200, 0)))  # hue 120: neither warm nor cool
+    assert green["warm_share"] == green["cool_share"] == 0.0
+    assert cues(flat((255, 0, 40)))["warm_share"] == 1.0  # hue ~351: wraps to warm
+
+
+def test_colourfulness_formula_on_random_pixels():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    r, g, b = (img[..., k].astype(float).ravel() for k in range(3))
+    rg, yb = r - g, (r + g) / 2 - b
+    expected = (np.sqrt(np.var(rg) + np.var(yb))
+                + 0.3 * np.sqrt(np.mean(rg) ** 2 + np.mean(yb) ** 2))
+    assert colourfulness(img) == pytest.approx(expected)
+
+
+def test_no_faces_in_flat_or_noise():
+    rng = np.random.default_rng(0)
+    for img in (flat((200, 180, 160), 120, 160), rng.integers(0, 256, (120, 160, 3), np.uint8)):
+        assert face_cues(img).tolist() == [0.0, 0.0, 0.0]
+
+
+def _sample_face() -> Path:
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    if not path.is_file():
+        pytest.skip("matplotlib's sample portrait grace_hopper.jpg is not installed")
+    return path
+
+
+def test_face_and_smile_found_in_a_portrait():
+    img = np.asarray(Image.open(_sample_face()).convert("RGB"))  # 512x600, one smiling face
+    vec = image_cues(img)
+    out = dict(zip(CUE_NAMES, vec, strict=True))
+    assert vec.dtype == np.float32 and vec.shape == (len(CUE_NAMES),)
+    assert out["faces"] == 1 and out["smiles"] == 1
+    assert 0.05 < out["face_area"] < 0.5
+    # the same face under a flat grey mask: gone
+    masked = img.copy()
+    masked[: img.shape[0] * 2 // 3] = 128
+    assert image_cues(masked)[CUE_NAMES.index("faces")] == 0
+
+
+def test_cues_do_not_depend_on_upload_size():
+    rng = np.random.default_rng(1)
+    small = np.repeat(np.repeat(rng.integers(0, 256, (20, 30, 3), np.uint8), 8, 0), 8, 1)
+    big = np.repeat(np.repeat(small, 3, 0), 3, 1)  # 480x720 -> shrunk to 320 wide
+    a, b = image_cues(small), image_cues(big)
+    assert np.allclose(a[:4], b[:4], atol=0.02)
+
+
+def test_dataset_cues_cached(tmp_path, monkeypatch):
+    paths = []
+    for i, rgb in enumerate([(255, 0, 0), (128, 128, 128), (30, 60, 200)]):
+        paths.append(tmp_path / f"im{i}.png")
+        Image.fromarray(flat(rgb, 40, 50)).save(paths[-1])
+    first = dataset_cues(paths, cache_dir=tmp_path / "cache", n_jobs=2, progress=False)
+    assert first.values.shape == (3, len(CUE_NAMES)) and first.decoded == 3
+    assert first.names == CUE_NAMES
+    assert first.column("saturation_mean").tolist() == pytest.approx([1.0, 0.0, 0.85])
+    assert first.column("cool_share").tolist() == [0.0, 0.0, 1.0]
+    import vsent.analyses.cues as mod
+    monkeypatch.setattr(mod, "image_cues", lambda *a, **k: pytest.fail("not cached"))
+    again = dataset_cues(paths, cache_dir=tmp_path / "cache", progress=False)
+    assert again.decoded == 0 and np.array_equal(again.values, first.values)
+    assert len(list((tmp_path / "cache" / "cues").glob("*.npz"))) == 1
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="RGB uint8"):
+        colour_cues(np.zeros((4, 4), np.uint8))
+    with pytest.raises(VsentError, match="invalid cue parameters"):
+        CueParams(face_scale=1.0)

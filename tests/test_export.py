@@ -1,0 +1,156 @@
+"""Export to ONNX / TorchScript: the exported model gives PyTorch's probabilities (to 1e-4) on test
+images, checked with onnxruntime directly; its metadata; OnnxPredictor gives Predictor's rows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+open_clip = pytest.importorskip("open_clip")
+
+from vsent.cli import main  # noqa: E402
+from vsent.data.images import load_resized  # noqa: E402
+from vsent.data.transforms import center_crop, normalize  # noqa: E402
+from vsent.errors import EXIT_USER_ERROR  # noqa: E402
+from vsent.export import ExportError, OnnxPredictor, export_model, read_metadata  # noqa: E402
+from vsent.models import clip_models, create_model, timm_models  # noqa: E402, F401
+from vsent.models.checkpoint import save_checkpoint  # noqa: E402
+from vsent.predict import Predictor  # noqa: E402
+
+TINY_CLIP_VIT = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 2, "width": 32,
+                                                 "patch_size": 8, "head_width": 16},
+                 "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16,
+                              "heads": 2, "layers": 1}}
+#: One per family (timm: a transformer and a CNN; CLIP: a ViT tower; vsent's own small CNN).
+FAMILIES = ("timm/test_vit", "timm/test_convnext", "clip/vsent-export-vit", "smallcnn")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_clip(tmp_path_factory):
+    if "vsent-export-vit" not in open_clip.list_models():
+        path = tmp_path_factory.mktemp("clip_cfg") / "vsent-export-vit.json"
+        path.write_text(json.dumps(TINY_CLIP_VIT))
+        open_clip.add_model_config(path)
+
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (h, w) in enumerate([(60, 80), (90, 45), (50, 50)]):
+        p = folder / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    bad = folder / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not a jpeg")
+    return paths, bad
+
+
+def _checkpoint(tmp_path, name):
+    torch.manual_seed(3)
+    model = create_model(name).eval()
+    return model, save_checkpoint(tmp_path / "model.pt", model,
+                                  class_names=("neg", "pos"))
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_onnx_export_gives_pytorch_probabilities_in_onnxruntime(tmp_path, image_files, name):
+    model, ckpt = _checkpoint(tmp_path, name)
+    result = export_model(ckpt, tmp_path / "model.onnx", format="onnx")
+    assert result["max_abs_diff"] <= 1e-4
+    pre = model.info.preprocess
+    # test images through vsent's own decode/crop/normalise, then straight into onnxruntime
+    arrays = np.stack([load_resized(p, pre.resize) for p in image_files[0]])
+    x = normalize(center_crop(arrays, pre.crop), pre)
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    logits, probs = session.run(["logits", "probabilities"], {"image": x.numpy()})
+    with torch.no_grad():
+        ref = torch.softmax(model(x), dim=1).numpy()
+    np.testing.assert_allclose(probs, ref, atol=1e-4)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs, torch.softmax(torch.from_numpy(logits), 1).numpy(),
+                               atol=1e-6)
+    # metadata: preprocessing, class names, model card
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "model.onnx")).metadata_props}
+    assert json.loads(meta["vsent.preprocess"]) == pre.to_dict()
+    assert json.loads(meta["vsent.class_names"]) == ["neg", "pos"]
+    assert json.loads(meta["vsent.card"])["model"]["name"] == name
+    assert json.loads(meta["vsent.model"])["family"] == model.info.family
+
+
+@pytest.mark.parametrize("name", ["timm/test_convnext", "clip/vsent-export-vit"])
+def test_torchscript_export_gives_pytorch_probabilities(tmp_path, name):
+    model, ckpt = _checkpoint(tmp_path, name)
+    out = tmp_path / "model.ts"
+    export_model(ckpt, out, format="torchscript")
+    files = {"vsent.json": ""}
+    loaded = torch.jit.load(str(out), _extra_files=files)
+    c = model.info.preprocess.crop
+    x = torch.randn(5, 3, c, c, generator=torch.Generator().manual_seed(1))  # another batch size
+    with torch.no_grad():
+        _, probs = loaded(x)
+        ref = torch.softmax(model(x), dim=1)
+    torch.testing.assert_close(probs, ref, atol=1e-4, rtol=0)
+    meta = json.loads(files["vsent.json"])
+    assert json.loads(meta["vsent.preprocess"]) == model.info.preprocess.to_dict()
+    assert read_metadata(out) == meta
+
+
+@pytest.mark.parametrize("oversample", [False, True])
+def test_onnx_predictor_rows_match_the_default_engine(tmp_path, image_files, oversample):
+    _, ckpt = _checkpoint(tmp_path, "timm/test_resnet")
+    export_model(ckpt, tmp_path / "m.onnx")
+    paths, bad = image_files
+    items = [paths[0], bad, paths[1], paths[2]]
+    torch_rows = list(Predictor.from_checkpoint(ckpt, device="cpu", oversample=oversample,
+                                                batch_size=2).score(items))
+    onnx_pred = OnnxPredictor.from_file(tmp_path / "m.onnx", device="cpu",
+                                        oversample=oversample, batch_size=2)
+    assert onnx_pred.class_names == ["neg", "pos"]
+    onnx_rows = list(onnx_pred.score(items))
+    assert [r["path"] for r in onnx_rows] == [str(p) for p in items]
+    for a, b in zip(torch_rows, onnx_rows, strict=True):
+        assert (a["label"], bool(a["error"])) == (b["label"], bool(b["error"]))
+        if a["prob_positive"] is None:
+            assert b["prob_positive"] is None and "broken.jpg" in b["error"]
+        else:
+            assert abs(a["prob_positive"] - b["prob_positive"]) <= 1e-4
+
+
+def test_export_that_differs_from_pytorch_is_refused_and_removed(tmp_path, monkeypatch):
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    monkeypatch.setattr("vsent.export.verify_export", lambda model, path: 0.5)
+    with pytest.raises(ExportError, match="differs from PyTorch by 5.00e-01"):
+        export_model(ckpt, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_read_metadata_rejects_other_files(tmp_path):
+    other = tmp_path / "plain.onnx"
+    model = torch.nn.Linear(3, 2)
+    torch.onnx.export(model, (torch.zeros(1, 3),), str(other), dynamo=False)
+    with pytest.raises(ExportError, match="not a vsent export"):
+        read_metadata(other)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00\x01junk")
+    with pytest.raises(ExportError, match="not an ONNX file"):
+        read_metadata(junk)
+
+
+def test_cli_export_and_its_errors(tmp_path, capsys):
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    out = tmp_path / "cli.onnx"
+    assert main(["export", "--model", str(ckpt), "--out", str(out)]) == 0
+    assert out.is_file() and "max probability difference" in capsys.readouterr().err
+    assert main(["export", "--model", str(tmp_path / "none.pt"), "--out", str(out)]) \
+        == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("vsent: error:") and "none.pt" in err and "Traceback" not in err

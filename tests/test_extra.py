@@ -1,0 +1,190 @@
+"""Extra weakly labelled training images (vsent.data.extra): no test image ever gets in."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vsent.data import load_dataset, make_folds
+from vsent.data.extra import (
+    JointSet,
+    extra_train_set,
+    near_duplicates,
+    progressive_filter,
+    thumbnails,
+    with_extra,
+)
+from vsent.data.folds import Fold
+from vsent.errors import DataError, VsentError
+
+
+def _label_lines(root, subset):
+    path = root / "ground_truth" / f"twitter_{subset}_agrees.txt"
+    return dict(line.split() for line in path.read_text().splitlines() if line.strip())
+
+
+def test_extra_set_is_larger_subset_minus_base_with_its_labels(twitter_like):
+    five, three = _label_lines(twitter_like, "five"), _label_lines(twitter_like, "three")
+    ex = extra_train_set(twitter_like, "five", "three")
+    expected = [n for n in three if n not in five]  # in label-file order
+    assert ex.names == expected and len(ex) == 50 - 36
+    assert ex.labels.tolist() == [int(three[n]) for n in expected]
+    assert not set(ex.names) & set(five)
+    assert ex.subset == "three-not-five" and ex.source == "twitter"
+    assert all(p == twitter_like / "images" / n for n, p in zip(ex.names, ex.paths, strict=True))
+    four = _label_lines(twitter_like, "four")
+    ex4 = extra_train_set(twitter_like, "five", "four")
+    assert ex4.names == [n for n in four if n not in five]
+
+
+def test_extra_images_never_in_any_test_fold(twitter_like):
+    base = load_dataset(twitter_like, "five")
+    ex = extra_train_set(base, "five", "three")
+    joint = with_extra(base, ex)
+    folds = make_folds(base, "campos")
+    for fold in folds:
+        train = joint.fold_train(fold)
+        test_names = {base.names[i] for i in fold.test}
+        train_names = [joint.dataset.names[i] for i in train]
+        assert not test_names & set(train_names)
+        # base rows keep their indices: the fold's training rows, then every extra row
+        assert sorted(train_names) == sorted([base.names[i] for i in fold.train] + ex.names)
+        assert np.array_equal(joint.dataset.labels[fold.test], base.labels[fold.test])
+        assert joint.is_extra(train).sum() == len(ex)
+    assert joint.dataset.names[: len(base)] == base.names
+    assert joint.dataset.labels[len(base):].tolist() == ex.labels.tolist()
+
+
+def test_copies_of_base_images_are_dropped(twitter_like):
+    five = list(_label_lines(twitter_like, "five"))
+    extra_names = [n for n in _label_lines(twitter_like, "three") if n not in five]
+    images = twitter_like / "images"
+    # a byte copy and a rescaled, re-encoded copy of two five-agree images, under extra names
+    shutil.copyfile(images / five[0], images / extra_names[0])
+    im = Image.open(images / five[1])
+    im.resize((im.width * 2, im.height * 2)).save(images / extra_names[1], quality=80)
+    ex = extra_train_set(twitter_like, "five", "three")
+    assert extra_names[0] not in ex.names and extra_names[1] not in ex.names
+    assert ex.names == extra_names[2:]
+    reasons = dict(ex.skipped)
+    assert five[0] in reasons[extra_names[0]] and "same bytes" in reasons[extra_names[0]]
+    assert five[1] in reasons[extra_names[1]] and "similarity" in reasons[extra_names[1]]
+    # measuring the leak itself stays possible
+    assert len(extra_train_set(twitter_like, "five", "three", drop_copies=False)) == 14
+
+
+def test_base_names_come_from_the_raw_label_file(twitter_like):
+    """A five-agree line that load_dataset would reject still keeps its image out."""
+    gt = twitter_like / "ground_truth" / "twitter_five_agrees.txt"
+    lines = gt.read_text().splitlines()
+    extra_name = [n for n in _label_lines(twitter_like, "three")
+                  if n not in _label_lines(twitter_like, "five")][0]
+    gt.write_text("\n".join([*lines, f"{extra_name} maybe"]) + "\n")
+    ex = extra_train_set(twitter_like, "five", "three", drop_copies=False)
+    assert extra_name not in ex.names and len(ex) == 13
+
+
+def test_thumbnail_similarity_is_the_smaller_cosine():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 2, 768))
+    a /= np.linalg.norm(a, axis=2, keepdims=True)
+    s = near_duplicates(a, a[:2])
+    assert s.shape == (3, 2)
+    for i in range(3):
+        for j in range(2):
+            cos = [float(np.dot(a[i, v], a[j, v])) for v in (0, 1)]
+            assert s[i, j] == pytest.approx(min(cos))
+
+
+def test_thumbnails_of_copies_match(tmp_path):
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:48, 0:64]
+    img = np.stack([xx * 4, yy * 5, (xx + yy) * 2], -1) + rng.normal(0, 5, (48, 64, 3))
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    Image.fromarray(img).resize((128, 96)).save(tmp_path / "b.jpg", quality=85)
+    Image.fromarray(img[:, ::-1]).save(tmp_path / "c.png")  # mirrored: another picture
+    Image.fromarray(img[..., ::-1]).save(tmp_path / "d.png")  # channels swapped: recoloured
+    Image.fromarray(np.full((30, 30, 3), 90, np.uint8)).save(tmp_path / "flat.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    names = ("a.png", "b.jpg", "c.png", "d.png", "flat.png", "broken.jpg")
+    t = thumbnails([tmp_path / n for n in names], workers=1)
+    assert t.shape == (6, 2, 768)
+    assert np.allclose(np.linalg.norm(t[:4], axis=2), 1, atol=1e-5)
+    assert not t[4].any() and not t[5].any()  # flat or undecodable: nothing to compare
+    # view 0: all values centred together; view 1: each channel centred (independent check)
+    x = np.asarray(Image.open(tmp_path / "a.png").resize((16, 16), Image.BILINEAR), float)
+    v1 = (x - x.mean(axis=(0, 1))).ravel()
+    assert np.dot(t[0, 1], v1 / np.linalg.norm(v1)) > 0.99
+    s = near_duplicates(t, t)
+    assert s[0, 1] > 0.97  # rescaled, re-encoded copy
+    assert s[0, 2] < 0.97 and s[0, 3] < 0.97  # mirrored, recoloured
+    assert s[4, 0] == 0
+
+
+def test_subset_and_layout_errors(twitter_like, learnable_dataset):
+    with pytest.raises(VsentError, match="larger agreement subset"):
+        extra_train_set(twitter_like, "five", "five")
+    with pytest.raises(VsentError, match="larger agreement subset"):
+        extra_train_set(twitter_like, "three", "four")
+    with pytest.raises(VsentError, match="subsets are"):
+        extra_train_set(twitter_like, "five", "two")
+    with pytest.raises(DataError, match="Twitter I layout"):
+        extra_train_set(learnable_dataset, "five", "three")
+
+
+def test_fold_train_refuses_leaks_and_foreign_folds(twitter_like):
+    base = load_dataset(twitter_like, "five", validate=False)
+    ex = extra_train_set(base, "five", "three", validate=False)
+    joint = with_extra(base, ex)
+    ds, n = joint.dataset, len(base)
+    with pytest.raises(DataError, match="fold 3 indexes image"):
+        joint.fold_train(Fold(index=3, train=np.arange(3), test=np.array([len(ds)])))
+
+    def joint_with_last(name, path):  # the last extra row replaced by (name, path)
+        return JointSet(dataset=type(ds)(root=ds.root, names=[*ds.names[:-1], name],
+                                         paths=[*ds.paths[:-1], path], labels=ds.labels,
+                                         source="twitter"), n_base=n)
+
+    fold = Fold(index=4, train=np.arange(1, 5), test=np.array([0, 7]))
+    assert len(joint_with_last(ds.names[-1], ds.paths[-1]).fold_train(fold)) == 4 + len(ex)
+    with pytest.raises(DataError, match="fold 4: 1 extra training images are test images"):
+        joint_with_last(base.names[7], ds.paths[-1]).fold_train(fold)  # same name
+    with pytest.raises(DataError, match="fold 4: 1 extra training images are test images"):
+        joint_with_last("other.jpg", base.paths[0]).fold_train(fold)  # same file
+    with pytest.raises(DataError, match="also base images"):
+        with_extra(base, load_dataset(twitter_like, "three", validate=False))
+
+
+def test_progressive_filter_rule():
+    # |s1 - s2| = 0 -> p = 1 (always dropped); >= ln 2 -> p = 0 (always kept)
+    scores = np.array([[0.5, 0.5], [0.9, 0.1], [0.15, 0.85], [0.5, 0.5]])
+    for seed in range(20):
+        kept = progressive_filter(scores, np.random.default_rng(seed))
+        assert kept.tolist() == [False, True, True, False]
+        only = progressive_filter(scores, np.random.default_rng(seed),
+                                  candidates=np.array([True, True, True, False]))
+        assert only.tolist() == [False, True, True, True]  # a non-candidate is never dropped
+    # in between: kept with probability 1 - (2 - exp(d)), from the same uniform draws
+    d = 0.3
+    s = np.tile([(1 + d) / 2, (1 - d) / 2], (20000, 1))
+    kept = progressive_filter(s, np.random.default_rng(7))
+    p_drop = 2 - math.exp(d)
+    assert np.array_equal(kept, np.random.default_rng(7).random(20000) >= p_drop)
+    assert abs((~kept).mean() - p_drop) < 0.015
+    with pytest.raises(ValueError, match="candidates"):
+        progressive_filter(s[:3], np.random.default_rng(0), candidates=np.ones(2, bool))
+
+
+def test_a_corrupt_base_image_does_not_stop_the_copy_check(twitter_like):
+    five = list(_label_lines(twitter_like, "five"))
+    (twitter_like / "images" / five[3]).write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    with pytest.raises(DataError, match="cannot be decoded"):
+        extra_train_set(twitter_like, "five", "three")
+    ex = extra_train_set(twitter_like, "five", "three", skip_bad=True)
+    assert len(ex) == 14 and five[3] not in ex.names
+    assert any(five[3] in where for where, _ in ex.skipped)  # the bad image, as load_dataset

@@ -1,0 +1,229 @@
+"""Fusion arithmetic (vsent.analyses.fusion) against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from vsent.analyses.baselines import ImageFeatures
+from vsent.analyses.fusion import (
+    DEFAULT_RULE,
+    DEFAULT_WEIGHT,
+    baseline_fold_features,
+    choose_weight,
+    early_fusion,
+    ensemble_mean,
+    fuse_probabilities,
+    hand_crafted_probabilities,
+    positive_probability,
+    predict,
+)
+from vsent.errors import VsentError
+
+
+def test_mean_rule_by_hand():
+    p_cnn = np.array([0.9, 0.2, 0.5])
+    p_cue = np.array([0.3, 0.6, 0.5])
+    assert fuse_probabilities(p_cnn, p_cue).tolist() == pytest.approx([0.6, 0.4, 0.5])
+    # w = 0.25: 0.25 * 0.9 + 0.75 * 0.3 = 0.45; 0.25 * 0.2 + 0.75 * 0.6 = 0.5
+    assert fuse_probabilities(p_cnn, p_cue, 0.25).tolist() == pytest.approx([0.45, 0.5, 0.5])
+    assert fuse_probabilities(p_cnn, p_cue, 1.0).tolist() == pytest.approx(p_cnn.tolist())
+    assert DEFAULT_RULE == "mean" and DEFAULT_WEIGHT == 0.5  # the rule fixed in advance
+
+
+def test_logit_rule_is_a_normalised_product_of_experts():
+    # logit(0.8) = ln 4, logit(0.5) = 0 -> sigmoid(ln 2) = 2/3
+    assert fuse_probabilities([0.8], [0.5], 0.5, "logit")[0] == pytest.approx(2 / 3)
+    # w = 0.25: sigmoid(0.25 ln 4 + 0.75 ln(1/4)) = sigmoid(-ln 2) = 1/3
+    assert fuse_probabilities([0.8], [0.2], 0.25, "logit")[0] == pytest.approx(1 / 3)
+    a, b, w = np.array([0.7, 0.1, 0.95]), np.array([0.4, 0.3, 0.6]), 0.3
+    num = a**w * b ** (1 - w)
+    expected = num / (num + (1 - a) ** w * (1 - b) ** (1 - w))
+    assert fuse_probabilities(a, b, w, "logit") == pytest.approx(expected)
+    # hard 0/1 inputs stay finite
+    out = fuse_probabilities([1.0, 0.0], [0.0, 0.0], 0.5, "logit")
+    assert np.all(np.isfinite(out)) and out[0] == pytest.approx(0.5) and out[1] < 1e-5
+
+
+def test_two_column_input_and_prediction_threshold():
+    two = np.array([[0.1, 0.9], [0.6, 0.4], [0.5, 0.5]])
+    assert positive_probability(two).tolist() == [0.9, 0.4, 0.5]
+    assert fuse_probabilities(two, [0.5, 0.5, 0.5]).tolist() == pytest.approx([0.7, 0.45, 0.5])
+    assert predict(two).tolist() == [1, 0, 0]  # a tie is negative, as argmax([1-p, p])
+    assert predict(two).tolist() == two.argmax(1).tolist()
+
+
+def test_ensemble_mean_by_hand():
+    got = ensemble_mean([[0.2, 0.9], np.array([[0.6, 0.4], [0.5, 0.5]]), [0.8, 0.1]])
+    assert got.tolist() == pytest.approx([(0.2 + 0.4 + 0.8) / 3, (0.9 + 0.5 + 0.1) / 3])
+    with pytest.raises(ValueError, match="different numbers"):
+        ensemble_mean([[0.2, 0.3], [0.1]])
+
+
+def test_choose_weight_by_hand():
+    y = np.array([1, 0, 1])
+    p_a, p_b = np.array([0.9, 0.6, 0.4]), np.array([0.2, 0.1, 0.9])
+    # w=0: p_b -> [0, 0, 1] acc 2/3; w=1: p_a -> [1, 1, 0] acc 1/3;
+    # w=0.5: [0.55, 0.35, 0.65] -> [1, 0, 1] acc 1
+    w, acc = choose_weight(p_a, p_b, y, weights=[0.0, 0.5, 1.0])
+    assert w == 0.5
+    assert acc == pytest.approx({0.0: 2 / 3, 0.5: 1.0, 1.0: 1 / 3})
+    # all equal: nearest 0.5 wins, then the smaller
+    w, _ = choose_weight([0.9], [0.9], [1], weights=[0.0, 0.3, 0.7, 1.0])
+    assert w == 0.3
+
+
+def test_bad_arguments():
+    with pytest.raises(VsentError, match="--fusion-rule"):
+        fuse_probabilities([0.5], [0.5], rule="max")
+    with pytest.raises(VsentError, match="--fusion-weight"):
+        fuse_probabilities([0.5], [0.5], w=1.5)
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        fuse_probabilities([1.2], [0.5])
+    with pytest.raises(ValueError, match="not the same images"):
+        fuse_probabilities([0.5, 0.4], [0.5])
+
+
+def test_early_fusion_by_hand():
+    a = np.array([[1.0], [2.0], [3.0], [100.0]])  # row 3 is a test row: not in the stats
+    b = np.array([[0.0, 5.0], [2.0, 5.0], [4.0, 5.0], [-50.0, 7.0]])
+    out = early_fusion([a, b], train=np.array([0, 1, 2]))
+    z = math.sqrt(1.5)  # (x - 2) / sqrt(2/3) at x = 3
+    assert out.shape == (4, 3)
+    assert out[:3, 0].tolist() == pytest.approx([-z, 0, z])
+    # block b: 2 columns -> weight 1/sqrt(2); its constant column gives 0
+    assert out[:3, 1].tolist() == pytest.approx([-z / math.sqrt(2), 0, z / math.sqrt(2)])
+    assert out[:3, 2].tolist() == [0, 0, 0]
+    assert out[3, 0] == pytest.approx((100 - 2) / math.sqrt(2 / 3))
+    # the test row never moves the training rows
+    a2 = a.copy()
+    a2[3] = -1e6
+    assert np.allclose(early_fusion([a2, b], np.array([0, 1, 2]))[:3], out[:3])
+
+
+def _separable(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    X = rng.normal(0, 1, (n, 4))
+    X[:, 0] += 3 * (2 * y - 1)
+    return X, y
+
+
+@pytest.mark.parametrize("method", ["logistic", "svm"])
+def test_hand_crafted_probabilities_only_learn_from_training_rows(method):
+    X, y = _separable()
+    train, test = np.arange(40), np.arange(40, 60)
+    res = hand_crafted_probabilities(X, y, train, test, method=method, Cs=[0.1, 1.0],
+                                     oof=True)
+    assert res.test.shape == (20,) and res.train_oof.shape == (40,)
+    assert np.all((res.test >= 0) & (res.test <= 1))
+    assert np.mean((res.test > 0.5) == y[test]) >= 0.9
+    assert np.mean((res.train_oof > 0.5) == y[train]) >= 0.9
+    assert res.C in (0.1, 1.0) and res.method == method
+    # flipping every test label changes nothing: they are never read
+    y2 = y.copy()
+    y2[test] = 1 - y2[test]
+    again = hand_crafted_probabilities(X, y2, train, test, method=method, Cs=[0.1, 1.0])
+    assert np.allclose(again.test, res.test)
+    with pytest.raises(ValueError, match="overlap"):
+        hand_crafted_probabilities(X, y, train, np.array([0, 41]), method=method)
+
+
+def test_unknown_classifier():
+    X, y = _separable()
+    with pytest.raises(VsentError, match="--fusion-classifier"):
+        hand_crafted_probabilities(X, y, np.arange(40), np.arange(40, 60), method="tree")
+
+
+def test_baseline_fold_features_learn_vocabulary_on_training_rows():
+    rng = np.random.default_rng(0)
+    n = 12
+    # training images' descriptors near 0, test images' near 200: a vocabulary learnt on
+    # training rows only has every word near 0
+    desc = [rng.normal(0 if i < 8 else 200, 1, (20, 128)).clip(0, 255).astype(np.uint8)
+            for i in range(n)]
+    feats = ImageFeatures(gch=rng.random((n, 64)).astype(np.float32),
+                          lch=rng.random((n, 1024)).astype(np.float32), descriptors=desc)
+    from vsent.analyses.baselines import BaselineConfig
+    X, blocks = baseline_fold_features(feats, np.arange(8), "gch+bow",
+                                       BaselineConfig(k=4, max_descriptors=1000))
+    assert blocks == [64, 4] and X.shape == (n, 68)
+    assert np.array_equal(X[:, :64], feats.gch)
+    assert np.allclose(X[:, 64:].sum(1), 1)  # l1-normalised histograms
+    from vsent.analyses.baselines import bow_histograms, learn_vocabulary
+    vocab = learn_vocabulary(desc[:8], k=4, max_descriptors=1000, seed=0)
+    assert np.all(vocab.cluster_centers_ < 50)  # words of the training rows only
+    assert np.allclose(X[:, 64:], bow_histograms(vocab, desc))
+    X2, _ = baseline_fold_features(feats, np.arange(8), "gch",
+                                   BaselineConfig(k=4, max_descriptors=1000))
+    assert X2.shape == (n, 64)
+
+
+def _fake_run(root, data, p_cnn: dict[str, float]):
+    """A finished crossval run directory: config.json and predictions.csv only."""
+    import csv
+    import json
+
+    from vsent.data import load_dataset, make_folds
+
+    root.mkdir()
+    (root / "config.json").write_text(json.dumps({"data": str(data), "subset": "five",
+                                                  "folds": "campos", "seed": 0}))
+    ds = load_dataset(data, "five", validate=False)
+    with (root / "predictions.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "fold", "label", "prob_positive"])
+        for fold in make_folds(ds, "campos"):
+            for i in fold.test:
+                w.writerow([ds.names[i], fold.index, ds.labels[i], p_cnn[ds.names[i]]])
+    return root
+
+
+def test_fuse_run_with_cues(twitter_like, tmp_path):
+    from vsent.analyses.fusion import fuse_run
+    from vsent.data import load_dataset
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    # a "CNN" that is sure and right on even rows, unsure (0.5) on odd rows
+    p = {n: (0.9 if y else 0.1) if k % 2 == 0 else 0.5
+         for k, (n, y) in enumerate(zip(ds.names, ds.labels, strict=True))}
+    run = _fake_run(tmp_path / "run", twitter_like, p)
+    out = fuse_run(run, "cues", cache_dir=tmp_path / "cache")
+    assert out["features"] == "cues" and out["rule"] == "mean" and out["weight"] == 0.5
+    assert len(out["rows"]) == 35 and len(out["fused"]["folds"]) == 5  # campos: 35 of 36
+    for r in out["rows"]:
+        assert r["prob_cnn"] == p[r["name"]]
+        assert r["prob_fused"] == pytest.approx(0.5 * r["prob_cnn"] + 0.5 * r["prob_hand"])
+        assert r["label"] == ds.labels[ds.names.index(r["name"])]
+    labels = np.array([r["label"] for r in out["rows"]])
+    hand = np.array([r["prob_hand"] for r in out["rows"]])
+    # warm/bright vs cold/dark pictures: colour cues alone separate them
+    assert np.mean((hand > 0.5) == labels) >= 0.9
+    assert out["hand"]["accuracy"]["mean"] >= 0.9
+    # fold accuracies recomputed from the rows: mean over folds of (p_fused > 0.5) == label
+    fused = np.array([r["prob_fused"] for r in out["rows"]])
+    fold_of = np.array([r["fold"] for r in out["rows"]])
+    per_fold = [np.mean((fused[fold_of == k] > 0.5) == labels[fold_of == k]) for k in range(1, 6)]
+    assert out["fused"]["accuracy"]["mean"] == pytest.approx(np.mean(per_fold))
+    # the unsure CNN rows (0.5, a tie: negative) are decided by the cues
+    assert out["fused"]["accuracy"]["mean"] > out["cnn"]["accuracy"]["mean"]
+
+
+def test_fuse_run_refuses_incomplete_runs(twitter_like, tmp_path):
+    from vsent.analyses.fusion import fuse_run, parse_hand_features
+
+    with pytest.raises(VsentError, match="not a finished crossval run"):
+        fuse_run(tmp_path)
+    ds_names = [line.split()[0] for line in (twitter_like / "ground_truth" /
+                                            "twitter_five_agrees.txt").read_text().splitlines()]
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds_names, 0.5))
+    lines = (run / "predictions.csv").read_text().splitlines()
+    (run / "predictions.csv").write_text("\n".join(lines[:-1]) + "\n")  # one image lost
+    with pytest.raises(VsentError, match="have no prediction of that fold"):
+        fuse_run(run, "cues", cache_dir=tmp_path / "cache")
+    assert parse_hand_features("gch+bow+cues") == ("gch", "bow", "cues")
+    for bad in ("sift", "gch+gch", ""):
+        with pytest.raises(VsentError, match="--fusion"):
+            parse_hand_features(bad)

@@ -1,0 +1,240 @@
+"""The one inference path: crops, softmax, captured layers, features, decoding ahead.
+
+Expected values are computed here independently of vsent's crop/normalise code: crops are numpy
+slices, normalisation is numpy arithmetic, the network is called as a plain ``nn.Module``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vsent.errors import ImageError, VsentError
+from vsent.inference import (
+    capture_outputs,
+    infer,
+    infer_batches,
+    iter_batches,
+    prefetch,
+)
+from vsent.models import create_model
+
+
+def _model():
+    torch.manual_seed(0)
+    model = create_model("smallcnn", widths=(4, 8)).eval()
+    with torch.no_grad():
+        model.fc.weight.mul_(50)  # confident outputs: crops then give clearly different scores
+    return model
+
+
+def _normalise(crops: np.ndarray, model) -> torch.Tensor:
+    """(n, c, c, 3) uint8 RGB -> (n, 3, c, c) float32 network input, plain numpy."""
+    pre = model.info.preprocess
+    x = (crops.astype(np.float64) - np.array(pre.mean)) / np.array(pre.std)
+    if pre.channel_order == "BGR":
+        x = x[..., ::-1]
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32))
+
+
+def _softmax(logits: torch.Tensor) -> np.ndarray:
+    z = logits.double().numpy()
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _ten_crops(img: np.ndarray, c: int) -> np.ndarray:
+    """Caffe's oversample: 4 corners + centre, then the same five mirrored, (10, c, c, 3)."""
+    s = img.shape[0]
+    m = int(round((s - c) / 2))
+    five = [img[:c, :c], img[:c, s - c:], img[s - c:, :c], img[s - c:, s - c:],
+            img[m:m + c, m:m + c]]
+    return np.stack(five + [w[:, ::-1] for w in five])
+
+
+def _centre(img: np.ndarray, c: int) -> np.ndarray:
+    m = int(round((img.shape[0] - c) / 2))
+    return img[m:m + c, m:m + c]
+
+
+@pytest.fixture
+def images():
+    return np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+
+
+def test_centre_crop_probabilities_match_an_independent_computation(images):
+    model = _model()
+    c = model.info.preprocess.crop
+    with torch.no_grad():
+        want = _softmax(model(_normalise(np.stack([_centre(i, c) for i in images]), model)))
+    got = infer(model, images, batch_size=2, device="cpu").probs
+    assert got.shape == (5, 2) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_ten_crop_is_the_mean_of_ten_independently_made_crops(images):
+    model = _model()
+    c = model.info.preprocess.crop
+    with torch.no_grad():
+        want = np.stack([_softmax(model(_normalise(_ten_crops(i, c), model))).mean(axis=0)
+                         for i in images])
+        centre = _softmax(model(_normalise(np.stack([_centre(i, c) for i in images]), model)))
+    # the test can tell: centre-crop scores (oversampling ignored) are 100x the tolerance away
+    assert np.abs(centre - want).max() > 1e-3
+    got = infer(model, images, oversample=True, batch_size=2, device="cpu").probs
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_capture_keeps_values_that_an_inplace_relu_overwrites_later(images):
+    model = _model()
+    c = model.info.preprocess.crop
+    x = _normalise(np.stack([_centre(i, c) for i in images]), model)
+    block = model.features.block1  # conv -> BatchNorm -> ReLU(inplace) -> max pool
+    with torch.no_grad():
+        bn = block[1](block[0](x)).numpy()  # before the in-place ReLU
+        logits = model(x).numpy()
+    assert bn.min() < 0  # the ReLU would have zeroed these
+    r = infer(model, images, batch_size=3, device="cpu",
+              capture=["features.block1.1", "fc"])
+    np.testing.assert_allclose(r.activations["features.block1.1"], bn, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(r.activations["fc"], logits, rtol=1e-5, atol=1e-5)
+    assert block[2].inplace  # the model is left as it was
+
+
+def test_features_are_the_input_of_the_head(images):
+    model = _model()
+    c = model.info.preprocess.crop
+    seen = []
+    # independent of forward_features: what the classifier layer receives
+    hook = model.fc.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))
+    with torch.no_grad():
+        model(_normalise(np.stack([_centre(i, c) for i in images]), model))
+    hook.remove()
+    r = infer(model, images, features=True, device="cpu")
+    assert r.features.shape == (5, model.info.feature_dim)
+    np.testing.assert_allclose(r.features, seen[0].numpy(), rtol=1e-5, atol=1e-6)
+    assert infer(model, images, device="cpu").features is None
+    # oversampling averages the features over the 10 crops as well
+    with torch.no_grad():
+        seen.clear()
+        hook = model.fc.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))
+        model(_normalise(_ten_crops(images[0], c), model))
+        hook.remove()
+    ten = infer(model, images[:1], oversample=True, features=True, device="cpu")
+    np.testing.assert_allclose(ten.features[0], seen[0].numpy().mean(axis=0), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_infer_batches_slices_cover_the_images_and_leave_grad_mode_alone(images):
+    model = _model()
+    parts = []
+    for rows, res in infer_batches(model, images, batch_size=2, device="cpu"):
+        assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+        parts.append((rows, res.probs))
+    assert [(r.start, r.stop) for r, _ in parts] == [(0, 2), (2, 4), (4, 5)]
+    np.testing.assert_allclose(np.concatenate([p for _, p in parts]),
+                               infer(model, images, device="cpu").probs, atol=1e-6)
+
+
+def test_infer_errors_and_empty_input(images):
+    model = _model()
+    with pytest.raises(VsentError, match="no such layer"):
+        infer(model, images, capture=["nope"], device="cpu")
+    with pytest.raises(ValueError, match="expects 64x64"):
+        infer(model, images[:, :32, :32], device="cpu")
+    empty = infer(model, images[:0], features=True, device="cpu")
+    assert empty.probs.shape == (0, 2) and empty.features.shape == (0, model.info.feature_dim)
+
+
+def test_capture_with_grad_keeps_the_graph():
+    model = _model()
+    x = torch.rand(2, 3, 56, 56, requires_grad=True)
+    with capture_outputs(model, ["features.block2"], grad=True) as acts:
+        out = model(x).sum()
+        assert not any(getattr(m, "inplace", False) for m in model.modules())
+    (g,) = torch.autograd.grad(out, acts["features.block2"])
+    assert g.shape == acts["features.block2"].shape and g.abs().sum() > 0
+    assert model.features.block1[2].inplace  # restored
+
+
+# --------------------------------------------------------------------------------------------
+# decoding ahead
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(7):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (30 + i, 40, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 not a jpeg")
+    return paths, bad
+
+
+def test_iter_batches_keeps_order_and_carries_errors(files, tmp_path):
+    paths, bad = files
+    missing = tmp_path / "missing.png"
+    items = [paths[0], bad, paths[1], paths[2], missing, *paths[3:]]
+    batches = list(iter_batches(items, 16, batch_size=3, workers=3))
+    assert [len(b.items) for b in batches] == [3, 3, 3]
+    assert [x for b in batches for x in b.items] == items
+    errors = [e for b in batches for e in b.errors]
+    assert [i for i, e in enumerate(errors) if e is not None] == [1, 4]
+    assert isinstance(errors[1], ImageError) and "bad.jpg" in str(errors[1])
+    assert "missing.png" in str(errors[4])
+    images = np.concatenate([b.images for b in batches])
+    assert images.shape == (7, 16, 16, 3) and images.dtype == np.uint8
+    assert batches[0].ok == [0, 2]
+    for got, p in zip(images, paths, strict=True):  # independent resize: PIL bilinear
+        want = np.asarray(Image.open(p).convert("RGB").resize((16, 16), Image.BILINEAR,
+                                                              reducing_gap=None))
+        np.testing.assert_array_equal(got, want)
+
+
+def test_iter_batches_reads_a_generator_lazily():
+    last = []
+
+    def many():
+        for i in range(100_000):  # reading all of it first would pull all 100,000
+            last.append(i)
+            yield np.full((8, 8, 3), i % 256, np.uint8)
+
+    stream = iter_batches(many(), 4, batch_size=4, workers=2)
+    first = next(stream)
+    assert [int(a[0, 0, 0]) for a in first.images] == [0, 1, 2, 3]
+    assert len(last) <= 16  # a bounded number of items ahead
+    second = next(stream)
+    assert [int(a[0, 0, 0]) for a in second.images] == [4, 5, 6, 7]
+    assert len(last) <= 20
+    stream.close()
+
+
+def test_prefetch_runs_in_threads_and_lets_bugs_through():
+    names = set()
+
+    def work(i):
+        names.add(threading.current_thread().name)
+        if i == 2:
+            raise ImageError(f"item {i}: bad")
+        return i * 10
+
+    out = list(prefetch(work, range(6), workers=2))
+    assert [(i, r) for i, r, _ in out] == [(0, 0), (1, 10), (2, None), (3, 30), (4, 40),
+                                           (5, 50)]
+    assert str(out[2][2]) == "item 2: bad"
+    assert all(n.startswith("vsent-decode") for n in names)
+
+    def buggy(i):
+        raise KeyError(i)
+
+    with pytest.raises(KeyError):
+        list(prefetch(buggy, range(3), workers=1))
+    with pytest.raises(VsentError, match="--workers"):
+        list(prefetch(work, range(3), workers=0))

@@ -1,0 +1,142 @@
+"""vsent.papers against the transcription of the papers' tables (shared/papers/published.md).
+
+The Markdown tables are parsed here, independently of vsent.papers, and every published value
+of vsent.papers must be one of them (with its table named in ``source``); nothing else may be
+available.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from vsent import papers
+
+PUBLISHED = Path(__file__).resolve().parents[1].parent / "shared" / "papers" / "published.md"
+
+
+@pytest.fixture(scope="module")
+def md() -> str:
+    if not PUBLISHED.exists():
+        pytest.skip(f"{PUBLISHED} not found (the project's shared folder is not next to the "
+                    "repository)")
+    return PUBLISHED.read_text()
+
+
+def _cell(text: str) -> tuple[float, float | None, int | None]:
+    """``0.817 +- 0.038`` -> (0.817, 0.038, None); ``88.94 (11)`` -> (88.94, None, 11)."""
+    m = re.fullmatch(r"([\d.]+)(?: \+- ([\d.]+))?(?: \((\d+)\))?", text.strip())
+    assert m, text
+    return (float(m[1]), None if m[2] is None else float(m[2]),
+            None if m[3] is None else int(m[3]))
+
+
+def _tables(md: str, section: str) -> dict[str, tuple[list[str], dict[str, list[str]]]]:
+    """The tables of the ``## <section>...`` part: "Table N" -> (header, row label -> cells)."""
+    part = md.split(f"\n## {section}", 1)[1].split("\n## ", 1)[0]
+    tables: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
+    name = None
+    for line in part.splitlines():
+        heading = re.match(r"^(Table \d)", line)
+        if heading:
+            name = heading[1]
+        elif line.startswith("|") and name is not None:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if name not in tables:
+                tables[name] = (cells, {})
+            elif not set("".join(cells)) <= set("-"):
+                tables[name][1][cells[0]] = cells[1:]
+    return tables
+
+
+def _expected(md: str) -> dict[str, tuple[float, float | None, int | None, str]]:
+    """papers.all_published() name -> (fraction, std, k, table) from the Markdown alone."""
+    exp: dict[str, tuple[float, float | None, int | None, str]] = {}
+    campos = _tables(md, "Campos")
+    assert set(campos) == {"Table 1", "Table 2", "Table 3", "Table 4"}
+    t1 = campos["Table 1"][1]
+    for label, key in (("Fine-tuned CaffeNet", "center"),
+                       ("Fine-tuned CaffeNet with oversampling (10 crops)", "ten_crop")):
+        exp[f"CAMPOS2015_TABLE1.{key}"] = (*_cell(t1[label][0]), "Campos et al. 2015, Table 1")
+    you_cnn = _cell(t1["Fine-tuned CNN from You et al."][0])
+    exp["YOU2015_TABLE6.cnn.five.accuracy"] = (*you_cnn, "Campos et al. 2015, Table 1")
+
+    header, rows = campos["Table 2"]
+    assert header == ["layer", "SVM", "Softmax"]
+    for layer, cells in rows.items():
+        for clf, text in zip(("svm", "softmax"), cells, strict=True):
+            exp[f"CAMPOS2015_TABLE2.{layer}.{clf}"] = (*_cell(text),
+                                                       "Campos et al. 2015, Table 2")
+    for n in (3, 4):
+        header, rows = campos[f"Table {n}"]
+        assert header == ["architecture", "without oversampling", "with oversampling"]
+        for arch, cells in rows.items():
+            for ev, text in zip(("center", "ten_crop"), cells, strict=True):
+                exp[f"CAMPOS2015_TABLE{n}.{arch}.{ev}"] = (*_cell(text),
+                                                           f"Campos et al. 2015, Table {n}")
+
+    sun = _tables(md, "Sun")
+    header, rows = sun["Table 1"]
+    assert header[1:] == list(papers.SUN2016_COLUMNS.values())
+    assert list(rows) == list(papers.SUN2016_ROWS.values())
+    key_of = {label: key for key, label in papers.SUN2016_ROWS.items()}
+    for label, cells in rows.items():
+        for col, text in zip(papers.SUN2016_COLUMNS, cells, strict=True):
+            pct, std, k = _cell(text)
+            exp[f"SUN2016_TABLE1.{key_of[label]}.{col}"] = (pct / 100, std, k,
+                                                             "Sun et al. 2016, Table 1")
+
+    # You et al.: only the quoted numbers (bullets of its section)
+    part = md.split("\n## You", 1)[1]
+    pcnn = re.search(r"PCNN \(CaffeNet-based.*?\): ([\d.]+) / ([\d.]+) / ([\d.]+) percent", part,
+                     re.S)
+    senti = re.search(r"SentiBank \(mid-level ANP detectors\): ([\d.]+) / ([\d.]+) / ([\d.]+) "
+                      r"percent", part, re.S)
+    cnn = re.search(r"- CNN \(2CONV-4FC\)[^:]*: ([\d.]+) \(Campos et al\.\s+2015, Table 1\)",
+                    part)
+    assert pcnn and senti and cnn
+    assert float(cnn[1]) == you_cnn[0]
+    for row, m in (("pcnn", pcnn), ("sentibank", senti)):
+        for i, sub in enumerate(("five", "four", "three")):
+            exp[f"YOU2015_TABLE6.{row}.{sub}.accuracy"] = (float(m[i + 1]) / 100, None, None,
+                                                           "Sun et al. 2016, Table 1")
+    return exp
+
+
+def test_published_numbers_equal_the_papers_tables(md):
+    expected = _expected(md)
+    assert len(expected) == 2 + 1 + 13 * 2 + 4 * 2 + 2 * 2 + 10 * 5 + 3 + 3
+    available = {name: p for name, p in papers.all_published() if p.available}
+    assert sorted(available) == sorted(expected)  # nothing more, nothing less
+    for name, (mean, std, k, table) in expected.items():
+        p = available[name]
+        assert p.mean == pytest.approx(mean, abs=1e-12), name
+        assert p.std == std, name
+        assert p.k == k, name
+        assert table in p.source, (name, p.source)
+
+
+def test_everything_else_is_not_available():
+    cells = dict(papers.all_published())
+    missing = [p for p in cells.values() if not p.available]
+    assert missing and all(p == papers.NOT_AVAILABLE for p in missing)
+    assert papers.NOT_AVAILABLE.source == papers.NOT_AVAILABLE_TEXT == "not available"
+    # You et al.'s hand-crafted rows and precision / recall / F1 stay unknown
+    for row in ("gch", "lch", "gch+bow", "lch+bow"):
+        for sub in ("five", "four", "three"):
+            assert all(not p.available for p in papers.YOU2015_TABLE6[row][sub].values())
+    assert not papers.YOU2015_TABLE6["pcnn"]["five"]["f1"].available
+    # old names keep working (analyses read them)
+    assert papers.NOT_VERIFIED is papers.NOT_AVAILABLE
+    assert papers.YOU2015_CNN is papers.YOU2015_TABLE6["cnn"]
+    assert papers.YOU2015_TABLE6["cnn"]["five"]["accuracy"].verified
+
+
+def test_sun_values_are_stored_as_fractions_and_say_so():
+    best = papers.SUN2016_TABLE1["ft_obj_senti_lf_best"]
+    assert (best["five"].mean, best["five"].k) == (0.8894, 11)
+    assert papers.SUN2016_K == 11
+    assert "88.94 %" in best["five"].source and "percent in the paper" in best["five"].source
+    assert all(0 < p.mean < 1 for r in papers.SUN2016_TABLE1.values() for p in r.values())

@@ -1,0 +1,102 @@
+"""The one run-directory policy (vsent.runs.open_run_dir) and the run-directory contract."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vsent.errors import VsentError
+from vsent.runs import config_diff, fold_done, open_run_dir
+
+CFG = {"command": "demo", "data": "d", "train": {"lr": 0.002, "epochs": 3, "device": "cpu"},
+       "folds": [1, 2]}
+
+
+def _open(out, config=CFG, **kw):
+    rd = open_run_dir(out, config, **kw)
+    rd.close()
+    return rd
+
+
+def test_a_new_directory_gets_the_config(tmp_path):
+    rd = _open(tmp_path / "r")
+    assert rd.status == "new"
+    assert json.loads((tmp_path / "r" / "config.json").read_text()) == CFG
+    assert (tmp_path / "r" / "versions.json").exists()
+
+
+def test_same_config_unfinished_needs_resume_and_finished_is_never_redone(tmp_path):
+    out = tmp_path / "r"
+    _open(out)
+    with pytest.raises(VsentError, match="unfinished run: pass --resume"):
+        _open(out)
+    assert _open(out, resume=True).status == "resumed"
+    (out / "summary.json").write_text("{}")
+    assert _open(out).status == "finished"
+    assert _open(out, resume=True).status == "finished"
+    assert _open(out, done=None, resume=True).status == "resumed"  # no finished marker
+
+
+def test_another_config_is_refused_naming_the_dotted_keys(tmp_path):
+    out = tmp_path / "r"
+    _open(out)
+    other = {**CFG, "train": {**CFG["train"], "lr": 0.5}, "folds": [1, 2, 3], "extra": True}
+    for resume in (False, True):
+        with pytest.raises(VsentError) as e:
+            _open(out, other, resume=resume)
+        msg = str(e.value)
+        assert "train.lr: stored 0.002, now 0.5" in msg
+        assert "folds: stored [1, 2], now [1, 2, 3]" in msg
+        assert "extra: not in the stored config, now True" in msg
+        assert "epochs" not in msg and "data" not in msg and "\n" not in msg
+    assert json.loads((out / "config.json").read_text()) == CFG  # the record is unchanged
+
+
+def test_the_device_and_ignored_keys_may_change_and_compare_restricts(tmp_path):
+    out = tmp_path / "r"
+    _open(out)
+    on_gpu = {**CFG, "train": {**CFG["train"], "device": "cuda"}}
+    assert _open(out, on_gpu, resume=True).status == "resumed"
+    assert _open(out, {**CFG, "n_jobs": 4}, resume=True, ignore=("n_jobs",)).status == "resumed"
+    more_folds = {**CFG, "folds": [1, 2, 3]}
+    assert _open(out, more_folds, resume=True, compare=("data", "train")).status == "resumed"
+    with pytest.raises(VsentError, match="other data"):
+        _open(out, {**more_folds, "data": "e"}, resume=True, compare=("data", "train"))
+
+
+def test_overwrite_starts_again_but_never_deletes_a_foreign_directory(tmp_path):
+    out = tmp_path / "r"
+    _open(out)
+    (out / "fold1").mkdir()
+    (out / "fold1" / "metrics.json").write_text("{}")
+    other = {**CFG, "data": "e"}
+    assert _open(out, other, overwrite=True).status == "new"
+    assert not (out / "fold1").exists()
+    assert json.loads((out / "config.json").read_text())["data"] == "e"
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(VsentError, match="not deleting"):
+        _open(foreign, overwrite=True)
+    assert (foreign / "holiday.jpg").exists()
+
+
+def test_config_diff_lists_each_leaf_once():
+    a = {"x": 1, "t": {"lr": 1e-3, "m": (0.9, 1)}, "gone": 2}
+    b = {"x": 1, "t": {"lr": 1e-4, "m": [0.9, 1]}, "new": None}
+    assert config_diff(a, b) == [
+        "gone: stored 2, not in the new config",
+        "new: not in the stored config, now None",
+        "t.lr: stored 0.001, now 0.0001",
+    ]
+    assert config_diff(a, a) == []
+
+
+def test_fold_done_is_the_metrics_file(tmp_path):
+    assert not fold_done(tmp_path, 2)
+    (tmp_path / "fold2").mkdir()
+    (tmp_path / "fold2" / "model.pt").write_bytes(b"")
+    assert not fold_done(tmp_path, 2)  # a model alone: the fold may not have been evaluated
+    (tmp_path / "fold2" / "metrics.json").write_text("{}")
+    assert fold_done(tmp_path, 2)

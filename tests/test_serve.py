@@ -1,0 +1,427 @@
+"""``vsent serve``: the HTTP API through a real client against a real uvicorn on loopback.
+
+Each server runs in a background thread on a free loopback port and is always stopped. The
+scores the service returns are compared with :class:`vsent.predict.Predictor` run directly on
+the same bytes (the library path, not the service's code).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+httpx = pytest.importorskip("httpx", reason="the serve tests need httpx (dev dependency)")
+uvicorn = pytest.importorskip("uvicorn", reason="vsent serve needs the serve extra")
+
+from vsent.cli import main  # noqa: E402
+from vsent.models import create_model  # noqa: E402
+from vsent.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from vsent.predict import Predictor  # noqa: E402
+from vsent.serve import Limits, ServeConfig, create_app  # noqa: E402
+
+# --------------------------------------------------------------------------------------------
+# helpers (also used by test_serve_browser.py)
+
+
+def make_checkpoint(path: Path) -> Path:
+    """A smallcnn checkpoint whose scores differ clearly between images (scaled last layer)."""
+    torch.manual_seed(0)
+    model = create_model("smallcnn")
+    with torch.no_grad():
+        model.fc.weight.mul_(200.0)  # random init scores ~0.5 everywhere; spread them out
+    return save_checkpoint(path, model)
+
+
+def image_bytes(seed: int, size: tuple[int, int] = (50, 40), fmt: str = "JPEG",
+                tint: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> bytes:
+    """Encoded noisy picture, ``size`` = (width, height)."""
+    rng = np.random.default_rng(seed)
+    arr = (rng.integers(0, 256, (size[1], size[0], 3)) * np.array(tint)).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt)
+    return buf.getvalue()
+
+
+def expected_probs(checkpoint: Path, images: list[bytes], oversample: bool = False) -> np.ndarray:
+    """P(positive) of each image by the library's Predictor (no service involved)."""
+    return Predictor.from_checkpoint(checkpoint, device="cpu", oversample=oversample
+                                     ).predict_proba(images)[:, 1]
+
+
+@dataclass
+class Server:
+    url: str
+    app: object
+
+
+@contextmanager
+def running_server(checkpoint: Path, config: ServeConfig | None = None) -> Iterator[Server]:
+    """uvicorn serving ``checkpoint`` on 127.0.0.1, a free port; stopped on exit."""
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    app = create_app(predictor, checkpoint=checkpoint, config=config)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield Server(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def post(url: str, files: list[tuple[str, bytes]], timeout: float = 60, **fields):
+    parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
+    return httpx.post(f"{url}/v1/predict", files=parts, data={k: str(v) for k, v in
+                                                                fields.items()}, timeout=timeout)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Value of one sample in Prometheus text (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = re.escape(name) + (r"\{" + re.escape(want) + r"\}" if want else "") + r" (\S+)$"
+    for line in text.splitlines():
+        m = re.match(pattern, line)
+        if m:
+            return float(m.group(1))
+    return 0.0
+
+
+@pytest.fixture
+def checkpoint(tmp_path) -> Path:
+    return make_checkpoint(tmp_path / "model.pt")
+
+
+@pytest.fixture
+def server(checkpoint) -> Iterator[Server]:
+    with running_server(checkpoint) as s:
+        yield s
+
+
+# --------------------------------------------------------------------------------------------
+# success
+
+
+def test_one_and_several_images_match_the_library(server, checkpoint):
+    imgs = [("warm.jpg", image_bytes(1, tint=(1, 0.6, 0.3))),
+            ("plain.png", image_bytes(2, fmt="PNG")),
+            ("cold.jpg", image_bytes(3, (33, 61), tint=(0.3, 0.5, 1)))]
+    want = expected_probs(checkpoint, [d for _, d in imgs])
+    assert np.ptp(want) > 0.01  # the images score differently, so order mistakes would show
+
+    one = post(server.url, imgs[:1])
+    assert one.status_code == 200
+    (row,) = one.json()["results"]
+    assert row["name"] == "warm.jpg" and row["error"] == ""
+    assert row["prob_positive"] == pytest.approx(want[0], abs=1e-5)
+    assert row["label"] == ("positive" if want[0] > 0.5 else "negative")
+
+    many = post(server.url, imgs)
+    assert many.status_code == 200
+    rows = many.json()["results"]
+    assert [r["name"] for r in rows] == ["warm.jpg", "plain.png", "cold.jpg"]
+    np.testing.assert_allclose([r["prob_positive"] for r in rows], want, atol=1e-5)
+
+    ten = post(server.url, imgs, oversample="true")
+    want10 = expected_probs(checkpoint, [d for _, d in imgs], oversample=True)
+    np.testing.assert_allclose([r["prob_positive"] for r in ten.json()["results"]], want10,
+                               atol=1e-5)
+    assert not np.allclose(want10, want, atol=1e-4)  # oversampling really was applied
+
+
+def test_a_bad_image_fails_only_its_own_entry(server, checkpoint):
+    good = image_bytes(4)
+    full = image_bytes(5, (200, 150))
+    truncated = full[: len(full) // 2]
+    r = post(server.url, [("a.jpg", good), ("notes.txt", b"just some text"),
+                          ("cut.jpg", truncated), ("empty.jpg", b"")])
+    assert r.status_code == 200
+    rows = r.json()["results"]
+    assert rows[0]["error"] == ""
+    assert rows[0]["prob_positive"] == pytest.approx(expected_probs(checkpoint, [good])[0],
+                                                     abs=1e-5)
+    for row, reason in zip(rows[1:], ("cannot identify image file", "truncated", "empty"),
+                           strict=True):
+        assert row["name"] in row["error"] and reason in row["error"], row
+        assert row["prob_positive"] is None and row["label"] is None
+
+
+def test_explain_and_regions(server, checkpoint):
+    from vsent.analyses.regions import fused_proba
+
+    data = image_bytes(6, (70, 50))
+    r = post(server.url, [("x.jpg", data)], explain="true")
+    assert r.status_code == 200
+    (row,) = r.json()["results"]
+    png = Image.open(io.BytesIO(base64.b64decode(row["heatmap"])))
+    assert png.format == "PNG" and png.size == (70, 50)  # the overlay is at the image's size
+    assert row["prob_positive"] == pytest.approx(expected_probs(checkpoint, [data])[0], abs=1e-5)
+
+    model, _ = load_checkpoint(checkpoint)
+    fused = fused_proba(model, data)["proba"][1]
+    r = post(server.url, [("x.jpg", data)], regions="1")
+    (row,) = r.json()["results"]
+    assert row["prob_positive"] == pytest.approx(fused, abs=1e-5)
+    assert len(row["regions"]) >= 1 and len(row["regions"][0]["box"]) == 4
+
+
+# --------------------------------------------------------------------------------------------
+# user errors: 413, 415, 422, never a 500
+
+
+def test_all_images_bad_is_422_naming_the_part_and_reason(server):
+    r = post(server.url, [("notes.txt", b"not an image at all")])
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert "notes.txt (part 1): cannot identify image file" in detail
+
+
+def test_bad_requests(server):
+    r = httpx.post(f"{server.url}/v1/predict", json={"image": "x"})
+    assert r.status_code == 415
+    r = httpx.post(f"{server.url}/v1/predict", files={"note": (None, "hello")})
+    assert r.status_code == 422 and "no image" in r.json()["detail"]
+    r = post(server.url, [("a.jpg", image_bytes(1))], explain="maybe")
+    assert r.status_code == 422 and "explain" in r.json()["detail"]
+    r = post(server.url, [("a.jpg", image_bytes(1))], regions="true", oversample="true")
+    assert r.status_code == 422 and "oversample" in r.json()["detail"]
+    r = httpx.post(f"{server.url}/v1/predict", content=b"--x\r\nbroken",
+                   headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 422
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert metric(metrics, "vsent_requests_total", status="500") == 0
+
+
+def test_limits_give_413(checkpoint):
+    limits = Limits(max_upload_bytes=6000, max_request_bytes=30_000, max_pixels=10_000,
+                    max_images=2)
+    small = image_bytes(1, (40, 30))  # 1200 pixels, ~2-3 kB
+    assert len(small) < 6000
+    big_file = image_bytes(2, (60, 60), fmt="PNG")  # 3600 pixels of noise: ~11 kB
+    assert 6000 < len(big_file) < 20_000
+    # a bomb in miniature: 400x400 = 160 000 pixels in a few hundred bytes
+    buf = io.BytesIO()
+    Image.new("L", (400, 400), 0).save(buf, "PNG")
+    bomb = buf.getvalue()
+    assert len(bomb) < 2000
+    with running_server(checkpoint, ServeConfig(limits=limits)) as s:
+        r = post(s.url, [("big.jpg", big_file)])
+        assert r.status_code == 413 and "--max-upload-mb" in r.json()["detail"]
+        r = post(s.url, [("bomb.png", bomb)])
+        assert r.status_code == 413 and "400x400" in r.json()["detail"]
+        assert "--max-pixels" in r.json()["detail"]
+        r = post(s.url, [("a.jpg", small)] * 3)
+        assert r.status_code == 413 and "--max-images" in r.json()["detail"]
+        r = post(s.url, [("noise.bin", np.random.default_rng(0).bytes(40_000))])
+        assert r.status_code == 413 and "--max-request-mb" in r.json()["detail"]
+        # a request body without Content-Length is counted while it streams in
+        body = (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"x.jpg\"\r\n\r\n"
+                + b"x" * 40_000 + b"\r\n--b--\r\n")
+        r = httpx.post(f"{s.url}/v1/predict", content=iter([body[:20_000], body[20_000:]]),
+                       headers={"content-type": "multipart/form-data; boundary=b"})
+        assert r.status_code == 413
+        # the bomb among good images fails only its own entry
+        r = post(s.url, [("a.jpg", small), ("bomb.png", bomb)])
+        assert r.status_code == 200
+        ok, bad = r.json()["results"]
+        assert ok["error"] == "" and ok["prob_positive"] is not None
+        assert "bomb.png" in bad["error"] and "--max-pixels" in bad["error"]
+        metrics = httpx.get(f"{s.url}/metrics").text
+        assert metric(metrics, "vsent_requests_total", status="413") == 5
+        assert metric(metrics, "vsent_requests_total", status="500") == 0
+        assert httpx.get(f"{s.url}/healthz").json()["status"] == "ok"
+
+
+def _wait_inflight(url: str, n: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while metric(httpx.get(f"{url}/metrics").text, "vsent_inflight_requests") < n:
+        assert time.monotonic() < deadline, "the first request never arrived"
+        time.sleep(0.02)
+
+
+def test_overload_and_timeout_give_503(checkpoint):
+    # a lone request waits max_wait for company: 1.5 s during which the service is full
+    config = ServeConfig(max_wait_ms=1500, limits=Limits(max_inflight=1, timeout_s=20))
+    with running_server(checkpoint, config) as s:
+        first: dict = {}
+        t = threading.Thread(target=lambda: first.update(r=post(s.url, [("a.jpg",
+                                                                          image_bytes(1))])))
+        t.start()
+        _wait_inflight(s.url, 1)
+        r = post(s.url, [("b.jpg", image_bytes(2))])
+        t.join()
+        assert r.status_code == 503 and "--max-inflight" in r.json()["detail"]
+        assert r.headers.get("retry-after") == "1"
+        assert first["r"].status_code == 200
+
+    config = ServeConfig(max_wait_ms=3000, limits=Limits(timeout_s=0.3))
+    with running_server(checkpoint, config) as s:
+        t0 = time.monotonic()
+        r = post(s.url, [("a.jpg", image_bytes(1))])
+        assert r.status_code == 503 and "--timeout" in r.json()["detail"]
+        assert time.monotonic() - t0 < 2.5  # answered at the deadline, not after the batch
+
+
+# --------------------------------------------------------------------------------------------
+# batching
+
+
+def test_concurrent_requests_are_batched(checkpoint):
+    n = 8
+    imgs = [image_bytes(10 + i, tint=(1, 1 - 0.1 * i, 0.2 + 0.1 * i)) for i in range(n)]
+    want = expected_probs(checkpoint, imgs)
+    with running_server(checkpoint, ServeConfig(max_wait_ms=400, max_batch=32)) as s:
+        barrier = threading.Barrier(n)
+        got: dict[int, httpx.Response] = {}
+
+        def client(i: int) -> None:
+            with httpx.Client(timeout=60) as c:
+                barrier.wait()
+                got[i] = c.post(f"{s.url}/v1/predict",
+                                files=[("files", (f"{i}.jpg", imgs[i], "image/jpeg"))])
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(got[i].status_code == 200 for i in range(n))
+        # each request got its own image's score back from the shared batch
+        np.testing.assert_allclose([got[i].json()["results"][0]["prob_positive"]
+                                    for i in range(n)], want, atol=1e-5)
+        text = httpx.get(f"{s.url}/metrics").text
+    batches = metric(text, "vsent_batch_size_count", crop="center")
+    singles = metric(text, "vsent_batch_size_bucket", crop="center", le="1")
+    assert metric(text, "vsent_batch_size_sum", crop="center") == n  # every image scored once
+    assert batches - singles >= 1  # at least one forward pass served more than one image
+    assert batches < n
+    assert metric(text, "vsent_batch_requests_max", crop="center") > 1
+
+
+def test_batcher_splits_requests_larger_than_a_batch():
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import MicroBatcher
+
+    seen: list[int] = []
+
+    def fn(a: np.ndarray) -> np.ndarray:
+        seen.append(len(a))
+        return a.reshape(len(a), -1)[:, :2].astype(np.float32)
+
+    async def go() -> np.ndarray:
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(fn, pool, max_batch=3, max_wait_s=0.01)
+            x = np.arange(7 * 2 * 2 * 3, dtype=np.uint8).reshape(7, 2, 2, 3)
+            out = await b.submit(x)
+            await b.stop()
+            return x, out
+
+    x, out = asyncio.run(go())
+    assert max(seen) <= 3 and sum(seen) == 7
+    np.testing.assert_array_equal(out, x.reshape(7, -1)[:, :2])
+
+
+# --------------------------------------------------------------------------------------------
+# model card, health, docs, the page
+
+
+def test_model_card_health_docs_and_page(tmp_path):
+    run = tmp_path / "run"
+    ckpt = make_checkpoint(run / "fold1" / "model.pt")
+    (run / "config.json").write_text(json.dumps({"data": "/data/twitter1", "subset": "five",
+                                                 "init": "imagenet", "model": "smallcnn"}))
+    summary = {"accuracy": {"mean": 0.8125, "std": 0.02}, "evaluation": "center",
+               "folds": [{"fold": k} for k in range(1, 6)], "n_images": 880}
+    (run / "summary.json").write_text(json.dumps(summary))
+    with running_server(ckpt) as s:
+        card = httpx.get(f"{s.url}/v1/model").json()
+        assert card["model"]["name"] == "smallcnn" and card["checkpoint"] == "model.pt"
+        assert card["preprocess"]["resize"] == 64 and card["preprocess"]["crop"] == 56
+        assert card["metrics"]["accuracy"]["mean"] == 0.8125
+        assert card["metrics"]["n_folds"] == 5
+        assert card["training"]["dataset"] == "/data/twitter1"
+        assert card["training"]["subset"] == "five" and card["training"]["fold"] == 1
+        import vsent
+
+        assert card["vsent_version"] == vsent.__version__
+        assert httpx.get(f"{s.url}/healthz").json()["status"] == "ok"
+        docs = httpx.get(f"{s.url}/docs")
+        assert docs.status_code == 200 and "swagger" in docs.text.lower()
+        spec = httpx.get(f"{s.url}/openapi.json").json()
+        assert "multipart/form-data" in spec["paths"]["/v1/predict"]["post"]["requestBody"][
+            "content"]
+        page = httpx.get(f"{s.url}/")
+        assert page.status_code == 200 and 'id="file-input"' in page.text
+        assert 'name="viewport"' in page.text  # phone screens
+        for asset in ("/", "/static/app.js", "/static/style.css"):
+            text = httpx.get(f"{s.url}{asset}").text
+            assert httpx.get(f"{s.url}{asset}").status_code == 200
+            # offline: nothing is fetched from another host
+            assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text), asset
+            assert "@import" not in text and "cdn" not in text.lower(), asset
+
+
+# --------------------------------------------------------------------------------------------
+# the command
+
+
+def test_cli_unloadable_model_is_one_line_exit_2(tmp_path, capsys):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["serve", "--model", str(bad), "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vsent: error:") and str(bad) in err and "\n" not in err
+    assert main(["serve", "--model", str(tmp_path / "missing.pt")]) == 2
+    assert main(["serve", "--model", str(bad), "--max-pixels", str(10**12)]) == 2
+    assert "--max-pixels" in capsys.readouterr().err
+
+
+def test_cli_builds_the_app_from_its_options(checkpoint, monkeypatch):
+    """``vsent serve`` loads the checkpoint, applies its limits and hands the app to uvicorn."""
+    calls: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
+    assert main(["serve", "--model", str(checkpoint), "--port", "0", "--max-images", "3",
+                 "--max-upload-mb", "0.5", "--timeout", "7", "--max-batch", "4"]) == 0
+    (call,) = calls
+    assert call["host"] == "127.0.0.1" and call["port"] == 0  # loopback unless told otherwise
+    service = call["app"].state.service
+    assert service.limits.max_images == 3 and service.limits.timeout_s == 7
+    assert service.limits.max_upload_bytes == 512 * 1024 and service.config.max_batch == 4
+    # and that app really serves the checkpoint
+    server = uvicorn.Server(uvicorn.Config(call["app"], host="127.0.0.1", port=0,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive()
+            time.sleep(0.02)
+        url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+        data = image_bytes(3)
+        r = post(url, [("a.jpg", data)])
+        assert r.json()["results"][0]["prob_positive"] == pytest.approx(
+            expected_probs(checkpoint, [data])[0], abs=1e-5)
+        assert post(url, [("a.jpg", data)] * 4).status_code == 413
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -1,0 +1,75 @@
+"""The ``vsent serve`` web page in a real browser: Debian's chromium driven by Selenium.
+
+Uploads an image through the page's file input and reads the label and the probability the page
+shows, compared with :class:`vsent.predict.Predictor` on the same file; checks that the page
+fits a phone screen. Skipped, with the reason, when chromium or chromedriver is missing
+(``apt-get install chromium chromium-driver``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+pytest.importorskip("uvicorn", reason="vsent serve needs the serve extra")
+webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium")
+if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
+    pytest.skip(f"browser test needs {CHROMIUM} and {CHROMEDRIVER} "
+                "(apt-get install chromium chromium-driver)", allow_module_level=True)
+
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from test_serve import expected_probs, image_bytes, make_checkpoint, running_server  # noqa: E402
+
+
+@pytest.fixture
+def browser():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=390,844"):  # a phone's screen width
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_page_uploads_an_image_and_shows_label_and_probability(tmp_path, browser):
+    ckpt = make_checkpoint(tmp_path / "model.pt")
+    picture = tmp_path / "sunset.jpg"
+    picture.write_bytes(image_bytes(7, (80, 60), tint=(1.0, 0.6, 0.3)))
+    want = float(expected_probs(ckpt, [picture.read_bytes()])[0])
+    with running_server(ckpt) as server:
+        browser.get(server.url + "/")
+        wait = WebDriverWait(browser, 60)
+        # the model card line is filled in from /v1/model
+        wait.until(lambda d: "smallcnn" in d.find_element(By.ID, "model-info").text)
+        browser.find_element(By.ID, "file-input").send_keys(str(picture))
+        card = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".result")))
+        label = card.find_element(By.CSS_SELECTOR, ".label").text.strip().lower()
+        prob = card.find_element(By.CSS_SELECTOR, ".prob")
+        shown = float(prob.text)
+        assert card.find_element(By.CSS_SELECTOR, ".name").text == "sunset.jpg"
+        assert label == ("positive" if want > 0.5 else "negative")
+        assert shown == pytest.approx(want, abs=6e-4)  # the page rounds to 3 decimals
+        assert float(prob.get_attribute("data-value")) == pytest.approx(want, abs=1e-5)
+        # the bar's fill is the probability
+        fill = card.find_element(By.CSS_SELECTOR, ".bar > span")
+        bar = card.find_element(By.CSS_SELECTOR, ".bar")
+        assert fill.size["width"] / bar.size["width"] == pytest.approx(want, abs=0.02)
+        # the heat map (checked by default) replaced the picture with a PNG overlay
+        src = card.find_element(By.TAG_NAME, "img").get_attribute("src")
+        assert src.startswith("data:image/png;base64,")
+        # usable at a phone's width: nothing wider than the screen
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0
