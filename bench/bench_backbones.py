@@ -1,10 +1,18 @@
-"""Benchmark: prediction throughput of one checkpoint with torch and with onnxruntime.
+"""Benchmark: prediction throughput of one checkpoint with torch and with onnxruntime, and the
+cost of frozen-feature training (``--train head``).
 
 For each model: build it (random weights: throughput does not depend on their values), save a
 checkpoint, export it to ONNX, then score the same JPEG files with ``Predictor`` (torch) and
 ``OnnxPredictor`` (onnxruntime): end to end (decode + crop + normalise + forward) images/s,
 best of ``--repeats``, interleaved so both engines see the same machine load. It also checks
 that both engines give the same rows (probabilities to 1e-4).
+
+Frozen training (:mod:`vsent.frozen`): images/s of the feature extraction (centre crop and
+10-crop mean, through :func:`vsent.frozen.cached_features`, cache emptied first), and the
+seconds to fit a head on one training fold of Twitter I five-agree (``--fold-n`` = 706 random
+features of the model's width): ``linear`` with the campos2015 solver (65 epochs), ``logistic``
+with its inner-CV C search. ``frozen_crossval_s`` estimates a 5-fold ``--train head`` run on
+``--dataset-n`` images: extraction of both crops once + 5 head fits.
 
 Usage: ``uv run --all-extras python bench/bench_backbones.py [--models timm/resnet18
 clip/ViT-B-32] [--n 64] [--batch-size 32] [--repeats 3] [--device cpu]
@@ -21,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from _common import photo_jpegs
 
 from vsent.export import OnnxPredictor, export_model
 from vsent.models import clip_models, create_model, timm_models  # noqa: F401  (families)
@@ -32,18 +40,6 @@ from vsent.runs import versions
 
 DEFAULT_MODELS = ("smallcnn", "timm/resnet18", "timm/convnext_tiny", "timm/vit_small_patch16_224",
                   "clip/ViT-B-32")
-
-
-def _images(n: int, tmp: Path) -> list[Path]:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(n):
-        p = tmp / f"{i}.jpg"
-        Image.fromarray(rng.integers(0, 255, (375, 500, 3), dtype=np.uint8)).save(p, quality=90)
-        paths.append(p)
-    return paths
 
 
 def _rate(predictor, paths) -> tuple[float, list[dict]]:
@@ -80,6 +76,40 @@ def bench_model(name: str, paths: list[Path], tmp: Path, *, batch_size: int, rep
             "max_prob_diff": diff}
 
 
+def bench_frozen(model, paths: list[Path], tmp: Path, *, batch_size: int, device: str,
+                 fold_n: int, dataset_n: int) -> dict:
+    """Feature-extraction images/s and head-fit seconds of ``model`` (see the docstring)."""
+    import numpy as np
+
+    from vsent import frozen
+    from vsent.config import TrainConfig
+    from vsent.data.cache import cache_images
+
+    images = cache_images(paths, model.info.preprocess.resize)
+    rates = {}
+    for key, oversample in (("features_img_s", False), ("features_10crop_img_s", True)):
+        t0 = time.perf_counter()
+        frozen.cached_features(model, paths, images, oversample=oversample,
+                               batch_size=batch_size, device=device,
+                               cache_dir=tmp / f"features-{time.monotonic_ns()}")
+        rates[key] = round(len(paths) / (time.perf_counter() - t0), 1)
+    rng = np.random.default_rng(0)
+    labels = np.arange(fold_n) % 2
+    feats = rng.normal(0, 1, (fold_n, model.info.feature_dim)).astype(np.float32)
+    feats[:, 0] += labels  # something to learn
+    t0 = time.perf_counter()
+    frozen.fit_linear_head(model, feats, labels, TrainConfig(device=device))
+    linear_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    frozen.fit_logistic_head(model, feats, labels)
+    logistic_s = time.perf_counter() - t0
+    extract_s = dataset_n / rates["features_img_s"] + dataset_n / rates["features_10crop_img_s"]
+    return {**rates, "head_fit_s": {"linear": round(linear_s, 2),
+                                    "logistic": round(logistic_s, 2)},
+            "frozen_crossval_s": {"linear": round(extract_s + 5 * linear_s, 1),
+                                  "logistic": round(extract_s + 5 * logistic_s, 1)}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
@@ -88,17 +118,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--out", default="bench/results/backbones.json")
+    ap.add_argument("--fold-n", type=int, default=706,
+                    help="training images of one fold for the head-fit timing (706: Twitter I "
+                         "five-agree, 4/5 of 882)")
+    ap.add_argument("--dataset-n", type=int, default=882,
+                    help="images of the data set for the frozen crossval estimate (882)")
+    ap.add_argument("--no-frozen", action="store_true", help="skip the frozen-training part")
     args = ap.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        paths = _images(args.n, Path(tmp))
+        paths = photo_jpegs(args.n, Path(tmp))
         for name in args.models:
             res = bench_model(name, paths, Path(tmp), batch_size=args.batch_size,
                               repeats=args.repeats, device=args.device)
+            if not args.no_frozen:
+                torch.manual_seed(0)
+                res["frozen"] = bench_frozen(
+                    create_model(name), paths, Path(tmp), batch_size=args.batch_size,
+                    device=args.device, fold_n=args.fold_n, dataset_n=args.dataset_n)
             print(json.dumps(res), file=sys.stderr)
             results.append(res)
     doc = {"benchmark": "backbones", "n_images": args.n, "batch_size": args.batch_size,
-           "device": args.device, "cpu": platform.processor() or platform.machine(),
+           "device": args.device, "torch_threads": torch.get_num_threads(),
+           "cpu": platform.processor() or platform.machine(),
            "versions": versions(), "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")

@@ -74,7 +74,7 @@ def bench_scoring(images, models, n_proposals, batch_size, side) -> dict:
              for img in images]
     for name in models:
         model = create_model(name).eval()
-        size = model.preprocess.resize
+        size = model.info.preprocess.resize
         crop_t, score_t = [], []
         score_images(model, crop_regions(images[0], props[0].boxes[:2], size))  # warm-up
         for img, p in zip(images, props, strict=True):
@@ -85,7 +85,7 @@ def bench_scoring(images, models, n_proposals, batch_size, side) -> dict:
             score_images(model, crops, batch_size=batch_size)
             score_t.append(time.perf_counter() - t)
         res[name] = {"crop_s": float(np.mean(crop_t)), "score_s": float(np.mean(score_t)),
-                     "input": f"{size} -> {model.preprocess.crop}"}
+                     "input": f"{size} -> {model.info.preprocess.crop}"}
         print(f"{name}: crop {1000 * res[name]['crop_s']:.0f} ms, score "
               f"{1000 * res[name]['score_s']:.0f} ms per image ({n_proposals} regions)",
               file=sys.stderr)

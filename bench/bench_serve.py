@@ -34,6 +34,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from _common import photo_jpegs
 
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
@@ -48,15 +49,7 @@ def _images(data: Path, n: int, tmp: Path) -> list[Path]:
         found = sorted(folder.glob("*.jpg"))[:n]
         if found:
             return found
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(n):
-        p = tmp / f"{i}.jpg"
-        Image.fromarray(rng.integers(0, 255, (375, 500, 3), dtype=np.uint8)).save(p, quality=90)
-        paths.append(p)
-    return paths
+    return photo_jpegs(n, tmp)
 
 
 def _free_port() -> int:

@@ -172,6 +172,22 @@ def build_bad_images(root: Path) -> dict[str, Path]:
 # fixtures
 
 
+def interrupt_after(monkeypatch: pytest.MonkeyPatch, n_epochs: int) -> None:
+    """Make the next fit() raise KeyboardInterrupt when epoch ``n_epochs + 1`` starts (a Ctrl-C
+    after ``n_epochs`` finished epochs)."""
+    import vsent.train as train_mod
+
+    real, seen = train_mod.train_one_epoch, []
+
+    def interrupting(*a, **kw):
+        if len(seen) == n_epochs:
+            raise KeyboardInterrupt
+        seen.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", interrupting)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_vsent_cache(tmp_path_factory, monkeypatch):
     """Keep image caches in pytest's temp folder, never in ~/.cache."""

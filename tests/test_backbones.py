@@ -379,3 +379,35 @@ def test_read_weights_reads_safetensors(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"nope")
     with pytest.raises(WeightsError, match="not a safetensors file"):
         read_weights(tmp_path / "bad.safetensors")
+
+
+# --- tags and listing through the registry -------------------------------------------------------
+
+
+def test_clip_tag_as_init_loads_the_tags_weights_and_preprocessing(monkeypatch):
+    torch.manual_seed(5)
+    pretrained = open_clip.create_model("vsent-test-vit").eval()
+    monkeypatch.setattr(clip_models, "tags", lambda arch: ["fake-tag"])
+    monkeypatch.setattr(clip_models, "load_clip", lambda arch, tag: pretrained)
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg",
+                        lambda arch, tag: {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25),
+                                           "url": "https://example.org/w.pt"})
+    model = create_model("clip/vsent-test-vit", init="fake-tag").eval()
+    for key, value in pretrained.visual.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[f"visual.{key}"], value)
+    assert model.info.preprocess.mean == (127.5, 127.5, 127.5)
+    assert model.info.preprocess.std == (63.75, 63.75, 63.75)
+    with pytest.raises(WeightsError, match="no-such-tag"):  # neither a tag nor a file
+        create_model("clip/vsent-test-vit", init="no-such-tag")
+
+
+def test_cli_models_matches_family_names_without_their_prefix(capsys):
+    from vsent.cli import main
+
+    assert main(["models", "test_conv*"]) == 0
+    assert "timm/test_convnext" in capsys.readouterr().out.split()
+    assert main(["models", "convnext*"]) == 0
+    shown = capsys.readouterr().out.split()
+    assert "convnext_tiny" in shown and "timm/convnext_tiny" in shown  # torchvision and timm
+    assert main(["models"]) == 0
+    assert not any(n.startswith(("timm/", "clip/")) for n in capsys.readouterr().out.split())

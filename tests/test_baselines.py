@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vsent import papers
 from vsent.analyses import baselines as bl
 from vsent.cli import main
 from vsent.data import Fold, load_dataset
@@ -229,18 +230,19 @@ def test_cli_writes_summaries_table_and_timings(tmp_path, cache, capsys):
     timings = json.loads((out / "timings.json").read_text())
     assert {"vocabulary_s", "encode_s", "svm_lch+bow_s"} <= set(timings["custom"]["folds"][0])
     table = (out / "table.md").read_text()
-    assert "| LCH+BoW |" in table and "(n/r)" in table
+    assert "| LCH+BoW |" in table and "(not in the paper)" in table
     assert "LCH+BoW" in capsys.readouterr().out
 
 
-def test_table_marks_unverified_and_unreported_published_values():
+def test_table_marks_unavailable_and_unreported_published_values():
     summary = {m: {"mean": 0.7, "std": 0.01} for m in bl.TABLE_METRICS}
     table = bl.build_table({"five": {"gch": summary, "bow": summary}}, ["gch", "bow"])
     rows = {r["row"]: r["subsets"]["five"] for r in table["rows"]}
-    assert rows["gch"]["published_status"] == "n/v"
-    assert rows["bow"]["published_status"] == "n/r"
+    assert rows["gch"]["published_status"] == "not available" == papers.NOT_AVAILABLE_TEXT
+    assert rows["bow"]["published_status"] == "not in the paper"
     md = bl.table_markdown(table)
-    assert "| GCH | 0.700 (n/v)" in md and "| BoW | 0.700 (n/r)" in md
+    assert "| GCH | 0.700 (not available)" in md and "| BoW | 0.700 (not in the paper)" in md
+    assert "verified" not in md
     csv_rows, fields = bl.table_csv_rows(table)
     assert fields[:5] == ["row", "subset", "precision", "precision_std", "precision_published"]
     assert csv_rows[0]["row"] == "gch" and csv_rows[0]["accuracy"] == "0.7000"

@@ -58,7 +58,10 @@ def test_checkpoint_is_plain_and_keeps_custom_preprocess_and_class_names(tmp_pat
     path = save_checkpoint(tmp_path / "m.pt", model, class_names=["sad", "happy"])
     raw = torch.load(path, weights_only=True)  # loadable without unpickling code
     assert raw["format"] == CHECKPOINT_FORMAT
-    assert set(raw) == {"format", "spec", "state_dict", "preprocess", "class_names", "meta"}
+    assert set(raw) == {"format", "spec", "state_dict", "preprocess", "class_names", "meta",
+                        "info", "versions"}  # info and versions: for the model card
+    assert raw["info"] == {"family": "smallcnn", "extra": {}}
+    assert torch.__version__.startswith(raw["versions"]["torch"])  # the distribution's version
     loaded, meta = load_checkpoint(path)
     assert loaded.info.preprocess.crop == 64 and loaded.info.preprocess.resize == 80
     assert loaded.info == model.info  # the rest of the record rebuilt by the architecture

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from conftest import interrupt_after
 from vsent.cli import main
 from vsent.crossval import PRESETS, RunConfig, crossval, open_run
 from vsent.errors import VsentError
@@ -105,21 +106,6 @@ def test_existing_run_is_never_redone_and_another_config_is_refused(finished_run
     assert len(json.loads((copy / "fold1" / "history.json").read_text())) == 1
 
 
-def _interrupt_after(monkeypatch, n_epochs: int) -> None:
-    """Make fit() raise KeyboardInterrupt when epoch ``n_epochs + 1`` starts (a Ctrl-C)."""
-    import vsent.train as train_mod
-
-    real, seen = train_mod.train_one_epoch, []
-
-    def interrupting(*a, **kw):
-        if len(seen) == n_epochs:
-            raise KeyboardInterrupt
-        seen.append(1)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(train_mod, "train_one_epoch", interrupting)
-
-
 def test_finetune_interrupted_then_another_lr_is_refused_not_resumed(twitter_like, tmp_path,
                                                                      monkeypatch, capsys):
     """Issue 8: finetune --out X interrupted, then run again on X with --lr 0.5 silently
@@ -128,7 +114,7 @@ def test_finetune_interrupted_then_another_lr_is_refused_not_resumed(twitter_lik
     argv = ["finetune", "--data", str(twitter_like), "--out", str(out), "--preset", "quick",
             "--epochs", "2", "--batch-size", "8", "--device", "cpu", "--no-progress"]
     with monkeypatch.context() as mp:
-        _interrupt_after(mp, 1)
+        interrupt_after(mp, 1)
         assert main(argv) == 130
     assert (out / "train_state.pt").exists() and not (out / "model.pt").exists()
     capsys.readouterr()

@@ -187,3 +187,39 @@ def test_cli_explain(tmp_path, capsys):
                  "--layer", "nope"]) == 2
     err = capsys.readouterr().err
     assert "'nope'" in err and "no such layer" in err and "Traceback" not in err
+
+
+def test_explain_function_runs_the_whole_command(tmp_path):
+    """``explain`` (the Python function of ``vsent explain``): inputs, rows, run directory."""
+    from vsent.data.images import load_resized
+    from vsent.evaluate import predict_proba
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("smallcnn", widths=(4, 8)).eval()
+    ckpt = save_checkpoint(tmp_path / "model.pt", model)
+    img = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (30, 45, 3), np.uint8)).save(img)
+    nothing = str(tmp_path / "none*.jpg")
+    out = tmp_path / "out"
+    rows = X.explain(ckpt, [img, nothing], out, target="negative", device="cpu")
+    assert [r["image"] for r in rows] == [nothing, str(img)]  # unmatched inputs first
+    assert rows[0]["error"] and not rows[1]["error"]
+    # the scores are the model's centre-crop probabilities (the inference path, not Grad-CAM's)
+    probs = predict_proba(model, load_resized(img, model.info.preprocess.resize)[None],
+                          device="cpu")[0]
+    assert rows[1]["prob_positive"] == pytest.approx(probs[1], abs=1e-5)
+    assert rows[1]["target"] == "negative" and rows[1]["layer"] == model.info.cam_layer
+    assert np.load(out / rows[1]["heatmap"]).shape == (30, 45)
+    with (out / "explain.csv").open(newline="") as f:
+        stored = list(csv.DictReader(f))
+    assert list(stored[0]) == list(X.FIELDS) and stored[1]["image"] == str(img)
+    # finished: the same call returns the stored rows; other settings need overwrite
+    assert X.explain(ckpt, [img, nothing], out, target="negative", device="cpu") == stored
+    with pytest.raises(VsentError, match="target"):
+        X.explain(ckpt, [img], out, target="positive", device="cpu")
+    again = X.explain(ckpt, [img], out, target="positive", device="cpu", overwrite=True)
+    assert [r["target"] for r in again] == ["positive"]
+    with pytest.raises(VsentError, match="--target 'happy'"):
+        X.explain(ckpt, [img], tmp_path / "o2", target="happy", device="cpu")

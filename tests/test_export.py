@@ -154,3 +154,56 @@ def test_cli_export_and_its_errors(tmp_path, capsys):
         == EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err.startswith("vsent: error:") and "none.pt" in err and "Traceback" not in err
+
+
+def test_onnx_engine_gives_the_default_engines_rows(tmp_path, image_files):
+    from vsent.engines import EngineOptions
+    from vsent.export import OnnxEngine
+
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    export_model(ckpt, tmp_path / "m.onnx")
+    paths, bad = image_files
+    items = [paths[0], bad, paths[2]]
+    want = list(Predictor.from_checkpoint(ckpt, device="cpu").score(items))
+    engine = OnnxEngine(EngineOptions(model=str(tmp_path / "m.onnx"), device="cpu"))
+    with engine:
+        got = list(engine.score(iter(items)))
+    assert [r["path"] for r in got] == [str(p) for p in items]
+    for a, b in zip(want, got, strict=True):
+        assert a["label"] == b["label"] and bool(a["error"]) == bool(b["error"])
+        if a["prob_positive"] is not None:
+            assert abs(a["prob_positive"] - b["prob_positive"]) <= 1e-4
+
+
+def test_checkpoint_meta_reaches_the_exports_card(tmp_path):
+    torch.manual_seed(3)
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("timm/test_resnet"),
+                           init="random", data="/data/tw", n_train=123, subset="four")
+    export_model(ckpt, tmp_path / "m.onnx")
+    card = json.loads(read_metadata(tmp_path / "m.onnx")["vsent.card"])
+    assert card["training"]["dataset"] == "/data/tw" and card["training"]["n_train"] == 123
+    assert card["weights"]["init"] == "random"
+    import timm
+
+    assert card["versions"]["timm"] == timm.__version__  # the family's library, recorded
+
+
+def test_cli_predict_engine_onnx_writes_the_default_engines_rows(tmp_path, image_files):
+    import csv
+
+    from vsent.cli import main
+
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    export_model(ckpt, tmp_path / "m.onnx")
+    paths, _ = image_files
+    outs = {}
+    for engine, model in (("default", ckpt), ("onnx", tmp_path / "m.onnx")):
+        out = tmp_path / f"{engine}.csv"
+        assert main(["predict", *map(str, paths), "--model", str(model), "--engine", engine,
+                     "--device", "cpu", "--out", str(out)]) == 0
+        with out.open(newline="") as f:
+            outs[engine] = list(csv.DictReader(f))
+    assert [r["path"] for r in outs["onnx"]] == [r["path"] for r in outs["default"]]
+    for a, b in zip(outs["default"], outs["onnx"], strict=True):
+        assert a["label"] == b["label"]
+        assert abs(float(a["prob_positive"]) - float(b["prob_positive"])) <= 1e-4

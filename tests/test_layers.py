@@ -157,6 +157,48 @@ def test_probe_config_validates():
     with pytest.raises(VsentError, match="unknown classifier"):
         ProbeConfig(classifiers=("svm", "knn"))
     assert ProbeConfig(Cs=(10, 1, 1)).Cs == (1.0, 10.0)
+    with pytest.raises(VsentError, match="--inner-splits"):
+        ProbeConfig(inner_splits=True)
+    with pytest.raises(VsentError, match="--Cs"):
+        ProbeConfig(Cs=("a",))
+    with pytest.raises(VsentError, match="max_iter"):
+        ProbeConfig(max_iter=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PROBE.seed = 1
+
+
+def test_layers_config_validates_when_built():
+    for bad, option in [({"batch_size": 0}, "--batch-size"), ({"max_features": "lots"},
+                        "--max-features"), ({"max_features": 0}, "--max-features"),
+                        ({"folds": [0]}, "--fold-ids"), ({"layers": []}, "--layers"),
+                        ({"layers": "fc"}, "--layers"), ({"run": ""}, "--run"),
+                        ({"keep_features": "no"}, "keep_features")]:
+        with pytest.raises(VsentError, match=option):
+            LayersConfig(**{"run": "r", **bad})
+    cfg = LayersConfig(run="r", layers=["pool", "fc"], folds=[2], max_features="123")
+    assert (cfg.layers, cfg.folds, cfg.max_features) == (("pool", "fc"), (2,), 123)
+    assert LayersConfig(run="r", max_features="none").max_features == "none"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.batch_size = 4
+
+
+def test_layers_config_from_dict_refuses_unknown_keys():
+    stored = {"command": "layers", "run": "/runs/cv", "layers": ["pool"], "folds": None,
+              "max_features": 1000, "batch_size": 8, "device": "cpu", "keep_features": False,
+              "probe": {"Cs": [1.0, 0.1], "inner_splits": 3, "seed": 2,
+                        "classifiers": ["svm"], "max_iter": 50}}
+    cfg = LayersConfig.from_dict(stored)
+    assert cfg == LayersConfig(run="/runs/cv", layers=("pool",), max_features=1000,
+                               batch_size=8, device="cpu", keep_features=False,
+                               probe=ProbeConfig(Cs=(0.1, 1.0), inner_splits=3, seed=2,
+                                                 classifiers=("svm",), max_iter=50))
+    with pytest.raises(VsentError, match="unknown layers config keys: colour"):
+        LayersConfig.from_dict({**stored, "colour": 1})
+    with pytest.raises(VsentError, match="probe.C$"):
+        LayersConfig.from_dict({**stored, "probe": {"C": 1.0}})
+    with pytest.raises(VsentError, match="--inner-splits"):
+        LayersConfig.from_dict({**stored, "probe": {"inner_splits": 1}})
+    assert LayersConfig.from_dict({"run": "r"}).probe == ProbeConfig()  # a record's default
 
 
 def test_pooled_grid():
@@ -293,6 +335,8 @@ def test_layer_probes_outputs(tmp_path, run_dir):
     record = json.loads((out / "results/fold3/fc.json").read_text())
     assert record["n_test"] == len(folds[2]["test"]) and record["svm"]["n"] == record["n_test"]
     assert (out / "config.json").exists() and (out / "versions.json").exists()
+    stored = LayersConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert stored == LayersConfig(run=str(run_dir.resolve()), probe=PROBE, device="cpu")
 
 
 def test_resume_after_interrupt_computes_only_missing(tmp_path, run_dir, monkeypatch):

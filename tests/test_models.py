@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -160,16 +161,24 @@ def test_family_resolves_names_by_prefix(monkeypatch):
         register_model("fake/other")(lambda *, num_classes=2: Tiny(num_classes))
 
 
-def test_old_attribute_names_read_info():
+def test_missing_optional_library_is_a_one_line_user_error():
+    from vsent.models.base import import_extra
+
+    assert import_extra("json", "JSON models") is json
+    with pytest.raises(VsentError, match=r"^X models need the 'backbones' extra: pip install "
+                                         r"'vsent\[backbones\]'$"):
+        import_extra("vsent_no_such_module", "X models")
+
+
+def test_model_facts_live_only_in_info():
     model = create_model("caffenet", arch="fc6-2")
     info = model.info
-    assert (model.preprocess, model.default_lr, model.num_outputs) == (
-        info.preprocess, info.default_lr, info.num_outputs)
-    assert model.new_layers == list(info.new_layers) == ["fc6"]
-    assert model.probe_layers == list(info.probe_layers)
-    with pytest.raises(AttributeError):  # one record: replace info, never an attribute
-        model.preprocess = CAFFE_PREPROCESS
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    assert (info.preprocess, info.default_lr, info.num_outputs) == (CAFFE_PREPROCESS, 1e-4, 2)
+    assert info.new_layers == ("fc6",)
+    assert info.probe_layers[-1] == "fc6"
+    for old in ("preprocess", "new_layers", "probe_layers", "default_lr", "num_outputs"):
+        assert not hasattr(model, old), f"model.{old}: a second copy of model.info.{old}"
+    with pytest.raises(dataclasses.FrozenInstanceError):  # one record: replace it, never edit
         info.cam_layer = "conv4"
 
 

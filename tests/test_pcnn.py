@@ -238,8 +238,11 @@ def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, t
     with (out / "transfer.csv").open(newline="") as f:
         assert [r["subset"] for r in csv.DictReader(f)] == ["five", "four"]
     md = (out / "transfer.md").read_text()
-    # nothing of You et al.'s PCNN row is verified (vsent.papers): no number beside ours
-    assert "| five |" in md and " / -" in md and "not verified" in md
+    # You et al.'s PCNN precision/recall/F1 are not available (vsent.papers): no number beside
+    # ours, the cell says so in papers' words; the accuracy quoted by Sun et al. is shown
+    assert "| five |" in md and f" / {papers.NOT_AVAILABLE_TEXT} |" in md
+    assert f" / {papers.YOU2015_PCNN['five']['accuracy'].mean:.3f} |" in md
+    assert "verified" not in md
 
     fold_model, _ = load_checkpoint(out / "four" / "fold2" / "model.pt")
     assert fold_model.spec["widths"] == [8, 16]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 
@@ -271,6 +272,32 @@ def test_region_config_validation():
         R.RegionConfig(k=5, k_max=3).validate()
     with pytest.raises(VsentError, match="--n-proposals"):
         R.RegionConfig(proposals=P.ProposalConfig(n_proposals=0)).validate()
+    # refused when the record is built, naming the option
+    for bad, option in [({"k": 0}, "--k must be >= 1"), ({"k": 2.5}, "--k must be an integer"),
+                        ({"alpha": -1.0}, "--alpha"), ({"beta": float("nan")}, "--beta"),
+                        ({"batch_size": 0}, "--batch-size"), ({"overlays": -1}, "--overlays"),
+                        ({"folds": (0,)}, "--folds"), ({"folds": "1"}, "--folds"),
+                        ({"seed": True}, "--seed")]:
+        with pytest.raises(VsentError, match=option):
+            R.RegionConfig(**bad)
+    assert R.RegionConfig(folds=[2, 1]).folds == (2, 1)  # a list from JSON: a tuple
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        R.RegionConfig().k = 3
+
+
+def test_region_config_from_dict_refuses_unknown_keys():
+    stored = {"command": "regions", "run": "/r", "subset": "five", "model": "smallcnn",
+              "edge_detector": "gradient", "crop_policy": "...", "k": 3, "folds": [1, 2],
+              "proposals": {"n_proposals": 6, "min_box_area": 60}}
+    cfg = R.RegionConfig.from_dict(stored)
+    assert cfg == R.RegionConfig(k=3, folds=(1, 2),
+                                 proposals=P.ProposalConfig(n_proposals=6, min_box_area=60))
+    with pytest.raises(VsentError, match="unknown regions config keys: kk"):
+        R.RegionConfig.from_dict({**stored, "kk": 3})
+    with pytest.raises(VsentError, match="proposals.sides"):
+        R.RegionConfig.from_dict({**stored, "proposals": {"sides": 3}})
+    with pytest.raises(VsentError, match="--k must be >= 1"):
+        R.RegionConfig.from_dict({**stored, "k": 0})
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,6 +365,13 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys):
     assert table["global"]["accuracy"]["mean"] == pytest.approx(np.mean(accs))
     cost = json.loads((out / "cost.json").read_text())
     assert cost["images"] == len(ds) and cost["proposals_per_image"] <= 6
+    md = (out / "table1.md").read_text()  # the paper's best-K row, from vsent.papers
+    assert "Twitter I 5 88.94 % (K = 11), Twitter I 4 84.90 % (K = 13)" in md
+    assert "verified" not in md
+    # the stored config reads back as the options given
+    stored = R.RegionConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert (stored.k, stored.k_max, stored.overlays, stored.device) == (2, 4, 2, "cpu")
+    assert stored.proposals == P.ProposalConfig(n_proposals=6, min_box_area=60)
     # a second run into the same folder needs --resume; then it reuses the scored folds
     assert main(argv) == 2
     assert main([*argv, "--resume"]) == 0

@@ -68,9 +68,11 @@ class Server:
 
 
 @contextmanager
-def running_server(checkpoint: Path, config: ServeConfig | None = None) -> Iterator[Server]:
-    """uvicorn serving ``checkpoint`` on 127.0.0.1, a free port; stopped on exit."""
-    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+def running_server(checkpoint: Path, config: ServeConfig | None = None,
+                   predictor: Predictor | None = None) -> Iterator[Server]:
+    """uvicorn serving ``checkpoint`` (or ``predictor``) on 127.0.0.1, a free port; stopped on
+    exit."""
+    predictor = predictor or Predictor.from_checkpoint(checkpoint, device="cpu")
     app = create_app(predictor, checkpoint=checkpoint, config=config)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -425,3 +427,29 @@ def test_cli_builds_the_app_from_its_options(checkpoint, monkeypatch):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+# --------------------------------------------------------------------------------------------
+# an exported model (--engine onnx)
+
+
+def test_onnx_export_served_gives_the_checkpoints_scores_and_card(checkpoint, tmp_path):
+    from vsent.export import OnnxPredictor, export_model
+    from vsent.models.card import model_card as card_of
+
+    onnx_file = tmp_path / "m.onnx"
+    export_model(checkpoint, onnx_file)
+    imgs = [("a.jpg", image_bytes(1, tint=(1, 0.6, 0.3))), ("b.png", image_bytes(2, fmt="PNG"))]
+    want = expected_probs(checkpoint, [d for _, d in imgs])
+    predictor = OnnxPredictor.from_file(onnx_file, device="cpu")
+    with running_server(onnx_file, predictor=predictor) as s:
+        r = post(s.url, imgs)
+        assert r.status_code == 200
+        got = [row["prob_positive"] for row in r.json()["results"]]
+        np.testing.assert_allclose(got, want, atol=1e-4)
+        card = httpx.get(f"{s.url}/v1/model").json()
+        assert card["engine"] == "onnx" and card["checkpoint"] == "model.pt"
+        ref = card_of(checkpoint)
+        assert card["model"] == ref["model"] and card["preprocess"] == ref["preprocess"]
+        r = post(s.url, imgs[:1], explain="true")
+        assert r.status_code == 422 and "exported model" in r.json()["detail"]

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import interrupt_after
 from vsent.config import RunConfig
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError
@@ -29,9 +30,8 @@ class Tiny(nn.Module):
         super().__init__()
         self.body = nn.Conv2d(3, 4, 3)
         self.head = nn.Linear(4, 2)
-        self.preprocess = Preprocess(resize=12, crop=10, mean=(128, 128, 128), std=(64, 64, 64))
-        self.new_layers = ["head"]
-        self.info = ModelInfo(name="tiny", family="test", preprocess=self.preprocess,
+        pre = Preprocess(resize=12, crop=10, mean=(128, 128, 128), std=(64, 64, 64))
+        self.info = ModelInfo(name="tiny", family="test", preprocess=pre,
                               num_outputs=2, head="head", new_layers=("head",),
                               probe_layers=("body",), cam_layer="body", feature_dim=4)
 
@@ -100,21 +100,6 @@ def test_fit_learns_a_learnable_set_clearly_above_chance():
     assert probs.shape == (64, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
-def _interrupt_after(monkeypatch, n_epochs: int) -> None:
-    """Make the next fit() raise KeyboardInterrupt when epoch ``n_epochs + 1`` starts."""
-    import vsent.train as train_mod
-
-    real, seen = train_mod.train_one_epoch, []
-
-    def interrupting(*a, **kw):
-        if len(seen) == n_epochs:
-            raise KeyboardInterrupt
-        seen.append(1)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(train_mod, "train_one_epoch", interrupting)
-
-
 def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(
         tmp_path, monkeypatch):
     images, labels = _learnable(40)
@@ -128,7 +113,7 @@ def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(
     part = Tiny()
     state = tmp_path / "state.pt"
     with monkeypatch.context() as mp:
-        _interrupt_after(mp, 2)
+        interrupt_after(mp, 2)
         with pytest.raises(KeyboardInterrupt):
             fit(part, images, labels, cfg, state_path=state, progress=False)
     assert [h["epoch"] for h in torch.load(state, weights_only=False)["history"]] == [1, 2]
@@ -148,7 +133,7 @@ def test_resuming_a_training_state_with_another_config_is_refused(tmp_path, monk
     cfg = TrainConfig(epochs=3, batch_size=8, lr=0.01, device="cpu", seed=1)
     state = tmp_path / "state.pt"
     with monkeypatch.context() as mp:
-        _interrupt_after(mp, 1)
+        interrupt_after(mp, 1)
         with pytest.raises(KeyboardInterrupt):
             fit(Tiny(), images, labels, cfg, state_path=state, progress=False)
     stored = torch.load(state, weights_only=False)["config"]

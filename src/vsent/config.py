@@ -19,6 +19,15 @@ from vsent.errors import VsentError
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
+#: Issue 10: weakly labelled extra training subsets (``--extra-train``), how they are used
+#: (``--extra-schedule``, see :func:`vsent.crossval.train_fold`), which rows the progressive
+#: step may drop, and the hand-crafted blocks of late fusion (``--fusion``, joined with '+').
+EXTRA_TRAIN = ("four", "three")
+EXTRA_SCHEDULES = ("joint", "joint+finetune", "progressive")
+PROGRESSIVE_SCOPES = ("all", "extra")
+FUSION_BLOCKS = ("gch", "lch", "bow", "cues")
+#: Issue 11: heads of ``--train head`` (vsent.frozen).
+HEADS = ("linear", "logistic")
 
 
 @dataclass(frozen=True)
@@ -78,26 +87,30 @@ class TrainConfig:
 
 
 def config_from_dict(cls: type, d: Mapping[str, Any], what: str, *,
-                     train_fields: tuple[str, ...] = ("train",)) -> Any:
+                     train_fields: tuple[str, ...] = ("train",),
+                     records: Mapping[str, type] | None = None) -> Any:
     """Rebuild the config dataclass ``cls`` from its ``config.json`` dict.
 
-    The ``train_fields`` become :class:`TrainConfig` objects; a ``command`` key (written by the
-    run directory) is ignored and any other unknown key (also inside a train field) is a user
-    error naming ``what``.
+    The ``train_fields`` become :class:`TrainConfig` objects; ``records`` maps other fields to
+    the config dataclass they hold (e.g. ``{"probe": ProbeConfig}``), rebuilt from their dict
+    when present. A ``command`` key (written by the run directory) is ignored and any other
+    unknown key (also inside a train field or record) is a user error naming ``what``.
     """
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - known - {"command"}
     if unknown:
         raise VsentError(f"unknown {what} config keys: {', '.join(sorted(unknown))}")
-    train_known = {f.name for f in dataclasses.fields(TrainConfig)}
     kwargs = {k: v for k, v in d.items() if k in known}
-    for name in train_fields:
+    subs = {**dict.fromkeys(train_fields, TrainConfig), **(records or {})}
+    for name, sub_cls in subs.items():
+        if name not in d and sub_cls is not TrainConfig:
+            continue  # the record's default
         sub = d.get(name, {})
-        bad = set(sub) - train_known
+        bad = set(sub) - {f.name for f in dataclasses.fields(sub_cls)}
         if bad:
             raise VsentError(f"unknown {what} config keys: "
                              f"{', '.join(f'{name}.{k}' for k in sorted(bad))}")
-        kwargs[name] = TrainConfig(**sub)
+        kwargs[name] = sub_cls(**sub)
     return cls(**kwargs)
 
 
@@ -122,19 +135,97 @@ class RunConfig:
     seed: int = 0
     eval_batch_size: int = 64
     preset: str | None = None
+    # issue 10 (crossval only); left out of config.json at their defaults (see to_dict)
+    extra_train: str | None = None  # EXTRA_TRAIN: add <subset>-agree minus base to each fold
+    extra_schedule: str = "joint"  # EXTRA_SCHEDULES
+    progressive_scope: str = "all"  # rows the progressive step may drop (all: You et al.)
+    finetune: TrainConfig | None = None  # recipe of the fine-tuning stages (not "joint")
+    fusion: str | None = None  # hand-crafted blocks fused with the CNN, e.g. "gch+bow"
+    # issue 11 (vsent.frozen, vsent.zeroshot); left out of config.json at their defaults
+    train_mode: str = "all"  # TRAIN_MODES: all (fine-tune), head (frozen features), last-N
+    head: str = "linear"  # HEADS, for train_mode "head": linear (the solver) or logistic
+    zero_shot: bool = False  # CLIP zero-shot scoring by prompts, no training (init = a tag)
+    prompts: dict[str, list[str]] | None = None  # zero-shot prompts (None: the defaults)
 
     def __post_init__(self) -> None:
         if not isinstance(self.train, TrainConfig):
             raise TypeError(f"train must be a TrainConfig, got {type(self.train).__name__}")
         if self.eval_batch_size < 1:
             raise VsentError(f"--eval-batch-size must be >= 1, got {self.eval_batch_size}")
+        self._validate_issue10()
+        self._validate_issue11()
+
+    def _validate_issue11(self) -> None:
+        """--train / --head / --zero-shot and their combinations."""
+        mode = self.train_mode
+        if not (mode in ("all", "head") or (mode.startswith("last-") and mode[5:].isdigit()
+                                            and int(mode[5:]) >= 1)):
+            raise VsentError(f"--train {mode!r}: use all, head or last-N (N >= 1, e.g. last-2)")
+        if self.head not in HEADS:
+            raise VsentError(f"--head {self.head!r}: choose one of {', '.join(HEADS)}")
+        if self.head != "linear" and mode != "head":
+            raise VsentError(f"--head {self.head} applies to --train head")
+        if self.zero_shot and (mode != "all" or not self.model.startswith("clip/")):
+            raise VsentError("--zero-shot needs a CLIP model (--model clip/<arch>) and no --train")
+        if self.prompts is not None and not self.zero_shot:
+            raise VsentError("--prompts applies to --zero-shot")
+        if self.extra_train is not None and (mode != "all" or self.zero_shot):
+            raise VsentError("--extra-train trains the whole network: not with --train "
+                             f"{mode}{' or --zero-shot' if self.zero_shot else ''}")
+
+    def _validate_issue10(self) -> None:
+        """The --extra-train / --extra-schedule / --fusion options and their combinations."""
+        if self.extra_train not in (None, *EXTRA_TRAIN):
+            raise VsentError(f"--extra-train {self.extra_train!r}: choose one of none, "
+                             f"{', '.join(EXTRA_TRAIN)}")
+        if self.extra_schedule not in EXTRA_SCHEDULES:
+            raise VsentError(f"--extra-schedule {self.extra_schedule!r}: choose one of "
+                             f"{', '.join(EXTRA_SCHEDULES)}")
+        if self.extra_schedule != "joint" and self.extra_train is None:
+            raise VsentError(f"--extra-schedule {self.extra_schedule} needs --extra-train "
+                             f"({' or '.join(EXTRA_TRAIN)})")
+        if self.progressive_scope not in PROGRESSIVE_SCOPES:
+            raise VsentError(f"--progressive-scope {self.progressive_scope!r}: choose one of "
+                             f"{', '.join(PROGRESSIVE_SCOPES)}")
+        if self.progressive_scope != "all" and self.extra_schedule != "progressive":
+            raise VsentError("--progressive-scope applies to --extra-schedule progressive")
+        staged = self.extra_schedule != "joint"
+        if staged and not isinstance(self.finetune, TrainConfig):
+            raise VsentError(f"--extra-schedule {self.extra_schedule} needs a fine-tuning "
+                             "recipe (--finetune-epochs, --finetune-lr)")
+        if not staged and self.finetune is not None:
+            raise VsentError("--finetune-epochs/--finetune-lr apply to --extra-schedule "
+                             "joint+finetune or progressive")
+        if self.fusion is not None:
+            parts = [p.strip() for p in str(self.fusion).split("+")]
+            if (not all(parts) or any(p not in FUSION_BLOCKS for p in parts)
+                    or len(set(parts)) != len(parts)):
+                raise VsentError(f"--fusion {self.fusion!r}: none, or blocks "
+                                 f"{', '.join(FUSION_BLOCKS)} joined with '+' (each once), "
+                                 "e.g. gch+bow")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunConfig:
-        return config_from_dict(cls, d, "run")
+        staged = d.get("finetune") is not None
+        return config_from_dict(cls, d, "run",
+                                train_fields=("train", "finetune") if staged else ("train",))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as config.json holds it; the issue-10 fields only when not at their
+        default, so a run without them keeps the config (and resumes the run directories)
+        of before they existed (:func:`vsent.runs.config_diff` counts a missing key as a
+        difference)."""
+        d = dataclasses.asdict(self)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in OMITTED_AT_DEFAULT:
+            if d[name] == defaults[name]:
+                del d[name]
+        return d
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
+
+
+#: RunConfig fields written to config.json only when they differ from their default.
+OMITTED_AT_DEFAULT = ("extra_train", "extra_schedule", "progressive_scope", "finetune", "fusion",
+                      "train_mode", "head", "zero_shot", "prompts")

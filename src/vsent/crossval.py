@@ -5,6 +5,8 @@ A cross-validation run directory holds (see docs/ARCHITECTURE.md)::
     config.json  versions.json  run.log  folds.json  skipped.json
     fold<k>/model.pt  fold<k>/metrics.json  fold<k>/predictions.csv  fold<k>/history.json
     predictions.csv  summary.json  summary.md
+    extra.json  fold<k>/stages/  fold<k>/removal.csv     (--extra-train, see train_fold)
+    fusion/predictions.csv  (+ summary.json["fusion"])   (--fusion, see _fuse)
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from vsent.config import RunConfig
+from vsent import distributed
+from vsent.config import RunConfig, TrainConfig
 from vsent.data.cache import image_cache
 from vsent.data.datasets import load_dataset
-from vsent.data.folds import make_folds, save_folds
+from vsent.data.extra import JointSet, extra_train_set, progressive_filter, with_extra
+from vsent.data.folds import Fold, make_folds, save_folds
 from vsent.errors import VsentError
-from vsent.evaluate import evaluate
+from vsent.evaluate import predict_proba
+from vsent.frozen import evaluate_model, run_meta, train_model, training_label
 from vsent.metrics import summarize_folds, write_summary
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
@@ -41,7 +46,6 @@ from vsent.runs import (
     Timer,
     fold_dir,
     open_run,
-    open_run_dir,
 )
 from vsent.train import fit
 
@@ -58,10 +62,9 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
     frozen) and the prototype. It loads ``cfg.init`` so that missing weights stop the run
     before its directory exists.
     """
-    model = create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
-    info = getattr(model, "info", None)
-    default_lr = info.default_lr if info is not None else getattr(model, "default_lr", None)
-    lr = resolve_lr(cfg.preset, cfg.train.lr, default_lr)  # e.g. fc6-2 trains at 1e-4
+    model = fresh_model(cfg, cfg.seed) if cfg.zero_shot else \
+        create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
+    lr = resolve_lr(cfg.preset, cfg.train.lr, model.info.default_lr)  # e.g. fc6-2 trains at 1e-4
     return cfg.replace(train=cfg.train.replace(lr=lr)), model
 
 
@@ -79,8 +82,9 @@ def crossval(
     finished epoch; ``overwrite`` starts again.
     """
     cfg, proto = prepare(cfg)
-    run = open_run_dir(out, {"command": "crossval", **cfg.to_dict()}, resume=resume,
-                       overwrite=overwrite, done=SUMMARY)
+    # DDP: rank 0 opens and writes the run directory, the other ranks get a read-only view
+    run = distributed.open_run_dir(out, {"command": "crossval", **cfg.to_dict()},
+                                   resume=resume, overwrite=overwrite, done=SUMMARY)
     try:
         if run.status == "finished":
             log.info("%s: finished run, summary not recomputed", run.path)
@@ -97,9 +101,13 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     folds_file = run / FOLDS
     spec = str(folds_file) if folds_file.exists() else cfg.folds  # resume: the same folds
     folds = make_folds(dataset, spec, seed=cfg.seed)
-    save_folds(folds, dataset, folds_file)
-    images = image_cache(dataset, size=proto.preprocess.resize, progress=progress)
-    labels = dataset.labels
+    if distributed.is_main():  # DDP: the other ranks made the same folds
+        save_folds(folds, dataset, folds_file)
+    joint = _extra_train(cfg, run, dataset)  # --extra-train: base rows first, then extra rows
+    pool = joint.dataset if joint is not None else dataset
+    images = distributed.local_first(image_cache, pool, size=proto.info.preprocess.resize,
+                                     progress=progress)  # DDP: built once per machine
+    labels = pool.labels
     log.info("crossval %s: %d images, %d folds, model %s (init %s)",
              cfg.subset, len(dataset), len(folds), cfg.model, cfg.init)
 
@@ -113,10 +121,12 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
             log.info("fold %d: already done, skipped", fold.index)
             done = json.loads(metrics_file.read_text())
         else:
-            done = _run_fold(cfg, run, fold, images, labels, dataset, progress)
+            done = _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=joint)
         for key in results:
             results[key].append({"fold": fold.index, **done[key]})
         all_rows.extend(_read_rows(fdir / "predictions.csv"))
+    if not distributed.is_main():  # DDP: the summary is rank 0's to compute and write
+        return distributed.broadcast_object(None)
 
     lead = "ten_crop" if cfg.oversample else "center"
     summary = summarize_folds(results[lead])
@@ -125,37 +135,61 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     summary["ten_crop"] = summarize_folds(results["ten_crop"])
     summary["n_images"] = int(sum(len(f.test) for f in folds))
     summary["seconds"] = timer.elapsed
+    if training_label(cfg) != "fine-tuning":  # --zero-shot, --train head / last-N
+        summary["training"] = training_label(cfg)
     run.write_csv("predictions.csv", all_rows, list(all_rows[0]) if all_rows else ["name"])
     title = (f"{cfg.model} on Twitter {cfg.subset}-agree, {len(folds)} folds ({cfg.folds}), "
              f"{'10-crop' if cfg.oversample else 'centre crop'}")
+    if "training" in summary:
+        title += f", {summary['training']}"
+    fusion_md = ""
+    if cfg.fusion:  # late fusion with a hand-crafted classifier (the rule fixed in advance)
+        summary["fusion"], fusion_md = _fuse(cfg, run, progress)
     write_summary(run, summary, title)
+    if fusion_md:
+        run.write_text("summary.md", (run / "summary.md").read_text() + "\n" + fusion_md)
     c, t = summary["center"]["accuracy"], summary["ten_crop"]["accuracy"]
     log.info("accuracy over %d folds: centre crop %.3f +- %.3f, 10-crop %.3f +- %.3f",
              len(folds), c["mean"], c["std"], t["mean"], t["std"])
-    return summary
+    return distributed.broadcast_object(summary)  # DDP: the other ranks wait for it
 
 
 def fresh_model(cfg: RunConfig, seed: int) -> nn.Module:
     """The model to train, its random layers drawn from ``seed`` (not from whatever state the
     process's RNG is in), so a fold gives the same result alone, first, or after others."""
     torch.manual_seed(seed)
+    if cfg.zero_shot:  # CLIP scored by its prompts: nothing random, nothing trained
+        from vsent.zeroshot import zero_shot_model
+
+        return zero_shot_model(cfg.model, cfg.init, **(cfg.prompts or {}))
     return create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
 
 
-def _run_fold(cfg, run, fold, images, labels, dataset, progress) -> dict:
+def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None) -> dict:
     fdir = fold_dir(run.path, fold.index)
     train_cfg = cfg.train.replace(seed=cfg.seed * 1000 + fold.index)
     model = fresh_model(cfg, train_cfg.seed)
     state = fdir / TRAIN_STATE
-    history = fit(model, images[np.sort(fold.train)], labels[np.sort(fold.train)], train_cfg,
-                  state_path=state, progress=progress, desc=f"fold {fold.index}")
+    if joint is None:
+        # --train all (fit, as always) / head (cached features) / last-N; --zero-shot: none
+        history = train_model(model, cfg, train_cfg, images, labels, dataset.paths,
+                              np.sort(fold.train), state_path=state, progress=progress,
+                              desc=f"fold {fold.index}")
+    else:  # --extra-train: the schedule's stages (the last one resumes from ``state``)
+        history = train_fold(cfg, model, images, labels, joint, fold, train_cfg, fdir,
+                             progress=progress)
+    if not distributed.is_main():  # DDP: rank 0 alone saves, evaluates and writes the fold
+        return distributed.broadcast_object(None)
     run.write_json(f"fold{fold.index}/history.json", history)
     save_checkpoint(fdir / "model.pt", model, fold=fold.index, run=str(run.path),
-                    train=dataclasses.asdict(train_cfg), subset=cfg.subset)
+                    train=dataclasses.asdict(train_cfg), subset=cfg.subset,
+                    **run_meta(cfg, len(fold.train)))
     test = np.sort(fold.test)
     kw = {"batch_size": cfg.eval_batch_size, "device": cfg.train.device}
-    center, p_center = evaluate(model, images[test], labels[test], **kw)
-    ten, p_ten = evaluate(model, images[test], labels[test], oversample=True, **kw)
+    # --train head: the head on the cached features; otherwise evaluate() on the images
+    center, p_center = evaluate_model(model, cfg, images, labels, dataset.paths, test, **kw)
+    ten, p_ten = evaluate_model(model, cfg, images, labels, dataset.paths, test,
+                                oversample=True, **kw)
     rows = [
         {"name": dataset.names[i], "path": str(dataset.paths[i]), "fold": fold.index,
          "label": int(labels[i]), "prob_positive": float(pc[1]), "pred": int(pc.argmax()),
@@ -168,7 +202,131 @@ def _run_fold(cfg, run, fold, images, labels, dataset, progress) -> dict:
     state.unlink(missing_ok=True)
     log.info("fold %d: accuracy %.3f (centre) %.3f (10-crop)", fold.index,
              center["accuracy"], ten["accuracy"])
-    return done
+    return distributed.broadcast_object(done)  # DDP: the other ranks wait for it
+
+
+# --------------------------------------------------------------------------------------------
+# issue 10: weakly labelled extra training images (--extra-train) and late fusion (--fusion)
+
+
+def _extra_train(cfg: RunConfig, run: RunDir, dataset) -> JointSet | None:
+    """The base dataset joined with the ``--extra-train`` images (None without the option).
+
+    The extra set (:func:`vsent.data.extra.extra_train_set`) holds no base image and no copy
+    of one, so no test image of any fold; it is listed in ``extra.json``.
+    """
+    if cfg.extra_train is None:
+        return None
+    extra = extra_train_set(dataset, cfg.subset, cfg.extra_train, skip_bad=cfg.skip_bad)
+    run.write_json("extra.json", {
+        "subset": extra.subset, "n": len(extra), "n_positive": int(extra.labels.sum()),
+        "names": extra.names, "labels": extra.labels, "skipped": extra.skipped,
+    })
+    return with_extra(dataset, extra)
+
+
+def train_fold(cfg: RunConfig, model: nn.Module, images: np.ndarray, labels: np.ndarray,
+               joint: JointSet, fold: Fold, train_cfg: TrainConfig, fdir: Path, *,
+               progress: bool = True) -> list[dict[str, Any]]:
+    """Train ``model`` on fold ``fold`` with the extra images, by ``cfg.extra_schedule``.
+
+    ``images`` / ``labels`` (N_base + N_extra, ...) hold the base rows first (the fold's
+    indices) and the extra rows after them (:class:`vsent.data.extra.JointSet`). Stages:
+
+    * ``joint``: train on the fold's training rows + every extra row (``train_cfg``).
+    * ``joint+finetune``: then fine-tune on the fold's (clean) training rows alone with
+      ``cfg.finetune`` (You et al. 2015, Algorithm 2).
+    * ``progressive``: after ``joint``, score those rows (centre crop), drop row ``i`` with
+      probability ``p_i = max(0, 2 - exp(|s_i1 - s_i2|))``
+      (:func:`vsent.data.extra.progressive_filter`; with ``progressive_scope="extra"`` only
+      extra rows may go), fine-tune on the rest (``cfg.finetune``; Algorithm 1), then on the
+      fold's training rows as ``joint+finetune``. The draw is written to
+      ``fold<k>/removal.csv`` (as ``vsent pcnn``'s).
+
+    Seeds: stage ``j`` (0, 1, 2) trains with ``train_cfg.seed + j``; the removal draws come
+    from ``numpy.random.default_rng(train_cfg.seed)``. Every stage but the last saves its
+    weights and history in ``fold<k>/stages/`` (a resumed fold skips it); the last resumes
+    from ``fold<k>/train_state.pt``, which the caller removes once ``model.pt`` is saved.
+    Test rows are never trained on (checked by :meth:`JointSet.fold_train`).
+
+    Returns the history of every stage, one dict per epoch with a ``stage`` key.
+    """
+    base = np.sort(fold.train)
+    train = joint.fold_train(fold)
+    k = fold.index
+    ft = cfg.finetune.replace(device=cfg.train.device) if cfg.finetune is not None else None
+    stages: list[tuple[str, np.ndarray | None, TrainConfig]] = [("joint", train, train_cfg)]
+    if cfg.extra_schedule == "progressive":
+        stages.append(("progressive", None, ft.replace(seed=train_cfg.seed + 1)))
+    if cfg.extra_schedule != "joint":
+        stages.append(("finetune", base, ft.replace(seed=train_cfg.seed + 2)))
+    sdir = fdir / "stages"
+    history: list[dict[str, Any]] = []
+    for j, (name, rows, stage_cfg) in enumerate(stages):
+        if name == "progressive":
+            # DDP: rank 0 scores, draws and writes removal.csv; every rank gets its draw
+            rows = train[distributed.on_main(_progressive_keep, cfg, model, images, labels,
+                                             joint, train, train_cfg.seed, fdir)]
+        last = j == len(stages) - 1
+        weights, hist_file = sdir / f"{name}.pt", sdir / f"{name}.json"
+        if not last and weights.exists() and hist_file.exists():
+            log.info("fold %d, stage %s: already done, loading %s", k, name, weights)
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            hist = json.loads(hist_file.read_text())
+        else:
+            log.info("fold %d, stage %s: %d training images (%d extra)", k, name, len(rows),
+                     int(joint.is_extra(rows).sum()))
+            state = fdir / (TRAIN_STATE if last else f"stages/{name}_state.pt")
+            state.parent.mkdir(exist_ok=True)
+            hist = [{**h, "stage": name} for h in fit(
+                model, images[rows], labels[rows], stage_cfg, state_path=state,
+                progress=progress, desc=f"fold {k} {name}")]
+            if not last and distributed.is_main():  # DDP: rank 0 alone writes
+                torch.save(model.state_dict(), weights)
+                hist_file.write_text(json.dumps(hist))
+                state.unlink(missing_ok=True)
+        history.extend(hist)
+    return history
+
+
+def _progressive_keep(cfg: RunConfig, model: nn.Module, images: np.ndarray,
+                      labels: np.ndarray, joint: JointSet, train: np.ndarray, seed: int,
+                      fdir: Path) -> np.ndarray:
+    """Bool mask over ``train``: the rows that survive the selection step (``removal.csv``)."""
+    from vsent.analyses.pcnn import read_removal, write_removal  # pcnn imports this module
+
+    names = [joint.dataset.names[i] for i in train]
+    file = fdir / "removal.csv"
+    if file.exists():
+        keep, _ = read_removal(file, names)
+    else:
+        scores = predict_proba(model, images[train], batch_size=cfg.eval_batch_size,
+                               device=cfg.train.device)
+        candidates = joint.is_extra(train) if cfg.progressive_scope == "extra" else None
+        keep = progressive_filter(scores, np.random.default_rng(seed), candidates)
+        write_removal(file, names, labels[train], scores, keep)
+    log.info("%s, selection: removed %d of %d training images (%d of them extra)",
+             fdir.name, int((~keep).sum()), len(keep), int((~keep & joint.is_extra(train)).sum()))
+    if keep.sum() < 2 or len(np.unique(labels[train][keep])) < 2:
+        raise VsentError(f"{file}: the progressive selection left {int(keep.sum())} images "
+                         "of fewer than two classes; nothing to fine-tune on")
+    return keep
+
+
+def _fuse(cfg: RunConfig, run: RunDir, progress: bool) -> tuple[dict[str, Any], str]:
+    """Late fusion of the finished folds with ``cfg.fusion`` (:func:`vsent.analyses.fusion.
+    fuse_run`, the rule fixed in advance: mean of the two probabilities, w = 0.5, logistic
+    regression fitted on each training fold). Writes ``fusion/predictions.csv``; returns the
+    summary (without the per-image rows) and its Markdown section."""
+    from vsent.analyses.fusion import fuse_run, fusion_markdown
+
+    res = fuse_run(run.path, cfg.fusion, progress=progress)
+    rows = res.pop("rows")
+    run.write_csv("fusion/predictions.csv", rows, list(rows[0]) if rows else ["name"])
+    f = res["fused"]["accuracy"]
+    log.info("late fusion with %s: accuracy %.3f +- %.3f (centre crop)", cfg.fusion,
+             f["mean"], f["std"])
+    return res, fusion_markdown(res)
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -187,37 +345,42 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
     """
     cfg, proto = prepare(cfg)
     out = Path(out)
-    run = open_run_dir(out, {"command": "finetune", "fold": fold, **cfg.to_dict()},
-                       resume=resume, overwrite=overwrite, done="metrics.json")
+    run = distributed.open_run_dir(out, {"command": "finetune", "fold": fold, **cfg.to_dict()},
+                                   resume=resume, overwrite=overwrite, done="metrics.json")
     try:
         if run.status == "finished":
             return run.read_json("metrics.json")
         dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
-        images = image_cache(dataset, size=proto.preprocess.resize, progress=progress)
+        images = distributed.local_first(image_cache, dataset, size=proto.info.preprocess.resize,
+                                         progress=progress)  # DDP: built once per machine
         train_idx = np.arange(len(dataset))
         test_idx = None
         if fold is not None:
             folds = make_folds(dataset, cfg.folds, seed=cfg.seed)
-            save_folds(folds, dataset, run / FOLDS)
+            if distributed.is_main():  # DDP: rank 0 alone writes
+                save_folds(folds, dataset, run / FOLDS)
             match = [f for f in folds if f.index == fold]
             if not match:
                 raise VsentError(f"--fold {fold}: the split has folds 1..{len(folds)}")
             train_idx, test_idx = np.sort(match[0].train), np.sort(match[0].test)
         train_cfg = cfg.train.replace(seed=cfg.seed)
         model = fresh_model(cfg, train_cfg.seed)
-        history = fit(model, images[train_idx], dataset.labels[train_idx], train_cfg,
-                      state_path=out / TRAIN_STATE, progress=progress, desc="finetune")
+        history = train_model(model, cfg, train_cfg, images, dataset.labels, dataset.paths,
+                              train_idx, state_path=out / TRAIN_STATE, progress=progress,
+                              desc="finetune")
+        if not distributed.is_main():  # DDP: rank 0 alone saves, evaluates and writes
+            return distributed.broadcast_object(None)
         run.write_json("history.json", history)
         save_checkpoint(out / "model.pt", model, fold=fold, train=dataclasses.asdict(train_cfg),
-                        subset=cfg.subset)
+                        subset=cfg.subset, **run_meta(cfg, len(train_idx)))
         (out / TRAIN_STATE).unlink(missing_ok=True)
         result: dict[str, Any] = {"n_train": len(train_idx), "model": str(out / "model.pt")}
         if test_idx is not None:
             kw = {"batch_size": cfg.eval_batch_size, "device": cfg.train.device}
-            result["center"], _ = evaluate(model, images[test_idx], dataset.labels[test_idx], **kw)
-            result["ten_crop"], _ = evaluate(model, images[test_idx], dataset.labels[test_idx],
-                                             oversample=True, **kw)
+            args = (model, cfg, images, dataset.labels, dataset.paths, test_idx)
+            result["center"], _ = evaluate_model(*args, **kw)
+            result["ten_crop"], _ = evaluate_model(*args, oversample=True, **kw)
         run.write_json("metrics.json", result)  # written last: marks the run finished
-        return result
+        return distributed.broadcast_object(result)  # DDP: the other ranks wait for it
     finally:
         run.close()

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
+from vsent.engines import Engine, EngineOptions
 from vsent.errors import VsentError, WeightsError
 from vsent.models.base import ModelInfo
 from vsent.predict import Predictor
@@ -76,7 +77,7 @@ def export_metadata(model: nn.Module, meta: Mapping[str, Any],
         "vsent.preprocess": json.dumps(info.preprocess.to_dict()),
         "vsent.class_names": json.dumps(class_names),
         "vsent.model": json.dumps({"name": info.name, "family": info.family,
-                                   "spec": getattr(model, "spec", {}),
+                                   "spec": model.spec,
                                    "num_outputs": info.num_outputs,
                                    "interpolation": info.extra.get("interpolation")}),
     }
@@ -268,6 +269,7 @@ class ExportedModule(nn.Module):
         self.card = json.loads(self.metadata["vsent.card"]) if "vsent.card" in self.metadata \
             else None
         self.engine = "onnx" if _is_onnx(self.path) else "torchscript"
+        self.spec = dict(described["spec"])  # the checkpoint's, as create_model records it
         self.info = ModelInfo(
             name=described["name"], family=described["family"],
             preprocess=Preprocess.from_dict(json.loads(self.metadata["vsent.preprocess"])),
@@ -341,6 +343,21 @@ class OnnxPredictor(Predictor):
     def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> OnnxPredictor:
         raise WeightsError(f"{path}: OnnxPredictor runs an exported model; export it first "
                            "(vsent export --format onnx) and use OnnxPredictor.from_file")
+
+
+class OnnxEngine(Engine):
+    """``vsent predict --engine onnx``: :class:`OnnxPredictor` on the export named by
+    ``options.model`` (a :class:`vsent.engines.EngineOptions`); the rows are Predictor's."""
+
+    name = "onnx"
+
+    def __init__(self, options: EngineOptions) -> None:
+        self.predictor = OnnxPredictor.from_file(
+            options.model, oversample=options.oversample, batch_size=options.batch_size,
+            device=options.device, workers=options.workers)
+
+    def score(self, paths: Iterator[Path]) -> Iterator[dict[str, Any]]:
+        return self.predictor.score(paths)
 
 
 def verify_export(model: nn.Module, path: str | PathLike[str], n: int = 4,

@@ -70,11 +70,11 @@ def _module(model: nn.Module, name: str) -> nn.Module:
     try:
         return model.get_submodule(name)
     except AttributeError:
-        info = getattr(model, "info", None)  # the layer list is only for the message
-        names = list(info.probe_layers) if info is not None else \
-            [n for n, _ in model.named_modules() if n]
+        # any module can be captured (not only a vsent model's probe layers): list the first ones
+        names = [n for n, _ in model.named_modules() if n]
+        shown = ", ".join(names[:20]) + (f", ... ({len(names)} modules)" if len(names) > 20 else "")
         raise VsentError(f"--layer {name!r}: no such layer in {type(model).__name__}; "
-                         f"try one of {', '.join(names)}") from None
+                         f"try one of {shown}") from None
 
 
 @contextmanager

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from vsent import distributed as dist
 from vsent.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict
 from vsent.data.transforms import normalize, random_crop_flip
 from vsent.errors import VsentError
@@ -36,10 +37,10 @@ log = logging.getLogger("vsent")
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     """Split parameters into (new layer? x bias?) groups with their lr and weight decay.
 
-    New layers (``model.new_layers``) train at ``head_lr_mult`` x lr; biases (and BatchNorm
+    New layers (``model.info.new_layers``) train at ``head_lr_mult`` x lr; biases (and BatchNorm
     parameters, which are 1-d) at ``bias_lr_mult`` x their layer's lr without weight decay.
     """
-    new_prefixes = tuple(f"{name}." for name in getattr(model, "new_layers", []))
+    new_prefixes = tuple(f"{name}." for name in model.info.new_layers)
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -91,12 +92,13 @@ def train_one_epoch(
     Returns the mean loss, accuracy, images/s and the share of time spent preparing batches.
     """
     model.train()
-    pre = model.preprocess
+    pre = dist.module_of(model).info.preprocess  # ``model`` may be a DDP wrapper
+    world = dist.world_size()
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     order = torch.randperm(len(images), generator=gen).numpy()
     batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-    if len(batches) > 1 and len(batches[-1]) < 2:
-        batches.pop()  # BatchNorm cannot train on a batch of one
+    if len(batches) > 1 and len(batches[-1]) < max(2, world):
+        batches.pop()  # BatchNorm cannot train on a batch of one; in DDP each rank needs a row
     total_loss = correct = seen = 0
     data_time = 0.0
     start = time.perf_counter()
@@ -104,23 +106,29 @@ def train_one_epoch(
     for idx in bar:
         t0 = time.perf_counter()
         idx = np.sort(idx)  # sorted reads are faster on a memory-mapped cache
-        x = random_crop_flip(torch.from_numpy(images[idx]), pre.crop, gen)
+        if world > 1:  # this rank's rows r::world of the global batch, same crops as 1 process
+            x, y_np, weight = dist.shard_batch(images, labels, idx, pre.crop, gen)
+        else:
+            x = random_crop_flip(torch.from_numpy(images[idx]), pre.crop, gen)
+            y_np, weight = labels[idx], 1.0
         x = normalize(x, pre).to(device, non_blocking=True)
-        y = torch.from_numpy(labels[idx].astype(np.int64)).to(device, non_blocking=True)
+        y = torch.from_numpy(y_np.astype(np.int64)).to(device, non_blocking=True)
         data_time += time.perf_counter() - t0
 
         logits = model(x)
         loss = loss_fn(logits, y)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # DDP averages gradients over ranks: weighted, they are those of the global batch mean
+        (loss if weight == 1.0 else loss * weight).backward()
         opt.step()
 
-        total_loss += loss.item() * len(idx)
+        total_loss += loss.item() * len(y)
         correct += (logits.argmax(1) == y).sum().item()
-        seen += len(idx)
+        seen += len(y)
         elapsed = time.perf_counter() - start
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", img_s=f"{seen / elapsed:.0f}")
     elapsed = time.perf_counter() - start
+    total_loss, correct, seen = dist.all_sum(total_loss, correct, seen)  # DDP: all ranks' rows
     return {
         "loss": total_loss / max(seen, 1),
         "train_accuracy": correct / max(seen, 1),
@@ -144,7 +152,7 @@ def fit(
 
     Parameters
     ----------
-    images : uint8 array (N, S, S, 3), RGB, resized to ``model.preprocess.resize``.
+    images : uint8 array (N, S, S, 3), RGB, resized to ``model.info.preprocess.resize``.
     labels : int array (N,), class indices.
     state_path : if given, the model, optimiser, scheduler, random state, history and ``cfg``
         are saved there after every epoch, and an existing file is resumed from (finished
@@ -154,7 +162,10 @@ def fit(
     """
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    device = resolve_device(cfg.device)
+    device = dist.local_device(resolve_device(cfg.device))  # DDP: cuda:LOCAL_RANK
+    if dist.world_size() > len(images) or dist.world_size() > cfg.batch_size:
+        raise VsentError(f"{len(images)} images in batches of {cfg.batch_size} cannot be "
+                         f"split over {dist.world_size()} processes")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(device)
@@ -178,9 +189,11 @@ def fit(
         history = state["history"]
         log.info("%s: resumed after epoch %d of %d", desc, len(history), cfg.epochs)
 
+    net = dist.wrap_model(model, device)  # DDP across processes; ``model`` in one process
     for epoch in range(len(history), cfg.epochs):
+        dist.seed_epoch(cfg.seed, epoch)  # DDP: each rank's dropout RNG, same when resumed
         stats = train_one_epoch(
-            model, opt, images, labels, cfg, gen, device,
+            net, opt, images, labels, cfg, gen, device,
             desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", progress=progress,
         )
         stats["epoch"] = epoch + 1
@@ -192,7 +205,7 @@ def fit(
             desc, epoch + 1, cfg.epochs, stats["loss"], stats["train_accuracy"], stats["lr"],
             stats["images_per_s"], 100 * stats["data_wait_share"],
         )
-        if state_path:
+        if state_path and dist.is_main():  # rank 0 alone writes; every rank resumes from it
             tmp = state_path.with_suffix(".tmp")
             torch.save({
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -201,4 +214,5 @@ def fit(
                 "config": cfg.to_dict(),
             }, tmp)
             tmp.replace(state_path)
+    dist.unwrap_model(net)  # DDP: BatchNorm back, rank 0's buffers on every rank
     return history

@@ -29,6 +29,7 @@ from vsent.errors import VsentError, WeightsError
 from vsent.models.base import ModelInfo, SentimentModel
 from vsent.models.clip_models import (
     PREFIX,
+    ZS_PREFIX,
     build_clip,
     load_clip,
     open_clip_module,
@@ -69,9 +70,13 @@ class ZeroShotModel(SentimentModel):
         super().__init__()
         self.visual = visual
         self.register_buffer("class_embeddings", class_embeddings)  # (2, D), unit rows
-        self.logit_scale = float(logit_scale)
+        # a buffer, so a checkpoint of the model keeps it (load_checkpoint rebuilds the model)
+        self.register_buffer("logit_scale", torch.tensor(float(logit_scale)))
         self.info = info
         self.prompts = {k: list(v) for k, v in prompts.items()}
+        arch = info.name.removeprefix(PREFIX)
+        self.spec = {"name": ZS_PREFIX + PREFIX + arch, "num_classes": 2,
+                     "prompts": self.prompts}
 
     def forward_features(self, x: Tensor) -> Tensor:
         return F.normalize(self.visual(x).float(), dim=-1)
@@ -162,15 +167,43 @@ def zero_shot_model(
             rows.append(F.normalize(emb.mean(dim=0), dim=-1))
         class_embeddings = torch.stack(rows)
         scale = float(clip.logit_scale.exp()) if hasattr(clip, "logit_scale") else 100.0
+    info = _zero_shot_info(arch, int(class_embeddings.shape[1]), {"init": str(init)})
+    return ZeroShotModel(clip.visual, class_embeddings, scale, info, prompts).eval()
+
+
+def _zero_shot_info(arch: str, embed_dim: int, extra: Mapping[str, object]) -> ModelInfo:
     proto = build_clip(arch, num_classes=2)  # for the tower's info (preprocess, probes)
-    info = ModelInfo(
+    return ModelInfo(
         name=f"{PREFIX}{arch}", family="clip", preprocess=proto.info.preprocess, num_outputs=2,
         head="", new_layers=(), probe_layers=proto.info.probe_layers,
         probe_pool=proto.info.probe_pool, cam_layer=proto.info.cam_layer,
-        feature_dim=int(class_embeddings.shape[1]),
-        extra={**proto.info.extra, "zero_shot": True, "init": str(init)},
+        feature_dim=int(embed_dim), extra={**proto.info.extra, "zero_shot": True, **extra},
     )
-    return ZeroShotModel(clip.visual, class_embeddings, scale, info, prompts).eval()
+
+
+def resolve_checkpoint(name: str):
+    """Registry entry of ``zeroshot/clip/<arch>``: the empty zero-shot model (random tower,
+    zero class embeddings) that :func:`vsent.models.checkpoint.load_checkpoint` fills with a
+    saved one's weights, class embeddings and logit scale. Not a way to get a zero-shot model:
+    use :func:`zero_shot_model`."""
+    from vsent.models.registry import ModelEntry
+
+    arch = name[len(ZS_PREFIX) + len(PREFIX):]
+    if not name.startswith(ZS_PREFIX + PREFIX) or arch not in open_clip_module().list_models():
+        raise VsentError(f"unknown zero-shot model {name!r} (expected zeroshot/clip/<arch>)")
+
+    def builder(*, num_classes: int = 2,
+                prompts: Mapping[str, Sequence[str]] | None = None) -> ZeroShotModel:
+        if num_classes != 2:
+            raise VsentError(f"{name}: a zero-shot model has 2 classes")
+        visual = random_clip(arch).visual
+        dim = int(open_clip_module().get_model_config(arch)["embed_dim"])
+        return ZeroShotModel(visual, torch.zeros(2, dim), 100.0,
+                             _zero_shot_info(arch, dim, {}), prompts or DEFAULT_PROMPTS)
+
+    builder.__name__ = builder.__qualname__ = name
+    return ModelEntry(name, builder, None)
+
 
 
 def _load_full(arch: str, init: str | PathLike[str]) -> nn.Module:

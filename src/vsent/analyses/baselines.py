@@ -68,26 +68,32 @@ LABELS = {
 }
 
 #: Where the published cells of the table come from (:data:`vsent.papers.YOU2015_TABLE6`).
+#: ``published_status`` of a row of the paper whose values are not available, and of a row the
+#: paper does not have; the tables print these words in brackets.
+NOT_AVAILABLE = papers.NOT_AVAILABLE_TEXT
+NOT_IN_PAPER = "not in the paper"
 PUBLISHED_SOURCE = (
-    f"{papers.YOU2015}, Twitter 5-fold table, as recorded in vsent.papers. n/v = in the paper "
-    "but not verified here (left empty rather than typed from memory); n/r = not a row of the "
-    "paper."
+    f"{papers.YOU2015}, Twitter 5-fold table, as recorded in vsent.papers. "
+    f"{NOT_AVAILABLE} = in the paper, but the value is not available here (left empty rather "
+    f"than typed from memory); {NOT_IN_PAPER} = not a row of the paper."
 )
 
 
 def published_values(row: str, subset: str) -> tuple[dict[str, float | None] | None, str]:
     """Published values of a table row and their status.
 
-    Returns ``(values, status)``: ``values`` maps each metric to the verified published value
-    or None; status is ``"verified"`` (some metric has a value), ``"n/v"`` (a row of the paper,
-    no value verified here) or ``"n/r"`` (no such row in the paper, e.g. BoW alone or
-    always-positive, or not Twitter I).
+    Returns ``(values, status)``: ``values`` maps each metric to the available published value
+    or None; status is ``"available"`` (some metric has a value), :data:`NOT_AVAILABLE` (a row
+    of the paper, no value available here) or :data:`NOT_IN_PAPER` (no such row in the paper,
+    e.g. BoW alone or always-positive, or not Twitter I).
     """
     cells = papers.YOU2015_TABLE6.get(row, {}).get(subset)
     if cells is None:
-        return None, "n/r"
+        return None, NOT_IN_PAPER
     values = {metric: p.mean for metric, p in cells.items()}
-    return (values, "verified") if any(v is not None for v in values.values()) else (None, "n/v")
+    if any(v is not None for v in values.values()):
+        return values, "available"
+    return None, NOT_AVAILABLE
 
 
 # ---------------------------------------------------------------------------------------------
@@ -617,7 +623,7 @@ def _cell(ours: Mapping[str, Any] | None, pub: Mapping[str, Any] | None, status:
     value = None if pub is None else pub.get(metric)
     if value is not None:
         return f"{mine} ({value:.3f})"
-    return f"{mine} ({'n/r' if status == 'n/r' else 'n/v'})"
+    return f"{mine} ({NOT_IN_PAPER if status == NOT_IN_PAPER else NOT_AVAILABLE})"
 
 
 def table_markdown(table: Mapping[str, Any]) -> str:

@@ -26,14 +26,19 @@ from vsent.data.images import ImageSource, load_resized, load_rgb
 from vsent.errors import ImageError, VsentError
 from vsent.inference import capture_outputs, prepare
 
-__all__ = ["TARGETS", "default_cam_layer", "explain_image", "explain_images", "grad_cam",
-           "overlay_heatmap"]
+__all__ = ["FIELDS", "TARGETS", "default_cam_layer", "explain", "explain_image",
+           "explain_images", "grad_cam", "overlay_heatmap"]
 
 log = logging.getLogger("vsent")
 
 #: ``--target`` choices: a class by name, or the predicted class of each image.
 TARGETS = ("predicted", "positive", "negative")
 _TARGET_INDEX = {"negative": 0, "positive": 1}  # labels: 1 = positive, 0 = negative
+#: Columns of ``explain.csv``, in order.
+FIELDS = ("image", "error", "prob_negative", "prob_positive", "predicted", "target", "layer",
+          "overlay", "heatmap")
+#: The file whose presence marks an explain run directory finished.
+DONE = "explain.csv"
 
 
 def default_cam_layer(model: nn.Module) -> str:
@@ -194,3 +199,56 @@ def explain_images(
         rows.append(row)
     return rows
 
+
+def explain(
+    checkpoint: str | Path,
+    images: Sequence[str | Path],
+    out: str | Path,
+    *,
+    layer: str | None = None,
+    target: str = "predicted",
+    device: torch.device | str = "auto",
+    overwrite: bool = False,
+) -> list[dict[str, Any]]:
+    """``vsent explain``: Grad-CAM maps of ``images`` by a checkpoint's model, in a run directory.
+
+    Parameters
+    ----------
+    checkpoint : a vsent checkpoint (``model.pt`` of finetune/crossval).
+    images : files, folders (searched recursively for images) or globs
+        (:func:`vsent.predict.expand_inputs`).
+    out : run directory, opened by :func:`vsent.runs.open_run_dir`: ``explain.csv`` marks it
+        finished (the same call again returns the stored rows, as strings), other images or
+        settings are refused unless ``overwrite``.
+    layer : module name (default the model's ``info.cam_layer``); target : one of
+        :data:`TARGETS`; device : "auto", "cpu", "cuda".
+
+    Returns
+    -------
+    One row per input (columns :data:`FIELDS`, :func:`explain_images`), inputs that match no
+    file first; a row whose image could not be read (or input matched nothing) has ``error``
+    set. The maps and ``explain.csv`` are written under ``out``.
+    """
+    from vsent.inference import resolve_device
+    from vsent.models.checkpoint import load_checkpoint
+    from vsent.predict import expand_inputs
+    from vsent.runs import open_run_dir
+
+    if target not in TARGETS:
+        raise VsentError(f"--target {target!r}: choose one of {', '.join(TARGETS)}")
+    dev = resolve_device(device)
+    model, meta = load_checkpoint(checkpoint, map_location=dev)
+    paths, missing = expand_inputs(images)
+    config = {"command": "explain", "model": str(checkpoint), "images": [str(i) for i in images],
+              "layer": layer, "target": target, "device": str(dev)}
+    with open_run_dir(out, config, overwrite=overwrite, done=DONE) as rd:
+        if rd.status == "finished":
+            import csv
+
+            with (rd / DONE).open(newline="") as f:
+                return list(csv.DictReader(f))
+        rows = [{"image": m["path"], "error": m["error"]} for m in missing]
+        rows += explain_images(model, paths, rd.path, layer=layer, target=target, device=dev,
+                               class_names=meta.get("class_names", ("negative", "positive")))
+        rd.write_csv(DONE, rows, list(FIELDS))
+    return rows

@@ -53,12 +53,14 @@ from vsent.analyses.baselines import (
     learn_vocabulary,
     make_classifier,
 )
+from vsent.config import FUSION_BLOCKS
 from vsent.errors import VsentError
 
 __all__ = [
     "DEFAULT_RULE", "DEFAULT_WEIGHT", "DEFAULT_WEIGHTS", "HAND_BLOCKS", "METHODS", "RULES",
     "HandCrafted", "baseline_fold_features", "choose_weight", "early_fusion", "ensemble_mean",
-    "fuse_probabilities", "fuse_run", "hand_crafted_probabilities", "parse_hand_features",
+    "fuse_probabilities", "fuse_run", "fusion_markdown", "hand_crafted_probabilities",
+    "parse_hand_features",
     "positive_probability", "predict",
 ]
 
@@ -296,15 +298,16 @@ def baseline_fold_features(feats: ImageFeatures, train: np.ndarray, feature_set:
 
 
 #: Hand-crafted blocks :func:`fuse_run` can fuse: the baselines' and the affect cues.
-HAND_BLOCKS = ("gch", "lch", "bow", "cues")
+HAND_BLOCKS = FUSION_BLOCKS
 
 
-def parse_hand_features(spec: str) -> tuple[str, ...]:
-    """``"gch+bow+cues"`` -> ("gch", "bow", "cues"); VsentError naming a bad block."""
+def parse_hand_features(spec: str, option: str = "--fusion") -> tuple[str, ...]:
+    """``"gch+bow+cues"`` -> ("gch", "bow", "cues"); VsentError naming ``option`` and a bad
+    block."""
     parts = tuple(p.strip().lower() for p in spec.split("+") if p.strip())
     bad = [p for p in parts if p not in HAND_BLOCKS]
     if not parts or bad or len(set(parts)) != len(parts):
-        raise VsentError(f"--fusion {spec!r}: blocks {', '.join(HAND_BLOCKS)} joined with '+' "
+        raise VsentError(f"{option} {spec!r}: blocks {', '.join(HAND_BLOCKS)} joined with '+' "
                          f"(each once), e.g. gch+bow or gch+bow+cues")
     return parts
 
@@ -415,3 +418,30 @@ def fuse_run(
     return {"features": "+".join(blocks_wanted), "rule": rule, "weight": weight,
             "method": method, "C": chosen,
             **{k: summarize_folds(v) for k, v in records.items()}, "rows": rows}
+
+
+#: Rows of :func:`fusion_markdown`: summary key of :func:`fuse_run` and its label.
+_MD_ROWS = (("cnn", "CNN alone (centre crop)"), ("hand", "hand-crafted alone"),
+            ("fused", "fused (centre crop)"), ("cnn_10crop", "CNN alone (10-crop)"),
+            ("fused_10crop", "fused (10-crop)"))
+
+
+def fusion_markdown(res: dict[str, Any]) -> str:
+    """A Markdown section for a :func:`fuse_run` result: accuracy mean +- std and per fold."""
+    rows = [(key, label) for key, label in _MD_ROWS if key in res]
+    n_folds = len(res["fused"]["folds"])
+    method = {"logistic": "logistic regression", "svm": "linear SVM + Platt scaling"}
+    lines = [
+        f"## Late fusion with {res['features']}", "",
+        f"P(positive) = {res['weight']:g} x CNN + {1 - res['weight']:g} x hand-crafted "
+        f"({res['rule']} rule; {method.get(res['method'], res['method'])} on "
+        f"{res['features']}, fitted on each training fold, C by inner CV: "
+        f"{', '.join(f'{c:g}' for c in res['C'])})", "",
+        "| | accuracy | " + " | ".join(f"fold {i}" for i in range(1, n_folds + 1)) + " |",
+        "|---|---|" + "---|" * n_folds,
+    ]
+    for key, label in rows:
+        acc = res[key]["accuracy"]
+        folds = " | ".join(f"{f['accuracy']:.3f}" for f in res[key]["folds"])
+        lines.append(f"| {label} | {acc['mean']:.3f} +- {acc['std']:.3f} | {folds} |")
+    return "\n".join(lines) + "\n"

@@ -81,6 +81,7 @@ from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 from torch import nn
 
+from vsent.config import config_from_dict
 from vsent.errors import VsentError
 from vsent.metrics import binary_metrics
 from vsent.runs import RunDir, Timer, to_jsonable
@@ -129,21 +130,39 @@ class ProbeConfig:
     max_iter: int = 10_000
 
     def __post_init__(self) -> None:
-        cs = tuple(float(c) for c in self.Cs)
+        try:
+            cs = tuple(float(c) for c in self.Cs)
+        except (TypeError, ValueError):
+            cs = ()
         if not cs or not all(math.isfinite(c) and c > 0 for c in cs):
-            raise VsentError(f"Cs must be positive numbers, got {self.Cs!r}")
+            raise VsentError(f"--Cs must be positive numbers, got {self.Cs!r}")
         object.__setattr__(self, "Cs", tuple(sorted(set(cs))))
-        if isinstance(self.inner_splits, bool) or int(self.inner_splits) < 2:
-            raise VsentError(f"inner_splits must be an integer >= 2, got {self.inner_splits!r}")
+        if not _is_int(self.inner_splits) or self.inner_splits < 2:
+            raise VsentError(f"--inner-splits (inner_splits) must be an integer >= 2, "
+                             f"got {self.inner_splits!r}")
+        if not _is_int(self.seed):
+            raise VsentError(f"--seed (seed) must be an integer, got {self.seed!r}")
+        if isinstance(self.classifiers, str):  # "svm" would be read as ("s", "v", "m")
+            object.__setattr__(self, "classifiers", (self.classifiers,))
         unknown = [c for c in self.classifiers if c not in CLASSIFIERS]
         if unknown or not self.classifiers:
             raise VsentError(
-                f"unknown classifier(s) {unknown or self.classifiers!r}; choose from "
-                f"{', '.join(CLASSIFIERS)}"
+                f"--classifiers: unknown classifier(s) {unknown or self.classifiers!r}; choose "
+                f"from {', '.join(CLASSIFIERS)}"
             )
         object.__setattr__(self, "classifiers", tuple(self.classifiers))
-        if int(self.max_iter) < 1:
-            raise VsentError(f"max_iter must be positive, got {self.max_iter!r}")
+        if not _is_int(self.max_iter) or self.max_iter < 1:
+            raise VsentError(f"probe max_iter must be a positive integer, got {self.max_iter!r}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ProbeConfig:
+        """Rebuild from ``config.json``'s ``probe`` entry; unknown keys are refused."""
+        return config_from_dict(cls, d, "layers probe", train_fields=())
+
+
+def _is_int(v: Any) -> bool:
+    """An integer and not a bool (``True`` is an int to Python, never a count to the user)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,21 +468,81 @@ def extract_features(
 # the analysis over a crossval run
 
 
-@dataclass
+@dataclass(frozen=True)
 class LayersConfig:
-    """Everything that defines a layer analysis (saved as ``config.json``)."""
+    """Everything that defines a layer analysis (saved as ``config.json``), validated when built.
+
+    Attributes
+    ----------
+    run : crossval run directory (``vsent crossval --out``).
+    probe : how the linear probes are trained (:class:`ProbeConfig`).
+    layers : probe layers to analyse (module names; default all of ``model.info.probe_layers``).
+    folds : 1-based fold numbers (default all).
+    max_features : ``"auto"`` (CaffeNet raw, other families pooled to at most
+        :data:`DEFAULT_MAX_FEATURES` values per image), ``"none"`` / None (all raw) or a
+        positive integer (a numeric string is read as one).
+    batch_size : images per forward pass; device : "auto", "cpu", "cuda", ...
+    keep_features : keep each fold's memory-mapped feature files once its results exist.
+    """
 
     run: str
     probe: ProbeConfig = field(default_factory=ProbeConfig)
-    layers: list[str] | None = None
-    folds: list[int] | None = None
+    layers: tuple[str, ...] | None = None
+    folds: tuple[int, ...] | None = None
     max_features: int | str | None = "auto"
     batch_size: int = 32
     device: str = "auto"
     keep_features: bool = True
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.run, (str, Path)) or not str(self.run):
+            raise VsentError(f"--run must name a crossval run directory, got {self.run!r}")
+        object.__setattr__(self, "run", str(self.run))
+        if not isinstance(self.probe, ProbeConfig):
+            raise TypeError(f"probe must be a ProbeConfig, got {type(self.probe).__name__}")
+        if self.layers is not None:
+            if isinstance(self.layers, str) or not self.layers or \
+                    not all(isinstance(n, str) and n for n in self.layers):
+                raise VsentError(f"--layers must be a non-empty list of layer names, "
+                                 f"got {self.layers!r}")
+            object.__setattr__(self, "layers", tuple(self.layers))
+        if self.folds is not None:
+            if isinstance(self.folds, str) or not self.folds or \
+                    not all(_is_int(k) and k >= 1 for k in self.folds):
+                raise VsentError(f"--fold-ids must be fold numbers >= 1, got {self.folds!r}")
+            object.__setattr__(self, "folds", tuple(int(k) for k in self.folds))
+        object.__setattr__(self, "max_features", _check_max_features(self.max_features))
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise VsentError(f"--batch-size must be a positive integer, got {self.batch_size!r}")
+        if not isinstance(self.device, str):
+            raise VsentError(f"--device must be a device name, got {self.device!r}")
+        if not isinstance(self.keep_features, bool):
+            raise VsentError(f"keep_features must be true or false, got {self.keep_features!r}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LayersConfig:
+        """Rebuild from a ``config.json`` dict; unknown keys (also in ``probe``) are refused."""
+        return config_from_dict(cls, d, "layers", train_fields=(),
+                                records={"probe": ProbeConfig})
+
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(asdict(self))
+
+
+def _check_max_features(value: Any) -> int | str | None:
+    """``max_features`` as stored: "auto", "none", None or a positive int (from "123" too)."""
+    if value is None or value in ("auto", "none"):
+        return value
+    v = value
+    if isinstance(value, str):
+        try:
+            v = int(value)
+        except ValueError:
+            v = None
+    if not _is_int(v) or v < 1:
+        raise VsentError(f"--max-features must be auto, none or a positive integer, "
+                         f"got {value!r}")
+    return int(v)
 
 
 #: Config keys that change the results; a run directory refuses to mix settings.
@@ -471,18 +550,12 @@ _RESULT_KEYS = ("run", "probe", "max_features")
 
 
 def _resolve_max_features(value: int | str | None, family: str) -> int | None:
+    """The bound for a model family (``value`` already checked by :class:`LayersConfig`)."""
     if value == "auto":
         return None if family in RAW_MODELS else DEFAULT_MAX_FEATURES
     if value is None or value == "none":
         return None
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        v = 0
-    if v < 1:
-        raise VsentError(f"max_features must be 'auto', 'none' or a positive integer, "
-                         f"got {value!r}")
-    return v
+    return int(value)
 
 
 def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,

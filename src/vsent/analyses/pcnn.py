@@ -71,9 +71,10 @@ KEEP_THRESHOLD = math.log(2.0)
 PRESETS = PCNN_PRESETS
 
 #: Rows of You et al.'s Twitter table a transfer run is set beside (:data:`vsent.papers.
-#: YOU2015_TABLE6`; only verified cells are shown).
+#: YOU2015_TABLE6`; a cell whose value is not available says so).
 REFERENCES = TRANSFER_REFERENCES
-PUBLISHED_SOURCE = f"{papers.YOU2015}, as recorded in vsent.papers (- = not verified here)"
+PUBLISHED_SOURCE = (f"{papers.YOU2015}, as recorded in vsent.papers ({papers.NOT_AVAILABLE_TEXT}"
+                    " = in the paper, but the value is not available here)")
 
 _HIST_BINS = 20
 
@@ -218,10 +219,10 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, progress: bool) -> dict[st
     dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
     run.write_json("skipped.json", list(dataset.skipped))
     proto = create_model(cfg.model, init="random", **cfg.model_kwargs)
-    if proto.num_outputs != 2:
+    if proto.info.num_outputs != 2:
         raise VsentError(f"progressive training needs a 2-way model, {cfg.model} has "
-                         f"{proto.num_outputs} outputs")
-    images = image_cache(dataset, size=proto.preprocess.resize, progress=progress)
+                         f"{proto.info.num_outputs} outputs")
+    images = image_cache(dataset, size=proto.info.preprocess.resize, progress=progress)
     labels = dataset.labels
     del proto
 
@@ -460,8 +461,8 @@ def checkpoint_spec(path: str | Path) -> tuple[str, dict[str, Any]]:
     model, _ = load_checkpoint(path)
     spec = dict(model.spec)
     name, num_classes = spec.pop("name"), spec.pop("num_classes")
-    if model.num_outputs != 2 or num_classes != 2:
-        raise VsentError(f"{path}: a {name} with {model.num_outputs} outputs; domain transfer "
+    if model.info.num_outputs != 2 or num_classes != 2:
+        raise VsentError(f"{path}: a {name} with {model.info.num_outputs} outputs; domain transfer "
                          "needs a 2-way (negative, positive) model")
     return name, spec
 
@@ -534,14 +535,14 @@ def transfer_markdown(table: Mapping[str, Any]) -> str:
         f"`{table['model']}`", "",
         f"5-fold fine-tuning on Twitter I ({table['folds']} folds, "
         f"{'10-crop' if table['evaluation'] == 'ten_crop' else 'centre crop'} evaluation). "
-        f"Each cell: ours (mean +- std over folds) / published {ref}; - = not known.", "",
+        f"Each cell: ours (mean +- std over folds) / published {ref}.", "",
         "| subset | " + " | ".join(SCALARS) + " |", "|---|" + "---|" * len(SCALARS),
     ]
     for row in table["rows"]:
         cells = []
         for key in SCALARS:
             pub = row[f"{key}_published"]
-            pub_s = "-" if pub is None else f"{pub:.3f}"
+            pub_s = papers.NOT_AVAILABLE_TEXT if pub is None else f"{pub:.3f}"
             cells.append(f"{row[f'{key}_mean']:.3f} +- {row[f'{key}_std']:.3f} / {pub_s}")
         lines.append(f"| {row['subset']} | " + " | ".join(cells) + " |")
     lines += ["", f"Published values: {table['published_source']}.", ""]

@@ -26,9 +26,10 @@ Ablations rank the regions by objectness only, by sentiment only, or at random (
 baseline). :func:`evaluate_regions` runs all of this on a cross-validation run directory with
 each fold's model on that fold's test images (the CLI is ``vsent regions``).
 
-Published reference (Twitter I, five-agree, 5-fold): VGGNet + affective regions, K=11,
-88.94 % accuracy (from the dataset README). The paper's Table 1 and Figure 4 values could not
-be retrieved here (closed-access paper) and are not verified.
+Published reference: Sun et al.'s Table 1 (:data:`vsent.papers.SUN2016_TABLE1`, e.g. VGGNet +
+affective regions, late fusion, best K = 11: 88.94 % on Twitter I five-agree); ``table1.md``
+quotes their best-K row and ``vsent reproduce sun2016`` sets the whole table beside ours.
+Figure 4 (accuracy against K) gives no values in the text: not available.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vsent import papers
 from vsent.analyses.proposals import (
     EdgeDetector,
     ProposalConfig,
@@ -53,6 +55,7 @@ from vsent.analyses.proposals import (
     make_edge_detector,
     propose,
 )
+from vsent.config import config_from_dict
 from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
 from vsent.errors import VsentError
 from vsent.inference import infer, prefetch
@@ -441,7 +444,20 @@ class RegionConfig:
     seed: int = 0
     folds: tuple[int, ...] | None = None
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> RegionConfig:
+        """Raise :class:`VsentError` naming the first bad option (run when built); ``self``."""
+        for name in ("k", "k_max", "overlays", "batch_size", "seed"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+                raise VsentError(f"--{name.replace('_', '-')} must be an integer, got {v!r}")
+        for name in ("alpha", "beta"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float, np.number)) or isinstance(v, bool) \
+                    or not np.isfinite(v):
+                raise VsentError(f"--{name} must be a number, got {v!r}")
         if self.k < 1:
             raise VsentError(f"--k must be >= 1, got {self.k}")
         if self.k_max < self.k:
@@ -454,12 +470,39 @@ class RegionConfig:
             raise VsentError(f"--overlays must be >= 0, got {self.overlays}")
         if self.batch_size < 1:
             raise VsentError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if not isinstance(self.proposals, ProposalConfig):
+            raise TypeError(f"proposals must be a ProposalConfig, got "
+                            f"{type(self.proposals).__name__}")
         self.proposals.validate()
+        if self.edge_model is not None and not isinstance(self.edge_model, str):
+            raise VsentError(f"--edge-model must be a file name, got {self.edge_model!r}")
+        if not isinstance(self.early_fusion, bool):
+            raise VsentError(f"early_fusion must be true or false, got {self.early_fusion!r}")
+        if not isinstance(self.device, str):
+            raise VsentError(f"--device must be a device name, got {self.device!r}")
+        if self.folds is not None:
+            if isinstance(self.folds, str) or not self.folds or not all(
+                    isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1
+                    for k in self.folds):
+                raise VsentError(f"--folds must be fold numbers >= 1, got {self.folds!r}")
+            object.__setattr__(self, "folds", tuple(int(k) for k in self.folds))
         return self
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RegionConfig:
+        """Rebuild from a regions run's ``config.json`` (the facts :func:`evaluate_regions`
+        records beside the settings, :data:`_RUN_FACTS`, are skipped); unknown keys (also in
+        ``proposals``) are refused."""
+        d = {k: v for k, v in d.items() if k not in _RUN_FACTS}
+        return config_from_dict(cls, d, "regions", train_fields=(),
+                                records={"proposals": ProposalConfig})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
+#: Keys of a regions run's config.json that are facts about the run, not RegionConfig fields.
+_RUN_FACTS = ("run", "subset", "model", "edge_detector", "crop_policy")
 
 #: Table 1 rows: key -> description.
 METHODS = {
@@ -613,7 +656,6 @@ def evaluate_regions(
     from vsent.metrics import binary_metrics, summarize_folds
     from vsent.runs import Timer, open_run, open_run_dir
 
-    cfg = cfg.validate()
     out = Path(out)
     run = open_run(run_dir)
     detector = make_edge_detector(cfg.edge_model)
@@ -725,8 +767,12 @@ def _write_table(rd, table: dict, cfg: RegionConfig, run) -> None:
     for m in table:
         lines.append(f"| {m}: {METHODS[m]} | " + " | ".join(_fmt(table[m][k]) for k in metrics)
                      + " |")
-    lines += ["", "Published (Sun et al. 2016, VGGNet + affective regions, K=11, five-agree): "
-              "88.94 % accuracy. Their Table 1 / Figure 4 values are not verified here.", ""]
+    row = "ft_obj_senti_lf_best"
+    best = papers.SUN2016_TABLE1[row]
+    quoted = ", ".join(f"{papers.SUN2016_COLUMNS[c]} {100 * best[c].mean:.2f} % (K = {best[c].k})"
+                       for c in ("five", "four", "three"))
+    lines += ["", f"Published (Sun et al. 2016, Table 1, {papers.SUN2016_ROWS[row]}): {quoted}. "
+              f"Their Figure 4 (accuracy against K): {papers.NOT_AVAILABLE_TEXT}.", ""]
     rd.write_text("table1.md", "\n".join(lines))
 
 

@@ -33,6 +33,7 @@ COMMANDS = (
     "serve",
     "export",
     "card",
+    "fuse",
 )
 
 

@@ -70,6 +70,22 @@ def add_run_args(p: argparse.ArgumentParser, default_out: str, *, seed_help: str
                    help="no progress bars (there are none when stderr is not a terminal)")
 
 
+#: --dist-backend choices (as vsent.distributed.BACKENDS, without importing torch).
+DIST_BACKENDS = ("auto", "gloo", "nccl")
+
+
+def add_dist_args(p: argparse.ArgumentParser) -> None:
+    """--nproc, --dist-backend: data-parallel training with PyTorch DDP (vsent.distributed)."""
+    g = p.add_argument_group("data-parallel training (PyTorch DDP)")
+    g.add_argument("--nproc", type=int, default=1,
+                   help="train with N processes on this machine, each on its share of every "
+                        "batch (one per GPU): runs this command again through torchrun "
+                        "(under torchrun, leave it out; default 1)")
+    g.add_argument("--dist-backend", choices=DIST_BACKENDS, default="auto",
+                   help="process group backend: auto = nccl on GPUs, gloo on CPU "
+                        "(default auto)")
+
+
 def progress_enabled(no_progress: bool) -> bool:
     """Whether to draw progress bars: not with --no-progress, and only on a terminal.
 

@@ -10,6 +10,7 @@ import argparse
 
 from vsent.cli.common import (
     add_data_args,
+    add_dist_args,
     add_run_args,
     add_train_args,
     progress_enabled,
@@ -34,6 +35,8 @@ def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
     add_train_args(g)
     g.add_argument("--oversample", action="store_true",
                    help="lead the summary with 10-crop scores (both are always computed)")
+    _add_ways(p)
+    add_dist_args(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Fine-tune a fresh model on each fold's training images and "
                                    "evaluate it on the fold's test images.")
     _add_common(p, "runs/crossval")
+    _add_levers(p)
     p.set_defaults(func=run_crossval)
 
     p = sub.add_parser("finetune", help="fine-tune one model on a dataset (or one fold)")
@@ -52,6 +56,66 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the registered models")
     p.add_argument("pattern", nargs="?", default="*")
     p.set_defaults(func=run_models)
+
+
+#: Epochs of the fine-tuning stages of --extra-schedule joint+finetune / progressive when
+#: --finetune-epochs is not given (their lr: a tenth of the training lr, as ``vsent pcnn``).
+FINETUNE_EPOCHS = 10
+
+
+def _add_levers(p: argparse.ArgumentParser) -> None:
+    """Issue 10 options of ``vsent crossval`` (their defaults reproduce a run without them)."""
+    g = p.add_argument_group("accuracy without external weights (Twitter I)")
+    g.add_argument("--extra-train", choices=("none", "four", "three"), default="none",
+                   help="also train every fold on the images of this larger agreement subset "
+                        "that are not in --subset (majority-vote labels; copies of --subset "
+                        "images are dropped, so no test image); default none")
+    g.add_argument("--extra-schedule", choices=("joint", "joint+finetune", "progressive"),
+                   default="joint",
+                   help="joint: train on training fold + extra; joint+finetune: then fine-tune "
+                        "on the training fold alone (You et al. Algorithm 2); progressive: "
+                        "after joint, drop training image i with p_i = max(0, 2 - "
+                        "exp(|s_i1 - s_i2|)), fine-tune on the rest, then on the training fold "
+                        "(Algorithm 1 + 2); default joint")
+    g.add_argument("--progressive-scope", choices=("all", "extra"), default="all",
+                   help="rows the progressive step may drop (default all, the paper's rule)")
+    g.add_argument("--finetune-epochs", type=int, default=None,
+                   help=f"epochs of each fine-tuning stage (default {FINETUNE_EPOCHS})")
+    g.add_argument("--finetune-lr", type=float, default=None,
+                   help="lr of the fine-tuning stages (default a tenth of the training lr; "
+                        "the other solver settings are the training recipe's)")
+    g.add_argument("--fusion", default="none",
+                   help="after the folds, fuse the CNN's probability with a logistic "
+                        "regression on these hand-crafted features, fitted on each training "
+                        "fold (mean, w = 0.5; see `vsent fuse` for other rules): none, gch+bow, "
+                        "lch+bow, cues, or blocks gch, lch, bow, cues joined with '+' "
+                        "(default none)")
+
+
+def _lever_fields(args: argparse.Namespace, train) -> dict:
+    """The issue-10 RunConfig fields (none of them for ``vsent finetune``, which lacks them)."""
+    from vsent.errors import VsentError
+
+    extra = getattr(args, "extra_train", "none")
+    schedule = getattr(args, "extra_schedule", "joint")
+    ft_epochs = getattr(args, "finetune_epochs", None)
+    ft_lr = getattr(args, "finetune_lr", None)
+    fusion = getattr(args, "fusion", "none")
+    finetune = None
+    if schedule != "joint":
+        try:
+            finetune = train.replace(
+                epochs=FINETUNE_EPOCHS if ft_epochs is None else ft_epochs,
+                lr=train.lr / 10 if ft_lr is None else ft_lr)
+        except VsentError as e:  # name the fine-tuning options as the CLI spells them
+            msg = str(e).replace("--epochs ", "--finetune-epochs ")
+            raise VsentError(msg.replace("--lr ", "--finetune-lr ")) from None
+    elif ft_epochs is not None or ft_lr is not None:
+        raise VsentError("--finetune-epochs/--finetune-lr apply to --extra-schedule "
+                         "joint+finetune or progressive")
+    return {"extra_train": None if extra == "none" else extra, "extra_schedule": schedule,
+            "progressive_scope": getattr(args, "progressive_scope", "all"),
+            "finetune": finetune, "fusion": None if fusion == "none" else fusion}
 
 
 def config_from_args(args: argparse.Namespace):
@@ -71,24 +135,86 @@ def config_from_args(args: argparse.Namespace):
         data=args.data, subset=args.subset, folds=args.folds, model=model,
         model_kwargs=model_kwargs, init=args.init or preset["init"], train=train,
         oversample=args.oversample, skip_bad=args.skip_bad, seed=args.seed,
-        preset=preset_for_config(args.preset, args.lr),
+        preset=preset_for_config(args.preset, args.lr), **_lever_fields(args, train),
+        **_way_fields(args),
     )
 
 
+def _add_ways(p: argparse.ArgumentParser) -> None:
+    """Issue 11 options: how the network trains (vsent.frozen) or CLIP zero-shot scoring."""
+    g = p.add_argument_group("ways to train (default: fine-tune everything)")
+    g.add_argument("--train", dest="train_mode", default="all", metavar="all|head|last-N",
+                   help="all: fine-tune the whole network (default); head: freeze the backbone, "
+                        "extract its pooled features once (cached on disk) and train the head "
+                        "on them; last-N: train the last N blocks and the head")
+    g.add_argument("--head", choices=("linear", "logistic"), default="linear",
+                   help="with --train head: linear (the head with the run's solver, default) "
+                        "or logistic (scikit-learn, C chosen by inner CV on each training fold)")
+    g.add_argument("--zero-shot", action="store_true",
+                   help="CLIP models: score each image by its similarity to positive and "
+                        "negative prompts, no training (--init is an open_clip tag or file)")
+    g.add_argument("--positive", action="append", metavar="PROMPT",
+                   help="with --zero-shot: a positive prompt (repeat; replaces the defaults)")
+    g.add_argument("--negative", action="append", metavar="PROMPT",
+                   help="with --zero-shot: a negative prompt (repeat; replaces the defaults)")
+    g.add_argument("--prompts", metavar="FILE",
+                   help="with --zero-shot: prompts file ('positive: ...' / 'negative: ...' "
+                        "lines, or JSON)")
+
+
+def _way_fields(args: argparse.Namespace) -> dict:
+    """The issue-11 RunConfig fields; the prompts are read here and stored in the config."""
+    from vsent.errors import VsentError
+
+    zero_shot = getattr(args, "zero_shot", False)
+    prompts = None
+    given = [getattr(args, k, None) for k in ("positive", "negative", "prompts")]
+    if any(given) and not zero_shot:
+        raise VsentError("--positive/--negative/--prompts apply to --zero-shot")
+    if any(given):
+        from vsent.zeroshot import DEFAULT_PROMPTS, check_prompts, read_prompts
+
+        prompts = {k: list(v) for k, v in DEFAULT_PROMPTS.items()}
+        if args.prompts:
+            prompts.update(read_prompts(args.prompts))
+        prompts.update({k: v for k, v in (("positive", args.positive),
+                                          ("negative", args.negative)) if v})
+        prompts = check_prompts(prompts, where="--positive/--negative/--prompts")
+    return {"train_mode": getattr(args, "train_mode", "all"),
+            "head": getattr(args, "head", "linear"), "zero_shot": zero_shot,
+            "prompts": prompts}
+
+
 def run_crossval(args: argparse.Namespace) -> int:
+    from vsent import distributed
     from vsent.crossval import crossval
 
-    crossval(config_from_args(args), args.out, resume=args.resume, overwrite=args.overwrite,
-             progress=progress_enabled(args.no_progress))
-    print(f"results in {args.out}/summary.md (summary.json, predictions.csv, fold<k>/model.pt)")
+    cfg = config_from_args(args)  # a bad option stops here, before any process starts
+    if distributed.wants_launch(args.nproc, args.dist_backend, args.device):
+        return distributed.launch(args.nproc, "crossval")
+    with distributed.session(args.dist_backend, args.device):  # under torchrun: DDP
+        crossval(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
+                 progress=progress_enabled(args.no_progress) and distributed.is_main())
+        if distributed.is_main():
+            print(f"results in {args.out}/summary.md (summary.json, predictions.csv, "
+                  "fold<k>/model.pt)")
     return 0
 
 
 def run_finetune(args: argparse.Namespace) -> int:
+    from vsent import distributed
     from vsent.crossval import finetune
 
-    result = finetune(config_from_args(args), args.out, fold=args.fold, resume=args.resume,
-                      overwrite=args.overwrite, progress=progress_enabled(args.no_progress))
+    cfg = config_from_args(args)  # a bad option stops here, before any process starts
+    if distributed.wants_launch(args.nproc, args.dist_backend, args.device):
+        return distributed.launch(args.nproc, "finetune")
+    with distributed.session(args.dist_backend, args.device):  # under torchrun: DDP
+        result = finetune(cfg, args.out, fold=args.fold, resume=args.resume,
+                          overwrite=args.overwrite,
+                          progress=progress_enabled(args.no_progress) and distributed.is_main())
+        main = distributed.is_main()
+    if not main:
+        return 0  # one summary line: rank 0's
     line = f"model written to {result['model']}"
     if "center" in result:
         line += (f"; fold {args.fold} accuracy {result['center']['accuracy']:.3f} (centre), "
@@ -99,6 +225,13 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 def run_models(args: argparse.Namespace) -> int:
     from vsent.models import list_models
+    from vsent.models.registry import family_prefixes
 
-    print("\n".join(list_models(args.pattern)))
+    names = list_models(args.pattern)
+    if "/" not in args.pattern and args.pattern.strip("*"):
+        # 'convnext*' also lists timm/convnext*: the families' names without their prefix
+        # ('*' alone does not: timm and open_clip list thousands of architectures)
+        for prefix in family_prefixes():
+            names += [n for n in list_models(prefix + args.pattern) if n not in names]
+    print("\n".join(names))
     return 0

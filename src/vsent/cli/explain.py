@@ -1,9 +1,9 @@
 """``vsent explain``: Grad-CAM heat maps of a trained model's predictions.
 
-Thin layer over :func:`vsent.analyses.explain.explain_images`; torch is imported when the
-command runs. The output directory follows :func:`vsent.runs.open_run_dir`: ``explain.csv``
-marks it finished (the same command again prints the stored result), other images or
-settings need ``--overwrite`` or another ``--out``.
+Thin layer over :func:`vsent.analyses.explain.explain` (checkpoint, inputs, run directory,
+rows, ``explain.csv``); torch is imported when the command runs. The output directory follows
+:func:`vsent.runs.open_run_dir`: ``explain.csv`` marks it finished (the same command again
+prints the stored result), other images or settings need ``--overwrite`` or another ``--out``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ from vsent.cli.common import add_run_args
 
 #: Classes a map can explain (as vsent.analyses.explain.TARGETS).
 TARGETS = ("predicted", "positive", "negative")
-#: Columns of explain.csv, in order.
-FIELDS = ("image", "error", "prob_negative", "prob_positive", "predicted", "target", "layer",
-          "overlay", "heatmap")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,30 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import csv
-
-    from vsent.analyses.explain import explain_images
+    from vsent.analyses.explain import explain
     from vsent.errors import EXIT_ITEMS_FAILED
-    from vsent.evaluate import resolve_device
-    from vsent.models.checkpoint import load_checkpoint
-    from vsent.predict import expand_inputs
-    from vsent.runs import open_run_dir
 
-    device = resolve_device(args.device)
-    model, meta = load_checkpoint(args.model, map_location=device)
-    paths, missing = expand_inputs(args.images)
-    config = {"command": "explain", "model": args.model, "images": args.images,
-              "layer": args.layer, "target": args.target, "device": str(device)}
-    with open_run_dir(args.out, config, overwrite=args.overwrite, done="explain.csv") as rd:
-        if rd.status == "finished":
-            with (rd / "explain.csv").open(newline="") as f:
-                rows = list(csv.DictReader(f))
-        else:
-            rows = [{"image": m["path"], "error": m["error"]} for m in missing]
-            rows += explain_images(model, paths, rd.path, layer=args.layer, target=args.target,
-                                   device=device, class_names=meta.get("class_names",
-                                                                       ("negative", "positive")))
-            rd.write_csv("explain.csv", rows, list(FIELDS))
+    rows = explain(args.model, args.images, args.out, layer=args.layer, target=args.target,
+                   device=args.device, overwrite=args.overwrite)
     failed = sum(bool(r["error"]) for r in rows)
     print(f"explained {len(rows) - failed} of {len(rows)} images, {failed} failed; "
           f"{args.out}/explain.csv", file=sys.stderr)

@@ -51,22 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vsent.analyses.layers import LayersConfig, ProbeConfig, layer_probes
-    from vsent.errors import VsentError
 
-    if args.batch_size < 1:
-        raise VsentError(f"--batch-size must be positive, got {args.batch_size}")
+    # the records validate every option (VsentError naming it)
     probe = ProbeConfig(Cs=tuple(args.Cs), inner_splits=args.inner_splits, seed=args.seed,
                         classifiers=tuple(args.classifiers))
-    max_features = args.max_features
-    if max_features not in ("auto", "none"):
-        try:
-            max_features = int(max_features)
-        except ValueError:
-            raise VsentError(f"--max-features must be auto, none or an integer, "
-                             f"got {args.max_features!r}") from None
     cfg = LayersConfig(run=args.run, probe=probe, layers=args.layers, folds=args.fold_ids,
-                       max_features=max_features, batch_size=args.batch_size, device=args.device,
-                       keep_features=not args.delete_features)
+                       max_features=args.max_features, batch_size=args.batch_size,
+                       device=args.device, keep_features=not args.delete_features)
     summary = layer_probes(cfg, args.out, progress=progress_enabled(args.no_progress),
                            overwrite=args.overwrite)
     for name, entry in summary.items():

@@ -47,7 +47,8 @@ def _add_scale_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true",
                    help="continue --out: keep its rows and skip the images already in it")
     g.add_argument("--engine", choices=tuple(ENGINES), default="default",
-                   help="default: this process; ray: Ray Data (decoding tasks, model actors)")
+                   help="default: this process; ray: Ray Data (decoding tasks, model actors); "
+                        "onnx: an export of `vsent export` (--model m.onnx) on onnxruntime")
     g.add_argument("--ray-address", metavar="ADDR",
                    help="join this Ray cluster (e.g. auto) instead of starting a local Ray")
     g.add_argument("--ray-cpus", type=int, metavar="N", help="CPUs of the local Ray (all)")

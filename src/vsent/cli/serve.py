@@ -20,7 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "/. The model is loaded once at start-up; one that cannot be loaded stops "
                     "the command (exit 2). Concurrent requests share forward passes.",
     )
-    p.add_argument("--model", required=True, help="checkpoint (model.pt) from finetune/crossval")
+    p.add_argument("--model", required=True,
+                   help="checkpoint (model.pt) from finetune/crossval, or with --engine onnx an "
+                        "export from `vsent export` (.onnx, or TorchScript)")
+    p.add_argument("--engine", choices=("default", "onnx"), default="default",
+                   help="default: PyTorch on the checkpoint; onnx: onnxruntime on an exported "
+                        "model (its card is the one stored in the export; no explain/regions)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
@@ -66,8 +71,14 @@ def run(args: argparse.Namespace) -> int:
     config = ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                          decode_workers=args.workers, limits=limits).validate()
     # loaded once, before the server starts: a bad checkpoint is one line and exit 2
-    predictor = Predictor.from_checkpoint(args.model, device=args.device,
-                                          batch_size=args.max_batch)
+    if args.engine == "onnx":
+        from vsent.export import OnnxPredictor
+
+        predictor = OnnxPredictor.from_file(args.model, device=args.device,
+                                            batch_size=args.max_batch)
+    else:
+        predictor = Predictor.from_checkpoint(args.model, device=args.device,
+                                              batch_size=args.max_batch)
     app = create_app(predictor, checkpoint=args.model, config=config)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"vsent serve: listening on {args.host}, reachable from other machines; there is "

@@ -17,14 +17,16 @@ Analyses read ``model.info`` and call these two methods; they never search for "
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any, Literal
 
 from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
+from vsent.errors import VsentError
 
 #: How a probed layer's output is reduced before a linear probe: ``"flatten"`` keeps every value,
 #: ``"avg"`` global-average-pools a (B, C, h, w) map to (B, C), ``"tokens"`` averages a
@@ -80,13 +82,24 @@ class ModelInfo:
         return self.probe_pool.get(layer, "flatten")
 
 
+def import_extra(module: str, what: str, extra: str = "backbones") -> ModuleType:
+    """Import the optional library ``module`` of a model family (``timm``, ``open_clip``).
+
+    Raises :class:`VsentError` in one line naming the extra to install when it is missing,
+    e.g. "timm models need the 'backbones' extra: pip install 'vsent[backbones]'".
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise VsentError(f"{what} need the {extra!r} extra: pip install "
+                         f"'vsent[{extra}]'") from None
+
+
 class SentimentModel(nn.Module):
     """Mixin: ``forward(x) = forward_head(forward_features(x))``; subclasses set ``info``.
 
     ``info`` is replaced as a whole (``model.info = dataclasses.replace(model.info, ...)``),
-    never mutated. The read-only properties ``preprocess``, ``new_layers``, ``probe_layers``,
-    ``default_lr`` and ``num_outputs`` are the pre-``info`` names of the same facts, kept for
-    code not yet reading ``model.info``; new code reads ``model.info``.
+    never mutated; it is the only place these facts live (no per-attribute copies).
     """
 
     info: ModelInfo
@@ -101,24 +114,3 @@ class SentimentModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
-
-    # Old attribute names (read-only views of ``info``).
-    @property
-    def preprocess(self) -> Preprocess:
-        return self.info.preprocess
-
-    @property
-    def new_layers(self) -> list[str]:
-        return list(self.info.new_layers)
-
-    @property
-    def probe_layers(self) -> list[str]:
-        return list(self.info.probe_layers)
-
-    @property
-    def default_lr(self) -> float | None:
-        return self.info.default_lr
-
-    @property
-    def num_outputs(self) -> int:
-        return self.info.num_outputs

@@ -10,7 +10,8 @@ JSON-able dict (layout below); ``card_markdown(card)`` renders it for people::
     {"card_format": "vsent-card/1", "checkpoint": str,
      "model": {"name", "family", "num_classes", "class_names", "options"},
      "weights": {"init", "source", "library", "tag", "licence", "location"},
-     "training": {"command", "dataset", "subset", "folds", "fold", "n_train", "n_test", "train"},
+     "training": {"command", "how", "dataset", "subset", "folds", "fold", "n_train", "n_test",
+                  "train"},
      "metrics": {"evaluation", "accuracy": {"mean", "std"}, ..., "n_folds", "fold": {...}} | None,
      "preprocess": {"resize", "crop", "mean", "std", "channel_order", "interpolation"},
      "versions": {"source": "run" | "checkpoint" | "current", "vsent", "torch", ...}}
@@ -27,10 +28,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from vsent.errors import WeightsError
-from vsent.models.checkpoint import CHECKPOINT_FORMAT
+from vsent.models.checkpoint import read_checkpoint
 
 CARD_FORMAT = "vsent-card/1"
 #: Metrics of summary.json shown on the card, in this order.
@@ -52,8 +50,10 @@ def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
     checkpoint.
     """
     path = Path(checkpoint)
-    ckpt = _read_checkpoint(path)
+    ckpt = read_checkpoint(path, mmap=True)  # the small entries only, not the weights
     meta = dict(ckpt.get("meta") or {})
+    if isinstance(ckpt.get("versions"), Mapping):  # recorded by save_checkpoint
+        meta.setdefault("versions", ckpt["versions"])
     spec = dict(ckpt.get("spec") or {})
     name = str(spec.pop("name", "?"))
     num_classes = spec.pop("num_classes", None)
@@ -72,7 +72,7 @@ def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
     extra = info.get("extra") if isinstance(info.get("extra"), Mapping) else {}
     interpolation = extra.get("interpolation") or meta.get("interpolation")
     if interpolation is None and family in _DESCRIBERS:  # the library's, for its architecture
-        arch = name.split("/", 1)[1] if "/" in name else name
+        arch = name.rsplit("/", 1)[-1]  # timm/x, clip/x, zeroshot/clip/x
         interpolation = import_module(_DESCRIBERS[family]).interpolation_of(arch)
     preprocess.setdefault("interpolation", interpolation)
     return {
@@ -112,7 +112,7 @@ def describe_weights(family: str, name: str, init: Any) -> dict[str, Any]:
         return {**base, "source": "random initialisation (no pretrained weights)"}
     module = _DESCRIBERS.get(family)
     if module is not None:
-        arch = name.split("/", 1)[1] if "/" in name else name
+        arch = name.rsplit("/", 1)[-1]  # timm/x, clip/x, zeroshot/clip/x
         return {**base, **import_module(module).describe_weights(arch, str(init))}
     if init == "imagenet":
         library = "torchvision" if family == "torchvision" else family
@@ -135,7 +135,8 @@ def card_markdown(card: Mapping[str, Any]) -> str:
              _item("Licence (as the library states it)", w.get("licence")),
              _item("Location", w.get("location")), "",
              "## Training data", "",
-             _item("Command", t.get("command")), _item("Dataset", t.get("dataset")),
+             _item("Command", t.get("command")), _item("Training", t.get("how")),
+             _item("Dataset", t.get("dataset")),
              _item("Subset", t.get("subset")), _item("Folds", t.get("folds")),
              _item("Fold", t.get("fold")), _item("Training images", t.get("n_train")),
              _item("Held-out images", t.get("n_test")),
@@ -170,21 +171,6 @@ def card_markdown(card: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_checkpoint(path: Path) -> Mapping[str, Any]:
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
-    try:
-        # mmap: the card needs the small entries only, not the weights in memory
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
-        msg = " ".join(str(exc).split())[:200]
-        raise WeightsError(f"{path}: not a vsent checkpoint ({msg})") from exc
-    if not isinstance(ckpt, Mapping) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        found = ckpt.get("format") if isinstance(ckpt, Mapping) else type(ckpt).__name__
-        raise WeightsError(
-            f"{path}: not a vsent checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})"
-        )
-    return ckpt
 
 
 def _run_location(path: Path, meta: Mapping[str, Any]) -> tuple[Path | None, int | None]:
@@ -220,8 +206,9 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
         "command": config.get("command"),
         "dataset": meta.get("data", config.get("data")),
         "subset": meta.get("subset", config.get("subset")),
-        "folds": config.get("folds"),
+        "folds": meta.get("folds", config.get("folds")),
         "fold": fold,
+        "how": meta.get("training"),  # fine-tuning, frozen features + head, zero-shot, ...
         "n_train": meta.get("n_train", n_train),
         "n_test": meta.get("n_test", n_test),
         "train": meta.get("train", config.get("train")),
@@ -244,16 +231,19 @@ def _metrics(summary: Any, fold_metrics: Any) -> dict[str, Any] | None:
 
 
 def _versions(meta: Mapping[str, Any], run_dir: Path | None, family: str) -> dict[str, Any]:
-    if isinstance(meta.get("versions"), Mapping):
-        return {"source": "checkpoint", **meta["versions"]}
+    saved = meta.get("versions") if isinstance(meta.get("versions"), Mapping) else {}
     recorded = _read_json(run_dir / "versions.json") if run_dir else None
-    if isinstance(recorded, Mapping):
+    package = _FAMILY_PACKAGES.get(family)
+    if isinstance(recorded, Mapping):  # the run's record first; the family's library from the file
         out = {"source": "run", **recorded}
+        if package and out.get(package) is None and saved.get(package) is not None:
+            out[package] = saved[package]
+    elif saved:
+        return {"source": "checkpoint", **saved}
     else:
         from vsent.runs import versions
 
         out = {"source": "current", **versions()}
-    package = _FAMILY_PACKAGES.get(family)
     if package and out.get(package) is None:
         try:  # the run records a fixed package list; the family's library is added as it is now
             out[f"{package} (now)"] = metadata.version(package)

@@ -3,7 +3,13 @@
 A checkpoint is a ``torch.save``'d dict::
 
     {"format": "vsent-checkpoint/1", "spec": model.spec, "state_dict": ...,
-     "preprocess": model.info.preprocess.to_dict(), "class_names": [...], "meta": {...}}
+     "preprocess": model.info.preprocess.to_dict(), "class_names": [...],
+     "info": {"family", "extra"}, "versions": {...}, "meta": {...}}
+
+``versions`` (vsent, torch, ... and timm/open_clip for those families) is recorded when the file
+is written; ``meta`` is what the caller passes: crossval/finetune give ``init``, ``data``,
+``subset``, ``folds``, ``fold``, ``n_train``, ``training`` and ``train`` (the solver), so a card
+is complete outside the run.
 
 It holds only plain types and tensors (``meta`` is converted to JSON types), so it loads with
 ``torch.load(weights_only=True)`` and a file cannot run code when opened.
@@ -50,6 +56,9 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "preprocess": model.info.preprocess.to_dict(),
         "class_names": list(class_names),
+        # what the card needs when the file travels without its run directory
+        "info": to_jsonable({"family": model.info.family, "extra": dict(model.info.extra)}),
+        "versions": to_jsonable(_versions(model.info.family)),
         "meta": to_jsonable(meta),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +69,46 @@ def save_checkpoint(
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _versions(family: str) -> dict[str, Any]:
+    """:func:`vsent.runs.versions` plus the family's own library (timm, open_clip)."""
+    from importlib import metadata
+
+    from vsent.runs import versions
+
+    out = versions()
+    package = {"timm": "timm", "clip": "open_clip_torch"}.get(family)
+    if package:
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = None
+    return out
+
+
+def read_checkpoint(path: str | PathLike[str], *, map_location: str | torch.device = "cpu",
+                    mmap: bool = False) -> Mapping[str, Any]:
+    """The saved dict of a vsent checkpoint (format checked), without rebuilding the model.
+
+    ``mmap=True`` maps the tensors instead of reading them (the model card needs the small
+    entries only). Raises :class:`WeightsError` naming the file when it is missing, unreadable
+    or not a vsent checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
+        msg = " ".join(str(exc).split())[:200]
+        raise WeightsError(f"{path}: not a vsent checkpoint ({msg})") from exc
+    if not isinstance(ckpt, Mapping) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, Mapping) else type(ckpt).__name__
+        raise WeightsError(
+            f"{path}: not a vsent checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})"
+        )
+    return ckpt
 
 
 def load_checkpoint(
@@ -76,18 +125,7 @@ def load_checkpoint(
         The saved metadata plus ``"class_names"``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
-        msg = " ".join(str(exc).split())[:200]
-        raise WeightsError(f"{path}: not a vsent checkpoint ({msg})") from exc
-    if not isinstance(ckpt, Mapping) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        found = ckpt.get("format") if isinstance(ckpt, Mapping) else type(ckpt).__name__
-        raise WeightsError(
-            f"{path}: not a vsent checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})"
-        )
+    ckpt = read_checkpoint(path, map_location=map_location)
     spec = dict(ckpt["spec"])
     name, num_classes = spec.pop("name"), spec.pop("num_classes")
     try:

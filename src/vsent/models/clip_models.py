@@ -26,11 +26,13 @@ from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
-from vsent.models.base import ModelInfo, SentimentModel
+from vsent.models.base import ModelInfo, SentimentModel, import_extra
 from vsent.models.timm_models import probe_pools
 from vsent.models.weights import init_new_linear
 
 PREFIX = "clip/"
+#: Registry prefix of saved zero-shot models, ``zeroshot/clip/<arch>`` (:mod:`vsent.zeroshot`).
+ZS_PREFIX = "zeroshot/"
 #: CLIP's (OpenAI) normalisation, used when a configuration states none (0..1 units).
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -38,12 +40,7 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 def open_clip_module():
     """The ``open_clip`` package; a one-line error when the extra is not installed."""
-    try:
-        import open_clip
-    except ImportError:  # pragma: no cover - optional extra
-        raise VsentError("CLIP models need the 'backbones' extra: pip install "
-                         "'vsent[backbones]'") from None
-    return open_clip
+    return import_extra("open_clip", "CLIP models")
 
 
 class _DropRandomInitWarning(logging.Filter):
@@ -191,7 +188,7 @@ def pretrained_weights(arch: str, tag: str):
 
     return PretrainedWeights(loader=loader, preprocess=pre,
                              source=f"open_clip {arch} {tag} ({weights_location(arch, tag)})",
-                             licence="not stated by open_clip")
+                             licence="not stated by open_clip", tag=tag)
 
 
 def describe_weights(arch: str, init: str) -> dict[str, Any]:
@@ -224,7 +221,8 @@ def list_names(pattern: str = "*") -> list[str]:
 def resolve(name: str):
     """Registry entry of ``clip/<arch>`` (see :func:`vsent.models.registry.register_family`).
 
-    It carries no ``imagenet`` weights: CLIP weights are chosen by tag (:func:`pretrained_weights`).
+    It carries no ``imagenet`` weights: CLIP weights are chosen by tag (``--init openai``:
+    ``entry.tagged`` returns :func:`pretrained_weights` of the tag).
     """
     from vsent.models.registry import ModelEntry
 
@@ -237,7 +235,11 @@ def resolve(name: str):
         return build_clip(arch, num_classes=num_classes)
 
     builder.__name__ = builder.__qualname__ = name
-    return ModelEntry(name, builder, None)
+    def tagged(init: str):
+        # --init openai: the tag's record (downloaded when the model is built); else a path
+        return pretrained_weights(arch, init) if init in tags(arch) else None
+
+    return ModelEntry(name, builder, None, tagged=tagged)
 
 
 def register() -> None:
@@ -246,6 +248,15 @@ def register() -> None:
 
     if PREFIX not in getattr(registry, "_FAMILIES", {}):
         registry.register_family(PREFIX, resolve, list_names)
+    if ZS_PREFIX not in getattr(registry, "_FAMILIES", {}):
+        # zero-shot checkpoints rebuild through vsent.zeroshot (imported when one is loaded)
+        registry.register_family(ZS_PREFIX, _resolve_zero_shot, lambda pattern: [])
+
+
+def _resolve_zero_shot(name: str):
+    from vsent.zeroshot import resolve_checkpoint
+
+    return resolve_checkpoint(name)
 
 
 register()

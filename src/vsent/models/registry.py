@@ -48,6 +48,9 @@ class ModelEntry:
     name: str
     builder: Callable[..., nn.Module]
     weights: PretrainedWeights | None = None
+    #: Named pretrained sets (CLIP tags): ``tagged(init)`` -> the record of ``--init init``, or
+    #: None when ``init`` is not one of its tags (then it is a path).
+    tagged: Callable[[str], PretrainedWeights | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,12 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(names)
 
 
+def family_prefixes() -> list[str]:
+    """The registered family prefixes (``["clip/", "timm/", ...]``), sorted."""
+    _import_builtin_models()
+    return sorted(_FAMILIES)
+
+
 def get_model_entry(name: str) -> ModelEntry:
     """Registry entry of ``name``; raises :class:`VsentError` listing the known names."""
     _import_builtin_models()
@@ -169,12 +178,15 @@ def create_model(
         inspect.signature(entry.builder).bind(num_classes=num_classes, **kwargs)
     except TypeError as exc:
         raise VsentError(f"model {name!r}: {exc}") from None
+    weights = entry.weights
+    if entry.tagged is not None and isinstance(init, str) and init not in ("random", "imagenet"):
+        weights = entry.tagged(init) or weights  # a tag (CLIP "openai"); else init is a path
     model = entry.builder(num_classes=num_classes, **kwargs)
     check_interface(model, name)
-    apply_init(model, name, init, weights=entry.weights, new_layers=model.info.new_layers)
-    if entry.weights is not None and isinstance(init, str) and init == "imagenet":
+    apply_init(model, name, init, weights=weights, new_layers=model.info.new_layers)
+    if weights is not None and isinstance(init, str) and init in ("imagenet", weights.tag):
         # The pretrained weights expect their own input statistics.
-        model.info = dataclasses.replace(model.info, preprocess=entry.weights.preprocess)
+        model.info = dataclasses.replace(model.info, preprocess=weights.preprocess)
     model.spec = {"name": name, "num_classes": num_classes, **kwargs}
     return model
 

@@ -27,7 +27,8 @@ from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
-from vsent.models.base import ModelInfo, PoolMode, SentimentModel
+from vsent.inference import capture_outputs
+from vsent.models.base import ModelInfo, PoolMode, SentimentModel, import_extra
 
 log = logging.getLogger(__name__)
 
@@ -95,23 +96,13 @@ def probe_pools(model: nn.Module, layers: Sequence[str], size: int) -> dict[str,
     """How each layer's output is pooled, from one (1, 3, size, size) forward pass at build time:
     (B, C, h, w) -> "avg", (B, T, C) -> "tokens". Layers with another layout (channels-last
     maps) are left out (flattened if probed)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-
-    def hook(name: str):
-        def fn(_module: nn.Module, _inputs: Any, out: Any) -> None:  # None: output unchanged
-            if torch.is_tensor(out):
-                shapes.setdefault(name, tuple(out.shape))
-        return fn
-
-    hooks = [model.get_submodule(n).register_forward_hook(hook(n)) for n in layers]
     was_training = model.training
     try:
-        with torch.no_grad():
+        with torch.no_grad(), capture_outputs(model, layers) as outputs:
             model.eval()(torch.zeros(1, 3, size, size))
     finally:
-        for h in hooks:
-            h.remove()
         model.train(was_training)
+    shapes = {n: tuple(o.shape) for n, o in outputs.items() if torch.is_tensor(o)}
     pools: dict[str, PoolMode] = {}
     for n, s in shapes.items():
         if len(s) == 3:
@@ -122,12 +113,7 @@ def probe_pools(model: nn.Module, layers: Sequence[str], size: int) -> dict[str,
 
 
 def _timm():
-    try:
-        import timm
-    except ImportError:  # pragma: no cover - optional extra
-        raise VsentError("timm models need the 'backbones' extra: pip install "
-                         "'vsent[backbones]'") from None
-    return timm
+    return import_extra("timm", "timm models")
 
 
 def build_timm(arch: str, *, num_classes: int = 2) -> TimmModel:

@@ -25,6 +25,8 @@ The weights record of a family (one per registered name or per resolved family n
         licence: str = "unknown", # licence of the weights as published
         description: str = "",    # one line (data set, accuracy)
         file: WeightsFile | None = None,  # a single download-once file (url, file_name, sha1)
+        tag: str | None = None,   # named weights of a family (CLIP "openai"): --init TAG; the
+                                  # registry entry's ``tagged(tag)`` returns the record
     )
 
 ``loader(model)`` may download (into :func:`hub_checkpoint_dir`) and must raise
@@ -78,6 +80,7 @@ class PretrainedWeights:
     licence: str = "unknown"
     description: str = ""
     file: WeightsFile | None = None
+    tag: str | None = None  # a named pretrained set (CLIP "openai"): ``--init TAG`` selects it
 
 
 def apply_init(
@@ -111,6 +114,11 @@ def apply_init(
     """
     new_layers = list(new_layers)
     if isinstance(init, str) and init == "random":
+        return model
+    if isinstance(init, str) and weights is not None and weights.tag is not None \
+            and init == weights.tag:  # a family's named weights (ModelEntry.tagged)
+        load_matching(model, weights.loader(model), source=weights.source,
+                      new_layers=new_layers, skip_new=True)
         return model
     if isinstance(init, str) and init == "imagenet":
         if weights is None:

@@ -120,20 +120,25 @@ def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str,
     The checkpoint's path is cut to its file name (the server's folders are nobody's business).
     A predictor built in Python without a checkpoint gets what the model itself says.
     """
-    if checkpoint is not None:
+    exported = getattr(predictor.model, "card", None)  # an export (vsent.export) carries its own
+    if exported is not None:
+        card = dict(exported)
+        card["checkpoint"] = Path(card["checkpoint"]).name if card.get("checkpoint") else None
+        card["engine"] = predictor.model.engine
+    elif checkpoint is not None:
         from vsent.models.card import model_card as card_of
 
         card = dict(card_of(checkpoint))
         card["checkpoint"] = Path(checkpoint).name
     else:
         model = predictor.model
-        spec = dict(getattr(model, "spec", None) or {"name": type(model).__name__})
+        spec = dict(model.spec)  # set by create_model, load_checkpoint and ExportedModule
         card = {"checkpoint": None,
                 "model": {"name": spec.pop("name", None), "num_classes": spec.pop("num_classes",
                                                                                  None),
                           "class_names": list(predictor.class_names), "options": spec},
                 "weights": None, "training": None, "metrics": None,
-                "preprocess": model.preprocess.to_dict(), "versions": None}
+                "preprocess": model.info.preprocess.to_dict(), "versions": None}
     card["vsent_version"] = __version__
     return card
 
@@ -220,6 +225,10 @@ class Service:
         if opts["regions"] and opts["oversample"]:
             raise HTTPProblem(422, "regions scores centre crops: it cannot be combined with "
                                    "oversample")
+        engine = getattr(self.model, "engine", None)  # an export has no layers to look into
+        if engine is not None and (opts["explain"] or opts["regions"]):
+            raise HTTPProblem(422, f"explain and regions need the checkpoint; this service runs "
+                                   f"an exported model ({engine})")
         entries = [self._entry(i, up, data) for i, (up, data) in enumerate(uploads)]
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(self._decode(loop, e) for e in entries if not e.error))

@@ -1,0 +1,480 @@
+"""Batch scoring that streams: lazy input walking, rows written as they come, ``--resume``.
+
+``vsent predict`` over millions of images never holds the list of paths or of results:
+
+* :func:`iter_inputs` walks files, folders (recursively, image suffixes only) and globs
+  lazily (``os.scandir`` / ``glob.iglob``), then the lines of ``--from-list FILE`` (``-``:
+  standard input). An input that matches nothing becomes an :class:`Unmatched` item (an error
+  row), never an exception.
+* :class:`RowWriter` writes csv or jsonl rows and flushes each one, so a ``kill -9`` loses at
+  most the rows still in flight; it fsyncs every few seconds against power loss.
+* :func:`read_done` reads an existing output for ``--resume``: the paths already scored (kept
+  as sorted 64-bit hashes, 8 bytes a row, not as strings) and the byte length of its complete
+  rows (a line cut by a kill is dropped and written again).
+* :func:`score_stream` ties them together with an engine from :mod:`vsent.engines` (the
+  default engine is :meth:`vsent.predict.Predictor.score`; ``ray`` runs the same code on Ray
+  Data) and returns a :class:`Summary`.
+
+Folders are walked in directory order (``os.scandir``), not sorted: sorting would hold a whole
+directory listing. A resumed run compares paths as written, so give it the same inputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from vsent.errors import VsentError
+from vsent.predict import ROW_FIELDS
+
+#: File suffixes a folder walk picks up (lower case).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+#: Output formats.
+FORMATS = ("csv", "jsonl")
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """An input that matched no image file: it becomes one error row, in input order.
+
+    Attributes
+    ----------
+    path : the input as given (file, folder or glob).
+    reason : why nothing was found (``"<input>: ..."``).
+    """
+
+    path: str
+    reason: str
+
+    def row(self) -> Row:
+        return error_row(self.path, self.reason)
+
+
+def error_row(path: str, error: str) -> Row:
+    """The row of an item that could not be scored."""
+    return {"path": path, "prob_positive": None, "label": None, "error": error}
+
+
+# --------------------------------------------------------------------------------------------
+# lazy input walking
+
+
+def _has_magic(s: str) -> bool:
+    return any(c in s for c in "*?[")
+
+
+def walk_folder(folder: str | Path) -> Iterator[Path]:
+    """Image files under ``folder`` (recursively, suffixes :data:`IMAGE_SUFFIXES`), lazily.
+
+    Each directory is read with ``os.scandir`` as an iterator: files come out while the
+    directory is still being read; only the sub-folders still to visit are held. Symbolic
+    links to folders are not followed (no loops).
+    """
+    todo = [Path(folder)]
+    while todo:
+        d = todo.pop()
+        subdirs = []
+        try:
+            with os.scandir(d) as entries:
+                for e in entries:
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            subdirs.append(d / e.name)
+                        elif os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES:
+                            yield d / e.name
+                    except OSError:  # an entry that vanished or cannot be stat'ed: skip it
+                        continue
+        except OSError:  # an unreadable sub-folder: the rest of the walk goes on
+            continue
+        todo.extend(reversed(subdirs))  # visit sub-folders in listing order
+
+
+def _walk_one(item: str | Path) -> Iterator[Path | Unmatched]:
+    """One positional input: a file as given, a folder walked, a glob expanded (lazily)."""
+    s = str(item)
+    p = Path(item)
+    if p.is_dir():
+        found = False
+        for f in walk_folder(p):
+            found = True
+            yield f
+        if not found:
+            yield Unmatched(s, f"{s}: no image file ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                               "in this folder")
+    elif p.exists() or not _has_magic(s):
+        # a missing plain path is still yielded: decoding gives its "no such file" row
+        yield p
+    else:
+        found = False
+        for f in glob.iglob(s, recursive=True):
+            found = True
+            yield Path(f)
+        if not found:
+            yield Unmatched(s, f"{s}: the pattern matched no file")
+
+
+def iter_list(lines: Iterable[str]) -> Iterator[Path]:
+    """One path per line (``--from-list``); blank lines are skipped, nothing else is
+    interpreted (no globs, no folders: a list of millions is passed through as it is read)."""
+    for line in lines:
+        line = line.rstrip("\r\n")
+        if line.strip():
+            yield Path(line)
+
+
+def iter_inputs(
+    inputs: Iterable[str | Path] = (),
+    *,
+    from_list: str | Path | None = None,
+    stdin: IO[str] | None = None,
+) -> Iterator[Path | Unmatched]:
+    """The images to score, lazily: ``inputs`` first (files, folders, globs), then the lines
+    of ``from_list`` (a file, or ``"-"`` for ``stdin``, default ``sys.stdin``).
+
+    A missing file is yielded as it is (its decoding fails with "no such file or directory");
+    an empty folder or a glob that matches nothing yields an :class:`Unmatched`.
+    Raises :class:`VsentError` when ``from_list`` cannot be opened (before anything else is
+    yielded, so a typo is a user error, not a run with no rows).
+    """
+    fh: IO[str] | None = None
+    if from_list is not None:
+        if str(from_list) == "-":
+            fh = stdin if stdin is not None else sys.stdin
+        else:
+            try:
+                fh = open(from_list, encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
+            except OSError as e:
+                raise VsentError(f"--from-list {from_list}: {e.strerror or e}") from None
+    return _iter_inputs(inputs, fh, close=fh is not None and str(from_list) != "-")
+
+
+def _iter_inputs(inputs: Iterable[str | Path], fh: IO[str] | None, *,
+                 close: bool) -> Iterator[Path | Unmatched]:
+    try:
+        for item in inputs:
+            yield from _walk_one(item)
+        if fh is not None:
+            yield from iter_list(fh)
+    finally:
+        if close and fh is not None:
+            fh.close()
+
+
+def split_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Row]]:
+    """Eager form of :func:`iter_inputs` for small jobs (``vsent explain``): the paths, and an
+    error row for each input that matched nothing."""
+    paths: list[Path] = []
+    missing: list[Row] = []
+    for it in iter_inputs(inputs):
+        if isinstance(it, Unmatched):
+            missing.append(it.row())
+        else:
+            paths.append(it)
+    return paths, missing
+
+
+# --------------------------------------------------------------------------------------------
+# output rows
+
+
+def output_format(out: str | Path | None, fmt: str | None) -> str:
+    """``fmt`` if given, else from ``out``'s suffix (``.jsonl`` -> jsonl), else csv."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise VsentError(f"--format {fmt!r}: use csv or jsonl")
+        return fmt
+    return "jsonl" if out is not None and str(out).endswith(".jsonl") else "csv"
+
+
+class RowWriter:
+    """Writes rows to ``out`` (a path, or None for standard output) as csv or jsonl.
+
+    Every row is flushed to the OS when written (a killed process loses no written row), and
+    the file is fsync'ed every ``fsync_every`` seconds and on close (a lost machine loses at
+    most those seconds). ``append=True`` continues an existing file (``--resume``): the csv
+    header is written only when the file is empty.
+    """
+
+    def __init__(self, out: str | Path | None, fmt: str = "csv", *, append: bool = False,
+                 fsync_every: float = 5.0) -> None:
+        if fmt not in FORMATS:
+            raise VsentError(f"--format {fmt!r}: use csv or jsonl")
+        self.fmt = fmt
+        self.path = Path(out) if out is not None else None
+        if self.path is None:
+            self._fh: IO[str] = sys.stdout
+        else:
+            try:
+                self._fh = self.path.open("a" if append else "w", newline="", encoding="utf-8")
+            except OSError as e:
+                raise VsentError(f"--out {out}: {e.strerror or e}") from None
+        self._fsync_every = fsync_every
+        self._last_sync = time.monotonic()
+        self._csv: csv.DictWriter | None = None
+        if fmt == "csv":
+            self._csv = csv.DictWriter(self._fh, fieldnames=ROW_FIELDS)
+            if self.path is None or self._fh.tell() == 0:
+                self._csv.writeheader()
+
+    def write(self, row: Row) -> None:
+        """Write one row (keys :data:`ROW_FIELDS`) and flush it."""
+        if self._csv is not None:
+            self._csv.writerow(row)
+        else:
+            self._fh.write(json.dumps(row) + "\n")
+        self._fh.flush()
+        if self.path is not None and time.monotonic() - self._last_sync > self._fsync_every:
+            os.fsync(self._fh.fileno())
+            self._last_sync = time.monotonic()
+
+    def close(self) -> None:
+        if self.path is None:
+            self._fh.flush()
+            return
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+
+    def __enter__(self) -> RowWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------
+# resume
+
+
+def path_key(path: str) -> int:
+    """64-bit hash of a path string: 8 bytes a row instead of the string (the chance of any
+    collision among 10^7 paths is about 3e-6)."""
+    return int.from_bytes(hashlib.blake2b(path.encode("utf-8", "surrogateescape"),
+                                          digest_size=8).digest(), "little")
+
+
+@dataclass
+class Done:
+    """What an existing output already holds (:func:`read_done`).
+
+    Attributes
+    ----------
+    keys : uint64 (n,) sorted :func:`path_key` of the paths with a row.
+    rows, failed : rows read, and how many of them have an error.
+    complete_bytes : length of the file up to the end of its last complete line.
+    """
+
+    keys: np.ndarray
+    rows: int = 0
+    failed: int = 0
+    complete_bytes: int = 0
+
+    def __contains__(self, path: str) -> bool:
+        k = np.uint64(path_key(path))
+        i = int(np.searchsorted(self.keys, k))
+        return i < len(self.keys) and self.keys[i] == k
+
+
+def _complete_length(path: Path) -> int:
+    """Bytes up to and including the last newline of ``path`` (0 if it has none)."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        end = size
+        while end > 0:
+            start = max(0, end - 65536)
+            f.seek(start)
+            chunk = f.read(end - start)
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                return start + i + 1
+            end = start
+    return 0
+
+
+def read_done(path: str | Path, fmt: str) -> Done:
+    """Read the rows of an earlier (possibly killed) run's output ``path`` for ``--resume``.
+
+    Only complete lines count; a last line without its newline (cut by a kill) is ignored and
+    :attr:`Done.complete_bytes` says where to cut the file. Raises :class:`VsentError` naming
+    the file and line for a file that is not vsent's csv/jsonl output.
+    """
+    path = Path(path)
+    keys = array("Q")
+    done = Done(keys=np.zeros(0, np.uint64))
+    if not path.exists():
+        return done
+    n = done.complete_bytes = _complete_length(path)
+    with path.open("rb") as raw:
+        text = io.TextIOWrapper(io.BufferedReader(_Limited(raw, n)), encoding="utf-8",
+                                errors="surrogateescape", newline="")
+        if fmt == "csv":
+            reader = csv.reader(text)
+            try:
+                header = next(reader, None)
+                if header is not None and tuple(header) != ROW_FIELDS:
+                    raise VsentError(f"--resume: {path}:1: not a vsent predict csv (header "
+                                     f"{','.join(header)!r}, expected {','.join(ROW_FIELDS)!r})")
+                for rec in reader:
+                    if len(rec) != len(ROW_FIELDS):
+                        raise VsentError(f"--resume: {path}:{reader.line_num}: expected "
+                                         f"{len(ROW_FIELDS)} fields, found {len(rec)}")
+                    keys.append(path_key(rec[0]))
+                    done.rows += 1
+                    done.failed += bool(rec[3])
+            except csv.Error as e:
+                raise VsentError(f"--resume: {path}:{reader.line_num}: {e}") from None
+        else:
+            for lineno, line in enumerate(text, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                    p, err = rec["path"], rec.get("error")
+                except (ValueError, KeyError, TypeError):
+                    raise VsentError(f"--resume: {path}:{lineno}: not a vsent predict jsonl "
+                                     "row") from None
+                keys.append(path_key(p))
+                done.rows += 1
+                done.failed += bool(err)
+    done.keys = np.sort(np.frombuffer(keys, np.uint64)) if len(keys) else done.keys
+    return done
+
+
+class _Limited(io.RawIOBase):
+    """The first ``limit`` bytes of a binary file, as a readable raw stream."""
+
+    def __init__(self, f: IO[bytes], limit: int) -> None:
+        self._f, self._left = f, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), self._left)
+        data = self._f.read(n)
+        b[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+
+# --------------------------------------------------------------------------------------------
+# scoring
+
+
+#: An engine's scoring function: paths (read lazily) -> one row per path, in input order.
+Scorer = Callable[[Iterator[Path]], Iterable[Row]]
+
+
+def with_unmatched(items: Iterable[Path | Unmatched], scorer: Scorer) -> Iterator[Row]:
+    """Rows of ``items`` in input order: paths go through ``scorer``, :class:`Unmatched`
+    items become error rows at their place (held only while the paths before them are in
+    flight)."""
+    pending: deque[tuple[int, Row]] = deque()  # (number of paths before it, row)
+    count = 0
+
+    def paths() -> Iterator[Path]:
+        nonlocal count
+        for it in items:
+            if isinstance(it, Unmatched):
+                pending.append((count, it.row()))
+            else:
+                count += 1
+                yield it
+
+    for emitted, row in enumerate(scorer(paths())):
+        while pending and pending[0][0] <= emitted:
+            yield pending.popleft()[1]
+        yield row
+    while pending:
+        yield pending.popleft()[1]
+
+
+def skip_done(items: Iterable[Path | Unmatched], done: Done) -> Iterator[Path | Unmatched]:
+    """``items`` without those whose path already has a row in ``done``."""
+    if not len(done.keys):
+        yield from items
+        return
+    for it in items:
+        if str(it.path if isinstance(it, Unmatched) else it) not in done:
+            yield it
+
+
+@dataclass
+class Summary:
+    """Counts of one ``vsent predict`` run (rows of an earlier run included when resuming)."""
+
+    total: int = 0
+    failed: int = 0
+    resumed: int = 0
+
+    def line(self, out: str | Path | None = None) -> str:
+        """The summary line printed on stderr."""
+        s = f"scored {self.total - self.failed} of {self.total} inputs, {self.failed} failed"
+        if self.resumed:
+            s += f" ({self.resumed} rows from the earlier run kept)"
+        return s + (f"; rows in {out}" if out else "")
+
+
+def score_stream(
+    items: Iterable[Path | Unmatched],
+    scorer: Scorer,
+    out: str | Path | None,
+    *,
+    fmt: str | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    fsync_every: float = 5.0,
+) -> Summary:
+    """Score ``items`` (from :func:`iter_inputs`) with ``scorer`` and write each row to
+    ``out`` (path, or None for standard output) as it comes.
+
+    Parameters
+    ----------
+    scorer : an engine's scoring function (:func:`vsent.engines.open_engine`), e.g.
+        :meth:`vsent.predict.Predictor.score`.
+    fmt : csv or jsonl (default from ``out``'s suffix).
+    resume : keep the rows already in ``out`` and skip their paths; a line cut by a kill is
+        removed first. Without it an existing ``out`` is overwritten.
+    progress : show a tqdm counter (no total: the inputs are not counted beforehand).
+
+    Returns the :class:`Summary`; rows with an error count as failed.
+    """
+    fmt = output_format(out, fmt)
+    summary = Summary()
+    done = Done(keys=np.zeros(0, np.uint64))
+    if resume:
+        if out is None:
+            raise VsentError("--resume needs --out (the file to continue)")
+        done = read_done(out, fmt)
+        if Path(out).exists() and Path(out).stat().st_size != done.complete_bytes:
+            os.truncate(out, done.complete_bytes)  # drop the line cut by the kill
+        summary.total = summary.resumed = done.rows
+        summary.failed = done.failed
+    rows = with_unmatched(skip_done(items, done), scorer)
+    if progress:
+        from tqdm.auto import tqdm
+
+        rows = tqdm(rows, unit="img")
+    with RowWriter(out, fmt, append=resume, fsync_every=fsync_every) as writer:
+        for row in rows:
+            writer.write(row)
+            summary.total += 1
+            summary.failed += bool(row["error"])
+    return summary

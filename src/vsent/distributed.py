@@ -1,0 +1,425 @@
+"""Data-parallel training across processes with PyTorch DDP (``torchrun`` or ``--nproc N``).
+
+How a run is split (every function here is a no-op, or the identity, in one process, so a
+single-process run does exactly the arithmetic and random draws it did before):
+
+* **Launch.** ``torchrun --nproc-per-node N -m vsent.cli finetune ...`` starts N processes
+  (ranks) with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT`` set;
+  ``vsent crossval|finetune --nproc N`` runs exactly that command for you (:func:`launch`).
+  :func:`session` joins the process group: gloo on CPU, nccl on GPUs (one GPU per rank,
+  ``cuda:LOCAL_RANK``).
+* **Batches.** Every rank draws the same permutation and the same random crops and mirrors,
+  for the *global* batch, from the same seeded generator; rank r then takes rows
+  ``r::world`` of each global batch (:func:`shard_batch`). The ranks' shards together are
+  exactly the one-process batch, with the same crops.
+* **Loss.** A rank's loss is its shard's mean loss times ``n_r * world / B``: DDP averages
+  gradients over ranks, so the step is the gradient of the mean over the global batch of B
+  rows even when the shards are uneven (a last batch of odd size). A last batch with fewer
+  rows than ranks is dropped (one process drops a last batch of one row for BatchNorm).
+* **BatchNorm.** On GPUs BatchNorm layers become SyncBatchNorm while training, so batch
+  statistics are those of the global batch, as in one process. PyTorch's SyncBatchNorm does
+  not run on CPU, so on CPU (gloo) each rank normalises with its shard's statistics (plain
+  DDP behaviour): training is equivalent, not equal, to one process. After training every
+  rank takes rank 0's buffers (running statistics), so all ranks hold rank 0's model.
+* **Dropout** masks come from each rank's own RNG, seeded per (seed, epoch, rank) at every
+  epoch, so a resumed run draws the same masks as an uninterrupted one.
+* **Files.** Rank 0 alone opens and writes the run directory (config, logs, checkpoints,
+  ``train_state.pt``, metrics); the other ranks get a :class:`FollowerRunDir` whose writes
+  do nothing, and wait for rank 0 where they need its results (:func:`broadcast_object`).
+  Evaluation runs on rank 0 alone. A resumed run: every rank loads ``train_state.pt``.
+  The image cache is built once per machine (:func:`local_first`). Several machines need
+  ``--out`` on a filesystem they all see.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+import torch.distributed as tdist
+from torch import nn
+
+from vsent.errors import VsentError
+from vsent.runs import RunDir
+from vsent.runs import open_run_dir as _open_run_dir
+
+__all__ = [
+    "BACKENDS", "FollowerRunDir", "all_sum", "barrier", "broadcast_object", "is_distributed",
+    "is_main", "launch", "launch_command", "launched", "local_device", "local_first",
+    "local_rank", "module_of", "on_main", "open_run_dir", "rank", "resolve_backend",
+    "seed_epoch", "session", "shard_batch", "unwrap_model", "wants_launch", "world_size",
+    "wrap_model",
+]
+
+log = logging.getLogger("vsent")
+T = TypeVar("T")
+
+#: ``--dist-backend`` choices: auto is nccl when the ranks train on CUDA, else gloo.
+BACKENDS = ("auto", "gloo", "nccl")
+#: How long a rank waits for the others at a collective (rank 0 alone builds the image cache
+#: and evaluates each fold while the others wait): generous, a hung rank still ends the run.
+TIMEOUT = timedelta(hours=2)
+
+
+# --------------------------------------------------------------------------------------------
+# who am I
+
+
+def launched() -> bool:
+    """True in a process started by torchrun with more than one rank (``WORLD_SIZE`` > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def is_distributed() -> bool:
+    """True once this process has joined a process group of more than one rank."""
+    return tdist.is_available() and tdist.is_initialized() and tdist.get_world_size() > 1
+
+
+def rank() -> int:
+    """This process's rank (0 in one process)."""
+    return tdist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """Number of ranks (1 in one process)."""
+    return tdist.get_world_size() if is_distributed() else 1
+
+
+def is_main() -> bool:
+    """True on rank 0, the one rank that writes files (always True in one process)."""
+    return rank() == 0
+
+
+def local_rank() -> int:
+    """Rank on this machine (torchrun's ``LOCAL_RANK``; 0 in one process)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) if is_distributed() else 0
+
+
+# --------------------------------------------------------------------------------------------
+# process group
+
+
+def resolve_backend(backend: str, device: str) -> str:
+    """``--dist-backend`` and ``--device`` -> "gloo" or "nccl" (a bad pair is a VsentError)."""
+    if backend not in BACKENDS:
+        raise VsentError(f"--dist-backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if backend == "auto":
+        return "nccl" if cuda else "gloo"
+    if backend == "nccl" and not cuda:
+        raise VsentError("--dist-backend nccl needs GPUs (--device cuda); use gloo on CPU")
+    return backend
+
+
+@contextmanager
+def session(backend: str = "auto", device: str = "auto") -> Iterator[None]:
+    """Join the torchrun process group for the duration of a command; no-op in one process.
+
+    Uses the ``env://`` variables torchrun sets. With CUDA, rank r trains on
+    ``cuda:LOCAL_RANK``. Ranks other than 0 log warnings only. A group already joined (by
+    the caller) is used as it is and left open.
+    """
+    if not launched() or (tdist.is_available() and tdist.is_initialized()):
+        yield
+        return
+    name = resolve_backend(backend, device)
+    if name == "nccl" or (device != "cpu" and torch.cuda.is_available()):
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    tdist.init_process_group(name, timeout=TIMEOUT)
+    vlog = logging.getLogger("vsent")
+    level = vlog.level
+    if not is_main():
+        vlog.setLevel(logging.WARNING)  # one copy of the log: rank 0's
+    try:
+        yield
+    finally:
+        vlog.setLevel(level)
+        tdist.destroy_process_group()
+
+
+def local_device(device: torch.device) -> torch.device:
+    """``cuda`` -> ``cuda:LOCAL_RANK`` in DDP (one GPU per rank); ``device`` otherwise."""
+    if is_distributed() and device.type == "cuda" and device.index is None:
+        return torch.device("cuda", local_rank())
+    return device
+
+
+def _comm_device() -> torch.device:
+    """Where collective tensors live: nccl needs them on this rank's GPU."""
+    if tdist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def barrier() -> None:
+    """Wait until every rank gets here (no-op in one process)."""
+    if is_distributed():
+        tdist.barrier()
+
+
+def broadcast_object(obj: T) -> T:
+    """Rank 0's ``obj`` on every rank (``obj`` itself in one process). A collective: every
+    rank calls it; the others wait here until rank 0 arrives."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    tdist.broadcast_object_list(box, src=0, device=_comm_device())
+    return box[0]
+
+
+def all_sum(*values: float) -> tuple[float, ...]:
+    """Sums of ``values`` over the ranks (float64); the values themselves in one process."""
+    if not is_distributed():
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
+    tdist.all_reduce(t)
+    return tuple(t.tolist())
+
+
+def local_first(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` on each machine's local rank 0 first, then on the other ranks.
+
+    For per-machine caches (the image cache): one rank builds it, the others find it built.
+    In one process: just the call.
+    """
+    if not is_distributed():
+        return fn(*args, **kwargs)
+    if local_rank() == 0:
+        out = fn(*args, **kwargs)
+        barrier()
+        return out
+    barrier()
+    return fn(*args, **kwargs)
+
+
+def on_main(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` on rank 0 alone (it may write files); every rank gets its result."""
+    return broadcast_object(fn(*args, **kwargs) if is_main() else None)
+
+
+# --------------------------------------------------------------------------------------------
+# run directory
+
+
+class FollowerRunDir(RunDir):
+    """What ranks other than 0 hold instead of the run directory: same path, status and
+    config, reads work, writes do nothing (rank 0 writes everything)."""
+
+    def __init__(self, path: str | Path, status: str, config: dict[str, Any] | None) -> None:
+        # no RunDir.__init__: it would write versions.json and log to run.log
+        self.path = Path(path)
+        self.status = status
+        self.config = config
+
+    def close(self) -> None:
+        pass
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return self.path / name
+
+    def write_csv(self, name: str, rows: Any, fieldnames: list[str]) -> Path:
+        return self.path / name
+
+    def write_text(self, name: str, text: str) -> Path:
+        return self.path / name
+
+
+def open_run_dir(out: str | Path, config: Mapping[str, Any], **kwargs: Any) -> RunDir:
+    """:func:`vsent.runs.open_run_dir` on rank 0; the other ranks wait for its outcome.
+
+    They get a :class:`FollowerRunDir` with rank 0's status, or the same VsentError (a run
+    refused). In one process: :func:`vsent.runs.open_run_dir` itself.
+    """
+    if not is_distributed():
+        return _open_run_dir(out, config, **kwargs)
+    if is_main():
+        try:
+            rd = _open_run_dir(out, config, **kwargs)
+        except VsentError as e:
+            broadcast_object(("error", str(e), None))
+            raise
+        broadcast_object(("ok", rd.status, rd.config))
+        return rd
+    kind, status, stored = broadcast_object(None)
+    if kind == "error":
+        raise VsentError(status)
+    return FollowerRunDir(out, status, stored)
+
+
+# --------------------------------------------------------------------------------------------
+# training
+
+
+def seed_epoch(seed: int, epoch: int) -> None:
+    """In DDP, seed this rank's global torch RNG (dropout) from (seed, epoch, rank).
+
+    Ranks then draw different dropout masks, and a resumed run draws the same ones as an
+    uninterrupted run (the state file holds rank 0's RNG only). No-op in one process.
+    """
+    if is_distributed():
+        entropy = [seed & 0xFFFF_FFFF_FFFF_FFFF, epoch, rank()]  # SeedSequence wants >= 0
+        torch.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]))
+
+
+def shard_batch(
+    images: np.ndarray,
+    labels: np.ndarray,
+    idx: np.ndarray,
+    crop: int,
+    gen: torch.Generator,
+    *,
+    rank_: int | None = None,
+    world: int | None = None,
+) -> tuple[torch.Tensor, np.ndarray, float]:
+    """This rank's rows of the global batch ``idx``, cropped as one process would crop them.
+
+    Draws the random crops and mirrors of the *whole* global batch from ``gen`` exactly as
+    :func:`vsent.data.transforms.random_crop_flip` does (same calls, same order: row
+    offsets, column offsets, mirror coins), so ``gen`` ends in the same state on every rank
+    and in one process; then reads and crops rows ``rank::world`` only.
+
+    Parameters
+    ----------
+    images : uint8 (N, S, S, 3), the image cache. labels : (N,) class indices.
+    idx : int (B,), the global batch (sorted). crop : output side in pixels.
+    rank_, world : default this process's rank and the world size.
+
+    Returns
+    -------
+    x : uint8 tensor (b, crop, crop, 3), b = len(idx[rank::world]).
+    y : (b,) labels of those rows.
+    weight : ``b * world / B``: the rank's mean loss times it, averaged over ranks (DDP), is
+        the mean loss over the global batch.
+    """
+    r = rank() if rank_ is None else rank_
+    w = world_size() if world is None else world
+    b = len(idx)
+    mine = idx[r::w]
+    shard = torch.from_numpy(np.array(images[mine]))  # a copy: the cache is read-only
+    h, wd = shard.shape[1], shard.shape[2]
+    if crop > h or crop > wd:
+        raise ValueError(f"crop {crop} is larger than the images ({h}x{wd})")
+    rows0 = torch.randint(0, h - crop + 1, (b,), generator=gen)
+    cols0 = torch.randint(0, wd - crop + 1, (b,), generator=gen)
+    mirror = torch.rand(b, generator=gen) < 0.5
+    crops = []
+    for i, (r0, c0, m) in enumerate(zip(rows0[r::w].tolist(), cols0[r::w].tolist(),
+                                        mirror[r::w].tolist(), strict=True)):
+        window = shard[i, r0:r0 + crop, c0:c0 + crop]
+        crops.append(window.flip(1) if m else window)
+    x = torch.stack(crops) if crops else shard[:, :crop, :crop]
+    return x, labels[mine], len(mine) * w / b
+
+
+def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """The module to train: DDP around ``model`` across ranks (with SyncBatchNorm on GPUs),
+    ``model`` itself in one process. Undo with :func:`unwrap_model` after training.
+
+    SyncBatchNorm layers share the parameters and buffers of the BatchNorm layers they
+    replace, so the optimiser (built on ``model``) and ``model.state_dict()`` are unchanged.
+    """
+    if not is_distributed():
+        return model
+    swapped: list[tuple[nn.Module, str, nn.Module]] = []
+    if device.type == "cuda":
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                    sync = nn.SyncBatchNorm.convert_sync_batchnorm(child)
+                    setattr(parent, name, sync)
+                    swapped.append((parent, name, child))
+    net = nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
+    net._vsent_swapped = swapped  # type: ignore[attr-defined]
+    return net
+
+
+def unwrap_model(net: nn.Module) -> nn.Module:
+    """The model inside :func:`wrap_model`'s DDP, its BatchNorm layers back, every rank with
+    rank 0's buffers (BatchNorm running statistics); ``net`` itself in one process."""
+    if not isinstance(net, nn.parallel.DistributedDataParallel):
+        return net
+    for parent, name, child in getattr(net, "_vsent_swapped", []):
+        setattr(parent, name, child)  # shares the trained parameters and buffers
+    model = net.module
+    for buf in model.buffers():
+        tdist.broadcast(buf.data, src=0)
+    return model
+
+
+def module_of(model: nn.Module) -> nn.Module:
+    """The model inside a DDP wrapper (for its attributes: ``info``, ``preprocess``)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+# --------------------------------------------------------------------------------------------
+# launcher
+
+
+def wants_launch(nproc: int, backend: str, device: str) -> bool:
+    """Whether ``--nproc`` asks this process to start torchrun (checks the options first).
+
+    False for ``--nproc 1`` and inside a torchrun process (whose ``--nproc`` was removed by
+    :func:`launch_command`, or which torchrun started itself: it is ignored, with a warning).
+    """
+    if nproc < 1:
+        raise VsentError(f"--nproc must be at least 1, got {nproc}")
+    name = resolve_backend(backend, device)
+    if nproc == 1:
+        return False
+    if launched():
+        log.warning("--nproc %d ignored: this is already one of %s torchrun processes", nproc,
+                    os.environ.get("WORLD_SIZE"))
+        return False
+    if name == "nccl" and nproc > torch.cuda.device_count():
+        raise VsentError(f"--nproc {nproc}: nccl needs one GPU per process, this machine has "
+                         f"{torch.cuda.device_count()}")
+    return True
+
+
+def launch_command(argv: Sequence[str], nproc: int) -> list[str]:
+    """The torchrun command that runs ``vsent ARGV`` on ``nproc`` local processes.
+
+    ``--nproc N`` / ``--nproc=N`` are removed from ``argv`` (the ranks must not launch
+    again); everything else, ``--dist-backend`` included, is passed on unchanged.
+    """
+    rest: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={int(nproc)}", "-m", "vsent.cli", *rest]
+
+
+def launch(nproc: int, command: str, argv: Sequence[str] | None = None) -> int:
+    """Run ``vsent`` again as ``nproc`` DDP processes on this machine; its exit status.
+
+    ``argv`` defaults to this process's command line (``sys.argv[1:]``), which must hold the
+    sub-command ``command``: from Python, start torchrun yourself.
+    """
+    import subprocess
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if command not in argv:
+        raise VsentError(f"--nproc: relaunching needs the `vsent {command}` command line; "
+                         "from Python, run `torchrun --nproc-per-node N -m vsent.cli "
+                         f"{command} ...` instead")
+    cmd = launch_command(argv, nproc)
+    env = dict(os.environ)
+    # torchrun would give each process 1 thread: on CPU, share the cores between them instead
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(nproc))))
+    log.info("launching %d processes: %s", nproc, " ".join(cmd))
+    return subprocess.run(cmd, check=False, env=env).returncode

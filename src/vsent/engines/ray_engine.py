@@ -1,0 +1,301 @@
+"""``vsent predict --engine ray``: the default engine's scoring on Ray Data.
+
+The pipeline, streamed end to end (nothing holds the list of paths or of results)::
+
+    driver: lazy walk (vsent.batch) --chunks--> ray.util.queue.Queue (bounded)
+    read task (1, no CPU reserved)  : pops chunks        -> blocks {path, file}
+    decode tasks (map_batches)      : load_resized       -> {path, image uint8 (B,S,S,3), error}
+    model actors (map_batches)      : Predictor.predict_arrays -> {path, probs (B,C), error}
+    driver: iter_batches -> rows, in input order, written as they come
+
+The paths travel from the driver through a bounded queue, so whatever the driver can read
+(folders, globs, ``--from-list -`` on standard input) works on a cluster too, and the queue's
+bound is the back-pressure. Images are opened by their absolute path (``file``): every node
+must see the dataset at the same path (shared storage). The checkpoint is shipped through the
+object store (it need not be on shared storage).
+
+The decode is :func:`vsent.data.images.load_resized` (what :meth:`Predictor.decode` calls) and
+the forward pass :meth:`Predictor.predict_arrays`, so the rows equal the default engine's
+(probabilities to float tolerance). An image that cannot be decoded is an error row.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsent.engines import Engine, EngineOptions
+from vsent.errors import VsentError
+
+#: Paths per chunk put on the driver -> read task queue.
+CHUNK = 256
+#: Chunks the queue holds before the driver waits (the bound on paths in flight there).
+QUEUE_CHUNKS = 16
+
+
+def _import_ray() -> Any:
+    # Under `uv run`, Ray would by default rebuild the uv environment for its workers from a
+    # copy of the working directory (minutes per start); they already run this interpreter,
+    # where vsent is installed. RAY_ENABLE_UV_RUN_RUNTIME_ENV=1 keeps Ray's behaviour.
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise VsentError("--engine ray needs Ray Data: install vsent's 'ray' extra "
+                         "(pip install 'vsent[ray]')") from None
+    if os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] == "0":
+        try:  # the flag is read when ray is imported, which may have happened before us
+            from ray._private import ray_constants
+
+            ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False
+        except (ImportError, AttributeError):  # pragma: no cover (another Ray version)
+            pass
+    return ray
+
+
+# --------------------------------------------------------------------------------------------
+# the stages (run in Ray workers)
+
+
+def _make_source(queue: Any) -> Any:
+    """A Ray Data datasource with one streaming read task that pops path chunks from
+    ``queue`` until ``None``."""
+    import pyarrow as pa
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import Datasource, ReadTask
+
+    def read() -> Iterator[Any]:
+        while True:
+            chunk = queue.get(block=True)
+            if chunk is None:
+                return
+            shown, files = zip(*chunk, strict=True)
+            yield pa.table({"path": list(shown), "file": list(files)})
+
+    class _QueueSource(Datasource):
+        def estimate_inmemory_data_size(self) -> int | None:
+            return None
+
+        def get_read_tasks(self, parallelism: int, **_: Any) -> list[ReadTask]:
+            meta = BlockMetadata(num_rows=None, size_bytes=None, input_files=None,
+                                 exec_stats=None)
+            return [ReadTask(read, meta)]
+
+    return _QueueSource()
+
+
+def decode_batch(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+    """Decode stage (Ray tasks): ``file`` -> ``image`` uint8 (B, S, S, 3) (zeros for a
+    failed image) and ``error`` ("" when decoded)."""
+    from vsent.data.images import load_resized
+
+    n = len(batch["path"])
+    images = np.zeros((n, size, size, 3), np.uint8)
+    errors = []
+    for i, f in enumerate(batch["file"]):
+        try:
+            images[i] = load_resized(str(f), size)
+            errors.append("")
+        except VsentError as e:  # a bad image is a row; anything else is a bug and propagates
+            errors.append(str(e))
+    return {"path": batch["path"], "image": images, "error": np.array(errors, dtype=object)}
+
+
+class ScoreActor:
+    """Model stage (Ray actors): the :class:`~vsent.predict.Predictor` of the checkpoint
+    ``ckpt["ref"]`` (an object-store reference to the file's bytes) -> ``probs`` float32 (B, C)
+    (NaN on failed rows)."""
+
+    def __init__(self, ckpt: dict[str, Any], *, oversample: bool, batch_size: int, device: str,
+                 threads: int | None) -> None:
+        import ray
+        import torch
+
+        from vsent.predict import Predictor
+
+        if threads:
+            torch.set_num_threads(threads)  # the CPUs Ray gave this actor, no more
+        # the reference is wrapped in a dict so that Ray does not resolve it into a
+        # constructor argument (those cannot be restored when an actor restarts)
+        data = ray.get(ckpt["ref"])
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.pt"
+            path.write_bytes(data)
+            self.predictor = Predictor.from_checkpoint(
+                path, oversample=oversample, batch_size=batch_size, device=device, workers=1)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ok = np.array([not e for e in batch["error"]], bool)
+        n_out = self.predictor.model.info.num_outputs
+        probs = np.full((len(ok), n_out), np.nan, np.float32)
+        if ok.any():
+            probs[ok] = self.predictor.predict_arrays(batch["image"][ok])
+        return {"path": batch["path"], "probs": probs, "error": batch["error"]}
+
+
+# --------------------------------------------------------------------------------------------
+# the engine (driver side)
+
+
+class RayEngine(Engine):
+    """Scores on Ray Data: a local Ray (``ray_cpus`` CPUs) or the cluster at ``ray_address``.
+
+    Model actors: ``ray_actors``, default one per GPU of the cluster (``num_gpus=1`` each), or
+    half the CPUs (at least 1) without GPUs or with ``device="cpu"``.
+    """
+
+    name = "ray"
+
+    def __init__(self, options: EngineOptions) -> None:
+        from vsent.predict import Predictor
+
+        self.options = options
+        # load once here: a bad checkpoint is a user error before Ray starts or --out opens
+        probe = Predictor.from_checkpoint(options.model, device="cpu")
+        self.size = probe.size
+        self.class_names = probe.class_names
+        del probe
+        if options.batch_size < 1:
+            raise VsentError(f"--batch-size must be >= 1, got {options.batch_size}")
+        if options.ray_cpus is not None and options.ray_cpus < 1:
+            raise VsentError(f"--ray-cpus must be >= 1, got {options.ray_cpus}")
+        if options.ray_actors is not None and options.ray_actors < 1:
+            raise VsentError(f"--ray-actors must be >= 1, got {options.ray_actors}")
+        ray = self.ray = _import_ray()
+        self._started = False
+        if not ray.is_initialized():
+            if options.ray_address:
+                if options.ray_cpus is not None:
+                    raise VsentError("--ray-cpus sizes a local Ray; a cluster (--ray-address) "
+                                     "has the CPUs its nodes were started with")
+                try:
+                    ray.init(address=options.ray_address, logging_level=logging.WARNING)
+                except (ConnectionError, RuntimeError, ValueError) as e:
+                    raise VsentError(f"--ray-address {options.ray_address}: cannot join the Ray "
+                                     f"cluster ({' '.join(str(e).split())[:200]})") from None
+            else:
+                ray.init(num_cpus=options.ray_cpus, include_dashboard=False,
+                         logging_level=logging.WARNING)
+            self._started = True
+        try:
+            self._setup(options)
+        except BaseException:
+            self.close()  # a Ray started here does not outlive a refused option
+            raise
+
+    def _setup(self, options: EngineOptions) -> None:
+        ray = self.ray
+        ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = True  # rows in input order, as the default
+        ctx.enable_progress_bars = options.progress
+        ctx.print_on_execution_start = options.progress  # no plan dump in a log file
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        cpus = max(1, int(resources.get("CPU", 1)))
+        if options.device.startswith("cuda") and not gpus:
+            raise VsentError("--device cuda: the Ray cluster has no GPU (use --device cpu)")
+        self.use_gpu = gpus > 0 and options.device != "cpu"
+        if self.use_gpu and options.ray_actors and options.ray_actors > gpus:
+            raise VsentError(f"--ray-actors {options.ray_actors}: each actor takes a GPU and the "
+                             f"cluster has {gpus}")
+        self.actors = options.ray_actors or (gpus if self.use_gpu else max(1, cpus // 2))
+        self.ckpt = ray.put(Path(options.model).read_bytes())
+
+    def score(self, paths: Iterator[Path]) -> Iterable[dict[str, Any]]:
+        """Rows of ``paths`` in input order (see the module docstring for the pipeline)."""
+        ray = self.ray
+        from ray.util.queue import Queue
+
+        opts = self.options
+        queue = Queue(maxsize=QUEUE_CHUNKS)
+        stop = threading.Event()
+        failure: list[BaseException] = []
+        feeder = threading.Thread(target=_feed, args=(paths, queue, stop, failure),
+                                  name="vsent-ray-feeder", daemon=True)
+        ds = ray.data.read_datasource(_make_source(queue), override_num_blocks=1, num_cpus=0)
+        ds = ds.map_batches(decode_batch, fn_kwargs={"size": self.size},
+                            batch_size=opts.batch_size, batch_format="numpy",
+                            # half a CPU: two decodes per core overlap their file reads, and
+                            # resources unlike the actors' keep Ray from fusing the two stages
+                            # (decoding would then run serially inside the model actors)
+                            num_cpus=0.5)
+        device = "cuda" if self.use_gpu else "cpu"
+        ds = ds.map_batches(
+            ScoreActor,
+            fn_constructor_args=({"ref": self.ckpt},),
+            fn_constructor_kwargs={"oversample": opts.oversample, "batch_size": opts.batch_size,
+                                   "device": device, "threads": None if self.use_gpu else 1},
+            batch_size=opts.batch_size, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=self.actors),
+            num_gpus=1 if self.use_gpu else 0, num_cpus=1,
+        )
+        feeder.start()
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                for path, probs, error in zip(batch["path"], batch["probs"], batch["error"],
+                                              strict=True):
+                    yield self._row(str(path), probs, str(error))
+            if failure:
+                raise failure[0]
+        finally:
+            stop.set()
+            feeder.join(timeout=5)
+            queue.shutdown(force=True)
+
+    def _row(self, path: str, probs: np.ndarray, error: str) -> dict[str, Any]:
+        """The row :meth:`vsent.predict.Predictor.score` writes for these scores."""
+        if error:
+            return {"path": path, "prob_positive": None, "label": None, "error": error}
+        k = int(probs.argmax())
+        label = self.class_names[k] if k < len(self.class_names) else str(k)
+        return {"path": path, "prob_positive": round(float(probs[1]), 6), "label": label,
+                "error": ""}
+
+    def close(self) -> None:
+        if self._started and self.ray.is_initialized():
+            self.ray.shutdown()
+
+
+def _feed(paths: Iterator[Path], queue: Any, stop: threading.Event,
+          failure: list[BaseException]) -> None:
+    """Driver thread: chunks of ``(path as given, absolute path)`` onto ``queue``, then None.
+
+    Paths are made absolute here because Ray workers need not share the driver's working
+    directory; the row keeps the path as given.
+    """
+    from ray.util.queue import Full
+
+    cwd = os.getcwd()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.5)
+                return True
+            except Full:  # the pipeline is behind: wait (this is the back-pressure)
+                continue
+        return False
+
+    chunk: list[tuple[str, str]] = []
+    try:
+        for p in paths:
+            s = str(p)
+            chunk.append((s, os.path.join(cwd, s)))
+            if len(chunk) == CHUNK:
+                if not put(chunk):
+                    return
+                chunk = []
+        if chunk and not put(chunk):
+            return
+    except BaseException as e:  # re-raised by the consumer (e.g. --from-list unreadable)
+        failure.append(e)
+    finally:
+        put(None)

@@ -1,0 +1,454 @@
+"""Ways to train besides full fine-tuning: a frozen backbone (``--train head``) or its last N
+blocks (``--train last-N``).
+
+``--train head``: the backbone never changes, so its pooled features (``model.forward_features``,
+through :func:`vsent.inference.infer` with ``features=True``, the one inference path) are
+extracted once per dataset, model and preprocessing and kept on disk (:func:`cached_features`);
+the head is then trained on them in seconds per fold on a CPU:
+
+* ``--head linear``: the model's own head (``info.head``) with the run's solver (optimizer, lr
+  with ``head_lr_mult``, weight decay, schedule, epochs, batch size) on the cached features;
+* ``--head logistic``: scikit-learn's L2 logistic regression on standardised features, ``C``
+  chosen by an inner stratified cross-validation on the training fold
+  (:data:`LOGISTIC_CS`), then written into the head (weights folded back to raw features), so
+  the checkpoint is an ordinary vsent model.
+
+The feature cache (``$VSENT_CACHE``, like :mod:`vsent.data.cache`) is keyed by the images'
+resolved paths, sizes and mtimes, the model's spec and ``--init``, a digest of the backbone's
+weights, the preprocessing and the crop mode (centre crop, or the mean over the 10 crops), so a
+changed image, model, weight file or preprocessing gives a new file and nothing else does.
+
+Features are taken from the centre crop for training (no random crops: the features are fixed);
+10-crop evaluation applies the head to the mean of the 10 crops' features (for a linear head:
+the mean of the 10 crops' logits).
+
+``--train last-N``: :func:`freeze_all_but_last` leaves the last N of ``info.probe_layers``
+(blocks/stages in depth order) and the head trainable and freezes every other parameter; frozen
+modules stay in eval mode while training (BatchNorm statistics and dropout of the frozen part do
+not move). Parameters outside those blocks (a final norm or projection) stay frozen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vsent.config import HEADS, TrainConfig
+from vsent.data.cache import cache_dir_default, cache_key
+from vsent.errors import VsentError
+from vsent.inference import infer, resolve_device
+
+__all__ = [
+    "HEADS", "LOGISTIC_CS", "TRAIN_MODES", "cached_features", "feature_key", "fit_head",
+    "fit_logistic_head", "fit_linear_head", "freeze_all_but_last", "parse_train_mode",
+    "weights_digest",
+]
+
+log = logging.getLogger("vsent")
+
+#: ``--train`` values (``last-N``: N a positive integer).
+TRAIN_MODES = ("all", "head", "last-N")
+#: Inverse regularisation strengths tried by the inner cross-validation of ``--head logistic``.
+LOGISTIC_CS = tuple(float(c) for c in np.logspace(-4, 4, 9))
+#: Inner folds of the logistic head's C search (fewer when a class has fewer images).
+INNER_FOLDS = 5
+# Bump when what is stored changes, so stale feature files are not reused.
+_FORMAT = "vsent-feature-cache-v1"
+
+
+def parse_train_mode(mode: str) -> int | None:
+    """``"all"`` -> None (everything trains), ``"head"`` -> 0, ``"last-N"`` -> N (>= 1).
+
+    Raises :class:`VsentError` naming ``--train`` for anything else.
+    """
+    if mode == "all":
+        return None
+    if mode == "head":
+        return 0
+    if mode.startswith("last-") and mode[5:].isdigit() and int(mode[5:]) >= 1:
+        return int(mode[5:])
+    raise VsentError(f"--train {mode!r}: use all, head or last-N (N >= 1, e.g. last-2)")
+
+
+# --------------------------------------------------------------------------------------------
+# feature cache
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha1 of the backbone's tensors (names, shapes, dtypes, bytes), the head excluded: two
+    models with the same digest give the same features."""
+    head = model.info.head
+    h = hashlib.sha1()
+    for name, t in model.state_dict().items():
+        if head and (name == head or name.startswith(head + ".")):
+            continue  # the head does not change forward_features
+        if name.endswith("num_batches_tracked"):
+            continue  # a counter: eval-mode outputs do not depend on it
+        t = t.detach().cpu().contiguous()
+        h.update(json.dumps([name, list(t.shape), str(t.dtype)]).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def feature_key(paths: Sequence[str | os.PathLike], model: nn.Module, *, init: Any = None,
+                oversample: bool = False) -> str:
+    """sha1 hex key of a feature file: format, images (paths, sizes, mtimes, via
+    :func:`vsent.data.cache.cache_key`), ``model.spec``, ``init``, backbone weights digest,
+    preprocessing and crop mode."""
+    pre = model.info.preprocess
+    h = hashlib.sha1()
+    h.update(json.dumps([
+        _FORMAT, cache_key(paths, pre.resize), getattr(model, "spec", {"name": model.info.name}),
+        None if init is None else str(init), weights_digest(model), pre.to_dict(),
+        bool(oversample),
+    ], sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def cached_features(
+    model: nn.Module,
+    paths: Sequence[str | os.PathLike],
+    images: np.ndarray,
+    *,
+    init: Any = None,
+    oversample: bool = False,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+    cache_dir: str | os.PathLike | None = None,
+) -> np.ndarray:
+    """Pooled features of every image, from the disk cache or extracted (and stored) once.
+
+    Parameters
+    ----------
+    model : a vsent model (``forward_features``); only its backbone matters.
+    paths : the image files (``dataset.paths``), for the cache key; row i is ``paths[i]``.
+    images : uint8 (N, S, S, 3) resized images in the same order (the image cache).
+    init : ``--init`` of the model (recorded in the key; the weights digest decides anyway).
+    oversample : mean over the 10 crops' features instead of the centre crop.
+    cache_dir : default ``$VSENT_CACHE``, else ``~/.cache/vsent``.
+
+    Returns
+    -------
+    float32 (N, D) array (memory-mapped, read-only), D = ``model.info.feature_dim``.
+    """
+    if len(images) != len(paths):
+        raise ValueError(f"{len(images)} images but {len(paths)} paths")
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else cache_dir_default()
+    key = feature_key(paths, model, init=init, oversample=oversample)
+    n = len(paths)
+    final = folder / f"features-{key[:20]}-{n}.npy"
+    if final.is_file():
+        try:
+            arr = np.load(final, mmap_mode="r")
+            if arr.ndim == 2 and arr.shape[0] == n and arr.dtype == np.float32:
+                log.info("feature cache: reusing %s", final)
+                return arr
+        except (OSError, ValueError) as e:
+            log.warning("feature cache: %s is unreadable (%s); extracting again", final, e)
+    feats = infer(model, images, oversample=oversample, batch_size=batch_size, device=device,
+                  features=True).features
+    assert feats is not None
+    feats = np.ascontiguousarray(feats, dtype=np.float32)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with tmp.open("wb") as f:
+                np.save(f, feats)
+            os.replace(tmp, final)  # the final name only ever appears complete
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as e:
+        raise VsentError(f"{folder}: cannot write the feature cache ({e.strerror or e}); set "
+                         "$VSENT_CACHE to a writable folder") from None
+    log.info("feature cache: extracted %d x %d features into %s", *feats.shape, final)
+    return np.load(final, mmap_mode="r")
+
+
+# --------------------------------------------------------------------------------------------
+# heads on features
+
+
+def head_module(model: nn.Module, what: str = "--train head") -> nn.Module:
+    """The module ``model.info.head``; a user error when the model has none (CaffeNet's raw
+    ablations use their top layer as logits)."""
+    head = model.info.head
+    if not head:
+        raise VsentError(f"{what}: {model.info.name} has no separate head to train "
+                         "(its top layer is used as logits)")
+    return model.get_submodule(head)
+
+
+def freeze_backbone(model: nn.Module) -> list[str]:
+    """``requires_grad`` off for every parameter outside the head; returns the trainable names."""
+    return freeze_all_but_last(model, 0)
+
+
+def fit_linear_head(model: nn.Module, features: np.ndarray, labels: np.ndarray,
+                    cfg: TrainConfig) -> list[dict[str, float]]:
+    """Train the model's head on fixed features ``(N, D)`` with the solver of ``cfg``.
+
+    Every parameter outside ``info.head`` is frozen (and untouched). Mini-batches of
+    ``cfg.batch_size`` in a seeded random order, ``cfg.epochs`` passes, cross-entropy with
+    ``cfg.label_smoothing``; the head is in :data:`vsent.models.base.ModelInfo.new_layers` and so
+    learns at ``head_lr_mult`` x lr (as in fine-tuning). Returns one stats dict per epoch.
+    """
+    from vsent.train import make_optimizer, make_scheduler  # the fine-tuning solver, as it is
+
+    head = head_module(model)
+    freeze_backbone(model)
+    device = resolve_device(cfg.device)
+    model.eval().to(device)
+    head.train()
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = make_optimizer(model, cfg)
+    sched = make_scheduler(opt, cfg)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    x_all = torch.from_numpy(np.asarray(features, dtype=np.float32)).to(device)
+    y_all = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+    history: list[dict[str, float]] = []
+    for epoch in range(cfg.epochs):
+        order = torch.randperm(len(x_all), generator=gen).to(device)
+        total = correct = 0.0
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            logits = model.forward_head(x_all[idx])
+            loss = loss_fn(logits, y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            correct += float((logits.argmax(1) == y_all[idx]).sum())
+        history.append({"epoch": epoch + 1, "loss": total / max(len(order), 1),
+                        "train_accuracy": correct / max(len(order), 1),
+                        "lr": opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"]})
+        sched.step()
+    model.eval()
+    log.info("head trained on %d features: loss %.4f, train accuracy %.3f", len(x_all),
+             history[-1]["loss"], history[-1]["train_accuracy"])
+    return history
+
+
+def fit_logistic_head(model: nn.Module, features: np.ndarray, labels: np.ndarray, *,
+                      seed: int = 0, cs: Sequence[float] = LOGISTIC_CS) -> dict[str, Any]:
+    """scikit-learn logistic regression on standardised features, C by inner CV, written into
+    the model's linear 2-way head.
+
+    The inner cross-validation is stratified (:data:`INNER_FOLDS` folds, fewer when a class has
+    fewer images, shuffled with ``seed``) on ``features`` only (the training fold), scored by
+    accuracy; the largest-accuracy C wins (the smallest C among ties). With ``w, b`` fitted on
+    ``(f - mu) / sigma``, the head gets ``logit_pos - logit_neg = w . (f - mu) / sigma + b``
+    (halved into the two rows), so ``softmax(head(f))`` is the logistic model's probability.
+
+    Returns ``{"C", "cv_accuracy": {C: mean accuracy}, "inner_folds"}``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    head = head_module(model, "--head logistic")
+    if not isinstance(head, nn.Linear) or head.out_features != 2:
+        raise VsentError(f"--head logistic: {model.info.name}'s head is not a 2-way linear layer")
+    freeze_backbone(model)
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(y, minlength=2)
+    k = int(min(INNER_FOLDS, counts.min()))
+    if k < 2:
+        raise VsentError(f"--head logistic: the training fold needs at least 2 images of each "
+                         f"class for the inner cross-validation (has {counts.tolist()})")
+    mu, sigma = x.mean(axis=0), x.std(axis=0)
+    sigma[sigma == 0] = 1.0  # a constant feature carries nothing; avoid dividing by zero
+    z = (x - mu) / sigma
+    inner = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    scores = {}
+    for c in cs:
+        clf = LogisticRegression(C=c, max_iter=2000)
+        scores[float(c)] = float(cross_val_score(clf, z, y, cv=inner, scoring="accuracy").mean())
+    best = max(scores.values())
+    c_best = min(c for c, s in scores.items() if s == best)
+    clf = LogisticRegression(C=c_best, max_iter=2000).fit(z, y)
+    w = clf.coef_[0] / sigma  # back to raw features
+    b = float(clf.intercept_[0] - (clf.coef_[0] * mu / sigma).sum())
+    with torch.no_grad():
+        weight = torch.from_numpy(np.stack([-w / 2, w / 2])).to(head.weight)
+        head.weight.copy_(weight)
+        if head.bias is not None:
+            head.bias.copy_(torch.tensor([-b / 2, b / 2]).to(head.bias))
+        elif b != 0:
+            raise VsentError("--head logistic: the head has no bias")
+    model.eval()
+    log.info("logistic head: C=%g by %d-fold inner CV (accuracy %.3f)", c_best, k, best)
+    return {"C": c_best, "cv_accuracy": scores, "inner_folds": k}
+
+
+def fit_head(model: nn.Module, features: np.ndarray, labels: np.ndarray, cfg: TrainConfig,
+             head: str = "linear") -> list[dict[str, Any]]:
+    """Train the head of ``model`` on fixed features with ``head`` (:data:`HEADS`); returns the
+    history written to ``history.json`` (per epoch for linear, one record for logistic)."""
+    if head == "linear":
+        return fit_linear_head(model, features, labels, cfg)
+    if head == "logistic":
+        return [{"head": "logistic", **fit_logistic_head(model, features, labels,
+                                                         seed=cfg.seed)}]
+    raise VsentError(f"--head {head!r}: use one of {', '.join(HEADS)}")
+
+
+# --------------------------------------------------------------------------------------------
+# last-N
+
+
+def freeze_all_but_last(model: nn.Module, n: int) -> list[str]:
+    """Freeze every parameter except those of the last ``n`` blocks (``info.probe_layers``, in
+    depth order) and of the head (``info.new_layers``); returns the trainable parameter names.
+
+    Frozen modules are kept in eval mode when the model is put in training mode (their
+    BatchNorm statistics and dropout stay as in inference). ``n = 0`` trains the head only.
+    """
+    info = model.info
+    if n > len(info.probe_layers):
+        raise VsentError(f"--train last-{n}: {info.name} has {len(info.probe_layers)} blocks "
+                         f"({', '.join(info.probe_layers)})")
+    blocks = list(info.probe_layers[len(info.probe_layers) - n:]) if n else []
+    trainable = tuple(p for p in [*blocks, *info.new_layers, info.head] if p)
+    if not trainable:
+        raise VsentError(f"--train head: {info.name} has no separate head to train")
+
+    def inside(name: str) -> bool:
+        return any(name == p or name.startswith(p + ".") for p in trainable)
+
+    names = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(inside(name))
+        if p.requires_grad:
+            names.append(name)
+    # modules with nothing trainable in or under them: eval mode whenever the model trains
+    frozen = [m for name, m in model.named_modules()
+              if name and not inside(name) and not any(t.startswith(name + ".") for t in trainable)]
+    _keep_eval(model, frozen)
+    return names
+
+
+def _keep_eval(model: nn.Module, frozen: list[nn.Module]) -> None:
+    """``model.train(mode)`` then ``eval()`` on ``frozen`` (set on the instance, idempotent)."""
+    cls_train = type(model).train
+
+    def train(mode: bool = True) -> nn.Module:
+        cls_train(model, mode)
+        for m in frozen:
+            m.eval()
+        return model
+
+    model.train = train  # type: ignore[method-assign]
+    model.train(model.training)
+
+
+# --------------------------------------------------------------------------------------------
+# one fold of vsent.crossval, for every way to train
+
+
+def train_model(
+    model: nn.Module,
+    cfg: Any,
+    train_cfg: TrainConfig,
+    images: np.ndarray,
+    labels: np.ndarray,
+    paths: Sequence[str | os.PathLike],
+    train_idx: np.ndarray,
+    *,
+    state_path: str | os.PathLike | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> list[dict[str, Any]]:
+    """Train ``model`` in place on the rows ``train_idx`` as ``cfg`` (a
+    :class:`vsent.config.RunConfig`) says; returns the history for ``history.json``.
+
+    * ``zero_shot``: nothing is trained (``[]``);
+    * ``train_mode == "all"``: :func:`vsent.train.fit` on ``images[train_idx]`` (fine-tuning);
+    * ``"head"``: :func:`fit_head` on the cached features (:func:`cached_features` of all
+      ``images``, extracted once and shared by the folds);
+    * ``"last-N"``: :func:`freeze_all_but_last` then :func:`vsent.train.fit` (resumable too).
+    """
+    from vsent.train import fit
+
+    if getattr(cfg, "zero_shot", False):
+        return []
+    n = parse_train_mode(getattr(cfg, "train_mode", "all"))
+    if n == 0:
+        feats = cached_features(model, paths, images, init=cfg.init,
+                                batch_size=cfg.eval_batch_size, device=train_cfg.device)
+        return fit_head(model, feats[train_idx], labels[train_idx], train_cfg, cfg.head)
+    if n is not None:
+        trainable = freeze_all_but_last(model, n)
+        log.info("%s: training %d parameter tensors (last %d blocks and the head)", desc,
+                 len(trainable), n)
+    return fit(model, images[train_idx], labels[train_idx], train_cfg, state_path=state_path,
+               progress=progress, desc=desc)
+
+
+def evaluate_model(
+    model: nn.Module,
+    cfg: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    paths: Sequence[str | os.PathLike],
+    test_idx: np.ndarray,
+    *,
+    oversample: bool = False,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+) -> tuple[dict, np.ndarray]:
+    """:func:`vsent.evaluate.evaluate` of the rows ``test_idx``: (metrics, probabilities (n, C)).
+
+    With ``train_mode == "head"`` the frozen backbone's cached features are used (centre crop,
+    or the mean of the 10 crops' features with ``oversample``) and only the head runs.
+    """
+    from vsent.evaluate import evaluate
+    from vsent.metrics import binary_metrics
+
+    if getattr(cfg, "train_mode", "all") != "head":
+        return evaluate(model, images[test_idx], labels[test_idx], oversample=oversample,
+                        batch_size=batch_size, device=device)
+    feats = cached_features(model, paths, images, init=cfg.init, oversample=oversample,
+                            batch_size=batch_size, device=device)
+    dev = resolve_device(device)
+    with torch.inference_mode():
+        logits = model.eval().to(dev).forward_head(
+            torch.from_numpy(np.asarray(feats[test_idx], dtype=np.float32)).to(dev))
+        probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
+    return binary_metrics(labels[test_idx], probs.argmax(axis=1)), probs
+
+
+def training_label(cfg: Any) -> str:
+    """How a run trained, for its summary: ``zero-shot``, ``fine-tuning``, ``frozen features +
+    linear head``, ``last 2 blocks + head``."""
+    if getattr(cfg, "zero_shot", False):
+        return "zero-shot"
+    n = parse_train_mode(getattr(cfg, "train_mode", "all"))
+    if n is None:
+        return "fine-tuning"
+    if n == 0:
+        return f"frozen features + {cfg.head} head"
+    return f"last {n} blocks + head"
+
+
+def run_meta(cfg: Any, n_train: int) -> dict[str, Any]:
+    """What a run's checkpoint records about its training besides the solver (read by
+    :func:`vsent.models.card.model_card` when the file is outside its run directory)."""
+    meta: dict[str, Any] = {"init": cfg.init, "data": cfg.data, "folds": cfg.folds,
+                            "n_train": int(n_train), "training": training_label(cfg)}
+    if getattr(cfg, "train_mode", "all") == "head":
+        meta["head"] = cfg.head
+    if getattr(cfg, "zero_shot", False):
+        meta["prompts"] = cfg.prompts
+    return meta

@@ -1,0 +1,305 @@
+"""Streaming batch scoring (vsent.batch): lazy input walking, --from-list, rows written as they
+come, --resume after a kill, and the CLI options around them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vsent.batch import (
+    RowWriter,
+    Unmatched,
+    iter_inputs,
+    read_done,
+    score_stream,
+    split_inputs,
+    walk_folder,
+    with_unmatched,
+)
+from vsent.cli import main
+from vsent.errors import EXIT_ITEMS_FAILED, VsentError
+from vsent.models import create_model
+from vsent.models.checkpoint import save_checkpoint
+from vsent.predict import Predictor
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, create_model("smallcnn"))
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """12 images (two in a sub-folder), a text file and one corrupt .jpg."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "imgs"
+    (root / "sub").mkdir(parents=True)
+    for i in range(12):
+        where = root / "sub" if i in (3, 7) else root
+        Image.fromarray(rng.integers(0, 255, (30 + i, 40, 3), dtype=np.uint8)).save(
+            where / f"im{i:02d}.{'png' if i % 4 == 0 else 'jpg'}")
+    (root / "notes.txt").write_text("not an image")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 nope")
+    return root
+
+
+def _expected(checkpoint, folder) -> dict[str, dict]:
+    """Rows made without vsent.batch: each image decoded and scored on its own."""
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu")
+    rows = {}
+    for p in sorted(folder.rglob("*")):
+        if p.suffix not in (".jpg", ".png"):
+            continue
+        try:
+            probs = pred.predict_arrays(pred.decode(p)[None])[0]
+        except VsentError as e:
+            rows[str(p)] = {"prob_positive": None, "error": str(e)}
+            continue
+        rows[str(p)] = {"prob_positive": float(probs[1]), "error": ""}
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# lazy walking
+
+
+def test_walker_finds_images_recursively_and_reports_what_matched_nothing(folder, tmp_path):
+    (tmp_path / "empty").mkdir()
+    items = list(iter_inputs([folder, str(folder / "*.png"), tmp_path / "empty",
+                              str(tmp_path / "nothing*.jpg"), tmp_path / "missing.jpg"]))
+    want_all = sorted(p for p in folder.rglob("*") if p.suffix in (".jpg", ".png"))
+    assert len(want_all) == 13  # 12 images + broken.jpg, not notes.txt
+    paths = [i for i in items if isinstance(i, Path)]
+    assert sorted(paths[:13]) == want_all  # folder: recursive, image suffixes only
+    assert sorted(paths[13:-1]) == sorted(folder.glob("*.png"))
+    assert paths[-1] == tmp_path / "missing.jpg"  # a missing file: its decode says why
+    unmatched = [i for i in items if isinstance(i, Unmatched)]
+    assert [u.path for u in unmatched] == [str(tmp_path / "empty"),
+                                            str(tmp_path / "nothing*.jpg")]
+    assert "no image" in unmatched[0].reason and "matched no file" in unmatched[1].reason
+    # the eager form (vsent explain)
+    found, missing = split_inputs([folder, tmp_path / "empty"])
+    assert sorted(found) == want_all and [m["path"] for m in missing] == [str(tmp_path / "empty")]
+    assert missing[0]["error"] and missing[0]["prob_positive"] is None
+
+
+def test_walker_consumes_a_generator_of_inputs_lazily(tmp_path):
+    """100k fake paths from a generator: the walker reads one input per path it yields."""
+    pulled = 0
+
+    def fake():
+        nonlocal pulled
+        for i in range(100_000):
+            pulled += 1
+            yield tmp_path / f"no_{i}.jpg"
+
+    it = iter_inputs(fake())
+    first = list(itertools.islice(it, 10))
+    assert first == [tmp_path / f"no_{i}.jpg" for i in range(10)]
+    assert pulled == 10  # nothing read ahead, no list built
+    assert sum(1 for _ in it) == 100_000 - 10 and pulled == 100_000
+
+
+def test_folder_walk_is_lazy(tmp_path):
+    """The first file of a large folder comes out before the rest are listed and kept."""
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(2000):
+        (root / f"{i}.jpg").touch()
+    it = walk_folder(root)
+    first = next(it)
+    assert first.parent == root
+    assert len({first, *it}) == 2000
+
+
+def test_from_list_file_and_stdin(folder, tmp_path, checkpoint, capsys, monkeypatch):
+    imgs = sorted(folder.glob("im*.jpg"))[:4]
+    lst = tmp_path / "list.txt"
+    lst.write_text("".join(f"{p}\n" for p in imgs[:2]) + "\n" + f"{imgs[2]}\r\n")
+    got = list(iter_inputs([imgs[3]], from_list=lst))
+    assert got == [imgs[3], imgs[0], imgs[1], imgs[2]]  # inputs, then the list; blanks skipped
+    assert list(iter_inputs(from_list="-", stdin=io.StringIO(f"{imgs[0]}\n{imgs[1]}"))) == \
+        imgs[:2]
+    with pytest.raises(VsentError, match="nope.txt"):
+        iter_inputs(from_list=tmp_path / "nope.txt")
+    # the CLI reads standard input with --from-list -
+    monkeypatch.setattr(sys, "stdin", io.StringIO("".join(f"{p}\n" for p in imgs)))
+    out = tmp_path / "s.jsonl"
+    assert main(["predict", "--model", str(checkpoint), "--from-list", "-", "--out", str(out),
+                 "--device", "cpu", "--no-progress"]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["path"] for r in rows] == [str(p) for p in imgs]
+    want = _expected(checkpoint, folder)
+    for r in rows:
+        assert r["prob_positive"] == pytest.approx(want[r["path"]]["prob_positive"], abs=1e-6)
+
+
+def test_unmatched_rows_keep_their_place_in_the_output():
+    items = [Path("a"), Unmatched("g*", "g*: nothing"), Path("b"), Path("c"),
+             Unmatched("e", "e: nothing"), Unmatched("f", "f: nothing")]
+
+    def scorer(paths):  # an engine that reads two paths ahead, as the real ones do
+        buf = []
+        for p in paths:
+            buf.append(p)
+            if len(buf) > 2:
+                yield {"path": str(buf.pop(0)), "error": ""}
+        for p in buf:
+            yield {"path": str(p), "error": ""}
+
+    assert [r["path"] for r in with_unmatched(items, scorer)] == ["a", "g*", "b", "c", "e", "f"]
+
+
+# --------------------------------------------------------------------------------------------
+# writing and resuming
+
+
+def test_row_writer_flushes_each_row(tmp_path):
+    out = tmp_path / "o.csv"
+    w = RowWriter(out, "csv")
+    w.write({"path": "x.jpg", "prob_positive": 0.25, "label": "negative", "error": ""})
+    # readable by another reader before close: nothing waits in a buffer
+    assert out.read_text().splitlines() == ["path,prob_positive,label,error",
+                                            "x.jpg,0.25,negative,"]
+    w.close()
+    w = RowWriter(out, "csv", append=True)  # no second header
+    w.write({"path": "y.jpg", "prob_positive": None, "label": None, "error": "bad"})
+    w.close()
+    assert out.read_text().splitlines()[1:] == ["x.jpg,0.25,negative,", "y.jpg,,,bad"]
+
+
+def _score_cli(checkpoint, folder, out, *extra):
+    return main(["predict", "--model", str(checkpoint), str(folder), "--out", str(out),
+                 "--device", "cpu", "--no-progress", "--batch-size", "4", *extra])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_resume_after_a_kill_gives_each_image_once_with_the_same_values(checkpoint, folder,
+                                                                        tmp_path, fmt, capsys):
+    full = tmp_path / f"full.{fmt}"
+    assert _score_cli(checkpoint, folder, full) == EXIT_ITEMS_FAILED  # broken.jpg
+    data = full.read_bytes()
+    lines = data.splitlines(keepends=True)
+    assert len(lines) == 13 + (fmt == "csv")
+    # a kill -9 part way: 6 complete rows, the 7th cut in the middle of its line
+    cut = tmp_path / f"cut.{fmt}"
+    head = b"".join(lines[:6 + (fmt == "csv")])
+    cut.write_bytes(head + lines[6 + (fmt == "csv")][:9])
+    capsys.readouterr()
+    assert _score_cli(checkpoint, folder, cut, "--resume") == EXIT_ITEMS_FAILED
+    assert "6 rows from the earlier run" in capsys.readouterr().err
+    assert cut.read_bytes().startswith(head)  # kept as it was
+    rows = _read(cut, fmt)
+    assert sorted(r["path"] for r in rows) == sorted(r["path"] for r in _read(full, fmt))
+    assert len({r["path"] for r in rows}) == len(rows) == 13  # each image once
+    want = _expected(checkpoint, folder)
+    for r in rows:
+        w = want[r["path"]]
+        if w["error"]:
+            assert r["error"] == w["error"] and r["prob_positive"] in (None, "")
+        else:
+            assert float(r["prob_positive"]) == pytest.approx(w["prob_positive"], abs=1e-6)
+    # resuming a finished output scores nothing more
+    before = cut.read_bytes()
+    assert _score_cli(checkpoint, folder, cut, "--resume") == EXIT_ITEMS_FAILED
+    assert cut.read_bytes() == before
+
+
+def test_resume_of_a_killed_process(checkpoint, folder, tmp_path):
+    """A real SIGKILL of `vsent predict` part way, then --resume: each image once.
+
+    The paths come from a pipe (``--from-list -``) fed 200 of 400 paths and left open, so the
+    kill lands while the process waits for more: part way, whatever the machine's speed.
+    """
+    many = tmp_path / "many"
+    many.mkdir()
+    src = sorted(folder.glob("im*.jpg"))[0]
+    for i in range(400):
+        os.link(src, many / f"c{i:03d}.jpg")
+    paths = sorted(many.iterdir())
+    out = tmp_path / "k.csv"
+    cmd = [sys.executable, "-m", "vsent.cli", "predict", "--model", str(checkpoint),
+           "--from-list", "-", "--out", str(out), "--device", "cpu", "--no-progress",
+           "--batch-size", "8", "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        proc.stdin.write("".join(f"{p}\n" for p in paths[:200]))
+        proc.stdin.flush()
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and len(out.read_bytes().splitlines()) > 100:  # rows written
+                break
+            time.sleep(0.05)
+        proc.kill()
+    finally:
+        proc.wait()
+    n_before = len(out.read_text().splitlines()) - 1
+    assert 100 <= n_before <= 200
+    lst = tmp_path / "all.txt"
+    lst.write_text("".join(f"{p}\n" for p in paths))
+    assert main(["predict", "--model", str(checkpoint), "--from-list", str(lst), "--out",
+                 str(out), "--device", "cpu", "--no-progress", "--resume"]) == 0
+    rows = _read(out, "csv")
+    assert len(rows) == len({r["path"] for r in rows}) == 400
+    assert sorted(r["path"] for r in rows) == [str(p) for p in paths]
+    want = float(Predictor.from_checkpoint(checkpoint, device="cpu").predict_proba([src])[0, 1])
+    assert all(float(r["prob_positive"]) == pytest.approx(want, abs=1e-6) for r in rows)
+
+
+def test_read_done_rejects_a_file_that_is_not_predict_output(tmp_path):
+    bad = tmp_path / "x.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(VsentError, match=r"x.csv:1"):
+        read_done(bad, "csv")
+    bad = tmp_path / "x.jsonl"
+    bad.write_text('{"path": "a"}\nnot json\n{"path": "b"}\n')
+    with pytest.raises(VsentError, match=r"x.jsonl:2"):
+        read_done(bad, "jsonl")
+    ok = tmp_path / "ok.jsonl"
+    ok.write_text('{"path": "a", "error": ""}\n{"path": "b", "error": "x"}\n{"path": "c", "er')
+    done = read_done(ok, "jsonl")
+    assert (done.rows, done.failed) == (2, 1)
+    assert "a" in done and "b" in done and "c" not in done
+    assert done.complete_bytes == len(ok.read_bytes()) - len('{"path": "c", "er')
+
+
+def test_resume_needs_out_and_score_stream_summary(checkpoint, folder, tmp_path, capsys):
+    assert main(["predict", "--model", str(checkpoint), str(folder), "--resume",
+                 "--device", "cpu"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
+    assert main(["predict", "--model", str(checkpoint), "--device", "cpu"]) == 2
+    assert "nothing to score" in capsys.readouterr().err
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu")
+    out = tmp_path / "s.csv"
+    s = score_stream(iter_inputs([folder, tmp_path / "nope*"]), pred.score, out)
+    assert (s.total, s.failed) == (14, 2)  # broken.jpg and the glob
+    assert s.line(out) == f"scored 12 of 14 inputs, 2 failed; rows in {out}"
+
+
+def test_a_bad_checkpoint_leaves_the_output_untouched(folder, tmp_path, capsys):
+    out = tmp_path / "keep.csv"
+    out.write_text("precious\n")
+    fake = tmp_path / "fake.pt"
+    fake.write_text("nope")
+    assert main(["predict", "--model", str(fake), str(folder), "--out", str(out)]) == 2
+    assert out.read_text() == "precious\n"
+
+
+def _read(path: Path, fmt: str) -> list[dict]:
+    if fmt == "csv":
+        with path.open(newline="") as f:
+            return list(csv.DictReader(f))
+    return [json.loads(x) for x in path.read_text().splitlines()]

@@ -1,0 +1,299 @@
+"""Issue 10 wired into crossval: --extra-train (schedules), --fusion, `vsent fuse`, config.json.
+
+Every run is the tiny Twitter-like fixture (36 five-agree of 50 three-agree images), 1 epoch
+per stage, so each takes seconds. What a run trains on is observed by wrapping
+``vsent.crossval.fit`` and mapping the pixels it receives back to file names through an image
+cache built here, independently of the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vsent.cli import main
+from vsent.config import RunConfig
+from vsent.crossval import PRESETS, crossval
+from vsent.data import load_dataset
+from vsent.data.cache import image_cache
+from vsent.errors import VsentError
+
+
+def _cfg(data, **kw) -> RunConfig:
+    train = PRESETS["quick"]["train"].replace(epochs=1, batch_size=8, device="cpu")
+    return RunConfig(data=str(data), model="smallcnn", init="random", train=train, **kw)
+
+
+def _lines(path: Path) -> list[str]:
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
+def _with_copy_of_a_test_image(root: Path) -> str:
+    """Give the three-agree set a byte copy (another name) of fold 1's first test image."""
+    victim = _lines(root / "folds/campos/five_agrees/test1/test.txt")[0]
+    shutil.copy(root / "images" / victim, root / "images" / "copy_of_test_image.jpg")
+    with (root / "ground_truth" / "twitter_three_agrees.txt").open("a") as f:
+        f.write("copy_of_test_image.jpg 1\n")
+    return victim
+
+
+class _Recorder:
+    """Wraps ``fit``: records the names of the images (by pixels) and labels of every call."""
+
+    def __init__(self, monkeypatch, root: Path) -> None:
+        import vsent.crossval as cv
+
+        three = load_dataset(root, "three")  # every image, the copy included
+        cache = image_cache(three, size=64, progress=False)  # smallcnn's input size
+        # a byte copy has its original's pixels: it is seen as the original (listed first)
+        self.by_pixels: dict[bytes, str] = {}
+        for i in range(len(three)):
+            self.by_pixels.setdefault(cache[i].tobytes(), three.names[i])
+        self.calls: list[dict] = []
+        real = cv.fit
+
+        def fit(model, images, labels, cfg, **kw):
+            names = [self.by_pixels[np.asarray(images[i]).tobytes()] for i in range(len(images))]
+            self.calls.append({"names": names, "labels": np.asarray(labels).tolist(),
+                               "epochs": cfg.epochs, "lr": cfg.lr, "seed": cfg.seed,
+                               "desc": kw.get("desc")})
+            return real(model, images, labels, cfg, **kw)
+
+        monkeypatch.setattr(cv, "fit", fit)
+
+
+def test_extra_train_never_trains_on_a_test_image(make_twitter_like, tmp_path, monkeypatch):
+    root = make_twitter_like()
+    victim = _with_copy_of_a_test_image(root)
+    rec = _Recorder(monkeypatch, root)
+    out = tmp_path / "run"
+    summary = crossval(_cfg(root, extra_train="three", fusion="cues"), out, progress=False)
+
+    five = _lines(root / "ground_truth/twitter_five_agrees.txt")
+    three = _lines(root / "ground_truth/twitter_three_agrees.txt")
+    gt = dict(line.split() for line in
+              (root / "ground_truth/twitter_three_agrees.txt").read_text().splitlines())
+    expected_extra = set(three) - set(five) - {"copy_of_test_image.jpg"}
+    assert len(expected_extra) == 14
+    extra = json.loads((out / "extra.json").read_text())
+    assert set(extra["names"]) == expected_extra
+    assert [n for n, _ in extra["skipped"]] == ["copy_of_test_image.jpg"]
+    assert victim in extra["skipped"][0][1]
+
+    assert len(rec.calls) == 5  # schedule "joint": one fit per fold
+    for k, call in enumerate(rec.calls, 1):
+        fold = root / f"folds/campos/five_agrees/test{k}"
+        test, train = set(_lines(fold / "test.txt")), set(_lines(fold / "train.txt"))
+        trained = set(call["names"])
+        assert len(trained) == len(call["names"])  # each image once
+        assert not trained & test, f"fold {k} trained on a test image"
+        assert trained == train | expected_extra
+        # labels as the label files say (extra images: their three-agree majority label)
+        assert call["labels"] == [int(gt[n]) for n in call["names"]]
+    # (the copy has the pixels of fold 1's test image ``victim``: had it been trained on,
+    # fold 1 would have trained on ``victim``, which the loop above refuses)
+    assert victim in _lines(root / "folds/campos/five_agrees/test1/test.txt")
+    # test predictions: only the five-agree images, each once, by the fold that held it out
+    with (out / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == summary["n_images"] == 35
+    assert {r["name"] for r in rows} <= set(five)
+
+
+def test_fusion_summary_keys_and_arithmetic(make_twitter_like, tmp_path):
+    root = make_twitter_like()
+    out = tmp_path / "run"
+    summary = crossval(_cfg(root, fusion="cues"), out, progress=False)
+    fusion = summary["fusion"]
+    assert set(fusion) == {"features", "rule", "weight", "method", "C", "cnn", "hand", "fused",
+                           "cnn_10crop", "fused_10crop"}
+    assert (fusion["features"], fusion["rule"], fusion["weight"], fusion["method"]) == (
+        "cues", "mean", 0.5, "logistic")
+    # the CNN's own numbers are untouched and are what fusion started from
+    assert fusion["cnn"]["accuracy"] == summary["center"]["accuracy"]
+    assert fusion["cnn_10crop"]["accuracy"] == summary["ten_crop"]["accuracy"]
+    assert json.loads((out / "summary.json").read_text())["fusion"] == fusion
+    md = (out / "summary.md").read_text()
+    assert "## Late fusion with cues" in md and f"{fusion['fused']['accuracy']['mean']:.3f}" in md
+
+    with (out / "predictions.csv").open() as f:
+        cnn = {r["name"]: r for r in csv.DictReader(f)}
+    with (out / "fusion" / "predictions.csv").open() as f:
+        fused = list(csv.DictReader(f))
+    assert {r["name"] for r in fused} == set(cnn)
+    acc = {k: [] for k in range(1, 6)}
+    acc10 = {k: [] for k in range(1, 6)}
+    for r in fused:
+        c = cnn[r["name"]]
+        assert float(r["prob_cnn"]) == pytest.approx(float(c["prob_positive"]))
+        p = 0.5 * float(c["prob_positive"]) + 0.5 * float(r["prob_hand"])
+        p10 = 0.5 * float(c["prob_positive_10crop"]) + 0.5 * float(r["prob_hand"])
+        assert float(r["prob_fused"]) == pytest.approx(p)
+        acc[int(r["fold"])].append((p > 0.5) == int(c["label"]))
+        acc10[int(r["fold"])].append((p10 > 0.5) == int(c["label"]))
+    assert fusion["fused"]["accuracy"]["mean"] == pytest.approx(
+        np.mean([np.mean(v) for v in acc.values()]))
+    assert fusion["fused_10crop"]["accuracy"]["mean"] == pytest.approx(
+        np.mean([np.mean(v) for v in acc10.values()]))
+
+    # `vsent fuse` on the finished run: another rule, its own directory, the run untouched
+    before = (out / "summary.json").read_text()
+    assert main(["fuse", str(out), "--features", "cues", "--rule", "logit",
+                 "--weight", "0.25"]) == 0
+    fdir = out / "fuse" / "cues-logit-w0.25-logistic"
+    res = json.loads((fdir / "summary.json").read_text())
+    assert (res["rule"], res["weight"]) == ("logit", 0.25)
+    with (fdir / "predictions.csv").open() as f:
+        for r in csv.DictReader(f):
+            a, b = float(r["prob_cnn"]), float(r["prob_hand"])
+            a, b = min(max(a, 1e-6), 1 - 1e-6), min(max(b, 1e-6), 1 - 1e-6)
+            num = a**0.25 * b**0.75
+            assert float(r["prob_fused"]) == pytest.approx(num / (num + (1 - a)**0.25
+                                                                  * (1 - b)**0.75))
+    assert (out / "summary.json").read_text() == before
+    assert main(["fuse", str(out), "--features", "cues", "--rule", "logit",
+                 "--weight", "0.25"]) == 0  # finished: stored result, nothing redone
+
+
+def test_progressive_schedule_applies_the_removal_rule(make_twitter_like, tmp_path,
+                                                       monkeypatch):
+    import vsent.crossval as cv
+
+    root = make_twitter_like()
+    rec = _Recorder(monkeypatch, root)
+    # scores of the stage-1 network spread over [0, 1], so p_i spans 0..1 (an untrained
+    # network's scores are all near 0.5: everything would go)
+    drawn: dict[int, np.ndarray] = {}
+
+    def fake_scores(model, images, **kw):
+        s = np.random.default_rng(len(drawn)).random(len(images))
+        drawn[len(drawn) + 1] = np.stack([1 - s, s], axis=1)
+        return drawn[len(drawn)]
+
+    monkeypatch.setattr(cv, "predict_proba", fake_scores)
+    finetune = PRESETS["quick"]["train"].replace(epochs=1, batch_size=8, lr=1e-4, device="cpu")
+    out = tmp_path / "run"
+    crossval(_cfg(root, extra_train="three", extra_schedule="progressive", finetune=finetune),
+             out, progress=False)
+
+    assert len(rec.calls) == 15  # joint, progressive, finetune per fold
+    five = set(_lines(root / "ground_truth/twitter_five_agrees.txt"))
+    for k in range(1, 6):
+        joint, kept_call, ft_call = rec.calls[3 * k - 3: 3 * k]
+        fold = root / f"folds/campos/five_agrees/test{k}"
+        test, train = set(_lines(fold / "test.txt")), set(_lines(fold / "train.txt"))
+        with (out / f"fold{k}" / "removal.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        names = [r["name"] for r in rows]
+        assert names == joint["names"]  # every row of stage 1 was scored, in order
+        s = drawn[k]
+        assert [float(r["s2"]) for r in rows] == pytest.approx(s[:, 1].tolist())
+        # the rule, computed here: p = max(0, 2 - exp(|s1 - s2|)); removed when u < p with
+        # u from default_rng(the fold's training seed = seed * 1000 + k)
+        p = np.clip(2 - np.exp(np.abs(s[:, 0] - s[:, 1])), 0, 1)
+        u = np.random.default_rng(0 * 1000 + k).random(len(p))
+        assert [float(r["p"]) for r in rows] == pytest.approx(p.tolist())
+        removed = [r["removed"] == "1" for r in rows]
+        assert removed == (u < p).tolist()
+        assert 0 < sum(removed) < len(rows)
+        # stage 2 trains on exactly the kept rows, stage 3 on the clean training fold
+        assert kept_call["names"] == [n for n, r in zip(names, removed, strict=True) if not r]
+        assert set(ft_call["names"]) == train and not set(ft_call["names"]) & test
+        assert not set(joint["names"]) & test and set(joint["names"]) - five
+        assert (joint["epochs"], kept_call["lr"], ft_call["lr"]) == (1, 1e-4, 1e-4)
+        assert len({joint["seed"], kept_call["seed"], ft_call["seed"]}) == 3
+        history = json.loads((out / f"fold{k}" / "history.json").read_text())
+        assert [h["stage"] for h in history] == ["joint", "progressive", "finetune"]
+
+    # a resumed fold does not redo finished stages: fold 5 loses its metrics (not done)
+    (out / "summary.json").unlink()
+    (out / "fold5" / "metrics.json").unlink()
+    rec.calls.clear()
+    crossval(_cfg(root, extra_train="three", extra_schedule="progressive", finetune=finetune),
+             out, resume=True, progress=False)
+    assert [len(c["names"]) for c in rec.calls] == [len(set(_lines(
+        root / "folds/campos/five_agrees/test5/train.txt")))]  # the last stage only
+
+
+def test_progressive_scope_extra_keeps_every_clean_row(make_twitter_like, tmp_path,
+                                                        monkeypatch):
+    import vsent.crossval as cv
+
+    root = make_twitter_like()
+    monkeypatch.setattr(cv, "predict_proba",
+                        lambda model, images, **kw: np.full((len(images), 2), 0.5))  # p = 1
+    five = set(_lines(root / "ground_truth/twitter_five_agrees.txt"))
+    finetune = PRESETS["quick"]["train"].replace(epochs=1, batch_size=8, device="cpu")
+    out = tmp_path / "run"
+    crossval(_cfg(root, extra_train="three", extra_schedule="progressive",
+                  progressive_scope="extra", finetune=finetune), out, progress=False)
+    with (out / "fold1" / "removal.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {r["name"] for r in rows if r["removed"] == "1"} == {r["name"] for r in rows} - five
+
+
+def test_config_json_unchanged_without_the_new_options(twitter_like, tmp_path):
+    """A run without --extra-train/--fusion writes the config.json keys of before (so old run
+    directories, whose config.json lacks the keys, still resume and count as the same run)."""
+    old_keys = {"command", "data", "subset", "folds", "model", "model_kwargs", "init", "train",
+                "oversample", "skip_bad", "seed", "eval_batch_size", "preset"}
+    cfg = _cfg(twitter_like)
+    assert set({"command": "crossval", **cfg.to_dict()}) == old_keys
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    d = _cfg(twitter_like, extra_train="three", extra_schedule="joint+finetune",
+             finetune=cfg.train.replace(epochs=3), fusion="gch+bow").to_dict()
+    assert {k for k in d if k not in old_keys} == {"extra_train", "extra_schedule", "finetune",
+                                                   "fusion"}
+    back = RunConfig.from_dict(json.loads(json.dumps(d)))
+    assert back.finetune.epochs == 3 and back.extra_schedule == "joint+finetune"
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"extra_train": "five"}, "--extra-train 'five'"),
+    ({"extra_schedule": "progressive"}, "needs --extra-train"),
+    ({"extra_train": "three", "extra_schedule": "joint+finetune"}, "fine-tuning recipe"),
+    ({"extra_train": "three", "progressive_scope": "extra"}, "--progressive-scope"),
+    ({"fusion": "gch+sift"}, "--fusion 'gch+sift'"),
+])
+def test_bad_option_combinations(twitter_like, kw, message):
+    with pytest.raises(VsentError, match=re.escape(message)):
+        _cfg(twitter_like, **kw)
+
+
+def test_cli_options_reach_the_config(twitter_like, tmp_path, capsys):
+    from vsent.cli import build_parser
+    from vsent.cli.crossval import config_from_args
+
+    args = build_parser().parse_args(
+        ["crossval", "--preset", "quick", "--data", str(twitter_like), "--extra-train", "four",
+         "--extra-schedule", "joint+finetune", "--finetune-epochs", "2", "--fusion", "gch+bow"])
+    cfg = config_from_args(args)
+    assert (cfg.extra_train, cfg.extra_schedule, cfg.fusion) == ("four", "joint+finetune",
+                                                                  "gch+bow")
+    quick = PRESETS["quick"]["train"]
+    assert (cfg.finetune.epochs, cfg.finetune.lr, cfg.finetune.optimizer) == (
+        2, pytest.approx(quick.lr / 10), quick.optimizer)
+    plain = config_from_args(build_parser().parse_args(
+        ["crossval", "--preset", "quick", "--data", str(twitter_like)]))
+    assert plain == _cfg(twitter_like).replace(train=plain.train, preset="quick")
+    assert plain.extra_train is None and plain.fusion is None and plain.finetune is None
+    # user errors: one line, exit 2, before any run directory exists
+    out = tmp_path / "never"
+    for argv in (["--finetune-epochs", "3"], ["--extra-schedule", "progressive"],
+                 ["--extra-train", "three", "--extra-schedule", "progressive",
+                  "--finetune-epochs", "0"]):
+        assert main(["crossval", "--preset", "quick", "--data", str(twitter_like),
+                     "--out", str(out), *argv]) == 2
+        assert not out.exists()
+    err = capsys.readouterr().err
+    assert "--finetune-epochs 0" in err and "Traceback" not in err
+    # vsent fuse refuses a folder that is not a finished run
+    assert main(["fuse", str(tmp_path), "--features", "cues"]) == 2
+    assert main(["fuse", str(tmp_path), "--features", "sift"]) == 2
+    assert "--features 'sift'" in capsys.readouterr().err

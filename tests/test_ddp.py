@@ -1,0 +1,259 @@
+"""Data-parallel training (vsent.distributed): 2 processes on CPU with gloo against one process.
+
+Tolerance of the weight comparison (DDP vs one process with the same global batch): in exact
+arithmetic both runs take the same steps (same permutation, same crops, gradient of the same
+global-batch mean). In float32 the gradient sums are done in another order (each rank sums
+its half batch, gloo then adds the two halves), so each step's gradient differs by a few ulp
+(float32 eps = 1.2e-7, relative); over the few SGD steps here the weights measured differ by
+at most ~2e-6 of each tensor's largest entry (max 1.6e-6, fc4.bias). We allow 2e-5 of the
+tensor's largest entry, and check that this is far below the change training made to the
+tensor (a run whose gradients were off by even 1%, e.g. an unsynchronised rank or unweighted
+uneven shards, would differ by about 1% of that change). The model is PCNN without dropout
+(no BatchNorm): PyTorch's SyncBatchNorm does not run on CPU, so a BatchNorm model trained
+with gloo is only statistically equivalent to one process (see vsent.distributed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vsent import distributed
+from vsent.config import RunConfig, TrainConfig
+from vsent.data.transforms import random_crop_flip
+
+# ----------------------------------------------------------------------------------------------
+# pieces, in one process
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_shards_are_the_one_process_batch_with_its_crops(world):
+    images = torch.randint(0, 256, (10, 12, 12, 3), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(1)).numpy()
+    labels = np.arange(10) % 2
+    idx = np.array([0, 2, 3, 5, 6, 8, 9])  # 7 rows: uneven shards
+    gen = torch.Generator().manual_seed(5)
+    expect = random_crop_flip(torch.from_numpy(images[idx]), 8, gen)
+    after_one = gen.get_state()
+    total_weight = 0.0
+    for r in range(world):
+        g = torch.Generator().manual_seed(5)
+        x, y, weight = distributed.shard_batch(images, labels, idx, 8, g, rank_=r, world=world)
+        assert torch.equal(x, expect[r::world])
+        assert np.array_equal(y, labels[idx[r::world]])
+        assert torch.equal(g.get_state(), after_one)  # the generator stays in step
+        assert weight == pytest.approx(len(idx[r::world]) * world / len(idx))
+        total_weight += weight
+    assert total_weight == pytest.approx(world)
+
+
+def test_weighted_shard_losses_average_to_the_global_mean_gradient():
+    """What DDP computes (mean over ranks of each rank's weighted loss gradient) is the
+    gradient of the mean loss over the global batch, also with uneven shards."""
+    torch.manual_seed(0)
+    net = nn.Linear(6, 2)
+    x = torch.randn(7, 6)
+    y = torch.tensor([0, 1, 1, 0, 1, 0, 0])
+    loss_fn = nn.CrossEntropyLoss()
+    net.zero_grad()
+    loss_fn(net(x), y).backward()
+    expect = net.weight.grad.clone()
+    world, grads = 2, []
+    for r in range(world):
+        net.zero_grad()
+        weight = len(y[r::world]) * world / len(y)
+        (loss_fn(net(x[r::world]), y[r::world]) * weight).backward()
+        grads.append(net.weight.grad.clone())
+    torch.testing.assert_close(sum(grads) / world, expect, rtol=1e-6, atol=1e-7)
+    unweighted = []
+    for r in range(world):  # without the weights the mean is wrong: the test can fail
+        net.zero_grad()
+        loss_fn(net(x[r::world]), y[r::world]).backward()
+        unweighted.append(net.weight.grad.clone())
+    assert not torch.allclose(sum(unweighted) / world, expect, rtol=1e-3, atol=1e-6)
+
+
+def test_launch_command_removes_nproc_and_keeps_the_rest():
+    cmd = distributed.launch_command(
+        ["finetune", "--data", "d", "--nproc", "4", "--dist-backend", "gloo", "--nproc=2"], 4)
+    assert cmd[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert "--nproc-per-node=4" in cmd and "--standalone" in cmd
+    assert cmd[cmd.index("vsent.cli") - 1] == "-m"
+    assert cmd[cmd.index("vsent.cli") + 1:] == ["finetune", "--data", "d", "--dist-backend",
+                                                 "gloo"]
+
+
+def test_one_process_helpers_are_identities(tmp_path):
+    assert distributed.world_size() == 1 and distributed.rank() == 0 and distributed.is_main()
+    assert distributed.all_sum(1.5, 2, 3) == (1.5, 2, 3)
+    assert distributed.broadcast_object({"a": 1}) == {"a": 1}
+    net = nn.Linear(2, 2)
+    assert distributed.wrap_model(net, torch.device("cpu")) is net
+    assert distributed.wants_launch(1, "auto", "cpu") is False
+    from vsent.errors import VsentError
+
+    with pytest.raises(VsentError, match="--dist-backend nccl"):
+        distributed.wants_launch(2, "nccl", "cpu")
+    with pytest.raises(VsentError, match="--nproc"):
+        distributed.wants_launch(0, "auto", "cpu")
+
+
+# ----------------------------------------------------------------------------------------------
+# 2 processes (gloo) against one
+
+
+def _config(data: Path, epochs: int = 2) -> RunConfig:
+    return RunConfig(
+        data=str(data), model="pcnn", init="random", preset=None,
+        model_kwargs={"dropout": 0.0, "fc_widths": [32, 32, 8]},  # no dropout, no BatchNorm
+        train=TrainConfig(epochs=epochs, batch_size=4, lr=1e-3, schedule="constant",
+                          device="cpu"),
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, data: str, root: str) -> None:
+    """One rank: run A (whole), run B interrupted after epoch 1, run B resumed; records the
+    files this rank opened for writing (or replaced, removed) under ``root``."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
+    torch.set_num_threads(1)
+    import vsent.train
+    from vsent.crossval import finetune
+
+    writes: list[str] = []
+    root_s = str(Path(root).resolve())
+
+    def audit(event: str, args: tuple) -> None:
+        if event == "open" and args[0] is not None and not isinstance(args[0], int):
+            mode, flags = args[1], args[2]
+            writing = (mode is not None and any(c in str(mode) for c in "wax+")) or \
+                (mode is None and isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR))
+            if writing and str(Path(args[0]).resolve()).startswith(root_s):
+                writes.append(str(args[0]))
+        elif event in ("os.rename", "os.remove", "shutil.rmtree") and \
+                str(args[0]).startswith(root_s):  # os.replace audits as os.rename
+            writes.append(f"{event} {' '.join(map(str, args[:2]))}")
+
+    sys.addaudithook(audit)
+    real_save = torch.save
+
+    def save(obj, f, *a, **k):  # torch.save opens its file in C++, unseen by the hook
+        if str(Path(f).resolve()).startswith(root_s):
+            writes.append(f"torch.save {f}")
+        return real_save(obj, f, *a, **k)
+
+    torch.save = save
+    report: dict = {}
+    with distributed.session("gloo", "cpu"):
+        cfg = _config(Path(data))
+        report["a"] = finetune(cfg, Path(root) / "ddp", progress=False)
+        real = vsent.train.train_one_epoch
+        calls = []
+
+        def interrupted(*a, **k):
+            calls.append(1)
+            if len(calls) == 2:  # every rank stops at the start of epoch 2
+                raise KeyboardInterrupt
+            return real(*a, **k)
+
+        vsent.train.train_one_epoch = interrupted
+        try:
+            finetune(cfg, Path(root) / "resumed", progress=False)
+        except KeyboardInterrupt:
+            report["interrupted"] = True
+        vsent.train.train_one_epoch = real
+        distributed.barrier()
+        state = Path(root) / "resumed" / "train_state.pt"
+        report["state_epochs"] = len(torch.load(state, weights_only=False)["history"])
+        distributed.barrier()  # every rank has read it before it is resumed (and removed)
+        report["b"] = finetune(cfg, Path(root) / "resumed", resume=True, progress=False)
+        report["world"] = distributed.world_size()
+    report["writes"] = writes
+    Path(root, f"report{rank}.json").write_text(json.dumps(report))
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=False)["state_dict"]
+
+
+def test_two_processes_match_one_process_write_once_and_resume(make_learnable, tmp_path):
+    from vsent.crossval import finetune, fresh_model
+
+    data = make_learnable(n_pos=6, n_neg=5)  # 11 images, batches of 4: 4, 4, 3 (uneven)
+    cfg = _config(data)
+    single = finetune(cfg, tmp_path / "single", progress=False)  # also builds the image cache
+    root = tmp_path / "runs"
+    root.mkdir()
+    torch.multiprocessing.spawn(_worker, args=(2, _free_port(), str(data), str(root)),
+                                nprocs=2, join=True)
+    reports = [json.loads((root / f"report{r}.json").read_text()) for r in range(2)]
+
+    assert all(r["world"] == 2 for r in reports)
+    w1 = _weights(Path(single["model"]))
+    w0 = fresh_model(cfg, cfg.seed).state_dict()  # the weights before training
+    for name in ("ddp", "resumed"):
+        wd = _weights(root / name / "model.pt")
+        for key, ref in w1.items():
+            scale = ref.abs().max().item()
+            diff = (wd[key] - ref).abs().max().item()
+            change = (ref - w0[key]).abs().max().item()
+            assert diff <= 2e-5 * scale, (name, key, diff, scale)
+            assert diff <= 1e-2 * change, (name, key, diff, change)  # far below the change
+    # the resumed DDP run is the uninterrupted DDP run
+    wa, wb = _weights(root / "ddp" / "model.pt"), _weights(root / "resumed" / "model.pt")
+    for key in wa:
+        torch.testing.assert_close(wb[key], wa[key], rtol=0, atol=1e-7 * wa[key].abs().max())
+    hist_1 = json.loads((tmp_path / "single" / "history.json").read_text())
+    hist_d = json.loads((root / "ddp" / "history.json").read_text())
+    assert [h["loss"] for h in hist_d] == pytest.approx([h["loss"] for h in hist_1], rel=1e-5)
+    assert [h["train_accuracy"] for h in hist_d] == [h["train_accuracy"] for h in hist_1]
+
+    # interrupted after epoch 1, resumed by both ranks from rank 0's train_state.pt
+    assert all(r["interrupted"] and r["state_epochs"] == 1 for r in reports)
+    assert reports[1]["b"] == reports[0]["b"] == {
+        "n_train": 11, "model": str(root / "resumed" / "model.pt")}
+    assert json.loads((root / "resumed" / "history.json").read_text())[1]["epoch"] == 2
+    # rank 0 wrote the run directories (the audit hook sees it), rank 1 wrote nothing
+    written = " ".join(reports[0]["writes"])
+    for f in ("ddp/config.json", "ddp/model.pt", "ddp/train_state", "ddp/run.log",
+              "resumed/metrics.json"):
+        assert f in written, f
+    assert reports[1]["writes"] == []
+    assert sorted(p.name for p in (root / "ddp").iterdir()) == sorted(
+        p.name for p in (tmp_path / "single").iterdir())
+
+
+@pytest.mark.slow
+def test_nproc_relaunches_through_torchrun(make_learnable, tmp_path):
+    """``vsent finetune --nproc 2`` (BatchNorm + dropout model, gloo): one summary line,
+    one run directory, trained by 2 ranks (rank 1's log lines are warnings only)."""
+    import subprocess
+
+    data = make_learnable(n_pos=6, n_neg=6)
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vsent.cli", "finetune", "--preset", "quick", "--data", str(data),
+         "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--out", str(out),
+         "--no-progress", "--nproc", "2"],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("model written to") == 1, proc.stdout
+    assert "launching 2 processes" in proc.stderr
+    assert (out / "model.pt").is_file() and (out / "metrics.json").is_file()
+    assert not (out / "train_state.pt").exists()
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 1 and history[0]["epoch"] == 1

@@ -1,0 +1,356 @@
+"""Ways to train (vsent.frozen): frozen backbone + head on cached features, last-N blocks,
+the logistic head's inner-CV C, the feature cache, and crossval / zero-shot runs with them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from vsent import frozen
+from vsent.config import RunConfig
+from vsent.data.transforms import center_crop, normalize
+from vsent.errors import VsentError
+from vsent.models import create_model
+from vsent.presets import CROSSVAL
+
+
+def _images(n: int = 12, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(n, size, size, 3) uint8 images and labels: label 1 bright, 0 dark (learnable)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    base = np.where(labels[:, None, None, None] == 1, 180, 60)
+    img = base + rng.normal(0, 25, (n, size, size, 3))
+    return np.clip(img, 0, 255).astype(np.uint8), labels.astype(np.int64)
+
+
+def _paths(tmp_path, n: int) -> list:
+    """Files standing for the images (the cache key reads their paths, sizes and mtimes)."""
+    out = []
+    for i in range(n):
+        p = tmp_path / "img" / f"{i}.jpg"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(b"x" * (i + 1))
+        out.append(p)
+    return out
+
+
+def _model(seed: int = 0):
+    torch.manual_seed(seed)
+    return create_model("smallcnn", widths=(4, 8, 8, 8)).eval()
+
+
+def _tensors(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture
+def count_infer(monkeypatch):
+    """Counts the feature extractions (calls of vsent.inference.infer from vsent.frozen)."""
+    calls = []
+    real = frozen.infer
+
+    def counting(*a, **kw):
+        calls.append(kw.get("oversample", False))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(frozen, "infer", counting)
+    return calls
+
+
+# --- feature cache ------------------------------------------------------------------------------
+
+
+def test_features_are_the_backbones_pooled_output(tmp_path):
+    images, _ = _images()
+    model = _model()
+    feats = frozen.cached_features(model, _paths(tmp_path, len(images)), images, device="cpu",
+                                   cache_dir=tmp_path / "c")
+    pre = model.info.preprocess
+    x = normalize(center_crop(torch.from_numpy(images), pre.crop), pre)  # independent crop
+    with torch.no_grad():
+        ref = model.forward_features(x).numpy()
+    assert feats.shape == (len(images), model.info.feature_dim) and feats.dtype == np.float32
+    np.testing.assert_allclose(feats, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_feature_cache_is_reused_and_invalidated_by_model_preprocess_and_images(
+        tmp_path, count_infer):
+    images, _ = _images()
+    paths = _paths(tmp_path, len(images))
+    model = _model()
+    kw = {"device": "cpu", "cache_dir": tmp_path / "c"}
+    first = np.array(frozen.cached_features(model, paths, images, **kw))
+    again = frozen.cached_features(_model(), paths, images, **kw)  # same weights, rebuilt
+    assert len(count_infer) == 1  # the second call read the file
+    np.testing.assert_array_equal(first, again)
+
+    with torch.no_grad():  # a new head does not change the features: still reused
+        model.fc.weight.add_(1.0)
+    frozen.cached_features(model, paths, images, **kw)
+    assert len(count_infer) == 1
+
+    frozen.cached_features(_model(seed=1), paths, images, **kw)  # other backbone weights
+    assert len(count_infer) == 2
+    other_pre = _model()
+    pre = other_pre.info.preprocess
+    other_pre.info = dataclasses.replace(other_pre.info, preprocess=dataclasses.replace(
+        pre, mean=tuple(m + 1 for m in pre.mean)))
+    changed = frozen.cached_features(other_pre, paths, images, **kw)
+    assert len(count_infer) == 3 and not np.allclose(changed, first)
+    frozen.cached_features(_model(), paths, images, oversample=True, **kw)  # 10-crop mean
+    assert count_infer[-1] is True and len(count_infer) == 4
+    st = os.stat(paths[0])
+    os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # an edited image
+    frozen.cached_features(_model(), paths, images, **kw)
+    assert len(count_infer) == 5
+    frozen.cached_features(_model(), paths, images, **kw)
+    assert len(count_infer) == 5
+
+
+# --- heads on frozen features ------------------------------------------------------------------
+
+
+def test_head_training_leaves_every_backbone_tensor_unchanged(tmp_path):
+    images, labels = _images(16)
+    model = _model()
+    before = _tensors(model)
+    cfg = RunConfig(data="x", model="smallcnn", init="random", train_mode="head",
+                    train=CROSSVAL["quick"]["train"].replace(epochs=5, batch_size=4,
+                                                             device="cpu"))
+    history = frozen.train_model(model, cfg, cfg.train, images, labels,
+                                 _paths(tmp_path, len(images)), np.arange(12))
+    assert len(history) == 5
+    after = model.state_dict()
+    for name, t in before.items():  # BatchNorm running statistics included
+        if name.startswith("fc."):
+            assert not torch.equal(t, after[name]), name  # the head did learn
+        else:
+            assert torch.equal(t, after[name]), name
+    assert all(p.requires_grad == n.startswith("fc.") for n, p in model.named_parameters())
+
+
+def test_linear_head_learns_separable_features():
+    model = _model()
+    rng = np.random.default_rng(0)
+    labels = np.arange(40) % 2
+    feats = rng.normal(0, 1, (40, model.info.feature_dim)).astype(np.float32)
+    feats[:, 0] += np.where(labels == 1, 3.0, -3.0)
+    cfg = CROSSVAL["quick"]["train"].replace(epochs=30, batch_size=8, device="cpu")
+    history = frozen.fit_linear_head(model, feats, labels, cfg)
+    assert history[-1]["loss"] < history[0]["loss"]
+    with torch.no_grad():
+        pred = model.forward_head(torch.from_numpy(feats)).argmax(1).numpy()
+    assert (pred == labels).mean() == 1.0
+
+
+def test_logistic_head_picks_c_by_inner_cv_and_matches_sklearn():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    rng = np.random.default_rng(1)
+    labels = np.arange(60) % 2
+    model = _model()
+    feats = rng.normal(0, 1, (60, model.info.feature_dim)) * rng.uniform(0.1, 5, 8)
+    feats[:, 1] += np.where(labels == 1, 0.8, -0.8)
+    feats = feats.astype(np.float32)
+    out = frozen.fit_logistic_head(model, feats, labels, seed=3)
+    # independent: the same inner folds, scored by hand
+    z = (feats - feats.mean(0)) / feats.std(0)
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=3).split(z, labels))
+    acc = {}
+    for c in frozen.LOGISTIC_CS:
+        accs = [(LogisticRegression(C=c, max_iter=2000).fit(z[tr], labels[tr])
+                 .predict(z[te]) == labels[te]).mean() for tr, te in folds]
+        acc[c] = np.mean(accs)
+    best = min(c for c in acc if acc[c] == max(acc.values()))
+    assert out["C"] == best and out["inner_folds"] == 5
+    assert len(set(acc.values())) > 1  # C mattered in this set-up
+    ref = LogisticRegression(C=best, max_iter=2000).fit(z, labels).predict_proba(z)
+    with torch.no_grad():
+        got = torch.softmax(model.forward_head(torch.from_numpy(feats)), 1).numpy()
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_logistic_head_needs_two_images_per_class():
+    model = _model()
+    with pytest.raises(VsentError, match="at least 2 images of each class"):
+        frozen.fit_logistic_head(model, np.zeros((3, 8), np.float32), np.array([0, 0, 1]))
+
+
+# --- last-N -------------------------------------------------------------------------------------
+
+
+def test_last_n_trains_only_the_last_blocks_and_keeps_frozen_batchnorm(tmp_path):
+    images, labels = _images(16)
+    model = _model()
+    blocks = model.info.probe_layers
+    before = _tensors(model)
+    cfg = RunConfig(data="x", model="smallcnn", init="random", train_mode="last-3",
+                    train=CROSSVAL["quick"]["train"].replace(epochs=2, batch_size=4,
+                                                             device="cpu"))
+    frozen.train_model(model, cfg, cfg.train, images, labels, _paths(tmp_path, 16),
+                       np.arange(16), progress=False)
+    live = tuple(b + "." for b in blocks[-3:])
+    after = model.state_dict()
+    changed = {n for n, t in before.items() if not torch.equal(t, after[n])}
+    assert changed and all(n.startswith(live) for n in changed), changed
+    assert any(n.startswith(blocks[-3] + ".") for n in changed)  # the block below the head
+    with pytest.raises(VsentError, match="--train last-99"):
+        frozen.freeze_all_but_last(_model(), 99)
+
+
+def test_train_mode_and_head_options_are_checked():
+    for bad in ("last-0", "first-2", "heads"):
+        with pytest.raises(VsentError, match="--train"):
+            RunConfig(data="x", train_mode=bad)
+    with pytest.raises(VsentError, match="--head logistic applies to --train head"):
+        RunConfig(data="x", head="logistic")
+    with pytest.raises(VsentError, match="--zero-shot needs a CLIP model"):
+        RunConfig(data="x", zero_shot=True)
+    assert "train_mode" not in RunConfig(data="x").to_dict()  # default runs keep their config
+    assert RunConfig(data="x", train_mode="last-2").to_dict()["train_mode"] == "last-2"
+
+
+# --- crossval runs ------------------------------------------------------------------------------
+
+
+def test_crossval_with_a_frozen_logistic_head(tmp_path):
+    from conftest import build_twitter_like
+    from vsent.crossval import crossval
+    from vsent.models.card import model_card
+    from vsent.models.checkpoint import load_checkpoint
+
+    data = build_twitter_like(tmp_path / "tw")
+    train = CROSSVAL["quick"]["train"].replace(epochs=1, batch_size=8, device="cpu")
+    cfg = RunConfig(data=str(data), model="smallcnn", init="random", train=train,
+                    train_mode="head", head="logistic")
+    out = tmp_path / "run"
+    summary = crossval(cfg, out, progress=False)
+    assert summary["training"] == "frozen features + logistic head"
+    assert "frozen features + logistic head" in (out / "summary.md").read_text()
+    history = json.loads((out / "fold1" / "history.json").read_text())
+    assert history[0]["head"] == "logistic" and history[0]["C"] in frozen.LOGISTIC_CS
+    # the fold's probabilities are the checkpoint's own (full forward, centre crop)
+    model, meta = load_checkpoint(out / "fold1" / "model.pt")
+    rows = [r for r in _csv(out / "fold1" / "predictions.csv")]
+    from vsent.data.cache import image_cache
+    from vsent.data.datasets import load_dataset
+    from vsent.inference import infer
+
+    ds = load_dataset(str(data), "five")
+    idx = [ds.names.index(r["name"]) for r in rows]
+    probs = infer(model, image_cache(ds, size=model.info.preprocess.resize, progress=False)[idx],
+                  device="cpu").probs[:, 1]
+    np.testing.assert_allclose([float(r["prob_positive"]) for r in rows], probs, atol=1e-5)
+    # the card outside the run still knows the data and the init
+    moved = tmp_path / "elsewhere" / "model.pt"
+    moved.parent.mkdir()
+    moved.write_bytes((out / "fold1" / "model.pt").read_bytes())
+    card = model_card(moved)
+    assert card["training"]["dataset"] == str(data) and card["training"]["folds"] == "campos"
+    assert card["training"]["how"] == "frozen features + logistic head"
+    assert card["training"]["n_train"] == meta["n_train"] > 0
+    assert card["weights"]["init"] == "random" and card["versions"]["source"] == "checkpoint"
+
+
+def _csv(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# --- zero-shot runs -----------------------------------------------------------------------------
+
+
+def test_crossval_zero_shot_reports_folds_and_saves_loadable_models(tmp_path):
+    open_clip = pytest.importorskip("open_clip")
+    from conftest import build_twitter_like
+    from test_backbones import add_tiny_clip_configs
+    from vsent.crossval import crossval
+    from vsent.data.cache import image_cache
+    from vsent.data.datasets import load_dataset
+    from vsent.inference import infer
+    from vsent.models.card import model_card
+    from vsent.models.checkpoint import load_checkpoint
+    from vsent.zeroshot import zero_shot_model
+
+    add_tiny_clip_configs(tmp_path)
+    torch.manual_seed(4)
+    weights = tmp_path / "clip.pt"
+    torch.save(open_clip.create_model("vsent-test-vit").state_dict(), weights)
+    data = build_twitter_like(tmp_path / "tw")
+    prompts = {"positive": ["a warm bright photo"], "negative": ["a cold dark photo"]}
+    cfg = RunConfig(data=str(data), model="clip/vsent-test-vit", init=str(weights),
+                    zero_shot=True, prompts=prompts, eval_batch_size=16,
+                    train=CROSSVAL["quick"]["train"].replace(device="cpu"))
+    out = tmp_path / "run"
+    summary = crossval(cfg, out, progress=False)
+    assert summary["training"] == "zero-shot" and len(summary["folds"]) == 5
+    assert json.loads((out / "fold2" / "history.json").read_text()) == []
+    ref_model = zero_shot_model("clip/vsent-test-vit", str(weights), **prompts)
+    ds = load_dataset(str(data), "five")
+    images = image_cache(ds, size=ref_model.info.preprocess.resize, progress=False)
+    ref = infer(ref_model, images, device="cpu").probs[:, 1]
+    rows = _csv(out / "predictions.csv")
+    got = {r["name"]: float(r["prob_positive"]) for r in rows}
+    idx = [ds.names.index(n) for n in got]  # the campos folds' test images
+    assert len(idx) >= 30
+    np.testing.assert_allclose(list(got.values()), ref[idx], atol=1e-5)
+    loaded, meta = load_checkpoint(out / "fold3" / "model.pt")  # the zeroshot/ family
+    assert loaded.spec["name"] == "zeroshot/clip/vsent-test-vit"
+    np.testing.assert_allclose(infer(loaded, images, device="cpu").probs[:, 1], ref, atol=1e-5)
+    card = model_card(out / "fold3" / "model.pt")
+    assert card["training"]["how"] == "zero-shot" and meta["prompts"] == prompts
+
+
+def test_cli_finetune_zero_shot_writes_a_checkpoint_predict_can_use(tmp_path, capsys):
+    open_clip = pytest.importorskip("open_clip")
+    from conftest import build_twitter_like
+    from test_backbones import add_tiny_clip_configs
+    from vsent.cli import main
+    from vsent.models.checkpoint import load_checkpoint
+    from vsent.predict import Predictor
+    from vsent.zeroshot import zero_shot_model
+
+    add_tiny_clip_configs(tmp_path)
+    torch.manual_seed(6)
+    weights = tmp_path / "clip.pt"
+    torch.save(open_clip.create_model("vsent-test-vit").state_dict(), weights)
+    data = build_twitter_like(tmp_path / "tw")
+    base = ["finetune", "--data", str(data), "--model", "clip/vsent-test-vit", "--init",
+            str(weights), "--device", "cpu", "--no-progress"]
+    assert main([*base, "--positive", "a sunny day", "--out", str(tmp_path / "x")]) == 2
+    assert "apply to --zero-shot" in capsys.readouterr().err
+    out = tmp_path / "zs"
+    assert main([*base, "--zero-shot", "--positive", "a sunny day", "--out", str(out)]) == 0
+    model, meta = load_checkpoint(out / "model.pt")
+    assert model.prompts["positive"] == ["a sunny day"] and meta["training"] == "zero-shot"
+    ref = zero_shot_model("clip/vsent-test-vit", str(weights), positive=["a sunny day"])
+    image = (np.arange(40 * 40 * 3) % 251).astype(np.uint8).reshape(40, 40, 3)
+    got = Predictor.from_checkpoint(out / "model.pt", device="cpu").predict_proba([image])
+    want = Predictor(ref, device="cpu").predict_proba([image])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_cli_train_options_reach_the_config_or_stop_with_one_line(tmp_path, capsys):
+    from vsent.cli import build_parser, main
+    from vsent.cli.crossval import config_from_args
+
+    data = str(tmp_path / "none")
+    args = build_parser().parse_args(["crossval", "--data", data, "--preset", "quick",
+                                      "--train", "head", "--head", "logistic"])
+    cfg = config_from_args(args)
+    assert (cfg.train_mode, cfg.head, cfg.zero_shot, cfg.prompts) == ("head", "logistic",
+                                                                      False, None)
+    for bad, msg in ((["--train", "last-0"], "--train 'last-0'"),
+                     (["--head", "logistic"], "--head logistic applies to --train head")):
+        assert main(["crossval", "--data", data, "--preset", "quick", *bad,
+                     "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err

@@ -1,0 +1,55 @@
+"""``vsent predict --engine ray``: a local Ray with 2 CPUs gives the default engine's rows."""
+
+from __future__ import annotations
+
+import csv
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vsent.cli import main
+from vsent.errors import EXIT_ITEMS_FAILED
+from vsent.models import create_model
+from vsent.models.checkpoint import save_checkpoint
+from vsent.predict import Predictor
+
+pytest.importorskip("ray.data")
+
+
+def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    root = tmp_path / "imgs"
+    (root / "sub").mkdir(parents=True)
+    for i in range(20):
+        where = root / "sub" if i % 5 == 0 else root
+        Image.fromarray(rng.integers(0, 255, (36 + i, 48, 3), dtype=np.uint8)).save(
+            where / f"im{i:02d}.jpg")
+    (root / "broken.jpg").write_bytes(b"not a jpeg")
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn"))
+    args = ["predict", "--model", str(ckpt), str(root), str(tmp_path / "none*.png"),
+            "--device", "cpu", "--no-progress", "--batch-size", "8"]
+    out_default, out_ray = tmp_path / "default.csv", tmp_path / "ray.csv"
+    assert main([*args, "--out", str(out_default)]) == EXIT_ITEMS_FAILED
+    t0 = time.monotonic()
+    assert main([*args, "--out", str(out_ray), "--engine", "ray", "--ray-cpus", "2"]) == \
+        EXIT_ITEMS_FAILED
+    ray_seconds = time.monotonic() - t0
+    assert "scored 20 of 22 inputs, 2 failed" in capsys.readouterr().err
+
+    rows_default = list(csv.DictReader(out_default.open(newline="")))
+    rows_ray = list(csv.DictReader(out_ray.open(newline="")))
+    assert [r["path"] for r in rows_ray] == [r["path"] for r in rows_default]  # same order
+    assert len(rows_ray) == 22
+    # scores computed here image by image, without either engine
+    pred = Predictor.from_checkpoint(ckpt, device="cpu")
+    for r, d in zip(rows_ray, rows_default, strict=True):
+        assert (r["label"], r["error"]) == (d["label"], d["error"])
+        if r["path"].endswith("broken.jpg") or "none*" in r["path"]:
+            assert r["error"] and not r["prob_positive"]
+            continue
+        want = pred.predict_arrays(pred.decode(r["path"])[None])[0, 1]
+        assert float(r["prob_positive"]) == pytest.approx(float(want), abs=1e-6)
+        assert float(r["prob_positive"]) == pytest.approx(float(d["prob_positive"]), abs=1e-6)
+    print(f"ray engine: {ray_seconds:.1f} s")  # start-up dominates
