@@ -11,11 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
+from vsent.batch import split_inputs
 from vsent.cli import main
 from vsent.errors import EXIT_ITEMS_FAILED, ImageError
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
-from vsent.predict import Predictor, expand_inputs
+from vsent.predict import Predictor
 
 
 @pytest.fixture
@@ -128,12 +129,14 @@ def test_api_raises_on_a_bad_image(checkpoint, tmp_path):
         Predictor.from_checkpoint(checkpoint, device="cpu").predict_proba([bad])
 
 
-def test_expand_inputs_folders_globs_and_missing(images, tmp_path):
+def test_split_inputs_folders_globs_and_missing(images, tmp_path):
     folder, paths = images
-    found, missing = expand_inputs([str(folder), str(folder / "*.png"), str(tmp_path / "no.jpg")])
+    found, missing = split_inputs([str(folder), str(folder / "*.png"), str(tmp_path / "no*.jpg"),
+                                   str(tmp_path / "no.jpg")])
     assert sorted(found[:3]) == sorted(paths)  # folder: recursive, images only
-    assert found[3:] == [folder / "b.png"]
-    assert [m["path"] for m in missing] == [str(tmp_path / "no.jpg")]
+    assert found[3:4] == [folder / "b.png"]
+    assert found[4:] == [tmp_path / "no.jpg"]  # a missing file: its decode says why
+    assert [m["path"] for m in missing] == [str(tmp_path / "no*.jpg")]
 
 
 def test_cli_scores_good_images_writes_error_rows_and_exits_3(checkpoint, images, tmp_path,

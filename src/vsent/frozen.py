@@ -108,7 +108,7 @@ def feature_key(paths: Sequence[str | os.PathLike], model: nn.Module, *, init: A
     pre = model.info.preprocess
     h = hashlib.sha1()
     h.update(json.dumps([
-        _FORMAT, cache_key(paths, pre.resize), getattr(model, "spec", {"name": model.info.name}),
+        _FORMAT, cache_key(paths, pre.resize), model.spec,
         None if init is None else str(init), weights_digest(model), pre.to_dict(),
         bool(oversample),
     ], sort_keys=True, default=str).encode())

@@ -8,7 +8,6 @@ the one decode and the one inference path of vsent.
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,30 +19,8 @@ from vsent.data.images import ImageSource, load_resized
 from vsent.inference import infer, iter_batches, resolve_device
 from vsent.models.checkpoint import load_checkpoint
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 #: Fields of one prediction row, in output order.
 ROW_FIELDS = ("path", "prob_positive", "label", "error")
-
-
-def expand_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path], list[dict[str, Any]]]:
-    """Files as given, folders recursively (image suffixes only), globs expanded.
-
-    Returns the paths to score and one error row for each input that matched nothing.
-    """
-    paths: list[Path] = []
-    missing: list[dict[str, Any]] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.exists():
-            found = [p]
-        else:
-            found = [Path(f) for f in sorted(glob.glob(str(item), recursive=True))]
-        if not found:
-            missing.append(_error_row(str(item), "no such file, or no image in that folder/glob"))
-        paths.extend(found)
-    return paths, missing
 
 
 def _error_row(path: str, error: str) -> dict[str, Any]:

@@ -216,7 +216,7 @@ def explain(
     ----------
     checkpoint : a vsent checkpoint (``model.pt`` of finetune/crossval).
     images : files, folders (searched recursively for images) or globs
-        (:func:`vsent.predict.expand_inputs`).
+        (:func:`vsent.batch.split_inputs`).
     out : run directory, opened by :func:`vsent.runs.open_run_dir`: ``explain.csv`` marks it
         finished (the same call again returns the stored rows, as strings), other images or
         settings are refused unless ``overwrite``.
@@ -229,16 +229,16 @@ def explain(
     file first; a row whose image could not be read (or input matched nothing) has ``error``
     set. The maps and ``explain.csv`` are written under ``out``.
     """
+    from vsent.batch import split_inputs
     from vsent.inference import resolve_device
     from vsent.models.checkpoint import load_checkpoint
-    from vsent.predict import expand_inputs
     from vsent.runs import open_run_dir
 
     if target not in TARGETS:
         raise VsentError(f"--target {target!r}: choose one of {', '.join(TARGETS)}")
     dev = resolve_device(device)
     model, meta = load_checkpoint(checkpoint, map_location=dev)
-    paths, missing = expand_inputs(images)
+    paths, missing = split_inputs(images)
     config = {"command": "explain", "model": str(checkpoint), "images": [str(i) for i in images],
               "layer": layer, "target": target, "device": str(dev)}
     with open_run_dir(out, config, overwrite=overwrite, done=DONE) as rd:

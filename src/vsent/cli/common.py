@@ -46,7 +46,8 @@ def add_data_args(p: argparse.ArgumentParser, *, folds: bool = True,
                    help="skip unreadable images and bad label lines (reported) instead of stopping")
 
 
-def add_run_args(p: argparse.ArgumentParser, default_out: str, *, seed_help: str | None = None,
+def add_run_args(p: argparse.ArgumentParser, default_out: str | None, *,
+                 seed_help: str | None = None, out_help: str | None = None,
                  resume: bool = True, device: bool = True, seed: bool = True) -> None:
     """The run options: --out, --seed, --device, --resume, --overwrite, --no-progress.
 
@@ -54,7 +55,8 @@ def add_run_args(p: argparse.ArgumentParser, default_out: str, *, seed_help: str
     never resume (``resume=False``) still take ``--overwrite``.
     """
     g = p.add_argument_group("run")
-    g.add_argument("--out", default=default_out, help=f"run directory (default {default_out})")
+    g.add_argument("--out", default=default_out,
+                   help=out_help or f"run directory (default {default_out})")
     if seed:
         g.add_argument("--seed", type=int, default=0, help=seed_help or "random seed (default 0)")
     if device:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from vsent.cli.common import default_data
+from vsent.cli.common import add_run_args, comma_list, default_data, progress_enabled
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help="CPU-sized version (e.g. 1 epoch per CaffeNet instead of 65); the "
                         "report lists every reduction")
-    p.add_argument("--out", help="reproduction directory (default runs/reproduce/PAPER, "
-                                 "or runs/reproduce/PAPER-quick with --quick)")
     p.add_argument("--data", default=default_data(),
                    help="Twitter I folder (default $VSENT_DATA or ../shared/datasets/twitter1)")
     p.add_argument("--init", help="weights: imagenet (default for CaffeNet/VGG), random, or a "
@@ -42,16 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", metavar="CROSSVAL_RUN_DIR",
                    help="sun2016: analyse this finished crossval run (its subset only) instead "
                         "of training one per subset")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--only", metavar="SUBRUNS",
+    p.add_argument("--only", metavar="SUBRUNS", type=comma_list(),
                    help="comma-separated sub-runs to run now (e.g. table1,layers); the others "
                         "are reused if finished and reported as not run otherwise")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the reproduction in --out (finished sub-runs are kept)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="delete the reproduction in --out and start again")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_args(p, None, out_help="reproduction directory (default runs/reproduce/PAPER, or "
+                                   "runs/reproduce/PAPER-quick with --quick); --resume keeps "
+                                   "finished sub-runs")
     p.set_defaults(func=run)
 
 
@@ -65,11 +59,12 @@ def run(args: argparse.Namespace) -> int:
                      device=args.device, seed=args.seed, run=args.run)
     command = command_line(args.paper, quick=args.quick, out=out, data=args.data,
                            init=args.init, device=args.device, resume=args.resume,
-                           run=args.run, seed=args.seed, only=args.only,
+                           run=args.run, seed=args.seed,
+                           only=",".join(args.only) if args.only else None,
                            overwrite=args.overwrite)
-    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     report = reproduce(plan, out, resume=args.resume, overwrite=args.overwrite,
-                       progress=not args.no_progress, command=command, only=only)
+                       progress=progress_enabled(args.no_progress), command=command,
+                       only=args.only or None)
     for reason in report["weights_failures"]:
         print(f"vsent: warning: random weights used instead: {reason}", file=sys.stderr)
     print(f"report written to {out}/report.md")

@@ -28,7 +28,7 @@ from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
 from vsent.models.base import ModelInfo, SentimentModel, import_extra
 from vsent.models.timm_models import probe_pools
-from vsent.models.weights import init_new_linear
+from vsent.models.weights import hf_cache_dir, init_new_linear
 
 PREFIX = "clip/"
 #: Registry prefix of saved zero-shot models, ``zeroshot/clip/<arch>`` (:mod:`vsent.zeroshot`).
@@ -147,10 +147,7 @@ def weights_location(arch: str, tag: str) -> str:
 
 def offline_message(arch: str, tag: str, exc: BaseException | None = None) -> str:
     """One line: what open_clip could not download, where it looks, and the --init PATH way."""
-    try:
-        from huggingface_hub.constants import HF_HUB_CACHE as cache
-    except ImportError:  # pragma: no cover - open_clip depends on huggingface_hub
-        cache = "the Hugging Face cache"
+    cache = hf_cache_dir()
     why = f" ({type(exc).__name__})" if exc is not None else ""
     return (f"cannot download CLIP weights {arch}/{tag}{why} (no network?): fetch "
             f"{weights_location(arch, tag)} into {cache} (open_clip's cache), or pass --init "

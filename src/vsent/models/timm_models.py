@@ -29,6 +29,7 @@ from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
 from vsent.inference import capture_outputs
 from vsent.models.base import ModelInfo, PoolMode, SentimentModel, import_extra
+from vsent.models.weights import hf_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -193,10 +194,7 @@ def load_pretrained(arch: str, model: nn.Module) -> dict[str, Tensor]:
 def offline_message(arch: str, exc: BaseException | None = None) -> str:
     """One line: what timm could not download, where it looks, and the --init PATH way out."""
     cfg = _pretrained_cfg(arch)
-    try:
-        from huggingface_hub.constants import HF_HUB_CACHE as cache
-    except ImportError:  # pragma: no cover - timm depends on huggingface_hub
-        cache = "the Hugging Face cache"
+    cache = hf_cache_dir()
     why = f" ({type(exc).__name__})" if exc is not None else ""
     return (f"cannot download timm weights for {arch}{why} (no network?): fetch "
             f"model.safetensors from {weights_location(cfg)} into {cache} (or set "

@@ -227,6 +227,15 @@ def hub_checkpoint_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+def hf_cache_dir() -> str:
+    """Where huggingface_hub keeps downloads (the timm and open_clip weights), for messages."""
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError:  # pragma: no cover - timm and open_clip depend on huggingface_hub
+        return "the Hugging Face cache"
+    return str(HF_HUB_CACHE)
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
