@@ -411,3 +411,5 @@ def test_cli_models_matches_family_names_without_their_prefix(capsys):
     assert "convnext_tiny" in shown and "timm/convnext_tiny" in shown  # torchvision and timm
     assert main(["models"]) == 0
     assert not any(n.startswith(("timm/", "clip/")) for n in capsys.readouterr().out.split())
+    assert main(["models", "--pattern", "convnext*"]) == 0  # the option spelling of the issue
+    assert capsys.readouterr().out.split() == shown

@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vsent: interrupted; finished folds/epochs are kept (use --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into head & co., which stopped reading
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

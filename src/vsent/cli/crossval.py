@@ -54,7 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_finetune)
 
     p = sub.add_parser("models", help="list the registered models")
-    p.add_argument("pattern", nargs="?", default="*")
+    p.add_argument("pattern", nargs="?", default=None,
+                   help="shell-style pattern, e.g. 'convnext*' (timm/ and clip/ names too)")
+    p.add_argument("--pattern", dest="pattern_option", metavar="PATTERN",
+                   help="the same as the positional pattern")
     p.set_defaults(func=run_models)
 
 
@@ -227,11 +230,12 @@ def run_models(args: argparse.Namespace) -> int:
     from vsent.models import list_models
     from vsent.models.registry import family_prefixes
 
-    names = list_models(args.pattern)
-    if "/" not in args.pattern and args.pattern.strip("*"):
+    pattern = args.pattern_option or args.pattern or "*"
+    names = list_models(pattern)
+    if "/" not in pattern and pattern.strip("*"):
         # 'convnext*' also lists timm/convnext*: the families' names without their prefix
         # ('*' alone does not: timm and open_clip list thousands of architectures)
         for prefix in family_prefixes():
-            names += [n for n in list_models(prefix + args.pattern) if n not in names]
+            names += [n for n in list_models(prefix + pattern) if n not in names]
     print("\n".join(names))
     return 0
