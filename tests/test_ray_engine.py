@@ -53,3 +53,40 @@ def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys):
         assert float(r["prob_positive"]) == pytest.approx(float(want), abs=1e-6)
         assert float(r["prob_positive"]) == pytest.approx(float(d["prob_positive"]), abs=1e-6)
     print(f"ray engine: {ray_seconds:.1f} s")  # start-up dominates
+
+
+def test_ray_engine_streams_rows_before_the_input_ends(tmp_path):
+    """Rows come back while the input is still being read: the path iterator stops after two
+    chunks until the first row has arrived (a pipeline that gathered every path into one block
+    before decoding, as Ray Data does with small read outputs, would never release it)."""
+    import threading
+
+    from vsent.engines import EngineOptions, open_engine
+
+    rng = np.random.default_rng(2)
+    paths = []
+    for i in range(24):
+        p = tmp_path / f"im{i:02d}.png"
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn"))
+    first_row = threading.Event()
+    waited = []
+
+    def slow_input():
+        yield from paths[:8]  # two chunks of --batch-size 4
+        waited.append(first_row.wait(timeout=180))
+        yield from paths[8:]
+
+    opts = EngineOptions(model=str(ckpt), batch_size=4, device="cpu", ray_cpus=2)
+    rows = []
+    with open_engine("ray", opts) as engine:
+        for row in engine.score(slow_input()):
+            rows.append(row)
+            first_row.set()
+    assert waited == [True], "no row came back before the input ended"
+    assert [r["path"] for r in rows] == [str(p) for p in paths]  # input order kept
+    assert all(not r["error"] for r in rows)
+    pred = Predictor.from_checkpoint(ckpt, device="cpu")
+    want = pred.predict_arrays(np.stack([pred.decode(p) for p in paths]))[:, 1]
+    np.testing.assert_allclose([r["prob_positive"] for r in rows], want, atol=1e-6)

@@ -93,6 +93,18 @@ def test_config_diff_lists_each_leaf_once():
     assert config_diff(a, a) == []
 
 
+def test_config_diff_compares_the_data_folder_not_its_spelling(tmp_path, monkeypatch):
+    (tmp_path / "twitter1").mkdir()
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")
+    stored = {"plan": {"template": {"data": str(tmp_path / "twitter1")}}, "data": "../twitter1"}
+    assert config_diff(stored, {"plan": {"template": {"data": "../twitter1"}},
+                                "data": str(tmp_path / "twitter1")}) == []
+    assert config_diff(stored, {"plan": {"template": {"data": "../other"}},
+                                "data": "../twitter1"}) == [
+        f"plan.template.data: stored {str(tmp_path / 'twitter1')!r}, now '../other'"]
+
+
 def test_fold_done_is_the_metrics_file(tmp_path):
     assert not fold_done(tmp_path, 2)
     (tmp_path / "fold2").mkdir()

@@ -196,6 +196,9 @@ TRAIN_STATE = "train_state.pt"
 #: Config keys (last component of the dotted path) that are run options, not the recipe:
 #: they may change between a run and its resumption (a run started on CPU may end on a GPU).
 RUN_OPTIONS = frozenset({"device"})
+#: Config keys holding a folder: equal when they name the same folder from here
+#: (``../shared/datasets/twitter1`` and its absolute path are one dataset).
+PATH_KEYS = frozenset({"data"})
 
 
 def fold_dir(run: str | Path, k: int) -> Path:
@@ -231,6 +234,9 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
                 out.extend(config_diff(stored[key], new[key], path, ignore))
         return out
     if stored == new:
+        return []
+    if (prefix.rsplit(".", 1)[-1] in PATH_KEYS and isinstance(stored, str)
+            and isinstance(new, str) and Path(stored).resolve() == Path(new).resolve()):
         return []
     return [f"{prefix or 'config'}: stored {stored!r}, now {new!r}"]
 

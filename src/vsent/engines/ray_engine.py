@@ -2,17 +2,26 @@
 
 The pipeline, streamed end to end (nothing holds the list of paths or of results)::
 
-    driver: lazy walk (vsent.batch) --chunks--> ray.util.queue.Queue (bounded)
-    read task (1, no CPU reserved)  : pops chunks        -> blocks {path, file}
-    decode tasks (map_batches)      : load_resized       -> {path, image uint8 (B,S,S,3), error}
-    model actors (map_batches)      : Predictor.predict_arrays -> {path, probs (B,C), error}
-    driver: iter_batches -> rows, in input order, written as they come
+    driver: lazy walk (vsent.batch) --numbered chunks--> ray.util.queue.Queue (bounded)
+    read tasks (P, half a CPU each): pop a chunk, load_resized -> one block per chunk
+                                     {index, path, image uint8 (B,S,S,3), error}
+    model actors (map_batches)     : Predictor.predict_arrays -> {index, path, probs (B,C), error}
+    driver: iter_batches -> rows put back in input order by ``index``, written as they come
 
-The paths travel from the driver through a bounded queue, so whatever the driver can read
-(folders, globs, ``--from-list -`` on standard input) works on a cluster too, and the queue's
-bound is the back-pressure. Images are opened by their absolute path (``file``): every node
-must see the dataset at the same path (shared storage). The checkpoint is shipped through the
-object store (it need not be on shared storage).
+Why decoding happens in the read tasks: Ray Data concatenates what a read task yields until
+``DataContext.target_max_block_size`` (128 MiB by default) before it passes a block on, so a
+read that yields small tables of paths hands the next stage a single block holding every path:
+one decode task, no overlap, no row before the end (the engine ran at 4-12 img/s on 2 cores
+that way). A decoded chunk is large, and the target is set here to just under one chunk's
+bytes, so each chunk leaves its read task as its own block as soon as it is decoded.
+
+Several read tasks pop chunks from one queue, so blocks arrive out of order; each row carries
+its input position (``index``) and the driver emits rows in input order (the reorder buffer
+holds at most the rows in flight). The paths travel from the driver through the bounded queue,
+so whatever the driver can read (folders, globs, ``--from-list -`` on standard input) works on
+a cluster too, and the queue's bound is the back-pressure. Images are opened by their absolute
+path (``file``): every node must see the dataset at the same path (shared storage). The
+checkpoint is shipped through the object store (it need not be on shared storage).
 
 The decode is :func:`vsent.data.images.load_resized` (what :meth:`Predictor.decode` calls) and
 the forward pass :meth:`Predictor.predict_arrays`, so the rows equal the default engine's
@@ -34,9 +43,8 @@ import numpy as np
 from vsent.engines import Engine, EngineOptions
 from vsent.errors import VsentError
 
-#: Paths per chunk put on the driver -> read task queue.
-CHUNK = 256
-#: Chunks the queue holds before the driver waits (the bound on paths in flight there).
+#: Chunks the queue holds before the driver waits (with the chunks being decoded and scored,
+#: the bound on paths in flight). A chunk is ``--batch-size`` paths: one model batch.
 QUEUE_CHUNKS = 16
 
 
@@ -65,20 +73,38 @@ def _import_ray() -> Any:
 # the stages (run in Ray workers)
 
 
-def _make_source(queue: Any) -> Any:
-    """A Ray Data datasource with one streaming read task that pops path chunks from
-    ``queue`` until ``None``."""
-    import pyarrow as pa
-    from ray.data.block import BlockMetadata
+def decode_chunk(chunk: list[tuple[int, str, str]], size: int) -> dict[str, np.ndarray]:
+    """Decode one chunk of ``(index, path as given, absolute path)``: -> ``index``, ``path``,
+    ``image`` uint8 (B, S, S, 3) (zeros for a failed image) and ``error`` ("" when decoded)."""
+    from vsent.data.images import load_resized
+
+    images = np.zeros((len(chunk), size, size, 3), np.uint8)
+    errors = []
+    for i, (_, _, file) in enumerate(chunk):
+        try:
+            images[i] = load_resized(file, size)
+            errors.append("")
+        except VsentError as e:  # a bad image is a row; anything else is a bug and propagates
+            errors.append(str(e))
+    return {"index": np.array([c[0] for c in chunk], np.int64),
+            "path": np.array([c[1] for c in chunk], dtype=object), "image": images,
+            "error": np.array(errors, dtype=object)}
+
+
+def _make_source(queue: Any, size: int, tasks: int) -> Any:
+    """A Ray Data datasource of ``tasks`` streaming read tasks; each pops chunks from
+    ``queue`` and yields one decoded block per chunk until it pops ``None`` (which it puts
+    back for the others)."""
+    from ray.data.block import BlockAccessor, BlockMetadata
     from ray.data.datasource import Datasource, ReadTask
 
     def read() -> Iterator[Any]:
         while True:
             chunk = queue.get(block=True)
             if chunk is None:
+                queue.put(None)  # the end, for the other read tasks too
                 return
-            shown, files = zip(*chunk, strict=True)
-            yield pa.table({"path": list(shown), "file": list(files)})
+            yield BlockAccessor.batch_to_block(decode_chunk(chunk, size))
 
     class _QueueSource(Datasource):
         def estimate_inmemory_data_size(self) -> int | None:
@@ -87,26 +113,9 @@ def _make_source(queue: Any) -> Any:
         def get_read_tasks(self, parallelism: int, **_: Any) -> list[ReadTask]:
             meta = BlockMetadata(num_rows=None, size_bytes=None, input_files=None,
                                  exec_stats=None)
-            return [ReadTask(read, meta)]
+            return [ReadTask(read, meta) for _ in range(tasks)]
 
     return _QueueSource()
-
-
-def decode_batch(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
-    """Decode stage (Ray tasks): ``file`` -> ``image`` uint8 (B, S, S, 3) (zeros for a
-    failed image) and ``error`` ("" when decoded)."""
-    from vsent.data.images import load_resized
-
-    n = len(batch["path"])
-    images = np.zeros((n, size, size, 3), np.uint8)
-    errors = []
-    for i, f in enumerate(batch["file"]):
-        try:
-            images[i] = load_resized(str(f), size)
-            errors.append("")
-        except VsentError as e:  # a bad image is a row; anything else is a bug and propagates
-            errors.append(str(e))
-    return {"path": batch["path"], "image": images, "error": np.array(errors, dtype=object)}
 
 
 class ScoreActor:
@@ -138,7 +147,8 @@ class ScoreActor:
         probs = np.full((len(ok), n_out), np.nan, np.float32)
         if ok.any():
             probs[ok] = self.predictor.predict_arrays(batch["image"][ok])
-        return {"path": batch["path"], "probs": probs, "error": batch["error"]}
+        return {"index": batch["index"], "path": batch["path"], "probs": probs,
+                "error": batch["error"]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,6 +217,10 @@ class RayEngine(Engine):
             raise VsentError(f"--ray-actors {options.ray_actors}: each actor takes a GPU and the "
                              f"cluster has {gpus}")
         self.actors = options.ray_actors or (gpus if self.use_gpu else max(1, cpus // 2))
+        # read (decode) tasks take half a CPU each: two per core left by the model actors, so
+        # that one's file read overlaps the other's decode
+        free = cpus - (0 if self.use_gpu else self.actors)
+        self.decoders = max(2, 2 * free)
         self.ckpt = ray.put(Path(options.model).read_bytes())
 
     def score(self, paths: Iterator[Path]) -> Iterable[dict[str, Any]]:
@@ -215,39 +229,50 @@ class RayEngine(Engine):
         from ray.util.queue import Queue
 
         opts = self.options
+        ctx = ray.data.DataContext.get_current()
+        saved_block_size = ctx.target_max_block_size
+        # just under one decoded chunk: each chunk leaves its read task as its own block
+        ctx.target_max_block_size = max(1, int(0.8 * opts.batch_size * self.size ** 2 * 3))
         queue = Queue(maxsize=QUEUE_CHUNKS)
         stop = threading.Event()
         failure: list[BaseException] = []
-        feeder = threading.Thread(target=_feed, args=(paths, queue, stop, failure),
+        feeder = threading.Thread(target=_feed, args=(paths, queue, stop, failure,
+                                                      opts.batch_size),
                                   name="vsent-ray-feeder", daemon=True)
-        ds = ray.data.read_datasource(_make_source(queue), override_num_blocks=1, num_cpus=0)
-        ds = ds.map_batches(decode_batch, fn_kwargs={"size": self.size},
-                            batch_size=opts.batch_size, batch_format="numpy",
-                            # half a CPU: two decodes per core overlap their file reads, and
-                            # resources unlike the actors' keep Ray from fusing the two stages
-                            # (decoding would then run serially inside the model actors)
-                            num_cpus=0.5)
-        device = "cuda" if self.use_gpu else "cpu"
-        ds = ds.map_batches(
-            ScoreActor,
-            fn_constructor_args=({"ref": self.ckpt},),
-            fn_constructor_kwargs={"oversample": opts.oversample, "batch_size": opts.batch_size,
-                                   "device": device, "threads": None if self.use_gpu else 1},
-            batch_size=opts.batch_size, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=self.actors),
-            num_gpus=1 if self.use_gpu else 0, num_cpus=1,
-        )
-        feeder.start()
         try:
+            ds = ray.data.read_datasource(_make_source(queue, self.size, self.decoders),
+                                          override_num_blocks=self.decoders, num_cpus=0.5)
+            device = "cuda" if self.use_gpu else "cpu"
+            ds = ds.map_batches(
+                ScoreActor,
+                fn_constructor_args=({"ref": self.ckpt},),
+                fn_constructor_kwargs={"oversample": opts.oversample,
+                                       "batch_size": opts.batch_size, "device": device,
+                                       "threads": None if self.use_gpu else 1},
+                batch_size=opts.batch_size, batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=self.actors),
+                num_gpus=1 if self.use_gpu else 0, num_cpus=1,
+            )
+            feeder.start()
+            pending: dict[int, dict[str, Any]] = {}  # rows that came before their turn
+            want = 0
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                for path, probs, error in zip(batch["path"], batch["probs"], batch["error"],
-                                              strict=True):
-                    yield self._row(str(path), probs, str(error))
+                for index, path, probs, error in zip(batch["index"], batch["path"],
+                                                     batch["probs"], batch["error"],
+                                                     strict=True):
+                    pending[int(index)] = self._row(str(path), probs, str(error))
+                while want in pending:
+                    yield pending.pop(want)
+                    want += 1
             if failure:
                 raise failure[0]
+            if pending:  # pragma: no cover (a row lost by Ray would stop the order here)
+                raise VsentError(f"ray engine: rows after {want} came without row {want}")
         finally:
+            ctx.target_max_block_size = saved_block_size
             stop.set()
-            feeder.join(timeout=5)
+            if feeder.is_alive():
+                feeder.join(timeout=5)
             queue.shutdown(force=True)
 
     def _row(self, path: str, probs: np.ndarray, error: str) -> dict[str, Any]:
@@ -265,11 +290,12 @@ class RayEngine(Engine):
 
 
 def _feed(paths: Iterator[Path], queue: Any, stop: threading.Event,
-          failure: list[BaseException]) -> None:
-    """Driver thread: chunks of ``(path as given, absolute path)`` onto ``queue``, then None.
+          failure: list[BaseException], chunk_size: int) -> None:
+    """Driver thread: chunks of ``(index, path as given, absolute path)`` onto ``queue``,
+    then None.
 
     Paths are made absolute here because Ray workers need not share the driver's working
-    directory; the row keeps the path as given.
+    directory; the row keeps the path as given. ``index`` is the input position.
     """
     from ray.util.queue import Full
 
@@ -284,12 +310,12 @@ def _feed(paths: Iterator[Path], queue: Any, stop: threading.Event,
                 continue
         return False
 
-    chunk: list[tuple[str, str]] = []
+    chunk: list[tuple[int, str, str]] = []
     try:
-        for p in paths:
+        for i, p in enumerate(paths):
             s = str(p)
-            chunk.append((s, os.path.join(cwd, s)))
-            if len(chunk) == CHUNK:
+            chunk.append((i, s, os.path.join(cwd, s)))
+            if len(chunk) == chunk_size:
                 if not put(chunk):
                     return
                 chunk = []
