@@ -354,3 +354,15 @@ def test_cli_train_options_reach_the_config_or_stop_with_one_line(tmp_path, caps
                      "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err
+
+
+def test_head_training_refuses_image_augmentation_and_ema():
+    from vsent.config import TrainConfig
+    from vsent.frozen import fit_head
+    from vsent.models import create_model
+
+    model = create_model("smallcnn")
+    features = np.zeros((4, model.info.feature_dim), np.float32)
+    for change in ({"augment": "trivial"}, {"ema": 0.9}):
+        with pytest.raises(VsentError, match="--train head fits on cached features"):
+            fit_head(model, features, np.array([0, 1, 0, 1]), TrainConfig(**change))

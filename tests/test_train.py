@@ -168,3 +168,81 @@ def test_config_from_dict_round_trips_and_names_unknown_keys():
     assert back == cfg and isinstance(back.train, TrainConfig)
     with pytest.raises(VsentError, match="unknown run config keys: colour"):
         config_from_dict(RunConfig, {**stored, "colour": 1}, "run")
+
+
+@pytest.mark.parametrize("field,value,option", [("augment", "mixup", "--augment 'mixup'"),
+                                                ("ema", 1.0, "--ema 1.0")])
+def test_bad_augment_or_ema_is_a_user_error(field, value, option):
+    with pytest.raises(VsentError, match=option):
+        TrainConfig(**{field: value})
+
+
+def test_augment_and_ema_are_in_the_config_only_when_set():
+    """Runs made before the options existed keep their config.json (and resume)."""
+    plain = TrainConfig(epochs=3)
+    assert "augment" not in plain.to_dict() and "ema" not in plain.to_dict()
+    assert "augment" not in RunConfig(data="d", train=plain).to_dict()["train"]
+    strong = plain.replace(augment="trivial", ema=0.99)
+    assert strong.to_dict()["augment"] == "trivial" and strong.to_dict()["ema"] == 0.99
+    stored = RunConfig(data="d", train=strong).to_dict()
+    assert stored["train"]["ema"] == 0.99
+    assert config_from_dict(RunConfig, stored, "run").train == strong
+    assert config_from_dict(RunConfig, RunConfig(data="d", train=plain).to_dict(),
+                            "run").train == plain
+
+
+def test_ema_update_follows_the_warmed_up_decay():
+    from vsent.train import make_ema
+
+    model = nn.Linear(1, 1, bias=False)
+    ema = make_ema(model, decay=0.9)
+    values = [2.0, 5.0, -1.0, 4.0]
+    want = None
+    for n, v in enumerate(values):  # n updates before this one
+        with torch.no_grad():
+            model.weight.fill_(v)
+        ema.update_parameters(model)
+        d = min(0.9, (1 + n) / (10 + n))
+        want = v if want is None else d * want + (1 - d) * v  # the first update copies
+        assert ema.module.weight.item() == pytest.approx(want, rel=1e-6)
+    assert want != values[-1]
+
+
+def test_fit_with_ema_returns_the_averaged_weights_and_resumes_them(tmp_path, monkeypatch):
+    images, labels = _learnable(40)
+    cfg = TrainConfig(epochs=4, batch_size=8, lr=0.05, device="cpu", seed=3, ema=0.9)
+
+    torch.manual_seed(0)
+    plain = Tiny()
+    fit(plain, images, labels, cfg.replace(ema=0.0), progress=False)
+    torch.manual_seed(0)
+    averaged = Tiny()
+    fit(averaged, images, labels, cfg, progress=False)
+    # same steps, other weights: the result is the average, not the last step's weights
+    assert not torch.allclose(plain.head.weight, averaged.head.weight)
+
+    torch.manual_seed(0)
+    part = Tiny()
+    state = tmp_path / "state.pt"
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 2)
+        with pytest.raises(KeyboardInterrupt):
+            fit(part, images, labels, cfg, state_path=state, progress=False)
+    assert "ema" in torch.load(state, weights_only=False)
+    resumed = Tiny()
+    fit(resumed, images, labels, cfg, state_path=state, progress=False)
+    for a, b in zip(averaged.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_fit_with_trivial_augment_trains_and_is_reproducible():
+    images, labels = _learnable(32, size=16)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.05, device="cpu", seed=5, augment="trivial")
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = Tiny()
+        history = fit(model, images, labels, cfg, progress=False)
+        runs.append(model.head.weight.detach().clone())
+        assert len(history) == 2 and np.isfinite(history[-1]["loss"])
+    torch.testing.assert_close(runs[0], runs[1])

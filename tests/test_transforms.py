@@ -257,3 +257,22 @@ def test_empty_batch_and_float_input_untouched():
     before = x.clone()
     normalize(x, IMAGENET_PREPROCESS)
     assert torch.equal(x, before)
+
+
+def test_trivial_augment_is_seeded_by_the_generator_and_leaves_torch_rng_alone():
+    from vsent.data.transforms import augment_batch, trivial_augment
+
+    rng = np.random.default_rng(0)
+    batch = rng.integers(0, 256, (6, 20, 20, 3), dtype=np.uint8)
+    state = torch.get_rng_state()
+    a = trivial_augment(batch, 16, torch.Generator().manual_seed(1))
+    assert torch.equal(torch.get_rng_state(), state)  # the global generator is untouched
+    b = trivial_augment(batch, 16, torch.Generator().manual_seed(1))
+    c = trivial_augment(batch, 16, torch.Generator().manual_seed(2))
+    assert a.shape == (6, 16, 16, 3) and a.dtype == torch.uint8
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    # not a plain crop: RandomResizedCrop rescales and TrivialAugment changes the pixels
+    plain = augment_batch(batch, 16, "crop-flip", torch.Generator().manual_seed(1))
+    assert not torch.equal(a, plain)
+    with pytest.raises(ValueError, match="uint8"):
+        trivial_augment(batch.astype(np.float32), 16)

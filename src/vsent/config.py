@@ -19,6 +19,9 @@ from vsent.errors import VsentError
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
+#: Training-time augmentation (``--augment``): Caffe's random crop + mirror, or torchvision's
+#: RandomResizedCrop (scale 0.35-1) + mirror + TrivialAugmentWide (see vsent.data.transforms).
+AUGMENTS = ("crop-flip", "trivial")
 #: Issue 10: weakly labelled extra training subsets (``--extra-train``), how they are used
 #: (``--extra-schedule``, see :func:`vsent.crossval.train_fold`), which rows the progressive
 #: step may drop, and the hand-crafted blocks of late fusion (``--fusion``, joined with '+').
@@ -28,6 +31,22 @@ PROGRESSIVE_SCOPES = ("all", "extra")
 FUSION_BLOCKS = ("gch", "lch", "bow", "cues")
 #: Issue 11: heads of ``--train head`` (vsent.frozen).
 HEADS = ("linear", "logistic")
+
+
+def record_dict(record: Any) -> dict[str, Any]:
+    """``record`` (a config dataclass) as a dict, field by field; a field holding another
+    config is that config's ``to_dict()`` (so TrainConfig leaves out its defaults there too)."""
+
+    def value(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return v.to_dict() if hasattr(v, "to_dict") else record_dict(v)
+        if isinstance(v, dict):
+            return {k: value(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return type(v)(value(x) for x in v)
+        return v
+
+    return {f.name: value(getattr(record, f.name)) for f in dataclasses.fields(record)}
 
 
 @dataclass(frozen=True)
@@ -53,6 +72,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     seed: int = 0
     device: str = "auto"  # a run option: not compared when a run is resumed
+    # issue 10; left out of config.json at their defaults (see to_dict)
+    augment: str = "crop-flip"  # AUGMENTS
+    ema: float = 0.0  # decay of an exponential moving average of the weights per step (0: off)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -65,7 +87,7 @@ class TrainConfig:
             ("weight_decay", self.weight_decay >= 0), ("lr_step", self.lr_step >= 1),
             ("lr_gamma", 0 < self.lr_gamma <= 1), ("head_lr_mult", self.head_lr_mult > 0),
             ("bias_lr_mult", self.bias_lr_mult > 0),
-            ("label_smoothing", 0 <= self.label_smoothing < 1),
+            ("label_smoothing", 0 <= self.label_smoothing < 1), ("ema", 0 <= self.ema < 1),
         ]
         for name, ok in checks:
             if not ok:
@@ -77,13 +99,21 @@ class TrainConfig:
             )
         if self.schedule not in SCHEDULES:
             raise VsentError(f"--schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if self.augment not in AUGMENTS:
+            raise VsentError(f"--augment {self.augment!r}: choose one of {', '.join(AUGMENTS)}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` (validated again)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as config.json holds it; ``augment`` and ``ema`` only when not at their
+        default, so the runs made before they existed keep their config (and resume)."""
+        d = dataclasses.asdict(self)
+        for name in ("augment", "ema"):
+            if d[name] == TrainConfig.__dataclass_fields__[name].default:
+                del d[name]
+        return d
 
 
 def config_from_dict(cls: type, d: Mapping[str, Any], what: str, *,
@@ -215,7 +245,7 @@ class RunConfig:
         default, so a run without them keeps the config (and resumes the run directories)
         of before they existed (:func:`vsent.runs.config_diff` counts a missing key as a
         difference)."""
-        d = dataclasses.asdict(self)
+        d = record_dict(self)
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         for name in OMITTED_AT_DEFAULT:
             if d[name] == defaults[name]:

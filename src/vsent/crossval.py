@@ -12,7 +12,6 @@ A cross-validation run directory holds (see docs/ARCHITECTURE.md)::
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -182,7 +181,7 @@ def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None) -> 
         return distributed.broadcast_object(None)
     run.write_json(f"fold{fold.index}/history.json", history)
     save_checkpoint(fdir / "model.pt", model, fold=fold.index, run=str(run.path),
-                    train=dataclasses.asdict(train_cfg), subset=cfg.subset,
+                    train=train_cfg.to_dict(), subset=cfg.subset,
                     **run_meta(cfg, len(fold.train)))
     test = np.sort(fold.test)
     kw = {"batch_size": cfg.eval_batch_size, "device": cfg.train.device}
@@ -371,7 +370,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
         if not distributed.is_main():  # DDP: rank 0 alone saves, evaluates and writes
             return distributed.broadcast_object(None)
         run.write_json("history.json", history)
-        save_checkpoint(out / "model.pt", model, fold=fold, train=dataclasses.asdict(train_cfg),
+        save_checkpoint(out / "model.pt", model, fold=fold, train=train_cfg.to_dict(),
                         subset=cfg.subset, **run_meta(cfg, len(train_idx)))
         (out / TRAIN_STATE).unlink(missing_ok=True)
         result: dict[str, Any] = {"n_train": len(train_idx), "model": str(out / "model.pt")}

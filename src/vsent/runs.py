@@ -85,7 +85,9 @@ def versions() -> dict[str, Any]:
 def to_jsonable(obj: Any) -> Any:
     """Convert dataclasses, paths and numpy values to plain JSON types."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(dataclasses.asdict(obj))
+        from vsent.config import record_dict
+
+        return to_jsonable(obj.to_dict() if hasattr(obj, "to_dict") else record_dict(obj))
     if isinstance(obj, Mapping):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from vsent import distributed as dist
 from vsent.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict
-from vsent.data.transforms import normalize, random_crop_flip
+from vsent.data.transforms import augment_batch, normalize
 from vsent.errors import VsentError
 from vsent.evaluate import resolve_device
 from vsent.runs import config_diff
@@ -75,6 +75,23 @@ def make_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0)
 
 
+def make_ema(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """An exponential moving average of ``model``'s weights and BatchNorm buffers (as the
+    torchvision references' ``--model-ema``), updated after every optimiser step.
+
+    The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates (timm's
+    warm-up), so that a short CPU run is not averaged with its random initial weights.
+    """
+    from torch.optim.swa_utils import AveragedModel
+
+    def ema_avg(averaged: torch.Tensor, current: torch.Tensor,
+                n: torch.Tensor) -> torch.Tensor:
+        d = torch.clamp((1 + n) / (10 + n), max=decay)
+        return d * averaged + (1 - d) * current
+
+    return AveragedModel(model, avg_fn=ema_avg, use_buffers=True)
+
+
 def train_one_epoch(
     model: nn.Module,
     opt: torch.optim.Optimizer,
@@ -86,8 +103,10 @@ def train_one_epoch(
     *,
     desc: str = "",
     progress: bool = True,
+    ema: torch.optim.swa_utils.AveragedModel | None = None,
 ) -> dict[str, float]:
-    """One pass over the images in random order: random crop + mirror, normalise, SGD step.
+    """One pass over the images in random order: augment (``cfg.augment``), normalise, one
+    optimiser step per batch (then an update of ``ema`` when given).
 
     Returns the mean loss, accuracy, images/s and the share of time spent preparing batches.
     """
@@ -109,7 +128,7 @@ def train_one_epoch(
         if world > 1:  # this rank's rows r::world of the global batch, same crops as 1 process
             x, y_np, weight = dist.shard_batch(images, labels, idx, pre.crop, gen)
         else:
-            x = random_crop_flip(torch.from_numpy(images[idx]), pre.crop, gen)
+            x = augment_batch(torch.from_numpy(images[idx]), pre.crop, cfg.augment, gen)
             y_np, weight = labels[idx], 1.0
         x = normalize(x, pre).to(device, non_blocking=True)
         y = torch.from_numpy(y_np.astype(np.int64)).to(device, non_blocking=True)
@@ -121,6 +140,8 @@ def train_one_epoch(
         # DDP averages gradients over ranks: weighted, they are those of the global batch mean
         (loss if weight == 1.0 else loss * weight).backward()
         opt.step()
+        if ema is not None:
+            ema.update_parameters(dist.module_of(model))
 
         total_loss += loss.item() * len(y)
         correct += (logits.argmax(1) == y).sum().item()
@@ -166,11 +187,15 @@ def fit(
     if dist.world_size() > len(images) or dist.world_size() > cfg.batch_size:
         raise VsentError(f"{len(images)} images in batches of {cfg.batch_size} cannot be "
                          f"split over {dist.world_size()} processes")
+    if dist.world_size() > 1 and cfg.augment != "crop-flip":
+        raise VsentError(f"--augment {cfg.augment} runs in one process (data-parallel "
+                         "training shards Caffe's crop + mirror only)")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(device)
     opt = make_optimizer(model, cfg)
     sched = make_scheduler(opt, cfg)
+    ema = make_ema(model, cfg.ema) if cfg.ema else None
     history: list[dict[str, float]] = []
 
     state_path = Path(state_path) if state_path else None
@@ -185,6 +210,8 @@ def fit(
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["torch_rng"])
         history = state["history"]
         log.info("%s: resumed after epoch %d of %d", desc, len(history), cfg.epochs)
@@ -194,7 +221,7 @@ def fit(
         dist.seed_epoch(cfg.seed, epoch)  # DDP: each rank's dropout RNG, same when resumed
         stats = train_one_epoch(
             net, opt, images, labels, cfg, gen, device,
-            desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", progress=progress,
+            desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", progress=progress, ema=ema,
         )
         stats["epoch"] = epoch + 1
         stats["lr"] = opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"]
@@ -211,8 +238,10 @@ def fit(
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "generator": gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "history": history,
-                "config": cfg.to_dict(),
+                "config": cfg.to_dict(), **({"ema": ema.state_dict()} if ema else {}),
             }, tmp)
             tmp.replace(state_path)
     dist.unwrap_model(net)  # DDP: BatchNorm back, rank 0's buffers on every rank
+    if ema is not None:  # the averaged weights are the result
+        model.load_state_dict(ema.module.state_dict())
     return history

@@ -34,7 +34,6 @@ noisy (that is the point). A progressive run directory holds::
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import logging
 import math
@@ -47,7 +46,7 @@ import numpy as np
 import torch
 
 from vsent import papers
-from vsent.config import RunConfig, TrainConfig, config_from_dict
+from vsent.config import RunConfig, TrainConfig, config_from_dict, record_dict
 from vsent.crossval import crossval
 from vsent.data.cache import image_cache
 from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
@@ -152,7 +151,7 @@ class ProgressiveConfig:
         return config_from_dict(cls, d, "pcnn", train_fields=("train", "finetune"))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return record_dict(self)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -241,7 +240,7 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, progress: bool) -> dict[st
                       state_path=state, progress=progress, desc="stage 1")
         run.write_json("stage1/history.json", history)
         save_checkpoint(stage1_file, model, stage="pcnn-stage1", data=cfg.data,
-                        train=dataclasses.asdict(cfg.train))
+                        train=cfg.train.to_dict())
         state.unlink(missing_ok=True)
 
     # selection: score the training images, drop the ambiguous ones
@@ -279,8 +278,8 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, progress: bool) -> dict[st
                       progress=progress, desc="stage 2")
         run.write_json("stage2/history.json", history)
         save_checkpoint(final, model, stage="pcnn", data=cfg.data,
-                        train=dataclasses.asdict(cfg.train),
-                        finetune=dataclasses.asdict(cfg.finetune),
+                        train=cfg.train.to_dict(),
+                        finetune=cfg.finetune.to_dict(),
                         n_removed=report["n_removed"], n_kept=report["n_kept"])
         state.unlink(missing_ok=True)
 
@@ -438,7 +437,7 @@ class TransferConfig:
         return config_from_dict(cls, d, "pcnn-transfer")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return record_dict(self)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "subsets", list(self.subsets))

@@ -136,14 +136,23 @@ def key_value(text: str) -> tuple[str, Any]:
 TRAIN_OPTIONS = {
     "epochs": int, "batch_size": int, "lr": float, "momentum": float, "weight_decay": float,
     "optimizer": str, "schedule": str, "lr_step": int, "lr_gamma": float, "head_lr_mult": float,
-    "bias_lr_mult": float, "label_smoothing": float,
+    "bias_lr_mult": float, "label_smoothing": float, "augment": str, "ema": float,
+}
+#: Help of the TRAIN_OPTIONS that need more than their name.
+TRAIN_HELP = {
+    "augment": "training-time augmentation: crop-flip (Caffe's random crop + mirror, the "
+               "default) or trivial (RandomResizedCrop scale 0.35-1 + mirror + "
+               "TrivialAugmentWide)",
+    "ema": "evaluate and save an exponential moving average of the weights with this decay "
+           "per step (e.g. 0.999; warmed up as min(decay, (1+n)/(10+n))); 0: off",
 }
 
 
 def add_train_args(g: argparse._ArgumentGroup) -> None:
     """--epochs, --batch-size, --lr, ... (every :data:`TRAIN_OPTIONS` field, default None)."""
     for name, typ in TRAIN_OPTIONS.items():
-        g.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None)
+        g.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None,
+                       help=TRAIN_HELP.get(name))
 
 
 def train_overrides(args: argparse.Namespace) -> dict:

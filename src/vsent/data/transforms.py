@@ -19,7 +19,7 @@ from vsent.errors import VsentError
 
 __all__ = [
     "CAFFE_PREPROCESS", "IMAGENET_PREPROCESS", "Preprocess", "center_crop", "normalize",
-    "random_crop_flip", "ten_crop",
+    "augment_batch", "random_crop_flip", "ten_crop", "trivial_augment",
 ]
 
 _IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -158,6 +158,47 @@ def random_crop_flip(
         window = batch[i, r:r + crop, c:c + crop]  # a view: slicing beats a gather here
         crops.append(window.flip(1) if m else window)
     return torch.stack(crops)
+
+
+def trivial_augment(
+    batch: torch.Tensor | np.ndarray, crop: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """torchvision's RandomResizedCrop(``crop``, scale 0.35-1) + horizontal mirror +
+    TrivialAugmentWide, image by image (``--augment trivial``).
+
+    torchvision draws from torch's global generator: it is seeded here from ``generator``
+    inside :func:`torch.random.fork_rng`, so a seeded generator gives the same images on every
+    run and the global generator is left as it was.
+
+    (B, H, W, 3) uint8 -> (B, crop, crop, 3) uint8.
+    """
+    from torchvision.transforms import v2
+
+    batch = _as_bhwc(batch, crop)
+    if batch.dtype != torch.uint8:
+        raise ValueError(f"trivial_augment expects uint8 images, got {batch.dtype}")
+    pipeline = v2.Compose([
+        v2.RandomResizedCrop(crop, scale=(0.35, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.TrivialAugmentWide(),
+    ])
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        out = [pipeline(image.permute(2, 0, 1)) for image in batch]
+    if not out:
+        return batch[:, :crop, :crop]
+    return torch.stack(out).permute(0, 2, 3, 1).contiguous()
+
+
+#: ``--augment`` name -> batch augmentation ``(batch, crop, generator) -> crops``.
+AUGMENTATIONS = {"crop-flip": random_crop_flip, "trivial": trivial_augment}
+
+
+def augment_batch(batch: torch.Tensor | np.ndarray, crop: int, kind: str,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """The training-time augmentation ``kind`` (a key of :data:`AUGMENTATIONS`)."""
+    return AUGMENTATIONS[kind](batch, crop, generator)
 
 
 def center_crop(batch: torch.Tensor | np.ndarray, crop: int) -> torch.Tensor:

@@ -77,6 +77,9 @@ class ModelInfo:
         object.__setattr__(self, "probe_pool", MappingProxyType(dict(self.probe_pool)))
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
 
+    def __deepcopy__(self, memo: dict) -> ModelInfo:
+        return self  # immutable: a copied model (e.g. the EMA of its weights) shares it
+
     def pool_of(self, layer: str) -> PoolMode:
         """How ``layer``'s output is reduced for a probe (default ``"flatten"``)."""
         return self.probe_pool.get(layer, "flatten")
