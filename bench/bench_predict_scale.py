@@ -103,8 +103,11 @@ def _rows(path: Path) -> int:
 def run_one(cmd: list[str], out: Path, n: int, timeout: float) -> dict:
     """Run ``cmd`` (a ``vsent predict`` writing csv to ``out``) and measure it."""
     out.unlink(missing_ok=True)
+    # stderr to a file, not a pipe: a pipe read only at the end fills up (Ray logs) and blocks
+    err_file = out.with_suffix(".stderr.log")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with err_file.open("w") as err_out:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_out, text=True)
     peak_tree, t_first, rows_first = 0, None, 0
     status = None
     while status is None:
@@ -122,7 +125,7 @@ def run_one(cmd: list[str], out: Path, n: int, timeout: float) -> dict:
             raise SystemExit(f"timed out after {timeout} s: {' '.join(cmd)}")
         time.sleep(0.2)
     seconds = time.perf_counter() - t0
-    err = proc.stderr.read() if proc.stderr else ""
+    err = err_file.read_text(errors="replace")
     code = os.waitstatus_to_exitcode(status[0])
     rows = _rows(out)
     if code not in (0, 3) or rows != n:

@@ -100,6 +100,16 @@ def test_fit_learns_a_learnable_set_clearly_above_chance():
     assert probs.shape == (64, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
+def _interrupted_fit(images, labels, cfg, state, monkeypatch, after: int):
+    """Fit a fresh Tiny (seed 0) with ``state``, interrupted after ``after`` epochs."""
+    torch.manual_seed(0)
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, after)
+        with pytest.raises(KeyboardInterrupt):
+            fit(Tiny(), images, labels, cfg, state_path=state, progress=False)
+    return state
+
+
 def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(
         tmp_path, monkeypatch):
     images, labels = _learnable(40)
@@ -109,13 +119,7 @@ def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(
     full = Tiny()
     fit(full, images, labels, cfg, progress=False)
 
-    torch.manual_seed(0)
-    part = Tiny()
-    state = tmp_path / "state.pt"
-    with monkeypatch.context() as mp:
-        interrupt_after(mp, 2)
-        with pytest.raises(KeyboardInterrupt):
-            fit(part, images, labels, cfg, state_path=state, progress=False)
+    state = _interrupted_fit(images, labels, cfg, tmp_path / "state.pt", monkeypatch, after=2)
     assert [h["epoch"] for h in torch.load(state, weights_only=False)["history"]] == [1, 2]
     # interrupted after 2 of 4 epochs: a new process rebuilds the model and resumes
     torch.manual_seed(123)
@@ -221,13 +225,7 @@ def test_fit_with_ema_returns_the_averaged_weights_and_resumes_them(tmp_path, mo
     # same steps, other weights: the result is the average, not the last step's weights
     assert not torch.allclose(plain.head.weight, averaged.head.weight)
 
-    torch.manual_seed(0)
-    part = Tiny()
-    state = tmp_path / "state.pt"
-    with monkeypatch.context() as mp:
-        interrupt_after(mp, 2)
-        with pytest.raises(KeyboardInterrupt):
-            fit(part, images, labels, cfg, state_path=state, progress=False)
+    state = _interrupted_fit(images, labels, cfg, tmp_path / "state.pt", monkeypatch, after=2)
     assert "ema" in torch.load(state, weights_only=False)
     resumed = Tiny()
     fit(resumed, images, labels, cfg, state_path=state, progress=False)
