@@ -217,10 +217,9 @@ class RayEngine(Engine):
             raise VsentError(f"--ray-actors {options.ray_actors}: each actor takes a GPU and the "
                              f"cluster has {gpus}")
         self.actors = options.ray_actors or (gpus if self.use_gpu else max(1, cpus // 2))
-        # read (decode) tasks take half a CPU each: two per core left by the model actors, so
-        # that one's file read overlaps the other's decode
-        free = cpus - (0 if self.use_gpu else self.actors)
-        self.decoders = max(2, 2 * free)
+        # read (decode) tasks take half a CPU each: two per core left by the model actors (one
+        # CPU each, with or without a GPU), so that one's file read overlaps the other's decode
+        self.decoders = max(2, 2 * (cpus - self.actors))
         self.ckpt = ray.put(Path(options.model).read_bytes())
 
     def score(self, paths: Iterator[Path]) -> Iterable[dict[str, Any]]:
