@@ -34,6 +34,7 @@ COMMANDS = (
     "export",
     "card",
     "fuse",
+    "ensemble",
 )
 
 

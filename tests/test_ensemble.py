@@ -1,0 +1,100 @@
+"""``vsent ensemble``: the mean P(positive) of crossval runs, scored fold by fold."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from vsent.analyses.ensemble import ensemble_runs
+from vsent.cli import main
+from vsent.errors import VsentError
+
+LABELS = [1, 0, 1, 1, 0, 0, 1, 0]
+FOLDS = [1, 1, 1, 1, 2, 2, 2, 2]
+
+
+def _run(path, probs, probs10=None, folds=FOLDS, labels=LABELS, data="d"):
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps(
+        {"command": "crossval", "data": data, "subset": "five", "folds": "campos", "seed": 0,
+         "skip_bad": False}))
+    (path / "folds.json").write_text(json.dumps({"marker": str(path)}))
+    (path / "summary.json").write_text(json.dumps(
+        {"accuracy": {"mean": 0.5, "std": 0.0}, "center": {"accuracy": {"mean": 0.5,
+                                                                        "std": 0.1}}}))
+    fields = ["name", "path", "fold", "label", "prob_positive", "pred"]
+    if probs10 is not None:
+        fields += ["prob_positive_10crop", "pred_10crop"]
+    with (path / "predictions.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for i, (k, y, p) in enumerate(zip(folds, labels, probs, strict=True)):
+            row = {"name": f"im{i}.jpg", "path": f"/x/im{i}.jpg", "fold": k, "label": y,
+                   "prob_positive": p, "pred": int(p > 0.5)}
+            if probs10 is not None:
+                row.update(prob_positive_10crop=probs10[i], pred_10crop=int(probs10[i] > 0.5))
+            w.writerow(row)
+    return path
+
+
+def test_ensemble_averages_probabilities_and_scores_each_fold(tmp_path):
+    a = [0.9, 0.6, 0.4, 0.8, 0.2, 0.7, 0.6, 0.1]
+    b = [0.7, 0.2, 0.8, 0.4, 0.4, 0.5, 0.2, 0.3]
+    c = [0.2, 0.5, 0.9, 0.6, 0.1, 0.2, 0.7, 0.2]
+    runs = [_run(tmp_path / n, p, probs10=p[::-1]) for n, p in zip("abc", (a, b, c),
+                                                                   strict=True)]
+    res = ensemble_runs(runs)
+    mean = (np.array(a) + np.array(b) + np.array(c)) / 3
+    np.testing.assert_allclose([r["prob_positive"] for r in res["rows"]], mean)
+    pred = (mean > 0.5).astype(int)
+    acc = [np.mean(pred[:4] == LABELS[:4]), np.mean(pred[4:] == LABELS[4:])]
+    assert [f["accuracy"] for f in res["summary"]["center"]["folds"]] == pytest.approx(acc)
+    assert res["summary"]["accuracy"]["mean"] == pytest.approx(np.mean(acc))
+    mean10 = (np.array(a[::-1]) + np.array(b[::-1]) + np.array(c[::-1])) / 3
+    pred10 = (mean10 > 0.5).astype(int)
+    assert res["summary"]["ten_crop"]["accuracy"]["mean"] == pytest.approx(
+        np.mean([np.mean(pred10[:4] == LABELS[:4]), np.mean(pred10[4:] == LABELS[4:])]))
+    assert res["summary"]["n_images"] == 8 and len(res["summary"]["members"]) == 3
+
+
+def test_ensemble_cli_writes_a_run_that_fuse_can_read(tmp_path, capsys):
+    a = [0.9, 0.6, 0.4, 0.8, 0.2, 0.7, 0.6, 0.1]
+    runs = [str(_run(tmp_path / "a", a)), str(_run(tmp_path / "b", a[::-1]))]
+    out = tmp_path / "ens"
+    assert main(["ensemble", *runs, "--out", str(out)]) == 0
+    assert "ensemble accuracy" in capsys.readouterr().out
+    cfg = json.loads((out / "config.json").read_text())
+    assert {"data", "subset", "folds", "seed", "skip_bad"} <= set(cfg)  # what fuse_run reads
+    assert json.loads((out / "folds.json").read_text()) == {"marker": runs[0]}
+    rows = list(csv.DictReader((out / "predictions.csv").open(newline="")))
+    assert "prob_positive_10crop" not in rows[0]  # not every member has 10-crop
+    assert float(rows[0]["prob_positive"]) == pytest.approx((0.9 + 0.1) / 2)
+    summary = json.loads((out / "summary.json").read_text())
+    assert "ten_crop" not in summary
+    # a finished ensemble is not recomputed; other members are refused
+    assert main(["ensemble", *runs, "--out", str(out)]) == 0
+    assert main(["ensemble", runs[0], str(_run(tmp_path / "c", a)), "--out", str(out)]) == 2
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"folds": [2, 1, 1, 1, 2, 2, 2, 2]}, "image im0.jpg is fold 2 label 1, in .* fold 1"),
+    ({"labels": [0, 0, 1, 1, 0, 0, 1, 0]}, "image im0.jpg is fold 1 label 0"),
+    ({"data": "other"}, "evaluated on other data .*data: stored 'd', now 'other'"),
+])
+def test_ensemble_refuses_members_evaluated_otherwise(tmp_path, change, message):
+    a = [0.5] * 8
+    runs = [_run(tmp_path / "a", a), _run(tmp_path / "b", a, **change)]
+    with pytest.raises(VsentError, match=message):
+        ensemble_runs(runs)
+
+
+def test_ensemble_needs_two_finished_crossval_runs(tmp_path):
+    a = _run(tmp_path / "a", [0.5] * 8)
+    with pytest.raises(VsentError, match="at least two"):
+        ensemble_runs([a])
+    (tmp_path / "b").mkdir()
+    with pytest.raises(VsentError, match="not a finished crossval run"):
+        ensemble_runs([a, tmp_path / "b"])
