@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,3 +25,15 @@ def photo_jpegs(n: int, folder: Path) -> list[Path]:
         Image.fromarray(rng.integers(0, 255, (375, 500, 3), dtype=np.uint8)).save(p, quality=90)
         paths.append(p)
     return paths
+
+
+def write_report(out: Path, report: dict[str, Any]) -> None:
+    """Write ``report`` as JSON to ``out`` with the machine and the versions (git commit)."""
+    from vsent.runs import versions
+
+    report = {**report, "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                    "python": platform.python_version()},
+              "versions": versions()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}", file=sys.stderr)

@@ -30,18 +30,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import write_report
 from PIL import Image
 
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
-from vsent.runs import versions
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -192,15 +191,10 @@ def main() -> None:
         "what": "vsent predict (CLI subprocess) on generated 64-128 px JPEGs, smallcnn random "
                 "init, --from-list, csv output",
         "device": args.device, "batch_size": args.batch_size, "ray_cpus": args.ray_cpus,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-        "versions": versions(),
         "results": results,
         "peak_rss_ratio_largest_over_smallest_count": growth,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -22,19 +22,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _common import write_report
 
 from vsent.data import image_cache, load_dataset, make_folds
 from vsent.data.extra import extra_train_set, with_extra
 from vsent.models import create_model
 from vsent.presets import CROSSVAL
-from vsent.runs import versions
 from vsent.train import fit
 
 #: name -> (TrainConfig changes to the quick preset, --extra-train); the command it stands for.
@@ -101,14 +100,9 @@ def main() -> None:
         "what": f"vsent.train.fit on fold 1 of Twitter I five-agree (Campos folds), the quick "
                 f"preset's model ({preset['model']}, {size} px cache) from random weights",
         "torch_threads": torch.get_num_threads(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-        "versions": versions(),
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":
