@@ -204,7 +204,9 @@ class RayEngine(Engine):
     def _setup(self, options: EngineOptions) -> None:
         ray = self.ray
         ctx = ray.data.DataContext.get_current()
-        ctx.execution_options.preserve_order = True  # rows in input order, as the default
+        # blocks as they come: the driver restores input order (Ray Data's ordering would hold
+        # every later read task's blocks until the first read task ends, i.e. until the input does)
+        ctx.execution_options.preserve_order = False
         ctx.enable_progress_bars = options.progress
         ctx.print_on_execution_start = options.progress  # no plan dump in a log file
         resources = ray.cluster_resources()
