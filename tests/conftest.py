@@ -223,6 +223,15 @@ def learnable_dataset(make_learnable) -> Path:
 
 
 @pytest.fixture
+def checkpoint(tmp_path) -> Path:
+    """A smallcnn checkpoint from random weights, ``tmp_path/model.pt``."""
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    return save_checkpoint(tmp_path / "model.pt", create_model("smallcnn"))
+
+
+@pytest.fixture
 def bad_images(tmp_path) -> dict[str, Path]:
     return build_bad_images(tmp_path / "bad")
 

@@ -29,16 +29,7 @@ from vsent.batch import (
 )
 from vsent.cli import main
 from vsent.errors import EXIT_ITEMS_FAILED, VsentError
-from vsent.models import create_model
-from vsent.models.checkpoint import save_checkpoint
 from vsent.predict import Predictor
-
-
-@pytest.fixture
-def checkpoint(tmp_path):
-    path = tmp_path / "model.pt"
-    save_checkpoint(path, create_model("smallcnn"))
-    return path
 
 
 @pytest.fixture

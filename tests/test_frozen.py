@@ -268,10 +268,21 @@ def _csv(path):
 # --- zero-shot runs -----------------------------------------------------------------------------
 
 
-def test_crossval_zero_shot_reports_folds_and_saves_loadable_models(tmp_path):
+def _tiny_clip_and_data(tmp_path, seed: int):
+    """Weights of the tiny test CLIP (``clip/vsent-test-vit``, seeded) and a Twitter-like set."""
     open_clip = pytest.importorskip("open_clip")
     from conftest import build_twitter_like
     from test_backbones import add_tiny_clip_configs
+
+    add_tiny_clip_configs(tmp_path)
+    torch.manual_seed(seed)
+    weights = tmp_path / "clip.pt"
+    torch.save(open_clip.create_model("vsent-test-vit").state_dict(), weights)
+    return weights, build_twitter_like(tmp_path / "tw")
+
+
+def test_crossval_zero_shot_reports_folds_and_saves_loadable_models(tmp_path):
+    pytest.importorskip("open_clip")
     from vsent.crossval import crossval
     from vsent.data.cache import image_cache
     from vsent.data.datasets import load_dataset
@@ -280,11 +291,7 @@ def test_crossval_zero_shot_reports_folds_and_saves_loadable_models(tmp_path):
     from vsent.models.checkpoint import load_checkpoint
     from vsent.zeroshot import zero_shot_model
 
-    add_tiny_clip_configs(tmp_path)
-    torch.manual_seed(4)
-    weights = tmp_path / "clip.pt"
-    torch.save(open_clip.create_model("vsent-test-vit").state_dict(), weights)
-    data = build_twitter_like(tmp_path / "tw")
+    weights, data = _tiny_clip_and_data(tmp_path, seed=4)
     prompts = {"positive": ["a warm bright photo"], "negative": ["a cold dark photo"]}
     cfg = RunConfig(data=str(data), model="clip/vsent-test-vit", init=str(weights),
                     zero_shot=True, prompts=prompts, eval_batch_size=16,
@@ -310,19 +317,13 @@ def test_crossval_zero_shot_reports_folds_and_saves_loadable_models(tmp_path):
 
 
 def test_cli_finetune_zero_shot_writes_a_checkpoint_predict_can_use(tmp_path, capsys):
-    open_clip = pytest.importorskip("open_clip")
-    from conftest import build_twitter_like
-    from test_backbones import add_tiny_clip_configs
+    pytest.importorskip("open_clip")
     from vsent.cli import main
     from vsent.models.checkpoint import load_checkpoint
     from vsent.predict import Predictor
     from vsent.zeroshot import zero_shot_model
 
-    add_tiny_clip_configs(tmp_path)
-    torch.manual_seed(6)
-    weights = tmp_path / "clip.pt"
-    torch.save(open_clip.create_model("vsent-test-vit").state_dict(), weights)
-    data = build_twitter_like(tmp_path / "tw")
+    weights, data = _tiny_clip_and_data(tmp_path, seed=6)
     base = ["finetune", "--data", str(data), "--model", "clip/vsent-test-vit", "--init",
             str(weights), "--device", "cpu", "--no-progress"]
     assert main([*base, "--positive", "a sunny day", "--out", str(tmp_path / "x")]) == 2

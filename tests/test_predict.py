@@ -14,17 +14,7 @@ from PIL import Image
 from vsent.batch import split_inputs
 from vsent.cli import main
 from vsent.errors import EXIT_ITEMS_FAILED, ImageError
-from vsent.models import create_model
-from vsent.models.checkpoint import save_checkpoint
 from vsent.predict import Predictor
-
-
-@pytest.fixture
-def checkpoint(tmp_path):
-    model = create_model("smallcnn")
-    path = tmp_path / "model.pt"
-    save_checkpoint(path, model)
-    return path
 
 
 @pytest.fixture

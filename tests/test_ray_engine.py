@@ -11,14 +11,12 @@ from PIL import Image
 
 from vsent.cli import main
 from vsent.errors import EXIT_ITEMS_FAILED
-from vsent.models import create_model
-from vsent.models.checkpoint import save_checkpoint
 from vsent.predict import Predictor
 
 pytest.importorskip("ray.data")
 
 
-def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys):
+def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys, checkpoint):
     rng = np.random.default_rng(1)
     root = tmp_path / "imgs"
     (root / "sub").mkdir(parents=True)
@@ -27,8 +25,7 @@ def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys):
         Image.fromarray(rng.integers(0, 255, (36 + i, 48, 3), dtype=np.uint8)).save(
             where / f"im{i:02d}.jpg")
     (root / "broken.jpg").write_bytes(b"not a jpeg")
-    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn"))
-    args = ["predict", "--model", str(ckpt), str(root), str(tmp_path / "none*.png"),
+    args = ["predict", "--model", str(checkpoint), str(root), str(tmp_path / "none*.png"),
             "--device", "cpu", "--no-progress", "--batch-size", "8"]
     out_default, out_ray = tmp_path / "default.csv", tmp_path / "ray.csv"
     assert main([*args, "--out", str(out_default)]) == EXIT_ITEMS_FAILED
@@ -43,7 +40,7 @@ def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys):
     assert [r["path"] for r in rows_ray] == [r["path"] for r in rows_default]  # same order
     assert len(rows_ray) == 22
     # scores computed here image by image, without either engine
-    pred = Predictor.from_checkpoint(ckpt, device="cpu")
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu")
     for r, d in zip(rows_ray, rows_default, strict=True):
         assert (r["label"], r["error"]) == (d["label"], d["error"])
         if r["path"].endswith("broken.jpg") or "none*" in r["path"]:
@@ -55,7 +52,7 @@ def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys):
     print(f"ray engine: {ray_seconds:.1f} s")  # start-up dominates
 
 
-def test_ray_engine_streams_rows_before_the_input_ends(tmp_path):
+def test_ray_engine_streams_rows_before_the_input_ends(tmp_path, checkpoint):
     """Rows come back while the input is still being read: the path iterator stops after two
     chunks until the first row has arrived (a pipeline that gathered every path into one block
     before decoding, as Ray Data does with small read outputs, would never release it)."""
@@ -69,7 +66,6 @@ def test_ray_engine_streams_rows_before_the_input_ends(tmp_path):
         p = tmp_path / f"im{i:02d}.png"
         Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(p)
         paths.append(p)
-    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn"))
     first_row = threading.Event()
     waited = []
 
@@ -78,7 +74,7 @@ def test_ray_engine_streams_rows_before_the_input_ends(tmp_path):
         waited.append(first_row.wait(timeout=180))
         yield from paths[8:]
 
-    opts = EngineOptions(model=str(ckpt), batch_size=4, device="cpu", ray_cpus=2)
+    opts = EngineOptions(model=str(checkpoint), batch_size=4, device="cpu", ray_cpus=2)
     rows = []
     with open_engine("ray", opts) as engine:
         for row in engine.score(slow_input()):
@@ -87,6 +83,6 @@ def test_ray_engine_streams_rows_before_the_input_ends(tmp_path):
     assert waited == [True], "no row came back before the input ended"
     assert [r["path"] for r in rows] == [str(p) for p in paths]  # input order kept
     assert all(not r["error"] for r in rows)
-    pred = Predictor.from_checkpoint(ckpt, device="cpu")
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu")
     want = pred.predict_arrays(np.stack([pred.decode(p) for p in paths]))[:, 1]
     np.testing.assert_allclose([r["prob_positive"] for r in rows], want, atol=1e-6)

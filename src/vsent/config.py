@@ -49,6 +49,13 @@ def record_dict(record: Any) -> dict[str, Any]:
     return {f.name: value(getattr(record, f.name)) for f in dataclasses.fields(record)}
 
 
+def omit_defaults(record: Any, d: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """``d`` (``record`` as a dict) without the fields ``names`` that hold their default:
+    options added after runs were made stay out of those runs' config.json."""
+    defaults = {f.name: f.default for f in dataclasses.fields(record)}
+    return {k: v for k, v in d.items() if not (k in names and v == defaults[k])}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Training hyper-parameters (validated when built). Epochs count passes over the images.
@@ -109,11 +116,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as config.json holds it; ``augment`` and ``ema`` only when not at their
         default, so the runs made before they existed keep their config (and resume)."""
-        d = dataclasses.asdict(self)
-        for name in ("augment", "ema"):
-            if d[name] == TrainConfig.__dataclass_fields__[name].default:
-                del d[name]
-        return d
+        return omit_defaults(self, dataclasses.asdict(self), ("augment", "ema"))
 
 
 def config_from_dict(cls: type, d: Mapping[str, Any], what: str, *,
@@ -245,12 +248,7 @@ class RunConfig:
         default, so a run without them keeps the config (and resumes the run directories)
         of before they existed (:func:`vsent.runs.config_diff` counts a missing key as a
         difference)."""
-        d = record_dict(self)
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        for name in OMITTED_AT_DEFAULT:
-            if d[name] == defaults[name]:
-                del d[name]
-        return d
+        return omit_defaults(self, record_dict(self), OMITTED_AT_DEFAULT)
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)

@@ -43,6 +43,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vsent.config import record_dict
 from vsent.errors import VsentError
 
 if TYPE_CHECKING:
@@ -85,8 +86,6 @@ def versions() -> dict[str, Any]:
 def to_jsonable(obj: Any) -> Any:
     """Convert dataclasses, paths and numpy values to plain JSON types."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        from vsent.config import record_dict
-
         return to_jsonable(obj.to_dict() if hasattr(obj, "to_dict") else record_dict(obj))
     if isinstance(obj, Mapping):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
