@@ -184,3 +184,17 @@ def test_a_fold_does_not_depend_on_the_rng_state_before_it(tmp_path):
                  tmp_path / f"run{i}", progress=False)
         histories.append(json.loads((tmp_path / f"run{i}" / "fold1" / "history.json").read_text()))
     assert histories[0][0]["loss"] == histories[1][0]["loss"]
+
+
+def test_a_missing_data_path_stops_crossval_before_its_directory_exists(tmp_path):
+    """A first try with a wrong --data must not leave a run directory that refuses the next
+    try with the right data."""
+    from vsent.config import RunConfig
+    from vsent.crossval import crossval
+    from vsent.errors import VsentError
+
+    out = tmp_path / "run"
+    cfg = RunConfig(data=str(tmp_path / "missing"), model="smallcnn", init="random")
+    with pytest.raises(VsentError, match="missing: no such file or directory"):
+        crossval(cfg, out, progress=False)
+    assert not out.exists()

@@ -58,9 +58,12 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
     """Build a prototype model (for its preprocessing and default lr) and resolve the lr.
 
     Returns the config with ``train.lr`` the lr the run trains at (a new record: ``cfg`` is
-    frozen) and the prototype. It loads ``cfg.init`` so that missing weights stop the run
-    before its directory exists.
+    frozen) and the prototype. It checks ``cfg.data`` and loads ``cfg.init`` so that missing
+    data or weights stop the run before its directory exists (a directory opened for a wrong
+    ``--data`` would refuse the next try with the right one).
     """
+    if not Path(cfg.data).exists():
+        raise VsentError(f"{cfg.data}: no such file or directory")
     model = fresh_model(cfg, cfg.seed) if cfg.zero_shot else \
         create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
     lr = resolve_lr(cfg.preset, cfg.train.lr, model.info.default_lr)  # e.g. fc6-2 trains at 1e-4
