@@ -17,6 +17,7 @@ from vsent.models.checkpoint import CHECKPOINT_FORMAT
     ("name", "kwargs", "size"),
     [
         ("smallcnn", {"widths": (8, 16, 32), "dropout": 0.1}, 56),
+        ("smallcnn", {"widths": (8, 16), "image_size": 96}, 96),
         ("pcnn", {"input_size": 256, "fc_widths": (32, 16, 24)}, 256),
         ("caffenet", {"arch": "fc7-2"}, 227),
     ],

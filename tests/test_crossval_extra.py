@@ -283,6 +283,14 @@ def test_cli_options_reach_the_config(twitter_like, tmp_path, capsys):
         ["crossval", "--preset", "quick", "--data", str(twitter_like)]))
     assert plain == _cfg(twitter_like).replace(train=plain.train, preset="quick")
     assert plain.extra_train is None and plain.fusion is None and plain.finetune is None
+    sized = config_from_args(build_parser().parse_args(
+        ["crossval", "--preset", "quick", "--data", str(twitter_like), "--model-arg",
+         "image_size=96", "--model-arg", "widths=[8,16]"]))
+    assert sized.model_kwargs == {"image_size": 96, "widths": [8, 16]}
+    surgery = config_from_args(build_parser().parse_args(
+        ["crossval", "--data", str(twitter_like), "--arch", "fc7-2", "--model-arg",
+         "num_classes=2"]))
+    assert surgery.model_kwargs == {"num_classes": 2, "arch": "fc7-2"}
     # user errors: one line, exit 2, before any run directory exists
     out = tmp_path / "never"
     for argv in (["--finetune-epochs", "3"], ["--extra-schedule", "progressive"],

@@ -24,6 +24,7 @@ from vsent.models import (
     registry,
 )
 from vsent.models.pcnn import pool_out
+from vsent.models.smallcnn import SMALLCNN_PREPROCESS
 
 #: Families whose networks accept any input size: run smaller than their crop size to keep the
 #: suite fast (96 px still leaves AlexNet's last pool a 2x2 map, ResNet's layer4 3x3).
@@ -438,3 +439,16 @@ def test_smallcnn_shapes_and_widths():
                       "features.block3": (32, 7, 7), "pool": (32, 1, 1), "fc": (2,)}
     with pytest.raises(VsentError, match="widths"):
         create_model("smallcnn", widths=())
+
+
+def test_smallcnn_image_size_sets_its_preprocessing():
+    model = create_model("smallcnn", widths=(8, 16), image_size=96).eval()
+    pre = model.info.preprocess
+    assert (pre.resize, pre.crop) == (110, 96)  # the 64:56 warp-to-crop ratio kept
+    assert (pre.mean, pre.std) == (SMALLCNN_PREPROCESS.mean, SMALLCNN_PREPROCESS.std)
+    assert model.spec["image_size"] == 96
+    assert create_model("smallcnn").info.preprocess == SMALLCNN_PREPROCESS
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 96, 96)).shape == (2, 2)
+    with pytest.raises(VsentError, match="image_size must be at least 8 pixels, got 4"):
+        create_model("smallcnn", image_size=4)

@@ -48,7 +48,8 @@ def add_data_args(p: argparse.ArgumentParser, *, folds: bool = True,
 
 def add_run_args(p: argparse.ArgumentParser, default_out: str | None, *,
                  seed_help: str | None = None, out_help: str | None = None,
-                 resume: bool = True, device: bool = True, seed: bool = True) -> None:
+                 resume: bool = True, device: bool = True, seed: bool = True,
+                 resume_help: str | None = None) -> None:
     """The run options: --out, --seed, --device, --resume, --overwrite, --no-progress.
 
     ``--resume`` and ``--overwrite`` follow :func:`vsent.runs.open_run_dir`; commands that
@@ -64,8 +65,9 @@ def add_run_args(p: argparse.ArgumentParser, default_out: str | None, *,
                        help="auto picks cuda when available (default auto)")
     if resume:
         g.add_argument("--resume", action="store_true",
-                       help="continue the unfinished run in --out with its stored config "
-                            "(finished folds/epochs are kept)")
+                       help=resume_help or "continue the unfinished run in --out (finished "
+                            "folds/epochs are kept); give the options it was started with "
+                            "(--device may change)")
     g.add_argument("--overwrite", action="store_true",
                    help="delete the run in --out and start again")
     g.add_argument("--no-progress", action="store_true",
@@ -130,6 +132,14 @@ def key_value(text: str) -> tuple[str, Any]:
         return key.strip(), json.loads(value)
     except json.JSONDecodeError:
         return key.strip(), value
+
+
+def add_model_arg(g: argparse._ArgumentGroup) -> None:
+    """``--model-arg KEY=VALUE`` (repeatable): builder options of the model, as a list of pairs."""
+    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   type=key_value,
+                   help="builder option of the model, VALUE in JSON (e.g. image_size=96 or "
+                        "widths=[16,32] for smallcnn, input_size=256 for pcnn); repeatable")
 
 
 #: TrainConfig fields settable from the command line (default: the preset's value).

@@ -8,11 +8,11 @@ from typing import Any
 from vsent.cli.common import (
     SUBSETS,
     add_data_args,
+    add_model_arg,
     add_run_args,
     add_train_args,
     comma_list,
     default_data,
-    key_value,
     progress_enabled,
     train_overrides,
 )
@@ -39,10 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(solver settings ours, not taken from the paper); quick: small CNN at "
                         "64 px, minutes on a CPU (default you2015)")
     g.add_argument("--model", help="registered model name (default: the preset's)")
-    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   type=key_value,
-                   help="builder option of the model, VALUE in JSON (e.g. input_size=256 for "
-                        "pcnn, widths=[16,32] for smallcnn); repeatable")
+    add_model_arg(g)
     g.add_argument("--init", default="random",
                    help="random (default), imagenet, or a weights file / vsent checkpoint")
     add_train_args(g)

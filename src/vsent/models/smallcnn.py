@@ -1,4 +1,4 @@
-"""A small BatchNorm CNN for the quick CPU configuration (64 px images, 56 px crops).
+"""A small BatchNorm CNN for the quick CPU configuration (64 px images, 56 px crops by default).
 
 ``block1``..``blockN`` are conv3x3 -> BatchNorm -> ReLU -> max pool 2x2, followed by global
 average pooling, dropout and a linear layer. With widths (32, 64, 128, 256) a 56x56 crop goes
@@ -10,6 +10,7 @@ Interface (:mod:`vsent.models.base`): ``forward_features`` is the globally poole
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -27,6 +28,15 @@ SMALLCNN_PREPROCESS = Preprocess(
 )
 
 
+def smallcnn_preprocess(crop: int = 56) -> Preprocess:
+    """:data:`SMALLCNN_PREPROCESS` for ``crop`` x ``crop`` crops, the warp keeping the 64:56
+    ratio (``crop`` 96 -> images warped to 110 x 110)."""
+    crop = int(crop)
+    if crop < 8:
+        raise VsentError(f"smallcnn image_size must be at least 8 pixels, got {crop}")
+    return dataclasses.replace(SMALLCNN_PREPROCESS, resize=round(crop * 64 / 56), crop=crop)
+
+
 class SmallCNN(SentimentModel):
     """Small CNN: ``forward(x: float (B, 3, H, W)) -> logits (B, num_classes)``, any H, W >= 2**n.
 
@@ -37,6 +47,9 @@ class SmallCNN(SentimentModel):
         Output channels of each block; each block halves the resolution.
     dropout : float, default 0.3
         Dropout probability before the classifier.
+    image_size : int, default 56
+        Training/test crop in pixels (images warped to ``image_size * 64 / 56`` first); the
+        network itself accepts any size, this sets its preprocessing.
     """
 
     def __init__(
@@ -45,6 +58,7 @@ class SmallCNN(SentimentModel):
         *,
         widths: Sequence[int] = (32, 64, 128, 256),
         dropout: float = 0.3,
+        image_size: int = 56,
     ) -> None:
         super().__init__()
         if not widths or any(int(w) < 1 for w in widths):
@@ -67,7 +81,7 @@ class SmallCNN(SentimentModel):
         self.info = ModelInfo(
             name="smallcnn",
             family="smallcnn",
-            preprocess=SMALLCNN_PREPROCESS,
+            preprocess=smallcnn_preprocess(image_size),
             num_outputs=num_classes,
             head="fc",
             new_layers=(),
@@ -99,7 +113,8 @@ class SmallCNN(SentimentModel):
 
 @register_model("smallcnn")
 def smallcnn(
-    *, num_classes: int = 2, widths: Sequence[int] = (32, 64, 128, 256), dropout: float = 0.3
+    *, num_classes: int = 2, widths: Sequence[int] = (32, 64, 128, 256), dropout: float = 0.3,
+    image_size: int = 56,
 ) -> SmallCNN:
     """Small BatchNorm CNN for quick CPU runs at 56 px (see :class:`SmallCNN`)."""
-    return SmallCNN(num_classes, widths=widths, dropout=dropout)
+    return SmallCNN(num_classes, widths=widths, dropout=dropout, image_size=image_size)
