@@ -128,3 +128,18 @@ def test_bad_input():
         colour_cues(np.zeros((4, 4), np.uint8))
     with pytest.raises(VsentError, match="invalid cue parameters"):
         CueParams(face_scale=1.0)
+
+
+def test_an_opencv_without_the_cascades_is_a_one_line_user_error(monkeypatch):
+    """OpenCV 5 and builds other than opencv-contrib 4.x have no cv2.CascadeClassifier."""
+    import threading
+
+    import cv2
+
+    from vsent.analyses import cues as C
+
+    monkeypatch.setattr(C, "_CASCADES", threading.local())  # no pair loaded in this thread yet
+    monkeypatch.delattr(cv2, "CascadeClassifier")
+    with pytest.raises(VsentError, match=r"face and smile cues needs cv2\.CascadeClassifier, "
+                                         r"which this OpenCV .*opencv-contrib-python-headless"):
+        face_cues(flat((200, 180, 160), 120, 160))

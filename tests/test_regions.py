@@ -132,6 +132,19 @@ def test_propose_boxes_inside_sorted_deterministic():
     assert (np.diff(a.objectness) <= 0).all()
 
 
+def test_an_opencv_without_ximgproc_is_a_one_line_user_error(monkeypatch, tmp_path):
+    import cv2
+
+    monkeypatch.delattr(cv2, "ximgproc")
+    with pytest.raises(VsentError, match=r"EdgeBoxes proposals needs cv2\.ximgproc, which this "
+                                         r"OpenCV .*opencv-contrib-python-headless"):
+        P.propose(_scene(), P.ProposalConfig(n_proposals=5, min_box_area=100))
+    model = tmp_path / "model.yml.gz"
+    model.write_bytes(b"x")
+    with pytest.raises(VsentError, match=r"--edge-model needs cv2\.ximgproc"):
+        P.make_edge_detector(model)
+
+
 def test_propose_downscaled_boxes_stay_inside():
     img = np.ascontiguousarray(np.repeat(np.repeat(_scene(60, 80), 5, 0), 5, 1))  # 300x400
     p = P.propose(img, P.ProposalConfig(n_proposals=10, max_side=80, min_box_area=100))

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from vsent.analyses.opencv import cv2_feature
 from vsent.data.cache import cache_dir_default, cache_key
 from vsent.data.datasets import Dataset
 from vsent.data.images import load_rgb
@@ -155,7 +156,7 @@ def _cascades() -> tuple[cv2.CascadeClassifier, cv2.CascadeClassifier]:
         pair = []
         for name in ("haarcascade_frontalface_default.xml", "haarcascade_smile.xml"):
             path = Path(cv2.data.haarcascades) / name
-            clf = cv2.CascadeClassifier(str(path))
+            clf = cv2_feature("CascadeClassifier", "face and smile cues")(str(path))
             if clf.empty():
                 raise VsentError(f"{path}: cannot load OpenCV's Haar cascade (broken "
                                  f"opencv install?)")

@@ -37,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vsent.analyses.opencv import cv2_feature
 from vsent.errors import VsentError
 
 __all__ = [
@@ -201,7 +202,7 @@ def make_edge_detector(edge_model: str | os.PathLike | None = None) -> EdgeDetec
     if not path.is_file():
         raise VsentError(f"--edge-model {path}: no such file (a SED model.yml.gz)")
     try:
-        sed = cv2.ximgproc.createStructuredEdgeDetection(str(path))
+        sed = cv2_feature("ximgproc", "--edge-model").createStructuredEdgeDetection(str(path))
     except cv2.error as e:
         msg = str(e).strip().splitlines()[-1]
         raise VsentError(f"--edge-model {path}: OpenCV cannot read it as a SED model: {msg}"
@@ -302,7 +303,7 @@ def propose(
         return _whole_image(w, h, time.perf_counter() - start)
     small = rgb if scale == 1.0 else cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
     edges, orientation = detector.detect(np.ascontiguousarray(small))
-    eb = cv2.ximgproc.createEdgeBoxes(
+    eb = cv2_feature("ximgproc", "EdgeBoxes proposals").createEdgeBoxes(
         alpha=config.alpha, beta=config.beta, maxAspectRatio=config.max_aspect_ratio,
         minBoxArea=config.min_box_area, maxBoxes=config.n_proposals,
     )

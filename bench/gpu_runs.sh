@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# GPU checks and full-size runs, meant for one short call on a lent GPU machine (CUDA, python3
+# with torch, torchvision, scikit-learn, OpenCV, matplotlib, tqdm; run from the repository root).
+# Every job runs in parallel and independently, each under its own time limit; the run folders
+# (without model weights) and logs end up in one archive, $OUT/gpu_runs.tar.gz.
+#
+#   DATA=.devdata/twitter1 OUT=/tmp/out bash bench/gpu_runs.sh      # on the GPU machine
+#   DEVICE=cpu SMOKE=1 DATA=... OUT=/tmp/out bash bench/gpu_runs.sh # dry run of the script
+#
+# Jobs (their commands are also in runs/gpu/logs/*.log):
+#   env      nvidia-smi and versions
+#   pytest   the default test suite with the GPU visible (--device auto picks cuda)
+#   campos   vsent crossval --preset campos2015 --init random: the paper's full recipe (CaffeNet,
+#            227 px, 65 epochs, 10-crop) without ImageNet weights, which cannot be downloaded here
+#   f<s>     issue 10's pre-declared F, CNN part, seed s (R4 recipe + E3 schedule)
+#   r4       issue 10's R4 (R3 at 96 px), seed 0
+#   predict  vsent predict on the GPU with a model trained by the F seed-0 run
+set -u
+DATA=${DATA:-.devdata/twitter1}
+OUT=${OUT:?set OUT to the folder that receives the archive}
+DEVICE=${DEVICE:-cuda}
+LIMIT=${LIMIT:-480}        # seconds each job may run
+SMOKE=${SMOKE:-0}          # 1: one epoch per stage, a few tests (checks this script, not results)
+RUNS=runs/gpu
+PY=${PY:-python3}
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 VSENT_CACHE=$PWD/$RUNS/cache
+mkdir -p $RUNS/logs
+start=$(date +%s)
+
+job() {  # job NAME THREADS COMMAND...: run in the background under $LIMIT, log and exit status
+  local name=$1 threads=$2; shift 2
+  ( echo "\$ $*" > $RUNS/logs/$name.log
+    OMP_NUM_THREADS=$threads timeout $LIMIT "$@" >> $RUNS/logs/$name.log 2>&1
+    echo "rc=$? after $(( $(date +%s) - start )) s" >> $RUNS/logs/$name.log ) &
+}
+
+{ nvidia-smi; $PY -c "import sys, torch, torchvision, sklearn, cv2; print(sys.version);
+print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'sklearn',
+      sklearn.__version__, 'cv2', cv2.__version__, 'cuda', torch.cuda.is_available(),
+      torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"; nproc; } \
+  > $RUNS/logs/env.log 2>&1
+
+if [ "$SMOKE" = 1 ]; then
+  EP="--epochs 1"; FT="--finetune-epochs 1"; TESTS=(tests/test_transforms.py); XDIST=()
+else
+  EP=""; FT="--finetune-epochs 10"; TESTS=(tests); XDIST=(-n 4)
+fi
+R4=(--preset quick --model-arg image_size=96 --epochs 60 --augment trivial --label-smoothing 0.1
+    --ema 0.999)
+COMMON=(--data "$DATA" --device "$DEVICE" --no-progress)
+
+job pytest 1 $PY -m pytest -q -p no:cacheprovider "${XDIST[@]}" "${TESTS[@]}"
+job campos 4 $PY -m vsent crossval --preset campos2015 --init random --oversample $EP \
+  "${COMMON[@]}" --out $RUNS/campos-random
+for s in 0 1 2 3 4; do
+  job f$s 1 $PY -m vsent crossval "${R4[@]}" $EP --extra-train three --extra-schedule progressive \
+    $FT --finetune-lr 2e-4 --seed $s "${COMMON[@]}" --out $RUNS/f-seed$s
+done
+job r4 1 $PY -m vsent crossval "${R4[@]}" $EP "${COMMON[@]}" --out $RUNS/r4
+wait
+
+# inference on the GPU with one of the models just trained (the batch engine's decode path)
+model=$(ls $RUNS/f-seed0/fold*/model.pt 2>/dev/null | head -1)
+if [ -n "$model" ]; then
+  LIMIT=60 job predict 4 $PY -m vsent predict "$DATA/images" --model "$model" --device "$DEVICE" \
+    --oversample --out $RUNS/predict.csv --no-progress
+  wait
+fi
+echo "total $(( $(date +%s) - start )) s" >> $RUNS/logs/env.log
+tar -czf "$OUT/gpu_runs.tar.gz" --exclude='*.pt' --exclude='*.npy' --exclude=cache $RUNS
+ls -la "$OUT"; tail -n 3 $RUNS/logs/*.log

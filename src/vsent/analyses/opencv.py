@@ -1,0 +1,33 @@
+"""The OpenCV pieces vsent needs, with one clear error when the installed build lacks them.
+
+vsent depends on ``opencv-contrib-python-headless`` (4.x): EdgeBoxes (``cv2.ximgproc``) is a
+contrib module, and OpenCV 5 moved the Haar cascades out of the main build. Another OpenCV
+package installed beside it (``opencv-python``, a 5.x build) shares the ``cv2`` module and can
+hide these; the error says so instead of an AttributeError deep in a run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+
+from vsent.errors import VsentError
+
+__all__ = ["INSTALL_HINT", "cv2_feature"]
+
+INSTALL_HINT = ("pip install 'opencv-contrib-python-headless>=4.9,<5' (and uninstall any other "
+                "opencv-python* package: they share the cv2 module)")
+
+
+def cv2_feature(name: str, purpose: str) -> Any:
+    """``cv2.<name>`` (a function, class or module such as ``ximgproc``).
+
+    Raises VsentError naming ``purpose``, the installed OpenCV and how to install the one vsent
+    needs when this build of OpenCV has no ``name``.
+    """
+    feature = getattr(cv2, name, None)
+    if feature is None:
+        raise VsentError(f"{purpose} needs cv2.{name}, which this OpenCV ({cv2.__version__}) "
+                         f"lacks: {INSTALL_HINT}")
+    return feature
