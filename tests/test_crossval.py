@@ -76,6 +76,31 @@ def test_resume_redoes_only_an_unfinished_fold(finished_run, tmp_path):
     assert changed == [4]
 
 
+def test_cli_resume_alone_continues_the_stored_config(finished_run, tmp_path, capsys):
+    """`vsent crossval --resume --out DIR` needs no recipe options: the stored ones are used
+    (without this it built the default campos2015 recipe and tried to download weights)."""
+    import shutil
+
+    data, out, _ = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "fold2" / "metrics.json").unlink()
+    (copy / "summary.json").unlink()
+    config = (copy / "config.json").read_text()
+    stamps = {k: (copy / f"fold{k}" / "model.pt").stat().st_mtime_ns for k in range(1, 6)}
+    assert main(["crossval", "--resume", "--out", str(copy), "--no-progress"]) == 0
+    changed = [k for k in range(1, 6)
+               if (copy / f"fold{k}" / "model.pt").stat().st_mtime_ns != stamps[k]]
+    assert changed == [2] and (copy / "summary.json").exists()
+    assert (copy / "config.json").read_text() == config
+    # recipe options beside --resume must be the stored ones: another is refused by name
+    (copy / "summary.json").unlink()
+    assert main(["crossval", "--resume", "--out", str(copy), "--data", str(data),
+                 "--preset", "quick", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run made with other" in err and "Traceback" not in err
+
+
 def test_existing_run_is_never_redone_and_another_config_is_refused(finished_run, tmp_path):
     import shutil
 

@@ -9,7 +9,7 @@ import pytest
 from vsent.errors import VsentError
 from vsent.runs import config_diff, fold_done, open_run_dir
 
-CFG = {"command": "demo", "data": "d", "train": {"lr": 0.002, "epochs": 3, "device": "cpu"},
+CFG = {"command": "demo", "data": ".", "train": {"lr": 0.002, "epochs": 3, "device": "cpu"},
        "folds": [1, 2]}
 
 
@@ -70,10 +70,10 @@ def test_overwrite_starts_again_but_never_deletes_a_foreign_directory(tmp_path):
     _open(out)
     (out / "fold1").mkdir()
     (out / "fold1" / "metrics.json").write_text("{}")
-    other = {**CFG, "data": "e"}
+    other = {**CFG, "data": str(tmp_path)}
     assert _open(out, other, overwrite=True).status == "new"
     assert not (out / "fold1").exists()
-    assert json.loads((out / "config.json").read_text())["data"] == "e"
+    assert json.loads((out / "config.json").read_text())["data"] == str(tmp_path)
     foreign = tmp_path / "photos"
     foreign.mkdir()
     (foreign / "holiday.jpg").write_bytes(b"x")
@@ -112,3 +112,19 @@ def test_fold_done_is_the_metrics_file(tmp_path):
     assert not fold_done(tmp_path, 2)  # a model alone: the fold may not have been evaluated
     (tmp_path / "fold2" / "metrics.json").write_text("{}")
     assert fold_done(tmp_path, 2)
+
+
+def test_a_run_for_a_missing_data_path_leaves_no_directory(tmp_path, capsys):
+    """Every command: a first try with a wrong --data must not leave a run directory that
+    refuses the next try with the right one."""
+    from vsent.cli import main
+
+    missing = str(tmp_path / "missing")
+    with pytest.raises(VsentError, match="missing: no such file or directory"):
+        open_run_dir(tmp_path / "run", {"command": "x", "data": missing})
+    assert not (tmp_path / "run").exists()
+    for command in ("baselines", "pcnn", "crossval"):
+        out = tmp_path / command
+        assert main([command, "--data", missing, "--out", str(out), "--no-progress"]) == 2
+        assert not out.exists(), command
+    assert "Traceback" not in capsys.readouterr().err

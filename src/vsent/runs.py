@@ -244,7 +244,8 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
 
 def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = False,
                  overwrite: bool = False, done: str | None = SUMMARY,
-                 compare: Collection[str] | None = None, ignore: Collection[str] = ()) -> RunDir:
+                 compare: Collection[str] | None = None, ignore: Collection[str] = (),
+                 check_paths: bool = True) -> RunDir:
     """Open ``out`` for a run defined by ``config``: the one policy (see the module docstring).
 
     Returns a RunDir with ``status`` "new", "resumed" or "finished" and ``config`` (the dict
@@ -252,7 +253,9 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
     "finished", for analyses whose work set may grow in place: their per-fold results are
     reused instead). ``compare`` restricts the comparison to these top-level keys (the ones
     that change results, when the others only select work, e.g. which folds); ``ignore`` adds
-    key names (any level) to :data:`RUN_OPTIONS`, e.g. a thread count.
+    key names (any level) to :data:`RUN_OPTIONS`, e.g. a thread count. A new run whose
+    :data:`PATH_KEYS` name no file or folder is refused before ``out`` is created, unless
+    ``check_paths`` is False (a command that never reads them).
     """
     out = Path(out)
     file = out / CONFIG
@@ -264,6 +267,10 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
                              "not deleting it (choose another --out)")
     config = to_jsonable(dict(config))
     if not file.exists():
+        # before the directory exists: one opened for a wrong path would refuse the right one
+        for key in sorted(PATH_KEYS & config.keys()) if check_paths else ():
+            if config[key] and not Path(config[key]).exists():
+                raise VsentError(f"{config[key]}: no such file or directory")
         rd = RunDir(out, config=config)
         rd.status = "new"
         rd.config = config

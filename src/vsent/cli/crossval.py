@@ -7,12 +7,16 @@ Thin layer over :func:`vsent.crossval.crossval` / :func:`vsent.crossval.finetune
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from vsent.cli.common import (
     add_data_args,
     add_dist_args,
+    add_model_arg,
     add_run_args,
     add_train_args,
+    default_data,
     progress_enabled,
     train_overrides,
 )
@@ -21,7 +25,9 @@ from vsent.presets import CROSSVAL as PRESETS
 
 def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
     add_data_args(p)
-    add_run_args(p, default_out)
+    add_run_args(p, default_out, resume_help="continue the unfinished run in --out (finished "
+                 "folds/epochs are kept): alone (or with --device, --data), with the config "
+                 "stored there; with recipe options, they must be the stored ones")
     g = p.add_argument_group("model and recipe (defaults come from --preset)")
     g.add_argument("--preset", choices=sorted(PRESETS), default="campos2015",
                    help="campos2015: the paper's recipe (CaffeNet from ImageNet, 65 epochs SGD); "
@@ -30,6 +36,7 @@ def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
     g.add_argument("--model", help="registered model name (see `vsent models`)")
     g.add_argument("--arch", help="CaffeNet surgery variant: fc8-2, fc7-4096, fc6-4096, fc7-2, "
                                   "fc6-2, fc8-1000, fc9-2")
+    add_model_arg(g)
     g.add_argument("--init", help="random, imagenet, or a weights file (.pt/.pth state dict "
                                   "or .caffemodel)")
     add_train_args(g)
@@ -131,7 +138,9 @@ def config_from_args(args: argparse.Namespace):
     train = preset["train"].replace(seed=args.seed, device=args.device,
                                     **train_overrides(args))
     model = args.model or preset["model"]
-    model_kwargs = {"arch": args.arch} if args.arch else {}
+    model_kwargs = dict(args.model_arg)
+    if args.arch:
+        model_kwargs["arch"] = args.arch
     if args.arch and model != "caffenet":
         raise VsentError(f"--arch applies to caffenet, not {model}")
     return RunConfig(
@@ -188,11 +197,38 @@ def _way_fields(args: argparse.Namespace) -> dict:
             "prompts": prompts}
 
 
+def run_config(args: argparse.Namespace):
+    """The run's config: the options', or with ``--resume`` and no recipe option the stored one.
+
+    ``vsent crossval --resume --out DIR`` continues DIR's run as it was started (only
+    ``--device`` and ``--data`` may be given beside it: a run option, and the dataset's path
+    from here). With recipe options, they must describe the stored run (the run directory
+    refuses another config, naming the differences).
+    """
+    from vsent.cli import build_parser
+    from vsent.config import RunConfig
+    from vsent.errors import VsentError
+
+    cfg = config_from_args(args)  # a bad option stops here, before any process starts
+    stored = Path(args.out) / "config.json"
+    if not (args.resume and stored.is_file()):
+        return cfg
+    bare = config_from_args(build_parser().parse_args([args.command, "--out", args.out]))
+    if cfg.replace(data=bare.data, train=cfg.train.replace(device=bare.train.device)) != bare:
+        return cfg  # recipe options given: compared with the stored config by open_run_dir
+    try:
+        old = RunConfig.from_dict(json.loads(stored.read_text()))
+    except (OSError, ValueError) as e:
+        raise VsentError(f"{stored}: unreadable ({e}); pass --overwrite to start again") from None
+    data = old.data if args.data == default_data() else args.data
+    return old.replace(data=data, train=old.train.replace(device=args.device))
+
+
 def run_crossval(args: argparse.Namespace) -> int:
     from vsent import distributed
     from vsent.crossval import crossval
 
-    cfg = config_from_args(args)  # a bad option stops here, before any process starts
+    cfg = run_config(args)
     if distributed.wants_launch(args.nproc, args.dist_backend, args.device):
         return distributed.launch(args.nproc, "crossval")
     with distributed.session(args.dist_backend, args.device):  # under torchrun: DDP
@@ -208,7 +244,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     from vsent import distributed
     from vsent.crossval import finetune
 
-    cfg = config_from_args(args)  # a bad option stops here, before any process starts
+    cfg = run_config(args)
     if distributed.wants_launch(args.nproc, args.dist_backend, args.device):
         return distributed.launch(args.nproc, "finetune")
     with distributed.session(args.dist_backend, args.device):  # under torchrun: DDP
