@@ -227,3 +227,41 @@ def test_fuse_run_refuses_incomplete_runs(twitter_like, tmp_path):
     for bad in ("sift", "gch+gch", ""):
         with pytest.raises(VsentError, match="--fusion"):
             parse_hand_features(bad)
+
+
+def test_fuse_run_early_rule_uses_each_folds_model(twitter_like, tmp_path):
+    """--rule early: one classifier per fold on [that fold model's penultimate features, the
+    hand-crafted blocks]; the CNN and hand-crafted columns stay as in late fusion."""
+    import torch
+
+    from vsent.analyses.fusion import fold_cnn_features, fuse_run
+    from vsent.data import load_dataset, make_folds
+    from vsent.models import create_model, save_checkpoint
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    p = dict.fromkeys(ds.names, 0.6)
+    run = _fake_run(tmp_path / "run", twitter_like, p)
+    with pytest.raises(VsentError, match="the early rule needs each fold's model"):
+        fuse_run(run, "cues", rule="early", cache_dir=tmp_path / "cache")
+    for k in range(1, 6):
+        torch.manual_seed(k)  # five different models
+        (run / f"fold{k}").mkdir()
+        save_checkpoint(run / f"fold{k}" / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    folds = make_folds(ds, "campos")
+    feats = fold_cnn_features(run, ds, folds, cache_dir=tmp_path / "cache")
+    assert sorted(feats) == [1, 2, 3, 4, 5] and feats[1].shape == (36, 8)
+    assert not np.allclose(feats[1], feats[2])  # fold k's features come from fold k's model
+
+    out = fuse_run(run, "cues", rule="early", cache_dir=tmp_path / "cache")
+    late = fuse_run(run, "cues", cache_dir=tmp_path / "cache")
+    assert out["rule"] == "early" and "fused_10crop" not in out and len(out["C"]) == 5
+    assert out["cnn"] == late["cnn"] and out["hand"] == late["hand"]
+    probs = np.array([r["prob_fused"] for r in out["rows"]])
+    assert ((probs >= 0) & (probs <= 1)).all()
+    assert not np.allclose(probs, [r["prob_fused"] for r in late["rows"]])
+    labels = np.array([r["label"] for r in out["rows"]])
+    fold_of = np.array([r["fold"] for r in out["rows"]])
+    per_fold = [np.mean((probs[fold_of == k] > 0.5) == labels[fold_of == k]) for k in range(1, 6)]
+    assert out["fused"]["accuracy"]["mean"] == pytest.approx(np.mean(per_fold))
+    # the colour cues separate the pictures; an untrained CNN's features do not hide that
+    assert out["fused"]["accuracy"]["mean"] >= 0.8 > out["cnn"]["accuracy"]["mean"]

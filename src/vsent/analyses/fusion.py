@@ -15,7 +15,9 @@ Pure functions; the cross-validation loop that calls them lives in :mod:`vsent.c
   total weight (:class:`vsent.analyses.baselines.BlockScaler`), statistics from training rows.
 * :func:`ensemble_mean` - the mean of several models' P(positive) (seeds, recipes).
 * :func:`fuse_run` - late fusion of a finished crossval run (its ``predictions.csv``) with a
-  hand-crafted classifier fitted fold by fold: no CNN is retrained.
+  hand-crafted classifier fitted fold by fold: no CNN is retrained. Its ``"early"`` rule
+  fits that classifier on the fold model's penultimate features joined to the hand-crafted
+  blocks instead (:func:`early_fusion`'s weighting).
 
 **The rule fixed in advance** (:data:`DEFAULT_RULE`, :data:`DEFAULT_WEIGHT`): mean of the two
 probabilities with ``w = 0.5``. Choosing ``w`` by :func:`choose_weight` needs out-of-fold CNN
@@ -58,6 +60,7 @@ from vsent.errors import VsentError
 
 __all__ = [
     "DEFAULT_RULE", "DEFAULT_WEIGHT", "DEFAULT_WEIGHTS", "HAND_BLOCKS", "METHODS", "RULES",
+    "RUN_RULES", "fold_cnn_features",
     "HandCrafted", "baseline_fold_features", "choose_weight", "early_fusion", "ensemble_mean",
     "fuse_probabilities", "fuse_run", "fusion_markdown", "hand_crafted_probabilities",
     "parse_hand_features",
@@ -66,6 +69,9 @@ __all__ = [
 
 #: Late-fusion rules of :func:`fuse_probabilities`.
 RULES = ("mean", "logit")
+#: Rules of :func:`fuse_run`: the late ones, and ``early`` (one classifier on the CNN's
+#: features and the hand-crafted blocks together).
+RUN_RULES = (*RULES, "early")
 #: The fusion fixed in advance (see the module docstring).
 DEFAULT_RULE = "mean"
 DEFAULT_WEIGHT = 0.5
@@ -312,6 +318,39 @@ def parse_hand_features(spec: str, option: str = "--fusion") -> tuple[str, ...]:
     return parts
 
 
+def fold_cnn_features(run: Path, dataset: Any, folds: Sequence[Any], *,
+                      cache_dir: str | os.PathLike | None = None, progress: bool = False
+                      ) -> dict[int, np.ndarray]:
+    """Penultimate features (``forward_features``, centre crop) of every image of ``dataset``
+    under each fold's model (``run/fold<k>/model.pt``): ``{fold index: float32 (N, D)}``.
+
+    Rows are those of ``dataset``; a fold's training rows are images its model was trained on.
+    Features are cached on disk (:func:`vsent.frozen.cached_features`).
+    """
+    from vsent.data.cache import image_cache
+    from vsent.frozen import cached_features
+    from vsent.models import load_checkpoint
+    from vsent.runs import FOLD_MODEL, fold_dir
+
+    out: dict[int, np.ndarray] = {}
+    images: dict[int, np.ndarray] = {}
+    for fold in folds:
+        path = fold_dir(run, fold.index) / FOLD_MODEL
+        if not path.is_file():
+            raise VsentError(f"{path}: the early rule needs each fold's model (a crossval run "
+                             "made here with its model.pt files, not an ensemble or a copy "
+                             "without models)")
+        model, _ = load_checkpoint(path)
+        size = model.info.preprocess.resize
+        if size not in images:
+            images[size] = image_cache(dataset, size=size, cache_dir=cache_dir,
+                                       progress=progress)
+        out[fold.index] = np.asarray(cached_features(
+            model, dataset.paths, images[size], init=str(path), device="cpu",
+            cache_dir=cache_dir))
+    return out
+
+
 def fuse_run(
     run: str | os.PathLike, features: str = "gch+bow", *, rule: str = DEFAULT_RULE,
     weight: float = DEFAULT_WEIGHT, method: str = "logistic",
@@ -349,6 +388,8 @@ def fuse_run(
 
     run = Path(run)
     blocks_wanted = parse_hand_features(features)
+    if rule not in RUN_RULES:
+        raise VsentError(f"--rule {rule!r}: choose one of {', '.join(RUN_RULES)}")
     cfg_file, pred_file = run / "config.json", run / "predictions.csv"
     if not cfg_file.is_file() or not pred_file.is_file():
         raise VsentError(f"{run}: not a finished crossval run (needs config.json and "
@@ -376,10 +417,16 @@ def fuse_run(
 
         mats["cues"] = dataset_cues(dataset, cue_params, cache_dir=cache_dir,
                                     progress=progress).values.astype(np.float64)
+    early = rule == "early"
+    if early:
+        cnn_features = fold_cnn_features(run, dataset, folds, cache_dir=cache_dir,
+                                         progress=progress)
     y = dataset.labels
     records: dict[str, list[dict[str, Any]]] = {k: [] for k in ("cnn", "hand", "fused")}
     if ten:
-        records.update(cnn_10crop=[], fused_10crop=[])
+        records["cnn_10crop"] = []
+        if not early:  # the early classifier sees the centre crop's features only
+            records["fused_10crop"] = []
     rows: list[dict[str, Any]] = []
     chosen: list[float] = []
     for fold in folds:
@@ -398,18 +445,27 @@ def fuse_run(
                 X, w = baseline_fold_features(feats, fold.train, name, config)
                 fold_mats.append(X)
                 widths += w
+        seed = cfg.get("seed", 0)
         hand = hand_crafted_probabilities(np.hstack(fold_mats), y, fold.train, test,
-                                          blocks=widths, method=method,
-                                          seed=cfg.get("seed", 0))
-        chosen.append(hand.C)
+                                          blocks=widths, method=method, seed=seed)
         p_cnn = np.array([float(preds[dataset.names[i]]["prob_positive"]) for i in test])
-        fused = fuse_probabilities(p_cnn, hand.test, weight, rule)
+        if early:
+            cnn = cnn_features[fold.index]
+            joint = hand_crafted_probabilities(np.hstack([cnn, *fold_mats]), y, fold.train,
+                                               test, blocks=[cnn.shape[1], *widths],
+                                               method=method, seed=seed)
+            chosen.append(joint.C)
+            fused = joint.test
+        else:
+            chosen.append(hand.C)
+            fused = fuse_probabilities(p_cnn, hand.test, weight, rule)
         cols = {"cnn": p_cnn, "hand": hand.test, "fused": fused}
         if ten:
             p10 = np.array([float(preds[dataset.names[i]]["prob_positive_10crop"])
                             for i in test])
-            cols.update(cnn_10crop=p10, fused_10crop=fuse_probabilities(p10, hand.test,
-                                                                        weight, rule))
+            cols["cnn_10crop"] = p10
+            if not early:
+                cols["fused_10crop"] = fuse_probabilities(p10, hand.test, weight, rule)
         for key, p in cols.items():
             records[key].append({"fold": fold.index, **binary_metrics(y[test], predict(p))})
         for j, i in enumerate(test):
@@ -431,12 +487,18 @@ def fusion_markdown(res: dict[str, Any]) -> str:
     rows = [(key, label) for key, label in _MD_ROWS if key in res]
     n_folds = len(res["fused"]["folds"])
     method = {"logistic": "logistic regression", "svm": "linear SVM + Platt scaling"}
+    clf = method.get(res["method"], res["method"])
+    fitted = f"fitted on each training fold, C by inner CV: {', '.join(f'{c:g}' for c in res['C'])}"
+    if res["rule"] == "early":
+        head = [f"## Early fusion of the CNN's features with {res['features']}", "",
+                f"P(positive) of one {clf} on the fold model's penultimate features (centre "
+                f"crop) and {res['features']}, each block the same weight, {fitted}"]
+    else:
+        head = [f"## Late fusion with {res['features']}", "",
+                f"P(positive) = {res['weight']:g} x CNN + {1 - res['weight']:g} x "
+                f"hand-crafted ({res['rule']} rule; {clf} on {res['features']}, {fitted})"]
     lines = [
-        f"## Late fusion with {res['features']}", "",
-        f"P(positive) = {res['weight']:g} x CNN + {1 - res['weight']:g} x hand-crafted "
-        f"({res['rule']} rule; {method.get(res['method'], res['method'])} on "
-        f"{res['features']}, fitted on each training fold, C by inner CV: "
-        f"{', '.join(f'{c:g}' for c in res['C'])})", "",
+        *head, "",
         "| | accuracy | " + " | ".join(f"fold {i}" for i in range(1, n_folds + 1)) + " |",
         "|---|---|" + "---|" * n_folds,
     ]

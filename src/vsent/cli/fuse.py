@@ -12,9 +12,9 @@ import argparse
 
 from vsent.cli.common import progress_enabled
 
-#: Choices of --rule and --classifier (as vsent.analyses.fusion.RULES / METHODS, without
+#: Choices of --rule and --classifier (as vsent.analyses.fusion.RUN_RULES / METHODS, without
 #: importing scikit-learn).
-RULES = ("mean", "logit")
+RULES = ("mean", "logit", "early")
 CLASSIFIERS = ("logistic", "svm")
 
 
@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default gch+bow)")
     p.add_argument("--rule", choices=RULES, default="mean",
                    help="mean: w p_cnn + (1 - w) p_hand; logit: weighted mean of logits "
-                        "(product of experts); default mean")
+                        "(product of experts); early: one classifier on the fold models' "
+                        "penultimate features and the hand-crafted blocks (needs the run's "
+                        "fold<k>/model.pt; --weight unused); default mean")
     p.add_argument("--weight", type=float, default=0.5,
                    help="weight w of the CNN, 0..1 (default 0.5)")
     p.add_argument("--classifier", choices=CLASSIFIERS, default="logistic",
