@@ -101,6 +101,19 @@ def test_cli_resume_alone_continues_the_stored_config(finished_run, tmp_path, ca
     assert "already holds a run made with other" in err and "Traceback" not in err
 
 
+def test_cli_finetune_resume_alone_keeps_the_stored_fold(finished_run, tmp_path, capsys):
+    data, _, _ = finished_run
+    out = tmp_path / "ft"
+    argv = ["finetune", "--preset", "quick", "--data", str(data), "--fold", "2", "--epochs", "1",
+            "--batch-size", "8", "--device", "cpu", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    first = json.loads((out / "metrics.json").read_text())
+    (out / "metrics.json").unlink()  # as if interrupted before the end
+    assert main(["finetune", "--resume", "--out", str(out), "--no-progress"]) == 0
+    assert "fold 2 accuracy" in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())["center"] == first["center"]
+
+
 def test_existing_run_is_never_redone_and_another_config_is_refused(finished_run, tmp_path):
     import shutil
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from vsent.cli.common import (
     add_data_args,
@@ -197,8 +198,11 @@ def _way_fields(args: argparse.Namespace) -> dict:
             "prompts": prompts}
 
 
-def run_config(args: argparse.Namespace):
+def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     """The run's config: the options', or with ``--resume`` and no recipe option the stored one.
+
+    Returns ``(RunConfig, the stored config.json dict or None)``: the dict when the run
+    continues from it (``finetune`` reads its ``fold`` there).
 
     ``vsent crossval --resume --out DIR`` continues DIR's run as it was started (only
     ``--device`` and ``--data`` may be given beside it: a run option, and the dataset's path
@@ -210,25 +214,26 @@ def run_config(args: argparse.Namespace):
     from vsent.errors import VsentError
 
     cfg = config_from_args(args)  # a bad option stops here, before any process starts
-    stored = Path(args.out) / "config.json"
-    if not (args.resume and stored.is_file()):
-        return cfg
+    file = Path(args.out) / "config.json"
+    if not (args.resume and file.is_file()):
+        return cfg, None
     bare = config_from_args(build_parser().parse_args([args.command, "--out", args.out]))
     if cfg.replace(data=bare.data, train=cfg.train.replace(device=bare.train.device)) != bare:
-        return cfg  # recipe options given: compared with the stored config by open_run_dir
+        return cfg, None  # recipe options given: open_run_dir compares them with the stored
     try:
-        old = RunConfig.from_dict(json.loads(stored.read_text()))
+        stored = json.loads(file.read_text())
+        old = RunConfig.from_dict({k: v for k, v in stored.items() if k != "fold"})
     except (OSError, ValueError) as e:
-        raise VsentError(f"{stored}: unreadable ({e}); pass --overwrite to start again") from None
+        raise VsentError(f"{file}: unreadable ({e}); pass --overwrite to start again") from None
     data = old.data if args.data == default_data() else args.data
-    return old.replace(data=data, train=old.train.replace(device=args.device))
+    return old.replace(data=data, train=old.train.replace(device=args.device)), stored
 
 
 def run_crossval(args: argparse.Namespace) -> int:
     from vsent import distributed
     from vsent.crossval import crossval
 
-    cfg = run_config(args)
+    cfg, _ = run_config(args)
     if distributed.wants_launch(args.nproc, args.dist_backend, args.device):
         return distributed.launch(args.nproc, "crossval")
     with distributed.session(args.dist_backend, args.device):  # under torchrun: DDP
@@ -244,11 +249,12 @@ def run_finetune(args: argparse.Namespace) -> int:
     from vsent import distributed
     from vsent.crossval import finetune
 
-    cfg = run_config(args)
+    cfg, stored = run_config(args)
+    fold = args.fold if args.fold is not None or stored is None else stored.get("fold")
     if distributed.wants_launch(args.nproc, args.dist_backend, args.device):
         return distributed.launch(args.nproc, "finetune")
     with distributed.session(args.dist_backend, args.device):  # under torchrun: DDP
-        result = finetune(cfg, args.out, fold=args.fold, resume=args.resume,
+        result = finetune(cfg, args.out, fold=fold, resume=args.resume,
                           overwrite=args.overwrite,
                           progress=progress_enabled(args.no_progress) and distributed.is_main())
         main = distributed.is_main()
@@ -256,7 +262,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         return 0  # one summary line: rank 0's
     line = f"model written to {result['model']}"
     if "center" in result:
-        line += (f"; fold {args.fold} accuracy {result['center']['accuracy']:.3f} (centre), "
+        line += (f"; fold {fold} accuracy {result['center']['accuracy']:.3f} (centre), "
                  f"{result['ten_crop']['accuracy']:.3f} (10-crop)")
     print(line)
     return 0
