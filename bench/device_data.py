@@ -5,7 +5,7 @@ The device machine (GPU) receives the working tree only, at most 64 MiB with it;
 smallcnn), so the copy keeps the geometry the pipeline sees; its pixels differ from the
 originals by one more resampling and JPEG re-encoding, which the runs made on it record.
 
-    python bench/device_data.py ../shared/datasets/twitter1 .devdata/twitter1
+    uv run python bench/device_data.py ../shared/datasets/twitter1 .devdata/twitter1
 """
 
 from __future__ import annotations
