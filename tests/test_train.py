@@ -175,7 +175,8 @@ def test_config_from_dict_round_trips_and_names_unknown_keys():
 
 
 @pytest.mark.parametrize("field,value,option", [("augment", "mixup", "--augment 'mixup'"),
-                                                ("ema", 1.0, "--ema 1.0")])
+                                                ("ema", 1.0, "--ema 1.0"),
+                                                ("mix", "cutout", "--mix 'cutout'")])
 def test_bad_augment_or_ema_is_a_user_error(field, value, option):
     with pytest.raises(VsentError, match=option):
         TrainConfig(**{field: value})
@@ -184,7 +185,8 @@ def test_bad_augment_or_ema_is_a_user_error(field, value, option):
 def test_augment_and_ema_are_in_the_config_only_when_set():
     """Runs made before the options existed keep their config.json (and resume)."""
     plain = TrainConfig(epochs=3)
-    assert "augment" not in plain.to_dict() and "ema" not in plain.to_dict()
+    assert not {"augment", "ema", "mix"} & set(plain.to_dict())
+    assert plain.replace(mix="cutmix").to_dict()["mix"] == "cutmix"
     assert "augment" not in RunConfig(data="d", train=plain).to_dict()["train"]
     strong = plain.replace(augment="trivial", ema=0.99)
     assert strong.to_dict()["augment"] == "trivial" and strong.to_dict()["ema"] == 0.99
@@ -244,3 +246,53 @@ def test_fit_with_trivial_augment_trains_and_is_reproducible():
         runs.append(model.head.weight.detach().clone())
         assert len(history) == 2 and np.isfinite(history[-1]["loss"])
     torch.testing.assert_close(runs[0], runs[1])
+
+
+def test_mix_batch_mixes_each_image_with_the_next_as_its_targets_say():
+    from vsent.data.transforms import mix_batch
+
+    x = torch.randn(6, 3, 8, 8)
+    y = torch.tensor([0, 1, 0, 1, 0, 1])  # each image's neighbour has the other label
+    shifted = x.roll(1, 0)
+    mixed, target = mix_batch(x, y, "mixup", 2, torch.Generator().manual_seed(0))
+    assert target.shape == (6, 2)
+    torch.testing.assert_close(target.sum(1), torch.ones(6))
+    lam = target[torch.arange(6), y]  # the weight of the image's own label
+    assert torch.allclose(lam, lam[0]) and 0 < lam[0] < 1
+    torch.testing.assert_close(mixed, lam[0] * x + (1 - lam[0]) * shifted)
+    cut, target = mix_batch(x, y, "cutmix", 2, torch.Generator().manual_seed(1))
+    own = (cut == x).all(1)  # (6, 8, 8): pixels kept from the image itself
+    assert ((cut == x) | (cut == shifted)).all()
+    lam = target[torch.arange(6), y]
+    torch.testing.assert_close(own.float().mean((1, 2)), lam)  # the pasted area sets the target
+    again, _ = mix_batch(x, y, "cutmix", 2, torch.Generator().manual_seed(1))
+    assert torch.equal(again, cut)  # seeded from the generator
+    with pytest.raises(ValueError, match="unknown mix"):
+        mix_batch(x, y, "cutout", 2)
+
+
+def test_fit_with_mix_trains_and_is_reproducible():
+    images, labels = _learnable(32, size=16)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.05, device="cpu", seed=5, mix="mixup|cutmix",
+                      label_smoothing=0.1)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = Tiny()
+        history = fit(model, images, labels, cfg, progress=False)
+        runs.append(model.head.weight.detach().clone())
+        assert np.isfinite(history[-1]["loss"]) and 0 <= history[-1]["train_accuracy"] <= 1
+    torch.testing.assert_close(runs[0], runs[1])
+    torch.manual_seed(0)
+    plain = Tiny()
+    fit(plain, images, labels, cfg.replace(mix="none"), progress=False)
+    assert not torch.allclose(plain.head.weight, runs[0])
+
+
+@pytest.mark.parametrize("change", [{"augment": "trivial"}, {"ema": 0.9}, {"mix": "mixup"}])
+def test_image_options_are_refused_for_a_head_on_cached_features(change):
+    from vsent.frozen import fit_head
+
+    cfg = TrainConfig(epochs=1, device="cpu").replace(**change)
+    with pytest.raises(VsentError, match="--augment, --ema and --mix apply to training"):
+        fit_head(Tiny(), np.zeros((4, 8), np.float32), np.array([0, 1, 0, 1]), cfg)

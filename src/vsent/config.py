@@ -22,6 +22,9 @@ SCHEDULES = ("step", "cosine", "constant")
 #: Training-time augmentation (``--augment``): Caffe's random crop + mirror, or torchvision's
 #: RandomResizedCrop (scale 0.35-1) + mirror + TrivialAugmentWide (see vsent.data.transforms).
 AUGMENTS = ("crop-flip", "trivial")
+#: Batch mixing (``--mix``): none, torchvision's MixUp (alpha 0.2), CutMix (alpha 1.0), or one of
+#: the two drawn per batch (``mixup|cutmix``, as torchvision's classification references).
+MIXES = ("none", "mixup", "cutmix", "mixup|cutmix")
 #: Issue 10: weakly labelled extra training subsets (``--extra-train``), how they are used
 #: (``--extra-schedule``, see :func:`vsent.crossval.train_fold`), which rows the progressive
 #: step may drop, and the hand-crafted blocks of late fusion (``--fusion``, joined with '+').
@@ -82,6 +85,7 @@ class TrainConfig:
     # issue 10; left out of config.json at their defaults (see to_dict)
     augment: str = "crop-flip"  # AUGMENTS
     ema: float = 0.0  # decay of an exponential moving average of the weights per step (0: off)
+    mix: str = "none"  # MIXES
 
     def __post_init__(self) -> None:
         self.validate()
@@ -108,15 +112,17 @@ class TrainConfig:
             raise VsentError(f"--schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         if self.augment not in AUGMENTS:
             raise VsentError(f"--augment {self.augment!r}: choose one of {', '.join(AUGMENTS)}")
+        if self.mix not in MIXES:
+            raise VsentError(f"--mix {self.mix!r}: choose one of {', '.join(MIXES)}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` (validated again)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as config.json holds it; ``augment`` and ``ema`` only when not at their
-        default, so the runs made before they existed keep their config (and resume)."""
-        return omit_defaults(self, dataclasses.asdict(self), ("augment", "ema"))
+        """The config as config.json holds it; ``augment``, ``ema`` and ``mix`` only when not at
+        their default, so the runs made before they existed keep their config (and resume)."""
+        return omit_defaults(self, dataclasses.asdict(self), ("augment", "ema", "mix"))
 
 
 def config_from_dict(cls: type, d: Mapping[str, Any], what: str, *,

@@ -296,9 +296,9 @@ def fit_head(model: nn.Module, features: np.ndarray, labels: np.ndarray, cfg: Tr
              head: str = "linear") -> list[dict[str, Any]]:
     """Train the head of ``model`` on fixed features with ``head`` (:data:`HEADS`); returns the
     history written to ``history.json`` (per epoch for linear, one record for logistic)."""
-    if cfg.augment != "crop-flip" or cfg.ema:
-        raise VsentError("--augment and --ema apply to training through the images (--train "
-                         "all or last-N); --train head fits on cached features")
+    if cfg.augment != "crop-flip" or cfg.ema or cfg.mix != "none":
+        raise VsentError("--augment, --ema and --mix apply to training through the images "
+                         "(--train all or last-N); --train head fits on cached features")
     if head == "linear":
         return fit_linear_head(model, features, labels, cfg)
     if head == "logistic":

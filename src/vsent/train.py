@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from vsent import distributed as dist
 from vsent.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict
-from vsent.data.transforms import augment_batch, normalize
+from vsent.data.transforms import augment_batch, mix_batch, normalize
 from vsent.errors import VsentError
 from vsent.evaluate import resolve_device
 from vsent.runs import config_diff
@@ -133,10 +133,14 @@ def train_one_epoch(
         # uint8 to the device (4x fewer bytes than floats), normalised there (as in inference)
         x = normalize(x.to(device, non_blocking=True), pre)
         y = torch.from_numpy(y_np.astype(np.int64)).to(device, non_blocking=True)
+        # --mix: soft targets; the training accuracy stays measured against the true labels
+        target = y if cfg.mix == "none" else None
+        if target is None:
+            x, target = mix_batch(x, y, cfg.mix, dist.module_of(model).info.num_outputs, gen)
         data_time += time.perf_counter() - t0
 
         logits = model(x)
-        loss = loss_fn(logits, y)
+        loss = loss_fn(logits, target)
         opt.zero_grad(set_to_none=True)
         # DDP averages gradients over ranks: weighted, they are those of the global batch mean
         (loss if weight == 1.0 else loss * weight).backward()
@@ -191,6 +195,9 @@ def fit(
     if dist.world_size() > 1 and cfg.augment != "crop-flip":
         raise VsentError(f"--augment {cfg.augment} runs in one process (data-parallel "
                          "training shards Caffe's crop + mirror only)")
+    if dist.world_size() > 1 and cfg.mix != "none":
+        raise VsentError(f"--mix {cfg.mix} runs in one process (data-parallel training mixes "
+                         "no batches)")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(device)

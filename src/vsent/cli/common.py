@@ -146,7 +146,7 @@ def add_model_arg(g: argparse._ArgumentGroup) -> None:
 TRAIN_OPTIONS = {
     "epochs": int, "batch_size": int, "lr": float, "momentum": float, "weight_decay": float,
     "optimizer": str, "schedule": str, "lr_step": int, "lr_gamma": float, "head_lr_mult": float,
-    "bias_lr_mult": float, "label_smoothing": float, "augment": str, "ema": float,
+    "bias_lr_mult": float, "label_smoothing": float, "augment": str, "ema": float, "mix": str,
 }
 #: Help of the TRAIN_OPTIONS that need more than their name.
 TRAIN_HELP = {
@@ -155,6 +155,9 @@ TRAIN_HELP = {
                "TrivialAugmentWide)",
     "ema": "evaluate and save an exponential moving average of the weights with this decay "
            "per step (e.g. 0.999; warmed up as min(decay, (1+n)/(10+n))); 0: off",
+    "mix": "mix each training batch with itself shifted by one image: none (default), mixup "
+           "(torchvision MixUp, alpha 0.2), cutmix (CutMix, alpha 1.0) or mixup|cutmix (one of "
+           "the two per batch)",
 }
 
 

@@ -19,7 +19,7 @@ from vsent.errors import VsentError
 
 __all__ = [
     "CAFFE_PREPROCESS", "IMAGENET_PREPROCESS", "Preprocess", "center_crop", "normalize",
-    "augment_batch", "random_crop_flip", "ten_crop", "trivial_augment",
+    "augment_batch", "mix_batch", "random_crop_flip", "ten_crop", "trivial_augment",
 ]
 
 _IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -199,6 +199,32 @@ def augment_batch(batch: torch.Tensor | np.ndarray, crop: int, kind: str,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """The training-time augmentation ``kind`` (a key of :data:`AUGMENTATIONS`)."""
     return AUGMENTATIONS[kind](batch, crop, generator)
+
+
+def mix_batch(x: torch.Tensor, y: torch.Tensor, kind: str, num_classes: int,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """torchvision's MixUp / CutMix on a normalised batch (``--mix``).
+
+    ``x`` float (B, 3, H, W), ``y`` int64 (B,) -> the mixed images and soft targets float
+    (B, num_classes) (rows sum to 1), on ``x``'s device. ``kind`` is ``mixup`` (alpha 0.2),
+    ``cutmix`` (alpha 1.0) or ``mixup|cutmix`` (one of them per batch). torchvision draws from
+    torch's global generator: it is seeded here from ``generator`` inside
+    :func:`torch.random.fork_rng`, as in :func:`trivial_augment`.
+    """
+    from torchvision.transforms import v2
+
+    mixers = {"mixup": v2.MixUp(alpha=0.2, num_classes=num_classes),
+              "cutmix": v2.CutMix(alpha=1.0, num_classes=num_classes)}
+    if kind == "mixup|cutmix":
+        mixer = v2.RandomChoice(list(mixers.values()))
+    elif kind in mixers:
+        mixer = mixers[kind]
+    else:
+        raise ValueError(f"unknown mix {kind!r}")
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return mixer(x, y)
 
 
 def center_crop(batch: torch.Tensor | np.ndarray, crop: int) -> torch.Tensor:
