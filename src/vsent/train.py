@@ -133,9 +133,8 @@ def train_one_epoch(
         # uint8 to the device (4x fewer bytes than floats), normalised there (as in inference)
         x = normalize(x.to(device, non_blocking=True), pre)
         y = torch.from_numpy(y_np.astype(np.int64)).to(device, non_blocking=True)
-        # --mix: soft targets; the training accuracy stays measured against the true labels
-        target = y if cfg.mix == "none" else None
-        if target is None:
+        target = y
+        if cfg.mix != "none":  # soft targets; the training accuracy stays against the labels
             x, target = mix_batch(x, y, cfg.mix, dist.module_of(model).info.num_outputs, gen)
         data_time += time.perf_counter() - t0
 
