@@ -242,6 +242,15 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
     return [f"{prefix or 'config'}: stored {stored!r}, now {new!r}"]
 
 
+def stored_config(out: str | Path) -> dict[str, Any]:
+    """The ``config.json`` dict of the run directory ``out``; VsentError when unreadable."""
+    file = Path(out) / CONFIG
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError) as e:
+        raise VsentError(f"{file}: unreadable ({e}); pass --overwrite to start again") from None
+
+
 def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = False,
                  overwrite: bool = False, done: str | None = SUMMARY,
                  compare: Collection[str] | None = None, ignore: Collection[str] = (),
@@ -275,10 +284,7 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
         rd.status = "new"
         rd.config = config
         return rd
-    try:
-        stored = json.loads(file.read_text())
-    except (OSError, ValueError) as e:
-        raise VsentError(f"{file}: unreadable ({e}); pass --overwrite to start again") from None
+    stored = stored_config(out)
     ignored = RUN_OPTIONS | frozenset(ignore)
     if compare is not None:
         diff = config_diff({k: stored.get(k) for k in compare},

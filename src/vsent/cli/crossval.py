@@ -7,7 +7,6 @@ Thin layer over :func:`vsent.crossval.crossval` / :func:`vsent.crossval.finetune
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -211,20 +210,16 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     """
     from vsent.cli import build_parser
     from vsent.config import RunConfig
-    from vsent.errors import VsentError
+    from vsent.runs import CONFIG, stored_config
 
     cfg = config_from_args(args)  # a bad option stops here, before any process starts
-    file = Path(args.out) / "config.json"
-    if not (args.resume and file.is_file()):
+    if not (args.resume and (Path(args.out) / CONFIG).is_file()):
         return cfg, None
     bare = config_from_args(build_parser().parse_args([args.command, "--out", args.out]))
     if cfg.replace(data=bare.data, train=cfg.train.replace(device=bare.train.device)) != bare:
         return cfg, None  # recipe options given: open_run_dir compares them with the stored
-    try:
-        stored = json.loads(file.read_text())
-        old = RunConfig.from_dict({k: v for k, v in stored.items() if k != "fold"})
-    except (OSError, ValueError) as e:
-        raise VsentError(f"{file}: unreadable ({e}); pass --overwrite to start again") from None
+    stored = stored_config(args.out)
+    old = RunConfig.from_dict({k: v for k, v in stored.items() if k != "fold"})
     data = old.data if args.data == default_data() else args.data
     return old.replace(data=data, train=old.train.replace(device=args.device)), stored
 
