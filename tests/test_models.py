@@ -25,6 +25,7 @@ from vsent.models import (
 )
 from vsent.models.pcnn import pool_out
 from vsent.models.smallcnn import SMALLCNN_PREPROCESS
+from vsent.models.torchvision_models import TORCHVISION_PREPROCESS
 
 #: Families whose networks accept any input size: run smaller than their crop size to keep the
 #: suite fast (96 px still leaves AlexNet's last pool a 2x2 map, ResNet's layer4 3x3).
@@ -452,3 +453,20 @@ def test_smallcnn_image_size_sets_its_preprocessing():
         assert model(torch.randn(2, 3, 96, 96)).shape == (2, 2)
     with pytest.raises(VsentError, match="image_size must be at least 8 pixels, got 4"):
         create_model("smallcnn", image_size=4)
+
+
+def test_torchvision_image_size_sets_its_preprocessing():
+    # a smaller crop for training from random weights on a CPU (issue 10); the net pools
+    # adaptively, so only the preprocessing and the cost change
+    model = create_model("resnet18", image_size=64).eval()
+    pre = model.info.preprocess
+    assert (pre.resize, pre.crop) == (73, 64)  # the 256:224 warp-to-crop ratio kept
+    assert (pre.mean, pre.std) == (TORCHVISION_PREPROCESS.mean, TORCHVISION_PREPROCESS.std)
+    assert model.spec["image_size"] == 64
+    assert create_model("resnet18").info.preprocess == TORCHVISION_PREPROCESS
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 2)
+    for bad in (16, 64.0, True):
+        with pytest.raises(VsentError, match="torchvision image_size must be an integer of at "
+                                             f"least 32 pixels, got {bad!r}"):
+            create_model("resnet18", image_size=bad)

@@ -99,6 +99,19 @@ def test_head_of_another_width_is_dropped_and_logged(tmp_path, caplog):
     assert "kept freshly initialised: fc.weight, fc.bias" in caplog.text
 
 
+def test_imagenet_weights_keep_a_chosen_image_size(offline):
+    # the weights' statistics, the user's crop (--model-arg image_size=N with --init imagenet)
+    url = torchvision.models.ResNet18_Weights.DEFAULT.url
+    offline.mkdir(parents=True)
+    torch.save(torchvision.models.resnet18().state_dict(), offline / url.rsplit("/", 1)[1])
+    weights_pre = get_model_entry("resnet18").weights.preprocess
+    pre = create_model("resnet18", init="imagenet", image_size=112).info.preprocess
+    assert (pre.resize, pre.crop) == (128, 112)
+    assert (pre.mean, pre.std, pre.channel_order) == (
+        weights_pre.mean, weights_pre.std, weights_pre.channel_order)
+    assert create_model("resnet18", init="imagenet").info.preprocess == weights_pre
+
+
 def test_matching_head_from_a_file_is_loaded(tmp_path):
     # a fine-tuned file used as --init keeps its head when the shapes agree
     source = create_model("caffenet", arch="fc7-2")

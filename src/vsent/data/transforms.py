@@ -8,7 +8,7 @@ and travels with the model into checkpoints.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,11 @@ class Preprocess:
                              f"{self.channel_order!r}")
         object.__setattr__(self, "resize", int(self.resize))
         object.__setattr__(self, "crop", int(self.crop))
+
+    def with_crop(self, crop: int) -> Preprocess:
+        """This preprocessing for ``crop`` x ``crop`` crops, the warp keeping the resize:crop
+        ratio (64:56 with ``crop`` 96 -> images warped to 110 x 110)."""
+        return replace(self, resize=round(crop * self.resize / self.crop), crop=crop)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (for checkpoints and run configs)."""

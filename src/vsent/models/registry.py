@@ -185,8 +185,12 @@ def create_model(
     check_interface(model, name)
     apply_init(model, name, init, weights=weights, new_layers=model.info.new_layers)
     if weights is not None and isinstance(init, str) and init in ("imagenet", weights.tag):
-        # The pretrained weights expect their own input statistics.
-        model.info = dataclasses.replace(model.info, preprocess=weights.preprocess)
+        # The pretrained weights expect their own input statistics; a size the user chose
+        # (``image_size``) keeps its crop.
+        pre = weights.preprocess
+        if "image_size" in kwargs:
+            pre = pre.with_crop(model.info.preprocess.crop)
+        model.info = dataclasses.replace(model.info, preprocess=pre)
     model.spec = {"name": name, "num_classes": num_classes, **kwargs}
     return model
 

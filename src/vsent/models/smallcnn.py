@@ -10,7 +10,6 @@ Interface (:mod:`vsent.models.base`): ``forward_features`` is the globally poole
 
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -34,7 +33,7 @@ def smallcnn_preprocess(crop: int = 56) -> Preprocess:
     crop = int(crop)
     if crop < 8:
         raise VsentError(f"smallcnn image_size must be at least 8 pixels, got {crop}")
-    return dataclasses.replace(SMALLCNN_PREPROCESS, resize=round(crop * 64 / 56), crop=crop)
+    return SMALLCNN_PREPROCESS.with_crop(crop)
 
 
 class SmallCNN(SentimentModel):

@@ -29,8 +29,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from vsent.data.transforms import IMAGENET_PREPROCESS
-from vsent.errors import WeightsError
+from vsent.data.transforms import IMAGENET_PREPROCESS, Preprocess
+from vsent.errors import VsentError, WeightsError
 from vsent.models.base import ModelInfo, SentimentModel
 from vsent.models.registry import register_model
 from vsent.models.weights import (
@@ -42,6 +42,15 @@ from vsent.models.weights import (
 
 #: torchvision's ImageNet preprocessing: resize 256, centre crop 224, RGB, mean/std normalised.
 TORCHVISION_PREPROCESS = replace(IMAGENET_PREPROCESS, resize=256, crop=224)
+
+
+def torchvision_preprocess(crop: int = 224) -> Preprocess:
+    """:data:`TORCHVISION_PREPROCESS` for ``crop`` x ``crop`` crops, the warp keeping the 256:224
+    ratio (``crop`` 96 -> images warped to 110 x 110)."""
+    if isinstance(crop, bool) or not isinstance(crop, int) or crop < 32:
+        raise VsentError(f"torchvision image_size must be an integer of at least 32 pixels, "
+                         f"got {crop!r}")
+    return TORCHVISION_PREPROCESS.with_crop(crop)
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,8 @@ class TorchvisionModel(SentimentModel):
     input of ``spec.head``; ``forward_head(f) -> logits (B, num_classes)``.
     """
 
-    def __init__(self, net: nn.Module, spec: TorchvisionSpec, *, num_classes: int = 2) -> None:
+    def __init__(self, net: nn.Module, spec: TorchvisionSpec, *, num_classes: int = 2,
+                 image_size: int = 224) -> None:
         super().__init__()
         for name, child in net.named_children():  # same module names, same state-dict keys
             self.add_module(name, child)
@@ -107,7 +117,7 @@ class TorchvisionModel(SentimentModel):
         self.info = ModelInfo(
             name=spec.name,
             family="torchvision",
-            preprocess=TORCHVISION_PREPROCESS,
+            preprocess=torchvision_preprocess(image_size),
             num_outputs=num_classes,
             head=spec.head,
             new_layers=(spec.head,),
@@ -133,10 +143,16 @@ class TorchvisionModel(SentimentModel):
         return self.get_submodule(self.info.head)(features)
 
 
-def build_torchvision(spec: TorchvisionSpec, *, num_classes: int = 2) -> TorchvisionModel:
-    """``torchvision.models.get_model(spec.name)`` with a new ``num_classes`` head."""
+def build_torchvision(spec: TorchvisionSpec, *, num_classes: int = 2,
+                      image_size: int = 224) -> TorchvisionModel:
+    """``torchvision.models.get_model(spec.name)`` with a new ``num_classes`` head.
+
+    ``image_size``: the crop side in pixels (default 224, the ImageNet recipe's); the networks
+    pool adaptively, so a smaller crop only changes the preprocessing (and the cost, e.g. to
+    train from random weights on a CPU).
+    """
     net = torchvision.models.get_model(spec.name, weights=None)
-    return TorchvisionModel(net, spec, num_classes=num_classes)
+    return TorchvisionModel(net, spec, num_classes=num_classes, image_size=image_size)
 
 
 def imagenet_state_dict(name: str, model: nn.Module) -> dict[str, Tensor]:
@@ -151,8 +167,8 @@ def imagenet_state_dict(name: str, model: nn.Module) -> dict[str, Tensor]:
 
 
 def _register(spec: TorchvisionSpec) -> None:
-    def builder(*, num_classes: int = 2) -> nn.Module:
-        return build_torchvision(spec, num_classes=num_classes)
+    def builder(*, num_classes: int = 2, image_size: int = 224) -> nn.Module:
+        return build_torchvision(spec, num_classes=num_classes, image_size=image_size)
 
     builder.__name__ = builder.__qualname__ = spec.name
     builder.__doc__ = f"torchvision {spec.name} with a new ``num_classes`` head ``{spec.head}``."
