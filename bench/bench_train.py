@@ -1,7 +1,7 @@
 """Training cost of the recipes of issue 10: images/s, minutes per fold, share of time on data.
 
 For each recipe (``--recipes``; the quick preset and the options added to it), trains the
-preset's model from its initial weights on fold 1's training images of Twitter I (five-agree,
+recipe's model from random weights on fold 1's training images of Twitter I (five-agree,
 Campos folds; with ``--extra-train three`` the 376 weakly labelled images too) for
 ``--epochs`` epochs, one recipe after the other in this process (ratios side by side, as these
 machines are noisy), and records from :func:`vsent.train.fit`'s history:
@@ -13,7 +13,7 @@ machines are noisy), and records from :func:`vsent.train.fit`'s history:
   evaluation of a fold takes seconds);
 * ``minutes_5_folds``: five of those.
 
-Usage: ``uv run --all-extras python bench/bench_train.py [--recipes quick trivial ema strong]
+Usage: ``uv run --all-extras python bench/bench_train.py [--recipes quick trivial ema r3 r5]
 [--epochs 3] [--threads N] [--data ../shared/datasets/twitter1] [--out bench/results/train.json]``
 """
 
@@ -36,14 +36,18 @@ from vsent.models import create_model
 from vsent.presets import CROSSVAL
 from vsent.train import fit
 
-#: name -> (TrainConfig changes to the quick preset, --extra-train); the command it stands for.
+_R3 = {"epochs": 60, "augment": "trivial", "label_smoothing": 0.1, "ema": 0.999}
+_R3_OPTIONS = "--epochs 60 --augment trivial --label-smoothing 0.1 --ema 0.999"
+#: name -> (TrainConfig changes to the quick preset, --extra-train, (model, model kwargs) or
+#: None for the preset's); the command it stands for (``--preset strong`` trains as quick).
 RECIPES = {
-    "quick": ({}, None, "vsent crossval --preset quick"),
-    "trivial": ({"augment": "trivial"}, None, "... --augment trivial"),
-    "ema": ({"ema": 0.999}, None, "... --ema 0.999"),
-    "strong": ({"epochs": 60, "augment": "trivial", "label_smoothing": 0.1, "ema": 0.999}, None,
-               "... --epochs 60 --augment trivial --label-smoothing 0.1 --ema 0.999"),
-    "extra-three": ({}, "three", "... --extra-train three"),
+    "quick": ({}, None, None, "vsent crossval --preset quick (and --preset strong)"),
+    "trivial": ({"augment": "trivial"}, None, None, "... --augment trivial"),
+    "ema": ({"ema": 0.999}, None, None, "... --ema 0.999"),
+    "r3": (_R3, None, None, f"... {_R3_OPTIONS}"),
+    "extra-three": ({}, "three", None, "... --extra-train three"),
+    "r5": (_R3, None, ("resnet18", {"image_size": 64}),
+           f"... --model resnet18 --init random --model-arg image_size=64 {_R3_OPTIONS}"),
 }
 
 
@@ -61,10 +65,11 @@ def main() -> None:
     preset = CROSSVAL["quick"]
     base = load_dataset(args.data, "five")
     fold = make_folds(base, "campos")[0]
-    size = create_model(preset["model"]).info.preprocess.resize
     results = []
     for name in args.recipes:
-        changes, extra, command = RECIPES[name]
+        changes, extra, arch, command = RECIPES[name]
+        model_name, kwargs = arch or (preset["model"], {})
+        size = create_model(model_name, **kwargs).info.preprocess.resize
         full = preset["train"].replace(device="cpu", **changes)
         if extra:
             joint = with_extra(base, extra_train_set(args.data, "five", extra))
@@ -76,14 +81,15 @@ def main() -> None:
             train = np.sort(fold.train)
         x, y = np.ascontiguousarray(images[train]), np.asarray(labels)[train]
         torch.manual_seed(0)
-        model = create_model(preset["model"])
+        model = create_model(model_name, **kwargs)
         t0 = time.perf_counter()
         history = fit(model, x, y, full.replace(epochs=args.epochs), progress=False)
         seconds = time.perf_counter() - t0
         steady = history[1:] or history
         epoch_s = float(np.mean([h["seconds"] for h in steady]))
         r = {
-            "recipe": name, "command": command, "train_images": len(train),
+            "recipe": name, "command": command, "model": model_name, "image_cache_px": size,
+            "train_images": len(train),
             "epochs_full": full.epochs, "epochs_measured": args.epochs,
             "images_per_s": round(float(np.mean([h["images_per_s"] for h in steady])), 1),
             "data_wait_share": round(float(np.mean([h["data_wait_share"] for h in steady])), 4),
@@ -97,8 +103,8 @@ def main() -> None:
 
     report = {
         "benchmark": "train",
-        "what": f"vsent.train.fit on fold 1 of Twitter I five-agree (Campos folds), the quick "
-                f"preset's model ({preset['model']}, {size} px cache) from random weights",
+        "what": "vsent.train.fit on fold 1 of Twitter I five-agree (Campos folds), each "
+                "recipe's model from random weights",
         "torch_threads": torch.get_num_threads(),
         "results": results,
     }

@@ -2,7 +2,8 @@
 
 * :data:`CROSSVAL` -- ``vsent crossval`` / ``finetune`` / ``reproduce``: ``campos2015`` is the
   paper's recipe (CaffeNet from ImageNet weights); ``quick`` trains a small BatchNorm CNN from
-  scratch at 64 px, about 5 minutes on 2 CPU cores.
+  scratch at 64 px, about 5 minutes on 2 CPU cores; ``strong`` is quick fused late with the
+  GCH+BoW baseline (``"fusion"``: the ``--fusion`` default of ``vsent crossval``).
 * :data:`PCNN` -- ``vsent pcnn`` (You et al. 2015, Algorithm 1): stage 1 ``train`` and stage 2
   ``finetune``; :data:`TRANSFER_TRAIN` -- ``vsent pcnn-transfer`` (Algorithm 2).
 
@@ -31,6 +32,10 @@ CROSSVAL: dict[str, dict[str, Any]] = {
         "train": TrainConfig(epochs=30, lr=2e-3, **QUICK_SOLVER),
     },
 }
+#: Issue 10's best measured configuration without external weights (docs/accuracy_plan.md,
+#: row L1): the quick network and recipe, its probability fused late with a GCH+BoW logistic
+#: regression fitted on each training fold (``crossval`` only; ``finetune`` trains quick's CNN).
+CROSSVAL["strong"] = {**CROSSVAL["quick"], "fusion": "gch+bow"}
 
 #: Progressive training recipes. The solver settings are ours, not taken from the paper. PCNN
 #: takes raw mean-subtracted pixels (Caffe style) and has no normalisation layers, so its

@@ -31,8 +31,9 @@ def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
     g = p.add_argument_group("model and recipe (defaults come from --preset)")
     g.add_argument("--preset", choices=sorted(PRESETS), default="campos2015",
                    help="campos2015: the paper's recipe (CaffeNet from ImageNet, 65 epochs SGD); "
-                        "quick: small CNN from scratch at 64 px, ~5 min on 2 CPU cores "
-                        "(default campos2015)")
+                        "quick: small CNN from scratch at 64 px, ~5 min on 2 CPU cores; "
+                        "strong: quick fused late with GCH+BoW (crossval's --fusion gch+bow; "
+                        "the best without external weights, ~8 min) (default campos2015)")
     g.add_argument("--model", help="registered model name (see `vsent models`)")
     g.add_argument("--arch", help="CaffeNet surgery variant: fc8-2, fc7-4096, fc6-4096, fc7-2, "
                                   "fc6-2, fc8-1000, fc9-2")
@@ -94,15 +95,15 @@ def _add_levers(p: argparse.ArgumentParser) -> None:
     g.add_argument("--finetune-lr", type=float, default=None,
                    help="lr of the fine-tuning stages (default a tenth of the training lr; "
                         "the other solver settings are the training recipe's)")
-    g.add_argument("--fusion", default="none",
+    g.add_argument("--fusion", default=None,
                    help="after the folds, fuse the CNN's probability with a logistic "
                         "regression on these hand-crafted features, fitted on each training "
                         "fold (mean, w = 0.5; see `vsent fuse` for other rules): none, gch+bow, "
                         "lch+bow, cues, or blocks gch, lch, bow, cues joined with '+' "
-                        "(default none)")
+                        "(default: the preset's, gch+bow for strong, else none)")
 
 
-def _lever_fields(args: argparse.Namespace, train) -> dict:
+def _lever_fields(args: argparse.Namespace, train, preset: dict) -> dict:
     """The issue-10 RunConfig fields (none of them for ``vsent finetune``, which lacks them)."""
     from vsent.errors import VsentError
 
@@ -111,6 +112,8 @@ def _lever_fields(args: argparse.Namespace, train) -> dict:
     ft_epochs = getattr(args, "finetune_epochs", None)
     ft_lr = getattr(args, "finetune_lr", None)
     fusion = getattr(args, "fusion", "none")
+    if fusion is None:  # crossval without --fusion: the preset's
+        fusion = preset.get("fusion", "none")
     finetune = None
     if schedule != "joint":
         try:
@@ -147,7 +150,7 @@ def config_from_args(args: argparse.Namespace):
         data=args.data, subset=args.subset, folds=args.folds, model=model,
         model_kwargs=model_kwargs, init=args.init or preset["init"], train=train,
         oversample=args.oversample, skip_bad=args.skip_bad, seed=args.seed,
-        preset=preset_for_config(args.preset, args.lr), **_lever_fields(args, train),
+        preset=preset_for_config(args.preset, args.lr), **_lever_fields(args, train, preset),
         **_way_fields(args),
     )
 
