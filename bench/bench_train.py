@@ -69,7 +69,9 @@ def main() -> None:
     for name in args.recipes:
         changes, extra, arch, command = RECIPES[name]
         model_name, kwargs = arch or (preset["model"], {})
-        size = create_model(model_name, **kwargs).info.preprocess.resize
+        torch.manual_seed(0)
+        model = create_model(model_name, **kwargs)
+        size = model.info.preprocess.resize
         full = preset["train"].replace(device="cpu", **changes)
         if extra:
             joint = with_extra(base, extra_train_set(args.data, "five", extra))
@@ -80,8 +82,6 @@ def main() -> None:
             images, labels = image_cache(base, size, progress=False), base.labels
             train = np.sort(fold.train)
         x, y = np.ascontiguousarray(images[train]), np.asarray(labels)[train]
-        torch.manual_seed(0)
-        model = create_model(model_name, **kwargs)
         t0 = time.perf_counter()
         history = fit(model, x, y, full.replace(epochs=args.epochs), progress=False)
         seconds = time.perf_counter() - t0

@@ -33,7 +33,8 @@ def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
                    help="campos2015: the paper's recipe (CaffeNet from ImageNet, 65 epochs SGD); "
                         "quick: small CNN from scratch at 64 px, ~5 min on 2 CPU cores; "
                         "strong: quick fused late with GCH+BoW (crossval's --fusion gch+bow; "
-                        "the best without external weights, ~8 min) (default campos2015)")
+                        "the best without external weights; the fusion adds about a minute) "
+                        "(default campos2015)")
     g.add_argument("--model", help="registered model name (see `vsent models`)")
     g.add_argument("--arch", help="CaffeNet surgery variant: fc8-2, fc7-4096, fc6-4096, fc7-2, "
                                   "fc6-2, fc8-1000, fc9-2")
