@@ -297,3 +297,47 @@ def test_finished_run_is_returned_not_redone_and_other_settings_are_refused(
     bl.run_baselines(data, "five", "stratified", "gch", out, seed=1, progress=False,
                      overwrite=True)
     assert json.loads((out / "config.json").read_text())["seed"] == 1
+
+
+def test_fold_blocks_sqrt_map_is_the_square_root_of_every_histogram():
+    rng = np.random.default_rng(0)
+    n = 10
+    desc = [rng.integers(0, 255, (15, 128)).astype(np.uint8) for _ in range(n)]
+    feats = bl.ImageFeatures(gch=rng.dirichlet(np.ones(64), n).astype(np.float32),
+                             lch=rng.random((n, 1024)).astype(np.float32), descriptors=desc)
+    train = np.arange(7)
+    plain = bl.fold_blocks(feats, train, ["gch", "bow"], bl.BaselineConfig(k=4,
+                                                                           max_descriptors=100))
+    mapped = bl.fold_blocks(feats, train, ["gch", "bow"],
+                            bl.BaselineConfig(k=4, max_descriptors=100, histogram_map="sqrt"))
+    assert set(plain) == set(mapped) == {"gch", "bow"}
+    for name in plain:
+        np.testing.assert_allclose(mapped[name], np.sqrt(plain[name]), rtol=1e-6)
+    # Hellinger: the mapped L1 histograms have unit Euclidean norm
+    np.testing.assert_allclose(np.linalg.norm(mapped["bow"], axis=1), 1, rtol=1e-5)
+    assert not np.allclose(mapped["gch"], plain["gch"])  # the map does something
+    with pytest.raises(VsentError, match="unknown histogram block"):
+        bl.fold_blocks(feats, train, ["cues"])
+
+
+def test_unknown_histogram_map_is_a_clear_error():
+    with pytest.raises(VsentError, match="histogram map must be one of none, sqrt"):
+        bl.BaselineConfig(histogram_map="log")
+
+
+def test_cli_histogram_map_reaches_the_classifier_and_the_config(tmp_path, cache, monkeypatch):
+    data = _warm_cold_folder(tmp_path / "data", n_per_class=8)
+    seen = []
+    real = bl.fold_blocks
+
+    def spy(feats, train, names, config=None, timing=None):
+        seen.append(config.histogram_map)
+        return real(feats, train, names, config, timing)
+
+    monkeypatch.setattr(bl, "fold_blocks", spy)
+    out = tmp_path / "run"
+    assert main(["baselines", "--data", str(data), "--folds", "stratified", "--features",
+                 "gch", "--histogram-map", "sqrt", "--out", str(out), "--no-progress",
+                 "--jobs", "2"]) == 0
+    assert seen == ["sqrt"] * 5
+    assert json.loads((out / "config.json").read_text())["histogram_map"] == "sqrt"

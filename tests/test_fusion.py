@@ -265,3 +265,38 @@ def test_fuse_run_early_rule_uses_each_folds_model(twitter_like, tmp_path):
     assert out["fused"]["accuracy"]["mean"] == pytest.approx(np.mean(per_fold))
     # the colour cues separate the pictures; an untrained CNN's features do not hide that
     assert out["fused"]["accuracy"]["mean"] >= 0.8 > out["cnn"]["accuracy"]["mean"]
+
+
+def test_cli_fuse_histogram_map_reaches_the_hand_crafted_blocks(twitter_like, tmp_path,
+                                                                monkeypatch):
+    import csv
+    import json
+
+    import vsent.analyses.fusion as fusion
+    from vsent.cli import main
+    from vsent.data import load_dataset
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    (run / "summary.json").write_text("{}")  # the CLI asks for a finished run
+    maps = []
+    real = fusion.fold_blocks
+
+    def spy(feats, train, names, config=None, timing=None):
+        maps.append(config.histogram_map)
+        return real(feats, train, names, config, timing)
+
+    monkeypatch.setattr(fusion, "fold_blocks", spy)
+    hand = {}
+    for hmap, sub in (("none", "gch-mean-w0.5-logistic"), ("sqrt", "gch-mean-w0.5-logistic-sqrt")):
+        maps.clear()
+        assert main(["fuse", str(run), "--features", "gch", "--histogram-map", hmap,
+                     "--no-progress"]) == 0
+        assert maps == [hmap] * 5
+        res = json.loads((run / "fuse" / sub / "summary.json").read_text())
+        assert res.get("histogram_map", "none") == hmap
+        assert (hmap in (run / "fuse" / sub / "summary.md").read_text()) == (hmap == "sqrt")
+        with (run / "fuse" / sub / "predictions.csv").open() as f:
+            hand[hmap] = {r["name"]: float(r["prob_hand"]) for r in csv.DictReader(f)}
+    assert hand["sqrt"] != hand["none"]  # another classifier, not the same one relabelled

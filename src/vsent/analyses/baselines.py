@@ -57,6 +57,10 @@ BLOCKS = ("gch", "lch", "bow")
 SUBSETS = ("five", "four", "three")
 #: Columns of the table, in the paper's order.
 TABLE_METRICS = ("precision", "recall", "f1", "accuracy")
+#: Maps applied to every histogram block before the classifier: ``none``, or ``sqrt`` - the
+#: square root of each L1-normalised histogram, so that a linear classifier computes the
+#: Hellinger kernel between histograms (elementwise: nothing is learnt from data).
+HISTOGRAM_MAPS = ("none", "sqrt")
 #: Default grid of the SVM's C (features are scaled to unit expected squared norm, see
 #: :class:`BlockScaler`, so one grid suits every feature set).
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-3, 2, 6))
@@ -503,10 +507,14 @@ class BaselineConfig:
     Cs: tuple[float, ...] = DEFAULT_CS
     inner_splits: int = 3
     seed: int = 0
+    histogram_map: str = "none"
 
     def __post_init__(self) -> None:
         if self.bow_norm not in ("l1", "l2"):
             raise VsentError(f"BoW norm must be 'l1' or 'l2', got {self.bow_norm!r}")
+        if self.histogram_map not in HISTOGRAM_MAPS:
+            raise VsentError(f"histogram map must be one of {', '.join(HISTOGRAM_MAPS)}, "
+                             f"got {self.histogram_map!r}")
         if self.k < 2:
             raise VsentError(f"vocabulary size k must be at least 2, got {self.k}")
         if self.max_descriptors < self.k:
@@ -517,6 +525,39 @@ class BaselineConfig:
         if not self.Cs or any(c <= 0 for c in self.Cs):
             raise VsentError(f"SVM C values must be positive, got {list(self.Cs)}")
         object.__setattr__(self, "Cs", tuple(float(c) for c in self.Cs))
+
+
+def fold_blocks(feats: ImageFeatures, train: np.ndarray, names: Iterable[str],
+                config: BaselineConfig | None = None,
+                timing: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """The histogram blocks ``names`` (gch, lch, bow) of every image for one fold.
+
+    The BoW vocabulary is learnt from the descriptors of rows ``train`` only; every image is
+    then encoded with it. ``config.histogram_map`` is applied to each block. ``timing``, when
+    given, receives ``vocabulary_s`` and ``encode_s``.
+
+    Returns
+    -------
+    ``{name: float (N, d_name)}`` with rows in dataset order.
+    """
+    config = config or BaselineConfig()
+    names = list(names)
+    blocks = {name: getattr(feats, name) for name in names if name in ("gch", "lch")}
+    if "bow" in names:
+        t = Timer()
+        vocab = learn_vocabulary([feats.descriptors[i] for i in np.asarray(train)], k=config.k,
+                                 max_descriptors=config.max_descriptors, seed=config.seed)
+        t_vocab, t = t.elapsed, Timer()
+        blocks["bow"] = bow_histograms(vocab, feats.descriptors, norm=config.bow_norm)
+        if timing is not None:
+            timing.update(vocabulary_s=t_vocab, encode_s=t.elapsed)
+    unknown = set(names) - set(blocks)
+    if unknown:
+        raise VsentError(f"unknown histogram block(s) {sorted(unknown)}: choose from "
+                         f"{', '.join(BLOCKS)}")
+    if config.histogram_map == "sqrt":
+        blocks = {name: np.sqrt(block) for name, block in blocks.items()}
+    return blocks
 
 
 def cross_validate(
@@ -537,21 +578,13 @@ def cross_validate(
     """
     config = config or BaselineConfig()
     labels = np.asarray(labels)
-    uses_bow = any("bow" in name.split("+") for name in feature_sets)
+    needed = sorted({part for name in feature_sets for part in name.split("+")})
     records: dict[str, list[dict[str, Any]]] = {name: [] for name in feature_sets}
     timings: list[dict[str, Any]] = []
     for fold in tqdm(folds, desc="folds", disable=not progress, leave=False):
         train, test = np.asarray(fold.train), np.asarray(fold.test)
         timing: dict[str, Any] = {"fold": fold.index}
-        blocks = {"gch": feats.gch, "lch": feats.lch}
-        if uses_bow:
-            t = Timer()
-            vocab = learn_vocabulary([feats.descriptors[i] for i in train], k=config.k,
-                                     max_descriptors=config.max_descriptors, seed=config.seed)
-            timing["vocabulary_s"] = t.elapsed
-            t = Timer()
-            blocks["bow"] = bow_histograms(vocab, feats.descriptors, norm=config.bow_norm)
-            timing["encode_s"] = t.elapsed
+        blocks = fold_blocks(feats, train, needed, config, timing)
         for name in feature_sets:
             parts = name.split("+")
             X = np.hstack([blocks[p] for p in parts])
@@ -677,6 +710,7 @@ def run_baselines(
     *,
     k: int = 500,
     bow_norm: str = "l1",
+    histogram_map: str = "none",
     sift: SiftParams | None = None,
     max_descriptors: int = 50_000,
     Cs: Sequence[float] = DEFAULT_CS,
@@ -702,6 +736,8 @@ def run_baselines(
         ``table.{json,md,csv}`` and ``timings.json``.
     k, bow_norm, sift, max_descriptors : BoW parameters (:func:`learn_vocabulary`,
         :func:`bow_histograms`, :class:`SiftParams`).
+    histogram_map : ``none`` or ``sqrt`` (Hellinger), applied to every histogram block
+        (:data:`HISTOGRAM_MAPS`).
     Cs, inner_splits : SVM grid of C and folds of the inner CV.
     cache_dir : feature cache (default ``$VSENT_CACHE`` or ``~/.cache/vsent``).
     n_jobs : threads for feature extraction (default all cores).
@@ -715,7 +751,8 @@ def run_baselines(
     """
     feature_sets = parse_features(features)
     sift = sift or SiftParams()
-    config = BaselineConfig(k=k, bow_norm=bow_norm, sift=sift, max_descriptors=max_descriptors,
+    config = BaselineConfig(k=k, bow_norm=bow_norm, histogram_map=histogram_map, sift=sift,
+                            max_descriptors=max_descriptors,
                             Cs=tuple(Cs), inner_splits=inner_splits, seed=seed)
 
     if isinstance(data, Dataset):

@@ -51,9 +51,9 @@ from vsent.analyses.baselines import (
     BaselineConfig,
     BlockScaler,
     ImageFeatures,
-    bow_histograms,
-    learn_vocabulary,
+    fold_blocks,
     make_classifier,
+    parse_features,
 )
 from vsent.config import FUSION_BLOCKS
 from vsent.errors import VsentError
@@ -282,19 +282,13 @@ def baseline_fold_features(feats: ImageFeatures, train: np.ndarray, feature_set:
     """The baselines' feature matrix for one fold: (N, d) and the block widths.
 
     ``feature_set`` is a baselines feature set (``gch``, ``lch``, ``bow``, ``gch+bow``,
-    ``lch+bow``, ...); a BoW vocabulary is learnt from the descriptors of rows ``train`` only,
-    as :func:`vsent.analyses.baselines.cross_validate` does.
+    ``lch+bow``, ...); the blocks come from :func:`vsent.analyses.baselines.fold_blocks` (a BoW
+    vocabulary learnt from rows ``train`` only, ``config.histogram_map`` applied), as
+    :func:`vsent.analyses.baselines.cross_validate` uses them.
     """
-    from vsent.analyses.baselines import parse_features
-
     (name,) = parse_features([feature_set])
-    config = config or BaselineConfig()
     parts = name.split("+")
-    blocks = {"gch": feats.gch, "lch": feats.lch}
-    if "bow" in parts:
-        vocab = learn_vocabulary([feats.descriptors[i] for i in np.asarray(train)], k=config.k,
-                                 max_descriptors=config.max_descriptors, seed=config.seed)
-        blocks["bow"] = bow_histograms(vocab, feats.descriptors, norm=config.bow_norm)
+    blocks = fold_blocks(feats, train, parts, config)
     mats = [np.asarray(blocks[p], np.float64) for p in parts]
     return np.hstack(mats), [m.shape[1] for m in mats]
 
@@ -369,7 +363,8 @@ def fuse_run(
 
     Returns
     -------
-    dict with ``features``, ``rule``, ``weight``, ``method``; summaries
+    dict with ``features``, ``rule``, ``weight``, ``method`` (and ``histogram_map`` unless
+    ``none``); summaries
     (:func:`vsent.metrics.summarize_folds`) ``cnn``, ``hand``, ``fused`` (centre crop) and,
     with 10-crop columns, ``cnn_10crop`` and ``fused_10crop``; ``rows``: one dict per test
     image (name, fold, label, prob_cnn, prob_hand, prob_fused[, prob_fused_10crop]); ``C``:
@@ -471,8 +466,11 @@ def fuse_run(
         for j, i in enumerate(test):
             rows.append({"name": dataset.names[i], "fold": fold.index, "label": int(y[i]),
                          **{f"prob_{k}": float(v[j]) for k, v in cols.items()}})
+    histogram_map = (baseline_config or BaselineConfig()).histogram_map
     return {"features": "+".join(blocks_wanted), "rule": rule, "weight": weight,
-            "method": method, "C": chosen,
+            "method": method, **({} if histogram_map == "none" else
+                                 {"histogram_map": histogram_map}),
+            "C": chosen,
             **{k: summarize_folds(v) for k, v in records.items()}, "rows": rows}
 
 
@@ -497,6 +495,8 @@ def fusion_markdown(res: dict[str, Any]) -> str:
         head = [f"## Late fusion with {res['features']}", "",
                 f"P(positive) = {res['weight']:g} x CNN + {1 - res['weight']:g} x "
                 f"hand-crafted ({res['rule']} rule; {clf} on {res['features']}, {fitted})"]
+    if res.get("histogram_map", "none") != "none":
+        head[-1] += f"; histogram map {res['histogram_map']}"
     lines = [
         *head, "",
         "| | accuracy | " + " | ".join(f"fold {i}" for i in range(1, n_folds + 1)) + " |",

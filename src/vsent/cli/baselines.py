@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dense grid step in px on the 256-px image (default 12)")
     g.add_argument("--bow-norm", choices=("l1", "l2"), default="l1",
                    help="normalisation of the BoW histogram (default l1)")
+    g.add_argument("--histogram-map", choices=("none", "sqrt"), default="none",
+                   help="sqrt: square root of every histogram (Hellinger kernel) before the "
+                        "classifier (default none)")
     g.add_argument("--max-descriptors", type=int, default=50_000,
                    help="training descriptors sampled for each fold's k-means (default 50000)")
     g.add_argument("--inner-splits", type=int, default=3,
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     table = run_baselines(
         args.data, args.subset, args.folds, args.features, args.out, args.seed,
-        k=args.k, bow_norm=args.bow_norm,
+        k=args.k, bow_norm=args.bow_norm, histogram_map=args.histogram_map,
         sift=SiftParams(mode=args.sift, step=args.sift_step),
         max_descriptors=args.max_descriptors, inner_splits=args.inner_splits,
         skip_bad=args.skip_bad, n_jobs=args.jobs, progress=progress_enabled(args.no_progress),

@@ -16,6 +16,8 @@ from vsent.cli.common import progress_enabled
 #: importing scikit-learn).
 RULES = ("mean", "logit", "early")
 CLASSIFIERS = ("logistic", "svm")
+#: Choices of --histogram-map (as vsent.analyses.baselines.HISTOGRAM_MAPS).
+HISTOGRAM_MAPS = ("none", "sqrt")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,22 +42,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classifier", choices=CLASSIFIERS, default="logistic",
                    help="logistic regression (C by inner log-loss) or the baselines' linear "
                         "SVM with Platt scaling; default logistic")
+    p.add_argument("--histogram-map", choices=HISTOGRAM_MAPS, default="none",
+                   help="sqrt: square root of the gch, lch and bow histograms (Hellinger "
+                        "kernel) before the classifier; default none")
     p.add_argument("--out", default=None,
-                   help="output directory (default RUN/fuse/FEATURES-RULE-wWEIGHT-CLASSIFIER)")
+                   help="output directory (default RUN/fuse/FEATURES-RULE-wWEIGHT-CLASSIFIER, "
+                        "plus -MAP with --histogram-map)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete the output directory and start again")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_fuse)
 
 
-def default_out(run: str, features: str, rule: str, weight: float, classifier: str) -> str:
-    """``RUN/fuse/<features>-<rule>-w<weight>-<classifier>`` (one directory per setting)."""
-    return f"{run.rstrip('/')}/fuse/{features}-{rule}-w{weight:g}-{classifier}"
+def default_out(run: str, features: str, rule: str, weight: float, classifier: str,
+                histogram_map: str = "none") -> str:
+    """``RUN/fuse/<features>-<rule>-w<weight>-<classifier>[-<map>]`` (one directory per
+    setting)."""
+    suffix = "" if histogram_map == "none" else f"-{histogram_map}"
+    return f"{run.rstrip('/')}/fuse/{features}-{rule}-w{weight:g}-{classifier}{suffix}"
 
 
 def run_fuse(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from vsent.analyses.baselines import BaselineConfig
     from vsent.analyses.fusion import fuse_run, fusion_markdown, parse_hand_features
     from vsent.errors import VsentError
     from vsent.runs import SUMMARY, open_run_dir
@@ -65,15 +75,19 @@ def run_fuse(args: argparse.Namespace) -> int:
         raise VsentError(f"--weight {args.weight!r} is out of range (0 .. 1)")
     if not (Path(args.run) / SUMMARY).is_file():
         raise VsentError(f"{args.run}: not a finished crossval run (no {SUMMARY})")
-    out = args.out or default_out(args.run, features, args.rule, args.weight, args.classifier)
+    out = args.out or default_out(args.run, features, args.rule, args.weight, args.classifier,
+                                  args.histogram_map)
     config = {"command": "fuse", "run": str(Path(args.run).resolve()), "features": features,
               "rule": args.rule, "weight": args.weight, "classifier": args.classifier}
+    if args.histogram_map != "none":  # absent = none, so earlier fusions stay resumable
+        config["histogram_map"] = args.histogram_map
     with open_run_dir(out, config, overwrite=args.overwrite, done=SUMMARY) as run:
         if run.status == "finished":
             res = run.read_json(SUMMARY)
         else:
             res = fuse_run(args.run, features, rule=args.rule, weight=args.weight,
                            method=args.classifier,
+                           baseline_config=BaselineConfig(histogram_map=args.histogram_map),
                            progress=progress_enabled(args.no_progress))
             rows = res.pop("rows")
             run.write_csv("predictions.csv", rows, list(rows[0]) if rows else ["name"])
