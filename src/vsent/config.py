@@ -32,6 +32,10 @@ EXTRA_TRAIN = ("four", "three")
 EXTRA_SCHEDULES = ("joint", "joint+finetune", "progressive")
 PROGRESSIVE_SCOPES = ("all", "extra")
 FUSION_BLOCKS = ("gch", "lch", "bow", "cues")
+#: Maps of the hand-crafted histograms (``--histogram-map``): ``none``, or ``sqrt`` - the square
+#: root of each L1-normalised histogram, so that a linear classifier computes the Hellinger
+#: kernel between histograms (elementwise: nothing is learnt from data).
+HISTOGRAM_MAPS = ("none", "sqrt")
 #: Issue 11: heads of ``--train head`` (vsent.frozen).
 HEADS = ("linear", "logistic")
 

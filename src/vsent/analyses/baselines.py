@@ -41,6 +41,7 @@ from sklearn.svm import LinearSVC
 from tqdm.auto import tqdm
 
 from vsent import papers
+from vsent.config import HISTOGRAM_MAPS
 from vsent.data import Dataset, load_dataset, load_rgb, make_folds, save_folds
 from vsent.data.cache import cache_dir_default, cache_key
 from vsent.errors import VsentError
@@ -57,10 +58,6 @@ BLOCKS = ("gch", "lch", "bow")
 SUBSETS = ("five", "four", "three")
 #: Columns of the table, in the paper's order.
 TABLE_METRICS = ("precision", "recall", "f1", "accuracy")
-#: Maps applied to every histogram block before the classifier: ``none``, or ``sqrt`` - the
-#: square root of each L1-normalised histogram, so that a linear classifier computes the
-#: Hellinger kernel between histograms (elementwise: nothing is learnt from data).
-HISTOGRAM_MAPS = ("none", "sqrt")
 #: Default grid of the SVM's C (features are scaled to unit expected squared norm, see
 #: :class:`BlockScaler`, so one grid suits every feature set).
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-3, 2, 6))
@@ -737,7 +734,7 @@ def run_baselines(
     k, bow_norm, sift, max_descriptors : BoW parameters (:func:`learn_vocabulary`,
         :func:`bow_histograms`, :class:`SiftParams`).
     histogram_map : ``none`` or ``sqrt`` (Hellinger), applied to every histogram block
-        (:data:`HISTOGRAM_MAPS`).
+        (:data:`vsent.config.HISTOGRAM_MAPS`).
     Cs, inner_splits : SVM grid of C and folds of the inner CV.
     cache_dir : feature cache (default ``$VSENT_CACHE`` or ``~/.cache/vsent``).
     n_jobs : threads for feature extraction (default all cores).

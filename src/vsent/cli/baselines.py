@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vsent.cli.common import SUBSETS, add_data_args, add_run_args, progress_enabled
+from vsent.config import HISTOGRAM_MAPS
 
 #: Default feature sets (as vsent.analyses.baselines.FEATURE_SETS; checked by tests/test_cli.py).
 FEATURE_SETS = ("gch", "lch", "bow", "gch+bow", "lch+bow")
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dense grid step in px on the 256-px image (default 12)")
     g.add_argument("--bow-norm", choices=("l1", "l2"), default="l1",
                    help="normalisation of the BoW histogram (default l1)")
-    g.add_argument("--histogram-map", choices=("none", "sqrt"), default="none",
+    g.add_argument("--histogram-map", choices=HISTOGRAM_MAPS, default="none",
                    help="sqrt: square root of every histogram (Hellinger kernel) before the "
                         "classifier (default none)")
     g.add_argument("--max-descriptors", type=int, default=50_000,

@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 
 from vsent.cli.common import progress_enabled
+from vsent.config import HISTOGRAM_MAPS
 
 #: Choices of --rule and --classifier (as vsent.analyses.fusion.RUN_RULES / METHODS, without
 #: importing scikit-learn).
 RULES = ("mean", "logit", "early")
 CLASSIFIERS = ("logistic", "svm")
-#: Choices of --histogram-map (as vsent.analyses.baselines.HISTOGRAM_MAPS).
-HISTOGRAM_MAPS = ("none", "sqrt")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
