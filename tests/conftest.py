@@ -188,6 +188,19 @@ def interrupt_after(monkeypatch: pytest.MonkeyPatch, n_epochs: int) -> None:
     monkeypatch.setattr(train_mod, "train_one_epoch", interrupting)
 
 
+def spy_histogram_maps(monkeypatch: pytest.MonkeyPatch, module) -> list[str]:
+    """Record the ``histogram_map`` of every ``fold_blocks`` call made through ``module`` (the
+    baselines or the fusion module); the calls still do their work."""
+    real, maps = module.fold_blocks, []
+
+    def spy(feats, train, names, config=None, timing=None):
+        maps.append(config.histogram_map)
+        return real(feats, train, names, config, timing)
+
+    monkeypatch.setattr(module, "fold_blocks", spy)
+    return maps
+
+
 @pytest.fixture(autouse=True)
 def _isolated_vsent_cache(tmp_path_factory, monkeypatch):
     """Keep image caches in pytest's temp folder, never in ~/.cache."""

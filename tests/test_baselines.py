@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import spy_histogram_maps
 from vsent import papers
 from vsent.analyses import baselines as bl
 from vsent.cli import main
@@ -327,14 +328,7 @@ def test_unknown_histogram_map_is_a_clear_error():
 
 def test_cli_histogram_map_reaches_the_classifier_and_the_config(tmp_path, cache, monkeypatch):
     data = _warm_cold_folder(tmp_path / "data", n_per_class=8)
-    seen = []
-    real = bl.fold_blocks
-
-    def spy(feats, train, names, config=None, timing=None):
-        seen.append(config.histogram_map)
-        return real(feats, train, names, config, timing)
-
-    monkeypatch.setattr(bl, "fold_blocks", spy)
+    seen = spy_histogram_maps(monkeypatch, bl)
     out = tmp_path / "run"
     assert main(["baselines", "--data", str(data), "--folds", "stratified", "--features",
                  "gch", "--histogram-map", "sqrt", "--out", str(out), "--no-progress",

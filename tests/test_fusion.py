@@ -273,6 +273,7 @@ def test_cli_fuse_histogram_map_reaches_the_hand_crafted_blocks(twitter_like, tm
     import json
 
     import vsent.analyses.fusion as fusion
+    from conftest import spy_histogram_maps
     from vsent.cli import main
     from vsent.data import load_dataset
 
@@ -280,14 +281,7 @@ def test_cli_fuse_histogram_map_reaches_the_hand_crafted_blocks(twitter_like, tm
     ds = load_dataset(twitter_like, "five", validate=False)
     run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
     (run / "summary.json").write_text("{}")  # the CLI asks for a finished run
-    maps = []
-    real = fusion.fold_blocks
-
-    def spy(feats, train, names, config=None, timing=None):
-        maps.append(config.histogram_map)
-        return real(feats, train, names, config, timing)
-
-    monkeypatch.setattr(fusion, "fold_blocks", spy)
+    maps = spy_histogram_maps(monkeypatch, fusion)
     hand = {}
     for hmap, sub in (("none", "gch-mean-w0.5-logistic"), ("sqrt", "gch-mean-w0.5-logistic-sqrt")):
         maps.clear()
