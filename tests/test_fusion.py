@@ -16,6 +16,8 @@ from vsent.analyses.fusion import (
     early_fusion,
     ensemble_mean,
     fuse_probabilities,
+    fuse_run,
+    fusion_markdown,
     hand_crafted_probabilities,
     positive_probability,
     predict,
@@ -294,3 +296,53 @@ def test_cli_fuse_histogram_map_reaches_the_hand_crafted_blocks(twitter_like, tm
         with (run / "fuse" / sub / "predictions.csv").open() as f:
             hand[hmap] = {r["name"]: float(r["prob_hand"]) for r in csv.DictReader(f)}
     assert hand["sqrt"] != hand["none"]  # another classifier, not the same one relabelled
+
+
+def test_fuse_run_extra_train_adds_weak_labels_to_the_hand_crafted_training_rows_only(
+        twitter_like, tmp_path, monkeypatch):
+    import vsent.analyses.fusion as fusion
+    from vsent.data import load_dataset, make_folds
+    from vsent.data.extra import extra_train_set
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    extra = extra_train_set(twitter_like, "five", "three")
+    assert len(extra) > 0
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    fits = []
+    real = fusion.hand_crafted_probabilities
+
+    def spy(X, y, train, test, **kw):
+        fits.append((np.asarray(train), np.asarray(test), np.asarray(y)))
+        return real(X, y, train, test, **kw)
+
+    monkeypatch.setattr(fusion, "hand_crafted_probabilities", spy)
+    out = fuse_run(run, "gch", extra_train="three", cache_dir=tmp_path / "cache")
+    assert (out["extra_train"], out["n_extra"]) == ("three", len(extra))
+    n = len(ds)
+    folds = make_folds(ds, "campos")
+    assert len(fits) == len(folds)
+    for fold, (train, test, y) in zip(folds, fits, strict=True):
+        # the fold's training rows, then every extra row; the test rows are the fold's own
+        np.testing.assert_array_equal(train, np.union1d(fold.train, np.arange(n, n + len(extra))))
+        np.testing.assert_array_equal(test, np.sort(fold.test))
+        np.testing.assert_array_equal(y[:n], ds.labels)
+        np.testing.assert_array_equal(y[n:], extra.labels)
+    assert {r["name"] for r in out["rows"]} <= set(ds.names)  # extra images are never scored
+    assert "also trained on" in fusion_markdown(out)
+    plain = fuse_run(run, "gch", cache_dir=tmp_path / "cache")
+    assert "extra_train" not in plain and len(fits) == 2 * len(folds)
+    assert all(t.max() < n for t, _, _ in fits[len(folds):])
+    with pytest.raises(VsentError, match="late rule"):
+        fuse_run(run, "gch", rule="early", extra_train="three", cache_dir=tmp_path / "cache")
+    # the CLI: its own directory, the option in config.json and summary.json
+    import json
+
+    from vsent.cli import main
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    (run / "summary.json").write_text("{}")
+    assert main(["fuse", str(run), "--features", "gch", "--extra-train", "three",
+                 "--no-progress"]) == 0
+    fdir = run / "fuse" / "gch-mean-w0.5-logistic-extrathree"
+    assert json.loads((fdir / "config.json").read_text())["extra_train"] == "three"
+    assert json.loads((fdir / "summary.json").read_text())["n_extra"] == len(extra)

@@ -349,6 +349,7 @@ def fuse_run(
     run: str | os.PathLike, features: str = "gch+bow", *, rule: str = DEFAULT_RULE,
     weight: float = DEFAULT_WEIGHT, method: str = "logistic",
     baseline_config: BaselineConfig | None = None, cue_params: Any = None,
+    extra_train: str | None = None,
     cache_dir: str | os.PathLike | None = None, progress: bool = False,
 ) -> dict[str, Any]:
     """Late fusion of a finished cross-validation run with a hand-crafted classifier.
@@ -361,10 +362,15 @@ def fuse_run(
     and its test probabilities are fused with the CNN's by :func:`fuse_probabilities`. Nothing
     is chosen on a test fold.
 
+    ``extra_train`` (``four`` or ``three``, late rules only) adds the weakly labelled images of
+    that larger Twitter I subset (:func:`vsent.data.extra.extra_train_set`: no image of the
+    run's subset and no copy of one) to every fold's training rows of the hand-crafted
+    classifier; the test rows and the CNN's probabilities are unchanged.
+
     Returns
     -------
     dict with ``features``, ``rule``, ``weight``, ``method`` (and ``histogram_map`` unless
-    ``none``); summaries
+    ``none``, ``extra_train`` and ``n_extra`` with ``extra_train``); summaries
     (:func:`vsent.metrics.summarize_folds`) ``cnn``, ``hand``, ``fused`` (centre crop) and,
     with 10-crop columns, ``cnn_10crop`` and ``fused_10crop``; ``rows``: one dict per test
     image (name, fold, label, prob_cnn, prob_hand, prob_fused[, prob_fused_10crop]); ``C``:
@@ -395,6 +401,20 @@ def fuse_run(
     spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",
                                                                                    "campos")
     folds = make_folds(dataset, spec, seed=cfg.get("seed", 0))
+    early = rule == "early"
+    # the hand-crafted classifier's images: the run's, then any extra ones (base rows first,
+    # so the folds' indices hold)
+    extra_joint = None
+    if extra_train is not None:
+        if early:
+            raise VsentError("--extra-train needs a late rule (mean or logit): the early rule "
+                             "would need the CNN's features of the extra images")
+        from vsent.data.extra import extra_train_set, with_extra
+
+        extra = extra_train_set(dataset, cfg.get("subset", "five"), extra_train,
+                                skip_bad=cfg.get("skip_bad", False))
+        extra_joint = with_extra(dataset, extra)
+    hand_set = extra_joint.dataset if extra_joint is not None else dataset
     with pred_file.open(newline="") as f:
         preds = {r["name"]: r for r in csv.DictReader(f)}
     ten = bool(preds) and "prob_positive_10crop" in next(iter(preds.values()))
@@ -404,19 +424,18 @@ def fuse_run(
         from vsent.analyses.baselines import extract_features
 
         config = baseline_config or BaselineConfig()
-        feats = extract_features(dataset.paths, sift=config.sift,
+        feats = extract_features(hand_set.paths, sift=config.sift,
                                  need_sift="bow" in blocks_wanted, cache_dir=cache_dir,
                                  progress=progress)
     if "cues" in blocks_wanted:
         from vsent.analyses.cues import dataset_cues
 
-        mats["cues"] = dataset_cues(dataset, cue_params, cache_dir=cache_dir,
+        mats["cues"] = dataset_cues(hand_set, cue_params, cache_dir=cache_dir,
                                     progress=progress).values.astype(np.float64)
-    early = rule == "early"
     if early:
         cnn_features = fold_cnn_features(run, dataset, folds, cache_dir=cache_dir,
                                          progress=progress)
-    y = dataset.labels
+    y = hand_set.labels
     records: dict[str, list[dict[str, Any]]] = {k: [] for k in ("cnn", "hand", "fused")}
     if ten:
         records["cnn_10crop"] = []
@@ -431,17 +450,18 @@ def fuse_run(
         if missing:
             raise VsentError(f"{pred_file}: {len(missing)} test images of fold {fold.index} "
                              f"have no prediction of that fold (e.g. {missing[0]})")
+        hand_train = extra_joint.fold_train(fold) if extra_joint is not None else fold.train
         fold_mats, widths = [], []
         for name in blocks_wanted:
             if name == "cues":
                 fold_mats.append(mats["cues"])
                 widths.append(mats["cues"].shape[1])
             else:
-                X, w = baseline_fold_features(feats, fold.train, name, config)
+                X, w = baseline_fold_features(feats, hand_train, name, config)
                 fold_mats.append(X)
                 widths += w
         seed = cfg.get("seed", 0)
-        hand = hand_crafted_probabilities(np.hstack(fold_mats), y, fold.train, test,
+        hand = hand_crafted_probabilities(np.hstack(fold_mats), y, hand_train, test,
                                           blocks=widths, method=method, seed=seed)
         p_cnn = np.array([float(preds[dataset.names[i]]["prob_positive"]) for i in test])
         if early:
@@ -470,6 +490,8 @@ def fuse_run(
     return {"features": "+".join(blocks_wanted), "rule": rule, "weight": weight,
             "method": method, **({} if histogram_map == "none" else
                                  {"histogram_map": histogram_map}),
+            **({} if extra_joint is None else {"extra_train": extra_train,
+                                               "n_extra": len(extra_joint.extra_index)}),
             "C": chosen,
             **{k: summarize_folds(v) for k, v in records.items()}, "rows": rows}
 
@@ -497,6 +519,9 @@ def fusion_markdown(res: dict[str, Any]) -> str:
                 f"hand-crafted ({res['rule']} rule; {clf} on {res['features']}, {fitted})"]
     if res.get("histogram_map", "none") != "none":
         head[-1] += f"; histogram map {res['histogram_map']}"
+    if res.get("extra_train"):
+        head[-1] += (f"; the hand-crafted classifier also trained on the {res['n_extra']} "
+                     f"{res['extra_train']}-agree images outside the subset")
     lines = [
         *head, "",
         "| | accuracy | " + " | ".join(f"fold {i}" for i in range(1, n_folds + 1)) + " |",

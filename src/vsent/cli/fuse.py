@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from vsent.cli.common import progress_enabled
-from vsent.config import HISTOGRAM_MAPS
+from vsent.config import EXTRA_TRAIN, HISTOGRAM_MAPS
 
 #: Choices of --rule and --classifier (as vsent.analyses.fusion.RUN_RULES / METHODS, without
 #: importing scikit-learn).
@@ -44,9 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--histogram-map", choices=HISTOGRAM_MAPS, default="none",
                    help="sqrt: square root of the gch, lch and bow histograms (Hellinger "
                         "kernel) before the classifier; default none")
+    p.add_argument("--extra-train", choices=EXTRA_TRAIN, default=None,
+                   help="also train the hand-crafted classifier on the weakly labelled images "
+                        "of this larger Twitter I subset that are not in the run's subset "
+                        "(as crossval's --extra-train does for the CNN; late rules only)")
     p.add_argument("--out", default=None,
                    help="output directory (default RUN/fuse/FEATURES-RULE-wWEIGHT-CLASSIFIER, "
-                        "plus -MAP with --histogram-map)")
+                        "plus -MAP with --histogram-map and -extraSUBSET with --extra-train)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete the output directory and start again")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -54,10 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def default_out(run: str, features: str, rule: str, weight: float, classifier: str,
-                histogram_map: str = "none") -> str:
-    """``RUN/fuse/<features>-<rule>-w<weight>-<classifier>[-<map>]`` (one directory per
-    setting)."""
+                histogram_map: str = "none", extra_train: str | None = None) -> str:
+    """``RUN/fuse/<features>-<rule>-w<weight>-<classifier>[-<map>][-extra<subset>]`` (one
+    directory per setting)."""
     suffix = "" if histogram_map == "none" else f"-{histogram_map}"
+    suffix += f"-extra{extra_train}" if extra_train else ""
     return f"{run.rstrip('/')}/fuse/{features}-{rule}-w{weight:g}-{classifier}{suffix}"
 
 
@@ -75,11 +80,14 @@ def run_fuse(args: argparse.Namespace) -> int:
     if not (Path(args.run) / SUMMARY).is_file():
         raise VsentError(f"{args.run}: not a finished crossval run (no {SUMMARY})")
     out = args.out or default_out(args.run, features, args.rule, args.weight, args.classifier,
-                                  args.histogram_map)
+                                  args.histogram_map, args.extra_train)
     config = {"command": "fuse", "run": str(Path(args.run).resolve()), "features": features,
               "rule": args.rule, "weight": args.weight, "classifier": args.classifier}
-    if args.histogram_map != "none":  # absent = none, so earlier fusions stay resumable
+    # options left at their defaults stay out, so earlier fusions stay resumable
+    if args.histogram_map != "none":
         config["histogram_map"] = args.histogram_map
+    if args.extra_train:
+        config["extra_train"] = args.extra_train
     with open_run_dir(out, config, overwrite=args.overwrite, done=SUMMARY) as run:
         if run.status == "finished":
             res = run.read_json(SUMMARY)
@@ -87,6 +95,7 @@ def run_fuse(args: argparse.Namespace) -> int:
             res = fuse_run(args.run, features, rule=args.rule, weight=args.weight,
                            method=args.classifier,
                            baseline_config=BaselineConfig(histogram_map=args.histogram_map),
+                           extra_train=args.extra_train,
                            progress=progress_enabled(args.no_progress))
             rows = res.pop("rows")
             run.write_csv("predictions.csv", rows, list(rows[0]) if rows else ["name"])
