@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vsent.data import load_dataset, make_folds
+from vsent.data import describe, load_dataset, make_folds
 from vsent.data.extra import (
     JointSet,
     extra_train_set,
@@ -73,6 +73,9 @@ def test_copies_of_base_images_are_dropped(twitter_like):
     reasons = dict(ex.skipped)
     assert five[0] in reasons[extra_names[0]] and "same bytes" in reasons[extra_names[0]]
     assert five[1] in reasons[extra_names[1]] and "similarity" in reasons[extra_names[1]]
+    # the log line counts them as copies, not as bad images
+    line = describe(ex)
+    assert "2 copies of base images left out" in line and "bad items" not in line
     # measuring the leak itself stays possible
     assert len(extra_train_set(twitter_like, "five", "three", drop_copies=False)) == 14
 

@@ -84,8 +84,12 @@ def describe(ds: Dataset) -> str:
     n_neg = int(np.sum(ds.labels == 0))
     src = f"twitter {ds.subset}-agree" if ds.source == "twitter" else ds.source
     line = f"{len(ds)} images ({n_pos} positive, {n_neg} negative), {src} dataset at {ds.root}"
-    if ds.skipped:
-        line += f", {len(ds.skipped)} bad items skipped"
+    # an extra training set (vsent.data.extra) also leaves out copies of base images
+    copies = sum(1 for _, why in ds.skipped if why.startswith("copy of"))
+    if len(ds.skipped) > copies:
+        line += f", {len(ds.skipped) - copies} bad items skipped"
+    if copies:
+        line += f", {copies} copies of base images left out"
     return line
 
 
