@@ -335,3 +335,86 @@ def test_cli_histogram_map_reaches_the_classifier_and_the_config(tmp_path, cache
                  "--jobs", "2"]) == 0
     assert seen == ["sqrt"] * 5
     assert json.loads((out / "config.json").read_text())["histogram_map"] == "sqrt"
+
+
+# --------------------------------------------------------------------------------------------
+# Fisher vectors
+
+
+def test_root_sift_rows_have_unit_norm_and_empty_rows_stay_zero():
+    d = np.array([[1, 3] + [0] * 126, [0] * 128], np.uint8)
+    r = bl.root_sift(d)
+    assert r.dtype == np.float32 and r.shape == (2, 128)
+    np.testing.assert_allclose(r[0, :2], [0.5, np.sqrt(0.75)], rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(r[0]), 1, rtol=1e-6)
+    assert not r[1].any()
+
+
+def test_fisher_vectors_follow_the_formula_term_by_term():
+    rng = np.random.default_rng(0)
+    desc = [rng.integers(0, 255, (n, 128)).astype(np.uint8) for n in (40, 25, 0, 30)]
+    enc = bl.learn_fisher(desc, n_components=3, pca_dims=4, seed=0)
+    fv = bl.fisher_vectors(enc, desc)
+    assert fv.shape == (4, enc.dim) == (4, 2 * 3 * 4)
+    assert not fv[2].any()  # no descriptors: zero row
+    np.testing.assert_allclose(np.linalg.norm(fv[[0, 1, 3]], axis=1), 1, rtol=1e-5)
+    # image 0, written out one Gaussian and one descriptor at a time
+    g = enc.gmm
+    x = enc.pca.transform(bl.root_sift(desc[0]))
+    post = g.predict_proba(x)
+    d_mu, d_var = np.zeros((3, 4)), np.zeros((3, 4))
+    for k in range(3):
+        sd = np.sqrt(g.covariances_[k])
+        for t in range(len(x)):
+            z = (x[t] - g.means_[k]) / sd
+            d_mu[k] += post[t, k] * z
+            d_var[k] += post[t, k] * (z**2 - 1)
+        d_mu[k] /= len(x) * np.sqrt(g.weights_[k])
+        d_var[k] /= len(x) * np.sqrt(2 * g.weights_[k])
+    want = np.concatenate([d_mu.ravel(), d_var.ravel()])
+    want = np.sign(want) * np.sqrt(np.abs(want))
+    np.testing.assert_allclose(fv[0], want / np.linalg.norm(want), rtol=1e-4, atol=1e-6)
+
+
+def test_fisher_encoder_is_learnt_on_training_rows_only_and_maps_leave_it_alone(monkeypatch):
+    rng = np.random.default_rng(1)
+    n = 10
+    desc = [rng.integers(0, 255, (30, 128)).astype(np.uint8) for _ in range(n)]
+    feats = bl.ImageFeatures(gch=rng.dirichlet(np.ones(64), n).astype(np.float32),
+                             lch=rng.random((n, 1024)).astype(np.float32), descriptors=desc)
+    passed = []
+    real = bl.learn_fisher
+
+    def spy(descriptors, **kw):
+        passed.append([id(d) for d in descriptors])
+        return real(descriptors, **kw)
+
+    monkeypatch.setattr(bl, "learn_fisher", spy)
+    train = np.array([0, 2, 3, 5, 7, 8])
+    config = bl.BaselineConfig(fisher_components=2, fisher_pca=4, histogram_map="sqrt")
+    timing = {}
+    blocks = bl.fold_blocks(feats, train, ["gch", "fv"], config, timing)
+    assert passed == [[id(desc[i]) for i in train]]
+    assert blocks["fv"].shape == (n, 16) and (blocks["fv"] < 0).any()  # signed: not sqrt-mapped
+    np.testing.assert_allclose(blocks["gch"], np.sqrt(feats.gch), rtol=1e-6)
+    assert {"fisher_s", "fisher_encode_s"} <= set(timing)
+
+
+@pytest.mark.parametrize("kw", [{"fisher_components": 0}, {"fisher_pca": 129}])
+def test_bad_fisher_settings_are_a_clear_error(kw):
+    with pytest.raises(VsentError, match="Fisher vectors need"):
+        bl.BaselineConfig(**kw)
+
+
+def test_cli_gch_plus_fv_runs_and_is_labelled(tmp_path, cache, capsys):
+    data = _warm_cold_folder(tmp_path / "data", n_per_class=8)
+    out = tmp_path / "run"
+    assert main(["baselines", "--data", str(data), "--folds", "stratified", "--features",
+                 "gch+fv", "--fisher-components", "4", "--fisher-pca", "8", "--out", str(out),
+                 "--no-progress", "--jobs", "2"]) == 0
+    summary = json.loads((out / "custom" / "gch+fv" / "summary.json").read_text())
+    assert len(summary["folds"]) == 5
+    config = json.loads((out / "config.json").read_text())
+    assert (config["fisher_components"], config["fisher_pca"]) == (4, 8)
+    assert "| GCH+FV |" in (out / "table.md").read_text()
+    assert "fisher_s" in json.loads((out / "timings.json").read_text())["custom"]["folds"][0]

@@ -226,6 +226,7 @@ def test_fuse_run_refuses_incomplete_runs(twitter_like, tmp_path):
     with pytest.raises(VsentError, match="have no prediction of that fold"):
         fuse_run(run, "cues", cache_dir=tmp_path / "cache")
     assert parse_hand_features("gch+bow+cues") == ("gch", "bow", "cues")
+    assert parse_hand_features("gch+fv") == ("gch", "fv")
     for bad in ("sift", "gch+gch", ""):
         with pytest.raises(VsentError, match="--fusion"):
             parse_hand_features(bad)

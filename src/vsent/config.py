@@ -31,7 +31,7 @@ MIXES = ("none", "mixup", "cutmix", "mixup|cutmix")
 EXTRA_TRAIN = ("four", "three")
 EXTRA_SCHEDULES = ("joint", "joint+finetune", "progressive")
 PROGRESSIVE_SCOPES = ("all", "extra")
-FUSION_BLOCKS = ("gch", "lch", "bow", "cues")
+FUSION_BLOCKS = ("gch", "lch", "bow", "fv", "cues")
 #: Maps of the hand-crafted histograms (``--histogram-map``): ``none``, or ``sqrt`` - the square
 #: root of each L1-normalised histogram, so that a linear classifier computes the Hellinger
 #: kernel between histograms (elementwise: nothing is learnt from data).

@@ -420,12 +420,13 @@ def fuse_run(
     ten = bool(preds) and "prob_positive_10crop" in next(iter(preds.values()))
 
     mats: dict[str, np.ndarray] = {}
-    if {"gch", "lch", "bow"} & set(blocks_wanted):
+    if {"gch", "lch", "bow", "fv"} & set(blocks_wanted):
         from vsent.analyses.baselines import extract_features
 
         config = baseline_config or BaselineConfig()
         feats = extract_features(hand_set.paths, sift=config.sift,
-                                 need_sift="bow" in blocks_wanted, cache_dir=cache_dir,
+                                 need_sift=bool({"bow", "fv"} & set(blocks_wanted)),
+                                 cache_dir=cache_dir,
                                  progress=progress)
     if "cues" in blocks_wanted:
         from vsent.analyses.cues import dataset_cues

@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "(default 0)")
     g = p.add_argument_group("features and classifier")
     g.add_argument("--features", default=",".join(FEATURE_SETS),
-                   help="comma-separated feature sets: gch, lch, bow, or blocks joined with + "
+                   help="comma-separated feature sets: gch, lch, bow, fv (SIFT Fisher vectors), or "
+                        "blocks joined with + "
                         f"(default {','.join(FEATURE_SETS)})")
     g.add_argument("--k", type=int, default=500, help="visual words (default 500)")
     g.add_argument("--sift", choices=("dense", "keypoints"), default="dense",
@@ -46,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--histogram-map", choices=HISTOGRAM_MAPS, default="none",
                    help="sqrt: square root of every histogram (Hellinger kernel) before the "
                         "classifier (default none)")
+    g.add_argument("--fisher-components", type=int, default=64,
+                   help="Gaussians of the Fisher vectors' mixture (block fv; default 64)")
+    g.add_argument("--fisher-pca", type=int, default=64,
+                   help="PCA dimensions of RootSIFT before the Fisher vectors (default 64)")
     g.add_argument("--max-descriptors", type=int, default=50_000,
                    help="training descriptors sampled for each fold's k-means (default 50000)")
     g.add_argument("--inner-splits", type=int, default=3,
@@ -61,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     table = run_baselines(
         args.data, args.subset, args.folds, args.features, args.out, args.seed,
         k=args.k, bow_norm=args.bow_norm, histogram_map=args.histogram_map,
+        fisher_components=args.fisher_components, fisher_pca=args.fisher_pca,
         sift=SiftParams(mode=args.sift, step=args.sift_step),
         max_descriptors=args.max_descriptors, inner_splits=args.inner_splits,
         skip_bad=args.skip_bad, n_jobs=args.jobs, progress=progress_enabled(args.no_progress),

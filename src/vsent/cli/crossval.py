@@ -100,7 +100,7 @@ def _add_levers(p: argparse.ArgumentParser) -> None:
                    help="after the folds, fuse the CNN's probability with a logistic "
                         "regression on these hand-crafted features, fitted on each training "
                         "fold (mean, w = 0.5; see `vsent fuse` for other rules): none, gch+bow, "
-                        "lch+bow, cues, or blocks gch, lch, bow, cues joined with '+' "
+                        "lch+bow, cues, or blocks gch, lch, bow, fv, cues joined with '+' "
                         "(default: the preset's, gch+bow for strong, else none)")
 
 

@@ -29,8 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="a finished crossval run directory (config.json, folds.json, "
                                "predictions.csv)")
     p.add_argument("--features", default="gch+bow",
-                   help="hand-crafted blocks gch, lch, bow, cues joined with '+' "
-                        "(default gch+bow)")
+                   help="hand-crafted blocks gch, lch, bow, fv (Fisher vectors), cues joined "
+                        "with '+' (default gch+bow)")
     p.add_argument("--rule", choices=RULES, default="mean",
                    help="mean: w p_cnn + (1 - w) p_hand; logit: weighted mean of logits "
                         "(product of experts); early: one classifier on the fold models' "
