@@ -47,7 +47,9 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_pre
 from sklearn.pipeline import Pipeline
 
 from vsent.analyses.baselines import (
+    BLOCKS,
     DEFAULT_CS,
+    SIFT_BLOCKS,
     BaselineConfig,
     BlockScaler,
     ImageFeatures,
@@ -282,9 +284,9 @@ def baseline_fold_features(feats: ImageFeatures, train: np.ndarray, feature_set:
     """The baselines' feature matrix for one fold: (N, d) and the block widths.
 
     ``feature_set`` is a baselines feature set (``gch``, ``lch``, ``bow``, ``gch+bow``,
-    ``lch+bow``, ...); the blocks come from :func:`vsent.analyses.baselines.fold_blocks` (a BoW
-    vocabulary learnt from rows ``train`` only, ``config.histogram_map`` applied), as
-    :func:`vsent.analyses.baselines.cross_validate` uses them.
+    ``gch+fv``, ...); the blocks come from :func:`vsent.analyses.baselines.fold_blocks` (BoW
+    vocabulary and Fisher encoder learnt from rows ``train`` only, ``config.histogram_map``
+    applied), as :func:`vsent.analyses.baselines.cross_validate` uses them.
     """
     (name,) = parse_features([feature_set])
     parts = name.split("+")
@@ -420,12 +422,12 @@ def fuse_run(
     ten = bool(preds) and "prob_positive_10crop" in next(iter(preds.values()))
 
     mats: dict[str, np.ndarray] = {}
-    if {"gch", "lch", "bow", "fv"} & set(blocks_wanted):
+    if set(BLOCKS) & set(blocks_wanted):
         from vsent.analyses.baselines import extract_features
 
         config = baseline_config or BaselineConfig()
         feats = extract_features(hand_set.paths, sift=config.sift,
-                                 need_sift=bool({"bow", "fv"} & set(blocks_wanted)),
+                                 need_sift=bool(set(SIFT_BLOCKS) & set(blocks_wanted)),
                                  cache_dir=cache_dir,
                                  progress=progress)
     if "cues" in blocks_wanted:
