@@ -29,8 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p)
     _allow_all_subsets(p)
     add_run_args(p, "runs/baselines", device=False,
-                 seed_help="seed of the vocabulary k-means, descriptor sample and inner CV "
-                           "(default 0)")
+                 seed_help="seed of the vocabulary k-means, the Fisher vectors' mixture, "
+                           "descriptor sample and inner CV (default 0)")
     g = p.add_argument_group("features and classifier")
     g.add_argument("--features", default=",".join(FEATURE_SETS),
                    help="comma-separated feature sets: gch, lch, bow, fv (SIFT Fisher vectors), or "
