@@ -3,7 +3,8 @@
 Runs :func:`vsent.analyses.baselines.run_baselines` on Twitter I and writes one JSON with the
 wall time and its parts: feature extraction per subset (decode + colour histograms + dense
 SIFT, with a cold feature cache by default), and per fold the vocabulary k-means, the BoW
-encoding and each feature set's SVM grid search; also the machine's core count and load
+encoding, the Fisher vectors' PCA + mixture and encoding (feature sets with ``fv``) and each
+feature set's SVM grid search; also the machine's core count and load
 (these machines are shared, so the load says how far the times are inflated) and the
 accuracies, as a sanity check.
 
@@ -57,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = {
         s: {
             "extract_s": timings[s]["extract_s"],
-            "vocabulary_s": sum(f.get("vocabulary_s", 0) for f in timings[s]["folds"]),
-            "encode_s": sum(f.get("encode_s", 0) for f in timings[s]["folds"]),
+            **{key: sum(f.get(key, 0) for f in timings[s]["folds"])
+               for key in ("vocabulary_s", "encode_s", "fisher_s", "fisher_encode_s")},
             "svm_s": sum(v for f in timings[s]["folds"] for k, v in f.items()
                          if k.startswith("svm_")),
         }
