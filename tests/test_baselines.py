@@ -11,6 +11,7 @@ from PIL import Image
 from conftest import spy_histogram_maps
 from vsent import papers
 from vsent.analyses import baselines as bl
+from vsent.analyses import handcrafted as hc
 from vsent.cli import main
 from vsent.data import Fold, load_dataset
 from vsent.errors import VsentError
@@ -32,7 +33,7 @@ def _solid(rgb, h=8, w=8):
     ((63, 127, 192), 0 + 4 + 3),   # levels 0, 1, 3: bin edges at 64, 128, 192
 ])
 def test_gch_puts_all_mass_of_a_solid_image_in_its_bin(rgb, index):
-    h = bl.gch(_solid(rgb))
+    h = hc.gch(_solid(rgb))
     assert h.shape == (64,) and h.dtype == np.float32
     assert h[index] == pytest.approx(1.0)
     assert h.sum() == pytest.approx(1.0)
@@ -43,7 +44,7 @@ def test_gch_matches_an_independent_count():
     lv = img.astype(int) // 64
     expected = np.bincount((lv[..., 0] * 16 + lv[..., 1] * 4 + lv[..., 2]).ravel(),
                            minlength=64) / (37 * 23)
-    np.testing.assert_allclose(bl.gch(img), expected, atol=1e-6)
+    np.testing.assert_allclose(hc.gch(img), expected, atol=1e-6)
 
 
 def test_lch_blocks_are_row_major_and_each_sums_to_a_sixteenth():
@@ -51,7 +52,7 @@ def test_lch_blocks_are_row_major_and_each_sums_to_a_sixteenth():
     for i in range(4):
         for j in range(4):  # block (i, j): red level i, green level j
             img[2 * i:2 * i + 2, 2 * j:2 * j + 2] = (64 * i + 10, 64 * j + 10, 0)
-    h = bl.lch(img)
+    h = hc.lch(img)
     assert h.shape == (1024,) and h.dtype == np.float32
     blocks = h.reshape(16, 64)
     for b in range(16):
@@ -63,15 +64,15 @@ def test_lch_blocks_are_row_major_and_each_sums_to_a_sixteenth():
 
 def test_lch_of_uneven_size_still_sums_to_one_and_agrees_with_gch_on_solid_images():
     img = _solid((200, 30, 90), h=10, w=7)
-    assert bl.lch(img).sum() == pytest.approx(1.0)
-    np.testing.assert_allclose(bl.lch(img).reshape(16, 64).sum(0), bl.gch(img), atol=1e-6)
+    assert hc.lch(img).sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(hc.lch(img).reshape(16, 64).sum(0), hc.gch(img), atol=1e-6)
 
 
 def test_histograms_reject_non_rgb_arrays():
     with pytest.raises(ValueError, match="RGB uint8"):
-        bl.gch(np.zeros((4, 4), np.uint8))
+        hc.gch(np.zeros((4, 4), np.uint8))
     with pytest.raises(ValueError, match="RGB uint8"):
-        bl.lch(np.zeros((4, 4, 3), np.float32))
+        hc.lch(np.zeros((4, 4, 3), np.float32))
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,34 +85,34 @@ def test_dense_sift_grid_is_taken_on_the_resized_image():
     big = rng.integers(0, 256, (300, 600, 3), dtype=np.uint8)   # longer side 600 -> 256
     n = len(np.arange(6, 256, 12)) * len(np.arange(6, 128, 12))
     for img in (small, big):
-        d = bl.sift_descriptors(img)
+        d = hc.sift_descriptors(img)
         assert d.shape == (n, 128) and d.dtype == np.uint8
-    assert bl.sift_descriptors(small, bl.SiftParams(step=24)).shape[0] < n
+    assert hc.sift_descriptors(small, hc.SiftParams(step=24)).shape[0] < n
 
 
 def test_keypoint_sift_on_a_flat_image_gives_no_descriptors():
-    d = bl.sift_descriptors(_solid((90, 90, 90), 64, 64), bl.SiftParams(mode="keypoints"))
+    d = hc.sift_descriptors(_solid((90, 90, 90), 64, 64), hc.SiftParams(mode="keypoints"))
     assert d.shape == (0, 128)
 
 
 def test_bow_histograms_count_nearest_words_and_normalise():
     rng = np.random.default_rng(2)
     descs = [rng.integers(0, 256, (n, 128)).astype(np.uint8) for n in (30, 50, 0, 20)]
-    vocab = bl.learn_vocabulary(descs, k=8, seed=0)
-    h1 = bl.bow_histograms(vocab, descs, norm="l1")
+    vocab = hc.learn_vocabulary(descs, k=8, seed=0)
+    h1 = hc.bow_histograms(vocab, descs, norm="l1")
     assert h1.shape == (4, 8) and h1.dtype == np.float32
     np.testing.assert_allclose(h1.sum(1), [1, 1, 0, 1], atol=1e-6)
     words = vocab.predict(descs[1].astype(np.float32))
     np.testing.assert_allclose(h1[1], np.bincount(words, minlength=8) / 50, atol=1e-6)
-    h2 = bl.bow_histograms(vocab, descs, norm="l2")
+    h2 = hc.bow_histograms(vocab, descs, norm="l2")
     np.testing.assert_allclose(np.linalg.norm(h2, axis=1), [1, 1, 0, 1], atol=1e-6)
     with pytest.raises(VsentError, match="norm"):
-        bl.bow_histograms(vocab, descs, norm="max")
+        hc.bow_histograms(vocab, descs, norm="max")
 
 
 def test_vocabulary_larger_than_the_descriptors_is_a_clear_error():
     with pytest.raises(VsentError, match="k=500"):
-        bl.learn_vocabulary([np.zeros((10, 128), np.uint8)], k=500)
+        hc.learn_vocabulary([np.zeros((10, 128), np.uint8)], k=500)
 
 
 def test_block_scaler_gives_each_block_unit_total_variance():
@@ -148,21 +149,21 @@ def cache(tmp_path, monkeypatch):
 
 def test_features_are_cached_and_reused(tmp_path, cache):
     ds = load_dataset(_warm_cold_folder(tmp_path / "data", n_per_class=3))
-    first = bl.extract_features(ds.paths, progress=False, n_jobs=2)
+    first = hc.extract_features(ds.paths, progress=False, n_jobs=2)
     assert first.decoded == 6 and any(cache.rglob("*.npy")) and any(cache.rglob("colour-*.npz"))
-    again = bl.extract_features(ds.paths, progress=False, n_jobs=2)
+    again = hc.extract_features(ds.paths, progress=False, n_jobs=2)
     assert again.decoded == 0
     np.testing.assert_array_equal(first.lch, again.lch)
     assert all(np.array_equal(a, b) for a, b in zip(first.descriptors, again.descriptors,
                                                     strict=True))
-    np.testing.assert_allclose(first.gch[0], bl.gch(np.asarray(
+    np.testing.assert_allclose(first.gch[0], hc.gch(np.asarray(
         Image.open(ds.paths[0]).convert("RGB").resize((256, 256), Image.Resampling.BILINEAR))),
         atol=0.02)
 
 
 def test_vocabulary_never_sees_test_images(tmp_path, cache, monkeypatch):
     ds = load_dataset(_warm_cold_folder(tmp_path / "data", n_per_class=4))
-    feats = bl.extract_features(ds.paths, progress=False)
+    feats = hc.extract_features(ds.paths, progress=False)
     folds = [Fold(1, np.arange(0, 6), np.arange(6, 8)),
              Fold(2, np.arange(2, 8), np.arange(0, 2))]
     calls, fitted = [], []
@@ -172,13 +173,13 @@ def test_vocabulary_never_sees_test_images(tmp_path, cache, monkeypatch):
         calls.append(list(descriptors))
         return real_learn(descriptors, **kw)
 
-    class SpyKMeans(bl.MiniBatchKMeans):
+    class SpyKMeans(hc.MiniBatchKMeans):
         def fit(self, X, y=None, sample_weight=None):
             fitted.append(np.asarray(X).copy())
             return super().fit(X, y, sample_weight)
 
     monkeypatch.setattr(bl, "learn_vocabulary", spy_learn)
-    monkeypatch.setattr(bl, "MiniBatchKMeans", SpyKMeans)
+    monkeypatch.setattr(hc, "MiniBatchKMeans", SpyKMeans)
     config = bl.BaselineConfig(k=4, max_descriptors=500, inner_splits=2)
     bl.cross_validate(feats, ds.labels, folds, ["bow"], config, progress=False)
 
@@ -304,7 +305,7 @@ def test_fold_blocks_sqrt_map_is_the_square_root_of_every_histogram():
     rng = np.random.default_rng(0)
     n = 10
     desc = [rng.integers(0, 255, (15, 128)).astype(np.uint8) for _ in range(n)]
-    feats = bl.ImageFeatures(gch=rng.dirichlet(np.ones(64), n).astype(np.float32),
+    feats = hc.ImageFeatures(gch=rng.dirichlet(np.ones(64), n).astype(np.float32),
                              lch=rng.random((n, 1024)).astype(np.float32), descriptors=desc)
     train = np.arange(7)
     plain = bl.fold_blocks(feats, train, ["gch", "bow"], bl.BaselineConfig(k=4,
@@ -343,7 +344,7 @@ def test_cli_histogram_map_reaches_the_classifier_and_the_config(tmp_path, cache
 
 def test_root_sift_rows_have_unit_norm_and_empty_rows_stay_zero():
     d = np.array([[1, 3] + [0] * 126, [0] * 128], np.uint8)
-    r = bl.root_sift(d)
+    r = hc.root_sift(d)
     assert r.dtype == np.float32 and r.shape == (2, 128)
     np.testing.assert_allclose(r[0, :2], [0.5, np.sqrt(0.75)], rtol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(r[0]), 1, rtol=1e-6)
@@ -353,14 +354,14 @@ def test_root_sift_rows_have_unit_norm_and_empty_rows_stay_zero():
 def test_fisher_vectors_follow_the_formula_term_by_term():
     rng = np.random.default_rng(0)
     desc = [rng.integers(0, 255, (n, 128)).astype(np.uint8) for n in (40, 25, 0, 30)]
-    enc = bl.learn_fisher(desc, n_components=3, pca_dims=4, seed=0)
-    fv = bl.fisher_vectors(enc, desc)
+    enc = hc.learn_fisher(desc, n_components=3, pca_dims=4, seed=0)
+    fv = hc.fisher_vectors(enc, desc)
     assert fv.shape == (4, enc.dim) == (4, 2 * 3 * 4)
     assert not fv[2].any()  # no descriptors: zero row
     np.testing.assert_allclose(np.linalg.norm(fv[[0, 1, 3]], axis=1), 1, rtol=1e-5)
     # image 0, written out one Gaussian and one descriptor at a time
     g = enc.gmm
-    x = enc.pca.transform(bl.root_sift(desc[0]))
+    x = enc.pca.transform(hc.root_sift(desc[0]))
     post = g.predict_proba(x)
     d_mu, d_var = np.zeros((3, 4)), np.zeros((3, 4))
     for k in range(3):
@@ -380,7 +381,7 @@ def test_fisher_encoder_is_learnt_on_training_rows_only_and_maps_leave_it_alone(
     rng = np.random.default_rng(1)
     n = 10
     desc = [rng.integers(0, 255, (30, 128)).astype(np.uint8) for _ in range(n)]
-    feats = bl.ImageFeatures(gch=rng.dirichlet(np.ones(64), n).astype(np.float32),
+    feats = hc.ImageFeatures(gch=rng.dirichlet(np.ones(64), n).astype(np.float32),
                              lch=rng.random((n, 1024)).astype(np.float32), descriptors=desc)
     passed = []
     real = bl.learn_fisher

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from vsent.analyses.baselines import ImageFeatures
 from vsent.analyses.fusion import (
     DEFAULT_RULE,
     DEFAULT_WEIGHT,
@@ -22,6 +21,7 @@ from vsent.analyses.fusion import (
     positive_probability,
     predict,
 )
+from vsent.analyses.handcrafted import ImageFeatures
 from vsent.errors import VsentError
 
 
@@ -154,7 +154,7 @@ def test_baseline_fold_features_learn_vocabulary_on_training_rows():
     assert blocks == [64, 4] and X.shape == (n, 68)
     assert np.array_equal(X[:, :64], feats.gch)
     assert np.allclose(X[:, 64:].sum(1), 1)  # l1-normalised histograms
-    from vsent.analyses.baselines import bow_histograms, learn_vocabulary
+    from vsent.analyses.handcrafted import bow_histograms, learn_vocabulary
     vocab = learn_vocabulary(desc[:8], k=4, max_descriptors=1000, seed=0)
     assert np.all(vocab.cluster_centers_ < 50)  # words of the training rows only
     assert np.allclose(X[:, 64:], bow_histograms(vocab, desc))

@@ -52,11 +52,11 @@ from vsent.analyses.baselines import (
     SIFT_BLOCKS,
     BaselineConfig,
     BlockScaler,
-    ImageFeatures,
     fold_blocks,
     make_classifier,
     parse_features,
 )
+from vsent.analyses.handcrafted import ImageFeatures
 from vsent.config import FUSION_BLOCKS
 from vsent.errors import VsentError
 
@@ -423,7 +423,7 @@ def fuse_run(
 
     mats: dict[str, np.ndarray] = {}
     if set(BLOCKS) & set(blocks_wanted):
-        from vsent.analyses.baselines import extract_features
+        from vsent.analyses.handcrafted import extract_features
 
         config = baseline_config or BaselineConfig()
         feats = extract_features(hand_set.paths, sift=config.sift,

@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vsent.analyses.baselines import SiftParams, run_baselines, table_markdown
+    from vsent.analyses.baselines import run_baselines, table_markdown
+    from vsent.analyses.handcrafted import SiftParams
 
     table = run_baselines(
         args.data, args.subset, args.folds, args.features, args.out, args.seed,
