@@ -193,9 +193,9 @@ def spy_histogram_maps(monkeypatch: pytest.MonkeyPatch, module) -> list[str]:
     baselines or the fusion module); the calls still do their work."""
     real, maps = module.fold_blocks, []
 
-    def spy(feats, train, names, config=None, timing=None):
+    def spy(feats, train, names, config=None, timing=None, encoders=None):
         maps.append(config.histogram_map)
-        return real(feats, train, names, config, timing)
+        return real(feats, train, names, config, timing, encoders)
 
     monkeypatch.setattr(module, "fold_blocks", spy)
     return maps

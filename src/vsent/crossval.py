@@ -331,6 +331,24 @@ def _fuse(cfg: RunConfig, run: RunDir, progress: bool) -> tuple[dict[str, Any], 
     return res, fusion_markdown(res)
 
 
+def _fit_late_fusion(cfg: RunConfig, dataset, train_idx: np.ndarray, progress: bool):
+    """The hand-crafted half of ``cfg.fusion`` (:class:`vsent.analyses.fused_model.LateFusion`,
+    the rule fixed in advance) fitted on rows ``train_idx``, and the dataset's features."""
+    from vsent.analyses.baselines import BaselineConfig
+    from vsent.analyses.fused_model import LateFusion, check_saved_blocks, fit_hand_crafted_model
+    from vsent.analyses.handcrafted import extract_features
+
+    config = BaselineConfig()
+    feats = extract_features(dataset.paths, sift=config.sift,
+                             need_sift="bow" in check_saved_blocks(cfg.fusion),
+                             progress=progress)
+    hand = fit_hand_crafted_model(feats, dataset.labels, train_idx, cfg.fusion, config=config,
+                                  seed=cfg.seed)
+    log.info("late fusion: %s logistic regression on %d images (C %g)", cfg.fusion,
+             hand.n_train, hand.C)
+    return LateFusion(hand), feats
+
+
 def _read_rows(path: Path) -> list[dict]:
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
@@ -346,6 +364,10 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
     config (e.g. another ``--lr``) is refused, ``resume`` continues from ``train_state.pt``.
     """
     cfg, proto = prepare(cfg)
+    if cfg.fusion is not None:  # before any training: a block a model cannot carry stops here
+        from vsent.analyses.fused_model import check_saved_blocks
+
+        check_saved_blocks(cfg.fusion)
     out = Path(out)
     run = distributed.open_run_dir(out, {"command": "finetune", "fold": fold, **cfg.to_dict()},
                                    resume=resume, overwrite=overwrite, done="metrics.json")
@@ -373,15 +395,27 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
         if not distributed.is_main():  # DDP: rank 0 alone saves, evaluates and writes
             return distributed.broadcast_object(None)
         run.write_json("history.json", history)
+        fusion = feats = None
+        if cfg.fusion is not None:  # the hand-crafted half, fitted on the same images
+            fusion, feats = _fit_late_fusion(cfg, dataset, train_idx, progress)
         save_checkpoint(out / "model.pt", model, fold=fold, train=train_cfg.to_dict(),
-                        subset=cfg.subset, **run_meta(cfg, len(train_idx)))
+                        subset=cfg.subset, fusion=None if fusion is None else fusion.to_state(),
+                        **run_meta(cfg, len(train_idx)))
         (out / TRAIN_STATE).unlink(missing_ok=True)
         result: dict[str, Any] = {"n_train": len(train_idx), "model": str(out / "model.pt")}
         if test_idx is not None:
             kw = {"batch_size": cfg.eval_batch_size, "device": cfg.train.device}
             args = (model, cfg, images, dataset.labels, dataset.paths, test_idx)
-            result["center"], _ = evaluate_model(*args, **kw)
-            result["ten_crop"], _ = evaluate_model(*args, oversample=True, **kw)
+            result["center"], p_center = evaluate_model(*args, **kw)
+            result["ten_crop"], p_ten = evaluate_model(*args, oversample=True, **kw)
+            if fusion is not None:
+                from vsent.metrics import binary_metrics
+
+                X = fusion.hand.dataset_features(feats, test_idx)
+                y = dataset.labels[test_idx]
+                for key, p in (("center", p_center), ("ten_crop", p_ten)):
+                    fused = fusion.fuse(p, X).argmax(axis=1)
+                    result[f"fused_{key}"] = binary_metrics(y, fused)
         run.write_json("metrics.json", result)  # written last: marks the run finished
         return distributed.broadcast_object(result)  # DDP: the other ranks wait for it
     finally:

@@ -105,9 +105,13 @@ def export_model(
 
     if format not in ("onnx", "torchscript"):
         raise ExportError(f"--format {format!r}: use onnx or torchscript")
+    card = model_card(checkpoint)
+    if card["fusion"]:  # its other half is OpenCV and numpy code, not a graph
+        raise ExportError(f"{checkpoint}: a late-fused model (network + "
+                          f"{card['fusion']['features']}); an export would hold the network "
+                          "alone: score it with `vsent predict` or `vsent serve`")
     model, meta = load_checkpoint(checkpoint)
-    result = export_module(model, out, metadata=export_metadata(model, meta,
-                                                                model_card(checkpoint)),
+    result = export_module(model, out, metadata=export_metadata(model, meta, card),
                            format=format, verify=verify, opset=opset)
     log.info("exported %s to %s (%s)", checkpoint, out, format)
     return result

@@ -366,11 +366,13 @@ class DecodedBatch(NamedTuple):
     items : the inputs of this batch, in input order (len B).
     images : uint8 (B_ok, S, S, 3): the decoded images of the items without an error, in order.
     errors : per item, None or the :class:`VsentError` that stopped its decoding (len B).
+    features : (B_ok, d) rows of :func:`iter_batches`' ``features`` function, or None.
     """
 
     items: list[Any]
     images: np.ndarray
     errors: list[VsentError | None]
+    features: np.ndarray | None = None
 
     @property
     def ok(self) -> list[int]:
@@ -385,6 +387,7 @@ def iter_batches(
     batch_size: int = 32,
     workers: int | None = None,
     decode: Callable[[Any, int], np.ndarray] = load_resized,
+    features: Callable[[Any], np.ndarray] | None = None,
 ) -> Iterator[DecodedBatch]:
     """Decode images ahead of the model and group them into uint8 batches.
 
@@ -397,6 +400,8 @@ def iter_batches(
         decoded ahead of the consumer.
     decode : ``decode(item, size) -> uint8 (S, S, 3)``; default
         :func:`vsent.data.images.load_resized`, the decode of the image cache.
+    features : ``features(item) -> (d,)``, run in the same decoding thread (e.g. the
+        hand-crafted half of a fused model); an item fails if either call fails.
 
     Yields
     ------
@@ -406,8 +411,10 @@ def iter_batches(
     if batch_size < 1:
         raise VsentError(f"--batch-size must be >= 1, got {batch_size}")
     workers = default_workers() if workers is None else workers
-    stream = prefetch(lambda item: decode(item, size), items, workers=workers,
-                      ahead=max(2 * batch_size, 2 * workers))
+    def work(item: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        return decode(item, size), None if features is None else features(item)
+
+    stream = prefetch(work, items, workers=workers, ahead=max(2 * batch_size, 2 * workers))
     empty = np.empty((0, size, size, 3), np.uint8)
     try:
         while True:
@@ -415,8 +422,11 @@ def iter_batches(
             if not chunk:
                 return
             good = [r for _, r, e in chunk if e is None]
+            feats = None
+            if features is not None:
+                feats = np.stack([f for _, f in good]) if good else np.zeros((0, 0))
             yield DecodedBatch(items=[i for i, _, _ in chunk],
-                               images=np.stack(good) if good else empty,
-                               errors=[e for _, _, e in chunk])
+                               images=np.stack([im for im, _ in good]) if good else empty,
+                               errors=[e for _, _, e in chunk], features=feats)
     finally:
         stream.close()

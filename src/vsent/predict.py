@@ -4,20 +4,27 @@ A batch job never stops on a bad image: each one gets a row with its error and t
 scored. Decoding runs ahead of the forward pass in :func:`vsent.inference.iter_batches` (a
 bounded thread pool over any iterable of paths), and scoring in :func:`vsent.inference.infer`:
 the one decode and the one inference path of vsent.
+
+A checkpoint with a ``fusion`` entry (``vsent finetune --preset strong``) is a late-fused
+model: its hand-crafted half (:class:`vsent.analyses.fused_model.LateFusion`) is computed in the
+decoding threads from the full-resolution image, and the scores are the fused ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
 
-from vsent.data.images import ImageSource, load_resized
+from vsent.data.images import ImageSource, load_resized, load_rgb
 from vsent.inference import infer, iter_batches, resolve_device
-from vsent.models.checkpoint import load_checkpoint
+from vsent.models.checkpoint import build_model, read_checkpoint
+
+if TYPE_CHECKING:
+    from vsent.analyses.fused_model import LateFusion
 
 #: Fields of one prediction row, in output order.
 ROW_FIELDS = ("path", "prob_positive", "label", "error")
@@ -38,6 +45,8 @@ class Predictor:
     batch_size : images per forward pass.
     device : "auto", "cpu" or "cuda".
     workers : decoding threads (default: the CPUs this process may use).
+    fusion : the hand-crafted half of a late-fused model (a checkpoint's ``fusion`` entry),
+        or None for the CNN alone.
     """
 
     def __init__(
@@ -49,8 +58,10 @@ class Predictor:
         batch_size: int = 32,
         device: str = "auto",
         workers: int | None = None,
+        fusion: LateFusion | None = None,
     ) -> None:
         self.model = model
+        self.fusion = fusion
         self.class_names = list(class_names)
         self.oversample = oversample
         self.batch_size = batch_size
@@ -60,8 +71,15 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> Predictor:
-        model, meta = load_checkpoint(path)
-        return cls(model, class_names=meta.get("class_names", ("negative", "positive")), **kwargs)
+        ckpt = read_checkpoint(path)
+        model, meta = build_model(ckpt, path)
+        fusion = None
+        if ckpt.get("fusion") is not None:
+            from vsent.analyses.fused_model import LateFusion
+
+            fusion = LateFusion.from_state(ckpt["fusion"], where=str(path))
+        return cls(model, class_names=meta.get("class_names", ("negative", "positive")),
+                   fusion=fusion, **kwargs)
 
     @property
     def size(self) -> int:
@@ -75,11 +93,43 @@ class Predictor:
         """
         return load_resized(image, self.size)
 
-    def predict_arrays(self, arrays: np.ndarray) -> np.ndarray:
+    def predict_arrays(self, arrays: np.ndarray, hand_features: np.ndarray | None = None
+                       ) -> np.ndarray:
         """Scores (N, num_classes) float32 of decoded images: uint8 (N, S, S, 3) from
-        :meth:`decode`; centre crop, or the mean over 10 crops when ``self.oversample``."""
-        return infer(self.model, arrays, oversample=self.oversample, batch_size=self.batch_size,
-                     device=self.device).probs
+        :meth:`decode`; centre crop, or the mean over 10 crops when ``self.oversample``.
+
+        A fused predictor needs ``hand_features`` (N, d) of the same images
+        (:meth:`hand_features`) and returns the fused scores.
+        """
+        return self.fuse(self.network_scores(arrays), hand_features)
+
+    def network_scores(self, arrays: np.ndarray) -> np.ndarray:
+        """The network's scores (N, num_classes) float32 of decoded images (N, S, S, 3), before
+        any fusion (:meth:`fuse`)."""
+        return infer(self.model, arrays, oversample=self.oversample,
+                     batch_size=self.batch_size, device=self.device).probs
+
+    def fuse(self, probs: np.ndarray, hand_features: np.ndarray | None) -> np.ndarray:
+        """:meth:`network_scores` as the predictor gives them: unchanged without fusion, else
+        late-fused with the hand-crafted features (N, d) of the same images."""
+        if self.fusion is None:
+            return probs
+        if hand_features is None:
+            raise ValueError("a late-fused model scores decoded images with their "
+                             "hand_features (Predictor.hand_features)")
+        return self.fusion.fuse(probs, hand_features)
+
+    def hand_features(self, image: ImageSource) -> np.ndarray:
+        """The hand-crafted features (d,) of one image for a fused predictor, from its full
+        resolution decode (as the features it was trained on); ImageError on a bad image."""
+        if self.fusion is None:
+            raise ValueError("this predictor has no hand-crafted half (no fusion)")
+        return self.fusion.hand.features(np.asarray(load_rgb(image), np.uint8))
+
+    def _batches(self, images: Iterable[Any]):
+        features = self.hand_features if self.fusion is not None else None
+        return iter_batches(images, self.size, batch_size=self.batch_size, workers=self.workers,
+                            features=features)
 
     def predict_proba(self, images: Iterable[Any]) -> np.ndarray:
         """Scores (N, num_classes) for images given as paths, bytes, PIL images or arrays
@@ -89,12 +139,11 @@ class Predictor:
         :meth:`score` to carry on past bad images.
         """
         out = [np.zeros((0, self.model.info.num_outputs), np.float32)]
-        for batch in iter_batches(images, self.size, batch_size=self.batch_size,
-                                  workers=self.workers):
+        for batch in self._batches(images):
             error = next((e for e in batch.errors if e is not None), None)
             if error is not None:
                 raise error
-            out.append(self.predict_arrays(batch.images))
+            out.append(self.predict_arrays(batch.images, batch.features))
         return np.concatenate(out)
 
     def predict(self, images: Iterable[Any]) -> np.ndarray:
@@ -108,9 +157,9 @@ class Predictor:
         ``paths`` may be any iterable (a generator is read lazily, a few batches ahead):
         rows come out while later paths are still being decoded.
         """
-        for batch in iter_batches(paths, self.size, batch_size=self.batch_size,
-                                  workers=self.workers):
-            probs = iter(self.predict_arrays(batch.images)) if len(batch.images) else iter(())
+        for batch in self._batches(paths):
+            probs = (iter(self.predict_arrays(batch.images, batch.features))
+                     if len(batch.images) else iter(()))
             for path, error in zip(batch.items, batch.errors, strict=True):
                 if error is not None:
                     yield _error_row(str(path), str(error))

@@ -3,7 +3,8 @@
 * :data:`CROSSVAL` -- ``vsent crossval`` / ``finetune`` / ``reproduce``: ``campos2015`` is the
   paper's recipe (CaffeNet from ImageNet weights); ``quick`` trains a small BatchNorm CNN from
   scratch at 64 px, about 5 minutes on 2 CPU cores; ``strong`` is quick fused late with the
-  GCH+BoW baseline (``"fusion"``: the ``--fusion`` default of ``vsent crossval``).
+  GCH+BoW baseline (``"fusion"``: the ``--fusion`` default of ``vsent crossval``, which
+  measures it, and of ``vsent finetune``, which saves it in ``model.pt``).
 * :data:`PCNN` -- ``vsent pcnn`` (You et al. 2015, Algorithm 1): stage 1 ``train`` and stage 2
   ``finetune``; :data:`TRANSFER_TRAIN` -- ``vsent pcnn-transfer`` (Algorithm 2).
 

@@ -225,13 +225,16 @@ class BaselineConfig:
 
 def fold_blocks(feats: ImageFeatures, train: np.ndarray, names: Iterable[str],
                 config: BaselineConfig | None = None,
-                timing: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+                timing: dict[str, Any] | None = None,
+                encoders: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
     """The feature blocks ``names`` (gch, lch, bow, fv) of every image for one fold.
 
     The BoW vocabulary and the Fisher vectors' PCA and mixture are learnt from the descriptors
     of rows ``train`` only; every image is then encoded with them. ``config.histogram_map`` is
     applied to each histogram block (gch, lch, bow). ``timing``, when given, receives
-    ``vocabulary_s`` and ``encode_s`` (BoW), ``fisher_s`` and ``fisher_encode_s`` (FV).
+    ``vocabulary_s`` and ``encode_s`` (BoW), ``fisher_s`` and ``fisher_encode_s`` (FV);
+    ``encoders``, when given, receives what was learnt: ``bow`` (the k-means vocabulary) and
+    ``fv`` (the :class:`~vsent.analyses.handcrafted.FisherEncoder`).
 
     Returns
     -------
@@ -246,6 +249,8 @@ def fold_blocks(feats: ImageFeatures, train: np.ndarray, names: Iterable[str],
                                  max_descriptors=config.max_descriptors, seed=config.seed)
         t_vocab, t = t.elapsed, Timer()
         blocks["bow"] = bow_histograms(vocab, feats.descriptors, norm=config.bow_norm)
+        if encoders is not None:
+            encoders["bow"] = vocab
         if timing is not None:
             timing.update(vocabulary_s=t_vocab, encode_s=t.elapsed)
     if "fv" in names:
@@ -256,6 +261,8 @@ def fold_blocks(feats: ImageFeatures, train: np.ndarray, names: Iterable[str],
                                max_descriptors=config.max_descriptors, seed=config.seed)
         t_fit, t = t.elapsed, Timer()
         blocks["fv"] = fisher_vectors(encoder, feats.descriptors)
+        if encoders is not None:
+            encoders["fv"] = encoder
         if timing is not None:
             timing.update(fisher_s=t_fit, fisher_encode_s=t.elapsed)
     unknown = set(names) - set(blocks)

@@ -64,6 +64,7 @@ __all__ = [
     "DEFAULT_RULE", "DEFAULT_WEIGHT", "DEFAULT_WEIGHTS", "HAND_BLOCKS", "METHODS", "RULES",
     "RUN_RULES", "fold_cnn_features",
     "HandCrafted", "baseline_fold_features", "choose_weight", "early_fusion", "ensemble_mean",
+    "fit_hand_crafted",
     "fuse_probabilities", "fuse_run", "fusion_markdown", "hand_crafted_probabilities",
     "parse_hand_features",
     "positive_probability", "predict",
@@ -237,6 +238,18 @@ def _chosen_c(model) -> float:
     return float(np.median(cs))
 
 
+def fit_hand_crafted(X: np.ndarray, y: np.ndarray, *, blocks: Sequence[int] | None = None,
+                     method: str = "logistic", Cs: Sequence[float] = DEFAULT_CS,
+                     inner_splits: int = 3, seed: int = 0):
+    """The calibrated linear classifier of :func:`hand_crafted_probabilities`, fitted on
+    training rows ``X`` (n, d), ``y`` (n,): a ``GridSearchCV`` (logistic) or a
+    ``CalibratedClassifierCV`` (svm) with ``predict_proba``."""
+    model = _estimator(method, blocks, Cs, inner_splits, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # LinearSVC at large C, as baselines
+        return model.fit(np.asarray(X), np.asarray(y))
+
+
 def hand_crafted_probabilities(
     X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, *,
     blocks: Sequence[int] | None = None, method: str = "logistic",
@@ -263,10 +276,10 @@ def hand_crafted_probabilities(
     train, test = np.asarray(train, np.int64), np.asarray(test, np.int64)
     if np.intersect1d(train, test).size:
         raise ValueError("train and test rows overlap")
-    model = _estimator(method, blocks, Cs, inner_splits, seed)
+    model = fit_hand_crafted(X[train], y[train], blocks=blocks, method=method, Cs=Cs,
+                             inner_splits=inner_splits, seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # LinearSVC at large C, as baselines
-        model.fit(X[train], y[train])
         p_test = model.predict_proba(X[test])[:, list(model.classes_).index(1)]
         train_oof = None
         if oof:

@@ -171,6 +171,20 @@ def sift_descriptors(image: np.ndarray, params: SiftParams | None = None) -> np.
     return np.clip(np.rint(desc), 0, 255).astype(np.uint8)
 
 
+def image_features(image: np.ndarray, sift: SiftParams | None = None, *, colour: bool = True,
+                   need_sift: bool = True
+                   ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """GCH (64,), LCH (1024,) and SIFT descriptors (n, 128) of one RGB image, as
+    :func:`extract_features` computes them: all on one copy whose longer side is
+    ``sift.max_side`` px. A feature not asked for (``colour``, ``need_sift``) is None."""
+    sift = sift or SiftParams()
+    rgb = resize_longer_side(_check_rgb(image), sift.max_side)
+    desc = sift_descriptors(rgb, sift) if need_sift else None  # already resized: a no-op there
+    if colour:
+        return gch(rgb), lch(rgb), desc
+    return None, None, desc
+
+
 # ---------------------------------------------------------------------------------------------
 # Features of a dataset, cached
 # ---------------------------------------------------------------------------------------------
@@ -257,13 +271,12 @@ def extract_features(
         desc = np.load(desc_file) if need_sift and desc_file.exists() else None
         if not need_colour and (desc is not None or not need_sift):
             return None, None, desc, False
-        rgb = resize_longer_side(_load_image(paths[i]), sift.max_side)
-        if need_sift and desc is None:
-            desc = sift_descriptors(rgb, sift)  # already resized: its resize is a no-op
+        g, loc, new_desc = image_features(_load_image(paths[i]), sift, colour=need_colour,
+                                          need_sift=need_sift and desc is None)
+        if new_desc is not None:
+            desc = new_desc
             _save_npy(desc_file, desc)
-        if need_colour:
-            return gch(rgb), lch(rgb), desc, True
-        return None, None, desc, True
+        return g, loc, desc, True
 
     descriptors: list[np.ndarray] = [np.zeros((0, 128), np.uint8)] * n
     decoded = 0
@@ -327,14 +340,25 @@ def learn_vocabulary(
     return kmeans.fit(stacked.astype(np.float32))
 
 
+def nearest_centres(X: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index (n,) of the nearest of ``centres`` (k, d) for each row of ``X`` (n, d): k-means'
+    assignment, in float64 with plain numpy (sklearn's OpenMP kernels warn when a thread pool
+    of ours calls them, as :class:`vsent.predict.Predictor` does)."""
+    X, C = np.asarray(X, np.float64), np.asarray(centres, np.float64)
+    # |x - c|^2 = |x|^2 - 2 x.c + |c|^2; |x|^2 is the same for every centre
+    return np.argmin((C * C).sum(1) - 2.0 * X @ C.T, axis=1)
+
+
 def bow_histograms(
-    vocabulary: MiniBatchKMeans, descriptors: Sequence[np.ndarray], *, norm: str = "l1",
+    vocabulary: MiniBatchKMeans | np.ndarray, descriptors: Sequence[np.ndarray], *,
+    norm: str = "l1",
 ) -> np.ndarray:
     """Bag-of-words histogram of each image: counts of nearest visual words, normalised.
 
     Parameters
     ----------
-    vocabulary : fitted k-means (see :func:`learn_vocabulary`).
+    vocabulary : fitted k-means (see :func:`learn_vocabulary`), or its ``cluster_centers_``
+        (k, 128) as saved in a checkpoint (words by the same nearest-centre rule).
     descriptors : one (n_i, 128) array per image.
     norm : ``"l1"`` (histogram sums to 1) or ``"l2"`` (unit Euclidean norm). Images without
         descriptors get a zero row.
@@ -345,13 +369,17 @@ def bow_histograms(
     """
     if norm not in ("l1", "l2"):
         raise VsentError(f"BoW norm must be 'l1' or 'l2', got {norm!r}")
-    k = vocabulary.n_clusters
+    centres = vocabulary if isinstance(vocabulary, np.ndarray) else None
+    k = len(centres) if centres is not None else vocabulary.n_clusters
     counts = np.array([len(d) for d in descriptors])
     hist = np.zeros((len(descriptors), k), np.float32)
     if counts.sum() == 0:
         return hist
     stacked = np.concatenate([np.asarray(d).reshape(-1, 128) for d in descriptors])
-    words = vocabulary.predict(stacked.astype(np.float32))
+    if centres is not None:
+        words = nearest_centres(stacked, centres)
+    else:
+        words = vocabulary.predict(stacked.astype(np.float32))
     owner = np.repeat(np.arange(len(descriptors)), counts)
     np.add.at(hist, (owner, words), 1.0)
     denom = hist.sum(1) if norm == "l1" else np.sqrt((hist**2).sum(1))

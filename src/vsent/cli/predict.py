@@ -75,6 +75,9 @@ def _region_rows(args: argparse.Namespace, predictor, paths):
 
     if args.oversample:
         raise VsentError("--regions scores centre crops: it cannot be combined with --oversample")
+    if predictor.fusion is not None:
+        raise VsentError(f"--regions scores with the network alone; {args.model} is fused late "
+                         f"with {predictor.fusion.features}")
     return predict_rows(predictor.model, paths, class_names=predictor.class_names, k=args.k,
                         alpha=args.alpha, beta=args.beta, n_proposals=args.n_proposals,
                         device=predictor.device)

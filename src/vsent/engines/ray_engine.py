@@ -170,6 +170,10 @@ class RayEngine(Engine):
         self.options = options
         # load once here: a bad checkpoint is a user error before Ray starts or --out opens
         probe = Predictor.from_checkpoint(options.model, device="cpu")
+        if probe.fusion is not None:
+            raise VsentError(f"{options.model}: a late-fused model (network + "
+                             f"{probe.fusion.features}); --engine ray scores networks alone: "
+                             "use the default engine")
         self.size = probe.size
         self.class_names = probe.class_names
         del probe

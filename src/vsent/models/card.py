@@ -13,6 +13,7 @@ JSON-able dict (layout below); ``card_markdown(card)`` renders it for people::
      "training": {"command", "how", "dataset", "subset", "folds", "fold", "n_train", "n_test",
                   "train"},
      "metrics": {"evaluation", "accuracy": {"mean", "std"}, ..., "n_folds", "fold": {...}} | None,
+     "fusion": {"features", "rule", "weight", "classifier", "C", "n_train", ...} | None,
      "preprocess": {"resize", "crop", "mean", "std", "channel_order", "interpolation"},
      "versions": {"source": "run" | "checkpoint" | "current", "vsent", "torch", ...}}
 
@@ -83,6 +84,7 @@ def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
         "weights": meta.get("weights") or describe_weights(family, name, init),
         "training": _training(meta, config, run_dir, fold),
         "metrics": _metrics(summary, fold_metrics),
+        "fusion": _fusion(ckpt, path),
         "preprocess": preprocess,
         "versions": _versions(meta, run_dir, family),
     }
@@ -155,6 +157,16 @@ def card_markdown(card: Mapping[str, Any]) -> str:
                 own = this.get(key)
                 lines.append(f"| {key} | {metrics[key]['mean']:.4f} | {metrics[key]['std']:.4f} "
                              f"| {'' if own is None else f'{own:.4f}'} |")
+    lines += ["", "## Late fusion", ""]
+    f = card.get("fusion")
+    if not f:
+        lines.append("none: the scores are the network's")
+    else:
+        words = f", BoW of {f['bow_words']} words" if f.get("bow_words") else ""
+        lines.append(f"P(positive) = {f['weight']:g} x network + {1 - f['weight']:g} x "
+                     f"{f['classifier']} on {f['features']} ({f['rule']} rule; C {f['C']:g}, "
+                     f"fitted on {f['n_train']} training images{words}); predict and serve "
+                     "give the fused score")
     p = card["preprocess"]
     lines += ["", "## Preprocessing", "",
               _item("Resize (square warp)", p.get("resize")), _item("Crop", p.get("crop")),
@@ -185,6 +197,15 @@ def _run_location(path: Path, meta: Mapping[str, Any]) -> tuple[Path | None, int
     if (folder / "config.json").is_file():
         return folder, int(fold) if isinstance(fold, int) else None
     return None, None
+
+
+def _fusion(ckpt: Mapping[str, Any], path: Path) -> dict[str, Any] | None:
+    """What the checkpoint's late-fusion entry says (None: the network alone)."""
+    if ckpt.get("fusion") is None:
+        return None
+    from vsent.analyses.fused_model import LateFusion
+
+    return LateFusion.from_state(ckpt["fusion"], where=str(path)).describe()
 
 
 def _read_json(path: Path) -> Any:

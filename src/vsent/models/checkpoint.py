@@ -4,12 +4,16 @@ A checkpoint is a ``torch.save``'d dict::
 
     {"format": "vsent-checkpoint/1", "spec": model.spec, "state_dict": ...,
      "preprocess": model.info.preprocess.to_dict(), "class_names": [...],
-     "info": {"family", "extra"}, "versions": {...}, "meta": {...}}
+     "info": {"family", "extra"}, "versions": {...}, "meta": {...}[, "fusion": {...}]}
 
 ``versions`` (vsent, torch, ... and timm/open_clip for those families) is recorded when the file
 is written; ``meta`` is what the caller passes: crossval/finetune give ``init``, ``data``,
 ``subset``, ``folds``, ``fold``, ``n_train``, ``training`` and ``train`` (the solver), so a card
 is complete outside the run.
+
+``fusion`` (optional) is the hand-crafted half of a late-fused model
+(:meth:`vsent.analyses.fused_model.LateFusion.to_state`: arrays as tensors); a
+:class:`vsent.predict.Predictor` applies it.
 
 It holds only plain types and tensors (``meta`` is converted to JSON types), so it loads with
 ``torch.load(weights_only=True)`` and a file cannot run code when opened.
@@ -41,13 +45,14 @@ def save_checkpoint(
     model: nn.Module,
     *,
     class_names: Sequence[str] = DEFAULT_CLASS_NAMES,
+    fusion: Mapping[str, Any] | None = None,
     **meta: Any,
 ) -> Path:
     """Write ``model`` (built by :func:`create_model`) and ``meta`` to ``path`` atomically.
 
     The file is written next to ``path`` and renamed, so a crash never leaves a truncated
     checkpoint. ``class_names[i]`` names output ``i``; ``meta`` must be JSON-like (numpy values,
-    paths and dataclasses are converted).
+    paths and dataclasses are converted); ``fusion``, plain types and tensors, is stored as is.
     """
     path = Path(path)
     ckpt = {
@@ -61,6 +66,8 @@ def save_checkpoint(
         "versions": to_jsonable(_versions(model.info.family)),
         "meta": to_jsonable(meta),
     }
+    if fusion is not None:
+        ckpt["fusion"] = dict(fusion)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -125,7 +132,13 @@ def load_checkpoint(
         The saved metadata plus ``"class_names"``.
     """
     path = Path(path)
-    ckpt = read_checkpoint(path, map_location=map_location)
+    return build_model(read_checkpoint(path, map_location=map_location), path, map_location)
+
+
+def build_model(ckpt: Mapping[str, Any], path: str | PathLike[str],
+                map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """:func:`load_checkpoint` from the dict :func:`read_checkpoint` returned (``path`` names
+    the file in errors)."""
     spec = dict(ckpt["spec"])
     name, num_classes = spec.pop("name"), spec.pop("num_classes")
     try:

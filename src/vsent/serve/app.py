@@ -108,8 +108,9 @@ def decode_image(predictor: Predictor, data: bytes) -> np.ndarray:
 
 
 def predict_arrays(predictor: Predictor, arrays: np.ndarray) -> np.ndarray:
-    """uint8 (N, S, S, 3) -> softmax scores (N, C), with the predictor's oversampling."""
-    return predictor.predict_arrays(arrays)
+    """uint8 (N, S, S, 3) -> the network's softmax scores (N, C), with the predictor's
+    oversampling (a late-fused model's hand-crafted half is added per request)."""
+    return predictor.network_scores(arrays)
 
 
 def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str, Any]:
@@ -153,6 +154,7 @@ class _Entry:
     where: str  # how messages name it: "<file name> (part <i>)"
     data: bytes = b""
     array: np.ndarray | None = None
+    hand: np.ndarray | None = None  # a late-fused model's hand-crafted features (d,)
     error: str = ""
     status: int = 200  # 413 or 422 when the entry failed
     out: dict[str, Any] = field(default_factory=dict)
@@ -168,10 +170,12 @@ class Service:
         # the same weights with and without 10-crop oversampling (a per-request option)
         self.predictors = {
             ov: Predictor(predictor.model, class_names=predictor.class_names, oversample=ov,
-                          batch_size=self.config.max_batch, device=str(predictor.device))
+                          batch_size=self.config.max_batch, device=str(predictor.device),
+                          fusion=predictor.fusion)
             for ov in (False, True)
         }
         self.model = predictor.model
+        self.fusion = predictor.fusion
         self.device = predictor.device
         self.class_names = list(predictor.class_names)
         self.card = model_card(checkpoint, predictor)
@@ -225,6 +229,9 @@ class Service:
         if opts["regions"] and opts["oversample"]:
             raise HTTPProblem(422, "regions scores centre crops: it cannot be combined with "
                                    "oversample")
+        if opts["regions"] and self.fusion is not None:
+            raise HTTPProblem(422, f"regions score with the network alone; this model is fused "
+                                   f"late with {self.fusion.features}")
         engine = getattr(self.model, "engine", None)  # an export has no layers to look into
         if engine is not None and (opts["explain"] or opts["regions"]):
             raise HTTPProblem(422, f"explain and regions need the checkpoint; this service runs "
@@ -236,6 +243,8 @@ class Service:
         if good and not opts["regions"]:
             batch = np.stack([e.array for e in good])
             probs = await self.batchers[opts["oversample"]].submit(batch)
+            if self.fusion is not None:
+                probs = self.fusion.fuse(probs, np.stack([e.hand for e in good]))
             for e, p in zip(good, probs, strict=True):
                 e.out = self._scores(p)
         for e in good:  # per image and slow: outside the micro-batches, one at a time
@@ -305,8 +314,8 @@ class Service:
     async def _decode(self, loop: asyncio.AbstractEventLoop, e: _Entry) -> None:
         where = e.where
         try:
-            e.array = await loop.run_in_executor(self.decode_pool, self._decode_sync, e.data,
-                                                 where)
+            e.array, e.hand = await loop.run_in_executor(self.decode_pool, self._decode_sync,
+                                                         e.data, where)
         except TooLarge as err:
             e.error, e.status = str(err), 413
         except ImageError as err:
@@ -314,9 +323,13 @@ class Service:
             msg = msg[len("<bytes>: "):] if msg.startswith("<bytes>: ") else msg
             e.error, e.status = f"{where}: {msg}", 422
 
-    def _decode_sync(self, data: bytes, where: str) -> np.ndarray:
+    def _decode_sync(self, data: bytes, where: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """The network's input (S, S, 3) and, for a late-fused model, the hand-crafted
+        features of the full-resolution image."""
         check_pixels(data, self.limits.max_pixels, where)  # before any pixel is decoded
-        return decode_image(self.predictors[False], data)
+        predictor = self.predictors[False]
+        hand = predictor.hand_features(data) if self.fusion is not None else None
+        return decode_image(predictor, data), hand
 
     def _scores(self, p: np.ndarray) -> dict[str, Any]:
         k = int(np.argmax(p))

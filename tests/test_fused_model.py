@@ -1,0 +1,220 @@
+"""A late-fused model that travels in a checkpoint (vsent.analyses.fused_model): its hand-crafted
+half reproduces what cross-validation measured, and finetune, predict, serve and the card use it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import MiniBatchKMeans
+
+from conftest import save_image, sentiment_image
+from vsent.analyses import handcrafted as hc
+from vsent.analyses.baselines import BaselineConfig
+from vsent.analyses.fused_model import LateFusion, fit_hand_crafted_model
+from vsent.analyses.fusion import (
+    baseline_fold_features,
+    fuse_probabilities,
+    hand_crafted_probabilities,
+)
+from vsent.cli import main
+from vsent.data import load_dataset, load_rgb, make_folds
+from vsent.errors import VsentError
+from vsent.models import create_model
+from vsent.models.checkpoint import save_checkpoint
+from vsent.predict import Predictor
+
+
+def _fold(root):
+    ds = load_dataset(root, "five", validate=False)
+    fold = make_folds(ds, "campos")[0]
+    return ds, np.sort(fold.train), np.sort(fold.test)
+
+
+@pytest.mark.parametrize("features, config", [("gch+bow", None),
+                                               ("gch+lch", BaselineConfig(histogram_map="sqrt"))])
+def test_saved_classifier_gives_the_probabilities_cross_validation_measured(
+        twitter_like, tmp_path, features, config):
+    ds, train, test = _fold(twitter_like)
+    sift = (config or BaselineConfig()).sift
+    feats = hc.extract_features(ds.paths, sift=sift, need_sift="bow" in features,
+                                cache_dir=tmp_path / "cache", progress=False)
+    model = fit_hand_crafted_model(feats, ds.labels, train, features, config=config, seed=0)
+    # what fuse_run computes for this fold: one block matrix per name, the same classifier
+    mats, widths = [], []
+    for name in features.split("+"):
+        X, w = baseline_fold_features(feats, train, name, config)
+        mats.append(X)
+        widths += w
+    want = hand_crafted_probabilities(np.hstack(mats), ds.labels, train, test, blocks=widths,
+                                      seed=0)
+    got = model.proba_from_features(model.dataset_features(feats, test))
+    np.testing.assert_allclose(got, want.test, rtol=1e-9, atol=1e-12)
+    assert model.C == want.C and model.n_train == len(train) and model.dim == sum(widths)
+    assert np.ptp(got) > 0.05  # the images really score differently
+    # one image from its file, as predict and serve compute it = the cached dataset's row
+    for i in test[:3]:
+        row = model.features(np.asarray(load_rgb(ds.paths[i])))
+        np.testing.assert_allclose(row, model.dataset_features(feats, [i])[0], atol=1e-12)
+
+
+def test_nearest_centres_are_the_k_means_words():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (3000, 128)).astype(np.uint8)
+    km = hc.learn_vocabulary([X], k=40, seed=0)
+    assert isinstance(km, MiniBatchKMeans)
+    words = km.predict(X.astype(np.float32))
+    assert np.array_equal(hc.nearest_centres(X, km.cluster_centers_), words)
+    np.testing.assert_array_equal(hc.bow_histograms(km.cluster_centers_, [X[:500], X[500:]]),
+                                  hc.bow_histograms(km, [X[:500], X[500:]]))
+
+
+# --------------------------------------------------------------------------------------------
+# a fused checkpoint: saved, read back, applied by Predictor
+
+
+def _fused_checkpoint(tmp_path, *, scale: float = 200.0):
+    """smallcnn (scores spread out) + GCH+BoW fitted on 12 warm/cold images."""
+    rng = np.random.default_rng(3)
+    labels = np.array([1, 0] * 6)
+    paths = [save_image(sentiment_image(int(y), rng, (48, 40)), tmp_path / f"img/{i}.png")
+             for i, y in enumerate(labels)]
+    config = BaselineConfig(k=16)
+    feats = hc.extract_features(paths, sift=config.sift, cache_dir=tmp_path / "cache",
+                                progress=False)
+    fusion = LateFusion(fit_hand_crafted_model(feats, labels, np.arange(12), "gch+bow",
+                                               config=config))
+    torch.manual_seed(0)
+    net = create_model("smallcnn")
+    with torch.no_grad():
+        net.fc.weight.mul_(scale)
+    path = save_checkpoint(tmp_path / "fused.pt", net, fusion=fusion.to_state())
+    return path, fusion, paths, labels
+
+
+def test_fused_checkpoint_loads_safely_and_predicts_the_fused_score(tmp_path):
+    path, fusion, paths, labels = _fused_checkpoint(tmp_path)
+    ckpt = torch.load(path, weights_only=True)  # plain types and tensors only
+    assert ckpt["fusion"]["blocks"] == ["gch", "bow"]
+    pred = Predictor.from_checkpoint(path, device="cpu")
+    assert pred.fusion is not None and pred.fusion.features == "gch+bow"
+    np.testing.assert_array_equal(pred.fusion.hand.vocabulary, fusion.hand.vocabulary)
+    np.testing.assert_array_equal(pred.fusion.hand.coef, fusion.hand.coef)
+
+    cnn = Predictor(pred.model, device="cpu").predict_proba(paths)[:, 1]
+    hand = fusion.hand.predict_proba([np.asarray(load_rgb(p)) for p in paths])
+    assert np.mean((hand > 0.5) == labels) == 1.0  # warm vs cold: colour separates them
+    want = 0.5 * cnn + 0.5 * hand
+    got = pred.predict_proba(paths)
+    np.testing.assert_allclose(got[:, 1], want, atol=1e-6)
+    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-6)
+    rows = list(pred.score([*paths[:2], tmp_path / "missing.jpg"]))
+    np.testing.assert_allclose([r["prob_positive"] for r in rows[:2]], want[:2], atol=1e-5)
+    assert rows[2]["error"] and rows[2]["prob_positive"] is None
+    assert fuse_probabilities(cnn, hand)[0] == pytest.approx(want[0])
+
+
+def test_a_damaged_fusion_entry_is_named(tmp_path):
+    path, fusion, _, _ = _fused_checkpoint(tmp_path)
+    state = fusion.to_state()
+    with pytest.raises(VsentError, match="not a vsent-late-fusion/1 state"):
+        LateFusion.from_state({**state, "format": "other"}, where="x.pt")
+    with pytest.raises(VsentError, match="x.pt: incomplete fusion entry"):
+        LateFusion.from_state({k: v for k, v in state.items() if k != "coef"}, where="x.pt")
+    with pytest.raises(VsentError, match="inconsistent column counts"):
+        LateFusion.from_state({**state, "mean": state["mean"][:3]}, where="x.pt")
+    save_checkpoint(tmp_path / "bad.pt", create_model("smallcnn"),
+                    fusion={**state, "blocks": ["gch", "fv"]})
+    with pytest.raises(VsentError, match="a saved model can carry the blocks gch, lch, bow"):
+        Predictor.from_checkpoint(tmp_path / "bad.pt")
+
+
+def test_fused_checkpoint_refuses_what_scores_the_network_alone(tmp_path, capsys):
+    path, _, paths, _ = _fused_checkpoint(tmp_path)
+    from vsent.export import ExportError, export_model
+
+    with pytest.raises(ExportError, match="late-fused model .*network alone"):
+        export_model(path, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+    assert main(["predict", "--model", str(path), "--regions", str(paths[0])]) == 2
+    assert "--regions scores with the network alone" in capsys.readouterr().err
+    pytest.importorskip("ray")
+    assert main(["predict", "--model", str(path), "--engine", "ray", str(paths[0])]) == 2
+    assert "--engine ray scores networks alone" in capsys.readouterr().err
+
+
+def test_service_gives_the_fused_score(tmp_path):
+    pytest.importorskip("uvicorn")
+    from test_serve import post, running_server
+
+    path, _, paths, _ = _fused_checkpoint(tmp_path)
+    want = Predictor.from_checkpoint(path, device="cpu").predict_proba(paths[:3])[:, 1]
+    with running_server(path) as server:
+        r = post(server.url, [(p.name, p.read_bytes()) for p in paths[:3]])
+        assert r.status_code == 200
+        np.testing.assert_allclose([x["prob_positive"] for x in r.json()["results"]], want,
+                                   atol=1e-5)
+        assert post(server.url, [("a.png", paths[0].read_bytes())],
+                    regions="true").status_code == 422
+        card = json.loads(json.dumps(server.app.state.service.card))  # JSON-able
+    assert card["fusion"]["features"] == "gch+bow" and card["fusion"]["weight"] == 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# finetune --preset strong writes it
+
+
+def test_finetune_strong_saves_the_fusion_crossval_measures(twitter_like, tmp_path, capsys):
+    out = tmp_path / "ft"
+    argv = ["finetune", "--preset", "strong", "--data", str(twitter_like), "--fold", "1",
+            "--epochs", "1", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    assert "fused" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    pred = Predictor.from_checkpoint(out / "model.pt", device="cpu")
+    assert pred.fusion is not None and pred.fusion.features == "gch+bow"
+    assert (pred.fusion.rule, pred.fusion.weight) == ("mean", 0.5)
+    ds, train, test = _fold(twitter_like)
+    assert pred.fusion.hand.n_train == len(train) == metrics["n_train"]
+    # the fold's fused accuracy = the saved model's predictions on the fold's test images
+    p = pred.predict_proba([ds.paths[i] for i in test])
+    acc = np.mean(p.argmax(1) == ds.labels[test])
+    assert metrics["fused_center"]["accuracy"] == pytest.approx(acc)
+    assert set(metrics) >= {"center", "ten_crop", "fused_center", "fused_ten_crop"}
+    capsys.readouterr()
+    assert main(["card", str(out / "model.pt")]) == 0
+    text = capsys.readouterr().out
+    assert "## Late fusion" in text and "logistic regression on gch+bow" in text
+
+
+def test_finetune_fusion_refuses_a_block_a_model_cannot_carry_before_training(
+        twitter_like, tmp_path, capsys):
+    out = tmp_path / "ft"
+    assert main(["finetune", "--preset", "quick", "--fusion", "gch+fv", "--data",
+                 str(twitter_like), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--fusion 'gch+fv': a saved model can carry the blocks gch, lch, bow" in err
+    assert "Traceback" not in err and not (out / "model.pt").exists()
+
+
+@pytest.mark.slow
+def test_on_twitter1_the_saved_classifier_reproduces_the_strong_runs_fold_1(twitter1):
+    """The committed `crossval --preset strong` run (results/accuracy/strong) measured fold 1's
+    hand-crafted probabilities; the saved classifier, fitted on that fold's training images and
+    fed each test image's file, gives the same ones (about 1.5 min: features of 882 images)."""
+    import csv
+    from pathlib import Path
+
+    run = Path(__file__).resolve().parents[1] / "results/accuracy/strong"
+    with (run / "fusion/predictions.csv").open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["fold"] == "1"]
+    ds, train, test = _fold(twitter1)
+    assert sorted(r["name"] for r in rows) == sorted(ds.names[i] for i in test)
+    feats = hc.extract_features(ds.paths, progress=False)
+    model = fit_hand_crafted_model(feats, ds.labels, train, "gch+bow", seed=0)
+    path = dict(zip(ds.names, ds.paths, strict=True))
+    got = model.predict_proba([np.asarray(load_rgb(path[r["name"]])) for r in rows])
+    np.testing.assert_allclose(got, [float(r["prob_hand"]) for r in rows], atol=1e-9)
