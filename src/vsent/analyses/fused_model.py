@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from vsent.analyses.baselines import BaselineConfig, fold_blocks
 from vsent.analyses.fusion import (
@@ -123,7 +124,7 @@ class HandCraftedModel:
         """P(positive), float64 (N,), of feature rows X (N, d) from :meth:`features`."""
         X = np.asarray(X, np.float64).reshape(-1, self.dim)
         z = ((X - self.mean) / self.std * self.block_weight) @ self.coef + self.intercept
-        return 1.0 / (1.0 + np.exp(-z))
+        return expit(z)  # as LogisticRegression.predict_proba; no overflow warning
 
     def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """P(positive), float64 (N,), of RGB uint8 images."""
