@@ -283,7 +283,8 @@ def test_cli_options_reach_the_config(twitter_like, tmp_path, capsys):
         ["crossval", "--preset", "quick", "--data", str(twitter_like)]))
     assert plain == _cfg(twitter_like).replace(train=plain.train, preset="quick")
     assert plain.extra_train is None and plain.fusion is None and plain.finetune is None
-    # --preset strong: quick's network and recipe, --fusion gch+bow by default (not finetune's)
+    # --preset strong: quick's network and recipe, --fusion gch+bow by default (finetune too:
+    # it saves the fusion in model.pt)
     def preset_cfg(*argv):
         return config_from_args(build_parser().parse_args(
             [argv[0], "--preset", "strong", "--data", str(twitter_like), *argv[1:]]))
@@ -293,7 +294,9 @@ def test_cli_options_reach_the_config(twitter_like, tmp_path, capsys):
     assert strong.replace(fusion=None, preset="quick") == plain
     assert preset_cfg("crossval", "--fusion", "none").fusion is None
     assert preset_cfg("crossval", "--fusion", "cues").fusion == "cues"
-    assert preset_cfg("finetune").fusion is None
+    assert preset_cfg("finetune").fusion == "gch+bow"
+    assert preset_cfg("finetune", "--fusion", "none").fusion is None
+    assert preset_cfg("finetune", "--fusion", "lch").fusion == "lch"
     sized = config_from_args(build_parser().parse_args(
         ["crossval", "--preset", "quick", "--data", str(twitter_like), "--model-arg",
          "image_size=96", "--model-arg", "widths=[8,16]"]))
