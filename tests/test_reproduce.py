@@ -163,6 +163,9 @@ def test_campos_report_lists_every_table_and_figure(campos):
     assert "![campos2015.png](campos2015.png)" in md
     assert json.loads((out / "report.json").read_text())["paper"] == "campos2015"
     assert "- command: `vsent reproduce campos2015 t`" in md
+    # the CPU kind is in the header: seeded CPU runs are bit-identical only on the same kind
+    machine = report["header"]["machine"]
+    assert f"({machine['cpu_capability']}), {machine['cpus']} CPUs" in md
     assert "test: a 2-block small CNN" in md  # every reduction is listed
     # Tables 3-4 list the paper's six variants; the ones this plan did not run say so
     t3 = next(t for t in report["tables"] if t["id"] == "table3")

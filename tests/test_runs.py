@@ -23,7 +23,11 @@ def test_a_new_directory_gets_the_config(tmp_path):
     rd = _open(tmp_path / "r")
     assert rd.status == "new"
     assert json.loads((tmp_path / "r" / "config.json").read_text()) == CFG
-    assert (tmp_path / "r" / "versions.json").exists()
+    versions = json.loads((tmp_path / "r" / "versions.json").read_text())
+    # what a rerun needs to know to expect the same floats: code, packages, CPU kind
+    assert versions["torch"] and versions["torch_threads"] >= 1
+    assert isinstance(versions["cpu_capability"], str) and versions["cpu_capability"]
+    assert "cpu" in versions
 
 
 def test_same_config_unfinished_needs_resume_and_finished_is_never_redone(tmp_path):

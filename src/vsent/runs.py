@@ -58,8 +58,14 @@ _PACKAGES = (
 
 
 def versions() -> dict[str, Any]:
-    """Versions of Python, the packages vsent uses, the git commit and the machine."""
-    info: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform()}
+    """Versions of Python, the packages vsent uses, the git commit and the machine.
+
+    The CPU is recorded because a seeded CPU training is bit-identical only on the same kind of
+    CPU: torch picks its kernels by the instruction set (``cpu_capability``: AVX2, AVX512, ...),
+    and their float sums differ in the last bits from the first epochs on.
+    """
+    info: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform(),
+                            "cpu": _cpu_model()}
     for name in _PACKAGES:
         try:
             info[name] = metadata.version(name)
@@ -70,6 +76,7 @@ def versions() -> dict[str, Any]:
 
         info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
         info["torch_threads"] = torch.get_num_threads()
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
     try:
@@ -81,6 +88,18 @@ def versions() -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         info["git_commit"] = None
     return info
+
+
+def _cpu_model() -> str | None:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` knows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -171,6 +171,14 @@ def weights_label(w: Mapping[str, Any]) -> str:
 # Markdown
 
 
+def _cpu_text(machine: Mapping[str, Any]) -> str:
+    """``"AMD EPYC (AVX2), "`` from a report's machine record; empty for older reports."""
+    cpu, capability = machine.get("cpu"), machine.get("cpu_capability")
+    if not cpu and not capability:
+        return ""
+    return f"{cpu or 'CPU'}{f' ({capability})' if capability else ''}, "
+
+
 def _md_line(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
@@ -242,7 +250,8 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         f"- command: `{h['command']}`",
         f"- date: {h['date']}; time spent: {h['seconds_this_session'] / 60:.1f} min this "
         f"session, {h['seconds_all_sessions'] / 60:.1f} min in all sub-runs",
-        f"- machine: {m['platform']}, {m['cpus']} CPUs, {m['torch_threads']} torch threads, "
+        f"- machine: {m['platform']}, {_cpu_text(m)}{m['cpus']} CPUs, "
+        f"{m['torch_threads']} torch threads, "
         f"CUDA: {m['cuda'] or 'none'}",
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
         f"- mode: {'quick (CPU-sized)' if h['quick'] else 'full (the paper recipe)'}",
