@@ -22,5 +22,6 @@ test-slow:  ## only the slow tests
 lint:
 	$(UV) run --locked --all-extras ruff check src tests bench
 
-bench:  ## benchmarks, each writing JSON into bench/results/
+bench:  ## benchmarks, each writing JSON into bench/results/; then the accuracy-against-cost plot
 	for b in bench/bench_*.py; do $(UV) run --locked --all-extras python $$b || exit 1; done
+	$(UV) run --locked --all-extras python bench/plot_accuracy_cost.py

@@ -3,18 +3,26 @@
 For each recipe (``--recipes``; the quick preset and the options added to it), trains the
 recipe's model from random weights on fold 1's training images of Twitter I (five-agree,
 Campos folds; with ``--extra-train three`` the 376 weakly labelled images too) for
-``--epochs`` epochs, one recipe after the other in this process (ratios side by side, as these
-machines are noisy), and records from :func:`vsent.train.fit`'s history:
+``--epochs`` epochs, in ``--rounds`` rounds that go through every recipe in turn in this
+process (these machines have slow spells: interleaving spreads one over all recipes), and
+records from :func:`vsent.train.fit`'s history of the epochs after each run's first:
 
-* ``images_per_s``: training images per second (mean over the epochs after the first);
+* ``images_per_s``: training images per second (median; ``images_per_s_range``: min, max);
 * ``data_wait_share``: share of step time spent preparing batches (cache read, augmentation,
   normalisation);
-* ``minutes_per_fold``: seconds per epoch x the recipe's full epochs / 60 (training only; the
-  evaluation of a fold takes seconds);
+* ``minutes_per_fold``: median seconds per epoch x the recipe's full epochs / 60 (training
+  only; the evaluation of a fold takes seconds);
 * ``minutes_5_folds``: five of those.
 
+Then (``--fusions``) the cost of each late fusion that issue 10 measured, as
+:func:`vsent.analyses.fusion.fuse_run` on a finished run (``--fusion-run``, the committed
+quick run): hand-crafted features of the 882 images from a cold feature cache (a new temporary
+folder for each), then the 5 folds' classifiers; ``fusion_minutes`` is its wall time.
+``bench/plot_accuracy_cost.py`` turns these into the accuracy-against-cost plot of the README.
+
 Usage: ``uv run --all-extras python bench/bench_train.py [--recipes quick trivial ema r3 r5]
-[--epochs 3] [--threads N] [--data ../shared/datasets/twitter1] [--out bench/results/train.json]``
+[--epochs 2] [--rounds 3] [--fusions gch+bow gch+fv cues gch+bow+cues] [--threads N]
+[--data ../shared/datasets/twitter1] [--out bench/results/train.json]``
 """
 
 from __future__ import annotations
@@ -23,13 +31,16 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from _common import write_report
 
+from vsent.analyses.fusion import fuse_run
 from vsent.data import image_cache, load_dataset, make_folds
 from vsent.data.extra import extra_train_set, with_extra
 from vsent.models import create_model
@@ -48,15 +59,48 @@ RECIPES = {
     "extra-three": ({}, "three", None, "... --extra-train three"),
     "r5": (_R3, None, ("resnet18", {"image_size": 64}),
            f"... --model resnet18 --init random --model-arg image_size=64 {_R3_OPTIONS}"),
+    "w1": ({}, None, ("smallcnn", {"widths": [64, 128, 256, 512]}),
+           "... --model-arg 'widths=[64,128,256,512]'"),
+    "m1": ({**_R3, "mix": "mixup|cutmix"}, None, None, f"... {_R3_OPTIONS} --mix 'mixup|cutmix'"),
+    "r4": (_R3, None, ("smallcnn", {"image_size": 96}),
+           f"... --model-arg image_size=96 {_R3_OPTIONS}"),
+    "r6": (_R3, None, ("resnet18", {"image_size": 96}),
+           f"... --model resnet18 --init random --model-arg image_size=96 {_R3_OPTIONS}"),
 }
+#: The late fusions of issue 10 (``vsent fuse RUN --features ...``).
+FUSIONS = ("gch+bow", "gch+fv", "cues", "gch+bow+cues")
+
+
+def _setup(name: str, preset: dict[str, Any], base: Any, fold: Any, data: str) -> tuple:
+    """(model name, model kwargs, full TrainConfig, training images, labels) of a recipe: its
+    images warped to the model's size, fold 1's training rows (and the extra ones)."""
+    changes, extra, arch, _ = RECIPES[name]
+    model_name, kwargs = arch or (preset["model"], {})
+    size = create_model(model_name, **kwargs).info.preprocess.resize
+    full = preset["train"].replace(device="cpu", **changes)
+    if extra:
+        joint = with_extra(base, extra_train_set(data, "five", extra))
+        images = image_cache(joint.dataset, size, progress=False)
+        labels, train = joint.dataset.labels, joint.fold_train(fold)
+    else:
+        images, labels = image_cache(base, size, progress=False), base.labels
+        train = np.sort(fold.train)
+    return model_name, kwargs, full, np.ascontiguousarray(images[train]), \
+        np.asarray(labels)[train]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
-    ap.add_argument("--epochs", type=int, default=3, help="epochs measured per recipe")
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per recipe and round (the "
+                    "first warms up)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds over the recipes; each "
+                    "recipe's images/s is the median of its measured epochs")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--data", default=os.environ.get("VSENT_DATA", "../shared/datasets/twitter1"))
+    ap.add_argument("--fusions", nargs="*", default=list(FUSIONS), choices=list(FUSIONS))
+    ap.add_argument("--fusion-run", type=Path, default=Path("results/quick"),
+                    help="finished crossval run the fusions are timed on")
     ap.add_argument("--out", type=Path, default=Path("bench/results/train.json"))
     args = ap.parse_args()
     if args.threads:
@@ -65,48 +109,59 @@ def main() -> None:
     preset = CROSSVAL["quick"]
     base = load_dataset(args.data, "five")
     fold = make_folds(base, "campos")[0]
+    setups = {name: _setup(name, preset, base, fold, args.data) for name in args.recipes}
+    # rounds interleave the recipes, so that a slow spell of the machine hits them all
+    epochs: dict[str, list[dict]] = {name: [] for name in args.recipes}
+    t0 = time.perf_counter()
+    for _ in range(args.rounds):
+        for name, (model_name, kwargs, full, x, y) in setups.items():
+            torch.manual_seed(0)
+            model = create_model(model_name, **kwargs)
+            history = fit(model, x, y, full.replace(epochs=args.epochs), progress=False)
+            epochs[name] += history[1:] or history  # the first epoch warms up
     results = []
-    for name in args.recipes:
-        changes, extra, arch, command = RECIPES[name]
-        model_name, kwargs = arch or (preset["model"], {})
-        torch.manual_seed(0)
-        model = create_model(model_name, **kwargs)
-        size = model.info.preprocess.resize
-        full = preset["train"].replace(device="cpu", **changes)
-        if extra:
-            joint = with_extra(base, extra_train_set(args.data, "five", extra))
-            images = image_cache(joint.dataset, size, progress=False)
-            labels = joint.dataset.labels
-            train = joint.fold_train(fold)
-        else:
-            images, labels = image_cache(base, size, progress=False), base.labels
-            train = np.sort(fold.train)
-        x, y = np.ascontiguousarray(images[train]), np.asarray(labels)[train]
-        t0 = time.perf_counter()
-        history = fit(model, x, y, full.replace(epochs=args.epochs), progress=False)
-        seconds = time.perf_counter() - t0
-        steady = history[1:] or history
-        epoch_s = float(np.mean([h["seconds"] for h in steady]))
+    for name, (model_name, _, full, x, _) in setups.items():
+        steady = epochs[name]
+        ips = [h["images_per_s"] for h in steady]
+        epoch_s = float(np.median([h["seconds"] for h in steady]))
         r = {
-            "recipe": name, "command": command, "model": model_name, "image_cache_px": size,
-            "train_images": len(train),
-            "epochs_full": full.epochs, "epochs_measured": args.epochs,
-            "images_per_s": round(float(np.mean([h["images_per_s"] for h in steady])), 1),
-            "data_wait_share": round(float(np.mean([h["data_wait_share"] for h in steady])), 4),
+            "recipe": name, "command": RECIPES[name][3], "model": model_name,
+            "image_cache_px": x.shape[1],
+            "train_images": len(x), "epochs_full": full.epochs,
+            "epochs_measured": f"{args.rounds} rounds x {args.epochs}",
+            "images_per_s": round(float(np.median(ips)), 1),
+            "images_per_s_range": [round(min(ips), 1), round(max(ips), 1)],
+            "data_wait_share": round(float(np.median([h["data_wait_share"] for h in steady])), 4),
             "seconds_per_epoch": round(epoch_s, 2),
             "minutes_per_fold": round(epoch_s * full.epochs / 60, 2),
             "minutes_5_folds": round(5 * epoch_s * full.epochs / 60, 1),
-            "seconds_measured": round(seconds, 1),
         }
         print(json.dumps(r), file=sys.stderr)
         results.append(r)
+    train_seconds = time.perf_counter() - t0
+
+    fusions = []
+    for features in args.fusions:
+        with tempfile.TemporaryDirectory() as cache:  # cold: features computed, not read
+            t0 = time.perf_counter()
+            res = fuse_run(args.fusion_run, features, cache_dir=cache)
+            seconds = time.perf_counter() - t0
+        r = {"features": features, "command": f"vsent fuse RUN --features {features}",
+             "images": len(res["rows"]), "fusion_minutes": round(seconds / 60, 2),
+             "seconds_measured": round(seconds, 1)}
+        print(json.dumps(r), file=sys.stderr)
+        fusions.append(r)
 
     report = {
         "benchmark": "train",
         "what": "vsent.train.fit on fold 1 of Twitter I five-agree (Campos folds), each "
-                "recipe's model from random weights",
+                "recipe's model from random weights; then the late fusions' cost on a "
+                "finished 5-fold run",
         "torch_threads": torch.get_num_threads(),
+        "train_seconds": round(train_seconds, 1),
         "results": results,
+        "fusions": fusions,
+        "fusion_run": str(args.fusion_run),
     }
     write_report(args.out, report)
 
