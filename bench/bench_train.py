@@ -111,17 +111,17 @@ def main() -> None:
     fold = make_folds(base, "campos")[0]
     setups = {name: _setup(name, preset, base, fold, args.data) for name in args.recipes}
     # rounds interleave the recipes, so that a slow spell of the machine hits them all
-    epochs: dict[str, list[dict]] = {name: [] for name in args.recipes}
+    measured: dict[str, list[dict]] = {name: [] for name in args.recipes}
     t0 = time.perf_counter()
     for _ in range(args.rounds):
         for name, (model_name, kwargs, full, x, y) in setups.items():
             torch.manual_seed(0)
             model = create_model(model_name, **kwargs)
             history = fit(model, x, y, full.replace(epochs=args.epochs), progress=False)
-            epochs[name] += history[1:] or history  # the first epoch warms up
+            measured[name] += history[1:] or history  # the first epoch warms up
     results = []
     for name, (model_name, _, full, x, _) in setups.items():
-        steady = epochs[name]
+        steady = measured[name]
         ips = [h["images_per_s"] for h in steady]
         epoch_s = float(np.median([h["seconds"] for h in steady]))
         r = {
