@@ -35,6 +35,7 @@ COMMANDS = (
     "card",
     "fuse",
     "ensemble",
+    "compare",
 )
 
 

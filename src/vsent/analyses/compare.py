@@ -1,0 +1,144 @@
+"""Paired comparison of two finished runs on the same test images (issue 10's levers).
+
+Two configurations evaluated on the same Campos folds are scored on the same 880 images, so
+their difference is better judged image by image than by the folds' mean +- std: the folds'
+spread (+-0.03) is mostly the folds' own difficulty, which both runs share. :func:`compare_runs`
+counts the images only one of the two gets right and gives the exact McNemar test of those
+counts (a two-sided binomial test with p = 0.5), plus the per-fold differences.
+
+A run is any directory with ``config.json`` and ``predictions.csv`` as ``vsent crossval``,
+``vsent ensemble`` (``prob_positive``) and ``vsent fuse`` (``prob_fused``) write them; a
+crossval run made with ``--fusion`` stands for its fused probability (:func:`scores_source`). The
+p-value is for one pre-chosen pair: comparing many configurations with the same test images
+calls for a correction (e.g. Holm's) that this function does not apply.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsent.errors import VsentError
+
+#: Probability column of each run kind, centre crop and 10-crop.
+COLUMNS = {"fuse": ("prob_fused", "prob_fused_10crop")}
+DEFAULT_COLUMNS = ("prob_positive", "prob_positive_10crop")
+
+
+def scores_source(run: str | os.PathLike, ten_crop: bool = False) -> tuple[Path, str]:
+    """(predictions file, probability column) that stand for a run's accuracy: a fuse run's
+    fused probability, a crossval run's fused one when it was run with ``--fusion`` (its
+    ``fusion/predictions.csv``: the number its summary leads with), else the network's."""
+    run = Path(run)
+    cfg_file, pred_file = run / "config.json", run / "predictions.csv"
+    if not cfg_file.is_file() or not pred_file.is_file():
+        raise VsentError(f"{run}: not a finished run (needs config.json and predictions.csv)")
+    command = json.loads(cfg_file.read_text()).get("command")
+    fused = run / "fusion" / "predictions.csv"
+    if command == "crossval" and fused.is_file():
+        command, pred_file = "fuse", fused
+    return pred_file, COLUMNS.get(command, DEFAULT_COLUMNS)[1 if ten_crop else 0]
+
+
+def read_run_predictions(run: str | os.PathLike, ten_crop: bool = False
+                         ) -> dict[str, tuple[int, int, float]]:
+    """``{image name: (fold, label, P(positive))}`` of a finished run's test images, from
+    :func:`scores_source`.
+
+    ``ten_crop`` reads the 10-crop probability; a run without one is an error naming it.
+    """
+    pred_file, column = scores_source(run, ten_crop)
+    with pred_file.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if column not in (reader.fieldnames or ()):
+            what = "10-crop probabilities" if ten_crop else "probabilities"
+            raise VsentError(f"{pred_file}: no {what} (column {column!r})")
+        out = {}
+        for line, r in enumerate(reader, start=2):
+            try:
+                out[r["name"]] = (int(r["fold"]), int(r["label"]), float(r[column]))
+            except (KeyError, TypeError, ValueError) as e:
+                raise VsentError(f"{pred_file}, line {line}: unreadable row ({e})") from None
+    if not out:
+        raise VsentError(f"{pred_file}: no rows")
+    return out
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value of the discordant counts (binomial, p = 0.5)."""
+    from scipy.stats import binomtest
+
+    n = a_only + b_only
+    return 1.0 if n == 0 else float(binomtest(a_only, n, 0.5).pvalue)
+
+
+def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
+                 ten_crop: bool = False) -> dict[str, Any]:
+    """Run B against run A, image by image, on their common test images.
+
+    Both runs must hold the same test images with the same folds and labels (else VsentError
+    names the first difference). An image is predicted positive when P(positive) > 0.5.
+
+    Returns
+    -------
+    dict with ``a``, ``b`` (the paths), ``view`` (``centre`` or ``10-crop``), ``scores_a``,
+    ``scores_b`` (``file:column`` read, :func:`scores_source`), ``n`` (images),
+    ``accuracy_a``, ``accuracy_b``, ``difference`` (B - A, over all images), ``a_only`` and
+    ``b_only`` (images only A, only B gets right), ``p_value`` (exact McNemar), ``folds``
+    (per fold: ``fold``, ``n``, ``accuracy_a``, ``accuracy_b``, ``difference``) and
+    ``fold_difference`` (mean and population std over the folds, as the run summaries).
+    """
+    a, b = read_run_predictions(run_a, ten_crop), read_run_predictions(run_b, ten_crop)
+    if a.keys() != b.keys():
+        only = sorted(a.keys() - b.keys()) or sorted(b.keys() - a.keys())
+        where = run_a if only[0] in a else run_b
+        raise VsentError(f"{run_a} and {run_b} were not tested on the same images: "
+                         f"{only[0]} is only in {where} ({len(a)} vs {len(b)} images)")
+    names = sorted(a)
+    for name in names:
+        if a[name][:2] != b[name][:2]:
+            raise VsentError(f"image {name}: fold {a[name][0]} label {a[name][1]} in {run_a}, "
+                             f"fold {b[name][0]} label {b[name][1]} in {run_b}")
+    fold = np.array([a[n][0] for n in names])
+    label = np.array([a[n][1] for n in names])
+    right_a = (np.array([a[n][2] for n in names]) > 0.5) == label
+    right_b = (np.array([b[n][2] for n in names]) > 0.5) == label
+    a_only, b_only = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
+    folds = []
+    for k in sorted(set(fold.tolist())):
+        m = fold == k
+        acc_a, acc_b = float(right_a[m].mean()), float(right_b[m].mean())
+        folds.append({"fold": k, "n": int(m.sum()), "accuracy_a": acc_a, "accuracy_b": acc_b,
+                      "difference": acc_b - acc_a})
+    diffs = [f["difference"] for f in folds]
+    sources = [scores_source(r, ten_crop) for r in (run_a, run_b)]
+    return {
+        "a": str(run_a), "b": str(run_b), "view": "10-crop" if ten_crop else "centre",
+        "scores_a": f"{sources[0][0]}:{sources[0][1]}",
+        "scores_b": f"{sources[1][0]}:{sources[1][1]}",
+        "n": len(names), "accuracy_a": float(right_a.mean()),
+        "accuracy_b": float(right_b.mean()),
+        "difference": float(right_b.mean() - right_a.mean()),
+        "a_only": a_only, "b_only": b_only, "p_value": mcnemar_exact(a_only, b_only),
+        "folds": folds,
+        "fold_difference": {"mean": float(np.mean(diffs)), "std": float(np.std(diffs))},
+    }
+
+
+def comparison_text(res: dict[str, Any]) -> str:
+    """The lines ``vsent compare`` prints."""
+    folds = " ".join(f"{f['difference']:+.3f}" for f in res["folds"])
+    fd = res["fold_difference"]
+    return "\n".join([
+        f"A: {res['a']}: accuracy {res['accuracy_a']:.3f} ({res['view']}, {res['n']} images; "
+        f"{res['scores_a']})",
+        f"B: {res['b']}: accuracy {res['accuracy_b']:.3f} ({res['scores_b']})",
+        f"B - A: {res['difference']:+.3f}; right only in A: {res['a_only']} images, only in B: "
+        f"{res['b_only']}; exact McNemar p = {res['p_value']:.3g}",
+        f"per fold (B - A): {folds}; mean {fd['mean']:+.3f} +- {fd['std']:.3f}",
+    ])

@@ -1,0 +1,41 @@
+"""``vsent compare``: two finished runs, image by image, on the same test images.
+
+Thin layer over :func:`vsent.analyses.compare.compare_runs` (accuracies, the images only one
+run gets right, exact McNemar test, per-fold differences).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare", help="paired comparison of two runs on the same test images (issue 10)",
+        description="Compare run B with run A (crossval, ensemble or fuse run directories "
+                    "evaluated on the same images and folds): both accuracies, the images "
+                    "only one of them gets right, the exact McNemar test of those counts and "
+                    "the per-fold differences. The p-value is for one pair chosen in advance.")
+    p.add_argument("run_a", help="the reference run directory (A)")
+    p.add_argument("run_b", help="the run compared with it (B)")
+    p.add_argument("--ten-crop", action="store_true",
+                   help="compare the 10-crop probabilities instead of the centre crop's")
+    p.add_argument("--json", metavar="FILE", help="also write the comparison as JSON")
+    p.set_defaults(func=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from vsent.analyses.compare import compare_runs, comparison_text
+    from vsent.errors import VsentError
+
+    res = compare_runs(args.run_a, args.run_b, ten_crop=args.ten_crop)
+    print(comparison_text(res))
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        except OSError as e:
+            raise VsentError(f"{args.json}: cannot write ({e.strerror})") from None
+    return 0

@@ -1,0 +1,129 @@
+"""vsent.analyses.compare and `vsent compare`: two runs, image by image, on the same test images."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from scipy.stats import binomtest
+
+from vsent.analyses.compare import compare_runs, mcnemar_exact
+from vsent.cli import main
+from vsent.errors import VsentError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(path: Path, probs: list[float], *, labels: list[int], folds: list[int],
+         command: str = "crossval", names: list[str] | None = None,
+         ten_crop: list[float] | None = None) -> Path:
+    """A finished run directory: config.json and predictions.csv as `command` writes them."""
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"command": command}))
+    col = "prob_fused" if command == "fuse" else "prob_positive"
+    names = names or [f"im{i:02d}.jpg" for i in range(len(probs))]
+    with (path / "predictions.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "fold", "label", col] + ([f"{col}_10crop"] if ten_crop else []))
+        for i, p in enumerate(probs):
+            w.writerow([names[i], folds[i], labels[i], p] + ([ten_crop[i]] if ten_crop else []))
+    return path
+
+
+# 10 images, 2 folds; A is right on 0-5, B on 2-9: A alone 2 images (0, 1), B alone 4 (6-9)
+LABELS = [1, 0, 1, 0, 1, 0, 1, 0, 1, 0]
+FOLDS = [1, 1, 1, 1, 1, 2, 2, 2, 2, 2]
+A = [0.9, 0.1, 0.8, 0.2, 0.7, 0.3, 0.4, 0.6, 0.4, 0.6]
+B = [0.4, 0.6, 0.8, 0.2, 0.7, 0.3, 0.6, 0.4, 0.6, 0.4]
+
+
+def test_counts_accuracies_and_the_exact_mcnemar_test(tmp_path):
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    # B shuffled: rows are matched by name, not by position
+    order = [9, 3, 0, 5, 1, 8, 2, 7, 4, 6]
+    b = _run(tmp_path / "b", [B[i] for i in order], labels=[LABELS[i] for i in order],
+             folds=[FOLDS[i] for i in order], command="fuse",
+             names=[f"im{i:02d}.jpg" for i in order])
+    res = compare_runs(a, b)
+    assert (res["n"], res["a_only"], res["b_only"]) == (10, 2, 4)
+    assert res["accuracy_a"] == pytest.approx(0.6) and res["accuracy_b"] == pytest.approx(0.8)
+    assert res["difference"] == pytest.approx(0.2)
+    assert res["p_value"] == pytest.approx(binomtest(2, 6, 0.5).pvalue)
+    assert res["p_value"] == pytest.approx(2 * (1 + 6 + 15) / 2**6)  # P(X<=2)+P(X>=4), n=6
+    assert [(f["fold"], f["n"]) for f in res["folds"]] == [(1, 5), (2, 5)]
+    assert [f["difference"] for f in res["folds"]] == pytest.approx([-0.4, 0.8])
+    assert res["fold_difference"] == pytest.approx({"mean": 0.2, "std": 0.6})
+    assert res["scores_b"].endswith("predictions.csv:prob_fused")
+
+
+def test_mcnemar_edge_cases():
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(0, 6) == pytest.approx(2 / 64)
+    assert mcnemar_exact(5, 5) == 1.0
+
+
+def test_a_crossval_run_with_fusion_is_compared_by_its_fused_probability(tmp_path):
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", A, labels=LABELS, folds=FOLDS)  # the CNN: same as A
+    _run(b / "fusion", B, labels=LABELS, folds=FOLDS, command="fuse")
+    (b / "fusion" / "config.json").unlink()  # crossval writes only the predictions there
+    res = compare_runs(a, b)
+    assert (res["a_only"], res["b_only"]) == (2, 4)
+    assert res["scores_b"] == f"{b / 'fusion' / 'predictions.csv'}:prob_fused"
+
+
+def test_ten_crop_columns_and_their_absence(tmp_path):
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS, ten_crop=B)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS, ten_crop=A)
+    res = compare_runs(a, b, ten_crop=True)
+    assert res["view"] == "10-crop" and (res["a_only"], res["b_only"]) == (4, 2)
+    c = _run(tmp_path / "c", B, labels=LABELS, folds=FOLDS)
+    with pytest.raises(VsentError, match=r"c/predictions.csv: no 10-crop probabilities"):
+        compare_runs(a, c, ten_crop=True)
+
+
+def test_runs_on_other_images_folds_or_labels_are_refused_by_name(tmp_path):
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    other = _run(tmp_path / "other", A[:9], labels=LABELS[:9], folds=FOLDS[:9])
+    with pytest.raises(VsentError, match=r"not tested on the same images: im09.jpg is only in"):
+        compare_runs(a, other)
+    moved = _run(tmp_path / "moved", A, labels=LABELS, folds=[2] + FOLDS[1:])
+    with pytest.raises(VsentError, match=r"image im00.jpg: fold 1 label 1 in .*, fold 2 label 1"):
+        compare_runs(a, moved)
+    with pytest.raises(VsentError, match=r"nothing: not a finished run"):
+        compare_runs(a, tmp_path / "nothing")
+    bad = _run(tmp_path / "bad", A, labels=LABELS, folds=FOLDS)
+    lines = (bad / "predictions.csv").read_text().splitlines()
+    lines[3] = "im02.jpg,1,1,zero"  # the file's line 4
+    (bad / "predictions.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(VsentError, match=r"bad/predictions.csv, line 4: unreadable row"):
+        compare_runs(a, bad)
+
+
+def test_on_the_committed_runs_the_accuracies_are_the_summaries(tmp_path):
+    """results/quick against its late fusion L1: same numbers as their summary.json files."""
+    quick, l1 = REPO / "results" / "quick", REPO / "results" / "accuracy" / "l1"
+    res = compare_runs(quick, l1)
+    summary_q = json.loads((quick / "summary.json").read_text())
+    summary_l1 = json.loads((l1 / "summary.json").read_text())
+    assert res["n"] == summary_q["n_images"] == 880
+    # 5 folds of 176 images: the pooled accuracy is the mean of the folds'
+    assert res["accuracy_a"] == pytest.approx(summary_q["accuracy"]["mean"])
+    assert res["accuracy_b"] == pytest.approx(summary_l1["fused"]["accuracy"]["mean"])
+    assert res["a_only"] - res["b_only"] == round(-res["difference"] * 880)
+
+
+def test_cli_prints_the_comparison_and_writes_json(tmp_path, capsys):
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    assert main(["compare", str(a), str(b), "--json", str(tmp_path / "c.json")]) == 0
+    out = capsys.readouterr().out
+    assert "B - A: +0.200; right only in A: 2 images, only in B: 4; exact McNemar p = 0.688" in out
+    assert "per fold (B - A): -0.400 +0.800; mean +0.200 +- 0.600" in out
+    assert json.loads((tmp_path / "c.json").read_text())["b_only"] == 4
+    assert main(["compare", str(a), str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"vsent: error: {tmp_path / 'missing'}: not a finished run (needs "
+                   "config.json and predictions.csv)"]
