@@ -71,7 +71,8 @@ def run_dir(results: Path, name: str) -> Path:
     return results / "quick" if name == "quick" else results / "accuracy" / name
 
 
-def read(path: Path) -> dict[str, Any]:
+def read(path: Path) -> Any:
+    """A JSON file's content; VsentError naming the file when it is missing or not JSON."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
