@@ -127,3 +127,28 @@ def test_cli_prints_the_comparison_and_writes_json(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"vsent: error: {tmp_path / 'missing'}: not a finished run (needs "
                    "config.json and predictions.csv)"]
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order():
+    from vsent.analyses.compare import holm
+
+    # sorted: 0.01 x 4, 0.02 x 3, 0.03 x 2 -> 0.06 (monotone), 0.5 x 1
+    assert holm([0.5, 0.01, 0.03, 0.02]) == pytest.approx([0.5, 0.04, 0.06, 0.06])
+    assert holm([0.4, 0.9]) == pytest.approx([0.8, 0.9])
+    assert holm([0.7, 0.8]) == pytest.approx([1.0, 1.0])  # capped at 1, then monotone
+    assert holm([]) == []
+
+
+def test_several_runs_against_one_reference_give_one_table_with_holm(tmp_path, capsys):
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    c = _run(tmp_path / "c", A, labels=LABELS, folds=FOLDS)  # A itself: p = 1
+    out_json = tmp_path / "many.json"
+    assert main(["compare", str(a), str(b), str(c), "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    p_b = binomtest(2, 6, 0.5).pvalue
+    assert f"| {b} | 0.800 | +0.200 | 2 | 4 | {p_b:.3g} | {min(1, 2 * p_b):.3g} |" in out
+    assert f"| {c} | 0.600 | +0.000 | 0 | 0 | 1 | 1 |" in out
+    saved = json.loads(out_json.read_text())
+    assert saved["reference"] == str(a)
+    assert [r["p_holm"] for r in saved["comparisons"]] == pytest.approx([min(1, 2 * p_b), 1])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,27 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
     return 1.0 if n == 0 else float(binomtest(a_only, n, 0.5).pvalue)
 
 
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error), in the order given."""
+    m = len(p_values)
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def compare_many(reference: str | os.PathLike, runs: Sequence[str | os.PathLike], *,
+                 ten_crop: bool = False) -> list[dict[str, Any]]:
+    """:func:`compare_runs` of each run against ``reference``, with ``p_holm``: the p-value
+    corrected by Holm's method over these comparisons (one family)."""
+    results = [compare_runs(reference, run, ten_crop=ten_crop) for run in runs]
+    for res, p in zip(results, holm([r["p_value"] for r in results]), strict=True):
+        res["p_holm"] = p
+    return results
+
+
 def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
                  ten_crop: bool = False) -> dict[str, Any]:
     """Run B against run A, image by image, on their common test images.
@@ -128,6 +150,18 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
         "folds": folds,
         "fold_difference": {"mean": float(np.mean(diffs)), "std": float(np.std(diffs))},
     }
+
+
+def comparisons_table(results: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table of :func:`compare_many`'s results, one row per compared run."""
+    first = results[0]
+    lines = [f"reference A: {first['a']}: accuracy {first['accuracy_a']:.3f} ({first['view']}, "
+             f"{first['n']} images)", "",
+             "| run B | accuracy | B - A | right only in A | only in B | p (McNemar) | "
+             "p (Holm) |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['b']} | {r['accuracy_b']:.3f} | {r['difference']:+.3f} | {r['a_only']} | "
+              f"{r['b_only']} | {r['p_value']:.3g} | {r['p_holm']:.3g} |" for r in results]
+    return "\n".join(lines)
 
 
 def comparison_text(res: dict[str, Any]) -> str:

@@ -11,13 +11,15 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "compare", help="paired comparison of two runs on the same test images (issue 10)",
+        "compare", help="paired comparison of runs on the same test images (issue 10)",
         description="Compare run B with run A (crossval, ensemble or fuse run directories "
                     "evaluated on the same images and folds): both accuracies, the images "
                     "only one of them gets right, the exact McNemar test of those counts and "
                     "the per-fold differences. The p-value is for one pair chosen in advance.")
     p.add_argument("run_a", help="the reference run directory (A)")
-    p.add_argument("run_b", help="the run compared with it (B)")
+    p.add_argument("run_b", nargs="+",
+                   help="the run compared with it (B); several: one table, each compared with "
+                        "A, p-values also corrected by Holm's method over them")
     p.add_argument("--ten-crop", action="store_true",
                    help="compare the 10-crop probabilities instead of the centre crop's")
     p.add_argument("--json", metavar="FILE", help="also write the comparison as JSON")
@@ -28,11 +30,21 @@ def run_compare(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from vsent.analyses.compare import compare_runs, comparison_text
+    from vsent.analyses.compare import (
+        compare_many,
+        compare_runs,
+        comparison_text,
+        comparisons_table,
+    )
     from vsent.errors import VsentError
 
-    res = compare_runs(args.run_a, args.run_b, ten_crop=args.ten_crop)
-    print(comparison_text(res))
+    if len(args.run_b) == 1:
+        res = compare_runs(args.run_a, args.run_b[0], ten_crop=args.ten_crop)
+        print(comparison_text(res))
+    else:
+        many = compare_many(args.run_a, args.run_b, ten_crop=args.ten_crop)
+        print(comparisons_table(many))
+        res = {"reference": args.run_a, "comparisons": many}
     if args.json:
         try:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
