@@ -8,9 +8,9 @@ counts (a two-sided binomial test with p = 0.5), plus the per-fold differences.
 
 A run is any directory with ``config.json`` and ``predictions.csv`` as ``vsent crossval``,
 ``vsent ensemble`` (``prob_positive``) and ``vsent fuse`` (``prob_fused``) write them; a
-crossval run made with ``--fusion`` stands for its fused probability (:func:`scores_source`). The
-p-value is for one pre-chosen pair: comparing many configurations with the same test images
-calls for a correction (e.g. Holm's) that this function does not apply.
+crossval run made with ``--fusion`` stands for its fused probability (:func:`scores_source`).
+:func:`compare_runs`'s p-value is for one pair chosen in advance; :func:`compare_many` compares
+several runs with one reference and also corrects their p-values as one family (Holm's method).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def compare_many(reference: str | os.PathLike, runs: Sequence[str | os.PathLike]
 
 def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
                  ten_crop: bool = False) -> dict[str, Any]:
-    """Run B against run A, image by image, on their common test images.
+    """Run B against run A, image by image, on the same test images.
 
     Both runs must hold the same test images with the same folds and labels (else VsentError
     names the first difference). An image is predicted positive when P(positive) > 0.5.
