@@ -46,10 +46,10 @@ def scores_source(run: str | os.PathLike, ten_crop: bool = False) -> tuple[Path,
     return pred_file, COLUMNS.get(command, DEFAULT_COLUMNS)[1 if ten_crop else 0]
 
 
-def read_run_predictions(run: str | os.PathLike, ten_crop: bool = False
-                         ) -> dict[str, tuple[int, int, float]]:
-    """``{image name: (fold, label, P(positive))}`` of a finished run's test images, from
-    :func:`scores_source`.
+def load_scores(run: str | os.PathLike, ten_crop: bool = False
+                ) -> tuple[str, dict[str, tuple[int, int, float]]]:
+    """(``"file:column"`` read, ``{image name: (fold, label, P(positive))}``) of a finished
+    run's test images, from :func:`scores_source`.
 
     ``ten_crop`` reads the 10-crop probability; a run without one is an error naming it.
     """
@@ -67,7 +67,7 @@ def read_run_predictions(run: str | os.PathLike, ten_crop: bool = False
                 raise VsentError(f"{pred_file}, line {line}: unreadable row ({e})") from None
     if not out:
         raise VsentError(f"{pred_file}: no rows")
-    return out
+    return f"{pred_file}:{column}", out
 
 
 def mcnemar_exact(a_only: int, b_only: int) -> float:
@@ -93,7 +93,9 @@ def compare_many(reference: str | os.PathLike, runs: Sequence[str | os.PathLike]
                  ten_crop: bool = False) -> list[dict[str, Any]]:
     """:func:`compare_runs` of each run against ``reference``, with ``p_holm``: the p-value
     corrected by Holm's method over these comparisons (one family)."""
-    results = [compare_runs(reference, run, ten_crop=ten_crop) for run in runs]
+    ref = load_scores(reference, ten_crop)  # read once for the whole family
+    results = [_paired(reference, ref, run, load_scores(run, ten_crop), ten_crop)
+               for run in runs]
     for res, p in zip(results, holm([r["p_value"] for r in results]), strict=True):
         res["p_holm"] = p
     return results
@@ -109,13 +111,20 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
     Returns
     -------
     dict with ``a``, ``b`` (the paths), ``view`` (``centre`` or ``10-crop``), ``scores_a``,
-    ``scores_b`` (``file:column`` read, :func:`scores_source`), ``n`` (images),
+    ``scores_b`` (``file:column`` read, :func:`load_scores`), ``n`` (images),
     ``accuracy_a``, ``accuracy_b``, ``difference`` (B - A, over all images), ``a_only`` and
     ``b_only`` (images only A, only B gets right), ``p_value`` (exact McNemar), ``folds``
     (per fold: ``fold``, ``n``, ``accuracy_a``, ``accuracy_b``, ``difference``) and
     ``fold_difference`` (mean and population std over the folds, as the run summaries).
     """
-    a, b = read_run_predictions(run_a, ten_crop), read_run_predictions(run_b, ten_crop)
+    return _paired(run_a, load_scores(run_a, ten_crop), run_b, load_scores(run_b, ten_crop),
+                   ten_crop)
+
+
+def _paired(run_a: str | os.PathLike, scores_a: tuple[str, dict], run_b: str | os.PathLike,
+            scores_b: tuple[str, dict], ten_crop: bool) -> dict[str, Any]:
+    """:func:`compare_runs` on scores already read by :func:`load_scores`."""
+    (source_a, a), (source_b, b) = scores_a, scores_b
     if a.keys() != b.keys():
         only = sorted(a.keys() - b.keys()) or sorted(b.keys() - a.keys())
         where = run_a if only[0] in a else run_b
@@ -138,11 +147,9 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
         folds.append({"fold": k, "n": int(m.sum()), "accuracy_a": acc_a, "accuracy_b": acc_b,
                       "difference": acc_b - acc_a})
     diffs = [f["difference"] for f in folds]
-    sources = [scores_source(r, ten_crop) for r in (run_a, run_b)]
     return {
         "a": str(run_a), "b": str(run_b), "view": "10-crop" if ten_crop else "centre",
-        "scores_a": f"{sources[0][0]}:{sources[0][1]}",
-        "scores_b": f"{sources[1][0]}:{sources[1][1]}",
+        "scores_a": source_a, "scores_b": source_b,
         "n": len(names), "accuracy_a": float(right_a.mean()),
         "accuracy_b": float(right_b.mean()),
         "difference": float(right_b.mean() - right_a.mean()),

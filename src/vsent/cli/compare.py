@@ -1,7 +1,7 @@
-"""``vsent compare``: two finished runs, image by image, on the same test images.
+"""``vsent compare``: finished runs, image by image, on the same test images.
 
-Thin layer over :func:`vsent.analyses.compare.compare_runs` (accuracies, the images only one
-run gets right, exact McNemar test, per-fold differences).
+Thin layer over :func:`vsent.analyses.compare.compare_runs` and ``compare_many`` (accuracies,
+the images only one run gets right, exact McNemar test, per-fold differences, Holm).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Compare run B with run A (crossval, ensemble or fuse run directories "
                     "evaluated on the same images and folds): both accuracies, the images "
                     "only one of them gets right, the exact McNemar test of those counts and "
-                    "the per-fold differences. The p-value is for one pair chosen in advance.")
+                    "the per-fold differences. One run B: its p-value is for one pair chosen "
+                    "in advance; several: also corrected over them as one family (Holm).")
     p.add_argument("run_a", help="the reference run directory (A)")
     p.add_argument("run_b", nargs="+",
                    help="the run compared with it (B); several: one table, each compared with "
