@@ -90,7 +90,9 @@ def test_runs_on_other_images_folds_or_labels_are_refused_by_name(tmp_path):
     with pytest.raises(VsentError, match=r"not tested on the same images: im09.jpg is only in"):
         compare_runs(a, other)
     moved = _run(tmp_path / "moved", A, labels=LABELS, folds=[2] + FOLDS[1:])
-    with pytest.raises(VsentError, match=r"image im00.jpg: fold 1 label 1 in .*, fold 2 label 1"):
+    with pytest.raises(VsentError,
+                       match=r"moved: image im00.jpg is fold 2 label 1, in .*a it is fold 1 "
+                             r"label 1"):
         compare_runs(a, moved)
     with pytest.raises(VsentError, match=r"nothing: not a finished run"):
         compare_runs(a, tmp_path / "nothing")

@@ -91,6 +91,14 @@ def test_ensemble_refuses_members_evaluated_otherwise(tmp_path, change, message)
         ensemble_runs(runs)
 
 
+def test_ensemble_refuses_a_member_missing_a_test_image(tmp_path):
+    a = _run(tmp_path / "a", [0.5] * 8)
+    b = _run(tmp_path / "b", [0.5] * 7, folds=FOLDS[:7], labels=LABELS[:7])
+    with pytest.raises(VsentError, match=r"not tested on the same images: im7.jpg is only in "
+                                         r".*a \(7 vs 8 images\)"):
+        ensemble_runs([a, b])
+
+
 def test_ensemble_needs_two_finished_crossval_runs(tmp_path):
     a = _run(tmp_path / "a", [0.5] * 8)
     with pytest.raises(VsentError, match="at least two"):

@@ -261,6 +261,26 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
     return [f"{prefix or 'config'}: stored {stored!r}, now {new!r}"]
 
 
+def check_same_test_images(ref: str | Path, ref_images: Mapping[str, tuple[int, int]],
+                           run: str | Path, run_images: Mapping[str, tuple[int, int]]) -> None:
+    """Raise VsentError unless two runs tested the same images with the same fold and label.
+
+    ``ref_images`` and ``run_images`` map each test image's name to its ``(fold, label)``, as
+    read from the runs' ``predictions.csv``; ``ref`` and ``run`` name the runs in the message,
+    which gives the first image that differs (image names sorted).
+    """
+    if ref_images.keys() != run_images.keys():
+        only = sorted(ref_images.keys() ^ run_images.keys())[0]
+        where = ref if only in ref_images else run
+        raise VsentError(f"{run} and {ref} were not tested on the same images: {only} is only "
+                         f"in {where} ({len(run_images)} vs {len(ref_images)} images)")
+    for name in sorted(ref_images):
+        (ref_fold, ref_label), (fold, label) = ref_images[name], run_images[name]
+        if (fold, label) != (ref_fold, ref_label):
+            raise VsentError(f"{run}: image {name} is fold {fold} label {label}, "
+                             f"in {ref} it is fold {ref_fold} label {ref_label}")
+
+
 def stored_config(out: str | Path) -> dict[str, Any]:
     """The ``config.json`` dict of the run directory ``out``; VsentError when unreadable."""
     file = Path(out) / CONFIG

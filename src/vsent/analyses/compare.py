@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from vsent.errors import VsentError
+from vsent.runs import check_same_test_images
 
 #: Probability column of each run kind, centre crop and 10-crop.
 COLUMNS = {"fuse": ("prob_fused", "prob_fused_10crop")}
@@ -125,16 +126,9 @@ def _paired(run_a: str | os.PathLike, scores_a: tuple[str, dict], run_b: str | o
             scores_b: tuple[str, dict], ten_crop: bool) -> dict[str, Any]:
     """:func:`compare_runs` on scores already read by :func:`load_scores`."""
     (source_a, a), (source_b, b) = scores_a, scores_b
-    if a.keys() != b.keys():
-        only = sorted(a.keys() - b.keys()) or sorted(b.keys() - a.keys())
-        where = run_a if only[0] in a else run_b
-        raise VsentError(f"{run_a} and {run_b} were not tested on the same images: "
-                         f"{only[0]} is only in {where} ({len(a)} vs {len(b)} images)")
+    check_same_test_images(run_a, {n: v[:2] for n, v in a.items()},
+                           run_b, {n: v[:2] for n, v in b.items()})
     names = sorted(a)
-    for name in names:
-        if a[name][:2] != b[name][:2]:
-            raise VsentError(f"image {name}: fold {a[name][0]} label {a[name][1]} in {run_a}, "
-                             f"fold {b[name][0]} label {b[name][1]} in {run_b}")
     fold = np.array([a[n][0] for n in names])
     label = np.array([a[n][1] for n in names])
     right_a = (np.array([a[n][2] for n in names]) > 0.5) == label

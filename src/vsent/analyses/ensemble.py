@@ -22,7 +22,7 @@ import numpy as np
 
 from vsent.errors import VsentError
 from vsent.metrics import binary_metrics, summarize_folds
-from vsent.runs import SUMMARY, config_diff
+from vsent.runs import SUMMARY, check_same_test_images, config_diff
 
 #: Config keys that must agree between members (the images and labels evaluated); the folds
 #: are compared image by image.
@@ -41,6 +41,11 @@ def _read_member(run: Path) -> tuple[dict[str, Any], list[dict[str, str]]]:
     if not rows:
         raise VsentError(f"{run}/predictions.csv: no rows")
     return cfg, rows
+
+
+def _test_images(rows: list[dict[str, str]]) -> dict[str, tuple[int, int]]:
+    """``{name: (fold, label)}`` of a run's predictions.csv rows."""
+    return {r["name"]: (int(r["fold"]), int(r["label"])) for r in rows}
 
 
 def _centre_accuracy(run: Path) -> dict[str, float]:
@@ -78,17 +83,7 @@ def ensemble_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
         if diff:
             raise VsentError(f"{path}: evaluated on other data than {paths[0]} "
                              f"({'; '.join(diff)})")
-        by_name = {r["name"]: r for r in rows}
-        if len(by_name) != len(first_rows):
-            raise VsentError(f"{path}: {len(by_name)} test images, {paths[0]} has "
-                             f"{len(first_rows)}")
-        for r in first_rows:
-            other = by_name.get(r["name"])
-            if other is None or (other["fold"], other["label"]) != (r["fold"], r["label"]):
-                where = "missing" if other is None else (
-                    f"fold {other['fold']} label {other['label']}")
-                raise VsentError(f"{path}: image {r['name']} is {where}, in {paths[0]} it is "
-                                 f"fold {r['fold']} label {r['label']}")
+        check_same_test_images(paths[0], _test_images(first_rows), path, _test_images(rows))
     views = ["prob_positive"]
     if all("prob_positive_10crop" in rows[0] for _, rows in members):
         views.append("prob_positive_10crop")
