@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="bench/results/backbones.json")
     ap.add_argument("--fold-n", type=int, default=706,
                     help="training images of one fold for the head-fit timing (706: Twitter I "
-                         "five-agree, 4/5 of 882)")
+                         "five-agree, 4/5 of 882; a Campos fold has 704)")
     ap.add_argument("--dataset-n", type=int, default=882,
                     help="images of the data set for the frozen crossval estimate (882)")
     ap.add_argument("--no-frozen", action="store_true", help="skip the frozen-training part")
