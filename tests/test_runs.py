@@ -163,3 +163,12 @@ def test_a_bad_config_json_of_an_input_run_is_a_user_error_naming_it(tmp_path, c
         err = capsys.readouterr().err
         assert "Traceback" not in err
         assert f"vsent: error: {run / 'config.json'}: {why}" in err, (name, err)
+
+
+def test_an_out_that_is_a_file_is_named_as_one(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(VsentError) as e:
+        _open(tmp_path / "notes.txt")
+    assert str(e.value) == (f"cannot create run directory {tmp_path / 'notes.txt'}: a file of "
+                            "that name exists (choose another --out)")
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -131,6 +131,9 @@ class RunDir:
         self.status = "new"
         #: the stored or written config.json (set by :func:`open_run_dir`)
         self.config: dict[str, Any] | None = None
+        if self.path.exists() and not self.path.is_dir():
+            raise VsentError(f"cannot create run directory {self.path}: a file of that name "
+                             "exists (choose another --out)")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
