@@ -97,6 +97,41 @@ def test_bad_checkpoint_files(tmp_path):
         load_checkpoint(plain)
 
 
+def test_what_is_not_a_checkpoint_is_named_in_plain_words(tmp_path, capsys):
+    """Empty, random, JSON, ONNX, TorchScript and pickled-object files and a run folder: one
+    line saying what the file is, without torch's advice to load it unsafely."""
+    from vsent.cli import main
+
+    model = create_model("smallcnn", widths=(8,))
+    run = tmp_path / "run"
+    save_checkpoint(run / "fold1" / "model.pt", model)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "random.pt").write_bytes(bytes(range(7, 250)))
+    (tmp_path / "config.json").write_text('{"a": 1}')
+    (tmp_path / "m.onnx").write_bytes(b"\x08\x07\x12\x04onnx")
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp_path / "ts.pt"))
+    torch.save({"layer": torch.nn.Linear(2, 2)}, tmp_path / "pickled.pt")
+    expected = {
+        "empty.pt": "not a vsent checkpoint (an empty file)",
+        "random.pt": "not a vsent checkpoint (not a file written by torch.save)",
+        "config.json": "not a vsent checkpoint (not a file written by torch.save)",
+        "m.onnx": "not a vsent checkpoint (not a file written by torch.save; an ONNX export: "
+                  "score it with `vsent predict --engine onnx`)",
+        "ts.pt": "not a vsent checkpoint (a TorchScript export: score it with "
+                 "`vsent predict --engine onnx`)",
+        "pickled.pt": "not a vsent checkpoint (it holds more than tensors and plain values: "
+                      "Unsupported global: GLOBAL torch.nn.modules.linear.Linear)",
+        "run": f"a folder; give a checkpoint file such as {run / 'fold1' / 'model.pt'}",
+    }
+    for name, why in expected.items():
+        with pytest.raises(WeightsError) as e:
+            load_checkpoint(tmp_path / name)
+        assert str(e.value) == f"{tmp_path / name}: {why}"
+    assert main(["card", str(tmp_path / "pickled.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"vsent: error: {tmp_path / 'pickled.pt'}: {expected['pickled.pt']}\n"
+
+
 def test_checkpoint_with_inconsistent_weights(tmp_path):
     path = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn", widths=(8,)))
     ckpt = torch.load(path, weights_only=True)

@@ -236,3 +236,28 @@ def test_a_missing_data_path_stops_crossval_before_its_directory_exists(tmp_path
     with pytest.raises(VsentError, match="missing: no such file or directory"):
         crossval(cfg, out, progress=False)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["crossval", "finetune"])
+def test_bad_data_stops_a_new_run_before_its_directory_exists(twitter_like, tmp_path, capsys,
+                                                              command):
+    """A bad image, label line or --folds file is named without leaving a run directory, so
+    the next try (--skip-bad, or the fixed file) is not refused as another or unfinished run."""
+    five = twitter_like / "ground_truth" / "twitter_five_agrees.txt"
+    first = five.read_text().split()[0]
+    (twitter_like / "images" / first).write_bytes(b"")
+    out = tmp_path / "run"
+    argv = [command, "--data", str(twitter_like), "--out", str(out), "--preset", "quick",
+            "--epochs", "1", "--no-progress"]
+    assert main(argv) == 2
+    assert f"{first}: empty file" in capsys.readouterr().err
+    assert not out.exists()
+    good = five.read_text().splitlines()[1:]
+    five.write_text("\n".join([*good, "nothing.jpg 1"]) + "\n")
+    assert main(argv) == 2
+    assert f"{five}:{len(good) + 1}: nothing.jpg: no such image" in capsys.readouterr().err
+    assert not out.exists()
+    if command == "crossval":
+        assert main([*argv, "--skip-bad", "--folds", str(tmp_path / "none.json")]) == 2
+        assert "none.json: no such file" in capsys.readouterr().err
+        assert not out.exists()

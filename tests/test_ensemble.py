@@ -79,6 +79,27 @@ def test_ensemble_cli_writes_a_run_that_fuse_can_read(tmp_path, capsys):
     assert main(["ensemble", runs[0], str(_run(tmp_path / "c", a)), "--out", str(out)]) == 2
 
 
+def test_ensemble_cli_interrupted_is_written_again_by_the_same_command(tmp_path, capsys,
+                                                                     monkeypatch):
+    """ensemble has no --resume: an unfinished output directory is written again instead of
+    being refused with advice to pass an option it does not have."""
+    import vsent.analyses.ensemble as ensemble
+
+    a = [0.9, 0.6, 0.4, 0.8, 0.2, 0.7, 0.6, 0.1]
+    argv = ["ensemble", str(_run(tmp_path / "a", a)), str(_run(tmp_path / "b", a[::-1])),
+            "--out", str(tmp_path / "ens")]
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(ensemble, "copy_folds", interrupted)
+        assert main(argv) == 130
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    assert (tmp_path / "ens" / "summary.json").is_file()
+
+
 @pytest.mark.parametrize("change,message", [
     ({"folds": [2, 1, 1, 1, 2, 2, 2, 2]}, "image im0.jpg is fold 2 label 1, in .* fold 1"),
     ({"labels": [0, 0, 1, 1, 0, 0, 1, 0]}, "image im0.jpg is fold 1 label 0"),

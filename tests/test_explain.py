@@ -223,3 +223,29 @@ def test_explain_function_runs_the_whole_command(tmp_path):
     assert [r["target"] for r in again] == ["positive"]
     with pytest.raises(VsentError, match="--target 'happy'"):
         X.explain(ckpt, [img], tmp_path / "o2", target="happy", device="cpu")
+
+
+def test_cli_explain_interrupted_is_done_again_by_the_same_command(tmp_path, capsys,
+                                                                   monkeypatch):
+    """explain has no --resume: after a Ctrl-C the same command starts the work again instead
+    of asking for an option it does not have."""
+    import vsent.analyses.explain as X
+    from vsent.cli import main
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    image = tmp_path / "img.png"
+    Image.fromarray(np.full((40, 50, 3), 120, np.uint8)).save(image)
+    argv = ["explain", str(image), "--model", str(ckpt), "--out", str(tmp_path / "out"),
+            "--device", "cpu"]
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(X, "explain_images", interrupted)
+        assert main(argv) == 130
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    assert (tmp_path / "out" / "explain.csv").is_file()

@@ -4,6 +4,7 @@ images, checked with onnxruntime directly; its metadata; OnnxPredictor gives Pre
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,6 +155,24 @@ def test_cli_export_and_its_errors(tmp_path, capsys):
         == EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err.startswith("vsent: error:") and "none.pt" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_cli_export_to_a_folder_or_an_unwritable_place_is_a_user_error(tmp_path, capsys, fmt):
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    assert main(["export", "--model", str(ckpt), "--format", fmt, "--out", str(folder)]) \
+        == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"vsent: error: --out {folder}: is a folder; give a file name" in err
+    assert "Traceback" not in err and folder.is_dir() and not any(folder.iterdir())
+    if Path("/proc/self").is_dir():  # Linux: no file can be created in /proc
+        assert main(["export", "--model", str(ckpt), "--format", fmt,
+                     "--out", "/proc/vsent-test.onnx"]) == EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert "vsent: error: --out /proc/vsent-test.onnx: cannot write it (" in err
+        assert "Traceback" not in err
 
 
 def test_onnx_engine_gives_the_default_engines_rows(tmp_path, image_files):

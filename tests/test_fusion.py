@@ -299,6 +299,31 @@ def test_cli_fuse_histogram_map_reaches_the_hand_crafted_blocks(twitter_like, tm
     assert hand["sqrt"] != hand["none"]  # another classifier, not the same one relabelled
 
 
+def test_cli_fuse_interrupted_is_done_again_by_the_same_command(twitter_like, tmp_path,
+                                                               monkeypatch, capsys):
+    """fuse has no --resume: after a Ctrl-C the same command fuses again instead of asking for
+    an option it does not have."""
+    import vsent.analyses.fusion as fusion
+    from vsent.cli import main
+    from vsent.data import load_dataset
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    (run / "summary.json").write_text("{}")  # the CLI asks for a finished run
+    argv = ["fuse", str(run), "--features", "gch", "--no-progress"]
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(fusion, "fuse_run", interrupted)
+        assert main(argv) == 130
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    assert (run / "fuse" / "gch-mean-w0.5-logistic" / "summary.json").is_file()
+
+
 def test_fuse_run_extra_train_adds_weak_labels_to_the_hand_crafted_training_rows_only(
         twitter_like, tmp_path, monkeypatch):
     import vsent.analyses.fusion as fusion

@@ -132,3 +132,43 @@ def test_a_run_for_a_missing_data_path_leaves_no_directory(tmp_path, capsys):
         assert main([command, "--data", missing, "--out", str(out), "--no-progress"]) == 2
         assert not out.exists(), command
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, why", [("{broken", "unreadable (Expecting"),
+                                          ("[]", "unreadable (a JSON list, expected an object)"),
+                                          ('{"command": "crossval", "x": 1}',
+                                           "not a crossval config (")])
+def test_a_bad_config_json_of_an_input_run_is_a_user_error_naming_it(tmp_path, capsys,
+                                                                      content, why):
+    """compare, ensemble, fuse, layers and regions read another run's config.json: a broken
+    one is a one-line error naming the file, not a traceback."""
+    from vsent.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("folds.json", "summary.json"):
+        (run / name).write_text("{}")
+    (run / "predictions.csv").write_text("name,fold,label,prob_positive\n")
+    (run / "config.json").write_text(content)
+    commands = {"layers": ["layers", "--run", str(run), "--out", str(tmp_path / "l")],
+                "regions": ["regions", "--run", str(run), "--out", str(tmp_path / "r")],
+                "fuse": ["fuse", str(run), "--out", str(tmp_path / "f")],
+                "compare": ["compare", str(run), str(run)],
+                "ensemble": ["ensemble", str(run), str(run), "--out", str(tmp_path / "e")]}
+    if content.startswith("{\""):  # a JSON object: compare and ensemble only need "command"
+        del commands["compare"], commands["ensemble"]
+    for name, argv in commands.items():
+        assert main([*argv, "--no-progress"] if name in ("layers", "regions", "fuse")
+                    else argv) == 2, name
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert f"vsent: error: {run / 'config.json'}: {why}" in err, (name, err)
+
+
+def test_an_out_that_is_a_file_is_named_as_one(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(VsentError) as e:
+        _open(tmp_path / "notes.txt")
+    assert str(e.value) == (f"cannot create run directory {tmp_path / 'notes.txt'}: a file of "
+                            "that name exists (choose another --out)")
+    assert (tmp_path / "notes.txt").read_text() == "mine"

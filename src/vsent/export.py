@@ -137,9 +137,16 @@ def export_module(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
+    if out.is_dir():
+        raise ExportError(f"--out {out}: is a folder; give a file name "
+                          f"(e.g. {out / ('model.onnx' if format == 'onnx' else 'model.ts')})")
     wrapped = _WithSoftmax(model).eval()
     example = torch.randn(2, 3, pre.crop, pre.crop, generator=torch.Generator().manual_seed(0))
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:  # before the export: a folder it cannot write to fails here, named
+        tmp.open("wb").close()
+    except OSError as exc:
+        raise ExportError(f"--out {out}: cannot write it ({exc.strerror})") from None
     try:
         if format == "onnx":
             _write_onnx(wrapped, example, tmp, metadata, opset)

@@ -131,6 +131,9 @@ class RunDir:
         self.status = "new"
         #: the stored or written config.json (set by :func:`open_run_dir`)
         self.config: dict[str, Any] | None = None
+        if self.path.exists() and not self.path.is_dir():
+            raise VsentError(f"cannot create run directory {self.path}: a file of that name "
+                             "exists (choose another --out)")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -281,13 +284,26 @@ def check_same_test_images(ref: str | Path, ref_images: Mapping[str, tuple[int, 
                              f"in {ref} it is fold {ref_fold} label {ref_label}")
 
 
+def read_config(run: str | Path) -> dict[str, Any]:
+    """The ``config.json`` dict of the run directory ``run``; VsentError naming the file when
+    it cannot be read or is not a JSON object."""
+    file = Path(run) / CONFIG
+    try:
+        config = json.loads(file.read_text())
+    except (OSError, ValueError) as e:
+        raise VsentError(f"{file}: unreadable ({e})") from None
+    if not isinstance(config, dict):
+        raise VsentError(f"{file}: unreadable (a JSON {type(config).__name__}, "
+                         "expected an object)")
+    return config
+
+
 def stored_config(out: str | Path) -> dict[str, Any]:
     """The ``config.json`` dict of the run directory ``out``; VsentError when unreadable."""
-    file = Path(out) / CONFIG
     try:
-        return json.loads(file.read_text())
-    except (OSError, ValueError) as e:
-        raise VsentError(f"{file}: unreadable ({e}); pass --overwrite to start again") from None
+        return read_config(out)
+    except VsentError as e:
+        raise VsentError(f"{e}; pass --overwrite to start again") from None
 
 
 def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = False,
@@ -375,7 +391,11 @@ def open_run(path: str | Path) -> CrossvalRun:
     path = Path(path)
     if not (path / CONFIG).exists() or not (path / FOLDS).exists():
         raise VsentError(f"{path}: not a crossval run directory (no {CONFIG}/{FOLDS})")
-    config = RunConfig.from_dict(json.loads((path / CONFIG).read_text()))
+    stored = read_config(path)
+    try:
+        config = RunConfig.from_dict(stored)
+    except (TypeError, ValueError, VsentError) as e:  # a dict that is no RunConfig
+        raise VsentError(f"{path / CONFIG}: not a crossval config ({e})") from None
     dataset = load_dataset(config.data, config.subset, skip_bad=config.skip_bad, validate=False)
     folds = make_folds(dataset, str(path / FOLDS))
     return CrossvalRun(path, config, dataset, folds)

@@ -16,7 +16,6 @@ several runs with one reference and also corrects their p-values as one family (
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from vsent.errors import VsentError
-from vsent.runs import check_same_test_images
+from vsent.runs import check_same_test_images, read_config
 
 #: Probability column of each run kind, centre crop and 10-crop.
 COLUMNS = {"fuse": ("prob_fused", "prob_fused_10crop")}
@@ -40,7 +39,7 @@ def scores_source(run: str | os.PathLike, ten_crop: bool = False) -> tuple[Path,
     cfg_file, pred_file = run / "config.json", run / "predictions.csv"
     if not cfg_file.is_file() or not pred_file.is_file():
         raise VsentError(f"{run}: not a finished run (needs config.json and predictions.csv)")
-    command = json.loads(cfg_file.read_text()).get("command")
+    command = read_config(run).get("command")
     fused = run / "fusion" / "predictions.csv"
     if command == "crossval" and fused.is_file():
         command, pred_file = "fuse", fused

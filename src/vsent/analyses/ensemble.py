@@ -22,7 +22,7 @@ import numpy as np
 
 from vsent.errors import VsentError
 from vsent.metrics import binary_metrics, summarize_folds
-from vsent.runs import SUMMARY, check_same_test_images, config_diff
+from vsent.runs import SUMMARY, check_same_test_images, config_diff, read_config
 
 #: Config keys that must agree between members (the images and labels evaluated); the folds
 #: are compared image by image.
@@ -33,7 +33,7 @@ def _read_member(run: Path) -> tuple[dict[str, Any], list[dict[str, str]]]:
     for name in ("config.json", "predictions.csv", SUMMARY):
         if not (run / name).is_file():
             raise VsentError(f"{run}: not a finished crossval run (no {name})")
-    cfg = json.loads((run / "config.json").read_text())
+    cfg = read_config(run)
     if cfg.get("command") not in ("crossval", "ensemble"):
         raise VsentError(f"{run}: made by `vsent {cfg.get('command')}`, not by crossval")
     with (run / "predictions.csv").open(newline="") as f:

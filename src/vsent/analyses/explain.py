@@ -241,7 +241,8 @@ def explain(
     paths, missing = split_inputs(images)
     config = {"command": "explain", "model": str(checkpoint), "images": [str(i) for i in images],
               "layer": layer, "target": target, "device": str(dev)}
-    with open_run_dir(out, config, overwrite=overwrite, done=DONE) as rd:
+    # no --resume: an unfinished run (interrupted) is simply done again
+    with open_run_dir(out, config, resume=True, overwrite=overwrite, done=DONE) as rd:
         if rd.status == "finished":
             import csv
 

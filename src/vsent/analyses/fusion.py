@@ -397,10 +397,10 @@ def fuse_run(
         Not a finished run directory, or predictions that do not match its folds.
     """
     import csv
-    import json
 
     from vsent.data import load_dataset, make_folds
     from vsent.metrics import binary_metrics, summarize_folds
+    from vsent.runs import read_config
 
     run = Path(run)
     blocks_wanted = parse_hand_features(features)
@@ -410,7 +410,9 @@ def fuse_run(
     if not cfg_file.is_file() or not pred_file.is_file():
         raise VsentError(f"{run}: not a finished crossval run (needs config.json and "
                          f"predictions.csv)")
-    cfg = json.loads(cfg_file.read_text())
+    cfg = read_config(run)
+    if "data" not in cfg:
+        raise VsentError(f"{cfg_file}: not a crossval config (no 'data' entry)")
     dataset = load_dataset(cfg["data"], cfg.get("subset", "five"),
                            skip_bad=cfg.get("skip_bad", False), validate=False)
     spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",

@@ -88,7 +88,9 @@ def run_fuse(args: argparse.Namespace) -> int:
         config["histogram_map"] = args.histogram_map
     if args.extra_train:
         config["extra_train"] = args.extra_train
-    with open_run_dir(out, config, overwrite=args.overwrite, done=SUMMARY) as run:
+    # no --resume: an unfinished fusion (interrupted) is simply done again
+    with open_run_dir(out, config, resume=True, overwrite=args.overwrite,
+                      done=SUMMARY) as run:
         if run.status == "finished":
             res = run.read_json(SUMMARY)
         else:

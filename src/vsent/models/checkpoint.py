@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -103,19 +105,46 @@ def read_checkpoint(path: str | PathLike[str], *, map_location: str | torch.devi
     or not a vsent checkpoint.
     """
     path = Path(path)
+    if path.is_dir():
+        inside = [p for p in (path / "model.pt", path / "fold1" / "model.pt") if p.is_file()]
+        hint = f" such as {inside[0]}" if inside else " (model.pt of finetune/crossval)"
+        raise WeightsError(f"{path}: a folder; give a checkpoint file{hint}")
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        with path.open("rb") as f:
+            head = f.read(2)
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read it ({exc.strerror})") from None
+    if head[:1] != b"\x80" and head != b"PK":  # neither torch.save's zip nor its legacy pickle
+        what = "an empty file" if not head else "not a file written by torch.save"
+        if path.suffix == ".onnx":
+            what += "; an ONNX export: score it with `vsent predict --engine onnx`"
+        raise WeightsError(f"{path}: not a vsent checkpoint ({what})")
+    try:
+        with warnings.catch_warnings():  # torch's notice when it is handed a TorchScript file
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
-        msg = " ".join(str(exc).split())[:200]
-        raise WeightsError(f"{path}: not a vsent checkpoint ({msg})") from exc
+        raise WeightsError(f"{path}: not a vsent checkpoint ({_load_failure(exc)})") from exc
     if not isinstance(ckpt, Mapping) or ckpt.get("format") != CHECKPOINT_FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, Mapping) else type(ckpt).__name__
         raise WeightsError(
             f"{path}: not a vsent checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})"
         )
     return ckpt
+
+
+def _load_failure(exc: Exception) -> str:
+    """torch.load's error in a few words, without its advice to load unsafely."""
+    msg = " ".join(str(exc).split())
+    if "TorchScript" in msg:
+        return "a TorchScript export: score it with `vsent predict --engine onnx`"
+    if "WeightsUnpickler error:" in msg:  # the reason, after several sentences of advice
+        reason = msg.split("WeightsUnpickler error:", 1)[1].split(" Check the documentation")[0]
+        reason = reason.split(" was not an allowed global")[0]
+        return f"it holds more than tensors and plain values: {reason.strip()[:150]}"
+    return re.sub(r"\x1b\[[0-9;]*m", "", msg)[:200] or type(exc).__name__
 
 
 def load_checkpoint(
