@@ -10,6 +10,7 @@ from conftest import interrupt_after
 from vsent.cli import main
 from vsent.crossval import PRESETS, RunConfig, crossval, open_run
 from vsent.errors import VsentError
+from vsent.runs import RECORDS
 
 
 def _cfg(data, **kw) -> RunConfig:
@@ -239,10 +240,11 @@ def test_a_missing_data_path_stops_crossval_before_its_directory_exists(tmp_path
 
 
 @pytest.mark.parametrize("command", ["crossval", "finetune"])
-def test_bad_data_stops_a_new_run_before_its_directory_exists(twitter_like, tmp_path, capsys,
-                                                              command):
-    """A bad image, label line or --folds file is named without leaving a run directory, so
-    the next try (--skip-bad, or the fixed file) is not refused as another or unfinished run."""
+def test_a_run_stopped_by_bad_data_does_not_refuse_the_next_try(twitter_like, tmp_path, capsys,
+                                                                command):
+    """A bad image, label line or --folds file is named, and the run directory it leaves holds
+    no result, so the next try (--skip-bad, or the fixed file) is not refused as another or
+    unfinished run."""
     five = twitter_like / "ground_truth" / "twitter_five_agrees.txt"
     first = five.read_text().split()[0]
     (twitter_like / "images" / first).write_bytes(b"")
@@ -251,13 +253,14 @@ def test_bad_data_stops_a_new_run_before_its_directory_exists(twitter_like, tmp_
             "--epochs", "1", "--no-progress"]
     assert main(argv) == 2
     assert f"{first}: empty file" in capsys.readouterr().err
-    assert not out.exists()
+    assert {p.name for p in out.iterdir()} <= RECORDS
     good = five.read_text().splitlines()[1:]
     five.write_text("\n".join([*good, "nothing.jpg 1"]) + "\n")
     assert main(argv) == 2
     assert f"{five}:{len(good) + 1}: nothing.jpg: no such image" in capsys.readouterr().err
-    assert not out.exists()
+    assert {p.name for p in out.iterdir()} <= RECORDS
     if command == "crossval":
         assert main([*argv, "--skip-bad", "--folds", str(tmp_path / "none.json")]) == 2
         assert "none.json: no such file" in capsys.readouterr().err
-        assert not out.exists()
+        assert json.loads((out / "config.json").read_text())["skip_bad"] is True
+        assert {p.name for p in out.iterdir()} <= RECORDS

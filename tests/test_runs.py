@@ -7,7 +7,7 @@ import json
 import pytest
 
 from vsent.errors import VsentError
-from vsent.runs import config_diff, fold_done, open_run_dir
+from vsent.runs import RECORDS, config_diff, fold_done, open_run_dir
 
 CFG = {"command": "demo", "data": ".", "train": {"lr": 0.002, "epochs": 3, "device": "cpu"},
        "folds": [1, 2]}
@@ -33,6 +33,7 @@ def test_a_new_directory_gets_the_config(tmp_path):
 def test_same_config_unfinished_needs_resume_and_finished_is_never_redone(tmp_path):
     out = tmp_path / "r"
     _open(out)
+    (out / "fold1").mkdir()  # a first result: the run is no longer replaceable
     with pytest.raises(VsentError, match="unfinished run: pass --resume"):
         _open(out)
     assert _open(out, resume=True).status == "resumed"
@@ -42,9 +43,30 @@ def test_same_config_unfinished_needs_resume_and_finished_is_never_redone(tmp_pa
     assert _open(out, done=None, resume=True).status == "resumed"  # no finished marker
 
 
+def test_a_run_that_wrote_no_results_is_replaced_by_the_next(tmp_path):
+    """A run refused before its first result (a bad image, say) holds only its records: the
+    next run, with the fixed or another config, starts afresh instead of being refused."""
+    out = tmp_path / "r"
+    _open(out)
+    (out / "skipped.json").write_text("[]")
+    assert {p.name for p in out.iterdir()} <= RECORDS
+    other = {**CFG, "skip_bad": True}
+    rd = _open(out, other)
+    assert rd.status == "new" and json.loads((out / "config.json").read_text()) == other
+    assert not (out / "skipped.json").exists()
+    rd = _open(out, other)  # the same config again: still nothing written, still replaced
+    assert rd.status == "new"
+    (out / "notes.txt").write_text("mine")  # anything else makes it a run with results
+    with pytest.raises(VsentError, match="made with other skip_bad"):
+        _open(out)
+    with pytest.raises(VsentError, match="unfinished run: pass --resume"):
+        _open(out, other)
+
+
 def test_another_config_is_refused_naming_the_dotted_keys(tmp_path):
     out = tmp_path / "r"
     _open(out)
+    (out / "fold1").mkdir()
     other = {**CFG, "train": {**CFG["train"], "lr": 0.5}, "folds": [1, 2, 3], "extra": True}
     for resume in (False, True):
         with pytest.raises(VsentError) as e:
@@ -60,6 +82,7 @@ def test_another_config_is_refused_naming_the_dotted_keys(tmp_path):
 def test_the_device_and_ignored_keys_may_change_and_compare_restricts(tmp_path):
     out = tmp_path / "r"
     _open(out)
+    (out / "fold1").mkdir()  # a first result: resumable, not replaceable
     on_gpu = {**CFG, "train": {**CFG["train"], "device": "cuda"}}
     assert _open(out, on_gpu, resume=True).status == "resumed"
     assert _open(out, {**CFG, "n_jobs": 4}, resume=True, ignore=("n_jobs",)).status == "resumed"

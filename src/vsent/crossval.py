@@ -24,7 +24,7 @@ from torch import nn
 from vsent import distributed
 from vsent.config import RunConfig, TrainConfig
 from vsent.data.cache import image_cache
-from vsent.data.datasets import Dataset, load_dataset
+from vsent.data.datasets import load_dataset
 from vsent.data.extra import JointSet, extra_train_set, progressive_filter, with_extra
 from vsent.data.folds import Fold, make_folds, save_folds
 from vsent.errors import VsentError
@@ -36,7 +36,6 @@ from vsent.models.checkpoint import save_checkpoint
 from vsent.presets import CROSSVAL as PRESETS
 from vsent.presets import resolve_lr
 from vsent.runs import (
-    CONFIG,
     FOLD_METRICS,
     FOLDS,
     SUMMARY,
@@ -85,12 +84,6 @@ def crossval(
     finished epoch; ``overwrite`` starts again.
     """
     cfg, proto = prepare(cfg)
-    dataset = folds = None
-    if overwrite or not (Path(out) / CONFIG).exists():
-        # a new run: bad labels, images or folds stop it before its directory exists (one
-        # opened for them would refuse the next try, e.g. with --skip-bad)
-        dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
-        folds = make_folds(dataset, cfg.folds, seed=cfg.seed)
     # DDP: rank 0 opens and writes the run directory, the other ranks get a read-only view
     run = distributed.open_run_dir(out, {"command": "crossval", **cfg.to_dict()},
                                    resume=resume, overwrite=overwrite, done=SUMMARY)
@@ -98,23 +91,18 @@ def crossval(
         if run.status == "finished":
             log.info("%s: finished run, summary not recomputed", run.path)
             return run.read_json(SUMMARY)
-        return _crossval(cfg, run, proto, progress, dataset, folds)
+        return _crossval(cfg, run, proto, progress)
     finally:
         run.close()
 
 
-def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool,
-              dataset: Dataset | None = None, folds: list[Fold] | None = None) -> dict:
-    """The folds of :func:`crossval` in ``run``; ``dataset`` and ``folds`` when a new run
-    loaded them already."""
+def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> dict:
     timer = Timer()
-    if dataset is None:
-        dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
+    dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
     run.write_json("skipped.json", list(dataset.skipped))
     folds_file = run / FOLDS
-    if folds is None:
-        spec = str(folds_file) if folds_file.exists() else cfg.folds  # resume: the same folds
-        folds = make_folds(dataset, spec, seed=cfg.seed)
+    spec = str(folds_file) if folds_file.exists() else cfg.folds  # resume: the same folds
+    folds = make_folds(dataset, spec, seed=cfg.seed)
     if distributed.is_main():  # DDP: the other ranks made the same folds
         save_folds(folds, dataset, folds_file)
     joint = _extra_train(cfg, run, dataset)  # --extra-train: base rows first, then extra rows
@@ -381,18 +369,12 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
 
         check_saved_blocks(cfg.fusion)
     out = Path(out)
-    dataset = None
-    if overwrite or not (out / CONFIG).exists():
-        # a new run: bad labels or images stop it before its directory exists (one opened for
-        # them would refuse the next try, e.g. with --skip-bad)
-        dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
     run = distributed.open_run_dir(out, {"command": "finetune", "fold": fold, **cfg.to_dict()},
                                    resume=resume, overwrite=overwrite, done="metrics.json")
     try:
         if run.status == "finished":
             return run.read_json("metrics.json")
-        if dataset is None:
-            dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
+        dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
         images = distributed.local_first(image_cache, dataset, size=proto.info.preprocess.resize,
                                          progress=progress)  # DDP: built once per machine
         train_idx = np.arange(len(dataset))

@@ -17,6 +17,9 @@ crossval, finetune, layers, regions, baselines, pcnn, pcnn-transfer, explain, re
   the caller returns the stored result and never redoes it (with or without ``resume``).
 * same config, unfinished: ``resume=True`` continues it (``rd.status == "resumed"``);
   without ``resume`` it is refused (pass --resume, --overwrite or another --out).
+* a run that stopped before writing any result (its directory holds only :data:`RECORDS`,
+  e.g. one refused for a bad image or label line) is replaced by the next run, whatever its
+  config: nothing is lost, and the fixed command (or ``--skip-bad``) is not refused.
 
 ``config`` is a JSON-able mapping (``{"command": NAME, **cfg.to_dict()}``); the returned RunDir
 logs to ``run.log`` and must be closed (``with open_run_dir(...) as rd:``).
@@ -216,6 +219,9 @@ FOLD_METRICS = "metrics.json"
 FOLD_MODEL = "model.pt"
 #: The resumable training state of an unfinished fit (removed once its model is saved).
 TRAIN_STATE = "train_state.pt"
+#: What a run directory holds before its first result: one holding nothing else is replaced
+#: by the next run (see :func:`open_run_dir`).
+RECORDS = frozenset({CONFIG, "versions.json", "run.log", "skipped.json"})
 #: Config keys (last component of the dotted path) that are run options, not the recipe:
 #: they may change between a run and its resumption (a run started on CPU may end on a GPU).
 RUN_OPTIONS = frozenset({"device"})
@@ -330,6 +336,10 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
             raise VsentError(f"--overwrite: {out} is not empty and holds no {CONFIG}; "
                              "not deleting it (choose another --out)")
     config = to_jsonable(dict(config))
+    if file.exists() and all(p.name in RECORDS for p in out.iterdir()):
+        logging.getLogger("vsent").info("%s: replacing a run that wrote no results", out)
+        for name in RECORDS:
+            (out / name).unlink(missing_ok=True)
     if not file.exists():
         # before the directory exists: one opened for a wrong path would refuse the right one
         for key in sorted(PATH_KEYS & config.keys()) if check_paths else ():
