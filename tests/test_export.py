@@ -4,6 +4,7 @@ images, checked with onnxruntime directly; its metadata; OnnxPredictor gives Pre
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,16 @@ def test_read_metadata_rejects_other_files(tmp_path):
     junk.write_bytes(b"\x00\x01junk")
     with pytest.raises(ExportError, match="not an ONNX file"):
         read_metadata(junk)
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")  # a checkpoint handed to --engine onnx
+    with pytest.raises(ExportError, match="model.pt: a checkpoint, not an export: score it "
+                                          "without --engine onnx"):
+        read_metadata(ckpt)
+    zipped = tmp_path / "other.pt"
+    torch.save({"w": torch.zeros(2)}, zipped)
+    with zipfile.ZipFile(zipped, "a") as z:  # TorchScript-like member: not taken for one
+        z.writestr("other/constants.pkl", b"")
+    with pytest.raises(ExportError, match="not a TorchScript file"):
+        read_metadata(zipped)
 
 
 def test_cli_export_and_its_errors(tmp_path, capsys):

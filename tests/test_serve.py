@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -396,6 +397,20 @@ def test_cli_unloadable_model_is_one_line_exit_2(tmp_path, capsys):
     assert main(["serve", "--model", str(tmp_path / "missing.pt")]) == 2
     assert main(["serve", "--model", str(bad), "--max-pixels", str(10**12)]) == 2
     assert "--max-pixels" in capsys.readouterr().err
+
+
+def test_cli_an_address_it_cannot_listen_on_is_one_line_exit_2(checkpoint, capsys):
+    """Refused before the model loads, not logged by uvicorn after it (exit 3, no error line)."""
+    assert main(["serve", "--model", str(checkpoint), "--host", "256.1.1.1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vsent: error: --host 256.1.1.1:") and "\n" not in err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--model", str(checkpoint), "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"vsent: error: cannot listen on 127.0.0.1:{port}:")
 
 
 def test_cli_builds_the_app_from_its_options(checkpoint, monkeypatch):

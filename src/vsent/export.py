@@ -248,12 +248,28 @@ def read_metadata(path: str | PathLike[str]) -> dict[str, str]:
             with _quiet():
                 torch.jit.load(str(path), map_location="cpu", _extra_files=files)
         except Exception as exc:  # RuntimeError for anything that is not a TorchScript archive
+            if _is_torch_save(path):
+                raise ExportError(f"{path}: a checkpoint, not an export: score it without "
+                                  "--engine onnx, or export it with `vsent export`") from None
             raise ExportError(f"{path}: not a TorchScript file ({_one_line(exc)})") from exc
         meta = json.loads(files["vsent.json"] or "{}")
     if meta.get("vsent.format") != EXPORT_FORMAT:
         raise ExportError(f"{path}: not a vsent export (format {meta.get('vsent.format')!r}, "
                           f"expected {EXPORT_FORMAT!r})")
     return meta
+
+
+def _is_torch_save(path: Path) -> bool:
+    """True for a zip written by ``torch.save`` (a checkpoint; TorchScript adds constants.pkl)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return (any(n.endswith("/data.pkl") for n in names)
+            and not any(n.endswith("/constants.pkl") for n in names))
 
 
 def _is_onnx(path: Path) -> bool:

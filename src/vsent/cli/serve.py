@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
                     timeout_s=args.timeout, max_inflight=args.max_inflight)
     config = ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                          decode_workers=args.workers, limits=limits).validate()
+    _check_address(args.host, args.port)
     # loaded once, before the server starts: a bad checkpoint is one line and exit 2
     if args.engine == "onnx":
         from vsent.export import OnnxPredictor
@@ -85,3 +86,22 @@ def run(args: argparse.Namespace) -> int:
               "no authentication", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _check_address(host: str, port: int) -> None:
+    """VsentError unless ``host:port`` can be listened on (checked before the model loads;
+    uvicorn would log the failure and exit without the one-line error)."""
+    import socket
+
+    from vsent.errors import VsentError
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise VsentError(f"--host {host}: {e.strerror}") from None
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            s.bind(addr)
+        except OSError as e:
+            raise VsentError(f"cannot listen on {host}:{port}: {e.strerror}") from None
