@@ -188,6 +188,22 @@ def interrupt_after(monkeypatch: pytest.MonkeyPatch, n_epochs: int) -> None:
     monkeypatch.setattr(train_mod, "train_one_epoch", interrupting)
 
 
+def assert_reruns_after_interrupt(monkeypatch: pytest.MonkeyPatch, capsys, argv: list[str],
+                                  module, name: str) -> None:
+    """``main(argv)`` stopped by a Ctrl-C inside ``module.name`` exits 130, and the same command
+    run again finishes (exit 0): an interrupted run does not refuse the next try."""
+    from vsent.cli import main
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(module, name, interrupted)
+        assert main(argv) == 130
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+
+
 def spy_histogram_maps(monkeypatch: pytest.MonkeyPatch, module) -> list[str]:
     """Record the ``histogram_map`` of every ``fold_blocks`` call made through ``module`` (the
     baselines or the fusion module); the calls still do their work."""

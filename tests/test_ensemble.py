@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import assert_reruns_after_interrupt
 from vsent.analyses.ensemble import ensemble_runs
 from vsent.cli import main
 from vsent.errors import VsentError
@@ -88,15 +89,7 @@ def test_ensemble_cli_interrupted_is_written_again_by_the_same_command(tmp_path,
     a = [0.9, 0.6, 0.4, 0.8, 0.2, 0.7, 0.6, 0.1]
     argv = ["ensemble", str(_run(tmp_path / "a", a)), str(_run(tmp_path / "b", a[::-1])),
             "--out", str(tmp_path / "ens")]
-
-    def interrupted(*a, **kw):
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(ensemble, "copy_folds", interrupted)
-        assert main(argv) == 130
-    capsys.readouterr()
-    assert main(argv) == 0, capsys.readouterr().err
+    assert_reruns_after_interrupt(monkeypatch, capsys, argv, ensemble, "copy_folds")
     assert (tmp_path / "ens" / "summary.json").is_file()
 
 

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from conftest import assert_reruns_after_interrupt
 from vsent.analyses import explain as X
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError
@@ -230,7 +231,6 @@ def test_cli_explain_interrupted_is_done_again_by_the_same_command(tmp_path, cap
     """explain has no --resume: after a Ctrl-C the same command starts the work again instead
     of asking for an option it does not have."""
     import vsent.analyses.explain as X
-    from vsent.cli import main
     from vsent.models import create_model
     from vsent.models.checkpoint import save_checkpoint
 
@@ -239,13 +239,5 @@ def test_cli_explain_interrupted_is_done_again_by_the_same_command(tmp_path, cap
     Image.fromarray(np.full((40, 50, 3), 120, np.uint8)).save(image)
     argv = ["explain", str(image), "--model", str(ckpt), "--out", str(tmp_path / "out"),
             "--device", "cpu"]
-
-    def interrupted(*a, **kw):
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(X, "explain_images", interrupted)
-        assert main(argv) == 130
-    capsys.readouterr()
-    assert main(argv) == 0, capsys.readouterr().err
+    assert_reruns_after_interrupt(monkeypatch, capsys, argv, X, "explain_images")
     assert (tmp_path / "out" / "explain.csv").is_file()

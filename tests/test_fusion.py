@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import assert_reruns_after_interrupt
 from vsent.analyses.fusion import (
     DEFAULT_RULE,
     DEFAULT_WEIGHT,
@@ -304,7 +305,6 @@ def test_cli_fuse_interrupted_is_done_again_by_the_same_command(twitter_like, tm
     """fuse has no --resume: after a Ctrl-C the same command fuses again instead of asking for
     an option it does not have."""
     import vsent.analyses.fusion as fusion
-    from vsent.cli import main
     from vsent.data import load_dataset
 
     monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
@@ -312,15 +312,7 @@ def test_cli_fuse_interrupted_is_done_again_by_the_same_command(twitter_like, tm
     run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
     (run / "summary.json").write_text("{}")  # the CLI asks for a finished run
     argv = ["fuse", str(run), "--features", "gch", "--no-progress"]
-
-    def interrupted(*a, **kw):
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(fusion, "fuse_run", interrupted)
-        assert main(argv) == 130
-    capsys.readouterr()
-    assert main(argv) == 0, capsys.readouterr().err
+    assert_reruns_after_interrupt(monkeypatch, capsys, argv, fusion, "fuse_run")
     assert (run / "fuse" / "gch-mean-w0.5-logistic" / "summary.json").is_file()
 
 
