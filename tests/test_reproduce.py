@@ -24,7 +24,7 @@ from vsent.crossval import PRESETS, RunConfig
 from vsent.errors import VsentError, WeightsError
 from vsent.models.caffenet import SURGERIES
 from vsent.reports import reproduce as R
-from vsent.reports import runner
+from vsent.reports import runner, you2015
 
 OFFLINE = "cannot download ImageNet weights for smallcnn (no network?): test double"
 #: Published values replaced by sentinels nobody would measure by chance.
@@ -292,13 +292,27 @@ def test_you2015_baselines_and_cnn_rows(tmp_path, make_twitter_like):
     data = make_twitter_like()
     plan = R.make_plan("you2015", str(data), quick=True, device="cpu",
                        init=str(tmp_path / "missing_pcnn.pt"))
-    plan = dataclasses.replace(plan, template=_template(data, init=plan.template.init),
-                               subsets=("five",), baselines={"features": ("gch", "lch")})
+    template = _template(data, init=plan.template.init)
+    # trained long enough to be confident on some images: the progressive rule keeps those
+    template = dataclasses.replace(template, train=template.train.replace(epochs=8))
+    plan = dataclasses.replace(plan, template=template, subsets=("five",),
+                               baselines={"features": ("gch", "lch")},
+                               weak_finetune=template.train)
     report = R.reproduce(plan, tmp_path / "out", progress=False)
     out = tmp_path / "out"
     md = (out / "report.md").read_text()
     assert [t["id"] for t in report["tables"]] == ["table6", "table6-prf"]
-    assert _check_measured(out, report) == 4 * 4  # GCH, LCH, always positive, CNN x 4 metrics
+    # GCH, LCH, always positive, CNN, CNN on in-domain weak labels x 4 metrics
+    assert _check_measured(out, report) == 5 * 4
+    # the weak-label row: Algorithms 1 + 2 on the three-agree extras, from random weights,
+    # with no published value beside it (it is not You et al.'s Flickr PCNN)
+    weak = [r for r in report["tables"][0]["rows"] if r["run_dir"] == "pcnn-weak-five"]
+    assert len(weak) == 1 and weak[0]["cells"][0] == you2015.WEAK_LABEL
+    assert weak[0]["paper"] is None and R.RANDOM_LABEL in weak[0]["weights"]
+    weak_cfg = json.loads((out / "pcnn-weak-five" / "config.json").read_text())
+    assert (weak_cfg["extra_train"], weak_cfg["extra_schedule"], weak_cfg["init"]) == (
+        "three", "progressive", "random")
+    assert (out / "pcnn-weak-five" / "fold1" / "removal.csv").is_file()  # the selection ran
     # the checkpoint cannot be read: the CNN row is trained from random weights, and says so
     assert "Pretrained weights were not available" in md and "no such file" in md
     cnn = [r for r in report["tables"][0]["rows"] if r["run_dir"] == "pcnn-five"]
@@ -457,7 +471,7 @@ def test_every_registered_paper_builds_a_plan():
         "crossval-five", "regions-five", "crossval-four", "regions-four", "crossval-three",
         "regions-three"]
     assert R.step_names(R.make_plan("you2015", "data")) == [
-        "baselines", "pcnn-five", "pcnn-four", "pcnn-three"]
+        "baselines", "pcnn-five", "pcnn-four", "pcnn-three", "pcnn-weak-five", "pcnn-weak-four"]
 
 
 def test_a_new_paper_is_one_registered_class(tmp_path):

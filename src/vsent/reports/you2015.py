@@ -5,6 +5,14 @@ network on the five/four/three-agree subsets: from random weights (``pcnn-<subse
 ``init`` a pre-trained checkpoint, by domain transfer (``transfer``, Algorithm 2). You et al.'s
 PCNN and the SentiBank row, known from the accuracies other papers quote, are listed beside
 ours as rows vsent does not reproduce (no weakly labelled Flickr set, no ANP detectors).
+
+The PCNN idea is measured on the weak labels Twitter I itself holds (``pcnn-weak-<subset>``,
+five- and four-agree): the images of the three-agree set outside the subset, labelled by a 3:2
+or 4:1 majority, join every training fold; the 2CONV-4FC network trains on both, the
+progressive step drops image i with probability max(0, 2 - exp(|s_i1 - s_i2|)), it is
+fine-tuned on the rest (Algorithm 1), then on the fold's clean images (Algorithm 2): ``vsent
+crossval --model pcnn --extra-train three --extra-schedule progressive``. In-domain weak labels,
+not Flickr: the row says so.
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ YOU_FEATURES = ("gch", "lch", "gch+bow", "lch+bow")
 #: Rows of the table known only from other papers' quotes: row -> label (not reproduced).
 QUOTED_ROWS = {"pcnn": "PCNN (You et al.; quoted by Sun et al.)",
                "sentibank": "SentiBank (quoted by Sun et al.)"}
+#: The subsets with weakly labelled images outside them (three-agree holds every image).
+WEAK_SUBSETS = ("five", "four")
+WEAK_LABEL = "PCNN on in-domain weak labels (three-agree extras, not Flickr), Alg. 1 + 2"
 
 
 @dataclass
@@ -48,6 +59,9 @@ class You2015Plan:
         Keyword arguments of :func:`vsent.analyses.baselines.run_baselines`.
     transfer_train : TrainConfig
         Fine-tuning recipe of the domain transfer (used with a checkpoint ``init``).
+    weak_finetune : TrainConfig or None
+        Recipe of the two fine-tuning stages of the weak-label PCNN rows (``pcnn-weak-<subset>``
+        of :data:`WEAK_SUBSETS`; their first stage is ``template.train``); None: no such rows.
     """
 
     paper: ClassVar[str] = "you2015"
@@ -55,6 +69,7 @@ class You2015Plan:
     subsets: tuple[str, ...] = ("five", "four", "three")
     baselines: dict[str, Any] = field(default_factory=dict)
     transfer_train: TrainConfig | None = None
+    weak_finetune: TrainConfig | None = None
     reductions: list[str] = field(default_factory=list)
 
 
@@ -69,6 +84,7 @@ class You2015(Paper):
         from vsent.analyses.pcnn import TRANSFER_TRAIN
 
         train = PCNN_PRESETS["you2015"]["train"].replace(device=device)
+        weak_finetune = PCNN_PRESETS["you2015"]["finetune"].replace(device=device)
         transfer_train = TRANSFER_TRAIN.replace(device=device)
         baselines: dict[str, Any] = {"features": YOU_FEATURES}
         reductions = []
@@ -76,13 +92,16 @@ class You2015(Paper):
             from vsent.analyses.baselines import run_baselines
 
             train = train.replace(epochs=2)
+            weak_finetune = weak_finetune.replace(epochs=2)
             transfer_train = transfer_train.replace(epochs=2)
             defaults = inspect.signature(run_baselines).parameters
             baselines.update(k=100, max_descriptors=20_000)
             full_epochs = PCNN_PRESETS["you2015"]["train"].epochs
             reductions = [
                 f"2CONV-4FC trained for 2 epochs instead of {full_epochs} (from random "
-                f"weights) or {TRANSFER_TRAIN.epochs} (domain transfer)",
+                f"weights) or {TRANSFER_TRAIN.epochs} (domain transfer); the weak-label "
+                f"rows' two fine-tuning stages 2 epochs each instead of "
+                f"{PCNN_PRESETS['you2015']['finetune'].epochs}",
                 "BoW vocabulary k = 100 words from at most 20,000 SIFT descriptors per fold "
                 f"(vsent default {defaults['k'].default} from "
                 f"{defaults['max_descriptors'].default:,})",
@@ -90,14 +109,16 @@ class You2015(Paper):
         template = RunConfig(data=data, model="pcnn", init=init or "random", train=train,
                              seed=seed, preset=None)
         return You2015Plan(template=template, baselines=baselines,
-                           transfer_train=transfer_train, reductions=reductions)
+                           transfer_train=transfer_train, weak_finetune=weak_finetune,
+                           reductions=reductions)
 
     def subsets(self, plan: You2015Plan) -> str | None:
         return ", ".join(plan.subsets)
 
     def steps(self, plan: You2015Plan) -> list[str]:
         cnn = ["transfer"] if plan.template.init != "random" else []
-        return ["baselines", *cnn, *[f"pcnn-{s}" for s in plan.subsets]]
+        return ["baselines", *cnn, *[f"pcnn-{s}" for s in plan.subsets],
+                *[f"pcnn-weak-{s}" for s in _weak_subsets(plan)]]
 
     def run(self, plan: You2015Plan, s: Session) -> dict[str, Any]:
         from vsent.analyses import baselines as B
@@ -118,6 +139,7 @@ class You2015(Paper):
                                        out=base_dir, seed=t.seed, skip_bad=t.skip_bad,
                                        progress=s.progress, **kwargs))
         cnn_dirs, cnn_weights, cnn_label = _cnn(plan, s, subsets)
+        weak_dirs = _weak(plan, s)
 
         extra = [f for f in kwargs["features"] if f not in YOU_FEATURES]
 
@@ -135,6 +157,10 @@ class You2015(Paper):
                 rows.append(s.row([cnn_label, sub, metric],
                                   papers.YOU2015_CNN.get(sub, {}).get(metric),
                                   cnn_dirs[sub], "summary.json", [metric], cnn_weights))
+                if sub in weak_dirs:
+                    rows.append(s.row([WEAK_LABEL, sub, metric], None, weak_dirs[sub],
+                                      "summary.json", [metric], s.weights_label(
+                                          f"pcnn-weak-{sub}")))
                 if quoted:
                     rows += [s.row([label, sub, metric], papers.YOU2015_TABLE6[r][sub][metric],
                                    None) for r, label in QUOTED_ROWS.items()]
@@ -163,6 +189,15 @@ class You2015(Paper):
             "You et al.'s own folds are not published.",
             "Baselines: GCH/LCH/SIFT BoW as vsent.analyses.baselines implements them after "
             "Siersdorfer et al. 2010; a linear SVM with C chosen by inner CV.",
+            "PCNN on in-domain weak labels: the three-agree images outside the subset (on "
+            "Twitter I 376 for five-agree and 149 for four-agree, copies of the subset's "
+            "images left out) "
+            "join every training fold with their majority labels; the 2CONV-4FC network "
+            "trains on both, drops image i with probability max(0, 2 - exp(|s_i1 - s_i2|)), "
+            "is fine-tuned on the rest, then on the fold's clean images (`vsent crossval "
+            "--model pcnn --extra-train three --extra-schedule progressive`). It is not You "
+            "et al.'s PCNN (0.5 M Flickr images): no published value sits beside it. "
+            "Three-agree holds every image, so it has no such row.",
             "Of You et al.'s Table 6 only accuracies quoted by other papers are known: the "
             "CNN on five-agree (Campos et al. 2015, Table 1), PCNN and SentiBank on the three "
             "subsets (Sun et al. 2016, Table 1); precision / recall / F1 and the hand-crafted "
@@ -202,6 +237,20 @@ def _cnn(plan: You2015Plan, s: Session, subsets: Sequence[str],
             for sub in subsets}
     return (dirs, render.RANDOM_LABEL + " (no weakly labelled pre-training)",
             "2CONV-4FC from random weights, Twitter only")
+
+
+def _weak_subsets(plan: You2015Plan) -> list[str]:
+    if plan.weak_finetune is None:
+        return []
+    return [sub for sub in plan.subsets if sub in WEAK_SUBSETS]
+
+
+def _weak(plan: You2015Plan, s: Session) -> dict[str, Path]:
+    """The weak-label PCNN sub-runs: Algorithms 1 and 2 on Twitter I's own weak labels."""
+    cfg = dataclasses.replace(plan.template, init="random", extra_train="three",
+                              extra_schedule="progressive", finetune=plan.weak_finetune)
+    return {sub: s.crossval(f"pcnn-weak-{sub}", dataclasses.replace(cfg, subset=sub))
+            for sub in _weak_subsets(plan)}
 
 
 def _figure(out: Path, table: dict, subsets: Sequence[str]) -> str:
