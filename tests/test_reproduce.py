@@ -324,6 +324,18 @@ def test_you2015_baselines_and_cnn_rows(tmp_path, make_twitter_like):
     assert (out / "you2015.png").exists()
 
 
+def test_you2015_figure_leaves_a_gap_where_a_method_has_no_row(tmp_path):
+    """The weak-label row exists on five- and four-agree only: its three-agree bar is empty."""
+    def row(method, sub, mean):
+        return {"cells": [method, sub, "accuracy"], "paper": None,
+                "ours": {"mean": mean, "std": 0.01}}
+
+    table = {"rows": [row("GCH", "five", 0.7), row("GCH", "three", 0.6),
+                      row(you2015.WEAK_LABEL, "five", 0.65)]}
+    name = you2015._figure(tmp_path, table, ("five", "three"))
+    assert (tmp_path / name).stat().st_size > 0
+
+
 def test_sun2016_on_an_existing_run(campos, tmp_path, monkeypatch):
     _, out, _, _ = campos
     monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
