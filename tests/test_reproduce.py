@@ -324,6 +324,14 @@ def test_you2015_baselines_and_cnn_rows(tmp_path, make_twitter_like):
     assert (out / "you2015.png").exists()
 
 
+def test_a_reproduction_stopped_by_a_missing_dataset_does_not_refuse_the_next(tmp_path, capsys):
+    out = str(tmp_path / "o")
+    for data in ("missing", "also-missing"):  # the second is not refused as another plan
+        assert main(["reproduce", "you2015", "--quick", "--data", str(tmp_path / data),
+                     "--out", out, "--no-progress"]) == 2
+        assert f"{data}: no such file or directory" in capsys.readouterr().err
+
+
 def test_you2015_figure_leaves_a_gap_where_a_method_has_no_row(tmp_path):
     """The weak-label row exists on five- and four-agree only: its three-agree bar is empty."""
     def row(method, sub, mean):

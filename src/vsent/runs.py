@@ -220,8 +220,10 @@ FOLD_MODEL = "model.pt"
 #: The resumable training state of an unfinished fit (removed once its model is saved).
 TRAIN_STATE = "train_state.pt"
 #: What a run directory holds before its first result: one holding nothing else is replaced
-#: by the next run (see :func:`open_run_dir`).
-RECORDS = frozenset({CONFIG, "versions.json", "run.log", "skipped.json"})
+#: by the next run (see :func:`open_run_dir`). ``steps.json`` and ``weights.json`` are a
+#: reproduction's bookkeeping (its results are sub-run directories).
+RECORDS = frozenset({CONFIG, "versions.json", "run.log", "skipped.json", "steps.json",
+                     "weights.json"})
 #: Config keys (last component of the dotted path) that are run options, not the recipe:
 #: they may change between a run and its resumption (a run started on CPU may end on a GPU).
 RUN_OPTIONS = frozenset({"device"})
