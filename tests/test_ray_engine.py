@@ -71,7 +71,9 @@ def test_ray_engine_streams_rows_before_the_input_ends(tmp_path, checkpoint):
 
     def slow_input():
         yield from paths[:8]  # two chunks of --batch-size 4
-        waited.append(first_row.wait(timeout=180))
+        # generous: the first row waits for Ray to start the model actor (about 30 s alone on
+        # 2 cores, minutes beside a training job); a pipeline that holds it never releases it
+        waited.append(first_row.wait(timeout=600))
         yield from paths[8:]
 
     opts = EngineOptions(model=str(checkpoint), batch_size=4, device="cpu", ray_cpus=2)
