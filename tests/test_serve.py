@@ -337,11 +337,15 @@ def test_batcher_splits_requests_larger_than_a_batch():
             x = np.arange(7 * 2 * 2 * 3, dtype=np.uint8).reshape(7, 2, 2, 3)
             out = await b.submit(x)
             await b.stop()
-            return x, out
+            return x, out, b.stats
 
-    x, out = asyncio.run(go())
+    x, out, stats = asyncio.run(go())
     assert max(seen) <= 3 and sum(seen) == 7
     np.testing.assert_array_equal(out, x.reshape(7, -1)[:, :2])
+    # what /metrics reports: every forward pass counted, each served the one request
+    assert (stats.batches, stats.images) == (len(seen), 7)
+    assert stats.sizes == {n: seen.count(n) for n in set(seen)}
+    assert stats.requests_per_batch == {1: len(seen)} and stats.max_requests == 1
 
 
 # --------------------------------------------------------------------------------------------

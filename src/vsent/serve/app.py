@@ -424,7 +424,7 @@ class Service:
         for ov, b in self.batchers.items():
             mode = "ten_crop" if ov else "center"
             lines.append(f'vsent_batch_requests_max{{crop="{mode}"}} '
-                         f"{max(b.stats.requests_per_batch, default=0)}")
+                         f"{b.stats.max_requests}")
         lines += ["# HELP vsent_forward_seconds_total Wall time of the batched forward passes.",
                   "# TYPE vsent_forward_seconds_total counter"]
         for ov, b in self.batchers.items():

@@ -46,8 +46,9 @@ class BatchStats:
         self.requests_per_batch[n_requests] = self.requests_per_batch.get(n_requests, 0) + 1
 
     @property
-    def max_size(self) -> int:
-        return max(self.sizes, default=0)
+    def max_requests(self) -> int:
+        """Most requests one forward pass served (0 before the first batch)."""
+        return max(self.requests_per_batch, default=0)
 
 
 @dataclass
