@@ -1,0 +1,59 @@
+"""The README's Python API example runs as written (on a small Twitter-like folder, 1 epoch)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_api_example() -> str:
+    """The first ```python block under the README's "## Python API" heading."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Python API\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert blocks, "README: no ```python block under ## Python API"
+    return blocks[0]
+
+
+def test_the_python_api_example_runs(twitter_like, tmp_path, monkeypatch, capsys):
+    from vsent import presets
+
+    code = python_api_example()
+    data = '"../shared/datasets/twitter1"'
+    assert data in code  # the example reads the default dataset; here a small stand-in
+    code = code.replace(data, repr(str(twitter_like)))
+    quick = dict(presets.CROSSVAL["quick"])  # the preset as the example uses it, 1 epoch
+    quick["train"] = dataclasses.replace(quick["train"], epochs=1, device="cpu")
+    monkeypatch.setitem(presets.CROSSVAL, "quick", quick)
+    monkeypatch.chdir(tmp_path)  # the example writes runs/q
+
+    image = sorted((twitter_like / "images").iterdir())[0]
+    Image.open(image).save(tmp_path / "a.jpg")
+    rng = np.random.default_rng(0)
+    names = {"pil_image": Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)),
+             "numpy_array": rng.integers(0, 255, (20, 25, 3), dtype=np.uint8),
+             "paths": [tmp_path / "a.jpg", tmp_path / "missing.jpg"],
+             "x": torch.zeros(2, 3, 227, 227)}
+    exec(compile(code, "README.md (Python API)", "exec"), names)  # noqa: S102
+
+    accuracy = names["summary"]["accuracy"]
+    assert set(accuracy) >= {"mean", "std"}, accuracy
+    assert f"'mean': {accuracy['mean']}" in capsys.readouterr().out
+    assert (tmp_path / "runs/q/fold1/model.pt").is_file()
+    probs = names["probs"]
+    assert probs.shape == (3, 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert names["predictor"].fusion is None  # a plain crossval model
+    row = names["row"]  # the last row: the missing file, an error row rather than an exception
+    assert row["path"].endswith("missing.jpg") and row["error"] and row["prob_positive"] is None
+    feats = names["feats"]
+    assert feats.shape[0] == 2 and feats.ndim == 2
+    assert names["model"].forward_head(feats).shape == (2, 2)
+
