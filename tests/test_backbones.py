@@ -196,6 +196,12 @@ def test_timm_safetensors_file_loads_with_init_path(tmp_path):
     model = create_model("timm/test_vit", init=str(path))
     torch.testing.assert_close(model.state_dict()["blocks.0.attn.qkv.weight"],
                                net.state_dict()["blocks.0.attn.qkv.weight"])
+    # the whole backbone came from the file, not one tensor of it
+    own = model.state_dict()
+    body = {k: v for k, v in net.state_dict().items() if not k.startswith("head.")}
+    assert len(body) > 50
+    for key, value in body.items():
+        torch.testing.assert_close(own[key], value, rtol=0, atol=0, msg=key)
 
 
 def test_clip_full_open_clip_state_dict_loads_with_init_path(tmp_path):

@@ -103,6 +103,11 @@ def test_timm_card_states_the_weights_source_and_licence(tmp_path):
     assert card["model"]["family"] == "timm"
     assert card["preprocess"]["interpolation"] == "bilinear"  # timm's config of test_resnet
     assert "timm" in card["versions"] or "timm (now)" in card["versions"]
+    # no versions.json in the run: the versions written into the checkpoint, timm among them
+    from importlib import metadata
+
+    assert card["versions"]["source"] == "checkpoint"
+    assert card["versions"]["timm"] == metadata.version("timm")
 
 
 def test_card_rejects_what_is_not_a_checkpoint(tmp_path):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
+import numpy as np
 import pytest
 
 from conftest import interrupt_after
@@ -51,6 +53,20 @@ def test_run_directory_holds_config_folds_models_predictions_and_summary(finishe
     tested = sorted(i for f in run.folds for i in f.test)
     assert len(tested) == len(set(tested)) == 35
     assert run.checkpoint(3).name == "model.pt"
+    # the summary's accuracies are those of the predictions written (centre crop leads)
+    with (out / "predictions.csv").open(newline="") as f:
+        preds = list(csv.DictReader(f))
+    fold_of = {run.dataset.names[i]: f.index for f in run.folds for i in f.test}
+    assert {r["name"]: int(r["fold"]) for r in preds} == fold_of and len(preds) == 35
+    per_fold = []
+    for k in range(1, 6):
+        rows = [r for r in preds if r["fold"] == str(k)]
+        assert all(r["pred"] == str(int(float(r["prob_positive"]) > 0.5)) for r in rows)
+        per_fold.append(np.mean([r["pred"] == r["label"] for r in rows]))
+        assert stored["folds"][k - 1]["n"] == len(rows)
+    assert [f["accuracy"] for f in stored["folds"]] == pytest.approx(per_fold)
+    assert stored["accuracy"]["mean"] == pytest.approx(np.mean(per_fold))
+    assert stored["accuracy"]["std"] == pytest.approx(np.std(per_fold))
 
 
 def test_resume_skips_finished_folds(finished_run, tmp_path):

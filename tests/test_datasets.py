@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -51,6 +52,10 @@ def test_dataset_is_frozen(twitter_like):
     with pytest.raises(AttributeError):
         ds.names = []
     assert load_dataset(ds) is ds
+    names = list(ds.names)
+    with pytest.raises(dataclasses.FrozenInstanceError):  # refused by the frozen dataclass
+        ds.labels = np.zeros(len(ds), np.int64)
+    assert ds.names == names and len(ds.labels) == 36
 
 
 def _rewrite_labels(root: Path, lines: list[str], subset: str = "five") -> Path:

@@ -91,6 +91,12 @@ def test_ensemble_cli_interrupted_is_written_again_by_the_same_command(tmp_path,
             "--out", str(tmp_path / "ens")]
     assert_reruns_after_interrupt(monkeypatch, capsys, argv, ensemble, "copy_folds")
     assert (tmp_path / "ens" / "summary.json").is_file()
+    # the rerun wrote the whole ensemble: the summary ensemble_runs computes, and its folds
+    want = ensemble_runs(argv[1:3])["summary"]
+    got = json.loads((tmp_path / "ens" / "summary.json").read_text())
+    assert got["accuracy"] == pytest.approx(want["accuracy"])
+    assert got["n_images"] == want["n_images"] == 8
+    assert json.loads((tmp_path / "ens" / "folds.json").read_text()) == {"marker": argv[1]}
 
 
 @pytest.mark.parametrize("change,message", [

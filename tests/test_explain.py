@@ -241,3 +241,8 @@ def test_cli_explain_interrupted_is_done_again_by_the_same_command(tmp_path, cap
             "--device", "cpu"]
     assert_reruns_after_interrupt(monkeypatch, capsys, argv, X, "explain_images")
     assert (tmp_path / "out" / "explain.csv").is_file()
+    # the rerun did the work: one row for the image, with its heat map at the image's size
+    with (tmp_path / "out" / "explain.csv").open(newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["image"] == str(image) and not row["error"]
+    assert np.load(tmp_path / "out" / row["heatmap"]).shape == (40, 50)

@@ -1,8 +1,10 @@
+import os
 import struct
 import threading
 import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -309,11 +311,22 @@ def test_load_rgb_is_thread_safe(bad_images):
         np.testing.assert_array_equal(results[i], e)
 
 
-def test_loaded_image_is_detached_from_the_file(bad_images):
+def test_loaded_image_is_detached_from_the_file(bad_images, tmp_path):
     img = load_rgb(bad_images["ok"])
     # Still usable after the file was closed (and would be after it is deleted).
     assert np.asarray(img).shape == (12, 16, 3)
     assert isinstance(img.copy(), Image.Image)
+    # the pixels are in memory: the same values once the file is gone, and no handle kept
+    path = tmp_path / "gone.jpg"
+    path.write_bytes(bad_images["ok"].read_bytes())
+    expected = np.asarray(Image.open(path).convert("RGB"))
+    img = load_rgb(path)
+    assert getattr(img, "fp", None) is None
+    if Path("/proc/self/fd").is_dir():  # Linux: no descriptor of this process points at it
+        fds = [Path("/proc/self/fd", fd) for fd in os.listdir("/proc/self/fd")]
+        assert str(path) not in {os.path.realpath(fd) for fd in fds}
+    path.unlink()
+    np.testing.assert_array_equal(np.asarray(img), expected)
 
 
 # ------------------------------------------------------------------------------------------
@@ -349,6 +362,18 @@ def test_load_resized_matches_a_full_decode_closely(tmp_path):
     np.testing.assert_array_equal(load_resized(arr, 16), resize_rgb(arr, 16))
 
 
-def test_load_resized_keeps_exif_orientation(bad_images):
+def test_load_resized_keeps_exif_orientation(bad_images, tmp_path):
     out = load_resized(bad_images["exif6"], 8)
     np.testing.assert_array_equal(out, resize_rgb(load_rgb(bad_images["exif6"]), 8))
+    # a JPEG big enough for the reduced-scale (draft) decode: EXIF 6 is still applied there
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "big_exif6.jpg"
+    Image.fromarray(_smooth_photo(640, 480)).save(path, quality=95, exif=exif)
+    assert load_rgb(path, min_side=32).size == (60, 80)  # decoded at 1/8, then turned
+    fast = load_resized(path, 16)
+    turned = np.rot90(np.asarray(Image.open(path).convert("RGB")), k=-1)  # clockwise
+    want = resize_rgb(np.ascontiguousarray(turned), 16)
+    assert np.abs(fast.astype(int) - want).max() <= 3
+    unturned = resize_rgb(Image.open(path).convert("RGB"), 16)
+    assert np.abs(fast.astype(int) - unturned).max() > 50  # the check can tell

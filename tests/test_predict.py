@@ -143,10 +143,16 @@ def test_cli_scores_good_images_writes_error_rows_and_exits_3(checkpoint, images
     by_path = {r["path"]: r for r in rows}
     assert by_path[str(bad)]["error"] and "empty" in by_path[str(bad)]["error"]
     assert by_path[str(tmp_path / "missing.jpg")]["error"]
-    for p in paths:
+    assert "no such file" in by_path[str(tmp_path / "missing.jpg")]["error"]
+    want = Predictor.from_checkpoint(checkpoint, device="cpu").predict_proba(paths)[:, 1]
+    for p, w in zip(paths, want, strict=True):
         r = by_path[str(p)]
         assert r["error"] == "" and 0 <= float(r["prob_positive"]) <= 1
         assert r["label"] in ("positive", "negative")
+        # the API's score for this very image, and the label that goes with it
+        assert float(r["prob_positive"]) == pytest.approx(float(w), abs=1e-6)
+        assert r["label"] == ("positive" if w > 0.5 else "negative")
+    assert by_path[str(bad)]["prob_positive"] == "" and by_path[str(bad)]["label"] == ""
     assert "2 failed" in capsys.readouterr().err
 
 
@@ -157,6 +163,9 @@ def test_cli_jsonl_and_success_exit_code(checkpoint, images, capsys):
     assert rc == 0
     lines = [json.loads(x) for x in io.StringIO(capsys.readouterr().out)]
     assert [x["path"] for x in lines] == [str(p) for p in paths]
+    want = Predictor.from_checkpoint(checkpoint, device="cpu").predict_proba(paths)[:, 1]
+    np.testing.assert_allclose([x["prob_positive"] for x in lines], want, atol=1e-6)
+    assert all(x["error"] == "" for x in lines)
 
 
 def test_cli_bad_checkpoint_is_a_user_error(tmp_path, images, capsys):

@@ -74,6 +74,13 @@ def test_affective_score_and_rankings():
     assert list(R.rank_regions(obj, probs, by="sentiment")) == [1, 2, 0]
     rand = R.rank_regions(obj, probs, by="random", rng=np.random.default_rng(1))
     assert sorted(rand) == [0, 1, 2]
+    # the order is the generator's permutation (seed 0 when none is given): reproducible
+    many_obj, many_probs = np.arange(20.0), np.full((20, 2), 0.5)
+    seeded = R.rank_regions(many_obj, many_probs, by="random", rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(seeded, np.random.default_rng(1).permutation(20))
+    assert seeded.dtype == np.int64
+    np.testing.assert_array_equal(R.rank_regions(many_obj, many_probs, by="random"),
+                                  np.random.default_rng(0).permutation(20))
     with pytest.raises(ValueError, match="unknown ranking"):
         R.rank_regions(obj, probs, by="size")
     with pytest.raises(ValueError, match="alpha"):

@@ -28,6 +28,15 @@ def test_a_new_directory_gets_the_config(tmp_path):
     assert versions["torch"] and versions["torch_threads"] >= 1
     assert isinstance(versions["cpu_capability"], str) and versions["cpu_capability"]
     assert "cpu" in versions
+    # this process's own values, not placeholders
+    from importlib import metadata
+
+    import torch
+
+    assert versions["torch"] == metadata.version("torch")
+    assert versions["vsent"] == metadata.version("vsent")
+    assert versions["torch_threads"] == torch.get_num_threads()
+    assert versions["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_same_config_unfinished_needs_resume_and_finished_is_never_redone(tmp_path):

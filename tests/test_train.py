@@ -146,9 +146,15 @@ def test_resuming_a_training_state_with_another_config_is_refused(tmp_path, monk
         fit(Tiny(), images, labels, cfg.replace(lr=0.5), state_path=state, progress=False)
     assert "state.pt" in str(e.value) and "epochs" not in str(e.value)
     # the same recipe on another device resumes (epochs 2 and 3 only)
+    import vsent.train as train_mod
+
+    real, trained = train_mod.train_one_epoch, []
+    monkeypatch.setattr(train_mod, "train_one_epoch",
+                        lambda *a, **kw: trained.append(1) or real(*a, **kw))
     history = fit(Tiny(), images, labels, cfg.replace(device="auto"), state_path=state,
                   progress=False)
     assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert len(trained) == 2  # a fresh start would also list epochs 1-3, but train 3
 
 
 def test_train_config_is_frozen_and_validated_when_built():

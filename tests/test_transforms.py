@@ -249,6 +249,10 @@ def test_read_only_arrays_from_the_cache_are_accepted():
     assert torch.equal(center_crop(arr, 4), center_crop(coords(), 4))
     assert random_crop_flip(arr, 4, torch.Generator().manual_seed(0)).shape == (3, 4, 4, 3)
     assert normalize(arr, CAFFE_PREPROCESS).shape == (3, 3, H, W)
+    # accepted, and given the values a writable copy gets (not a zeroed or stale buffer)
+    assert torch.equal(random_crop_flip(arr, 4, torch.Generator().manual_seed(0)),
+                       random_crop_flip(coords(), 4, torch.Generator().manual_seed(0)))
+    assert torch.equal(normalize(arr, CAFFE_PREPROCESS), normalize(coords(), CAFFE_PREPROCESS))
 
 
 def test_empty_batch_and_float_input_untouched():
