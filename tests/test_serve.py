@@ -398,9 +398,11 @@ def test_cli_unloadable_model_is_one_line_exit_2(tmp_path, capsys):
     assert main(["serve", "--model", str(bad), "--port", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("vsent: error:") and str(bad) in err and "\n" not in err
-    assert main(["serve", "--model", str(tmp_path / "missing.pt")]) == 2
+    missing = tmp_path / "missing.pt"
+    assert main(["serve", "--model", str(missing)]) == 2
+    assert capsys.readouterr().err.strip() == f"vsent: error: {missing}: no such file"
     assert main(["serve", "--model", str(bad), "--max-pixels", str(10**12)]) == 2
-    assert "--max-pixels" in capsys.readouterr().err
+    assert "--max-pixels 1000000000000 is above the decoder's own limit" in capsys.readouterr().err
 
 
 def test_cli_an_address_it_cannot_listen_on_is_one_line_exit_2(checkpoint, capsys):
