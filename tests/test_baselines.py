@@ -87,7 +87,10 @@ def test_dense_sift_grid_is_taken_on_the_resized_image():
     for img in (small, big):
         d = hc.sift_descriptors(img)
         assert d.shape == (n, 128) and d.dtype == np.uint8
-    assert hc.sift_descriptors(small, hc.SiftParams(step=24)).shape[0] < n
+    # step 24: the grid starts at half a step (12 px) and takes every 24th pixel
+    n24 = len(np.arange(12, 256, 24)) * len(np.arange(12, 128, 24))
+    assert n24 == 11 * 5
+    assert hc.sift_descriptors(small, hc.SiftParams(step=24)).shape == (n24, 128)
 
 
 def test_keypoint_sift_on_a_flat_image_gives_no_descriptors():
@@ -275,10 +278,13 @@ def test_cli_bad_feature_name_exits_2_without_a_run_directory(tmp_path, capsys):
 
 
 def test_run_baselines_rejects_bad_subset_and_folds_file_with_all(tmp_path):
-    with pytest.raises(VsentError, match="subset"):
+    with pytest.raises(VsentError, match="subset must be one of five, four, three or all, "
+                                         "got 'seven'"):
         bl.run_baselines(tmp_path, "seven", "campos", "gch", tmp_path / "run")
-    with pytest.raises(VsentError, match="one subset"):
+    with pytest.raises(VsentError, match=r"a folds file \(.*folds\.json\) holds the folds of "
+                                         "one subset"):
         bl.run_baselines(tmp_path, "all", tmp_path / "folds.json", "gch", tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before a run directory is made
 
 
 def test_finished_run_is_returned_not_redone_and_other_settings_are_refused(

@@ -208,7 +208,9 @@ def test_unknown_layer_is_a_clear_error(tmp_path):
         load_caffemodel(path)
     # naming it explicitly works
     state = load_caffemodel(path, layer_map={"conv1": "conv1", "fc9_extra": "fc9"})
-    assert "fc9.weight" in state
+    assert sorted(state) == ["conv1.bias", "conv1.weight", "fc9.bias", "fc9.weight"]
+    assert tuple(state["fc9.weight"].shape) == (2, 2) and tuple(state["conv1.weight"].shape) == (
+        1, 3, 1, 1)
 
 
 def test_two_classifiers_mapping_to_fc8_is_an_error(tmp_path):

@@ -307,15 +307,23 @@ def test_cli_options_reach_the_config(twitter_like, tmp_path, capsys):
     assert surgery.model_kwargs == {"num_classes": 2, "arch": "fc7-2"}
     # user errors: one line, exit 2, before any run directory exists
     out = tmp_path / "never"
-    for argv in (["--finetune-epochs", "3"], ["--extra-schedule", "progressive"],
-                 ["--extra-train", "three", "--extra-schedule", "progressive",
-                  "--finetune-epochs", "0"]):
+    capsys.readouterr()
+    for argv, message in (
+            (["--finetune-epochs", "3"], "vsent: error: --finetune-epochs/--finetune-lr apply "
+                                         "to --extra-schedule joint+finetune or progressive"),
+            (["--extra-schedule", "progressive"],
+             "vsent: error: --extra-schedule progressive needs --extra-train"),
+            (["--extra-train", "three", "--extra-schedule", "progressive",
+              "--finetune-epochs", "0"], "--finetune-epochs 0")):
         assert main(["crossval", "--preset", "quick", "--data", str(twitter_like),
                      "--out", str(out), *argv]) == 2
         assert not out.exists()
-    err = capsys.readouterr().err
-    assert "--finetune-epochs 0" in err and "Traceback" not in err
-    # vsent fuse refuses a folder that is not a finished run
+        err = capsys.readouterr().err
+        # each refusal gives its own reason, on one line
+        assert message in err and "Traceback" not in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1, err
+    # vsent fuse refuses a folder that is not a finished run, naming it
     assert main(["fuse", str(tmp_path), "--features", "cues"]) == 2
+    assert f"{tmp_path}: not a finished crossval run" in capsys.readouterr().err
     assert main(["fuse", str(tmp_path), "--features", "sift"]) == 2
     assert "--features 'sift'" in capsys.readouterr().err

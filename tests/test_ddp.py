@@ -86,23 +86,35 @@ def test_launch_command_removes_nproc_and_keeps_the_rest():
         ["finetune", "--data", "d", "--nproc", "4", "--dist-backend", "gloo", "--nproc=2"], 4)
     assert cmd[:3] == [sys.executable, "-m", "torch.distributed.run"]
     assert "--nproc-per-node=4" in cmd and "--standalone" in cmd
+    # one process count, the one asked for (not the --nproc=2 of the command line)
+    assert [a for a in cmd if "nproc" in a] == ["--nproc-per-node=4"]
     assert cmd[cmd.index("vsent.cli") - 1] == "-m"
     assert cmd[cmd.index("vsent.cli") + 1:] == ["finetune", "--data", "d", "--dist-backend",
                                                  "gloo"]
 
 
-def test_one_process_helpers_are_identities(tmp_path):
+def test_one_process_helpers_are_identities(tmp_path, monkeypatch):
     assert distributed.world_size() == 1 and distributed.rank() == 0 and distributed.is_main()
     assert distributed.all_sum(1.5, 2, 3) == (1.5, 2, 3)
     assert distributed.broadcast_object({"a": 1}) == {"a": 1}
     net = nn.Linear(2, 2)
     assert distributed.wrap_model(net, torch.device("cpu")) is net
     assert distributed.wants_launch(1, "auto", "cpu") is False
+    # --nproc 2 from a plain process starts torchrun; inside a torchrun rank it does not again
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert distributed.wants_launch(2, "auto", "cpu") is True
+    assert distributed.wants_launch(2, "gloo", "cpu") is True
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert distributed.wants_launch(2, "auto", "cpu") is False
+    monkeypatch.delenv("WORLD_SIZE")
     from vsent.errors import VsentError
 
-    with pytest.raises(VsentError, match="--dist-backend nccl"):
+    with pytest.raises(VsentError, match=r"^--dist-backend nccl needs GPUs \(--device cuda\); "
+                                         r"use gloo on CPU$"):
         distributed.wants_launch(2, "nccl", "cpu")
-    with pytest.raises(VsentError, match="--nproc"):
+    with pytest.raises(VsentError, match="^--dist-backend 'mpi': choose one of "):
+        distributed.wants_launch(2, "mpi", "cpu")
+    with pytest.raises(VsentError, match="^--nproc must be at least 1, got 0$"):
         distributed.wants_launch(0, "auto", "cpu")
 
 

@@ -200,14 +200,19 @@ def test_last_n_trains_only_the_last_blocks_and_keeps_frozen_batchnorm(tmp_path)
     changed = {n for n, t in before.items() if not torch.equal(t, after[n])}
     assert changed and all(n.startswith(live) for n in changed), changed
     assert any(n.startswith(blocks[-3] + ".") for n in changed)  # the block below the head
-    with pytest.raises(VsentError, match="--train last-99"):
+    assert len(blocks) == 6  # features.block1..4, pool, fc
+    with pytest.raises(VsentError, match=r"--train last-99: smallcnn has 6 blocks "
+                                         r"\(features\.block1, .*, pool, fc\)"):
         frozen.freeze_all_but_last(_model(), 99)
 
 
 def test_train_mode_and_head_options_are_checked():
-    for bad in ("last-0", "first-2", "heads"):
-        with pytest.raises(VsentError, match="--train"):
+    for bad in ("last-0", "first-2", "heads", "last-x"):
+        with pytest.raises(VsentError, match=rf"^--train '{bad}': use all, head or last-N "
+                                             r"\(N >= 1"):
             RunConfig(data="x", train_mode=bad)
+    with pytest.raises(VsentError, match="^--head 'svm': choose one of "):
+        RunConfig(data="x", train_mode="head", head="svm")
     with pytest.raises(VsentError, match="--head logistic applies to --train head"):
         RunConfig(data="x", head="logistic")
     with pytest.raises(VsentError, match="--zero-shot needs a CLIP model"):

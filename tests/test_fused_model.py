@@ -114,17 +114,23 @@ def test_fused_checkpoint_loads_safely_and_predicts_the_fused_score(tmp_path):
     rows = list(pred.score([*paths[:2], tmp_path / "missing.jpg"]))
     np.testing.assert_allclose([r["prob_positive"] for r in rows[:2]], want[:2], atol=1e-5)
     assert rows[2]["error"] and rows[2]["prob_positive"] is None
+    assert rows[2]["path"] == str(tmp_path / "missing.jpg") and rows[2]["label"] is None
+    assert [r["error"] for r in rows[:2]] == ["", ""]
+    assert [r["label"] for r in rows[:2]] == [("positive" if p > 0.5 else "negative")
+                                              for p in want[:2]]
     assert fuse_probabilities(cnn, hand)[0] == pytest.approx(want[0])
 
 
 def test_a_damaged_fusion_entry_is_named(tmp_path):
     path, fusion, _, _ = _fused_checkpoint(tmp_path)
     state = fusion.to_state()
-    with pytest.raises(VsentError, match="not a vsent-late-fusion/1 state"):
+    with pytest.raises(VsentError, match=r"^x\.pt: its fusion entry is not a "
+                                         r"vsent-late-fusion/1 state$"):
         LateFusion.from_state({**state, "format": "other"}, where="x.pt")
-    with pytest.raises(VsentError, match="x.pt: incomplete fusion entry"):
+    with pytest.raises(VsentError, match=r"^x\.pt: incomplete fusion entry \(.*coef.*\)$"):
         LateFusion.from_state({k: v for k, v in state.items() if k != "coef"}, where="x.pt")
-    with pytest.raises(VsentError, match="inconsistent column counts"):
+    with pytest.raises(VsentError, match=r"^x\.pt: fusion entry with inconsistent column "
+                                         r"counts$"):
         LateFusion.from_state({**state, "mean": state["mean"][:3]}, where="x.pt")
     save_checkpoint(tmp_path / "bad.pt", create_model("smallcnn"),
                     fusion={**state, "blocks": ["gch", "fv"]})

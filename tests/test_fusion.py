@@ -79,14 +79,18 @@ def test_choose_weight_by_hand():
 
 
 def test_bad_arguments():
-    with pytest.raises(VsentError, match="--fusion-rule"):
+    with pytest.raises(VsentError, match="^--fusion-rule 'max': choose one of mean, logit$"):
         fuse_probabilities([0.5], [0.5], rule="max")
-    with pytest.raises(VsentError, match="--fusion-weight"):
+    with pytest.raises(VsentError, match=r"^--fusion-weight 1\.5 is out of range \(0 \.\. 1\)$"):
         fuse_probabilities([0.5], [0.5], w=1.5)
+    with pytest.raises(VsentError, match=r"^--fusion-weight -0\.1 is out of range"):
+        fuse_probabilities([0.5], [0.5], w=-0.1)
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         fuse_probabilities([1.2], [0.5])
-    with pytest.raises(ValueError, match="not the same images"):
+    with pytest.raises(ValueError, match="^2 and 1 probabilities: not the same images$"):
         fuse_probabilities([0.5, 0.4], [0.5])
+    with pytest.raises(ValueError, match="finite and in"):
+        fuse_probabilities([np.nan], [0.5])
 
 
 def test_early_fusion_by_hand():

@@ -142,10 +142,14 @@ def test_infer_batches_slices_cover_the_images_and_leave_grad_mode_alone(images)
 
 def test_infer_errors_and_empty_input(images):
     model = _model()
-    with pytest.raises(VsentError, match="no such layer"):
+    with pytest.raises(VsentError, match=rf"^--layer 'nope': no such layer in "
+                                         rf"{type(model).__name__}; try one of features, "
+                                         r".*features\.block1.*, fc"):
         infer(model, images, capture=["nope"], device="cpu")
-    with pytest.raises(ValueError, match="expects 64x64"):
+    with pytest.raises(ValueError, match="images are 32x32, the model expects 64x64"):
         infer(model, images[:, :32, :32], device="cpu")
+    with pytest.raises(ValueError, match=r"images must be uint8 \(N, H, W, 3\), got float32"):
+        infer(model, images.astype(np.float32), device="cpu")
     empty = infer(model, images[:0], features=True, device="cpu")
     assert empty.probs.shape == (0, 2) and empty.features.shape == (0, model.info.feature_dim)
 
@@ -234,7 +238,8 @@ def test_prefetch_runs_in_threads_and_lets_bugs_through():
     def buggy(i):
         raise KeyError(i)
 
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError) as bug:
         list(prefetch(buggy, range(3), workers=1))
-    with pytest.raises(VsentError, match="--workers"):
+    assert bug.value.args == (0,)  # the first item's own exception, unwrapped
+    with pytest.raises(VsentError, match="^--workers must be >= 1, got 0$"):
         list(prefetch(work, range(3), workers=0))

@@ -152,16 +152,17 @@ def test_all_zero_layer_predicts_one_class():
 def test_probe_config_validates():
     with pytest.raises(VsentError, match="Cs must be positive"):
         ProbeConfig(Cs=(0.0, 1.0))
-    with pytest.raises(VsentError, match="inner_splits"):
+    with pytest.raises(VsentError, match=r"inner_splits\) must be an integer >= 2, got 1$"):
         ProbeConfig(inner_splits=1)
-    with pytest.raises(VsentError, match="unknown classifier"):
+    with pytest.raises(VsentError, match=r"--classifiers: unknown classifier\(s\) .*'knn'.*; "
+                                         r"choose from svm, softmax"):
         ProbeConfig(classifiers=("svm", "knn"))
     assert ProbeConfig(Cs=(10, 1, 1)).Cs == (1.0, 10.0)
     with pytest.raises(VsentError, match="--inner-splits"):
         ProbeConfig(inner_splits=True)
     with pytest.raises(VsentError, match="--Cs"):
         ProbeConfig(Cs=("a",))
-    with pytest.raises(VsentError, match="max_iter"):
+    with pytest.raises(VsentError, match="max_iter must be a positive integer, got 0$"):
         ProbeConfig(max_iter=0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         PROBE.seed = 1
@@ -383,7 +384,8 @@ def test_subset_of_layers_and_folds_then_the_rest(tmp_path, run_dir):
     part = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["pool"], folds=[2])
     summary = layer_probes(part, out, progress=False)
     assert list(summary) == ["pool"] and len(summary["pool"]["svm"]["folds"]) == 1
-    with pytest.raises(VsentError, match="unknown layer"):
+    with pytest.raises(VsentError, match=r"unknown layer\(s\) conv9 for smallcnn; probe layers: "
+                                         r"features\.block1, features\.block2, pool, fc$"):
         layer_probes(LayersConfig(run=str(run_dir), probe=PROBE, layers=["conv9"], folds=[1]),
                      out, progress=False)
     with pytest.raises(VsentError, match=r"no fold\(s\) \[7\]"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 import torch
@@ -71,9 +72,10 @@ def test_unknown_model_lists_available_names():
 
 
 def test_unknown_option_and_bad_num_classes_are_user_errors():
-    with pytest.raises(VsentError, match="caffenet.*colour"):
+    with pytest.raises(VsentError, match=r"model 'caffenet': got an unexpected keyword "
+                                         r"argument 'colour'"):
         create_model("caffenet", colour="red")
-    with pytest.raises(VsentError, match="num_classes"):
+    with pytest.raises(VsentError, match=r"num_classes must be a positive integer, got 0$"):
         create_model("smallcnn", num_classes=0)
     with pytest.raises(VsentError, match="unknown CaffeNet arch 'fc5-2'"):
         create_model("caffenet", arch="fc5-2")
@@ -286,6 +288,10 @@ def test_spec_rebuilds_the_same_architecture():
     again = create_model(spec.pop("name"), **spec)
     assert {k: v.shape for k, v in again.state_dict().items()} == {
         k: v.shape for k, v in model.state_dict().items()}
+    # the rebuilt model records the same spec, so a checkpoint of it rebuilds it again
+    assert again.spec == model.spec == {"name": "pcnn", "num_classes": 3, "input_size": 256,
+                                        "fc_widths": (64, 32, 24)}
+    assert (again.input_size, again.fc4.out_features, again.fc1.out_features) == (256, 3, 64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,8 +423,12 @@ def test_pcnn_shapes(size, conv2, pool2):
 
 
 def test_pcnn_rejects_other_input_sizes():
-    with pytest.raises(VsentError, match="input_size must be 227 or 256"):
+    with pytest.raises(VsentError, match="input_size must be 227 or 256, got 224"):
         create_model("pcnn", input_size=224)
+    for bad in ((512, 512), (512, 0, 24)):
+        with pytest.raises(VsentError, match=r"pcnn fc_widths must be 3 positive integers, "
+                                             rf"got {re.escape(repr(bad))}"):
+            create_model("pcnn", fc_widths=bad)
 
 
 @pytest.mark.parametrize("size", range(3, 70))
@@ -438,7 +448,8 @@ def test_smallcnn_shapes_and_widths():
     shapes = _forward_shapes(model, torch.randn(3, 3, 56, 56), info.probe_layers)
     assert shapes == {"features.block1": (8, 28, 28), "features.block2": (16, 14, 14),
                       "features.block3": (32, 7, 7), "pool": (32, 1, 1), "fc": (2,)}
-    with pytest.raises(VsentError, match="widths"):
+    with pytest.raises(VsentError, match=r"smallcnn widths must be positive integers, "
+                                         r"got \(\)"):
         create_model("smallcnn", widths=())
 
 

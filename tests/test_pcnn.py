@@ -264,3 +264,7 @@ def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, tmp_path, ca
     assert "2-way" in capsys.readouterr().err
     assert main([*base, "--model", str(tmp_path / "missing.pt"),
                  "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.pt" in err and "Traceback" not in err  # the error names the file
+    for name in ("a", "b", "c"):  # refused before any run directory is made
+        assert not (tmp_path / name).exists(), name

@@ -185,6 +185,8 @@ def test_real_caffemodel_round_trip(tmp_path):
     assert _equal(model, source, "conv")
     assert _equal(model, source, "fc6.") and _equal(model, source, "fc7.")
     assert model.fc8.weight.shape == (2, 4096)
+    # the 2-way fc8 is new (the file's is 1000-way): freshly initialised, zero bias
+    assert model.fc8.bias.abs().max() == 0 and 0.008 < model.fc8.weight.std() < 0.012
 
 
 # ---------------------------------------------------------------------------------------------
