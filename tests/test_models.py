@@ -422,6 +422,20 @@ def test_pcnn_shapes(size, conv2, pool2):
     assert model.fc3.out_features == 24
 
 
+def test_pcnn_starts_from_he_init_and_a_small_gaussian_head():
+    """From random weights the ReLU layers get He init (std sqrt(2 / fan_in)), fc4 Caffe's
+    new-layer Gaussian (std 0.01), every bias zero: the fillers PCNN trains from."""
+    torch.manual_seed(0)
+    model = create_model("pcnn")
+    for name in ("conv1", "conv2", "fc1", "fc2", "fc3"):
+        layer = getattr(model, name)
+        fan_in = layer.weight[0].numel()
+        assert float(layer.weight.std()) == pytest.approx((2 / fan_in) ** 0.5, rel=0.05), name
+        assert not layer.bias.any(), name
+    assert 0.005 < float(model.fc4.weight.std()) < 0.02  # 48 values: a loose bound
+    assert not model.fc4.bias.any()
+
+
 def test_pcnn_rejects_other_input_sizes():
     with pytest.raises(VsentError, match="input_size must be 227 or 256, got 224"):
         create_model("pcnn", input_size=224)
