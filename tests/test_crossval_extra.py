@@ -221,6 +221,53 @@ def test_progressive_schedule_applies_the_removal_rule(make_twitter_like, tmp_pa
         root / "folds/campos/five_agrees/test5/train.txt")))]  # the last stage only
 
 
+@pytest.mark.parametrize("positive_score", [0.5, 1.0])
+def test_a_selection_of_fewer_than_two_classes_skips_its_stage(make_twitter_like, tmp_path,
+                                                               monkeypatch, caplog,
+                                                               positive_score):
+    """An unconfident network (scores 0.5: p_i = 1) drops every image; one confident only on
+    the positive images keeps those alone. Either way the progressive fine-tuning has no two
+    classes to learn from: it is skipped with a warning and the fold goes on to the clean
+    fine-tuning (a 5-fold run is not stopped after hours of training)."""
+    import vsent.crossval as cv
+
+    root = make_twitter_like()
+    rec = _Recorder(monkeypatch, root)
+    labels = {n: int(lab) for n, lab in (line.split() for line in
+                                         (root / "ground_truth/twitter_three_agrees.txt")
+                                         .read_text().splitlines())}
+    names_of_rows: list[list[str]] = []
+
+    def scores(model, images, **kw):  # s2 = positive_score on positive images, else 0.5
+        names = [rec.by_pixels[np.asarray(im).tobytes()] for im in images]
+        names_of_rows.append(names)
+        s = np.array([positive_score if labels[n] else 0.5 for n in names])
+        return np.stack([1 - s, s], axis=1)
+
+    monkeypatch.setattr(cv, "predict_proba", scores)
+    finetune = PRESETS["quick"]["train"].replace(epochs=1, batch_size=8, device="cpu")
+    out = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="vsent.crossval"):
+        summary = crossval(_cfg(root, extra_train="three", extra_schedule="progressive",
+                                finetune=finetune), out, progress=False)
+    assert len(summary["folds"]) == 5
+    assert len(rec.calls) == 10  # joint and finetune per fold, no progressive stage
+    for k in range(1, 6):
+        with (out / f"fold{k}" / "removal.csv").open() as f:
+            kept = [r["name"] for r in csv.DictReader(f) if r["removed"] == "0"]
+        want = [] if positive_score == 0.5 else [n for n in names_of_rows[k - 1] if labels[n]]
+        assert kept == want
+        history = json.loads((out / f"fold{k}" / "history.json").read_text())
+        assert [h["stage"] for h in history] == ["joint", "finetune"]
+        assert rec.calls[2 * k - 1]["names"] == _lines(
+            root / f"folds/campos/five_agrees/test{k}/train.txt")
+    warnings = [r.getMessage() for r in caplog.records if "stage progressive skipped" in
+                r.getMessage()]
+    assert len(warnings) == 5
+    assert f"left {len(want)} images of fewer than two classes" in warnings[-1]
+    assert str(out / "fold5" / "removal.csv") in warnings[-1]
+
+
 def test_progressive_scope_extra_keeps_every_clean_row(make_twitter_like, tmp_path,
                                                         monkeypatch):
     import vsent.crossval as cv

@@ -242,7 +242,9 @@ def train_fold(cfg: RunConfig, model: nn.Module, images: np.ndarray, labels: np.
       probability ``p_i = max(0, 2 - exp(|s_i1 - s_i2|))``
       (:func:`vsent.data.extra.progressive_filter`; with ``progressive_scope="extra"`` only
       extra rows may go), fine-tune on the rest (``cfg.finetune``; Algorithm 1), then on the
-      fold's training rows as ``joint+finetune``. The draw is written to
+      fold's training rows as ``joint+finetune``. When the rest holds fewer than two classes
+      (an unconfident network drops nearly everything) that fine-tuning is skipped, with a
+      warning. The draw is written to
       ``fold<k>/removal.csv`` (as ``vsent pcnn``'s).
 
     Seeds: stage ``j`` (0, 1, 2) trains with ``train_cfg.seed + j``; the removal draws come
@@ -269,6 +271,13 @@ def train_fold(cfg: RunConfig, model: nn.Module, images: np.ndarray, labels: np.
             # DDP: rank 0 scores, draws and writes removal.csv; every rank gets its draw
             rows = train[distributed.on_main(_progressive_keep, cfg, model, images, labels,
                                              joint, train, train_cfg.seed, fdir)]
+            if len(np.unique(labels[rows])) < 2:
+                # a network confident on (almost) nothing drops (almost) every image: a set
+                # of one class can only teach "always that class", so the stage is skipped
+                log.warning("fold %d: the progressive selection left %d images of fewer than "
+                            "two classes (%s); stage progressive skipped, the joint model "
+                            "goes on to stage finetune", k, len(rows), fdir / "removal.csv")
+                continue
         last = j == len(stages) - 1
         weights, hist_file = sdir / f"{name}.pt", sdir / f"{name}.json"
         if not last and weights.exists() and hist_file.exists():
@@ -309,9 +318,6 @@ def _progressive_keep(cfg: RunConfig, model: nn.Module, images: np.ndarray,
         write_removal(file, names, labels[train], scores, keep)
     log.info("%s, selection: removed %d of %d training images (%d of them extra)",
              fdir.name, int((~keep).sum()), len(keep), int((~keep & joint.is_extra(train)).sum()))
-    if keep.sum() < 2 or len(np.unique(labels[train][keep])) < 2:
-        raise VsentError(f"{file}: the progressive selection left {int(keep.sum())} images "
-                         "of fewer than two classes; nothing to fine-tune on")
     return keep
 
 
