@@ -313,6 +313,7 @@ def test_you2015_baselines_and_cnn_rows(tmp_path, make_twitter_like):
     assert (weak_cfg["extra_train"], weak_cfg["extra_schedule"], weak_cfg["init"]) == (
         "three", "progressive", "random")
     assert (out / "pcnn-weak-five" / "fold1" / "removal.csv").is_file()  # the selection ran
+    assert "`pcnn-weak-five`: the selection removed " in md  # what it did, in the notes
     # the checkpoint cannot be read: the CNN row is trained from random weights, and says so
     assert "Pretrained weights were not available" in md and "no such file" in md
     cnn = [r for r in report["tables"][0]["rows"] if r["run_dir"] == "pcnn-five"]
@@ -322,6 +323,24 @@ def test_you2015_baselines_and_cnn_rows(tmp_path, make_twitter_like):
     row = next(r for r in report["tables"][0]["rows"] if r["run_dir"] == "baselines/five/gch")
     assert row["ours"]["mean"] == gch["accuracy"]["mean"]
     assert (out / "you2015.png").exists()
+
+
+def test_you2015_notes_say_what_the_selection_removed(tmp_path):
+    """Read from each fold's removal.csv: the share removed (min-max over folds) and the folds
+    left with fewer than two classes, whose progressive fine-tuning crossval skipped."""
+    labels = ["0", "1", "1", "0"]
+    removed = {1: ["0", "0", "1", "1"],  # 2 of 4 removed, both classes kept
+               2: ["1", "1", "1", "0"]}  # 3 of 4 removed, one class kept
+    for k, flags in removed.items():
+        d = tmp_path / "pcnn-weak-four" / f"fold{k}"
+        d.mkdir(parents=True)
+        rows = [f"im{i}.jpg,{lab},0.5,0.5,0.0,1.0,{r}\n"
+                for i, (lab, r) in enumerate(zip(labels, flags, strict=True))]
+        (d / "removal.csv").write_text("name,label,s1,s2,diff,p,removed\n" + "".join(rows))
+    notes = you2015._selection_notes(tmp_path, ["five", "four"])  # five: no sub-run
+    assert notes == ["`pcnn-weak-four`: the selection removed 50.0-75.0 % of the training "
+                     "images of each of 2 folds (`fold*/removal.csv`); in 1 of them the rest held "
+                     "fewer than two classes and the progressive fine-tuning was skipped."]
 
 
 def test_a_reproduction_stopped_by_a_missing_dataset_does_not_refuse_the_next(tmp_path, capsys):

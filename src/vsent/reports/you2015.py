@@ -17,6 +17,7 @@ not Flickr: the row says so.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import inspect
 from collections.abc import Mapping, Sequence
@@ -198,6 +199,7 @@ class You2015(Paper):
             "--model pcnn --extra-train three --extra-schedule progressive`). It is not You "
             "et al.'s PCNN (0.5 M Flickr images): no published value sits beside it. "
             "Three-agree holds every image, so it has no such row.",
+            *_selection_notes(s.out, _weak_subsets(plan)),
             "Of You et al.'s Table 6 only accuracies quoted by other papers are known: the "
             "CNN on five-agree (Campos et al. 2015, Table 1), PCNN and SentiBank on the three "
             "subsets (Sun et al. 2016, Table 1); precision / recall / F1 and the hand-crafted "
@@ -251,6 +253,29 @@ def _weak(plan: You2015Plan, s: Session) -> dict[str, Path]:
                               extra_schedule="progressive", finetune=plan.weak_finetune)
     return {sub: s.crossval(f"pcnn-weak-{sub}", dataclasses.replace(cfg, subset=sub))
             for sub in _weak_subsets(plan)}
+
+
+def _selection_notes(out: Path, subsets: Sequence[str]) -> list[str]:
+    """What the progressive rule did in each weak-label sub-run, read from its folds'
+    ``removal.csv`` (share of training images removed; folds left with one class)."""
+    notes = []
+    for sub in subsets:
+        files = sorted((out / f"pcnn-weak-{sub}").glob("fold*/removal.csv"))
+        if not files:
+            continue
+        shares, one_class = [], 0
+        for file in files:
+            with file.open(newline="") as f:
+                rows = list(csv.DictReader(f))
+            kept_labels = {r["label"] for r in rows if r["removed"] == "0"}
+            shares.append(sum(r["removed"] == "1" for r in rows) / max(len(rows), 1))
+            one_class += len(kept_labels) < 2
+        skipped = (f"; in {one_class} of them the rest held fewer than two classes and the "
+                   "progressive fine-tuning was skipped" if one_class else "")
+        notes.append(f"`pcnn-weak-{sub}`: the selection removed {100 * min(shares):.1f}-"
+                     f"{100 * max(shares):.1f} % of the training images of each of "
+                     f"{len(files)} folds (`fold*/removal.csv`){skipped}.")
+    return notes
 
 
 def _figure(out: Path, table: dict, subsets: Sequence[str]) -> str:
