@@ -242,10 +242,10 @@ def train_fold(cfg: RunConfig, model: nn.Module, images: np.ndarray, labels: np.
       probability ``p_i = max(0, 2 - exp(|s_i1 - s_i2|))``
       (:func:`vsent.data.extra.progressive_filter`; with ``progressive_scope="extra"`` only
       extra rows may go), fine-tune on the rest (``cfg.finetune``; Algorithm 1), then on the
-      fold's training rows as ``joint+finetune``. When the rest holds fewer than two classes
-      (an unconfident network drops nearly everything) that fine-tuning is skipped, with a
-      warning. The draw is written to
-      ``fold<k>/removal.csv`` (as ``vsent pcnn``'s).
+      fold's training rows as ``joint+finetune``. The draw is written to
+      ``fold<k>/removal.csv`` (as ``vsent pcnn``'s). When the rest holds fewer than two
+      classes (an unconfident network drops nearly everything), that fine-tuning is skipped
+      with a warning.
 
     Seeds: stage ``j`` (0, 1, 2) trains with ``train_cfg.seed + j``; the removal draws come
     from ``numpy.random.default_rng(train_cfg.seed)``. Every stage but the last saves its
