@@ -233,9 +233,8 @@ def test_a_selection_of_fewer_than_two_classes_skips_its_stage(make_twitter_like
 
     root = make_twitter_like()
     rec = _Recorder(monkeypatch, root)
-    labels = {n: int(lab) for n, lab in (line.split() for line in
-                                         (root / "ground_truth/twitter_three_agrees.txt")
-                                         .read_text().splitlines())}
+    three = load_dataset(root, "three")
+    labels = dict(zip(three.names, three.labels.tolist(), strict=True))
     names_of_rows: list[list[str]] = []
 
     def scores(model, images, **kw):  # s2 = positive_score on positive images, else 0.5

@@ -328,15 +328,15 @@ def test_you2015_baselines_and_cnn_rows(tmp_path, make_twitter_like):
 def test_you2015_notes_say_what_the_selection_removed(tmp_path):
     """Read from each fold's removal.csv: the share removed (min-max over folds) and the folds
     left with fewer than two classes, whose progressive fine-tuning crossval skipped."""
-    labels = ["0", "1", "1", "0"]
-    removed = {1: ["0", "0", "1", "1"],  # 2 of 4 removed, both classes kept
-               2: ["1", "1", "1", "0"]}  # 3 of 4 removed, one class kept
-    for k, flags in removed.items():
+    from vsent.analyses.pcnn import write_removal
+
+    names, labels, scores = [f"im{i}.jpg" for i in range(4)], [0, 1, 1, 0], [[0.5, 0.5]] * 4
+    kept = {1: [True, True, False, False],  # 2 of 4 removed, both classes kept
+            2: [False, False, False, True]}  # 3 of 4 removed, one class kept
+    for k, flags in kept.items():
         d = tmp_path / "pcnn-weak-four" / f"fold{k}"
         d.mkdir(parents=True)
-        rows = [f"im{i}.jpg,{lab},0.5,0.5,0.0,1.0,{r}\n"
-                for i, (lab, r) in enumerate(zip(labels, flags, strict=True))]
-        (d / "removal.csv").write_text("name,label,s1,s2,diff,p,removed\n" + "".join(rows))
+        write_removal(d / "removal.csv", names, labels, scores, flags)
     notes = you2015._selection_notes(tmp_path, ["five", "four"])  # five: no sub-run
     assert notes == ["`pcnn-weak-four`: the selection removed 50.0-75.0 % of the training "
                      "images of each of 2 folds (`fold*/removal.csv`); in 1 of them the rest held "
