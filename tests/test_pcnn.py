@@ -117,6 +117,7 @@ def test_pcnn_command_writes_its_run_directory(make_learnable, tmp_path):
     report = json.loads((out / "removal.json").read_text())
     summary = json.loads((out / "summary.json").read_text())
     assert report["n_removed"] == summary["n_removed"] == int((~kept).sum())
+    assert summary["stage2_skipped"] is False
     assert report["n_kept"] == int(kept.sum()) >= 2
     assert sum(c["removed"] for c in report["by_label"].values()) == report["n_removed"]
     assert sum(report["histogram"]["diff"]) == 60
@@ -143,6 +144,58 @@ def test_pcnn_command_writes_its_run_directory(make_learnable, tmp_path):
     assert main(args) == 0
     assert main([*args, "--resume"]) == 0
     assert (out / "model.pt").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("keep", ["none", "positives"])
+def test_a_selection_of_fewer_than_two_classes_skips_stage_2(keep, make_learnable, tmp_path,
+                                                              monkeypatch, caplog):
+    # an unconfident network drops (almost) everything; a one-class set would teach "always
+    # that class", so stage 2 is skipped and the PCNN is the stage-1 network
+    import vsent.analyses.pcnn as pcnn_module
+
+    data = make_learnable(n_pos=10, n_neg=10)
+    labels = {}
+
+    def draw(scores, rng):
+        kept = np.zeros(len(scores), dtype=bool)
+        if keep == "positives":
+            kept[labels["positive"]] = True
+        return kept
+
+    real_load = pcnn_module.load_dataset
+
+    def load(*args, **kwargs):
+        dataset = real_load(*args, **kwargs)
+        labels["positive"] = np.flatnonzero(dataset.labels == 1)
+        return dataset
+
+    monkeypatch.setattr(pcnn_module, "select_kept", draw)
+    monkeypatch.setattr(pcnn_module, "load_dataset", load)
+    out = tmp_path / "run"
+    args = ["pcnn", "--data", str(data), "--out", str(out), *_train_opts(1, 1)]
+    with caplog.at_level("WARNING", logger="vsent"):
+        assert main(args) == 0
+    n_kept = 0 if keep == "none" else 10
+    assert (f"selection kept {n_kept} of 20 images, of fewer than two classes (see "
+            f"{out / 'removal.csv'}); stage 2 skipped") in caplog.text
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stage2_skipped"] is True
+    assert summary["n_kept"] == n_kept and summary["n_removed"] == 20 - n_kept
+    assert "stage2_final" not in summary and not (out / "stage2").exists()
+    assert "stage 2 skipped" in (out / "summary.md").read_text()
+    cnn, _ = load_checkpoint(out / "stage1" / "model.pt")
+    pcnn, meta = load_checkpoint(out / "model.pt")
+    assert meta["stage2_skipped"] is True and meta["n_kept"] == n_kept
+    w1, w2 = cnn.state_dict(), pcnn.state_dict()
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+    # a run resumed before its end reads the draw from removal.csv and takes the same decision
+    (out / "model.pt").unlink()
+    (out / "summary.json").unlink()
+    monkeypatch.setattr(pcnn_module, "select_kept", None)  # the draw is not made again
+    assert main([*args, "--resume"]) == 0
+    assert json.loads((out / "summary.json").read_text())["stage2_skipped"] is True
+    assert not (out / "stage2").exists()
 
 
 def test_pcnn_command_needs_a_dataset_and_sound_options(learnable_dataset, tmp_path, capsys):

@@ -29,6 +29,10 @@ noisy (that is the point). A progressive run directory holds::
     stage2/history.json
     model.pt         the progressively trained network (the paper's "PCNN")
     summary.json  summary.md
+
+When the images kept hold fewer than two classes (a network confident on almost nothing drops
+almost everything), stage 2 is skipped with a warning: ``model.pt`` is then the stage-1
+network and ``summary.json`` says ``"stage2_skipped": true``.
 """
 
 from __future__ import annotations
@@ -260,16 +264,23 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, progress: bool) -> dict[st
              report["n_removed"], report["n_images"], 100 * report["removed_share"],
              report["n_kept"])
     kept_idx = np.flatnonzero(kept)
-    if len(kept_idx) < 2:
-        raise VsentError(f"progressive selection kept {len(kept_idx)} of {len(kept)} images "
-                         f"(see {removal_file}): nothing left to fine-tune on")
-    if len(np.unique(labels[kept_idx])) < 2:
-        log.warning("selection kept images of one class only; stage 2 learns nothing useful")
+    # a network confident on (almost) nothing drops (almost) every image, and a set of fewer
+    # than two classes can only teach "always that class": stage 2 is skipped and the PCNN is
+    # the stage-1 network (as crossval's progressive schedule skips that stage)
+    skip_stage2 = len(np.unique(labels[kept_idx])) < 2
+    if skip_stage2:
+        log.warning("selection kept %d of %d images, of fewer than two classes (see %s); "
+                    "stage 2 skipped, model.pt is the stage-1 network", len(kept_idx),
+                    len(kept), removal_file)
 
     # stage 2: fine-tune the same network on the images that remain
     final = run / "model.pt"
     if final.exists():
         log.info("stage 2: already done (%s)", final)
+    elif skip_stage2:
+        save_checkpoint(final, model, stage="pcnn", data=cfg.data,
+                        train=cfg.train.to_dict(), stage2_skipped=True,
+                        n_removed=report["n_removed"], n_kept=report["n_kept"])
     else:
         state = run / "stage2" / "train_state.pt"
         state.parent.mkdir(exist_ok=True)
@@ -288,6 +299,7 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, progress: bool) -> dict[st
         "n_removed": report["n_removed"], "n_kept": report["n_kept"],
         "removed_share": report["removed_share"], "removed_by_label": report["by_label"],
         "seeds": seeds, "stage1_model": str(stage1_file), "model": str(final),
+        "stage2_skipped": skip_stage2,
         "seconds": timer.elapsed,
     }
     for stage in ("stage1", "stage2"):
@@ -400,8 +412,11 @@ def _progressive_markdown(summary: Mapping[str, Any], report: Mapping[str, Any])
         f"- removed {summary['n_removed']} images ({100 * summary['removed_share']:.1f}%), "
         f"expected {report['expected_removed']:.1f}; kept {summary['n_kept']}",
         f"- always kept (|s1 - s2| >= ln 2): {100 * report['share_always_kept']:.1f}% of images",
-        "", "| label | images | removed | share |", "|---|---|---|---|",
     ]
+    if summary["stage2_skipped"]:
+        lines.append("- stage 2 skipped: the images kept hold fewer than two classes, so the "
+                     "PCNN is the stage-1 network")
+    lines += ["", "| label | images | removed | share |", "|---|---|---|---|"]
     for name, c in report["by_label"].items():
         share = c["removed"] / c["n"] if c["n"] else 0.0
         lines.append(f"| {name} | {c['n']} | {c['removed']} | {100 * share:.1f}% |")
