@@ -312,6 +312,17 @@ def test_bad_option_combinations(twitter_like, kw, message):
         _cfg(twitter_like, **kw)
 
 
+def test_fusion_of_a_raw_ablation_is_refused_before_the_run_starts(twitter_like, tmp_path):
+    # fc8-1000 keeps ImageNet's 1000 outputs: P(positive) is not one of them
+    cfg = _cfg(twitter_like, fusion="gch+bow").replace(model="caffenet",
+                                                       model_kwargs={"arch": "fc8-1000"})
+    with pytest.raises(VsentError, match=re.escape(
+            "--fusion gch+bow: late fusion averages P(positive) of a 2-way model; caffenet "
+            "{'arch': 'fc8-1000'} has 1000 outputs")):
+        crossval(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_options_reach_the_config(twitter_like, tmp_path, capsys):
     from vsent.cli import build_parser
     from vsent.cli.crossval import config_from_args

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -230,6 +231,18 @@ def test_fuse_run_refuses_incomplete_runs(twitter_like, tmp_path):
     (run / "predictions.csv").write_text("\n".join(lines[:-1]) + "\n")  # one image lost
     with pytest.raises(VsentError, match="have no prediction of that fold"):
         fuse_run(run, "cues", cache_dir=tmp_path / "cache")
+    # a raw ablation's prob_positive is one output of a many-way softmax: refused, naming it
+    cfg_file = run / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    for arch, refused in (("fc8-1000", True), ("fc7-4096", True), ("fc9-2", False)):
+        cfg_file.write_text(json.dumps({**cfg, "model": "caffenet",
+                                        "model_kwargs": {"arch": arch}}))
+        if refused:
+            with pytest.raises(VsentError, match=f"{run}: a raw ablation \\(caffenet {arch}\\)"):
+                fuse_run(run, "cues", cache_dir=tmp_path / "cache")
+        else:  # a 2-way surgery passes this check and stops at the lost image
+            with pytest.raises(VsentError, match="have no prediction of that fold"):
+                fuse_run(run, "cues", cache_dir=tmp_path / "cache")
     assert parse_hand_features("gch+bow+cues") == ("gch", "bow", "cues")
     assert parse_hand_features("gch+fv") == ("gch", "fv")
     for bad in ("sift", "gch+gch", ""):

@@ -92,10 +92,13 @@ def test_late_fusion_exact_values():
     regions = np.array([[0.6, 0.4], [1.0, 0.0]])
     # Y = pg + beta/K * sum = [0.2 + 0.25 * 1.6, 0.8 + 0.25 * 0.4]
     np.testing.assert_allclose(R.late_fusion(pg, regions, beta=0.5), [0.6, 0.9])
-    np.testing.assert_allclose(R.late_fusion(pg, regions[:0], beta=0.5), pg)
+    # no region: the global view alone, still summing to 1 + beta (so Y / (1 + beta) = pg)
+    np.testing.assert_allclose(R.late_fusion(pg, regions[:0], beta=0.5), 1.5 * pg)
+    np.testing.assert_allclose(R.late_fusion(pg, regions[:0], beta=0.5) / 1.5, pg)
     curve = R.fusion_curve(pg, regions, beta=0.5, k_max=3)
     np.testing.assert_allclose(curve, [[0.5, 1.0], [0.6, 0.9], [0.6, 0.9]])  # K=3 uses the 2
-    np.testing.assert_allclose(R.fusion_curve(pg, regions[:0], 0.5, 2), [pg, pg])
+    np.testing.assert_allclose(R.fusion_curve(pg, regions[:0], 0.5, 2), [1.5 * pg, 1.5 * pg])
+    np.testing.assert_allclose(curve.sum(axis=1), 1.5)
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,16 +25,18 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     Returns
     -------
     dict with ``accuracy``, ``precision``, ``recall``, ``f1``, ``n`` and ``confusion``
-    ``[[tn, fp], [fn, tp]]`` (rows: true label 0/1, columns: predicted 0/1).
+    ``[[tn, fp], [fn, tp]]`` (rows: true label 0/1, columns: predicted 0/1). Predictions of
+    another class are not in ``confusion``: ``other`` ``[n_true0, n_true1]`` counts them, a key
+    present only when there are some, so that ``tn + tp = accuracy * n`` always holds.
     """
     y_true = np.asarray(y_true).astype(int)
     y_pred = np.asarray(y_pred).astype(int)
     p, r, f, _ = precision_recall_fscore_support(
         y_true, y_pred == 1, labels=[1], average=None, zero_division=0
     )
-    pred01 = np.where(y_pred == 1, 1, 0)
-    cm = confusion_matrix(y_true, pred01, labels=[0, 1])
-    return {
+    binary = np.isin(y_pred, (0, 1))
+    cm = confusion_matrix(y_true[binary], y_pred[binary], labels=[0, 1])
+    out = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "precision": float(p[0]),
         "recall": float(r[0]),
@@ -42,6 +44,9 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
         "n": int(len(y_true)),
         "confusion": cm.tolist(),
     }
+    if not binary.all():
+        out["other"] = [int(np.sum(~binary & (y_true == c))) for c in (0, 1)]
+    return out
 
 
 def summarize_folds(folds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -400,6 +400,7 @@ def fuse_run(
 
     from vsent.data import load_dataset, make_folds
     from vsent.metrics import binary_metrics, summarize_folds
+    from vsent.models.caffenet import RAW_ARCHS
     from vsent.runs import read_config
 
     run = Path(run)
@@ -413,6 +414,10 @@ def fuse_run(
     cfg = read_config(run)
     if "data" not in cfg:
         raise VsentError(f"{cfg_file}: not a crossval config (no 'data' entry)")
+    arch = (cfg.get("model_kwargs") or {}).get("arch")
+    if cfg.get("model") == "caffenet" and arch in RAW_ARCHS:
+        raise VsentError(f"{run}: a raw ablation (caffenet {arch}), whose prob_positive is one "
+                         "output of a many-way softmax; late fusion needs a 2-way model")
     dataset = load_dataset(cfg["data"], cfg.get("subset", "five"),
                            skip_bad=cfg.get("skip_bad", False), validate=False)
     spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",

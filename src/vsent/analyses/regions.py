@@ -171,7 +171,8 @@ def late_fusion(p_global: np.ndarray, p_regions: np.ndarray, beta: float = 0.5) 
     Parameters
     ----------
     p_global : (M,) probabilities of the whole image.
-    p_regions : (K, M) probabilities of the selected regions (K = 0 returns ``p_global``).
+    p_regions : (K, M) probabilities of the selected regions (K = 0: the global view stands
+        in for the mean region, ``(1 + beta) * p_global``).
 
     Returns
     -------
@@ -180,7 +181,7 @@ def late_fusion(p_global: np.ndarray, p_regions: np.ndarray, beta: float = 0.5) 
     p_global = np.asarray(p_global, np.float64)
     p_regions = np.asarray(p_regions, np.float64).reshape(-1, p_global.shape[-1])
     if len(p_regions) == 0:
-        return p_global.copy()
+        return (1.0 + beta) * p_global
     return p_global + beta / len(p_regions) * p_regions.sum(axis=0)
 
 
@@ -191,12 +192,13 @@ def fusion_curve(
 
     Returns
     -------
-    (k_max, M) float64; row K-1 fuses the first min(K, n) rows of ``ranked_probs``.
+    (k_max, M) float64; row K-1 fuses the first min(K, n) rows of ``ranked_probs`` (with no
+    rows, ``(1 + beta) * p_global`` as :func:`late_fusion`).
     """
     p_global = np.asarray(p_global, np.float64)
     r = np.asarray(ranked_probs, np.float64)
     if len(r) == 0:
-        return np.repeat(p_global[None], k_max, axis=0)
+        return np.repeat((1.0 + beta) * p_global[None], k_max, axis=0)
     ks = np.minimum(np.arange(1, k_max + 1), len(r))
     cum = np.cumsum(r, axis=0)[ks - 1]  # (k_max, M)
     return p_global[None] + beta * cum / ks[:, None]

@@ -1,0 +1,43 @@
+"""Fold metrics: accuracy, precision/recall/F1 of the positive class and the confusion matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vsent.metrics import binary_metrics, summarize_folds
+
+
+def test_binary_metrics_of_a_two_way_model():
+    y_true = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+    y_pred = np.array([0, 1, 0, 1, 1, 0, 1, 1])
+    m = binary_metrics(y_true, y_pred)
+    assert m["confusion"] == [[2, 1], [1, 4]]  # [[tn, fp], [fn, tp]]
+    assert m["accuracy"] == pytest.approx(6 / 8)
+    assert m["precision"] == pytest.approx(4 / 5) and m["recall"] == pytest.approx(4 / 5)
+    assert m["f1"] == pytest.approx(4 / 5)
+    assert m["n"] == 8 and "other" not in m
+
+
+def test_predictions_of_another_class_are_wrong_and_counted_apart():
+    # a raw ablation (fc8-1000) may predict class 17: wrong for either label, and neither a
+    # true negative nor a false negative, so tn + tp stays accuracy * n
+    y_true = np.array([0, 0, 1, 1, 1])
+    y_pred = np.array([17, 0, 1, 999, 0])
+    m = binary_metrics(y_true, y_pred)
+    assert m["accuracy"] == pytest.approx(2 / 5)
+    assert m["confusion"] == [[1, 0], [1, 1]]
+    assert m["other"] == [1, 1]
+    (tn, fp), (fn, tp) = m["confusion"]
+    assert tn + tp == round(m["accuracy"] * m["n"])
+    assert tn + fp + fn + tp + sum(m["other"]) == m["n"]
+    assert m["precision"] == pytest.approx(1.0) and m["recall"] == pytest.approx(1 / 3)
+
+
+def test_summarize_folds_gives_the_population_std():
+    folds = [{"fold": 1, "accuracy": 0.7, "precision": 0.5},
+             {"fold": 2, "accuracy": 0.8, "precision": 0.7}]
+    s = summarize_folds(folds)
+    assert s["accuracy"] == {"mean": pytest.approx(0.75), "std": pytest.approx(0.05)}
+    assert s["precision"]["mean"] == pytest.approx(0.6)
+    assert "recall" not in s and s["folds"] == folds
