@@ -325,6 +325,8 @@ def test_layer_probes_outputs(tmp_path, run_dir):
     md = (out / "layers.md").read_text()
     assert "| features.block1 | 3,136 |" in md and "linear SVM" in md and "softmax" in md
     assert "fine-tuned networks themselves" in md and "0.812 +- 0.050" in md
+    assert "Campos et al." not in md.splitlines()[4]  # smallcnn's layers: no published column
+    assert "these layers have no published counterpart" in md
     assert (out / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # features: rows = the fold's training then test images, per the run's folds.json
     folds = json.loads((run_dir / "folds.json").read_text())["folds"]
@@ -423,3 +425,29 @@ def test_cli(tmp_path, run_dir, capsys):
     assert "other probe" in capsys.readouterr().err
     assert main(["layers", "--run", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert "not a crossval run directory" in capsys.readouterr().err
+
+
+def test_layers_markdown_sets_campos_table_2_beside_caffenet_layers(tmp_path):
+    from vsent import papers
+
+    entry = {"dim": 9216, "svm": {"mean": 0.7, "std": 0.01, "folds": []},
+             "softmax": {"mean": 0.71, "std": 0.02, "folds": []}}
+    md = L.layers_markdown({"pool5": entry, "fc8": {**entry, "dim": 2}})
+    table = [line for line in md.splitlines() if line.startswith("| ")]
+    assert table[0] == ("| layer | dim | linear SVM | softmax | linear SVM, Campos et al. | "
+                        "softmax, Campos et al. | folds |")
+    fc8 = papers.CAMPOS2015_TABLE2["fc8"]
+    assert table[2] == (f"| fc8 | 2 | 0.700 +- 0.010 | 0.710 +- 0.020 | {fc8['svm'].mean:.3f} "
+                        f"+- {fc8['svm'].std:.3f} | {fc8['softmax'].mean:.3f} +- "
+                        f"{fc8['softmax'].std:.3f} | 0 |")
+    assert "Published (Campos et al. 2015, Table 2)" in md
+    assert "this run started from" not in md  # no run directory given
+    # with the probes' directory, the note names the probed run's initial weights
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"init": "random"}))
+    (tmp_path / "probes").mkdir()
+    (tmp_path / "probes" / "config.json").write_text(json.dumps({"run": str(tmp_path / "run")}))
+    md = L.layers_markdown({"fc8": entry}, rundir=tmp_path / "probes")
+    assert f"Fine-tuned models: `{tmp_path / 'run'}`" in md
+    assert "comparable only to a CaffeNet run that started from them (this run started from " \
+        "`random` weights)." in md

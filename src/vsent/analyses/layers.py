@@ -84,6 +84,7 @@ from torch import nn
 from vsent.config import config_from_dict
 from vsent.errors import VsentError
 from vsent.metrics import binary_metrics
+from vsent.papers import CAMPOS2015_TABLE2, NOT_AVAILABLE_TEXT, Published
 from vsent.runs import RunDir, Timer, to_jsonable
 
 log = logging.getLogger("vsent")
@@ -778,19 +779,30 @@ def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig
     """Table 2 of Campos et al.: one row per layer, accuracy mean +- std per classifier."""
     clfs = [c for c in probe.classifiers]
     lines = ["# Layer-by-layer linear probes (Campos et al. 2015, Table 2)", ""]
+    init = None  # the probed run's initial weights, when its config is at hand
     if rundir is not None:
         cfg_path = rundir / "config.json"
         if cfg_path.exists():
             run = json.loads(cfg_path.read_text()).get("run")
             lines += [f"Fine-tuned models: `{run}` (fold k's model never saw fold k's test "
                       "images).", ""]
-    lines += ["| layer | dim | " + " | ".join(_NAMES[c] for c in clfs) + " | folds |",
-              "|---|---:|" + "---:|" * len(clfs) + "---:|"]
+            run_cfg = Path(str(run)) / "config.json"
+            if run_cfg.is_file():
+                init = json.loads(run_cfg.read_text()).get("init")
+    # CaffeNet's layers (conv1 .. fc8) have Campos et al.'s published values beside them
+    published = bool(summary) and all(name in CAMPOS2015_TABLE2 for name in summary)
+    heads = [_NAMES[c] for c in clfs]
+    if published:
+        heads += [f"{_NAMES[c]}, Campos et al." for c in clfs]
+    lines += ["| layer | dim | " + " | ".join(heads) + " | folds |",
+              "|---|---:|" + "---:|" * len(heads) + "---:|"]
     for name, entry in summary.items():
         cells = []
         for c in clfs:
             cells.append(f"{entry[c]['mean']:.3f} +- {entry[c]['std']:.3f}" if c in entry
                          else "")
+        if published:
+            cells += [_published_cell(CAMPOS2015_TABLE2[name].get(c)) for c in clfs]
         n = max((len(entry[c]["folds"]) for c in clfs if c in entry), default=0)
         dim = f"{entry['dim']:,}" + (" (pooled)" if entry.get("pooled") else "")
         lines.append(f"| {name} | {dim} | " + " | ".join(cells) + f" | {n} |")
@@ -805,11 +817,21 @@ def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig
         "fold's training images; features centred and scaled by one global factor fitted on "
         "training rows (see `vsent.analyses.layers`).",
         "",
-        "The published values of Campos et al. (2015) Table 2 are not listed beside ours: we "
-        "could not retrieve the table's text from a citable source, and we do not quote "
-        "numbers from memory.",
+        "Published (Campos et al. 2015, Table 2): probes of CaffeNet fine-tuned from ImageNet "
+        "weights; comparable only to a CaffeNet run that started from them"
+        + (f" (this run started from `{init}` weights)." if init else ".")
+        if published else
+        "Campos et al. (2015, Table 2) probe CaffeNet's layers (conv1 .. fc8, fine-tuned from "
+        "ImageNet weights); these layers have no published counterpart "
+        "(`vsent reproduce campos2015` sets Table 2 beside a CaffeNet run).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _published_cell(value: Published | None) -> str:
+    if value is None or not value.available:
+        return NOT_AVAILABLE_TEXT
+    return f"{value.mean:.3f}" + (f" +- {value.std:.3f}" if value.std is not None else "")
 
 
 def plot_layers(summary: Mapping[str, Any], path: str | Path,
