@@ -91,6 +91,32 @@ def test_campos_overlap_is_an_error_naming_the_fold(twitter_like):
     assert leaked in msg
 
 
+def test_an_image_in_two_test_sets_is_an_error_naming_both_folds(twitter_like, tmp_path):
+    # results are keyed by image name: an image tested twice would lose one of its predictions
+    twice = _fold_names(twitter_like, "five", 1, "test")[0]
+    test2 = _fold_file(twitter_like, 2, "test")
+    train2 = _fold_file(twitter_like, 2, "train")
+    label = dict(line.split() for line in _fold_file(twitter_like, 1, "test").read_text()
+                 .splitlines())[twice]
+    test2.write_text(test2.read_text() + f"{twice} {label}\n")
+    train2.write_text("".join(line + "\n" for line in train2.read_text().splitlines()
+                              if line.split()[0] != twice))
+    ds = load_dataset(twitter_like, validate=False)
+    folder = twitter_like / "folds" / "campos" / "five_agrees"
+    with pytest.raises(DataError, match=re.escape(
+            f"{folder}: {twice} is a test image of fold 1 and of fold 2 (test sets must be "
+            "disjoint)")):
+        make_folds(ds, "campos")
+    # the same in a folds JSON file
+    path = tmp_path / "folds.json"
+    path.write_text(json.dumps({"folds": [
+        {"fold": 1, "train": ds.names[5:], "test": ds.names[:5]},
+        {"fold": 2, "train": ds.names[:4] + ds.names[9:], "test": ds.names[4:9]}]}))
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: {ds.names[4]} is a test image of fold 1 and of fold 2")):
+        make_folds(ds, path)
+
+
 def test_campos_label_mismatch_and_bad_lines(twitter_like):
     test = _fold_file(twitter_like, 1, "test")
     lines = test.read_text().splitlines()

@@ -68,14 +68,25 @@ def make_folds(
     Returns
     -------
     list of Fold
-        Fold indices 1..K; train and test disjoint in each.
+        Fold indices 1..K; train and test disjoint in each, test sets disjoint.
     """
     if str(spec) == "campos":
         folds = _campos_folds(dataset)
+        where = str(dataset.root / "folds" / "campos" / f"{dataset.subset}_agrees")
     elif str(spec) == "stratified":
-        folds = _stratified_folds(dataset, n_splits, seed)
+        return _stratified_folds(dataset, n_splits, seed)
     else:
         folds = _json_folds(dataset, Path(spec).expanduser())
+        where = str(Path(spec).expanduser())
+    # one prediction per test image: results are keyed by image name, so no image is tested twice
+    tested_in: dict[int, int] = {}
+    for fold in folds:
+        for i in fold.test.tolist():
+            if i in tested_in:
+                raise DataError(f"{where}: {dataset.names[i]} is a test image of fold "
+                                f"{tested_in[i]} and of fold {fold.index} (test sets must be "
+                                "disjoint)")
+            tested_in[i] = fold.index
     return folds
 
 
