@@ -1,4 +1,5 @@
-"""Benchmark of the hand-crafted baselines (You et al. 2015, Table 6): time of the whole table.
+"""Benchmark of the hand-crafted baselines (the Twitter table of You et al. 2015): time of
+the whole table.
 
 Runs :func:`vsent.analyses.baselines.run_baselines` on Twitter I and writes one JSON with the
 wall time and its parts: feature extraction per subset (decode + colour histograms + dense

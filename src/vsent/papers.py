@@ -189,8 +189,9 @@ SUN2016_K_SWEEP: dict[int, Published] = {}
 # You, Luo, Jin, Yang. "Robust Image Sentiment Analysis Using Progressively Trained and Domain
 # Transferred Deep Networks." AAAI 2015. The text of its tables did not survive in the copy we
 # have: only the values other papers quote are known (published.md, "You et al."). Its
-# Twitter table ("Table 6" here) has rows GCH, LCH, GCH+BoW, LCH+BoW, CNN, PCNN and, per
-# five/four/three-agree subset, precision, recall, F1 and accuracy.
+# Twitter table (report id "table6"; its number in the paper is not known here) has rows
+# GCH, LCH, GCH+BoW, LCH+BoW, CNN, PCNN and, per five/four/three-agree subset, precision,
+# recall, F1 and accuracy.
 
 YOU2015 = (
     "You, Luo, Jin, Yang. Robust Image Sentiment Analysis Using Progressively Trained and "

@@ -1,4 +1,5 @@
-"""Hand-crafted baselines of You et al. (2015), Table 6: colour histograms and SIFT bag of words.
+"""Hand-crafted baselines of You et al. (2015), their Twitter table: colour histograms and
+SIFT bag of words.
 
 The features (:mod:`vsent.analyses.handcrafted`) follow Siersdorfer et al. (2010), which You
 et al. use as their baselines: GCH (64-bin global colour histogram), LCH (4 x 4 grid of them),
@@ -337,13 +338,13 @@ def always_positive(labels: np.ndarray, folds: Sequence[Any]) -> list[dict[str, 
 
 
 # ---------------------------------------------------------------------------------------------
-# Table 6
+# You et al.'s Twitter table
 # ---------------------------------------------------------------------------------------------
 
 def build_table(summaries: Mapping[str, Mapping[str, Mapping[str, Any]]],
                 feature_sets: Sequence[str]) -> dict[str, Any]:
-    """Table 6: rows = feature sets (+ the published CNN rows), per subset our mean +- std
-    and the published value of precision, recall, F1 and accuracy.
+    """You et al.'s Twitter table: rows = feature sets (+ the published CNN rows), per subset
+    our mean +- std and the published value of precision, recall, F1 and accuracy.
 
     ``summaries[subset][row]`` are :func:`vsent.metrics.summarize_folds` results.
     """
@@ -377,7 +378,7 @@ def _cell(ours: Mapping[str, Any] | None, pub: Mapping[str, Any] | None, status:
 def table_markdown(table: Mapping[str, Any]) -> str:
     short = {"precision": "P", "recall": "R", "f1": "F1", "accuracy": "Acc"}
     head = ["features"] + [f"{s} {short[m]}" for s in table["subsets"] for m in table["metrics"]]
-    lines = ["# Hand-crafted baselines (You et al. 2015, Table 6)", "",
+    lines = ["# Hand-crafted baselines (You et al. 2015, the Twitter table)", "",
              "Each cell: ours, mean over the 5 folds (published value).", "",
              "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for row in table["rows"]:
@@ -439,7 +440,7 @@ def run_baselines(
     resume: bool = False,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Cross-validate the hand-crafted baselines and write Table 6.
+    """Cross-validate the hand-crafted baselines and write You et al.'s Twitter table.
 
     Parameters
     ----------

@@ -22,7 +22,8 @@ def _allow_all_subsets(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "baselines", help="hand-crafted baselines: GCH, LCH, SIFT BoW + linear SVM (Table 6)",
+        "baselines",
+        help="hand-crafted baselines: GCH, LCH, SIFT BoW + linear SVM (You et al. 2015)",
         description="Cross-validate colour histograms (GCH, LCH), a SIFT bag of visual words "
                     "and their concatenations with a linear SVM on the same folds as the CNN "
                     "runs, and tabulate them beside You et al. 2015.")

@@ -16,14 +16,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "reproduce", help="run a paper's experiments; report published numbers beside ours",
-        description="Run the experiments of campos2015 (Tables 1-4), you2015 (Table 6) or "
-                    "sun2016 (Table 1 on the five/four/three-agree subsets, K sweep) and write "
-                    "OUT/report.md, report.json and figures: the published numbers (each with "
+        description="Run the experiments of campos2015 (Tables 1-4), you2015 (its Twitter "
+                    "table) or sun2016 (Table 1 on the five/four/three-agree subsets, K "
+                    "sweep) and write OUT/report.md, report.json and figures: the published "
+                    "numbers (each with "
                     "its table) beside the measured ones, with the run directory of every "
                     "number. Each step is a sub-run under OUT, so --resume continues an "
                     "interrupted reproduction. Sub-runs: campos2015 table1, layers, fc7-4096, "
                     "fc6-4096, fc7-2, fc6-2, fc8-1000, fc9-2; you2015 baselines, "
-                    "pcnn-five/-four/-three (or transfer with --init CHECKPOINT); sun2016 "
+                    "pcnn-five/-four/-three (or transfer with --init CHECKPOINT), "
+                    "pcnn-weak-five/-four; sun2016 "
                     "crossval-SUBSET and regions-SUBSET for five, four, three (or regions with "
                     "--run). --quick lists in the report what it reduces.",
     )

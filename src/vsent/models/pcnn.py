@@ -11,7 +11,9 @@ paper singles out as the second to last); the paper does not give paddings, drop
 parameters, so the convolutions are unpadded and the rest follows CaffeNet (the paper's network
 was trained with Caffe: ceil-mode pooling, BGR mean-subtracted input). Shapes for a 227 input:
 conv1 96x55x55, pool1 96x27x27, conv2 256x12x12, pool2 256x6x6 (9216 values); for 256:
-conv1 96x62x62, pool1 96x31x31, conv2 256x14x14, pool2 256x7x7.
+conv1 96x62x62, pool1 96x31x31, conv2 256x14x14, pool2 256x7x7. The paper states a 256x256
+input; vsent's default is CaffeNet's 227-px crops of 256-px images (random crops and mirrors
+for training, 10-crop testing), and ``input_size=256`` builds the paper's size.
 
 As in :mod:`vsent.models.caffenet`, ``conv1``/``conv2``/``fc1``..``fc3`` output post-ReLU values.
 

@@ -213,6 +213,11 @@ class Sun2016(Paper):
             "Late fusion Y = Y_global + beta/K * sum of the top-K region scores (beta = "
             f"{plan.regions.beta}); AR = sqrt(obj^2 + alpha senti^2), alpha = "
             f"{plan.regions.alpha}.",
+            "Our reading of the two scores, which the paper does not pin down: senti = 1 + "
+            "sum_i s_i log_M s_i (log base M = 2 classes, so senti lies in [0, 1]; with the "
+            "natural log it would lie in [1 - ln 2, 1]) and obj = EdgeBoxes' score min-max "
+            "normalised over the image's proposals (best 1, worst 0), so both terms of AR span "
+            "[0, 1].",
             f"Sun et al.'s best K was chosen per column ({ks}); ours is read at the fixed "
             f"K = {plan.regions.k}"
             + (" (their five-agree best)" if plan.regions.k == papers.SUN2016_K else "")

@@ -1,4 +1,5 @@
-"""``vsent reproduce you2015``: You et al. 2015, the Twitter table ("Table 6").
+"""``vsent reproduce you2015``: You et al. 2015, the Twitter table (report id ``table6``; the
+paper's table numbers are not in published.md).
 
 The hand-crafted baselines (GCH, LCH, GCH+BoW, LCH+BoW: ``baselines``) and the 2CONV-4FC
 network on the five/four/three-agree subsets: from random weights (``pcnn-<subset>``) or, with
@@ -34,7 +35,7 @@ from vsent.reports import render
 from vsent.reports.runner import Paper, Session, register_paper
 from vsent.train import TrainConfig
 
-#: Table 6 feature sets of You et al. (in the paper's order).
+#: The feature sets of You et al.'s Twitter table (in the paper's order).
 YOU_FEATURES = ("gch", "lch", "gch+bow", "lch+bow")
 #: Rows of the table known only from other papers' quotes: row -> label (not reproduced).
 QUOTED_ROWS = {"pcnn": "PCNN (You et al.; quoted by Sun et al.)",
@@ -46,7 +47,7 @@ WEAK_LABEL = "PCNN on Twitter I's own weak labels (not Flickr)"
 
 @dataclass
 class You2015Plan:
-    """You et al. 2015, Table 6.
+    """You et al. 2015, the Twitter table.
 
     Attributes
     ----------
@@ -145,7 +146,7 @@ class You2015(Paper):
         extra = [f for f in kwargs["features"] if f not in YOU_FEATURES]
 
         def published(row: str, sub: str, metric: str) -> papers.Published | None:
-            """A baseline cell of Table 6 (None: not a row of the paper)."""
+            """A baseline cell of the Twitter table (None: not a row of the paper)."""
             return papers.YOU2015_TABLE6[row][sub][metric] if row in YOU_FEATURES else None
 
         def rows_for(metric: str, quoted: bool = False) -> list[dict]:
@@ -169,7 +170,7 @@ class You2015(Paper):
 
         tables = [
             render.make_table(
-                "table6", "Table 6: 5-fold accuracy on Twitter I (five / four / three agree)",
+                "table6", "Twitter table: 5-fold accuracy on Twitter I (five / four / three agree)",
                 ["method", "subset", "metric"], rows_for("accuracy", quoted=True),
                 note="Published CNN value beside ours: You et al.'s fine-tuned 2CONV-4FC "
                      f"({papers.YOU2015_CNN['five']['accuracy'].source}). Their PCNN and "
@@ -178,7 +179,7 @@ class You2015(Paper):
                      "without that data. The hand-crafted rows' published values are not "
                      "available."),
             render.make_table(
-                "table6-prf", "Table 6: precision, recall and F1 of the positive class",
+                "table6-prf", "Twitter table: precision, recall and F1 of the positive class",
                 ["method", "subset", "metric"],
                 rows_for("precision") + rows_for("recall") + rows_for("f1")),
         ]
@@ -190,6 +191,10 @@ class You2015(Paper):
             "You et al.'s own folds are not published.",
             "Baselines: GCH/LCH/SIFT BoW as vsent.analyses.baselines implements them after "
             "Siersdorfer et al. 2010; a linear SVM with C chosen by inner CV.",
+            "Input of the 2CONV-4FC network: 227-px crops of images warped to 256 px (random "
+            "crop + mirror in training, the centre or 10 crops in testing, as CaffeNet); You "
+            "et al. state a 256x256 input (`vsent pcnn` or `vsent crossval --model pcnn` with "
+            "`--model-arg input_size=256` train that network).",
             "PCNN on in-domain weak labels: the three-agree images outside the subset (on "
             "Twitter I 376 for five-agree and 149 for four-agree, copies of the subset's "
             "images left out) "
@@ -200,7 +205,7 @@ class You2015(Paper):
             "et al.'s PCNN (0.5 M Flickr images): no published value sits beside it. "
             "Three-agree holds every image, so it has no such row.",
             *_selection_notes(s.out, _weak_subsets(plan)),
-            "Of You et al.'s Table 6 only accuracies quoted by other papers are known: the "
+            "Of You et al.'s Twitter table only accuracies quoted by other papers are known: the "
             "CNN on five-agree (Campos et al. 2015, Table 1), PCNN and SentiBank on the three "
             "subsets (Sun et al. 2016, Table 1); precision / recall / F1 and the hand-crafted "
             "rows are not available.",
@@ -304,6 +309,6 @@ def _figure(out: Path, table: dict, subsets: Sequence[str]) -> str:
     ax.set_xticks(x, methods, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("accuracy, mean +- std over folds")
     ax.set_ylim(0, 1)
-    ax.set_title("You et al. 2015, Table 6 (published: diamonds)")
+    ax.set_title("You et al. 2015, Twitter table (published: diamonds)")
     ax.legend(fontsize=7, loc="lower right")
     return render.save_figure(fig, out, "you2015.png")
