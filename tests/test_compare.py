@@ -154,3 +154,69 @@ def test_several_runs_against_one_reference_give_one_table_with_holm(tmp_path, c
     saved = json.loads(out_json.read_text())
     assert saved["reference"] == str(a)
     assert [r["p_holm"] for r in saved["comparisons"]] == pytest.approx([min(1, 2 * p_b), 1])
+
+
+def test_left_out_images_are_in_no_count(tmp_path):
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    res = compare_runs(a, b, exclude={"im00.jpg", "im06.jpg"})  # right only in A / only in B
+    assert (res["n"], res["n_excluded"], res["a_only"], res["b_only"]) == (8, 2, 1, 3)
+    assert res["accuracy_a"] == pytest.approx(5 / 8) and res["accuracy_b"] == pytest.approx(7 / 8)
+    assert [(f["fold"], f["n"]) for f in res["folds"]] == [(1, 4), (2, 4)]
+    assert res["p_value"] == pytest.approx(binomtest(1, 4, 0.5).pvalue)
+    assert compare_runs(a, b)["n_excluded"] == 0
+    with pytest.raises(VsentError, match=f"{a}: no test image left once 10 are excluded"):
+        compare_runs(a, b, exclude={f"im{i:02d}.jpg" for i in range(10)})
+
+
+def test_cli_without_train_copies_leaves_out_the_leaked_test_images(twitter_like, tmp_path,
+                                                                    capsys):
+    import shutil
+
+    from PIL import Image
+
+    from vsent.config import RunConfig
+    from vsent.data import load_dataset, make_folds, save_folds
+    from vsent.presets import CROSSVAL
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    folds = make_folds(ds, "campos")
+    t0, t1 = folds[0].test[:2]
+    r0, r1 = folds[0].train[:2]
+    # two copies under training names: the same bytes, and a rescaled re-encoded picture
+    shutil.copy(ds.paths[t0], ds.paths[r0])
+    with Image.open(ds.paths[t1]) as im:
+        im.convert("RGB").resize((im.width * 2, im.height * 2)).save(ds.paths[r1], quality=85)
+    pairs = {t0: r0, r0: t0, t1: r1, r1: t1}
+    # a test image leaks when its copy is in its own fold's training set (both ways round)
+    leaked = {ds.names[i] for f in folds for i in f.test if i in pairs and pairs[i] in f.train}
+    assert {ds.names[t0], ds.names[t1]} <= leaked
+
+    order = [i for f in folds for i in f.test]
+    kw = {"labels": [int(ds.labels[i]) for i in order], "names": [ds.names[i] for i in order],
+          "folds": [f.index for f in folds for _ in f.test]}
+    run_a = _run(tmp_path / "a", [0.9] * len(order), **kw)
+    _run(tmp_path / "b", [0.1] * len(order), **kw)
+    # run A is a crossval run: its data and folds say which images leak
+    cfg = RunConfig(data=str(twitter_like), model="smallcnn", init="random",
+                    train=CROSSVAL["quick"]["train"])
+    (run_a / "config.json").write_text(json.dumps({"command": "crossval", **cfg.to_dict()}))
+    save_folds(folds, ds, run_a / "folds.json")
+
+    out = tmp_path / "cmp.json"
+    assert main(["compare", str(run_a), str(tmp_path / "b"), "--without-train-copies",
+                 "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"left out: {len(leaked)} test images with a copy in their fold's training set" \
+        in printed
+    assert f"{len(order) - len(leaked)} images, {len(leaked)} left out" in printed
+    res = json.loads(out.read_text())
+    assert set(res["left_out"]) == leaked
+    assert res["left_out"][ds.names[t0]] == {"copy_in_training": ds.names[r0],
+                                             "reason": "same bytes"}
+    assert res["left_out"][ds.names[t1]]["copy_in_training"] == ds.names[r1]
+    assert res["left_out"][ds.names[t1]]["reason"].startswith("thumbnail similarity")
+    assert (res["n"], res["n_excluded"]) == (len(order) - len(leaked), len(leaked))
+    # without the option every test image counts
+    assert main(["compare", str(run_a), str(tmp_path / "b"), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["n"] == len(order)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,11 +90,11 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 
 def compare_many(reference: str | os.PathLike, runs: Sequence[str | os.PathLike], *,
-                 ten_crop: bool = False) -> list[dict[str, Any]]:
+                 ten_crop: bool = False, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
     """:func:`compare_runs` of each run against ``reference``, with ``p_holm``: the p-value
     corrected by Holm's method over these comparisons (one family)."""
     ref = load_scores(reference, ten_crop)  # read once for the whole family
-    results = [_paired(reference, ref, run, load_scores(run, ten_crop), ten_crop)
+    results = [_paired(reference, ref, run, load_scores(run, ten_crop), ten_crop, exclude)
                for run in runs]
     for res, p in zip(results, holm([r["p_value"] for r in results]), strict=True):
         res["p_holm"] = p
@@ -102,11 +102,13 @@ def compare_many(reference: str | os.PathLike, runs: Sequence[str | os.PathLike]
 
 
 def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
-                 ten_crop: bool = False) -> dict[str, Any]:
+                 ten_crop: bool = False, exclude: Collection[str] = ()) -> dict[str, Any]:
     """Run B against run A, image by image, on the same test images.
 
     Both runs must hold the same test images with the same folds and labels (else VsentError
     names the first difference). An image is predicted positive when P(positive) > 0.5.
+    Images named in ``exclude`` are left out of every count (e.g. the test images with a copy
+    in their fold's training set, :func:`train_copies`); ``n_excluded`` says how many.
 
     Returns
     -------
@@ -118,16 +120,30 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
     ``fold_difference`` (mean and population std over the folds, as the run summaries).
     """
     return _paired(run_a, load_scores(run_a, ten_crop), run_b, load_scores(run_b, ten_crop),
-                   ten_crop)
+                   ten_crop, exclude)
+
+
+def train_copies(run: str | os.PathLike) -> dict[str, tuple[str, str]]:
+    """The test images of a crossval run with a copy among their fold's training images,
+    ``{test name: (training name, reason)}``
+    (:func:`vsent.data.extra.train_copies_of_test_images` on the run's data and folds)."""
+    from vsent.data.extra import train_copies_of_test_images
+    from vsent.runs import open_run
+
+    opened = open_run(run)
+    return train_copies_of_test_images(opened.dataset, opened.folds)
 
 
 def _paired(run_a: str | os.PathLike, scores_a: tuple[str, dict], run_b: str | os.PathLike,
-            scores_b: tuple[str, dict], ten_crop: bool) -> dict[str, Any]:
+            scores_b: tuple[str, dict], ten_crop: bool,
+            exclude: Collection[str] = ()) -> dict[str, Any]:
     """:func:`compare_runs` on scores already read by :func:`load_scores`."""
     (source_a, a), (source_b, b) = scores_a, scores_b
     check_same_test_images(run_a, {n: v[:2] for n, v in a.items()},
                            run_b, {n: v[:2] for n, v in b.items()})
-    names = sorted(a)
+    names = sorted(n for n in a if n not in exclude)
+    if not names:
+        raise VsentError(f"{run_a}: no test image left once {len(a)} are excluded")
     fold = np.array([a[n][0] for n in names])
     label = np.array([a[n][1] for n in names])
     right_a = (np.array([a[n][2] for n in names]) > 0.5) == label
@@ -143,7 +159,7 @@ def _paired(run_a: str | os.PathLike, scores_a: tuple[str, dict], run_b: str | o
     return {
         "a": str(run_a), "b": str(run_b), "view": "10-crop" if ten_crop else "centre",
         "scores_a": source_a, "scores_b": source_b,
-        "n": len(names), "accuracy_a": float(right_a.mean()),
+        "n": len(names), "n_excluded": len(a) - len(names), "accuracy_a": float(right_a.mean()),
         "accuracy_b": float(right_b.mean()),
         "difference": float(right_b.mean() - right_a.mean()),
         "a_only": a_only, "b_only": b_only, "p_value": mcnemar_exact(a_only, b_only),
@@ -156,7 +172,7 @@ def comparisons_table(results: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of :func:`compare_many`'s results, one row per compared run."""
     first = results[0]
     lines = [f"reference A: {first['a']}: accuracy {first['accuracy_a']:.3f} ({first['view']}, "
-             f"{first['n']} images)", "",
+             f"{first['n']} images{_left_out(first)})", "",
              "| run B | accuracy | B - A | right only in A | only in B | p (McNemar) | "
              "p (Holm) |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['b']} | {r['accuracy_b']:.3f} | {r['difference']:+.3f} | {r['a_only']} | "
@@ -169,10 +185,15 @@ def comparison_text(res: dict[str, Any]) -> str:
     folds = " ".join(f"{f['difference']:+.3f}" for f in res["folds"])
     fd = res["fold_difference"]
     return "\n".join([
-        f"A: {res['a']}: accuracy {res['accuracy_a']:.3f} ({res['view']}, {res['n']} images; "
-        f"{res['scores_a']})",
+        f"A: {res['a']}: accuracy {res['accuracy_a']:.3f} ({res['view']}, {res['n']} "
+        f"images{_left_out(res)}; {res['scores_a']})",
         f"B: {res['b']}: accuracy {res['accuracy_b']:.3f} ({res['scores_b']})",
         f"B - A: {res['difference']:+.3f}; right only in A: {res['a_only']} images, only in B: "
         f"{res['b_only']}; exact McNemar p = {res['p_value']:.3g}",
         f"per fold (B - A): {folds}; mean {fd['mean']:+.3f} +- {fd['std']:.3f}",
     ])
+
+
+def _left_out(res: dict[str, Any]) -> str:
+    n = res.get("n_excluded", 0)
+    return f", {n} left out" if n else ""

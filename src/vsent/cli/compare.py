@@ -23,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "A, p-values also corrected by Holm's method over them")
     p.add_argument("--ten-crop", action="store_true",
                    help="compare the 10-crop probabilities instead of the centre crop's")
+    p.add_argument("--without-train-copies", action="store_true",
+                   help="leave out the test images that have a copy (same bytes or a near-"
+                        "identical thumbnail) among their fold's training images; run A must "
+                        "be a crossval run (its data and folds are read)")
     p.add_argument("--json", metavar="FILE", help="also write the comparison as JSON")
     p.set_defaults(func=run_compare)
 
@@ -36,16 +40,23 @@ def run_compare(args: argparse.Namespace) -> int:
         compare_runs,
         comparison_text,
         comparisons_table,
+        train_copies,
     )
     from vsent.errors import VsentError
 
+    copies = train_copies(args.run_a) if args.without_train_copies else {}
+    if copies:
+        print(f"left out: {len(copies)} test images with a copy in their fold's training set")
     if len(args.run_b) == 1:
-        res = compare_runs(args.run_a, args.run_b[0], ten_crop=args.ten_crop)
+        res = compare_runs(args.run_a, args.run_b[0], ten_crop=args.ten_crop, exclude=copies)
         print(comparison_text(res))
     else:
-        many = compare_many(args.run_a, args.run_b, ten_crop=args.ten_crop)
+        many = compare_many(args.run_a, args.run_b, ten_crop=args.ten_crop, exclude=copies)
         print(comparisons_table(many))
         res = {"reference": args.run_a, "comparisons": many}
+    if copies:
+        res = {**res, "left_out": {name: {"copy_in_training": other, "reason": reason}
+                                   for name, (other, reason) in sorted(copies.items())}}
     if args.json:
         try:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

@@ -52,7 +52,8 @@ from vsent.errors import DataError, ImageError, VsentError
 
 __all__ = [
     "EXTRA_CHOICES", "NEAR_DUPLICATE_THRESHOLD", "JointSet", "extra_train_set",
-    "near_duplicates", "progressive_filter", "thumbnails", "with_extra",
+    "near_duplicates", "progressive_filter", "thumbnails", "train_copies_of_test_images",
+    "with_extra",
 ]
 
 log = logging.getLogger("vsent")
@@ -183,6 +184,42 @@ def _copies(cand: Sequence[Path], base: Sequence[Path], threshold: float,
         for j in np.flatnonzero(sims[np.arange(len(cand)), best] >= threshold):
             out.setdefault(int(j), (int(best[j]), f"thumbnail similarity "
                                                   f"{sims[j, best[j]]:.3f}"))
+    return out
+
+
+def train_copies_of_test_images(
+    dataset: Dataset, folds: Sequence[Fold], *, threshold: float = NEAR_DUPLICATE_THRESHOLD,
+    workers: int | None = None,
+) -> dict[str, tuple[str, str]]:
+    """Test images with a copy among their own fold's training images (the benchmark's leak).
+
+    A copy has the same file bytes, or 16x16 thumbnails at least ``threshold`` alike
+    (:func:`near_duplicates`), the test :func:`extra_train_set` applies to extra images.
+    Twitter I's subsets hold pairs of copies under two names, and a fold may test one and
+    train on the other; accuracy without these images measures how much that leak helps.
+
+    Returns ``{test image name: (training image name, reason)}``.
+    """
+    workers = workers or min(32, os.cpu_count() or 1)
+    paths = list(dataset.paths)
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        hashes = list(ex.map(_sha1, paths))
+    sims = None
+    if threshold <= 1.0:
+        thumbs = thumbnails(paths, workers)
+        sims = near_duplicates(thumbs, thumbs)
+    names = dataset.names
+    out: dict[str, tuple[str, str]] = {}
+    for fold in folds:
+        train = np.asarray(fold.train)
+        for i in np.asarray(fold.test).tolist():
+            same = [j for j in train.tolist() if hashes[j] == hashes[i]]
+            if same:
+                out[names[i]] = (names[same[0]], "same bytes")
+            elif sims is not None and len(train):
+                j = int(train[np.argmax(sims[i, train])])
+                if sims[i, j] >= threshold:
+                    out[names[i]] = (names[j], f"thumbnail similarity {sims[i, j]:.3f}")
     return out
 
 
