@@ -19,8 +19,9 @@ for visual sentiment prediction", ICME 2016. For each image:
    (``Y / (1 + beta)`` is reported as the fused probability: it sums to 1). When an image has
    fewer than K proposals, the mean is over those it has. Early fusion: penultimate features
    (``model.forward_features``) of the whole image concatenated with the mean feature of its
-   top-K regions, then a linear classifier (standardised features, logistic regression)
-   trained on the training fold.
+   top-K regions, then a linear classifier (standardised features, logistic regression at a
+   fixed C = 1: the paper gives none, and unlike the probes of :mod:`vsent.analyses.layers` C
+   is not searched) trained on the training fold.
 
 Ablations rank the regions by objectness only, by sentiment only, or at random (a sanity
 baseline). :func:`evaluate_regions` runs all of this on a cross-validation run directory with
@@ -598,6 +599,8 @@ def _fold_regions(run, fold, cfg: RegionConfig, detector, device, out: Path,
 
 
 def _linear_classifier(x_train, y_train, x_test, seed: int) -> np.ndarray:
+    """Early fusion's classifier (and its whole-image control): standardised features, a
+    logistic regression at C = 1, fixed in advance (see the module docstring)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
