@@ -72,21 +72,10 @@ def make_folds(
     """
     if str(spec) == "campos":
         folds = _campos_folds(dataset)
-        where = str(dataset.root / "folds" / "campos" / f"{dataset.subset}_agrees")
     elif str(spec) == "stratified":
-        return _stratified_folds(dataset, n_splits, seed)
+        folds = _stratified_folds(dataset, n_splits, seed)
     else:
         folds = _json_folds(dataset, Path(spec).expanduser())
-        where = str(Path(spec).expanduser())
-    # one prediction per test image: results are keyed by image name, so no image is tested twice
-    tested_in: dict[int, int] = {}
-    for fold in folds:
-        for i in fold.test.tolist():
-            if i in tested_in:
-                raise DataError(f"{where}: {dataset.names[i]} is a test image of fold "
-                                f"{tested_in[i]} and of fold {fold.index} (test sets must be "
-                                "disjoint)")
-            tested_in[i] = fold.index
     return folds
 
 
@@ -111,6 +100,19 @@ def save_folds(folds: list[Fold], dataset: Dataset, path: str | os.PathLike) -> 
 
 
 # --------------------------------------------------------------------------------------------
+
+
+def _check_tests_disjoint(folds: list[Fold], where: str, names: list[str]) -> list[Fold]:
+    """``folds`` unchanged, or DataError if an image is in two test sets: results are keyed
+    by image name, one prediction per test image."""
+    tested_in: dict[int, int] = {}
+    for fold in folds:
+        for i in fold.test.tolist():
+            if i in tested_in:
+                raise DataError(f"{where}: {names[i]} is a test image of fold {tested_in[i]} "
+                                f"and of fold {fold.index} (test sets must be disjoint)")
+            tested_in[i] = fold.index
+    return folds
 
 
 def _make_fold(index: int, train, test, where: str, names: list[str]) -> Fold:
@@ -165,7 +167,7 @@ def _campos_folds(dataset: Dataset) -> list[Fold]:
                  for part in ("train", "test")}
         where = f"{folder / f'test{k}'}/{{train,test}}.txt"
         folds.append(_make_fold(k, split["train"], split["test"], where, dataset.names))
-    return folds
+    return _check_tests_disjoint(folds, str(folder), dataset.names)
 
 
 def _read_fold_file(path: Path, dataset: Dataset, index: dict[str, int]) -> np.ndarray:
@@ -226,4 +228,4 @@ def _json_folds(dataset: Dataset, path: Path) -> list[Fold]:
             )
         folds.append(_make_fold(k, [index[n] for n in entry["train"]],
                                 [index[n] for n in entry["test"]], str(path), dataset.names))
-    return folds
+    return _check_tests_disjoint(folds, str(path), dataset.names)
