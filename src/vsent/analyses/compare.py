@@ -11,6 +11,8 @@ A run is any directory with ``config.json`` and ``predictions.csv`` as ``vsent c
 crossval run made with ``--fusion`` stands for its fused probability (:func:`scores_source`).
 :func:`compare_runs`'s p-value is for one pair chosen in advance; :func:`compare_many` compares
 several runs with one reference and also corrects their p-values as one family (Holm's method).
+Both can leave images out, e.g. :func:`train_copies`: the test images whose copy is among their
+fold's training images (the benchmark's own leak).
 """
 
 from __future__ import annotations

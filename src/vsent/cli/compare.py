@@ -45,7 +45,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from vsent.errors import VsentError
 
     copies = train_copies(args.run_a) if args.without_train_copies else {}
-    if copies:
+    if args.without_train_copies:
         print(f"left out: {len(copies)} test images with a copy in their fold's training set")
     if len(args.run_b) == 1:
         res = compare_runs(args.run_a, args.run_b[0], ten_crop=args.ten_crop, exclude=copies)
@@ -54,7 +54,7 @@ def run_compare(args: argparse.Namespace) -> int:
         many = compare_many(args.run_a, args.run_b, ten_crop=args.ten_crop, exclude=copies)
         print(comparisons_table(many))
         res = {"reference": args.run_a, "comparisons": many}
-    if copies:
+    if args.without_train_copies:
         res = {**res, "left_out": {name: {"copy_in_training": other, "reason": reason}
                                    for name, (other, reason) in sorted(copies.items())}}
     if args.json:
