@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -116,6 +117,34 @@ def test_overwrite_starts_again_but_never_deletes_a_foreign_directory(tmp_path):
     with pytest.raises(VsentError, match="not deleting"):
         _open(foreign, overwrite=True)
     assert (foreign / "holiday.jpg").exists()
+
+
+def test_a_run_never_starts_among_a_users_files(tmp_path, capsys, checkpoint):
+    # a config.json written among them would let a later --overwrite delete them all
+    foreign = tmp_path / "thesis"
+    foreign.mkdir()
+    (foreign / "thesis.txt").write_text("important")
+    with pytest.raises(VsentError, match=re.escape(
+            f"{foreign} holds files and no config.json: it is not a vsent run; choose another "
+            "--out (a run starts in a new or empty folder)")):
+        _open(foreign)
+    assert sorted(p.name for p in foreign.iterdir()) == ["thesis.txt"]
+    with pytest.raises(VsentError, match="not deleting"):
+        _open(foreign, overwrite=True)
+    assert (foreign / "thesis.txt").read_text() == "important"
+    # an empty folder is fine
+    (tmp_path / "empty").mkdir()
+    assert _open(tmp_path / "empty").status == "new"
+    # the same through a command: exit 2, one line, nothing written
+    from vsent.cli import main
+
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 90, 40)).save(tmp_path / "img.jpg")
+    assert main(["explain", "--model", str(checkpoint), str(tmp_path / "img.jpg"), "--out",
+                 str(foreign), "--no-progress"]) == 2
+    assert "it is not a vsent run" in capsys.readouterr().err
+    assert sorted(p.name for p in foreign.iterdir()) == ["thesis.txt"]
 
 
 def test_config_diff_lists_each_leaf_once():

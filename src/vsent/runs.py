@@ -6,7 +6,8 @@ crossval, finetune, layers, regions, baselines, pcnn, pcnn-transfer, explain, re
     open_run_dir(out, config, *, resume=False, overwrite=False, done="summary.json") -> RunDir
 
 * ``out`` has no ``config.json`` (new or empty directory): it is created and ``config`` is
-  written as ``config.json``; ``rd.status == "new"``.
+  written as ``config.json``; ``rd.status == "new"``. A non-empty directory without
+  ``config.json`` is refused: a run never writes among a user's own files.
 * ``overwrite=True``: an existing run directory (one holding ``config.json``) is deleted first,
   then as above. A non-empty directory that is not a run directory is never deleted.
 * ``config.json`` exists and differs from ``config`` (compared as JSON, keys named in
@@ -347,6 +348,11 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
         for key in sorted(PATH_KEYS & config.keys()) if check_paths else ():
             if config[key] and not Path(config[key]).exists():
                 raise VsentError(f"{config[key]}: no such file or directory")
+        # a run starts in a new or empty folder: once a config.json sits among a user's own
+        # files, a later --overwrite would delete them all
+        if out.is_dir() and any(out.iterdir()):
+            raise VsentError(f"{out} holds files and no {CONFIG}: it is not a vsent run; "
+                             "choose another --out (a run starts in a new or empty folder)")
         rd = RunDir(out, config=config)
         rd.status = "new"
         rd.config = config
