@@ -53,6 +53,23 @@ def test_run_options_are_the_shared_ones(command):
     assert ("--resume" in opts) == resumable
 
 
+@pytest.mark.parametrize("command", ["crossval", "finetune", "pcnn", "baselines", "regions"])
+def test_resume_and_overwrite_exclude_each_other(command, capsys):
+    # --overwrite would delete the run that --resume asks to continue
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args([command, "--resume", "--overwrite"])
+    assert e.value.code == 2
+    assert "argument --overwrite: not allowed with argument --resume" in capsys.readouterr().err
+
+
+def test_options_are_never_abbreviated(capsys):
+    # crossval has --folds and no --fold: "--fold 1" must not be read as "--folds 1"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["crossval", "--fold", "1"])
+    assert "unrecognized arguments: --fold 1" in capsys.readouterr().err
+    assert build_parser().parse_args(["crossval", "--folds", "stratified"]).folds == "stratified"
+
+
 def test_help_defaults_are_those_of_the_analyses():
     from vsent.analyses import baselines, explain, layers, proposals, regions
     from vsent.cli import baselines as cli_baselines

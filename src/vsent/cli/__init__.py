@@ -41,12 +41,16 @@ COMMANDS = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="vsent", description="Visual sentiment prediction (Campos 2015, You 2015, Sun 2016)."
+        prog="vsent", description="Visual sentiment prediction (Campos 2015, You 2015, Sun 2016).",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"vsent {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"vsent.cli.{name}").register(sub)
+    for command in sub.choices.values():
+        # no prefixes: crossval's --fold would silently be taken for --folds
+        command.allow_abbrev = False
     return parser
 
 

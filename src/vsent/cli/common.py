@@ -63,13 +63,14 @@ def add_run_args(p: argparse.ArgumentParser, default_out: str | None, *,
     if device:
         g.add_argument("--device", default="auto", choices=DEVICES,
                        help="auto picks cuda when available (default auto)")
+    either = g.add_mutually_exclusive_group()  # --overwrite would delete what --resume keeps
     if resume:
-        g.add_argument("--resume", action="store_true",
-                       help=resume_help or "continue the unfinished run in --out (finished "
-                            "folds/epochs are kept); give the options it was started with "
-                            "(--device may change)")
-    g.add_argument("--overwrite", action="store_true",
-                   help="delete the run in --out and start again")
+        either.add_argument("--resume", action="store_true",
+                            help=resume_help or "continue the unfinished run in --out "
+                                 "(finished folds/epochs are kept); give the options it was "
+                                 "started with (--device may change)")
+    either.add_argument("--overwrite", action="store_true",
+                        help="delete the run in --out and start again")
     g.add_argument("--no-progress", action="store_true",
                    help="no progress bars (there are none when stderr is not a terminal)")
 
