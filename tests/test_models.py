@@ -79,6 +79,13 @@ def test_unknown_option_and_bad_num_classes_are_user_errors():
         create_model("smallcnn", num_classes=0)
     with pytest.raises(VsentError, match="unknown CaffeNet arch 'fc5-2'"):
         create_model("caffenet", arch="fc5-2")
+    # --model-arg values that do not fit the builder's plain annotations
+    with pytest.raises(VsentError, match=r"model 'smallcnn': image_size must be an integer, "
+                                         r"got 'abc'$"):
+        create_model("smallcnn", image_size="abc")
+    with pytest.raises(VsentError, match=r"model 'pcnn': dropout must be a number, got 'x'$"):
+        create_model("pcnn", dropout="x")
+    assert create_model("pcnn", dropout=0).spec["dropout"] == 0  # an int is a number
 
 
 class Tiny(SentimentModel):

@@ -168,6 +168,42 @@ def test_cli_jsonl_and_success_exit_code(checkpoint, images, capsys):
     assert all(x["error"] == "" for x in lines)
 
 
+@pytest.mark.parametrize("bad, message", [
+    (["--workers", "0"], "--workers must be >= 1, got 0"),
+    (["--regions", "--alpha", "-1"], "--alpha must be >= 0, got -1.0"),
+    (["--regions", "--k", "0"], "--k must be >= 1, got 0"),
+    (["--regions", "--n-proposals", "0"], "--n-proposals must be >= 1, got 0"),
+])
+def test_bad_options_stop_predict_before_out_is_touched(bad, message, checkpoint, images,
+                                                         tmp_path, capsys):
+    _, paths = images
+    out = tmp_path / "scores.csv"
+    out.write_text("path,prob_positive,label,error\nkept.jpg,0.9,positive,\n")
+    before = out.read_text()
+    assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--out", str(out),
+                 "--device", "cpu", "--no-progress", *bad]) == 2
+    captured = capsys.readouterr()
+    assert f"vsent: error: {message}" in captured.err and "Traceback" not in captured.err
+    assert out.read_text() == before
+
+
+def test_a_from_list_that_is_no_text_file_is_a_user_error(checkpoint, images, tmp_path,
+                                                          capsys):
+    _, paths = images
+    assert main(["predict", "--model", str(checkpoint), "--from-list", str(paths[0]),
+                 "--device", "cpu", "--no-progress"]) == 2
+    assert f"vsent: error: --from-list {paths[0]}: not a text file of paths (one per line)" \
+        in capsys.readouterr().err
+    # a list whose text is not UTF-8: a one-line error naming it and the line
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(str(paths[1]).encode() + b"\n" + b"/no/such/caf\xe9.jpg\n")
+    assert main(["predict", "--model", str(checkpoint), "--from-list", str(listing),
+                 "--out", str(tmp_path / "rows.csv"), "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"vsent: error: --from-list {listing}: not UTF-8 text after line 0" in err
+    assert "Traceback" not in err
+
+
 def test_cli_bad_checkpoint_is_a_user_error(tmp_path, images, capsys):
     _, paths = images
     fake = tmp_path / "fake.pt"

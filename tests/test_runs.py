@@ -136,9 +136,9 @@ def test_a_run_never_starts_among_a_users_files(tmp_path, capsys, checkpoint):
     (tmp_path / "empty").mkdir()
     assert _open(tmp_path / "empty").status == "new"
     # the same through a command: exit 2, one line, nothing written
-    from vsent.cli import main
-
     from PIL import Image
+
+    from vsent.cli import main
 
     Image.new("RGB", (40, 30), (200, 90, 40)).save(tmp_path / "img.jpg")
     assert main(["explain", "--model", str(checkpoint), str(tmp_path / "img.jpg"), "--out",

@@ -129,10 +129,20 @@ def _walk_one(item: str | Path) -> Iterator[Path | Unmatched]:
             yield Unmatched(s, f"{s}: the pattern matched no file")
 
 
-def iter_list(lines: Iterable[str]) -> Iterator[Path]:
+def iter_list(lines: Iterable[str], source: str = "--from-list") -> Iterator[Path]:
     """One path per line (``--from-list``); blank lines are skipped, nothing else is
-    interpreted (no globs, no folders: a list of millions is passed through as it is read)."""
-    for line in lines:
+    interpreted (no globs, no folders: a list of millions is passed through as it is read).
+    Text that is not UTF-8 stops the list with a VsentError naming ``source`` and the line."""
+    it = iter(lines)
+    n = 0
+    while True:
+        try:
+            line = next(it)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:  # the rows scored so far are kept; --resume continues
+            raise VsentError(f"{source}: not UTF-8 text after line {n}") from None
+        n += 1
         line = line.rstrip("\r\n")
         if line.strip():
             yield Path(line)
@@ -158,6 +168,13 @@ def iter_inputs(
             fh = stdin if stdin is not None else sys.stdin
         else:
             try:
+                with open(from_list, "rb") as probe:
+                    head = probe.read(4096)
+                # a path holds no NUL byte: an image or archive given by mistake is refused
+                # here, not read as thousands of garbage paths
+                if b"\0" in head:
+                    raise VsentError(f"--from-list {from_list}: not a text file of paths "
+                                     "(one per line)")
                 fh = open(from_list, encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
             except OSError as e:
                 raise VsentError(f"--from-list {from_list}: {e.strerror or e}") from None
@@ -170,7 +187,7 @@ def _iter_inputs(inputs: Iterable[str | Path], fh: IO[str] | None, *,
         for item in inputs:
             yield from _walk_one(item)
         if fh is not None:
-            yield from iter_list(fh)
+            yield from iter_list(fh, f"--from-list {getattr(fh, 'name', '-')}")
     finally:
         if close and fh is not None:
             fh.close()

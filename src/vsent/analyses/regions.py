@@ -392,11 +392,26 @@ def predict_rows(
 
     An image that cannot be read yields a row with ``error`` set; the others are scored.
     Images are decoded ahead of the model (:func:`vsent.inference.prefetch`); ``paths`` may be
-    any iterable.
+    any iterable. Bad settings raise VsentError here, before any image is read.
     """
+    config = check_predict_options(k=k, alpha=alpha, beta=beta, n_proposals=n_proposals)
+    return _predict_rows(model, paths, class_names, k, alpha, beta, config, device)
+
+
+def check_predict_options(*, k: int, alpha: float, beta: float,
+                          n_proposals: int) -> ProposalConfig:
+    """The proposal settings of :func:`predict_rows`, or VsentError naming a bad option."""
     if k < 1:
         raise VsentError(f"--k must be >= 1, got {k}")
-    config = ProposalConfig(n_proposals=n_proposals).validate()
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        if not np.isfinite(value) or value < 0:
+            raise VsentError(f"--{name} must be >= 0, got {value}")
+    return ProposalConfig(n_proposals=n_proposals).validate()
+
+
+def _predict_rows(model: nn.Module, paths: Sequence[str | Path], class_names: Sequence[str],
+                  k: int, alpha: float, beta: float, config: ProposalConfig,
+                  device: torch.device | str) -> Iterator[dict[str, Any]]:
     detector = make_edge_detector()
     size = model.info.preprocess.resize
     for path, decoded, error in prefetch(lambda p: _decode(p, size), paths, workers=1, ahead=2):

@@ -95,6 +95,14 @@ def run(args: argparse.Namespace) -> int:
         raise VsentError("nothing to score: give image files, folders, globs or --from-list")
     if args.regions and args.engine != "default":
         raise VsentError(f"--regions runs on the default engine, not --engine {args.engine}")
+    # every option is checked before --out is opened (opening it empties it unless --resume)
+    if args.workers is not None and args.workers < 1:
+        raise VsentError(f"--workers must be >= 1, got {args.workers}")
+    if args.regions:
+        from vsent.analyses.regions import check_predict_options
+
+        check_predict_options(k=args.k, alpha=args.alpha, beta=args.beta,
+                              n_proposals=args.n_proposals)
     progress = progress_enabled(args.no_progress)
     items = iter_inputs(args.paths, from_list=args.from_list)
     options = EngineOptions(

@@ -178,6 +178,7 @@ def create_model(
         inspect.signature(entry.builder).bind(num_classes=num_classes, **kwargs)
     except TypeError as exc:
         raise VsentError(f"model {name!r}: {exc}") from None
+    _check_option_types(name, entry.builder, kwargs)
     weights = entry.weights
     if entry.tagged is not None and isinstance(init, str) and init not in ("random", "imagenet"):
         weights = entry.tagged(init) or weights  # a tag (CLIP "openai"); else init is a path
@@ -214,3 +215,20 @@ def check_interface(model: nn.Module, name: str) -> None:
 def _import_builtin_models() -> None:
     """Import the modules that register vsent's own architectures (idempotent)."""
     import vsent.models  # noqa: F401  (its __init__ imports every family module)
+
+
+#: Builder annotations checked against ``--model-arg`` values, and how to name them.
+_NUMBER_TYPES = {"int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def _check_option_types(name: str, builder: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """VsentError for a text value of an option the builder annotates as a plain ``int``,
+    ``float`` or ``bool`` (``--model-arg image_size=abc``); other checks are the builder's."""
+    params = inspect.signature(builder).parameters
+    for key, value in kwargs.items():
+        annotation = getattr(params.get(key), "annotation", None)
+        if not isinstance(annotation, str):
+            annotation = getattr(annotation, "__name__", None)
+        if annotation in _NUMBER_TYPES and isinstance(value, str):
+            raise VsentError(f"model {name!r}: {key} must be {_NUMBER_TYPES[annotation]}, "
+                             f"got {value!r}")
