@@ -164,3 +164,16 @@ def test_explain_output_follows_the_run_directory_policy(tmp_path, capsys):
     assert main([*other, "--overwrite"]) == 0
     assert str(images[1]) in (out / "explain.csv").read_text()
     assert str(images[0]) not in (out / "explain.csv").read_text()
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    import vsent.cli.crossval as crossval_cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(crossval_cli, "run_models", interrupted)
+    assert main(["models"]) == 130
+    err = capsys.readouterr().err
+    assert err == ("vsent: interrupted; what was written is kept: the same command with "
+                   "--resume continues it\n")

@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vsent: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("vsent: interrupted; finished folds/epochs are kept (use --resume)", file=sys.stderr)
+        # a run directory keeps its finished folds and epochs, predict --out its rows
+        print("vsent: interrupted; what was written is kept: the same command with --resume "
+              "continues it", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into head & co., which stopped reading
         sys.stderr.close()

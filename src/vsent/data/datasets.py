@@ -199,7 +199,7 @@ def _settle(problems: list[Problem], skip_bad: bool, headline: str) -> None:
         return
     if not skip_bad:
         raise DataError(format_problems(problems, headline + " (fix them or skip them with "
-                                                  "skip_bad=True / --skip-bad)"))
+                                                  "--skip-bad, or skip_bad=True in Python)"))
     for where, reason in problems:
         logger.warning("skipping %s: %s", where, reason)
 
