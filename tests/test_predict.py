@@ -181,10 +181,28 @@ def test_bad_options_stop_predict_before_out_is_touched(bad, message, checkpoint
     out.write_text("path,prob_positive,label,error\nkept.jpg,0.9,positive,\n")
     before = out.read_text()
     assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--out", str(out),
-                 "--device", "cpu", "--no-progress", *bad]) == 2
+                 "--device", "cpu", "--no-progress", "--overwrite", *bad]) == 2
     captured = capsys.readouterr()
     assert f"vsent: error: {message}" in captured.err and "Traceback" not in captured.err
     assert out.read_text() == before
+
+
+def test_an_existing_out_needs_resume_or_overwrite(checkpoint, images, tmp_path, capsys):
+    # a forgotten --resume must not wipe the rows of an interrupted job
+    _, paths = images
+    out = tmp_path / "scores.csv"
+    args = ["predict", "--model", str(checkpoint), str(paths[0]), "--out", str(out),
+            "--device", "cpu", "--no-progress"]
+    assert main(args) == 0
+    first = out.read_text()
+    assert main(args) == 2
+    assert f"vsent: error: {out} exists: --resume continues it, --overwrite replaces it" in \
+        capsys.readouterr().err
+    assert out.read_text() == first
+    assert main([*args[:3], str(paths[1]), *args[4:], "--overwrite"]) == 0
+    assert str(paths[1]) in out.read_text() and str(paths[0]) not in out.read_text()
+    with pytest.raises(SystemExit):  # --resume and --overwrite exclude each other
+        main([*args, "--resume", "--overwrite"])
 
 
 def test_a_from_list_that_is_no_text_file_is_a_user_error(checkpoint, images, tmp_path,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from vsent.cli.common import DEVICES, progress_enabled
 
@@ -44,8 +45,12 @@ def _add_scale_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("at scale")
     g.add_argument("--from-list", metavar="FILE",
                    help="also score the paths in FILE, one per line ('-': standard input)")
-    g.add_argument("--resume", action="store_true",
-                   help="continue --out: keep its rows and skip the images already in it")
+    either = g.add_mutually_exclusive_group()
+    either.add_argument("--resume", action="store_true",
+                        help="continue --out: keep its rows and skip the images already in it")
+    either.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out (without it, or --resume, an existing "
+                             "non-empty --out is refused)")
     g.add_argument("--engine", choices=tuple(ENGINES), default="default",
                    help="default: this process; ray: Ray Data (decoding tasks, model actors); "
                         "onnx: an export of `vsent export` (--model m.onnx) on onnxruntime")
@@ -96,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
     if args.regions and args.engine != "default":
         raise VsentError(f"--regions runs on the default engine, not --engine {args.engine}")
     # every option is checked before --out is opened (opening it empties it unless --resume)
+    if args.out and not (args.resume or args.overwrite) and Path(args.out).is_file() \
+            and Path(args.out).stat().st_size:
+        raise VsentError(f"{args.out} exists: --resume continues it, --overwrite replaces it")
     if args.workers is not None and args.workers < 1:
         raise VsentError(f"--workers must be >= 1, got {args.workers}")
     if args.regions:
