@@ -187,6 +187,18 @@ def test_bad_options_stop_predict_before_out_is_touched(bad, message, checkpoint
     assert out.read_text() == before
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--k", "5", "--alpha", "2"], "--k, --alpha: options of --regions, which is not given"),
+    (["--ray-actors", "3"], "--ray-actors: options of --engine ray, not of --engine default"),
+])
+def test_options_of_a_mode_that_is_off_are_refused(extra, message, checkpoint, images,
+                                                    capsys):
+    _, paths = images
+    assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--device", "cpu",
+                 "--no-progress", *extra]) == 2
+    assert f"vsent: error: {message}" in capsys.readouterr().err
+
+
 def test_an_existing_out_needs_resume_or_overwrite(checkpoint, images, tmp_path, capsys):
     # a forgotten --resume must not wipe the rows of an interrupted job
     _, paths = images

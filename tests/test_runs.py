@@ -147,6 +147,14 @@ def test_a_run_never_starts_among_a_users_files(tmp_path, capsys, checkpoint):
     assert sorted(p.name for p in foreign.iterdir()) == ["thesis.txt"]
 
 
+def test_resume_with_no_run_there_says_it_starts_a_new_one(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="vsent"):
+        rd = _open(tmp_path / "typo", resume=True)
+    assert rd.status == "new"
+    assert f"{tmp_path / 'typo'}: --resume, but no run there yet; starting a new one" in \
+        caplog.text
+
+
 def test_config_diff_lists_each_leaf_once():
     a = {"x": 1, "t": {"lr": 1e-3, "m": (0.9, 1)}, "gone": 2}
     b = {"x": 1, "t": {"lr": 1e-4, "m": [0.9, 1]}, "new": None}

@@ -354,6 +354,9 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
             raise VsentError(f"{out} holds files and no {CONFIG}: it is not a vsent run; "
                              "choose another --out (a run starts in a new or empty folder)")
         rd = RunDir(out, config=config)
+        if resume:  # a typo in --out would otherwise start hours of training unannounced
+            logging.getLogger("vsent").info("%s: --resume, but no run there yet; starting a "
+                                            "new one", out)
         rd.status = "new"
         rd.config = config
         return rd

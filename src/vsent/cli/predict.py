@@ -63,15 +63,23 @@ def _add_scale_args(p: argparse.ArgumentParser) -> None:
 
 
 # --- affective regions (Sun et al. 2016), see vsent.analyses.regions -------------------------
+#: Defaults of the --regions options (Sun et al.'s K, alpha and beta).
+REGION_DEFAULTS = {"n_proposals": 100, "k": 11, "alpha": 1.0, "beta": 0.5}
+
+
 def _add_region_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("affective regions (Sun et al. 2016)")
     g.add_argument("--regions", action="store_true",
                    help="late fusion of the whole image with its top-K affective regions "
                         "(EdgeBoxes proposals); one image at a time, slower")
-    g.add_argument("--n-proposals", type=int, default=100, help="proposals per image (100)")
-    g.add_argument("--k", type=int, default=11, help="regions fused (11)")
-    g.add_argument("--alpha", type=float, default=1.0, help="AR = sqrt(obj^2 + alpha senti^2)")
-    g.add_argument("--beta", type=float, default=0.5, help="Y = Y_global + beta/K sum Y_regions")
+    d = REGION_DEFAULTS
+    g.add_argument("--n-proposals", type=int, default=d["n_proposals"],
+                   help=f"proposals per image ({d['n_proposals']})")
+    g.add_argument("--k", type=int, default=d["k"], help=f"regions fused ({d['k']})")
+    g.add_argument("--alpha", type=float, default=d["alpha"],
+                   help=f"AR = sqrt(obj^2 + alpha senti^2) ({d['alpha']})")
+    g.add_argument("--beta", type=float, default=d["beta"],
+                   help=f"Y = Y_global + beta/K sum Y_regions ({d['beta']})")
 
 
 def _region_rows(args: argparse.Namespace, predictor, paths):
@@ -104,6 +112,16 @@ def run(args: argparse.Namespace) -> int:
     if args.out and not (args.resume or args.overwrite) and Path(args.out).is_file() \
             and Path(args.out).stat().st_size:
         raise VsentError(f"{args.out} exists: --resume continues it, --overwrite replaces it")
+    # options of a mode that is off would be silently ignored
+    set_region = [f"--{n.replace('_', '-')}" for n, default in REGION_DEFAULTS.items()
+                  if getattr(args, n) != default]
+    if set_region and not args.regions:
+        raise VsentError(f"{', '.join(set_region)}: options of --regions, which is not given")
+    set_ray = [f"--{n.replace('_', '-')}" for n in ("ray_address", "ray_cpus", "ray_actors")
+               if getattr(args, n) is not None]
+    if set_ray and args.engine != "ray":
+        raise VsentError(f"{', '.join(set_ray)}: options of --engine ray, not of "
+                         f"--engine {args.engine}")
     if args.workers is not None and args.workers < 1:
         raise VsentError(f"--workers must be >= 1, got {args.workers}")
     if args.regions:
