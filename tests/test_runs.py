@@ -59,11 +59,12 @@ def test_a_run_that_wrote_no_results_is_replaced_by_the_next(tmp_path):
     out = tmp_path / "r"
     _open(out)
     (out / "skipped.json").write_text("[]")
+    (out / "folds.json").write_text("{}")  # a crossval stopped by a bad --fold wrote its split
     assert {p.name for p in out.iterdir()} <= RECORDS
     other = {**CFG, "skip_bad": True}
     rd = _open(out, other)
     assert rd.status == "new" and json.loads((out / "config.json").read_text()) == other
-    assert not (out / "skipped.json").exists()
+    assert not (out / "skipped.json").exists() and not (out / "folds.json").exists()
     rd = _open(out, other)  # the same config again: still nothing written, still replaced
     assert rd.status == "new"
     (out / "notes.txt").write_text("mine")  # anything else makes it a run with results

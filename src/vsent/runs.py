@@ -222,9 +222,10 @@ FOLD_MODEL = "model.pt"
 TRAIN_STATE = "train_state.pt"
 #: What a run directory holds before its first result: one holding nothing else is replaced
 #: by the next run (see :func:`open_run_dir`). ``steps.json`` and ``weights.json`` are a
-#: reproduction's bookkeeping (its results are sub-run directories).
+#: reproduction's bookkeeping (its results are sub-run directories); ``folds.json`` and
+#: ``extra.json`` the split and extra images a crossval writes before its first fold.
 RECORDS = frozenset({CONFIG, "versions.json", "run.log", "skipped.json", "steps.json",
-                     "weights.json"})
+                     "weights.json", FOLDS, "extra.json"})
 #: Config keys (last component of the dotted path) that are run options, not the recipe:
 #: they may change between a run and its resumption (a run started on CPU may end on a GPU).
 RUN_OPTIONS = frozenset({"device"})
