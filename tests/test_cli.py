@@ -177,3 +177,15 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err == ("vsent: interrupted; what was written is kept: the same command with "
                    "--resume continues it\n")
+
+
+def test_every_training_option_has_help_and_names_its_choices():
+    from vsent.config import OPTIMIZERS, SCHEDULES
+
+    actions = {a.dest: a for a in _subparsers()["finetune"]._actions}
+    for name in ("epochs", "batch_size", "lr", "momentum", "weight_decay", "optimizer",
+                 "schedule", "lr_step", "lr_gamma", "head_lr_mult", "bias_lr_mult",
+                 "label_smoothing", "augment", "ema", "mix"):
+        assert actions[name].help.endswith("(default: the preset's)"), name
+    assert all(o in actions["optimizer"].help for o in OPTIMIZERS)
+    assert all(s in actions["schedule"].help for s in SCHEDULES)

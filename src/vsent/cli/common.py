@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vsent.config import OPTIMIZERS, SCHEDULES
+
 #: Where the Twitter I dataset is looked for when --data is not given.
 DEFAULT_DATA_ENV = "VSENT_DATA"
 #: Agreement subsets of Twitter I (as vsent.data.datasets.SUBSETS, without importing numpy).
@@ -149,10 +151,23 @@ TRAIN_OPTIONS = {
     "optimizer": str, "schedule": str, "lr_step": int, "lr_gamma": float, "head_lr_mult": float,
     "bias_lr_mult": float, "label_smoothing": float, "augment": str, "ema": float, "mix": str,
 }
-#: Help of the TRAIN_OPTIONS that need more than their name.
+#: Help of the TRAIN_OPTIONS (each defaults to the --preset's value).
 TRAIN_HELP = {
-    "augment": "training-time augmentation: crop-flip (Caffe's random crop + mirror, the "
-               "default) or trivial (RandomResizedCrop scale 0.35-1 + mirror + "
+    "epochs": "training epochs",
+    "batch_size": "images per training step",
+    "lr": "base learning rate (of the pretrained layers; new layers: x --head-lr-mult)",
+    "momentum": "SGD momentum (--optimizer adamw keeps its own betas)",
+    "weight_decay": "weight decay (not on biases and other 1-d parameters)",
+    "optimizer": f"one of {', '.join(OPTIMIZERS)}",
+    "schedule": f"learning-rate schedule per epoch: one of {', '.join(SCHEDULES)} (step: x "
+                "--lr-gamma every --lr-step epochs)",
+    "lr_step": "epochs between two steps of the step schedule",
+    "lr_gamma": "factor of each step of the step schedule (e.g. 0.1)",
+    "head_lr_mult": "learning-rate factor of the new layers (Campos et al.: 10)",
+    "bias_lr_mult": "learning-rate factor of the biases and other 1-d parameters (Caffe: 2)",
+    "label_smoothing": "label smoothing of the cross-entropy, in [0, 1)",
+    "augment": "training-time augmentation: crop-flip (Caffe's random crop + mirror) or "
+               "trivial (RandomResizedCrop scale 0.35-1 + mirror + "
                "TrivialAugmentWide)",
     "ema": "evaluate and save an exponential moving average of the weights with this decay "
            "per step (e.g. 0.999; warmed up as min(decay, (1+n)/(10+n))); 0: off",
@@ -163,10 +178,11 @@ TRAIN_HELP = {
 
 
 def add_train_args(g: argparse._ArgumentGroup) -> None:
-    """--epochs, --batch-size, --lr, ... (every :data:`TRAIN_OPTIONS` field, default None)."""
+    """--epochs, --batch-size, --lr, ... (every :data:`TRAIN_OPTIONS` field, default None:
+    the preset's value)."""
     for name, typ in TRAIN_OPTIONS.items():
         g.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None,
-                       help=TRAIN_HELP.get(name))
+                       help=f"{TRAIN_HELP[name]} (default: the preset's)")
 
 
 def train_overrides(args: argparse.Namespace) -> dict:
