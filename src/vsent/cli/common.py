@@ -69,8 +69,8 @@ def add_run_args(p: argparse.ArgumentParser, default_out: str | None, *,
     if resume:
         either.add_argument("--resume", action="store_true",
                             help=resume_help or "continue the unfinished run in --out "
-                                 "(finished folds/epochs are kept); give the options it was "
-                                 "started with (--device may change)")
+                                 "(finished work is kept); give the options it was started "
+                                 "with" + (" (--device may change)" if device else ""))
     either.add_argument("--overwrite", action="store_true",
                         help="delete the run in --out and start again")
     g.add_argument("--no-progress", action="store_true",
