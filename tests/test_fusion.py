@@ -288,6 +288,14 @@ def test_fuse_run_early_rule_uses_each_folds_model(twitter_like, tmp_path):
     assert out["fused"]["accuracy"]["mean"] >= 0.8 > out["cnn"]["accuracy"]["mean"]
 
 
+def test_cli_fuse_early_rule_refuses_a_weight(tmp_path, capsys):
+    from vsent.cli import main
+
+    assert main(["fuse", str(tmp_path), "--features", "cues", "--rule", "early", "--weight",
+                 "0.3"]) == 2
+    assert "vsent: error: --weight: the early rule has no weight" in capsys.readouterr().err
+
+
 def test_cli_fuse_histogram_map_reaches_the_hand_crafted_blocks(twitter_like, tmp_path,
                                                                 monkeypatch):
     import csv

@@ -13,6 +13,8 @@ import argparse
 from vsent.cli.common import progress_enabled
 from vsent.config import EXTRA_TRAIN, HISTOGRAM_MAPS
 
+#: The CNN's weight of the rule fixed in advance (P = 0.5 p_cnn + 0.5 p_hand).
+WEIGHT_DEFAULT = 0.5
 #: Choices of --rule and --classifier (as vsent.analyses.fusion.RUN_RULES / METHODS, without
 #: importing scikit-learn).
 RULES = ("mean", "logit", "early")
@@ -36,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(product of experts); early: one classifier on the fold models' "
                         "penultimate features and the hand-crafted blocks (needs the run's "
                         "fold<k>/model.pt; --weight unused); default mean")
-    p.add_argument("--weight", type=float, default=0.5,
-                   help="weight w of the CNN, 0..1 (default 0.5)")
+    p.add_argument("--weight", type=float, default=WEIGHT_DEFAULT,
+                   help=f"weight w of the CNN, 0..1 (default {WEIGHT_DEFAULT})")
     p.add_argument("--classifier", choices=CLASSIFIERS, default="logistic",
                    help="logistic regression (C by inner log-loss) or the baselines' linear "
                         "SVM with Platt scaling; default logistic")
@@ -77,6 +79,9 @@ def run_fuse(args: argparse.Namespace) -> int:
     features = "+".join(parse_hand_features(args.features, "--features"))
     if not 0.0 <= args.weight <= 1.0:
         raise VsentError(f"--weight {args.weight!r} is out of range (0 .. 1)")
+    if args.rule == "early" and args.weight != WEIGHT_DEFAULT:
+        raise VsentError("--weight: the early rule has no weight (one classifier on both "
+                         "feature sets)")
     if not (Path(args.run) / SUMMARY).is_file():
         raise VsentError(f"{args.run}: not a finished crossval run (no {SUMMARY})")
     out = args.out or default_out(args.run, features, args.rule, args.weight, args.classifier,
