@@ -374,6 +374,13 @@ def test_zero_shot_bad_init_is_a_user_error(tmp_path):
         zero_shot_model("vsent-test-vit", str(wrong))
 
 
+def test_zero_shot_from_random_weights_warns_that_its_scores_mean_nothing(caplog):
+    with caplog.at_level("WARNING", logger="vsent"):
+        zero_shot_model("vsent-test-vit", "random")
+    assert "zero-shot CLIP vsent-test-vit from random weights (--init random): its scores " \
+        "mean nothing" in caplog.text
+
+
 def test_read_weights_reads_safetensors(tmp_path):
     from safetensors.torch import save_file
 

@@ -17,6 +17,7 @@ by :func:`read_prompts`).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -36,6 +37,8 @@ from vsent.models.clip_models import (
     random_clip,
     tags,
 )
+
+log = logging.getLogger("vsent")
 
 #: The default prompt sets (class -> prompts). Short captions of the kind CLIP was trained on,
 #: each stating the sentiment the image evokes; every prompt of a class counts equally.
@@ -209,6 +212,9 @@ def resolve_checkpoint(name: str):
 def _load_full(arch: str, init: str | PathLike[str]) -> nn.Module:
     """The full open_clip model (image and text towers) with the weights ``init``."""
     if isinstance(init, str) and init == "random":
+        log.warning("zero-shot CLIP %s from random weights (--init random): its scores mean "
+                    "nothing; give an open_clip tag (e.g. --init openai) or a weights file",
+                    arch)
         return random_clip(arch)
     if isinstance(init, str) and init in tags(arch):
         return load_clip(arch, init)
