@@ -400,13 +400,10 @@ def predict_rows(
 
 def check_predict_options(*, k: int, alpha: float, beta: float,
                           n_proposals: int) -> ProposalConfig:
-    """The proposal settings of :func:`predict_rows`, or VsentError naming a bad option."""
-    if k < 1:
-        raise VsentError(f"--k must be >= 1, got {k}")
-    for name, value in (("alpha", alpha), ("beta", beta)):
-        if not np.isfinite(value) or value < 0:
-            raise VsentError(f"--{name} must be >= 0, got {value}")
-    return ProposalConfig(n_proposals=n_proposals).validate()
+    """The proposal settings of :func:`predict_rows`, or VsentError naming a bad option
+    (the checks of :class:`RegionConfig`, with no K sweep)."""
+    return RegionConfig(k=k, k_max=k, alpha=alpha, beta=beta,
+                        proposals=ProposalConfig(n_proposals=n_proposals)).proposals
 
 
 def _predict_rows(model: nn.Module, paths: Sequence[str | Path], class_names: Sequence[str],

@@ -169,13 +169,16 @@ def _sha1(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
+def _sha1s(paths: Sequence[Path], workers: int) -> list[str]:
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        return list(ex.map(_sha1, paths))
+
+
 def _copies(cand: Sequence[Path], base: Sequence[Path], threshold: float,
             workers: int | None) -> dict[int, tuple[int, str]]:
     """``{candidate index: (base index, reason)}`` for candidates that copy a base image."""
     workers = workers or min(32, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as ex:
-        cand_h = list(ex.map(_sha1, cand))
-        base_h = list(ex.map(_sha1, base))
+    cand_h, base_h = _sha1s(cand, workers), _sha1s(base, workers)
     by_hash = {h: i for i, h in enumerate(base_h)}
     out = {j: (by_hash[h], "same bytes") for j, h in enumerate(cand_h) if h in by_hash}
     if threshold <= 1.0:
@@ -202,8 +205,7 @@ def train_copies_of_test_images(
     """
     workers = workers or min(32, os.cpu_count() or 1)
     paths = list(dataset.paths)
-    with ThreadPoolExecutor(max_workers=workers) as ex:
-        hashes = list(ex.map(_sha1, paths))
+    hashes = _sha1s(paths, workers)
     sims = None
     if threshold <= 1.0:
         thumbs = thumbnails(paths, workers)
@@ -212,7 +214,7 @@ def train_copies_of_test_images(
     out: dict[str, tuple[str, str]] = {}
     for fold in folds:
         train = np.asarray(fold.train)
-        for i in np.asarray(fold.test).tolist():
+        for i in fold.test.tolist():
             same = [j for j in train.tolist() if hashes[j] == hashes[i]]
             if same:
                 out[names[i]] = (names[same[0]], "same bytes")
