@@ -184,11 +184,26 @@ def test_cli_export_to_a_folder_or_an_unwritable_place_is_a_user_error(tmp_path,
     assert f"vsent: error: --out {folder}: is a folder; give a file name" in err
     assert "Traceback" not in err and folder.is_dir() and not any(folder.iterdir())
     if Path("/proc/self").is_dir():  # Linux: no file can be created in /proc
+        name = "/proc/vsent-test." + ("onnx" if fmt == "onnx" else "ts")
         assert main(["export", "--model", str(ckpt), "--format", fmt,
-                     "--out", "/proc/vsent-test.onnx"]) == EXIT_USER_ERROR
+                     "--out", name]) == EXIT_USER_ERROR
         err = capsys.readouterr().err
-        assert "vsent: error: --out /proc/vsent-test.onnx: cannot write it (" in err
+        assert f"vsent: error: --out {name}: cannot write it (" in err
         assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("fmt", "name", "hint"), [
+    ("torchscript", "m.onnx", "name the torchscript file m.ts or give --format onnx"),
+    ("onnx", "m.pt", "name the onnx file m.onnx or give --format torchscript"),
+])
+def test_cli_export_refuses_a_file_name_of_the_other_format(tmp_path, capsys, fmt, name, hint):
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    out = tmp_path / name
+    assert main(["export", "--model", str(ckpt), "--format", fmt, "--out", str(out)]) \
+        == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"vsent: error: --out {out}: a {out.suffix} name is for --format" in err
+    assert hint in err and "Traceback" not in err and not out.exists()
 
 
 def test_onnx_engine_gives_the_default_engines_rows(tmp_path, image_files):

@@ -86,6 +86,10 @@ def export_metadata(model: nn.Module, meta: Mapping[str, Any],
     return out
 
 
+# file name endings that say a format (loading reads the file's content, not its name)
+_SUFFIXES = {"onnx": (".onnx",), "torchscript": (".ts", ".pt", ".pth")}
+
+
 def export_model(
     checkpoint: str | PathLike[str],
     out: str | PathLike[str],
@@ -140,6 +144,11 @@ def export_module(
     if out.is_dir():
         raise ExportError(f"--out {out}: is a folder; give a file name "
                           f"(e.g. {out / ('model.onnx' if format == 'onnx' else 'model.ts')})")
+    other = "torchscript" if format == "onnx" else "onnx"
+    if out.suffix.lower() in _SUFFIXES[other]:  # a .onnx file that is not ONNX misleads tools
+        raise ExportError(f"--out {out}: a {out.suffix} name is for --format {other}; name the "
+                          f"{format} file {out.with_suffix(_SUFFIXES[format][0]).name} or give "
+                          f"--format {other}")
     wrapped = _WithSoftmax(model).eval()
     example = torch.randn(2, 3, pre.crop, pre.crop, generator=torch.Generator().manual_seed(0))
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

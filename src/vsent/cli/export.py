@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="checkpoint (model.pt) from finetune/crossval")
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx",
                    help="default onnx")
-    p.add_argument("--out", required=True, metavar="FILE", help="file to write (.onnx, .pt)")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="file to write: .onnx for onnx; .ts, .pt or .pth for torchscript "
+                        "(a name of the other format is refused)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the comparison with PyTorch")
     p.set_defaults(func=run)
