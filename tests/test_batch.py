@@ -119,9 +119,12 @@ def test_folder_walk_is_lazy(tmp_path):
 def test_from_list_file_and_stdin(folder, tmp_path, checkpoint, capsys, monkeypatch):
     imgs = sorted(folder.glob("im*.jpg"))[:4]
     lst = tmp_path / "list.txt"
-    lst.write_text("".join(f"{p}\n" for p in imgs[:2]) + "\n" + f"{imgs[2]}\r\n")
+    lst.write_text("# scored on Monday\n" + "".join(f"{p}\n" for p in imgs[:2]) + "\n"
+                   + f"  # {imgs[3]}\n{imgs[2]}\r\n")
     got = list(iter_inputs([imgs[3]], from_list=lst))
-    assert got == [imgs[3], imgs[0], imgs[1], imgs[2]]  # inputs, then the list; blanks skipped
+    assert got == [imgs[3], imgs[0], imgs[1], imgs[2]]  # inputs, then the list; blanks and
+    # comments skipped; a name starting with # is given as ./#name
+    assert list(iter_inputs(from_list="-", stdin=io.StringIO("./#x.jpg\n"))) == [Path("./#x.jpg")]
     assert list(iter_inputs(from_list="-", stdin=io.StringIO(f"{imgs[0]}\n{imgs[1]}"))) == \
         imgs[:2]
     with pytest.raises(VsentError, match="nope.txt"):

@@ -130,8 +130,10 @@ def _walk_one(item: str | Path) -> Iterator[Path | Unmatched]:
 
 
 def iter_list(lines: Iterable[str], source: str = "--from-list") -> Iterator[Path]:
-    """One path per line (``--from-list``); blank lines are skipped, nothing else is
-    interpreted (no globs, no folders: a list of millions is passed through as it is read).
+    """One path per line (``--from-list``); blank lines and comment lines (first non-blank
+    character ``#``; a file whose name starts with ``#`` is given as ``./#name``) are skipped,
+    nothing else is interpreted (no globs, no folders: a list of millions is passed through
+    as it is read).
     Text that is not UTF-8 stops the list with a VsentError naming ``source`` and the line."""
     it = iter(lines)
     n = 0
@@ -144,7 +146,8 @@ def iter_list(lines: Iterable[str], source: str = "--from-list") -> Iterator[Pat
             raise VsentError(f"{source}: not UTF-8 text after line {n}") from None
         n += 1
         line = line.rstrip("\r\n")
-        if line.strip():
+        bare = line.strip()
+        if bare and not bare.startswith("#"):
             yield Path(line)
 
 

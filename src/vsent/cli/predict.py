@@ -44,7 +44,8 @@ def _add_scale_args(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("at scale")
     g.add_argument("--from-list", metavar="FILE",
-                   help="also score the paths in FILE, one per line ('-': standard input)")
+                   help="also score the paths in FILE, one per line ('-': standard input); "
+                        "blank lines and lines starting with # are skipped")
     either = g.add_mutually_exclusive_group()
     either.add_argument("--resume", action="store_true",
                         help="continue --out: keep its rows and skip the images already in it")
