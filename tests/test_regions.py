@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import logging
 import math
 
 import numpy as np
@@ -355,7 +356,7 @@ def tiny_run(tmp_path, monkeypatch):
     return run, ds, folds
 
 
-def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys):
+def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     from vsent.cli import main
     from vsent.models.checkpoint import load_checkpoint
 
@@ -401,13 +402,16 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys):
     assert main([*argv[:-1], "--alpha", "2", "--resume", "--no-progress"]) == 2
     # one fold only (reusing the cached proposals)
     one = [*argv[:4], str(tmp_path / "one"), *argv[5:], "--folds", "2", "--no-early-fusion"]
+    caplog.set_level(logging.INFO, logger="vsent")
     assert main(one) == 0
+    assert ", folds [2] of 2, edge detector" in caplog.text
     t1 = json.loads((tmp_path / "one" / "table1.json").read_text())["results"]
     assert [f["fold"] for f in t1["ar"]["folds"]] == [2] and "early_fusion" not in t1
     assert t1["ar"]["folds"][0]["accuracy"] == table["ar"]["folds"][1]["accuracy"]
     bad = [*argv[:4], str(tmp_path / "bad"), *argv[5:], "--folds", "7"]
     assert main(bad) == 2
     assert "the run has folds [1, 2]" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before --out was made
 
 
 def test_cli_regions_not_a_run(tmp_path, capsys):

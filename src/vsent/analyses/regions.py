@@ -683,19 +683,22 @@ def evaluate_regions(
               "crop_policy": "box cropped from the original image, warped to "
                              "preprocess.resize, centre crop (as the whole image); whole "
                              "image through load_resized"}
+    folds = _selected_folds(run, cfg)  # before --out is opened: a wrong --folds leaves it be
     timer = Timer()
     # vsent.runs.open_run_dir: a run there is continued only with --resume and the same
     # scoring settings (the per-fold regions.npz are reused); --overwrite starts again
     rd = open_run_dir(out, config, resume=resume, overwrite=overwrite, done=None,
                       compare=_SCORING_KEYS)
     try:
-        log.info("regions: %s (%s, %s), %d folds, edge detector %s, N=%d K=%d",
-                 run.path, run.config.model, _data_name(run), len(run.folds), detector.name,
-                 cfg.proposals.n_proposals, cfg.k)
+        log.info("regions: %s (%s, %s), %s, edge detector %s, N=%d K=%d",
+                 run.path, run.config.model, _data_name(run),
+                 f"{len(run.folds)} folds" if len(folds) == len(run.folds)
+                 else f"folds {[f.index for f in folds]} of {len(run.folds)}",
+                 detector.name, cfg.proposals.n_proposals, cfg.k)
         per_fold: dict[str, list[dict]] = {m: [] for m in METHODS}
         sweep_acc: dict[str, list[list[float]]] = {by: [] for by in RANKINGS}
         rows, all_res = [], []
-        for fold in _selected_folds(run, cfg):
+        for fold in folds:
             res = _fold_regions(run, fold, cfg, detector, device, out, progress)
             at_k, sweep, detail = _fold_predictions(res, cfg, fold.index)
             y = res["test_labels"]
