@@ -100,6 +100,15 @@ def test_fit_learns_a_learnable_set_clearly_above_chance():
     assert probs.shape == (64, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
+def test_fit_on_one_class_warns(caplog):
+    images, labels = _learnable(8)
+    cfg = TrainConfig(epochs=1, batch_size=4, lr=0.01, schedule="constant", device="cpu")
+    fit(Tiny(), images, labels, cfg, progress=False, desc="fold 3")
+    assert "all 8 training images" not in caplog.text
+    fit(Tiny(), images, np.ones_like(labels), cfg, progress=False, desc="fold 3")
+    assert "fold 3: all 8 training images are of class 1" in caplog.text
+
+
 def _interrupted_fit(images, labels, cfg, state, monkeypatch, after: int):
     """Fit a fresh Tiny (seed 0) with ``state``, interrupted after ``after`` epochs."""
     torch.manual_seed(0)

@@ -187,6 +187,10 @@ def fit(
     """
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    classes = np.unique(labels)
+    if len(classes) == 1:  # legal (a fine-tuning stage may see one class) but rarely meant
+        log.warning("%s: all %d training images are of class %d; the model can only learn "
+                    "to predict that class", desc, len(labels), classes[0])
     device = dist.local_device(resolve_device(cfg.device))  # DDP: cuda:LOCAL_RANK
     if dist.world_size() > len(images) or dist.world_size() > cfg.batch_size:
         raise VsentError(f"{len(images)} images in batches of {cfg.batch_size} cannot be "
