@@ -217,6 +217,9 @@ def test_train_mode_and_head_options_are_checked():
         RunConfig(data="x", head="logistic")
     with pytest.raises(VsentError, match="--zero-shot needs a CLIP model"):
         RunConfig(data="x", zero_shot=True)
+    with pytest.raises(VsentError, match="^--model-arg image_size: not with --zero-shot"):
+        RunConfig(data="x", model="clip/ViT-B-32", zero_shot=True,
+                  model_kwargs={"image_size": 96})
     assert "train_mode" not in RunConfig(data="x").to_dict()  # default runs keep their config
     assert RunConfig(data="x", train_mode="last-2").to_dict()["train_mode"] == "last-2"
 

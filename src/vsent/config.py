@@ -210,6 +210,9 @@ class RunConfig:
             raise VsentError(f"--head {self.head} applies to --train head")
         if self.zero_shot and (mode != "all" or not self.model.startswith("clip/")):
             raise VsentError("--zero-shot needs a CLIP model (--model clip/<arch>) and no --train")
+        if self.zero_shot and self.model_kwargs:  # the model is what its weights define
+            raise VsentError(f"--model-arg {', '.join(self.model_kwargs)}: not with --zero-shot "
+                             "(the CLIP model is scored as its weights define it)")
         if self.prompts is not None and not self.zero_shot:
             raise VsentError("--prompts applies to --zero-shot")
         if self.extra_train is not None and (mode != "all" or self.zero_shot):
