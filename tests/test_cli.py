@@ -70,6 +70,22 @@ def test_options_are_never_abbreviated(capsys):
     assert build_parser().parse_args(["crossval", "--folds", "stratified"]).folds == "stratified"
 
 
+@pytest.mark.parametrize("command", [["crossval"], ["baselines"], ["pcnn"],
+                                     ["pcnn-transfer", "--model", "m.pt"],
+                                     ["reproduce", "campos2015"]])
+def test_data_is_recorded_as_an_absolute_path(command, tmp_path, monkeypatch):
+    # a run's config.json must name its data from any directory (regions, --resume elsewhere)
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VSENT_DATA", raising=False)
+    args = build_parser().parse_args([*command, "--data", "../d/./tw"])
+    assert args.data == os.path.join(os.path.dirname(tmp_path), "d", "tw")
+    if command[0] != "pcnn":  # pcnn's --data is required; the others default to the dataset
+        default = build_parser().parse_args(command).data
+        assert os.path.isabs(default) and default.endswith(os.path.join("datasets", "twitter1"))
+
+
 def test_help_defaults_are_those_of_the_analyses():
     from vsent.analyses import baselines, explain, layers, proposals, regions
     from vsent.cli import baselines as cli_baselines

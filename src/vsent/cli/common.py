@@ -29,11 +29,18 @@ def default_data() -> str:
     return os.environ.get(DEFAULT_DATA_ENV, str(Path("..") / "shared" / "datasets" / "twitter1"))
 
 
+def data_path(text: str) -> str:
+    """``--data`` as an absolute path (``~`` expanded, symlinks kept), so the run's config.json
+    names the data from any directory: `vsent regions RUN` or a ``--resume`` started elsewhere
+    finds it."""
+    return os.path.abspath(os.path.expanduser(text))
+
+
 def add_data_args(p: argparse.ArgumentParser, *, folds: bool = True,
                   data_help: str | None = None, data_required: bool = False) -> None:
     """--data, --subset, --folds (unless ``folds=False``), --skip-bad."""
     g = p.add_argument_group("data")
-    g.add_argument("--data", required=data_required,
+    g.add_argument("--data", required=data_required, type=data_path,
                    default=None if data_required else default_data(),
                    help=data_help or "Twitter I folder, a folder with positive/ and negative/, "
                                      "or a CSV (path,label); default $VSENT_DATA or "

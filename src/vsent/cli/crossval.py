@@ -16,6 +16,7 @@ from vsent.cli.common import (
     add_model_arg,
     add_run_args,
     add_train_args,
+    data_path,
     default_data,
     progress_enabled,
     train_overrides,
@@ -232,7 +233,7 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
         return cfg, None  # recipe options given: open_run_dir compares them with the stored
     stored = stored_config(args.out)
     old = RunConfig.from_dict({k: v for k, v in stored.items() if k != "fold"})
-    data = old.data if args.data == default_data() else args.data
+    data = old.data if args.data == data_path(default_data()) else args.data
     return old.replace(data=data, train=old.train.replace(device=args.device)), stored
 
 

@@ -12,6 +12,7 @@ from vsent.cli.common import (
     add_run_args,
     add_train_args,
     comma_list,
+    data_path,
     default_data,
     progress_enabled,
     train_overrides,
@@ -61,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="vsent checkpoint to start from (model.pt or stage1/model.pt of "
                         "`vsent pcnn`, or any 2-way vsent model)")
     g = p.add_argument_group("data")
-    g.add_argument("--data", default=default_data(),
+    g.add_argument("--data", default=default_data(), type=data_path,
                    help="Twitter I folder (default $VSENT_DATA or ../shared/datasets/twitter1)")
     g.add_argument("--subsets", type=comma_list(str), default=list(SUBSETS),
                    help="comma-separated agreement subsets (default five,four,three)")

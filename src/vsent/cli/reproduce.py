@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import argparse
 
-from vsent.cli.common import add_run_args, comma_list, default_data, progress_enabled
+from vsent.cli.common import (
+    add_run_args,
+    comma_list,
+    data_path,
+    default_data,
+    progress_enabled,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help="CPU-sized version (e.g. 1 epoch per CaffeNet instead of 65); the "
                         "report lists every reduction")
-    p.add_argument("--data", default=default_data(),
+    p.add_argument("--data", default=default_data(), type=data_path,
                    help="Twitter I folder (default $VSENT_DATA or ../shared/datasets/twitter1)")
     p.add_argument("--init", help="weights: imagenet (default for CaffeNet/VGG), random, or a "
                                   "file; you2015: a vsent checkpoint pre-trained on weak labels "
