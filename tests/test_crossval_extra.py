@@ -149,6 +149,8 @@ def test_fusion_summary_keys_and_arithmetic(make_twitter_like, tmp_path):
     fdir = out / "fuse" / "cues-logit-w0.25-logistic"
     res = json.loads((fdir / "summary.json").read_text())
     assert (res["rule"], res["weight"]) == ("logit", 0.25)
+    assert json.loads((fdir / "folds.json").read_text()) == \
+        json.loads((out / "folds.json").read_text())  # the folds it used, beside its results
     with (fdir / "predictions.csv").open() as f:
         for r in csv.DictReader(f):
             a, b = float(r["prob_cnn"]), float(r["prob_hand"])

@@ -364,7 +364,7 @@ def fuse_run(
     run: str | os.PathLike, features: str = "gch+bow", *, rule: str = DEFAULT_RULE,
     weight: float = DEFAULT_WEIGHT, method: str = "logistic",
     baseline_config: BaselineConfig | None = None, cue_params: Any = None,
-    extra_train: str | None = None,
+    extra_train: str | None = None, folds_file: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None, progress: bool = False,
 ) -> dict[str, Any]:
     """Late fusion of a finished cross-validation run with a hand-crafted classifier.
@@ -381,6 +381,9 @@ def fuse_run(
     that larger Twitter I subset (:func:`vsent.data.extra.extra_train_set`: no image of the
     run's subset and no copy of one) to every fold's training rows of the hand-crafted
     classifier; the test rows and the CNN's probabilities are unchanged.
+
+    ``folds_file``: where to write the folds used (:func:`vsent.data.folds.save_folds`), so the
+    fusion's output folder records them like a crossval run.
 
     Returns
     -------
@@ -399,6 +402,7 @@ def fuse_run(
     import csv
 
     from vsent.data import load_dataset, make_folds
+    from vsent.data.folds import save_folds
     from vsent.metrics import binary_metrics, summarize_folds
     from vsent.models.caffenet import RAW_ARCHS
     from vsent.runs import read_config
@@ -423,6 +427,8 @@ def fuse_run(
     spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",
                                                                                    "campos")
     folds = make_folds(dataset, spec, seed=cfg.get("seed", 0))
+    if folds_file is not None:
+        save_folds(folds, dataset, folds_file)
     early = rule == "early"
     # the hand-crafted classifier's images: the run's, then any extra ones (base rows first,
     # so the folds' indices hold)

@@ -74,7 +74,7 @@ def run_fuse(args: argparse.Namespace) -> int:
     from vsent.analyses.baselines import BaselineConfig
     from vsent.analyses.fusion import fuse_run, fusion_markdown, parse_hand_features
     from vsent.errors import VsentError
-    from vsent.runs import SUMMARY, open_run_dir
+    from vsent.runs import FOLDS, SUMMARY, open_run_dir
 
     features = "+".join(parse_hand_features(args.features, "--features"))
     if not 0.0 <= args.weight <= 1.0:
@@ -102,7 +102,7 @@ def run_fuse(args: argparse.Namespace) -> int:
             res = fuse_run(args.run, features, rule=args.rule, weight=args.weight,
                            method=args.classifier,
                            baseline_config=BaselineConfig(histogram_map=args.histogram_map),
-                           extra_train=args.extra_train,
+                           extra_train=args.extra_train, folds_file=run / FOLDS,
                            progress=progress_enabled(args.no_progress))
             rows = res.pop("rows")
             run.write_csv("predictions.csv", rows, list(rows[0]) if rows else ["name"])
