@@ -319,7 +319,7 @@ def test_fusion_of_a_raw_ablation_is_refused_before_the_run_starts(twitter_like,
     cfg = _cfg(twitter_like, fusion="gch+bow").replace(model="caffenet",
                                                        model_kwargs={"arch": "fc8-1000"})
     with pytest.raises(VsentError, match=re.escape(
-            "--fusion gch+bow: late fusion averages P(positive) of a 2-way model; caffenet "
+            "--fusion gch+bow: fusion and ensembles average P(positive) of 2-way models; caffenet "
             "{'arch': 'fc8-1000'} has 1000 outputs")):
         crossval(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()

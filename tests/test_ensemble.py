@@ -17,11 +17,11 @@ LABELS = [1, 0, 1, 1, 0, 0, 1, 0]
 FOLDS = [1, 1, 1, 1, 2, 2, 2, 2]
 
 
-def _run(path, probs, probs10=None, folds=FOLDS, labels=LABELS, data="d"):
+def _run(path, probs, probs10=None, folds=FOLDS, labels=LABELS, data="d", model=None):
     path.mkdir()
     (path / "config.json").write_text(json.dumps(
         {"command": "crossval", "data": data, "subset": "five", "folds": "campos", "seed": 0,
-         "skip_bad": False}))
+         "skip_bad": False, **(model or {"model": "smallcnn"})}))
     (path / "folds.json").write_text(json.dumps({"marker": str(path)}))
     (path / "summary.json").write_text(json.dumps(
         {"accuracy": {"mean": 0.5, "std": 0.0}, "center": {"accuracy": {"mean": 0.5,
@@ -109,6 +109,16 @@ def test_ensemble_refuses_members_evaluated_otherwise(tmp_path, change, message)
     runs = [_run(tmp_path / "a", a), _run(tmp_path / "b", a, **change)]
     with pytest.raises(VsentError, match=message):
         ensemble_runs(runs)
+
+
+def test_ensemble_refuses_a_many_way_member(tmp_path):
+    # a raw ablation's prob_positive is one output of ImageNet's 1000-way softmax
+    a = _run(tmp_path / "a", [0.5] * 8)
+    b = _run(tmp_path / "b", [0.5] * 8,
+             model={"model": "caffenet", "model_kwargs": {"arch": "fc8-1000"}})
+    with pytest.raises(VsentError, match=r"b: an ensemble member: fusion and ensembles average "
+                                         r"P\(positive\) of 2-way models; caffenet .* has 1000"):
+        ensemble_runs([a, b])
 
 
 def test_ensemble_refuses_a_member_missing_a_test_image(tmp_path):

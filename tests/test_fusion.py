@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -178,7 +179,8 @@ def _fake_run(root, data, p_cnn: dict[str, float]):
 
     root.mkdir()
     (root / "config.json").write_text(json.dumps({"data": str(data), "subset": "five",
-                                                  "folds": "campos", "seed": 0}))
+                                                  "folds": "campos", "seed": 0,
+                                                  "model": "smallcnn"}))
     ds = load_dataset(data, "five", validate=False)
     with (root / "predictions.csv").open("w", newline="") as f:
         w = csv.writer(f)
@@ -238,7 +240,9 @@ def test_fuse_run_refuses_incomplete_runs(twitter_like, tmp_path):
         cfg_file.write_text(json.dumps({**cfg, "model": "caffenet",
                                         "model_kwargs": {"arch": arch}}))
         if refused:
-            with pytest.raises(VsentError, match=f"{run}: a raw ablation \\(caffenet {arch}\\)"):
+            with pytest.raises(VsentError, match=re.escape(
+                    f"{run}: fusion and ensembles average P(positive) of 2-way models; caffenet "
+                    f"{{'arch': '{arch}'}} has {arch.split('-')[1]} outputs")):
                 fuse_run(run, "cues", cache_dir=tmp_path / "cache")
         else:  # a 2-way surgery passes this check and stops at the lost image
             with pytest.raises(VsentError, match="have no prediction of that fold"):

@@ -66,10 +66,11 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
         raise VsentError(f"{cfg.data}: no such file or directory")
     model = fresh_model(cfg, cfg.seed) if cfg.zero_shot else \
         create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
-    if cfg.fusion is not None and model.info.num_outputs != 2:
-        raise VsentError(f"--fusion {cfg.fusion}: late fusion averages P(positive) of a 2-way "
-                         f"model; {cfg.model} {cfg.model_kwargs} has {model.info.num_outputs} "
-                         "outputs")
+    if cfg.fusion is not None:
+        from vsent.analyses.fusion import check_two_way  # sklearn: imported when asked for
+
+        check_two_way(model.info.num_outputs, cfg.model, cfg.model_kwargs,
+                      f"--fusion {cfg.fusion}")
     lr = resolve_lr(cfg.preset, cfg.train.lr, model.info.default_lr)  # e.g. fc6-2 trains at 1e-4
     return cfg.replace(train=cfg.train.replace(lr=lr)), model
 

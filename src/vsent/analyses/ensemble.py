@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from vsent.analyses.fusion import check_run_two_way
 from vsent.errors import VsentError
 from vsent.metrics import binary_metrics, summarize_folds
 from vsent.runs import SUMMARY, check_same_test_images, config_diff, read_config
@@ -36,6 +37,7 @@ def _read_member(run: Path) -> tuple[dict[str, Any], list[dict[str, str]]]:
     cfg = read_config(run)
     if cfg.get("command") not in ("crossval", "ensemble"):
         raise VsentError(f"{run}: made by `vsent {cfg.get('command')}`, not by crossval")
+    check_run_two_way(cfg, f"{run}: an ensemble member")  # the mean of P(positive)s needs it
     with (run / "predictions.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:

@@ -57,7 +57,7 @@ from vsent.analyses.baselines import (
     parse_features,
 )
 from vsent.analyses.handcrafted import ImageFeatures
-from vsent.config import FUSION_BLOCKS
+from vsent.config import FUSION_BLOCKS, RunConfig
 from vsent.errors import VsentError
 
 __all__ = [
@@ -316,6 +316,28 @@ def baseline_fold_features(feats: ImageFeatures, train: np.ndarray, feature_set:
 HAND_BLOCKS = FUSION_BLOCKS
 
 
+def check_two_way(num_outputs: int, model: str, model_kwargs: dict[str, Any], what: str) -> None:
+    """VsentError unless the model has 2 outputs: late fusion needs its P(positive), which a
+    many-way softmax (a raw ablation such as CaffeNet fc8-1000) does not give. ``what`` names
+    the run or option that asked for the fusion."""
+    if num_outputs != 2:
+        raise VsentError(f"{what}: fusion and ensembles average P(positive) of 2-way models; "
+                         f"{model} {model_kwargs} has {num_outputs} outputs")
+
+
+def check_run_two_way(cfg: dict[str, Any], what: str) -> None:
+    """:func:`check_two_way` for a finished run from its ``config.json`` (``cfg``): the
+    architecture is built with random weights (nothing loaded) to read its output width. An
+    ensemble's members were checked when it was made; a zero-shot model is 2-way."""
+    if cfg.get("command") == "ensemble" or cfg.get("zero_shot"):
+        return
+    from vsent.models import create_model
+
+    name, kwargs = cfg.get("model", RunConfig.model), cfg.get("model_kwargs") or {}
+    check_two_way(create_model(name, init="random", **kwargs).info.num_outputs, name, kwargs,
+                  what)
+
+
 def parse_hand_features(spec: str, option: str = "--fusion") -> tuple[str, ...]:
     """``"gch+bow+cues"`` -> ("gch", "bow", "cues"); VsentError naming ``option`` and a bad
     block."""
@@ -404,7 +426,6 @@ def fuse_run(
     from vsent.data import load_dataset, make_folds
     from vsent.data.folds import save_folds
     from vsent.metrics import binary_metrics, summarize_folds
-    from vsent.models.caffenet import RAW_ARCHS
     from vsent.runs import read_config
 
     run = Path(run)
@@ -418,10 +439,7 @@ def fuse_run(
     cfg = read_config(run)
     if "data" not in cfg:
         raise VsentError(f"{cfg_file}: not a crossval config (no 'data' entry)")
-    arch = (cfg.get("model_kwargs") or {}).get("arch")
-    if cfg.get("model") == "caffenet" and arch in RAW_ARCHS:
-        raise VsentError(f"{run}: a raw ablation (caffenet {arch}), whose prob_positive is one "
-                         "output of a many-way softmax; late fusion needs a 2-way model")
+    check_run_two_way(cfg, str(run))
     dataset = load_dataset(cfg["data"], cfg.get("subset", "five"),
                            skip_bad=cfg.get("skip_bad", False), validate=False)
     spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",

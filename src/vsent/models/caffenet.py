@@ -117,9 +117,6 @@ SURGERIES: dict[str, Surgery] = {
     "fc9-2": Surgery(kept=("fc6", "fc7", "fc8"), new="fc9"),
 }
 
-#: The raw ablations: no new layer, so their outputs are not (negative, positive).
-RAW_ARCHS = tuple(name for name, s in SURGERIES.items() if s.new is None)
-
 _FC_WIDTH = {"fc6": 4096, "fc7": 4096, "fc8": 1000}
 _POOL5_SIZE = 256 * 6 * 6
 
