@@ -154,6 +154,11 @@ def test_resume_with_no_run_there_says_it_starts_a_new_one(tmp_path, caplog):
     assert rd.status == "new"
     assert f"{tmp_path / 'typo'}: --resume, but no run there yet; starting a new one" in \
         caplog.text
+    # a command that always resumes (fuse, ensemble, layers, explain) has no --resume to name
+    caplog.clear()
+    with caplog.at_level("INFO", logger="vsent"):
+        assert _open(tmp_path / "fused", resume=True, resume_asked=False).status == "new"
+    assert "no run there yet" not in caplog.text
 
 
 def test_config_diff_lists_each_leaf_once():

@@ -319,7 +319,7 @@ def stored_config(out: str | Path) -> dict[str, Any]:
 def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = False,
                  overwrite: bool = False, done: str | None = SUMMARY,
                  compare: Collection[str] | None = None, ignore: Collection[str] = (),
-                 check_paths: bool = True) -> RunDir:
+                 check_paths: bool = True, resume_asked: bool = True) -> RunDir:
     """Open ``out`` for a run defined by ``config``: the one policy (see the module docstring).
 
     Returns a RunDir with ``status`` "new", "resumed" or "finished" and ``config`` (the dict
@@ -329,7 +329,8 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
     that change results, when the others only select work, e.g. which folds); ``ignore`` adds
     key names (any level) to :data:`RUN_OPTIONS`, e.g. a thread count. A new run whose
     :data:`PATH_KEYS` name no file or folder is refused before ``out`` is created, unless
-    ``check_paths`` is False (a command that never reads them).
+    ``check_paths`` is False (a command that never reads them). ``resume_asked=False``: the
+    command always resumes (no ``--resume`` option), so a new run is not announced as one.
     """
     out = Path(out)
     file = out / CONFIG
@@ -355,7 +356,7 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
             raise VsentError(f"{out} holds files and no {CONFIG}: it is not a vsent run; "
                              "choose another --out (a run starts in a new or empty folder)")
         rd = RunDir(out, config=config)
-        if resume:  # a typo in --out would otherwise start hours of training unannounced
+        if resume and resume_asked:  # a typo in --out would start hours of work unannounced
             logging.getLogger("vsent").info("%s: --resume, but no run there yet; starting a "
                                             "new one", out)
         rd.status = "new"

@@ -242,7 +242,8 @@ def explain(
     config = {"command": "explain", "model": str(checkpoint), "images": [str(i) for i in images],
               "layer": layer, "target": target, "device": str(dev)}
     # no --resume: an unfinished run (interrupted) is simply done again
-    with open_run_dir(out, config, resume=True, overwrite=overwrite, done=DONE) as rd:
+    with open_run_dir(out, config, resume=True, overwrite=overwrite, done=DONE,
+                      resume_asked=False) as rd:
         if rd.status == "finished":
             import csv
 

@@ -591,7 +591,8 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
                          f"(folds 1..{len(run.folds)})")
     folds = run.folds if cfg.folds is None else [f for f in run.folds if f.index in cfg.folds]
     rundir = open_run_dir(out, {"command": "layers", **cfg.to_dict()}, resume=True,
-                          overwrite=overwrite, done=None, compare=_RESULT_KEYS)
+                          overwrite=overwrite, done=None, compare=_RESULT_KEYS,
+                          resume_asked=False)
     timer = Timer()
     order: list[str] = []
     try:

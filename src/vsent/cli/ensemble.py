@@ -34,7 +34,7 @@ def run_ensemble(args: argparse.Namespace) -> int:
     # the members' stored predictions are averaged: their images are not read here; no
     # --resume: an unfinished ensemble (interrupted) is simply written again
     with open_run_dir(args.out, res["config"], resume=True, overwrite=args.overwrite,
-                      done=SUMMARY, check_paths=False) as run:
+                      done=SUMMARY, check_paths=False, resume_asked=False) as run:
         if run.status != "finished":
             copy_folds(args.runs[0], run.path)
             run.write_csv("predictions.csv", rows, list(rows[0]))

@@ -95,7 +95,7 @@ def run_fuse(args: argparse.Namespace) -> int:
         config["extra_train"] = args.extra_train
     # no --resume: an unfinished fusion (interrupted) is simply done again
     with open_run_dir(out, config, resume=True, overwrite=args.overwrite,
-                      done=SUMMARY) as run:
+                      done=SUMMARY, resume_asked=False) as run:
         if run.status == "finished":
             res = run.read_json(SUMMARY)
         else:
