@@ -121,6 +121,16 @@ def test_ensemble_refuses_a_many_way_member(tmp_path):
         ensemble_runs([a, b])
 
 
+def test_ensemble_of_a_model_this_machine_cannot_build_reads_its_predictions(tmp_path, caplog):
+    # e.g. a timm run read where the backbones extra is missing: not checked, logged
+    a = _run(tmp_path / "a", [0.5] * 8)
+    b = _run(tmp_path / "b", [0.5] * 8, model={"model": "nosuchfamily/net"})
+    with caplog.at_level("INFO", logger="vsent"):
+        res = ensemble_runs([a, b])
+    assert len(res["rows"]) == 8
+    assert "b: an ensemble member: nosuchfamily/net cannot be built here" in caplog.text
+
+
 def test_ensemble_refuses_a_member_missing_a_test_image(tmp_path):
     a = _run(tmp_path / "a", [0.5] * 8)
     b = _run(tmp_path / "b", [0.5] * 7, folds=FOLDS[:7], labels=LABELS[:7])

@@ -90,6 +90,14 @@ def export_metadata(model: nn.Module, meta: Mapping[str, Any],
 _SUFFIXES = {"onnx": (".onnx",), "torchscript": (".ts", ".pt", ".pth")}
 
 
+def _check_out_name(out: Path, format: ExportFormat) -> None:  # noqa: A002
+    other = "torchscript" if format == "onnx" else "onnx"
+    if out.suffix.lower() in _SUFFIXES[other]:  # a .onnx file that is not ONNX misleads tools
+        raise ExportError(f"--out {out}: a {out.suffix} name is for --format {other}; name the "
+                          f"{format} file {out.with_suffix(_SUFFIXES[format][0]).name} or give "
+                          f"--format {other}")
+
+
 def export_model(
     checkpoint: str | PathLike[str],
     out: str | PathLike[str],
@@ -109,6 +117,7 @@ def export_model(
 
     if format not in ("onnx", "torchscript"):
         raise ExportError(f"--format {format!r}: use onnx or torchscript")
+    _check_out_name(Path(out), format)  # before the checkpoint is read or a folder is made
     card = model_card(checkpoint)
     if card["fusion"]:  # its other half is OpenCV and numpy code, not a graph
         raise ExportError(f"{checkpoint}: a late-fused model (network + "
@@ -134,9 +143,10 @@ def export_module(
     ``metadata`` of :func:`export_metadata`."""
     if format not in ("onnx", "torchscript"):
         raise ExportError(f"--format {format!r}: use onnx or torchscript")
+    out = Path(out)
+    _check_out_name(out, format)
     model = model.eval().cpu()
     pre = model.info.preprocess
-    out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -144,11 +154,6 @@ def export_module(
     if out.is_dir():
         raise ExportError(f"--out {out}: is a folder; give a file name "
                           f"(e.g. {out / ('model.onnx' if format == 'onnx' else 'model.ts')})")
-    other = "torchscript" if format == "onnx" else "onnx"
-    if out.suffix.lower() in _SUFFIXES[other]:  # a .onnx file that is not ONNX misleads tools
-        raise ExportError(f"--out {out}: a {out.suffix} name is for --format {other}; name the "
-                          f"{format} file {out.with_suffix(_SUFFIXES[format][0]).name} or give "
-                          f"--format {other}")
     wrapped = _WithSoftmax(model).eval()
     example = torch.randn(2, 3, pre.crop, pre.crop, generator=torch.Generator().manual_seed(0))
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

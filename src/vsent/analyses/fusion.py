@@ -32,6 +32,7 @@ A predicted class is ``p > 0.5`` (a tie is negative, as ``argmax`` over ``[1 - p
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -59,6 +60,8 @@ from vsent.analyses.baselines import (
 from vsent.analyses.handcrafted import ImageFeatures
 from vsent.config import FUSION_BLOCKS, RunConfig
 from vsent.errors import VsentError
+
+log = logging.getLogger("vsent")
 
 __all__ = [
     "DEFAULT_RULE", "DEFAULT_WEIGHT", "DEFAULT_WEIGHTS", "HAND_BLOCKS", "METHODS", "RULES",
@@ -327,15 +330,28 @@ def check_two_way(num_outputs: int, model: str, model_kwargs: dict[str, Any], wh
 
 def check_run_two_way(cfg: dict[str, Any], what: str) -> None:
     """:func:`check_two_way` for a finished run from its ``config.json`` (``cfg``): the
-    architecture is built with random weights (nothing loaded) to read its output width. An
-    ensemble's members were checked when it was made; a zero-shot model is 2-way."""
+    architecture is built with random weights on the meta device (no memory, nothing loaded)
+    to read its output width. An ensemble's members were checked when it was made; a
+    zero-shot model is 2-way. A model this machine cannot build (e.g. a timm run read where
+    the backbones extra is not installed) is logged and not checked: only its stored
+    predictions are read."""
     if cfg.get("command") == "ensemble" or cfg.get("zero_shot"):
         return
+    import torch
+
     from vsent.models import create_model
 
     name, kwargs = cfg.get("model", RunConfig.model), cfg.get("model_kwargs") or {}
-    check_two_way(create_model(name, init="random", **kwargs).info.num_outputs, name, kwargs,
-                  what)
+    try:
+        try:
+            with torch.device("meta"):
+                width = create_model(name, init="random", **kwargs).info.num_outputs
+        except NotImplementedError:  # a builder that copies data (open_clip): a real build
+            width = create_model(name, init="random", **kwargs).info.num_outputs
+    except (VsentError, ImportError) as exc:
+        log.info("%s: %s cannot be built here to check its output width (%s)", what, name, exc)
+        return
+    check_two_way(width, name, kwargs, what)
 
 
 def parse_hand_features(spec: str, option: str = "--fusion") -> tuple[str, ...]:

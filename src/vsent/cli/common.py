@@ -30,10 +30,11 @@ def default_data() -> str:
 
 
 def data_path(text: str) -> str:
-    """``--data`` as an absolute path (``~`` expanded, symlinks kept), so the run's config.json
-    names the data from any directory: `vsent regions RUN` or a ``--resume`` started elsewhere
-    finds it."""
-    return os.path.abspath(os.path.expanduser(text))
+    """``--data`` as an absolute path, so the run's config.json names the data from any
+    directory: `vsent regions RUN` or a ``--resume`` started elsewhere finds it. ``~`` is
+    expanded; ``..`` is kept as typed (collapsing it as text would change the folder meant
+    when a symlink precedes it)."""
+    return str(Path(text).expanduser().absolute())
 
 
 def add_data_args(p: argparse.ArgumentParser, *, folds: bool = True,
