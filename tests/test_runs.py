@@ -247,3 +247,17 @@ def test_an_out_that_is_a_file_is_named_as_one(tmp_path):
     assert str(e.value) == (f"cannot create run directory {tmp_path / 'notes.txt'}: a file of "
                             "that name exists (choose another --out)")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_run_whose_data_is_not_found_from_here_names_its_config(tmp_path, monkeypatch):
+    from vsent.runs import check_run_data
+
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    check_run_data("r", {"data": "data"})  # found from here: nothing said
+    monkeypatch.chdir(tmp_path / "data")
+    with pytest.raises(VsentError, match=r"^r/config.json: its data data is not found \(a "
+                                         r"relative path: run this from the directory"):
+        check_run_data("r", {"data": "data"})
+    with pytest.raises(VsentError, match=r"its data /no/such/twitter1 is not found$"):
+        check_run_data("r", {"data": "/no/such/twitter1"})

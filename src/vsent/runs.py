@@ -405,6 +405,16 @@ class CrossvalRun:
         return path
 
 
+def check_run_data(run: str | Path, config: Mapping[str, Any]) -> None:
+    """VsentError naming ``run``'s config.json when the data it was made on is not found from
+    here (runs made before --data was stored absolute hold the path as typed)."""
+    data = str(config.get("data", ""))
+    if not Path(data).exists():
+        hint = "" if Path(data).is_absolute() else (
+            " (a relative path: run this from the directory the run was made in)")
+        raise VsentError(f"{Path(run) / CONFIG}: its data {data} is not found{hint}")
+
+
 def open_run(path: str | Path) -> CrossvalRun:
     """Open a run directory written by ``vsent crossval`` (config, dataset and its folds)."""
     from vsent.config import RunConfig
@@ -419,6 +429,7 @@ def open_run(path: str | Path) -> CrossvalRun:
         config = RunConfig.from_dict(stored)
     except (TypeError, ValueError, VsentError) as e:  # a dict that is no RunConfig
         raise VsentError(f"{path / CONFIG}: not a crossval config ({e})") from None
+    check_run_data(path, stored)
     dataset = load_dataset(config.data, config.subset, skip_bad=config.skip_bad, validate=False)
     folds = make_folds(dataset, str(path / FOLDS))
     return CrossvalRun(path, config, dataset, folds)

@@ -442,7 +442,7 @@ def fuse_run(
     from vsent.data import load_dataset, make_folds
     from vsent.data.folds import save_folds
     from vsent.metrics import binary_metrics, summarize_folds
-    from vsent.runs import read_config
+    from vsent.runs import check_run_data, read_config
 
     run = Path(run)
     blocks_wanted = parse_hand_features(features)
@@ -455,6 +455,7 @@ def fuse_run(
     cfg = read_config(run)
     if "data" not in cfg:
         raise VsentError(f"{cfg_file}: not a crossval config (no 'data' entry)")
+    check_run_data(run, cfg)
     check_run_two_way(cfg, str(run))
     dataset = load_dataset(cfg["data"], cfg.get("subset", "five"),
                            skip_bad=cfg.get("skip_bad", False), validate=False)

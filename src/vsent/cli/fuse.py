@@ -74,7 +74,7 @@ def run_fuse(args: argparse.Namespace) -> int:
     from vsent.analyses.baselines import BaselineConfig
     from vsent.analyses.fusion import fuse_run, fusion_markdown, parse_hand_features
     from vsent.errors import VsentError
-    from vsent.runs import FOLDS, SUMMARY, open_run_dir
+    from vsent.runs import FOLDS, SUMMARY, check_run_data, open_run_dir, read_config
 
     features = "+".join(parse_hand_features(args.features, "--features"))
     if not 0.0 <= args.weight <= 1.0:
@@ -84,6 +84,7 @@ def run_fuse(args: argparse.Namespace) -> int:
                          "feature sets)")
     if not (Path(args.run) / SUMMARY).is_file():
         raise VsentError(f"{args.run}: not a finished crossval run (no {SUMMARY})")
+    check_run_data(args.run, read_config(args.run))  # before --out is made
     out = args.out or default_out(args.run, features, args.rule, args.weight, args.classifier,
                                   args.histogram_map, args.extra_train)
     config = {"command": "fuse", "run": str(Path(args.run).resolve()), "features": features,
