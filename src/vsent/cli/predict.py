@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from vsent.cli.common import DEVICES, progress_enabled
+from vsent.cli.regions import HELP_DEFAULTS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,8 +65,9 @@ def _add_scale_args(p: argparse.ArgumentParser) -> None:
 
 
 # --- affective regions (Sun et al. 2016), see vsent.analyses.regions -------------------------
-#: Defaults of the --regions options (Sun et al.'s K, alpha and beta).
-REGION_DEFAULTS = {"n_proposals": 100, "k": 11, "alpha": 1.0, "beta": 0.5}
+#: Defaults of the --regions options (Sun et al.'s K, alpha and beta): those of `vsent regions`,
+#: which a test checks against vsent.analyses.regions.
+REGION_DEFAULTS = {n: HELP_DEFAULTS[n] for n in ("n_proposals", "k", "alpha", "beta")}
 
 
 def _add_region_args(p: argparse.ArgumentParser) -> None:
