@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv >/dev/null 2>&1 && echo uv || \
 	(python3 -m pip install --quiet uv >&2 && echo python3 -m uv))
-# uv compiles the environment's bytecode when it installs it (then ~1 s a call to check it):
+# uv compiles the environment's bytecode when it installs it (then 1-9 s a call to check it):
 # where PYTHONDONTWRITEBYTECODE is set, as on our CI machines, Python would otherwise compile
 # torch's sources again in every process (~10 s each, tests' subprocesses and workers included).
 export UV_COMPILE_BYTECODE := 1
