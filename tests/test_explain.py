@@ -155,6 +155,22 @@ def test_explain_image_maps_back_to_the_original_size():
     assert over.shape == (96, 64, 3) and over.dtype == np.uint8
 
 
+def test_explain_image_max_side_shrinks_the_map_not_the_networks_input():
+    model = RedBlue().eval()
+    big = np.kron(_red_left_blue_right(), np.ones((6, 4, 1), np.uint8))  # 192 x 128
+    full = X.explain_image(model, big, target="positive")
+    small = X.explain_image(model, Image.fromarray(big), target="positive", max_side=48)
+    assert small["heatmap"].shape == (48, 32) and small["image"].shape == (48, 32, 3)
+    np.testing.assert_array_equal(small["probs"], full["probs"])  # the same input pixels
+    assert _mass_left(small["heatmap"]) > 0.95
+    # what a service returns: the full-size map shrunk, up to the interpolation
+    shrunk = np.asarray(Image.fromarray(full["heatmap"]).resize((32, 48), Image.BILINEAR))
+    assert np.abs(small["heatmap"] - shrunk).mean() < 0.05
+    assert X.explain_image(model, big, max_side=500)["heatmap"].shape == (192, 128)  # no growth
+    with pytest.raises(ValueError, match="max_side must be >= 1"):
+        X.explain_image(model, big, max_side=0)
+
+
 def test_cli_explain(tmp_path, capsys):
     from vsent.cli import main
     from vsent.models import create_model

@@ -154,7 +154,13 @@ def test_fused_checkpoint_refuses_what_scores_the_network_alone(tmp_path, capsys
 
 def test_service_gives_the_fused_score(tmp_path):
     pytest.importorskip("uvicorn")
+    import base64
+    import io
+
+    from PIL import Image
+
     from test_serve import post, running_server
+    from vsent.analyses.explain import explain_image, overlay_heatmap
 
     path, _, paths, _ = _fused_checkpoint(tmp_path)
     want = Predictor.from_checkpoint(path, device="cpu").predict_proba(paths[:3])[:, 1]
@@ -166,7 +172,24 @@ def test_service_gives_the_fused_score(tmp_path):
         assert post(server.url, [("a.png", paths[0].read_bytes())],
                     regions="true").status_code == 422
         card = json.loads(json.dumps(server.app.state.service.card))  # JSON-able
+        # the heat map explains the label the service answers (the fused one), not the
+        # network's own: an image on which the two disagree
+        net = Predictor(Predictor.from_checkpoint(path).model, device="cpu")
+        own = net.predict_proba(paths).argmax(1)
+        fused = Predictor.from_checkpoint(path, device="cpu").predict_proba(paths).argmax(1)
+        (i, *_) = np.flatnonzero(own != fused)
+        r = post(server.url, [("x.png", paths[i].read_bytes())], explain="true")
+        (row,) = r.json()["results"]
+        assert row["label"] == ("positive" if fused[i] == 1 else "negative")
+        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(row["heatmap"]))))
+        maps = {}
+        for cls in (0, 1):
+            e = explain_image(net.model, paths[i], target=cls, max_side=512)
+            maps[cls] = overlay_heatmap(e["image"], e["heatmap"])
+        assert not np.array_equal(maps[0], maps[1])
+        np.testing.assert_array_equal(shown, maps[int(fused[i])])
     assert card["fusion"]["features"] == "gch+bow" and card["fusion"]["weight"] == 0.5
+    assert card["request_options"] == {"oversample": True, "explain": True, "regions": False}
 
 
 # --------------------------------------------------------------------------------------------

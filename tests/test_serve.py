@@ -186,6 +186,42 @@ def test_explain_and_regions(server, checkpoint):
     assert len(row["regions"]) >= 1 and len(row["regions"][0]["box"]) == 4
 
 
+def test_explain_shrinks_large_images_and_hooks_a_copy_of_the_model(server, checkpoint):
+    from vsent.analyses.explain import explain_image, overlay_heatmap
+
+    data = image_bytes(8, (1600, 1200))
+    r = post(server.url, [("big.jpg", data), ("small.jpg", image_bytes(9))], explain="true")
+    assert r.status_code == 200
+    big, small = r.json()["results"]
+    png = np.asarray(Image.open(io.BytesIO(base64.b64decode(big["heatmap"]))))
+    assert png.shape == (384, 512, 3)  # the longer side shrunk to HEATMAP_MAX_SIDE
+    model, _ = load_checkpoint(checkpoint)
+    answered = 1 if big["prob_positive"] > 0.5 else 0
+    want = explain_image(model, data, target=answered, max_side=512)
+    np.testing.assert_array_equal(png, overlay_heatmap(want["image"], want["heatmap"]))
+    # the score is the full image's, as without explain
+    assert big["prob_positive"] == pytest.approx(expected_probs(checkpoint, [data])[0], abs=1e-5)
+    service = server.app.state.service
+    assert service._cam_model is not None and service._cam_model is not service.model
+    # no Grad-CAM hook is ever left on (or put on) the model the batches share
+    assert not any(m._forward_hooks for m in service.model.modules())
+
+
+def test_options_a_model_cannot_serve_are_422_and_announced(checkpoint):
+    import dataclasses
+
+    model, _ = load_checkpoint(checkpoint)
+    model.info = dataclasses.replace(model.info, cam_layer="")  # e.g. an open_clip ViT
+    with running_server(checkpoint, predictor=Predictor(model, device="cpu")) as s:
+        card = httpx.get(f"{s.url}/v1/model").json()
+        assert card["request_options"] == {"oversample": True, "explain": False, "regions": True}
+        r = post(s.url, [("a.jpg", image_bytes(1))], explain="true")
+        assert r.status_code == 422
+        assert r.json()["detail"] == ("explain is not available: smallcnn declares no Grad-CAM "
+                                      "layer")
+        assert post(s.url, [("a.jpg", image_bytes(1))]).status_code == 200
+
+
 # --------------------------------------------------------------------------------------------
 # user errors: 413, 415, 422, never a 500
 
@@ -209,8 +245,49 @@ def test_bad_requests(server):
     r = httpx.post(f"{server.url}/v1/predict", content=b"--x\r\nbroken",
                    headers={"content-type": "multipart/form-data; boundary=x"})
     assert r.status_code == 422
+    # a misspelt option is refused, not ignored (form field or query parameter)
+    r = post(server.url, [("a.jpg", image_bytes(1))], oversampel="true")
+    assert r.status_code == 422
+    assert r.json()["detail"] == ("unknown option 'oversampel' (the options are oversample, "
+                                  "explain, regions)")
+    r = httpx.post(f"{server.url}/v1/predict?explian=1",
+                   files=[("files", ("a.jpg", image_bytes(1), "image/jpeg"))])
+    assert r.status_code == 422 and "unknown option 'explian'" in r.json()["detail"]
+    # the image sent as text (curl -F "files=<a.jpg") is named as such
+    r = httpx.post(f"{server.url}/v1/predict", files={"files": (None, "JFIF...")})
+    assert r.status_code == 422 and "'files' holds text, not a file" in r.json()["detail"]
     metrics = httpx.get(f"{server.url}/metrics").text
     assert metric(metrics, "vsent_requests_total", status="500") == 0
+
+
+def test_media_type_is_case_insensitive_and_refusals_are_logged(server, caplog):
+    data = image_bytes(1)
+    body = (b"--b0\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.jpg\"\r\n"
+            b"Content-Type: image/jpeg\r\n\r\n" + data + b"\r\n--b0--\r\n")
+    r = httpx.post(f"{server.url}/v1/predict", content=body,
+                   headers={"content-type": "Multipart/Form-Data; boundary=b0"})
+    assert r.status_code == 200 and r.json()["results"][0]["error"] == ""
+    with caplog.at_level("WARNING", logger="vsent"):
+        assert httpx.post(f"{server.url}/v1/predict", json={}).status_code == 415
+        assert post(server.url, [("n.txt", b"text")]).status_code == 422
+    # the access log gives only the status; the service's log says why
+    assert "POST /v1/predict 415: expected a multipart/form-data body" in caplog.text
+    assert "POST /v1/predict 422: n.txt (part 1): cannot identify image file" in caplog.text
+
+
+def test_a_bug_is_a_counted_json_500_not_a_dropped_connection(server, monkeypatch, caplog):
+    def boom(*_args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(server.app.state.service, "_set_scores", boom)
+    with caplog.at_level("WARNING", logger="vsent"):
+        r = post(server.url, [("a.jpg", image_bytes(1))])
+    assert r.status_code == 500
+    assert r.json() == {"detail": "internal error (RuntimeError); see the server's log"}
+    assert "RuntimeError: a bug" in caplog.text  # the traceback is in the server's log
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert metric(metrics, "vsent_requests_total", status="500") == 1
+    assert metric(metrics, "vsent_inflight_requests") == 0
 
 
 def test_limits_give_413(checkpoint):
@@ -251,6 +328,8 @@ def test_limits_give_413(checkpoint):
         assert metric(metrics, "vsent_requests_total", status="413") == 5
         assert metric(metrics, "vsent_requests_total", status="500") == 0
         assert httpx.get(f"{s.url}/healthz").json()["status"] == "ok"
+        for path in ("/", "/healthz"):  # uptime checkers probe with HEAD
+            assert httpx.head(f"{s.url}{path}").status_code == 200, path
 
 
 def _wait_inflight(url: str, n: int, timeout: float = 20) -> None:
@@ -366,12 +445,15 @@ def test_model_card_health_docs_and_page(tmp_path):
         assert card["preprocess"]["resize"] == 64 and card["preprocess"]["crop"] == 56
         assert card["metrics"]["accuracy"]["mean"] == 0.8125
         assert card["metrics"]["n_folds"] == 5
-        assert card["training"]["dataset"] == "/data/twitter1"
+        assert card["training"]["dataset"] == "twitter1"  # the server's folders are not shown
+        assert card["request_options"] == {"oversample": True, "explain": True, "regions": True}
         assert card["training"]["subset"] == "five" and card["training"]["fold"] == 1
         import vsent
 
         assert card["vsent_version"] == vsent.__version__
         assert httpx.get(f"{s.url}/healthz").json()["status"] == "ok"
+        for path in ("/", "/healthz"):  # uptime checkers probe with HEAD
+            assert httpx.head(f"{s.url}{path}").status_code == 200, path
         docs = httpx.get(f"{s.url}/docs")
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
         spec = httpx.get(f"{s.url}/openapi.json").json()
@@ -403,6 +485,12 @@ def test_cli_unloadable_model_is_one_line_exit_2(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"vsent: error: {missing}: no such file"
     assert main(["serve", "--model", str(bad), "--max-pixels", str(10**12)]) == 2
     assert "--max-pixels 1000000000000 is above the decoder's own limit" in capsys.readouterr().err
+    assert main(["serve", "--model", str(bad), "--max-upload-mb", "inf"]) == 2
+    assert capsys.readouterr().err.strip() == ("vsent: error: --max-upload-mb must be a finite "
+                                               "number > 0, got inf")
+    assert main(["serve", "--model", str(bad), "--max-wait-ms", "inf"]) == 2  # would never batch
+    assert capsys.readouterr().err.strip() == ("vsent: error: --max-wait-ms must be a finite "
+                                               "number >= 0, got inf")
 
 
 def test_cli_an_address_it_cannot_listen_on_is_one_line_exit_2(checkpoint, capsys):
@@ -419,12 +507,19 @@ def test_cli_an_address_it_cannot_listen_on_is_one_line_exit_2(checkpoint, capsy
     assert err.startswith(f"vsent: error: cannot listen on 127.0.0.1:{port}:")
 
 
-def test_cli_builds_the_app_from_its_options(checkpoint, monkeypatch):
+def test_cli_builds_the_app_from_its_options(checkpoint, monkeypatch, capsys):
     """``vsent serve`` loads the checkpoint, applies its limits and hands the app to uvicorn."""
     calls: list[dict] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
     assert main(["serve", "--model", str(checkpoint), "--port", "0", "--max-images", "3",
                  "--max-upload-mb", "0.5", "--timeout", "7", "--max-batch", "4"]) == 0
+    # one line says what is served, and how
+    device = calls[0]["app"].state.service.device  # cpu here, cuda where there is a GPU
+    assert capsys.readouterr().err == (
+        f"vsent serve: smallcnn from {checkpoint} on {device}; options oversample, explain, "
+        "regions; "
+        "limits: 0.5 MiB an image, 64 MiB a request, 40000000 pixels, 3 images, 7 s, 64 requests "
+        "at once\n")
     (call,) = calls
     assert call["host"] == "127.0.0.1" and call["port"] == 0  # loopback unless told otherwise
     service = call["app"].state.service

@@ -73,3 +73,40 @@ def test_page_uploads_an_image_and_shows_label_and_probability(tmp_path, browser
         overflow = browser.execute_script(
             "return document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0
+
+
+def test_page_splits_a_large_drop_and_switches_off_what_the_model_cannot_do(tmp_path, browser):
+    import dataclasses
+
+    from vsent.models.checkpoint import load_checkpoint
+    from vsent.predict import Predictor
+    from vsent.serve import Limits, ServeConfig
+
+    ckpt = make_checkpoint(tmp_path / "model.pt")
+    model, _ = load_checkpoint(ckpt)
+    model.info = dataclasses.replace(model.info, cam_layer="")  # no Grad-CAM layer
+    pictures = []
+    for i in range(5):
+        pictures.append(tmp_path / f"p{i}.jpg")
+        pictures[-1].write_bytes(image_bytes(20 + i, (60, 50)))
+    want = expected_probs(ckpt, [p.read_bytes() for p in pictures])
+    config = ServeConfig(limits=Limits(max_images=2))  # 5 images: three requests
+    with running_server(ckpt, config=config, predictor=Predictor(model, device="cpu")) as server:
+        browser.get(server.url + "/")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda d: "smallcnn" in d.find_element(By.ID, "model-info").text)
+        box = browser.find_element(By.ID, "opt-explain")
+        assert not box.is_selected() and not box.is_enabled()  # heat map: not for this model
+        browser.find_element(By.ID, "file-input").send_keys("\n".join(map(str, pictures)))
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".result")) == 5)
+        wait.until(lambda d: d.find_element(By.ID, "status").text == "")
+        cards = browser.find_elements(By.CSS_SELECTOR, ".result")
+        shown = {c.find_element(By.CSS_SELECTOR, ".name").text:
+                 float(c.find_element(By.CSS_SELECTOR, ".prob").get_attribute("data-value"))
+                 for c in cards}
+        assert not [c.find_element(By.CSS_SELECTOR, ".error") for c in cards
+                    if c.find_elements(By.CSS_SELECTOR, ".error")]
+        for p, w in zip(pictures, want, strict=True):
+            assert shown[p.name] == pytest.approx(w, abs=1e-5)
+        metrics = server.app.state.service.responses
+        assert metrics == {200: 3}  # split by the page into requests of at most 2 images

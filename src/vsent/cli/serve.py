@@ -7,6 +7,7 @@ command runs, so ``vsent --help`` stays fast and works without the ``serve`` ext
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 MB = 1 << 20
@@ -62,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise VsentError(f"--port must be in 0..65535, got {args.port}")
     for name in ("max_upload_mb", "max_request_mb"):
-        if not getattr(args, name) > 0:
-            raise VsentError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value > 0):
+            raise VsentError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value}")
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * MB),
                     max_request_bytes=int(args.max_request_mb * MB),
                     max_pixels=args.max_pixels, max_images=args.max_images,
@@ -81,6 +83,13 @@ def run(args: argparse.Namespace) -> int:
         predictor = Predictor.from_checkpoint(args.model, device=args.device,
                                               batch_size=args.max_batch)
     app = create_app(predictor, checkpoint=args.model, config=config)
+    card = app.state.service.card
+    served = [k for k, ok in card["request_options"].items() if ok]
+    print(f"vsent serve: {(card.get('model') or {}).get('name') or 'model'} from {args.model} "
+          f"on {predictor.device}; options {', '.join(served)}; limits: "
+          f"{args.max_upload_mb:g} MiB an image, {args.max_request_mb:g} MiB a request, "
+          f"{limits.max_pixels} pixels, {limits.max_images} images, {limits.timeout_s:g} s, "
+          f"{limits.max_inflight} requests at once", file=sys.stderr)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"vsent serve: listening on {args.host}, reachable from other machines; there is "
               "no authentication", file=sys.stderr)

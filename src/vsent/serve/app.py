@@ -7,6 +7,9 @@ Endpoints
     with affective regions) as form fields or query parameters. Returns ``{"results": [...]}``,
     one entry per image in upload order: ``name, prob_positive, label, error`` (+ ``heatmap``,
     ``regions``).
+An option the model cannot serve (``explain`` without a Grad-CAM layer or on an export,
+``regions`` on an export or a late-fused model) and an unknown option are 422;
+``GET /v1/model`` says which options the model serves (``request_options``).
 ``GET /v1/model``  the model card. ``GET /healthz``  liveness. ``GET /metrics``  Prometheus text.
 ``GET /``  the web page (``static/``, no external resources). ``GET /docs``  OpenAPI docs.
 
@@ -14,21 +17,25 @@ Status codes: 200 when at least one image was scored (a bad image fails only its
 413 for a request, upload or image above a limit; 422 for a request whose every image is
 unreadable (the detail names each part and why), or bad options; 415 for a body that is not
 multipart; 503 when the service is overloaded or a request passes its deadline. User input
-never causes a 500.
+never causes a 500 (a bug does: a JSON 500, counted, its traceback in the server's log).
 
 Threads: the event loop only parses and dispatches. Images decode in a thread pool; the batched
-forward passes run in one model thread (:class:`~vsent.serve.batching.MicroBatcher`); Grad-CAM
-runs in the model thread too, between batches (its hooks must not see a batched forward pass);
-affective regions (slow: proposals, then one forward pass per image) run one at a time in a
-third thread, so they do not hold up the batches.
+forward passes run in one model thread (:class:`~vsent.serve.batching.MicroBatcher`). The
+per-image work runs one image at a time in a third thread, so it does not hold up the batches:
+affective regions (proposals, then one forward pass) and Grad-CAM, which hooks into a private
+copy of the model (made on the first ``explain``: its hooks must not see the shared model's other
+forward passes) and works on the image shrunk to :data:`HEATMAP_MAX_SIDE`. The heat map explains
+the label the service returns (for a late-fused model, the fused label).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import io
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncGenerator
@@ -57,6 +64,8 @@ log = logging.getLogger("vsent")
 STATIC = Path(__file__).parent / "static"
 #: Longer side of the Grad-CAM overlay returned by ``explain`` (pixels).
 HEATMAP_MAX_SIDE = 512
+#: The per-request options (form fields or query parameters), all booleans.
+OPTIONS = ("oversample", "explain", "regions")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -82,8 +91,8 @@ class ServeConfig:
     def validate(self) -> ServeConfig:
         if self.max_batch < 1:
             raise VsentError(f"--max-batch must be >= 1, got {self.max_batch}")
-        if self.max_wait_ms < 0:
-            raise VsentError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
+        if not (math.isfinite(self.max_wait_ms) and self.max_wait_ms >= 0):
+            raise VsentError(f"--max-wait-ms must be a finite number >= 0, got {self.max_wait_ms}")
         if self.decode_workers is not None and self.decode_workers < 1:
             raise VsentError(f"--workers must be >= 1, got {self.decode_workers}")
         self.limits.validate()
@@ -118,7 +127,8 @@ def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str,
     (architecture, weights, training data, the run's cross-validated metrics, preprocessing,
     versions) plus ``vsent_version``, the version serving it.
 
-    The checkpoint's path is cut to its file name (the server's folders are nobody's business).
+    The checkpoint's path and the training data's are cut to their last part (the server's
+    folders are nobody's business).
     A predictor built in Python without a checkpoint gets what the model itself says.
     """
     exported = getattr(predictor.model, "card", None)  # an export (vsent.export) carries its own
@@ -131,6 +141,9 @@ def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str,
 
         card = dict(card_of(checkpoint))
         card["checkpoint"] = Path(checkpoint).name
+        training = card.get("training")
+        if isinstance(training, dict) and training.get("dataset"):
+            card["training"] = {**training, "dataset": Path(str(training["dataset"])).name}
     else:
         model = predictor.model
         spec = dict(model.spec)  # set by create_model, load_checkpoint and ExportedModule
@@ -155,6 +168,7 @@ class _Entry:
     data: bytes = b""
     array: np.ndarray | None = None
     hand: np.ndarray | None = None  # a late-fused model's hand-crafted features (d,)
+    cls: int = -1  # the class answered (index into class_names), the one Grad-CAM explains
     error: str = ""
     status: int = 200  # 413 or 422 when the entry failed
     out: dict[str, Any] = field(default_factory=dict)
@@ -179,6 +193,22 @@ class Service:
         self.device = predictor.device
         self.class_names = list(predictor.class_names)
         self.card = model_card(checkpoint, predictor)
+        engine = getattr(self.model, "engine", None)  # an export has no layers to look into
+        info = getattr(self.model, "info", None)
+        why_not = {"explain": None, "regions": None}
+        if engine is not None:
+            why_not["explain"] = why_not["regions"] = (
+                f"explain and regions need the checkpoint; this service runs an exported model "
+                f"({engine})")
+        elif not getattr(info, "cam_layer", ""):
+            why_not["explain"] = (f"explain is not available: {getattr(info, 'name', 'the model')}"
+                                  " declares no Grad-CAM layer")
+        if engine is None and self.fusion is not None:
+            why_not["regions"] = (f"regions score with the network alone; this model is fused "
+                                  f"late with {self.fusion.features}")
+        self._unavailable = {k: v for k, v in why_not.items() if v}
+        self.card["request_options"] = {k: k not in self._unavailable for k in OPTIONS}
+        self._cam_model: Any = None  # Grad-CAM's copy of the model, made on the first explain
         self.model_pool = ThreadPoolExecutor(1, thread_name_prefix="vsent-model")
         self.aux_pool = ThreadPoolExecutor(1, thread_name_prefix="vsent-aux")
         self.decode_pool = ThreadPoolExecutor(self.config.decode_workers or os.cpu_count() or 2,
@@ -218,24 +248,29 @@ class Service:
                 self.inflight -= 1
         except HTTPProblem as e:
             status, body = e.status, {"detail": e.detail, **e.extra}
+        except Exception as e:  # a bug, not the client's fault: JSON, counted, logged
+            log.exception("POST /v1/predict: internal error")
+            status, body = 500, {"detail": f"internal error ({type(e).__name__}); see the "
+                                           "server's log"}
+        if status != 200:  # the access log says only the status: say why
+            log.warning("POST /v1/predict %d: %s", status, body.get("detail", ""))
         self.responses[status] = self.responses.get(status, 0) + 1
         headers = {"Retry-After": "1"} if status == 503 else None
         return JSONResponse(body, status_code=status, headers=headers)
 
     async def _predict(self, request: Request) -> tuple[int, dict[str, Any]]:
         uploads, fields = await self._read_form(request)
-        opts = {k: _flag(k, fields.get(k, request.query_params.get(k, "")))
-                for k in ("oversample", "explain", "regions")}
+        unknown = sorted((set(fields) | set(request.query_params)) - set(OPTIONS))
+        if unknown:
+            raise HTTPProblem(422, f"unknown option {', '.join(map(repr, unknown))} (the options "
+                                   f"are {', '.join(OPTIONS)})")
+        opts = {k: _flag(k, fields.get(k, request.query_params.get(k, ""))) for k in OPTIONS}
         if opts["regions"] and opts["oversample"]:
             raise HTTPProblem(422, "regions scores centre crops: it cannot be combined with "
                                    "oversample")
-        if opts["regions"] and self.fusion is not None:
-            raise HTTPProblem(422, f"regions score with the network alone; this model is fused "
-                                   f"late with {self.fusion.features}")
-        engine = getattr(self.model, "engine", None)  # an export has no layers to look into
-        if engine is not None and (opts["explain"] or opts["regions"]):
-            raise HTTPProblem(422, f"explain and regions need the checkpoint; this service runs "
-                                   f"an exported model ({engine})")
+        for k in ("explain", "regions"):
+            if opts[k] and k in self._unavailable:
+                raise HTTPProblem(422, self._unavailable[k])
         entries = [self._entry(i, up, data) for i, (up, data) in enumerate(uploads)]
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(self._decode(loop, e) for e in entries if not e.error))
@@ -246,7 +281,7 @@ class Service:
             if self.fusion is not None:
                 probs = self.fusion.fuse(probs, np.stack([e.hand for e in good]))
             for e, p in zip(good, probs, strict=True):
-                e.out = self._scores(p)
+                self._set_scores(e, p)
         for e in good:  # per image and slow: outside the micro-batches, one at a time
             if opts["regions"]:
                 await self._regions(loop, e)
@@ -265,7 +300,7 @@ class Service:
                                                           dict[str, str]]:
         """The uploads (with their bytes) and the text fields of a multipart body."""
         ctype = request.headers.get("content-type", "")
-        if not ctype.startswith("multipart/form-data"):
+        if not ctype.lower().startswith("multipart/form-data"):  # media types ignore case
             raise HTTPProblem(415, f"expected a multipart/form-data body with images in the field "
                                    f"'files', got content type {ctype or 'none'!r}")
         size = request.headers.get("content-length")
@@ -287,6 +322,10 @@ class Service:
             for key, value in form.multi_items():
                 if isinstance(value, UploadFile):
                     uploads.append((value, await self._read_upload(value)))
+                elif key == "files":
+                    raise HTTPProblem(422, "the part 'files' holds text, not a file (no file "
+                                           "name): send each image as a file, e.g. curl -F "
+                                           "files=@photo.jpg")
                 else:
                     fields[key] = value
         finally:
@@ -331,27 +370,31 @@ class Service:
         hand = predictor.hand_features(data) if self.fusion is not None else None
         return decode_image(predictor, data), hand
 
-    def _scores(self, p: np.ndarray) -> dict[str, Any]:
-        k = int(np.argmax(p))
-        return {"prob_positive": round(float(p[1]), 6) if len(p) > 1 else None,
-                "label": self.class_names[k] if k < len(self.class_names) else str(k)}
+    def _set_scores(self, e: _Entry, p: np.ndarray) -> None:
+        """The answer for one image from its class scores ``p`` (M,)."""
+        k = e.cls = int(np.argmax(p))
+        e.out = {"prob_positive": round(float(p[1]), 6) if len(p) > 1 else None,
+                 "label": self.class_names[k] if k < len(self.class_names) else str(k)}
 
     async def _explain(self, loop: asyncio.AbstractEventLoop, e: _Entry) -> None:
         try:
-            # in the model thread: Grad-CAM's hooks must not see batched forward passes
-            e.out["heatmap"] = await loop.run_in_executor(self.model_pool, self._explain_sync,
-                                                          e.data)
+            e.out["heatmap"] = await loop.run_in_executor(self.aux_pool, self._explain_sync,
+                                                          e.data, e.cls)
         except ImageError as err:
             e.error, e.status = f"{e.where}: {err}", 422
 
-    def _explain_sync(self, data: bytes) -> str:
+    def _explain_sync(self, data: bytes, target: int) -> str:
+        """A base64 PNG: the Grad-CAM overlay of ``target``'s logit, at most
+        :data:`HEATMAP_MAX_SIDE` pixels a side. Runs in the aux thread only."""
         from PIL import Image
 
         from vsent.analyses.explain import explain_image, overlay_heatmap
 
-        r = explain_image(self.model, data, device=self.device)
+        if self._cam_model is None:  # the hooks go on a copy: the shared model runs meanwhile
+            self._cam_model = copy.deepcopy(self.model)
+        r = explain_image(self._cam_model, data, target=target, device=self.device,
+                          max_side=HEATMAP_MAX_SIDE)
         img = Image.fromarray(overlay_heatmap(r["image"], r["heatmap"]))
-        img.thumbnail((HEATMAP_MAX_SIDE, HEATMAP_MAX_SIDE))
         buf = io.BytesIO()
         img.save(buf, "PNG")
         return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -362,7 +405,7 @@ class Service:
         except ImageError as err:
             e.error, e.status = f"{e.where}: {err}", 422
             return
-        e.out = self._scores(r["proba"])
+        self._set_scores(e, r["proba"])
         e.out["regions"] = [
             {"box": [int(v) for v in box], "prob_positive": round(float(p[1]), 6)}
             for box, p in zip(r["boxes"], r["region_proba"], strict=True)
@@ -519,6 +562,7 @@ def create_app(predictor: Predictor, *, checkpoint: str | Path | None = None,
                 "batching": {"max_batch": service.config.max_batch,
                              "max_wait_ms": service.config.max_wait_ms}}
 
+    @app.head("/healthz", include_in_schema=False)  # uptime checkers probe with HEAD
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "uptime_s": round(time.time() - started, 3)}
@@ -527,6 +571,7 @@ def create_app(predictor: Predictor, *, checkpoint: str | Path | None = None,
     async def metrics() -> str:
         return service.metrics_text()
 
+    @app.head("/", include_in_schema=False)  # uptime checkers probe with HEAD
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")

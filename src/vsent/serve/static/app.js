@@ -6,6 +6,8 @@ const drop = document.getElementById("drop");
 const input = document.getElementById("file-input");
 const results = document.getElementById("results");
 const statusLine = document.getElementById("status");
+// the service's limits (from the model card): a large drop is sent as several requests
+let limits = { max_images: 32, max_request_bytes: 64 * 1024 * 1024 };
 
 function el(tag, cls, text) {
   const node = document.createElement(tag);
@@ -23,6 +25,16 @@ async function loadCard() {
     const acc = cv && cv.accuracy && typeof cv.accuracy.mean === "number"
       ? `, cross-validated accuracy ${(100 * cv.accuracy.mean).toFixed(1)} %` : "";
     info.textContent = `${arch}${acc} (vsent ${card.vsent_version})`;
+    if (card.limits) limits = card.limits;
+    // an option this model cannot serve (e.g. no heat map for an exported model) is switched off
+    for (const [name, ok] of Object.entries(card.request_options || {})) {
+      const box = document.getElementById(`opt-${name}`);
+      if (box && !ok) {
+        box.checked = false;
+        box.disabled = true;
+        box.parentElement.title = `not available for this model`;
+      }
+    }
   } catch (err) {
     info.textContent = "model card unavailable";
   }
@@ -59,27 +71,63 @@ function showResult(file, row) {
   results.prepend(item);
 }
 
-async function send(files) {
-  files = Array.from(files).filter((f) => f.type.startsWith("image/") || f.type === "");
-  if (!files.length) return;
+// Groups of files that each fit one request: at most max_images, and under max_request_bytes
+// (less a margin for the multipart headers). A file above the limit on its own goes alone and
+// gets the service's own 413 message.
+function chunks(files) {
+  const budget = limits.max_request_bytes - 64 * 1024;
+  const out = [];
+  let group = [], bytes = 0;
+  for (const f of files) {
+    if (group.length && (group.length >= limits.max_images || bytes + f.size > budget)) {
+      out.push(group);
+      group = [];
+      bytes = 0;
+    }
+    group.push(f);
+    bytes += f.size;
+  }
+  if (group.length) out.push(group);
+  return out;
+}
+
+async function sendGroup(files) {
   const form = new FormData();
   files.forEach((f) => form.append("files", f, f.name));
   form.append("explain", document.getElementById("opt-explain").checked ? "true" : "false");
   form.append("oversample", document.getElementById("opt-oversample").checked ? "true" : "false");
-  statusLine.textContent = `scoring ${files.length} image${files.length > 1 ? "s" : ""}…`;
+  const resp = await fetch("/v1/predict", { method: "POST", body: form });
+  let data;
   try {
-    const resp = await fetch("/v1/predict", { method: "POST", body: form });
-    const data = await resp.json();
-    if (data.results) {
-      // per-image errors (422 when every image failed) are shown on their own cards
-      data.results.forEach((row, i) => showResult(files[i], row));
-      statusLine.textContent = resp.ok ? "" : data.detail;
-    } else {
-      statusLine.textContent = `error ${resp.status}: ${data.detail || resp.statusText}`;
-    }
+    data = await resp.json();
   } catch (err) {
-    statusLine.textContent = `request failed: ${err}`;
+    return `error ${resp.status}: ${resp.statusText}`;
   }
+  if (data.results) {
+    // per-image errors (422 when every image failed) are shown on their own cards
+    data.results.forEach((row, i) => showResult(files[i], row));
+    return resp.ok ? "" : data.detail;
+  }
+  return `error ${resp.status}: ${data.detail || resp.statusText}`;
+}
+
+async function send(files) {
+  files = Array.from(files).filter((f) => f.type.startsWith("image/") || f.type === "");
+  if (!files.length) return;
+  const problems = [];
+  let done = 0;
+  for (const group of chunks(files)) {
+    statusLine.textContent = `scoring ${files.length} image${files.length > 1 ? "s" : ""}` +
+      (done ? ` (${done} done)` : "") + "…";
+    try {
+      const problem = await sendGroup(group);
+      if (problem) problems.push(problem);
+    } catch (err) {
+      problems.push(`request failed: ${err}`);
+    }
+    done += group.length;
+  }
+  statusLine.textContent = problems.join("; ");
 }
 
 input.addEventListener("change", () => { send(input.files); input.value = ""; });
