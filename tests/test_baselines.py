@@ -198,6 +198,68 @@ def test_vocabulary_never_sees_test_images(tmp_path, cache, monkeypatch):
         assert rows <= train_rows and not rows & test_only
 
 
+def _spy_classifiers(monkeypatch):
+    """Record what every SVM made by ``cross_validate`` is fitted on and predicts."""
+    real, seen = bl.make_classifier, []
+
+    def spy(*a, **kw):
+        clf = real(*a, **kw)
+        fit, predict = clf.fit, clf.predict
+
+        def spy_fit(X, y):
+            seen.append({"X": np.array(X), "y": np.array(y)})
+            return fit(X, y)
+
+        def spy_predict(X):
+            seen[-1]["X_test"], seen[-1]["pred"] = np.array(X), predict(X)
+            return seen[-1]["pred"]
+
+        clf.fit, clf.predict = spy_fit, spy_predict
+        return clf
+
+    monkeypatch.setattr(bl, "make_classifier", spy)
+    return seen
+
+
+def test_svm_is_fitted_on_the_training_fold_only(monkeypatch):
+    """The classifier sees only ``X[train]``/``labels[train]``; flipping every test label
+    changes none of C, the inner accuracy or the predictions (the accuracy turns into
+    1 - accuracy). The BoW tests above cover the vocabulary, not the SVM it feeds."""
+    rng = np.random.default_rng(0)
+    n = 30
+    labels = (np.arange(n) % 3 != 0).astype(np.int64)  # 2:1 positive
+    gch = rng.random((n, 64)).astype(np.float32)
+    gch[:, :8] += 0.35 * labels[:, None]  # a weak signal: inner accuracy below 1
+    feats = hc.ImageFeatures(gch=gch, lch=rng.random((n, 1024)).astype(np.float32),
+                             descriptors=[])
+    perm = rng.permutation(n)
+    folds = [Fold(k, np.setdiff1d(perm, test), test)
+             for k, test in enumerate(np.array_split(perm, 3), 1)]
+    config = bl.BaselineConfig(Cs=(0.01, 0.1, 1.0, 10.0), inner_splits=3)
+    sets = ["gch", "gch+lch"]
+    seen = _spy_classifiers(monkeypatch)
+    records, _ = bl.cross_validate(feats, labels, folds, sets, config, progress=False)
+    assert len(seen) == len(folds) * len(sets)
+    X_all = {"gch": gch, "gch+lch": np.hstack([gch, feats.lch])}
+    for i, (fold, name) in enumerate((f, s) for f in folds for s in sets):
+        np.testing.assert_array_equal(seen[i]["X"], X_all[name][fold.train])
+        np.testing.assert_array_equal(seen[i]["y"], labels[fold.train])
+        np.testing.assert_array_equal(seen[i]["X_test"], X_all[name][fold.test])
+    for k, fold in enumerate(folds):
+        flipped = labels.copy()
+        flipped[fold.test] = 1 - flipped[fold.test]
+        first = len(seen)
+        again, _ = bl.cross_validate(feats, flipped, [fold], sets, config, progress=False)
+        for j, name in enumerate(sets):
+            rec, rec2 = records[name][k], again[name][0]
+            assert (rec2["C"], rec2["inner_accuracy"]) == (rec["C"], rec["inner_accuracy"])
+            np.testing.assert_array_equal(seen[first + j]["pred"],
+                                          seen[k * len(sets) + j]["pred"])
+            assert rec2["accuracy"] == pytest.approx(1 - rec["accuracy"])
+    # the inner accuracies are not all perfect: a leak of flipped labels would show
+    assert min(r["inner_accuracy"] for name in sets for r in records[name]) < 1
+
+
 def test_gch_svm_learns_warm_versus_cold(tmp_path, cache):
     data = _warm_cold_folder(tmp_path / "data", n_per_class=20)
     table = bl.run_baselines(data, "five", "stratified", "gch", tmp_path / "run", seed=0,

@@ -280,3 +280,53 @@ def test_a_run_stopped_by_bad_data_does_not_refuse_the_next_try(twitter_like, tm
         assert "none.json: no such file" in capsys.readouterr().err
         assert json.loads((out / "config.json").read_text())["skip_bad"] is True
         assert {p.name for p in out.iterdir()} <= RECORDS
+
+
+@pytest.mark.parametrize("train_mode", ["all", "head"])
+def test_each_fold_trains_on_its_train_list_and_on_no_test_image(make_twitter_like, tmp_path,
+                                                                  monkeypatch, train_mode):
+    """The tests above check what each fold predicts, not what it trains on: a fold trained
+    on train + test (a leak that only raises the accuracy) went unseen. Each training call is
+    mapped back to file names (by pixels, or by feature rows for ``--train head``)."""
+    import vsent.crossval as cv
+    import vsent.frozen as frozen
+    import vsent.train
+    from test_crossval_extra import _lines, _Recorder
+    from vsent.data import load_dataset
+
+    root = make_twitter_like(n=16, n_four=16, n_five=16)  # small: head mode 10-crops them all
+    if train_mode == "all":
+        rec = _Recorder(monkeypatch, root)  # wraps vsent.crossval.fit (the --extra-train path)
+        # frozen.train_model imports vsent.train.fit when called: route it through the wrapper
+        monkeypatch.setattr(vsent.train, "fit", cv.fit)
+        calls = rec.calls
+    else:  # fit_head gets rows of the features of every image: match them to those rows
+        names, full, calls = load_dataset(root, "five").names, [], []
+        real_features, real_head = frozen.cached_features, frozen.fit_head
+
+        def cached_features(*args, **kw):
+            feats = real_features(*args, **kw)
+            full.append(np.array(feats))
+            return feats
+
+        def fit_head(model, feats, labels, cfg, head="linear"):
+            row_of = {row.tobytes(): i for i, row in enumerate(full[-1])}
+            assert len(row_of) == len(names)  # distinct rows: each one names a single image
+            calls.append({"names": [names[row_of[f.tobytes()]] for f in np.asarray(feats)],
+                          "labels": np.asarray(labels).tolist()})
+            return real_head(model, feats, labels, cfg, head)
+
+        monkeypatch.setattr(frozen, "cached_features", cached_features)
+        monkeypatch.setattr(frozen, "fit_head", fit_head)
+    cfg = _cfg(root, train_mode=train_mode)
+    crossval(cfg.replace(train=cfg.train.replace(epochs=1)), tmp_path / "run", progress=False)
+
+    gt = dict(line.split() for line in
+              (root / "ground_truth/twitter_five_agrees.txt").read_text().splitlines())
+    assert len(calls) == 5
+    for k, call in enumerate(calls, 1):
+        fold = root / f"folds/campos/five_agrees/test{k}"
+        train, test = _lines(fold / "train.txt"), _lines(fold / "test.txt")
+        assert not set(call["names"]) & set(test), f"fold {k} trained on a test image"
+        assert sorted(call["names"]) == sorted(train)  # each training image once, no other
+        assert call["labels"] == [int(gt[n]) for n in call["names"]]

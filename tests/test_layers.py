@@ -337,9 +337,52 @@ def test_layer_probes_outputs(tmp_path, run_dir):
     assert np.load(out / "features/fold2/pool.gram.npy").shape == (n, n)
     record = json.loads((out / "results/fold3/fc.json").read_text())
     assert record["n_test"] == len(folds[2]["test"]) and record["svm"]["n"] == record["n_test"]
+    assert record["n_train"] == len(folds[2]["train"])  # the probes fit the training rows only
     assert (out / "config.json").exists() and (out / "versions.json").exists()
     stored = LayersConfig.from_dict(json.loads((out / "config.json").read_text()))
     assert stored == LayersConfig(run=str(run_dir.resolve()), probe=PROBE, device="cpu")
+
+
+def test_probes_fit_the_fold_training_rows_with_their_own_labels(tmp_path, run_dir,
+                                                                  twitter_like, monkeypatch):
+    """What ``linear_probe`` receives: the kernel rows of the fold's training images (then its
+    test images), each with that image's label. Record counts alone cannot show that the
+    labels line up with the feature rows, nor that the test rows stay out of training."""
+    dataset = load_dataset(twitter_like, "five")  # the run's data
+    index = {name: i for i, name in enumerate(dataset.names)}
+    folds = json.loads((run_dir / "folds.json").read_text())["folds"]
+    real_probe, seen = L.linear_probe, []
+
+    def spy(K, y, train, test, classifier, config, **kw):
+        seen.append((K, np.asarray(y).copy(), np.asarray(train), np.asarray(test), classifier))
+        return real_probe(K, y, train, test, classifier, config, **kw)
+
+    monkeypatch.setattr(L, "linear_probe", spy)
+    out = tmp_path / "layers"
+    cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["fc"],
+                       folds=[2, 4], keep_features=True)
+    layer_probes(cfg, out, progress=False)
+    assert [call[4] for call in seen] == ["svm", "softmax"] * 2
+    for k, calls in ((2, seen[:2]), (4, seen[2:])):
+        train = np.sort([index[n] for n in folds[k - 1]["train"]])
+        test = np.sort([index[n] for n in folds[k - 1]["test"]])
+        rows = np.concatenate([train, test])
+        # labels in sorted-row order would differ: the label check below can fail
+        assert (dataset.labels[np.sort(rows)] != dataset.labels[rows]).any()
+        meta = json.loads((out / f"features/fold{k}/meta.json").read_text())
+        assert meta["rows"] == rows.tolist()
+        feats = np.load(out / f"features/fold{k}/fc.npy").astype(np.float64)
+        for K, y, tr, te, _ in calls:
+            np.testing.assert_array_equal(tr, np.arange(len(train)))
+            np.testing.assert_array_equal(te, np.arange(len(train), len(rows)))
+            np.testing.assert_array_equal(y[tr], dataset.labels[train])
+            np.testing.assert_array_equal(y[te], dataset.labels[test])
+            np.testing.assert_allclose(K, feats @ feats.T, rtol=1e-6, atol=1e-9)
+        record = json.loads((out / f"results/fold{k}/fc.json").read_text())
+        assert (record["n_train"], record["n_test"]) == (len(train), len(test))
+        for clf in ("svm", "softmax"):  # confusion rows: the test images' true classes
+            assert np.sum(record[clf]["confusion"], axis=1).tolist() == \
+                np.bincount(dataset.labels[test], minlength=2).tolist()
 
 
 def test_resume_after_interrupt_computes_only_missing(tmp_path, run_dir, monkeypatch):

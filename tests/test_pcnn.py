@@ -146,6 +146,50 @@ def test_pcnn_command_writes_its_run_directory(make_learnable, tmp_path):
     assert (out / "model.pt").stat().st_mtime_ns == before
 
 
+def test_stage_2_trains_on_exactly_the_images_kept(make_learnable, tmp_path, monkeypatch):
+    """Stage 2 was only seen to run: had it fine-tuned on every image, the selection would do
+    nothing and no test would fail. Its training call is mapped back to names by pixels."""
+    import vsent.analyses.pcnn as pcnn_module
+    from vsent.data import load_dataset
+    from vsent.data.cache import image_cache
+
+    data = make_learnable(n_pos=12, n_neg=12)
+    dataset = load_dataset(data)
+    cache = image_cache(dataset, size=64, progress=False)  # smallcnn's input size
+    name_of = {cache[i].tobytes(): n for i, n in enumerate(dataset.names)}
+    assert len(name_of) == 24
+    calls = []
+    real_fit = pcnn_module.fit
+
+    def fit(model, images, labels, cfg, **kw):
+        calls.append(([name_of[np.asarray(images[i]).tobytes()] for i in range(len(images))],
+                      np.asarray(labels).tolist()))
+        return real_fit(model, images, labels, cfg, **kw)
+
+    monkeypatch.setattr(pcnn_module, "fit", fit)
+    # a fixed draw (two thirds of each class kept), whatever stage 1 learnt
+    monkeypatch.setattr(pcnn_module, "select_kept", lambda scores, rng: np.arange(24) % 3 > 0)
+    quick = CROSSVAL_PRESETS["quick"]["train"].replace(epochs=1, batch_size=8, device="cpu")
+    cfg = ProgressiveConfig(data=str(data), model="smallcnn", model_kwargs={"widths": [8, 16]},
+                            train=quick, finetune=quick, seed=0, preset=None)
+    progressive(cfg, tmp_path / "run", progress=False)
+
+    with (tmp_path / "run" / "removal.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    kept = [r["name"] for r in rows if r["removed"] == "0"]
+    assert len(kept) == 16 and len(rows) == 24
+
+    def label(name):  # from the folder, not from vsent
+        return int(Path(name).parts[0] == "positive")
+
+    assert len(calls) == 2
+    assert sorted(calls[0][0]) == sorted(dataset.names)  # stage 1: every image once
+    names, labels = calls[1]
+    assert sorted(names) == sorted(kept)  # stage 2: the kept images, each once, no other
+    assert labels == [label(n) for n in names]
+    assert sorted(set(labels)) == [0, 1]
+
+
 @pytest.mark.parametrize("keep", ["none", "positives"])
 def test_a_selection_of_fewer_than_two_classes_skips_stage_2(keep, make_learnable, tmp_path,
                                                               monkeypatch, caplog):

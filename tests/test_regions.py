@@ -102,6 +102,37 @@ def test_late_fusion_exact_values():
     np.testing.assert_allclose(curve.sum(axis=1), 1.5)
 
 
+def test_sentiment_score_divides_the_entropy_by_log_m():
+    # with M > 2 classes the entropy is normalised by ln M (a log-2 entropy would differ, and
+    # the uniform split alone cannot tell: clipping hides it); values written out by hand
+    p3 = [0.7, 0.2, 0.1]
+    expected3 = 1 + (0.7 * math.log(0.7) + 0.2 * math.log(0.2) + 0.1 * math.log(0.1)) / math.log(3)
+    assert expected3 == pytest.approx(0.2702, abs=1e-4)
+    assert R.sentiment_score(np.array(p3)) == pytest.approx(expected3, rel=1e-12)
+    p4 = [0.85, 0.05, 0.05, 0.05]
+    expected4 = 1 + (0.85 * math.log(0.85) + 3 * 0.05 * math.log(0.05)) / math.log(4)
+    assert expected4 == pytest.approx(0.5762, abs=1e-4)
+    assert R.sentiment_score(np.array(p4)) == pytest.approx(expected4, rel=1e-12)
+    np.testing.assert_allclose(R.sentiment_score(np.array([p3, [1.0, 0.0, 0.0]])),
+                               [expected3, 1.0], rtol=1e-12)
+
+
+def test_affective_score_weights_the_squared_sentiment_by_alpha():
+    # AR = sqrt(obj^2 + alpha * senti^2): at alpha = 0 or 1, alpha == alpha^2, so test others
+    assert R.affective_score(np.array([0.5]), np.array([0.5]), alpha=2.0)[0] == pytest.approx(
+        math.sqrt(0.25 + 2.0 * 0.25), rel=1e-12)
+    assert R.affective_score(np.array([0.6]), np.array([0.8]), alpha=0.25)[0] == pytest.approx(
+        math.sqrt(0.36 + 0.25 * 0.64), rel=1e-12)
+    # a ranking that flips between alpha = 2 and alpha = 4: region 0 has AR 1 (best box, uniform
+    # probabilities), region 1 (worst box) has AR sqrt(alpha) * senti with senti = 1 - H(0.1)
+    # bits ~ 0.531: 0.751 < 1 at alpha = 2, 1.062 > 1 at alpha = 4
+    obj, probs = np.array([2.0, 1.0]), np.array([[0.5, 0.5], [0.9, 0.1]])
+    senti = 1 + (0.9 * math.log(0.9) + 0.1 * math.log(0.1)) / math.log(2)
+    assert math.sqrt(2) * senti < 1 < 2 * senti
+    assert list(R.rank_regions(obj, probs, by="ar", alpha=2.0)) == [0, 1]
+    assert list(R.rank_regions(obj, probs, by="ar", alpha=4.0)) == [1, 0]
+
+
 # --------------------------------------------------------------------------------------------
 # edges and proposals
 
@@ -291,6 +322,46 @@ def test_fused_proba_is_late_fusion_of_top_k():
         R.fused_proba(model, img, k=0)
 
 
+def _ar_by_hand(objectness, probs, alpha: float) -> dict[str, np.ndarray]:
+    """The three ranking scores written out here (not vsent's functions): min-max objectness
+    (all 1 when equal), senti = 1 + sum p ln p / ln M, AR = sqrt(obj^2 + alpha * senti^2)."""
+    o = np.asarray(objectness, np.float64)
+    obj = (o - o.min()) / (o.max() - o.min()) if o.max() > o.min() else np.ones_like(o)
+    p = np.asarray(probs, np.float64)
+    plogp = p * np.log(np.maximum(p, 1e-300))  # 0 log 0 = 0
+    senti = np.clip(1 + plogp.sum(axis=1) / np.log(p.shape[1]), 0, 1)
+    return {"ar": np.sqrt(obj**2 + alpha * senti**2), "objectness": obj, "sentiment": senti}
+
+
+def _top(score: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k best scores, ties in proposal order."""
+    return np.argsort(-score, kind="stable")[:k]
+
+
+def test_fused_proba_keeps_the_top_k_proposals_by_affective_score():
+    model = _tiny_model()
+    with torch.no_grad():
+        model.fc.weight.mul_(300)  # spread-out scores: sentiment scores ~0.1 to ~0.8, not ~0
+    img = _scene()
+    cfg = P.ProposalConfig(n_proposals=12, min_box_area=100)
+    k, alpha, beta = 3, 2.0, 0.5
+    out = R.fused_proba(model, img, k=k, alpha=alpha, beta=beta, proposal_config=cfg)
+    # every proposal scored again, ranked here by AR written out by hand
+    props = P.propose(img, cfg)
+    s = R.score_regions(model, img, props)
+    ar = _ar_by_hand(s.objectness, s.probs, alpha)["ar"]
+    top = _top(ar, k)
+    assert len(props.boxes) > 2 * k and list(top) != list(range(k))  # AR, not objectness, picks
+    np.testing.assert_array_equal(out["boxes"], props.boxes[top])
+    np.testing.assert_allclose(out["ar"], ar[top], rtol=1e-6)
+    np.testing.assert_allclose(out["region_proba"], s.probs[top], atol=1e-6)
+    want = (s.global_probs + beta / k * s.probs[top].sum(axis=0)) / (1 + beta)
+    np.testing.assert_allclose(out["proba"], want, atol=1e-6)
+    # the K worst regions would give a clearly different fusion: the check above can fail
+    worst = np.argsort(-ar, kind="stable")[-k:]
+    assert np.abs(s.probs[worst].mean(0) - s.probs[top].mean(0)).max() > 0.05
+
+
 def test_region_config_validation():
     with pytest.raises(VsentError, match="--k-max"):
         R.RegionConfig(k=5, k_max=3).validate()
@@ -412,6 +483,112 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     assert main(bad) == 2
     assert "the run has folds [1, 2]" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()  # refused before --out was made
+
+
+def _spread_model(seed: int, images, cfg: P.ProposalConfig):
+    """A tiny smallcnn whose positive-minus-negative logit is its own, recentred on the median
+    over ``images``' global views and proposals and scaled to an interquartile range of 4:
+    region probabilities spread over (0, 1), sentiment scores over [0, 1], not all ~0."""
+    from vsent.models import create_model
+
+    torch.manual_seed(seed)
+    model = create_model("smallcnn", widths=(4, 8)).eval()
+    feats = []
+    for img in images:
+        s = R.score_regions(model, img, P.propose(img, cfg), features=True)
+        feats += [s.global_features[None], s.features]
+    w = (model.fc.weight[1] - model.fc.weight[0]).detach().double().numpy()
+    d = np.concatenate(feats).astype(np.float64) @ w
+    q1, med, q3 = np.percentile(d, [25, 50, 75])
+    c = 4.0 / (q3 - q1)
+    with torch.no_grad():  # logit difference c * (w . x - med)
+        model.fc.weight.copy_(torch.from_numpy(np.stack([-w, w]) * c / 2))
+        model.fc.bias.copy_(torch.tensor([c * med / 2, -c * med / 2]))
+    return model
+
+
+def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run, tmp_path):
+    """predictions.csv, table1.json and k_sweep.json against a recomputation from each fold's
+    stored proposals and scores (fold<k>/regions.npz): top K by each ranking, late fusion
+    divided by 1 + beta; early fusion's classifiers fitted on the training fold only."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from vsent.models.checkpoint import save_checkpoint
+
+    run, ds, folds = tiny_run
+    pcfg = P.ProposalConfig(n_proposals=6, min_box_area=60)
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in ds.paths]
+    for f in folds:  # fold models with spread-out scores (the fixture's give ~0.5 everywhere)
+        save_checkpoint(run / f"fold{f.index}" / "model.pt",
+                        _spread_model(f.index, images, pcfg), fold=f.index)
+    k, k_max, alpha, beta = 2, 4, 1.0, 2.0  # beta 2: the regions can overturn the global view
+    cfg = R.RegionConfig(k=k, k_max=k_max, alpha=alpha, beta=beta, proposals=pcfg, overlays=0,
+                         device="cpu")
+    out = tmp_path / "regions"
+    R.evaluate_regions(run, out, cfg, progress=False)
+    table = json.loads((out / "table1.json").read_text())["results"]
+    sweep = json.loads((out / "k_sweep.json").read_text())
+    rows = {r["name"]: r for r in csv.DictReader((out / "predictions.csv").open())}
+    rankings = ("ar", "objectness", "sentiment")
+    n_ranking_differs = n_k_matters = n_sets_differ = 0
+    for fi, f in enumerate(folds):
+        with np.load(out / f"fold{f.index}" / "regions.npz") as z:
+            res = dict(z)
+        test, train = np.sort(f.test), np.sort(f.train)
+        np.testing.assert_array_equal(res["test_index"], test)
+        np.testing.assert_array_equal(res["train_index"], train)
+        np.testing.assert_array_equal(res["train_labels"], ds.labels[train])
+        y = ds.labels[test]
+        curve = {by: np.empty((len(test), k_max), int) for by in rankings}  # predictions
+        for i, idx in enumerate(test):
+            sl = slice(res["offsets"][i], res["offsets"][i + 1])
+            probs = res["probs"][sl].astype(np.float64)
+            pg = res["test_global_probs"][i].astype(np.float64)
+            scores = _ar_by_hand(res["objectness"][sl], probs, alpha)
+            tops = {by: _top(scores[by], k) for by in rankings}
+            for by in rankings:
+                for kk in range(1, k_max + 1):
+                    t = _top(scores[by], kk)  # fewer than kk proposals: the mean of those
+                    curve[by][i, kk - 1] = np.argmax(pg + beta / len(t) * probs[t].sum(0))
+            row = rows[ds.names[idx]]
+            assert int(row["label"]) == y[i] and int(row["fold"]) == f.index
+            assert int(row["pred_global"]) == pg.argmax()
+            fused = (pg + beta / len(tops["ar"]) * probs[tops["ar"]].sum(0)) / (1 + beta)
+            assert float(row["prob_positive_fused"]) == pytest.approx(fused[1], abs=2e-6)
+            for by in rankings:
+                assert int(row[f"pred_{by}"]) == curve[by][i, k - 1], (ds.names[idx], by)
+            n_ranking_differs += len({curve[by][i, k - 1] for by in rankings}) > 1
+            n_k_matters += any(curve[by][i, k - 1] != curve[by][i, k] for by in rankings)
+            n_sets_differ += set(tops["ar"]) != set(range(min(k, len(probs))))
+        for by in rankings:  # the table at K and the whole K sweep, fold by fold
+            assert table[by]["folds"][fi]["accuracy"] == pytest.approx(
+                np.mean(curve[by][:, k - 1] == y)), by
+            np.testing.assert_allclose(sweep[by]["folds"][fi], (curve[by] == y[:, None]).mean(0))
+        # early fusion's control: standardised features, logistic regression at C = 1, fitted
+        # on the stored training-fold features and labels
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+        clf.fit(res["train_global_features"], res["train_labels"])
+        got = [int(rows[ds.names[i]]["pred_global_linear"]) for i in test]
+        np.testing.assert_array_equal(got, clf.predict(res["test_global_features"]))
+    # the data can tell the mistakes apart: the rankings disagree on some image, K + 1 regions
+    # change some prediction, and AR's top K is not always the first K proposals
+    assert n_ranking_differs > 0 and n_k_matters > 0 and n_sets_differ > 0
+    # flip every stored test label and evaluate again from the stored scores: the training-side
+    # outputs (early fusion and its control) must not move, so no test label reached them
+    for f in folds:
+        file = out / f"fold{f.index}" / "regions.npz"
+        with np.load(file) as z:
+            res = dict(z)
+        res["test_labels"] = 1 - res["test_labels"]
+        np.savez(file, **res)
+    R.evaluate_regions(run, out, cfg, resume=True, progress=False)
+    again = {r["name"]: r for r in csv.DictReader((out / "predictions.csv").open())}
+    for name, row in rows.items():
+        assert int(again[name]["label"]) == 1 - int(row["label"])  # the flip was read
+        for col in ("pred_global_linear", "pred_early_fusion", "pred_ar", "prob_positive_fused"):
+            assert again[name][col] == row[col], (name, col)
 
 
 def test_cli_regions_not_a_run(tmp_path, capsys):

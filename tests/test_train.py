@@ -272,6 +272,67 @@ def test_fit_with_augment_or_mix_trains_and_is_reproducible(change):
     assert not torch.allclose(plain.head.weight, runs[0])  # the option changed the training
 
 
+def test_label_smoothing_reaches_the_loss():
+    """The mix test above compares two runs with the same smoothing: a loss that ignored
+    ``label_smoothing`` went unseen. One batch of every image, so its logits (recorded by a
+    hook) and the labels give the epoch's loss."""
+    images, _ = _learnable(16)
+    labels = (np.arange(16) % 4 == 0).astype(np.int64)  # unbalanced, against a biased head:
+    targets = torch.from_numpy(labels)  # smoothing then moves the loss by about 0.3
+    for smoothing in (0.0, 0.2):
+        torch.manual_seed(0)
+        model = Tiny()
+        with torch.no_grad():
+            model.head.bias.copy_(torch.tensor([3.0, -3.0]))
+        logits = []
+        model.register_forward_hook(lambda m, i, out, seen=logits: seen.append(out.detach()))
+        cfg = TrainConfig(epochs=1, batch_size=16, lr=0.01, device="cpu", seed=2,
+                          label_smoothing=smoothing)
+        history = fit(model, images, labels, cfg, progress=False)
+        assert len(logits) == 1  # one batch, its rows in index order
+        want = nn.functional.cross_entropy(logits[0], targets, label_smoothing=smoothing)
+        assert history[0]["loss"] == pytest.approx(want.item(), rel=1e-5)
+        plain = nn.functional.cross_entropy(logits[0], targets)
+        if smoothing:  # the case tells a smoothed loss from a plain one
+            assert abs(want.item() - plain.item()) > 0.1
+
+
+def _batches(monkeypatch, n: int, batch_size: int, epochs: int, seed: int) -> list[list[set]]:
+    """Per epoch, the rows of each batch ``fit`` trains on (image ``i`` is all pixels ``i``)."""
+    import vsent.train as train_mod
+
+    images = np.repeat(np.arange(n, dtype=np.uint8), 12 * 12 * 3).reshape(n, 12, 12, 3)
+    seen = []
+    real = train_mod.augment_batch
+
+    def augment_batch(x, *args, **kw):
+        seen.append({int(v) for v in x[:, 0, 0, 0]})
+        return real(x, *args, **kw)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(train_mod, "augment_batch", augment_batch)
+        cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=0.01, device="cpu", seed=seed)
+        fit(Tiny(), images, np.arange(n) % 2, cfg, progress=False)
+    per_epoch = len(seen) // epochs
+    assert per_epoch * epochs == len(seen)
+    return [seen[e * per_epoch:(e + 1) * per_epoch] for e in range(epochs)]
+
+
+def test_batches_are_shuffled_every_epoch_and_seeded(monkeypatch):
+    """No test saw whether ``fit`` shuffles: training in index order (sorted classes, in a
+    real dataset) passed everything here."""
+    n, size = 24, 6
+    first = _batches(monkeypatch, n, size, epochs=2, seed=4)
+    in_order = [set(range(i, i + size)) for i in range(0, n, size)]
+    for batches in first:  # every image once per epoch, in batches of ``size``
+        assert len(batches) == n // size and all(len(b) == size for b in batches)
+        assert set().union(*batches) == set(range(n))
+    assert first[0] != in_order and first[1] != in_order
+    assert first[0] != first[1]  # a new order each epoch
+    assert _batches(monkeypatch, n, size, epochs=2, seed=4) == first  # seeded
+    assert _batches(monkeypatch, n, size, epochs=2, seed=5) != first
+
+
 def test_mix_batch_mixes_each_image_with_the_next_as_its_targets_say():
     from vsent.data.transforms import mix_batch
 
