@@ -73,10 +73,10 @@ def test_walker_finds_images_recursively_and_reports_what_matched_nothing(folder
                               str(tmp_path / "nothing*.jpg"), tmp_path / "missing.jpg"]))
     want_all = sorted(p for p in folder.rglob("*") if p.suffix in (".jpg", ".png"))
     assert len(want_all) == 13  # 12 images + broken.jpg, not notes.txt
-    paths = [i for i in items if isinstance(i, Path)]
+    paths = [i for i in items if not isinstance(i, Unmatched)]
     assert sorted(paths[:13]) == want_all  # folder: recursive, image suffixes only
-    assert sorted(paths[13:-1]) == sorted(folder.glob("*.png"))
-    assert paths[-1] == tmp_path / "missing.jpg"  # a missing file: its decode says why
+    assert sorted(paths[13:-1]) == sorted(map(str, folder.glob("*.png")))  # a glob's strings
+    assert paths[-1] == str(tmp_path / "missing.jpg")  # a missing file: its decode says why
     unmatched = [i for i in items if isinstance(i, Unmatched)]
     assert [u.path for u in unmatched] == [str(tmp_path / "empty"),
                                             str(tmp_path / "nothing*.jpg")]
@@ -85,6 +85,47 @@ def test_walker_finds_images_recursively_and_reports_what_matched_nothing(folder
     found, missing = split_inputs([folder, tmp_path / "empty"])
     assert sorted(found) == want_all and [m["path"] for m in missing] == [str(tmp_path / "empty")]
     assert missing[0]["error"] and missing[0]["prob_positive"] is None
+
+
+def test_walker_names_what_it_cannot_list_and_walks_folders_a_glob_matches(folder, tmp_path,
+                                                                          monkeypatch):
+    import vsent.batch as batch
+
+    real_scandir = os.scandir
+
+    def scandir(d):  # as for a folder without read permission (root would read it anyway)
+        if Path(d).name == "sub":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(d)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(batch.os, "scandir", scandir)
+        items = list(iter_inputs([folder]))
+    (locked,) = [i for i in items if isinstance(i, Unmatched)]  # its images are not dropped
+    assert locked.path == str(folder / "sub")  # without a word: the folder has a row
+    assert locked.reason == f"{folder / 'sub'}: cannot list this folder (Permission denied)"
+    assert len(items) == 1 + 11  # the other images are still found
+    # a folder that a glob matches is walked like a folder given by name ...
+    assert sorted(iter_inputs([str(folder / "s*")])) == sorted(
+        map(Path, (folder / "sub").glob("*.*")))
+    # ... except with **, whose own matches are the folders' files (each once, no folder rows)
+    deep = list(iter_inputs([str(folder / "**" / "*.png")]))
+    assert sorted(deep) == sorted(map(str, folder.rglob("*.png"))) and len(deep) == 3
+
+
+def test_paths_are_kept_as_written(folder, tmp_path, checkpoint, monkeypatch):
+    """A row names the input as the user wrote it: ``./x.jpg`` stays ``./x.jpg`` (a list made
+    by ``find .`` joins back onto the scores), and a BOM that an editor put at the start of a
+    list is not part of the first path."""
+    monkeypatch.chdir(folder)
+    lst = tmp_path / "list.txt"
+    lst.write_text("\ufeff./im01.jpg\n./sub/../im02.jpg\n", encoding="utf-8")
+    out = tmp_path / "o.csv"
+    assert main(["predict", "--model", str(checkpoint), "./im05.jpg", "--from-list", str(lst),
+                 "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert [r["path"] for r in rows] == ["./im05.jpg", "./im01.jpg", "./sub/../im02.jpg"]
+    assert all(r["error"] == "" and r["prob_positive"] for r in rows)
 
 
 def test_walker_consumes_a_generator_of_inputs_lazily(tmp_path):
@@ -99,7 +140,7 @@ def test_walker_consumes_a_generator_of_inputs_lazily(tmp_path):
 
     it = iter_inputs(fake())
     first = list(itertools.islice(it, 10))
-    assert first == [tmp_path / f"no_{i}.jpg" for i in range(10)]
+    assert first == [str(tmp_path / f"no_{i}.jpg") for i in range(10)]
     assert pulled == 10  # nothing read ahead, no list built
     assert sum(1 for _ in it) == 100_000 - 10 and pulled == 100_000
 
@@ -122,11 +163,12 @@ def test_from_list_file_and_stdin(folder, tmp_path, checkpoint, capsys, monkeypa
     lst.write_text("# scored on Monday\n" + "".join(f"{p}\n" for p in imgs[:2]) + "\n"
                    + f"  # {imgs[3]}\n{imgs[2]}\r\n")
     got = list(iter_inputs([imgs[3]], from_list=lst))
-    assert got == [imgs[3], imgs[0], imgs[1], imgs[2]]  # inputs, then the list; blanks and
-    # comments skipped; a name starting with # is given as ./#name
-    assert list(iter_inputs(from_list="-", stdin=io.StringIO("./#x.jpg\n"))) == [Path("./#x.jpg")]
+    assert got == [str(imgs[3]), str(imgs[0]), str(imgs[1]), str(imgs[2])]  # inputs, then the
+    # list; blanks and comments skipped; a name starting with # is given as ./#name, and kept
+    # so (a row's path is the input as written: it can be fed back as a list)
+    assert list(iter_inputs(from_list="-", stdin=io.StringIO("./#x.jpg\n"))) == ["./#x.jpg"]
     assert list(iter_inputs(from_list="-", stdin=io.StringIO(f"{imgs[0]}\n{imgs[1]}"))) == \
-        imgs[:2]
+        list(map(str, imgs[:2]))
     with pytest.raises(VsentError, match="nope.txt"):
         iter_inputs(from_list=tmp_path / "nope.txt")
     # the CLI reads standard input with --from-list -
@@ -173,6 +215,33 @@ def test_row_writer_flushes_each_row(tmp_path):
     w.write({"path": "y.jpg", "prob_positive": None, "label": None, "error": "bad"})
     w.close()
     assert out.read_text().splitlines()[1:] == ["x.jpg,0.25,negative,", "y.jpg,,,bad"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_rows_go_to_a_pipe_or_a_device(tmp_path, checkpoint, folder, fmt):
+    """``--out >(gzip > x.gz)`` or ``/dev/null``: no seek, no fsync (neither exists there),
+    the csv header once; the periodic fsync (here after every row) skips them too."""
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    rows = [{"path": f"{i}.jpg", "prob_positive": 0.5, "label": "positive", "error": ""}
+            for i in range(3)]
+    with RowWriter(fifo, fmt, fsync_every=0.0) as w:
+        for row in rows:
+            w.write(row)
+    reader.join(timeout=30)
+    text = got[0].decode()
+    if fmt == "csv":
+        assert text.splitlines() == ["path,prob_positive,label,error",
+                                     *(f"{i}.jpg,0.5,positive," for i in range(3))]
+    else:
+        assert [json.loads(x) for x in text.splitlines()] == rows
+    assert main(["predict", "--model", str(checkpoint), str(folder), "--out", os.devnull,
+                 "--format", fmt, "--device", "cpu", "--no-progress"]) == EXIT_ITEMS_FAILED
 
 
 def _score_cli(checkpoint, folder, out, *extra):
@@ -289,6 +358,18 @@ def test_a_bad_checkpoint_leaves_the_output_untouched(folder, tmp_path, capsys):
     fake = tmp_path / "fake.pt"
     fake.write_text("nope")
     assert main(["predict", "--model", str(fake), str(folder), "--out", str(out)]) == 2
+    assert out.read_text() == "precious\n"
+
+
+def test_options_that_exclude_each_other_leave_the_output_untouched(folder, tmp_path,
+                                                                     checkpoint, capsys):
+    """Checked before --out is opened, even with --overwrite (which empties it)."""
+    out = tmp_path / "keep.csv"
+    out.write_text("precious\n")
+    assert main(["predict", "--model", str(checkpoint), str(folder), "--out", str(out),
+                 "--regions", "--oversample", "--overwrite"]) == 2
+    assert "--regions scores centre crops: it cannot be combined with --oversample" in \
+        capsys.readouterr().err
     assert out.read_text() == "precious\n"
 
 

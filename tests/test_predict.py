@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -124,8 +125,8 @@ def test_split_inputs_folders_globs_and_missing(images, tmp_path):
     found, missing = split_inputs([str(folder), str(folder / "*.png"), str(tmp_path / "no*.jpg"),
                                    str(tmp_path / "no.jpg")])
     assert sorted(found[:3]) == sorted(paths)  # folder: recursive, images only
-    assert found[3:4] == [folder / "b.png"]
-    assert found[4:] == [tmp_path / "no.jpg"]  # a missing file: its decode says why
+    assert found[3:4] == [str(folder / "b.png")]
+    assert found[4:] == [str(tmp_path / "no.jpg")]  # a missing file: its decode says why
     assert [m["path"] for m in missing] == [str(tmp_path / "no*.jpg")]
 
 
@@ -224,14 +225,30 @@ def test_a_from_list_that_is_no_text_file_is_a_user_error(checkpoint, images, tm
                  "--device", "cpu", "--no-progress"]) == 2
     assert f"vsent: error: --from-list {paths[0]}: not a text file of paths (one per line)" \
         in capsys.readouterr().err
-    # a list whose text is not UTF-8: a one-line error naming it and the line
+    # a list whose text is not UTF-8 (a Latin-1 file name): the name's bytes are the path, as
+    # on standard input; such a file is scored, a missing one gets its row, the run goes on
+    latin = str(paths[0].parent).encode() + b"/caf\xe9.jpg"
+    os.link(paths[0], latin)  # the same image under a name that is not UTF-8
     listing = tmp_path / "list.txt"
-    listing.write_bytes(str(paths[1]).encode() + b"\n" + b"/no/such/caf\xe9.jpg\n")
-    assert main(["predict", "--model", str(checkpoint), "--from-list", str(listing),
-                 "--out", str(tmp_path / "rows.csv"), "--device", "cpu", "--no-progress"]) == 2
+    listing.write_bytes(str(paths[1]).encode() + b"\n" + b"/no/such/caf\xe9.jpg\n" + latin
+                        + b"\n")
+    out = tmp_path / "rows.csv"
+    args = ["predict", "--model", str(checkpoint), "--from-list", str(listing), "--out",
+            str(out), "--device", "cpu", "--no-progress"]
+    assert main(args) == EXIT_ITEMS_FAILED
     err = capsys.readouterr().err
-    assert f"vsent: error: --from-list {listing}: not UTF-8 text after line 0" in err
-    assert "Traceback" not in err
+    assert "scored 2 of 3 inputs, 1 failed" in err and "Traceback" not in err
+    raw = out.read_bytes()  # the names are written as their bytes
+    assert b"/no/such/caf\xe9.jpg,,,/no/such/caf\xe9.jpg: no such file or directory" in raw
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8", "surrogateescape"))))
+    assert os.fsencode(rows[2]["path"]) == latin and rows[2]["error"] == ""
+    want = Predictor.from_checkpoint(checkpoint, device="cpu").predict_proba([paths[0]])[0, 1]
+    assert float(rows[2]["prob_positive"]) == pytest.approx(want, abs=1e-6)
+    # and --resume reads such an output back: nothing is scored twice
+    assert main([*args, "--resume"]) == EXIT_ITEMS_FAILED
+    assert "scored 2 of 3 inputs, 1 failed (3 rows from the earlier run kept)" in \
+        capsys.readouterr().err
+    assert out.read_bytes() == raw
 
 
 def test_cli_bad_checkpoint_is_a_user_error(tmp_path, images, capsys):

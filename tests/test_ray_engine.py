@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,18 +17,20 @@ from vsent.predict import Predictor
 pytest.importorskip("ray.data")
 
 
-def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys, checkpoint):
-    rng = np.random.default_rng(1)
-    root = tmp_path / "imgs"
+def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys, checkpoint,
+                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative inputs: the workers are given absolute paths, the
+    rng = np.random.default_rng(1)  # rows and their error messages name them as given
+    root = Path("imgs")
     (root / "sub").mkdir(parents=True)
     for i in range(20):
         where = root / "sub" if i % 5 == 0 else root
         Image.fromarray(rng.integers(0, 255, (36 + i, 48, 3), dtype=np.uint8)).save(
             where / f"im{i:02d}.jpg")
     (root / "broken.jpg").write_bytes(b"not a jpeg")
-    args = ["predict", "--model", str(checkpoint), str(root), str(tmp_path / "none*.png"),
+    args = ["predict", "--model", str(checkpoint), str(root), "none*.png",
             "--device", "cpu", "--no-progress", "--batch-size", "8"]
-    out_default, out_ray = tmp_path / "default.csv", tmp_path / "ray.csv"
+    out_default, out_ray = Path("default.csv"), Path("ray.csv")
     assert main([*args, "--out", str(out_default)]) == EXIT_ITEMS_FAILED
     t0 = time.monotonic()
     assert main([*args, "--out", str(out_ray), "--engine", "ray", "--ray-cpus", "2"]) == \
@@ -45,11 +48,18 @@ def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys, chec
         assert (r["label"], r["error"]) == (d["label"], d["error"])
         if r["path"].endswith("broken.jpg") or "none*" in r["path"]:
             assert r["error"] and not r["prob_positive"]
+            assert r["error"].startswith(f"{r['path']}: ")  # not the worker's absolute path
             continue
         want = pred.predict_arrays(pred.decode(r["path"])[None])[0, 1]
         assert float(r["prob_positive"]) == pytest.approx(float(want), abs=1e-6)
         assert float(r["prob_positive"]) == pytest.approx(float(d["prob_positive"]), abs=1e-6)
     print(f"ray engine: {ray_seconds:.1f} s")  # start-up dominates
+    # model actors on every CPU would leave none for decoding: refused, not a silent hang
+    assert main([*args, "--out", "x.csv", "--engine", "ray", "--ray-cpus", "2",
+                 "--ray-actors", "2"]) == 2
+    assert ("2 model actor(s) take a CPU each and the Ray cluster has 2 CPU(s): at least one "
+            "must be left for decoding") in capsys.readouterr().err
+    assert not Path("x.csv").exists()
 
 
 def test_ray_engine_streams_rows_before_the_input_ends(tmp_path, checkpoint):

@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import sys
 import time
 from array import array
@@ -79,12 +80,14 @@ def _has_magic(s: str) -> bool:
     return any(c in s for c in "*?[")
 
 
-def walk_folder(folder: str | Path) -> Iterator[Path]:
-    """Image files under ``folder`` (recursively, suffixes :data:`IMAGE_SUFFIXES`), lazily.
+def walk_folder(folder: str | Path) -> Iterator[Path | Unmatched]:
+    """Image files under ``folder`` (recursively, suffixes :data:`IMAGE_SUFFIXES`), lazily;
+    a folder that cannot be listed (e.g. permission denied) is an :class:`Unmatched` naming it,
+    so its images are not lost without a row.
 
     Each directory is read with ``os.scandir`` as an iterator: files come out while the
     directory is still being read; only the sub-folders still to visit are held. Symbolic
-    links to folders are not followed (no loops).
+    links to folders are not followed (no loops; as ``find`` does).
     """
     todo = [Path(folder)]
     while todo:
@@ -100,13 +103,16 @@ def walk_folder(folder: str | Path) -> Iterator[Path]:
                             yield d / e.name
                     except OSError:  # an entry that vanished or cannot be stat'ed: skip it
                         continue
-        except OSError:  # an unreadable sub-folder: the rest of the walk goes on
+        except OSError as e:  # an unreadable folder: a row says so, the rest of the walk goes on
+            yield Unmatched(str(d), f"{d}: cannot list this folder ({e.strerror or e})")
             continue
         todo.extend(reversed(subdirs))  # visit sub-folders in listing order
 
 
-def _walk_one(item: str | Path) -> Iterator[Path | Unmatched]:
-    """One positional input: a file as given, a folder walked, a glob expanded (lazily)."""
+def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
+    """One positional input: a file as given (the string, not normalised: rows name it as the
+    user wrote it), a folder walked, a glob expanded (lazily; a folder it matches is walked,
+    except with ``**``, whose matches already hold the folders' files)."""
     s = str(item)
     p = Path(item)
     if p.is_dir():
@@ -119,22 +125,27 @@ def _walk_one(item: str | Path) -> Iterator[Path | Unmatched]:
                                "in this folder")
     elif p.exists() or not _has_magic(s):
         # a missing plain path is still yielded: decoding gives its "no such file" row
-        yield p
+        yield s
     else:
         found = False
         for f in glob.iglob(s, recursive=True):
             found = True
-            yield Path(f)
+            if not os.path.isdir(f):
+                yield f
+            elif "**" not in s:
+                yield from walk_folder(f)
         if not found:
             yield Unmatched(s, f"{s}: the pattern matched no file")
 
 
-def iter_list(lines: Iterable[str], source: str = "--from-list") -> Iterator[Path]:
-    """One path per line (``--from-list``); blank lines and comment lines (first non-blank
-    character ``#``; a file whose name starts with ``#`` is given as ``./#name``) are skipped,
-    nothing else is interpreted (no globs, no folders: a list of millions is passed through
-    as it is read).
-    Text that is not UTF-8 stops the list with a VsentError naming ``source`` and the line."""
+def iter_list(lines: Iterable[str], source: str = "--from-list") -> Iterator[str]:
+    """One path per line (``--from-list``), as written; blank lines and comment lines (first
+    non-blank character ``#``; a file whose name starts with ``#`` is given as ``./#name``)
+    are skipped, nothing else is interpreted (no globs, no folders: a list of millions is
+    passed through as it is read).
+    :func:`iter_inputs` reads a list file as the file system's names are read (UTF-8, other
+    bytes kept as they are); a stream that cannot be decoded stops the list with a VsentError
+    naming ``source``."""
     it = iter(lines)
     n = 0
     while True:
@@ -143,12 +154,14 @@ def iter_list(lines: Iterable[str], source: str = "--from-list") -> Iterator[Pat
         except StopIteration:
             return
         except UnicodeDecodeError:  # the rows scored so far are kept; --resume continues
-            raise VsentError(f"{source}: not UTF-8 text after line {n}") from None
+            raise VsentError(f"{source}: not UTF-8 text after about line {n}") from None
         n += 1
         line = line.rstrip("\r\n")
+        if n == 1:
+            line = line.removeprefix("\ufeff")  # the byte-order mark some editors write
         bare = line.strip()
         if bare and not bare.startswith("#"):
-            yield Path(line)
+            yield line
 
 
 def iter_inputs(
@@ -156,7 +169,7 @@ def iter_inputs(
     *,
     from_list: str | Path | None = None,
     stdin: IO[str] | None = None,
-) -> Iterator[Path | Unmatched]:
+) -> Iterator[str | Path | Unmatched]:
     """The images to score, lazily: ``inputs`` first (files, folders, globs), then the lines
     of ``from_list`` (a file, or ``"-"`` for ``stdin``, default ``sys.stdin``).
 
@@ -178,14 +191,17 @@ def iter_inputs(
                 if b"\0" in head:
                     raise VsentError(f"--from-list {from_list}: not a text file of paths "
                                      "(one per line)")
-                fh = open(from_list, encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
+                # bytes that are not UTF-8 (a Latin-1 file name) stay the name's bytes, as
+                # os.listdir and a POSIX stdin give them
+                fh = open(from_list, encoding="utf-8", errors="surrogateescape",  # noqa: SIM115
+                          newline="")  # (closed below)
             except OSError as e:
                 raise VsentError(f"--from-list {from_list}: {e.strerror or e}") from None
     return _iter_inputs(inputs, fh, close=fh is not None and str(from_list) != "-")
 
 
 def _iter_inputs(inputs: Iterable[str | Path], fh: IO[str] | None, *,
-                 close: bool) -> Iterator[Path | Unmatched]:
+                 close: bool) -> Iterator[str | Path | Unmatched]:
     try:
         for item in inputs:
             yield from _walk_one(item)
@@ -196,10 +212,10 @@ def _iter_inputs(inputs: Iterable[str | Path], fh: IO[str] | None, *,
             fh.close()
 
 
-def split_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Row]]:
+def split_inputs(inputs: Iterable[str | Path]) -> tuple[list[str | Path], list[Row]]:
     """Eager form of :func:`iter_inputs` for small jobs (``vsent explain``): the paths, and an
     error row for each input that matched nothing."""
-    paths: list[Path] = []
+    paths: list[str | Path] = []
     missing: list[Row] = []
     for it in iter_inputs(inputs):
         if isinstance(it, Unmatched):
@@ -241,15 +257,19 @@ class RowWriter:
             self._fh: IO[str] = sys.stdout
         else:
             try:
-                self._fh = self.path.open("a" if append else "w", newline="", encoding="utf-8")
+                # a file name that is not UTF-8 is written as its bytes (as on stdout)
+                self._fh = self.path.open("a" if append else "w", newline="", encoding="utf-8",
+                                          errors="surrogateescape")
             except OSError as e:
                 raise VsentError(f"--out {out}: {e.strerror or e}") from None
         self._fsync_every = fsync_every
         self._last_sync = time.monotonic()
+        # a pipe (--out >(gzip > x.gz)) or a device (/dev/null) can neither seek nor fsync
+        self._regular = self.path is not None and stat.S_ISREG(os.fstat(self._fh.fileno()).st_mode)
         self._csv: csv.DictWriter | None = None
         if fmt == "csv":
             self._csv = csv.DictWriter(self._fh, fieldnames=ROW_FIELDS)
-            if self.path is None or self._fh.tell() == 0:
+            if not self._regular or self._fh.tell() == 0:
                 self._csv.writeheader()
 
     def write(self, row: Row) -> None:
@@ -259,7 +279,7 @@ class RowWriter:
         else:
             self._fh.write(json.dumps(row) + "\n")
         self._fh.flush()
-        if self.path is not None and time.monotonic() - self._last_sync > self._fsync_every:
+        if self._regular and time.monotonic() - self._last_sync > self._fsync_every:
             os.fsync(self._fh.fileno())
             self._last_sync = time.monotonic()
 
@@ -269,7 +289,8 @@ class RowWriter:
             return
         if not self._fh.closed:
             self._fh.flush()
-            os.fsync(self._fh.fileno())
+            if self._regular:
+                os.fsync(self._fh.fileno())
             self._fh.close()
 
     def __enter__(self) -> RowWriter:
@@ -399,17 +420,17 @@ class _Limited(io.RawIOBase):
 
 
 #: An engine's scoring function: paths (read lazily) -> one row per path, in input order.
-Scorer = Callable[[Iterator[Path]], Iterable[Row]]
+Scorer = Callable[[Iterator[str | Path]], Iterable[Row]]
 
 
-def with_unmatched(items: Iterable[Path | Unmatched], scorer: Scorer) -> Iterator[Row]:
+def with_unmatched(items: Iterable[str | Path | Unmatched], scorer: Scorer) -> Iterator[Row]:
     """Rows of ``items`` in input order: paths go through ``scorer``, :class:`Unmatched`
     items become error rows at their place (held only while the paths before them are in
     flight)."""
     pending: deque[tuple[int, Row]] = deque()  # (number of paths before it, row)
     count = 0
 
-    def paths() -> Iterator[Path]:
+    def paths() -> Iterator[str | Path]:
         nonlocal count
         for it in items:
             if isinstance(it, Unmatched):
@@ -426,7 +447,8 @@ def with_unmatched(items: Iterable[Path | Unmatched], scorer: Scorer) -> Iterato
         yield pending.popleft()[1]
 
 
-def skip_done(items: Iterable[Path | Unmatched], done: Done) -> Iterator[Path | Unmatched]:
+def skip_done(items: Iterable[str | Path | Unmatched], done: Done
+              ) -> Iterator[str | Path | Unmatched]:
     """``items`` without those whose path already has a row in ``done``."""
     if not len(done.keys):
         yield from items
@@ -453,7 +475,7 @@ class Summary:
 
 
 def score_stream(
-    items: Iterable[Path | Unmatched],
+    items: Iterable[str | Path | Unmatched],
     scorer: Scorer,
     out: str | Path | None,
     *,

@@ -85,15 +85,18 @@ def _add_region_args(p: argparse.ArgumentParser) -> None:
                    help=f"Y = Y_global + beta/K sum Y_regions ({d['beta']})")
 
 
-def _region_rows(args: argparse.Namespace, predictor, paths):
-    from vsent.analyses.regions import predict_rows
+def _check_regions_model(args: argparse.Namespace, predictor) -> None:
+    """Known once the model is loaded; checked before --out is opened."""
     from vsent.errors import VsentError
 
-    if args.oversample:
-        raise VsentError("--regions scores centre crops: it cannot be combined with --oversample")
     if predictor.fusion is not None:
         raise VsentError(f"--regions scores with the network alone; {args.model} is fused late "
                          f"with {predictor.fusion.features}")
+
+
+def _region_rows(args: argparse.Namespace, predictor, paths):
+    from vsent.analyses.regions import predict_rows
+
     return predict_rows(predictor.model, paths, class_names=predictor.class_names, k=args.k,
                         alpha=args.alpha, beta=args.beta, n_proposals=args.n_proposals,
                         device=predictor.device)
@@ -132,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
 
         check_predict_options(k=args.k, alpha=args.alpha, beta=args.beta,
                               n_proposals=args.n_proposals)
+        if args.oversample:
+            raise VsentError("--regions scores centre crops: it cannot be combined with "
+                             "--oversample")
     progress = progress_enabled(args.no_progress)
     items = iter_inputs(args.paths, from_list=args.from_list)
     options = EngineOptions(
@@ -139,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device, workers=args.workers, ray_address=args.ray_address,
         ray_cpus=args.ray_cpus, ray_actors=args.ray_actors, progress=progress)
     with open_engine(args.engine, options) as engine:  # loads the model before --out is opened
+        if args.regions:
+            _check_regions_model(args, engine.predictor)
         scorer = (lambda paths: _region_rows(args, engine.predictor, paths)) if args.regions \
             else engine.score
         summary = score_stream(items, scorer, args.out, fmt=args.format, resume=args.resume,

@@ -80,12 +80,13 @@ def decode_chunk(chunk: list[tuple[int, str, str]], size: int) -> dict[str, np.n
 
     images = np.zeros((len(chunk), size, size, 3), np.uint8)
     errors = []
-    for i, (_, _, file) in enumerate(chunk):
+    for i, (_, given, file) in enumerate(chunk):
         try:
             images[i] = load_resized(file, size)
             errors.append("")
         except VsentError as e:  # a bad image is a row; anything else is a bug and propagates
-            errors.append(str(e))
+            msg = str(e)  # named as given, as the default engine names it
+            errors.append(given + msg[len(file):] if msg.startswith(file) else msg)
     return {"index": np.array([c[0] for c in chunk], np.int64),
             "path": np.array([c[1] for c in chunk], dtype=object), "image": images,
             "error": np.array(errors, dtype=object)}
@@ -223,6 +224,11 @@ class RayEngine(Engine):
             raise VsentError(f"--ray-actors {options.ray_actors}: each actor takes a GPU and the "
                              f"cluster has {gpus}")
         self.actors = options.ray_actors or (gpus if self.use_gpu else max(1, cpus // 2))
+        if self.actors >= cpus:  # decoding would never be scheduled: the run would hang
+            raise VsentError(
+                f"{self.actors} model actor(s) take a CPU each and the Ray cluster has {cpus} "
+                f"CPU(s): at least one must be left for decoding (--ray-actors "
+                f"{max(1, cpus - 1)}, or more --ray-cpus; --engine ray needs at least 2 CPUs)")
         # read (decode) tasks take half a CPU each: two per core left by the model actors (one
         # CPU each, with or without a GPU), so that one's file read overlaps the other's decode
         self.decoders = max(2, 2 * (cpus - self.actors))
