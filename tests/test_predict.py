@@ -191,6 +191,7 @@ def test_bad_options_stop_predict_before_out_is_touched(bad, message, checkpoint
 @pytest.mark.parametrize("extra, message", [
     (["--k", "5", "--alpha", "2"], "--k, --alpha: options of --regions, which is not given"),
     (["--ray-actors", "3"], "--ray-actors: options of --engine ray, not of --engine default"),
+    (["--engine", "ray", "--workers", "2"], "--workers: decoding threads of the default engine"),
 ])
 def test_options_of_a_mode_that_is_off_are_refused(extra, message, checkpoint, images,
                                                     capsys):

@@ -98,3 +98,22 @@ def test_ray_engine_streams_rows_before_the_input_ends(tmp_path, checkpoint):
     pred = Predictor.from_checkpoint(checkpoint, device="cpu")
     want = pred.predict_arrays(np.stack([pred.decode(p) for p in paths]))[:, 1]
     np.testing.assert_allclose([r["prob_positive"] for r in rows], want, atol=1e-6)
+
+
+def test_a_ray_address_that_does_not_answer_is_one_line_not_a_hang(checkpoint, tmp_path,
+                                                                     capsys):
+    """Ray retries a silent HOST:PORT without end; vsent checks that it answers first."""
+    import socket
+
+    with socket.socket() as s:  # a free loopback port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    picture = tmp_path / "a.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(picture)
+    t0 = time.monotonic()
+    assert main(["predict", "--model", str(checkpoint), str(picture), "--engine", "ray",
+                 "--ray-address", f"127.0.0.1:{port}", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"vsent: error: --ray-address 127.0.0.1:{port}: cannot join the Ray "
+                          "cluster (") and "\n" not in err
+    assert time.monotonic() - t0 < 60

@@ -130,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
                          f"--engine {args.engine}")
     if args.workers is not None and args.workers < 1:
         raise VsentError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers is not None and args.engine == "ray":
+        raise VsentError("--workers: decoding threads of the default engine; --engine ray "
+                         "decodes in Ray tasks (sized by --ray-cpus and --ray-actors)")
     if args.regions:
         from vsent.analyses.regions import check_predict_options
 

@@ -69,6 +69,23 @@ def _import_ray() -> Any:
     return ray
 
 
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """VsentError unless a ``HOST:PORT`` address answers a TCP connection within ``timeout``
+    seconds: Ray itself retries a silent address without end (a typo in the head node's port
+    would hang the job). ``auto`` and ``ray://`` addresses are left to Ray."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        reason = "no answer" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise VsentError(f"--ray-address {address}: cannot join the Ray cluster ({reason} "
+                         f"within {timeout:g} s; is `ray start --head` running there?)") from None
+
+
 # --------------------------------------------------------------------------------------------
 # the stages (run in Ray workers)
 
@@ -191,6 +208,7 @@ class RayEngine(Engine):
                 if options.ray_cpus is not None:
                     raise VsentError("--ray-cpus sizes a local Ray; a cluster (--ray-address) "
                                      "has the CPUs its nodes were started with")
+                _check_reachable(options.ray_address)
                 try:
                     ray.init(address=options.ray_address, logging_level=logging.WARNING)
                 except (ConnectionError, RuntimeError, ValueError) as e:
