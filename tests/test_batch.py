@@ -322,6 +322,40 @@ def test_resume_of_a_killed_process(checkpoint, folder, tmp_path):
     assert all(float(r["prob_positive"]) == pytest.approx(want, abs=1e-6) for r in rows)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_retry_failed_scores_the_failed_images_again(checkpoint, folder, tmp_path, capsys,
+                                                     fmt):
+    """An image that failed for a passing reason (it had not arrived yet) is scored by
+    ``--resume --retry-failed``; the good rows keep their bytes, each image has one row."""
+    late = folder / "late.jpg"  # named in the inputs, written only after the first run
+    out = tmp_path / f"o.{fmt}"
+    args = [str(folder / "im01.jpg"), str(late), str(folder / "broken.jpg"),
+            str(folder / "im02.jpg")]
+    rc = main(["predict", "--model", str(checkpoint), *args, "--out", str(out), "--device",
+               "cpu", "--no-progress"])
+    assert rc == EXIT_ITEMS_FAILED
+    first = _read(out, fmt)
+    assert [bool(r["error"]) for r in first] == [False, True, True, False]
+    lines = out.read_bytes().splitlines(keepends=True)
+    kept = b"".join(lines[:2] + lines[4:]) if fmt == "csv" else lines[0] + lines[3]
+    Image.open(folder / "im05.jpg").save(late)  # it arrives
+    capsys.readouterr()
+    assert main(["predict", "--model", str(checkpoint), *args, "--out", str(out), "--device",
+                 "cpu", "--no-progress", "--resume", "--retry-failed"]) == EXIT_ITEMS_FAILED
+    assert "scored 3 of 4 inputs, 1 failed (2 rows from the earlier run kept)" in \
+        capsys.readouterr().err
+    rows = _read(out, fmt)
+    assert rows[:2] == [first[0], first[3]]  # the good rows, as they were
+    assert out.read_bytes().startswith(kept)  # to the byte
+    assert sorted(r["path"] for r in rows) == sorted(args)  # each image once
+    by_path = {r["path"]: r for r in rows}
+    assert not by_path[str(late)]["error"] and by_path[str(late)]["prob_positive"]
+    assert by_path[str(folder / "broken.jpg")]["error"]  # still broken: failed again
+    with pytest.raises(VsentError, match="--retry-failed goes with --resume"):
+        score_stream(iter(()), lambda paths: iter(()), out, retry_failed=True)
+    assert main(["predict", "--model", str(checkpoint), *args, "--retry-failed"]) == 2
+
+
 def test_read_done_rejects_a_file_that_is_not_predict_output(tmp_path):
     bad = tmp_path / "x.csv"
     bad.write_text("a,b\n1,2\n")

@@ -415,6 +415,39 @@ class _Limited(io.RawIOBase):
         return len(data)
 
 
+def drop_failed_rows(path: str | Path, fmt: str) -> int:
+    """Rewrite ``path`` (an earlier run's complete rows, as :func:`read_done` checked them)
+    without its error rows, so that ``--resume`` scores those images again
+    (``--retry-failed``: a file that had not arrived yet, a network file system's hiccup).
+    The good rows keep their bytes and order; the file is replaced atomically (a temporary
+    file beside it, then ``os.replace``). Returns the number of rows dropped."""
+    path = Path(path)
+    n = _complete_length(path)
+    tmp = path.with_name(f".{path.name}.retry-failed.tmp")
+    dropped = 0
+    with path.open("rb") as raw, tmp.open("w", encoding="utf-8", errors="surrogateescape",
+                                          newline="") as out:
+        text = io.TextIOWrapper(io.BufferedReader(_Limited(raw, n)), encoding="utf-8",
+                                errors="surrogateescape", newline="")
+        if fmt == "csv":  # rows may span lines (a quoted newline in a name): csv both ways
+            writer = csv.writer(out)  # RowWriter's dialect (DictWriter's default)
+            for i, rec in enumerate(csv.reader(text)):
+                if i and rec[3]:
+                    dropped += 1
+                else:
+                    writer.writerow(rec)
+        else:
+            for line in text:
+                if line.strip() and json.loads(line).get("error"):
+                    dropped += 1
+                else:
+                    out.write(line)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    return dropped
+
+
 # --------------------------------------------------------------------------------------------
 # scoring
 
@@ -481,6 +514,7 @@ def score_stream(
     *,
     fmt: str | None = None,
     resume: bool = False,
+    retry_failed: bool = False,
     progress: bool = False,
     fsync_every: float = 5.0,
 ) -> Summary:
@@ -494,6 +528,8 @@ def score_stream(
     fmt : csv or jsonl (default from ``out``'s suffix).
     resume : keep the rows already in ``out`` and skip their paths; a line cut by a kill is
         removed first. Without it an existing ``out`` is overwritten.
+    retry_failed : with ``resume``, drop the error rows of ``out`` first
+        (:func:`drop_failed_rows`): those images are scored again.
     progress : show a tqdm counter (no total: the inputs are not counted beforehand).
 
     Returns the :class:`Summary`; rows with an error count as failed.
@@ -501,10 +537,16 @@ def score_stream(
     fmt = output_format(out, fmt)
     summary = Summary()
     done = Done(keys=np.zeros(0, np.uint64))
+    if retry_failed and not resume:
+        raise VsentError("--retry-failed goes with --resume (it scores an output's failed "
+                         "images again)")
     if resume:
         if out is None:
             raise VsentError("--resume needs --out (the file to continue)")
-        done = read_done(out, fmt)
+        done = read_done(out, fmt)  # checks the file before anything is changed
+        if retry_failed and done.failed:
+            drop_failed_rows(out, fmt)  # also drops the line cut by a kill
+            done = read_done(out, fmt)
         if Path(out).exists() and Path(out).stat().st_size != done.complete_bytes:
             os.truncate(out, done.complete_bytes)  # drop the line cut by the kill
         summary.total = summary.resumed = done.rows

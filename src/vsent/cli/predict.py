@@ -50,6 +50,9 @@ def _add_scale_args(p: argparse.ArgumentParser) -> None:
     either = g.add_mutually_exclusive_group()
     either.add_argument("--resume", action="store_true",
                         help="continue --out: keep its rows and skip the images already in it")
+    g.add_argument("--retry-failed", action="store_true",
+                   help="with --resume: drop --out's error rows first and score those images "
+                        "again")
     either.add_argument("--overwrite", action="store_true",
                         help="replace an existing --out (without it, or --resume, an existing "
                              "non-empty --out is refused)")
@@ -128,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
     if set_ray and args.engine != "ray":
         raise VsentError(f"{', '.join(set_ray)}: options of --engine ray, not of "
                          f"--engine {args.engine}")
+    if args.retry_failed and not args.resume:
+        raise VsentError("--retry-failed goes with --resume (it scores an output's failed "
+                         "images again)")
     if args.workers is not None and args.workers < 1:
         raise VsentError(f"--workers must be >= 1, got {args.workers}")
     if args.workers is not None and args.engine == "ray":
@@ -153,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         scorer = (lambda paths: _region_rows(args, engine.predictor, paths)) if args.regions \
             else engine.score
         summary = score_stream(items, scorer, args.out, fmt=args.format, resume=args.resume,
+                               retry_failed=args.retry_failed,
                                progress=progress and args.engine == "default")
     print(summary.line(args.out), file=sys.stderr)
     return EXIT_ITEMS_FAILED if summary.failed else 0
