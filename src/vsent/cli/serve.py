@@ -7,6 +7,7 @@ command runs, so ``vsent --help`` stays fast and works without the ``serve`` ext
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 
@@ -90,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
           f"{args.max_upload_mb:g} MiB an image, {args.max_request_mb:g} MiB a request, "
           f"{limits.max_pixels} pixels, {limits.max_images} images, {limits.timeout_s:g} s, "
           f"{limits.max_inflight} requests at once", file=sys.stderr)
+    # a malformed body is answered 422 and its reason logged by the service: the parser's own
+    # warning line ("Expected boundary character 45, ...") would only repeat it without context
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"vsent serve: listening on {args.host}, reachable from other machines; there is "
               "no authentication", file=sys.stderr)
