@@ -424,28 +424,45 @@ def drop_failed_rows(path: str | Path, fmt: str) -> int:
     path = Path(path)
     n = _complete_length(path)
     tmp = path.with_name(f".{path.name}.retry-failed.tmp")
-    dropped = 0
-    with path.open("rb") as raw, tmp.open("w", encoding="utf-8", errors="surrogateescape",
-                                          newline="") as out:
-        text = io.TextIOWrapper(io.BufferedReader(_Limited(raw, n)), encoding="utf-8",
-                                errors="surrogateescape", newline="")
-        if fmt == "csv":  # rows may span lines (a quoted newline in a name): csv both ways
-            writer = csv.writer(out)  # RowWriter's dialect (DictWriter's default)
-            for i, rec in enumerate(csv.reader(text)):
-                if i and rec[3]:
-                    dropped += 1
-                else:
-                    writer.writerow(rec)
-        else:
-            for line in text:
-                if line.strip() and json.loads(line).get("error"):
-                    dropped += 1
-                else:
-                    out.write(line)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    try:
+        with path.open("rb") as raw, tmp.open("w", encoding="utf-8", errors="surrogateescape",
+                                              newline="") as out:
+            dropped = _copy_good_rows(raw, n, out, fmt)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # left only if the copy failed: the output is untouched
     return dropped
+
+
+def _copy_good_rows(raw: IO[bytes], n: int, out: IO[str], fmt: str) -> int:
+    """Copy the rows without an error from the first ``n`` bytes of ``raw`` to ``out``; the
+    number of rows left out."""
+    dropped = 0
+    text = io.TextIOWrapper(io.BufferedReader(_Limited(raw, n)), encoding="utf-8",
+                            errors="surrogateescape", newline="")
+    if fmt == "csv":  # rows may span lines (a quoted newline in a name): csv both ways
+        writer = csv.writer(out)  # RowWriter's dialect (DictWriter's default)
+        for i, rec in enumerate(csv.reader(text)):
+            if i and rec[3]:
+                dropped += 1
+            else:
+                writer.writerow(rec)
+    else:
+        for line in text:
+            if line.strip() and json.loads(line).get("error"):
+                dropped += 1
+            else:
+                out.write(line)
+    return dropped
+
+
+def check_retry_failed(resume: bool, retry_failed: bool) -> None:
+    """``--retry-failed`` rewrites the output that ``--resume`` continues: it needs it."""
+    if retry_failed and not resume:
+        raise VsentError("--retry-failed goes with --resume (it scores an output's failed "
+                         "images again)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -537,9 +554,7 @@ def score_stream(
     fmt = output_format(out, fmt)
     summary = Summary()
     done = Done(keys=np.zeros(0, np.uint64))
-    if retry_failed and not resume:
-        raise VsentError("--retry-failed goes with --resume (it scores an output's failed "
-                         "images again)")
+    check_retry_failed(resume, retry_failed)
     if resume:
         if out is None:
             raise VsentError("--resume needs --out (the file to continue)")

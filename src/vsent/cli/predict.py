@@ -107,7 +107,7 @@ def _region_rows(args: argparse.Namespace, predictor, paths):
 
 
 def run(args: argparse.Namespace) -> int:
-    from vsent.batch import iter_inputs, score_stream
+    from vsent.batch import check_retry_failed, iter_inputs, score_stream
     from vsent.engines import EngineOptions, open_engine
     from vsent.errors import EXIT_ITEMS_FAILED, VsentError
 
@@ -131,9 +131,7 @@ def run(args: argparse.Namespace) -> int:
     if set_ray and args.engine != "ray":
         raise VsentError(f"{', '.join(set_ray)}: options of --engine ray, not of "
                          f"--engine {args.engine}")
-    if args.retry_failed and not args.resume:
-        raise VsentError("--retry-failed goes with --resume (it scores an output's failed "
-                         "images again)")
+    check_retry_failed(args.resume, args.retry_failed)
     if args.workers is not None and args.workers < 1:
         raise VsentError(f"--workers must be >= 1, got {args.workers}")
     if args.workers is not None and args.engine == "ray":
