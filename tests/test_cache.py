@@ -178,3 +178,36 @@ def test_cache_images_errors(bad_images):
         cache_images([bad_images["ok"], bad_images["empty"]], 8)
     with pytest.raises(ValueError, match="size must be a positive integer"):
         cache_images([bad_images["ok"]], 0)
+
+
+def test_replaced_image_with_the_same_mtime_gives_a_new_cache(ds, cdir):
+    # cp -p, rsync -t or a file system with coarse times: another image, same mtime; its size
+    # differs, and the cache must show the new pixels, not the stale ones
+    before = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    key = cache_key(ds.paths, SIZE)
+    p = ds.paths[2]
+    st = p.stat()
+    save_image(np.full((40, 40, 3), 255, np.uint8), p)  # white, another file size
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert p.stat().st_mtime_ns == st.st_mtime_ns and p.stat().st_size != st.st_size
+    assert cache_key(ds.paths, SIZE) != key
+    after = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    assert np.all(after[2] == 255) and not np.all(before[2] == 255)
+    np.testing.assert_array_equal(after[3], before[3])
+
+
+def test_cache_key_names_files_by_their_resolved_path(tmp_path, monkeypatch):
+    # two folders hold x.jpg with equal size and mtime: the relative name "x.jpg" read from
+    # each folder is another file and must not share a cache; a link is its target
+    for folder, byte in (("a", b"1"), ("b", b"2")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.jpg").write_bytes(byte * 10)
+        os.utime(tmp_path / folder / "x.jpg", ns=(10**18, 10**18))
+    monkeypatch.chdir(tmp_path / "a")
+    key_a = cache_key(["x.jpg"], 8)
+    monkeypatch.chdir(tmp_path / "b")
+    key_b = cache_key(["x.jpg"], 8)
+    assert key_a != key_b
+    assert key_b == cache_key([tmp_path / "b" / "x.jpg"], 8)
+    (tmp_path / "link.jpg").symlink_to(tmp_path / "a" / "x.jpg")
+    assert cache_key([tmp_path / "link.jpg"], 8) == key_a

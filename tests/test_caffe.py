@@ -176,6 +176,62 @@ def test_write_read_roundtrip(tmp_path, legacy):
     assert tuple(state["conv1.weight"].shape) == (4, 3, 5, 5)
 
 
+def test_reader_takes_double_and_unpacked_float_data(tmp_path):
+    """BlobProto's other encodings, hand-encoded from caffe.proto: ``double_data`` (field 8,
+    packed or one fixed64 per value) and ``data`` (field 5) as one fixed32 per value, which a
+    non-packed writer produces. All become float32 with the same values."""
+    def varint(v):
+        out = b""
+        while True:
+            b, v = v & 0x7F, v >> 7
+            out += bytes([b | (0x80 if v else 0)])
+            if not v:
+                return out
+
+    def ld(num, payload):
+        return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+    shape = ld(7, ld(1, varint(3)))  # BlobShape{dim: 3}
+    values = [1.5, -2.25, 1e-3]
+    packed_double = shape + ld(8, struct.pack("<3d", *values))
+    fixed64 = shape + b"".join(varint(8 << 3 | 1) + struct.pack("<d", v) for v in values)
+    fixed32 = shape + b"".join(varint(5 << 3 | 5) + struct.pack("<f", v) for v in values)
+    layers = b"".join(ld(100, ld(1, name.encode()) + ld(2, b"InnerProduct") + ld(7, blob))
+                      for name, blob in (("a", packed_double), ("b", fixed64), ("c", fixed32)))
+    path = tmp_path / "enc.caffemodel"
+    path.write_bytes(layers)
+    _, read = read_caffemodel(path)
+    expected = np.array(values, dtype=np.float32)
+    for layer in read:
+        assert layer.blobs[0].dtype == np.float32, layer.name
+        np.testing.assert_array_equal(layer.blobs[0], expected, err_msg=layer.name)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_export_writes_caffe_layer_types_names_and_blob_layout(tmp_path, legacy):
+    # Caffe builds the net from the layer types: convs must be Convolution, fcs InnerProduct
+    # (in legacy files the V1 enums the hand-encoded test above pins); blobs are weight then
+    # bias, in PyTorch's (out, in, kh, kw) layout
+    rng = np.random.default_rng(7)
+    shapes = {"conv1": (4, 3, 3, 3), "conv5": (2, 2, 1, 1), "fc6": (5, 8), "fc8": (2, 5)}
+    state = {}
+    for module, shape in shapes.items():
+        state[f"{module}.weight"] = rng.standard_normal(shape, "f4")
+        state[f"{module}.bias"] = rng.standard_normal(shape[0], "f4")
+    path = export_caffemodel(tmp_path / "e.caffemodel",
+                             {k: torch.from_numpy(v) for k, v in state.items()},
+                             legacy=legacy, layer_names={"fc8": "fc8_twitter"})
+    name, layers = read_caffemodel(path)
+    assert name == "CaffeNet"
+    assert [(la.name, la.type) for la in layers] == [
+        ("conv1", "Convolution"), ("conv5", "Convolution"), ("fc6", "InnerProduct"),
+        ("fc8_twitter", "InnerProduct")]
+    for la, module in zip(layers, ("conv1", "conv5", "fc6", "fc8"), strict=True):
+        for blob, suffix in zip(la.blobs, ("weight", "bias"), strict=True):
+            want = state[f"{module}.{suffix}"]
+            np.testing.assert_array_equal(blob.reshape(want.shape), want)
+
+
 def test_fc8_twitter_maps_to_fc8_and_blobless_layers_are_skipped(tmp_path):
     rng = np.random.default_rng(2)
     w, b = rng.standard_normal((2, 16), "f4"), rng.standard_normal(2, "f4")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from vsent.errors import WeightsError
 from vsent.models import create_model, load_checkpoint, save_checkpoint
-from vsent.models.checkpoint import CHECKPOINT_FORMAT
+from vsent.models.checkpoint import CHECKPOINT_FORMAT, read_checkpoint
 
 
 @pytest.mark.parametrize(
@@ -142,4 +143,55 @@ def test_checkpoint_with_inconsistent_weights(tmp_path):
     ckpt["spec"] = {"name": "no_such_model", "num_classes": 2}
     torch.save(ckpt, path)
     with pytest.raises(WeightsError, match="unknown model 'no_such_model'"):
+        load_checkpoint(path)
+
+
+def test_run_metadata_and_class_names_survive_the_round_trip(tmp_path):
+    # crossval/finetune store which fold, subset and folds a model was trained on, and the
+    # names of its outputs: a card or a prediction made from the file alone needs them
+    model = create_model("smallcnn", widths=(8,))
+    path = save_checkpoint(tmp_path / "m.pt", model, class_names=("neg", "pos"),
+                           fold=np.int64(3), subset="four", folds="campos",
+                           n_train=np.int64(120), init="imagenet")
+    _, meta = load_checkpoint(path)
+    assert meta == {"fold": 3, "subset": "four", "folds": "campos", "n_train": 120,
+                    "init": "imagenet", "class_names": ["neg", "pos"]}
+    assert type(meta["fold"]) is int and type(meta["n_train"]) is int  # JSON types
+
+
+def test_caffenet_checkpoint_records_its_arch_for_the_card(tmp_path):
+    model = create_model("caffenet", arch="fc6-2")  # small: convs plus a 2-way fc6
+    path = save_checkpoint(tmp_path / "c.pt", model)
+    raw = read_checkpoint(path)
+    assert raw["info"] == {"family": "caffenet", "extra": {"arch": "fc6-2"}}
+    assert raw["spec"] == {"name": "caffenet", "num_classes": 2, "arch": "fc6-2"}
+    loaded, _ = load_checkpoint(path)
+    assert loaded.info.extra == {"arch": "fc6-2"} and loaded.info.new_layers == ("fc6",)
+
+
+def test_fusion_part_is_stored_as_given(tmp_path):
+    model = create_model("smallcnn", widths=(8,))
+    fusion = {"kind": "late", "beta": 0.5, "coef": torch.tensor([[0.25, -1.5]])}
+    path = save_checkpoint(tmp_path / "f.pt", model, fusion=fusion)
+    stored = read_checkpoint(path)["fusion"]
+    assert set(stored) == {"kind", "beta", "coef"}
+    assert (stored["kind"], stored["beta"]) == ("late", 0.5)
+    assert torch.equal(stored["coef"], fusion["coef"])
+
+
+@pytest.mark.parametrize("change", ["missing", "unexpected"])
+def test_checkpoint_weights_are_loaded_strictly(tmp_path, change):
+    # a weight the file lacks must not stay randomly initialised in a "loaded" model, and a
+    # weight the architecture lacks means the spec does not describe the file
+    path = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn", widths=(8,)))
+    ckpt = torch.load(path, weights_only=True)
+    if change == "missing":
+        del ckpt["state_dict"]["fc.bias"]
+        key = "fc.bias"
+    else:
+        ckpt["state_dict"]["fc2.weight"] = torch.zeros(2, 8)
+        key = "fc2.weight"
+    torch.save(ckpt, path)
+    with pytest.raises(WeightsError, match=r"m\.pt: cannot rebuild the saved smallcnn model "
+                                           rf"\(.*{re.escape(key)}"):
         load_checkpoint(path)

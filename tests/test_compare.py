@@ -220,3 +220,38 @@ def test_cli_without_train_copies_leaves_out_the_leaked_test_images(twitter_like
     # without the option every test image counts
     assert main(["compare", str(run_a), str(tmp_path / "b"), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["n"] == len(order)
+
+
+def test_a_probability_of_exactly_one_half_is_a_negative_prediction(tmp_path):
+    # ties (0.5) in both runs: predicted negative (P > 0.5 is positive), as vsent.evaluate does.
+    # Counting a tie as positive would turn A's two right ties (label 0) into errors.
+    labels, folds = [0, 0, 1, 1], [1, 1, 2, 2]
+    a = _run(tmp_path / "a", [0.5, 0.5, 0.9, 0.9], labels=labels, folds=folds)
+    b = _run(tmp_path / "b", [0.5, 0.9, 0.9, 0.1], labels=labels, folds=folds)
+    res = compare_runs(a, b)
+    # A right on all 4; B right on 0 (tie, label 0) and 2, wrong on 1 and 3
+    assert (res["accuracy_a"], res["accuracy_b"]) == (1.0, 0.5)
+    assert (res["a_only"], res["b_only"]) == (2, 0)
+    assert res["p_value"] == pytest.approx(0.5)  # two-sided P(X = 0 or 2 | n = 2) = 2 / 4
+    assert [f["difference"] for f in res["folds"]] == pytest.approx([-0.5, -0.5])
+
+
+def test_compare_many_gives_each_run_its_own_holm_p_value(tmp_path):
+    # two runs with clearly different p-values, the larger one listed first: Holm's values
+    # must stay with their runs (a family of p = 1 values, as above, cannot tell)
+    from vsent.analyses.compare import compare_many
+
+    n = 20
+    labels, folds = [1] * n, [1 + i % 2 for i in range(n)]
+    ref = _run(tmp_path / "ref", [0.9] * 10 + [0.1] * 10, labels=labels, folds=folds)
+    strong = _run(tmp_path / "strong", [0.9] * n, labels=labels, folds=folds)  # 0 vs 10
+    weak = _run(tmp_path / "weak", [0.1] * 2 + [0.9] * 12 + [0.1] * 6, labels=labels,
+                folds=folds)  # right only in ref: 0, 1; only in weak: 10-13
+    res = compare_many(ref, [weak, strong])
+    assert [(r["a_only"], r["b_only"]) for r in res] == [(2, 4), (0, 10)]
+    p_weak, p_strong = binomtest(2, 6, 0.5).pvalue, binomtest(0, 10, 0.5).pvalue
+    assert p_strong == pytest.approx(2 / 2**10)
+    assert [r["p_value"] for r in res] == pytest.approx([p_weak, p_strong])
+    # Holm: smallest p times 2, then the next times 1, kept monotone
+    assert [r["p_holm"] for r in res] == pytest.approx([max(p_weak, 2 * p_strong),
+                                                        2 * p_strong])

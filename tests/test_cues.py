@@ -143,3 +143,51 @@ def test_an_opencv_without_the_cascades_is_a_one_line_user_error(monkeypatch):
     with pytest.raises(VsentError, match=r"face and smile cues needs cv2\.CascadeClassifier, "
                                          r"which this OpenCV .*opencv-contrib-python-headless"):
         face_cues(flat((200, 180, 160), 120, 160))
+
+
+def test_warm_and_cool_hue_ranges_across_the_colour_wheel():
+    # one column per hue, full saturation and value, each hue 10 degrees or more from the
+    # documented edges (warm [330, 360) and [0, 90), cool [150, 270)); yellow-green (80),
+    # teal (160) and violet-blue (260) tell the ranges from narrower ones
+    hues = [10, 80, 100, 140, 160, 200, 260, 280, 320, 340]
+    cols = [np.rint(np.array(colorsys.hsv_to_rgb(h / 360, 1.0, 1.0)) * 255) for h in hues]
+    img = np.concatenate([flat(c, h=6, w=3) for c in cols], axis=1)
+    got = [colorsys.rgb_to_hsv(*(c / 255))[0] * 360 for c in cols]  # hues after rounding
+    assert got == pytest.approx(hues, abs=1)
+    warm = np.mean([(h >= 330) or (h < 90) for h in got])
+    cool = np.mean([150 <= h < 270 for h in got])
+    assert (warm, cool) == (0.3, 0.3)
+    c = cues(img)
+    assert c["warm_share"] == pytest.approx(warm)
+    assert c["cool_share"] == pytest.approx(cool)
+
+
+def test_working_copy_shrinks_the_longer_side_to_max_side_and_never_enlarges():
+    # noise: area averaging lowers the spread of V and S by an amount that depends on the
+    # factor, so the cues tell which copy they were computed on
+    import cv2
+
+    rng = np.random.default_rng(3)
+    big = rng.integers(0, 256, (400, 800, 3), dtype=np.uint8)  # longer side 800 -> 320
+    want = colour_cues(cv2.resize(big, (320, 160), interpolation=cv2.INTER_AREA))
+    np.testing.assert_allclose(image_cues(big)[:7], want, rtol=1e-5, atol=1e-6)
+    other = colour_cues(cv2.resize(big, (640, 320), interpolation=cv2.INTER_AREA))
+    assert abs(other[1] - want[1]) > 0.01  # brightness_std: the check above can tell
+    small = rng.integers(0, 256, (60, 90, 3), dtype=np.uint8)  # under 320: used as it is
+    np.testing.assert_allclose(image_cues(small)[:7], colour_cues(small), rtol=1e-5, atol=1e-6)
+
+
+def test_dataset_cues_cache_is_per_parameters(tmp_path):
+    # the same image with other parameters is computed again, not read from the first cache
+    # file: a smallest face larger than the portrait's face finds none. (A parameter that
+    # changes the working size would change the file name anyway: the size is in the key.)
+    path = _sample_face()
+    first = dataset_cues([path], cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+    no_face = dataset_cues([path], CueParams(min_face=300), cache_dir=tmp_path / "cache",
+                           n_jobs=1, progress=False)
+    assert (first.decoded, no_face.decoded) == (1, 1)
+    assert first.column("faces").tolist() == [1.0] and no_face.column("faces").tolist() == [0.0]
+    img = np.asarray(Image.open(path).convert("RGB"))
+    np.testing.assert_allclose(first.values[0], image_cues(img))
+    np.testing.assert_allclose(no_face.values[0], image_cues(img, CueParams(min_face=300)))
+    assert len(list((tmp_path / "cache" / "cues").glob("*.npz"))) == 2

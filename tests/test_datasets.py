@@ -210,6 +210,18 @@ def test_folder_layout(learnable_dataset):
     assert ds.paths[0] == learnable_dataset.resolve() / "positive" / "positive_000.jpg"
 
 
+def test_class_names_index_the_labels(learnable_dataset):
+    # label 1 is "positive", 0 "negative" (CLASS_NAMES[label]): checkpoints and predictions
+    # name outputs with it, so it must agree with the folder a label came from
+    from vsent.data.datasets import CLASS_NAMES
+
+    assert CLASS_NAMES == ("negative", "positive")
+    ds = load_dataset(learnable_dataset, validate=False)
+    assert {n.split("/")[0] for n, lab in zip(ds.names, ds.labels, strict=True)
+            if CLASS_NAMES[lab] == "positive"} == {"positive"}
+    assert [CLASS_NAMES[lab] for lab in ds.labels].count("negative") == 24
+
+
 def test_folder_without_images(tmp_path):
     (tmp_path / "positive").mkdir()
     (tmp_path / "negative").mkdir()
@@ -328,3 +340,11 @@ def test_real_twitter_five_agree(twitter1):
     assert len(ds) == 882
     assert int((ds.labels == 1).sum()) == 581 and int((ds.labels == 0).sum()) == 301
     assert ds.skipped == []
+
+
+@pytest.mark.parametrize(("subset", "n", "n_pos"), [("four", 1116, 689), ("three", 1269, 769)])
+def test_real_twitter_subset_counts(twitter1, subset, n, n_pos):
+    # the counts of the dataset's ground-truth files (positive + negative): four-agree
+    # 689 + 427, three-agree 769 + 500; a subset read from the wrong file would differ
+    ds = load_dataset(twitter1, subset=subset, validate=False)
+    assert (len(ds), int((ds.labels == 1).sum()), ds.subset) == (n, n_pos, subset)

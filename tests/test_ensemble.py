@@ -146,3 +146,36 @@ def test_ensemble_needs_two_finished_crossval_runs(tmp_path):
     (tmp_path / "b").mkdir()
     with pytest.raises(VsentError, match="not a finished crossval run"):
         ensemble_runs([a, tmp_path / "b"])
+
+
+def test_a_mean_of_exactly_one_half_is_a_negative_prediction(tmp_path):
+    # 0.75 and 0.25 average to 0.5 exactly: a tie is negative (as vsent.evaluate's argmax),
+    # so the positive images tied at 0.5 are errors and the negative ones are right
+    a = [0.75, 0.75, 0.25, 0.9, 0.75, 0.1, 0.25, 0.25]
+    b = [0.25, 0.25, 0.75, 0.9, 0.25, 0.1, 0.75, 0.75]
+    res = ensemble_runs([_run(tmp_path / "a", a), _run(tmp_path / "b", b)])
+    assert [r["prob_positive"] for r in res["rows"]] == [0.5, 0.5, 0.5, 0.9, 0.5, 0.1, 0.5,
+                                                         0.5]
+    assert [r["pred"] for r in res["rows"]] == [0, 0, 0, 1, 0, 0, 0, 0]
+    # LABELS = 1 0 1 1 | 0 0 1 0: fold 1 right on 1 and 3 (2/4), fold 2 on 4, 5, 7 (3/4)
+    assert [f["accuracy"] for f in res["summary"]["center"]["folds"]] == [0.5, 0.75]
+
+
+def test_ten_crop_is_averaged_only_when_every_member_has_it(tmp_path):
+    # one member with 10-crop columns, one without: the ensemble has none (no crash, no
+    # 10-crop mean taken over one member)
+    a = [0.9, 0.6, 0.4, 0.8, 0.2, 0.7, 0.6, 0.1]
+    res = ensemble_runs([_run(tmp_path / "a", a, probs10=a[::-1]), _run(tmp_path / "b", a)])
+    assert "prob_positive_10crop" not in res["rows"][0] and "pred_10crop" not in res["rows"][0]
+    assert "ten_crop" not in res["summary"]
+    res = ensemble_runs([_run(tmp_path / "c", a), _run(tmp_path / "d", a, probs10=a[::-1])])
+    assert "ten_crop" not in res["summary"]
+
+
+def test_members_are_listed_with_their_own_centre_crop_accuracy(tmp_path):
+    # _run's summary.json leads with {"mean": 0.5, "std": 0.0} but its "center" entry has
+    # std 0.1: the member's centre-crop accuracy is the "center" one
+    a = [0.9, 0.6, 0.4, 0.8, 0.2, 0.7, 0.6, 0.1]
+    runs = [_run(tmp_path / "a", a), _run(tmp_path / "b", a[::-1])]
+    members = ensemble_runs(runs)["summary"]["members"]
+    assert members == [{"run": str(r), "accuracy": {"mean": 0.5, "std": 0.1}} for r in runs]

@@ -170,8 +170,9 @@ def test_baseline_fold_features_learn_vocabulary_on_training_rows():
     assert X2.shape == (n, 64)
 
 
-def _fake_run(root, data, p_cnn: dict[str, float]):
-    """A finished crossval run directory: config.json and predictions.csv only."""
+def _fake_run(root, data, p_cnn: dict[str, float], p_10crop: dict[str, float] | None = None):
+    """A finished crossval run directory: config.json and predictions.csv only (with a
+    ``prob_positive_10crop`` column when ``p_10crop`` is given)."""
     import csv
     import json
 
@@ -184,10 +185,12 @@ def _fake_run(root, data, p_cnn: dict[str, float]):
     ds = load_dataset(data, "five", validate=False)
     with (root / "predictions.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["name", "fold", "label", "prob_positive"])
+        w.writerow(["name", "fold", "label", "prob_positive"]
+                   + ([] if p_10crop is None else ["prob_positive_10crop"]))
         for fold in make_folds(ds, "campos"):
             for i in fold.test:
-                w.writerow([ds.names[i], fold.index, ds.labels[i], p_cnn[ds.names[i]]])
+                w.writerow([ds.names[i], fold.index, ds.labels[i], p_cnn[ds.names[i]]]
+                           + ([] if p_10crop is None else [p_10crop[ds.names[i]]]))
     return root
 
 
@@ -393,3 +396,168 @@ def test_fuse_run_extra_train_adds_weak_labels_to_the_hand_crafted_training_rows
     fdir = run / "fuse" / "gch-mean-w0.5-logistic-extrathree"
     assert json.loads((fdir / "config.json").read_text())["extra_train"] == "three"
     assert json.loads((fdir / "summary.json").read_text())["n_extra"] == len(extra)
+
+
+def _fold_accuracies(rows, column):
+    """Per-fold accuracy of ``prob > 0.5`` recomputed from fuse_run's rows."""
+    folds = sorted({r["fold"] for r in rows})
+    return [np.mean([(r[column] > 0.5) == r["label"] for r in rows if r["fold"] == k])
+            for k in folds]
+
+
+def _spy_hand_fits(monkeypatch):
+    """Record every hand_crafted_probabilities call fuse_run makes (X, train, test, blocks,
+    result); a grid of two Cs keeps the tests fast (these tests check rows and formulas,
+    not the choice of C)."""
+    import vsent.analyses.fusion as fusion
+
+    real, calls = fusion.hand_crafted_probabilities, []
+
+    def spy(X, y, train, test, **kw):
+        res = real(X, y, train, test, **{**kw, "Cs": (0.1, 1.0)})
+        calls.append({"X": np.array(X), "y": np.array(y), "train": np.array(train),
+                      "test": np.array(test), "blocks": kw["blocks"], "res": res})
+        return res
+
+    monkeypatch.setattr(fusion, "hand_crafted_probabilities", spy)
+    return calls
+
+
+def test_fuse_run_applies_the_weight_to_the_cnn_and_the_rule_to_both_crops(
+        twitter_like, tmp_path, monkeypatch):
+    """fuse_run with w = 0.25 and the logit rule, on a run with 10-crop probabilities: the
+    default w = 0.5 mean (the other fuse_run tests) is symmetric, so it cannot tell the CNN's
+    side from the classifier's, nor the rule, nor which CNN column is fused."""
+    from vsent.data import load_dataset
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    rng = np.random.default_rng(0)
+    p = {n: float(v) for n, v in zip(ds.names, rng.uniform(0.05, 0.95, len(ds)), strict=True)}
+    p10 = {n: float(v) for n, v in zip(ds.names, rng.uniform(0.05, 0.95, len(ds)),
+                                       strict=True)}
+    run = _fake_run(tmp_path / "run", twitter_like, p, p10)
+    _spy_hand_fits(monkeypatch)
+    out = fuse_run(run, "gch", rule="logit", weight=0.25, cache_dir=tmp_path / "cache")
+    assert (out["rule"], out["weight"]) == ("logit", 0.25)
+
+    def logit(x):  # the rule clips at 1e-6 (fusion.EPS) before taking logits
+        x = np.clip(x, 1e-6, 1 - 1e-6)
+        return np.log(x / (1 - x))
+
+    rows = out["rows"]
+    cnn = np.array([p[r["name"]] for r in rows])
+    cnn10 = np.array([p10[r["name"]] for r in rows])
+    hand = np.array([r["prob_hand"] for r in rows])
+    assert np.abs(hand - 0.5).max() > 0.1  # the classifier says something: sides differ
+    np.testing.assert_allclose([r["prob_cnn"] for r in rows], cnn)
+    np.testing.assert_allclose([r["prob_cnn_10crop"] for r in rows], cnn10)
+    want = 1 / (1 + np.exp(-(0.25 * logit(cnn) + 0.75 * logit(hand))))
+    want10 = 1 / (1 + np.exp(-(0.25 * logit(cnn10) + 0.75 * logit(hand))))
+    np.testing.assert_allclose([r["prob_fused"] for r in rows], want, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose([r["prob_fused_10crop"] for r in rows], want10, rtol=1e-9,
+                               atol=1e-15)
+    # the mean rule or the weight on the other side would give other numbers here
+    assert not np.allclose(want, 0.25 * cnn + 0.75 * hand, atol=1e-3)
+    assert not np.allclose(want, 1 / (1 + np.exp(-(0.75 * logit(cnn) + 0.25 * logit(hand)))),
+                           atol=1e-3)
+    # the 10-crop summaries are scored on the 10-crop columns
+    for key, col in (("cnn_10crop", "prob_cnn_10crop"), ("fused_10crop", "prob_fused_10crop"),
+                     ("fused", "prob_fused")):
+        assert [f["accuracy"] for f in out[key]["folds"]] == pytest.approx(
+            _fold_accuracies(rows, col))
+
+
+def test_fuse_run_learns_the_bow_vocabulary_on_each_training_fold_only(twitter_like, tmp_path,
+                                                                       monkeypatch):
+    """gch+bow: each fold's k-means gets the descriptors of that fold's training images and
+    nothing else, and the classifier gets the two blocks with their own widths (each block
+    the same weight)."""
+    import vsent.analyses.baselines as bl
+    from vsent.analyses.baselines import BaselineConfig
+    from vsent.analyses.handcrafted import extract_features
+    from vsent.data import load_dataset, make_folds
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    vocab_calls, real_learn = [], bl.learn_vocabulary
+
+    def spy_learn(descriptors, **kw):
+        vocab_calls.append(list(descriptors))
+        return real_learn(descriptors, **kw)
+
+    monkeypatch.setattr(bl, "learn_vocabulary", spy_learn)
+    fits = _spy_hand_fits(monkeypatch)
+    fuse_run(run, "gch+bow", baseline_config=BaselineConfig(k=8, max_descriptors=2000),
+             cache_dir=tmp_path / "cache")
+    feats = extract_features(ds.paths, cache_dir=tmp_path / "cache", progress=False)
+    folds = make_folds(ds, "campos")
+    assert len(vocab_calls) == len(fits) == len(folds)
+    for fold, passed, fit in zip(folds, vocab_calls, fits, strict=True):
+        want = [feats.descriptors[i] for i in fold.train]
+        assert len(passed) == len(want)
+        assert all(np.array_equal(a, b) for a, b in zip(passed, want, strict=True))
+        np.testing.assert_array_equal(fit["train"], fold.train)
+        np.testing.assert_array_equal(fit["test"], np.sort(fold.test))
+        assert fit["blocks"] == [64, 8] and fit["X"].shape == (len(ds), 72)
+        np.testing.assert_allclose(fit["X"][:, :64], feats.gch)
+        np.testing.assert_allclose(fit["X"][:, 64:].sum(1), 1, rtol=1e-5)  # l1 BoW histograms
+
+
+def test_fuse_run_early_rule_joins_each_folds_own_cnn_features(twitter_like, tmp_path,
+                                                                monkeypatch):
+    """--rule early: fold k's classifier gets fold k's CNN features (another fold's model was
+    trained on fold k's test images) next to the hand-crafted block, and its probabilities
+    are the fused column."""
+    import vsent.analyses.fusion as fusion
+    from vsent.analyses.handcrafted import extract_features
+    from vsent.data import load_dataset, make_folds
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.6))
+    rng = np.random.default_rng(0)
+    fake = {k: rng.normal(k, 1.0, (len(ds), 3)) for k in range(1, 6)}  # fold k: mean k
+    monkeypatch.setattr(fusion, "fold_cnn_features", lambda *a, **kw: fake)
+    calls = _spy_hand_fits(monkeypatch)
+    out = fuse_run(run, "gch", rule="early", cache_dir=tmp_path / "cache")
+    gch = extract_features(ds.paths, need_sift=False, cache_dir=tmp_path / "cache",
+                           progress=False).gch
+    folds = make_folds(ds, "campos")
+    assert len(calls) == 2 * len(folds)  # per fold: the hand-crafted one, then the joint one
+    for j, fold in enumerate(folds):
+        hand, joint = calls[2 * j: 2 * j + 2]
+        assert hand["blocks"] == [64] and joint["blocks"] == [3, 64]
+        np.testing.assert_allclose(hand["X"], gch)
+        np.testing.assert_array_equal(joint["X"][:, :3], fake[fold.index])
+        np.testing.assert_allclose(joint["X"][:, 3:], gch)
+        np.testing.assert_array_equal(joint["train"], fold.train)
+        np.testing.assert_array_equal(joint["test"], np.sort(fold.test))
+        rows = [r for r in out["rows"] if r["fold"] == fold.index]
+        assert [r["name"] for r in rows] == [ds.names[i] for i in np.sort(fold.test)]
+        np.testing.assert_allclose([r["prob_fused"] for r in rows], joint["res"].test)
+        np.testing.assert_allclose([r["prob_hand"] for r in rows], hand["res"].test)
+
+
+@pytest.mark.parametrize("method", ["logistic", "svm"])
+def test_out_of_fold_probabilities_are_out_of_fold_and_ignore_the_test_rows(method):
+    """train_oof (the input of choose_weight) must be predictions of models that never saw
+    the row, and never saw the test rows: on noise labels an in-sample fit scores far above
+    chance, out-of-fold ones do not; flipping the test labels changes nothing."""
+    rng = np.random.default_rng(0)
+    n, d = 60, 30
+    X, y = rng.normal(size=(n, d)), rng.integers(0, 2, n)
+    train, test = np.arange(40), np.arange(40, 60)
+    res = hand_crafted_probabilities(X, y, train, test, method=method, Cs=[1.0], oof=True)
+    assert res.train_oof.shape == (40,)
+    # an in-sample fit of 30 noise columns on 40 rows nearly memorises them (so the bound
+    # below can fail), out-of-fold predictions stay near chance
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = LogisticRegression(C=1.0, max_iter=5000).fit(X[train], y[train])
+    assert fitted.score(X[train], y[train]) > 0.9
+    assert np.mean((res.train_oof > 0.5) == y[train]) < 0.75
+    y2 = y.copy()
+    y2[test] = 1 - y2[test]
+    X2 = X.copy()
+    X2[test] = rng.normal(size=(20, d))
+    again = hand_crafted_probabilities(X2, y2, train, test, method=method, Cs=[1.0], oof=True)
+    np.testing.assert_allclose(again.train_oof, res.train_oof)

@@ -9,6 +9,7 @@ import re
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
@@ -27,6 +28,7 @@ from vsent.models import (
 from vsent.models.pcnn import pool_out
 from vsent.models.smallcnn import SMALLCNN_PREPROCESS
 from vsent.models.torchvision_models import TORCHVISION_PREPROCESS
+from vsent.train import TrainConfig, make_optimizer, make_scheduler, param_groups
 
 #: Families whose networks accept any input size: run smaller than their crop size to keep the
 #: suite fast (96 px still leaves AlexNet's last pool a 2x2 map, ResNet's layer4 3x3).
@@ -86,6 +88,15 @@ def test_unknown_option_and_bad_num_classes_are_user_errors():
     with pytest.raises(VsentError, match=r"model 'pcnn': dropout must be a number, got 'x'$"):
         create_model("pcnn", dropout="x")
     assert create_model("pcnn", dropout=0).spec["dropout"] == 0  # an int is a number
+
+
+def test_num_classes_must_be_a_true_integer():
+    # True is an int to Python; a --model-arg or JSON slip must not build a 1-way head
+    for bad in (True, 2.0, "2", -1):
+        with pytest.raises(VsentError, match=rf"num_classes must be a positive integer, "
+                                             rf"got {re.escape(repr(bad))}$"):
+            create_model("smallcnn", num_classes=bad)
+
 
 
 class Tiny(SentimentModel):
@@ -406,6 +417,108 @@ def test_caffenet_fc9_has_relu_on_fc8_and_num_classes_sets_new_layer():
     assert type(create_model("caffenet", arch="fc8-1000").fc8) is nn.Linear  # logits, no ReLU
 
 
+#: Children of each CaffeNet variant after pool5, written from Campos et al.'s Tables 3-4 (the
+#: prototxt's layers, dropout after every kept fc6/fc7, none after fc8), not from SURGERIES.
+_CAFFENET_TOPS = {
+    "fc8-2": ["fc6", "drop6", "fc7", "drop7", "fc8"],
+    "fc7-4096": ["fc6", "drop6", "fc7", "drop7"],
+    "fc6-4096": ["fc6", "drop6"],
+    "fc7-2": ["fc6", "drop6", "fc7"],
+    "fc6-2": ["fc6"],
+    "fc8-1000": ["fc6", "drop6", "fc7", "drop7", "fc8"],
+    "fc9-2": ["fc6", "drop6", "fc7", "drop7", "fc8", "fc9"],
+}
+
+
+@pytest.mark.parametrize("arch", list(_CAFFENET_TOPS))
+def test_caffenet_surgery_keeps_the_right_layers_and_dropout(arch):
+    # a surgery that drops the wrong layer, or a dropout that is missing or not 0.5, changes
+    # what is trained without changing any output shape
+    model = create_model("caffenet", arch=arch)
+    bottom = ["conv1", "pool1", "norm1", "conv2", "pool2", "norm2", "conv3", "conv4", "conv5",
+              "pool5", "flatten"]
+    assert [n for n, _ in model.named_children()] == bottom + _CAFFENET_TOPS[arch]
+    drops = {n: m for n, m in model.named_children() if n.startswith("drop")}
+    assert all(type(m) is nn.Dropout and m.p == 0.5 for m in drops.values()), drops
+
+
+def test_caffenet_dropout_zeroes_half_in_training_only():
+    assert create_model("caffenet", arch="fc6-4096", dropout=0.3).drop6.p == 0.3
+    drop = create_model("caffenet", arch="fc6-4096").drop6
+    x = torch.ones(20_000)
+    torch.manual_seed(0)
+    out = drop.train()(x)
+    assert set(out.unique().tolist()) == {0.0, 2.0}  # kept units scaled by 1 / (1 - 0.5)
+    assert 0.48 < float((out == 0).float().mean()) < 0.52
+    assert torch.equal(drop.eval()(x), x)
+
+
+#: Fillers of BVLC's models/bvlc_reference_caffenet/train_val.prototxt: (weight std, bias).
+_CAFFENET_FILLERS = {
+    "conv1": (0.01, 0.0), "conv2": (0.01, 1.0), "conv3": (0.01, 0.0), "conv4": (0.01, 1.0),
+    "conv5": (0.01, 1.0), "fc6": (0.005, 1.0), "fc7": (0.005, 1.0), "fc8": (0.01, 0.0),
+}
+
+
+def test_caffenet_random_init_uses_the_reference_prototxt_fillers():
+    # --init random trains CaffeNet from Caffe's own fillers; a wrong bias constant or std
+    # (e.g. fc6/fc7 at 0.01, conv2 bias 0) trains another network
+    torch.manual_seed(0)
+    model = create_model("caffenet", arch="fc8-1000")  # every layer pretrained-style, none new
+    for name, (std, bias) in _CAFFENET_FILLERS.items():
+        layer = model.get_submodule(name)
+        w = layer.weight.detach()
+        assert float(w.std()) == pytest.approx(std, rel=0.05), name
+        assert abs(float(w.mean())) < std / 10, name
+        assert torch.equal(layer.bias.detach(), torch.full_like(layer.bias, bias)), name
+
+
+@pytest.mark.parametrize(("arch", "new"), [("fc8-2", "fc8"), ("fc7-2", "fc7"), ("fc6-2", "fc6"),
+                                           ("fc9-2", "fc9"), ("fc7-4096", None)])
+def test_caffe_recipe_puts_only_the_new_layer_at_ten_times_the_lr(arch, new):
+    # Campos et al.'s solver: base lr 0.001, the new layer at 10x, biases at 2x without weight
+    # decay, momentum 0.9, lr / 10 every 6 epochs. Checked by which *parameters* sit in each
+    # group: a group named "new" that holds the pretrained layers would pass a test of names.
+    model = create_model("caffenet", arch=arch)
+    cfg = TrainConfig()
+    groups = {g["name"]: g for g in param_groups(model, cfg)}
+    params = dict(model.named_parameters())
+
+    def ids(names):
+        return sorted(id(params[n]) for n in names)
+
+    is_new = {n: new is not None and n.startswith(new + ".") for n in params}
+    expected = {
+        "base-weight": [n for n in params if not is_new[n] and n.endswith("weight")],
+        "base-bias": [n for n in params if not is_new[n] and n.endswith("bias")],
+        "new-weight": [f"{new}.weight"] if new else [],
+        "new-bias": [f"{new}.bias"] if new else [],
+    }
+    expected = {k: v for k, v in expected.items() if v}
+    assert sorted(groups) == sorted(expected)
+    for name, members in expected.items():
+        assert sorted(id(p) for p in groups[name]["params"]) == ids(members), name
+    lr = {"base-weight": 0.001, "base-bias": 0.002, "new-weight": 0.01, "new-bias": 0.02}
+    decay = {"base-weight": 5e-4, "base-bias": 0.0, "new-weight": 5e-4, "new-bias": 0.0}
+    for name, group in groups.items():
+        assert group["lr"] == pytest.approx(lr[name]), name
+        assert group["weight_decay"] == decay[name], name
+
+    # the step schedule divides every group, the new layer's included, by 10 every 6 epochs
+    opt = make_optimizer(model, cfg)
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9
+    sched = make_scheduler(opt, cfg)
+    seen = {g["name"]: [] for g in opt.param_groups}
+    for _ in range(14):
+        for g in opt.param_groups:
+            seen[g["name"]].append(g["lr"])
+        opt.step()  # no gradients: a no-op, keeps the scheduler's call-order check quiet
+        sched.step()
+    for name, lrs in seen.items():
+        assert lrs == pytest.approx([lr[name]] * 6 + [lr[name] / 10] * 6
+                                    + [lr[name] / 100] * 2), name
+
+
 # ---------------------------------------------------------------------------------------------
 # PCNN and SmallCNN
 
@@ -427,6 +540,52 @@ def test_pcnn_shapes(size, conv2, pool2):
     assert [shapes[f"fc{i}"] for i in (1, 2, 3, 4)] == [(512,), (512,), (24,), (2,)]
     assert model.fc1.in_features == 256 * pool2 * pool2
     assert model.fc3.out_features == 24
+
+
+def _reference_pcnn(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """You et al.'s Figure 2 written with plain functions and ``model``'s weights (eval mode):
+    conv 11/4 + ReLU, pool 3/2 (ceil), LRN; conv 5/2 + ReLU, pool, LRN; fc + ReLU x 3; fc.
+    Returns (fc3's output, logits)."""
+    w = {k: v.double() for k, v in model.state_dict().items()}
+
+    def lrn(a, size=5, alpha=1e-4, beta=0.75, k=1.0):  # Caffe ACROSS_CHANNELS
+        sq = F.pad(a * a, (0, 0, 0, 0, size // 2, size // 2))
+        return a / (k + alpha / size * sum(sq[:, i:i + a.shape[1]] for i in range(size))) ** beta
+
+    h = x.double()
+    h = lrn(F.max_pool2d(F.relu(F.conv2d(h, w["conv1.weight"], w["conv1.bias"], stride=4)),
+                         3, 2, ceil_mode=True))
+    h = lrn(F.max_pool2d(F.relu(F.conv2d(h, w["conv2.weight"], w["conv2.bias"], stride=2)),
+                         3, 2, ceil_mode=True))
+    h = h.flatten(1)
+    for name in ("fc1", "fc2", "fc3"):
+        h = F.relu(F.linear(h, w[f"{name}.weight"], w[f"{name}.bias"]))
+    return h, F.linear(h, w["fc4.weight"], w["fc4.bias"])
+
+
+@pytest.mark.parametrize("size", [227, 256])
+def test_pcnn_forward_matches_an_independent_implementation(size):
+    # every ReLU (fc3's included: the 24-unit layer is post-ReLU) and both LRNs are in place
+    torch.manual_seed(0)
+    model = create_model("pcnn", input_size=size).eval()
+    x = torch.randn(2, 3, size, size) * 60  # Caffe input: 0..255 minus the mean
+    feats, logits = _reference_pcnn(model, x)
+    with torch.no_grad():
+        got_feats, got = model.forward_features(x), model(x)
+    assert feats.shape == (2, 24) and (feats > 0).any() and logits.abs().max() > 0
+    torch.testing.assert_close(got_feats.double(), feats, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got.double(), logits, rtol=1e-4, atol=1e-5)
+
+
+def test_pcnn_has_dropout_after_fc1_and_fc2_only():
+    model = create_model("pcnn")
+    assert [n for n, _ in model.named_children()] == [
+        "conv1", "pool1", "norm1", "conv2", "pool2", "norm2", "flatten",
+        "fc1", "drop1", "fc2", "drop2", "fc3", "fc4"]
+    for name in ("drop1", "drop2"):
+        assert type(model.get_submodule(name)) is nn.Dropout
+        assert model.get_submodule(name).p == 0.5
+        assert create_model("pcnn", dropout=0.2).get_submodule(name).p == 0.2
 
 
 def test_pcnn_starts_from_he_init_and_a_small_gaussian_head():

@@ -117,3 +117,16 @@ def test_a_ray_address_that_does_not_answer_is_one_line_not_a_hang(checkpoint, t
     assert err.startswith(f"vsent: error: --ray-address 127.0.0.1:{port}: cannot join the Ray "
                           "cluster (") and "\n" not in err
     assert time.monotonic() - t0 < 60
+
+
+def test_model_actors_must_leave_a_cpu_for_decoding():
+    """The rule both checks apply (a local Ray before it starts, a cluster once its CPUs are
+    known): actors hold one CPU each and the decoding tasks need at least one more."""
+    from vsent.engines.ray_engine import _check_decoding_cpus
+    from vsent.errors import VsentError
+
+    _check_decoding_cpus(1, 2)
+    _check_decoding_cpus(7, 8)
+    for actors, cpus in ((1, 1), (2, 2), (4, 2)):
+        with pytest.raises(VsentError, match=f"{actors} model actor.*has {cpus} CPU"):
+            _check_decoding_cpus(actors, cpus)

@@ -280,3 +280,41 @@ def test_trivial_augment_is_seeded_by_the_generator_and_leaves_torch_rng_alone()
     assert not torch.equal(a, plain)
     with pytest.raises(ValueError, match="uint8"):
         trivial_augment(batch.astype(np.float32), 16)
+
+
+def _torchvision_seed(seed: int) -> int:
+    """The seed the documented draw takes from a generator seeded with ``seed``."""
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=torch.Generator().manual_seed(seed)))
+
+
+def test_trivial_augment_is_the_documented_torchvision_pipeline():
+    # RandomResizedCrop(crop, scale 0.35-1) + horizontal mirror + TrivialAugmentWide, run by
+    # torchvision from the seed drawn off the generator: another scale or a dropped mirror
+    # gives other images
+    from vsent.data.transforms import trivial_augment
+
+    batch = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (5, 24, 20, 3),
+                                                               dtype=np.uint8))
+    out = trivial_augment(batch, 12, torch.Generator().manual_seed(4))
+    pipeline = T.Compose([T.RandomResizedCrop(12, scale=(0.35, 1.0), antialias=True),
+                          T.RandomHorizontalFlip(), T.TrivialAugmentWide()])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_torchvision_seed(4))
+        expected = torch.stack([pipeline(img.permute(2, 0, 1)) for img in batch])
+    assert torch.equal(out, expected.permute(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize(("kind", "mixer"), [("mixup", T.MixUp(alpha=0.2, num_classes=2)),
+                                             ("cutmix", T.CutMix(alpha=1.0, num_classes=2))])
+def test_mix_batch_uses_the_documented_alphas(kind, mixer):
+    # MixUp alpha 0.2 (lambda near 0 or 1), CutMix alpha 1.0 (uniform box area)
+    from vsent.data.transforms import mix_batch
+
+    x = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 1, 0, 1, 0])
+    got_x, got_y = mix_batch(x, y, kind, 2, torch.Generator().manual_seed(9))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_torchvision_seed(9))
+        want_x, want_y = mixer(x, y)
+    assert torch.equal(got_x, want_x) and torch.equal(got_y, want_y)
+    assert not torch.equal(got_x, x)  # something was mixed

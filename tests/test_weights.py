@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import http.client
 import logging
+import os
 import subprocess
 import sys
 import types
@@ -167,6 +169,27 @@ def test_missing_and_garbage_files(tmp_path):
         create_model("smallcnn", init=tmp_path / "list.pt")
 
 
+class _RunsCode:
+    """Pickled as a call to ``os.mkdir(marker)``: what a booby-trapped weights file can do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+def test_a_weights_file_cannot_run_code_when_loaded(tmp_path):
+    # --init PATH takes files from the internet: loading must not unpickle arbitrary objects
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"fc.weight": torch.zeros(2, 4), "payload": _RunsCode(marker)}, path)
+    with pytest.raises(WeightsError, match=r"evil\.pt: not a PyTorch state dict \(") as err:
+        create_model("smallcnn", init=path)
+    assert not marker.exists()
+    assert "got dict" not in str(err.value)  # refused while reading, not after running it
+
+
 def test_caffemodel_path_goes_through_the_caffe_reader(tmp_path, fake_caffe):
     reference, calls = fake_caffe
     path = tmp_path / "net.caffemodel"
@@ -205,6 +228,19 @@ def test_imagenet_offline_is_a_one_line_error(name, offline):
            else torchvision.models.get_model_weights(name).DEFAULT.url)
     assert url in msg
     assert not offline.exists() or not any(offline.iterdir())  # nothing half-written
+
+
+def test_download_cut_off_midway_is_the_same_one_line_error(offline, monkeypatch):
+    # a connection dropped mid-file raises http.client.IncompleteRead, not an OSError
+    def cut(url, dst, *args, **kwargs):
+        raise http.client.IncompleteRead(b"partial", 1000)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", cut)
+    with pytest.raises(WeightsError) as err:
+        create_model("caffenet", init="imagenet")
+    assert str(err.value) == (
+        f"cannot download ImageNet weights for caffenet (no network?): download "
+        f"{CAFFENET_IMAGENET.url} into {offline} or pass --init PATH to a weights file")
 
 
 def test_imagenet_torchvision_from_hub_cache_keeps_head_fresh(offline, caplog):

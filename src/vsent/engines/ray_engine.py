@@ -69,6 +69,16 @@ def _import_ray() -> Any:
     return ray
 
 
+def _check_decoding_cpus(actors: int, cpus: int) -> None:
+    """VsentError when the model actors (one CPU each) would take every CPU: the decoding
+    tasks would never be scheduled and the run would hang without a word."""
+    if actors >= cpus:
+        raise VsentError(
+            f"{actors} model actor(s) take a CPU each and the Ray cluster has {cpus} CPU(s): at "
+            f"least one must be left for decoding (--ray-actors {max(1, cpus - 1)}, or more "
+            "--ray-cpus; --engine ray needs at least 2 CPUs)")
+
+
 def _check_reachable(address: str, timeout: float = 10.0) -> None:
     """VsentError unless a ``HOST:PORT`` address answers a TCP connection within ``timeout``
     seconds: Ray itself retries a silent address without end (a typo in the head node's port
@@ -201,6 +211,9 @@ class RayEngine(Engine):
             raise VsentError(f"--ray-cpus must be >= 1, got {options.ray_cpus}")
         if options.ray_actors is not None and options.ray_actors < 1:
             raise VsentError(f"--ray-actors must be >= 1, got {options.ray_actors}")
+        if not options.ray_address:  # a local Ray: refused before it starts
+            cpus = options.ray_cpus or os.cpu_count() or 1
+            _check_decoding_cpus(options.ray_actors or max(1, cpus // 2), cpus)
         ray = self.ray = _import_ray()
         self._started = False
         if not ray.is_initialized():
@@ -242,11 +255,7 @@ class RayEngine(Engine):
             raise VsentError(f"--ray-actors {options.ray_actors}: each actor takes a GPU and the "
                              f"cluster has {gpus}")
         self.actors = options.ray_actors or (gpus if self.use_gpu else max(1, cpus // 2))
-        if self.actors >= cpus:  # decoding would never be scheduled: the run would hang
-            raise VsentError(
-                f"{self.actors} model actor(s) take a CPU each and the Ray cluster has {cpus} "
-                f"CPU(s): at least one must be left for decoding (--ray-actors "
-                f"{max(1, cpus - 1)}, or more --ray-cpus; --engine ray needs at least 2 CPUs)")
+        _check_decoding_cpus(self.actors, cpus)
         # read (decode) tasks take half a CPU each: two per core left by the model actors (one
         # CPU each, with or without a GPU), so that one's file read overlaps the other's decode
         self.decoders = max(2, 2 * (cpus - self.actors))

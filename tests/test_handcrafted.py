@@ -1,0 +1,116 @@
+"""vsent.analyses.handcrafted against values computed independently here (numpy only).
+
+test_baselines.py covers the histogram layouts on square or solid images, the dense grid, the
+BoW counts with a fitted k-means and the Fisher vector formula; these tests cover what those
+cannot see: uneven LCH blocks, the grey copy SIFT reads, the descriptor sample a vocabulary is
+learnt from, words from saved centres, and the colour features of decoded, cached files.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vsent.analyses import handcrafted as hc
+
+
+def _hist64(pixels: np.ndarray) -> np.ndarray:
+    """Joint RGB histogram, 4 levels per channel (value // 64), red most significant, as a
+    share of the pixels."""
+    lv = pixels.reshape(-1, 3).astype(np.int64) // 64
+    counts = np.bincount(lv[:, 0] * 16 + lv[:, 1] * 4 + lv[:, 2], minlength=64)
+    return counts / len(lv)
+
+
+def test_lch_blocks_of_an_uneven_image_have_rounded_edges():
+    # 10 x 7 pixels: edges round(linspace(0, 10, 5)) = 0 2 5 8 10 (2.5 and 7.5 round to even)
+    # and round(linspace(0, 7, 5)) = 0 2 4 5 7; truncating would give 0 2 5 7 10 / 0 1 3 5 7.
+    # A noise image (a solid one, as in test_baselines, looks the same in every block)
+    img = np.random.default_rng(0).integers(0, 256, (10, 7, 3), dtype=np.uint8)
+    rows, cols = [0, 2, 5, 8, 10], [0, 2, 4, 5, 7]
+    want = np.concatenate([_hist64(img[rows[i]:rows[i + 1], cols[j]:cols[j + 1]]) / 16
+                           for i in range(4) for j in range(4)])
+    np.testing.assert_allclose(hc.lch(img), want, atol=1e-6)
+
+
+def test_sift_reads_the_luma_of_rgb_not_of_bgr():
+    # red holds vertical stripes, blue horizontal ones: the grey copy (0.299 R + 0.587 G +
+    # 0.114 B) is mostly red's pattern; read as BGR it would be mostly blue's
+    yy, xx = np.mgrid[0:256, 0:256]  # longer side 256: no resize
+    red = np.rint(127.5 + 127.5 * np.sin(xx / 5.0))
+    blue = np.rint(127.5 + 127.5 * np.sin(yy / 5.0))
+    img = np.stack([red, np.zeros_like(red), blue], -1).astype(np.uint8)
+
+    def grey(wr, wb):
+        g = np.clip(np.rint(wr * red + wb * blue), 0, 255).astype(np.uint8)
+        return np.stack([g, g, g], -1)  # a grey image is its own luma either way
+
+    got = hc.sift_descriptors(img).astype(np.float64)
+    right = hc.sift_descriptors(grey(0.299, 0.114)).astype(np.float64)
+    wrong = hc.sift_descriptors(grey(0.114, 0.299)).astype(np.float64)
+    assert got.shape == right.shape == (21 * 21, 128)
+    assert np.abs(got - right).max() <= 2  # rounding of the luma only
+    assert np.abs(got - wrong).mean() > 10
+
+
+def test_vocabulary_sample_is_drawn_from_every_image():
+    # 300 descriptors near 20 (first image), 300 near 200 (second); a sample of 100 taken
+    # uniformly holds both groups, so a 2-word vocabulary has one word near each.
+    # The first 100 rows would all come from the first image.
+    rng = np.random.default_rng(0)
+    descs = [np.clip(rng.normal(m, 3, (300, 128)), 0, 255).astype(np.uint8) for m in (20, 200)]
+    sample = hc._sample_descriptors(descs, 100, seed=0)
+    assert sample.shape == (100, 128)
+    n_second = int((sample.mean(1) > 100).sum())
+    assert 30 <= n_second <= 70  # binomial-like draw: about 50
+    stacked = {r.tobytes() for d in descs for r in d}
+    assert all(r.tobytes() in stacked for r in sample)  # rows of the images, not made up
+    np.testing.assert_array_equal(sample, hc._sample_descriptors(descs, 100, seed=0))
+    vocab = hc.learn_vocabulary(descs, k=2, max_descriptors=100, seed=0)
+    means = np.sort(vocab.cluster_centers_.mean(1))
+    assert means == pytest.approx([20, 200], abs=3)
+    # seeded: the same call gives the same words
+    again = hc.learn_vocabulary(descs, k=2, max_descriptors=100, seed=0)
+    np.testing.assert_array_equal(again.cluster_centers_, vocab.cluster_centers_)
+
+
+def test_bow_from_saved_centres_counts_the_nearest_centre():
+    # the checkpoint path (centres as an array): each descriptor's word is the centre at the
+    # smallest Euclidean distance, written out here in full
+    rng = np.random.default_rng(1)
+    centres = rng.uniform(0, 255, (5, 128))
+    descs = [rng.integers(0, 256, (n, 128)).astype(np.uint8) for n in (12, 0, 30)]
+    got = hc.bow_histograms(centres, descs)
+    assert got.shape == (3, 5)
+    for d, row in zip(descs, got, strict=True):
+        if not len(d):
+            assert not row.any()
+            continue
+        dist = ((d.astype(np.float64)[:, None, :] - centres[None]) ** 2).sum(-1)
+        words = dist.argmin(1)
+        assert len(set(words.tolist())) > 1  # the check below can tell words apart
+        np.testing.assert_allclose(row, np.bincount(words, minlength=5) / len(d), atol=1e-6)
+
+
+def test_extracted_colour_features_are_rgb_histograms_of_the_resized_decode(tmp_path):
+    # a PNG of noise, 30 x 40: decoded as RGB, enlarged to a longer side of 256 (192 x 256,
+    # bilinear), then histogrammed; a second call with max_side 64 is another cache entry
+    import cv2
+
+    arr = np.random.default_rng(2).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(arr).save(tmp_path / "im.png")
+    paths = [tmp_path / "im.png"]
+    for side, size in ((256, (256, 192)), (64, (64, 48))):
+        feats = hc.extract_features(paths, sift=hc.SiftParams(max_side=side), need_sift=False,
+                                    cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+        assert feats.decoded == 1  # not the other size's cache file
+        big = cv2.resize(arr, size, interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_allclose(feats.gch[0], _hist64(big), atol=1e-6)
+        # and the BGR order would give another histogram
+        assert np.abs(_hist64(big[..., ::-1]) - feats.gch[0]).sum() > 0.1
+        h, w = size[1], size[0]
+        r, c = np.linspace(0, h, 5).round().astype(int), np.linspace(0, w, 5).round().astype(int)
+        want = np.concatenate([_hist64(big[r[i]:r[i + 1], c[j]:c[j + 1]]) / 16
+                               for i in range(4) for j in range(4)])
+        np.testing.assert_allclose(feats.lch[0], want, atol=1e-6)
