@@ -113,19 +113,24 @@ def _vsent_logits(model, images):
 # wire format
 
 
+def _varint(v: int) -> bytes:
+    """Protobuf's base-128 varint, written here by hand (not by the module under test)."""
+    out = b""
+    while True:
+        b, v = v & 0x7F, v >> 7
+        out += bytes([b | (0x80 if v else 0)])
+        if not v:
+            return out
+
+
+def _ld(num: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+
+
 def test_reader_matches_hand_encoded_protobuf(tmp_path):
     """Bytes written by hand from caffe.proto's field numbers, not by our writer."""
-    def varint(v):
-        out = b""
-        while True:
-            b, v = v & 0x7F, v >> 7
-            out += bytes([b | (0x80 if v else 0)])
-            if not v:
-                return out
-
-    def ld(num, payload):  # length-delimited field
-        return varint(num << 3 | 2) + varint(len(payload)) + payload
-
+    varint, ld = _varint, _ld
     weight = struct.pack("<6f", 1, 2, 3, 4, 5, 6)
     blob_w = ld(7, ld(1, varint(2) + varint(3))) + ld(5, weight)  # BlobShape{dim: 2, 3}, data
     blob_b = ld(7, ld(1, varint(2))) + ld(5, struct.pack("<2f", -1, 0.5))
@@ -180,17 +185,7 @@ def test_reader_takes_double_and_unpacked_float_data(tmp_path):
     """BlobProto's other encodings, hand-encoded from caffe.proto: ``double_data`` (field 8,
     packed or one fixed64 per value) and ``data`` (field 5) as one fixed32 per value, which a
     non-packed writer produces. All become float32 with the same values."""
-    def varint(v):
-        out = b""
-        while True:
-            b, v = v & 0x7F, v >> 7
-            out += bytes([b | (0x80 if v else 0)])
-            if not v:
-                return out
-
-    def ld(num, payload):
-        return varint(num << 3 | 2) + varint(len(payload)) + payload
-
+    varint, ld = _varint, _ld
     shape = ld(7, ld(1, varint(3)))  # BlobShape{dim: 3}
     values = [1.5, -2.25, 1e-3]
     packed_double = shape + ld(8, struct.pack("<3d", *values))
