@@ -98,7 +98,6 @@ def test_num_classes_must_be_a_true_integer():
             create_model("smallcnn", num_classes=bad)
 
 
-
 class Tiny(SentimentModel):
     """Flatten -> hidden linear -> head, for registry tests."""
 
@@ -476,8 +475,9 @@ def test_caffenet_random_init_uses_the_reference_prototxt_fillers():
 @pytest.mark.parametrize(("arch", "new"), [("fc8-2", "fc8"), ("fc7-2", "fc7"), ("fc6-2", "fc6"),
                                            ("fc9-2", "fc9"), ("fc7-4096", None)])
 def test_caffe_recipe_puts_only_the_new_layer_at_ten_times_the_lr(arch, new):
-    # Campos et al.'s solver: base lr 0.001, the new layer at 10x, biases at 2x without weight
-    # decay, momentum 0.9, lr / 10 every 6 epochs. Checked by which *parameters* sit in each
+    # the recipe: Campos et al.'s base lr 0.001, new layer at 10x, lr / 10 every 6 epochs;
+    # Caffe's reference solver's biases at 2x without weight decay and momentum 0.9. Checked
+    # by which *parameters* sit in each
     # group: a group named "new" that holds the pretrained layers would pass a test of names.
     model = create_model("caffenet", arch=arch)
     cfg = TrainConfig()
