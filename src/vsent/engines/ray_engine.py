@@ -69,6 +69,11 @@ def _import_ray() -> Any:
     return ray
 
 
+def _cpu_actors(cpus: int) -> int:
+    """Model actors on a CPU-only cluster by default: half the CPUs, the rest decode."""
+    return max(1, cpus // 2)
+
+
 def _check_decoding_cpus(actors: int, cpus: int) -> None:
     """VsentError when the model actors (one CPU each) would take every CPU: the decoding
     tasks would never be scheduled and the run would hang without a word."""
@@ -211,11 +216,12 @@ class RayEngine(Engine):
             raise VsentError(f"--ray-cpus must be >= 1, got {options.ray_cpus}")
         if options.ray_actors is not None and options.ray_actors < 1:
             raise VsentError(f"--ray-actors must be >= 1, got {options.ray_actors}")
-        if not options.ray_address:  # a local Ray: refused before it starts
-            cpus = options.ray_cpus or os.cpu_count() or 1
-            _check_decoding_cpus(options.ray_actors or max(1, cpus // 2), cpus)
         ray = self.ray = _import_ray()
         self._started = False
+        if not ray.is_initialized() and not options.ray_address:
+            # the local Ray started below would have these CPUs: refused before it starts
+            cpus = options.ray_cpus or os.cpu_count() or 1
+            _check_decoding_cpus(options.ray_actors or _cpu_actors(cpus), cpus)
         if not ray.is_initialized():
             if options.ray_address:
                 if options.ray_cpus is not None:
@@ -254,7 +260,7 @@ class RayEngine(Engine):
         if self.use_gpu and options.ray_actors and options.ray_actors > gpus:
             raise VsentError(f"--ray-actors {options.ray_actors}: each actor takes a GPU and the "
                              f"cluster has {gpus}")
-        self.actors = options.ray_actors or (gpus if self.use_gpu else max(1, cpus // 2))
+        self.actors = options.ray_actors or (gpus if self.use_gpu else _cpu_actors(cpus))
         _check_decoding_cpus(self.actors, cpus)
         # read (decode) tasks take half a CPU each: two per core left by the model actors (one
         # CPU each, with or without a GPU), so that one's file read overlaps the other's decode
