@@ -20,6 +20,7 @@ from PIL import Image
 from vsent.batch import (
     RowWriter,
     Unmatched,
+    file_sha256,
     iter_inputs,
     read_done,
     score_stream,
@@ -354,6 +355,73 @@ def test_retry_failed_scores_the_failed_images_again(checkpoint, folder, tmp_pat
     with pytest.raises(VsentError, match="--retry-failed goes with --resume"):
         score_stream(iter(()), lambda paths: iter(()), out, retry_failed=True)
     assert main(["predict", "--model", str(checkpoint), *args, "--retry-failed"]) == 2
+
+
+def test_resume_refuses_rows_of_another_model_or_other_options(checkpoint, folder, tmp_path,
+                                                               capsys):
+    """The model's bytes and the scoring options are kept beside --out; --resume checks them."""
+    import torch
+
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    out = tmp_path / "o.csv"
+    assert _score_cli(checkpoint, folder, out) == EXIT_ITEMS_FAILED
+    record = json.loads((tmp_path / "o.csv.vsent.json").read_text())
+    assert record["model"] == str(checkpoint) and record["model_sha256"] == file_sha256(checkpoint)
+    assert record["options"] == {"oversample": False, "regions": None}
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert _score_cli(checkpoint, folder, out, "--resume", "--oversample") == 2
+    err = capsys.readouterr().err
+    assert f"the rows of {out} come from {checkpoint}" in err and "with centre crops" in err
+    assert "this run is" in err and "with --oversample" in err
+    model = create_model("smallcnn")
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    other = save_checkpoint(tmp_path / "other.pt", model)
+    assert _score_cli(other, folder, out, "--resume") == 2
+    assert f"sha256 {file_sha256(other)[:12]}" in capsys.readouterr().err
+    assert _score_cli(tmp_path / "nope.pt", folder, out, "--resume") == 2
+    assert out.read_bytes() == before  # refused before anything was written
+    # the same bytes under another name are the same model; a finished output stays as it was
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(checkpoint.read_bytes())
+    assert _score_cli(copy, folder, out, "--resume") == EXIT_ITEMS_FAILED
+    assert out.read_bytes() == before
+    # an output without a record is resumed with a warning; --overwrite writes a new record
+    (tmp_path / "o.csv.vsent.json").unlink()
+    assert _score_cli(checkpoint, folder, out, "--resume", "--oversample") == EXIT_ITEMS_FAILED
+    assert "o.csv has no o.csv.vsent.json beside it" in capsys.readouterr().err
+    assert _score_cli(checkpoint, folder, out, "--overwrite", "--oversample") == \
+        EXIT_ITEMS_FAILED
+    assert json.loads((tmp_path / "o.csv.vsent.json").read_text())["options"]["oversample"]
+    (tmp_path / "o.csv.vsent.json").write_text("{oops")
+    assert _score_cli(checkpoint, folder, out, "--resume", "--oversample") == 2
+    assert "o.csv.vsent.json: not a vsent predict record" in capsys.readouterr().err
+    # nothing is kept beside a device
+    assert _score_cli(checkpoint, folder, os.devnull) == EXIT_ITEMS_FAILED
+    assert not Path(f"{os.devnull}.vsent.json").exists()
+
+
+def test_resume_of_a_csv_cut_inside_a_quoted_name(checkpoint, tmp_path, capsys):
+    """A kill that lands just after the newline inside a quoted file name leaves an open
+    quote: that row is cut, not complete."""
+    imgs = tmp_path / "nl"
+    imgs.mkdir()
+    for name in ("a.jpg", "two\nlines.jpg", "z.jpg"):
+        Image.new("RGB", (20, 20), (200, 30, 30)).save(imgs / name, format="JPEG")
+    out = tmp_path / "o.csv"
+    assert _score_cli(checkpoint, imgs, out) == 0
+    data = out.read_bytes()
+    cut_at = data.index(b"two\n") + len(b"two\n")
+    out.write_bytes(data[:cut_at])
+    done = read_done(out, "csv")
+    assert done.rows == sum(b"a.jpg" in x or b"z.jpg" in x for x in data[:cut_at].splitlines())
+    assert done.complete_bytes == data.rindex(b"\n", 0, data.index(b'"')) + 1
+    assert _score_cli(checkpoint, imgs, out, "--resume") == 0
+    rows = _read(out, "csv")
+    assert sorted(r["path"] for r in rows) == sorted(str(p) for p in imgs.iterdir())
 
 
 def test_read_done_rejects_a_file_that_is_not_predict_output(tmp_path):

@@ -11,6 +11,8 @@
 * :func:`read_done` reads an existing output for ``--resume``: the paths already scored (kept
   as sorted 64-bit hashes, 8 bytes a row, not as strings) and the byte length of its complete
   rows (a line cut by a kill is dropped and written again).
+* :func:`keep_record` keeps the model file's SHA-256 and the scoring options beside the
+  output (``<out>.vsent.json``); ``--resume`` refuses rows of another model or options.
 * :func:`score_stream` ties them together with an engine from :mod:`vsent.engines` (the
   default engine is :meth:`vsent.predict.Predictor.score`; ``ray`` runs the same code on Ray
   Data) and returns a :class:`Summary`.
@@ -333,8 +335,19 @@ class Done:
         return i < len(self.keys) and self.keys[i] == k
 
 
-def _complete_length(path: Path) -> int:
-    """Bytes up to and including the last newline of ``path`` (0 if it has none)."""
+def _complete_length(path: Path, fmt: str) -> int:
+    """Bytes of ``path`` up to the end of its last complete row (0 if it has none): its last
+    newline for jsonl; for csv, its last newline outside quotes (a name with a newline is
+    quoted, and the quotes of complete rows come in pairs)."""
+    if fmt == "csv":
+        end = pos = quotes = 0
+        with path.open("rb") as f:
+            for line in f:
+                pos += len(line)
+                quotes += line.count(b'"')
+                if line.endswith(b"\n") and quotes % 2 == 0:
+                    end = pos
+        return end
     size = path.stat().st_size
     with path.open("rb") as f:
         end = size
@@ -361,7 +374,7 @@ def read_done(path: str | Path, fmt: str) -> Done:
     done = Done(keys=np.zeros(0, np.uint64))
     if not path.exists():
         return done
-    n = done.complete_bytes = _complete_length(path)
+    n = done.complete_bytes = _complete_length(path, fmt)
     with path.open("rb") as raw:
         text = io.TextIOWrapper(io.BufferedReader(_Limited(raw, n)), encoding="utf-8",
                                 errors="surrogateescape", newline="")
@@ -422,7 +435,7 @@ def drop_failed_rows(path: str | Path, fmt: str) -> int:
     The good rows keep their bytes and order; the file is replaced atomically (a temporary
     file beside it, then ``os.replace``). Returns the number of rows dropped."""
     path = Path(path)
-    n = _complete_length(path)
+    n = _complete_length(path, fmt)
     tmp = path.with_name(f".{path.name}.retry-failed.tmp")
     try:
         with path.open("rb") as raw, tmp.open("w", encoding="utf-8", errors="surrogateescape",
@@ -463,6 +476,85 @@ def check_retry_failed(resume: bool, retry_failed: bool) -> None:
     if retry_failed and not resume:
         raise VsentError("--retry-failed goes with --resume (it scores an output's failed "
                          "images again)")
+
+
+# --------------------------------------------------------------------------------------------
+# what made the rows: <out>.vsent.json, checked by --resume
+
+
+def record_path(out: str | Path) -> Path:
+    """Where :func:`keep_record` keeps the model and options of the output ``out``."""
+    return Path(f"{out}.vsent.json")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (a 240 MB checkpoint takes about half a second)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def scoring_record(model: str | Path, options: dict[str, Any]) -> dict[str, Any]:
+    """What decides the scores of an output: the model file's bytes and the scoring options
+    (``oversample``, ``regions``: None or its K, alpha, beta and proposals), plus, for the
+    reader, the model as named and vsent's version."""
+    from vsent import __version__
+
+    try:
+        digest = file_sha256(model)
+    except OSError as e:
+        raise VsentError(f"--model {model}: {e.strerror or e}") from None
+    return {"model": str(model), "model_sha256": digest, "options": options,
+            "vsent": __version__}
+
+
+def _describe(record: dict[str, Any]) -> str:
+    opts = record.get("options") or {}
+    regions = opts.get("regions")
+    how = ("--regions " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in regions.items())
+           if regions else "--oversample" if opts.get("oversample") else "centre crops")
+    return f"{record.get('model')} (sha256 {str(record.get('model_sha256'))[:12]}) with {how}"
+
+
+def keep_record(out: str | Path | None, record: dict[str, Any], *, resume: bool) -> str | None:
+    """Keep ``record`` (:func:`scoring_record`) beside the output ``out``, or, when ``resume``
+    continues an output that has rows, check that it is the record kept with them: rows of two
+    models or two option sets must not end up in one file.
+
+    Nothing is kept for standard output, a pipe or a device. Returns a warning for the user
+    when a resumed output has no record (written before vsent kept records, or moved
+    without it): its rows cannot be checked. Raises :class:`VsentError` when the
+    records differ.
+    """
+    if out is None or (Path(out).exists() and not Path(out).is_file()):
+        return None
+    path = record_path(out)
+    if resume and Path(out).is_file() and Path(out).stat().st_size:
+        if not path.exists():
+            return (f"--resume: {out} has no {path.name} beside it; the model and options of "
+                    "its rows cannot be checked")
+        try:
+            kept = json.loads(path.read_text(encoding="utf-8"))
+            same = all(kept[k] == record[k] for k in ("model_sha256", "options"))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise VsentError(f"--resume: {path}: not a vsent predict record ({e}); delete it "
+                             "to resume without the check") from None
+        if not same:
+            raise VsentError(f"--resume: the rows of {out} come from {_describe(kept)}; this "
+                             f"run is {_describe(record)}: resume with that model and those "
+                             "options, or write another --out")
+        return None
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise VsentError(f"--out {out}: cannot write {path.name} beside it: "
+                         f"{e.strerror or e}") from None
+    return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -107,7 +107,13 @@ def _region_rows(args: argparse.Namespace, predictor, paths):
 
 
 def run(args: argparse.Namespace) -> int:
-    from vsent.batch import check_retry_failed, iter_inputs, score_stream
+    from vsent.batch import (
+        check_retry_failed,
+        iter_inputs,
+        keep_record,
+        score_stream,
+        scoring_record,
+    )
     from vsent.engines import EngineOptions, open_engine
     from vsent.errors import EXIT_ITEMS_FAILED, VsentError
 
@@ -156,6 +162,12 @@ def run(args: argparse.Namespace) -> int:
             _check_regions_model(args, engine.predictor)
         scorer = (lambda paths: _region_rows(args, engine.predictor, paths)) if args.regions \
             else engine.score
+        # the model's bytes and the options, kept beside --out: --resume refuses to mix rows
+        regions = {n: getattr(args, n) for n in REGION_DEFAULTS} if args.regions else None
+        record = scoring_record(args.model, {"oversample": args.oversample, "regions": regions})
+        warning = keep_record(args.out, record, resume=args.resume)
+        if warning:
+            print(warning, file=sys.stderr)
         summary = score_stream(items, scorer, args.out, fmt=args.format, resume=args.resume,
                                retry_failed=args.retry_failed,
                                progress=progress and args.engine == "default")
