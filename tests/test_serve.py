@@ -456,6 +456,13 @@ def test_model_card_health_docs_and_page(tmp_path):
             assert httpx.head(f"{s.url}{path}").status_code == 200, path
         docs = httpx.get(f"{s.url}/docs")
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
+        for path in ("/docs", "/redoc"):  # their scripts come from the service, not a CDN
+            html = httpx.get(f"{s.url}{path}").text
+            assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), path
+            assets = re.findall(r"""(?:src|href)\s*=\s*["'](/[^"']+)""", html)
+            assert any(a.endswith(".js") for a in assets), path
+            for asset in assets:
+                assert httpx.get(f"{s.url}{asset}").status_code == 200, (path, asset)
         spec = httpx.get(f"{s.url}/openapi.json").json()
         assert "multipart/form-data" in spec["paths"]["/v1/predict"]["post"]["requestBody"][
             "content"]

@@ -110,3 +110,17 @@ def test_page_splits_a_large_drop_and_switches_off_what_the_model_cannot_do(tmp_
             assert shown[p.name] == pytest.approx(w, abs=1e-5)
         metrics = server.app.state.service.responses
         assert metrics == {200: 3}  # split by the page into requests of at most 2 images
+
+
+def test_api_docs_render_without_the_internet(tmp_path, browser):
+    """/docs (Swagger UI) and /redoc draw the API from the service's own scripts: this machine
+    reaches no CDN, so a page that needed one would stay blank."""
+    ckpt = make_checkpoint(tmp_path / "model.pt")
+    with running_server(ckpt) as server:
+        wait = WebDriverWait(browser, 60)
+        browser.get(server.url + "/docs")
+        op = wait.until(ec.presence_of_element_located(
+            (By.CSS_SELECTOR, ".opblock-summary-path[data-path='/v1/predict']")))
+        assert "/v1/predict" in op.text
+        browser.get(server.url + "/redoc")
+        wait.until(lambda d: "Score images" in d.find_element(By.TAG_NAME, "body").text)

@@ -11,7 +11,8 @@ An option the model cannot serve (``explain`` without a Grad-CAM layer or on an 
 ``regions`` on an export or a late-fused model) and an unknown option are 422;
 ``GET /v1/model`` says which options the model serves (``request_options``).
 ``GET /v1/model``  the model card. ``GET /healthz``  liveness. ``GET /metrics``  Prometheus text.
-``GET /``  the web page (``static/``, no external resources). ``GET /docs``  OpenAPI docs.
+``GET /``  the web page (``static/``, no external resources). ``GET /docs`` and ``GET /redoc``
+OpenAPI docs, their scripts served from the service (fastapi-offline): they work offline too.
 
 Status codes: 200 when at least one image was scored (a bad image fails only its own entry);
 413 for a request, upload or image above a limit; 422 for a request whose every image is
@@ -49,6 +50,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -547,8 +549,10 @@ def create_app(predictor: Predictor, *, checkpoint: str | Path | None = None,
                 await b.stop()
             service.close()
 
-    app = FastAPI(title="vsent", version=__version__, lifespan=lifespan,
-                  description="Visual sentiment of images: a probability of positive per image.")
+    # FastAPI's own /docs and /redoc load their scripts from a CDN, blank on offline machines
+    app = FastAPIOffline(
+        title="vsent", version=__version__, lifespan=lifespan, static_url="/static-docs",
+        description="Visual sentiment of images: a probability of positive per image.")
     app.state.service = service
     started = time.time()
 
