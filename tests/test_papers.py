@@ -129,9 +129,8 @@ def test_everything_else_is_not_available():
             assert all(not p.available for p in papers.YOU2015_TABLE6[row][sub].values())
     assert not papers.YOU2015_TABLE6["pcnn"]["five"]["f1"].available
     # old names keep working (analyses read them)
-    assert papers.NOT_VERIFIED is papers.NOT_AVAILABLE
     assert papers.YOU2015_CNN is papers.YOU2015_TABLE6["cnn"]
-    assert papers.YOU2015_TABLE6["cnn"]["five"]["accuracy"].verified
+    assert papers.YOU2015_TABLE6["cnn"]["five"]["accuracy"].available
 
 
 def test_sun_values_are_stored_as_fractions_and_say_so():

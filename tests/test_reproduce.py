@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 import typing
 from pathlib import Path
 
@@ -192,7 +193,7 @@ def test_campos_every_measured_number_is_its_run_dirs(campos):
 def test_published_numbers_are_never_presented_as_measured(campos):
     _, out, _, report = campos
     md = (out / "report.md").read_text()
-    for sentinel in ("0.432 +- 0.012", "0.543 +- 0.023"):
+    for sentinel in ("0.4321 +- 0.0123", "0.5432 +- 0.0234"):
         hits = [cells for t in report["tables"] for cells in _md_rows(md, t["title"])
                 if any(sentinel in c for c in cells)]
         assert len(hits) == 1
@@ -205,14 +206,14 @@ def test_published_numbers_are_never_presented_as_measured(campos):
     for t in report["tables"]:
         for cells in _md_rows(md, t["title"]):
             paper = cells[len(t["columns"])]
-            allowed = {"0.432 +- 0.012", "0.543 +- 0.023", R.NOT_AVAILABLE, R.NOT_IN_PAPER}
+            allowed = {"0.4321 +- 0.0123", "0.5432 +- 0.0234", R.NOT_AVAILABLE, R.NOT_IN_PAPER}
             if t["id"] in ("table3", "table4"):
                 allowed |= published
             assert paper in allowed, paper
     t3 = _md_rows(md, "Table 3")
     assert [c[2] for c in t3 if c[0].startswith("fc7-2 ")] == ["0.784 +- 0.024",
                                                                "0.797 +- 0.021"]
-    assert R.NOT_VERIFIED == R.NOT_AVAILABLE == "not available"
+    assert R.NOT_AVAILABLE == "not available"
     assert "n/a (not verified)" not in md
 
 
@@ -432,14 +433,14 @@ def test_published_values_cite_their_source():
               *papers.CAMPOS2015_TABLE4.values(), *papers.YOU2015_CNN.values()]
     values = [p for t in tables for p in t.values()]
     assert all(p.source for p in values)
-    verified = [p for p in values if p.verified]
-    assert (0.817, 0.038) in {(p.mean, p.std) for p in verified}
-    assert (0.8894, None) in {(p.mean, p.std) for p in verified}
-    assert {(p.mean, p.std) for p in papers.YOU2015_CNN["five"].values() if p.verified} \
+    available = [p for p in values if p.available]
+    assert (0.817, 0.038) in {(p.mean, p.std) for p in available}
+    assert (0.8894, None) in {(p.mean, p.std) for p in available}
+    assert {(p.mean, p.std) for p in papers.YOU2015_CNN["five"].values() if p.available} \
         == {(0.783, None)}
     # every available value names its paper and table; the others say "not available"
-    assert all(re.search(r"(Campos|Sun) et al\. 201[56], Table \d", p.source) for p in verified)
-    assert all(p.source == "not available" for p in values if not p.verified)
+    assert all(re.search(r"(Campos|Sun) et al\. 201[56], Table \d", p.source) for p in available)
+    assert all(p.source == "not available" for p in values if not p.available)
 
 
 def test_cells():
@@ -450,7 +451,7 @@ def test_cells():
     assert R.ours_cell(row, "percent") == "61.23 +- 4.56 %"
     assert R.paper_cell({"paper": None}) == R.NOT_IN_PAPER
     assert R.paper_cell({"paper": {"mean": None, "std": None, "source": "not verified"}}) \
-        == R.NOT_VERIFIED
+        == R.NOT_AVAILABLE
     assert R.ours_cell({"ours": None}) == R.NOT_RUN
     assert R.ours_cell({"ours": None, "run_dir": None}) == R.NOT_REPRODUCED
     assert R.paper_cell({"paper": {"mean": 0.8894, "std": None, "source": "x", "k": 11}},
@@ -479,9 +480,16 @@ def test_cli_sun2016_quick_on_an_existing_run(campos, tmp_path, monkeypatch, cap
     assert "early fusion skipped" in md
     assert main(argv) == 2  # an existing reproduction needs --resume
     assert "pass --resume" in capsys.readouterr().err
+    # the analysed run's recipe, not the paper's; no --data (the run's data is used)
+    assert "- mode: analysis of the existing run" in md and "1 epochs" in md
+    assert "--data" not in md.split("- command:")[1].splitlines()[0]
+    assert "full (the paper recipe)" not in md and "Full mode" not in md
     assert main([*argv, "--resume"]) == 0
     steps = json.loads((dest / "steps.json").read_text())
-    assert steps == {"regions": {"status": "done", "seconds": steps["regions"]["seconds"]}}
+    made = json.loads((dest / "regions" / "versions.json").read_text())
+    assert steps == {"regions": {"status": "done", "seconds": steps["regions"]["seconds"],
+                                 "git_commit": made["git_commit"],
+                                 "cpu": made["cpu_capability"]}}
 
 
 def test_command_line_is_canonical():
@@ -590,3 +598,76 @@ def test_sun2016_on_the_three_subsets(tmp_path, make_twitter_like, monkeypatch):
     best = next(c for c in _md_rows(md, "Table 1") if "best K" in c[0])
     assert best[2::2][:3] == ["88.94 % (K = 11)", "84.90 % (K = 13)", "80.33 % (K = 11)"]
     assert "- data: `" in md and "(subset five, four, three, folds campos)" in md
+
+
+def test_reproduce_never_deletes_the_run_it_analyses(campos, tmp_path, capsys):
+    _, out, _, _ = campos
+    run = tmp_path / "run"
+    shutil.copytree(out / "table1", run)
+    before = sorted(p.name for p in run.iterdir())
+    argv = ["reproduce", "sun2016", "--quick", "--run", str(run), "--out", str(run),
+            "--device", "cpu", "--no-progress"]
+    assert main(argv) == 2
+    assert f"{run} holds a crossval run, not a reproduce run" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 2
+    assert f"--overwrite would delete {run}, which this run reads" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == before
+    nope, o = tmp_path / "nope", tmp_path / "o"
+    assert main(["reproduce", "sun2016", "--run", str(nope), "--out", str(o)]) == 2
+    assert f"--run {nope}: no such directory" in capsys.readouterr().err
+    assert not o.exists()  # refused before the reproduction's folder was made
+
+
+def test_reused_sub_runs_are_checked_and_bad_files_named(campos, tmp_path):
+    """A finished sub-run of another recipe (a four-agree run copied in) is refused, not
+    reported as the plan's; an unreadable result file is named; a plan stored by a version
+    that wrote later-added keys at their default still resumes."""
+    _, out, plan, _ = campos
+    rep = tmp_path / "rep"
+    shutil.copytree(out, rep)
+    cfg_file = rep / "fc7-2" / "config.json"
+    good = cfg_file.read_text()
+    cfg_file.write_text(json.dumps({**json.loads(good), "subset": "four"}))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(papers, "CAMPOS2015_TABLE1", SENTINEL_T1)
+        with pytest.raises(VsentError, match=r"fc7-2: not this reproduction's fc7-2 sub-run: "
+                                             r"made with other subset \(subset: stored 'four', "
+                                             r"now 'five'\)"):
+            R.reproduce(plan, rep, resume=True, progress=False)
+        cfg_file.write_text(good)
+        layers = rep / "layers" / "layers.json"
+        kept = layers.read_text()
+        layers.write_text("{")
+        with pytest.raises(VsentError, match=r"layers.json: unreadable"):
+            R.reproduce(plan, rep, resume=True, progress=False)
+        layers.write_text("[1, 2]")
+        with pytest.raises(VsentError, match=r"layers.json: unreadable \(a JSON list"):
+            R.reproduce(plan, rep, resume=True, progress=False)
+        layers.write_text(kept)
+        stored = json.loads((rep / "config.json").read_text())
+        stored["plan"]["template"]["extra_schedule"] = "joint"  # as 0.1.0 wrote it for a while
+        (rep / "config.json").write_text(json.dumps(stored))
+        report = R.reproduce(plan, rep, resume=True, progress=False)
+    assert report["tables"] == json.loads((out / "report.json").read_text())["tables"]
+
+
+def test_sun2016_names_a_run_that_is_not_twitter_i(tmp_path):
+    from vsent.reports import sun2016
+
+    folder = tmp_path / "mine"
+    (folder / "positive").mkdir(parents=True)
+    (folder / "negative").mkdir()
+    assert sun2016._run_subset({"data": str(folder), "subset": "five"}) == \
+        "mine (not Twitter I)"
+    tw = tmp_path / "tw"
+    (tw / "images").mkdir(parents=True)
+    assert sun2016._run_subset({"data": str(tw), "subset": "four"}) == "four"
+
+
+def test_published_cells_keep_their_digits():
+    assert R.paper_cell({"paper": {"mean": 0.7102, "std": None}}) == "0.7102"
+    assert R.paper_cell({"paper": {"mean": 0.8894, "std": None, "k": 11}}, "percent") == \
+        "88.94 % (K = 11)"
+    assert R.paper_cell({"paper": {"mean": 0.657, "std": 0.04}}) == "0.657 +- 0.040"
+    assert R.ours_cell({"ours": {"mean": 0.71024, "std": 0.0}, "run_dir": "x"}) == \
+        "0.710 +- 0.000"

@@ -161,6 +161,37 @@ def test_resume_with_no_run_there_says_it_starts_a_new_one(tmp_path, caplog):
     assert "no run there yet" not in caplog.text
 
 
+def test_overwrite_never_deletes_what_the_run_reads(tmp_path):
+    """``reproduce --run R --out R --overwrite`` deleted the run R it was to analyse."""
+    inp = tmp_path / "r"
+    _open(inp)
+    (inp / "fold1").mkdir()
+    reads = {"command": "demo", "plan": {"runs": [str(inp / "fold1")]}}
+    with pytest.raises(VsentError, match=r"--overwrite would delete .*fold1, which this run "
+                                         r"reads: choose another --out"):
+        _open(inp, reads, overwrite=True)
+    assert (inp / "fold1").is_dir() and (inp / "config.json").exists()
+    assert _open(inp, {**CFG, "data": str(tmp_path)}, overwrite=True).status == "new"
+
+
+def test_a_run_of_another_command_is_named_as_such(tmp_path):
+    _open(tmp_path / "r")
+    (tmp_path / "r" / "fold1").mkdir()  # a result (a run without any is replaced)
+    with pytest.raises(VsentError, match=r"r holds a demo run, not a other run: choose another "
+                                         r"--out$"):
+        _open(tmp_path / "r", {**CFG, "command": "other"}, resume=True)
+
+
+def test_config_diff_takes_keys_added_later_at_their_default_as_equal():
+    from vsent.config import omitted_defaults
+
+    d = omitted_defaults()
+    older = {"x": 1, "extra_schedule": d["extra_schedule"], "zero_shot": d["zero_shot"]}
+    assert config_diff(older, {"x": 1}) == [] == config_diff({"x": 1}, older)
+    assert config_diff({**older, "zero_shot": True}, {"x": 1}) == [
+        "zero_shot: stored True, not in the new config"]
+
+
 def test_config_diff_lists_each_leaf_once():
     a = {"x": 1, "t": {"lr": 1e-3, "m": (0.9, 1)}, "gone": 2}
     b = {"x": 1, "t": {"lr": 1e-4, "m": [0.9, 1]}, "new": None}

@@ -270,3 +270,10 @@ class RunConfig:
 #: RunConfig fields written to config.json only when they differ from their default.
 OMITTED_AT_DEFAULT = ("extra_train", "extra_schedule", "progressive_scope", "finetune", "fusion",
                       "train_mode", "head", "zero_shot", "prompts")
+
+
+def omitted_defaults() -> dict[str, Any]:
+    """The defaults of :data:`OMITTED_AT_DEFAULT` (:func:`vsent.runs.config_diff` takes a
+    config.json that holds them at these values as one that leaves them out)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    return {name: defaults[name] for name in OMITTED_AT_DEFAULT}

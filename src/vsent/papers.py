@@ -41,14 +41,9 @@ class Published:
     def available(self) -> bool:
         return self.mean is not None
 
-    #: Old name of :attr:`available` (kept for callers written before the rename).
-    verified = available
-
 
 #: A cell the paper has but whose value is not available here.
 NOT_AVAILABLE = Published(None, None, NOT_AVAILABLE_TEXT)
-#: Old name of :data:`NOT_AVAILABLE`.
-NOT_VERIFIED = NOT_AVAILABLE
 
 
 def _pm(mean: float, std: float, table: str) -> Published:
@@ -181,9 +176,8 @@ SUN2016_TABLE1: dict[str, dict[str, Published]] = {
 }
 #: The best K of their full method on Twitter I five-agree (the K vsent uses by default).
 SUN2016_K = SUN2016_TABLE1["ft_obj_senti_lf_best"]["five"].k
-#: Figure 4 (accuracy against K): a plot without values in the text (only "the best K is 10
-#: to 13"), so no published curve is drawn.
-SUN2016_K_SWEEP: dict[int, Published] = {}
+# Figure 4 (accuracy against K) is a plot without values in the text (only "the best K is 10
+# to 13"), so no published curve is drawn.
 
 # --------------------------------------------------------------------------------------------
 # You, Luo, Jin, Yang. "Robust Image Sentiment Analysis Using Progressively Trained and Domain

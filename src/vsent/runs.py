@@ -47,7 +47,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vsent.config import record_dict
+from vsent.config import omitted_defaults, record_dict
 from vsent.errors import VsentError
 
 if TYPE_CHECKING:
@@ -250,13 +250,15 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
 
     ``["train.lr: stored 0.002, now 0.5", "folds: stored 'campos', now 'stratified'"]``;
     keys whose last component is in ``ignore`` are not compared. Tuples and lists compare
-    equal element-wise (JSON has no tuples).
+    equal element-wise (JSON has no tuples). A key of :data:`vsent.config.OMITTED_AT_DEFAULT`
+    that one side lacks and the other holds at its default is no difference (a config.json
+    of a version that wrote those keys at their default).
     """
     stored, new = to_jsonable(stored), to_jsonable(new)
     if isinstance(stored, dict) and isinstance(new, dict):
         out: list[str] = []
         for key in sorted(set(stored) | set(new), key=str):
-            if key in ignore:
+            if key in ignore or _at_default_on_one_side(key, stored, new):
                 continue
             path = f"{prefix}.{key}" if prefix else str(key)
             if key not in stored:
@@ -316,6 +318,34 @@ def stored_config(out: str | Path) -> dict[str, Any]:
         raise VsentError(f"{e}; pass --overwrite to start again") from None
 
 
+def _at_default_on_one_side(key: Any, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    defaults = omitted_defaults()
+    if key not in defaults or (key in a) == (key in b):
+        return False
+    return to_jsonable((a if key in a else b)[key]) == to_jsonable(defaults[key])
+
+
+def _inputs_inside(out: Path, config: Any) -> list[str]:
+    """Strings of ``config`` (at any depth) naming an existing file or folder that is ``out``
+    or inside it: what an ``--overwrite`` of ``out`` would delete before the run reads it."""
+    found: list[str] = []
+    root = out.resolve()
+    if isinstance(config, Mapping):
+        for v in config.values():
+            found += _inputs_inside(out, v)
+    elif isinstance(config, list | tuple):
+        for v in config:
+            found += _inputs_inside(out, v)
+    elif isinstance(config, str) and config and "\n" not in config and len(config) < 4096:
+        try:
+            p = Path(config).resolve()
+            if p.exists() and (p == root or root in p.parents):
+                found.append(config)
+        except (OSError, RuntimeError):  # not a path (too long, a symlink loop)
+            pass
+    return found
+
+
 def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = False,
                  overwrite: bool = False, done: str | None = SUMMARY,
                  compare: Collection[str] | None = None, ignore: Collection[str] = (),
@@ -335,6 +365,10 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
     out = Path(out)
     file = out / CONFIG
     if overwrite and out.exists():
+        reads = _inputs_inside(out, config)
+        if reads:
+            raise VsentError(f"--overwrite would delete {reads[0]}, which this run reads: "
+                             "choose another --out")
         if file.exists():
             shutil.rmtree(out)
         elif out.is_dir() and any(out.iterdir()):
@@ -363,6 +397,9 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
         rd.config = config
         return rd
     stored = stored_config(out)
+    if "command" in config and stored.get("command", config["command"]) != config["command"]:
+        raise VsentError(f"{out} holds a {stored.get('command') or 'vsent'} run, not a "
+                         f"{config['command']} run: choose another --out")
     ignored = RUN_OPTIONS | frozenset(ignore)
     if compare is not None:
         diff = config_diff({k: stored.get(k) for k in compare},
@@ -377,7 +414,8 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
         )
     finished = done is not None and (out / done).exists()
     if not finished and not resume:
-        raise VsentError(f"{out} already holds an unfinished run: pass --resume to continue it, "
+        what = "an unfinished run" if done is not None else "a run"
+        raise VsentError(f"{out} already holds {what}: pass --resume to continue it, "
                          "--overwrite to start again, or choose another --out")
     rd = RunDir(out)
     rd.status = "finished" if finished else "resumed"

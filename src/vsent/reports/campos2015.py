@@ -132,7 +132,7 @@ class Campos2015(Paper):
                 "table1", "Table 1: fine-tuned CaffeNet (fc8-2), five-agree, 5-fold CV, accuracy",
                 ["model", "evaluation"], t1_rows,
                 note=f"Table 1 also lists You et al.'s fine-tuned CNN: "
-                     f"{render.fmt(render.published_dict(you))} ({you.source}); "
+                     f"{render.fmt(render.published_dict(you), exact=True)} ({you.source}); "
                      "the you2015 report sets it beside ours."),
             render.make_table(
                 "table2", "Table 2: linear probes on each layer of Table 1's fold models "

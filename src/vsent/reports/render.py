@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from vsent import papers
+from vsent.errors import VsentError
 
 #: Label of every row measured with randomly initialised networks.
 RANDOM_LABEL = "random init, not comparable to the paper"
 #: Shown for a published cell whose value is not available.
 NOT_AVAILABLE = papers.NOT_AVAILABLE_TEXT
-#: Old name of :data:`NOT_AVAILABLE`.
-NOT_VERIFIED = NOT_AVAILABLE
 #: Shown for a row the paper does not have.
 NOT_IN_PAPER = "n/a (not in the paper)"
 #: Shown for a measured cell whose sub-run did not run.
@@ -46,9 +45,22 @@ NOT_REPRODUCED = "not reproduced"
 
 
 def read_json(path: Path, default: Any = None) -> Any:
-    """A sub-run's JSON file, or ``default`` when it has not been written (yet)."""
+    """A sub-run's JSON file, or ``default`` when it has not been written (yet).
+
+    A file that cannot be read or parsed, or (when ``default`` is a dict or list) holds
+    another JSON type, is a :class:`VsentError` naming it.
+    """
     path = Path(path)
-    return json.loads(path.read_text()) if path.exists() else default
+    if not path.exists():
+        return default
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise VsentError(f"{path}: unreadable ({e})") from None
+    if isinstance(default, dict | list) and not isinstance(value, type(default)):
+        raise VsentError(f"{path}: unreadable (a JSON {type(value).__name__}, expected "
+                         f"{'an object' if isinstance(default, dict) else 'a list'})")
+    return value
 
 
 def lookup(run_dir: Path, file: str, key: Sequence[str | int]) -> dict[str, float] | None:
@@ -57,10 +69,9 @@ def lookup(run_dir: Path, file: str, key: Sequence[str | int]) -> dict[str, floa
     A string key walks into a mapping. An integer key ``i`` picks element ``i`` of a node whose
     ``mean`` and ``std`` are lists (e.g. ``k_sweep.json``: ``["ar", 0]`` is K = 1).
     """
-    path = Path(run_dir) / file
-    if not path.exists():
+    node: Any = read_json(Path(run_dir) / file)
+    if node is None:
         return None
-    node: Any = json.loads(path.read_text())
     for k in key:
         if isinstance(k, int):
             if not (isinstance(node, Mapping) and isinstance(node.get("mean"), list)
@@ -125,14 +136,27 @@ def make_table(table_id: str, title: str, columns: Sequence[str], rows: list[dic
 # cells
 
 
-def fmt(value: Mapping[str, Any] | None, unit: str = "fraction") -> str:
-    """``0.612 +- 0.046`` (fraction) or ``61.23 +- 4.56 %`` (percent); "" for None."""
+def fmt(value: Mapping[str, Any] | None, unit: str = "fraction", *,
+        exact: bool = False) -> str:
+    """``0.612 +- 0.046`` (fraction) or ``61.23 +- 4.56 %`` (percent); "" for None.
+
+    ``exact``: more digits where the number has them (a published value as printed: Sun et
+    al.'s 71.02 % is 0.7102 as a fraction, not 0.710).
+    """
     if value is None or value.get("mean") is None:
         return ""
     scale, suffix, digits = (100.0, " %", 2) if unit == "percent" else (1.0, "", 3)
-    text = f"{scale * value['mean']:.{digits}f}"
+
+    def num(x: float) -> str:
+        x *= scale
+        if exact:
+            return next(f"{x:.{d}f}" for d in range(digits, 7)
+                        if abs(round(x, d) - x) < 1e-9 or d == 6)
+        return f"{x:.{digits}f}"
+
+    text = num(value["mean"])
     if value.get("std") is not None:
-        text += f" +- {scale * value['std']:.{digits}f}"
+        text += f" +- {num(value['std'])}"
     return text + suffix
 
 
@@ -142,7 +166,7 @@ def paper_cell(row: Mapping[str, Any], unit: str = "fraction") -> str:
         return NOT_IN_PAPER
     if row["paper"]["mean"] is None:
         return NOT_AVAILABLE
-    text = fmt(row["paper"], unit)
+    text = fmt(row["paper"], unit, exact=True)
     if row["paper"].get("k") is not None:
         text += f" (K = {row['paper']['k']})"
     return text
@@ -177,6 +201,14 @@ def _cpu_text(machine: Mapping[str, Any]) -> str:
     if not cpu and not capability:
         return ""
     return f"{cpu or 'CPU'}{f' ({capability})' if capability else ''}, "
+
+
+def _mode_text(h: Mapping[str, Any]) -> str:
+    run = h.get("analysed_run")
+    if run:
+        return (f"analysis of the existing run `{run['path']}`, whatever its recipe: "
+                f"{run['recipe']}")
+    return "quick (CPU-sized)" if h["quick"] else "full (the paper recipe)"
 
 
 def _md_line(cells: Sequence[str]) -> str:
@@ -215,9 +247,10 @@ def table_markdown(t: Mapping[str, Any]) -> list[str]:
         for v in values:
             r = by_value.get(v)
             cells += ["", ""] if r is None else [paper_cell(r, unit), ours_cell(r, unit)]
-        some = next(iter(by_value.values()))
-        runs = [f"`{r['run_dir']}`" for r in by_value.values() if r["run_dir"] is not None]
-        cells += [some["weights"] if runs else "", ", ".join(dict.fromkeys(runs))]
+        measured = [r for r in by_value.values() if r["run_dir"] is not None]
+        weights = "; ".join(dict.fromkeys(r["weights"] for r in measured if r["weights"]))
+        runs = ", ".join(dict.fromkeys(f"`{r['run_dir']}`" for r in measured))
+        cells += [weights, runs]
         lines.append(_md_line(cells))
     lines.append("")
     return lines
@@ -254,14 +287,16 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         f"{m['torch_threads']} torch threads, "
         f"CUDA: {m['cuda'] or 'none'}",
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
-        f"- mode: {'quick (CPU-sized)' if h['quick'] else 'full (the paper recipe)'}",
+        f"- mode: {_mode_text(h)}",
         f"- data: `{h['data']}` (subset {h['subset'] or 'see tables'}, folds "
         f"{h['folds'] or 'of the run'})",
         "- weights: " + ("; ".join(weights) if weights else "n/a"),
         "",
         "Each measured cell is the mean +- std over folds read from the `run dir` (relative "
         "to this report's folder) and its file and key listed in `report.json`; each "
-        "published cell names its paper and table in `report.json` (`paper.source`). "
+        "published cell names its paper and table in `report.json` (`paper.source`). The std "
+        "is the population std over the folds (ddof = 0; the papers do not say which they "
+        "used). "
         f"`{NOT_AVAILABLE}`: the paper has the cell but its value is not available here; "
         f"`{NOT_IN_PAPER}`: the paper has no such row; `{NOT_REPRODUCED}`: a row of the paper "
         "that vsent does not reproduce.",
@@ -275,9 +310,14 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         lines.append("")
     lines += ["## Notes and deviations from the paper", ""]
     lines += [f"- {n}" for n in report["notes"]]
-    lines += ["", "## Sub-runs", "", "| sub-run | status | seconds |", "|---|---|---:|"]
+    lines += ["", "## Sub-runs", "",
+              "Each sub-run's own commit and CPU (from its `versions.json`); the header's are "
+              "those of the session that wrote this report.", "",
+              "| sub-run | status | seconds | commit | CPU |", "|---|---|---:|---|---|"]
     for name, e in report["steps"].items():
-        lines.append(f"| `{name}` | {e['status']} | {e['seconds']:.0f} |")
+        commit = (e.get("git_commit") or "")[:7]
+        lines.append(f"| `{name}` | {e['status']} | {e['seconds']:.0f} | {commit} | "
+                     f"{e.get('cpu') or ''} |")
     lines.append("")
     return "\n".join(lines)
 

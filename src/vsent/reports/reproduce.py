@@ -15,7 +15,6 @@ from vsent.reports.render import (
     NOT_IN_PAPER,
     NOT_REPRODUCED,
     NOT_RUN,
-    NOT_VERIFIED,
     RANDOM_LABEL,
     lookup,
     ours_cell,
@@ -42,7 +41,7 @@ load_papers()
 
 __all__ = [
     "CAMPOS_VARIANTS", "CAMPOS_VARIANT_LABELS", "Campos2015Plan", "NOT_AVAILABLE",
-    "NOT_IN_PAPER", "NOT_REPRODUCED", "NOT_RUN", "NOT_VERIFIED", "PAPERS", "Paper",
+    "NOT_IN_PAPER", "NOT_REPRODUCED", "NOT_RUN", "PAPERS", "Paper",
     "RANDOM_LABEL", "Sun2016Plan", "YOU_FEATURES", "You2015Plan", "command_line", "get_paper",
     "load_papers", "lookup", "make_plan", "ours_cell", "paper_cell", "paper_names",
     "register_paper", "report_markdown", "reproduce", "step_names", "weights_label",

@@ -41,11 +41,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from vsent.crossval import crossval
+from vsent.crossval import crossval, prepare
 from vsent.errors import VsentError, WeightsError
 from vsent.models import create_model
 from vsent.reports import paper_modules, render
-from vsent.runs import RunDir, Timer, open_run_dir, to_jsonable, versions
+from vsent.runs import (
+    CONFIG,
+    RUN_OPTIONS,
+    RunDir,
+    Timer,
+    config_diff,
+    open_run_dir,
+    read_config,
+    to_jsonable,
+    versions,
+)
 
 log = logging.getLogger("vsent")
 
@@ -77,6 +87,9 @@ class Paper:
         """The sub-runs of ``plan`` in the order they run (directories under ``out``)."""
         raise NotImplementedError
 
+    def check(self, plan: Any) -> None:
+        """Raise :class:`VsentError` for a plan that cannot run (before ``out`` is opened)."""
+
     def run(self, plan: Any, session: Session) -> dict[str, Any]:
         """Run the sub-runs (through ``session``) and return ``{"tables", "figures", ...}``."""
         raise NotImplementedError
@@ -92,6 +105,15 @@ class Paper:
     def data(self, plan: Any) -> str | None:
         """The dataset of the report header."""
         return plan.template.data if plan.template is not None else None
+
+    def folds(self, plan: Any) -> str | None:
+        """The folds of the report header."""
+        return plan.template.folds if plan.template is not None else None
+
+    def analysed_run(self, plan: Any) -> dict[str, Any] | None:
+        """What the header says of an existing run the plan analyses (None: it trains its
+        own networks)."""
+        return None
 
 
 def register_paper(cls: type[Paper]) -> type[Paper]:
@@ -235,8 +257,23 @@ class Session:
             self.save()
 
     def crossval(self, name: str, cfg: Any) -> Path:
-        """Sub-run ``out/name``: a cross-validation of ``cfg`` (resumed if it was started)."""
+        """Sub-run ``out/name``: a cross-validation of ``cfg`` (resumed if it was started).
+
+        A finished sub-run is reused only if its config.json is ``cfg``'s (the weights apart:
+        they may have fallen back to random): a run of another subset, dataset or recipe copied
+        there must not be reported as this plan's.
+        """
         path = self.out / name
+        if (path / CONFIG).exists():
+            # as crossval records it: with the lr the model asks for (fc6-2 trains at 1e-4)
+            recorded, _ = prepare(dataclasses.replace(cfg, init="random"))
+            diff = config_diff(read_config(path), {"command": "crossval", **recorded.to_dict()},
+                               ignore=RUN_OPTIONS | {"init"})
+            if diff:
+                keys = ", ".join(d.split(":")[0] for d in diff)
+                raise VsentError(f"{path}: not this reproduction's {name} sub-run: made with "
+                                 f"other {keys} ({'; '.join(diff)}); move it away, or pass "
+                                 "--overwrite to start the reproduction again")
 
         def work() -> None:
             stored = render.read_json(path / "config.json")
@@ -316,11 +353,13 @@ def reproduce(plan: Any, out: str | Path, *, resume: bool = False, overwrite: bo
         if unknown:
             raise VsentError(f"--only {','.join(unknown)}: not a sub-run of {plan.paper}; "
                              f"choose from {', '.join(names)}")
+    paper.check(plan)
     timer = Timer()
     rundir = open_reproduction(plan, out, resume=resume, overwrite=overwrite)
     try:
         session = Session(out, rundir, progress, only)
         report = {"paper": paper.name, "title": paper.title, **paper.run(plan, session)}
+        _provenance(session)
         report["header"] = _header(paper, plan, session, command, timer.elapsed)
         report["weights"] = session.weights
         report["weights_failures"] = sorted({w["reason"] for w in session.weights.values()
@@ -333,6 +372,16 @@ def reproduce(plan: Any, out: str | Path, *, resume: bool = False, overwrite: bo
         return report
     finally:
         rundir.close()
+
+
+def _provenance(s: Session) -> None:
+    """Record in each step the commit and CPU its sub-run was made with (its versions.json):
+    a report re-rendered later states today's commit in its header, not theirs."""
+    for name, entry in s.steps.items():
+        v = render.read_json(s.out / name / "versions.json", {})
+        entry["git_commit"] = v.get("git_commit")
+        entry["cpu"] = v.get("cpu_capability") or v.get("cpu")
+    s.save()
 
 
 def _header(paper: Paper, plan: Any, s: Session, command: str | None,
@@ -350,8 +399,9 @@ def _header(paper: Paper, plan: Any, s: Session, command: str | None,
                                             "opencv-contrib-python-headless", "git_commit")},
         "data": paper.data(plan),
         "subset": paper.subsets(plan),
-        "folds": template.folds if template is not None else None,
-        "quick": bool(plan.reductions),
+        "folds": paper.folds(plan),
+        "analysed_run": paper.analysed_run(plan),
+        "quick": bool(plan.reductions) and template is not None,
         "seconds_this_session": seconds,
         "seconds_all_sessions": float(sum(e.get("seconds", 0.0) for e in s.steps.values())),
     }
@@ -360,7 +410,7 @@ def _header(paper: Paper, plan: Any, s: Session, command: str | None,
 def _notes(paper: Paper, plan: Any, s: Session, report: Mapping[str, Any]) -> list[str]:
     """Every deviation from the paper, for the report's notes section."""
     notes = [f"Reduced for a CPU (--quick): {r}." for r in plan.reductions]
-    if not plan.reductions:
+    if not plan.reductions and paper.analysed_run(plan) is None:
         notes.append("Full mode: the paper's recipe as vsent implements it (see README, "
                      "'The recipe, and where vsent departs from the paper').")
     for reason in report.get("weights_failures", []):
@@ -386,7 +436,7 @@ def command_line(paper: str, *, quick: bool, out: str, data: str, init: str | No
     parts = ["vsent", "reproduce", paper]
     if quick:
         parts.append("--quick")
-    parts += ["--out", out, "--data", data]
+    parts += ["--out", out] + ([] if run else ["--data", data])
     if init:
         parts += ["--init", init]
     if run:

@@ -28,6 +28,7 @@ from vsent.crossval import PRESETS, RunConfig
 from vsent.errors import VsentError
 from vsent.reports import render
 from vsent.reports.runner import Paper, Session, register_paper
+from vsent.runs import SUMMARY, read_config
 from vsent.train import TrainConfig
 
 #: The Twitter I subsets (Sun et al.'s first three columns).
@@ -105,25 +106,39 @@ class Sun2016(Paper):
             return ["regions"]
         return [name for sub in plan.subsets for name in (f"crossval-{sub}", f"regions-{sub}")]
 
+    def check(self, plan: Sun2016Plan) -> None:
+        if plan.run is not None:
+            _run_config(plan.run)
+
     def subsets(self, plan: Sun2016Plan) -> str | None:
-        return None if plan.run is not None else ", ".join(plan.subsets)
+        if plan.run is not None:
+            return _run_subset(_run_config(plan.run))
+        return ", ".join(plan.subsets)
+
+    def folds(self, plan: Sun2016Plan) -> str | None:
+        if plan.run is not None:
+            return _run_config(plan.run).get("folds")
+        return super().folds(plan)
+
+    def analysed_run(self, plan: Sun2016Plan) -> dict[str, Any] | None:
+        if plan.run is None:
+            return None
+        return {"path": plan.run, "recipe": _recipe(_run_config(plan.run))}
 
     def data(self, plan: Sun2016Plan) -> str | None:
         if plan.template is not None:
             return plan.template.data
-        return render.read_json(Path(plan.run) / "config.json", {}).get("data")
+        return _run_config(plan.run).get("data")
 
     def run(self, plan: Sun2016Plan, s: Session) -> dict[str, Any]:
         runs: dict[str, tuple[Path, Path, str]] = {}  # subset -> (crossval, regions, weights)
         if plan.run is not None:
             run_dir = Path(plan.run)
-            if not (run_dir / "summary.json").exists():
-                raise VsentError(f"{run_dir}: not a finished crossval run (no summary.json)")
-            stored = render.read_json(run_dir / "config.json", {})
+            stored = _run_config(plan.run)
             s.weights.setdefault("run", {"model": stored.get("model"), "requested": None,
                                          "used": stored.get("init"), "reason": None})
             s.save()
-            runs[stored.get("subset") or "five"] = (run_dir, s.out / "regions", "run")
+            runs[_run_subset(stored)] = (run_dir, s.out / "regions", "run")
         else:
             if plan.template is None:
                 raise VsentError("sun2016 needs a template or an existing run")
@@ -198,7 +213,9 @@ class Sun2016(Paper):
         used = w.get("used")
         text = {"random": f"{model} from scratch", "imagenet": f"{model} from ImageNet",
                 None: str(model)}.get(used, f"{model} from {used}")
-        if plan.reductions:
+        quick = (_run_config(plan.run).get("preset") == "quick" if plan.run is not None
+                 else bool(plan.reductions))
+        if quick:
             text += " (quick)"
         if model != "vgg16":
             text += ", not VGGNet"
@@ -223,8 +240,43 @@ class Sun2016(Paper):
             + (" (their five-agree best)" if plan.regions.k == papers.SUN2016_K else "")
             + ", not chosen on the test folds, and at K = 1 from the K sweep.",
             "Sun et al.'s fine-tuning recipe for VGGNet is not in the paper's tables; full mode "
-            "uses vsent's Campos et al. recipe (SGD, lr 0.001 /10 every 6 epochs, 65 epochs).",
+            "uses vsent's Campos et al. recipe (SGD, lr 0.001 /10 every 6 epochs, 65 epochs)."
+            if plan.run is None else
+            f"The whole-image model is the analysed run's ({plan.run}): "
+            f"{_recipe(_run_config(plan.run))}.",
         ]
+
+
+def _run_config(run: str) -> dict[str, Any]:
+    """The config.json of the crossval run ``--run`` names; VsentError when it is not one."""
+    path = Path(run)
+    if not path.is_dir():
+        raise VsentError(f"--run {run}: no such directory")
+    if not (path / SUMMARY).exists():
+        raise VsentError(f"{run}: not a finished crossval run (no {SUMMARY})")
+    cfg = read_config(path)
+    if cfg.get("command", "crossval") != "crossval":
+        raise VsentError(f"--run {run}: a {cfg['command']} run, not a crossval run")
+    return cfg
+
+
+def _run_subset(cfg: Mapping[str, Any]) -> str:
+    """The analysed run's column: its Twitter I subset, or its data set's folder name."""
+    data = Path(str(cfg.get("data", "")))
+    if data.is_dir() and not (data / "images").is_dir() or data.is_file():
+        return f"{data.name} (not Twitter I)"
+    return cfg.get("subset") or "five"
+
+
+def _recipe(cfg: Mapping[str, Any]) -> str:
+    """One line on how the analysed run trained its model (from its config.json)."""
+    train = cfg.get("train") or {}
+    size = (cfg.get("model_kwargs") or {}).get("image_size")
+    parts = [f"{cfg.get('model')} from {cfg.get('init')} weights",
+             f"{train.get('epochs')} epochs", f"{size} px" if size else "",
+             f"preset {cfg['preset']}" if cfg.get("preset") else "",
+             f"subset {cfg.get('subset')}, folds {cfg.get('folds')}"]
+    return ", ".join(p for p in parts if p)
 
 
 def _figure(out: Path, reg_dirs: Mapping[str, Path]) -> str | None:
@@ -254,9 +306,6 @@ def _figure(out: Path, reg_dirs: Mapping[str, Path]) -> str | None:
         if k1 is not None and k1.mean is not None:
             ax.plot([1], [100 * k1.mean], "d", color="r" if single else c, ms=6,
                     markeredgecolor="k", label=f"published, K = 1, {sub}-agree")
-    for kk, p in papers.SUN2016_K_SWEEP.items():
-        if p.mean is not None:
-            ax.plot([kk], [100 * p.mean], "rd", ms=5)
     ax.set_xlabel("K (regions fused)")
     ax.set_ylabel("accuracy (%), mean over folds")
     ax.set_title("Sun et al. 2016: accuracy vs K (their Figure 4 has no values)")
