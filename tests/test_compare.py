@@ -19,9 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 def _run(path: Path, probs: list[float], *, labels: list[int], folds: list[int],
          command: str = "crossval", names: list[str] | None = None,
          ten_crop: list[float] | None = None) -> Path:
-    """A finished run directory: config.json and predictions.csv as `command` writes them."""
+    """A finished run directory: config.json, predictions.csv as `command` writes them, and
+    summary.json (written last: it marks the run finished)."""
     path.mkdir(parents=True)
     (path / "config.json").write_text(json.dumps({"command": command}))
+    (path / "summary.json").write_text("{}")
     col = "prob_fused" if command == "fuse" else "prob_positive"
     names = names or [f"im{i:02d}.jpg" for i in range(len(probs))]
     with (path / "predictions.csv").open("w", newline="") as f:
@@ -96,6 +98,12 @@ def test_runs_on_other_images_folds_or_labels_are_refused_by_name(tmp_path):
         compare_runs(a, moved)
     with pytest.raises(VsentError, match=r"nothing: not a finished run"):
         compare_runs(a, tmp_path / "nothing")
+    # killed during a crossval --fusion: its predictions.csv is the CNN's, not the fused one
+    unfinished = _run(tmp_path / "unfinished", A, labels=LABELS, folds=FOLDS)
+    (unfinished / "summary.json").unlink()
+    with pytest.raises(VsentError, match=r"unfinished: not a finished run \(needs config.json, "
+                                         r"predictions.csv and summary.json\)"):
+        compare_runs(a, unfinished)
     bad = _run(tmp_path / "bad", A, labels=LABELS, folds=FOLDS)
     lines = (bad / "predictions.csv").read_text().splitlines()
     lines[3] = "im02.jpg,1,1,zero"  # the file's line 4
@@ -128,7 +136,7 @@ def test_cli_prints_the_comparison_and_writes_json(tmp_path, capsys):
     assert main(["compare", str(a), str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"vsent: error: {tmp_path / 'missing'}: not a finished run (needs "
-                   "config.json and predictions.csv)"]
+                   "config.json, predictions.csv and summary.json)"]
 
 
 def test_holm_adjusts_step_down_and_keeps_the_order():

@@ -292,3 +292,37 @@ def test_a_run_whose_data_is_not_found_from_here_names_its_config(tmp_path, monk
         check_run_data("r", {"data": "data"})
     with pytest.raises(VsentError, match=r"its data /no/such/twitter1 is not found$"):
         check_run_data("r", {"data": "/no/such/twitter1"})
+
+
+def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path):
+    from vsent.atomic import atomic_open
+
+    path = tmp_path / "removal.csv"
+    path.write_text("old\n")
+    with pytest.raises(RuntimeError), atomic_open(path) as f:
+        f.write("half a ne")
+        raise RuntimeError("killed")
+    assert path.read_text() == "old\n" and list(tmp_path.iterdir()) == [path]
+    with atomic_open(path) as f:
+        f.write("new\n")
+    assert path.read_text() == "new\n" and list(tmp_path.iterdir()) == [path]
+
+
+def test_the_summary_json_that_marks_a_run_finished_is_written_last(tmp_path, monkeypatch):
+    from vsent.metrics import binary_metrics, summarize_folds, write_summary
+
+    rd = _open(tmp_path / "r")
+    summary = summarize_folds([{"fold": 1, **binary_metrics([0, 1, 1], [0, 1, 0])}])
+
+    def disk_full(name, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rd, "write_text", disk_full)
+    with pytest.raises(OSError):
+        write_summary(rd, summary, "t", extra_md="## fusion")
+    assert not (tmp_path / "r" / "summary.json").exists()
+    monkeypatch.undo()
+    write_summary(rd, summary, "t", extra_md="## fusion")
+    assert (tmp_path / "r" / "summary.md").read_text().endswith("\n## fusion")
+    assert json.loads((tmp_path / "r" / "summary.json").read_text()) == json.loads(
+        json.dumps(summary))

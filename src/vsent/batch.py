@@ -41,6 +41,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from vsent.atomic import atomic_write_text
 from vsent.errors import VsentError
 from vsent.predict import ROW_FIELDS
 
@@ -546,12 +547,9 @@ def keep_record(out: str | Path | None, record: dict[str, Any], *, resume: bool)
                              f"run is {_describe(record)}: resume with that model and those "
                              "options, or write another --out")
         return None
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise VsentError(f"--out {out}: cannot write {path.name} beside it: "
                          f"{e.strerror or e}") from None
     return None

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from vsent import distributed
+from vsent.atomic import atomic_open, atomic_write_text
 from vsent.config import RunConfig, TrainConfig
 from vsent.data.cache import image_cache
 from vsent.data.datasets import load_dataset
@@ -152,9 +153,7 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     fusion_md = ""
     if cfg.fusion:  # late fusion with a hand-crafted classifier (the rule fixed in advance)
         summary["fusion"], fusion_md = _fuse(cfg, run, progress)
-    write_summary(run, summary, title)
-    if fusion_md:
-        run.write_text("summary.md", (run / "summary.md").read_text() + "\n" + fusion_md)
+    write_summary(run, summary, title, extra_md=fusion_md)
     c, t = summary["center"]["accuracy"], summary["ten_crop"]["accuracy"]
     log.info("accuracy over %d folds: centre crop %.3f +- %.3f, 10-crop %.3f +- %.3f",
              len(folds), c["mean"], c["std"], t["mean"], t["std"])
@@ -298,8 +297,9 @@ def train_fold(cfg: RunConfig, model: nn.Module, images: np.ndarray, labels: np.
                 model, images[rows], labels[rows], stage_cfg, state_path=state,
                 progress=progress, desc=f"fold {k} {name}")]
             if not last and distributed.is_main():  # DDP: rank 0 alone writes
-                torch.save(model.state_dict(), weights)
-                hist_file.write_text(json.dumps(hist))
+                with atomic_open(weights, "wb") as f:
+                    torch.save(model.state_dict(), f)
+                atomic_write_text(hist_file, json.dumps(hist))  # last: marks the stage done
                 state.unlink(missing_ok=True)
         history.extend(hist)
     return history

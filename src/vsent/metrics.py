@@ -79,8 +79,11 @@ def summary_markdown(summary: Mapping[str, Any], title: str) -> str:
 
 
 def write_summary(
-    run: RunDir, summary: Mapping[str, Any], title: str, stem: str = "summary"
+    run: RunDir, summary: Mapping[str, Any], title: str, stem: str = "summary",
+    extra_md: str = "",
 ) -> None:
-    """Write ``<stem>.json`` and ``<stem>.md`` into the run directory."""
+    """Write ``<stem>.md`` (with ``extra_md`` after the table) and then ``<stem>.json``: the
+    JSON marks a run finished, so it comes last."""
+    md = summary_markdown(summary, title)
+    run.write_text(f"{stem}.md", md + ("\n" + extra_md if extra_md else ""))
     run.write_json(f"{stem}.json", summary)
-    run.write_text(f"{stem}.md", summary_markdown(summary, title))

@@ -47,6 +47,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vsent.atomic import atomic_open, atomic_write_text
 from vsent.config import omitted_defaults, record_dict
 from vsent.errors import VsentError
 
@@ -165,12 +166,7 @@ class RunDir:
 
     def write_json(self, name: str, obj: Any) -> Path:
         """Write ``obj`` as indented JSON atomically (a crash never leaves half a file)."""
-        path = self.path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(to_jsonable(obj), indent=2) + "\n")
-        tmp.replace(path)
-        return path
+        return self.write_text(name, json.dumps(to_jsonable(obj), indent=2) + "\n")
 
     def read_json(self, name: str) -> Any:
         return json.loads((self.path / name).read_text())
@@ -178,9 +174,10 @@ class RunDir:
     def write_csv(
         self, name: str, rows: Iterable[Mapping[str, Any]], fieldnames: list[str]
     ) -> Path:
+        """Write ``rows`` as CSV atomically."""
         path = self.path / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as f:
+        with atomic_open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fieldnames, extrasaction="ignore")
             writer.writeheader()
             for row in rows:
@@ -188,9 +185,10 @@ class RunDir:
         return path
 
     def write_text(self, name: str, text: str) -> Path:
+        """Write ``text`` atomically."""
         path = self.path / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        atomic_write_text(path, text)
         return path
 
 

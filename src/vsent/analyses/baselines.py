@@ -530,10 +530,10 @@ def run_baselines(
                              "decoded": feats.decoded, "folds": fold_times}
         table = build_table(summaries, feature_sets)
         timings["total_s"] = total.elapsed
-        run.write_json("table.json", table)
         run.write_text("table.md", table_markdown(table))
         rows, fields = table_csv_rows(table)
         run.write_csv("table.csv", rows, fields)
         run.write_json("timings.json", timings)
+        run.write_json("table.json", table)  # last: it marks the run finished
         log.info("baselines done in %.1f s: %s", total.elapsed, run.path)
     return {**table, "timings": timings}

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from vsent.errors import VsentError
-from vsent.runs import check_same_test_images, read_config
+from vsent.runs import SUMMARY, check_same_test_images, read_config
 
 #: Probability column of each run kind, centre crop and 10-crop.
 COLUMNS = {"fuse": ("prob_fused", "prob_fused_10crop")}
@@ -39,8 +39,10 @@ def scores_source(run: str | os.PathLike, ten_crop: bool = False) -> tuple[Path,
     ``fusion/predictions.csv``: the number its summary leads with), else the network's."""
     run = Path(run)
     cfg_file, pred_file = run / "config.json", run / "predictions.csv"
-    if not cfg_file.is_file() or not pred_file.is_file():
-        raise VsentError(f"{run}: not a finished run (needs config.json and predictions.csv)")
+    if not cfg_file.is_file() or not pred_file.is_file() or not (run / SUMMARY).is_file():
+        # predictions.csv comes before the late fusion of a crossval --fusion, summary.json last
+        raise VsentError(f"{run}: not a finished run (needs config.json, predictions.csv and "
+                         f"{SUMMARY})")
     command = read_config(run).get("command")
     fused = run / "fusion" / "predictions.csv"
     if command == "crossval" and fused.is_file():

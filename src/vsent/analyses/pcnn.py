@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from vsent import papers
+from vsent.atomic import atomic_open
 from vsent.config import RunConfig, TrainConfig, config_from_dict, record_dict
 from vsent.crossval import crossval
 from vsent.data.cache import image_cache
@@ -307,8 +308,8 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, progress: bool) -> dict[st
         if hist_file.exists():
             last = json.loads(hist_file.read_text())[-1]
             summary[f"{stage}_final"] = {k: last[k] for k in ("epoch", "loss", "train_accuracy")}
-    run.write_json("summary.json", summary)
     run.write_text("summary.md", _progressive_markdown(summary, report))
+    run.write_json("summary.json", summary)  # last: it marks the run finished
     return summary
 
 
@@ -321,7 +322,7 @@ def write_removal(path: Path, names: Sequence[str], labels: np.ndarray, scores: 
     """
     s = np.asarray(scores, dtype=np.float64)
     p = removal_probability(s)
-    with path.open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:  # a resumed run reads it back
         w = csv.writer(f)
         w.writerow(["name", "label", "s1", "s2", "diff", "p", "removed"])
         for i, name in enumerate(names):
