@@ -182,17 +182,27 @@ def test_explain_output_follows_the_run_directory_policy(tmp_path, capsys):
     assert str(images[0]) not in (out / "explain.csv").read_text()
 
 
-def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys, twitter_like, tmp_path):
     import vsent.cli.crossval as crossval_cli
+    import vsent.crossval
 
-    def interrupted(args):
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(vsent.crossval, "crossval", interrupted)
+    argv = ["crossval", "--data", str(twitter_like), "--preset", "quick", "--out",
+            str(tmp_path / "r")]
+    assert main(argv) == 130
+    assert capsys.readouterr().err == ("vsent: interrupted; what was written is kept: the same "
+                                       "command with --resume continues it\n")
+    assert main([*argv, "--resume"]) == 130  # already given
+    assert capsys.readouterr().err == ("vsent: interrupted; what was written is kept: the same "
+                                       "command continues it\n")
+    # a command without --resume (layers, fuse) continues when run again
     monkeypatch.setattr(crossval_cli, "run_models", interrupted)
     assert main(["models"]) == 130
-    err = capsys.readouterr().err
-    assert err == ("vsent: interrupted; what was written is kept: the same command with "
-                   "--resume continues it\n")
+    assert capsys.readouterr().err == ("vsent: interrupted; what was written is kept: the same "
+                                       "command continues it\n")
 
 
 def test_every_training_option_has_help_and_names_its_choices():

@@ -326,3 +326,37 @@ def test_the_summary_json_that_marks_a_run_finished_is_written_last(tmp_path, mo
     assert (tmp_path / "r" / "summary.md").read_text().endswith("\n## fusion")
     assert json.loads((tmp_path / "r" / "summary.json").read_text()) == json.loads(
         json.dumps(summary))
+
+
+def test_versions_are_those_the_run_started_with_and_resumes_are_listed(tmp_path, monkeypatch):
+    import vsent.runs as runs
+
+    out = tmp_path / "r"
+    _open(out)
+    (out / "fold1").mkdir()  # a result: the run is resumed, not replaced
+    first = json.loads((out / "versions.json").read_text())
+    assert first["argv"] and "resumed" not in first
+    _open(out, resume=True)
+    once = json.loads((out / "versions.json").read_text())
+    assert {k: v for k, v in once.items() if k != "resumed"} == first
+    assert [e["changed"] for e in once["resumed"]] == [{}]
+    monkeypatch.setattr(runs, "versions", lambda: {**first, "torch": "9.9.9"})
+    _open(out, resume=True)
+    twice = json.loads((out / "versions.json").read_text())
+    assert twice["torch"] == first["torch"]  # the first session's stay
+    assert twice["resumed"][1]["changed"] == {"torch": "9.9.9"}
+    (out / "summary.json").write_text("{}")
+    _open(out)  # finished: nothing recomputed, nothing recorded
+    assert json.loads((out / "versions.json").read_text()) == twice
+
+
+def test_the_git_commit_is_vsents_own_or_none(tmp_path, monkeypatch):
+    import vsent.runs as runs
+
+    commit, dirty = runs._git_state()
+    if commit is not None:  # a checkout of vsent (as in CI)
+        assert re.fullmatch(r"[0-9a-f]{40}", commit) and isinstance(dirty, bool)
+    # vsent installed inside some other git project: that project's commit is not vsent's
+    monkeypatch.setattr(runs, "_git", lambda *a: str(tmp_path) if "--show-toplevel" in a
+                        else "0" * 40)
+    assert runs._git_state() == (None, None)

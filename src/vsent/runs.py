@@ -84,15 +84,27 @@ def versions() -> dict[str, Any]:
         info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-            text=True, timeout=5, check=False,
-        )
-        info["git_commit"] = out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        info["git_commit"] = None
+    info["git_commit"], info["git_dirty"] = _git_state()
     return info
+
+
+def _git(*args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True,
+                         text=True, timeout=5, check=False)
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _git_state() -> tuple[str | None, bool | None]:
+    """(commit, uncommitted changes to tracked files) of vsent's own checkout; (None, None)
+    for an installed vsent, even one inside a user's git project (not vsent's commit)."""
+    try:
+        top = _git("rev-parse", "--show-toplevel")
+        if not top or (Path(top) / "src" / "vsent").resolve() != Path(__file__).parent.resolve():
+            return None, None
+        return _git("rev-parse", "HEAD") or None, bool(_git("status", "--porcelain",
+                                                            "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None, None
 
 
 def _cpu_model() -> str | None:
@@ -143,13 +155,30 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise VsentError(f"cannot create run directory {self.path}: {e.strerror}") from None
-        self.write_json("versions.json", versions())
+        if not (self.path / "versions.json").exists():  # those the results were made with
+            self.write_json("versions.json", {**versions(), "argv": sys.argv})
         if config is not None:
             self.write_json("config.json", config)
         self._handler = logging.FileHandler(self.path / "run.log")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("vsent").addHandler(self._handler)
         logging.getLogger("vsent").setLevel(logging.INFO)
+
+    def record_resume(self) -> None:
+        """Add this session to ``versions.json``'s ``resumed`` list, with the versions that
+        differ from the first session's (a run resumed after an upgrade mixes them)."""
+        stored = json.loads((self.path / "versions.json").read_text())
+        now = versions()
+        changed = {k: v for k, v in now.items()
+                   if k not in ("torch_threads", "platform") and stored.get(k) != v}
+        if changed:
+            logging.getLogger("vsent").warning(
+                "%s: resumed with other versions than it started with: %s", self.path,
+                ", ".join(f"{k} {stored.get(k)} -> {v}" for k, v in changed.items()))
+        entry = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv,
+                 "changed": changed}
+        self.write_json("versions.json", {**stored, "resumed": [*stored.get("resumed", []),
+                                                                 entry]})
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -418,6 +447,8 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
     rd = RunDir(out)
     rd.status = "finished" if finished else "resumed"
     rd.config = stored
+    if not finished:
+        rd.record_resume()
     logging.getLogger("vsent").info("%s: %s run, stored config", out, rd.status)
     return rd
 

@@ -63,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vsent: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        # a run directory keeps its finished folds and epochs, predict --out its rows
-        print("vsent: interrupted; what was written is kept: the same command with --resume "
+        # a run directory keeps its finished folds and epochs, predict --out its rows; layers
+        # and fuse have no --resume: they continue when run again
+        how = "with --resume " if getattr(args, "resume", True) is False else ""
+        print(f"vsent: interrupted; what was written is kept: the same command {how}"
               "continues it", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into head & co., which stopped reading
