@@ -20,7 +20,6 @@ from PIL import Image
 from vsent.batch import (
     RowWriter,
     Unmatched,
-    file_sha256,
     iter_inputs,
     read_done,
     score_stream,
@@ -30,6 +29,7 @@ from vsent.batch import (
 )
 from vsent.cli import main
 from vsent.errors import EXIT_ITEMS_FAILED, VsentError
+from vsent.files import file_sha256
 from vsent.predict import Predictor
 
 

@@ -330,3 +330,30 @@ def test_each_fold_trains_on_its_train_list_and_on_no_test_image(make_twitter_li
         assert not set(call["names"]) & set(test), f"fold {k} trained on a test image"
         assert sorted(call["names"]) == sorted(train)  # each training image once, no other
         assert call["labels"] == [int(gt[n]) for n in call["names"]]
+
+
+def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path, monkeypatch, capsys):
+    """A label flipped while a run was interrupted: resuming would train the next folds on
+    other labels than the first folds were tested on."""
+    from conftest import build_twitter_like
+
+    data = build_twitter_like(tmp_path / "tw")
+    out = tmp_path / "cv"
+    argv = ["crossval", "--data", str(data), "--out", str(out), "--preset", "quick",
+            "--epochs", "2", "--batch-size", "8", "--device", "cpu", "--no-progress"]
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 3)  # fold 1 done, fold 2 part way
+        assert main(argv) == 130
+    record = json.loads((out / "data.json").read_text())
+    assert (record["n_images"], len(record["sha256"])) == (36, 64)
+    gt = data / "ground_truth" / "twitter_five_agrees.txt"
+    lines = gt.read_text().splitlines(keepends=True)
+    name, label = lines[0].split()
+    gt.write_text("".join([f"{name} {1 - int(label)}\n", *lines[1:]]))
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}: its images or labels changed since {out} started (36 images, " \
+           f"{record['n_positive']} positive then; 36 images, " in err and "Traceback" not in err
+    gt.write_text("".join(lines))  # restored: the run continues
+    assert main([*argv, "--resume"]) == 0

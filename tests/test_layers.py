@@ -423,6 +423,20 @@ def test_resume_after_interrupt_computes_only_missing(tmp_path, run_dir, monkeyp
     layer_probes(cfg, out, progress=False)  # everything done: nothing recomputed
     assert calls == {"probe": 0, "extract": 0}
 
+    # fold 3 trained again (crossval --overwrite): its probes are redone, the others reused
+    from vsent.files import file_sha256
+    from vsent.models.checkpoint import load_checkpoint, save_checkpoint
+
+    model, _ = load_checkpoint(run_dir / "fold3" / "model.pt")
+    with torch.no_grad():
+        model.fc.bias.add_(3.0)
+    save_checkpoint(run_dir / "fold3" / "model.pt", model, fold=3)
+    layer_probes(cfg, out, progress=False)
+    assert calls == {"probe": 2 * 4, "extract": 1}
+    stamp = (out / "results" / "fold3" / "model.sha256").read_text().split()
+    assert stamp == [file_sha256(run_dir / "fold3" / "model.pt"),
+                     str((run_dir / "fold3" / "model.pt").resolve())]
+
 
 def test_subset_of_layers_and_folds_then_the_rest(tmp_path, run_dir):
     out = tmp_path / "layers"

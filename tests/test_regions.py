@@ -33,10 +33,10 @@ def _scene(h: int = 120, w: int = 160, seed: int = 0) -> np.ndarray:
     return img
 
 
-def _tiny_model():
+def _tiny_model(seed: int = 0):
     from vsent.models import create_model
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     return create_model("smallcnn", widths=(4, 8)).eval()
 
 
@@ -429,7 +429,8 @@ def tiny_run(tmp_path, monkeypatch):
 
 def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     from vsent.cli import main
-    from vsent.models.checkpoint import load_checkpoint
+    from vsent.files import file_sha256
+    from vsent.models.checkpoint import load_checkpoint, save_checkpoint
 
     run, ds, folds = tiny_run
     out = tmp_path / "regions"
@@ -471,6 +472,10 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     assert main(argv) == 2
     assert main([*argv, "--resume"]) == 0
     assert main([*argv[:-1], "--alpha", "2", "--resume", "--no-progress"]) == 2
+    # a resume may change beta (the tables are rebuilt with it): config.json says so
+    assert main([*argv, "--beta", "2.0", "--resume"]) == 0
+    assert json.loads((out / "config.json").read_text())["beta"] == 2.0
+    assert "beta = 2.0" in (out / "table1.md").read_text()
     # one fold only (reusing the cached proposals)
     one = [*argv[:4], str(tmp_path / "one"), *argv[5:], "--folds", "2", "--no-early-fusion"]
     caplog.set_level(logging.INFO, logger="vsent")
@@ -483,6 +488,16 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     assert main(bad) == 2
     assert "the run has folds [1, 2]" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()  # refused before --out was made
+    # fold 2's model trained again (crossval --overwrite): its regions are scored again,
+    # fold 1's are reused
+    save_checkpoint(run / "fold2" / "model.pt", _tiny_model(seed=5), fold=2)
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="vsent")
+    assert main([*argv, "--resume"]) == 0
+    assert "fold 1: regions already scored" in caplog.text
+    assert f"fold 2: {run / 'fold2' / 'model.pt'} is not the model" in caplog.text
+    rescored = np.load(out / "fold2" / "regions.npz")
+    assert str(rescored["checkpoint_sha256"]) == file_sha256(run / "fold2" / "model.pt")
 
 
 def _spread_model(seed: int, images, cfg: P.ProposalConfig):

@@ -295,7 +295,7 @@ def test_a_run_whose_data_is_not_found_from_here_names_its_config(tmp_path, monk
 
 
 def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path):
-    from vsent.atomic import atomic_open
+    from vsent.files import atomic_open
 
     path = tmp_path / "removal.csv"
     path.write_text("old\n")

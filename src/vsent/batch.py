@@ -41,8 +41,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from vsent.atomic import atomic_write_text
 from vsent.errors import VsentError
+from vsent.files import atomic_write_text, file_sha256
 from vsent.predict import ROW_FIELDS
 
 #: File suffixes a folder walk picks up (lower case).
@@ -486,15 +486,6 @@ def check_retry_failed(resume: bool, retry_failed: bool) -> None:
 def record_path(out: str | Path) -> Path:
     """Where :func:`keep_record` keeps the model and options of the output ``out``."""
     return Path(f"{out}.vsent.json")
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes (a 240 MB checkpoint takes about half a second)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def scoring_record(model: str | Path, options: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from vsent import distributed
-from vsent.atomic import atomic_open, atomic_write_text
 from vsent.config import RunConfig, TrainConfig
 from vsent.data.cache import image_cache
 from vsent.data.datasets import load_dataset
@@ -30,6 +29,7 @@ from vsent.data.extra import JointSet, extra_train_set, progressive_filter, with
 from vsent.data.folds import Fold, make_folds, save_folds
 from vsent.errors import VsentError
 from vsent.evaluate import predict_proba
+from vsent.files import atomic_open, atomic_write_text
 from vsent.frozen import evaluate_model, run_meta, train_model, training_label
 from vsent.metrics import summarize_folds, write_summary
 from vsent.models import create_model
@@ -37,6 +37,7 @@ from vsent.models.checkpoint import save_checkpoint
 from vsent.presets import CROSSVAL as PRESETS
 from vsent.presets import resolve_lr
 from vsent.runs import (
+    DATA_RECORD,
     FOLD_METRICS,
     FOLDS,
     SUMMARY,
@@ -102,9 +103,27 @@ def crossval(
         run.close()
 
 
+def _check_same_data(cfg: RunConfig, run: RunDir, dataset) -> None:
+    """A resumed run must see the data it started with: a label flipped or an image replaced
+    in between would leave folds trained and tested on two versions of it."""
+    now = dataset.fingerprint()
+    file = run / DATA_RECORD
+    if not file.exists():  # a new run (or one of a vsent that kept no record)
+        run.write_json(DATA_RECORD, now)
+        return
+    then = json.loads(file.read_text())
+    if then != now:
+        raise VsentError(
+            f"{cfg.data}: its images or labels changed since {run.path} started "
+            f"({then['n_images']} images, {then['n_positive']} positive then; "
+            f"{now['n_images']} images, {now['n_positive']} positive now; see {file}): "
+            "restore them, or pass --overwrite to start again")
+
+
 def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> dict:
     timer = Timer()
     dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
+    _check_same_data(cfg, run, dataset)
     run.write_json("skipped.json", list(dataset.skipped))
     folds_file = run / FOLDS
     spec = str(folds_file) if folds_file.exists() else cfg.folds  # resume: the same folds

@@ -47,9 +47,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vsent.atomic import atomic_open, atomic_write_text
 from vsent.config import omitted_defaults, record_dict
 from vsent.errors import VsentError
+from vsent.files import atomic_open, atomic_write_text
 
 if TYPE_CHECKING:
     from vsent.config import RunConfig
@@ -251,8 +251,10 @@ TRAIN_STATE = "train_state.pt"
 #: by the next run (see :func:`open_run_dir`). ``steps.json`` and ``weights.json`` are a
 #: reproduction's bookkeeping (its results are sub-run directories); ``folds.json`` and
 #: ``extra.json`` the split and extra images a crossval writes before its first fold.
+#: The data a crossval run started with (:meth:`vsent.data.datasets.Dataset.fingerprint`).
+DATA_RECORD = "data.json"
 RECORDS = frozenset({CONFIG, "versions.json", "run.log", "skipped.json", "steps.json",
-                     "weights.json", FOLDS, "extra.json"})
+                     "weights.json", FOLDS, "extra.json", DATA_RECORD})
 #: Config keys (last component of the dotted path) that are run options, not the recipe:
 #: they may change between a run and its resumption (a run started on CPU may end on a GPU).
 RUN_OPTIONS = frozenset({"device"})

@@ -17,10 +17,13 @@ Layout of the output directory::
     features/fold<k>/<layer>.gram.npy  float64 (n, n) linear kernel of those rows
     features/fold<k>/meta.json         rows (dataset indices), n_train, shapes; written last
     results/fold<k>/<layer>.json       both classifiers' metrics, C, inner-CV scores
+    results/fold<k>/model.sha256       the fold model's SHA-256 and path (``sha256sum -c``)
     layers.json layers.csv layers.md layers.png
 
 Everything is resumable: a finished ``results/fold<k>/<layer>.json`` is never recomputed, a
-fold with ``meta.json`` is not re-extracted and a stored Gram matrix is reused.
+fold with ``meta.json`` is not re-extracted and a stored Gram matrix is reused, as long as the
+crossval run's fold model is the one they came from (``model.sha256``; else the fold is
+redone).
 
 **Few samples, many features.** A fold has ~704 training images while conv1 has 290,400
 features. L2-regularised linear models have their weight vector in the span of the training
@@ -83,6 +86,7 @@ from torch import nn
 
 from vsent.config import config_from_dict
 from vsent.errors import VsentError
+from vsent.files import file_sha256
 from vsent.metrics import binary_metrics
 from vsent.papers import CAMPOS2015_TABLE2, NOT_AVAILABLE_TEXT, Published
 from vsent.runs import RunDir, Timer, to_jsonable
@@ -601,6 +605,8 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
             order += [n for n in names if n not in order]
         summary = summarize(rundir, order, [f.index for f in folds], cfg.probe,
                             reference=_network_accuracy(run.path))
+        # the summary covers this session's folds and layers: so does the config beside it
+        rundir.write_json("config.json", {"command": "layers", **cfg.to_dict()})
         log.info("layer analysis done in %.0f s [%s]", timer.elapsed, out)
         return summary
     finally:
@@ -623,6 +629,7 @@ def _probe_fold(cfg: LayersConfig, run: Any, fold: Any, rundir: RunDir,
     feat_dir = rundir / f"features/fold{k}"
     res_dir = rundir / f"results/fold{k}"
     meta_path = feat_dir / "meta.json"
+    _check_fold_model(run, k, feat_dir, res_dir, rundir)
     train, test = np.sort(fold.train), np.sort(fold.test)
     rows = np.concatenate([train, test])
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
@@ -672,6 +679,26 @@ def _probe_fold(cfg: LayersConfig, run: Any, fold: Any, rundir: RunDir,
         for n in meta["layers"]:
             (feat_dir / f"{n}.npy").unlink(missing_ok=True)
     return names
+
+
+def _check_fold_model(run: Any, k: int, feat_dir: Path, res_dir: Path, rundir: RunDir) -> None:
+    """Forget fold ``k``'s features and results when they come from another ``model.pt`` than
+    the run's fold ``k`` holds now (a crossval run retrained with --overwrite): one table must
+    not mix two sets of models. The checkpoint's SHA-256 is kept in ``results/fold<k>/
+    model.sha256``."""
+    ckpt = run.checkpoint(k)
+    sha = file_sha256(ckpt)
+    stamp_file = res_dir / "model.sha256"
+    if stamp_file.exists():
+        if stamp_file.read_text().split(maxsplit=1)[:1] == [sha]:
+            return
+        log.warning("fold %d: %s is not the model its features and probes came from (the run "
+                    "was trained again?): probing fold %d again", k, ckpt, k)
+        for p in [*res_dir.glob("*.json"), *feat_dir.glob("*.npy"), feat_dir / "meta.json"]:
+            p.unlink(missing_ok=True)
+    elif res_dir.exists() or feat_dir.exists():
+        return  # results of a vsent that kept no stamp: nothing to check them against
+    rundir.write_text(f"results/fold{k}/model.sha256", f"{sha}  {ckpt.resolve()}\n")
 
 
 def _extract_fold(cfg: LayersConfig, run: Any, fold: Any, rows: np.ndarray, n_train: int,

@@ -50,13 +50,13 @@ import numpy as np
 import torch
 
 from vsent import papers
-from vsent.atomic import atomic_open
 from vsent.config import RunConfig, TrainConfig, config_from_dict, record_dict
 from vsent.crossval import crossval
 from vsent.data.cache import image_cache
 from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
 from vsent.errors import VsentError
 from vsent.evaluate import predict_proba
+from vsent.files import atomic_open
 from vsent.metrics import SCALARS
 from vsent.models import create_model
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint

@@ -59,6 +59,7 @@ from vsent.analyses.proposals import (
 from vsent.config import config_from_dict
 from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
 from vsent.errors import VsentError
+from vsent.files import file_sha256
 from vsent.inference import infer, prefetch
 
 __all__ = [
@@ -580,11 +581,18 @@ def _fold_regions(run, fold, cfg: RegionConfig, detector, device, out: Path,
     from vsent.models.checkpoint import load_checkpoint
 
     file = out / f"fold{fold.index}" / "regions.npz"
+    ckpt = run.checkpoint(fold.index)
+    sha = file_sha256(ckpt)
     if file.exists():
-        log.info("fold %d: regions already scored (%s)", fold.index, file)
         with np.load(file) as z:
-            return dict(z)
-    model, _ = load_checkpoint(run.checkpoint(fold.index), map_location=device)
+            res = dict(z)
+        kept = str(res.pop("checkpoint_sha256", sha))  # absent: scored by an older vsent
+        if kept == sha:
+            log.info("fold %d: regions already scored (%s)", fold.index, file)
+            return res
+        log.warning("fold %d: %s is not the model %s was scored with (the run was trained "
+                    "again?): scoring fold %d again", fold.index, ckpt, file, fold.index)
+    model, _ = load_checkpoint(ckpt, map_location=device)
     ds = run.dataset
     test = np.sort(fold.test)
     res = {"test_index": test, "test_labels": ds.labels[test]}
@@ -605,7 +613,7 @@ def _fold_regions(run, fold, cfg: RegionConfig, detector, device, out: Path,
                    train_region_features=tr["region_features"])
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_name("regions.tmp.npz")
-    np.savez(tmp, **res)
+    np.savez(tmp, **res, checkpoint_sha256=np.asarray(sha))
     tmp.replace(file)  # written last: marks the fold done
     return res
 
@@ -721,6 +729,9 @@ def evaluate_regions(
         rd.write_json("cost.json", cost)
         if cfg.overlays:
             _write_overlays(rd, run, all_res, cfg)
+        # a resume may change what only selects or presents (beta, seed, K sweep, folds): the
+        # tables are this session's, and so is the config beside them
+        rd.write_json("config.json", config)
         ar = table["ar"]["accuracy"]
         log.info("regions: global %.3f, AR late fusion (K=%d) %.3f +- %.3f  [%s]",
                  table["global"]["accuracy"]["mean"], cfg.k, ar["mean"], ar["std"], rd.path)

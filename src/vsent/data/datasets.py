@@ -9,12 +9,14 @@ instead and records them in :attr:`Dataset.skipped`.
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +78,17 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Counts and a SHA-256 of every item's name, label and file size: a resumed run
+        compares it with the one it started with (a label or image changed in between would
+        leave folds trained on two versions of the data)."""
+        h = hashlib.sha256()
+        for name, path, label in zip(self.names, self.paths, self.labels, strict=True):
+            size = path.stat().st_size if path.exists() else -1
+            h.update(f"{name}\t{int(label)}\t{size}\n".encode("utf-8", "surrogateescape"))
+        return {"n_images": len(self), "n_positive": int(np.sum(self.labels == 1)),
+                "sha256": h.hexdigest()}
 
 
 def describe(ds: Dataset) -> str:

@@ -1,11 +1,13 @@
-"""Files that a kill never leaves half written: write beside, then rename.
+"""File helpers: writes that a kill never leaves half done, and file fingerprints.
 
-``os.replace`` is atomic on POSIX file systems, so a reader (or a resumed run) sees either the
-old file or the whole new one, never a truncated one.
+:func:`atomic_open` writes beside the file, then renames: ``os.replace`` is atomic on POSIX
+file systems, so a reader (or a resumed run) sees either the old file or the whole new one,
+never a truncated one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +27,15 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes (a 240 MB checkpoint takes about half a second)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:
