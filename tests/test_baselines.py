@@ -487,3 +487,35 @@ def test_cli_gch_plus_fv_runs_and_is_labelled(tmp_path, cache, capsys):
     assert (config["fisher_components"], config["fisher_pca"]) == (4, 8)
     assert "| GCH+FV |" in (out / "table.md").read_text()
     assert "fisher_s" in json.loads((out / "timings.json").read_text())["custom"]["folds"][0]
+
+
+def test_resume_keeps_the_subsets_an_interrupted_run_finished(tmp_path, cache, monkeypatch):
+    from conftest import build_twitter_like
+
+    data = build_twitter_like(tmp_path / "tw")
+    out = tmp_path / "run"
+    real, calls = bl.cross_validate, []
+
+    def interrupted_on_the_second_subset(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(bl, "cross_validate", interrupted_on_the_second_subset)
+    with pytest.raises(KeyboardInterrupt):
+        bl.run_baselines(data, "all", "campos", "gch", out, n_jobs=1, progress=False)
+    five = json.loads((out / "five" / "gch" / "summary.json").read_text())
+    assert (out / "five" / "timings.json").exists() and not (out / "table.json").exists()
+    calls.clear()
+    monkeypatch.setattr(bl, "cross_validate",
+                        lambda *a, **kw: (calls.append(1), real(*a, **kw))[1])
+    table = bl.run_baselines(data, "all", "campos", "gch", out, n_jobs=1, progress=False,
+                             resume=True)
+    assert len(calls) == 2  # four and three; five was kept
+    assert json.loads((out / "five" / "gch" / "summary.json").read_text()) == five
+    assert table["subsets"] == ["five", "four", "three"]
+    gch = next(r for r in table["rows"] if r["row"] == "gch")["subsets"]
+    assert gch["five"]["ours"]["accuracy"] == five["accuracy"]
+    timings = json.loads((out / "timings.json").read_text())
+    assert set(timings) >= {"five", "four", "three"}

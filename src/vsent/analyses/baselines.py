@@ -508,6 +508,14 @@ def run_baselines(
                                  f"{dataset.source} dataset")
             # a folder or CSV dataset has no agreement subset: its results go under custom/
             name = dataset.subset or "custom"
+            rows = [*feature_sets, "always-positive"]
+            if (run / name / "timings.json").exists() and all(
+                    (run / name / row / "summary.json").exists() for row in rows):
+                log.info("%s: finished in an earlier session, reused", name)  # --resume
+                summaries[name] = {row: run.read_json(f"{name}/{row}/summary.json")
+                                   for row in rows}
+                timings[name] = run.read_json(f"{name}/timings.json")
+                continue
             folds = make_folds(dataset, folds_spec, seed=seed)
             save_folds(folds, dataset, run / name / "folds.json")
             log.info("%s: %d images, %d folds, features %s", name, len(dataset.paths),
@@ -528,6 +536,7 @@ def run_baselines(
                               stem=f"{name}/{row}/summary")
             timings[name] = {"images": len(dataset.paths), "extract_s": feats.seconds,
                              "decoded": feats.decoded, "folds": fold_times}
+            run.write_json(f"{name}/timings.json", timings[name])  # last: the subset is done
         table = build_table(summaries, feature_sets)
         timings["total_s"] = total.elapsed
         run.write_text("table.md", table_markdown(table))
