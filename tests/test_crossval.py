@@ -115,7 +115,17 @@ def test_cli_resume_alone_continues_the_stored_config(finished_run, tmp_path, ca
     assert main(["crossval", "--resume", "--out", str(copy), "--data", str(data),
                  "--preset", "quick", "--epochs", "3"]) == 2
     err = capsys.readouterr().err
-    assert "already holds a run made with other" in err and "Traceback" not in err
+    assert f"--resume: {copy} was started with other " in err and "Traceback" not in err
+    assert "train.epochs: stored 2, now 3" in err
+    # one recipe option alone: named, not the default recipe's CaffeNet weights loaded
+    assert main(["crossval", "--resume", "--out", str(copy), "--epochs", "20"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"vsent: error: --resume: {copy} was started with other "
+                           "train.epochs (train.epochs: stored 2, now 20): give no recipe option "
+                           "to continue it as it was started, or --overwrite to start again")
+    # recipe options that are the stored ones are accepted
+    assert main(["crossval", "--resume", "--out", str(copy), "--epochs", "2",
+                 "--no-progress"]) == 0
 
 
 def test_cli_finetune_resume_alone_keeps_the_stored_fold(finished_run, tmp_path, capsys):

@@ -218,23 +218,39 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
 
     ``vsent crossval --resume --out DIR`` continues DIR's run as it was started (only
     ``--device`` and ``--data`` may be given beside it: a run option, and the dataset's path
-    from here). With recipe options, they must describe the stored run (the run directory
-    refuses another config, naming the differences).
+    from here). Recipe options given with it must be those of the stored run: one that differs
+    is refused here, naming it (before the defaults of the options not given, e.g. CaffeNet's
+    ImageNet weights, are loaded).
     """
     from vsent.cli import build_parser
     from vsent.config import RunConfig
-    from vsent.runs import CONFIG, stored_config
+    from vsent.errors import VsentError
+    from vsent.runs import CONFIG, RUN_OPTIONS, config_diff, stored_config
 
     cfg = config_from_args(args)  # a bad option stops here, before any process starts
     if not (args.resume and (Path(args.out) / CONFIG).is_file()):
         return cfg, None
     bare = config_from_args(build_parser().parse_args([args.command, "--out", args.out]))
-    if cfg.replace(data=bare.data, train=cfg.train.replace(device=bare.train.device)) != bare:
-        return cfg, None  # recipe options given: open_run_dir compares them with the stored
     stored = stored_config(args.out)
+    given = [d.split(":")[0] for d in config_diff(bare.to_dict(), cfg.to_dict(),
+                                                  ignore=RUN_OPTIONS | {"data"})]
+    now = cfg.to_dict()
+    other = [key for key in given if _at(stored, key) != _at(now, key)]
+    if other:
+        diff = "; ".join(f"{k}: stored {_at(stored, k)!r}, now {_at(now, k)!r}" for k in other)
+        raise VsentError(f"--resume: {args.out} was started with other {', '.join(other)} "
+                         f"({diff}): give no recipe option to continue it as it was started, "
+                         "or --overwrite to start again")
     old = RunConfig.from_dict({k: v for k, v in stored.items() if k != "fold"})
     data = old.data if args.data == data_path(default_data()) else args.data
     return old.replace(data=data, train=old.train.replace(device=args.device)), stored
+
+
+def _at(d: dict, dotted: str) -> Any:
+    """The value at ``"train.lr"`` of a nested dict (None where a key is missing)."""
+    for key in dotted.split("."):
+        d = d.get(key) if isinstance(d, dict) else None
+    return d
 
 
 def run_crossval(args: argparse.Namespace) -> int:
