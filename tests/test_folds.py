@@ -52,9 +52,9 @@ def test_campos_drops_skipped_names_with_a_warning(twitter_like, caplog):
     with caplog.at_level(logging.WARNING, logger="vsent"):
         folds = make_folds(ds, "campos")
     assert len(folds[1].test) == 6 and all(len(f.test) == 7 for i, f in enumerate(folds) if i != 1)
-    assert re.search(r"test2/test\.txt: 1 names not in the dataset are left out \(" +
+    assert re.search(r"test2/test\.txt: 1 name not in the dataset is left out \(" +
                      re.escape(victim), caplog.text)
-    assert re.search(r"test1/train\.txt: 1 names not in the dataset", caplog.text)
+    assert re.search(r"test1/train\.txt: 1 name not in the dataset is left out", caplog.text)
 
 
 def test_campos_needs_the_twitter_layout(learnable_dataset):
@@ -87,7 +87,7 @@ def test_campos_overlap_is_an_error_naming_the_fold(twitter_like):
     with pytest.raises(DataError) as info:
         make_folds(ds, "campos")
     msg = str(info.value)
-    assert "test3/{train,test}.txt: fold 3: 1 items are in both train and test" in msg
+    assert "test3/{train,test}.txt: fold 3: 1 item is in both train and test" in msg
     assert leaked in msg
 
 
@@ -220,7 +220,7 @@ def test_json_overlap_and_missing_file(twitter_like, tmp_path):
     path = tmp_path / "folds.json"
     path.write_text(json.dumps({"n_splits": 1, "folds": [
         {"fold": 1, "train": ds.names[:10], "test": ds.names[9:12]}]}))
-    with pytest.raises(DataError, match=re.escape(f"{path}: fold 1: 1 items are in both train "
+    with pytest.raises(DataError, match=re.escape(f"{path}: fold 1: 1 item is in both train "
                                                   f"and test (e.g. {ds.names[9]})")):
         make_folds(ds, path)
     with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'nope.json'}: no such file or "

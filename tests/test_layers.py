@@ -508,3 +508,17 @@ def test_layers_markdown_sets_campos_table_2_beside_caffenet_layers(tmp_path):
     assert f"Fine-tuned models: `{tmp_path / 'run'}`" in md
     assert "comparable only to a CaffeNet run that started from them (this run started from " \
         "`random` weights)." in md
+
+
+def test_an_unfinished_crossval_run_is_refused_before_any_work(tmp_path, run_dir):
+    import shutil
+
+    part = tmp_path / "part"
+    shutil.copytree(run_dir, part)
+    (part / "fold3" / "model.pt").unlink()
+    out = tmp_path / "layers"
+    with pytest.raises(VsentError, match=r"fold3/model.pt: fold 3 has no model \(unfinished "
+                                         r"run\? use crossval --resume\)"):
+        layer_probes(LayersConfig(run=str(part), probe=PROBE, device="cpu"), out,
+                     progress=False)
+    assert not out.exists()  # not after folds 1 and 2's work

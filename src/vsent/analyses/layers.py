@@ -594,6 +594,8 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
         raise VsentError(f"{run.path}: the run has no fold(s) {missing} "
                          f"(folds 1..{len(run.folds)})")
     folds = run.folds if cfg.folds is None else [f for f in run.folds if f.index in cfg.folds]
+    for fold in folds:  # every fold's model now, not after hours of the first folds' work
+        run.checkpoint(fold.index)
     rundir = open_run_dir(out, {"command": "layers", **cfg.to_dict()}, resume=True,
                           overwrite=overwrite, done=None, compare=_RESULT_KEYS,
                           resume_asked=False)

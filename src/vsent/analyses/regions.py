@@ -692,6 +692,8 @@ def evaluate_regions(
                              "preprocess.resize, centre crop (as the whole image); whole "
                              "image through load_resized"}
     folds = _selected_folds(run, cfg)  # before --out is opened: a wrong --folds leaves it be
+    for fold in folds:  # every fold's model now, not after the first folds' work
+        run.checkpoint(fold.index)
     timer = Timer()
     # vsent.runs.open_run_dir: a run there is continued only with --resume and the same
     # scoring settings (the per-fold regions.npz are reused); --overwrite starts again

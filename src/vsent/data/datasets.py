@@ -170,7 +170,8 @@ def load_dataset(
             f"positive/ + negative/ subfolders, or a CSV file with a path,label header"
         )
 
-    _settle(problems, skip_bad, f"{len(problems)} bad label entries")
+    _settle(problems, skip_bad, f"{len(problems)} bad label "
+                                f"{'entry' if len(problems) == 1 else 'entries'}")
     skipped = list(problems)
     if validate and items:
         bad = _check_images([p for _, p, _ in items])

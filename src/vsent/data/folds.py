@@ -120,7 +120,8 @@ def _make_fold(index: int, train, test, where: str, names: list[str]) -> Fold:
     test = np.unique(np.asarray(test, dtype=np.int64))
     both = np.intersect1d(train, test)
     if both.size:
-        raise DataError(f"{where}: fold {index}: {both.size} items are in both train and test "
+        items = "item is" if both.size == 1 else "items are"
+        raise DataError(f"{where}: fold {index}: {both.size} {items} in both train and test "
                         f"(e.g. {', '.join(names[i] for i in both[:3])})")
     if test.size == 0 or train.size == 0:
         raise DataError(f"{where}: fold {index}: empty {'test' if test.size == 0 else 'train'} "
@@ -193,7 +194,8 @@ def _read_fold_file(path: Path, dataset: Dataset, index: dict[str, int]) -> np.n
                             f"dataset label {dataset.labels[i]}")
         out.append(i)
     if unknown:
-        logger.warning("%s: %d names not in the dataset are left out (%s%s)", path, len(unknown),
+        logger.warning("%s: %d %s not in the dataset %s left out (%s%s)", path, len(unknown),
+                       *(("name", "is") if len(unknown) == 1 else ("names", "are")),
                        ", ".join(unknown[:3]), ", ..." if len(unknown) > 3 else "")
     return np.array(out, dtype=np.int64)
 
