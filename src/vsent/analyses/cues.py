@@ -36,13 +36,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from vsent.analyses.opencv import cv2_feature
 from vsent.data.cache import cache_dir_default, cache_key
 from vsent.data.datasets import Dataset
 from vsent.data.images import load_rgb
 from vsent.errors import VsentError
+from vsent.progress import progress_bar
 from vsent.runs import Timer
 
 __all__ = [
@@ -275,8 +275,8 @@ def dataset_cues(
     values = np.zeros((len(paths), len(CUE_NAMES)), np.float32)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         rows = pool.map(work, paths)
-        for i, row in enumerate(tqdm(rows, total=len(paths), desc="cues",
-                                     disable=not progress, leave=False)):
+        for i, row in enumerate(progress_bar(rows, total=len(paths), desc="cues",
+                                             unit="img", enabled=progress)):
             values[i] = row
     try:
         file.parent.mkdir(parents=True, exist_ok=True)

@@ -33,11 +33,11 @@ import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
-from tqdm.auto import tqdm
 
 from vsent.data import load_rgb
 from vsent.data.cache import cache_dir_default, cache_key
 from vsent.errors import VsentError
+from vsent.progress import progress_bar
 from vsent.runs import Timer
 
 log = logging.getLogger("vsent.handcrafted")
@@ -284,7 +284,7 @@ def extract_features(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(work, range(n))
         for i, (g, loc, desc, was_decoded) in enumerate(
-            tqdm(results, total=n, desc="features", disable=not progress, leave=False)
+            progress_bar(results, total=n, desc="features", unit="img", enabled=progress)
         ):
             if g is not None:
                 gch_all[i], lch_all[i] = g, loc

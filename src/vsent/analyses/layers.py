@@ -89,6 +89,7 @@ from vsent.errors import VsentError
 from vsent.files import file_sha256
 from vsent.metrics import binary_metrics
 from vsent.papers import CAMPOS2015_TABLE2, NOT_AVAILABLE_TEXT, Published
+from vsent.progress import progress_bar
 from vsent.runs import RunDir, Timer, to_jsonable
 
 log = logging.getLogger("vsent")
@@ -442,11 +443,8 @@ def extract_features(
     layers = list(model.info.probe_layers if layers is None else layers)
     rows = np.arange(len(images)) if rows is None else np.asarray(rows)
     info: dict[str, dict[str, Any]] = {}
-    it = range(0, len(rows), batch_size)
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(it, desc=f"features -> {out_dir.name}", unit="batch")
+    it = progress_bar(range(0, len(rows), batch_size), desc=f"features -> {out_dir.name}",
+                      unit="batch", enabled=progress)
     for start in it:
         idx = rows[start:start + batch_size]
         # one batch at a time: the activations of all images never sit in memory together

@@ -535,15 +535,15 @@ METHODS = {
 def _score_set(model, paths, cfg: RegionConfig, detector, device, *, keep_regions: bool,
                progress: bool, desc: str) -> dict[str, np.ndarray]:
     """Score every image of ``paths``: ragged region arrays + top-K AR feature means."""
-    from tqdm.auto import tqdm
+    from vsent.progress import progress_bar
 
     glob_p, glob_f, ef, offsets = [], [], [], [0]
     boxes, obj, probs, fallback, secs = [], [], [], [], []
     size = model.info.preprocess.resize
     # one decoding thread, one image ahead: the network already uses the cores
     decoded = prefetch(lambda p: _decode(p, size), paths, workers=1, ahead=1)
-    for path, images, error in tqdm(decoded, total=len(paths), desc=desc,
-                                    disable=not progress, leave=False, unit="img"):
+    for path, images, error in progress_bar(decoded, total=len(paths), desc=desc,
+                                            enabled=progress, unit="img"):
         if error is not None:
             raise error  # the crossval run decoded these images: a failure now is a real error
         rgb, glob = images

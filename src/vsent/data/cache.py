@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from vsent.data.datasets import Dataset
 from vsent.data.images import ImageSource, load_resized, stat_file
 from vsent.errors import VsentError
+from vsent.progress import progress_bar
 
 __all__ = ["CACHE_ENV", "cache_dir_default", "cache_images", "cache_key", "image_cache"]
 
@@ -72,7 +72,7 @@ def image_cache(
     workers : int, optional
         Decoding threads; default ``os.cpu_count()``.
     progress : bool
-        Show a tqdm progress bar while building.
+        Show a progress bar while building (without it, a log line a minute: vsent.progress).
 
     Returns
     -------
@@ -185,7 +185,7 @@ def _fill(out: np.ndarray, sources: Sequence[ImageSource], size: int, workers: i
     if n == 0:
         return
     workers = max(1, min(workers or os.cpu_count() or 1, n))
-    with tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False) as bar, \
+    with progress_bar(total=n, desc=desc, unit="img", enabled=progress) as bar, \
             ThreadPoolExecutor(max_workers=workers) as ex:
         futures = [ex.submit(work, i) for i in range(n)]
         try:
