@@ -671,3 +671,23 @@ def test_published_cells_keep_their_digits():
     assert R.paper_cell({"paper": {"mean": 0.657, "std": 0.04}}) == "0.657 +- 0.040"
     assert R.ours_cell({"ours": {"mean": 0.71024, "std": 0.0}, "run_dir": "x"}) == \
         "0.710 +- 0.000"
+
+
+def test_folds_that_predict_one_class_are_flagged(tmp_path):
+    from vsent.reports import render
+
+    summary = {"center": {"accuracy": {"mean": 0.5, "std": 0.16}, "folds": [
+        {"fold": 1, "confusion": [[0, 61], [0, 115]]},   # all positive
+        {"fold": 2, "confusion": [[60, 0], [116, 0]]},   # all negative
+        {"fold": 3, "confusion": [[40, 21], [30, 85]]}]}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    row = render.make_row(["x"], None, out=tmp_path, run_dir=tmp_path, file="summary.json",
+                          key=["center", "accuracy"])
+    assert row["one_class_folds"] == [2, 3]
+    assert R.ours_cell(row) == "0.500 +- 0.160 (one class in 2 of 3 folds)"
+    summary["center"]["folds"] = summary["center"]["folds"][2:]
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    row = render.make_row(["x"], None, out=tmp_path, run_dir=tmp_path, file="summary.json",
+                          key=["center", "accuracy"])
+    assert row["one_class_folds"] == [0, 1] and R.ours_cell(row) == "0.500 +- 0.160"
+    assert render.one_class_folds(tmp_path, "summary.json", ["center", "accuracy", 0]) is None

@@ -9,7 +9,7 @@ A report (``report.json``) is a dict with ``title``, ``header``, ``tables``, ``f
 and a row (one measured number beside one published number)::
 
     {"cells": [...], "paper": None | {"mean", "std", "source", "k"},
-     "ours": None | {"mean", "std"}, "weights": str,
+     "ours": None | {"mean", "std"}, "one_class_folds": None | [k, n], "weights": str,
      "run_dir": str | None, "file": str, "key": [...]}
 
 ``paper`` None: the paper has no such row; ``run_dir`` None: the paper's row is not reproduced
@@ -89,6 +89,25 @@ def lookup(run_dir: Path, file: str, key: Sequence[str | int]) -> dict[str, floa
     return {"mean": float(node["mean"]), "std": float(node.get("std", 0.0))}
 
 
+def one_class_folds(run_dir: Path, file: str, key: Sequence[str | int]) -> list[int] | None:
+    """``[k, n]``: k of the n folds behind the value at ``key`` predicted a single class (their
+    confusion matrices have an empty column: a model that learnt nothing but the prior), or
+    None when that value has no per-fold confusion matrices."""
+    node: Any = read_json(Path(run_dir) / file)
+    for k in list(key)[:-1]:
+        if not isinstance(node, Mapping) or not isinstance(k, str):
+            return None
+        node = node.get(k)
+    folds = node.get("folds") if isinstance(node, Mapping) else None
+    if not isinstance(folds, list) or not folds or \
+            not all(isinstance(f, Mapping) and "confusion" in f for f in folds):
+        return None
+    one = sum(1 for f in folds
+              if 0 in (f["confusion"][0][0] + f["confusion"][1][0],
+                       f["confusion"][0][1] + f["confusion"][1][1]))
+    return [one, len(folds)]
+
+
 def published_dict(published: papers.Published | None) -> dict[str, Any] | None:
     """A published value as the report stores it (None: the paper has no such row)."""
     if published is None:
@@ -105,10 +124,12 @@ def make_row(cells: Sequence[str], published: papers.Published | None, *, out: P
     ``run_dir`` None: the paper's row is not reproduced here (ours is :data:`NOT_REPRODUCED`).
     The run directory is named relative to ``out`` when inside it.
     """
+    ours = None if run_dir is None else lookup(run_dir, file, key)
     return {
         "cells": list(cells),
         "paper": published_dict(published),
-        "ours": None if run_dir is None else lookup(run_dir, file, key),
+        "ours": ours,
+        "one_class_folds": None if ours is None else one_class_folds(run_dir, file, key),
         "weights": weights,
         "run_dir": None if run_dir is None else relative(out, run_dir),
         "file": file,
@@ -176,7 +197,11 @@ def ours_cell(row: Mapping[str, Any], unit: str = "fraction") -> str:
     """The ``ours (mean +- std)`` cell: the measured value, ``not run`` or ``not reproduced``."""
     if row.get("run_dir", "") is None:
         return NOT_REPRODUCED
-    return NOT_RUN if row["ours"] is None else fmt(row["ours"], unit)
+    if row["ours"] is None:
+        return NOT_RUN
+    one = row.get("one_class_folds")
+    return fmt(row["ours"], unit) + (f" (one class in {one[0]} of {one[1]} folds)"
+                                     if one and one[0] else "")
 
 
 def weights_label(w: Mapping[str, Any]) -> str:
@@ -297,6 +322,8 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "published cell names its paper and table in `report.json` (`paper.source`). The std "
         "is the population std over the folds (ddof = 0; the papers do not say which they "
         "used). "
+        "'(one class in k of n folds)': k fold models answered one class for every test image "
+        "(they learnt the prior only). "
         f"`{NOT_AVAILABLE}`: the paper has the cell but its value is not available here; "
         f"`{NOT_IN_PAPER}`: the paper has no such row; `{NOT_REPRODUCED}`: a row of the paper "
         "that vsent does not reproduce.",
