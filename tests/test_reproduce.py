@@ -647,8 +647,12 @@ def test_reused_sub_runs_are_checked_and_bad_files_named(campos, tmp_path):
         stored = json.loads((rep / "config.json").read_text())
         stored["plan"]["template"]["extra_schedule"] = "joint"  # as 0.1.0 wrote it for a while
         (rep / "config.json").write_text(json.dumps(stored))
+        # a folder named as a variant this plan does not run is not read
+        shutil.copytree(rep / "fc7-2", rep / "fc6-4096")
         report = R.reproduce(plan, rep, resume=True, progress=False)
     assert report["tables"] == json.loads((out / "report.json").read_text())["tables"]
+    t3 = next(t for t in report["tables"] if t["id"] == "table3")
+    assert [r["ours"] for r in t3["rows"] if r["run_dir"] == "fc6-4096"] == [None, None]
 
 
 def test_sun2016_names_a_run_that_is_not_twitter_i(tmp_path):

@@ -146,7 +146,8 @@ class Campos2015(Paper):
             ("table4", "Table 4: adding layers, accuracy", papers.CAMPOS2015_TABLE4),
         ):
             rows = [s.row([CAMPOS_VARIANT_LABELS.get(arch, arch), EVALS[e]], by_eval[e],
-                          s.out / arch, "summary.json", [e, "accuracy"], s.weights_label(arch))
+                          s.out / arch, "summary.json", [e, "accuracy"], s.weights_label(arch),
+                          planned=arch in plan.variants)
                     for arch, by_eval in published.items() for e in EVALS]
             tables.append(render.make_table(tid, title, ["architecture", "evaluation"], rows))
         extra = [arch for arch in plan.variants if arch not in CAMPOS_VARIANTS]

@@ -118,13 +118,14 @@ def published_dict(published: papers.Published | None) -> dict[str, Any] | None:
 
 def make_row(cells: Sequence[str], published: papers.Published | None, *, out: Path,
              run_dir: Path | None, file: str = "", key: Sequence[str | int] = (),
-             weights: str = "") -> dict[str, Any]:
+             weights: str = "", planned: bool = True) -> dict[str, Any]:
     """One row: the published value and ours, read from ``run_dir/file`` at ``key``.
 
     ``run_dir`` None: the paper's row is not reproduced here (ours is :data:`NOT_REPRODUCED`).
-    The run directory is named relative to ``out`` when inside it.
+    ``planned`` False: the plan does not run ``run_dir`` (ours is :data:`NOT_RUN`, whatever
+    a folder of that name holds). The run directory is named relative to ``out`` when inside it.
     """
-    ours = None if run_dir is None else lookup(run_dir, file, key)
+    ours = None if run_dir is None or not planned else lookup(run_dir, file, key)
     return {
         "cells": list(cells),
         "paper": published_dict(published),

@@ -292,10 +292,11 @@ class Session:
         return "n/a" if w is None else render.weights_label(w)
 
     def row(self, cells: Sequence[str], published: Any, run_dir: Path | None, file: str = "",
-            key: Sequence[str | int] = (), weights: str = "") -> dict[str, Any]:
+            key: Sequence[str | int] = (), weights: str = "",
+            planned: bool = True) -> dict[str, Any]:
         """One report row (:func:`vsent.reports.render.make_row`) relative to ``out``."""
         return render.make_row(cells, published, out=self.out, run_dir=run_dir, file=file,
-                               key=key, weights=weights)
+                               key=key, weights=weights, planned=planned)
 
 
 def plan_dict(plan: Any) -> dict[str, Any]:
