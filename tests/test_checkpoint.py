@@ -195,3 +195,23 @@ def test_checkpoint_weights_are_loaded_strictly(tmp_path, change):
     with pytest.raises(WeightsError, match=r"m\.pt: cannot rebuild the saved smallcnn model "
                                            rf"\(.*{re.escape(key)}"):
         load_checkpoint(path)
+
+
+def test_legacy_truncated_and_incomplete_checkpoints(tmp_path):
+    """torch's legacy (non-zip) format is read (the card maps only zip files); a cut file says
+    so; a dict that lacks an entry is named, not a KeyError."""
+    path = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    ckpt = torch.load(path, weights_only=True)
+    legacy = tmp_path / "legacy.pt"
+    torch.save(ckpt, legacy, _use_new_zipfile_serialization=False)
+    assert read_checkpoint(legacy, mmap=True)["class_names"] == ckpt["class_names"]
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(WeightsError, match=r"cut.pt: not a vsent checkpoint \(truncated or "
+                                           r"corrupt: an incomplete file"):
+        read_checkpoint(cut)
+    del ckpt["class_names"]
+    torch.save(ckpt, tmp_path / "nc.pt")
+    with pytest.raises(WeightsError, match=r"nc.pt: not a complete vsent checkpoint \(no "
+                                           r"class_names\)"):
+        load_checkpoint(tmp_path / "nc.pt")

@@ -127,14 +127,32 @@ def test_onnx_predictor_rows_match_the_default_engine(tmp_path, image_files, ove
             assert abs(a["prob_positive"] - b["prob_positive"]) <= 1e-4
 
 
-def test_export_that_differs_from_pytorch_is_refused_and_removed(tmp_path, monkeypatch):
+def test_export_that_differs_from_pytorch_is_refused_and_not_written(tmp_path, monkeypatch):
     _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    export_model(ckpt, tmp_path / "good.onnx")
+    good = (tmp_path / "good.onnx").read_bytes()
     monkeypatch.setattr("vsent.export.verify_export", lambda model, path: 0.5)
     with pytest.raises(ExportError, match=r"m\.onnx: the onnx export differs from PyTorch by "
-                                          r"5\.00e-01 \(> 0\.0001\) in probability; file "
-                                          r"removed$"):
+                                          r"5\.00e-01 \(> 0\.0001\) in probability; not "
+                                          r"written$"):
         export_model(ckpt, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+    with pytest.raises(ExportError, match="not written"):  # an earlier export stays as it was
+        export_model(ckpt, tmp_path / "good.onnx")
+    assert (tmp_path / "good.onnx").read_bytes() == good
+    assert sorted(p.name for p in tmp_path.glob("*.onnx*")) == ["good.onnx"]
+
+
+def test_export_never_replaces_a_link_or_a_device(tmp_path, capsys):
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    target = tmp_path / "target.onnx"
+    target.write_bytes(b"kept")
+    (tmp_path / "link.onnx").symlink_to(target)
+    for out in (tmp_path / "link.onnx", Path("/dev/null")):
+        assert main(["export", "--model", str(ckpt), "--out", str(out)]) == EXIT_USER_ERROR
+        assert f"--out {out}: exists and is not a regular file" in capsys.readouterr().err
+    assert (tmp_path / "link.onnx").is_symlink() and target.read_bytes() == b"kept"
+    assert Path("/dev/null").is_char_device()
 
 
 def test_read_metadata_rejects_other_files(tmp_path):

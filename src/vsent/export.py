@@ -154,6 +154,10 @@ def export_module(
     if out.is_dir():
         raise ExportError(f"--out {out}: is a folder; give a file name "
                           f"(e.g. {out / ('model.onnx' if format == 'onnx' else 'model.ts')})")
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        # the export replaces --out by a rename: a device or a link would become a plain file
+        raise ExportError(f"--out {out}: exists and is not a regular file (a link, a device); "
+                          "give the name of a file")
     wrapped = _WithSoftmax(model).eval()
     example = torch.randn(2, 3, pre.crop, pre.crop, generator=torch.Generator().manual_seed(0))
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -161,21 +165,20 @@ def export_module(
         tmp.open("wb").close()
     except OSError as exc:
         raise ExportError(f"--out {out}: cannot write it ({exc.strerror})") from None
+    diff = None
     try:
         if format == "onnx":
             _write_onnx(wrapped, example, tmp, metadata, opset)
         else:
             _write_torchscript(wrapped, example, tmp, metadata)
+        if verify:  # before the rename: a failed export never replaces a good one
+            diff = verify_export(model, tmp)
+            if diff > TOLERANCE:
+                raise ExportError(f"{out}: the {format} export differs from PyTorch by "
+                                  f"{diff:.2e} (> {TOLERANCE:g}) in probability; not written")
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    diff = None
-    if verify:
-        diff = verify_export(model, out)
-        if diff > TOLERANCE:
-            out.unlink(missing_ok=True)
-            raise ExportError(f"{out}: the {format} export differs from PyTorch by {diff:.2e} "
-                              f"(> {TOLERANCE:g}) in probability; file removed")
     return {"out": str(out), "format": format, "max_abs_diff": diff}
 
 

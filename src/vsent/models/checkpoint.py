@@ -124,7 +124,9 @@ def read_checkpoint(path: str | PathLike[str], *, map_location: str | torch.devi
     try:
         with warnings.catch_warnings():  # torch's notice when it is handed a TorchScript file
             warnings.simplefilter("ignore", UserWarning)
-            ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+            # mmap reads only torch.save's zip format; the legacy pickle is read whole
+            ckpt = torch.load(path, map_location=map_location, weights_only=True,
+                              mmap=mmap and head == b"PK")
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
         raise WeightsError(f"{path}: not a vsent checkpoint ({_load_failure(exc)})") from exc
     if not isinstance(ckpt, Mapping) or ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -140,6 +142,8 @@ def _load_failure(exc: Exception) -> str:
     msg = " ".join(str(exc).split())
     if "TorchScript" in msg:
         return "a TorchScript export: score it with `vsent predict --engine onnx`"
+    if "central directory" in msg or "zip archive" in msg or isinstance(exc, EOFError):
+        return "truncated or corrupt: an incomplete file (copied or saved part way?)"
     if "WeightsUnpickler error:" in msg:  # the reason, after several sentences of advice
         reason = msg.split("WeightsUnpickler error:", 1)[1].split(" Check the documentation")[0]
         reason = reason.split(" was not an allowed global")[0]
@@ -168,6 +172,10 @@ def build_model(ckpt: Mapping[str, Any], path: str | PathLike[str],
                 map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """:func:`load_checkpoint` from the dict :func:`read_checkpoint` returned (``path`` names
     the file in errors)."""
+    missing = [k for k in ("spec", "state_dict", "preprocess", "class_names") if k not in ckpt]
+    if missing or not {"name", "num_classes"} <= set(ckpt["spec"]):
+        what = ", ".join(missing) or "spec.name or spec.num_classes"
+        raise WeightsError(f"{path}: not a complete vsent checkpoint (no {what})")
     spec = dict(ckpt["spec"])
     name, num_classes = spec.pop("name"), spec.pop("num_classes")
     try:
