@@ -69,8 +69,11 @@ def test_list_models_has_every_family():
 
 
 def test_unknown_model_lists_available_names():
-    with pytest.raises(VsentError, match=r"unknown model 'resnet51'; available: .*resnet50"):
+    with pytest.raises(VsentError, match=r"unknown model 'resnet51'; did you mean "
+                                         r"'resnet50'\? available: .*resnet50"):
         create_model("resnet51")
+    with pytest.raises(VsentError, match=r"unknown model 'qwerty'; available: "):
+        create_model("qwerty")  # nothing close: no suggestion
 
 
 def test_unknown_option_and_bad_num_classes_are_user_errors():
@@ -658,7 +661,30 @@ def test_torchvision_image_size_sets_its_preprocessing():
     assert create_model("resnet18").info.preprocess == TORCHVISION_PREPROCESS
     with torch.no_grad():
         assert model(torch.randn(2, 3, 64, 64)).shape == (2, 2)
-    for bad in (16, 64.0, True):
+    for bad in (16, True):
         with pytest.raises(VsentError, match="torchvision image_size must be an integer of at "
                                              f"least 32 pixels, got {bad!r}"):
             create_model("resnet18", image_size=bad)
+    with pytest.raises(VsentError, match="model 'resnet18': image_size must be an integer, "
+                                         "got 64.0"):  # every builder's int option, checked once
+        create_model("resnet18", image_size=64.0)
+
+
+def test_model_errors_name_the_option_and_suggest_a_name(tmp_path):
+    from vsent.errors import VsentError, WeightsError
+    from vsent.models import create_model
+
+    with pytest.raises(VsentError, match=r"unknown model 'resnet181'; did you mean 'resnet18'\? "
+                                         r"available: .*smallcnn.*timm/\.\.\.$") as e:
+        create_model("resnet181")
+    assert "zeroshot/" not in str(e.value)  # not a name users pass
+    with pytest.raises(VsentError, match=r"model 'smallcnn': dropout probability has to be "
+                                         r"between 0 and 1, but got 2"):
+        create_model("smallcnn", dropout=2)
+    with pytest.raises(VsentError, match=r"model 'smallcnn': image_size must be an integer, "
+                                         r"got 32\.5"):
+        create_model("smallcnn", image_size=32.5)
+    with pytest.raises(WeightsError, match=r"--init 'imagnet': use random, imagenet"):
+        create_model("smallcnn", init="imagnet")
+    with pytest.raises(WeightsError, match=r"nope\.pt: no such file"):
+        create_model("smallcnn", init=str(tmp_path / "nope.pt"))

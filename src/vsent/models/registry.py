@@ -24,6 +24,7 @@ from this module.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import fnmatch
 import inspect
 from collections.abc import Callable
@@ -135,8 +136,11 @@ def get_model_entry(name: str) -> ModelEntry:
         entry = family.resolve(name)
         assert entry.name == name, f"family {family.prefix!r} resolved {name!r} as {entry.name!r}"
         return entry
-    known = [*sorted(_REGISTRY), *(f"{p}..." for p in sorted(_FAMILIES))]
-    raise VsentError(f"unknown model {name!r}; available: {', '.join(known)}")
+    known = [*sorted(n for n in _REGISTRY), *(f"{p}..." for p in sorted(_FAMILIES)
+                                              if p != "zeroshot/")]
+    close = difflib.get_close_matches(name.lower(), [n.lower() for n in _REGISTRY], n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise VsentError(f"unknown model {name!r}; {hint}available: {', '.join(known)}")
 
 
 def create_model(
@@ -182,7 +186,10 @@ def create_model(
     weights = entry.weights
     if entry.tagged is not None and isinstance(init, str) and init not in ("random", "imagenet"):
         weights = entry.tagged(init) or weights  # a tag (CLIP "openai"); else init is a path
-    model = entry.builder(num_classes=num_classes, **kwargs)
+    try:
+        model = entry.builder(num_classes=num_classes, **kwargs)
+    except (ValueError, TypeError) as exc:  # a value the builder refuses (dropout=2)
+        raise VsentError(f"model {name!r}: {' '.join(str(exc).split())}") from None
     check_interface(model, name)
     apply_init(model, name, init, weights=weights, new_layers=model.info.new_layers)
     if weights is not None and isinstance(init, str) and init in ("imagenet", weights.tag):
@@ -229,6 +236,7 @@ def _check_option_types(name: str, builder: Callable[..., Any], kwargs: dict[str
         annotation = getattr(params.get(key), "annotation", None)
         if not isinstance(annotation, str):
             annotation = getattr(annotation, "__name__", None)
-        if annotation in _NUMBER_TYPES and isinstance(value, str):
+        wrong = isinstance(value, str) or (annotation == "int" and isinstance(value, float))
+        if annotation in _NUMBER_TYPES and wrong:
             raise VsentError(f"model {name!r}: {key} must be {_NUMBER_TYPES[annotation]}, "
                              f"got {value!r}")

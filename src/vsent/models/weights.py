@@ -131,6 +131,10 @@ def apply_init(
         load_matching(model, state, source=f"ImageNet weights of {name}",
                       new_layers=new_layers, skip_new=True)
         return model
+    if not Path(init).is_file() and isinstance(init, str) and "/" not in init \
+            and not Path(init).suffix:  # a misspelt keyword, not a missing file
+        raise WeightsError(f"--init {init!r}: use random, imagenet (a CLIP tag for clip/ "
+                           "models) or the path of a weights file")
     state = read_state_dict(init)
     load_matching(model, state, source=fspath(init), new_layers=new_layers)
     return model
