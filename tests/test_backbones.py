@@ -423,6 +423,10 @@ def test_cli_models_matches_family_names_without_their_prefix(capsys):
     shown = capsys.readouterr().out.split()
     assert "convnext_tiny" in shown and "timm/convnext_tiny" in shown  # torchvision and timm
     assert main(["models"]) == 0
-    assert not any(n.startswith(("timm/", "clip/")) for n in capsys.readouterr().out.split())
+    listed = capsys.readouterr()
+    assert not any(n.startswith(("timm/", "clip/")) for n in listed.out.split())
+    assert "(and the families clip/<arch>, timm/<arch>: vsent models 'timm/*'" in listed.err
     assert main(["models", "--pattern", "convnext*"]) == 0  # the option spelling of the issue
     assert capsys.readouterr().out.split() == shown
+    assert main(["models", "nothing*"]) == 2
+    assert "vsent: error: no model matches 'nothing*'" in capsys.readouterr().err

@@ -296,6 +296,9 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
+    import sys
+
+    from vsent.errors import VsentError
     from vsent.models import list_models
     from vsent.models.registry import family_prefixes
 
@@ -306,5 +309,12 @@ def run_models(args: argparse.Namespace) -> int:
         # ('*' alone does not: timm and open_clip list thousands of architectures)
         for prefix in family_prefixes():
             names += [n for n in list_models(prefix + pattern) if n not in names]
+    if not names:
+        raise VsentError(f"no model matches {pattern!r} (vsent models lists vsent's own; "
+                         "vsent models 'timm/*' and 'clip/*' the families)")
     print("\n".join(names))
+    if pattern == "*":  # timm and open_clip list thousands: named, not listed
+        families = ", ".join(f"{p}<arch>" for p in family_prefixes() if p != "zeroshot/")
+        print(f"(and the families {families}: vsent models 'timm/*', 'clip/*', or a pattern "
+              "such as 'convnext*')", file=sys.stderr)
     return 0
