@@ -430,3 +430,30 @@ def test_cli_models_matches_family_names_without_their_prefix(capsys):
     assert capsys.readouterr().out.split() == shown
     assert main(["models", "nothing*"]) == 2
     assert "vsent: error: no model matches 'nothing*'" in capsys.readouterr().err
+
+
+def test_hub_downloads_without_a_network_fail_at_once_with_a_route_that_works(monkeypatch):
+    """No name resolution: huggingface_hub runs offline for the call (a cached file still
+    loads, a missing one fails at once instead of a minute of retries); the message says how to
+    get the weights (the hub cache has its own layout: a file dropped there is not found)."""
+    import logging
+    import socket
+
+    from huggingface_hub import constants
+
+    from vsent.models.weights import hub_download
+
+    def no_dns(*a, **kw):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    before = constants.HF_HUB_OFFLINE
+    with hub_download():
+        assert constants.HF_HUB_OFFLINE is True
+        assert logging.getLogger("huggingface_hub").level == logging.CRITICAL
+    assert constants.HF_HUB_OFFLINE is before
+    msg = timm_models.offline_message("resnet18")
+    assert "pass --init PATH to its model.safetensors (from https://huggingface.co/timm/" in msg
+    assert "`hf download timm/resnet18." in msg
+    msg = clip_models.offline_message("ViT-B-32", "openai")
+    assert "`hf download timm/vit_base_patch32_clip_224.openai` where there is a network" in msg

@@ -28,7 +28,7 @@ from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
 from vsent.models.base import ModelInfo, SentimentModel, import_extra
 from vsent.models.timm_models import probe_pools
-from vsent.models.weights import hf_cache_dir, init_new_linear
+from vsent.models.weights import hf_cache_dir, hub_download, init_new_linear
 
 PREFIX = "clip/"
 #: Registry prefix of saved zero-shot models, ``zeroshot/clip/<arch>`` (:mod:`vsent.zeroshot`).
@@ -149,9 +149,12 @@ def offline_message(arch: str, tag: str, exc: BaseException | None = None) -> st
     """One line: what open_clip could not download, where it looks, and the --init PATH way."""
     cache = hf_cache_dir()
     why = f" ({type(exc).__name__})" if exc is not None else ""
-    return (f"cannot download CLIP weights {arch}/{tag}{why} (no network?): fetch "
-            f"{weights_location(arch, tag)} into {cache} (open_clip's cache), or pass --init "
-            f"PATH to an open_clip state dict (.pth, .bin or .safetensors)")
+    where = weights_location(arch, tag)
+    hub = where.removeprefix("https://huggingface.co/")
+    fetch = (f"`hf download {hub}` where there is a network, then copy the Hugging Face cache "
+             f"({cache}) here" if hub != where else f"download {where} into {cache}")
+    return (f"cannot download CLIP weights {arch}/{tag}{why} (no network?): pass --init PATH "
+            f"to its open_clip state dict (.bin or .safetensors, from {where}), or {fetch}")
 
 
 def load_clip(arch: str, tag: str) -> nn.Module:
@@ -163,7 +166,8 @@ def load_clip(arch: str, tag: str) -> nn.Module:
                            f"{', '.join(tags(arch)) or 'none'})")
     try:
         # require_pretrained: a failed download must raise, not leave random weights behind
-        return open_clip.create_model(arch, pretrained=tag, require_pretrained=True)
+        with hub_download():
+            return open_clip.create_model(arch, pretrained=tag, require_pretrained=True)
     except Exception as exc:  # hub, HTTP and OS errors differ with the download backend
         raise WeightsError(offline_message(arch, tag, exc)) from exc
 

@@ -29,7 +29,7 @@ from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
 from vsent.inference import capture_outputs
 from vsent.models.base import ModelInfo, PoolMode, SentimentModel, import_extra
-from vsent.models.weights import hf_cache_dir
+from vsent.models.weights import hf_cache_dir, hub_download
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,8 @@ def load_pretrained(arch: str, model: nn.Module) -> dict[str, Tensor]:
     num_classes = model.info.num_outputs
     try:
         # timm drops a pretrained classifier of another width itself (the head stays fresh)
-        net = timm.create_model(arch, pretrained=True, num_classes=num_classes)
+        with hub_download():
+            net = timm.create_model(arch, pretrained=True, num_classes=num_classes)
     except Exception as exc:  # hub, HTTP, OS errors differ with the download backend
         raise WeightsError(offline_message(arch, exc)) from exc
     return net.state_dict()
@@ -196,9 +197,12 @@ def offline_message(arch: str, exc: BaseException | None = None) -> str:
     cfg = _pretrained_cfg(arch)
     cache = hf_cache_dir()
     why = f" ({type(exc).__name__})" if exc is not None else ""
-    return (f"cannot download timm weights for {arch}{why} (no network?): fetch "
-            f"model.safetensors from {weights_location(cfg)} into {cache} (or set "
-            f"HF_HUB_CACHE), or pass --init PATH to a timm state dict (.pth or .safetensors)")
+    where = weights_location(cfg)
+    fetch = (f"`hf download {cfg['hf_hub_id']}` where there is a network, then copy the "
+             f"Hugging Face cache ({cache}) here" if cfg.get("hf_hub_id") else
+             f"download {where} into {cache}")
+    return (f"cannot download timm weights for {arch}{why} (no network?): pass --init PATH "
+            f"to its model.safetensors (from {where}), or {fetch}")
 
 
 def pretrained_weights(arch: str):

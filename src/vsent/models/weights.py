@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.client import HTTPException
 from os import PathLike, fspath
@@ -229,6 +230,38 @@ def load_matching(
 def hub_checkpoint_dir() -> Path:
     """Directory where torch.hub keeps downloaded weights (``$TORCH_HOME/hub/checkpoints``)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+@contextmanager
+def hub_download(host: str = "huggingface.co") -> Iterator[None]:
+    """Around a timm / open_clip download from the Hugging Face hub. When ``host`` cannot be
+    resolved (no network), huggingface_hub runs in its offline mode for the call: weights
+    already in its cache still load, missing ones fail at once instead of after a minute of
+    retries; the hub's retry warnings and open_clip's messages (it logs on the root logger)
+    are kept out of the log: a failure is the caller's one-line WeightsError."""
+    import socket
+
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - timm and open_clip depend on huggingface_hub
+        yield
+        return
+    offline = constants.HF_HUB_OFFLINE
+    if not offline:
+        try:
+            socket.getaddrinfo(host, 443)
+        except OSError:
+            constants.HF_HUB_OFFLINE = True
+    quiet = [logging.getLogger("huggingface_hub"), logging.getLogger()]  # vsent's: its own
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = offline
+        for q, level in zip(quiet, levels, strict=True):
+            q.setLevel(level)
 
 
 def hf_cache_dir() -> str:
