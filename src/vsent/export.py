@@ -3,8 +3,9 @@
 ``export_model(checkpoint, out, format="onnx" | "torchscript")`` writes a self-describing file:
 
 * input ``image``: float32 (B, 3, crop, crop), pixels already cropped and normalised as
-  ``preprocess`` says (``(pixel - mean) / std`` in 0..255 units, channel order ``channel_order``);
-  the batch dimension is dynamic;
+  ``preprocess`` says (``(pixel - mean) / std`` in 0..255 units; ``mean`` and ``std`` are listed
+  in RGB order even when ``channel_order`` is BGR (CaffeNet, PCNN): normalise the RGB pixels,
+  then reorder the channels); the batch dimension is dynamic;
 * outputs ``logits`` (B, C) and ``probabilities`` (B, C) (softmax of the logits);
 * metadata (ONNX ``metadata_props``; TorchScript extra file ``vsent.json``): ``vsent.format``
   (:data:`EXPORT_FORMAT`), ``vsent.preprocess`` (JSON of :class:`Preprocess`),
