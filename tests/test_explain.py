@@ -262,3 +262,18 @@ def test_cli_explain_interrupted_is_done_again_by_the_same_command(tmp_path, cap
         (row,) = list(csv.DictReader(f))
     assert row["image"] == str(image) and not row["error"]
     assert np.load(tmp_path / "out" / row["heatmap"]).shape == (40, 50)
+
+
+def test_a_map_too_small_for_a_heat_map_is_warned_about_once(caplog):
+    import logging
+
+    from vsent.models import create_model
+
+    model = create_model("smallcnn", image_size=32).eval()  # 4 blocks: a 2x2 map
+    X._WARNED_SMALL.discard(model.info.cam_layer)
+    caplog.set_level(logging.WARNING, logger="vsent")
+    x = torch.randn(2, 3, 32, 32)
+    for _ in range(2):
+        X.grad_cam(model, x, model.info.cam_layer)
+    warned = [r.getMessage() for r in caplog.records if "almost flat" in r.getMessage()]
+    assert len(warned) == 1 and "2x2 map for a 32-px crop" in warned[0]
