@@ -167,7 +167,10 @@ class RunDir:
     def record_resume(self) -> None:
         """Add this session to ``versions.json``'s ``resumed`` list, with the versions that
         differ from the first session's (a run resumed after an upgrade mixes them)."""
-        stored = json.loads((self.path / "versions.json").read_text())
+        try:
+            stored = json.loads((self.path / "versions.json").read_text())
+        except (OSError, ValueError):  # lost or cut: this session's versions start it again
+            stored = {**versions(), "argv": None}
         now = versions()
         changed = {k: v for k, v in now.items()
                    if k not in ("torch_threads", "platform") and stored.get(k) != v}
@@ -247,12 +250,12 @@ FOLD_METRICS = "metrics.json"
 FOLD_MODEL = "model.pt"
 #: The resumable training state of an unfinished fit (removed once its model is saved).
 TRAIN_STATE = "train_state.pt"
-#: What a run directory holds before its first result: one holding nothing else is replaced
-#: by the next run (see :func:`open_run_dir`). ``steps.json`` and ``weights.json`` are a
-#: reproduction's bookkeeping (its results are sub-run directories); ``folds.json`` and
-#: ``extra.json`` the split and extra images a crossval writes before its first fold.
 #: The data a crossval run started with (:meth:`vsent.data.datasets.Dataset.fingerprint`).
 DATA_RECORD = "data.json"
+#: What a run directory holds before its first result: one holding nothing else is replaced
+#: by the next run (see :func:`open_run_dir`). ``steps.json`` and ``weights.json`` are a
+#: reproduction's bookkeeping (its results are sub-run directories); ``folds.json``,
+#: ``extra.json`` and ``data.json`` what a crossval writes before its first fold.
 RECORDS = frozenset({CONFIG, "versions.json", "run.log", "skipped.json", "steps.json",
                      "weights.json", FOLDS, "extra.json", DATA_RECORD})
 #: Config keys (last component of the dotted path) that are run options, not the recipe:
