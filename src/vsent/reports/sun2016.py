@@ -275,7 +275,7 @@ def _recipe(cfg: Mapping[str, Any]) -> str:
     parts = [f"{cfg.get('model')} from {cfg.get('init')} weights",
              f"{train.get('epochs')} epochs", f"{size} px" if size else "",
              f"preset {cfg['preset']}" if cfg.get("preset") else "",
-             f"subset {cfg.get('subset')}, folds {cfg.get('folds')}"]
+             f"subset {_run_subset(cfg)}, folds {cfg.get('folds')}"]
     return ", ".join(p for p in parts if p)
 
 
