@@ -480,3 +480,33 @@ def _read(path: Path, fmt: str) -> list[dict]:
         with path.open(newline="") as f:
             return list(csv.DictReader(f))
     return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_sigterm_stops_like_ctrl_c_and_keeps_the_rows(checkpoint, folder, tmp_path):
+    """`timeout`, `docker stop` and schedulers send SIGTERM: one line, exit 143, the rows
+    written so far kept (complete lines), and --resume continues."""
+    import signal
+
+    out = tmp_path / "t.csv"
+    cmd = [sys.executable, "-m", "vsent.cli", "predict", "--model", str(checkpoint),
+           "--from-list", "-", "--out", str(out), "--device", "cpu", "--no-progress",
+           "--batch-size", "4", "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdin.write(f"{folder / 'im01.jpg'}\n" * 100)
+        proc.stdin.flush()  # left open: the process waits for more paths
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and len(out.read_bytes().splitlines()) > 8:  # rows written
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143
+    assert err.strip().splitlines()[-1] == ("vsent: terminated; what was written is kept: the "
+                                            "same command with --resume continues it")
+    rows = _read(out, "csv")
+    assert 8 <= len(rows) <= 100 and {r["path"] for r in rows} == {str(folder / "im01.jpg")}
+    assert all(r["prob_positive"] for r in rows)  # complete rows only

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from vsent import __version__
 from vsent.errors import EXIT_USER_ERROR, VsentError
@@ -54,24 +56,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, ``docker stop``, a scheduler ending the job), stopped as Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
+    handles_term = threading.current_thread() is threading.main_thread()
+    on_term = signal.signal(signal.SIGTERM, _terminate) if handles_term else None
     try:
         return int(args.func(args) or 0)
     except VsentError as e:
         print(f"vsent: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         # a run directory keeps its finished folds and epochs, predict --out its rows; layers
         # and fuse have no --resume: they continue when run again
         how = "with --resume " if getattr(args, "resume", True) is False else ""
-        print(f"vsent: interrupted; what was written is kept: the same command {how}"
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"vsent: {what}; what was written is kept: the same command {how}"
               "continues it", file=sys.stderr)
-        return 130
+        return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
     except BrokenPipeError:  # output piped into head & co., which stopped reading
         sys.stderr.close()
         return 0
+    finally:
+        if handles_term:  # (a server installs its own while it runs)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if on_term is None else on_term)
 
 
 if __name__ == "__main__":  # pragma: no cover
