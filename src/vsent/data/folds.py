@@ -17,6 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from vsent.data.datasets import Dataset
 from vsent.errors import DataError, VsentError
+from vsent.files import atomic_write_text
 
 __all__ = ["Fold", "make_folds", "save_folds"]
 
@@ -93,9 +94,7 @@ def save_folds(folds: list[Fold], dataset: Dataset, path: str | os.PathLike) -> 
         ],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
     return path
 
 

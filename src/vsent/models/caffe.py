@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from vsent.errors import WeightsError
+from vsent.files import atomic_open
 
 # Protobuf wire types.
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
@@ -289,8 +290,7 @@ def write_caffemodel(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("wb") as f:
+    with atomic_open(path, "wb") as f:
         if name:
             f.write(_enc_len(1, name.encode()))
         for layer in layers:
@@ -304,7 +304,6 @@ def write_caffemodel(
                 body = [_enc_len(1, layer.name.encode()), _enc_len(2, layer.type.encode())]
                 body += [_enc_len(7, _enc_blob(b, legacy=False)) for b in layer.blobs]
                 f.write(_enc_len(100, b"".join(body)))
-    tmp.replace(path)
     return path
 
 

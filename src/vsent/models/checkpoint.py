@@ -22,7 +22,6 @@ It holds only plain types and tensors (``meta`` is converted to JSON types), so 
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -35,6 +34,7 @@ from torch import nn
 
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
+from vsent.files import atomic_open
 from vsent.models.registry import create_model
 from vsent.runs import to_jsonable
 
@@ -71,12 +71,8 @@ def save_checkpoint(
     if fusion is not None:
         ckpt["fusion"] = dict(fusion)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path, "wb") as f:
+        torch.save(ckpt, f)
     return path
 
 
