@@ -295,21 +295,10 @@ def test_resume_of_a_killed_process(checkpoint, folder, tmp_path):
         os.link(src, many / f"c{i:03d}.jpg")
     paths = sorted(many.iterdir())
     out = tmp_path / "k.csv"
-    cmd = [sys.executable, "-m", "vsent.cli", "predict", "--model", str(checkpoint),
-           "--from-list", "-", "--out", str(out), "--device", "cpu", "--no-progress",
-           "--batch-size", "8", "--workers", "1"]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        proc.stdin.write("".join(f"{p}\n" for p in paths[:200]))
-        proc.stdin.flush()
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists() and len(out.read_bytes().splitlines()) > 100:  # rows written
-                break
-            time.sleep(0.05)
-        proc.kill()
-    finally:
-        proc.wait()
+    proc = _predict_from_an_open_pipe(checkpoint, out, [str(p) for p in paths[:200]],
+                                      batch_size=8, lines=100, stderr=subprocess.DEVNULL)
+    proc.kill()
+    proc.wait()
     n_before = len(out.read_text().splitlines()) - 1
     assert 100 <= n_before <= 200
     lst = tmp_path / "all.txt"
@@ -488,18 +477,10 @@ def test_sigterm_stops_like_ctrl_c_and_keeps_the_rows(checkpoint, folder, tmp_pa
     import signal
 
     out = tmp_path / "t.csv"
-    cmd = [sys.executable, "-m", "vsent.cli", "predict", "--model", str(checkpoint),
-           "--from-list", "-", "--out", str(out), "--device", "cpu", "--no-progress",
-           "--batch-size", "4", "--workers", "1"]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    image = str(folder / "im01.jpg")
+    proc = _predict_from_an_open_pipe(checkpoint, out, [image] * 100, batch_size=4, lines=8,
+                                      stderr=subprocess.PIPE)
     try:
-        proc.stdin.write(f"{folder / 'im01.jpg'}\n" * 100)
-        proc.stdin.flush()  # left open: the process waits for more paths
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists() and len(out.read_bytes().splitlines()) > 8:  # rows written
-                break
-            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -508,5 +489,32 @@ def test_sigterm_stops_like_ctrl_c_and_keeps_the_rows(checkpoint, folder, tmp_pa
     assert err.strip().splitlines()[-1] == ("vsent: terminated; what was written is kept: the "
                                             "same command with --resume continues it")
     rows = _read(out, "csv")
-    assert 8 <= len(rows) <= 100 and {r["path"] for r in rows} == {str(folder / "im01.jpg")}
+    assert 8 <= len(rows) <= 100 and {r["path"] for r in rows} == {image}
     assert all(r["prob_positive"] for r in rows)  # complete rows only
+    lst = tmp_path / "all.txt"
+    lst.write_text(f"{image}\n")
+    assert main(["predict", "--model", str(checkpoint), "--from-list", str(lst), "--out",
+                 str(out), "--device", "cpu", "--no-progress", "--resume"]) == 0
+    assert _read(out, "csv") == rows  # scored already: kept, nothing added
+
+
+def _predict_from_an_open_pipe(checkpoint, out, paths, *, batch_size, lines, stderr):
+    """`vsent predict --from-list -` fed ``paths`` through a pipe left open, so that the
+    process waits for more whatever the machine's speed; returned (running) once ``out``
+    holds more than ``lines`` lines."""
+    cmd = [sys.executable, "-m", "vsent.cli", "predict", "--model", str(checkpoint),
+           "--from-list", "-", "--out", str(out), "--device", "cpu", "--no-progress",
+           "--batch-size", str(batch_size), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=stderr, text=True)
+    try:
+        proc.stdin.write("".join(f"{p}\n" for p in paths))
+        proc.stdin.flush()
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and len(out.read_bytes().splitlines()) > lines:  # rows written
+                break
+            time.sleep(0.05)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
