@@ -163,8 +163,9 @@ def _worker(rank: int, world: int, port: int, data: str, root: str) -> None:
     sys.addaudithook(audit)
     real_save = torch.save
 
-    def save(obj, f, *a, **k):  # torch.save opens its file in C++, unseen by the hook
-        if str(Path(f).resolve()).startswith(root_s):
+    def save(obj, f, *a, **k):  # torch.save opens a path in C++, unseen by the hook (a file
+        # object, as vsent.files.atomic_open gives it, was opened in Python: the hook saw it)
+        if isinstance(f, str | os.PathLike) and str(Path(f).resolve()).startswith(root_s):
             writes.append(f"torch.save {f}")
         return real_save(obj, f, *a, **k)
 
