@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import interrupt_after
 from vsent.cli import main
@@ -53,6 +54,8 @@ def test_run_directory_holds_config_folds_models_predictions_and_summary(finishe
     tested = sorted(i for f in run.folds for i in f.test)
     assert len(tested) == len(set(tested)) == 35
     assert run.checkpoint(3).name == "model.pt"
+    assert torch.load(run.checkpoint(3), weights_only=False)["meta"]["subset"] == "five"
+    assert "# smallcnn on Twitter five-agree, 5 folds" in (out / "summary.md").read_text()
     # the summary's accuracies are those of the predictions written (centre crop leads)
     with (out / "predictions.csv").open(newline="") as f:
         preds = list(csv.DictReader(f))
@@ -233,6 +236,16 @@ def test_missing_weights_stop_the_run_before_its_directory_exists(finished_run, 
     err = capsys.readouterr().err
     assert "absent.pt" in err and "Traceback" not in err
     assert not out.exists()  # so the same command works as is once the weights are there
+
+
+def test_a_folder_dataset_is_named_as_itself_not_as_twitter_five_agree(make_learnable, tmp_path):
+    data = make_learnable(n_pos=10, n_neg=10)
+    out = tmp_path / "run"
+    crossval(_cfg(data, folds="stratified").replace(train=_cfg(data).train.replace(epochs=1)),
+             out, progress=False)
+    assert f"# smallcnn on {data.name}, 5 folds" in (out / "summary.md").read_text()
+    # --subset's default is not the data's: a folder has no agreement subset
+    assert torch.load(out / "fold1" / "model.pt", weights_only=False)["meta"]["subset"] is None
 
 
 def test_a_fold_does_not_depend_on_the_rng_state_before_it(tmp_path):

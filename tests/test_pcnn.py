@@ -118,6 +118,9 @@ def test_pcnn_command_writes_its_run_directory(make_learnable, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert report["n_removed"] == summary["n_removed"] == int((~kept).sum())
     assert summary["stage2_skipped"] is False
+    # a folder dataset has no agreement subset (--subset's default "five" is not recorded)
+    assert summary["subset"] is None and summary["dataset"] == data.name
+    assert f"({data.name}, 60 images)" in (out / "summary.md").read_text()
     assert report["n_kept"] == int(kept.sum()) >= 2
     assert sum(c["removed"] for c in report["by_label"].values()) == report["n_removed"]
     assert sum(report["histogram"]["diff"]) == 60
@@ -130,7 +133,7 @@ def test_pcnn_command_writes_its_run_directory(make_learnable, tmp_path):
 
     # the final model loads and scores images; it was changed by stage 2
     pcnn, meta = load_checkpoint(out / "model.pt")
-    assert meta["n_kept"] == report["n_kept"]
+    assert meta["n_kept"] == report["n_kept"] and meta["subset"] is None
     assert pcnn.spec["name"] == "smallcnn"
     w1, w2 = cnn.state_dict(), pcnn.state_dict()
     assert any(not torch.equal(w1[k], w2[k]) for k in w1)

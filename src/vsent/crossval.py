@@ -136,7 +136,7 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
                                      progress=progress)  # DDP: built once per machine
     labels = pool.labels
     log.info("crossval %s: %d images, %d folds, model %s (init %s)",
-             cfg.subset, len(dataset), len(folds), cfg.model, cfg.init)
+             dataset.title, len(dataset), len(folds), cfg.model, cfg.init)
 
     results: dict[str, list[dict]] = {"center": [], "ten_crop": []}
     all_rows: list[dict] = []
@@ -165,7 +165,7 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     if training_label(cfg) != "fine-tuning":  # --zero-shot, --train head / last-N
         summary["training"] = training_label(cfg)
     run.write_csv("predictions.csv", all_rows, list(all_rows[0]) if all_rows else ["name"])
-    title = (f"{cfg.model} on Twitter {cfg.subset}-agree, {len(folds)} folds ({cfg.folds}), "
+    title = (f"{cfg.model} on {dataset.title}, {len(folds)} folds ({cfg.folds}), "
              f"{'10-crop' if cfg.oversample else 'centre crop'}")
     if "training" in summary:
         title += f", {summary['training']}"
@@ -207,7 +207,7 @@ def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None) -> 
         return distributed.broadcast_object(None)
     run.write_json(f"fold{fold.index}/history.json", history)
     save_checkpoint(fdir / "model.pt", model, fold=fold.index, run=str(run.path),
-                    train=train_cfg.to_dict(), subset=cfg.subset,
+                    train=train_cfg.to_dict(), subset=dataset.subset,
                     **run_meta(cfg, len(fold.train)))
     test = np.sort(fold.test)
     kw = {"batch_size": cfg.eval_batch_size, "device": cfg.train.device}
@@ -429,7 +429,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
         if cfg.fusion is not None:  # the hand-crafted half, fitted on the same images
             fusion, feats = _fit_late_fusion(cfg, dataset, train_idx, progress)
         save_checkpoint(out / "model.pt", model, fold=fold, train=train_cfg.to_dict(),
-                        subset=cfg.subset, fusion=None if fusion is None else fusion.to_state(),
+                        subset=dataset.subset, fusion=None if fusion is None else fusion.to_state(),
                         **run_meta(cfg, len(train_idx)))
         (out / TRAIN_STATE).unlink(missing_ok=True)
         result: dict[str, Any] = {"n_train": len(train_idx), "model": str(out / "model.pt")}

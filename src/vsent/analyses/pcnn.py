@@ -245,7 +245,7 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, progress: bool) -> dict[st
                       state_path=state, progress=progress, desc="stage 1")
         run.write_json("stage1/history.json", history)
         save_checkpoint(stage1_file, model, stage="pcnn-stage1", data=cfg.data,
-                        train=cfg.train.to_dict())
+                        subset=dataset.subset, train=cfg.train.to_dict())
         state.unlink(missing_ok=True)
 
     # selection: score the training images, drop the ambiguous ones
@@ -279,7 +279,7 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, progress: bool) -> dict[st
     if final.exists():
         log.info("stage 2: already done (%s)", final)
     elif skip_stage2:
-        save_checkpoint(final, model, stage="pcnn", data=cfg.data,
+        save_checkpoint(final, model, stage="pcnn", data=cfg.data, subset=dataset.subset,
                         train=cfg.train.to_dict(), stage2_skipped=True,
                         n_removed=report["n_removed"], n_kept=report["n_kept"])
     else:
@@ -289,14 +289,15 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, progress: bool) -> dict[st
                       cfg.finetune.replace(seed=seeds["stage2"]), state_path=state,
                       progress=progress, desc="stage 2")
         run.write_json("stage2/history.json", history)
-        save_checkpoint(final, model, stage="pcnn", data=cfg.data,
+        save_checkpoint(final, model, stage="pcnn", data=cfg.data, subset=dataset.subset,
                         train=cfg.train.to_dict(),
                         finetune=cfg.finetune.to_dict(),
                         n_removed=report["n_removed"], n_kept=report["n_kept"])
         state.unlink(missing_ok=True)
 
     summary = {
-        "data": cfg.data, "architecture": cfg.model, "n_images": report["n_images"],
+        "data": cfg.data, "dataset": dataset.title, "subset": dataset.subset,
+        "architecture": cfg.model, "n_images": report["n_images"],
         "n_removed": report["n_removed"], "n_kept": report["n_kept"],
         "removed_share": report["removed_share"], "removed_by_label": report["by_label"],
         "seeds": seeds, "stage1_model": str(stage1_file), "model": str(final),
@@ -409,7 +410,8 @@ def plot_removal(scores: np.ndarray, kept: np.ndarray, path: Path) -> None:
 def _progressive_markdown(summary: Mapping[str, Any], report: Mapping[str, Any]) -> str:
     lines = [
         "# Progressive training (You et al. 2015, Algorithm 1)", "",
-        f"- data: `{summary['data']}` ({summary['n_images']} images)",
+        f"- data: `{summary['data']}` ({summary['dataset']}, "
+        f"{summary['n_images']} images)",
         f"- removed {summary['n_removed']} images ({100 * summary['removed_share']:.1f}%), "
         f"expected {report['expected_removed']:.1f}; kept {summary['n_kept']}",
         f"- always kept (|s1 - s2| >= ln 2): {100 * report['share_always_kept']:.1f}% of images",

@@ -701,7 +701,7 @@ def evaluate_regions(
                       compare=_SCORING_KEYS)
     try:
         log.info("regions: %s (%s, %s), %s, edge detector %s, N=%d K=%d",
-                 run.path, run.config.model, _data_name(run),
+                 run.path, run.config.model, run.dataset.title,
                  f"{len(run.folds)} folds" if len(folds) == len(run.folds)
                  else f"folds {[f.index for f in folds]} of {len(run.folds)}",
                  detector.name, cfg.proposals.n_proposals, cfg.k)
@@ -774,11 +774,6 @@ def _prediction_rows(run, res, at_k, detail, cfg, fold_index) -> list[dict]:
     return rows
 
 
-def _data_name(run) -> str:
-    ds = run.dataset
-    return f"Twitter {ds.subset}-agree" if ds.source == "twitter" else f"{ds.root.name}"
-
-
 def _fmt(s: dict) -> str:
     return f"{100 * s['mean']:.2f} +- {100 * s['std']:.2f}"
 
@@ -791,7 +786,7 @@ def _write_table(rd, table: dict, cfg: RegionConfig, run) -> None:
                                  for s in ("mean", "std")}} for m in table]
     rd.write_csv("table1.csv", csv_rows, list(csv_rows[0]))
     lines = [
-        f"# Affective regions on {_data_name(run)} ({run.config.model}, "
+        f"# Affective regions on {run.dataset.title} ({run.config.model}, "
         f"{len(table['global']['folds'])} of {len(run.folds)} folds)", "",
         f"N = {cfg.proposals.n_proposals} proposals, K = {cfg.k}, alpha = {cfg.alpha}, "
         f"beta = {cfg.beta}. Percent, mean +- std over folds.", "",
@@ -829,7 +824,7 @@ def _write_sweep(rd, sweep_acc: dict, global_summary: dict, cfg: RegionConfig, r
     ax.axvline(cfg.k, color="grey", lw=0.5, ls=":")
     ax.set_xlabel("K (regions fused)")
     ax.set_ylabel("accuracy (%), mean over folds")
-    ax.set_title(f"Late fusion vs K, {run.config.model}, {_data_name(run)}")
+    ax.set_title(f"Late fusion vs K, {run.config.model}, {run.dataset.title}")
     ax.set_xticks(ks)
     ax.legend(fontsize=8)
     fig.tight_layout()

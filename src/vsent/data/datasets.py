@@ -79,6 +79,11 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.names)
 
+    @property
+    def title(self) -> str:
+        """What the data is, for titles: "Twitter five-agree", else the folder's name."""
+        return f"Twitter {self.subset}-agree" if self.source == "twitter" else self.root.name
+
     def fingerprint(self) -> dict[str, Any]:
         """Counts and a SHA-256 of every item's name, label and file size: a resumed run
         compares it with the one it started with (a label or image changed in between would
