@@ -362,6 +362,29 @@ def test_overload_and_timeout_give_503(checkpoint):
         assert time.monotonic() - t0 < 2.5  # answered at the deadline, not after the batch
 
 
+def test_a_timed_out_request_starts_no_more_per_image_work(checkpoint, monkeypatch):
+    """Grad-CAM runs image by image in one thread: after the 503 at most the image in progress
+    finishes (a thread cannot be stopped); the request's other images are never started."""
+    from vsent.serve.app import Service
+
+    starts: list[float] = []
+
+    def slow_explain(self, data, target):
+        starts.append(time.monotonic())
+        time.sleep(0.4)
+        return ""
+
+    monkeypatch.setattr(Service, "_explain_sync", slow_explain)
+    config = ServeConfig(max_wait_ms=1, limits=Limits(timeout_s=1.0))
+    with running_server(checkpoint, config) as s:
+        r = post(s.url, [(f"{i}.jpg", image_bytes(i)) for i in range(8)], explain="true")
+        answered = time.monotonic()
+        assert r.status_code == 503 and "--timeout" in r.json()["detail"]
+        time.sleep(1.0)  # longer than two explains: any image still queued would start now
+        assert 1 <= len(starts) < 8
+        assert all(t < answered for t in starts)
+
+
 # --------------------------------------------------------------------------------------------
 # batching
 
