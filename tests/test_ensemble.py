@@ -17,10 +17,11 @@ LABELS = [1, 0, 1, 1, 0, 0, 1, 0]
 FOLDS = [1, 1, 1, 1, 2, 2, 2, 2]
 
 
-def _run(path, probs, probs10=None, folds=FOLDS, labels=LABELS, data="d", model=None):
+def _run(path, probs, probs10=None, folds=FOLDS, labels=LABELS, data="d", model=None,
+         subset="five"):
     path.mkdir()
     (path / "config.json").write_text(json.dumps(
-        {"command": "crossval", "data": data, "subset": "five", "folds": "campos", "seed": 0,
+        {"command": "crossval", "data": data, "subset": subset, "folds": "campos", "seed": 0,
          "skip_bad": False, **(model or {"model": "smallcnn"})}))
     (path / "folds.json").write_text(json.dumps({"marker": str(path)}))
     (path / "summary.json").write_text(json.dumps(
@@ -102,13 +103,26 @@ def test_ensemble_cli_interrupted_is_written_again_by_the_same_command(tmp_path,
 @pytest.mark.parametrize("change,message", [
     ({"folds": [2, 1, 1, 1, 2, 2, 2, 2]}, "image im0.jpg is fold 2 label 1, in .* fold 1"),
     ({"labels": [0, 0, 1, 1, 0, 0, 1, 0]}, "image im0.jpg is fold 1 label 0"),
-    ({"data": "other"}, "evaluated on other data .*data: stored 'd', now 'other'"),
+    ({"subset": "four"}, "evaluated on other data .*subset: stored 'five', now 'four'"),
 ])
 def test_ensemble_refuses_members_evaluated_otherwise(tmp_path, change, message):
     a = [0.5] * 8
     runs = [_run(tmp_path / "a", a), _run(tmp_path / "b", a, **change)]
     with pytest.raises(VsentError, match=message):
         ensemble_runs(runs)
+
+
+def test_one_dataset_reached_by_two_paths_is_one_but_a_run_is_taken_once(tmp_path):
+    # the data's path is how a run reached the images (relative, absolute, another machine's
+    # copy); the images, labels and folds are what must agree, and they are compared
+    a = _run(tmp_path / "a", [0.9] * 8, data="../shared/datasets/twitter1")
+    b = _run(tmp_path / "b", [0.1] * 8, data="/work/shared/datasets/twitter1")
+    res = ensemble_runs([a, b])
+    assert [r["prob_positive"] for r in res["rows"]] == pytest.approx([0.5] * 8)
+    assert res["config"]["data"] == "../shared/datasets/twitter1"  # the first member's
+    with pytest.raises(VsentError, match=r"b/\.\./a: named twice \(as .*a\); an ensemble "
+                                         r"takes each run once"):
+        ensemble_runs([a, b, b / ".." / "a"])
 
 
 def test_ensemble_refuses_a_many_way_member(tmp_path):

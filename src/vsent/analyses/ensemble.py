@@ -25,9 +25,10 @@ from vsent.errors import VsentError
 from vsent.metrics import binary_metrics, summarize_folds
 from vsent.runs import SUMMARY, check_same_test_images, config_diff, read_config
 
-#: Config keys that must agree between members (the images and labels evaluated); the folds
-#: are compared image by image.
-SAME_DATA = ("data", "subset", "skip_bad")
+#: Config keys that must agree between members; the images, labels and folds are compared
+#: name by name (:func:`vsent.runs.check_same_test_images`), not the data's path: one dataset
+#: reached by two paths (``../shared/x``, ``/work/shared/x``, another machine's copy) is one.
+SAME_DATA = ("subset", "skip_bad")
 
 
 def _read_member(run: Path) -> tuple[dict[str, Any], list[dict[str, str]]]:
@@ -77,6 +78,12 @@ def ensemble_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
     paths = [Path(r) for r in runs]
     if len(paths) < 2:
         raise VsentError("an ensemble needs at least two runs")
+    seen: dict[Path, Path] = {}
+    for p in paths:  # a run twice would count its vote twice, silently
+        if p.resolve() in seen:
+            raise VsentError(f"{p}: named twice (as {seen[p.resolve()]}); an ensemble takes "
+                             "each run once")
+        seen[p.resolve()] = p
     members = [_read_member(p) for p in paths]
     first_cfg, first_rows = members[0]
     for path, (cfg, rows) in zip(paths[1:], members[1:], strict=True):
@@ -116,7 +123,8 @@ def ensemble_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
     summary["n_images"] = len(out_rows)
     summary["members"] = [{"run": str(p), "accuracy": _centre_accuracy(p)} for p in paths]
     config = {"command": "ensemble", "runs": [str(p.resolve()) for p in paths],
-              **{k: first_cfg[k] for k in (*SAME_DATA, "folds", "seed") if k in first_cfg}}
+              **{k: first_cfg[k] for k in ("data", *SAME_DATA, "folds", "seed")
+                 if k in first_cfg}}
     return {"config": config, "rows": out_rows, "summary": summary}
 
 
