@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import shutil
 from collections.abc import Sequence
@@ -29,6 +30,8 @@ from vsent.runs import SUMMARY, check_same_test_images, config_diff, read_config
 #: name by name (:func:`vsent.runs.check_same_test_images`), not the data's path: one dataset
 #: reached by two paths (``../shared/x``, ``/work/shared/x``, another machine's copy) is one.
 SAME_DATA = ("subset", "skip_bad")
+
+log = logging.getLogger("vsent")
 
 
 def _read_member(run: Path) -> tuple[dict[str, Any], list[dict[str, str]]]:
@@ -93,6 +96,9 @@ def ensemble_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
             raise VsentError(f"{path}: evaluated on other data than {paths[0]} "
                              f"({'; '.join(diff)})")
         check_same_test_images(paths[0], _test_images(first_rows), path, _test_images(rows))
+        if cfg.get("data") != first_cfg.get("data"):  # e.g. a resized copy on another machine
+            log.info("%s read its images from %s, %s from %s: the same test images, labels and "
+                     "folds", path, cfg.get("data"), paths[0], first_cfg.get("data"))
     views = ["prob_positive"]
     if all("prob_positive_10crop" in rows[0] for _, rows in members):
         views.append("prob_positive_10crop")
