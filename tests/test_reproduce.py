@@ -132,6 +132,10 @@ def _check_measured(out: Path, report: dict) -> int:
             run_dir = Path(row["run_dir"])
             run_dir = run_dir if run_dir.is_absolute() else out / run_dir
             assert run_cell == f"`{row['run_dir']}`"
+            if row["ours"] is None and ours_cell == R.NOT_RECORDED:  # the file lacks it
+                assert (run_dir / row["file"]).exists()
+                assert R.lookup(run_dir, row["file"], row["key"]) is None
+                continue
             if row["ours"] is None:
                 assert ours_cell == R.NOT_RUN
                 assert not (run_dir / row["file"]).exists() or \
@@ -319,6 +323,8 @@ def test_you2015_baselines_and_cnn_rows(tmp_path, make_twitter_like):
     assert "Pretrained weights were not available" in md and "no such file" in md
     cnn = [r for r in report["tables"][0]["rows"] if r["run_dir"] == "pcnn-five"]
     assert len(cnn) == 1 and R.RANDOM_LABEL in cnn[0]["weights"]
+    # the plan ran a small CNN, not You et al.'s 2CONV-4FC: the row names the one that ran
+    assert cnn[0]["cells"][0] == "smallcnn (not 2CONV-4FC) from random weights, Twitter only"
     assert cnn[0]["paper"]["mean"] == 0.783  # You et al.'s fine-tuned 2CONV-4FC (README)
     gch = json.loads((out / "baselines" / "five" / "gch" / "summary.json").read_text())
     row = next(r for r in report["tables"][0]["rows"] if r["run_dir"] == "baselines/five/gch")
@@ -695,3 +701,114 @@ def test_folds_that_predict_one_class_are_flagged(tmp_path):
                           key=["center", "accuracy"])
     assert row["one_class_folds"] == [0, 1] and R.ours_cell(row) == "0.500 +- 0.160"
     assert render.one_class_folds(tmp_path, "summary.json", ["center", "accuracy", 0]) is None
+
+
+# --------------------------------------------------------------------------------------------
+# audit: legend placement, "not recorded", the model named, one read per row
+
+
+def test_sun2016_k_sweep_legend_covers_no_data(tmp_path, monkeypatch):
+    """The legend lies outside the axes (inside the figure), so it covers no published point:
+    with ours close to the paper's, a legend inside the axes hid the three-agree point."""
+    from vsent.reports import render, sun2016
+
+    ks = list(range(1, 16))
+    reg_dirs = {}
+    for sub, level in zip(sun2016.SUBSETS, (0.86, 0.82, 0.78), strict=True):
+        curve = {"mean": [level + 0.002 * (k % 4) for k in ks], "std": [0.01] * len(ks)}
+        reg_dirs[sub] = tmp_path / sub
+        reg_dirs[sub].mkdir()
+        (reg_dirs[sub] / "k_sweep.json").write_text(json.dumps(
+            {"k": ks, "global": {"mean": level - 0.02, "std": 0.01}, "ar": curve,
+             "objectness": curve, "sentiment": curve, "random": curve}))
+    seen = []
+
+    def check_then_save(fig, out, name):
+        fig.tight_layout()  # as save_figure lays it out
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        legend = ax.get_legend().get_window_extent()
+        points = [ax.transData.transform(xy) for line in ax.get_lines()
+                  if line.get_label().startswith("published") for xy in line.get_xydata()]
+        seen.append((legend, ax.get_window_extent(), fig.bbox, points))
+        return real_save(fig, out, name)
+
+    real_save = render.save_figure
+    monkeypatch.setattr(render, "save_figure", check_then_save)
+    for dirs in (reg_dirs, {"three": reg_dirs["three"]}):  # three subsets, and one
+        assert sun2016._figure(tmp_path, dirs) == "sun2016_k_sweep.png"
+    for legend, axes, figure, points in seen:
+        assert len(points) in (2, 6)  # best K and K = 1 per subset
+        assert not any(legend.contains(x, y) for x, y in points)
+        assert not legend.overlaps(axes)
+        assert figure.contains(legend.x0, legend.y0) and figure.contains(legend.x1, legend.y1)
+
+
+def test_a_value_missing_from_a_finished_sub_run_reads_not_recorded(campos, tmp_path,
+                                                                    monkeypatch):
+    from vsent.reports import render
+
+    summary = {"center": {"accuracy": {"mean": 0.6, "std": 0.1}}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+
+    def row(run_dir, key, planned=True):
+        return render.make_row(["x"], None, out=tmp_path, run_dir=run_dir,
+                               file="summary.json", key=key, planned=planned)
+
+    assert R.ours_cell(row(tmp_path, ["center", "accuracy"])) == "0.600 +- 0.100"
+    assert R.ours_cell(row(tmp_path, ["ten_crop", "accuracy"])) == "not recorded"
+    assert R.ours_cell(row(tmp_path / "nothing", ["center", "accuracy"])) == R.NOT_RUN
+    assert R.ours_cell(row(tmp_path, ["center", "accuracy"], planned=False)) == R.NOT_RUN
+    assert R.ours_cell({"ours": None, "run_dir": "x"}) == R.NOT_RUN  # an older report.json
+    # a reproduction whose Table 1 run lacks its 10-crop accuracy says so, not "not run"
+    _, out, plan, _ = campos
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    stored = json.loads((copy / "table1" / "summary.json").read_text())
+    del stored["ten_crop"]["accuracy"]
+    (copy / "table1" / "summary.json").write_text(json.dumps(stored))
+    report = R.reproduce(plan, copy, resume=True, progress=False)
+    md = (copy / "report.md").read_text()
+    t1 = _md_rows(md, "Table 1")
+    assert [c[3] for c in t1 if c[1] == "10-crop"] == [R.NOT_RECORDED]
+    assert sum(R.NOT_RUN in c[3] for t in report["tables"] for c in _md_rows(md, t["title"])) \
+        == 8  # fc7-4096, fc6-4096, fc6-2, fc8-1000: not in this plan, x 2 evaluations
+    assert "1 cells read 'not recorded'" in md and "8 cells read 'not run'" in md
+    _check_measured(copy, report)
+
+
+def test_table1_and_the_cnn_row_name_the_model_that_ran(campos):
+    from vsent.reports import campos2015
+
+    _, out, plan, report = campos
+    title = report["tables"][0]["title"]
+    assert title == ("Table 1: smallcnn (published: fine-tuned CaffeNet fc8-2), five-agree, "
+                     "5-fold CV, accuracy")
+    assert f"## {title}" in (out / "report.md").read_text()
+    assert campos2015.table1_network(R.make_plan("campos2015", "d").template) == \
+        "fine-tuned CaffeNet (fc8-2)"  # the paper's plan: the paper's title, as before
+    other = dataclasses.replace(plan.template, model="caffenet", model_kwargs={"arch": "fc7-2"})
+    assert campos2015.table1_network(other) == \
+        "caffenet fc7-2 (published: fine-tuned CaffeNet fc8-2)"
+    assert you2015.network_label(R.make_plan("you2015", "d").template.model) == "2CONV-4FC"
+    assert you2015.network_label("smallcnn") == "smallcnn (not 2CONV-4FC)"
+
+
+def test_a_row_reads_its_file_once(tmp_path, monkeypatch):
+    from vsent.reports import render
+
+    summary = {"center": {"accuracy": {"mean": 0.5, "std": 0.1}, "folds": [
+        {"fold": 1, "confusion": [[0, 61], [0, 115]]},
+        {"fold": 2, "confusion": [[40, 21], [30, 85]]}]}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    reads = []
+    real_read = render.read_json
+    monkeypatch.setattr(render, "read_json",
+                        lambda path, default=None: reads.append(path) or real_read(path, default))
+    row = render.make_row(["x"], None, out=tmp_path, run_dir=tmp_path, file="summary.json",
+                          key=["center", "accuracy"])
+    assert reads == [tmp_path / "summary.json"]
+    assert row["ours"] == {"mean": 0.5, "std": 0.1} and row["one_class_folds"] == [1, 2]
+    assert R.lookup(tmp_path, "summary.json", ["center", "accuracy"]) == row["ours"]
+    assert render.one_class_folds(tmp_path, "summary.json", ["center", "accuracy"]) == [1, 2]

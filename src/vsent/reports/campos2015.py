@@ -39,6 +39,19 @@ CAMPOS_VARIANT_LABELS = {
     "fc9-2": "fc9-2 (a 2-way fc9 added on fc8)",
 }
 EVALS = {"center": "centre crop", "ten_crop": "10-crop"}
+#: vsent's model and builder options for Campos et al.'s Table 1 network (CaffeNet fc8-2).
+PAPER_MODEL, PAPER_ARCH = "caffenet", "fc8-2"
+
+
+def table1_network(template: RunConfig) -> str:
+    """Table 1's network as the plan ran it, for its title: the paper's when the plan runs
+    CaffeNet fc8-2, else the model it ran with the published network named beside it (a
+    hand-made plan may swap the model)."""
+    arch = template.model_kwargs.get("arch")
+    if template.model == PAPER_MODEL and arch in (None, PAPER_ARCH):
+        return f"fine-tuned CaffeNet ({PAPER_ARCH})"
+    ran = f"{template.model} {arch}" if arch else template.model
+    return f"{ran} (published: fine-tuned CaffeNet {PAPER_ARCH})"
 
 
 @dataclass
@@ -129,7 +142,8 @@ class Campos2015(Paper):
         you = papers.CAMPOS2015_TABLE1_YOU_CNN
         tables = [
             render.make_table(
-                "table1", "Table 1: fine-tuned CaffeNet (fc8-2), five-agree, 5-fold CV, accuracy",
+                "table1", f"Table 1: {table1_network(plan.template)}, five-agree, "
+                          "5-fold CV, accuracy",
                 ["model", "evaluation"], t1_rows,
                 note=f"Table 1 also lists You et al.'s fine-tuned CNN: "
                      f"{render.fmt(render.published_dict(you), exact=True)} ({you.source}); "
@@ -225,12 +239,15 @@ def _figure(out: Path, tables: list[dict], layers: Mapping[str, Any], plan: Camp
                          label="published" if i == 0 else None)
     for j, a in enumerate(archs):
         if not any(r["run_dir"] == a and r["ours"] for r in rows):
-            ax1.text(j, 0.02, "not run", ha="center", va="bottom", rotation=90, fontsize=7,
+            why = render.ours_cell(next(r for r in rows if r["run_dir"] == a))
+            ax1.text(j, 0.02, why, ha="center", va="bottom", rotation=90, fontsize=7,
                      color="grey")
     if majority:
         ax1.axhline(majority["mean"], color="grey", ls="--", lw=1,
                     label="always positive (same folds)")
-    labels = ["fc8-2 (Table 1)" if a == "table1" else a for a in archs]
+    # Table 1's bar is named by its row's model (caffenet fc8-2, or the model the plan ran)
+    t1 = next((r["cells"][0] for r in rows if r["run_dir"] == "table1"), "")
+    labels = [f"{t1} (Table 1)" if a == "table1" else a for a in archs]
     ax1.set_xticks(x, labels, rotation=30, ha="right")
     ax1.set_ylabel("accuracy, mean +- std over folds")
     ax1.set_ylim(0, 1.3)

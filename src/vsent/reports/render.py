@@ -9,11 +9,14 @@ A report (``report.json``) is a dict with ``title``, ``header``, ``tables``, ``f
 and a row (one measured number beside one published number)::
 
     {"cells": [...], "paper": None | {"mean", "std", "source", "k"},
-     "ours": None | {"mean", "std"}, "one_class_folds": None | [k, n], "weights": str,
+     "ours": None | {"mean", "std"}, "one_class_folds": None | [k, n],
+     "missing": None | "not run" | "not recorded", "weights": str,
      "run_dir": str | None, "file": str, "key": [...]}
 
 ``paper`` None: the paper has no such row; ``run_dir`` None: the paper's row is not reproduced
-by vsent (no measured number exists); ``ours`` None with a ``run_dir``: its sub-run did not run.
+by vsent (no measured number exists); ``ours`` None with a ``run_dir``: ``missing`` says why,
+its sub-run did not run (no file) or its file lacks the value (a report without ``missing``,
+written by an older vsent, reads "not run").
 A ``wide`` table is printed with one pair of paper / ours columns per value of ``cells[by]``
 (e.g. the three Twitter I subsets), one line per remaining cells.
 """
@@ -36,6 +39,8 @@ NOT_AVAILABLE = papers.NOT_AVAILABLE_TEXT
 NOT_IN_PAPER = "n/a (not in the paper)"
 #: Shown for a measured cell whose sub-run did not run.
 NOT_RUN = "not run"
+#: Shown for a measured cell whose sub-run wrote its file, but without the value.
+NOT_RECORDED = "not recorded"
 #: Shown for a row of the paper that vsent does not reproduce.
 NOT_REPRODUCED = "not reproduced"
 
@@ -69,7 +74,11 @@ def lookup(run_dir: Path, file: str, key: Sequence[str | int]) -> dict[str, floa
     A string key walks into a mapping. An integer key ``i`` picks element ``i`` of a node whose
     ``mean`` and ``std`` are lists (e.g. ``k_sweep.json``: ``["ar", 0]`` is K = 1).
     """
-    node: Any = read_json(Path(run_dir) / file)
+    return value_at(read_json(Path(run_dir) / file), key)
+
+
+def value_at(node: Any, key: Sequence[str | int]) -> dict[str, float] | None:
+    """``{"mean", "std"}`` at ``key`` in the parsed JSON ``node`` (see :func:`lookup`)."""
     if node is None:
         return None
     for k in key:
@@ -93,7 +102,11 @@ def one_class_folds(run_dir: Path, file: str, key: Sequence[str | int]) -> list[
     """``[k, n]``: k of the n folds behind the value at ``key`` predicted a single class (their
     confusion matrices have an empty column: a model that learnt nothing but the prior), or
     None when that value has no per-fold confusion matrices."""
-    node: Any = read_json(Path(run_dir) / file)
+    return one_class_at(read_json(Path(run_dir) / file), key)
+
+
+def one_class_at(node: Any, key: Sequence[str | int]) -> list[int] | None:
+    """:func:`one_class_folds` of the parsed JSON ``node``."""
     for k in list(key)[:-1]:
         if not isinstance(node, Mapping) or not isinstance(k, str):
             return None
@@ -123,14 +136,21 @@ def make_row(cells: Sequence[str], published: papers.Published | None, *, out: P
 
     ``run_dir`` None: the paper's row is not reproduced here (ours is :data:`NOT_REPRODUCED`).
     ``planned`` False: the plan does not run ``run_dir`` (ours is :data:`NOT_RUN`, whatever
-    a folder of that name holds). The run directory is named relative to ``out`` when inside it.
+    a folder of that name holds); no ``file`` there: :data:`NOT_RUN`; a ``file`` without the
+    value: :data:`NOT_RECORDED`. The run directory is named relative to ``out`` when inside it.
     """
-    ours = None if run_dir is None or not planned else lookup(run_dir, file, key)
+    # read once: the value and its one-class flag come from the same file
+    node = None if run_dir is None or not planned else read_json(Path(run_dir) / file)
+    ours = value_at(node, key)
+    missing = None
+    if run_dir is not None and ours is None:
+        missing = NOT_RUN if node is None else NOT_RECORDED
     return {
         "cells": list(cells),
         "paper": published_dict(published),
         "ours": ours,
-        "one_class_folds": None if ours is None else one_class_folds(run_dir, file, key),
+        "one_class_folds": None if ours is None else one_class_at(node, key),
+        "missing": missing,
         "weights": weights,
         "run_dir": None if run_dir is None else relative(out, run_dir),
         "file": file,
@@ -195,11 +215,12 @@ def paper_cell(row: Mapping[str, Any], unit: str = "fraction") -> str:
 
 
 def ours_cell(row: Mapping[str, Any], unit: str = "fraction") -> str:
-    """The ``ours (mean +- std)`` cell: the measured value, ``not run`` or ``not reproduced``."""
+    """The ``ours (mean +- std)`` cell: the measured value, ``not run``, ``not recorded`` or
+    ``not reproduced``."""
     if row.get("run_dir", "") is None:
         return NOT_REPRODUCED
     if row["ours"] is None:
-        return NOT_RUN
+        return row.get("missing") or NOT_RUN
     one = row.get("one_class_folds")
     return fmt(row["ours"], unit) + (f" (one class in {one[0]} of {one[1]} folds)"
                                      if one and one[0] else "")

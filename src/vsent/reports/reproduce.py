@@ -13,6 +13,7 @@ from vsent.reports.campos2015 import CAMPOS_VARIANT_LABELS, CAMPOS_VARIANTS, Cam
 from vsent.reports.render import (
     NOT_AVAILABLE,
     NOT_IN_PAPER,
+    NOT_RECORDED,
     NOT_REPRODUCED,
     NOT_RUN,
     RANDOM_LABEL,
@@ -41,7 +42,7 @@ load_papers()
 
 __all__ = [
     "CAMPOS_VARIANTS", "CAMPOS_VARIANT_LABELS", "Campos2015Plan", "NOT_AVAILABLE",
-    "NOT_IN_PAPER", "NOT_REPRODUCED", "NOT_RUN", "PAPERS", "Paper",
+    "NOT_IN_PAPER", "NOT_RECORDED", "NOT_REPRODUCED", "NOT_RUN", "PAPERS", "Paper",
     "RANDOM_LABEL", "Sun2016Plan", "YOU_FEATURES", "You2015Plan", "command_line", "get_paper",
     "load_papers", "lookup", "make_plan", "ours_cell", "paper_cell", "paper_names",
     "register_paper", "report_markdown", "reproduce", "step_names", "weights_label",

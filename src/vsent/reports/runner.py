@@ -422,11 +422,16 @@ def _notes(paper: Paper, plan: Any, s: Session, report: Mapping[str, Any]) -> li
         notes.append(f"{unavailable} published cells read '{render.NOT_AVAILABLE}': the paper "
                      "has them but their values are not in the transcription of the papers' "
                      "tables (vsent/papers.py); no value is quoted from memory.")
-    missing = sum(1 for r in rows if r["ours"] is None and r["run_dir"] is not None)
-    if missing:
-        notes.append(f"{missing} cells read '{render.NOT_RUN}': their sub-run is not part of "
-                     "this plan, was left out by --only, or did not finish (re-run with "
-                     "--resume).")
+    missing = [render.ours_cell(r) for r in rows if r["ours"] is None and r["run_dir"] is not None]
+    if missing.count(render.NOT_RUN):
+        notes.append(f"{missing.count(render.NOT_RUN)} cells read '{render.NOT_RUN}': their "
+                     "sub-run is not part of this plan, was left out by --only, or did not "
+                     "finish (re-run with --resume).")
+    if missing.count(render.NOT_RECORDED):
+        notes.append(f"{missing.count(render.NOT_RECORDED)} cells read "
+                     f"'{render.NOT_RECORDED}': their sub-run wrote its file without the value "
+                     "(e.g. made by a vsent version that did not record it); the report names "
+                     "the file and key (report.json: file, key).")
     return notes + paper.notes(plan, s, report)
 
 

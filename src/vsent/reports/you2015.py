@@ -43,6 +43,14 @@ QUOTED_ROWS = {"pcnn": "PCNN (You et al.; quoted by Sun et al.)",
 #: The subsets with weakly labelled images outside them (three-agree holds every image).
 WEAK_SUBSETS = ("five", "four")
 WEAK_LABEL = "PCNN on Twitter I's own weak labels (not Flickr)"
+#: You et al.'s network, and vsent's model of it.
+PAPER_NETWORK, PAPER_MODEL = "2CONV-4FC", "pcnn"
+
+
+def network_label(model: str | None) -> str:
+    """The CNN row's network: the paper's name when vsent's model of it ran, else the model
+    that did (a hand-made plan or a checkpoint may hold another one)."""
+    return PAPER_NETWORK if model in (None, PAPER_MODEL) else f"{model} (not {PAPER_NETWORK})"
 
 
 @dataclass
@@ -198,11 +206,12 @@ class You2015(Paper):
             "PCNN on in-domain weak labels: the three-agree images outside the subset (on "
             "Twitter I 376 for five-agree and 149 for four-agree, copies of the subset's "
             "images left out) "
-            "join every training fold with their majority labels; the 2CONV-4FC network "
-            "trains on both, drops image i with probability max(0, 2 - exp(|s_i1 - s_i2|)), "
-            "is fine-tuned on the rest, then on the fold's clean images (`vsent crossval "
-            "--model pcnn --extra-train three --extra-schedule progressive`). It is not You "
-            "et al.'s PCNN (0.5 M Flickr images): no published value sits beside it. "
+            "join every training fold with their majority labels; the "
+            f"{network_label(plan.template.model)} network trains on both, drops image i "
+            "with probability max(0, 2 - exp(|s_i1 - s_i2|)), is fine-tuned on the rest, "
+            "then on the fold's clean images (`vsent crossval --model pcnn --extra-train "
+            "three --extra-schedule progressive`). It is not You et al.'s PCNN (0.5 M Flickr "
+            "images): no published value sits beside it. "
             "Three-agree holds every image, so it has no such row.",
             *_selection_notes(s.out, _weak_subsets(plan)),
             "Of You et al.'s Twitter table only accuracies quoted by other papers are known: the "
@@ -220,12 +229,13 @@ def _cnn(plan: You2015Plan, s: Session, subsets: Sequence[str],
     t = plan.template
     use_transfer = t.init != "random"
     if use_transfer and "transfer" not in s.weights:
+        model = t.model
         try:
-            P.checkpoint_spec(t.init)
+            model = P.checkpoint_spec(t.init)[0]  # the checkpoint's network is transferred
             reason = None
         except WeightsError as e:
             reason = " ".join(str(e).split())
-        s.weights["transfer"] = {"model": t.model, "requested": t.init,
+        s.weights["transfer"] = {"model": model, "requested": t.init,
                                  "used": "random" if reason else t.init, "reason": reason}
         s.save()
     if use_transfer and s.weights["transfer"]["used"] != "random":
@@ -238,12 +248,13 @@ def _cnn(plan: You2015Plan, s: Session, subsets: Sequence[str],
                lambda: P.transfer(tcfg, tdir, resume=(tdir / "config.json").exists(),
                                   progress=s.progress))
         return ({sub: tdir / sub for sub in subsets}, s.weights_label("transfer"),
-                "2CONV-4FC, pre-trained checkpoint + domain transfer")
+                f"{network_label(s.weights['transfer'].get('model'))}, pre-trained checkpoint "
+                "+ domain transfer")
     random_cfg = dataclasses.replace(t, init="random")
     dirs = {sub: s.crossval(f"pcnn-{sub}", dataclasses.replace(random_cfg, subset=sub))
             for sub in subsets}
     return (dirs, render.RANDOM_LABEL + " (no weakly labelled pre-training)",
-            "2CONV-4FC from random weights, Twitter only")
+            f"{network_label(t.model)} from random weights, Twitter only")
 
 
 def _weak_subsets(plan: You2015Plan) -> list[str]:
