@@ -235,6 +235,55 @@ def test_checkpoint_round_trip(tmp_path, name):
     assert again.info.preprocess == model.info.preprocess
 
 
+class _CountForwards:
+    """Every module forward call inside the block (torch's global forward hook)."""
+
+    def __enter__(self):
+        self.calls = 0
+
+        def count(*_):
+            self.calls += 1
+
+        self._handle = torch.nn.modules.module.register_module_forward_hook(count)
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.remove()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_building_an_architecture_again_runs_no_probe_forward_pass(tmp_path, name,
+                                                                   monkeypatch):
+    monkeypatch.setattr(timm_models, "_KNOWN_POOLS", {}, raising=False)
+    with _CountForwards() as counted:
+        first = create_model(name)
+    assert counted.calls > 0  # the first build probes
+    with _CountForwards() as counted:
+        second = create_model(name)
+        again, _ = load_checkpoint(save_checkpoint(tmp_path / "model.pt", first))
+    assert counted.calls == 0 and second.info == first.info and again.info == first.info
+
+
+def test_no_probe_layers_no_probe_forward_pass():
+    model = torch.nn.Linear(2, 2)
+    model.forward = None  # a forward pass would fail
+    assert timm_models.probe_pools(model, (), 32) == {}
+
+
+def test_clip_build_keeps_open_clips_info_lines_off_the_console(caplog):
+    import logging
+
+    root = logging.getLogger()
+    filters = list(root.filters)
+    caplog.set_level(logging.INFO)
+    clip_models.build_clip("vsent-test-rn")
+    chatter = [r.getMessage() for r in caplog.records if "open_clip" in r.pathname]
+    assert chatter == []  # e.g. "Loaded built-in vsent-test-rn model config."
+    assert root.filters == filters  # scoped to the build
+    logging.getLogger("vsent").info("still heard")
+    assert "still heard" in caplog.text
+
+
 # --- pretrained weights: library downloads, offline errors --------------------------------------
 
 

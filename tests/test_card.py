@@ -127,3 +127,42 @@ def test_cli_card_json_and_markdown(run_dir, tmp_path, capsys):
     assert out.read_text() == card_markdown(model_card(ckpt))
     assert main(["card", str(tmp_path / "none.pt")]) == EXIT_USER_ERROR
     assert "vsent: error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_card_of_an_export_is_read_from_its_metadata(tmp_path, capsys, fmt):
+    if fmt == "onnx":
+        pytest.importorskip("onnx")
+        pytest.importorskip("onnxruntime")
+    from vsent.export import export_model
+
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)),
+                           class_names=("neg", "pos"), init="random", data="/data/tw")
+    out = tmp_path / ("m.onnx" if fmt == "onnx" else "m.ts")
+    export_model(ckpt, out, format=fmt)
+    card, source = model_card(out), model_card(ckpt)
+    assert card["export"] == {"file": str(out), "engine": fmt, "format": "vsent-export/1"}
+    assert card["checkpoint"] == str(ckpt)  # the file it was exported from
+    assert card["model"] == source["model"] and card["model"]["class_names"] == ["neg", "pos"]
+    for key in ("weights", "training", "preprocess", "versions"):
+        assert card[key] == source[key], key
+    assert main(["card", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"Export: `{out}` ({fmt}, vsent-export/1)" in text
+    assert f"Exported from checkpoint: `{ckpt}`" in text and "- Dataset: /data/tw" in text
+    assert "- Outputs: 2 (neg, pos)" in text
+
+
+def test_card_of_an_export_without_a_stored_card_says_what_it_knows(tmp_path):
+    from vsent.export import export_metadata, export_module
+
+    model = create_model("smallcnn", widths=(4, 8)).eval()
+    out = tmp_path / "m.ts"
+    export_module(model, out, metadata=export_metadata(model, {"class_names": ["a", "b"]}),
+                  format="torchscript")
+    card = model_card(out)
+    assert card["checkpoint"] is None and card["model"]["class_names"] == ["a", "b"]
+    assert card["preprocess"]["crop"] == model.info.preprocess.crop
+    assert card["weights"]["init"] is None and card["training"]["dataset"] is None
+    text = card_markdown(card)
+    assert "Exported from checkpoint: not recorded" in text and "Recorded: not recorded" in text

@@ -277,3 +277,89 @@ def test_a_map_too_small_for_a_heat_map_is_warned_about_once(caplog):
         X.grad_cam(model, x, model.info.cam_layer)
     warned = [r.getMessage() for r in caplog.records if "almost flat" in r.getMessage()]
     assert len(warned) == 1 and "2x2 map for a 32-px crop" in warned[0]
+
+
+def _count_decodes(monkeypatch) -> list[str]:
+    """Every image decode (``vsent.data.images._decode``, under load_rgb and load_resized)."""
+    from vsent.data import images
+
+    calls: list[str] = []
+    real = images._decode
+
+    def counting(im, where, **kw):
+        calls.append(where)
+        return real(im, where, **kw)
+
+    monkeypatch.setattr(images, "_decode", counting)
+    return calls
+
+
+def test_explain_decodes_once_when_one_decode_serves_map_and_network(tmp_path, monkeypatch):
+    model = RedBlue().eval()  # resize 32
+    path = tmp_path / "a.png"
+    Image.fromarray(np.kron(_red_left_blue_right(), np.ones((3, 2, 1), np.uint8))).save(path)
+    calls = _count_decodes(monkeypatch)
+    r = X.explain_image(model, path, target="positive", max_side=64)  # <= 2 x resize
+    assert calls == [str(path)] and r["heatmap"].shape == (64, 43)
+    calls.clear()  # a full-size map: its decode, and predict's for the network
+    assert X.explain_image(model, path, target="positive")["heatmap"].shape == (96, 64)
+    assert calls == [str(path)] * 2
+
+
+def test_explain_scores_predicts_pixels_of_a_large_jpeg_without_max_side(tmp_path):
+    """The full-size map needs the full decode; the network still gets load_resized's
+    reduced-scale decode, so explain's probabilities are predict's."""
+    from vsent.data.images import load_resized
+    from vsent.inference import prepare
+
+    model = RedBlue().eval()
+    big = np.kron(_red_left_blue_right(), np.ones((7, 10, 1), np.uint8))[:200, :300]
+    rng = np.random.default_rng(0)  # texture: the 1/2-scale decode differs from a resize
+    big = np.clip(big + rng.integers(-40, 40, big.shape), 0, 255).astype(np.uint8)
+    path = tmp_path / "big.jpg"
+    Image.fromarray(big).save(path, quality=90)
+    r = X.explain_image(model, path, target="positive")
+    assert r["image"].shape[:2] == (200, 300)
+    x = prepare(load_resized(path, 32)[None], model.info.preprocess)
+    with torch.no_grad():
+        expected = torch.softmax(model(x), dim=1)[0].numpy()
+    np.testing.assert_array_equal(r["probs"], expected)
+
+
+def test_explain_with_max_side_scores_predicts_pixels_of_a_large_jpeg(tmp_path, monkeypatch):
+    """A service's heat map (max_side <= 2 x resize): one reduced-scale JPEG decode, and the
+    network's input is load_resized's, pixel for pixel."""
+    from vsent.data.images import load_resized
+    from vsent.inference import prepare
+
+    model = RedBlue().eval()  # resize 32: a 200 x 300 JPEG decodes at 1/2 scale
+    big = np.kron(_red_left_blue_right(), np.ones((7, 10, 1), np.uint8))[:200, :300]
+    path = tmp_path / "big.jpg"
+    Image.fromarray(big).save(path, quality=90)
+    calls = _count_decodes(monkeypatch)
+    r = X.explain_image(model, path, target="positive", max_side=64)
+    assert len(calls) == 1 and max(r["image"].shape[:2]) == 64
+    calls.clear()
+    x = prepare(load_resized(path, 32)[None], model.info.preprocess)
+    with torch.no_grad():
+        expected = torch.softmax(model(x), dim=1)[0].numpy()
+    np.testing.assert_array_equal(r["probs"], expected)
+
+
+def test_explain_on_an_export_says_why_in_one_line(tmp_path):
+    from vsent.export import export_model
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    export_model(ckpt, tmp_path / "model.ts", format="torchscript")
+    image = tmp_path / "a.png"
+    Image.fromarray(np.full((40, 50, 3), 120, np.uint8)).save(image)
+    with pytest.raises(VsentError) as caught:
+        X.explain(tmp_path / "model.ts", [image], tmp_path / "out", device="cpu")
+    msg = str(caught.value)
+    assert "\n" not in msg and "a TorchScript export keeps only the forward pass" in msg
+    assert "Grad-CAM needs the gradients" in msg and str(ckpt) in msg
+    (tmp_path / "junk.pt").write_bytes(b"junk")  # not an export: the checkpoint's own error
+    with pytest.raises(VsentError, match="not a vsent checkpoint"):
+        X.explain(tmp_path / "junk.pt", [image], tmp_path / "out2", device="cpu")

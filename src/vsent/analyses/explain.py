@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vsent.data.images import ImageSource, load_resized, load_rgb
-from vsent.errors import ImageError, VsentError
+from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
+from vsent.errors import ImageError, VsentError, WeightsError
 from vsent.inference import capture_outputs, prepare
 
 __all__ = ["FIELDS", "TARGETS", "default_cam_layer", "explain", "explain_image",
@@ -127,6 +127,11 @@ def explain_image(
     longer side is at most this many pixels; the network's input is the same either way. A
     service sets it: a 12-megapixel photo's full-size map and overlay cost seconds and a GB.
 
+    The network's input is always :func:`~vsent.data.images.load_resized`'s pixels, so the
+    probabilities are ``vsent predict``'s. With ``max_side`` <= 2 x ``preprocess.resize`` (a
+    service) one decode serves both; otherwise the map's finer decode is a second one (a large
+    JPEG's reduced-scale decode for the network differs from a resize of the full one).
+
     Returns
     -------
     dict with ``heatmap`` float32 (H, W) in [0, 1] at the original resolution (or shrunk to
@@ -138,14 +143,17 @@ def explain_image(
     pre = model.info.preprocess
     if max_side is not None and max_side < 1:
         raise ValueError(f"max_side must be >= 1, got {max_side}")
-    # min_side: a JPEG decodes at the smallest DCT scale that keeps its sides >= max_side
-    shown = load_rgb(image, min_side=max_side)
+    # min_side: a JPEG decodes at the smallest DCT scale keeping its sides >= max_side; with
+    # max_side <= 2 x resize that is load_resized's own scale, so one decode serves both
+    shared = max_side is not None and max_side <= 2 * pre.resize
+    shown = load_rgb(image, min_side=2 * pre.resize if shared else max_side)
+    # the pixels the model sees, exactly as in predict
+    warped = resize_rgb(shown, pre.resize) if shared else load_resized(image, pre.resize)
     if max_side is not None and max(shown.size) > max_side:
         from PIL import ImageOps
 
         shown = ImageOps.contain(shown, (max_side, max_side))  # a new image: src untouched
     rgb = np.asarray(shown)
-    warped = load_resized(image, pre.resize)  # the pixels the model sees, as in predict
     x = prepare(warped[None], pre, device=device)  # centre crop, as vsent.inference.infer
     layer = layer or default_cam_layer(model)
     cams, probs, targets = grad_cam(model, x, layer, target)
@@ -221,6 +229,21 @@ def explain_images(
     return rows
 
 
+def _refuse_export(path: str | Path) -> None:
+    """One line on why an ONNX/TorchScript export cannot be explained (it keeps the forward
+    pass only); nothing when ``path`` is not an export."""
+    from vsent.models.card import read_export
+
+    exported = read_export(path)
+    if exported is None:
+        return
+    source = (exported.card or {}).get("checkpoint")
+    what = {"onnx": "an ONNX", "torchscript": "a TorchScript"}.get(exported.engine, "an")
+    raise WeightsError(f"{path}: {what} export keeps only the forward pass, and "
+                       "Grad-CAM needs the gradients of a layer inside the network: explain "
+                       f"the checkpoint it was exported from ({source or 'model.pt'}) instead")
+
+
 def explain(
     checkpoint: str | Path,
     images: Sequence[str | Path],
@@ -258,7 +281,11 @@ def explain(
     if target not in TARGETS:
         raise VsentError(f"--target {target!r}: choose one of {', '.join(TARGETS)}")
     dev = resolve_device(device)
-    model, meta = load_checkpoint(checkpoint, map_location=dev)
+    try:
+        model, meta = load_checkpoint(checkpoint, map_location=dev)
+    except WeightsError:
+        _refuse_export(checkpoint)
+        raise
     paths, missing = split_inputs(images)
     config = {"command": "explain", "model": str(checkpoint), "images": [str(i) for i in images],
               "layer": layer, "target": target, "device": str(dev)}

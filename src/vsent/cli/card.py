@@ -1,4 +1,5 @@
-"""``vsent card``: print a checkpoint's model card (Markdown or JSON)."""
+"""``vsent card``: print the model card of a checkpoint or of an export of one (Markdown or
+JSON)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "card", help="print the model card of a checkpoint",
+        "card", help="print the model card of a checkpoint or an export",
         description="Architecture and family, initial weights (source, tag, licence), training "
                     "data, the cross-validated metrics of its run, preprocessing and versions. "
                     "A checkpoint inside a crossval run directory (fold<k>/model.pt) gets the "
-                    "run's metrics.",
+                    "run's metrics. An ONNX or TorchScript export (vsent export) gets the card "
+                    "stored in it when it was written, and what its metadata states.",
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint (model.pt)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="checkpoint (model.pt), or an export of one (.onnx, .ts)")
     p.add_argument("--format", choices=("markdown", "json"), default="markdown",
                    help="default markdown")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")

@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "status 3 when any image failed (its row says why).",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
-    p.add_argument("--model", required=True, help="checkpoint (model.pt) from finetune/crossval")
+    p.add_argument("--model", required=True,
+                   help="checkpoint (model.pt) from finetune/crossval; not an ONNX/TorchScript "
+                        "export (Grad-CAM needs the network's gradients)")
     p.add_argument("--layer", help="convolutional layer (module name); default: the model's "
                                    "Grad-CAM layer")
     p.add_argument("--target", choices=TARGETS, default="predicted",

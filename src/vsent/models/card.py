@@ -18,6 +18,11 @@ JSON-able dict (layout below); ``card_markdown(card)`` renders it for people::
      "versions": {"source": "run" | "checkpoint" | "current", "vsent", "torch", ...}}
 
 A value nobody recorded is ``None`` (shown as "not recorded"); nothing is guessed.
+
+An ONNX or TorchScript export (``vsent export``) gets the same card from its metadata: the card
+of its checkpoint stored in it when it was written (``checkpoint`` is then that checkpoint's
+path), the model, class names and preprocessing the export states, and one more entry,
+``"export": {"file", "engine", "format"}``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from vsent.errors import VsentError, WeightsError
 from vsent.models.checkpoint import read_checkpoint
 
 CARD_FORMAT = "vsent-card/1"
@@ -47,11 +53,18 @@ _MODULE_FAMILY = {"torchvision_models": "torchvision"}
 def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
     """The card of a vsent checkpoint (see the module docstring for its layout).
 
-    Raises :class:`vsent.errors.WeightsError` when ``checkpoint`` is missing or not a vsent
-    checkpoint.
+    ``checkpoint`` may also be an export of one (:func:`export_card`). Raises
+    :class:`vsent.errors.WeightsError` when it is missing or neither a vsent checkpoint nor a
+    vsent export.
     """
     path = Path(checkpoint)
-    ckpt = read_checkpoint(path, mmap=True)  # the small entries only, not the weights
+    try:
+        ckpt = read_checkpoint(path, mmap=True)  # the small entries only, not the weights
+    except WeightsError:
+        exported = read_export(path)
+        if exported is None:
+            raise  # the checkpoint's own error: it says what the file is
+        return export_card(exported)
     meta = dict(ckpt.get("meta") or {})
     if isinstance(ckpt.get("versions"), Mapping):  # recorded by save_checkpoint
         meta.setdefault("versions", ckpt["versions"])
@@ -87,6 +100,52 @@ def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
         "fusion": _fusion(ckpt, path),
         "preprocess": preprocess,
         "versions": _versions(meta, run_dir, family),
+    }
+
+
+def read_export(path: str | PathLike[str]) -> Any | None:
+    """The :class:`vsent.export.ExportedModule` of ``path`` when it is a vsent ONNX or
+    TorchScript export (its metadata read, nothing run), else None."""
+    if not Path(path).is_file():
+        return None
+    try:
+        from vsent.export import ExportedModule
+
+        return ExportedModule(path)
+    except ImportError:  # onnx missing: the file cannot be read as an export here
+        return None
+    except (VsentError, KeyError, ValueError):  # not an export, or not one vsent wrote
+        return None
+
+
+def export_card(exported: Any) -> dict[str, Any]:
+    """The card of an export (a :class:`vsent.export.ExportedModule`): the card of its
+    checkpoint stored in it by ``vsent export``, with the model, class names and
+    preprocessing the export itself states, and an ``export`` entry. An export written
+    without a card (:func:`vsent.export.export_module`) gets what its metadata says; the
+    rest is "not recorded"."""
+    stored = exported.card if isinstance(exported.card, Mapping) else {}
+    info = exported.info
+    options = dict(exported.spec)
+    options.pop("name", None)
+    num_classes = options.pop("num_classes", info.num_outputs)
+    preprocess = dict(stored.get("preprocess") or {})
+    preprocess.update(info.preprocess.to_dict())  # what the export was made with wins
+    if preprocess.get("interpolation") is None:
+        preprocess["interpolation"] = info.extra.get("interpolation")
+    return {
+        "card_format": CARD_FORMAT,
+        "checkpoint": stored.get("checkpoint"),  # the file it was exported from
+        "model": {"name": info.name, "family": info.family, "num_classes": num_classes,
+                  "class_names": list(exported.class_names), "options": options},
+        "weights": stored.get("weights") or describe_weights(info.family, info.name, None),
+        "training": stored.get("training") or _training({}, {}, None, None),
+        "metrics": stored.get("metrics"),
+        "fusion": stored.get("fusion"),
+        "preprocess": preprocess,
+        "versions": stored.get("versions") or {"source": None},
+        "export": {"file": str(exported.path), "engine": exported.engine,
+                   "format": exported.metadata.get("vsent.format")},
     }
 
 
@@ -126,24 +185,31 @@ def describe_weights(family: str, name: str, init: Any) -> dict[str, Any]:
 def card_markdown(card: Mapping[str, Any]) -> str:
     """The card as a Markdown document (headings, bullet lists, a metrics table)."""
     m, w, t = card["model"], card["weights"], card["training"]
-    lines = [f"# Model card: {m['name']}", "", f"Checkpoint: `{card['checkpoint']}`", "",
-             "## Architecture", "",
-             _item("Name", m["name"]), _item("Family", m["family"]),
-             _item("Outputs", f"{m['num_classes']} ({', '.join(m['class_names'])})"),
-             _item("Options", _inline(m["options"]) if m["options"] else "none"), "",
-             "## Initial weights", "",
-             _item("--init", w.get("init")), _item("Source", w.get("source")),
-             _item("Library", w.get("library")), _item("Tag", w.get("tag")),
-             _item("Licence (as the library states it)", w.get("licence")),
-             _item("Location", w.get("location")), "",
-             "## Training data", "",
-             _item("Command", t.get("command")), _item("Training", t.get("how")),
-             _item("Dataset", t.get("dataset")),
-             _item("Subset", t.get("subset")), _item("Folds", t.get("folds")),
-             _item("Fold", t.get("fold")), _item("Training images", t.get("n_train")),
-             _item("Held-out images", t.get("n_test")),
-             _item("Training settings", _inline(t["train"]) if t.get("train") else None), "",
-             "## Cross-validated metrics", ""]
+    e = card.get("export")
+    source = f"`{card['checkpoint']}`" if card.get("checkpoint") else "not recorded"
+    lines = [f"# Model card: {m['name']}", ""]
+    if e:
+        lines += [f"Export: `{e['file']}` ({e['engine']}, {e['format']})", "",
+                  f"Exported from checkpoint: {source}", ""]
+    else:
+        lines += [f"Checkpoint: {source}", ""]
+    lines += ["## Architecture", "",
+              _item("Name", m["name"]), _item("Family", m["family"]),
+              _item("Outputs", f"{m['num_classes']} ({', '.join(m['class_names'])})"),
+              _item("Options", _inline(m["options"]) if m["options"] else "none"), "",
+              "## Initial weights", "",
+              _item("--init", w.get("init")), _item("Source", w.get("source")),
+              _item("Library", w.get("library")), _item("Tag", w.get("tag")),
+              _item("Licence (as the library states it)", w.get("licence")),
+              _item("Location", w.get("location")), "",
+              "## Training data", "",
+              _item("Command", t.get("command")), _item("Training", t.get("how")),
+              _item("Dataset", t.get("dataset")),
+              _item("Subset", t.get("subset")), _item("Folds", t.get("folds")),
+              _item("Fold", t.get("fold")), _item("Training images", t.get("n_train")),
+              _item("Held-out images", t.get("n_test")),
+              _item("Training settings", _inline(t["train"]) if t.get("train") else None), "",
+              "## Cross-validated metrics", ""]
     metrics = card.get("metrics")
     if not metrics:
         lines.append("not recorded (the checkpoint is not inside a finished crossval run)")
@@ -175,7 +241,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
               _item("Channel order", p.get("channel_order")),
               _item("Interpolation", p.get("interpolation")), "",
               "## Versions", "",
-              f"Recorded: {card['versions'].get('source')}", ""]
+              f"Recorded: {card['versions'].get('source') or 'not recorded'}", ""]
     lines += [_item(k, v) for k, v in card["versions"].items() if k != "source"]
     return "\n".join(lines) + "\n"
 

@@ -18,7 +18,9 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
+import os
 from types import SimpleNamespace
 from typing import Any
 
@@ -43,18 +45,27 @@ def open_clip_module():
     return import_extra("open_clip", "CLIP models")
 
 
-class _DropRandomInitWarning(logging.Filter):
-    """open_clip warns on the root logger whenever it builds a model without pretrained
-    weights; vsent does that on purpose (weights come next, or --init random was asked)."""
+class _QuietRandomBuild(logging.Filter):
+    """open_clip logs each step of a build (INFO, on the root logger, so vsent's console shows
+    them) and warns whenever it builds a model without pretrained weights; vsent builds random
+    towers on purpose (weights come next, or --init random was asked). Both are dropped; its
+    other warnings, and everyone else's records, pass."""
+
+    def __init__(self, package_dir: str) -> None:
+        super().__init__()
+        self.package_dir = package_dir
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING and record.pathname.startswith(self.package_dir):
+            return False
         return "No pretrained weights loaded" not in record.getMessage()
 
 
 def random_clip(arch: str) -> nn.Module:
     """The full open_clip model ``arch`` with its own random initialisation (no download)."""
     open_clip = open_clip_module()
-    quiet = _DropRandomInitWarning()
+    # a filter on the root logger only, for this build: a level would hide other threads' logs
+    quiet = _QuietRandomBuild(os.path.join(os.path.dirname(open_clip.__file__), ""))
     logging.getLogger().addFilter(quiet)
     try:
         return open_clip.create_model(arch, pretrained=None, load_weights=False)
@@ -122,7 +133,10 @@ def build_clip(arch: str, *, num_classes: int = 2) -> ClipImageModel:
                      extra={**facts, "open_clip_arch": arch})
     model = ClipImageModel(visual, embed_dim, num_classes, ModelInfo(
         **info_base, probe_layers=(), cam_layer=""))
-    pools = probe_pools(model, probes, pre.crop)
+    # the key holds the tower's configuration: open_clip can register another under a name
+    key = PREFIX + arch + json.dumps(open_clip.get_model_config(arch)["vision_cfg"],
+                                     sort_keys=True, default=str)
+    pools = probe_pools(model, probes, pre.crop, key=key)
     cams = [p for p in probes if pools.get(p) == "avg"]
     model.info = ModelInfo(**info_base, probe_layers=probes, probe_pool=pools,
                            cam_layer=cams[-1] if cams else "")

@@ -93,10 +93,27 @@ def preprocess_from_cfg(cfg: Mapping[str, Any]) -> tuple[Preprocess, dict[str, A
                  "crop_mode": cfg.get("crop_mode", "center")}
 
 
-def probe_pools(model: nn.Module, layers: Sequence[str], size: int) -> dict[str, PoolMode]:
+#: Pools :func:`probe_pools` found, per (architecture key, probe layers, input size): a layer's
+#: output layout depends on the architecture and the input size, not on the weights.
+_KNOWN_POOLS: dict[tuple[str, tuple[str, ...], int], dict[str, PoolMode]] = {}
+
+
+def probe_pools(model: nn.Module, layers: Sequence[str], size: int, *,
+                key: str | None = None) -> dict[str, PoolMode]:
     """How each layer's output is pooled, from one (1, 3, size, size) forward pass at build time:
     (B, C, h, w) -> "avg", (B, T, C) -> "tokens". Layers with another layout (channels-last
-    maps) are left out (flattened if probed)."""
+    maps) are left out (flattened if probed).
+
+    No pass when it would tell nothing new: no layers, or the pools found earlier in this
+    process for the same ``key`` (the architecture), layers and size (crossval's folds, a run's
+    fold models, serve's predictors build one architecture again and again).
+    """
+    layers = tuple(layers)
+    if not layers:
+        return {}
+    known = None if key is None else (key, layers, int(size))
+    if known is not None and known in _KNOWN_POOLS:
+        return dict(_KNOWN_POOLS[known])
     was_training = model.training
     try:
         with torch.no_grad(), capture_outputs(model, layers) as outputs:
@@ -110,6 +127,8 @@ def probe_pools(model: nn.Module, layers: Sequence[str], size: int) -> dict[str,
             pools[n] = "tokens"
         elif len(s) == 4 and s[2] == s[3] and s[1] != s[2]:
             pools[n] = "avg"
+    if known is not None:
+        _KNOWN_POOLS[known] = dict(pools)
     return pools
 
 
@@ -138,7 +157,7 @@ def build_timm(arch: str, *, num_classes: int = 2) -> TimmModel:
     pre, facts = preprocess_from_cfg(cfg)
     probes = tuple(fi["module"] for fi in getattr(net, "feature_info", []) or [])
     probes = tuple(p for p in probes if _is_module(net, p))
-    pools = probe_pools(net, probes, pre.crop)
+    pools = probe_pools(net, probes, pre.crop, key=PREFIX + arch)
     cams = [p for p in probes if pools.get(p) == "avg"]
     feature_dim = (head_module.in_features if isinstance(head_module, nn.Linear)
                    else int(getattr(net, "head_hidden_size", None) or net.num_features))
