@@ -260,7 +260,8 @@ def test_a_bad_config_json_of_an_input_run_is_a_user_error_naming_it(tmp_path, c
                 "regions": ["regions", "--run", str(run), "--out", str(tmp_path / "r")],
                 "fuse": ["fuse", str(run), "--out", str(tmp_path / "f")],
                 "compare": ["compare", str(run), str(run)],
-                "ensemble": ["ensemble", str(run), str(run), "--out", str(tmp_path / "e")]}
+                # the broken run first (a run named twice is refused before any is read)
+                "ensemble": ["ensemble", str(run), str(tmp_path), "--out", str(tmp_path / "e")]}
     if content.startswith("{\""):  # a JSON object: compare and ensemble only need "command"
         del commands["compare"], commands["ensemble"]
     for name, argv in commands.items():
