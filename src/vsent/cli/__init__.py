@@ -2,7 +2,8 @@
 
 Exit status: 0 success; 2 user error (bad option, bad data, missing weights; one line on
 stderr, no traceback); 3 the command finished but some items failed (see its output);
-130 interrupted (the run directory keeps what finished; ``--resume`` continues).
+130 interrupted (Ctrl-C) and 143 terminated (SIGTERM): the run directory keeps what finished,
+and the same command (``--resume`` where a command has it) continues.
 """
 
 from __future__ import annotations
