@@ -170,7 +170,8 @@ def test_baseline_fold_features_learn_vocabulary_on_training_rows():
     assert X2.shape == (n, 64)
 
 
-def _fake_run(root, data, p_cnn: dict[str, float], p_10crop: dict[str, float] | None = None):
+def _fake_run(root, data, p_cnn: dict[str, float], p_10crop: dict[str, float] | None = None,
+              skip_bad: bool = False):
     """A finished crossval run directory: config.json and predictions.csv only (with a
     ``prob_positive_10crop`` column when ``p_10crop`` is given)."""
     import csv
@@ -181,8 +182,8 @@ def _fake_run(root, data, p_cnn: dict[str, float], p_10crop: dict[str, float] | 
     root.mkdir()
     (root / "config.json").write_text(json.dumps({"data": str(data), "subset": "five",
                                                   "folds": "campos", "seed": 0,
-                                                  "model": "smallcnn"}))
-    ds = load_dataset(data, "five", validate=False)
+                                                  "model": "smallcnn", "skip_bad": skip_bad}))
+    ds = load_dataset(data, "five", skip_bad=skip_bad, validate=skip_bad)
     with (root / "predictions.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["name", "fold", "label", "prob_positive"]
@@ -255,6 +256,45 @@ def test_fuse_run_refuses_incomplete_runs(twitter_like, tmp_path):
     for bad in ("sift", "gch+gch", ""):
         with pytest.raises(VsentError, match="--fusion"):
             parse_hand_features(bad)
+
+
+def test_fuse_run_refuses_labels_changed_since_the_run(make_twitter_like, tmp_path):
+    from vsent.analyses.fusion import fuse_run
+
+    data = make_twitter_like()
+    names = [line.split()[0] for line in (data / "ground_truth" /
+                                         "twitter_five_agrees.txt").read_text().splitlines()]
+    run = _fake_run(tmp_path / "run", data, dict.fromkeys(names, 0.5))
+    from vsent.data import load_dataset, make_folds
+    from vsent.data.folds import save_folds
+
+    ds = load_dataset(data, "five", validate=False)  # a real run's folds.json: names only
+    save_folds(make_folds(ds, "campos"), ds, run / "folds.json")
+    gt = data / "ground_truth" / "twitter_five_agrees.txt"
+    lines = gt.read_text().splitlines()
+    name, label = lines[0].split()
+    gt.write_text("\n".join([f"{name} {1 - int(label)}", *lines[1:]]) + "\n")  # one flipped
+    with pytest.raises(VsentError, match=re.escape(
+            f"{run / 'predictions.csv'}: 1 test images of fold ") + r"\d have another label in "
+            + re.escape(f"{data} now (e.g. {name})")):
+        fuse_run(run, "cues", cache_dir=tmp_path / "cache")
+
+
+def test_fuse_run_of_a_skip_bad_run_leaves_its_bad_images_out(make_twitter_like, tmp_path):
+    """A --skip-bad run dropped its undecodable images; the fusion must drop them too (it
+    decoded every image for its features and stopped on the bad one)."""
+    from vsent.analyses.fusion import fuse_run
+    from vsent.data import load_dataset, make_folds
+
+    data = make_twitter_like()
+    bad = load_dataset(data, "five", validate=False).paths[0]
+    bad.write_bytes(b"not an image")
+    ds = load_dataset(data, "five", skip_bad=True)
+    assert bad not in ds.paths
+    run = _fake_run(tmp_path / "run", data, dict.fromkeys(ds.names, 0.5), skip_bad=True)
+    out = fuse_run(run, "gch", cache_dir=tmp_path / "cache")
+    assert len(out["rows"]) == sum(len(f.test) for f in make_folds(ds, "campos"))
+    assert bad.name not in {r["name"] for r in out["rows"]}
 
 
 def test_fuse_run_early_rule_uses_each_folds_model(twitter_like, tmp_path):
@@ -439,6 +479,8 @@ def test_fuse_run_applies_the_weight_to_the_cnn_and_the_rule_to_both_crops(
     _spy_hand_fits(monkeypatch)
     out = fuse_run(run, "gch", rule="logit", weight=0.25, cache_dir=tmp_path / "cache")
     assert (out["rule"], out["weight"]) == ("logit", 0.25)
+    assert "logit P(positive) = 0.25 x logit CNN + 0.75 x logit hand-crafted (logit rule" in \
+        fusion_markdown(out)  # not the mean rule's formula
 
     def logit(x):  # the rule clips at 1e-6 (fusion.EPS) before taking logits
         x = np.clip(x, 1e-6, 1 - 1e-6)

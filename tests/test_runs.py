@@ -361,3 +361,24 @@ def test_the_git_commit_is_vsents_own_or_none(tmp_path, monkeypatch):
     monkeypatch.setattr(runs, "_git", lambda *a: str(tmp_path) if "--show-toplevel" in a
                         else "0" * 40)
     assert runs._git_state() == (None, None)
+
+
+def test_open_run_of_a_skip_bad_run_leaves_its_bad_images_out(make_twitter_like, tmp_path):
+    """layers and regions read a finished run's data: the images its --skip-bad dropped must
+    stay out (they would be decoded, and stop the analysis)."""
+    from vsent.config import RunConfig
+    from vsent.data import load_dataset, make_folds
+    from vsent.data.folds import save_folds
+    from vsent.runs import open_run
+
+    data = make_twitter_like()
+    bad = load_dataset(data, "five", validate=False).paths[0]
+    bad.write_bytes(b"not an image")
+    ds = load_dataset(data, "five", skip_bad=True)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(
+        {"command": "crossval", **RunConfig(data=str(data), skip_bad=True).to_dict()}))
+    save_folds(make_folds(ds, "campos"), ds, run / "folds.json")
+    opened = open_run(run)
+    assert bad not in opened.dataset.paths and len(opened.dataset) == len(ds)

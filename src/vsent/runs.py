@@ -502,6 +502,8 @@ def open_run(path: str | Path) -> CrossvalRun:
     except (TypeError, ValueError, VsentError) as e:  # a dict that is no RunConfig
         raise VsentError(f"{path / CONFIG}: not a crossval config ({e})") from None
     check_run_data(path, stored)
-    dataset = load_dataset(config.data, config.subset, skip_bad=config.skip_bad, validate=False)
+    # a --skip-bad run left its undecodable images out: find them again (decode every image)
+    dataset = load_dataset(config.data, config.subset, skip_bad=config.skip_bad,
+                           validate=config.skip_bad)
     folds = make_folds(dataset, str(path / FOLDS))
     return CrossvalRun(path, config, dataset, folds)

@@ -36,7 +36,9 @@ DEFAULT_COLUMNS = ("prob_positive", "prob_positive_10crop")
 def scores_source(run: str | os.PathLike, ten_crop: bool = False) -> tuple[Path, str]:
     """(predictions file, probability column) that stand for a run's accuracy: a fuse run's
     fused probability, a crossval run's fused one when it was run with ``--fusion`` (its
-    ``fusion/predictions.csv``: the number its summary leads with), else the network's."""
+    ``fusion/predictions.csv``: the recipe's result, e.g. ``--preset strong``'s; summary.json's
+    top-level accuracy is the network's, the fused one is under ``fusion``), else the
+    network's."""
     run = Path(run)
     cfg_file, pred_file = run / "config.json", run / "predictions.csv"
     if not cfg_file.is_file() or not pred_file.is_file() or not (run / SUMMARY).is_file():

@@ -457,8 +457,10 @@ def fuse_run(
         raise VsentError(f"{cfg_file}: not a crossval config (no 'data' entry)")
     check_run_data(run, cfg)
     check_run_two_way(cfg, str(run))
-    dataset = load_dataset(cfg["data"], cfg.get("subset", "five"),
-                           skip_bad=cfg.get("skip_bad", False), validate=False)
+    # a --skip-bad run left its undecodable images out: find them again (decode every image)
+    skip_bad = bool(cfg.get("skip_bad", False))
+    dataset = load_dataset(cfg["data"], cfg.get("subset", "five"), skip_bad=skip_bad,
+                           validate=skip_bad)
     spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",
                                                                                    "campos")
     folds = make_folds(dataset, spec, seed=cfg.get("seed", 0))
@@ -514,6 +516,11 @@ def fuse_run(
         if missing:
             raise VsentError(f"{pred_file}: {len(missing)} test images of fold {fold.index} "
                              f"have no prediction of that fold (e.g. {missing[0]})")
+        relabelled = [dataset.names[i] for i in test
+                      if int(preds[dataset.names[i]]["label"]) != dataset.labels[i]]
+        if relabelled:  # the label file changed since the run: its scores are of other labels
+            raise VsentError(f"{pred_file}: {len(relabelled)} test images of fold {fold.index} "
+                             f"have another label in {cfg['data']} now (e.g. {relabelled[0]})")
         hand_train = extra_joint.fold_train(fold) if extra_joint is not None else fold.train
         fold_mats, widths = [], []
         for name in blocks_wanted:
@@ -578,9 +585,11 @@ def fusion_markdown(res: dict[str, Any]) -> str:
                 f"P(positive) of one {clf} on the fold model's penultimate features (centre "
                 f"crop) and {res['features']}, each block the same weight, {fitted}"]
     else:
+        w = res["weight"]
+        formula = (f"P(positive) = {w:g} x CNN + {1 - w:g} x hand-crafted" if res["rule"] == "mean"
+                   else f"logit P(positive) = {w:g} x logit CNN + {1 - w:g} x logit hand-crafted")
         head = [f"## Late fusion with {res['features']}", "",
-                f"P(positive) = {res['weight']:g} x CNN + {1 - res['weight']:g} x "
-                f"hand-crafted ({res['rule']} rule; {clf} on {res['features']}, {fitted})"]
+                f"{formula} ({res['rule']} rule; {clf} on {res['features']}, {fitted})"]
     if res.get("histogram_map", "none") != "none":
         head[-1] += f"; histogram map {res['histogram_map']}"
     if res.get("extra_train"):
