@@ -132,6 +132,9 @@ def test_a_damaged_fusion_entry_is_named(tmp_path):
     with pytest.raises(VsentError, match=r"^x\.pt: fusion entry with inconsistent column "
                                          r"counts$"):
         LateFusion.from_state({**state, "mean": state["mean"][:3]}, where="x.pt")
+    for bad in ({"rule": "median"}, {"weight": 1.5}, {"weight": "heavy"}):
+        with pytest.raises(VsentError, match=r"^x\.pt: fusion entry with a bad rule or weight"):
+            LateFusion.from_state({**state, **bad}, where="x.pt")
     save_checkpoint(tmp_path / "bad.pt", create_model("smallcnn"),
                     fusion={**state, "blocks": ["gch", "fv"]})
     with pytest.raises(VsentError, match="a saved model can carry the blocks gch, lch, bow"):

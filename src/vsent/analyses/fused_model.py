@@ -249,4 +249,9 @@ class LateFusion:
         check_saved_blocks("+".join(hand.blocks))
         if len({len(hand.mean), len(hand.std), len(hand.block_weight), hand.dim}) != 1:
             raise VsentError(f"{where}: fusion entry with inconsistent column counts")
-        return cls(hand=hand, rule=str(state["rule"]), weight=float(state["weight"]))
+        try:  # checked now, naming the file, not at the first image as --fusion-* options
+            rule, weight = str(state["rule"]), float(state["weight"])
+            fuse_probabilities([0.5], [0.5], weight, rule)
+        except (KeyError, TypeError, ValueError, VsentError) as e:
+            raise VsentError(f"{where}: fusion entry with a bad rule or weight ({e})") from None
+        return cls(hand=hand, rule=rule, weight=weight)
