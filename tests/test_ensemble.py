@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -98,6 +99,22 @@ def test_ensemble_cli_interrupted_is_written_again_by_the_same_command(tmp_path,
     assert got["accuracy"] == pytest.approx(want["accuracy"])
     assert got["n_images"] == want["n_images"] == 8
     assert json.loads((tmp_path / "ens" / "folds.json").read_text()) == {"marker": argv[1]}
+
+
+def test_ensemble_cli_refuses_to_report_members_that_changed_since(tmp_path, capsys):
+    a = [0.9, 0.6, 0.4, 0.8, 0.2, 0.7, 0.6, 0.1]
+    b = _run(tmp_path / "b", a[::-1])
+    argv = ["ensemble", str(_run(tmp_path / "a", a)), str(b), "--out", str(tmp_path / "ens")]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert main(argv) == 0 and capsys.readouterr().out == first  # the stored result
+    shutil.rmtree(b)
+    _run(b, [0.99 if y else 0.01 for y in LABELS])  # member b made again: now always right
+    assert main(argv) == 2
+    assert (f"vsent: error: {(b / 'predictions.csv').resolve()} changed since "
+            f"{tmp_path / 'ens'} was made from it: pass --overwrite" in capsys.readouterr().err)
+    assert main([*argv, "--overwrite"]) == 0
+    assert capsys.readouterr().out.startswith("ensemble accuracy 1.000 +- 0.000")
 
 
 @pytest.mark.parametrize("change,message", [

@@ -388,6 +388,28 @@ def test_cli_fuse_interrupted_is_done_again_by_the_same_command(twitter_like, tm
     assert (run / "fuse" / "gch-mean-w0.5-logistic" / "summary.json").is_file()
 
 
+def test_cli_fuse_refuses_to_report_a_fusion_of_a_run_that_changed_since(twitter_like,
+                                                                         tmp_path, capsys,
+                                                                         monkeypatch):
+    from vsent.cli import main
+    from vsent.data import load_dataset
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    (run / "summary.json").write_text("{}")
+    argv = ["fuse", str(run), "--features", "gch", "--no-progress"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert main(argv) == 0 and capsys.readouterr().out == first  # the stored result
+    pred = run / "predictions.csv"
+    pred.write_text(pred.read_text().replace(",0.5", ",0.9"))  # the run was made again
+    assert main(argv) == 2
+    assert (f"vsent: error: {pred.resolve()} changed since {run / 'fuse'}"
+            in capsys.readouterr().err)
+    assert main([*argv, "--overwrite"]) == 0 and capsys.readouterr().out != first
+
+
 def test_fuse_run_extra_train_adds_weak_labels_to_the_hand_crafted_training_rows_only(
         twitter_like, tmp_path, monkeypatch):
     import vsent.analyses.fusion as fusion

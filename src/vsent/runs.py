@@ -42,14 +42,14 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vsent.config import omitted_defaults, record_dict
 from vsent.errors import VsentError
-from vsent.files import atomic_open, atomic_write_text
+from vsent.files import atomic_open, atomic_write_text, file_sha256
 
 if TYPE_CHECKING:
     from vsent.config import RunConfig
@@ -475,6 +475,27 @@ class CrossvalRun:
                 f"{path}: fold {k} has no model (unfinished run? use crossval --resume)"
             )
         return path
+
+
+#: SHA-256 of the files a run was computed from (``fuse``, ``ensemble``): a finished run whose
+#: inputs changed since is refused rather than reported with stale numbers.
+INPUTS = "inputs.json"
+
+
+def check_inputs(run: RunDir, files: Sequence[str | Path]) -> None:
+    """Record the SHA-256 of ``files`` in ``run``'s :data:`INPUTS` (a run being written), or,
+    for a finished run, raise VsentError naming the first that changed since it was made (a
+    run made before the record existed is not checked)."""
+    now = {str(Path(f).resolve()): file_sha256(f) for f in files}
+    record = run / INPUTS
+    if run.status != "finished":
+        run.write_json(INPUTS, now)
+    elif record.is_file():
+        then = json.loads(record.read_text())
+        changed = [f for f in now if then.get(f) != now[f]]
+        if changed:
+            raise VsentError(f"{changed[0]} changed since {run.path} was made from it: pass "
+                             "--overwrite to make it again")
 
 
 def check_run_data(run: str | Path, config: Mapping[str, Any]) -> None:

@@ -25,9 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_ensemble(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from vsent.analyses.ensemble import copy_folds, ensemble_runs
     from vsent.metrics import summary_markdown
-    from vsent.runs import SUMMARY, open_run_dir
+    from vsent.runs import SUMMARY, check_inputs, open_run_dir
 
     res = ensemble_runs(args.runs)
     summary, rows = res["summary"], res["rows"]
@@ -35,6 +37,7 @@ def run_ensemble(args: argparse.Namespace) -> int:
     # --resume: an unfinished ensemble (interrupted) is simply written again
     with open_run_dir(args.out, res["config"], resume=True, overwrite=args.overwrite,
                       done=SUMMARY, check_paths=False, resume_asked=False) as run:
+        check_inputs(run, [Path(r) / "predictions.csv" for r in args.runs])
         if run.status != "finished":
             copy_folds(args.runs[0], run.path)
             run.write_csv("predictions.csv", rows, list(rows[0]))

@@ -74,7 +74,7 @@ def run_fuse(args: argparse.Namespace) -> int:
     from vsent.analyses.baselines import BaselineConfig
     from vsent.analyses.fusion import fuse_run, fusion_markdown, parse_hand_features
     from vsent.errors import VsentError
-    from vsent.runs import FOLDS, SUMMARY, check_run_data, open_run_dir, read_config
+    from vsent.runs import FOLDS, SUMMARY, check_inputs, check_run_data, open_run_dir, read_config
 
     features = "+".join(parse_hand_features(args.features, "--features"))
     if not 0.0 <= args.weight <= 1.0:
@@ -97,6 +97,7 @@ def run_fuse(args: argparse.Namespace) -> int:
     # no --resume: an unfinished fusion (interrupted) is simply done again
     with open_run_dir(out, config, resume=True, overwrite=args.overwrite,
                       done=SUMMARY, resume_asked=False) as run:
+        check_inputs(run, [Path(args.run) / "predictions.csv"])
         if run.status == "finished":
             res = run.read_json(SUMMARY)
         else:
