@@ -290,6 +290,35 @@ def test_features_are_the_input_of_the_last_linear(name, kwargs):
     torch.testing.assert_close(features, _penultimate(model, x), rtol=0, atol=0)
 
 
+def test_torchvision_specs_name_torchvisions_default_weights():
+    from vsent.models.torchvision_models import TORCHVISION_MODELS
+
+    for spec in TORCHVISION_MODELS:
+        assert spec.weights == str(torchvision.models.get_model_weights(spec.name).DEFAULT)
+
+
+def test_scoring_a_smallcnn_checkpoint_does_not_import_torchvision(tmp_path):
+    """torchvision's import (~2.5 s: it imports torch._dynamo) is most of a one-image predict's
+    wait; the inference path and the model registry do without it."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from vsent.models.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "m.pt", create_model("smallcnn", widths=(4, 8)))
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "a.jpg")
+    code = ("import sys; from vsent.cli import main; "
+            f"rc = main(['predict', {str(tmp_path / 'a.jpg')!r}, '--model', "
+            f"{str(tmp_path / 'm.pt')!r}, '--out', {str(tmp_path / 'o.csv')!r}, '--oversample']); "
+            "print(rc, sorted(m for m in sys.modules if m.startswith('torchvision')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.splitlines()[-1] == "0 []"
+    assert (tmp_path / "o.csv").read_text().count("\n") == 2
+
+
 @pytest.mark.parametrize("name", ["alexnet", "resnet18", "efficientnet_b0", "convnext_tiny"])
 def test_torchvision_models_keep_torchvision_keys_and_outputs(name):
     model = create_model(name, num_classes=1000).eval()

@@ -81,6 +81,24 @@ def test_center_crop():
     assert c[0, 0, 0, 0] == 255 and c[0, 226, 226, 0] == 7
 
 
+@pytest.mark.parametrize("h,w,crop", [(9, 12, 5), (10, 12, 5), (8, 8, 3), (256, 256, 227),
+                                      (7, 11, 6), (6, 6, 6)])
+def test_crops_are_torchvisions(h, w, crop):
+    """The crops index the batch themselves (torchvision costs ~2.5 s of start-up); they are
+    torchvision's windows exactly, its rounding of the centre offset included."""
+    import torchvision.transforms.v2.functional as TF
+
+    batch = coords(b=2, h=h, w=w)
+    chw = batch.permute(0, 3, 1, 2)
+    assert torch.equal(center_crop(batch, crop),
+                       TF.center_crop(chw, [crop, crop]).permute(0, 2, 3, 1))
+    five = [c.permute(0, 2, 3, 1) for c in TF.five_crop(chw, [crop, crop])]
+    ten = ten_crop(batch, crop)
+    for k in range(5):
+        assert torch.equal(ten[:, k], five[k])
+        assert torch.equal(ten[:, k + 5], five[k].flip(2))
+
+
 def test_crops_accept_numpy():
     arr = coords().numpy()
     assert torch.equal(center_crop(arr, 4), center_crop(torch.from_numpy(arr), 4))

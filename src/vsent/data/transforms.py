@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 
 from vsent.errors import VsentError
 
@@ -232,14 +231,27 @@ def mix_batch(x: torch.Tensor, y: torch.Tensor, kind: str, num_classes: int,
         return mixer(x, y)
 
 
+# The test-time crops are plain indexing with torchvision's offsets (tests compare them with
+# its center_crop and five_crop): importing torchvision costs a process ~2.5 s (it imports
+# torch._dynamo), most of what scoring one image with `vsent predict` waits for.
+
+
+def _windows(batch: torch.Tensor, crop: int) -> list[tuple[int, int]]:
+    """(top, left) of the five windows of torchvision's ``five_crop``: tl, tr, bl, br, centre
+    (the centre offset rounded as its ``center_crop`` rounds it)."""
+    h, w = batch.shape[-3], batch.shape[-2]
+    centre = (int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0)))
+    return [(0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop), centre]
+
+
 def center_crop(batch: torch.Tensor | np.ndarray, crop: int) -> torch.Tensor:
     """Central ``crop`` x ``crop`` window (torchvision's rounding of the offset).
 
     (B, H, W, 3) -> (B, crop, crop, 3), same dtype and device.
     """
     batch = _as_bhwc(batch, crop)
-    chw = batch.permute(0, 3, 1, 2)  # torchvision crops the last two dims
-    return TF.center_crop(chw, [crop, crop]).permute(0, 2, 3, 1).contiguous()
+    top, left = _windows(batch, crop)[4]
+    return batch[:, top : top + crop, left : left + crop].contiguous()
 
 
 def ten_crop(batch: torch.Tensor | np.ndarray, crop: int) -> torch.Tensor:
@@ -251,10 +263,9 @@ def ten_crop(batch: torch.Tensor | np.ndarray, crop: int) -> torch.Tensor:
     mirrored image, so its mirrored top-left is our mirrored top-right, and so on.)
     """
     batch = _as_bhwc(batch, crop)
-    chw = batch.permute(0, 3, 1, 2)  # torchvision crops the last two dims
-    five = TF.five_crop(chw, [crop, crop])  # tl, tr, bl, br, centre: each (B, 3, crop, crop)
-    crops = list(five) + [c.flip(-1) for c in five]
-    return torch.stack(crops, dim=1).permute(0, 1, 3, 4, 2).contiguous()
+    five = [batch[:, t : t + crop, x : x + crop] for t, x in _windows(batch, crop)]
+    crops = five + [c.flip(-2) for c in five]  # (B, crop, crop, 3): -2 is the width
+    return torch.stack(crops, dim=1).contiguous()
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from http.client import HTTPException
 from typing import Literal
 
 import torch
-import torchvision
 from torch import Tensor, nn
 
 from vsent.data.transforms import IMAGENET_PREPROCESS, Preprocess
@@ -60,13 +59,16 @@ class TorchvisionSpec:
     ``layout`` says how torchvision's forward reaches the head: ``"resnet"`` (stem, layer1..4,
     avgpool, flatten, fc) or ``"classifier"`` (features, avgpool, [flatten], classifier[:-1],
     classifier[-1]); ``flatten`` whether ``torch.flatten`` runs before the classifier
-    (ConvNeXt's classifier flattens itself). ``cam_layer``: Grad-CAM's layer.
+    (ConvNeXt's classifier flattens itself). ``cam_layer``: Grad-CAM's layer. ``weights``:
+    torchvision's ``DEFAULT`` ImageNet weights, by name (a test holds it to torchvision's; the
+    name lets the registry describe them without importing torchvision, ~2.5 s a process).
     """
 
     name: str
     head: str
     probe_layers: tuple[str, ...]
     cam_layer: str
+    weights: str
     layout: Literal["resnet", "classifier"] = "classifier"
     flatten: bool = True
 
@@ -81,17 +83,22 @@ TORCHVISION_MODELS: tuple[TorchvisionSpec, ...] = (
     # features.N: max pools after conv2, conv5 (AlexNet) / after each block (VGG16).
     TorchvisionSpec("alexnet", "classifier.6",
                     ("features.2", "features.5", "features.12",
-                     "classifier.2", "classifier.5", "classifier.6"), "features.12"),
+                     "classifier.2", "classifier.5", "classifier.6"), "features.12",
+                    "AlexNet_Weights.IMAGENET1K_V1"),
     TorchvisionSpec("vgg16", "classifier.6",
                     ("features.4", "features.9", "features.16", "features.23", "features.30",
-                     "classifier.1", "classifier.4", "classifier.6"), "features.30"),
-    TorchvisionSpec("resnet18", "fc", _RESNET_PROBES, "layer4", layout="resnet"),
-    TorchvisionSpec("resnet50", "fc", _RESNET_PROBES, "layer4", layout="resnet"),
+                     "classifier.1", "classifier.4", "classifier.6"), "features.30",
+                    "VGG16_Weights.IMAGENET1K_V1"),
+    TorchvisionSpec("resnet18", "fc", _RESNET_PROBES, "layer4", "ResNet18_Weights.IMAGENET1K_V1",
+                    layout="resnet"),
+    TorchvisionSpec("resnet50", "fc", _RESNET_PROBES, "layer4", "ResNet50_Weights.IMAGENET1K_V2",
+                    layout="resnet"),
     TorchvisionSpec("efficientnet_b0", "classifier.1",
-                    (*_stages("features", 9), "avgpool", "classifier.1"), "features.8"),
+                    (*_stages("features", 9), "avgpool", "classifier.1"), "features.8",
+                    "EfficientNet_B0_Weights.IMAGENET1K_V1"),
     TorchvisionSpec("convnext_tiny", "classifier.2",
                     (*_stages("features", 8), "avgpool", "classifier.2"), "features.7",
-                    flatten=False),
+                    "ConvNeXt_Tiny_Weights.IMAGENET1K_V1", flatten=False),
 )
 
 
@@ -151,12 +158,16 @@ def build_torchvision(spec: TorchvisionSpec, *, num_classes: int = 2,
     pool adaptively, so a smaller crop only changes the preprocessing (and the cost, e.g. to
     train from random weights on a CPU).
     """
+    import torchvision
+
     net = torchvision.models.get_model(spec.name, weights=None)
     return TorchvisionModel(net, spec, num_classes=num_classes, image_size=image_size)
 
 
 def imagenet_state_dict(name: str, model: nn.Module) -> dict[str, Tensor]:
     """torchvision's ``DEFAULT`` ImageNet weights of ``name`` (cached in the torch hub dir)."""
+    import torchvision
+
     weights = torchvision.models.get_model_weights(name).DEFAULT
     try:
         return weights.get_state_dict(progress=True)
@@ -177,7 +188,7 @@ def _register(spec: TorchvisionSpec) -> None:
         # torchvision resizes the shorter side (to 232-256 by architecture); vsent warps every
         # image to 256x256 before the 224 crop (as Campos et al.), with the same mean/std.
         preprocess=TORCHVISION_PREPROCESS,
-        source=f"torchvision {torchvision.models.get_model_weights(spec.name).DEFAULT}",
+        source=f"torchvision {spec.weights}",
         licence="unknown (see the torchvision documentation of the weights)",
         description=f"torchvision {spec.name} ImageNet-1k weights (DEFAULT)",
     )
