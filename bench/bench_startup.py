@@ -1,6 +1,7 @@
 """Start-up cost of a command, with and without the environment's compiled bytecode.
 
-One image scored by ``vsent predict`` pays for importing torch and torchvision before any work.
+One image scored by ``vsent predict`` pays for importing torch (not torchvision: the scoring
+path does without it) before any work.
 Python normally caches the compiled modules (``__pycache__/*.pyc``); where
 ``PYTHONDONTWRITEBYTECODE`` is set (as on our CI machines) and the installer did not compile
 them, every process compiles torch's sources again. The Makefile therefore has uv compile the
