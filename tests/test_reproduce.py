@@ -325,6 +325,8 @@ def test_you2015_baselines_and_cnn_rows(tmp_path, make_twitter_like):
     assert len(cnn) == 1 and R.RANDOM_LABEL in cnn[0]["weights"]
     # the plan ran a small CNN, not You et al.'s 2CONV-4FC: the row names the one that ran
     assert cnn[0]["cells"][0] == "smallcnn (not 2CONV-4FC) from random weights, Twitter only"
+    assert "(`vsent crossval --model smallcnn --extra-train three --extra-schedule " \
+           "progressive`)" in md  # the weak-label note's command names the model too
     assert cnn[0]["paper"]["mean"] == 0.783  # You et al.'s fine-tuned 2CONV-4FC (README)
     gch = json.loads((out / "baselines" / "five" / "gch" / "summary.json").read_text())
     row = next(r for r in report["tables"][0]["rows"] if r["run_dir"] == "baselines/five/gch")

@@ -209,9 +209,10 @@ class You2015(Paper):
             "join every training fold with their majority labels; the "
             f"{network_label(plan.template.model)} network trains on both, drops image i "
             "with probability max(0, 2 - exp(|s_i1 - s_i2|)), is fine-tuned on the rest, "
-            "then on the fold's clean images (`vsent crossval --model pcnn --extra-train "
-            "three --extra-schedule progressive`). It is not You et al.'s PCNN (0.5 M Flickr "
-            "images): no published value sits beside it. "
+            "then on the fold's clean images (`vsent crossval --model "
+            f"{plan.template.model} --extra-train three --extra-schedule progressive`). It "
+            "is not You et al.'s PCNN (0.5 M Flickr images): no published value sits beside "
+            "it. "
             "Three-agree holds every image, so it has no such row.",
             *_selection_notes(s.out, _weak_subsets(plan)),
             "Of You et al.'s Twitter table only accuracies quoted by other papers are known: the "
