@@ -491,7 +491,7 @@ def check_inputs(run: RunDir, files: Sequence[str | Path]) -> None:
     if run.status != "finished":
         run.write_json(INPUTS, now)
     elif record.is_file():
-        then = json.loads(record.read_text())
+        then = run.read_json(INPUTS)
         changed = [f for f in now if then.get(f) != now[f]]
         if changed:
             raise VsentError(f"{changed[0]} changed since {run.path} was made from it: pass "
@@ -508,10 +508,20 @@ def check_run_data(run: str | Path, config: Mapping[str, Any]) -> None:
         raise VsentError(f"{Path(run) / CONFIG}: its data {data} is not found{hint}")
 
 
+def load_run_dataset(config: Mapping[str, Any]) -> Dataset:
+    """The dataset a run was made on, from its config.json entries (``data``, ``subset``,
+    ``skip_bad``), without decoding its images again, except for a ``--skip-bad`` run: the
+    images it left out are found again by decoding every image."""
+    from vsent.data.datasets import load_dataset
+
+    skip_bad = bool(config.get("skip_bad", False))
+    return load_dataset(config["data"], config.get("subset", "five"), skip_bad=skip_bad,
+                        validate=skip_bad)
+
+
 def open_run(path: str | Path) -> CrossvalRun:
     """Open a run directory written by ``vsent crossval`` (config, dataset and its folds)."""
     from vsent.config import RunConfig
-    from vsent.data.datasets import load_dataset
     from vsent.data.folds import make_folds
 
     path = Path(path)
@@ -523,8 +533,6 @@ def open_run(path: str | Path) -> CrossvalRun:
     except (TypeError, ValueError, VsentError) as e:  # a dict that is no RunConfig
         raise VsentError(f"{path / CONFIG}: not a crossval config ({e})") from None
     check_run_data(path, stored)
-    # a --skip-bad run left its undecodable images out: find them again (decode every image)
-    dataset = load_dataset(config.data, config.subset, skip_bad=config.skip_bad,
-                           validate=config.skip_bad)
+    dataset = load_run_dataset(config.to_dict())
     folds = make_folds(dataset, str(path / FOLDS))
     return CrossvalRun(path, config, dataset, folds)

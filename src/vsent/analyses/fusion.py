@@ -439,10 +439,10 @@ def fuse_run(
     """
     import csv
 
-    from vsent.data import load_dataset, make_folds
+    from vsent.data import make_folds
     from vsent.data.folds import save_folds
     from vsent.metrics import binary_metrics, summarize_folds
-    from vsent.runs import check_run_data, read_config
+    from vsent.runs import check_run_data, load_run_dataset, read_config
 
     run = Path(run)
     blocks_wanted = parse_hand_features(features)
@@ -457,10 +457,7 @@ def fuse_run(
         raise VsentError(f"{cfg_file}: not a crossval config (no 'data' entry)")
     check_run_data(run, cfg)
     check_run_two_way(cfg, str(run))
-    # a --skip-bad run left its undecodable images out: find them again (decode every image)
-    skip_bad = bool(cfg.get("skip_bad", False))
-    dataset = load_dataset(cfg["data"], cfg.get("subset", "five"), skip_bad=skip_bad,
-                           validate=skip_bad)
+    dataset = load_run_dataset(cfg)
     spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",
                                                                                    "campos")
     folds = make_folds(dataset, spec, seed=cfg.get("seed", 0))

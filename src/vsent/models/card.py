@@ -112,9 +112,8 @@ def read_export(path: str | PathLike[str]) -> Any | None:
         from vsent.export import ExportedModule
 
         return ExportedModule(path)
-    except ImportError:  # onnx missing: the file cannot be read as an export here
-        return None
-    except (VsentError, KeyError, ValueError):  # not an export, or not one vsent wrote
+    # onnx missing (the file cannot be read as an export here), not an export, or not vsent's
+    except (ImportError, VsentError, KeyError, ValueError):
         return None
 
 
