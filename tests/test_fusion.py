@@ -335,6 +335,24 @@ def test_fuse_run_early_rule_uses_each_folds_model(twitter_like, tmp_path):
     assert out["fused"]["accuracy"]["mean"] >= 0.8 > out["cnn"]["accuracy"]["mean"]
 
 
+def test_fuse_run_uses_the_baseline_configs_C_grid(twitter_like, tmp_path):
+    """BaselineConfig.Cs and inner_splits reach the hand-crafted classifier (they were
+    ignored: the default grid was searched whatever the config said)."""
+    from vsent.analyses.baselines import BaselineConfig
+    from vsent.analyses.fusion import fuse_run
+    from vsent.data import load_dataset
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.6))
+    one_c = BaselineConfig(Cs=(0.37,), inner_splits=2)
+    out = fuse_run(run, "cues", baseline_config=one_c, cache_dir=tmp_path / "cache")
+    assert out["C"] == [0.37] * 5
+    assert fuse_run(run, "cues", cache_dir=tmp_path / "cache")["C"] != [0.37] * 5
+    svm = fuse_run(run, "cues", method="svm", baseline_config=one_c,
+                   cache_dir=tmp_path / "cache")
+    assert svm["C"] == [0.37] * 5
+
+
 def test_cli_fuse_early_rule_refuses_a_weight(tmp_path, capsys):
     from vsent.cli import main
 

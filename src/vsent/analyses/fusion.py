@@ -420,6 +420,10 @@ def fuse_run(
     run's subset and no copy of one) to every fold's training rows of the hand-crafted
     classifier; the test rows and the CNN's probabilities are unchanged.
 
+    ``baseline_config``: the hand-crafted side's settings (:class:`BaselineConfig`: SIFT and
+    vocabulary, ``histogram_map``, and the C grid ``Cs`` searched by ``inner_splits``-fold
+    inner cross-validation on each training fold; the default config when None).
+
     ``folds_file``: where to write the folds used (:func:`vsent.data.folds.save_folds`), so the
     fusion's output folder records them like a crossval run.
 
@@ -481,11 +485,11 @@ def fuse_run(
         preds = {r["name"]: r for r in csv.DictReader(f)}
     ten = bool(preds) and "prob_positive_10crop" in next(iter(preds.values()))
 
+    config = baseline_config or BaselineConfig()
     mats: dict[str, np.ndarray] = {}
     if set(BLOCKS) & set(blocks_wanted):
         from vsent.analyses.handcrafted import extract_features
 
-        config = baseline_config or BaselineConfig()
         feats = extract_features(hand_set.paths, sift=config.sift,
                                  need_sift=bool(set(SIFT_BLOCKS) & set(blocks_wanted)),
                                  cache_dir=cache_dir,
@@ -529,14 +533,15 @@ def fuse_run(
                 fold_mats.append(X)
                 widths += w
         seed = cfg.get("seed", 0)
+        grid = {"Cs": config.Cs, "inner_splits": config.inner_splits}
         hand = hand_crafted_probabilities(np.hstack(fold_mats), y, hand_train, test,
-                                          blocks=widths, method=method, seed=seed)
+                                          blocks=widths, method=method, seed=seed, **grid)
         p_cnn = np.array([float(preds[dataset.names[i]]["prob_positive"]) for i in test])
         if early:
             cnn = cnn_features[fold.index]
             joint = hand_crafted_probabilities(np.hstack([cnn, *fold_mats]), y, fold.train,
                                                test, blocks=[cnn.shape[1], *widths],
-                                               method=method, seed=seed)
+                                               method=method, seed=seed, **grid)
             chosen.append(joint.C)
             fused = joint.test
         else:
@@ -554,7 +559,7 @@ def fuse_run(
         for j, i in enumerate(test):
             rows.append({"name": dataset.names[i], "fold": fold.index, "label": int(y[i]),
                          **{f"prob_{k}": float(v[j]) for k, v in cols.items()}})
-    histogram_map = (baseline_config or BaselineConfig()).histogram_map
+    histogram_map = config.histogram_map
     return {"features": "+".join(blocks_wanted), "rule": rule, "weight": weight,
             "method": method, **({} if histogram_map == "none" else
                                  {"histogram_map": histogram_map}),
