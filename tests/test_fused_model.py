@@ -34,12 +34,15 @@ def _fold(root):
     return ds, np.sort(fold.train), np.sort(fold.test)
 
 
-@pytest.mark.parametrize("features, config", [("gch+bow", None),
-                                               ("gch+lch", BaselineConfig(histogram_map="sqrt"))])
+@pytest.mark.parametrize("features, config", [
+    ("gch+bow", None), ("gch+lch", BaselineConfig(histogram_map="sqrt")),
+    ("gch", BaselineConfig(Cs=(0.37,), inner_splits=2))])
 def test_saved_classifier_gives_the_probabilities_cross_validation_measured(
         twitter_like, tmp_path, features, config):
     ds, train, test = _fold(twitter_like)
     sift = (config or BaselineConfig()).sift
+    grid = {"Cs": (config or BaselineConfig()).Cs,
+            "inner_splits": (config or BaselineConfig()).inner_splits}
     feats = hc.extract_features(ds.paths, sift=sift, need_sift="bow" in features,
                                 cache_dir=tmp_path / "cache", progress=False)
     model = fit_hand_crafted_model(feats, ds.labels, train, features, config=config, seed=0)
@@ -50,10 +53,11 @@ def test_saved_classifier_gives_the_probabilities_cross_validation_measured(
         mats.append(X)
         widths += w
     want = hand_crafted_probabilities(np.hstack(mats), ds.labels, train, test, blocks=widths,
-                                      seed=0)
+                                      seed=0, **grid)
     got = model.proba_from_features(model.dataset_features(feats, test))
     np.testing.assert_allclose(got, want.test, rtol=1e-9, atol=1e-12)
-    assert model.C == want.C and model.n_train == len(train) and model.dim == sum(widths)
+    assert model.C == want.C and model.C in grid["Cs"]
+    assert model.n_train == len(train) and model.dim == sum(widths)
     assert np.ptp(got) > 0.05  # the images really score differently
     # one image from its file, as predict and serve compute it = the cached dataset's row
     for i in test[:3]:

@@ -157,7 +157,8 @@ def fit_hand_crafted_model(feats: ImageFeatures, labels: np.ndarray, train: np.n
     widths = [m.shape[1] for m in mats]
     X = np.hstack(mats)
     search = fit_hand_crafted(X[train], np.asarray(labels)[train], blocks=widths,
-                              method="logistic", seed=seed)
+                              method="logistic", Cs=config.Cs,
+                              inner_splits=config.inner_splits, seed=seed)
     pipe = search.best_estimator_
     scaler, clf = pipe.named_steps["scale"], pipe.named_steps["clf"]
     sign = 1.0 if list(clf.classes_).index(1) == 1 else -1.0  # coef_ points to classes_[1]
