@@ -57,6 +57,27 @@ def test_sentiment_score_extremes_and_value():
         R.sentiment_score(np.array([1.0]))
 
 
+def test_sentiment_score_with_the_natural_log():
+    """--senti-log natural: the formula as printed, 1 + sum s ln s (1 - ln M when uniform)."""
+    assert R.sentiment_score(np.array([0.5, 0.5]), "natural") == pytest.approx(1 - math.log(2))
+    assert R.sentiment_score(np.array([1.0, 0.0]), "natural") == pytest.approx(1.0)
+    expected = 1 + 0.9 * math.log(0.9) + 0.1 * math.log(0.1)
+    assert expected == pytest.approx(0.6749, abs=1e-4)
+    assert R.sentiment_score(np.array([0.9, 0.1]), "natural") == pytest.approx(expected)
+    assert R.sentiment_score(np.full(3, 1 / 3), "natural") == pytest.approx(1 - math.log(3))
+    with pytest.raises(ValueError, match="unknown log 'bits'"):
+        R.sentiment_score(np.array([0.5, 0.5]), "bits")
+    # AR's order can change with the reading: proposal 0 is the best box with a uniform split,
+    # proposal 2 a weak box (0.2) the network is sure of. Base M: AR 1 vs sqrt(0.04 + 1) = 1.02;
+    # natural: sqrt(1 + 0.307^2) = 1.046 vs 1.02
+    obj, probs = np.array([2.0, 1.0, 1.2]), np.array([[0.5, 0.5], [0.5, 0.5], [1.0, 0.0]])
+    assert list(R.rank_regions(obj, probs, by="ar")) == [2, 0, 1]
+    assert list(R.rank_regions(obj, probs, by="ar", senti_log="natural")) == [0, 2, 1]
+    # sentiment alone: the same order either way (an increasing map of the other)
+    assert list(R.rank_regions(obj, probs, by="sentiment", senti_log="natural")) == \
+        list(R.rank_regions(obj, probs, by="sentiment"))
+
+
 def test_normalize_objectness():
     np.testing.assert_allclose(R.normalize_objectness(np.array([2.0, 4.0, 3.0])), [0, 1, 0.5])
     np.testing.assert_allclose(R.normalize_objectness(np.array([0.7, 0.7])), [1, 1])
@@ -322,14 +343,19 @@ def test_fused_proba_is_late_fusion_of_top_k():
         R.fused_proba(model, img, k=0)
 
 
-def _ar_by_hand(objectness, probs, alpha: float) -> dict[str, np.ndarray]:
+def _ar_by_hand(objectness, probs, alpha: float, senti_log: str = "classes"
+                ) -> dict[str, np.ndarray]:
     """The three ranking scores written out here (not vsent's functions): min-max objectness
-    (all 1 when equal), senti = 1 + sum p ln p / ln M, AR = sqrt(obj^2 + alpha * senti^2)."""
+    (all 1 when equal), senti = 1 + sum p ln p / ln M (or 1 + sum p ln p with senti_log
+    "natural"), AR = sqrt(obj^2 + alpha * senti^2)."""
     o = np.asarray(objectness, np.float64)
     obj = (o - o.min()) / (o.max() - o.min()) if o.max() > o.min() else np.ones_like(o)
     p = np.asarray(probs, np.float64)
     plogp = p * np.log(np.maximum(p, 1e-300))  # 0 log 0 = 0
-    senti = np.clip(1 + plogp.sum(axis=1) / np.log(p.shape[1]), 0, 1)
+    if senti_log == "natural":
+        senti = 1 + plogp.sum(axis=1)
+    else:
+        senti = np.clip(1 + plogp.sum(axis=1) / np.log(p.shape[1]), 0, 1)
     return {"ar": np.sqrt(obj**2 + alpha * senti**2), "objectness": obj, "sentiment": senti}
 
 
@@ -372,10 +398,15 @@ def test_region_config_validation():
                         ({"alpha": -1.0}, "--alpha"), ({"beta": float("nan")}, "--beta"),
                         ({"batch_size": 0}, "--batch-size"), ({"overlays": -1}, "--overlays"),
                         ({"folds": (0,)}, "--folds"), ({"folds": "1"}, "--folds"),
-                        ({"seed": True}, "--seed")]:
+                        ({"seed": True}, "--seed"), ({"senti_log": "e"}, "--senti-log 'e'")]:
         with pytest.raises(VsentError, match=option):
             R.RegionConfig(**bad)
     assert R.RegionConfig(folds=[2, 1]).folds == (2, 1)  # a list from JSON: a tuple
+    # the default reading of the log stays out of config.json (older runs stay resumable)
+    assert "senti_log" not in R.RegionConfig().to_dict()
+    natural = R.RegionConfig(senti_log="natural")
+    assert natural.to_dict()["senti_log"] == "natural"
+    assert R.RegionConfig.from_dict(natural.to_dict()) == natural
     with pytest.raises(dataclasses.FrozenInstanceError):
         R.RegionConfig().k = 3
 
@@ -522,10 +553,13 @@ def _spread_model(seed: int, images, cfg: P.ProposalConfig):
     return model
 
 
-def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run, tmp_path):
+@pytest.mark.parametrize("senti_log", ["classes", "natural"])
+def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run, tmp_path,
+                                                                        senti_log):
     """predictions.csv, table1.json and k_sweep.json against a recomputation from each fold's
     stored proposals and scores (fold<k>/regions.npz): top K by each ranking, late fusion
-    divided by 1 + beta; early fusion's classifiers fitted on the training fold only."""
+    divided by 1 + beta; early fusion's classifiers fitted on the training fold only. With
+    either reading of the sentiment score's log (--senti-log)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -540,9 +574,11 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
                         _spread_model(f.index, images, pcfg), fold=f.index)
     k, k_max, alpha, beta = 2, 4, 1.0, 2.0  # beta 2: the regions can overturn the global view
     cfg = R.RegionConfig(k=k, k_max=k_max, alpha=alpha, beta=beta, proposals=pcfg, overlays=0,
-                         device="cpu")
+                         device="cpu", senti_log=senti_log)
     out = tmp_path / "regions"
     R.evaluate_regions(run, out, cfg, progress=False)
+    assert json.loads((out / "table1.json").read_text())["senti_log"] == senti_log
+    assert ("ln s" in (out / "table1.md").read_text()) == (senti_log == "natural")
     table = json.loads((out / "table1.json").read_text())["results"]
     sweep = json.loads((out / "k_sweep.json").read_text())
     rows = {r["name"]: r for r in csv.DictReader((out / "predictions.csv").open())}
@@ -561,7 +597,7 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
             sl = slice(res["offsets"][i], res["offsets"][i + 1])
             probs = res["probs"][sl].astype(np.float64)
             pg = res["test_global_probs"][i].astype(np.float64)
-            scores = _ar_by_hand(res["objectness"][sl], probs, alpha)
+            scores = _ar_by_hand(res["objectness"][sl], probs, alpha, senti_log)
             tops = {by: _top(scores[by], k) for by in rankings}
             for by in rankings:
                 for kk in range(1, k_max + 1):
@@ -604,6 +640,11 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
         assert int(again[name]["label"]) == 1 - int(row["label"])  # the flip was read
         for col in ("pred_global_linear", "pred_early_fusion", "pred_ar", "prob_positive_fused"):
             assert again[name][col] == row[col], (name, col)
+    # the other reading of the log scores differently: its run is not resumed from this one
+    other = "classes" if senti_log == "natural" else "natural"
+    with pytest.raises(VsentError, match="senti_log"):
+        R.evaluate_regions(run, out, dataclasses.replace(cfg, senti_log=other), resume=True,
+                           progress=False)
 
 
 def test_cli_regions_not_a_run(tmp_path, capsys):

@@ -12,8 +12,11 @@ for visual sentiment prediction", ICME 2016. For each image:
    image go through :func:`vsent.inference.infer` in one pass (batches of ``batch_size``).
 3. Sentiment score of a region with class probabilities s (M classes):
    ``senti = 1 + sum_i s_i log_M s_i`` (1 - normalised entropy: 0 for a uniform split, 1 for a
-   certain prediction). Objectness is min-max normalised over the image's proposals (best box
-   1, worst 0; 1 for every box when they are all equal, e.g. the whole-image fallback).
+   certain prediction). The paper prints ``log`` without a base; ``senti_log="natural"``
+   (``vsent regions --senti-log natural``) takes it as ln, which for M = 2 gives scores in
+   [1 - ln 2, 1] = [0.31, 1], an affine map of ours that weighs sentiment less in AR.
+   Objectness is min-max normalised over the image's proposals (best box 1, worst 0; 1 for
+   every box when they are all equal, e.g. the whole-image fallback).
    Affective score ``AR = sqrt(obj^2 + alpha * senti^2)``; the top K regions are kept.
 4. Late fusion: ``Y = Y_global + beta / K * sum_j Y_AR_j``, predicted class ``argmax Y``
    (``Y / (1 + beta)`` is reported as the fused probability: it sums to 1). When an image has
@@ -66,6 +69,7 @@ __all__ = [
     "RANKINGS",
     "RegionConfig",
     "RegionScores",
+    "SENTI_LOGS",
     "affective_score",
     "crop_regions",
     "evaluate_regions",
@@ -85,27 +89,37 @@ log = logging.getLogger("vsent")
 #: Region rankings: the paper's affective score and its ablations.
 RANKINGS = ("ar", "objectness", "sentiment", "random")
 
+#: Readings of the log in Sun et al.'s sentiment score: base M (the number of classes; scores
+#: in [0, 1], vsent's default) or natural (the formula as printed, base e).
+SENTI_LOGS = ("classes", "natural")
+
 
 # --------------------------------------------------------------------------------------------
 # scores and fusion (pure numpy)
 
 
-def sentiment_score(probs: np.ndarray) -> np.ndarray:
-    """``1 + sum_i s_i log_M s_i`` over the last axis: 0 for a uniform split, 1 for certainty.
+def sentiment_score(probs: np.ndarray, log: str = "classes") -> np.ndarray:
+    """``1 + sum_i s_i log s_i`` over the last axis: 1 for certainty.
 
     Parameters
     ----------
     probs : (..., M) class probabilities, M >= 2 (rows sum to 1).
+    log : "classes" (log base M: 0 for a uniform split) or "natural" (ln: 1 - ln M for a
+        uniform split), see :data:`SENTI_LOGS`.
 
     Returns
     -------
-    (...,) float64 in [0, 1].
+    (...,) float64 in [0, 1] ("classes") or [1 - ln M, 1] ("natural").
     """
+    if log not in SENTI_LOGS:
+        raise ValueError(f"unknown log {log!r}; use one of {SENTI_LOGS}")
     p = np.clip(np.asarray(probs, np.float64), 0.0, 1.0)
     m = p.shape[-1]
     if m < 2:
         raise ValueError(f"sentiment_score needs at least 2 classes, got {m}")
     plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)  # 0 log 0 = 0
+    if log == "natural":
+        return np.clip(1.0 + plogp.sum(axis=-1), 1.0 - np.log(m), 1.0)
     return np.clip(1.0 + plogp.sum(axis=-1) / np.log(m), 0.0, 1.0)
 
 
@@ -138,6 +152,7 @@ def rank_regions(
     by: str = "ar",
     alpha: float = 1.0,
     rng: np.random.Generator | None = None,
+    senti_log: str = "classes",
 ) -> np.ndarray:
     """Indices of one image's proposals, best first.
 
@@ -148,6 +163,7 @@ def rank_regions(
     by : "ar" (affective score), "objectness", "sentiment" or "random".
     alpha : weight of the sentiment score in AR.
     rng : generator for "random" (default: seed 0).
+    senti_log : the log of the sentiment score (:func:`sentiment_score`).
 
     Returns
     -------
@@ -159,9 +175,10 @@ def rank_regions(
     if by == "objectness":
         score = normalize_objectness(objectness)
     elif by == "sentiment":
-        score = sentiment_score(probs)
+        score = sentiment_score(probs, senti_log)
     elif by == "ar":
-        score = affective_score(normalize_objectness(objectness), sentiment_score(probs), alpha)
+        score = affective_score(normalize_objectness(objectness),
+                                sentiment_score(probs, senti_log), alpha)
     else:
         raise ValueError(f"unknown ranking {by!r}; use one of {RANKINGS}")
     return np.argsort(-score, kind="stable").astype(np.int64)
@@ -282,8 +299,10 @@ class RegionScores:
     fallback: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def order(self, by: str = "ar", alpha: float = 1.0, rng=None) -> np.ndarray:
-        return rank_regions(self.objectness, self.probs, by=by, alpha=alpha, rng=rng)
+    def order(self, by: str = "ar", alpha: float = 1.0, rng=None,
+              senti_log: str = "classes") -> np.ndarray:
+        return rank_regions(self.objectness, self.probs, by=by, alpha=alpha, rng=rng,
+                            senti_log=senti_log)
 
 
 def score_regions(
@@ -436,6 +455,9 @@ class RegionConfig:
     k : regions kept for the fused prediction (the paper's K = 11).
     k_max : the K sweep runs K = 1..k_max (the paper's Figure 4 goes to 20).
     alpha : weight of the sentiment score in AR; beta : weight of the regions in late fusion.
+    senti_log : the log of the sentiment score, "classes" (base M) or "natural"
+        (:func:`sentiment_score`); recorded in config.json only when not the default, so
+        earlier runs stay resumable.
     proposals : EdgeBoxes settings (``n_proposals`` is the paper's N).
     edge_model : SED model file, or None for vsent's gradient edge detector.
     early_fusion : also score the training images' regions and fit the early-fusion classifier
@@ -451,6 +473,7 @@ class RegionConfig:
     k_max: int = 20
     alpha: float = 1.0
     beta: float = 0.5
+    senti_log: str = "classes"
     proposals: ProposalConfig = ProposalConfig()
     edge_model: str | None = None
     early_fusion: bool = True
@@ -482,6 +505,9 @@ class RegionConfig:
             raise VsentError(f"--alpha must be >= 0, got {self.alpha}")
         if self.beta < 0:
             raise VsentError(f"--beta must be >= 0, got {self.beta}")
+        if self.senti_log not in SENTI_LOGS:
+            raise VsentError(f"--senti-log {self.senti_log!r}: choose one of "
+                             f"{', '.join(SENTI_LOGS)}")
         if self.overlays < 0:
             raise VsentError(f"--overlays must be >= 0, got {self.overlays}")
         if self.batch_size < 1:
@@ -514,7 +540,10 @@ class RegionConfig:
                                 records={"proposals": ProposalConfig})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["senti_log"] == "classes":  # runs from before the option stay resumable
+            del d["senti_log"]
+        return d
 
 
 #: Keys of a regions run's config.json that are facts about the run, not RegionConfig fields.
@@ -552,7 +581,7 @@ def _score_set(model, paths, cfg: RegionConfig, detector, device, *, keep_region
                           device=device, features=cfg.early_fusion)
         glob_p.append(s.global_probs)
         if cfg.early_fusion:
-            top = s.order("ar", cfg.alpha)[: cfg.k]
+            top = s.order("ar", cfg.alpha, senti_log=cfg.senti_log)[: cfg.k]
             glob_f.append(s.global_features)
             ef.append(s.features[top].mean(axis=0))
         if keep_regions:
@@ -644,7 +673,8 @@ def _fold_predictions(res: dict[str, np.ndarray], cfg: RegionConfig, fold_index:
         sl = slice(offsets[i], offsets[i + 1])
         obj, probs = res["objectness"][sl], res["probs"][sl]
         for by in RANKINGS:
-            order = rank_regions(obj, probs, by=by, alpha=cfg.alpha, rng=rng)
+            order = rank_regions(obj, probs, by=by, alpha=cfg.alpha, rng=rng,
+                                 senti_log=cfg.senti_log)
             curves[by][i] = fusion_curve(gp[i], probs[order[: cfg.k_max]], cfg.beta, cfg.k_max)
             if by == "ar":
                 orders[i] = order
@@ -754,8 +784,8 @@ def _selected_folds(run, cfg: RegionConfig) -> list:
 
 #: Config keys a resumed regions run must share with the stored one (the others select work
 #: or only change the outputs' presentation).
-_SCORING_KEYS = ("run", "edge_detector", "proposals", "alpha", "k", "early_fusion",
-                 "crop_policy")
+_SCORING_KEYS = ("run", "edge_detector", "proposals", "alpha", "senti_log", "k",
+                 "early_fusion", "crop_policy")
 
 
 def _prediction_rows(run, res, at_k, detail, cfg, fold_index) -> list[dict]:
@@ -780,16 +810,19 @@ def _fmt(s: dict) -> str:
 
 def _write_table(rd, table: dict, cfg: RegionConfig, run) -> None:
     rd.write_json("table1.json", {"k": cfg.k, "alpha": cfg.alpha, "beta": cfg.beta,
-                                  "methods": METHODS, "results": table})
+                                  "senti_log": cfg.senti_log, "methods": METHODS,
+                                  "results": table})
     metrics = ("accuracy", "precision", "recall", "f1")
     csv_rows = [{"method": m, **{f"{k}_{s}": table[m][k][s] for k in metrics
                                  for s in ("mean", "std")}} for m in table]
     rd.write_csv("table1.csv", csv_rows, list(csv_rows[0]))
+    log = "log_M" if cfg.senti_log == "classes" else "ln"
     lines = [
         f"# Affective regions on {run.dataset.title} ({run.config.model}, "
         f"{len(table['global']['folds'])} of {len(run.folds)} folds)", "",
         f"N = {cfg.proposals.n_proposals} proposals, K = {cfg.k}, alpha = {cfg.alpha}, "
-        f"beta = {cfg.beta}. Percent, mean +- std over folds.", "",
+        f"beta = {cfg.beta}, sentiment score 1 + sum s {log} s. Percent, mean +- std over "
+        f"folds.", "",
         "| method | accuracy | precision | recall | F1 |", "|---|---|---|---|---|",
     ]
     for m in table:
@@ -865,7 +898,7 @@ def _write_overlays(rd, run, all_res, cfg: RegionConfig) -> None:
             sl = slice(res["offsets"][i], res["offsets"][i + 1])
             boxes, probs, obj = res["boxes"][sl], res["probs"][sl], res["objectness"][sl]
             obj = normalize_objectness(obj)  # as AR sees it: 1 = the image's best box
-            ar = affective_score(obj, sentiment_score(probs), cfg.alpha)
+            ar = affective_score(obj, sentiment_score(probs, cfg.senti_log), cfg.alpha)
             top = detail["orders"][i][: cfg.k]
             img = np.asarray(load_rgb(run.dataset.paths[idx]))
             fig, ax = plt.subplots(figsize=(6, 6 * img.shape[0] / img.shape[1]))

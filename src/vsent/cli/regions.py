@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"the K sweep goes 1..k-max (default {d['k_max']})")
     g.add_argument("--alpha", type=float,
                    help=f"AR = sqrt(obj^2 + alpha senti^2) (default {d['alpha']})")
+    g.add_argument("--senti-log", choices=("classes", "natural"),
+                   help="log of the sentiment score 1 + sum s log s: base M, the number of "
+                        "classes (scores in [0, 1]; default) or natural (the formula as "
+                        "printed; [0.31, 1] for two classes)")
     g.add_argument("--beta", type=float,
                    help=f"Y = Y_global + beta/K sum Y_regions (default {d['beta']})")
     g.add_argument("--no-early-fusion", action="store_true",
@@ -81,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         proposals=proposals, edge_model=args.edge_model, early_fusion=not args.no_early_fusion,
         device=args.device, seed=args.seed,
         folds=tuple(args.folds) if args.folds is not None else None,
-        **_given(args, {n: n for n in ("k", "k_max", "alpha", "beta", "overlays", "batch_size")}),
+        **_given(args, {n: n for n in ("k", "k_max", "alpha", "senti_log", "beta", "overlays",
+                                       "batch_size")}),
     )
     table = evaluate_regions(args.run, args.out, cfg, resume=args.resume,
                              overwrite=args.overwrite,
