@@ -279,6 +279,9 @@ def test_csv(csv_data):
     assert ds.paths == [csv_data.resolve() / "imgs/a.jpg", csv_data.resolve() / "imgs/b.png",
                         absolute]
     np.testing.assert_array_equal(ds.labels, [1, 0, 1])
+    # named as itself in titles: two CSVs of one folder are two datasets
+    assert ds.label_file == path.resolve()
+    assert ds.title == f"{csv_data.resolve().name}/labels.csv"
 
 
 def test_csv_extra_columns_and_bom(csv_data):

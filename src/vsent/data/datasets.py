@@ -66,6 +66,8 @@ class Dataset:
     skipped : list of (str, str)
         ``(where, reason)`` for every label line or image dropped by ``skip_bad=True``;
         ``where`` is ``"<label file>:<line>"`` or the image path.
+    label_file : Path or None
+        The CSV file for a CSV dataset (absolute); None for the other sources.
     """
 
     root: Path
@@ -75,14 +77,20 @@ class Dataset:
     source: str
     subset: str | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    label_file: Path | None = None
 
     def __len__(self) -> int:
         return len(self.names)
 
     @property
     def title(self) -> str:
-        """What the data is, for titles: "Twitter five-agree", else the folder's name."""
-        return f"Twitter {self.subset}-agree" if self.source == "twitter" else self.root.name
+        """What the data is, for titles: "Twitter five-agree", the CSV file with its folder
+        ("photos/labels.csv"), else the folder's name."""
+        if self.source == "twitter":
+            return f"Twitter {self.subset}-agree"
+        if self.label_file is not None:
+            return f"{self.root.name}/{self.label_file.name}"
+        return self.root.name
 
     def fingerprint(self) -> dict[str, Any]:
         """Counts and a SHA-256 of every item's name, label and file size: a resumed run
@@ -191,7 +199,8 @@ def load_dataset(
     labels = np.array([lab for _, _, lab in items], dtype=np.int64)
     labels.flags.writeable = False
     ds = Dataset(root=root, names=names, paths=[p for _, p, _ in items], labels=labels,
-                 source=source, subset=ds_subset, skipped=skipped)
+                 source=source, subset=ds_subset, skipped=skipped,
+                 label_file=path if source == "csv" else None)
     logger.info("dataset: %s", describe(ds))
     return ds
 

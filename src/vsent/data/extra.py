@@ -330,7 +330,8 @@ def with_extra(base: Dataset, extra: Dataset) -> JointSet:
     labels.flags.writeable = False
     joint = Dataset(root=base.root, names=[*base.names, *extra.names],
                     paths=[*base.paths, *extra.paths], labels=labels, source=base.source,
-                    subset=base.subset, skipped=[*base.skipped, *extra.skipped])
+                    subset=base.subset, skipped=[*base.skipped, *extra.skipped],
+                    label_file=base.label_file)
     return JointSet(dataset=joint, n_base=len(base))
 
 
