@@ -215,3 +215,34 @@ def test_every_training_option_has_help_and_names_its_choices():
         assert actions[name].help.endswith("(default: the preset's)"), name
     assert all(o in actions["optimizer"].help for o in OPTIMIZERS)
     assert all(s in actions["schedule"].help for s in SCHEDULES)
+
+
+@pytest.mark.parametrize("command", ["crossval", "layers", "pcnn", "baselines", "regions"])
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "1.5"])
+def test_a_seed_out_of_range_is_refused_before_any_work(command, seed, capsys):
+    """scikit-learn and numpy take seeds 0 .. 2**32 - 1: another one would stop a run at its
+    first C search, after hours of feature extraction or training."""
+    with pytest.raises(SystemExit) as e:
+        main([command, "--seed", seed])
+    assert e.value.code == 2
+    assert "argument --seed:" in capsys.readouterr().err
+
+
+def test_config_records_refuse_a_seed_out_of_range(tmp_path):
+    """The same range in the Python API, record by record (and the largest seed is fine)."""
+    from vsent.analyses.baselines import BaselineConfig
+    from vsent.analyses.layers import ProbeConfig
+    from vsent.analyses.pcnn import ProgressiveConfig
+    from vsent.analyses.regions import RegionConfig
+    from vsent.config import MAX_SEED, RunConfig, TrainConfig
+    from vsent.errors import VsentError
+
+    builders = [lambda s: TrainConfig(seed=s), lambda s: RunConfig(data="d", seed=s),
+                lambda s: ProbeConfig(seed=s),
+                lambda s: RegionConfig(seed=s), lambda s: BaselineConfig(seed=s),
+                lambda s: ProgressiveConfig(data="d", seed=s)]
+    for build in builders:
+        assert build(MAX_SEED).seed == MAX_SEED
+        for bad in (-1, MAX_SEED + 1, 2.0, True, "3"):
+            with pytest.raises(VsentError, match=r"--seed must be an integer in 0\.\.4294967295"):
+                build(bad)

@@ -17,6 +17,17 @@ from typing import Any
 
 from vsent.errors import VsentError
 
+#: The largest seed: numpy's legacy generators and scikit-learn's ``random_state`` take
+#: 0 .. 2**32 - 1 (a pcnn run's stage 2 uses seed + 1, still within torch's range).
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: Any) -> None:
+    """Raise VsentError unless ``seed`` is an integer in 0 .. :data:`MAX_SEED` (a negative
+    or huge seed would stop a run at its first scikit-learn step, after hours of work)."""
+    if isinstance(seed, bool) or not hasattr(seed, "__index__") or not 0 <= seed <= MAX_SEED:
+        raise VsentError(f"--seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
+
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
 #: Training-time augmentation (``--augment``): Caffe's random crop + mirror, or torchvision's
@@ -118,6 +129,7 @@ class TrainConfig:
             raise VsentError(f"--augment {self.augment!r}: choose one of {', '.join(AUGMENTS)}")
         if self.mix not in MIXES:
             raise VsentError(f"--mix {self.mix!r}: choose one of {', '.join(MIXES)}")
+        check_seed(self.seed)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` (validated again)."""
@@ -195,6 +207,7 @@ class RunConfig:
             raise TypeError(f"train must be a TrainConfig, got {type(self.train).__name__}")
         if self.eval_batch_size < 1:
             raise VsentError(f"--eval-batch-size must be >= 1, got {self.eval_batch_size}")
+        check_seed(self.seed)
         self._validate_issue10()
         self._validate_issue11()
 

@@ -43,7 +43,7 @@ from vsent.analyses.handcrafted import (
     learn_fisher,
     learn_vocabulary,
 )
-from vsent.config import HISTOGRAM_MAPS
+from vsent.config import HISTOGRAM_MAPS, check_seed
 from vsent.data import Dataset, load_dataset, make_folds, save_folds
 from vsent.data.cache import cache_dir_default
 from vsent.errors import VsentError
@@ -204,6 +204,7 @@ class BaselineConfig:
     fisher_pca: int = 64
 
     def __post_init__(self) -> None:
+        check_seed(self.seed)
         if self.bow_norm not in ("l1", "l2"):
             raise VsentError(f"BoW norm must be 'l1' or 'l2', got {self.bow_norm!r}")
         if self.histogram_map not in HISTOGRAM_MAPS:

@@ -84,7 +84,7 @@ from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from vsent.config import config_from_dict
+from vsent.config import check_seed, config_from_dict
 from vsent.errors import VsentError
 from vsent.files import file_sha256
 from vsent.metrics import binary_metrics
@@ -146,8 +146,7 @@ class ProbeConfig:
         if not _is_int(self.inner_splits) or self.inner_splits < 2:
             raise VsentError(f"--inner-splits (inner_splits) must be an integer >= 2, "
                              f"got {self.inner_splits!r}")
-        if not _is_int(self.seed):
-            raise VsentError(f"--seed (seed) must be an integer, got {self.seed!r}")
+        check_seed(self.seed)
         if isinstance(self.classifiers, str):  # "svm" would be read as ("s", "v", "m")
             object.__setattr__(self, "classifiers", (self.classifiers,))
         unknown = [c for c in self.classifiers if c not in CLASSIFIERS]

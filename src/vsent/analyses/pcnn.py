@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from vsent import papers
-from vsent.config import RunConfig, TrainConfig, config_from_dict, record_dict
+from vsent.config import RunConfig, TrainConfig, check_seed, config_from_dict, record_dict
 from vsent.crossval import crossval
 from vsent.data.cache import image_cache
 from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
@@ -162,6 +162,7 @@ class ProgressiveConfig:
         self.validate()
 
     def validate(self) -> None:
+        check_seed(self.seed)
         self.train.validate()
         try:
             self.finetune.validate()
@@ -462,6 +463,7 @@ class TransferConfig:
         self.validate()
 
     def validate(self) -> None:
+        check_seed(self.seed)
         self.train.validate()
         bad = [s for s in self.subsets if s not in SUBSETS]
         if bad or not self.subsets:

@@ -59,7 +59,7 @@ from vsent.analyses.proposals import (
     make_edge_detector,
     propose,
 )
-from vsent.config import config_from_dict
+from vsent.config import check_seed, config_from_dict
 from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
 from vsent.errors import VsentError
 from vsent.files import file_sha256
@@ -488,7 +488,8 @@ class RegionConfig:
 
     def validate(self) -> RegionConfig:
         """Raise :class:`VsentError` naming the first bad option (run when built); ``self``."""
-        for name in ("k", "k_max", "overlays", "batch_size", "seed"):
+        check_seed(self.seed)
+        for name in ("k", "k_max", "overlays", "batch_size"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
                 raise VsentError(f"--{name.replace('_', '-')} must be an integer, got {v!r}")

@@ -56,6 +56,20 @@ def add_data_args(p: argparse.ArgumentParser, *, folds: bool = True,
                    help="skip unreadable images and bad label lines (reported) instead of stopping")
 
 
+def seed_value(text: str) -> int:
+    """--seed: an integer in 0 .. 2**32 - 1 (scikit-learn's and numpy's range), refused by
+    argparse before any work."""
+    from vsent.config import MAX_SEED
+
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be in 0..{MAX_SEED}, got {seed}")
+    return seed
+
+
 def add_run_args(p: argparse.ArgumentParser, default_out: str | None, *,
                  seed_help: str | None = None, out_help: str | None = None,
                  resume: bool = True, device: bool = True, seed: bool = True,
@@ -69,7 +83,8 @@ def add_run_args(p: argparse.ArgumentParser, default_out: str | None, *,
     g.add_argument("--out", default=default_out,
                    help=out_help or f"run directory (default {default_out})")
     if seed:
-        g.add_argument("--seed", type=int, default=0, help=seed_help or "random seed (default 0)")
+        g.add_argument("--seed", type=seed_value, default=0,
+                       help=seed_help or "random seed (default 0)")
     if device:
         g.add_argument("--device", default="auto", choices=DEVICES,
                        help="auto picks cuda when available (default auto)")
