@@ -438,7 +438,7 @@ def test_resume_after_interrupt_computes_only_missing(tmp_path, run_dir, monkeyp
                      str((run_dir / "fold3" / "model.pt").resolve())]
 
 
-def test_subset_of_layers_and_folds_then_the_rest(tmp_path, run_dir):
+def test_subset_of_layers_and_folds_then_the_rest(tmp_path, run_dir, monkeypatch):
     out = tmp_path / "layers"
     part = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["pool"], folds=[2])
     summary = layer_probes(part, out, progress=False)
@@ -449,6 +449,41 @@ def test_subset_of_layers_and_folds_then_the_rest(tmp_path, run_dir):
                      out, progress=False)
     with pytest.raises(VsentError, match=r"no fold\(s\) \[7\]"):
         layer_probes(LayersConfig(run=str(run_dir), probe=PROBE, folds=[7]), out, progress=False)
+    # then the rest: every layer of every fold (fold 2's other layers too), pool of fold 2
+    # extracted once
+    extracted: list[tuple[int, list[str]]] = []
+    real_extract = L.extract_features
+
+    def recording_extract(model, images, feat_dir, *, layers, **kw):
+        extracted.append((int(Path(feat_dir).name.removeprefix("fold")), list(layers)))
+        return real_extract(model, images, feat_dir, layers=layers, **kw)
+
+    monkeypatch.setattr(L, "extract_features", recording_extract)
+    summary = layer_probes(LayersConfig(run=str(run_dir), probe=PROBE, device="cpu"), out,
+                           progress=False)
+    layers = ["features.block1", "features.block2", "pool", "fc"]
+    assert list(summary) == layers  # depth order
+    assert all(len(summary[n][c]["folds"]) == 5 for n in layers for c in ("svm", "softmax"))
+    assert (2, ["features.block1", "features.block2", "fc"]) in extracted
+    assert all(layers_ == layers for k, layers_ in extracted if k != 2)
+
+
+def test_two_layer_subsets_then_their_union(tmp_path, run_dir):
+    """--layers pool, then --layers fc, then --layers pool,fc: both tables (the second
+    extraction kept the first's layers in the fold's record), then all layers."""
+    out = tmp_path / "layers"
+
+    def probes(layers):
+        cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=layers,
+                           folds=[1])
+        return layer_probes(cfg, out, progress=False)
+
+    assert list(probes(["pool"])) == ["pool"]
+    assert list(probes(["fc"])) == ["fc"]
+    assert list(probes(["fc", "pool"])) == ["pool", "fc"]  # depth order
+    assert list(probes(None)) == ["features.block1", "features.block2", "pool", "fc"]
+    meta = json.loads((out / "features/fold1/meta.json").read_text())
+    assert meta["layers"] == meta["probe_layers"] == list(probes(None))
 
 
 def test_other_settings_in_the_same_directory_are_refused(tmp_path, run_dir):
@@ -522,3 +557,14 @@ def test_an_unfinished_crossval_run_is_refused_before_any_work(tmp_path, run_dir
         layer_probes(LayersConfig(run=str(part), probe=PROBE, device="cpu"), out,
                      progress=False)
     assert not out.exists()  # not after folds 1 and 2's work
+
+
+def test_too_many_inner_splits_are_refused_before_any_extraction(tmp_path, run_dir, monkeypatch):
+    """Each fold's smaller class must fill --inner-splits folds: checked before fold 1's
+    features are extracted (hours for CaffeNet), and --out is not created."""
+    monkeypatch.setattr(L, "extract_features", lambda *a, **kw: pytest.fail("extracted"))
+    cfg = LayersConfig(run=str(run_dir), probe=ProbeConfig(inner_splits=50), device="cpu")
+    with pytest.raises(VsentError, match=r"^fold 1: the training images have \d+ of one class, "
+                                         r"fewer than --inner-splits 50"):
+        layer_probes(cfg, tmp_path / "layers", progress=False)
+    assert not (tmp_path / "layers").exists()

@@ -67,7 +67,7 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -573,7 +573,8 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
         :func:`vsent.runs.open_run_dir`: an existing one with the same ``run``, ``probe`` and
         ``max_features`` is continued in place (its per-(fold, layer) results are reused, so
         more folds or layers can be added), other settings are refused; ``overwrite`` starts
-        again.
+        again. The summary covers ``cfg``'s folds and layers only: a call with all of them
+        after partial ones gives the whole table from the stored results.
 
     Returns
     -------
@@ -591,8 +592,13 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
         raise VsentError(f"{run.path}: the run has no fold(s) {missing} "
                          f"(folds 1..{len(run.folds)})")
     folds = run.folds if cfg.folds is None else [f for f in run.folds if f.index in cfg.folds]
-    for fold in folds:  # every fold's model now, not after hours of the first folds' work
+    for fold in folds:  # every fold's model and class counts now, not after hours of work
         run.checkpoint(fold.index)
+        fewest = np.bincount(run.dataset.labels[fold.train], minlength=2).min()
+        if fewest < cfg.probe.inner_splits:
+            raise VsentError(f"fold {fold.index}: the training images have {fewest} of one "
+                             f"class, fewer than --inner-splits {cfg.probe.inner_splits}; use "
+                             f"fewer inner splits")
     rundir = open_run_dir(out, {"command": "layers", **cfg.to_dict()}, resume=True,
                           overwrite=overwrite, done=None, compare=_RESULT_KEYS,
                           resume_asked=False)
@@ -634,19 +640,24 @@ def _probe_fold(cfg: LayersConfig, run: Any, fold: Any, rundir: RunDir,
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
     if meta is not None and meta["rows"] != rows.tolist():
         meta = None  # features of another split: redo
-    names = list(cfg.layers) if cfg.layers else (meta["layers"] if meta else None)
+    # all probe layers of the model (recorded at extraction; older records lack them)
+    probe_layers = meta.get("probe_layers") if meta else None
+    names = list(cfg.layers) if cfg.layers else probe_layers
 
-    def needs_features(n: str) -> bool:
-        done = (res_dir / f"{n}.json").exists() or (feat_dir / f"{n}.gram.npy").exists()
-        return not done and (meta is None or n not in meta["layers"]
-                             or not (feat_dir / f"{n}.npy").exists())
+    def ready(n: str) -> bool:
+        """A result, or the features (or their kernel) to compute it from."""
+        return (res_dir / f"{n}.json").exists() or (
+            meta is not None and n in meta["layers"]
+            and ((feat_dir / f"{n}.gram.npy").exists() or (feat_dir / f"{n}.npy").exists()))
 
-    if names is None or any(needs_features(n) for n in names):
-        meta = _extract_fold(cfg, run, fold, rows, len(train), feat_dir, rundir, progress)
-        names = list(cfg.layers) if cfg.layers else meta["layers"]
+    if names is None or not all(ready(n) for n in names):
+        meta = _extract_fold(cfg, run, fold, rows, len(train), feat_dir, rundir, progress,
+                             stored=meta, skip=ready)
+        probe_layers = meta["probe_layers"]
+        names = list(cfg.layers) if cfg.layers else probe_layers
     if meta is None:  # every result exists but the feature metadata was removed
         return names
-    names = [n for n in meta["layers"] if n in names]  # depth order
+    names = [n for n in probe_layers or meta["layers"] if n in names]  # depth order
     y = run.dataset.labels[rows]
     tr, te = np.arange(meta["n_train"]), np.arange(meta["n_train"], len(rows))
     for name in names:
@@ -701,8 +712,13 @@ def _check_fold_model(run: Any, k: int, feat_dir: Path, res_dir: Path, rundir: R
 
 
 def _extract_fold(cfg: LayersConfig, run: Any, fold: Any, rows: np.ndarray, n_train: int,
-                  feat_dir: Path, rundir: RunDir, progress: bool) -> dict[str, Any]:
-    """Features of all requested layers of fold ``fold`` with its own fine-tuned model."""
+                  feat_dir: Path, rundir: RunDir, progress: bool, *,
+                  stored: dict[str, Any] | None = None,
+                  skip: Callable[[str], bool] = lambda name: False) -> dict[str, Any]:
+    """Features of the requested layers of fold ``fold`` with its own fine-tuned model, but
+    those ``skip`` says are done (probed, or extracted before). ``stored``: the fold's
+    meta.json of the same rows, merged into the new one (layers extracted before stay
+    listed)."""
     from vsent.data.cache import image_cache
     from vsent.models.checkpoint import load_checkpoint
 
@@ -717,20 +733,26 @@ def _extract_fold(cfg: LayersConfig, run: Any, fold: Any, rows: np.ndarray, n_tr
     if unknown:
         raise VsentError(f"unknown layer(s) {', '.join(unknown)} for {model.info.name}; "
                          f"probe layers: {', '.join(probe_layers)}")
-    names = [n for n in probe_layers if n in names]  # depth order
-    images = image_cache(run.dataset, size=model.info.preprocess.resize, progress=progress)
+    names = [n for n in probe_layers if n in names and not skip(n)]  # depth order
     max_features = _resolve_max_features(cfg.max_features, model.info.family)
-    log.info("fold %d: extracting %d layers of %s for %d images", k, len(names),
-             model.info.name, len(rows))
-    (feat_dir / "meta.json").unlink(missing_ok=True)
-    for p in feat_dir.glob("*.gram.npy"):
-        p.unlink()  # kernels of older features
-    info = extract_features(model, images, feat_dir, layers=names, rows=rows,
-                            batch_size=cfg.batch_size, device=cfg.device,
-                            max_features=max_features, progress=progress)
-    meta = {"fold": k, "rows": rows.tolist(), "n_train": n_train, "layers": names,
+    info: dict[str, dict[str, Any]] = {}
+    if names:
+        images = image_cache(run.dataset, size=model.info.preprocess.resize, progress=progress)
+        log.info("fold %d: extracting %d layers of %s for %d images", k, len(names),
+                 model.info.name, len(rows))
+        for n in names:
+            (feat_dir / f"{n}.gram.npy").unlink(missing_ok=True)  # kernel of older features
+        info = extract_features(model, images, feat_dir, layers=names, rows=rows,
+                                batch_size=cfg.batch_size, device=cfg.device,
+                                max_features=max_features, progress=progress)
+    old = stored or {"layers": [], "info": {}}
+    done = set(old["layers"]) | set(names)
+    meta = {"fold": k, "rows": rows.tolist(), "n_train": n_train,
+            "layers": [n for n in probe_layers if n in done], "probe_layers": probe_layers,
             "model": model.spec, "checkpoint": str(ckpt), "max_features": max_features,
-            "info": {n: {kk: v for kk, v in i.items() if kk != "path"} for n, i in info.items()}}
+            "info": {**old["info"],
+                     **{n: {kk: v for kk, v in i.items() if kk != "path"}
+                        for n, i in info.items()}}}
     rundir.write_json(f"features/fold{k}/meta.json", meta)  # written last: fold complete
     return meta
 

@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "softmax classifier per layer (C by inner CV on the training images) and "
                     "score them on the fold's test images. The analysis continues in --out "
                     "when rerun with the same probe settings (more folds or layers may be "
-                    "added); --overwrite starts again.",
+                    "added; finished ones are reused); the table covers the folds and layers "
+                    "of the command that wrote it, so run it once more without --fold-ids or "
+                    "--layers for the whole table; --overwrite starts again.",
     )
     p.add_argument("--run", required=True, help="crossval run directory (fold<k>/model.pt)")
     # no --resume: a layer analysis always continues in place (see layer_probes)

@@ -9,7 +9,7 @@ Layers follow ``models/bvlc_reference_caffenet/train_val.prototxt``::
     fc6 4096 + ReLU + dropout 0.5 -> fc7 4096 + ReLU + dropout 0.5 -> fc8 1000
 
 Shapes for a 227x227 input (Caffe pools in ceil mode): conv1 96x55x55, pool1/norm1 96x27x27,
-conv2/norm1 256x27x27, pool2/norm2 256x13x13, conv3/conv4 384x13x13, conv5 256x13x13,
+conv2 256x27x27, pool2/norm2 256x13x13, conv3/conv4 384x13x13, conv5 256x13x13,
 pool5 256x6x6, fc6/fc7 4096, fc8 1000.
 
 Caffe semantics of the layer outputs: Caffe's ReLU (and dropout) layers work in place, so the
