@@ -16,6 +16,7 @@ from conftest import save_image
 from vsent import papers
 from vsent.analyses.pcnn import (
     ProgressiveConfig,
+    check_other_data,
     progressive,
     read_removal,
     removal_probability,
@@ -366,5 +367,23 @@ def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, tmp_path, ca
                  "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert "missing.pt" in err and "Traceback" not in err  # the error names the file
-    for name in ("a", "b", "c"):  # refused before any run directory is made
+    # one folds file for three subsets: make_folds would keep its images only, so the four-
+    # and three-agree rows would be five-agree's
+    folds_file = tmp_path / "folds.json"
+    folds_file.write_text("{}")
+    assert main([*base, "--model", str(ckpt), "--folds", str(folds_file),
+                 "--out", str(tmp_path / "d")]) == 2
+    assert "holds the folds of one subset; use --subsets five, four or three" in \
+        capsys.readouterr().err
+    # a model trained on these very images (vsent pcnn and crossval record their data): its
+    # test folds would hold its training images
+    on_twitter = save_checkpoint(tmp_path / "own.pt", create_model("smallcnn", widths=[8]),
+                                 data=str(twitter_like))
+    assert main([*base, "--model", str(on_twitter), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert f"own.pt was trained on {twitter_like}, the data it would be fine-tuned" in err
+    elsewhere = save_checkpoint(tmp_path / "flickr.pt", create_model("smallcnn", widths=[8]),
+                                data=str(tmp_path / "flickr"))
+    check_other_data(elsewhere, load_checkpoint(elsewhere)[1], str(twitter_like))  # no error
+    for name in ("a", "b", "c", "d", "e"):  # refused before any run directory is made
         assert not (tmp_path / name).exists(), name

@@ -471,19 +471,36 @@ class TransferConfig:
                              f"{', '.join(SUBSETS)}")
         if len(set(self.subsets)) != len(self.subsets):
             raise VsentError(f"--subsets {','.join(self.subsets)!r} names a subset twice")
+        if len(self.subsets) > 1 and self.folds not in ("campos", "stratified"):
+            # make_folds keeps the file's images only: every row would be that subset's
+            raise VsentError(f"a folds file ({self.folds}) holds the folds of one subset; "
+                             f"use --subsets five, four or three with it")
         if self.reference not in REFERENCES:
             raise VsentError(f"--reference {self.reference!r}: choose pcnn or cnn")
 
 
-def checkpoint_spec(path: str | Path) -> tuple[str, dict[str, Any]]:
-    """Model name and builder options of a vsent checkpoint (to rebuild it per fold)."""
-    model, _ = load_checkpoint(path)
+def checkpoint_spec(path: str | Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Model name, builder options (to rebuild it per fold) and the recorded metadata of a
+    vsent checkpoint."""
+    model, meta = load_checkpoint(path)
     spec = dict(model.spec)
     name, num_classes = spec.pop("name"), spec.pop("num_classes")
     if model.info.num_outputs != 2 or num_classes != 2:
         raise VsentError(f"{path}: a {name} with {model.info.num_outputs} outputs; domain transfer "
                          "needs a 2-way (negative, positive) model")
-    return name, spec
+    return name, spec, meta
+
+
+def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str) -> None:
+    """Refuse a checkpoint whose metadata says it was trained on ``data`` itself (``vsent
+    pcnn`` and crossval record it): every test fold would hold images it was trained on."""
+    trained_on = meta.get("data")
+    if not isinstance(trained_on, str):
+        return  # a checkpoint from elsewhere: nothing recorded to compare
+    if Path(trained_on).expanduser().resolve() == Path(data).expanduser().resolve():
+        raise VsentError(f"{path} was trained on {trained_on}, the data it would be fine-tuned "
+                         f"and tested on: its test folds hold its training images. Domain "
+                         f"transfer needs a model trained on other data")
 
 
 def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
@@ -499,7 +516,8 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     """
     out = Path(out)
     ckpt = Path(cfg.model).expanduser().resolve()
-    name, kwargs = checkpoint_spec(ckpt)
+    name, kwargs, meta = checkpoint_spec(ckpt)
+    check_other_data(ckpt, meta, cfg.data)
     run = open_run_dir(out, {"command": "pcnn-transfer", **cfg.to_dict(), "model": str(ckpt)},
                        resume=resume, overwrite=overwrite, done="transfer.json")
     try:
