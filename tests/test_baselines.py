@@ -93,6 +93,23 @@ def test_dense_sift_grid_is_taken_on_the_resized_image():
     assert hc.sift_descriptors(small, hc.SiftParams(step=24)).shape == (n24, 128)
 
 
+def test_dense_sift_of_a_banner_too_thin_for_the_grid_gives_no_descriptors(tmp_path, cache):
+    """1200 x 8 resizes to 256 x 2: no grid point (OpenCV raised on the empty keypoint list,
+    stopping a whole baselines or fuse run); a row of 6 px has one row of points."""
+    rng = np.random.default_rng(2)
+    banner = rng.integers(0, 256, (8, 1200, 3), dtype=np.uint8)
+    assert hc.sift_descriptors(banner).shape == (0, 128)
+    assert hc.sift_descriptors(rng.integers(0, 256, (31, 1200, 3), dtype=np.uint8)).shape == \
+        (len(np.arange(6, 256, 12)), 128)  # 256 x 7: one row of grid points
+    paths = []
+    for name, img in (("banner.png", banner), ("photo.png", rng.integers(0, 256, (64, 64, 3),
+                                                                        dtype=np.uint8))):
+        Image.fromarray(img).save(tmp_path / name)
+        paths.append(tmp_path / name)
+    feats = hc.extract_features(paths, cache_dir=tmp_path / "c", progress=False)
+    assert len(feats.descriptors[0]) == 0 and len(feats.descriptors[1]) > 0
+
+
 def test_keypoint_sift_on_a_flat_image_gives_no_descriptors():
     d = hc.sift_descriptors(_solid((90, 90, 90), 64, 64), hc.SiftParams(mode="keypoints"))
     assert d.shape == (0, 128)
@@ -337,6 +354,20 @@ def test_cli_bad_feature_name_exits_2_without_a_run_directory(tmp_path, capsys):
     assert rc == 2
     assert "vsent: error: unknown feature set 'hog'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_too_many_inner_splits_is_one_line_before_any_feature(make_learnable, tmp_path,
+                                                                   cache, capsys, monkeypatch):
+    """Each training fold's smaller class must fill --inner-splits folds (scikit-learn raised
+    from inside the C search, a traceback after the features were extracted)."""
+    data = make_learnable(n_pos=6, n_neg=6)
+    monkeypatch.setattr(bl, "extract_features", lambda *a, **kw: pytest.fail("extracted"))
+    rc = main(["baselines", "--data", str(data), "--folds", "stratified", "--features", "gch",
+               "--inner-splits", "15", "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert ("vsent: error: fold 1: the training images have 4 of one class, fewer than "
+            "--inner-splits 15; use fewer inner splits") in err
 
 
 def test_run_baselines_rejects_bad_subset_and_folds_file_with_all(tmp_path):

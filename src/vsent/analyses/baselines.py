@@ -46,6 +46,7 @@ from vsent.analyses.handcrafted import (
 from vsent.config import HISTOGRAM_MAPS, check_seed
 from vsent.data import Dataset, load_dataset, make_folds, save_folds
 from vsent.data.cache import cache_dir_default
+from vsent.data.folds import check_inner_splits
 from vsent.errors import VsentError
 from vsent.metrics import binary_metrics, summarize_folds, write_summary
 from vsent.runs import Timer, open_run_dir
@@ -518,6 +519,7 @@ def run_baselines(
                 timings[name] = run.read_json(f"{name}/timings.json")
                 continue
             folds = make_folds(dataset, folds_spec, seed=seed)
+            check_inner_splits(dataset.labels, folds, config.inner_splits)
             save_folds(folds, dataset, run / name / "folds.json")
             log.info("%s: %d images, %d folds, features %s", name, len(dataset.paths),
                      len(folds), ", ".join(feature_sets))

@@ -444,7 +444,7 @@ def fuse_run(
     import csv
 
     from vsent.data import make_folds
-    from vsent.data.folds import save_folds
+    from vsent.data.folds import check_inner_splits, save_folds
     from vsent.metrics import binary_metrics, summarize_folds
     from vsent.runs import check_run_data, load_run_dataset, read_config
 
@@ -465,6 +465,7 @@ def fuse_run(
     spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",
                                                                                    "campos")
     folds = make_folds(dataset, spec, seed=cfg.get("seed", 0))
+    check_inner_splits(dataset.labels, folds, (baseline_config or BaselineConfig()).inner_splits)
     if folds_file is not None:
         save_folds(folds, dataset, folds_file)
     early = rule == "early"

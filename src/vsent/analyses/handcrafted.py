@@ -84,7 +84,8 @@ def lch(image: np.ndarray, grid: int = 4, bins: int = 4) -> np.ndarray:
     Blocks are taken in row-major order (top-left, then left to right, then the next row
     down); block edges are ``round(linspace(0, H, grid + 1))`` (same for W). Each block's
     histogram is normalised by its own pixel count and divided by ``grid ** 2``, so every
-    block sums to ``1 / grid ** 2`` and the whole vector to 1, whatever the block sizes.
+    block sums to ``1 / grid ** 2`` and the whole vector to 1, whatever the block sizes (an
+    image fewer than ``grid`` pixels high or wide has empty blocks, all zeros: less than 1).
 
     Returns
     -------
@@ -152,7 +153,8 @@ def sift_descriptors(image: np.ndarray, params: SiftParams | None = None) -> np.
     Returns
     -------
     uint8 array (n, 128). OpenCV's SIFT descriptors are integers in 0..255, so uint8 is
-    lossless and four times smaller in the cache. ``n`` may be 0 in keypoint mode.
+    lossless and four times smaller in the cache. ``n`` may be 0: in keypoint mode, or in
+    dense mode for an image whose resized copy is too thin for one grid point (a banner).
     """
     params = params or SiftParams()
     image = _check_rgb(image)
@@ -163,6 +165,8 @@ def sift_descriptors(image: np.ndarray, params: SiftParams | None = None) -> np.
         keypoints = [cv2.KeyPoint(float(x), float(y), params.size)
                      for y in np.arange(half, h, params.step)
                      for x in np.arange(half, w, params.step)]
+        if not keypoints:  # OpenCV fails on an empty list rather than returning nothing
+            return np.zeros((0, 128), np.uint8)
         _, desc = cv2.SIFT_create().compute(gray, keypoints)
     else:
         _, desc = cv2.SIFT_create(nfeatures=params.max_keypoints).detectAndCompute(gray, None)

@@ -582,6 +582,7 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
         The ``layers.json`` summary: ``{layer: {classifier: {"mean", "std", "folds"}, "dim"}}``
         in depth order.
     """
+    from vsent.data.folds import check_inner_splits
     from vsent.runs import open_run, open_run_dir
 
     out = Path(out)
@@ -592,13 +593,9 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
         raise VsentError(f"{run.path}: the run has no fold(s) {missing} "
                          f"(folds 1..{len(run.folds)})")
     folds = run.folds if cfg.folds is None else [f for f in run.folds if f.index in cfg.folds]
-    for fold in folds:  # every fold's model and class counts now, not after hours of work
+    for fold in folds:  # every fold's model now, not after hours of the first folds' work
         run.checkpoint(fold.index)
-        fewest = np.bincount(run.dataset.labels[fold.train], minlength=2).min()
-        if fewest < cfg.probe.inner_splits:
-            raise VsentError(f"fold {fold.index}: the training images have {fewest} of one "
-                             f"class, fewer than --inner-splits {cfg.probe.inner_splits}; use "
-                             f"fewer inner splits")
+    check_inner_splits(run.dataset.labels, folds, cfg.probe.inner_splits)
     rundir = open_run_dir(out, {"command": "layers", **cfg.to_dict()}, resume=True,
                           overwrite=overwrite, done=None, compare=_RESULT_KEYS,
                           resume_asked=False)

@@ -80,6 +80,19 @@ def make_folds(
     return folds
 
 
+def check_inner_splits(labels: np.ndarray, folds: list[Fold], inner_splits: int) -> None:
+    """Raise VsentError unless every fold's training images hold at least ``inner_splits``
+    of each class (the stratified inner cross-validation that picks C needs one per split);
+    run before any feature is extracted, so the message comes first, not after hours."""
+    labels = np.asarray(labels)
+    for fold in folds:
+        fewest = int(np.bincount(labels[np.asarray(fold.train)], minlength=2).min())
+        if fewest < inner_splits:
+            raise VsentError(f"fold {fold.index}: the training images have {fewest} of one "
+                             f"class, fewer than --inner-splits {inner_splits}; use fewer "
+                             f"inner splits")
+
+
 def save_folds(folds: list[Fold], dataset: Dataset, path: str | os.PathLike) -> Path:
     """Write folds as JSON with item names: ``{"n_splits": K, "folds": [{"fold": 1,
     "train": [names], "test": [names]}, ...]}``. The write is atomic."""
