@@ -258,6 +258,27 @@ def test_pcnn_command_needs_a_dataset_and_sound_options(learnable_dataset, tmp_p
     assert main([*base, "--finetune-epochs", "0", "--out", str(tmp_path / "b")]) == 2
     assert "--finetune-epochs 0" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+    # weights that cannot be had stop it before the run directory and the image cache
+    assert main([*base, "--init", "imagenet", "--out", str(tmp_path / "c")]) == 2
+    assert "no ImageNet weights" in capsys.readouterr().err
+    assert main([*base, "--init", str(tmp_path / "absent.pt"), "--out", str(tmp_path / "d")]) == 2
+    assert "absent.pt" in capsys.readouterr().err
+    assert not any((tmp_path / n).exists() for n in ("o", "c", "d"))
+
+
+def test_pcnn_command_refuses_a_dataset_of_one_class(make_learnable, tmp_path, capsys):
+    """Stage 1 would learn one answer, the selection drop every image and the run end with
+    the stage-1 model called PCNN: refused before any training."""
+    import shutil
+
+    data = make_learnable(n_pos=6, n_neg=6)
+    for f in (data / "negative").iterdir():
+        shutil.move(f, data / "positive" / f"n_{f.name}")
+    assert main(["pcnn", "--data", str(data), "--out", str(tmp_path / "o"),
+                 *_train_opts(1, 1)]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}: all 12 images are positive; progressive training needs both classes" in err
+    assert not (tmp_path / "o" / "stage1").exists()
 
 
 WARM = np.array([215.0, 160.0, 80.0])

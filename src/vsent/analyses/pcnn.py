@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from vsent import papers
 from vsent.config import RunConfig, TrainConfig, check_seed, config_from_dict, record_dict
@@ -208,25 +209,34 @@ def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False
     ``out`` is opened by :func:`vsent.runs.open_run_dir` (a finished run returns its stored
     summary; another config is refused; ``overwrite`` starts again).
     """
+    # missing data or weights stop the run before its directory exists (as crossval's)
+    if not Path(cfg.data).expanduser().exists():
+        raise VsentError(f"{cfg.data}: no such file or directory")
+    proto = create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
+    if proto.info.num_outputs != 2:
+        raise VsentError(f"progressive training needs a 2-way model, {cfg.model} has "
+                         f"{proto.info.num_outputs} outputs")
     run = open_run_dir(out, {"command": "pcnn", **cfg.to_dict()}, resume=resume,
                        overwrite=overwrite, done=SUMMARY)
     try:
         if run.status == "finished":
             return run.read_json(SUMMARY)
-        return _progressive(cfg, run, progress)
+        return _progressive(cfg, run, proto, progress)
     finally:
         run.close()
 
 
-def _progressive(cfg: ProgressiveConfig, run: RunDir, progress: bool) -> dict[str, Any]:
+def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
+                 progress: bool) -> dict[str, Any]:
     timer = Timer()
     seeds = cfg.seeds
     dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
+    counts = np.bincount(dataset.labels, minlength=2)
+    if counts.min() == 0:  # stage 1 would learn one answer and stage 2 would drop everything
+        raise VsentError(f"{cfg.data}: all {len(dataset)} images are "
+                         f"{'positive' if counts[1] else 'negative'}; progressive training "
+                         f"needs both classes")
     run.write_json("skipped.json", list(dataset.skipped))
-    proto = create_model(cfg.model, init="random", **cfg.model_kwargs)
-    if proto.info.num_outputs != 2:
-        raise VsentError(f"progressive training needs a 2-way model, {cfg.model} has "
-                         f"{proto.info.num_outputs} outputs")
     images = image_cache(dataset, size=proto.info.preprocess.resize, progress=progress)
     labels = dataset.labels
     del proto

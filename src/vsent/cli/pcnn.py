@@ -45,8 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="random (default), imagenet, or a weights file / vsent checkpoint")
     add_train_args(g)
     g.add_argument("--finetune-epochs", type=int, default=None,
-                   help="stage 2 epochs (the other options above apply to both stages)")
-    g.add_argument("--finetune-lr", type=float, default=None, help="stage 2 learning rate")
+                   help="stage 2 epochs (default: the preset's, 10 for you2015, 5 for quick; "
+                        "the options above apply to both stages, but --epochs and --lr)")
+    g.add_argument("--finetune-lr", type=float, default=None,
+                   help="stage 2 learning rate (default: the preset's, 1e-5 for you2015, 2e-4 "
+                        "for quick; --lr sets stage 1 only)")
     g.add_argument("--oversample", action="store_true",
                    help="score the training images with 10 crops instead of the centre crop")
     p.set_defaults(func=run_pcnn)
