@@ -371,6 +371,10 @@ def test_cli_too_many_inner_splits_is_one_line_before_any_feature(make_learnable
 
 
 def test_run_baselines_rejects_bad_subset_and_folds_file_with_all(tmp_path):
+    with pytest.raises(VsentError, match=r"--jobs must be >= 1 \(or left out for all CPU cores\), "
+                                         r"got 0"):
+        bl.run_baselines(tmp_path, "five", "campos", "gch", tmp_path / "run", n_jobs=0)
+    assert not (tmp_path / "run").exists()
     with pytest.raises(VsentError, match="subset must be one of five, four, three or all, "
                                          "got 'seven'"):
         bl.run_baselines(tmp_path, "seven", "campos", "gch", tmp_path / "run")

@@ -491,6 +491,8 @@ def run_baselines(
     if len(subsets) > 1 and folds_spec not in ("campos", "stratified"):
         raise VsentError(f"a folds file ({folds_spec}) holds the folds of one subset; "
                          f"use --subset five, four or three with it")
+    if n_jobs is not None and (isinstance(n_jobs, bool) or n_jobs < 1):
+        raise VsentError(f"--jobs must be >= 1 (or left out for all CPU cores), got {n_jobs}")
 
     run_config = {
         "command": "baselines", "data": str(getattr(data, "root", data)), "subsets": subsets,
