@@ -234,11 +234,10 @@ def test_config_records_refuse_a_seed_out_of_range(tmp_path):
     from vsent.analyses.layers import ProbeConfig
     from vsent.analyses.pcnn import ProgressiveConfig
     from vsent.analyses.regions import RegionConfig
-    from vsent.config import MAX_SEED, RunConfig, TrainConfig
+    from vsent.config import MAX_SEED, MAX_TRAIN_SEED, RunConfig, TrainConfig
     from vsent.errors import VsentError
 
-    builders = [lambda s: TrainConfig(seed=s), lambda s: RunConfig(data="d", seed=s),
-                lambda s: ProbeConfig(seed=s),
+    builders = [lambda s: RunConfig(data="d", seed=s), lambda s: ProbeConfig(seed=s),
                 lambda s: RegionConfig(seed=s), lambda s: BaselineConfig(seed=s),
                 lambda s: ProgressiveConfig(data="d", seed=s)]
     for build in builders:
@@ -246,3 +245,25 @@ def test_config_records_refuse_a_seed_out_of_range(tmp_path):
         for bad in (-1, MAX_SEED + 1, 2.0, True, "3"):
             with pytest.raises(VsentError, match=r"--seed must be an integer in 0\.\.4294967295"):
                 build(bad)
+    # a training stage's seed is derived (crossval's fold k: seed * 1000 + k): torch's and
+    # numpy's generators take it, so only a negative or non-integer one is refused
+    assert TrainConfig(seed=MAX_SEED * 1000 + 5).seed == MAX_SEED * 1000 + 5
+    assert ProgressiveConfig(data="d", seed=MAX_SEED).seeds["stage2"] == MAX_SEED + 1
+    for bad in (-1, MAX_TRAIN_SEED + 1, 2.0):
+        with pytest.raises(VsentError, match=r"--seed must be an integer in 0\.\."):
+            TrainConfig(seed=bad)
+
+
+def test_the_largest_seed_reaches_scikit_learn_in_range():
+    """Seeds derived from the largest one (a fold's seed * 1000 + k, the fusion's outer split
+    at seed + 1) are reduced below 2**32 where scikit-learn takes them."""
+    import numpy as np
+
+    from vsent.analyses.fusion import hand_crafted_probabilities
+    from vsent.config import MAX_SEED
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), np.repeat([0, 1], 20)
+    res = hand_crafted_probabilities(X, y, np.arange(30), np.arange(30, 40), seed=MAX_SEED,
+                                     oof=True)
+    assert res.test.shape == (10,)

@@ -17,16 +17,20 @@ from typing import Any
 
 from vsent.errors import VsentError
 
-#: The largest seed: numpy's legacy generators and scikit-learn's ``random_state`` take
-#: 0 .. 2**32 - 1 (a pcnn run's stage 2 uses seed + 1, still within torch's range).
+#: The largest seed a user gives: numpy's legacy generators and scikit-learn's
+#: ``random_state`` take 0 .. 2**32 - 1.
 MAX_SEED = 2**32 - 1
+#: The largest seed of a training stage: seeds derived from the user's (crossval's fold k
+#: trains with seed * 1000 + k, later stages add 1 or 2) go to torch's and numpy's
+#: generators, which take any of these.
+MAX_TRAIN_SEED = 2**63 - 1
 
 
-def check_seed(seed: Any) -> None:
-    """Raise VsentError unless ``seed`` is an integer in 0 .. :data:`MAX_SEED` (a negative
-    or huge seed would stop a run at its first scikit-learn step, after hours of work)."""
-    if isinstance(seed, bool) or not hasattr(seed, "__index__") or not 0 <= seed <= MAX_SEED:
-        raise VsentError(f"--seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
+def check_seed(seed: Any, limit: int = MAX_SEED) -> None:
+    """Raise VsentError unless ``seed`` is an integer in 0 .. ``limit`` (a negative or huge
+    seed would stop a run at its first scikit-learn step, after hours of work)."""
+    if isinstance(seed, bool) or not hasattr(seed, "__index__") or not 0 <= seed <= limit:
+        raise VsentError(f"--seed must be an integer in 0..{limit}, got {seed!r}")
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
@@ -129,7 +133,7 @@ class TrainConfig:
             raise VsentError(f"--augment {self.augment!r}: choose one of {', '.join(AUGMENTS)}")
         if self.mix not in MIXES:
             raise VsentError(f"--mix {self.mix!r}: choose one of {', '.join(MIXES)}")
-        check_seed(self.seed)
+        check_seed(self.seed, MAX_TRAIN_SEED)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` (validated again)."""

@@ -302,8 +302,9 @@ def fit_head(model: nn.Module, features: np.ndarray, labels: np.ndarray, cfg: Tr
     if head == "linear":
         return fit_linear_head(model, features, labels, cfg)
     if head == "logistic":
+        # scikit-learn takes seeds below 2**32; a fold's seed is the run's * 1000 + k
         return [{"head": "logistic", **fit_logistic_head(model, features, labels,
-                                                         seed=cfg.seed)}]
+                                                         seed=cfg.seed % 2**32)}]
     raise VsentError(f"--head {head!r}: use one of {', '.join(HEADS)}")
 
 

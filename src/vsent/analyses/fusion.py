@@ -286,7 +286,7 @@ def hand_crafted_probabilities(
         p_test = model.predict_proba(X[test])[:, list(model.classes_).index(1)]
         train_oof = None
         if oof:
-            outer = StratifiedKFold(inner_splits, shuffle=True, random_state=seed + 1)
+            outer = StratifiedKFold(inner_splits, shuffle=True, random_state=(seed + 1) % 2**32)
             proba = cross_val_predict(_estimator(method, blocks, Cs, inner_splits, seed),
                                       X[train], y[train], cv=outer, method="predict_proba")
             train_oof = proba[:, 1]
