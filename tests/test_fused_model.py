@@ -254,3 +254,25 @@ def test_on_twitter1_the_saved_classifier_reproduces_the_strong_runs_fold_1(twit
     path = dict(zip(ds.names, ds.paths, strict=True))
     got = model.predict_proba([np.asarray(load_rgb(path[r["name"]])) for r in rows])
     np.testing.assert_allclose(got, [float(r["prob_hand"]) for r in rows], atol=1e-9)
+
+
+def test_explain_of_a_fused_checkpoint_reports_and_maps_the_fused_label(tmp_path):
+    """vsent explain on a late-fused checkpoint: the probabilities and the label are predict's
+    (fused); --target predicted maps the network's evidence for the fused label (serve's rule),
+    also where the network alone would answer the other class."""
+    from vsent.analyses import explain as X
+
+    path, fusion, paths, labels = _fused_checkpoint(tmp_path)
+    pred = Predictor.from_checkpoint(path, device="cpu")
+    fused = pred.predict_proba(paths)
+    cnn = Predictor(pred.model, device="cpu").predict_proba(paths)
+    disagree = [i for i in range(len(paths)) if fused[i].argmax() != cnn[i].argmax()]
+    assert disagree  # the test can tell the fused label from the network's
+    rows = X.explain(path, paths, tmp_path / "ex", device="cpu")
+    for i, row in enumerate(rows):
+        assert row["prob_positive"] == pytest.approx(fused[i, 1], abs=1e-5)
+        assert row["predicted"] == row["target"] == pred.class_names[int(fused[i].argmax())]
+    i = disagree[0]
+    want = X.explain_image(pred.model, paths[i], target=int(fused[i].argmax()), device="cpu")
+    np.testing.assert_allclose(np.load(tmp_path / "ex" / rows[i]["heatmap"]), want["heatmap"],
+                               atol=1e-6)

@@ -186,12 +186,18 @@ def explain_images(
     target: str = "predicted",
     device: torch.device | str = "cpu",
     class_names: Sequence[str] = ("negative", "positive"),
+    fusion: Any = None,
 ) -> list[dict[str, Any]]:
     """Grad-CAM overlays (PNG) and raw maps (.npy) for each image, one row per image.
 
     Files are ``<out>/<i>_<stem>_gradcam.png`` and ``.npy`` (``i`` = position in ``paths``,
     so equal file names from different folders do not collide). An image that cannot be read
     gets a row with ``error`` set; the others are still explained.
+
+    ``fusion``: a late-fused checkpoint's :class:`vsent.analyses.fused_model.LateFusion`. The
+    probabilities and the predicted label are then the fused ones (``vsent predict``'s), and
+    ``target="predicted"`` maps the network's evidence for the fused label (as ``vsent
+    serve``); the map itself is the network's (the hand-crafted half has none).
 
     Returns
     -------
@@ -207,6 +213,13 @@ def explain_images(
         row: dict[str, Any] = {"image": str(path), "error": ""}
         try:
             r = explain_image(model, path, layer=layer, target=target, device=device)
+            p = r["probs"]
+            if fusion is not None:
+                hand = fusion.hand.features(np.asarray(load_rgb(path), np.uint8))
+                p = fusion.fuse(p[None], hand[None])[0]
+                if target == "predicted" and int(p.argmax()) != r["target"]:
+                    r = explain_image(model, path, layer=layer, target=int(p.argmax()),
+                                      device=device)  # the fused label's evidence
         except ImageError as e:  # a bad --layer/--target is not the image's fault: raised
             row["error"] = str(e)
             rows.append(row)
@@ -216,7 +229,6 @@ def explain_images(
         stem = f"{i:04d}_{Path(str(path)).stem}_gradcam"
         Image.fromarray(overlay_heatmap(r["image"], r["heatmap"])).save(out / f"{stem}.png")
         np.save(out / f"{stem}.npy", r["heatmap"].astype(np.float32))
-        p = r["probs"]
         pred = int(p.argmax())
         row.update(
             prob_negative=round(float(p[0]), 6), prob_positive=round(float(p[1]), 6)
@@ -275,14 +287,14 @@ def explain(
     """
     from vsent.batch import split_inputs
     from vsent.inference import resolve_device
-    from vsent.models.checkpoint import load_checkpoint
+    from vsent.predict import Predictor
     from vsent.runs import open_run_dir
 
     if target not in TARGETS:
         raise VsentError(f"--target {target!r}: choose one of {', '.join(TARGETS)}")
     dev = resolve_device(device)
-    try:
-        model, meta = load_checkpoint(checkpoint, map_location=dev)
+    try:  # a late-fused checkpoint's hand-crafted half too, as predict reads it
+        predictor = Predictor.from_checkpoint(checkpoint, device=dev)
     except WeightsError:
         _refuse_export(checkpoint)
         raise
@@ -298,7 +310,8 @@ def explain(
             with (rd / DONE).open(newline="") as f:
                 return list(csv.DictReader(f))
         rows = [{"image": m["path"], "error": m["error"]} for m in missing]
-        rows += explain_images(model, paths, rd.path, layer=layer, target=target, device=dev,
-                               class_names=meta.get("class_names", ("negative", "positive")))
+        rows += explain_images(predictor.model, paths, rd.path, layer=layer, target=target,
+                               device=dev, class_names=predictor.class_names,
+                               fusion=predictor.fusion)
         rd.write_csv(DONE, rows, list(FIELDS))
     return rows
