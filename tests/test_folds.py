@@ -205,6 +205,16 @@ def test_json_with_unknown_names(twitter_like, tmp_path):
         ('{"folds": []}', "expected a JSON object with a non-empty 'folds' list"),
         ('{"n_splits": 3, "folds": [{"train": [], "test": []}]}', "n_splits is 3 but 1 folds"),
         ('{"folds": [{"fold": 1, "train": ["x"]}]}', "fold entry 1 needs 'train' and 'test'"),
+        ('{"folds": [{"fold": 1, "train": [["x"]], "test": []}]}',
+         "fold entry 1 needs 'train' and 'test' lists of image names"),
+        ('{"folds": [{"fold": "two", "train": [], "test": []}]}',
+         "fold entry 1: 'fold' must be a number from 1, got 'two'"),
+        ('{"folds": [{"fold": null, "train": [], "test": []}]}',
+         "fold entry 1: 'fold' must be a number from 1, got None"),
+        ('{"folds": [{"fold": 0, "train": [], "test": []}]}',
+         "fold entry 1: 'fold' must be a number from 1, got 0"),
+        ('{"folds": [{"fold": 2.7, "train": [], "test": []}]}',
+         "fold entry 1: 'fold' must be a number from 1, got 2.7"),
     ],
 )
 def test_json_structure_errors(twitter_like, tmp_path, text, message):
@@ -213,6 +223,35 @@ def test_json_structure_errors(twitter_like, tmp_path, text, message):
     ds = load_dataset(twitter_like, validate=False)
     with pytest.raises(DataError, match=re.escape(f"{path}: {message}")):
         make_folds(ds, path)
+
+
+def test_json_with_a_fold_number_used_twice(twitter_like, tmp_path):
+    """Runs keep fold k under fold<k>/: a second fold 1 would be taken for the first, done."""
+    ds = load_dataset(twitter_like, validate=False)
+    doc = json.loads(save_folds(make_folds(ds, "stratified"), ds,
+                                tmp_path / "folds.json").read_text())
+    doc["folds"][2]["fold"] = 1
+    path = tmp_path / "twice.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=re.escape(f"{path}: fold entry 3: fold number 1 is "
+                                                  f"used twice")):
+        make_folds(ds, path)
+
+
+def test_json_leaving_images_out_of_every_test_fold_says_so(twitter_like, tmp_path, caplog):
+    """Images the file's folds never test (added since it was made) are named in the log."""
+    ds = load_dataset(twitter_like, validate=False)
+    path = save_folds(make_folds(ds, "stratified"), ds, tmp_path / "folds.json")
+    with caplog.at_level(logging.INFO, logger="vsent"):
+        make_folds(ds, path)
+    assert "in no test fold" not in caplog.text
+    doc = json.loads(path.read_text())
+    dropped = doc["folds"][0]["test"].pop()
+    path.write_text(json.dumps(doc))
+    with caplog.at_level(logging.INFO, logger="vsent"):
+        folds = make_folds(ds, path)
+    assert sum(len(f.test) for f in folds) == len(ds) - 1
+    assert f"1 of {len(ds)} images are in no test fold (e.g. {dropped})" in caplog.text
 
 
 def test_json_overlap_and_missing_file(twitter_like, tmp_path):

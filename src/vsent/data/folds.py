@@ -230,9 +230,16 @@ def _json_folds(dataset: Dataset, path: Path) -> list[Fold]:
     folds = []
     for pos, entry in enumerate(entries, 1):
         if not (isinstance(entry, dict) and isinstance(entry.get("train"), list)
-                and isinstance(entry.get("test"), list)):
-            raise DataError(f"{path}: fold entry {pos} needs 'train' and 'test' name lists")
-        k = int(entry.get("fold", pos))
+                and isinstance(entry.get("test"), list)
+                and all(isinstance(n, str) for n in entry["train"] + entry["test"])):
+            raise DataError(f"{path}: fold entry {pos} needs 'train' and 'test' lists of "
+                            f"image names")
+        k = entry.get("fold", pos)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise DataError(f"{path}: fold entry {pos}: 'fold' must be a number from 1, got "
+                            f"{k!r}")
+        if k in {f.index for f in folds}:  # runs keep fold k's results under fold<k>/
+            raise DataError(f"{path}: fold entry {pos}: fold number {k} is used twice")
         unknown = [n for n in entry["train"] + entry["test"] if n not in index]
         if unknown:
             raise DataError(
@@ -242,4 +249,9 @@ def _json_folds(dataset: Dataset, path: Path) -> list[Fold]:
             )
         folds.append(_make_fold(k, [index[n] for n in entry["train"]],
                                 [index[n] for n in entry["test"]], str(path), dataset.names))
+    tested = {i for f in folds for i in f.test}
+    untested = [n for i, n in enumerate(dataset.names) if i not in tested]
+    if untested:  # images added since the file was made are never evaluated: say so
+        logger.info("%s: %d of %d images are in no test fold (e.g. %s)", path, len(untested),
+                    len(dataset.names), ", ".join(untested[:3]))
     return _check_tests_disjoint(folds, str(path), dataset.names)
