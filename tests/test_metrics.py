@@ -32,6 +32,11 @@ def test_predictions_of_another_class_are_wrong_and_counted_apart():
     assert tn + tp == round(m["accuracy"] * m["n"])
     assert tn + fp + fn + tp + sum(m["other"]) == m["n"]
     assert m["precision"] == pytest.approx(1.0) and m["recall"] == pytest.approx(1 / 3)
+    # a fold with no prediction of 0 or 1 at all (a raw ablation that never picks them):
+    # every image wrong, an empty matrix (scikit-learn raised on the empty input)
+    m = binary_metrics(np.array([0, 1, 1]), np.array([5, 7, 9]))
+    assert m["accuracy"] == 0.0 and m["confusion"] == [[0, 0], [0, 0]]
+    assert m["other"] == [1, 2] and m["precision"] == m["recall"] == m["f1"] == 0.0
 
 
 def test_summarize_folds_gives_the_population_std():

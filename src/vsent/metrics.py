@@ -35,7 +35,9 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
         y_true, y_pred == 1, labels=[1], average=None, zero_division=0
     )
     binary = np.isin(y_pred, (0, 1))
-    cm = confusion_matrix(y_true[binary], y_pred[binary], labels=[0, 1])
+    # scikit-learn refuses empty input: a fold predicted all "other" has an empty matrix
+    cm = confusion_matrix(y_true[binary], y_pred[binary], labels=[0, 1]) if binary.any() \
+        else np.zeros((2, 2), np.int64)
     out = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "precision": float(p[0]),
