@@ -139,6 +139,45 @@ def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(
         torch.testing.assert_close(a, b)
 
 
+class TinyDropout(Tiny):
+    """Tiny with dropout before the head: training draws from torch's global generator."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(torch.relu(self.body(x)).mean(dim=(2, 3))))
+
+
+@pytest.mark.parametrize("device", [
+    "cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="a GPU check (bench/gpu_runs.sh runs the suite)"))])
+def test_resume_restores_the_schedule_and_the_random_draws(tmp_path, monkeypatch, device):
+    """With a schedule whose lr changes every epoch (cosine) and dropout masks from the
+    global generator (the GPU's on cuda), a resumed fit still ends where the uninterrupted
+    one does: the scheduler's state and the random states are restored, not started again."""
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    images, labels = _learnable(40)
+    cfg = TrainConfig(epochs=5, batch_size=8, lr=0.05, schedule="cosine", device=device, seed=3)
+    torch.manual_seed(0)
+    full = TinyDropout()
+    fit(full, images, labels, cfg, progress=False)
+    state = tmp_path / "state.pt"
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 2)
+        with pytest.raises(KeyboardInterrupt):
+            torch.manual_seed(0)
+            fit(TinyDropout(), images, labels, cfg, state_path=state, progress=False)
+    torch.manual_seed(123)
+    resumed = TinyDropout()
+    history = fit(resumed, images, labels, cfg, state_path=state, progress=False)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
+    assert len({round(h["lr"], 8) for h in history}) == 5  # the lr moved every epoch
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a.cpu(), b.cpu())
+
+
 def test_resuming_a_training_state_with_another_config_is_refused(tmp_path, monkeypatch):
     """The finetune --lr case: the state records its config; another lr is not silently
     resumed (the device is a run option and may change)."""

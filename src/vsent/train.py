@@ -163,6 +163,12 @@ def train_one_epoch(
     }
 
 
+def _on_cuda(device: torch.device) -> bool:
+    """Training draws on a GPU's generator (dropout masks): its state is saved and restored
+    with the CPU's, so a resumed fold draws what an uninterrupted one would."""
+    return torch.device(device).type == "cuda"
+
+
 def fit(
     model: nn.Module,
     images: np.ndarray,
@@ -226,6 +232,8 @@ def fit(
         if ema is not None:
             ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and _on_cuda(device):  # dropout masks drawn on the GPU
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         history = state["history"]
         log.info("%s: resumed after epoch %d of %d", desc, len(history), cfg.epochs)
 
@@ -252,6 +260,7 @@ def fit(
                 "scheduler": sched.state_dict(), "generator": gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "history": history,
                 "config": cfg.to_dict(), **({"ema": ema.state_dict()} if ema else {}),
+                **({"cuda_rng": torch.cuda.get_rng_state_all()} if _on_cuda(device) else {}),
             }, tmp)
             tmp.replace(state_path)
     dist.unwrap_model(net)  # DDP: BatchNorm back, rank 0's buffers on every rank

@@ -187,8 +187,8 @@ def trivial_augment(
         v2.TrivialAugmentWide(),
     ])
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # the CPU generator only: so is the seed
+        torch.random.default_generator.manual_seed(seed)
         out = [pipeline(image.permute(2, 0, 1)) for image in batch]
     if not out:
         return batch[:, :crop, :crop]
@@ -226,8 +226,8 @@ def mix_batch(x: torch.Tensor, y: torch.Tensor, kind: str, num_classes: int,
     else:
         raise ValueError(f"unknown mix {kind!r}")
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # the CPU generator only: so is the seed
+        torch.random.default_generator.manual_seed(seed)
         return mixer(x, y)
 
 
