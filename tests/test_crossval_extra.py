@@ -386,3 +386,26 @@ def test_cli_options_reach_the_config(twitter_like, tmp_path, capsys):
     assert f"{tmp_path}: not a finished crossval run" in capsys.readouterr().err
     assert main(["fuse", str(tmp_path), "--features", "sift"]) == 2
     assert "--features 'sift'" in capsys.readouterr().err
+
+
+def test_default_finetune_lr_is_a_tenth_of_the_lr_the_model_trains_at(twitter_like):
+    """CaffeNet fc6-2 trains at its hint 1e-4 (not the preset's 1e-3): the fine-tuning stages'
+    default lr is a tenth of that, as --finetune-lr's help says; a given one is kept."""
+    from vsent.cli import build_parser
+    from vsent.cli.crossval import config_from_args
+    from vsent.crossval import prepare
+
+    base = ["crossval", "--data", str(twitter_like), "--preset", "campos2015", "--model",
+            "caffenet", "--model-arg", "arch=fc6-2", "--init", "random", "--extra-train",
+            "three", "--extra-schedule", "joint+finetune"]
+    cfg, _ = prepare(config_from_args(build_parser().parse_args(base)))
+    assert (cfg.train.lr, cfg.finetune.lr) == (1e-4, pytest.approx(1e-5))
+    given = build_parser().parse_args([*base, "--finetune-lr", "3e-4"])
+    cfg, _ = prepare(config_from_args(given))
+    assert (cfg.train.lr, cfg.finetune.lr) == (1e-4, 3e-4)
+    # the quick model has no hint: a tenth of the preset's lr, as before
+    quick = build_parser().parse_args(["crossval", "--data", str(twitter_like), "--preset",
+                                       "quick", "--extra-train",
+                                       "three", "--extra-schedule", "joint+finetune"])
+    cfg, _ = prepare(config_from_args(quick))
+    assert cfg.finetune.lr == pytest.approx(cfg.train.lr / 10) == pytest.approx(2e-4)

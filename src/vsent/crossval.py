@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,12 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
         check_two_way(model.info.num_outputs, cfg.model, cfg.model_kwargs,
                       f"--fusion {cfg.fusion}")
     lr = resolve_lr(cfg.preset, cfg.train.lr, model.info.default_lr)  # e.g. fc6-2 trains at 1e-4
-    return cfg.replace(train=cfg.train.replace(lr=lr)), model
+    changes: dict[str, Any] = {"train": cfg.train.replace(lr=lr)}
+    if lr != cfg.train.lr and cfg.finetune is not None \
+            and math.isclose(cfg.finetune.lr, cfg.train.lr / 10):
+        # the fine-tuning stages' default lr is a tenth of the training lr: of the one used
+        changes["finetune"] = cfg.finetune.replace(lr=lr / 10)
+    return cfg.replace(**changes), model
 
 
 def crossval(
