@@ -86,6 +86,22 @@ def test_every_label_problem_is_listed_with_file_and_line(twitter_like):
     assert "skip_bad=True" in msg
 
 
+def test_a_twitter_name_with_a_folder_is_refused(twitter_like):
+    """./0.jpg would list 0.jpg a second time (with another label, past the duplicate check),
+    ../x.jpg reaches outside images/: a Twitter I name is a file name."""
+    rows = _expected_rows(twitter_like, "five")
+    name, label = rows[0]
+    path = _rewrite_labels(twitter_like, [f"{name} {label}", f"./{name} {1 - label}",
+                                          f"../images/{rows[1][0]} 1", *(f"{n} {lab}" for n, lab
+                                                                         in rows[2:6])])
+    with pytest.raises(DataError) as info:
+        load_dataset(twitter_like)
+    msg = str(info.value)
+    assert msg.startswith("2 bad label entries")
+    assert f"{path}:2: ./{name} is not a file name in " in msg
+    assert f"{path}:3: ../images/{rows[1][0]} is not a file name in " in msg
+
+
 def test_long_problem_lists_are_capped(twitter_like):
     path = _rewrite_labels(twitter_like, [f"ghost{i}.jpg 1" for i in range(25)])
     with pytest.raises(DataError) as info:

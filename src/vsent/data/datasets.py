@@ -256,6 +256,9 @@ def _read_twitter(root: Path, subset: str) -> tuple[list[Item], list[Problem]]:
         if raw not in ("0", "1"):
             problems.append((where, f"label {raw!r} of {name} is not 0 (negative) or 1 (positive)"))
             continue
+        if name in (".", "..") or Path(name).name != name:  # ./0.jpg would be 0.jpg twice
+            problems.append((where, f"{name} is not a file name in {images_dir} (no folders)"))
+            continue
         if name in first_line:
             problems.append((where, f"{name} is a duplicate of line {first_line[name]}"))
             continue
