@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -368,6 +369,17 @@ def test_cli_too_many_inner_splits_is_one_line_before_any_feature(make_learnable
     assert rc == 2 and "Traceback" not in err
     assert ("vsent: error: fold 1: the training images have 4 of one class, fewer than "
             "--inner-splits 15; use fewer inner splits") in err
+
+
+def test_skipped_images_are_recorded_in_the_run(make_learnable, tmp_path, cache):
+    """--skip-bad: the dropped items are in <subset>/skipped.json, as in a crossval run."""
+    data = make_learnable(n_pos=10, n_neg=10)
+    (data / "positive" / "junk.jpg").write_bytes(b"not an image")
+    out = tmp_path / "run"
+    bl.run_baselines(data, "five", "stratified", "gch", out, skip_bad=True, progress=False)
+    skipped = json.loads((out / "custom" / "skipped.json").read_text())
+    assert [Path(where).name for where, _ in skipped] == ["junk.jpg"]
+    assert json.loads((out / "custom" / "folds.json").read_text())["n_splits"] == 5
 
 
 def test_run_baselines_rejects_bad_subset_and_folds_file_with_all(tmp_path):

@@ -56,8 +56,10 @@ def test_random_bytes_cannot_be_identified(tmp_path):
         load_rgb(path)
 
 
-def test_corrupt_jpeg_body_is_an_image_error(bad_images):
-    # JPEG start-of-image marker followed by garbage: PIL recognises the format, then fails.
+def test_corrupt_jpeg_header_is_an_image_error(bad_images):
+    # JPEG start-of-image marker followed by garbage: PIL recognises the format, then fails
+    # on the header. (A damaged compressed body behind a sound header decodes: libjpeg
+    # recovers with grey blocks; the README says so.)
     with pytest.raises(ImageError, match=r"corrupt\.jpg: "):
         load_rgb(bad_images["corrupt"])
 

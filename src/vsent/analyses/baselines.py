@@ -525,6 +525,7 @@ def run_baselines(
             folds = make_folds(dataset, folds_spec, seed=seed)
             check_inner_splits(dataset.labels, folds, config.inner_splits)
             save_folds(folds, dataset, run / name / "folds.json")
+            run.write_json(f"{name}/skipped.json", list(dataset.skipped))  # as crossval's
             log.info("%s: %d images, %d folds, features %s", name, len(dataset.paths),
                      len(folds), ", ".join(feature_sets))
             needs_sift = any(set(f.split("+")) & set(SIFT_BLOCKS) for f in feature_sets)

@@ -2,8 +2,9 @@
 
 :func:`load_dataset` reads labels, checks them (values, duplicates, unknown files, malformed
 lines) and, by default, that every image decodes. Problems are reported together, each with
-its file and line, so one run shows everything to fix. ``skip_bad=True`` drops the bad items
-instead and records them in :attr:`Dataset.skipped`.
+its file and line: every label problem in one error, then (labels clean) every image that does
+not decode in one error, so a file with both needs two runs to list all. ``skip_bad=True``
+drops the bad items instead and records them in :attr:`Dataset.skipped`.
 """
 
 from __future__ import annotations
@@ -157,7 +158,8 @@ def load_dataset(
     ------
     vsent.errors.DataError
         Missing paths, unknown layout, and (unless ``skip_bad``) every problem found in the
-        labels or images, listed with file and line.
+        labels, listed with file and line, or, when the labels are clean, every image that
+        does not decode.
     """
     if isinstance(data, Dataset):
         return data
