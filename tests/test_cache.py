@@ -126,6 +126,24 @@ def test_interrupted_build_leaves_no_cache(ds, cdir, monkeypatch):
     np.testing.assert_array_equal(arr[-1], load_resized(ds.paths[-1], SIZE))
 
 
+def test_a_killed_builds_old_temporary_file_is_removed_by_the_next_build(ds, cdir):
+    """SIGKILL skips the clean-up: the next build of the same cache removes a temporary file
+    a day old, and leaves a fresh one (another process may be writing it) and other caches'."""
+    import time
+
+    final = cdir / f"images-{cache_key(ds.paths, SIZE)[:20]}-{len(ds)}x{SIZE}x{SIZE}x3.npy"
+    abandoned = cdir / f".{final.name}.4242.0badc0de.tmp"
+    fresh = cdir / f".{final.name}.4343.c0ffee00.tmp"
+    other = cdir / ".images-0123456789abcdef0123-5x8x8x3.npy.4242.0badc0de.tmp"
+    for f in (abandoned, fresh, other):
+        f.write_bytes(b"partial")
+    day_ago = time.time() - cache_mod.ABANDONED_AFTER_S - 60
+    for f in (abandoned, other):
+        os.utime(f, (day_ago, day_ago))
+    image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    assert final.is_file() and not abandoned.exists() and fresh.exists() and other.exists()
+
+
 def test_unreadable_cache_file_is_rebuilt(ds, cdir, caplog):
     arr = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
     path = Path(arr.filename)

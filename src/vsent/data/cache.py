@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -104,6 +105,7 @@ def image_cache(
     # A unique temporary name: concurrent builders never write into the same file, and the
     # final name only ever appears complete (os.replace is atomic).
     tmp = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    _remove_abandoned(final)
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
         try:
@@ -118,6 +120,24 @@ def image_cache(
         tmp.unlink(missing_ok=True)
     logger.info("image cache: built %s", final)
     return np.load(final, mmap_mode="r")
+
+
+#: A temporary cache file older than this was left by a killed build (a build takes minutes).
+ABANDONED_AFTER_S = 24 * 3600
+
+
+def _remove_abandoned(final: Path) -> None:
+    """Delete the temporary files of ``final`` that a killed build left (SIGKILL skips the
+    clean-up; each is as large as the cache). Only old ones: another process may be building
+    the same cache now, maybe on another machine sharing the folder."""
+    now = time.time()
+    for old in final.parent.glob(f".{final.name}.*.tmp"):
+        try:
+            if now - old.stat().st_mtime > ABANDONED_AFTER_S:
+                old.unlink()
+                logger.info("image cache: removed %s, left by an interrupted build", old)
+        except OSError:  # gone meanwhile, or not ours to remove: leave it
+            pass
 
 
 def cache_images(
