@@ -232,8 +232,8 @@ def fit(
         if ema is not None:
             ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and _on_cuda(device):  # dropout masks drawn on the GPU
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if _on_cuda(device) and len(state.get("cuda_rng", ())) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout masks drawn on the GPU
         history = state["history"]
         log.info("%s: resumed after epoch %d of %d", desc, len(history), cfg.epochs)
 
