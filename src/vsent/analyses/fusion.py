@@ -465,7 +465,8 @@ def fuse_run(
     spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",
                                                                                    "campos")
     folds = make_folds(dataset, spec, seed=cfg.get("seed", 0))
-    check_inner_splits(dataset.labels, folds, (baseline_config or BaselineConfig()).inner_splits)
+    config = baseline_config or BaselineConfig()
+    check_inner_splits(dataset.labels, folds, config.inner_splits)
     if folds_file is not None:
         save_folds(folds, dataset, folds_file)
     early = rule == "early"
@@ -486,7 +487,6 @@ def fuse_run(
         preds = {r["name"]: r for r in csv.DictReader(f)}
     ten = bool(preds) and "prob_positive_10crop" in next(iter(preds.values()))
 
-    config = baseline_config or BaselineConfig()
     mats: dict[str, np.ndarray] = {}
     if set(BLOCKS) & set(blocks_wanted):
         from vsent.analyses.handcrafted import extract_features
