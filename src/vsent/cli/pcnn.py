@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_train_args(g)
     g.add_argument("--finetune-epochs", type=int, default=None,
                    help="stage 2 epochs (default: the preset's, 10 for you2015, 5 for quick; "
-                        "the options above apply to both stages, but --epochs and --lr)")
+                        "the options above apply to both stages, except --epochs and --lr)")
     g.add_argument("--finetune-lr", type=float, default=None,
                    help="stage 2 learning rate (default: the preset's, 1e-5 for you2015, 2e-4 "
                         "for quick; --lr sets stage 1 only)")
