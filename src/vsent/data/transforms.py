@@ -7,7 +7,8 @@ and travels with the model into checkpoints.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -164,6 +165,17 @@ def random_crop_flip(
     return torch.stack(crops)
 
 
+@contextlib.contextmanager
+def _global_rng_from(generator: torch.Generator | None) -> Iterator[None]:
+    """Torch's global CPU generator seeded from ``generator`` for the block, restored after:
+    torchvision's random transforms draw from it. Only the CPU generator is forked, so only
+    it is seeded (``torch.manual_seed`` would also reset the GPU's, e.g. its dropout draws)."""
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        yield
+
+
 def trivial_augment(
     batch: torch.Tensor | np.ndarray, crop: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -186,9 +198,7 @@ def trivial_augment(
         v2.RandomHorizontalFlip(),
         v2.TrivialAugmentWide(),
     ])
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-    with torch.random.fork_rng(devices=[]):  # the CPU generator only: so is the seed
-        torch.random.default_generator.manual_seed(seed)
+    with _global_rng_from(generator):
         out = [pipeline(image.permute(2, 0, 1)) for image in batch]
     if not out:
         return batch[:, :crop, :crop]
@@ -225,9 +235,7 @@ def mix_batch(x: torch.Tensor, y: torch.Tensor, kind: str, num_classes: int,
         mixer = mixers[kind]
     else:
         raise ValueError(f"unknown mix {kind!r}")
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-    with torch.random.fork_rng(devices=[]):  # the CPU generator only: so is the seed
-        torch.random.default_generator.manual_seed(seed)
+    with _global_rng_from(generator):
         return mixer(x, y)
 
 
