@@ -57,16 +57,19 @@ def add_data_args(p: argparse.ArgumentParser, *, folds: bool = True,
 
 
 def seed_value(text: str) -> int:
-    """--seed: an integer in 0 .. 2**32 - 1 (scikit-learn's and numpy's range), refused by
-    argparse before any work."""
-    from vsent.config import MAX_SEED
+    """--seed: :func:`vsent.config.check_seed`'s range (scikit-learn's and numpy's), refused
+    by argparse before any work."""
+    from vsent.config import check_seed
+    from vsent.errors import VsentError
 
     try:
         seed = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= seed <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be in 0..{MAX_SEED}, got {seed}")
+    try:
+        check_seed(seed)
+    except VsentError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--seed ")) from None
     return seed
 
 
