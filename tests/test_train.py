@@ -268,6 +268,18 @@ def test_ema_update_follows_the_warmed_up_decay():
     assert want != values[-1]
 
 
+def test_ema_copies_batchnorm_counters_and_averages_its_statistics():
+    from vsent.train import make_ema
+
+    model = nn.BatchNorm1d(1, momentum=None)  # momentum None: num_batches_tracked weighs stats
+    ema = make_ema(model, decay=0.9)
+    for step in range(12):
+        model(torch.full((4, 1), float(step)) + torch.arange(4.0).view(4, 1))
+        ema.update_parameters(model)
+    assert ema.module.num_batches_tracked.item() == model.num_batches_tracked.item() == 12
+    assert ema.module.running_mean.item() != pytest.approx(model.running_mean.item())
+
+
 def test_fit_with_ema_returns_the_averaged_weights_and_resumes_them(tmp_path, monkeypatch):
     images, labels = _learnable(40)
     cfg = TrainConfig(epochs=4, batch_size=8, lr=0.05, device="cpu", seed=3, ema=0.9)

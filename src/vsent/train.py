@@ -86,6 +86,8 @@ def make_ema(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedMo
 
     def ema_avg(averaged: torch.Tensor, current: torch.Tensor,
                 n: torch.Tensor) -> torch.Tensor:
+        if not averaged.is_floating_point():  # a counter (BatchNorm's num_batches_tracked)
+            return current
         d = torch.clamp((1 + n) / (10 + n), max=decay)
         return d * averaged + (1 - d) * current
 
