@@ -32,6 +32,8 @@ def check_seed(seed: Any, limit: int = MAX_SEED) -> None:
     if isinstance(seed, bool) or not hasattr(seed, "__index__") or not 0 <= seed <= limit:
         raise VsentError(f"--seed must be an integer in 0..{limit}, got {seed!r}")
 
+#: Agreement subsets of Twitter I (how many of the five workers agreed on the label), most first.
+SUBSETS = ("five", "four", "three")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
 #: Training-time augmentation (``--augment``): Caffe's random crop + mirror, or torchvision's
@@ -53,6 +55,12 @@ FUSION_BLOCKS = ("gch", "lch", "bow", "fv", "cues")
 HISTOGRAM_MAPS = ("none", "sqrt")
 #: Issue 11: heads of ``--train head`` (vsent.frozen).
 HEADS = ("linear", "logistic")
+#: Sun et al. 2016 (vsent.analyses.regions): orders of the proposals (the paper's affective
+#: score ``ar`` and its ablations) and readings of the log in the sentiment score
+#: (``--senti-log``: base M, the number of classes, scores in [0, 1], vsent's default; or
+#: natural, the formula as printed).
+RANKINGS = ("ar", "objectness", "sentiment", "random")
+SENTI_LOGS = ("classes", "natural")
 
 
 def record_dict(record: Any) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from vsent.analyses.handcrafted import (
     learn_fisher,
     learn_vocabulary,
 )
-from vsent.config import HISTOGRAM_MAPS, check_seed
+from vsent.config import HISTOGRAM_MAPS, SUBSETS, check_seed
 from vsent.data import Dataset, load_dataset, make_folds, save_folds
 from vsent.data.cache import cache_dir_default
 from vsent.data.folds import check_inner_splits
@@ -60,8 +60,6 @@ BLOCKS = ("gch", "lch", "bow", "fv")
 SIFT_BLOCKS = ("bow", "fv")
 #: Blocks that are histograms (what ``histogram_map`` applies to).
 HISTOGRAM_BLOCKS = ("gch", "lch", "bow")
-#: Agreement subsets of Twitter I; ``"all"`` in :func:`run_baselines` means these three.
-SUBSETS = ("five", "four", "three")
 #: Columns of the table, in the paper's order.
 TABLE_METRICS = ("precision", "recall", "f1", "accuracy")
 #: Default grid of the SVM's C (each block of features is scaled to unit total variance, see

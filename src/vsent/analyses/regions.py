@@ -59,7 +59,7 @@ from vsent.analyses.proposals import (
     make_edge_detector,
     propose,
 )
-from vsent.config import check_seed, config_from_dict
+from vsent.config import RANKINGS, SENTI_LOGS, check_seed, config_from_dict
 from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
 from vsent.errors import VsentError
 from vsent.files import file_sha256
@@ -85,13 +85,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("vsent")
-
-#: Region rankings: the paper's affective score and its ablations.
-RANKINGS = ("ar", "objectness", "sentiment", "random")
-
-#: Readings of the log in Sun et al.'s sentiment score: base M (the number of classes; scores
-#: in [0, 1], vsent's default) or natural (the formula as printed, base e).
-SENTI_LOGS = ("classes", "natural")
 
 
 # --------------------------------------------------------------------------------------------

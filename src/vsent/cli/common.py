@@ -14,12 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vsent.config import OPTIMIZERS, SCHEDULES
+from vsent.config import OPTIMIZERS, SCHEDULES, SUBSETS
 
 #: Where the Twitter I dataset is looked for when --data is not given.
 DEFAULT_DATA_ENV = "VSENT_DATA"
-#: Agreement subsets of Twitter I (as vsent.data.datasets.SUBSETS, without importing numpy).
-SUBSETS = ("five", "four", "three")
 #: Devices --device accepts.
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -21,6 +21,7 @@ from vsent.cli.common import (
     progress_enabled,
     train_overrides,
 )
+from vsent.config import EXTRA_SCHEDULES, EXTRA_TRAIN, HEADS, PROGRESSIVE_SCOPES
 from vsent.presets import CROSSVAL as PRESETS
 
 
@@ -87,18 +88,18 @@ _FUSION_DEFAULT = "(default: the preset's, gch+bow for strong, else none)"
 def _add_levers(p: argparse.ArgumentParser) -> None:
     """Issue 10 options of ``vsent crossval`` (their defaults reproduce a run without them)."""
     g = p.add_argument_group("accuracy without external weights (Twitter I)")
-    g.add_argument("--extra-train", choices=("none", "four", "three"), default="none",
+    g.add_argument("--extra-train", choices=("none", *EXTRA_TRAIN), default="none",
                    help="also train every fold on the images of this larger agreement subset "
                         "that are not in --subset (majority-vote labels; copies of --subset "
                         "images are dropped, so no test image); default none")
-    g.add_argument("--extra-schedule", choices=("joint", "joint+finetune", "progressive"),
+    g.add_argument("--extra-schedule", choices=EXTRA_SCHEDULES,
                    default="joint",
                    help="joint: train on training fold + extra; joint+finetune: then fine-tune "
                         "on the training fold alone (You et al. Algorithm 2); progressive: "
                         "after joint, drop training image i with p_i = max(0, 2 - "
                         "exp(|s_i1 - s_i2|)), fine-tune on the rest, then on the training fold "
                         "(Algorithm 1 + 2); default joint")
-    g.add_argument("--progressive-scope", choices=("all", "extra"), default="all",
+    g.add_argument("--progressive-scope", choices=PROGRESSIVE_SCOPES, default="all",
                    help="rows the progressive step may drop (default all, the paper's rule)")
     g.add_argument("--finetune-epochs", type=int, default=None,
                    help=f"epochs of each fine-tuning stage (default {FINETUNE_EPOCHS})")
@@ -172,7 +173,7 @@ def _add_ways(p: argparse.ArgumentParser) -> None:
                    help="all: fine-tune the whole network (default); head: freeze the backbone, "
                         "extract its pooled features once (cached on disk) and train the head "
                         "on them; last-N: train the last N blocks and the head")
-    g.add_argument("--head", choices=("linear", "logistic"), default="linear",
+    g.add_argument("--head", choices=HEADS, default="linear",
                    help="with --train head: linear (the head with the run's solver, default) "
                         "or logistic (scikit-learn, C chosen by inner CV on each training fold)")
     g.add_argument("--zero-shot", action="store_true",

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from vsent.cli.common import add_run_args, comma_list, progress_enabled
+from vsent.config import SENTI_LOGS
 
 #: Defaults quoted in the help (RegionConfig / ProposalConfig's).
 HELP_DEFAULTS = {"n_proposals": 100, "k": 11, "k_max": 20, "alpha": 1.0, "beta": 0.5,
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"the K sweep goes 1..k-max (default {d['k_max']})")
     g.add_argument("--alpha", type=float,
                    help=f"AR = sqrt(obj^2 + alpha senti^2) (default {d['alpha']})")
-    g.add_argument("--senti-log", choices=("classes", "natural"),
+    g.add_argument("--senti-log", choices=SENTI_LOGS,
                    help="log of the sentiment score 1 + sum s log s: base M, the number of "
                         "classes (scores in [0, 1]; default) or natural (the formula as "
                         "printed; [0.31, 1] for two classes)")

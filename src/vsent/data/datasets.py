@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from vsent.config import SUBSETS
 from vsent.data import images as _images
 from vsent.errors import DataError, ImageError, VsentError
 
@@ -32,8 +33,6 @@ logger = logging.getLogger("vsent")
 
 #: Class names indexed by label: 0 = negative, 1 = positive.
 CLASS_NAMES = ("negative", "positive")
-#: Agreement subsets of Twitter I (how many of the five workers agreed on the label).
-SUBSETS = ("five", "four", "three")
 #: File extensions taken as images in the positive/ + negative/ folder layout.
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}

@@ -51,15 +51,13 @@ from vsent.data.images import load_rgb, resize_rgb
 from vsent.errors import DataError, ImageError, VsentError
 
 __all__ = [
-    "EXTRA_CHOICES", "NEAR_DUPLICATE_THRESHOLD", "JointSet", "extra_train_set",
+    "NEAR_DUPLICATE_THRESHOLD", "JointSet", "extra_train_set",
     "near_duplicates", "progressive_filter", "thumbnails", "train_copies_of_test_images",
     "with_extra",
 ]
 
 log = logging.getLogger("vsent")
 
-#: Subsets that can serve as extra training data (each larger than five-agree).
-EXTRA_CHOICES = ("four", "three")
 #: Similarity of 16x16 thumbnails (:func:`near_duplicates`) from which two images are copies.
 #: On Twitter I (all 1,269 images against each other), the 25 pairs of copies (same bytes,
 #: re-encoded, rescaled) score >= 0.992 and the closest distinct pictures <= 0.949: the

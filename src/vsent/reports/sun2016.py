@@ -24,6 +24,7 @@ import numpy as np
 
 from vsent import papers
 from vsent.analyses.regions import METHODS, RegionConfig, evaluate_regions
+from vsent.config import SUBSETS
 from vsent.crossval import PRESETS, RunConfig
 from vsent.errors import VsentError
 from vsent.reports import render
@@ -31,8 +32,6 @@ from vsent.reports.runner import Paper, Session, register_paper
 from vsent.runs import SUMMARY, read_config
 from vsent.train import TrainConfig
 
-#: The Twitter I subsets (Sun et al.'s first three columns).
-SUBSETS = ("five", "four", "three")
 #: Sun et al.'s Table 1 row -> our counterpart ``(what we ran, file, key)`` read from the
 #: regions sub-run; None: not reproduced. ``{k}`` is the plan's K. An integer key is an index
 #: into the K sweep (0: K = 1).
