@@ -54,7 +54,10 @@ def test_run_directory_holds_config_folds_models_predictions_and_summary(finishe
     tested = sorted(i for f in run.folds for i in f.test)
     assert len(tested) == len(set(tested)) == 35
     assert run.checkpoint(3).name == "model.pt"
-    assert torch.load(run.checkpoint(3), weights_only=False)["meta"]["subset"] == "five"
+    meta = torch.load(run.checkpoint(3), weights_only=False)["meta"]
+    assert meta["subset"] == "five"
+    # the data's fingerprint (pcnn-transfer recognises a copy of it by this)
+    assert meta["data_sha256"] == json.loads((out / "data.json").read_text())["sha256"]
     assert "# smallcnn on Twitter five-agree, 5 folds" in (out / "summary.md").read_text()
     # the summary's accuracies are those of the predictions written (centre crop leads)
     with (out / "predictions.csv").open(newline="") as f:

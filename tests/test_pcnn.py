@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from vsent.analyses.pcnn import (
     select_kept,
 )
 from vsent.cli import main
+from vsent.data import load_dataset
 from vsent.models import create_model, load_checkpoint, save_checkpoint
 from vsent.predict import Predictor
 from vsent.presets import CROSSVAL as CROSSVAL_PRESETS
@@ -135,6 +137,7 @@ def test_pcnn_command_writes_its_run_directory(make_learnable, tmp_path):
     # the final model loads and scores images; it was changed by stage 2
     pcnn, meta = load_checkpoint(out / "model.pt")
     assert meta["n_kept"] == report["n_kept"] and meta["subset"] is None
+    assert meta["data_sha256"] == load_dataset(data, validate=False).fingerprint()["sha256"]
     assert pcnn.spec["name"] == "smallcnn"
     w1, w2 = cnn.state_dict(), pcnn.state_dict()
     assert any(not torch.equal(w1[k], w2[k]) for k in w1)
@@ -403,8 +406,24 @@ def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, tmp_path, ca
     assert main([*base, "--model", str(on_twitter), "--out", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err
     assert f"own.pt was trained on {twitter_like}, the data it would be fine-tuned" in err
+    # ... or on a copy of them elsewhere (recognised by the five-agree subset's fingerprint)
+    copy = shutil.copytree(twitter_like, tmp_path / "copy of twitter")
+    sha = load_dataset(copy, "five", validate=False).fingerprint()["sha256"]
+    on_copy = save_checkpoint(tmp_path / "copy.pt", create_model("smallcnn", widths=[8]),
+                              data=str(copy), subset="five", data_sha256=sha)
+    assert main([*base, "--model", str(on_copy), "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert f"copy.pt was trained on {copy} (a copy of {twitter_like}: same images" in err
     elsewhere = save_checkpoint(tmp_path / "flickr.pt", create_model("smallcnn", widths=[8]),
                                 data=str(tmp_path / "flickr"))
     check_other_data(elsewhere, load_checkpoint(elsewhere)[1], str(twitter_like))  # no error
+    # a copy with one label changed is other data
+    five = copy / "ground_truth" / "twitter_five_agrees.txt"
+    first, *rest = five.read_text().splitlines(keepends=True)
+    name, label = first.split()
+    five.write_text("".join([f"{name} {1 - int(label)}\n", *rest]))
+    on_original = save_checkpoint(tmp_path / "original.pt", create_model("smallcnn", widths=[8]),
+                                  data=str(twitter_like), subset="five", data_sha256=sha)
+    check_other_data(on_original, load_checkpoint(on_original)[1], str(copy))  # no error
     for name in ("a", "b", "c", "d", "e"):  # refused before any run directory is made
         assert not (tmp_path / name).exists(), name

@@ -214,6 +214,7 @@ def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None) -> 
     run.write_json(f"fold{fold.index}/history.json", history)
     save_checkpoint(fdir / "model.pt", model, fold=fold.index, run=str(run.path),
                     train=train_cfg.to_dict(), subset=dataset.subset,
+                    data_sha256=dataset.fingerprint()["sha256"],
                     **run_meta(cfg, len(fold.train)))
     test = np.sort(fold.test)
     kw = {"batch_size": cfg.eval_batch_size, "device": cfg.train.device}
@@ -435,7 +436,8 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
         if cfg.fusion is not None:  # the hand-crafted half, fitted on the same images
             fusion, feats = _fit_late_fusion(cfg, dataset, train_idx, progress)
         save_checkpoint(out / "model.pt", model, fold=fold, train=train_cfg.to_dict(),
-                        subset=dataset.subset, fusion=None if fusion is None else fusion.to_state(),
+                        subset=dataset.subset, data_sha256=dataset.fingerprint()["sha256"],
+                        fusion=None if fusion is None else fusion.to_state(),
                         **run_meta(cfg, len(train_idx)))
         (out / TRAIN_STATE).unlink(missing_ok=True)
         result: dict[str, Any] = {"n_train": len(train_idx), "model": str(out / "model.pt")}

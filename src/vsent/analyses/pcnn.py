@@ -256,6 +256,7 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
                       state_path=state, progress=progress, desc="stage 1")
         run.write_json("stage1/history.json", history)
         save_checkpoint(stage1_file, model, stage="pcnn-stage1", data=cfg.data,
+                        data_sha256=dataset.fingerprint()["sha256"],
                         subset=dataset.subset, train=cfg.train.to_dict())
         state.unlink(missing_ok=True)
 
@@ -291,6 +292,7 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
         log.info("stage 2: already done (%s)", final)
     elif skip_stage2:
         save_checkpoint(final, model, stage="pcnn", data=cfg.data, subset=dataset.subset,
+                        data_sha256=dataset.fingerprint()["sha256"],
                         train=cfg.train.to_dict(), stage2_skipped=True,
                         n_removed=report["n_removed"], n_kept=report["n_kept"])
     else:
@@ -301,6 +303,7 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
                       progress=progress, desc="stage 2")
         run.write_json("stage2/history.json", history)
         save_checkpoint(final, model, stage="pcnn", data=cfg.data, subset=dataset.subset,
+                        data_sha256=dataset.fingerprint()["sha256"],
                         train=cfg.train.to_dict(),
                         finetune=cfg.finetune.to_dict(),
                         n_removed=report["n_removed"], n_kept=report["n_kept"])
@@ -503,11 +506,24 @@ def checkpoint_spec(path: str | Path) -> tuple[str, dict[str, Any], dict[str, An
 
 def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str) -> None:
     """Refuse a checkpoint whose metadata says it was trained on ``data`` itself (``vsent
-    pcnn`` and crossval record it): every test fold would hold images it was trained on."""
+    pcnn`` and crossval record it): every test fold would hold images it was trained on.
+
+    The same data is the same path, or a copy elsewhere: the same subset with the same
+    :meth:`~vsent.data.datasets.Dataset.fingerprint` (names, labels and file sizes).
+    """
     trained_on = meta.get("data")
     if not isinstance(trained_on, str):
         return  # a checkpoint from elsewhere: nothing recorded to compare
-    if Path(trained_on).expanduser().resolve() == Path(data).expanduser().resolve():
+    same = Path(trained_on).expanduser().resolve() == Path(data).expanduser().resolve()
+    if not same and isinstance(meta.get("data_sha256"), str):
+        try:
+            here = load_dataset(data, meta.get("subset") or "five", skip_bad=True,
+                                validate=False)
+        except VsentError:  # not readable with that subset: not the same data
+            here = None
+        if here is not None and here.fingerprint()["sha256"] == meta["data_sha256"]:
+            same, trained_on = True, f"{trained_on} (a copy of {data}: same images and labels)"
+    if same:
         raise VsentError(f"{path} was trained on {trained_on}, the data it would be fine-tuned "
                          f"and tested on: its test folds hold its training images. Domain "
                          f"transfer needs a model trained on other data")
