@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +74,18 @@ def jpeg_bytes(arr: np.ndarray, **kw) -> bytes:
 
 # --------------------------------------------------------------------------------------------
 # dataset builders
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims width x height (8-bit RGB) followed by a tiny IDAT."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 8))
+            + chunk(b"IEND", b""))
 
 
 def build_twitter_like(root: Path, n: int = 50, n_four: int = 44, n_five: int = 36,

@@ -332,6 +332,17 @@ def test_limits_give_413(checkpoint):
             assert httpx.head(f"{s.url}{path}").status_code == 200, path
 
 
+def test_check_pixels_names_the_limit_in_force_when_pil_refuses_first():
+    from conftest import png_header_only
+    from vsent.serve.limits import TooLarge, check_pixels
+
+    # PIL raises above twice its own limit (89 M pixels) before the size is readable
+    with pytest.raises(TooLarge) as info:
+        check_pixels(png_header_only(100000, 100000), 40_000_000, "x.png")
+    assert str(info.value) == ("x.png: image has 10000000000 pixels, above the limit of "
+                               "40000000 (--max-pixels)")
+
+
 def _wait_inflight(url: str, n: int, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while metric(httpx.get(f"{url}/metrics").text, "vsent_inflight_requests") < n:

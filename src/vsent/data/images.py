@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import threading
 import warnings
 from pathlib import Path
@@ -148,6 +149,13 @@ def _check_file(path: Path) -> None:
         raise ImageError(f"{path}: empty file")
 
 
+def bomb_pixels(e: Exception) -> int | str:
+    """The pixel count in PIL's decompression-bomb message (PIL refuses before the size is
+    ours to read, and quotes its own limit, which is above vsent's), else "too many"."""
+    count = re.search(r"\((\d+) pixels\)", str(e))
+    return int(count[1]) if count else "too many"
+
+
 def _open(fp: Path | io.BytesIO, where: str) -> Image.Image:
     """``Image.open`` (header only) with every failure mapped to an ImageError."""
     try:
@@ -156,7 +164,9 @@ def _open(fp: Path | io.BytesIO, where: str) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(fp)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{where}: decompression bomb: {e}") from None
+        raise ImageError(f"{where}: image has {bomb_pixels(e)} pixels, above the limit of "
+                         f"{MAX_PIXELS} (vsent.data.images.MAX_PIXELS; a decompression "
+                         f"bomb?)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{where}: cannot identify image file") from None
     except PermissionError:

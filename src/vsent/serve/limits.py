@@ -77,8 +77,9 @@ def check_pixels(data: bytes, max_pixels: int, where: str) -> None:
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise TooLarge(f"{where}: decompression bomb: more pixels than PIL's own limit") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise TooLarge(f"{where}: image has {_images.bomb_pixels(e)} pixels, above the limit of "
+                       f"{max_pixels} (--max-pixels)") from None
     except Exception:  # noqa: BLE001 - not an image: the decoder says why
         return
     if w * h > max_pixels:
