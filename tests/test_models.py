@@ -461,6 +461,22 @@ _CAFFENET_TOPS = {
 }
 
 
+def test_caffenet_surgeries_describe_themselves_as_campos_tables_rows():
+    from vsent.models.caffenet import SURGERIES
+
+    # the row labels of the stored reports (results/reproduce/campos2015-quick)
+    assert {arch: s.describe() for arch, s in SURGERIES.items()} == {
+        "fc8-2": "fc8 replaced by a 2-way fc8",
+        "fc7-4096": "fc8 removed, fc7 raw as logits",
+        "fc6-4096": "fc7, fc8 removed, fc6 raw as logits",
+        "fc7-2": "fc7, fc8 replaced by a 2-way fc7",
+        "fc6-2": "fc6-fc8 replaced by a 2-way fc6",
+        "fc8-1000": "the ImageNet network, 1000 outputs",
+        "fc9-2": "a 2-way fc9 added on fc8",
+    }
+    assert SURGERIES["fc7-2"].describe(num_classes=3) == "fc7, fc8 replaced by a 3-way fc7"
+
+
 @pytest.mark.parametrize("arch", list(_CAFFENET_TOPS))
 def test_caffenet_surgery_keeps_the_right_layers_and_dropout(arch):
     # a surgery that drops the wrong layer, or a dropout that is missing or not 0.5, changes

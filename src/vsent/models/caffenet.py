@@ -105,6 +105,18 @@ class Surgery:
     new: str | None
     default_lr: float | None = None
 
+    def describe(self, num_classes: int = 2) -> str:
+        """The change in words, as Campos et al.'s Tables 3-4 rows (e.g. ``"fc7, fc8 replaced
+        by a 2-way fc7"``)."""
+        removed = [fc for fc in _FC_WIDTH if fc not in self.kept]
+        span = ", ".join(removed) if len(removed) < 3 else f"{removed[0]}-{removed[-1]}"
+        if self.new is None:
+            return (f"{span} removed, {self.kept[-1]} raw as logits" if removed
+                    else f"the ImageNet network, {_FC_WIDTH['fc8']} outputs")
+        if not removed:
+            return f"a {num_classes}-way {self.new} added on {self.kept[-1]}"
+        return f"{span} replaced by a {num_classes}-way {self.new}"
+
 
 SURGERIES: dict[str, Surgery] = {
     "fc8-2": Surgery(kept=("fc6", "fc7"), new="fc8"),

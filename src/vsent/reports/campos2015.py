@@ -20,6 +20,7 @@ from vsent import papers
 from vsent.analyses.layers import LayersConfig, ProbeConfig, layer_probes
 from vsent.crossval import RunConfig
 from vsent.errors import VsentError
+from vsent.models.caffenet import SURGERIES
 from vsent.reports import render
 from vsent.reports.runner import Paper, Session, register_paper
 from vsent.train import TrainConfig
@@ -29,15 +30,9 @@ CAMPOS_VARIANTS: dict[str, dict[str, Any]] = {
     arch: {"arch": arch}
     for arch in (*papers.CAMPOS2015_TABLE3, *papers.CAMPOS2015_TABLE4)
 }
-#: Row labels of Campos et al. Tables 3 and 4.
-CAMPOS_VARIANT_LABELS = {
-    "fc7-4096": "fc7-4096 (fc8 removed, fc7 raw as logits)",
-    "fc6-4096": "fc6-4096 (fc7, fc8 removed, fc6 raw as logits)",
-    "fc7-2": "fc7-2 (fc7, fc8 replaced by a 2-way fc7)",
-    "fc6-2": "fc6-2 (fc6-fc8 replaced by a 2-way fc6)",
-    "fc8-1000": "fc8-1000 (the ImageNet network, 1000 outputs)",
-    "fc9-2": "fc9-2 (a 2-way fc9 added on fc8)",
-}
+#: Row labels of Campos et al. Tables 3 and 4 (the surgery in words, from vsent's CaffeNet).
+CAMPOS_VARIANT_LABELS = {arch: f"{arch} ({SURGERIES[arch].describe()})"
+                         for arch in CAMPOS_VARIANTS}
 EVALS = {"center": "centre crop", "ten_crop": "10-crop"}
 #: vsent's model and builder options for Campos et al.'s Table 1 network (CaffeNet fc8-2).
 PAPER_MODEL, PAPER_ARCH = "caffenet", "fc8-2"
