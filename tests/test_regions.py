@@ -247,6 +247,13 @@ def test_cached_proposals(tmp_path, monkeypatch):
     assert again.seconds == pytest.approx(first.seconds)
     # another config -> another cache folder
     assert P.proposal_cache_dir(P.ProposalConfig(n_proposals=8), det) != files[0].parent
+    # a damaged entry (truncated, empty, garbage) is recomputed, not a traceback
+    whole = files[0].read_bytes()
+    for damaged in (whole[: len(whole) // 2], b"", b"garbage"):
+        files[0].write_bytes(damaged)
+        redone = P.cached_proposals(path, img, cfg, det)
+        np.testing.assert_array_equal(redone.boxes, first.boxes)
+        assert files[0].read_bytes() != damaged
 
 
 def test_edge_model_errors(tmp_path):
@@ -257,6 +264,22 @@ def test_edge_model_errors(tmp_path):
     with pytest.raises(VsentError, match="cannot read it as a SED model"):
         P.make_edge_detector(bad)
     assert P.make_edge_detector().name == "gradient"
+
+
+def test_sed_models_are_named_by_their_content(tmp_path, monkeypatch):
+    # two model files of one name must not share proposals (cache key, resume check)
+    ximgproc = P.cv2_feature("ximgproc", "--edge-model")
+    monkeypatch.setattr(ximgproc, "createStructuredEdgeDetection", lambda path: object())
+    a, b = tmp_path / "a" / "model.yml.gz", tmp_path / "b" / "model.yml.gz"
+    for path, content in ((a, b"forest A"), (b, b"forest B")):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    name_a, name_b = P.make_edge_detector(a).name, P.make_edge_detector(b).name
+    assert name_a.startswith("sed:model.yml.gz@") and name_b.startswith("sed:model.yml.gz@")
+    assert name_a != name_b
+    cfg = P.ProposalConfig()
+    assert P.proposal_cache_dir(cfg, P.make_edge_detector(a)) != \
+        P.proposal_cache_dir(cfg, P.make_edge_detector(b))
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,6 +552,49 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     assert f"fold 2: {run / 'fold2' / 'model.pt'} is not the model" in caplog.text
     rescored = np.load(out / "fold2" / "regions.npz")
     assert str(rescored["checkpoint_sha256"]) == file_sha256(run / "fold2" / "model.pt")
+
+
+def test_regions_refuses_changed_data_and_other_folds_models_and_rescores_damage(
+        tiny_run, tmp_path, capsys, caplog):
+    from vsent.cli import main
+    from vsent.runs import DATA_RECORD
+
+    run, ds, folds = tiny_run
+    out = tmp_path / "regions"
+    argv = ["regions", "--run", str(run), "--out", str(out), "--n-proposals", "6", "--k", "2",
+            "--k-max", "4", "--min-box-area", "60", "--overlays", "2", "--device", "cpu",
+            "--no-progress"]
+    assert main(argv) == 0
+    first = (out / "predictions.csv").read_text()
+    # overlays are the session's: a resume without them leaves none of the earlier ones
+    assert main([*argv, "--overlays", "0", "--resume"]) == 0
+    assert not list((out / "overlays").glob("*.png"))
+    # a damaged fold file (a partial copy) is scored again, with a warning
+    npz = out / "fold1" / "regions.npz"
+    npz.write_bytes(npz.read_bytes()[:1000])
+    caplog.set_level(logging.INFO, logger="vsent")
+    assert main([*argv, "--resume"]) == 0
+    assert f"fold 1: {npz} is unreadable" in caplog.text
+    assert (out / "predictions.csv").read_text() == first
+    # fold models swapped: each would score the images it was trained on (2 folds)
+    m1, m2 = run / "fold1" / "model.pt", run / "fold2" / "model.pt"
+    b1, b2 = m1.read_bytes(), m2.read_bytes()
+    m1.write_bytes(b2)
+    m2.write_bytes(b1)
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    assert f"{m1}: checkpoint of fold 2, expected fold 1" in capsys.readouterr().err
+    m1.write_bytes(b1)
+    m2.write_bytes(b2)
+    # the data changed since the run was trained (crossval's data.json): stored indices and
+    # folds would name other images
+    (run / DATA_RECORD).write_text(json.dumps(ds.fingerprint()))
+    assert main([*argv, "--resume"]) == 0
+    Image.fromarray(_scene(48, 64, seed=50)).save(ds.root / "negative" / "aaa_new.png")
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{ds.root}: its images or labels changed since {run} was trained on them" in err
+    assert "12 images, 6 positive then; 13 images, 6 positive now" in err
 
 
 def _spread_model(seed: int, images, cfg: P.ProposalConfig):

@@ -46,6 +46,7 @@ from vsent.runs import (
     CrossvalRun,
     RunDir,
     Timer,
+    check_data_record,
     fold_dir,
     open_run,
 )
@@ -112,18 +113,11 @@ def crossval(
 def _check_same_data(cfg: RunConfig, run: RunDir, dataset) -> None:
     """A resumed run must see the data it started with: a label flipped or an image replaced
     in between would leave folds trained and tested on two versions of it."""
-    now = dataset.fingerprint()
     file = run / DATA_RECORD
     if not file.exists():  # a new run (or one of a vsent that kept no record)
-        run.write_json(DATA_RECORD, now)
-        return
-    then = json.loads(file.read_text())
-    if then != now:
-        raise VsentError(
-            f"{cfg.data}: its images or labels changed since {run.path} started "
-            f"({then['n_images']} images, {then['n_positive']} positive then; "
-            f"{now['n_images']} images, {now['n_positive']} positive now; see {file}): "
-            "restore them, or pass --overwrite to start again")
+        run.write_json(DATA_RECORD, dataset.fingerprint())
+    check_data_record(file, dataset, cfg.data, f"{run.path} started",
+                      "pass --overwrite to start again")
 
 
 def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> dict:

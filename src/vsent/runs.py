@@ -52,6 +52,8 @@ from vsent.errors import VsentError
 from vsent.files import atomic_open, atomic_write_text, file_sha256
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from vsent.config import RunConfig
     from vsent.data.datasets import Dataset
     from vsent.data.folds import Fold
@@ -476,6 +478,20 @@ class CrossvalRun:
             )
         return path
 
+    def load_model(self, k: int, **kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
+        """Fold ``k``'s model and metadata (:func:`vsent.models.load_checkpoint`, ``kwargs``
+        passed on); VsentError when the file records another fold (copied or swapped: its
+        training images would be among fold ``k``'s test images)."""
+        from vsent.models.checkpoint import load_checkpoint
+
+        path = self.checkpoint(k)
+        model, meta = load_checkpoint(path, **kwargs)
+        if meta.get("fold") not in (None, k):
+            raise VsentError(f"{path}: checkpoint of fold {meta['fold']}, expected fold {k} "
+                             "(a model trained on another fold has seen this fold's test "
+                             "images)")
+        return model, meta
+
 
 #: SHA-256 of the files a run was computed from (``fuse``, ``ensemble``): a finished run whose
 #: inputs changed since is refused rather than reported with stale numbers.
@@ -508,6 +524,20 @@ def check_run_data(run: str | Path, config: Mapping[str, Any]) -> None:
         raise VsentError(f"{Path(run) / CONFIG}: its data {data} is not found{hint}")
 
 
+def check_data_record(file: Path, dataset: Dataset, data: str, since: str, remedy: str) -> None:
+    """VsentError when ``dataset`` is not the data :data:`DATA_RECORD` ``file`` records (a
+    label flipped, an image replaced, added or removed: stored folds, models and scores would
+    be of other data). Nothing to compare when ``file`` is absent (older runs)."""
+    if not file.is_file():
+        return
+    then, now = json.loads(file.read_text()), dataset.fingerprint()
+    if then != now:
+        raise VsentError(
+            f"{data}: its images or labels changed since {since} ({then['n_images']} images, "
+            f"{then['n_positive']} positive then; {now['n_images']} images, "
+            f"{now['n_positive']} positive now; see {file}): restore them, or {remedy}")
+
+
 def load_run_dataset(config: Mapping[str, Any]) -> Dataset:
     """The dataset a run was made on, from its config.json entries (``data``, ``subset``,
     ``skip_bad``), without decoding its images again, except for a ``--skip-bad`` run: the
@@ -534,5 +564,7 @@ def open_run(path: str | Path) -> CrossvalRun:
         raise VsentError(f"{path / CONFIG}: not a crossval config ({e})") from None
     check_run_data(path, stored)
     dataset = load_run_dataset(config.to_dict())
+    check_data_record(path / DATA_RECORD, dataset, config.data, f"{path} was trained on them",
+                      "train the run again (crossval --overwrite)")
     folds = make_folds(dataset, str(path / FOLDS))
     return CrossvalRun(path, config, dataset, folds)

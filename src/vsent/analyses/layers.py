@@ -717,13 +717,9 @@ def _extract_fold(cfg: LayersConfig, run: Any, fold: Any, rows: np.ndarray, n_tr
     meta.json of the same rows, merged into the new one (layers extracted before stay
     listed)."""
     from vsent.data.cache import image_cache
-    from vsent.models.checkpoint import load_checkpoint
 
     k = fold.index
-    ckpt = run.checkpoint(k)
-    model, mmeta = load_checkpoint(ckpt)
-    if mmeta.get("fold") not in (None, k):  # a model trained on another fold would leak
-        raise VsentError(f"{ckpt}: checkpoint of fold {mmeta['fold']}, expected fold {k}")
+    model, _ = run.load_model(k)  # refuses another fold's model
     probe_layers = list(model.info.probe_layers)
     names = list(cfg.layers) if cfg.layers else probe_layers
     unknown = [n for n in names if n not in probe_layers]
@@ -746,7 +742,7 @@ def _extract_fold(cfg: LayersConfig, run: Any, fold: Any, rows: np.ndarray, n_tr
     done = set(old["layers"]) | set(names)
     meta = {"fold": k, "rows": rows.tolist(), "n_train": n_train,
             "layers": [n for n in probe_layers if n in done], "probe_layers": probe_layers,
-            "model": model.spec, "checkpoint": str(ckpt), "max_features": max_features,
+            "model": model.spec, "checkpoint": str(run.checkpoint(k)), "max_features": max_features,
             "info": {**old["info"],
                      **{n: {kk: v for kk, v in i.items() if kk != "path"}
                         for n, i in info.items()}}}

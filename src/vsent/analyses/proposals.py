@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ import numpy as np
 
 from vsent.analyses.opencv import cv2_feature
 from vsent.errors import VsentError
+from vsent.files import file_sha256
 
 __all__ = [
     "EDGE_TAU",
@@ -181,7 +183,8 @@ def gradient_edges(
 class EdgeDetector:
     """A named edge detector: ``detect(rgb uint8 (H, W, 3)) -> (edges, orientation)``.
 
-    ``name`` goes into run configs and cache keys: ``gradient`` or ``sed:<model file name>``.
+    ``name`` goes into run configs and cache keys: ``gradient`` or ``sed:<model file name>@<the
+    first 12 hex digits of its SHA-256>``.
     """
 
     name: str
@@ -213,7 +216,8 @@ def make_edge_detector(edge_model: str | os.PathLike | None = None) -> EdgeDetec
         orientation = sed.computeOrientation(edges)
         return sed.edgesNms(edges, orientation, 2, 0, 1, True), orientation
 
-    return EdgeDetector(f"sed:{path.name}", detect)
+    # the file's content, not only its name, keys the proposal cache and a resumed run
+    return EdgeDetector(f"sed:{path.name}@{file_sha256(path)[:12]}", detect)
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,7 +370,7 @@ def cached_proposals(
             with np.load(file) as z:
                 return Proposals(z["boxes"], z["objectness"], tuple(int(v) for v in z["size"]),
                                  bool(z["fallback"]), float(z["seconds"]))
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             log.warning("%s: unreadable proposal cache entry, recomputing", file)
     props = propose(rgb() if callable(rgb) else rgb, config, detector)
     cache_dir.mkdir(parents=True, exist_ok=True)

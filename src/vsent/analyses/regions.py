@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,6 +82,7 @@ __all__ = [
     "rank_regions",
     "score_images",
     "score_regions",
+    "scored_with_current_models",
     "sentiment_score",
 ]
 
@@ -601,21 +603,26 @@ def _score_set(model, paths, cfg: RegionConfig, detector, device, *, keep_region
 def _fold_regions(run, fold, cfg: RegionConfig, detector, device, out: Path,
                   progress: bool) -> dict[str, np.ndarray]:
     """Score fold ``fold``'s test (and, for early fusion, training) images; cached in npz."""
-    from vsent.models.checkpoint import load_checkpoint
-
     file = out / f"fold{fold.index}" / "regions.npz"
     ckpt = run.checkpoint(fold.index)
     sha = file_sha256(ckpt)
     if file.exists():
-        with np.load(file) as z:
-            res = dict(z)
+        try:
+            with np.load(file) as z:
+                res = dict(z)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # damaged outside
+            log.warning("fold %d: %s is unreadable (%s): scoring fold %d again", fold.index,
+                        file, e, fold.index)
+            res = {"checkpoint_sha256": ""}
         kept = str(res.pop("checkpoint_sha256", sha))  # absent: scored by an older vsent
         if kept == sha:
             log.info("fold %d: regions already scored (%s)", fold.index, file)
             return res
-        log.warning("fold %d: %s is not the model %s was scored with (the run was trained "
-                    "again?): scoring fold %d again", fold.index, ckpt, file, fold.index)
-    model, _ = load_checkpoint(ckpt, map_location=device)
+        if kept:
+            log.warning("fold %d: %s is not the model %s was scored with (the run was "
+                        "trained again?): scoring fold %d again", fold.index, ckpt, file,
+                        fold.index)
+    model, _ = run.load_model(fold.index, map_location=device)  # refuses another fold's
     ds = run.dataset
     test = np.sort(fold.test)
     res = {"test_index": test, "test_labels": ds.labels[test]}
@@ -753,10 +760,12 @@ def evaluate_regions(
         cost = _cost(all_res, cfg)
         cost["total_seconds"] = timer.elapsed
         rd.write_json("cost.json", cost)
+        # a resume may change what only selects or presents (beta, seed, K sweep, folds): the
+        # tables and overlays are this session's, and so is the config beside them
+        for old in (rd / "overlays").glob("*.png"):
+            old.unlink()
         if cfg.overlays:
             _write_overlays(rd, run, all_res, cfg)
-        # a resume may change what only selects or presents (beta, seed, K sweep, folds): the
-        # tables are this session's, and so is the config beside them
         rd.write_json("config.json", config)
         ar = table["ar"]["accuracy"]
         log.info("regions: global %.3f, AR late fusion (K=%d) %.3f +- %.3f  [%s]",
@@ -764,6 +773,28 @@ def evaluate_regions(
         return table
     finally:
         rd.close()
+
+
+def scored_with_current_models(run_dir: str | Path, out: str | Path) -> bool:
+    """True when ``out`` holds a finished regions run (``cost.json``) whose every scored fold
+    was scored with the model that fold's directory in ``run_dir`` holds now (a reproduction
+    reuses such a sub-run; one of a run trained again is scored again)."""
+    from vsent.runs import FOLD_MODEL, fold_dir
+
+    out = Path(out)
+    files = sorted(out.glob("fold*/regions.npz"))
+    if not (out / "cost.json").exists() or not files:
+        return False
+    for file in files:
+        ckpt = fold_dir(run_dir, int(file.parent.name.removeprefix("fold"))) / FOLD_MODEL
+        try:
+            with np.load(file) as z:
+                kept = str(z["checkpoint_sha256"])
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+            return False
+        if not ckpt.is_file() or kept != file_sha256(ckpt):
+            return False
+    return True
 
 
 def _selected_folds(run, cfg: RegionConfig) -> list:

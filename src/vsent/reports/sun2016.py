@@ -23,7 +23,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vsent import papers
-from vsent.analyses.regions import METHODS, RegionConfig, evaluate_regions
+from vsent.analyses.regions import (
+    METHODS,
+    RegionConfig,
+    evaluate_regions,
+    scored_with_current_models,
+)
 from vsent.config import SUBSETS
 from vsent.crossval import PRESETS, RunConfig
 from vsent.errors import VsentError
@@ -179,8 +184,13 @@ class Sun2016(Paper):
                                   None, reg_dir, "table1.json",
                                   ["results", method, "accuracy"], s.weights_label(wname)))
         labels = [papers.SUN2016_COLUMNS.get(sub, sub) for sub in subsets]
+        data = (f"Twitter I {' / '.join(subsets)} agree" if set(subsets) <= set(SUBSETS)
+                else " / ".join(labels))
+        n_folds = {len(render.read_json(reg / "table1.json", {}).get("results", {})
+                       .get("global", {}).get("folds", [])) for _, reg, _ in runs.values()}
+        folds = f", {n_folds.pop()}-fold" if len(n_folds) == 1 and 0 not in n_folds else ""
         table = render.make_table(
-            "table1", "Table 1: Twitter I five / four / three agree, 5-fold, accuracy",
+            "table1", f"Table 1: {data}{folds}, accuracy",
             ["method (Sun et al.)", f"ours: {model}", "subset"], rows, unit="percent",
             wide={"by": 2, "values": subsets, "labels": labels},
             note=f"Sun et al.'s rows and values (percent; best K in brackets) beside ours, "
@@ -197,7 +207,8 @@ class Sun2016(Paper):
     @staticmethod
     def _regions(plan: Sun2016Plan, s: Session, name: str, run_dir: Path,
                  reg_dir: Path) -> None:
-        s.step(name, lambda: (reg_dir / "cost.json").exists(),
+        # done: scored, by the fold models the run holds now (one trained again is re-scored)
+        s.step(name, lambda: scored_with_current_models(run_dir, reg_dir),
                lambda: evaluate_regions(run_dir, reg_dir, plan.regions,
                                         resume=(reg_dir / "config.json").exists(),
                                         progress=s.progress))
