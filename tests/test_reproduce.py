@@ -408,6 +408,36 @@ def test_sun2016_on_an_existing_run(campos, tmp_path, monkeypatch):
     assert report["model"] == "smallcnn from scratch (quick), not VGGNet"
     assert report["tables"][0]["columns"][1] == f"ours: {report['model']}"
     assert f"| method (Sun et al.) | ours: {report['model']} | Twitter I 5: paper |" in md
+    assert "## Table 1: Twitter I five agree, 5-fold, accuracy" in md
+
+
+def test_sun2016_resumed_scores_a_retrained_fold_again(campos, tmp_path, monkeypatch):
+    import numpy as np
+    import torch
+
+    from vsent.files import file_sha256
+    from vsent.models import create_model
+    from vsent.models.checkpoint import load_checkpoint, save_checkpoint
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    run = shutil.copytree(campos[1] / "table1", tmp_path / "table1")  # changed below
+    plan = R.make_plan("sun2016", "unused", quick=True, device="cpu", run=str(run))
+    regions = dataclasses.replace(plan.regions, k=2, k_max=2, overlays=0,
+                                  proposals=ProposalConfig(n_proposals=4))
+    plan = dataclasses.replace(plan, regions=regions)
+    R.reproduce(plan, tmp_path / "sun", progress=False)
+    npz = tmp_path / "sun" / "regions" / "fold2" / "regions.npz"
+    before = npz.read_bytes()
+    R.reproduce(plan, tmp_path / "sun", resume=True, progress=False)
+    assert npz.read_bytes() == before  # nothing changed: reused
+    # fold 2 trained again (crossval --overwrite): the report must not keep the old scores
+    old, _ = load_checkpoint(run / "fold2" / "model.pt")
+    torch.manual_seed(9)
+    save_checkpoint(run / "fold2" / "model.pt", create_model(old.spec["name"], **{
+        k: v for k, v in old.spec.items() if k not in ("name", "num_classes")}), fold=2)
+    R.reproduce(plan, tmp_path / "sun", resume=True, progress=False)
+    with np.load(npz) as z:
+        assert str(z["checkpoint_sha256"]) == file_sha256(run / "fold2" / "model.pt")
 
 
 # --------------------------------------------------------------------------------------------
