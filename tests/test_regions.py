@@ -481,6 +481,14 @@ def tiny_run(tmp_path, monkeypatch):
     return run, ds, folds
 
 
+def _tiny_regions_argv(run, out) -> list[str]:
+    """``vsent regions`` on :func:`tiny_run` (few proposals, K 2, 2 overlays); the --out
+    folder is ``argv[4]``."""
+    return ["regions", "--run", str(run), "--out", str(out), "--n-proposals", "6", "--k", "2",
+            "--k-max", "4", "--min-box-area", "60", "--overlays", "2", "--device", "cpu",
+            "--no-progress"]
+
+
 def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     from vsent.cli import main
     from vsent.files import file_sha256
@@ -488,9 +496,7 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
 
     run, ds, folds = tiny_run
     out = tmp_path / "regions"
-    argv = ["regions", "--run", str(run), "--out", str(out), "--n-proposals", "6", "--k", "2",
-            "--k-max", "4", "--min-box-area", "60", "--overlays", "2", "--device", "cpu",
-            "--no-progress"]
+    argv = _tiny_regions_argv(run, out)
     assert main(argv) == 0
     table = json.loads((out / "table1.json").read_text())["results"]
     assert set(table) == set(R.METHODS)
@@ -561,9 +567,7 @@ def test_regions_refuses_changed_data_and_other_folds_models_and_rescores_damage
 
     run, ds, folds = tiny_run
     out = tmp_path / "regions"
-    argv = ["regions", "--run", str(run), "--out", str(out), "--n-proposals", "6", "--k", "2",
-            "--k-max", "4", "--min-box-area", "60", "--overlays", "2", "--device", "cpu",
-            "--no-progress"]
+    argv = _tiny_regions_argv(run, out)
     assert main(argv) == 0
     first = (out / "predictions.csv").read_text()
     # overlays are the session's: a resume without them leaves none of the earlier ones
