@@ -1,3 +1,4 @@
+import errno
 import os
 import re
 from dataclasses import replace
@@ -12,7 +13,7 @@ from vsent.data import cache as cache_mod
 from vsent.data.cache import cache_dir_default, cache_images, cache_key, image_cache
 from vsent.data.datasets import load_dataset
 from vsent.data.images import load_resized
-from vsent.errors import ImageError
+from vsent.errors import ImageError, VsentError
 
 SIZE = 16
 
@@ -124,6 +125,26 @@ def test_interrupted_build_leaves_no_cache(ds, cdir, monkeypatch):
     monkeypatch.setattr(cache_mod, "load_resized", real)
     arr = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
     np.testing.assert_array_equal(arr[-1], load_resized(ds.paths[-1], SIZE))
+
+
+def test_a_read_only_cache_is_one_line_naming_the_variable(ds, cdir, monkeypatch):
+    # a read-only file system refuses the write and then the clean-up's unlink as well (EROFS,
+    # even for a file that does not exist): the second error must not hide the first
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    real_unlink = Path.unlink
+
+    def unlink(self, missing_ok=False):
+        if self.name.endswith(".tmp"):
+            read_only()
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(np.lib.format, "open_memmap", read_only)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with pytest.raises(VsentError, match=r"cannot write the image cache \(Read-only file "
+                                         r"system\); set \$VSENT_CACHE to a writable folder"):
+        image_cache(ds, 16, cache_dir=cdir, progress=False)
 
 
 def test_a_killed_builds_old_temporary_file_is_removed_by_the_next_build(ds, cdir):

@@ -7,6 +7,7 @@ an edited or replaced image gives a new cache, and the same dataset loaded again
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -115,9 +116,11 @@ def image_cache(
             del out
         os.replace(tmp, final)
     except OSError as e:
-        raise VsentError(f"{tmp}: cannot write the image cache ({e.strerror or e})") from None
+        raise VsentError(f"{tmp}: cannot write the image cache ({e.strerror or e}); set "
+                         f"${CACHE_ENV} to a writable folder") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only file system refuses even this
+            tmp.unlink(missing_ok=True)
     logger.info("image cache: built %s", final)
     return np.load(final, mmap_mode="r")
 
