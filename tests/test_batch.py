@@ -518,3 +518,37 @@ def _predict_from_an_open_pipe(checkpoint, out, paths, *, batch_size, lines, std
         proc.kill()
         raise
     return proc
+
+
+def test_out_never_replaces_a_file_the_command_reads(folder, checkpoint, tmp_path, capsys):
+    # --overwrite replaces an earlier output, never the model, the list or an input image
+    # (predict), nor the checkpoint an export or a card is made of
+    model_bytes = checkpoint.read_bytes()
+    alias = tmp_path / "alias.pt"
+    alias.symlink_to(checkpoint)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{folder / 'im01.jpg'}\n")
+    image = folder / "im01.jpg"
+    image_bytes = image.read_bytes()
+    cases = [
+        (["predict", "--model", str(checkpoint), str(image), "--out", str(alias), "--overwrite"],
+         f"--out {alias} is {checkpoint}, which this command reads"),
+        (["predict", "--model", str(checkpoint), "--from-list", str(listing), "--out",
+          str(listing), "--overwrite"], f"--out {listing} is {listing}, which this command"),
+        (["predict", "--model", str(checkpoint), str(folder), "--out", str(image),
+          "--overwrite"], f"--out {image}: scores are written as CSV or JSONL, not to an image"),
+        (["export", "--model", str(checkpoint), "--format", "torchscript", "--out", str(alias)],
+         f"--out {alias} is {checkpoint}, which this command reads"),
+        (["card", str(checkpoint), "--out", str(checkpoint)],
+         f"--out {checkpoint} is {checkpoint}, which this command reads"),
+    ]
+    for argv, message in cases:
+        assert main([*argv, *(["--no-progress"] if argv[0] == "predict" else [])]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+    assert checkpoint.read_bytes() == model_bytes
+    assert listing.read_text() == f"{folder / 'im01.jpg'}\n"
+    assert image.read_bytes() == image_bytes
+    # a card is written atomically beside the checkpoint otherwise
+    assert main(["card", str(checkpoint), "--out", str(tmp_path / "card.md")]) == 0
+    assert (tmp_path / "card.md").read_text().startswith("#")

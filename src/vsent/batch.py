@@ -41,12 +41,11 @@ from typing import IO, Any
 
 import numpy as np
 
+from vsent.data.datasets import IMAGE_EXTENSIONS
 from vsent.errors import VsentError
 from vsent.files import atomic_write_text, file_sha256
 from vsent.predict import ROW_FIELDS
 
-#: File suffixes a folder walk picks up (lower case).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 #: Output formats.
 FORMATS = ("csv", "jsonl")
 
@@ -84,7 +83,7 @@ def _has_magic(s: str) -> bool:
 
 
 def walk_folder(folder: str | Path) -> Iterator[Path | Unmatched]:
-    """Image files under ``folder`` (recursively, suffixes :data:`IMAGE_SUFFIXES`), lazily;
+    """Image files under ``folder`` (recursively, suffixes :data:`IMAGE_EXTENSIONS`), lazily;
     a folder that cannot be listed (e.g. permission denied) is an :class:`Unmatched` naming it,
     so its images are not lost without a row.
 
@@ -102,7 +101,7 @@ def walk_folder(folder: str | Path) -> Iterator[Path | Unmatched]:
                     try:
                         if e.is_dir(follow_symlinks=False):
                             subdirs.append(d / e.name)
-                        elif os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES:
+                        elif os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS:
                             yield d / e.name
                     except OSError:  # an entry that vanished or cannot be stat'ed: skip it
                         continue
@@ -124,7 +123,7 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
             found = True
             yield f
         if not found:
-            yield Unmatched(s, f"{s}: no image file ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+            yield Unmatched(s, f"{s}: no image file ({', '.join(sorted(IMAGE_EXTENSIONS))}) "
                                "in this folder")
     elif p.exists() or not _has_magic(s):
         # a missing plain path is still yielded: decoding gives its "no such file" row

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from vsent.errors import VsentError
 
 
 @contextmanager
@@ -36,6 +38,18 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def check_not_an_input(out: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None],
+                       option: str = "--out") -> None:
+    """VsentError when ``out`` is one of ``inputs`` (also by another name or a link): writing
+    it would destroy a file the command reads."""
+    if not os.path.exists(out):
+        return
+    for path in inputs:
+        if path is not None and os.path.exists(path) and os.path.samefile(out, path):
+            raise VsentError(f"{option} {out} is {path}, which this command reads: choose "
+                             f"another {option}")
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:

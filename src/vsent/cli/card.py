@@ -26,16 +26,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
     import sys
-    from pathlib import Path
 
     from vsent.errors import VsentError
+    from vsent.files import atomic_write_text, check_not_an_input
     from vsent.models.card import card_markdown, model_card
 
+    if args.out:
+        check_not_an_input(args.out, [args.checkpoint])
     card = model_card(args.checkpoint)
     text = json.dumps(card, indent=2) + "\n" if args.format == "json" else card_markdown(card)
     if args.out:
         try:
-            Path(args.out).write_text(text)
+            atomic_write_text(args.out, text)
         except OSError as exc:
             raise VsentError(f"--out {args.out}: cannot write it ({exc.strerror})") from None
         print(f"wrote {args.out}", file=sys.stderr)

@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vsent.export import export_model
+    from vsent.files import check_not_an_input
 
+    check_not_an_input(args.out, [args.model])
     result = export_model(args.model, args.out, format=args.format, verify=not args.no_verify)
     diff = result["max_abs_diff"]
     check = "not checked" if diff is None else f"max probability difference {diff:.1e}"

@@ -124,6 +124,14 @@ def run(args: argparse.Namespace) -> int:
     if args.regions and args.engine != "default":
         raise VsentError(f"--regions runs on the default engine, not --engine {args.engine}")
     # every option is checked before --out is opened (opening it empties it unless --resume)
+    if args.out:
+        from vsent.data.datasets import IMAGE_EXTENSIONS
+        from vsent.files import check_not_an_input
+
+        if Path(args.out).suffix.lower() in IMAGE_EXTENSIONS:  # an image of the inputs, say
+            raise VsentError(f"--out {args.out}: scores are written as CSV or JSONL, not to "
+                             "an image file name")
+        check_not_an_input(args.out, [args.model, args.from_list, *args.paths])
     if args.out and not (args.resume or args.overwrite) and Path(args.out).is_file() \
             and Path(args.out).stat().st_size:
         raise VsentError(f"{args.out} exists: --resume continues it, --overwrite replaces it")
