@@ -377,7 +377,8 @@ def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, t
             torch.testing.assert_close(value, ref[key], rtol=0, atol=1e-6)
 
 
-def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, tmp_path, capsys):
+def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, make_learnable, tmp_path,
+                                                      capsys):
     ckpt = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn", widths=[8]))
     base = ["pcnn-transfer", "--data", str(twitter_like), "--epochs", "1", "--no-progress"]
     assert main([*base, "--model", str(ckpt), "--subsets", "five,two",
@@ -425,5 +426,11 @@ def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, tmp_path, ca
     on_original = save_checkpoint(tmp_path / "original.pt", create_model("smallcnn", widths=[8]),
                                   data=str(twitter_like), subset="five", data_sha256=sha)
     check_other_data(on_original, load_checkpoint(on_original)[1], str(copy))  # no error
-    for name in ("a", "b", "c", "d", "e"):  # refused before any run directory is made
+    # a folder dataset has no agreement subsets: its rows would stand beside the paper's
+    folder = make_learnable(tmp_path / "folder", n_pos=4, n_neg=4)
+    argv = [*base, "--model", str(ckpt), "--out", str(tmp_path / "g")]
+    argv[argv.index("--data") + 1] = str(folder)
+    assert main(argv) == 2
+    assert f"{folder} is a folder dataset (use vsent crossval --init" in capsys.readouterr().err
+    for name in ("a", "b", "c", "d", "e", "f", "g"):  # refused before any run directory
         assert not (tmp_path / name).exists(), name

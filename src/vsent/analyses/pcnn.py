@@ -543,6 +543,11 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     out = Path(out)
     ckpt = Path(cfg.model).expanduser().resolve()
     name, kwargs, meta = checkpoint_spec(ckpt)
+    first = load_dataset(cfg.data, cfg.subsets[0], validate=False)  # a missing path stops here
+    if first.source != "twitter":  # its rows are set beside You et al.'s Twitter I numbers
+        raise VsentError(f"pcnn-transfer fine-tunes on Twitter I's agreement subsets; "
+                         f"{cfg.data} is a {first.source} dataset (use vsent crossval "
+                         f"--init {cfg.model} for other data)")
     check_other_data(ckpt, meta, cfg.data)
     run = open_run_dir(out, {"command": "pcnn-transfer", **cfg.to_dict(), "model": str(ckpt)},
                        resume=resume, overwrite=overwrite, done="transfer.json")
