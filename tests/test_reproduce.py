@@ -295,8 +295,7 @@ def test_only_runs_the_named_sub_runs(campos, tmp_path, monkeypatch):
 
 def test_you2015_baselines_and_cnn_rows(tmp_path, make_twitter_like):
     data = make_twitter_like()
-    plan = R.make_plan("you2015", str(data), quick=True, device="cpu",
-                       init=str(tmp_path / "missing_pcnn.pt"))
+    plan = R.make_plan("you2015", str(data), quick=True, device="cpu")
     template = _template(data, init=plan.template.init)
     # trained long enough to be confident on some images: the progressive rule keeps those
     template = dataclasses.replace(template, train=template.train.replace(epochs=8))
@@ -319,8 +318,7 @@ def test_you2015_baselines_and_cnn_rows(tmp_path, make_twitter_like):
         "three", "progressive", "random")
     assert (out / "pcnn-weak-five" / "fold1" / "removal.csv").is_file()  # the selection ran
     assert "`pcnn-weak-five`: the selection removed " in md  # what it did, in the notes
-    # the checkpoint cannot be read: the CNN row is trained from random weights, and says so
-    assert "Pretrained weights were not available" in md and "no such file" in md
+    # no checkpoint to transfer: the CNN row is trained from random weights, and says so
     cnn = [r for r in report["tables"][0]["rows"] if r["run_dir"] == "pcnn-five"]
     assert len(cnn) == 1 and R.RANDOM_LABEL in cnn[0]["weights"]
     # the plan ran a small CNN, not You et al.'s 2CONV-4FC: the row names the one that ran
@@ -350,6 +348,31 @@ def test_you2015_notes_say_what_the_selection_removed(tmp_path):
     assert notes == ["`pcnn-weak-four`: the selection removed 50.0-75.0 % of the training "
                      "images of each of 2 folds (`fold*/removal.csv`); in 1 of them the rest held "
                      "fewer than two classes and the progressive fine-tuning was skipped."]
+
+
+def test_an_init_file_that_does_not_load_is_refused_before_anything_runs(tmp_path, capsys,
+                                                                         make_twitter_like):
+    # the fallback to random weights is for ImageNet weights that cannot be downloaded, not for
+    # a typo in a path: the reproduction would run for hours and say so only at the end
+    data = make_twitter_like()
+    not_a_checkpoint = tmp_path / "notes.pt"
+    not_a_checkpoint.write_text("not a checkpoint")
+    cases = [("you2015", tmp_path / "missing.pt", "missing.pt: no such file (imagenet, random"),
+             ("you2015", not_a_checkpoint, "notes.pt: not a vsent checkpoint"),
+             ("you2015", "imagenet", "you2015 --init: random, or a vsent checkpoint"),
+             ("campos2015", tmp_path / "missing.caffemodel", "missing.caffemodel: no such file")]
+    for paper, init, message in cases:
+        out = tmp_path / "out"
+        assert main(["reproduce", paper, "--quick", "--data", str(data), "--init", str(init),
+                     "--out", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (paper, init, err)
+        assert not out.exists()  # nothing made, nothing downloaded
+    # a missing dataset too (before ImageNet weights would be fetched for it)
+    assert main(["reproduce", "campos2015", "--quick", "--data", str(tmp_path / "nope"),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert "nope: no such file or directory" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_reproduction_stopped_by_a_missing_dataset_does_not_refuse_the_next(tmp_path, capsys):

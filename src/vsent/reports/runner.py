@@ -354,6 +354,14 @@ def reproduce(plan: Any, out: str | Path, *, resume: bool = False, overwrite: bo
         if unknown:
             raise VsentError(f"--only {','.join(unknown)}: not a sub-run of {plan.paper}; "
                              f"choose from {', '.join(names)}")
+    # what the user typed is checked before --out is made or any weights are fetched; only
+    # weights that cannot be downloaded fall back to random ones
+    data = paper.data(plan)
+    if data is not None and not Path(data).exists():
+        raise VsentError(f"{data}: no such file or directory")
+    init = getattr(getattr(plan, "template", None), "init", None)
+    if init not in (None, "imagenet", "random") and not Path(init).is_file():
+        raise VsentError(f"--init {init}: no such file (imagenet, random or a weights file)")
     paper.check(plan)
     timer = Timer()
     rundir = open_reproduction(plan, out, resume=resume, overwrite=overwrite)

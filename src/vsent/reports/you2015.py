@@ -30,7 +30,7 @@ import numpy as np
 
 from vsent import papers
 from vsent.crossval import RunConfig
-from vsent.errors import VsentError, WeightsError
+from vsent.errors import VsentError
 from vsent.reports import render
 from vsent.reports.runner import Paper, Session, register_paper
 from vsent.train import TrainConfig
@@ -121,6 +121,16 @@ class You2015(Paper):
         return You2015Plan(template=template, baselines=baselines,
                            transfer_train=transfer_train, weak_finetune=weak_finetune,
                            reductions=reductions)
+
+    def check(self, plan: You2015Plan) -> None:
+        init = plan.template.init
+        if init == "imagenet":
+            raise VsentError("you2015 --init: random, or a vsent checkpoint pre-trained on "
+                             "weakly labelled images (2CONV-4FC has no ImageNet weights)")
+        if init != "random":  # the checkpoint to transfer: unreadable is refused now, not
+            from vsent.analyses.pcnn import checkpoint_spec  # after hours of other sub-runs
+
+            checkpoint_spec(init)
 
     def subsets(self, plan: You2015Plan) -> str | None:
         return ", ".join(plan.subsets)
@@ -228,18 +238,11 @@ def _cnn(plan: You2015Plan, s: Session, subsets: Sequence[str],
     from vsent.analyses import pcnn as P
 
     t = plan.template
-    use_transfer = t.init != "random"
-    if use_transfer and "transfer" not in s.weights:
-        model = t.model
-        try:
-            model = P.checkpoint_spec(t.init)[0]  # the checkpoint's network is transferred
-            reason = None
-        except WeightsError as e:
-            reason = " ".join(str(e).split())
-        s.weights["transfer"] = {"model": model, "requested": t.init,
-                                 "used": "random" if reason else t.init, "reason": reason}
-        s.save()
-    if use_transfer and s.weights["transfer"]["used"] != "random":
+    if t.init != "random":  # a checkpoint You2015.check has read
+        if "transfer" not in s.weights:
+            s.weights["transfer"] = {"model": P.checkpoint_spec(t.init)[0],  # its network
+                                     "requested": t.init, "used": t.init, "reason": None}
+            s.save()
         tdir = s.out / "transfer"
         tcfg = P.TransferConfig(model=t.init, data=t.data, subsets=list(subsets), folds=t.folds,
                                 train=plan.transfer_train or P.TRANSFER_TRAIN,
