@@ -240,6 +240,11 @@ def test_explain_function_runs_the_whole_command(tmp_path):
     assert [r["target"] for r in again] == ["positive"]
     with pytest.raises(VsentError, match="--target 'happy'"):
         X.explain(ckpt, [img], tmp_path / "o2", target="happy", device="cpu")
+    # another model saved at the same path (a fold trained again): not the stored maps
+    torch.manual_seed(1)
+    save_checkpoint(ckpt, create_model("smallcnn", widths=(4, 8)).eval())
+    with pytest.raises(VsentError, match="other model_sha256"):
+        X.explain(ckpt, [img], out, target="positive", device="cpu")
 
 
 def test_cli_explain_interrupted_is_done_again_by_the_same_command(tmp_path, capsys,

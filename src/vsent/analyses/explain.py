@@ -24,6 +24,7 @@ from torch import nn
 
 from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
 from vsent.errors import ImageError, VsentError, WeightsError
+from vsent.files import file_sha256
 from vsent.inference import capture_outputs, prepare
 
 __all__ = ["FIELDS", "TARGETS", "default_cam_layer", "explain", "explain_image",
@@ -299,7 +300,9 @@ def explain(
         _refuse_export(checkpoint)
         raise
     paths, missing = split_inputs(images)
-    config = {"command": "explain", "model": str(checkpoint), "images": [str(i) for i in images],
+    # the checkpoint's bytes too: one retrained at the same path must not return the old maps
+    config = {"command": "explain", "model": str(checkpoint),
+              "model_sha256": file_sha256(checkpoint), "images": [str(i) for i in images],
               "layer": layer, "target": target, "device": str(dev)}
     # no --resume: an unfinished run (interrupted) is simply done again
     with open_run_dir(out, config, resume=True, overwrite=overwrite, done=DONE,
