@@ -282,3 +282,18 @@ def test_real_twitter_campos_folds(twitter1):
     assert [len(f.train) for f in folds] == [704] * 5
     tests = np.concatenate([f.test for f in folds])
     assert len(np.unique(tests)) == 880  # the paper's folds cover 880 of the 882 images
+
+
+def test_inner_splits_check_gives_advice_that_can_be_followed():
+    from vsent.data.folds import check_inner_splits
+
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+    few = Fold(1, train=np.array([0, 1, 3, 4, 5]), test=np.array([2, 6, 7]))  # 2 negatives
+    with pytest.raises(VsentError, match="fewer than --inner-splits 3; use fewer inner splits"):
+        check_inner_splits(labels, [few], 3)
+    check_inner_splits(labels, [few], 2)
+    # one class alone: no number of inner splits (two at least) can help
+    one = Fold(2, train=np.array([3, 4, 5]), test=np.array([0, 1, 2]))
+    with pytest.raises(VsentError, match="have 0 of one class, fewer than --inner-splits 2; "
+                                         "its folds need images of both classes"):
+        check_inner_splits(labels, [one], 2)

@@ -114,3 +114,14 @@ def test_extracted_colour_features_are_rgb_histograms_of_the_resized_decode(tmp_
         want = np.concatenate([_hist64(big[r[i]:r[i + 1], c[j]:c[j + 1]]) / 16
                                for i in range(4) for j in range(4)])
         np.testing.assert_allclose(feats.lch[0], want, atol=1e-6)
+
+
+def test_sift_parameters_out_of_range_name_the_option_or_the_field():
+    from vsent.errors import VsentError
+
+    with pytest.raises(VsentError, match="--sift-step must be >= 1 pixel, got 0"):
+        hc.SiftParams(step=0)
+    with pytest.raises(VsentError, match="--sift must be 'dense' or 'keypoints', got 'grid'"):
+        hc.SiftParams(mode="grid")
+    with pytest.raises(VsentError, match=r"out of range: max_side 8, size 0\.0 \(max_side"):
+        hc.SiftParams(max_side=8, size=0.0)

@@ -416,6 +416,10 @@ def test_region_config_validation():
         R.RegionConfig(k=5, k_max=3).validate()
     with pytest.raises(VsentError, match="--n-proposals"):
         R.RegionConfig(proposals=P.ProposalConfig(n_proposals=0)).validate()
+    with pytest.raises(VsentError, match="--proposal-side must be >= 16 pixels, got 0"):
+        P.ProposalConfig(max_side=0).validate()
+    with pytest.raises(VsentError, match="--min-box-area must be >= 1, got -1"):
+        P.ProposalConfig(min_box_area=-1).validate()
     # refused when the record is built, naming the option
     for bad, option in [({"k": 0}, "--k must be >= 1"), ({"k": 2.5}, "--k must be an integer"),
                         ({"alpha": -1.0}, "--alpha"), ({"beta": float("nan")}, "--beta"),

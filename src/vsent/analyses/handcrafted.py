@@ -125,9 +125,15 @@ class SiftParams:
 
     def __post_init__(self) -> None:
         if self.mode not in ("dense", "keypoints"):
-            raise VsentError(f"SIFT mode must be 'dense' or 'keypoints', got {self.mode!r}")
-        if self.max_side < 16 or self.step < 1 or self.size <= 0 or self.max_keypoints < 1:
-            raise VsentError(f"invalid SIFT parameters: {self}")
+            raise VsentError(f"--sift must be 'dense' or 'keypoints', got {self.mode!r}")
+        if self.step < 1:  # the one number of these the CLI sets
+            raise VsentError(f"--sift-step must be >= 1 pixel, got {self.step}")
+        bad = [f"{name} {value}" for name, value, ok in (
+            ("max_side", self.max_side, self.max_side >= 16), ("size", self.size, self.size > 0),
+            ("max_keypoints", self.max_keypoints, self.max_keypoints >= 1)) if not ok]
+        if bad:
+            raise VsentError(f"SIFT parameters out of range: {', '.join(bad)} (max_side >= 16, "
+                             "size > 0, max_keypoints >= 1)")
 
     def key(self) -> str:
         """Short stable text naming these parameters (for cache folder names)."""

@@ -250,9 +250,9 @@ class ProposalConfig:
         if self.n_proposals < 1:
             raise VsentError(f"--n-proposals must be >= 1, got {self.n_proposals}")
         if self.max_side < 16:
-            raise VsentError(f"proposal max_side must be >= 16 pixels, got {self.max_side}")
+            raise VsentError(f"--proposal-side must be >= 16 pixels, got {self.max_side}")
         if self.min_box_area < 1:
-            raise VsentError(f"proposal min_box_area must be >= 1, got {self.min_box_area}")
+            raise VsentError(f"--min-box-area must be >= 1, got {self.min_box_area}")
         return self
 
 

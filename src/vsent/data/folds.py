@@ -88,9 +88,11 @@ def check_inner_splits(labels: np.ndarray, folds: list[Fold], inner_splits: int)
     for fold in folds:
         fewest = int(np.bincount(labels[np.asarray(fold.train)], minlength=2).min())
         if fewest < inner_splits:
+            # the inner cross-validation needs two splits at least: below that, other folds
+            remedy = ("use fewer inner splits" if fewest >= 2 else
+                      "its folds need images of both classes in every training set")
             raise VsentError(f"fold {fold.index}: the training images have {fewest} of one "
-                             f"class, fewer than --inner-splits {inner_splits}; use fewer "
-                             f"inner splits")
+                             f"class, fewer than --inner-splits {inner_splits}; {remedy}")
 
 
 def save_folds(folds: list[Fold], dataset: Dataset, path: str | os.PathLike) -> Path:
