@@ -382,3 +382,18 @@ def test_open_run_of_a_skip_bad_run_leaves_its_bad_images_out(make_twitter_like,
     save_folds(make_folds(ds, "campos"), ds, run / "folds.json")
     opened = open_run(run)
     assert bad not in opened.dataset.paths and len(opened.dataset) == len(ds)
+
+
+def test_a_damaged_data_record_is_one_line_naming_it(twitter_like, tmp_path):
+    from vsent.data.datasets import load_dataset
+    from vsent.runs import check_data_record
+
+    ds = load_dataset(twitter_like, validate=False)
+    record = tmp_path / "data.json"
+    check_data_record(record, ds, str(twitter_like), "then", "fix it")  # absent: nothing
+    for text, message in (("{", "not readable JSON"), ("[1]", "not the record of a dataset")):
+        record.write_text(text)
+        with pytest.raises(VsentError, match=f"data.json: {message}"):
+            check_data_record(record, ds, str(twitter_like), "then", "fix it")
+    record.write_text(json.dumps(ds.fingerprint()))
+    check_data_record(record, ds, str(twitter_like), "then", "fix it")

@@ -530,7 +530,13 @@ def check_data_record(file: Path, dataset: Dataset, data: str, since: str, remed
     be of other data). Nothing to compare when ``file`` is absent (older runs)."""
     if not file.is_file():
         return
-    then, now = json.loads(file.read_text()), dataset.fingerprint()
+    try:
+        then = json.loads(file.read_text())
+    except ValueError as e:
+        raise VsentError(f"{file}: not readable JSON ({e})") from None
+    now = dataset.fingerprint()
+    if not isinstance(then, dict) or not then.keys() >= now.keys():
+        raise VsentError(f"{file}: not the record of a dataset (keys {', '.join(now)})")
     if then != now:
         raise VsentError(
             f"{data}: its images or labels changed since {since} ({then['n_images']} images, "
