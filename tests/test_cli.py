@@ -228,6 +228,23 @@ def test_a_seed_out_of_range_is_refused_before_any_work(command, seed, capsys):
     assert "argument --seed:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv,option", [
+    (["finetune", "--lr", "inf"], "--lr inf"),
+    (["finetune", "--weight-decay", "inf"], "--weight-decay inf"),
+    (["finetune", "--head-lr-mult", "inf"], "--head-lr-mult inf"),
+    (["finetune", "--bias-lr-mult", "inf"], "--bias-lr-mult inf"),
+    (["crossval", "--extra-train", "four", "--extra-schedule", "joint+finetune",
+      "--finetune-lr", "inf"], "--finetune-lr inf"),
+    (["pcnn", "--finetune-lr", "inf"], "stage 2: --finetune-lr inf"),
+])
+def test_an_infinite_option_is_refused_before_any_work(argv, option, tmp_path, capsys):
+    """`--lr inf` passed ``lr > 0`` and trained into NaN weights, exit 0."""
+    out = tmp_path / "run"
+    assert main([*argv, "--data", str(tmp_path / "none"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"vsent: error: {option} is out of range"
+    assert not out.exists()
+
+
 def test_config_records_refuse_a_seed_out_of_range(tmp_path):
     """The same range in the Python API, record by record (and the largest seed is fine)."""
     from vsent.analyses.baselines import BaselineConfig

@@ -205,6 +205,18 @@ def test_resuming_a_training_state_with_another_config_is_refused(tmp_path, monk
     assert len(trained) == 2  # a fresh start would also list epochs 1-3, but train 3
 
 
+@pytest.mark.parametrize("field", ["lr", "weight_decay", "head_lr_mult", "bias_lr_mult",
+                                   "momentum", "lr_gamma", "label_smoothing", "ema"])
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_options_are_refused(field, value):
+    """``lr > 0`` holds for inf: `--lr inf` trained into NaN weights and exited 0."""
+    option = "--" + field.replace("_", "-")
+    with pytest.raises(VsentError, match=f"^{option} {value!r} is out of range$"):
+        TrainConfig(**{field: value})
+    with pytest.raises(VsentError, match=f"^{option} "):  # config.json may hold Infinity
+        config_from_dict(RunConfig, {"data": "d", "train": {field: value}}, "run")
+
+
 def test_train_config_is_frozen_and_validated_when_built():
     import dataclasses
 

@@ -11,6 +11,8 @@ when a stored config is compared with a new one (:data:`vsent.runs.RUN_OPTIONS`)
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +33,14 @@ def check_seed(seed: Any, limit: int = MAX_SEED) -> None:
     seed would stop a run at its first scikit-learn step, after hours of work)."""
     if isinstance(seed, bool) or not hasattr(seed, "__index__") or not 0 <= seed <= limit:
         raise VsentError(f"--seed must be an integer in 0..{limit}, got {seed!r}")
+
+def is_finite(value: Any) -> bool:
+    """False for a float that is inf or nan (``lr > 0`` holds for inf); an integer (or a
+    value that is no number, refused by its own check) counts as finite."""
+    if isinstance(value, numbers.Integral) or not isinstance(value, numbers.Real):
+        return True
+    return math.isfinite(value)
+
 
 #: Agreement subsets of Twitter I (how many of the five workers agreed on the label), most first.
 SUBSETS = ("five", "four", "three")
@@ -128,9 +138,12 @@ class TrainConfig:
             ("label_smoothing", 0 <= self.label_smoothing < 1), ("ema", 0 <= self.ema < 1),
         ]
         for name, ok in checks:
-            if not ok:
+            value = getattr(self, name)
+            # ``lr > 0`` holds for inf (nan fails it only by chance): a non-finite number
+            # trains on into NaN weights, so every float option must be finite too
+            if not ok or not is_finite(value):
                 option = name.replace("_", "-")
-                raise VsentError(f"--{option} {getattr(self, name)!r} is out of range")
+                raise VsentError(f"--{option} {value!r} is out of range")
         if self.optimizer not in OPTIMIZERS:
             raise VsentError(
                 f"--optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"
