@@ -217,6 +217,61 @@ def test_non_finite_options_are_refused(field, value):
         config_from_dict(RunConfig, {"data": "d", "train": {field: value}}, "run")
 
 
+def test_fit_that_diverges_is_a_user_error_and_leaves_no_state(tmp_path):
+    """`--lr 1e30`: the loss is NaN from the first epoch; it used to train on, log
+    "loss nan", save the model and exit 0."""
+    images, labels = _learnable(24)
+    cfg = TrainConfig(epochs=3, batch_size=8, lr=1e30, device="cpu")
+    state = tmp_path / "state.pt"
+    with pytest.raises(VsentError, match=r"^fold 1 joint: training diverged at epoch 1 "
+                                          r"\(loss nan\): lower the learning rate "
+                                          r"\(lr 1e\+30\)$"):
+        fit(Tiny(), images, labels, cfg, state_path=state, progress=False, desc="fold 1 joint")
+    assert not state.exists()
+
+
+def test_the_state_of_a_diverged_epoch_is_not_saved(tmp_path, monkeypatch):
+    """Epoch 2's loss is NaN: the state keeps epoch 1, so a resume redoes epoch 2 (and stops
+    there again) instead of resuming into NaN weights."""
+    import vsent.train as train_mod
+
+    images, labels = _learnable(24)
+    cfg = TrainConfig(epochs=3, batch_size=8, lr=0.01, device="cpu")
+    state = tmp_path / "state.pt"
+    real, calls = train_mod.train_one_epoch, []
+
+    def nan_at_epoch_2(*a, **kw):
+        calls.append(1)
+        stats = real(*a, **kw)
+        return {**stats, "loss": float("nan")} if len(calls) == 2 else stats
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", nan_at_epoch_2)
+    with pytest.raises(VsentError, match=r"training diverged at epoch 2 \(loss nan\)"):
+        fit(Tiny(), images, labels, cfg, state_path=state, progress=False)
+    assert [h["epoch"] for h in torch.load(state, weights_only=False)["history"]] == [1]
+
+
+def test_weights_left_nan_by_the_last_step_are_a_user_error(monkeypatch):
+    """The loss is computed before each step: the last step may leave NaN weights behind a
+    finite mean loss; such a model is not returned as a result."""
+    import vsent.train as train_mod
+
+    images, labels = _learnable(24)
+    real = train_mod.train_one_epoch
+
+    def poisoned(model, *a, **kw):
+        stats = real(model, *a, **kw)
+        with torch.no_grad():
+            model.head.weight[0, 0] = float("inf")
+        return stats
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", poisoned)
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=0.01, device="cpu")
+    with pytest.raises(VsentError, match=r"^train: training diverged at epoch 1 \(weights "
+                                          r"hold nan/inf\)"):
+        fit(Tiny(), images, labels, cfg, progress=False)
+
+
 def test_train_config_is_frozen_and_validated_when_built():
     import dataclasses
 

@@ -11,9 +11,10 @@ lr. As in Caffe's reference prototxts, biases learn at 2x their layer's lr and g
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -248,6 +249,11 @@ def fit(
         )
         stats["epoch"] = epoch + 1
         stats["lr"] = opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"]
+        if not math.isfinite(stats["loss"]):
+            # checked per epoch (the mean is already on the host; a per-batch check would
+            # add syncs); the epoch's state is not saved: a resume redoes this epoch (and
+            # stops here again) instead of training on from NaN weights
+            _diverged(desc, epoch + 1, f"loss {stats['loss']}", cfg)
         sched.step()
         history.append(stats)
         log.info(
@@ -268,4 +274,16 @@ def fit(
     dist.unwrap_model(net)  # DDP: BatchNorm back, rank 0's buffers on every rank
     if ema is not None:  # the averaged weights are the result
         model.load_state_dict(ema.module.state_dict())
+    # the loss is computed before each step: the last step can turn the weights into NaN
+    # with a finite mean loss, and such a model would score nothing (argmax of NaNs is 0)
+    if not all(torch.isfinite(t).all() for t in model.state_dict().values()
+               if t.is_floating_point()):
+        _diverged(desc, len(history), "weights hold nan/inf", cfg)
     return history
+
+
+def _diverged(desc: str, epoch: int, what: str, cfg: TrainConfig) -> NoReturn:
+    """Raise the VsentError of a run that diverged at ``epoch`` (1-based); the lr is this
+    stage's (--lr, or --finetune-lr in a fine-tuning stage, which ``desc`` names)."""
+    raise VsentError(f"{desc}: training diverged at epoch {epoch} ({what}): "
+                     f"lower the learning rate (lr {cfg.lr:g})")
