@@ -14,7 +14,7 @@ from PIL import Image
 
 from vsent.batch import split_inputs
 from vsent.cli import main
-from vsent.errors import EXIT_ITEMS_FAILED, ImageError
+from vsent.errors import EXIT_ITEMS_FAILED, EXIT_USER_ERROR, ImageError, WeightsError
 from vsent.predict import Predictor
 
 
@@ -259,3 +259,48 @@ def test_cli_bad_checkpoint_is_a_user_error(tmp_path, images, capsys):
     assert main(["predict", "--model", str(fake), str(paths[0])]) == 2
     err = capsys.readouterr().err
     assert "fake.pt" in err and "Traceback" not in err
+
+
+def _nan_checkpoint(path):
+    """A smallcnn checkpoint whose weights hold a NaN (a training run that diverged)."""
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    model = create_model("smallcnn")
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.ndim > 1).view(-1)[0] = float("nan")
+    return save_checkpoint(path, model)
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, images, capsys):
+    """It used to score every image "nan, negative" (the argmax of NaNs is 0) and exit 0."""
+    _, paths = images
+    ckpt = _nan_checkpoint(tmp_path / "nan.pt")
+    with pytest.raises(WeightsError, match=r"nan\.pt: the model's weights hold NaN/inf \(1 "
+                                           r"tensors, e\.g\. .*\); its training diverged"):
+        Predictor.from_checkpoint(ckpt, device="cpu")
+    out = tmp_path / "scores.csv"
+    assert main(["predict", "--model", str(ckpt), str(paths[0]), "--out", str(out),
+                 "--device", "cpu", "--no-progress"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "weights hold NaN/inf" in err and "Traceback" not in err and not out.exists()
+
+
+def test_rows_with_non_finite_scores_are_errors(checkpoint, images, monkeypatch):
+    """Scores that are NaN (e.g. from an export of NaN weights) are an item error, not the
+    label of class 0; the other rows of the batch are scored."""
+    _, paths = images
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu", batch_size=3)
+    real = pred.network_scores
+
+    def one_nan(arrays):
+        probs = real(arrays).copy()
+        probs[1] = np.nan
+        return probs
+
+    monkeypatch.setattr(pred, "network_scores", one_nan)
+    rows = list(pred.score(paths))
+    assert [r["error"] for r in rows] == [
+        "", "non-finite scores (the model's weights hold NaN/inf?)", ""]
+    assert rows[1]["prob_positive"] is None and rows[1]["label"] is None
+    assert rows[0]["label"] in ("positive", "negative")

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from vsent.data.images import ImageSource, load_resized, load_rgb
+from vsent.errors import WeightsError
 from vsent.inference import infer, iter_batches, resolve_device
 from vsent.models.checkpoint import build_model, read_checkpoint
 
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 
 #: Fields of one prediction row, in output order.
 ROW_FIELDS = ("path", "prob_positive", "label", "error")
+#: The error of a row whose scores are NaN/inf (their argmax would be class 0, "negative").
+NON_FINITE_SCORES = "non-finite scores (the model's weights hold NaN/inf?)"
 
 
 def _error_row(path: str, error: str) -> dict[str, Any]:
@@ -73,6 +77,13 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> Predictor:
         ckpt = read_checkpoint(path)
         model, meta = build_model(ckpt, path)
+        # NaN weights (a diverged training run) score every image NaN: refused once, here
+        bad = [name for name, t in model.state_dict().items()
+               if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        if bad:
+            raise WeightsError(f"{path}: the model's weights hold NaN/inf ({len(bad)} "
+                               f"tensors, e.g. {bad[0]}); its training diverged: retrain it "
+                               "with a lower learning rate")
         fusion = None
         if ckpt.get("fusion") is not None:
             from vsent.analyses.fused_model import LateFusion
@@ -165,6 +176,9 @@ class Predictor:
                     yield _error_row(str(path), str(error))
                     continue
                 pr = next(probs)
+                if not np.isfinite(pr).all():  # e.g. an export of NaN weights: not "negative"
+                    yield _error_row(str(path), NON_FINITE_SCORES)
+                    continue
                 yield {"path": str(path), "prob_positive": round(float(pr[1]), 6),
                        "label": self._label(int(pr.argmax())), "error": ""}
 
