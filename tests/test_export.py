@@ -278,3 +278,32 @@ def test_cli_predict_engine_onnx_writes_the_default_engines_rows(tmp_path, image
     for a, b in zip(outs["default"], outs["onnx"], strict=True):
         assert a["label"] == b["label"]
         assert abs(float(a["prob_positive"]) - float(b["prob_positive"])) <= 1e-4
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_of_nan_weights_fails_its_verification(tmp_path, image_files, capsys, fmt):
+    """``nan > TOLERANCE`` is False: an export that scores NaN passed its own check. Written
+    anyway (--no-verify), its rows are item errors (exit 3), not "nan, negative"."""
+    import csv
+
+    from vsent.errors import EXIT_ITEMS_FAILED
+
+    model, _ = _checkpoint(tmp_path, "smallcnn")
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.ndim > 1).view(-1)[0] = float("nan")
+    ckpt = save_checkpoint(tmp_path / "nan.pt", model)
+    out = tmp_path / ("m.onnx" if fmt == "onnx" else "m.ts")
+    with pytest.raises(ExportError, match=rf"m\.\w+: the {fmt} export scores NaN/inf \(the "
+                                          r"model's weights hold NaN/inf\?\); not written$"):
+        export_model(ckpt, out, format=fmt)
+    assert not out.exists()
+    assert main(["export", "--model", str(ckpt), "--out", str(out), "--format", fmt,
+                 "--no-verify"]) == 0
+    paths, _ = image_files
+    csv_out = tmp_path / "rows.csv"
+    assert main(["predict", *map(str, paths), "--model", str(out), "--engine", "onnx",
+                 "--device", "cpu", "--out", str(csv_out)]) == EXIT_ITEMS_FAILED
+    with csv_out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["prob_positive"], r["label"]) for r in rows] == [("", "")] * len(paths)
+    assert all("non-finite scores" in r["error"] for r in rows)

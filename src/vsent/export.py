@@ -174,6 +174,9 @@ def export_module(
             _write_torchscript(wrapped, example, tmp, metadata)
         if verify:  # before the rename: a failed export never replaces a good one
             diff = verify_export(model, tmp)
+            if not np.isfinite(diff):  # ``nan > TOLERANCE`` is False: NaN would pass
+                raise ExportError(f"{out}: the {format} export scores NaN/inf (the model's "
+                                  "weights hold NaN/inf?); not written")
             if diff > TOLERANCE:
                 raise ExportError(f"{out}: the {format} export differs from PyTorch by "
                                   f"{diff:.2e} (> {TOLERANCE:g}) in probability; not written")
