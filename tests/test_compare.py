@@ -263,3 +263,59 @@ def test_compare_many_gives_each_run_its_own_holm_p_value(tmp_path):
     # Holm: smallest p times 2, then the next times 1, kept monotone
     assert [r["p_holm"] for r in res] == pytest.approx([max(p_weak, 2 * p_strong),
                                                         2 * p_strong])
+
+
+#: Damaged predictions.csv files (as text edits of a good one) and the line naming each:
+#: the one reader (read_predictions) that compare, fuse and ensemble share.
+DAMAGED = {
+    "missing column": (lambda lines: [",".join(c for i, c in enumerate(line.split(","))
+                                               if i != 1) for line in lines],
+                       r"predictions.csv, line 1: no column 'fold'"),
+    "not a number": (lambda lines: [*lines[:2], "im01.jpg,1,0,abc", *lines[3:]],
+                     r"predictions.csv, line 3: unreadable row \(prob_positive: could not "
+                     r"convert string to float: 'abc'\)"),
+    "row cut short": (lambda lines: [*lines[:-1], lines[-1][:10]],
+                      r"predictions.csv, line 11: unreadable row \(cut short: 2 of 4 fields\)"),
+    "no probability": (lambda lines: [*lines[:2], "im01.jpg,1,0,nan", *lines[3:]],
+                       r"predictions.csv, line 3: unreadable row \(prob_positive: 'nan' is not "
+                       r"a probability\)"),
+    "a row twice": (lambda lines: [*lines, lines[4]],
+                    r"predictions.csv, line 12: im03.jpg again \(first on line 5\)"),
+    "header only": (lambda lines: lines[:1], r"predictions.csv: no rows"),
+    "not text": (lambda lines: [*lines[:2], "im01.jpg,1,0,0\udcff", *lines[3:]],  # byte 0xff
+                 r"predictions.csv: not a readable CSV file \('utf-8' codec can't decode byte "
+                 r"0xff"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED))
+def test_a_damaged_predictions_file_is_one_line_naming_it(tmp_path, capsys, damage):
+    """A column lost, a non-number, a row cut short, ...: one VsentError naming the file and
+    the line, from the reader fuse and ensemble use too (tests/test_fusion.py,
+    tests/test_ensemble.py), never a KeyError, ValueError or TypeError."""
+    from vsent.analyses.compare import read_predictions
+
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    bad = _run(tmp_path / "bad", A, labels=LABELS, folds=FOLDS)
+    edit, message = DAMAGED[damage]
+    pred_file = bad / "predictions.csv"
+    text = "\n".join(edit(pred_file.read_text().splitlines())) + "\n"
+    pred_file.write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(VsentError, match=message):
+        read_predictions(pred_file, "prob_positive")
+    with pytest.raises(VsentError, match=message):
+        compare_runs(a, bad)
+    assert main(["compare", str(a), str(bad)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"vsent: error: {pred_file}")
+
+
+def test_a_good_predictions_file_is_read_as_written(tmp_path):
+    from vsent.analyses.compare import read_predictions
+
+    run = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS, ten_crop=B)
+    rows = read_predictions(run / "predictions.csv", "prob_positive",
+                            optional=("prob_positive_10crop", "prob_other"))
+    assert list(rows) == [f"im{i:02d}.jpg" for i in range(10)]  # the file's order
+    assert rows["im01.jpg"] == {"name": "im01.jpg", "fold": 1, "label": 0,
+                                "prob_positive": 0.1, "prob_positive_10crop": 0.6}

@@ -212,3 +212,32 @@ def test_members_are_listed_with_their_own_centre_crop_accuracy(tmp_path):
     runs = [_run(tmp_path / "a", a), _run(tmp_path / "b", a[::-1])]
     members = ensemble_runs(runs)["summary"]["members"]
     assert members == [{"run": str(r), "accuracy": {"mean": 0.5, "std": 0.1}} for r in runs]
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("missing column", r"b/predictions.csv, line 1: no column 'fold'"),
+    ("not a number", r"b/predictions.csv, line 3: unreadable row \(prob_positive: could not "
+                     r"convert string to float: 'abc'\)"),
+    ("row cut short", r"b/predictions.csv, line 9: unreadable row \(cut short: 3 of 6 "
+                      r"fields\)"),
+])
+def test_a_damaged_member_is_one_line_naming_its_file_and_line(tmp_path, capsys, damage,
+                                                                message):
+    """compare's reader (vsent.analyses.compare.read_predictions): a KeyError, ValueError or
+    TypeError traceback before."""
+    a = [0.9, 0.6, 0.4, 0.8, 0.2, 0.7, 0.6, 0.1]
+    runs = [_run(tmp_path / "a", a), _run(tmp_path / "b", a[::-1])]
+    pred_file = runs[1] / "predictions.csv"
+    lines = pred_file.read_text().splitlines()
+    if damage == "missing column":
+        lines = [",".join(c for i, c in enumerate(line.split(",")) if i != 2) for line in lines]
+    elif damage == "not a number":
+        lines[2] = "im1.jpg,/x/im1.jpg,1,0,abc,0"
+    else:
+        lines[-1] = "im7.jpg,/x/im7.jpg,2"
+    pred_file.write_text("\n".join(lines) + "\n")
+    with pytest.raises(VsentError, match=message):
+        ensemble_runs(runs)
+    assert main(["ensemble", *map(str, runs), "--out", str(tmp_path / "ens")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"vsent: error: {pred_file}")

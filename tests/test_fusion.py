@@ -258,6 +258,39 @@ def test_fuse_run_refuses_incomplete_runs(twitter_like, tmp_path):
             parse_hand_features(bad)
 
 
+@pytest.mark.parametrize("damage,message", [
+    ("missing column", r"line 1: no column 'fold'"),
+    ("not a number", r"line 3: unreadable row \(prob_positive: could not convert string to "
+                     r"float: 'abc'\)"),
+    ("row cut short", r"line \d+: unreadable row \(cut short: 2 of 4 fields\)"),
+])
+def test_a_damaged_predictions_file_is_one_line_naming_it_and_the_line(
+        twitter_like, tmp_path, capsys, damage, message):
+    """compare's reader (vsent.analyses.compare.read_predictions), before any feature is
+    computed: a KeyError, ValueError or TypeError traceback before."""
+    from vsent.analyses.fusion import fuse_run
+    from vsent.cli import main
+    from vsent.data import load_dataset
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    (run / "summary.json").write_text("{}")  # finished, for `vsent fuse`
+    pred_file = run / "predictions.csv"
+    lines = pred_file.read_text().splitlines()
+    if damage == "missing column":
+        lines = [",".join(c for i, c in enumerate(line.split(",")) if i != 1) for line in lines]
+    elif damage == "not a number":
+        lines[2] = ",".join([*lines[2].split(",")[:3], "abc"])
+    else:
+        lines[-1] = ",".join(lines[-1].split(",")[:2])
+    pred_file.write_text("\n".join(lines) + "\n")
+    with pytest.raises(VsentError, match=re.escape(str(pred_file)) + ", " + message):
+        fuse_run(run, "cues", cache_dir=tmp_path / "cache")
+    assert main(["fuse", str(run), "--features", "cues", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"vsent: error: {pred_file}, line ")
+
+
 def test_fuse_run_refuses_labels_changed_since_the_run(make_twitter_like, tmp_path):
     from vsent.analyses.fusion import fuse_run
 

@@ -31,6 +31,8 @@ from vsent.runs import SUMMARY, check_same_test_images, read_config
 #: Probability column of each run kind, centre crop and 10-crop.
 COLUMNS = {"fuse": ("prob_fused", "prob_fused_10crop")}
 DEFAULT_COLUMNS = ("prob_positive", "prob_positive_10crop")
+#: Columns of every predictions.csv row besides its probabilities (:func:`read_predictions`).
+PREDICTION_KEYS = ("name", "fold", "label")
 
 
 def scores_source(run: str | os.PathLike, ten_crop: bool = False) -> tuple[Path, str]:
@@ -60,20 +62,82 @@ def load_scores(run: str | os.PathLike, ten_crop: bool = False
     ``ten_crop`` reads the 10-crop probability; a run without one is an error naming it.
     """
     pred_file, column = scores_source(run, ten_crop)
-    with pred_file.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if column not in (reader.fieldnames or ()):
-            what = "10-crop probabilities" if ten_crop else "probabilities"
-            raise VsentError(f"{pred_file}: no {what} (column {column!r})")
-        out = {}
-        for line, r in enumerate(reader, start=2):
-            try:
-                out[r["name"]] = (int(r["fold"]), int(r["label"]), float(r[column]))
-            except (KeyError, TypeError, ValueError) as e:
-                raise VsentError(f"{pred_file}, line {line}: unreadable row ({e})") from None
+    rows = read_predictions(pred_file, column,
+                            what="10-crop probabilities" if ten_crop else "probabilities")
+    out = {name: (r["fold"], r["label"], r[column]) for name, r in rows.items()}
+    return f"{pred_file}:{column}", out
+
+
+def read_predictions(pred_file: str | os.PathLike, column: str, *,
+                     optional: Sequence[str] = (), what: str = "probabilities"
+                     ) -> dict[str, dict[str, Any]]:
+    """The rows of a run's ``predictions.csv`` by image name, in the file's order, checked.
+
+    The one reader of the files crossval, ensemble and fuse write (``vsent compare``, ``vsent
+    fuse`` and ``vsent ensemble`` read them): each row's ``fold`` and ``label`` as int, the
+    probability ``column`` and those of ``optional`` the file has (e.g. the 10-crop one) as
+    float in [0, 1], the other fields (``name``, ``path``, ...) as read.
+
+    Raises
+    ------
+    VsentError
+        Naming the file (and line): a missing column (``no {what} (column ...)`` for
+        ``column``), a row cut short or holding a non-number, a file with no rows or that is
+        not text.
+    """
+    pred_file = Path(pred_file)
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        with pred_file.open(newline="") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or ()
+            if column not in header:
+                raise VsentError(f"{pred_file}: no {what} (column {column!r})")
+            missing = [c for c in PREDICTION_KEYS if c not in header]
+            if missing:
+                raise VsentError(f"{pred_file}, line 1: no column {missing[0]!r} (a predictions "
+                                 f"file has {', '.join(PREDICTION_KEYS)} and probabilities)")
+            parsed = [(c, int) for c in PREDICTION_KEYS[1:]] + [
+                (c, _probability) for c in (column, *optional) if c in header]
+            first_line: dict[str, int] = {}
+            for line, r in enumerate(reader, start=2):
+                try:
+                    row = _parse_row(r, parsed, len(header))
+                except ValueError as e:
+                    raise VsentError(f"{pred_file}, line {line}: unreadable row ({e})") from None
+                name = row["name"]
+                if name in first_line:  # test sets are disjoint: a row twice is damage
+                    raise VsentError(f"{pred_file}, line {line}: {name} again (first on line "
+                                     f"{first_line[name]})")
+                first_line[name] = line
+                out[name] = row
+    except (csv.Error, UnicodeDecodeError) as e:  # NUL bytes, binary data: not a CSV file
+        raise VsentError(f"{pred_file}: not a readable CSV file ({e})") from None
     if not out:
         raise VsentError(f"{pred_file}: no rows")
-    return f"{pred_file}:{column}", out
+    return out
+
+
+def _parse_row(r: dict[str | None, Any], parsed: Sequence[tuple[str, Any]], n_fields: int
+               ) -> dict[str, Any]:
+    """A csv.DictReader row with the ``parsed`` columns converted; ValueError saying why not."""
+    if None in r.values():  # DictReader's filler for the fields a cut row lacks
+        raise ValueError(f"cut short: {sum(v is not None for v in r.values())} of {n_fields} "
+                         "fields")
+    row = dict(r)
+    for column, parse in parsed:
+        try:
+            row[column] = parse(r[column])
+        except ValueError as e:
+            raise ValueError(f"{column}: {e}") from None
+    return row
+
+
+def _probability(text: str) -> float:
+    p = float(text)
+    if not 0 <= p <= 1:  # NaN too: it would count as a negative prediction, silently
+        raise ValueError(f"{text!r} is not a probability")
+    return p
 
 
 def mcnemar_exact(a_only: int, b_only: int) -> float:

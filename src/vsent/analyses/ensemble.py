@@ -10,7 +10,6 @@ crossval run (``config.json``, ``folds.json``, ``predictions.csv``, ``summary.js
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from vsent.analyses.compare import read_predictions
 from vsent.analyses.fusion import check_run_two_way
 from vsent.errors import VsentError
 from vsent.metrics import binary_metrics, summarize_folds
@@ -34,7 +34,7 @@ SAME_DATA = ("subset", "skip_bad")
 log = logging.getLogger("vsent")
 
 
-def _read_member(run: Path) -> tuple[dict[str, Any], list[dict[str, str]]]:
+def _read_member(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     for name in ("config.json", "predictions.csv", SUMMARY):
         if not (run / name).is_file():
             raise VsentError(f"{run}: not a finished crossval run (no {name})")
@@ -42,16 +42,15 @@ def _read_member(run: Path) -> tuple[dict[str, Any], list[dict[str, str]]]:
     if cfg.get("command") not in ("crossval", "ensemble"):
         raise VsentError(f"{run}: made by `vsent {cfg.get('command')}`, not by crossval")
     check_run_two_way(cfg, f"{run}: an ensemble member")  # the mean of P(positive)s needs it
-    with (run / "predictions.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise VsentError(f"{run}/predictions.csv: no rows")
-    return cfg, rows
+    # compare's reader: a damaged file is one line naming it and the line, not a traceback
+    rows = read_predictions(run / "predictions.csv", "prob_positive",
+                            optional=("prob_positive_10crop",))
+    return cfg, list(rows.values())
 
 
-def _test_images(rows: list[dict[str, str]]) -> dict[str, tuple[int, int]]:
-    """``{name: (fold, label)}`` of a run's predictions.csv rows."""
-    return {r["name"]: (int(r["fold"]), int(r["label"])) for r in rows}
+def _test_images(rows: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    """``{name: (fold, label)}`` of a run's predictions.csv rows (:func:`read_predictions`)."""
+    return {r["name"]: (r["fold"], r["label"]) for r in rows}
 
 
 def _centre_accuracy(run: Path) -> dict[str, float]:
@@ -108,7 +107,7 @@ def ensemble_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
     for r in first_rows:
         row: dict[str, Any] = {k: r[k] for k in ("name", "path", "fold", "label") if k in r}
         for view in views:
-            p = float(np.mean([float(m[r["name"]][view]) for m in lookups]))
+            p = float(np.mean([m[r["name"]][view] for m in lookups]))
             row[view] = p
             row[view.replace("prob_positive", "pred")] = int(p > 0.5)  # a tie is negative
         out_rows.append(row)

@@ -441,8 +441,7 @@ def fuse_run(
     VsentError
         Not a finished run directory, or predictions that do not match its folds.
     """
-    import csv
-
+    from vsent.analyses.compare import read_predictions
     from vsent.data import make_folds
     from vsent.data.folds import check_inner_splits, save_folds
     from vsent.metrics import binary_metrics, summarize_folds
@@ -467,6 +466,10 @@ def fuse_run(
     folds = make_folds(dataset, spec, seed=cfg.get("seed", 0))
     config = baseline_config or BaselineConfig()
     check_inner_splits(dataset.labels, folds, config.inner_splits)
+    # compare's reader (a damaged file is one line naming it and the line, not a traceback),
+    # before anything is written or computed
+    preds = read_predictions(pred_file, "prob_positive", optional=("prob_positive_10crop",))
+    ten = "prob_positive_10crop" in next(iter(preds.values()))
     if folds_file is not None:
         save_folds(folds, dataset, folds_file)
     early = rule == "early"
@@ -483,9 +486,6 @@ def fuse_run(
                                 skip_bad=cfg.get("skip_bad", False))
         extra_joint = with_extra(dataset, extra)
     hand_set = extra_joint.dataset if extra_joint is not None else dataset
-    with pred_file.open(newline="") as f:
-        preds = {r["name"]: r for r in csv.DictReader(f)}
-    ten = bool(preds) and "prob_positive_10crop" in next(iter(preds.values()))
 
     mats: dict[str, np.ndarray] = {}
     if set(BLOCKS) & set(blocks_wanted):
@@ -514,12 +514,12 @@ def fuse_run(
     for fold in folds:
         test = np.sort(fold.test)
         missing = [dataset.names[i] for i in test if dataset.names[i] not in preds
-                   or int(preds[dataset.names[i]]["fold"]) != fold.index]
+                   or preds[dataset.names[i]]["fold"] != fold.index]
         if missing:
             raise VsentError(f"{pred_file}: {len(missing)} test images of fold {fold.index} "
                              f"have no prediction of that fold (e.g. {missing[0]})")
         relabelled = [dataset.names[i] for i in test
-                      if int(preds[dataset.names[i]]["label"]) != dataset.labels[i]]
+                      if preds[dataset.names[i]]["label"] != dataset.labels[i]]
         if relabelled:  # the label file changed since the run: its scores are of other labels
             raise VsentError(f"{pred_file}: {len(relabelled)} test images of fold {fold.index} "
                              f"have another label in {cfg['data']} now (e.g. {relabelled[0]})")
@@ -537,7 +537,7 @@ def fuse_run(
         grid = {"Cs": config.Cs, "inner_splits": config.inner_splits}
         hand = hand_crafted_probabilities(np.hstack(fold_mats), y, hand_train, test,
                                           blocks=widths, method=method, seed=seed, **grid)
-        p_cnn = np.array([float(preds[dataset.names[i]]["prob_positive"]) for i in test])
+        p_cnn = np.array([preds[dataset.names[i]]["prob_positive"] for i in test])
         if early:
             cnn = cnn_features[fold.index]
             joint = hand_crafted_probabilities(np.hstack([cnn, *fold_mats]), y, fold.train,
@@ -550,8 +550,7 @@ def fuse_run(
             fused = fuse_probabilities(p_cnn, hand.test, weight, rule)
         cols = {"cnn": p_cnn, "hand": hand.test, "fused": fused}
         if ten:
-            p10 = np.array([float(preds[dataset.names[i]]["prob_positive_10crop"])
-                            for i in test])
+            p10 = np.array([preds[dataset.names[i]]["prob_positive_10crop"] for i in test])
             cols["cnn_10crop"] = p10
             if not early:
                 cols["fused_10crop"] = fuse_probabilities(p10, hand.test, weight, rule)
