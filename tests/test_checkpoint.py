@@ -215,3 +215,23 @@ def test_legacy_truncated_and_incomplete_checkpoints(tmp_path):
     with pytest.raises(WeightsError, match=r"nc.pt: not a complete vsent checkpoint \(no "
                                            r"class_names\)"):
         load_checkpoint(tmp_path / "nc.pt")
+
+
+def test_a_checkpoint_cut_anywhere_is_named_truncated(tmp_path, capsys):
+    """Every cut point of torch.save's zip says so: torch's zip reader raises OSError(22,
+    'Invalid argument') at some (5000 and 20000 bytes of this file), and a file cut inside the
+    zip's first header (2, 3 bytes) would be read as a pickle."""
+    from vsent.cli import main
+
+    data = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn")).read_bytes()
+    cut = tmp_path / "t.pt"
+    why = "not a vsent checkpoint (truncated or corrupt: an incomplete file (copied or saved " \
+          "part way?))"
+    for size in (2, 3, 100, 5000, 20000, len(data) // 2, len(data) - 1):
+        cut.write_bytes(data[:size])
+        for mmap in (False, True):  # the card maps the file
+            with pytest.raises(WeightsError) as e:
+                read_checkpoint(cut, mmap=mmap)
+            assert str(e.value) == f"{cut}: {why}", size
+    assert main(["card", str(cut)]) == 2
+    assert capsys.readouterr().err == f"vsent: error: {cut}: {why}\n"

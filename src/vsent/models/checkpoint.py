@@ -40,6 +40,10 @@ from vsent.runs import to_jsonable
 
 CHECKPOINT_FORMAT = "vsent-checkpoint/1"
 DEFAULT_CLASS_NAMES = ("negative", "positive")
+#: The first bytes of torch.save's zip format (a local file header), as torch checks them.
+_ZIP_MAGIC = b"PK\x03\x04"
+#: Why a cut or damaged checkpoint cannot be read.
+_TRUNCATED = "truncated or corrupt: an incomplete file (copied or saved part way?)"
 
 
 def save_checkpoint(
@@ -109,22 +113,27 @@ def read_checkpoint(path: str | PathLike[str], *, map_location: str | torch.devi
         raise WeightsError(f"{path}: no such file")
     try:
         with path.open("rb") as f:
-            head = f.read(2)
+            head = f.read(4)
     except OSError as exc:
         raise WeightsError(f"{path}: cannot read it ({exc.strerror})") from None
-    if head[:1] != b"\x80" and head != b"PK":  # neither torch.save's zip nor its legacy pickle
+    zipped = head[:2] == b"PK"
+    if head[:1] != b"\x80" and not zipped:  # neither torch.save's zip nor its legacy pickle
         what = "an empty file" if not head else "not a file written by torch.save"
         if path.suffix == ".onnx":
             what += "; an ONNX export: score it with `vsent predict --engine onnx`"
         raise WeightsError(f"{path}: not a vsent checkpoint ({what})")
+    # cut inside the zip's first header: torch would read it as a pickle ("Unsupported operand")
+    if zipped and head != _ZIP_MAGIC:
+        raise WeightsError(f"{path}: not a vsent checkpoint ({_TRUNCATED})")
     try:
         with warnings.catch_warnings():  # torch's notice when it is handed a TorchScript file
             warnings.simplefilter("ignore", UserWarning)
             # mmap reads only torch.save's zip format; the legacy pickle is read whole
             ckpt = torch.load(path, map_location=map_location, weights_only=True,
-                              mmap=mmap and head == b"PK")
+                              mmap=mmap and zipped)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
-        raise WeightsError(f"{path}: not a vsent checkpoint ({_load_failure(exc)})") from exc
+        why = _load_failure(exc, zipped=zipped)
+        raise WeightsError(f"{path}: not a vsent checkpoint ({why})") from exc
     if not isinstance(ckpt, Mapping) or ckpt.get("format") != CHECKPOINT_FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, Mapping) else type(ckpt).__name__
         raise WeightsError(
@@ -133,13 +142,17 @@ def read_checkpoint(path: str | PathLike[str], *, map_location: str | torch.devi
     return ckpt
 
 
-def _load_failure(exc: Exception) -> str:
-    """torch.load's error in a few words, without its advice to load unsafely."""
+def _load_failure(exc: Exception, zipped: bool = False) -> str:
+    """torch.load's error in a few words, without its advice to load unsafely (``zipped``: the
+    file starts as torch.save's zip does)."""
     msg = " ".join(str(exc).split())
     if "TorchScript" in msg:
         return "a TorchScript export: score it with `vsent predict --engine onnx`"
-    if "central directory" in msg or "zip archive" in msg or isinstance(exc, EOFError):
-        return "truncated or corrupt: an incomplete file (copied or saved part way?)"
+    # torch's zip reader gives OSError(22, 'Invalid argument') for some cut points: it seeks
+    # to a record past the end of the file
+    if ("central directory" in msg or "zip archive" in msg or isinstance(exc, EOFError)
+            or (zipped and isinstance(exc, OSError))):
+        return _TRUNCATED
     if "WeightsUnpickler error:" in msg:  # the reason, after several sentences of advice
         reason = msg.split("WeightsUnpickler error:", 1)[1].split(" Check the documentation")[0]
         reason = reason.split(" was not an allowed global")[0]
