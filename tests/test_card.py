@@ -166,3 +166,55 @@ def test_card_of_an_export_without_a_stored_card_says_what_it_knows(tmp_path):
     assert card["weights"]["init"] is None and card["training"]["dataset"] is None
     text = card_markdown(card)
     assert "Exported from checkpoint: not recorded" in text and "Recorded: not recorded" in text
+
+
+def test_card_of_a_damaged_onnx_export_says_so_not_to_score_it_as_one(tmp_path, capsys):
+    """card reads exports itself: an .onnx it cannot read is "not a readable ONNX export" with
+    the reason `vsent predict --engine onnx` gives, not the checkpoint reader's advice to
+    score it with `vsent predict --engine onnx`."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from vsent.export import ExportError, export_model, read_metadata
+
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    good = tmp_path / "m.onnx"
+    export_model(ckpt, good)
+    data = good.read_bytes()
+    bad = tmp_path / "bad.onnx"
+    for size in (3000, len(data) // 2):
+        bad.write_bytes(data[:size])
+        with pytest.raises(ExportError) as predicted:  # what predict --engine onnx says
+            read_metadata(bad)
+        reason = str(predicted.value).split(": not an ONNX file (", 1)[1][:-1]
+        with pytest.raises(WeightsError) as e:
+            model_card(bad)
+        assert str(e.value) == f"{bad}: not a readable ONNX export ({reason})"
+    assert main(["card", str(bad)]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err == f"vsent: error: {bad}: not a readable ONNX export ({reason})\n"
+    assert "score it with" not in err
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    with pytest.raises(WeightsError, match=r"empty.onnx: not a readable ONNX export \(an empty "
+                                           r"file\)$"):
+        model_card(tmp_path / "empty.onnx")
+    # readable ONNX files that are not vsent's, or lack an entry of its metadata
+    proto = onnx.load(str(good))
+    kept = [(p.key, p.value) for p in proto.metadata_props]
+    for name, drop, why in (
+            ("other.onnx", lambda k: True,
+             r"other.onnx: not a vsent export \(format None, expected 'vsent-export/1'\)$"),
+            ("partial.onnx", lambda k: k == "vsent.class_names",
+             r"partial.onnx: not a readable ONNX export \(its vsent metadata: KeyError "
+             r"'vsent.class_names'\)$")):
+        del proto.metadata_props[:]
+        for key, value in kept:
+            if not drop(key):
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = key, value
+        onnx.save(proto, str(tmp_path / name))
+        with pytest.raises(WeightsError, match=why):
+            model_card(tmp_path / name)
+    # a checkpoint cut short and named .onnx: the checkpoint reader says what it is
+    (tmp_path / "cut.onnx").write_bytes(ckpt.read_bytes()[:3000])
+    with pytest.raises(WeightsError, match=r"cut.onnx: not a vsent checkpoint \(truncated"):
+        model_card(tmp_path / "cut.onnx")

@@ -63,6 +63,9 @@ def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
     except WeightsError:
         exported = read_export(path)
         if exported is None:
+            unreadable = _unreadable_onnx(path)
+            if unreadable is not None:  # not the checkpoint's advice to score it as an export
+                raise unreadable from None
             raise  # the checkpoint's own error: it says what the file is
         return export_card(exported)
     meta = dict(ckpt.get("meta") or {})
@@ -115,6 +118,39 @@ def read_export(path: str | PathLike[str]) -> Any | None:
     # onnx missing (the file cannot be read as an export here), not an export, or not vsent's
     except (ImportError, VsentError, KeyError, ValueError):
         return None
+
+
+def _unreadable_onnx(path: Path) -> WeightsError | None:
+    """Why an ``.onnx`` file that :func:`read_export` refused is not a vsent export, in the
+    export reader's words (``vsent predict --engine onnx`` gives the same reason), e.g.
+    "<file>: not a readable ONNX export (<why onnx cannot parse it>)"; None where the
+    checkpoint's error says more: not named .onnx, a torch.save or TorchScript file (zip or
+    pickle) so named, or no onnx package here (the file may be a good export)."""
+    if path.suffix.lower() != ".onnx" or not path.is_file():
+        return None
+    with path.open("rb") as f:
+        head = f.read(2)
+    if head == b"PK" or head[:1] == b"\x80":
+        return None
+    if not head:  # onnx parses nothing as an empty model: "format None" would mislead
+        return WeightsError(f"{path}: not a readable ONNX export (an empty file)")
+    try:
+        from vsent.export import ExportedModule
+
+        ExportedModule(path)
+    except ImportError:
+        return None
+    except VsentError as exc:
+        if exc.__cause__ is None:  # read, but not vsent's: e.g. "not a vsent export (format ...)"
+            return WeightsError(str(exc))
+        reason = " ".join(str(exc.__cause__).split()) or type(exc.__cause__).__name__
+        if len(reason) > 200:  # shortened as the export reader shortens it
+            reason = reason[:197] + "..."
+        return WeightsError(f"{path}: not a readable ONNX export ({reason})")
+    except (KeyError, ValueError) as exc:  # vsent's format, but an entry missing or not JSON
+        return WeightsError(f"{path}: not a readable ONNX export (its vsent metadata: "
+                            f"{type(exc).__name__} {exc})")
+    return None
 
 
 def export_card(exported: Any) -> dict[str, Any]:
