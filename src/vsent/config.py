@@ -34,6 +34,7 @@ def check_seed(seed: Any, limit: int = MAX_SEED) -> None:
     if isinstance(seed, bool) or not hasattr(seed, "__index__") or not 0 <= seed <= limit:
         raise VsentError(f"--seed must be an integer in 0..{limit}, got {seed!r}")
 
+
 def is_finite(value: Any) -> bool:
     """False for a float that is inf or nan (``lr > 0`` holds for inf); an integer (or a
     value that is no number, refused by its own check) counts as finite."""
