@@ -8,6 +8,13 @@ EXIT_ITEMS_FAILED = 3
 EXIT_USER_ERROR = 2
 
 
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """``exc``'s text on one line (its type name when it has none), at most ``limit``
+    characters: the reason a VsentError quotes from a library's exception."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class VsentError(Exception):
     """A problem the user can fix (bad input, missing file, missing weights).
 

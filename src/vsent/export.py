@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
 from vsent.engines import Engine, EngineOptions
-from vsent.errors import VsentError, WeightsError
+from vsent.errors import VsentError, WeightsError, one_line
 from vsent.models.base import ModelInfo
 from vsent.predict import Predictor
 
@@ -227,7 +227,7 @@ def _write_onnx(wrapped: nn.Module, example: Tensor, path: Path,
                 dynamo=False,
             )
     except Exception as exc:  # the exporter raises many kinds for unsupported operators
-        raise ExportError(f"ONNX export failed ({_one_line(exc)})") from exc
+        raise ExportError(f"ONNX export failed ({one_line(exc)})") from exc
     proto = onnx.load(str(path))
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
@@ -242,7 +242,7 @@ def _write_torchscript(wrapped: nn.Module, example: Tensor, path: Path,
         with torch.no_grad(), _no_mha_fastpath():
             traced = torch.jit.trace(wrapped, (example,), check_trace=False)
     except Exception as exc:  # tracing raises many kinds for unsupported code
-        raise ExportError(f"TorchScript export failed ({_one_line(exc)})") from exc
+        raise ExportError(f"TorchScript export failed ({one_line(exc)})") from exc
     with _quiet():
         torch.jit.save(traced, str(path), _extra_files={"vsent.json": json.dumps(metadata)})
 
@@ -261,7 +261,7 @@ def read_metadata(path: str | PathLike[str]) -> dict[str, str]:
         try:
             proto = onnx.load(str(path), load_external_data=False)
         except Exception as exc:  # protobuf DecodeError and friends
-            raise ExportError(f"{path}: not an ONNX file ({_one_line(exc)})") from exc
+            raise ExportError(f"{path}: not an ONNX file ({one_line(exc)})") from exc
         meta = {p.key: p.value for p in proto.metadata_props}
     else:
         files = {"vsent.json": ""}
@@ -272,7 +272,7 @@ def read_metadata(path: str | PathLike[str]) -> dict[str, str]:
             if _is_torch_save(path):
                 raise ExportError(f"{path}: a checkpoint, not an export: score it without "
                                   "--engine onnx, or export it with `vsent export`") from None
-            raise ExportError(f"{path}: not a TorchScript file ({_one_line(exc)})") from exc
+            raise ExportError(f"{path}: not a TorchScript file ({one_line(exc)})") from exc
         meta = json.loads(files["vsent.json"] or "{}")
     if meta.get("vsent.format") != EXPORT_FORMAT:
         raise ExportError(f"{path}: not a vsent export (format {meta.get('vsent.format')!r}, "
@@ -348,7 +348,7 @@ class ExportedModule(nn.Module):
                 self._session = ort.InferenceSession(str(self.path), providers=providers)
             except Exception as exc:  # onnxruntime raises its own exception types
                 raise ExportError(f"{self.path}: onnxruntime cannot load it "
-                                  f"({_one_line(exc)})") from exc
+                                  f"({one_line(exc)})") from exc
         else:
             with _quiet():
                 self._script = torch.jit.load(str(self.path), map_location=self._device).eval()
@@ -420,6 +420,3 @@ def verify_export(model: nn.Module, path: str | PathLike[str], n: int = 4,
     return float((ref - got).abs().max())
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."

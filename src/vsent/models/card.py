@@ -34,7 +34,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from vsent.errors import VsentError, WeightsError
+from vsent.errors import VsentError, WeightsError, one_line
 from vsent.models.checkpoint import read_checkpoint
 
 CARD_FORMAT = "vsent-card/1"
@@ -61,11 +61,10 @@ def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
     try:
         ckpt = read_checkpoint(path, mmap=True)  # the small entries only, not the weights
     except WeightsError:
-        exported = read_export(path)
+        exported, unreadable = _read_export(path)
+        if unreadable is not None:  # not the checkpoint's advice to score it as an export
+            raise unreadable from None
         if exported is None:
-            unreadable = _unreadable_onnx(path)
-            if unreadable is not None:  # not the checkpoint's advice to score it as an export
-                raise unreadable from None
             raise  # the checkpoint's own error: it says what the file is
         return export_card(exported)
     meta = dict(ckpt.get("meta") or {})
@@ -109,48 +108,45 @@ def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
 def read_export(path: str | PathLike[str]) -> Any | None:
     """The :class:`vsent.export.ExportedModule` of ``path`` when it is a vsent ONNX or
     TorchScript export (its metadata read, nothing run), else None."""
-    if not Path(path).is_file():
-        return None
+    return _read_export(Path(path))[0]
+
+
+def _read_export(path: Path) -> tuple[Any | None, WeightsError | None]:
+    """``(export, None)`` for a vsent export; ``(None, why)`` for an ``.onnx`` file that is
+    none, in the export reader's words (``vsent predict --engine onnx`` gives the same
+    reason), e.g. "<file>: not a readable ONNX export (<why onnx cannot parse it>)";
+    ``(None, None)`` otherwise (the checkpoint's error says more: not named .onnx, a
+    torch.save or TorchScript file so named, or no onnx package here)."""
+    if not path.is_file():
+        return None, None
     try:
         from vsent.export import ExportedModule
 
-        return ExportedModule(path)
-    # onnx missing (the file cannot be read as an export here), not an export, or not vsent's
-    except (ImportError, VsentError, KeyError, ValueError):
-        return None
+        return ExportedModule(path), None
+    except ImportError:  # onnx missing: the file cannot be read as an export here
+        return None, None
+    except (VsentError, KeyError, ValueError) as exc:  # not an export, or not vsent's
+        return None, _why_not_onnx(path, exc)
 
 
-def _unreadable_onnx(path: Path) -> WeightsError | None:
-    """Why an ``.onnx`` file that :func:`read_export` refused is not a vsent export, in the
-    export reader's words (``vsent predict --engine onnx`` gives the same reason), e.g.
-    "<file>: not a readable ONNX export (<why onnx cannot parse it>)"; None where the
-    checkpoint's error says more: not named .onnx, a torch.save or TorchScript file (zip or
-    pickle) so named, or no onnx package here (the file may be a good export)."""
-    if path.suffix.lower() != ".onnx" or not path.is_file():
+def _why_not_onnx(path: Path, exc: Exception) -> WeightsError | None:
+    """The error of :func:`_read_export` for an ``.onnx`` file the export reader refused
+    with ``exc``; None for a file of another name or a torch.save/TorchScript file."""
+    if path.suffix.lower() != ".onnx":
         return None
     with path.open("rb") as f:
         head = f.read(2)
-    if head == b"PK" or head[:1] == b"\x80":
+    if head == b"PK" or head[:1] == b"\x80":  # zip or pickle: torch's, misnamed
         return None
     if not head:  # onnx parses nothing as an empty model: "format None" would mislead
         return WeightsError(f"{path}: not a readable ONNX export (an empty file)")
-    try:
-        from vsent.export import ExportedModule
-
-        ExportedModule(path)
-    except ImportError:
-        return None
-    except VsentError as exc:
+    if isinstance(exc, VsentError):
         if exc.__cause__ is None:  # read, but not vsent's: e.g. "not a vsent export (format ...)"
             return WeightsError(str(exc))
-        reason = " ".join(str(exc.__cause__).split()) or type(exc.__cause__).__name__
-        if len(reason) > 200:  # shortened as the export reader shortens it
-            reason = reason[:197] + "..."
-        return WeightsError(f"{path}: not a readable ONNX export ({reason})")
-    except (KeyError, ValueError) as exc:  # vsent's format, but an entry missing or not JSON
-        return WeightsError(f"{path}: not a readable ONNX export (its vsent metadata: "
-                            f"{type(exc).__name__} {exc})")
-    return None
+        return WeightsError(f"{path}: not a readable ONNX export ({one_line(exc.__cause__)})")
+    # vsent's format, but an entry missing or not JSON
+    return WeightsError(f"{path}: not a readable ONNX export (its vsent metadata: "
+                        f"{type(exc).__name__} {exc})")
 
 
 def export_card(exported: Any) -> dict[str, Any]:

@@ -50,7 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
-from vsent.errors import WeightsError
+from vsent.errors import WeightsError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
         # weights_only: a weights file must not be able to run code when loaded.
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
-        raise WeightsError(f"{path}: not a PyTorch state dict ({_one_line(exc)})") from exc
+        raise WeightsError(f"{path}: not a PyTorch state dict ({one_line(exc)})") from exc
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]  # vsent checkpoint (or Lightning-style {"state_dict": ...})
     if not isinstance(obj, Mapping) or not all(
@@ -271,11 +271,6 @@ def hf_cache_dir() -> str:
     except ImportError:  # pragma: no cover - timm and open_clip depend on huggingface_hub
         return "the Hugging Face cache"
     return str(HF_HUB_CACHE)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 @dataclass(frozen=True)
