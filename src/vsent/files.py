@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 from vsent.errors import VsentError
+
+#: What ``numpy.load`` of a damaged ``.npz`` (cut, empty, garbage) and reading its arrays raise:
+#: a cache entry or stored result that is recomputed rather than a traceback.
+NPZ_READ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile)
 
 
 @contextmanager

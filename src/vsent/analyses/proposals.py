@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ import numpy as np
 
 from vsent.analyses.opencv import cv2_feature
 from vsent.errors import VsentError
-from vsent.files import file_sha256
+from vsent.files import NPZ_READ_ERRORS, file_sha256
 
 __all__ = [
     "EDGE_TAU",
@@ -370,7 +369,7 @@ def cached_proposals(
             with np.load(file) as z:
                 return Proposals(z["boxes"], z["objectness"], tuple(int(v) for v in z["size"]),
                                  bool(z["fallback"]), float(z["seconds"]))
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        except NPZ_READ_ERRORS:
             log.warning("%s: unreadable proposal cache entry, recomputing", file)
     props = propose(rgb() if callable(rgb) else rgb, config, detector)
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,7 +62,7 @@ from vsent.analyses.proposals import (
 from vsent.config import RANKINGS, SENTI_LOGS, check_seed, config_from_dict
 from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
 from vsent.errors import VsentError
-from vsent.files import file_sha256
+from vsent.files import NPZ_READ_ERRORS, file_sha256
 from vsent.inference import infer, prefetch
 
 __all__ = [
@@ -610,7 +609,7 @@ def _fold_regions(run, fold, cfg: RegionConfig, detector, device, out: Path,
         try:
             with np.load(file) as z:
                 res = dict(z)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # damaged outside
+        except NPZ_READ_ERRORS as e:  # damaged outside
             log.warning("fold %d: %s is unreadable (%s): scoring fold %d again", fold.index,
                         file, e, fold.index)
             res = {"checkpoint_sha256": ""}
@@ -790,7 +789,7 @@ def scored_with_current_models(run_dir: str | Path, out: str | Path) -> bool:
         try:
             with np.load(file) as z:
                 kept = str(z["checkpoint_sha256"])
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        except NPZ_READ_ERRORS:
             return False
         if not ckpt.is_file() or kept != file_sha256(ckpt):
             return False
