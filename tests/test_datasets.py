@@ -64,6 +64,13 @@ def _rewrite_labels(root: Path, lines: list[str], subset: str = "five") -> Path:
     return path
 
 
+def _load_error(data) -> str:
+    """The message of the DataError :func:`load_dataset` raises for ``data``."""
+    with pytest.raises(DataError) as info:
+        load_dataset(data)
+    return str(info.value)
+
+
 def test_every_label_problem_is_listed_with_file_and_line(twitter_like):
     rows = _expected_rows(twitter_like, "five")
     lines = [f"{n} {lab}" for n, lab in rows[:5]]
@@ -74,9 +81,7 @@ def test_every_label_problem_is_listed_with_file_and_line(twitter_like):
     lines.append("")  # blank lines are allowed
     lines.append(rows[7][0])  # malformed: missing label
     path = _rewrite_labels(twitter_like, lines)
-    with pytest.raises(DataError) as info:
-        load_dataset(twitter_like)
-    msg = str(info.value)
+    msg = _load_error(twitter_like)
     assert msg.startswith("5 bad label entries")
     assert f"{path}:2: label '2' of {rows[1][0]} is not 0 (negative) or 1 (positive)" in msg
     assert f"{path}:6: ghost.jpg: no such image in " in msg
@@ -94,9 +99,7 @@ def test_a_twitter_name_with_a_folder_is_refused(twitter_like):
     path = _rewrite_labels(twitter_like, [f"{name} {label}", f"./{name} {1 - label}",
                                           f"../images/{rows[1][0]} 1", *(f"{n} {lab}" for n, lab
                                                                          in rows[2:6])])
-    with pytest.raises(DataError) as info:
-        load_dataset(twitter_like)
-    msg = str(info.value)
+    msg = _load_error(twitter_like)
     assert msg.startswith("2 bad label entries")
     assert f"{path}:2: ./{name} is not a file name in " in msg
     assert f"{path}:3: ../images/{rows[1][0]} is not a file name in " in msg
@@ -104,9 +107,7 @@ def test_a_twitter_name_with_a_folder_is_refused(twitter_like):
 
 def test_long_problem_lists_are_capped(twitter_like):
     path = _rewrite_labels(twitter_like, [f"ghost{i}.jpg 1" for i in range(25)])
-    with pytest.raises(DataError) as info:
-        load_dataset(twitter_like)
-    lines = str(info.value).splitlines()
+    lines = _load_error(twitter_like).splitlines()
     assert lines[0].startswith("25 bad label entries")
     assert len(lines) == 1 + 20 + 1
     assert lines[20].strip().startswith(f"{path}:20: ghost19.jpg")
@@ -168,9 +169,7 @@ def _break_images(root: Path, bad_images: dict[str, Path]) -> dict[str, Path]:
 
 def test_validate_lists_every_undecodable_image(twitter_like, bad_images):
     broken = _break_images(twitter_like, bad_images)
-    with pytest.raises(DataError) as info:
-        load_dataset(twitter_like)
-    msg = str(info.value)
+    msg = _load_error(twitter_like)
     assert msg.startswith("3 of 36 images cannot be decoded")
     assert f"{broken['truncated']}: truncated image file" in msg
     assert f"{broken['empty']}: empty file" in msg
@@ -314,9 +313,7 @@ def test_csv_problems_name_file_and_line(csv_data):
                                 "imgs/zzz.jpg,0\n"        # 5 missing file
                                 "imgs/b.png\n"            # 6 field count
                                 "imgs/b.png,0,extra\n")   # 7 field count
-    with pytest.raises(DataError) as info:
-        load_dataset(path)
-    msg = str(info.value)
+    msg = _load_error(path)
     assert msg.startswith("5 bad label entries")
     assert f"{path}:3: label 'maybe' of imgs/b.png is not 0/1 or negative/positive" in msg
     assert f"{path}:4: imgs/a.jpg is a duplicate of line 2" in msg
