@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from vsent.data.images import ImageSource, load_resized, load_rgb
 from vsent.errors import WeightsError
 from vsent.inference import infer, iter_batches, resolve_device
+from vsent.models.base import non_finite_tensors
 from vsent.models.checkpoint import build_model, read_checkpoint
 
 if TYPE_CHECKING:
@@ -78,8 +78,7 @@ class Predictor:
         ckpt = read_checkpoint(path)
         model, meta = build_model(ckpt, path)
         # NaN weights (a diverged training run) score every image NaN: refused once, here
-        bad = [name for name, t in model.state_dict().items()
-               if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        bad = non_finite_tensors(model)
         if bad:
             raise WeightsError(f"{path}: the model's weights hold NaN/inf ({len(bad)} "
                                f"tensors, e.g. {bad[0]}); its training diverged: retrain it "

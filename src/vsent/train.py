@@ -26,6 +26,7 @@ from vsent.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict
 from vsent.data.transforms import augment_batch, mix_batch, normalize
 from vsent.errors import VsentError
 from vsent.evaluate import resolve_device
+from vsent.models.base import non_finite_tensors
 from vsent.runs import config_diff
 
 __all__ = [
@@ -276,8 +277,7 @@ def fit(
         model.load_state_dict(ema.module.state_dict())
     # the loss is computed before each step: the last step can turn the weights into NaN
     # with a finite mean loss, and such a model would score nothing (argmax of NaNs is 0)
-    if not all(torch.isfinite(t).all() for t in model.state_dict().values()
-               if t.is_floating_point()):
+    if non_finite_tensors(model):
         _diverged(desc, len(history), "weights hold nan/inf", cfg)
     return history
 

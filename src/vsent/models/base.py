@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType, ModuleType
 from typing import Any, Literal
 
+import torch
 from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
@@ -117,3 +118,10 @@ class SentimentModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def non_finite_tensors(module: nn.Module) -> list[str]:
+    """Names of ``module``'s floating-point weights and buffers holding NaN or inf (a
+    diverged training run: such a model scores every image NaN)."""
+    return [name for name, t in module.state_dict().items()
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())]
