@@ -240,6 +240,9 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
     images = image_cache(dataset, size=proto.info.preprocess.resize, progress=progress)
     labels = dataset.labels
     del proto
+    # what every checkpoint records of its data (pcnn-transfer refuses to test on it)
+    trained_on = {"data": cfg.data, "subset": dataset.subset,
+                  "data_sha256": dataset.fingerprint()["sha256"]}
 
     # stage 1: the plain CNN on every (weakly labelled) image
     stage1_file = run / "stage1" / "model.pt"
@@ -255,9 +258,8 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
         history = fit(model, images, labels, cfg.train.replace(seed=seeds["stage1"]),
                       state_path=state, progress=progress, desc="stage 1")
         run.write_json("stage1/history.json", history)
-        save_checkpoint(stage1_file, model, stage="pcnn-stage1", data=cfg.data,
-                        data_sha256=dataset.fingerprint()["sha256"],
-                        subset=dataset.subset, train=cfg.train.to_dict())
+        save_checkpoint(stage1_file, model, stage="pcnn-stage1", **trained_on,
+                        train=cfg.train.to_dict())
         state.unlink(missing_ok=True)
 
     # selection: score the training images, drop the ambiguous ones
@@ -291,8 +293,7 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
     if final.exists():
         log.info("stage 2: already done (%s)", final)
     elif skip_stage2:
-        save_checkpoint(final, model, stage="pcnn", data=cfg.data, subset=dataset.subset,
-                        data_sha256=dataset.fingerprint()["sha256"],
+        save_checkpoint(final, model, stage="pcnn", **trained_on,
                         train=cfg.train.to_dict(), stage2_skipped=True,
                         n_removed=report["n_removed"], n_kept=report["n_kept"])
     else:
@@ -302,10 +303,8 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
                       cfg.finetune.replace(seed=seeds["stage2"]), state_path=state,
                       progress=progress, desc="stage 2")
         run.write_json("stage2/history.json", history)
-        save_checkpoint(final, model, stage="pcnn", data=cfg.data, subset=dataset.subset,
-                        data_sha256=dataset.fingerprint()["sha256"],
-                        train=cfg.train.to_dict(),
-                        finetune=cfg.finetune.to_dict(),
+        save_checkpoint(final, model, stage="pcnn", **trained_on,
+                        train=cfg.train.to_dict(), finetune=cfg.finetune.to_dict(),
                         n_removed=report["n_removed"], n_kept=report["n_kept"])
         state.unlink(missing_ok=True)
 
