@@ -382,6 +382,11 @@ def test_resume_refuses_rows_of_another_model_or_other_options(checkpoint, folde
     (tmp_path / "o.csv.vsent.json").unlink()
     assert _score_cli(checkpoint, folder, out, "--resume", "--oversample") == EXIT_ITEMS_FAILED
     assert "o.csv has no o.csv.vsent.json beside it" in capsys.readouterr().err
+    # from then on this run's record is kept: a third option set is refused, not warned about
+    kept = json.loads((tmp_path / "o.csv.vsent.json").read_text())
+    assert kept["options"]["oversample"] and kept["earlier_rows_unchecked"]
+    assert _score_cli(checkpoint, folder, out, "--resume") == 2
+    assert "with --oversample; this run is" in capsys.readouterr().err
     assert _score_cli(checkpoint, folder, out, "--overwrite", "--oversample") == \
         EXIT_ITEMS_FAILED
     assert json.loads((tmp_path / "o.csv.vsent.json").read_text())["options"]["oversample"]
@@ -431,9 +436,11 @@ def test_read_done_rejects_a_file_that_is_not_predict_output(tmp_path):
 
 
 def test_resume_needs_out_and_score_stream_summary(checkpoint, folder, tmp_path, capsys):
-    assert main(["predict", "--model", str(checkpoint), str(folder), "--resume",
+    # refused with the other options, before the model loads (a missing one is not reported)
+    assert main(["predict", "--model", str(tmp_path / "nope.pt"), str(folder), "--resume",
                  "--device", "cpu"]) == 2
-    assert "--resume needs --out" in capsys.readouterr().err
+    assert capsys.readouterr().err == ("vsent: error: --resume needs --out (the file to "
+                                       "continue)\n")
     assert main(["predict", "--model", str(checkpoint), "--device", "cpu"]) == 2
     assert "nothing to score" in capsys.readouterr().err
     pred = Predictor.from_checkpoint(checkpoint, device="cpu")
@@ -552,3 +559,136 @@ def test_out_never_replaces_a_file_the_command_reads(folder, checkpoint, tmp_pat
     # a card is written atomically beside the checkpoint otherwise
     assert main(["card", str(checkpoint), "--out", str(tmp_path / "card.md")]) == 0
     assert (tmp_path / "card.md").read_text().startswith("#")
+
+
+# --------------------------------------------------------------------------------------------
+# user errors met midway: one line, exit 2, the rows so far kept
+
+
+def test_a_nul_byte_in_a_from_list_line_is_one_line_naming_the_list_and_line(folder, tmp_path,
+                                                                            checkpoint, capsys,
+                                                                            monkeypatch):
+    """``find -print0`` output, on standard input or in a file, past the first 4 KiB too."""
+    imgs = sorted(folder.glob("im*.jpg"))
+    args = ["predict", "--model", str(checkpoint), "--device", "cpu", "--no-progress"]
+    class Stdin(io.StringIO):
+        name = "<stdin>"  # as sys.stdin's: the message says "-", as the user typed
+
+    monkeypatch.setattr(sys, "stdin", Stdin("".join(f"{p}\0" for p in imgs)))
+    assert main([*args, "--from-list", "-"]) == 2
+    assert capsys.readouterr().err == (
+        "vsent: error: --from-list -: line 1 holds a NUL byte: not a text file of paths, one "
+        "per line (from find, use -print, not -print0)\n")
+    lst = tmp_path / "list.txt"
+    lst.write_text("".join(f"# padding comment line {i}\n" for i in range(200))
+                   + f"{imgs[0]}\n{imgs[1]}\0x.jpg\n{imgs[2]}\n")
+    assert lst.read_bytes().index(b"\0") > 4096  # past the probe of the file's head
+    out = tmp_path / "o.csv"
+    assert main([*args, "--from-list", str(lst), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vsent: error: --from-list {lst}: line 202 holds a NUL byte")
+    assert "Traceback" not in err and err.count("\n") == 1
+    with pytest.raises(VsentError, match="line 3 holds a NUL byte"):
+        list(iter_inputs(from_list="-", stdin=io.StringIO("a.jpg\n# c\nb\0.jpg\n")))
+
+
+def test_an_out_that_cannot_be_written_is_one_line(folder, tmp_path, checkpoint, capsys,
+                                                   monkeypatch):
+    """Disk full (or /dev/full): one line naming --out, exit 2; a regular file keeps its
+    rows for --resume."""
+    import errno
+
+    if Path("/dev/full").exists():
+        assert main(["predict", "--model", str(checkpoint), str(folder / "im01.jpg"), "--out",
+                     "/dev/full", "--device", "cpu", "--no-progress"]) == 2
+        assert capsys.readouterr().err == ("vsent: error: --out /dev/full: cannot write (No "
+                                           "space left on device)\n")
+
+    class Full(io.StringIO):  # a file system that fills up after the first row
+        def __init__(self, real):
+            super().__init__()
+            self.real, self.rows = real, 0
+
+        def write(self, s):
+            self.rows += 1
+            if self.rows > 2:  # the header, one row
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.real.write(s)
+
+        def flush(self):
+            self.real.flush()
+
+        def fileno(self):
+            return self.real.fileno()
+
+        def close(self):
+            self.real.close()
+
+    out = tmp_path / "o.jsonl"
+    w = RowWriter(out, "jsonl")
+    w._fh = Full(w._fh)
+    row = {"path": "a.jpg", "prob_positive": 0.5, "label": "positive", "error": ""}
+    w.write(row)
+    w._fh.rows = 2
+    with pytest.raises(VsentError) as info:
+        w.write({**row, "path": "b.jpg"})
+    assert str(info.value) == (f"--out {out}: cannot write (No space left on device); the rows "
+                               "written so far are kept: --resume continues")
+    w.close()  # releases the file, raises nothing more
+    assert [json.loads(x)["path"] for x in out.read_text().splitlines()] == ["a.jpg"]
+    # standard output: a full device is one line; a reader that stopped (| head) is left
+    # to the command line, which ends quietly
+    for error, raised in ((OSError(errno.ENOSPC, "No space left on device"), VsentError),
+                          (BrokenPipeError(errno.EPIPE, "Broken pipe"), BrokenPipeError)):
+        class Stdout(io.StringIO):
+            def write(self, s, error=error):
+                raise error
+
+        monkeypatch.setattr(sys, "stdout", Stdout())
+        with pytest.raises(raised) as info:
+            RowWriter(None, "csv")  # the header already
+        if raised is VsentError:
+            assert str(info.value) == "standard output: cannot write (No space left on device)"
+
+
+def test_the_record_keeps_the_versions_and_resume_warns_when_they_differ(folder, tmp_path,
+                                                                         checkpoint, capsys):
+    from vsent.runs import versions
+
+    out = tmp_path / "o.csv"
+    assert _score_cli(checkpoint, folder, out) == EXIT_ITEMS_FAILED
+    rec_path = tmp_path / "o.csv.vsent.json"
+    record = json.loads(rec_path.read_text())
+    assert set(record["versions"]) == set(versions())
+    record["versions"] = {**record["versions"], "pillow": "9.0.0", "torch_threads": 99}
+    rec_path.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert _score_cli(checkpoint, folder, out, "--resume") == EXIT_ITEMS_FAILED
+    warning = [x for x in capsys.readouterr().err.splitlines() if "other versions" in x]
+    assert warning == [f"--resume: the rows of {out} were scored with other versions (pillow "
+                       f"9.0.0 -> {versions()['pillow']}); the new rows may differ in the last "
+                       "digits"]  # one line; the thread count changes no score
+
+
+@pytest.mark.parametrize("extra, hint", [
+    ([], ""),  # standard output: nothing to continue
+    (["--out", "{tmp}/o.csv"], ": the same command with --resume continues it"),
+    (["--out", "{tmp}/o.csv", "--overwrite"],
+     ": the same command with --resume instead of --overwrite continues it"),
+    (["--out", os.devnull], ""),
+])
+def test_the_interrupt_message_suggests_resume_only_where_it_works(extra, hint, folder,
+                                                                   tmp_path, checkpoint,
+                                                                   capsys, monkeypatch):
+    import vsent.batch
+
+    def interrupted(items, scorer, out, **kwargs):
+        if out is not None and Path(out).parent == tmp_path:
+            Path(out).write_text("path,prob_positive,label,error\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vsent.batch, "score_stream", interrupted)
+    extra = [a.format(tmp=tmp_path) for a in extra]
+    assert main(["predict", "--model", str(checkpoint), str(folder), "--device", "cpu",
+                 "--no-progress", *extra]) == 130
+    assert capsys.readouterr().err == f"vsent: interrupted; what was written is kept{hint}\n"

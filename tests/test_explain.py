@@ -171,6 +171,18 @@ def test_explain_image_max_side_shrinks_the_map_not_the_networks_input():
         X.explain_image(model, big, max_side=0)
 
 
+@pytest.mark.parametrize("size", [(1100, 1), (1, 1100), (3000, 2)])
+def test_explain_image_max_side_keeps_a_pixel_of_a_banner(size):
+    """Shrunk to 512 px, a 1100x1 banner would be 512x0 (a 500 of the service): the short
+    side stays >= 1 px; the map and the image agree in size, with or without max_side."""
+    w, h = size
+    banner = np.random.default_rng(0).integers(0, 256, (h, w, 3), np.uint8)
+    small = X.explain_image(RedBlue().eval(), banner, max_side=512)
+    want = (max(1, round(h / max(w, h) * 512)), max(1, round(w / max(w, h) * 512)))
+    assert small["heatmap"].shape == want and small["image"].shape == (*want, 3)
+    assert X.explain_image(RedBlue().eval(), banner)["heatmap"].shape == (h, w)
+
+
 def test_cli_explain(tmp_path, capsys):
     from vsent.cli import main
     from vsent.models import create_model
@@ -220,20 +232,22 @@ def test_explain_function_runs_the_whole_command(tmp_path):
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (30, 45, 3), np.uint8)).save(img)
     nothing = str(tmp_path / "none*.jpg")
     out = tmp_path / "out"
-    rows = X.explain(ckpt, [img, nothing], out, target="negative", device="cpu")
-    assert [r["image"] for r in rows] == [nothing, str(img)]  # unmatched inputs first
-    assert rows[0]["error"] and not rows[1]["error"]
+    rows = X.explain(ckpt, [img, nothing, img], out, target="negative", device="cpu")
+    # in input order: an input that matched nothing keeps its place
+    assert [r["image"] for r in rows] == [str(img), nothing, str(img)]
+    assert rows[1]["error"] and not rows[0]["error"] and not rows[2]["error"]
+    assert rows[0]["overlay"] != rows[2]["overlay"]  # each image its own files
     # the scores are the model's centre-crop probabilities (the inference path, not Grad-CAM's)
     probs = predict_proba(model, load_resized(img, model.info.preprocess.resize)[None],
                           device="cpu")[0]
-    assert rows[1]["prob_positive"] == pytest.approx(probs[1], abs=1e-5)
-    assert rows[1]["target"] == "negative" and rows[1]["layer"] == model.info.cam_layer
-    assert np.load(out / rows[1]["heatmap"]).shape == (30, 45)
+    assert rows[0]["prob_positive"] == pytest.approx(probs[1], abs=1e-5)
+    assert rows[0]["target"] == "negative" and rows[0]["layer"] == model.info.cam_layer
+    assert np.load(out / rows[0]["heatmap"]).shape == (30, 45)
     with (out / "explain.csv").open(newline="") as f:
         stored = list(csv.DictReader(f))
-    assert list(stored[0]) == list(X.FIELDS) and stored[1]["image"] == str(img)
+    assert list(stored[0]) == list(X.FIELDS) and stored[0]["image"] == str(img)
     # finished: the same call returns the stored rows; other settings need overwrite
-    assert X.explain(ckpt, [img, nothing], out, target="negative", device="cpu") == stored
+    assert X.explain(ckpt, [img, nothing, img], out, target="negative", device="cpu") == stored
     with pytest.raises(VsentError, match="target"):
         X.explain(ckpt, [img], out, target="positive", device="cpu")
     again = X.explain(ckpt, [img], out, target="positive", device="cpu", overwrite=True)

@@ -1,4 +1,7 @@
+import io
 import os
+import re
+import struct
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -367,3 +370,111 @@ def test_load_resized_keeps_exif_orientation(bad_images, tmp_path):
     assert np.abs(fast.astype(int) - want).max() <= 3
     unturned = resize_rgb(Image.open(path).convert("RGB"), 16)
     assert np.abs(fast.astype(int) - unturned).max() > 50  # the check can tell
+
+
+# ------------------------------------------------------------------------------------------
+# damaged files that make PIL raise what it does not document, and formats vsent does not read
+# (found by a mutation fuzz of load_resized; the bytes are made here)
+
+
+def damaged_tiff(tag_type: int = 5) -> bytes:
+    """A 16x12 RGB TIFF whose StripOffsets entry (tag 273) claims the type ``tag_type``:
+    RATIONAL (5) or FLOAT (11) make PIL's decoder raise TypeError on load."""
+    arr = np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "TIFF")
+    data = bytearray(buf.getvalue())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack_from("<H", data, entry)[0] == 273:
+            struct.pack_into("<H", data, entry + 2, tag_type)
+    return bytes(data)
+
+
+def dds_bytes(size: tuple[int, int] = (16, 12)) -> bytes:
+    """An RGB DDS file (a format PIL reads and vsent does not)."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, (10, 200, 30)).save(buf, "DDS")
+    return buf.getvalue()
+
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+
+
+@pytest.mark.parametrize("tag_type", [5, 11])
+def test_a_damaged_tiff_is_an_image_error_not_a_type_error(tmp_path, tag_type):
+    data = damaged_tiff(tag_type)
+    path = tmp_path / "damaged.tif"
+    path.write_bytes(data)
+    for src, where in ((path, str(path)), (data, "<bytes>")):
+        with pytest.raises(ImageError, match=rf"^{re.escape(where)}: cannot decode image: "
+                                             r"TypeError: .+ cannot be interpreted as an integer"):
+            load_resized(src, 8)
+    with pytest.raises(ImageError, match=r"^<PIL image>: cannot decode image: TypeError"):
+        resize_rgb(Image.open(io.BytesIO(data)), 8)  # a lazy RGB image decodes in the resize
+
+
+@pytest.mark.parametrize("error", [NotImplementedError("Unimplemented pixel format 0"),
+                                   AttributeError("no attribute 'stkoffset'"),
+                                   struct.error("unpack requires a buffer of 4 bytes")])
+def test_any_exception_of_a_plugin_is_an_image_error(tmp_path, monkeypatch, error):
+    """What DDS, SPIDER and IM raised on damaged headers: the image's failure, a row."""
+    path = tmp_path / "x.png"
+    path.write_bytes(b"\x89PNG whatever")
+    raised = [error]
+
+    def broken(*args, **kwargs):
+        raise raised[0]
+
+    monkeypatch.setattr(Image, "open", broken)
+    with pytest.raises(ImageError, match=rf"^{re.escape(str(path))}: cannot decode image: "
+                                         rf"{type(error).__name__}: "):
+        load_rgb(path)
+    # Ctrl-C and a real memory shortage are not the image's fault: they still propagate
+    for stop in (KeyboardInterrupt(), MemoryError()):
+        raised[0] = stop
+        with pytest.raises(type(stop)):
+            load_rgb(path)
+
+
+def test_only_the_formats_of_the_image_suffixes_are_read(tmp_path):
+    from vsent.data.datasets import IMAGE_EXTENSIONS
+
+    Image.init()
+    assert set(images.FORMATS) == {Image.registered_extensions()[e] for e in IMAGE_EXTENSIONS}
+    for data, fmt in ((dds_bytes(), "DDS"), (EPS, "EPS")):
+        with pytest.raises(ImageError, match=rf"^<bytes>: not a supported image format \({fmt}; "
+                                             "vsent reads JPEG, PNG"):
+            load_rgb(data)
+        path = tmp_path / "named.jpg"  # whatever its name says
+        path.write_bytes(data)
+        with pytest.raises(ImageError, match=rf"named\.jpg: not a supported image format \({fmt}"):
+            load_resized(path, 8)
+    for fmt in images.FORMATS:  # each of those is read, whatever its name
+        buf = io.BytesIO()
+        Image.new("RGB", (9, 7), (200, 30, 30)).save(buf, fmt)
+        assert load_rgb(buf.getvalue()).size == (9, 7), fmt
+
+
+def test_a_fifo_a_device_and_a_nul_byte_are_named(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)  # reading it would block: refused from its stat, never opened
+    with pytest.raises(ImageError, match=r"pipe\.jpg: not a regular file"):
+        load_rgb(fifo)
+    with pytest.raises(ImageError, match=r"^/dev/zero: not a regular file"):
+        load_rgb("/dev/zero")  # not "empty file" (its size is 0), and never read to its end
+    with pytest.raises(ImageError, match=r"not a valid path \(embedded null byte\)"):
+        images.stat_file(Path("a\0b.jpg"))
+
+
+def test_messages_name_the_path_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "bad.jpg").write_bytes(b"not a jpeg")
+    for given, reason in (("./missing.jpg", "no such file or directory"),
+                          ("sub//bad.jpg", "cannot identify image file"),
+                          ("./sub/../sub/bad.jpg", "cannot identify image file")):
+        with pytest.raises(ImageError) as info:
+            load_rgb(given)
+        assert str(info.value) == f"{given}: {reason}"  # as the row's path, not Path()'s form

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,6 +158,35 @@ def test_cli_scores_good_images_writes_error_rows_and_exits_3(checkpoint, images
     assert "2 failed" in capsys.readouterr().err
 
 
+def test_a_damaged_file_pil_chokes_on_is_a_row_and_the_batch_goes_on(checkpoint, images,
+                                                                     tmp_path, monkeypatch,
+                                                                     capsys):
+    """PIL raises TypeError on this TIFF: before, the traceback lost the whole batch's rows.
+    Error rows name each input as written (``./x``), in the default engine as in Ray."""
+    from test_images import damaged_tiff, dds_bytes
+
+    _, paths = images
+    monkeypatch.chdir(tmp_path)
+    Path("damaged.tif").write_bytes(damaged_tiff())
+    Path("texture.jpg").write_bytes(dds_bytes())  # DDS under a .jpg name
+    fifo = Path("pipe.jpg")
+    os.mkfifo(fifo)
+    inputs = [str(paths[0]), "./damaged.tif", "texture.jpg", str(paths[1]), "./pipe.jpg",
+              ".//missing.jpg"]
+    out = tmp_path / "rows.csv"
+    assert main(["predict", "--model", str(checkpoint), *inputs, "--out", str(out),
+                 "--device", "cpu", "--no-progress", "--batch-size", "8"]) == EXIT_ITEMS_FAILED
+    assert "scored 2 of 6 inputs, 4 failed" in capsys.readouterr().err
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert [r["path"] for r in rows] == inputs
+    assert [bool(r["prob_positive"]) for r in rows] == [True, False, False, True, False, False]
+    errors = [r["error"] for r in rows]
+    assert errors[1].startswith("./damaged.tif: cannot decode image: TypeError: ")
+    assert errors[2].startswith("texture.jpg: not a supported image format (DDS")
+    assert errors[4].startswith("./pipe.jpg: not a regular file")
+    assert errors[5] == ".//missing.jpg: no such file or directory"
+
+
 def test_cli_jsonl_and_success_exit_code(checkpoint, images, capsys):
     _, paths = images
     rc = main(["predict", "--model", str(checkpoint), *map(str, paths), "--format", "jsonl",
@@ -192,6 +222,11 @@ def test_bad_options_stop_predict_before_out_is_touched(bad, message, checkpoint
     (["--k", "5", "--alpha", "2"], "--k, --alpha: options of --regions, which is not given"),
     (["--ray-actors", "3"], "--ray-actors: options of --engine ray, not of --engine default"),
     (["--engine", "ray", "--workers", "2"], "--workers: decoding threads of the default engine"),
+    # --regions scores one image at a time: batching options would be silently ignored
+    (["--regions", "--workers", "2"], "--workers: options of the batched scoring; --regions "
+                                      "scores one image at a time"),
+    (["--regions", "--batch-size", "32", "--workers", "1"],
+     "--workers, --batch-size: options of the batched scoring"),
 ])
 def test_options_of_a_mode_that_is_off_are_refused(extra, message, checkpoint, images,
                                                     capsys):
@@ -224,8 +259,8 @@ def test_a_from_list_that_is_no_text_file_is_a_user_error(checkpoint, images, tm
     _, paths = images
     assert main(["predict", "--model", str(checkpoint), "--from-list", str(paths[0]),
                  "--device", "cpu", "--no-progress"]) == 2
-    assert f"vsent: error: --from-list {paths[0]}: not a text file of paths (one per line)" \
-        in capsys.readouterr().err
+    assert f"vsent: error: --from-list {paths[0]}: line 1 holds a NUL byte: not a text file " \
+        "of paths, one per line" in capsys.readouterr().err
     # a list whose text is not UTF-8 (a Latin-1 file name): the name's bytes are the path, as
     # on standard input; such a file is scored, a missing one gets its row, the run goes on
     latin = str(paths[0].parent).encode() + b"/caf\xe9.jpg"

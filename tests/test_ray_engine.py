@@ -130,3 +130,24 @@ def test_model_actors_must_leave_a_cpu_for_decoding():
     for actors, cpus in ((1, 1), (2, 2), (4, 2)):
         with pytest.raises(VsentError, match=f"{actors} model actor.*has {cpus} CPU"):
             _check_decoding_cpus(actors, cpus)
+
+
+def test_ray_decode_names_errors_as_the_default_engine(tmp_path, checkpoint, monkeypatch):
+    """The workers open absolute paths; each error row names the path as given, the same
+    string as the default engine's (``./x`` and ``a//b`` stay as written), and a file PIL
+    chokes on is a row, not a RayTaskError that aborts the dataset."""
+    import os
+
+    from test_images import damaged_tiff
+    from vsent.engines.ray_engine import decode_chunk
+
+    monkeypatch.chdir(tmp_path)
+    Path("sub").mkdir()
+    Path("sub/bad.jpg").write_bytes(b"not a jpeg")
+    Path("damaged.tif").write_bytes(damaged_tiff())
+    given = ["./nonexist.jpg", "sub//bad.jpg", "./sub/../sub/bad.jpg", "./damaged.tif"]
+    out = decode_chunk([(i, g, os.path.join(os.getcwd(), g)) for i, g in enumerate(given)], 8)
+    rows = list(Predictor.from_checkpoint(checkpoint, device="cpu").score(given))
+    assert list(out["error"]) == [r["error"] for r in rows]
+    assert [e.split(": ")[0] for e in out["error"]] == given
+    assert out["error"][3].startswith("./damaged.tif: cannot decode image: TypeError: ")

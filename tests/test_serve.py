@@ -167,6 +167,40 @@ def test_a_bad_image_fails_only_its_own_entry(server, checkpoint):
         assert row["prob_positive"] is None and row["label"] is None
 
 
+def test_damaged_files_and_other_formats_fail_only_their_own_entry(server, checkpoint):
+    """PIL raises TypeError on the TIFF (a 500 before, the good image's result lost with it);
+    EPS (Ghostscript) and DDS are formats the service does not open at all."""
+    from test_images import EPS, damaged_tiff, dds_bytes
+
+    good = image_bytes(4)
+    r = post(server.url, [("a.jpg", good), ("damaged.tif", damaged_tiff()), ("x.eps", EPS),
+                          ("texture.jpg", dds_bytes())])
+    assert r.status_code == 200
+    rows = r.json()["results"]
+    assert rows[0]["prob_positive"] == pytest.approx(expected_probs(checkpoint, [good])[0],
+                                                     abs=1e-5)
+    assert rows[1]["error"].startswith("damaged.tif (part 2): cannot decode image: TypeError: ")
+    assert rows[2]["error"].startswith("x.eps (part 3): not a supported image format (EPS; ")
+    assert rows[3]["error"].startswith("texture.jpg (part 4): not a supported image format (DDS")
+
+
+def test_check_pixels_reads_only_the_decoders_formats():
+    """A DDS header claiming 10^10 pixels: not even its header is read (no 413 from it);
+    the decoder then refuses the format."""
+    import struct
+
+    from test_images import dds_bytes
+    from vsent.data.images import load_rgb
+    from vsent.errors import ImageError
+    from vsent.serve.limits import check_pixels
+
+    data = bytearray(dds_bytes())
+    struct.pack_into("<II", data, 12, 100_000, 100_000)  # height, width
+    check_pixels(bytes(data), 40_000_000, "t.dds (part 1)")
+    with pytest.raises(ImageError, match=r"^<bytes>: not a supported image format \(DDS"):
+        load_rgb(bytes(data))
+
+
 def test_explain_and_regions(server, checkpoint):
     from vsent.analyses.regions import fused_proba
 
@@ -184,6 +218,58 @@ def test_explain_and_regions(server, checkpoint):
     (row,) = r.json()["results"]
     assert row["prob_positive"] == pytest.approx(fused, abs=1e-5)
     assert len(row["regions"]) >= 1 and len(row["regions"][0]["box"]) == 4
+
+
+def test_explain_of_a_banner_and_a_bug_in_one_explain_fail_no_other_image(server, checkpoint,
+                                                                         monkeypatch, caplog):
+    def png(w: int, h: int) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(w).integers(0, 256, (h, w, 3), np.uint8)).save(
+            buf, "PNG")
+        return buf.getvalue()
+
+    # shrunk to 512 px a side, 1100x1 would be 512x0 (a 500 for the whole request before)
+    r = post(server.url, [("wide.png", png(1100, 1)), ("tall.png", png(1, 1100)),
+                          ("a.jpg", image_bytes(3))], explain="true")
+    assert r.status_code == 200
+    sizes = [Image.open(io.BytesIO(base64.b64decode(row["heatmap"]))).size
+             for row in r.json()["results"]]
+    assert sizes == [(512, 1), (1, 512), (50, 40)]
+    # a bug in one image's Grad-CAM: that entry fails, the others are answered
+    service = server.app.state.service
+    real = service._explain_sync
+    bad = image_bytes(11)
+
+    def buggy(data, target):
+        if data == bad:
+            raise RuntimeError("a bug")
+        return real(data, target)
+
+    monkeypatch.setattr(service, "_explain_sync", buggy)
+    r = post(server.url, [("bad.jpg", bad), ("a.jpg", image_bytes(3))], explain="true")
+    assert r.status_code == 200
+    first, second = r.json()["results"]
+    assert first["error"] == ("bad.jpg (part 1): explain failed (internal error RuntimeError; "
+                              "see the server's log)") and first["prob_positive"] is None
+    assert second["error"] == "" and second["heatmap"]
+    assert "bad.jpg (part 1): explain failed" in caplog.text and "a bug" in caplog.text
+    r = post(server.url, [("bad.jpg", bad)], explain="true")  # its only image: a bug's 500
+    assert r.status_code == 500 and "explain failed" in r.json()["detail"]
+
+
+def test_decode_threads_are_the_cpus_this_process_may_use(checkpoint, monkeypatch):
+    """A container's share of a large host, as vsent predict counts them."""
+    import os
+
+    from vsent.serve.app import Service
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    service = Service(Predictor.from_checkpoint(checkpoint, device="cpu"))
+    try:
+        assert service.decode_pool._max_workers == 2
+    finally:
+        service.close()
 
 
 def test_explain_shrinks_large_images_and_hooks_a_copy_of_the_model(server, checkpoint):
@@ -473,8 +559,14 @@ def test_model_card_health_docs_and_page(tmp_path):
     summary = {"accuracy": {"mean": 0.8125, "std": 0.02}, "evaluation": "center",
                "folds": [{"fold": k} for k in range(1, 6)], "n_images": 880}
     (run / "summary.json").write_text(json.dumps(summary))
+    argv = ["/home/me/.venv/bin/vsent", "finetune", "--data", "/data/twitter1", "--out", str(run)]
+    (run / "versions.json").write_text(json.dumps({"torch": "2.0", "argv": argv, "resumed": [
+        {"date": "2024-01-01", "argv": argv, "changed": {}}]}))
     with running_server(ckpt) as s:
         card = httpx.get(f"{s.url}/v1/model").json()
+        # the run's command lines hold the server's folders: left out, as the paths above
+        assert card["versions"]["torch"] == "2.0" and "argv" not in card["versions"]
+        assert "resumed" not in card["versions"] and str(run) not in json.dumps(card)
         assert card["model"]["name"] == "smallcnn" and card["checkpoint"] == "model.pt"
         assert card["preprocess"]["resize"] == 64 and card["preprocess"]["crop"] == 56
         assert card["metrics"]["accuracy"]["mean"] == 0.8125
@@ -529,6 +621,9 @@ def test_cli_unloadable_model_is_one_line_exit_2(tmp_path, capsys):
     assert main(["serve", "--model", str(bad), "--max-upload-mb", "inf"]) == 2
     assert capsys.readouterr().err.strip() == ("vsent: error: --max-upload-mb must be a finite "
                                                "number > 0, got inf")
+    assert main(["serve", "--model", str(bad), "--max-upload-mb", "1e-7"]) == 2
+    assert capsys.readouterr().err.strip() == ("vsent: error: --max-upload-mb 1e-07 is less than "
+                                               "one byte (1 MB is 1048576 bytes)")  # as typed
     assert main(["serve", "--model", str(bad), "--max-wait-ms", "inf"]) == 2  # would never batch
     assert capsys.readouterr().err.strip() == ("vsent: error: --max-wait-ms must be a finite "
                                                "number >= 0, got inf")

@@ -11,8 +11,9 @@
 * :func:`read_done` reads an existing output for ``--resume``: the paths already scored (kept
   as sorted 64-bit hashes, 8 bytes a row, not as strings) and the byte length of its complete
   rows (a line cut by a kill is dropped and written again).
-* :func:`keep_record` keeps the model file's SHA-256 and the scoring options beside the
-  output (``<out>.vsent.json``); ``--resume`` refuses rows of another model or options.
+* :func:`keep_record` keeps the model file's SHA-256, the scoring options and the versions
+  beside the output (``<out>.vsent.json``); ``--resume`` refuses rows of another model or
+  options, and warns about other versions.
 * :func:`score_stream` ties them together with an engine from :mod:`vsent.engines` (the
   default engine is :meth:`vsent.predict.Predictor.score`; ``ray`` runs the same code on Ray
   Data) and returns a :class:`Summary`.
@@ -23,6 +24,7 @@ directory listing. A resumed run compares paths as written, so give it the same 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import hashlib
@@ -140,14 +142,21 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
             yield Unmatched(s, f"{s}: the pattern matched no file")
 
 
+def _nul_error(source: str, line: int) -> VsentError:
+    """A list holding a NUL byte: ``find -print0``'s output, or a binary file given by
+    mistake; no path holds one."""
+    return VsentError(f"{source}: line {line} holds a NUL byte: not a text file of paths, one "
+                      "per line (from find, use -print, not -print0)")
+
+
 def iter_list(lines: Iterable[str], source: str = "--from-list") -> Iterator[str]:
     """One path per line (``--from-list``), as written; blank lines and comment lines (first
     non-blank character ``#``; a file whose name starts with ``#`` is given as ``./#name``)
     are skipped, nothing else is interpreted (no globs, no folders: a list of millions is
     passed through as it is read).
     :func:`iter_inputs` reads a list file as the file system's names are read (UTF-8, other
-    bytes kept as they are); a stream that cannot be decoded stops the list with a VsentError
-    naming ``source``."""
+    bytes kept as they are); a stream that cannot be decoded, or a line with a NUL byte, stops
+    the list with a VsentError naming ``source`` (and the line)."""
     it = iter(lines)
     n = 0
     while True:
@@ -158,6 +167,8 @@ def iter_list(lines: Iterable[str], source: str = "--from-list") -> Iterator[str
         except UnicodeDecodeError:  # the rows scored so far are kept; --resume continues
             raise VsentError(f"{source}: not UTF-8 text after about line {n}") from None
         n += 1
+        if "\0" in line:
+            raise _nul_error(source, n)
         line = line.rstrip("\r\n")
         if n == 1:
             line = line.removeprefix("\ufeff")  # the byte-order mark some editors write
@@ -189,34 +200,35 @@ def iter_inputs(
                 with open(from_list, "rb") as probe:
                     head = probe.read(4096)
                 # a path holds no NUL byte: an image or archive given by mistake is refused
-                # here, not read as thousands of garbage paths
+                # here, not read as thousands of garbage paths (later lines: iter_list)
                 if b"\0" in head:
-                    raise VsentError(f"--from-list {from_list}: not a text file of paths "
-                                     "(one per line)")
+                    raise _nul_error(f"--from-list {from_list}",
+                                     head[:head.index(b"\0")].count(b"\n") + 1)
                 # bytes that are not UTF-8 (a Latin-1 file name) stay the name's bytes, as
                 # os.listdir and a POSIX stdin give them
                 fh = open(from_list, encoding="utf-8", errors="surrogateescape",  # noqa: SIM115
                           newline="")  # (closed below)
             except OSError as e:
                 raise VsentError(f"--from-list {from_list}: {e.strerror or e}") from None
-    return _iter_inputs(inputs, fh, close=fh is not None and str(from_list) != "-")
+    return _iter_inputs(inputs, fh, f"--from-list {from_list}",
+                        close=fh is not None and str(from_list) != "-")
 
 
-def _iter_inputs(inputs: Iterable[str | Path], fh: IO[str] | None, *,
+def _iter_inputs(inputs: Iterable[str | Path], fh: IO[str] | None, source: str, *,
                  close: bool) -> Iterator[str | Path | Unmatched]:
     try:
         for item in inputs:
             yield from _walk_one(item)
         if fh is not None:
-            yield from iter_list(fh, f"--from-list {getattr(fh, 'name', '-')}")
+            yield from iter_list(fh, source)
     finally:
         if close and fh is not None:
             fh.close()
 
 
 def split_inputs(inputs: Iterable[str | Path]) -> tuple[list[str | Path], list[Row]]:
-    """Eager form of :func:`iter_inputs` for small jobs (``vsent explain``): the paths, and an
-    error row for each input that matched nothing."""
+    """Eager form of :func:`iter_inputs` for small jobs: the paths, and an error row for each
+    input that matched nothing."""
     paths: list[str | Path] = []
     missing: list[Row] = []
     for it in iter_inputs(inputs):
@@ -255,6 +267,7 @@ class RowWriter:
             raise VsentError(f"--format {fmt!r}: use csv or jsonl")
         self.fmt = fmt
         self.path = Path(out) if out is not None else None
+        self._name = str(out)  # as given, for messages
         if self.path is None:
             self._fh: IO[str] = sys.stdout
         else:
@@ -266,34 +279,62 @@ class RowWriter:
                 raise VsentError(f"--out {out}: {e.strerror or e}") from None
         self._fsync_every = fsync_every
         self._last_sync = time.monotonic()
+        self._broken = False  # a write failed: close() only releases the file
         # a pipe (--out >(gzip > x.gz)) or a device (/dev/null) can neither seek nor fsync
         self._regular = self.path is not None and stat.S_ISREG(os.fstat(self._fh.fileno()).st_mode)
         self._csv: csv.DictWriter | None = None
         if fmt == "csv":
             self._csv = csv.DictWriter(self._fh, fieldnames=ROW_FIELDS)
             if not self._regular or self._fh.tell() == 0:
-                self._csv.writeheader()
+                try:
+                    self._csv.writeheader()
+                except OSError as e:
+                    error = self._failed(e)
+                    self.close()  # (releases the file only)
+                    raise error from None
 
     def write(self, row: Row) -> None:
-        """Write one row (keys :data:`ROW_FIELDS`) and flush it."""
-        if self._csv is not None:
-            self._csv.writerow(row)
-        else:
-            self._fh.write(json.dumps(row) + "\n")
-        self._fh.flush()
-        if self._regular and time.monotonic() - self._last_sync > self._fsync_every:
-            os.fsync(self._fh.fileno())
-            self._last_sync = time.monotonic()
+        """Write one row (keys :data:`ROW_FIELDS`) and flush it; a VsentError when the output
+        cannot take it (disk full, a closed pipe)."""
+        try:
+            if self._csv is not None:
+                self._csv.writerow(row)
+            else:
+                self._fh.write(json.dumps(row) + "\n")
+            self._fh.flush()
+            if self._regular and time.monotonic() - self._last_sync > self._fsync_every:
+                os.fsync(self._fh.fileno())
+                self._last_sync = time.monotonic()
+        except OSError as e:
+            raise self._failed(e) from None
 
     def close(self) -> None:
-        if self.path is None:
-            self._fh.flush()
+        if self.path is not None and self._fh.closed:
             return
-        if not self._fh.closed:
-            self._fh.flush()
-            if self._regular:
-                os.fsync(self._fh.fileno())
-            self._fh.close()
+        try:
+            if not self._broken:  # (what a failed write left in the buffer cannot go out)
+                self._fh.flush()
+                if self._regular:
+                    os.fsync(self._fh.fileno())
+        except OSError as e:
+            raise self._failed(e) from None
+        finally:
+            if self.path is not None:
+                # (a failed buffer fails its flush again here: _failed has said so already)
+                with contextlib.suppress(OSError):
+                    self._fh.close()
+
+    def _failed(self, e: OSError) -> OSError | VsentError:
+        """The error of a write or flush that failed: one line for the user (the rows written
+        so far stay), or, for standard output closed by its reader (``| head``), the
+        BrokenPipeError the command line ends on quietly."""
+        self._broken = True
+        if self.path is None:
+            if isinstance(e, BrokenPipeError):
+                return e
+            return VsentError(f"standard output: cannot write ({e.strerror or e})")
+        keep = "; the rows written so far are kept: --resume continues" if self._regular else ""
+        return VsentError(f"--out {self._name}: cannot write ({e.strerror or e}){keep}")
 
     def __enter__(self) -> RowWriter:
         return self
@@ -471,8 +512,11 @@ def _copy_good_rows(raw: IO[bytes], n: int, out: IO[str], fmt: str) -> int:
     return dropped
 
 
-def check_retry_failed(resume: bool, retry_failed: bool) -> None:
-    """``--retry-failed`` rewrites the output that ``--resume`` continues: it needs it."""
+def check_resume(out: str | Path | None, resume: bool, retry_failed: bool) -> None:
+    """``--resume`` continues a file, and ``--retry-failed`` rewrites the output that
+    ``--resume`` continues: each needs the other (checked before the model loads)."""
+    if resume and out is None:
+        raise VsentError("--resume needs --out (the file to continue)")
     if retry_failed and not resume:
         raise VsentError("--retry-failed goes with --resume (it scores an output's failed "
                          "images again)")
@@ -490,15 +534,18 @@ def record_path(out: str | Path) -> Path:
 def scoring_record(model: str | Path, options: dict[str, Any]) -> dict[str, Any]:
     """What decides the scores of an output: the model file's bytes and the scoring options
     (``oversample``, ``regions``: None or its K, alpha, beta and proposals), plus, for the
-    reader, the model as named and vsent's version."""
+    reader, the model as named, vsent's version and the libraries' and the machine's
+    (``versions``, as a run directory's ``versions.json``: a Pillow or torch upgrade, or
+    another CPU kind, can change the last digits)."""
     from vsent import __version__
+    from vsent.runs import versions
 
     try:
         digest = file_sha256(model)
     except OSError as e:
         raise VsentError(f"--model {model}: {e.strerror or e}") from None
     return {"model": str(model), "model_sha256": digest, "options": options,
-            "vsent": __version__}
+            "vsent": __version__, "versions": versions()}
 
 
 def _describe(record: dict[str, Any]) -> str:
@@ -516,32 +563,49 @@ def keep_record(out: str | Path | None, record: dict[str, Any], *, resume: bool)
 
     Nothing is kept for standard output, a pipe or a device. Returns a warning for the user
     when a resumed output has no record (written before vsent kept records, or moved
-    without it): its rows cannot be checked. Raises :class:`VsentError` when the
-    records differ.
+    without it: its rows cannot be checked; this run's record is kept from now on, so that
+    the next resume is checked) or was scored with other library versions (the rows mix
+    them). Raises :class:`VsentError` when the models or options differ.
     """
     if out is None or (Path(out).exists() and not Path(out).is_file()):
         return None
     path = record_path(out)
+    warning = None
     if resume and Path(out).is_file() and Path(out).stat().st_size:
-        if not path.exists():
-            return (f"--resume: {out} has no {path.name} beside it; the model and options of "
-                    "its rows cannot be checked")
-        try:
-            kept = json.loads(path.read_text(encoding="utf-8"))
-            same = all(kept[k] == record[k] for k in ("model_sha256", "options"))
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise VsentError(f"--resume: {path}: not a vsent predict record ({e}); delete it "
-                             "to resume without the check") from None
-        if not same:
-            raise VsentError(f"--resume: the rows of {out} come from {_describe(kept)}; this "
-                             f"run is {_describe(record)}: resume with that model and those "
-                             "options, or write another --out")
-        return None
+        if path.exists():
+            return _check_record(out, path, record)
+        warning = (f"--resume: {out} has no {path.name} beside it; the model and options of "
+                   "its rows cannot be checked (those of this run are kept in it from now on)")
+        record = {**record, "earlier_rows_unchecked": True}
     try:
         atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     except OSError as e:
         raise VsentError(f"--out {out}: cannot write {path.name} beside it: "
                          f"{e.strerror or e}") from None
+    return warning
+
+
+def _check_record(out: str | Path, path: Path, record: dict[str, Any]) -> str | None:
+    """:func:`keep_record` on resume: refuse another model or options; warn (a line) about
+    other versions (an output kept before vsent recorded them has none to compare)."""
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+        same = all(kept[k] == record[k] for k in ("model_sha256", "options"))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise VsentError(f"--resume: {path}: not a vsent predict record ({e}); delete it "
+                         "to resume without the check") from None
+    if not same:
+        raise VsentError(f"--resume: the rows of {out} come from {_describe(kept)}; this "
+                         f"run is {_describe(record)}: resume with that model and those "
+                         "options, or write another --out")
+    before = kept.get("versions")
+    before = before if isinstance(before, dict) else {}
+    # as RunDir.record_resume: the thread count and the kernel's build change no score
+    changed = [f"{k} {before.get(k)} -> {v}" for k, v in record["versions"].items()
+               if before and k not in ("torch_threads", "platform") and before.get(k) != v]
+    if changed:
+        return (f"--resume: the rows of {out} were scored with other versions ("
+                f"{', '.join(changed)}); the new rows may differ in the last digits")
     return None
 
 
@@ -634,10 +698,8 @@ def score_stream(
     fmt = output_format(out, fmt)
     summary = Summary()
     done = Done(keys=np.zeros(0, np.uint64))
-    check_retry_failed(resume, retry_failed)
+    check_resume(out, resume, retry_failed)
     if resume:
-        if out is None:
-            raise VsentError("--resume needs --out (the file to continue)")
         done = read_done(out, fmt)  # checks the file before anything is changed
         if retry_failed and done.failed:
             drop_failed_rows(out, fmt)  # also drops the line cut by a kill

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
@@ -151,9 +152,7 @@ def explain_image(
     # the pixels the model sees, exactly as in predict
     warped = resize_rgb(shown, pre.resize) if shared else load_resized(image, pre.resize)
     if max_side is not None and max(shown.size) > max_side:
-        from PIL import ImageOps
-
-        shown = ImageOps.contain(shown, (max_side, max_side))  # a new image: src untouched
+        shown = shown.resize(_contained(shown.size, max_side), Image.Resampling.BICUBIC)
     rgb = np.asarray(shown)
     x = prepare(warped[None], pre, device=device)  # centre crop, as vsent.inference.infer
     layer = layer or default_cam_layer(model)
@@ -167,6 +166,15 @@ def explain_image(
     heat = cv2.resize(frame, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
     return {"heatmap": np.clip(heat, 0.0, 1.0), "image": rgb, "probs": probs[0],
             "target": int(targets[0]), "layer": layer}
+
+
+def _contained(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """``ImageOps.contain``'s size (aspect kept, longer side ``max_side``), but never 0 px a
+    side: a 1100x1 banner shrunk to 512 px would be 512x0, which no resize takes."""
+    w, h = size
+    if w >= h:
+        return max_side, max(1, round(h / w * max_side))
+    return max(1, round(w / h * max_side)), max_side
 
 
 def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5) -> np.ndarray:
@@ -205,8 +213,6 @@ def explain_images(
     list of dict rows: ``image, error, prob_negative, prob_positive, predicted, target, layer,
     overlay, heatmap``.
     """
-    from PIL import Image
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -273,7 +279,7 @@ def explain(
     ----------
     checkpoint : a vsent checkpoint (``model.pt`` of finetune/crossval).
     images : files, folders (searched recursively for images) or globs
-        (:func:`vsent.batch.split_inputs`).
+        (:func:`vsent.batch.iter_inputs`).
     out : run directory, opened by :func:`vsent.runs.open_run_dir`: ``explain.csv`` marks it
         finished (the same call again returns the stored rows, as strings), other images or
         settings are refused unless ``overwrite``.
@@ -282,11 +288,12 @@ def explain(
 
     Returns
     -------
-    One row per input (columns :data:`FIELDS`, :func:`explain_images`), inputs that match no
-    file first; a row whose image could not be read (or input matched nothing) has ``error``
-    set. The maps and ``explain.csv`` are written under ``out``.
+    One row per image found, in input order (columns :data:`FIELDS`, :func:`explain_images`);
+    an input that matches no file has a row at its place. A row whose image could not be
+    read (or input matched nothing) has ``error`` set. The maps and ``explain.csv`` are
+    written under ``out``.
     """
-    from vsent.batch import split_inputs
+    from vsent.batch import Unmatched, iter_inputs
     from vsent.inference import resolve_device
     from vsent.predict import Predictor
     from vsent.runs import open_run_dir
@@ -299,7 +306,7 @@ def explain(
     except WeightsError:
         _refuse_export(checkpoint)
         raise
-    paths, missing = split_inputs(images)
+    items = list(iter_inputs(images))  # folders walked, globs expanded, in input order
     # the checkpoint's bytes too: one retrained at the same path must not return the old maps
     config = {"command": "explain", "model": str(checkpoint),
               "model_sha256": file_sha256(checkpoint), "images": [str(i) for i in images],
@@ -312,9 +319,13 @@ def explain(
 
             with (rd / DONE).open(newline="") as f:
                 return list(csv.DictReader(f))
-        rows = [{"image": m["path"], "error": m["error"]} for m in missing]
-        rows += explain_images(predictor.model, paths, rd.path, layer=layer, target=target,
-                               device=dev, class_names=predictor.class_names,
-                               fusion=predictor.fusion)
+        paths = [i for i in items if not isinstance(i, Unmatched)]
+        explained = iter(explain_images(predictor.model, paths, rd.path, layer=layer,
+                                        target=target, device=dev,
+                                        class_names=predictor.class_names,
+                                        fusion=predictor.fusion))
+        # an input that matched nothing keeps its place, as in predict's output
+        rows = [{"image": i.path, "error": i.reason} if isinstance(i, Unmatched)
+                else next(explained) for i in items]
         rd.write_csv(DONE, rows, list(FIELDS))
     return rows

@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from vsent import __version__
 from vsent.errors import EXIT_USER_ERROR, VsentError
@@ -65,6 +66,19 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def _how_to_continue(args: argparse.Namespace) -> str:
+    """The end of the interrupt message: how the same command continues what it wrote."""
+    resume = getattr(args, "resume", None)
+    if resume is None or resume:  # no --resume (run again: it continues), or given already
+        return ": the same command continues it"
+    out = getattr(args, "out", None)
+    if out is None or (Path(out).exists() and not (Path(out).is_file() or Path(out).is_dir())):
+        return ""  # standard output, a pipe or a device: nothing to continue
+    if getattr(args, "overwrite", False):  # (the two exclude each other)
+        return ": the same command with --resume instead of --overwrite continues it"
+    return ": the same command with --resume continues it"
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
@@ -78,10 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         # a run directory keeps its finished folds and epochs, predict --out its rows; layers
         # and fuse have no --resume: they continue when run again
-        how = "with --resume " if getattr(args, "resume", True) is False else ""
         what = "terminated" if isinstance(e, Terminated) else "interrupted"
-        print(f"vsent: {what}; what was written is kept: the same command {how}"
-              "continues it", file=sys.stderr)
+        print(f"vsent: {what}; what was written is kept{_how_to_continue(args)}",
+              file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
     except BrokenPipeError:  # output piped into head & co., which stopped reading
         sys.stderr.close()

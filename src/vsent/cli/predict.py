@@ -15,6 +15,9 @@ from pathlib import Path
 from vsent.cli.common import DEVICES, progress_enabled
 from vsent.cli.regions import HELP_DEFAULTS
 
+#: --batch-size when not given (None until then: --regions refuses one given explicitly).
+BATCH_SIZE = 32
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -29,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("csv", "jsonl"),
                    help="default: from --out's suffix (.jsonl -> jsonl), else csv")
     p.add_argument("--oversample", action="store_true", help="average over 10 crops")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"images per forward pass (default {BATCH_SIZE})")
     p.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPUs)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--no-progress", action="store_true",
@@ -108,7 +112,7 @@ def _region_rows(args: argparse.Namespace, predictor, paths):
 
 def run(args: argparse.Namespace) -> int:
     from vsent.batch import (
-        check_retry_failed,
+        check_resume,
         iter_inputs,
         keep_record,
         score_stream,
@@ -117,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from vsent.engines import EngineOptions, open_engine
     from vsent.errors import EXIT_ITEMS_FAILED, VsentError
 
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise VsentError(f"--batch-size must be >= 1, got {args.batch_size}")
     if not args.paths and not args.from_list:
         raise VsentError("nothing to score: give image files, folders, globs or --from-list")
@@ -145,7 +149,15 @@ def run(args: argparse.Namespace) -> int:
     if set_ray and args.engine != "ray":
         raise VsentError(f"{', '.join(set_ray)}: options of --engine ray, not of "
                          f"--engine {args.engine}")
-    check_retry_failed(args.resume, args.retry_failed)
+    # --regions scores one image at a time, in this thread
+    set_batched = [o for o, v in (("--workers", args.workers), ("--batch-size", args.batch_size))
+                   if v is not None]
+    if set_batched and args.regions:
+        raise VsentError(f"{', '.join(set_batched)}: options of the batched scoring; --regions "
+                         "scores one image at a time")
+    if args.batch_size is None:
+        args.batch_size = BATCH_SIZE
+    check_resume(args.out, args.resume, args.retry_failed)
     if args.workers is not None and args.workers < 1:
         raise VsentError(f"--workers must be >= 1, got {args.workers}")
     if args.workers is not None and args.engine == "ray":

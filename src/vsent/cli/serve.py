@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if not (math.isfinite(value) and value > 0):
             raise VsentError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value}")
+        if value * MB < 1:  # said in MB, as typed (Limits would name the byte count, 0)
+            raise VsentError(f"--{name.replace('_', '-')} {value:g} is less than one byte "
+                             f"(1 MB is {MB} bytes)")
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * MB),
                     max_request_bytes=int(args.max_request_mb * MB),
                     max_pixels=args.max_pixels, max_images=args.max_images,

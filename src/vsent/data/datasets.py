@@ -365,7 +365,7 @@ def _csv_rows(f: Iterable[str]) -> Iterable[tuple[int, list[str]]]:
 
 def _check_one(path: Path) -> Problem | None:
     try:
-        _images._load_path(path, min_side=1)  # 1/8 scale: fast
+        _images._load_path(path, str(path), min_side=1)  # 1/8 scale: fast
     except ImageError as e:
         return str(path), _reason_of(e, str(path))
     return None

@@ -1,8 +1,9 @@
 """Safe image decoding: anything a user may hand us becomes an RGB ``PIL.Image`` or an ImageError.
 
-Every failure (missing, empty, corrupt, truncated, non-image, too many pixels, unsupported array)
-raises :class:`vsent.errors.ImageError` with the message ``"<where>: <reason>"``, where ``<where>``
-is the file path, ``<bytes>``, ``<PIL image>`` or ``<array>``.
+Every failure (missing, empty, corrupt, truncated, non-image, too many pixels, unsupported array,
+any exception of PIL's decoders) raises :class:`vsent.errors.ImageError` with the message
+``"<where>: <reason>"``, where ``<where>`` is the file path as given, ``<bytes>``,
+``<PIL image>`` or ``<array>``. Files and bytes are opened only as one of :data:`FORMATS`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 import logging
 import os
 import re
+import stat
 import threading
 import warnings
 from pathlib import Path
@@ -20,13 +22,21 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vsent.errors import ImageError
 
-__all__ = ["MAX_PIXELS", "ImageSource", "load_resized", "load_rgb", "resize_rgb", "stat_file"]
+__all__ = ["FORMATS", "MAX_PIXELS", "ImageSource", "load_resized", "load_rgb", "resize_rgb",
+           "stat_file"]
 
 logger = logging.getLogger("vsent")
 
 #: Largest image (width x height) we agree to decode. Larger ones are rejected *before* the
 #: pixel data is allocated, so a small "decompression bomb" file cannot exhaust memory.
 MAX_PIXELS = 64_000_000
+
+#: The PIL formats files and bytes are opened as: those of the suffixes vsent looks for
+#: (:data:`vsent.data.datasets.IMAGE_EXTENSIONS`; a test keeps the two in step). The other
+#: formats PIL knows (EPS through Ghostscript, DDS, SPIDER, FITS, ...) are refused unread: a
+#: service must not run them on uploads, and their plugins are where damaged files raise the
+#: unexpected.
+FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF", "PPM")
 
 #: Anything :func:`load_rgb` accepts.
 ImageSource = str | os.PathLike | bytes | bytearray | Image.Image | np.ndarray
@@ -76,7 +86,8 @@ def load_rgb(src: ImageSource, *, min_side: int | None = None) -> Image.Image:
             raise ImageError("<bytes>: empty file")
         return _open_and_decode(io.BytesIO(bytes(src)), "<bytes>", min_side=min_side)
     if isinstance(src, (str, os.PathLike)):
-        return _load_path(Path(src), min_side=min_side)
+        # messages name the path as given ("./x.jpg", not Path's "x.jpg"), as rows do
+        return _load_path(Path(src), os.fsdecode(src), min_side=min_side)
     raise TypeError(
         f"load_rgb() expects a path, bytes, a PIL image or a numpy array, got {type(src).__name__}"
     )
@@ -103,8 +114,13 @@ def resize_rgb(img: Image.Image | ImageSource, size: int) -> np.ndarray:
     if not (isinstance(img, Image.Image) and img.mode == "RGB"):
         img = load_rgb(img)
     size = int(size)
-    # reducing_gap=None: exact filter over the whole image (no JPEG draft shortcut).
-    out = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+    try:
+        # reducing_gap=None: exact filter over the whole image (no JPEG draft shortcut).
+        out = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a lazy RGB image (Image.open) decodes here
+        raise _undecodable(getattr(img, "filename", "") or "<PIL image>", e) from None
     return np.asarray(out, dtype=np.uint8).copy()
 
 
@@ -124,29 +140,36 @@ def load_resized(src: ImageSource, size: int) -> np.ndarray:
 # files and encoded bytes
 
 
-def _load_path(path: Path, *, min_side: int | None = None) -> Image.Image:
-    """Load an image file; ``min_side``: see :func:`load_rgb` (1 = the fastest, validation)."""
-    _check_file(path)
-    return _open_and_decode(path, str(path), min_side=min_side)
+def _load_path(path: Path, where: str, *, min_side: int | None = None) -> Image.Image:
+    """Load an image file, named ``where`` in messages; ``min_side``: see :func:`load_rgb`
+    (1 = the fastest, validation)."""
+    _check_file(path, where)
+    return _open_and_decode(path, where, min_side=min_side)
 
 
-def stat_file(path: Path) -> os.stat_result:
-    """``path.stat()``, with a missing or unreadable path as an ImageError naming it."""
+def stat_file(path: Path, where: str | None = None) -> os.stat_result:
+    """``path.stat()``, with a missing, unreadable or impossible (NUL byte) path as an
+    ImageError naming it ``where`` (default: ``path``)."""
+    where = str(path) if where is None else where
     try:
         return path.stat()
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file or directory") from None
+        raise ImageError(f"{where}: no such file or directory") from None
     except OSError as e:
-        raise ImageError(f"{path}: {e.strerror or e}") from None
+        raise ImageError(f"{where}: {e.strerror or e}") from None
+    except ValueError as e:  # "embedded null byte": no file can have that name
+        raise ImageError(f"{where}: not a valid path ({e})") from None
 
 
-def _check_file(path: Path) -> None:
+def _check_file(path: Path, where: str) -> None:
     """Turn the usual file-system problems into ImageErrors before PIL sees the path."""
-    st = stat_file(path)
-    if path.is_dir():
-        raise ImageError(f"{path}: is a directory, not an image file")
+    st = stat_file(path, where)
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageError(f"{where}: is a directory, not an image file")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read, a device never end it
+        raise ImageError(f"{where}: not a regular file (a FIFO, socket or device)")
     if st.st_size == 0:
-        raise ImageError(f"{path}: empty file")
+        raise ImageError(f"{where}: empty file")
 
 
 def bomb_pixels(e: Exception) -> int | str:
@@ -156,18 +179,51 @@ def bomb_pixels(e: Exception) -> int | str:
     return int(count[1]) if count else "too many"
 
 
+def _undecodable(where: str, e: Exception) -> ImageError:
+    """The ImageError of an exception PIL was not expected to raise: its plugins raise
+    TypeError, NotImplementedError, AttributeError, struct.error, ... on damaged files, and
+    a damaged file is the image's failure (a row), never the run's."""
+    return ImageError(f"{where}: cannot decode image: {type(e).__name__}: {_reason(e)}")
+
+
+def _other_format(fp: Path | io.BytesIO) -> str | None:
+    """The format outside :data:`FORMATS` whose signature ``fp`` starts with, to name it in
+    the refusal; only the plugins' checks of the first 16 bytes run, none parses the file."""
+    try:
+        if isinstance(fp, Path):
+            with fp.open("rb") as f:
+                head = f.read(16)
+        else:
+            head = fp.getvalue()[:16]
+        Image.init()  # every plugin registered (a no-op once done)
+        for fmt, (_, accept) in Image.OPEN.items():
+            # (a plugin without a check, or one that answers a warning string, says nothing)
+            if fmt not in FORMATS and accept is not None:
+                found = accept(head)
+                if found and not isinstance(found, str):
+                    return fmt
+    except Exception:  # noqa: BLE001 - only a better message was at stake
+        pass
+    return None
+
+
 def _open(fp: Path | io.BytesIO, where: str) -> Image.Image:
-    """``Image.open`` (header only) with every failure mapped to an ImageError."""
+    """``Image.open`` (header only, :data:`FORMATS`) with every failure mapped to an
+    ImageError."""
     try:
         with _OPEN_LOCK, warnings.catch_warnings():
             # PIL warns (and only errors at twice its own limit); we want no giant allocation.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(fp)
+            return Image.open(fp, formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{where}: image has {bomb_pixels(e)} pixels, above the limit of "
                          f"{MAX_PIXELS} (vsent.data.images.MAX_PIXELS; a decompression "
                          f"bomb?)") from None
     except UnidentifiedImageError:
+        other = _other_format(fp)
+        if other is not None:
+            raise ImageError(f"{where}: not a supported image format ({other}; vsent reads "
+                             f"{', '.join(FORMATS)})") from None
         raise ImageError(f"{where}: cannot identify image file") from None
     except PermissionError:
         raise ImageError(f"{where}: permission denied") from None
@@ -176,6 +232,10 @@ def _open(fp: Path | io.BytesIO, where: str) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as e:
         # Malformed headers surface as any of these from PIL's plugins.
         raise ImageError(f"{where}: cannot decode image header: {_reason(e)}") from None
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - see _undecodable
+        raise _undecodable(where, e) from None
 
 
 def _open_and_decode(fp: Path | io.BytesIO, where: str, *,
@@ -203,18 +263,20 @@ def _check_pixels(im: Image.Image, where: str) -> None:
 def _decode(im: Image.Image, where: str, *, min_side: int | None = None) -> Image.Image:
     """Load pixel data, apply EXIF orientation and convert to RGB."""
     _check_pixels(im, where)
-    if min_side is not None and im.format == "JPEG":
-        # libjpeg decodes at the smallest 1/2^k scale keeping both sides >= min_side; it still
-        # reads the whole stream, so truncation and corrupt markers are detected all the same.
-        # A square request: EXIF rotation (applied after) cannot break the guarantee.
-        im.draft(im.mode, (min_side, min_side))
     try:
+        if min_side is not None and im.format == "JPEG":
+            # libjpeg decodes at the smallest 1/2^k scale keeping both sides >= min_side; it
+            # still reads the whole stream, so truncation and corrupt markers are detected all
+            # the same. A square request: EXIF rotation (applied after) cannot break it.
+            im.draft(im.mode, (min_side, min_side))
         im.load()
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as e:
         msg = str(e)
         if "truncated" in msg or isinstance(e, EOFError):
             raise ImageError(f"{where}: truncated image file") from None
         raise ImageError(f"{where}: cannot decode image: {_reason(e)}") from None
+    except Exception as e:  # noqa: BLE001 - see _undecodable
+        raise _undecodable(where, e) from None
     im = _exif_transpose(im, where)
     return _to_rgb(im, where)
 
@@ -243,6 +305,10 @@ def _to_rgb(im: Image.Image, where: str) -> Image.Image:
         return im.convert("RGB")
     except (ValueError, OSError) as e:
         raise ImageError(f"{where}: cannot convert mode {mode} to RGB: {_reason(e)}") from None
+    except (ImageError, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - see _undecodable
+        raise _undecodable(where, e) from None
 
 
 def _wide_to_rgb(im: Image.Image, where: str) -> Image.Image:

@@ -18,7 +18,8 @@ Status codes: 200 when at least one image was scored (a bad image fails only its
 413 for a request, upload or image above a limit; 422 for a request whose every image is
 unreadable (the detail names each part and why), or bad options; 415 for a body that is not
 multipart; 503 when the service is overloaded or a request passes its deadline. User input
-never causes a 500 (a bug does: a JSON 500, counted, its traceback in the server's log).
+never causes a 500 (a bug does: a JSON 500, counted, its traceback in the server's log; a bug
+in one image's Grad-CAM fails only that image's entry).
 
 Threads: the event loop only parses and dispatches. Images decode in a thread pool; the batched
 forward passes run in one model thread (:class:`~vsent.serve.batching.MicroBatcher`). The
@@ -37,7 +38,6 @@ import copy
 import io
 import logging
 import math
-import os
 import time
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +56,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from vsent import __version__
 from vsent.errors import ImageError, VsentError
+from vsent.inference import default_workers
 from vsent.predict import Predictor
 from vsent.serve.batching import BATCH_BUCKETS, MicroBatcher
 from vsent.serve.limits import Limits, TooLarge, check_pixels
@@ -129,8 +130,9 @@ def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str,
     (architecture, weights, training data, the run's cross-validated metrics, preprocessing,
     versions) plus ``vsent_version``, the version serving it.
 
-    The checkpoint's path and the training data's are cut to their last part (the server's
-    folders are nobody's business).
+    The checkpoint's path and the training data's are cut to their last part, and the
+    command lines of the run (``versions.argv``, ``versions.resumed``) are left out: the
+    server's folders are nobody's business.
     A predictor built in Python without a checkpoint gets what the model itself says.
     """
     exported = getattr(predictor.model, "card", None)  # an export (vsent.export) carries its own
@@ -155,6 +157,9 @@ def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str,
                           "class_names": list(predictor.class_names), "options": spec},
                 "weights": None, "training": None, "metrics": None,
                 "preprocess": model.info.preprocess.to_dict(), "versions": None}
+    if isinstance(card.get("versions"), dict):
+        card["versions"] = {k: v for k, v in card["versions"].items()
+                            if k not in ("argv", "resumed")}
     card["vsent_version"] = __version__
     return card
 
@@ -213,7 +218,8 @@ class Service:
         self._cam_model: Any = None  # Grad-CAM's copy of the model, made on the first explain
         self.model_pool = ThreadPoolExecutor(1, thread_name_prefix="vsent-model")
         self.aux_pool = ThreadPoolExecutor(1, thread_name_prefix="vsent-aux")
-        self.decode_pool = ThreadPoolExecutor(self.config.decode_workers or os.cpu_count() or 2,
+        # the CPUs this process may use (a container's share, not the host's), as predict
+        self.decode_pool = ThreadPoolExecutor(self.config.decode_workers or default_workers(),
                                               thread_name_prefix="vsent-decode")
         wait = self.config.max_wait_ms / 1000.0
         self.batchers = {
@@ -294,7 +300,8 @@ class Service:
         results = [self._result(e, opts) for e in entries]
         failed = [e for e in entries if e.error]
         if len(failed) == len(entries):
-            status = 413 if all(e.status == 413 for e in failed) else 422
+            status = (500 if any(e.status == 500 for e in failed)
+                      else 413 if all(e.status == 413 for e in failed) else 422)
             return status, {"detail": "; ".join(e.error for e in failed), "results": results}
         return 200, {"results": results}
 
@@ -384,6 +391,10 @@ class Service:
                                                           e.data, e.cls)
         except ImageError as err:
             e.error, e.status = f"{e.where}: {err}", 422
+        except Exception as err:  # a bug: it fails this image only, not the request's others
+            log.exception("%s: explain failed", e.where)
+            e.error, e.status = (f"{e.where}: explain failed (internal error "
+                                 f"{type(err).__name__}; see the server's log)"), 500
 
     def _explain_sync(self, data: bytes, target: int) -> str:
         """A base64 PNG: the Grad-CAM overlay of ``target``'s logit, at most

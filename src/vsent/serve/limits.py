@@ -69,13 +69,15 @@ class Limits:
 def check_pixels(data: bytes, max_pixels: int, where: str) -> None:
     """Raise :class:`TooLarge` if the image in ``data`` has more than ``max_pixels`` pixels.
 
-    Reads only the header (``Image.open`` is lazy). Files PIL cannot identify pass: the decoder
-    then reports why (422), so there is one wording of each decoding failure.
+    Reads only the header (``Image.open`` is lazy), as one of the decoder's formats
+    (:data:`vsent.data.images.FORMATS`: no other plugin sees an upload). Files it cannot
+    identify pass: the decoder then reports why (422), so there is one wording of each
+    decoding failure.
     """
     # no warnings.catch_warnings() here: it swaps a process-global list that the decoder's
     # threads set under their own lock; a bomb warning turned error there is a refusal here too
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(io.BytesIO(data), formats=_images.FORMATS) as im:
             w, h = im.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise TooLarge(f"{where}: image has {_images.bomb_pixels(e)} pixels, above the limit of "
