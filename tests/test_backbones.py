@@ -304,6 +304,15 @@ def test_timm_pretrained_offline_is_one_line_naming_file_and_folder(monkeypatch)
     assert "--init PATH" in msg and "safetensors" in msg
 
 
+def test_timm_unknown_pretrained_tag_is_one_line_listing_the_tags():
+    # timm.is_model accepts any tag; its pretrained configurations do not (RuntimeError)
+    for init in ("random", "imagenet"):
+        with pytest.raises(VsentError, match=r"^unknown timm pretrained tag 'badtag' for "
+                                             r"resnet10t \(tags: c3_in1k\)$"):
+            create_model("timm/resnet10t.badtag", init=init)
+    assert create_model("timm/resnet10t.c3_in1k").info.extra["pretrained_tag"] == "c3_in1k"
+
+
 def test_timm_pretrained_record_states_source_licence_and_preprocessing():
     weights = timm_models.pretrained_weights("resnet10t")
     assert weights.licence == "apache-2.0"
@@ -333,6 +342,14 @@ def test_clip_tag_download_requires_real_weights_and_fails_in_one_line(monkeypat
 def test_clip_unknown_tag_lists_the_known_ones():
     with pytest.raises(WeightsError, match="laion2b_s34b_b79k"):
         clip_models.load_clip("ViT-B-32", "no-such-tag")
+
+
+def test_clip_init_imagenet_or_a_misspelt_tag_lists_the_tags():
+    from vsent.models import get_model_entry
+
+    entry = get_model_entry("clip/RN50")
+    assert "openai" in entry.tags and entry.tagged("openai").tag == "openai"
+    assert entry.tagged("opeanai") is None  # a path then: create_model's message lists the tags
 
 
 def test_clip_pretrained_record_uses_the_tags_preprocessing():

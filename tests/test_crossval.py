@@ -383,3 +383,45 @@ def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path, monkey
            f"{record['n_positive']} positive then; 36 images, " in err and "Traceback" not in err
     gt.write_text("".join(lines))  # restored: the run continues
     assert main([*argv, "--resume"]) == 0
+
+
+def test_a_train_mode_the_model_lacks_stops_before_the_run_directory(make_learnable, tmp_path,
+                                                                      capsys):
+    data = make_learnable(n_pos=6, n_neg=6)
+    out = tmp_path / "run"
+    base = ["crossval", "--data", str(data), "--folds", "stratified", "--preset", "quick",
+            "--epochs", "1", "--no-progress", "--out", str(out)]
+    assert main([*base, "--train", "last-9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vsent: error: --train last-9: smallcnn has 4 blocks besides the "
+                          "head (features.block1, ") and "\n" not in err
+    assert not out.exists()  # so the corrected command runs as it is
+    caffenet = [*base, "--model", "caffenet", "--arch", "fc7-4096", "--train", "head"]
+    assert main(caffenet) == 2
+    assert "--train head: caffenet has no separate head" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*base, "--train", "last-1"]) == 0
+    assert json.loads((out / "summary.json").read_text())["training"] == "last 1 blocks + head"
+
+
+def test_model_arg_num_classes_is_refused_in_one_line(tmp_path, capsys):
+    """The task has two classes: a 3-way head would train with an empty class (its checkpoint
+    naming two). CaffeNet's raw 4096/1000-wide tops come with --arch, not num_classes."""
+    from vsent.cli import build_parser
+
+    for command in (["crossval", "--preset", "quick"], ["pcnn"]):
+        with pytest.raises(SystemExit) as e:
+            main([*command, "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                  "--model-arg", "dropout=0.2", "--model-arg", "num_classes=3"])
+        assert e.value.code == 2
+        assert capsys.readouterr().err == (
+            "vsent: error: --model-arg num_classes=3: the task sets num_classes (2: negative, "
+            "positive); CaffeNet's raw tops (fc7-4096, fc8-1000) come with --arch\n")
+    assert not (tmp_path / "o").exists()
+    args = build_parser().parse_args(["crossval", "--model", "caffenet", "--arch", "fc7-4096",
+                                      "--model-arg", "dropout=0.2", "--model-arg", "x=[1]"])
+    assert args.model_arg == [("dropout", 0.2), ("x", [1])] and args.arch == "fc7-4096"
+    assert build_parser().parse_args(["crossval"]).model_arg == []
+    # the task's own value is no error
+    assert build_parser().parse_args(["crossval", "--model-arg", "num_classes=2"]).model_arg \
+        == [("num_classes", 2)]

@@ -185,25 +185,83 @@ def test_logistic_head_needs_two_images_per_class():
 # --- last-N -------------------------------------------------------------------------------------
 
 
-def test_last_n_trains_only_the_last_blocks_and_keeps_frozen_batchnorm(tmp_path):
+def test_last_n_trains_only_the_last_blocks_and_keeps_frozen_batchnorm(tmp_path, caplog):
     images, labels = _images(16)
     model = _model()
-    blocks = model.info.probe_layers
+    blocks = [b for b, _ in frozen.train_blocks(model)]
+    assert blocks == [f"features.block{i}" for i in range(1, 5)]  # not pool, not the head fc
     before = _tensors(model)
-    cfg = RunConfig(data="x", model="smallcnn", init="random", train_mode="last-3",
+    cfg = RunConfig(data="x", model="smallcnn", init="random", train_mode="last-2",
                     train=CROSSVAL["quick"]["train"].replace(epochs=2, batch_size=4,
                                                              device="cpu"))
-    frozen.train_model(model, cfg, cfg.train, images, labels, _paths(tmp_path, 16),
-                       np.arange(16), progress=False)
-    live = tuple(b + "." for b in blocks[-3:])
+    with caplog.at_level("INFO", logger="vsent"):
+        frozen.train_model(model, cfg, cfg.train, images, labels, _paths(tmp_path, 16),
+                           np.arange(16), progress=False)
+    live = tuple(b + "." for b in (*blocks[-2:], "fc"))
     after = model.state_dict()
     changed = {n for n, t in before.items() if not torch.equal(t, after[n])}
     assert changed and all(n.startswith(live) for n in changed), changed
-    assert any(n.startswith(blocks[-3] + ".") for n in changed)  # the block below the head
-    assert len(blocks) == 6  # features.block1..4, pool, fc
-    with pytest.raises(VsentError, match=r"--train last-99: smallcnn has 6 blocks "
-                                         r"\(features\.block1, .*, pool, fc\)"):
-        frozen.freeze_all_but_last(_model(), 99)
+    assert any(n.startswith(blocks[-2] + ".") for n in changed)  # the second block below fc
+    assert "training 8 parameter tensors (last 2 blocks: features.block3, features.block4; " \
+           "and the head fc)" in caplog.text
+    with pytest.raises(VsentError, match=r"--train last-5: smallcnn has 4 blocks besides the "
+                                         r"head \(features\.block1, .*, features\.block4\)"):
+        frozen.freeze_all_but_last(_model(), 5)
+
+
+@pytest.mark.parametrize("name, kw, n, want", [
+    # the last N blocks that own parameters, and the head
+    ("smallcnn", {}, 1, {"features.block4", "fc"}),
+    ("resnet18", {}, 1, {"layer4", "fc"}),
+    ("resnet18", {}, 2, {"layer3", "layer4", "fc"}),
+    ("timm/resnet18", {}, 1, {"layer4", "fc"}),
+    # AlexNet/VGG16 probe ReLU and pool modules: a block is the span ending at one
+    ("alexnet", {}, 1, {"classifier.4", "classifier.6"}),
+    ("alexnet", {}, 3, {"features.6", "features.8", "features.10", "classifier.1",
+                        "classifier.4", "classifier.6"}),
+    ("vgg16", {}, 2, {"classifier.0", "classifier.3", "classifier.6"}),
+    ("caffenet", {}, 2, {"fc6", "fc7", "fc8"}),  # the new fc8 is the head, not a block
+    ("caffenet", {}, 3, {"conv5", "fc6", "fc7", "fc8"}),
+    ("caffenet", {"arch": "fc7-4096"}, 1, {"fc7"}),  # no separate head
+    ("pcnn", {}, 1, {"fc3", "fc4"}),
+])
+def test_last_n_counts_blocks_with_parameters_besides_the_head(name, kw, n, want):
+    model = create_model(name, **kw)
+    names = frozen.freeze_all_but_last(model, n)
+    assert all(k.startswith(tuple(w + "." for w in want)) for k in names), names
+    assert all(any(k.startswith(w + ".") for k in names) for w in want), names
+    assert {k for k, p in model.named_parameters() if p.requires_grad} == set(names)
+
+
+@pytest.mark.parametrize("name, blocks", [
+    ("alexnet", "features.2, features.5, features.12, classifier.2, classifier.5"),
+    ("caffenet", "conv1, conv2, conv3, conv4, conv5, fc6, fc7"),
+])
+def test_last_n_beyond_the_blocks_is_refused_naming_them(name, blocks):
+    n = blocks.count(",") + 2
+    with pytest.raises(VsentError, match=rf"^--train last-{n}: {name} has {n - 1} blocks "
+                                         rf"besides the head \({blocks}\)$"):
+        frozen.freeze_all_but_last(create_model(name), n)
+    frozen.freeze_all_but_last(create_model(name), n - 1)  # all blocks: accepted
+
+
+def test_last_n_keeps_dropout_above_the_first_trained_block_and_frozen_batchnorm_in_eval():
+    cn = create_model("caffenet")  # conv1 .. fc7, drop6/drop7, fc8: Caffe keeps dropout on
+    frozen.freeze_all_but_last(cn, 1)  # fc7 and the head fc8
+    cn.train()
+    assert cn.drop6.training and cn.drop7.training and cn.training
+    assert not cn.pool5.training  # the frozen part below fc7 is in eval
+    small = _model()
+    frozen.freeze_all_but_last(small, 1)
+    small.train()
+    assert small.dropout.training and small.features.block4[1].training
+    assert not small.features.block3[1].training  # a frozen BatchNorm: statistics kept
+    alex = create_model("alexnet")
+    frozen.freeze_all_but_last(alex, 1)  # classifier.3-5 (dropout, fc7, ReLU) and the head
+    alex.train()
+    assert alex.classifier[3].training and not alex.classifier[0].training
+    alex.eval()
+    assert not alex.classifier[3].training  # eval mode is eval everywhere
 
 
 def test_train_mode_and_head_options_are_checked():

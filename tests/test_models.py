@@ -691,8 +691,45 @@ def test_smallcnn_image_size_sets_its_preprocessing():
     assert create_model("smallcnn").info.preprocess == SMALLCNN_PREPROCESS
     with torch.no_grad():
         assert model(torch.randn(2, 3, 96, 96)).shape == (2, 2)
-    with pytest.raises(VsentError, match="image_size must be at least 8 pixels, got 4"):
+    with pytest.raises(VsentError, match="image_size must be at least 16 pixels for 4 blocks, "
+                                         "got 4"):
         create_model("smallcnn", image_size=4)
+
+
+@pytest.mark.parametrize("widths, size, ok", [
+    ((32, 64, 128, 256), 8, False), ((32, 64, 128, 256), 12, False),
+    ((32, 64, 128, 256), 16, True), ((8,) * 6, 16, False), ((8,) * 6, 64, True)])
+def test_smallcnn_image_size_must_survive_every_blocks_pooling(widths, size, ok):
+    """Each block halves the side: fewer than 2 ** blocks pixels leave the last pool nothing
+    (a RuntimeError in the first training step); refused when the model is built."""
+    if not ok:
+        with pytest.raises(VsentError, match=rf"^smallcnn image_size must be at least "
+                                             rf"{2 ** len(widths)} pixels for {len(widths)} "
+                                             rf"blocks, got {size}$"):
+            create_model("smallcnn", widths=widths, image_size=size)
+        return
+    model = create_model("smallcnn", widths=widths, image_size=size).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, size, size)).shape == (1, 2)
+
+
+def test_width_lists_must_be_integers_and_int_options_not_bools():
+    for bad in ([16, 32.5], "abc", [16, True], [16, -1], [[16]]):
+        with pytest.raises(VsentError, match=r"^smallcnn widths must be positive integers, "
+                                             rf"got {re.escape(repr(bad))}$"):
+            create_model("smallcnn", widths=bad)
+    assert create_model("smallcnn", widths=[16, 32]).info.feature_dim == 32  # JSON's list
+    for bad in ([1.5, 2, 3], [512, 512.0, 24], "abc", [512, True, 24]):
+        with pytest.raises(VsentError, match=r"^pcnn fc_widths must be 3 positive integers, "
+                                             rf"got {re.escape(repr(bad))}$"):
+            create_model("pcnn", fc_widths=bad)  # not truncated to (1, 2, 3)
+    assert create_model("pcnn", fc_widths=[64, 32, 8]).info.feature_dim == 8
+    for name, key, value, kind in (("smallcnn", "image_size", True, "an integer"),
+                                   ("pcnn", "input_size", False, "an integer"),
+                                   ("smallcnn", "dropout", True, "a number")):
+        with pytest.raises(VsentError, match=rf"^model '{name}': {key} must be {kind}, "
+                                             rf"got {value}$"):
+            create_model(name, **{key: value})
 
 
 def test_torchvision_image_size_sets_its_preprocessing():
@@ -706,10 +743,12 @@ def test_torchvision_image_size_sets_its_preprocessing():
     assert create_model("resnet18").info.preprocess == TORCHVISION_PREPROCESS
     with torch.no_grad():
         assert model(torch.randn(2, 3, 64, 64)).shape == (2, 2)
-    for bad in (16, True):
-        with pytest.raises(VsentError, match="torchvision image_size must be an integer of at "
-                                             f"least 32 pixels, got {bad!r}"):
-            create_model("resnet18", image_size=bad)
+    with pytest.raises(VsentError, match="torchvision image_size must be an integer of at "
+                                         "least 32 pixels, got 16"):
+        create_model("resnet18", image_size=16)
+    with pytest.raises(VsentError, match="model 'resnet18': image_size must be an integer, "
+                                         "got True"):  # a bool, refused for every builder
+        create_model("resnet18", image_size=True)
     with pytest.raises(VsentError, match="model 'resnet18': image_size must be an integer, "
                                          "got 64.0"):  # every builder's int option, checked once
         create_model("resnet18", image_size=64.0)

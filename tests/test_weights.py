@@ -379,3 +379,114 @@ print(sorted(n for n in sys.modules if n.startswith("vsent.models")))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------------------------
+# messages of --init PATH and of cached files (audit 22, findings 8, 9, 12)
+
+
+def test_init_file_errors_say_what_the_file_is(tmp_path, monkeypatch):
+    model = create_model("smallcnn")
+    torch.save(model.state_dict(), tmp_path / "whole.pt")
+    data = (tmp_path / "whole.pt").read_bytes()
+    (tmp_path / "half.pt").write_bytes(data[:len(data) // 2])
+    (tmp_path / "text.pt").write_text("hello\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "adir").mkdir()
+    expected = {
+        "text.pt": "not a PyTorch state dict (not a file written by torch.save)",
+        "half.pt": "not a PyTorch state dict (truncated or corrupt: an incomplete file "
+                   "(copied or saved part way?))",
+        "empty.pt": "not a PyTorch state dict (an empty file)",
+        "adir": "a folder; give a weights file (.pt, .pth, .safetensors or .caffemodel)",
+    }
+    for name, why in expected.items():
+        with pytest.raises(WeightsError) as err:
+            create_model("smallcnn", init=str(tmp_path / name))
+        assert str(err.value) == f"{tmp_path / name}: {why}"
+    monkeypatch.chdir(tmp_path)  # a bare folder name is a folder, not a misspelt keyword
+    with pytest.raises(WeightsError, match=r"^adir: a folder; give a weights file"):
+        create_model("smallcnn", init="adir")
+
+
+def test_a_data_parallel_state_dict_loads_without_its_module_prefix(tmp_path):
+    torch.manual_seed(3)
+    source = create_model("smallcnn")
+    torch.save({"module." + k: v for k, v in source.state_dict().items()}, tmp_path / "dp.pt")
+    model = create_model("smallcnn", init=tmp_path / "dp.pt")
+    assert _equal(model, source)
+    # not stripped when only some keys have it: those are simply not the model's
+    mixed = {("module." + k if k.startswith("fc.") else k): v
+             for k, v in source.state_dict().items()}
+    torch.save(mixed, tmp_path / "mixed.pt")
+    with pytest.raises(WeightsError, match=r"2 weights missing .*fc\.weight .*file missing"):
+        create_model("smallcnn", init=tmp_path / "mixed.pt")
+
+
+def test_weights_of_another_architecture_get_a_hint(tmp_path):
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pt")
+    with pytest.raises(WeightsError) as err:
+        create_model("smallcnn", init=tmp_path / "r18.pt")
+    assert str(err.value).endswith(
+        "(no tensor of the file fits: weights of another architecture? its 122 keys start "
+        "conv1.weight, bn1.weight, the model's features.block1.0.weight, "
+        "features.block1.1.weight)")
+    torch.save({**create_model("smallcnn").state_dict(), "fc.weight": torch.zeros(3, 256)},
+               tmp_path / "near.pt")
+    with pytest.raises(WeightsError) as err:  # most of it fits: no hint
+        create_model("smallcnn", init=tmp_path / "near.pt")
+    assert "another architecture" not in str(err.value)
+
+
+def test_init_keyword_messages_list_a_familys_tags():
+    from vsent.models.weights import apply_init
+
+    model = create_model("smallcnn")
+    tags = ("openai", "yfcc15m")
+    with pytest.raises(WeightsError, match=r"^clip/RN50 has no ImageNet weights: use --init "
+                                           r"random, --init TAG \(tags: openai, yfcc15m\), or "
+                                           r"--init PATH$"):
+        apply_init(model, "clip/RN50", "imagenet", weights=None, new_layers=(), tags=tags)
+    with pytest.raises(WeightsError, match=r"^--init 'opeanai': not a tag of clip/RN50 \(tags: "
+                                           r"openai, yfcc15m\) nor a weights file$"):
+        apply_init(model, "clip/RN50", "opeanai", weights=None, new_layers=(), tags=tags)
+
+
+def test_torchvision_imagenet_offline_prints_nothing_before_its_one_line(offline, monkeypatch,
+                                                                          capfd):
+    import vsent.models.torchvision_models as tv
+
+    calls = []
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(tv, "resolvable", lambda host: host != "download.pytorch.org")
+    with pytest.raises(WeightsError, match="^cannot download ImageNet weights for resnet18"):
+        create_model("resnet18", init="imagenet")
+    assert calls == [] and capfd.readouterr().err == ""  # no torch.hub "Downloading:" line
+
+
+def test_a_cached_file_of_another_sha1_is_refused_and_a_good_one_hashed_once(offline,
+                                                                             monkeypatch):
+    from vsent.models import weights as weights_module
+
+    content = b"the real weights"
+    weights = WeightsFile(url="http://example.invalid/w.caffemodel", file_name="w.caffemodel",
+                          sha1=hashlib.sha1(content).hexdigest())
+    offline.mkdir(parents=True)
+    path = offline / "w.caffemodel"
+    path.write_bytes(content[:5])  # a copy stopped part way
+    with pytest.raises(WeightsError) as err:
+        weights.fetch("caffenet")
+    assert str(err.value) == (
+        f"{path}: incomplete or different file (SHA-1 {hashlib.sha1(content[:5]).hexdigest()}, "
+        f"expected {weights.sha1}): delete it and download again ({weights.url})")
+    assert path.exists()  # the user's file: theirs to delete
+    path.write_bytes(content)
+    hashed = []
+    real = weights_module._sha1
+    monkeypatch.setattr(weights_module, "_sha1", lambda p: hashed.append(p) or real(p))
+    assert weights.fetch("caffenet") == path and weights.fetch("caffenet") == path
+    assert hashed == [path]  # checked once; the marker stands for it afterwards
+    path.write_bytes(content[:5] + content[5:].upper())  # replaced: same size, new mtime
+    os.utime(path, ns=(1, 1))
+    with pytest.raises(WeightsError, match="incomplete or different file"):
+        weights.fetch("caffenet")

@@ -31,7 +31,7 @@ from vsent.data.folds import Fold, make_folds, save_folds
 from vsent.errors import VsentError
 from vsent.evaluate import predict_proba
 from vsent.files import atomic_open, atomic_write_text
-from vsent.frozen import evaluate_model, run_meta, train_model, training_label
+from vsent.frozen import check_train_mode, evaluate_model, run_meta, train_model, training_label
 from vsent.metrics import summarize_folds, write_summary
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
@@ -62,14 +62,16 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
     """Build a prototype model (for its preprocessing and default lr) and resolve the lr.
 
     Returns the config with ``train.lr`` the lr the run trains at (a new record: ``cfg`` is
-    frozen) and the prototype. It checks ``cfg.data`` and loads ``cfg.init`` so that missing
-    data or weights stop the run before its directory exists (a directory opened for a wrong
-    ``--data`` would refuse the next try with the right one).
+    frozen) and the prototype. It checks ``cfg.data``, loads ``cfg.init`` and checks
+    ``--train``/``--head`` against the prototype so that missing data or weights, or a way to
+    train the model does not have, stop the run before its directory exists (a directory
+    opened for a wrong ``--data`` would refuse the next try with the right one).
     """
     if not Path(cfg.data).exists():
         raise VsentError(f"{cfg.data}: no such file or directory")
     model = fresh_model(cfg, cfg.seed) if cfg.zero_shot else \
         create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
+    check_train_mode(model, cfg.train_mode, cfg.head)  # e.g. last-9 of a 4-block model
     if cfg.fusion is not None:
         from vsent.analyses.fusion import check_two_way  # sklearn: imported when asked for
 

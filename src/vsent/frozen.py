@@ -22,10 +22,12 @@ Features are taken from the centre crop for training (no random crops: the featu
 10-crop evaluation applies the head to the mean of the 10 crops' features (for a linear head:
 the mean of the 10 crops' logits).
 
-``--train last-N``: :func:`freeze_all_but_last` leaves the last N of ``info.probe_layers``
-(blocks/stages in depth order) and the head trainable and freezes every other parameter; frozen
-modules stay in eval mode while training (BatchNorm statistics and dropout of the frozen part do
-not move). Parameters outside those blocks (a final norm or projection) stay frozen.
+``--train last-N``: :func:`freeze_all_but_last` leaves the last N blocks (:func:`train_blocks`:
+a block ends at a probe layer of ``info.probe_layers`` and holds the modules since the previous
+block; blocks own parameters; the head is not one) and the head trainable and freezes every other
+parameter. The frozen part below the first trainable block stays in eval mode while training
+(its BatchNorm statistics do not move, its dropout is off); dropout above it stays on, as in
+Caffe. Parameters outside the blocks (a final norm or projection) stay frozen.
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ from vsent.errors import VsentError
 from vsent.inference import infer, resolve_device
 
 __all__ = [
-    "HEADS", "LOGISTIC_CS", "TRAIN_MODES", "cached_features", "feature_key", "fit_head",
+    "HEADS", "LOGISTIC_CS", "TRAIN_MODES", "cached_features", "check_train_mode", "feature_key",
+    "fit_head",
     "fit_logistic_head", "fit_linear_head", "freeze_all_but_last", "parse_train_mode",
-    "weights_digest",
+    "train_blocks", "weights_digest",
 ]
 
 log = logging.getLogger("vsent")
@@ -189,6 +192,14 @@ def head_module(model: nn.Module, what: str = "--train head") -> nn.Module:
     return model.get_submodule(head)
 
 
+def _logistic_head(model: nn.Module) -> nn.Linear:
+    """The head ``--head logistic`` writes into: a 2-way linear layer, else a user error."""
+    head = head_module(model, "--head logistic")
+    if not isinstance(head, nn.Linear) or head.out_features != 2:
+        raise VsentError(f"--head logistic: {model.info.name}'s head is not a 2-way linear layer")
+    return head
+
+
 def freeze_backbone(model: nn.Module) -> list[str]:
     """``requires_grad`` off for every parameter outside the head; returns the trainable names."""
     return freeze_all_but_last(model, 0)
@@ -256,9 +267,7 @@ def fit_logistic_head(model: nn.Module, features: np.ndarray, labels: np.ndarray
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-    head = head_module(model, "--head logistic")
-    if not isinstance(head, nn.Linear) or head.out_features != 2:
-        raise VsentError(f"--head logistic: {model.info.name}'s head is not a 2-way linear layer")
+    head = _logistic_head(model)
     freeze_backbone(model)
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
@@ -312,21 +321,62 @@ def fit_head(model: nn.Module, features: np.ndarray, labels: np.ndarray, cfg: Tr
 # last-N
 
 
-def freeze_all_but_last(model: nn.Module, n: int) -> list[str]:
-    """Freeze every parameter except those of the last ``n`` blocks (``info.probe_layers``, in
-    depth order) and of the head (``info.new_layers``); returns the trainable parameter names.
+def train_blocks(model: nn.Module) -> list[tuple[str, tuple[str, ...]]]:
+    """The blocks ``--train last-N`` counts, in depth order: ``(name, module names)``.
 
-    Frozen modules are kept in eval mode when the model is put in training mode (their
-    BatchNorm statistics and dropout stay as in inference). ``n = 0`` trains the head only.
+    The modules are walked in registration order, depth first, descending only into modules
+    that hold a probe layer or the head below them. Each probe layer (``info.probe_layers``)
+    closes a block made of itself and the modules since the previous block, provided they own
+    parameters; a span without parameters (a ReLU or pool probe layer, a pooling stage) joins
+    the next block. So AlexNet's probe layer ``features.2`` (the first max pool) stands for
+    conv1, its ReLU and that pool, a ResNet's ``layer1`` includes the stem and its ``avgpool``
+    is no block. The head and the new layers are never blocks, nor what lies between the last
+    block and the head (CaffeNet's ``drop7``) or after the last probe layer (a final norm).
+    A block is named by its probe layer. The walk is the forward order for vsent's families
+    (sequential networks, timm/open_clip modules registered in forward order).
     """
     info = model.info
-    if n > len(info.probe_layers):
-        raise VsentError(f"--train last-{n}: {info.name} has {len(info.probe_layers)} blocks "
-                         f"({', '.join(info.probe_layers)})")
-    blocks = list(info.probe_layers[len(info.probe_layers) - n:]) if n else []
-    trainable = tuple(p for p in [*blocks, *info.new_layers, info.head] if p)
-    if not trainable:
-        raise VsentError(f"--train head: {info.name} has no separate head to train")
+    probes = set(info.probe_layers)
+    heads = {n for n in (*info.new_layers, info.head) if n}
+    marks = probes | heads
+    units: list[str] = []
+
+    def walk(prefix: str, module: nn.Module) -> None:
+        for name, child in module.named_children():
+            full = prefix + name
+            if full not in marks and any(m.startswith(full + ".") for m in marks):
+                walk(full + ".", child)
+            else:
+                units.append(full)
+
+    walk("", model)
+    blocks: list[tuple[str, tuple[str, ...]]] = []
+    span: list[str] = []
+    for unit in units:
+        if unit in heads:
+            span = []  # between the last block and the head: part of neither
+            continue
+        span.append(unit)
+        if unit in probes and any(True for u in span
+                                  for _ in model.get_submodule(u).parameters()):
+            blocks.append((unit, tuple(span)))
+            span = []
+    return blocks
+
+
+def freeze_all_but_last(model: nn.Module, n: int) -> list[str]:
+    """Freeze every parameter except those of the last ``n`` blocks (:func:`train_blocks`) and
+    of the head (``info.head``, ``info.new_layers``); returns the trainable parameter names.
+
+    When the model is put in training mode, frozen modules before the first trainable block
+    stay in eval mode (their BatchNorm statistics and dropout as in inference), and so do the
+    frozen modules after it that hold parameters or buffers (a norm's running statistics).
+    Dropout and drop-path inside or after the first trainable block follow the model's mode,
+    as in Caffe, where ``lr_mult: 0`` freezes a layer's weights but its dropout stays on.
+    ``n = 0`` trains the head only. :class:`VsentError` when ``n`` exceeds the blocks (or
+    there is nothing to train), naming them.
+    """
+    trainable = _trainable_modules(model, n)
 
     def inside(name: str) -> bool:
         return any(name == p or name.startswith(p + ".") for p in trainable)
@@ -336,21 +386,62 @@ def freeze_all_but_last(model: nn.Module, n: int) -> list[str]:
         p.requires_grad_(inside(name))
         if p.requires_grad:
             names.append(name)
-    # modules with nothing trainable in or under them: eval mode whenever the model trains
-    frozen = [m for name, m in model.named_modules()
-              if name and not inside(name) and not any(t.startswith(name + ".") for t in trainable)]
-    _keep_eval(model, frozen)
+    modules = list(model.named_modules())
+    start = min(i for i, (name, _) in enumerate(modules) if name in trainable)
+    # modules with nothing trainable in or under them, before the first trainable block or
+    # holding state of their own: eval mode whenever the model trains
+    held = [m for i, (name, m) in enumerate(modules)
+            if name and not inside(name) and not any(t.startswith(name + ".") for t in trainable)
+            and (i < start or _holds_state(m))]
+    _keep_eval(model, held)
     return names
 
 
-def _keep_eval(model: nn.Module, frozen: list[nn.Module]) -> None:
-    """``model.train(mode)`` then ``eval()`` on ``frozen`` (set on the instance, idempotent)."""
+def _trainable_modules(model: nn.Module, n: int) -> tuple[str, ...]:
+    """Names of the modules ``--train last-n`` (``n = 0``: head) trains, without changing the
+    model; :class:`VsentError` when ``n`` exceeds the blocks or nothing would train."""
+    info = model.info
+    blocks = train_blocks(model)
+    if n > len(blocks):
+        names = ", ".join(b for b, _ in blocks) or "none"
+        raise VsentError(f"--train last-{n}: {info.name} has {len(blocks)} blocks besides the "
+                         f"head ({names})")
+    spans = [u for _, span in blocks[len(blocks) - n:] for u in span] if n else []
+    trainable = tuple(p for p in [*spans, *info.new_layers, info.head] if p)
+    if not trainable:
+        raise VsentError(f"--train head: {info.name} has no separate head to train")
+    return trainable
+
+
+def check_train_mode(model: nn.Module, mode: str, head: str = "linear") -> None:
+    """:class:`VsentError` when ``--train mode`` (and ``--head head``) cannot train ``model``
+    (a prototype: nothing is changed), so a run stops before its directory exists."""
+    n = parse_train_mode(mode)
+    if n is None:
+        return
+    _trainable_modules(model, n)
+    if n == 0:
+        head_module(model)
+        if head == "logistic":
+            _logistic_head(model)
+
+
+def _holds_state(module: nn.Module) -> bool:
+    """Whether ``module`` itself (not its children) has parameters or buffers."""
+    return any(True for _ in module.parameters(recurse=False)) or \
+        any(True for _ in module.buffers(recurse=False))
+
+
+def _keep_eval(model: nn.Module, held: list[nn.Module]) -> None:
+    """``model.train(mode)``, then ``held`` modules back to eval mode, each one alone (not its
+    children: a dropout under a held norm follows its own rule). Set on the instance,
+    idempotent."""
     cls_train = type(model).train
 
     def train(mode: bool = True) -> nn.Module:
         cls_train(model, mode)
-        for m in frozen:
-            m.eval()
+        for m in held:
+            m.training = False
         return model
 
     model.train = train  # type: ignore[method-assign]
@@ -394,8 +485,11 @@ def train_model(
         return fit_head(model, feats[train_idx], labels[train_idx], train_cfg, cfg.head)
     if n is not None:
         trainable = freeze_all_but_last(model, n)
-        log.info("%s: training %d parameter tensors (last %d blocks and the head)", desc,
-                 len(trainable), n)
+        blocks = ", ".join(b for b, _ in train_blocks(model)[-n:])
+        head = model.info.head
+        log.info("%s: training %d parameter tensors (last %d blocks: %s; %s)", desc,
+                 len(trainable), n, blocks,
+                 f"and the head {head}" if head else "no separate head")
     return fit(model, images[train_idx], labels[train_idx], train_cfg, state_path=state_path,
                progress=progress, desc=desc)
 

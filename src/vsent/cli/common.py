@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vsent.config import OPTIMIZERS, SCHEDULES, SUBSETS
+from vsent.errors import EXIT_USER_ERROR
 
 #: Where the Twitter I dataset is looked for when --data is not given.
 DEFAULT_DATA_ENV = "VSENT_DATA"
@@ -161,9 +162,26 @@ def key_value(text: str) -> tuple[str, Any]:
         return key.strip(), value
 
 
+class _ModelArgs(argparse.Action):
+    """Appends each ``--model-arg`` pair; a ``num_classes`` other than 2 stops the command with
+    one line (``vsent: error: ...``, exit 2): the task sets it (two classes), and a 3-way model
+    would train with a third, empty class. CaffeNet's 4096/1000-wide raw tops come with
+    ``--arch``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        key, value = values
+        if key == "num_classes" and value != 2:
+            parser.exit(EXIT_USER_ERROR, f"vsent: error: --model-arg num_classes={value}: "
+                                         "the task sets num_classes (2: negative, positive); "
+                                         "CaffeNet's raw tops (fc7-4096, fc8-1000) come with "
+                                         "--arch\n")
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), values])
+
+
 def add_model_arg(g: argparse._ArgumentGroup) -> None:
     """``--model-arg KEY=VALUE`` (repeatable): builder options of the model, as a list of pairs."""
-    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+    g.add_argument("--model-arg", action=_ModelArgs, default=[], metavar="KEY=VALUE",
                    type=key_value,
                    help="builder option of the model, VALUE in JSON (e.g. image_size=96 or "
                         "widths=[16,32] for smallcnn, input_size=256 for pcnn); repeatable")

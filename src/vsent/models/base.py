@@ -18,6 +18,7 @@ Analyses read ``model.info`` and call these two methods; they never search for "
 from __future__ import annotations
 
 import importlib
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType, ModuleType
@@ -97,6 +98,20 @@ def import_extra(module: str, what: str, extra: str = "backbones") -> ModuleType
     except ImportError:
         raise VsentError(f"{what} need the {extra!r} extra: pip install "
                          f"'vsent[{extra}]'") from None
+
+
+def positive_ints(value: Any, what: str, count: int | None = None) -> tuple[int, ...]:
+    """``value`` (a list or tuple, e.g. ``--model-arg widths=[16,32]``) as a tuple of positive
+    integers; :class:`VsentError` "<what> must be [count] positive integers, got ..." for text,
+    fractions (not truncated), bools, another length or an empty sequence."""
+    ok = isinstance(value, (list, tuple)) and len(value) > 0 \
+        and (count is None or len(value) == count) \
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+                for v in value)
+    if not ok:
+        raise VsentError(f"{what} must be {f'{count} ' if count else ''}positive integers, "
+                         f"got {value!r}")
+    return tuple(int(v) for v in value)
 
 
 class SentimentModel(nn.Module):

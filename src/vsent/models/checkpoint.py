@@ -117,14 +117,11 @@ def read_checkpoint(path: str | PathLike[str], *, map_location: str | torch.devi
     except OSError as exc:
         raise WeightsError(f"{path}: cannot read it ({exc.strerror})") from None
     zipped = head[:2] == b"PK"
-    if head[:1] != b"\x80" and not zipped:  # neither torch.save's zip nor its legacy pickle
-        what = "an empty file" if not head else "not a file written by torch.save"
-        if path.suffix == ".onnx":
+    what = not_torch_save(head)
+    if what is not None:
+        if path.suffix == ".onnx" and what != _TRUNCATED:
             what += "; an ONNX export: score it with `vsent predict --engine onnx`"
         raise WeightsError(f"{path}: not a vsent checkpoint ({what})")
-    # cut inside the zip's first header: torch would read it as a pickle ("Unsupported operand")
-    if zipped and head != _ZIP_MAGIC:
-        raise WeightsError(f"{path}: not a vsent checkpoint ({_TRUNCATED})")
     try:
         with warnings.catch_warnings():  # torch's notice when it is handed a TorchScript file
             warnings.simplefilter("ignore", UserWarning)
@@ -140,6 +137,32 @@ def read_checkpoint(path: str | PathLike[str], *, map_location: str | torch.devi
             f"{path}: not a vsent checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})"
         )
     return ckpt
+
+
+def not_torch_save(head: bytes) -> str | None:
+    """Why a file starting with the 4 bytes ``head`` cannot have been written whole by
+    torch.save (neither its zip nor its legacy pickle; or a zip cut inside its first header,
+    which torch would read as a pickle: "Unsupported operand"), or None."""
+    zipped = head[:2] == b"PK"
+    if head[:1] != b"\x80" and not zipped:
+        return "an empty file" if not head else "not a file written by torch.save"
+    if zipped and head != _ZIP_MAGIC:
+        return _TRUNCATED
+    return None
+
+
+def load_failure(path: Path, exc: Exception) -> str:
+    """Why ``torch.load(path)`` raised ``exc``, in a few words (as :func:`read_checkpoint`
+    says it): an empty or foreign file, a truncated one, or torch's own reason. Asked after
+    the failure, so a file torch reads although torch.save did not write it (safetensors) is
+    not refused beforehand."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        return f"cannot read it ({e.strerror})"
+    what = None if path.suffix.lower() == ".safetensors" else not_torch_save(head)
+    return what or _load_failure(exc, zipped=head[:2] == b"PK")
 
 
 def _load_failure(exc: Exception, zipped: bool = False) -> str:

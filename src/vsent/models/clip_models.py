@@ -237,7 +237,7 @@ def resolve(name: str):
     """Registry entry of ``clip/<arch>`` (see :func:`vsent.models.registry.register_family`).
 
     It carries no ``imagenet`` weights: CLIP weights are chosen by tag (``--init openai``:
-    ``entry.tagged`` returns :func:`pretrained_weights` of the tag).
+    ``entry.tagged`` returns :func:`pretrained_weights` of the tag; ``entry.tags`` lists them).
     """
     from vsent.models.registry import ModelEntry
 
@@ -250,11 +250,13 @@ def resolve(name: str):
         return build_clip(arch, num_classes=num_classes)
 
     builder.__name__ = builder.__qualname__ = name
+    known = tuple(tags(arch))
+
     def tagged(init: str):
         # --init openai: the tag's record (downloaded when the model is built); else a path
-        return pretrained_weights(arch, init) if init in tags(arch) else None
+        return pretrained_weights(arch, init) if init in known else None
 
-    return ModelEntry(name, builder, None, tagged=tagged)
+    return ModelEntry(name, builder, None, tagged=tagged, tags=known)
 
 
 def register() -> None:

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from vsent.data.transforms import CAFFE_PREPROCESS
 from vsent.errors import VsentError
-from vsent.models.base import ModelInfo, SentimentModel
+from vsent.models.base import ModelInfo, SentimentModel, positive_ints
 from vsent.models.caffenet import Conv2dReLU, LinearReLU
 from vsent.models.registry import register_model
 from vsent.models.weights import init_new_linear
@@ -75,10 +75,8 @@ class PCNN(SentimentModel, nn.Sequential):
     ) -> None:
         if input_size not in (227, 256):
             raise VsentError(f"pcnn input_size must be 227 or 256, got {input_size!r}")
-        if len(fc_widths) != 3 or any(int(w) < 1 for w in fc_widths):
-            raise VsentError(f"pcnn fc_widths must be 3 positive integers, got {fc_widths!r}")
+        w1, w2, w3 = positive_ints(fc_widths, "pcnn fc_widths", 3)  # 1.5 is refused, not cut
         side = pool_out(conv_out(pool_out(conv_out(input_size, 11, 4), 3, 2), 5, 2), 3, 2)
-        w1, w2, w3 = (int(w) for w in fc_widths)
         super().__init__(OrderedDict(
             conv1=Conv2dReLU(3, 96, kernel_size=11, stride=4),
             pool1=nn.MaxPool2d(3, stride=2, ceil_mode=True),

@@ -52,6 +52,8 @@ class ModelEntry:
     #: Named pretrained sets (CLIP tags): ``tagged(init)`` -> the record of ``--init init``, or
     #: None when ``init`` is not one of its tags (then it is a path).
     tagged: Callable[[str], PretrainedWeights | None] | None = None
+    #: The names ``tagged`` knows, for messages (``--init imagenet`` or a misspelt tag).
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,8 @@ def create_model(
     except (ValueError, TypeError) as exc:  # a value the builder refuses (dropout=2)
         raise VsentError(f"model {name!r}: {' '.join(str(exc).split())}") from None
     check_interface(model, name)
-    apply_init(model, name, init, weights=weights, new_layers=model.info.new_layers)
+    apply_init(model, name, init, weights=weights, new_layers=model.info.new_layers,
+               tags=entry.tags)
     if weights is not None and isinstance(init, str) and init in ("imagenet", weights.tag):
         # The pretrained weights expect their own input statistics; a size the user chose
         # (``image_size``) keeps its crop.
@@ -230,13 +233,16 @@ _NUMBER_TYPES = {"int": "an integer", "float": "a number", "bool": "true or fals
 
 def _check_option_types(name: str, builder: Callable[..., Any], kwargs: dict[str, Any]) -> None:
     """VsentError for a text value of an option the builder annotates as a plain ``int``,
-    ``float`` or ``bool`` (``--model-arg image_size=abc``); other checks are the builder's."""
+    ``float`` or ``bool`` (``--model-arg image_size=abc``), a fraction for an ``int`` and a
+    bool for an ``int`` or ``float`` (``image_size=true``); other checks are the builder's."""
     params = inspect.signature(builder).parameters
     for key, value in kwargs.items():
         annotation = getattr(params.get(key), "annotation", None)
         if not isinstance(annotation, str):
             annotation = getattr(annotation, "__name__", None)
-        wrong = isinstance(value, str) or (annotation == "int" and isinstance(value, float))
+        # a bool is an int to Python, not a size or a rate to a user (image_size=true)
+        wrong = isinstance(value, str) or (annotation == "int" and isinstance(value, float)) \
+            or (annotation in ("int", "float") and isinstance(value, bool))
         if annotation in _NUMBER_TYPES and wrong:
             raise VsentError(f"model {name!r}: {key} must be {_NUMBER_TYPES[annotation]}, "
                              f"got {value!r}")

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError
-from vsent.models.base import ModelInfo, SentimentModel
+from vsent.models.base import ModelInfo, SentimentModel, positive_ints
 from vsent.models.registry import register_model
 from vsent.models.weights import init_new_linear
 
@@ -27,17 +27,20 @@ SMALLCNN_PREPROCESS = Preprocess(
 )
 
 
-def smallcnn_preprocess(crop: int = 56) -> Preprocess:
+def smallcnn_preprocess(crop: int = 56, blocks: int = 4) -> Preprocess:
     """:data:`SMALLCNN_PREPROCESS` for ``crop`` x ``crop`` crops, the warp keeping the 64:56
-    ratio (``crop`` 96 -> images warped to 110 x 110)."""
+    ratio (``crop`` 96 -> images warped to 110 x 110). Each of the ``blocks`` halves the side,
+    so ``crop`` must be at least ``2 ** blocks`` (else the last pool has nothing to pool)."""
     crop = int(crop)
-    if crop < 8:
-        raise VsentError(f"smallcnn image_size must be at least 8 pixels, got {crop}")
+    if crop < 2 ** blocks:
+        raise VsentError(f"smallcnn image_size must be at least {2 ** blocks} pixels for "
+                         f"{blocks} blocks, got {crop}")
     return SMALLCNN_PREPROCESS.with_crop(crop)
 
 
 class SmallCNN(SentimentModel):
-    """Small CNN: ``forward(x: float (B, 3, H, W)) -> logits (B, num_classes)``, any H, W >= 2**n.
+    """Small CNN: ``forward(x: float (B, 3, H, W)) -> logits (B, num_classes)``, H, W >= 2**n
+    for n blocks (``image_size`` is checked against it).
 
     Parameters
     ----------
@@ -60,8 +63,8 @@ class SmallCNN(SentimentModel):
         image_size: int = 56,
     ) -> None:
         super().__init__()
-        if not widths or any(int(w) < 1 for w in widths):
-            raise VsentError(f"smallcnn widths must be positive integers, got {widths!r}")
+        widths = positive_ints(widths, "smallcnn widths")
+        preprocess = smallcnn_preprocess(image_size, len(widths))  # before building anything
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
         c_in = 3
         for i, width in enumerate(widths, start=1):
@@ -80,7 +83,7 @@ class SmallCNN(SentimentModel):
         self.info = ModelInfo(
             name="smallcnn",
             family="smallcnn",
-            preprocess=smallcnn_preprocess(image_size),
+            preprocess=preprocess,
             num_outputs=num_classes,
             head="fc",
             new_layers=(),

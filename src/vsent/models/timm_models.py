@@ -185,8 +185,16 @@ def _is_module(net: nn.Module, name: str) -> bool:
 
 
 def _pretrained_cfg(arch: str) -> dict[str, Any]:
+    """timm's pretrained configuration of ``arch`` (``{}`` when it has none);
+    :class:`VsentError` naming the valid tags for an unknown ``<arch>.<tag>``."""
     timm = _timm()
-    cfg = timm.models.get_pretrained_cfg(arch)
+    try:
+        cfg = timm.models.get_pretrained_cfg(arch)
+    except RuntimeError:  # timm.is_model accepts any tag, its configurations do not
+        name, tag = timm.models.split_model_name_tag(arch)
+        tags = [t.partition(".")[2] for t in timm.models.get_arch_pretrained_cfgs(name)]
+        raise VsentError(f"unknown timm pretrained tag {tag!r} for {name} (tags: "
+                         f"{', '.join(tags) or 'none'})") from None
     return {} if cfg is None else cfg.to_dict()
 
 

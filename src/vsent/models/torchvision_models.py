@@ -23,7 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import partial
 from http.client import HTTPException
+from pathlib import PurePosixPath
 from typing import Literal
+from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +39,7 @@ from vsent.models.weights import (
     download_failed_message,
     hub_checkpoint_dir,
     init_new_linear,
+    resolvable,
 )
 
 #: torchvision's ImageNet preprocessing: resize 256, centre crop 224, RGB, mean/std normalised.
@@ -165,16 +168,23 @@ def build_torchvision(spec: TorchvisionSpec, *, num_classes: int = 2,
 
 
 def imagenet_state_dict(name: str, model: nn.Module) -> dict[str, Tensor]:
-    """torchvision's ``DEFAULT`` ImageNet weights of ``name`` (cached in the torch hub dir)."""
+    """torchvision's ``DEFAULT`` ImageNet weights of ``name`` (cached in the torch hub dir).
+
+    Without the file in the cache and without a network, the one-line :class:`WeightsError`
+    comes before torch.hub starts (it would first print its "Downloading: ..." line).
+    """
     import torchvision
 
     weights = torchvision.models.get_model_weights(name).DEFAULT
+    url = urlparse(weights.url)
+    cached = hub_checkpoint_dir() / PurePosixPath(url.path).name  # torch.hub's file name
+    failed = download_failed_message(name, weights.url, hub_checkpoint_dir())
+    if not cached.is_file() and not resolvable(url.hostname or ""):
+        raise WeightsError(failed)
     try:
         return weights.get_state_dict(progress=True)
     except (OSError, HTTPException) as exc:  # URLError is an OSError
-        raise WeightsError(
-            download_failed_message(name, weights.url, hub_checkpoint_dir())
-        ) from exc
+        raise WeightsError(failed) from exc
 
 
 def _register(spec: TorchvisionSpec) -> None:

@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http.client import HTTPException
 from os import PathLike, fspath
@@ -50,7 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
-from vsent.errors import WeightsError, one_line
+from vsent.errors import WeightsError
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ def apply_init(
     *,
     weights: PretrainedWeights | None,
     new_layers: Iterable[str],
+    tags: Sequence[str] = (),
 ) -> nn.Module:
     """Initialise ``model`` (built by the registered builder ``name``) from ``init``, in place.
 
@@ -107,6 +108,8 @@ def apply_init(
     new_layers : iterable of str
         Module names that replace the pretrained head: left fresh by ``"imagenet"``, allowed to be
         missing or mismatched in a file.
+    tags : sequence of str
+        The family's named weights (CLIP tags), listed when ``init`` is none of them.
 
     Returns
     -------
@@ -121,29 +124,46 @@ def apply_init(
         load_matching(model, weights.loader(model), source=weights.source,
                       new_layers=new_layers, skip_new=True)
         return model
+    named = f" (tags: {', '.join(tags)})" if tags else ""
     if isinstance(init, str) and init == "imagenet":
         if weights is None:
-            raise WeightsError(
-                f"{name} has no ImageNet weights: use --init random or --init PATH"
-            )
+            raise WeightsError(f"{name} has no ImageNet weights: use --init random, "
+                               f"{'--init TAG' + named + ', ' if tags else ''}or --init PATH")
         state = weights.loader(model)
         # The replaced head is fresh by definition, even where its shape happens to match
         # (e.g. num_classes=1000).
         load_matching(model, state, source=f"ImageNet weights of {name}",
                       new_layers=new_layers, skip_new=True)
         return model
-    if not Path(init).is_file() and isinstance(init, str) and "/" not in init \
-            and not Path(init).suffix:  # a misspelt keyword, not a missing file
+    if isinstance(init, str) and "/" not in init and not Path(init).suffix \
+            and not Path(init).exists():  # a misspelt keyword or tag, not a missing file
+        if tags:
+            raise WeightsError(f"--init {init!r}: not a tag of {name}{named} nor a weights file")
         raise WeightsError(f"--init {init!r}: use random, imagenet (a CLIP tag for clip/ "
                            "models) or the path of a weights file")
-    state = read_state_dict(init)
+    state = without_module_prefix(read_state_dict(init), model.state_dict())
     load_matching(model, state, source=fspath(init), new_layers=new_layers)
     return model
+
+
+def without_module_prefix(state: Mapping[str, Tensor],
+                          own: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+    """``state`` without the ``module.`` that ``DataParallel``/``DistributedDataParallel``
+    put before every key of a state dict saved from the wrapper (common practice), when every
+    key has it and the model's keys do not; else ``state`` as it is."""
+    prefix = "module."
+    if not state or not all(k.startswith(prefix) for k in state) \
+            or any(k.startswith(prefix) for k in own):
+        return state
+    return {k[len(prefix):]: v for k, v in state.items()}
 
 
 def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
     """Tensors of a ``.pt``/``.pth`` state dict, a vsent checkpoint or a ``.caffemodel`` file."""
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path}: a folder; give a weights file (.pt, .pth, .safetensors or "
+                           ".caffemodel)")
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
     if path.suffix.lower() == ".caffemodel":
@@ -154,7 +174,10 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
         # weights_only: a weights file must not be able to run code when loaded.
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
-        raise WeightsError(f"{path}: not a PyTorch state dict ({one_line(exc)})") from exc
+        from vsent.models.checkpoint import load_failure  # (it imports the registry: not above)
+
+        raise WeightsError(f"{path}: not a PyTorch state dict ({load_failure(path, exc)})") \
+            from exc
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]  # vsent checkpoint (or Lightning-style {"state_dict": ...})
     if not isinstance(obj, Mapping) or not all(
@@ -215,7 +238,7 @@ def load_matching(
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
         raise WeightsError(
             f"{source}: {len(bad)} weights missing or of the wrong shape: "
-            f"{', '.join(bad[:3])}{more}"
+            f"{', '.join(bad[:3])}{more}{_nothing_fits(state, own, loaded)}"
         )
     model.load_state_dict(loaded, strict=False)
     unused = sorted(k for k in state if k not in own)
@@ -225,6 +248,17 @@ def load_matching(
         logger.info("%s: dropped keys the model does not have: %s", source, ", ".join(unused))
     logger.info("%s: loaded %d of %d model tensors", source, len(loaded), len(own))
     return list(loaded)
+
+
+def _nothing_fits(state: Mapping[str, Tensor], own: Mapping[str, Tensor],
+                  loaded: Mapping[str, Tensor]) -> str:
+    """A hint when not one tensor of the file fits the model (weights of another architecture,
+    or keys under another prefix): the first keys of both; else ``""``."""
+    if loaded or not state:
+        return ""
+    return (f" (no tensor of the file fits: weights of another architecture? its {len(state)} "
+            f"keys start {', '.join(list(state)[:2])}, the model's "
+            f"{', '.join(list(own)[:2])})")
 
 
 def hub_checkpoint_dir() -> Path:
@@ -239,19 +273,14 @@ def hub_download(host: str = "huggingface.co") -> Iterator[None]:
     already in its cache still load, missing ones fail at once instead of after a minute of
     retries; the hub's retry warnings and open_clip's messages (it logs on the root logger)
     are kept out of the log: a failure is the caller's one-line WeightsError."""
-    import socket
-
     try:
         from huggingface_hub import constants
     except ImportError:  # pragma: no cover - timm and open_clip depend on huggingface_hub
         yield
         return
     offline = constants.HF_HUB_OFFLINE
-    if not offline:
-        try:
-            socket.getaddrinfo(host, 443)
-        except OSError:
-            constants.HF_HUB_OFFLINE = True
+    if not offline and not resolvable(host):
+        constants.HF_HUB_OFFLINE = True
     quiet = [logging.getLogger("huggingface_hub"), logging.getLogger()]  # vsent's: its own
     levels = [q.level for q in quiet]
     for q in quiet:
@@ -262,6 +291,17 @@ def hub_download(host: str = "huggingface.co") -> Iterator[None]:
         constants.HF_HUB_OFFLINE = offline
         for q, level in zip(quiet, levels, strict=True):
             q.setLevel(level)
+
+
+def resolvable(host: str) -> bool:
+    """Whether ``host``'s name resolves (no: no network, a download would fail anyway)."""
+    import socket
+
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
 
 
 def hf_cache_dir() -> str:
@@ -286,10 +326,20 @@ class WeightsFile:
     description: str = ""
 
     def fetch(self, model_name: str) -> Path:
-        """Path of the cached file, downloaded first if needed; :class:`WeightsError` offline."""
+        """Path of the cached file, downloaded first if needed; :class:`WeightsError` offline.
+
+        A file found in the cache (put there by hand, as the offline message says) is checked
+        against the SHA-1 once: a ``<file>.sha1-ok`` marker next to it records the size and
+        mtime it was checked at, so a 230 MB file is not hashed at every load.
+        """
         folder = hub_checkpoint_dir()
         path = folder / self.file_name
         if path.is_file():
+            digest = self._wrong_digest(path)
+            if digest is not None:
+                raise WeightsError(f"{path}: incomplete or different file (SHA-1 {digest}, "
+                                   f"expected {self.sha1}): delete it and download again "
+                                   f"({self.url})")
             return path
         folder.mkdir(parents=True, exist_ok=True)
         try:
@@ -297,14 +347,31 @@ class WeightsFile:
             torch.hub.download_url_to_file(self.url, fspath(path), progress=True)
         except (OSError, HTTPException) as exc:
             raise WeightsError(download_failed_message(model_name, self.url, folder)) from exc
-        if self.sha1 is not None:
-            digest = _sha1(path)
-            if digest != self.sha1:
-                path.unlink()
-                raise WeightsError(
-                    f"{self.url}: downloaded file has SHA-1 {digest}, expected {self.sha1}"
-                )
+        digest = self._wrong_digest(path)
+        if digest is not None:
+            path.unlink()
+            raise WeightsError(
+                f"{self.url}: downloaded file has SHA-1 {digest}, expected {self.sha1}"
+            )
         return path
+
+    def _wrong_digest(self, path: Path) -> str | None:
+        """``path``'s SHA-1 when it is not :attr:`sha1`, else None. A ``<file>.sha1-ok`` marker
+        records the size and mtime of a file that matched, so it is hashed once."""
+        if self.sha1 is None:
+            return None
+        marker = path.with_name(path.name + ".sha1-ok")
+        stat = path.stat()
+        stamp = f"{self.sha1} {stat.st_size} {stat.st_mtime_ns}"
+        with suppress(OSError):  # no marker yet
+            if marker.read_text() == stamp:
+                return None
+        digest = _sha1(path)
+        if digest != self.sha1:
+            return digest
+        with suppress(OSError):  # a read-only cache: checked again next time
+            marker.write_text(stamp)
+        return None
 
 
 def download_failed_message(model_name: str, url: str, folder: Path) -> str:
