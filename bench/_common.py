@@ -27,6 +27,17 @@ def photo_jpegs(n: int, folder: Path) -> list[Path]:
     return paths
 
 
+def write_json(out: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``out`` (its folder made), atomically: an interrupted
+    benchmark leaves the committed file whole (``plot_accuracy_cost.py`` reads them)."""
+    from vsent.files import atomic_write_text
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(obj, indent=2) + "\n")
+    return out
+
+
 def write_report(out: Path, report: dict[str, Any]) -> None:
     """Write ``report`` as JSON to ``out`` with the machine and the versions (git commit)."""
     from vsent.runs import versions
@@ -34,6 +45,30 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     report = {**report, "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                     "python": platform.python_version()},
               "versions": versions()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out, report)
     print(f"wrote {out}", file=sys.stderr)
+
+
+def load_average() -> list[float] | None:
+    """``os.getloadavg()`` (1, 5, 15 min), None where the system has none: these machines are
+    shared, and the load says how far a run's rates are inflated."""
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+def paired_ratios(numerator: list[float], denominator: list[float], *, what: str,
+                  at_most_one: bool = False) -> dict[str, Any]:
+    """Ratios of two rates measured side by side, repeat by repeat (both under the same
+    load, unlike the ratio of two best values, which may come from different repeats), and
+    their median. ``at_most_one``: the numerator cannot be faster (end to end vs its pure
+    forward); a ratio above 1 means the load changed within a repeat: ``impossible`` is set
+    and a warning printed."""
+    ratios = [a / b for a, b in zip(numerator, denominator, strict=True)]
+    impossible = at_most_one and any(r > 1 for r in ratios)
+    if impossible:
+        print(f"warning: {what} above 1 in a repeat ({', '.join(f'{r:.2f}' for r in ratios)}): "
+              "end to end cannot beat its pure forward, so the machine's load changed within "
+              "the run; rerun on a quieter machine or with more images", file=sys.stderr)
+    return {"per_repeat": ratios, "median": float(np.median(ratios)), "impossible": impossible}

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import photo_jpegs
+from _common import load_average, paired_ratios, photo_jpegs, write_json
 
 from vsent.export import OnnxPredictor, export_model
 from vsent.models import clip_models, create_model, timm_models  # noqa: F401  (families)
@@ -60,12 +60,14 @@ def bench_model(name: str, paths: list[Path], tmp: Path, *, batch_size: int, rep
         "torch": Predictor.from_checkpoint(ckpt, batch_size=batch_size, device=device),
         "onnxruntime": OnnxPredictor.from_file(onnx_path, batch_size=batch_size, device=device),
     }
-    best = dict.fromkeys(engines, 0.0)
+    rates: dict[str, list[float]] = {key: [] for key in engines}
     rows = {}
     for _ in range(repeats):
         for key, pred in engines.items():
             rate, rows[key] = _rate(pred, paths)
-            best[key] = max(best[key], rate)
+            rates[key].append(rate)
+    best = {key: max(v) for key, v in rates.items()}
+    paired = paired_ratios(rates["onnxruntime"], rates["torch"], what=f"{name} onnx/torch")
     diff = max(abs(a["prob_positive"] - b["prob_positive"])
                for a, b in zip(rows["torch"], rows["onnxruntime"], strict=True))
     pre = model.info.preprocess
@@ -73,6 +75,9 @@ def bench_model(name: str, paths: list[Path], tmp: Path, *, batch_size: int, rep
             "torch_img_s": round(best["torch"], 1),
             "onnxruntime_img_s": round(best["onnxruntime"], 1),
             "ratio_onnx_torch": round(best["onnxruntime"] / best["torch"], 2),
+            # within each repeat, side by side (the ratio above is of two best values)
+            "ratio_onnx_torch_per_repeat": [round(r, 2) for r in paired["per_repeat"]],
+            "ratio_onnx_torch_median": round(paired["median"], 2),
             "max_prob_diff": diff}
 
 
@@ -126,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-frozen", action="store_true", help="skip the frozen-training part")
     args = ap.parse_args(argv)
     results = []
+    load_before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         paths = photo_jpegs(args.n, Path(tmp))
         for name in args.models:
@@ -141,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"benchmark": "backbones", "n_images": args.n, "batch_size": args.batch_size,
            "device": args.device, "torch_threads": torch.get_num_threads(),
            "cpu": platform.processor() or platform.machine(),
+           "loadavg_before": load_before, "loadavg_after": load_average(),
            "versions": versions(), "results": results}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    write_json(args.out, doc)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

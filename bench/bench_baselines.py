@@ -17,12 +17,13 @@ Usage: ``uv run python bench/bench_baselines.py [--data ../shared/datasets/twitt
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
 import time
 from pathlib import Path
+
+from _common import load_average, write_json
 
 from vsent.analyses.baselines import FEATURE_SETS, run_baselines
 from vsent.cli.common import default_data
@@ -40,19 +41,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="use the normal feature cache ($VSENT_CACHE) instead of an empty one, "
                         "i.e. measure a rerun")
     p.add_argument("--run-dir", help="keep the run directory here (default: a temporary one)")
-    p.add_argument("--out", default=f"bench/results/baselines-{time.strftime('%Y%m%d-%H%M%S')}"
-                                    ".json", help="result JSON (default bench/results/...)")
+    p.add_argument("--out", default="bench/results/baselines.json",
+                   help="result JSON (default bench/results/baselines.json, as `make bench`)")
     args = p.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="vsent-bench-baselines-") as tmp:
         cache = None if args.warm else Path(tmp) / "cache"
         run_dir = Path(args.run_dir) if args.run_dir else Path(tmp) / "run"
-        load_before = os.getloadavg()
+        load_before = load_average()
         start = time.perf_counter()
         table = run_baselines(args.data, args.subset, args.folds, args.features, run_dir,
                               args.seed, cache_dir=cache, progress=False)
         wall = time.perf_counter() - start
-        load_after = os.getloadavg()
+        load_after = load_average()
 
     timings = table["timings"]
     subsets = [s for s in timings if s != "total_s"]
@@ -84,11 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         "accuracy": accuracy,
         "versions": versions(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wall {wall:.0f} s on {os.cpu_count()} cores (load {load_before[0]:.1f} -> "
-          f"{load_after[0]:.1f})")
+    out = write_json(args.out, result)
+    load = "" if None in (load_before, load_after) else \
+        f" (load {load_before[0]:.1f} -> {load_after[0]:.1f})"
+    print(f"wall {wall:.0f} s on {os.cpu_count()} cores{load}")
     for s, part in parts.items():
         print(f"  {s}: " + ", ".join(f"{k} {v:.0f}" for k, v in part.items()))
     print(f"written {out}")

@@ -18,7 +18,6 @@ Usage: ``uv run python bench/bench_core.py [--models caffenet smallcnn] [--n 128
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import load_average, paired_ratios, write_json
 
 from vsent.data.images import load_resized
 from vsent.data.transforms import center_crop, normalize, ten_crop
@@ -95,12 +95,17 @@ def bench_inference(name: str, paths: list[Path], bs: int, repeats: int) -> dict
         key = "ten_crop" if oversample else "center"
         f, e = max(forward), max(end_to_end)
         bound = 1 / (1 + f * decode_core_s / cores)
+        paired = paired_ratios(end_to_end, forward, what=f"{name} {key} end to end/forward",
+                               at_most_one=True)
         out[key] = {"images": n, "batch_size": bs, "repeats": repeats, "forward_img_s": f,
                     "end_to_end_img_s": e, "ratio": e / f, "target_ratio": 0.8,
+                    "ratio_per_repeat": paired["per_repeat"], "ratio_median": paired["median"],
+                    "ratio_impossible": paired["impossible"],
                     "ratio_bound_from_decode_cost": bound,
                     "forward_img_s_all": forward, "end_to_end_img_s_all": end_to_end}
         print(f"{name} {key}: forward {f:.1f} img/s, end to end {e:.1f} img/s, "
-              f"ratio {e / f:.2f} (bound {bound:.2f} from decoding cost)", file=sys.stderr)
+              f"ratio {e / f:.2f}, median per repeat {paired['median']:.2f} (bound "
+              f"{bound:.2f} from decoding cost)", file=sys.stderr)
     return out
 
 
@@ -135,15 +140,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = _images(args.data, args.n, Path(tmp))
         result = {"machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(),
-                              "processor": platform.processor()},
+                              "processor": platform.processor(),
+                              "loadavg_before": load_average()},
                   "versions": versions(), "models": {}}
         for name in args.models:
             result["models"][name] = {
                 "inference": bench_inference(name, paths, args.batch_size, args.repeats),
                 "training": bench_training(name, 4 * args.batch_size, args.batch_size),
             }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+        result["machine"]["loadavg_after"] = load_average()
+    write_json(args.out, result)
     print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -1,7 +1,9 @@
 """Inference speed side by side: pure forward, vsent's one path, a plain torchvision pipeline.
 
 All three run in one process on the same model and images, interleaved, best of ``--repeats``
-(these machines are shared and noisy, so only ratios within one run mean something):
+(these machines are shared and noisy, so only ratios within one run mean something; the JSON
+also holds each repeat's ratios, taken within the repeat, their median, and the load average
+before and after; a vsent/forward ratio above 1, impossible, is flagged and warned about):
 
 * ``forward``: the network alone on prepared tensors (centre crops, normalised beforehand), in
   batches of ``--batch-size``: the ceiling.
@@ -22,7 +24,6 @@ Usage: ``uv run --all-extras python bench/bench_inference.py [--limit N] [--repe
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import load_average, paired_ratios, write_json
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -103,6 +105,9 @@ def main() -> None:
     if not paths:
         sys.exit(f"no images in {args.data / 'images'} (see its README)")
     n, bs = len(paths), args.batch_size
+    if n <= bs:  # one batch: start-up and the decode-ahead fill dominate the rates
+        print(f"warning: {n} images for batches of {bs}: each measurement is one batch; "
+              "give --limit several times --batch-size", file=sys.stderr)
     torch.manual_seed(0)
     model = create_model(args.model).eval()
     pre = model.info.preprocess
@@ -114,6 +119,7 @@ def main() -> None:
     run_vsent(predictor, paths[:bs])
     run_torchvision(model, paths[:bs], pre, bs, args.loader_workers)
     rates: dict[str, list[float]] = {"forward": [], "vsent": [], "torchvision": []}
+    load_before = load_average()
     for r in range(args.repeats):
         rates["forward"].append(_rate(lambda: run_forward(model, x, n, bs), n))
         rates["vsent"].append(_rate(lambda: run_vsent(predictor, paths), n))
@@ -121,7 +127,13 @@ def main() -> None:
             _rate(lambda: run_torchvision(model, paths, pre, bs, args.loader_workers), n))
         print(f"repeat {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items())
               + " img/s", file=sys.stderr)
+    load_after = load_average()
     best = {k: max(v) for k, v in rates.items()}
+    # within each repeat, side by side: the same load behind numerator and denominator
+    over_forward = paired_ratios(rates["vsent"], rates["forward"], what="vsent/forward",
+                                 at_most_one=True)
+    over_torchvision = paired_ratios(rates["vsent"], rates["torchvision"],
+                                     what="vsent/torchvision")
     result = {
         "what": "images/s, best of interleaved repeats: pure forward on prepared tensors; "
                 "vsent Predictor.score (decode ahead + warp + centre crop + forward + "
@@ -130,18 +142,25 @@ def main() -> None:
         "model": args.model, "init": "random", "images": n, "batch_size": bs,
         "data": str(args.data), "repeats": args.repeats,
         "img_s": best, "img_s_all": rates,
+        # ratios of the best values (which may come from different repeats)
         "vsent_over_torchvision": best["vsent"] / best["torchvision"],
         "vsent_over_forward": best["vsent"] / best["forward"],
+        # per repeat and their median: read these on a shared machine
+        "vsent_over_torchvision_per_repeat": over_torchvision["per_repeat"],
+        "vsent_over_torchvision_median": over_torchvision["median"],
+        "vsent_over_forward_per_repeat": over_forward["per_repeat"],
+        "vsent_over_forward_median": over_forward["median"],
+        "vsent_over_forward_impossible": over_forward["impossible"],
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "platform": platform.platform(), "processor": platform.processor()},
+                    "platform": platform.platform(), "processor": platform.processor(),
+                    "loadavg_before": load_before, "loadavg_after": load_after},
         "versions": versions(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"forward {best['forward']:.1f}, vsent {best['vsent']:.1f}, torchvision "
-          f"{best['torchvision']:.1f} img/s; vsent/torchvision "
-          f"{result['vsent_over_torchvision']:.2f}, vsent/forward "
-          f"{result['vsent_over_forward']:.2f}; wrote {args.out}", file=sys.stderr)
+          f"{best['torchvision']:.1f} img/s; median per repeat: vsent/torchvision "
+          f"{over_torchvision['median']:.2f}, vsent/forward {over_forward['median']:.2f}; "
+          f"wrote {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

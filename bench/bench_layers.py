@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import write_json
 
 #: CaffeNet's probe layers and values per image (227x227 input).
 CAFFENET_DIMS = {
@@ -179,8 +180,7 @@ def main() -> None:
         else None,
         "versions": versions(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"table: {table['seconds']:.0f} s (gram {table['gram_seconds']:.0f} s, classifiers "
           f"{table['classifier_seconds']:.0f} s), peak {table['peak_rss_mb']:.0f} MB; "
           f"written to {args.out}")

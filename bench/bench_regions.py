@@ -15,7 +15,6 @@ Usage: ``uv run python bench/bench_regions.py [--n 10] [--n-proposals 100]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from _common import write_json
 
 from vsent.analyses.proposals import ProposalConfig, gradient_edges, make_edge_detector, propose
 from vsent.analyses.regions import crop_regions, score_images
@@ -111,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                                  ProposalConfig.max_side),
         "versions": versions(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_json(args.out, result)
     print(f"written {out}", file=sys.stderr)
     return 0
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _common import photo_jpegs
+from _common import photo_jpegs, write_json
 
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
@@ -228,9 +228,7 @@ def main() -> None:
         "target": {"errors": 0, "ratio_concurrent_to_offline": 0.7},
         "target_met": bool(conc["errors"] == 0 and ratio is not None and ratio >= 0.7),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(json.dumps({k: result[k] for k in ("offline_predict", "sequential", "concurrent",
                                              "ratio_concurrent_to_offline", "target_met")},
                      indent=2))

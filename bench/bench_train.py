@@ -89,11 +89,11 @@ def _setup(name: str, preset: dict[str, Any], base: Any, fold: Any, data: str) -
         np.asarray(labels)[train]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
-    ap.add_argument("--epochs", type=int, default=2, help="epochs per recipe and round (the "
-                    "first warms up)")
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per recipe and round, at "
+                    "least 2 (the first warms up and is not measured)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds over the recipes; each "
                     "recipe's images/s is the median of its measured epochs")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -102,7 +102,10 @@ def main() -> None:
     ap.add_argument("--fusion-run", type=Path, default=Path("results/quick"),
                     help="finished crossval run the fusions are timed on")
     ap.add_argument("--out", type=Path, default=Path("bench/results/train.json"))
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.epochs < 2:  # the rates would be those of the warm-up epoch alone
+        ap.error(f"--epochs {args.epochs}: give at least 2 (the first epoch warms up and is "
+                 "not measured)")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -118,7 +121,7 @@ def main() -> None:
             torch.manual_seed(0)
             model = create_model(model_name, **kwargs)
             history = fit(model, x, y, full.replace(epochs=args.epochs), progress=False)
-            measured[name] += history[1:] or history  # the first epoch warms up
+            measured[name] += history[1:]  # the first epoch warms up
     results = []
     for name, (model_name, _, full, x, _) in setups.items():
         steady = measured[name]

@@ -32,6 +32,7 @@ from typing import Any
 from _common import write_report
 
 from vsent.errors import VsentError
+from vsent.files import atomic_open
 from vsent.reports.render import pyplot
 
 #: run directory (under results/accuracy, or "quick" for results/quick) -> label in the plot,
@@ -160,7 +161,8 @@ def plot(rows: list[dict[str, Any]], out: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    with atomic_open(out, "wb") as f:  # an interrupted run keeps the committed figure whole
+        fig.savefig(f, dpi=120, format="png")
     plt.close(fig)
 
 

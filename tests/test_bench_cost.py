@@ -81,3 +81,90 @@ def test_each_configuration_is_costed_with_the_bench_recipe_of_its_network(model
                                                                           recipe):
     config = {"model": model, "model_kwargs": kwargs, "train": train}
     assert plot_accuracy_cost.bench_recipe(config) == recipe
+
+
+# --- audit 22: atomic JSON, side-by-side ratios, warm-up epochs, the baselines' file ----------
+
+
+def test_bench_json_is_written_atomically_by_every_script(tmp_path, monkeypatch):
+    import _common
+
+    import vsent.files
+
+    out = tmp_path / "results" / "core.json"
+    _common.write_json(out, {"v": 1})
+    assert json.loads(out.read_text()) == {"v": 1}
+
+    def killed(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vsent.files.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _common.write_json(out, {"v": 2})
+    assert json.loads(out.read_text()) == {"v": 1}  # the committed file stays whole
+    assert [p.name for p in out.parent.iterdir()] == ["core.json"]
+    for script in BENCH.glob("*.py"):  # no script writes its JSON another way
+        assert ".write_text(json.dumps" not in script.read_text(), script.name
+
+
+def test_paired_ratios_are_per_repeat_and_an_impossible_one_is_flagged(capsys):
+    import _common
+
+    got = _common.paired_ratios([8.0, 9.0, 4.0], [10.0, 10.0, 5.0], what="vsent/forward",
+                                at_most_one=True)
+    assert got["per_repeat"] == pytest.approx([0.8, 0.9, 0.8])
+    assert got["median"] == pytest.approx(0.8) and not got["impossible"]
+    assert capsys.readouterr().err == ""
+    # end to end faster than its pure forward in one repeat: the load changed within it
+    got = _common.paired_ratios([36.2, 9.0], [17.9, 10.0], what="vsent/forward",
+                                at_most_one=True)
+    assert got["impossible"] and "warning: vsent/forward above 1" in capsys.readouterr().err
+    assert not _common.paired_ratios([2.0], [1.0], what="onnx/torch")["impossible"]
+
+
+def test_bench_inference_records_the_load_and_each_repeats_ratios(tmp_path, monkeypatch,
+                                                                  capsys):
+    import bench_inference
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((40, 50, 3), 40 * i, np.uint8)).save(tmp_path / f"images/{i}.jpg")
+    # rates of each repeat, in the script's order: forward, vsent, torchvision
+    rates = iter([10.0, 8.0, 6.0, 10.0, 20.0, 5.0])
+    monkeypatch.setattr(bench_inference, "_rate", lambda fn, n: next(rates))
+    out = tmp_path / "inference.json"
+    monkeypatch.setattr("sys.argv", ["bench_inference.py", "--data", str(tmp_path), "--model",
+                                     "smallcnn", "--batch-size", "4", "--repeats", "2",
+                                     "--loader-workers", "0", "--out", str(out)])
+    bench_inference.main()
+    doc = json.loads(out.read_text())
+    assert doc["vsent_over_forward_per_repeat"] == [0.8, 2.0]
+    assert doc["vsent_over_forward_median"] == pytest.approx(1.4)
+    assert doc["vsent_over_forward_impossible"] is True
+    assert doc["vsent_over_torchvision_per_repeat"] == pytest.approx([8 / 6, 4.0])
+    assert len(doc["machine"]["loadavg_before"]) == 3 and len(doc["machine"]["loadavg_after"]) == 3
+    err = capsys.readouterr().err
+    assert "warning: 4 images for batches of 4" in err and "vsent/forward above 1" in err
+
+
+def test_bench_train_refuses_a_single_epoch(capsys):
+    import bench_train
+
+    with pytest.raises(SystemExit) as stop:
+        bench_train.main(["--epochs", "1", "--recipes", "quick"])
+    assert stop.value.code == 2
+    assert "--epochs 1: give at least 2 (the first epoch warms up" in capsys.readouterr().err
+
+
+def test_bench_baselines_writes_the_file_make_bench_refreshes(tmp_path, monkeypatch):
+    import bench_baselines
+
+    table = {"timings": {"total_s": 1.0, "five": {"extract_s": 0.5, "folds": [{"svm_x": 0.1}]}},
+             "rows": []}
+    monkeypatch.setattr(bench_baselines, "run_baselines", lambda *a, **k: table)
+    monkeypatch.chdir(tmp_path)
+    assert bench_baselines.main(["--data", "x", "--subset", "five"]) == 0
+    doc = json.loads((tmp_path / "bench" / "results" / "baselines.json").read_text())
+    assert doc["command"]["subset"] == "five" and doc["parts_s"]["five"]["svm_s"] == 0.1

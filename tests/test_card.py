@@ -101,7 +101,7 @@ def test_timm_card_states_the_weights_source_and_licence(tmp_path):
     assert w["library"] == "timm" and w["licence"] == "apache-2.0"
     assert w["location"] == "https://huggingface.co/timm/test_resnet.r160_in1k"
     assert card["model"]["family"] == "timm"
-    assert card["preprocess"]["interpolation"] == "bilinear"  # timm's config of test_resnet
+    assert card["preprocess"]["weights_interpolation"] == "bilinear"  # timm's test_resnet
     assert "timm" in card["versions"] or "timm (now)" in card["versions"]
     # no versions.json in the run: the versions written into the checkpoint, timm among them
     from importlib import metadata
@@ -218,3 +218,50 @@ def test_card_of_a_damaged_onnx_export_says_so_not_to_score_it_as_one(tmp_path, 
     (tmp_path / "cut.onnx").write_bytes(ckpt.read_bytes()[:3000])
     with pytest.raises(WeightsError, match=r"cut.onnx: not a vsent checkpoint \(truncated"):
         model_card(tmp_path / "cut.onnx")
+
+
+def test_card_of_a_zero_shot_model_lists_no_training_recipe(run_dir):
+    # crossval saves a zero-shot fold model with the run's (unused) recipe and fold size
+    path = save_checkpoint(run_dir / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
+                           train={"epochs": 65, "lr": 0.001}, n_train=4, training="zero-shot")
+    t = model_card(path)["training"]
+    assert t["how"] == "zero-shot" and t["train"] is None and t["n_train"] is None
+    assert t["n_test"] == 2 and t["fold"] == 2
+    text = card_markdown(model_card(path))
+    assert "- Training: zero-shot" in text and "- Held-out images: 2" in text
+    assert "Training settings" not in text and "Training images" not in text
+
+
+def test_card_names_the_folds_only_when_a_fold_was_held_out(run_dir, tmp_path):
+    text = card_markdown(model_card(run_dir / "fold2" / "model.pt"))
+    assert "- Folds: campos" in text and "- Fold: 2" in text
+    run = tmp_path / "ft"  # vsent finetune on every image: "campos" is only the default
+    path = save_checkpoint(run / "model.pt", create_model("smallcnn"), fold=None,
+                           folds="campos", data="/data/pn", n_train=16)
+    (run / "config.json").write_text(json.dumps({"command": "finetune", "fold": None,
+                                                 "folds": "campos", "data": "/data/pn"}))
+    card = model_card(path)
+    assert card["training"]["folds"] is None and card["training"]["fold"] is None
+    text = card_markdown(card)
+    assert "Folds" not in text and "- Fold:" not in text and "- Training images: 16" in text
+
+
+def test_card_says_vsent_warps_bilinearly_and_what_the_weights_were_trained_with(tmp_path):
+    pytest.importorskip("timm")
+    from vsent.models import timm_models  # noqa: F401  (registers the family)
+
+    run = tmp_path / "run"
+    path = save_checkpoint(run / "model.pt", create_model("timm/test_vit"), init="imagenet")
+    (run / "config.json").write_text(json.dumps({"command": "finetune", "init": "imagenet"}))
+    card = model_card(path)
+    assert card["preprocess"]["interpolation"] == "bilinear"
+    assert card["preprocess"]["weights_interpolation"] == "bicubic"  # timm's config
+    assert ("- Interpolation: bilinear (vsent); the weights were trained with bicubic"
+            in card_markdown(card))
+    # random weights were trained by vsent alone; smallcnn/CaffeNet state no other
+    for model, init in (("timm/test_vit", "random"), ("smallcnn", "random"),
+                        ("smallcnn", "imagenet")):
+        path = save_checkpoint(tmp_path / "m.pt", create_model(model), init=init)
+        card = model_card(path)
+        assert card["preprocess"]["weights_interpolation"] is None
+        assert "- Interpolation: bilinear\n" in card_markdown(card)

@@ -284,3 +284,32 @@ def test_the_largest_seed_reaches_scikit_learn_in_range():
     res = hand_crafted_probabilities(X, y, np.arange(30), np.arange(30, 40), seed=MAX_SEED,
                                      oof=True)
     assert res.test.shape == (10,)
+
+
+@pytest.mark.parametrize("cmd", ["crossval", "finetune"])
+def test_training_options_with_zero_shot_are_refused_in_one_line(cmd, tmp_path, capsys):
+    """Nothing trains in a zero-shot run: --epochs & co. would be stored in config.json (and
+    on the cards) as a recipe that never ran."""
+    base = [cmd, "--data", str(tmp_path / "none"), "--model", "clip/ViT-B-32", "--init",
+            "random", "--zero-shot", "--out", str(tmp_path / "o")]
+    for extra, named in ((["--epochs", "3"], "--epochs"),
+                         (["--lr", "0.1", "--optimizer", "adamw"], "--lr, --optimizer"),
+                         (["--batch-size", "8", "--schedule", "cosine"],
+                          "--batch-size, --schedule")):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err == f"vsent: error: {named}: not with --zero-shot (nothing is trained)\n"
+    assert not (tmp_path / "o").exists()
+
+
+def test_zero_shot_config_refuses_a_recipe_other_than_its_presets():
+    from vsent.config import RunConfig
+    from vsent.errors import VsentError
+    from vsent.presets import CROSSVAL
+
+    quick = CROSSVAL["quick"]["train"]
+    kw = {"data": "x", "model": "clip/ViT-B-32", "init": "random", "zero_shot": True,
+          "preset": "quick"}
+    RunConfig(**kw, train=quick.replace(seed=3, device="cpu"))  # run options, not a recipe
+    with pytest.raises(VsentError, match=r"^--epochs, --mix: not with --zero-shot"):
+        RunConfig(**kw, train=quick.replace(epochs=3, mix="mixup"))

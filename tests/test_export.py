@@ -307,3 +307,23 @@ def test_export_of_nan_weights_fails_its_verification(tmp_path, image_files, cap
         rows = list(csv.DictReader(f))
     assert [(r["prob_positive"], r["label"]) for r in rows] == [("", "")] * len(paths)
     assert all("non-finite scores" in r["error"] for r in rows)
+
+
+def test_cli_export_of_pcnn_prints_one_line_and_no_torch_warning(tmp_path, capsys, caplog):
+    """PCNN's slices cannot be constant-folded at opset >= 10: torch says so in a UserWarning
+    per slice, about its own internals (the export is verified all the same)."""
+    import warnings
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "model.pt",
+                           create_model("pcnn", fc_widths=(8, 8, 4)).eval())
+    out = tmp_path / "pcnn.onnx"
+    caplog.set_level("INFO", logger="vsent")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["export", "--model", str(ckpt), "--out", str(out)]) == 0
+    assert [str(w.message) for w in caught] == []
+    assert [r.getMessage() for r in caplog.records if r.levelname != "DEBUG"] == []
+    err = capsys.readouterr().err
+    assert err.startswith(f"wrote {out} (onnx; max probability difference") and \
+        err.count("\n") == 1

@@ -25,12 +25,24 @@ def md() -> str:
     return PUBLISHED.read_text()
 
 
-def _cell(text: str) -> tuple[float, float | None, int | None]:
-    """``0.817 +- 0.038`` -> (0.817, 0.038, None); ``88.94 (11)`` -> (88.94, None, 11)."""
+def _cell(text: str) -> tuple[float, float | None, int | None, int, int | None]:
+    """``0.82 +- 0.038`` -> (0.82, 0.038, None, 2, 3); ``88.94 (11)`` -> (88.94, None, 11, 2,
+    None): mean, std, best K and the decimals printed of the mean and of the std."""
     m = re.fullmatch(r"([\d.]+)(?: \+- ([\d.]+))?(?: \((\d+)\))?", text.strip())
     assert m, text
     return (float(m[1]), None if m[2] is None else float(m[2]),
-            None if m[3] is None else int(m[3]))
+            None if m[3] is None else int(m[3]), _decimals(m[1]),
+            None if m[2] is None else _decimals(m[2]))
+
+
+def _decimals(number: str) -> int:
+    return len(number.partition(".")[2])
+
+
+def _percent(cell: tuple) -> tuple:
+    """A cell printed in percent as a fraction: the value / 100, two more decimals."""
+    mean, std, k, digits, std_digits = cell
+    return mean / 100, std, k, digits + 2, std_digits
 
 
 def _tables(md: str, section: str) -> dict[str, tuple[list[str], dict[str, list[str]]]]:
@@ -51,9 +63,11 @@ def _tables(md: str, section: str) -> dict[str, tuple[list[str], dict[str, list[
     return tables
 
 
-def _expected(md: str) -> dict[str, tuple[float, float | None, int | None, str]]:
-    """papers.all_published() name -> (fraction, std, k, table) from the Markdown alone."""
-    exp: dict[str, tuple[float, float | None, int | None, str]] = {}
+def _expected(md: str) -> dict[str, tuple[float, float | None, int | None, int, int | None,
+                                             str]]:
+    """papers.all_published() name -> (fraction, std, k, decimals of the fraction as printed,
+    of the std, table) from the Markdown alone."""
+    exp: dict[str, tuple[float, float | None, int | None, int, int | None, str]] = {}
     campos = _tables(md, "Campos")
     assert set(campos) == {"Table 1", "Table 2", "Table 3", "Table 4"}
     t1 = campos["Table 1"][1]
@@ -84,8 +98,7 @@ def _expected(md: str) -> dict[str, tuple[float, float | None, int | None, str]]
     key_of = {label: key for key, label in papers.SUN2016_ROWS.items()}
     for label, cells in rows.items():
         for col, text in zip(papers.SUN2016_COLUMNS, cells, strict=True):
-            pct, std, k = _cell(text)
-            exp[f"SUN2016_TABLE1.{key_of[label]}.{col}"] = (pct / 100, std, k,
+            exp[f"SUN2016_TABLE1.{key_of[label]}.{col}"] = (*_percent(_cell(text)),
                                                              "Sun et al. 2016, Table 1")
 
     # You et al.: only the quoted numbers (bullets of its section)
@@ -100,7 +113,7 @@ def _expected(md: str) -> dict[str, tuple[float, float | None, int | None, str]]
     assert float(cnn[1]) == you_cnn[0]
     for row, m in (("pcnn", pcnn), ("sentibank", senti)):
         for i, sub in enumerate(("five", "four", "three")):
-            exp[f"YOU2015_TABLE6.{row}.{sub}.accuracy"] = (float(m[i + 1]) / 100, None, None,
+            exp[f"YOU2015_TABLE6.{row}.{sub}.accuracy"] = (*_percent(_cell(m[i + 1])),
                                                            "Sun et al. 2016, Table 1")
     return exp
 
@@ -110,11 +123,12 @@ def test_published_numbers_equal_the_papers_tables(md):
     assert len(expected) == 2 + 1 + 13 * 2 + 4 * 2 + 2 * 2 + 10 * 5 + 3 + 3
     available = {name: p for name, p in papers.all_published() if p.available}
     assert sorted(available) == sorted(expected)  # nothing more, nothing less
-    for name, (mean, std, k, table) in expected.items():
+    for name, (mean, std, k, digits, std_digits, table) in expected.items():
         p = available[name]
         assert p.mean == pytest.approx(mean, abs=1e-12), name
         assert p.std == std, name
         assert p.k == k, name
+        assert (p.digits, p.std_digits) == (digits, std_digits), name  # as printed
         assert table in p.source, (name, p.source)
 
 

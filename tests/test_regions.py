@@ -691,6 +691,8 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
             assert table[by]["folds"][fi]["accuracy"] == pytest.approx(
                 np.mean(curve[by][:, k - 1] == y)), by
             np.testing.assert_allclose(sweep[by]["folds"][fi], (curve[by] == y[:, None]).mean(0))
+            assert sweep[by]["one_class"][fi] == [len(set(curve[by][:, kk])) == 1
+                                                  for kk in range(k_max)], by
         # early fusion's control: standardised features, logistic regression at C = 1, fitted
         # on the stored training-fold features and labels
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))

@@ -550,7 +550,7 @@ def test_cli_sun2016_quick_on_an_existing_run(campos, tmp_path, monkeypatch, cap
     made = json.loads((dest / "regions" / "versions.json").read_text())
     assert steps == {"regions": {"status": "done", "seconds": steps["regions"]["seconds"],
                                  "git_commit": made["git_commit"],
-                                 "cpu": made["cpu_capability"]}}
+                                 "cpu": f"{made['cpu'] or 'CPU'} ({made['cpu_capability']})"}}
 
 
 def test_command_line_is_canonical():
@@ -867,3 +867,101 @@ def test_a_row_reads_its_file_once(tmp_path, monkeypatch):
     assert row["ours"] == {"mean": 0.5, "std": 0.1} and row["one_class_folds"] == [1, 2]
     assert R.lookup(tmp_path, "summary.json", ["center", "accuracy"]) == row["ours"]
     assert render.one_class_folds(tmp_path, "summary.json", ["center", "accuracy"]) == [1, 2]
+
+
+# --------------------------------------------------------------------------------------------
+# audit 22: published precision, one-class flags of the K sweep, sub-run CPUs, Campos notes
+
+
+def test_published_cells_show_the_precision_the_paper_printed(tmp_path):
+    from vsent.reports import render
+
+    rows = [render.make_row([layer, clf], papers.CAMPOS2015_TABLE2[layer][clf], out=tmp_path,
+                            run_dir=None)
+            for layer, clf in (("fc8", "svm"), ("fc7", "svm"), ("conv1", "softmax"))]
+    md = "\n".join(render.table_markdown(render.make_table("t2", "Table 2", ["layer", "clf"],
+                                                           rows)))
+    # published.md: "| fc8 | 0.82 +- 0.055 |", "| fc7 | 0.814 +- 0.040 |", "0.67 +- 0.032"
+    assert "| fc8 | svm | 0.82 +- 0.055 |" in md and "| fc7 | svm | 0.814 +- 0.040 |" in md
+    assert "| conv1 | softmax | 0.67 +- 0.032 |" in md
+    pcnn = render.published_dict(papers.SUN2016_TABLE1["pcnn_caffenet"]["five"])
+    senti = render.published_dict(papers.SUN2016_TABLE1["sentibank"]["five"])
+    assert R.paper_cell({"paper": pcnn}, "percent") == "77.30 %"  # Sun's print, zero kept
+    # beside 0.7102 in a fraction column, the same four decimals (not 0.773)
+    assert (R.paper_cell({"paper": pcnn}), R.paper_cell({"paper": senti})) == ("0.7730",
+                                                                              "0.7102")
+    assert R.paper_cell({"paper": render.published_dict(papers.CAMPOS2015_TABLE1_YOU_CNN)}) \
+        == "0.783"
+
+
+def test_k_sweep_rows_carry_the_one_class_flag_or_say_it_is_unknown(tmp_path):
+    """Sun's K = 1 rows read k_sweep.json: its per-fold ``one_class`` flags give the same flag
+    as the rows read from confusion matrices; a sweep without them says so."""
+    from vsent.reports import render
+
+    sweep = {"k": [1, 2], "ar": {"mean": [0.59, 0.6], "std": [0.35, 0.3],
+                                 "folds": [[0.9, 0.9], [0.4, 0.5], [0.3, 0.4]],
+                                 "one_class": [[False, False], [True, False], [True, True]]}}
+    (tmp_path / "k_sweep.json").write_text(json.dumps(sweep))
+
+    def cell(k: int) -> str:
+        row = render.make_row(["x"], None, out=tmp_path, run_dir=tmp_path, file="k_sweep.json",
+                              key=["ar", k])
+        return R.ours_cell(row, "percent")
+
+    assert cell(0) == "59.00 +- 35.00 % (one class in 2 of 3 folds)"
+    assert cell(1) == "60.00 +- 30.00 % (one class in 1 of 3 folds)"
+    del sweep["ar"]["one_class"]  # written by an older vsent
+    (tmp_path / "k_sweep.json").write_text(json.dumps(sweep))
+    assert cell(0) == "59.00 +- 35.00 % (one-class check not available)"
+
+
+def test_sub_runs_name_their_cpu_as_the_header_does(campos):
+    from vsent.reports import render
+
+    _, out, _, report = campos
+    label = render.cpu_label(report["header"]["machine"])
+    assert label and "(" in label  # the model and the instruction set, e.g. "AMD EPYC (AVX2)"
+    md = (out / "report.md").read_text()
+    assert f", {label}, " in md.split("\n- machine: ", 1)[1].split("\n", 1)[0]
+    rows = _md_rows(md, "Sub-runs")
+    ran = [r for r in rows if r[1] == "done"]
+    assert ran and all(r[4] == label for r in ran), rows
+
+
+def test_campos_notes_state_caffenet_and_split_facts_only_where_they_hold(tmp_path):
+    from vsent.reports import campos2015
+
+    paper = campos2015.Campos2015()
+    plan = R.make_plan("campos2015", str(tmp_path), quick=False, device="cpu")
+    assert plan.template.model == "caffenet"
+    notes = " ".join(paper.notes(plan, None, {}))
+    assert "(Caffe reference convention); CaffeNet fc6-2 at base lr 1e-4" in notes
+    assert "cover 880 of the 882 five-agree images" in notes
+    other = dataclasses.replace(plan, template=_template(tmp_path).replace(
+        folds="stratified", subset="four"))  # a smallcnn with AdamW, another split
+    notes = " ".join(paper.notes(other, None, {}))
+    assert "CaffeNet" not in notes and "Caffe reference" not in notes
+    assert "880" not in notes and "Folds: stratified." in notes
+    assert "biases at 1x lr without weight decay." in notes
+
+
+def test_report_figures_are_written_atomically(tmp_path):
+    from vsent.reports import render
+
+    plt = render.pyplot()
+    (tmp_path / "fig.png").write_bytes(b"the previous figure")
+    fig = plt.figure()
+
+    def interrupted(f, **kw):
+        f.write(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    fig.savefig = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        render.save_figure(fig, tmp_path, "fig.png")
+    plt.close(fig)
+    assert (tmp_path / "fig.png").read_bytes() == b"the previous figure"
+    assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]  # no temporary file left
+    assert render.save_figure(plt.figure(), tmp_path, "fig.png") == "fig.png"
+    assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"

@@ -195,6 +195,12 @@ def config_from_dict(cls: type, d: Mapping[str, Any], what: str, *,
     return cls(**kwargs)
 
 
+def zero_shot_train_error(fields: list[str]) -> VsentError:
+    """The error for training options (TrainConfig ``fields``) given with --zero-shot."""
+    options = ", ".join("--" + f.replace("_", "-") for f in fields)
+    return VsentError(f"{options}: not with --zero-shot (nothing is trained)")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a fine-tuning or cross-validation run (saved as config.json).
@@ -257,6 +263,23 @@ class RunConfig:
         if self.extra_train is not None and (mode != "all" or self.zero_shot):
             raise VsentError("--extra-train trains the whole network: not with --train "
                              f"{mode}{' or --zero-shot' if self.zero_shot else ''}")
+        if self.zero_shot:
+            self._check_zero_shot_train()
+
+    def _check_zero_shot_train(self) -> None:
+        """A zero-shot run trains nothing: a recipe other than its preset's would be stored in
+        config.json (and shown on its cards) though it never ran. A config without a preset
+        (the user's lr, refused by the CLI; a Python-made recipe) has nothing to compare."""
+        from vsent.presets import CROSSVAL  # here: vsent.presets imports this module
+
+        preset = CROSSVAL.get(self.preset or "")
+        if preset is None:
+            return
+        changed = [f.name for f in dataclasses.fields(TrainConfig)
+                   if f.name not in ("seed", "device")  # run options, not a recipe
+                   and getattr(self.train, f.name) != getattr(preset["train"], f.name)]
+        if changed:
+            raise zero_shot_train_error(changed)
 
     def _validate_issue10(self) -> None:
         """The --extra-train / --extra-schedule / --fusion options and their combinations."""

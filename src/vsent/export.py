@@ -127,7 +127,7 @@ def export_model(
     model, meta = load_checkpoint(checkpoint)
     result = export_module(model, out, metadata=export_metadata(model, meta, card),
                            format=format, verify=verify, opset=opset)
-    log.info("exported %s to %s (%s)", checkpoint, out, format)
+    log.debug("exported %s to %s (%s)", checkpoint, out, format)  # the CLI prints its line
     return result
 
 
@@ -191,10 +191,12 @@ def _quiet() -> Iterator[None]:
     """torch's deprecation notices for the TorchScript-based ONNX exporter, tracer and loader
     (used on purpose: exact, and faster than the dynamo exporter for these graphs) silenced, and
     its tracer warnings about Python-level shape checks: every export is compared with PyTorch
-    on another batch size afterwards (:func:`verify_export`)."""
+    on another batch size afterwards (:func:`verify_export`), and its notes on slices it cannot
+    fold into constants (PCNN, opset >= 10: they stay operators, and the export is verified)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning,
                                          torch.jit.TracerWarning))
+        warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
         yield
 
 

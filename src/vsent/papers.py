@@ -30,12 +30,17 @@ class Published:
     ``mean`` (and ``std`` when the paper gives one) as a fraction in [0, 1], or None when not
     available; ``source`` names the paper and table (``"Campos et al. 2015, Table 2"``);
     ``k``: the K of a Sun et al. "best K" cell (the number in brackets), else None.
+    ``digits`` / ``std_digits``: the decimals the paper printed, counted on the fraction
+    (Campos's "0.82" -> 2, "0.040" -> 3; Sun's "77.30" % -> 4), so a report shows the number
+    as printed, trailing zeros kept and none added; None: not recorded.
     """
 
     mean: float | None
     std: float | None = None
     source: str = ""
     k: int | None = None
+    digits: int | None = None
+    std_digits: int | None = None
 
     @property
     def available(self) -> bool:
@@ -46,8 +51,10 @@ class Published:
 NOT_AVAILABLE = Published(None, None, NOT_AVAILABLE_TEXT)
 
 
-def _pm(mean: float, std: float, table: str) -> Published:
-    return Published(mean, std, table)
+def _pm(mean: float, std: float, table: str, digits: tuple[int, int] = (3, 3)) -> Published:
+    """A Campos et al. cell: they print 3 decimals, except where ``digits`` (of the mean, of
+    the std) says otherwise (0.82, not 0.820)."""
+    return Published(mean, std, table, digits=digits[0], std_digits=digits[1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,7 +79,8 @@ CAMPOS2015_TABLE1: dict[str, Published] = {
     "ten_crop": _pm(0.830, 0.034, _C1),
 }
 #: Table 1, row "Fine-tuned CNN from You et al." (no std in the paper).
-CAMPOS2015_TABLE1_YOU_CNN = Published(0.783, None, f"{_C1}, row 'Fine-tuned CNN from You et al.'")
+CAMPOS2015_TABLE1_YOU_CNN = Published(0.783, None, f"{_C1}, row 'Fine-tuned CNN from You et al.'",
+                                      digits=3)
 
 #: Table 2 (linear classifiers on each layer of the fine-tuned CaffeNet), in depth order.
 CAMPOS2015_TABLE2_LAYERS = (
@@ -81,9 +89,9 @@ CAMPOS2015_TABLE2_LAYERS = (
 )
 #: Table 2: layer -> classifier ("svm", "softmax") -> accuracy.
 CAMPOS2015_TABLE2: dict[str, dict[str, Published]] = {
-    "fc8": {"svm": _pm(0.82, 0.055, _C2), "softmax": _pm(0.821, 0.046, _C2)},
+    "fc8": {"svm": _pm(0.82, 0.055, _C2, (2, 3)), "softmax": _pm(0.821, 0.046, _C2)},
     "fc7": {"svm": _pm(0.814, 0.040, _C2), "softmax": _pm(0.814, 0.044, _C2)},
-    "fc6": {"svm": _pm(0.804, 0.031, _C2), "softmax": _pm(0.81, 0.038, _C2)},
+    "fc6": {"svm": _pm(0.804, 0.031, _C2), "softmax": _pm(0.81, 0.038, _C2, (2, 3))},
     "pool5": {"svm": _pm(0.784, 0.020, _C2), "softmax": _pm(0.786, 0.022, _C2)},
     "conv5": {"svm": _pm(0.776, 0.025, _C2), "softmax": _pm(0.779, 0.034, _C2)},
     "conv4": {"svm": _pm(0.794, 0.026, _C2), "softmax": _pm(0.781, 0.020, _C2)},
@@ -92,8 +100,8 @@ CAMPOS2015_TABLE2: dict[str, dict[str, Published]] = {
     "pool2": {"svm": _pm(0.732, 0.019, _C2), "softmax": _pm(0.729, 0.022, _C2)},
     "conv2": {"svm": _pm(0.735, 0.019, _C2), "softmax": _pm(0.738, 0.030, _C2)},
     "norm1": {"svm": _pm(0.706, 0.032, _C2), "softmax": _pm(0.712, 0.031, _C2)},
-    "pool1": {"svm": _pm(0.674, 0.045, _C2), "softmax": _pm(0.68, 0.035, _C2)},
-    "conv1": {"svm": _pm(0.667, 0.049, _C2), "softmax": _pm(0.67, 0.032, _C2)},
+    "pool1": {"svm": _pm(0.674, 0.045, _C2), "softmax": _pm(0.68, 0.035, _C2, (2, 3))},
+    "conv1": {"svm": _pm(0.667, 0.049, _C2), "softmax": _pm(0.67, 0.032, _C2, (2, 3))},
 }
 
 #: Table 3 (layer ablation): architecture -> "center" (without oversampling) / "ten_crop"
@@ -154,8 +162,10 @@ def _sun(row: str, percents: tuple[float, ...], ks: tuple[int, ...] | None = Non
     for i, (col, pct) in enumerate(zip(SUN2016_COLUMNS, percents, strict=True)):
         k = None if ks is None else ks[i]
         label = SUN2016_ROWS[row] + (f", best K = {k}" if k is not None else "")
+        # every cell printed with 2 decimals of a percent: 4 of the fraction
         cells[col] = Published(round(pct / 100, 6), None,
-                               f"{_S1}, row '{label}', {SUN2016_COLUMNS[col]}: {pct:.2f} %", k)
+                               f"{_S1}, row '{label}', {SUN2016_COLUMNS[col]}: {pct:.2f} %", k,
+                               digits=4)
     return cells
 
 

@@ -16,6 +16,7 @@ by :func:`read_prompts`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,7 @@ from vsent.models.clip_models import (
     build_clip,
     load_clip,
     open_clip_module,
+    pretrained_weights,
     random_clip,
     tags,
 )
@@ -171,6 +173,9 @@ def zero_shot_model(
         class_embeddings = torch.stack(rows)
         scale = float(clip.logit_scale.exp()) if hasattr(clip, "logit_scale") else 100.0
     info = _zero_shot_info(arch, int(class_embeddings.shape[1]), {"init": str(init)})
+    if isinstance(init, str) and init in tags(arch):
+        # the tag's own input statistics (MobileCLIP: mean 0, std 1), as create_model(init=TAG)
+        info = dataclasses.replace(info, preprocess=pretrained_weights(arch, init).preprocess)
     return ZeroShotModel(clip.visual, class_embeddings, scale, info, prompts).eval()
 
 

@@ -737,6 +737,7 @@ def evaluate_regions(
                  detector.name, cfg.proposals.n_proposals, cfg.k)
         per_fold: dict[str, list[dict]] = {m: [] for m in METHODS}
         sweep_acc: dict[str, list[list[float]]] = {by: [] for by in RANKINGS}
+        sweep_one: dict[str, list[list[bool]]] = {by: [] for by in RANKINGS}  # one class at K
         rows, all_res = [], []
         for fold in folds:
             res = _fold_regions(run, fold, cfg, detector, device, out, progress)
@@ -746,6 +747,8 @@ def evaluate_regions(
                 per_fold[method].append({"fold": fold.index, **binary_metrics(y, pred)})
             for by, s in sweep.items():
                 sweep_acc[by].append([float((s[:, k] == y).mean()) for k in range(cfg.k_max)])
+                # the fold's fusion answered a single class at K (learnt the prior only)
+                sweep_one[by].append([bool((s[:, k] == s[0, k]).all()) for k in range(cfg.k_max)])
             rows.extend(_prediction_rows(run, res, at_k, detail, cfg, fold.index))
             all_res.append((fold.index, res, detail))
             log.info("fold %d: global %.3f, AR late fusion %.3f%s", fold.index,
@@ -754,7 +757,7 @@ def evaluate_regions(
                      if cfg.early_fusion else "")
         table = {m: summarize_folds(v) for m, v in per_fold.items() if v}
         _write_table(rd, table, cfg, run)
-        _write_sweep(rd, sweep_acc, table["global"], cfg, run)
+        _write_sweep(rd, sweep_acc, sweep_one, table["global"], cfg, run)
         rd.write_csv("predictions.csv", rows, list(rows[0]))
         cost = _cost(all_res, cfg)
         cost["total_seconds"] = timer.elapsed
@@ -861,7 +864,11 @@ def _write_table(rd, table: dict, cfg: RegionConfig, run) -> None:
     rd.write_text("table1.md", "\n".join(lines))
 
 
-def _write_sweep(rd, sweep_acc: dict, global_summary: dict, cfg: RegionConfig, run) -> None:
+def _write_sweep(rd, sweep_acc: dict, sweep_one: dict, global_summary: dict, cfg: RegionConfig,
+                 run) -> None:
+    """``k_sweep.{json,csv,png}``. Per ranking, in the JSON: ``mean``/``std`` per K, and per
+    fold the accuracy per K (``folds``) and whether its fusion answered one class (``one_class``,
+    the reports' one-class flag)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -869,7 +876,7 @@ def _write_sweep(rd, sweep_acc: dict, global_summary: dict, cfg: RegionConfig, r
 
     ks = list(range(1, cfg.k_max + 1))
     result = {by: {"mean": np.mean(v, axis=0).tolist(), "std": np.std(v, axis=0).tolist(),
-                   "folds": v} for by, v in sweep_acc.items()}
+                   "folds": v, "one_class": sweep_one[by]} for by, v in sweep_acc.items()}
     rd.write_json("k_sweep.json", {"k": ks, "global": global_summary["accuracy"], **result})
     rows = [{"k": k, **{f"{by}_{s}": result[by][s][k - 1] for by in result
                         for s in ("mean", "std")}} for k in ks]

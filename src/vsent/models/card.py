@@ -14,7 +14,8 @@ JSON-able dict (layout below); ``card_markdown(card)`` renders it for people::
                   "train"},
      "metrics": {"evaluation", "accuracy": {"mean", "std"}, ..., "n_folds", "fold": {...}} | None,
      "fusion": {"features", "rule", "weight", "classifier", "C", "n_train", ...} | None,
-     "preprocess": {"resize", "crop", "mean", "std", "channel_order", "interpolation"},
+     "preprocess": {"resize", "crop", "mean", "std", "channel_order", "interpolation" (vsent's
+                    resampling: bilinear), "weights_interpolation" (the pretrained weights')},
      "versions": {"source": "run" | "checkpoint" | "current", "vsent", "torch", ...}}
 
 A value nobody recorded is ``None`` (shown as "not recorded"); nothing is guessed.
@@ -38,6 +39,9 @@ from vsent.errors import VsentError, WeightsError, one_line
 from vsent.models.checkpoint import read_checkpoint
 
 CARD_FORMAT = "vsent-card/1"
+#: The resampling of every vsent input path (PIL bilinear, :func:`vsent.data.images.resize`),
+#: whatever the weights were trained with.
+VSENT_INTERPOLATION = "bilinear"
 #: Metrics of summary.json shown on the card, in this order.
 CARD_METRICS = ("accuracy", "precision", "recall", "f1")
 #: Family -> module with ``describe_weights(arch, init) -> dict`` and ``interpolation_of(arch)``
@@ -90,7 +94,7 @@ def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
     if interpolation is None and family in _DESCRIBERS:  # the library's, for its architecture
         arch = name.rsplit("/", 1)[-1]  # timm/x, clip/x, zeroshot/clip/x
         interpolation = import_module(_DESCRIBERS[family]).interpolation_of(arch)
-    preprocess.setdefault("interpolation", interpolation)
+    preprocess.update(_interpolations(None if init == "random" else interpolation))
     return {
         "card_format": CARD_FORMAT,
         "checkpoint": str(path),
@@ -162,8 +166,8 @@ def export_card(exported: Any) -> dict[str, Any]:
     num_classes = options.pop("num_classes", info.num_outputs)
     preprocess = dict(stored.get("preprocess") or {})
     preprocess.update(info.preprocess.to_dict())  # what the export was made with wins
-    if preprocess.get("interpolation") is None:
-        preprocess["interpolation"] = info.extra.get("interpolation")
+    if "weights_interpolation" not in preprocess:  # no card stored, or one of before it
+        preprocess.update(_interpolations(info.extra.get("interpolation")))
     return {
         "card_format": CARD_FORMAT,
         "checkpoint": stored.get("checkpoint"),  # the file it was exported from
@@ -236,11 +240,16 @@ def card_markdown(card: Mapping[str, Any]) -> str:
               "## Training data", "",
               _item("Command", t.get("command")), _item("Training", t.get("how")),
               _item("Dataset", t.get("dataset")),
-              _item("Subset", t.get("subset")), _item("Folds", t.get("folds")),
-              _item("Fold", t.get("fold")), _item("Training images", t.get("n_train")),
-              _item("Held-out images", t.get("n_test")),
-              _item("Training settings", _inline(t["train"]) if t.get("train") else None), "",
-              "## Cross-validated metrics", ""]
+              _item("Subset", t.get("subset"))]
+    if t.get("fold") is not None:  # no fold held out: all images trained, no split to name
+        lines += [_item("Folds", t.get("folds")), _item("Fold", t["fold"])]
+    trained = t.get("how") != "zero-shot"  # "Training: zero-shot" says it: no images, no solver
+    if trained:
+        lines.append(_item("Training images", t.get("n_train")))
+    lines.append(_item("Held-out images", t.get("n_test")))
+    if trained:
+        lines.append(_item("Training settings", _inline(t["train"]) if t.get("train") else None))
+    lines += ["", "## Cross-validated metrics", ""]
     metrics = card.get("metrics")
     if not metrics:
         lines.append("not recorded (the checkpoint is not inside a finished crossval run)")
@@ -270,7 +279,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
               _item("Mean (0..255, RGB)", _numbers(p.get("mean"))),
               _item("Std (0..255, RGB)", _numbers(p.get("std"))),
               _item("Channel order", p.get("channel_order")),
-              _item("Interpolation", p.get("interpolation")), "",
+              _item("Interpolation", _interpolation_text(p)), "",
               "## Versions", "",
               f"Recorded: {card['versions'].get('source') or 'not recorded'}", ""]
     lines += [_item(k, v) for k, v in card["versions"].items() if k != "source"]
@@ -315,21 +324,26 @@ def _read_json(path: Path) -> Any:
 def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path | None,
               fold: int | None) -> dict[str, Any]:
     n_train = n_test = None
+    if fold is None and isinstance(meta.get("fold"), int):  # a fold model moved out of its run
+        fold = meta["fold"]
     folds_doc = _read_json(run_dir / "folds.json") if run_dir else None
     if fold is not None and isinstance(folds_doc, Mapping):
         for f in folds_doc.get("folds", []):
             if f.get("fold") == fold:
                 n_train, n_test = len(f.get("train", [])), len(f.get("test", []))
+    how = meta.get("training")  # fine-tuning, frozen features + head, zero-shot, ...
+    trained = how != "zero-shot"  # a zero-shot model saw no training image and no solver
     return {
         "command": config.get("command"),
         "dataset": meta.get("data", config.get("data")),
         "subset": meta.get("subset", config.get("subset")),
-        "folds": meta.get("folds", config.get("folds")),
+        # the split's name is the config's default unless a fold was held out
+        "folds": meta.get("folds", config.get("folds")) if fold is not None else None,
         "fold": fold,
-        "how": meta.get("training"),  # fine-tuning, frozen features + head, zero-shot, ...
-        "n_train": meta.get("n_train", n_train),
+        "how": how,
+        "n_train": meta.get("n_train", n_train) if trained else None,
         "n_test": meta.get("n_test", n_test),
-        "train": meta.get("train", config.get("train")),
+        "train": meta.get("train", config.get("train")) if trained else None,
     }
 
 
@@ -368,6 +382,21 @@ def _versions(meta: Mapping[str, Any], run_dir: Path | None, family: str) -> dic
         except metadata.PackageNotFoundError:
             out[f"{package} (now)"] = None
     return out
+
+
+def _interpolations(weights: str | None) -> dict[str, str | None]:
+    """The card's resampling entries: vsent's own, and the one the pretrained weights were
+    trained with (timm's and open_clip's configurations; None: not stated, or no weights)."""
+    return {"interpolation": VSENT_INTERPOLATION, "weights_interpolation": weights}
+
+
+def _interpolation_text(p: Mapping[str, Any]) -> str | None:
+    """The card's line: e.g. "bilinear (vsent); the weights were trained with bicubic", or
+    vsent's alone when the weights' is the same or not stated."""
+    used, trained = p.get("interpolation"), p.get("weights_interpolation")
+    if used is None or trained is None or trained == used:
+        return used
+    return f"{used} (vsent); the weights were trained with {trained}"
 
 
 def _item(label: str, value: Any) -> str:

@@ -172,15 +172,20 @@ class Campos2015(Paper):
         return {"tables": tables, "figures": [figure], "majority": majority}
 
     def notes(self, plan: Campos2015Plan, s: Session, report: Mapping[str, Any]) -> list[str]:
-        tr = plan.template.train
+        t = plan.template
+        tr, caffenet = t.train, t.model == "caffenet"
+        # the paper's facts only where they hold: its splits of five-agree, its network
+        folds = f"Folds: {t.folds}." + (
+            " The authors' 5 splits (folds/campos) cover 880 of the 882 five-agree images and "
+            "are not stratified." if (t.folds, t.subset) == ("campos", "five") else "")
         notes = [
-            f"Folds: {plan.template.folds}. The authors' 5 splits (folds/campos) cover 880 of "
-            "the 882 five-agree images and are not stratified.",
+            folds,
             f"Solver: {tr.optimizer}, lr {tr.lr:g} ({tr.schedule} schedule), batch size "
             f"{tr.batch_size} (not stated in the paper), weight decay {tr.weight_decay:g}; "
             f"new layers at {tr.head_lr_mult:g}x lr, biases at {tr.bias_lr_mult:g}x lr without "
-            "weight decay (Caffe reference convention); CaffeNet fc6-2 at base lr 1e-4 (the "
-            "paper lowered it to converge).",
+            "weight decay" + ("" if not caffenet else
+                              " (Caffe reference convention); CaffeNet fc6-2 at base lr 1e-4 "
+                              "(the paper lowered it to converge)") + ".",
             "Table 2: C of each probe chosen by an inner CV on the fold's training images; "
             "features centred and scaled by one global factor (see vsent.analyses.layers).",
             "fc7-4096, fc6-4096 and fc8-1000 predict the arg-max over all their outputs; an "

@@ -9,7 +9,7 @@ A report (``report.json``) is a dict with ``title``, ``header``, ``tables``, ``f
 and a row (one measured number beside one published number)::
 
     {"cells": [...], "paper": None | {"mean", "std", "source", "k"},
-     "ours": None | {"mean", "std"}, "one_class_folds": None | [k, n],
+     "ours": None | {"mean", "std"}, "one_class_folds": None | [k, n] | "unknown",
      "missing": None | "not run" | "not recorded", "weights": str,
      "run_dir": str | None, "file": str, "key": [...]}
 
@@ -30,6 +30,7 @@ from typing import Any
 
 from vsent import papers
 from vsent.errors import VsentError
+from vsent.files import atomic_open
 
 #: Label of every row measured with randomly initialised networks.
 RANDOM_LABEL = "random init, not comparable to the paper"
@@ -43,6 +44,8 @@ NOT_RUN = "not run"
 NOT_RECORDED = "not recorded"
 #: Shown for a row of the paper that vsent does not reproduce.
 NOT_REPRODUCED = "not reproduced"
+#: A row's ``one_class_folds`` when its file cannot say (a K sweep of an older vsent).
+ONE_CLASS_UNKNOWN = "unknown"
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,19 +101,30 @@ def value_at(node: Any, key: Sequence[str | int]) -> dict[str, float] | None:
     return {"mean": float(node["mean"]), "std": float(node.get("std", 0.0))}
 
 
-def one_class_folds(run_dir: Path, file: str, key: Sequence[str | int]) -> list[int] | None:
+def one_class_folds(run_dir: Path, file: str,
+                    key: Sequence[str | int]) -> list[int] | str | None:
     """``[k, n]``: k of the n folds behind the value at ``key`` predicted a single class (their
     confusion matrices have an empty column: a model that learnt nothing but the prior), or
-    None when that value has no per-fold confusion matrices."""
+    None when that value has no per-fold confusion matrices. A K-sweep value (an integer last
+    key) reads the sweep's per-fold ``one_class`` flags; a sweep written without them (by an
+    older vsent) gives :data:`ONE_CLASS_UNKNOWN`."""
     return one_class_at(read_json(Path(run_dir) / file), key)
 
 
-def one_class_at(node: Any, key: Sequence[str | int]) -> list[int] | None:
+def one_class_at(node: Any, key: Sequence[str | int]) -> list[int] | str | None:
     """:func:`one_class_folds` of the parsed JSON ``node``."""
     for k in list(key)[:-1]:
         if not isinstance(node, Mapping) or not isinstance(k, str):
             return None
         node = node.get(k)
+    if key and isinstance(key[-1], int):  # K sweep: per fold, one flag per K
+        if not (isinstance(node, Mapping) and isinstance(node.get("mean"), list)):
+            return None  # no sweep there
+        i, flags = key[-1], node.get("one_class")
+        if not isinstance(flags, list) or not flags or \
+                not all(isinstance(f, list) and -len(f) <= i < len(f) for f in flags):
+            return ONE_CLASS_UNKNOWN
+        return [sum(1 for f in flags if f[i]), len(flags)]
     folds = node.get("folds") if isinstance(node, Mapping) else None
     if not isinstance(folds, list) or not folds or \
             not all(isinstance(f, Mapping) and "confusion" in f for f in folds):
@@ -126,7 +140,7 @@ def published_dict(published: papers.Published | None) -> dict[str, Any] | None:
     if published is None:
         return None
     return {"mean": published.mean, "std": published.std, "source": published.source,
-            "k": published.k}
+            "k": published.k, "digits": published.digits, "std_digits": published.std_digits}
 
 
 def make_row(cells: Sequence[str], published: papers.Published | None, *, out: Path,
@@ -182,23 +196,27 @@ def fmt(value: Mapping[str, Any] | None, unit: str = "fraction", *,
         exact: bool = False) -> str:
     """``0.612 +- 0.046`` (fraction) or ``61.23 +- 4.56 %`` (percent); "" for None.
 
-    ``exact``: more digits where the number has them (a published value as printed: Sun et
-    al.'s 71.02 % is 0.7102 as a fraction, not 0.710).
+    ``exact``: a published value as printed: with the decimals the paper printed
+    (``digits`` / ``std_digits`` of :class:`vsent.papers.Published`, counted on the fraction:
+    Campos's 0.82 stays 0.82, Sun et al.'s 77.30 % is 0.7730 as a fraction); a value without
+    them (a report of an older vsent) gets more digits where the number has them.
     """
     if value is None or value.get("mean") is None:
         return ""
     scale, suffix, digits = (100.0, " %", 2) if unit == "percent" else (1.0, "", 3)
 
-    def num(x: float) -> str:
+    def num(x: float, printed: int | None) -> str:
         x *= scale
+        if exact and printed is not None:  # the fraction's decimals, less those of x 100
+            return f"{x:.{max(printed - (2 if unit == 'percent' else 0), 0)}f}"
         if exact:
             return next(f"{x:.{d}f}" for d in range(digits, 7)
                         if abs(round(x, d) - x) < 1e-9 or d == 6)
         return f"{x:.{digits}f}"
 
-    text = num(value["mean"])
+    text = num(value["mean"], value.get("digits"))
     if value.get("std") is not None:
-        text += f" +- {num(value['std'])}"
+        text += f" +- {num(value['std'], value.get('std_digits'))}"
     return text + suffix
 
 
@@ -222,6 +240,8 @@ def ours_cell(row: Mapping[str, Any], unit: str = "fraction") -> str:
     if row["ours"] is None:
         return row.get("missing") or NOT_RUN
     one = row.get("one_class_folds")
+    if one == ONE_CLASS_UNKNOWN:
+        return fmt(row["ours"], unit) + " (one-class check not available)"
     return fmt(row["ours"], unit) + (f" (one class in {one[0]} of {one[1]} folds)"
                                      if one and one[0] else "")
 
@@ -242,12 +262,19 @@ def weights_label(w: Mapping[str, Any]) -> str:
 # Markdown
 
 
-def _cpu_text(machine: Mapping[str, Any]) -> str:
-    """``"AMD EPYC (AVX2), "`` from a report's machine record; empty for older reports."""
-    cpu, capability = machine.get("cpu"), machine.get("cpu_capability")
+def cpu_label(record: Mapping[str, Any]) -> str:
+    """``"AMD EPYC (AVX2)"`` from a record with ``cpu`` and ``cpu_capability`` (a report's
+    machine, a sub-run's versions.json); empty when it has neither."""
+    cpu, capability = record.get("cpu"), record.get("cpu_capability")
     if not cpu and not capability:
         return ""
-    return f"{cpu or 'CPU'}{f' ({capability})' if capability else ''}, "
+    return f"{cpu or 'CPU'}{f' ({capability})' if capability else ''}"
+
+
+def _cpu_text(machine: Mapping[str, Any]) -> str:
+    """``"AMD EPYC (AVX2), "`` from a report's machine record; empty for older reports."""
+    label = cpu_label(machine)
+    return f"{label}, " if label else ""
 
 
 def _mode_text(h: Mapping[str, Any]) -> str:
@@ -386,8 +413,12 @@ def pyplot():
 
 
 def save_figure(fig: Any, out: Path, name: str) -> str:
-    """Save ``fig`` as ``out/name`` (110 dpi), close it, return ``name`` for the report."""
+    """Save ``fig`` as ``out/name`` (110 dpi), close it, return ``name`` for the report.
+
+    Written atomically, as report.json and report.md: an interrupted report never leaves a
+    truncated figure."""
     fig.tight_layout()
-    fig.savefig(Path(out) / name, dpi=110)
+    with atomic_open(Path(out) / name, "wb") as f:
+        fig.savefig(f, dpi=110, format=Path(name).suffix.lstrip(".") or "png")
     pyplot().close(fig)
     return name

@@ -389,7 +389,7 @@ def _provenance(s: Session) -> None:
     for name, entry in s.steps.items():
         v = render.read_json(s.out / name / "versions.json", {})
         entry["git_commit"] = v.get("git_commit")
-        entry["cpu"] = v.get("cpu_capability") or v.get("cpu")
+        entry["cpu"] = render.cpu_label(v) or None  # as the header names it: model (ISA)
     s.save()
 
 

@@ -1,0 +1,50 @@
+"""Zero-shot CLIP runs: the tag's preprocessing, and no training options or recipe.
+
+Every CLIP here is a tiny open_clip configuration with random weights; a pretrained tag is
+faked (its record read from open_clip's configuration or monkeypatched); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+open_clip = pytest.importorskip("open_clip")
+
+from vsent.models import clip_models, create_model  # noqa: E402
+from vsent.zeroshot import zero_shot_model  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _tiny_clip(tmp_path):
+    from test_backbones import add_tiny_clip_configs
+
+    add_tiny_clip_configs(tmp_path)
+
+
+def _fake_tag(monkeypatch, cfg: dict) -> None:
+    """``fake-tag`` of every arch: seeded random weights, open_clip's pretrained record ``cfg``."""
+    torch.manual_seed(5)
+    pretrained = open_clip.create_model("vsent-test-vit").eval()
+    monkeypatch.setattr(clip_models, "tags", lambda arch: ["fake-tag"])
+    monkeypatch.setattr(clip_models, "load_clip", lambda arch, tag: pretrained)
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda arch, tag: cfg)
+    import vsent.zeroshot as zs
+
+    monkeypatch.setattr(zs, "tags", clip_models.tags)  # imported by name there
+    monkeypatch.setattr(zs, "load_clip", clip_models.load_clip)
+
+
+def test_zero_shot_uses_the_tags_preprocessing_like_create_model(monkeypatch):
+    # MobileCLIP's record (no download): inputs in 0..1, mean 0, std 1, not CLIP's statistics
+    mobile = open_clip.get_pretrained_cfg("MobileCLIP-S1", "datacompdr")
+    assert tuple(mobile["mean"]) == (0.0, 0.0, 0.0) and tuple(mobile["std"]) == (1.0, 1.0, 1.0)
+    _fake_tag(monkeypatch, dict(mobile))
+    tagged = create_model("clip/vsent-test-vit", init="fake-tag")
+    model = zero_shot_model("clip/vsent-test-vit", "fake-tag")
+    assert model.info.preprocess == tagged.info.preprocess
+    assert model.info.preprocess.mean == (0.0, 0.0, 0.0)
+    assert model.info.preprocess.std == (255.0, 255.0, 255.0)
+    # a weights file or random weights keep the architecture's configuration
+    assert zero_shot_model("clip/vsent-test-vit", "random").info.preprocess == \
+        create_model("clip/vsent-test-vit").info.preprocess
