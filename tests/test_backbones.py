@@ -368,6 +368,11 @@ def test_families_list_and_resolve_by_prefix():
     assert "clip/ViT-B-32" in list_models("clip/ViT-B-*")
     assert "clip/vsent-test-vit" in list_models("clip/vsent-test-*")
     assert not any(n.startswith(("timm/", "clip/")) for n in list_models("*"))
+    # case ignored (open_clip's names have capitals); a '.' lists timm's pretrained tags
+    assert "clip/ViT-B-32" in list_models("clip/vit-b-32*")
+    assert "smallcnn" in list_models("SmallCNN")
+    tagged = list_models("timm/resnet18.*")
+    assert "timm/resnet18.a1_in1k" in tagged and "timm/resnet18" not in tagged
     for bad in ("timm/no_such_net", "clip/no-such-arch"):
         with pytest.raises(VsentError, match="no.such"):
             create_model(bad)

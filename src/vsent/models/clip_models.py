@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import os
@@ -227,10 +226,12 @@ def interpolation_of(arch: str) -> str:
 def list_names(pattern: str = "*") -> list[str]:
     """``clip/<arch>`` for the open_clip architectures matching ``pattern`` (only when the
     pattern names the family, e.g. ``clip/*``: the catalogue is long)."""
-    if not pattern.startswith(PREFIX):
+    from vsent.models.registry import matches
+
+    if not pattern.lower().startswith(PREFIX):
         return []
     return [n for n in (PREFIX + a for a in open_clip_module().list_models())
-            if fnmatch.fnmatchcase(n, pattern)]
+            if matches(n, pattern)]
 
 
 def resolve(name: str):

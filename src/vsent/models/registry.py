@@ -114,12 +114,19 @@ def _family_of(name: str) -> ModelFamily | None:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Sorted names of the models matching the shell-style ``pattern`` (families included)."""
+    """Sorted names of the models matching the shell-style ``pattern`` (families included),
+    case ignored (``vit-b-32*`` finds ``clip/ViT-B-32``)."""
     _import_builtin_models()
-    names = {n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern)}
+    names = {n for n in _REGISTRY if matches(n, pattern)}
     for family in _FAMILIES.values():
-        names.update(n for n in family.list_names(pattern) if fnmatch.fnmatchcase(n, pattern))
+        names.update(n for n in family.list_names(pattern) if matches(n, pattern))
     return sorted(names)
+
+
+def matches(name: str, pattern: str) -> bool:
+    """``fnmatch`` of a model name, case ignored: the families spell their names in their own
+    cases (open_clip's ``ViT-B-32``, timm's ``vit_base_patch16_224``)."""
+    return fnmatch.fnmatchcase(name.lower(), pattern.lower())
 
 
 def family_prefixes() -> list[str]:

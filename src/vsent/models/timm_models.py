@@ -276,10 +276,13 @@ def interpolation_of(arch: str) -> str | None:
 
 def list_names(pattern: str = "*") -> list[str]:
     """``timm/<arch>`` for the timm architectures matching ``pattern``, when the pattern names
-    the family (``timm/convnext*``): timm's catalogue (> 1000 names) is not listed by ``*``."""
-    if not pattern.startswith(PREFIX):
+    the family (``timm/convnext*``): timm's catalogue (> 1000 names) is not listed by ``*``.
+    A pattern with a ``.`` lists pretrained tags (``timm/resnet18.*``: ``timm/resnet18.a1_in1k``,
+    ...), as ``--model`` takes them. timm's names are lower case."""
+    if not pattern.lower().startswith(PREFIX):
         return []
-    return [PREFIX + n for n in _timm().list_models(pattern[len(PREFIX):] or "*")]
+    arch = pattern[len(PREFIX):].lower() or "*"
+    return [PREFIX + n for n in _timm().list_models(arch, pretrained="." in arch)]
 
 
 def resolve(name: str):
