@@ -705,3 +705,12 @@ def test_onnx_export_served_gives_the_checkpoints_scores_and_card(checkpoint, tm
         assert card["model"] == ref["model"] and card["preprocess"] == ref["preprocess"]
         r = post(s.url, imgs[:1], explain="true")
         assert r.status_code == 422 and "exported model" in r.json()["detail"]
+
+
+def test_uptime_counts_from_when_the_server_starts_serving(checkpoint):
+    from fastapi.testclient import TestClient
+
+    app = create_app(Predictor.from_checkpoint(checkpoint, device="cpu"), checkpoint=checkpoint)
+    time.sleep(1.0)  # what comes between building the app and serving (uvicorn's start-up)
+    with TestClient(app) as client:  # runs the lifespan, as uvicorn does
+        assert 0 <= client.get("/healthz").json()["uptime_s"] < 1.0

@@ -108,6 +108,15 @@ def test_page_splits_a_large_drop_and_switches_off_what_the_model_cannot_do(tmp_
                     if c.find_elements(By.CSS_SELECTOR, ".error")]
         for p, w in zip(pictures, want, strict=True):
             assert shown[p.name] == pytest.approx(w, abs=1e-5)
+        # the pictures are shown, and their object URLs released once they are
+        wait.until(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('.result img')]"
+            ".every(i => i.complete && i.naturalWidth > 0)"))
+        released = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "Promise.all([...document.querySelectorAll('.result img')].map("
+            "  i => fetch(i.src).then(() => false, () => true))).then(done);")
+        assert released == [True] * 5
         metrics = server.app.state.service.responses
         assert metrics == {200: 3}  # split by the page into requests of at most 2 images
 

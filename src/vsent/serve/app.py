@@ -549,8 +549,11 @@ def create_app(predictor: Predictor, *, checkpoint: str | Path | None = None,
     """
     service = Service(predictor, checkpoint=checkpoint, config=config)
 
+    started = [time.monotonic()]  # reset when the server starts serving (the model loaded)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        started[0] = time.monotonic()
         for b in service.batchers.values():
             b.start()
         try:
@@ -565,7 +568,6 @@ def create_app(predictor: Predictor, *, checkpoint: str | Path | None = None,
         title="vsent", version=__version__, lifespan=lifespan, static_url="/static-docs",
         description="Visual sentiment of images: a probability of positive per image.")
     app.state.service = service
-    started = time.time()
 
     @app.post("/v1/predict", openapi_extra=_PREDICT_DOC, summary="Score images")
     async def predict(request: Request) -> JSONResponse:
@@ -580,7 +582,7 @@ def create_app(predictor: Predictor, *, checkpoint: str | Path | None = None,
     @app.head("/healthz", include_in_schema=False)  # uptime checkers probe with HEAD
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "uptime_s": round(time.time() - started, 3)}
+        return {"status": "ok", "uptime_s": round(time.monotonic() - started[0], 3)}
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     async def metrics() -> str:

@@ -44,8 +44,15 @@ function showResult(file, row) {
   const item = el("li", "result");
   const img = el("img");
   img.alt = row.name;
-  // the heat map overlay when asked for, else the picture itself
-  img.src = row.heatmap ? `data:image/png;base64,${row.heatmap}` : URL.createObjectURL(file);
+  // the heat map overlay when asked for, else the picture itself (its object URL is released
+  // once shown: the page keeps the decoded picture, not a second copy of the file per drop)
+  if (row.heatmap) {
+    img.src = `data:image/png;base64,${row.heatmap}`;
+  } else {
+    img.src = URL.createObjectURL(file);
+    img.addEventListener("load", () => URL.revokeObjectURL(img.src), { once: true });
+    img.addEventListener("error", () => URL.revokeObjectURL(img.src), { once: true });
+  }
   item.appendChild(img);
   const body = el("div", "body");
   body.appendChild(el("div", "name", row.name));
