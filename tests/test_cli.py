@@ -198,6 +198,13 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys, twitter_like, tmp_
     assert main([*argv, "--resume"]) == 130  # already given
     assert capsys.readouterr().err == ("vsent: interrupted; what was written is kept: the same "
                                        "command continues it\n")
+    # reproduce's default --out (None until it names runs/reproduce/PAPER) is a folder too
+    import vsent.cli.reproduce as reproduce_cli
+
+    monkeypatch.setattr(reproduce_cli, "run", interrupted)
+    assert main(["reproduce", "sun2016", "--quick", "--data", str(twitter_like)]) == 130
+    assert capsys.readouterr().err == ("vsent: interrupted; what was written is kept: the same "
+                                       "command with --resume continues it\n")
     # a command without --resume (layers, fuse) continues when run again
     monkeypatch.setattr(crossval_cli, "run_models", interrupted)
     assert main(["models"]) == 130
@@ -304,12 +311,19 @@ def test_training_options_with_zero_shot_are_refused_in_one_line(cmd, tmp_path, 
 
 def test_zero_shot_config_refuses_a_recipe_other_than_its_presets():
     from vsent.config import RunConfig
+    from vsent.crossval import prepare
     from vsent.errors import VsentError
     from vsent.presets import CROSSVAL
 
     quick = CROSSVAL["quick"]["train"]
     kw = {"data": "x", "model": "clip/ViT-B-32", "init": "random", "zero_shot": True,
           "preset": "quick"}
-    RunConfig(**kw, train=quick.replace(seed=3, device="cpu"))  # run options, not a recipe
+    # run options, not a recipe
+    RunConfig(**kw, train=quick.replace(seed=3, device="cpu")).check_zero_shot_recipe()
+    changed = RunConfig(**kw, train=quick.replace(epochs=3, mix="mixup"))
     with pytest.raises(VsentError, match=r"^--epochs, --mix: not with --zero-shot"):
-        RunConfig(**kw, train=quick.replace(epochs=3, mix="mixup"))
+        changed.check_zero_shot_recipe()
+    with pytest.raises(VsentError, match=r"^--epochs, --mix: not with --zero-shot"):
+        prepare(changed)  # a run starts (or resumes) with the check, before anything else
+    # a run stored before the check still opens (layers, regions, compare read it)
+    assert RunConfig.from_dict(changed.to_dict()) == changed

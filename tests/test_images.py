@@ -455,6 +455,9 @@ def test_only_the_formats_of_the_image_suffixes_are_read(tmp_path):
         buf = io.BytesIO()
         Image.new("RGB", (9, 7), (200, 30, 30)).save(buf, fmt)
         assert load_rgb(buf.getvalue()).size == (9, 7), fmt
+    # an AVIF under a .jpg name, as web scrapes hold them, is read (a mainstream format)
+    Image.new("RGB", (9, 7), (200, 30, 30)).save(tmp_path / "web.jpg", "AVIF")
+    assert load_resized(tmp_path / "web.jpg", 8).shape == (8, 8, 3)
 
 
 def test_a_fifo_a_device_and_a_nul_byte_are_named(tmp_path):

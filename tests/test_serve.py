@@ -714,3 +714,24 @@ def test_uptime_counts_from_when_the_server_starts_serving(checkpoint):
     time.sleep(1.0)  # what comes between building the app and serving (uvicorn's start-up)
     with TestClient(app) as client:  # runs the lifespan, as uvicorn does
         assert 0 <= client.get("/healthz").json()["uptime_s"] < 1.0
+
+
+def test_the_model_card_shows_no_folder_of_the_server(tmp_path):
+    """The data, a weights file it started from and the run's command lines are the server's
+    business: /v1/model names files, never their folders, for a checkpoint and an export."""
+    from types import SimpleNamespace
+
+    from vsent.models.card import model_card as card_of
+    from vsent.serve.app import model_card
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "run" / "model.pt", create_model("smallcnn"),
+                           init=str(tmp_path / "weights" / "start.pt"),
+                           data=str(tmp_path / "data" / "twitter1"))
+    card = model_card(ckpt, Predictor.from_checkpoint(ckpt, device="cpu"))
+    exported = SimpleNamespace(model=SimpleNamespace(card=card_of(ckpt), engine="onnx"))
+    for served in (card, model_card(None, exported)):
+        assert str(tmp_path) not in json.dumps(served)
+        assert served["weights"]["init"] == served["weights"]["location"] == "start.pt"
+        assert served["training"]["dataset"] == "twitter1"
+    assert card_of(ckpt)["weights"]["location"] == str(tmp_path / "weights" / "start.pt")

@@ -464,6 +464,27 @@ def test_torchvision_imagenet_offline_prints_nothing_before_its_one_line(offline
     assert calls == [] and capfd.readouterr().err == ""  # no torch.hub "Downloading:" line
 
 
+def test_a_name_that_does_not_resolve_is_resolvable_behind_a_proxy(monkeypatch):
+    """An HTTP(S) proxy resolves names itself: the offline pre-check must not stop a download
+    that would go through it (unless no_proxy names the host)."""
+    import socket
+
+    from vsent.models.weights import resolvable
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror("no network")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
+                "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    assert not resolvable("download.pytorch.org")
+    monkeypatch.setenv("https_proxy", "http://proxy.invalid:3128")
+    assert resolvable("download.pytorch.org")
+    monkeypatch.setenv("no_proxy", "download.pytorch.org")
+    assert not resolvable("download.pytorch.org")
+
+
 def test_a_cached_file_of_another_sha1_is_refused_and_a_good_one_hashed_once(offline,
                                                                              monkeypatch):
     from vsent.models import weights as weights_module

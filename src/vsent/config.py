@@ -263,17 +263,17 @@ class RunConfig:
         if self.extra_train is not None and (mode != "all" or self.zero_shot):
             raise VsentError("--extra-train trains the whole network: not with --train "
                              f"{mode}{' or --zero-shot' if self.zero_shot else ''}")
-        if self.zero_shot:
-            self._check_zero_shot_train()
 
-    def _check_zero_shot_train(self) -> None:
+    def check_zero_shot_recipe(self) -> None:
         """A zero-shot run trains nothing: a recipe other than its preset's would be stored in
-        config.json (and shown on its cards) though it never ran. A config without a preset
-        (the user's lr, refused by the CLI; a Python-made recipe) has nothing to compare."""
+        config.json (and shown on its cards) though it never ran. Checked where a run starts
+        (:func:`vsent.crossval.prepare`), not when a stored config is read: runs made before
+        the check still open. A config without a preset (the user's lr, refused by the CLI; a
+        Python-made recipe) has nothing to compare."""
         from vsent.presets import CROSSVAL  # here: vsent.presets imports this module
 
         preset = CROSSVAL.get(self.preset or "")
-        if preset is None:
+        if not self.zero_shot or preset is None:
             return
         changed = [f.name for f in dataclasses.fields(TrainConfig)
                    if f.name not in ("seed", "device")  # run options, not a recipe

@@ -67,6 +67,7 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
     train the model does not have, stop the run before its directory exists (a directory
     opened for a wrong ``--data`` would refuse the next try with the right one).
     """
+    cfg.check_zero_shot_recipe()
     if not Path(cfg.data).exists():
         raise VsentError(f"{cfg.data}: no such file or directory")
     model = fresh_model(cfg, cfg.seed) if cfg.zero_shot else \

@@ -72,8 +72,12 @@ def _how_to_continue(args: argparse.Namespace) -> str:
     if resume is None or resume:  # no --resume (run again: it continues), or given already
         return ": the same command continues it"
     out = getattr(args, "out", None)
-    if out is None or (Path(out).exists() and not (Path(out).is_file() or Path(out).is_dir())):
-        return ""  # standard output, a pipe or a device: nothing to continue
+    if out is None and getattr(args, "command", None) == "predict":
+        return ""  # predict wrote to standard output: nothing to continue
+    if out is not None and Path(out).exists() and not (Path(out).is_file()
+                                                       or Path(out).is_dir()):
+        return ""  # a pipe or a device: nothing to continue
+    # (reproduce's --out None is its default folder, resolved later)
     if getattr(args, "overwrite", False):  # (the two exclude each other)
         return ": the same command with --resume instead of --overwrite continues it"
     return ": the same command with --resume continues it"

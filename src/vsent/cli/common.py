@@ -170,9 +170,12 @@ class _ModelArgs(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
+        import json  # (the value as typed: true, not Python's True)
+
         key, value = values
         if key == "num_classes" and value != 2:
-            parser.exit(EXIT_USER_ERROR, f"vsent: error: --model-arg num_classes={value}: "
+            parser.exit(EXIT_USER_ERROR, f"vsent: error: --model-arg num_classes="
+                                         f"{json.dumps(value)}: "
                                          "the task sets num_classes (2: negative, positive); "
                                          "CaffeNet's raw tops (fc7-4096, fc8-1000) come with "
                                          "--arch\n")

@@ -35,7 +35,8 @@ logger = logging.getLogger("vsent")
 CLASS_NAMES = ("negative", "positive")
 #: File extensions taken as images in the positive/ + negative/ folder layout.
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".ppm", ".pgm",
+     ".pbm"}
 )
 #: How many problems an error message lists before "and N more".
 MAX_LISTED = 20

@@ -36,7 +36,7 @@ MAX_PIXELS = 64_000_000
 #: formats PIL knows (EPS through Ghostscript, DDS, SPIDER, FITS, ...) are refused unread: a
 #: service must not run them on uploads, and their plugins are where damaged files raise the
 #: unexpected.
-FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF", "PPM")
+FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "AVIF", "TIFF", "PPM")
 
 #: Anything :func:`load_rgb` accepts.
 ImageSource = str | os.PathLike | bytes | bytearray | Image.Image | np.ndarray
@@ -294,9 +294,14 @@ def _to_rgb(im: Image.Image, where: str) -> Image.Image:
     mode = im.mode
     if mode == "RGB" and "transparency" not in im.info:
         return im
-    try:
-        if mode in _WIDE_MODES:
+    if mode in _WIDE_MODES:
+        # vsent's own numpy code: outside the catch-all below (a bug in it must not pass for
+        # a damaged image)
+        try:
             return _wide_to_rgb(im, where)
+        except (ValueError, OSError) as e:
+            raise _unconvertible(where, mode, e) from None
+    try:
         if mode in _ALPHA_MODES or "transparency" in im.info:
             rgba = im.convert("RGBA")
             white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -304,11 +309,15 @@ def _to_rgb(im: Image.Image, where: str) -> Image.Image:
         # L, 1, P, CMYK, YCbCr, LAB, HSV, ...
         return im.convert("RGB")
     except (ValueError, OSError) as e:
-        raise ImageError(f"{where}: cannot convert mode {mode} to RGB: {_reason(e)}") from None
-    except (ImageError, MemoryError):
+        raise _unconvertible(where, mode, e) from None
+    except MemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - see _undecodable
         raise _undecodable(where, e) from None
+
+
+def _unconvertible(where: str, mode: str, e: Exception) -> ImageError:
+    return ImageError(f"{where}: cannot convert mode {mode} to RGB: {_reason(e)}")
 
 
 def _wide_to_rgb(im: Image.Image, where: str) -> Image.Image:

@@ -294,9 +294,15 @@ def hub_download(host: str = "huggingface.co") -> Iterator[None]:
 
 
 def resolvable(host: str) -> bool:
-    """Whether ``host``'s name resolves (no: no network, a download would fail anyway)."""
+    """Whether ``host``'s name resolves (no: no network, a download would fail anyway). Behind
+    an HTTP(S) proxy (``https_proxy``, ...) the proxy resolves names: taken as yes."""
     import socket
+    import urllib.request
 
+    proxies = urllib.request.getproxies()
+    if (proxies.get("https") or proxies.get("all")) and \
+            not urllib.request.proxy_bypass(host):
+        return True
     try:
         socket.getaddrinfo(host, 443)
     except OSError:

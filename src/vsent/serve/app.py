@@ -130,9 +130,9 @@ def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str,
     (architecture, weights, training data, the run's cross-validated metrics, preprocessing,
     versions) plus ``vsent_version``, the version serving it.
 
-    The checkpoint's path and the training data's are cut to their last part, and the
-    command lines of the run (``versions.argv``, ``versions.resumed``) are left out: the
-    server's folders are nobody's business.
+    The paths of the checkpoint, the training data and a weights file it started from are cut
+    to their last part, and the command lines of the run (``versions.argv``,
+    ``versions.resumed``) are left out: the server's folders are nobody's business.
     A predictor built in Python without a checkpoint gets what the model itself says.
     """
     exported = getattr(predictor.model, "card", None)  # an export (vsent.export) carries its own
@@ -145,9 +145,6 @@ def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str,
 
         card = dict(card_of(checkpoint))
         card["checkpoint"] = Path(checkpoint).name
-        training = card.get("training")
-        if isinstance(training, dict) and training.get("dataset"):
-            card["training"] = {**training, "dataset": Path(str(training["dataset"])).name}
     else:
         model = predictor.model
         spec = dict(model.spec)  # set by create_model, load_checkpoint and ExportedModule
@@ -157,11 +154,25 @@ def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str,
                           "class_names": list(predictor.class_names), "options": spec},
                 "weights": None, "training": None, "metrics": None,
                 "preprocess": model.info.preprocess.to_dict(), "versions": None}
+    _cut_paths(card)
+    card["vsent_version"] = __version__
+    return card
+
+
+def _cut_paths(card: dict[str, Any]) -> None:
+    """The server's folders out of a card, in place: the training data and a weights file
+    (``--init PATH``) by their last part, the run's command lines (``versions.argv``,
+    ``versions.resumed``) left out. Tags, URLs and hub names of pretrained weights stay."""
+    training = card.get("training")
+    if isinstance(training, dict) and training.get("dataset"):
+        card["training"] = {**training, "dataset": Path(str(training["dataset"])).name}
+    weights = card.get("weights")
+    if isinstance(weights, dict) and str(weights.get("source") or "").startswith("weights file"):
+        card["weights"] = {**weights, **{k: Path(str(weights[k])).name
+                                         for k in ("init", "location") if weights.get(k)}}
     if isinstance(card.get("versions"), dict):
         card["versions"] = {k: v for k, v in card["versions"].items()
                             if k not in ("argv", "resumed")}
-    card["vsent_version"] = __version__
-    return card
 
 
 # --------------------------------------------------------------------------------------------
