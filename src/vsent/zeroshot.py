@@ -16,7 +16,6 @@ by :func:`read_prompts`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -27,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
 from vsent.models.base import ModelInfo, SentimentModel
 from vsent.models.clip_models import (
@@ -172,17 +172,21 @@ def zero_shot_model(
             rows.append(F.normalize(emb.mean(dim=0), dim=-1))
         class_embeddings = torch.stack(rows)
         scale = float(clip.logit_scale.exp()) if hasattr(clip, "logit_scale") else 100.0
-    info = _zero_shot_info(arch, int(class_embeddings.shape[1]), {"init": str(init)})
-    if isinstance(init, str) and init in tags(arch):
-        # the tag's own input statistics (MobileCLIP: mean 0, std 1), as create_model(init=TAG)
-        info = dataclasses.replace(info, preprocess=pretrained_weights(arch, init).preprocess)
+    # a tag's own input statistics (MobileCLIP: mean 0, std 1), as create_model(init=TAG)
+    tagged = isinstance(init, str) and init in tags(arch)
+    info = _zero_shot_info(arch, int(class_embeddings.shape[1]), {"init": str(init)},
+                           pretrained_weights(arch, init).preprocess if tagged else None)
     return ZeroShotModel(clip.visual, class_embeddings, scale, info, prompts).eval()
 
 
-def _zero_shot_info(arch: str, embed_dim: int, extra: Mapping[str, object]) -> ModelInfo:
+def _zero_shot_info(arch: str, embed_dim: int, extra: Mapping[str, object],
+                    preprocess: Preprocess | None = None) -> ModelInfo:
+    """The zero-shot model's info: the tower's (probes, Grad-CAM layer), with ``preprocess``
+    (the loaded weights' input statistics) in place of the architecture's when given."""
     proto = build_clip(arch, num_classes=2)  # for the tower's info (preprocess, probes)
     return ModelInfo(
-        name=f"{PREFIX}{arch}", family="clip", preprocess=proto.info.preprocess, num_outputs=2,
+        name=f"{PREFIX}{arch}", family="clip", preprocess=preprocess or proto.info.preprocess,
+        num_outputs=2,
         head="", new_layers=(), probe_layers=proto.info.probe_layers,
         probe_pool=proto.info.probe_pool, cam_layer=proto.info.cam_layer,
         feature_dim=int(embed_dim), extra={**proto.info.extra, "zero_shot": True, **extra},

@@ -197,10 +197,11 @@ def _way_fields(args: argparse.Namespace) -> dict:
     given = [getattr(args, k, None) for k in ("positive", "negative", "prompts")]
     if any(given) and not zero_shot:
         raise VsentError("--positive/--negative/--prompts apply to --zero-shot")
-    if zero_shot and train_overrides(args):  # nothing trains: the recipe would mislead
+    overrides = train_overrides(args) if zero_shot else {}
+    if overrides:  # nothing trains: the recipe would mislead
         from vsent.config import zero_shot_train_error
 
-        raise zero_shot_train_error(list(train_overrides(args)))
+        raise zero_shot_train_error(list(overrides))
     if any(given):
         from vsent.zeroshot import DEFAULT_PROMPTS, check_prompts, read_prompts
 
