@@ -12,6 +12,23 @@ from typing import Any
 
 import numpy as np
 
+# Where the benchmarks write their JSON by default: this folder's results/, wherever they are run
+# from (`make bench` runs them from the repository root; `plot_accuracy_cost.py` reads them here).
+RESULTS = Path(__file__).resolve().parent / "results"
+# The repository's committed run results (results/ at its root), read by the accuracy plot.
+REPO = Path(__file__).resolve().parent.parent
+RUN_RESULTS = REPO / "results"
+
+
+def shown(path: str | os.PathLike[str]) -> str:
+    """``path`` as a report records it: relative to the repository root when inside it (the
+    committed JSON names no one's home folder), else as given."""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
+
 
 def photo_jpegs(n: int, folder: Path) -> list[Path]:
     """``n`` seeded random 500x375 JPEGs (quality 90, the size of a Twitter photo) written to

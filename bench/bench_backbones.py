@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import load_average, paired_ratios, photo_jpegs, write_json
+from _common import RESULTS, load_average, paired_ratios, photo_jpegs, write_json
 
 from vsent.export import OnnxPredictor, export_model
 from vsent.models import clip_models, create_model, timm_models  # noqa: F401  (families)
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    ap.add_argument("--out", default="bench/results/backbones.json")
+    ap.add_argument("--out", default=RESULTS / "backbones.json")
     ap.add_argument("--fold-n", type=int, default=706,
                     help="training images of one fold for the head-fit timing (706: Twitter I "
                          "five-agree, 4/5 of 882; a Campos fold has 704)")

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import load_average, write_json
+from _common import RESULTS, load_average, write_json
 
 from vsent.analyses.baselines import FEATURE_SETS, run_baselines
 from vsent.cli.common import default_data
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="use the normal feature cache ($VSENT_CACHE) instead of an empty one, "
                         "i.e. measure a rerun")
     p.add_argument("--run-dir", help="keep the run directory here (default: a temporary one)")
-    p.add_argument("--out", default="bench/results/baselines.json",
+    p.add_argument("--out", default=RESULTS / "baselines.json",
                    help="result JSON (default bench/results/baselines.json, as `make bench`)")
     args = p.parse_args(argv)
 

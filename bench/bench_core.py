@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import load_average, paired_ratios, write_json
+from _common import RESULTS, load_average, paired_ratios, write_json
 
 from vsent.data.images import load_resized
 from vsent.data.transforms import center_crop, normalize, ten_crop
@@ -135,7 +135,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats (best kept)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--data", type=Path, default=Path("../shared/datasets/twitter1"))
-    ap.add_argument("--out", type=Path, default=Path("bench/results/core.json"))
+    ap.add_argument("--out", type=Path, default=RESULTS / "core.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         paths = _images(args.data, args.n, Path(tmp))

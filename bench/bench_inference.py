@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import load_average, paired_ratios, write_json
+from _common import RESULTS, load_average, paired_ratios, write_json
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--loader-workers", type=int, default=2,
                     help="DataLoader worker processes of the torchvision pipeline")
     ap.add_argument("--model", default="caffenet")
-    ap.add_argument("--out", type=Path, default=Path("bench/results/inference.json"))
+    ap.add_argument("--out", type=Path, default=RESULTS / "inference.json")
     args = ap.parse_args()
 
     paths = sorted((args.data / "images").glob("*.jpg"))[: args.limit]

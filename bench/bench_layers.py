@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import write_json
+from _common import RESULTS, write_json
 
 #: CaffeNet's probe layers and values per image (227x227 input).
 CAFFENET_DIMS = {
@@ -144,7 +144,7 @@ def main() -> None:
     p.add_argument("--extract", type=int, default=64, help="images for the extraction timing "
                                                            "(0: skip)")
     p.add_argument("--work", type=Path, help="folder for the feature files (default: temp)")
-    p.add_argument("--out", type=Path, default=Path("bench/results/layers.json"))
+    p.add_argument("--out", type=Path, default=RESULTS / "layers.json")
     p.add_argument("--child", choices=("table", "extract"), help=argparse.SUPPRESS)
     args = p.parse_args()
 

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import write_report
+from _common import RESULTS, write_report
 from PIL import Image
 
 from vsent.models import create_model
@@ -150,7 +150,7 @@ def main() -> None:
     ap.add_argument("--ray-cpus", type=int, default=None, help="local Ray CPUs (all)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/vsent-bench-scale"))
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per run")
-    ap.add_argument("--out", type=Path, default=Path("bench/results/predict_scale.json"))
+    ap.add_argument("--out", type=Path, default=RESULTS / "predict_scale.json")
     args = ap.parse_args()
 
     work = args.workdir

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from _common import write_json
+from _common import RESULTS, write_json
 
 from vsent.analyses.proposals import ProposalConfig, gradient_edges, make_edge_detector, propose
 from vsent.analyses.regions import crop_regions, score_images
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sides", type=int, nargs="+", default=[256, 320, 500])
     ap.add_argument("--models", nargs="+", default=["smallcnn", "caffenet"])
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--out", default="bench/results/regions.json")
+    ap.add_argument("--out", default=RESULTS / "regions.json")
     args = ap.parse_args(argv)
     images = _images(Path(args.data), args.n)
     result = {

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _common import photo_jpegs, write_json
+from _common import RESULTS, photo_jpegs, write_json
 
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
@@ -157,7 +157,7 @@ def main() -> None:
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--data", default="../shared/datasets/twitter1")
-    ap.add_argument("--out", default="bench/results/serve.json")
+    ap.add_argument("--out", default=RESULTS / "serve.json")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp_name:

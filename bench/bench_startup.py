@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import photo_jpegs, write_report
+from _common import RESULTS, photo_jpegs, write_report
 
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
@@ -51,7 +51,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "startup.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "startup.json")
     args = ap.parse_args(argv)
 
     import torch

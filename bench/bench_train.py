@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import write_report
+from _common import RESULTS, RUN_RESULTS, shown, write_report
 
 from vsent.analyses.fusion import fuse_run
 from vsent.data import image_cache, load_dataset, make_folds
@@ -99,9 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--data", default=os.environ.get("VSENT_DATA", "../shared/datasets/twitter1"))
     ap.add_argument("--fusions", nargs="*", default=list(FUSIONS), choices=list(FUSIONS))
-    ap.add_argument("--fusion-run", type=Path, default=Path("results/quick"),
+    ap.add_argument("--fusion-run", type=Path, default=RUN_RESULTS / "quick",
                     help="finished crossval run the fusions are timed on")
-    ap.add_argument("--out", type=Path, default=Path("bench/results/train.json"))
+    ap.add_argument("--out", type=Path, default=RESULTS / "train.json")
     args = ap.parse_args(argv)
     if args.epochs < 2:  # the rates would be those of the warm-up epoch alone
         ap.error(f"--epochs {args.epochs}: give at least 2 (the first epoch warms up and is "
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_seconds": round(train_seconds, 1),
         "results": results,
         "fusions": fusions,
-        "fusion_run": str(args.fusion_run),
+        "fusion_run": shown(args.fusion_run),
     }
     write_report(args.out, report)
 

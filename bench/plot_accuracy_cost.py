@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _common import write_report
+from _common import RESULTS, RUN_RESULTS, shown, write_report
 
 from vsent.errors import VsentError
 from vsent.files import atomic_open
@@ -194,9 +194,9 @@ def _label(fig: Any, ax: Any, rows: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bench", type=Path, default=Path("bench/results/train.json"))
-    ap.add_argument("--results", type=Path, default=Path("results"))
-    ap.add_argument("--out", type=Path, default=Path("bench/results/accuracy_cost"))
+    ap.add_argument("--bench", type=Path, default=RESULTS / "train.json")
+    ap.add_argument("--results", type=Path, default=RUN_RESULTS)
+    ap.add_argument("--out", type=Path, default=RESULTS / "accuracy_cost")
     args = ap.parse_args()
     try:
         costs = CostModel(read(args.bench), args.results)
@@ -205,7 +205,7 @@ def main() -> None:
             run = run_dir(args.results, name)
             minutes, parts = costs.minutes(run)
             mean, std, fused = accuracy(run)
-            rows.append({"label": label, "run": str(run), "accuracy": round(mean, 4),
+            rows.append({"label": label, "run": shown(run), "accuracy": round(mean, 4),
                          "std": round(std, 4), "fused": fused,
                          "gpu": on_gpu(run, args.results), "minutes": round(minutes, 1),
                          "cost_parts": parts})
@@ -214,7 +214,7 @@ def main() -> None:
     png = args.out.with_suffix(".png")
     plot(rows, png)
     write_report(args.out.with_suffix(".json"), {
-        "benchmark": "accuracy_cost", "bench": str(args.bench), "plot": str(png),
+        "benchmark": "accuracy_cost", "bench": shown(args.bench), "plot": shown(png),
         "rows": sorted(rows, key=lambda r: r["minutes"])})
 
 

@@ -588,6 +588,8 @@ def test_a_nul_byte_in_a_from_list_line_is_one_line_naming_the_list_and_line(fol
     err = capsys.readouterr().err
     assert err.startswith(f"vsent: error: --from-list {lst}: line 202 holds a NUL byte")
     assert "Traceback" not in err and err.count("\n") == 1
+    # the image listed before the bad line was read ahead of it: its row is kept
+    assert [r["path"] for r in csv.DictReader(out.open())] == [str(imgs[0])]
     with pytest.raises(VsentError, match="line 3 holds a NUL byte"):
         list(iter_inputs(from_list="-", stdin=io.StringIO("a.jpg\n# c\nb\0.jpg\n")))
 

@@ -220,6 +220,33 @@ def test_iter_batches_reads_a_generator_lazily():
     stream.close()
 
 
+def test_a_failing_item_source_first_delivers_the_items_read_before_it():
+    """A list's bad line deep in a job (e.g. a NUL byte) stops it, but the items read ahead of
+    it are still decoded and batched: their rows are written before the error is raised."""
+
+    def items():
+        yield from (np.full((4, 4, 3), i, np.uint8) for i in range(5))
+        raise VsentError("--from-list l.txt: line 6 holds a NUL byte")
+
+    got = []
+    with pytest.raises(VsentError, match="line 6"):
+        for batch in iter_batches(items(), 4, batch_size=2, workers=2):
+            got.append([int(a[0, 0, 0]) for a in batch.images])
+    assert got == [[0, 1], [2, 3], [4]]
+    seen = []
+    with pytest.raises(VsentError, match="line 6"):
+        for _item, r, _ in prefetch(lambda a: int(a[0, 0, 0]), items(), workers=2, ahead=8):
+            seen.append(r)
+    assert seen == [0, 1, 2, 3, 4]
+
+    def at_once():
+        raise VsentError("unreadable list")
+        yield  # a generator
+
+    with pytest.raises(VsentError, match="unreadable list"):
+        list(iter_batches(at_once(), 4, batch_size=2, workers=1))
+
+
 def test_prefetch_runs_in_threads_and_lets_bugs_through():
     names = set()
 

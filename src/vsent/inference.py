@@ -323,7 +323,9 @@ def prefetch(
     items beyond the one being consumed; ``items`` may be any iterable, read lazily (a
     generator of millions of paths is never held in memory). A :class:`VsentError` raised by
     ``fn`` (e.g. :class:`~vsent.errors.ImageError`) is returned in the item's slot; any other
-    exception propagates. Closing the iterator early cancels the pending work.
+    exception propagates. An exception raised by ``items`` itself (a list's bad line) is
+    raised after the items read before it are yielded: their rows are not lost. Closing the
+    iterator early cancels the pending work.
 
     Parameters
     ----------
@@ -337,6 +339,7 @@ def prefetch(
     it = iter(items)
     pending: deque[tuple[T, Future]] = deque()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vsent-decode")
+    failure: Exception | None = None
     try:
         exhausted = False
         while True:
@@ -346,8 +349,13 @@ def prefetch(
                 except StopIteration:
                     exhausted = True
                     break
+                except Exception as e:  # raised once the items read before it are yielded
+                    failure, exhausted = e, True
+                    break
                 pending.append((item, pool.submit(_call, fn, item)))
             if not pending:
+                if failure is not None:
+                    raise failure
                 return
             item, fut = pending.popleft()
             result, error = fut.result()
@@ -406,7 +414,8 @@ def iter_batches(
     Yields
     ------
     :class:`DecodedBatch` in input order; an item that fails to decode gets its error and no
-    image row.
+    image row. An exception raised by ``items`` is raised after the batch of the items read
+    before it.
     """
     if batch_size < 1:
         raise VsentError(f"--batch-size must be >= 1, got {batch_size}")
@@ -417,10 +426,18 @@ def iter_batches(
     stream = prefetch(work, items, workers=workers, ahead=max(2 * batch_size, 2 * workers))
     empty = np.empty((0, size, size, 3), np.uint8)
     try:
-        while True:
-            chunk = [x for _, x in zip(range(batch_size), stream, strict=False)]
+        failure: Exception | None = None
+        while failure is None:
+            chunk: list[tuple[Any, Any, VsentError | None]] = []
+            try:
+                for x in stream:
+                    chunk.append(x)
+                    if len(chunk) == batch_size:
+                        break
+            except Exception as e:  # the items' own failure: first the rows read before it
+                failure = e
             if not chunk:
-                return
+                break
             good = [r for _, r, e in chunk if e is None]
             feats = None
             if features is not None:
@@ -428,5 +445,7 @@ def iter_batches(
             yield DecodedBatch(items=[i for i, _, _ in chunk],
                                images=np.stack([im for im, _ in good]) if good else empty,
                                errors=[e for _, _, e in chunk], features=feats)
+        if failure is not None:
+            raise failure
     finally:
         stream.close()
