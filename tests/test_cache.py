@@ -1,6 +1,7 @@
 import errno
 import os
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -250,3 +251,89 @@ def test_cache_key_names_files_by_their_resolved_path(tmp_path, monkeypatch):
     assert key_b == cache_key([tmp_path / "b" / "x.jpg"], 8)
     (tmp_path / "link.jpg").symlink_to(tmp_path / "a" / "x.jpg")
     assert cache_key([tmp_path / "link.jpg"], 8) == key_a
+
+
+# ------------------------------------------------------------------------------------------
+# a zero-byte cache file (audit_data23 #4); a replacement with size and mtime set back (#5)
+
+
+def test_empty_cache_file_is_rebuilt(ds, cdir, caplog):
+    # a crash between os.replace and writeback can leave the file empty: np.load raises
+    # EOFError, which must mean "rebuild", not a traceback on every later run
+    arr = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    path = Path(arr.filename)
+    expected = np.array(arr)
+    del arr
+    path.write_bytes(b"")
+    again = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    np.testing.assert_array_equal(again, expected)
+    assert "unreadable" in caplog.text and "rebuilding" in caplog.text
+
+
+def _solid_png(path: Path, rgb: tuple[int, int, int]) -> int:
+    Image.new("RGB", (8, 8), rgb).save(path, "PNG", compress_level=0)  # size: pixels alone
+    return path.stat().st_size
+
+
+def _until_ctime_moves(path: Path, before: os.stat_result, write) -> None:
+    """write(), again until ``path``'s ctime differs from ``before``'s (file systems keep
+    coarse times: a write within the same tick would keep the ctime, as with any key)."""
+    for _ in range(60):
+        write()
+        if path.stat().st_ctime_ns != before.st_ctime_ns:
+            return
+        time.sleep(0.05)
+    pytest.skip("this file system's ctime did not move in 3 s")
+
+
+@pytest.mark.parametrize("how", ["in place", "renamed over"])
+def test_same_size_replacement_with_mtime_set_back_gives_a_new_cache(tmp_path, cdir, how):
+    # cp -p, rsync -t or os.utime set size and mtime back; the inode (a rename) or the ctime
+    # (a write in place) cannot be set back
+    for cls, rgb in (("positive", (255, 0, 0)), ("negative", (0, 0, 255))):
+        (tmp_path / "d" / cls).mkdir(parents=True)
+        _solid_png(tmp_path / "d" / cls / "a.png", rgb)
+    ds = load_dataset(tmp_path / "d")
+    before = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    assert before[0, 0, 0].tolist() == [255, 0, 0]
+    p = ds.paths[0]
+    st = p.stat()
+    green = tmp_path / "green.png"
+    assert _solid_png(green, (0, 255, 0)) == st.st_size  # the same size, other pixels
+
+    def replace_it() -> None:
+        if how == "in place":
+            p.write_bytes(green.read_bytes())
+        else:
+            (tmp_path / "new.png").write_bytes(green.read_bytes())
+            os.replace(tmp_path / "new.png", p)
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    _until_ctime_moves(p, st, replace_it)
+    assert (p.stat().st_size, p.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    after = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    assert after[0, 0, 0].tolist() == [0, 255, 0]
+    np.testing.assert_array_equal(after[1], before[1])
+    # the dataset fingerprint (names, labels, sizes) does not see it, as documented; its
+    # formula stays: stored runs compare it on resume
+    assert load_dataset(tmp_path / "d").fingerprint() == ds.fingerprint()
+
+
+def test_pillow_version_is_part_of_the_cache_key(ds, monkeypatch):
+    import PIL
+
+    assert cache_mod._FORMAT.endswith(f":Pillow-{PIL.__version__}")
+    key = cache_key(ds.paths, SIZE)
+    monkeypatch.setattr(cache_mod, "_FORMAT", cache_mod._FORMAT + "-other")
+    assert cache_key(ds.paths, SIZE) != key
+
+
+def test_fingerprint_formula_is_unchanged(ds):
+    # runs started earlier stored this value and compare it on resume: it must not change
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, path, label in zip(ds.names, ds.paths, ds.labels, strict=True):
+        h.update(f"{name}\t{int(label)}\t{path.stat().st_size}\n".encode())
+    assert ds.fingerprint() == {"n_images": len(ds), "n_positive": int(ds.labels.sum()),
+                                "sha256": h.hexdigest()}

@@ -281,6 +281,11 @@ DAMAGED = {
                        r"a probability\)"),
     "a row twice": (lambda lines: [*lines, lines[4]],
                     r"predictions.csv, line 12: im03.jpg again \(first on line 5\)"),
+    # a lost newline: the first row read, the second lost, then "not tested on the same
+    # images" naming the wrong cause (audit_ens23 #7)
+    "two rows on one line": (lambda lines: [*lines[:2], lines[2] + lines[3], *lines[4:]],
+                             r"predictions.csv, line 3: unreadable row \(7 fields, the header "
+                             r"has 4\)"),
     "header only": (lambda lines: lines[:1], r"predictions.csv: no rows"),
     "not text": (lambda lines: [*lines[:2], "im01.jpg,1,0,0\udcff", *lines[3:]],  # byte 0xff
                  r"predictions.csv: not a readable CSV file \('utf-8' codec can't decode byte "

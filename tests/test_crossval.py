@@ -425,3 +425,268 @@ def test_model_arg_num_classes_is_refused_in_one_line(tmp_path, capsys):
     # the task's own value is no error
     assert build_parser().parse_args(["crossval", "--model-arg", "num_classes=2"]).model_arg \
         == [("num_classes", 2)]
+
+
+# --------------------------------------------------------------------------------------------
+# audit_core23: resume checks, damaged files, time, fold range, records
+
+
+def _ft_argv(data, out, *extra):
+    return ["finetune", "--data", str(data), "--out", str(out), "--preset", "quick",
+            "--epochs", "2", "--batch-size", "8", "--device", "cpu", "--no-progress", *extra]
+
+
+def test_finetune_resume_refuses_data_that_changed_since_it_started(tmp_path, monkeypatch,
+                                                                    capsys):
+    """As crossval: finetune records its data (data.json, skipped.json) and a resume on
+    flipped labels is refused instead of training on them."""
+    from conftest import build_twitter_like
+
+    data = build_twitter_like(tmp_path / "tw")
+    out = tmp_path / "ft"
+    argv = _ft_argv(data, out)
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 1)
+        assert main(argv) == 130
+    record = json.loads((out / "data.json").read_text())
+    assert (record["n_images"], len(record["sha256"])) == (36, 64)
+    assert json.loads((out / "skipped.json").read_text()) == []
+    gt = data / "ground_truth" / "twitter_five_agrees.txt"
+    lines = gt.read_text().splitlines(keepends=True)
+    name, label = lines[0].split()
+    gt.write_text("".join([f"{name} {1 - int(label)}\n", *lines[1:]]))
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}: its images or labels changed since {out} started (36 images, " \
+           f"{record['n_positive']} positive then; 36 images, " in err and "Traceback" not in err
+    gt.write_text("".join(lines))  # restored: the run continues
+    assert main([*argv, "--resume"]) == 0
+
+
+@pytest.mark.parametrize("command", ["crossval", "finetune"])
+def test_resume_refuses_init_weights_that_changed_since_the_run_started(tmp_path, monkeypatch,
+                                                                         capsys, command):
+    """--init FILE was compared by its path: weights retrained to the same path started the
+    remaining folds (or epochs) from other weights. Its SHA-256 is kept in init.json and in
+    the checkpoints; a run recorded before keeps resuming."""
+    from conftest import build_twitter_like
+    from vsent.files import file_sha256
+    from vsent.models import create_model
+
+    data = build_twitter_like(tmp_path / "tw")
+    weights = tmp_path / "init.pt"
+    torch.manual_seed(1)
+    torch.save(create_model("smallcnn").state_dict(), weights)
+    sha = file_sha256(weights)
+    out = tmp_path / "run"
+    epochs = "1" if command == "crossval" else "2"  # stopped after fold 1 / epoch 1
+    argv = [command, "--data", str(data), "--out", str(out), "--preset", "quick", "--init",
+            str(weights), "--epochs", epochs, "--batch-size", "8", "--device", "cpu",
+            "--no-progress"]
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 1)
+        assert main(argv) == 130
+    assert json.loads((out / "init.json").read_text()) == {"init": str(weights), "sha256": sha}
+    torch.manual_seed(2)
+    torch.save(create_model("smallcnn").state_dict(), weights)  # retrained, same path
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"vsent: error: {weights}: the --init weights changed since {out} "
+                          f"started (SHA-256 {sha[:12]} then, ") and "\n" not in err
+    assert "pass --overwrite to start again" in err
+    (out / "init.json").unlink()  # a run recorded before init.json: resumes (and records it)
+    assert main([*argv, "--resume"]) == 0
+    def recorded(model):
+        return torch.load(out / model, weights_only=False)["meta"]["init_sha256"]
+
+    if command == "crossval":  # fold 1 trained from the first weights, fold 2 from these
+        assert (recorded("fold1/model.pt"), recorded("fold2/model.pt")) == (
+            sha, file_sha256(weights))
+    else:
+        assert recorded("model.pt") == file_sha256(weights)
+
+
+def test_finetune_interrupted_during_evaluation_keeps_its_trained_epochs(twitter_like, tmp_path,
+                                                                        monkeypatch):
+    """train_state.pt was removed before the test fold's evaluation: a Ctrl-C there threw the
+    training away (65 epochs for campos2015). It goes once metrics.json is written."""
+    import vsent.crossval as cv
+    import vsent.train as train_mod
+
+    cfg = _cfg(twitter_like).replace(train=_cfg(twitter_like).train.replace(epochs=3))
+    out = tmp_path / "ft"
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(cv, "evaluate_model", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            cv.finetune(cfg, out, fold=1, progress=False)
+    assert (out / "train_state.pt").exists() and not (out / "metrics.json").exists()
+    real, trained = train_mod.train_one_epoch, []
+    monkeypatch.setattr(train_mod, "train_one_epoch",
+                        lambda *a, **kw: trained.append(1) or real(*a, **kw))
+    result = cv.finetune(cfg, out, fold=1, resume=True, progress=False)
+    assert trained == [] and "center" in result
+    assert not (out / "train_state.pt").exists() and (out / "metrics.json").exists()
+
+
+def test_a_run_that_diverged_in_its_first_epoch_does_not_refuse_the_corrected_command(
+        twitter_like, tmp_path, capsys):
+    """The error says to lower the lr; the lower lr was then refused as another config, because
+    an empty fold1/ counted as a result. A fold's folder is made with its first file now."""
+    out = tmp_path / "run"
+    argv = ["crossval", "--data", str(twitter_like), "--out", str(out), "--preset", "quick",
+            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--no-progress"]
+    assert main([*argv, "--lr", "1e9"]) == 2
+    err = capsys.readouterr().err
+    assert "fold 1: training diverged at epoch 1" in err and "lower the learning rate" in err
+    assert {p.name for p in out.iterdir()} <= RECORDS
+    assert main([*argv, "--lr", "1e-3"]) == 0, capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["train"]["lr"] == 1e-3
+    assert (out / "summary.json").exists()
+
+
+def _copy_without_summary(out, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "summary.json").unlink()
+    return copy
+
+
+@pytest.mark.parametrize("damage, file, why", [
+    ("metrics cut", "fold2/metrics.json", "unreadable ("),
+    ("metrics without keys", "fold2/metrics.json", "not a fold's metrics (center and "
+                                                   "ten_crop, each with accuracy, precision, "
+                                                   "recall, f1)"),
+    ("predictions missing", "fold2/predictions.csv", "unreadable ("),
+    ("predictions cut", "fold2/predictions.csv", "1 rows for the 7 test images of fold 2"),
+    ("state garbage", "fold2/train_state.pt", "not a training state this run can resume ("),
+])
+def test_a_damaged_fold_file_is_one_line_naming_it(finished_run, tmp_path, capsys, damage, file,
+                                                   why):
+    """A file cut by a full disk, copied in part or edited: one line naming it and what to
+    delete, not a traceback (JSONDecodeError, KeyError, FileNotFoundError, RuntimeError)."""
+    data, out, _ = finished_run
+    copy = _copy_without_summary(out, tmp_path)
+    fold2 = copy / "fold2"
+    if damage == "metrics cut":
+        (fold2 / "metrics.json").write_text('{"center": {"accur')
+    elif damage == "metrics without keys":
+        (fold2 / "metrics.json").write_text('{"center": {}}')
+    elif damage == "predictions missing":
+        (fold2 / "predictions.csv").unlink()
+    elif damage == "predictions cut":
+        lines = (fold2 / "predictions.csv").read_text().splitlines(keepends=True)
+        (fold2 / "predictions.csv").write_text("".join(lines[:2]))
+    else:
+        (fold2 / "metrics.json").unlink()
+        (fold2 / "train_state.pt").write_bytes(b"PK\x03\x04garbage")
+    capsys.readouterr()
+    assert main(["crossval", "--resume", "--out", str(copy), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"vsent: error: {copy / file}: {why}") and "\n" not in err, err
+    if damage == "state garbage":
+        assert err.endswith("; delete it to start fold 2 again from its first epoch")
+    else:
+        assert err.endswith(f"; delete {fold2 / 'metrics.json'} to redo fold 2 "
+                            "(crossval --resume)")
+
+
+def test_summary_seconds_count_every_session(finished_run, tmp_path, monkeypatch):
+    """summary.json's seconds counted the last session only (0.01 s for a run whose last
+    session found every fold done). Each fold records its seconds, earlier sessions' epochs
+    included; the summary adds them up with this session's own time."""
+    data, out, summary = finished_run
+    folds = [json.loads((out / f"fold{k}" / "metrics.json").read_text()) for k in range(1, 6)]
+    assert all(f["seconds"] > 0 for f in folds)
+    assert summary["seconds"] >= sum(f["seconds"] for f in folds)
+    copy = _copy_without_summary(out, tmp_path)
+    again = crossval(_cfg(data), copy, resume=True, progress=False)
+    assert again["seconds"] == pytest.approx(sum(f["seconds"] for f in folds)
+                                             + again["session_seconds"])
+    assert again["session_seconds"] < sum(f["seconds"] for f in folds)
+    # a fold interrupted after its first epoch counts that epoch's seconds when it ends
+    (copy / "summary.json").unlink()
+    (copy / "fold3" / "metrics.json").unlink()
+    cfg = _cfg(data)
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 1)
+        with pytest.raises(KeyboardInterrupt):
+            crossval(cfg, copy, resume=True, progress=False)
+    import vsent.train as train_mod
+
+    first = train_mod.state_seconds(copy / "fold3" / "train_state.pt")
+    assert first > 0
+    seen: list[float] = []
+    real = train_mod.train_one_epoch
+
+    def timed(*a, **kw):
+        stats = real(*a, **kw)
+        seen.append(stats["seconds"])
+        return stats
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", timed)
+    crossval(cfg, copy, resume=True, progress=False)
+    fold3 = json.loads((copy / "fold3" / "metrics.json").read_text())["seconds"]
+    assert len(seen) == 1 and fold3 >= first + seen[0]
+
+
+def test_finetune_fold_out_of_range_stops_before_the_image_cache(twitter_like, tmp_path,
+                                                                 monkeypatch):
+    import vsent.crossval as cv
+
+    def no_cache(*a, **kw):
+        raise AssertionError("the image cache was built for a fold that does not exist")
+
+    monkeypatch.setattr(cv, "image_cache", no_cache)
+    with pytest.raises(VsentError, match=r"^--fold 9: the split has folds 1\.\.5$"):
+        cv.finetune(_cfg(twitter_like), tmp_path / "ft", fold=9, progress=False)
+    assert {p.name for p in (tmp_path / "ft").iterdir()} <= RECORDS  # replaced by the next
+
+
+def test_the_module_docstring_names_every_file_of_a_run_directory(finished_run):
+    import vsent.crossval as cv
+
+    _, out, _ = finished_run
+    names = {p.relative_to(out).as_posix().replace("fold1/", "fold<k>/")
+             for p in out.rglob("*") if p.is_file() and p.parent.name in (out.name, "fold1")}
+    missing = sorted(n for n in names if n not in cv.__doc__)
+    assert not missing, missing
+
+
+def test_train_seed_is_the_run_seed_and_runs_recorded_otherwise_still_resume(finished_run,
+                                                                            tmp_path):
+    """config.json's train.seed was whatever a Python-built TrainConfig held (7 below), though
+    fold k trains with seed * 1000 + k: RunConfig sets it to seed. A run recorded with another
+    train.seed resumes."""
+    from vsent.config import TrainConfig
+
+    cfg = RunConfig(data="d", seed=5, train=TrainConfig(seed=7))
+    assert cfg.train.seed == 5 and cfg.to_dict()["train"]["seed"] == 5
+    assert RunConfig.from_dict({"data": "d", "seed": 2, "train": {"seed": 0}}).train.seed == 2
+    data, out, summary = finished_run
+    copy = _copy_without_summary(out, tmp_path)
+    (copy / "fold5" / "metrics.json").unlink()
+    stored = json.loads((copy / "config.json").read_text())
+    stored["train"]["seed"] = 7  # what such a run holds
+    (copy / "config.json").write_text(json.dumps(stored))
+    again = crossval(_cfg(data), copy, resume=True, progress=False)
+    assert again["accuracy"] == summary["accuracy"]  # fold 5 again: the same seed trains
+    assert json.loads((copy / "config.json").read_text())["train"]["seed"] == 7
+
+
+def test_the_train_mode_is_parsed_in_one_place():
+    import vsent.frozen as frozen
+    from vsent.config import parse_train_mode
+
+    assert frozen.parse_train_mode is parse_train_mode
+    assert [parse_train_mode(m) for m in ("all", "head", "last-2")] == [None, 0, 2]
+    for bad in ("last-0", "some"):
+        with pytest.raises(VsentError, match=f"^--train '{bad}': use all, head or last-N "):
+            RunConfig(data="d", train_mode=bad)

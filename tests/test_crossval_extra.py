@@ -409,3 +409,79 @@ def test_default_finetune_lr_is_a_tenth_of_the_lr_the_model_trains_at(twitter_li
                                        "three", "--extra-schedule", "joint+finetune"])
     cfg, _ = prepare(config_from_args(quick))
     assert cfg.finetune.lr == pytest.approx(cfg.train.lr / 10) == pytest.approx(2e-4)
+
+
+# --------------------------------------------------------------------------------------------
+# audit_core23 #1, #17, #19
+
+
+def test_resume_refuses_extra_images_that_changed_since_the_run_started(twitter_like, tmp_path,
+                                                                        monkeypatch):
+    """extra.json was rewritten by every session and never compared: flipped four-agree
+    labels trained the remaining folds on another extra set. It keeps the set's fingerprint
+    now and a changed set is refused as the base data is; a run recorded without the
+    fingerprint resumes (its names and labels are compared)."""
+    from conftest import interrupt_after
+
+    out = tmp_path / "run"
+    cfg = _cfg(twitter_like, extra_train="four")
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 2)  # folds 1 and 2 done (1 epoch each), fold 3 starting
+        with pytest.raises(KeyboardInterrupt):
+            crossval(cfg, out, progress=False)
+    record = json.loads((out / "extra.json").read_text())
+    assert record["fingerprint"]["n_images"] == record["n"] == 8
+    five = set(_lines(twitter_like / "ground_truth/twitter_five_agrees.txt"))
+    gt = twitter_like / "ground_truth" / "twitter_four_agrees.txt"
+    original = gt.read_text()
+    gt.write_text("".join(
+        f"{name} {1 - int(label) if name not in five else label}\n"
+        for name, label in (line.split() for line in original.splitlines())))
+    with pytest.raises(VsentError) as e:
+        crossval(cfg, out, resume=True, progress=False)
+    positive = record["n_positive"]
+    assert str(e.value) == (
+        f"{twitter_like}: its images or labels changed since {out} started (8 images, "
+        f"{positive} positive then; 8 images, {8 - positive} positive now; see "
+        f"{out / 'extra.json'}): restore them, or pass --overwrite to start again")
+    assert json.loads((out / "extra.json").read_text()) == record  # the first version kept
+    # a record without the fingerprint (an older vsent): its names and labels are compared
+    del record["fingerprint"]
+    (out / "extra.json").write_text(json.dumps(record))
+    with pytest.raises(VsentError, match="its images or labels changed since"):
+        crossval(cfg, out, resume=True, progress=False)
+    gt.write_text(original)
+    summary = crossval(cfg, out, resume=True, progress=False)
+    assert summary["n_images"] == 35
+    assert "fingerprint" in json.loads((out / "extra.json").read_text())
+
+
+def test_a_given_finetune_lr_equal_to_the_default_is_kept(twitter_like):
+    """--finetune-lr 1e-4 with CaffeNet fc6-2 (preset lr 1e-3, hint 1e-4): the lr hint made
+    prepare take the given value for the default (a tenth of 1e-3) and divide it again."""
+    from vsent.cli import build_parser
+    from vsent.cli.crossval import config_from_args
+    from vsent.crossval import prepare
+
+    base = ["crossval", "--data", str(twitter_like), "--preset", "campos2015", "--model",
+            "caffenet", "--model-arg", "arch=fc6-2", "--init", "random", "--extra-train",
+            "three", "--extra-schedule", "joint+finetune"]
+    cfg, _ = prepare(config_from_args(build_parser().parse_args([*base, "--finetune-lr",
+                                                                 "1e-4"])))
+    assert (cfg.train.lr, cfg.finetune.lr) == (1e-4, 1e-4)
+    # how finetune.lr was chosen is not part of the record
+    assert "finetune_lr_default" not in json.dumps(cfg.to_dict())
+
+
+def test_finetune_options_of_the_joint_schedule_are_refused_by_the_config_itself(twitter_like):
+    """The CLI repeated RunConfig's check word for word; it hands the options to RunConfig."""
+    from vsent.cli import build_parser
+    from vsent.cli.crossval import _lever_fields
+
+    args = build_parser().parse_args(["crossval", "--preset", "quick", "--data",
+                                      str(twitter_like), "--finetune-lr", "0.1"])
+    train = PRESETS["quick"]["train"]
+    fields = _lever_fields(args, train, PRESETS["quick"])
+    with pytest.raises(VsentError, match=r"^--finetune-epochs/--finetune-lr apply to "
+                                         r"--extra-schedule joint\+finetune or progressive$"):
+        RunConfig(data=str(twitter_like), train=train, **fields)

@@ -364,3 +364,80 @@ def test_real_twitter_subset_counts(twitter1, subset, n, n_pos):
     # 689 + 427, three-agree 769 + 500; a subset read from the wrong file would differ
     ds = load_dataset(twitter1, subset=subset, validate=False)
     assert (len(ds), int((ds.labels == 1).sum()), ds.subset) == (n, n_pos, subset)
+
+
+# ------------------------------------------------------------------------------------------
+# one file listed twice under two spellings (audit_data23 #1), ~user paths (#2), messages (#11)
+
+NO_SUCH_USER = "~vsent_no_such_user_7f3a"  # a ~user that no machine running the tests has
+
+
+def test_csv_rows_naming_a_listed_file_another_way_are_duplicates(csv_data):
+    # sub/../a.jpg and a link to a.jpg are a.jpg again: with a second row it could be trained
+    # on and tested in one fold, maybe under the other label
+    (csv_data / "imgs" / "sub").mkdir()
+    (csv_data / "imgs" / "link.jpg").symlink_to(csv_data / "imgs" / "a.jpg")
+    path = _write_csv(csv_data, "path,label\n"
+                                "imgs/a.jpg,1\n"           # 2
+                                "imgs/b.png,0\n"           # 3
+                                "imgs/sub/../a.jpg,0\n"    # 4: the file of line 2
+                                "imgs/link.jpg,1\n"        # 5: a link to it
+                                "./imgs//b.png,0\n")       # 6: line 3, spelt as Path spells it
+    msg = _load_error(path)
+    assert msg.startswith("3 bad label entries")
+    assert f"{path}:4: imgs/sub/../a.jpg is the file of line 2 (imgs/a.jpg)" in msg
+    assert f"{path}:5: imgs/link.jpg is the file of line 2 (imgs/a.jpg)" in msg
+    assert f"{path}:6: ./imgs//b.png is a duplicate of line 3" in msg
+    ds = load_dataset(path, skip_bad=True)
+    assert ds.names == ["imgs/a.jpg", "imgs/b.png"]
+    assert len({p.resolve() for p in ds.paths}) == len(ds)
+
+
+def test_folder_layout_refuses_one_file_reached_twice(learnable_dataset):
+    root = learnable_dataset.resolve()
+    link = root / "negative" / "x.jpg"
+    link.symlink_to(Path("..") / "positive" / "positive_000.jpg")  # the other class
+    msg = _load_error(learnable_dataset)
+    assert msg.startswith("1 bad label entry")
+    assert f"{link}: is the file of positive/positive_000.jpg" in msg
+    ds = load_dataset(learnable_dataset, skip_bad=True)
+    assert len(ds) == 48 and "negative/x.jpg" not in ds.names
+    assert "positive/positive_000.jpg" in ds.names
+    assert [where for where, _ in ds.skipped] == [str(link)]
+
+
+def test_a_twitter_name_linking_to_a_listed_image_is_a_duplicate(twitter_like):
+    rows = _expected_rows(twitter_like, "five")
+    (twitter_like / "images" / "link.jpg").symlink_to(twitter_like / "images" / rows[0][0])
+    path = _rewrite_labels(twitter_like, [*(f"{n} {lab}" for n, lab in rows), "link.jpg 0"])
+    msg = _load_error(twitter_like)
+    assert f"{path}:{len(rows) + 1}: link.jpg is the file of line 1 ({rows[0][0]})" in msg
+    assert len(load_dataset(twitter_like, skip_bad=True)) == len(rows)
+
+
+def test_tilde_user_paths_are_one_line_errors(csv_data):
+    path = _write_csv(csv_data, f"path,label\nimgs/a.jpg,1\n{NO_SUCH_USER}/a.jpg,1\n")
+    msg = _load_error(path)
+    assert f"{path}:3: cannot expand ~ in {NO_SUCH_USER}/a.jpg" in msg
+    assert load_dataset(path, skip_bad=True).names == ["imgs/a.jpg"]
+    with pytest.raises(DataError) as info:
+        load_dataset(f"{NO_SUCH_USER}/data")
+    assert str(info.value) == (f"{NO_SUCH_USER}/data: cannot expand ~ (no such user, or no "
+                               f"home directory)")
+
+
+def test_csv_row_naming_a_directory_or_holding_a_nul(csv_data):
+    path = _write_csv(csv_data, "path,label\nimgs/a.jpg,1\nimgs,0\nimgs/b\0.png,0\n")
+    msg = _load_error(path)
+    assert f"{path}:3: {path.parent / 'imgs'}: is a directory, not an image file" in msg
+    # echoed as its repr: a raw NUL (or escape sequence) must not reach the terminal
+    assert "\0" not in msg
+    nul = f"{path.parent / 'imgs'}/b\0.png"
+    assert f"{path}:4: {nul!r}: not a valid path" in msg
+
+
+def test_real_twitter_subsets_list_every_file_once(twitter1):
+    for subset, n in (("five", 882), ("four", 1116), ("three", 1269)):
+        ds = load_dataset(twitter1, subset=subset, validate=False)
+        assert len(ds) == n and ds.skipped == []
+        assert len({p.resolve() for p in ds.paths}) == n

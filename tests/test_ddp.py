@@ -270,3 +270,129 @@ def test_nproc_relaunches_through_torchrun(make_learnable, tmp_path):
     assert not (out / "train_state.pt").exists()
     history = json.loads((out / "history.json").read_text())
     assert len(history) == 1 and history[0]["epoch"] == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# audit_core23 #6: --nproc N refusals said once, before any process starts; exit 2 kept
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--augment", "trivial"], "vsent: error: --augment trivial runs in one process "
+                               "(data-parallel training shards Caffe's crop + mirror only)"),
+    (["--mix", "mixup"], "vsent: error: --mix mixup runs in one process (data-parallel "
+                         "training mixes no batches)"),
+])
+def test_nproc_refusals_come_before_any_process_starts(twitter_like, tmp_path, monkeypatch,
+                                                       capsys, option, message):
+    """Refused inside the ranks, each printed it once, torchrun added its traceback (exit 1),
+    and the run directory they had opened refused the corrected command."""
+    from vsent.cli import main
+
+    def no_launch(*a, **kw):
+        raise AssertionError("launched")
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(distributed, "launch", no_launch)
+    out = tmp_path / "run"
+    argv = ["crossval", "--preset", "quick", "--data", str(twitter_like), "--out", str(out),
+            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--no-progress"]
+    assert main([*argv, "--nproc", "2", *option]) == 2
+    assert capsys.readouterr().err.strip() == message
+    assert not out.exists()
+    launched = []
+    monkeypatch.setattr(distributed, "launch", lambda n, command: launched.append(n) or 0)
+    assert main([*argv, "--nproc", "2"]) == 0 and launched == [2]  # the corrected command
+    assert not out.exists()  # (the ranks, not run here, would make it)
+
+
+def test_nproc_checks_the_run_directory_before_any_process_starts(twitter_like, tmp_path,
+                                                                  monkeypatch, capsys):
+    """An unfinished run without --resume: one line, exit 2, no process started."""
+    from vsent.cli import main
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    launched = []
+    monkeypatch.setattr(distributed, "launch", lambda n, command: launched.append(n) or 0)
+    out = tmp_path / "run"
+    argv = ["crossval", "--preset", "quick", "--data", str(twitter_like), "--out", str(out),
+            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--no-progress"]
+    assert main(argv) == 0
+    (out / "summary.json").unlink()
+    assert main([*argv, "--nproc", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"vsent: error: {out} already holds an unfinished run: pass --resume "
+                        "to continue it, --overwrite to start again, or choose another --out")
+    assert err.count("vsent: error") == 1 and launched == []
+    assert main([*argv, "--nproc", "2", "--resume"]) == 0 and launched == [2]
+
+
+def test_only_rank_0_prints_a_user_error(monkeypatch, tmp_path, capsys):
+    """Every rank printed the refusal they all met. Rank 0 prints it; another rank waits,
+    silently, for torchrun to stop it (SIGTERM: its default action, no 'terminated' line),
+    and says its error itself only when it is still running after the grace period."""
+    import signal
+    import time
+
+    import vsent.cli.crossval as cli_crossval
+    import vsent.crossval as cv
+    from vsent.cli import main
+    from vsent.errors import VsentError
+
+    def refused(*a, **kw):
+        raise VsentError("the same refusal on every rank")
+
+    monkeypatch.setattr(cv, "crossval", refused)
+    monkeypatch.setattr(cv, "finetune", refused)
+    argv = ["--preset", "quick", "--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    waited = []
+
+    def wait(seconds):  # where torchrun stops the rank (SIGTERM)
+        waited.append((seconds, signal.getsignal(signal.SIGTERM), capsys.readouterr().err))
+
+    for command in ("crossval", "finetune"):
+        assert main([command, *argv]) == 2  # rank 0 (one process): says it
+        assert capsys.readouterr().err == "vsent: error: the same refusal on every rank\n"
+        waited.clear()
+        with monkeypatch.context() as mp:
+            mp.setattr(distributed, "is_main", lambda: False)
+            mp.setattr(time, "sleep", wait)
+            assert main([command, *argv]) == 2  # another rank: the same status
+        assert waited == [(cli_crossval.FOLLOWER_GRACE, signal.SIG_DFL, "")]
+        # not stopped: an error of its own, which it says
+        assert capsys.readouterr().err == "vsent: error: the same refusal on every rank\n"
+
+
+def test_launch_runs_torchrun_through_its_exit_status_wrapper(monkeypatch):
+    import subprocess
+
+    seen = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: seen.append(cmd) or
+                        subprocess.CompletedProcess(cmd, 2))
+    assert distributed.launch(2, "crossval", ["crossval", "--nproc", "2", "--out", "x"]) == 2
+    expected = distributed.launch_command(["crossval", "--out", "x"], 2)
+    assert seen == [[sys.executable, "-m", "vsent.distributed", *expected[3:]]]
+
+
+def test_a_rank_that_exits_2_ends_the_launch_with_2_and_no_traceback(tmp_path):
+    """torchrun turns a child's exit 2 into exit 1 and a 40-line ChildFailedError report; the
+    wrapper keeps 2 and the child's own line alone. Other failures are reported as before."""
+    import subprocess
+
+    script = tmp_path / "child.py"
+    script.write_text("import os, sys, time\n"
+                      "if os.environ['RANK'] != '0':\n"
+                      "    time.sleep(120)  # still running: torchrun stops it\n"
+                      "print('vsent: error: refused', file=sys.stderr)\n"
+                      "sys.exit(int(os.environ['CODE']))\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for code, rc in (("2", 2), ("3", 1)):
+        proc = subprocess.run([sys.executable, "-m", "vsent.distributed", "--standalone",
+                               "--nproc-per-node=2", str(script)], capture_output=True,
+                              text=True, timeout=300, check=False, env={**env, "CODE": code})
+        assert proc.returncode == rc, proc.stderr[-2000:]
+        assert "vsent: error: refused" in proc.stderr
+        if code == "2":
+            assert proc.stderr.strip() == "vsent: error: refused", proc.stderr
+        else:  # torchrun's own lines, the stop of the other rank's included
+            assert "ChildFailedError" in proc.stderr and "exitcode  : 3" in proc.stderr
+            assert "closing signal SIGTERM" in proc.stderr

@@ -79,7 +79,8 @@ def test_ensemble_cli_writes_a_run_that_fuse_can_read(tmp_path, capsys):
     assert "ten_crop" not in summary
     # a finished ensemble is not recomputed; other members are refused
     assert main(["ensemble", *runs, "--out", str(out)]) == 0
-    assert main(["ensemble", runs[0], str(_run(tmp_path / "c", a)), "--out", str(out)]) == 2
+    c = _run(tmp_path / "c", [0.8, *a[1:]])  # another network than runs[0]'s
+    assert main(["ensemble", runs[0], str(c), "--out", str(out)]) == 2
 
 
 def test_ensemble_cli_interrupted_is_written_again_by_the_same_command(tmp_path, capsys,
@@ -157,7 +158,7 @@ def test_ensemble_refuses_a_many_way_member(tmp_path):
 def test_ensemble_of_a_model_this_machine_cannot_build_reads_its_predictions(tmp_path, caplog):
     # e.g. a timm run read where the backbones extra is missing: not checked, logged
     a = _run(tmp_path / "a", [0.5] * 8)
-    b = _run(tmp_path / "b", [0.5] * 8, model={"model": "nosuchfamily/net"})
+    b = _run(tmp_path / "b", [0.4] * 8, model={"model": "nosuchfamily/net"})
     with caplog.at_level("INFO", logger="vsent"):
         res = ensemble_runs([a, b])
     assert len(res["rows"]) == 8
@@ -198,10 +199,11 @@ def test_ten_crop_is_averaged_only_when_every_member_has_it(tmp_path):
     # one member with 10-crop columns, one without: the ensemble has none (no crash, no
     # 10-crop mean taken over one member)
     a = [0.9, 0.6, 0.4, 0.8, 0.2, 0.7, 0.6, 0.1]
-    res = ensemble_runs([_run(tmp_path / "a", a, probs10=a[::-1]), _run(tmp_path / "b", a)])
+    b = [0.8, *a[1:]]  # another network (the same probabilities are refused)
+    res = ensemble_runs([_run(tmp_path / "a", a, probs10=a[::-1]), _run(tmp_path / "b", b)])
     assert "prob_positive_10crop" not in res["rows"][0] and "pred_10crop" not in res["rows"][0]
     assert "ten_crop" not in res["summary"]
-    res = ensemble_runs([_run(tmp_path / "c", a), _run(tmp_path / "d", a, probs10=a[::-1])])
+    res = ensemble_runs([_run(tmp_path / "c", a), _run(tmp_path / "d", b, probs10=a[::-1])])
     assert "ten_crop" not in res["summary"]
 
 
@@ -241,3 +243,190 @@ def test_a_damaged_member_is_one_line_naming_its_file_and_line(tmp_path, capsys,
     assert main(["ensemble", *map(str, runs), "--out", str(tmp_path / "ens")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(f"vsent: error: {pred_file}")
+
+
+# --------------------------------------------------------------------------------------------
+# audit_ens23: runs counted twice, the column read, damaged summaries, the records
+
+
+P1 = [0.9, 0.6, 0.4, 0.8, 0.2, 0.7, 0.6, 0.1]
+P2 = [0.7, 0.2, 0.8, 0.4, 0.4, 0.5, 0.2, 0.3]
+P3 = [0.2, 0.5, 0.9, 0.6, 0.1, 0.2, 0.7, 0.2]
+
+
+def test_a_run_inside_a_member_ensemble_is_not_taken_again(tmp_path, caplog, capsys):
+    """ensemble(ens(A, B), A) gave A 3/4 of the vote and B 1/4, reported as 2 runs (#1)."""
+    import re
+
+    a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
+    ens, ens2 = tmp_path / "ens", tmp_path / "ens2"
+    assert main(["ensemble", str(a), str(b), "--out", str(ens)]) == 0
+    with pytest.raises(VsentError, match=re.escape(
+            f"{a.resolve()}: taken twice (inside the ensemble {ens} and as {a}); an ensemble "
+            "takes each run once")):
+        ensemble_runs([ens, a])
+    # through two levels (recorded paths, resolved), whichever member comes first
+    assert main(["ensemble", str(ens), str(c), "--out", str(ens2)]) == 0
+    with pytest.raises(VsentError, match=re.escape(
+            f"{b.resolve()}: taken twice (as {b} and inside the ensemble {ens2})")):
+        ensemble_runs([b, ens2])
+    assert main(["ensemble", str(ens2), str(c / ".." / "a"), "--out",
+                 str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"vsent: error: {a.resolve()}: taken twice")
+    # an ensemble and a run it does not hold: one member each, its runs share its weight
+    with caplog.at_level("INFO", logger="vsent"):
+        res = ensemble_runs([ens, c])
+    assert f"{ens} is an ensemble of 2 runs: they share its weight, 1/2 of the mean" in \
+        caplog.text
+    want = ((np.array(P1) + np.array(P2)) / 2 + np.array(P3)) / 2
+    np.testing.assert_allclose([r["prob_positive"] for r in res["rows"]], want)
+
+
+def test_two_members_with_the_same_probabilities_are_one_network(tmp_path, capsys):
+    """results/quick and results/accuracy/strong (the same recipe and seed, with --fusion)
+    have the same prob_positive: averaged, one network counted twice as "2 runs" (#1)."""
+    import re
+
+    a = _run(tmp_path / "quick", P1)
+    strong = _run(tmp_path / "strong", P1, model={"model": "smallcnn", "fusion": "gch+bow"})
+    b = _run(tmp_path / "b", P2)
+    with pytest.raises(VsentError, match=re.escape(
+            f"{strong} and {a} give every test image the same probability: the same network")):
+        ensemble_runs([a, b, strong])
+    assert main(["ensemble", str(a), str(strong), "--out", str(tmp_path / "ens")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "the same network" in err[0]
+    # one probability differs: two networks
+    c = _run(tmp_path / "c", [*P1[:-1], 0.11])
+    assert len(ensemble_runs([a, c])["rows"]) == 8
+
+
+def test_a_crossval_fusion_member_is_averaged_by_its_networks_probability_and_says_so(
+        tmp_path, caplog):
+    """compare scores a crossval --fusion run by its fused probability; the ensemble averages
+    its network's: the config names the column read per member and the log says it (#6)."""
+    a = _run(tmp_path / "a", P1)
+    f = _run(tmp_path / "f", P2, model={"model": "smallcnn", "fusion": "gch+bow"})
+    (f / "fusion").mkdir()
+    with (f / "fusion" / "predictions.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["name", "fold", "label", "prob_fused"])
+        for i, (k, y) in enumerate(zip(FOLDS, LABELS, strict=True)):
+            w.writerow([f"im{i}.jpg", k, y, 0.99])
+    out = tmp_path / "ens"
+    with caplog.at_level("INFO", logger="vsent"):
+        assert main(["ensemble", str(a), str(f), "--out", str(out)]) == 0
+    assert (f"{f} was run with --fusion: the ensemble averages its network's probability "
+            "(predictions.csv:prob_positive), not its fused one "
+            "(fusion/predictions.csv:prob_fused), by which vsent compare scores it"
+            in caplog.text)
+    members = json.loads((out / "config.json").read_text())["members"]
+    assert [m["scores"] for m in members] == ["predictions.csv:prob_positive"] * 2
+    assert "not_averaged" not in members[0]
+    assert members[1]["not_averaged"] == "fusion/predictions.csv:prob_fused"
+    rows = list(csv.DictReader((out / "predictions.csv").open(newline="")))
+    np.testing.assert_allclose([float(r["prob_positive"]) for r in rows],
+                               (np.array(P1) + np.array(P2)) / 2)
+    assert f"| `{f}` | 0.500 +- 0.100 | predictions.csv:prob_positive |" in \
+        (out / "summary.md").read_text()
+
+
+def test_the_ensembles_config_records_each_members_recipe_and_seed(tmp_path, capsys):
+    """config.json's seed was the first member's alone, the members' recipes were not
+    recorded (#11); an ensemble made before they were stays finished."""
+    a = _run(tmp_path / "a", P1, model={"model": "smallcnn", "preset": "quick", "seed": 0})
+    b = _run(tmp_path / "b", P2, model={"model": "smallcnn", "preset": "strong", "seed": 3})
+    (a / "data.json").write_text('{"n_images": 8}\n')
+    cfg = ensemble_runs([a, b])["config"]
+    assert cfg["seed"] == 0 and cfg["seeds"] == [0, 3]
+    assert [(m["run"], m["command"], m["model"], m["preset"], m["seed"])
+            for m in cfg["members"]] == [(str(a), "crossval", "smallcnn", "quick", 0),
+                                         (str(b), "crossval", "smallcnn", "strong", 3)]
+    out = tmp_path / "ens"
+    assert main(["ensemble", str(a), str(b), "--out", str(out)]) == 0
+    first = capsys.readouterr().out
+    stored = json.loads((out / "config.json").read_text())
+    assert stored["seeds"] == [0, 3] and stored["members"] == cfg["members"]
+    # the first member's data record travels with the folds (vsent fuse checks it)
+    assert (out / "data.json").read_text() == '{"n_images": 8}\n'
+    old = {k: v for k, v in stored.items() if k not in ("seeds", "members")}
+    (out / "config.json").write_text(json.dumps(old))
+    assert main(["ensemble", str(a), str(b), "--out", str(out)]) == 0
+    assert capsys.readouterr().out == first
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("cut short", r"b/summary.json: unreadable \("),
+    ("no accuracy", r"b/summary.json: not a run summary \(no accuracy mean and std\)"),
+    ("not a number", r"b/summary.json: not a run summary \(no accuracy mean and std\)"),
+])
+def test_a_member_with_a_damaged_summary_is_one_line_naming_it(tmp_path, capsys, damage,
+                                                               message):
+    """json.JSONDecodeError or KeyError: 'accuracy' tracebacks before (#5)."""
+    runs = [_run(tmp_path / "a", P1), _run(tmp_path / "b", P2)]
+    file = runs[1] / "summary.json"
+    text = {"cut short": file.read_text()[:25], "no accuracy": "{}",
+            "not a number": '{"accuracy": {"mean": "high", "std": 0}}'}[damage]
+    file.write_text(text)
+    with pytest.raises(VsentError, match=message):
+        ensemble_runs(runs)
+    assert main(["ensemble", *map(str, runs), "--out", str(tmp_path / "ens")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"vsent: error: {file}: ")
+
+
+def test_a_finished_ensemble_with_a_damaged_summary_is_one_line_naming_it(tmp_path, capsys):
+    """The same command on a finished output whose summary.json is damaged: a
+    JSONDecodeError traceback before (RunDir.read_json, #5)."""
+    argv = ["ensemble", str(_run(tmp_path / "a", P1)), str(_run(tmp_path / "b", P2)),
+            "--out", str(tmp_path / "ens")]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    file = tmp_path / "ens" / "summary.json"
+    text = file.read_text()
+    file.write_text(text[:40])
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"vsent: error: {file}: unreadable (")
+    assert err[0].endswith("pass --overwrite to start again")
+    file.write_text('{"accuracy": {}}')  # JSON, but not a summary
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"vsent: error: {file}: not an ensemble summary")
+    assert main([*argv, "--overwrite"]) == 0 and capsys.readouterr().out == first
+
+
+def test_the_mean_is_fusions_ensemble_mean(tmp_path, monkeypatch):
+    """One mean of P(positive)s (fusion.ensemble_mean), not a second copy (#10); row by row,
+    so its bits are those of each image's own mean whatever the number of members."""
+    import vsent.analyses.ensemble as ensemble
+    from vsent.analyses.fusion import ensemble_mean
+
+    calls = []
+
+    def spy(probs):
+        calls.append(len(probs))
+        return ensemble_mean(probs)
+
+    monkeypatch.setattr(ensemble, "ensemble_mean", spy)
+    ensemble_runs([_run(tmp_path / "a", P1, probs10=P2), _run(tmp_path / "b", P3, probs10=P1)])
+    assert calls == [2, 2]  # centre crop and 10-crop
+    rng = np.random.default_rng(0)
+    cols = [rng.uniform(0, 1, 50) for _ in range(11)]
+    assert ensemble_mean(cols).tolist() == [float(np.mean([c[i] for c in cols]))
+                                            for i in range(50)]
+
+
+def test_compare_ensemble_and_fuse_refuse_an_unfinished_run_alike(tmp_path, capsys):
+    """One check of "a finished run" (#10): the same files named by the three commands."""
+    a, b = _run(tmp_path / "a", P1), _run(tmp_path / "b", P2)
+    (b / "summary.json").unlink()
+    needs = "(needs config.json, predictions.csv and summary.json)"
+    for argv, kind in ((["compare", str(a), str(b)], "run"),
+                       (["ensemble", str(a), str(b), "--out", str(tmp_path / "e")],
+                        "crossval run"),
+                       (["fuse", str(b), "--features", "gch"], "crossval run")):
+        assert main(argv) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            f"vsent: error: {b}: not a finished {kind} {needs}"]

@@ -191,3 +191,28 @@ def test_a_corrupt_base_image_does_not_stop_the_copy_check(twitter_like):
     ex = extra_train_set(twitter_like, "five", "three", skip_bad=True)
     assert len(ex) == 14 and five[3] not in ex.names
     assert any(five[3] in where for where, _ in ex.skipped)  # the bad image, as load_dataset
+
+
+def test_a_bad_base_image_counts_once_in_the_joint_set(twitter_like):
+    # the extra set is read from three-agree, which holds the base images too: its skipped
+    # list repeats the base dataset's bad image (audit_data23 #9)
+    five = list(_label_lines(twitter_like, "five"))
+    bad = twitter_like / "images" / five[3]
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    base = load_dataset(twitter_like, "five", skip_bad=True)
+    extra = extra_train_set(twitter_like, "five", "three", skip_bad=True)
+    joint = with_extra(base, extra)
+    wheres = [where for where, _ in joint.dataset.skipped]
+    assert wheres.count(str(bad.resolve())) == 1
+    line = describe(joint.dataset)
+    assert ", 1 bad items skipped" in line
+
+
+def test_a_base_label_file_that_is_not_utf8_is_one_line(twitter_like):
+    # the three readers of '<name> <label>' files report the same way (audit_data23 #3, #12)
+    path = twitter_like / "ground_truth" / "twitter_five_agrees.txt"
+    n_lines = len(path.read_text().splitlines())
+    path.write_bytes(path.read_bytes() + b"caf\xe9.jpg 1\n")
+    with pytest.raises(DataError) as info:
+        extra_train_set(twitter_like, "five", "three", drop_copies=False)
+    assert str(info.value).startswith(f"{path.resolve()}:{n_lines + 1}: not a UTF-8 text file")

@@ -215,6 +215,11 @@ def test_json_with_unknown_names(twitter_like, tmp_path):
          "fold entry 1: 'fold' must be a number from 1, got 0"),
         ('{"folds": [{"fold": 2.7, "train": [], "test": []}]}',
          "fold entry 1: 'fold' must be a number from 1, got 2.7"),
+        # a count given as text is named as text, not taken for the number it spells
+        ('{"n_splits": "1", "folds": [{"train": [], "test": []}]}',
+         "n_splits must be a positive integer, got '1'"),
+        ('{"n_splits": 1.0, "folds": [{"train": [], "test": []}]}',
+         "n_splits must be a positive integer, got 1.0"),
     ],
 )
 def test_json_structure_errors(twitter_like, tmp_path, text, message):
@@ -297,3 +302,90 @@ def test_inner_splits_check_gives_advice_that_can_be_followed():
     with pytest.raises(VsentError, match="have 0 of one class, fewer than --inner-splits 2; "
                                          "its folds need images of both classes"):
         check_inner_splits(labels, [one], 2)
+
+
+# ------------------------------------------------------------------------------------------
+# unreadable fold files (audit_data23 #3), the dataset a JSON was made for (#6), ~user (#2)
+
+
+def test_a_fold_file_that_is_not_utf8_or_unreadable_is_one_line_naming_it(twitter_like,
+                                                                          monkeypatch):
+    ds = load_dataset(twitter_like, validate=False)
+    path = twitter_like / "folds" / "campos" / "five_agrees" / "test1" / "test.txt"
+    n_lines = len(path.read_text().splitlines())
+    path.write_bytes(path.read_bytes() + b"caf\xe9.jpg 1\n")  # a Latin-1 name
+    with pytest.raises(DataError) as info:
+        make_folds(ds, "campos")
+    msg = str(info.value)
+    assert msg.startswith(f"{path.resolve()}:{n_lines + 1}: not a UTF-8 text file (")
+    assert "\n" not in msg
+    path.write_bytes(path.read_bytes()[:-len(b"caf\xe9.jpg 1\n")])
+    real = Path.read_bytes
+
+    def denied(self):
+        if self.name == "test.txt" and self.parent.name == "test1":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(DataError, match=re.escape(f"{path.resolve()}: Permission denied")):
+        make_folds(ds, "campos")
+
+
+def test_an_unreadable_folds_json_is_one_line(twitter_like, tmp_path, monkeypatch):
+    ds = load_dataset(twitter_like, validate=False)
+    path = save_folds(make_folds(ds, "stratified"), ds, tmp_path / "folds.json")
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(DataError, match=re.escape(f"{path}: Permission denied")):
+        make_folds(ds, path)
+
+
+def test_json_folds_record_their_dataset_and_warn_on_another(twitter_like, tmp_path, caplog):
+    five = load_dataset(twitter_like, subset="five", validate=False)
+    four = load_dataset(twitter_like, subset="four", validate=False)
+    path = save_folds(make_folds(five, "stratified"), five, tmp_path / "folds.json")
+    doc = json.loads(path.read_text())
+    assert doc["dataset"] == "Twitter five-agree"
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        make_folds(five, path)
+    assert "made for" not in caplog.text
+    # five-agree folds on four-agree run, but test 176 of 223 images a fold: say so
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        folds = make_folds(four, path)
+    assert len(folds) == 5
+    warnings = [r for r in caplog.records if "made for" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].getMessage() == (f"{path}: these folds were made for Twitter five-agree, "
+                                        f"and are applied to Twitter four-agree")
+    # a file written before the title was recorded loads as before, without a warning
+    del doc["dataset"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(doc))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        again = make_folds(four, old)
+    assert "made for" not in caplog.text
+    assert all(np.array_equal(a.test, b.test) for a, b in zip(folds, again, strict=True))
+
+
+def test_json_with_one_unknown_name_says_name_is(twitter_like, tmp_path):
+    ds = load_dataset(twitter_like, validate=False)
+    doc = json.loads(save_folds(make_folds(ds, "stratified"), ds,
+                                tmp_path / "folds.json").read_text())
+    doc["folds"][0]["test"].append("ghost.jpg")
+    path = tmp_path / "ghost.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=re.escape(f"{path}: fold 1: 1 name is not in the "
+                                                  f"dataset")):
+        make_folds(ds, path)
+
+
+def test_a_folds_path_with_an_unknown_user_is_one_line(twitter_like):
+    ds = load_dataset(twitter_like, validate=False)
+    with pytest.raises(DataError, match=re.escape("~vsent_no_such_user_7f3a/folds.json: cannot "
+                                                  "expand ~")):
+        make_folds(ds, "~vsent_no_such_user_7f3a/folds.json")

@@ -81,11 +81,13 @@ def test_choose_weight_by_hand():
 
 
 def test_bad_arguments():
-    with pytest.raises(VsentError, match="^--fusion-rule 'max': choose one of mean, logit$"):
+    # no option named (no command has --fusion-rule or --fusion-weight): the callers add
+    # theirs (fuse checks --rule and --weight, a checkpoint's entry names its file)
+    with pytest.raises(VsentError, match="^fusion rule 'max': choose one of mean, logit$"):
         fuse_probabilities([0.5], [0.5], rule="max")
-    with pytest.raises(VsentError, match=r"^--fusion-weight 1\.5 is out of range \(0 \.\. 1\)$"):
+    with pytest.raises(VsentError, match=r"^fusion weight 1\.5 is out of range \(0 \.\. 1\)$"):
         fuse_probabilities([0.5], [0.5], w=1.5)
-    with pytest.raises(VsentError, match=r"^--fusion-weight -0\.1 is out of range"):
+    with pytest.raises(VsentError, match=r"^fusion weight -0\.1 is out of range"):
         fuse_probabilities([0.5], [0.5], w=-0.1)
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         fuse_probabilities([1.2], [0.5])
@@ -142,7 +144,7 @@ def test_hand_crafted_probabilities_only_learn_from_training_rows(method):
 
 def test_unknown_classifier():
     X, y = _separable()
-    with pytest.raises(VsentError, match="--fusion-classifier"):
+    with pytest.raises(VsentError, match="^classifier 'tree': choose one of logistic, svm$"):
         hand_crafted_probabilities(X, y, np.arange(40), np.arange(40, 60), method="tree")
 
 

@@ -481,3 +481,70 @@ def test_messages_name_the_path_as_given(tmp_path, monkeypatch):
         with pytest.raises(ImageError) as info:
             load_rgb(given)
         assert str(info.value) == f"{given}: {reason}"  # as the row's path, not Path()'s form
+
+
+# ------------------------------------------------------------------------------------------
+# audit_data23: MAX_PIXELS above PIL's limit (#7), resize_rgb of an opened file (#8), MPO (#10),
+# a 16-bit PNG with a transparent key (#11)
+
+
+@pytest.mark.filterwarnings("error")
+def test_max_pixels_can_be_raised_above_pils_limit(monkeypatch):
+    pil_limit = Image.MAX_IMAGE_PIXELS
+    monkeypatch.setattr(images, "MAX_PIXELS", 200_000_000)
+    # 100 M pixels: above PIL's default limit, below vsent's; opened header only (no pixels)
+    im = images._open(io.BytesIO(png_header_only(10000, 10000)), "<bytes>")
+    try:
+        assert im.size == (10000, 10000)
+        images._check_pixels(im, "<bytes>")
+    finally:
+        im.close()
+    assert pil_limit == Image.MAX_IMAGE_PIXELS  # PIL's own limit is back
+    # above vsent's limit: refused, and the limit named is the one in force
+    with pytest.raises(ImageError) as info:
+        load_rgb(png_header_only(20000, 15000))
+    assert str(info.value).startswith("<bytes>: image has 300000000 pixels, above the limit "
+                                      "of 200000000 (vsent.data.images.MAX_PIXELS")
+    assert pil_limit == Image.MAX_IMAGE_PIXELS
+
+
+def test_resize_rgb_of_an_opened_file_applies_exif_orientation_and_the_limit(bad_images,
+                                                                            monkeypatch):
+    path = bad_images["exif6"]  # 16x12 RGB JPEG, EXIF orientation 6
+    want = resize_rgb(load_rgb(path), 8)
+    with Image.open(path) as im:
+        assert im.mode == "RGB"
+        np.testing.assert_array_equal(resize_rgb(im, 8), want)
+    with Image.open(path) as im:
+        im.load()  # loaded, still a file's image with its orientation to apply
+        np.testing.assert_array_equal(resize_rgb(im, 8), want)
+    np.testing.assert_array_equal(load_resized(path, 8), want)
+    monkeypatch.setattr(images, "MAX_PIXELS", 100)
+    with Image.open(bad_images["ok"]) as im, pytest.raises(ImageError, match="above the limit "
+                                                                             "of 100"):
+        resize_rgb(im, 8)
+
+
+def test_mpo_jpeg_decodes_at_reduced_scale(tmp_path):
+    # cameras write MPO (a JPEG followed by more pictures); Pillow opens it as MpoImageFile
+    pic = Image.fromarray(_smooth_photo(640, 480))
+    path = tmp_path / "camera.jpg"
+    pic.save(path, "MPO", save_all=True, append_images=[pic], quality=95)
+    with Image.open(path) as im:
+        assert im.format == "MPO"
+    assert load_rgb(path, min_side=1).size == (80, 60)  # 1/8 scale, as a plain JPEG
+    assert load_rgb(path, min_side=200).size == (320, 240)
+    assert load_rgb(path).size == (640, 480)
+
+
+def test_16_bit_png_with_a_transparent_key_is_composited_over_white(tmp_path):
+    a = np.full((4, 6), 5140, np.uint16)  # 5140 / 257 = 20
+    a[1, 2] = a[3, 5] = 1000  # the transparent key value
+    path = tmp_path / "key16.png"
+    Image.fromarray(a).save(path, transparency=1000)
+    with Image.open(path) as im:
+        assert im.mode == "I;16" and im.info["transparency"] == 1000
+    out = np.asarray(load_rgb(path))
+    assert out[1, 2].tolist() == out[3, 5].tolist() == [255, 255, 255]
+    assert out[0, 0].tolist() == [20, 20, 20]
+    assert int((out == 255).all(axis=2).sum()) == 2

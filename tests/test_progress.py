@@ -31,3 +31,16 @@ def test_a_short_step_stays_silent_and_a_bar_is_tqdm(caplog):
     bar = P.progress_bar(range(2), enabled=True)
     assert isinstance(bar, tqdm)
     bar.close()
+
+
+def test_the_final_count_is_logged_once(caplog):
+    """Iterating closes the bar and so does leaving ``with``; a count already logged by the
+    last update is not logged again (audit_core23 #14: '3/3' came three times)."""
+    caplog.set_level(logging.INFO, logger="vsent")
+    with P.progress_bar(range(3), desc="step", every=0) as bar:
+        for _ in bar:
+            pass
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(" it")[0] for line in lines] == ["step: 1/3", "step: 2/3", "step: 3/3"]
+    bar.close()  # closed: nothing more
+    assert len(caplog.records) == 3

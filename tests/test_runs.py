@@ -240,6 +240,21 @@ def test_a_run_for_a_missing_data_path_leaves_no_directory(tmp_path, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_a_data_path_of_an_unknown_user_is_a_usage_error(tmp_path, capsys):
+    """``--data ~nosuchuser/x``: argparse's one line (exit 2), not pathlib's RuntimeError."""
+    from vsent.cli import main
+
+    for command in ("crossval", "baselines"):
+        with pytest.raises(SystemExit) as stop:
+            main([command, "--data", "~vsent-no-such-user/x", "--out", str(tmp_path / "r")])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.splitlines()[-1].endswith(
+            "argument --data: ~vsent-no-such-user/x: cannot expand ~ (no such user, or no home "
+            "directory)") and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("content, why", [("{broken", "unreadable (Expecting"),
                                           ("[]", "unreadable (a JSON list, expected an object)"),
                                           ('{"command": "crossval", "x": 1}',
@@ -397,3 +412,103 @@ def test_a_damaged_data_record_is_one_line_naming_it(twitter_like, tmp_path):
             check_data_record(record, ds, str(twitter_like), "then", "fix it")
     record.write_text(json.dumps(ds.fingerprint()))
     check_data_record(record, ds, str(twitter_like), "then", "fix it")
+
+
+# --------------------------------------------------------------------------------------------
+# audit_core23 #8, #10, #18, #6 (check_run_dir)
+
+
+def test_overwrite_of_a_run_reached_through_a_symlink_is_one_line(tmp_path):
+    """shutil.rmtree refuses a link: --overwrite on a linked --out gave an OSError traceback."""
+    real, link = tmp_path / "real", tmp_path / "link"
+    _open(real)
+    (real / "summary.json").write_text("{}")
+    link.symlink_to(real)
+    other = {**CFG, "folds": [3]}
+    with pytest.raises(VsentError) as e:
+        _open(link, other, overwrite=True)
+    assert str(e.value) == (f"--overwrite: {link} is a symbolic link (to {real}); not deleting "
+                            "a run through a link: give the folder itself as --out, or choose "
+                            "another --out")
+    assert (real / "summary.json").exists() and link.is_symlink()
+    assert _open(real, other, overwrite=True).status == "new"  # the folder itself: replaced
+
+
+def test_versions_record_the_model_libraries_too():
+    """timm and open_clip define (and download) the timm/ and clip/ architectures, safetensors
+    reads their weights: their versions belong with the run (None when not installed)."""
+    from importlib import metadata
+
+    from vsent.runs import versions
+
+    info = versions()
+    for name in ("timm", "open_clip_torch", "safetensors"):
+        assert name in info
+        try:
+            assert info[name] == metadata.version(name)
+        except metadata.PackageNotFoundError:
+            assert info[name] is None
+
+
+def test_a_package_added_to_the_record_later_is_no_change_on_resume(tmp_path, monkeypatch,
+                                                                    caplog):
+    import vsent.runs as runs
+
+    out = tmp_path / "r"
+    _open(out)
+    (out / "fold1").mkdir()
+    (out / "fold1" / "history.json").write_text("[]")
+    first = json.loads((out / "versions.json").read_text())
+    del first["timm"]  # as a vsent that did not record it wrote it
+    (out / "versions.json").write_text(json.dumps(first))
+    monkeypatch.setattr(runs, "versions", lambda: {**first, "timm": "1.0"})
+    _open(out, resume=True)
+    assert json.loads((out / "versions.json").read_text())["resumed"][0]["changed"] == {}
+    assert "resumed with other versions" not in caplog.text
+
+
+def test_a_run_killed_between_its_first_two_writes_is_replaced(tmp_path, monkeypatch):
+    """RunDir writes config.json, then versions.json: killed in between, the folder holds a
+    run that wrote no results (replaced), not a versions.json alone (refused for ever, even
+    with --overwrite)."""
+    from vsent.runs import RunDir
+
+    real, calls = RunDir.write_json, []
+
+    def killed_at_the_second(self, name, obj):
+        calls.append(name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, name, obj)
+
+    out = tmp_path / "r"
+    with monkeypatch.context() as mp:
+        mp.setattr(RunDir, "write_json", killed_at_the_second)
+        with pytest.raises(KeyboardInterrupt):
+            _open(out)
+    assert [p.name for p in out.iterdir()] == ["config.json"]
+    other = {**CFG, "folds": [3]}
+    assert _open(out, other).status == "new"
+    assert json.loads((out / "config.json").read_text()) == other
+
+
+def test_check_run_dir_refuses_as_open_run_dir_and_writes_nothing(tmp_path):
+    from vsent.runs import check_run_dir
+
+    out = tmp_path / "r"
+    assert check_run_dir(out, CFG) == "new" and not out.exists()
+    _open(out)
+    assert check_run_dir(out, {**CFG, "folds": [3]}) == "replace"  # no result yet
+    (out / "fold1").mkdir()
+    (out / "fold1" / "history.json").write_text("[]")
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(VsentError, match="unfinished run: pass --resume"):
+        check_run_dir(out, CFG)
+    with pytest.raises(VsentError, match="made with other folds"):
+        check_run_dir(out, {**CFG, "folds": [3]}, resume=True)
+    assert check_run_dir(out, CFG, resume=True) == "resumed"
+    assert check_run_dir(out, {**CFG, "folds": [3]}, overwrite=True) == "overwrite"
+    (out / "summary.json").write_text("{}")
+    assert check_run_dir(out, CFG) == "finished"
+    assert sorted(p.name for p in out.iterdir()) == sorted([*before, "summary.json"])
+    assert json.loads((out / "config.json").read_text()) == CFG

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -481,3 +484,94 @@ def test_image_options_are_refused_for_a_head_on_cached_features(change):
     cfg = TrainConfig(epochs=1, device="cpu").replace(**change)
     with pytest.raises(VsentError, match="--augment, --ema and --mix apply to training"):
         fit_head(Tiny(), np.zeros((4, 8), np.float32), np.array([0, 1, 0, 1]), cfg)
+
+
+# --------------------------------------------------------------------------------------------
+# audit_core23 #7, #11: the training state is read without running code, written atomically
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine", "constant"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_every_schedule_with_ema_resumes_from_a_weights_only_state(tmp_path, monkeypatch,
+                                                                   schedule, optimizer):
+    """fit reads train_state.pt with weights_only=True: the states of every schedule and
+    optimiser, with an EMA, still resume to the uninterrupted run's weights."""
+    images, labels = _learnable(24)
+    cfg = TrainConfig(epochs=3, batch_size=8, lr=0.05, device="cpu", seed=3, ema=0.9,
+                      schedule=schedule, optimizer=optimizer, lr_step=1)
+    torch.manual_seed(0)
+    full = Tiny()
+    fit(full, images, labels, cfg, progress=False)
+    state = _interrupted_fit(images, labels, cfg, tmp_path / "state.pt", monkeypatch, after=1)
+    torch.load(state, weights_only=True)  # no object beyond tensors and plain types
+    resumed = Tiny()
+    history = fit(resumed, images, labels, cfg, state_path=state, progress=False)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+class _Planted:
+    """What a pickle may run when loaded: touches a marker file."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "cut", "list", "no model", "pickled code"])
+def test_a_damaged_training_state_is_one_line_naming_it(tmp_path, monkeypatch, damage):
+    """A cut or garbage train_state.pt (or one holding code) is a user error naming the file
+    and what to delete; it is never unpickled with code execution."""
+    images, labels = _learnable(24)
+    cfg = TrainConfig(epochs=3, batch_size=8, lr=0.01, device="cpu", seed=1)
+    state = _interrupted_fit(images, labels, cfg, tmp_path / "train_state.pt", monkeypatch,
+                             after=1)
+    marker = tmp_path / "ran"
+    good = torch.load(state, weights_only=True)
+    if damage == "garbage":
+        state.write_bytes(b"PK\x03\x04garbage")
+    elif damage == "cut":
+        state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    elif damage == "list":
+        torch.save([1, 2], state)
+    elif damage == "no model":
+        torch.save({k: v for k, v in good.items() if k != "model"}, state)
+    else:
+        torch.save({**good, "extra": _Planted(marker)}, state)
+    with pytest.raises(VsentError) as e:
+        fit(Tiny(), images, labels, cfg, state_path=state, progress=False, desc="fold 2")
+    msg = str(e.value)
+    assert msg.startswith(f"{state}: not a training state this run can resume (")
+    assert msg.endswith("; delete it to start fold 2 again from its first epoch")
+    assert "\n" not in msg
+    assert not marker.exists()
+
+
+def test_an_interrupted_state_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    """A kill while train_state.pt is written leaves the last state (here none) and no
+    temporary file (it kept a finetune folder from being replaced as empty)."""
+    import vsent.train as train_mod
+
+    images, labels = _learnable(16)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, device="cpu")
+    real = torch.save
+
+    def cut_save(obj, f, *a, **kw):
+        if isinstance(f, str | os.PathLike):
+            Path(f).write_bytes(b"PK\x03\x04half")
+        else:
+            f.write(b"PK\x03\x04half")
+        raise KeyboardInterrupt
+
+    (tmp_path / "run").mkdir()
+    monkeypatch.setattr(train_mod.torch, "save", cut_save)
+    with pytest.raises(KeyboardInterrupt):
+        fit(Tiny(), images, labels, cfg, state_path=tmp_path / "run" / "train_state.pt",
+            progress=False)
+    monkeypatch.setattr(train_mod.torch, "save", real)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []

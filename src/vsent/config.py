@@ -74,6 +74,21 @@ RANKINGS = ("ar", "objectness", "sentiment", "random")
 SENTI_LOGS = ("classes", "natural")
 
 
+def parse_train_mode(mode: str) -> int | None:
+    """``"all"`` -> None (everything trains), ``"head"`` -> 0, ``"last-N"`` -> N (>= 1).
+
+    Raises :class:`VsentError` naming ``--train`` for anything else (:mod:`vsent.frozen`
+    re-exports it; here so that RunConfig validates with it without importing torch).
+    """
+    if mode == "all":
+        return None
+    if mode == "head":
+        return 0
+    if mode.startswith("last-") and mode[5:].isdigit() and int(mode[5:]) >= 1:
+        return int(mode[5:])
+    raise VsentError(f"--train {mode!r}: use all, head or last-N (N >= 1, e.g. last-2)")
+
+
 def record_dict(record: Any) -> dict[str, Any]:
     """``record`` (a config dataclass) as a dict, field by field; a field holding another
     config is that config's ``to_dict()`` (so TrainConfig leaves out its defaults there too)."""
@@ -208,6 +223,12 @@ class RunConfig:
     ``preset`` names the recipe the training options came from; it is None when the user set
     the learning rate (see :func:`vsent.presets.resolve_lr`). ``train.lr`` is the lr the run
     trains at, resolved before the run directory is written.
+
+    ``train.seed`` is ``seed`` (set so when built): the runs train with seeds derived from
+    ``seed`` (crossval's fold k with ``seed * 1000 + k``), so config.json records no other.
+    ``finetune_lr_default``: ``finetune.lr`` was not given but is the default, a tenth of
+    ``train.lr``, and follows it when :func:`vsent.crossval.prepare` resolves the lr (an
+    architecture's hint); not saved in config.json, which holds the resolved lr.
     """
 
     data: str
@@ -233,6 +254,8 @@ class RunConfig:
     head: str = "linear"  # HEADS, for train_mode "head": linear (the solver) or logistic
     zero_shot: bool = False  # CLIP zero-shot scoring by prompts, no training (init = a tag)
     prompts: dict[str, list[str]] | None = None  # zero-shot prompts (None: the defaults)
+    # not saved (see to_dict) nor compared: how finetune.lr was chosen, not what it is
+    finetune_lr_default: bool = field(default=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.train, TrainConfig):
@@ -240,15 +263,15 @@ class RunConfig:
         if self.eval_batch_size < 1:
             raise VsentError(f"--eval-batch-size must be >= 1, got {self.eval_batch_size}")
         check_seed(self.seed)
+        if self.train.seed != self.seed:  # a TrainConfig built apart keeps its default seed
+            object.__setattr__(self, "train", self.train.replace(seed=self.seed))
         self._validate_issue10()
         self._validate_issue11()
 
     def _validate_issue11(self) -> None:
         """--train / --head / --zero-shot and their combinations."""
         mode = self.train_mode
-        if not (mode in ("all", "head") or (mode.startswith("last-") and mode[5:].isdigit()
-                                            and int(mode[5:]) >= 1)):
-            raise VsentError(f"--train {mode!r}: use all, head or last-N (N >= 1, e.g. last-2)")
+        parse_train_mode(mode)
         if self.head not in HEADS:
             raise VsentError(f"--head {self.head!r}: choose one of {', '.join(HEADS)}")
         if self.head != "linear" and mode != "head":
@@ -323,7 +346,9 @@ class RunConfig:
         default, so a run without them keeps the config (and resumes the run directories)
         of before they existed (:func:`vsent.runs.config_diff` counts a missing key as a
         difference)."""
-        return omit_defaults(self, record_dict(self), OMITTED_AT_DEFAULT)
+        d = omit_defaults(self, record_dict(self), OMITTED_AT_DEFAULT)
+        del d["finetune_lr_default"]  # how finetune.lr was chosen: config.json holds its value
+        return d
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)

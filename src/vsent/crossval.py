@@ -2,19 +2,25 @@
 
 A cross-validation run directory holds (see docs/ARCHITECTURE.md)::
 
-    config.json  versions.json  run.log  folds.json  skipped.json
+    config.json  versions.json  run.log  data.json  folds.json  skipped.json
+    init.json                                            (--init FILE: its SHA-256)
     fold<k>/model.pt  fold<k>/metrics.json  fold<k>/predictions.csv  fold<k>/history.json
+    fold<k>/train_state.pt                               (while fold k trains)
     predictions.csv  summary.json  summary.md
     extra.json  fold<k>/stages/  fold<k>/removal.csv     (--extra-train, see train_fold)
     fusion/predictions.csv  (+ summary.json["fusion"])   (--fusion, see _fuse)
+
+A fine-tuning run directory (:func:`finetune`) holds config.json, versions.json, run.log,
+data.json, skipped.json, init.json (--init FILE), folds.json (--fold), train_state.pt (while
+it trains), history.json, model.pt and metrics.json (written last).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,32 +34,38 @@ from vsent.data.cache import image_cache
 from vsent.data.datasets import load_dataset
 from vsent.data.extra import JointSet, extra_train_set, progressive_filter, with_extra
 from vsent.data.folds import Fold, make_folds, save_folds
-from vsent.errors import VsentError
+from vsent.errors import VsentError, one_line
 from vsent.evaluate import predict_proba
-from vsent.files import atomic_open, atomic_write_text
+from vsent.files import atomic_open, atomic_write_text, file_sha256
 from vsent.frozen import check_train_mode, evaluate_model, run_meta, train_model, training_label
-from vsent.metrics import summarize_folds, write_summary
+from vsent.metrics import SCALARS, summarize_folds, write_summary
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
 from vsent.presets import CROSSVAL as PRESETS
 from vsent.presets import resolve_lr
 from vsent.runs import (
+    CONFIG,
     DATA_RECORD,
+    EXTRA_RECORD,
     FOLD_METRICS,
     FOLDS,
+    INIT_RECORD,
     SUMMARY,
     TRAIN_STATE,
     CrossvalRun,
     RunDir,
     Timer,
     check_data_record,
+    check_run_dir,
+    data_changed,
     fold_dir,
+    fold_done,
     open_run,
 )
-from vsent.train import fit
+from vsent.train import check_parallel, fit, state_seconds
 
-__all__ = ["PRESETS", "CrossvalRun", "RunConfig", "crossval", "finetune", "fresh_model",
-           "open_run", "prepare"]
+__all__ = ["PRESETS", "CrossvalRun", "RunConfig", "check_launch", "crossval", "finetune",
+           "fresh_model", "open_run", "prepare"]
 
 log = logging.getLogger("vsent")
 
@@ -80,11 +92,53 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
                       f"--fusion {cfg.fusion}")
     lr = resolve_lr(cfg.preset, cfg.train.lr, model.info.default_lr)  # e.g. fc6-2 trains at 1e-4
     changes: dict[str, Any] = {"train": cfg.train.replace(lr=lr)}
-    if lr != cfg.train.lr and cfg.finetune is not None \
-            and math.isclose(cfg.finetune.lr, cfg.train.lr / 10):
+    if lr != cfg.train.lr and cfg.finetune is not None and cfg.finetune_lr_default:
         # the fine-tuning stages' default lr is a tenth of the training lr: of the one used
+        # (a --finetune-lr given is kept, even one equal to that tenth)
         changes["finetune"] = cfg.finetune.replace(lr=lr / 10)
     return cfg.replace(**changes), model
+
+
+def _config_record(out: str | Path, record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` (``{"command": ..., **cfg.to_dict()}``) as ``out``'s config.json is compared
+    with: a run recorded before RunConfig set ``train.seed`` to ``seed`` may hold another
+    ``train.seed`` (a Python-built config's; it never trained, the runs derive their seeds
+    from ``seed``), kept here so that the run still resumes."""
+    try:
+        stored = json.loads((Path(out) / CONFIG).read_text())
+    except (OSError, ValueError):  # none, or damaged: open_run_dir says so
+        return record
+    train = stored.get("train") if isinstance(stored, dict) else None
+    if isinstance(train, dict) and stored.get("seed") == record.get("seed") \
+            and train.get("seed", stored.get("seed")) != stored.get("seed"):
+        return {**record, "train": {**record["train"], "seed": train["seed"]}}
+    return record
+
+
+def _run_record(command: str, cfg: RunConfig, fold: int | None = None) -> dict[str, Any]:
+    """What ``config.json`` holds for a ``command`` run (``finetune`` also records ``fold``)."""
+    if command == "finetune":
+        return {"command": command, "fold": fold, **cfg.to_dict()}
+    return {"command": command, **cfg.to_dict()}
+
+
+def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
+                 fold: int | None = None, resume: bool = False, overwrite: bool = False) -> None:
+    """What the ``nproc`` processes of ``--nproc N`` would refuse, refused here before they
+    start: said once instead of once per process, and before the run directory, its records
+    and the image cache exist (which would then refuse the corrected command). Checks the
+    options data-parallel training lacks, :func:`prepare`'s checks (data, weights, ``--train``)
+    and :func:`vsent.runs.open_run_dir`'s policy (read only: nothing is written)."""
+    for recipe in (cfg.train, cfg.finetune):
+        if recipe is not None:
+            check_parallel(recipe, nproc)
+    cfg, _ = prepare(cfg)
+    if command == "finetune" and cfg.fusion is not None:
+        from vsent.analyses.fused_model import check_saved_blocks
+
+        check_saved_blocks(cfg.fusion)
+    check_run_dir(out, _config_record(out, _run_record(command, cfg, fold)), resume=resume,
+                  overwrite=overwrite, done=SUMMARY if command == "crossval" else "metrics.json")
 
 
 def crossval(
@@ -102,7 +156,7 @@ def crossval(
     """
     cfg, proto = prepare(cfg)
     # DDP: rank 0 opens and writes the run directory, the other ranks get a read-only view
-    run = distributed.open_run_dir(out, {"command": "crossval", **cfg.to_dict()},
+    run = distributed.open_run_dir(out, _config_record(out, _run_record("crossval", cfg)),
                                    resume=resume, overwrite=overwrite, done=SUMMARY)
     try:
         if run.status == "finished":
@@ -123,11 +177,80 @@ def _check_same_data(cfg: RunConfig, run: RunDir, dataset) -> None:
                       "pass --overwrite to start again")
 
 
+def _check_same_init(cfg: RunConfig, run: RunDir) -> str | None:
+    """The SHA-256 of the ``--init`` weights file (None for ``random``, ``imagenet``, a tag):
+    a resumed run must start its remaining folds from the weights its first folds started
+    from, and a file retrained or replaced at the same path would not be seen by its name."""
+    if not Path(cfg.init).is_file():
+        return None
+    now = file_sha256(cfg.init)
+    file = run / INIT_RECORD
+    if not file.is_file():  # a new run (or one of a vsent that kept no record)
+        run.write_json(INIT_RECORD, {"init": cfg.init, "sha256": now})
+        return now
+    try:
+        then = json.loads(file.read_text())
+    except ValueError as e:
+        raise VsentError(f"{file}: not readable JSON ({e})") from None
+    if not isinstance(then, dict) or then.get("sha256") != now:
+        old = then.get("sha256") if isinstance(then, dict) else None
+        raise VsentError(f"{cfg.init}: the --init weights changed since {run.path} started "
+                         f"(SHA-256 {str(old)[:12]} then, {now[:12]} now; see {file}): "
+                         "restore them, or pass --overwrite to start again")
+    return now
+
+
+def _finished_fold(fdir: Path, fold: Fold) -> dict[str, Any]:
+    """A finished fold's ``metrics.json``; VsentError naming it when it is damaged (cut by a
+    full disk, copied in part, edited) and saying how to redo the fold."""
+    file = fdir / FOLD_METRICS
+    redo = f"delete {file} to redo fold {fold.index} (crossval --resume)"
+    try:
+        done = json.loads(file.read_text())
+    except (OSError, ValueError) as e:
+        raise VsentError(f"{file}: unreadable ({one_line(e)}); {redo}") from None
+    if not (isinstance(done, dict) and all(
+            isinstance(done.get(key), dict)
+            and all(isinstance(done[key].get(s), int | float) for s in SCALARS)
+            for key in ("center", "ten_crop"))):
+        raise VsentError(f"{file}: not a fold's metrics (center and ten_crop, each with "
+                         f"{', '.join(SCALARS)}); {redo}")
+    return done
+
+
+def _fold_rows(fdir: Path, fold: Fold) -> list[dict]:
+    """Fold ``fold``'s ``predictions.csv`` rows, one per test image; VsentError naming a
+    missing or damaged file and how to redo the fold."""
+    file = fdir / "predictions.csv"
+    redo = f"delete {fdir / FOLD_METRICS} to redo fold {fold.index} (crossval --resume)"
+    try:
+        rows = _read_rows(file)
+    except (OSError, ValueError, csv.Error) as e:
+        raise VsentError(f"{file}: unreadable ({one_line(e)}); {redo}") from None
+    if len(rows) != len(fold.test):
+        raise VsentError(f"{file}: {len(rows)} rows for the {len(fold.test)} test images of "
+                         f"fold {fold.index}; {redo}")
+    return rows
+
+
+def _earlier_seconds(fdir: Path) -> float:
+    """Seconds an unfinished fold trained in earlier sessions: the epochs of its training
+    states and of its finished ``--extra-train`` stages."""
+    total = sum(state_seconds(p) for p in (fdir / TRAIN_STATE,
+                                           *sorted((fdir / "stages").glob("*_state.pt"))))
+    for file in sorted((fdir / "stages").glob("*.json")):
+        # a damaged one counts nothing (train_fold reads it, and says so)
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            total += sum(float(h.get("seconds", 0.0)) for h in json.loads(file.read_text()))
+    return total
+
+
 def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> dict:
     timer = Timer()
     dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
     _check_same_data(cfg, run, dataset)
     run.write_json("skipped.json", list(dataset.skipped))
+    init_sha256 = _check_same_init(cfg, run)
     folds_file = run / FOLDS
     spec = str(folds_file) if folds_file.exists() else cfg.folds  # resume: the same folds
     folds = make_folds(dataset, spec, seed=cfg.seed)
@@ -143,18 +266,23 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
 
     results: dict[str, list[dict]] = {"center": [], "ten_crop": []}
     all_rows: list[dict] = []
+    carried = 0.0  # seconds of earlier sessions: summary.json's "seconds" covers every one
     for fold in folds:
+        # (no mkdir: fold<k>/ is made with its first file, so a run stopped before any
+        # result holds records only and is replaced by the corrected command)
         fdir = fold_dir(run.path, fold.index)
-        fdir.mkdir(exist_ok=True)
-        metrics_file = fdir / FOLD_METRICS
-        if metrics_file.exists():
+        if fold_done(run.path, fold.index):
             log.info("fold %d: already done, skipped", fold.index)
-            done = json.loads(metrics_file.read_text())
+            done = _finished_fold(fdir, fold)
+            carried += float(done.get("seconds", 0.0))  # 0: a fold of a vsent that kept none
         else:
-            done = _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=joint)
+            earlier = _earlier_seconds(fdir)
+            carried += earlier
+            done = _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=joint,
+                             earlier_seconds=earlier, init_sha256=init_sha256)
         for key in results:
             results[key].append({"fold": fold.index, **done[key]})
-        all_rows.extend(_read_rows(fdir / "predictions.csv"))
+        all_rows.extend(_fold_rows(fdir, fold))
     if not distributed.is_main():  # DDP: the summary is rank 0's to compute and write
         return distributed.broadcast_object(None)
 
@@ -164,7 +292,10 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     summary["center"] = summarize_folds(results["center"])
     summary["ten_crop"] = summarize_folds(results["ten_crop"])
     summary["n_images"] = int(sum(len(f.test) for f in folds))
-    summary["seconds"] = timer.elapsed
+    # every session's: the folds' own time (fold<k>/metrics.json "seconds", earlier sessions
+    # included) and this session's setup; "session_seconds": this session's alone
+    summary["seconds"] = carried + timer.elapsed
+    summary["session_seconds"] = timer.elapsed
     if training_label(cfg) != "fine-tuning":  # --zero-shot, --train head / last-N
         summary["training"] = training_label(cfg)
     run.write_csv("predictions.csv", all_rows, list(all_rows[0]) if all_rows else ["name"])
@@ -193,7 +324,9 @@ def fresh_model(cfg: RunConfig, seed: int) -> nn.Module:
     return create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
 
 
-def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None) -> dict:
+def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None,
+              earlier_seconds: float = 0.0, init_sha256: str | None = None) -> dict:
+    timer = Timer()
     fdir = fold_dir(run.path, fold.index)
     train_cfg = cfg.train.replace(seed=cfg.seed * 1000 + fold.index)
     model = fresh_model(cfg, train_cfg.seed)
@@ -212,7 +345,7 @@ def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None) -> 
     save_checkpoint(fdir / "model.pt", model, fold=fold.index, run=str(run.path),
                     train=train_cfg.to_dict(), subset=dataset.subset,
                     data_sha256=dataset.fingerprint()["sha256"],
-                    **run_meta(cfg, len(fold.train)))
+                    **run_meta(cfg, len(fold.train), init_sha256))
     test = np.sort(fold.test)
     kw = {"batch_size": cfg.eval_batch_size, "device": cfg.train.device}
     # --train head: the head on the cached features; otherwise evaluate() on the images
@@ -227,7 +360,9 @@ def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None) -> 
     ]
     run.write_csv(f"fold{fold.index}/predictions.csv", rows, list(rows[0]))
     done = {"center": center, "ten_crop": ten}
-    run.write_json(f"fold{fold.index}/{FOLD_METRICS}", done)  # written last: marks the fold done
+    # written last: marks the fold done; "seconds": the fold's time, its earlier sessions' too
+    run.write_json(f"fold{fold.index}/{FOLD_METRICS}",
+                   {**done, "seconds": earlier_seconds + timer.elapsed})
     state.unlink(missing_ok=True)
     log.info("fold %d: accuracy %.3f (centre) %.3f (10-crop)", fold.index,
              center["accuracy"], ten["accuracy"])
@@ -247,11 +382,40 @@ def _extra_train(cfg: RunConfig, run: RunDir, dataset) -> JointSet | None:
     if cfg.extra_train is None:
         return None
     extra = extra_train_set(dataset, cfg.subset, cfg.extra_train, skip_bad=cfg.skip_bad)
-    run.write_json("extra.json", {
-        "subset": extra.subset, "n": len(extra), "n_positive": int(extra.labels.sum()),
-        "names": extra.names, "labels": extra.labels, "skipped": extra.skipped,
-    })
+    _check_same_extra(cfg, run, extra)
     return with_extra(dataset, extra)
+
+
+def _check_same_extra(cfg: RunConfig, run: RunDir, extra) -> None:
+    """A resumed run must train on the extra images it started with (as
+    :func:`_check_same_data` for the base images): ``extra.json`` keeps their names, labels
+    and fingerprint (names, labels and file sizes), written once when the run starts."""
+    file = run / EXTRA_RECORD
+    now = extra.fingerprint()
+    record = {"subset": extra.subset, "n": len(extra), "n_positive": int(extra.labels.sum()),
+              "names": extra.names, "labels": extra.labels, "skipped": extra.skipped,
+              "fingerprint": now}
+    if not file.is_file():  # a new run
+        run.write_json(EXTRA_RECORD, record)
+        return
+    try:
+        then = json.loads(file.read_text())
+    except ValueError as e:
+        raise VsentError(f"{file}: not readable JSON ({e})") from None
+    if not isinstance(then, dict) or not isinstance(then.get("fingerprint", {}), dict):
+        raise VsentError(f"{file}: not the record of an extra training set")
+    if "fingerprint" in then:
+        changed = then["fingerprint"] != now
+    else:  # a vsent that kept no fingerprint: its names and labels are compared, then kept
+        changed = (then.get("names"), then.get("labels")) != (extra.names,
+                                                               extra.labels.tolist())
+        if not changed:
+            run.write_json(EXTRA_RECORD, record)
+    if changed:
+        old = then.get("fingerprint") or {"n_images": then.get("n"),
+                                          "n_positive": then.get("n_positive")}
+        raise data_changed(cfg.data, f"{run.path} started", old, now, file,
+                           "pass --overwrite to start again")
 
 
 def train_fold(cfg: RunConfig, model: nn.Module, images: np.ndarray, labels: np.ndarray,
@@ -314,12 +478,13 @@ def train_fold(cfg: RunConfig, model: nn.Module, images: np.ndarray, labels: np.
         else:
             log.info("fold %d, stage %s: %d training images (%d extra)", k, name, len(rows),
                      int(joint.is_extra(rows).sum()))
+            # (fit makes the state's folder when it first saves: nothing made before that)
             state = fdir / (TRAIN_STATE if last else f"stages/{name}_state.pt")
-            state.parent.mkdir(exist_ok=True)
             hist = [{**h, "stage": name} for h in fit(
                 model, images[rows], labels[rows], stage_cfg, state_path=state,
                 progress=progress, desc=f"fold {k} {name}")]
             if not last and distributed.is_main():  # DDP: rank 0 alone writes
+                sdir.mkdir(parents=True, exist_ok=True)
                 with atomic_open(weights, "wb") as f:
                     torch.save(model.state_dict(), f)
                 atomic_write_text(hist_file, json.dumps(hist))  # last: marks the stage done
@@ -403,24 +568,27 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
 
         check_saved_blocks(cfg.fusion)
     out = Path(out)
-    run = distributed.open_run_dir(out, {"command": "finetune", "fold": fold, **cfg.to_dict()},
+    run = distributed.open_run_dir(out, _config_record(out, _run_record("finetune", cfg, fold)),
                                    resume=resume, overwrite=overwrite, done="metrics.json")
     try:
         if run.status == "finished":
             return run.read_json("metrics.json")
         dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
-        images = distributed.local_first(image_cache, dataset, size=proto.info.preprocess.resize,
-                                         progress=progress)  # DDP: built once per machine
+        _check_same_data(cfg, run, dataset)  # as crossval: a resume sees the data it started on
+        run.write_json("skipped.json", list(dataset.skipped))
+        init_sha256 = _check_same_init(cfg, run)
         train_idx = np.arange(len(dataset))
         test_idx = None
-        if fold is not None:
+        if fold is not None:  # checked before the image cache is built (minutes)
             folds = make_folds(dataset, cfg.folds, seed=cfg.seed)
-            if distributed.is_main():  # DDP: rank 0 alone writes
-                save_folds(folds, dataset, run / FOLDS)
             match = [f for f in folds if f.index == fold]
             if not match:
                 raise VsentError(f"--fold {fold}: the split has folds 1..{len(folds)}")
+            if distributed.is_main():  # DDP: rank 0 alone writes
+                save_folds(folds, dataset, run / FOLDS)
             train_idx, test_idx = np.sort(match[0].train), np.sort(match[0].test)
+        images = distributed.local_first(image_cache, dataset, size=proto.info.preprocess.resize,
+                                         progress=progress)  # DDP: built once per machine
         train_cfg = cfg.train.replace(seed=cfg.seed)
         model = fresh_model(cfg, train_cfg.seed)
         history = train_model(model, cfg, train_cfg, images, dataset.labels, dataset.paths,
@@ -435,8 +603,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
         save_checkpoint(out / "model.pt", model, fold=fold, train=train_cfg.to_dict(),
                         subset=dataset.subset, data_sha256=dataset.fingerprint()["sha256"],
                         fusion=None if fusion is None else fusion.to_state(),
-                        **run_meta(cfg, len(train_idx)))
-        (out / TRAIN_STATE).unlink(missing_ok=True)
+                        **run_meta(cfg, len(train_idx), init_sha256))
         result: dict[str, Any] = {"n_train": len(train_idx), "model": str(out / "model.pt")}
         if test_idx is not None:
             kw = {"batch_size": cfg.eval_batch_size, "device": cfg.train.device}
@@ -452,6 +619,8 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
                     fused = fusion.fuse(p, X).argmax(axis=1)
                     result[f"fused_{key}"] = binary_metrics(y, fused)
         run.write_json("metrics.json", result)  # written last: marks the run finished
+        # only now: interrupted during the evaluation, a resume finds its epochs trained
+        (out / TRAIN_STATE).unlink(missing_ok=True)
         return distributed.broadcast_object(result)  # DDP: the other ranks wait for it
     finally:
         run.close()

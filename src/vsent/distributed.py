@@ -5,7 +5,10 @@ single-process run does exactly the arithmetic and random draws it did before):
 
 * **Launch.** ``torchrun --nproc-per-node N -m vsent.cli finetune ...`` starts N processes
   (ranks) with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT`` set;
-  ``vsent crossval|finetune --nproc N`` runs exactly that command for you (:func:`launch`).
+  ``vsent crossval|finetune --nproc N`` runs exactly that command for you (:func:`launch`;
+  the CLI first refuses what the ranks would refuse, :func:`vsent.crossval.check_launch`).
+  A user error the ranks meet is printed by rank 0 alone and keeps exit status 2
+  (:func:`torchrun_main`).
   :func:`session` joins the process group: gloo on CPU, nccl on GPUs (one GPU per rank,
   ``cuda:LOCAL_RANK``).
 * **Batches.** Every rank draws the same permutation and the same random crops and mirrors,
@@ -47,7 +50,7 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
-from vsent.errors import VsentError
+from vsent.errors import EXIT_USER_ERROR, VsentError
 from vsent.runs import RunDir
 from vsent.runs import open_run_dir as _open_run_dir
 
@@ -55,8 +58,8 @@ __all__ = [
     "BACKENDS", "FollowerRunDir", "all_sum", "barrier", "broadcast_object", "is_distributed",
     "is_main", "launch", "launch_command", "launched", "local_device", "local_first",
     "local_rank", "module_of", "on_main", "open_run_dir", "rank", "resolve_backend",
-    "seed_epoch", "session", "shard_batch", "unwrap_model", "wants_launch", "world_size",
-    "wrap_model",
+    "seed_epoch", "session", "shard_batch", "torchrun_main", "unwrap_model", "wants_launch",
+    "world_size", "wrap_model",
 ]
 
 log = logging.getLogger("vsent")
@@ -408,7 +411,10 @@ def launch(nproc: int, command: str, argv: Sequence[str] | None = None) -> int:
     """Run ``vsent`` again as ``nproc`` DDP processes on this machine; its exit status.
 
     ``argv`` defaults to this process's command line (``sys.argv[1:]``), which must hold the
-    sub-command ``command``: from Python, start torchrun yourself.
+    sub-command ``command``: from Python, start torchrun yourself. torchrun runs through
+    :func:`torchrun_main`: a run that a process ended with a user error exits with
+    :data:`~vsent.errors.EXIT_USER_ERROR` (2), its one ``vsent: error:`` line alone on
+    stderr, as in one process (torchrun itself exits 1 after a page of its own traceback).
     """
     import subprocess
 
@@ -422,4 +428,74 @@ def launch(nproc: int, command: str, argv: Sequence[str] | None = None) -> int:
     # torchrun would give each process 1 thread: on CPU, share the cores between them instead
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(nproc))))
     log.info("launching %d processes: %s", nproc, " ".join(cmd))
-    return subprocess.run(cmd, check=False, env=env).returncode
+    # the same torchrun arguments, through this module's torchrun_main
+    wrapped = [cmd[0], "-m", __name__, *cmd[3:]]
+    return subprocess.run(wrapped, check=False, env=env).returncode
+
+
+class _QuietUserError(logging.Filter):
+    """Drops torchrun's log lines about a process that exited with a user error (2) and
+    about the other processes it stops then: that process printed the reason already.
+
+    torchrun stops the other processes ("Sending process N closing signal SIGTERM") before
+    it logs which one failed ("failed (exitcode: 2) ..."): those lines are held until then,
+    and logged after all unless the failure is a user error (:meth:`release`)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self.logger = logger
+        self.held: list[logging.LogRecord] = []
+        self.releasing = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.releasing:
+            return True
+        msg = str(record.msg)
+        if msg.startswith("Sending process"):
+            self.held.append(record)
+            return False
+        if msg.startswith("failed (exitcode"):
+            args = record.args if isinstance(record.args, tuple) else ()
+            if args and args[0] == EXIT_USER_ERROR:
+                self.held.clear()
+                return False
+            self.release()
+        return True
+
+    def release(self) -> None:
+        """Log the lines held (in their order): the failure was no user error."""
+        self.releasing = True
+        try:
+            for record in self.held:
+                self.logger.handle(record)
+        finally:
+            self.held.clear()
+            self.releasing = False
+
+
+def torchrun_main(args: Sequence[str]) -> int:
+    """``torchrun ARGS`` (``python -m torch.distributed.run``), its exit status, except that a
+    run whose first failed process exited with a user error (2: one ``vsent: error:`` line,
+    printed by rank 0) exits 2 without torchrun's traceback and failure report. Any other
+    failure is reported as torchrun reports it. ``python -m vsent.distributed ARGS`` runs it.
+    """
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    agent_log = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
+    quiet = _QuietUserError(agent_log)
+    agent_log.addFilter(quiet)
+    try:
+        run(parse_args(list(args)))
+    except ChildFailedError as e:
+        _, first = e.get_first_failure()
+        if first.exitcode == EXIT_USER_ERROR:
+            return EXIT_USER_ERROR
+        raise
+    finally:
+        quiet.release()  # (held lines of a stop that was not for a user error: Ctrl-C)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - run by launch() in its own process
+    sys.exit(torchrun_main(sys.argv[1:]))

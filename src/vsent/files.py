@@ -1,4 +1,4 @@
-"""File helpers: writes that a kill never leaves half done, and file fingerprints.
+"""File helpers: writes that a kill never leaves half done, file fingerprints, ``~`` expansion.
 
 :func:`atomic_open` writes beside the file, then renames: ``os.replace`` is atomic on POSIX
 file systems, so a reader (or a resumed run) sees either the old file or the whole new one,
@@ -15,11 +15,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from vsent.errors import VsentError
+from vsent.errors import DataError, VsentError
 
 #: What ``numpy.load`` of a damaged ``.npz`` (cut, empty, garbage) and reading its arrays raise:
 #: a cache entry or stored result that is recomputed rather than a traceback.
 NPZ_READ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile)
+
+
+def expand_user(path: str | os.PathLike[str]) -> Path:
+    """``Path(path).expanduser()``; a ``~user`` of an unknown user (or a ``~`` without a home
+    directory) is a DataError naming ``path``, not pathlib's RuntimeError (a traceback)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise DataError(f"{os.fspath(path)}: cannot expand ~ (no such user, or no home "
+                        f"directory)") from None
 
 
 @contextmanager

@@ -14,9 +14,10 @@ the head is then trained on them in seconds per fold on a CPU:
   the checkpoint is an ordinary vsent model.
 
 The feature cache (``$VSENT_CACHE``, like :mod:`vsent.data.cache`) is keyed by the images'
-resolved paths, sizes and mtimes, the model's spec and ``--init``, a digest of the backbone's
-weights, the preprocessing and the crop mode (centre crop, or the mean over the 10 crops), so a
-changed image, model, weight file or preprocessing gives a new file and nothing else does.
+files as the image cache keys them (path, size, times, inode), the model's spec and ``--init``,
+a digest of the backbone's weights, the preprocessing and the crop mode (centre crop, or the
+mean over the 10 crops), so a changed image, model, weight file or preprocessing gives a new
+file.
 
 Features are taken from the centre crop for training (no random crops: the features are fixed);
 10-crop evaluation applies the head to the mean of the 10 crops' features (for a linear head:
@@ -45,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vsent.config import HEADS, TrainConfig
+from vsent.config import HEADS, TrainConfig, parse_train_mode
 from vsent.data.cache import cache_dir_default, cache_key
 from vsent.errors import VsentError
 from vsent.inference import infer, resolve_device
@@ -67,20 +68,6 @@ LOGISTIC_CS = tuple(float(c) for c in np.logspace(-4, 4, 9))
 INNER_FOLDS = 5
 # Bump when what is stored changes, so stale feature files are not reused.
 _FORMAT = "vsent-feature-cache-v1"
-
-
-def parse_train_mode(mode: str) -> int | None:
-    """``"all"`` -> None (everything trains), ``"head"`` -> 0, ``"last-N"`` -> N (>= 1).
-
-    Raises :class:`VsentError` naming ``--train`` for anything else.
-    """
-    if mode == "all":
-        return None
-    if mode == "head":
-        return 0
-    if mode.startswith("last-") and mode[5:].isdigit() and int(mode[5:]) >= 1:
-        return int(mode[5:])
-    raise VsentError(f"--train {mode!r}: use all, head or last-N (N >= 1, e.g. last-2)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,8 +92,8 @@ def weights_digest(model: nn.Module) -> str:
 
 def feature_key(paths: Sequence[str | os.PathLike], model: nn.Module, *, init: Any = None,
                 oversample: bool = False) -> str:
-    """sha1 hex key of a feature file: format, images (paths, sizes, mtimes, via
-    :func:`vsent.data.cache.cache_key`), ``model.spec``, ``init``, backbone weights digest,
+    """sha1 hex key of a feature file: format, images (paths, sizes, times, inodes,
+    via :func:`vsent.data.cache.cache_key`), ``model.spec``, ``init``, backbone weights digest,
     preprocessing and crop mode."""
     pre = model.info.preprocess
     h = hashlib.sha1()
@@ -540,11 +527,14 @@ def training_label(cfg: Any) -> str:
     return f"last {n} blocks + head"
 
 
-def run_meta(cfg: Any, n_train: int) -> dict[str, Any]:
+def run_meta(cfg: Any, n_train: int, init_sha256: str | None = None) -> dict[str, Any]:
     """What a run's checkpoint records about its training besides the solver (read by
-    :func:`vsent.models.card.model_card` when the file is outside its run directory)."""
+    :func:`vsent.models.card.model_card` when the file is outside its run directory);
+    ``init_sha256``: the SHA-256 of an ``--init`` weights file (recorded when given)."""
     meta: dict[str, Any] = {"init": cfg.init, "data": cfg.data, "folds": cfg.folds,
                             "n_train": int(n_train), "training": training_label(cfg)}
+    if init_sha256 is not None:  # the path alone does not say which weights were there
+        meta["init_sha256"] = init_sha256
     if getattr(cfg, "train_mode", "all") == "head":
         meta["head"] = cfg.head
     if getattr(cfg, "zero_shot", False):

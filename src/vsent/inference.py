@@ -1,6 +1,11 @@
 """The one inference path: decode ahead, crop, normalise, forward, softmax, captured layers.
 
-Everything that runs a trained network forward in vsent goes through this module:
+Scoring a trained network on images (scores, features, layer outputs) goes through this
+module. Two callers run the network's last step themselves, on what this module gives them:
+Grad-CAM (:mod:`vsent.analyses.explain`: :func:`prepare` and :func:`capture_outputs`, with
+gradients) and ``--train head`` (:func:`vsent.frozen.evaluate_model`: the head alone, with its
+softmax, on the backbone features :func:`infer` extracted). Training runs its own forward
+passes (:mod:`vsent.train`, :mod:`vsent.frozen`).
 
 * :func:`infer` / :func:`infer_batches`: resized uint8 images (N, S, S, 3) -> softmax scores,
   optionally the penultimate features (``model.forward_features``) and the outputs of named

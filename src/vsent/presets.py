@@ -35,7 +35,8 @@ CROSSVAL: dict[str, dict[str, Any]] = {
 }
 #: Issue 10's best measured configuration without external weights (docs/accuracy_plan.md,
 #: row L1): the quick network and recipe, its probability fused late with a GCH+BoW logistic
-#: regression fitted on each training fold (``crossval`` only; ``finetune`` trains quick's CNN).
+#: regression fitted on each training fold (``crossval`` measures it; ``finetune`` fits the
+#: regression on its training images and saves it in ``model.pt`` beside quick's CNN).
 CROSSVAL["strong"] = {**CROSSVAL["quick"], "fusion": "gch+bow"}
 
 #: Progressive training recipes. The solver settings are ours, not taken from the paper. PCNN

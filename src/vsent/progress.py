@@ -40,6 +40,8 @@ class LogProgress:
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
         self.every, self.n = every, 0
         self.start = self._last = time.monotonic()
+        self._logged: int | None = None  # the count of the last line (logged once each)
+        self._closed = False
 
     def __iter__(self) -> Iterator:
         for item in self.iterable or ():
@@ -55,12 +57,17 @@ class LogProgress:
             self._log(now)
 
     def close(self) -> None:
+        """Log the final count (once: iterating closes, and so does leaving a ``with``)."""
+        if self._closed:
+            return
+        self._closed = True
         now = time.monotonic()
-        if now - self.start >= self.every and self._last != now:
+        if now - self.start >= self.every and self._logged != self.n:
             self._log(now)
             self._last = now
 
     def _log(self, now: float) -> None:
+        self._logged = self.n
         of = f"/{self.total}" if self.total is not None else ""
         rate = self.n / max(now - self.start, 1e-9)
         log.info("%s: %d%s %s (%.1f %s/s)", self.desc or "progress", self.n, of, self.unit,

@@ -9,7 +9,8 @@ crossval, finetune, layers, regions, baselines, pcnn, pcnn-transfer, explain, re
   written as ``config.json``; ``rd.status == "new"``. A non-empty directory without
   ``config.json`` is refused: a run never writes among a user's own files.
 * ``overwrite=True``: an existing run directory (one holding ``config.json``) is deleted first,
-  then as above. A non-empty directory that is not a run directory is never deleted.
+  then as above. A non-empty directory that is not a run directory is never deleted, nor is a
+  run reached through a symbolic link (refused: give the folder itself).
 * ``config.json`` exists and differs from ``config`` (compared as JSON, keys named in
   :data:`RUN_OPTIONS` apart): :class:`VsentError` naming the differing keys as dotted paths
   (``... made with other train.lr (train.lr: stored 0.002, now 0.5; ...)``), whether or not
@@ -37,6 +38,7 @@ import csv
 import dataclasses
 import json
 import logging
+import os
 import platform
 import shutil
 import subprocess
@@ -61,6 +63,9 @@ if TYPE_CHECKING:
 _PACKAGES = (
     "vsent", "torch", "torchvision", "numpy", "pillow", "scikit-learn",
     "opencv-contrib-python-headless", "matplotlib",
+    # the libraries of --model timm/... and clip/... (architectures, pretrained weights) and
+    # of the weights files they read: None when not installed
+    "timm", "open_clip_torch", "safetensors",
 )
 
 
@@ -157,10 +162,12 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise VsentError(f"cannot create run directory {self.path}: {e.strerror}") from None
-        if not (self.path / "versions.json").exists():  # those the results were made with
-            self.write_json("versions.json", {**versions(), "argv": sys.argv})
+        # config.json first: killed in between, the folder holds a run that wrote no results
+        # (replaced by the next one), never a versions.json alone (refused as no run)
         if config is not None:
             self.write_json("config.json", config)
+        if not (self.path / "versions.json").exists():  # those the results were made with
+            self.write_json("versions.json", {**versions(), "argv": sys.argv})
         self._handler = logging.FileHandler(self.path / "run.log")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("vsent").addHandler(self._handler)
@@ -174,8 +181,11 @@ class RunDir:
         except (OSError, ValueError):  # lost or cut: this session's versions start it again
             stored = {**versions(), "argv": None}
         now = versions()
+        # a key the first session did not record (a package vsent added to the list since)
+        # is no change
         changed = {k: v for k, v in now.items()
-                   if k not in ("torch_threads", "platform") and stored.get(k) != v}
+                   if k not in ("torch_threads", "platform") and k in stored
+                   and stored.get(k) != v}
         if changed:
             logging.getLogger("vsent").warning(
                 "%s: resumed with other versions than it started with: %s", self.path,
@@ -203,7 +213,14 @@ class RunDir:
         return self.write_text(name, json.dumps(to_jsonable(obj), indent=2) + "\n")
 
     def read_json(self, name: str) -> Any:
-        return json.loads((self.path / name).read_text())
+        """The JSON file ``name`` of the run; VsentError naming it when it cannot be read (cut
+        short or damaged: a traceback told nothing of which file, nor what to do)."""
+        file = self.path / name
+        try:
+            return json.loads(file.read_text())
+        except (OSError, ValueError) as e:  # ValueError: bad JSON, or bytes that are not text
+            raise VsentError(f"{file}: unreadable ({e}); pass --overwrite to start "
+                             "again") from None
 
     def write_csv(
         self, name: str, rows: Iterable[Mapping[str, Any]], fieldnames: list[str]
@@ -252,14 +269,20 @@ FOLD_METRICS = "metrics.json"
 FOLD_MODEL = "model.pt"
 #: The resumable training state of an unfinished fit (removed once its model is saved).
 TRAIN_STATE = "train_state.pt"
-#: The data a crossval run started with (:meth:`vsent.data.datasets.Dataset.fingerprint`).
+#: The data a crossval or finetune run started with
+#: (:meth:`vsent.data.datasets.Dataset.fingerprint`).
 DATA_RECORD = "data.json"
+#: The ``--extra-train`` images a crossval run started with (names, labels and fingerprint).
+EXTRA_RECORD = "extra.json"
+#: The SHA-256 of the ``--init`` weights file a crossval or finetune run started from.
+INIT_RECORD = "init.json"
 #: What a run directory holds before its first result: one holding nothing else is replaced
 #: by the next run (see :func:`open_run_dir`). ``steps.json`` and ``weights.json`` are a
 #: reproduction's bookkeeping (its results are sub-run directories); ``folds.json``,
-#: ``extra.json`` and ``data.json`` what a crossval writes before its first fold.
+#: ``extra.json``, ``data.json`` and ``init.json`` what a crossval writes before its first
+#: fold (a fold's folder is made with its first file).
 RECORDS = frozenset({CONFIG, "versions.json", "run.log", "skipped.json", "steps.json",
-                     "weights.json", FOLDS, "extra.json", DATA_RECORD})
+                     "weights.json", FOLDS, EXTRA_RECORD, DATA_RECORD, INIT_RECORD})
 #: Config keys (last component of the dotted path) that are run options, not the recipe:
 #: they may change between a run and its resumption (a run started on CPU may end on a GPU).
 RUN_OPTIONS = frozenset({"device"})
@@ -380,56 +403,41 @@ def _inputs_inside(out: Path, config: Any) -> list[str]:
     return found
 
 
-def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = False,
-                 overwrite: bool = False, done: str | None = SUMMARY,
-                 compare: Collection[str] | None = None, ignore: Collection[str] = (),
-                 check_paths: bool = True, resume_asked: bool = True) -> RunDir:
-    """Open ``out`` for a run defined by ``config``: the one policy (see the module docstring).
-
-    Returns a RunDir with ``status`` "new", "resumed" or "finished" and ``config`` (the dict
-    in ``config.json``). ``done`` names the file that marks the run finished (None: never
-    "finished", for analyses whose work set may grow in place: their per-fold results are
-    reused instead). ``compare`` restricts the comparison to these top-level keys (the ones
-    that change results, when the others only select work, e.g. which folds); ``ignore`` adds
-    key names (any level) to :data:`RUN_OPTIONS`, e.g. a thread count. A new run whose
-    :data:`PATH_KEYS` name no file or folder is refused before ``out`` is created, unless
-    ``check_paths`` is False (a command that never reads them). ``resume_asked=False``: the
-    command always resumes (no ``--resume`` option), so a new run is not announced as one.
-    """
-    out = Path(out)
+def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
+          done: str | None, compare: Collection[str] | None, ignore: Collection[str],
+          check_paths: bool) -> tuple[str, dict[str, Any] | None]:
+    """What opening ``out`` does, every refusal raised, nothing written: ``(action, stored
+    config)``, action "overwrite" (delete the run, then a new one), "replace" (a run that
+    wrote no results, then a new one), "new", "finished" or "resumed"."""
     file = out / CONFIG
+    fresh: str | None = None
     if overwrite and out.exists():
         reads = _inputs_inside(out, config)
         if reads:
             raise VsentError(f"--overwrite would delete {reads[0]}, which this run reads: "
                              "choose another --out")
         if file.exists():
-            shutil.rmtree(out)
+            if out.is_symlink():  # shutil.rmtree refuses a link (and must not follow one)
+                raise VsentError(f"--overwrite: {out} is a symbolic link (to "
+                                 f"{os.readlink(out)}); not deleting a run through a link: "
+                                 "give the folder itself as --out, or choose another --out")
+            fresh = "overwrite"
         elif out.is_dir() and any(out.iterdir()):
             raise VsentError(f"--overwrite: {out} is not empty and holds no {CONFIG}; "
                              "not deleting it (choose another --out)")
-    config = to_jsonable(dict(config))
-    if file.exists() and all(p.name in RECORDS for p in out.iterdir()):
-        logging.getLogger("vsent").info("%s: replacing a run that wrote no results", out)
-        for name in RECORDS:
-            (out / name).unlink(missing_ok=True)
-    if not file.exists():
+    if fresh is None and file.exists() and all(p.name in RECORDS for p in out.iterdir()):
+        fresh = "replace"
+    if fresh is not None or not file.exists():
         # before the directory exists: one opened for a wrong path would refuse the right one
         for key in sorted(PATH_KEYS & config.keys()) if check_paths else ():
             if config[key] and not Path(config[key]).exists():
                 raise VsentError(f"{config[key]}: no such file or directory")
         # a run starts in a new or empty folder: once a config.json sits among a user's own
         # files, a later --overwrite would delete them all
-        if out.is_dir() and any(out.iterdir()):
+        if fresh is None and out.is_dir() and any(out.iterdir()):
             raise VsentError(f"{out} holds files and no {CONFIG}: it is not a vsent run; "
                              "choose another --out (a run starts in a new or empty folder)")
-        rd = RunDir(out, config=config)
-        if resume and resume_asked:  # a typo in --out would start hours of work unannounced
-            logging.getLogger("vsent").info("%s: --resume, but no run there yet; starting a "
-                                            "new one", out)
-        rd.status = "new"
-        rd.config = config
-        return rd
+        return fresh or "new", None
     stored = stored_config(out)
     if "command" in config and stored.get("command", config["command"]) != config["command"]:
         raise VsentError(f"{out} holds a {stored.get('command') or 'vsent'} run, not a "
@@ -451,12 +459,62 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
         what = "an unfinished run" if done is not None else "a run"
         raise VsentError(f"{out} already holds {what}: pass --resume to continue it, "
                          "--overwrite to start again, or choose another --out")
+    return "finished" if finished else "resumed", stored
+
+
+def check_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = False,
+                  overwrite: bool = False, done: str | None = SUMMARY,
+                  compare: Collection[str] | None = None, ignore: Collection[str] = (),
+                  check_paths: bool = True) -> str:
+    """:func:`open_run_dir`'s refusals (the same VsentError), without writing anything; else
+    what it would do: "overwrite", "replace" (a run that wrote no results), "new",
+    "finished" or "resumed". ``--nproc N`` asks before its processes start, so that a refusal
+    is said once and leaves no run directory (:func:`vsent.crossval.check_launch`)."""
+    return _plan(Path(out), to_jsonable(dict(config)), resume=resume, overwrite=overwrite,
+                 done=done, compare=compare, ignore=ignore, check_paths=check_paths)[0]
+
+
+def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = False,
+                 overwrite: bool = False, done: str | None = SUMMARY,
+                 compare: Collection[str] | None = None, ignore: Collection[str] = (),
+                 check_paths: bool = True, resume_asked: bool = True) -> RunDir:
+    """Open ``out`` for a run defined by ``config``: the one policy (see the module docstring).
+
+    Returns a RunDir with ``status`` "new", "resumed" or "finished" and ``config`` (the dict
+    in ``config.json``). ``done`` names the file that marks the run finished (None: never
+    "finished", for analyses whose work set may grow in place: their per-fold results are
+    reused instead). ``compare`` restricts the comparison to these top-level keys (the ones
+    that change results, when the others only select work, e.g. which folds); ``ignore`` adds
+    key names (any level) to :data:`RUN_OPTIONS`, e.g. a thread count. A new run whose
+    :data:`PATH_KEYS` name no file or folder is refused before ``out`` is created, unless
+    ``check_paths`` is False (a command that never reads them). ``resume_asked=False``: the
+    command always resumes (no ``--resume`` option), so a new run is not announced as one.
+    :func:`check_run_dir` answers the same without writing.
+    """
+    out = Path(out)
+    config = to_jsonable(dict(config))
+    action, stored = _plan(out, config, resume=resume, overwrite=overwrite, done=done,
+                           compare=compare, ignore=ignore, check_paths=check_paths)
+    log = logging.getLogger("vsent")
+    if action == "overwrite":
+        shutil.rmtree(out)
+    elif action == "replace":
+        log.info("%s: replacing a run that wrote no results", out)
+        for name in RECORDS:
+            (out / name).unlink(missing_ok=True)
+    if action in ("overwrite", "replace", "new"):
+        rd = RunDir(out, config=config)
+        if resume and resume_asked:  # a typo in --out would start hours of work unannounced
+            log.info("%s: --resume, but no run there yet; starting a new one", out)
+        rd.status = "new"
+        rd.config = config
+        return rd
     rd = RunDir(out)
-    rd.status = "finished" if finished else "resumed"
+    rd.status = action
     rd.config = stored
-    if not finished:
+    if action == "resumed":
         rd.record_resume()
-    logging.getLogger("vsent").info("%s: %s run, stored config", out, rd.status)
+    log.info("%s: %s run, stored config", out, rd.status)
     return rd
 
 
@@ -538,10 +596,17 @@ def check_data_record(file: Path, dataset: Dataset, data: str, since: str, remed
     if not isinstance(then, dict) or not then.keys() >= now.keys():
         raise VsentError(f"{file}: not the record of a dataset (keys {', '.join(now)})")
     if then != now:
-        raise VsentError(
-            f"{data}: its images or labels changed since {since} ({then['n_images']} images, "
-            f"{then['n_positive']} positive then; {now['n_images']} images, "
-            f"{now['n_positive']} positive now; see {file}): restore them, or {remedy}")
+        raise data_changed(data, since, then, now, file, remedy)
+
+
+def data_changed(data: str, since: str, then: Mapping[str, Any], now: Mapping[str, Any],
+                 file: Path, remedy: str) -> VsentError:
+    """The error of :func:`check_data_record` (and of an ``--extra-train`` set that changed):
+    ``then`` and ``now`` hold ``n_images`` and ``n_positive``."""
+    return VsentError(
+        f"{data}: its images or labels changed since {since} ({then['n_images']} images, "
+        f"{then['n_positive']} positive then; {now['n_images']} images, "
+        f"{now['n_positive']} positive now; see {file}): restore them, or {remedy}")
 
 
 def load_run_dataset(config: Mapping[str, Any]) -> Dataset:

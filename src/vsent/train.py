@@ -24,17 +24,22 @@ from tqdm.auto import tqdm
 from vsent import distributed as dist
 from vsent.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict
 from vsent.data.transforms import augment_batch, mix_batch, normalize
-from vsent.errors import VsentError
+from vsent.errors import VsentError, one_line
 from vsent.evaluate import resolve_device
+from vsent.files import atomic_open
 from vsent.models.base import non_finite_tensors
 from vsent.runs import config_diff
 
 __all__ = [
-    "OPTIMIZERS", "SCHEDULES", "TrainConfig", "config_from_dict", "fit", "make_optimizer",
-    "make_scheduler", "param_groups", "train_one_epoch",
+    "OPTIMIZERS", "SCHEDULES", "TrainConfig", "check_parallel", "config_from_dict", "fit",
+    "make_optimizer", "make_scheduler", "param_groups", "state_seconds", "train_one_epoch",
 ]
 
 log = logging.getLogger("vsent")
+
+#: What a training state (``state_path`` of :func:`fit`) holds at least.
+STATE_KEYS = frozenset({"model", "optimizer", "scheduler", "generator", "torch_rng", "history"})
+
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     """Split parameters into (new layer? x bias?) groups with their lr and weight decay.
@@ -205,12 +210,7 @@ def fit(
     if dist.world_size() > len(images) or dist.world_size() > cfg.batch_size:
         raise VsentError(f"{len(images)} images in batches of {cfg.batch_size} cannot be "
                          f"split over {dist.world_size()} processes")
-    if dist.world_size() > 1 and cfg.augment != "crop-flip":
-        raise VsentError(f"--augment {cfg.augment} runs in one process (data-parallel "
-                         "training shards Caffe's crop + mirror only)")
-    if dist.world_size() > 1 and cfg.mix != "none":
-        raise VsentError(f"--mix {cfg.mix} runs in one process (data-parallel training mixes "
-                         "no batches)")
+    check_parallel(cfg, dist.world_size())
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(device)
@@ -223,19 +223,22 @@ def fit(
     if state_path and state_path.exists():
         # on the CPU: the random states must stay CPU ByteTensors (set_state refuses a cuda
         # copy); load_state_dict copies weights and optimiser moments onto the model's device
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = _load_state(state_path, desc)
         # a state without "config" predates this check: it is resumed as before
         diff = config_diff(state.get("config", cfg.to_dict()), cfg.to_dict())
         if diff:
             raise VsentError(f"{state_path}: the training state was made with another config "
                              f"({'; '.join(diff)}); delete it or use the stored config")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        torch.set_rng_state(state["torch_rng"])
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            gen.set_state(state["generator"])
+            if ema is not None:
+                ema.load_state_dict(state["ema"])
+            torch.set_rng_state(state["torch_rng"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as e:  # another model's state
+            raise _bad_state(state_path, desc, e) from None
         if _on_cuda(device) and len(state.get("cuda_rng", ())) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout masks drawn on the GPU
         history = state["history"]
@@ -263,15 +266,18 @@ def fit(
             stats["images_per_s"], 100 * stats["data_wait_share"],
         )
         if state_path and dist.is_main():  # rank 0 alone writes; every rank resumes from it
-            tmp = state_path.with_suffix(".tmp")
-            torch.save({
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "history": history,
-                "config": cfg.to_dict(), **({"ema": ema.state_dict()} if ema else {}),
-                **({"cuda_rng": torch.cuda.get_rng_state_all()} if _on_cuda(device) else {}),
-            }, tmp)
-            tmp.replace(state_path)
+            # the folder is made with its first file: a fold that wrote nothing leaves none
+            # (its run is replaced by the next, see vsent.runs.open_run_dir)
+            state_path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_open(state_path, "wb") as f:  # a kill leaves the last epoch's state
+                torch.save({
+                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(), "history": history,
+                    "config": cfg.to_dict(), **({"ema": ema.state_dict()} if ema else {}),
+                    **({"cuda_rng": torch.cuda.get_rng_state_all()} if _on_cuda(device)
+                       else {}),
+                }, f)
     dist.unwrap_model(net)  # DDP: BatchNorm back, rank 0's buffers on every rank
     if ema is not None:  # the averaged weights are the result
         model.load_state_dict(ema.module.state_dict())
@@ -280,6 +286,51 @@ def fit(
     if non_finite_tensors(model):
         _diverged(desc, len(history), "weights hold nan/inf", cfg)
     return history
+
+
+def check_parallel(cfg: TrainConfig, world: int) -> None:
+    """VsentError when ``cfg`` cannot train on ``world`` data-parallel processes: checked by
+    :func:`fit`, and before ``--nproc N`` starts them (:func:`vsent.crossval.check_launch`)."""
+    if world > 1 and cfg.augment != "crop-flip":
+        raise VsentError(f"--augment {cfg.augment} runs in one process (data-parallel "
+                         "training shards Caffe's crop + mirror only)")
+    if world > 1 and cfg.mix != "none":
+        raise VsentError(f"--mix {cfg.mix} runs in one process (data-parallel training mixes "
+                         "no batches)")
+
+
+def _bad_state(path: Path, desc: str, e: BaseException) -> VsentError:
+    return VsentError(f"{path}: not a training state this run can resume ({one_line(e)}); "
+                      f"delete it to start {desc} again from its first epoch")
+
+
+def _load_state(path: Path, desc: str) -> dict[str, Any]:
+    """The training state in ``path``, read without running code (``weights_only``: a run
+    directory received from someone else is no program); VsentError naming it when it is
+    damaged (cut, garbage) or not one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for a cut or foreign file
+        raise _bad_state(path, desc, e) from None
+    if not isinstance(state, dict):
+        raise _bad_state(path, desc, ValueError(f"a {type(state).__name__}, not a dict"))
+    missing = STATE_KEYS - state.keys()
+    if missing:
+        raise _bad_state(path, desc, ValueError(f"no {', '.join(sorted(missing))}"))
+    return state
+
+
+def state_seconds(path: str | Path) -> float:
+    """Seconds of the epochs a training state holds (their ``seconds``, trained in earlier
+    sessions); 0 when there is none or it cannot be read (:func:`fit` then says why)."""
+    path = Path(path)
+    if not path.is_file():
+        return 0.0
+    try:  # mmap: the history is read, the weights are not
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return float(sum(h.get("seconds", 0.0) for h in state["history"]))
+    except Exception:  # damaged: fit names it when it resumes
+        return 0.0
 
 
 def _diverged(desc: str, epoch: int, what: str, cfg: TrainConfig) -> NoReturn:

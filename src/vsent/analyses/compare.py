@@ -26,13 +26,28 @@ from typing import Any
 import numpy as np
 
 from vsent.errors import VsentError
-from vsent.runs import SUMMARY, check_same_test_images, read_config
+from vsent.runs import CONFIG, SUMMARY, check_same_test_images, read_config
 
 #: Probability column of each run kind, centre crop and 10-crop.
 COLUMNS = {"fuse": ("prob_fused", "prob_fused_10crop")}
 DEFAULT_COLUMNS = ("prob_positive", "prob_positive_10crop")
 #: Columns of every predictions.csv row besides its probabilities (:func:`read_predictions`).
 PREDICTION_KEYS = ("name", "fold", "label")
+#: What a finished run holds: ``predictions.csv`` comes before the late fusion of a crossval
+#: ``--fusion``, ``summary.json`` last (:func:`check_finished_run`).
+FINISHED_RUN_FILES = (CONFIG, "predictions.csv", SUMMARY)
+
+
+def check_finished_run(run: str | os.PathLike, kind: str = "run",
+                       files: Sequence[str] = FINISHED_RUN_FILES) -> Path:
+    """``run`` as a Path; VsentError ``{run}: not a finished {kind} (needs ...)`` unless it
+    holds every file of ``files``. The one check of compare, ensemble and fuse (fuse_run,
+    which crossval --fusion calls before its summary.json exists, asks for fewer files)."""
+    run = Path(run)
+    if not all((run / name).is_file() for name in files):
+        needs = ", ".join(files[:-1]) + f" and {files[-1]}" if len(files) > 1 else files[0]
+        raise VsentError(f"{run}: not a finished {kind} (needs {needs})")
+    return run
 
 
 def scores_source(run: str | os.PathLike, ten_crop: bool = False) -> tuple[Path, str]:
@@ -41,12 +56,8 @@ def scores_source(run: str | os.PathLike, ten_crop: bool = False) -> tuple[Path,
     ``fusion/predictions.csv``: the recipe's result, e.g. ``--preset strong``'s; summary.json's
     top-level accuracy is the network's, the fused one is under ``fusion``), else the
     network's."""
-    run = Path(run)
-    cfg_file, pred_file = run / "config.json", run / "predictions.csv"
-    if not cfg_file.is_file() or not pred_file.is_file() or not (run / SUMMARY).is_file():
-        # predictions.csv comes before the late fusion of a crossval --fusion, summary.json last
-        raise VsentError(f"{run}: not a finished run (needs config.json, predictions.csv and "
-                         f"{SUMMARY})")
+    run = check_finished_run(run)
+    pred_file = run / "predictions.csv"
     command = read_config(run).get("command")
     fused = run / "fusion" / "predictions.csv"
     if command == "crossval" and fused.is_file():
@@ -82,8 +93,8 @@ def read_predictions(pred_file: str | os.PathLike, column: str, *,
     ------
     VsentError
         Naming the file (and line): a missing column (``no {what} (column ...)`` for
-        ``column``), a row cut short or holding a non-number, a file with no rows or that is
-        not text.
+        ``column``), a row cut short, with more fields than the header (two rows run together)
+        or holding a non-number, a file with no rows or that is not text.
     """
     pred_file = Path(pred_file)
     out: dict[str, dict[str, Any]] = {}
@@ -102,7 +113,7 @@ def read_predictions(pred_file: str | os.PathLike, column: str, *,
             first_line: dict[str, int] = {}
             for line, r in enumerate(reader, start=2):
                 try:
-                    row = _parse_row(r, parsed, len(header))
+                    row = parse_row(r, parsed, len(header))
                 except ValueError as e:
                     raise VsentError(f"{pred_file}, line {line}: unreadable row ({e})") from None
                 name = row["name"]
@@ -118,12 +129,16 @@ def read_predictions(pred_file: str | os.PathLike, column: str, *,
     return out
 
 
-def _parse_row(r: dict[str | None, Any], parsed: Sequence[tuple[str, Any]], n_fields: int
-               ) -> dict[str, Any]:
-    """A csv.DictReader row with the ``parsed`` columns converted; ValueError saying why not."""
+def parse_row(r: dict[str | None, Any], parsed: Sequence[tuple[str, Any]], n_fields: int
+              ) -> dict[str, Any]:
+    """A csv.DictReader row with the ``parsed`` columns converted; ValueError saying why not
+    (a row cut short or with more fields than the header's ``n_fields``, a value ``parse``
+    refuses)."""
     if None in r.values():  # DictReader's filler for the fields a cut row lacks
         raise ValueError(f"cut short: {sum(v is not None for v in r.values())} of {n_fields} "
                          "fields")
+    if None in r:  # DictReader's key for extra fields: a lost newline ran two rows together
+        raise ValueError(f"{n_fields + len(r[None])} fields, the header has {n_fields}")
     row = dict(r)
     for column, parse in parsed:
         try:

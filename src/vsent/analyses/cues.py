@@ -246,8 +246,9 @@ def dataset_cues(
 ) -> CueFeatures:
     """:func:`image_cues` of every image of a dataset (or list of paths), cached.
 
-    The cache file ``<cache>/cues/cues-v1-<key>.npz`` is keyed by the images' resolved paths,
-    sizes and mtimes (as the image cache) and by ``params``; it is written atomically.
+    The cache file ``<cache>/cues/cues-v1-<key>.npz`` is keyed by the images' files as the
+    image cache keys them (:func:`vsent.data.cache.cache_key`) and by ``params``; it is written
+    atomically.
     Images are decoded by :func:`vsent.data.load_rgb` in ``n_jobs`` threads (default: all
     cores; OpenCV releases the GIL).
 

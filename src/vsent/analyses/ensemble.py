@@ -2,10 +2,24 @@
 
 :func:`ensemble_runs` averages the test probabilities of several ``vsent crossval`` runs made
 on the same images and folds (other seeds, recipes or models): P(positive) of an image is the
-mean of the members' P(positive), centre crop and, when every member has it, 10-crop. Nothing
-is weighted or chosen, so nothing is fitted on a test fold. The result is laid out as a
-crossval run (``config.json``, ``folds.json``, ``predictions.csv``, ``summary.json``), so
-``vsent fuse`` and the reports read it as they read a run.
+mean of the members' P(positive) (:func:`vsent.analyses.fusion.ensemble_mean`), centre crop
+and, when every member has it, 10-crop. Each member has the same weight and nothing is chosen,
+so nothing is fitted on a test fold. A member may be an ensemble itself: it is one member, so
+its runs share its weight (``ensemble(ens(A, B), C)`` weighs A and B 1/4 each, C 1/2; logged).
+No run may count twice: the members are expanded into the crossval runs they stand for
+(:func:`leaf_runs`, through nested ensembles) and a run found twice is refused, and so are two
+members that give every test image the same probability (one network reached twice, e.g. a
+run and a ``crossval --fusion`` run of the same recipe and seed).
+
+A member's probability is its network's, ``prob_positive`` of its ``predictions.csv``, also
+for a ``crossval --fusion`` run, whose fused probability (``fusion/predictions.csv``) is not
+averaged although ``vsent compare`` scores that run by it
+(:func:`vsent.analyses.compare.scores_source`); this is logged, and config.json's ``members``
+names the column read for each member, with its model, preset and seed (``seeds`` lists them).
+
+The result is laid out as a crossval run (``config.json``, ``folds.json``, ``data.json`` when
+the first member has one, ``predictions.csv``, ``summary.json``), so ``vsent fuse`` and the
+reports read it as they read a run.
 """
 
 from __future__ import annotations
@@ -20,32 +34,107 @@ from typing import Any
 
 import numpy as np
 
-from vsent.analyses.compare import read_predictions
-from vsent.analyses.fusion import check_run_two_way
+from vsent.analyses.compare import check_finished_run, read_predictions, scores_source
+from vsent.analyses.fusion import check_run_two_way, ensemble_mean
 from vsent.errors import VsentError
 from vsent.metrics import binary_metrics, summarize_folds
-from vsent.runs import SUMMARY, check_same_test_images, config_diff, read_config
+from vsent.runs import (
+    CONFIG,
+    DATA_RECORD,
+    FOLDS,
+    SUMMARY,
+    check_same_test_images,
+    config_diff,
+    read_config,
+)
 
 #: Config keys that must agree between members; the images, labels and folds are compared
 #: name by name (:func:`vsent.runs.check_same_test_images`), not the data's path: one dataset
 #: reached by two paths (``../shared/x``, ``/work/shared/x``, another machine's copy) is one.
 SAME_DATA = ("subset", "skip_bad")
+#: The config.json keys that define an ensemble (compared when its output is opened again);
+#: ``seeds`` and ``members`` only describe its runs (an ensemble made before they were
+#: recorded stays finished).
+DEFINING_KEYS = ("command", "runs", "data", *SAME_DATA, "folds", "seed")
+#: The probability column averaged, of every member (a crossval --fusion run's too).
+COLUMN = "prob_positive"
 
 log = logging.getLogger("vsent")
 
 
 def _read_member(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    for name in ("config.json", "predictions.csv", SUMMARY):
-        if not (run / name).is_file():
-            raise VsentError(f"{run}: not a finished crossval run (no {name})")
+    check_finished_run(run, "crossval run")
     cfg = read_config(run)
     if cfg.get("command") not in ("crossval", "ensemble"):
         raise VsentError(f"{run}: made by `vsent {cfg.get('command')}`, not by crossval")
     check_run_two_way(cfg, f"{run}: an ensemble member")  # the mean of P(positive)s needs it
     # compare's reader: a damaged file is one line naming it and the line, not a traceback
-    rows = read_predictions(run / "predictions.csv", "prob_positive",
+    rows = read_predictions(run / "predictions.csv", COLUMN,
                             optional=("prob_positive_10crop",))
     return cfg, list(rows.values())
+
+
+def leaf_runs(run: str | os.PathLike, cfg: dict[str, Any] | None = None,
+              _inside: tuple[Path, ...] = ()) -> list[Path]:
+    """The crossval runs the run directory ``run`` stands for, as resolved paths: itself, or
+    for an ensemble (its ``config.json``, or ``cfg`` when already read) its runs' leaves,
+    recursively. A run an ensemble lists that is no longer found is taken as recorded."""
+    path = Path(run).resolve()
+    if path in _inside:  # only a hand-edited config.json can make a cycle
+        raise VsentError(f"{path / CONFIG}: an ensemble that holds itself")
+    if cfg is None:
+        cfg = read_config(path) if (path / CONFIG).is_file() else {}
+    if cfg.get("command") != "ensemble":
+        return [path]
+    return [leaf for r in cfg.get("runs", []) for leaf in leaf_runs(r, None, (*_inside, path))]
+
+
+def _check_each_run_once(paths: Sequence[Path], cfgs: Sequence[dict[str, Any]]) -> None:
+    """VsentError naming a crossval run that two members (or one nested ensemble) hold: its
+    vote would count twice, silently."""
+    first: dict[Path, Path] = {}
+    for path, cfg in zip(paths, cfgs, strict=True):
+        leaves = leaf_runs(path, cfg)
+        if cfg.get("command") == "ensemble":
+            log.info("%s is an ensemble of %d runs: they share its weight, 1/%d of the mean",
+                     path, len(leaves), len(paths))
+        for leaf in leaves:
+            if leaf in first:
+                def how(member: Path, leaf: Path = leaf) -> str:
+                    return (f"as {member}" if member.resolve() == leaf
+                            else f"inside the ensemble {member}")
+                raise VsentError(f"{leaf}: taken twice ({how(first[leaf])} and {how(path)}); "
+                                 "an ensemble takes each run once")
+            first[leaf] = path
+
+
+def _check_other_networks(paths: Sequence[Path], probs: np.ndarray) -> None:
+    """VsentError naming two members whose probabilities (``probs``: members x images, every
+    view averaged side by side) are identical: one network counted twice."""
+    seen: dict[bytes, int] = {}
+    for i, row in enumerate(probs):
+        j = seen.setdefault(row.tobytes(), i)
+        if j != i:
+            raise VsentError(f"{paths[i]} and {paths[j]} give every test image the same "
+                             "probability: the same network (e.g. a run and a crossval "
+                             "--fusion run of the same recipe and seed); an ensemble takes "
+                             "each network once")
+
+
+def _member_record(run: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """What config.json's ``members`` says of a member: its path, recipe, seed and the
+    column read (a crossval --fusion run's fused column is not: logged)."""
+    record = {"run": str(run.resolve()), "command": cfg.get("command"),
+              "model": cfg.get("model"), "preset": cfg.get("preset"),
+              "seed": cfg.get("seeds", cfg.get("seed")), "scores": f"predictions.csv:{COLUMN}"}
+    pred_file, column = scores_source(run)
+    if column != COLUMN:  # compare scores it by its late fusion; the ensemble does not
+        fused = f"{pred_file.relative_to(run)}:{column}"
+        record["not_averaged"] = fused
+        log.info("%s was run with --fusion: the ensemble averages its network's probability "
+                 "(predictions.csv:%s), not its fused one (%s), by which vsent compare scores "
+                 "it", run, COLUMN, fused)
+    return record
 
 
 def _test_images(rows: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
@@ -54,9 +143,20 @@ def _test_images(rows: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
 
 
 def _centre_accuracy(run: Path) -> dict[str, float]:
-    """A member's own centre-crop accuracy (mean, std) from its summary.json."""
-    summary = json.loads((run / SUMMARY).read_text())
-    return summary.get("center", summary)["accuracy"]
+    """A member's own centre-crop accuracy (mean, std) from its summary.json; VsentError
+    naming the file when it is damaged (cut short, or without that accuracy)."""
+    file = run / SUMMARY
+    try:
+        summary = json.loads(file.read_text())
+    except (OSError, ValueError) as e:
+        raise VsentError(f"{file}: unreadable ({e})") from None
+    centre = summary.get("center", summary) if isinstance(summary, dict) else None
+    acc = centre.get("accuracy") if isinstance(centre, dict) else None
+    if not (isinstance(acc, dict) and all(
+            isinstance(acc.get(k), int | float) and not isinstance(acc.get(k), bool)
+            for k in ("mean", "std"))):
+        raise VsentError(f"{file}: not a run summary (no accuracy mean and std)")
+    return acc
 
 
 def ensemble_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
@@ -65,7 +165,9 @@ def ensemble_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
     Returns
     -------
     dict with ``config`` (what ``config.json`` of the ensemble holds: the first member's data,
-    subset, folds, seed and skip_bad, and the member runs), ``rows`` (one per test image, in the
+    subset, folds, seed and skip_bad, the member runs, ``seeds``: each member's seed, and
+    ``members``: each one's run, command, model, preset, seed and the column read),
+    ``rows`` (one per test image, in the
     first member's order: name, path, fold, label, prob_positive, pred[, prob_positive_10crop,
     pred_10crop]), ``summary`` (as a crossval ``summary.json``: centre crop first, ``center``,
     ``ten_crop`` when every member has 10-crop columns, ``n_images`` and ``members``: each
@@ -74,8 +176,10 @@ def ensemble_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
     Raises
     ------
     VsentError
-        Fewer than two runs, a run that is not a finished crossval run, or members evaluated on
-        other images, labels or folds (the first difference is named).
+        Fewer than two runs, a run that is not a finished crossval run or whose summary.json is
+        damaged, a crossval run held twice (named twice, or also inside a member ensemble), two
+        members with the same probabilities (the same network), or members evaluated on other
+        images, labels or folds (the first difference is named).
     """
     paths = [Path(r) for r in runs]
     if len(paths) < 2:
@@ -87,6 +191,8 @@ def ensemble_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
                              "each run once")
         seen[p.resolve()] = p
     members = [_read_member(p) for p in paths]
+    accuracies = [_centre_accuracy(p) for p in paths]  # a damaged summary stops it here
+    _check_each_run_once(paths, [cfg for cfg, _ in members])
     first_cfg, first_rows = members[0]
     for path, (cfg, rows) in zip(paths[1:], members[1:], strict=True):
         diff = config_diff({k: first_cfg.get(k) for k in SAME_DATA},
@@ -98,16 +204,22 @@ def ensemble_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
         if cfg.get("data") != first_cfg.get("data"):  # e.g. a resized copy on another machine
             log.info("%s read its images from %s, %s from %s: the same test images, labels and "
                      "folds", path, cfg.get("data"), paths[0], first_cfg.get("data"))
-    views = ["prob_positive"]
+    views = [COLUMN]
     if all("prob_positive_10crop" in rows[0] for _, rows in members):
         views.append("prob_positive_10crop")
+    names = [r["name"] for r in first_rows]
     lookups = [{r["name"]: r for r in rows} for _, rows in members]
+    # members x images, per view, in the first member's order
+    probs = {view: np.array([[m[n][view] for n in names] for m in lookups], np.float64)
+             for view in views}
+    _check_other_networks(paths, np.hstack([probs[view] for view in views]))
+    means = {view: ensemble_mean(list(probs[view])) for view in views}
 
     out_rows = []
-    for r in first_rows:
+    for i, r in enumerate(first_rows):
         row: dict[str, Any] = {k: r[k] for k in ("name", "path", "fold", "label") if k in r}
         for view in views:
-            p = float(np.mean([m[r["name"]][view] for m in lookups]))
+            p = float(means[view][i])
             row[view] = p
             row[view.replace("prob_positive", "pred")] = int(p > 0.5)  # a tie is negative
         out_rows.append(row)
@@ -126,15 +238,21 @@ def ensemble_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
     for key, folds in results.items():
         summary[key] = summarize_folds(folds)
     summary["n_images"] = len(out_rows)
-    summary["members"] = [{"run": str(p), "accuracy": _centre_accuracy(p)} for p in paths]
+    summary["members"] = [{"run": str(p), "accuracy": acc}
+                          for p, acc in zip(paths, accuracies, strict=True)]
+    records = [_member_record(p, cfg) for p, (cfg, _) in zip(paths, members, strict=True)]
     config = {"command": "ensemble", "runs": [str(p.resolve()) for p in paths],
               **{k: first_cfg[k] for k in ("data", *SAME_DATA, "folds", "seed")
-                 if k in first_cfg}}
+                 if k in first_cfg},
+              # "seed" is the first member's (fuse rebuilds the folds with it); each one's:
+              "seeds": [m["seed"] for m in records], "members": records}
     return {"config": config, "rows": out_rows, "summary": summary}
 
 
 def copy_folds(first_run: str | os.PathLike, out: str | os.PathLike) -> None:
-    """Copy the first member's ``folds.json`` (the folds ``vsent fuse`` rebuilds) into ``out``."""
-    src = Path(first_run) / "folds.json"
-    if src.is_file():
-        shutil.copyfile(src, Path(out) / "folds.json")
+    """Copy the first member's ``folds.json`` (the folds ``vsent fuse`` rebuilds) and
+    ``data.json`` (the data it was trained on, which ``vsent fuse`` checks) into ``out``."""
+    for name in (FOLDS, DATA_RECORD):
+        src = Path(first_run) / name
+        if src.is_file():
+            shutil.copyfile(src, Path(out) / name)

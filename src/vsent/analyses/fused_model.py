@@ -250,7 +250,8 @@ class LateFusion:
         check_saved_blocks("+".join(hand.blocks))
         if len({len(hand.mean), len(hand.std), len(hand.block_weight), hand.dim}) != 1:
             raise VsentError(f"{where}: fusion entry with inconsistent column counts")
-        try:  # checked now, naming the file, not at the first image as --fusion-* options
+        try:  # checked now, naming the file (fuse_probabilities names no option), not at
+            # the first image
             rule, weight = str(state["rule"]), float(state["weight"])
             fuse_probabilities([0.5], [0.5], weight, rule)
         except (KeyError, TypeError, ValueError, VsentError) as e:

@@ -2,6 +2,8 @@
 
 Pure functions; the cross-validation loop that calls them lives in :mod:`vsent.crossval`.
 
+What ``vsent fuse``, ``crossval --fusion`` and ``vsent ensemble`` use:
+
 * :func:`hand_crafted_probabilities` - P(positive) of a linear classifier on hand-crafted
   features (the GCH/LCH/BoW baselines of :mod:`vsent.analyses.baselines`, the affect cues of
   :mod:`vsent.analyses.cues`, or both), fitted on a training fold only; its regularisation C
@@ -10,14 +12,20 @@ Pure functions; the cross-validation loop that calls them lives in :mod:`vsent.c
   ``"mean"``: ``w * p_a + (1 - w) * p_b``; ``"logit"``: ``sigmoid(w * logit(p_a) +
   (1 - w) * logit(p_b))``, which equals the normalised product of experts
   ``p_a^w p_b^(1-w) / (p_a^w p_b^(1-w) + (1-p_a)^w (1-p_b)^(1-w))``.
-* :func:`choose_weight` - ``w`` chosen on out-of-fold predictions of the *training* fold.
-* :func:`early_fusion` - standardised feature blocks concatenated, each block with the same
-  total weight (:class:`vsent.analyses.baselines.BlockScaler`), statistics from training rows.
-* :func:`ensemble_mean` - the mean of several models' P(positive) (seeds, recipes).
+* :func:`ensemble_mean` - the mean of several models' P(positive) (``vsent ensemble``).
 * :func:`fuse_run` - late fusion of a finished crossval run (its ``predictions.csv``) with a
   hand-crafted classifier fitted fold by fold: no CNN is retrained. Its ``"early"`` rule
   fits that classifier on the fold model's penultimate features joined to the hand-crafted
-  blocks instead (:func:`early_fusion`'s weighting).
+  blocks instead (each block the same total weight, :class:`vsent.analyses.baselines.
+  BlockScaler`, as :func:`early_fusion` weighs them).
+
+Building blocks no command calls (kept, tested, for analyses by hand):
+
+* :func:`choose_weight` - ``w`` chosen on out-of-fold predictions of the *training* fold
+  (with ``hand_crafted_probabilities(..., oof=True)``'s ``train_oof``; see below why the
+  commands do not).
+* :func:`early_fusion` - standardised feature blocks concatenated, each block with the same
+  total weight, statistics from training rows.
 
 **The rule fixed in advance** (:data:`DEFAULT_RULE`, :data:`DEFAULT_WEIGHT`): mean of the two
 probabilities with ``w = 0.5``. Choosing ``w`` by :func:`choose_weight` needs out-of-fold CNN
@@ -25,6 +33,14 @@ predictions on the training fold, i.e. an inner CNN cross-validation per outer f
 the training cost); the plain mean needs none and cannot overfit the test folds. The mean is
 preferred to the logit rule because a CNN trained from scratch to a near-zero training loss
 is over-confident: in logit space it would outvote the calibrated classifier almost always.
+
+**The early rule is biased towards the CNN** (no test leakage, but an optimistic design): its
+classifier is fitted on the fold model's features *of that model's own training images*,
+which the network has fitted (a quick run reaches a training accuracy near 1), so the inner
+cross-validation picks C, and the classifier weighs the blocks, on CNN features far more
+separable than the test images' will be. An unbiased early rule needs out-of-fold CNN
+features of the training images (the inner CNN cross-validation above); report its numbers
+beside the late rules', as the in-sample fit they are.
 
 A predicted class is ``p > 0.5`` (a tie is negative, as ``argmax`` over ``[1 - p, p]`` in
 :func:`vsent.evaluate.evaluate`).
@@ -122,10 +138,11 @@ def fuse_probabilities(p_a: np.ndarray, p_b: np.ndarray, w: float = DEFAULT_WEIG
     rule : ``"mean"`` (weighted mean of probabilities) or ``"logit"`` (weighted mean of
         logits = normalised weighted geometric mean, a product of experts).
     """
+    # no option named: the callers have their own (fuse --rule/--weight, a checkpoint's entry)
     if rule not in RULES:
-        raise VsentError(f"--fusion-rule {rule!r}: choose one of {', '.join(RULES)}")
+        raise VsentError(f"fusion rule {rule!r}: choose one of {', '.join(RULES)}")
     if not 0.0 <= w <= 1.0:
-        raise VsentError(f"--fusion-weight {w!r} is out of range (0 .. 1)")
+        raise VsentError(f"fusion weight {w!r} is out of range (0 .. 1)")
     a, b = positive_probability(p_a), positive_probability(p_b)
     if a.shape != b.shape:
         raise ValueError(f"{a.shape[0]} and {b.shape[0]} probabilities: not the same images")
@@ -138,12 +155,14 @@ def fuse_probabilities(p_a: np.ndarray, p_b: np.ndarray, w: float = DEFAULT_WEIG
 
 def ensemble_mean(probs: Sequence[np.ndarray]) -> np.ndarray:
     """Mean P(positive) of several models on the same images: float64 (N,)."""
-    if not probs:
+    if not len(probs):
         raise ValueError("no probabilities to average")
     cols = [positive_probability(p) for p in probs]
     if len({c.shape for c in cols}) != 1:
         raise ValueError(f"models scored different numbers of images: {[len(c) for c in cols]}")
-    return np.mean(cols, axis=0)
+    # image by image (each row's own sum): the same bits as the mean of each image's list
+    # that vsent ensemble took before, whatever the number of models
+    return np.stack(cols, axis=1).mean(axis=1)
 
 
 def choose_weight(p_a: np.ndarray, p_b: np.ndarray, y: np.ndarray,
@@ -231,7 +250,7 @@ def _estimator(method: str, blocks: Sequence[int] | None, Cs: Sequence[float],
         # the SVM (and its C search) on part of the training fold, the sigmoid on the rest
         svm = make_classifier(blocks, Cs=Cs, inner_splits=inner_splits, seed=seed)
         return CalibratedClassifierCV(svm, method="sigmoid", cv=inner, ensemble=True)
-    raise VsentError(f"--fusion-classifier {method!r}: choose one of {', '.join(METHODS)}")
+    raise VsentError(f"classifier {method!r}: choose one of {', '.join(METHODS)}")
 
 
 def _chosen_c(model) -> float:
@@ -372,7 +391,10 @@ def fold_cnn_features(run: Path, dataset: Any, folds: Sequence[Any], *,
     under each fold's model (``run/fold<k>/model.pt``): ``{fold index: float32 (N, D)}``.
 
     Rows are those of ``dataset``; a fold's training rows are images its model was trained on.
-    Features are cached on disk (:func:`vsent.frozen.cached_features`).
+    Features are cached on disk (:func:`vsent.frozen.cached_features`). A model file that
+    records another fold (copied or swapped) is refused, as
+    :meth:`vsent.runs.CrossvalRun.load_model` refuses it: it was trained on this fold's test
+    images.
     """
     from vsent.data.cache import image_cache
     from vsent.frozen import cached_features
@@ -387,7 +409,11 @@ def fold_cnn_features(run: Path, dataset: Any, folds: Sequence[Any], *,
             raise VsentError(f"{path}: the early rule needs each fold's model (a crossval run "
                              "made here with its model.pt files, not an ensemble or a copy "
                              "without models)")
-        model, _ = load_checkpoint(path)
+        model, meta = load_checkpoint(path)
+        if meta.get("fold") not in (None, fold.index):  # CrossvalRun.load_model's check
+            raise VsentError(f"{path}: checkpoint of fold {meta['fold']}, expected fold "
+                             f"{fold.index} (a model trained on another fold has seen this "
+                             "fold's test images)")
         size = model.info.preprocess.resize
         if size not in images:
             images[size] = image_cache(dataset, size=size, cache_dir=cache_dir,
@@ -436,31 +462,49 @@ def fuse_run(
     image (name, fold, label, prob_cnn, prob_hand, prob_fused[, prob_fused_10crop]); ``C``:
     the C chosen in each fold.
 
+    The early rule's classifier is fitted on in-sample CNN features (its fold model's own
+    training images): see the module docstring for the bias this gives.
+
     Raises
     ------
     VsentError
-        Not a finished run directory, or predictions that do not match its folds.
+        Not a finished run directory, data that changed since the run was trained on them
+        (its ``data.json``), a fold model of another fold (early rule), or predictions that do
+        not match its folds.
     """
-    from vsent.analyses.compare import read_predictions
+    from vsent.analyses.compare import check_finished_run, read_predictions
     from vsent.data import make_folds
     from vsent.data.folds import check_inner_splits, save_folds
     from vsent.metrics import binary_metrics, summarize_folds
-    from vsent.runs import check_run_data, load_run_dataset, read_config
+    from vsent.runs import (
+        CONFIG,
+        DATA_RECORD,
+        check_data_record,
+        check_run_data,
+        load_run_dataset,
+        read_config,
+    )
 
-    run = Path(run)
     blocks_wanted = parse_hand_features(features)
     if rule not in RUN_RULES:
         raise VsentError(f"--rule {rule!r}: choose one of {', '.join(RUN_RULES)}")
-    cfg_file, pred_file = run / "config.json", run / "predictions.csv"
-    if not cfg_file.is_file() or not pred_file.is_file():
-        raise VsentError(f"{run}: not a finished crossval run (needs config.json and "
-                         f"predictions.csv)")
+    if not 0.0 <= weight <= 1.0:  # checked before any work, not at the first fold
+        raise VsentError(f"--weight {weight!r} is out of range (0 .. 1)")
+    if method not in METHODS:
+        raise VsentError(f"--classifier {method!r}: choose one of {', '.join(METHODS)}")
+    # crossval --fusion calls this before its summary.json is written
+    run = check_finished_run(run, "crossval run", (CONFIG, "predictions.csv"))
+    cfg_file, pred_file = run / CONFIG, run / "predictions.csv"
     cfg = read_config(run)
     if "data" not in cfg:
         raise VsentError(f"{cfg_file}: not a crossval config (no 'data' entry)")
     check_run_data(run, cfg)
     check_run_two_way(cfg, str(run))
     dataset = load_run_dataset(cfg)
+    # an image replaced since: the CNN's probability is of the old one, the features of the
+    # new one (an ensemble holds its first member's record, older runs none)
+    check_data_record(run / DATA_RECORD, dataset, cfg["data"], f"{run} was trained on them",
+                      "train the run again (crossval --overwrite)")
     spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",
                                                                                    "campos")
     folds = make_folds(dataset, spec, seed=cfg.get("seed", 0))

@@ -246,7 +246,8 @@ def extract_features(
     Colour histograms are computed on the same resized copy as SIFT (longer side
     ``sift.max_side``; averaging pixels changes them only slightly) and cached as one ``.npz``
     per list of images; descriptors are cached per image as ``.npy``, so the nested Twitter
-    subsets share them. Cache keys hold each file's path, size and mtime and the parameters.
+    subsets share them. Cache keys hold each file's image-cache key (path, size, times, inode)
+    and the parameters.
     Images are processed by ``n_jobs`` threads (default: all CPU cores; OpenCV and Pillow
     release the GIL).
 
@@ -267,7 +268,7 @@ def extract_features(
     timer = Timer()
     n = len(paths)
 
-    # keyed like the image cache: resolved paths, file sizes, mtimes (and the resize side)
+    # keyed like the image cache (resolved paths, sizes, times, inodes) and the resize side
     colour_file = base / f"colour-{_CACHE_FORMAT}-{cache_key(paths, sift.max_side)[:24]}.npz"
     gch_all = np.zeros((n, 64), np.float32)
     lch_all = np.zeros((n, 1024), np.float32)

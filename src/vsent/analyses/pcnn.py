@@ -22,6 +22,7 @@ by SentiBank, which is not available offline. Any ``positive/`` + ``negative/`` 
 noisy (that is the point). A progressive run directory holds::
 
     config.json  versions.json  run.log
+    data.json        the data the run started with (a resume with other data is refused)
     stage1/model.pt  stage1/history.json   the CNN before selection (the paper's "CNN")
     removal.csv      name, label, s1, s2, diff = |s1 - s2|, p, removed (one row per image)
     removal.json     how many images were removed, by class, and the histograms
@@ -33,6 +34,10 @@ noisy (that is the point). A progressive run directory holds::
 When the images kept hold fewer than two classes (a network confident on almost nothing drops
 almost everything), stage 2 is skipped with a warning: ``model.pt`` is then the stage-1
 network and ``summary.json`` says ``"stage2_skipped": true``.
+
+``--subset`` picks an agreement subset of a Twitter I folder; other data have none, and a new
+run on them with another ``--subset`` than the default is refused rather than recorded and
+ignored.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ from vsent.models import create_model
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint
 from vsent.presets import PCNN as PCNN_PRESETS
 from vsent.presets import TRANSFER_REFERENCES, TRANSFER_TRAIN
-from vsent.runs import SUMMARY, RunDir, Timer, open_run_dir
+from vsent.runs import DATA_RECORD, SUMMARY, RunDir, Timer, check_data_record, open_run_dir
 from vsent.train import fit
 
 log = logging.getLogger("vsent")
@@ -140,7 +145,7 @@ class ProgressiveConfig:
     """
 
     data: str
-    subset: str = "five"  # only used when ``data`` is in the Twitter I layout
+    subset: str = "five"  # Twitter I layout only: other data refuse another (_progressive)
     model: str = "pcnn"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     init: str = "random"
@@ -167,10 +172,8 @@ class ProgressiveConfig:
         self.train.validate()
         try:
             self.finetune.validate()
-        except VsentError as e:  # name the stage-2 options as the CLI spells them
-            msg = str(e).replace("--epochs ", "--finetune-epochs ")
-            msg = msg.replace("--lr ", "--finetune-lr ")
-            raise VsentError(f"stage 2: {msg}") from None
+        except VsentError as e:
+            raise stage2_error(e) from None
         if self.eval_batch_size < 1:
             raise VsentError(f"--eval-batch-size must be >= 1, got {self.eval_batch_size}")
 
@@ -178,6 +181,13 @@ class ProgressiveConfig:
     def seeds(self) -> dict[str, int]:
         """Seeds of stage 1 training, of the removal draws and of stage 2 training."""
         return {"stage1": self.seed, "removal": self.seed, "stage2": self.seed + 1}
+
+
+def stage2_error(e: VsentError) -> VsentError:
+    """A stage-2 recipe error with the options named as the CLI spells them (``--epochs`` and
+    ``--lr`` set stage 1; ``--finetune-epochs``/``--finetune-lr`` stage 2)."""
+    msg = str(e).replace("--epochs ", "--finetune-epochs ").replace("--lr ", "--finetune-lr ")
+    return VsentError(f"stage 2: {msg}")
 
 
 class _Rows:
@@ -236,13 +246,29 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
         raise VsentError(f"{cfg.data}: all {len(dataset)} images are "
                          f"{'positive' if counts[1] else 'negative'}; progressive training "
                          f"needs both classes")
+    # load_dataset ignores the subset of other layouts: recorded, it would name data the run
+    # did not select (and refuse a resume that names another); a run started before this
+    # check keeps its record
+    if dataset.source != "twitter" and cfg.subset != ProgressiveConfig.subset \
+            and run.status == "new":
+        raise VsentError(f"--subset {cfg.subset}: {cfg.data} is a {dataset.source} dataset, "
+                         "which has no agreement subsets (--subset selects one of a Twitter I "
+                         "folder); leave --subset out")
+    # a resume must see the data the run started with: stage 1 and the draw were made on it
+    fingerprint = dataset.fingerprint()
+    record = run / DATA_RECORD
+    if not record.exists():  # a new run, or one of a vsent that kept no record
+        _check_stage1_data(run / "stage1" / "model.pt", cfg.data, fingerprint["sha256"])
+        run.write_json(DATA_RECORD, fingerprint)  # after that check: never of changed data
+    check_data_record(record, dataset, cfg.data, f"{run.path} started",
+                      "pass --overwrite to start again")
     run.write_json("skipped.json", list(dataset.skipped))
     images = image_cache(dataset, size=proto.info.preprocess.resize, progress=progress)
     labels = dataset.labels
     del proto
     # what every checkpoint records of its data (pcnn-transfer refuses to test on it)
     trained_on = {"data": cfg.data, "subset": dataset.subset,
-                  "data_sha256": dataset.fingerprint()["sha256"]}
+                  "data_sha256": fingerprint["sha256"]}
 
     # stage 1: the plain CNN on every (weakly labelled) image
     stage1_file = run / "stage1" / "model.pt"
@@ -266,7 +292,7 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
     removal_file = run / "removal.csv"
     if removal_file.exists():
         log.info("selection: already done, reading %s", removal_file)
-        kept, scores = read_removal(removal_file, dataset.names)
+        kept, scores = read_removal(removal_file, dataset.names, labels)
     else:
         scores = predict_proba(model, images, oversample=cfg.oversample,
                                batch_size=cfg.eval_batch_size, device=cfg.train.device)
@@ -327,6 +353,19 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
     return summary
 
 
+def _check_stage1_data(stage1_file: Path, data: str, sha256: str) -> None:
+    """VsentError when a stage-1 model exists and records other data than ``sha256`` (what a
+    run that kept no data.json, made by an older vsent, has to compare)."""
+    if not stage1_file.exists():
+        return
+    _, meta = load_checkpoint(stage1_file)
+    then = meta.get("data_sha256")
+    if then not in (None, sha256):
+        raise VsentError(f"{data}: its images or labels changed since {stage1_file} was "
+                         f"trained on them (data_sha256 {str(then)[:12]} then, {sha256[:12]} "
+                         "now): restore them, or pass --overwrite to start again")
+
+
 def write_removal(path: Path, names: Sequence[str], labels: np.ndarray, scores: np.ndarray,
                   kept: np.ndarray) -> None:
     """One row per image: name, label, s1, s2, diff = |s1 - s2|, p, removed (0/1).
@@ -345,16 +384,68 @@ def write_removal(path: Path, names: Sequence[str], labels: np.ndarray, scores: 
                         int(not kept[i])])
 
 
-def read_removal(path: Path, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The kept mask (N,) and scores (N, 2) of a ``removal.csv``, in the order of ``names``."""
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    if [r["name"] for r in rows] != list(names):
+#: Columns of ``removal.csv`` (:func:`write_removal`).
+REMOVAL_COLUMNS = ("name", "label", "s1", "s2", "diff", "p", "removed")
+
+
+def read_removal(path: Path, names: Sequence[str], labels: Sequence[int] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The kept mask (N,) and scores (N, 2) of a ``removal.csv``, in the order of ``names``.
+
+    With ``labels`` (those of the data now), the file's label column must hold them: a draw
+    made on other labels is not reused.
+
+    Raises
+    ------
+    VsentError
+        Naming the file (and line): a missing column, a row cut short or with extra fields, a
+        score that is not a finite number, ``removed`` other than 0 or 1, other images than
+        ``names`` or another label than ``labels``; a file that is not text.
+    """
+    from vsent.analyses.compare import parse_row
+
+    parsed = [("label", int), ("s1", _finite), ("s2", _finite), ("removed", _zero_or_one)]
+    rows: list[tuple[int, dict[str, Any]]] = []
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or ()
+            missing = [c for c in ("name", *(c for c, _ in parsed)) if c not in header]
+            if missing:
+                raise VsentError(f"{path}, line 1: no column {missing[0]!r} (a removal file "
+                                 f"has {', '.join(REMOVAL_COLUMNS)})")
+            for line, r in enumerate(reader, start=2):
+                try:
+                    rows.append((line, parse_row(r, parsed, len(header))))
+                except ValueError as e:
+                    raise VsentError(f"{path}, line {line}: unreadable row ({e})") from None
+    except (csv.Error, UnicodeDecodeError) as e:  # NUL bytes, binary data: not a CSV file
+        raise VsentError(f"{path}: not a readable CSV file ({e})") from None
+    if [r["name"] for _, r in rows] != list(names):
         raise VsentError(f"{path}: its images are not those of the dataset (was the data "
                          "changed since the run started?)")
-    scores = np.array([[float(r["s1"]), float(r["s2"])] for r in rows], dtype=np.float64)
-    kept = np.array([r["removed"] == "0" for r in rows], dtype=bool)
+    if labels is not None:
+        for (line, r), label in zip(rows, labels, strict=True):
+            if r["label"] != int(label):
+                raise VsentError(f"{path}, line {line}: {r['name']} has label {r['label']}, "
+                                 f"the data now {int(label)} (was the data changed since the "
+                                 "run started?)")
+    scores = np.array([[r["s1"], r["s2"]] for _, r in rows], dtype=np.float64)
+    kept = np.array([not r["removed"] for _, r in rows], dtype=bool)
     return kept, scores.reshape(len(rows), 2)
+
+
+def _finite(text: str) -> float:
+    x = float(text)
+    if not math.isfinite(x):  # removal_probability would refuse it, as a traceback
+        raise ValueError(f"{text!r} is not a finite number")
+    return x
+
+
+def _zero_or_one(text: str) -> bool:
+    if text not in ("0", "1"):  # anything else counted as removed, silently
+        raise ValueError(f"{text!r} is not 0 or 1")
+    return text == "1"
 
 
 def removal_report(scores: np.ndarray, kept: np.ndarray, labels: np.ndarray) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from vsent.config import OPTIMIZERS, SCHEDULES, SUBSETS
-from vsent.errors import EXIT_USER_ERROR
+from vsent.errors import EXIT_USER_ERROR, DataError
+from vsent.files import expand_user
 
 #: Where the Twitter I dataset is looked for when --data is not given.
 DEFAULT_DATA_ENV = "VSENT_DATA"
@@ -33,7 +34,10 @@ def data_path(text: str) -> str:
     directory: `vsent regions RUN` or a ``--resume`` started elsewhere finds it. ``~`` is
     expanded; ``..`` is kept as typed (collapsing it as text would change the folder meant
     when a symlink precedes it)."""
-    return str(Path(text).expanduser().absolute())
+    try:
+        return str(expand_user(text).absolute())
+    except DataError as e:  # ~user of no such user: argparse's one-line usage error
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_data_args(p: argparse.ArgumentParser, *, folds: bool = True,

@@ -7,6 +7,11 @@ Thin layer over :func:`vsent.crossval.crossval` / :func:`vsent.crossval.finetune
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -135,11 +140,12 @@ def _lever_fields(args: argparse.Namespace, train, preset: dict) -> dict:
             msg = str(e).replace("--epochs ", "--finetune-epochs ")
             raise VsentError(msg.replace("--lr ", "--finetune-lr ")) from None
     elif ft_epochs is not None or ft_lr is not None:
-        raise VsentError("--finetune-epochs/--finetune-lr apply to --extra-schedule "
-                         "joint+finetune or progressive")
+        finetune = train  # a recipe the joint schedule has no use for: RunConfig refuses it
     return {"extra_train": None if extra == "none" else extra, "extra_schedule": schedule,
             "progressive_scope": getattr(args, "progressive_scope", "all"),
-            "finetune": finetune, "fusion": None if fusion == "none" else fusion}
+            "finetune": finetune, "fusion": None if fusion == "none" else fusion,
+            # the default lr follows the lr the model trains at (vsent.crossval.prepare)
+            "finetune_lr_default": finetune is not None and ft_lr is None}
 
 
 def config_from_args(args: argparse.Namespace):
@@ -259,20 +265,64 @@ def _at(d: dict, dotted: str) -> Any:
     return d
 
 
+def _launch(args: argparse.Namespace, cfg: Any, fold: int | None = None) -> int | None:
+    """With ``--nproc N`` (outside torchrun): refuse what the N processes would refuse, once
+    and before any of them starts (vsent.crossval.check_launch), then start them; their exit
+    status. None: this process runs the command itself."""
+    from vsent import distributed
+    from vsent.crossval import check_launch
+
+    if not distributed.wants_launch(args.nproc, args.dist_backend, args.device):
+        return None
+    check_launch(cfg, args.out, command=args.command, nproc=args.nproc, fold=fold,
+                 resume=args.resume, overwrite=args.overwrite)
+    return distributed.launch(args.nproc, args.command)
+
+
+#: Seconds a rank other than 0 waits, after a user error, for torchrun to stop it (rank 0
+#: met the same error, printed it and exited) before it prints the error itself.
+FOLLOWER_GRACE = 10.0
+
+
+@contextmanager
+def _rank0_says_errors() -> Iterator[list[int]]:
+    """Inside :func:`vsent.distributed.session`: a user error of a rank other than 0 is said
+    by rank 0 alone (one line, not one per process). The ranks meet the same errors (the
+    same data and options; open_run_dir's refusal is broadcast): rank 0 prints it and exits,
+    and torchrun stops the others while they wait, silently. A rank still running after
+    :data:`FOLLOWER_GRACE` met an error of its own: it prints it. The list then holds the
+    exit status the rank returns."""
+    from vsent import distributed
+    from vsent.errors import EXIT_USER_ERROR, VsentError
+
+    status: list[int] = []
+    try:
+        yield status
+    except VsentError as e:
+        if distributed.is_main():
+            raise
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # stopped by torchrun: no message
+        time.sleep(FOLLOWER_GRACE)
+        print(f"vsent: error: {e}", file=sys.stderr)
+        status.append(EXIT_USER_ERROR)
+
+
 def run_crossval(args: argparse.Namespace) -> int:
     from vsent import distributed
     from vsent.crossval import crossval
 
     cfg, _ = run_config(args)
-    if distributed.wants_launch(args.nproc, args.dist_backend, args.device):
-        return distributed.launch(args.nproc, "crossval")
-    with distributed.session(args.dist_backend, args.device):  # under torchrun: DDP
+    launched = _launch(args, cfg)
+    if launched is not None:
+        return launched
+    with distributed.session(args.dist_backend, args.device), \
+            _rank0_says_errors() as status:  # under torchrun: DDP
         crossval(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                  progress=progress_enabled(args.no_progress) and distributed.is_main())
         if distributed.is_main():
             print(f"results in {args.out}/summary.md (summary.json, predictions.csv, "
                   "fold<k>/model.pt)")
-    return 0
+    return status[0] if status else 0
 
 
 def run_finetune(args: argparse.Namespace) -> int:
@@ -281,13 +331,18 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     cfg, stored = run_config(args)
     fold = args.fold if args.fold is not None or stored is None else stored.get("fold")
-    if distributed.wants_launch(args.nproc, args.dist_backend, args.device):
-        return distributed.launch(args.nproc, "finetune")
-    with distributed.session(args.dist_backend, args.device):  # under torchrun: DDP
+    launched = _launch(args, cfg, fold)
+    if launched is not None:
+        return launched
+    main = False
+    with distributed.session(args.dist_backend, args.device), \
+            _rank0_says_errors() as status:  # under torchrun: DDP
         result = finetune(cfg, args.out, fold=fold, resume=args.resume,
                           overwrite=args.overwrite,
                           progress=progress_enabled(args.no_progress) and distributed.is_main())
         main = distributed.is_main()
+    if status:
+        return status[0]
     if not main:
         return 0  # one summary line: rank 0's
     line = f"model written to {result['model']}"
@@ -302,8 +357,6 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    import sys
-
     from vsent.errors import VsentError
     from vsent.models import list_models
     from vsent.models.registry import family_prefixes

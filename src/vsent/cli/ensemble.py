@@ -14,10 +14,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "ensemble", help="mean prediction of several crossval runs (issue 10)",
         description="Average P(positive) image by image over finished `vsent crossval` runs "
                     "made on the same images and folds (other seeds, recipes or models), "
-                    "centre crop and 10-crop, and score it fold by fold. No weights, nothing "
-                    "chosen on a test fold. The output is laid out as a crossval run "
-                    "(`vsent fuse OUT` fuses it with hand-crafted features).")
-    p.add_argument("runs", nargs="+", help="finished crossval run directories (two or more)")
+                    "centre crop and 10-crop, and score it fold by fold. Each run named has "
+                    "the same weight (an ensemble named as a run is one, its runs share its "
+                    "weight), nothing is chosen on a test fold; a run held twice, or two runs "
+                    "with the same probabilities (one network), are refused. A member's "
+                    "probability is its network's (prob_positive), also for a crossval "
+                    "--fusion run, which `vsent compare` scores by its fused probability "
+                    "(config.json's members name the column read). The output is laid out as "
+                    "a crossval run (`vsent fuse OUT` fuses it with hand-crafted features).")
+    p.add_argument("runs", nargs="+",
+                   help="finished crossval (or ensemble) run directories (two or more)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--overwrite", action="store_true",
                    help="delete the output directory and start again")
@@ -27,32 +33,41 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_ensemble(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from vsent.analyses.ensemble import copy_folds, ensemble_runs
+    from vsent.analyses.ensemble import DEFINING_KEYS, copy_folds, ensemble_runs
+    from vsent.errors import VsentError
     from vsent.metrics import summary_markdown
     from vsent.runs import SUMMARY, check_inputs, open_run_dir
 
     res = ensemble_runs(args.runs)
     summary, rows = res["summary"], res["rows"]
     # the members' stored predictions are averaged: their images are not read here; no
-    # --resume: an unfinished ensemble (interrupted) is simply written again
+    # --resume: an unfinished ensemble (interrupted) is simply written again; seeds and
+    # members describe the runs and are not compared (older ensembles lack them)
     with open_run_dir(args.out, res["config"], resume=True, overwrite=args.overwrite,
-                      done=SUMMARY, check_paths=False, resume_asked=False) as run:
+                      done=SUMMARY, check_paths=False, resume_asked=False,
+                      compare=DEFINING_KEYS) as run:
         check_inputs(run, [Path(r) / "predictions.csv" for r in args.runs])
         if run.status != "finished":
             copy_folds(args.runs[0], run.path)
             run.write_csv("predictions.csv", rows, list(rows[0]))
-            members = "\n".join(f"| `{m['run']}` | {m['accuracy']['mean']:.3f} +- "
-                                f"{m['accuracy']['std']:.3f} |" for m in summary["members"])
+            members = "\n".join(
+                f"| `{m['run']}` | {m['accuracy']['mean']:.3f} +- {m['accuracy']['std']:.3f} "
+                f"| {r['scores']} |"
+                for m, r in zip(summary["members"], res["config"]["members"], strict=True))
             run.write_text("summary.md", summary_markdown(
                 summary, f"Ensemble (mean P(positive)) of {len(args.runs)} runs, centre crop")
-                + "\n| member run | its own accuracy (centre crop) |\n|---|---|\n"
-                + members + "\n")
+                + "\n| member run | its own accuracy (centre crop) | column averaged |\n"
+                "|---|---|---|\n" + members + "\n")
             run.write_json(SUMMARY, summary)  # written last: marks the ensemble done
         summary = run.read_json(SUMMARY)
-    acc = summary["accuracy"]
-    line = f"ensemble accuracy {acc['mean']:.3f} +- {acc['std']:.3f} (centre crop"
-    if "ten_crop" in summary:
-        t = summary["ten_crop"]["accuracy"]
-        line += f"; 10-crop {t['mean']:.3f} +- {t['std']:.3f}"
+    try:
+        acc = summary["accuracy"]
+        line = f"ensemble accuracy {acc['mean']:.3f} +- {acc['std']:.3f} (centre crop"
+        if "ten_crop" in summary:
+            t = summary["ten_crop"]["accuracy"]
+            line += f"; 10-crop {t['mean']:.3f} +- {t['std']:.3f}"
+    except (KeyError, TypeError, ValueError) as e:  # a stored summary.json, edited or damaged
+        raise VsentError(f"{Path(args.out) / SUMMARY}: not an ensemble summary ({e!r}); pass "
+                         "--overwrite to make it again") from None
     print(f"{line}); results in {args.out}/summary.md")
     return 0

@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p, folds=False, data_required=True,
                   data_help="the weakly labelled images: a folder with positive/ and negative/, "
                             "a CSV with a path,label header, or a Twitter I folder (with "
-                            "--subset)")
+                            "--subset; other data have no subsets and refuse a --subset other "
+                            "than five)")
     add_run_args(p, "runs/pcnn")
     g = p.add_argument_group("model and recipe (defaults come from --preset)")
     g.add_argument("--preset", choices=sorted(PRESETS), default="you2015",
@@ -86,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def progressive_config_from_args(args: argparse.Namespace) -> Any:
     """The :class:`vsent.analyses.pcnn.ProgressiveConfig` the options describe."""
-    from vsent.analyses.pcnn import ProgressiveConfig
+    from vsent.analyses.pcnn import ProgressiveConfig, stage2_error
     from vsent.errors import VsentError
 
     preset = PRESETS[args.preset]
@@ -101,8 +102,7 @@ def progressive_config_from_args(args: argparse.Namespace) -> Any:
     try:
         finetune = preset["finetune"].replace(**stage2, **run_opts)
     except VsentError as e:  # name the stage-2 options as the CLI spells them
-        msg = str(e).replace("--epochs ", "--finetune-epochs ").replace("--lr ", "--finetune-lr ")
-        raise VsentError(f"stage 2: {msg}") from None
+        raise stage2_error(e) from None
     return ProgressiveConfig(
         data=args.data, subset=args.subset, model=args.model or preset["model"],
         model_kwargs=dict(args.model_arg), init=args.init, train=train,

@@ -1,8 +1,18 @@
 """Decode and resize every image once: a memory-mapped uint8 (N, S, S, 3) array on disk.
 
 Training reads crops from this array instead of decoding JPEGs every epoch. The cache file
-is keyed by the images' resolved paths, sizes and modification times and the output size, so
-an edited or replaced image gives a new cache, and the same dataset loaded again reuses it.
+is keyed by the output size, the decoder (a format tag with Pillow's version) and, per image,
+its resolved path, size, modification time, inode number and status-change time (ctime); the
+same dataset loaded again reuses it.
+
+An image edited in place or replaced (by a rename, ``cp``, ``rsync``) gives a new cache even
+when its size and modification time are set back (``cp -p``, ``rsync -t``, ``os.utime``):
+those tools cannot set the ctime back, and a replacing file has a new inode. Not detected: a
+change that leaves all five the same, i.e. a same-size edit in place within the same timestamp
+tick as the change before it (file systems keep coarse times: a few ms on ext4, more on
+others) or made with the system clock set back; nor a libjpeg or zlib build changed under the
+same Pillow version. A ``chmod``, ``chown`` or new hard link changes the ctime and only costs
+a rebuild.
 """
 
 from __future__ import annotations
@@ -19,10 +29,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+import PIL
 
+from vsent.data._common import positive_int
 from vsent.data.datasets import Dataset
 from vsent.data.images import ImageSource, load_resized, stat_file
 from vsent.errors import VsentError
+from vsent.files import NPZ_READ_ERRORS, expand_user
 from vsent.progress import progress_bar
 
 __all__ = ["CACHE_ENV", "cache_dir_default", "cache_images", "cache_key", "image_cache"]
@@ -31,18 +44,21 @@ logger = logging.getLogger("vsent")
 
 #: Environment variable naming the cache folder (default ``~/.cache/vsent``).
 CACHE_ENV = "VSENT_CACHE"
-# Bump when the decoding/resizing changes, so stale caches are not reused.
-_FORMAT = "vsent-image-cache-v2:jpeg-draft-2x:PIL-bilinear-antialias:exif:alpha-over-white"
+# Bump when the decoding/resizing changes, so stale caches are not reused. Pillow's version is
+# part of it: an upgrade may decode or resample differently, and is not pinned.
+_FORMAT = ("vsent-image-cache-v2:jpeg-draft-2x:PIL-bilinear-antialias:exif:alpha-over-white:"
+           f"Pillow-{PIL.__version__}")
 
 
 def cache_dir_default() -> Path:
     """``$VSENT_CACHE``, else ``~/.cache/vsent``."""
     env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "vsent"
+    return expand_user(env) if env else Path.home() / ".cache" / "vsent"
 
 
 def cache_key(paths: Sequence[str | os.PathLike], size: int) -> str:
-    """sha1 hex digest of (format version, resolved paths, file sizes, mtimes, size).
+    """sha1 hex digest of (format version with Pillow's, size, and per path: the resolved
+    path, file size, mtime, inode and ctime; see the module docstring for what it detects).
 
     Raises ImageError naming the first missing file.
     """
@@ -51,7 +67,9 @@ def cache_key(paths: Sequence[str | os.PathLike], size: int) -> str:
     for p in paths:
         p = Path(p).resolve()
         st = stat_file(p)
-        h.update(json.dumps([str(p), st.st_size, st.st_mtime_ns]).encode())
+        # inode and ctime: a replaced image whose size and mtime were set back still differs
+        h.update(json.dumps([str(p), st.st_size, st.st_mtime_ns, st.st_ino,
+                             st.st_ctime_ns]).encode())
     return h.hexdigest()
 
 
@@ -90,7 +108,7 @@ def image_cache(
     n = len(dataset.paths)
     if n == 0:
         return _readonly(np.empty((0, size, size, 3), dtype=np.uint8))
-    folder = Path(cache_dir).expanduser() if cache_dir is not None else cache_dir_default()
+    folder = expand_user(cache_dir) if cache_dir is not None else cache_dir_default()
     key = cache_key(dataset.paths, size)
     final = folder / f"images-{key[:20]}-{n}x{size}x{size}x3.npy"
     if final.is_file():
@@ -173,9 +191,7 @@ def cache_images(
 
 
 def _check_size(size: int) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
-    return int(size)
+    return positive_int(size, "size")
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -187,7 +203,7 @@ def _open_existing(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
     """The cached array, or None when the file is unreadable or of the wrong shape."""
     try:
         arr = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as e:
+    except NPZ_READ_ERRORS as e:  # EOFError: a zero-byte file (a crash before writeback)
         logger.warning("image cache: %s is unreadable (%s); rebuilding it", path, e)
         return None
     if arr.shape != shape or arr.dtype != np.uint8:

@@ -1,14 +1,17 @@
 """Datasets: the Twitter I layout, a folder with positive/ and negative/, or a CSV of path,label.
 
 :func:`load_dataset` reads labels, checks them (values, duplicates, unknown files, malformed
-lines) and, by default, that every image decodes. Problems are reported together, each with
-its file and line: every label problem in one error, then (labels clean) every image that does
-not decode in one error, so a file with both needs two runs to list all. ``skip_bad=True``
-drops the bad items instead and records them in :attr:`Dataset.skipped`.
+lines) and, by default, that every image decodes. Duplicates are found by file, not by
+spelling: ``sub/../a.jpg``, or a link to a listed image, is that image a second time.
+Problems are reported together, each with its file and line: every label problem in one
+error, then (labels clean) every image that does not decode in one error, so a file with both
+needs two runs to list all. ``skip_bad=True`` drops the bad items instead and records them in
+:attr:`Dataset.skipped`.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import logging
@@ -23,7 +26,9 @@ import numpy as np
 
 from vsent.config import SUBSETS
 from vsent.data import images as _images
+from vsent.data._common import default_workers
 from vsent.errors import DataError, ImageError, VsentError
+from vsent.files import expand_user
 
 __all__ = [
     "CLASS_NAMES", "IMAGE_EXTENSIONS", "SUBSETS", "Dataset", "describe", "load_dataset",
@@ -95,8 +100,16 @@ class Dataset:
 
     def fingerprint(self) -> dict[str, Any]:
         """Counts and a SHA-256 of every item's name, label and file size: a resumed run
-        compares it with the one it started with (a label or image changed in between would
-        leave folds trained on two versions of the data)."""
+        compares it with the one it started with, so that folds are not trained on two versions
+        of the data.
+
+        It detects an item added, removed, renamed or relabelled, and an image whose file size
+        changed (or that went missing). It does not detect an image replaced or edited in place
+        by one of the same size: neither file contents nor modification times are hashed
+        (reading every image on each resume costs too much, and a copy with ``cp`` or a
+        checkout gives new mtimes to unchanged data). The formula stays as it is: stored runs
+        compare the value it gave when they started.
+        """
         h = hashlib.sha256()
         for name, path, label in zip(self.names, self.paths, self.labels, strict=True):
             size = path.stat().st_size if path.exists() else -1
@@ -165,7 +178,7 @@ def load_dataset(
         return data
     if subset not in SUBSETS:
         raise VsentError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
-    path = Path(data).expanduser()
+    path = expand_user(data)
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
     path = path.resolve()
@@ -178,7 +191,7 @@ def load_dataset(
         items, problems = _read_twitter(path, subset)
     elif (path / "positive").is_dir() and (path / "negative").is_dir():
         source, ds_subset, root = "folder", None, path
-        items, problems = _read_folder(path), []
+        items, problems = _read_folder(path)
     else:
         raise DataError(
             f"{path}: not a dataset: expected images/ + ground_truth/ (Twitter I layout), "
@@ -238,15 +251,22 @@ def _settle(problems: list[Problem], skip_bad: bool, headline: str) -> None:
 # layouts
 
 
+def _shown(text: str) -> str:
+    """``text`` as is, or its repr when it holds control characters (a NUL, an escape
+    sequence): a name from a label file must not write raw bytes to the terminal."""
+    return text if text.isprintable() else repr(text)
+
+
 def _read_twitter(root: Path, subset: str) -> tuple[list[Item], list[Problem]]:
     label_file = root / "ground_truth" / f"twitter_{subset}_agrees.txt"
     images_dir = root / "images"
-    rows = _read_lines(label_file)
+    rows = read_label_lines(label_file)
     if not rows:
         raise DataError(f"{label_file}: empty label file")
     items: list[Item] = []
     problems: list[Problem] = []
     first_line: dict[str, int] = {}
+    first_file: dict[Path, tuple[int, str]] = {}
     for lineno, line in rows:
         where = f"{label_file}:{lineno}"
         fields = line.split()
@@ -255,49 +275,84 @@ def _read_twitter(root: Path, subset: str) -> tuple[list[Item], list[Problem]]:
                                     f"{len(fields)}: {line.strip()[:80]!r}"))
             continue
         name, raw = fields
+        shown = _shown(name)
         if raw not in ("0", "1"):
-            problems.append((where, f"label {raw!r} of {name} is not 0 (negative) or 1 (positive)"))
+            problems.append((where, f"label {raw!r} of {shown} is not 0 (negative) or 1 "
+                                    f"(positive)"))
             continue
         if name in (".", "..") or Path(name).name != name:  # ./0.jpg would be 0.jpg twice
-            problems.append((where, f"{name} is not a file name in {images_dir} (no folders)"))
+            problems.append((where, f"{shown} is not a file name in {images_dir} (no folders)"))
             continue
         if name in first_line:
-            problems.append((where, f"{name} is a duplicate of line {first_line[name]}"))
+            problems.append((where, f"{shown} is a duplicate of line {first_line[name]}"))
             continue
         first_line[name] = lineno
         img = images_dir / name
         if not img.is_file():
-            problems.append((where, f"{name}: no such image in {images_dir}"))
+            problems.append((where, f"{shown}: no such image in {images_dir}"))
             continue
+        # a link in images/ to another listed image: one picture under two names could be
+        # trained on and tested in the same fold
+        real = img.resolve()
+        if real in first_file:
+            first_no, first_name = first_file[real]
+            problems.append((where, f"{shown} is the file of line {first_no} "
+                                    f"({_shown(first_name)})"))
+            continue
+        first_file[real] = lineno, name
         items.append((name, img, int(raw)))
     return items, problems
 
 
-def _read_lines(path: Path) -> list[tuple[int, str]]:
-    """Non-blank lines with their 1-based numbers."""
+def read_label_lines(path: Path) -> list[tuple[int, str]]:
+    """Non-blank lines of a ``<name> <label>`` text file (a Twitter I label file, a campos
+    fold file) with their 1-based numbers: UTF-8, with or without a BOM, any line ending.
+
+    The one reader of that format (:mod:`vsent.data.folds` and :mod:`vsent.data.extra` read
+    through it), so every caller reports a missing, unreadable or non-UTF-8 file the same way:
+    a one-line DataError naming the file (and, for a byte that is not UTF-8, its line).
+    """
     if not path.is_file():
         raise DataError(f"{path}: no such file or directory")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+        data = path.read_bytes()
     except OSError as e:
         raise DataError(f"{path}: {e.strerror or e}") from None
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text = data[start:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        # the bytes before the first bad one decode; the line count is that of splitlines()
+        before = data[start:start + e.start].decode("utf-8")
+        lineno = len((before + "x").splitlines())
+        raise DataError(f"{path}:{lineno}: not a UTF-8 text file ({e.reason} at byte "
+                        f"{start + e.start})") from None
     return [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
-def _read_folder(root: Path) -> list[Item]:
+def _read_folder(root: Path) -> tuple[list[Item], list[Problem]]:
     items: list[Item] = []
+    problems: list[Problem] = []
+    first: dict[Path, str] = {}
     for label, cls in ((1, "positive"), (0, "negative")):
         for p in sorted((root / cls).rglob("*")):
             rel = p.relative_to(root)
             if (p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
                     and not any(part.startswith(".") for part in rel.parts)):
-                items.append((rel.as_posix(), p, label))
+                name = rel.as_posix()
+                # a link to another listed image (maybe of the other class): one picture
+                # listed twice could be trained on and tested in the same fold
+                real = p.resolve()
+                if real in first:
+                    problems.append((str(p), f"is the file of {_shown(first[real])} (a link "
+                                             f"or another path to the same image)"))
+                    continue
+                first[real] = name
+                items.append((name, p, label))
     if not items:
         exts = " ".join(sorted(IMAGE_EXTENSIONS))
         raise DataError(f"{root}: no image files ({exts}) under positive/ or negative/")
-    return items
+    return items, problems
 
 
 def _read_csv(path: Path) -> tuple[list[Item], list[Problem]]:
@@ -322,7 +377,8 @@ def _read_csv(path: Path) -> tuple[list[Item], list[Problem]]:
     i_path, i_label = cols.index("path"), cols.index("label")
     items: list[Item] = []
     problems: list[Problem] = []
-    first_line: dict[Path, int] = {}
+    # keyed by the resolved file: sub/../a.jpg or a link to a.jpg is a.jpg a second time
+    first_line: dict[Path, tuple[int, Path, str]] = {}
     for lineno, row in rows[1:]:
         where = f"{path}:{lineno}"
         if len(row) != len(cols):
@@ -330,21 +386,43 @@ def _read_csv(path: Path) -> tuple[list[Item], list[Problem]]:
                                     f"got {len(row)}"))
             continue
         name, raw = row[i_path].strip(), row[i_label].strip()
+        shown = _shown(name)
         label = _CSV_LABELS.get(raw.lower())
         if label is None:
-            problems.append((where, f"label {raw!r} of {name} is not 0/1 or negative/positive"))
+            problems.append((where, f"label {raw!r} of {shown} is not 0/1 or negative/positive"))
             continue
         if not name:
             problems.append((where, "empty path"))
             continue
-        img = Path(name).expanduser()
-        img = img if img.is_absolute() else path.parent / img
-        if img in first_line:
-            problems.append((where, f"{name} is a duplicate of line {first_line[img]}"))
+        try:
+            img = expand_user(name)
+        except DataError:
+            problems.append((where, f"cannot expand ~ in {shown} (no such user, or no home "
+                                    f"directory)"))
             continue
-        first_line[img] = lineno
+        img = img if img.is_absolute() else path.parent / img
+        try:
+            real = img.resolve()
+        except ValueError:  # "embedded null byte": no file has that name
+            problems.append((where, f"{_shown(str(img))}: not a valid path (a NUL byte)"))
+            continue
+        except (OSError, RuntimeError) as e:  # a symlink loop (RuntimeError before 3.13)
+            problems.append((where, f"{_shown(str(img))}: {e}"))
+            continue
+        if real in first_line:
+            first_no, first_img, first_name = first_line[real]
+            if first_img == img:  # the same spelling (up to ./ and //)
+                problems.append((where, f"{shown} is a duplicate of line {first_no}"))
+            else:
+                problems.append((where, f"{shown} is the file of line {first_no} "
+                                        f"({_shown(first_name)})"))
+            continue
+        first_line[real] = lineno, img, name
+        if img.is_dir():
+            problems.append((where, f"{_shown(str(img))}: is a directory, not an image file"))
+            continue
         if not img.is_file():
-            problems.append((where, f"{img}: no such file or directory"))
+            problems.append((where, f"{_shown(str(img))}: no such file or directory"))
             continue
         items.append((name, img, label))
     return items, problems
@@ -379,7 +457,7 @@ def _reason_of(e: ImageError, where: str) -> str:
 
 def _check_images(paths: Sequence[Path], workers: int | None = None) -> list[Problem]:
     """Decode every image (JPEGs at 1/8 scale: enough to see the whole stream) in threads."""
-    workers = workers or min(32, os.cpu_count() or 1)
+    workers = default_workers(workers)
     with ThreadPoolExecutor(max_workers=workers) as ex:
         results = list(ex.map(_check_one, paths))
     return [r for r in results if r is not None]

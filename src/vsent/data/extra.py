@@ -45,10 +45,12 @@ from pathlib import Path
 
 import numpy as np
 
-from vsent.data.datasets import SUBSETS, Dataset, describe, load_dataset
+from vsent.data._common import default_workers
+from vsent.data.datasets import SUBSETS, Dataset, describe, load_dataset, read_label_lines
 from vsent.data.folds import Fold
 from vsent.data.images import load_rgb, resize_rgb
 from vsent.errors import DataError, ImageError, VsentError
+from vsent.files import expand_user
 
 __all__ = [
     "NEAR_DUPLICATE_THRESHOLD", "JointSet", "extra_train_set",
@@ -120,7 +122,7 @@ def extra_train_set(
         raise VsentError(f"--extra-train {extra}: must be a larger agreement subset than the "
                          f"cross-validated {base_subset}-agree (choose from "
                          f"{', '.join(SUBSETS[SUBSETS.index(base_subset) + 1:]) or 'none'})")
-    root = data.root if isinstance(data, Dataset) else Path(data).expanduser().resolve()
+    root = data.root if isinstance(data, Dataset) else expand_user(data).resolve()
     if isinstance(data, Dataset) and data.source != "twitter":
         raise DataError(f"{root}: --extra-train needs the Twitter I layout (agreement subsets); "
                         f"this is a {data.source} dataset")
@@ -130,7 +132,7 @@ def extra_train_set(
                         f"this is a {big.source} dataset")
     base_names = _label_file_names(root / "ground_truth" / f"twitter_{base_subset}_agrees.txt")
     keep = [i for i, n in enumerate(big.names) if n not in base_names]
-    skipped = list(big.skipped)
+    skipped = list(big.skipped)  # base images included: with_extra lists each once
 
     if drop_copies and keep:
         base_paths = [root / "images" / n for n in sorted(base_names)
@@ -157,10 +159,7 @@ def extra_train_set(
 
 def _label_file_names(path: Path) -> set[str]:
     """First field of every non-blank line of a label file (whatever the rest of the line)."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file or directory")
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
-    return {line.split()[0] for line in text.splitlines() if line.strip()}
+    return {line.split()[0] for _, line in read_label_lines(path)}
 
 
 def _sha1(path: Path) -> str:
@@ -175,7 +174,7 @@ def _sha1s(paths: Sequence[Path], workers: int) -> list[str]:
 def _copies(cand: Sequence[Path], base: Sequence[Path], threshold: float,
             workers: int | None) -> dict[int, tuple[int, str]]:
     """``{candidate index: (base index, reason)}`` for candidates that copy a base image."""
-    workers = workers or min(32, os.cpu_count() or 1)
+    workers = default_workers(workers)
     cand_h, base_h = _sha1s(cand, workers), _sha1s(base, workers)
     by_hash = {h: i for i, h in enumerate(base_h)}
     out = {j: (by_hash[h], "same bytes") for j, h in enumerate(cand_h) if h in by_hash}
@@ -201,7 +200,7 @@ def train_copies_of_test_images(
 
     Returns ``{test image name: (training image name, reason)}``.
     """
-    workers = workers or min(32, os.cpu_count() or 1)
+    workers = default_workers(workers)
     paths = list(dataset.paths)
     hashes = _sha1s(paths, workers)
     sims = None
@@ -240,7 +239,7 @@ def thumbnails(paths: Sequence[Path], workers: int | None = None) -> np.ndarray:
 
     if not paths:
         return np.zeros((0, 2, 3 * THUMB_SIDE**2), np.float32)
-    workers = workers or min(32, os.cpu_count() or 1)
+    workers = default_workers(workers)
     with ThreadPoolExecutor(max_workers=workers) as ex:
         x = np.stack(list(ex.map(one, paths))).astype(np.float64)  # (N, 16, 16, 3)
     views = np.stack([(x - x.mean(axis=(1, 2, 3), keepdims=True)).reshape(len(x), -1),
@@ -326,10 +325,13 @@ def with_extra(base: Dataset, extra: Dataset) -> JointSet:
                         f"(e.g. {', '.join(clash[:3])})")
     labels = np.concatenate([base.labels, extra.labels]).astype(np.int64)
     labels.flags.writeable = False
+    # the extra set was read from a larger subset, so its skipped list repeats the bad base
+    # images the base dataset lists: each counts once
+    in_base = {where for where, _ in base.skipped}
+    skipped = [*base.skipped, *((w, why) for w, why in extra.skipped if w not in in_base)]
     joint = Dataset(root=base.root, names=[*base.names, *extra.names],
                     paths=[*base.paths, *extra.paths], labels=labels, source=base.source,
-                    subset=base.subset, skipped=[*base.skipped, *extra.skipped],
-                    label_file=base.label_file)
+                    subset=base.subset, skipped=skipped, label_file=base.label_file)
     return JointSet(dataset=joint, n_base=len(base))
 
 

@@ -1,7 +1,11 @@
 """Cross-validation folds: the paper's split files (campos), seeded stratified folds, or a JSON.
 
-Folds are stored by item *name* (never by index), so a saved split survives reordering or
-``skip_bad`` filtering of the dataset.
+Folds are stored by item *name* (never by index), so a saved split survives a reordering of
+the dataset. What happens to names the dataset lacks (e.g. images ``skip_bad`` dropped) depends
+on the source: the campos reader leaves them out with a warning, while a folds JSON file
+(:func:`save_folds`) is refused (a split saved before an image was skipped cannot be reused
+with the dataset that skips it). A folds JSON file records the dataset's title; applying it to
+a dataset of another title (another agreement subset, another CSV) logs a warning.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from vsent.data.datasets import Dataset
+from vsent.data._common import is_int_at_least
+from vsent.data.datasets import Dataset, read_label_lines
 from vsent.errors import DataError, VsentError
-from vsent.files import atomic_write_text
+from vsent.files import atomic_write_text, expand_user
 
 __all__ = ["Fold", "make_folds", "save_folds"]
 
@@ -76,7 +81,7 @@ def make_folds(
     elif str(spec) == "stratified":
         folds = _stratified_folds(dataset, n_splits, seed)
     else:
-        folds = _json_folds(dataset, Path(spec).expanduser())
+        folds = _json_folds(dataset, expand_user(spec))
     return folds
 
 
@@ -96,11 +101,14 @@ def check_inner_splits(labels: np.ndarray, folds: list[Fold], inner_splits: int)
 
 
 def save_folds(folds: list[Fold], dataset: Dataset, path: str | os.PathLike) -> Path:
-    """Write folds as JSON with item names: ``{"n_splits": K, "folds": [{"fold": 1,
-    "train": [names], "test": [names]}, ...]}``. The write is atomic."""
+    """Write folds as JSON with item names: ``{"dataset": title, "n_splits": K, "folds":
+    [{"fold": 1, "train": [names], "test": [names]}, ...]}``, where ``title`` is
+    :attr:`Dataset.title` (e.g. "Twitter five-agree"; :func:`make_folds` warns when the file
+    is applied to a dataset of another title). The write is atomic."""
     path = Path(path)
     names = dataset.names
     doc = {
+        "dataset": dataset.title,
         "n_splits": len(folds),
         "folds": [
             {"fold": int(f.index), "train": [names[i] for i in f.train],
@@ -144,7 +152,7 @@ def _make_fold(index: int, train, test, where: str, names: list[str]) -> Fold:
 
 
 def _stratified_folds(dataset: Dataset, n_splits: int, seed: int) -> list[Fold]:
-    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
+    if not is_int_at_least(n_splits, 2):
         raise VsentError(f"n_splits must be an integer >= 2, got {n_splits!r}")
     counts = np.bincount(dataset.labels, minlength=2)
     if counts.min() < n_splits:
@@ -186,14 +194,10 @@ def _campos_folds(dataset: Dataset) -> list[Fold]:
 
 
 def _read_fold_file(path: Path, dataset: Dataset, index: dict[str, int]) -> np.ndarray:
-    if not path.is_file():
-        raise DataError(f"{path}: no such file or directory")
     out: list[int] = []
     unknown: list[str] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for lineno, line in read_label_lines(path):  # blank lines skipped; errors name the file
         fields = line.split()
-        if not fields:
-            continue
         if len(fields) > 2:
             raise DataError(f"{path}:{lineno}: expected '<file name> [<label>]', got "
                             f"{len(fields)} fields")
@@ -219,15 +223,24 @@ def _json_folds(dataset: Dataset, path: Path) -> list[Fold]:
         raise DataError(f"{path}: no such file or directory (--folds expects campos, "
                         f"stratified or a folds JSON file)")
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not a folds JSON file ({e})") from None
+    except OSError as e:  # unreadable (permissions, I/O error): one line, not a traceback
+        raise DataError(f"{path}: {e.strerror or e}") from None
     entries = doc.get("folds") if isinstance(doc, dict) else None
     if not isinstance(entries, list) or not entries:
         raise DataError(f"{path}: expected a JSON object with a non-empty 'folds' list")
-    if doc.get("n_splits", len(entries)) != len(entries):
-        raise DataError(f"{path}: n_splits is {doc['n_splits']} but {len(entries)} folds are "
+    n_splits = doc.get("n_splits", len(entries))
+    if not is_int_at_least(n_splits, 1):  # "1" or 1.0 must not pass for a count, nor read as one
+        raise DataError(f"{path}: n_splits must be a positive integer, got {n_splits!r}")
+    if n_splits != len(entries):
+        raise DataError(f"{path}: n_splits is {n_splits!r} but {len(entries)} folds are "
                         f"listed")
+    made_for = doc.get("dataset")  # absent from files written before it was recorded
+    if isinstance(made_for, str) and made_for != dataset.title:
+        logger.warning("%s: these folds were made for %s, and are applied to %s", path,
+                       made_for, dataset.title)
     index = {name: i for i, name in enumerate(dataset.names)}
     folds = []
     for pos, entry in enumerate(entries, 1):
@@ -245,7 +258,8 @@ def _json_folds(dataset: Dataset, path: Path) -> list[Fold]:
         unknown = [n for n in entry["train"] + entry["test"] if n not in index]
         if unknown:
             raise DataError(
-                f"{path}: fold {k}: {len(unknown)} names are not in the dataset "
+                f"{path}: fold {k}: {len(unknown)} "
+                f"{'name is' if len(unknown) == 1 else 'names are'} not in the dataset "
                 f"{dataset.root} (e.g. {', '.join(map(str, unknown[:3]))}); these folds were "
                 f"made for another dataset or subset"
             )

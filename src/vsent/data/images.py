@@ -18,8 +18,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from vsent.data._common import positive_int
 from vsent.errors import ImageError
 
 __all__ = ["FORMATS", "MAX_PIXELS", "ImageSource", "load_resized", "load_rgb", "resize_rgb",
@@ -28,7 +29,9 @@ __all__ = ["FORMATS", "MAX_PIXELS", "ImageSource", "load_resized", "load_rgb", "
 logger = logging.getLogger("vsent")
 
 #: Largest image (width x height) we agree to decode. Larger ones are rejected *before* the
-#: pixel data is allocated, so a small "decompression bomb" file cannot exhaust memory.
+#: pixel data is allocated, so a small "decompression bomb" file cannot exhaust memory. It may
+#: be set above PIL's own limit (``PIL.Image.MAX_IMAGE_PIXELS``): PIL's is raised to it while
+#: vsent opens a file.
 MAX_PIXELS = 64_000_000
 
 #: The PIL formats files and bytes are opened as: those of the suffixes vsent looks for
@@ -45,9 +48,13 @@ ImageSource = str | os.PathLike | bytes | bytearray | Image.Image | np.ndarray
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 # Integer modes wider than 8 bits: PIL's own convert("RGB") clips them instead of scaling.
 _WIDE_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
-# warnings.catch_warnings() swaps a process-global filter list; serialise our (cheap, header-only)
-# Image.open calls so concurrent loader threads cannot leave each other's filters behind.
+# warnings.catch_warnings() swaps a process-global filter list, and _open sets PIL's global
+# MAX_IMAGE_PIXELS; serialise our (cheap, header-only) Image.open calls so concurrent loader
+# threads cannot leave each other's filters or limits behind.
 _OPEN_LOCK = threading.Lock()
+# JPEG formats libjpeg can decode at a reduced scale (draft): MPO is a JPEG with more pictures
+# after the first (cameras), which Pillow's JPEG opener returns as an MpoImageFile.
+_DRAFT_FORMATS = ("JPEG", "MPO")
 
 
 def load_rgb(src: ImageSource, *, min_side: int | None = None) -> Image.Image:
@@ -66,9 +73,10 @@ def load_rgb(src: ImageSource, *, min_side: int | None = None) -> Image.Image:
         Mode "RGB", EXIF orientation applied, transparency composited over white,
         16-bit data scaled to 8 bits.
     min_side : int, optional
-        Lets a JPEG file decode at a reduced scale (libjpeg's 1/2, 1/4, 1/8 DCT scaling) as
-        long as both sides stay >= ``min_side`` pixels. Much cheaper than a full decode for
-        images much larger than needed; ignored for other formats and in-memory images.
+        Lets a JPEG (or MPO) file decode at a reduced scale (libjpeg's 1/2, 1/4, 1/8 DCT
+        scaling) as long as both sides stay >= ``min_side`` pixels. Much cheaper than a full
+        decode for images much larger than needed; ignored for other formats and in-memory
+        images.
 
     Raises
     ------
@@ -99,7 +107,10 @@ def resize_rgb(img: Image.Image | ImageSource, size: int) -> np.ndarray:
     Parameters
     ----------
     img : PIL.Image.Image or anything :func:`load_rgb` accepts
-        The image; non-RGB inputs go through :func:`load_rgb` first.
+        The image. Anything but an RGB image made in memory (by :func:`load_rgb`,
+        ``convert``, ``fromarray``) goes through :func:`load_rgb` first; so does an image
+        opened from a file (``Image.open(path)``, loaded or not, any mode), which gets the
+        pixel limit and its EXIF orientation as the path would.
     size : int
         Output side in pixels (>= 1).
 
@@ -109,11 +120,9 @@ def resize_rgb(img: Image.Image | ImageSource, size: int) -> np.ndarray:
         (size, size, 3) uint8, RGB. Bilinear interpolation with antialiasing (PIL's bilinear
         filter widens its support when shrinking, so downscaling does not alias).
     """
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
-    if not (isinstance(img, Image.Image) and img.mode == "RGB"):
+    size = positive_int(size, "size")
+    if not _decoded_rgb(img):
         img = load_rgb(img)
-    size = int(size)
     try:
         # reducing_gap=None: exact filter over the whole image (no JPEG draft shortcut).
         out = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
@@ -122,6 +131,14 @@ def resize_rgb(img: Image.Image | ImageSource, size: int) -> np.ndarray:
     except Exception as e:  # noqa: BLE001 - a lazy RGB image (Image.open) decodes here
         raise _undecodable(getattr(img, "filename", "") or "<PIL image>", e) from None
     return np.asarray(out, dtype=np.uint8).copy()
+
+
+def _decoded_rgb(img: object) -> bool:
+    """``img`` is an RGB image made in memory, taken as decoded. An ImageFile (from
+    ``Image.open``) is not: its EXIF orientation is still to apply and, until loaded, its
+    size to check against :data:`MAX_PIXELS`."""
+    return (isinstance(img, Image.Image) and not isinstance(img, ImageFile.ImageFile)
+            and img.mode == "RGB")
 
 
 def load_resized(src: ImageSource, size: int) -> np.ndarray:
@@ -174,7 +191,8 @@ def _check_file(path: Path, where: str) -> None:
 
 def bomb_pixels(e: Exception) -> int | str:
     """The pixel count in PIL's decompression-bomb message (PIL refuses before the size is
-    ours to read, and quotes its own limit, which is above vsent's), else "too many"."""
+    ours to read; :func:`_open` keeps PIL's limit >= :data:`MAX_PIXELS`, so that count is
+    above vsent's limit too), else "too many"."""
     count = re.search(r"\((\d+) pixels\)", str(e))
     return int(count[1]) if count else "too many"
 
@@ -214,7 +232,15 @@ def _open(fp: Path | io.BytesIO, where: str) -> Image.Image:
         with _OPEN_LOCK, warnings.catch_warnings():
             # PIL warns (and only errors at twice its own limit); we want no giant allocation.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(fp, formats=FORMATS)
+            # PIL must not refuse what vsent allows: with MAX_PIXELS above PIL's limit, raise
+            # PIL's for this open. Below it, _check_pixels refuses (naming WxH) before load.
+            pil_limit = Image.MAX_IMAGE_PIXELS
+            if pil_limit is not None:  # None: the user turned PIL's check off
+                Image.MAX_IMAGE_PIXELS = max(pil_limit, MAX_PIXELS)
+            try:
+                return Image.open(fp, formats=FORMATS)
+            finally:
+                Image.MAX_IMAGE_PIXELS = pil_limit
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{where}: image has {bomb_pixels(e)} pixels, above the limit of "
                          f"{MAX_PIXELS} (vsent.data.images.MAX_PIXELS; a decompression "
@@ -264,7 +290,7 @@ def _decode(im: Image.Image, where: str, *, min_side: int | None = None) -> Imag
     """Load pixel data, apply EXIF orientation and convert to RGB."""
     _check_pixels(im, where)
     try:
-        if min_side is not None and im.format == "JPEG":
+        if min_side is not None and im.format in _DRAFT_FORMATS:
             # libjpeg decodes at the smallest 1/2^k scale keeping both sides >= min_side; it
             # still reads the whole stream, so truncation and corrupt markers are detected all
             # the same. A square request: EXIF rotation (applied after) cannot break it.
@@ -321,8 +347,11 @@ def _unconvertible(where: str, mode: str, e: Exception) -> ImageError:
 
 
 def _wide_to_rgb(im: Image.Image, where: str) -> Image.Image:
-    """16-bit (I;16*), 32-bit integer (I) and float (F) grey images -> 8-bit RGB."""
+    """16-bit (I;16*), 32-bit integer (I) and float (F) grey images -> 8-bit RGB; a tRNS
+    key value (PNG) is transparent, so its pixels come out white (composited over white)."""
     a = np.asarray(im)
+    key = im.info.get("transparency")
+    transparent = (a == key) if isinstance(key, int) and im.mode != "F" else None
     if im.mode == "F":
         a = a.astype(np.float64)
         if not np.isfinite(a).all():
@@ -337,6 +366,8 @@ def _wide_to_rgb(im: Image.Image, where: str) -> Image.Image:
             a8 = np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8)
         else:
             a8 = np.clip(a, 0, 255).astype(np.uint8)
+    if transparent is not None:
+        a8[transparent] = 255
     return Image.fromarray(np.ascontiguousarray(np.repeat(a8[:, :, None], 3, axis=2)))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vsent.data._common import positive_int
 from vsent.errors import VsentError
 
 __all__ = [
@@ -51,9 +52,7 @@ class Preprocess:
 
     def __post_init__(self) -> None:
         for name in ("resize", "crop"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise VsentError(f"Preprocess.{name} must be a positive integer, got {v!r}")
+            positive_int(getattr(self, name), f"Preprocess.{name}", VsentError)
         if self.crop > self.resize:
             raise VsentError(f"Preprocess.crop ({self.crop}) is larger than resize "
                              f"({self.resize})")
@@ -122,8 +121,7 @@ def _as_bhwc(batch: torch.Tensor | np.ndarray, crop: int, ndim: int = 4) -> torc
     if batch.ndim != ndim or batch.shape[-1] != 3:
         raise ValueError(f"expected a batch of shape (B, H, W, 3), got {tuple(batch.shape)}")
     h, w = batch.shape[-3], batch.shape[-2]
-    if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or crop < 1:
-        raise ValueError(f"crop must be a positive integer, got {crop!r}")
+    positive_int(crop, "crop")
     if crop > h or crop > w:
         raise ValueError(f"crop {crop} is larger than the images ({h}x{w})")
     return batch

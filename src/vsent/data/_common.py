@@ -1,0 +1,33 @@
+"""Small checks and defaults the data modules share (one copy, so they cannot drift apart)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+__all__ = ["default_workers", "is_int_at_least", "positive_int"]
+
+#: Most threads a data helper starts by default: decoding and hashing stop scaling well past
+#: this, and a 128-core node should not start 128 threads per call.
+MAX_DEFAULT_WORKERS = 32
+
+
+def is_int_at_least(value: Any, minimum: int) -> bool:
+    """``value`` is an integer (Python or numpy, not a bool) >= ``minimum``."""
+    return (not isinstance(value, bool) and isinstance(value, (int, np.integer))
+            and value >= minimum)
+
+
+def positive_int(value: Any, what: str, error: type[Exception] = ValueError) -> int:
+    """``int(value)``, or ``error("<what> must be a positive integer, got <value!r>")``."""
+    if not is_int_at_least(value, 1):
+        raise error(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def default_workers(workers: int | None) -> int:
+    """``workers``, or when it is None/0 one thread per core, at most
+    :data:`MAX_DEFAULT_WORKERS`."""
+    return workers or min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1)

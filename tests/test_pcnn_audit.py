@@ -1,0 +1,136 @@
+"""vsent pcnn (audit_ens23): a resume checks its data, removal.csv is read as checked data,
+--subset on data without agreement subsets."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_pcnn import _train_opts
+from vsent.analyses.pcnn import read_removal, write_removal
+from vsent.cli import main
+from vsent.errors import VsentError
+
+
+def _csv_dataset(folder: Path) -> Path:
+    """A path,label CSV of a positive/ + negative/ folder (a label flips without renaming)."""
+    rows = [f"{p.relative_to(folder).as_posix()},{int(p.parent.name == 'positive')}"
+            for p in sorted(folder.rglob("*.jpg"))]
+    csv_file = folder / "labels.csv"
+    csv_file.write_text("path,label\n" + "\n".join(rows) + "\n")
+    return csv_file
+
+
+def _flip(csv_file: Path, line: int = 1) -> None:
+    lines = csv_file.read_text().splitlines()
+    path, label = lines[line].split(",")
+    lines[line] = f"{path},{1 - int(label)}"
+    csv_file.write_text("\n".join(lines) + "\n")
+
+
+def test_a_resume_with_changed_data_is_refused(make_learnable, tmp_path, capsys):
+    """Stage 1 and the draw were made on the old labels, stage 2 would train on the new ones
+    and model.pt record them: a resume of changed data is refused (#4), by the run's
+    data.json, or for a run that kept none by stage 1's record of its data; a damaged
+    removal.csv is one line naming it (#5)."""
+    csv_file = _csv_dataset(make_learnable(n_pos=10, n_neg=10))
+    out = tmp_path / "run"
+    args = ["pcnn", "--data", str(csv_file), "--out", str(out), *_train_opts(1, 1)]
+    assert main(args) == 0
+    assert (out / "data.json").is_file()
+
+    def interrupt_after_selection() -> None:
+        (out / "summary.json").unlink()
+        (out / "model.pt").unlink()
+        shutil.rmtree(out / "stage2", ignore_errors=True)  # skipped when one class is kept
+
+    interrupt_after_selection()
+    capsys.readouterr()
+    _flip(csv_file)
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"vsent: error: {csv_file}: its images or labels changed since {out} started")
+    (out / "data.json").unlink()  # a run of a vsent that kept no record
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"vsent: error: {csv_file}: its images or labels changed since "
+        f"{out / 'stage1' / 'model.pt'} was trained on them")
+    # refused before recording the changed data as the run's: restoring the data is enough
+    assert not (out / "model.pt").exists() and not (out / "data.json").exists()
+
+    _flip(csv_file)  # the data restored: the resume goes on, after refusing a damaged draw
+    removal = out / "removal.csv"
+    good = removal.read_text()
+    lines = good.splitlines()
+    lines[2] = ",".join([*lines[2].split(",")[:2], "0.4x", *lines[2].split(",")[3:]])
+    removal.write_text("\n".join(lines) + "\n")
+    assert main([*args, "--resume"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"vsent: error: {removal}, line 3: unreadable row (s1: could not convert string to "
+        "float: '0.4x')"]
+    removal.write_text(good)
+    assert main([*args, "--resume"]) == 0
+    assert (out / "model.pt").is_file() and (out / "data.json").is_file()
+
+
+NAMES = ["a.jpg", "b.jpg", "c.jpg"]
+LABELS = np.array([1, 0, 1])
+SCORES = np.array([[0.3, 0.7], [0.55, 0.45], [0.1, 0.9]])
+
+
+def _edit_second_row(column: str, value: str):
+    def edit(lines: list[str]) -> list[str]:
+        header = lines[0].split(",")
+        cells = lines[2].split(",")
+        cells[header.index(column)] = value
+        return [*lines[:2], ",".join(cells), *lines[3:]]
+    return edit
+
+
+@pytest.mark.parametrize("edit,message", [
+    (_edit_second_row("s1", "0.4x"),
+     r"line 3: unreadable row \(s1: could not convert string to float: '0.4x'\)"),
+    (_edit_second_row("s2", "nan"), r"line 3: unreadable row \(s2: 'nan' is not a finite number\)"),
+    (_edit_second_row("removed", "2"), r"line 3: unreadable row \(removed: '2' is not 0 or 1\)"),
+    (_edit_second_row("removed", ""), r"line 3: unreadable row \(removed: '' is not 0 or 1\)"),
+    (lambda lines: [",".join(c for i, c in enumerate(line.split(",")) if i != 3)
+                    for line in lines], r"line 1: no column 's2'"),
+    (lambda lines: [*lines[:2], lines[2][:8]],
+     r"line 3: unreadable row \(cut short: 3 of 7 fields\)"),
+    (lambda lines: [lines[0], lines[1] + lines[2], *lines[3:]],
+     r"line 2: unreadable row \(13 fields, the header has 7\)"),
+    (lambda lines: [*lines[:2], lines[2].replace("b.jpg,0", "b.jpg,1"), *lines[3:]],
+     r"line 3: b.jpg has label 1, the data now 0 \(was the data changed since the run "
+     r"started\?\)"),
+])
+def test_a_damaged_removal_file_is_one_line_naming_it_and_the_line(tmp_path, edit, message):
+    """A ValueError or KeyError traceback before, and a `removed` other than 0 counted as
+    removed, silently (#5); the label column was not compared with the data's (#4)."""
+    path = tmp_path / "removal.csv"
+    write_removal(path, NAMES, LABELS, SCORES, np.array([True, False, True]))
+    kept, scores = read_removal(path, NAMES, LABELS)  # as written
+    assert kept.tolist() == [True, False, True] and np.array_equal(scores, SCORES)
+    path.write_text("\n".join(edit(path.read_text().splitlines())) + "\n")
+    with pytest.raises(VsentError, match="^" + re.escape(str(path)) + ", " + message):
+        read_removal(path, NAMES, LABELS)
+
+
+def test_subset_on_data_without_agreement_subsets_is_refused(make_learnable, tmp_path,
+                                                             capsys):
+    """--subset was recorded and ignored for a folder or CSV (and a resume with another one
+    refused although the data are the same): a new run with one is refused (#12)."""
+    data = make_learnable(n_pos=10, n_neg=10)
+    out = tmp_path / "run"
+    args = ["pcnn", "--data", str(data), "--out", str(out), *_train_opts(1, 1)]
+    assert main([*args, "--subset", "four"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"vsent: error: --subset four: {data} is a folder dataset, which has no agreement "
+        "subsets (--subset selects one of a Twitter I folder); leave --subset out"]
+    assert not (out / "stage1").exists()
+    assert main(args) == 0  # the refused run wrote no results: the next one replaces it
