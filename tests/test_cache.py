@@ -337,3 +337,31 @@ def test_fingerprint_formula_is_unchanged(ds):
         h.update(f"{name}\t{int(label)}\t{path.stat().st_size}\n".encode())
     assert ds.fingerprint() == {"n_images": len(ds), "n_positive": int(ds.labels.sum()),
                                 "sha256": h.hexdigest()}
+
+
+def test_content_key_follows_the_bytes_not_the_file(tmp_path):
+    """The costly caches' key: a copy elsewhere or a chmod reuses it; an edit (even with the
+    size and times set back) or another order does not."""
+    import shutil
+
+    from vsent.data.cache import content_key
+
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(a)
+    Image.new("RGB", (4, 4), (0, 0, 255)).save(b)
+    key = content_key([a, b], 8)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(a, copy / "a.png")
+    shutil.copy(b, copy / "b.png")
+    os.chmod(a, 0o600)
+    assert content_key([a, b], 8) == key == content_key([copy / "a.png", copy / "b.png"], 8)
+    assert content_key([b, a], 8) != key and content_key([a, b], 9) != key
+    st = a.stat()
+    data = bytearray(a.read_bytes())
+    data[-20] ^= 0xFF  # same size
+    a.write_bytes(bytes(data))
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert content_key([a, b], 8) != key
+    with pytest.raises(ImageError, match="gone.png: no such file"):
+        content_key([tmp_path / "gone.png"], 8)

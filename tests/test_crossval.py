@@ -690,3 +690,75 @@ def test_the_train_mode_is_parsed_in_one_place():
     for bad in ("last-0", "some"):
         with pytest.raises(VsentError, match=f"^--train '{bad}': use all, head or last-N "):
             RunConfig(data="d", train_mode=bad)
+
+
+# --------------------------------------------------------------------------------------------
+# review23 #8, #10: damaged records and fold seconds
+
+
+def test_a_fold_seconds_that_is_no_number_counts_as_nothing(finished_run, tmp_path):
+    """``float(done.get("seconds", 0.0))`` raised a TypeError / ValueError traceback for a
+    null or a string (an edited metrics.json): such a fold counts 0 seconds."""
+    data, out, _ = finished_run
+    copy = _copy_without_summary(out, tmp_path)
+    seconds = []
+    for k, bad in ((2, None), (3, "12 s"), (4, True)):
+        file = copy / f"fold{k}" / "metrics.json"
+        done = json.loads(file.read_text())
+        done["seconds"] = bad
+        file.write_text(json.dumps(done))
+    for k in (1, 5):
+        seconds.append(json.loads((copy / f"fold{k}" / "metrics.json").read_text())["seconds"])
+    again = crossval(_cfg(data), copy, resume=True, progress=False)
+    # (abs: "seconds" and "session_seconds" read the clock one after the other)
+    assert again["seconds"] == pytest.approx(sum(seconds) + again["session_seconds"], abs=0.05)
+
+
+def test_damaged_init_and_extra_records_are_one_line(tmp_path):
+    """init.json / extra.json that is a folder (OSError) or lacks its fields gave a traceback
+    or "SHA-256 None then": one line naming the file, from one reader (runs.read_record)."""
+    import vsent.crossval as cv
+    from vsent.runs import RunDir
+
+    class Extra:  # what _check_same_extra reads of an extra training set
+        subset, names, labels, skipped = "four", ["a", "b"], np.array([0, 1]), []
+
+        def __len__(self) -> int:
+            return 2
+
+        def fingerprint(self) -> dict:
+            return {"n_images": 2, "n_positive": 1, "sha256": "ab"}
+
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"weights")
+    cfg = RunConfig(data=str(tmp_path), init=str(weights))
+    extra = Extra()
+    with RunDir(tmp_path / "run") as rd:
+        for name, check in (("init.json", lambda: cv._check_same_init(cfg, rd)),
+                            ("extra.json", lambda: cv._check_same_extra(cfg, rd, extra))):
+            file = rd / name
+            file.mkdir()
+            with pytest.raises(VsentError, match=f"^{file}: not readable \\(\\[Errno 21\\] "):
+                check()
+            file.rmdir()
+        (rd / "init.json").write_text('{"init": "w.pt"}')  # no sha256
+        with pytest.raises(VsentError, match=f"^{rd / 'init.json'}: not the record of the "
+                                             r"--init weights \(keys sha256\)$"):
+            cv._check_same_init(cfg, rd)
+        (rd / "init.json").write_text("{")
+        with pytest.raises(VsentError, match=r"init.json: not readable JSON \(Expecting"):
+            cv._check_same_init(cfg, rd)
+        (rd / "init.json").unlink()
+        assert cv._check_same_init(cfg, rd) == json.loads((rd / "init.json").read_text())[
+            "sha256"]
+        (rd / "extra.json").write_text(json.dumps({"fingerprint": {"sha256": "cd"}}))
+        with pytest.raises(VsentError, match=f"^{rd / 'extra.json'}: not the record of an "
+                                             "extra training set$"):
+            cv._check_same_extra(cfg, rd, extra)  # (a KeyError traceback when compared)
+        (rd / "extra.json").unlink()
+        cv._check_same_extra(cfg, rd, extra)  # a new record, then the same set again
+        cv._check_same_extra(cfg, rd, extra)
+        # data.json (crossval, finetune, pcnn) goes through the same reader
+        (rd / "data.json").mkdir()
+        with pytest.raises(VsentError, match=f"^{rd / 'data.json'}: not readable \\(\\[Errno "):
+            cv.check_data_record(rd / "data.json", extra, cfg.data, "then", "fix it")

@@ -1,5 +1,6 @@
 import dataclasses
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -391,6 +392,17 @@ def test_csv_rows_naming_a_listed_file_another_way_are_duplicates(csv_data):
     ds = load_dataset(path, skip_bad=True)
     assert ds.names == ["imgs/a.jpg", "imgs/b.png"]
     assert len({p.resolve() for p in ds.paths}) == len(ds)
+
+
+def test_a_hard_link_to_a_listed_file_is_the_same_image(csv_data, learnable_dataset):
+    """A hard link has its own resolved path but the same inode: still one picture."""
+    os.link(csv_data / "imgs" / "a.jpg", csv_data / "imgs" / "hard.jpg")
+    path = _write_csv(csv_data, "path,label\nimgs/a.jpg,1\nimgs/b.png,0\nimgs/hard.jpg,0\n")
+    assert f"{path}:4: imgs/hard.jpg is the file of line 2 (imgs/a.jpg)" in _load_error(path)
+    root = learnable_dataset.resolve()
+    hard = root / "negative" / "hard.jpg"
+    os.link(root / "positive" / "positive_000.jpg", hard)
+    assert f"{hard}: is the file of positive/positive_000.jpg" in _load_error(learnable_dataset)
 
 
 def test_folder_layout_refuses_one_file_reached_twice(learnable_dataset):

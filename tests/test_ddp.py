@@ -333,7 +333,6 @@ def test_only_rank_0_prints_a_user_error(monkeypatch, tmp_path, capsys):
     import signal
     import time
 
-    import vsent.cli.crossval as cli_crossval
     import vsent.crossval as cv
     from vsent.cli import main
     from vsent.errors import VsentError
@@ -357,7 +356,7 @@ def test_only_rank_0_prints_a_user_error(monkeypatch, tmp_path, capsys):
             mp.setattr(distributed, "is_main", lambda: False)
             mp.setattr(time, "sleep", wait)
             assert main([command, *argv]) == 2  # another rank: the same status
-        assert waited == [(cli_crossval.FOLLOWER_GRACE, signal.SIG_DFL, "")]
+        assert waited == [(distributed.FOLLOWER_GRACE, signal.SIG_DFL, "")]
         # not stopped: an error of its own, which it says
         assert capsys.readouterr().err == "vsent: error: the same refusal on every rank\n"
 
@@ -371,6 +370,33 @@ def test_launch_runs_torchrun_through_its_exit_status_wrapper(monkeypatch):
     assert distributed.launch(2, "crossval", ["crossval", "--nproc", "2", "--out", "x"]) == 2
     expected = distributed.launch_command(["crossval", "--out", "x"], 2)
     assert seen == [[sys.executable, "-m", "vsent.distributed", *expected[3:]]]
+
+
+def test_launch_logs_the_command_it_runs(monkeypatch, caplog):
+    """The log named ``python -m torch.distributed.run ...`` while ``python -m vsent.distributed
+    ...`` ran: it names the command run, then the plain torchrun one it stands for."""
+    import logging
+    import shlex
+    import subprocess
+
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0))
+    with caplog.at_level(logging.INFO, logger="vsent"):
+        assert distributed.launch(2, "crossval", ["crossval", "--nproc", "2", "--out", "x"]) == 0
+    plain = distributed.launch_command(["crossval", "--out", "x"], 2)
+    run = [sys.executable, "-m", "vsent.distributed", *plain[3:]]
+    assert [r.getMessage() for r in caplog.records if "launching" in r.getMessage()] == [
+        f"launching 2 processes: {shlex.join(run)} (torchrun: {shlex.join(plain)})"]
+
+
+def test_the_rank_0_error_helper_lives_with_the_ddp_plumbing():
+    """Any DDP-capable command can use it (it was private to the crossval CLI)."""
+    import vsent.cli.crossval as cli_crossval
+
+    assert "user_errors_from_rank0" in distributed.__all__
+    assert not hasattr(cli_crossval, "_rank0_says_errors")
+    for doc in (distributed.launch.__doc__, distributed.torchrun_main.__doc__,
+                distributed.user_errors_from_rank0.__doc__):
+        assert "single-node" in " ".join(doc.lower().split())
 
 
 def test_a_rank_that_exits_2_ends_the_launch_with_2_and_no_traceback(tmp_path):
@@ -396,3 +422,35 @@ def test_a_rank_that_exits_2_ends_the_launch_with_2_and_no_traceback(tmp_path):
         else:  # torchrun's own lines, the stop of the other rank's included
             assert "ChildFailedError" in proc.stderr and "exitcode  : 3" in proc.stderr
             assert "closing signal SIGTERM" in proc.stderr
+
+
+def test_check_launch_checks_a_file_init_exists_without_loading_weights(twitter_like,
+                                                                      tmp_path, monkeypatch):
+    """The launcher built the model with --init (a load, or a first download, of the weights
+    before each rank loads them again): the lr hint and --train check need the architecture
+    alone; a file --init only has to exist."""
+    import vsent.crossval as cv
+    from vsent.errors import VsentError
+    from vsent.models import create_model
+
+    weights = tmp_path / "init.pt"
+    torch.save(create_model("smallcnn").state_dict(), weights)
+    built = []
+    real = cv.create_model
+    monkeypatch.setattr(cv, "create_model",
+                        lambda name, *, init="random", **kw: built.append(init) or
+                        real(name, init=init, **kw))
+    cfg = RunConfig(data=str(twitter_like), model="smallcnn", init=str(weights), preset="quick",
+                    train=TrainConfig(epochs=1, batch_size=8, device="cpu"))
+    out = tmp_path / "run"
+    cv.check_launch(cfg, out, command="crossval", nproc=2)
+    assert built == ["random"] and not out.exists()
+    for missing, what in ((tmp_path / "gone.pt", "no such file"), (tmp_path, "a folder")):
+        with pytest.raises(VsentError, match=f"^--init {missing}: {what} \\(random, imagenet "
+                                             "or a weights file\\)$"):
+            cv.check_launch(cfg.replace(init=str(missing)), out, command="crossval", nproc=2)
+    # the run directory is compared with the --init the ranks record, not "random"
+    cv.crossval(cfg.replace(train=cfg.train.replace(epochs=1)), out, progress=False)
+    built.clear()
+    cv.check_launch(cfg, out, command="crossval", nproc=2)  # finished: nothing refused
+    assert built == ["random"]

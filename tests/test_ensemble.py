@@ -430,3 +430,80 @@ def test_compare_ensemble_and_fuse_refuse_an_unfinished_run_alike(tmp_path, caps
         assert main(argv) == 2
         assert capsys.readouterr().err.splitlines() == [
             f"vsent: error: {b}: not a finished {kind} {needs}"]
+
+
+# --------------------------------------------------------------------------------------------
+# review23: a run known by its content, not only by its path
+
+
+def test_a_run_copied_or_moved_is_still_taken_once(tmp_path, capsys):
+    """Leaves were the paths a nested ensemble recorded: a member copied or moved elsewhere
+    was taken again unnoticed (review23 #2). Its predictions.csv's SHA-256 (the ensemble's
+    inputs.json) names it now, through two levels too."""
+    import re
+
+    a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
+    ens, ens2 = tmp_path / "ens", tmp_path / "ens2"
+    assert main(["ensemble", str(a), str(b), "--out", str(ens)]) == 0
+    assert main(["ensemble", str(ens), str(c), "--out", str(ens2)]) == 0
+    copy = tmp_path / "elsewhere" / "a"
+    shutil.copytree(a, copy)
+    with pytest.raises(VsentError, match=re.escape(
+            f"{copy.resolve()}: taken twice (inside the ensemble {ens} and as {copy}: its "
+            f"predictions.csv is that of {a.resolve()}, copied or moved); an ensemble takes "
+            "each run once")):
+        ensemble_runs([ens, copy])
+    with pytest.raises(VsentError, match=re.escape(
+            f"{a.resolve()}: taken twice (as {copy} and inside the ensemble {ens2}: its "
+            f"predictions.csv is that of {copy.resolve()}, copied or moved)")):
+        ensemble_runs([copy, ens2])
+    # moved: the path ens recorded is gone, the content it averaged is still known
+    moved = tmp_path / "elsewhere" / "b"
+    shutil.move(b, moved)
+    with pytest.raises(VsentError, match=re.escape(f"{moved.resolve()}: taken twice")):
+        ensemble_runs([ens2, moved])
+    assert main(["ensemble", str(ens2), str(moved), "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"vsent: error: {moved.resolve()}: taken twice")
+
+
+def test_an_older_ensemble_without_inputs_is_checked_by_the_runs_it_finds(tmp_path, caplog):
+    """An ensemble made before inputs.json: the runs found where it recorded them are hashed
+    (a copy is still refused); runs not found cannot be checked, and a WARNING says so instead
+    of taking them silently (review23 #2)."""
+    import re
+
+    a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
+    ens = tmp_path / "ens"
+    assert main(["ensemble", str(a), str(b), "--out", str(ens)]) == 0
+    (ens / "inputs.json").unlink()
+    copy = tmp_path / "elsewhere" / "a"
+    shutil.copytree(a, copy)
+    with pytest.raises(VsentError, match=re.escape(
+            f"{copy.resolve()}: taken twice (inside the ensemble {ens} and as {copy}: its "
+            f"predictions.csv is that of {a.resolve()}, copied or moved)")):
+        ensemble_runs([ens, copy])
+    shutil.rmtree(a)
+    with caplog.at_level("INFO", logger="vsent"):
+        res = ensemble_runs([ens, c])
+    assert len(res["rows"]) == 8
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.getMessage() for r in warnings] == [
+        f"{ens.resolve()} records runs that are not found ({a.resolve()}) and no inputs.json: "
+        "whether they are also taken elsewhere (copied or moved) cannot be checked"]
+
+
+def test_a_member_ensemble_moved_away_is_named_as_unchecked(tmp_path, caplog):
+    """ens2 = ensemble(ens, c) with ens moved since: its runs' SHA-256 are in ens's own
+    inputs.json, out of reach; a WARNING names it (review23 #2)."""
+    a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
+    d = _run(tmp_path / "d", [*P1[:-1], 0.11])
+    ens, ens2 = tmp_path / "ens", tmp_path / "ens2"
+    assert main(["ensemble", str(a), str(b), "--out", str(ens)]) == 0
+    assert main(["ensemble", str(ens), str(c), "--out", str(ens2)]) == 0
+    shutil.move(ens, tmp_path / "ens-moved")
+    with caplog.at_level("WARNING", logger="vsent"):
+        assert len(ensemble_runs([ens2, d])["rows"]) == 8
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{ens2.resolve()} holds the ensemble {ens.resolve()}, which is not found: whether its "
+        "runs are also taken elsewhere (copied or moved) cannot be checked"]

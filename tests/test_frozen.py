@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def _images(n: int = 12, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.
 
 
 def _paths(tmp_path, n: int) -> list:
-    """Files standing for the images (the cache key reads their paths, sizes and mtimes)."""
+    """Files standing for the images (the feature cache key reads their bytes)."""
     out = []
     for i in range(n):
         p = tmp_path / "img" / f"{i}.jpg"
@@ -105,7 +106,10 @@ def test_feature_cache_is_reused_and_invalidated_by_model_preprocess_and_images(
     frozen.cached_features(_model(), paths, images, oversample=True, **kw)  # 10-crop mean
     assert count_infer[-1] is True and len(count_infer) == 4
     st = os.stat(paths[0])
-    os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # an edited image
+    os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched, same bytes
+    frozen.cached_features(_model(), paths, images, **kw)
+    assert len(count_infer) == 4  # keyed by the contents: reused
+    Path(paths[0]).write_bytes(Path(paths[0]).read_bytes() + b"edited")  # an edited image
     frozen.cached_features(_model(), paths, images, **kw)
     assert len(count_infer) == 5
     frozen.cached_features(_model(), paths, images, **kw)

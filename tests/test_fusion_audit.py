@@ -148,3 +148,52 @@ def test_the_early_rules_in_sample_bias_is_documented(capsys):
     assert "features of its own training images, which the network has fitted: an " \
            "in-sample fit that favours the CNN block" in help_text
     assert "The early rule is biased towards the CNN" in fusion.__doc__
+
+
+class _Stop(Exception):
+    """Raised in place of the folds: the data check is done by then."""
+
+
+def test_fuse_checks_an_older_ensemble_by_its_first_members_record(make_twitter_like, tmp_path,
+                                                                   caplog, monkeypatch):
+    """An ensemble made before it kept data.json was not checked at all, nor was any older run
+    (and silently); now its first member's record is used, and a run with none is logged
+    (review23 #6)."""
+    import vsent.data
+
+    data = make_twitter_like()
+    member = _finished_run(tmp_path / "member", data, data_record=True)
+    ens = _finished_run(tmp_path / "ens", data)  # no data.json of its own
+    cfg = json.loads((ens / "config.json").read_text())
+    (ens / "config.json").write_text(json.dumps(
+        {**cfg, "command": "ensemble", "runs": [str(member.resolve()), "/gone/b"]}))
+
+    def stop(*args, **kwargs):
+        raise _Stop
+
+    monkeypatch.setattr(vsent.data, "make_folds", stop)
+    with caplog.at_level("INFO", logger="vsent"), pytest.raises(_Stop):
+        fuse_run(ens, "gch")  # the same data: checked, passes
+    assert "data not checked" not in caplog.text
+    image = load_dataset(data, "five", validate=False).paths[0]
+    save_image(np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8), image)
+    with pytest.raises(VsentError, match=re.escape(
+            f"{data}: its images or labels changed since {member.resolve()} was trained on "
+            f"them (") + ".*" + re.escape(f"see {member.resolve() / 'data.json'})")):
+        fuse_run(ens, "gch")
+    # no record anywhere (the member made before data.json too): one INFO line
+    (member / "data.json").unlink()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="vsent"), pytest.raises(_Stop):
+        fuse_run(ens, "gch")
+    assert [r.getMessage() for r in caplog.records if "not checked" in r.getMessage()] == [
+        f"data not checked: {ens} was made before data.json"]
+
+
+def test_the_early_rules_help_says_plainly_what_it_sees(capsys):
+    """"flatters nothing on the test fold but its design" was hard to parse (review23 #10)."""
+    with pytest.raises(SystemExit):
+        main(["fuse", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "no test image is seen, but the fit is optimistic" in help_text
+    assert "flatters" not in help_text

@@ -965,3 +965,38 @@ def test_report_figures_are_written_atomically(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]  # no temporary file left
     assert render.save_figure(plt.figure(), tmp_path, "fig.png") == "fig.png"
     assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_reproduction_recorded_with_train_seed_0_and_seed_1_resumes(twitter_like, tmp_path):
+    """review23 #1: the previous vsent stored template.train.seed 0 (and each sub-run's
+    train.seed 0) beside --seed 1; RunConfig now records train.seed = seed, and the plan and
+    sub-run comparisons refused such a directory (--overwrite would throw hours away)."""
+    from vsent.crossval import prepare
+    from vsent.runs import check_run_dir
+
+    plan = _campos_plan(twitter_like)
+    plan = dataclasses.replace(plan, template=dataclasses.replace(plan.template, seed=1))
+    assert plan.template.train.seed == 1
+    out = tmp_path / "rep"
+    stored = {"command": "reproduce", "plan": runner.plan_dict(plan)}
+    stored["plan"]["template"]["train"]["seed"] = 0  # as the previous version wrote it
+    sub = out / "fc7-2"
+    sub.mkdir(parents=True)
+    (out / "config.json").write_text(json.dumps(stored))
+    recorded, _ = prepare(dataclasses.replace(plan.template, init="random"))
+    now = {"command": "crossval", **recorded.to_dict()}
+    (sub / "config.json").write_text(json.dumps({**now, "train": {**now["train"], "seed": 0}}))
+    (sub / "summary.json").write_text("{}")
+    with runner.open_reproduction(plan, out, resume=True) as rd:
+        session = runner.Session(out, rd, progress=False)
+        assert session.crossval("fc7-2", plan.template) == sub  # reused, not refused
+        assert session.steps["fc7-2"]["status"] == "done"
+    # crossval(..., resume=True), which resumes an unfinished sub-run, takes it as its own
+    assert check_run_dir(sub, now, resume=True) == "finished"
+    assert json.loads((out / "config.json").read_text()) == stored  # kept as stored
+    other = dataclasses.replace(plan, template=dataclasses.replace(plan.template, seed=2))
+    with pytest.raises(VsentError, match=r"plan\.template\.seed: stored 1, now 2"):
+        runner.open_reproduction(other, out, resume=True)
+    runner.open_reproduction(plan, out, resume=True, overwrite=True).close()
+    assert json.loads((out / "config.json").read_text())["plan"]["template"]["train"][
+        "seed"] == 1  # a new reproduction records the normalised seed

@@ -44,6 +44,7 @@ def test_same_config_unfinished_needs_resume_and_finished_is_never_redone(tmp_pa
     out = tmp_path / "r"
     _open(out)
     (out / "fold1").mkdir()  # a first result: the run is no longer replaceable
+    (out / "fold1" / "history.json").write_text("[]")  # (an empty folder is no result)
     with pytest.raises(VsentError, match="unfinished run: pass --resume"):
         _open(out)
     assert _open(out, resume=True).status == "resumed"
@@ -78,6 +79,7 @@ def test_another_config_is_refused_naming_the_dotted_keys(tmp_path):
     out = tmp_path / "r"
     _open(out)
     (out / "fold1").mkdir()
+    (out / "fold1" / "history.json").write_text("[]")  # (an empty folder is no result)
     other = {**CFG, "train": {**CFG["train"], "lr": 0.5}, "folds": [1, 2, 3], "extra": True}
     for resume in (False, True):
         with pytest.raises(VsentError) as e:
@@ -94,6 +96,7 @@ def test_the_device_and_ignored_keys_may_change_and_compare_restricts(tmp_path):
     out = tmp_path / "r"
     _open(out)
     (out / "fold1").mkdir()  # a first result: resumable, not replaceable
+    (out / "fold1" / "history.json").write_text("[]")  # (an empty folder is no result)
     on_gpu = {**CFG, "train": {**CFG["train"], "device": "cuda"}}
     assert _open(out, on_gpu, resume=True).status == "resumed"
     assert _open(out, {**CFG, "n_jobs": 4}, resume=True, ignore=("n_jobs",)).status == "resumed"
@@ -177,6 +180,7 @@ def test_overwrite_never_deletes_what_the_run_reads(tmp_path):
 def test_a_run_of_another_command_is_named_as_such(tmp_path):
     _open(tmp_path / "r")
     (tmp_path / "r" / "fold1").mkdir()  # a result (a run without any is replaced)
+    (tmp_path / "r" / "fold1" / "history.json").write_text("[]")  # (an empty folder is no result)
     with pytest.raises(VsentError, match=r"r holds a demo run, not a other run: choose another "
                                          r"--out$"):
         _open(tmp_path / "r", {**CFG, "command": "other"}, resume=True)
@@ -350,6 +354,7 @@ def test_versions_are_those_the_run_started_with_and_resumes_are_listed(tmp_path
     out = tmp_path / "r"
     _open(out)
     (out / "fold1").mkdir()  # a result: the run is resumed, not replaced
+    (out / "fold1" / "history.json").write_text("[]")  # (an empty folder is no result)
     first = json.loads((out / "versions.json").read_text())
     assert first["argv"] and "resumed" not in first
     _open(out, resume=True)
@@ -512,3 +517,94 @@ def test_check_run_dir_refuses_as_open_run_dir_and_writes_nothing(tmp_path):
     assert check_run_dir(out, CFG) == "finished"
     assert sorted(p.name for p in out.iterdir()) == sorted([*before, "summary.json"])
     assert json.loads((out / "config.json").read_text()) == CFG
+
+
+# --------------------------------------------------------------------------------------------
+# review23 #1, #5, #8, #10
+
+
+def test_a_run_left_with_records_and_empty_fold_folders_is_replaced(tmp_path):
+    """A run of the previous vsent that failed in fold 1 made ``fold1/`` before its first file:
+    records plus an empty folder are no result, so the corrected command replaces it."""
+    from vsent.runs import check_run_dir
+
+    out = tmp_path / "r"
+    _open(out)
+    (out / "fold1").mkdir()
+    (out / "fold2" / "stages").mkdir(parents=True)  # (empty within: still a folder of files)
+    other = {**CFG, "train": {**CFG["train"], "lr": 1e-3}}
+    with pytest.raises(VsentError, match="made with other train.lr"):
+        check_run_dir(out, other)  # fold2/ holds a folder: not empty
+    (out / "fold2" / "stages").rmdir()
+    (out / "fold2").rmdir()
+    assert check_run_dir(out, other) == "replace"
+    rd = _open(out, other)
+    assert rd.status == "new" and not (out / "fold1").exists()
+    assert json.loads((out / "config.json").read_text()) == other
+    (out / "fold1").mkdir()
+    (out / "fold1" / "history.json").write_text("[]")  # a result: no longer replaced
+    with pytest.raises(VsentError, match="made with other train.lr"):
+        check_run_dir(out, CFG)
+
+
+def test_a_config_recorded_before_train_seed_followed_seed_still_resumes(tmp_path):
+    """The previous vsent stored train.seed 0 (TrainConfig's default) beside seed N; RunConfig
+    now records train.seed = seed. Compared, the stored one is the same run; a new run
+    (--overwrite too) records the normalised seed; any other seed change is still refused."""
+    from vsent.runs import as_stored_train_seed, check_run_dir
+
+    now = {**CFG, "seed": 1, "train": {**CFG["train"], "seed": 1}}
+    then = {**now, "train": {**now["train"], "seed": 0}}
+    assert as_stored_train_seed(then, now) == then
+    nested = as_stored_train_seed({"plan": {"template": then}}, {"plan": {"template": now}})
+    assert nested == {"plan": {"template": then}}
+    assert as_stored_train_seed(now, then) == then  # a new config not normalised: untouched
+    out = tmp_path / "r"
+    _open(out, then)
+    (out / "fold1").mkdir()
+    (out / "fold1" / "history.json").write_text("[]")
+    assert check_run_dir(out, now, resume=True) == "resumed"
+    assert _open(out, now, resume=True).status == "resumed"
+    assert json.loads((out / "config.json").read_text()) == then  # the stored file is kept
+    two = {**now, "seed": 2, "train": {**now["train"], "seed": 2}}
+    with pytest.raises(VsentError, match=r"other seed, train\.seed \(seed: stored 1, now 2; "
+                                         r"train\.seed: stored 0, now 2"):
+        check_run_dir(out, two, resume=True)
+    assert check_run_dir(out, now, overwrite=True) == "overwrite"
+    assert _open(out, now, overwrite=True).status == "new"
+    assert json.loads((out / "config.json").read_text())["train"]["seed"] == 1
+    (out / "fold1").mkdir()
+    (out / "fold1" / "history.json").write_text("[]")
+    with pytest.raises(VsentError, match=r"train\.seed: stored 1, now 0"):
+        check_run_dir(out, then, resume=True)  # one way only: a normalised record stays so
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda f: f.mkdir(), r"not readable \(\[Errno 21\] Is a directory"),
+    (lambda f: f.write_text("{"), r"not readable JSON \(Expecting"),
+    (lambda f: f.write_text("[]"), r"not the record of the thing \(keys a, b\)$"),
+    (lambda f: f.write_text('{"a": 1}'), r"not the record of the thing \(keys a, b\)$"),
+])
+def test_read_record_says_in_one_line_what_is_wrong(tmp_path, make, message):
+    from vsent.runs import read_record
+
+    file = tmp_path / "x.json"
+    make(file)
+    with pytest.raises(VsentError, match=re.escape(str(file)) + ": " + message):
+        read_record(file, "the thing", ("a", "b"))
+    file2 = tmp_path / "y.json"
+    file2.write_text('{"a": 1, "b": 2, "c": 3}')
+    assert read_record(file2, "the thing", ("a", "b")) == {"a": 1, "b": 2, "c": 3}
+
+
+def test_read_json_names_the_file_to_delete_and_overwrite(tmp_path):
+    from vsent.runs import RunDir
+
+    with RunDir(tmp_path / "r") as rd:
+        (rd / "part.json").write_text("{")
+        with pytest.raises(VsentError) as e:
+            rd.read_json("part.json")
+    file = tmp_path / "r" / "part.json"
+    assert str(e.value).startswith(f"{file}: unreadable (Expecting")
+    assert str(e.value).endswith(f"; delete {file} to redo it, or pass --overwrite to start "
+                                 "again")

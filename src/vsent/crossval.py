@@ -44,7 +44,6 @@ from vsent.models.checkpoint import save_checkpoint
 from vsent.presets import CROSSVAL as PRESETS
 from vsent.presets import resolve_lr
 from vsent.runs import (
-    CONFIG,
     DATA_RECORD,
     EXTRA_RECORD,
     FOLD_METRICS,
@@ -61,6 +60,7 @@ from vsent.runs import (
     fold_dir,
     fold_done,
     open_run,
+    read_record,
 )
 from vsent.train import check_parallel, fit, state_seconds
 
@@ -99,22 +99,6 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
     return cfg.replace(**changes), model
 
 
-def _config_record(out: str | Path, record: dict[str, Any]) -> dict[str, Any]:
-    """``record`` (``{"command": ..., **cfg.to_dict()}``) as ``out``'s config.json is compared
-    with: a run recorded before RunConfig set ``train.seed`` to ``seed`` may hold another
-    ``train.seed`` (a Python-built config's; it never trained, the runs derive their seeds
-    from ``seed``), kept here so that the run still resumes."""
-    try:
-        stored = json.loads((Path(out) / CONFIG).read_text())
-    except (OSError, ValueError):  # none, or damaged: open_run_dir says so
-        return record
-    train = stored.get("train") if isinstance(stored, dict) else None
-    if isinstance(train, dict) and stored.get("seed") == record.get("seed") \
-            and train.get("seed", stored.get("seed")) != stored.get("seed"):
-        return {**record, "train": {**record["train"], "seed": train["seed"]}}
-    return record
-
-
 def _run_record(command: str, cfg: RunConfig, fold: int | None = None) -> dict[str, Any]:
     """What ``config.json`` holds for a ``command`` run (``finetune`` also records ``fold``)."""
     if command == "finetune":
@@ -127,18 +111,44 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
     """What the ``nproc`` processes of ``--nproc N`` would refuse, refused here before they
     start: said once instead of once per process, and before the run directory, its records
     and the image cache exist (which would then refuse the corrected command). Checks the
-    options data-parallel training lacks, :func:`prepare`'s checks (data, weights, ``--train``)
-    and :func:`vsent.runs.open_run_dir`'s policy (read only: nothing is written)."""
+    options data-parallel training lacks, :func:`prepare`'s checks (data, ``--train``) on the
+    architecture alone, that a file ``--init`` exists (the ranks load the weights), and
+    :func:`vsent.runs.open_run_dir`'s policy (read only: nothing is written)."""
     for recipe in (cfg.train, cfg.finetune):
         if recipe is not None:
             check_parallel(recipe, nproc)
-    cfg, _ = prepare(cfg)
+    _check_init_exists(cfg)
+    # the lr hint and --train check need the architecture, not its weights: loading (or
+    # downloading) them here would be one more load before each rank loads them
+    checked, _ = prepare(cfg if cfg.zero_shot else cfg.replace(init="random"))
+    cfg = checked.replace(init=cfg.init)
     if command == "finetune" and cfg.fusion is not None:
         from vsent.analyses.fused_model import check_saved_blocks
 
         check_saved_blocks(cfg.fusion)
-    check_run_dir(out, _config_record(out, _run_record(command, cfg, fold)), resume=resume,
+    check_run_dir(out, _run_record(command, cfg, fold), resume=resume,
                   overwrite=overwrite, done=SUMMARY if command == "crossval" else "metrics.json")
+
+
+def _check_init_exists(cfg: RunConfig) -> None:
+    """The launcher's cheap check of ``--init`` (the ranks load it): a file must exist, and
+    ``imagenet`` needs an architecture that has such weights."""
+    from vsent.models.registry import get_model_entry
+
+    init = cfg.init
+    if cfg.zero_shot or init == "random":  # (zero-shot: prepare builds the scorer itself)
+        return
+    entry = get_model_entry(cfg.model)
+    if init == "imagenet":
+        if entry.weights is None:  # create_model says so before it builds anything heavy
+            create_model(cfg.model, init=init, **cfg.model_kwargs)
+        return
+    if entry.tagged is not None and entry.tagged(init) is not None:
+        return  # a named set of weights (a CLIP tag)
+    if not Path(init).is_file():
+        what = "a folder" if Path(init).is_dir() else "no such file"
+        raise VsentError(f"--init {init}: {what} (random, imagenet or a weights file"
+                         f"{', or a tag of ' + cfg.model if entry.tagged else ''})")
 
 
 def crossval(
@@ -156,8 +166,8 @@ def crossval(
     """
     cfg, proto = prepare(cfg)
     # DDP: rank 0 opens and writes the run directory, the other ranks get a read-only view
-    run = distributed.open_run_dir(out, _config_record(out, _run_record("crossval", cfg)),
-                                   resume=resume, overwrite=overwrite, done=SUMMARY)
+    run = distributed.open_run_dir(out, _run_record("crossval", cfg), resume=resume,
+                                   overwrite=overwrite, done=SUMMARY)
     try:
         if run.status == "finished":
             log.info("%s: finished run, summary not recomputed", run.path)
@@ -185,18 +195,14 @@ def _check_same_init(cfg: RunConfig, run: RunDir) -> str | None:
         return None
     now = file_sha256(cfg.init)
     file = run / INIT_RECORD
-    if not file.is_file():  # a new run (or one of a vsent that kept no record)
+    if not file.exists():  # a new run (or one of a vsent that kept no record)
         run.write_json(INIT_RECORD, {"init": cfg.init, "sha256": now})
         return now
-    try:
-        then = json.loads(file.read_text())
-    except ValueError as e:
-        raise VsentError(f"{file}: not readable JSON ({e})") from None
-    if not isinstance(then, dict) or then.get("sha256") != now:
-        old = then.get("sha256") if isinstance(then, dict) else None
+    then = read_record(file, "the --init weights", ("sha256",))
+    if then["sha256"] != now:
         raise VsentError(f"{cfg.init}: the --init weights changed since {run.path} started "
-                         f"(SHA-256 {str(old)[:12]} then, {now[:12]} now; see {file}): "
-                         "restore them, or pass --overwrite to start again")
+                         f"(SHA-256 {str(then['sha256'])[:12]} then, {now[:12]} now; see "
+                         f"{file}): restore them, or pass --overwrite to start again")
     return now
 
 
@@ -216,6 +222,16 @@ def _finished_fold(fdir: Path, fold: Fold) -> dict[str, Any]:
         raise VsentError(f"{file}: not a fold's metrics (center and ten_crop, each with "
                          f"{', '.join(SCALARS)}); {redo}")
     return done
+
+
+def _fold_seconds(done: dict[str, Any]) -> float:
+    """A finished fold's ``seconds``; 0 when it has none (a fold of a vsent that kept none)
+    or one that is no number (null, a string: an edited file), which costs a bookkeeping
+    figure of summary.json, not the run."""
+    seconds = done.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return 0.0
+    return float(seconds)
 
 
 def _fold_rows(fdir: Path, fold: Fold) -> list[dict]:
@@ -274,7 +290,7 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
         if fold_done(run.path, fold.index):
             log.info("fold %d: already done, skipped", fold.index)
             done = _finished_fold(fdir, fold)
-            carried += float(done.get("seconds", 0.0))  # 0: a fold of a vsent that kept none
+            carried += _fold_seconds(done)
         else:
             earlier = _earlier_seconds(fdir)
             carried += earlier
@@ -395,14 +411,13 @@ def _check_same_extra(cfg: RunConfig, run: RunDir, extra) -> None:
     record = {"subset": extra.subset, "n": len(extra), "n_positive": int(extra.labels.sum()),
               "names": extra.names, "labels": extra.labels, "skipped": extra.skipped,
               "fingerprint": now}
-    if not file.is_file():  # a new run
+    if not file.exists():  # a new run (a folder there: read_record says so)
         run.write_json(EXTRA_RECORD, record)
         return
-    try:
-        then = json.loads(file.read_text())
-    except ValueError as e:
-        raise VsentError(f"{file}: not readable JSON ({e})") from None
-    if not isinstance(then, dict) or not isinstance(then.get("fingerprint", {}), dict):
+    then = read_record(file, "an extra training set")
+    fingerprint = then.get("fingerprint", now)
+    # a fingerprint without now's keys would end in a KeyError when reported as changed
+    if not isinstance(fingerprint, dict) or not fingerprint.keys() >= now.keys():
         raise VsentError(f"{file}: not the record of an extra training set")
     if "fingerprint" in then:
         changed = then["fingerprint"] != now
@@ -568,8 +583,8 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
 
         check_saved_blocks(cfg.fusion)
     out = Path(out)
-    run = distributed.open_run_dir(out, _config_record(out, _run_record("finetune", cfg, fold)),
-                                   resume=resume, overwrite=overwrite, done="metrics.json")
+    run = distributed.open_run_dir(out, _run_record("finetune", cfg, fold), resume=resume,
+                                   overwrite=overwrite, done="metrics.json")
     try:
         if run.status == "finished":
             return run.read_json("metrics.json")

@@ -7,8 +7,9 @@ single-process run does exactly the arithmetic and random draws it did before):
   (ranks) with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT`` set;
   ``vsent crossval|finetune --nproc N`` runs exactly that command for you (:func:`launch`;
   the CLI first refuses what the ranks would refuse, :func:`vsent.crossval.check_launch`).
-  A user error the ranks meet is printed by rank 0 alone and keeps exit status 2
-  (:func:`torchrun_main`).
+  Under single-node torchrun (``--nproc N``, or ``torchrun --standalone``), a user error
+  the ranks meet is printed by rank 0 alone and keeps exit status 2
+  (:func:`user_errors_from_rank0`, :func:`torchrun_main`).
   :func:`session` joins the process group: gloo on CPU, nccl on GPUs (one GPU per rank,
   ``cuda:LOCAL_RANK``).
 * **Batches.** Every rank draws the same permutation and the same random crops and mirrors,
@@ -38,7 +39,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
+import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -55,11 +59,11 @@ from vsent.runs import RunDir
 from vsent.runs import open_run_dir as _open_run_dir
 
 __all__ = [
-    "BACKENDS", "FollowerRunDir", "all_sum", "barrier", "broadcast_object", "is_distributed",
-    "is_main", "launch", "launch_command", "launched", "local_device", "local_first",
-    "local_rank", "module_of", "on_main", "open_run_dir", "rank", "resolve_backend",
-    "seed_epoch", "session", "shard_batch", "torchrun_main", "unwrap_model", "wants_launch",
-    "world_size", "wrap_model",
+    "BACKENDS", "FOLLOWER_GRACE", "FollowerRunDir", "all_sum", "barrier", "broadcast_object",
+    "is_distributed", "is_main", "launch", "launch_command", "launched", "local_device",
+    "local_first", "local_rank", "module_of", "on_main", "open_run_dir", "rank",
+    "resolve_backend", "seed_epoch", "session", "shard_batch", "torchrun_main",
+    "unwrap_model", "user_errors_from_rank0", "wants_launch", "world_size", "wrap_model",
 ]
 
 log = logging.getLogger("vsent")
@@ -412,9 +416,11 @@ def launch(nproc: int, command: str, argv: Sequence[str] | None = None) -> int:
 
     ``argv`` defaults to this process's command line (``sys.argv[1:]``), which must hold the
     sub-command ``command``: from Python, start torchrun yourself. torchrun runs through
-    :func:`torchrun_main`: a run that a process ended with a user error exits with
-    :data:`~vsent.errors.EXIT_USER_ERROR` (2), its one ``vsent: error:`` line alone on
-    stderr, as in one process (torchrun itself exits 1 after a page of its own traceback).
+    :func:`torchrun_main` (``python -m vsent.distributed``): a run that a process ended with a
+    user error exits with :data:`~vsent.errors.EXIT_USER_ERROR` (2), its one ``vsent: error:``
+    line alone on stderr, as in one process (torchrun itself exits 1 after a page of its own
+    traceback). That holds for these single-node launches, where torchrun stops the other
+    ranks within :data:`FOLLOWER_GRACE` (see :func:`user_errors_from_rank0` for others).
     """
     import subprocess
 
@@ -427,10 +433,44 @@ def launch(nproc: int, command: str, argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     # torchrun would give each process 1 thread: on CPU, share the cores between them instead
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(nproc))))
-    log.info("launching %d processes: %s", nproc, " ".join(cmd))
-    # the same torchrun arguments, through this module's torchrun_main
+    # the same torchrun arguments, through this module's torchrun_main; the log names the
+    # command that runs (and the plain torchrun one it stands for, to run by hand)
     wrapped = [cmd[0], "-m", __name__, *cmd[3:]]
+    log.info("launching %d processes: %s (torchrun: %s)", nproc, shlex.join(wrapped),
+             shlex.join(cmd))
     return subprocess.run(wrapped, check=False, env=env).returncode
+
+
+#: Seconds a rank other than 0 waits, after a user error, for torchrun to stop it (rank 0
+#: met the same error, printed it and exited) before it prints the error itself.
+FOLLOWER_GRACE = 10.0
+
+
+@contextmanager
+def user_errors_from_rank0() -> Iterator[list[int]]:
+    """Inside :func:`session`: a user error of a rank other than 0 is said by rank 0 alone
+    (one line, not one per process). The ranks meet the same errors (the same data and
+    options; open_run_dir's refusal is broadcast): rank 0 prints it and exits, and torchrun
+    stops the others while they wait, silently. A rank still running after
+    :data:`FOLLOWER_GRACE` met an error of its own: it prints it (so such an error costs that
+    wait before the run stops). The list then holds the exit status the rank returns. In one
+    process: the error is raised as it is.
+
+    Single-node torchrun (``--nproc N``) only: under multi-node torchrun, srun or a hand-made
+    ``env://`` launch nothing stops the followers, so each prints the error, late; and a
+    follower waiting in a collective when rank 0 fails may die with the backend's traceback
+    before it is stopped.
+    """
+    status: list[int] = []
+    try:
+        yield status
+    except VsentError as e:
+        if is_main():
+            raise
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # stopped by torchrun: no message
+        time.sleep(FOLLOWER_GRACE)
+        print(f"vsent: error: {e}", file=sys.stderr)
+        status.append(EXIT_USER_ERROR)
 
 
 class _QuietUserError(logging.Filter):
@@ -478,6 +518,9 @@ def torchrun_main(args: Sequence[str]) -> int:
     run whose first failed process exited with a user error (2: one ``vsent: error:`` line,
     printed by rank 0) exits 2 without torchrun's traceback and failure report. Any other
     failure is reported as torchrun reports it. ``python -m vsent.distributed ARGS`` runs it.
+
+    The one line holds for single-node launches (``--nproc N``: torchrun stops the other
+    ranks at once); see :func:`user_errors_from_rank0` for what other launches print.
     """
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run

@@ -14,7 +14,7 @@ the head is then trained on them in seconds per fold on a CPU:
   the checkpoint is an ordinary vsent model.
 
 The feature cache (``$VSENT_CACHE``, like :mod:`vsent.data.cache`) is keyed by the images'
-files as the image cache keys them (path, size, times, inode), the model's spec and ``--init``,
+contents (:func:`vsent.data.cache.content_key`), the model's spec and ``--init``,
 a digest of the backbone's weights, the preprocessing and the crop mode (centre crop, or the
 mean over the 10 crops), so a changed image, model, weight file or preprocessing gives a new
 file.
@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from vsent.config import HEADS, TrainConfig, parse_train_mode
-from vsent.data.cache import cache_dir_default, cache_key
+from vsent.data.cache import cache_dir_default, content_key
 from vsent.errors import VsentError
 from vsent.inference import infer, resolve_device
 
@@ -92,13 +92,13 @@ def weights_digest(model: nn.Module) -> str:
 
 def feature_key(paths: Sequence[str | os.PathLike], model: nn.Module, *, init: Any = None,
                 oversample: bool = False) -> str:
-    """sha1 hex key of a feature file: format, images (paths, sizes, times, inodes,
-    via :func:`vsent.data.cache.cache_key`), ``model.spec``, ``init``, backbone weights digest,
+    """sha1 hex key of a feature file: format, images (their bytes, in order, via
+    :func:`vsent.data.cache.content_key`), ``model.spec``, ``init``, backbone weights digest,
     preprocessing and crop mode."""
     pre = model.info.preprocess
     h = hashlib.sha1()
     h.update(json.dumps([
-        _FORMAT, cache_key(paths, pre.resize), model.spec,
+        _FORMAT, content_key(paths, pre.resize), model.spec,
         None if init is None else str(init), weights_digest(model), pre.to_dict(),
         bool(oversample),
     ], sort_keys=True, default=str).encode())

@@ -19,9 +19,12 @@ crossval, finetune, layers, regions, baselines, pcnn, pcnn-transfer, explain, re
   the caller returns the stored result and never redoes it (with or without ``resume``).
 * same config, unfinished: ``resume=True`` continues it (``rd.status == "resumed"``);
   without ``resume`` it is refused (pass --resume, --overwrite or another --out).
-* a run that stopped before writing any result (its directory holds only :data:`RECORDS`,
-  e.g. one refused for a bad image or label line) is replaced by the next run, whatever its
-  config: nothing is lost, and the fixed command (or ``--skip-bad``) is not refused.
+* a run that stopped before writing any result (its directory holds only :data:`RECORDS`
+  and empty folders, e.g. one refused for a bad image or label line) is replaced by the
+  next run, whatever its config: nothing is lost, and the fixed command (or ``--skip-bad``)
+  is not refused.
+* a stored config is compared as :func:`as_stored_train_seed` says (runs recorded before
+  ``train.seed`` followed ``seed``).
 
 ``config`` is a JSON-able mapping (``{"command": NAME, **cfg.to_dict()}``); the returned RunDir
 logs to ``run.log`` and must be closed (``with open_run_dir(...) as rd:``).
@@ -50,7 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vsent.config import omitted_defaults, record_dict
-from vsent.errors import VsentError
+from vsent.errors import VsentError, one_line
 from vsent.files import atomic_open, atomic_write_text, file_sha256
 
 if TYPE_CHECKING:
@@ -219,8 +222,10 @@ class RunDir:
         try:
             return json.loads(file.read_text())
         except (OSError, ValueError) as e:  # ValueError: bad JSON, or bytes that are not text
-            raise VsentError(f"{file}: unreadable ({e}); pass --overwrite to start "
-                             "again") from None
+            # deleting the one file redoes its part (a baselines subset, an ensemble's record);
+            # --overwrite throws away the whole run
+            raise VsentError(f"{file}: unreadable ({one_line(e)}); delete {file} to redo it, "
+                             "or pass --overwrite to start again") from None
 
     def write_csv(
         self, name: str, rows: Iterable[Mapping[str, Any]], fieldnames: list[str]
@@ -375,6 +380,28 @@ def stored_config(out: str | Path) -> dict[str, Any]:
         raise VsentError(f"{e}; pass --overwrite to start again") from None
 
 
+def as_stored_train_seed(stored: Any, new: Any) -> Any:
+    """``new`` (a config as JSON) as a stored config is compared with: wherever ``stored``
+    (at any depth: a reproduction's ``plan.template`` too) holds a ``train.seed`` other than
+    its ``seed``, and ``new`` the same ``seed`` with ``train.seed`` equal to it, ``new`` takes
+    the stored ``train.seed``.
+
+    Such configs were recorded before :class:`vsent.config.RunConfig` set ``train.seed`` to
+    ``seed`` (TrainConfig's default 0 with ``--seed N``): it never trained (the runs derive
+    their seeds from ``seed``), so they still resume. Only a comparison uses this: a new run
+    (``--overwrite`` too) records the normalised seed.
+    """
+    if not isinstance(stored, Mapping) or not isinstance(new, Mapping):
+        return new
+    out = {k: as_stored_train_seed(stored[k], v) if k in stored else v for k, v in new.items()}
+    then, now = stored.get("train"), out.get("train")
+    if (isinstance(then, Mapping) and isinstance(now, Mapping) and "seed" in then
+            and "seed" in stored and stored["seed"] == new.get("seed")
+            and then["seed"] != stored["seed"] and now.get("seed") == new.get("seed")):
+        out["train"] = {**now, "seed": then["seed"]}
+    return out
+
+
 def _at_default_on_one_side(key: Any, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     defaults = omitted_defaults()
     if key not in defaults or (key in a) == (key in b):
@@ -403,6 +430,18 @@ def _inputs_inside(out: Path, config: Any) -> list[str]:
     return found
 
 
+def _no_result(p: Path) -> bool:
+    """``p`` (in a run directory) is one of :data:`RECORDS` or an empty folder: an earlier
+    vsent made ``fold<k>/`` before the fold's first file, so a run stopped in fold 1 left
+    an empty ``fold1/``."""
+    if p.name in RECORDS:
+        return True
+    try:
+        return p.is_dir() and not p.is_symlink() and not any(p.iterdir())
+    except OSError:  # unreadable: not known to be empty, so kept
+        return False
+
+
 def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
           done: str | None, compare: Collection[str] | None, ignore: Collection[str],
           check_paths: bool) -> tuple[str, dict[str, Any] | None]:
@@ -425,7 +464,7 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
         elif out.is_dir() and any(out.iterdir()):
             raise VsentError(f"--overwrite: {out} is not empty and holds no {CONFIG}; "
                              "not deleting it (choose another --out)")
-    if fresh is None and file.exists() and all(p.name in RECORDS for p in out.iterdir()):
+    if fresh is None and file.exists() and all(_no_result(p) for p in out.iterdir()):
         fresh = "replace"
     if fresh is not None or not file.exists():
         # before the directory exists: one opened for a wrong path would refuse the right one
@@ -443,6 +482,7 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
         raise VsentError(f"{out} holds a {stored.get('command') or 'vsent'} run, not a "
                          f"{config['command']} run: choose another --out")
     ignored = RUN_OPTIONS | frozenset(ignore)
+    config = as_stored_train_seed(stored, config)  # compared only: a new run writes its own
     if compare is not None:
         diff = config_diff({k: stored.get(k) for k in compare},
                            {k: config.get(k) for k in compare}, ignore=ignored)
@@ -502,6 +542,9 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
         log.info("%s: replacing a run that wrote no results", out)
         for name in RECORDS:
             (out / name).unlink(missing_ok=True)
+        for p in out.iterdir():  # the empty folders left (see _no_result)
+            if p.is_dir() and not p.is_symlink():
+                p.rmdir()
     if action in ("overwrite", "replace", "new"):
         rd = RunDir(out, config=config)
         if resume and resume_asked:  # a typo in --out would start hours of work unannounced
@@ -582,19 +625,31 @@ def check_run_data(run: str | Path, config: Mapping[str, Any]) -> None:
         raise VsentError(f"{Path(run) / CONFIG}: its data {data} is not found{hint}")
 
 
+def read_record(file: Path, what: str, keys: Collection[str] = ()) -> dict[str, Any]:
+    """The JSON object a run recorded in ``file`` to compare on resume (:data:`DATA_RECORD`,
+    :data:`INIT_RECORD`, :data:`EXTRA_RECORD`); VsentError, one line naming ``file``, when it
+    cannot be read (an OSError too: a folder of that name, no permission), is no JSON object
+    or lacks one of ``keys`` ("not the record of <what>")."""
+    try:
+        then = json.loads(file.read_text())
+    except OSError as e:
+        raise VsentError(f"{file}: not readable ({one_line(e)})") from None
+    except ValueError as e:  # bad JSON, or bytes that are not text
+        raise VsentError(f"{file}: not readable JSON ({one_line(e)})") from None
+    if not isinstance(then, dict) or not then.keys() >= set(keys):
+        detail = f" (keys {', '.join(keys)})" if keys else ""
+        raise VsentError(f"{file}: not the record of {what}{detail}")
+    return then
+
+
 def check_data_record(file: Path, dataset: Dataset, data: str, since: str, remedy: str) -> None:
     """VsentError when ``dataset`` is not the data :data:`DATA_RECORD` ``file`` records (a
     label flipped, an image replaced, added or removed: stored folds, models and scores would
     be of other data). Nothing to compare when ``file`` is absent (older runs)."""
-    if not file.is_file():
+    if not file.exists():  # (a folder there: read_record says so)
         return
-    try:
-        then = json.loads(file.read_text())
-    except ValueError as e:
-        raise VsentError(f"{file}: not readable JSON ({e})") from None
     now = dataset.fingerprint()
-    if not isinstance(then, dict) or not then.keys() >= now.keys():
-        raise VsentError(f"{file}: not the record of a dataset (keys {', '.join(now)})")
+    then = read_record(file, "a dataset", now.keys())
     if then != now:
         raise data_changed(data, since, then, now, file, remedy)
 

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from vsent.analyses.opencv import cv2_feature
-from vsent.data.cache import cache_dir_default, cache_key
+from vsent.data.cache import cache_dir_default, content_key
 from vsent.data.datasets import Dataset
 from vsent.data.images import load_rgb
 from vsent.errors import VsentError
@@ -246,9 +246,8 @@ def dataset_cues(
 ) -> CueFeatures:
     """:func:`image_cues` of every image of a dataset (or list of paths), cached.
 
-    The cache file ``<cache>/cues/cues-v1-<key>.npz`` is keyed by the images' files as the
-    image cache keys them (:func:`vsent.data.cache.cache_key`) and by ``params``; it is written
-    atomically.
+    The cache file ``<cache>/cues/cues-v1-<key>.npz`` is keyed by the images' contents
+    (:func:`vsent.data.cache.content_key`) and by ``params``; it is written atomically.
     Images are decoded by :func:`vsent.data.load_rgb` in ``n_jobs`` threads (default: all
     cores; OpenCV releases the GIL).
 
@@ -260,7 +259,7 @@ def dataset_cues(
     paths = [Path(p) for p in (data.paths if isinstance(data, Dataset) else data)]
     timer = Timer()
     root = Path(cache_dir).expanduser() if cache_dir is not None else cache_dir_default()
-    key = cache_key(paths, params.max_side)[:24]
+    key = content_key(paths, params.max_side)[:24]
     file = root / "cues" / f"cues-{_CACHE_FORMAT}-{params.key()}-{key}.npz"
     if file.is_file():
         with np.load(file) as z:

@@ -7,9 +7,13 @@ and, when every member has it, 10-crop. Each member has the same weight and noth
 so nothing is fitted on a test fold. A member may be an ensemble itself: it is one member, so
 its runs share its weight (``ensemble(ens(A, B), C)`` weighs A and B 1/4 each, C 1/2; logged).
 No run may count twice: the members are expanded into the crossval runs they stand for
-(:func:`leaf_runs`, through nested ensembles) and a run found twice is refused, and so are two
-members that give every test image the same probability (one network reached twice, e.g. a
-run and a ``crossval --fusion`` run of the same recipe and seed).
+(:func:`leaf_runs`, through nested ensembles), each known by its path and by the SHA-256 of its
+``predictions.csv`` (an ensemble's ``inputs.json`` records its members', and a member ensemble
+is expanded in turn), and a run found twice is refused, also when it was copied or moved since.
+An older ensemble, without ``inputs.json``, whose runs are no longer where it recorded them
+cannot be checked: a WARNING says so. Two members that give every test image the same
+probability (one network reached twice, e.g. a run and a ``crossval --fusion`` run of the same
+recipe and seed) are refused too.
 
 A member's probability is its network's, ``prob_positive`` of its ``predictions.csv``, also
 for a ``crossval --fusion`` run, whose fused probability (``fusion/predictions.csv``) is not
@@ -29,6 +33,7 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +42,13 @@ import numpy as np
 from vsent.analyses.compare import check_finished_run, read_predictions, scores_source
 from vsent.analyses.fusion import check_run_two_way, ensemble_mean
 from vsent.errors import VsentError
+from vsent.files import file_sha256
 from vsent.metrics import binary_metrics, summarize_folds
 from vsent.runs import (
     CONFIG,
     DATA_RECORD,
     FOLDS,
+    INPUTS,
     SUMMARY,
     check_same_test_images,
     config_diff,
@@ -74,38 +81,111 @@ def _read_member(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return cfg, list(rows.values())
 
 
+@dataclass(frozen=True)
+class Leaf:
+    """A crossval run an ensemble member stands for: where it is (or was recorded), and the
+    SHA-256 of its ``predictions.csv`` (None when neither found nor recorded)."""
+
+    path: Path
+    sha256: str | None
+
+
+def _recorded_inputs(ensemble: Path) -> dict[str, str] | None:
+    """The ensemble's :data:`vsent.runs.INPUTS` (``{member's predictions.csv: SHA-256}``), None
+    for an ensemble made before it was kept; VsentError naming a damaged one."""
+    file = ensemble / INPUTS
+    if not file.is_file():
+        return None
+    try:
+        record = json.loads(file.read_text())
+    except (OSError, ValueError) as e:
+        raise VsentError(f"{file}: unreadable ({e})") from None
+    if not (isinstance(record, dict)
+            and all(isinstance(v, str) for v in record.values())):
+        raise VsentError(f"{file}: not a record of inputs (file: SHA-256)")
+    return record
+
+
 def leaf_runs(run: str | os.PathLike, cfg: dict[str, Any] | None = None,
-              _inside: tuple[Path, ...] = ()) -> list[Path]:
-    """The crossval runs the run directory ``run`` stands for, as resolved paths: itself, or
-    for an ensemble (its ``config.json``, or ``cfg`` when already read) its runs' leaves,
-    recursively. A run an ensemble lists that is no longer found is taken as recorded."""
+              _inside: tuple[Path, ...] = ()) -> list[Leaf]:
+    """The crossval runs the run directory ``run`` stands for: itself, or for an ensemble (its
+    ``config.json``, or ``cfg`` when already read) its members' leaves, recursively.
+
+    A run's identity is its content as well as its path (a run copied or moved is still the
+    same run): an ensemble's members are taken with the SHA-256 its ``inputs.json`` recorded;
+    a member ensemble found where it was recorded is expanded in turn. An ensemble made before
+    ``inputs.json`` has only its recorded paths: those found are hashed, those not found are
+    taken by path alone, with a WARNING that they cannot be checked.
+    """
     path = Path(run).resolve()
     if path in _inside:  # only a hand-edited config.json can make a cycle
         raise VsentError(f"{path / CONFIG}: an ensemble that holds itself")
     if cfg is None:
         cfg = read_config(path) if (path / CONFIG).is_file() else {}
     if cfg.get("command") != "ensemble":
-        return [path]
-    return [leaf for r in cfg.get("runs", []) for leaf in leaf_runs(r, None, (*_inside, path))]
+        pred = path / "predictions.csv"
+        if not pred.is_file():  # a run no longer where an older ensemble recorded it
+            return [Leaf(path, None)]
+        try:
+            return [Leaf(path, file_sha256(pred))]
+        except OSError as e:
+            raise VsentError(f"{pred}: unreadable ({e})") from None
+    inside = (*_inside, path)
+    inputs = _recorded_inputs(path)
+    if inputs is None:  # an older ensemble: its recorded paths are all there is
+        runs = [Path(r) for r in cfg.get("runs", [])]
+        missing = [r for r in runs if not (r / CONFIG).is_file()]
+        if missing:
+            log.warning("%s records runs that are not found (%s) and no %s: whether they are "
+                        "also taken elsewhere (copied or moved) cannot be checked", path,
+                        ", ".join(map(str, missing)), INPUTS)
+        return [leaf for r in runs for leaf in leaf_runs(r, None, inside)]
+    # the members' commands, for a member no longer where it was recorded
+    commands = {m.get("run"): m.get("command") for m in cfg.get("members", [])
+                if isinstance(m, dict)}
+    leaves: list[Leaf] = []
+    for file, sha in inputs.items():
+        member = Path(file).parent
+        if (member / CONFIG).is_file():
+            member_cfg = read_config(member)
+            if member_cfg.get("command") == "ensemble":
+                leaves += leaf_runs(member, member_cfg, inside)
+                continue
+        elif commands.get(str(member)) == "ensemble":
+            log.warning("%s holds the ensemble %s, which is not found: whether its runs are "
+                        "also taken elsewhere (copied or moved) cannot be checked", path, member)
+        leaves.append(Leaf(member, sha))  # the content averaged, wherever the run is now
+    return leaves
 
 
 def _check_each_run_once(paths: Sequence[Path], cfgs: Sequence[dict[str, Any]]) -> None:
-    """VsentError naming a crossval run that two members (or one nested ensemble) hold: its
-    vote would count twice, silently."""
-    first: dict[Path, Path] = {}
+    """VsentError naming a crossval run that two members (or one nested ensemble) hold, by
+    path or by the content of its predictions.csv (copied or moved): its vote would count
+    twice, silently."""
+    first: dict[tuple[str, Any], tuple[Path, Leaf]] = {}
     for path, cfg in zip(paths, cfgs, strict=True):
         leaves = leaf_runs(path, cfg)
         if cfg.get("command") == "ensemble":
             log.info("%s is an ensemble of %d runs: they share its weight, 1/%d of the mean",
                      path, len(leaves), len(paths))
         for leaf in leaves:
-            if leaf in first:
-                def how(member: Path, leaf: Path = leaf) -> str:
-                    return (f"as {member}" if member.resolve() == leaf
+            keys = [("path", leaf.path)] + ([("sha256", leaf.sha256)] if leaf.sha256 else [])
+            seen = next((first[k] for k in keys if k in first), None)
+            if seen is not None:
+                def how(member: Path, leaf: Leaf) -> str:
+                    return (f"as {member}" if member.resolve() == leaf.path
                             else f"inside the ensemble {member}")
-                raise VsentError(f"{leaf}: taken twice ({how(first[leaf])} and {how(path)}); "
-                                 "an ensemble takes each run once")
-            first[leaf] = path
+                member, other = seen
+                if member.resolve() == other.path and path.resolve() == leaf.path:
+                    # two runs named, one content: the data checks and the same-network
+                    # check, which follow, say better what is wrong
+                    continue
+                copy = ("" if other.path == leaf.path else
+                        f": its predictions.csv is that of {other.path}, copied or moved")
+                raise VsentError(f"{leaf.path}: taken twice ({how(member, other)} and "
+                                 f"{how(path, leaf)}{copy}); an ensemble takes each run once")
+            for k in keys:
+                first[k] = (path, leaf)
 
 
 def _check_other_networks(paths: Sequence[Path], probs: np.ndarray) -> None:

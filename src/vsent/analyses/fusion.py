@@ -410,7 +410,9 @@ def fold_cnn_features(run: Path, dataset: Any, folds: Sequence[Any], *,
                              "made here with its model.pt files, not an ensemble or a copy "
                              "without models)")
         model, meta = load_checkpoint(path)
-        if meta.get("fold") not in (None, fold.index):  # CrossvalRun.load_model's check
+        # CrossvalRun.load_model's check, copied: that method needs a whole CrossvalRun (a
+        # RunConfig rebuilt from config.json); sharing it needs a path-level helper in runs
+        if meta.get("fold") not in (None, fold.index):
             raise VsentError(f"{path}: checkpoint of fold {meta['fold']}, expected fold "
                              f"{fold.index} (a model trained on another fold has seen this "
                              "fold's test images)")
@@ -422,6 +424,24 @@ def fold_cnn_features(run: Path, dataset: Any, folds: Sequence[Any], *,
             model, dataset.paths, images[size], init=str(path), device="cpu",
             cache_dir=cache_dir))
     return out
+
+
+def _data_record(run: Path, cfg: dict[str, Any]) -> tuple[Path | None, Path]:
+    """The data record of the data ``run`` was trained on (:data:`vsent.runs.DATA_RECORD`) and
+    the run that wrote it: its own; for an ensemble made before it kept its first member's
+    record, that member's (``runs[0]`` as recorded, when found there); None when no record
+    exists (a run made before data.json)."""
+    from vsent.runs import DATA_RECORD
+
+    own = run / DATA_RECORD
+    if own.is_file() or cfg.get("command") != "ensemble":
+        return (own if own.is_file() else None), run
+    runs = cfg.get("runs")
+    if isinstance(runs, list) and runs and isinstance(runs[0], str):
+        first = Path(runs[0])
+        if (first / DATA_RECORD).is_file():  # its images are the ensemble's test images
+            return first / DATA_RECORD, first
+    return None, run
 
 
 def fuse_run(
@@ -469,8 +489,8 @@ def fuse_run(
     ------
     VsentError
         Not a finished run directory, data that changed since the run was trained on them
-        (its ``data.json``), a fold model of another fold (early rule), or predictions that do
-        not match its folds.
+        (its ``data.json``; an older ensemble's first member's), a fold model of another fold
+        (early rule), or predictions that do not match its folds.
     """
     from vsent.analyses.compare import check_finished_run, read_predictions
     from vsent.data import make_folds
@@ -478,7 +498,6 @@ def fuse_run(
     from vsent.metrics import binary_metrics, summarize_folds
     from vsent.runs import (
         CONFIG,
-        DATA_RECORD,
         check_data_record,
         check_run_data,
         load_run_dataset,
@@ -502,9 +521,13 @@ def fuse_run(
     check_run_two_way(cfg, str(run))
     dataset = load_run_dataset(cfg)
     # an image replaced since: the CNN's probability is of the old one, the features of the
-    # new one (an ensemble holds its first member's record, older runs none)
-    check_data_record(run / DATA_RECORD, dataset, cfg["data"], f"{run} was trained on them",
-                      "train the run again (crossval --overwrite)")
+    # new one
+    record, trained = _data_record(run, cfg)
+    if record is None:
+        log.info("data not checked: %s was made before data.json", run)
+    else:
+        check_data_record(record, dataset, cfg["data"], f"{trained} was trained on them",
+                          "train the run again (crossval --overwrite)")
     spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",
                                                                                    "campos")
     folds = make_folds(dataset, spec, seed=cfg.get("seed", 0))

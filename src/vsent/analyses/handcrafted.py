@@ -35,7 +35,7 @@ from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
 from vsent.data import load_rgb
-from vsent.data.cache import cache_dir_default, cache_key
+from vsent.data.cache import cache_dir_default, content_key
 from vsent.errors import VsentError
 from vsent.progress import progress_bar
 from vsent.runs import Timer
@@ -246,8 +246,8 @@ def extract_features(
     Colour histograms are computed on the same resized copy as SIFT (longer side
     ``sift.max_side``; averaging pixels changes them only slightly) and cached as one ``.npz``
     per list of images; descriptors are cached per image as ``.npy``, so the nested Twitter
-    subsets share them. Cache keys hold each file's image-cache key (path, size, times, inode)
-    and the parameters.
+    subsets share them. Cache keys hold each file's contents (SHA-1 of its bytes) and the
+    parameters.
     Images are processed by ``n_jobs`` threads (default: all CPU cores; OpenCV and Pillow
     release the GIL).
 
@@ -268,8 +268,8 @@ def extract_features(
     timer = Timer()
     n = len(paths)
 
-    # keyed like the image cache (resolved paths, sizes, times, inodes) and the resize side
-    colour_file = base / f"colour-{_CACHE_FORMAT}-{cache_key(paths, sift.max_side)[:24]}.npz"
+    # keyed by the files' contents, in order, and the resize side
+    colour_file = base / f"colour-{_CACHE_FORMAT}-{content_key(paths, sift.max_side)[:24]}.npz"
     gch_all = np.zeros((n, 64), np.float32)
     lch_all = np.zeros((n, 1024), np.float32)
     need_colour = colour and not colour_file.exists()
@@ -278,7 +278,7 @@ def extract_features(
             gch_all, lch_all = z["gch"], z["lch"]
 
     def work(i: int) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, bool]:
-        desc_file = sift_dir / f"{cache_key([paths[i]], sift.max_side)[:24]}.npy"
+        desc_file = sift_dir / f"{content_key([paths[i]], sift.max_side)[:24]}.npy"
         desc = np.load(desc_file) if need_sift and desc_file.exists() else None
         if not need_colour and (desc is not None or not need_sift):
             return None, None, desc, False

@@ -342,9 +342,9 @@ def proposal_cache_dir(config: ProposalConfig, detector: EdgeDetector) -> Path:
 
 
 def _file_key(path: Path) -> str:
-    from vsent.data.cache import cache_key
+    from vsent.data.cache import content_key
 
-    return cache_key([path], 0)  # the image cache's per-file key (replaced files detected)
+    return content_key([path], 0)  # the file's bytes: copies and chmod reuse the entry
 
 
 def cached_proposals(
@@ -357,8 +357,8 @@ def cached_proposals(
     """:func:`propose` for an image file, reading/writing one ``.npz`` per file in the cache.
 
     Proposals do not depend on the sentiment model, so every fold, run and subset shares them.
-    The key is the image cache's key of the file (:func:`vsent.data.cache.cache_key`: path,
-    size, times, inode) plus the detector and ``config``.
+    The key is the file's contents (:func:`vsent.data.cache.content_key`) plus the detector
+    and ``config``.
     ``rgb`` may be a callable so a cache hit does not decode the image. ``seconds`` of a cache
     hit is the time it took when it was computed.
     """

@@ -7,11 +7,7 @@ Thin layer over :func:`vsent.crossval.crossval` / :func:`vsent.crossval.finetune
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -279,34 +275,6 @@ def _launch(args: argparse.Namespace, cfg: Any, fold: int | None = None) -> int 
     return distributed.launch(args.nproc, args.command)
 
 
-#: Seconds a rank other than 0 waits, after a user error, for torchrun to stop it (rank 0
-#: met the same error, printed it and exited) before it prints the error itself.
-FOLLOWER_GRACE = 10.0
-
-
-@contextmanager
-def _rank0_says_errors() -> Iterator[list[int]]:
-    """Inside :func:`vsent.distributed.session`: a user error of a rank other than 0 is said
-    by rank 0 alone (one line, not one per process). The ranks meet the same errors (the
-    same data and options; open_run_dir's refusal is broadcast): rank 0 prints it and exits,
-    and torchrun stops the others while they wait, silently. A rank still running after
-    :data:`FOLLOWER_GRACE` met an error of its own: it prints it. The list then holds the
-    exit status the rank returns."""
-    from vsent import distributed
-    from vsent.errors import EXIT_USER_ERROR, VsentError
-
-    status: list[int] = []
-    try:
-        yield status
-    except VsentError as e:
-        if distributed.is_main():
-            raise
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # stopped by torchrun: no message
-        time.sleep(FOLLOWER_GRACE)
-        print(f"vsent: error: {e}", file=sys.stderr)
-        status.append(EXIT_USER_ERROR)
-
-
 def run_crossval(args: argparse.Namespace) -> int:
     from vsent import distributed
     from vsent.crossval import crossval
@@ -316,7 +284,7 @@ def run_crossval(args: argparse.Namespace) -> int:
     if launched is not None:
         return launched
     with distributed.session(args.dist_backend, args.device), \
-            _rank0_says_errors() as status:  # under torchrun: DDP
+            distributed.user_errors_from_rank0() as status:  # under torchrun: DDP
         crossval(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                  progress=progress_enabled(args.no_progress) and distributed.is_main())
         if distributed.is_main():
@@ -336,7 +304,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         return launched
     main = False
     with distributed.session(args.dist_backend, args.device), \
-            _rank0_says_errors() as status:  # under torchrun: DDP
+            distributed.user_errors_from_rank0() as status:  # under torchrun: DDP
         result = finetune(cfg, args.out, fold=fold, resume=args.resume,
                           overwrite=args.overwrite,
                           progress=progress_enabled(args.no_progress) and distributed.is_main())

@@ -45,9 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "penultimate features and the hand-crafted blocks (needs the run's "
                         "fold<k>/model.pt; --weight unused). The early classifier learns from "
                         "each fold model's features of its own training images, which the "
-                        "network has fitted: an in-sample fit that favours the CNN block and "
-                        "flatters nothing on the test fold but its design (report it beside "
-                        "the late rules, not instead of them); default mean")
+                        "network has fitted: an in-sample fit that favours the CNN block; no "
+                        "test image is seen, but the fit is optimistic (report it beside the "
+                        "late rules, not instead of them); default mean")
     p.add_argument("--weight", type=float, default=WEIGHT_DEFAULT,
                    help=f"weight w of the CNN, 0..1 (default {WEIGHT_DEFAULT})")
     p.add_argument("--classifier", choices=CLASSIFIERS, default="logistic",

@@ -12,12 +12,17 @@ change that leaves all five the same, i.e. a same-size edit in place within the 
 tick as the change before it (file systems keep coarse times: a few ms on ext4, more on
 others) or made with the system clock set back; nor a libjpeg or zlib build changed under the
 same Pillow version. A ``chmod``, ``chown`` or new hard link changes the ctime and only costs
-a rebuild.
+a rebuild (minutes).
+
+The caches that cost far more than a decode (backbone features, SIFT, colour histograms, cues,
+proposals) use :func:`content_key` instead: each file's bytes, so copies of the data share them
+and only an edit makes a new entry.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -31,14 +36,15 @@ from pathlib import Path
 import numpy as np
 import PIL
 
-from vsent.data._common import positive_int
+from vsent.data._common import default_workers, positive_int
 from vsent.data.datasets import Dataset
 from vsent.data.images import ImageSource, load_resized, stat_file
-from vsent.errors import VsentError
+from vsent.errors import ImageError, VsentError
 from vsent.files import NPZ_READ_ERRORS, expand_user
 from vsent.progress import progress_bar
 
-__all__ = ["CACHE_ENV", "cache_dir_default", "cache_images", "cache_key", "image_cache"]
+__all__ = ["CACHE_ENV", "cache_dir_default", "cache_images", "cache_key", "content_key",
+           "image_cache"]
 
 logger = logging.getLogger("vsent")
 
@@ -46,7 +52,7 @@ logger = logging.getLogger("vsent")
 CACHE_ENV = "VSENT_CACHE"
 # Bump when the decoding/resizing changes, so stale caches are not reused. Pillow's version is
 # part of it: an upgrade may decode or resample differently, and is not pinned.
-_FORMAT = ("vsent-image-cache-v2:jpeg-draft-2x:PIL-bilinear-antialias:exif:alpha-over-white:"
+_FORMAT = ("vsent-image-cache-v3:jpeg-draft-2x:PIL-bilinear-antialias:exif:alpha-over-white:"
            f"Pillow-{PIL.__version__}")
 
 
@@ -73,6 +79,38 @@ def cache_key(paths: Sequence[str | os.PathLike], size: int) -> str:
     return h.hexdigest()
 
 
+def content_key(paths: Sequence[str | os.PathLike], size: int) -> str:
+    """sha1 hex digest of (format version with Pillow's, size, and per path, in order: the
+    SHA-1 of the file's bytes): the key of the caches that cost far more than a decode (SIFT,
+    colour histograms, cues, proposals, backbone features). A copy of the data, a ``chmod`` or
+    an extraction elsewhere reuses them; an edited or replaced image, whatever its times, does
+    not. Each file is read once per process while its size, times and inode stay the same.
+
+    Raises ImageError naming the first missing file.
+    """
+    h = hashlib.sha1()
+    h.update(json.dumps([_FORMAT, int(size)]).encode())
+    for p in paths:
+        p = Path(p).resolve()
+        st = stat_file(p)
+        h.update(_file_sha1(str(p), st.st_size, st.st_mtime_ns, st.st_ino,
+                            st.st_ctime_ns).encode())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _file_sha1(path: str, *stat: int) -> str:
+    """SHA-1 of ``path``'s bytes; ``stat`` (size, times, inode) is part of the memo's key only."""
+    h = hashlib.sha1()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as e:
+        raise ImageError(f"{path}: {e.strerror or e}") from None
+    return h.hexdigest()
+
+
 def image_cache(
     dataset: Dataset,
     size: int = 256,
@@ -90,7 +128,7 @@ def image_cache(
     cache_dir : path-like, optional
         Where cache files live; default ``$VSENT_CACHE``, else ``~/.cache/vsent``.
     workers : int, optional
-        Decoding threads; default ``os.cpu_count()``.
+        Decoding threads; default one per core, at most 32.
     progress : bool
         Show a progress bar while building (without it, a log line a minute: vsent.progress).
 
@@ -174,7 +212,7 @@ def cache_images(
     size : int
         Output side in pixels.
     workers : int, optional
-        Decoding threads; default ``os.cpu_count()``.
+        Decoding threads; default one per core, at most 32.
 
     Returns
     -------
@@ -223,7 +261,7 @@ def _fill(out: np.ndarray, sources: Sequence[ImageSource], size: int, workers: i
     n = len(sources)
     if n == 0:
         return
-    workers = max(1, min(workers or os.cpu_count() or 1, n))
+    workers = max(1, min(default_workers(workers), n))
     with progress_bar(total=n, desc=desc, unit="img", enabled=progress) as bar, \
             ThreadPoolExecutor(max_workers=workers) as ex:
         futures = [ex.submit(work, i) for i in range(n)]

@@ -266,7 +266,7 @@ def _read_twitter(root: Path, subset: str) -> tuple[list[Item], list[Problem]]:
     items: list[Item] = []
     problems: list[Problem] = []
     first_line: dict[str, int] = {}
-    first_file: dict[Path, tuple[int, str]] = {}
+    first_file: dict[tuple[int, int] | Path, tuple[int, str]] = {}
     for lineno, line in rows:
         where = f"{label_file}:{lineno}"
         fields = line.split()
@@ -293,7 +293,7 @@ def _read_twitter(root: Path, subset: str) -> tuple[list[Item], list[Problem]]:
             continue
         # a link in images/ to another listed image: one picture under two names could be
         # trained on and tested in the same fold
-        real = img.resolve()
+        real = _file_id(img)
         if real in first_file:
             first_no, first_name = first_file[real]
             problems.append((where, f"{shown} is the file of line {first_no} "
@@ -302,6 +302,16 @@ def _read_twitter(root: Path, subset: str) -> tuple[list[Item], list[Problem]]:
         first_file[real] = lineno, name
         items.append((name, img, int(raw)))
     return items, problems
+
+
+def _file_id(path: Path) -> tuple[int, int] | Path:
+    """(device, inode) of an existing file, so that symbolic and hard links to one picture are
+    one image; ``path`` itself when it cannot be stat'ed (a missing file, reported elsewhere)."""
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        return path
+    return st.st_dev, st.st_ino
 
 
 def read_label_lines(path: Path) -> list[tuple[int, str]]:
@@ -333,7 +343,7 @@ def read_label_lines(path: Path) -> list[tuple[int, str]]:
 def _read_folder(root: Path) -> tuple[list[Item], list[Problem]]:
     items: list[Item] = []
     problems: list[Problem] = []
-    first: dict[Path, str] = {}
+    first: dict[tuple[int, int] | Path, str] = {}
     for label, cls in ((1, "positive"), (0, "negative")):
         for p in sorted((root / cls).rglob("*")):
             rel = p.relative_to(root)
@@ -342,7 +352,7 @@ def _read_folder(root: Path) -> tuple[list[Item], list[Problem]]:
                 name = rel.as_posix()
                 # a link to another listed image (maybe of the other class): one picture
                 # listed twice could be trained on and tested in the same fold
-                real = p.resolve()
+                real = _file_id(p)
                 if real in first:
                     problems.append((str(p), f"is the file of {_shown(first[real])} (a link "
                                              f"or another path to the same image)"))
@@ -378,7 +388,7 @@ def _read_csv(path: Path) -> tuple[list[Item], list[Problem]]:
     items: list[Item] = []
     problems: list[Problem] = []
     # keyed by the resolved file: sub/../a.jpg or a link to a.jpg is a.jpg a second time
-    first_line: dict[Path, tuple[int, Path, str]] = {}
+    first_line: dict[tuple[int, int] | Path, tuple[int, Path, str]] = {}
     for lineno, row in rows[1:]:
         where = f"{path}:{lineno}"
         if len(row) != len(cols):
@@ -402,7 +412,7 @@ def _read_csv(path: Path) -> tuple[list[Item], list[Problem]]:
             continue
         img = img if img.is_absolute() else path.parent / img
         try:
-            real = img.resolve()
+            real = _file_id(img.resolve())
         except ValueError:  # "embedded null byte": no file has that name
             problems.append((where, f"{_shown(str(img))}: not a valid path (a NUL byte)"))
             continue

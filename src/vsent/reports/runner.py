@@ -50,6 +50,7 @@ from vsent.runs import (
     RUN_OPTIONS,
     RunDir,
     Timer,
+    as_stored_train_seed,
     config_diff,
     open_run_dir,
     read_config,
@@ -267,8 +268,10 @@ class Session:
         if (path / CONFIG).exists():
             # as crossval records it: with the lr the model asks for (fc6-2 trains at 1e-4)
             recorded, _ = prepare(dataclasses.replace(cfg, init="random"))
-            diff = config_diff(read_config(path), {"command": "crossval", **recorded.to_dict()},
-                               ignore=RUN_OPTIONS | {"init"})
+            stored = read_config(path)
+            # a sub-run recorded before train.seed followed seed (--seed N) is still this one
+            now = as_stored_train_seed(stored, {"command": "crossval", **recorded.to_dict()})
+            diff = config_diff(stored, now, ignore=RUN_OPTIONS | {"init"})
             if diff:
                 keys = ", ".join(d.split(":")[0] for d in diff)
                 raise VsentError(f"{path}: not this reproduction's {name} sub-run: made with "
@@ -316,7 +319,9 @@ def open_reproduction(plan: Any, out: Path, *, resume: bool, overwrite: bool = F
     """Open the reproduction directory with the run-directory policy of :mod:`vsent.runs`.
 
     A reproduction is never "finished" (``done=None``): re-opening one needs ``resume`` and
-    the same plan (a differing plan is refused with its keys named), or ``overwrite``.
+    the same plan (a differing plan is refused with its keys named), or ``overwrite``. A plan
+    stored before ``template.train.seed`` followed ``seed`` compares as the same plan
+    (:func:`vsent.runs.as_stored_train_seed`, applied by the policy).
     """
     return open_run_dir(out, {"command": "reproduce", "plan": plan_dict(plan)},
                         resume=resume, overwrite=overwrite, done=None)
