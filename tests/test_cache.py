@@ -365,3 +365,13 @@ def test_content_key_follows_the_bytes_not_the_file(tmp_path):
     assert content_key([a, b], 8) != key
     with pytest.raises(ImageError, match="gone.png: no such file"):
         content_key([tmp_path / "gone.png"], 8)
+
+
+def test_content_key_refuses_what_is_no_regular_file(tmp_path):
+    """A FIFO in a list of images would be read for ever: refused before it is opened."""
+    from vsent.data.cache import content_key
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match="pipe.jpg: not a regular file"):
+        content_key([fifo], 8)

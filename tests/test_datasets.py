@@ -405,6 +405,19 @@ def test_a_hard_link_to_a_listed_file_is_the_same_image(csv_data, learnable_data
     assert f"{hard}: is the file of positive/positive_000.jpg" in _load_error(learnable_dataset)
 
 
+def test_files_without_inode_numbers_are_told_apart_by_name(csv_data, monkeypatch):
+    """FAT and some SMB/FUSE mounts report inode 0 for every file: not all one image."""
+    real_stat = Path.stat
+
+    def no_inodes(self, *a, **k):
+        st = real_stat(self, *a, **k)
+        return os.stat_result((st.st_mode, 0, *tuple(st)[2:]))
+
+    monkeypatch.setattr(Path, "stat", no_inodes)
+    ds = load_dataset(_write_csv(csv_data, "path,label\nimgs/a.jpg,1\nimgs/b.png,0\n"))
+    assert ds.names == ["imgs/a.jpg", "imgs/b.png"]
+
+
 def test_folder_layout_refuses_one_file_reached_twice(learnable_dataset):
     root = learnable_dataset.resolve()
     link = root / "negative" / "x.jpg"

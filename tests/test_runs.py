@@ -547,6 +547,22 @@ def test_a_run_left_with_records_and_empty_fold_folders_is_replaced(tmp_path):
         check_run_dir(out, CFG)
 
 
+def test_a_folder_named_like_a_record_is_no_traceback(tmp_path):
+    """An empty folder where a record file belongs is removed with the records; one that holds
+    something is not taken for a record (the run is then refused, not half deleted)."""
+    out = tmp_path / "r"
+    _open(out)
+    (out / "data.json").mkdir()
+    other = {**CFG, "train": {**CFG["train"], "lr": 1e-3}}
+    rd = _open(out, other)
+    assert rd.status == "new" and not (out / "data.json").exists()
+    (out / "data.json").mkdir()
+    (out / "data.json" / "x").write_text("kept")
+    with pytest.raises(VsentError, match="made with other train.lr"):
+        _open(out, CFG)
+    assert (out / "data.json" / "x").read_text() == "kept" and (out / "config.json").exists()
+
+
 def test_a_config_recorded_before_train_seed_followed_seed_still_resumes(tmp_path):
     """The previous vsent stored train.seed 0 (TrainConfig's default) beside seed N; RunConfig
     now records train.seed = seed. Compared, the stored one is the same run; a new run

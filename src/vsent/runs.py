@@ -434,7 +434,7 @@ def _no_result(p: Path) -> bool:
     """``p`` (in a run directory) is one of :data:`RECORDS` or an empty folder: an earlier
     vsent made ``fold<k>/`` before the fold's first file, so a run stopped in fold 1 left
     an empty ``fold1/``."""
-    if p.name in RECORDS:
+    if p.name in RECORDS and (p.is_symlink() or not p.is_dir()):
         return True
     try:
         return p.is_dir() and not p.is_symlink() and not any(p.iterdir())
@@ -541,7 +541,8 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
     elif action == "replace":
         log.info("%s: replacing a run that wrote no results", out)
         for name in RECORDS:
-            (out / name).unlink(missing_ok=True)
+            if (out / name).is_symlink() or not (out / name).is_dir():  # (an empty folder of
+                (out / name).unlink(missing_ok=True)                   # that name: below)
         for p in out.iterdir():  # the empty folders left (see _no_result)
             if p.is_dir() and not p.is_symlink():
                 p.rmdir()

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 import uuid
 from collections.abc import Sequence
@@ -93,14 +94,16 @@ def content_key(paths: Sequence[str | os.PathLike], size: int) -> str:
     for p in paths:
         p = Path(p).resolve()
         st = stat_file(p)
+        if not stat.S_ISREG(st.st_mode):  # reading a FIFO or a device would never end
+            raise ImageError(f"{p}: not a regular file")
         h.update(_file_sha1(str(p), st.st_size, st.st_mtime_ns, st.st_ino,
                             st.st_ctime_ns).encode())
     return h.hexdigest()
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _file_sha1(path: str, *stat: int) -> str:
-    """SHA-1 of ``path``'s bytes; ``stat`` (size, times, inode) is part of the memo's key only."""
+@functools.lru_cache(maxsize=1 << 18)
+def _file_sha1(path: str, *key: int) -> str:
+    """SHA-1 of ``path``'s bytes; ``key`` (size, times, inode) is part of the memo's key only."""
     h = hashlib.sha1()
     try:
         with open(path, "rb") as f:

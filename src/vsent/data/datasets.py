@@ -311,6 +311,8 @@ def _file_id(path: Path) -> tuple[int, int] | Path:
         st = path.stat()
     except (OSError, ValueError):
         return path
+    if st.st_ino == 0:  # a file system without inode numbers (FAT, some SMB/FUSE): by name
+        return path.resolve()
     return st.st_dev, st.st_ino
 
 
