@@ -358,6 +358,22 @@ def test_each_fold_trains_on_its_train_list_and_on_no_test_image(make_twitter_li
         assert call["labels"] == [int(gt[n]) for n in call["names"]]
 
 
+def _resume_refused_until_the_label_is_restored(data, out, argv, record, capsys) -> None:
+    """Flip the first five-agree label of ``data``: ``--resume`` of the interrupted run at
+    ``out`` is one line and exit 2; with the label restored the run continues and finishes."""
+    gt = data / "ground_truth" / "twitter_five_agrees.txt"
+    lines = gt.read_text().splitlines(keepends=True)
+    name, label = lines[0].split()
+    gt.write_text("".join([f"{name} {1 - int(label)}\n", *lines[1:]]))
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}: its images or labels changed since {out} started (36 images, " \
+           f"{record['n_positive']} positive then; 36 images, " in err and "Traceback" not in err
+    gt.write_text("".join(lines))  # restored: the run continues
+    assert main([*argv, "--resume"]) == 0
+
+
 def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path, monkeypatch, capsys):
     """A label flipped while a run was interrupted: resuming would train the next folds on
     other labels than the first folds were tested on."""
@@ -372,17 +388,7 @@ def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path, monkey
         assert main(argv) == 130
     record = json.loads((out / "data.json").read_text())
     assert (record["n_images"], len(record["sha256"])) == (36, 64)
-    gt = data / "ground_truth" / "twitter_five_agrees.txt"
-    lines = gt.read_text().splitlines(keepends=True)
-    name, label = lines[0].split()
-    gt.write_text("".join([f"{name} {1 - int(label)}\n", *lines[1:]]))
-    capsys.readouterr()
-    assert main([*argv, "--resume"]) == 2
-    err = capsys.readouterr().err
-    assert f"{data}: its images or labels changed since {out} started (36 images, " \
-           f"{record['n_positive']} positive then; 36 images, " in err and "Traceback" not in err
-    gt.write_text("".join(lines))  # restored: the run continues
-    assert main([*argv, "--resume"]) == 0
+    _resume_refused_until_the_label_is_restored(data, out, argv, record, capsys)
 
 
 def test_a_train_mode_the_model_lacks_stops_before_the_run_directory(make_learnable, tmp_path,
@@ -451,17 +457,7 @@ def test_finetune_resume_refuses_data_that_changed_since_it_started(tmp_path, mo
     record = json.loads((out / "data.json").read_text())
     assert (record["n_images"], len(record["sha256"])) == (36, 64)
     assert json.loads((out / "skipped.json").read_text()) == []
-    gt = data / "ground_truth" / "twitter_five_agrees.txt"
-    lines = gt.read_text().splitlines(keepends=True)
-    name, label = lines[0].split()
-    gt.write_text("".join([f"{name} {1 - int(label)}\n", *lines[1:]]))
-    capsys.readouterr()
-    assert main([*argv, "--resume"]) == 2
-    err = capsys.readouterr().err
-    assert f"{data}: its images or labels changed since {out} started (36 images, " \
-           f"{record['n_positive']} positive then; 36 images, " in err and "Traceback" not in err
-    gt.write_text("".join(lines))  # restored: the run continues
-    assert main([*argv, "--resume"]) == 0
+    _resume_refused_until_the_label_is_restored(data, out, argv, record, capsys)
 
 
 @pytest.mark.parametrize("command", ["crossval", "finetune"])

@@ -584,15 +584,7 @@ class CrossvalRun:
         """Fold ``k``'s model and metadata (:func:`vsent.models.load_checkpoint`, ``kwargs``
         passed on); VsentError when the file records another fold (copied or swapped: its
         training images would be among fold ``k``'s test images)."""
-        from vsent.models.checkpoint import load_checkpoint
-
-        path = self.checkpoint(k)
-        model, meta = load_checkpoint(path, **kwargs)
-        if meta.get("fold") not in (None, k):
-            raise VsentError(f"{path}: checkpoint of fold {meta['fold']}, expected fold {k} "
-                             "(a model trained on another fold has seen this fold's test "
-                             "images)")
-        return model, meta
+        return load_fold_model(self.checkpoint(k), k, **kwargs)
 
 
 #: SHA-256 of the files a run was computed from (``fuse``, ``ensemble``): a finished run whose
@@ -614,6 +606,20 @@ def check_inputs(run: RunDir, files: Sequence[str | Path]) -> None:
         if changed:
             raise VsentError(f"{changed[0]} changed since {run.path} was made from it: pass "
                              "--overwrite to make it again")
+
+
+def load_fold_model(path: Path, k: int, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    """The model and metadata of the checkpoint ``path`` of fold ``k``
+    (:func:`vsent.models.load_checkpoint`, ``kwargs`` passed on); VsentError when it records
+    another fold (copied or swapped: its training images would be among fold ``k``'s test
+    images)."""
+    from vsent.models.checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(path, **kwargs)
+    if meta.get("fold") not in (None, k):
+        raise VsentError(f"{path}: checkpoint of fold {meta['fold']}, expected fold {k} "
+                         "(a model trained on another fold has seen this fold's test images)")
+    return model, meta
 
 
 def check_run_data(run: str | Path, config: Mapping[str, Any]) -> None:

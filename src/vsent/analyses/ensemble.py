@@ -53,6 +53,7 @@ from vsent.runs import (
     check_same_test_images,
     config_diff,
     read_config,
+    read_record,
 )
 
 #: Config keys that must agree between members; the images, labels and folds are compared
@@ -96,12 +97,8 @@ def _recorded_inputs(ensemble: Path) -> dict[str, str] | None:
     file = ensemble / INPUTS
     if not file.is_file():
         return None
-    try:
-        record = json.loads(file.read_text())
-    except (OSError, ValueError) as e:
-        raise VsentError(f"{file}: unreadable ({e})") from None
-    if not (isinstance(record, dict)
-            and all(isinstance(v, str) for v in record.values())):
+    record = read_record(file, "inputs (file: SHA-256)")
+    if not all(isinstance(v, str) for v in record.values()):
         raise VsentError(f"{file}: not a record of inputs (file: SHA-256)")
     return record
 

@@ -398,8 +398,7 @@ def fold_cnn_features(run: Path, dataset: Any, folds: Sequence[Any], *,
     """
     from vsent.data.cache import image_cache
     from vsent.frozen import cached_features
-    from vsent.models import load_checkpoint
-    from vsent.runs import FOLD_MODEL, fold_dir
+    from vsent.runs import FOLD_MODEL, fold_dir, load_fold_model
 
     out: dict[int, np.ndarray] = {}
     images: dict[int, np.ndarray] = {}
@@ -409,13 +408,7 @@ def fold_cnn_features(run: Path, dataset: Any, folds: Sequence[Any], *,
             raise VsentError(f"{path}: the early rule needs each fold's model (a crossval run "
                              "made here with its model.pt files, not an ensemble or a copy "
                              "without models)")
-        model, meta = load_checkpoint(path)
-        # CrossvalRun.load_model's check, copied: that method needs a whole CrossvalRun (a
-        # RunConfig rebuilt from config.json); sharing it needs a path-level helper in runs
-        if meta.get("fold") not in (None, fold.index):
-            raise VsentError(f"{path}: checkpoint of fold {meta['fold']}, expected fold "
-                             f"{fold.index} (a model trained on another fold has seen this "
-                             "fold's test images)")
+        model, meta = load_fold_model(path, fold.index)
         size = model.info.preprocess.resize
         if size not in images:
             images[size] = image_cache(dataset, size=size, cache_dir=cache_dir,

@@ -30,7 +30,7 @@ import os
 import stat
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -69,15 +69,8 @@ def cache_key(paths: Sequence[str | os.PathLike], size: int) -> str:
 
     Raises ImageError naming the first missing file.
     """
-    h = hashlib.sha1()
-    h.update(json.dumps([_FORMAT, int(size)]).encode())
-    for p in paths:
-        p = Path(p).resolve()
-        st = stat_file(p)
-        # inode and ctime: a replaced image whose size and mtime were set back still differs
-        h.update(json.dumps([str(p), st.st_size, st.st_mtime_ns, st.st_ino,
-                             st.st_ctime_ns]).encode())
-    return h.hexdigest()
+    # inode and ctime: a replaced image whose size and mtime were set back still differs
+    return _key(paths, size, lambda p, st: json.dumps([str(p), *_stat_key(st)]))
 
 
 def content_key(paths: Sequence[str | os.PathLike], size: int) -> str:
@@ -89,16 +82,30 @@ def content_key(paths: Sequence[str | os.PathLike], size: int) -> str:
 
     Raises ImageError naming the first missing file.
     """
+    def digest(p: Path, st: os.stat_result) -> str:
+        if not stat.S_ISREG(st.st_mode):  # reading a FIFO or a device would never end
+            raise ImageError(f"{p}: not a regular file")
+        return _file_sha1(str(p), *_stat_key(st))
+
+    return _key(paths, size, digest)
+
+
+def _key(paths: Sequence[str | os.PathLike], size: int,
+         per_file: Callable[[Path, os.stat_result], str]) -> str:
+    """sha1 hex digest of the format, ``size`` and ``per_file(resolved path, its stat)`` of
+    each path in order; ImageError naming the first missing file."""
     h = hashlib.sha1()
     h.update(json.dumps([_FORMAT, int(size)]).encode())
     for p in paths:
         p = Path(p).resolve()
-        st = stat_file(p)
-        if not stat.S_ISREG(st.st_mode):  # reading a FIFO or a device would never end
-            raise ImageError(f"{p}: not a regular file")
-        h.update(_file_sha1(str(p), st.st_size, st.st_mtime_ns, st.st_ino,
-                            st.st_ctime_ns).encode())
+        h.update(per_file(p, stat_file(p)).encode())
     return h.hexdigest()
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells one state of a file from another without reading it: size, mtime, inode,
+    ctime."""
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 @functools.lru_cache(maxsize=1 << 18)
