@@ -507,3 +507,43 @@ def test_a_member_ensemble_moved_away_is_named_as_unchecked(tmp_path, caplog):
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         f"{ens2.resolve()} holds the ensemble {ens.resolve()}, which is not found: whether its "
         "runs are also taken elsewhere (copied or moved) cannot be checked"]
+
+
+def test_a_member_ensemble_made_again_since_is_named_as_unchecked(tmp_path, caplog):
+    """ens2 = ensemble(ens, c), then ens made again from other runs: ens2 averaged the runs
+    ens held then, which ens's inputs.json no longer lists; a WARNING says they cannot be
+    checked (its runs now still are)."""
+    a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
+    d = _run(tmp_path / "d", [*P1[:-1], 0.11])
+    e = _run(tmp_path / "e", [*P2[:-1], 0.12])
+    ens, ens2 = tmp_path / "ens", tmp_path / "ens2"
+    assert main(["ensemble", str(a), str(b), "--out", str(ens)]) == 0
+    assert main(["ensemble", str(ens), str(c), "--out", str(ens2)]) == 0
+    with caplog.at_level("WARNING", logger="vsent"):
+        ensemble_runs([ens2, d])
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert main(["ensemble", str(d), str(b), "--out", str(ens), "--overwrite"]) == 0
+    with caplog.at_level("WARNING", logger="vsent"):
+        assert len(ensemble_runs([ens2, e])["rows"]) == 8
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{ens2.resolve()} holds the ensemble {ens.resolve()}, which changed since: whether "
+        "the runs it held then are also taken elsewhere cannot be checked (its runs now are)"]
+    with pytest.raises(VsentError, match="taken twice"):  # d is in ens now
+        ensemble_runs([ens2, d])
+
+
+@pytest.mark.parametrize("damage", [b"{not json", b"[1, 2]"])
+def test_a_finished_ensemble_with_a_damaged_inputs_record_says_to_make_it_again(
+        tmp_path, capsys, damage):
+    """Deleting a damaged inputs.json (read_json's usual remedy) would only silence the check
+    of the members: the message says --overwrite, in one line naming the file."""
+    a, b = _run(tmp_path / "a", P1), _run(tmp_path / "b", P2)
+    argv = ["ensemble", str(a), str(b), "--out", str(tmp_path / "ens")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    (tmp_path / "ens" / "inputs.json").write_bytes(damage)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"vsent: error: {tmp_path / 'ens' / 'inputs.json'}: not ")
+    assert err[0].endswith(f"; pass --overwrite to make {tmp_path / 'ens'} again")

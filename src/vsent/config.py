@@ -247,7 +247,9 @@ class RunConfig:
     extra_train: str | None = None  # EXTRA_TRAIN: add <subset>-agree minus base to each fold
     extra_schedule: str = "joint"  # EXTRA_SCHEDULES
     progressive_scope: str = "all"  # rows the progressive step may drop (all: You et al.)
-    finetune: TrainConfig | None = None  # recipe of the fine-tuning stages (not "joint")
+    # recipe of the fine-tuning stages (not "joint"); its seed is unused (a stage seeds from
+    # ``seed``, fold k's with seed * 1000 + k + 1 or 2) and kept as recorded for resume
+    finetune: TrainConfig | None = None
     fusion: str | None = None  # hand-crafted blocks fused with the CNN, e.g. "gch+bow"
     # issue 11 (vsent.frozen, vsent.zeroshot); left out of config.json at their defaults
     train_mode: str = "all"  # TRAIN_MODES: all (fine-tune), head (frozen features), last-N

@@ -601,7 +601,10 @@ def check_inputs(run: RunDir, files: Sequence[str | Path]) -> None:
     if run.status != "finished":
         run.write_json(INPUTS, now)
     elif record.is_file():
-        then = run.read_json(INPUTS)
+        try:  # (read_json's remedy, deleting the file, would only silence the check)
+            then = read_record(record, "inputs (file: SHA-256)")
+        except VsentError as e:
+            raise VsentError(f"{e}; pass --overwrite to make {run.path} again") from None
         changed = [f for f in now if then.get(f) != now[f]]
         if changed:
             raise VsentError(f"{changed[0]} changed since {run.path} was made from it: pass "

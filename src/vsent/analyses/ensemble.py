@@ -103,6 +103,13 @@ def _recorded_inputs(ensemble: Path) -> dict[str, str] | None:
     return record
 
 
+def _sha256_or_none(file: Path) -> str | None:
+    try:
+        return file_sha256(file)
+    except OSError:
+        return None
+
+
 def leaf_runs(run: str | os.PathLike, cfg: dict[str, Any] | None = None,
               _inside: tuple[Path, ...] = ()) -> list[Leaf]:
     """The crossval runs the run directory ``run`` stands for: itself, or for an ensemble (its
@@ -146,6 +153,10 @@ def leaf_runs(run: str | os.PathLike, cfg: dict[str, Any] | None = None,
         if (member / CONFIG).is_file():
             member_cfg = read_config(member)
             if member_cfg.get("command") == "ensemble":
+                if _sha256_or_none(Path(file)) != sha:  # made again since: other runs now
+                    log.warning("%s holds the ensemble %s, which changed since: whether the "
+                                "runs it held then are also taken elsewhere cannot be "
+                                "checked (its runs now are)", path, member)
                 leaves += leaf_runs(member, member_cfg, inside)
                 continue
         elif commands.get(str(member)) == "ensemble":
