@@ -261,6 +261,37 @@ def test_explain_function_runs_the_whole_command(tmp_path):
         X.explain(ckpt, [img], out, target="positive", device="cpu")
 
 
+def test_a_folder_explained_again_after_its_images_changed_is_not_the_stored_rows(tmp_path):
+    """The run's config held the inputs as typed: a folder given again after an image was
+    added (or edited in place) returned the stored rows, "explained 2 of 2 images" for 3
+    (audit_analyses24 #5). The files found and their bytes are part of the config now."""
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+
+    def image(name):
+        Image.fromarray(rng.integers(0, 256, (30, 40, 3), np.uint8)).save(folder / name)
+
+    image("a.png")
+    image("b.png")
+    out = tmp_path / "out"
+    assert len(X.explain(ckpt, [folder], out, device="cpu")) == 2
+    stored = (out / "explain.csv").read_bytes()
+    assert len(X.explain(ckpt, [folder], out, device="cpu")) == 2  # unchanged: stored rows
+    assert (out / "explain.csv").read_bytes() == stored
+    for change in (lambda: image("c.png"), lambda: image("a.png")):  # added; edited in place
+        change()
+        with pytest.raises(VsentError, match=r"other images_found .*: pass --overwrite"):
+            X.explain(ckpt, [folder], out, device="cpu")
+        rows = X.explain(ckpt, [folder], out, device="cpu", overwrite=True)
+        assert sorted(r["image"].rsplit("/", 1)[-1] for r in rows) == ["a.png", "b.png", "c.png"]
+
+
 def test_cli_explain_interrupted_is_done_again_by_the_same_command(tmp_path, capsys,
                                                                    monkeypatch):
     """explain has no --resume: after a Ctrl-C the same command starts the work again instead

@@ -529,9 +529,10 @@ def test_layers_markdown_sets_campos_table_2_beside_caffenet_layers(tmp_path):
     assert table[0] == ("| layer | dim | linear SVM | softmax | linear SVM, Campos et al. | "
                         "softmax, Campos et al. | folds |")
     fc8 = papers.CAMPOS2015_TABLE2["fc8"]
-    assert table[2] == (f"| fc8 | 2 | 0.700 +- 0.010 | 0.710 +- 0.020 | {fc8['svm'].mean:.3f} "
-                        f"+- {fc8['svm'].std:.3f} | {fc8['softmax'].mean:.3f} +- "
-                        f"{fc8['softmax'].std:.3f} | 0 |")
+    assert table[2] == (f"| fc8 | 2 | 0.700 +- 0.010 | 0.710 +- 0.020 | {fc8['svm'].printed()} "
+                        f"| {fc8['softmax'].printed()} | 0 |")
+    # as the paper printed them (0.82, not 0.820: audit_analyses24 #6)
+    assert fc8["svm"].printed() == f"{fc8['svm'].mean:.2f} +- {fc8['svm'].std:.3f}"
     assert "Published (Campos et al. 2015, Table 2)" in md
     assert "this run started from" not in md  # no run directory given
     # with the probes' directory, the note names the probed run's initial weights
@@ -543,6 +544,32 @@ def test_layers_markdown_sets_campos_table_2_beside_caffenet_layers(tmp_path):
     assert f"Fine-tuned models: `{tmp_path / 'run'}`" in md
     assert "comparable only to a CaffeNet run that started from them (this run started from " \
         "`random` weights)." in md
+
+
+@pytest.mark.parametrize("model,published", [
+    ({"model": "caffenet"}, True),
+    ({"model": "caffenet", "model_kwargs": {"arch": "fc8-2"}}, True),
+    ({"model": "caffenet", "model_kwargs": {"arch": "fc7-2"}}, False),
+    ({"model": "caffenet", "model_kwargs": {"arch": "fc8-1000"}}, False),
+    ({"model": "vgg16"}, False),
+])
+def test_campos_table_2_is_set_only_beside_caffenet_fc8_2(tmp_path, model, published):
+    """The paper probes CaffeNet fc8-2; a surgery variant's fc7 (2-way in fc7-2) or another
+    network's layers of the same names are other layers (audit_analyses24 #4)."""
+    entry = {"dim": 2, "svm": {"mean": 0.7, "std": 0.01, "folds": []},
+             "softmax": {"mean": 0.71, "std": 0.02, "folds": []}}
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"init": "random", **model}))
+    (tmp_path / "probes").mkdir()
+    (tmp_path / "probes" / "config.json").write_text(json.dumps({"run": str(tmp_path / "run")}))
+    md = L.layers_markdown({"fc6": entry, "fc7": entry}, rundir=tmp_path / "probes")
+    header = next(line for line in md.splitlines() if line.startswith("| layer"))
+    assert ("Campos et al." in header) == published
+    assert ("Published (Campos et al. 2015, Table 2)" in md) == published
+    if not published:
+        arch = model.get("model_kwargs", {}).get("arch")
+        network = f"{model['model']} {arch}" if arch else model["model"]
+        assert f"these layers, of {network}, have no published counterpart" in md
 
 
 def test_an_unfinished_crossval_run_is_refused_before_any_work(tmp_path, run_dir):

@@ -153,3 +153,14 @@ def test_sun_values_are_stored_as_fractions_and_say_so():
     assert papers.SUN2016_K == 11
     assert "88.94 %" in best["five"].source and "percent in the paper" in best["five"].source
     assert all(0 < p.mean < 1 for r in papers.SUN2016_TABLE1.values() for p in r.values())
+
+
+def test_a_published_value_is_printed_as_the_report_prints_it():
+    """Published.printed (layers.md) and the reports' exact cells agree on every value."""
+    from vsent.reports import render
+
+    cells = [p for _, p in papers.all_published() if p.available]
+    assert cells
+    for p in cells:
+        assert p.printed() == render.fmt(render.published_dict(p), exact=True), p
+    assert papers.NOT_AVAILABLE.printed() == ""

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import math
+import re
 
 import numpy as np
 import pytest
@@ -208,6 +209,29 @@ def test_an_opencv_without_ximgproc_is_a_one_line_user_error(monkeypatch, tmp_pa
         P.make_edge_detector(model)
 
 
+def test_opencvs_one_based_boxes_start_at_the_first_pixel(monkeypatch):
+    """OpenCV's EdgeBoxes gives x, y 1-based (Dollar's MATLAB convention); read as 0-based,
+    every box was one (proposal-scale) pixel right and down and no region held the first row
+    or column (audit_analyses24 #2)."""
+    import cv2
+
+    img = np.zeros((100, 80, 3), np.uint8)
+    img[:40, :50] = 220  # an object flush with the top-left corner
+    p = P.propose(img, P.ProposalConfig(n_proposals=20, min_box_area=100))
+    assert not p.fallback and p.boxes[:, 0].min() == 0 and p.boxes[:, 1].min() == 0
+
+    class OneBox:  # OpenCV's (x, y, w, h) of the whole 80 x 100 image, x and y 1-based
+        def getBoundingBoxes(self, edges, orientation):
+            return [(1, 1, 80, 100), (11, 21, 30, 40)], [0.9, 0.5]
+
+    monkeypatch.setattr(cv2.ximgproc, "createEdgeBoxes", lambda **kw: OneBox())
+    p = P.propose(img, P.ProposalConfig(n_proposals=2, min_box_area=100))
+    assert p.boxes.tolist() == [[0, 0, 80, 100], [10, 20, 40, 60]]
+    big = np.ascontiguousarray(np.repeat(np.repeat(img, 4, 0), 4, 1))  # 400 x 320, scale 1/4
+    p = P.propose(big, P.ProposalConfig(n_proposals=2, max_side=100, min_box_area=100))
+    assert p.boxes.tolist() == [[0, 0, 320, 400], [40, 80, 160, 240]]
+
+
 def test_propose_downscaled_boxes_stay_inside():
     img = np.ascontiguousarray(np.repeat(np.repeat(_scene(60, 80), 5, 0), 5, 1))  # 300x400
     p = P.propose(img, P.ProposalConfig(n_proposals=10, max_side=80, min_box_area=100))
@@ -256,6 +280,15 @@ def test_cached_proposals(tmp_path, monkeypatch):
         assert files[0].read_bytes() != damaged
 
 
+def _sed_yaml(trees: int = 1, arrays: bool = True) -> str:
+    """A file OpenCV reads as a SED model's header (options and forest arrays, not a working
+    forest): enough for the checks before OpenCV's loader."""
+    options = "\n".join(f"   {k}: {trees if k.startswith('numberOfTrees') else 2}"
+                         for k in P.SED_OPTIONS)
+    forest = "".join(f"{k}: [ [ 0 ] ]\n" for k in P.SED_ARRAYS) if arrays else ""
+    return f"%YAML:1.0\n---\noptions:\n{options}\n{forest}"
+
+
 def test_edge_model_errors(tmp_path):
     with pytest.raises(VsentError, match="no such file"):
         P.make_edge_detector(tmp_path / "missing.yml.gz")
@@ -266,14 +299,34 @@ def test_edge_model_errors(tmp_path):
     assert P.make_edge_detector().name == "gradient"
 
 
+@pytest.mark.parametrize("name,text,missing", [
+    ("cascade.xml", '<?xml version="1.0"?>\n<opencv_storage>\n<cascade><stageType>BOOST'
+     "</stageType></cascade>\n</opencv_storage>\n", "numberOfTrees, numberOfTreesToEvaluate, "
+     "stride, ..."),
+    ("config.json", '{"command": "crossval"}', "numberOfTrees, numberOfTreesToEvaluate, "
+     "stride, ..."),
+    ("options.yml", _sed_yaml(arrays=False), "childs, featureIds, thresholds, ..."),
+    ("zero.yml", _sed_yaml(trees=0), "numberOfTrees, numberOfTreesToEvaluate)"),
+])
+def test_an_opencv_file_that_is_no_sed_model_is_refused_before_opencv_loads_it(
+        tmp_path, name, text, missing):
+    """OpenCV loads such a file with zeros and the first image killed the process with a
+    floating-point exception, exit 136 and no message (audit_analyses24 #3)."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(VsentError, match=re.escape(
+            f"--edge-model {path}: not a SED model (no {missing}")):
+        P.make_edge_detector(path)
+
+
 def test_sed_models_are_named_by_their_content(tmp_path, monkeypatch):
     # two model files of one name must not share proposals (cache key, resume check)
     ximgproc = P.cv2_feature("ximgproc", "--edge-model")
     monkeypatch.setattr(ximgproc, "createStructuredEdgeDetection", lambda path: object())
     a, b = tmp_path / "a" / "model.yml.gz", tmp_path / "b" / "model.yml.gz"
-    for path, content in ((a, b"forest A"), (b, b"forest B")):
+    for path, trees in ((a, 1), (b, 2)):
         path.parent.mkdir()
-        path.write_bytes(content)
+        path.write_text(_sed_yaml(trees))
     name_a, name_b = P.make_edge_detector(a).name, P.make_edge_detector(b).name
     assert name_a.startswith("sed:model.yml.gz@") and name_b.startswith("sed:model.yml.gz@")
     assert name_a != name_b

@@ -463,6 +463,41 @@ def test_sun2016_resumed_scores_a_retrained_fold_again(campos, tmp_path, monkeyp
         assert str(z["checkpoint_sha256"]) == file_sha256(run / "fold2" / "model.pt")
 
 
+def test_campos2015_resumed_probes_a_retrained_fold_again(campos, tmp_path, monkeypatch):
+    """Table 2 must not keep the probes of a fold model replaced since (crossval --overwrite
+    of table1): the layers step was done as soon as layers.json existed (audit_analyses24 #1)."""
+    import torch
+
+    from vsent.files import file_sha256
+    from vsent.models import create_model
+    from vsent.models.checkpoint import load_checkpoint, save_checkpoint
+
+    data = campos[0]
+    real_create = runner.create_model
+
+    def offline_create(name, *, init="random", **kw):
+        if init == "imagenet":
+            raise WeightsError(OFFLINE)
+        return real_create(name, init=init, **kw)
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runner, "create_model", offline_create)
+    plan = dataclasses.replace(_campos_plan(data), variants={})
+    out = tmp_path / "out"
+    R.reproduce(plan, out, progress=False)
+    stamp = out / "layers" / "results" / "fold2" / "model.sha256"
+    before = stamp.read_text()
+    R.reproduce(plan, out, resume=True, progress=False)
+    assert stamp.read_text() == before  # nothing changed: reused
+    ckpt = out / "table1" / "fold2" / "model.pt"
+    old, meta = load_checkpoint(ckpt)
+    torch.manual_seed(9)
+    save_checkpoint(ckpt, create_model(old.spec["name"], **{
+        k: v for k, v in old.spec.items() if k not in ("name", "num_classes")}), fold=2)
+    R.reproduce(plan, out, resume=True, progress=False)
+    assert stamp.read_text().split()[0] == file_sha256(ckpt) != before.split()[0]
+
+
 # --------------------------------------------------------------------------------------------
 # plans, cells, CLI
 

@@ -46,6 +46,17 @@ class Published:
     def available(self) -> bool:
         return self.mean is not None
 
+    def printed(self) -> str:
+        """The fraction as the paper printed it: its decimals (3 when not recorded), e.g.
+        ``0.82 +- 0.055``; "" when not available. (Reports read stored values:
+        :func:`vsent.reports.render.fmt` with ``exact``.)"""
+        if self.mean is None:
+            return ""
+        text = f"{self.mean:.{3 if self.digits is None else self.digits}f}"
+        if self.std is not None:
+            text += f" +- {self.std:.{3 if self.std_digits is None else self.std_digits}f}"
+        return text
+
 
 #: A cell the paper has but whose value is not available here.
 NOT_AVAILABLE = Published(None, None, NOT_AVAILABLE_TEXT)

@@ -12,6 +12,7 @@ which the model never saw) and warped back to the original image size.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -263,6 +264,26 @@ def _refuse_export(path: str | Path) -> None:
                        f"the checkpoint it was exported from ({source or 'model.pt'}) instead")
 
 
+def _found(items: Sequence[Any]) -> str:
+    """``"<n> files, sha1 <12 hex digits>"``: the digest of the files the inputs expanded to,
+    each by its path and bytes (or why it cannot be read; an unmatched input by its pattern)."""
+    from vsent.batch import Unmatched
+    from vsent.data.cache import content_key
+
+    h = hashlib.sha1()
+    for item in items:
+        if isinstance(item, Unmatched):
+            h.update(f"unmatched {item.path}\n".encode())
+            continue
+        try:
+            key = content_key([item], 0)
+        except (ImageError, OSError) as e:  # the image's own row says what is wrong
+            key = f"unreadable {type(e).__name__}"
+        h.update(f"{item} {key}\n".encode())
+    n = sum(not isinstance(i, Unmatched) for i in items)
+    return f"{n} file{'s' * (n != 1)}, sha1 {h.hexdigest()[:12]}"
+
+
 def explain(
     checkpoint: str | Path,
     images: Sequence[str | Path],
@@ -307,9 +328,11 @@ def explain(
         _refuse_export(checkpoint)
         raise
     items = list(iter_inputs(images))  # folders walked, globs expanded, in input order
-    # the checkpoint's bytes too: one retrained at the same path must not return the old maps
+    # the checkpoint's bytes too: one retrained at the same path must not return the old maps;
+    # and the files found: a folder given again after images were added or edited is not done
     config = {"command": "explain", "model": str(checkpoint),
               "model_sha256": file_sha256(checkpoint), "images": [str(i) for i in images],
+              "images_found": _found(items),
               "layer": layer, "target": target, "device": str(dev)}
     # no --resume: an unfinished run (interrupted) is simply done again
     with open_run_dir(out, config, resume=True, overwrite=overwrite, done=DONE,

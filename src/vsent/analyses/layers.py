@@ -688,6 +688,27 @@ def _probe_fold(cfg: LayersConfig, run: Any, fold: Any, rundir: RunDir,
     return names
 
 
+def probed_with_current_models(run_dir: str | Path, out: str | Path) -> bool:
+    """True when ``out`` holds a finished layers run (``layers.json``) whose every probed fold
+    was probed with the model that fold's directory in ``run_dir`` holds now (a reproduction
+    reuses such a sub-run; one of a run trained again is probed again). A fold without a
+    stamp (results of a vsent that kept none) is taken as it is, as :func:`layer_probes` does."""
+    from vsent.runs import FOLD_MODEL, fold_dir
+
+    out = Path(out)
+    if not (out / "layers.json").exists():
+        return False
+    for stamp in out.glob("results/fold*/model.sha256"):
+        ckpt = fold_dir(run_dir, int(stamp.parent.name.removeprefix("fold"))) / FOLD_MODEL
+        try:
+            kept = stamp.read_text().split(maxsplit=1)[:1]
+        except (OSError, ValueError):
+            return False
+        if not ckpt.is_file() or kept != [file_sha256(ckpt)]:
+            return False
+    return True
+
+
 def _check_fold_model(run: Any, k: int, feat_dir: Path, res_dir: Path, rundir: RunDir) -> None:
     """Forget fold ``k``'s features and results when they come from another ``model.pt`` than
     the run's fold ``k`` holds now (a crossval run retrained with --overwrite): one table must
@@ -822,6 +843,7 @@ def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig
     clfs = [c for c in probe.classifiers]
     lines = ["# Layer-by-layer linear probes (Campos et al. 2015, Table 2)", ""]
     init = None  # the probed run's initial weights, when its config is at hand
+    network = None  # the probed run's model ("caffenet fc7-2"), when its config records it
     if rundir is not None:
         cfg_path = rundir / "config.json"
         if cfg_path.exists():
@@ -830,9 +852,16 @@ def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig
                       "images).", ""]
             run_cfg = Path(str(run)) / "config.json"
             if run_cfg.is_file():
-                init = json.loads(run_cfg.read_text()).get("init")
-    # CaffeNet's layers (conv1 .. fc8) have Campos et al.'s published values beside them
-    published = bool(summary) and all(name in CAMPOS2015_TABLE2 for name in summary)
+                stored = json.loads(run_cfg.read_text())
+                init = stored.get("init")
+                if "model" in stored:
+                    arch = (stored.get("model_kwargs") or {}).get("arch")
+                    network = f"{stored['model']} {arch or ''}".strip()
+    # CaffeNet fc8-2's layers (conv1 .. fc8) have Campos et al.'s published values beside
+    # them; a surgery variant's fc7 or fc8 is another layer of another network
+    named_as_paper = bool(summary) and all(name in CAMPOS2015_TABLE2 for name in summary)
+    other_network = named_as_paper and network not in (None, "caffenet", "caffenet fc8-2")
+    published = named_as_paper and not other_network
     heads = [_NAMES[c] for c in clfs]
     if published:
         heads += [f"{_NAMES[c]}, Campos et al." for c in clfs]
@@ -864,8 +893,10 @@ def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig
         + (f" (this run started from `{init}` weights)." if init else ".")
         if published else
         "Campos et al. (2015, Table 2) probe CaffeNet's layers (conv1 .. fc8, fine-tuned from "
-        "ImageNet weights); these layers have no published counterpart "
-        "(`vsent reproduce campos2015` sets Table 2 beside a CaffeNet run).",
+        "ImageNet weights with the fc8-2 top); these layers"
+        + (f", of {network}," if other_network else "")
+        + " have no published counterpart "
+        "(`vsent reproduce campos2015` sets Table 2 beside a CaffeNet fc8-2 run).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -873,7 +904,7 @@ def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig
 def _published_cell(value: Published | None) -> str:
     if value is None or not value.available:
         return NOT_AVAILABLE_TEXT
-    return f"{value.mean:.3f}" + (f" +- {value.std:.3f}" if value.std is not None else "")
+    return value.printed()  # the paper's digits: 0.82, not 0.820
 
 
 def plot_layers(summary: Mapping[str, Any], path: str | Path,

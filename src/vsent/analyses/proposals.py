@@ -190,6 +190,36 @@ class EdgeDetector:
     detect: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
+#: The options OpenCV reads from a SED model and divides by, and the forest's arrays: a file
+#: OpenCV reads (YAML, XML, JSON) without them is loaded with zeros, and the first image then
+#: kills the process (SIGFPE), without a message. (OpenCV's loader, modules/ximgproc/src/
+#: structured_edge_detection.cpp, computes numberOfOutputChannels: a model does not hold it.)
+SED_OPTIONS = ("numberOfTrees", "numberOfTreesToEvaluate", "stride", "shrinkNumber",
+               "patchSize", "patchInnerSize", "selfsimilarityGridSize")
+SED_ARRAYS = ("childs", "featureIds", "thresholds", "edgeBoundaries", "edgeBins")
+
+
+def _check_sed_model(path: Path) -> None:
+    """VsentError naming ``path`` unless it is an OpenCV file holding a SED forest (its
+    positive :data:`SED_OPTIONS` and non-empty :data:`SED_ARRAYS`)."""
+    try:
+        fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
+    except (cv2.error, SystemError) as e:  # SystemError: OpenCV's error, wrapped by its binding
+        msg = str(e.__cause__ or e).strip().splitlines()[-1]
+        raise VsentError(f"--edge-model {path}: OpenCV cannot read it as a SED model: {msg}"
+                         ) from None
+    try:
+        options = fs.getNode("options")
+        bad = [k for k in SED_OPTIONS if not options.isMap() or options.getNode(k).real() < 1]
+        bad += [k for k in SED_ARRAYS if fs.getNode(k).empty() or fs.getNode(k).size() == 0]
+    finally:
+        fs.release()
+    if bad:
+        raise VsentError(f"--edge-model {path}: not a SED model (no {', '.join(bad[:3])}"
+                         f"{', ...' if len(bad) > 3 else ''}): give the model.yml.gz of "
+                         "OpenCV's structured edge detection")
+
+
 def make_edge_detector(edge_model: str | os.PathLike | None = None) -> EdgeDetector:
     """The default ``gradient`` detector, or OpenCV's SED when given its model file.
 
@@ -203,8 +233,10 @@ def make_edge_detector(edge_model: str | os.PathLike | None = None) -> EdgeDetec
     path = Path(edge_model)
     if not path.is_file():
         raise VsentError(f"--edge-model {path}: no such file (a SED model.yml.gz)")
+    ximgproc = cv2_feature("ximgproc", "--edge-model")
+    _check_sed_model(path)
     try:
-        sed = cv2_feature("ximgproc", "--edge-model").createStructuredEdgeDetection(str(path))
+        sed = ximgproc.createStructuredEdgeDetection(str(path))
     except cv2.error as e:
         msg = str(e).strip().splitlines()[-1]
         raise VsentError(f"--edge-model {path}: OpenCV cannot read it as a SED model: {msg}"
@@ -315,7 +347,9 @@ def propose(
     scores = np.asarray(scores, np.float32).reshape(-1)
     if len(boxes) == 0:
         return _whole_image(w, h, time.perf_counter() - start)
-    # (x, y, w, h) at the small scale -> end-exclusive corners at the original scale, clipped
+    # (x, y, w, h) at the small scale -> end-exclusive corners at the original scale, clipped;
+    # OpenCV's x, y are 1-based (its port of Dollar's MATLAB code adds 1): the first pixel is 0
+    boxes[:, :2] -= 1
     x0 = np.floor(boxes[:, 0] / scale)
     y0 = np.floor(boxes[:, 1] / scale)
     x1 = np.ceil((boxes[:, 0] + boxes[:, 2]) / scale)
@@ -337,7 +371,9 @@ def proposal_cache_dir(config: ProposalConfig, detector: EdgeDetector) -> Path:
     from vsent.data.cache import cache_dir_default
 
     root = cache_dir_default()
-    key = json.dumps({"detector": detector.name, **asdict(config)}, sort_keys=True)
+    # boxes: entries cached before OpenCV's 1-based x, y were mapped to 0-based are not read
+    key = json.dumps({"detector": detector.name, **asdict(config), "boxes": "0-based"},
+                     sort_keys=True)
     return root / "proposals" / hashlib.sha1(key.encode()).hexdigest()[:16]
 
 

@@ -17,7 +17,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vsent import papers
-from vsent.analyses.layers import LayersConfig, ProbeConfig, layer_probes
+from vsent.analyses.layers import (
+    LayersConfig,
+    ProbeConfig,
+    layer_probes,
+    probed_with_current_models,
+)
 from vsent.crossval import RunConfig
 from vsent.errors import VsentError
 from vsent.models.caffenet import SURGERIES
@@ -113,7 +118,8 @@ class Campos2015(Paper):
             raise VsentError("the layer probes need Table 1's models: add table1 to --only")
         cfg = LayersConfig(run=str(table1.resolve()), probe=plan.probe,
                            device=plan.template.train.device, keep_features=plan.keep_features)
-        s.step("layers", lambda: (layers_dir / "layers.json").exists(),
+        # a fold of table1 trained again since is probed again (one table, one set of models)
+        s.step("layers", lambda: probed_with_current_models(table1, layers_dir),
                lambda: layer_probes(cfg, layers_dir, progress=s.progress))
         for name, kwargs in plan.variants.items():
             s.crossval(name, dataclasses.replace(
