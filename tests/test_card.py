@@ -171,7 +171,7 @@ def test_card_of_an_export_without_a_stored_card_says_what_it_knows(tmp_path):
 def test_card_of_a_damaged_onnx_export_says_so_not_to_score_it_as_one(tmp_path, capsys):
     """card reads exports itself: an .onnx it cannot read is "not a readable ONNX export" with
     the reason `vsent predict --engine onnx` gives, not the checkpoint reader's advice to
-    score it with `vsent predict --engine onnx`."""
+    run it with `--engine onnx`."""
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from vsent.export import ExportError, export_model, read_metadata
@@ -192,7 +192,7 @@ def test_card_of_a_damaged_onnx_export_says_so_not_to_score_it_as_one(tmp_path, 
     assert main(["card", str(bad)]) == EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err == f"vsent: error: {bad}: not a readable ONNX export ({reason})\n"
-    assert "score it with" not in err
+    assert "run it with --engine onnx" not in err
     (tmp_path / "empty.onnx").write_bytes(b"")
     with pytest.raises(WeightsError, match=r"empty.onnx: not a readable ONNX export \(an empty "
                                            r"file\)$"):
@@ -265,3 +265,22 @@ def test_card_says_vsent_warps_bilinearly_and_what_the_weights_were_trained_with
         card = model_card(path)
         assert card["preprocess"]["weights_interpolation"] is None
         assert "- Interpolation: bilinear\n" in card_markdown(card)
+
+
+def test_card_of_a_run_without_cross_validation_says_its_metrics_were_not_recorded(tmp_path):
+    """A ``vsent pcnn`` run: config.json and a summary.json with neither folds nor metrics
+    beside model.pt. Its card said "Evaluation: not recorded, 0 folds" over an empty table."""
+    run = tmp_path / "pcnn"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"command": "pcnn", "data": "/d/flickr",
+                                                 "model": "smallcnn"}))
+    (run / "summary.json").write_text(json.dumps({
+        "data": "/d/flickr", "dataset": "Flickr", "subset": None, "architecture": "smallcnn",
+        "n_images": 500, "n_removed": 40, "n_kept": 460}))
+    ckpt = save_checkpoint(run / "model.pt", create_model("smallcnn", widths=(4, 8)),
+                           stage="pcnn")
+    card = model_card(ckpt)
+    assert card["metrics"] is None and card["training"]["command"] == "pcnn"
+    text = card_markdown(card)
+    assert "## Cross-validated metrics\n\nnot recorded" in text
+    assert "0 folds" not in text and "| metric |" not in text

@@ -117,9 +117,9 @@ def test_what_is_not_a_checkpoint_is_named_in_plain_words(tmp_path, capsys):
         "random.pt": "not a vsent checkpoint (not a file written by torch.save)",
         "config.json": "not a vsent checkpoint (not a file written by torch.save)",
         "m.onnx": "not a vsent checkpoint (not a file written by torch.save; an ONNX export: "
-                  "score it with `vsent predict --engine onnx`)",
-        "ts.pt": "not a vsent checkpoint (a TorchScript export: score it with "
-                 "`vsent predict --engine onnx`)",
+                  "`vsent predict` and `vsent serve` run it with --engine onnx)",
+        "ts.pt": "not a vsent checkpoint (a TorchScript export: `vsent predict` and "
+                 "`vsent serve` run it with --engine onnx)",
         "pickled.pt": "not a vsent checkpoint (it holds more than tensors and plain values: "
                       "Unsupported global: GLOBAL torch.nn.modules.linear.Linear)",
         "run": f"a folder; give a checkpoint file such as {run / 'fold1' / 'model.pt'}",

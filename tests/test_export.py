@@ -86,6 +86,14 @@ def test_onnx_export_gives_pytorch_probabilities_in_onnxruntime(tmp_path, image_
     assert json.loads(meta["vsent.class_names"]) == ["neg", "pos"]
     assert json.loads(meta["vsent.card"])["model"]["name"] == name
     assert json.loads(meta["vsent.model"])["family"] == model.info.family
+    # what wrote the file (the card's versions are the checkpoint's, from training)
+    import vsent
+
+    proto = onnx.load(str(tmp_path / "model.onnx"))
+    assert (proto.producer_name, proto.producer_version) == ("vsent", vsent.__version__)
+    assert json.loads(meta["vsent.exported_with"]) == {
+        "vsent": vsent.__version__, "torch": torch.__version__, "onnx": onnx.__version__,
+        "opset": 17}
 
 
 @pytest.mark.parametrize("name", ["timm/test_convnext", "clip/vsent-export-vit"])
@@ -104,6 +112,10 @@ def test_torchscript_export_gives_pytorch_probabilities(tmp_path, name):
     meta = json.loads(files["vsent.json"])
     assert json.loads(meta["vsent.preprocess"]) == model.info.preprocess.to_dict()
     assert read_metadata(out) == meta
+    import vsent
+
+    assert json.loads(meta["vsent.exported_with"]) == {"vsent": vsent.__version__,
+                                                       "torch": torch.__version__}
 
 
 @pytest.mark.parametrize("oversample", [False, True])
@@ -178,6 +190,63 @@ def test_read_metadata_rejects_other_files(tmp_path):
         z.writestr("other/constants.pkl", b"")
     with pytest.raises(ExportError, match=r"other\.pt: not a TorchScript file \("):
         read_metadata(zipped)
+
+
+def test_an_export_with_damaged_vsent_metadata_is_named_in_one_line(tmp_path, capsys):
+    """An entry a metadata tool dropped, or a preprocessing it cannot hold: the file named in
+    one line (a KeyError traceback, or a message naming no file, before), for serve and
+    predict alike."""
+    from vsent.export import ExportedModule
+
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    export_model(ckpt, tmp_path / "good.onnx")
+    proto = onnx.load(str(tmp_path / "good.onnx"))
+    kept = {p.key: p.value for p in proto.metadata_props}
+    cases = {"nocls.onnx": ({k: v for k, v in kept.items() if k != "vsent.class_names"},
+                            "KeyError 'vsent.class_names'"),
+             "badpre.onnx": ({**kept, "vsent.preprocess": json.dumps({"resize": 64})},
+                             "Preprocess.crop (227) is larger than resize (64)"),
+             "notjson.onnx": ({**kept, "vsent.model": "{"}, "JSONDecodeError ")}
+    for name, (meta, why) in cases.items():
+        del proto.metadata_props[:]
+        for key, value in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        path = tmp_path / name
+        onnx.save(proto, str(path))
+        want = f"{path}: not a readable ONNX export (its vsent metadata: {why}"
+        with pytest.raises(ExportError) as info:
+            ExportedModule(path)
+        assert str(info.value).startswith(want)
+        for cmd in (["serve", "--port", "0"], ["predict", str(tmp_path / "x.jpg")]):
+            assert main([*cmd, "--engine", "onnx", "--model", str(path)]) == EXIT_USER_ERROR
+            err = capsys.readouterr().err
+            assert err.startswith(f"vsent: error: {want}") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxruntime"])
+def test_without_the_onnx_extra_each_command_says_so_in_one_line(tmp_path, image_files, capsys,
+                                                                 monkeypatch, missing):
+    """onnx and onnxruntime come with vsent[onnx], not vsent[serve]: a missing one is a line
+    naming the extra (exit 2), for export, predict and serve (which started, then answered
+    every request with a 500, without onnxruntime)."""
+    uvicorn = pytest.importorskip("uvicorn")
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    export_model(ckpt, tmp_path / "m.onnx")
+    monkeypatch.setitem(__import__("sys").modules, missing, None)
+    calls: list = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(app))
+    want = f"needs the onnx extra ({missing} is missing): pip install 'vsent[onnx]'\n"
+    paths, _ = image_files
+    for cmd in (["export", "--model", str(ckpt), "--out", str(tmp_path / "new.onnx")],
+                ["serve", "--engine", "onnx", "--model", str(tmp_path / "m.onnx"), "--port", "0"],
+                ["predict", "--engine", "onnx", "--model", str(tmp_path / "m.onnx"),
+                 "--device", "cpu", str(paths[0])]):
+        assert main(cmd) == EXIT_USER_ERROR, cmd
+        err = capsys.readouterr().err
+        assert err.startswith("vsent: error: ") and err.endswith(want), (cmd, err)
+        assert err.count("\n") == 1, err
+    assert calls == [] and not (tmp_path / "new.onnx").exists()
 
 
 def test_cli_export_and_its_errors(tmp_path, capsys):

@@ -342,8 +342,28 @@ def test_bad_requests(server):
     # the image sent as text (curl -F "files=<a.jpg") is named as such
     r = httpx.post(f"{server.url}/v1/predict", files={"files": (None, "JFIF...")})
     assert r.status_code == 422 and "'files' holds text, not a file" in r.json()["detail"]
+    # a body that ends before its closing boundary: its unfinished file is not dropped silently
+    whole = _part(b"a.jpg", image_bytes(1)) + _part(b"b.jpg", image_bytes(2))
+    for cut in (whole, whole[:len(whole) - 300]):  # no closing boundary; cut inside b.jpg
+        r = httpx.post(f"{server.url}/v1/predict", content=cut,
+                       headers={"content-type": "multipart/form-data; boundary=b"})
+        assert r.status_code == 422
+        assert r.json()["detail"] == ("malformed multipart body: it ends before its closing "
+                                      "boundary (part 2, b.jpg, incomplete)")
+    r = httpx.post(f"{server.url}/v1/predict", content=_part(b"a.jpg", image_bytes(1)),
+                   headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 422 and "(part 1, a.jpg, incomplete)" in r.json()["detail"]
+    r = httpx.post(f"{server.url}/v1/predict", content=whole + b"--b--\r\n",
+                   headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 200 and [row["error"] for row in r.json()["results"]] == ["", ""]
     metrics = httpx.get(f"{server.url}/metrics").text
     assert metric(metrics, "vsent_requests_total", status="500") == 0
+
+
+def _part(name: bytes, data: bytes) -> bytes:
+    """One file part of a multipart body with boundary ``b`` (no closing boundary)."""
+    return (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"" + name
+            + b"\"\r\n\r\n" + data + b"\r\n")
 
 
 def test_media_type_is_case_insensitive_and_refusals_are_logged(server, caplog):
@@ -374,6 +394,73 @@ def test_a_bug_is_a_counted_json_500_not_a_dropped_connection(server, monkeypatc
     metrics = httpx.get(f"{server.url}/metrics").text
     assert metric(metrics, "vsent_requests_total", status="500") == 1
     assert metric(metrics, "vsent_inflight_requests") == 0
+
+
+def test_an_answer_json_cannot_hold_is_a_counted_json_500(server, monkeypatch, caplog):
+    """A value JSON cannot carry (a bug) is rendered before the status is counted: a JSON 500
+    counted as 500, not the framework's plain-text 500 counted as a 200."""
+    def nan_scores(e, p):
+        e.out = {"prob_positive": float("nan"), "label": "negative"}
+
+    monkeypatch.setattr(server.app.state.service, "_set_scores", nan_scores)
+    with caplog.at_level("WARNING", logger="vsent"):
+        r = post(server.url, [("a.jpg", image_bytes(1))])
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert r.json() == {"detail": "internal error (ValueError); see the server's log"}
+    assert "Out of range float values are not JSON compliant" in caplog.text
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert metric(metrics, "vsent_requests_total", status="500") == 1
+    assert metric(metrics, "vsent_requests_total", status="200") == 0
+
+
+def test_a_client_that_disconnects_mid_upload_is_no_500(server, caplog):
+    """A closed browser tab or a client's timeout is no bug of the service: counted as 499,
+    logged in one line without a traceback, and no alert on status="500" fires."""
+    port = int(server.url.rsplit(":", 1)[1])
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"x.jpg\"\r\n\r\n"
+            + b"x" * 1000)
+    with caplog.at_level("INFO", logger="vsent"):
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            c.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data;"
+                      b" boundary=b\r\nContent-Length: 100000\r\n\r\n" + body)
+            _wait_inflight(server.url, 1)
+        deadline = time.monotonic() + 20
+        while metric(httpx.get(f"{server.url}/metrics").text, "vsent_requests_total",
+                     status="499") < 1:
+            assert time.monotonic() < deadline, "the disconnect was never counted"
+            time.sleep(0.02)
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert metric(metrics, "vsent_requests_total", status="500") == 0
+    assert metric(metrics, "vsent_inflight_requests") == 0
+    assert "the client disconnected during the upload" in caplog.text
+    assert "Traceback" not in caplog.text and "internal error" not in caplog.text
+    assert all(rec.levelname == "INFO" for rec in caplog.records if rec.name == "vsent")
+
+
+def test_non_finite_scores_fail_their_entries_in_json(tmp_path, caplog):
+    """A checkpoint whose finite weights overflow float32 (a diverging run) scores NaN: each
+    image's entry says so, as vsent predict's row does, and the answer stays JSON (it was a
+    plain-text 500 counted as a 200). The model is the server's fault: a 500, not a 422."""
+    torch.manual_seed(0)
+    model = create_model("smallcnn")
+    with torch.no_grad():
+        model.fc.weight.copy_(torch.sign(model.fc.weight) * 3e38)
+    ckpt = save_checkpoint(tmp_path / "huge.pt", model)
+    reason = "non-finite scores (the model's weights hold NaN/inf?)"
+    with running_server(ckpt) as s, caplog.at_level("WARNING", logger="vsent"):
+        for opts in ({}, {"regions": "true"}):
+            r = post(s.url, [("a.jpg", image_bytes(1)), ("b.txt", b"text")], **opts)
+            assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+            a, b = r.json()["results"]
+            assert a == {"name": "a.jpg", "prob_positive": None, "label": None,
+                         "error": f"a.jpg (part 1): {reason}"}
+            assert b["error"] == "b.txt (part 2): cannot identify image file"
+        metrics = httpx.get(f"{s.url}/metrics").text
+    assert metric(metrics, "vsent_requests_total", status="500") == 2
+    assert metric(metrics, "vsent_requests_total", status="200") == 0
+    assert metric(metrics, "vsent_images_total", outcome="scored") == 0
+    assert metric(metrics, "vsent_images_total", outcome="failed") == 4
+    assert f"a.jpg (part 1): the model gave {reason}" in caplog.text
 
 
 def test_limits_give_413(checkpoint):
@@ -707,6 +794,56 @@ def test_onnx_export_served_gives_the_checkpoints_scores_and_card(checkpoint, tm
         assert r.status_code == 422 and "exported model" in r.json()["detail"]
 
 
+def test_an_export_of_nan_weights_served_fails_each_entry_not_the_response(tmp_path):
+    """The export of test_export's NaN weights, written with --no-verify: every image's entry
+    says non-finite scores (as predict's rows do), in a JSON answer counted as it was sent."""
+    from vsent.export import OnnxPredictor
+
+    model = create_model("smallcnn")
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.ndim > 1).view(-1)[0] = float("nan")
+    ckpt = save_checkpoint(tmp_path / "nan.pt", model)
+    out = tmp_path / "nan.onnx"
+    assert main(["export", "--model", str(ckpt), "--out", str(out), "--no-verify"]) == 0
+    with running_server(out, predictor=OnnxPredictor.from_file(out, device="cpu")) as s:
+        r = post(s.url, [("a.jpg", image_bytes(1)), ("b.jpg", image_bytes(2))])
+        assert r.status_code == 500
+        assert [row["error"] for row in r.json()["results"]] == [
+            f"{n} (part {i}): non-finite scores (the model's weights hold NaN/inf?)"
+            for i, n in ((1, "a.jpg"), (2, "b.jpg"))]
+        assert all(row["prob_positive"] is None for row in r.json()["results"])
+        metrics = httpx.get(f"{s.url}/metrics").text
+    assert metric(metrics, "vsent_requests_total", status="500") == 1
+    assert metric(metrics, "vsent_requests_total", status="200") == 0
+
+
+def test_cli_an_export_onnxruntime_cannot_load_stops_at_start_up(checkpoint, tmp_path,
+                                                                  monkeypatch, capsys):
+    """Loaded at start-up, not on the first request: one line and exit 2, never a server whose
+    every answer is a 500."""
+    onnx = pytest.importorskip("onnx")
+    from vsent.export import export_model
+
+    export_model(checkpoint, tmp_path / "good.onnx")
+    proto = onnx.load(str(tmp_path / "good.onnx"))
+    proto.opset_import[0].version = 99  # written by a newer stack than this onnxruntime
+    newer = tmp_path / "newer.onnx"
+    onnx.save(proto, str(newer))
+    calls: list = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(app))
+    assert main(["serve", "--engine", "onnx", "--model", str(newer), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vsent: error: {newer}: onnxruntime cannot load it (")
+    assert err.count("\n") == 1 and calls == []
+    # a good one: the start-up line names the onnxruntime provider that runs it
+    good = tmp_path / "good.onnx"
+    assert main(["serve", "--engine", "onnx", "--model", str(good), "--port", "0",
+                 "--device", "cpu"]) == 0
+    assert len(calls) == 1
+    assert f"smallcnn from {good} on cpu (onnxruntime CPUExecutionProvider); options " \
+        "oversample; limits" in capsys.readouterr().err
+
+
 def test_uptime_counts_from_when_the_server_starts_serving(checkpoint):
     from fastapi.testclient import TestClient
 
@@ -719,19 +856,38 @@ def test_uptime_counts_from_when_the_server_starts_serving(checkpoint):
 def test_the_model_card_shows_no_folder_of_the_server(tmp_path):
     """The data, a weights file it started from and the run's command lines are the server's
     business: /v1/model names files, never their folders, for a checkpoint and an export."""
-    from types import SimpleNamespace
-
+    from vsent.export import OnnxPredictor, export_metadata, export_model, export_module
     from vsent.models.card import model_card as card_of
     from vsent.serve.app import model_card
 
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "run" / "model.pt", create_model("smallcnn"),
                            init=str(tmp_path / "weights" / "start.pt"),
-                           data=str(tmp_path / "data" / "twitter1"))
+                           data=str(tmp_path / "data" / "twitter1"), fold=2,
+                           folds=str(tmp_path / "runs" / "q" / "folds.json"))  # --folds PATH
     card = model_card(ckpt, Predictor.from_checkpoint(ckpt, device="cpu"))
-    exported = SimpleNamespace(model=SimpleNamespace(card=card_of(ckpt), engine="onnx"))
-    for served in (card, model_card(None, exported)):
+    ts = tmp_path / "exports" / "m.ts"
+    export_model(ckpt, ts, format="torchscript")
+    exported = model_card(ts, OnnxPredictor.from_file(ts, device="cpu"))
+    for served in (card, exported):
         assert str(tmp_path) not in json.dumps(served)
         assert served["weights"]["init"] == served["weights"]["location"] == "start.pt"
         assert served["training"]["dataset"] == "twitter1"
+        assert served["training"]["folds"] == "folds.json" and served["training"]["fold"] == 2
     assert card_of(ckpt)["weights"]["location"] == str(tmp_path / "weights" / "start.pt")
+    assert exported["checkpoint"] == "model.pt" and exported["engine"] == "torchscript"
+    assert exported["export"] == {"file": "m.ts", "engine": "torchscript",
+                                  "format": "vsent-export/1"}
+    # named split schemes stay as they are
+    named = save_checkpoint(tmp_path / "named.pt", create_model("smallcnn"), fold=1,
+                            folds="campos")
+    assert model_card(named, Predictor.from_checkpoint(named, device="cpu"))["training"][
+        "folds"] == "campos"
+    # an export written without a stored card (export_module: e.g. a zero-shot model)
+    model = create_model("smallcnn")
+    bare = tmp_path / "secret_folder" / "nocard.ts"
+    export_module(model, bare, metadata=export_metadata(model, {}), format="torchscript")
+    served = model_card(bare, OnnxPredictor.from_file(bare, device="cpu"))
+    assert str(tmp_path) not in json.dumps(served)
+    assert served["checkpoint"] is None and served["engine"] == "torchscript"
+    assert served["export"]["file"] == "nocard.ts" and served["model"]["name"] == "smallcnn"

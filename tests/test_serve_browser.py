@@ -133,3 +133,28 @@ def test_api_docs_render_without_the_internet(tmp_path, browser):
         assert "/v1/predict" in op.text
         browser.get(server.url + "/redoc")
         wait.until(lambda d: "Score images" in d.find_element(By.TAG_NAME, "body").text)
+
+
+def test_page_answers_a_dropped_file_that_is_no_picture(tmp_path, browser):
+    """A .txt picked with the pictures (or alone) gets its own card with the service's reason;
+    the page used to drop it without a word (alone: nothing happened at all)."""
+    ckpt = make_checkpoint(tmp_path / "model.pt")
+    picture = tmp_path / "a.jpg"
+    picture.write_bytes(image_bytes(3))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    with running_server(ckpt) as server:
+        browser.get(server.url + "/")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda d: "smallcnn" in d.find_element(By.ID, "model-info").text)
+        browser.find_element(By.ID, "file-input").send_keys(f"{picture}\n{notes}")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".result")) == 2)
+        errors = {c.find_element(By.CSS_SELECTOR, ".name").text:
+                  [e.text for e in c.find_elements(By.CSS_SELECTOR, ".error")]
+                  for c in browser.find_elements(By.CSS_SELECTOR, ".result")}
+        assert errors == {"a.jpg": [],
+                          "notes.txt": ["notes.txt (part 2): cannot identify image file"]}
+        browser.find_element(By.ID, "file-input").send_keys(str(notes))  # alone
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".result")) == 3)
+        wait.until(lambda d: "cannot identify image file" in d.find_element(By.ID, "status").text)
+        assert server.app.state.service.responses == {200: 1, 422: 1}

@@ -10,7 +10,9 @@
 * metadata (ONNX ``metadata_props``; TorchScript extra file ``vsent.json``): ``vsent.format``
   (:data:`EXPORT_FORMAT`), ``vsent.preprocess`` (JSON of :class:`Preprocess`),
   ``vsent.class_names`` (JSON list), ``vsent.model`` (name, family, spec), ``vsent.card`` (the
-  checkpoint's model card, :mod:`vsent.models.card`).
+  checkpoint's model card, :mod:`vsent.models.card`), ``vsent.exported_with`` (the vsent,
+  torch and, for ONNX, onnx versions and opset that wrote the file; the card's ``versions`` are
+  the checkpoint's training-time ones). An ONNX file's producer is "vsent" at vsent's version.
 
 After writing, the export is checked against PyTorch on a seeded batch (``verify``): the
 probabilities must agree to :data:`TOLERANCE`, or :class:`ExportError` is raised.
@@ -22,6 +24,7 @@ onnxruntime session (:class:`ExportedModule`): decoding, crops, 10-crop averagin
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -54,6 +57,17 @@ ExportFormat = Literal["onnx", "torchscript"]
 
 class ExportError(VsentError):
     """An export that cannot be written, read, or does not match PyTorch."""
+
+
+def require(module: str, what: str) -> Any:
+    """``import module`` (onnx or onnxruntime), or the one-line error naming the extra: they
+    come with ``vsent[onnx]``, not with ``vsent[serve]``, so a missing one is a user's setup
+    to fix, not a traceback. ``what`` says what needed it ("vsent export --format onnx")."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ExportError(f"{what} needs the onnx extra ({module} is missing): "
+                          "pip install 'vsent[onnx]'") from None
 
 
 class _WithSoftmax(nn.Module):
@@ -146,6 +160,10 @@ def export_module(
         raise ExportError(f"--format {format!r}: use onnx or torchscript")
     out = Path(out)
     _check_out_name(out, format)
+    if format == "onnx":  # before any work: the verification runs the file in onnxruntime
+        for module in ("onnx", "onnxruntime") if verify else ("onnx",):
+            require(module, "vsent export --format onnx")
+    metadata = {**metadata, "vsent.exported_with": json.dumps(_exporter_versions(format, opset))}
     model = model.eval().cpu()
     pre = model.info.preprocess
     try:
@@ -186,6 +204,16 @@ def export_module(
     return {"out": str(out), "format": format, "max_abs_diff": diff}
 
 
+def _exporter_versions(format: ExportFormat, opset: int) -> dict[str, Any]:  # noqa: A002
+    """What wrote an export (the checkpoint's card records what trained it)."""
+    from vsent import __version__
+
+    out: dict[str, Any] = {"vsent": __version__, "torch": torch.__version__}
+    if format == "onnx":
+        out.update(onnx=require("onnx", "vsent export --format onnx").__version__, opset=opset)
+    return out
+
+
 @contextmanager
 def _quiet() -> Iterator[None]:
     """torch's deprecation notices for the TorchScript-based ONNX exporter, tracer and loader
@@ -215,8 +243,9 @@ def _no_mha_fastpath() -> Iterator[None]:
 
 def _write_onnx(wrapped: nn.Module, example: Tensor, path: Path,
                 metadata: Mapping[str, str], opset: int) -> None:
-    import onnx
+    from vsent import __version__
 
+    onnx = require("onnx", "vsent export --format onnx")
     try:
         with torch.no_grad(), _no_mha_fastpath():
             # The TorchScript-based exporter: faster than dynamo here and exact for these
@@ -234,7 +263,7 @@ def _write_onnx(wrapped: nn.Module, example: Tensor, path: Path,
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    proto.producer_name = "vsent"
+    proto.producer_name, proto.producer_version = "vsent", __version__  # not torch's version
     onnx.save(proto, str(path))
 
 
@@ -258,8 +287,7 @@ def read_metadata(path: str | PathLike[str]) -> dict[str, str]:
     if not path.is_file():
         raise ExportError(f"{path}: no such file")
     if _is_onnx(path):
-        import onnx
-
+        onnx = require("onnx", f"{path}: reading an ONNX export")
         try:
             proto = onnx.load(str(path), load_external_data=False)
         except Exception as exc:  # protobuf DecodeError and friends
@@ -314,22 +342,33 @@ class ExportedModule(nn.Module):
         super().__init__()
         self.path = Path(path)
         self.metadata = read_metadata(self.path)
-        self.class_names = json.loads(self.metadata["vsent.class_names"])
-        described = json.loads(self.metadata["vsent.model"])
-        self.card = json.loads(self.metadata["vsent.card"]) if "vsent.card" in self.metadata \
-            else None
         self.engine = "onnx" if _is_onnx(self.path) else "torchscript"
+        try:
+            self._describe(self.metadata)
+        except (KeyError, ValueError, TypeError, VsentError) as exc:
+            # e.g. an entry a metadata tool dropped: named here, not a KeyError traceback
+            why = one_line(exc) if isinstance(exc, VsentError) else \
+                f"{type(exc).__name__} {one_line(exc)}"
+            kind = "ONNX" if self.engine == "onnx" else "TorchScript"
+            raise ExportError(f"{self.path}: not a readable {kind} export (its vsent "
+                              f"metadata: {why})") from None
+        self._device = torch.device(device)
+        self._session: Any = None
+        self._script: Any = None
+
+    def _describe(self, metadata: Mapping[str, str]) -> None:
+        """``class_names``, ``card``, ``spec`` and ``info`` from the export's metadata."""
+        self.class_names = json.loads(metadata["vsent.class_names"])
+        described = json.loads(metadata["vsent.model"])
+        self.card = json.loads(metadata["vsent.card"]) if "vsent.card" in metadata else None
         self.spec = dict(described["spec"])  # the checkpoint's, as create_model records it
         self.info = ModelInfo(
             name=described["name"], family=described["family"],
-            preprocess=Preprocess.from_dict(json.loads(self.metadata["vsent.preprocess"])),
+            preprocess=Preprocess.from_dict(json.loads(metadata["vsent.preprocess"])),
             num_outputs=int(described["num_outputs"]), head="", new_layers=(),
             probe_layers=(), cam_layer="", feature_dim=0,
             extra={"engine": self.engine, "interpolation": described.get("interpolation")},
         )
-        self._device = torch.device(device)
-        self._session: Any = None
-        self._script: Any = None
 
     def _apply(self, fn, *args, **kwargs):  # .to(device): remember where inputs will be
         device = fn(torch.zeros(())).device
@@ -338,10 +377,22 @@ class ExportedModule(nn.Module):
             self._session = self._script = None  # reopened on first use for the new device
         return super()._apply(fn, *args, **kwargs)
 
+    def open(self) -> None:
+        """Load the file into onnxruntime (or torch) now, if not yet done: a file it cannot run
+        (an opset newer than it, onnxruntime missing) is then an :class:`ExportError` at
+        start-up rather than in every request, and the first request does not pay for it."""
+        if self._session is None and self._script is None:
+            self._open()
+
+    @property
+    def provider(self) -> str | None:
+        """The onnxruntime execution provider running the file (None for TorchScript, or before
+        :meth:`open`): CPU also where the device is cuda, when this onnxruntime lacks CUDA."""
+        return self._session.get_providers()[0] if self._session is not None else None
+
     def _open(self) -> None:
         if self.engine == "onnx":
-            import onnxruntime as ort
-
+            ort = require("onnxruntime", f"{self.path}: running an ONNX export")
             providers = ["CPUExecutionProvider"]
             if self._device.type == "cuda" and \
                     "CUDAExecutionProvider" in ort.get_available_providers():
@@ -357,8 +408,7 @@ class ExportedModule(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """float32 (B, 3, c, c) normalised crops -> logits (B, C) on ``x``'s device."""
-        if self._session is None and self._script is None:
-            self._open()
+        self.open()
         if self._script is not None:
             return self._script(x.to(self._device))[0]
         logits = self._session.run(["logits"], {"image": x.detach().float().cpu().numpy()})[0]
@@ -384,10 +434,13 @@ class OnnxPredictor(Predictor):
 
     @classmethod
     def from_file(cls, path: str | PathLike[str], **kwargs: Any) -> OnnxPredictor:
-        """Predictor of the export at ``path`` (class names from its metadata)."""
+        """Predictor of the export at ``path`` (class names from its metadata), the file
+        loaded into its runtime on the predictor's device (:meth:`ExportedModule.open`)."""
         module = ExportedModule(path)
         kwargs.setdefault("class_names", module.class_names)
-        return cls(module, **kwargs)
+        predictor = cls(module, **kwargs)
+        module.open()
+        return predictor
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> OnnxPredictor:

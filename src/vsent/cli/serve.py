@@ -89,8 +89,12 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(predictor, checkpoint=args.model, config=config)
     card = app.state.service.card
     served = [k for k, ok in card["request_options"].items() if ok]
+    where = str(predictor.device)
+    provider = getattr(predictor.model, "provider", None)  # an ONNX export
+    if provider is not None:  # onnxruntime without CUDA runs on the CPU whatever --device says
+        where += f" (onnxruntime {provider})"
     print(f"vsent serve: {(card.get('model') or {}).get('name') or 'model'} from {args.model} "
-          f"on {predictor.device}; options {', '.join(served)}; limits: "
+          f"on {where}; options {', '.join(served)}; limits: "
           f"{args.max_upload_mb:g} MiB an image, {args.max_request_mb:g} MiB a request, "
           f"{limits.max_pixels} pixels, {limits.max_images} images, {limits.timeout_s:g} s, "
           f"{limits.max_inflight} requests at once", file=sys.stderr)

@@ -119,15 +119,16 @@ def _read_export(path: Path) -> tuple[Any | None, WeightsError | None]:
     """``(export, None)`` for a vsent export; ``(None, why)`` for an ``.onnx`` file that is
     none, in the export reader's words (``vsent predict --engine onnx`` gives the same
     reason), e.g. "<file>: not a readable ONNX export (<why onnx cannot parse it>)";
-    ``(None, None)`` otherwise (the checkpoint's error says more: not named .onnx, a
-    torch.save or TorchScript file so named, or no onnx package here)."""
+    ``(None, None)`` otherwise (the checkpoint's error says more: not named .onnx, or a
+    torch.save or TorchScript file so named). Without the onnx package, an ``.onnx`` file's
+    reason is the export reader's "needs the onnx extra"."""
     if not path.is_file():
         return None, None
     try:
         from vsent.export import ExportedModule
 
         return ExportedModule(path), None
-    except ImportError:  # onnx missing: the file cannot be read as an export here
+    except ImportError:  # a broken install of onnx: read as a checkpoint, which says why not
         return None, None
     except (VsentError, KeyError, ValueError) as exc:  # not an export, or not vsent's
         return None, _why_not_onnx(path, exc)
@@ -348,7 +349,13 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
 
 
 def _metrics(summary: Any, fold_metrics: Any) -> dict[str, Any] | None:
+    """The run's cross-validated metrics, None when it has none: a run of another kind (e.g.
+    ``vsent pcnn``, whose summary.json holds neither folds nor metrics) is no crossval run, and
+    its card says "not recorded" rather than an empty table of 0 folds."""
     if not isinstance(summary, Mapping):
+        return None
+    if not summary.get("folds") and not any(isinstance(summary.get(k), Mapping)
+                                            for k in CARD_METRICS):
         return None
     out: dict[str, Any] = {"evaluation": summary.get("evaluation"),
                            "n_folds": len(summary.get("folds", [])),

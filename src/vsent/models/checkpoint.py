@@ -44,6 +44,9 @@ DEFAULT_CLASS_NAMES = ("negative", "positive")
 _ZIP_MAGIC = b"PK\x03\x04"
 #: Why a cut or damaged checkpoint cannot be read.
 _TRUNCATED = "truncated or corrupt: an incomplete file (copied or saved part way?)"
+#: What to do with an export handed over as a checkpoint: said for every command that reads
+#: checkpoints (serve too, not only predict), so it names the option, not one command.
+EXPORT_HINT = "`vsent predict` and `vsent serve` run it with --engine onnx"
 
 
 def save_checkpoint(
@@ -120,7 +123,7 @@ def read_checkpoint(path: str | PathLike[str], *, map_location: str | torch.devi
     what = not_torch_save(head)
     if what is not None:
         if path.suffix == ".onnx" and what != _TRUNCATED:
-            what += "; an ONNX export: score it with `vsent predict --engine onnx`"
+            what += f"; an ONNX export: {EXPORT_HINT}"
         raise WeightsError(f"{path}: not a vsent checkpoint ({what})")
     try:
         with warnings.catch_warnings():  # torch's notice when it is handed a TorchScript file
@@ -170,7 +173,7 @@ def _load_failure(exc: Exception, zipped: bool = False) -> str:
     file starts as torch.save's zip does)."""
     msg = " ".join(str(exc).split())
     if "TorchScript" in msg:
-        return "a TorchScript export: score it with `vsent predict --engine onnx`"
+        return f"a TorchScript export: {EXPORT_HINT}"
     # torch's zip reader gives OSError(22, 'Invalid argument') for some cut points: it seeks
     # to a record past the end of the file
     if ("central directory" in msg or "zip archive" in msg or isinstance(exc, EOFError)

@@ -16,10 +16,12 @@ OpenAPI docs, their scripts served from the service (fastapi-offline): they work
 
 Status codes: 200 when at least one image was scored (a bad image fails only its own entry);
 413 for a request, upload or image above a limit; 422 for a request whose every image is
-unreadable (the detail names each part and why), or bad options; 415 for a body that is not
-multipart; 503 when the service is overloaded or a request passes its deadline. User input
-never causes a 500 (a bug does: a JSON 500, counted, its traceback in the server's log; a bug
-in one image's Grad-CAM fails only that image's entry).
+unreadable (the detail names each part and why), bad options, or a body cut before its closing
+boundary; 415 for a body that is not multipart; 503 when the service is overloaded or a request
+passes its deadline. User input never causes a 500 (a bug does: a JSON 500, counted, its
+traceback in the server's log; a bug in one image's Grad-CAM fails only that image's entry; so
+does a model that scores NaN/inf, each image's entry failed). A client that disconnects during
+its upload is counted as 499 (:data:`CLIENT_GONE`), not as a 500.
 
 Threads: the event loop only parses and dispatches. Images decode in a thread pool; the batched
 forward passes run in one model thread (:class:`~vsent.serve.batching.MicroBatcher`). The
@@ -53,11 +55,12 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from vsent import __version__
 from vsent.errors import ImageError, VsentError
 from vsent.inference import default_workers
-from vsent.predict import Predictor
+from vsent.predict import NON_FINITE_SCORES, Predictor
 from vsent.serve.batching import BATCH_BUCKETS, MicroBatcher
 from vsent.serve.limits import Limits, TooLarge, check_pixels
 
@@ -69,6 +72,8 @@ STATIC = Path(__file__).parent / "static"
 HEATMAP_MAX_SIDE = 512
 #: The per-request options (form fields or query parameters), all booleans.
 OPTIONS = ("oversample", "explain", "regions")
+#: Counted for a client that disconnected before its request was read (nginx's code).
+CLIENT_GONE = 499
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -130,21 +135,25 @@ def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str,
     (architecture, weights, training data, the run's cross-validated metrics, preprocessing,
     versions) plus ``vsent_version``, the version serving it.
 
-    The paths of the checkpoint, the training data and a weights file it started from are cut
-    to their last part, and the command lines of the run (``versions.argv``,
-    ``versions.resumed``) are left out: the server's folders are nobody's business.
-    A predictor built in Python without a checkpoint gets what the model itself says.
+    The paths of the checkpoint, the export, the training data, its folds file and a weights
+    file it started from are cut to their last part, and the command lines of the run
+    (``versions.argv``, ``versions.resumed``) are left out: the server's folders are nobody's
+    business. An export is described by the card stored in it (:func:`~vsent.models.card.
+    export_card`; "not recorded" where it stores none, as ``export_module`` writes it), never by
+    the card of the file it is served from. A predictor built in Python without a checkpoint
+    gets what the model itself says.
     """
-    exported = getattr(predictor.model, "card", None)  # an export (vsent.export) carries its own
-    if exported is not None:
-        card = dict(exported)
-        card["checkpoint"] = Path(card["checkpoint"]).name if card.get("checkpoint") else None
-        card["engine"] = predictor.model.engine
+    engine = getattr(predictor.model, "engine", None)  # an export (vsent.export)
+    if engine is not None:
+        from vsent.models.card import export_card
+
+        card = export_card(predictor.model)
+        card["export"] = {**card["export"], "file": Path(card["export"]["file"]).name}
+        card["engine"] = engine
     elif checkpoint is not None:
         from vsent.models.card import model_card as card_of
 
         card = dict(card_of(checkpoint))
-        card["checkpoint"] = Path(checkpoint).name
     else:
         model = predictor.model
         spec = dict(model.spec)  # set by create_model, load_checkpoint and ExportedModule
@@ -154,18 +163,22 @@ def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str,
                           "class_names": list(predictor.class_names), "options": spec},
                 "weights": None, "training": None, "metrics": None,
                 "preprocess": model.info.preprocess.to_dict(), "versions": None}
+    if card.get("checkpoint"):
+        card["checkpoint"] = Path(str(card["checkpoint"])).name
     _cut_paths(card)
     card["vsent_version"] = __version__
     return card
 
 
 def _cut_paths(card: dict[str, Any]) -> None:
-    """The server's folders out of a card, in place: the training data and a weights file
-    (``--init PATH``) by their last part, the run's command lines (``versions.argv``,
+    """The server's folders out of a card, in place: the training data, its folds file
+    (``--folds PATH``; a named scheme such as ``campos`` is its own last part) and a weights
+    file (``--init PATH``) by their last part, the run's command lines (``versions.argv``,
     ``versions.resumed``) left out. Tags, URLs and hub names of pretrained weights stay."""
     training = card.get("training")
-    if isinstance(training, dict) and training.get("dataset"):
-        card["training"] = {**training, "dataset": Path(str(training["dataset"])).name}
+    if isinstance(training, dict):
+        card["training"] = {**training, **{k: Path(str(training[k])).name
+                                           for k in ("dataset", "folds") if training.get(k)}}
     weights = card.get("weights")
     if isinstance(weights, dict) and str(weights.get("source") or "").startswith("weights file"):
         card["weights"] = {**weights, **{k: Path(str(weights[k])).name
@@ -188,7 +201,7 @@ class _Entry:
     hand: np.ndarray | None = None  # a late-fused model's hand-crafted features (d,)
     cls: int = -1  # the class answered (index into class_names), the one Grad-CAM explains
     error: str = ""
-    status: int = 200  # 413 or 422 when the entry failed
+    status: int = 200  # 413 or 422 when the entry failed (500: the model's or a bug's fault)
     out: dict[str, Any] = field(default_factory=dict)
 
 
@@ -267,15 +280,17 @@ class Service:
                 self.inflight -= 1
         except HTTPProblem as e:
             status, body = e.status, {"detail": e.detail, **e.extra}
+        except ClientDisconnect:  # the client went away mid-upload: neither a bug nor a 500
+            status, body = CLIENT_GONE, {"detail": "the client disconnected during the upload"}
         except Exception as e:  # a bug, not the client's fault: JSON, counted, logged
-            log.exception("POST /v1/predict: internal error")
-            status, body = 500, {"detail": f"internal error ({type(e).__name__}); see the "
-                                           "server's log"}
-        if status != 200:  # the access log says only the status: say why
+            status, body = _internal_error(e)
+        status, body, response = _render(status, body)  # counted as what is sent
+        if status == CLIENT_GONE:  # nobody reads the answer; no alert should fire either
+            log.info("POST /v1/predict: %s", body["detail"])
+        elif status != 200:  # the access log says only the status: say why
             log.warning("POST /v1/predict %d: %s", status, body.get("detail", ""))
         self.responses[status] = self.responses.get(status, 0) + 1
-        headers = {"Retry-After": "1"} if status == 503 else None
-        return JSONResponse(body, status_code=status, headers=headers)
+        return response
 
     async def _predict(self, request: Request) -> tuple[int, dict[str, Any]]:
         uploads, fields = await self._read_form(request)
@@ -328,8 +343,8 @@ class Service:
         if size is not None and size.isdigit() and int(size) > limit:
             raise HTTPProblem(413, f"request of {int(size)} bytes is above the limit of {limit} "
                                    "(--max-request-mb)")
-        parser = MultiPartParser(request.headers, _counted(request.stream(), limit),
-                                 max_files=self.limits.max_images, max_fields=100)
+        parser = _WholeBodyParser(request.headers, _counted(request.stream(), limit),
+                                  max_files=self.limits.max_images, max_fields=100)
         try:
             form = await parser.parse()
         except MultiPartException as e:
@@ -337,6 +352,11 @@ class Service:
                 raise HTTPProblem(413, f"more than {self.limits.max_images} images in one "
                                        "request (--max-images)") from None
             raise HTTPProblem(422, f"malformed multipart body: {e.message}") from None
+        cut = parser.unfinished()
+        if cut is not None:
+            await form.close()
+            raise HTTPProblem(422, f"malformed multipart body: it ends before its closing "
+                                   f"boundary ({cut})")
         try:
             uploads, fields = [], {}
             for key, value in form.multi_items():
@@ -391,10 +411,22 @@ class Service:
         return decode_image(predictor, data), hand
 
     def _set_scores(self, e: _Entry, p: np.ndarray) -> None:
-        """The answer for one image from its class scores ``p`` (M,)."""
+        """The answer for one image from its class scores ``p`` (M,). NaN/inf scores (a model
+        whose weights hold or overflow to NaN/inf) fail the entry, as ``vsent predict`` fails
+        the row: they are no "negative", and JSON cannot carry them."""
+        if not np.isfinite(p).all():
+            self._non_finite(e)
+            return
         k = e.cls = int(np.argmax(p))
         e.out = {"prob_positive": round(float(p[1]), 6) if len(p) > 1 else None,
                  "label": self.class_names[k] if k < len(self.class_names) else str(k)}
+
+    @staticmethod
+    def _non_finite(e: _Entry) -> None:
+        """Fail ``e`` for NaN/inf scores: the served model's fault, so a 500 for the server's
+        operator (logged), not a 422 that would blame the image."""
+        log.warning("%s: the model gave %s", e.where, NON_FINITE_SCORES)
+        e.error, e.status = f"{e.where}: {NON_FINITE_SCORES}", 500
 
     async def _explain(self, loop: asyncio.AbstractEventLoop, e: _Entry) -> None:
         try:
@@ -430,6 +462,11 @@ class Service:
             e.error, e.status = f"{e.where}: {err}", 422
             return
         self._set_scores(e, r["proba"])
+        if e.error:
+            return
+        if not np.isfinite(r["region_proba"]).all():
+            self._non_finite(e)
+            return
         e.out["regions"] = [
             {"box": [int(v) for v in box], "prob_positive": round(float(p[1]), 6)}
             for box, p in zip(r["boxes"], r["region_proba"], strict=True)
@@ -498,6 +535,63 @@ class Service:
             mode = "ten_crop" if ov else "center"
             lines.append(f'vsent_forward_seconds_total{{crop="{mode}"}} {b.stats.seconds:.6f}')
         return "\n".join(lines) + "\n"
+
+
+class _WholeBodyParser(MultiPartParser):
+    """Starlette's multipart parser, which takes a body that stops before its closing boundary
+    for a complete one and drops the unfinished part without a word (a client that forgets the
+    closing boundary lost its last image, answered 200). This one remembers how far it got."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._parts, self._name, self._open, self._ended = 0, "", False, False
+
+    def on_part_begin(self) -> None:
+        super().on_part_begin()
+        self._parts, self._name, self._open = self._parts + 1, "", True
+
+    def on_headers_finished(self) -> None:
+        super().on_headers_finished()
+        part = self._current_part
+        self._name = part.file.filename if part.file is not None else part.field_name
+
+    def on_part_end(self) -> None:
+        super().on_part_end()
+        self._open = False
+
+    def on_end(self) -> None:
+        super().on_end()
+        self._ended = True
+
+    def unfinished(self) -> str | None:
+        """None for a body that reached its closing boundary, else where it stops."""
+        if self._ended:
+            return None
+        if not self._parts:
+            return "no part"
+        if not self._open:
+            return f"after part {self._parts}"
+        if not self._name:
+            return f"part {self._parts}, cut in its headers"
+        return f"part {self._parts}, {self._name}, incomplete"
+
+
+def _internal_error(exc: Exception) -> tuple[int, dict[str, Any]]:
+    """A bug, not the client's fault: a JSON 500, its traceback in the server's log."""
+    log.error("POST /v1/predict: internal error", exc_info=exc)
+    return 500, {"detail": f"internal error ({type(exc).__name__}); see the server's log"}
+
+
+def _render(status: int, body: dict[str, Any]) -> tuple[int, dict[str, Any], JSONResponse]:
+    """``(status, body, response)``, rendered before the status is counted: a value JSON
+    cannot hold (a bug) becomes a JSON 500, counted as such, not a plain-text 500 from the
+    framework counted as the status it replaced."""
+    headers = {"Retry-After": "1"} if status == 503 else None
+    try:
+        return status, body, JSONResponse(body, status_code=status, headers=headers)
+    except (TypeError, ValueError) as exc:
+        status, body = _internal_error(exc)
+        return status, body, JSONResponse(body, status_code=status)
 
 
 async def _counted(stream: AsyncGenerator[bytes, None], limit: int) -> AsyncGenerator[bytes, None]:

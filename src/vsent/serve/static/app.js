@@ -119,7 +119,9 @@ async function sendGroup(files) {
 }
 
 async function send(files) {
-  files = Array.from(files).filter((f) => f.type.startsWith("image/") || f.type === "");
+  // every file is sent, pictures or not: the service answers each one, e.g. "notes.txt
+  // (part 1): cannot identify image file", where a filter here dropped it without a word
+  files = Array.from(files);
   if (!files.length) return;
   const problems = [];
   let done = 0;
