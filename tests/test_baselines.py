@@ -566,3 +566,35 @@ def test_resume_keeps_the_subsets_an_interrupted_run_finished(tmp_path, cache, m
     assert gch["five"]["ours"]["accuracy"] == five["accuracy"]
     timings = json.loads((out / "timings.json").read_text())
     assert set(timings) >= {"five", "four", "three"}
+
+
+def test_resume_refuses_a_finished_subset_whose_data_changed_since(tmp_path, cache,
+                                                                   monkeypatch):
+    """A subset finished before an interruption was reused whatever the data had become: one
+    table mixed five-agree of the old labels with four/three-agree of the new
+    (audit_base24 #3). Its data.json is compared now, as crossval's."""
+    from conftest import build_twitter_like
+
+    data = build_twitter_like(tmp_path / "tw")
+    out = tmp_path / "run"
+    real, calls = bl.cross_validate, []
+
+    def interrupted_on_the_second_subset(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(bl, "cross_validate", interrupted_on_the_second_subset)
+    with pytest.raises(KeyboardInterrupt):
+        bl.run_baselines(data, "all", "campos", "gch", out, n_jobs=1, progress=False)
+    assert (out / "five" / "data.json").is_file()
+    labels = data / "ground_truth" / "twitter_five_agrees.txt"
+    lines = labels.read_text().splitlines()
+    name, label = lines[0].rsplit(None, 1)
+    labels.write_text("\n".join([f"{name} {1 - int(label)}", *lines[1:]]) + "\n")
+    monkeypatch.setattr(bl, "cross_validate", real)
+    with pytest.raises(VsentError, match=r"its images or labels changed since .*five was made "
+                                         r".*: restore them, or pass --overwrite"):
+        bl.run_baselines(data, "all", "campos", "gch", out, n_jobs=1, progress=False,
+                         resume=True)

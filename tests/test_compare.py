@@ -69,11 +69,23 @@ def test_mcnemar_edge_cases():
 def test_a_crossval_run_with_fusion_is_compared_by_its_fused_probability(tmp_path):
     a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
     b = _run(tmp_path / "b", A, labels=LABELS, folds=FOLDS)  # the CNN: same as A
+    (b / "config.json").write_text(json.dumps({"command": "crossval", "fusion": "gch+bow"}))
     _run(b / "fusion", B, labels=LABELS, folds=FOLDS, command="fuse")
     (b / "fusion" / "config.json").unlink()  # crossval writes only the predictions there
     res = compare_runs(a, b)
     assert (res["a_only"], res["b_only"]) == (2, 4)
     assert res["scores_b"] == f"{b / 'fusion' / 'predictions.csv'}:prob_fused"
+
+
+def test_a_run_without_fusion_is_its_network_whatever_fuse_wrote_into_it(tmp_path):
+    """`vsent fuse RUN --out RUN/fusion` writes RUN/fusion/predictions.csv into a run made
+    without --fusion: compare (and ensemble) read its fused column as the run's, and
+    `compare RUN RUN/fusion` showed no difference (audit_base24 #2)."""
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    _run(a / "fusion", B, labels=LABELS, folds=FOLDS, command="fuse")
+    res = compare_runs(a, a / "fusion")
+    assert res["scores_a"] == f"{a / 'predictions.csv'}:prob_positive"
+    assert (res["a_only"], res["b_only"]) == (2, 4)
 
 
 def test_ten_crop_columns_and_their_absence(tmp_path):

@@ -678,3 +678,22 @@ def test_out_of_fold_probabilities_are_out_of_fold_and_ignore_the_test_rows(meth
     X2[test] = rng.normal(size=(20, d))
     again = hand_crafted_probabilities(X2, y2, train, test, method=method, Cs=[1.0], oof=True)
     np.testing.assert_allclose(again.train_oof, res.train_oof)
+
+
+def test_cli_fuse_of_a_run_that_is_no_crossval_run_leaves_nothing_in_it(tmp_path, capsys):
+    """A config without 'data' (a fuse run's own, given as RUN) passed the data check, which
+    read Path("") as "." (found), and RUN/fuse/<setting>/ was made before the refusal
+    (audit_base24 #5)."""
+    from vsent.cli import main
+
+    run = tmp_path / "fused"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"command": "fuse", "run": "x"}))
+    for name in ("predictions.csv", "summary.json"):
+        (run / name).write_text("{}" if name.endswith("json") else "name,fold,label\n")
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["fuse", str(run), "--features", "cues"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"vsent: error: {run / 'config.json'}: not a crossval config (no 'data' "
+                   "entry)"]
+    assert sorted(p.name for p in run.iterdir()) == before

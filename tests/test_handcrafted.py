@@ -8,6 +8,8 @@ learnt from, words from saved centres, and the colour features of decoded, cache
 
 from __future__ import annotations
 
+from re import escape as re_escape
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -125,3 +127,57 @@ def test_sift_parameters_out_of_range_name_the_option_or_the_field():
         hc.SiftParams(mode="grid")
     with pytest.raises(VsentError, match=r"out of range: max_side 8, size 0\.0 \(max_side"):
         hc.SiftParams(max_side=8, size=0.0)
+
+
+def test_two_threads_writing_one_cache_entry_both_succeed(tmp_path):
+    """Two images of the same bytes share a cache entry; the threads of one process wrote the
+    same temporary name, and the second replace found it gone (FileNotFoundError out of
+    baselines, fuse, crossval --fusion: audit_base24 #1). Both writers are held inside their
+    write until the other is there too."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.files import write_cache_file
+
+    entry = tmp_path / "cache" / "entry.npy"
+    both_writing = threading.Barrier(2, timeout=10)
+
+    def write(f):
+        both_writing.wait()
+        np.save(f, np.arange(3))
+
+    with ThreadPoolExecutor(2) as pool:
+        for job in [pool.submit(write_cache_file, entry, write, "feature cache")
+                    for _ in range(2)]:
+            job.result()
+    np.testing.assert_array_equal(np.load(entry), np.arange(3))
+    assert [p.name for p in entry.parent.iterdir()] == ["entry.npy"]  # no temporary left
+
+
+def test_copies_of_one_image_are_extracted_on_a_cold_cache(tmp_path):
+    arr = np.random.default_rng(3).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    paths = []
+    for i in range(12):
+        paths.append(tmp_path / f"copy{i}.png")
+        Image.fromarray(arr).save(paths[-1])
+    feats = hc.extract_features(paths, cache_dir=tmp_path / "cache", n_jobs=4, progress=False)
+    assert all(np.array_equal(d, feats.descriptors[0]) for d in feats.descriptors)
+    assert len(feats.descriptors[0]) > 0
+
+
+def test_a_feature_cache_that_cannot_be_written_is_one_line_naming_it(tmp_path, monkeypatch):
+    """A read-only or full $VSENT_CACHE was a PermissionError traceback (audit_base24 #4)."""
+    from vsent.errors import VsentError
+
+    Image.fromarray(np.full((30, 40, 3), 128, np.uint8)).save(tmp_path / "im.png")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full_disk)
+    sift_dir = tmp_path / "cache" / "baselines" / f"sift-{hc._CACHE_FORMAT}-{hc.SiftParams().key()}"
+    with pytest.raises(VsentError, match=re_escape(
+            f"{sift_dir}: cannot write the feature cache (No space left on device); set "
+            "$VSENT_CACHE to a writable folder")):
+        hc.extract_features([tmp_path / "im.png"], cache_dir=tmp_path / "cache", n_jobs=1,
+                            progress=False)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -37,13 +38,30 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
     """Open a temporary file beside ``path`` for writing; it replaces ``path`` when the block
     ends without an exception, and is removed otherwise (``path`` is then untouched)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # one name per writer: two threads of a process may write one file (a cache entry of two
+    # images with the same bytes); each then replaces it whole
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, mode, **kwargs) as f:
             yield f
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_cache_file(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any],
+                     what: str) -> None:
+    """``write(binary file)`` into the cache entry ``path`` (its folder made), atomically
+    (:func:`atomic_open`); a cache that cannot be written (read-only, full) is a VsentError
+    naming its folder and what to do, not a traceback. ``what``: "feature cache", ..."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "wb") as f:
+            write(f)
+    except OSError as e:
+        raise VsentError(f"{path.parent}: cannot write the {what} ({e.strerror or e}); set "
+                         "$VSENT_CACHE to a writable folder") from None
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -37,7 +37,6 @@ import hashlib
 import json
 import logging
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from torch import nn
 from vsent.config import HEADS, TrainConfig, parse_train_mode
 from vsent.data.cache import cache_dir_default, content_key
 from vsent.errors import VsentError
+from vsent.files import write_cache_file
 from vsent.inference import infer, resolve_device
 
 __all__ = [
@@ -149,18 +149,8 @@ def cached_features(
                   features=True).features
     assert feats is not None
     feats = np.ascontiguousarray(feats, dtype=np.float32)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with tmp.open("wb") as f:
-                np.save(f, feats)
-            os.replace(tmp, final)  # the final name only ever appears complete
-        finally:
-            tmp.unlink(missing_ok=True)
-    except OSError as e:
-        raise VsentError(f"{folder}: cannot write the feature cache ({e.strerror or e}); set "
-                         "$VSENT_CACHE to a writable folder") from None
+    # the final name only ever appears complete
+    write_cache_file(final, lambda f: np.save(f, feats), "feature cache")
     log.info("feature cache: extracted %d x %d features into %s", *feats.shape, final)
     return np.load(final, mmap_mode="r")
 

@@ -628,7 +628,9 @@ def load_fold_model(path: Path, k: int, **kwargs: Any) -> tuple[Any, dict[str, A
 def check_run_data(run: str | Path, config: Mapping[str, Any]) -> None:
     """VsentError naming ``run``'s config.json when the data it was made on is not found from
     here (runs made before --data was stored absolute hold the path as typed)."""
-    data = str(config.get("data", ""))
+    if not config.get("data"):  # Path("") would be "." and found
+        raise VsentError(f"{Path(run) / CONFIG}: not a crossval config (no 'data' entry)")
+    data = str(config["data"])
     if not Path(data).exists():
         hint = "" if Path(data).is_absolute() else (
             " (a relative path: run this from the directory the run was made in)")

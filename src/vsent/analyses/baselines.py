@@ -49,7 +49,7 @@ from vsent.data.cache import cache_dir_default
 from vsent.data.folds import check_inner_splits
 from vsent.errors import VsentError
 from vsent.metrics import binary_metrics, summarize_folds, write_summary
-from vsent.runs import Timer, open_run_dir
+from vsent.runs import DATA_RECORD, Timer, check_data_record, open_run_dir
 
 log = logging.getLogger("vsent.baselines")
 
@@ -513,8 +513,12 @@ def run_baselines(
             # a folder or CSV dataset has no agreement subset: its results go under custom/
             name = dataset.subset or "custom"
             rows = [*feature_sets, "always-positive"]
+            record = run / name / DATA_RECORD
             if (run / name / "timings.json").exists() and all(
                     (run / name / row / "summary.json").exists() for row in rows):
+                # one table must not mix two states of the data (a label corrected since)
+                check_data_record(record, dataset, run_config["data"],
+                                  f"{run.path / name} was made", "pass --overwrite to start again")
                 log.info("%s: finished in an earlier session, reused", name)  # --resume
                 summaries[name] = {row: run.read_json(f"{name}/{row}/summary.json")
                                    for row in rows}
@@ -524,6 +528,7 @@ def run_baselines(
             check_inner_splits(dataset.labels, folds, config.inner_splits)
             save_folds(folds, dataset, run / name / "folds.json")
             run.write_json(f"{name}/skipped.json", list(dataset.skipped))  # as crossval's
+            run.write_json(f"{name}/{DATA_RECORD}", dataset.fingerprint())
             log.info("%s: %d images, %d folds, features %s", name, len(dataset.paths),
                      len(folds), ", ".join(feature_sets))
             needs_sift = any(set(f.split("+")) & set(SIFT_BLOCKS) for f in feature_sets)

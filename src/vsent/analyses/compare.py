@@ -58,9 +58,11 @@ def scores_source(run: str | os.PathLike, ten_crop: bool = False) -> tuple[Path,
     network's."""
     run = check_finished_run(run)
     pred_file = run / "predictions.csv"
-    command = read_config(run).get("command")
+    cfg = read_config(run)
+    command = cfg.get("command")
     fused = run / "fusion" / "predictions.csv"
-    if command == "crossval" and fused.is_file():
+    # the config says it: `vsent fuse RUN --out RUN/fusion` writes that file into any run
+    if command == "crossval" and cfg.get("fusion") and fused.is_file():
         command, pred_file = "fuse", fused
     return pred_file, COLUMNS.get(command, DEFAULT_COLUMNS)[1 if ten_crop else 0]
 

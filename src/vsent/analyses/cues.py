@@ -42,6 +42,7 @@ from vsent.data.cache import cache_dir_default, content_key
 from vsent.data.datasets import Dataset
 from vsent.data.images import load_rgb
 from vsent.errors import VsentError
+from vsent.files import write_cache_file
 from vsent.progress import progress_bar
 from vsent.runs import Timer
 
@@ -278,13 +279,7 @@ def dataset_cues(
         for i, row in enumerate(progress_bar(rows, total=len(paths), desc="cues",
                                              unit="img", enabled=progress)):
             values[i] = row
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f"{file.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, values=values, names=np.array(CUE_NAMES))
-        tmp.replace(file)
-    except OSError as e:
-        raise VsentError(f"{file}: cannot write the cue cache ({e.strerror or e}); set "
-                         f"$VSENT_CACHE to a writable folder") from None
+    write_cache_file(file, lambda f: np.savez(f, values=values, names=np.array(CUE_NAMES)),
+                     "cue cache")
     log.info("cues of %d images: %.1f s", len(paths), timer.elapsed)
     return CueFeatures(values, CUE_NAMES, seconds=timer.elapsed, decoded=len(paths))

@@ -506,11 +506,9 @@ def fuse_run(
         raise VsentError(f"--classifier {method!r}: choose one of {', '.join(METHODS)}")
     # crossval --fusion calls this before its summary.json is written
     run = check_finished_run(run, "crossval run", (CONFIG, "predictions.csv"))
-    cfg_file, pred_file = run / CONFIG, run / "predictions.csv"
+    pred_file = run / "predictions.csv"
     cfg = read_config(run)
-    if "data" not in cfg:
-        raise VsentError(f"{cfg_file}: not a crossval config (no 'data' entry)")
-    check_run_data(run, cfg)
+    check_run_data(run, cfg)  # (also: a config without 'data' is no crossval config)
     check_run_two_way(cfg, str(run))
     dataset = load_run_dataset(cfg)
     # an image replaced since: the CNN's probability is of the old one, the features of the

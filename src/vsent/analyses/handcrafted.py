@@ -37,6 +37,7 @@ from sklearn.mixture import GaussianMixture
 from vsent.data import load_rgb
 from vsent.data.cache import cache_dir_default, content_key
 from vsent.errors import VsentError
+from vsent.files import write_cache_file
 from vsent.progress import progress_bar
 from vsent.runs import Timer
 
@@ -221,10 +222,9 @@ _CACHE_FORMAT = "v1"
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    """Write atomically: concurrent runs and interrupted writes never leave half a file."""
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
+    """Write atomically: concurrent runs and threads (two images of the same bytes share an
+    entry) and interrupted writes never leave half a file."""
+    write_cache_file(path, lambda f: np.save(f, array), "feature cache")
 
 
 def _load_image(path: Path) -> np.ndarray:
@@ -303,9 +303,8 @@ def extract_features(
                 descriptors[i] = desc
             decoded += was_decoded
     if need_colour:
-        tmp = colour_file.with_name(f"{colour_file.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, gch=gch_all, lch=lch_all)
-        tmp.replace(colour_file)
+        write_cache_file(colour_file, lambda f: np.savez(f, gch=gch_all, lch=lch_all),
+                         "feature cache")
     log.info("features of %d images: %d decoded, %d from cache, %.1f s",
              n, decoded, n - decoded, timer.elapsed)
     return ImageFeatures(gch_all, lch_all, descriptors, seconds=timer.elapsed, decoded=decoded)

@@ -39,7 +39,7 @@ import numpy as np
 
 from vsent.analyses.opencv import cv2_feature
 from vsent.errors import VsentError
-from vsent.files import NPZ_READ_ERRORS, file_sha256
+from vsent.files import NPZ_READ_ERRORS, file_sha256, write_cache_file
 
 __all__ = [
     "EDGE_TAU",
@@ -409,9 +409,8 @@ def cached_proposals(
         except NPZ_READ_ERRORS:
             log.warning("%s: unreadable proposal cache entry, recomputing", file)
     props = propose(rgb() if callable(rgb) else rgb, config, detector)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(file.stem + f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, boxes=props.boxes, objectness=props.objectness, size=np.array(props.size),
-             fallback=props.fallback, seconds=props.seconds)
-    tmp.replace(file)  # atomic: concurrent runs never read half a file
+    # atomic: concurrent runs and threads (images of the same bytes) never read half a file
+    write_cache_file(file, lambda f: np.savez(
+        f, boxes=props.boxes, objectness=props.objectness, size=np.array(props.size),
+        fallback=props.fallback, seconds=props.seconds), "proposal cache")
     return props
