@@ -184,6 +184,73 @@ def test_from_list_file_and_stdin(folder, tmp_path, checkpoint, capsys, monkeypa
         assert r["prob_positive"] == pytest.approx(want[r["path"]]["prob_positive"], abs=1e-6)
 
 
+@pytest.mark.parametrize("n_lines", [3, 200])  # shorter and longer than the 4 KiB head
+@pytest.mark.parametrize("kind", ["fifo", "pipe"])
+def test_from_list_through_a_pipe_or_a_fifo_loses_no_line(tmp_path, kind, n_lines):
+    """``--from-list <(find ...)``, ``/dev/stdin`` or a named FIFO can be read once only: the
+    head that is checked for NUL bytes must not be lost (it was: the first 4 KiB of paths,
+    all of a short list, and a bogus path cut at byte 4096)."""
+    import threading
+
+    lines = [f"imgs/{'./' * 20}im{i:03d}.jpg" for i in range(n_lines)]
+    data = "".join(f"{x}\n" for x in lines).encode()
+    assert (len(data) > 4096) == (n_lines == 200)
+    finished = threading.Event()
+    if kind == "fifo":
+        source = str(tmp_path / "list.fifo")
+        os.mkfifo(source)
+        def write() -> None:
+            with open(source, "wb") as f:
+                f.write(data)
+            if not finished.wait(20):  # a reader that opens the list twice waits for a
+                with open(source, "wb"):  # second writer: this one ends its wait
+                    pass
+    else:
+        r, w = os.pipe()
+        source = f"/dev/fd/{r}"
+        def write() -> None:
+            with os.fdopen(w, "wb") as f:
+                f.write(data)
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        got = list(iter_inputs(from_list=source))
+    finally:
+        finished.set()
+        writer.join(timeout=30)
+        if kind == "pipe":
+            os.close(r)
+    assert got == lines
+
+
+def test_a_name_that_is_not_utf8_goes_through_stdin_and_stdout_in_any_locale(checkpoint, folder,
+                                                                             tmp_path):
+    """Python reads and writes standard input and output strictly outside the C and C.UTF-8
+    locales (``PYTHONIOENCODING=utf-8:strict`` is what ``en_US.UTF-8`` gives): a Latin-1 file
+    name, walked in a folder or listed on stdin, is read, scored and written as its bytes (it
+    crashed the output, and stopped ``--from-list -`` at its chunk)."""
+    latin = os.fsencode(folder / "sub") + b"/caf\xe9.jpg"
+    os.link(os.fsencode(folder / "im01.jpg"), latin)  # the same image under a Latin-1 name
+    listed = [os.fsencode(folder / "im02.jpg"), latin, os.fsencode(folder / "im05.jpg")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "vsent.cli", "predict", "--model", str(checkpoint),
+         str(folder / "sub"), "--from-list", "-", "--device", "cpu", "--no-progress"],
+        input=b"".join(x + b"\n" for x in listed), capture_output=True, timeout=300,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"})
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    rows = list(csv.DictReader(io.StringIO(proc.stdout.decode("utf-8", "surrogateescape"),
+                                           newline="")))
+    paths = [os.fsencode(r["path"]) for r in rows]
+    walked = sorted(os.fsencode(p) for p in (folder / "sub").glob("im*.jpg"))
+    assert sorted(paths[:3]) == sorted([*walked, latin]) and paths[3:] == listed
+    assert all(r["error"] == "" for r in rows)
+    want = Predictor.from_checkpoint(checkpoint, device="cpu").predict_proba(
+        [folder / "im01.jpg"])[0, 1]
+    for r in rows:
+        if os.fsencode(r["path"]) == latin:
+            assert float(r["prob_positive"]) == pytest.approx(float(want), abs=1e-6)
+
+
 def test_unmatched_rows_keep_their_place_in_the_output():
     items = [Path("a"), Unmatched("g*", "g*: nothing"), Path("b"), Path("c"),
              Unmatched("e", "e: nothing"), Unmatched("f", "f: nothing")]
@@ -396,6 +463,65 @@ def test_resume_refuses_rows_of_another_model_or_other_options(checkpoint, folde
     # nothing is kept beside a device
     assert _score_cli(checkpoint, folder, os.devnull) == EXIT_ITEMS_FAILED
     assert not Path(f"{os.devnull}.vsent.json").exists()
+
+
+def _other_model(tmp_path: Path) -> Path:
+    """A checkpoint of other weights (another SHA-256) than the ``checkpoint`` fixture's."""
+    import torch
+
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    model = create_model("smallcnn")
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    return save_checkpoint(tmp_path / "other.pt", model)
+
+
+def _predict(checkpoint, inputs, out, *extra) -> int:
+    return main(["predict", "--model", str(checkpoint), *map(str, inputs), "--out", str(out),
+                 "--device", "cpu", "--no-progress", *extra])
+
+
+def test_a_failed_overwrite_keeps_the_record_of_the_rows_it_did_not_replace(
+        checkpoint, folder, tmp_path, capsys, monkeypatch):
+    """The record is written once --out is open: an --overwrite that cannot open it (a
+    read-only file) leaves the rows and their record, and --resume still matches them (it
+    used to record the other model over the old rows)."""
+    import vsent.batch
+
+    out, rec = tmp_path / "o.csv", tmp_path / "o.csv.vsent.json"
+    assert _predict(checkpoint, [folder / "sub"], out) == 0
+    rows, record = out.read_bytes(), rec.read_text()
+    other = _other_model(tmp_path)
+
+    class ReadOnly(vsent.batch.RowWriter):
+        def __init__(self, out, *args, **kwargs):
+            raise VsentError(f"--out {out}: Operation not permitted")  # as RowWriter says it
+
+    with monkeypatch.context() as mp:
+        mp.setattr(vsent.batch, "RowWriter", ReadOnly)
+        assert _predict(other, [folder / "sub"], out, "--overwrite") == 2
+    assert f"--out {out}: Operation not permitted" in capsys.readouterr().err
+    assert out.read_bytes() == rows and rec.read_text() == record
+    assert _predict(other, [folder / "sub"], out, "--resume") == 2
+    assert f"the rows of {out} come from {checkpoint}" in capsys.readouterr().err
+    assert _predict(checkpoint, [folder / "sub", folder / "im01.jpg"], out, "--resume") == 0
+    assert len(_read(out, "csv")) == 3 and rec.read_text() == record
+
+
+def test_resume_of_a_file_that_is_not_vsent_output_leaves_nothing_beside_it(
+        checkpoint, folder, tmp_path, capsys):
+    """The file is checked before any record is kept or warned about: no "has no record"
+    warning, no ``labels.csv.vsent.json`` left beside the user's file."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("name,label\na.jpg,1\n")
+    assert _predict(checkpoint, [folder / "sub"], labels, "--resume") == 2
+    assert capsys.readouterr().err == (
+        f"vsent: error: --resume: {labels}:1: not a vsent predict csv (header 'name,label', "
+        "expected 'path,prob_positive,label,error')\n")
+    assert labels.read_text() == "name,label\na.jpg,1\n"
+    assert not (tmp_path / "labels.csv.vsent.json").exists()
 
 
 def test_resume_of_a_csv_cut_inside_a_quoted_name(checkpoint, tmp_path, capsys):
@@ -651,6 +777,87 @@ def test_an_out_that_cannot_be_written_is_one_line(folder, tmp_path, checkpoint,
             RowWriter(None, "csv")  # the header already
         if raised is VsentError:
             assert str(info.value) == "standard output: cannot write (No space left on device)"
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_resume_refuses_an_out_that_is_not_a_file(kind, checkpoint, folder, tmp_path, capsys):
+    """--resume reads --out back: a folder was a traceback, a pipe or FIFO a wait without
+    end (``--out >(gzip > x.gz) --resume``); both are one line, before the model loads."""
+    import threading
+
+    out = tmp_path / "out"
+    if kind == "folder":
+        out.mkdir()
+    else:
+        os.mkfifo(out)
+    rc: list[int] = []
+    run = threading.Thread(target=lambda: rc.append(
+        _predict(checkpoint, [folder / "sub"], out, "--resume")), daemon=True)
+    run.start()
+    run.join(timeout=60)
+    assert rc == [2], "no one-line refusal (a wait without end, or a traceback)"
+    what = "a folder" if kind == "folder" else "a pipe"
+    assert capsys.readouterr().err == (f"vsent: error: --out {out}: is {what}, not a file: "
+                                       "--resume continues the rows of a file (drop --resume, "
+                                       "or write to a file)\n")
+    with pytest.raises(VsentError, match=f"is {what}, not a file"):
+        score_stream(iter(()), lambda paths: iter(()), out, resume=True)
+
+
+@pytest.mark.parametrize("failure", ["copy", "truncate"])
+def test_an_error_while_resume_prepares_out_is_one_line(failure, checkpoint, folder, tmp_path,
+                                                        capsys, monkeypatch):
+    """A disk that fills while --retry-failed copies the good rows, or a read-only file
+    system when the line cut by a kill is dropped: one line naming --out, exit 2, the
+    output as it was and no temporary file left (they were tracebacks)."""
+    import errno
+
+    import vsent.batch
+
+    out = tmp_path / "o.csv"
+    inputs = [folder / "sub", folder / "broken.jpg"]
+    assert _predict(checkpoint, inputs, out) == EXIT_ITEMS_FAILED  # one error row
+    out.write_bytes(out.read_bytes() + b"/cut/by/a/ki")  # and a line cut by a kill
+    before = out.read_bytes()
+    code = errno.ENOSPC if failure == "copy" else errno.EROFS
+
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    if failure == "copy":
+        monkeypatch.setattr(vsent.batch, "_copy_good_rows", fail)
+    else:
+        monkeypatch.setattr(vsent.batch.os, "truncate", fail)
+    extra = ["--retry-failed"] if failure == "copy" else []
+    capsys.readouterr()
+    assert _predict(checkpoint, inputs, out, "--resume", *extra) == 2
+    assert capsys.readouterr().err == (f"vsent: error: --out {out}: cannot prepare --resume "
+                                       f"({os.strerror(code)}); its rows are kept as they "
+                                       "were\n")
+    assert out.read_bytes() == before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_retry_failed_keeps_the_mode_of_the_output(tmp_path):
+    """The rewritten output is a new file: it takes the old one's permissions (a
+    group-writable output came back 644)."""
+    from vsent.batch import drop_failed_rows
+
+    out = tmp_path / "o.jsonl"
+    out.write_text('{"path": "a", "error": ""}\n{"path": "b", "error": "x"}\n')
+    os.chmod(out, 0o664)
+    assert drop_failed_rows(out, "jsonl") == 1
+    assert out.read_text() == '{"path": "a", "error": ""}\n'
+    assert out.stat().st_mode & 0o777 == 0o664
+
+
+def test_an_empty_input_is_a_row_not_the_current_folder(tmp_path, monkeypatch):
+    """``Path("")`` is ``.``: the library gives an empty input its error row instead of
+    walking the current folder (the command line refuses it)."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 8)).save(tmp_path / "here.png")
+    assert list(iter_inputs([""])) == [Unmatched("", "'': an empty path (not the current "
+                                                     "folder)")]
 
 
 def test_the_record_keeps_the_versions_and_resume_warns_when_they_differ(folder, tmp_path,

@@ -204,15 +204,20 @@ def test_cli_jsonl_and_success_exit_code(checkpoint, images, capsys):
     (["--regions", "--alpha", "-1"], "--alpha must be >= 0, got -1.0"),
     (["--regions", "--k", "0"], "--k must be >= 1, got 0"),
     (["--regions", "--n-proposals", "0"], "--n-proposals must be >= 1, got 0"),
+    # Path("") is the current folder: `vsent predict "$DIR"` with DIR unset scored its tree
+    ([""], "PATH '' is empty (an unset shell variable?)"),
+    (["--from-list", ""], "--from-list '' is empty: give a file of paths, or '-'"),
 ])
 def test_bad_options_stop_predict_before_out_is_touched(bad, message, checkpoint, images,
-                                                         tmp_path, capsys):
+                                                         tmp_path, capsys, monkeypatch):
     _, paths = images
+    monkeypatch.chdir(paths[0].parent)  # (a folder of images: an empty PATH would score it)
     out = tmp_path / "scores.csv"
     out.write_text("path,prob_positive,label,error\nkept.jpg,0.9,positive,\n")
     before = out.read_text()
-    assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--out", str(out),
-                 "--device", "cpu", "--no-progress", "--overwrite", *bad]) == 2
+    # (bad first: an empty PATH is a positional argument)
+    assert main(["predict", "--model", str(checkpoint), *bad, str(paths[0]), "--out", str(out),
+                 "--device", "cpu", "--no-progress", "--overwrite"]) == 2
     captured = capsys.readouterr()
     assert f"vsent: error: {message}" in captured.err and "Traceback" not in captured.err
     assert out.read_text() == before

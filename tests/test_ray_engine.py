@@ -151,3 +151,28 @@ def test_ray_decode_names_errors_as_the_default_engine(tmp_path, checkpoint, mon
     assert list(out["error"]) == [r["error"] for r in rows]
     assert [e.split(": ")[0] for e in out["error"]] == given
     assert out["error"][3].startswith("./damaged.tif: cannot decode image: TypeError: ")
+
+
+def test_ray_rows_of_non_finite_scores_are_the_default_engines_error_rows(tmp_path, checkpoint,
+                                                                          monkeypatch):
+    """The driver turns each actor's scores into a row with the default engine's code: NaN or
+    inf scores (finite weights that overflow) are its error row, not "nan, negative" (which
+    exited 0 and wrote a bare NaN into jsonl); no Ray start is needed."""
+    from vsent.engines.ray_engine import result_row
+    from vsent.predict import NON_FINITE_SCORES
+
+    picture = str(tmp_path / "a.png")
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(picture)
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu")
+    probs = pred.predict_arrays(pred.decode(picture)[None])[0]
+    assert result_row(picture, probs, "", pred.class_names) == next(pred.score([picture]))
+    for bad in (np.nan, np.inf, -np.inf):
+        scores = probs.copy()
+        scores[0] = bad
+        monkeypatch.setattr(pred, "network_scores", lambda arrays, s=scores: s[None].copy())
+        want = next(pred.score([picture]))
+        assert want["error"] == NON_FINITE_SCORES
+        assert result_row(picture, scores, "", pred.class_names) == want
+    error = f"{picture}: cannot decode image"
+    assert result_row(picture, np.full(2, np.nan, np.float32), error, pred.class_names) == {
+        "path": picture, "prob_positive": None, "label": None, "error": error}

@@ -11,9 +11,9 @@
 * :func:`read_done` reads an existing output for ``--resume``: the paths already scored (kept
   as sorted 64-bit hashes, 8 bytes a row, not as strings) and the byte length of its complete
   rows (a line cut by a kill is dropped and written again).
-* :func:`keep_record` keeps the model file's SHA-256, the scoring options and the versions
-  beside the output (``<out>.vsent.json``); ``--resume`` refuses rows of another model or
-  options, and warns about other versions.
+* :func:`record_for` and :func:`write_record` keep the model file's SHA-256, the scoring
+  options and the versions beside the output (``<out>.vsent.json``); ``--resume`` refuses rows
+  of another model or options, and warns about other versions.
 * :func:`score_stream` ties them together with an engine from :mod:`vsent.engines` (the
   default engine is :meth:`vsent.predict.Predictor.score`; ``ray`` runs the same code on Ray
   Data) and returns a :class:`Summary`.
@@ -119,7 +119,9 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
     except with ``**``, whose matches already hold the folders' files)."""
     s = str(item)
     p = Path(item)
-    if p.is_dir():
+    if s == "":  # Path("") is ".": an unset variable must not score the current folder tree
+        yield Unmatched(s, "'': an empty path (not the current folder)")
+    elif p.is_dir():
         found = False
         for f in walk_folder(p):
             found = True
@@ -193,25 +195,60 @@ def iter_inputs(
     """
     fh: IO[str] | None = None
     if from_list is not None:
-        if str(from_list) == "-":
-            fh = stdin if stdin is not None else sys.stdin
+        if str(from_list) != "-":
+            fh = _open_list(from_list)
+        elif stdin is not None:
+            fh = stdin  # a text stream of the caller's: read as it is, left open
         else:
-            try:
-                with open(from_list, "rb") as probe:
-                    head = probe.read(4096)
-                # a path holds no NUL byte: an image or archive given by mistake is refused
-                # here, not read as thousands of garbage paths (later lines: iter_list)
-                if b"\0" in head:
-                    raise _nul_error(f"--from-list {from_list}",
-                                     head[:head.index(b"\0")].count(b"\n") + 1)
-                # bytes that are not UTF-8 (a Latin-1 file name) stay the name's bytes, as
-                # os.listdir and a POSIX stdin give them
-                fh = open(from_list, encoding="utf-8", errors="surrogateescape",  # noqa: SIM115
-                          newline="")  # (closed below)
-            except OSError as e:
-                raise VsentError(f"--from-list {from_list}: {e.strerror or e}") from None
-    return _iter_inputs(inputs, fh, f"--from-list {from_list}",
-                        close=fh is not None and str(from_list) != "-")
+            fh = _stdin_text()
+    # what was opened here is closed at the end; the caller's stream or sys.stdin is not
+    owned = fh is not None and fh is not stdin and fh is not sys.stdin
+    return _iter_inputs(inputs, fh, f"--from-list {from_list}", close=owned)
+
+
+def _open_list(from_list: str | Path) -> IO[str]:
+    """The list file ``from_list`` as text, opened once: a pipe, a FIFO or ``/dev/stdin``
+    cannot be read twice, so its head is peeked at in the buffer that the text is then read
+    from (no line is lost).
+
+    A path holds no NUL byte: an image or archive given by mistake is refused here (before
+    anything is scored), not read as thousands of garbage paths (later lines: iter_list).
+    Bytes that are not UTF-8 (a Latin-1 file name) stay the name's bytes, as ``os.listdir``
+    gives them.
+    """
+    try:
+        raw = open(from_list, "rb")  # noqa: SIM115 (closed by _iter_inputs, or below)
+    except OSError as e:
+        raise VsentError(f"--from-list {from_list}: {e.strerror or e}") from None
+    try:
+        head = raw.peek(4096)[:4096]  # (a pipe may give fewer bytes: what has arrived)
+    except OSError as e:
+        raw.close()
+        raise VsentError(f"--from-list {from_list}: {e.strerror or e}") from None
+    if b"\0" in head:
+        raw.close()
+        raise _nul_error(f"--from-list {from_list}", head[:head.index(b"\0")].count(b"\n") + 1)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+
+
+class _BorrowedText(io.TextIOWrapper):
+    """Text over a binary stream this module does not own (standard input's): closing it,
+    or its garbage collection, detaches it and leaves the stream open for the process."""
+
+    def close(self) -> None:
+        with contextlib.suppress(ValueError):  # (detached already)
+            self.detach()
+
+
+def _stdin_text() -> IO[str]:
+    """Standard input decoded as a list file is (UTF-8, other bytes kept as the name's
+    bytes), whatever the locale: Python's own ``sys.stdin`` is strict outside the C and
+    C.UTF-8 locales, and a Latin-1 name would stop the list there. A replaced ``sys.stdin``
+    without a binary buffer is read as it is."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:
+        return sys.stdin
+    return _BorrowedText(buffer, encoding="utf-8", errors="surrogateescape", newline="")
 
 
 def _iter_inputs(inputs: Iterable[str | Path], fh: IO[str] | None, source: str, *,
@@ -252,6 +289,32 @@ def output_format(out: str | Path | None, fmt: str | None) -> str:
     return "jsonl" if out is not None and str(out).endswith(".jsonl") else "csv"
 
 
+class _Utf8Stdout:
+    """Standard output written as its binary buffer's UTF-8, a name that is not UTF-8 as its
+    bytes (surrogateescape), whatever the locale: Python's own ``sys.stdout`` is strict
+    outside the C and C.UTF-8 locales, and such a name would crash the run. Writing to the
+    buffer leaves ``sys.stdout`` as it is (nothing to detach or close)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        stream.flush()  # what was printed before comes first
+        self._buffer = stream.buffer
+
+    def write(self, s: str) -> int:
+        self._buffer.write(s.encode("utf-8", "surrogateescape"))
+        return len(s)
+
+    def flush(self) -> None:
+        self._buffer.flush()
+
+
+def _stdout_text() -> IO[str] | _Utf8Stdout:
+    """Where rows for standard output go: :class:`_Utf8Stdout`, or a replaced ``sys.stdout``
+    without a binary buffer (a test's) as it is."""
+    if getattr(sys.stdout, "buffer", None) is None:
+        return sys.stdout
+    return _Utf8Stdout(sys.stdout)
+
+
 class RowWriter:
     """Writes rows to ``out`` (a path, or None for standard output) as csv or jsonl.
 
@@ -269,7 +332,7 @@ class RowWriter:
         self.path = Path(out) if out is not None else None
         self._name = str(out)  # as given, for messages
         if self.path is None:
-            self._fh: IO[str] = sys.stdout
+            self._fh: IO[str] | _Utf8Stdout = _stdout_text()
         else:
             try:
                 # a file name that is not UTF-8 is written as its bytes (as on stdout)
@@ -292,6 +355,12 @@ class RowWriter:
                     error = self._failed(e)
                     self.close()  # (releases the file only)
                     raise error from None
+
+    @property
+    def regular(self) -> bool:
+        """Whether the rows go to a regular file (not standard output, a pipe or a device):
+        the only output that ``--resume`` can continue and a record can describe."""
+        return self._regular
 
     def write(self, row: Row) -> None:
         """Write one row (keys :data:`ROW_FIELDS`) and flush it; a VsentError when the output
@@ -481,6 +550,9 @@ def drop_failed_rows(path: str | Path, fmt: str) -> int:
     try:
         with path.open("rb") as raw, tmp.open("w", encoding="utf-8", errors="surrogateescape",
                                               newline="") as out:
+            # the output keeps its permissions (a group-writable file stays so)
+            with contextlib.suppress(OSError):  # (a file system without modes: as it gives)
+                os.fchmod(out.fileno(), stat.S_IMODE(os.fstat(raw.fileno()).st_mode))
             dropped = _copy_good_rows(raw, n, out, fmt)
             out.flush()
             os.fsync(out.fileno())
@@ -520,6 +592,25 @@ def check_resume(out: str | Path | None, resume: bool, retry_failed: bool) -> No
     if retry_failed and not resume:
         raise VsentError("--retry-failed goes with --resume (it scores an output's failed "
                          "images again)")
+    if resume:
+        _check_resumable(out)
+
+
+def _check_resumable(out: str | Path) -> None:
+    """``--resume`` reads the rows of ``out`` back and appends to it: a folder cannot be
+    read so, and a pipe or a FIFO would be read (and waited on) without end, its rows gone
+    down the pipe anyway. Refused in one line; an ``out`` that does not exist yet is fine."""
+    try:
+        mode = os.stat(out).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as e:
+        raise VsentError(f"--out {out}: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device")
+        raise VsentError(f"--out {out}: is {kind}, not a file: --resume continues the rows "
+                         "of a file (drop --resume, or write to a file)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -527,7 +618,7 @@ def check_resume(out: str | Path | None, resume: bool, retry_failed: bool) -> No
 
 
 def record_path(out: str | Path) -> Path:
-    """Where :func:`keep_record` keeps the model and options of the output ``out``."""
+    """Where :func:`write_record` keeps the model and options of the output ``out``."""
     return Path(f"{out}.vsent.json")
 
 
@@ -556,37 +647,44 @@ def _describe(record: dict[str, Any]) -> str:
     return f"{record.get('model')} (sha256 {str(record.get('model_sha256'))[:12]}) with {how}"
 
 
-def keep_record(out: str | Path | None, record: dict[str, Any], *, resume: bool) -> str | None:
-    """Keep ``record`` (:func:`scoring_record`) beside the output ``out``, or, when ``resume``
-    continues an output that has rows, check that it is the record kept with them: rows of two
-    models or two option sets must not end up in one file.
+def record_for(out: str | Path, record: dict[str, Any], *, has_rows: bool
+               ) -> tuple[dict[str, Any] | None, str | None]:
+    """What to keep beside ``out`` for a run of ``record``, and a warning for the user.
 
-    Nothing is kept for standard output, a pipe or a device. Returns a warning for the user
-    when a resumed output has no record (written before vsent kept records, or moved
-    without it: its rows cannot be checked; this run's record is kept from now on, so that
-    the next resume is checked) or was scored with other library versions (the rows mix
-    them). Raises :class:`VsentError` when the models or options differ.
+    ``has_rows``: the run continues rows already in ``out`` (``--resume``). Those must come
+    from the same model and options: refused (:class:`VsentError`) when the kept record says
+    otherwise, and nothing is to be written (the kept record stands; a warning when the
+    versions differ). An output with rows but no record (written before vsent kept records, or
+    moved without it) cannot be checked: warned about, and this run's record, marked
+    ``earlier_rows_unchecked``, is to be kept from now on, so that the next resume is checked.
+    Otherwise ``record`` is to be kept as it is.
     """
-    if out is None or (Path(out).exists() and not Path(out).is_file()):
-        return None
     path = record_path(out)
-    warning = None
-    if resume and Path(out).is_file() and Path(out).stat().st_size:
-        if path.exists():
-            return _check_record(out, path, record)
-        warning = (f"--resume: {out} has no {path.name} beside it; the model and options of "
-                   "its rows cannot be checked (those of this run are kept in it from now on)")
-        record = {**record, "earlier_rows_unchecked": True}
+    if not has_rows:
+        return record, None
+    if path.exists():
+        return None, _check_record(out, path, record)
+    warning = (f"--resume: {out} has no {path.name} beside it; the model and options of "
+               "its rows cannot be checked (those of this run are kept in it from now on)")
+    return {**record, "earlier_rows_unchecked": True}, warning
+
+
+def write_record(out: str | Path, record: dict[str, Any]) -> None:
+    """Write ``record`` beside ``out`` (atomically). If that fails, a record kept there before
+    no longer describes ``out`` (opened for this run): it is removed where it can be, so that
+    no later ``--resume`` trusts it."""
+    path = record_path(out)
     try:
         atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     except OSError as e:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
         raise VsentError(f"--out {out}: cannot write {path.name} beside it: "
                          f"{e.strerror or e}") from None
-    return warning
 
 
 def _check_record(out: str | Path, path: Path, record: dict[str, Any]) -> str | None:
-    """:func:`keep_record` on resume: refuse another model or options; warn (a line) about
+    """:func:`record_for` on resume: refuse another model or options; warn (a line) about
     other versions (an output kept before vsent recorded them has none to compare)."""
     try:
         kept = json.loads(path.read_text(encoding="utf-8"))
@@ -678,6 +776,8 @@ def score_stream(
     retry_failed: bool = False,
     progress: bool = False,
     fsync_every: float = 5.0,
+    record: dict[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Summary:
     """Score ``items`` (from :func:`iter_inputs`) with ``scorer`` and write each row to
     ``out`` (path, or None for standard output) as it comes.
@@ -692,6 +792,11 @@ def score_stream(
     retry_failed : with ``resume``, drop the error rows of ``out`` first
         (:func:`drop_failed_rows`): those images are scored again.
     progress : show a tqdm counter (no total: the inputs are not counted beforehand).
+    record : :func:`scoring_record` of this run, kept beside a regular ``out``
+        (:func:`record_for`): checked against the kept one before a resumed ``out`` is
+        changed, and written only once ``out`` is open (a run that fails before leaves the
+        record of the rows it did not replace).
+    warn : where :func:`record_for`'s warning goes (default: standard error).
 
     Returns the :class:`Summary`; rows with an error count as failed.
     """
@@ -700,12 +805,14 @@ def score_stream(
     done = Done(keys=np.zeros(0, np.uint64))
     check_resume(out, resume, retry_failed)
     if resume:
-        done = read_done(out, fmt)  # checks the file before anything is changed
-        if retry_failed and done.failed:
-            drop_failed_rows(out, fmt)  # also drops the line cut by a kill
-            done = read_done(out, fmt)
-        if Path(out).exists() and Path(out).stat().st_size != done.complete_bytes:
-            os.truncate(out, done.complete_bytes)  # drop the line cut by the kill
+        done = _out_error(out, read_done, out, fmt)  # checks the file before anything changes
+    keep = None
+    if record is not None and out is not None:
+        keep, warning = record_for(out, record, has_rows=done.rows > 0)
+        if warning:
+            (warn or _warn_stderr)(warning)
+    if resume:
+        done = _out_error(out, _cut_for_resume, out, fmt, done, retry_failed)
         summary.total = summary.resumed = done.rows
         summary.failed = done.failed
     rows = with_unmatched(skip_done(items, done), scorer)
@@ -714,8 +821,37 @@ def score_stream(
 
         rows = tqdm(rows, unit="img")
     with RowWriter(out, fmt, append=resume, fsync_every=fsync_every) as writer:
+        if keep is not None and writer.regular:  # out is open (emptied unless resumed)
+            write_record(out, keep)
         for row in rows:
             writer.write(row)
             summary.total += 1
             summary.failed += bool(row["error"])
     return summary
+
+
+def _cut_for_resume(out: str | Path, fmt: str, done: Done, retry_failed: bool) -> Done:
+    """Make ``out`` end at its last complete row (a line cut by a kill is scored again), after
+    dropping its error rows for ``retry_failed``; what it then holds."""
+    if retry_failed and done.failed:
+        drop_failed_rows(out, fmt)  # also drops the line cut by a kill
+        done = read_done(out, fmt)
+    if Path(out).exists() and Path(out).stat().st_size != done.complete_bytes:
+        os.truncate(out, done.complete_bytes)
+    return done
+
+
+def _out_error(out: str | Path, fn: Callable[..., Done], *args: Any) -> Done:
+    """``fn(*args)``, an OSError of which (a disk full while ``--retry-failed`` copies the
+    good rows, a read-only file system) is one line naming ``--out``, as when rows are
+    written: the output is then left with its complete rows (``drop_failed_rows`` replaces
+    it only once its copy is whole)."""
+    try:
+        return fn(*args)
+    except OSError as e:
+        raise VsentError(f"--out {out}: cannot prepare --resume ({e.strerror or e}); its "
+                         "rows are kept as they were") from None
+
+
+def _warn_stderr(message: str) -> None:
+    print(message, file=sys.stderr)

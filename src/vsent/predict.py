@@ -38,6 +38,19 @@ def _error_row(path: str, error: str) -> dict[str, Any]:
     return {"path": path, "prob_positive": None, "label": None, "error": error}
 
 
+def scores_row(path: str, probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """The row of one decoded image's scores ``probs`` (num_classes,): every engine writes
+    it, so that their rows agree. Scores that are NaN/inf (e.g. an export of NaN weights, or
+    weights that overflow) are the error row :data:`NON_FINITE_SCORES`: their argmax would
+    be class 0, "negative"."""
+    if not np.isfinite(probs).all():
+        return _error_row(path, NON_FINITE_SCORES)
+    k = int(probs.argmax())
+    label = class_names[k] if k < len(class_names) else str(k)
+    return {"path": path, "prob_positive": round(float(probs[1]), 6), "label": label,
+            "error": ""}
+
+
 class Predictor:
     """Sentiment scores from a trained vsent model.
 
@@ -174,12 +187,4 @@ class Predictor:
                 if error is not None:
                     yield _error_row(str(path), str(error))
                     continue
-                pr = next(probs)
-                if not np.isfinite(pr).all():  # e.g. an export of NaN weights: not "negative"
-                    yield _error_row(str(path), NON_FINITE_SCORES)
-                    continue
-                yield {"path": str(path), "prob_positive": round(float(pr[1]), 6),
-                       "label": self._label(int(pr.argmax())), "error": ""}
-
-    def _label(self, index: int) -> str:
-        return self.class_names[index] if index < len(self.class_names) else str(index)
+                yield scores_row(str(path), next(probs), self.class_names)

@@ -110,11 +110,25 @@ def _region_rows(args: argparse.Namespace, predictor, paths):
 # --- end affective regions ------------------------------------------------------------------
 
 
+def _check_not_empty(paths: list[str], from_list: str | None) -> None:
+    """An empty PATH or ``--from-list ''`` is a usage error: ``Path('')`` is the current
+    folder, and ``vsent predict "$DIR"`` with DIR unset would score all the images under it."""
+    from vsent.errors import VsentError
+
+    if "" in paths:
+        raise VsentError("PATH '' is empty (an unset shell variable?): give image files, "
+                         "folders or globs")
+    if from_list == "":
+        raise VsentError("--from-list '' is empty: give a file of paths, or '-' for standard "
+                         "input")
+    if not paths and from_list is None:
+        raise VsentError("nothing to score: give image files, folders, globs or --from-list")
+
+
 def run(args: argparse.Namespace) -> int:
     from vsent.batch import (
         check_resume,
         iter_inputs,
-        keep_record,
         score_stream,
         scoring_record,
     )
@@ -123,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise VsentError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if not args.paths and not args.from_list:
-        raise VsentError("nothing to score: give image files, folders, globs or --from-list")
+    _check_not_empty(args.paths, args.from_list)
     if args.regions and args.engine != "default":
         raise VsentError(f"--regions runs on the default engine, not --engine {args.engine}")
     # every option is checked before --out is opened (opening it empties it unless --resume)
@@ -183,13 +196,11 @@ def run(args: argparse.Namespace) -> int:
         scorer = (lambda paths: _region_rows(args, engine.predictor, paths)) if args.regions \
             else engine.score
         # the model's bytes and the options, kept beside --out: --resume refuses to mix rows
+        # (checked, and written, by score_stream once --out has been checked and opened)
         regions = {n: getattr(args, n) for n in REGION_DEFAULTS} if args.regions else None
         record = scoring_record(args.model, {"oversample": args.oversample, "regions": regions})
-        warning = keep_record(args.out, record, resume=args.resume)
-        if warning:
-            print(warning, file=sys.stderr)
         summary = score_stream(items, scorer, args.out, fmt=args.format, resume=args.resume,
-                               retry_failed=args.retry_failed,
+                               retry_failed=args.retry_failed, record=record,
                                progress=progress and args.engine == "default")
     print(summary.line(args.out), file=sys.stderr)
     return EXIT_ITEMS_FAILED if summary.failed else 0

@@ -320,17 +320,24 @@ class RayEngine(Engine):
             queue.shutdown(force=True)
 
     def _row(self, path: str, probs: np.ndarray, error: str) -> dict[str, Any]:
-        """The row :meth:`vsent.predict.Predictor.score` writes for these scores."""
-        if error:
-            return {"path": path, "prob_positive": None, "label": None, "error": error}
-        k = int(probs.argmax())
-        label = self.class_names[k] if k < len(self.class_names) else str(k)
-        return {"path": path, "prob_positive": round(float(probs[1]), 6), "label": label,
-                "error": ""}
+        return result_row(path, probs, error, self.class_names)
 
     def close(self) -> None:
         if self._started and self.ray.is_initialized():
             self.ray.shutdown()
+
+
+def result_row(path: str, probs: np.ndarray, error: str, class_names: list[str]
+               ) -> dict[str, Any]:
+    """The row :meth:`vsent.predict.Predictor.score` writes for an actor's result: its error
+    row for a failed decode, else :func:`vsent.predict.scores_row` (the same code, so that
+    NaN/inf scores are the same error row, not "nan, negative")."""
+    from vsent.batch import error_row
+    from vsent.predict import scores_row
+
+    if error:
+        return error_row(path, error)
+    return scores_row(path, probs, class_names)
 
 
 def _feed(paths: Iterator[Path], queue: Any, stop: threading.Event,
