@@ -334,7 +334,8 @@ def test_clip_tag_download_requires_real_weights_and_fails_in_one_line(monkeypat
     assert "\n" not in msg and "ViT-B-32/openai" in msg
     # open_clip fetches this tag from the Hugging Face hub (its URL is the fallback)
     assert "https://huggingface.co/timm/vit_base_patch32_clip_224.openai" in msg
-    assert "--init PATH" in msg
+    # a file alone does not say whose input statistics apply: the message names the tag
+    assert "--init openai=PATH" in msg
     # open_clip must fail rather than hand back random weights
     assert seen["require_pretrained"] is True and seen["pretrained"] == "openai"
 
@@ -528,3 +529,119 @@ def test_hub_downloads_without_a_network_fail_at_once_with_a_route_that_works(mo
     assert "`hf download timm/resnet18." in msg
     msg = clip_models.offline_message("ViT-B-32", "openai")
     assert "`hf download timm/vit_base_patch32_clip_224.openai` where there is a network" in msg
+
+
+# --- weights files of tagged architectures, damaged downloads ------------------------------------
+
+#: open_clip's pretrained record of MobileCLIP (inputs in 0..1, mean 0, std 1), not CLIP's
+MOBILE_STATS = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
+
+
+def _fake_clip_tag(monkeypatch, cfg: dict) -> None:
+    """``fake-tag``, the only tag of every CLIP arch, with open_clip's pretrained record
+    ``cfg`` (nothing is downloaded: the tests load files)."""
+    import vsent.zeroshot as zs
+
+    monkeypatch.setattr(clip_models, "tags", lambda arch: ["fake-tag"])
+    monkeypatch.setattr(zs, "tags", clip_models.tags)  # imported by name there
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg",
+                        lambda arch, tag: {**cfg, "url": "https://example.org/w.pt"})
+
+
+def test_clip_file_needs_its_tag_when_the_tags_take_other_statistics(monkeypatch, clip_file):
+    """A plain file of an arch whose tags expect other mean/std than its default (MobileCLIP)
+    was fed the default without a word: refused; ``TAG=PATH`` loads it with TAG's."""
+    clip, path = clip_file
+    _fake_clip_tag(monkeypatch, MOBILE_STATS)
+    default = create_model("clip/vsent-test-vit").info.preprocess
+    with pytest.raises(WeightsError) as err:
+        create_model("clip/vsent-test-vit", init=str(path))
+    msg = str(err.value)
+    assert "\n" not in msg and str(path) in msg and f"--init TAG={path}" in msg
+    assert "fake-tag: mean 0/0/0 std 255/255/255" in msg
+    model = create_model("clip/vsent-test-vit", init=f"fake-tag={path}").eval()
+    assert model.info.preprocess == clip_models.pretrained_weights("vsent-test-vit",
+                                                                   "fake-tag").preprocess
+    assert model.info.preprocess.std == (255.0,) * 3 != default.std
+    x = _input(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(x), clip.encode_image(x))
+    with pytest.raises(WeightsError, match="give the weights file after 'fake-tag='"):
+        create_model("clip/vsent-test-vit", init="fake-tag=")
+    with pytest.raises(WeightsError, match="no such file"):
+        create_model("clip/vsent-test-vit", init=f"fake-tag={path}.missing")
+
+
+def test_clip_file_loads_plainly_when_every_tag_takes_the_default_statistics(monkeypatch,
+                                                                            clip_file):
+    _, path = clip_file
+    _fake_clip_tag(monkeypatch, {"mean": clip_models.OPENAI_MEAN, "std": clip_models.OPENAI_STD})
+    model = create_model("clip/vsent-test-vit", init=str(path))
+    assert model.info.preprocess == create_model("clip/vsent-test-vit").info.preprocess
+
+
+def test_zero_shot_file_needs_its_tag_like_create_model(monkeypatch, clip_file):
+    clip, path = clip_file
+    _fake_clip_tag(monkeypatch, MOBILE_STATS)
+    with pytest.raises(WeightsError, match=r"--init TAG=.*\(tags: fake-tag\)$"):
+        zero_shot_model("clip/vsent-test-vit", str(path))
+    model = zero_shot_model("clip/vsent-test-vit", f"fake-tag={path}")
+    assert model.info.preprocess.mean == (0.0,) * 3 and model.info.preprocess.std == (255.0,) * 3
+    x = _input(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(x),
+                                   F.normalize(clip.encode_image(x), dim=-1))
+
+
+def test_vsent_checkpoint_as_init_keeps_the_statistics_it_records(monkeypatch, clip_file,
+                                                                   tmp_path):
+    _, path = clip_file
+    _fake_clip_tag(monkeypatch, MOBILE_STATS)
+    tuned = create_model("clip/vsent-test-vit", init=f"fake-tag={path}")
+    ckpt = save_checkpoint(tmp_path / "model.pt", tuned)
+    again = create_model("clip/vsent-test-vit", init=str(ckpt))  # no tag needed: it is recorded
+    assert again.info.preprocess == tuned.info.preprocess
+    for key, value in tuned.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[key], value)
+
+
+def _hf_cache(monkeypatch, tmp_path, repo: str, name: str, data: bytes):
+    """A Hugging Face cache in ``tmp_path`` holding ``repo``'s file ``name`` = ``data``, the
+    hub offline (a download would fail: only the cached file can be read)."""
+    from huggingface_hub import constants
+
+    folder = tmp_path / "hf" / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("abc123")
+    (folder / "snapshots" / "abc123").mkdir(parents=True)
+    (folder / "snapshots" / "abc123" / name).write_bytes(data)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return folder / "snapshots" / "abc123" / name
+
+
+def test_a_damaged_timm_file_in_the_hub_cache_is_named_not_blamed_on_the_network(monkeypatch,
+                                                                                 tmp_path):
+    cached = _hf_cache(monkeypatch, tmp_path, "timm/test_vit.r160_in1k", "model.safetensors",
+                       np.random.default_rng(0).bytes(5000))
+    with pytest.raises(WeightsError) as err:
+        create_model("timm/test_vit", init="imagenet")
+    msg = str(err.value)
+    assert msg.startswith(f"{cached}: incomplete or damaged weights file (")
+    assert "delete it and download it again (https://huggingface.co/timm/test_vit" in msg
+    assert "no network" not in msg and "\n" not in msg
+
+
+def test_a_damaged_clip_file_in_the_hub_cache_is_named_not_blamed_on_the_network(monkeypatch,
+                                                                                 tmp_path):
+    from open_clip import pretrained
+
+    record = {"url": "", "hf_hub": "vsent/test-clip/", **MOBILE_STATS}
+    monkeypatch.setitem(pretrained._PRETRAINED, "vsent-test-vit", {"fake_tag": record})
+    cached = _hf_cache(monkeypatch, tmp_path, "vsent/test-clip", "open_clip_model.safetensors",
+                       np.random.default_rng(0).bytes(5000))
+    with pytest.raises(WeightsError) as err:  # (open_clip's tags have no "-")
+        create_model("clip/vsent-test-vit", init="fake_tag")
+    msg = str(err.value)
+    assert msg.startswith(f"{cached}: incomplete or damaged weights file (")
+    assert "no network" not in msg and "\n" not in msg

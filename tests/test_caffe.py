@@ -356,3 +356,20 @@ def test_full_finetuned_caffenet_matches_independent_forward(tmp_path, legacy):
     got = _vsent_logits(model, images)
     assert expected.abs().max() > 1
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_bvlc_alexnet_file_is_refused_not_loaded_into_caffenet(tmp_path, legacy):
+    """AlexNet's .caffemodel has CaffeNet's layer names and shapes but normalises before
+    pooling: it loaded into CaffeNet without a word."""
+    state = create_model("caffenet", arch="fc8-1000").state_dict()
+    path = export_caffemodel(tmp_path / "bvlc_alexnet.caffemodel", state, name="AlexNet",
+                             legacy=legacy)
+    for load in (load_caffemodel, lambda p: create_model("caffenet", init=p)):
+        with pytest.raises(WeightsError) as err:
+            load(path)
+        msg = str(err.value)
+        assert msg.startswith(f"{path}: the net 'AlexNet' is AlexNet (norm before pool)")
+        assert "bvlc_reference_caffenet.caffemodel" in msg and "\n" not in msg
+    ok = export_caffemodel(tmp_path / "c.caffemodel", state, legacy=legacy)  # net "CaffeNet"
+    assert sorted(load_caffemodel(ok)) == sorted(state)

@@ -758,3 +758,25 @@ def test_damaged_init_and_extra_records_are_one_line(tmp_path):
         (rd / "data.json").mkdir()
         with pytest.raises(VsentError, match=f"^{rd / 'data.json'}: not readable \\(\\[Errno "):
             cv.check_data_record(rd / "data.json", extra, cfg.data, "then", "fix it")
+
+
+def test_the_file_of_a_tagged_clip_init_is_recorded_and_checked_on_resume(tmp_path):
+    """``--init TAG=PATH`` (a CLIP tag's weights in a file) is no plain path: its file was not
+    hashed, so a resumed run would not see it replaced."""
+    import vsent.crossval as cv
+    from vsent.models.registry import get_model_entry
+    from vsent.runs import RunDir
+
+    model = "clip/RN50"
+    tag = get_model_entry(model).tags[0]
+    weights = tmp_path / "rn50.pt"
+    weights.write_bytes(b"weights")
+    cfg = RunConfig(data=str(tmp_path), model=model, init=f"{tag}={weights}")
+    with RunDir(tmp_path / "run") as rd:
+        sha = cv._check_same_init(cfg, rd)
+        assert sha is not None
+        assert json.loads((rd / "init.json").read_text()) == {"init": f"{tag}={weights}",
+                                                              "sha256": sha}
+        weights.write_bytes(b"other weights")
+        with pytest.raises(VsentError, match=r"the --init weights changed since"):
+            cv._check_same_init(cfg, rd)

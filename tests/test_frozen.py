@@ -437,3 +437,35 @@ def test_head_training_refuses_image_augmentation_and_ema():
     for change in ({"augment": "trivial"}, {"ema": 0.9}):
         with pytest.raises(VsentError, match="--train head fits on cached features"):
             fit_head(model, features, np.array([0, 1, 0, 1]), TrainConfig(**change))
+
+
+@pytest.mark.parametrize("name", ["smallcnn", "pcnn", "resnet18"])
+def test_head_on_a_frozen_backbone_learns_at_head_lr_mult(name):
+    """smallcnn and pcnn have no new layers: their head trained at 1x under --train head /
+    last-N, though the docs say lr x head_lr_mult (as every other family's)."""
+    from vsent.train import TrainConfig, make_optimizer
+
+    cfg = TrainConfig()  # the Campos solver: lr 0.001, head_lr_mult 10, bias_lr_mult 2
+    model = create_model(name)
+    head = model.info.head
+    frozen.freeze_backbone(model)
+    groups = {g["name"]: g for g in make_optimizer(model, cfg).param_groups}
+    assert sorted(groups) == ["new-bias", "new-weight"]
+    assert groups["new-weight"]["lr"] == pytest.approx(0.01)
+    assert groups["new-bias"]["lr"] == pytest.approx(0.02)
+    want = {id(p) for n, p in model.named_parameters() if n.startswith(head + ".")}
+    assert {id(p) for g in groups.values() for p in g["params"]} == want
+
+
+def test_last_n_trains_its_blocks_at_lr_and_the_smallcnn_head_at_head_lr_mult():
+    from vsent.train import TrainConfig, make_optimizer
+
+    model = create_model("smallcnn")
+    frozen.freeze_all_but_last(model, 1)
+    lrs = {g["name"]: g["lr"] for g in make_optimizer(model, TrainConfig()).param_groups}
+    assert lrs == pytest.approx({"base-weight": 0.001, "base-bias": 0.002,
+                                 "new-weight": 0.01, "new-bias": 0.02})
+    # --train all: nothing frozen, smallcnn has no new layer, every group at 1x as before
+    lrs = {g["name"]: g["lr"] for g in make_optimizer(create_model("smallcnn"),
+                                                      TrainConfig()).param_groups}
+    assert lrs == pytest.approx({"base-weight": 0.001, "base-bias": 0.002})

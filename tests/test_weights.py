@@ -511,3 +511,52 @@ def test_a_cached_file_of_another_sha1_is_refused_and_a_good_one_hashed_once(off
     os.utime(path, ns=(1, 1))
     with pytest.raises(WeightsError, match="incomplete or different file"):
         weights.fetch("caffenet")
+
+
+# ---------------------------------------------------------------------------------------------
+# a damaged cached download; a vsent checkpoint's statistics
+
+
+def _cut_zip(path: Path) -> None:
+    """``path``: the first half of a real torch.save zip (a download cut part way)."""
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("damage", ["random", "cut"])
+def test_a_damaged_cached_torchvision_file_is_one_line_naming_it(offline, damage):
+    """A wget cut short leaves such a file; torch.load's UnpicklingError/RuntimeError went out
+    as a 35-line traceback (exit 1)."""
+    url = torchvision.models.ResNet18_Weights.DEFAULT.url
+    offline.mkdir(parents=True)
+    cached = offline / url.rsplit("/", 1)[1]
+    if damage == "random":
+        cached.write_bytes(os.urandom(100_000))
+    else:
+        _cut_zip(cached)
+    with pytest.raises(WeightsError) as err:
+        create_model("resnet18", init="imagenet")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{cached}: incomplete or damaged weights file (")
+    assert msg.endswith(f"delete it and download it again ({url})")
+
+
+def test_vsent_checkpoint_as_init_keeps_its_recorded_statistics(tmp_path):
+    """The preprocessing a checkpoint records (here other mean/std/channel order than the
+    architecture's) travels with its weights; the crop stays the model's (``image_size``)."""
+    from vsent.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    source = create_model("smallcnn", widths=(8, 16))
+    own = source.info.preprocess
+    stats = dataclasses.replace(own, mean=(1.0, 2.0, 3.0), std=(4.0, 5.0, 6.0),
+                                channel_order="BGR")
+    source.info = dataclasses.replace(source.info, preprocess=stats)
+    ckpt = save_checkpoint(tmp_path / "model.pt", source)
+    model = create_model("smallcnn", widths=(8, 16), init=ckpt)
+    assert _equal(source, model)
+    assert model.info.preprocess == stats
+    torch.save(source.state_dict(), tmp_path / "plain.pt")  # a plain state dict says nothing
+    assert create_model("smallcnn", widths=(8, 16),
+                        init=tmp_path / "plain.pt").info.preprocess == own

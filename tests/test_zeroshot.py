@@ -48,3 +48,21 @@ def test_zero_shot_uses_the_tags_preprocessing_like_create_model(monkeypatch):
     # a weights file or random weights keep the architecture's configuration
     assert zero_shot_model("clip/vsent-test-vit", "random").info.preprocess == \
         create_model("clip/vsent-test-vit").info.preprocess
+
+
+def test_zeroshot_names_are_refused_as_a_model_to_build_but_checkpoints_load(tmp_path):
+    """``zeroshot/clip/<arch>`` built an empty zero-shot model (zero class embeddings: every
+    logit 0) that crossval trained to nothing; only checkpoints rebuild it now."""
+    from vsent.errors import VsentError
+    from vsent.models.checkpoint import load_checkpoint, save_checkpoint
+
+    with pytest.raises(VsentError) as err:
+        create_model("zeroshot/clip/vsent-test-vit")
+    assert str(err.value) == ("'zeroshot/clip/vsent-test-vit' names a saved model, not an "
+                              "architecture to build: a zero-shot model comes from --zero-shot "
+                              "--model clip/vsent-test-vit (vsent.zeroshot.zero_shot_model)")
+    model = zero_shot_model("clip/vsent-test-vit", "random")
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "zs.pt", model))
+    assert loaded.spec["name"] == "zeroshot/clip/vsent-test-vit"
+    torch.testing.assert_close(loaded.class_embeddings, model.class_embeddings)
+    assert bool(loaded.class_embeddings.abs().sum() > 0)

@@ -190,10 +190,14 @@ def _check_same_data(cfg: RunConfig, run: RunDir, dataset) -> None:
 def _check_same_init(cfg: RunConfig, run: RunDir) -> str | None:
     """The SHA-256 of the ``--init`` weights file (None for ``random``, ``imagenet``, a tag):
     a resumed run must start its remaining folds from the weights its first folds started
-    from, and a file retrained or replaced at the same path would not be seen by its name."""
-    if not Path(cfg.init).is_file():
+    from, and a file retrained or replaced at the same path would not be seen by its name.
+    ``TAG=PATH`` (a CLIP tag's weights in a file) is the file PATH."""
+    from vsent.models.registry import get_model_entry, split_tagged_init
+
+    path = split_tagged_init(cfg.init, get_model_entry(cfg.model).tags)[1]
+    if not Path(path).is_file():
         return None
-    now = file_sha256(cfg.init)
+    now = file_sha256(path)
     file = run / INIT_RECORD
     if not file.exists():  # a new run (or one of a vsent that kept no record)
         run.write_json(INIT_RECORD, {"init": cfg.init, "sha256": now})

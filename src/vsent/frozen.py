@@ -188,8 +188,9 @@ def fit_linear_head(model: nn.Module, features: np.ndarray, labels: np.ndarray,
 
     Every parameter outside ``info.head`` is frozen (and untouched). Mini-batches of
     ``cfg.batch_size`` in a seeded random order, ``cfg.epochs`` passes, cross-entropy with
-    ``cfg.label_smoothing``; the head is in :data:`vsent.models.base.ModelInfo.new_layers` and so
-    learns at ``head_lr_mult`` x lr (as in fine-tuning). Returns one stats dict per epoch.
+    ``cfg.label_smoothing``; the head learns at ``head_lr_mult`` x lr, as a new layer does in
+    fine-tuning, whether or not the family lists it in ``info.new_layers`` (smallcnn and pcnn
+    do not; :func:`vsent.train.head_layers`). Returns one stats dict per epoch.
     """
     from vsent.train import make_optimizer, make_scheduler  # the fine-tuning solver, as it is
 

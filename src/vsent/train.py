@@ -44,10 +44,11 @@ STATE_KEYS = frozenset({"model", "optimizer", "scheduler", "generator", "torch_r
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     """Split parameters into (new layer? x bias?) groups with their lr and weight decay.
 
-    New layers (``model.info.new_layers``) train at ``head_lr_mult`` x lr; biases (and BatchNorm
+    New layers (``model.info.new_layers``) train at ``head_lr_mult`` x lr, and so does the head
+    (``info.head``) on a partly frozen network (:func:`head_layers`); biases (and BatchNorm
     parameters, which are 1-d) at ``bias_lr_mult`` x their layer's lr without weight decay.
     """
-    new_prefixes = tuple(f"{name}." for name in model.info.new_layers)
+    new_prefixes = tuple(f"{name}." for name in head_layers(model))
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -62,6 +63,16 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
             "name": f"{'new' if is_new else 'base'}-{'bias' if is_bias else 'weight'}",
         })
     return out
+
+
+def head_layers(model: nn.Module) -> tuple[str, ...]:
+    """The layers that train at ``head_lr_mult`` x lr: ``info.new_layers``, plus ``info.head``
+    once a parameter is frozen (``--train head`` / ``last-N``). The head is then what learns on
+    a fixed backbone, and its rate must not hang on whether the family calls it a new layer
+    (smallcnn and pcnn have none: their head would learn 10x slower than documented)."""
+    info = model.info
+    frozen = any(not p.requires_grad for p in model.parameters())
+    return (*info.new_layers, info.head) if frozen and info.head else tuple(info.new_layers)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -38,6 +38,7 @@ from vsent.models.clip_models import (
     pretrained_weights,
     random_clip,
     tags,
+    tower_preprocess,
 )
 
 log = logging.getLogger("vsent")
@@ -162,7 +163,8 @@ def zero_shot_model(
     if negative:
         prompts["negative"] = list(negative)
     prompts = check_prompts(prompts)
-    clip = _load_full(arch, init)
+    source, preprocess = _init_source(arch, init)
+    clip = _load_full(arch, source)
     clip.eval()
     tokenizer = open_clip.get_tokenizer(arch)
     with torch.no_grad():
@@ -172,11 +174,28 @@ def zero_shot_model(
             rows.append(F.normalize(emb.mean(dim=0), dim=-1))
         class_embeddings = torch.stack(rows)
         scale = float(clip.logit_scale.exp()) if hasattr(clip, "logit_scale") else 100.0
-    # a tag's own input statistics (MobileCLIP: mean 0, std 1), as create_model(init=TAG)
-    tagged = isinstance(init, str) and init in tags(arch)
     info = _zero_shot_info(arch, int(class_embeddings.shape[1]), {"init": str(init)},
-                           pretrained_weights(arch, init).preprocess if tagged else None)
+                           preprocess)
     return ZeroShotModel(clip.visual, class_embeddings, scale, info, prompts).eval()
+
+
+def _init_source(arch: str, init: str | PathLike[str]) -> tuple[str | PathLike[str],
+                                                                  Preprocess | None]:
+    """What :func:`_load_full` reads for ``init`` and the input statistics the weights expect,
+    as ``create_model(init=...)`` decides them: a tag's own (MobileCLIP: mean 0, std 1), also
+    for ``TAG=PATH`` (PATH holds TAG's weights); None (the architecture's) for random weights or
+    a plain file, refused when some tag expects other statistics (nothing says which apply)."""
+    from vsent.models.registry import check_file_statistics, get_model_entry, split_tagged_init
+
+    known = tags(arch)
+    tag, source = split_tagged_init(init, known)
+    if tag is None and isinstance(init, str) and init in known:
+        tag = init
+    if tag is not None:
+        return source, pretrained_weights(arch, tag).preprocess
+    if not (isinstance(init, str) and init == "random") and Path(init).is_file():
+        check_file_statistics(get_model_entry(PREFIX + arch), init, tower_preprocess(arch))
+    return init, None
 
 
 def _zero_shot_info(arch: str, embed_dim: int, extra: Mapping[str, object],

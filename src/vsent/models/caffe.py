@@ -323,6 +323,17 @@ def _canonical(path: Path, name: str, module: str, index: int, blob: np.ndarray)
     return blob.reshape(blob.shape[blob.ndim - want:])
 
 
+def _refuse_alexnet(path: Path, net_name: str) -> None:
+    """:class:`WeightsError` for BVLC AlexNet's file (net ``AlexNet``): its layers have
+    CaffeNet's names and shapes, so it would load, but AlexNet normalises before pooling and
+    CaffeNet after; its weights in CaffeNet's order give other features without a word."""
+    if "alexnet" in net_name.lower():
+        raise WeightsError(
+            f"{path}: the net {net_name!r} is AlexNet (norm before pool), not CaffeNet (pool "
+            f"before norm): its weights would run in the wrong layer order; use "
+            f"bvlc_reference_caffenet.caffemodel, or torchvision's alexnet with --init imagenet")
+
+
 def load_caffemodel(
     path: str | Path, *, layer_map: Mapping[str, str] | None = None
 ) -> dict[str, torch.Tensor]:
@@ -344,12 +355,14 @@ def load_caffemodel(
     Raises
     ------
     WeightsError
-        Unreadable or corrupt file, a layer with weights whose name is not in ``layer_map``, a
-        layer given twice, or a layer with other than 2 blobs (weight and bias).
+        Unreadable or corrupt file, BVLC AlexNet's file (same layer names, other layer order), a
+        layer with weights whose name is not in ``layer_map``, a layer given twice, or a layer
+        with other than 2 blobs (weight and bias).
     """
     layer_map = CAFFENET_LAYERS if layer_map is None else layer_map
     path = Path(path)
-    _, layers = read_caffemodel(path)
+    net_name, layers = read_caffemodel(path)
+    _refuse_alexnet(path, net_name)
     state: dict[str, torch.Tensor] = {}
     seen: dict[str, str] = {}
     unknown = [lay.name for lay in layers if lay.blobs and lay.name not in layer_map]

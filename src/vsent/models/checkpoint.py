@@ -35,7 +35,7 @@ from torch import nn
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
 from vsent.files import atomic_open
-from vsent.models.registry import create_model
+from vsent.models.registry import rebuild_model
 from vsent.runs import to_jsonable
 
 CHECKPOINT_FORMAT = "vsent-checkpoint/1"
@@ -214,7 +214,8 @@ def build_model(ckpt: Mapping[str, Any], path: str | PathLike[str],
     spec = dict(ckpt["spec"])
     name, num_classes = spec.pop("name"), spec.pop("num_classes")
     try:
-        model = create_model(name, num_classes=num_classes, init="random", **spec)
+        # rebuild_model: also the names only checkpoints hold (zeroshot/clip/<arch>)
+        model = rebuild_model(name, num_classes=num_classes, **spec)
         model.load_state_dict(ckpt["state_dict"], strict=True)
         # The saved preprocessing wins (e.g. a model trained at another crop size).
         model.info = dataclasses.replace(

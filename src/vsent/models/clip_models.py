@@ -12,7 +12,9 @@
   bicubic interpolation (recorded in ``info.extra``).
 * Pretrained weights are named by open_clip's tags (``openai``, ``laion2b_s34b_b79k``, ...):
   :func:`pretrained_weights` returns the record for one tag; open_clip downloads the file when
-  online, and offline the error names the file and the folder.
+  online, and offline the error names the file and the folder. ``--init TAG=PATH`` loads a
+  file of TAG's weights with TAG's mean/std; a plain path is refused where tags take other
+  statistics than the default (MobileCLIP), as a file does not say which apply.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,7 +32,14 @@ from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
 from vsent.models.base import ModelInfo, SentimentModel, import_extra
 from vsent.models.timm_models import probe_pools
-from vsent.models.weights import hf_cache_dir, hub_download, init_new_linear
+from vsent.models.weights import (
+    HF_WEIGHTS_NAMES,
+    damaged_file_message,
+    hf_cache_dir,
+    hf_cached_file,
+    hub_download,
+    init_new_linear,
+)
 
 PREFIX = "clip/"
 #: Registry prefix of saved zero-shot models, ``zeroshot/clip/<arch>`` (:mod:`vsent.zeroshot`).
@@ -166,8 +176,10 @@ def offline_message(arch: str, tag: str, exc: BaseException | None = None) -> st
     hub = where.removeprefix("https://huggingface.co/")
     fetch = (f"`hf download {hub}` where there is a network, then copy the Hugging Face cache "
              f"({cache}) here" if hub != where else f"download {where} into {cache}")
-    return (f"cannot download CLIP weights {arch}/{tag}{why} (no network?): pass --init PATH "
-            f"to its open_clip state dict (.bin or .safetensors, from {where}), or {fetch}")
+    # TAG=PATH: a file alone does not say which tag's input statistics it needs
+    return (f"cannot download CLIP weights {arch}/{tag}{why} (no network?): pass --init "
+            f"{tag}=PATH with PATH its open_clip state dict (.bin or .safetensors, from "
+            f"{where}), or {fetch}")
 
 
 def load_clip(arch: str, tag: str) -> nn.Module:
@@ -182,19 +194,34 @@ def load_clip(arch: str, tag: str) -> nn.Module:
         with hub_download():
             return open_clip.create_model(arch, pretrained=tag, require_pretrained=True)
     except Exception as exc:  # hub, HTTP and OS errors differ with the download backend
+        cached = cached_weights_file(arch, tag)
+        if cached is not None:  # there, so reading it failed, not the download
+            raise WeightsError(damaged_file_message(cached, exc, weights_location(arch, tag))) \
+                from exc
         raise WeightsError(offline_message(arch, tag, exc)) from exc
+
+
+def cached_weights_file(arch: str, tag: str) -> Path | None:
+    """The weights file of ``arch``/``tag`` open_clip already downloaded (the Hugging Face
+    cache, or its own folder ``~/.cache/clip`` for a URL), or None."""
+    cfg = open_clip_module().get_pretrained_cfg(arch, tag) or {}
+    if cfg.get("hf_hub"):
+        repo, name = os.path.split(cfg["hf_hub"])  # "owner/repo/" or "owner/repo/file.bin"
+        found = hf_cached_file(repo, (*((name,) if name else ()), *HF_WEIGHTS_NAMES))
+        if found is not None:
+            return found
+    if cfg.get("url"):
+        path = Path("~/.cache/clip").expanduser() / os.path.basename(cfg["url"])
+        return path if path.is_file() else None
+    return None
 
 
 def pretrained_weights(arch: str, tag: str):
     """The :class:`vsent.models.weights.PretrainedWeights` record of ``arch`` with ``tag``."""
     from vsent.models.weights import PretrainedWeights
 
-    open_clip = open_clip_module()
-    cfg = open_clip.get_pretrained_cfg(arch, tag) or {}
-    # the tower's own facts from its configuration: no model is built here
-    tower = SimpleNamespace(image_size=open_clip.get_model_config(arch)["vision_cfg"].get(
-        "image_size", 224))
-    pre, _ = clip_preprocess(tower, {k: cfg.get(k) for k in ("mean", "std", "interpolation")})
+    cfg = open_clip_module().get_pretrained_cfg(arch, tag) or {}
+    pre = tower_preprocess(arch, cfg)
 
     def loader(model: nn.Module) -> dict[str, Tensor]:
         state = load_clip(arch, tag).state_dict()
@@ -205,11 +232,28 @@ def pretrained_weights(arch: str, tag: str):
                              licence="not stated by open_clip", tag=tag)
 
 
+def tower_preprocess(arch: str, cfg: dict[str, Any] | None = None) -> Preprocess:
+    """:func:`clip_preprocess` of ``arch``'s tower from its configuration, no model built: the
+    architecture's default, or with a tag's pretrained configuration ``cfg``."""
+    open_clip = open_clip_module()
+    tower = SimpleNamespace(image_size=open_clip.get_model_config(arch)["vision_cfg"].get(
+        "image_size", 224))
+    pre, _ = clip_preprocess(tower, {k: (cfg or {}).get(k)
+                                     for k in ("mean", "std", "interpolation")})
+    return pre
+
+
 def describe_weights(arch: str, init: str) -> dict[str, Any]:
     """Card entry for ``--init init`` of ``clip/arch`` (no download, no model build)."""
+    from vsent.models.registry import split_tagged_init
+
     if init in tags(arch):
         return {"source": f"open_clip pretrained weights {arch} {init}", "library": "open_clip",
                 "tag": init, "licence": None, "location": weights_location(arch, init)}
+    tag, path = split_tagged_init(init, tags(arch))
+    if tag is not None:  # TAG=PATH
+        return {"source": f"weights file of open_clip {arch} {tag}", "library": "open_clip",
+                "tag": tag, "licence": None, "location": str(path)}
     return {"source": "weights file (open_clip key names)", "library": "open_clip",
             "location": init}
 
@@ -240,7 +284,7 @@ def resolve(name: str):
     It carries no ``imagenet`` weights: CLIP weights are chosen by tag (``--init openai``:
     ``entry.tagged`` returns :func:`pretrained_weights` of the tag; ``entry.tags`` lists them).
     """
-    from vsent.models.registry import ModelEntry
+    from vsent.models.registry import ModelEntry, split_tagged_init
 
     arch = name[len(PREFIX):]
     if arch not in open_clip_module().list_models():
@@ -254,8 +298,10 @@ def resolve(name: str):
     known = tuple(tags(arch))
 
     def tagged(init: str):
-        # --init openai: the tag's record (downloaded when the model is built); else a path
-        return pretrained_weights(arch, init) if init in known else None
+        # --init openai: the tag's record (downloaded when the model is built); --init
+        # openai=PATH: its record too (PATH holds its weights); else a path
+        tag = split_tagged_init(init, known)[0] or init
+        return pretrained_weights(arch, tag) if tag in known else None
 
     return ModelEntry(name, builder, None, tagged=tagged, tags=known)
 
@@ -268,7 +314,9 @@ def register() -> None:
         registry.register_family(PREFIX, resolve, list_names)
     if ZS_PREFIX not in getattr(registry, "_FAMILIES", {}):
         # zero-shot checkpoints rebuild through vsent.zeroshot (imported when one is loaded)
-        registry.register_family(ZS_PREFIX, _resolve_zero_shot, lambda pattern: [])
+        registry.register_family(ZS_PREFIX, _resolve_zero_shot, lambda pattern: [],
+                                 saved_only="a zero-shot model comes from --zero-shot --model "
+                                            "{rest} (vsent.zeroshot.zero_shot_model)")
 
 
 def _resolve_zero_shot(name: str):

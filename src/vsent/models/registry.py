@@ -27,16 +27,19 @@ import dataclasses
 import difflib
 import fnmatch
 import inspect
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from os import PathLike
+from os import PathLike, fspath
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from vsent.errors import VsentError
+from vsent.data.transforms import Preprocess
+from vsent.errors import VsentError, WeightsError
 from vsent.models.base import ModelInfo
-from vsent.models.weights import PretrainedWeights, apply_init
+from vsent.models.weights import PretrainedWeights, apply_init, saved_preprocess
 
 #: Methods every registered model implements (besides ``forward``).
 MODEL_METHODS = ("forward_features", "forward_head")
@@ -49,8 +52,9 @@ class ModelEntry:
     name: str
     builder: Callable[..., nn.Module]
     weights: PretrainedWeights | None = None
-    #: Named pretrained sets (CLIP tags): ``tagged(init)`` -> the record of ``--init init``, or
-    #: None when ``init`` is not one of its tags (then it is a path).
+    #: Named pretrained sets (CLIP tags): ``tagged(init)`` -> the record of ``--init init`` (a
+    #: tag, or ``TAG=PATH``: a file holding that tag's weights), or None when ``init`` is not
+    #: one of its tags (then it is a path).
     tagged: Callable[[str], PretrainedWeights | None] | None = None
     #: The names ``tagged`` knows, for messages (``--init imagenet`` or a misspelt tag).
     tags: tuple[str, ...] = ()
@@ -63,6 +67,11 @@ class ModelFamily:
     prefix: str
     resolve: Callable[[str], ModelEntry]
     list_names: Callable[[str], list[str]]
+    #: Non-empty for a family whose names only rebuild saved checkpoints (``zeroshot/``): its
+    #: empty models are no architecture to train, so :func:`create_model` refuses them with
+    #: this advice (``{rest}``: the name after the prefix) and only :func:`rebuild_model`
+    #: builds them.
+    saved_only: str = ""
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -93,12 +102,15 @@ def register_family(
     prefix: str,
     resolve: Callable[[str], ModelEntry],
     list_names: Callable[[str], list[str]],
+    *,
+    saved_only: str = "",
 ) -> None:
     """Let a family resolve every name starting with ``prefix`` (e.g. ``"timm/"``).
 
     ``resolve(name)`` gets the full name (prefix included) and returns its :class:`ModelEntry`
     (``entry.name == name``) or raises :class:`VsentError` with a one-line message;
-    ``list_names(pattern)`` returns full names matching ``pattern``.
+    ``list_names(pattern)`` returns full names matching ``pattern``. ``saved_only``: see
+    :attr:`ModelFamily.saved_only` (the advice :func:`create_model` gives for such a name).
     """
     if not prefix or prefix in _FAMILIES:
         raise ValueError(f"model family prefix {prefix!r} is empty or already registered")
@@ -106,7 +118,7 @@ def register_family(
     clash += [p for p in _FAMILIES if p.startswith(prefix) or prefix.startswith(p)]
     if clash:
         raise ValueError(f"model family prefix {prefix!r} overlaps {', '.join(clash)}")
-    _FAMILIES[prefix] = ModelFamily(prefix, resolve, list_names)
+    _FAMILIES[prefix] = ModelFamily(prefix, resolve, list_names, saved_only)
 
 
 def _family_of(name: str) -> ModelFamily | None:
@@ -145,8 +157,8 @@ def get_model_entry(name: str) -> ModelEntry:
         entry = family.resolve(name)
         assert entry.name == name, f"family {family.prefix!r} resolved {name!r} as {entry.name!r}"
         return entry
-    known = [*sorted(n for n in _REGISTRY), *(f"{p}..." for p in sorted(_FAMILIES)
-                                              if p != "zeroshot/")]
+    known = [*sorted(n for n in _REGISTRY), *(f"{p}..." for p, f in sorted(_FAMILIES.items())
+                                              if not f.saved_only)]
     close = difflib.get_close_matches(name.lower(), [n.lower() for n in _REGISTRY], n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     raise VsentError(f"unknown model {name!r}; {hint}available: {', '.join(known)}")
@@ -165,14 +177,19 @@ def create_model(
     ----------
     name : str
         Registered model name (see :func:`list_models`), e.g. ``"caffenet"``, ``"timm/resnet18"``.
+        Names of a family that only rebuilds checkpoints (``zeroshot/clip/<arch>``) are refused:
+        their empty models would train to nothing (:func:`rebuild_model` builds them).
     num_classes : int, default 2
         Width of the new classification layer (raw ablations such as CaffeNet ``fc7-4096``
         keep their pretrained width; see ``model.info.num_outputs``).
-    init : {"random", "imagenet"} or path, default "random"
-        ``"random"``: the architecture's own initialisation; ``"imagenet"``: the family's
-        pretrained weights except ``info.new_layers`` (the model then takes the preprocessing of
-        the weights record); a path: a ``.pt``/``.pth`` state dict, a vsent checkpoint or a
-        ``.caffemodel``.
+    init : {"random", "imagenet"}, a tag, ``TAG=PATH`` or a path, default "random"
+        ``"random"``: the architecture's own initialisation; ``"imagenet"`` (or a family's tag,
+        CLIP ``openai``): the pretrained weights except ``info.new_layers`` (the model then takes
+        the preprocessing of the weights record); ``TAG=PATH``: the file PATH holding the weights
+        of TAG (downloaded by hand), with TAG's preprocessing; a path: a ``.pt``/``.pth`` state
+        dict, a vsent checkpoint (its recorded input statistics are kept) or a ``.caffemodel``.
+        A plain file for an architecture whose tags expect other input statistics than its
+        default is refused (nothing says which apply): name its tag with ``TAG=PATH``.
     **kwargs
         Architecture options of the builder (e.g. ``arch="fc7-2"`` for CaffeNet).
 
@@ -184,6 +201,24 @@ def create_model(
         ``forward_head(f) -> logits (B, info.num_outputs)``, ``forward`` = both, and
         ``model.spec`` (name + options that rebuild it).
     """
+    _import_builtin_models()
+    family = _family_of(name)
+    if family is not None and family.saved_only:
+        raise VsentError(f"{name!r} names a saved model, not an architecture to build: "
+                         f"{family.saved_only.format(rest=name[len(family.prefix):])}")
+    return _build(name, num_classes, init, kwargs)
+
+
+def rebuild_model(name: str, *, num_classes: int, **kwargs: Any) -> nn.Module:
+    """The architecture of a saved spec with random weights, for a checkpoint's weights to
+    fill (:func:`vsent.models.checkpoint.build_model`); unlike :func:`create_model` it also
+    builds the names only checkpoints hold (``zeroshot/clip/<arch>``)."""
+    return _build(name, num_classes, "random", kwargs)
+
+
+def _build(name: str, num_classes: int, init: str | PathLike[str],
+           kwargs: dict[str, Any]) -> nn.Module:
+    """:func:`create_model` once the name is allowed."""
     entry = get_model_entry(name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise VsentError(f"num_classes must be a positive integer, got {num_classes!r}")
@@ -192,25 +227,104 @@ def create_model(
     except TypeError as exc:
         raise VsentError(f"model {name!r}: {exc}") from None
     _check_option_types(name, entry.builder, kwargs)
-    weights = entry.weights
-    if entry.tagged is not None and isinstance(init, str) and init not in ("random", "imagenet"):
-        weights = entry.tagged(init) or weights  # a tag (CLIP "openai"); else init is a path
+    weights, init, named = _init_weights(entry, init)
     try:
         model = entry.builder(num_classes=num_classes, **kwargs)
     except (ValueError, TypeError) as exc:  # a value the builder refuses (dropout=2)
         raise VsentError(f"model {name!r}: {' '.join(str(exc).split())}") from None
     check_interface(model, name)
+    # the pretrained weights expect their own input statistics (checked before a file loads)
+    pre = weights.preprocess if named and weights is not None else \
+        _file_statistics(entry, init, model.info.preprocess)
     apply_init(model, name, init, weights=weights, new_layers=model.info.new_layers,
                tags=entry.tags)
-    if weights is not None and isinstance(init, str) and init in ("imagenet", weights.tag):
-        # The pretrained weights expect their own input statistics; a size the user chose
-        # (``image_size``) keeps its crop.
-        pre = weights.preprocess
-        if "image_size" in kwargs:
+    if pre is not None:
+        if "image_size" in kwargs:  # a size the user chose keeps its crop
             pre = pre.with_crop(model.info.preprocess.crop)
         model.info = dataclasses.replace(model.info, preprocess=pre)
     model.spec = {"name": name, "num_classes": num_classes, **kwargs}
     return model
+
+
+def _init_weights(entry: ModelEntry, init: str | PathLike[str]) -> tuple[
+        PretrainedWeights | None, str | PathLike[str], bool]:
+    """The weights record of ``init``, the ``init`` :func:`apply_init` reads and whether the
+    model takes the record's preprocessing: yes for ``imagenet`` and a tag (CLIP ``openai``),
+    whose weights the record loads, and for ``TAG=PATH``, a file of TAG's weights that expect
+    TAG's input statistics (apply_init reads PATH)."""
+    weights = entry.weights
+    if not isinstance(init, str) or init == "random":
+        return weights, init, False
+    if init == "imagenet" or entry.tagged is None:
+        return weights, init, init == "imagenet" and weights is not None
+    tag, path = split_tagged_init(init, entry.tags)
+    record = entry.tagged(tag or init)
+    return (weights, init, False) if record is None else (record, path, True)
+
+
+def split_tagged_init(init: str | PathLike[str],
+                      tags: Sequence[str]) -> tuple[str | None, str | PathLike[str]]:
+    """``--init TAG=PATH`` -> ``(TAG, PATH)``: a file holding the weights of the pretrained tag
+    TAG (fetched where there is a network); anything else -> ``(None, init)``, an existing
+    file whose name holds a ``=`` included. :class:`WeightsError` for ``TAG=`` alone."""
+    if not isinstance(init, str) or Path(init).exists():
+        return None, init
+    tag, sep, path = init.partition("=")
+    if not sep or tag not in tags:
+        return None, init
+    if not path:
+        raise WeightsError(f"--init {init}: give the weights file after '{tag}='")
+    return tag, path
+
+
+def _file_statistics(entry: ModelEntry, init: str | PathLike[str],
+                     default: Preprocess) -> Preprocess | None:
+    """The input statistics of weights read from the file ``init`` when they are not the
+    architecture's ``default``: a vsent checkpoint's recorded ones (mean, std, channel order;
+    the crop stays the model's). A plain file says nothing: :func:`check_file_statistics`.
+    None for the default, or for no file (apply_init says what is wrong)."""
+    if (isinstance(init, str) and init in ("random", "imagenet")) or not Path(init).is_file():
+        return None
+    saved = saved_preprocess(init)
+    if saved is not None:
+        return dataclasses.replace(default, mean=saved.mean, std=saved.std,
+                                   channel_order=saved.channel_order)
+    check_file_statistics(entry, init, default)
+    return None
+
+
+def check_file_statistics(entry: ModelEntry, init: str | PathLike[str],
+                          default: Preprocess) -> None:
+    """:class:`WeightsError` when some of ``entry``'s pretrained tags expect other input
+    statistics than the architecture's ``default`` (MobileCLIP: mean 0, std 1): a plain
+    weights file ``init`` does not say which it holds, and feeding it the default would give
+    wrong features without a word; the user names the tag with ``--init TAG=PATH``."""
+    if entry.tagged is None:
+        return
+    records = {t: entry.tagged(t) for t in entry.tags}
+    differ = [t for t, r in records.items()
+              if r is not None and not same_statistics(r.preprocess, default)]
+    if differ:
+        path = fspath(init)
+        raise WeightsError(
+            f"--init {path}: a weights file does not say which input statistics its weights "
+            f"expect, and pretrained tags of {entry.name} take others than its default "
+            f"({_statistics(default)}; {differ[0]}: "
+            f"{_statistics(records[differ[0]].preprocess)}): name the tag the file holds, "
+            f"--init TAG={path} (tags: {', '.join(entry.tags)})")
+
+
+def same_statistics(a: Preprocess, b: Preprocess) -> bool:
+    """Whether ``a`` and ``b`` normalise pixels alike (mean, std, channel order)."""
+    close = all(math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-6)
+                for x, y in zip((*a.mean, *a.std), (*b.mean, *b.std), strict=True))
+    return close and a.channel_order == b.channel_order
+
+
+def _statistics(pre: Preprocess) -> str:
+    """``mean 122.77/116.75/104.09 std 68.5/66.63/70.32`` (0..255 pixel units), for messages."""
+    return (f"mean {'/'.join(f'{m:.4g}' for m in pre.mean)} "
+            f"std {'/'.join(f'{s:.4g}' for s in pre.std)}")
 
 
 def check_interface(model: nn.Module, name: str) -> None:

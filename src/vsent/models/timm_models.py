@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +31,14 @@ from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
 from vsent.inference import capture_outputs
 from vsent.models.base import ModelInfo, PoolMode, SentimentModel, import_extra
-from vsent.models.weights import hf_cache_dir, hub_download
+from vsent.models.weights import (
+    HF_WEIGHTS_NAMES,
+    damaged_file_message,
+    hf_cache_dir,
+    hf_cached_file,
+    hub_checkpoint_dir,
+    hub_download,
+)
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +224,25 @@ def load_pretrained(arch: str, model: nn.Module) -> dict[str, Tensor]:
         with hub_download():
             net = timm.create_model(arch, pretrained=True, num_classes=num_classes)
     except Exception as exc:  # hub, HTTP, OS errors differ with the download backend
+        cfg = _pretrained_cfg(arch)
+        cached = cached_weights_file(cfg)
+        if cached is not None:  # there, so reading it failed, not the download
+            raise WeightsError(damaged_file_message(cached, exc, weights_location(cfg))) \
+                from exc
         raise WeightsError(offline_message(arch, exc)) from exc
     return net.state_dict()
+
+
+def cached_weights_file(cfg: Mapping[str, Any]) -> Path | None:
+    """The weights file of a pretrained configuration already downloaded (the Hugging Face
+    cache, or torch.hub's folder for a URL), or None."""
+    if cfg.get("hf_hub_id"):
+        own = (cfg["hf_hub_filename"],) if cfg.get("hf_hub_filename") else ()
+        return hf_cached_file(cfg["hf_hub_id"], (*own, *HF_WEIGHTS_NAMES))
+    if cfg.get("url"):
+        path = hub_checkpoint_dir() / PurePosixPath(urlparse(cfg["url"]).path).name
+        return path if path.is_file() else None
+    return None
 
 
 def offline_message(arch: str, exc: BaseException | None = None) -> str:

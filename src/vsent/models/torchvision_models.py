@@ -36,6 +36,7 @@ from vsent.models.base import ModelInfo, SentimentModel
 from vsent.models.registry import register_model
 from vsent.models.weights import (
     PretrainedWeights,
+    damaged_file_message,
     download_failed_message,
     hub_checkpoint_dir,
     init_new_linear,
@@ -171,7 +172,8 @@ def imagenet_state_dict(name: str, model: nn.Module) -> dict[str, Tensor]:
     """torchvision's ``DEFAULT`` ImageNet weights of ``name`` (cached in the torch hub dir).
 
     Without the file in the cache and without a network, the one-line :class:`WeightsError`
-    comes before torch.hub starts (it would first print its "Downloading: ..." line).
+    comes before torch.hub starts (it would first print its "Downloading: ..." line); a cached
+    file torch cannot read (a ``wget`` cut short) is named in one line too.
     """
     import torchvision
 
@@ -183,8 +185,12 @@ def imagenet_state_dict(name: str, model: nn.Module) -> dict[str, Tensor]:
         raise WeightsError(failed)
     try:
         return weights.get_state_dict(progress=True)
-    except (OSError, HTTPException) as exc:  # URLError is an OSError
-        raise WeightsError(failed) from exc
+    except Exception as exc:  # torch.load of a damaged file: UnpicklingError, RuntimeError, ...
+        if cached.is_file():  # the file is there: reading it failed, not the network
+            raise WeightsError(damaged_file_message(cached, exc, weights.url)) from exc
+        if isinstance(exc, (OSError, HTTPException)):  # URLError is an OSError
+            raise WeightsError(failed) from exc
+        raise
 
 
 def _register(spec: TorchvisionSpec) -> None:

@@ -50,7 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
-from vsent.errors import WeightsError
+from vsent.errors import VsentError, WeightsError
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +190,31 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
     return dict(obj)
 
 
+def saved_preprocess(path: str | PathLike[str]) -> Preprocess | None:
+    """The preprocessing a vsent checkpoint records: its weights were trained on that input
+    (a CLIP tag's statistics, say), which a model initialised from the file must keep. None
+    for any other file: a plain state dict says nothing, and one that cannot be read is
+    :func:`read_state_dict`'s to report. Only the small entries are read (``mmap``); vsent
+    writes torch.save's zip format, so other files are not opened twice."""
+    from vsent.models.checkpoint import CHECKPOINT_FORMAT  # (it imports the registry)
+
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            if f.read(2) != b"PK":
+                return None
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # damaged or foreign: read_state_dict gives the one-line reason
+        return None
+    if not isinstance(obj, Mapping) or obj.get("format") != CHECKPOINT_FORMAT \
+            or not isinstance(obj.get("preprocess"), Mapping):
+        return None  # a list, a tensor, a plain state dict: nothing recorded
+    try:
+        return Preprocess.from_dict(obj["preprocess"])
+    except (VsentError, TypeError, ValueError):  # a damaged record: the architecture's stays
+        return None
+
+
 def load_matching(
     model: nn.Module,
     state: Mapping[str, Tensor],
@@ -317,6 +342,37 @@ def hf_cache_dir() -> str:
     except ImportError:  # pragma: no cover - timm and open_clip depend on huggingface_hub
         return "the Hugging Face cache"
     return str(HF_HUB_CACHE)
+
+
+#: Weights files timm and open_clip fetch from a Hugging Face repository (safetensors first).
+HF_WEIGHTS_NAMES = ("model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors",
+                    "open_clip_pytorch_model.bin")
+
+
+def hf_cached_file(repo: str, names: Iterable[str] = HF_WEIGHTS_NAMES) -> Path | None:
+    """The first of ``names`` the Hugging Face cache holds for ``repo`` (``owner/name``, an
+    ``@revision`` allowed), or None. A load that failed with that file there failed at reading
+    it (a download cut short, a damaged copy), not for want of a network."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - timm and open_clip depend on huggingface_hub
+        return None
+    repo_id, _, revision = repo.strip("/").partition("@")
+    for name in names:
+        found = try_to_load_from_cache(repo_id, name, revision=revision or None)
+        if isinstance(found, str) and Path(found).is_file():
+            return Path(found)
+    return None
+
+
+def damaged_file_message(path: Path, exc: Exception, source: str) -> str:
+    """One line for a downloaded weights file that is there but cannot be read: the file, why
+    (:func:`vsent.models.checkpoint.load_failure`), and to fetch it again from ``source``;
+    an offline message would send the user to download what they already have."""
+    from vsent.models.checkpoint import load_failure  # (it imports the registry: not above)
+
+    return (f"{path}: incomplete or damaged weights file ({load_failure(path, exc)}): delete "
+            f"it and download it again ({source})")
 
 
 @dataclass(frozen=True)
