@@ -336,3 +336,29 @@ def test_a_good_predictions_file_is_read_as_written(tmp_path):
     assert list(rows) == [f"im{i:02d}.jpg" for i in range(10)]  # the file's order
     assert rows["im01.jpg"] == {"name": "im01.jpg", "fold": 1, "label": 0,
                                 "prob_positive": 0.1, "prob_positive_10crop": 0.6}
+
+
+def test_cli_json_never_replaces_a_file_that_is_no_comparison(tmp_path, capsys):
+    """`--json runs/q/summary.json` replaced a finished run's summary, and any other file,
+    without a word (walk24 #1). A run's files are refused, another file needs --overwrite,
+    an earlier comparison is replaced."""
+    from vsent.cli import main
+
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    for target in (a / "summary.json", b / "predictions.csv"):
+        before = target.read_bytes()
+        for extra in ([], ["--overwrite"]):
+            assert main(["compare", str(a), str(b), "--json", str(target), *extra]) == 2
+            assert "which this command reads" in capsys.readouterr().err
+            assert target.read_bytes() == before
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}')
+    assert main(["compare", str(a), str(b), "--json", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"vsent: error: --json {notes}: exists and is no comparison of "
+                           "vsent compare: choose another file, or pass --overwrite to replace it")
+    assert notes.read_text() == '{"mine": 1}'
+    assert main(["compare", str(a), str(b), "--json", str(notes), "--overwrite"]) == 0
+    assert main(["compare", str(a), str(b), "--json", str(notes)]) == 0  # its own: replaced
+    assert json.loads(notes.read_text())["scores_b"].endswith("predictions.csv:prob_positive")

@@ -396,3 +396,26 @@ def test_cli_export_of_pcnn_prints_one_line_and_no_torch_warning(tmp_path, capsy
     err = capsys.readouterr().err
     assert err.startswith(f"wrote {out} (onnx; max probability difference") and \
         err.count("\n") == 1
+
+
+def test_cli_export_replaces_an_earlier_export_but_no_other_file(tmp_path, capsys):
+    """`--out notes.txt`, a run's summary.json or another fold's model.pt was overwritten
+    without a word (walk24 #2)."""
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    other = tmp_path / "other.pt"
+    other.write_bytes(ckpt.read_bytes())
+    notes = tmp_path / "notes.onnx"
+    notes.write_text("precious notes")
+    for target, fmt in ((notes, "onnx"), (other, "torchscript")):
+        before = target.read_bytes()
+        assert main(["export", "--model", str(ckpt), "--format", fmt, "--out", str(target)]) \
+            == EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert err.strip() == (f"vsent: error: --out {target}: exists and is no vsent export: "
+                               "choose another file, or pass --overwrite to replace it")
+        assert target.read_bytes() == before
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--model", str(ckpt), "--out", str(out)]) == 0
+    assert main(["export", "--model", str(ckpt), "--out", str(out)]) == 0  # an export: replaced
+    assert main(["export", "--model", str(ckpt), "--out", str(notes), "--overwrite"]) == 0
+    assert notes.read_bytes()[:2] != b"pr"

@@ -7,6 +7,7 @@ the images only one run gets right, exact McNemar test, per-fold differences, Ho
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,13 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="leave out the test images that have a copy (same bytes or a near-"
                         "identical thumbnail) among their fold's training images; run A must "
                         "be a crossval run (its data and folds are read)")
-    p.add_argument("--json", metavar="FILE", help="also write the comparison as JSON")
+    p.add_argument("--json", metavar="FILE",
+                   help="also write the comparison as JSON (an existing file is replaced only "
+                        "when it holds an earlier comparison, or with --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let --json replace an existing file that is no comparison")
     p.set_defaults(func=run_compare)
 
 
 def run_compare(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from vsent.analyses.compare import (
         compare_many,
@@ -43,7 +47,10 @@ def run_compare(args: argparse.Namespace) -> int:
         train_copies,
     )
     from vsent.errors import VsentError
+    from vsent.files import atomic_write_text
 
+    if args.json:  # before any work; never over a file the comparison reads
+        _check_json_out(Path(args.json), [args.run_a, *args.run_b], args.overwrite)
     copies = train_copies(args.run_a) if args.without_train_copies else {}
     if args.without_train_copies:
         print(f"left out: {len(copies)} test images with a copy in their fold's training set")
@@ -59,7 +66,30 @@ def run_compare(args: argparse.Namespace) -> int:
                                    for name, (other, reason) in sorted(copies.items())}}
     if args.json:
         try:
-            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+            atomic_write_text(args.json, json.dumps(res, indent=2) + "\n")
         except OSError as e:
             raise VsentError(f"{args.json}: cannot write ({e.strerror})") from None
     return 0
+
+
+def _check_json_out(out: Path, runs: list[str], overwrite: bool) -> None:
+    """VsentError when ``--json`` would write over a file of a compared run (its summary,
+    predictions or config: the run would be damaged), or, unless ``overwrite``, over a file
+    that is no earlier comparison."""
+    import json
+
+    from vsent.errors import VsentError
+    from vsent.files import check_not_an_input
+
+    check_not_an_input(out, [Path(run, *name) for run in runs for name in (
+        ("config.json",), ("summary.json",), ("predictions.csv",),
+        ("fusion", "predictions.csv"))], "--json")
+    if overwrite or not out.exists():
+        return
+    try:
+        old = json.loads(out.read_text())
+    except (OSError, ValueError):
+        old = None
+    if not (isinstance(old, dict) and ("scores_a" in old or "comparisons" in old)):
+        raise VsentError(f"--json {out}: exists and is no comparison of vsent compare: choose "
+                         "another file, or pass --overwrite to replace it")

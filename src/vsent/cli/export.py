@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(a name of the other format is refused)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the comparison with PyTorch")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out that is not a vsent export (an earlier "
+                        "export is replaced without it)")
     p.set_defaults(func=run)
 
 
@@ -32,8 +36,25 @@ def run(args: argparse.Namespace) -> int:
     from vsent.files import check_not_an_input
 
     check_not_an_input(args.out, [args.model])
+    if not args.overwrite:
+        _check_replaceable(Path(args.out))
     result = export_model(args.model, args.out, format=args.format, verify=not args.no_verify)
     diff = result["max_abs_diff"]
     check = "not checked" if diff is None else f"max probability difference {diff:.1e}"
     print(f"wrote {result['out']} ({result['format']}; {check})", file=sys.stderr)
     return 0
+
+
+def _check_replaceable(out: Path) -> None:
+    """An existing ``--out`` is replaced only when it is an earlier vsent export: a
+    checkpoint, a run's summary or any other file given by mistake is kept."""
+    from vsent.errors import VsentError
+    from vsent.export import ExportError, read_metadata
+
+    if not out.is_file():  # absent (a folder: export_model says so)
+        return
+    try:
+        read_metadata(out)
+    except (ExportError, OSError):
+        raise VsentError(f"--out {out}: exists and is no vsent export: choose another file, or "
+                         "pass --overwrite to replace it") from None
