@@ -134,6 +134,18 @@ def test_cli_resume_alone_continues_the_stored_config(finished_run, tmp_path, ca
                  "--no-progress"]) == 0
 
 
+@pytest.mark.parametrize("command", ["crossval", "finetune"])
+def test_cli_resume_alone_of_a_folder_without_a_run_is_refused(tmp_path, capsys, command):
+    """A misspelt --out with --resume alone started the default recipe (CaffeNet from ImageNet,
+    hours) in a new folder (walk24 #5)."""
+    typo = tmp_path / "runs" / "qtypo"
+    assert main([command, "--resume", "--out", str(typo), "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"vsent: error: --resume: {typo} holds no run to continue (no config.json); "
+                   "check --out, or give the recipe options (e.g. --preset quick) to start one"]
+    assert not typo.exists()
+
+
 def test_cli_finetune_resume_alone_keeps_the_stored_fold(finished_run, tmp_path, capsys):
     data, _, _ = finished_run
     out = tmp_path / "ft"

@@ -59,8 +59,18 @@ def test_campos_drops_skipped_names_with_a_warning(twitter_like, caplog):
 
 def test_campos_needs_the_twitter_layout(learnable_dataset):
     ds = load_dataset(learnable_dataset, validate=False)
-    with pytest.raises(DataError, match="campos folds need the Twitter I layout .*folder dataset"):
+    with pytest.raises(DataError, match=re.escape(
+            f"{ds.root}: campos folds need the Twitter I layout (this is a folder dataset); "
+            "pass --folds stratified, or --folds with a folds JSON file")):
         make_folds(ds, "campos")
+    # a CSV dataset is named by its file, not by the folder that holds it (walk24 #4)
+    csv_file = learnable_dataset.parent / "labels.csv"
+    csv_file.write_text("path,label\n" + "".join(
+        f"{p},{y}\n" for p, y in zip(ds.paths, ds.labels, strict=True)))
+    csv_ds = load_dataset(csv_file, validate=False)
+    with pytest.raises(DataError, match=f"^{re.escape(str(csv_file))}: campos folds need .*csv "
+                                        "dataset"):
+        make_folds(csv_ds, "campos")
 
 
 def test_campos_folder_missing(twitter_like):

@@ -236,12 +236,18 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     from vsent.runs import CONFIG, RUN_OPTIONS, config_diff, stored_config
 
     cfg = config_from_args(args)  # a bad option stops here, before any process starts
-    if not (args.resume and (Path(args.out) / CONFIG).is_file()):
+    if not args.resume:
         return cfg, None
     bare = config_from_args(build_parser().parse_args([args.command, "--out", args.out]))
-    stored = stored_config(args.out)
     given = [d.split(":")[0] for d in config_diff(bare.to_dict(), cfg.to_dict(),
                                                   ignore=RUN_OPTIONS | {"data"})]
+    if not (Path(args.out) / CONFIG).is_file():
+        if not given:  # a misspelt --out would start the default recipe (hours of CaffeNet)
+            raise VsentError(f"--resume: {args.out} holds no run to continue (no {CONFIG}); "
+                             "check --out, or give the recipe options (e.g. --preset quick) "
+                             "to start one")
+        return cfg, None
+    stored = stored_config(args.out)
     now = cfg.to_dict()
     other = [key for key in given if _at(stored, key) != _at(now, key)]
     if other:

@@ -170,9 +170,11 @@ def _stratified_folds(dataset: Dataset, n_splits: int, seed: int) -> list[Fold]:
 
 def _campos_folds(dataset: Dataset) -> list[Fold]:
     if dataset.source != "twitter" or dataset.subset is None:
+        where = dataset.label_file if dataset.label_file is not None else dataset.root
         raise DataError(
-            f"{dataset.root}: campos folds need the Twitter I layout (this is a "
-            f"{dataset.source} dataset); use stratified folds or a folds JSON file"
+            f"{where}: campos folds need the Twitter I layout (this is a "
+            f"{dataset.source} dataset); pass --folds stratified, or --folds with a folds "
+            "JSON file"
         )
     folder = dataset.root / "folds" / "campos" / f"{dataset.subset}_agrees"
     if not folder.is_dir():
