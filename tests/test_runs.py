@@ -52,6 +52,12 @@ def test_same_config_unfinished_needs_resume_and_finished_is_never_redone(tmp_pa
     assert _open(out).status == "finished"
     assert _open(out, resume=True).status == "finished"
     assert _open(out, done=None, resume=True).status == "resumed"  # no finished marker
+    # a run without one (regions, reproduce) may be complete: the message says --resume shows
+    # it again, not only that it continues it (walk24 #3)
+    with pytest.raises(VsentError, match=re.escape(
+            f"{out} already holds a run: pass --resume to continue it (or, if it is complete, "
+            "to show it again), --overwrite to start again, or choose another --out")):
+        _open(out, done=None)
 
 
 def test_a_run_that_wrote_no_results_is_replaced_by_the_next(tmp_path):

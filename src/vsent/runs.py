@@ -496,8 +496,11 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
         )
     finished = done is not None and (out / done).exists()
     if not finished and not resume:
-        what = "an unfinished run" if done is not None else "a run"
-        raise VsentError(f"{out} already holds {what}: pass --resume to continue it, "
+        # (a run with no "finished" mark, regions' or reproduce's, may be complete: --resume
+        # then redoes nothing and writes its tables again)
+        what, go_on = (("an unfinished run", "continue it") if done is not None else
+                       ("a run", "continue it (or, if it is complete, to show it again)"))
+        raise VsentError(f"{out} already holds {what}: pass --resume to {go_on}, "
                          "--overwrite to start again, or choose another --out")
     return "finished" if finished else "resumed", stored
 
