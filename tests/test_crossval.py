@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -144,6 +145,11 @@ def test_cli_resume_alone_of_a_folder_without_a_run_is_refused(tmp_path, capsys,
     assert err == [f"vsent: error: --resume: {typo} holds no run to continue (no config.json); "
                    "check --out, or give the recipe options (e.g. --preset quick) to start one"]
     assert not typo.exists()
+    # the default recipe typed out is a recipe given: it starts (here it stops at the data)
+    assert main([command, "--preset", "campos2015", "--resume", "--out", str(typo), "--data",
+                 str(tmp_path / "no-data")]) == 2
+    err = capsys.readouterr().err
+    assert "holds no run" not in err and "no-data" in err
 
 
 def test_cli_finetune_resume_alone_keeps_the_stored_fold(finished_run, tmp_path, capsys):
@@ -792,3 +798,8 @@ def test_the_file_of_a_tagged_clip_init_is_recorded_and_checked_on_resume(tmp_pa
         weights.write_bytes(b"other weights")
         with pytest.raises(VsentError, match=r"the --init weights changed since"):
             cv._check_same_init(cfg, rd)
+    # the --nproc launcher's check reads the file of TAG=PATH too (review24 #5)
+    with pytest.raises(VsentError, match=re.escape(f"--init {tmp_path / 'none.pt'}: no such "
+                                                   "file")):
+        cv._check_init_exists(cfg.replace(init=f"{tag}={tmp_path / 'none.pt'}"))
+    cv._check_init_exists(cfg)  # the file is there

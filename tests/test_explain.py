@@ -290,6 +290,16 @@ def test_a_folder_explained_again_after_its_images_changed_is_not_the_stored_row
             X.explain(ckpt, [folder], out, device="cpu")
         rows = X.explain(ckpt, [folder], out, device="cpu", overwrite=True)
         assert sorted(r["image"].rsplit("/", 1)[-1] for r in rows) == ["a.png", "b.png", "c.png"]
+    # a run of a vsent that recorded no images_found still returns its rows (review24 #3)
+    import json
+
+    cfg_file = out / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    del cfg["images_found"]
+    cfg_file.write_text(json.dumps(cfg))
+    stored = (out / "explain.csv").read_bytes()
+    assert len(X.explain(ckpt, [folder], out, device="cpu")) == 3
+    assert (out / "explain.csv").read_bytes() == stored
 
 
 def test_cli_explain_interrupted_is_done_again_by_the_same_command(tmp_path, capsys,

@@ -615,6 +615,17 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     assert f"fold 2: {run / 'fold2' / 'model.pt'} is not the model" in caplog.text
     rescored = np.load(out / "fold2" / "regions.npz")
     assert str(rescored["checkpoint_sha256"]) == file_sha256(run / "fold2" / "model.pt")
+    # a fold scored before EdgeBoxes' 1-based boxes were read as such (no boxes_origin) is
+    # scored again: one table never mixes the two readings (review24 #4)
+    with np.load(out / "fold1" / "regions.npz") as z:
+        old = {k: z[k] for k in z.files if k != "boxes_origin"}
+    assert set(old) and str(rescored["boxes_origin"]) == R.BOXES
+    np.savez(out / "fold1" / "regions.npz", **old)
+    caplog.clear()
+    assert main([*argv, "--resume"]) == 0
+    assert "fold 1: " in caplog.text and "one pixel off" in caplog.text
+    with np.load(out / "fold1" / "regions.npz") as z:
+        assert str(z["boxes_origin"]) == R.BOXES
 
 
 def test_regions_refuses_changed_data_and_other_folds_models_and_rescores_damage(

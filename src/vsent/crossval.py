@@ -133,7 +133,7 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
 def _check_init_exists(cfg: RunConfig) -> None:
     """The launcher's cheap check of ``--init`` (the ranks load it): a file must exist, and
     ``imagenet`` needs an architecture that has such weights."""
-    from vsent.models.registry import get_model_entry
+    from vsent.models.registry import get_model_entry, split_tagged_init
 
     init = cfg.init
     if cfg.zero_shot or init == "random":  # (zero-shot: prepare builds the scorer itself)
@@ -143,9 +143,11 @@ def _check_init_exists(cfg: RunConfig) -> None:
         if entry.weights is None:  # create_model says so before it builds anything heavy
             create_model(cfg.model, init=init, **cfg.model_kwargs)
         return
-    if entry.tagged is not None and entry.tagged(init) is not None:
+    tag, path = split_tagged_init(init, entry.tags)  # TAG=PATH: the file PATH
+    if tag is None and entry.tagged is not None and entry.tagged(init) is not None:
         return  # a named set of weights (a CLIP tag)
-    if not Path(init).is_file():
+    if not Path(path).is_file():
+        init = path
         what = "a folder" if Path(init).is_dir() else "no such file"
         raise VsentError(f"--init {init}: {what} (random, imagenet or a weights file"
                          f"{', or a tag of ' + cfg.model if entry.tagged else ''})")

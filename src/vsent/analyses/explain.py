@@ -284,6 +284,18 @@ def _found(items: Sequence[Any]) -> str:
     return f"{n} file{'s' * (n != 1)}, sha1 {h.hexdigest()[:12]}"
 
 
+def _made_before_images_found(out: Path) -> bool:
+    """True for an explain run whose config.json holds no ``images_found`` (an older vsent)."""
+    import json
+
+    try:
+        stored = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):  # none, or damaged: open_run_dir says what to do
+        return False
+    return isinstance(stored, dict) and stored.get("command") == "explain" \
+        and "images_found" not in stored
+
+
 def explain(
     checkpoint: str | Path,
     images: Sequence[str | Path],
@@ -334,6 +346,10 @@ def explain(
               "model_sha256": file_sha256(checkpoint), "images": [str(i) for i in images],
               "images_found": _found(items),
               "layer": layer, "target": target, "device": str(dev)}
+    if _made_before_images_found(Path(out)):  # still returned, but its files are not checked
+        del config["images_found"]
+        log.warning("%s was made by a vsent that did not record the files its inputs found: "
+                    "images added or edited since are not seen (--overwrite redoes it)", out)
     # no --resume: an unfinished run (interrupted) is simply done again
     with open_run_dir(out, config, resume=True, overwrite=overwrite, done=DONE,
                       resume_asked=False) as rd:

@@ -599,6 +599,11 @@ def _score_set(model, paths, cfg: RegionConfig, detector, device, *, keep_region
     return out
 
 
+#: How a fold's regions.npz read EdgeBoxes' boxes: files without it were scored before OpenCV's
+#: 1-based x, y were read as such (every box one proposal-scale pixel off) and are redone.
+BOXES = "0-based"
+
+
 def _fold_regions(run, fold, cfg: RegionConfig, detector, device, out: Path,
                   progress: bool) -> dict[str, np.ndarray]:
     """Score fold ``fold``'s test (and, for early fusion, training) images; cached in npz."""
@@ -614,10 +619,15 @@ def _fold_regions(run, fold, cfg: RegionConfig, detector, device, out: Path,
                         file, e, fold.index)
             res = {"checkpoint_sha256": ""}
         kept = str(res.pop("checkpoint_sha256", sha))  # absent: scored by an older vsent
-        if kept == sha:
+        origin = str(res.pop("boxes_origin", ""))
+        if kept == sha and origin == BOXES:
             log.info("fold %d: regions already scored (%s)", fold.index, file)
             return res
-        if kept:
+        if kept == sha:  # one table must not mix the two readings of EdgeBoxes' boxes
+            log.warning("fold %d: %s was scored with EdgeBoxes' boxes one pixel off (a vsent "
+                        "before their 1-based x, y were read as such): scoring fold %d again",
+                        fold.index, file, fold.index)
+        elif kept:
             log.warning("fold %d: %s is not the model %s was scored with (the run was "
                         "trained again?): scoring fold %d again", fold.index, ckpt, file,
                         fold.index)
@@ -642,7 +652,8 @@ def _fold_regions(run, fold, cfg: RegionConfig, detector, device, out: Path,
                    train_region_features=tr["region_features"])
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_name("regions.tmp.npz")
-    np.savez(tmp, **res, checkpoint_sha256=np.asarray(sha))
+    np.savez(tmp, **res, checkpoint_sha256=np.asarray(sha),
+             boxes_origin=np.asarray(BOXES))
     tmp.replace(file)  # written last: marks the fold done
     return res
 
@@ -792,9 +803,10 @@ def scored_with_current_models(run_dir: str | Path, out: str | Path) -> bool:
         try:
             with np.load(file) as z:
                 kept = str(z["checkpoint_sha256"])
+                origin = str(z["boxes_origin"]) if "boxes_origin" in z.files else ""
         except NPZ_READ_ERRORS:
             return False
-        if not ckpt.is_file() or kept != file_sha256(ckpt):
+        if not ckpt.is_file() or kept != file_sha256(ckpt) or origin != BOXES:
             return False
     return True
 

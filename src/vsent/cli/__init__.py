@@ -86,6 +86,8 @@ def _how_to_continue(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
+    # the words as typed: whether an option was given, not only its value (crossval --resume)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     handles_term = threading.current_thread() is threading.main_thread()
     on_term = signal.signal(signal.SIGTERM, _terminate) if handles_term else None
     try:

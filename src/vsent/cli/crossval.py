@@ -218,6 +218,11 @@ def _way_fields(args: argparse.Namespace) -> dict:
             "prompts": prompts}
 
 
+#: Options that say where and how a run goes, not what it trains: ``--resume`` with these
+#: alone on a folder without a run is refused (nothing to continue, and no recipe given).
+NOT_RECIPE = {"--resume", "--out", "--data", "--device", "--no-progress", "--nproc", "--seed"}
+
+
 def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     """The run's config: the options', or with ``--resume`` and no recipe option the stored one.
 
@@ -242,7 +247,10 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     given = [d.split(":")[0] for d in config_diff(bare.to_dict(), cfg.to_dict(),
                                                   ignore=RUN_OPTIONS | {"data"})]
     if not (Path(args.out) / CONFIG).is_file():
-        if not given:  # a misspelt --out would start the default recipe (hours of CaffeNet)
+        # a misspelt --out with --resume alone would start the default recipe (hours of
+        # CaffeNet); one typed as the default (--preset campos2015) is a recipe given
+        typed = [a.split("=")[0] for a in getattr(args, "argv", None) or [] if a.startswith("--")]
+        if not given and not set(typed) - NOT_RECIPE:
             raise VsentError(f"--resume: {args.out} holds no run to continue (no {CONFIG}); "
                              "check --out, or give the recipe options (e.g. --preset quick) "
                              "to start one")

@@ -51,7 +51,7 @@ def _check_replaceable(out: Path) -> None:
     from vsent.errors import VsentError
     from vsent.export import ExportError, read_metadata
 
-    if not out.is_file():  # absent (a folder: export_model says so)
+    if out.is_symlink() or not out.is_file():  # absent, or what export_model refuses itself
         return
     try:
         read_metadata(out)
