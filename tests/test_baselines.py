@@ -536,7 +536,9 @@ def test_cli_gch_plus_fv_runs_and_is_labelled(tmp_path, cache, capsys):
     assert "fisher_s" in json.loads((out / "timings.json").read_text())["custom"]["folds"][0]
 
 
-def test_resume_keeps_the_subsets_an_interrupted_run_finished(tmp_path, cache, monkeypatch):
+def _interrupted_on_the_second_subset(tmp_path, monkeypatch):
+    """A twitter-like dataset and a baselines run of every subset stopped (Ctrl-C) on its
+    second subset: (data, out, the real cross_validate, its call list, emptied)."""
     from conftest import build_twitter_like
 
     data = build_twitter_like(tmp_path / "tw")
@@ -552,6 +554,13 @@ def test_resume_keeps_the_subsets_an_interrupted_run_finished(tmp_path, cache, m
     monkeypatch.setattr(bl, "cross_validate", interrupted_on_the_second_subset)
     with pytest.raises(KeyboardInterrupt):
         bl.run_baselines(data, "all", "campos", "gch", out, n_jobs=1, progress=False)
+    monkeypatch.setattr(bl, "cross_validate", real)
+    calls.clear()
+    return data, out, real, calls
+
+
+def test_resume_keeps_the_subsets_an_interrupted_run_finished(tmp_path, cache, monkeypatch):
+    data, out, real, calls = _interrupted_on_the_second_subset(tmp_path, monkeypatch)
     five = json.loads((out / "five" / "gch" / "summary.json").read_text())
     assert (out / "five" / "timings.json").exists() and not (out / "table.json").exists()
     calls.clear()
@@ -573,21 +582,7 @@ def test_resume_refuses_a_finished_subset_whose_data_changed_since(tmp_path, cac
     """A subset finished before an interruption was reused whatever the data had become: one
     table mixed five-agree of the old labels with four/three-agree of the new
     (audit_base24 #3). Its data.json is compared now, as crossval's."""
-    from conftest import build_twitter_like
-
-    data = build_twitter_like(tmp_path / "tw")
-    out = tmp_path / "run"
-    real, calls = bl.cross_validate, []
-
-    def interrupted_on_the_second_subset(*a, **kw):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*a, **kw)
-
-    monkeypatch.setattr(bl, "cross_validate", interrupted_on_the_second_subset)
-    with pytest.raises(KeyboardInterrupt):
-        bl.run_baselines(data, "all", "campos", "gch", out, n_jobs=1, progress=False)
+    data, out, real, _ = _interrupted_on_the_second_subset(tmp_path, monkeypatch)
     assert (out / "five" / "data.json").is_file()
     labels = data / "ground_truth" / "twitter_five_agrees.txt"
     lines = labels.read_text().splitlines()
