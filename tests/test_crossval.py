@@ -140,7 +140,8 @@ def test_cli_resume_alone_of_a_folder_without_a_run_is_refused(tmp_path, capsys,
     """A misspelt --out with --resume alone started the default recipe (CaffeNet from ImageNet,
     hours) in a new folder (walk24 #5)."""
     typo = tmp_path / "runs" / "qtypo"
-    assert main([command, "--resume", "--out", str(typo), "--data", str(tmp_path)]) == 2
+    where = ["--fold", "2"] if command == "finetune" else []  # selects work: no recipe
+    assert main([command, "--resume", "--out", str(typo), "--data", str(tmp_path), *where]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [f"vsent: error: --resume: {typo} holds no run to continue (no config.json); "
                    "check --out, or give the recipe options (e.g. --preset quick) to start one"]

@@ -220,7 +220,8 @@ def _way_fields(args: argparse.Namespace) -> dict:
 
 #: Options that say where and how a run goes, not what it trains: ``--resume`` with these
 #: alone on a folder without a run is refused (nothing to continue, and no recipe given).
-NOT_RECIPE = {"--resume", "--out", "--data", "--device", "--no-progress", "--nproc", "--seed"}
+NOT_RECIPE = {"--resume", "--out", "--data", "--device", "--no-progress", "--nproc", "--seed",
+              "--fold"}
 
 
 def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
