@@ -42,6 +42,7 @@ from vsent.errors import VsentError
 from vsent.files import NPZ_READ_ERRORS, file_sha256, write_cache_file
 
 __all__ = [
+    "BOXES",
     "EDGE_TAU",
     "EdgeDetector",
     "ProposalConfig",
@@ -312,6 +313,12 @@ def _whole_image(w: int, h: int, seconds: float) -> Proposals:
                      seconds)
 
 
+#: How vsent reads EdgeBoxes' boxes, kept with what it computed from them (the proposal cache
+#: key, a regions run's fold files): OpenCV's x, y are 1-based and are read as such since
+#: session 24; what was made before (every box one proposal-scale pixel off) is made again.
+BOXES = "0-based"
+
+
 def propose(
     rgb: np.ndarray, config: ProposalConfig = ProposalConfig(), detector: EdgeDetector | None = None
 ) -> Proposals:
@@ -372,7 +379,7 @@ def proposal_cache_dir(config: ProposalConfig, detector: EdgeDetector) -> Path:
 
     root = cache_dir_default()
     # boxes: entries cached before OpenCV's 1-based x, y were mapped to 0-based are not read
-    key = json.dumps({"detector": detector.name, **asdict(config), "boxes": "0-based"},
+    key = json.dumps({"detector": detector.name, **asdict(config), "boxes": BOXES},
                      sort_keys=True)
     return root / "proposals" / hashlib.sha1(key.encode()).hexdigest()[:16]
 

@@ -52,6 +52,7 @@ from torch import nn
 
 from vsent import papers
 from vsent.analyses.proposals import (
+    BOXES,
     EdgeDetector,
     ProposalConfig,
     Proposals,
@@ -597,11 +598,6 @@ def _score_set(model, paths, cfg: RegionConfig, detector, device, *, keep_region
                    offsets=np.asarray(offsets, np.int64), fallback=np.asarray(fallback),
                    seconds=np.asarray(secs, np.float64))
     return out
-
-
-#: How a fold's regions.npz read EdgeBoxes' boxes: files without it were scored before OpenCV's
-#: 1-based x, y were read as such (every box one proposal-scale pixel off) and are redone.
-BOXES = "0-based"
 
 
 def _fold_regions(run, fold, cfg: RegionConfig, detector, device, out: Path,
