@@ -93,6 +93,17 @@ CAMPOS2015_TABLE1: dict[str, Published] = {
 CAMPOS2015_TABLE1_YOU_CNN = Published(0.783, None, f"{_C1}, row 'Fine-tuned CNN from You et al.'",
                                       digits=3)
 
+#: vsent's model and ``arch`` option for the network of Campos et al.'s Tables 1 and 2 (the
+#: fine-tuned CaffeNet fc8-2; the surgery variants of Tables 3-4 are other networks).
+CAMPOS2015_NETWORK = ("caffenet", "fc8-2")
+
+
+def is_campos2015_network(model: str, arch: str | None) -> bool:
+    """Whether vsent's ``model`` with the builder option ``arch`` (None: its default) is the
+    network Campos et al. fine-tuned and probed (Tables 1 and 2)."""
+    return model == CAMPOS2015_NETWORK[0] and arch in (None, CAMPOS2015_NETWORK[1])
+
+
 #: Table 2 (linear classifiers on each layer of the fine-tuned CaffeNet), in depth order.
 CAMPOS2015_TABLE2_LAYERS = (
     "conv1", "pool1", "norm1", "conv2", "pool2", "norm2",

@@ -88,7 +88,12 @@ from vsent.config import check_seed, config_from_dict
 from vsent.errors import VsentError
 from vsent.files import file_sha256
 from vsent.metrics import binary_metrics
-from vsent.papers import CAMPOS2015_TABLE2, NOT_AVAILABLE_TEXT, Published
+from vsent.papers import (
+    CAMPOS2015_TABLE2,
+    NOT_AVAILABLE_TEXT,
+    Published,
+    is_campos2015_network,
+)
 from vsent.progress import progress_bar
 from vsent.runs import RunDir, Timer, to_jsonable
 
@@ -843,7 +848,7 @@ def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig
     clfs = [c for c in probe.classifiers]
     lines = ["# Layer-by-layer linear probes (Campos et al. 2015, Table 2)", ""]
     init = None  # the probed run's initial weights, when its config is at hand
-    network = None  # the probed run's model ("caffenet fc7-2"), when its config records it
+    network = None  # the probed run's (model, arch), when its config records it
     if rundir is not None:
         cfg_path = rundir / "config.json"
         if cfg_path.exists():
@@ -855,12 +860,12 @@ def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig
                 stored = json.loads(run_cfg.read_text())
                 init = stored.get("init")
                 if "model" in stored:
-                    arch = (stored.get("model_kwargs") or {}).get("arch")
-                    network = f"{stored['model']} {arch or ''}".strip()
+                    network = (stored["model"], (stored.get("model_kwargs") or {}).get("arch"))
     # CaffeNet fc8-2's layers (conv1 .. fc8) have Campos et al.'s published values beside
     # them; a surgery variant's fc7 or fc8 is another layer of another network
     named_as_paper = bool(summary) and all(name in CAMPOS2015_TABLE2 for name in summary)
-    other_network = named_as_paper and network not in (None, "caffenet", "caffenet fc8-2")
+    other_network = (named_as_paper and network is not None
+                     and not is_campos2015_network(*network))
     published = named_as_paper and not other_network
     heads = [_NAMES[c] for c in clfs]
     if published:
@@ -894,7 +899,7 @@ def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig
         if published else
         "Campos et al. (2015, Table 2) probe CaffeNet's layers (conv1 .. fc8, fine-tuned from "
         "ImageNet weights with the fc8-2 top); these layers"
-        + (f", of {network}," if other_network else "")
+        + (f", of {' '.join(filter(None, network))}," if other_network else "")
         + " have no published counterpart "
         "(`vsent reproduce campos2015` sets Table 2 beside a CaffeNet fc8-2 run).",
     ]

@@ -39,8 +39,8 @@ CAMPOS_VARIANTS: dict[str, dict[str, Any]] = {
 CAMPOS_VARIANT_LABELS = {arch: f"{arch} ({SURGERIES[arch].describe()})"
                          for arch in CAMPOS_VARIANTS}
 EVALS = {"center": "centre crop", "ten_crop": "10-crop"}
-#: vsent's model and builder options for Campos et al.'s Table 1 network (CaffeNet fc8-2).
-PAPER_MODEL, PAPER_ARCH = "caffenet", "fc8-2"
+#: The builder option of Campos et al.'s Table 1 network (CaffeNet fc8-2), for titles.
+PAPER_ARCH = papers.CAMPOS2015_NETWORK[1]
 
 
 def table1_network(template: RunConfig) -> str:
@@ -48,7 +48,7 @@ def table1_network(template: RunConfig) -> str:
     CaffeNet fc8-2, else the model it ran with the published network named beside it (a
     hand-made plan may swap the model)."""
     arch = template.model_kwargs.get("arch")
-    if template.model == PAPER_MODEL and arch in (None, PAPER_ARCH):
+    if papers.is_campos2015_network(template.model, arch):
         return f"fine-tuned CaffeNet ({PAPER_ARCH})"
     ran = f"{template.model} {arch}" if arch else template.model
     return f"{ran} (published: fine-tuned CaffeNet {PAPER_ARCH})"
