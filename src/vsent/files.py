@@ -49,6 +49,16 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
         tmp.unlink(missing_ok=True)
 
 
+def check_replaceable(out: Path, option: str, kind: str, is_kind: Callable[[Path], bool]
+                      ) -> None:
+    """VsentError when the single-file output ``out`` exists and is not an earlier ``kind``
+    (``is_kind(out)``, e.g. a vsent export): a checkpoint, a run's summary or any other file
+    given by mistake is kept; ``--overwrite`` (the caller's) replaces it."""
+    if out.exists() and not is_kind(out):
+        raise VsentError(f"{option} {out}: exists and is no {kind}: choose another file, or "
+                         "pass --overwrite to replace it")
+
+
 def write_cache_file(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any],
                      what: str) -> None:
     """``write(binary file)`` into the cache entry ``path`` (its folder made), atomically

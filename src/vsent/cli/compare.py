@@ -76,20 +76,21 @@ def _check_json_out(out: Path, runs: list[str], overwrite: bool) -> None:
     """VsentError when ``--json`` would write over a file of a compared run (its summary,
     predictions or config: the run would be damaged), or, unless ``overwrite``, over a file
     that is no earlier comparison."""
-    import json
-
-    from vsent.errors import VsentError
-    from vsent.files import check_not_an_input
+    from vsent.files import check_not_an_input, check_replaceable
 
     check_not_an_input(out, [Path(run, *name) for run in runs for name in (
         ("config.json",), ("summary.json",), ("predictions.csv",),
         ("fusion", "predictions.csv"))], "--json")
-    if overwrite or not out.exists():
-        return
+    if not overwrite:
+        check_replaceable(out, "--json", "comparison of vsent compare", _is_comparison)
+
+
+def _is_comparison(path: Path) -> bool:
+    """Whether ``path`` holds what ``--json`` writes (one comparison, or several)."""
+    import json
+
     try:
-        old = json.loads(out.read_text())
+        old = json.loads(path.read_text())
     except (OSError, ValueError):
-        old = None
-    if not (isinstance(old, dict) and ("scores_a" in old or "comparisons" in old)):
-        raise VsentError(f"--json {out}: exists and is no comparison of vsent compare: choose "
-                         "another file, or pass --overwrite to replace it")
+        return False
+    return isinstance(old, dict) and ("scores_a" in old or "comparisons" in old)

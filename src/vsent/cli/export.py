@@ -46,15 +46,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_replaceable(out: Path) -> None:
-    """An existing ``--out`` is replaced only when it is an earlier vsent export: a
-    checkpoint, a run's summary or any other file given by mistake is kept."""
-    from vsent.errors import VsentError
+    """An existing ``--out`` is replaced only when it is an earlier vsent export (links and
+    devices: export_model refuses them itself)."""
+    from vsent.files import check_replaceable
+
+    if out.is_file() and not out.is_symlink():
+        check_replaceable(out, "--out", "vsent export", _is_export)
+
+
+def _is_export(path: Path) -> bool:
     from vsent.export import ExportError, read_metadata
 
-    if out.is_symlink() or not out.is_file():  # absent, or what export_model refuses itself
-        return
     try:
-        read_metadata(out)
+        read_metadata(path)
     except (ExportError, OSError):
-        raise VsentError(f"--out {out}: exists and is no vsent export: choose another file, or "
-                         "pass --overwrite to replace it") from None
+        return False
+    return True
