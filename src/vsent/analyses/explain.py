@@ -286,14 +286,13 @@ def _found(items: Sequence[Any]) -> str:
 
 def _made_before_images_found(out: Path) -> bool:
     """True for an explain run whose config.json holds no ``images_found`` (an older vsent)."""
-    import json
+    from vsent.runs import read_config
 
     try:
-        stored = json.loads((out / "config.json").read_text())
-    except (OSError, ValueError):  # none, or damaged: open_run_dir says what to do
+        stored = read_config(out)
+    except VsentError:  # none, or damaged: open_run_dir says what to do
         return False
-    return isinstance(stored, dict) and stored.get("command") == "explain" \
-        and "images_found" not in stored
+    return stored.get("command") == "explain" and "images_found" not in stored
 
 
 def explain(
