@@ -293,6 +293,23 @@ def test_cli_export_refuses_a_file_name_of_the_other_format(tmp_path, capsys, fm
     assert hint in err and "Traceback" not in err and not out.parent.exists()  # nothing made
 
 
+@pytest.mark.parametrize(("fmt", "name", "hint"), [
+    ("onnx", "notes.txt", "--format onnx writes a file named *.onnx; name it notes.onnx"),
+    ("onnx", "model", "--format onnx writes a file named *.onnx; name it model.onnx"),
+    ("torchscript", "m.json", "--format torchscript writes a file named *.ts, *.pt, *.pth; "
+                              "name it m.ts"),
+])
+def test_cli_export_refuses_a_name_that_is_no_exports(tmp_path, capsys, fmt, name, hint):
+    """`--out notes.txt` was written as ONNX although --help names .onnx (walk24)."""
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    out = tmp_path / "new" / name
+    assert main(["export", "--model", str(ckpt), "--format", fmt, "--out", str(out)]) \
+        == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.strip() == f"vsent: error: --out {out}: {hint}"
+    assert not out.parent.exists()  # nothing made
+
+
 def test_onnx_engine_gives_the_default_engines_rows(tmp_path, image_files):
     from vsent.engines import EngineOptions
     from vsent.export import OnnxEngine

@@ -105,12 +105,26 @@ def export_metadata(model: nn.Module, meta: Mapping[str, Any],
 _SUFFIXES = {"onnx": (".onnx",), "torchscript": (".ts", ".pt", ".pth")}
 
 
-def _check_out_name(out: Path, format: ExportFormat) -> None:  # noqa: A002
+def _check_out(out: Path, format: ExportFormat) -> None:  # noqa: A002
+    """``--out`` names a file (no folder, link or device) whose ending says its format: a .onnx
+    file that is not ONNX, or an export named notes.txt, misleads people and tools."""
+    named = _SUFFIXES[format][0]
+    if out.is_dir():
+        raise ExportError(f"--out {out}: is a folder; give a file name (e.g. {out / 'model'}"
+                          f"{named})")
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        # the export replaces --out by a rename: a device or a link would become a plain file
+        raise ExportError(f"--out {out}: exists and is not a regular file (a link, a device); "
+                          "give the name of a file")
+    if out.suffix.lower() in _SUFFIXES[format]:
+        return
     other = "torchscript" if format == "onnx" else "onnx"
-    if out.suffix.lower() in _SUFFIXES[other]:  # a .onnx file that is not ONNX misleads tools
+    if out.suffix.lower() in _SUFFIXES[other]:
         raise ExportError(f"--out {out}: a {out.suffix} name is for --format {other}; name the "
-                          f"{format} file {out.with_suffix(_SUFFIXES[format][0]).name} or give "
+                          f"{format} file {out.with_suffix(named).name} or give "
                           f"--format {other}")
+    raise ExportError(f"--out {out}: --format {format} writes a file named *"
+                      f"{', *'.join(_SUFFIXES[format])}; name it {out.stem}{named}")
 
 
 def export_model(
@@ -132,7 +146,7 @@ def export_model(
 
     if format not in ("onnx", "torchscript"):
         raise ExportError(f"--format {format!r}: use onnx or torchscript")
-    _check_out_name(Path(out), format)  # before the checkpoint is read or a folder is made
+    _check_out(Path(out), format)  # before the checkpoint is read or a folder is made
     card = model_card(checkpoint)
     if card["fusion"]:  # its other half is OpenCV and numpy code, not a graph
         raise ExportError(f"{checkpoint}: a late-fused model (network + "
@@ -159,7 +173,7 @@ def export_module(
     if format not in ("onnx", "torchscript"):
         raise ExportError(f"--format {format!r}: use onnx or torchscript")
     out = Path(out)
-    _check_out_name(out, format)
+    _check_out(out, format)
     if format == "onnx":  # before any work: the verification runs the file in onnxruntime
         for module in ("onnx", "onnxruntime") if verify else ("onnx",):
             require(module, "vsent export --format onnx")
@@ -170,13 +184,6 @@ def export_module(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
-    if out.is_dir():
-        raise ExportError(f"--out {out}: is a folder; give a file name "
-                          f"(e.g. {out / ('model.onnx' if format == 'onnx' else 'model.ts')})")
-    if out.is_symlink() or (out.exists() and not out.is_file()):
-        # the export replaces --out by a rename: a device or a link would become a plain file
-        raise ExportError(f"--out {out}: exists and is not a regular file (a link, a device); "
-                          "give the name of a file")
     wrapped = _WithSoftmax(model).eval()
     example = torch.randn(2, 3, pre.crop, pre.crop, generator=torch.Generator().manual_seed(0))
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

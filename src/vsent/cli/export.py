@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="default onnx")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="file to write: .onnx for onnx; .ts, .pt or .pth for torchscript "
-                        "(a name of the other format is refused)")
+                        "(another ending is refused)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the comparison with PyTorch")
     p.add_argument("--overwrite", action="store_true",
