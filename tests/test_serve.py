@@ -366,6 +366,34 @@ def _part(name: bytes, data: bytes) -> bytes:
             + b"\"\r\n\r\n" + data + b"\r\n")
 
 
+def test_a_cut_bodys_unfinished_file_is_closed_by_the_parser():
+    """The unfinished part of a body without its closing boundary is in no form item: its
+    temporary file was left to the garbage collector (review24)."""
+    import asyncio
+
+    from starlette.datastructures import Headers
+
+    from vsent.serve.app import _WholeBodyParser
+
+    async def parse(body: bytes):
+        async def stream():
+            yield body
+        parser = _WholeBodyParser(Headers({"content-type": "multipart/form-data; boundary=b"}),
+                                  stream())
+        form = await parser.parse()
+        return parser, form
+
+    whole = _part(b"a.jpg", image_bytes(1)) + _part(b"b.jpg", image_bytes(2))
+    parser, form = asyncio.run(parse(whole[:len(whole) - 300]))
+    assert parser.unfinished() == "part 2, b.jpg, incomplete"
+    assert [f.filename for f in form.getlist("files")] == ["a.jpg"]
+    assert parser._current_part.file.file.closed  # the unfinished b.jpg
+    assert not form.getlist("files")[0].file.closed  # the form's own: closed by its reader
+    parser, form = asyncio.run(parse(whole + b"--b--\r\n"))
+    assert parser.unfinished() is None and len(form.getlist("files")) == 2
+    assert not any(f.file.closed for f in form.getlist("files"))
+
+
 def test_media_type_is_case_insensitive_and_refusals_are_logged(server, caplog):
     data = image_bytes(1)
     body = (b"--b0\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.jpg\"\r\n"

@@ -53,7 +53,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
@@ -562,6 +562,13 @@ class _WholeBodyParser(MultiPartParser):
     def on_end(self) -> None:
         super().on_end()
         self._ended = True
+
+    async def parse(self) -> FormData:
+        form = await super().parse()
+        if not self._ended and self._open and self._current_part.file is not None:
+            # the unfinished part is in no form item: nobody else would close its temporary file
+            await self._current_part.file.close()
+        return form
 
     def unfinished(self) -> str | None:
         """None for a body that reached its closing boundary, else where it stops."""
