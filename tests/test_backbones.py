@@ -572,6 +572,26 @@ def test_clip_file_needs_its_tag_when_the_tags_take_other_statistics(monkeypatch
         create_model("clip/vsent-test-vit", init=f"fake-tag={path}.missing")
 
 
+def test_clip_tag_records_its_own_interpolation(monkeypatch, clip_file, tmp_path):
+    """A tag whose record names another resampling than the tower's (MobileCLIP2: bilinear)
+    was carded with the tower's bicubic, by create_model and by zero-shot alike."""
+    from vsent.models.card import model_card
+
+    clip, path = clip_file
+    _fake_clip_tag(monkeypatch, {**MOBILE_STATS, "interpolation": "bilinear"})
+    assert create_model("clip/vsent-test-vit").info.extra["interpolation"] == "bicubic"
+    model = create_model("clip/vsent-test-vit", init=f"fake-tag={path}")
+    assert model.info.extra["interpolation"] == "bilinear"
+    zero = zero_shot_model("clip/vsent-test-vit", f"fake-tag={path}")
+    assert zero.info.extra["interpolation"] == "bilinear"
+    assert zero_shot_model("clip/vsent-test-vit", "random").info.extra["interpolation"] \
+        == "bicubic"
+    save_checkpoint(tmp_path / "m.pt", model, init=f"fake-tag={path}")
+    card = model_card(tmp_path / "m.pt")
+    assert card["preprocess"]["weights_interpolation"] == "bilinear"
+    assert card["preprocess"]["interpolation"] == "bilinear"  # vsent's own resampling
+
+
 def test_clip_file_loads_plainly_when_every_tag_takes_the_default_statistics(monkeypatch,
                                                                             clip_file):
     _, path = clip_file

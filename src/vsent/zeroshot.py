@@ -40,6 +40,7 @@ from vsent.models.clip_models import (
     tags,
     tower_preprocess,
 )
+from vsent.models.weights import PretrainedWeights
 
 log = logging.getLogger("vsent")
 
@@ -163,7 +164,7 @@ def zero_shot_model(
     if negative:
         prompts["negative"] = list(negative)
     prompts = check_prompts(prompts)
-    source, preprocess = _init_source(arch, init)
+    source, record = _init_source(arch, init)
     clip = _load_full(arch, source)
     clip.eval()
     tokenizer = open_clip.get_tokenizer(arch)
@@ -174,17 +175,21 @@ def zero_shot_model(
             rows.append(F.normalize(emb.mean(dim=0), dim=-1))
         class_embeddings = torch.stack(rows)
         scale = float(clip.logit_scale.exp()) if hasattr(clip, "logit_scale") else 100.0
-    info = _zero_shot_info(arch, int(class_embeddings.shape[1]), {"init": str(init)},
-                           preprocess)
+    facts: dict[str, object] = {"init": str(init)}
+    if record is not None and record.interpolation:  # the tag's (MobileCLIP2: bilinear)
+        facts["interpolation"] = record.interpolation
+    info = _zero_shot_info(arch, int(class_embeddings.shape[1]), facts,
+                           record.preprocess if record is not None else None)
     return ZeroShotModel(clip.visual, class_embeddings, scale, info, prompts).eval()
 
 
 def _init_source(arch: str, init: str | PathLike[str]) -> tuple[str | PathLike[str],
-                                                                  Preprocess | None]:
-    """What :func:`_load_full` reads for ``init`` and the input statistics the weights expect,
-    as ``create_model(init=...)`` decides them: a tag's own (MobileCLIP: mean 0, std 1), also
-    for ``TAG=PATH`` (PATH holds TAG's weights); None (the architecture's) for random weights or
-    a plain file, refused when some tag expects other statistics (nothing says which apply)."""
+                                                                  PretrainedWeights | None]:
+    """What :func:`_load_full` reads for ``init`` and the record of the input the weights
+    expect, as ``create_model(init=...)`` decides them: a tag's own (MobileCLIP: mean 0, std 1),
+    also for ``TAG=PATH`` (PATH holds TAG's weights); None (the architecture's) for random
+    weights or a plain file, refused when some tag expects other statistics (nothing says which
+    apply)."""
     from vsent.models.registry import check_file_statistics, get_model_entry, split_tagged_init
 
     known = tags(arch)
@@ -192,7 +197,7 @@ def _init_source(arch: str, init: str | PathLike[str]) -> tuple[str | PathLike[s
     if tag is None and isinstance(init, str) and init in known:
         tag = init
     if tag is not None:
-        return source, pretrained_weights(arch, tag).preprocess
+        return source, pretrained_weights(arch, tag)
     if not (isinstance(init, str) and init == "random") and Path(init).is_file():
         check_file_statistics(get_model_entry(PREFIX + arch), init, tower_preprocess(arch))
     return init, None

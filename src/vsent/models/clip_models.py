@@ -229,7 +229,8 @@ def pretrained_weights(arch: str, tag: str):
 
     return PretrainedWeights(loader=loader, preprocess=pre,
                              source=f"open_clip {arch} {tag} ({weights_location(arch, tag)})",
-                             licence="not stated by open_clip", tag=tag)
+                             licence="not stated by open_clip", tag=tag,
+                             interpolation=cfg.get("interpolation") or interpolation_of(arch))
 
 
 def tower_preprocess(arch: str, cfg: dict[str, Any] | None = None) -> Preprocess:

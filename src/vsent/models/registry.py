@@ -242,6 +242,9 @@ def _build(name: str, num_classes: int, init: str | PathLike[str],
         if "image_size" in kwargs:  # a size the user chose keeps its crop
             pre = pre.with_crop(model.info.preprocess.crop)
         model.info = dataclasses.replace(model.info, preprocess=pre)
+    if named and weights is not None and weights.interpolation:  # the tag's, not the tower's
+        model.info = dataclasses.replace(
+            model.info, extra={**model.info.extra, "interpolation": weights.interpolation})
     model.spec = {"name": name, "num_classes": num_classes, **kwargs}
     return model
 

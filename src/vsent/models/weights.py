@@ -82,6 +82,9 @@ class PretrainedWeights:
     description: str = ""
     file: WeightsFile | None = None
     tag: str | None = None  # a named pretrained set (CLIP "openai"): ``--init TAG`` selects it
+    # the resampling the weights were trained with, where the tag's record says another than
+    # the architecture's (MobileCLIP2: bilinear); the model's info.extra takes it
+    interpolation: str | None = None
 
 
 def apply_init(
