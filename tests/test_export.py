@@ -332,6 +332,29 @@ def test_onnx_engine_gives_the_default_engines_rows(tmp_path, image_files):
             assert b["prob_positive"] is None and "broken.jpg" in b["error"]
 
 
+def test_onnx_on_cuda_without_the_cuda_provider_says_it_runs_on_the_cpu(tmp_path, monkeypatch,
+                                                                          caplog):
+    """`--engine onnx --device cuda` with the CPU-only onnxruntime ran on the CPU without a
+    word (audit_serve24 #12)."""
+    import onnxruntime
+
+    from vsent.export import ExportedModule
+
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    export_model(ckpt, tmp_path / "m.onnx")
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with caplog.at_level("WARNING", logger="vsent"):  # the module: this machine has no CUDA
+        module = ExportedModule(tmp_path / "m.onnx", device="cuda")
+        module.open()
+    assert module.provider == "CPUExecutionProvider"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'm.onnx'}: this onnxruntime has no CUDA provider (install onnxruntime-gpu "
+        "for --device cuda): running on the CPU"]
+    caplog.clear()
+    ExportedModule(tmp_path / "m.onnx", device="cpu").open()  # nothing to say on the CPU
+    assert not caplog.records
+
+
 def test_checkpoint_meta_reaches_the_exports_card(tmp_path):
     torch.manual_seed(3)
     ckpt = save_checkpoint(tmp_path / "model.pt", create_model("timm/test_resnet"),

@@ -401,9 +401,13 @@ class ExportedModule(nn.Module):
         if self.engine == "onnx":
             ort = require("onnxruntime", f"{self.path}: running an ONNX export")
             providers = ["CPUExecutionProvider"]
-            if self._device.type == "cuda" and \
-                    "CUDAExecutionProvider" in ort.get_available_providers():
-                providers.insert(0, "CUDAExecutionProvider")
+            if self._device.type == "cuda":
+                if "CUDAExecutionProvider" in ort.get_available_providers():
+                    providers.insert(0, "CUDAExecutionProvider")
+                else:  # the CPU-only onnxruntime package: say so, not a silently slow run
+                    log.warning("%s: this onnxruntime has no CUDA provider (install "
+                                "onnxruntime-gpu for --device cuda): running on the CPU",
+                                self.path)
             try:
                 self._session = ort.InferenceSession(str(self.path), providers=providers)
             except Exception as exc:  # onnxruntime raises its own exception types
