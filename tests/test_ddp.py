@@ -281,6 +281,12 @@ def test_nproc_relaunches_through_torchrun(make_learnable, tmp_path):
                                "(data-parallel training shards Caffe's crop + mirror only)"),
     (["--mix", "mixup"], "vsent: error: --mix mixup runs in one process (data-parallel "
                          "training mixes no batches)"),
+    # audit_cli25 #3: refused by every rank, after they had made the run directory
+    (["--batch-size", "1"], "vsent: error: batches of 1 cannot be split over 2 processes "
+                            "(--batch-size at least --nproc)"),
+    (["--train", "head"], "vsent: error: --train head runs in one process (heads on cached "
+                          "features are not split: every process would do the whole "
+                          "computation)"),
 ])
 def test_nproc_refusals_come_before_any_process_starts(twitter_like, tmp_path, monkeypatch,
                                                        capsys, option, message):
@@ -300,7 +306,7 @@ def test_nproc_refusals_come_before_any_process_starts(twitter_like, tmp_path, m
     assert capsys.readouterr().err.strip() == message
     assert not out.exists()
     launched = []
-    monkeypatch.setattr(distributed, "launch", lambda n, command: launched.append(n) or 0)
+    monkeypatch.setattr(distributed, "launch", lambda n, command, argv: launched.append(n) or 0)
     assert main([*argv, "--nproc", "2"]) == 0 and launched == [2]  # the corrected command
     assert not out.exists()  # (the ranks, not run here, would make it)
 
@@ -312,7 +318,7 @@ def test_nproc_checks_the_run_directory_before_any_process_starts(twitter_like, 
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     launched = []
-    monkeypatch.setattr(distributed, "launch", lambda n, command: launched.append(n) or 0)
+    monkeypatch.setattr(distributed, "launch", lambda n, command, argv: launched.append(n) or 0)
     out = tmp_path / "run"
     argv = ["crossval", "--preset", "quick", "--data", str(twitter_like), "--out", str(out),
             "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--no-progress"]
@@ -361,13 +367,46 @@ def test_only_rank_0_prints_a_user_error(monkeypatch, tmp_path, capsys):
         assert capsys.readouterr().err == "vsent: error: the same refusal on every rank\n"
 
 
-def test_launch_runs_torchrun_through_its_exit_status_wrapper(monkeypatch):
+class _Agent:
+    """A stand-in for the torchrun agent :func:`distributed.launch` starts (subprocess.Popen):
+    ``wait`` answers each entry of ``waits`` in turn (an exit status, or an exception to
+    raise: KeyboardInterrupt where the launcher is interrupted while it waits)."""
+
+    def __init__(self, cmd, waits=(0,), **kw):
+        self.cmd, self.kw, self.waits = cmd, kw, list(waits)
+        self.signals, self.killed, self.timeouts = [], False, []
+
+    def wait(self, timeout=None):
+        self.timeouts.append(timeout)
+        answer = self.waits.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def send_signal(self, sig):
+        self.signals.append(sig)
+
+    def kill(self):
+        self.killed = True
+
+
+def _fake_popen(monkeypatch, waits=(0,)):
     import subprocess
 
-    seen = []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: seen.append(cmd) or
-                        subprocess.CompletedProcess(cmd, 2))
+    agents = []
+
+    def popen(cmd, **kw):
+        agents.append(_Agent(cmd, waits, **kw))
+        return agents[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    return agents
+
+
+def test_launch_runs_torchrun_through_its_exit_status_wrapper(monkeypatch):
+    agents = _fake_popen(monkeypatch, waits=[2])
     assert distributed.launch(2, "crossval", ["crossval", "--nproc", "2", "--out", "x"]) == 2
+    seen = [a.cmd for a in agents]
     expected = distributed.launch_command(["crossval", "--out", "x"], 2)
     assert seen == [[sys.executable, "-m", "vsent.distributed", *expected[3:]]]
 
@@ -377,15 +416,172 @@ def test_launch_logs_the_command_it_runs(monkeypatch, caplog):
     ...`` ran: it names the command run, then the plain torchrun one it stands for."""
     import logging
     import shlex
-    import subprocess
 
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0))
+    _fake_popen(monkeypatch)
     with caplog.at_level(logging.INFO, logger="vsent"):
         assert distributed.launch(2, "crossval", ["crossval", "--nproc", "2", "--out", "x"]) == 0
     plain = distributed.launch_command(["crossval", "--out", "x"], 2)
     run = [sys.executable, "-m", "vsent.distributed", *plain[3:]]
     assert [r.getMessage() for r in caplog.records if "launching" in r.getMessage()] == [
         f"launching 2 processes: {shlex.join(run)} (torchrun: {shlex.join(plain)})"]
+
+
+# audit_cli25: the launcher and its ranks stop together; a crash says the run is kept
+
+
+def test_launch_passes_an_interrupt_on_to_torchrun_and_waits_for_it(monkeypatch):
+    """SIGTERM to the launcher alone killed the torchrun agent after 0.25 s (subprocess.run),
+    and the ranks, in a session of their own, trained on as orphans. The agent now runs in its
+    own session and gets the launcher's signal, once; the launcher waits for it to stop."""
+    import signal
+
+    from vsent.cli import Terminated
+
+    argv = ["crossval", "--nproc", "2", "--out", "x"]
+    for stop, sig in ((KeyboardInterrupt(), signal.SIGINT), (Terminated(), signal.SIGTERM)):
+        agents = _fake_popen(monkeypatch, waits=[stop, KeyboardInterrupt(), 130])
+        with pytest.raises(type(stop)):
+            distributed.launch(2, "crossval", argv)
+        (agent,) = agents
+        assert agent.kw["start_new_session"] is True
+        assert agent.kw["env"]["VSENT_LAUNCHED"] == "1"
+        # one signal, passed on; a second Ctrl-C while it stops does not kill it
+        assert agent.signals == [sig] and not agent.killed
+        assert agent.timeouts[0] is None and 0 < agent.timeouts[-1] <= distributed.AGENT_STOP_WAIT
+    # an agent that does not stop in time is killed, with a warning
+    import subprocess
+
+    agents = _fake_popen(monkeypatch, waits=[KeyboardInterrupt(),
+                                             subprocess.TimeoutExpired("torchrun", 1), 0])
+    with pytest.raises(KeyboardInterrupt):
+        distributed.launch(2, "crossval", argv)
+    assert agents[0].signals == [signal.SIGINT] and agents[0].killed
+
+
+def test_ranks_leave_the_interrupt_line_to_their_launcher(monkeypatch, tmp_path, capsys):
+    """Ctrl-C on ``--nproc N`` printed "vsent: interrupted ..." N + 1 times."""
+    import vsent.crossval as cv
+    from vsent.cli import main
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cv, "finetune", interrupted)
+    argv = ["finetune", "--preset", "quick", "--data", str(tmp_path), "--out",
+            str(tmp_path / "o")]
+    assert main(argv) == 130
+    assert capsys.readouterr().err == ("vsent: interrupted; what was written is kept: the same "
+                                       "command with --resume continues it\n")
+    monkeypatch.setenv("VSENT_LAUNCHED", "1")  # a rank the launcher started
+    assert main(argv) == 130
+    assert capsys.readouterr().err == ""
+
+
+def test_a_crashed_launch_says_the_run_is_kept(twitter_like, tmp_path, monkeypatch, capsys):
+    """A rank that crashed (killed, out of memory) ended --nproc with torchrun's traceback
+    alone: nothing said that the run was kept and --resume continues it. The launch also takes
+    main()'s own argv (it read sys.argv: main([...]) from Python was refused)."""
+    from vsent.cli import main
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(sys, "argv", ["pytest"])
+    agents = _fake_popen(monkeypatch, waits=[1])
+    out = tmp_path / "run"
+    argv = ["crossval", "--preset", "quick", "--data", str(twitter_like), "--out", str(out),
+            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--no-progress",
+            "--nproc", "2"]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "vsent: a training process failed (exit status 1, see above); what was written is "
+        "kept: the same command with --resume continues it")
+    assert agents[0].cmd[-len(argv) + 2:] == argv[:-2]  # this argv, without --nproc 2
+    for status in (0, 2):  # done, or a user error the ranks said: nothing more to say
+        _fake_popen(monkeypatch, waits=[status])
+        assert main([*argv, "--resume"]) == status
+        assert "training process failed" not in capsys.readouterr().err
+
+
+def test_nproc_on_gpus_needs_one_gpu_per_process_with_gloo_too(monkeypatch):
+    """Only nccl was checked: gloo ranks on CUDA each take cuda:LOCAL_RANK, and rank 1 of 2 on a
+    one-GPU machine died of 'invalid device ordinal' (a traceback)."""
+    from vsent.errors import VsentError
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for backend, device in (("gloo", "cuda"), ("gloo", "auto"), ("nccl", "cuda")):
+        name = "nccl" if backend == "nccl" else "gloo"
+        with pytest.raises(VsentError, match=rf"^--nproc 2: {name} on GPUs needs one GPU per "
+                                             r"process, this machine has 1$"):
+            distributed.wants_launch(2, backend, device)
+    assert distributed.wants_launch(2, "gloo", "cpu") is True  # CPU ranks: no GPU needed
+    assert distributed.wants_launch(1, "gloo", "cuda") is False
+
+
+def test_resolve_lr_takes_a_name_that_is_no_crossval_preset_for_the_users_lr():
+    """A PCNN preset name in a Python-made RunConfig was a KeyError in crossval.prepare."""
+    from vsent.presets import CROSSVAL, resolve_lr
+
+    assert resolve_lr("no-such-preset", 0.01, 1e-4) == 0.01
+    lr = CROSSVAL["quick"]["train"].lr
+    assert resolve_lr("quick", lr, 1e-4) == 1e-4 and resolve_lr("quick", lr * 2, 1e-4) == lr * 2
+
+
+def test_dist_backend_choices_are_the_launchers():
+    """The CLI keeps its own copy (it imports no torch for --help): the two must agree."""
+    from vsent.cli.common import DIST_BACKENDS
+
+    assert DIST_BACKENDS == distributed.BACKENDS
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_launcher_alone_stops_every_rank(make_learnable, tmp_path):
+    """`kill PID` of `vsent finetune --nproc 2` (a scheduler signalling the main process):
+    the ranks stop with it, the run is kept for --resume, and one line says so."""
+    import contextlib
+    import signal
+    import subprocess
+    import time
+
+    data = make_learnable(n_pos=6, n_neg=6)
+    out = tmp_path / "run"
+
+    def running() -> list[int]:  # the processes training into `out`, whoever started them
+        found = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if str(out) in cmdline.read_bytes().decode(errors="replace"):
+                    found.append(int(cmdline.parent.name))
+            except OSError:  # gone meanwhile
+                pass
+        return found
+
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as err_file:  # a file: orphans holding a pipe open would block reading
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vsent.cli", "finetune", "--preset", "quick", "--data",
+             str(data), "--epochs", "1000", "--batch-size", "4", "--device", "cpu", "--out",
+             str(out), "--no-progress", "--nproc", "2"],
+            stderr=err_file, start_new_session=True)  # a group of its own
+    try:
+        deadline = time.monotonic() + 300
+        while "epoch 2/" not in ((out / "run.log").read_text() if (out / "run.log").exists()
+                                 else ""):
+            assert proc.poll() is None and time.monotonic() < deadline, "no training seen"
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)  # to the launcher alone, not its group
+        proc.wait(timeout=120)
+        time.sleep(1)
+        left = running()
+    finally:
+        for pid in running():  # a failure leaves no orphans behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    err = log.read_text()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert err.count("vsent: terminated") == 1, err[-3000:]
+    assert left == [], "ranks left running"
+    assert (out / "train_state.pt").is_file()  # the epochs done are kept for --resume
 
 
 def test_the_rank_0_error_helper_lives_with_the_ddp_plumbing():

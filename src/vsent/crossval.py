@@ -117,6 +117,9 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
     for recipe in (cfg.train, cfg.finetune):
         if recipe is not None:
             check_parallel(recipe, nproc)
+    if cfg.train_mode == "head" and nproc > 1:
+        raise VsentError("--train head runs in one process (heads on cached features are not "
+                         "split: every process would do the whole computation)")
     _check_init_exists(cfg)
     # the lr hint and --train check need the architecture, not its weights: loading (or
     # downloading) them here would be one more load before each rank loads them

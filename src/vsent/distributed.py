@@ -54,7 +54,7 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
-from vsent.errors import EXIT_USER_ERROR, VsentError
+from vsent.errors import EXIT_USER_ERROR, LAUNCHED_BY_VSENT, VsentError
 from vsent.runs import RunDir
 from vsent.runs import open_run_dir as _open_run_dir
 
@@ -386,9 +386,11 @@ def wants_launch(nproc: int, backend: str, device: str) -> bool:
         log.warning("--nproc %d ignored: this is already one of %s torchrun processes", nproc,
                     os.environ.get("WORLD_SIZE"))
         return False
-    if name == "nccl" and nproc > torch.cuda.device_count():
-        raise VsentError(f"--nproc {nproc}: nccl needs one GPU per process, this machine has "
-                         f"{torch.cuda.device_count()}")
+    # each rank trains on cuda:LOCAL_RANK, with nccl or gloo alike
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if (name == "nccl" or cuda) and nproc > torch.cuda.device_count():
+        raise VsentError(f"--nproc {nproc}: {name} on GPUs needs one GPU per process, this "
+                         f"machine has {torch.cuda.device_count()}")
     return True
 
 
@@ -438,7 +440,43 @@ def launch(nproc: int, command: str, argv: Sequence[str] | None = None) -> int:
     wrapped = [cmd[0], "-m", __name__, *cmd[3:]]
     log.info("launching %d processes: %s (torchrun: %s)", nproc, shlex.join(wrapped),
              shlex.join(cmd))
-    return subprocess.run(wrapped, check=False, env=env).returncode
+    # its own session: a Ctrl-C or a SIGTERM reaches the agent once, from here (below)
+    env[LAUNCHED_BY_VSENT] = "1"  # the ranks leave the interrupt line to this process
+    agent = subprocess.Popen(wrapped, env=env, start_new_session=True)
+    try:
+        return agent.wait()
+    except KeyboardInterrupt as stop:
+        _stop_agent(agent, stop)
+        raise
+
+
+#: Seconds the launcher waits for the torchrun agent it signalled to stop its ranks (torchrun
+#: gives them 30 s before it kills them) before it kills the agent.
+AGENT_STOP_WAIT = 60.0
+
+
+def _stop_agent(agent: Any, stop: KeyboardInterrupt) -> None:
+    """Pass Ctrl-C (SIGINT) or SIGTERM (``Terminated``) on to the torchrun ``agent`` and wait
+    for it to stop its ranks. The ranks run in their own session, out of reach of any signal
+    sent to this process or its group: killing the agent at once, as ``subprocess.run`` does,
+    left them training (and writing the run directory) after the launcher had exited."""
+    import subprocess
+
+    sig = signal.SIGINT if type(stop) is KeyboardInterrupt else signal.SIGTERM
+    deadline = time.monotonic() + AGENT_STOP_WAIT
+    agent.send_signal(sig)
+    while True:
+        try:
+            agent.wait(timeout=max(0.0, deadline - time.monotonic()))
+            return
+        except subprocess.TimeoutExpired:
+            break
+        except KeyboardInterrupt:  # pressed again: the agent is stopping them already
+            continue
+    log.warning("torchrun did not stop within %.0f s: killing it (its processes may be left "
+                "running)", AGENT_STOP_WAIT)
+    agent.kill()
+    agent.wait()
 
 
 #: Seconds a rank other than 0 waits, after a user error, for torchrun to stop it (rank 0

@@ -6,6 +6,9 @@ from __future__ import annotations
 EXIT_ITEMS_FAILED = 3
 #: Exit status for user errors: bad options, bad data, missing files, missing weights.
 EXIT_USER_ERROR = 2
+#: Environment variable the ``--nproc`` launcher sets for its ranks: an interrupt is reported
+#: by the launcher alone (one line, not one per process).
+LAUNCHED_BY_VSENT = "VSENT_LAUNCHED"
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:

@@ -88,8 +88,10 @@ def resolve_lr(preset: str | None, lr: float, default_lr: float | None) -> float
     default_lr : the architecture's lr hint (``model.info.default_lr``, e.g. 1e-4 for CaffeNet
         fc6-2 as in the paper), or None.
 
-    The hint replaces the lr only when it came from the preset unchanged.
+    The hint replaces the lr only when it came from the preset unchanged (a name that is no
+    crossval preset, e.g. a PCNN one in a Python-made config, sets no lr to replace).
     """
-    if preset is None or default_lr is None or lr != CROSSVAL[preset]["train"].lr:
+    recipe = CROSSVAL.get(preset or "")
+    if recipe is None or default_lr is None or lr != recipe["train"].lr:
         return lr
     return default_lr

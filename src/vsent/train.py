@@ -218,9 +218,9 @@ def fit(
         log.warning("%s: all %d training images are of class %d; the model can only learn "
                     "to predict that class", desc, len(labels), classes[0])
     device = dist.local_device(resolve_device(cfg.device))  # DDP: cuda:LOCAL_RANK
-    if dist.world_size() > len(images) or dist.world_size() > cfg.batch_size:
-        raise VsentError(f"{len(images)} images in batches of {cfg.batch_size} cannot be "
-                         f"split over {dist.world_size()} processes")
+    if dist.world_size() > len(images):
+        raise VsentError(f"{len(images)} training images cannot be split over "
+                         f"{dist.world_size()} processes")
     check_parallel(cfg, dist.world_size())
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -308,6 +308,9 @@ def check_parallel(cfg: TrainConfig, world: int) -> None:
     if world > 1 and cfg.mix != "none":
         raise VsentError(f"--mix {cfg.mix} runs in one process (data-parallel training mixes "
                          "no batches)")
+    if world > cfg.batch_size:
+        raise VsentError(f"batches of {cfg.batch_size} cannot be split over {world} processes "
+                         "(--batch-size at least --nproc)")
 
 
 def _bad_state(path: Path, desc: str, e: BaseException) -> VsentError:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
 from vsent import __version__
-from vsent.errors import EXIT_USER_ERROR, VsentError
+from vsent.errors import EXIT_USER_ERROR, LAUNCHED_BY_VSENT, VsentError
 
 #: Sub-command modules under ``vsent.cli``; each defines ``register(subparsers)`` which adds
 #: its parser and sets ``func=<callable(args) -> int>`` as default. These modules import only
@@ -66,7 +67,7 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def _how_to_continue(args: argparse.Namespace) -> str:
+def how_to_continue(args: argparse.Namespace) -> str:
     """The end of the interrupt message: how the same command continues what it wrote."""
     resume = getattr(args, "resume", None)
     if resume is None or resume:  # no --resume (run again: it continues), or given already
@@ -99,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         # a run directory keeps its finished folds and epochs, predict --out its rows; layers
         # and fuse have no --resume: they continue when run again
         what = "terminated" if isinstance(e, Terminated) else "interrupted"
-        print(f"vsent: {what}; what was written is kept{_how_to_continue(args)}",
-              file=sys.stderr)
+        if not os.environ.get(LAUNCHED_BY_VSENT):  # a rank of --nproc: its launcher says it
+            print(f"vsent: {what}; what was written is kept{how_to_continue(args)}",
+                  file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
     except BrokenPipeError:  # output piped into head & co., which stopped reading
         sys.stderr.close()

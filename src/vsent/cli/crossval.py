@@ -281,13 +281,19 @@ def _launch(args: argparse.Namespace, cfg: Any, fold: int | None = None) -> int 
     and before any of them starts (vsent.crossval.check_launch), then start them; their exit
     status. None: this process runs the command itself."""
     from vsent import distributed
+    from vsent.cli import how_to_continue
     from vsent.crossval import check_launch
+    from vsent.errors import EXIT_USER_ERROR
 
     if not distributed.wants_launch(args.nproc, args.dist_backend, args.device):
         return None
     check_launch(cfg, args.out, command=args.command, nproc=args.nproc, fold=fold,
                  resume=args.resume, overwrite=args.overwrite)
-    return distributed.launch(args.nproc, args.command)
+    status = distributed.launch(args.nproc, args.command, args.argv)
+    if status not in (0, EXIT_USER_ERROR):  # a process crashed: its traceback is above
+        print(f"vsent: a training process failed (exit status {status}, see above); what was "
+              f"written is kept{how_to_continue(args)}", file=sys.stderr)
+    return status
 
 
 def run_crossval(args: argparse.Namespace) -> int:
