@@ -129,6 +129,29 @@ def test_cli_card_json_and_markdown(run_dir, tmp_path, capsys):
     assert "vsent: error:" in capsys.readouterr().err
 
 
+def test_cli_card_out_replaces_an_earlier_card_but_no_other_file(run_dir, tmp_path, capsys):
+    """`vsent card model.pt --out victim.pt` replaced a checkpoint with Markdown (audit_input25
+    #1): an existing file that is no card is kept unless --overwrite."""
+    ckpt = run_dir / "fold2" / "model.pt"
+    other = tmp_path / "other.pt"
+    other.write_bytes(ckpt.read_bytes())
+    for fmt in ("markdown", "json"):
+        before = other.read_bytes()
+        assert main(["card", str(ckpt), "--format", fmt, "--out", str(other)]) \
+            == EXIT_USER_ERROR
+        assert capsys.readouterr().err.strip() == (
+            f"vsent: error: --out {other}: exists and is no model card: choose another file, "
+            "or pass --overwrite to replace it")
+        assert other.read_bytes() == before
+    for fmt, name in (("markdown", "card.md"), ("json", "card.json")):
+        out = tmp_path / name
+        assert main(["card", str(ckpt), "--format", fmt, "--out", str(out)]) == 0
+        assert main(["card", str(ckpt), "--format", fmt, "--out", str(out)]) == 0  # replaced
+    assert main(["card", str(ckpt), "--out", str(tmp_path / "card.json")]) == 0  # json -> md
+    assert main(["card", str(ckpt), "--out", str(other), "--overwrite"]) == 0
+    assert other.read_text() == card_markdown(model_card(ckpt))
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_card_of_an_export_is_read_from_its_metadata(tmp_path, capsys, fmt):
     if fmt == "onnx":

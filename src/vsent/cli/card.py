@@ -4,6 +4,7 @@ JSON)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="checkpoint (model.pt), or an export of one (.onnx, .ts)")
     p.add_argument("--format", choices=("markdown", "json"), default="markdown",
                    help="default markdown")
-    p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output (an "
+                   "earlier card is replaced; any other file only with --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out that is not a model card")
     p.set_defaults(func=run)
 
 
@@ -28,11 +32,13 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from vsent.errors import VsentError
-    from vsent.files import atomic_write_text, check_not_an_input
+    from vsent.files import atomic_write_text, check_not_an_input, check_replaceable
     from vsent.models.card import card_markdown, model_card
 
     if args.out:
         check_not_an_input(args.out, [args.checkpoint])
+        if not args.overwrite:  # a checkpoint or a CSV given by mistake is kept
+            check_replaceable(Path(args.out), "--out", "model card", _is_card)
     card = model_card(args.checkpoint)
     text = json.dumps(card, indent=2) + "\n" if args.format == "json" else card_markdown(card)
     if args.out:
@@ -44,3 +50,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _is_card(path: Path) -> bool:
+    """Whether ``path`` holds what ``vsent card`` writes (Markdown or JSON)."""
+    import json
+
+    from vsent.models.card import CARD_FORMAT
+
+    try:
+        text = path.read_text()
+    except (OSError, ValueError):  # a folder, a binary file
+        return False
+    if text.startswith("# Model card: "):
+        return True
+    try:
+        return json.loads(text).get("card_format") == CARD_FORMAT
+    except (ValueError, AttributeError):
+        return False
