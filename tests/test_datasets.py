@@ -306,6 +306,30 @@ def test_csv_extra_columns_and_bom(csv_data):
     assert ds.names == ["imgs/a.jpg"] and ds.labels.tolist() == [0]
 
 
+def test_a_csv_that_is_not_utf8_names_its_line_and_byte(csv_data):
+    """The offset was the decoder's in its chunk (byte 2668 for a bad byte at 60012), and no
+    line was given (audit_input25 #3)."""
+    good = "".join(f"imgs/a{i}.jpg,1\n" for i in range(5000))
+    path = csv_data / "labels.csv"
+    data = ("\ufeffpath,label\n" + good).encode() + b"imgs/caf\xe9.jpg,0\n"
+    path.write_bytes(data)
+    bad = data.index(b"caf\xe9") + 3
+    assert bad > 60_000  # far past the decoder's first chunk
+    assert _load_error(path) == (f"{path.resolve()}:5002: not a UTF-8 CSV file (invalid "
+                                 f"continuation byte at byte {bad})")
+
+
+def test_a_folder_where_a_label_file_is_expected_is_named_a_folder(twitter_like, csv_data):
+    """It was 'no such file or directory' (audit_input25 #6)."""
+    label = _label_file(twitter_like)
+    label.unlink()
+    label.mkdir()
+    assert _load_error(twitter_like) == f"{label.resolve()}: is a folder, not a text file"
+    folder = csv_data / "labels.csv"
+    folder.mkdir()
+    assert _load_error(folder).startswith(f"{folder.resolve()}: ")  # a folder dataset then
+
+
 def test_csv_problems_name_file_and_line(csv_data):
     path = _write_csv(csv_data, "path,label\n"
                                 "imgs/a.jpg,1\n"          # 2 ok

@@ -280,6 +280,9 @@ def test_json_overlap_and_missing_file(twitter_like, tmp_path):
     with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'nope.json'}: no such file or "
                                                   f"directory (--folds expects campos")):
         make_folds(ds, tmp_path / "nope.json")
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path}: is a folder, not a folds JSON "
+                                                  "file (--folds expects campos")):
+        make_folds(ds, tmp_path)  # it was "no such file or directory" (audit_input25 #6)
 
 
 # ------------------------------------------------------------------------------------------

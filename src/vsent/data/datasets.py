@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -324,6 +325,17 @@ def read_label_lines(path: Path) -> list[tuple[int, str]]:
     through it), so every caller reports a missing, unreadable or non-UTF-8 file the same way:
     a one-line DataError naming the file (and, for a byte that is not UTF-8, its line).
     """
+    text = read_text(path, "text file")
+    return [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def read_text(path: Path, kind: str) -> str:
+    """The text of the UTF-8 file ``path`` (a BOM dropped), whole: a missing, unreadable or
+    non-UTF-8 file is a one-line DataError naming it, and for a byte that is not UTF-8 its
+    line and offset in the file (a decoder reading in chunks counts from the chunk's start).
+    ``kind`` names what the file should be ("CSV file")."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a {kind}")
     if not path.is_file():
         raise DataError(f"{path}: no such file or directory")
     try:
@@ -332,14 +344,13 @@ def read_label_lines(path: Path) -> list[tuple[int, str]]:
         raise DataError(f"{path}: {e.strerror or e}") from None
     start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = data[start:].decode("utf-8")
+        return data[start:].decode("utf-8")
     except UnicodeDecodeError as e:
         # the bytes before the first bad one decode; the line count is that of splitlines()
         before = data[start:start + e.start].decode("utf-8")
         lineno = len((before + "x").splitlines())
-        raise DataError(f"{path}:{lineno}: not a UTF-8 text file ({e.reason} at byte "
+        raise DataError(f"{path}:{lineno}: not a UTF-8 {kind} ({e.reason} at byte "
                         f"{start + e.start})") from None
-    return [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
 def _read_folder(root: Path) -> tuple[list[Item], list[Problem]]:
@@ -368,15 +379,11 @@ def _read_folder(root: Path) -> tuple[list[Item], list[Problem]]:
 
 
 def _read_csv(path: Path) -> tuple[list[Item], list[Problem]]:
+    text = read_text(path, "CSV file")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(_csv_rows(f))
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not a UTF-8 CSV file ({e.reason} at byte {e.start})") from None
+        rows = list(_csv_rows(io.StringIO(text, newline="")))
     except csv.Error as e:
         raise DataError(f"{path}: malformed CSV: {e}") from None
-    except OSError as e:
-        raise DataError(f"{path}: {e.strerror or e}") from None
     if not rows:
         raise DataError(f"{path}: empty file (expected a header line 'path,label')")
     header_line, header = rows[0]

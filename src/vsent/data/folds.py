@@ -221,6 +221,9 @@ def _read_fold_file(path: Path, dataset: Dataset, index: dict[str, int]) -> np.n
 
 
 def _json_folds(dataset: Dataset, path: Path) -> list[Fold]:
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a folds JSON file (--folds expects campos, "
+                        "stratified or a folds JSON file)")
     if not path.is_file():
         raise DataError(f"{path}: no such file or directory (--folds expects campos, "
                         f"stratified or a folds JSON file)")
