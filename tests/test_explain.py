@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 
 import numpy as np
 import pytest
@@ -216,6 +217,51 @@ def test_cli_explain(tmp_path, capsys):
                  "--layer", "nope"]) == 2
     err = capsys.readouterr().err
     assert "'nope'" in err and "no such layer" in err and "Traceback" not in err
+
+
+def test_cli_explain_a_file_name_that_is_not_utf8_is_explained_with_the_others(tmp_path,
+                                                                             capsys):
+    """A Latin-1 name (caf\\xe9.png) crashed the digest of the files found (strict UTF-8):
+    a traceback and no image explained (audit_input25 #2). It is explained and written back
+    as its bytes, as predict does; one that cannot be read logs no logging error."""
+    import os
+
+    from vsent.cli import main
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.full((30, 40, 3), 100, np.uint8)).save(folder / "a.png")
+    latin = os.fsencode(folder) + b"/caf\xe9.png"
+    try:
+        with open(latin, "wb") as f:
+            Image.fromarray(np.full((30, 40, 3), 200, np.uint8)).save(f, format="PNG")
+    except OSError:  # a file system that takes UTF-8 names only
+        pytest.skip("no non-UTF-8 file names here")
+    out = tmp_path / "out"
+    argv = ["explain", str(folder), "--model", str(ckpt), "--out", str(out), "--device", "cpu"]
+    assert main(argv) == 0
+    raw = (out / "explain.csv").read_bytes()
+    assert b"\n" + latin + b",," in raw.replace(b"\r\n", b"\n")  # byte-exact, no error
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8", "surrogateescape"))))
+    assert [os.fsencode(r["image"]) for r in rows] == [os.fsencode(folder / "a.png"), latin]
+    assert not any(r["error"] for r in rows)
+    assert os.path.isfile(os.fsencode(out) + b"/0001_caf\xe9_gradcam.png")
+    assert np.load(out / rows[1]["heatmap"]).shape == (30, 40)
+    capsys.readouterr()
+    assert main(argv) == 0  # finished: the stored rows, read back as written
+    assert (out / "explain.csv").read_bytes() == raw
+    # a Latin-1 name that is no image: its row and a warning, in run.log too
+    with open(os.fsencode(folder) + b"/bad\xe9.jpg", "wb") as f:
+        f.write(b"\xff\xd8 not a jpeg")
+    assert main(["explain", str(folder), "--model", str(ckpt), "--out", str(tmp_path / "out2"),
+                 "--device", "cpu"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Logging error" not in err
+    assert b"bad\xe9.jpg: cannot identify" in (tmp_path / "out2" / "run.log").read_bytes()
 
 
 def test_explain_function_runs_the_whole_command(tmp_path):

@@ -171,7 +171,9 @@ class RunDir:
             self.write_json("config.json", config)
         if not (self.path / "versions.json").exists():  # those the results were made with
             self.write_json("versions.json", {**versions(), "argv": sys.argv})
-        self._handler = logging.FileHandler(self.path / "run.log")
+        # a message naming a file that is not UTF-8 is logged as its bytes, not a logging error
+        self._handler = logging.FileHandler(self.path / "run.log", encoding="utf-8",
+                                            errors="surrogateescape")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("vsent").addHandler(self._handler)
         logging.getLogger("vsent").setLevel(logging.INFO)
@@ -233,7 +235,8 @@ class RunDir:
         """Write ``rows`` as CSV atomically."""
         path = self.path / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(path, "w", newline="") as f:
+        # a file name that is not UTF-8 is written as its bytes, as predict's rows write it
+        with atomic_open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
             writer = csv.DictWriter(f, fieldnames=fieldnames, extrasaction="ignore")
             writer.writeheader()
             for row in rows:

@@ -273,13 +273,14 @@ def _found(items: Sequence[Any]) -> str:
     h = hashlib.sha1()
     for item in items:
         if isinstance(item, Unmatched):
-            h.update(f"unmatched {item.path}\n".encode())
+            # a name that is not UTF-8 hashes as its bytes (surrogateescape), as predict reads it
+            h.update(f"unmatched {item.path}\n".encode("utf-8", "surrogateescape"))
             continue
         try:
             key = content_key([item], 0)
         except (ImageError, OSError) as e:  # the image's own row says what is wrong
             key = f"unreadable {type(e).__name__}"
-        h.update(f"{item} {key}\n".encode())
+        h.update(f"{item} {key}\n".encode("utf-8", "surrogateescape"))
     n = sum(not isinstance(i, Unmatched) for i in items)
     return f"{n} file{'s' * (n != 1)}, sha1 {h.hexdigest()[:12]}"
 
@@ -355,7 +356,8 @@ def explain(
         if rd.status == "finished":
             import csv
 
-            with (rd / DONE).open(newline="") as f:
+            # as written: a name that is not UTF-8 comes back as the same str
+            with (rd / DONE).open(newline="", encoding="utf-8", errors="surrogateescape") as f:
                 return list(csv.DictReader(f))
         paths = [i for i in items if not isinstance(i, Unmatched)]
         explained = iter(explain_images(predictor.model, paths, rd.path, layer=layer,
