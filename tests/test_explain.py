@@ -156,6 +156,39 @@ def test_explain_image_maps_back_to_the_original_size():
     assert over.shape == (96, 64, 3) and over.dtype == np.uint8
 
 
+def _overlay_at_once(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """The overlay as it was made before bands: the whole image's float64 colours at once."""
+    from matplotlib import colormaps
+
+    colour = colormaps["jet"](np.clip(heatmap, 0, 1))[..., :3] * 255.0
+    out = (1 - opacity) * image.astype(np.float32) + opacity * colour
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_overlay_is_blended_in_bands_with_the_pixels_of_a_whole_image_blend(monkeypatch):
+    """The colours of a whole 56-megapixel photo at once took 6 GB (audit_input25 #5): they
+    are made a band of rows at a time, and the overlay is the same within a grey level."""
+    from matplotlib.colors import Colormap
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (30, 40, 3), np.uint8)
+    heat = rng.random((30, 40)).astype(np.float32)
+    heat[0, :4] = (0.0, 1.0, -0.5, 2.0)  # the ends and beyond them
+    sizes = []
+    call = Colormap.__call__
+    monkeypatch.setattr(Colormap, "__call__",
+                        lambda self, x, *a, **k: sizes.append(np.size(x)) or call(self, x, *a, **k))
+    monkeypatch.setattr(X, "_BAND_PIXELS", 200, raising=False)  # 5 rows of 40 a band
+    over = X.overlay_heatmap(image, heat)
+    assert over.shape == (30, 40, 3) and over.dtype == np.uint8
+    assert max(sizes) <= 200 and sum(sizes) == 30 * 40  # bands covering the image once
+    ref = _overlay_at_once(image, heat)
+    assert np.abs(over.astype(int) - ref).max() <= 1
+    # a band wider than the image: one band, the same pixels
+    monkeypatch.setattr(X, "_BAND_PIXELS", 1 << 20)
+    assert np.abs(X.overlay_heatmap(image, heat).astype(int) - ref).max() <= 1
+
+
 def test_explain_image_max_side_shrinks_the_map_not_the_networks_input():
     model = RedBlue().eval()
     big = np.kron(_red_left_blue_right(), np.ones((6, 4, 1), np.uint8))  # 192 x 128
