@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import zipfile
 
 import numpy as np
 import pytest
@@ -98,6 +99,15 @@ def test_bad_checkpoint_files(tmp_path):
         load_checkpoint(plain)
 
 
+class _Blocked:
+    """Pickled as a call of os.system (never made: loading refuses the global)."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("true",))
+
+
 def test_what_is_not_a_checkpoint_is_named_in_plain_words(tmp_path, capsys):
     """Empty, random, JSON, ONNX, TorchScript and pickled-object files and a run folder: one
     line saying what the file is, without torch's advice to load it unsafely."""
@@ -112,6 +122,11 @@ def test_what_is_not_a_checkpoint_is_named_in_plain_words(tmp_path, capsys):
     (tmp_path / "m.onnx").write_bytes(b"\x08\x07\x12\x04onnx")
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp_path / "ts.pt"))
     torch.save({"layer": torch.nn.Linear(2, 2)}, tmp_path / "pickled.pt")
+    torch.save({"x": _Blocked()}, tmp_path / "blocked.pt")  # a module weights_only blocks
+    with zipfile.ZipFile(tmp_path / "zip.pt", "w") as z:
+        z.writestr("a.txt", "not torch.save's")
+    with zipfile.ZipFile(tmp_path / "zipdir.pt", "w") as z:
+        z.writestr("archive/data.pkl", "no version record")
     expected = {
         "empty.pt": "not a vsent checkpoint (an empty file)",
         "random.pt": "not a vsent checkpoint (not a file written by torch.save)",
@@ -123,6 +138,12 @@ def test_what_is_not_a_checkpoint_is_named_in_plain_words(tmp_path, capsys):
         "pickled.pt": "not a vsent checkpoint (it holds more than tensors and plain values: "
                       "Unsupported global: GLOBAL torch.nn.modules.linear.Linear)",
         "run": f"a folder; give a checkpoint file such as {run / 'fold1' / 'model.pt'}",
+        # torch's text began with its advice to load it with weights_only=False (audit_input25)
+        "blocked.pt": "not a vsent checkpoint (it holds more than tensors and plain values: "
+                      "Trying to load unsupported GLOBAL posix.system whose module posix is "
+                      "blocked.)",
+        "zip.pt": "not a vsent checkpoint (a zip archive that torch.save did not write)",
+        "zipdir.pt": "not a vsent checkpoint (a zip archive that torch.save did not write)",
     }
     for name, why in expected.items():
         with pytest.raises(WeightsError) as e:
@@ -215,6 +236,23 @@ def test_legacy_truncated_and_incomplete_checkpoints(tmp_path):
     with pytest.raises(WeightsError, match=r"nc.pt: not a complete vsent checkpoint \(no "
                                            r"class_names\)"):
         load_checkpoint(tmp_path / "nc.pt")
+
+
+def test_a_checkpoint_that_cannot_score_is_refused_by_card_and_load_alike(tmp_path):
+    """One class name for two outputs was taken (predict wrote the bare index '1' as a label),
+    and `vsent card` of a file without weights printed a normal card (audit_input25 #9)."""
+    from vsent.models.card import model_card
+
+    path = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({**ckpt, "class_names": ["x"]}, tmp_path / "one.pt")
+    torch.save({k: v for k, v in ckpt.items() if k != "state_dict"}, tmp_path / "nostate.pt")
+    for name, why in (("one.pt", "1 class names for 2 outputs"), ("nostate.pt", "no state_dict")):
+        for read in (load_checkpoint, model_card):
+            with pytest.raises(WeightsError) as e:
+                read(tmp_path / name)
+            assert str(e.value) == f"{tmp_path / name}: not a complete vsent checkpoint ({why})"
+    assert model_card(path)["model"]["name"] == "smallcnn"  # a whole one is carded
 
 
 def test_a_checkpoint_cut_anywhere_is_named_truncated(tmp_path, capsys):

@@ -550,6 +550,16 @@ def test_a_damaged_training_state_is_one_line_naming_it(tmp_path, monkeypatch, d
     assert msg.endswith("; delete it to start fold 2 again from its first epoch")
     assert "\n" not in msg
     assert not marker.exists()
+    # in a few words, as for a checkpoint: not torch's internal text (a miniz error) nor its
+    # advice to load the file with weights_only=False (audit_input25 #4)
+    why = msg.split(" resume (", 1)[1].rsplit("); delete it", 1)[0]
+    assert why == {
+        "cut": "truncated or corrupt: an incomplete file (copied or saved part way?)",
+        "list": "a list, not a dict", "no model": "no model",
+    }.get(damage, why)
+    if damage == "pickled code":  # then torch's reason (its wording varies with the global)
+        assert why.startswith("it holds more than tensors and plain values: ")
+    assert "weights_only" not in msg and "miniz" not in msg
 
 
 def test_an_interrupted_state_write_leaves_no_partial_file(tmp_path, monkeypatch):

@@ -249,7 +249,7 @@ def fit(
                 ema.load_state_dict(state["ema"])
             torch.set_rng_state(state["torch_rng"])
         except (KeyError, RuntimeError, TypeError, ValueError) as e:  # another model's state
-            raise _bad_state(state_path, desc, e) from None
+            raise _bad_state(state_path, desc, one_line(e)) from None
         if _on_cuda(device) and len(state.get("cuda_rng", ())) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout masks drawn on the GPU
         history = state["history"]
@@ -313,8 +313,8 @@ def check_parallel(cfg: TrainConfig, world: int) -> None:
                          "(--batch-size at least --nproc)")
 
 
-def _bad_state(path: Path, desc: str, e: BaseException) -> VsentError:
-    return VsentError(f"{path}: not a training state this run can resume ({one_line(e)}); "
+def _bad_state(path: Path, desc: str, why: str) -> VsentError:
+    return VsentError(f"{path}: not a training state this run can resume ({why}); "
                       f"delete it to start {desc} again from its first epoch")
 
 
@@ -322,15 +322,19 @@ def _load_state(path: Path, desc: str) -> dict[str, Any]:
     """The training state in ``path``, read without running code (``weights_only``: a run
     directory received from someone else is no program); VsentError naming it when it is
     damaged (cut, garbage) or not one."""
+    from vsent.models.checkpoint import load_failure
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a cut or foreign file
-        raise _bad_state(path, desc, e) from None
+        # in a few words, as for a checkpoint (torch's own text is internal, or advice to
+        # load the file unsafely)
+        raise _bad_state(path, desc, load_failure(path, e)) from None
     if not isinstance(state, dict):
-        raise _bad_state(path, desc, ValueError(f"a {type(state).__name__}, not a dict"))
+        raise _bad_state(path, desc, f"a {type(state).__name__}, not a dict")
     missing = STATE_KEYS - state.keys()
     if missing:
-        raise _bad_state(path, desc, ValueError(f"no {', '.join(sorted(missing))}"))
+        raise _bad_state(path, desc, f"no {', '.join(sorted(missing))}")
     return state
 
 

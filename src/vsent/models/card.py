@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from vsent.errors import VsentError, WeightsError, one_line
-from vsent.models.checkpoint import read_checkpoint
+from vsent.models.checkpoint import check_complete, read_checkpoint
 
 CARD_FORMAT = "vsent-card/1"
 #: The resampling of every vsent input path (PIL bilinear, :func:`vsent.data.images.resize`),
@@ -71,6 +71,7 @@ def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
         if exported is None:
             raise  # the checkpoint's own error: it says what the file is
         return export_card(exported)
+    check_complete(ckpt, path)  # a card of a file nothing can score would mislead
     meta = dict(ckpt.get("meta") or {})
     if isinstance(ckpt.get("versions"), Mapping):  # recorded by save_checkpoint
         meta.setdefault("versions", ckpt["versions"])

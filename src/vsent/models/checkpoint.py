@@ -176,12 +176,16 @@ def _load_failure(exc: Exception, zipped: bool = False) -> str:
         return f"a TorchScript export: {EXPORT_HINT}"
     # torch's zip reader gives OSError(22, 'Invalid argument') for some cut points: it seeks
     # to a record past the end of the file
-    if ("central directory" in msg or "zip archive" in msg or isinstance(exc, EOFError)
-            or (zipped and isinstance(exc, OSError))):
+    if ("central directory" in msg or "zip archive" in msg or "miniz" in msg
+            or isinstance(exc, EOFError) or (zipped and isinstance(exc, OSError))):
         return _TRUNCATED
-    if "WeightsUnpickler error:" in msg:  # the reason, after several sentences of advice
-        reason = msg.split("WeightsUnpickler error:", 1)[1].split(" Check the documentation")[0]
-        reason = reason.split(" was not an allowed global")[0]
+    if "inline_container" in msg or "hasRecord(" in msg:  # a zip, of no torch.save
+        return "a zip archive that torch.save did not write"
+    if "weights_only" in msg:  # the reason, after several sentences of advice to load unsafely
+        found = re.search(r"(?:WeightsUnpickler error: |(?=Trying to load ))(.*?)"
+                          r"(?: Check the documentation|$)", msg)
+        reason = found.group(1).split(" was not an allowed global")[0] if found else \
+            "torch refused to read it without running code"
         return f"it holds more than tensors and plain values: {reason.strip()[:150]}"
     return re.sub(r"\x1b\[[0-9;]*m", "", msg)[:200] or type(exc).__name__
 
@@ -203,14 +207,27 @@ def load_checkpoint(
     return build_model(read_checkpoint(path, map_location=map_location), path, map_location)
 
 
+def check_complete(ckpt: Mapping[str, Any], path: str | PathLike[str]) -> None:
+    """WeightsError naming ``path`` when the dict :func:`read_checkpoint` returned lacks an
+    entry a model is rebuilt from, or names another number of classes than it has outputs
+    (a label column would then hold bare indices)."""
+    missing = [k for k in ("spec", "state_dict", "preprocess", "class_names") if k not in ckpt]
+    spec = ckpt.get("spec")
+    if missing or not isinstance(spec, Mapping) or not {"name", "num_classes"} <= set(spec):
+        what = ", ".join(missing) or "spec.name or spec.num_classes"
+        raise WeightsError(f"{path}: not a complete vsent checkpoint (no {what})")
+    names = ckpt["class_names"]
+    if not isinstance(names, (list, tuple)) or len(names) != spec["num_classes"]:
+        count = len(names) if isinstance(names, (list, tuple)) else "no list of"
+        raise WeightsError(f"{path}: not a complete vsent checkpoint ({count} class names for "
+                           f"{spec['num_classes']} outputs)")
+
+
 def build_model(ckpt: Mapping[str, Any], path: str | PathLike[str],
                 map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """:func:`load_checkpoint` from the dict :func:`read_checkpoint` returned (``path`` names
     the file in errors)."""
-    missing = [k for k in ("spec", "state_dict", "preprocess", "class_names") if k not in ckpt]
-    if missing or not {"name", "num_classes"} <= set(ckpt["spec"]):
-        what = ", ".join(missing) or "spec.name or spec.num_classes"
-        raise WeightsError(f"{path}: not a complete vsent checkpoint (no {what})")
+    check_complete(ckpt, path)
     spec = dict(ckpt["spec"])
     name, num_classes = spec.pop("name"), spec.pop("num_classes")
     try:
