@@ -220,6 +220,8 @@ def test_every_training_option_has_help_and_names_its_choices():
                  "schedule", "lr_step", "lr_gamma", "head_lr_mult", "bias_lr_mult",
                  "label_smoothing", "augment", "ema", "mix"):
         assert actions[name].help.endswith("(default: the preset's)"), name
+        # one default: "--mix ... none (default) ... (default: the preset's)" said two
+        assert actions[name].help.count("default") == 1, name
     assert all(o in actions["optimizer"].help for o in OPTIMIZERS)
     assert all(s in actions["schedule"].help for s in SCHEDULES)
 
@@ -327,3 +329,24 @@ def test_zero_shot_config_refuses_a_recipe_other_than_its_presets():
         prepare(changed)  # a run starts (or resumes) with the check, before anything else
     # a run stored before the check still opens (layers, regions, compare read it)
     assert RunConfig.from_dict(changed.to_dict()) == changed
+
+
+def test_a_folds_file_that_does_not_exist_is_refused_even_where_unused(twitter_like, tmp_path,
+                                                                       capsys):
+    """`finetune` without --fold reads no folds: a misspelt --folds file was accepted and
+    recorded in config.json as the run's split (audit cli25 #11)."""
+    out = tmp_path / "run"
+    base = ["finetune", "--data", str(twitter_like), "--out", str(out), "--preset", "quick",
+            "--epochs", "1", "--no-progress"]
+    for extra in ([], ["--fold", "1"]):
+        assert main([*base, "--folds", "nofile.json", *extra]) == 2
+        assert capsys.readouterr().err == (
+            "vsent: error: --folds nofile.json: no such file (give campos, stratified or a "
+            "folds JSON file written by an earlier run)\n")
+        assert not out.exists()  # refused before the run directory is made
+    folds = tmp_path / "folds.json"
+    folds.write_text("{}")
+    from vsent.cli.common import check_folds
+
+    for spec in ("campos", "stratified", str(folds)):  # accepted; the file is read where used
+        check_folds(spec)

@@ -17,6 +17,7 @@ from vsent.cli.common import (
     add_model_arg,
     add_run_args,
     add_train_args,
+    check_folds,
     data_path,
     default_data,
     progress_enabled,
@@ -318,6 +319,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     from vsent import distributed
     from vsent.crossval import finetune
 
+    check_folds(args.folds)  # also when no --fold uses it: a typo is not recorded as the split
     cfg, stored = run_config(args)
     fold = args.fold if args.fold is not None or stored is None else stored.get("fold")
     launched = _launch(args, cfg, fold)
