@@ -425,6 +425,92 @@ def test_a_damaged_data_record_is_one_line_naming_it(twitter_like, tmp_path):
     check_data_record(record, ds, str(twitter_like), "then", "fix it")
 
 
+def _started(twitter_like, run):
+    """A crossval run's data.json as a new run writes it (crossval._check_same_data), then
+    the run marked finished; the dataset it was made on."""
+    from types import SimpleNamespace
+
+    from vsent.crossval import _check_same_data
+    from vsent.data.datasets import load_dataset
+    from vsent.runs import RunDir
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    with RunDir(run) as rd:
+        _check_same_data(SimpleNamespace(data=str(twitter_like)), rd, ds)
+        rd.write_json("summary.json", {})
+    return ds
+
+
+def test_an_image_changed_since_a_new_run_is_named(twitter_like, tmp_path):
+    """An image truncated after training, the counts unchanged: "36 images, 24 positive then;
+    36 images, 24 positive now" named no file (audit_input25 #7). A new run's data.json
+    holds a short digest per image, and up to 3 changed images are named."""
+    from vsent.data.datasets import load_dataset
+    from vsent.runs import ITEM_DIGESTS, check_data_record
+
+    run = tmp_path / "run"
+    ds = _started(twitter_like, run)
+    record = run / "data.json"
+    digests = json.loads(record.read_text())[ITEM_DIGESTS].split()
+    assert len(digests) == len(ds) == 36 and record.stat().st_size < 500 + 10 * len(ds)
+    stored = record.read_bytes()
+    check_data_record(record, ds, "DATA", "RUN was trained on them", "fix it")  # unchanged
+    assert record.read_bytes() == stored
+    image = ds.paths[3]
+    image.write_bytes(image.read_bytes()[:100])
+    now = load_dataset(twitter_like, "five", validate=False)
+    with pytest.raises(VsentError) as e:
+        check_data_record(record, now, "DATA", "RUN was trained on them", "fix it")
+    assert str(e.value) == (
+        "DATA: its images or labels changed since RUN was trained on them (36 images, 24 "
+        f"positive then and now; changed (file contents, name or label): {ds.names[3]}; see "
+        f"{record}): restore them, or fix it")
+    for path in ds.paths[4:8]:
+        path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(VsentError, match=re.escape(
+            f": {ds.names[3]}, {ds.names[4]}, {ds.names[5]} and 2 more; see ")):
+        check_data_record(record, now, "DATA", "then", "fix it")
+
+
+def test_a_data_record_made_before_item_digests_says_some_files_changed(twitter_like,
+                                                                        tmp_path):
+    """A finished run whose data.json holds no digests (an older vsent) is still checked;
+    equal counts are said to be so, and its data.json is left as it is."""
+    from vsent.data.datasets import load_dataset
+    from vsent.runs import check_data_record
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text("{}")
+    ds = load_dataset(twitter_like, "five", validate=False)
+    record = run / "data.json"
+    record.write_text(json.dumps(ds.fingerprint()))
+    stored = record.read_bytes()
+    check_data_record(record, ds, "DATA", "then", "fix it")
+    assert record.read_bytes() == stored  # a finished run's record is not added to
+    ds.paths[3].write_bytes(ds.paths[3].read_bytes()[:100])
+    with pytest.raises(VsentError) as e:
+        check_data_record(record, ds, "DATA", "RUN was trained on them", "fix it")
+    assert str(e.value) == (
+        "DATA: its images or labels changed since RUN was trained on them (36 images, 24 "
+        "positive then and now: the contents of some image files changed (or their names or "
+        f"labels), not their number; see {record}): restore them, or fix it")
+
+
+def test_a_data_record_with_digests_names_a_reordered_list_as_such(twitter_like, tmp_path):
+    import dataclasses
+
+    from vsent.runs import check_data_record
+
+    run = tmp_path / "run"
+    ds = _started(twitter_like, run)
+    backwards = dataclasses.replace(ds, names=ds.names[::-1], paths=ds.paths[::-1],
+                                    labels=ds.labels[::-1])
+    with pytest.raises(VsentError, match=r"\(36 images, 24 positive then and now, the same "
+                                         r"images listed in another order; see "):
+        check_data_record(run / "data.json", backwards, "DATA", "then", "fix it")
+
+
 # --------------------------------------------------------------------------------------------
 # audit_core23 #8, #10, #18, #6 (check_run_dir)
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -280,6 +281,9 @@ TRAIN_STATE = "train_state.pt"
 #: The data a crossval or finetune run started with
 #: (:meth:`vsent.data.datasets.Dataset.fingerprint`).
 DATA_RECORD = "data.json"
+#: :data:`DATA_RECORD`'s key for one short digest per image (:func:`item_digests`): names the
+#: images that changed. Runs made before it lack it (and a finished one is not given it).
+ITEM_DIGESTS = "item_digests"
 #: The ``--extra-train`` images a crossval run started with (names, labels and fingerprint).
 EXTRA_RECORD = "extra.json"
 #: The SHA-256 of the ``--init`` weights file a crossval or finetune run started from.
@@ -663,23 +667,78 @@ def read_record(file: Path, what: str, keys: Collection[str] = ()) -> dict[str, 
 def check_data_record(file: Path, dataset: Dataset, data: str, since: str, remedy: str) -> None:
     """VsentError when ``dataset`` is not the data :data:`DATA_RECORD` ``file`` records (a
     label flipped, an image replaced, added or removed: stored folds, models and scores would
-    be of other data). Nothing to compare when ``file`` is absent (older runs)."""
+    be of other data). Nothing to compare when ``file`` is absent (older runs).
+
+    A record of an unfinished run (no :data:`SUMMARY` beside it: a new run, which wrote it
+    just before, or one resumed) that matches and lacks :data:`ITEM_DIGESTS` gets them, so
+    that a later change names its files; a finished run's files are left as they are."""
     if not file.exists():  # (a folder there: read_record says so)
         return
     now = dataset.fingerprint()
     then = read_record(file, "a dataset", now.keys())
-    if then != now:
-        raise data_changed(data, since, then, now, file, remedy)
+    if any(then[key] != now[key] for key in now):  # not then != now: ITEM_DIGESTS is no data
+        raise data_changed(data, since, then, now, file, remedy,
+                           changed=_changed_items(then, dataset))
+    if not isinstance(then.get(ITEM_DIGESTS), str) and not (file.parent / SUMMARY).exists():
+        record = {**then, ITEM_DIGESTS: " ".join(item_digests(dataset))}
+        try:
+            atomic_write_text(file, json.dumps(record, indent=2) + "\n")
+        except OSError as e:  # a read-only copy: a later message names no file, that is all
+            logging.getLogger("vsent").debug("%s: item digests not recorded (%s)", file,
+                                             one_line(e))
+
+
+def item_digests(dataset: Dataset) -> list[str]:
+    """Per image, in ``dataset``'s order, 8 hex digits of the SHA-256 of what its fingerprint
+    hashes of it (name, label, file size): 9 bytes an image in :data:`DATA_RECORD` (11 kB for
+    Twitter I's 1,269), one stat each, and an image edited, replaced, renamed or relabelled
+    since has another (a 1 in 4 billion chance of the same)."""
+    out = []
+    for name, path, label in zip(dataset.names, dataset.paths, dataset.labels, strict=True):
+        try:
+            size = path.stat().st_size
+        except OSError:  # gone: -1, as the fingerprint
+            size = -1
+        line = f"{name}\t{int(label)}\t{size}".encode("utf-8", "surrogateescape")
+        out.append(hashlib.sha256(line).hexdigest()[:8])
+    return out
+
+
+def _changed_items(then: Mapping[str, Any], dataset: Dataset) -> list[str] | None:
+    """The names of ``dataset``'s images whose :func:`item_digests` entry the record ``then``
+    lacks (changed or added since), in the dataset's order; None for a record without them
+    (made before they were kept)."""
+    stored = then.get(ITEM_DIGESTS)
+    if not isinstance(stored, str):
+        return None
+    known = set(stored.split())
+    return [name for name, digest in zip(dataset.names, item_digests(dataset), strict=True)
+            if digest not in known]
 
 
 def data_changed(data: str, since: str, then: Mapping[str, Any], now: Mapping[str, Any],
-                 file: Path, remedy: str) -> VsentError:
+                 file: Path, remedy: str, *, changed: Sequence[str] | None = None
+                 ) -> VsentError:
     """The error of :func:`check_data_record` (and of an ``--extra-train`` set that changed):
-    ``then`` and ``now`` hold ``n_images`` and ``n_positive``."""
-    return VsentError(
-        f"{data}: its images or labels changed since {since} ({then['n_images']} images, "
-        f"{then['n_positive']} positive then; {now['n_images']} images, "
-        f"{now['n_positive']} positive now; see {file}): restore them, or {remedy}")
+    ``then`` and ``now`` hold ``n_images`` and ``n_positive``; ``changed`` the names of the
+    images that differ (:func:`_changed_items`; up to 3 are named), None when not known."""
+    same = (then["n_images"], then["n_positive"]) == (now["n_images"], now["n_positive"])
+    if same:  # the counts alone would read as "nothing changed"
+        detail = f"{now['n_images']} images, {now['n_positive']} positive then and now"
+    else:
+        detail = (f"{then['n_images']} images, {then['n_positive']} positive then; "
+                  f"{now['n_images']} images, {now['n_positive']} positive now")
+    if changed:
+        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" * (len(changed) > 3))
+        what = "changed (file contents, name or label)" if same else "changed or added"
+        detail += f"; {what}: {shown}"
+    elif same and changed is not None:  # every image as recorded: only their order differs
+        detail += ", the same images listed in another order"
+    elif same:
+        detail += ": the contents of some image files changed (or their names or labels), " \
+                  "not their number"
+    return VsentError(f"{data}: its images or labels changed since {since} ({detail}; see "
+                      f"{file}): restore them, or {remedy}")
 
 
 def load_run_dataset(config: Mapping[str, Any]) -> Dataset:
