@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vsent.cli.common import DEFAULT_DATA_ENV, default_data
+from vsent.errors import EXIT_USER_ERROR, VsentError
 
 # Where the benchmarks write their JSON by default: this folder's results/, wherever they are run
 # from (`make bench` runs them from the repository root; `plot_accuracy_cost.py` reads them here).
@@ -28,6 +33,73 @@ def shown(path: str | os.PathLike[str]) -> str:
         return p.resolve().relative_to(REPO).as_posix()
     except ValueError:
         return str(path)
+
+
+#: ``images_source`` of a report: the data set's own images, or images the script made.
+DATASET, GENERATED = "dataset", "generated"
+
+
+def add_data_arg(ap: Any) -> None:
+    """``--data``: the Twitter I folder, default ``$VSENT_DATA`` or ``../shared/datasets/twitter1``
+    (:func:`vsent.cli.common.default_data`, as the ``vsent`` commands; ``make bench DATA=...``
+    sets ``$VSENT_DATA``)."""
+    ap.add_argument("--data", default=None,
+                    help=f"Twitter I folder (default ${DEFAULT_DATA_ENV} or "
+                         "../shared/datasets/twitter1)")
+
+
+def data_folder(data: str | os.PathLike[str] | None) -> str:
+    """``--data`` as given, or the default (:func:`vsent.cli.common.default_data`)."""
+    return str(default_data() if data is None else data)
+
+
+def data_record(data: str | os.PathLike[str] | None, source: str = DATASET) -> dict[str, Any]:
+    """What a report records of its input: ``data`` (the folder, or None) and ``images_source``
+    (:data:`DATASET` or :data:`GENERATED`)."""
+    return {"data": None if data is None else shown(data), "images_source": source}
+
+
+def dataset_jpegs(data: str | os.PathLike[str] | None, n: int | None, *,
+                  required: bool = False) -> tuple[list[Path], dict[str, Any]]:
+    """The first ``n`` (None: all) JPEGs of ``<data>/images`` and their :func:`data_record`.
+
+    ``data`` None means the default (:func:`vsent.cli.common.default_data`). A folder the user
+    named (``--data``, or ``$VSENT_DATA``) without images is a VsentError: the benchmark must
+    not measure other images than those asked for. Only the built-in default may be missing
+    (another machine): then ``[]`` and ``images_source`` "generated", unless ``required``.
+    """
+    named = data is not None or DEFAULT_DATA_ENV in os.environ
+    folder = Path(data_folder(data))
+    paths = sorted((folder / "images").glob("*.jpg"))[:n]
+    if paths:
+        return paths, data_record(folder)
+    if named or required:
+        how = "--data" if data is not None else (f"${DEFAULT_DATA_ENV}" if named else
+                                                 "the default data")
+        raise VsentError(f"{how} {folder}: no JPEG images in {folder / 'images'}"
+                         + ("" if named else f" (give --data or set ${DEFAULT_DATA_ENV})"))
+    print(f"warning: no data set at {folder}: benchmarking generated images (recorded as "
+          f"images_source \"{GENERATED}\"; give --data or set ${DEFAULT_DATA_ENV} for the real "
+          "ones)", file=sys.stderr)
+    return [], data_record(None, GENERATED)
+
+
+def one_line_errors(main: Callable[..., int | None]) -> Callable[..., int]:
+    """A benchmark's ``main``: a user error (VsentError: bad --data, a missing file) is one
+    line ``<script>: error: ...`` and exit status 2, not a traceback."""
+    @functools.wraps(main)
+    def wrapped(*args: Any, **kwargs: Any) -> int:
+        try:
+            return main(*args, **kwargs) or 0
+        except VsentError as e:
+            print(f"{Path(main.__code__.co_filename).name}: error: {e}", file=sys.stderr)
+            return EXIT_USER_ERROR
+    return wrapped
+
+
+def failure(e: BaseException) -> str:
+    """How a report records a part that failed (the script goes on with the next part)."""
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
 def photo_jpegs(n: int, folder: Path) -> list[Path]:

@@ -17,12 +17,16 @@ with its inner-CV C search. ``frozen_crossval_s`` estimates a 5-fold ``--train h
 Usage: ``uv run --all-extras python bench/bench_backbones.py [--models timm/resnet18
 clip/ViT-B-32] [--n 64] [--batch-size 32] [--repeats 3] [--device cpu]
 [--out bench/results/backbones.json]``
+
+A model that fails (its weights missing, an export error) is recorded with its ``error`` and the
+others still run; the exit status is then 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -30,7 +34,17 @@ import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS, load_average, paired_ratios, photo_jpegs, write_json
+from _common import (
+    GENERATED,
+    RESULTS,
+    data_record,
+    failure,
+    load_average,
+    one_line_errors,
+    paired_ratios,
+    photo_jpegs,
+    write_json,
+)
 
 from vsent.export import OnnxPredictor, export_model
 from vsent.models import clip_models, create_model, timm_models  # noqa: F401  (families)
@@ -60,6 +74,8 @@ def bench_model(name: str, paths: list[Path], tmp: Path, *, batch_size: int, rep
         "torch": Predictor.from_checkpoint(ckpt, batch_size=batch_size, device=device),
         "onnxruntime": OnnxPredictor.from_file(onnx_path, batch_size=batch_size, device=device),
     }
+    for pred in engines.values():  # warm-up: first calls (allocations, threads) go unmeasured
+        list(pred.score(paths[:batch_size]))
     rates: dict[str, list[float]] = {key: [] for key in engines}
     rows = {}
     for _ in range(repeats):
@@ -115,6 +131,7 @@ def bench_frozen(model, paths: list[Path], tmp: Path, *, batch_size: int, device
                                   "logistic": round(extract_s + 5 * logistic_s, 1)}}
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
@@ -131,26 +148,44 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-frozen", action="store_true", help="skip the frozen-training part")
     args = ap.parse_args(argv)
     results = []
+    failed = []
     load_before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         paths = photo_jpegs(args.n, Path(tmp))
         for name in args.models:
-            res = bench_model(name, paths, Path(tmp), batch_size=args.batch_size,
-                              repeats=args.repeats, device=args.device)
-            if not args.no_frozen:
-                torch.manual_seed(0)
-                res["frozen"] = bench_frozen(
-                    create_model(name), paths, Path(tmp), batch_size=args.batch_size,
-                    device=args.device, fold_n=args.fold_n, dataset_n=args.dataset_n)
+            # one model failing (weights not downloadable, an export error) leaves the others'
+            # results: recorded with its error, and the exit status says so
+            try:
+                res = bench_model(name, paths, Path(tmp), batch_size=args.batch_size,
+                                  repeats=args.repeats, device=args.device)
+            except Exception as e:  # recorded in the JSON and reported
+                res = {"model": name, "error": failure(e)}
+                failed.append(name)
+            else:
+                if not args.no_frozen:
+                    try:
+                        torch.manual_seed(0)
+                        res["frozen"] = bench_frozen(
+                            create_model(name), paths, Path(tmp), batch_size=args.batch_size,
+                            device=args.device, fold_n=args.fold_n, dataset_n=args.dataset_n)
+                    except Exception as e:  # recorded in the JSON and reported
+                        res["frozen"] = {"error": failure(e)}
+                        failed.append(f"{name} (frozen)")
             print(json.dumps(res), file=sys.stderr)
             results.append(res)
-    doc = {"benchmark": "backbones", "n_images": args.n, "batch_size": args.batch_size,
-           "device": args.device, "torch_threads": torch.get_num_threads(),
+    doc = {"benchmark": "backbones", **data_record(None, GENERATED), "n_images": args.n,
+           "batch_size": args.batch_size,
+           "device": args.device, "cpus": os.cpu_count(),
+           "torch_threads": torch.get_num_threads(),
            "cpu": platform.processor() or platform.machine(),
            "loadavg_before": load_before, "loadavg_after": load_average(),
-           "versions": versions(), "results": results}
+           "versions": versions(), "results": results, "failed": failed}
     write_json(args.out, doc)
     print(f"wrote {args.out}", file=sys.stderr)
+    if failed:
+        print(f"bench_backbones.py: failed: {', '.join(failed)} (their errors are in {args.out})",
+              file=sys.stderr)
+        return 1
     return 0
 
 

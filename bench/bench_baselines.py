@@ -23,16 +23,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS, load_average, write_json
+from _common import (
+    RESULTS,
+    add_data_arg,
+    data_folder,
+    data_record,
+    load_average,
+    one_line_errors,
+    write_json,
+)
 
 from vsent.analyses.baselines import FEATURE_SETS, run_baselines
-from vsent.cli.common import default_data
 from vsent.runs import versions
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=default_data())
+    add_data_arg(p)
     p.add_argument("--subset", default="all", choices=("five", "four", "three", "all"))
     p.add_argument("--folds", default="campos")
     p.add_argument("--features", default=",".join(FEATURE_SETS))
@@ -44,13 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=RESULTS / "baselines.json",
                    help="result JSON (default bench/results/baselines.json, as `make bench`)")
     args = p.parse_args(argv)
+    data = data_folder(args.data)
 
     with tempfile.TemporaryDirectory(prefix="vsent-bench-baselines-") as tmp:
         cache = None if args.warm else Path(tmp) / "cache"
         run_dir = Path(args.run_dir) if args.run_dir else Path(tmp) / "run"
         load_before = load_average()
         start = time.perf_counter()
-        table = run_baselines(args.data, args.subset, args.folds, args.features, run_dir,
+        table = run_baselines(data, args.subset, args.folds, args.features, run_dir,
                               args.seed, cache_dir=cache, progress=False)
         wall = time.perf_counter() - start
         load_after = load_average()
@@ -74,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     result = {
         "benchmark": "baselines",
-        "command": {"data": args.data, "subset": args.subset, "folds": args.folds,
+        **data_record(data),
+        "command": {"data": data, "subset": args.subset, "folds": args.folds,
                     "features": args.features, "seed": args.seed,
                     "cache": "warm" if args.warm else "cold"},
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),

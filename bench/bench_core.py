@@ -13,11 +13,16 @@ The comparison with a plain torchvision pipeline (PIL, Resize + CenterCrop, Data
 
 Usage: ``uv run python bench/bench_core.py [--models caffenet smallcnn] [--n 128]
 [--repeats 3] [--data ../shared/datasets/twitter1] [--out bench/results/core.json]``
+
+The images are the first ``--n`` JPEGs of ``--data`` (default ``$VSENT_DATA``, else
+``../shared/datasets/twitter1``); where that default folder is absent, generated 500x375 JPEGs,
+and the JSON says which (``data``, ``images_source``). A ``--data`` without images stops.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -26,7 +31,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import RESULTS, load_average, paired_ratios, write_json
+from _common import (
+    RESULTS,
+    add_data_arg,
+    dataset_jpegs,
+    load_average,
+    one_line_errors,
+    paired_ratios,
+    photo_jpegs,
+    write_json,
+)
 
 from vsent.data.images import load_resized
 from vsent.data.transforms import center_crop, normalize, ten_crop
@@ -34,23 +48,6 @@ from vsent.models import create_model
 from vsent.predict import Predictor
 from vsent.runs import versions
 from vsent.train import TrainConfig, fit
-
-
-def _images(data: Path, n: int, tmp: Path) -> list[Path]:
-    """``n`` JPEGs of the Twitter data if present, else generated 500x375 photos-like JPEGs."""
-    folder = data / "images"
-    if folder.is_dir():
-        return sorted(folder.glob("*.jpg"))[:n]
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(n):
-        arr = rng.integers(0, 255, (375, 500, 3), dtype=np.uint8)
-        p = tmp / f"{i}.jpg"
-        Image.fromarray(arr).save(p, quality=90)
-        paths.append(p)
-    return paths
 
 
 def _forward_rate(model, pre, batch: torch.Tensor, oversample: bool, bs: int, n: int) -> float:
@@ -128,18 +125,22 @@ def bench_training(name: str, n: int, bs: int) -> dict:
             "data_wait_share": h["data_wait_share"], "target_data_wait_share": 0.05}
 
 
-def main() -> None:
+@one_line_errors
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=["smallcnn", "caffenet"])
     ap.add_argument("--n", type=int, default=256, help="images for inference")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats (best kept)")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--data", type=Path, default=Path("../shared/datasets/twitter1"))
+    add_data_arg(ap)
     ap.add_argument("--out", type=Path, default=RESULTS / "core.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = _images(args.data, args.n, Path(tmp))
-        result = {"machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(),
+        paths, source = dataset_jpegs(args.data, args.n)
+        paths = paths or photo_jpegs(args.n, Path(tmp))
+        result = {**source,
+                  "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                              "platform": platform.platform(),
                               "processor": platform.processor(),
                               "loadavg_before": load_average()},
                   "versions": versions(), "models": {}}
@@ -151,7 +152,8 @@ def main() -> None:
         result["machine"]["loadavg_after"] = load_average()
     write_json(args.out, result)
     print(f"wrote {args.out}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

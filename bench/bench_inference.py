@@ -32,7 +32,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import RESULTS, load_average, paired_ratios, write_json
+from _common import (
+    RESULTS,
+    add_data_arg,
+    dataset_jpegs,
+    load_average,
+    one_line_errors,
+    paired_ratios,
+    write_json,
+)
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -89,9 +97,10 @@ def run_torchvision(model, paths: list[Path], pre: Preprocess, bs: int, workers:
             torch.softmax(model(x), dim=1).numpy()
 
 
-def main() -> None:
+@one_line_errors
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/datasets/twitter1"))
+    add_data_arg(ap)
     ap.add_argument("--limit", type=int, default=None, help="first N images (default all)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats (best kept)")
@@ -99,11 +108,9 @@ def main() -> None:
                     help="DataLoader worker processes of the torchvision pipeline")
     ap.add_argument("--model", default="caffenet")
     ap.add_argument("--out", type=Path, default=RESULTS / "inference.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
-    paths = sorted((args.data / "images").glob("*.jpg"))[: args.limit]
-    if not paths:
-        sys.exit(f"no images in {args.data / 'images'} (see its README)")
+    paths, source = dataset_jpegs(args.data, args.limit, required=True)
     n, bs = len(paths), args.batch_size
     if n <= bs:  # one batch: start-up and the decode-ahead fill dominate the rates
         print(f"warning: {n} images for batches of {bs}: each measurement is one batch; "
@@ -140,7 +147,7 @@ def main() -> None:
                 "softmax); plain torchvision (PIL, Resize + CenterCrop, DataLoader "
                 f"{args.loader_workers} workers)",
         "model": args.model, "init": "random", "images": n, "batch_size": bs,
-        "data": str(args.data), "repeats": args.repeats,
+        **source, "repeats": args.repeats,
         "img_s": best, "img_s_all": rates,
         # ratios of the best values (which may come from different repeats)
         "vsent_over_torchvision": best["vsent"] / best["torchvision"],
@@ -161,7 +168,8 @@ def main() -> None:
           f"{best['torchvision']:.1f} img/s; median per repeat: vsent/torchvision "
           f"{over_torchvision['median']:.2f}, vsent/forward {over_forward['median']:.2f}; "
           f"wrote {args.out}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

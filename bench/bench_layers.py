@@ -7,8 +7,9 @@ Measures, each in a fresh child process so its peak memory (``ru_maxrss``) is it
   embedding and both classifiers with C chosen by 5-fold inner CV over 7 values -- the work
   ``vsent layers`` does after extraction. The features are synthetic (ReLU-like activations
   whose class means differ, 66 % positive) with CaffeNet's real per-layer sizes (conv1 290,400
-  ... fc8 2; 3.3 MB per image) for ``--n`` images (default 880 = five-agree Twitter I); every
-  fold recomputes its Gram matrices, as every fold has its own fine-tuned model in a real run.
+  ... fc8 2: 893,986 float32 values, 3,575,944 bytes = 3.6 MB per image, the JSON's
+  ``bytes_per_image``) for ``--n`` images (default 880 = five-agree Twitter I); every fold
+  recomputes its Gram matrices, as every fold has its own fine-tuned model in a real run.
 * ``extract``: forward pass + hooks + memory-mapped writes of all 13 layers for ``--extract``
   images with a randomly initialised CaffeNet (images/s; time for 5 x 880 images follows).
 
@@ -31,7 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, write_json
+from _common import GENERATED, RESULTS, data_record, one_line_errors, write_json
 
 #: CaffeNet's probe layers and values per image (227x227 input).
 CAFFENET_DIMS = {
@@ -135,7 +136,8 @@ def _child(args: list[str]) -> dict:
     return json.loads(out.stdout)
 
 
-def main() -> None:
+@one_line_errors
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=880, help="images per fold (default 880)")
     p.add_argument("--folds", type=int, default=5)
@@ -146,14 +148,14 @@ def main() -> None:
     p.add_argument("--work", type=Path, help="folder for the feature files (default: temp)")
     p.add_argument("--out", type=Path, default=RESULTS / "layers.json")
     p.add_argument("--child", choices=("table", "extract"), help=argparse.SUPPRESS)
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     if args.child == "table":
         print(json.dumps(time_table(args.work, args.folds, args.inner_splits)))
-        return
+        return 0
     if args.child == "extract":
         print(json.dumps(time_extract(args.extract, args.work)))
-        return
+        return 0
 
     from vsent.runs import versions
 
@@ -170,6 +172,7 @@ def main() -> None:
                            str(args.extract)]) if args.extract else None)
     result = {
         "benchmark": "layers",
+        **data_record(None, GENERATED),  # synthetic features, random images for the extraction
         "setting": {"n_images": args.n, "folds": args.folds, "layers": len(CAFFENET_DIMS),
                     "classifiers": 2, "inner_splits": args.inner_splits, "Cs": 7,
                     "scale": args.scale},
@@ -184,7 +187,8 @@ def main() -> None:
     print(f"table: {table['seconds']:.0f} s (gram {table['gram_seconds']:.0f} s, classifiers "
           f"{table['classifier_seconds']:.0f} s), peak {table['peak_rss_mb']:.0f} MB; "
           f"written to {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

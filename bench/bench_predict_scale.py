@@ -18,7 +18,10 @@ measures:
   shared between processes, e.g. Ray's object store, are counted once per process).
 
 Memory must not grow with N (the inputs and rows are streamed); the JSON gives the ratio of the
-peaks at the largest and the smallest count. Results: ``bench/results/predict_scale.json``.
+peaks at the largest and the smallest count. A run that fails (exit status, missing rows,
+``--timeout``; e.g. the Ray engine without its extra) is recorded with its error and the tail of
+its stderr, the others still run, and the exit status is then 1. Results:
+``bench/results/predict_scale.json``.
 
 Usage: ``uv run --all-extras python bench/bench_predict_scale.py [--counts 10000 50000]
 [--engines default ray] [--device cpu] [--batch-size 64] [--ray-cpus N]
@@ -36,13 +39,22 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, write_report
+from _common import GENERATED, RESULTS, data_record, one_line_errors, write_report
 from PIL import Image
 
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class RunFailed(Exception):
+    """One ``vsent predict`` run failed (exit status, missing rows, timeout): recorded in the
+    JSON, and the other counts and engines still run."""
+
+    def __init__(self, message: str, stderr_tail: str = "") -> None:
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
 
 
 def make_images(root: Path, n: int, seed: int = 0) -> list[Path]:
@@ -121,14 +133,16 @@ def run_one(cmd: list[str], out: Path, n: int, timeout: float) -> dict:
             break
         if time.perf_counter() - t0 > timeout:
             proc.kill()
-            raise SystemExit(f"timed out after {timeout} s: {' '.join(cmd)}")
+            proc.wait()
+            raise RunFailed(f"timed out after {timeout} s",
+                            err_file.read_text(errors="replace")[-2000:])
         time.sleep(0.2)
     seconds = time.perf_counter() - t0
     err = err_file.read_text(errors="replace")
     code = os.waitstatus_to_exitcode(status[0])
     rows = _rows(out)
     if code not in (0, 3) or rows != n:
-        raise SystemExit(f"exit {code}, {rows} rows of {n}: {' '.join(cmd)}\n{err[-2000:]}")
+        raise RunFailed(f"exit {code}, {rows} rows of {n}", err[-2000:])
     steady = None
     if t_first is not None and seconds > t_first - t0 and rows > rows_first:
         steady = (rows - rows_first) / (seconds - (t_first - t0))
@@ -141,7 +155,8 @@ def run_one(cmd: list[str], out: Path, n: int, timeout: float) -> dict:
     }
 
 
-def main() -> None:
+@one_line_errors
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--counts", type=int, nargs="+", default=[10_000, 50_000])
     ap.add_argument("--engines", nargs="+", default=["default", "ray"])
@@ -151,7 +166,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/vsent-bench-scale"))
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     ap.add_argument("--out", type=Path, default=RESULTS / "predict_scale.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
@@ -162,7 +177,8 @@ def main() -> None:
     if not ckpt.exists():
         save_checkpoint(ckpt, create_model("smallcnn"))
 
-    results = []
+    results: list[dict] = []
+    failed: list[str] = []
     for n in args.counts:
         lst = work / f"list_{n}.txt"
         if not lst.exists():
@@ -174,14 +190,20 @@ def main() -> None:
                    str(args.batch_size), "--engine", engine]
             if engine == "ray" and args.ray_cpus:
                 cmd += ["--ray-cpus", str(args.ray_cpus)]
-            r = {"engine": engine, **run_one(cmd, work / f"out_{engine}.csv", n, args.timeout)}
+            try:
+                r = {"engine": engine,
+                     **run_one(cmd, work / f"out_{engine}.csv", n, args.timeout)}
+            except RunFailed as e:  # recorded; the other counts and engines still run
+                r = {"engine": engine, "n": n, "error": str(e), "command": " ".join(cmd),
+                     "stderr_tail": e.stderr_tail}
+                failed.append(f"{engine} on {n}: {e}")
             print(json.dumps(r), file=sys.stderr)
             results.append(r)
 
     growth = {}
     lo, hi = min(args.counts), max(args.counts)
     for engine in args.engines:
-        by_n = {r["n"]: r for r in results if r["engine"] == engine}
+        by_n = {r["n"]: r for r in results if r["engine"] == engine and "error" not in r}
         if lo != hi and lo in by_n and hi in by_n:
             growth[engine] = {
                 k: round(by_n[hi][k] / by_n[lo][k], 2)
@@ -190,12 +212,19 @@ def main() -> None:
     report = {
         "what": "vsent predict (CLI subprocess) on generated 64-128 px JPEGs, smallcnn random "
                 "init, --from-list, csv output",
+        **data_record(None, GENERATED),
         "device": args.device, "batch_size": args.batch_size, "ray_cpus": args.ray_cpus,
         "results": results,
         "peak_rss_ratio_largest_over_smallest_count": growth,
+        "failed": failed,
     }
     write_report(args.out, report)
+    if failed:
+        print(f"bench_predict_scale.py: failed: {'; '.join(failed)} (recorded in {args.out})",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,9 @@
 """Benchmark of the affective-region pipeline: cost per image of each stage.
 
-For ``--n`` Twitter images (or generated ones when the data is absent) it times, per image:
+For the first ``--n`` JPEGs of ``--data`` (default ``$VSENT_DATA``, else
+``../shared/datasets/twitter1``; where that default folder is absent, generated blocky scenes,
+and the JSON says which: ``data``, ``images_source``; a ``--data`` without images stops) it
+times, per image:
 
 * proposals: the gradient edge map, then EdgeBoxes, at each ``--sides`` (longer side in
   pixels of the image the proposals are computed on), and how many boxes came out;
@@ -9,7 +12,8 @@ For ``--n`` Twitter images (or generated ones when the data is absent) it times,
   cost does not depend on them) in one pass of ``--batch-size``.
 
 Usage: ``uv run python bench/bench_regions.py [--n 10] [--n-proposals 100]
-[--sides 256 320 500] [--models smallcnn caffenet] [--out bench/results/regions.json]``
+[--sides 256 320 500] [--models smallcnn caffenet] [--data ../shared/datasets/twitter1]
+[--out bench/results/regions.json]``
 """
 
 from __future__ import annotations
@@ -17,12 +21,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from _common import RESULTS, write_json
+from _common import GENERATED, RESULTS, add_data_arg, dataset_jpegs, one_line_errors, write_json
 
 from vsent.analyses.proposals import ProposalConfig, gradient_edges, make_edge_detector, propose
 from vsent.analyses.regions import crop_regions, score_images
@@ -31,17 +34,20 @@ from vsent.models import create_model
 from vsent.runs import versions
 
 
-def _images(data: Path, n: int) -> list[np.ndarray]:
-    folder = data / "images"
-    if folder.is_dir():
-        return [np.asarray(load_rgb(p)) for p in sorted(folder.glob("*.jpg"))[:n]]
+def _images(data: str | None, n: int) -> tuple[list[np.ndarray], dict]:
+    """The first ``n`` images of the data set (or generated scenes, see the docstring) and
+    their record (``data``, ``images_source``)."""
+    paths, source = dataset_jpegs(data, n)
+    if paths:
+        return [np.asarray(load_rgb(p)) for p in paths], source
+    assert source["images_source"] == GENERATED
     rng = np.random.default_rng(0)
     out = []
     for _ in range(n):  # blocky synthetic scenes: EdgeBoxes needs edges
         img = cv2.resize(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (500, 375),
                          interpolation=cv2.INTER_NEAREST)
         out.append(img)
-    return out
+    return out, source
 
 
 def bench_proposals(images, sides, n_proposals) -> dict:
@@ -92,9 +98,10 @@ def bench_scoring(images, models, n_proposals, batch_size, side) -> dict:
     return res
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="../shared/datasets/twitter1")
+    add_data_arg(ap)
     ap.add_argument("--n", type=int, default=10)
     ap.add_argument("--n-proposals", type=int, default=100)
     ap.add_argument("--sides", type=int, nargs="+", default=[256, 320, 500])
@@ -102,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--out", default=RESULTS / "regions.json")
     args = ap.parse_args(argv)
-    images = _images(Path(args.data), args.n)
+    images, source = _images(args.data, args.n)
     result = {
-        "n_images": len(images), "n_proposals": args.n_proposals,
+        **source, "n_images": len(images), "n_proposals": args.n_proposals,
         "torch_threads": torch.get_num_threads(),
         "proposals": bench_proposals(images, args.sides, args.n_proposals),
         "scoring": bench_scoring(images, args.models, args.n_proposals, args.batch_size,

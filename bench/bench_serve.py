@@ -14,7 +14,10 @@ Target: 0 errors, and concurrent throughput >= 0.7 x the offline rate.
 The service runs as ``vsent serve`` in a subprocess on 127.0.0.1 (a free port), always stopped
 at the end; the checkpoint is a freshly initialised ``--arch`` model (weights do not change the
 cost). Usage: ``uv run --all-extras python bench/bench_serve.py [--arch caffenet] [--clients 16]
-[--requests 25] [--max-seconds 60] [--images 64] [--out bench/results/serve.json]``
+[--requests 25] [--max-seconds 60] [--images 64] [--data ../shared/datasets/twitter1]
+[--out bench/results/serve.json]``; the images are the first ``--images`` JPEGs of ``--data``
+(default ``$VSENT_DATA``, else ``../shared/datasets/twitter1``; generated ones where that
+default folder is absent; recorded as ``data``, ``images_source``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,15 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _common import RESULTS, photo_jpegs, write_json
+from _common import (
+    RESULTS,
+    add_data_arg,
+    dataset_jpegs,
+    one_line_errors,
+    photo_jpegs,
+    shown,
+    write_json,
+)
 
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
@@ -42,14 +53,11 @@ from vsent.predict import Predictor
 from vsent.runs import versions
 
 
-def _images(data: Path, n: int, tmp: Path) -> list[Path]:
-    """``n`` JPEGs of the Twitter data if present, else generated 500x375 photo-sized JPEGs."""
-    folder = data / "images"
-    if folder.is_dir():
-        found = sorted(folder.glob("*.jpg"))[:n]
-        if found:
-            return found
-    return photo_jpegs(n, tmp)
+def _images(data: str | None, n: int, tmp: Path) -> tuple[list[Path], dict]:
+    """``n`` JPEGs of the Twitter data (default: generated 500x375 photo-sized JPEGs where the
+    default folder is absent; a ``--data`` without images stops), and their record."""
+    paths, source = dataset_jpegs(data, n)
+    return paths or photo_jpegs(n, tmp), source
 
 
 def _free_port() -> int:
@@ -144,7 +152,8 @@ def concurrent(url: str, blobs: list[tuple[str, bytes]], clients: int, per_clien
             **_percentiles(lat)}
 
 
-def main() -> None:
+@one_line_errors
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--arch", default="caffenet")
     ap.add_argument("--clients", type=int, default=16)
@@ -156,14 +165,14 @@ def main() -> None:
     ap.add_argument("--max-batch", type=int, default=32)
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
-    ap.add_argument("--data", default="../shared/datasets/twitter1")
+    add_data_arg(ap)
     ap.add_argument("--out", default=RESULTS / "serve.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         ckpt = save_checkpoint(tmp / "model.pt", create_model(args.arch))
-        paths = _images(Path(args.data), args.images, tmp)
+        paths, source = _images(args.data, args.images, tmp)
         blobs = [(p.name, p.read_bytes()) for p in paths]
         offline = offline_rate(ckpt, paths, args.device, args.repeats)
         print(f"offline predict: {offline['images_per_s']} img/s", file=sys.stderr)
@@ -217,8 +226,9 @@ def main() -> None:
     ratio = conc["requests_per_s"] / offline["images_per_s"] if offline["images_per_s"] else None
     result = {
         "benchmark": "serve",
-        "config": {**vars(args), "images_source": "twitter1" if (Path(args.data) / "images"
-                                                                  ).is_dir() else "generated"},
+        **source,
+        # (out: a Path by default, which JSON has no type for)
+        "config": {**vars(args), "out": shown(args.out), **source},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "versions": versions(),
         "offline_predict": offline,
@@ -232,7 +242,8 @@ def main() -> None:
     print(json.dumps({k: result[k] for k in ("offline_predict", "sequential", "concurrent",
                                              "ratio_concurrent_to_offline", "target_met")},
                      indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS, photo_jpegs, write_report
+from _common import GENERATED, RESULTS, data_record, one_line_errors, photo_jpegs, write_report
 
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
@@ -48,6 +48,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - t0
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     median = {c: {n: statistics.median(v) for n, v in per.items()} for c, per in seconds.items()}
     report = {
+        **data_record(None, GENERATED),
         "repeats": args.repeats,
         "torch_bytecode_present_before_run": bytecode_present,
         "seconds": seconds,

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -38,7 +37,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import RESULTS, RUN_RESULTS, shown, write_report
+from _common import (
+    RESULTS,
+    RUN_RESULTS,
+    add_data_arg,
+    data_folder,
+    data_record,
+    one_line_errors,
+    shown,
+    write_report,
+)
 
 from vsent.analyses.fusion import fuse_run
 from vsent.data import image_cache, load_dataset, make_folds
@@ -89,7 +97,8 @@ def _setup(name: str, preset: dict[str, Any], base: Any, fold: Any, data: str) -
         np.asarray(labels)[train]
 
 
-def main(argv: list[str] | None = None) -> None:
+@one_line_errors
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     ap.add_argument("--epochs", type=int, default=2, help="epochs per recipe and round, at "
@@ -97,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=3, help="rounds over the recipes; each "
                     "recipe's images/s is the median of its measured epochs")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--data", default=os.environ.get("VSENT_DATA", "../shared/datasets/twitter1"))
+    add_data_arg(ap)
     ap.add_argument("--fusions", nargs="*", default=list(FUSIONS), choices=list(FUSIONS))
     ap.add_argument("--fusion-run", type=Path, default=RUN_RESULTS / "quick",
                     help="finished crossval run the fusions are timed on")
@@ -110,9 +119,10 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
 
     preset = CROSSVAL["quick"]
-    base = load_dataset(args.data, "five")
+    data = data_folder(args.data)
+    base = load_dataset(data, "five")
     fold = make_folds(base, "campos")[0]
-    setups = {name: _setup(name, preset, base, fold, args.data) for name in args.recipes}
+    setups = {name: _setup(name, preset, base, fold, data) for name in args.recipes}
     # rounds interleave the recipes, so that a slow spell of the machine hits them all
     measured: dict[str, list[dict]] = {name: [] for name in args.recipes}
     t0 = time.perf_counter()
@@ -160,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         "what": "vsent.train.fit on fold 1 of Twitter I five-agree (Campos folds), each "
                 "recipe's model from random weights; then the late fusions' cost on a "
                 "finished 5-fold run",
+        **data_record(data),
         "torch_threads": torch.get_num_threads(),
         "train_seconds": round(train_seconds, 1),
         "results": results,
@@ -167,7 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         "fusion_run": shown(args.fusion_run),
     }
     write_report(args.out, report)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

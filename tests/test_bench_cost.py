@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -171,3 +174,165 @@ def test_bench_baselines_writes_the_file_make_bench_refreshes(tmp_path, monkeypa
     assert bench_baselines.main(["--data", "x", "--subset", "five"]) == 0
     doc = json.loads((tmp_path / "bench" / "results" / "baselines.json").read_text())
     assert doc["command"]["subset"] == "five" and doc["parts_s"]["five"]["svm_s"] == 0.1
+
+
+# --- audit cli25: one data default, recorded; one-line errors; every part and script runs -----
+
+
+def _jpegs(folder: Path, n: int) -> Path:
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True)
+    for i in range(n):
+        Image.new("RGB", (50, 40), (40 * i, 0, 0)).save(folder / "images" / f"{i}.jpg")
+    return folder
+
+
+def test_bench_data_has_one_default_and_a_named_folder_without_images_stops(tmp_path,
+                                                                            monkeypatch, capsys):
+    import _common
+
+    monkeypatch.delenv("VSENT_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ../shared/datasets/twitter1 from here
+    assert _common.dataset_jpegs(None, 3) == ([], {"data": None, "images_source": "generated"})
+    assert "warning: no data set at ../shared/datasets/twitter1" in capsys.readouterr().err
+    with pytest.raises(VsentError, match="^the default data .*: no JPEG images"):
+        _common.dataset_jpegs(None, 3, required=True)
+    data = _jpegs(tmp_path / "tw", 2)
+    monkeypatch.setenv("VSENT_DATA", str(data))  # the default, as for the vsent commands
+    paths, record = _common.dataset_jpegs(None, None)
+    assert len(paths) == 2 and record == {"data": str(data), "images_source": "dataset"}
+    monkeypatch.setenv("VSENT_DATA", str(tmp_path / "typo"))  # named: no fallback
+    with pytest.raises(VsentError, match=r"^\$VSENT_DATA .*typo: no JPEG images"):
+        _common.dataset_jpegs(None, 3)
+    with pytest.raises(VsentError, match=r"^--data .*typo: no JPEG images in .*typo/images"):
+        _common.dataset_jpegs(str(tmp_path / "typo"), 3)
+    for script in BENCH.glob("bench_*.py"):  # the default is _common's, nowhere else
+        code = script.read_text().split('"""', 2)[-1]  # past the docstring's usage line
+        assert "datasets/twitter1" not in code and "VSENT_DATA" not in code, script.name
+
+
+def test_bench_core_and_regions_record_their_images_and_stop_on_a_wrong_data(tmp_path,
+                                                                             monkeypatch, capsys):
+    import bench_core
+    import bench_regions
+    import torch
+
+    for script in (bench_core, bench_regions):
+        out = tmp_path / "typo.json"
+        assert script.main(["--data", str(tmp_path / "typo"), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"{script.__name__}.py: error: --data {tmp_path / 'typo'}: no JPEG images "
+                       f"in {tmp_path / 'typo' / 'images'}\n")
+        assert not out.exists()
+    data = _jpegs(tmp_path / "tw", 3)
+    seen = []
+    monkeypatch.setattr(bench_core, "bench_inference", lambda name, paths, *a: seen.append(paths))
+    monkeypatch.setattr(bench_core, "bench_training", lambda *a: {})
+    out = tmp_path / "core.json"
+    assert bench_core.main(["--data", str(data), "--models", "smallcnn", "--n", "2", "--out",
+                            str(out)]) == 0
+    assert seen == [sorted((data / "images").glob("*.jpg"))[:2]]
+    doc = json.loads(out.read_text())
+    assert (doc["data"], doc["images_source"]) == (str(data), "dataset")
+    # CPUs and threads, each under its own name
+    assert doc["machine"]["cpus"] == os.cpu_count()
+    assert doc["machine"]["torch_threads"] == torch.get_num_threads()
+    monkeypatch.setattr(bench_regions, "bench_proposals", lambda images, *a: len(images))
+    monkeypatch.setattr(bench_regions, "bench_scoring", lambda *a: {})
+    out = tmp_path / "regions.json"
+    assert bench_regions.main(["--data", str(data), "--n", "5", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert (doc["data"], doc["images_source"], doc["proposals"]) == (str(data), "dataset", 3)
+
+
+def test_bench_baselines_says_a_wrong_data_in_one_line(tmp_path, capsys):
+    import bench_baselines
+
+    out = tmp_path / "b.json"
+    assert bench_baselines.main(["--data", str(tmp_path / "none"), "--subset", "five",
+                                 "--features", "gch", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bench_baselines.py: error: ") and "none" in err
+    assert err.count("\n") == 1 and "Traceback" not in err and not out.exists()
+
+
+def test_bench_backbones_warms_up_and_records_a_failed_model_and_goes_on(tmp_path, monkeypatch,
+                                                                         capsys):
+    import bench_backbones
+
+    calls = []
+
+    class Engine:
+        def __init__(self, key):
+            self.key = key
+
+        def score(self, paths):
+            calls.append((self.key, len(paths)))
+            return [{"prob_positive": 0.5} for _ in paths]
+
+    monkeypatch.setattr(bench_backbones, "export_model", lambda ckpt, out: {"out": out})
+    monkeypatch.setattr(bench_backbones.Predictor, "from_checkpoint",
+                        lambda *a, **k: Engine("torch"))
+    monkeypatch.setattr(bench_backbones.OnnxPredictor, "from_file",
+                        lambda *a, **k: Engine("onnxruntime"))
+    out = tmp_path / "backbones.json"
+    assert bench_backbones.main(["--models", "nosuch", "smallcnn", "--n", "4", "--batch-size",
+                                 "2", "--repeats", "2", "--no-frozen", "--out", str(out)]) == 1
+    # one unmeasured batch per engine before the first measured repeat
+    assert calls == [("torch", 2), ("onnxruntime", 2), *[("torch", 4), ("onnxruntime", 4)] * 2]
+    doc = json.loads(out.read_text())
+    failed, done = doc["results"]
+    assert failed["model"] == "nosuch" and "nosuch" in failed["error"]
+    assert done["model"] == "smallcnn" and len(done["ratio_onnx_torch_per_repeat"]) == 2
+    assert doc["failed"] == ["nosuch"] and doc["images_source"] == "generated"
+    assert "bench_backbones.py: failed: nosuch" in capsys.readouterr().err
+
+
+def test_bench_predict_scale_records_a_failed_run_and_goes_on(tmp_path, monkeypatch, capsys):
+    import bench_predict_scale
+
+    def run_one(cmd, out, n, timeout):
+        if "ray" in cmd:
+            raise bench_predict_scale.RunFailed("exit 2, 0 rows of 3", "vsent: error: no ray")
+        return {"n": n, "images_per_s": 1.0, "driver_peak_rss_mb": 1.0, "tree_peak_rss_mb": 1.0}
+
+    monkeypatch.setattr(bench_predict_scale, "run_one", run_one)
+    out = tmp_path / "scale.json"
+    assert bench_predict_scale.main(["--counts", "2", "3", "--engines", "ray", "default",
+                                     "--workdir", str(tmp_path / "w"), "--out", str(out)]) == 1
+    doc = json.loads(out.read_text())
+    assert [(r["engine"], r["n"], "error" in r) for r in doc["results"]] == [
+        ("ray", 2, True), ("default", 2, False), ("ray", 3, True), ("default", 3, False)]
+    assert doc["results"][0]["stderr_tail"] == "vsent: error: no ray"
+    assert set(doc["peak_rss_ratio_largest_over_smallest_count"]) == {"default"}
+    assert len(doc["failed"]) == 2
+    assert "bench_predict_scale.py: failed: ray on 2: exit 2" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_bench_runs_every_script_passes_data_and_lists_the_failures(tmp_path):
+    log = tmp_path / "log"
+    uv = tmp_path / "uv"  # stands for `uv run ... python SCRIPT`: logs, fails for two scripts
+    uv.write_text(f'#!/bin/sh\necho "$VSENT_DATA $*" >> {log}\n'
+                  'case "$*" in *bench_core.py|*bench_train.py) exit 1;; esac\n')
+    uv.chmod(0o755)
+    done = subprocess.run(["make", "-s", "bench", f"UV={uv}", f"DATA={tmp_path / 'tw'}"],
+                          cwd=BENCH.parent, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    lines = log.read_text().splitlines()
+    expected = [*sorted(f"bench/{p.name}" for p in BENCH.glob("bench_*.py")),
+                "bench/plot_accuracy_cost.py"]
+    assert [line.split()[-1] for line in lines] == expected
+    assert all(line.startswith(f"{tmp_path / 'tw'} run ") for line in lines)
+    assert "make bench: failed: bench/bench_core.py bench/bench_train.py" in done.stderr
+
+
+def test_bench_layers_docstring_gives_the_bytes_per_image_of_its_json():
+    import bench_layers
+
+    size = 4 * sum(bench_layers.CAFFENET_DIMS.values())
+    committed = json.loads((BENCH / "results" / "layers.json").read_text())
+    assert committed["extract"]["bytes_per_image"] == size
+    assert f"{size:,} bytes = {size / 1e6:.1f} MB per image" in " ".join(
+        bench_layers.__doc__.split())
