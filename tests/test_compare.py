@@ -300,8 +300,8 @@ DAMAGED = {
                              r"has 4\)"),
     "header only": (lambda lines: lines[:1], r"predictions.csv: no rows"),
     "not text": (lambda lines: [*lines[:2], "im01.jpg,1,0,0\udcff", *lines[3:]],  # byte 0xff
-                 r"predictions.csv: not a readable CSV file \('utf-8' codec can't decode byte "
-                 r"0xff"),
+                 r"predictions.csv:3: not a UTF-8 CSV file \(invalid start byte at byte "
+                 r"61\)"),  # after the header (30 bytes), a row (17) and 14 bytes
 }
 
 
@@ -325,6 +325,27 @@ def test_a_damaged_predictions_file_is_one_line_naming_it(tmp_path, capsys, dama
     assert main(["compare", str(a), str(bad)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(f"vsent: error: {pred_file}")
+
+
+def test_a_predictions_file_resaved_with_a_bom_compares_as_the_original(tmp_path, capsys):
+    """A spreadsheet's UTF-8 BOM was read as part of the first column's name: "line 1: no
+    column 'name'" (audit_input25 #8). It is dropped, as the dataset CSVs' is."""
+    import codecs
+    import shutil
+
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    bom = tmp_path / "bom"
+    shutil.copytree(b, bom)
+    pred_file = bom / "predictions.csv"
+    pred_file.write_bytes(codecs.BOM_UTF8 + pred_file.read_bytes().replace(b"\r\n", b"\n"))
+    want, got = compare_runs(a, b), compare_runs(a, bom)
+    assert got.pop("b") == str(bom) and got.pop("scores_b").startswith(str(pred_file))
+    del want["b"], want["scores_b"]
+    assert got == want and got["n"] == 10
+    capsys.readouterr()
+    assert main(["compare", str(a), str(bom)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_a_good_predictions_file_is_read_as_written(tmp_path):

@@ -245,6 +245,19 @@ def test_a_damaged_member_is_one_line_naming_its_file_and_line(tmp_path, capsys,
     assert len(err) == 1 and err[0].startswith(f"vsent: error: {pred_file}")
 
 
+def test_a_member_whose_predictions_file_has_a_bom_is_averaged_as_without(tmp_path):
+    """A spreadsheet's UTF-8 BOM: "line 1: no column 'name'" (audit_input25 #8)."""
+    import codecs
+
+    a = [0.9, 0.6, 0.4, 0.8, 0.2, 0.7, 0.6, 0.1]
+    runs = [_run(tmp_path / "a", a), _run(tmp_path / "b", a[::-1])]
+    want = ensemble_runs(runs)
+    pred_file = runs[1] / "predictions.csv"
+    pred_file.write_bytes(codecs.BOM_UTF8 + pred_file.read_bytes())
+    got = ensemble_runs(runs)
+    assert got["rows"] == want["rows"] and got["summary"] == want["summary"]
+
+
 # --------------------------------------------------------------------------------------------
 # audit_ens23: runs counted twice, the column read, damaged summaries, the records
 

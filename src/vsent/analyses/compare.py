@@ -18,6 +18,7 @@ fold's training images (the benchmark's own leak).
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -96,12 +97,18 @@ def read_predictions(pred_file: str | os.PathLike, column: str, *,
     VsentError
         Naming the file (and line): a missing column (``no {what} (column ...)`` for
         ``column``), a row cut short, with more fields than the header (two rows run together)
-        or holding a non-number, a file with no rows or that is not text.
+        or holding a non-number, a file with no rows or that is not text (a byte that is not
+        UTF-8: its line and offset). A UTF-8 BOM is dropped.
     """
+    from vsent.data.datasets import read_text
+
     pred_file = Path(pred_file)
+    # whole, as the dataset CSVs: a BOM (a file resaved by a spreadsheet) is no part of the
+    # first column's name, and a byte that is not UTF-8 is named by its line
+    text = read_text(pred_file, "CSV file")
     out: dict[str, dict[str, Any]] = {}
     try:
-        with pred_file.open(newline="") as f:
+        with io.StringIO(text, newline="") as f:
             reader = csv.DictReader(f)
             header = reader.fieldnames or ()
             if column not in header:
@@ -124,7 +131,7 @@ def read_predictions(pred_file: str | os.PathLike, column: str, *,
                                      f"{first_line[name]})")
                 first_line[name] = line
                 out[name] = row
-    except (csv.Error, UnicodeDecodeError) as e:  # NUL bytes, binary data: not a CSV file
+    except csv.Error as e:  # NUL bytes, binary data: not a CSV file
         raise VsentError(f"{pred_file}: not a readable CSV file ({e})") from None
     if not out:
         raise VsentError(f"{pred_file}: no rows")
