@@ -57,6 +57,7 @@ from vsent.runs import (
     check_data_record,
     check_run_dir,
     data_changed,
+    data_record,
     fold_dir,
     fold_done,
     open_run,
@@ -187,7 +188,7 @@ def _check_same_data(cfg: RunConfig, run: RunDir, dataset) -> None:
     in between would leave folds trained and tested on two versions of it."""
     file = run / DATA_RECORD
     if not file.exists():  # a new run (or one of a vsent that kept no record)
-        run.write_json(DATA_RECORD, dataset.fingerprint())
+        run.write_json(DATA_RECORD, data_record(dataset))
     check_data_record(file, dataset, cfg.data, f"{run.path} started",
                       "pass --overwrite to start again")
 

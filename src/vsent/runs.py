@@ -282,7 +282,7 @@ TRAIN_STATE = "train_state.pt"
 #: (:meth:`vsent.data.datasets.Dataset.fingerprint`).
 DATA_RECORD = "data.json"
 #: :data:`DATA_RECORD`'s key for one short digest per image (:func:`item_digests`): names the
-#: images that changed. Runs made before it lack it (and a finished one is not given it).
+#: images that changed. Runs made before it lack it.
 ITEM_DIGESTS = "item_digests"
 #: The ``--extra-train`` images a crossval run started with (names, labels and fingerprint).
 EXTRA_RECORD = "extra.json"
@@ -667,11 +667,7 @@ def read_record(file: Path, what: str, keys: Collection[str] = ()) -> dict[str, 
 def check_data_record(file: Path, dataset: Dataset, data: str, since: str, remedy: str) -> None:
     """VsentError when ``dataset`` is not the data :data:`DATA_RECORD` ``file`` records (a
     label flipped, an image replaced, added or removed: stored folds, models and scores would
-    be of other data). Nothing to compare when ``file`` is absent (older runs).
-
-    A record of an unfinished run (no :data:`SUMMARY` beside it: a new run, which wrote it
-    just before, or one resumed) that matches and lacks :data:`ITEM_DIGESTS` gets them, so
-    that a later change names its files; a finished run's files are left as they are."""
+    be of other data). Nothing to compare when ``file`` is absent (older runs)."""
     if not file.exists():  # (a folder there: read_record says so)
         return
     now = dataset.fingerprint()
@@ -679,13 +675,12 @@ def check_data_record(file: Path, dataset: Dataset, data: str, since: str, remed
     if any(then[key] != now[key] for key in now):  # not then != now: ITEM_DIGESTS is no data
         raise data_changed(data, since, then, now, file, remedy,
                            changed=_changed_items(then, dataset))
-    if not isinstance(then.get(ITEM_DIGESTS), str) and not (file.parent / SUMMARY).exists():
-        record = {**then, ITEM_DIGESTS: " ".join(item_digests(dataset))}
-        try:
-            atomic_write_text(file, json.dumps(record, indent=2) + "\n")
-        except OSError as e:  # a read-only copy: a later message names no file, that is all
-            logging.getLogger("vsent").debug("%s: item digests not recorded (%s)", file,
-                                             one_line(e))
+
+
+def data_record(dataset: Dataset) -> dict[str, Any]:
+    """What :data:`DATA_RECORD` holds for a new run: ``dataset``'s fingerprint and its
+    :data:`ITEM_DIGESTS` (which name the images a later change touched)."""
+    return {**dataset.fingerprint(), ITEM_DIGESTS: " ".join(item_digests(dataset))}
 
 
 def item_digests(dataset: Dataset) -> list[str]:

@@ -49,7 +49,7 @@ from vsent.data.cache import cache_dir_default
 from vsent.data.folds import check_inner_splits
 from vsent.errors import VsentError
 from vsent.metrics import binary_metrics, summarize_folds, write_summary
-from vsent.runs import DATA_RECORD, Timer, check_data_record, open_run_dir
+from vsent.runs import DATA_RECORD, Timer, check_data_record, data_record, open_run_dir
 
 log = logging.getLogger("vsent.baselines")
 
@@ -528,7 +528,7 @@ def run_baselines(
             check_inner_splits(dataset.labels, folds, config.inner_splits)
             save_folds(folds, dataset, run / name / "folds.json")
             run.write_json(f"{name}/skipped.json", list(dataset.skipped))  # as crossval's
-            run.write_json(f"{name}/{DATA_RECORD}", dataset.fingerprint())
+            run.write_json(f"{name}/{DATA_RECORD}", data_record(dataset))
             log.info("%s: %d images, %d folds, features %s", name, len(dataset.paths),
                      len(folds), ", ".join(feature_sets))
             needs_sift = any(set(f.split("+")) & set(SIFT_BLOCKS) for f in feature_sets)

@@ -68,7 +68,15 @@ from vsent.models import create_model
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint
 from vsent.presets import PCNN as PCNN_PRESETS
 from vsent.presets import TRANSFER_REFERENCES, TRANSFER_TRAIN
-from vsent.runs import DATA_RECORD, SUMMARY, RunDir, Timer, check_data_record, open_run_dir
+from vsent.runs import (
+    DATA_RECORD,
+    SUMMARY,
+    RunDir,
+    Timer,
+    check_data_record,
+    data_record,
+    open_run_dir,
+)
 from vsent.train import fit
 
 log = logging.getLogger("vsent")
@@ -259,7 +267,8 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
     record = run / DATA_RECORD
     if not record.exists():  # a new run, or one of a vsent that kept no record
         _check_stage1_data(run / "stage1" / "model.pt", cfg.data, fingerprint["sha256"])
-        run.write_json(DATA_RECORD, fingerprint)  # after that check: never of changed data
+        # after that check: never of changed data
+        run.write_json(DATA_RECORD, data_record(dataset))
     check_data_record(record, dataset, cfg.data, f"{run.path} started",
                       "pass --overwrite to start again")
     run.write_json("skipped.json", list(dataset.skipped))
