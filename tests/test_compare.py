@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -300,8 +301,8 @@ DAMAGED = {
                              r"has 4\)"),
     "header only": (lambda lines: lines[:1], r"predictions.csv: no rows"),
     "not text": (lambda lines: [*lines[:2], "im01.jpg,1,0,0\udcff", *lines[3:]],  # byte 0xff
-                 r"predictions.csv:3: not a UTF-8 CSV file \(invalid start byte at byte "
-                 r"61\)"),  # after the header (30 bytes), a row (17) and 14 bytes
+                 r"predictions.csv, line 3: unreadable row \(prob_positive: could not convert "
+                 r"string to float: '0\\udcff'\)"),
 }
 
 
@@ -357,6 +358,12 @@ def test_a_good_predictions_file_is_read_as_written(tmp_path):
     assert list(rows) == [f"im{i:02d}.jpg" for i in range(10)]  # the file's order
     assert rows["im01.jpg"] == {"name": "im01.jpg", "fold": 1, "label": 0,
                                 "prob_positive": 0.1, "prob_positive_10crop": 0.6}
+    # a file name that is not UTF-8, as RunDir.write_csv writes it (its bytes): read back as
+    # the dataset names it (os's surrogateescape), not refused as "not a UTF-8 CSV file"
+    pred_file = run / "predictions.csv"
+    pred_file.write_bytes(pred_file.read_bytes().replace(b"im01.jpg", b"caf\xe9.jpg"))
+    rows = read_predictions(pred_file, "prob_positive")
+    assert os.fsdecode(b"caf\xe9.jpg") in rows and "im01.jpg" not in rows
 
 
 def test_cli_json_never_replaces_a_file_that_is_no_comparison(tmp_path, capsys):

@@ -98,14 +98,15 @@ def read_predictions(pred_file: str | os.PathLike, column: str, *,
         Naming the file (and line): a missing column (``no {what} (column ...)`` for
         ``column``), a row cut short, with more fields than the header (two rows run together)
         or holding a non-number, a file with no rows or that is not text (a byte that is not
-        UTF-8: its line and offset). A UTF-8 BOM is dropped.
+        UTF-8 outside a name: its line). A UTF-8 BOM is dropped.
     """
     from vsent.data.datasets import read_text
 
     pred_file = Path(pred_file)
     # whole, as the dataset CSVs: a BOM (a file resaved by a spreadsheet) is no part of the
-    # first column's name, and a byte that is not UTF-8 is named by its line
-    text = read_text(pred_file, "CSV file")
+    # first column's name; a name that is not UTF-8 is read as the writer wrote it (the bytes
+    # of the file's name), and such a byte elsewhere fails its field
+    text = read_text(pred_file, "CSV file", errors="surrogateescape")
     out: dict[str, dict[str, Any]] = {}
     try:
         with io.StringIO(text, newline="") as f:

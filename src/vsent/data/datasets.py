@@ -329,11 +329,12 @@ def read_label_lines(path: Path) -> list[tuple[int, str]]:
     return [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
-def read_text(path: Path, kind: str) -> str:
+def read_text(path: Path, kind: str, errors: str = "strict") -> str:
     """The text of the UTF-8 file ``path`` (a BOM dropped), whole: a missing, unreadable or
     non-UTF-8 file is a one-line DataError naming it, and for a byte that is not UTF-8 its
     line and offset in the file (a decoder reading in chunks counts from the chunk's start).
-    ``kind`` names what the file should be ("CSV file")."""
+    ``kind`` names what the file should be ("CSV file"); ``errors="surrogateescape"`` reads
+    the files vsent writes, whose file names are the bytes the file system holds."""
     if path.is_dir():
         raise DataError(f"{path}: is a folder, not a {kind}")
     if not path.is_file():
@@ -344,7 +345,7 @@ def read_text(path: Path, kind: str) -> str:
         raise DataError(f"{path}: {e.strerror or e}") from None
     start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        return data[start:].decode("utf-8")
+        return data[start:].decode("utf-8", errors)
     except UnicodeDecodeError as e:
         # the bytes before the first bad one decode; the line count is that of splitlines()
         before = data[start:start + e.start].decode("utf-8")
