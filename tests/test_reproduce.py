@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import shutil
 import typing
@@ -383,8 +384,22 @@ def test_a_reproduction_stopped_by_a_missing_dataset_does_not_refuse_the_next(tm
         assert f"{data}: no such file or directory" in capsys.readouterr().err
 
 
-def test_you2015_figure_leaves_a_gap_where_a_method_has_no_row(tmp_path):
-    """The weak-label row exists on five- and four-agree only: its three-agree bar is empty."""
+def test_you2015_figure_leaves_a_gap_where_a_method_has_no_row(tmp_path, monkeypatch):
+    """The weak-label row exists on five- and four-agree only: its three-agree bar is empty
+    (NaN, no bar), not another subset's value. The bars' heights are read where they are
+    drawn: the file alone said nothing of them, and a row lookup that ignored the subset (the
+    five-agree value drawn as three-agree) went unseen."""
+    from matplotlib.axes import Axes
+
+    heights: list[list[float]] = []  # one list per subset, one height per method
+    real_bar = Axes.bar
+
+    def bar(self, x, height, *args, **kwargs):
+        heights.append([float(h) for h in height])
+        return real_bar(self, x, height, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "bar", bar)
+
     def row(method, sub, mean):
         return {"cells": [method, sub, "accuracy"], "paper": None,
                 "ours": {"mean": mean, "std": 0.01}}
@@ -393,6 +408,9 @@ def test_you2015_figure_leaves_a_gap_where_a_method_has_no_row(tmp_path):
                       row(you2015.WEAK_LABEL, "five", 0.65)]}
     name = you2015._figure(tmp_path, table, ("five", "three"))
     assert (tmp_path / name).stat().st_size > 0
+    assert len(heights) == 2  # five-agree, then three-agree; methods GCH, weak labels
+    assert heights[0] == [0.7, 0.65]
+    assert heights[1][0] == 0.6 and math.isnan(heights[1][1])
 
 
 def test_sun2016_on_an_existing_run(campos, tmp_path, monkeypatch):
