@@ -321,10 +321,15 @@ def test_a_run_stopped_by_bad_data_does_not_refuse_the_next_try(twitter_like, tm
     assert f"{five}:{len(good) + 1}: nothing.jpg: no such image" in capsys.readouterr().err
     assert {p.name for p in out.iterdir()} <= RECORDS
     if command == "crossval":
+        # a --folds file that does not exist is refused before the run directory is opened
+        # (cli.common.check_folds): its config stays that of the last try
+        config = (out / "config.json").read_bytes()
         assert main([*argv, "--skip-bad", "--folds", str(tmp_path / "none.json")]) == 2
         assert "none.json: no such file" in capsys.readouterr().err
-        assert json.loads((out / "config.json").read_text())["skip_bad"] is True
+        assert (out / "config.json").read_bytes() == config
         assert {p.name for p in out.iterdir()} <= RECORDS
+        assert main([*argv, "--skip-bad"]) == 0  # the next try, with its fixed options
+        assert json.loads((out / "config.json").read_text())["skip_bad"] is True
 
 
 @pytest.mark.parametrize("train_mode", ["all", "head"])

@@ -301,6 +301,7 @@ def run_crossval(args: argparse.Namespace) -> int:
     from vsent import distributed
     from vsent.crossval import crossval
 
+    check_folds(args.folds)  # before the run directory is opened (and its config written)
     cfg, _ = run_config(args)
     launched = _launch(args, cfg)
     if launched is not None:

@@ -11,6 +11,7 @@ from vsent.cli.common import (
     add_model_arg,
     add_run_args,
     add_train_args,
+    check_folds,
     comma_list,
     data_path,
     default_data,
@@ -116,6 +117,7 @@ def transfer_config_from_args(args: argparse.Namespace) -> Any:
     from vsent.analyses.pcnn import TransferConfig
     from vsent.presets import TRANSFER_TRAIN
 
+    check_folds(args.folds)  # a typo named before any run directory is opened
     train = TRANSFER_TRAIN.replace(**train_overrides(args), seed=args.seed, device=args.device)
     return TransferConfig(
         model=args.model, data=args.data, subsets=list(args.subsets), folds=args.folds, train=train,
