@@ -253,6 +253,15 @@ def test_a_checkpoint_that_cannot_score_is_refused_by_card_and_load_alike(tmp_pa
                 read(tmp_path / name)
             assert str(e.value) == f"{tmp_path / name}: not a complete vsent checkpoint ({why})"
     assert model_card(path)["model"]["name"] == "smallcnn"  # a whole one is carded
+    # save_checkpoint names a model's outputs, one name each (it gave any model the 2-way
+    # default, a file it would then refuse to load)
+    three = save_checkpoint(tmp_path / "three.pt", create_model("smallcnn", num_classes=3,
+                                                                widths=(4,)))
+    assert load_checkpoint(three)[1]["class_names"] == ["class0", "class1", "class2"]
+    with pytest.raises(ValueError, match="^2 class names for a model of 3 outputs$"):
+        save_checkpoint(tmp_path / "bad.pt", create_model("smallcnn", num_classes=3),
+                        class_names=("neg", "pos"))
+    assert not (tmp_path / "bad.pt").exists()
 
 
 def test_a_checkpoint_cut_anywhere_is_named_truncated(tmp_path, capsys):

@@ -53,16 +53,22 @@ def save_checkpoint(
     path: str | PathLike[str],
     model: nn.Module,
     *,
-    class_names: Sequence[str] = DEFAULT_CLASS_NAMES,
+    class_names: Sequence[str] | None = None,
     fusion: Mapping[str, Any] | None = None,
     **meta: Any,
 ) -> Path:
     """Write ``model`` (built by :func:`create_model`) and ``meta`` to ``path`` atomically.
 
     The file is written next to ``path`` and renamed, so a crash never leaves a truncated
-    checkpoint. ``class_names[i]`` names output ``i``; ``meta`` must be JSON-like (numpy values,
-    paths and dataclasses are converted); ``fusion``, plain types and tensors, is stored as is.
+    checkpoint. ``class_names[i]`` names output ``i`` (default: negative, positive for a 2-way
+    model, else class0, class1, ...); ``meta`` must be JSON-like (numpy values, paths and
+    dataclasses are converted); ``fusion``, plain types and tensors, is stored as is.
     """
+    n = model.info.num_outputs
+    if class_names is None:
+        class_names = DEFAULT_CLASS_NAMES if n == 2 else [f"class{i}" for i in range(n)]
+    if len(class_names) != n:  # loading refuses such a file (check_complete)
+        raise ValueError(f"{len(class_names)} class names for a model of {n} outputs")
     path = Path(path)
     ckpt = {
         "format": CHECKPOINT_FORMAT,
