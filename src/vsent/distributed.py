@@ -416,8 +416,10 @@ def launch_command(argv: Sequence[str], nproc: int) -> list[str]:
 def launch(nproc: int, command: str, argv: Sequence[str] | None = None) -> int:
     """Run ``vsent`` again as ``nproc`` DDP processes on this machine; its exit status.
 
-    ``argv`` defaults to this process's command line (``sys.argv[1:]``), which must hold the
-    sub-command ``command``: from Python, start torchrun yourself. torchrun runs through
+    ``argv`` (the CLI passes ``main()``'s) defaults to this process's command line
+    (``sys.argv[1:]``); it must hold the sub-command ``command``. An interrupt of this process
+    (Ctrl-C, SIGTERM) is passed on to torchrun, which stops the ranks (:func:`_stop_agent`),
+    and is then raised again here. torchrun runs through
     :func:`torchrun_main` (``python -m vsent.distributed``): a run that a process ended with a
     user error exits with :data:`~vsent.errors.EXIT_USER_ERROR` (2), its one ``vsent: error:``
     line alone on stderr, as in one process (torchrun itself exits 1 after a page of its own
