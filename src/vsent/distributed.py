@@ -118,12 +118,17 @@ def resolve_backend(backend: str, device: str) -> str:
     """``--dist-backend`` and ``--device`` -> "gloo" or "nccl" (a bad pair is a VsentError)."""
     if backend not in BACKENDS:
         raise VsentError(f"--dist-backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    cuda = _on_gpus(device)
     if backend == "auto":
         return "nccl" if cuda else "gloo"
     if backend == "nccl" and not cuda:
         raise VsentError("--dist-backend nccl needs GPUs (--device cuda); use gloo on CPU")
     return backend
+
+
+def _on_gpus(device: str) -> bool:
+    """Whether ``--device`` puts the ranks on GPUs (``auto``: where CUDA is available)."""
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
 
 @contextmanager
@@ -387,8 +392,7 @@ def wants_launch(nproc: int, backend: str, device: str) -> bool:
                     os.environ.get("WORLD_SIZE"))
         return False
     # each rank trains on cuda:LOCAL_RANK, with nccl or gloo alike
-    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    if (name == "nccl" or cuda) and nproc > torch.cuda.device_count():
+    if (name == "nccl" or _on_gpus(device)) and nproc > torch.cuda.device_count():
         raise VsentError(f"--nproc {nproc}: {name} on GPUs needs one GPU per process, this "
                          f"machine has {torch.cuda.device_count()}")
     return True
