@@ -341,12 +341,18 @@ def test_a_folds_file_that_does_not_exist_is_refused_even_where_unused(twitter_l
     for extra in ([], ["--fold", "1"]):
         assert main([*base, "--folds", "nofile.json", *extra]) == 2
         assert capsys.readouterr().err == (
-            "vsent: error: --folds nofile.json: no such file (give campos, stratified or a "
-            "folds JSON file written by an earlier run)\n")
+            "vsent: error: nofile.json: no such file or directory (--folds expects campos, "
+            "stratified or a folds JSON file)\n")
         assert not out.exists()  # refused before the run directory is made
+        # a folder is called one (the CLI's own check said "no such file")
+        assert main([*base, "--folds", str(tmp_path), *extra]) == 2
+        assert capsys.readouterr().err == (
+            f"vsent: error: {tmp_path}: is a folder, not a folds JSON file (--folds expects "
+            "campos, stratified or a folds JSON file)\n")
+        assert not out.exists()
     folds = tmp_path / "folds.json"
     folds.write_text("{}")
-    from vsent.cli.common import check_folds
+    from vsent.data.folds import check_folds_spec
 
     for spec in ("campos", "stratified", str(folds)):  # accepted; the file is read where used
-        check_folds(spec)
+        check_folds_spec(spec)

@@ -322,7 +322,7 @@ def test_a_run_stopped_by_bad_data_does_not_refuse_the_next_try(twitter_like, tm
     assert {p.name for p in out.iterdir()} <= RECORDS
     if command == "crossval":
         # a --folds file that does not exist is refused before the run directory is opened
-        # (cli.common.check_folds): its config stays that of the last try
+        # (folds.check_folds_spec): its config stays that of the last try
         config = (out / "config.json").read_bytes()
         assert main([*argv, "--skip-bad", "--folds", str(tmp_path / "none.json")]) == 2
         assert "none.json: no such file" in capsys.readouterr().err

@@ -403,7 +403,8 @@ def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, make_learnab
     # a --folds file that does not exist: named before any run directory is opened
     assert main([*base, "--model", str(ckpt), "--subsets", "five", "--folds",
                  str(tmp_path / "none.json"), "--out", str(tmp_path / "e")]) == 2
-    assert f"--folds {tmp_path / 'none.json'}: no such file" in capsys.readouterr().err
+    assert f"{tmp_path / 'none.json'}: no such file or directory (--folds expects" in \
+        capsys.readouterr().err
     assert not (tmp_path / "e").exists()
     # a model trained on these very images (vsent pcnn and crossval record their data): its
     # test folds would hold its training images

@@ -59,25 +59,6 @@ def add_data_args(p: argparse.ArgumentParser, *, folds: bool = True,
                    help="skip unreadable images and bad label lines (reported) instead of stopping")
 
 
-#: --folds values that name no file.
-FOLD_SPLITS = ("campos", "stratified")
-
-
-def check_folds(spec: str) -> None:
-    """Refuse a ``--folds`` file that does not exist, naming it, before any work: also where
-    the command does not read it (``vsent finetune`` without ``--fold``), which would otherwise
-    record the typo in the run's config.json."""
-    if spec in FOLD_SPLITS:
-        return
-    try:
-        found = expand_user(spec).is_file()
-    except DataError as e:  # ~user of no such user
-        raise DataError(f"--folds {e}") from None
-    if not found:
-        raise DataError(f"--folds {spec}: no such file (give campos, stratified or a folds "
-                        "JSON file written by an earlier run)")
-
-
 def seed_value(text: str) -> int:
     """--seed: :func:`vsent.config.check_seed`'s range (scikit-learn's and numpy's), refused
     by argparse before any work."""

@@ -17,7 +17,6 @@ from vsent.cli.common import (
     add_model_arg,
     add_run_args,
     add_train_args,
-    check_folds,
     data_path,
     default_data,
     progress_enabled,
@@ -300,8 +299,9 @@ def _launch(args: argparse.Namespace, cfg: Any, fold: int | None = None) -> int 
 def run_crossval(args: argparse.Namespace) -> int:
     from vsent import distributed
     from vsent.crossval import crossval
+    from vsent.data.folds import check_folds_spec
 
-    check_folds(args.folds)  # before the run directory is opened (and its config written)
+    check_folds_spec(args.folds)  # before the run directory is opened (and its config written)
     cfg, _ = run_config(args)
     launched = _launch(args, cfg)
     if launched is not None:
@@ -319,8 +319,9 @@ def run_crossval(args: argparse.Namespace) -> int:
 def run_finetune(args: argparse.Namespace) -> int:
     from vsent import distributed
     from vsent.crossval import finetune
+    from vsent.data.folds import check_folds_spec
 
-    check_folds(args.folds)  # also when no --fold uses it: a typo is not recorded as the split
+    check_folds_spec(args.folds)  # also when no --fold reads it: a typo is no recorded split
     cfg, stored = run_config(args)
     fold = args.fold if args.fold is not None or stored is None else stored.get("fold")
     launched = _launch(args, cfg, fold)

@@ -11,7 +11,6 @@ from vsent.cli.common import (
     add_model_arg,
     add_run_args,
     add_train_args,
-    check_folds,
     comma_list,
     data_path,
     default_data,
@@ -115,9 +114,10 @@ def progressive_config_from_args(args: argparse.Namespace) -> Any:
 def transfer_config_from_args(args: argparse.Namespace) -> Any:
     """The :class:`vsent.analyses.pcnn.TransferConfig` the options describe."""
     from vsent.analyses.pcnn import TransferConfig
+    from vsent.data.folds import check_folds_spec
     from vsent.presets import TRANSFER_TRAIN
 
-    check_folds(args.folds)  # a typo named before any run directory is opened
+    check_folds_spec(args.folds)  # a typo named before any run directory is opened
     train = TRANSFER_TRAIN.replace(**train_overrides(args), seed=args.seed, device=args.device)
     return TransferConfig(
         model=args.model, data=args.data, subsets=list(args.subsets), folds=args.folds, train=train,

@@ -81,8 +81,29 @@ def make_folds(
     elif str(spec) == "stratified":
         folds = _stratified_folds(dataset, n_splits, seed)
     else:
+        check_folds_spec(spec)
         folds = _json_folds(dataset, expand_user(spec))
     return folds
+
+
+#: ``--folds`` values that name no file (any other is a folds JSON file).
+SPLITS = ("campos", "stratified")
+
+
+def check_folds_spec(spec: str | os.PathLike[str]) -> None:
+    """DataError unless ``spec`` is one of :data:`SPLITS` or an existing file (a folder or a
+    missing path named). :func:`make_folds` checks it; the CLI does before any work, also
+    where the folds are not read (``vsent finetune`` without ``--fold``: a typo would be
+    recorded in the run's config.json as its split)."""
+    if str(spec) in SPLITS:
+        return
+    path = expand_user(spec)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a folds JSON file (--folds expects campos, "
+                        "stratified or a folds JSON file)")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file or directory (--folds expects campos, "
+                        f"stratified or a folds JSON file)")
 
 
 def check_inner_splits(labels: np.ndarray, folds: list[Fold], inner_splits: int) -> None:
@@ -221,12 +242,6 @@ def _read_fold_file(path: Path, dataset: Dataset, index: dict[str, int]) -> np.n
 
 
 def _json_folds(dataset: Dataset, path: Path) -> list[Fold]:
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, not a folds JSON file (--folds expects campos, "
-                        "stratified or a folds JSON file)")
-    if not path.is_file():
-        raise DataError(f"{path}: no such file or directory (--folds expects campos, "
-                        f"stratified or a folds JSON file)")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
