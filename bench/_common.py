@@ -102,6 +102,33 @@ def failure(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
+class Parts:
+    """The parts of one benchmark (a model, a stage): one that fails is recorded in the report as
+    ``{"error": ...}`` and named in :attr:`failed`, and the script goes on with the next part
+    (a model whose weights cannot be downloaded leaves the others' results); its exit status,
+    :meth:`exit_status`, says that some failed."""
+
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+
+    def run(self, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, or ``{"error": ...}`` if it raised (``label`` noted)."""
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # recorded in the report and in the exit status
+            self.failed.append(label)
+            print(f"{label}: failed: {failure(e)}", file=sys.stderr)
+            return {"error": failure(e)}
+
+    def exit_status(self, script: str, out: str | os.PathLike[str]) -> int:
+        """0, or 1 after one line naming the failed parts (``script``: the file's name)."""
+        if not self.failed:
+            return 0
+        print(f"{script}: failed: {', '.join(self.failed)} (their errors are in {out})",
+              file=sys.stderr)
+        return 1
+
+
 def photo_jpegs(n: int, folder: Path) -> list[Path]:
     """``n`` seeded random 500x375 JPEGs (quality 90, the size of a Twitter photo) written to
     ``folder`` as ``0.jpg, 1.jpg, ...``: decoding cost without the dataset."""

@@ -37,8 +37,8 @@ import torch
 from _common import (
     GENERATED,
     RESULTS,
+    Parts,
     data_record,
-    failure,
     load_average,
     one_line_errors,
     paired_ratios,
@@ -148,29 +148,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-frozen", action="store_true", help="skip the frozen-training part")
     args = ap.parse_args(argv)
     results = []
-    failed = []
+    parts = Parts()
     load_before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         paths = photo_jpegs(args.n, Path(tmp))
         for name in args.models:
-            # one model failing (weights not downloadable, an export error) leaves the others'
-            # results: recorded with its error, and the exit status says so
-            try:
-                res = bench_model(name, paths, Path(tmp), batch_size=args.batch_size,
-                                  repeats=args.repeats, device=args.device)
-            except Exception as e:  # recorded in the JSON and reported
-                res = {"model": name, "error": failure(e)}
-                failed.append(name)
-            else:
-                if not args.no_frozen:
-                    try:
-                        torch.manual_seed(0)
-                        res["frozen"] = bench_frozen(
-                            create_model(name), paths, Path(tmp), batch_size=args.batch_size,
-                            device=args.device, fold_n=args.fold_n, dataset_n=args.dataset_n)
-                    except Exception as e:  # recorded in the JSON and reported
-                        res["frozen"] = {"error": failure(e)}
-                        failed.append(f"{name} (frozen)")
+            res = parts.run(name, bench_model, name, paths, Path(tmp), batch_size=args.batch_size,
+                            repeats=args.repeats, device=args.device)
+            if "error" in res:
+                res = {"model": name, **res}
+            elif not args.no_frozen:
+                torch.manual_seed(0)
+                res["frozen"] = parts.run(
+                    f"{name} (frozen)", lambda name=name: bench_frozen(
+                        create_model(name), paths, Path(tmp), batch_size=args.batch_size,
+                        device=args.device, fold_n=args.fold_n, dataset_n=args.dataset_n))
             print(json.dumps(res), file=sys.stderr)
             results.append(res)
     doc = {"benchmark": "backbones", **data_record(None, GENERATED), "n_images": args.n,
@@ -179,14 +171,10 @@ def main(argv: list[str] | None = None) -> int:
            "torch_threads": torch.get_num_threads(),
            "cpu": platform.processor() or platform.machine(),
            "loadavg_before": load_before, "loadavg_after": load_average(),
-           "versions": versions(), "results": results, "failed": failed}
+           "versions": versions(), "results": results, "failed": parts.failed}
     write_json(args.out, doc)
     print(f"wrote {args.out}", file=sys.stderr)
-    if failed:
-        print(f"bench_backbones.py: failed: {', '.join(failed)} (their errors are in {args.out})",
-              file=sys.stderr)
-        return 1
-    return 0
+    return parts.exit_status("bench_backbones.py", args.out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ Usage: ``uv run python bench/bench_core.py [--models caffenet smallcnn] [--n 128
 
 The images are the first ``--n`` JPEGs of ``--data`` (default ``$VSENT_DATA``, else
 ``../shared/datasets/twitter1``); where that default folder is absent, generated 500x375 JPEGs,
-and the JSON says which (``data``, ``images_source``). A ``--data`` without images stops.
+and the JSON says which (``data``, ``images_source``). A ``--data`` without images stops; a
+model that fails (weights not downloadable) is recorded with its error in ``failed`` and the
+others still run (exit status 1).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 import torch
 from _common import (
     RESULTS,
+    Parts,
     add_data_arg,
     dataset_jpegs,
     load_average,
@@ -144,15 +147,19 @@ def main(argv: list[str] | None = None) -> int:
                               "processor": platform.processor(),
                               "loadavg_before": load_average()},
                   "versions": versions(), "models": {}}
+        parts = Parts()
         for name in args.models:
             result["models"][name] = {
-                "inference": bench_inference(name, paths, args.batch_size, args.repeats),
-                "training": bench_training(name, 4 * args.batch_size, args.batch_size),
+                "inference": parts.run(f"{name} inference", bench_inference, name, paths,
+                                       args.batch_size, args.repeats),
+                "training": parts.run(f"{name} training", bench_training, name,
+                                      4 * args.batch_size, args.batch_size),
             }
         result["machine"]["loadavg_after"] = load_average()
+        result["failed"] = parts.failed
     write_json(args.out, result)
     print(f"wrote {args.out}", file=sys.stderr)
-    return 0
+    return parts.exit_status("bench_core.py", args.out)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 For the first ``--n`` JPEGs of ``--data`` (default ``$VSENT_DATA``, else
 ``../shared/datasets/twitter1``; where that default folder is absent, generated blocky scenes,
 and the JSON says which: ``data``, ``images_source``; a ``--data`` without images stops) it
-times, per image:
+times, per image (a model that fails is recorded with its error in ``failed`` and the others
+still run; exit status 1):
 
 * proposals: the gradient edge map, then EdgeBoxes, at each ``--sides`` (longer side in
   pixels of the image the proposals are computed on), and how many boxes came out;
@@ -25,7 +26,15 @@ import time
 import cv2
 import numpy as np
 import torch
-from _common import GENERATED, RESULTS, add_data_arg, dataset_jpegs, one_line_errors, write_json
+from _common import (
+    GENERATED,
+    RESULTS,
+    Parts,
+    add_data_arg,
+    dataset_jpegs,
+    one_line_errors,
+    write_json,
+)
 
 from vsent.analyses.proposals import ProposalConfig, gradient_edges, make_edge_detector, propose
 from vsent.analyses.regions import crop_regions, score_images
@@ -74,27 +83,30 @@ def bench_proposals(images, sides, n_proposals) -> dict:
     return res
 
 
-def bench_scoring(images, models, n_proposals, batch_size, side) -> dict:
-    res = {}
+def bench_scoring(images, models, n_proposals, batch_size, side, parts: Parts) -> dict:
     props = [propose(img, ProposalConfig(n_proposals=n_proposals, max_side=side))
              for img in images]
-    for name in models:
-        model = create_model(name).eval()
-        size = model.info.preprocess.resize
-        crop_t, score_t = [], []
-        score_images(model, crop_regions(images[0], props[0].boxes[:2], size))  # warm-up
-        for img, p in zip(images, props, strict=True):
-            t = time.perf_counter()
-            crops = crop_regions(img, p.boxes, size)
-            crop_t.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            score_images(model, crops, batch_size=batch_size)
-            score_t.append(time.perf_counter() - t)
-        res[name] = {"crop_s": float(np.mean(crop_t)), "score_s": float(np.mean(score_t)),
-                     "input": f"{size} -> {model.info.preprocess.crop}"}
-        print(f"{name}: crop {1000 * res[name]['crop_s']:.0f} ms, score "
-              f"{1000 * res[name]['score_s']:.0f} ms per image ({n_proposals} regions)",
-              file=sys.stderr)
+    return {name: parts.run(f"{name} scoring", _score_one, name, images, props, batch_size,
+                            n_proposals)
+            for name in models}
+
+
+def _score_one(name, images, props, batch_size, n_proposals) -> dict:
+    model = create_model(name).eval()
+    size = model.info.preprocess.resize
+    crop_t, score_t = [], []
+    score_images(model, crop_regions(images[0], props[0].boxes[:2], size))  # warm-up
+    for img, p in zip(images, props, strict=True):
+        t = time.perf_counter()
+        crops = crop_regions(img, p.boxes, size)
+        crop_t.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        score_images(model, crops, batch_size=batch_size)
+        score_t.append(time.perf_counter() - t)
+    res = {"crop_s": float(np.mean(crop_t)), "score_s": float(np.mean(score_t)),
+           "input": f"{size} -> {model.info.preprocess.crop}"}
+    print(f"{name}: crop {1000 * res['crop_s']:.0f} ms, score {1000 * res['score_s']:.0f} ms "
+          f"per image (up to {n_proposals} regions)", file=sys.stderr)
     return res
 
 
@@ -110,17 +122,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=RESULTS / "regions.json")
     args = ap.parse_args(argv)
     images, source = _images(args.data, args.n)
+    parts = Parts()
     result = {
         **source, "n_images": len(images), "n_proposals": args.n_proposals,
         "torch_threads": torch.get_num_threads(),
         "proposals": bench_proposals(images, args.sides, args.n_proposals),
         "scoring": bench_scoring(images, args.models, args.n_proposals, args.batch_size,
-                                 ProposalConfig.max_side),
+                                 ProposalConfig.max_side, parts),
         "versions": versions(),
+        "failed": parts.failed,
     }
     out = write_json(args.out, result)
     print(f"written {out}", file=sys.stderr)
-    return 0
+    return parts.exit_status("bench_regions.py", out)
 
 
 if __name__ == "__main__":

@@ -289,6 +289,43 @@ def test_bench_backbones_warms_up_and_records_a_failed_model_and_goes_on(tmp_pat
     assert "bench_backbones.py: failed: nosuch" in capsys.readouterr().err
 
 
+def test_bench_core_and_regions_record_a_failed_model_and_go_on(tmp_path, monkeypatch, capsys):
+    import bench_core
+    import bench_regions
+
+    data = _jpegs(tmp_path / "tw", 2)
+
+    def inference(name, *a):
+        if name == "nosuch":
+            raise RuntimeError("no weights for nosuch")
+        return {"center": name}
+
+    monkeypatch.setattr(bench_core, "bench_inference", inference)
+    monkeypatch.setattr(bench_core, "bench_training", lambda name, *a: {"train": name})
+    out = tmp_path / "core.json"
+    assert bench_core.main(["--data", str(data), "--models", "nosuch", "smallcnn", "--n", "2",
+                            "--out", str(out)]) == 1
+    doc = json.loads(out.read_text())
+    assert doc["models"]["nosuch"]["inference"] == {
+        "error": "RuntimeError: no weights for nosuch"}
+    assert doc["models"]["nosuch"]["training"] == {"train": "nosuch"}
+    assert doc["models"]["smallcnn"] == {"inference": {"center": "smallcnn"},
+                                         "training": {"train": "smallcnn"}}
+    assert doc["failed"] == ["nosuch inference"]
+    assert f"bench_core.py: failed: nosuch inference (their errors are in {out})" in (
+        capsys.readouterr().err)
+
+    monkeypatch.setattr(bench_regions, "bench_proposals", lambda *a: {})
+    out = tmp_path / "regions.json"
+    assert bench_regions.main(["--data", str(data), "--n", "2", "--n-proposals", "5",
+                               "--models", "nosuch", "smallcnn", "--batch-size", "4",
+                               "--out", str(out)]) == 1
+    doc = json.loads(out.read_text())
+    assert "nosuch" in doc["scoring"]["nosuch"]["error"]
+    assert doc["scoring"]["smallcnn"]["score_s"] > 0 and doc["failed"] == ["nosuch scoring"]
+    assert "bench_regions.py: failed: nosuch scoring" in capsys.readouterr().err
+
+
 def test_bench_predict_scale_records_a_failed_run_and_goes_on(tmp_path, monkeypatch, capsys):
     import bench_predict_scale
 
