@@ -444,7 +444,7 @@ def test_launch_passes_an_interrupt_on_to_torchrun_and_waits_for_it(monkeypatch)
             distributed.launch(2, "crossval", argv)
         (agent,) = agents
         assert agent.kw["start_new_session"] is True
-        assert agent.kw["env"]["VSENT_LAUNCHED"] == "1"
+        assert agent.kw["env"]["VSENT_LAUNCHED"] == str(os.getpid())
         # one signal, passed on; a second Ctrl-C while it stops does not kill it
         assert agent.signals == [sig] and not agent.killed
         assert agent.timeouts[0] is None and 0 < agent.timeouts[-1] <= distributed.AGENT_STOP_WAIT
@@ -534,17 +534,16 @@ def test_dist_backend_choices_are_the_launchers():
     assert DIST_BACKENDS == distributed.BACKENDS
 
 
-@pytest.mark.slow
-def test_sigterm_to_the_launcher_alone_stops_every_rank(make_learnable, tmp_path):
-    """`kill PID` of `vsent finetune --nproc 2` (a scheduler signalling the main process):
-    the ranks stop with it, the run is kept for --resume, and one line says so."""
+def _signal_a_launcher(data: Path, out: Path, sig: int,
+                       settle_s: float) -> tuple[int, str, list[int]]:
+    """Start `vsent finetune --nproc 2` into ``out``, send ``sig`` to the launcher alone (a
+    scheduler signalling the main process) once the ranks train, and return its exit status,
+    its stderr and the processes still training into ``out`` once it has exited and up to
+    ``settle_s`` seconds have passed."""
     import contextlib
     import signal
     import subprocess
     import time
-
-    data = make_learnable(n_pos=6, n_neg=6)
-    out = tmp_path / "run"
 
     def running() -> list[int]:  # the processes training into `out`, whoever started them
         found = []
@@ -556,7 +555,7 @@ def test_sigterm_to_the_launcher_alone_stops_every_rank(make_learnable, tmp_path
                 pass
         return found
 
-    log = tmp_path / "stderr.txt"
+    log = out.parent / f"stderr-{out.name}.txt"
     with log.open("w") as err_file:  # a file: orphans holding a pipe open would block reading
         proc = subprocess.Popen(
             [sys.executable, "-m", "vsent.cli", "finetune", "--preset", "quick", "--data",
@@ -569,19 +568,47 @@ def test_sigterm_to_the_launcher_alone_stops_every_rank(make_learnable, tmp_path
                                  else ""):
             assert proc.poll() is None and time.monotonic() < deadline, "no training seen"
             time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)  # to the launcher alone, not its group
+        proc.send_signal(sig)
         proc.wait(timeout=120)
-        time.sleep(1)
-        left = running()
+        deadline = time.monotonic() + settle_s
+        while (left := running()) and time.monotonic() < deadline:
+            time.sleep(0.5)
     finally:
         for pid in running():  # a failure leaves no orphans behind
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    err = log.read_text()
-    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    return proc.returncode, log.read_text(), left
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_launcher_alone_stops_every_rank(make_learnable, tmp_path):
+    """`kill PID` of `vsent finetune --nproc 2`: the ranks stop with it, the run is kept for
+    --resume, and one line says so."""
+    import signal
+
+    out = tmp_path / "run"
+    # the launcher waits for torchrun to stop them: gone as it exits
+    status, err, left = _signal_a_launcher(make_learnable(n_pos=6, n_neg=6), out,
+                                           signal.SIGTERM, settle_s=1)
+    assert status == 128 + signal.SIGTERM, err[-3000:]
     assert err.count("vsent: terminated") == 1, err[-3000:]
     assert left == [], "ranks left running"
     assert (out / "train_state.pt").is_file()  # the epochs done are kept for --resume
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_launcher_stops_every_rank(make_learnable, tmp_path):
+    """`kill -9 PID` (the OOM killer): nothing can pass SIGKILL on, but torchrun is told of
+    its launcher's death and stops the ranks; they no longer train on as orphans."""
+    import signal
+
+    out = tmp_path / "run"
+    # (torchrun gives the ranks 30 s to stop)
+    status, err, left = _signal_a_launcher(make_learnable(n_pos=6, n_neg=6), out,
+                                           signal.SIGKILL, settle_s=90)
+    assert status == -signal.SIGKILL, err[-3000:]
+    assert left == [], "ranks left running"
+    assert (out / "train_state.pt").is_file()
 
 
 def test_the_rank_0_error_helper_lives_with_the_ddp_plumbing():

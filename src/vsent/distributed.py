@@ -447,7 +447,8 @@ def launch(nproc: int, command: str, argv: Sequence[str] | None = None) -> int:
     log.info("launching %d processes: %s (torchrun: %s)", nproc, shlex.join(wrapped),
              shlex.join(cmd))
     # its own session: a Ctrl-C or a SIGTERM reaches the agent once, from here (below)
-    env[LAUNCHED_BY_VSENT] = "1"  # the ranks leave the interrupt line to this process
+    # the ranks leave the interrupt line to this process; torchrun watches it (_follow_launcher)
+    env[LAUNCHED_BY_VSENT] = str(os.getpid())
     agent = subprocess.Popen(wrapped, env=env, start_new_session=True)
     try:
         return agent.wait()
@@ -584,5 +585,22 @@ def torchrun_main(args: Sequence[str]) -> int:
     return 0
 
 
+def _follow_launcher() -> None:
+    """In the torchrun agent that :func:`launch` started (Linux): a SIGTERM when the launcher
+    dies, so that torchrun stops the ranks. A launcher killed with SIGKILL (the OOM killer, a
+    scheduler) cannot pass its signal on (:func:`_stop_agent`), and the agent and its ranks went
+    on training, orphans writing the run directory, until they finished."""
+    launcher = os.environ.get(LAUNCHED_BY_VSENT, "")
+    if not (sys.platform.startswith("linux") and launcher.isdigit()):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != int(launcher):  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 if __name__ == "__main__":  # pragma: no cover - run by launch() in its own process
+    _follow_launcher()
     sys.exit(torchrun_main(sys.argv[1:]))

@@ -6,8 +6,9 @@ from __future__ import annotations
 EXIT_ITEMS_FAILED = 3
 #: Exit status for user errors: bad options, bad data, missing files, missing weights.
 EXIT_USER_ERROR = 2
-#: Environment variable the ``--nproc`` launcher sets for its ranks: an interrupt is reported
-#: by the launcher alone (one line, not one per process).
+#: Environment variable the ``--nproc`` launcher sets for torchrun and its ranks (to the
+#: launcher's process id): an interrupt is reported by the launcher alone (one line, not one per
+#: process), and torchrun stops the ranks when the launcher dies.
 LAUNCHED_BY_VSENT = "VSENT_LAUNCHED"
 
 
