@@ -680,23 +680,17 @@ def check_data_record(file: Path, dataset: Dataset, data: str, since: str, remed
 def data_record(dataset: Dataset) -> dict[str, Any]:
     """What :data:`DATA_RECORD` holds for a new run: ``dataset``'s fingerprint and its
     :data:`ITEM_DIGESTS` (which name the images a later change touched)."""
-    return {**dataset.fingerprint(), ITEM_DIGESTS: " ".join(item_digests(dataset))}
+    lines = dataset.item_lines()  # one stat an image for both
+    return {**dataset.fingerprint(lines), ITEM_DIGESTS: " ".join(item_digests(lines))}
 
 
-def item_digests(dataset: Dataset) -> list[str]:
-    """Per image, in ``dataset``'s order, 8 hex digits of the SHA-256 of what its fingerprint
-    hashes of it (name, label, file size): 9 bytes an image in :data:`DATA_RECORD` (11 kB for
-    Twitter I's 1,269), one stat each, and an image edited, replaced, renamed or relabelled
-    since has another (a 1 in 4 billion chance of the same)."""
-    out = []
-    for name, path, label in zip(dataset.names, dataset.paths, dataset.labels, strict=True):
-        try:
-            size = path.stat().st_size
-        except OSError:  # gone: -1, as the fingerprint
-            size = -1
-        line = f"{name}\t{int(label)}\t{size}".encode("utf-8", "surrogateescape")
-        out.append(hashlib.sha256(line).hexdigest()[:8])
-    return out
+def item_digests(lines: Sequence[bytes]) -> list[str]:
+    """Per image, 8 hex digits of the SHA-256 of what its fingerprint hashes of it (``lines``:
+    :meth:`Dataset.item_lines <vsent.data.datasets.Dataset.item_lines>`: name, label, file
+    size): 9 bytes an image in :data:`DATA_RECORD` (11 kB for Twitter I's 1,269), and an image
+    edited, replaced, renamed or relabelled since has another (a 1 in 4 billion chance of the
+    same)."""
+    return [hashlib.sha256(line).hexdigest()[:8] for line in lines]
 
 
 def _changed_items(then: Mapping[str, Any], dataset: Dataset) -> list[str] | None:
@@ -707,7 +701,8 @@ def _changed_items(then: Mapping[str, Any], dataset: Dataset) -> list[str] | Non
     if not isinstance(stored, str):
         return None
     known = set(stored.split())
-    return [name for name, digest in zip(dataset.names, item_digests(dataset), strict=True)
+    return [name for name, digest in zip(dataset.names, item_digests(dataset.item_lines()),
+                                         strict=True)
             if digest not in known]
 
 

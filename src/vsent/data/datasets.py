@@ -99,8 +99,21 @@ class Dataset:
             return f"{self.root.name}/{self.label_file.name}"
         return self.root.name
 
-    def fingerprint(self) -> dict[str, Any]:
-        """Counts and a SHA-256 of every item's name, label and file size: a resumed run
+    def item_lines(self) -> list[bytes]:
+        """Per item, in order, what :meth:`fingerprint` hashes of it: ``name<TAB>label<TAB>file
+        size in bytes`` (-1 for a file that is gone), UTF-8; one ``stat`` each."""
+        out = []
+        for name, path, label in zip(self.names, self.paths, self.labels, strict=True):
+            try:
+                size = path.stat().st_size
+            except OSError:
+                size = -1
+            out.append(f"{name}\t{int(label)}\t{size}".encode("utf-8", "surrogateescape"))
+        return out
+
+    def fingerprint(self, lines: Sequence[bytes] | None = None) -> dict[str, Any]:
+        """Counts and a SHA-256 of every item's name, label and file size (``lines``: its
+        :meth:`item_lines`, when the caller has them already): a resumed run
         compares it with the one it started with, so that folds are not trained on two versions
         of the data.
 
@@ -112,9 +125,8 @@ class Dataset:
         compare the value it gave when they started.
         """
         h = hashlib.sha256()
-        for name, path, label in zip(self.names, self.paths, self.labels, strict=True):
-            size = path.stat().st_size if path.exists() else -1
-            h.update(f"{name}\t{int(label)}\t{size}\n".encode("utf-8", "surrogateescape"))
+        for line in self.item_lines() if lines is None else lines:
+            h.update(line + b"\n")
         return {"n_images": len(self), "n_positive": int(np.sum(self.labels == 1)),
                 "sha256": h.hexdigest()}
 
