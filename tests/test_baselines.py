@@ -327,6 +327,11 @@ def test_table_marks_unavailable_and_unreported_published_values():
     assert rows["bow"]["published_status"] == "not in the paper"
     md = bl.table_markdown(table)
     assert "| GCH | 0.700 (not available)" in md and "| BoW | 0.700 (not in the paper)" in md
+    # the PCNN accuracy Sun et al. quote, as printed: 77.30 % (not 0.773)
+    assert ("| PCNN (You et al.) | - (not available) | - (not available) | - (not available) | "
+            "- (0.7730) |") in md
+    four = bl.build_table({"four": {"gch": summary}}, ["gch"])
+    assert "- (0.7009) |" in bl.table_markdown(four)  # 70.09 %, not 0.701
     assert "verified" not in md
     csv_rows, fields = bl.table_csv_rows(table)
     assert fields[:5] == ["row", "subset", "precision", "precision_std", "precision_published"]

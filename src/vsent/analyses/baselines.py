@@ -369,12 +369,20 @@ def build_table(summaries: Mapping[str, Mapping[str, Mapping[str, Any]]],
 
 
 def _cell(ours: Mapping[str, Any] | None, pub: Mapping[str, Any] | None, status: str,
-          metric: str) -> str:
+          metric: str, printed: str) -> str:
+    """``ours (published)``; ``printed``: the published value as the paper printed it (its
+    decimals: Sun et al.'s 70.09 % is 0.7009, not 0.701), "" when not known."""
     mine = "-" if ours is None else f"{ours[metric]['mean']:.3f}"
     value = None if pub is None else pub.get(metric)
     if value is not None:
-        return f"{mine} ({value:.3f})"
+        return f"{mine} ({printed or f'{value:.3f}'})"
     return f"{mine} ({NOT_IN_PAPER if status == NOT_IN_PAPER else NOT_AVAILABLE})"
+
+
+def _printed(row: str, subset: str, metric: str) -> str:
+    """The paper's value of a cell of You et al.'s table as printed ("" if it has none)."""
+    return papers.YOU2015_TABLE6.get(row, {}).get(subset, {}).get(
+        metric, papers.NOT_AVAILABLE).printed()
 
 
 def table_markdown(table: Mapping[str, Any]) -> str:
@@ -387,7 +395,8 @@ def table_markdown(table: Mapping[str, Any]) -> str:
         cells = [row["label"]]
         for s in table["subsets"]:
             e = row["subsets"][s]
-            cells += [_cell(e["ours"], e["published"], e["published_status"], m)
+            cells += [_cell(e["ours"], e["published"], e["published_status"], m,
+                            _printed(row["row"], s, m))
                       for m in table["metrics"]]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Source: {table['source']}", ""]

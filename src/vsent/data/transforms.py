@@ -96,7 +96,9 @@ class Preprocess:
 
 
 #: Caffe reference models (CaffeNet as fine-tuned by Campos et al.): BGR, 0..255 minus the
-#: ImageNet mean pixel (B, G, R) = (104, 117, 123), no scaling; 256x256 warp, 227 crops.
+#: ImageNet mean pixel (B, G, R) = (104, 117, 123), no scaling; 256x256 warp, 227 crops. (The
+#: reference prototxt subtracts the ImageNet mean image and gives this pixel as its alternative;
+#: Campos et al. do not say which they used.)
 CAFFE_PREPROCESS = Preprocess(resize=256, crop=227, mean=(123.0, 117.0, 104.0),
                               std=(1.0, 1.0, 1.0), channel_order="BGR")
 #: torchvision ImageNet weights: RGB, mean/std of torchvision (x 255 for 0..255 input), 224 crops.
