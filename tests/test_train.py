@@ -75,6 +75,75 @@ def test_step_schedule_divides_by_ten_every_six_epochs():
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9
 
 
+def _quadratic_steps(opt_cls, lrs, weight_decay=0.0):
+    """w after each step of ``opt_cls`` (momentum 0.9) on 0.5 w^2 from w = 1 at ``lrs``."""
+    w = torch.ones(1, dtype=torch.float64, requires_grad=True)
+    opt = opt_cls([w], lr=lrs[0], momentum=0.9, weight_decay=weight_decay)
+    out = []
+    for lr in lrs:
+        opt.param_groups[0]["lr"] = lr
+        opt.zero_grad()
+        (0.5 * w * w).sum().backward()
+        opt.step()
+        out.append(w.item())
+    return out
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.5])
+def test_caffe_momentum_keeps_the_old_lr_in_its_velocity_after_a_drop(weight_decay):
+    """Campos et al. trained with Caffe, whose SGD is V = m V + lr (g + wd w); w -= V:
+    after an lr drop the velocity still moves at the old lr for ~1/(1-m) steps.
+    torch.optim.SGD (v = m v + g; w -= lr v) gives the same steps at a constant lr only."""
+    from vsent.train import CaffeSGD
+
+    lrs = [0.01] * 5 + [0.001] * 5 + [1e-4] * 3
+    w, v, caffe = 1.0, 0.0, []
+    for lr in lrs:  # Caffe's SGDSolver::ComputeUpdateValue, one parameter
+        v = 0.9 * v + lr * (w + weight_decay * w)
+        w -= v
+        caffe.append(w)
+    assert _quadratic_steps(CaffeSGD, lrs, weight_decay) == pytest.approx(caffe, rel=1e-12)
+    plain = _quadratic_steps(torch.optim.SGD, lrs, weight_decay)
+    assert plain[:5] == pytest.approx(caffe[:5], rel=1e-12)
+    assert abs(plain[5] - caffe[5]) > 1e-3  # the first step after the drop: torch's is 10x shorter
+
+
+def test_momentum_form_picks_the_optimizer_and_is_recorded_for_sgd_only():
+    from vsent.train import CaffeSGD
+
+    assert type(make_optimizer(Tiny(), TrainConfig())) is CaffeSGD  # the Campos recipe
+    assert type(make_optimizer(Tiny(), TrainConfig(momentum_form="torch"))) is torch.optim.SGD
+    assert TrainConfig().to_dict()["momentum_form"] == "caffe"
+    # torch's form, and AdamW (no momentum buffer), leave it out: the config.json of a run made
+    # before the option is unchanged, and an SGD one without it trained in torch's form
+    assert "momentum_form" not in TrainConfig(momentum_form="torch").to_dict()
+    assert "momentum_form" not in TrainConfig(optimizer="adamw").to_dict()
+    for train in (TrainConfig(), TrainConfig(momentum_form="torch"),
+                  TrainConfig(optimizer="adamw", lr=0.01)):
+        stored = RunConfig(data="d", train=train).to_dict()
+        assert config_from_dict(RunConfig, stored, "run").train == train
+    legacy = RunConfig(data="d").to_dict()
+    del legacy["train"]["momentum_form"]
+    assert config_from_dict(RunConfig, legacy, "run").train.momentum_form == "torch"
+    with pytest.raises(VsentError, match="^--momentum-form 'nesterov': choose one of caffe, "):
+        TrainConfig(momentum_form="nesterov")
+
+
+def test_resume_after_lr_drops_matches_an_uninterrupted_caffe_sgd_run(tmp_path, monkeypatch):
+    """The lr each momentum buffer holds is saved with the optimiser's state."""
+    images, labels = _learnable(40)
+    cfg = TrainConfig(epochs=4, batch_size=8, lr=0.01, lr_step=1, device="cpu", seed=3)
+    torch.manual_seed(0)
+    full = Tiny()
+    fit(full, images, labels, cfg, progress=False)
+    state = _interrupted_fit(images, labels, cfg, tmp_path / "state.pt", monkeypatch, after=2)
+    torch.manual_seed(123)
+    resumed = Tiny()
+    fit(resumed, images, labels, cfg, state_path=state, progress=False)
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("field,value", [("epochs", 0), ("lr", -1.0), ("optimizer", "adam"),
                                          ("schedule", "poly"), ("momentum", 1.0)])
 def test_bad_config_is_a_user_error(field, value):

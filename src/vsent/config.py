@@ -46,6 +46,13 @@ def is_finite(value: Any) -> bool:
 #: Agreement subsets of Twitter I (how many of the five workers agreed on the label), most first.
 SUBSETS = ("five", "four", "three")
 OPTIMIZERS = ("sgd", "adamw")
+#: Forms of SGD's momentum (:class:`vsent.train.CaffeSGD`): "caffe" (``V = m V + lr g;
+#: w -= V``, the velocity keeps the lr it was built with) or "torch" (``v = m v + g;
+#: w -= lr v``, torch.optim.SGD). The same steps at a constant lr; not after an lr drop.
+MOMENTUM_FORMS = ("caffe", "torch")
+#: The form a config.json of an SGD run without ``momentum_form`` trained with (vsent before
+#: the field: torch.optim.SGD).
+LEGACY_MOMENTUM_FORM = "torch"
 SCHEDULES = ("step", "cosine", "constant")
 #: Training-time augmentation (``--augment``): Caffe's random crop + mirror, or torchvision's
 #: RandomResizedCrop (scale 0.35-1) + mirror + TrivialAugmentWide (see vsent.data.transforms).
@@ -116,9 +123,10 @@ def omit_defaults(record: Any, d: dict[str, Any], names: tuple[str, ...]) -> dic
 class TrainConfig:
     """Training hyper-parameters (validated when built). Epochs count passes over the images.
 
-    The defaults are the recipe of Campos et al. 2015 (Caffe solver): SGD with momentum 0.9,
-    weight decay 5e-4, base lr 0.001 divided by 10 every 6 epochs, 65 epochs, the new layer
-    at 10x the base lr, biases at 2x their layer's lr without weight decay.
+    The defaults are the recipe of Campos et al. 2015 (Caffe solver): SGD with momentum 0.9
+    in Caffe's form (``momentum_form``, see :data:`MOMENTUM_FORMS`), weight decay 5e-4, base
+    lr 0.001 divided by 10 every 6 epochs, 65 epochs, the new layer at 10x the base lr, biases
+    at 2x their layer's lr without weight decay.
     """
 
     epochs: int = 65
@@ -139,6 +147,8 @@ class TrainConfig:
     augment: str = "crop-flip"  # AUGMENTS
     ema: float = 0.0  # decay of an exponential moving average of the weights per step (0: off)
     mix: str = "none"  # MIXES
+    # SGD only (MOMENTUM_FORMS); in config.json when "caffe" (see to_dict and from_dict)
+    momentum_form: str = "caffe"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -170,6 +180,9 @@ class TrainConfig:
             raise VsentError(f"--augment {self.augment!r}: choose one of {', '.join(AUGMENTS)}")
         if self.mix not in MIXES:
             raise VsentError(f"--mix {self.mix!r}: choose one of {', '.join(MIXES)}")
+        if self.momentum_form not in MOMENTUM_FORMS:
+            raise VsentError(f"--momentum-form {self.momentum_form!r}: choose one of "
+                             f"{', '.join(MOMENTUM_FORMS)}")
         check_seed(self.seed, MAX_TRAIN_SEED)
 
     def replace(self, **changes: Any) -> TrainConfig:
@@ -178,8 +191,22 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config as config.json holds it; ``augment``, ``ema`` and ``mix`` only when not at
-        their default, so the runs made before they existed keep their config (and resume)."""
-        return omit_defaults(self, dataclasses.asdict(self), ("augment", "ema", "mix"))
+        their default, so the runs made before they existed keep their config (and resume);
+        ``momentum_form`` only for SGD in Caffe's form (an SGD config without it trained in
+        :data:`LEGACY_MOMENTUM_FORM`: :meth:`from_dict`)."""
+        d = omit_defaults(self, dataclasses.asdict(self), ("augment", "ema", "mix"))
+        if self.optimizer != "sgd" or self.momentum_form == LEGACY_MOMENTUM_FORM:
+            del d["momentum_form"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        """The config a :meth:`to_dict` dict (config.json's) holds: an SGD config without
+        ``momentum_form`` was written by a vsent that trained in the torch form."""
+        d = dict(d)
+        if d.get("optimizer", "sgd") == "sgd":
+            d.setdefault("momentum_form", LEGACY_MOMENTUM_FORM)
+        return cls(**d)
 
 
 def config_from_dict(cls: type, d: Mapping[str, Any], what: str, *,
@@ -206,7 +233,10 @@ def config_from_dict(cls: type, d: Mapping[str, Any], what: str, *,
         if bad:
             raise VsentError(f"unknown {what} config keys: "
                              f"{', '.join(f'{name}.{k}' for k in sorted(bad))}")
-        kwargs[name] = sub_cls(**sub)
+        if sub_cls is not TrainConfig:
+            kwargs[name] = sub_cls(**sub)
+        else:  # (a recorded one in the form it trained with; none recorded: the default)
+            kwargs[name] = TrainConfig.from_dict(sub) if name in d else TrainConfig()
     return cls(**kwargs)
 
 
@@ -300,8 +330,10 @@ class RunConfig:
         preset = CROSSVAL.get(self.preset or "")
         if not self.zero_shot or preset is None:
             return
+        # seed, device: run options, not a recipe; momentum_form: read as the legacy form
+        # from the config.json of a zero-shot run made before the option
         changed = [f.name for f in dataclasses.fields(TrainConfig)
-                   if f.name not in ("seed", "device")  # run options, not a recipe
+                   if f.name not in ("seed", "device", "momentum_form")
                    and getattr(self.train, f.name) != getattr(preset["train"], f.name)]
         if changed:
             raise zero_shot_train_error(changed)

@@ -199,6 +199,7 @@ TRAIN_OPTIONS = {
     "epochs": int, "batch_size": int, "lr": float, "momentum": float, "weight_decay": float,
     "optimizer": str, "schedule": str, "lr_step": int, "lr_gamma": float, "head_lr_mult": float,
     "bias_lr_mult": float, "label_smoothing": float, "augment": str, "ema": float, "mix": str,
+    "momentum_form": str,
 }
 #: Help of the TRAIN_OPTIONS (each defaults to the --preset's value).
 TRAIN_HELP = {
@@ -206,6 +207,9 @@ TRAIN_HELP = {
     "batch_size": "images per training step",
     "lr": "base learning rate (of the pretrained layers; new layers: x --head-lr-mult)",
     "momentum": "SGD momentum (--optimizer adamw keeps its own betas)",
+    "momentum_form": "SGD's momentum: caffe (V = m V + lr g; w -= V: after an lr drop the "
+                     "velocity keeps the old lr for ~1/(1-m) steps, as in Caffe) or torch "
+                     "(torch.optim.SGD: v = m v + g; w -= lr v)",
     "weight_decay": "weight decay (not on biases and other 1-d parameters)",
     "optimizer": f"one of {', '.join(OPTIMIZERS)}",
     "schedule": f"learning-rate schedule per epoch: one of {', '.join(SCHEDULES)} (step: x "
