@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -504,6 +505,45 @@ def test_finetune_resume_refuses_data_that_changed_since_it_started(tmp_path, mo
     assert (record["n_images"], len(record["sha256"])) == (36, 64)
     assert json.loads((out / "skipped.json").read_text()) == []
     _resume_refused_until_the_label_is_restored(data, out, argv, record, capsys)
+
+
+def test_finetune_fold_resumes_on_the_split_it_started_with(tmp_path, monkeypatch):
+    """finetune --fold K read the fold lists again in every session (and wrote folds.json
+    over): lists changed meanwhile swapped a test image it had trained on into its test
+    fold. As crossval, a resumed run trains and tests on its folds.json."""
+    from conftest import build_twitter_like
+
+    data = build_twitter_like(tmp_path / "tw")
+    out = tmp_path / "ft"
+    argv = _ft_argv(data, out, "--fold", "2")
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 1)
+        assert main(argv) == 130
+    stored = (out / "folds.json").read_text()
+    base = data / "folds" / "campos" / "five_agrees"
+
+    def lines(k: int, part: str) -> list[str]:
+        return (base / f"test{k}" / f"{part}.txt").read_text().splitlines()
+
+    t2, t3, r2, r3 = lines(2, "test"), lines(3, "test"), lines(2, "train"), lines(3, "train")
+    a, b = t2[0], t3[0]  # a: tested in fold 2; b: trained on in fold 2's first epoch
+    for k, part, new_lines in ((2, "test", [b, *t2[1:]]), (3, "test", [a, *t3[1:]]),
+                               (2, "train", [a if x == b else x for x in r2]),
+                               (3, "train", [b if x == a else x for x in r3])):
+        (base / f"test{k}" / f"{part}.txt").write_text("\n".join(new_lines) + "\n")
+    import vsent.crossval as cv
+
+    tested: set[str] = set()
+    real = cv.evaluate_model
+
+    def evaluate(model, cfg, images, labels, paths, idx, **kw):
+        tested.update(Path(paths[i]).name for i in idx)
+        return real(model, cfg, images, labels, paths, idx, **kw)
+
+    monkeypatch.setattr(cv, "evaluate_model", evaluate)
+    assert main([*argv, "--resume"]) == 0
+    assert (out / "folds.json").read_text() == stored
+    assert a.split()[0] in tested and b.split()[0] not in tested
 
 
 @pytest.mark.parametrize("command", ["crossval", "finetune"])

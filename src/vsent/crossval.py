@@ -31,7 +31,7 @@ from torch import nn
 from vsent import distributed
 from vsent.config import RunConfig, TrainConfig
 from vsent.data.cache import image_cache
-from vsent.data.datasets import load_dataset
+from vsent.data.datasets import Dataset, load_dataset
 from vsent.data.extra import JointSet, extra_train_set, progressive_filter, with_extra
 from vsent.data.folds import Fold, make_folds, save_folds
 from vsent.errors import VsentError, one_line
@@ -271,17 +271,25 @@ def _earlier_seconds(fdir: Path) -> float:
     return total
 
 
+def _run_folds(cfg: RunConfig, run: RunDir, dataset: Dataset) -> list[Fold]:
+    """The run's folds: those its ``folds.json`` holds once written (a resumed run keeps the
+    split it started with, whatever the fold lists, a --folds file or scikit-learn give now),
+    else ``cfg.folds``'s; rank 0 writes them."""
+    folds_file = run / FOLDS
+    spec = str(folds_file) if folds_file.exists() else cfg.folds
+    folds = make_folds(dataset, spec, seed=cfg.seed)
+    if distributed.is_main():  # DDP: the other ranks made the same folds
+        save_folds(folds, dataset, folds_file)
+    return folds
+
+
 def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> dict:
     timer = Timer()
     dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
     _check_same_data(cfg, run, dataset)
     run.write_json("skipped.json", list(dataset.skipped))
     init_sha256 = _check_same_init(cfg, run)
-    folds_file = run / FOLDS
-    spec = str(folds_file) if folds_file.exists() else cfg.folds  # resume: the same folds
-    folds = make_folds(dataset, spec, seed=cfg.seed)
-    if distributed.is_main():  # DDP: the other ranks made the same folds
-        save_folds(folds, dataset, folds_file)
+    folds = _run_folds(cfg, run, dataset)
     joint = _extra_train(cfg, run, dataset)  # --extra-train: base rows first, then extra rows
     pool = joint.dataset if joint is not None else dataset
     images = distributed.local_first(image_cache, pool, size=proto.info.preprocess.resize,
@@ -605,12 +613,10 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
         train_idx = np.arange(len(dataset))
         test_idx = None
         if fold is not None:  # checked before the image cache is built (minutes)
-            folds = make_folds(dataset, cfg.folds, seed=cfg.seed)
+            folds = _run_folds(cfg, run, dataset)
             match = [f for f in folds if f.index == fold]
             if not match:
                 raise VsentError(f"--fold {fold}: the split has folds 1..{len(folds)}")
-            if distributed.is_main():  # DDP: rank 0 alone writes
-                save_folds(folds, dataset, run / FOLDS)
             train_idx, test_idx = np.sort(match[0].train), np.sort(match[0].test)
         images = distributed.local_first(image_cache, dataset, size=proto.info.preprocess.resize,
                                          progress=progress)  # DDP: built once per machine
