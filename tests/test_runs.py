@@ -377,6 +377,21 @@ def test_versions_are_those_the_run_started_with_and_resumes_are_listed(tmp_path
     assert json.loads((out / "versions.json").read_text()) == twice
 
 
+def test_a_resume_with_another_number_of_processes_is_recorded(tmp_path, monkeypatch):
+    """--nproc was recorded nowhere (the launcher takes it off the ranks' command line): a
+    fold started by 2 processes and resumed by 1 mixed two trainings without a trace."""
+    out = tmp_path / "r"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    _open(out)
+    (out / "fold1").mkdir()
+    (out / "fold1" / "history.json").write_text("[]")
+    assert json.loads((out / "versions.json").read_text())["processes"] == 2
+    monkeypatch.delenv("WORLD_SIZE")
+    _open(out, resume=True)
+    resumed = json.loads((out / "versions.json").read_text())["resumed"]
+    assert resumed[0]["changed"] == {"processes": 1}
+
+
 def test_the_git_commit_is_vsents_own_or_none(tmp_path, monkeypatch):
     import vsent.runs as runs
 

@@ -211,6 +211,27 @@ def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(
         torch.testing.assert_close(a, b)
 
 
+def test_a_state_trained_by_other_processes_resumes_with_a_warning(tmp_path, monkeypatch,
+                                                                    caplog):
+    """The number of processes is kept in the training state: resumed by another number,
+    the fold trains on, equivalently but not identically, and the log says so."""
+    images, labels = _learnable(24)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, device="cpu")
+    state = _interrupted_fit(images, labels, cfg, tmp_path / "state.pt", monkeypatch, after=1)
+    saved = torch.load(state, weights_only=False)
+    assert saved["world_size"] == 1
+    torch.save({**saved, "world_size": 2}, state)  # as a --nproc 2 run leaves it
+    with caplog.at_level("WARNING", logger="vsent"):
+        fit(Tiny(), images, labels, cfg, state_path=state, progress=False, desc="fold 3")
+    assert ("fold 3: its first 1 epochs were trained by 2 processes, the rest by 1" in
+            caplog.text) and "resume with --nproc 2" in caplog.text
+    caplog.clear()
+    torch.save({k: v for k, v in saved.items() if k != "world_size"}, state)  # older vsent
+    with caplog.at_level("WARNING", logger="vsent"):
+        fit(Tiny(), images, labels, cfg, state_path=state, progress=False)
+    assert "processes" not in caplog.text
+
+
 class TinyDropout(Tiny):
     """Tiny with dropout before the head: training draws from torch's global generator."""
 

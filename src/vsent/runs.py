@@ -74,11 +74,15 @@ _PACKAGES = (
 
 
 def versions() -> dict[str, Any]:
-    """Versions of Python, the packages vsent uses, the git commit and the machine.
+    """Versions of Python, the packages vsent uses, the git commit and the machine, and the
+    number of training processes (``processes``: torchrun's ``WORLD_SIZE``, ``--nproc``).
 
     The CPU is recorded because a seeded CPU training is bit-identical only on the same kind of
     CPU: torch picks its kernels by the instruction set (``cpu_capability``: AVX2, AVX512, ...),
-    and their float sums differ in the last bits from the first epochs on.
+    and their float sums differ in the last bits from the first epochs on. So are the
+    processes: each normalises BatchNorm over its share of the batch on CPU and draws its own
+    dropout masks, so a run resumed with another ``--nproc`` trains another way (recorded
+    as a change in ``versions.json``'s ``resumed`` list).
     """
     info: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform(),
                             "cpu": _cpu_model()}
@@ -96,7 +100,16 @@ def versions() -> dict[str, Any]:
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
     info["git_commit"], info["git_dirty"] = _git_state()
+    info["processes"] = processes()
     return info
+
+
+def processes() -> int:
+    """The number of processes training together: torchrun's ``WORLD_SIZE`` (1 without it)."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
 
 
 def _git(*args: str) -> str:

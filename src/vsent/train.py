@@ -285,6 +285,13 @@ def fit(
             torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout masks drawn on the GPU
         history = state["history"]
         log.info("%s: resumed after epoch %d of %d", desc, len(history), cfg.epochs)
+        before = state.get("world_size")  # (a state of an older vsent does not say)
+        if before is not None and before != dist.world_size():
+            log.warning("%s: its first %d epochs were trained by %d processes, the rest by %d: "
+                        "they train equivalently, not identically (on CPU each process "
+                        "normalises BatchNorm over its share of the batch; each draws its own "
+                        "dropout masks); resume with --nproc %d to go on as it started",
+                        desc, len(history), before, dist.world_size(), before)
 
     net = dist.wrap_model(model, device)  # DDP across processes; ``model`` in one process
     for epoch in range(len(history), cfg.epochs):
@@ -316,7 +323,8 @@ def fit(
                     "model": model.state_dict(), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "generator": gen.get_state(),
                     "torch_rng": torch.get_rng_state(), "history": history,
-                    "config": cfg.to_dict(), **({"ema": ema.state_dict()} if ema else {}),
+                    "config": cfg.to_dict(), "world_size": dist.world_size(),
+                    **({"ema": ema.state_dict()} if ema else {}),
                     **({"cuda_rng": torch.cuda.get_rng_state_all()} if _on_cuda(device)
                        else {}),
                 }, f)
