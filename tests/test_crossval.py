@@ -546,6 +546,36 @@ def test_finetune_fold_resumes_on_the_split_it_started_with(tmp_path, monkeypatc
     assert a.split()[0] in tested and b.split()[0] not in tested
 
 
+def test_an_init_file_is_recorded_absolute_and_the_run_resumes_from_anywhere(
+        tmp_path, monkeypatch, capsys):
+    """--init init.pt was stored as typed: the run could not be resumed, nor a finished one
+    opened, from another directory ("init.pt: no such file")."""
+    from conftest import build_twitter_like
+    from vsent.models import create_model
+    from vsent.runs import config_diff
+
+    data = build_twitter_like(tmp_path / "tw")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    torch.save(create_model("smallcnn").state_dict(), tmp_path / "w" / "init.pt")
+    out = tmp_path / "run"
+    monkeypatch.chdir(tmp_path / "w")
+    argv = _ft_argv(data, out, "--init", "init.pt")
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 1)
+        assert main(argv) == 130
+    init = str(tmp_path / "w" / "init.pt")
+    assert json.loads((out / "config.json").read_text())["init"] == init
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["finetune", "--resume", "--out", str(out), "--no-progress"]) == 0, (
+        capsys.readouterr().err)
+    # a run recorded before, with the name as typed, is the same init from its directory
+    monkeypatch.chdir(tmp_path / "w")
+    assert config_diff({"init": "init.pt"}, {"init": init}) == []
+    assert config_diff({"init": "init.pt"}, {"init": "imagenet"}) != []
+
+
 @pytest.mark.parametrize("command", ["crossval", "finetune"])
 def test_resume_refuses_init_weights_that_changed_since_the_run_started(tmp_path, monkeypatch,
                                                                          capsys, command):

@@ -352,7 +352,8 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
         return out
     if stored == new:
         return []
-    if (prefix.rsplit(".", 1)[-1] in PATH_KEYS and isinstance(stored, str)
+    # (init: a weights file, recorded as typed before the CLI made it absolute)
+    if (prefix.rsplit(".", 1)[-1] in PATH_KEYS | {"init"} and isinstance(stored, str)
             and isinstance(new, str) and Path(stored).resolve() == Path(new).resolve()):
         return []
     return [f"{prefix or 'config'}: stored {stored!r}, now {new!r}"]

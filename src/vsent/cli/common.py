@@ -40,6 +40,24 @@ def data_path(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def init_arg(text: str) -> str:
+    """``--init`` with a weights file as an absolute path (as :func:`data_path`: a resume or a
+    report started in another directory finds it); ``TAG=FILE`` (a CLIP tag's weights) with
+    its FILE so. random, imagenet, a tag, and a name that is no file (its error comes later)
+    are kept as typed."""
+    if text in ("random", "imagenet"):  # the words, even with a file of that name here
+        return text
+    tag, sep, rest = text.partition("=")
+    for prefix, name in ((tag + sep, rest), ("", text)) if sep else (("", text),):
+        try:
+            path = expand_user(name)
+            if path.is_file():
+                return prefix + str(path.absolute())
+        except (DataError, OSError):  # ~user of no such user, a name too long: as typed
+            pass
+    return text
+
+
 def add_data_args(p: argparse.ArgumentParser, *, folds: bool = True,
                   data_help: str | None = None, data_required: bool = False) -> None:
     """--data, --subset, --folds (unless ``folds=False``), --skip-bad."""

@@ -19,6 +19,7 @@ from vsent.cli.common import (
     add_train_args,
     data_path,
     default_data,
+    init_arg,
     progress_enabled,
     train_overrides,
 )
@@ -43,8 +44,9 @@ def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
     g.add_argument("--arch", help="CaffeNet surgery variant: fc8-2, fc7-4096, fc6-4096, fc7-2, "
                                   "fc6-2, fc8-1000, fc9-2")
     add_model_arg(g)
-    g.add_argument("--init", help="random, imagenet, or a weights file (.pt/.pth state dict "
-                                  "or .caffemodel)")
+    g.add_argument("--init", type=init_arg,
+                   help="random, imagenet, or a weights file (.pt/.pth state dict or "
+                        ".caffemodel)")
     add_train_args(g)
     g.add_argument("--oversample", action="store_true",
                    help="lead the summary with 10-crop scores (both are always computed)")

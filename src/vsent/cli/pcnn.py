@@ -14,6 +14,7 @@ from vsent.cli.common import (
     comma_list,
     data_path,
     default_data,
+    init_arg,
     progress_enabled,
     train_overrides,
 )
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "64 px, minutes on a CPU (default you2015)")
     g.add_argument("--model", help="registered model name (default: the preset's)")
     add_model_arg(g)
-    g.add_argument("--init", default="random",
+    g.add_argument("--init", default="random", type=init_arg,
                    help="random (default), imagenet, or a weights file / vsent checkpoint")
     add_train_args(g)
     g.add_argument("--finetune-epochs", type=int, default=None,

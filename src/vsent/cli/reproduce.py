@@ -13,6 +13,7 @@ from vsent.cli.common import (
     comma_list,
     data_path,
     default_data,
+    init_arg,
     progress_enabled,
 )
 
@@ -41,11 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "report lists every reduction")
     p.add_argument("--data", default=default_data(), type=data_path,
                    help="Twitter I folder (default $VSENT_DATA or ../shared/datasets/twitter1)")
-    p.add_argument("--init", help="weights: imagenet (default for CaffeNet/VGG), random, or a "
-                                  "file; you2015: a vsent checkpoint pre-trained on weak labels "
-                                  "(fine-tuned per fold by domain transfer). ImageNet "
-                                  "weights that cannot be downloaded fall back to random "
-                                  "init, and the report says so; a file must load")
+    p.add_argument("--init", type=init_arg,
+                   help="weights: imagenet (default for CaffeNet/VGG), random, or a file; "
+                        "you2015: a vsent checkpoint pre-trained on weak labels (fine-tuned "
+                        "per fold by domain transfer). ImageNet weights that cannot be "
+                        "downloaded fall back to random init, and the report says so; a file "
+                        "must load")
     p.add_argument("--run", metavar="CROSSVAL_RUN_DIR",
                    help="sun2016: analyse this finished crossval run (its subset only) instead "
                         "of training one per subset")
