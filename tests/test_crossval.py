@@ -671,6 +671,29 @@ def _copy_without_summary(out, tmp_path):
     return copy
 
 
+@pytest.mark.parametrize("blocked", ["skipped.json", "fold2/train_state.pt"])
+def test_a_file_the_run_cannot_write_is_one_line_naming_it(finished_run, tmp_path, capsys,
+                                                            blocked):
+    """A folder where a record goes, a file where a fold's folder goes: an IsADirectoryError /
+    FileExistsError traceback; now one line naming the file, and the run is kept."""
+    import shutil
+
+    data, out, _ = finished_run
+    copy = _copy_without_summary(out, tmp_path)
+    if blocked == "skipped.json":
+        (copy / "skipped.json").unlink()
+        (copy / "skipped.json").mkdir()
+    else:
+        shutil.rmtree(copy / "fold2")
+        (copy / "fold2").write_text("x")
+    capsys.readouterr()
+    assert main(["crossval", "--resume", "--out", str(copy), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"vsent: error: {copy / blocked}: cannot be written (") and (
+        "\n" not in err), err
+    assert err.endswith("free that name or make room, then resume the run")
+
+
 @pytest.mark.parametrize("damage, file, why", [
     ("metrics cut", "fold2/metrics.json", "unreadable ("),
     ("metrics without keys", "fold2/metrics.json", "not a fold's metrics (center and "
@@ -678,6 +701,9 @@ def _copy_without_summary(out, tmp_path):
                                                    "recall, f1)"),
     ("predictions missing", "fold2/predictions.csv", "unreadable ("),
     ("predictions cut", "fold2/predictions.csv", "1 rows for the 7 test images of fold 2"),
+    # (these two were stitched into the run's predictions.csv as blank rows, exit 0)
+    ("predictions of other columns", "fold2/predictions.csv", "no column name, path, fold, "),
+    ("predictions of fold 3", "fold2/predictions.csv", "not the test images of fold 2 (e.g. "),
     ("state garbage", "fold2/train_state.pt", "not a training state this run can resume ("),
 ])
 def test_a_damaged_fold_file_is_one_line_naming_it(finished_run, tmp_path, capsys, damage, file,
@@ -696,6 +722,12 @@ def test_a_damaged_fold_file_is_one_line_naming_it(finished_run, tmp_path, capsy
     elif damage == "predictions cut":
         lines = (fold2 / "predictions.csv").read_text().splitlines(keepends=True)
         (fold2 / "predictions.csv").write_text("".join(lines[:2]))
+    elif damage == "predictions of other columns":
+        (fold2 / "predictions.csv").write_text("a,b\n" + "1,2\n" * 7)
+    elif damage == "predictions of fold 3":  # 7 rows too
+        lines = (copy / "fold3" / "predictions.csv").read_text().splitlines(keepends=True)
+        assert len(lines) == 8
+        (fold2 / "predictions.csv").write_text("".join(lines))
     else:
         (fold2 / "metrics.json").unlink()
         (fold2 / "train_state.pt").write_bytes(b"PK\x03\x04garbage")

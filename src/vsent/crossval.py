@@ -21,6 +21,7 @@ import contextlib
 import csv
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -244,9 +245,16 @@ def _fold_seconds(done: dict[str, Any]) -> float:
     return float(seconds)
 
 
-def _fold_rows(fdir: Path, fold: Fold) -> list[dict]:
-    """Fold ``fold``'s ``predictions.csv`` rows, one per test image; VsentError naming a
-    missing or damaged file and how to redo the fold."""
+#: The columns of a fold's ``predictions.csv`` (written by :func:`_run_fold`), which a resumed
+#: run stitches into the run's own.
+FOLD_COLUMNS = ("name", "path", "fold", "label", "prob_positive", "pred",
+                "prob_positive_10crop", "pred_10crop")
+
+
+def _fold_rows(fdir: Path, fold: Fold, names: Sequence[str]) -> list[dict]:
+    """Fold ``fold``'s ``predictions.csv`` rows, one per test image (``names``: the dataset's
+    image names, which ``fold.test`` indexes); VsentError naming a missing or damaged file
+    (other columns, other images) and how to redo the fold."""
     file = fdir / "predictions.csv"
     redo = f"delete {fdir / FOLD_METRICS} to redo fold {fold.index} (crossval --resume)"
     try:
@@ -256,6 +264,13 @@ def _fold_rows(fdir: Path, fold: Fold) -> list[dict]:
     if len(rows) != len(fold.test):
         raise VsentError(f"{file}: {len(rows)} rows for the {len(fold.test)} test images of "
                          f"fold {fold.index}; {redo}")
+    missing = [c for c in FOLD_COLUMNS if rows and c not in rows[0]]
+    if missing:
+        raise VsentError(f"{file}: no column {', '.join(missing)}; {redo}")
+    others = {r["name"] for r in rows} ^ {names[i] for i in fold.test}
+    if others:
+        raise VsentError(f"{file}: not the test images of fold {fold.index} (e.g. "
+                         f"{sorted(others)[0]!r}); {redo}")
     return rows
 
 
@@ -316,7 +331,7 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
                              earlier_seconds=earlier, init_sha256=init_sha256)
         for key in results:
             results[key].append({"fold": fold.index, **done[key]})
-        all_rows.extend(_fold_rows(fdir, fold))
+        all_rows.extend(_fold_rows(fdir, fold, dataset.names))
     if not distributed.is_main():  # DDP: the summary is rank 0's to compute and write
         return distributed.broadcast_object(None)
 

@@ -48,7 +48,8 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -248,9 +249,9 @@ class RunDir:
     ) -> Path:
         """Write ``rows`` as CSV atomically."""
         path = self.path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
         # a file name that is not UTF-8 is written as its bytes, as predict's rows write it
-        with atomic_open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
+        with writing(path), atomic_open(path, "w", newline="", encoding="utf-8",
+                                        errors="surrogateescape") as f:
             writer = csv.DictWriter(f, fieldnames=fieldnames, extrasaction="ignore")
             writer.writeheader()
             for row in rows:
@@ -260,9 +261,22 @@ class RunDir:
     def write_text(self, name: str, text: str) -> Path:
         """Write ``text`` atomically."""
         path = self.path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, text)
+        with writing(path):
+            atomic_write_text(path, text)
         return path
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Make ``path``'s folder, then run the block that writes ``path``: an OSError there (a
+    folder where the file goes, a file where a folder goes, a full disk, no permission) is a
+    VsentError naming the file, not a traceback; the run is kept for --resume."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield
+    except OSError as e:
+        raise VsentError(f"{path}: cannot be written ({one_line(e)}): free that name or make "
+                         "room, then resume the run") from None
 
 
 class Timer:

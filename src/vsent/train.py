@@ -29,7 +29,7 @@ from vsent.errors import VsentError, one_line
 from vsent.evaluate import resolve_device
 from vsent.files import atomic_open
 from vsent.models.base import non_finite_tensors
-from vsent.runs import config_diff
+from vsent.runs import config_diff, writing
 
 __all__ = [
     "OPTIMIZERS", "SCHEDULES", "CaffeSGD", "TrainConfig", "check_parallel", "config_from_dict",
@@ -317,8 +317,8 @@ def fit(
         if state_path and dist.is_main():  # rank 0 alone writes; every rank resumes from it
             # the folder is made with its first file: a fold that wrote nothing leaves none
             # (its run is replaced by the next, see vsent.runs.open_run_dir)
-            state_path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_open(state_path, "wb") as f:  # a kill leaves the last epoch's state
+            # (a kill leaves the last epoch's state)
+            with writing(state_path), atomic_open(state_path, "wb") as f:
                 torch.save({
                     "model": model.state_dict(), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "generator": gen.get_state(),
