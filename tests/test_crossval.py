@@ -876,7 +876,10 @@ def test_damaged_init_and_extra_records_are_one_line(tmp_path):
         def __len__(self) -> int:
             return 2
 
-        def fingerprint(self) -> dict:
+        def item_lines(self) -> list[bytes]:
+            return [b"a\t0\t1", b"b\t1\t1"]
+
+        def fingerprint(self, lines=None) -> dict:
             return {"n_images": 2, "n_positive": 1, "sha256": "ab"}
 
     weights = tmp_path / "w.pt"
@@ -893,7 +896,7 @@ def test_damaged_init_and_extra_records_are_one_line(tmp_path):
             file.rmdir()
         (rd / "init.json").write_text('{"init": "w.pt"}')  # no sha256
         with pytest.raises(VsentError, match=f"^{rd / 'init.json'}: not the record of the "
-                                             r"--init weights \(keys sha256\)$"):
+                                             r"--init weights \(keys sha256\); restore it "):
             cv._check_same_init(cfg, rd)
         (rd / "init.json").write_text("{")
         with pytest.raises(VsentError, match=r"init.json: not readable JSON \(Expecting"):
@@ -903,7 +906,7 @@ def test_damaged_init_and_extra_records_are_one_line(tmp_path):
             "sha256"]
         (rd / "extra.json").write_text(json.dumps({"fingerprint": {"sha256": "cd"}}))
         with pytest.raises(VsentError, match=f"^{rd / 'extra.json'}: not the record of an "
-                                             "extra training set$"):
+                                             "extra training set; restore it from a copy "):
             cv._check_same_extra(cfg, rd, extra)  # (a KeyError traceback when compared)
         (rd / "extra.json").unlink()
         cv._check_same_extra(cfg, rd, extra)  # a new record, then the same set again

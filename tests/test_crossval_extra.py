@@ -440,9 +440,13 @@ def test_resume_refuses_extra_images_that_changed_since_the_run_started(twitter_
     with pytest.raises(VsentError) as e:
         crossval(cfg, out, resume=True, progress=False)
     positive = record["n_positive"]
+    # named as the extra set (it read as the base data, whose 36 images are not these 8), its
+    # relabelled images named (extra.json keeps their digests)
     assert str(e.value) == (
-        f"{twitter_like}: its images or labels changed since {out} started (8 images, "
-        f"{positive} positive then; 8 images, {8 - positive} positive now; see "
+        f"{twitter_like} (its --extra-train four-not-five images): its images or labels "
+        f"changed since {out} started (8 images, {positive} positive then; 8 images, "
+        f"{8 - positive} positive now; changed or added: {', '.join(record['names'][:3])} "
+        "and 5 more; see "
         f"{out / 'extra.json'}): restore them, or pass --overwrite to start again")
     assert json.loads((out / "extra.json").read_text()) == record  # the first version kept
     # a record without the fingerprint (an older vsent): its names and labels are compared

@@ -705,16 +705,19 @@ def test_a_config_recorded_before_train_seed_followed_seed_still_resumes(tmp_pat
 @pytest.mark.parametrize("make, message", [
     (lambda f: f.mkdir(), r"not readable \(\[Errno 21\] Is a directory"),
     (lambda f: f.write_text("{"), r"not readable JSON \(Expecting"),
-    (lambda f: f.write_text("[]"), r"not the record of the thing \(keys a, b\)$"),
-    (lambda f: f.write_text('{"a": 1}'), r"not the record of the thing \(keys a, b\)$"),
+    (lambda f: f.write_text("[]"), r"not the record of the thing \(keys a, b\);"),
+    (lambda f: f.write_text('{"a": 1}'), r"not the record of the thing \(keys a, b\);"),
 ])
 def test_read_record_says_in_one_line_what_is_wrong(tmp_path, make, message):
     from vsent.runs import read_record
 
     file = tmp_path / "x.json"
     make(file)
-    with pytest.raises(VsentError, match=re.escape(str(file)) + ": " + message):
+    with pytest.raises(VsentError, match=re.escape(str(file)) + ": " + message) as e:
         read_record(file, "the thing", ("a", "b"))
+    # not "delete it": a run without its record would record today's data as its own
+    assert str(e.value).endswith("; restore it from a copy of the run, or pass --overwrite to "
+                                 "start again") and "\n" not in str(e.value)
     file2 = tmp_path / "y.json"
     file2.write_text('{"a": 1, "b": 2, "c": 3}')
     assert read_record(file2, "the thing", ("a", "b")) == {"a": 1, "b": 2, "c": 3}

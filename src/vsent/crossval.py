@@ -50,11 +50,13 @@ from vsent.runs import (
     FOLD_METRICS,
     FOLDS,
     INIT_RECORD,
+    RECORD_REMEDY,
     SUMMARY,
     TRAIN_STATE,
     CrossvalRun,
     RunDir,
     Timer,
+    changed_data,
     check_data_record,
     check_run_dir,
     data_changed,
@@ -440,30 +442,33 @@ def _check_same_extra(cfg: RunConfig, run: RunDir, extra) -> None:
     :func:`_check_same_data` for the base images): ``extra.json`` keeps their names, labels
     and fingerprint (names, labels and file sizes), written once when the run starts."""
     file = run / EXTRA_RECORD
-    now = extra.fingerprint()
+    # its per-image digests name an image that changes
     record = {"subset": extra.subset, "n": len(extra), "n_positive": int(extra.labels.sum()),
               "names": extra.names, "labels": extra.labels, "skipped": extra.skipped,
-              "fingerprint": now}
+              "fingerprint": data_record(extra)}
     if not file.exists():  # a new run (a folder there: read_record says so)
         run.write_json(EXTRA_RECORD, record)
         return
     then = read_record(file, "an extra training set")
-    fingerprint = then.get("fingerprint", now)
-    # a fingerprint without now's keys would end in a KeyError when reported as changed
-    if not isinstance(fingerprint, dict) or not fingerprint.keys() >= now.keys():
-        raise VsentError(f"{file}: not the record of an extra training set")
+    data = f"{cfg.data} (its --extra-train {extra.subset} images)"  # not the base images
+    remedy = "pass --overwrite to start again"
     if "fingerprint" in then:
-        changed = then["fingerprint"] != now
-    else:  # a vsent that kept no fingerprint: its names and labels are compared, then kept
-        changed = (then.get("names"), then.get("labels")) != (extra.names,
-                                                               extra.labels.tolist())
-        if not changed:
-            run.write_json(EXTRA_RECORD, record)
-    if changed:
-        old = then.get("fingerprint") or {"n_images": then.get("n"),
-                                          "n_positive": then.get("n_positive")}
-        raise data_changed(cfg.data, f"{run.path} started", old, now, file,
-                           "pass --overwrite to start again")
+        fingerprint = then["fingerprint"]
+        # one without the fingerprint's keys would end in a KeyError when reported as changed
+        if not (isinstance(fingerprint, dict)
+                and fingerprint.keys() >= {"n_images", "n_positive", "sha256"}):
+            raise VsentError(f"{file}: not the record of an extra training set; "
+                             f"{RECORD_REMEDY}")
+        error = changed_data(fingerprint, extra, data, f"{run.path} started", file, remedy)
+        if error is not None:
+            raise error
+    # a vsent that kept no fingerprint: its names and labels are compared, then kept
+    elif (then.get("names"), then.get("labels")) == (extra.names, extra.labels.tolist()):
+        run.write_json(EXTRA_RECORD, record)
+    else:
+        raise data_changed(data, f"{run.path} started", {"n_images": then.get("n"),
+                                                         "n_positive": then.get("n_positive")},
+                           extra.fingerprint(), file, remedy)
 
 
 def train_fold(cfg: RunConfig, model: nn.Module, images: np.ndarray, labels: np.ndarray,

@@ -675,20 +675,26 @@ def check_run_data(run: str | Path, config: Mapping[str, Any]) -> None:
         raise VsentError(f"{Path(run) / CONFIG}: its data {data} is not found{hint}")
 
 
+#: What to do with a run record that cannot be read (not to delete it: a run without its record
+#: cannot check what the record guards, and would record today's state as its own).
+RECORD_REMEDY = "restore it from a copy of the run, or pass --overwrite to start again"
+
+
 def read_record(file: Path, what: str, keys: Collection[str] = ()) -> dict[str, Any]:
     """The JSON object a run recorded in ``file`` to compare on resume (:data:`DATA_RECORD`,
     :data:`INIT_RECORD`, :data:`EXTRA_RECORD`); VsentError, one line naming ``file``, when it
     cannot be read (an OSError too: a folder of that name, no permission), is no JSON object
-    or lacks one of ``keys`` ("not the record of <what>")."""
+    or lacks one of ``keys`` ("not the record of <what>"), with :data:`RECORD_REMEDY`."""
+    remedy = RECORD_REMEDY
     try:
         then = json.loads(file.read_text())
     except OSError as e:
-        raise VsentError(f"{file}: not readable ({one_line(e)})") from None
+        raise VsentError(f"{file}: not readable ({one_line(e)}); {remedy}") from None
     except ValueError as e:  # bad JSON, or bytes that are not text
-        raise VsentError(f"{file}: not readable JSON ({one_line(e)})") from None
+        raise VsentError(f"{file}: not readable JSON ({one_line(e)}); {remedy}") from None
     if not isinstance(then, dict) or not then.keys() >= set(keys):
         detail = f" (keys {', '.join(keys)})" if keys else ""
-        raise VsentError(f"{file}: not the record of {what}{detail}")
+        raise VsentError(f"{file}: not the record of {what}{detail}; {remedy}")
     return then
 
 
@@ -698,11 +704,22 @@ def check_data_record(file: Path, dataset: Dataset, data: str, since: str, remed
     be of other data). Nothing to compare when ``file`` is absent (older runs)."""
     if not file.exists():  # (a folder there: read_record says so)
         return
+    then = read_record(file, "a dataset", ("n_images", "n_positive", "sha256"))
+    error = changed_data(then, dataset, data, since, file, remedy)
+    if error is not None:
+        raise error
+
+
+def changed_data(then: Mapping[str, Any], dataset: Dataset, data: str, since: str, file: Path,
+                 remedy: str) -> VsentError | None:
+    """The error (:func:`data_changed`) for ``dataset`` when it is not the data that the record
+    ``then`` (:func:`data_record`, or a fingerprint alone) describes, naming the images that
+    changed when ``then`` has their digests; None when it is the same data."""
     now = dataset.fingerprint()
-    then = read_record(file, "a dataset", now.keys())
-    if any(then[key] != now[key] for key in now):  # not then != now: ITEM_DIGESTS is no data
-        raise data_changed(data, since, then, now, file, remedy,
-                           changed=_changed_items(then, dataset))
+    if all(then.get(key) == now[key] for key in now):  # not then != now: ITEM_DIGESTS is no data
+        return None
+    return data_changed(data, since, then, now, file, remedy,
+                        changed=_changed_items(then, dataset))
 
 
 def data_record(dataset: Dataset) -> dict[str, Any]:
