@@ -392,6 +392,26 @@ def test_a_resume_with_another_number_of_processes_is_recorded(tmp_path, monkeyp
     assert resumed[0]["changed"] == {"processes": 1}
 
 
+def test_run_log_ends_with_what_stopped_the_session(tmp_path, capsys):
+    """run.log went from an epoch to the next session's first line with no word of why: its
+    last line now says it (a user error, an interrupt, a crash), and only run.log does (the
+    console has the CLI's own line)."""
+    from vsent.runs import RunDir
+
+    for exc, line in ((VsentError("data changed"), "ERROR stopped: data changed"),
+                      (KeyboardInterrupt(), "WARNING interrupted: the run is kept for --resume"),
+                      (RuntimeError("CUDA out of memory"),
+                       "ERROR stopped by RuntimeError: CUDA out of memory")):
+        out = tmp_path / type(exc).__name__
+        with pytest.raises(type(exc)), RunDir(out):
+            raise exc
+        assert (out / "run.log").read_text().splitlines()[-1].endswith(line)
+    assert "data changed" not in capsys.readouterr().err
+    with RunDir(tmp_path / "fine"):
+        pass
+    assert (tmp_path / "fine" / "run.log").read_text() == ""
+
+
 def test_the_git_commit_is_vsents_own_or_none(tmp_path, monkeypatch):
     import vsent.runs as runs
 

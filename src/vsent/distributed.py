@@ -231,7 +231,7 @@ class FollowerRunDir(RunDir):
         self.status = status
         self.config = config
 
-    def close(self) -> None:
+    def close(self, stopped_by: BaseException | None = None) -> None:
         pass
 
     def write_json(self, name: str, obj: Any) -> Path:

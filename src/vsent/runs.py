@@ -221,10 +221,24 @@ class RunDir:
     def __enter__(self) -> RunDir:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self.close(exc)
 
-    def close(self) -> None:
+    def close(self, stopped_by: BaseException | None = None) -> None:
+        """Stop logging to ``run.log``. ``stopped_by``: the exception that ends the session,
+        said on run.log's last line (the console has it from the CLI; run.log went from an
+        epoch to the next session's first line with no word of why)."""
+        if stopped_by is not None:
+            if isinstance(stopped_by, KeyboardInterrupt):
+                level, text = logging.WARNING, "interrupted: the run is kept for --resume"
+            elif isinstance(stopped_by, VsentError):
+                level, text = logging.ERROR, f"stopped: {stopped_by}"
+            else:
+                level, text = logging.ERROR, (f"stopped by {type(stopped_by).__name__}: "
+                                              f"{one_line(stopped_by)}")
+            self._handler.emit(logging.makeLogRecord(
+                {"name": "vsent", "levelno": level, "levelname": logging.getLevelName(level),
+                 "msg": text}))
         logging.getLogger("vsent").removeHandler(self._handler)
         self._handler.close()
 

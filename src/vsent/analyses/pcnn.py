@@ -236,12 +236,10 @@ def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False
                          f"{proto.info.num_outputs} outputs")
     run = open_run_dir(out, {"command": "pcnn", **cfg.to_dict()}, resume=resume,
                        overwrite=overwrite, done=SUMMARY)
-    try:
+    with run:
         if run.status == "finished":
             return run.read_json(SUMMARY)
         return _progressive(cfg, run, proto, progress)
-    finally:
-        run.close()
 
 
 def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
@@ -650,7 +648,7 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     check_other_data(ckpt, meta, cfg.data)
     run = open_run_dir(out, {"command": "pcnn-transfer", **cfg.to_dict(), "model": str(ckpt)},
                        resume=resume, overwrite=overwrite, done="transfer.json")
-    try:
+    with run:
         if run.status == "finished":
             return run.read_json("transfer.json")
         timer = Timer()
@@ -679,8 +677,6 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
         run.write_csv("transfer.csv", rows, list(rows[0]))
         run.write_text("transfer.md", transfer_markdown(table))
         return table
-    finally:
-        run.close()
 
 
 def transfer_row(subset: str, summary: Mapping[str, Any], reference: str = "pcnn") -> dict:

@@ -736,7 +736,7 @@ def evaluate_regions(
     # scoring settings (the per-fold regions.npz are reused); --overwrite starts again
     rd = open_run_dir(out, config, resume=resume, overwrite=overwrite, done=None,
                       compare=_SCORING_KEYS)
-    try:
+    with rd:
         log.info("regions: %s (%s, %s), %s, edge detector %s, N=%d K=%d",
                  run.path, run.config.model, run.dataset.title,
                  f"{len(run.folds)} folds" if len(folds) == len(run.folds)
@@ -780,8 +780,6 @@ def evaluate_regions(
         log.info("regions: global %.3f, AR late fusion (K=%d) %.3f +- %.3f  [%s]",
                  table["global"]["accuracy"]["mean"], cfg.k, ar["mean"], ar["std"], rd.path)
         return table
-    finally:
-        rd.close()
 
 
 def scored_with_current_models(run_dir: str | Path, out: str | Path) -> bool:
