@@ -411,12 +411,17 @@ def _resume_refused_until_the_label_is_restored(data, out, argv, record, capsys)
     gt = data / "ground_truth" / "twitter_five_agrees.txt"
     lines = gt.read_text().splitlines(keepends=True)
     name, label = lines[0].split()
+    # the interrupted session's run.log says so (it went on to the next session's first line)
+    last = (out / "run.log").read_text().splitlines()[-1]
+    assert last.endswith(" WARNING interrupted: the run is kept for --resume"), last
     gt.write_text("".join([f"{name} {1 - int(label)}\n", *lines[1:]]))
     capsys.readouterr()
     assert main([*argv, "--resume"]) == 2
     err = capsys.readouterr().err
     assert f"{data}: its images or labels changed since {out} started (36 images, " \
            f"{record['n_positive']} positive then; 36 images, " in err and "Traceback" not in err
+    last = (out / "run.log").read_text().splitlines()[-1]
+    assert f" ERROR stopped: {data}: its images or labels changed since " in last, last
     gt.write_text("".join(lines))  # restored: the run continues
     assert main([*argv, "--resume"]) == 0
 
@@ -544,6 +549,27 @@ def test_finetune_fold_resumes_on_the_split_it_started_with(tmp_path, monkeypatc
     assert main([*argv, "--resume"]) == 0
     assert (out / "folds.json").read_text() == stored
     assert a.split()[0] in tested and b.split()[0] not in tested
+
+
+def test_an_lr_given_equal_to_the_presets_is_the_same_recipe(tmp_path, monkeypatch, capsys):
+    """`--lr 0.002` beside `--preset quick` (whose lr that is) records preset None: the run
+    was refused as one "made with other preset" by the same command without --lr, and the
+    other way round with --resume. The lr is compared (train.lr), the preset's name not."""
+    from conftest import build_twitter_like
+
+    data = build_twitter_like(tmp_path / "tw")
+    out = tmp_path / "ft"
+    assert PRESETS["quick"]["train"].lr == 0.002
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 1)
+        assert main(_ft_argv(data, out, "--lr", "0.002")) == 130
+    assert json.loads((out / "config.json").read_text())["preset"] is None
+    capsys.readouterr()
+    assert main([*_ft_argv(data, out), "--resume"]) == 0, capsys.readouterr().err
+    assert main(_ft_argv(data, out)) == 0  # finished: its metrics, not "other preset"
+    assert main(["finetune", "--resume", "--out", str(out), "--lr", "0.002"]) == 0
+    assert main(_ft_argv(data, out, "--lr", "0.003")) == 2  # another lr is another recipe
+    assert "other train.lr (train.lr: stored 0.002, now 0.003" in capsys.readouterr().err
 
 
 def test_an_init_file_is_recorded_absolute_and_the_run_resumes_from_anywhere(

@@ -388,6 +388,10 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
 
+#: RunConfig keys a crossval/finetune run directory does not compare: ``preset`` is None when
+#: ``--lr`` was given, and the lr it stands for (``train.lr``) is compared: ``--lr 0.002``
+#: beside ``--preset quick`` (whose lr it is) is the same recipe.
+NOT_COMPARED = ("preset",)
 #: RunConfig fields written to config.json only when they differ from their default.
 OMITTED_AT_DEFAULT = ("extra_train", "extra_schedule", "progressive_scope", "finetune", "fusion",
                       "train_mode", "head", "zero_shot", "prompts")

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from vsent import distributed
-from vsent.config import RunConfig, TrainConfig
+from vsent.config import NOT_COMPARED, RunConfig, TrainConfig
 from vsent.data.cache import image_cache
 from vsent.data.datasets import Dataset, load_dataset
 from vsent.data.extra import JointSet, extra_train_set, progressive_filter, with_extra
@@ -133,8 +133,8 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
         from vsent.analyses.fused_model import check_saved_blocks
 
         check_saved_blocks(cfg.fusion)
-    check_run_dir(out, _run_record(command, cfg, fold), resume=resume,
-                  overwrite=overwrite, done=SUMMARY if command == "crossval" else "metrics.json")
+    check_run_dir(out, _run_record(command, cfg, fold), resume=resume, overwrite=overwrite,
+                  done=SUMMARY if command == "crossval" else "metrics.json", ignore=NOT_COMPARED)
 
 
 def _check_init_exists(cfg: RunConfig) -> None:
@@ -176,14 +176,12 @@ def crossval(
     cfg, proto = prepare(cfg)
     # DDP: rank 0 opens and writes the run directory, the other ranks get a read-only view
     run = distributed.open_run_dir(out, _run_record("crossval", cfg), resume=resume,
-                                   overwrite=overwrite, done=SUMMARY)
-    try:
+                                   overwrite=overwrite, done=SUMMARY, ignore=NOT_COMPARED)
+    with run:
         if run.status == "finished":
             log.info("%s: finished run, summary not recomputed", run.path)
             return run.read_json(SUMMARY)
         return _crossval(cfg, run, proto, progress)
-    finally:
-        run.close()
 
 
 def _check_same_data(cfg: RunConfig, run: RunDir, dataset) -> None:
@@ -622,8 +620,9 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
         check_saved_blocks(cfg.fusion)
     out = Path(out)
     run = distributed.open_run_dir(out, _run_record("finetune", cfg, fold), resume=resume,
-                                   overwrite=overwrite, done="metrics.json")
-    try:
+                                   overwrite=overwrite, done="metrics.json",
+                                   ignore=NOT_COMPARED)
+    with run:
         if run.status == "finished":
             return run.read_json("metrics.json")
         dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
@@ -673,5 +672,3 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
         # only now: interrupted during the evaluation, a resume finds its epochs trained
         (out / TRAIN_STATE).unlink(missing_ok=True)
         return distributed.broadcast_object(result)  # DDP: the other ranks wait for it
-    finally:
-        run.close()

@@ -239,7 +239,7 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     ImageNet weights, are loaded).
     """
     from vsent.cli import build_parser
-    from vsent.config import RunConfig
+    from vsent.config import NOT_COMPARED, RunConfig
     from vsent.errors import VsentError
     from vsent.runs import CONFIG, RUN_OPTIONS, config_diff, stored_config
 
@@ -247,8 +247,8 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     if not args.resume:
         return cfg, None
     bare = config_from_args(build_parser().parse_args([args.command, "--out", args.out]))
-    given = [d.split(":")[0] for d in config_diff(bare.to_dict(), cfg.to_dict(),
-                                                  ignore=RUN_OPTIONS | {"data"})]
+    given = [d.split(":")[0] for d in config_diff(
+        bare.to_dict(), cfg.to_dict(), ignore=RUN_OPTIONS | {"data", *NOT_COMPARED})]
     if not (Path(args.out) / CONFIG).is_file():
         # a misspelt --out with --resume alone would start the default recipe (hours of
         # CaffeNet); one typed as the default (--preset campos2015) is a recipe given
