@@ -218,12 +218,19 @@ def test_every_training_option_has_help_and_names_its_choices():
     actions = {a.dest: a for a in _subparsers()["finetune"]._actions}
     for name in ("epochs", "batch_size", "lr", "momentum", "weight_decay", "optimizer",
                  "schedule", "lr_step", "lr_gamma", "head_lr_mult", "bias_lr_mult",
-                 "label_smoothing", "augment", "ema", "mix"):
+                 "label_smoothing", "augment", "ema", "mix", "momentum_form"):
         assert actions[name].help.endswith("(default: the preset's)"), name
         # one default: "--mix ... none (default) ... (default: the preset's)" said two
         assert actions[name].help.count("default") == 1, name
     assert all(o in actions["optimizer"].help for o in OPTIMIZERS)
     assert all(s in actions["schedule"].help for s in SCHEDULES)
+    # pcnn-transfer has no --preset: its help gives its recipe's values
+    from vsent.presets import TRANSFER_TRAIN
+
+    transfer = {a.dest: a for a in _subparsers()["pcnn-transfer"]._actions}
+    assert transfer["epochs"].help.endswith(f"(default: {TRANSFER_TRAIN.epochs})")
+    assert transfer["momentum_form"].help.endswith("(default: caffe)")
+    assert not any("preset" in (a.help or "") for a in transfer.values())
 
 
 @pytest.mark.parametrize("command", ["crossval", "layers", "pcnn", "baselines", "regions"])

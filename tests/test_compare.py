@@ -142,7 +142,8 @@ def test_cli_prints_the_comparison_and_writes_json(tmp_path, capsys):
     a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
     b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
     assert main(["compare", str(a), str(b), "--json", str(tmp_path / "c.json")]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert err.endswith(f"wrote {tmp_path / 'c.json'}\n")  # as export and card say theirs
     assert "B - A: +0.200; right only in A: 2 images, only in B: 4; exact McNemar p = 0.688" in out
     assert "per fold (B - A): -0.400 +0.800; mean +0.200 +- 0.600" in out
     assert json.loads((tmp_path / "c.json").read_text())["b_only"] == 4

@@ -248,12 +248,14 @@ TRAIN_HELP = {
 }
 
 
-def add_train_args(g: argparse._ArgumentGroup) -> None:
+def add_train_args(g: argparse._ArgumentGroup, defaults: Any = None) -> None:
     """--epochs, --batch-size, --lr, ... (every :data:`TRAIN_OPTIONS` field, default None:
-    the preset's value)."""
+    the preset's value; ``defaults``: the TrainConfig of a command without --preset, whose
+    values the help gives)."""
     for name, typ in TRAIN_OPTIONS.items():
+        default = "the preset's" if defaults is None else getattr(defaults, name)
         g.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None,
-                       help=f"{TRAIN_HELP[name]} (default: the preset's)")
+                       help=f"{TRAIN_HELP[name]} (default: {default})")
 
 
 def train_overrides(args: argparse.Namespace) -> dict:

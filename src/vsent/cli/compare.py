@@ -7,6 +7,7 @@ the images only one run gets right, exact McNemar test, per-fold differences, Ho
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -69,6 +70,7 @@ def run_compare(args: argparse.Namespace) -> int:
             atomic_write_text(args.json, json.dumps(res, indent=2) + "\n")
         except OSError as e:
             raise VsentError(f"{args.json}: cannot write ({e.strerror})") from None
+        print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
 

@@ -30,8 +30,9 @@ from vsent.presets import CROSSVAL as PRESETS
 def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
     add_data_args(p)
     add_run_args(p, default_out, resume_help="continue the unfinished run in --out (finished "
-                 "folds/epochs are kept): alone (or with --device, --data), with the config "
-                 "stored there; with recipe options, they must be the stored ones")
+                 "folds/epochs are kept): alone (or with --device, or --data naming the same "
+                 "folder from another directory), with the config stored there; with recipe "
+                 "options, they must be the stored ones")
     g = p.add_argument_group("model and recipe (defaults come from --preset)")
     g.add_argument("--preset", choices=sorted(PRESETS), default="campos2015",
                    help="campos2015: the paper's recipe (CaffeNet from ImageNet, 65 epochs SGD); "

@@ -20,6 +20,7 @@ from vsent.cli.common import (
 )
 from vsent.presets import PCNN as PRESETS
 from vsent.presets import TRANSFER_REFERENCES as REFERENCES
+from vsent.presets import TRANSFER_TRAIN
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -77,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip unreadable images and bad label lines (reported)")
     add_run_args(p, "runs/pcnn-transfer")
     g = p.add_argument_group("recipe (default: SGD, lr 1e-4, 30 epochs, /10 every 10)")
-    add_train_args(g)
+    add_train_args(g, TRANSFER_TRAIN)
     g.add_argument("--oversample", action="store_true",
                    help="lead the table with 10-crop scores (both are always computed)")
     g.add_argument("--reference", choices=REFERENCES, default="pcnn",
@@ -116,7 +117,6 @@ def transfer_config_from_args(args: argparse.Namespace) -> Any:
     """The :class:`vsent.analyses.pcnn.TransferConfig` the options describe."""
     from vsent.analyses.pcnn import TransferConfig
     from vsent.data.folds import check_folds_spec
-    from vsent.presets import TRANSFER_TRAIN
 
     check_folds_spec(args.folds)  # a typo named before any run directory is opened
     train = TRANSFER_TRAIN.replace(**train_overrides(args), seed=args.seed, device=args.device)
