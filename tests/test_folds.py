@@ -269,6 +269,16 @@ def test_json_leaving_images_out_of_every_test_fold_says_so(twitter_like, tmp_pa
     assert f"1 of {len(ds)} images are in no test fold (e.g. {dropped})" in caplog.text
 
 
+def test_campos_folds_say_the_images_they_leave_out_in_every_session(twitter_like, caplog):
+    """Only a resumed run (its folds.json) said so, which read as if the data had changed."""
+    ds = load_dataset(twitter_like, validate=False)
+    with caplog.at_level(logging.INFO, logger="vsent"):
+        folds = make_folds(ds, "campos")
+    left = len(ds) - sum(len(f.test) for f in folds)
+    assert left > 0  # (build_twitter_like leaves each subset's last image out, as the paper)
+    assert f"campos: {left} of {len(ds)} images are in no test fold (e.g. " in caplog.text
+
+
 def test_json_overlap_and_missing_file(twitter_like, tmp_path):
     ds = load_dataset(twitter_like, validate=False)
     path = tmp_path / "folds.json"
