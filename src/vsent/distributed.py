@@ -567,6 +567,7 @@ def torchrun_main(args: Sequence[str]) -> int:
     The one line holds for single-node launches (``--nproc N``: torchrun stops the other
     ranks at once); see :func:`user_errors_from_rank0` for what other launches print.
     """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
@@ -580,6 +581,8 @@ def torchrun_main(args: Sequence[str]) -> int:
         if first.exitcode == EXIT_USER_ERROR:
             return EXIT_USER_ERROR
         raise
+    except SignalException as e:  # stopped the ranks on Ctrl-C / SIGTERM: the launcher says
+        return 128 + int(e.sigval)  # so in one line (this was a page of traceback before it)
     finally:
         quiet.release()  # (held lines of a stop that was not for a user error: Ctrl-C)
     return 0
