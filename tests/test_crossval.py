@@ -422,6 +422,9 @@ def _resume_refused_until_the_label_is_restored(data, out, argv, record, capsys)
            f"{record['n_positive']} positive then; 36 images, " in err and "Traceback" not in err
     last = (out / "run.log").read_text().splitlines()[-1]
     assert f" ERROR stopped: {data}: its images or labels changed since " in last, last
+    # and versions.json's entry of that session says it did no work, not as if it ran
+    session = json.loads((out / "versions.json").read_text())["resumed"][-1]
+    assert session["stopped"].startswith(f"stopped: {data}: its images or labels changed")
     gt.write_text("".join(lines))  # restored: the run continues
     assert main([*argv, "--resume"]) == 0
 

@@ -37,6 +37,7 @@ the orchestration layer: see :data:`CONFIG`, :data:`SUMMARY`, :func:`fold_dir`,
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -227,7 +228,9 @@ class RunDir:
     def close(self, stopped_by: BaseException | None = None) -> None:
         """Stop logging to ``run.log``. ``stopped_by``: the exception that ends the session,
         said on run.log's last line (the console has it from the CLI; run.log went from an
-        epoch to the next session's first line with no word of why)."""
+        epoch to the next session's first line with no word of why) and, for a resumed
+        session, as ``stopped`` in its ``versions.json`` entry (a resume refused before any
+        work read as a session that ran)."""
         if stopped_by is not None:
             if isinstance(stopped_by, KeyboardInterrupt):
                 level, text = logging.WARNING, "interrupted: the run is kept for --resume"
@@ -239,8 +242,20 @@ class RunDir:
             self._handler.emit(logging.makeLogRecord(
                 {"name": "vsent", "levelno": level, "levelname": logging.getLevelName(level),
                  "msg": text}))
+            if self.status == "resumed":
+                self._mark_session(text)
         logging.getLogger("vsent").removeHandler(self._handler)
         self._handler.close()
+
+    def _mark_session(self, text: str) -> None:
+        """``stopped``: ``text`` in this session's (the last) ``resumed`` entry of
+        versions.json. Best effort: the exception that ends the session is the one to report."""
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, KeyError,
+                                 IndexError, VsentError):
+            stored = json.loads((self.path / "versions.json").read_text())
+            sessions = stored["resumed"]
+            sessions[-1] = {**sessions[-1], "stopped": text}
+            self.write_json("versions.json", stored)
 
     def write_json(self, name: str, obj: Any) -> Path:
         """Write ``obj`` as indented JSON atomically (a crash never leaves half a file)."""
