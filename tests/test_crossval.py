@@ -554,6 +554,46 @@ def test_finetune_fold_resumes_on_the_split_it_started_with(tmp_path, monkeypatc
     assert a.split()[0] in tested and b.split()[0] not in tested
 
 
+def test_an_sgd_run_made_before_momentum_form_reopens_and_resumes_in_its_form(
+        tmp_path, monkeypatch, capsys):
+    """Its config.json has no momentum_form (torch's form, as --momentum-form torch writes
+    it): the same command, whose default is now Caffe's form, was refused as a run "made
+    with other train.momentum_form" (finished or not). It resumes, in torch's form."""
+    import vsent.train as train
+    from conftest import build_twitter_like
+
+    data = build_twitter_like(tmp_path / "tw")
+    out = tmp_path / "ft"
+    argv = _ft_argv(data, out, "--optimizer", "sgd", "--lr", "0.01")
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 1)
+        assert main([*argv, "--momentum-form", "torch"]) == 130
+    assert "momentum_form" not in json.loads((out / "config.json").read_text())["train"]
+    used = []
+    real = train.make_optimizer
+    monkeypatch.setattr(train, "make_optimizer", lambda m, c: used.append(c.momentum_form)
+                        or real(m, c))
+    capsys.readouterr()
+    assert main(argv) == 2  # (unfinished: --resume continues it)
+    assert "--resume" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 0
+    assert used == ["torch"]
+    assert main(argv) == 0  # finished: its metrics
+    assert "momentum_form" not in json.loads((out / "config.json").read_text())["train"]
+    # from Python (as pcnn, pcnn-transfer and reproduce resume: with the caller's config)
+    cv_out = tmp_path / "cv"
+    sgd = _cfg(data).train.replace(optimizer="sgd", lr=0.01, epochs=1)
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 2)
+        with pytest.raises(KeyboardInterrupt):
+            crossval(_cfg(data).replace(train=sgd.replace(momentum_form="torch")), cv_out,
+                     progress=False)
+    used.clear()
+    crossval(_cfg(data).replace(train=sgd), cv_out, resume=True, progress=False)
+    assert set(used) == {"torch"} and len(used) == 3  # folds 3..5, as folds 1-2 trained
+    assert "trains on in torch's momentum form, as it started" in (cv_out / "run.log").read_text()
+
+
 def test_an_lr_given_equal_to_the_presets_is_the_same_recipe(tmp_path, monkeypatch, capsys):
     """`--lr 0.002` beside `--preset quick` (whose lr that is) records preset None: the run
     was refused as one "made with other preset" by the same command without --lr, and the
@@ -573,6 +613,18 @@ def test_an_lr_given_equal_to_the_presets_is_the_same_recipe(tmp_path, monkeypat
     assert main(["finetune", "--resume", "--out", str(out), "--lr", "0.002"]) == 0
     assert main(_ft_argv(data, out, "--lr", "0.003")) == 2  # another lr is another recipe
     assert "other train.lr (train.lr: stored 0.002, now 0.003" in capsys.readouterr().err
+    # a preset name against another still counts: --preset quick on a strong run (whose
+    # only other field, fusion, is quick's default and so not "given") is refused
+    strong = tmp_path / "strong"
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 1)
+        assert main(["finetune", "--data", str(data), "--out", str(strong), "--preset",
+                     "strong", "--epochs", "2", "--batch-size", "8", "--device", "cpu",
+                     "--no-progress"]) == 130
+    capsys.readouterr()
+    assert main(["finetune", "--resume", "--out", str(strong), "--preset", "quick",
+                 "--epochs", "2", "--batch-size", "8"]) == 2
+    assert "other preset (preset: stored 'strong', now 'quick')" in capsys.readouterr().err
 
 
 def test_an_init_file_is_recorded_absolute_and_the_run_resumes_from_anywhere(
@@ -603,6 +655,12 @@ def test_an_init_file_is_recorded_absolute_and_the_run_resumes_from_anywhere(
     monkeypatch.chdir(tmp_path / "w")
     assert config_diff({"init": "init.pt"}, {"init": init}) == []
     assert config_diff({"init": "init.pt"}, {"init": "imagenet"}) != []
+    assert config_diff({"init": "openai=init.pt"}, {"init": f"openai={init}"}) == []
+    assert config_diff({"init": "openai=init.pt"}, {"init": f"laion={init}"}) != []
+    record = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**record, "init": "init.pt"}))
+    assert main(["finetune", "--resume", "--out", str(out), "--init", "init.pt",
+                 "--no-progress"]) == 0, capsys.readouterr().err  # (compared with !=)
 
 
 @pytest.mark.parametrize("command", ["crossval", "finetune"])

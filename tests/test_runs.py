@@ -412,6 +412,27 @@ def test_run_log_ends_with_what_stopped_the_session(tmp_path, capsys):
     assert (tmp_path / "fine" / "run.log").read_text() == ""
 
 
+def test_a_resume_refused_while_opening_leaves_no_log_handler(tmp_path):
+    """open_run_dir failed after making the RunDir (versions.json could not be rewritten):
+    the caller got no RunDir to close, and its run.log took every later message."""
+    import logging
+
+    from vsent.runs import open_run_dir
+
+    out = tmp_path / "run"
+    with open_run_dir(out, {"command": "x", "a": 1}, done="done.json") as rd:
+        rd.write_json("part.json", {})  # a result: the run resumes
+    (out / "versions.json").unlink()
+    (out / "versions.json").mkdir()
+    with pytest.raises(VsentError, match="versions.json: cannot be written"):
+        open_run_dir(out, {"command": "x", "a": 1}, resume=True, done="done.json")
+    logging.getLogger("vsent").warning("a later message of this process")
+    assert not [h for h in logging.getLogger("vsent").handlers
+                if isinstance(h, logging.FileHandler)]
+    assert "a later message" not in (out / "run.log").read_text()
+    assert "ERROR stopped: " in (out / "run.log").read_text().splitlines()[-1]
+
+
 def test_the_git_commit_is_vsents_own_or_none(tmp_path, monkeypatch):
     import vsent.runs as runs
 

@@ -223,7 +223,7 @@ def test_a_state_trained_by_other_processes_resumes_with_a_warning(tmp_path, mon
     torch.save({**saved, "world_size": 2}, state)  # as a --nproc 2 run leaves it
     with caplog.at_level("WARNING", logger="vsent"):
         fit(Tiny(), images, labels, cfg, state_path=state, progress=False, desc="fold 3")
-    assert ("fold 3: its first 1 epochs were trained by 2 processes, the rest by 1" in
+    assert ("fold 3: resumed by 1 processes after epoch 1, which a session of 2 trained" in
             caplog.text) and "resume with --nproc 2" in caplog.text
     caplog.clear()
     torch.save({k: v for k, v in saved.items() if k != "world_size"}, state)  # older vsent

@@ -11,6 +11,7 @@ when a stored config is compared with a new one (:data:`vsent.runs.RUN_OPTIONS`)
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import numbers
 from collections.abc import Mapping
@@ -53,6 +54,10 @@ MOMENTUM_FORMS = ("caffe", "torch")
 #: The form a config.json of an SGD run without ``momentum_form`` trained with (vsent before
 #: the field: torch.optim.SGD).
 LEGACY_MOMENTUM_FORM = "torch"
+#: Config keys a config.json written before them lacks, whose value the stored config decides
+#: (:func:`with_stored_momentum_form`): their absence there is no difference from a command's
+#: config (:func:`vsent.runs.config_diff`), so such a run is reopened or resumed as it was made.
+STORED_DECIDES = ("momentum_form",)
 SCHEDULES = ("step", "cosine", "constant")
 #: Training-time augmentation (``--augment``): Caffe's random crop + mirror, or torchvision's
 #: RandomResizedCrop (scale 0.35-1) + mirror + TrivialAugmentWide (see vsent.data.transforms).
@@ -238,6 +243,31 @@ def config_from_dict(cls: type, d: Mapping[str, Any], what: str, *,
         else:  # (a recorded one in the form it trained with; none recorded: the default)
             kwargs[name] = TrainConfig.from_dict(sub) if name in d else TrainConfig()
     return cls(**kwargs)
+
+
+def with_stored_momentum_form(cfg: Any, stored: Mapping[str, Any] | None) -> Any:
+    """``cfg`` (a config dataclass holding TrainConfigs: RunConfig, the pcnn configs) whose
+    TrainConfigs train in the momentum form that the run's ``stored`` config.json records for
+    them: a run made before ``momentum_form`` existed goes on in torch's form (its config.json
+    reads so, :meth:`TrainConfig.from_dict`), whatever the command's default; a new run's
+    record is the command's own config (no change)."""
+    if not stored:
+        return cfg
+    changes = {}
+    for f in dataclasses.fields(cfg):
+        train, record = getattr(cfg, f.name), stored.get(f.name)
+        if not (isinstance(train, TrainConfig) and isinstance(record, Mapping)):
+            continue
+        legacy = record.get("optimizer", "sgd") == "sgd"
+        form = record.get("momentum_form", LEGACY_MOMENTUM_FORM if legacy else None)
+        if form in MOMENTUM_FORMS and form != train.momentum_form:
+            changes[f.name] = train.replace(momentum_form=form)
+    if not changes:
+        return cfg
+    logging.getLogger("vsent").info(
+        "made before --momentum-form: %s trains on in torch's momentum form, as it started",
+        ", ".join(changes))
+    return dataclasses.replace(cfg, **changes)
 
 
 def zero_shot_train_error(fields: list[str]) -> VsentError:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from vsent import distributed
-from vsent.config import NOT_COMPARED, RunConfig, TrainConfig
+from vsent.config import NOT_COMPARED, RunConfig, TrainConfig, with_stored_momentum_form
 from vsent.data.cache import image_cache
 from vsent.data.datasets import Dataset, load_dataset
 from vsent.data.extra import JointSet, extra_train_set, progressive_filter, with_extra
@@ -177,6 +177,7 @@ def crossval(
     # DDP: rank 0 opens and writes the run directory, the other ranks get a read-only view
     run = distributed.open_run_dir(out, _run_record("crossval", cfg), resume=resume,
                                    overwrite=overwrite, done=SUMMARY, ignore=NOT_COMPARED)
+    cfg = with_stored_momentum_form(cfg, run.config)  # a run made before the option
     with run:
         if run.status == "finished":
             log.info("%s: finished run, summary not recomputed", run.path)
@@ -622,6 +623,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
     run = distributed.open_run_dir(out, _run_record("finetune", cfg, fold), resume=resume,
                                    overwrite=overwrite, done="metrics.json",
                                    ignore=NOT_COMPARED)
+    cfg = with_stored_momentum_form(cfg, run.config)  # a run made before the option
     with run:
         if run.status == "finished":
             return run.read_json("metrics.json")

@@ -55,7 +55,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vsent.config import omitted_defaults, record_dict
+from vsent.config import STORED_DECIDES, omitted_defaults, record_dict
 from vsent.errors import VsentError, one_line
 from vsent.files import atomic_open, atomic_write_text, file_sha256
 
@@ -231,27 +231,31 @@ class RunDir:
         epoch to the next session's first line with no word of why) and, for a resumed
         session, as ``stopped`` in its ``versions.json`` entry (a resume refused before any
         work read as a session that ran)."""
-        if stopped_by is not None:
-            if isinstance(stopped_by, KeyboardInterrupt):
-                level, text = logging.WARNING, "interrupted: the run is kept for --resume"
-            elif isinstance(stopped_by, VsentError):
-                level, text = logging.ERROR, f"stopped: {stopped_by}"
-            else:
-                level, text = logging.ERROR, (f"stopped by {type(stopped_by).__name__}: "
-                                              f"{one_line(stopped_by)}")
-            self._handler.emit(logging.makeLogRecord(
-                {"name": "vsent", "levelno": level, "levelname": logging.getLevelName(level),
-                 "msg": text}))
-            if self.status == "resumed":
-                self._mark_session(text)
-        logging.getLogger("vsent").removeHandler(self._handler)
-        self._handler.close()
+        try:
+            if stopped_by is not None:
+                self._say_stopped(stopped_by)
+        finally:  # (a second Ctrl-C meanwhile: the handler is removed all the same)
+            logging.getLogger("vsent").removeHandler(self._handler)
+            self._handler.close()
+
+    def _say_stopped(self, stopped_by: BaseException) -> None:
+        if isinstance(stopped_by, KeyboardInterrupt):
+            level, text = logging.WARNING, "interrupted: the run is kept for --resume"
+        elif isinstance(stopped_by, VsentError):
+            level, text = logging.ERROR, f"stopped: {stopped_by}"
+        else:
+            level, text = logging.ERROR, (f"stopped by {type(stopped_by).__name__}: "
+                                          f"{one_line(stopped_by)}")
+        self._handler.emit(logging.makeLogRecord(
+            {"name": "vsent", "levelno": level, "levelname": logging.getLevelName(level),
+             "msg": text}))
+        if self.status == "resumed":
+            self._mark_session(text)
 
     def _mark_session(self, text: str) -> None:
         """``stopped``: ``text`` in this session's (the last) ``resumed`` entry of
         versions.json. Best effort: the exception that ends the session is the one to report."""
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, KeyError,
-                                 IndexError, VsentError):
+        with contextlib.suppress(Exception):  # (the session's own error is the one to say)
             stored = json.loads((self.path / "versions.json").read_text())
             sessions = stored["resumed"]
             sessions[-1] = {**sessions[-1], "stopped": text}
@@ -377,13 +381,15 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
     keys whose last component is in ``ignore`` are not compared. Tuples and lists compare
     equal element-wise (JSON has no tuples). A key of :data:`vsent.config.OMITTED_AT_DEFAULT`
     that one side lacks and the other holds at its default is no difference (a config.json
-    of a version that wrote those keys at their default).
+    of a version that wrote those keys at their default), nor one of
+    :data:`vsent.config.STORED_DECIDES` that ``stored`` lacks (written before it existed).
     """
     stored, new = to_jsonable(stored), to_jsonable(new)
     if isinstance(stored, dict) and isinstance(new, dict):
         out: list[str] = []
         for key in sorted(set(stored) | set(new), key=str):
-            if key in ignore or _at_default_on_one_side(key, stored, new):
+            if key in ignore or _at_default_on_one_side(key, stored, new) or (
+                    key in STORED_DECIDES and key not in stored):
                 continue
             path = f"{prefix}.{key}" if prefix else str(key)
             if key not in stored:
@@ -395,11 +401,26 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
         return out
     if stored == new:
         return []
-    # (init: a weights file, recorded as typed before the CLI made it absolute)
-    if (prefix.rsplit(".", 1)[-1] in PATH_KEYS | {"init"} and isinstance(stored, str)
-            and isinstance(new, str) and Path(stored).resolve() == Path(new).resolve()):
+    key = prefix.rsplit(".", 1)[-1]
+    if isinstance(stored, str) and isinstance(new, str) and (
+            (key in PATH_KEYS and _same_file(stored, new))
+            or (key == "init" and _same_init(stored, new))):
         return []
     return [f"{prefix or 'config'}: stored {stored!r}, now {new!r}"]
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two spellings name one file or folder from here (relative, absolute, ``..``)."""
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def _same_init(a: str, b: str) -> bool:
+    """Whether two ``--init`` values name the same weights: a file, or ``TAG=FILE``'s FILE,
+    recorded as typed (relative) before the CLI recorded it absolute."""
+    if _same_file(a, b):
+        return True
+    (tag_a, _, file_a), (tag_b, _, file_b) = a.partition("="), b.partition("=")
+    return bool(file_a) and tag_a == tag_b and _same_file(file_a, file_b)
 
 
 def check_same_test_images(ref: str | Path, ref_images: Mapping[str, tuple[int, int]],
@@ -624,7 +645,11 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
     rd.status = action
     rd.config = stored
     if action == "resumed":
-        rd.record_resume()
+        try:
+            rd.record_resume()
+        except BaseException as e:  # (the caller gets no rd to close: its log handler would
+            rd.close(e)             # take every later message of this process)
+            raise
     log.info("%s: %s run, stored config", out, rd.status)
     return rd
 

@@ -287,11 +287,11 @@ def fit(
         log.info("%s: resumed after epoch %d of %d", desc, len(history), cfg.epochs)
         before = state.get("world_size")  # (a state of an older vsent does not say)
         if before is not None and before != dist.world_size():
-            log.warning("%s: its first %d epochs were trained by %d processes, the rest by %d: "
-                        "they train equivalently, not identically (on CPU each process "
-                        "normalises BatchNorm over its share of the batch; each draws its own "
-                        "dropout masks); resume with --nproc %d to go on as it started",
-                        desc, len(history), before, dist.world_size(), before)
+            log.warning("%s: resumed by %d processes after epoch %d, which a session of %d "
+                        "trained: they train equivalently, not identically (on CPU each "
+                        "process normalises BatchNorm over its share of the batch; each draws "
+                        "its own dropout masks); resume with --nproc %d to go on as that "
+                        "session did", desc, dist.world_size(), len(history), before, before)
 
     net = dist.wrap_model(model, device)  # DDP across processes; ``model`` in one process
     for epoch in range(len(history), cfg.epochs):

@@ -606,7 +606,7 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
                           resume_asked=False)
     timer = Timer()
     order: list[str] = []
-    try:
+    with rundir:
         for fold in folds:
             names = _probe_fold(cfg, run, fold, rundir, progress)
             order += [n for n in names if n not in order]
@@ -616,8 +616,6 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
         rundir.write_json("config.json", {"command": "layers", **cfg.to_dict()})
         log.info("layer analysis done in %.0f s [%s]", timer.elapsed, out)
         return summary
-    finally:
-        rundir.close()
 
 
 def _network_accuracy(run_path: Path) -> dict[str, float] | None:

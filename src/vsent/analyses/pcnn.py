@@ -56,7 +56,14 @@ import torch
 from torch import nn
 
 from vsent import papers
-from vsent.config import RunConfig, TrainConfig, check_seed, config_from_dict, record_dict
+from vsent.config import (
+    RunConfig,
+    TrainConfig,
+    check_seed,
+    config_from_dict,
+    record_dict,
+    with_stored_momentum_form,
+)
 from vsent.crossval import crossval
 from vsent.data.cache import image_cache
 from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
@@ -236,6 +243,7 @@ def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False
                          f"{proto.info.num_outputs} outputs")
     run = open_run_dir(out, {"command": "pcnn", **cfg.to_dict()}, resume=resume,
                        overwrite=overwrite, done=SUMMARY)
+    cfg = with_stored_momentum_form(cfg, run.config)  # a run made before the option
     with run:
         if run.status == "finished":
             return run.read_json(SUMMARY)
@@ -648,6 +656,7 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     check_other_data(ckpt, meta, cfg.data)
     run = open_run_dir(out, {"command": "pcnn-transfer", **cfg.to_dict(), "model": str(ckpt)},
                        resume=resume, overwrite=overwrite, done="transfer.json")
+    cfg = with_stored_momentum_form(cfg, run.config)  # a run made before the option
     with run:
         if run.status == "finished":
             return run.read_json("transfer.json")

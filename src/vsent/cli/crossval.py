@@ -248,8 +248,8 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     if not args.resume:
         return cfg, None
     bare = config_from_args(build_parser().parse_args([args.command, "--out", args.out]))
-    given = [d.split(":")[0] for d in config_diff(
-        bare.to_dict(), cfg.to_dict(), ignore=RUN_OPTIONS | {"data", *NOT_COMPARED})]
+    given = [d.split(":")[0] for d in config_diff(bare.to_dict(), cfg.to_dict(),
+                                                  ignore=RUN_OPTIONS | {"data"})]
     if not (Path(args.out) / CONFIG).is_file():
         # a misspelt --out with --resume alone would start the default recipe (hours of
         # CaffeNet); one typed as the default (--preset campos2015) is a recipe given
@@ -261,7 +261,11 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
         return cfg, None
     stored = stored_config(args.out)
     now = cfg.to_dict()
-    other = [key for key in given if _at(stored, key) != _at(now, key)]
+    # (config_diff: an --init file typed relative, stored absolute, is one file); a preset
+    # name is compared with a preset name only: --lr makes it None, and the lr is compared
+    other = [key for key in given
+             if config_diff(_at(stored, key), _at(now, key), key, ignore=frozenset())
+             and not (key in NOT_COMPARED and None in (_at(stored, key), _at(now, key)))]
     if other:
         diff = "; ".join(f"{k}: stored {_at(stored, k)!r}, now {_at(now, k)!r}" for k in other)
         raise VsentError(f"--resume: {args.out} was started with other {', '.join(other)} "

@@ -370,7 +370,7 @@ def reproduce(plan: Any, out: str | Path, *, resume: bool = False, overwrite: bo
     paper.check(plan)
     timer = Timer()
     rundir = open_reproduction(plan, out, resume=resume, overwrite=overwrite)
-    try:
+    with rundir:
         session = Session(out, rundir, progress, only)
         report = {"paper": paper.name, "title": paper.title, **paper.run(plan, session)}
         _provenance(session)
@@ -384,8 +384,6 @@ def reproduce(plan: Any, out: str | Path, *, resume: bool = False, overwrite: bo
         rundir.write_text("report.md", render.report_markdown(report))
         log.info("reproduction report: %s", out / "report.md")
         return report
-    finally:
-        rundir.close()
 
 
 def _provenance(s: Session) -> None:
