@@ -594,6 +594,29 @@ def test_an_sgd_run_made_before_momentum_form_reopens_and_resumes_in_its_form(
     assert "trains on in torch's momentum form, as it started" in (cv_out / "run.log").read_text()
 
 
+@pytest.mark.parametrize("command", ["crossval", "pcnn"])
+def test_a_file_name_that_is_not_utf8_goes_through_a_run(make_learnable, tmp_path, command):
+    """Written as its bytes (RunDir.write_csv), the name was read back as strict UTF-8: crossval
+    failed at the end of its fold, for good (the remedy it gave failed the same way), and
+    pcnn's removal.csv raised a UnicodeEncodeError traceback."""
+    import os
+
+    data = make_learnable(n_pos=10, n_neg=10)
+    odd = os.fsdecode(bytes(data / "positive") + b"/caf\xe9.jpg")
+    os.rename(data / "positive" / "positive_000.jpg", odd)
+    out = tmp_path / "run"
+    argv = [command, "--data", str(data), "--out", str(out), "--preset", "quick",
+            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--no-progress"]
+    if command == "crossval":
+        argv += ["--folds", "stratified"]
+        assert main(argv) == 0
+        rows = (out / "predictions.csv").read_bytes()
+    else:
+        assert main([*argv, "--finetune-epochs", "1"]) == 0
+        rows = (out / "removal.csv").read_bytes()
+    assert b"caf\xe9.jpg" in rows  # the name's own bytes
+
+
 def test_an_lr_given_equal_to_the_presets_is_the_same_recipe(tmp_path, monkeypatch, capsys):
     """`--lr 0.002` beside `--preset quick` (whose lr that is) records preset None: the run
     was refused as one "made with other preset" by the same command without --lr, and the

@@ -601,7 +601,8 @@ def _fit_late_fusion(cfg: RunConfig, dataset, train_idx: np.ndarray, progress: b
 
 
 def _read_rows(path: Path) -> list[dict]:
-    with path.open(newline="") as f:
+    # a file name that is not UTF-8 is in the file as its bytes (RunDir.write_csv)
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
         return list(csv.DictReader(f))
 
 

@@ -390,7 +390,8 @@ def write_removal(path: Path, names: Sequence[str], labels: np.ndarray, scores: 
     """
     s = np.asarray(scores, dtype=np.float64)
     p = removal_probability(s)
-    with atomic_open(path, "w", newline="") as f:  # a resumed run reads it back
+    # a resumed run reads it back; a file name that is not UTF-8 is written as its bytes
+    with atomic_open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         w = csv.writer(f)
         w.writerow(["name", "label", "s1", "s2", "diff", "p", "removed"])
         for i, name in enumerate(names):
@@ -422,7 +423,7 @@ def read_removal(path: Path, names: Sequence[str], labels: Sequence[int] | None 
     parsed = [("label", int), ("s1", _finite), ("s2", _finite), ("removed", _zero_or_one)]
     rows: list[tuple[int, dict[str, Any]]] = []
     try:
-        with path.open(newline="") as f:
+        with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
             reader = csv.DictReader(f)
             header = reader.fieldnames or ()
             missing = [c for c in ("name", *(c for c, _ in parsed)) if c not in header]

@@ -209,7 +209,7 @@ def _majority(predictions: Path) -> dict[str, Any] | None:
     """Accuracy of always answering "positive" on the same test folds (mean, std over folds)."""
     if not predictions.exists():
         return None
-    with predictions.open(newline="") as f:
+    with predictions.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
         rows = list(csv.DictReader(f))
     by_fold: dict[str, list[int]] = {}
     for r in rows:

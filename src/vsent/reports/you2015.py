@@ -285,7 +285,7 @@ def _selection_notes(out: Path, subsets: Sequence[str]) -> list[str]:
             continue
         shares, one_class = [], 0
         for file in files:
-            with file.open(newline="") as f:
+            with file.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
                 rows = list(csv.DictReader(f))
             kept_labels = {r["label"] for r in rows if r["removed"] == "0"}
             shares.append(sum(r["removed"] == "1" for r in rows) / max(len(rows), 1))
