@@ -144,8 +144,30 @@ def test_a_read_only_cache_is_one_line_naming_the_variable(ds, cdir, monkeypatch
     monkeypatch.setattr(np.lib.format, "open_memmap", read_only)
     monkeypatch.setattr(Path, "unlink", unlink)
     with pytest.raises(VsentError, match=r"cannot write the image cache \(Read-only file "
-                                         r"system\); set \$VSENT_CACHE to a writable folder"):
+                                         r"system; it takes [0-9.]+ MB in .*\); set "
+                                         r"\$VSENT_CACHE to a writable folder"):
         image_cache(ds, 16, cache_dir=cdir, progress=False)
+
+
+def test_a_full_disk_is_found_before_the_build_and_said(ds, cdir, monkeypatch):
+    """The cache is a memory-mapped sparse file: on a full disk, writing its rows killed the
+    process with SIGBUS (no message, a temporary file as large as the cache left behind). Its
+    blocks are now reserved first, and a full disk is one line naming the space needed."""
+    calls = []
+
+    def full(fd, offset, length):
+        calls.append((offset, length))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    size = 64
+    with pytest.raises(VsentError, match=r"cannot write the image cache \(No space left on "
+                                         r"device; it takes [0-9.]+ MB in ") as e:
+        image_cache(ds, size, cache_dir=cdir, progress=False)
+    header = calls[0][1] - len(ds) * size * size * 3
+    assert calls[0][0] == 0 and 0 < header <= 4096  # the whole file: header + every row
+    assert f"{len(ds) * size * size * 3 / 1e6:.1f} MB in {cdir}" in str(e.value)
+    assert not list(cdir.glob("*.tmp")) and not list(cdir.glob(".*.tmp"))
 
 
 def test_a_killed_builds_old_temporary_file_is_removed_by_the_next_build(ds, cdir):

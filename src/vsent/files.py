@@ -7,6 +7,7 @@ never a truncated one.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import uuid
@@ -47,6 +48,23 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def reserve_space(path: str | os.PathLike[str]) -> None:
+    """Allocate the disk blocks of ``path``'s whole length now. A ``.npy`` made by
+    ``np.lib.format.open_memmap`` is sparse: its blocks are taken as the rows are written
+    through the mapping, and on a full disk that page fault kills the process with SIGBUS
+    (no message, no clean-up, the partial file left behind). Reserved here, a full disk is an
+    OSError (ENOSPC) before any work. A file system that cannot allocate ahead (no
+    ``posix_fallocate``) is left as it was."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
 
 
 def check_replaceable(out: Path, option: str, kind: str, is_kind: Callable[[Path], bool]

@@ -86,7 +86,7 @@ from torch import nn
 
 from vsent.config import check_seed, config_from_dict
 from vsent.errors import VsentError
-from vsent.files import file_sha256
+from vsent.files import file_sha256, reserve_space
 from vsent.metrics import binary_metrics
 from vsent.papers import (
     CAMPOS2015_TABLE2,
@@ -460,8 +460,15 @@ def extract_features(
             flat, pooled = _reduce(act, model.info.pool_of(name), max_features)
             if name not in info:
                 path = out_dir / f"{name}.npy"
-                np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
-                                          shape=(len(rows), flat.shape[1]))
+                try:
+                    np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
+                                              shape=(len(rows), flat.shape[1]))
+                    reserve_space(path)  # a full disk: said here, not a SIGBUS later
+                except OSError as e:
+                    raise VsentError(
+                        f"{path}: cannot write the {name} features ({e.strerror or e}; "
+                        f"{4 * len(rows) * flat.shape[1] / 1e6:.1f} MB): make room, or probe "
+                        "fewer layers at a time (--layers, --delete-features)") from None
                 info[name] = {"path": str(path), "shape": list(shape), "dim": flat.shape[1],
                               "pooled": pooled}
             mm = np.load(info[name]["path"], mmap_mode="r+")

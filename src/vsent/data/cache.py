@@ -41,7 +41,7 @@ from vsent.data._common import default_workers, positive_int
 from vsent.data.datasets import Dataset
 from vsent.data.images import ImageSource, load_resized, stat_file
 from vsent.errors import ImageError, VsentError
-from vsent.files import NPZ_READ_ERRORS, expand_user
+from vsent.files import NPZ_READ_ERRORS, expand_user, reserve_space
 from vsent.progress import progress_bar
 
 __all__ = ["CACHE_ENV", "cache_dir_default", "cache_images", "cache_key", "content_key",
@@ -176,14 +176,16 @@ def image_cache(
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
         try:
+            reserve_space(tmp)  # a full disk: an OSError now, not a SIGBUS in the middle
             _fill(out, dataset.paths, size, workers, progress, desc=f"caching {n} images @{size}")
             out.flush()
         finally:
             del out
         os.replace(tmp, final)
     except OSError as e:
-        raise VsentError(f"{tmp}: cannot write the image cache ({e.strerror or e}); set "
-                         f"${CACHE_ENV} to a writable folder") from None
+        raise VsentError(f"{tmp}: cannot write the image cache ({e.strerror or e}; it takes "
+                         f"{n * size * size * 3 / 1e6:.1f} MB in {folder}); set ${CACHE_ENV} "
+                         "to a writable folder with room") from None
     finally:
         with contextlib.suppress(OSError):  # a read-only file system refuses even this
             tmp.unlink(missing_ok=True)
