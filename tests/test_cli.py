@@ -363,3 +363,18 @@ def test_a_folds_file_that_does_not_exist_is_refused_even_where_unused(twitter_l
 
     for spec in ("campos", "stratified", str(folds)):  # accepted; the file is read where used
         check_folds_spec(spec)
+
+
+def test_init_arg_makes_a_weights_file_absolute_as_the_registry_reads_it(tmp_path,
+                                                                          monkeypatch):
+    from vsent.cli.common import init_arg
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.pt").write_bytes(b"x")
+    assert init_arg("w.pt") == str(tmp_path / "w.pt")
+    assert init_arg("openai=w.pt") == f"openai={tmp_path / 'w.pt'}"
+    # an existing file whose name holds "=" is that file (split_tagged_init's rule)
+    (tmp_path / "openai=w.pt").write_bytes(b"y")
+    assert init_arg("openai=w.pt") == str(tmp_path / "openai=w.pt")
+    for word in ("random", "imagenet", "nothere.pt", "openai=nothere.pt"):
+        assert init_arg(word) == word

@@ -48,7 +48,8 @@ def init_arg(text: str) -> str:
     if text in ("random", "imagenet"):  # the words, even with a file of that name here
         return text
     tag, sep, rest = text.partition("=")
-    for prefix, name in ((tag + sep, rest), ("", text)) if sep else (("", text),):
+    # a file of that whole name first, as the model registry reads it (split_tagged_init)
+    for prefix, name in (("", text), (tag + sep, rest)) if sep else (("", text),):
         try:
             path = expand_user(name)
             if path.is_file():

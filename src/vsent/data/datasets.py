@@ -140,7 +140,8 @@ def describe(ds: Dataset) -> str:
     # an extra training set (vsent.data.extra) also leaves out copies of base images
     copies = sum(1 for _, why in ds.skipped if why.startswith("copy of"))
     if len(ds.skipped) > copies:
-        line += f", {len(ds.skipped) - copies} bad items skipped"
+        bad = len(ds.skipped) - copies
+        line += f", {bad} bad {'item' if bad == 1 else 'items'} skipped"
     if copies:
         line += f", {copies} copies of base images left out"
     return line
