@@ -265,8 +265,8 @@ def with_stored_momentum_form(cfg: Any, stored: Mapping[str, Any] | None) -> Any
     if not changes:
         return cfg
     logging.getLogger("vsent").info(
-        "made before --momentum-form: %s trains on in torch's momentum form, as it started",
-        ", ".join(changes))
+        "made before --momentum-form: %s trains on in the momentum form it started with (%s)",
+        ", ".join(changes), ", ".join(sorted({c.momentum_form for c in changes.values()})))
     return dataclasses.replace(cfg, **changes)
 
 
