@@ -188,6 +188,27 @@ def test_a_killed_builds_old_temporary_file_is_removed_by_the_next_build(ds, cdi
     assert final.is_file() and not abandoned.exists() and fresh.exists() and other.exists()
 
 
+def test_a_temporary_file_of_a_dead_writer_on_this_machine_is_removed_at_once(ds, cdir):
+    """A build killed (SIGKILL, the OOM killer) leaves a file as large as the cache: it waited
+    a day for the next build of that cache. One whose writer ran on this machine and is gone
+    is removed at once; a live writer's, or another machine's, is left to finish."""
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid: no process now
+    host = socket.gethostname()
+    final = cdir / f"images-{cache_key(ds.paths, SIZE)[:20]}-{len(ds)}x{SIZE}x{SIZE}x3.npy"
+    dead = cdir / f".{final.name}.{gone.pid}@{host}.0badc0de.tmp"
+    alive = cdir / f".{final.name}.{os.getpid()}@{host}.c0ffee00.tmp"
+    remote = cdir / f".{final.name}.{gone.pid}@elsewhere.example.0badc0de.tmp"
+    for f in (dead, alive, remote):
+        f.write_bytes(b"partial")
+    image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    assert final.is_file() and not dead.exists() and alive.exists() and remote.exists()
+
+
 # b"": a crash between os.replace and writeback can leave the file empty: np.load raises
 # EOFError, which must mean "rebuild", not a traceback on every later run (audit_data23 #4)
 @pytest.mark.parametrize("content", [b"garbage", b""], ids=["garbage", "empty"])

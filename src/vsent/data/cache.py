@@ -27,6 +27,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import socket
 import stat
 import time
 import uuid
@@ -171,7 +173,9 @@ def image_cache(
                          f"set ${CACHE_ENV} to a writable folder") from None
     # A unique temporary name: concurrent builders never write into the same file, and the
     # final name only ever appears complete (os.replace is atomic).
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    # (its writer's pid and host in its name: _remove_abandoned)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}@{socket.gethostname()}."
+                          f"{uuid.uuid4().hex[:8]}.tmp")
     _remove_abandoned(final)
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
@@ -199,16 +203,35 @@ ABANDONED_AFTER_S = 24 * 3600
 
 def _remove_abandoned(final: Path) -> None:
     """Delete the temporary files of ``final`` that a killed build left (SIGKILL skips the
-    clean-up; each is as large as the cache). Only old ones: another process may be building
-    the same cache now, maybe on another machine sharing the folder."""
-    now = time.time()
+    clean-up; each is as large as the cache): those of a writer on this machine that is no
+    longer running, and any a day old. Not the others: another process may be building the
+    same cache now, maybe on another machine sharing the folder."""
+    now, host = time.time(), socket.gethostname()
     for old in final.parent.glob(f".{final.name}.*.tmp"):
+        writer = _WRITER.search(old.name)
+        dead = (writer is not None and writer["host"] == host
+                and not _running(int(writer["pid"])))
         try:
-            if now - old.stat().st_mtime > ABANDONED_AFTER_S:
+            if dead or now - old.stat().st_mtime > ABANDONED_AFTER_S:
                 old.unlink()
                 logger.info("image cache: removed %s, left by an interrupted build", old)
         except OSError:  # gone meanwhile, or not ours to remove: leave it
             pass
+
+
+#: The writer of a temporary cache file, from its name: ``.<final>.<pid>@<host>.<8 hex>.tmp``.
+_WRITER = re.compile(r"\.(?P<pid>\d+)@(?P<host>[^/]+)\.[0-9a-f]{8}\.tmp$")
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it runs, as someone else
+        return True
+    return True
 
 
 def cache_images(
