@@ -418,6 +418,26 @@ def test_csv_rows_naming_a_listed_file_another_way_are_duplicates(csv_data):
     assert len({p.resolve() for p in ds.paths}) == len(ds)
 
 
+def test_a_folder_dataset_follows_linked_folders_and_names_a_broken_link(make_learnable,
+                                                                          tmp_path):
+    """positive/ assembled from links to other folders lost their images silently
+    (Path.rglob does not follow linked folders), and a link to a deleted image was skipped
+    without a word; a link loop must still end."""
+    data = make_learnable(n_pos=3, n_neg=3)
+    more = make_learnable(tmp_path / "more", n_pos=2, n_neg=0) / "positive"
+    (data / "positive" / "more").symlink_to(more, target_is_directory=True)
+    (data / "positive" / "loop").symlink_to(data / "positive", target_is_directory=True)
+    ds = load_dataset(data, validate=False)
+    assert sorted(n for n in ds.names if n.startswith("positive/more/")) == [
+        "positive/more/positive_000.jpg", "positive/more/positive_001.jpg"]
+    assert int(ds.labels.sum()) == 5 and len(ds) == 8
+    (data / "positive" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    with pytest.raises(DataError, match=r"gone\.jpg: is a broken link"):
+        load_dataset(data, validate=False)
+    kept = load_dataset(data, validate=False, skip_bad=True)
+    assert len(kept) == 8 and [w for w, _ in kept.skipped] == [str(data / "positive/gone.jpg")]
+
+
 def test_a_hard_link_to_a_listed_file_is_the_same_image(csv_data, learnable_dataset):
     """A hard link has its own resolved path but the same inode: still one picture."""
     os.link(csv_data / "imgs" / "a.jpg", csv_data / "imgs" / "hard.jpg")

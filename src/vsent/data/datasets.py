@@ -372,10 +372,15 @@ def _read_folder(root: Path) -> tuple[list[Item], list[Problem]]:
     problems: list[Problem] = []
     first: dict[tuple[int, int] | Path, str] = {}
     for label, cls in ((1, "positive"), (0, "negative")):
-        for p in sorted((root / cls).rglob("*")):
+        for p in _files_under(root / cls):
             rel = p.relative_to(root)
-            if (p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                    and not any(part.startswith(".") for part in rel.parts)):
+            if p.suffix.lower() not in IMAGE_EXTENSIONS or any(
+                    part.startswith(".") for part in rel.parts):
+                continue
+            if not p.exists():  # (a link to nothing: the image it stood for is not trained on)
+                problems.append((str(p), "is a broken link (what it points to is gone)"))
+                continue
+            if p.is_file():
                 name = rel.as_posix()
                 # a link to another listed image (maybe of the other class): one picture
                 # listed twice could be trained on and tested in the same fold
@@ -390,6 +395,22 @@ def _read_folder(root: Path) -> tuple[list[Item], list[Problem]]:
         exts = " ".join(sorted(IMAGE_EXTENSIONS))
         raise DataError(f"{root}: no image files ({exts}) under positive/ or negative/")
     return items, problems
+
+
+def _files_under(folder: Path) -> list[Path]:
+    """Every file under ``folder`` (links included, broken ones too), sorted, following linked
+    folders (a class folder assembled from links to others: ``Path.rglob`` skipped them,
+    silently) and visiting each real folder once (a link loop ends)."""
+    files: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        info = os.stat(top)
+        if (info.st_dev, info.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        files += [Path(top) / n for n in names]
+    return sorted(files)
 
 
 def _read_csv(path: Path) -> tuple[list[Item], list[Problem]]:
