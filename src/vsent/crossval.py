@@ -47,6 +47,7 @@ from vsent.presets import resolve_lr
 from vsent.runs import (
     DATA_RECORD,
     EXTRA_RECORD,
+    FINGERPRINT_KEYS,
     FOLD_METRICS,
     FOLDS,
     INIT_RECORD,
@@ -455,7 +456,7 @@ def _check_same_extra(cfg: RunConfig, run: RunDir, extra) -> None:
         fingerprint = then["fingerprint"]
         # one without the fingerprint's keys would end in a KeyError when reported as changed
         if not (isinstance(fingerprint, dict)
-                and fingerprint.keys() >= {"n_images", "n_positive", "sha256"}):
+                and fingerprint.keys() >= set(FINGERPRINT_KEYS)):
             raise VsentError(f"{file}: not the record of an extra training set; "
                              f"{RECORD_REMEDY}")
         error = changed_data(fingerprint, extra, data, f"{run.path} started", file, remedy)

@@ -344,6 +344,9 @@ DATA_RECORD = "data.json"
 #: :data:`DATA_RECORD`'s key for one short digest per image (:func:`item_digests`): names the
 #: images that changed. Runs made before it lack it.
 ITEM_DIGESTS = "item_digests"
+#: The keys of a fingerprint (:meth:`vsent.data.datasets.Dataset.fingerprint`), which every
+#: record of the data holds (:data:`DATA_RECORD`, ``extra.json``'s fingerprint).
+FINGERPRINT_KEYS = ("n_images", "n_positive", "sha256")
 #: The ``--extra-train`` images a crossval run started with (names, labels and fingerprint).
 EXTRA_RECORD = "extra.json"
 #: The SHA-256 of the ``--init`` weights file a crossval or finetune run started from.
@@ -758,7 +761,7 @@ def check_data_record(file: Path, dataset: Dataset, data: str, since: str, remed
     be of other data). Nothing to compare when ``file`` is absent (older runs)."""
     if not file.exists():  # (a folder there: read_record says so)
         return
-    then = read_record(file, "a dataset", ("n_images", "n_positive", "sha256"))
+    then = read_record(file, "a dataset", FINGERPRINT_KEYS)
     error = changed_data(then, dataset, data, since, file, remedy)
     if error is not None:
         raise error
