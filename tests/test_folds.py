@@ -276,7 +276,8 @@ def test_campos_folds_say_the_images_they_leave_out_in_every_session(twitter_lik
         folds = make_folds(ds, "campos")
     left = len(ds) - sum(len(f.test) for f in folds)
     assert left > 0  # (build_twitter_like leaves each subset's last image out, as the paper)
-    assert f"campos: {left} of {len(ds)} images are in no test fold (e.g. " in caplog.text
+    assert f"campos folds: {left} of {len(ds)} images are in no test fold (e.g. " in (
+        caplog.text)
 
 
 def test_json_overlap_and_missing_file(twitter_like, tmp_path):

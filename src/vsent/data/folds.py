@@ -83,7 +83,7 @@ def make_folds(
     else:
         check_folds_spec(spec)
         folds = _json_folds(dataset, expand_user(spec))
-    _say_untested(folds, dataset, str(spec))
+    _say_untested(folds, dataset, f"{spec} folds" if str(spec) in SPLITS else str(spec))
     return folds
 
 
