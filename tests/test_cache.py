@@ -15,6 +15,7 @@ from vsent.data.cache import cache_dir_default, cache_images, cache_key, image_c
 from vsent.data.datasets import load_dataset
 from vsent.data.images import load_resized
 from vsent.errors import ImageError, VsentError
+from vsent.files import ABANDONED_AFTER_S
 
 SIZE = 16
 
@@ -181,7 +182,7 @@ def test_a_killed_builds_old_temporary_file_is_removed_by_the_next_build(ds, cdi
     other = cdir / ".images-0123456789abcdef0123-5x8x8x3.npy.4242.0badc0de.tmp"
     for f in (abandoned, fresh, other):
         f.write_bytes(b"partial")
-    day_ago = time.time() - cache_mod.ABANDONED_AFTER_S - 60
+    day_ago = time.time() - ABANDONED_AFTER_S - 60
     for f in (abandoned, other):
         os.utime(f, (day_ago, day_ago))
     image_cache(ds, SIZE, cache_dir=cdir, progress=False)

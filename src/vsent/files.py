@@ -7,9 +7,13 @@ never a truncated one.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
+import re
+import socket
+import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -41,13 +45,62 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
     path = Path(path)
     # one name per writer: two threads of a process may write one file (a cache entry of two
     # images with the same bytes); each then replaces it whole
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = temp_path(path)
     try:
         with open(tmp, mode, **kwargs) as f:
             yield f
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def temp_path(path: str | os.PathLike[str]) -> Path:
+    """A new temporary name beside ``path`` for one writer: ``.<name>.<pid>@<host>.<8 hex>.tmp``
+    (its writer's pid and host in it: :func:`abandoned` tells a killed writer's file)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}@{socket.gethostname()}."
+                          f"{uuid.uuid4().hex[:8]}.tmp")
+
+
+#: A temporary file older than this was left by a killed writer (a cache build takes minutes).
+ABANDONED_AFTER_S = 24 * 3600
+#: The writer of a temporary file, from its name (:func:`temp_path`).
+_WRITER = re.compile(r"\.(?P<pid>\d+)@(?P<host>[^/]+)\.[0-9a-f]{8}\.tmp$")
+
+
+def abandoned(tmp: str | os.PathLike[str]) -> bool:
+    """Whether the temporary file ``tmp`` was left by a writer that is gone (SIGKILL and the
+    OOM killer skip the clean-up): one on this machine that no longer runs, or any a day old.
+    Not the others: a live writer, maybe on another machine sharing the folder, is writing it.
+    False when ``tmp`` is gone."""
+    tmp = Path(tmp)
+    writer = _WRITER.search(tmp.name)
+    if writer is not None and writer["host"] == socket.gethostname() \
+            and not _running(int(writer["pid"])):
+        return True
+    try:
+        return time.time() - tmp.stat().st_mtime > ABANDONED_AFTER_S
+    except OSError:
+        return False
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it runs, as someone else
+        return True
+    return True
+
+
+def mark_used(path: str | os.PathLike[str]) -> None:
+    """Set a cache entry's modification time to now: its last use, which ``vsent cache --clean``
+    reads (access times are not kept on many file systems). Best effort: a read-only cache
+    stays as it is."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 def reserve_space(path: str | os.PathLike[str]) -> None:

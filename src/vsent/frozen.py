@@ -48,7 +48,7 @@ from torch import nn
 from vsent.config import HEADS, TrainConfig, parse_train_mode
 from vsent.data.cache import cache_dir_default, content_key
 from vsent.errors import VsentError
-from vsent.files import write_cache_file
+from vsent.files import mark_used, write_cache_file
 from vsent.inference import infer, resolve_device
 
 __all__ = [
@@ -142,6 +142,7 @@ def cached_features(
             arr = np.load(final, mmap_mode="r")
             if arr.ndim == 2 and arr.shape[0] == n and arr.dtype == np.float32:
                 log.info("feature cache: reusing %s", final)
+                mark_used(final)
                 return arr
         except (OSError, ValueError) as e:
             log.warning("feature cache: %s is unreadable (%s); extracting again", final, e)

@@ -42,7 +42,7 @@ from vsent.data.cache import cache_dir_default, content_key
 from vsent.data.datasets import Dataset
 from vsent.data.images import load_rgb
 from vsent.errors import VsentError
-from vsent.files import write_cache_file
+from vsent.files import mark_used, write_cache_file
 from vsent.progress import progress_bar
 from vsent.runs import Timer
 
@@ -267,6 +267,7 @@ def dataset_cues(
             values, names = z["values"], tuple(str(n) for n in z["names"])
         if names == CUE_NAMES and values.shape == (len(paths), len(CUE_NAMES)):
             log.info("cues of %d images from %s", len(paths), file)
+            mark_used(file)
             return CueFeatures(values, names, seconds=timer.elapsed, decoded=0)
 
     def work(p: Path) -> np.ndarray:

@@ -37,7 +37,7 @@ from sklearn.mixture import GaussianMixture
 from vsent.data import load_rgb
 from vsent.data.cache import cache_dir_default, content_key
 from vsent.errors import VsentError
-from vsent.files import write_cache_file
+from vsent.files import mark_used, write_cache_file
 from vsent.progress import progress_bar
 from vsent.runs import Timer
 
@@ -276,6 +276,9 @@ def extract_features(
     if colour and not need_colour:
         with np.load(colour_file) as z:
             gch_all, lch_all = z["gch"], z["lch"]
+        mark_used(colour_file)
+    if need_sift:
+        mark_used(sift_dir)  # one entry of `vsent cache`: its last use
 
     def work(i: int) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, bool]:
         desc_file = sift_dir / f"{content_key([paths[i]], sift.max_side)[:24]}.npy"

@@ -39,7 +39,7 @@ import numpy as np
 
 from vsent.analyses.opencv import cv2_feature
 from vsent.errors import VsentError
-from vsent.files import NPZ_READ_ERRORS, file_sha256, write_cache_file
+from vsent.files import NPZ_READ_ERRORS, file_sha256, mark_used, write_cache_file
 
 __all__ = [
     "BOXES",
@@ -408,6 +408,7 @@ def cached_proposals(
     path = Path(path)
     cache_dir = cache_dir or proposal_cache_dir(config, detector)
     file = cache_dir / f"{_file_key(path)}.npz"
+    mark_used(cache_dir)  # one entry of `vsent cache`: its last use
     if file.exists():
         try:
             with np.load(file) as z:

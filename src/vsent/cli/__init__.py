@@ -41,6 +41,7 @@ COMMANDS = (
     "fuse",
     "ensemble",
     "compare",
+    "cache",
 )
 
 

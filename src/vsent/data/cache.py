@@ -27,11 +27,7 @@ import hashlib
 import json
 import logging
 import os
-import re
-import socket
 import stat
-import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -43,7 +39,14 @@ from vsent.data._common import default_workers, positive_int
 from vsent.data.datasets import Dataset
 from vsent.data.images import ImageSource, load_resized, stat_file
 from vsent.errors import ImageError, VsentError
-from vsent.files import NPZ_READ_ERRORS, expand_user, reserve_space
+from vsent.files import (
+    NPZ_READ_ERRORS,
+    abandoned,
+    expand_user,
+    mark_used,
+    reserve_space,
+    temp_path,
+)
 from vsent.progress import progress_bar
 
 __all__ = ["CACHE_ENV", "cache_dir_default", "cache_images", "cache_key", "content_key",
@@ -165,6 +168,7 @@ def image_cache(
         arr = _open_existing(final, (n, size, size, 3))
         if arr is not None:
             logger.info("image cache: reusing %s", final)
+            mark_used(final)
             return arr
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -174,8 +178,7 @@ def image_cache(
     # A unique temporary name: concurrent builders never write into the same file, and the
     # final name only ever appears complete (os.replace is atomic).
     # (its writer's pid and host in its name: _remove_abandoned)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}@{socket.gethostname()}."
-                          f"{uuid.uuid4().hex[:8]}.tmp")
+    tmp = temp_path(final)
     _remove_abandoned(final)
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
@@ -197,41 +200,16 @@ def image_cache(
     return np.load(final, mmap_mode="r")
 
 
-#: A temporary cache file older than this was left by a killed build (a build takes minutes).
-ABANDONED_AFTER_S = 24 * 3600
-
-
 def _remove_abandoned(final: Path) -> None:
-    """Delete the temporary files of ``final`` that a killed build left (SIGKILL skips the
-    clean-up; each is as large as the cache): those of a writer on this machine that is no
-    longer running, and any a day old. Not the others: another process may be building the
-    same cache now, maybe on another machine sharing the folder."""
-    now, host = time.time(), socket.gethostname()
+    """Delete the temporary files of ``final`` that a killed build left (each is as large as
+    the cache): :func:`vsent.files.abandoned`."""
     for old in final.parent.glob(f".{final.name}.*.tmp"):
-        writer = _WRITER.search(old.name)
-        dead = (writer is not None and writer["host"] == host
-                and not _running(int(writer["pid"])))
         try:
-            if dead or now - old.stat().st_mtime > ABANDONED_AFTER_S:
+            if abandoned(old):
                 old.unlink()
                 logger.info("image cache: removed %s, left by an interrupted build", old)
         except OSError:  # gone meanwhile, or not ours to remove: leave it
             pass
-
-
-#: The writer of a temporary cache file, from its name: ``.<final>.<pid>@<host>.<8 hex>.tmp``.
-_WRITER = re.compile(r"\.(?P<pid>\d+)@(?P<host>[^/]+)\.[0-9a-f]{8}\.tmp$")
-
-
-def _running(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this machine (one of another user counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it runs, as someone else
-        return True
-    return True
 
 
 def cache_images(

@@ -1,0 +1,166 @@
+"""`vsent cache`: the cache folder's entries, their last use, and cleaning the unused ones."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import save_image, sentiment_image
+from vsent.analyses import proposals as P
+from vsent.analyses.cues import dataset_cues
+from vsent.analyses.handcrafted import extract_features
+from vsent.cli import main
+from vsent.data.cache import image_cache
+from vsent.data.cache_folder import cache_entries, clean_cache
+from vsent.data.datasets import load_dataset
+from vsent.errors import VsentError
+
+DAY = 24 * 3600
+HOST = __import__("socket").gethostname()
+
+
+def _age(path: Path, days: float) -> None:
+    t = time.time() - days * DAY
+    os.utime(path, (t, t))
+
+
+def _file(path: Path, size: int = 10) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x" * size)
+    return path
+
+
+def _dead_pid() -> int:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return gone.pid
+
+
+@pytest.fixture
+def folder(tmp_path) -> dict[str, Path]:
+    """A cache folder with one entry of each kind, and files that are no entries."""
+    root = tmp_path / "cache"
+    e = {
+        "images": _file(root / f"images-{'a' * 20}-5x8x8x3.npy", 960),
+        "features": _file(root / f"features-{'b' * 20}-5.npy", 100),
+        "cues": _file(root / "cues" / "cues-v1-p-0123.npz"),
+        "colour": _file(root / "baselines" / "colour-v2-0123.npz"),
+        "sift": root / "baselines" / "sift-v2-k",
+        "proposals": root / "proposals" / ("c" * 16),
+    }
+    _file(e["sift"] / "d1.npy", 7)
+    _file(e["sift"] / "d2.npy", 8)
+    _file(e["proposals"] / "p.npz", 5)
+    e["mine"] = _file(root / "notes.txt")  # not vsent's: never listed, never removed
+    e["npy"] = _file(root / "images-mine.npy")
+    e["sub"] = _file(root / "other" / "images-x.npy")
+    return e
+
+
+def test_entries_are_listed_by_kind_with_their_size(folder):
+    root = folder["images"].parent
+    got = {e.kind: e for e in cache_entries(root)}
+    assert set(got) == {"images", "features", "cues", "colour", "sift", "proposals"}
+    assert got["images"].size == 960 and got["sift"].size == 15 and got["proposals"].size == 5
+    assert got["sift"].path == folder["sift"]
+    assert cache_entries(root.parent / "none") == []
+
+
+def test_clean_removes_what_was_not_used_for_days_and_nothing_else(folder):
+    root = folder["images"].parent
+    for kind in ("images", "cues", "sift"):
+        _age(folder[kind], 40)
+    removed, failed = clean_cache(30, root, dry_run=True)
+    assert {e.kind for e in removed} == {"images", "cues", "sift"} and not failed
+    assert all(folder[k].exists() for k in ("images", "cues", "sift"))  # dry run
+    removed, failed = clean_cache(30, root)
+    assert {e.kind for e in removed} == {"images", "cues", "sift"} and not failed
+    assert not any(folder[k].exists() for k in ("images", "cues", "sift"))
+    assert all(folder[k].exists() for k in ("features", "colour", "proposals"))
+    clean_cache(0, root)
+    assert [e.kind for e in cache_entries(root)] == []
+    assert folder["mine"].exists() and folder["npy"].exists() and folder["sub"].exists()
+
+
+def test_temporary_files_of_killed_builds_go_those_of_running_builds_stay(folder):
+    root = folder["images"].parent
+    final = folder["images"].name
+    dead = _file(root / f".{final}.{_dead_pid()}@{HOST}.0badc0de.tmp")
+    running = _file(root / f".{final}.{os.getpid()}@{HOST}.c0ffee00.tmp")
+    remote = _file(root / "cues" / f".cues-v1-p-0123.npz.{_dead_pid()}@elsewhere.0badc0de.tmp")
+    old = _file(root / f".{folder['features'].name}.4242.0badc0de.tmp")  # no host: by age
+    _age(old, 2)
+    kinds = {e.path: e for e in cache_entries(root)}
+    assert kinds[dead].kind == "unfinished" and kinds[dead].abandoned
+    assert not kinds[running].abandoned and not kinds[remote].abandoned
+    removed, _ = clean_cache(1000, root)
+    assert {e.path for e in removed} == {dead, old}
+    clean_cache(0, root)
+    assert running.exists() and remote.exists()
+
+
+def test_a_cache_read_again_counts_as_used(tmp_path, monkeypatch):
+    """Each cache marks its entry used when it reads it: --clean keeps what runs still use."""
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        save_image(sentiment_image(i % 2, rng, (40, 30)),
+                   tmp_path / "data" / ("positive" if i % 2 else "negative") / f"{i}.png")
+    ds = load_dataset(tmp_path / "data")
+    image_cache(ds, 8, progress=False)
+    dataset_cues(ds, progress=False)
+    extract_features(ds.paths, progress=False)
+    rgb = np.asarray(Image.open(ds.paths[0]).convert("RGB"))
+    cfg, det = P.ProposalConfig(n_proposals=3, min_box_area=10), P.make_edge_detector()
+    P.cached_proposals(ds.paths[0], rgb, cfg, det)
+    entries = cache_entries()
+    assert {e.kind for e in entries} == {"images", "cues", "colour", "sift", "proposals"}
+    for e in entries:
+        _age(e.path, 40)
+    image_cache(ds, 8, progress=False)
+    dataset_cues(ds, progress=False)
+    extract_features(ds.paths, progress=False)
+    P.cached_proposals(ds.paths[0], rgb, cfg, det)
+    removed, _ = clean_cache(30)
+    assert removed == []
+    assert {e.kind for e in cache_entries()} == {"images", "cues", "colour", "sift", "proposals"}
+
+
+def test_cli_lists_and_cleans(folder, capsys):
+    root = folder["images"].parent
+    _age(folder["images"], 40)
+    assert main(["cache", "--dir", str(root), "--entries"]) == 0
+    out = capsys.readouterr().out
+    assert f"cache folder: {root}" in out and folder["images"].name in out
+    assert "sift" in out and "total" in out and "6 entries" in out
+    assert main(["cache", "--dir", str(root), "--clean", "30", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"would remove {folder['images'].name} (0.0 MB" in out and folder["images"].exists()
+    assert main(["cache", "--dir", str(root), "--clean", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "removed 1 entries" in out and not folder["images"].exists()
+
+
+@pytest.mark.parametrize("days", ["-1", "soon", "nan"])
+def test_cli_days_must_be_a_number_of_days(tmp_path, capsys, days):
+    with pytest.raises(SystemExit) as stop:
+        main(["cache", "--dir", str(tmp_path), "--clean", days])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and f"expected a number of days, 0 or more: '{days}'" in err
+
+
+def test_cli_dry_run_without_clean_is_a_user_error(tmp_path, capsys):
+    assert main(["cache", "--dir", str(tmp_path), "--dry-run"]) == 2
+    assert capsys.readouterr().err == "vsent: error: --dry-run goes with --clean DAYS\n"
+
+
+def test_a_file_given_as_the_folder_is_a_user_error(tmp_path):
+    f = _file(tmp_path / "f.npy")
+    with pytest.raises(VsentError, match="not a folder"):
+        cache_entries(f)
+    assert main(["cache", "--dir", str(f)]) == 2
