@@ -775,3 +775,19 @@ def test_read_json_names_the_file_to_delete_and_overwrite(tmp_path):
     assert str(e.value).startswith(f"{file}: unreadable (Expecting")
     assert str(e.value).endswith(f"; delete {file} to redo it, or pass --overwrite to start "
                                  "again")
+
+
+def test_a_row_generators_own_error_is_not_reported_as_the_file_not_written(tmp_path):
+    """writing() turns an OSError of the write into "cannot be written"; one raised by the
+    rows themselves (a file they read) is theirs, and leaves no file."""
+    def rows():
+        yield {"a": 1}
+        raise FileNotFoundError(2, "No such file or directory", "input.csv")
+
+    from vsent.runs import RunDir
+
+    rd = RunDir(tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match="input.csv"):
+        rd.write_csv("rows.csv", rows(), ["a"])
+    assert not (tmp_path / "run" / "rows.csv").exists()
+    rd.close()

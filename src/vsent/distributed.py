@@ -55,7 +55,7 @@ import torch.distributed as tdist
 from torch import nn
 
 from vsent.errors import EXIT_USER_ERROR, LAUNCHED_BY_VSENT, VsentError
-from vsent.runs import RunDir
+from vsent.runs import RunDir, processes
 from vsent.runs import open_run_dir as _open_run_dir
 
 __all__ = [
@@ -82,7 +82,7 @@ TIMEOUT = timedelta(hours=2)
 
 def launched() -> bool:
     """True in a process started by torchrun with more than one rank (``WORLD_SIZE`` > 1)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return processes() > 1
 
 
 def is_distributed() -> bool:

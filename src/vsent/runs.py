@@ -282,6 +282,7 @@ class RunDir:
     ) -> Path:
         """Write ``rows`` as CSV atomically."""
         path = self.path / name
+        rows = list(rows)  # a generator's own OSError is not "cannot be written" (writing())
         # a file name that is not UTF-8 is written as its bytes, as predict's rows write it
         with writing(path), atomic_open(path, "w", newline="", encoding="utf-8",
                                         errors="surrogateescape") as f:
