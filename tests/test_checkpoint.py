@@ -63,7 +63,7 @@ def test_checkpoint_is_plain_and_keeps_custom_preprocess_and_class_names(tmp_pat
     assert raw["format"] == CHECKPOINT_FORMAT
     assert set(raw) == {"format", "spec", "state_dict", "preprocess", "class_names", "meta",
                         "info", "versions"}  # info and versions: for the model card
-    assert raw["info"] == {"family": "smallcnn", "extra": {}}
+    assert raw["info"] == {"family": "smallcnn", "extra": {}, "num_outputs": 2}
     assert torch.__version__.startswith(raw["versions"]["torch"])  # the distribution's version
     loaded, meta = load_checkpoint(path)
     assert loaded.info.preprocess.crop == 64 and loaded.info.preprocess.resize == 80
@@ -184,7 +184,7 @@ def test_caffenet_checkpoint_records_its_arch_for_the_card(tmp_path):
     model = create_model("caffenet", arch="fc6-2")  # small: convs plus a 2-way fc6
     path = save_checkpoint(tmp_path / "c.pt", model)
     raw = read_checkpoint(path)
-    assert raw["info"] == {"family": "caffenet", "extra": {"arch": "fc6-2"}}
+    assert raw["info"] == {"family": "caffenet", "extra": {"arch": "fc6-2"}, "num_outputs": 2}
     assert raw["spec"] == {"name": "caffenet", "num_classes": 2, "arch": "fc6-2"}
     loaded, _ = load_checkpoint(path)
     assert loaded.info.extra == {"arch": "fc6-2"} and loaded.info.new_layers == ("fc6",)
@@ -257,7 +257,7 @@ def test_a_checkpoint_that_cannot_score_is_refused_by_card_and_load_alike(tmp_pa
     # default, a file it would then refuse to load)
     three = save_checkpoint(tmp_path / "three.pt", create_model("smallcnn", num_classes=3,
                                                                 widths=(4,)))
-    assert load_checkpoint(three)[1]["class_names"] == ["class0", "class1", "class2"]
+    assert load_checkpoint(three)[1]["class_names"] == ["negative", "positive", "class2"]
     with pytest.raises(ValueError, match="^2 class names for a model of 3 outputs$"):
         save_checkpoint(tmp_path / "bad.pt", create_model("smallcnn", num_classes=3),
                         class_names=("neg", "pos"))
@@ -282,3 +282,32 @@ def test_a_checkpoint_cut_anywhere_is_named_truncated(tmp_path, capsys):
             assert str(e.value) == f"{cut}: {why}", size
     assert main(["card", str(cut)]) == 2
     assert capsys.readouterr().err == f"vsent: error: {cut}: {why}\n"
+
+
+@pytest.mark.parametrize("arch, width", [("fc6-4096", 4096), ("fc8-1000", 1000)])
+def test_a_raw_ablation_checkpoint_is_read_by_every_command(tmp_path, arch, width):
+    """CaffeNet's raw ablations are 4096 or 1000 wide whatever spec.num_classes (2) says:
+    their model.pt was refused by predict, explain, card, serve and export alike ("4096 class
+    names for 2 outputs", audit_models27 #2). Outputs 0 and 1 are the labels' (negative,
+    positive); a file saved before the width was recorded (names class0, ...) loads too."""
+    from PIL import Image
+
+    from vsent.models.card import card_markdown, model_card
+    from vsent.predict import Predictor
+
+    path = save_checkpoint(tmp_path / "m.pt", create_model("caffenet", arch=arch))
+    model, meta = load_checkpoint(path)
+    assert model.info.num_outputs == width and len(meta["class_names"]) == width
+    assert meta["class_names"][:3] == ["negative", "positive", "class2"]
+    Image.new("RGB", (40, 30), (200, 60, 20)).save(tmp_path / "a.png")
+    row = next(Predictor.from_checkpoint(path).score([tmp_path / "a.png"]))
+    assert row["error"] == "" and row["label"] in meta["class_names"]
+    card = model_card(path)
+    assert card["model"]["num_classes"] == width
+    assert f"{width} (negative, positive, class2, class3, ... class{width - 1})" in \
+        card_markdown(card)
+    old = {**torch.load(path, weights_only=True), "class_names": [f"class{i}" for i in
+                                                                  range(width)]}
+    del old["info"]["num_outputs"]
+    torch.save(old, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt")[0].info.num_outputs == width

@@ -77,7 +77,8 @@ def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
         meta.setdefault("versions", ckpt["versions"])
     spec = dict(ckpt.get("spec") or {})
     name = str(spec.pop("name", "?"))
-    num_classes = spec.pop("num_classes", None)
+    spec.pop("num_classes", None)
+    num_classes = len(ckpt["class_names"])  # the model's width (check_complete)
     info = ckpt.get("info") if isinstance(ckpt.get("info"), Mapping) else {}
     family = info.get("family") or family_of(name)
 
@@ -232,7 +233,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         lines += [f"Checkpoint: {source}", ""]
     lines += ["## Architecture", "",
               _item("Name", m["name"]), _item("Family", m["family"]),
-              _item("Outputs", f"{m['num_classes']} ({', '.join(m['class_names'])})"),
+              _item("Outputs", f"{m['num_classes']} ({_class_names(m['class_names'])})"),
               _item("Options", _inline(m["options"]) if m["options"] else "none"), "",
               "## Initial weights", "",
               _item("--init", w.get("init")), _item("Source", w.get("source")),
@@ -417,3 +418,9 @@ def _inline(d: Mapping[str, Any]) -> str:
 
 def _numbers(v: Any) -> str | None:
     return None if v is None else ", ".join(f"{float(x):.3f}" for x in v)
+
+
+def _class_names(names: list[str]) -> str:
+    """The outputs' names, the first few of a wide model (a raw ablation has 4096)."""
+    shown = ", ".join(names[:4])
+    return shown if len(names) <= 4 else f"{shown}, ... {names[-1]}"

@@ -60,13 +60,14 @@ def save_checkpoint(
     """Write ``model`` (built by :func:`create_model`) and ``meta`` to ``path`` atomically.
 
     The file is written next to ``path`` and renamed, so a crash never leaves a truncated
-    checkpoint. ``class_names[i]`` names output ``i`` (default: negative, positive for a 2-way
-    model, else class0, class1, ...); ``meta`` must be JSON-like (numpy values, paths and
+    checkpoint. ``class_names[i]`` names output ``i`` (default: negative, positive; a wider
+    model, CaffeNet's raw ablations, trains its outputs 0 and 1 on the labels and names the
+    others class2, class3, ...); ``meta`` must be JSON-like (numpy values, paths and
     dataclasses are converted); ``fusion``, plain types and tensors, is stored as is.
     """
     n = model.info.num_outputs
     if class_names is None:
-        class_names = DEFAULT_CLASS_NAMES if n == 2 else [f"class{i}" for i in range(n)]
+        class_names = [*DEFAULT_CLASS_NAMES, *(f"class{i}" for i in range(2, n))]
     if len(class_names) != n:  # loading refuses such a file (check_complete)
         raise ValueError(f"{len(class_names)} class names for a model of {n} outputs")
     path = Path(path)
@@ -77,7 +78,8 @@ def save_checkpoint(
         "preprocess": model.info.preprocess.to_dict(),
         "class_names": list(class_names),
         # what the card needs when the file travels without its run directory
-        "info": to_jsonable({"family": model.info.family, "extra": dict(model.info.extra)}),
+        "info": to_jsonable({"family": model.info.family, "extra": dict(model.info.extra),
+                             "num_outputs": n}),
         "versions": to_jsonable(_versions(model.info.family)),
         "meta": to_jsonable(meta),
     }
@@ -213,27 +215,37 @@ def load_checkpoint(
     return build_model(read_checkpoint(path, map_location=map_location), path, map_location)
 
 
-def check_complete(ckpt: Mapping[str, Any], path: str | PathLike[str]) -> None:
+def check_complete(ckpt: Mapping[str, Any], path: str | PathLike[str],
+                   num_outputs: int | None = None) -> None:
     """WeightsError naming ``path`` when the dict :func:`read_checkpoint` returned lacks an
-    entry a model is rebuilt from, or names another number of classes than it has outputs
-    (a label column would then hold bare indices)."""
+    entry a model is rebuilt from, or names another number of classes than the model has
+    outputs (a label column would then hold bare indices): ``num_outputs`` (the rebuilt
+    model's), else the width the file records (``info.num_outputs``; CaffeNet's raw ablations
+    are 4096 or 1000 wide whatever ``spec.num_classes`` says), else ``spec.num_classes``."""
+    _check_entries(ckpt, path)
+    info = ckpt.get("info") if isinstance(ckpt.get("info"), Mapping) else {}
+    width = num_outputs or info.get("num_outputs") or ckpt["spec"]["num_classes"]
+    names = ckpt["class_names"]
+    if not isinstance(names, (list, tuple)) or len(names) != width:
+        count = len(names) if isinstance(names, (list, tuple)) else "no list of"
+        raise WeightsError(f"{path}: not a complete vsent checkpoint ({count} class names for "
+                           f"{width} outputs)")
+
+
+def _check_entries(ckpt: Mapping[str, Any], path: str | PathLike[str]) -> None:
+    """WeightsError naming ``path`` when ``ckpt`` lacks an entry a model is rebuilt from."""
     missing = [k for k in ("spec", "state_dict", "preprocess", "class_names") if k not in ckpt]
     spec = ckpt.get("spec")
     if missing or not isinstance(spec, Mapping) or not {"name", "num_classes"} <= set(spec):
         what = ", ".join(missing) or "spec.name or spec.num_classes"
         raise WeightsError(f"{path}: not a complete vsent checkpoint (no {what})")
-    names = ckpt["class_names"]
-    if not isinstance(names, (list, tuple)) or len(names) != spec["num_classes"]:
-        count = len(names) if isinstance(names, (list, tuple)) else "no list of"
-        raise WeightsError(f"{path}: not a complete vsent checkpoint ({count} class names for "
-                           f"{spec['num_classes']} outputs)")
 
 
 def build_model(ckpt: Mapping[str, Any], path: str | PathLike[str],
                 map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """:func:`load_checkpoint` from the dict :func:`read_checkpoint` returned (``path`` names
     the file in errors)."""
-    check_complete(ckpt, path)
+    _check_entries(ckpt, path)
     spec = dict(ckpt["spec"])
     name, num_classes = spec.pop("name"), spec.pop("num_classes")
     try:
@@ -247,6 +259,9 @@ def build_model(ckpt: Mapping[str, Any], path: str | PathLike[str],
     except (VsentError, RuntimeError, KeyError, TypeError, ValueError) as exc:
         msg = " ".join(str(exc).split())[:200]
         raise WeightsError(f"{path}: cannot rebuild the saved {name} model ({msg})") from exc
+    # the width of the rebuilt model: a checkpoint of a raw ablation saved before the file
+    # recorded it (info.num_outputs) is read too
+    check_complete(ckpt, path, model.info.num_outputs)
     model.spec = {"name": name, "num_classes": num_classes, **spec}
     model.to(map_location).eval()
     meta = dict(ckpt.get("meta") or {})
