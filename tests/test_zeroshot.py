@@ -66,3 +66,47 @@ def test_zeroshot_names_are_refused_as_a_model_to_build_but_checkpoints_load(tmp
     assert loaded.spec["name"] == "zeroshot/clip/vsent-test-vit"
     torch.testing.assert_close(loaded.class_embeddings, model.class_embeddings)
     assert bool(loaded.class_embeddings.abs().sum() > 0)
+
+
+def _activation(model) -> type:
+    return type(model.get_submodule("visual.transformer.resblocks.0.mlp.gelu"))
+
+
+@pytest.mark.parametrize("trained_with_quick_gelu", [True, False])
+def test_a_tags_quick_gelu_builds_the_tower_it_was_trained_as(tmp_path, monkeypatch,
+                                                              trained_with_quick_gelu):
+    """OpenAI's CLIP weights (every `openai` tag, and some others) were trained with QuickGELU;
+    open_clip builds the architecture with GELU and only warns, so `--init openai` ran them in
+    another function (audit_models27 #1). Fine-tuning, zero-shot (a tag or TAG=PATH) and the
+    checkpoints of both now build the tower the tag's record names."""
+    from vsent.models.checkpoint import load_checkpoint, save_checkpoint
+
+    _fake_tag(monkeypatch, {"quick_gelu": trained_with_quick_gelu})
+    quick, gelu = open_clip.transformer.QuickGELU, torch.nn.GELU
+    want = quick if trained_with_quick_gelu else gelu
+    tuned = create_model("clip/vsent-test-vit", init="fake-tag")
+    assert _activation(tuned) is want
+    assert tuned.spec.get("quick_gelu", False) is trained_with_quick_gelu
+    assert _activation(load_checkpoint(save_checkpoint(tmp_path / "t.pt", tuned))[0]) is want
+    weights = tmp_path / "clip.pt"
+    torch.save(open_clip.create_model("vsent-test-vit").state_dict(), weights)
+    zs = zero_shot_model("clip/vsent-test-vit", f"fake-tag={weights}")
+    assert _activation(zs) is want
+    assert _activation(load_checkpoint(save_checkpoint(tmp_path / "z.pt", zs))[0]) is want
+    assert _activation(create_model("clip/vsent-test-vit")) is gelu  # random: the arch's
+
+
+def test_load_clip_asks_open_clip_for_the_tags_activation(monkeypatch):
+    asked, real = {}, open_clip.create_model
+
+    def create(arch, **kwargs):
+        asked.update(kwargs)
+        return real("vsent-test-vit")
+
+    monkeypatch.setattr(clip_models, "tags", lambda arch: ["openai", "other"])
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg",
+                        lambda arch, tag: {"quick_gelu": tag == "openai"})
+    monkeypatch.setattr(open_clip, "create_model", create)
+    for tag, force in (("openai", True), ("other", False)):
+        clip_models.load_clip("vsent-test-vit", tag)
+        assert asked["force_quick_gelu"] is force and asked["pretrained"] == tag

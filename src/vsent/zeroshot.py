@@ -36,6 +36,7 @@ from vsent.models.clip_models import (
     load_clip,
     open_clip_module,
     pretrained_weights,
+    quick_gelu_of,
     random_clip,
     tags,
     tower_preprocess,
@@ -73,7 +74,8 @@ class ZeroShotModel(SentimentModel):
     """
 
     def __init__(self, visual: nn.Module, class_embeddings: Tensor, logit_scale: float,
-                 info: ModelInfo, prompts: Mapping[str, Sequence[str]]) -> None:
+                 info: ModelInfo, prompts: Mapping[str, Sequence[str]],
+                 quick_gelu: bool = False) -> None:
         super().__init__()
         self.visual = visual
         self.register_buffer("class_embeddings", class_embeddings)  # (2, D), unit rows
@@ -84,6 +86,8 @@ class ZeroShotModel(SentimentModel):
         arch = info.name.removeprefix(PREFIX)
         self.spec = {"name": ZS_PREFIX + PREFIX + arch, "num_classes": 2,
                      "prompts": self.prompts}
+        if quick_gelu:  # the tower's activation (clip_models.quick_gelu_of): rebuilt so
+            self.spec["quick_gelu"] = True
 
     def forward_features(self, x: Tensor) -> Tensor:
         return F.normalize(self.visual(x).float(), dim=-1)
@@ -165,7 +169,8 @@ def zero_shot_model(
         prompts["negative"] = list(negative)
     prompts = check_prompts(prompts)
     source, record = _init_source(arch, init)
-    clip = _load_full(arch, source)
+    quick_gelu = record is not None and quick_gelu_of(arch, record.tag)
+    clip = _load_full(arch, source, quick_gelu)
     clip.eval()
     tokenizer = open_clip.get_tokenizer(arch)
     with torch.no_grad():
@@ -180,7 +185,8 @@ def zero_shot_model(
         facts["interpolation"] = record.interpolation
     info = _zero_shot_info(arch, int(class_embeddings.shape[1]), facts,
                            record.preprocess if record is not None else None)
-    return ZeroShotModel(clip.visual, class_embeddings, scale, info, prompts).eval()
+    return ZeroShotModel(clip.visual, class_embeddings, scale, info, prompts,
+                         quick_gelu).eval()
 
 
 def _init_source(arch: str, init: str | PathLike[str]) -> tuple[str | PathLike[str],
@@ -228,22 +234,24 @@ def resolve_checkpoint(name: str):
     if not name.startswith(ZS_PREFIX + PREFIX) or arch not in open_clip_module().list_models():
         raise VsentError(f"unknown zero-shot model {name!r} (expected zeroshot/clip/<arch>)")
 
-    def builder(*, num_classes: int = 2,
-                prompts: Mapping[str, Sequence[str]] | None = None) -> ZeroShotModel:
+    def builder(*, num_classes: int = 2, prompts: Mapping[str, Sequence[str]] | None = None,
+                quick_gelu: bool = False) -> ZeroShotModel:
         if num_classes != 2:
             raise VsentError(f"{name}: a zero-shot model has 2 classes")
-        visual = random_clip(arch).visual
+        visual = random_clip(arch, quick_gelu).visual
         dim = int(open_clip_module().get_model_config(arch)["embed_dim"])
         return ZeroShotModel(visual, torch.zeros(2, dim), 100.0,
-                             _zero_shot_info(arch, dim, {}), prompts or DEFAULT_PROMPTS)
+                             _zero_shot_info(arch, dim, {}), prompts or DEFAULT_PROMPTS,
+                             quick_gelu)
 
     builder.__name__ = builder.__qualname__ = name
     return ModelEntry(name, builder, None)
 
 
 
-def _load_full(arch: str, init: str | PathLike[str]) -> nn.Module:
-    """The full open_clip model (image and text towers) with the weights ``init``."""
+def _load_full(arch: str, init: str | PathLike[str], quick_gelu: bool = False) -> nn.Module:
+    """The full open_clip model (image and text towers) with the weights ``init``;
+    ``quick_gelu`` for a file of a tag's weights that need it (a tag loads with its own)."""
     if isinstance(init, str) and init == "random":
         log.warning("zero-shot CLIP %s from random weights (--init random): its scores mean "
                     "nothing; give an open_clip tag (e.g. --init openai) or a weights file",
@@ -254,7 +262,7 @@ def _load_full(arch: str, init: str | PathLike[str]) -> nn.Module:
     if not Path(init).is_file():
         raise WeightsError(f"--init {init}: neither an open_clip tag of {arch} "
                            f"({', '.join(tags(arch)) or 'none'}) nor a weights file")
-    clip = random_clip(arch)
+    clip = random_clip(arch, quick_gelu)
     state = read_weights(init)
     own = clip.state_dict()
     missing = [k for k in own if k not in state]

@@ -70,16 +70,27 @@ class _QuietRandomBuild(logging.Filter):
         return "No pretrained weights loaded" not in record.getMessage()
 
 
-def random_clip(arch: str) -> nn.Module:
-    """The full open_clip model ``arch`` with its own random initialisation (no download)."""
+def random_clip(arch: str, quick_gelu: bool = False) -> nn.Module:
+    """The full open_clip model ``arch`` with its own random initialisation (no download);
+    ``quick_gelu``: its GELUs are QuickGELUs (:func:`quick_gelu_of`)."""
     open_clip = open_clip_module()
     # a filter on the root logger only, for this build: a level would hide other threads' logs
     quiet = _QuietRandomBuild(os.path.join(os.path.dirname(open_clip.__file__), ""))
     logging.getLogger().addFilter(quiet)
     try:
-        return open_clip.create_model(arch, pretrained=None, load_weights=False)
+        return open_clip.create_model(arch, pretrained=None, load_weights=False,
+                                      force_quick_gelu=quick_gelu)
     finally:
         logging.getLogger().removeFilter(quiet)
+
+
+def quick_gelu_of(arch: str, tag: str) -> bool:
+    """Whether the weights of ``arch``/``tag`` were trained with QuickGELU (OpenAI's CLIP, and
+    a few others) where the architecture's configuration says GELU: open_clip builds ``arch``
+    with GELU and only warns, so vsent asks for QuickGELU (``quick_gelu=True``)."""
+    open_clip = open_clip_module()
+    wants = bool((open_clip.get_pretrained_cfg(arch, tag) or {}).get("quick_gelu", False))
+    return wants and not (open_clip.get_model_config(arch) or {}).get("quick_gelu", False)
 
 
 class ClipImageModel(SentimentModel):
@@ -126,13 +137,14 @@ def _probe_layers(visual: nn.Module) -> tuple[str, ...]:
     return tuple(f"visual.{s}" for s in stages)
 
 
-def build_clip(arch: str, *, num_classes: int = 2) -> ClipImageModel:
-    """open_clip ``arch``'s image tower (random weights) with a new ``num_classes`` head."""
+def build_clip(arch: str, *, num_classes: int = 2, quick_gelu: bool = False) -> ClipImageModel:
+    """open_clip ``arch``'s image tower (random weights) with a new ``num_classes`` head;
+    ``quick_gelu``: QuickGELU activations (the weights of OpenAI's tags need them)."""
     open_clip = open_clip_module()
     if arch not in open_clip.list_models():
         raise VsentError(f"unknown CLIP architecture {arch!r} (open_clip knows: "
                          f"{', '.join(open_clip.list_models()[:8])}, ...)")
-    clip = random_clip(arch)
+    clip = random_clip(arch, quick_gelu)
     visual = clip.visual
     embed_dim = int(open_clip.get_model_config(arch)["embed_dim"])
     pre, facts = clip_preprocess(visual)
@@ -192,7 +204,8 @@ def load_clip(arch: str, tag: str) -> nn.Module:
     try:
         # require_pretrained: a failed download must raise, not leave random weights behind
         with hub_download():
-            return open_clip.create_model(arch, pretrained=tag, require_pretrained=True)
+            return open_clip.create_model(arch, pretrained=tag, require_pretrained=True,
+                                          force_quick_gelu=quick_gelu_of(arch, tag))
     except Exception as exc:  # hub, HTTP and OS errors differ with the download backend
         cached = cached_weights_file(arch, tag)
         if cached is not None:  # there, so reading it failed, not the download
@@ -292,11 +305,15 @@ def resolve(name: str):
         raise VsentError(f"unknown CLIP architecture {arch!r} (list them with "
                          f"`vsent models 'clip/*'`)")
 
-    def builder(*, num_classes: int = 2) -> ClipImageModel:
-        return build_clip(arch, num_classes=num_classes)
+    def builder(*, num_classes: int = 2, quick_gelu: bool = False) -> ClipImageModel:
+        return build_clip(arch, num_classes=num_classes, quick_gelu=quick_gelu)
 
     builder.__name__ = builder.__qualname__ = name
     known = tuple(tags(arch))
+
+    def tag_options(tag: str) -> dict[str, Any]:
+        # OpenAI's weights in a GELU tower compute another function (open_clip only warns)
+        return {"quick_gelu": True} if quick_gelu_of(arch, tag) else {}
 
     def tagged(init: str):
         # --init openai: the tag's record (downloaded when the model is built); --init
@@ -304,7 +321,7 @@ def resolve(name: str):
         tag = split_tagged_init(init, known)[0] or init
         return pretrained_weights(arch, tag) if tag in known else None
 
-    return ModelEntry(name, builder, None, tagged=tagged, tags=known)
+    return ModelEntry(name, builder, None, tagged=tagged, tags=known, tag_options=tag_options)
 
 
 def register() -> None:

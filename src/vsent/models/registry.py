@@ -28,7 +28,7 @@ import difflib
 import fnmatch
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike, fspath
 from pathlib import Path
@@ -58,6 +58,10 @@ class ModelEntry:
     tagged: Callable[[str], PretrainedWeights | None] | None = None
     #: The names ``tagged`` knows, for messages (``--init imagenet`` or a misspelt tag).
     tags: tuple[str, ...] = ()
+    #: Builder options a tag's weights need (CLIP's OpenAI tags: ``{"quick_gelu": True}``, the
+    #: activation they were trained with): ``tag_options(tag)``; the model is built with them
+    #: (unless given) and its spec records them, so a checkpoint rebuilds the same network.
+    tag_options: Callable[[str], Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +232,8 @@ def _build(name: str, num_classes: int, init: str | PathLike[str],
         raise VsentError(f"model {name!r}: {exc}") from None
     _check_option_types(name, entry.builder, kwargs)
     weights, init, named = _init_weights(entry, init)
+    if named and weights is not None and weights.tag and entry.tag_options is not None:
+        kwargs = {**entry.tag_options(weights.tag), **kwargs}
     try:
         model = entry.builder(num_classes=num_classes, **kwargs)
     except (ValueError, TypeError) as exc:  # a value the builder refuses (dropout=2)
