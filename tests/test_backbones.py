@@ -665,3 +665,45 @@ def test_a_damaged_clip_file_in_the_hub_cache_is_named_not_blamed_on_the_network
     msg = str(err.value)
     assert msg.startswith(f"{cached}: incomplete or damaged weights file (")
     assert "no network" not in msg and "\n" not in msg
+
+
+def test_a_clip_tower_built_on_timm_has_probe_layers_blocks_and_a_cam_layer(tmp_path):
+    """open_clip's towers on timm (SigLIP, ConvNeXt-CLIP, EVA: 78 of its 144 architectures)
+    keep their blocks under visual.trunk: they had no probe layers, so no --train last-N, no
+    `vsent layers`, no Grad-CAM (audit_models27 #3). timm's feature_info names them, as for a
+    timm/ model."""
+    from vsent.frozen import check_train_mode, train_blocks
+
+    name = "vsent-test-timm-convnext"
+    if name not in open_clip.list_models():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({
+            "embed_dim": 16,
+            "vision_cfg": {"timm_model_name": "test_convnext", "timm_model_pretrained": False,
+                           "timm_pool": "avg", "timm_proj": "linear", "image_size": 32},
+            "text_cfg": TINY_CLIP["vsent-test-vit"]["text_cfg"]}))
+        open_clip.add_model_config(path)
+    model = create_model(f"clip/{name}").eval()
+    probes = model.info.probe_layers
+    assert probes and all(p.startswith("visual.trunk.stages.") for p in probes)
+    assert model.info.cam_layer == probes[-1]
+    assert [b for b, _ in train_blocks(model)] == list(probes)
+    check_train_mode(model, "last-2")  # two blocks to train besides the head
+    with torch.no_grad():
+        assert model(_input(model)).shape == (2, 2)
+
+
+def test_a_clip_tower_that_also_returns_its_tokens_gives_its_pooled_embedding():
+    """CoCa's tower returns (pooled, tokens): `create_model("clip/coca_ViT-B-32")` failed with
+    "linear(): argument 'input' must be Tensor, not tuple" (audit_models27 #3)."""
+    from vsent.models.clip_models import ClipImageModel
+
+    class PooledAndTokens(torch.nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(2, 3)), x.flatten(2).transpose(1, 2)
+
+    base = create_model("clip/vsent-test-vit")
+    model = ClipImageModel(PooledAndTokens(), 3, 2, base.info)
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(model.forward_features(x), x.mean(dim=(2, 3)))
+    assert model(x).shape == (2, 2)

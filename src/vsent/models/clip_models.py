@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
 from vsent.models.base import ModelInfo, SentimentModel, import_extra
-from vsent.models.timm_models import probe_pools
+from vsent.models.timm_models import has_module, probe_pools
 from vsent.models.weights import (
     HF_WEIGHTS_NAMES,
     damaged_file_message,
@@ -105,7 +105,9 @@ class ClipImageModel(SentimentModel):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """float (B, 3, S, S) normalised -> (B, embed_dim) CLIP image embedding (unnormalised)."""
-        return self.visual(x)
+        out = self.visual(x)
+        # a tower that also returns its tokens (CoCa's: (pooled, tokens)): the pooled embedding
+        return out[0] if isinstance(out, tuple) else out
 
     def forward_head(self, features: Tensor) -> Tensor:
         """(B, embed_dim) -> logits (B, num_classes)."""
@@ -129,10 +131,16 @@ def clip_preprocess(visual: nn.Module, cfg: dict[str, Any] | None = None) -> tup
 
 
 def _probe_layers(visual: nn.Module) -> tuple[str, ...]:
-    """Blocks of the tower in depth order: transformer blocks, or ResNet stages."""
+    """Blocks of the tower in depth order: transformer blocks, ResNet stages, or for a tower
+    built on timm (SigLIP, ConvNeXt, EVA: ``visual.trunk``) the modules of timm's
+    ``feature_info``, as for a ``timm/`` model."""
     blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
     if isinstance(blocks, nn.ModuleList):
         return tuple(f"visual.transformer.resblocks.{i}" for i in range(len(blocks)))
+    trunk = getattr(visual, "trunk", None)
+    if isinstance(trunk, nn.Module):
+        names = [fi["module"] for fi in getattr(trunk, "feature_info", None) or []]
+        return tuple(f"visual.trunk.{n}" for n in names if has_module(trunk, n))
     stages = [f"layer{i}" for i in range(1, 5) if hasattr(visual, f"layer{i}")]
     return tuple(f"visual.{s}" for s in stages)
 

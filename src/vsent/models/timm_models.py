@@ -165,7 +165,7 @@ def build_timm(arch: str, *, num_classes: int = 2) -> TimmModel:
     cfg = dict(net.pretrained_cfg)
     pre, facts = preprocess_from_cfg(cfg)
     probes = tuple(fi["module"] for fi in getattr(net, "feature_info", []) or [])
-    probes = tuple(p for p in probes if _is_module(net, p))
+    probes = tuple(p for p in probes if has_module(net, p))
     pools = probe_pools(net, probes, pre.crop, key=PREFIX + arch)
     cams = [p for p in probes if pools.get(p) == "avg"]
     feature_dim = (head_module.in_features if isinstance(head_module, nn.Linear)
@@ -182,7 +182,8 @@ def build_timm(arch: str, *, num_classes: int = 2) -> TimmModel:
     return TimmModel(net, info)
 
 
-def _is_module(net: nn.Module, name: str) -> bool:
+def has_module(net: nn.Module, name: str) -> bool:
+    """Whether ``net`` has a submodule ``name`` (dotted)."""
     try:
         net.get_submodule(name)
     except AttributeError:
