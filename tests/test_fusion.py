@@ -697,3 +697,22 @@ def test_cli_fuse_of_a_run_that_is_no_crossval_run_leaves_nothing_in_it(tmp_path
     assert err == [f"vsent: error: {run / 'config.json'}: not a crossval config (no 'data' "
                    "entry)"]
     assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_at_equal_weights_the_logit_rule_takes_the_mean_rules_decisions():
+    """(a + b) / 2 > 0.5 and (logit a + logit b) / 2 > 0 both say a + b > 1: at w = 0.5 the
+    two late rules label every image alike (only the probabilities differ); at another weight
+    they part. The docs said the logit rule would let an over-confident CNN outvote the
+    hand-crafted classifier at the default weight (audit_ens27 #3)."""
+    from vsent.analyses.fusion import fuse_probabilities
+
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.uniform(size=50_000), rng.uniform(0, 1e-4, 5_000),
+                        1 - rng.uniform(0, 1e-4, 5_000)])  # also over-confident networks
+    b = rng.uniform(size=a.size)
+    mean, logit = (fuse_probabilities(a, b, 0.5, r) > 0.5 for r in ("mean", "logit"))
+    assert np.array_equal(mean, logit)
+    assert not np.allclose(fuse_probabilities(a, b, 0.5, "mean"),
+                           fuse_probabilities(a, b, 0.5, "logit"))
+    mean, logit = (fuse_probabilities(a, b, 0.8, r) > 0.5 for r in ("mean", "logit"))
+    assert not np.array_equal(mean, logit)

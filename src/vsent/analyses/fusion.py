@@ -30,9 +30,12 @@ Building blocks no command calls (kept, tested, for analyses by hand):
 **The rule fixed in advance** (:data:`DEFAULT_RULE`, :data:`DEFAULT_WEIGHT`): mean of the two
 probabilities with ``w = 0.5``. Choosing ``w`` by :func:`choose_weight` needs out-of-fold CNN
 predictions on the training fold, i.e. an inner CNN cross-validation per outer fold (k times
-the training cost); the plain mean needs none and cannot overfit the test folds. The mean is
-preferred to the logit rule because a CNN trained from scratch to a near-zero training loss
-is over-confident: in logit space it would outvote the calibrated classifier almost always.
+the training cost); the plain mean needs none and cannot overfit the test folds. At
+``w = 0.5`` the logit rule takes the same decisions as the mean (``(a + b) / 2 > 0.5`` and
+``(logit a + logit b) / 2 > 0`` both say ``a + b > 1``): only the fused probabilities differ.
+At other weights they part, and in logit space an over-confident network (a CNN trained from
+scratch to a near-zero training loss) would outvote the calibrated classifier: the mean is
+the rule fixed in advance.
 
 **The early rule is biased towards the CNN** (no test leakage, but an optimistic design): its
 classifier is fitted on the fold model's features *of that model's own training images*,

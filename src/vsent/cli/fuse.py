@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "with '+' (default gch+bow)")
     p.add_argument("--rule", choices=RULES, default="mean",
                    help="mean: w p_cnn + (1 - w) p_hand; logit: weighted mean of logits "
-                        "(product of experts); early: one classifier on the fold models' "
+                        "(product of experts; at --weight 0.5 the same labels as mean, only "
+                        "the probabilities differ); early: one classifier on the fold models' "
                         "penultimate features and the hand-crafted blocks (needs the run's "
                         "fold<k>/model.pt; --weight unused). The early classifier learns from "
                         "each fold model's features of its own training images, which the "
