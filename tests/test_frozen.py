@@ -51,7 +51,8 @@ def _tensors(model) -> dict[str, torch.Tensor]:
 
 @pytest.fixture
 def count_infer(monkeypatch):
-    """Counts the feature extractions (calls of vsent.inference.infer from vsent.frozen)."""
+    """Counts the feature extractions (calls of vsent.inference.infer from vsent.frozen, True
+    for an oversampled one)."""
     calls = []
     real = frozen.infer
 
@@ -60,6 +61,13 @@ def count_infer(monkeypatch):
         return real(*a, **kw)
 
     monkeypatch.setattr(frozen, "infer", counting)
+    crops = frozen._crop_features  # the 10-crop features (each crop's)
+
+    def counting_crops(*a, **kw):
+        calls.append(True)
+        return crops(*a, **kw)
+
+    monkeypatch.setattr(frozen, "_crop_features", counting_crops)
     return calls
 
 
@@ -103,7 +111,7 @@ def test_feature_cache_is_reused_and_invalidated_by_model_preprocess_and_images(
         pre, mean=tuple(m + 1 for m in pre.mean)))
     changed = frozen.cached_features(other_pre, paths, images, **kw)
     assert len(count_infer) == 3 and not np.allclose(changed, first)
-    frozen.cached_features(_model(), paths, images, oversample=True, **kw)  # 10-crop mean
+    frozen.cached_features(_model(), paths, images, oversample=True, **kw)  # the 10 crops'
     assert count_infer[-1] is True and len(count_infer) == 4
     st = os.stat(paths[0])
     os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched, same bytes
@@ -114,6 +122,32 @@ def test_feature_cache_is_reused_and_invalidated_by_model_preprocess_and_images(
     assert len(count_infer) == 5
     frozen.cached_features(_model(), paths, images, **kw)
     assert len(count_infer) == 5
+
+
+def test_a_head_runs_10_crop_scores_are_what_predict_gives_its_model(tmp_path):
+    """The head path applied the head to the mean of the 10 crops' features (the softmax of the
+    mean logits), while `vsent predict --oversample` of the fold's model.pt averages the 10
+    softmaxes: the run reported one estimator and its model scored another (audit_models27
+    #6). Each crop's features are cached now, (N, 10, D), and the head runs on each."""
+    from vsent.inference import infer
+
+    images, labels = _images()
+    model = _model()
+    with torch.no_grad():
+        model.fc.weight.mul_(40.0)  # confident logits: the two estimators part
+    cfg = RunConfig(data=str(tmp_path), model="smallcnn", train_mode="head")
+    test_idx = np.arange(3, 11)
+    kw = {"oversample": True, "device": "cpu"}
+    metrics, probs = frozen.evaluate_model(model, cfg, images, labels, _paths(tmp_path, 12),
+                                           test_idx, **kw)
+    want = infer(model, images[test_idx], **kw).probs
+    np.testing.assert_allclose(probs, want, rtol=1e-5, atol=1e-6)
+    feats = frozen.cached_features(model, _paths(tmp_path, 12), images, **kw)
+    assert feats.shape == (12, 10, model.info.feature_dim)
+    _, centre = frozen.evaluate_model(model, cfg, images, labels, _paths(tmp_path, 12),
+                                      test_idx, device="cpu")
+    np.testing.assert_allclose(centre, infer(model, images[test_idx], device="cpu").probs,
+                               rtol=1e-5, atol=1e-6)
 
 
 # --- heads on frozen features ------------------------------------------------------------------

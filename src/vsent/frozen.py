@@ -49,7 +49,7 @@ from vsent.config import HEADS, TrainConfig, parse_train_mode
 from vsent.data.cache import cache_dir_default, content_key
 from vsent.errors import VsentError
 from vsent.files import mark_used, write_cache_file
-from vsent.inference import infer, resolve_device
+from vsent.inference import infer, prepare, resolve_device
 
 __all__ = [
     "HEADS", "LOGISTIC_CS", "TRAIN_MODES", "cached_features", "check_train_mode", "feature_key",
@@ -66,8 +66,9 @@ TRAIN_MODES = ("all", "head", "last-N")
 LOGISTIC_CS = tuple(float(c) for c in np.logspace(-4, 4, 9))
 #: Inner folds of the logistic head's C search (fewer when a class has fewer images).
 INNER_FOLDS = 5
-# Bump when what is stored changes, so stale feature files are not reused.
-_FORMAT = "vsent-feature-cache-v1"
+# Bump when what is stored changes, so stale feature files are not reused (v2: the 10-crop
+# file holds each crop's features, (N, 10, D), not their mean).
+_FORMAT = "vsent-feature-cache-v2"
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,7 +117,8 @@ def cached_features(
     device: str | torch.device = "auto",
     cache_dir: str | os.PathLike | None = None,
 ) -> np.ndarray:
-    """Pooled features of every image, from the disk cache or extracted (and stored) once.
+    """Pooled features of every image (of each of its 10 crops with ``oversample``), from the
+    disk cache or extracted (and stored) once.
 
     Parameters
     ----------
@@ -124,12 +126,15 @@ def cached_features(
     paths : the image files (``dataset.paths``), for the cache key; row i is ``paths[i]``.
     images : uint8 (N, S, S, 3) resized images in the same order (the image cache).
     init : ``--init`` of the model (recorded in the key; the weights digest decides anyway).
-    oversample : mean over the 10 crops' features instead of the centre crop.
+    oversample : each of the 10 crops' features instead of the centre crop's: the head is
+        applied to each and their softmaxes averaged, as `vsent predict --oversample` scores
+        the model (:func:`evaluate_model`).
     cache_dir : default ``$VSENT_CACHE``, else ``~/.cache/vsent``.
 
     Returns
     -------
-    float32 (N, D) array (memory-mapped, read-only), D = ``model.info.feature_dim``.
+    float32 (N, D) array, or (N, 10, D) with ``oversample`` (memory-mapped, read-only),
+    D = ``model.info.feature_dim``.
     """
     if len(images) != len(paths):
         raise ValueError(f"{len(images)} images but {len(paths)} paths")
@@ -140,20 +145,41 @@ def cached_features(
     if final.is_file():
         try:
             arr = np.load(final, mmap_mode="r")
-            if arr.ndim == 2 and arr.shape[0] == n and arr.dtype == np.float32:
+            if arr.ndim == (3 if oversample else 2) and arr.shape[0] == n \
+                    and arr.dtype == np.float32:
                 log.info("feature cache: reusing %s", final)
                 mark_used(final)
                 return arr
         except (OSError, ValueError) as e:
             log.warning("feature cache: %s is unreadable (%s); extracting again", final, e)
-    feats = infer(model, images, oversample=oversample, batch_size=batch_size, device=device,
-                  features=True).features
-    assert feats is not None
+    if oversample:
+        feats = _crop_features(model, images, batch_size, device)
+    else:
+        feats = infer(model, images, batch_size=batch_size, device=device,
+                      features=True).features
+        assert feats is not None
     feats = np.ascontiguousarray(feats, dtype=np.float32)
     # the final name only ever appears complete
     write_cache_file(final, lambda f: np.save(f, feats), "feature cache")
-    log.info("feature cache: extracted %d x %d features into %s", *feats.shape, final)
+    log.info("feature cache: extracted %s features into %s", " x ".join(map(str, feats.shape)),
+             final)
     return np.load(final, mmap_mode="r")
+
+
+def _crop_features(model: nn.Module, images: np.ndarray, batch_size: int,
+                   device: str | torch.device) -> np.ndarray:
+    """float32 (N, 10, D): ``forward_features`` of each image's 10 crops (the crops and
+    normalisation of the inference path, :func:`vsent.inference.prepare`)."""
+    dev = resolve_device(device)
+    model.eval().to(dev)
+    out = np.empty((len(images), 10, model.info.feature_dim), np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            x = prepare(images[start:start + batch_size], model.info.preprocess,
+                        oversample=True, device=dev)  # image-major: rows 10 i .. 10 i + 9
+            f = model.forward_features(x).float().cpu().numpy()
+            out[start:start + len(f) // 10] = f.reshape(-1, 10, f.shape[1])
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,8 +513,9 @@ def evaluate_model(
 ) -> tuple[dict, np.ndarray]:
     """:func:`vsent.evaluate.evaluate` of the rows ``test_idx``: (metrics, probabilities (n, C)).
 
-    With ``train_mode == "head"`` the frozen backbone's cached features are used (centre crop,
-    or the mean of the 10 crops' features with ``oversample``) and only the head runs.
+    With ``train_mode == "head"`` the frozen backbone's cached features are used and only the
+    head runs: on the centre crop's, or with ``oversample`` on each of the 10 crops' with their
+    softmaxes averaged (what ``vsent predict --oversample`` gives for the fold's model.pt).
     """
     from vsent.evaluate import evaluate
     from vsent.metrics import binary_metrics
@@ -499,10 +526,13 @@ def evaluate_model(
     feats = cached_features(model, paths, images, init=cfg.init, oversample=oversample,
                             batch_size=batch_size, device=device)
     dev = resolve_device(device)
+    x = np.asarray(feats[test_idx], dtype=np.float32)
     with torch.inference_mode():
         logits = model.eval().to(dev).forward_head(
-            torch.from_numpy(np.asarray(feats[test_idx], dtype=np.float32)).to(dev))
+            torch.from_numpy(x.reshape(-1, x.shape[-1])).to(dev))
         probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
+    if oversample:  # (n, 10, C) -> the mean over each image's crops
+        probs = probs.reshape(len(x), 10, -1).mean(axis=1)
     return binary_metrics(labels[test_idx], probs.argmax(axis=1)), probs
 
 
