@@ -8,7 +8,7 @@ best of ``--repeats``, interleaved so both engines see the same machine load. It
 that both engines give the same rows (probabilities to 1e-4).
 
 Frozen training (:mod:`vsent.frozen`): images/s of the feature extraction (centre crop and
-10-crop mean, through :func:`vsent.frozen.cached_features`, cache emptied first), and the
+each of the 10 crops, through :func:`vsent.frozen.cached_features`, cache emptied first), and the
 seconds to fit a head on one training fold of Twitter I five-agree (``--fold-n`` = 706 random
 features of the model's width): ``linear`` with the campos2015 solver (65 epochs), ``logistic``
 with its inner-CV C search. ``frozen_crossval_s`` estimates a 5-fold ``--train head`` run on
