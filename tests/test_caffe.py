@@ -285,7 +285,14 @@ def test_corrupt_files_name_the_file(tmp_path):
     text.write_text('name: "CaffeNet"\nlayer { name: "conv1" }\n')  # a prototxt, not binary
     empty = tmp_path / "empty.caffemodel"
     empty.write_bytes(b"")
-    for path in (truncated, garbage, text, empty):
+    # blob shapes whose int64 product wraps around (2**64 == 0) or that numpy cannot reshape to:
+    # once a 50-line ValueError + BufferError traceback
+    huge = []
+    for i, dims in enumerate([(2**63, 2), (2**32, 2**32), (2**40, 0)]):
+        blob = _ld(7, _ld(1, b"".join(_varint(d) for d in dims))) + _ld(5, b"")
+        huge.append(tmp_path / f"huge{i}.caffemodel")
+        huge[-1].write_bytes(_ld(100, _ld(1, b"conv1") + _ld(2, b"Convolution") + _ld(7, blob)))
+    for path in (truncated, garbage, text, empty, *huge):
         with pytest.raises(WeightsError, match=path.name):
             load_caffemodel(path)
     with pytest.raises(WeightsError, match="missing.caffemodel"):

@@ -106,6 +106,53 @@ def test_grad_cam_bad_layer_and_target():
         X.grad_cam(model, x, "conv", 5)
 
 
+class Residual(nn.Module):
+    """A ResNet block's tail: ``out = bn(conv(h)); out += h`` (torchvision's BasicBlock adds the
+    identity in place to the output of ``bn``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.conv, self.bn = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3), \
+            nn.BatchNorm2d(4)
+        self.head = nn.Linear(4, 2)
+        with torch.no_grad():
+            self.bn.running_mean.uniform_(-1, 1)
+            self.bn.running_var.uniform_(0.5, 2)
+
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``bn``'s output and the logits, written without in-place ops or hooks."""
+        h = torch.relu(self.stem(x))
+        act = self.bn(self.conv(h))
+        return act, self.head(torch.relu(act + h[..., 1:-1, 1:-1]).mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.stem(x))
+        out = self.bn(self.conv(h))
+        out += h[..., 1:-1, 1:-1]
+        return self.head(torch.relu(out).mean(dim=(2, 3)))
+
+
+def test_grad_cam_of_a_layer_whose_output_is_later_changed_in_place():
+    """Audit 27 #5: the captured tensor was the block's sum, not ``bn``'s output."""
+    from vsent.inference import capture_outputs
+
+    torch.manual_seed(5)
+    model = Residual().eval()
+    x = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+    with torch.enable_grad():
+        x = x.requires_grad_(True)
+        act, logits = model.parts(x)
+        (grads,) = torch.autograd.grad(logits[:, 1].sum(), act)
+    cam = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * act).sum(dim=1, keepdim=True))
+    cam = torch.nn.functional.interpolate(cam, size=(12, 12), mode="bilinear")[:, 0]
+    cam = (cam / cam.flatten(1).amax(dim=1)[:, None, None]).detach().numpy()
+    cams, _, _ = X.grad_cam(model, x, "bn", "positive")
+    np.testing.assert_allclose(cams, cam, atol=1e-5)
+    with capture_outputs(model, ["bn"], grad=True) as acts, torch.enable_grad():
+        torch.testing.assert_close(model(x), logits)  # the network's output is unchanged
+    torch.testing.assert_close(acts["bn"], act)
+
+
 def _spatial_conv_output(model: nn.Module, layer: str, size: int) -> bool:
     """Run the model once, independently of vsent: is ``layer`` a convolution (or a block
     holding one) whose output is a (B, C, h, w) map with more than one position?"""

@@ -206,6 +206,23 @@ def test_model_facts_live_only_in_info():
         info.cam_layer = "conv4"
 
 
+def test_models_pickle_and_torch_save_with_their_info(tmp_path):
+    """Audit 27 #8: ModelInfo's mappingproxy fields made every model unpicklable."""
+    import pickle
+    import types
+
+    torch.manual_seed(0)
+    model = create_model("caffenet", arch="fc6-2").eval()  # info.extra and probe_pool non-empty
+    torch.save(model, tmp_path / "whole.pt")
+    x = torch.randn(2, 3, 227, 227)
+    for copy in (pickle.loads(pickle.dumps(model)),
+                 torch.load(tmp_path / "whole.pt", weights_only=False)):
+        assert copy.info == model.info and copy.info.extra["arch"] == "fc6-2"
+        assert isinstance(copy.info.extra, types.MappingProxyType)  # still read-only
+        assert isinstance(copy.info.probe_pool, types.MappingProxyType)
+        torch.testing.assert_close(copy(x), model(x), rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------------------------------------
 # every registered model
 

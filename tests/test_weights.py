@@ -423,6 +423,63 @@ def test_a_data_parallel_state_dict_loads_without_its_module_prefix(tmp_path):
         create_model("smallcnn", init=tmp_path / "mixed.pt")
 
 
+@pytest.mark.parametrize("layout, entry, prefix", [
+    ("model", "model", ""),  # DeiT, MAE, torchvision's reference scripts
+    ("state_dict_ema", "state_dict_ema", ""),  # timm's train script
+    ("model_ema", "model_ema", ""),
+    ("lightning", "state_dict", "model."),  # a LightningModule with the net as self.model
+    ("compiled", "", "_orig_mod."),  # torch.compile
+    ("ddp_compiled", "", "module._orig_mod."),
+])
+def test_training_checkpoint_layouts_load_and_log_what_was_unwrapped(tmp_path, caplog, layout,
+                                                                     entry, prefix):
+    """Audit 27 #7: these were refused ("expected a dict of tensors, got dict")."""
+    torch.manual_seed(4)
+    source = create_model("smallcnn")
+    state = source.state_dict()
+    saved = {
+        "model": {"model": state, "epoch": 3, "optimizer": {"state": {}}},
+        "state_dict_ema": {"state_dict_ema": state, "epoch": 3},
+        "model_ema": {"model_ema": state},
+        "lightning": {"state_dict": {"model." + k: v for k, v in state.items()}, "epoch": 3},
+        "compiled": {"_orig_mod." + k: v for k, v in state.items()},
+        "ddp_compiled": {"module._orig_mod." + k: v for k, v in state.items()},
+    }[layout]
+    torch.save(saved, tmp_path / "ck.pt")
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        model = create_model("smallcnn", init=tmp_path / "ck.pt")
+    assert _equal(model, source)
+    assert (f"weights taken from its {entry!r} entry" in caplog.text) == bool(entry)
+    assert (f"removed the key prefix {prefix!r}" in caplog.text) == bool(prefix)
+
+
+def test_a_model_whose_own_keys_have_a_wrapper_prefix_keeps_them():
+    from vsent.models.weights import without_wrapper_prefix
+
+    own = {"model.fc.weight": torch.zeros(1), "model.fc.bias": torch.zeros(1)}
+    assert without_wrapper_prefix(dict(own), own) == own
+    # the prefix goes only where it makes keys match: not for another model's weights
+    other = {"model.conv.weight": torch.zeros(1)}
+    assert without_wrapper_prefix(other, {"conv.bias": torch.zeros(1)}) == other
+
+
+def test_a_dict_with_other_entries_names_the_first_that_is_not_a_tensor(tmp_path):
+    state = create_model("smallcnn").state_dict()
+    files = {
+        "flat.pth": ({**state, "epoch": 3}, "'epoch' is an int, not a tensor"),
+        "nested.pth": ({"net": state, "epoch": 3}, "'net' is a dict, not a tensor"),
+        "bad_entry.pth": ({"state_dict": {"w": torch.zeros(1), "step": 1.5}},
+                          "its 'state_dict' entry: 'step' is a float, not a tensor"),
+        "int_keys.pth": ({0: torch.zeros(1)}, "key 0 is not a string"),
+        "list.pth": ([torch.zeros(1)], "expected a dict of tensors, got list"),
+    }
+    for name, (obj, why) in files.items():
+        torch.save(obj, tmp_path / name)
+        with pytest.raises(WeightsError) as err:
+            create_model("smallcnn", init=tmp_path / name)
+        assert str(err.value) == f"{tmp_path / name}: not a PyTorch state dict ({why})"
+
+
 def test_weights_of_another_architecture_get_a_hint(tmp_path):
     torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pt")
     with pytest.raises(WeightsError) as err:

@@ -107,9 +107,10 @@ def capture_outputs(
     model : the network; names : module names (``model.get_submodule``).
     grad : False: each output is detached and copied when it is produced (a later in-place op,
         e.g. ``ReLU(inplace=True)`` after a conv, cannot change it; Caffe's blob semantics).
-        True: outputs stay in the autograd graph (Grad-CAM differentiates with respect to them);
-        in-place modules are switched off inside the block so that autograd can use them, and
-        switched back on after.
+        True: outputs stay in the autograd graph (Grad-CAM differentiates with respect to them)
+        and the network goes on with a clone of each, so that functional in-place ops
+        (ResNet's ``out += identity``) cannot change the captured tensor; in-place modules are
+        switched off inside the block so that autograd can use them, and switched back on after.
 
     Raises :class:`VsentError` naming a layer that does not exist. A non-tensor output is stored
     as it is (the caller decides whether that is an error).
@@ -117,11 +118,16 @@ def capture_outputs(
     modules = [(n, _module(model, n)) for n in names]
     captured: dict[str, Any] = {}
 
-    def hook(name: str) -> Callable[..., None]:
-        def fn(_module: nn.Module, _inputs: Any, output: Any) -> None:
-            if torch.is_tensor(output) and not grad:
-                output = output.detach().clone()
-            captured[name] = output
+    def hook(name: str) -> Callable[..., Any]:
+        def fn(_module: nn.Module, _inputs: Any, output: Any) -> Any:
+            if not torch.is_tensor(output):
+                captured[name] = output
+            elif grad:  # keep the layer's own output; the network continues on the clone
+                captured[name] = output
+                return output.clone()
+            else:
+                captured[name] = output.detach().clone()
+            return None  # the network's output unchanged
         return fn
 
     handles = [m.register_forward_hook(hook(n)) for n, m in modules]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType, ModuleType
 from typing import Any, Literal
 
@@ -81,6 +81,12 @@ class ModelInfo:
 
     def __deepcopy__(self, memo: dict) -> ModelInfo:
         return self  # immutable: a copied model (e.g. the EMA of its weights) shares it
+
+    def __reduce__(self) -> tuple[type[ModelInfo], tuple[Any, ...]]:
+        # mappingproxy cannot be pickled (torch.save(model), multiprocessing): rebuild from
+        # plain dicts, which __post_init__ wraps again
+        return ModelInfo, tuple(dict(v) if isinstance(v, MappingProxyType) else v
+                                for v in (getattr(self, f.name) for f in fields(self)))
 
     def pool_of(self, layer: str) -> PoolMode:
         """How ``layer``'s output is reduced for a probe (default ``"flatten"``)."""

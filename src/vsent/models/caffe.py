@@ -28,6 +28,7 @@ warp) turns an RGB uint8 image into exactly the array Caffe's ``Transformer`` wo
 
 from __future__ import annotations
 
+import math
 import mmap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ CAFFENET_LAYERS: dict[str, str] = {
     "fc6": "fc6", "fc7": "fc7", "fc8": "fc8", "fc8_twitter": "fc8",
 }
 _CONV = {"conv1", "conv2", "conv3", "conv4", "conv5"}
+#: Caffe's limit on a blob's size (``Blob::Reshape`` checks ``count_ <= INT_MAX``).
+_MAX_DIM = 2**31 - 1
 
 
 class _ParseError(ValueError):
@@ -161,7 +164,11 @@ def _parse_blob(buf: memoryview) -> np.ndarray:
     shape = tuple(dims) if dims is not None else tuple(legacy)
     if dims is None and not any(legacy):
         shape = (data.size,)
-    if int(np.prod(shape, dtype=np.int64)) != data.size:
+    # Python ints: np.prod(int64) wraps for dims of 2**32 and more, and a wrapped product could
+    # pass the size check; Caffe itself refuses blobs of more than INT_MAX values.
+    if any(d > _MAX_DIM for d in shape):
+        raise _ParseError(f"blob shape {shape} has a dimension above Caffe's limit {_MAX_DIM}")
+    if math.prod(shape) != data.size:
         raise _ParseError(f"blob shape {shape} does not match its {data.size} values")
     return data.astype(np.float32, copy=True).reshape(shape)
 
@@ -230,8 +237,10 @@ def read_caffemodel(path: str | Path) -> tuple[str, list[CaffeLayer]]:
             error = None
             try:
                 name, layers = _parse_net(mm)
-            except _ParseError as e:
-                error = str(e)  # keep no traceback: its frames would pin views of the mmap
+            except (ValueError, OverflowError) as e:  # _ParseError, or numpy refusing a shape
+                # keep no traceback: its frames would pin views of the mmap, and closing it
+                # would then raise BufferError instead of this error
+                error = str(e)
     if error is not None:
         raise WeightsError(f"{path}: not a valid Caffe model ({error})")
     if not layers:

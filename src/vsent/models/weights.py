@@ -5,11 +5,13 @@
   record that the registry entry carries (``create_model`` passes it to :func:`apply_init`; this
   module imports nothing from the registry). The layers in ``info.new_layers`` (the replaced
   head) are always left fresh.
-* A path loads a ``.pt``/``.pth`` state dict, a vsent checkpoint (its ``"state_dict"``) or a Caffe
-  ``.caffemodel``. Keys of the file that match the model with the same shape are loaded; keys of
-  ``new_layers`` may be missing or of another shape (they stay fresh); any other missing or
-  mismatched key is a :class:`WeightsError`. Dropped keys are logged, nothing falls back to
-  random weights silently.
+* A path loads a ``.pt``/``.pth`` state dict, a vsent checkpoint (its ``"state_dict"``), a
+  training checkpoint (its :data:`WRAPPER_ENTRIES` entry) or a Caffe ``.caffemodel``; a prefix
+  that every key has (:data:`WRAPPER_PREFIXES`) is removed when the rest fits the model. Keys
+  of the file that match the model with the same shape are loaded; keys of ``new_layers`` may
+  be missing or of another shape (they stay fresh); any other missing or mismatched key is a
+  :class:`WeightsError`. Dropped keys are logged, nothing falls back to random weights
+  silently.
 
 The weights record of a family (one per registered name or per resolved family name)::
 
@@ -144,21 +146,45 @@ def apply_init(
             raise WeightsError(f"--init {init!r}: not a tag of {name}{named} nor a weights file")
         raise WeightsError(f"--init {init!r}: use random, imagenet (a CLIP tag for clip/ "
                            "models) or the path of a weights file")
-    state = without_module_prefix(read_state_dict(init), model.state_dict())
+    state = without_wrapper_prefix(read_state_dict(init), model.state_dict(),
+                                   source=fspath(init))
     load_matching(model, state, source=fspath(init), new_layers=new_layers)
     return model
 
 
-def without_module_prefix(state: Mapping[str, Tensor],
-                          own: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
-    """``state`` without the ``module.`` that ``DataParallel``/``DistributedDataParallel``
-    put before every key of a state dict saved from the wrapper (common practice), when every
-    key has it and the model's keys do not; else ``state`` as it is."""
-    prefix = "module."
-    if not state or not all(k.startswith(prefix) for k in state) \
-            or any(k.startswith(prefix) for k in own):
-        return state
-    return {k[len(prefix):]: v for k, v in state.items()}
+#: Prefixes a wrapper puts before every key of a state dict saved from it:
+#: ``DataParallel``/``DistributedDataParallel`` (``module.``), ``torch.compile``
+#: (``_orig_mod.``), a LightningModule's or a training script's attribute (``model.``).
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")
+
+
+#: Entries of a training checkpoint that hold the state dict, in order of preference: vsent's
+#: and Lightning's ``state_dict``, ``model`` (DeiT, MAE, torchvision's reference scripts), the
+#: moving averages of timm's (``state_dict_ema``) and DeiT's (``model_ema``) scripts.
+WRAPPER_ENTRIES = ("state_dict", "model", "state_dict_ema", "model_ema")
+
+
+def without_wrapper_prefix(state: Mapping[str, Tensor], own: Mapping[str, Tensor], *,
+                           source: str = "weights") -> Mapping[str, Tensor]:
+    """``state`` without the :data:`WRAPPER_PREFIXES` that every one of its keys has (one or
+    nested: ``module._orig_mod.``), removed only when more keys then match the model's ``own``
+    keys (a model whose keys start ``model.`` keeps them); the removal is logged."""
+    def common(keys: Iterable[str]) -> int:
+        return sum(k in own for k in keys)
+
+    best, removed, current, prefixes = state, "", state, ""
+    while current:
+        prefix = next((p for p in WRAPPER_PREFIXES if all(k.startswith(p) for k in current)),
+                      None)
+        if prefix is None:
+            break
+        current = {k[len(prefix):]: v for k, v in current.items()}
+        prefixes += prefix
+        if common(current) > common(best):
+            best, removed = current, prefixes
+    if removed:
+        logger.info("%s: removed the key prefix %r that all its keys have", source, removed)
+    return best
 
 
 def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
@@ -181,16 +207,30 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
 
         raise WeightsError(f"{path}: not a PyTorch state dict ({load_failure(path, exc)})") \
             from exc
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]  # vsent checkpoint (or Lightning-style {"state_dict": ...})
-    if not isinstance(obj, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()
-    ):
-        raise WeightsError(
-            f"{path}: not a PyTorch state dict (expected a dict of tensors, "
-            f"got {type(obj).__name__})"
-        )
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{path}: not a PyTorch state dict (expected a dict of tensors, "
+                           f"got {type(obj).__name__})")
+    entry = "" if _not_tensors(obj) is None else \
+        next((k for k in WRAPPER_ENTRIES if isinstance(obj.get(k), Mapping)), "")
+    if entry:
+        obj = obj[entry]
+        logger.info("%s: weights taken from its %r entry", path, entry)
+    why = _not_tensors(obj)
+    if why is not None:
+        where = f"its {entry!r} entry: " if entry else ""
+        raise WeightsError(f"{path}: not a PyTorch state dict ({where}{why})")
     return dict(obj)
+
+
+def _not_tensors(obj: Mapping[object, object]) -> str | None:
+    """Why ``obj`` is not a dict of named tensors (its first other entry), or None."""
+    for key, value in obj.items():
+        if not isinstance(key, str):
+            return f"key {key!r} is not a string"
+        if not isinstance(value, Tensor):
+            kind = "dict" if isinstance(value, Mapping) else type(value).__name__
+            return f"{key!r} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not a tensor"
+    return None
 
 
 def saved_preprocess(path: str | PathLike[str]) -> Preprocess | None:
