@@ -391,3 +391,29 @@ def test_cli_json_never_replaces_a_file_that_is_no_comparison(tmp_path, capsys):
     assert main(["compare", str(a), str(b), "--json", str(notes), "--overwrite"]) == 0
     assert main(["compare", str(a), str(b), "--json", str(notes)]) == 0  # its own: replaced
     assert json.loads(notes.read_text())["scores_b"].endswith("predictions.csv:prob_positive")
+
+
+def test_cli_json_records_the_files_it_compared_and_which_vsent(tmp_path, capsys):
+    """The JSON names each predictions file scored with its SHA-256 (a run made again since no
+    longer matches), the command line and vsent's versions (audit_ens27 #6)."""
+    import hashlib
+
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    c = _run(tmp_path / "c", B, labels=LABELS, folds=FOLDS, command="crossval")
+    (c / "config.json").write_text(json.dumps({"command": "crossval", "fusion": "gch+bow"}))
+    (c / "fusion").mkdir()  # a crossval --fusion run is scored by its fused probability
+    (c / "fusion" / "predictions.csv").write_text(
+        (c / "predictions.csv").read_text().replace("prob_positive", "prob_fused"))
+    for runs in ([a, b], [a, b, c]):
+        out = tmp_path / "cmp.json"
+        argv = ["compare", *map(str, runs), "--json", str(out)]
+        assert main(argv) == 0
+        record = json.loads(out.read_text())["provenance"]
+        files = [a / "predictions.csv", b / "predictions.csv", c / "fusion" / "predictions.csv"]
+        assert record["inputs"] == {str(f.resolve()): hashlib.sha256(f.read_bytes()).hexdigest()
+                                    for f in files[:len(runs)]}
+        assert record["argv"] == ["vsent", *argv]
+        assert record["versions"]["vsent"] and "git_commit" in record["versions"]
+        assert record["date"]
+    capsys.readouterr()

@@ -351,6 +351,55 @@ def test_you2015_notes_say_what_the_selection_removed(tmp_path):
                      "fewer than two classes and the progressive fine-tuning was skipped."]
 
 
+def test_table2_sets_the_papers_probes_beside_the_papers_network_only(campos, tmp_path,
+                                                                      monkeypatch):
+    """A layer named as one of Campos et al.'s (fc7) in another network is not theirs: no
+    published cell beside it (audit_ens27 #7), as layers.md does."""
+    from vsent.reports import campos2015
+
+    _, out, plan, _ = campos
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    copy = shutil.copytree(out, tmp_path / "copy")
+    layers = json.loads((copy / "layers" / "layers.json").read_text())
+    layers["fc7"] = next(iter(layers.values()))  # a smallcnn layer of that name
+    (copy / "layers" / "layers.json").write_text(json.dumps(layers))
+    report = R.reproduce(plan, copy, resume=True, progress=False)
+    t2 = next(t for t in report["tables"] if t["id"] == "table2")
+    fc7 = [r for r in t2["rows"] if r["cells"][0] == "fc7"]
+    assert fc7 and all(r["paper"] is None and r["ours"] is not None for r in fc7)
+    assert "so does every layer here: the plan ran smallcnn (published: fine-tuned CaffeNet " \
+           "fc8-2)" in t2["note"]
+    assert all(r[-4] == R.NOT_IN_PAPER for r in _md_rows((copy / "report.md").read_text(),
+                                                         "Table 2"))
+    assert campos2015.is_paper_network(R.make_plan("campos2015", "data").template)
+    assert not campos2015.is_paper_network(dataclasses.replace(
+        R.make_plan("campos2015", "data").template, model_kwargs={"arch": "fc7-2"}))
+
+
+def test_a_damaged_sub_run_csv_is_one_line_naming_it(campos, tmp_path, monkeypatch):
+    """Read once every sub-run is done: a cut predictions.csv or removal.csv ended the
+    reproduction in a traceback, with no report (audit_ens27 #5)."""
+    _, out, plan, _ = campos
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    copy = shutil.copytree(out, tmp_path / "copy")
+    pred = copy / "table1" / "predictions.csv"
+    lines = pred.read_text().splitlines()
+    pred.write_text("\n".join(lines[:5] + [lines[5][:20]]) + "\n")  # a copy cut short
+    with pytest.raises(VsentError, match=rf"^{re.escape(str(pred))}, line 6: unreadable row "
+                                         r"\(cut short"):
+        R.reproduce(plan, copy, resume=True, progress=False)
+    fold = tmp_path / "pcnn-weak-five" / "fold1"
+    fold.mkdir(parents=True)
+    removal = fold / "removal.csv"
+    for text, message in (("name,label,s1,s2\na.jpg,1,0.5,0.5\n", "line 1: no column 'removed'"),
+                          ("name,label,removed\na.jpg,1,0\nb.jpg,0,2\n",
+                           "line 3: unreadable row (removed: '2' is not 0 or 1)"),
+                          ("name,label,removed\na.jpg,1\n", "line 2: unreadable row (cut short")):
+        removal.write_text(text)
+        with pytest.raises(VsentError, match=re.escape(f"{removal}, {message}")):
+            you2015._selection_notes(tmp_path, ["five"])
+
+
 def test_an_init_file_that_does_not_load_is_refused_before_anything_runs(tmp_path, capsys,
                                                                          make_twitter_like):
     # the fallback to random weights is for ImageNet weights that cannot be downloaded, not for
@@ -358,10 +407,17 @@ def test_an_init_file_that_does_not_load_is_refused_before_anything_runs(tmp_pat
     data = make_twitter_like()
     not_a_checkpoint = tmp_path / "notes.pt"
     not_a_checkpoint.write_text("not a checkpoint")
+    cut = tmp_path / "cut.caffemodel"
+    cut.write_bytes(b"truncated download")
     cases = [("you2015", tmp_path / "missing.pt", "missing.pt: no such file (imagenet, random"),
              ("you2015", not_a_checkpoint, "notes.pt: not a vsent checkpoint"),
              ("you2015", "imagenet", "you2015 --init: random, or a vsent checkpoint"),
-             ("campos2015", tmp_path / "missing.caffemodel", "missing.caffemodel: no such file")]
+             ("campos2015", tmp_path / "missing.caffemodel", "missing.caffemodel: no such file"),
+             # a file that exists but does not load: not replaced by random weights
+             # (audit_ens27 #2), for campos2015 and sun2016 too
+             ("campos2015", not_a_checkpoint, "notes.pt: not a PyTorch state dict"),
+             ("campos2015", cut, "cut.caffemodel: not a valid Caffe model"),
+             ("sun2016", not_a_checkpoint, "notes.pt: not a PyTorch state dict")]
     for paper, init, message in cases:
         out = tmp_path / "out"
         assert main(["reproduce", paper, "--quick", "--data", str(data), "--init", str(init),
@@ -374,6 +430,37 @@ def test_an_init_file_that_does_not_load_is_refused_before_anything_runs(tmp_pat
                  "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     assert "nope: no such file or directory" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_init_file_every_network_of_the_plan_cannot_take_is_refused_up_front(
+        tmp_path, make_twitter_like, monkeypatch):
+    """Table 1's network takes the file, a variant's does not: refused before --out is made,
+    not after hours of other sub-runs (nor trained from random weights); and a sub-run that
+    meets such a file anyway stops rather than falling back (audit_ens27 #2)."""
+    import torch
+
+    from vsent.models import create_model
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    data = make_twitter_like()
+    weights = tmp_path / "small.pt"  # the template's widths [4, 8]; variant fc9-2 has [8]
+    torch.save(create_model("smallcnn", widths=[4, 8]).state_dict(), weights)
+    plan = _campos_plan(data)
+    plan = dataclasses.replace(plan, template=dataclasses.replace(plan.template,
+                                                                  init=str(weights)))
+    with pytest.raises(VsentError, match=r"^--init .*small\.pt: 5 weights missing or of the "
+                                         r"wrong shape: features\.block1"):
+        R.reproduce(plan, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+    R.reproduce(dataclasses.replace(plan, variants={"fc7-2": {"dropout": 0.1}}),  # it loads
+                tmp_path / "ok", progress=False, only=[])
+    rundir = runner.open_reproduction(plan, tmp_path / "s", resume=False)
+    with rundir:
+        session = runner.Session(tmp_path / "s", rundir, progress=False)
+        variant = dataclasses.replace(plan.template, model_kwargs={"widths": [8]})
+        with pytest.raises(VsentError, match=r"^--init .*small\.pt: 5 weights missing"):
+            session.resolve_init("fc9-2", variant)
+        assert "fc9-2" not in session.weights  # nothing recorded as trained from random
 
 
 def test_a_reproduction_stopped_by_a_missing_dataset_does_not_refuse_the_next(tmp_path, capsys):
@@ -476,6 +563,14 @@ def test_sun2016_resumed_scores_a_retrained_fold_again(campos, tmp_path, monkeyp
     torch.manual_seed(9)
     save_checkpoint(run / "fold2" / "model.pt", create_model(old.spec["name"], **{
         k: v for k, v in old.spec.items() if k not in ("name", "num_classes")}), fold=2)
+    # left out by --only: its rows read "not run", not the old model's scores (audit_ens27 #1)
+    stale = R.reproduce(plan, tmp_path / "sun", resume=True, progress=False, only=[])
+    assert npz.read_bytes() == before
+    assert stale["steps"]["regions"]["status"] == runner.OUT_OF_DATE
+    rows = [r for r in stale["tables"][0]["rows"] if r["run_dir"] is not None]
+    assert rows and all(r["ours"] is None and r["missing"] == R.NOT_RUN for r in rows)
+    assert stale["figures"] == []  # nor drawn
+    assert any(n.startswith("`regions`: done before, out of date now") for n in stale["notes"])
     R.reproduce(plan, tmp_path / "sun", resume=True, progress=False)
     with np.load(npz) as z:
         assert str(z["checkpoint_sha256"]) == file_sha256(run / "fold2" / "model.pt")
@@ -512,8 +607,22 @@ def test_campos2015_resumed_probes_a_retrained_fold_again(campos, tmp_path, monk
     torch.manual_seed(9)
     save_checkpoint(ckpt, create_model(old.spec["name"], **{
         k: v for k, v in old.spec.items() if k not in ("name", "num_classes")}), fold=2)
-    R.reproduce(plan, out, resume=True, progress=False)
+    # layers left out by --only: Table 2 reads "not run", not the replaced model's probes
+    # (audit_ens27 #1), and says why
+    stale = R.reproduce(plan, out, resume=True, progress=False, only=["table1"])
+    assert stamp.read_text() == before  # not probed again
+    assert stale["steps"]["layers"]["status"] == runner.OUT_OF_DATE
+    t2 = next(t for t in stale["tables"] if t["id"] == "table2")
+    assert t2["rows"] and all(r["ours"] is None and r["missing"] == R.NOT_RUN
+                              for r in t2["rows"])
+    assert any(n.startswith("`layers`: done before, out of date now") for n in stale["notes"])
+    md_rows = _md_rows((out / "report.md").read_text(), "Table 2")
+    assert len(md_rows) == len(t2["rows"]) and all(r[-3] == R.NOT_RUN for r in md_rows)
+    again = R.reproduce(plan, out, resume=True, progress=False)
     assert stamp.read_text().split()[0] == file_sha256(ckpt) != before.split()[0]
+    assert again["steps"]["layers"]["status"] == "done"
+    t2 = next(t for t in again["tables"] if t["id"] == "table2")
+    assert all(r["ours"] is not None for r in t2["rows"])
 
 
 # --------------------------------------------------------------------------------------------

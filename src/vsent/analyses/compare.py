@@ -82,6 +82,24 @@ def load_scores(run: str | os.PathLike, ten_crop: bool = False
     return f"{pred_file}:{column}", out
 
 
+def provenance(runs: Sequence[str | os.PathLike], *, ten_crop: bool = False,
+               argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """How a comparison was made, for its JSON record (as a run's ``versions.json`` and
+    ``inputs.json`` say it of a run): ``versions`` (packages, git commit, machine), ``date``
+    (UTC), ``argv`` (the command line, None from the API) and ``inputs``, ``{predictions file
+    (absolute): SHA-256}`` of each file :func:`load_scores` reads for ``runs``: a run made
+    again since no longer matches its record."""
+    from datetime import UTC, datetime
+
+    from vsent.files import file_sha256
+    from vsent.runs import versions
+
+    files = dict.fromkeys(scores_source(run, ten_crop)[0].resolve() for run in runs)
+    return {"versions": versions(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "argv": None if argv is None else list(argv),
+            "inputs": {str(f): file_sha256(f) for f in files}}
+
+
 def read_predictions(pred_file: str | os.PathLike, column: str, *,
                      optional: Sequence[str] = (), what: str = "probabilities"
                      ) -> dict[str, dict[str, Any]]:

@@ -30,8 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "identical thumbnail) among their fold's training images; run A must "
                         "be a crossval run (its data and folds are read)")
     p.add_argument("--json", metavar="FILE",
-                   help="also write the comparison as JSON (an existing file is replaced only "
-                        "when it holds an earlier comparison, or with --overwrite)")
+                   help="also write the comparison as JSON, with its provenance (versions, "
+                        "command line, SHA-256 of each predictions file compared); an "
+                        "existing file is replaced only when it holds an earlier comparison, "
+                        "or with --overwrite")
     p.add_argument("--overwrite", action="store_true",
                    help="let --json replace an existing file that is no comparison")
     p.set_defaults(func=run_compare)
@@ -45,6 +47,7 @@ def run_compare(args: argparse.Namespace) -> int:
         compare_runs,
         comparison_text,
         comparisons_table,
+        provenance,
         train_copies,
     )
     from vsent.errors import VsentError
@@ -65,7 +68,10 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.without_train_copies:
         res = {**res, "left_out": {name: {"copy_in_training": other, "reason": reason}
                                    for name, (other, reason) in sorted(copies.items())}}
-    if args.json:
+    if args.json:  # with what it compared (SHA-256 of each file scored), by which vsent
+        res = {**res, "provenance": provenance(
+            [args.run_a, *args.run_b], ten_crop=args.ten_crop,
+            argv=["vsent", *getattr(args, "argv", [])])}
         try:
             atomic_write_text(args.json, json.dumps(res, indent=2) + "\n")
         except OSError as e:

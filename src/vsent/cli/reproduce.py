@@ -53,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "of training one per subset")
     p.add_argument("--only", metavar="SUBRUNS", type=comma_list(),
                    help="comma-separated sub-runs to run now (e.g. table1,layers); the others "
-                        "are reused if finished and reported as not run otherwise")
+                        "are reused if finished and up to date (e.g. layers probed with "
+                        "table1's current models), and reported as not run otherwise")
     add_run_args(p, None, out_help="reproduction directory (default runs/reproduce/PAPER, or "
                                    "runs/reproduce/PAPER-quick with --quick); --resume keeps "
                                    "finished sub-runs")

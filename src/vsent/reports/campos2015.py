@@ -7,7 +7,6 @@ fc6-4096, fc7-2, fc6-2, fc8-1000, fc9-2). Sub-runs: ``table1``, ``layers``, one 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vsent import papers
+from vsent.analyses.compare import read_predictions
 from vsent.analyses.layers import (
     LayersConfig,
     ProbeConfig,
@@ -27,7 +27,7 @@ from vsent.crossval import RunConfig
 from vsent.errors import VsentError
 from vsent.models.caffenet import SURGERIES
 from vsent.reports import render
-from vsent.reports.runner import Paper, Session, register_paper
+from vsent.reports.runner import Paper, Session, check_init_file, register_paper
 from vsent.train import TrainConfig
 
 #: Campos et al. Tables 3 and 4: row -> CaffeNet builder options (each is a crossval sub-run).
@@ -48,10 +48,16 @@ def table1_network(template: RunConfig) -> str:
     CaffeNet fc8-2, else the model it ran with the published network named beside it (a
     hand-made plan may swap the model)."""
     arch = template.model_kwargs.get("arch")
-    if papers.is_campos2015_network(template.model, arch):
+    if is_paper_network(template):
         return f"fine-tuned CaffeNet ({PAPER_ARCH})"
     ran = f"{template.model} {arch}" if arch else template.model
     return f"{ran} (published: fine-tuned CaffeNet {PAPER_ARCH})"
+
+
+def is_paper_network(template: RunConfig) -> bool:
+    """Whether the plan's Table 1 network is the one Campos et al. fine-tuned and probed: only
+    then are its layers those of Table 2 (another model's ``fc7`` is not CaffeNet fc8-2's)."""
+    return papers.is_campos2015_network(template.model, template.model_kwargs.get("arch"))
 
 
 @dataclass
@@ -111,6 +117,11 @@ class Campos2015(Paper):
     def steps(self, plan: Campos2015Plan) -> list[str]:
         return ["table1", "layers", *plan.variants]
 
+    def check(self, plan: Campos2015Plan) -> None:
+        # every network built from a weights file: a variant it does not load into would
+        # otherwise stop the reproduction hours in
+        check_init_file([plan.template, *(_variant(plan, kw) for kw in plan.variants.values())])
+
     def run(self, plan: Campos2015Plan, s: Session) -> dict[str, Any]:
         table1 = s.crossval("table1", plan.template)
         layers_dir = s.out / "layers"
@@ -118,12 +129,12 @@ class Campos2015(Paper):
             raise VsentError("the layer probes need Table 1's models: add table1 to --only")
         cfg = LayersConfig(run=str(table1.resolve()), probe=plan.probe,
                            device=plan.template.train.device, keep_features=plan.keep_features)
-        # a fold of table1 trained again since is probed again (one table, one set of models)
-        s.step("layers", lambda: probed_with_current_models(table1, layers_dir),
-               lambda: layer_probes(cfg, layers_dir, progress=s.progress))
+        # a fold of table1 trained again since is probed again (one table, one set of models);
+        # not done (left out by --only): its rows read "not run", not the old models' probes
+        layers_done = s.step("layers", lambda: probed_with_current_models(table1, layers_dir),
+                             lambda: layer_probes(cfg, layers_dir, progress=s.progress))
         for name, kwargs in plan.variants.items():
-            s.crossval(name, dataclasses.replace(
-                plan.template, model_kwargs={**plan.template.model_kwargs, **kwargs}))
+            s.crossval(name, _variant(plan, kwargs))
 
         w1 = s.weights_label("table1")
         model = plan.template.model
@@ -134,12 +145,15 @@ class Campos2015(Paper):
         ]
         summary = render.read_json(layers_dir / "layers.json", {})
         layer_names = list(summary) or list(papers.CAMPOS2015_TABLE2_LAYERS)
+        published = papers.CAMPOS2015_TABLE2 if is_paper_network(plan.template) else {}
         t2_rows = []
         for layer in layer_names:
             for clf in plan.probe.classifiers:
-                pub = papers.CAMPOS2015_TABLE2.get(layer, {}).get(clf)
-                t2_rows.append(s.row([layer, {"svm": "linear SVM"}.get(clf, clf)], pub,
-                                     layers_dir, "layers.json", [layer, clf], w1))
+                t2_rows.append(s.row([layer, {"svm": "linear SVM"}.get(clf, clf)],
+                                     published.get(layer, {}).get(clf), layers_dir,
+                                     "layers.json", [layer, clf], w1, planned=layers_done))
+        if not layers_done:
+            summary = {}  # nor in the figure
         you = papers.CAMPOS2015_TABLE1_YOU_CNN
         tables = [
             render.make_table(
@@ -154,7 +168,11 @@ class Campos2015(Paper):
                           "(centre crop), accuracy", ["layer", "classifier"], t2_rows,
                 note="Fold k's probe is trained on fold k's training images with the model "
                      "fine-tuned on them, and tested on fold k's test images. A layer the "
-                     "paper does not list reads 'n/a (not in the paper)'."),
+                     "paper does not list reads 'n/a (not in the paper)'" + (
+                         "." if published else
+                         f"; so does every layer here: the plan ran "
+                         f"{table1_network(plan.template)}, whose layers are not the paper's "
+                         "even where their names match.")),
         ]
         for tid, title, published in (
             ("table3", "Table 3: removing layers, accuracy", papers.CAMPOS2015_TABLE3),
@@ -174,7 +192,7 @@ class Campos2015(Paper):
                                             "Other variants (not in the paper), accuracy",
                                             ["architecture", "evaluation"], rows))
         majority = _majority(table1 / "predictions.csv")
-        figure = _figure(s.out, tables, summary, plan, majority)
+        figure = _figure(s.out, tables, summary, plan, majority, published)
         return {"tables": tables, "figures": [figure], "majority": majority}
 
     def notes(self, plan: Campos2015Plan, s: Session, report: Mapping[str, Any]) -> list[str]:
@@ -205,23 +223,30 @@ class Campos2015(Paper):
         return notes
 
 
+def _variant(plan: Campos2015Plan, kwargs: Mapping[str, Any]) -> RunConfig:
+    """The cross-validation of a Tables 3-4 variant: Table 1's with ``kwargs`` updated."""
+    return dataclasses.replace(plan.template,
+                               model_kwargs={**plan.template.model_kwargs, **kwargs})
+
+
 def _majority(predictions: Path) -> dict[str, Any] | None:
-    """Accuracy of always answering "positive" on the same test folds (mean, std over folds)."""
+    """Accuracy of always answering "positive" on the same test folds (mean, std over folds);
+    a damaged file is a VsentError naming it (and the line)."""
     if not predictions.exists():
         return None
-    with predictions.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
-        rows = list(csv.DictReader(f))
-    by_fold: dict[str, list[int]] = {}
-    for r in rows:
-        by_fold.setdefault(r["fold"], []).append(int(r["label"]))
+    by_fold: dict[int, list[int]] = {}
+    for r in read_predictions(predictions, "prob_positive").values():
+        by_fold.setdefault(r["fold"], []).append(r["label"])
     accs = [float(np.mean(np.asarray(v) == 1)) for v in by_fold.values()]
     return {"mean": float(np.mean(accs)), "std": float(np.std(accs)),
             "source": str(predictions.parent.name + "/predictions.csv")}
 
 
 def _figure(out: Path, tables: list[dict], layers: Mapping[str, Any], plan: Campos2015Plan,
-            majority: dict | None) -> str:
-    """campos2015.png: Tables 1, 3, 4 as bars (published as diamonds); Table 2 per layer."""
+            majority: dict | None,
+            published: Mapping[str, Mapping[str, papers.Published]]) -> str:
+    """campos2015.png: Tables 1, 3, 4 as bars (published as diamonds); Table 2 per layer
+    (``published``: the paper's probes, empty when the plan ran another network)."""
     plt = render.pyplot()
     rows = [r for t in tables if t["id"] in ("table1", "table3", "table4", "variants")
             for r in t["rows"]]
@@ -269,7 +294,7 @@ def _figure(out: Path, tables: list[dict], layers: Mapping[str, Any], plan: Camp
                 xs, ms, ss = map(np.asarray, zip(*pts, strict=True))
                 ax2.errorbar(xs + (i - 0.5) * 0.1, ms, yerr=ss, marker="o", capsize=3,
                              label=f"ours, {clf}")
-            pub = [(j, papers.CAMPOS2015_TABLE2.get(n, {}).get(clf)) for j, n in enumerate(names)]
+            pub = [(j, published.get(n, {}).get(clf)) for j, n in enumerate(names)]
             pub = [(j, p.mean) for j, p in pub if p is not None and p.mean is not None]
             if pub:
                 px, py = zip(*pub, strict=True)

@@ -22,10 +22,16 @@ from (``report.json``: ``run_dir``, ``file``, ``key``), so it can be checked. Pu
 come only from :mod:`vsent.papers`; a published cell whose value is not known there reads
 ``not available``.
 
-Weights. ``init="imagenet"`` (or a path) is tried before each sub-run starts; when it raises
-:class:`~vsent.errors.WeightsError` (offline, missing file) the sub-run trains from random
-weights instead, the report says so at the top with the one-line reason, and every row from
-such a model is labelled "random init, not comparable to the paper".
+Weights. ``init="imagenet"`` is tried before each sub-run starts; when it raises
+:class:`~vsent.errors.WeightsError` (offline) the sub-run trains from random weights instead,
+the report says so at the top with the one-line reason, and every row from such a model is
+labelled "random init, not comparable to the paper". A weights file (``init=PATH``) is never
+replaced so: one that does not load into each network the plan builds from it is refused
+before anything runs (:meth:`Paper.check`, :func:`check_init_file`).
+
+A sub-run left out by ``only=`` that is not done is reported as not run, also when its
+directory holds results made before (e.g. layer probes of fold models trained again since):
+``steps.json`` says it is out of date, and the notes say how to bring it up to date.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import json
 import logging
 import os
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -62,6 +68,10 @@ log = logging.getLogger("vsent")
 
 #: Paper name -> its :class:`Paper` (filled by :func:`register_paper`; see :func:`get_paper`).
 PAPERS: dict[str, Paper] = {}
+#: Status of a sub-run left out by ``only``, not done; with :data:`OUT_OF_DATE` when it was done
+#: before and its directory is still there (its results no longer count).
+SKIPPED = "skipped (not in --only)"
+OUT_OF_DATE = "skipped (not in --only; out of date)"
 
 
 class Paper:
@@ -89,7 +99,10 @@ class Paper:
         raise NotImplementedError
 
     def check(self, plan: Any) -> None:
-        """Raise :class:`VsentError` for a plan that cannot run (before ``out`` is opened)."""
+        """Raise :class:`VsentError` for a plan that cannot run (before ``out`` is opened); by
+        default, when the template's weights file does not load (:func:`check_init_file`)."""
+        if getattr(plan, "template", None) is not None:
+            check_init_file([plan.template])
 
     def run(self, plan: Any, session: Session) -> dict[str, Any]:
         """Run the sub-runs (through ``session``) and return ``{"tables", "figures", ...}``."""
@@ -199,19 +212,22 @@ class Session:
         """True when sub-run ``name`` may run now (no ``only``, or ``name`` in it)."""
         return self.only is None or name in self.only
 
-    def step(self, name: str, done: Callable[[], bool], work: Callable[[], Any]) -> None:
-        """Run ``work`` unless ``done()``; record the status and the seconds spent."""
+    def step(self, name: str, done: Callable[[], bool], work: Callable[[], Any]) -> bool:
+        """Run ``work`` unless ``done()``; record the status and the seconds spent. Returns
+        whether the step is done now: the rows of one that is not must read "not run", not
+        what its directory holds (results of models replaced since, say)."""
         entry = self.steps.setdefault(name, {"status": "pending", "seconds": 0.0})
         if done():
             entry["status"] = "done"
             log.info("reproduce: %s already done, reused", name)
             self.save()
-            return
+            return True
         if not self.wants(name):
-            entry["status"] = "skipped (not in --only)"
-            log.info("reproduce: %s skipped (not in --only)", name)
+            stale = entry["status"] in ("done", OUT_OF_DATE) and (self.out / name).exists()
+            entry["status"] = OUT_OF_DATE if stale else SKIPPED
+            log.info("reproduce: %s %s", name, entry["status"])
             self.save()
-            return
+            return False
         log.info("reproduce: running %s", name)
         timer = Timer()
         entry["status"] = "running"
@@ -222,6 +238,7 @@ class Session:
             entry["seconds"] = float(entry.get("seconds", 0.0)) + timer.elapsed
             entry["status"] = "done" if done() else "interrupted"
             self.save()
+        return entry["status"] == "done"
 
     def weights_failure(self, model: str, init: str, kwargs: Mapping[str, Any]) -> str | None:
         """None when ``init`` loads into ``model``, else the WeightsError's one-line message."""
@@ -236,10 +253,14 @@ class Session:
         return self._tried[key]
 
     def resolve_init(self, name: str, cfg: Any) -> Any:
-        """``cfg`` if its weights load, else ``cfg`` with random weights (recorded with why)."""
+        """``cfg`` if its weights load, else ``cfg`` with random weights (recorded with why);
+        a weights file that does not load is a VsentError, never replaced by random weights
+        (:func:`check_init_file` refuses it before anything runs)."""
         reason = None
         if cfg.init != "random":
             reason = self.weights_failure(cfg.model, cfg.init, cfg.model_kwargs)
+        if reason and cfg.init != "imagenet":
+            raise VsentError(f"--init {reason}")
         used = cfg.init if reason is None else "random"
         if reason:
             log.warning("%s: %s; training from random weights instead (the report says so)",
@@ -302,6 +323,23 @@ class Session:
                                key=key, weights=weights, planned=planned)
 
 
+def check_init_file(configs: Iterable[Any]) -> None:
+    """VsentError unless the weights file ``init`` of each config (a
+    :class:`~vsent.crossval.RunConfig`) loads into its model: only ImageNet weights that cannot
+    be downloaded fall back to random ones, not a damaged or foreign file, which would train
+    every network from random weights for hours. ``random`` and ``imagenet`` are not read."""
+    tried: set[str] = set()
+    for cfg in configs:
+        key = json.dumps([cfg.model, cfg.init, to_jsonable(cfg.model_kwargs)], sort_keys=True)
+        if cfg.init in ("random", "imagenet") or key in tried:
+            continue
+        tried.add(key)
+        try:
+            create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
+        except WeightsError as e:
+            raise VsentError(f"--init {' '.join(str(e).split())}") from None
+
+
 def plan_dict(plan: Any) -> dict[str, Any]:
     """The plan as JSON, without what does not change results (device, reduction notes)."""
 
@@ -344,7 +382,7 @@ def reproduce(plan: Any, out: str | Path, *, resume: bool = False, overwrite: bo
     overwrite : delete a reproduction already in ``out`` and start again.
     command : the command line shown in the report's header.
     only : run only these sub-runs (names of :func:`step_names`); the others are reused when
-        finished and reported as not run otherwise.
+        finished and up to date, and reported as not run otherwise.
 
     Returns
     -------
@@ -359,8 +397,9 @@ def reproduce(plan: Any, out: str | Path, *, resume: bool = False, overwrite: bo
         if unknown:
             raise VsentError(f"--only {','.join(unknown)}: not a sub-run of {plan.paper}; "
                              f"choose from {', '.join(names)}")
-    # what the user typed is checked before --out is made or any weights are fetched; only
-    # weights that cannot be downloaded fall back to random ones
+    # what the user typed is checked before --out is made or any weights are fetched (a
+    # weights file is loaded by paper.check); only weights that cannot be downloaded fall back
+    # to random ones
     data = paper.data(plan)
     if data is not None and not Path(data).exists():
         raise VsentError(f"{data}: no such file or directory")
@@ -434,6 +473,12 @@ def _notes(paper: Paper, plan: Any, s: Session, report: Mapping[str, Any]) -> li
                      "has them but their values are not in the transcription of the papers' "
                      "tables (vsent/papers.py); no value is quoted from memory.")
     missing = [render.ours_cell(r) for r in rows if r["ours"] is None and r["run_dir"] is not None]
+    for name, entry in s.steps.items():
+        if entry.get("status") == OUT_OF_DATE:
+            notes.append(f"`{name}`: done before, out of date now (made from a sub-run that "
+                         "changed since, e.g. a fold model trained again, or its own files "
+                         f"changed), so its cells read '{render.NOT_RUN}'; run it again with "
+                         f"--resume --only {name}.")
     if missing.count(render.NOT_RUN):
         notes.append(f"{missing.count(render.NOT_RUN)} cells read '{render.NOT_RUN}': their "
                      "sub-run is not part of this plan, was left out by --only, or did not "

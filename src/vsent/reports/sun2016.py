@@ -113,6 +113,7 @@ class Sun2016(Paper):
     def check(self, plan: Sun2016Plan) -> None:
         if plan.run is not None:
             _run_config(plan.run)
+        super().check(plan)
 
     def subsets(self, plan: Sun2016Plan) -> str | None:
         if plan.run is not None:
@@ -136,6 +137,7 @@ class Sun2016(Paper):
 
     def run(self, plan: Sun2016Plan, s: Session) -> dict[str, Any]:
         runs: dict[str, tuple[Path, Path, str]] = {}  # subset -> (crossval, regions, weights)
+        done: dict[str, bool] = {}  # subset -> regions done (else its rows read "not run")
         if plan.run is not None:
             run_dir = Path(plan.run)
             stored = _run_config(plan.run)
@@ -153,10 +155,10 @@ class Sun2016(Paper):
                 if not (cv / "summary.json").exists() and s.wants(f"regions-{sub}"):
                     raise VsentError(f"the regions need the crossval run's models: add "
                                      f"crossval-{sub} to --only (or pass --run)")
-                self._regions(plan, s, f"regions-{sub}", cv, runs[sub][1])
+                done[sub] = self._regions(plan, s, f"regions-{sub}", cv, runs[sub][1])
         if plan.run is not None:
-            run_dir, reg_dir, _ = next(iter(runs.values()))
-            self._regions(plan, s, "regions", run_dir, reg_dir)
+            sub, (run_dir, reg_dir, _) = next(iter(runs.items()))
+            done[sub] = self._regions(plan, s, "regions", run_dir, reg_dir)
 
         k = plan.regions.k
         model = self._model_label(plan, s, runs)
@@ -173,7 +175,7 @@ class Sun2016(Paper):
                     continue
                 what, file, key = match
                 rows.append(s.row([label, what.format(k=k), sub], pub, reg_dir,
-                                  file, key, s.weights_label(wname)))
+                                  file, key, s.weights_label(wname), planned=done[sub]))
         for method in OURS_ONLY:
             if not any(method in render.read_json(reg / "table1.json", {}).get("results", {})
                        for _, reg, _ in runs.values()):
@@ -182,7 +184,8 @@ class Sun2016(Paper):
                 _, reg_dir, wname = runs[sub]
                 rows.append(s.row([f"vsent: {method}", f"{METHODS[method]} (K = {k})", sub],
                                   None, reg_dir, "table1.json",
-                                  ["results", method, "accuracy"], s.weights_label(wname)))
+                                  ["results", method, "accuracy"], s.weights_label(wname),
+                                  planned=done[sub]))
         labels = [papers.SUN2016_COLUMNS.get(sub, sub) for sub in subsets]
         data = (f"Twitter I {' / '.join(subsets)} agree" if set(subsets) <= set(SUBSETS)
                 else " / ".join(labels))
@@ -198,7 +201,7 @@ class Sun2016(Paper):
                  "Flickr images) is not reproduced: the rows that use it are compared with our "
                  "model without it. Their Twitter II and Flickr columns are not shown (vsent "
                  "has no copy of those data sets).")
-        figure = _figure(s.out, {sub: runs[sub][1] for sub in subsets})
+        figure = _figure(s.out, {sub: runs[sub][1] for sub in subsets if done[sub]})
         run_ref = (render.relative(s.out, Path(plan.run)) if plan.run is not None
                    else [render.relative(s.out, runs[sub][0]) for sub in subsets])
         return {"tables": [table], "figures": [figure] if figure else [], "run": run_ref,
@@ -206,12 +209,13 @@ class Sun2016(Paper):
 
     @staticmethod
     def _regions(plan: Sun2016Plan, s: Session, name: str, run_dir: Path,
-                 reg_dir: Path) -> None:
+                 reg_dir: Path) -> bool:
+        """Sub-run ``name``: the regions of ``run_dir``'s fold models; whether it is done."""
         # done: scored, by the fold models the run holds now (one trained again is re-scored)
-        s.step(name, lambda: scored_with_current_models(run_dir, reg_dir),
-               lambda: evaluate_regions(run_dir, reg_dir, plan.regions,
-                                        resume=(reg_dir / "config.json").exists(),
-                                        progress=s.progress))
+        return s.step(name, lambda: scored_with_current_models(run_dir, reg_dir),
+                      lambda: evaluate_regions(run_dir, reg_dir, plan.regions,
+                                               resume=(reg_dir / "config.json").exists(),
+                                               progress=s.progress))
 
     @staticmethod
     def _model_label(plan: Sun2016Plan, s: Session,
