@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from vsent import __version__
 from vsent.cli import main
 from vsent.errors import EXIT_USER_ERROR, WeightsError
 from vsent.metrics import summarize_folds
@@ -62,7 +63,8 @@ def test_card_of_a_fold_checkpoint_carries_the_runs_data_and_metrics(run_dir):
     assert m["accuracy"]["std"] == pytest.approx(np.std(accs))
     assert m["fold"]["accuracy"] == pytest.approx(0.8)  # this fold, the lead evaluation
     assert card["preprocess"]["crop"] == create_model("smallcnn").info.preprocess.crop
-    assert card["versions"]["source"] == "run" and card["versions"]["vsent"] == "9.9.9"
+    # the checkpoint's own record, not the run's first session's (versions.json: 9.9.9)
+    assert card["versions"]["source"] == "checkpoint" and card["versions"]["vsent"] == __version__
     json.dumps(card)  # JSON types only
 
 
@@ -73,7 +75,7 @@ def test_markdown_card_shows_each_section(run_dir):
                     "## Versions"):
         assert heading in text
     assert "| accuracy | 0.7000 | 0.1000 | 0.8000 |" in text
-    assert "- Subset: four" in text and "- vsent: 9.9.9" in text
+    assert "- Subset: four" in text and f"- vsent: {__version__}" in text
 
 
 def test_card_outside_a_run_says_what_was_not_recorded(tmp_path):
@@ -307,3 +309,58 @@ def test_card_of_a_run_without_cross_validation_says_its_metrics_were_not_record
     text = card_markdown(card)
     assert "## Cross-validated metrics\n\nnot recorded" in text
     assert "0 folds" not in text and "| metric |" not in text
+
+
+def test_card_versions_are_the_checkpoints_in_a_run_resumed_after_an_upgrade(run_dir):
+    """versions.json keeps the first session's versions at its top level; a fold trained after
+    the run was resumed with others records its own. The card gave the run's, which made no
+    such model, and /v1/model dropped ``resumed``, the one hint (audit_serve27 #2)."""
+    import torch
+
+    pytest.importorskip("fastapi")
+    from vsent.predict import Predictor
+    from vsent.serve.app import model_card as served_card
+
+    (run_dir / "versions.json").write_text(json.dumps({
+        "vsent": "0.0.9", "torch": "2.9.0", "git_commit": "abc", "argv": ["/srv/x/vsent"],
+        "resumed": [{"date": "2026-01-02", "argv": ["/srv/x/vsent", "--resume"],
+                     "changed": {"torch": "2.15.0", "vsent": "0.1.0"}}]}))
+    path = run_dir / "fold2" / "model.pt"
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["versions"] = {"vsent": "0.1.0", "torch": "2.15.0", "python": "3.12.1"}
+    torch.save(ckpt, path)
+    v = model_card(path)["versions"]
+    assert (v["source"], v["vsent"], v["torch"], v["python"]) == ("checkpoint", "0.1.0",
+                                                                  "2.15.0", "3.12.1")
+    assert v["git_commit"] == "abc" and v["resumed"][0]["changed"]["torch"] == "2.15.0"
+    assert "- torch: 2.15.0" in card_markdown(model_card(path))
+    served = served_card(path, Predictor.from_checkpoint(path, device="cpu"))["versions"]
+    assert served["resumed"] == [{"date": "2026-01-02",
+                                  "changed": {"torch": "2.15.0", "vsent": "0.1.0"}}]
+    assert "argv" not in served and "/srv" not in json.dumps(served)
+
+
+def test_card_of_a_finetune_fold_model_gives_its_held_out_metrics(tmp_path):
+    """``finetune --fold K`` evaluates its model on fold K into the run's metrics.json; the card
+    said "not recorded" beside it (audit_serve27 #5)."""
+    run = tmp_path / "ft"
+    path = save_checkpoint(run / "model.pt", create_model("smallcnn"), fold=2, folds="campos")
+    (run / "config.json").write_text(json.dumps({"command": "finetune", "fold": 2}))
+    (run / "metrics.json").write_text(json.dumps({
+        "n_train": 4, "model": str(path), "center": FOLD_METRICS[1],
+        "ten_crop": {**FOLD_METRICS[1], "accuracy": 0.85},
+        "fused_center": {**FOLD_METRICS[1], "accuracy": 0.9}}))
+    m = model_card(path)["metrics"]
+    assert m["held_out_fold"] == 2 and m["evaluation"] == "fused_center"
+    assert list(m["held_out"]) == ["center", "ten_crop", "fused_center"]
+    assert m["held_out"]["ten_crop"]["accuracy"] == 0.85
+    assert m["held_out"]["center"] == {k: FOLD_METRICS[1][k] for k in
+                                       ("accuracy", "precision", "recall", "f1")}
+    text = card_markdown(model_card(path))
+    assert "## Held-out fold 2" in text and "not recorded (the checkpoint" not in text
+    assert "| center | 0.8000 | 0.9000 | 0.7000 | 0.7875 |" in text
+    assert "| fused_center | 0.9000 |" in text and "Cross-validated" not in text
+    # finetune on every image holds nothing out: nothing to show
+    (run / "config.json").write_text(json.dumps({"command": "finetune", "fold": None}))
+    whole = save_checkpoint(run / "model.pt", create_model("smallcnn"), fold=None)
+    assert model_card(whole)["metrics"] is None

@@ -131,10 +131,10 @@ def test_what_is_not_a_checkpoint_is_named_in_plain_words(tmp_path, capsys):
         "empty.pt": "not a vsent checkpoint (an empty file)",
         "random.pt": "not a vsent checkpoint (not a file written by torch.save)",
         "config.json": "not a vsent checkpoint (not a file written by torch.save)",
-        "m.onnx": "not a vsent checkpoint (not a file written by torch.save; an ONNX export: "
-                  "`vsent predict` and `vsent serve` run it with --engine onnx)",
-        "ts.pt": "not a vsent checkpoint (a TorchScript export: `vsent predict` and "
-                 "`vsent serve` run it with --engine onnx)",
+        # neither is a vsent export: no advice to run it with --engine onnx, which refuses it
+        "m.onnx": "not a vsent checkpoint (not a file written by torch.save; an ONNX file "
+                  "that vsent did not write)",
+        "ts.pt": "not a vsent checkpoint (a TorchScript file that vsent did not write)",
         "pickled.pt": "not a vsent checkpoint (it holds more than tensors and plain values: "
                       "Unsupported global: GLOBAL torch.nn.modules.linear.Linear)",
         "run": f"a folder; give a checkpoint file such as {run / 'fold1' / 'model.pt'}",

@@ -450,3 +450,74 @@ def test_cli_export_replaces_an_earlier_export_but_no_other_file(tmp_path, capsy
     assert main(["export", "--model", str(ckpt), "--out", str(out)]) == 0  # an export: replaced
     assert main(["export", "--model", str(ckpt), "--out", str(notes), "--overwrite"]) == 0
     assert notes.read_bytes()[:2] != b"pr"
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_module_gives_the_callers_model_back_as_it_was(tmp_path, fmt):
+    """export_module put the caller's model in eval mode (and on the CPU) for good: a caller
+    exporting between epochs trained on with dropout and BatchNorm frozen (audit_serve27 #7)."""
+    from vsent.export import export_metadata, export_module
+
+    model = create_model("smallcnn").train()
+    frozen = next(m for m in model.modules() if not list(m.children()))  # a leaf
+    frozen.eval()  # a part the caller froze stays frozen; the rest stays in training
+    before = {n: t.clone() for n, t in model.state_dict().items()}
+    out = tmp_path / ("m.onnx" if fmt == "onnx" else "m.ts")
+    export_module(model, out, metadata=export_metadata(model, {}), format=fmt)
+    assert [m.training for m in model.modules()] == [m is not frozen for m in model.modules()]
+    assert {t.device.type for t in model.state_dict().values()} == {"cpu"}
+    assert all(torch.equal(before[n], t) for n, t in model.state_dict().items())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_export_module_leaves_a_cuda_model_on_cuda(tmp_path):
+    from vsent.export import export_metadata, export_module
+
+    model = create_model("smallcnn").cuda()
+    export_module(model, tmp_path / "m.ts", metadata=export_metadata(model, {}),
+                  format="torchscript")
+    assert {p.device.type for p in model.parameters()} == {"cuda"}
+
+
+def test_onnx_graph_too_large_for_one_file_is_refused_and_leaves_no_file(tmp_path, monkeypatch):
+    """Above protobuf's 2 GiB, torch's exporter writes each weight to a file beside the graph;
+    vsent then read them in and hit protobuf's limit on saving: a ValueError traceback, and
+    the weight files left in --out's folder (audit_serve27 #8). The exporter's behaviour is
+    mimicked here on a small model: the same graph with its weights in files beside it."""
+    real_export = torch.onnx.export
+
+    def export_with_external_data(model, args, f, **kwargs):
+        real_export(model, args, f, **kwargs)
+        onnx.save(onnx.load(f), f, save_as_external_data=True, all_tensors_to_one_file=False,
+                  size_threshold=0)
+
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    before = sorted(tmp_path.iterdir())
+    monkeypatch.setattr(torch.onnx, "export", export_with_external_data)
+    with pytest.raises(ExportError, match=r"m\.onnx: the model's ONNX graph takes 0\.0 GiB, "
+                                          r"above the 2 GiB one ONNX file can hold; export it "
+                                          r"with --format torchscript$"):
+        export_model(ckpt, tmp_path / "m.onnx")
+    assert sorted(tmp_path.iterdir()) == before  # no export, no weight file, no scratch folder
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_only_a_vsent_export_read_as_a_checkpoint_gets_the_advice_to_run_it(tmp_path, capsys, fmt):
+    """An ONNX or TorchScript file vsent did not write was told to run with --engine onnx,
+    which then refused it: the advice looped (audit_serve27 #6)."""
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    ours, foreign = (tmp_path / f"{n}.{'onnx' if fmt == 'onnx' else 'ts'}" for n in "ab")
+    export_model(ckpt, ours, format=fmt)
+    model = torch.nn.Linear(2, 2)
+    if fmt == "onnx":
+        torch.onnx.export(model, (torch.zeros(1, 2),), str(foreign), dynamo=False)
+    else:
+        torch.jit.save(torch.jit.script(model), str(foreign))
+    kind = "an ONNX" if fmt == "onnx" else "a TorchScript"
+    for path, why in ((ours, f"{kind} export: `vsent predict` and `vsent serve` run it with "
+                             "--engine onnx"),
+                      (foreign, f"{kind} file that vsent did not write")):
+        assert main(["predict", "--model", str(path), str(tmp_path / "x.jpg")]) == EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert err.startswith(f"vsent: error: {path}: not a vsent checkpoint (")
+        assert err.endswith(f"{why})\n") and err.count("\n") == 1

@@ -8,6 +8,7 @@ the same bytes (the library path, not the service's code).
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import re
@@ -623,6 +624,32 @@ def test_overload_and_timeout_give_503(checkpoint):
         assert metric(text, "vsent_batch_size_count", crop="center") == 0  # no batch ran yet
 
 
+def test_an_upload_slower_than_the_deadline_is_408_not_a_retry_later_503(checkpoint):
+    """A body that trickles in past --timeout was a 503 "retry later" with Retry-After: 1 (which
+    can never help) counted as overload (audit_serve27 #4)."""
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.jpg\"\r\n\r\n"
+            + image_bytes(1) + b"\r\n--b--\r\n")
+    with running_server(checkpoint, ServeConfig(limits=Limits(timeout_s=1))) as s:
+        port = int(s.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            c.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data;"
+                      b" boundary=b\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+            step = len(body) // 4 + 1
+            with contextlib.suppress(OSError):  # the server may answer and close before the end
+                for i in range(0, len(body), step):  # 4 pieces 0.5 s apart: ~2 s for the body
+                    c.sendall(body[i:i + step])
+                    time.sleep(0.5)
+            c.settimeout(30)
+            answer = c.recv(65536).decode(errors="replace")
+        head, _, text = answer.partition("\r\n\r\n")
+        assert head.startswith("HTTP/1.1 408"), head
+        assert "retry-after" not in head.lower()
+        assert "upload took longer than 1 s (--timeout)" in json.loads(text)["detail"]
+        metrics = httpx.get(f"{s.url}/metrics").text
+        assert metric(metrics, "vsent_requests_total", status="408") == 1
+        assert metric(metrics, "vsent_requests_total", status="503") == 0
+
+
 def test_a_timed_out_request_starts_no_more_per_image_work(checkpoint, monkeypatch):
     """Grad-CAM runs image by image in one thread: after the 503 at most the image in progress
     finishes (a thread cannot be stopped); the request's other images are never started.
@@ -722,11 +749,43 @@ def test_batcher_splits_requests_larger_than_a_batch():
     assert stats.requests_per_batch == {1: len(seen)} and stats.max_requests == 1
 
 
+
+def test_forward_seconds_count_no_wait_for_the_other_batchers_pass():
+    """The centre and 10-crop batchers share one model thread: a batch waiting there for the
+    other's forward pass did count that wait as its own forward time (audit_serve27 #3)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import MicroBatcher
+
+    delay = 0.4
+
+    def fn(a: np.ndarray) -> np.ndarray:
+        time.sleep(delay)
+        return np.zeros((len(a), 2), np.float32)
+
+    async def go() -> list:
+        with ThreadPoolExecutor(1) as pool:
+            batchers = [MicroBatcher(fn, pool, max_batch=4, max_wait_s=0.001) for _ in range(2)]
+            x = np.zeros((1, 2, 2, 3), np.uint8)
+            await asyncio.gather(*(b.submit(x) for b in batchers))  # one waits for the other
+            for b in batchers:
+                await b.stop()
+            return [b.stats for b in batchers]
+
+    stats = asyncio.run(go())
+    assert [s.batches for s in stats] == [1, 1]
+    total = sum(s.seconds for s in stats)
+    assert 2 * delay <= total < 2 * delay + 0.2  # two passes of `delay`, not 3 x delay
+
+
 # --------------------------------------------------------------------------------------------
 # model card, health, docs, the page
 
 
 def test_model_card_health_docs_and_page(tmp_path):
+    from importlib.metadata import version
+
     run = tmp_path / "run"
     ckpt = make_checkpoint(run / "fold1" / "model.pt")
     (run / "config.json").write_text(json.dumps({"data": "/data/twitter1", "subset": "five",
@@ -739,9 +798,11 @@ def test_model_card_health_docs_and_page(tmp_path):
         {"date": "2024-01-01", "argv": argv, "changed": {}}]}))
     with running_server(ckpt) as s:
         card = httpx.get(f"{s.url}/v1/model").json()
-        # the run's command lines hold the server's folders: left out, as the paths above
-        assert card["versions"]["torch"] == "2.0" and "argv" not in card["versions"]
-        assert "resumed" not in card["versions"] and str(run) not in json.dumps(card)
+        # the run's command lines hold the server's folders: left out, as the paths above;
+        # the versions are the checkpoint's, and the sessions that resumed the run stay
+        assert card["versions"]["torch"] == version("torch") and "argv" not in card["versions"]
+        assert card["versions"]["resumed"] == [{"date": "2024-01-01", "changed": {}}]
+        assert str(run) not in json.dumps(card)
         assert card["model"]["name"] == "smallcnn" and card["checkpoint"] == "model.pt"
         assert card["preprocess"]["resize"] == 64 and card["preprocess"]["crop"] == 56
         assert card["metrics"]["accuracy"]["mean"] == 0.8125
@@ -992,3 +1053,14 @@ def test_the_model_card_shows_no_folder_of_the_server(tmp_path):
     assert str(tmp_path) not in json.dumps(served)
     assert served["checkpoint"] is None and served["engine"] == "torchscript"
     assert served["export"]["file"] == "nocard.ts" and served["model"]["name"] == "smallcnn"
+
+
+def test_the_package_docstring_names_only_arguments_create_app_takes():
+    """vsent.serve's docstring showed a ``meta=`` that create_app refuses (audit_serve27 #9)."""
+    import inspect
+
+    import vsent.serve
+
+    shown = re.search(r"``create_app\((.*?)\)``", vsent.serve.__doc__, re.S).group(1)
+    keywords = set(re.findall(r"(\w+)=", shown))
+    assert keywords and keywords <= set(inspect.signature(create_app).parameters)

@@ -24,10 +24,13 @@ onnxruntime session (:class:`ExportedModule`): decoding, crops, 10-crop averagin
 
 from __future__ import annotations
 
+import copy
 import importlib
+import itertools
 import json
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -169,7 +172,8 @@ def export_module(
     opset: int = OPSET,
 ) -> dict[str, Any]:
     """:func:`export_model` for a model in memory (e.g. a zero-shot CLIP model) with the
-    ``metadata`` of :func:`export_metadata`."""
+    ``metadata`` of :func:`export_metadata`. ``model`` is traced in eval mode on the CPU and
+    given back in the modes and on the device it had."""
     if format not in ("onnx", "torchscript"):
         raise ExportError(f"--format {format!r}: use onnx or torchscript")
     out = Path(out)
@@ -178,7 +182,13 @@ def export_module(
         for module in ("onnx", "onnxruntime") if verify else ("onnx",):
             require(module, "vsent export --format onnx")
     metadata = {**metadata, "vsent.exported_with": json.dumps(_exporter_versions(format, opset))}
-    model = model.eval().cpu()
+    with _eval_on_cpu(model) as model:
+        return _export(model, out, metadata, format, verify, opset)
+
+
+def _export(model: nn.Module, out: Path, metadata: Mapping[str, str],
+            format: ExportFormat, verify: bool, opset: int) -> dict[str, Any]:  # noqa: A002
+    """:func:`export_module`'s work on ``model``, in eval mode on the CPU."""
     pre = model.info.preprocess
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -194,7 +204,7 @@ def export_module(
     diff = None
     try:
         if format == "onnx":
-            _write_onnx(wrapped, example, tmp, metadata, opset)
+            _write_onnx(wrapped, example, tmp, metadata, opset, out)
         else:
             _write_torchscript(wrapped, example, tmp, metadata)
         if verify:  # before the rename: a failed export never replaces a good one
@@ -209,6 +219,25 @@ def export_module(
     finally:
         tmp.unlink(missing_ok=True)
     return {"out": str(out), "format": format, "max_abs_diff": diff}
+
+
+@contextmanager
+def _eval_on_cpu(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode on the CPU (as it is traced and verified), its modes and device
+    given back afterwards: a caller may export between epochs and train on. Not a copy (a
+    model can take GBs), unless its tensors are spread over several devices."""
+    devices = {t.device for t in itertools.chain(model.parameters(), model.buffers())}
+    if len(devices) > 1:  # one .to() could not put them back
+        yield copy.deepcopy(model).eval().cpu()
+        return
+    modes = [(m, m.training) for m in model.modules()]  # a frozen BatchNorm stays frozen
+    try:
+        yield model.eval().cpu()
+    finally:
+        if devices:
+            model.to(devices.pop())
+        for m, training in modes:
+            m.training = training
 
 
 def _exporter_versions(format: ExportFormat, opset: int) -> dict[str, Any]:  # noqa: A002
@@ -249,29 +278,44 @@ def _no_mha_fastpath() -> Iterator[None]:
 
 
 def _write_onnx(wrapped: nn.Module, example: Tensor, path: Path,
-                metadata: Mapping[str, str], opset: int) -> None:
+                metadata: Mapping[str, str], opset: int, out: Path) -> None:
+    """The ONNX file of ``wrapped`` with ``metadata`` at ``path`` (``out``: the name the user
+    gave, for messages)."""
     from vsent import __version__
 
     onnx = require("onnx", "vsent export --format onnx")
-    try:
-        with torch.no_grad(), _no_mha_fastpath():
-            # The TorchScript-based exporter: faster than dynamo here and exact for these
-            # graphs; the batch axis stays dynamic.
-            torch.onnx.export(
-                wrapped, (example,), str(path), input_names=["image"],
-                output_names=["logits", "probabilities"], opset_version=opset,
-                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"},
-                              "probabilities": {0: "batch"}},
-                dynamo=False,
-            )
-    except Exception as exc:  # the exporter raises many kinds for unsupported operators
-        raise ExportError(f"ONNX export failed ({one_line(exc)})") from exc
-    proto = onnx.load(str(path))
+    # a folder of its own, removed whatever happens: above protobuf's 2 GiB the exporter writes
+    # each weight to a file beside the graph, which would be left in --out's folder
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=path.parent) as scratch:
+        graph = Path(scratch) / "graph.onnx"
+        try:
+            with torch.no_grad(), _no_mha_fastpath():
+                # The TorchScript-based exporter: faster than dynamo here and exact for these
+                # graphs; the batch axis stays dynamic.
+                torch.onnx.export(
+                    wrapped, (example,), str(graph), input_names=["image"],
+                    output_names=["logits", "probabilities"], opset_version=opset,
+                    dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"},
+                                  "probabilities": {0: "batch"}},
+                    dynamo=False,
+                )
+        except Exception as exc:  # the exporter raises many kinds for unsupported operators
+            raise ExportError(f"ONNX export failed ({one_line(exc)})") from exc
+        size = sum(f.stat().st_size for f in Path(scratch).iterdir())
+        too_large = ExportError(f"{out}: the model's ONNX graph takes {size / 2**30:.1f} GiB, "
+                                "above the 2 GiB one ONNX file can hold; export it with "
+                                "--format torchscript")
+        if any(f != graph for f in Path(scratch).iterdir()):  # its weights in files beside it
+            raise too_large
+        proto = onnx.load(str(graph))
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name, proto.producer_version = "vsent", __version__  # not torch's version
-    onnx.save(proto, str(path))
+    try:
+        onnx.save(proto, str(path))
+    except ValueError:  # protobuf's 2 GiB limit, passed by the metadata
+        raise too_large from None
 
 
 def _write_torchscript(wrapped: nn.Module, example: Tensor, path: Path,
@@ -480,8 +524,8 @@ def verify_export(model: nn.Module, path: str | PathLike[str], n: int = 4,
     ``n`` seeded random inputs (normalised crops, float (n, 3, c, c))."""
     crop = model.info.preprocess.crop
     x = torch.randn(n, 3, crop, crop, generator=torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        ref = torch.softmax(model.eval().cpu()(x).float(), dim=1)
+    with torch.no_grad(), _eval_on_cpu(model) as model:
+        ref = torch.softmax(model(x).float(), dim=1)
         got = torch.softmax(ExportedModule(path)(x).float(), dim=1)
     return float((ref - got).abs().max())
 

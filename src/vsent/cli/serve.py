@@ -43,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-pixels", type=int, default=40_000_000,
                    help="width x height per image, read from its header (40000000)")
     g.add_argument("--max-images", type=int, default=32, help="images per request (32)")
-    g.add_argument("--timeout", type=float, default=30.0, help="seconds per request (30)")
+    g.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds per request, upload included: 408 if the upload is not in by "
+                        "then (30)")
     g.add_argument("--max-inflight", type=int, default=64,
                    help="requests handled at once; more get 503 (64)")
     p.set_defaults(func=run)

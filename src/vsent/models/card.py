@@ -4,7 +4,8 @@ it did, and how to feed it.
 ``model_card(checkpoint)`` reads the checkpoint (without rebuilding the network) and, when the
 file sits in a run directory written by ``vsent crossval`` / ``finetune``
 (``runs/X/fold<k>/model.pt`` or ``runs/X/model.pt``), that run's ``config.json``,
-``summary.json``, ``fold<k>/metrics.json``, ``folds.json`` and ``versions.json``. The card is a
+``summary.json``, ``fold<k>/metrics.json`` (``metrics.json`` for ``finetune --fold K``),
+``folds.json`` and ``versions.json``. The card is a
 JSON-able dict (layout below); ``card_markdown(card)`` renders it for people::
 
     {"card_format": "vsent-card/1", "checkpoint": str,
@@ -12,11 +13,13 @@ JSON-able dict (layout below); ``card_markdown(card)`` renders it for people::
      "weights": {"init", "source", "library", "tag", "licence", "location"},
      "training": {"command", "how", "dataset", "subset", "folds", "fold", "n_train", "n_test",
                   "train"},
-     "metrics": {"evaluation", "accuracy": {"mean", "std"}, ..., "n_folds", "fold": {...}} | None,
+     "metrics": {"evaluation", "accuracy": {"mean", "std"}, ..., "n_folds", "fold": {...}}
+                | {"evaluation", "held_out_fold", "held_out": {"center": {"accuracy", ...},
+                   "ten_crop", ["fused_center", "fused_ten_crop"]}} (finetune --fold K) | None,
      "fusion": {"features", "rule", "weight", "classifier", "C", "n_train", ...} | None,
      "preprocess": {"resize", "crop", "mean", "std", "channel_order", "interpolation" (vsent's
                     resampling: bilinear), "weights_interpolation" (the pretrained weights')},
-     "versions": {"source": "run" | "checkpoint" | "current", "vsent", "torch", ...}}
+     "versions": {"source": "checkpoint" | "run" | "current", "vsent", "torch", ...}}
 
 A value nobody recorded is ``None`` (shown as "not recorded"); nothing is guessed.
 
@@ -44,6 +47,8 @@ CARD_FORMAT = "vsent-card/1"
 VSENT_INTERPOLATION = "bilinear"
 #: Metrics of summary.json shown on the card, in this order.
 CARD_METRICS = ("accuracy", "precision", "recall", "f1")
+#: Evaluations of a ``finetune --fold K`` run's metrics.json shown on the card, in this order.
+HELD_OUT_EVALUATIONS = ("center", "ten_crop", "fused_center", "fused_ten_crop")
 #: Family -> module with ``describe_weights(arch, init) -> dict`` and ``interpolation_of(arch)``
 #: (no download, no model build).
 _DESCRIBERS = {"timm": "vsent.models.timm_models", "clip": "vsent.models.clip_models"}
@@ -88,6 +93,8 @@ def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
     summary = _read_json(run_dir / "summary.json") if run_dir else None
     fold_metrics = (_read_json(run_dir / f"fold{fold}" / "metrics.json")
                     if run_dir and fold is not None else None)
+    run_metrics = (_read_json(run_dir / "metrics.json")  # finetune's evaluation, when it held out
+                   if run_dir and config.get("command") == "finetune" else None)
 
     init = meta.get("init", config.get("init"))
     preprocess = dict(ckpt.get("preprocess") or {})
@@ -104,7 +111,7 @@ def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
                   "class_names": list(ckpt.get("class_names") or []), "options": spec},
         "weights": meta.get("weights") or describe_weights(family, name, init),
         "training": _training(meta, config, run_dir, fold),
-        "metrics": _metrics(summary, fold_metrics),
+        "metrics": _metrics(summary, fold_metrics) or _held_out(run_metrics, fold),
         "fusion": _fusion(ckpt, path),
         "preprocess": preprocess,
         "versions": _versions(meta, run_dir, family),
@@ -252,12 +259,20 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     lines.append(_item("Held-out images", t.get("n_test")))
     if trained:
         lines.append(_item("Training settings", _inline(t["train"]) if t.get("train") else None))
-    lines += ["", "## Cross-validated metrics", ""]
     metrics = card.get("metrics")
-    if not metrics:
-        lines.append("not recorded (the checkpoint is not inside a finished crossval run)")
+    if metrics and metrics.get("held_out"):  # finetune --fold K: one fold, no mean over folds
+        lines += ["", f"## Held-out fold {metrics.get('held_out_fold')}", "",
+                  f"| evaluation | {' | '.join(CARD_METRICS)} |",
+                  f"|---|{'---|' * len(CARD_METRICS)}"]
+        for key, values in metrics["held_out"].items():
+            cells = ["" if values.get(m) is None else f"{values[m]:.4f}" for m in CARD_METRICS]
+            lines.append(f"| {key} | {' | '.join(cells)} |")
+    elif not metrics:
+        lines += ["", "## Cross-validated metrics", "",
+                  "not recorded (the checkpoint is not inside a finished crossval run)"]
     else:
-        lines += [f"Evaluation: {metrics.get('evaluation') or 'not recorded'}, "
+        lines += ["", "## Cross-validated metrics", "",
+                  f"Evaluation: {metrics.get('evaluation') or 'not recorded'}, "
                   f"{metrics.get('n_folds')} folds", "",
                   "| metric | mean | std | this fold |", "|---|---|---|---|"]
         this = metrics.get("fold") or {}
@@ -371,16 +386,32 @@ def _metrics(summary: Any, fold_metrics: Any) -> dict[str, Any] | None:
     return out
 
 
+def _held_out(run_metrics: Any, fold: int | None) -> dict[str, Any] | None:
+    """A ``finetune --fold K`` run's metrics on its held-out fold (its ``metrics.json``); None
+    when it held none out. ``evaluation`` is the one its scores are: fused when it is fused."""
+    if fold is None or not isinstance(run_metrics, Mapping):
+        return None
+    held = {k: {m: run_metrics[k][m] for m in CARD_METRICS if m in run_metrics[k]}
+            for k in HELD_OUT_EVALUATIONS if isinstance(run_metrics.get(k), Mapping)}
+    if "center" not in held:
+        return None
+    return {"evaluation": "fused_center" if "fused_center" in held else "center",
+            "held_out_fold": fold, "held_out": held}
+
+
 def _versions(meta: Mapping[str, Any], run_dir: Path | None, family: str) -> dict[str, Any]:
+    """The versions the checkpoint was written with, as it records them; the run's
+    ``versions.json`` for what it does not hold (``argv``, ``resumed``, all of an older
+    file's). Not the run's first: they are its first session's, and a run resumed after an
+    upgrade trains its later folds with others."""
     saved = meta.get("versions") if isinstance(meta.get("versions"), Mapping) else {}
     recorded = _read_json(run_dir / "versions.json") if run_dir else None
     package = _FAMILY_PACKAGES.get(family)
-    if isinstance(recorded, Mapping):  # the run's record first; the family's library from the file
+    if saved:
+        run_only = recorded if isinstance(recorded, Mapping) else {}
+        out = {"source": "checkpoint", **run_only, **saved}
+    elif isinstance(recorded, Mapping):
         out = {"source": "run", **recorded}
-        if package and out.get(package) is None and saved.get(package) is not None:
-            out[package] = saved[package]
-    elif saved:
-        return {"source": "checkpoint", **saved}
     else:
         from vsent.runs import versions
 

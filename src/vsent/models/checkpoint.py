@@ -131,7 +131,7 @@ def read_checkpoint(path: str | PathLike[str], *, map_location: str | torch.devi
     what = not_torch_save(head)
     if what is not None:
         if path.suffix == ".onnx" and what != _TRUNCATED:
-            what += f"; an ONNX export: {EXPORT_HINT}"
+            what += f"; {_export_kind(path, 'an ONNX')}"
         raise WeightsError(f"{path}: not a vsent checkpoint ({what})")
     try:
         with warnings.catch_warnings():  # torch's notice when it is handed a TorchScript file
@@ -140,7 +140,7 @@ def read_checkpoint(path: str | PathLike[str], *, map_location: str | torch.devi
             ckpt = torch.load(path, map_location=map_location, weights_only=True,
                               mmap=mmap and zipped)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
-        why = _load_failure(exc, zipped=zipped)
+        why = _load_failure(path, exc, zipped=zipped)
         raise WeightsError(f"{path}: not a vsent checkpoint ({why})") from exc
     if not isinstance(ckpt, Mapping) or ckpt.get("format") != CHECKPOINT_FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, Mapping) else type(ckpt).__name__
@@ -173,15 +173,29 @@ def load_failure(path: Path, exc: Exception) -> str:
     except OSError as e:
         return f"cannot read it ({e.strerror})"
     what = None if path.suffix.lower() == ".safetensors" else not_torch_save(head)
-    return what or _load_failure(exc, zipped=head[:2] == b"PK")
+    return what or _load_failure(path, exc, zipped=head[:2] == b"PK")
 
 
-def _load_failure(exc: Exception, zipped: bool = False) -> str:
-    """torch.load's error in a few words, without its advice to load unsafely (``zipped``: the
-    file starts as torch.save's zip does)."""
+def _export_kind(path: Path, kind: str) -> str:
+    """What an ONNX or TorchScript file (``kind``: "an ONNX", "a TorchScript") handed over as a
+    checkpoint is: a vsent export, with the hint to run it, or a file vsent did not write,
+    which ``--engine onnx`` refuses too (the hint would send the user round in a loop)."""
+    from vsent.export import ExportError, read_metadata
+
+    try:
+        read_metadata(path)
+    except ExportError as exc:
+        if "onnx extra" not in str(exc):  # without the onnx package nobody can tell
+            return f"{kind} file that vsent did not write"
+    return f"{kind} export: {EXPORT_HINT}"
+
+
+def _load_failure(path: Path, exc: Exception, zipped: bool = False) -> str:
+    """torch.load's error for ``path`` in a few words, without its advice to load unsafely
+    (``zipped``: the file starts as torch.save's zip does)."""
     msg = " ".join(str(exc).split())
     if "TorchScript" in msg:
-        return f"a TorchScript export: {EXPORT_HINT}"
+        return _export_kind(path, "a TorchScript")
     # torch's zip reader gives OSError(22, 'Invalid argument') for some cut points: it seeks
     # to a record past the end of the file
     if ("central directory" in msg or "zip archive" in msg or "miniz" in msg

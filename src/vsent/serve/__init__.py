@@ -1,6 +1,6 @@
 """``vsent serve``: an HTTP service (FastAPI on uvicorn) with a web page, for a trained model.
 
-``create_app(predictor, checkpoint=..., meta=..., config=ServeConfig(...))`` builds the app;
+``create_app(predictor, checkpoint=..., config=ServeConfig(...))`` builds the app;
 see :mod:`vsent.serve.app` for the endpoints, :mod:`vsent.serve.batching` for the dynamic
 micro-batching and :mod:`vsent.serve.limits` for the limits. Needs the ``serve`` extra.
 """

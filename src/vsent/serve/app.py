@@ -17,11 +17,12 @@ OpenAPI docs, their scripts served from the service (fastapi-offline): they work
 Status codes: 200 when at least one image was scored (a bad image fails only its own entry);
 413 for a request, upload or image above a limit; 422 for a request whose every image is
 unreadable (the detail names each part and why), bad options, or a body cut before its closing
-boundary; 415 for a body that is not multipart; 503 when the service is overloaded or a request
-passes its deadline. User input never causes a 500 (a bug does: a JSON 500, counted, its
-traceback in the server's log; a bug in one image's Grad-CAM fails only that image's entry; so
-does a model that scores NaN/inf, each image's entry failed). A client that disconnects during
-its upload is counted as 499 (:data:`CLIENT_GONE`), not as a 500.
+boundary; 415 for a body that is not multipart; 408 for an upload not in by the request's
+deadline; 503 when the service is overloaded or a request passes its deadline after its upload.
+User input never causes a 500 (a bug does: a JSON 500, counted, its traceback in the server's
+log; a bug in one image's Grad-CAM fails only that image's entry; so does a model that scores
+NaN/inf, each image's entry failed). A client that disconnects during its upload is counted as
+499 (:data:`CLIENT_GONE`), not as a 500.
 
 Threads: the event loop only parses and dispatches. Images decode in a thread pool; the batched
 forward passes run in one model thread (:class:`~vsent.serve.batching.MicroBatcher`). The
@@ -137,8 +138,8 @@ def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str,
 
     The paths of the checkpoint, the export, the training data, its folds file and a weights
     file it started from are cut to their last part, and the command lines of the run
-    (``versions.argv``, ``versions.resumed``) are left out: the server's folders are nobody's
-    business. An export is described by the card stored in it (:func:`~vsent.models.card.
+    (``versions.argv``, those of ``versions.resumed``) are left out: the server's folders are
+    nobody's business. An export is described by the card stored in it (:func:`~vsent.models.card.
     export_card`; "not recorded" where it stores none, as ``export_module`` writes it), never by
     the card of the file it is served from. A predictor built in Python without a checkpoint
     gets what the model itself says.
@@ -174,7 +175,8 @@ def _cut_paths(card: dict[str, Any]) -> None:
     """The server's folders out of a card, in place: the training data, its folds file
     (``--folds PATH``; a named scheme such as ``campos`` is its own last part) and a weights
     file (``--init PATH``) by their last part, the run's command lines (``versions.argv``,
-    ``versions.resumed``) left out. Tags, URLs and hub names of pretrained weights stay."""
+    the ``argv`` of each ``versions.resumed`` session) left out; the version changes of the
+    sessions that resumed the run stay. Tags, URLs and hub names of pretrained weights stay."""
     training = card.get("training")
     if isinstance(training, dict):
         card["training"] = {**training, **{k: Path(str(training[k])).name
@@ -183,9 +185,12 @@ def _cut_paths(card: dict[str, Any]) -> None:
     if isinstance(weights, dict) and str(weights.get("source") or "").startswith("weights file"):
         card["weights"] = {**weights, **{k: Path(str(weights[k])).name
                                          for k in ("init", "location") if weights.get(k)}}
-    if isinstance(card.get("versions"), dict):
-        card["versions"] = {k: v for k, v in card["versions"].items()
-                            if k not in ("argv", "resumed")}
+    versions = card.get("versions")
+    if isinstance(versions, dict):
+        card["versions"] = {k: v for k, v in versions.items() if k not in ("argv", "resumed")}
+        if isinstance(versions.get("resumed"), list):  # the version changes stay, argv goes
+            card["versions"]["resumed"] = [{k: e.get(k) for k in ("date", "changed")}
+                                           for e in versions["resumed"] if isinstance(e, dict)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,11 +276,7 @@ class Service:
                                        f"(--max-inflight {self.limits.max_inflight}); retry later")
             self.inflight += 1
             try:
-                status, body = await asyncio.wait_for(self._predict(request),
-                                                      self.limits.timeout_s)
-            except TimeoutError:
-                raise HTTPProblem(503, f"request took longer than {self.limits.timeout_s:g} s "
-                                       "(--timeout); retry later or send fewer images") from None
+                status, body = await self._within_deadline(request)
             finally:
                 self.inflight -= 1
         except HTTPProblem as e:
@@ -292,8 +293,28 @@ class Service:
         self.responses[status] = self.responses.get(status, 0) + 1
         return response
 
-    async def _predict(self, request: Request) -> tuple[int, dict[str, Any]]:
-        uploads, fields = await self._read_form(request)
+    async def _within_deadline(self, request: Request) -> tuple[int, dict[str, Any]]:
+        """``_predict`` within ``--timeout``, counted from the request's start. Past it during
+        the upload, a 408: a link too slow for the body is no overload, and a retry after 1 s
+        could not help; past it afterwards, a 503 (queueing, model time)."""
+        timeout = self.limits.timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            uploads, fields = await asyncio.wait_for(self._read_form(request), timeout)
+        except TimeoutError:
+            raise HTTPProblem(408, f"the upload took longer than {timeout:g} s (--timeout); "
+                                   "send fewer or smaller images per request") from None
+        try:
+            return await asyncio.wait_for(self._predict(request, uploads, fields),
+                                          deadline - loop.time())
+        except TimeoutError:
+            raise HTTPProblem(503, f"request took longer than {timeout:g} s (--timeout); "
+                                   "retry later or send fewer images") from None
+
+    async def _predict(self, request: Request, uploads: list[tuple[UploadFile, bytes]],
+                       fields: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """The answer to a request whose form has been read."""
         unknown = sorted((set(fields) | set(request.query_params)) - set(OPTIONS))
         if unknown:
             raise HTTPProblem(422, f"unknown option {', '.join(map(repr, unknown))} (the options "
@@ -645,6 +666,7 @@ _PREDICT_DOC = {
     },
     "responses": {
         "200": {"description": "one entry per image: name, prob_positive, label, error"},
+        "408": {"description": "the upload took longer than the request deadline"},
         "413": {"description": "request, upload, image or image count above a limit"},
         "415": {"description": "not a multipart body"},
         "422": {"description": "no readable image (each part named with the reason), bad option"},

@@ -5,7 +5,8 @@ while it streams in (413 as soon as it passes ``max_request_bytes``), each uploa
 (``max_upload_bytes``), the number of images per request is capped (``max_images``), an
 image's pixel count is read from its header before any pixel is decoded (``max_pixels``: a
 small "decompression bomb" file cannot allocate gigabytes), requests in flight are capped
-(``max_inflight``, 503 beyond) and each request has a deadline (``timeout_s``, 503 after).
+(``max_inflight``, 503 beyond) and each request has a deadline (``timeout_s``, its upload
+included: 408 when the upload is not in by then, else 503).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Limits:
     max_pixels : width x height of one image [40 M]; at most
         :data:`vsent.data.images.MAX_PIXELS` (the library's own bound, which stays in force).
     max_images : images in one request [32].
-    timeout_s : seconds one request may take, queueing included [30].
+    timeout_s : seconds one request may take, upload and queueing included [30].
     max_inflight : requests handled at once; more are refused with 503 [64].
     """
 

@@ -22,8 +22,13 @@ async function loadCard() {
     const card = await (await fetch("/v1/model")).json();
     const arch = (card.model && card.model.name) || "model";
     const cv = card.metrics;
+    // finetune --fold K: the accuracy on its held-out fold, of the scores served (fused or not)
+    const held = cv && cv.held_out && cv.held_out[cv.evaluation];
     const acc = cv && cv.accuracy && typeof cv.accuracy.mean === "number"
-      ? `, cross-validated accuracy ${(100 * cv.accuracy.mean).toFixed(1)} %` : "";
+      ? `, cross-validated accuracy ${(100 * cv.accuracy.mean).toFixed(1)} %`
+      : held && typeof held.accuracy === "number"
+        ? `, accuracy ${(100 * held.accuracy).toFixed(1)} % on held-out fold ${cv.held_out_fold}`
+        : "";
     info.textContent = `${arch}${acc} (vsent ${card.vsent_version})`;
     if (card.limits) limits = card.limits;
     // an option this model cannot serve (e.g. no heat map for an exported model) is switched off
