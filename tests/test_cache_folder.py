@@ -48,14 +48,14 @@ def folder(tmp_path) -> dict[str, Path]:
     e = {
         "images": _file(root / f"images-{'a' * 20}-5x8x8x3.npy", 960),
         "features": _file(root / f"features-{'b' * 20}-5.npy", 100),
-        "cues": _file(root / "cues" / "cues-v1-p-0123.npz"),
-        "colour": _file(root / "baselines" / "colour-v2-0123.npz"),
-        "sift": root / "baselines" / "sift-v2-k",
+        "cues": _file(root / "cues" / f"cues-v1-320-1.1-5-24-100-1.1-20-{'c' * 24}.npz"),
+        "colour": _file(root / "baselines" / f"colour-v1-{'d' * 24}.npz"),
+        "sift": root / "baselines" / "sift-v1-dense-s256-st12-sz16",
         "proposals": root / "proposals" / ("c" * 16),
     }
-    _file(e["sift"] / "d1.npy", 7)
-    _file(e["sift"] / "d2.npy", 8)
-    _file(e["proposals"] / "p.npz", 5)
+    _file(e["sift"] / f"{'1' * 24}.npy", 7)
+    _file(e["sift"] / f"{'2' * 24}.npy", 8)
+    _file(e["proposals"] / f"{'3' * 40}.npz", 5)
     e["mine"] = _file(root / "notes.txt")  # not vsent's: never listed, never removed
     e["npy"] = _file(root / "images-mine.npy")
     e["sub"] = _file(root / "other" / "images-x.npy")
@@ -87,12 +87,32 @@ def test_clean_removes_what_was_not_used_for_days_and_nothing_else(folder):
     assert folder["mine"].exists() and folder["npy"].exists() and folder["sub"].exists()
 
 
+def test_look_alike_files_of_a_folder_that_is_no_cache_are_never_listed_nor_removed(tmp_path):
+    """A --dir given by mistake (a project folder with a proposals/ or baselines/ of its own):
+    only the exact names vsent writes count, and a folder entry only when every file in it is
+    one of its per-image files (review27: sift-*/ and <16 hex>/ folders were removed whole)."""
+    root = tmp_path / "project"
+    keep = [_file(root / "proposals" / ("a" * 16) / "notes.txt"),
+            _file(root / "proposals" / ("b" * 16) / f"{'3' * 40}.npz"),
+            _file(root / "proposals" / ("b" * 16) / "sub" / "x.npz"),
+            _file(root / "baselines" / "sift-v1-dense-mine" / "data.npy"),
+            _file(root / "baselines" / "sift-features" / f"{'1' * 24}.npy"),
+            _file(root / "baselines" / "colour-chart.npz"),
+            _file(root / "cues" / "cues-mine.npz"),
+            _file(root / "images-holiday.npy")]
+    for f in keep:
+        _age(f, 400)
+    assert cache_entries(root) == []
+    assert clean_cache(0, root) == ([], [])
+    assert all(f.exists() for f in keep)
+
+
 def test_temporary_files_of_killed_builds_go_those_of_running_builds_stay(folder):
     root = folder["images"].parent
     final = folder["images"].name
     dead = _file(root / f".{final}.{_dead_pid()}@{HOST}.0badc0de.tmp")
     running = _file(root / f".{final}.{os.getpid()}@{HOST}.c0ffee00.tmp")
-    remote = _file(root / "cues" / f".cues-v1-p-0123.npz.{_dead_pid()}@elsewhere.0badc0de.tmp")
+    remote = _file(root / "cues" / f".{folder['cues'].name}.{_dead_pid()}@elsewhere.0badc0de.tmp")
     old = _file(root / f".{folder['features'].name}.4242.0badc0de.tmp")  # no host: by age
     _age(old, 2)
     kinds = {e.path: e for e in cache_entries(root)}

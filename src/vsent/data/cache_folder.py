@@ -18,9 +18,11 @@ unfinished         ``.<entry>.<pid>@<host>.<hex>.tmp``               a build run
 
 An entry's last use is its modification time: vsent sets it whenever it reads the entry
 (:func:`vsent.files.mark_used`; entries made before vsent did so count from when they were
-made). Only names of these forms are ever removed, so a ``--dir`` given by mistake loses
-nothing else. Removing an entry while a command uses it is safe: a memory-mapped file stays
-readable to the process that has it open, and a missing entry is rebuilt when next needed.
+made). Only names of exactly these forms are ever removed, and a folder entry only when every
+file in it is one vsent writes there (a ``<key>.npy`` or ``<key>.npz`` of its hex digest), so a
+``--dir`` given by mistake loses nothing else. Removing an entry while a command uses it is
+safe: a memory-mapped file stays readable to the process that has it open, and a missing entry
+is rebuilt when next needed.
 """
 
 from __future__ import annotations
@@ -40,14 +42,20 @@ from vsent.files import abandoned, expand_user
 __all__ = ["CacheEntry", "cache_entries", "clean_cache"]
 
 #: (kind, folder under the cache root, pattern of the entry's name); folders end with "/".
+#: The names vsent writes, exactly (vsent.data.cache, vsent.frozen, analyses.cues,
+#: analyses.handcrafted, analyses.proposals).
 KINDS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
     ("images", "", re.compile(r"images-[0-9a-f]{20}-\d+x\d+x\d+x3\.npy")),
     ("features", "", re.compile(r"features-[0-9a-f]{20}-\d+\.npy")),
-    ("cues", "cues", re.compile(r"cues-[^/]+\.npz")),
-    ("colour", "baselines", re.compile(r"colour-[^/]+\.npz")),
-    ("sift", "baselines", re.compile(r"sift-[^/]+/")),
+    ("cues", "cues", re.compile(r"cues-v\d+-[0-9A-Za-z.+-]+-[0-9a-f]{24}\.npz")),
+    ("colour", "baselines", re.compile(r"colour-v\d+-[0-9a-f]{24}\.npz")),
+    ("sift", "baselines", re.compile(r"sift-v\d+-(dense|kp)-[0-9A-Za-z.+-]+/")),
     ("proposals", "proposals", re.compile(r"[0-9a-f]{16}/")),
 )
+#: The files of a folder entry: one per image, named by its key (SIFT descriptors: 24 hex
+#: digits, .npy; proposals: 40, .npz), and their writers' temporary files.
+_FOLDER_FILES = {"sift": re.compile(r"[0-9a-f]{24}\.npy"),
+                 "proposals": re.compile(r"[0-9a-f]{40}\.npz")}
 #: A temporary file beside an entry: ``.<entry's name>.<writer>.tmp`` (vsent.files.temp_path).
 _TEMP = re.compile(r"\.(?P<entry>.+?)\.\d+(@[^/]+)?\.[0-9a-f]{8}\.tmp")
 DAY_S = 24 * 3600
@@ -143,7 +151,25 @@ def _entry(path: Path, sub: str) -> CacheEntry | None:
         return None
     if temp:
         return CacheEntry(path, "unfinished", _size(path), last_used, abandoned(path))
+    if kind in _FOLDER_FILES and not _only_cache_files(path, _FOLDER_FILES[kind]):
+        return None  # a folder of that name holding other files: not vsent's to list or remove
     return CacheEntry(path, kind, _size(path), last_used)
+
+
+def _only_cache_files(folder: Path, pattern: re.Pattern[str]) -> bool:
+    """Whether ``folder`` holds only files named by ``pattern`` (or their temporary files),
+    no subfolder and no link."""
+    try:
+        children = list(folder.iterdir())
+    except OSError:
+        return False
+    for child in children:
+        name = child.name
+        temp = _TEMP.fullmatch(name)
+        if child.is_symlink() or not child.is_file() \
+                or not pattern.fullmatch(temp["entry"] if temp else name):
+            return False
+    return True
 
 
 def _kind(name: str, sub: str) -> str | None:
