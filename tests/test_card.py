@@ -364,3 +364,23 @@ def test_card_of_a_finetune_fold_model_gives_its_held_out_metrics(tmp_path):
     (run / "config.json").write_text(json.dumps({"command": "finetune", "fold": None}))
     whole = save_checkpoint(run / "model.pt", create_model("smallcnn"), fold=None)
     assert model_card(whole)["metrics"] is None
+
+
+def test_the_card_of_a_raw_ablations_export_counts_its_outputs_not_its_spec():
+    """An export of CaffeNet fc8-1000 listed 1000 class names under "2 outputs" (its spec's
+    num_classes, which the raw ablations ignore; review27)."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from vsent.models import create_model
+    from vsent.models.card import export_card
+
+    info = create_model("caffenet", arch="fc6-2").info  # any CaffeNet record, with its width
+    info = dataclasses.replace(info, num_outputs=1000)
+    exported = SimpleNamespace(
+        card=None, info=info, spec={"name": "caffenet", "num_classes": 2, "arch": "fc8-1000"},
+        class_names=["negative", "positive", *(f"class{i}" for i in range(2, 1000))],
+        path="m.onnx", engine="onnx", metadata={"vsent.format": "onnx"})
+    card = export_card(exported)
+    assert card["model"]["num_classes"] == 1000 and card["model"]["options"] == {
+        "arch": "fc8-1000"}

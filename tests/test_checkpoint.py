@@ -311,3 +311,4 @@ def test_a_raw_ablation_checkpoint_is_read_by_every_command(tmp_path, arch, widt
     del old["info"]["num_outputs"]
     torch.save(old, tmp_path / "old.pt")
     assert load_checkpoint(tmp_path / "old.pt")[0].info.num_outputs == width
+    assert model_card(tmp_path / "old.pt")["model"]["num_classes"] == width  # card, serve, export

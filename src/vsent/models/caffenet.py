@@ -133,6 +133,13 @@ _FC_WIDTH = {"fc6": 4096, "fc7": 4096, "fc8": 1000}
 _POOL5_SIZE = 256 * 6 * 6
 
 
+def output_width(arch: str, num_classes: int = 2) -> int:
+    """The number of outputs of CaffeNet ``arch``: ``num_classes`` under a new layer, else the
+    raw top layer's (4096 for fc7-4096 and fc6-4096, 1000 for fc8-1000)."""
+    surgery = SURGERIES[arch]
+    return num_classes if surgery.new is not None else _FC_WIDTH[surgery.kept[-1]]
+
+
 class CaffeNet(SentimentModel, nn.Sequential):
     """CaffeNet with the top given by ``arch`` (see the module docstring).
 

@@ -173,7 +173,8 @@ def export_card(exported: Any) -> dict[str, Any]:
     info = exported.info
     options = dict(exported.spec)
     options.pop("name", None)
-    num_classes = options.pop("num_classes", info.num_outputs)
+    options.pop("num_classes", None)
+    num_classes = info.num_outputs  # a raw ablation's 4096, not its spec's 2
     preprocess = dict(stored.get("preprocess") or {})
     preprocess.update(info.preprocess.to_dict())  # what the export was made with wins
     if "weights_interpolation" not in preprocess:  # no card stored, or one of before it

@@ -238,12 +238,22 @@ def check_complete(ckpt: Mapping[str, Any], path: str | PathLike[str],
     are 4096 or 1000 wide whatever ``spec.num_classes`` says), else ``spec.num_classes``."""
     _check_entries(ckpt, path)
     info = ckpt.get("info") if isinstance(ckpt.get("info"), Mapping) else {}
-    width = num_outputs or info.get("num_outputs") or ckpt["spec"]["num_classes"]
+    width = num_outputs or info.get("num_outputs") or _spec_width(ckpt["spec"])
     names = ckpt["class_names"]
     if not isinstance(names, (list, tuple)) or len(names) != width:
         count = len(names) if isinstance(names, (list, tuple)) else "no list of"
         raise WeightsError(f"{path}: not a complete vsent checkpoint ({count} class names for "
                            f"{width} outputs)")
+
+
+def _spec_width(spec: Mapping[str, Any]) -> int:
+    """The outputs of the model a spec builds, for a file that does not record them (saved
+    before info.num_outputs): ``num_classes``, or a CaffeNet raw ablation's fixed width."""
+    from vsent.models.caffenet import SURGERIES, output_width
+
+    if spec.get("name") == "caffenet" and spec.get("arch") in SURGERIES:
+        return output_width(spec["arch"], spec["num_classes"])
+    return spec["num_classes"]
 
 
 def _check_entries(ckpt: Mapping[str, Any], path: str | PathLike[str]) -> None:
