@@ -110,3 +110,18 @@ def test_load_clip_asks_open_clip_for_the_tags_activation(monkeypatch):
     for tag, force in (("openai", True), ("other", False)):
         clip_models.load_clip("vsent-test-vit", tag)
         assert asked["force_quick_gelu"] is force and asked["pretrained"] == tag
+
+
+def test_a_checkpoint_given_as_init_builds_the_tower_its_weights_had(tmp_path, monkeypatch):
+    """`--init fold1/model.pt` of a model fine-tuned from an openai tag built a GELU tower for
+    its QuickGELU weights (the spec's quick_gelu was read only by load_checkpoint; review27)."""
+    from vsent.models.checkpoint import save_checkpoint
+
+    _fake_tag(monkeypatch, {"quick_gelu": True})
+    tuned = save_checkpoint(tmp_path / "t.pt", create_model("clip/vsent-test-vit",
+                                                            init="fake-tag"))
+    again = create_model("clip/vsent-test-vit", init=str(tuned))
+    assert _activation(again) is open_clip.transformer.QuickGELU
+    assert again.spec["quick_gelu"] is True
+    given = create_model("clip/vsent-test-vit", init=str(tuned), quick_gelu=False)
+    assert _activation(given) is torch.nn.GELU  # an option given wins

@@ -329,7 +329,8 @@ def resolve(name: str):
         tag = split_tagged_init(init, known)[0] or init
         return pretrained_weights(arch, tag) if tag in known else None
 
-    return ModelEntry(name, builder, None, tagged=tagged, tags=known, tag_options=tag_options)
+    return ModelEntry(name, builder, None, tagged=tagged, tags=known, tag_options=tag_options,
+                      weight_options=("quick_gelu",))
 
 
 def register() -> None:

@@ -39,7 +39,7 @@ from torch import nn
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
 from vsent.models.base import ModelInfo
-from vsent.models.weights import PretrainedWeights, apply_init, saved_preprocess
+from vsent.models.weights import PretrainedWeights, apply_init, saved_preprocess, saved_spec
 
 #: Methods every registered model implements (besides ``forward``).
 MODEL_METHODS = ("forward_features", "forward_head")
@@ -62,6 +62,9 @@ class ModelEntry:
     #: activation they were trained with): ``tag_options(tag)``; the model is built with them
     #: (unless given) and its spec records them, so a checkpoint rebuilds the same network.
     tag_options: Callable[[str], Mapping[str, Any]] | None = None
+    #: The builder options that follow the weights (CLIP: ``quick_gelu``): a vsent checkpoint
+    #: of this model given as ``--init`` passes the values its spec records (unless given).
+    weight_options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,11 @@ def _build(name: str, num_classes: int, init: str | PathLike[str],
     weights, init, named = _init_weights(entry, init)
     if named and weights is not None and weights.tag and entry.tag_options is not None:
         kwargs = {**entry.tag_options(weights.tag), **kwargs}
+    elif entry.weight_options and not named and not (isinstance(init, str) and init in (
+            "random", "imagenet")) and Path(init).is_file():
+        spec = saved_spec(init) or {}
+        if spec.get("name") == name:  # a checkpoint of this model: the network its weights had
+            kwargs = {**{k: spec[k] for k in entry.weight_options if k in spec}, **kwargs}
     try:
         model = entry.builder(num_classes=num_classes, **kwargs)
     except (ValueError, TypeError) as exc:  # a value the builder refuses (dropout=2)

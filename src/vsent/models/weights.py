@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from os import PathLike, fspath
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -236,9 +237,30 @@ def _not_tensors(obj: Mapping[object, object]) -> str | None:
 def saved_preprocess(path: str | PathLike[str]) -> Preprocess | None:
     """The preprocessing a vsent checkpoint records: its weights were trained on that input
     (a CLIP tag's statistics, say), which a model initialised from the file must keep. None
-    for any other file: a plain state dict says nothing, and one that cannot be read is
-    :func:`read_state_dict`'s to report. Only the small entries are read (``mmap``); vsent
-    writes torch.save's zip format, so other files are not opened twice."""
+    for any other file (:func:`_saved_checkpoint`)."""
+    obj = _saved_checkpoint(path)
+    if obj is None or not isinstance(obj.get("preprocess"), Mapping):
+        return None  # nothing recorded
+    try:
+        return Preprocess.from_dict(obj["preprocess"])
+    except (VsentError, TypeError, ValueError):  # a damaged record: the architecture's stays
+        return None
+
+
+def saved_spec(path: str | PathLike[str]) -> Mapping[str, Any] | None:
+    """The spec (name and builder options) a vsent checkpoint records, or None for any other
+    file: a model initialised from it takes the options its weights need (CLIP's
+    ``quick_gelu``; :attr:`vsent.models.registry.ModelEntry.weight_options`)."""
+    obj = _saved_checkpoint(path)
+    spec = obj.get("spec") if obj is not None else None
+    return spec if isinstance(spec, Mapping) else None
+
+
+def _saved_checkpoint(path: str | PathLike[str]) -> Mapping[str, Any] | None:
+    """The dict of a vsent checkpoint, or None for any other file: a plain state dict says
+    nothing, and one that cannot be read is :func:`read_state_dict`'s to report. Only the
+    small entries are read (``mmap``); vsent writes torch.save's zip format, so other files
+    are not opened twice."""
     from vsent.models.checkpoint import CHECKPOINT_FORMAT  # (it imports the registry)
 
     path = Path(path)
@@ -249,13 +271,9 @@ def saved_preprocess(path: str | PathLike[str]) -> Preprocess | None:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # damaged or foreign: read_state_dict gives the one-line reason
         return None
-    if not isinstance(obj, Mapping) or obj.get("format") != CHECKPOINT_FORMAT \
-            or not isinstance(obj.get("preprocess"), Mapping):
-        return None  # a list, a tensor, a plain state dict: nothing recorded
-    try:
-        return Preprocess.from_dict(obj["preprocess"])
-    except (VsentError, TypeError, ValueError):  # a damaged record: the architecture's stays
-        return None
+    if not isinstance(obj, Mapping) or obj.get("format") != CHECKPOINT_FORMAT:
+        return None  # a list, a tensor, a plain state dict
+    return obj
 
 
 def load_matching(
