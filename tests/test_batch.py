@@ -901,3 +901,64 @@ def test_the_interrupt_message_suggests_resume_only_where_it_works(extra, hint, 
     assert main(["predict", "--model", str(checkpoint), str(folder), "--device", "cpu",
                  "--no-progress", *extra]) == 130
     assert capsys.readouterr().err == f"vsent: interrupted; what was written is kept{hint}\n"
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_writes(checkpoint, folder,
+                                                                        tmp_path, capsys):
+    """batch27 #2: two runs on one --out (cron starting the job again, a requeued job) read
+    rows that the other was still writing and wrote them twice. A run holds an exclusive lock
+    beside --out (here the test holds it): a second run, with --resume or --overwrite, is one
+    line naming the holder's pid, and leaves the output as it was."""
+    import fcntl
+
+    out = tmp_path / "cc.csv"
+    assert _score_cli(checkpoint, folder, out) == EXIT_ITEMS_FAILED
+    before = out.read_bytes(), Path(f"{out}.vsent.json").read_bytes()
+    lock = Path(f"{out}.vsent.lock")
+    assert not lock.exists()  # removed when the run ended
+    capsys.readouterr()
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        for extra in ("--resume", "--overwrite"):
+            assert _score_cli(checkpoint, folder, out, extra) == 2
+            assert capsys.readouterr().err == (
+                f"vsent: error: another vsent predict (pid 4242) is writing {out}; wait for "
+                "it or stop it\n")
+            assert (out.read_bytes(), Path(f"{out}.vsent.json").read_bytes()) == before
+        assert lock.exists()  # the holder's
+    # the holder gone (a kill -9 leaves its file, not its lock): the next run goes on
+    assert _score_cli(checkpoint, folder, out, "--resume") == EXIT_ITEMS_FAILED
+    assert out.read_bytes() == before[0] and not lock.exists()
+
+
+def test_out_dev_stdout_writes_the_rows_to_standard_output(checkpoint, folder, tmp_path,
+                                                           capsys):
+    """batch27 #5: ``--out /dev/fd/1`` (or /dev/stdout) with standard output sent to a file
+    wrote the header, then failed on a record beside /dev/fd/1. No record or lock is kept for
+    a path under /dev or /proc, and --resume of one is refused in one line."""
+    got = tmp_path / "ds.csv"
+    with got.open("wb") as stdout:
+        proc = subprocess.run(
+            [sys.executable, "-m", "vsent.cli", "predict", "--model", str(checkpoint),
+             str(folder / "sub"), "--out", "/dev/fd/1", "--device", "cpu", "--no-progress"],
+            stdout=stdout, stderr=subprocess.PIPE, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    rows = _read(got, "csv")
+    assert len(rows) == 2 and all(r["prob_positive"] for r in rows)
+    assert main(["predict", "--model", str(checkpoint), str(folder / "sub"), "--out",
+                 "/dev/stdout", "--resume", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == (
+        "vsent: error: --out /dev/stdout: names a file of this process (/dev, /proc), not a "
+        "file: --resume continues the rows of a file (drop --resume, or write to a file)\n")
+
+
+@pytest.mark.parametrize("line", ['{"path": null, "prob_positive": 0.5, "error": ""}',
+                                  '{"path": 7, "error": ""}', '{"path": "a", "error": 1}'])
+def test_resume_of_a_jsonl_row_without_a_path_string_is_one_line(line, tmp_path):
+    """batch27 #7: a null path was a traceback (AttributeError), not the file's error."""
+    bad = tmp_path / "n.jsonl"
+    bad.write_text('{"path": "ok.jpg", "error": ""}\n' + line + "\n")
+    with pytest.raises(VsentError, match=r"n.jsonl:2: not a vsent predict jsonl row"):
+        read_done(bad, "jsonl")

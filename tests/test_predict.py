@@ -344,3 +344,36 @@ def test_rows_with_non_finite_scores_are_errors(checkpoint, images, monkeypatch)
         "", "non-finite scores (the model's weights hold NaN/inf?)", ""]
     assert rows[1]["prob_positive"] is None and rows[1]["label"] is None
     assert rows[0]["label"] in ("positive", "negative")
+
+
+def test_region_rows_with_non_finite_scores_are_errors(checkpoint, images, tmp_path,
+                                                       monkeypatch):
+    """`--regions` writes its rows with the same code as the engines (batch27 #4): NaN/inf
+    fused scores are the error row (exit 3), not a bare NaN in jsonl labelled "negative"."""
+    import vsent.analyses.regions as regions
+    from vsent.predict import NON_FINITE_SCORES
+
+    _, paths = images
+    real = regions._fused
+    calls = []
+
+    def nan_first(*args, **kwargs):
+        r = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            r["proba"] = np.full_like(np.asarray(r["proba"]), np.nan)
+        return r
+
+    monkeypatch.setattr(regions, "_fused", nan_first)
+    out = tmp_path / "r.jsonl"
+    assert main(["predict", "--model", str(checkpoint), *map(str, paths[:2]), "--regions",
+                 "--n-proposals", "10", "--device", "cpu", "--no-progress",
+                 "--out", str(out)]) == EXIT_ITEMS_FAILED
+
+    def strict(name):
+        raise ValueError(f"not JSON: {name}")
+
+    rows = [json.loads(line, parse_constant=strict) for line in out.read_text().splitlines()]
+    assert rows[0] == {"path": str(paths[0]), "prob_positive": None, "label": None,
+                       "error": NON_FINITE_SCORES}
+    assert rows[1]["error"] == "" and 0 <= rows[1]["prob_positive"] <= 1

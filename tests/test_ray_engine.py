@@ -62,14 +62,21 @@ def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys, chec
     assert not Path("x.csv").exists()
 
 
-def test_ray_engine_streams_rows_before_the_input_ends(tmp_path, checkpoint):
+def test_ray_engine_streams_rows_before_the_input_ends(tmp_path, checkpoint, monkeypatch):
     """Rows come back while the input is still being read: the path iterator stops after two
     chunks until the first row has arrived (a pipeline that gathered every path into one block
-    before decoding, as Ray Data does with small read outputs, would never release it)."""
+    before decoding, as Ray Data does with small read outputs, would never release it).
+    Without progress output, Ray Data's INFO lines stay off the console (batch27 #8)."""
+    import io
+    import logging
     import threading
 
     from vsent.engines import EngineOptions, open_engine
 
+    console = io.StringIO()  # Ray Data's console handler (bound to the stderr of its import)
+    for h in logging.getLogger("ray.data").handlers:
+        if type(h).__name__ == "PlainRayHandler":
+            monkeypatch.setattr(h, "stream", console)
     rng = np.random.default_rng(2)
     paths = []
     for i in range(24):
@@ -93,6 +100,7 @@ def test_ray_engine_streams_rows_before_the_input_ends(tmp_path, checkpoint):
             rows.append(row)
             first_row.set()
     assert waited == [True], "no row came back before the input ended"
+    assert "execution finished" not in console.getvalue(), console.getvalue()
     assert [r["path"] for r in rows] == [str(p) for p in paths]  # input order kept
     assert all(not r["error"] for r in rows)
     pred = Predictor.from_checkpoint(checkpoint, device="cpu")
@@ -190,3 +198,121 @@ def test_ray_rows_of_non_finite_scores_are_the_default_engines_error_rows(tmp_pa
     error = f"{picture}: cannot decode image"
     assert result_row(picture, np.full(2, np.nan, np.float32), error, pred.class_names) == {
         "path": picture, "prob_positive": None, "label": None, "error": error}
+
+
+def _ray_rows(batches):
+    """Actor outputs for :func:`in_order`: each batch a list of input positions."""
+    return [{"index": np.array(b), "path": np.array([f"p{i}" for i in b], dtype=object),
+             "probs": np.zeros((len(b), 2), np.float32), "error": np.array([""] * len(b))}
+            for b in batches]
+
+
+def test_ray_rows_come_back_in_order_or_the_run_fails():
+    """The driver's reorder buffer (batch27 #1): blocks in any order give the rows in input
+    order; a row that never comes is an error, never a short run that ends as a success: at
+    the end (fewer rows than paths queued), or as soon as too many later rows wait for it."""
+    from vsent.engines.ray_engine import in_order
+    from vsent.errors import VsentError
+
+    def row(path, probs, error):
+        return path
+
+    def run(batches, fed, limit=100):
+        out = []
+        with pytest.raises(VsentError) as e:
+            for r in in_order(_ray_rows(batches), row, [fed], [], limit):
+                out.append(r)
+        return out, str(e.value)
+
+    assert list(in_order(_ray_rows([[2, 3], [0, 1], [4]]), row, [5], [], 100)) == \
+        [f"p{i}" for i in range(5)]
+    # the last chunk lost: no later row reveals the gap, the count does
+    out, msg = run([[0, 1], [2, 3]], fed=6)
+    assert out == ["p0", "p1", "p2", "p3"]
+    assert msg.startswith("ray engine: 2 of 6 rows never came back (a Ray worker died?)")
+    assert "--resume scores the rest" in msg
+    # rows 2-3 lost: what comes after them is not held without end
+    out, msg = run([[0, 1], *([i, i + 1] for i in range(4, 100, 2))], fed=1000, limit=10)
+    assert out == ["p0", "p1"]
+    assert msg.startswith("ray engine: row 3 has not come back while 12 later rows have")
+    # an error of the feeder (an unreadable --from-list) is the one reported
+    with pytest.raises(OSError, match="the list"):
+        list(in_order(_ray_rows([[0]]), row, [1], [OSError("the list")], 100))
+
+
+def _ray_read_workers() -> list[int]:
+    """Pids of this process's descendants that run a Ray Data read task (by process title)."""
+    import os
+
+    children: dict[int, list[int]] = {}
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            try:
+                stat = Path(f"/proc/{e}/stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(e))
+    found, todo = [], [os.getpid()]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            todo.append(pid)
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if title.startswith(b"ray::Read"):
+                found.append(pid)
+    return found
+
+
+@pytest.mark.slow
+def test_a_read_worker_that_dies_fails_the_run_instead_of_losing_rows(tmp_path, checkpoint):
+    """batch27 #1: a read task's worker killed (the OOM killer, Ray's memory monitor) after it
+    took chunks off the queue. Ray used to re-run the task, which popped other chunks whose
+    rows never came either: with a short tail the run ended as a success with rows missing,
+    with a long one every later row was held to the end and thrown away. Now the run fails at
+    once, before the rest of the input is read."""
+    import os
+    import signal
+    import threading
+
+    import ray
+
+    from vsent.engines import EngineOptions, open_engine
+    from vsent.errors import VsentError
+
+    paths = []
+    for i in range(16 + 100):
+        p = tmp_path / f"im{i:03d}.png"
+        Image.fromarray(np.full((24, 24, 3), i, np.uint8)).save(p)
+        paths.append(str(p))
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        for tail in (8, 100):
+            go = threading.Event()
+            handed = []
+
+            def held_input(tail=tail, go=go, handed=handed):
+                yield from (handed.append(p) or p for p in paths[:16])
+                go.wait(timeout=300)  # until the read workers are killed
+                yield from (handed.append(p) or p for p in paths[16:16 + tail])
+
+            rows: list[dict] = []
+            opts = EngineOptions(model=str(checkpoint), batch_size=4, device="cpu")
+            with open_engine("ray", opts) as engine, \
+                    pytest.raises(VsentError, match="ray engine: .*--resume scores the rest"):
+                for row in engine.score(held_input()):
+                    rows.append(row)
+                    if not go.is_set():  # a first chunk came back: the read tasks wait
+                        time.sleep(1)
+                        killed = _ray_read_workers()
+                        assert killed, "no Ray read worker found"
+                        for pid in killed:
+                            os.kill(pid, signal.SIGKILL)
+                        time.sleep(2)
+                        go.set()
+            assert len(rows) < 16 + tail
+            # the queue holds 16 chunks of 4 and no read task takes them: the rest is not read
+            assert len(handed) < 16 + tail or tail == 8
+    finally:
+        ray.shutdown()

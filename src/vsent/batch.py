@@ -14,6 +14,7 @@
 * :func:`record_for` and :func:`write_record` keep the model file's SHA-256, the scoring
   options and the versions beside the output (``<out>.vsent.json``); ``--resume`` refuses rows
   of another model or options, and warns about other versions.
+* :func:`output_lock` keeps a second run off an output that a run is reading and writing.
 * :func:`score_stream` ties them together with an engine from :mod:`vsent.engines` (the
   default engine is :meth:`vsent.predict.Predictor.score`; ``ray`` runs the same code on Ray
   Data) and returns a :class:`Summary`.
@@ -47,6 +48,11 @@ from vsent.data.datasets import IMAGE_EXTENSIONS
 from vsent.errors import VsentError
 from vsent.files import atomic_write_text, file_sha256
 from vsent.predict import ROW_FIELDS
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover (Windows: no output lock)
+    fcntl = None  # type: ignore[assignment]
 
 #: Output formats.
 FORMATS = ("csv", "jsonl")
@@ -511,6 +517,8 @@ def read_done(path: str | Path, fmt: str) -> Done:
                 try:
                     rec = json.loads(line)
                     p, err = rec["path"], rec.get("error")
+                    if not isinstance(p, str) or not (err is None or isinstance(err, str)):
+                        raise TypeError  # (a null path: no row of vsent's)
                 except (ValueError, KeyError, TypeError):
                     raise VsentError(f"--resume: {path}:{lineno}: not a vsent predict jsonl "
                                      "row") from None
@@ -600,6 +608,10 @@ def _check_resumable(out: str | Path) -> None:
     """``--resume`` reads the rows of ``out`` back and appends to it: a folder cannot be
     read so, and a pipe or a FIFO would be read (and waited on) without end, its rows gone
     down the pipe anyway. Refused in one line; an ``out`` that does not exist yet is fine."""
+    if _process_path(out):
+        raise VsentError(f"--out {out}: names a file of this process (/dev, /proc), not a "
+                         "file: --resume continues the rows of a file (drop --resume, or "
+                         "write to a file)")
     try:
         mode = os.stat(out).st_mode
     except (FileNotFoundError, NotADirectoryError):
@@ -611,6 +623,57 @@ def _check_resumable(out: str | Path) -> None:
                 else "a socket" if stat.S_ISSOCK(mode) else "a device")
         raise VsentError(f"--out {out}: is {kind}, not a file: --resume continues the rows "
                          "of a file (drop --resume, or write to a file)")
+
+
+def _process_path(out: str | Path) -> bool:
+    """Whether ``out`` is under /dev or /proc (``/dev/stdout``, ``/dev/fd/1``): what it names
+    depends on the process, so no record or lock is kept beside it (none could be written in
+    /dev, and no later run would find it by that name)."""
+    return os.path.abspath(out).startswith(("/dev/", "/proc/"))
+
+
+@contextlib.contextmanager
+def output_lock(out: str | Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on ``<out>.vsent.lock`` while a run reads and writes ``out``: a
+    second run on the same output (cron starting the job again, a requeued job, two
+    terminals) would read rows that the first is still writing, score them again and write
+    them twice. It is refused in one line naming the first run's pid. Standard output, pipes
+    and devices are not locked (no run can resume them). The lock file is removed at the end.
+    """
+    if out is None or fcntl is None or _process_path(out) or (
+            os.path.exists(out) and not os.path.isfile(out)):
+        yield
+        return
+    path = Path(f"{out}.vsent.lock")
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise VsentError(f"--out {out}: cannot create {path.name} beside it: "
+                             f"{e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: the pid that the holder wrote in it
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise VsentError(f"another vsent predict (pid {pid}) is writing {out}; wait for "
+                             "it or stop it") from None
+        try:  # the holder may have removed the file (its run ended) before we locked it
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        mine = os.fstat(fd)
+        if st is not None and (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # removed while held: the next run locks a new file
+            path.unlink()
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------
@@ -798,16 +861,26 @@ def score_stream(
         record of the rows it did not replace).
     warn : where :func:`record_for`'s warning goes (default: standard error).
 
+    Another run writing ``out`` (its :func:`output_lock` held) is refused (VsentError).
     Returns the :class:`Summary`; rows with an error count as failed.
     """
     fmt = output_format(out, fmt)
+    check_resume(out, resume, retry_failed)
+    with output_lock(out):  # from before its rows are read until the last is written
+        return _score_stream(items, scorer, out, fmt, resume, retry_failed, progress,
+                             fsync_every, record, warn)
+
+
+def _score_stream(items: Iterable[str | Path | Unmatched], scorer: Scorer,
+                  out: str | Path | None, fmt: str, resume: bool, retry_failed: bool,
+                  progress: bool, fsync_every: float, record: dict[str, Any] | None,
+                  warn: Callable[[str], None] | None) -> Summary:
     summary = Summary()
     done = Done(keys=np.zeros(0, np.uint64))
-    check_resume(out, resume, retry_failed)
     if resume:
         done = _out_error(out, read_done, out, fmt)  # checks the file before anything changes
     keep = None
-    if record is not None and out is not None:
+    if record is not None and out is not None and not _process_path(out):
         keep, warning = record_for(out, record, has_rows=done.rows > 0)
         if warning:
             (warn or _warn_stderr)(warning)

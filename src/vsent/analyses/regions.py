@@ -424,6 +424,8 @@ def check_predict_options(*, k: int, alpha: float, beta: float,
 def _predict_rows(model: nn.Module, paths: Sequence[str | Path], class_names: Sequence[str],
                   k: int, alpha: float, beta: float, config: ProposalConfig,
                   device: torch.device | str) -> Iterator[dict[str, Any]]:
+    from vsent.predict import scores_row
+
     detector = make_edge_detector()
     size = model.info.preprocess.resize
     for path, decoded, error in prefetch(lambda p: _decode(p, size), paths, workers=1, ahead=2):
@@ -432,9 +434,8 @@ def _predict_rows(model: nn.Module, paths: Sequence[str | Path], class_names: Se
             continue
         r = _fused(model, *decoded, k=k, alpha=alpha, beta=beta, detector=detector,
                    config=config, batch_size=128, device=device)
-        pred = int(r["proba"].argmax())
-        yield {"path": str(path), "prob_positive": round(float(r["proba"][1]), 6),
-               "label": class_names[pred] if pred < len(class_names) else str(pred), "error": ""}
+        # the row of every engine: NaN/inf scores are an error row, not "NaN, negative"
+        yield scores_row(str(path), r["proba"], class_names)
 
 
 # --------------------------------------------------------------------------------------------

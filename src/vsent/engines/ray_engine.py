@@ -17,9 +17,12 @@ bytes, so each chunk leaves its read task as its own block as soon as it is deco
 
 Several read tasks pop chunks from one queue, so blocks arrive out of order; each row carries
 its input position (``index``) and the driver emits rows in input order (the reorder buffer
-holds at most the rows in flight). The paths travel from the driver through the bounded queue,
-so whatever the driver can read (folders, globs, ``--from-list -`` on standard input) works on
-a cluster too, and the queue's bound is the back-pressure. Images are opened by their absolute
+holds the rows in flight). A read task is never retried: the chunks it took off the queue
+cannot be taken again, so a worker that dies fails the run in one line, and the driver counts
+the rows against the paths it queued (:func:`in_order`): no run ends with a row missing.
+The paths travel from the driver through the bounded queue, so whatever the driver can read
+(folders, globs, ``--from-list -`` on standard input) works on a cluster too, and the queue's
+bound is the back-pressure. Images are opened by their absolute
 path (``file``): every node must see the dataset at the same path (shared storage). The
 checkpoint is shipped through the object store (it need not be on shared storage).
 
@@ -34,7 +37,8 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +50,10 @@ from vsent.errors import VsentError
 #: Chunks the queue holds before the driver waits (with the chunks being decoded and scored,
 #: the bound on paths in flight). A chunk is ``--batch-size`` paths: one model batch.
 QUEUE_CHUNKS = 16
+#: Chunks of rows the driver may hold after a missing row before it gives up on that row: in
+#: flight are the queue's chunks, one per read task and those of the actors; 64 queues' worth
+#: leaves room for a read task that is slow on one chunk while the others go on.
+REORDER_CHUNKS = 64 * QUEUE_CHUNKS
 
 
 def _import_ray() -> Any:
@@ -280,12 +288,19 @@ class RayEngine(Engine):
         queue = Queue(maxsize=QUEUE_CHUNKS)
         stop = threading.Event()
         failure: list[BaseException] = []
+        quiet = None if opts.progress else _quiet_ray_data()
+        fed = [0]  # paths the feeder has queued: every one must come back as a row
         feeder = threading.Thread(target=_feed, args=(paths, queue, stop, failure,
-                                                      opts.batch_size),
+                                                      opts.batch_size, fed),
                                   name="vsent-ray-feeder", daemon=True)
         try:
-            ds = ray.data.read_datasource(_make_source(queue, self.size, self.decoders),
-                                          override_num_blocks=self.decoders, num_cpus=0.5)
+            # no retry of a read task: the chunks it took off the queue are gone, and a re-run
+            # would pop others while those rows never come (a worker's death fails the run)
+            with warnings.catch_warnings():  # (max_retries has no named parameter yet)
+                warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
+                ds = ray.data.read_datasource(_make_source(queue, self.size, self.decoders),
+                                              override_num_blocks=self.decoders, num_cpus=0.5,
+                                              ray_remote_args={"max_retries": 0})
             device = "cuda" if self.use_gpu else "cpu"
             ds = ds.map_batches(
                 ScoreActor,
@@ -298,26 +313,17 @@ class RayEngine(Engine):
                 num_gpus=1 if self.use_gpu else 0, num_cpus=1,
             )
             feeder.start()
-            pending: dict[int, dict[str, Any]] = {}  # rows that came before their turn
-            want = 0
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                for index, path, probs, error in zip(batch["index"], batch["path"],
-                                                     batch["probs"], batch["error"],
-                                                     strict=True):
-                    pending[int(index)] = self._row(str(path), probs, str(error))
-                while want in pending:
-                    yield pending.pop(want)
-                    want += 1
-            if failure:
-                raise failure[0]
-            if pending:  # pragma: no cover (a row lost by Ray would stop the order here)
-                raise VsentError(f"ray engine: rows after {want} came without row {want}")
+            batches = ds.iter_batches(batch_size=None, batch_format="numpy")
+            yield from in_order(_worker_errors(ray, batches), self._row, fed, failure,
+                                REORDER_CHUNKS * opts.batch_size)
         finally:
             ctx.target_max_block_size = saved_block_size
             stop.set()
             if feeder.is_alive():
                 feeder.join(timeout=5)
             queue.shutdown(force=True)
+            if quiet is not None:
+                quiet()
 
     def _row(self, path: str, probs: np.ndarray, error: str) -> dict[str, Any]:
         return result_row(path, probs, error, self.class_names)
@@ -340,10 +346,84 @@ def result_row(path: str, probs: np.ndarray, error: str, class_names: list[str]
     return scores_row(path, probs, class_names)
 
 
+def in_order(batches: Iterable[dict[str, np.ndarray]],
+             row: Callable[[str, np.ndarray, str], dict[str, Any]], fed: list[int],
+             failure: list[BaseException], limit: int) -> Iterator[dict[str, Any]]:
+    """The rows of the actors' ``batches`` (``index``, ``path``, ``probs``, ``error``; blocks
+    in any order) in input order, each made by ``row(path, probs, error)``.
+
+    A row that never comes (its read task's worker died after taking its chunk off the
+    queue) must not end the run as a success: a VsentError when more than ``limit`` later
+    rows wait for it, or, at the end, when fewer rows came than the ``fed[0]`` paths queued.
+    ``failure`` holds the feeder's exception (re-raised first: e.g. an unreadable list).
+    """
+    pending: dict[int, dict[str, Any]] = {}  # rows that came before their turn
+    want = 0
+    for batch in batches:
+        for index, path, probs, error in zip(batch["index"], batch["path"], batch["probs"],
+                                             batch["error"], strict=True):
+            pending[int(index)] = row(str(path), probs, str(error))
+        while want in pending:
+            yield pending.pop(want)
+            want += 1
+        if len(pending) > limit:
+            raise VsentError(f"ray engine: row {want + 1} has not come back while "
+                             f"{len(pending)} later rows have (a Ray worker died?); {_KEPT}")
+    if failure:
+        raise failure[0]
+    if want != fed[0]:
+        raise VsentError(f"ray engine: {fed[0] - want} of {fed[0]} rows never came back (a "
+                         f"Ray worker died?); {_KEPT}")
+
+
+_KEPT = "the rows written so far are kept: --resume scores the rest"
+
+
+class _ConsoleNoise(logging.Filter):
+    """Ray Data's console lines that a run without progress output does not want: its INFO
+    lines ("Dataset ... execution finished") and the warning that progress bars are off."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (record.levelno >= logging.WARNING
+                and not record.name.startswith("ray.data._internal.progress"))
+
+
+def _quiet_ray_data() -> Callable[[], None]:
+    """Put :class:`_ConsoleNoise` on the ``ray.data`` logger's console handlers (its log file
+    in the Ray session keeps everything; ``ray.init(logging_level=...)`` does not reach this
+    logger); returns the function that takes it off."""
+    noise = _ConsoleNoise()
+    handlers = [h for h in logging.getLogger("ray.data").handlers
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    for h in handlers:
+        h.addFilter(noise)
+
+    def restore() -> None:
+        for h in handlers:
+            h.removeFilter(noise)
+
+    return restore
+
+
+def _worker_errors(ray: Any, batches: Iterable[dict[str, np.ndarray]]
+                   ) -> Iterator[dict[str, np.ndarray]]:
+    """``batches``, a Ray worker or node lost on the way (OOM killer, Ray's memory monitor,
+    a node gone) being one line: the read tasks are not retried (see :meth:`RayEngine.score`).
+    An exception raised by vsent's code in a worker propagates as it is (a bug)."""
+    lost = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+            ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError,
+            ray.exceptions.ActorDiedError)
+    try:
+        yield from batches
+    except lost as e:
+        reason = " ".join(str(e).split())[:200]
+        raise VsentError(f"ray engine: a Ray worker died ({reason}); {_KEPT}") from None
+
+
 def _feed(paths: Iterator[Path], queue: Any, stop: threading.Event,
-          failure: list[BaseException], chunk_size: int) -> None:
+          failure: list[BaseException], chunk_size: int, fed: list[int]) -> None:
     """Driver thread: chunks of ``(index, path as given, absolute path)`` onto ``queue``,
-    then None.
+    then None; ``fed[0]``: the paths read so far (all of them queued once None is).
 
     Paths are made absolute here because Ray workers need not share the driver's working
     directory; the row keeps the path as given. ``index`` is the input position.
@@ -366,6 +446,7 @@ def _feed(paths: Iterator[Path], queue: Any, stop: threading.Event,
         for i, p in enumerate(paths):
             s = str(p)
             chunk.append((i, s, os.path.join(cwd, s)))
+            fed[0] = i + 1
             if len(chunk) == chunk_size:
                 if not put(chunk):
                     return
