@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import save_image, sentiment_image
+from vsent import files
 from vsent.data import cache as cache_mod
 from vsent.data.cache import cache_dir_default, cache_images, cache_key, image_cache
 from vsent.data.datasets import load_dataset
@@ -193,13 +194,12 @@ def test_a_temporary_file_of_a_dead_writer_on_this_machine_is_removed_at_once(ds
     """A build killed (SIGKILL, the OOM killer) leaves a file as large as the cache: it waited
     a day for the next build of that cache. One whose writer ran on this machine and is gone
     is removed at once; a live writer's, or another machine's, is left to finish."""
-    import socket
     import subprocess
     import sys
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # its pid: no process now
-    host = socket.gethostname()
+    host = files._host()  # (as temporary names hold it)
     final = cdir / f"images-{cache_key(ds.paths, SIZE)[:20]}-{len(ds)}x{SIZE}x{SIZE}x3.npy"
     dead = cdir / f".{final.name}.{gone.pid}@{host}.0badc0de.tmp"
     alive = cdir / f".{final.name}.{os.getpid()}@{host}.c0ffee00.tmp"

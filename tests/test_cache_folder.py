@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import save_image, sentiment_image
+from vsent import files
 from vsent.analyses import proposals as P
 from vsent.analyses.cues import dataset_cues
 from vsent.analyses.handcrafted import extract_features
@@ -21,7 +22,7 @@ from vsent.data.datasets import load_dataset
 from vsent.errors import VsentError
 
 DAY = 24 * 3600
-HOST = __import__("socket").gethostname()
+HOST = files._host()  # as temporary names hold it
 
 
 def _age(path: Path, days: float) -> None:
@@ -184,3 +185,14 @@ def test_a_file_given_as_the_folder_is_a_user_error(tmp_path):
     with pytest.raises(VsentError, match="not a folder"):
         cache_entries(f)
     assert main(["cache", "--dir", str(f)]) == 2
+
+
+def test_a_file_name_near_the_limit_still_gets_a_temporary_name(tmp_path):
+    """The temporary name (`.<name>.<pid>@<host>.<hex>.tmp`) of a 250-byte name would pass the
+    file system's 255-byte limit: the name part is cut, the write still lands (review27)."""
+    long = tmp_path / ("n" * 250)
+    with files.atomic_open(long, "w") as f:
+        f.write("x")
+    assert long.read_text() == "x" and not list(tmp_path.glob(".*.tmp"))
+    host = files._host()
+    assert len(host) <= 32 and f"@{host}." in files.temp_path(tmp_path / "a.npy").name

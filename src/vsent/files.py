@@ -58,8 +58,17 @@ def temp_path(path: str | os.PathLike[str]) -> Path:
     """A new temporary name beside ``path`` for one writer: ``.<name>.<pid>@<host>.<8 hex>.tmp``
     (its writer's pid and host in it: :func:`abandoned` tells a killed writer's file)."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}@{socket.gethostname()}."
-                          f"{uuid.uuid4().hex[:8]}.tmp")
+    tail = f".{os.getpid()}@{_host()}.{uuid.uuid4().hex[:8]}.tmp"
+    name = path.name
+    # a name near the file system's 255-byte limit would not take the tail: cut the name
+    while len(os.fsencode(f".{name}{tail}")) > 255:
+        name = name[:-1]
+    return path.with_name(f".{name}{tail}")
+
+
+def _host() -> str:
+    """This machine's name as temporary names hold it (at most 32 characters)."""
+    return socket.gethostname()[:32]
 
 
 #: A temporary file older than this was left by a killed writer (a cache build takes minutes).
@@ -75,7 +84,7 @@ def abandoned(tmp: str | os.PathLike[str]) -> bool:
     False when ``tmp`` is gone."""
     tmp = Path(tmp)
     writer = _WRITER.search(tmp.name)
-    if writer is not None and writer["host"] == socket.gethostname() \
+    if writer is not None and writer["host"] == _host() \
             and not _running(int(writer["pid"])):
         return True
     try:

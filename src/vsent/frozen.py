@@ -15,13 +15,13 @@ the head is then trained on them in seconds per fold on a CPU:
 
 The feature cache (``$VSENT_CACHE``, like :mod:`vsent.data.cache`) is keyed by the images'
 contents (:func:`vsent.data.cache.content_key`), the model's spec and ``--init``,
-a digest of the backbone's weights, the preprocessing and the crop mode (centre crop, or the
-mean over the 10 crops), so a changed image, model, weight file or preprocessing gives a new
-file.
+a digest of the backbone's weights, the preprocessing and the crop mode (centre crop, or each
+of the 10 crops: (N, 10, D)), so a changed image, model, weight file or preprocessing gives a
+new file.
 
 Features are taken from the centre crop for training (no random crops: the features are fixed);
-10-crop evaluation applies the head to the mean of the 10 crops' features (for a linear head:
-the mean of the 10 crops' logits).
+10-crop evaluation applies the head to each crop's features and averages the 10 softmaxes, as
+``vsent predict --oversample`` scores the model.
 
 ``--train last-N``: :func:`freeze_all_but_last` leaves the last N blocks (:func:`train_blocks`:
 a block ends at a probe layer of ``info.probe_layers`` and holds the modules since the previous
@@ -49,7 +49,7 @@ from vsent.config import HEADS, TrainConfig, parse_train_mode
 from vsent.data.cache import cache_dir_default, content_key
 from vsent.errors import VsentError
 from vsent.files import mark_used, write_cache_file
-from vsent.inference import infer, prepare, resolve_device
+from vsent.inference import check_images, infer, prepare, resolve_device
 
 __all__ = [
     "HEADS", "LOGISTIC_CS", "TRAIN_MODES", "cached_features", "check_train_mode", "feature_key",
@@ -170,6 +170,9 @@ def _crop_features(model: nn.Module, images: np.ndarray, batch_size: int,
                    device: str | torch.device) -> np.ndarray:
     """float32 (N, 10, D): ``forward_features`` of each image's 10 crops (the crops and
     normalisation of the inference path, :func:`vsent.inference.prepare`)."""
+    check_images(images, model.info.preprocess.resize)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     dev = resolve_device(device)
     model.eval().to(dev)
     out = np.empty((len(images), 10, model.info.feature_dim), np.float32)

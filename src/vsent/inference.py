@@ -231,7 +231,7 @@ def infer_batches(
     memory-mapped files). Arguments as :func:`infer`.
     """
     pre = model.info.preprocess
-    _check_images(images, pre.resize)
+    check_images(images, pre.resize)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     dev = resolve_device(device)
@@ -292,7 +292,8 @@ def infer(
     )
 
 
-def _check_images(images: np.ndarray, size: int) -> None:
+def check_images(images: np.ndarray, size: int) -> None:
+    """ValueError unless ``images`` is uint8 (N, size, size, 3): resized for the model."""
     if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
     if images.shape[1] != size or images.shape[2] != size:
