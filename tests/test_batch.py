@@ -962,3 +962,66 @@ def test_resume_of_a_jsonl_row_without_a_path_string_is_one_line(line, tmp_path)
     bad.write_text('{"path": "ok.jpg", "error": ""}\n' + line + "\n")
     with pytest.raises(VsentError, match=r"n.jsonl:2: not a vsent predict jsonl row"):
         read_done(bad, "jsonl")
+
+
+def test_the_output_lock_follows_links_survives_no_flock_and_lets_a_group_resume(
+        tmp_path, monkeypatch, caplog):
+    """review27b: a link to the output took a lock of its own (two runs wrote the file); a
+    file system without flock refused every run ("pid ?"); the lock file was 0644, so another
+    member of a group sharing the folder could not resume after a kill."""
+    import errno
+    import fcntl
+
+    from vsent import batch
+
+    out = tmp_path / "o.csv"
+    out.write_text("")
+    link = tmp_path / "link.csv"
+    link.symlink_to(out)
+    with batch.output_lock(out):
+        lock = Path(f"{out}.vsent.lock")
+        assert lock.read_text().strip().startswith(f"{os.getpid()}@")
+        assert lock.stat().st_mode & 0o777 == 0o666 & ~_umask()
+        with pytest.raises(VsentError, match=f"is writing {link}"), batch.output_lock(link):
+            pass
+    assert not lock.exists()
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with caplog.at_level("WARNING", logger="vsent"), batch.output_lock(out):
+        pass  # runs, unlocked, and says so
+    assert "cannot lock o.csv.vsent.lock (No locks available)" in caplog.text
+    assert not lock.exists()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_only_this_processs_files_under_dev_and_proc_are_not_outputs(tmp_path):
+    """review27b: anything under /dev counted as this process's (an output in /dev/shm got no
+    record, no lock and no --resume); /dev/stdout & co. are standard output itself."""
+    from vsent.batch import STDOUT_NAMES, _process_path
+
+    assert all(_process_path(p) for p in (*STDOUT_NAMES, "/dev/null", "/dev/fd/3", "/proc/1/x"))
+    assert not _process_path(tmp_path / "a.csv")
+    if Path("/dev/shm").is_dir():
+        assert not _process_path("/dev/shm/vsent-scores.csv")
+
+
+def test_dev_stdout_shares_standard_outputs_position(checkpoint, folder, tmp_path):
+    """review27b: `--out /dev/stdout > log 2>&1` opened the file behind standard output again,
+    with its own position: the summary on stderr wrote over the header and the first row."""
+    log = tmp_path / "log.txt"
+    with log.open("wb") as both:
+        proc = subprocess.run(
+            [sys.executable, "-m", "vsent.cli", "predict", "--model", str(checkpoint),
+             str(folder / "sub"), "--out", "/dev/stdout", "--device", "cpu", "--no-progress"],
+            stdout=both, stderr=both, timeout=300)
+    assert proc.returncode == 0
+    text = log.read_text()
+    assert "path,prob_positive,label,error" in text and text.count(".jpg,") == 2, text

@@ -31,7 +31,9 @@ import glob
 import hashlib
 import io
 import json
+import logging
 import os
+import socket
 import stat
 import sys
 import time
@@ -625,11 +627,23 @@ def _check_resumable(out: str | Path) -> None:
                          "of a file (drop --resume, or write to a file)")
 
 
+#: Names of standard output: written as standard output (opened again, the file behind it
+#: would get a position of its own, and ``> log 2>&1`` would write over the rows).
+STDOUT_NAMES = ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
 def _process_path(out: str | Path) -> bool:
-    """Whether ``out`` is under /dev or /proc (``/dev/stdout``, ``/dev/fd/1``): what it names
-    depends on the process, so no record or lock is kept beside it (none could be written in
-    /dev, and no later run would find it by that name)."""
-    return os.path.abspath(out).startswith(("/dev/", "/proc/"))
+    """Whether ``out`` names something of this process under /dev or /proc (``/dev/fd/3``, a
+    device such as ``/dev/null``), not a regular file (``/dev/shm/x.csv`` is one): no record or
+    lock is kept beside it (none could be written in /dev, and no later run would find it by
+    that name)."""
+    path = os.path.abspath(out)
+    if path.startswith(("/proc/", "/dev/fd/")):
+        return True
+    if not path.startswith("/dev/"):
+        return False
+    # /dev/stdout & co. are links to this process's files; a device is no regular file
+    return os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path))
 
 
 @contextlib.contextmanager
@@ -644,20 +658,36 @@ def output_lock(out: str | Path | None) -> Iterator[None]:
             os.path.exists(out) and not os.path.isfile(out)):
         yield
         return
-    path = Path(f"{out}.vsent.lock")
+    # the real file's name: two runs given it through a link share one lock
+    path = Path(f"{os.path.realpath(out)}.vsent.lock")
     while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # 0o666 under the umask: a group sharing the folder can resume after a kill
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError:  # another user's file left by a kill: reading is enough
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError as e:
+                raise VsentError(f"--out {out}: cannot open {path.name} beside it: "
+                                 f"{e.strerror or e}") from None
         except OSError as e:
             raise VsentError(f"--out {out}: cannot create {path.name} beside it: "
                              f"{e.strerror or e}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held: the pid that the holder wrote in it
-            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        except BlockingIOError:  # held: the pid@host that the holder wrote in it
+            pid = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
             os.close(fd)
             raise VsentError(f"another vsent predict (pid {pid}) is writing {out}; wait for "
                              "it or stop it") from None
+        except OSError as e:  # a file system without locks (NFS without lockd, Lustre)
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            logging.getLogger("vsent").warning(
+                "--out %s: cannot lock %s (%s): nothing keeps a second run off this output",
+                out, path.name, e.strerror or e)
+            yield
+            return
         try:  # the holder may have removed the file (its run ended) before we locked it
             st = os.stat(path)
         except FileNotFoundError:
@@ -667,8 +697,9 @@ def output_lock(out: str | Path | None) -> Iterator[None]:
             break
         os.close(fd)
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        with contextlib.suppress(OSError):  # (opened read-only: the pid is not written)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
         yield
     finally:
         with contextlib.suppress(OSError):  # removed while held: the next run locks a new file
@@ -866,6 +897,8 @@ def score_stream(
     """
     fmt = output_format(out, fmt)
     check_resume(out, resume, retry_failed)
+    if out is not None and os.path.abspath(out) in STDOUT_NAMES:
+        out = None  # standard output itself, sharing its position with what else writes there
     with output_lock(out):  # from before its rows are read until the last is written
         return _score_stream(items, scorer, out, fmt, resume, retry_failed, progress,
                              fsync_every, record, warn)

@@ -51,9 +51,11 @@ from vsent.errors import VsentError
 #: the bound on paths in flight). A chunk is ``--batch-size`` paths: one model batch.
 QUEUE_CHUNKS = 16
 #: Chunks of rows the driver may hold after a missing row before it gives up on that row: in
-#: flight are the queue's chunks, one per read task and those of the actors; 64 queues' worth
-#: leaves room for a read task that is slow on one chunk while the others go on.
-REORDER_CHUNKS = 64 * QUEUE_CHUNKS
+#: flight are the queue's chunks, one per read task and those of the actors; 256 queues' worth
+#: (131,072 rows at batch 32, some 60 MB) leaves a read task slow on one chunk half a minute
+#: while a fast cluster scores thousands of images a second. A dead worker fails the run at
+#: once anyway (its task is not retried); this bound is for a row that never comes.
+REORDER_CHUNKS = 256 * QUEUE_CHUNKS
 
 
 def _import_ray() -> Any:
