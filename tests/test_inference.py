@@ -270,3 +270,55 @@ def test_prefetch_runs_in_threads_and_lets_bugs_through():
     assert bug.value.args == (0,)  # the first item's own exception, unwrapped
     with pytest.raises(VsentError, match="^--workers must be >= 1, got 0$"):
         list(prefetch(work, range(3), workers=0))
+
+
+def test_a_pausing_input_gets_its_part_batch_scored_without_waiting_for_more():
+    """A list fed as files arrive (`ls | vsent predict --from-list -` from a watcher) held up to
+    three batches back until more lines came (audit_batch27 #3): the input is read in a thread
+    of its own, and once it is quiet for QUIET_AFTER_S the part batch read before it is handed
+    on; the rest follows when the input goes on, in order, and a failure of the input still
+    comes after the items read before it."""
+    import threading
+    import time
+
+    from vsent import inference
+
+    go_on = threading.Event()
+
+    def arriving():
+        yield from (np.full((4, 4, 3), i, np.uint8) for i in range(5))
+        go_on.wait(30)  # the writer pauses
+        yield from (np.full((4, 4, 3), i, np.uint8) for i in range(5, 8))
+        raise VsentError("--from-list -: line 9 holds a NUL byte")
+
+    stream = iter_batches(arriving(), 4, batch_size=32, workers=2)
+    start = time.monotonic()
+    first = next(stream)  # before the input goes on
+    waited = time.monotonic() - start
+    assert [int(a[0, 0, 0]) for a in first.images] == [0, 1, 2, 3, 4]
+    assert not go_on.is_set() and waited < inference.QUIET_AFTER_S * 2 + 5
+    go_on.set()
+    assert [int(a[0, 0, 0]) for a in next(stream).images] == [5, 6, 7]
+    with pytest.raises(VsentError, match="line 9"):
+        next(stream)
+
+
+def test_a_consumer_that_stops_early_frees_the_input_thread():
+    import threading
+    import time
+
+    def endless():
+        while True:
+            yield np.zeros((4, 4, 3), np.uint8)
+
+    def readers() -> list:
+        return [t for t in threading.enumerate() if t.name == "vsent-input"]
+
+    stream = iter_batches(endless(), 4, batch_size=2, workers=1)
+    next(stream)
+    assert readers()
+    stream.close()
+    deadline = time.monotonic() + 5
+    while readers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not readers()

@@ -30,6 +30,8 @@ normalise, ``forward_features`` / ``forward_head`` give the features and the log
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -322,12 +324,22 @@ def _call(fn: Callable[[T], R], item: T) -> tuple[R | None, VsentError | None]:
         return None, e
 
 
+#: What :func:`prefetch` yields, with ``quiet_after``, when its input has been quiet that long
+#: and every item read so far has been handed on: a consumer grouping items (into batches)
+#: hands on the group it holds instead of waiting for more input.
+QUIET = object()
+#: :func:`iter_batches`' ``quiet_after``: an input quiet this long (seconds) gets the part batch
+#: read before it scored (a list fed as files arrive), instead of it waiting for a full batch.
+QUIET_AFTER_S = 1.0
+
+
 def prefetch(
     fn: Callable[[T], R],
     items: Iterable[T],
     *,
     workers: int | None = None,
     ahead: int | None = None,
+    quiet_after: float | None = None,
 ) -> Iterator[tuple[T, R | None, VsentError | None]]:
     """``(item, fn(item), None)`` or ``(item, None, error)`` for each item, in input order.
 
@@ -343,27 +355,51 @@ def prefetch(
     ----------
     workers : threads (default :func:`default_workers`).
     ahead : items in flight (default ``4 * workers``).
+    quiet_after : seconds; when given, ``items`` is read in a thread of its own, and an input
+        that pauses (a list written as files arrive) holds nothing back: what was read is
+        decoded and yielded, then :data:`QUIET` once the input has been quiet that long.
     """
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise VsentError(f"--workers must be >= 1, got {workers}")
     ahead = max(1, 4 * workers if ahead is None else int(ahead))
-    it = iter(items)
+    reader = None if quiet_after is None else _InputReader(items)
+    it = iter(items) if reader is None else None
     pending: deque[tuple[T, Future]] = deque()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vsent-decode")
     failure: Exception | None = None
     try:
-        exhausted = False
+        exhausted = quiet = handed_on = False
         while True:
             while not exhausted and len(pending) < ahead:
-                try:
-                    item = next(it)
-                except StopIteration:
-                    exhausted = True
-                    break
-                except Exception as e:  # raised once the items read before it are yielded
-                    failure, exhausted = e, True
-                    break
+                if reader is None:
+                    try:
+                        item = next(it)  # type: ignore[arg-type]
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    except Exception as e:  # raised once the items read before it are yielded
+                        failure, exhausted = e, True
+                        break
+                else:
+                    # wait for more input only until it is known to be quiet
+                    got = reader.get(0 if quiet else quiet_after)
+                    if got is None and pending:
+                        quiet = True
+                        break
+                    if got is None:  # quiet, and everything read has been handed on
+                        if handed_on:
+                            handed_on = False
+                            yield QUIET  # type: ignore[misc]
+                        got = reader.get(None)
+                    quiet = False
+                    kind, item = got
+                    if kind == "end":
+                        exhausted = True
+                        break
+                    if kind == "error":  # raised once the items read before it are yielded
+                        failure, exhausted = item, True
+                        break
                 pending.append((item, pool.submit(_call, fn, item)))
             if not pending:
                 if failure is not None:
@@ -371,11 +407,57 @@ def prefetch(
                 return
             item, fut = pending.popleft()
             result, error = fut.result()
+            handed_on = True
             yield item, result, error
     finally:
+        if reader is not None:
+            reader.stop()
         for _, fut in pending:
             fut.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _InputReader:
+    """Reads ``items`` in a daemon thread, one entry ahead of the consumer (:func:`prefetch`'s
+    ``quiet_after``; the input stays read lazily): ``("item", x)`` for each, then
+    ``("end", None)``, or ``("error", e)`` for the exception that stopped the input. The
+    consumer waits on it with a timeout, so an input that pauses (a blocked read of a pipe)
+    never holds up what was read before it."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, args=(items,), name="vsent-input",
+                         daemon=True).start()
+
+    def _run(self, items: Iterable[Any]) -> None:
+        try:
+            for x in items:
+                if not self._put(("item", x)):
+                    return
+        except Exception as e:  # the consumer raises it after the items before it
+            self._put(("error", e))
+            return
+        self._put(("end", None))
+
+    def _put(self, entry: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():  # a consumer that stopped early frees this thread
+            try:
+                self._queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, timeout: float | None) -> tuple[str, Any] | None:
+        """The next entry; None when none came within ``timeout`` seconds (None: wait)."""
+        try:
+            return self._queue.get(timeout=timeout) if timeout != 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 class DecodedBatch(NamedTuple):
@@ -435,7 +517,8 @@ def iter_batches(
     def work(item: Any) -> tuple[np.ndarray, np.ndarray | None]:
         return decode(item, size), None if features is None else features(item)
 
-    stream = prefetch(work, items, workers=workers, ahead=max(2 * batch_size, 2 * workers))
+    stream = prefetch(work, items, workers=workers, ahead=max(2 * batch_size, 2 * workers),
+                      quiet_after=QUIET_AFTER_S)
     empty = np.empty((0, size, size, 3), np.uint8)
     try:
         failure: Exception | None = None
@@ -443,6 +526,10 @@ def iter_batches(
             chunk: list[tuple[Any, Any, VsentError | None]] = []
             try:
                 for x in stream:
+                    if x is QUIET:  # the input pauses: hand on the part batch held
+                        if chunk:
+                            break
+                        continue
                     chunk.append(x)
                     if len(chunk) == batch_size:
                         break
