@@ -576,6 +576,12 @@ def test_an_sgd_run_made_before_momentum_form_reopens_and_resumes_in_its_form(
     capsys.readouterr()
     assert main(argv) == 2  # (unfinished: --resume continues it)
     assert "--resume" in capsys.readouterr().err
+    assert main([*argv, "--resume", "--momentum-form", "caffe"]) == 2  # given: not silently
+    assert capsys.readouterr().err == (
+        f"vsent: error: --resume: {out} trains in the momentum form it was started with "
+        "(torch), not caffe: give no --momentum-form to continue it so, or --overwrite to "
+        "start again\n")
+    assert used == []
     assert main([*argv, "--resume"]) == 0
     assert used == ["torch"]
     assert main(argv) == 0  # finished: its metrics
