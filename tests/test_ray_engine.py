@@ -63,9 +63,11 @@ def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys, chec
 
 
 def test_ray_engine_streams_rows_before_the_input_ends(tmp_path, checkpoint, monkeypatch):
-    """Rows come back while the input is still being read: the path iterator stops after two
-    chunks until the first row has arrived (a pipeline that gathered every path into one block
-    before decoding, as Ray Data does with small read outputs, would never release it).
+    """Rows come back while the input is still being read: the path iterator stops after a
+    chunk and a half until every row read before has arrived (a pipeline that gathered every
+    path into one block before decoding, as Ray Data does with small read outputs, would never
+    release them; one that waited for a full chunk, as the engine did, would hold the half:
+    an input that pauses, a --from-list written as files arrive, gets its rows).
     Without progress output, Ray Data's INFO lines stay off the console (batch27 #8)."""
     import io
     import logging
@@ -83,23 +85,24 @@ def test_ray_engine_streams_rows_before_the_input_ends(tmp_path, checkpoint, mon
         p = tmp_path / f"im{i:02d}.png"
         Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(p)
         paths.append(p)
-    first_row = threading.Event()
+    rows_before = threading.Event()
     waited = []
 
     def slow_input():
-        yield from paths[:8]  # two chunks of --batch-size 4
+        yield from paths[:6]  # a chunk and a half of --batch-size 4
         # generous: the first row waits for Ray to start the model actor (about 30 s alone on
         # 2 cores, minutes beside a training job); a pipeline that holds it never releases it
-        waited.append(first_row.wait(timeout=600))
-        yield from paths[8:]
+        waited.append(rows_before.wait(timeout=600))
+        yield from paths[6:]
 
     opts = EngineOptions(model=str(checkpoint), batch_size=4, device="cpu", ray_cpus=2)
     rows = []
     with open_engine("ray", opts) as engine:
         for row in engine.score(slow_input()):
             rows.append(row)
-            first_row.set()
-    assert waited == [True], "no row came back before the input ended"
+            if len(rows) == 6:
+                rows_before.set()
+    assert waited == [True], "the rows read before the pause did not come back before it ended"
     assert "execution finished" not in console.getvalue(), console.getvalue()
     assert [r["path"] for r in rows] == [str(p) for p in paths]  # input order kept
     assert all(not r["error"] for r in rows)
@@ -158,6 +161,7 @@ def test_ray_decode_names_errors_as_the_default_engine(tmp_path, checkpoint, mon
     """The workers open absolute paths; each error row names the path as given, the same
     string as the default engine's (``./x`` and ``a//b`` stay as written), and a file PIL
     chokes on is a row, not a RayTaskError that aborts the dataset."""
+    import json
     import os
 
     from test_images import damaged_tiff
@@ -167,12 +171,18 @@ def test_ray_decode_names_errors_as_the_default_engine(tmp_path, checkpoint, mon
     Path("sub").mkdir()
     Path("sub/bad.jpg").write_bytes(b"not a jpeg")
     Path("damaged.tif").write_bytes(damaged_tiff())
-    given = ["./nonexist.jpg", "sub//bad.jpg", "./sub/../sub/bad.jpg", "./damaged.tif"]
-    out = decode_chunk([(i, g, os.path.join(os.getcwd(), g)) for i, g in enumerate(given)], 8)
+    # ... and a name that is not UTF-8 (a surrogate escape) travels in the chunk's JSON
+    given = ["./nonexist.jpg", "sub//bad.jpg", "./sub/../sub/bad.jpg", "./damaged.tif",
+             os.fsdecode(b"./caf\xe9.jpg")]
+    chunk = [(i + 7, g, os.path.join(os.getcwd(), g)) for i, g in enumerate(given)]
+    out = decode_chunk(chunk, 8)
+    assert out["image"].shape == (1, 5, 8, 8, 3)  # one row: the chunk
+    meta = json.loads(out["meta"][0])
+    assert meta["start"] == 7 and meta["paths"] == given
     rows = list(Predictor.from_checkpoint(checkpoint, device="cpu").score(given))
-    assert list(out["error"]) == [r["error"] for r in rows]
-    assert [e.split(": ")[0] for e in out["error"]] == given
-    assert out["error"][3].startswith("./damaged.tif: cannot decode image: TypeError: ")
+    assert meta["errors"] == [r["error"] for r in rows]
+    assert [e.split(": ")[0] for e in meta["errors"]] == given
+    assert meta["errors"][3].startswith("./damaged.tif: cannot decode image: TypeError: ")
 
 
 def test_ray_rows_of_non_finite_scores_are_the_default_engines_error_rows(tmp_path, checkpoint,
@@ -201,10 +211,17 @@ def test_ray_rows_of_non_finite_scores_are_the_default_engines_error_rows(tmp_pa
 
 
 def _ray_rows(batches):
-    """Actor outputs for :func:`in_order`: each batch a list of input positions."""
-    return [{"index": np.array(b), "path": np.array([f"p{i}" for i in b], dtype=object),
-             "probs": np.zeros((len(b), 2), np.float32), "error": np.array([""] * len(b))}
-            for b in batches]
+    """Actor outputs for :func:`in_order`: each batch one chunk, a list of consecutive input
+    positions."""
+    import json
+
+    rows = []
+    for b in batches:
+        assert b == list(range(b[0], b[0] + len(b)))
+        meta = {"start": b[0], "paths": [f"p{i}" for i in b], "errors": [""] * len(b)}
+        rows.append({"meta": np.array([json.dumps(meta)], dtype=object),
+                     "probs": np.zeros((1, len(b), 2), np.float32)})
+    return rows
 
 
 def test_ray_rows_come_back_in_order_or_the_run_fails():
@@ -316,3 +333,77 @@ def test_a_read_worker_that_dies_fails_the_run_instead_of_losing_rows(tmp_path, 
             assert len(handed) < 16 + tail or tail == 8
     finally:
         ray.shutdown()
+
+
+def test_the_feeder_queues_a_part_chunk_when_the_input_pauses():
+    """A --from-list written as files arrive: after QUIET_AFTER_S of quiet input the paths
+    read so far go on as a part chunk (they waited for a full one); a failing input queues the
+    paths read before it, then the end, and its exception is kept for the driver."""
+    import threading
+    import time
+
+    from vsent import inference
+    from vsent.engines.ray_engine import _feed
+
+    class ListQueue:
+        def __init__(self):
+            self.items, self.event = [], threading.Event()
+
+        def put(self, item, timeout=None):
+            self.items.append(item)
+            self.event.set()
+
+    go_on = threading.Event()
+
+    def arriving():
+        yield from ("a0", "a1", "a2")
+        go_on.wait(30)  # the writer pauses
+        yield from (f"b{i}" for i in range(5))
+        raise OSError("--from-list: line 9 unreadable")
+
+    q, failure, fed = ListQueue(), [], [0]
+    feeder = threading.Thread(target=_feed, args=(arriving(), q, threading.Event(), failure,
+                                                  4, fed))
+    start = time.monotonic()
+    feeder.start()
+    assert q.event.wait(inference.QUIET_AFTER_S * 2 + 10)
+    assert not go_on.is_set() and time.monotonic() - start < inference.QUIET_AFTER_S * 2 + 10
+    assert [[c[0] for c in chunk] for chunk in q.items] == [[0, 1, 2]]
+    assert [c[1] for c in q.items[0]] == ["a0", "a1", "a2"]
+    go_on.set()
+    feeder.join(30)
+    assert not feeder.is_alive()
+    assert [None if c is None else [i for i, _, _ in c] for c in q.items] == \
+        [[0, 1, 2], [3, 4, 5, 6], [7], None]
+    assert fed == [8] and [str(e) for e in failure] == ["--from-list: line 9 unreadable"]
+
+
+def test_a_model_actor_scores_each_chunk_of_its_batch(tmp_path, checkpoint):
+    """The model stage takes one row (chunk) a call, but any number of rows gives one probs
+    row each, a part chunk beside a full one included; the driver puts the images back in
+    input order. No Ray start is needed."""
+    from vsent.engines.ray_engine import ScoreActor, decode_chunk, in_order
+
+    paths = []
+    for i in range(6):
+        p = tmp_path / f"im{i}.png"
+        Image.fromarray(np.full((20, 20, 3), 40 * i, np.uint8)).save(p)
+        paths.append(str(p))
+    paths[4] = str(tmp_path / "missing.png")
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu")
+    actor = ScoreActor.__new__(ScoreActor)  # its __init__ reads the checkpoint from Ray
+    actor.predictor = pred
+    full = decode_chunk([(i, p, p) for i, p in enumerate(paths[:4])], pred.size)
+    part = decode_chunk([(4 + i, p, p) for i, p in enumerate(paths[4:])], pred.size)
+    images = np.empty(2, dtype=object)
+    images[0], images[1] = full["image"][0], part["image"][0]
+    batch = {"meta": np.concatenate([part["meta"], full["meta"]]),
+             "image": images[::-1].copy()}
+    out = actor(batch)
+    assert [np.asarray(p).shape for p in out["probs"]] == [(2, 2), (4, 2)]
+    rows = list(in_order([out], lambda path, probs, error: (path, probs, error), [6], [], 10))
+    assert [r[0] for r in rows] == paths
+    assert rows[4][2].startswith(f"{paths[4]}: ") and np.isnan(rows[4][1]).all()
+    ok = [0, 1, 2, 3, 5]
+    want = pred.predict_arrays(np.stack([pred.decode(paths[i]) for i in ok]))
+    np.testing.assert_allclose(np.stack([rows[i][1] for i in ok]), want, atol=1e-6)

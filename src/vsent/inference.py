@@ -363,7 +363,7 @@ def prefetch(
     if workers < 1:
         raise VsentError(f"--workers must be >= 1, got {workers}")
     ahead = max(1, 4 * workers if ahead is None else int(ahead))
-    reader = None if quiet_after is None else _InputReader(items)
+    reader = None if quiet_after is None else InputReader(items)
     it = iter(items) if reader is None else None
     pending: deque[tuple[T, Future]] = deque()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vsent-decode")
@@ -417,7 +417,7 @@ def prefetch(
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-class _InputReader:
+class InputReader:
     """Reads ``items`` in a daemon thread, one entry ahead of the consumer (:func:`prefetch`'s
     ``quiet_after``; the input stays read lazily): ``("item", x)`` for each, then
     ``("end", None)``, or ``("error", e)`` for the exception that stopped the input. The

@@ -3,23 +3,27 @@
 The pipeline, streamed end to end (nothing holds the list of paths or of results)::
 
     driver: lazy walk (vsent.batch) --numbered chunks--> ray.util.queue.Queue (bounded)
-    read tasks (P, half a CPU each): pop a chunk, load_resized -> one block per chunk
-                                     {index, path, image uint8 (B,S,S,3), error}
-    model actors (map_batches)     : Predictor.predict_arrays -> {index, path, probs (B,C), error}
-    driver: iter_batches -> rows put back in input order by ``index``, written as they come
+    read tasks (P, half a CPU each): pop a chunk, load_resized -> one row (and block) per chunk
+                                     {meta: JSON {start, paths, errors}, image uint8 (B,S,S,3)}
+    model actors (map_batches)     : Predictor.predict_arrays -> {meta, probs (B,C)}
+    driver: iter_batches -> rows put back in input order by position, written as they come
 
-Why decoding happens in the read tasks: Ray Data concatenates what a read task yields until
-``DataContext.target_max_block_size`` (128 MiB by default) before it passes a block on, so a
-read that yields small tables of paths hands the next stage a single block holding every path:
-one decode task, no overlap, no row before the end (the engine ran at 4-12 img/s on 2 cores
-that way). A decoded chunk is large, and the target is set here to just under one chunk's
-bytes, so each chunk leaves its read task as its own block as soon as it is decoded.
+Why decoding happens in the read tasks, and why a whole chunk is one Ray Data row: Ray Data
+concatenates what a read task yields until ``DataContext.target_max_block_size`` (128 MiB by
+default) before it passes a block on, so a read that yields small tables of paths hands the
+next stage a single block holding every path: one decode task, no overlap, no row before the
+end (the engine ran at 4-12 img/s on 2 cores that way). The target is set here to one image's
+bytes, which any decoded chunk exceeds, so each chunk leaves its read task as its own block as
+soon as it is decoded, a part chunk too (the feeder hands one on when the input pauses, e.g. a
+``--from-list`` written as files arrive); and as a chunk is one row, Ray Data never slices it.
+The model stage takes one row (``batch_size=1``): one chunk, one forward pass.
 
-Several read tasks pop chunks from one queue, so blocks arrive out of order; each row carries
-its input position (``index``) and the driver emits rows in input order (the reorder buffer
-holds the rows in flight). A read task is never retried: the chunks it took off the queue
-cannot be taken again, so a worker that dies fails the run in one line, and the driver counts
-the rows against the paths it queued (:func:`in_order`): no run ends with a row missing.
+Several read tasks pop chunks from one queue, so blocks arrive out of order; each chunk
+carries the input position of its first path (``start``) and the driver emits rows in input
+order (the reorder buffer holds the rows in flight). A read task is never retried: the chunks
+it took off the queue cannot be taken again, so a worker that dies fails the run in one line,
+and the driver counts the rows against the paths it queued (:func:`in_order`): no run ends
+with a row missing.
 The paths travel from the driver through the bounded queue, so whatever the driver can read
 (folders, globs, ``--from-list -`` on standard input) works on a cluster too, and the queue's
 bound is the back-pressure. Images are opened by their absolute
@@ -33,6 +37,7 @@ the forward pass :meth:`Predictor.predict_arrays`, so the rows equal the default
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -116,8 +121,10 @@ def _check_reachable(address: str, timeout: float = 10.0) -> None:
 
 
 def decode_chunk(chunk: list[tuple[int, str, str]], size: int) -> dict[str, np.ndarray]:
-    """Decode one chunk of ``(index, path as given, absolute path)``: -> ``index``, ``path``,
-    ``image`` uint8 (B, S, S, 3) (zeros for a failed image) and ``error`` ("" when decoded)."""
+    """Decode one chunk of B consecutive ``(index, path as given, absolute path)`` into a
+    one-row batch: ``meta`` (1,), the JSON of ``{"start": first index, "paths": [as given],
+    "errors": ["" when decoded, else the message]}`` (JSON keeps any file name, undecodable
+    bytes included), and ``image`` uint8 (1, B, S, S, 3), zeros for a failed image."""
     from vsent.data.images import load_resized
 
     images = np.zeros((len(chunk), size, size, 3), np.uint8)
@@ -129,9 +136,19 @@ def decode_chunk(chunk: list[tuple[int, str, str]], size: int) -> dict[str, np.n
         except VsentError as e:  # a bad image is a row; anything else is a bug and propagates
             msg = str(e)  # named as given, as the default engine names it
             errors.append(given + msg[len(file):] if msg.startswith(file) else msg)
-    return {"index": np.array([c[0] for c in chunk], np.int64),
-            "path": np.array([c[1] for c in chunk], dtype=object), "image": images,
-            "error": np.array(errors, dtype=object)}
+    meta = {"start": chunk[0][0], "paths": [c[1] for c in chunk], "errors": errors}
+    return {"meta": np.array([json.dumps(meta)], dtype=object), "image": images[None]}
+
+
+def _one_per_row(arrays: list[np.ndarray]) -> np.ndarray:
+    """``arrays`` as a batch column: stacked when their shapes agree, else an object array
+    (a part chunk beside full ones)."""
+    if len({a.shape for a in arrays}) == 1:
+        return np.stack(arrays)
+    column = np.empty(len(arrays), dtype=object)
+    for i, a in enumerate(arrays):
+        column[i] = a
+    return column
 
 
 def _make_source(queue: Any, size: int, tasks: int) -> Any:
@@ -163,8 +180,8 @@ def _make_source(queue: Any, size: int, tasks: int) -> Any:
 
 class ScoreActor:
     """Model stage (Ray actors): the :class:`~vsent.predict.Predictor` of the checkpoint
-    ``ckpt["ref"]`` (an object-store reference to the file's bytes) -> ``probs`` float32 (B, C)
-    (NaN on failed rows)."""
+    ``ckpt["ref"]`` (an object-store reference to the file's bytes); per chunk (row) ``meta``
+    as it came and ``probs`` float32 (B, C) (NaN on failed images)."""
 
     def __init__(self, ckpt: dict[str, Any], *, oversample: bool, batch_size: int, device: str,
                  threads: int | None) -> None:
@@ -185,13 +202,15 @@ class ScoreActor:
                 path, oversample=oversample, batch_size=batch_size, device=device, workers=1)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        ok = np.array([not e for e in batch["error"]], bool)
         n_out = self.predictor.model.info.num_outputs
-        probs = np.full((len(ok), n_out), np.nan, np.float32)
-        if ok.any():
-            probs[ok] = self.predictor.predict_arrays(batch["image"][ok])
-        return {"index": batch["index"], "path": batch["path"], "probs": probs,
-                "error": batch["error"]}
+        probs = []
+        for meta, images in zip(batch["meta"], batch["image"], strict=True):
+            ok = np.array([not e for e in json.loads(meta)["errors"]], bool)
+            p = np.full((len(ok), n_out), np.nan, np.float32)
+            if ok.any():
+                p[ok] = self.predictor.predict_arrays(np.asarray(images)[ok])
+            probs.append(p)
+        return {"meta": batch["meta"], "probs": _one_per_row(probs)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,8 +304,9 @@ class RayEngine(Engine):
         opts = self.options
         ctx = ray.data.DataContext.get_current()
         saved_block_size = ctx.target_max_block_size
-        # just under one decoded chunk: each chunk leaves its read task as its own block
-        ctx.target_max_block_size = max(1, int(0.8 * opts.batch_size * self.size ** 2 * 3))
+        # one image's bytes, below any decoded chunk's: each chunk (a part one too) leaves its
+        # read task as its own block
+        ctx.target_max_block_size = self.size ** 2 * 3
         queue = Queue(maxsize=QUEUE_CHUNKS)
         stop = threading.Event()
         failure: list[BaseException] = []
@@ -310,12 +330,14 @@ class RayEngine(Engine):
                 fn_constructor_kwargs={"oversample": opts.oversample,
                                        "batch_size": opts.batch_size, "device": device,
                                        "threads": None if self.use_gpu else 1},
-                batch_size=opts.batch_size, batch_format="numpy",
+                batch_size=1, batch_format="numpy",  # one row: one chunk
                 compute=ray.data.ActorPoolStrategy(size=self.actors),
                 num_gpus=1 if self.use_gpu else 0, num_cpus=1,
             )
             feeder.start()
-            batches = ds.iter_batches(batch_size=None, batch_format="numpy")
+            # no prefetch: with one, the block that came last waits for the next to come
+            # (a paused input's rows would wait for the input to go on)
+            batches = ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0)
             yield from in_order(_worker_errors(ray, batches), self._row, fed, failure,
                                 REORDER_CHUNKS * opts.batch_size)
         finally:
@@ -351,8 +373,9 @@ def result_row(path: str, probs: np.ndarray, error: str, class_names: list[str]
 def in_order(batches: Iterable[dict[str, np.ndarray]],
              row: Callable[[str, np.ndarray, str], dict[str, Any]], fed: list[int],
              failure: list[BaseException], limit: int) -> Iterator[dict[str, Any]]:
-    """The rows of the actors' ``batches`` (``index``, ``path``, ``probs``, ``error``; blocks
-    in any order) in input order, each made by ``row(path, probs, error)``.
+    """The rows of the actors' ``batches`` (one row per chunk: ``meta``, ``probs``; see
+    :func:`decode_chunk`; chunks in any order) in input order, each made by
+    ``row(path, probs, error)``.
 
     A row that never comes (its read task's worker died after taking its chunk off the
     queue) must not end the run as a success: a VsentError when more than ``limit`` later
@@ -362,9 +385,10 @@ def in_order(batches: Iterable[dict[str, np.ndarray]],
     pending: dict[int, dict[str, Any]] = {}  # rows that came before their turn
     want = 0
     for batch in batches:
-        for index, path, probs, error in zip(batch["index"], batch["path"], batch["probs"],
-                                             batch["error"], strict=True):
-            pending[int(index)] = row(str(path), probs, str(error))
+        for meta_json, probs in zip(batch["meta"], batch["probs"], strict=True):
+            meta = json.loads(meta_json)
+            for i, (path, error) in enumerate(zip(meta["paths"], meta["errors"], strict=True)):
+                pending[meta["start"] + i] = row(path, np.asarray(probs)[i], error)
         while want in pending:
             yield pending.pop(want)
             want += 1
@@ -428,9 +452,14 @@ def _feed(paths: Iterator[Path], queue: Any, stop: threading.Event,
     then None; ``fed[0]``: the paths read so far (all of them queued once None is).
 
     Paths are made absolute here because Ray workers need not share the driver's working
-    directory; the row keeps the path as given. ``index`` is the input position.
+    directory; the row keeps the path as given. ``index`` is the input position. ``paths`` is
+    read in a thread of its own (:class:`~vsent.inference.InputReader`): when it has been
+    quiet for :data:`~vsent.inference.QUIET_AFTER_S`, the part chunk read so far is queued
+    instead of waiting for more input; an input that fails queues the paths read before it.
     """
     from ray.util.queue import Full
+
+    from vsent.inference import QUIET_AFTER_S, InputReader
 
     cwd = os.getcwd()
 
@@ -444,18 +473,29 @@ def _feed(paths: Iterator[Path], queue: Any, stop: threading.Event,
         return False
 
     chunk: list[tuple[int, str, str]] = []
+    reader = InputReader(paths)
     try:
-        for i, p in enumerate(paths):
-            s = str(p)
-            chunk.append((i, s, os.path.join(cwd, s)))
-            fed[0] = i + 1
-            if len(chunk) == chunk_size:
-                if not put(chunk):
+        while not stop.is_set():
+            got = reader.get(QUIET_AFTER_S)
+            if got is None:  # the input is quiet: what was read goes on
+                if chunk and not put(chunk):
                     return
                 chunk = []
-        if chunk and not put(chunk):
-            return
-    except BaseException as e:  # re-raised by the consumer (e.g. --from-list unreadable)
-        failure.append(e)
+                continue
+            kind, p = got
+            if kind == "item":
+                s = str(p)
+                chunk.append((fed[0], s, os.path.join(cwd, s)))
+                fed[0] += 1
+                if len(chunk) < chunk_size:
+                    continue
+            elif kind == "error":  # re-raised by the consumer (e.g. --from-list unreadable)
+                failure.append(p)
+            if chunk and not put(chunk):
+                return
+            chunk = []
+            if kind != "item":
+                return
     finally:
+        reader.stop()
         put(None)
