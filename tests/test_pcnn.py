@@ -441,3 +441,34 @@ def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, make_learnab
     assert f"{folder} is a folder dataset (use vsent crossval --init" in capsys.readouterr().err
     for name in ("a", "b", "c", "d", "e", "f", "g"):  # refused before any run directory
         assert not (tmp_path / name).exists(), name
+
+
+def test_pcnn_resume_with_another_momentum_form_is_refused(make_learnable, tmp_path,
+                                                           monkeypatch, capsys):
+    """A run started in torch's momentum form (as every SGD run made before --momentum-form)
+    resumes in it; --resume --momentum-form caffe on it was an info line in the log while it
+    went on in torch's form: now one line, and nothing trained (review26, as crossval)."""
+    import vsent.train as train
+    from conftest import interrupt_after
+
+    data = make_learnable(n_pos=20, n_neg=20)
+    out = tmp_path / "run"
+    args = ["pcnn", "--data", str(data), "--out", str(out), *_train_opts(2, 1),
+            "--optimizer", "sgd"]
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 1)
+        assert main([*args, "--momentum-form", "torch"]) == 130
+    assert "momentum_form" not in json.loads((out / "config.json").read_text())["train"]
+    used = []
+    real = train.make_optimizer
+    monkeypatch.setattr(train, "make_optimizer", lambda m, c: used.append(c.momentum_form)
+                        or real(m, c))
+    capsys.readouterr()
+    assert main([*args, "--resume", "--momentum-form", "caffe"]) == 2
+    assert capsys.readouterr().err == (
+        f"vsent: error: --resume: {out} trains in the momentum form it was started with "
+        "(torch), not caffe: give no --momentum-form to continue it so, or --overwrite to "
+        "start again\n")
+    assert used == []
+    assert main([*args, "--resume", "--momentum-form", "torch"]) == 0  # its own form: goes on
+    assert used and set(used) <= {"torch"}

@@ -245,23 +245,31 @@ def config_from_dict(cls: type, d: Mapping[str, Any], what: str, *,
     return cls(**kwargs)
 
 
-def with_stored_momentum_form(cfg: Any, stored: Mapping[str, Any] | None) -> Any:
-    """``cfg`` (a config dataclass holding TrainConfigs: RunConfig, the pcnn configs) whose
-    TrainConfigs train in the momentum form that the run's ``stored`` config.json records for
-    them: a run made before ``momentum_form`` existed goes on in torch's form (its config.json
-    reads so, :meth:`TrainConfig.from_dict`), whatever the command's default; a new run's
-    record is the command's own config (no change)."""
-    if not stored:
-        return cfg
+def stored_momentum_forms(cfg: Any, stored: Mapping[str, Any] | None
+                          ) -> dict[str, TrainConfig]:
+    """The TrainConfigs of ``cfg`` (a config dataclass holding them: RunConfig, the pcnn
+    configs) that train in another momentum form than the run's ``stored`` config.json
+    records for them, by field name, each with the recorded form: a run made before
+    ``momentum_form`` existed trained in torch's form (its config.json reads so,
+    :meth:`TrainConfig.from_dict`)."""
     changes = {}
     for f in dataclasses.fields(cfg):
-        train, record = getattr(cfg, f.name), stored.get(f.name)
+        train, record = getattr(cfg, f.name), (stored or {}).get(f.name)
         if not (isinstance(train, TrainConfig) and isinstance(record, Mapping)):
             continue
         legacy = record.get("optimizer", "sgd") == "sgd"
         form = record.get("momentum_form", LEGACY_MOMENTUM_FORM if legacy else None)
         if form in MOMENTUM_FORMS and form != train.momentum_form:
             changes[f.name] = train.replace(momentum_form=form)
+    return changes
+
+
+def with_stored_momentum_form(cfg: Any, stored: Mapping[str, Any] | None) -> Any:
+    """``cfg`` whose TrainConfigs train in the momentum form that the run's ``stored``
+    config.json records for them (:func:`stored_momentum_forms`): a run made before
+    ``momentum_form`` existed goes on in torch's form, whatever the command's default; a new
+    run's record is the command's own config (no change)."""
+    changes = stored_momentum_forms(cfg, stored)
     if not changes:
         return cfg
     logging.getLogger("vsent").info(

@@ -262,3 +262,23 @@ def add_train_args(g: argparse._ArgumentGroup, defaults: Any = None) -> None:
 def train_overrides(args: argparse.Namespace) -> dict:
     """The :data:`TRAIN_OPTIONS` the user gave, as TrainConfig field -> value."""
     return {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None}
+
+
+def check_resumed_momentum_form(args: argparse.Namespace, cfg: Any) -> None:
+    """VsentError when ``--resume`` and a typed ``--momentum-form`` would continue the run in
+    ``args.out`` in another momentum form than it trains in (one started before the option
+    trains on in torch's form, :func:`vsent.config.with_stored_momentum_form`): said, not
+    done silently. ``cfg`` is the command's config (RunConfig or a pcnn config)."""
+    from vsent.config import stored_momentum_forms
+    from vsent.errors import VsentError
+    from vsent.runs import CONFIG, stored_config
+
+    typed = {a.split("=")[0] for a in getattr(args, "argv", None) or [] if a.startswith("--")}
+    if not (args.resume and "--momentum-form" in typed and (Path(args.out) / CONFIG).is_file()):
+        return
+    changes = stored_momentum_forms(cfg, stored_config(args.out))
+    if changes:
+        started = ", ".join(sorted({t.momentum_form for t in changes.values()}))
+        raise VsentError(f"--resume: {args.out} trains in the momentum form it was started "
+                         f"with ({started}), not {args.momentum_form}: give no --momentum-form "
+                         "to continue it so, or --overwrite to start again")

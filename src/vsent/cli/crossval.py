@@ -17,6 +17,7 @@ from vsent.cli.common import (
     add_model_arg,
     add_run_args,
     add_train_args,
+    check_resumed_momentum_form,
     data_path,
     default_data,
     init_arg,
@@ -272,12 +273,7 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
                          f"({diff}): give no recipe option to continue it as it was started, "
                          "or --overwrite to start again")
     old = RunConfig.from_dict({k: v for k, v in stored.items() if k != "fold"})
-    typed = {a.split("=")[0] for a in getattr(args, "argv", None) or [] if a.startswith("--")}
-    if "--momentum-form" in typed and old.train.momentum_form != cfg.train.momentum_form:
-        # a run made before the option trains on in torch's form: one given says otherwise
-        raise VsentError(f"--resume: {args.out} trains in the momentum form it was started "
-                         f"with ({old.train.momentum_form}), not {cfg.train.momentum_form}: give "
-                         "no --momentum-form to continue it so, or --overwrite to start again")
+    check_resumed_momentum_form(args, cfg)
     data = old.data if args.data == data_path(default_data()) else args.data
     return old.replace(data=data, train=old.train.replace(device=args.device)), stored
 

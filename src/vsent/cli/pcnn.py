@@ -11,6 +11,7 @@ from vsent.cli.common import (
     add_model_arg,
     add_run_args,
     add_train_args,
+    check_resumed_momentum_form,
     comma_list,
     data_path,
     default_data,
@@ -130,8 +131,10 @@ def transfer_config_from_args(args: argparse.Namespace) -> Any:
 def run_pcnn(args: argparse.Namespace) -> int:
     from vsent.analyses.pcnn import progressive
 
-    summary = progressive(progressive_config_from_args(args), args.out, resume=args.resume,
-                          overwrite=args.overwrite, progress=progress_enabled(args.no_progress))
+    cfg = progressive_config_from_args(args)
+    check_resumed_momentum_form(args, cfg)
+    summary = progressive(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
+                          progress=progress_enabled(args.no_progress))
     print(f"removed {summary['n_removed']} of {summary['n_images']} images "
           f"({100 * summary['removed_share']:.1f}%); PCNN written to {summary['model']}, "
           f"stage-1 CNN to {summary['stage1_model']}; see {args.out}/summary.md")
@@ -141,8 +144,10 @@ def run_pcnn(args: argparse.Namespace) -> int:
 def run_transfer(args: argparse.Namespace) -> int:
     from vsent.analyses.pcnn import transfer
 
-    table = transfer(transfer_config_from_args(args), args.out, resume=args.resume,
-                     overwrite=args.overwrite, progress=progress_enabled(args.no_progress))
+    cfg = transfer_config_from_args(args)
+    check_resumed_momentum_form(args, cfg)
+    table = transfer(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
+                     progress=progress_enabled(args.no_progress))
     for row in table["rows"]:
         pub = row["accuracy_published"]
         print(f"{row['subset']}-agree: accuracy {row['accuracy_mean']:.3f} +- "
