@@ -1,6 +1,6 @@
 """Inference speed side by side: pure forward, vsent's one path, a plain torchvision pipeline.
 
-All three run in one process on the same model and images, interleaved, best of ``--repeats``
+All of them run in one process on the same model and images, interleaved, best of ``--repeats``
 (these machines are shared and noisy, so only ratios within one run mean something; the JSON
 also holds each repeat's ratios, taken within the repeat, their median, and the load average
 before and after; a vsent/forward ratio above 1, impossible, is flagged and warned about):
@@ -10,6 +10,10 @@ before and after; a vsent/forward ratio above 1, impossible, is flagged and warn
 * ``vsent``: :meth:`vsent.predict.Predictor.score` on the JPEG paths: decode ahead
   (:func:`vsent.inference.iter_batches`, thread pool, JPEG draft mode) + warp to 256x256 +
   centre crop + normalise + forward + softmax (:func:`vsent.inference.infer`) + output rows.
+* ``vsent_inline``: the same, the paths iterated in the caller's thread as before 95aa965
+  (``vsent.inference.QUIET_AFTER_S = None``); ``vsent`` reads them in a thread of its own, so
+  that a pausing ``--from-list`` holds nothing back: ``vsent / vsent_inline`` is that thread's
+  cost.
 * ``torchvision``: the usual plain pipeline: a ``Dataset`` with PIL decode, ``Resize(256)`` +
   ``CenterCrop(crop)`` + ``ToTensor`` + ``Normalize``, a ``DataLoader`` with ``--loader-workers``
   (2) worker processes, then forward + softmax.
@@ -44,6 +48,7 @@ from _common import (
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from vsent import inference
 from vsent.data.transforms import Preprocess
 from vsent.inference import prepare
 from vsent.models import create_model
@@ -90,6 +95,15 @@ def run_vsent(predictor: Predictor, paths: list[Path]) -> None:
         assert not row["error"], row
 
 
+def run_vsent_inline(predictor: Predictor, paths: list[Path]) -> None:
+    saved = inference.QUIET_AFTER_S
+    inference.QUIET_AFTER_S = None  # (read by iter_batches at each call)
+    try:
+        run_vsent(predictor, paths)
+    finally:
+        inference.QUIET_AFTER_S = saved
+
+
 def run_torchvision(model, paths: list[Path], pre: Preprocess, bs: int, workers: int) -> None:
     loader = DataLoader(_PlainImages(paths, pre), batch_size=bs, num_workers=workers)
     with torch.inference_mode():
@@ -124,12 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     # warm-ups (first allocations, thread pools, the loader's worker start-up)
     run_forward(model, x, bs, bs)
     run_vsent(predictor, paths[:bs])
+    run_vsent_inline(predictor, paths[:bs])
     run_torchvision(model, paths[:bs], pre, bs, args.loader_workers)
-    rates: dict[str, list[float]] = {"forward": [], "vsent": [], "torchvision": []}
+    rates: dict[str, list[float]] = {"forward": [], "vsent": [], "vsent_inline": [],
+                                     "torchvision": []}
     load_before = load_average()
     for r in range(args.repeats):
         rates["forward"].append(_rate(lambda: run_forward(model, x, n, bs), n))
         rates["vsent"].append(_rate(lambda: run_vsent(predictor, paths), n))
+        rates["vsent_inline"].append(_rate(lambda: run_vsent_inline(predictor, paths), n))
         rates["torchvision"].append(
             _rate(lambda: run_torchvision(model, paths, pre, bs, args.loader_workers), n))
         print(f"repeat {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items())
@@ -141,10 +158,12 @@ def main(argv: list[str] | None = None) -> int:
                                  at_most_one=True)
     over_torchvision = paired_ratios(rates["vsent"], rates["torchvision"],
                                      what="vsent/torchvision")
+    over_inline = paired_ratios(rates["vsent"], rates["vsent_inline"], what="vsent/vsent_inline")
     result = {
         "what": "images/s, best of interleaved repeats: pure forward on prepared tensors; "
                 "vsent Predictor.score (decode ahead + warp + centre crop + forward + "
-                "softmax); plain torchvision (PIL, Resize + CenterCrop, DataLoader "
+                "softmax); the same with the paths read in the caller's thread "
+                "(vsent_inline); plain torchvision (PIL, Resize + CenterCrop, DataLoader "
                 f"{args.loader_workers} workers)",
         "model": args.model, "init": "random", "images": n, "batch_size": bs,
         **source, "repeats": args.repeats,
@@ -158,15 +177,18 @@ def main(argv: list[str] | None = None) -> int:
         "vsent_over_forward_per_repeat": over_forward["per_repeat"],
         "vsent_over_forward_median": over_forward["median"],
         "vsent_over_forward_impossible": over_forward["impossible"],
+        "vsent_over_vsent_inline_per_repeat": over_inline["per_repeat"],
+        "vsent_over_vsent_inline_median": over_inline["median"],
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "platform": platform.platform(), "processor": platform.processor(),
                     "loadavg_before": load_before, "loadavg_after": load_after},
         "versions": versions(),
     }
     write_json(args.out, result)
-    print(f"forward {best['forward']:.1f}, vsent {best['vsent']:.1f}, torchvision "
-          f"{best['torchvision']:.1f} img/s; median per repeat: vsent/torchvision "
-          f"{over_torchvision['median']:.2f}, vsent/forward {over_forward['median']:.2f}; "
+    print(f"forward {best['forward']:.1f}, vsent {best['vsent']:.1f}, vsent_inline "
+          f"{best['vsent_inline']:.1f}, torchvision {best['torchvision']:.1f} img/s; median per "
+          f"repeat: vsent/torchvision {over_torchvision['median']:.2f}, vsent/forward "
+          f"{over_forward['median']:.2f}, vsent/vsent_inline {over_inline['median']:.3f}; "
           f"wrote {args.out}", file=sys.stderr)
     return 0
 

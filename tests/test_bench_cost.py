@@ -134,8 +134,8 @@ def test_bench_inference_records_the_load_and_each_repeats_ratios(tmp_path, monk
     (tmp_path / "images").mkdir()
     for i in range(4):
         Image.fromarray(np.full((40, 50, 3), 40 * i, np.uint8)).save(tmp_path / f"images/{i}.jpg")
-    # rates of each repeat, in the script's order: forward, vsent, torchvision
-    rates = iter([10.0, 8.0, 6.0, 10.0, 20.0, 5.0])
+    # rates of each repeat, in the script's order: forward, vsent, vsent_inline, torchvision
+    rates = iter([10.0, 8.0, 8.5, 6.0, 10.0, 20.0, 16.0, 5.0])
     monkeypatch.setattr(bench_inference, "_rate", lambda fn, n: next(rates))
     out = tmp_path / "inference.json"
     monkeypatch.setattr("sys.argv", ["bench_inference.py", "--data", str(tmp_path), "--model",
@@ -147,6 +147,7 @@ def test_bench_inference_records_the_load_and_each_repeats_ratios(tmp_path, monk
     assert doc["vsent_over_forward_median"] == pytest.approx(1.4)
     assert doc["vsent_over_forward_impossible"] is True
     assert doc["vsent_over_torchvision_per_repeat"] == pytest.approx([8 / 6, 4.0])
+    assert doc["vsent_over_vsent_inline_per_repeat"] == pytest.approx([8 / 8.5, 1.25])
     assert len(doc["machine"]["loadavg_before"]) == 3 and len(doc["machine"]["loadavg_after"]) == 3
     err = capsys.readouterr().err
     assert "warning: 4 images for batches of 4" in err and "vsent/forward above 1" in err
