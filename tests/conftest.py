@@ -186,6 +186,25 @@ def build_bad_images(root: Path) -> dict[str, Path]:
 # fixtures
 
 
+def record_momentum_forms(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The momentum form of each optimizer :func:`vsent.train.make_optimizer` makes from now
+    on (the list grows as they are made)."""
+    import vsent.train as train_mod
+
+    used: list[str] = []
+    real = train_mod.make_optimizer
+    monkeypatch.setattr(train_mod, "make_optimizer",
+                        lambda m, c: used.append(c.momentum_form) or real(m, c))
+    return used
+
+
+def resume_form_refusal(out: Path, started: str, given: str) -> str:
+    """The one line of ``--resume --momentum-form GIVEN`` on a run that trains in ``started``."""
+    return (f"vsent: error: --resume: {out} trains in the momentum form it was started with "
+            f"({started}), not {given}: give no --momentum-form to continue it so, or "
+            "--overwrite to start again\n")
+
+
 def interrupt_after(monkeypatch: pytest.MonkeyPatch, n_epochs: int) -> None:
     """Make the next fit() raise KeyboardInterrupt when epoch ``n_epochs + 1`` starts (a Ctrl-C
     after ``n_epochs`` finished epochs)."""

@@ -559,8 +559,7 @@ def test_an_sgd_run_made_before_momentum_form_reopens_and_resumes_in_its_form(
     """Its config.json has no momentum_form (torch's form, as --momentum-form torch writes
     it): the same command, whose default is now Caffe's form, was refused as a run "made
     with other train.momentum_form" (finished or not). It resumes, in torch's form."""
-    import vsent.train as train
-    from conftest import build_twitter_like
+    from conftest import build_twitter_like, record_momentum_forms, resume_form_refusal
 
     data = build_twitter_like(tmp_path / "tw")
     out = tmp_path / "ft"
@@ -569,18 +568,12 @@ def test_an_sgd_run_made_before_momentum_form_reopens_and_resumes_in_its_form(
         interrupt_after(mp, 1)
         assert main([*argv, "--momentum-form", "torch"]) == 130
     assert "momentum_form" not in json.loads((out / "config.json").read_text())["train"]
-    used = []
-    real = train.make_optimizer
-    monkeypatch.setattr(train, "make_optimizer", lambda m, c: used.append(c.momentum_form)
-                        or real(m, c))
+    used = record_momentum_forms(monkeypatch)
     capsys.readouterr()
     assert main(argv) == 2  # (unfinished: --resume continues it)
     assert "--resume" in capsys.readouterr().err
     assert main([*argv, "--resume", "--momentum-form", "caffe"]) == 2  # given: not silently
-    assert capsys.readouterr().err == (
-        f"vsent: error: --resume: {out} trains in the momentum form it was started with "
-        "(torch), not caffe: give no --momentum-form to continue it so, or --overwrite to "
-        "start again\n")
+    assert capsys.readouterr().err == resume_form_refusal(out, "torch", "caffe")
     assert used == []
     assert main([*argv, "--resume"]) == 0
     assert used == ["torch"]

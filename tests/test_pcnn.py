@@ -448,8 +448,7 @@ def test_pcnn_resume_with_another_momentum_form_is_refused(make_learnable, tmp_p
     """A run started in torch's momentum form (as every SGD run made before --momentum-form)
     resumes in it; --resume --momentum-form caffe on it was an info line in the log while it
     went on in torch's form: now one line, and nothing trained (review26, as crossval)."""
-    import vsent.train as train
-    from conftest import interrupt_after
+    from conftest import interrupt_after, record_momentum_forms, resume_form_refusal
 
     data = make_learnable(n_pos=20, n_neg=20)
     out = tmp_path / "run"
@@ -459,16 +458,10 @@ def test_pcnn_resume_with_another_momentum_form_is_refused(make_learnable, tmp_p
         interrupt_after(mp, 1)
         assert main([*args, "--momentum-form", "torch"]) == 130
     assert "momentum_form" not in json.loads((out / "config.json").read_text())["train"]
-    used = []
-    real = train.make_optimizer
-    monkeypatch.setattr(train, "make_optimizer", lambda m, c: used.append(c.momentum_form)
-                        or real(m, c))
+    used = record_momentum_forms(monkeypatch)
     capsys.readouterr()
     assert main([*args, "--resume", "--momentum-form", "caffe"]) == 2
-    assert capsys.readouterr().err == (
-        f"vsent: error: --resume: {out} trains in the momentum form it was started with "
-        "(torch), not caffe: give no --momentum-form to continue it so, or --overwrite to "
-        "start again\n")
+    assert capsys.readouterr().err == resume_form_refusal(out, "torch", "caffe")
     assert used == []
     assert main([*args, "--resume", "--momentum-form", "torch"]) == 0  # its own form: goes on
     assert used and set(used) <= {"torch"}
