@@ -196,3 +196,29 @@ def test_a_file_name_near_the_limit_still_gets_a_temporary_name(tmp_path):
     assert long.read_text() == "x" and not list(tmp_path.glob(".*.tmp"))
     host = files._host()
     assert len(host) <= 32 and f"@{host}." in files.temp_path(tmp_path / "a.npy").name
+
+
+def test_a_writer_in_another_container_of_the_same_hostname_is_not_taken_for_dead(
+        tmp_path, monkeypatch):
+    """Containers sharing a hostname and a cache volume (note27): each has its own PID
+    namespace, where our pid test says nothing; the temporary name holds the namespace too, so
+    the other container's fresh file waits for the day-old rule instead of being deleted."""
+    import socket
+
+    pid = _dead_pid()
+    ours = _file(tmp_path / f".a.npy.{pid}@{HOST}.0badc0de.tmp")
+    assert files.abandoned(ours)  # dead here: abandoned
+    files._host.cache_clear()
+    try:
+        monkeypatch.setattr(files.os, "readlink", lambda p: "pid:[4026532999]")
+        other = files._host()
+    finally:
+        monkeypatch.undo()
+        files._host.cache_clear()
+    assert files._host() == HOST
+    assert other != HOST and other.startswith(socket.gethostname()[:20] + "~")
+    theirs = _file(tmp_path / f".b.npy.{pid}@{other}.0badc0de.tmp")
+    assert not files.abandoned(theirs)
+    old = time.time() - files.ABANDONED_AFTER_S - 60
+    os.utime(theirs, (old, old))
+    assert files.abandoned(theirs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -66,9 +67,19 @@ def temp_path(path: str | os.PathLike[str]) -> Path:
     return path.with_name(f".{name}{tail}")
 
 
+@functools.cache
 def _host() -> str:
-    """This machine's name as temporary names hold it (at most 32 characters)."""
-    return socket.gethostname()[:32]
+    """This machine, as temporary names hold it (at most 32 characters): the hostname's first
+    20 characters, ``~`` and 11 hex digits of the SHA-256 of the whole hostname and the PID
+    namespace. Containers that share a hostname and a cache volume each have their own PID
+    namespace: a writer in another one is not taken for a dead process of ours."""
+    name = socket.gethostname()
+    try:
+        pid_ns = os.readlink("/proc/self/ns/pid")  # e.g. "pid:[4026531836]"
+    except OSError:  # not Linux
+        pid_ns = ""
+    digest = hashlib.sha256(f"{name}\0{pid_ns}".encode()).hexdigest()[:11]
+    return f"{name[:20]}~{digest}"
 
 
 #: A temporary file older than this was left by a killed writer (a cache build takes minutes).
@@ -79,8 +90,9 @@ _WRITER = re.compile(r"\.(?P<pid>\d+)@(?P<host>[^/]+)\.[0-9a-f]{8}\.tmp$")
 
 def abandoned(tmp: str | os.PathLike[str]) -> bool:
     """Whether the temporary file ``tmp`` was left by a writer that is gone (SIGKILL and the
-    OOM killer skip the clean-up): one on this machine that no longer runs, or any a day old.
-    Not the others: a live writer, maybe on another machine sharing the folder, is writing it.
+    OOM killer skip the clean-up): one on this machine (and PID namespace, :func:`_host`) that
+    no longer runs, or any a day old. Not the others: a live writer, maybe on another machine
+    or in another container sharing the folder, is writing it.
     False when ``tmp`` is gone."""
     tmp = Path(tmp)
     writer = _WRITER.search(tmp.name)
