@@ -465,3 +465,30 @@ def test_pcnn_resume_with_another_momentum_form_is_refused(make_learnable, tmp_p
     assert used == []
     assert main([*args, "--resume", "--momentum-form", "torch"]) == 0  # its own form: goes on
     assert used and set(used) <= {"torch"}
+
+
+def test_pcnn_resume_with_a_momentum_form_starts_a_run_that_wrote_no_results(
+        make_learnable, tmp_path, monkeypatch, capsys):
+    """review28 #1: a run stopped before its first result (only its records) is replaced by a
+    new run, so `--resume --momentum-form caffe` starts one in Caffe's form (it was refused as
+    if a torch run would go on); another command's run is refused as such, not for its form."""
+    from conftest import interrupt_after, record_momentum_forms
+
+    data = make_learnable(n_pos=20, n_neg=20)
+    out = tmp_path / "run"
+    args = ["pcnn", "--data", str(data), "--out", str(out), *_train_opts(1, 1),
+            "--optimizer", "sgd"]
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 0)
+        assert main([*args, "--momentum-form", "torch"]) == 130
+    used = record_momentum_forms(monkeypatch)
+    assert main([*args, "--resume", "--momentum-form", "caffe"]) == 0
+    assert used and set(used) == {"caffe"}
+    assert json.loads((out / "config.json").read_text())["train"]["momentum_form"] == "caffe"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"command": "crossval", "train": {}}))
+    (other / "summary.json").write_text("{}")
+    capsys.readouterr()
+    assert main([*args[:4], str(other), *args[5:], "--resume", "--momentum-form", "caffe"]) == 2
+    assert f"{other} holds a crossval run, not a pcnn run" in capsys.readouterr().err

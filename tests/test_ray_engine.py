@@ -407,3 +407,25 @@ def test_a_model_actor_scores_each_chunk_of_its_batch(tmp_path, checkpoint):
     ok = [0, 1, 2, 3, 5]
     want = pred.predict_arrays(np.stack([pred.decode(paths[i]) for i in ok]))
     np.testing.assert_allclose(np.stack([rows[i][1] for i in ok]), want, atol=1e-6)
+
+
+def test_a_feeder_whose_queue_fails_reports_it_instead_of_dying(capsys):
+    """review28 #2: the feeder's own exception (the Ray queue failed) went to the thread's
+    traceback while the driver said "rows never came back (a Ray worker died?)"; it is kept
+    for the driver (which raises it), and the thread ends."""
+    import threading
+
+    from vsent.engines.ray_engine import _feed
+
+    class BrokenQueue:
+        def put(self, item, timeout=None):
+            raise RuntimeError("the queue actor died")
+
+    failure, fed = [], [0]
+    feeder = threading.Thread(target=_feed, args=(iter(["a", "b", "c"]), BrokenQueue(),
+                                                  threading.Event(), failure, 2, fed))
+    feeder.start()
+    feeder.join(30)
+    assert not feeder.is_alive()
+    assert [str(e) for e in failure] == ["the queue actor died"]
+    assert "Traceback" not in capsys.readouterr().err

@@ -419,10 +419,10 @@ def prefetch(
 
 class InputReader:
     """Reads ``items`` in a daemon thread, one entry ahead of the consumer (:func:`prefetch`'s
-    ``quiet_after``; the input stays read lazily): ``("item", x)`` for each, then
-    ``("end", None)``, or ``("error", e)`` for the exception that stopped the input. The
-    consumer waits on it with a timeout, so an input that pauses (a blocked read of a pipe)
-    never holds up what was read before it."""
+    ``quiet_after``, the Ray engine's feeder; the input stays read lazily): ``("item", x)``
+    for each, then ``("end", None)``, or ``("error", e)`` for the exception that stopped the
+    input. The consumer waits on it with a timeout, so an input that pauses (a blocked read of
+    a pipe) never holds up what was read before it."""
 
     def __init__(self, items: Iterable[Any]) -> None:
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
@@ -435,8 +435,8 @@ class InputReader:
             for x in items:
                 if not self._put(("item", x)):
                     return
-        except Exception as e:  # the consumer raises it after the items before it
-            self._put(("error", e))
+        except BaseException as e:  # the consumer raises it after the items before it (any:
+            self._put(("error", e))  # a consumer must always get an end or an error)
             return
         self._put(("end", None))
 

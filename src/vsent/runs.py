@@ -519,6 +519,14 @@ def _inputs_inside(out: Path, config: Any) -> list[str]:
     return found
 
 
+def holds_results(out: str | Path) -> bool:
+    """Whether the run directory ``out`` holds anything beyond its records (:data:`RECORDS`,
+    empty folders): a run that ``--resume`` continues. A run stopped before its first result
+    is replaced by a new one instead (:func:`open_run_dir`)."""
+    out = Path(out)
+    return out.is_dir() and not all(_no_result(p) for p in out.iterdir())
+
+
 def _no_result(p: Path) -> bool:
     """``p`` (in a run directory) is one of :data:`RECORDS` or an empty folder: an earlier
     vsent made ``fold<k>/`` before the fold's first file, so a run stopped in fold 1 left

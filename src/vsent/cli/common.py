@@ -268,15 +268,21 @@ def check_resumed_momentum_form(args: argparse.Namespace, cfg: Any) -> None:
     """VsentError when ``--resume`` and a typed ``--momentum-form`` would continue the run in
     ``args.out`` in another momentum form than it trains in (one started before the option
     trains on in torch's form, :func:`vsent.config.with_stored_momentum_form`): said, not
-    done silently. ``cfg`` is the command's config (RunConfig or a pcnn config)."""
+    done silently. ``cfg`` is the command's config (RunConfig or a pcnn config). A folder
+    whose run wrote no results yet (replaced by a new run) or holds another command's run
+    (refused when opened) is left to :func:`vsent.runs.open_run_dir`."""
     from vsent.config import stored_momentum_forms
     from vsent.errors import VsentError
-    from vsent.runs import CONFIG, stored_config
+    from vsent.runs import CONFIG, holds_results, stored_config
 
     typed = {a.split("=")[0] for a in getattr(args, "argv", None) or [] if a.startswith("--")}
-    if not (args.resume and "--momentum-form" in typed and (Path(args.out) / CONFIG).is_file()):
+    if not (args.resume and "--momentum-form" in typed and (Path(args.out) / CONFIG).is_file()
+            and holds_results(args.out)):  # (one with no results yet starts anew, in the form)
         return
-    changes = stored_momentum_forms(cfg, stored_config(args.out))
+    stored = stored_config(args.out)
+    if stored.get("command", args.command) != args.command:  # refused by the run's opening
+        return
+    changes = stored_momentum_forms(cfg, stored)
     if changes:
         started = ", ".join(sorted({t.momentum_form for t in changes.values()}))
         raise VsentError(f"--resume: {args.out} trains in the momentum form it was started "

@@ -12,10 +12,11 @@ Why decoding happens in the read tasks, and why a whole chunk is one Ray Data ro
 concatenates what a read task yields until ``DataContext.target_max_block_size`` (128 MiB by
 default) before it passes a block on, so a read that yields small tables of paths hands the
 next stage a single block holding every path: one decode task, no overlap, no row before the
-end (the engine ran at 4-12 img/s on 2 cores that way). The target is set here to one image's
-bytes, which any decoded chunk exceeds, so each chunk leaves its read task as its own block as
-soon as it is decoded, a part chunk too (the feeder hands one on when the input pauses, e.g. a
-``--from-list`` written as files arrive); and as a chunk is one row, Ray Data never slices it.
+end (the engine ran at 4-12 img/s on 2 cores that way). The target is set here to a quarter
+of one image's bytes, which any decoded chunk exceeds, so each chunk leaves its read task as
+its own block as soon as it is decoded, a part chunk too (the feeder hands one on when the
+input pauses, e.g. a ``--from-list`` written as files arrive); and as a chunk is one row, Ray
+Data never slices it.
 The model stage takes one row (``batch_size=1``): one chunk, one forward pass.
 
 Several read tasks pop chunks from one queue, so blocks arrive out of order; each chunk
@@ -137,7 +138,9 @@ def decode_chunk(chunk: list[tuple[int, str, str]], size: int) -> dict[str, np.n
             msg = str(e)  # named as given, as the default engine names it
             errors.append(given + msg[len(file):] if msg.startswith(file) else msg)
     meta = {"start": chunk[0][0], "paths": [c[1] for c in chunk], "errors": errors}
-    return {"meta": np.array([json.dumps(meta)], dtype=object), "image": images[None]}
+    # (ensure_ascii: a name's surrogate escapes become \\udcXX, which json.loads restores)
+    return {"meta": np.array([json.dumps(meta, ensure_ascii=True)], dtype=object),
+            "image": images[None]}
 
 
 def _one_per_row(arrays: list[np.ndarray]) -> np.ndarray:
@@ -304,9 +307,9 @@ class RayEngine(Engine):
         opts = self.options
         ctx = ray.data.DataContext.get_current()
         saved_block_size = ctx.target_max_block_size
-        # one image's bytes, below any decoded chunk's: each chunk (a part one too) leaves its
-        # read task as its own block
-        ctx.target_max_block_size = self.size ** 2 * 3
+        # a quarter of one image's bytes, well below any decoded chunk's: each chunk (a part
+        # one too) leaves its read task as its own block (a one-row block is never sliced)
+        ctx.target_max_block_size = max(1, self.size ** 2 * 3 // 4)
         queue = Queue(maxsize=QUEUE_CHUNKS)
         stop = threading.Event()
         failure: list[BaseException] = []
@@ -473,8 +476,9 @@ def _feed(paths: Iterator[Path], queue: Any, stop: threading.Event,
         return False
 
     chunk: list[tuple[int, str, str]] = []
-    reader = InputReader(paths)
+    reader = None
     try:
+        reader = InputReader(paths)
         while not stop.is_set():
             got = reader.get(QUIET_AFTER_S)
             if got is None:  # the input is quiet: what was read goes on
@@ -496,6 +500,13 @@ def _feed(paths: Iterator[Path], queue: Any, stop: threading.Event,
             chunk = []
             if kind != "item":
                 return
+    except BaseException as e:  # the feeder's own (the queue failed): reported, not a hang
+        failure.append(e)
     finally:
-        reader.stop()
-        put(None)
+        if reader is not None:
+            reader.stop()
+        try:
+            put(None)
+        except BaseException as e:  # the read tasks' queue is gone: they fail on it too
+            if not failure:
+                failure.append(e)
