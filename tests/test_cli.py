@@ -68,6 +68,12 @@ def test_options_are_never_abbreviated(capsys):
         build_parser().parse_args(["crossval", "--fold", "1"])
     assert "unrecognized arguments: --fold 1" in capsys.readouterr().err
     assert build_parser().parse_args(["crossval", "--folds", "stratified"]).folds == "stratified"
+    # vsent's main says it with the command's usage line (audit_readme28 #6), exit 2
+    with pytest.raises(SystemExit) as e:
+        main(["crossval", "--epoch", "1"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("usage: vsent crossval ")
+    assert err.endswith("vsent crossval: error: unrecognized arguments: --epoch 1\n")
 
 
 @pytest.mark.parametrize("command", [["crossval"], ["baselines"], ["pcnn"],
@@ -132,6 +138,23 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     monkeypatch.setattr(sys, "stderr", Tty())
     assert progress_enabled(False) is True
     assert progress_enabled(True) is False  # --no-progress
+
+
+def test_the_python_api_draws_no_bars_into_a_file_or_pipe(monkeypatch):
+    """audit_readme28 #2: crossval(), fit() & co. default to progress=True, which drew tqdm
+    bars into a log file; bars are drawn only on a terminal, a log gets LogProgress lines."""
+    from vsent.progress import LogProgress, on_terminal, progress_bar
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert on_terminal(True) is False
+    assert isinstance(progress_bar(range(3), enabled=True), LogProgress)
+    monkeypatch.setattr(sys, "stderr", Tty())
+    assert on_terminal(True) is True and on_terminal(False) is False
+    assert not isinstance(progress_bar(range(3), enabled=True), LogProgress)
 
 
 def test_a_piped_log_has_one_line_per_epoch_and_no_carriage_returns(twitter_like, tmp_path):
@@ -378,3 +401,41 @@ def test_init_arg_makes_a_weights_file_absolute_as_the_registry_reads_it(tmp_pat
     assert init_arg("openai=w.pt") == str(tmp_path / "openai=w.pt")
     for word in ("random", "imagenet", "nothere.pt", "openai=nothere.pt"):
         assert init_arg(word) == word
+
+
+def test_an_interrupt_that_a_library_turns_into_its_own_error_is_still_the_interrupt(
+        monkeypatch, capsys, tmp_path):
+    """audit_readme28 #1: SIGTERM inside torch.save's zip writer ended as its RuntimeError
+    ("unexpected pos"), a traceback and exit 1; it is the interrupt: one line, 143 (130 for
+    Ctrl-C). An error with no interrupt behind it is still a bug's traceback."""
+    import torch
+
+    import vsent.cli.cache as cache_cli
+    from vsent.cli import Terminated
+
+    def saving(args):
+        try:
+            torch.save({"w": torch.zeros(3)}, tmp_path / "state.pt")
+            raise Terminated  # as the SIGTERM handler does inside the write
+        finally:
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos 64")
+
+    monkeypatch.setattr(cache_cli, "run_cache", saving)
+    assert main(["cache"]) == 143
+    assert capsys.readouterr().err.startswith("vsent: terminated; what was written is kept")
+
+    def ctrl_c(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise OSError("write failed") from None
+
+    monkeypatch.setattr(cache_cli, "run_cache", ctrl_c)
+    assert main(["cache"]) == 130  # (`from None` hides the cause; the context stays)
+
+    def bug(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cache_cli, "run_cache", bug)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["cache"])

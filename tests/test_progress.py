@@ -20,8 +20,9 @@ def test_a_step_without_a_bar_logs_its_count_every_interval(caplog, monkeypatch)
     assert 3 <= len(lines) <= 5
 
 
-def test_a_short_step_stays_silent_and_a_bar_is_tqdm(caplog):
+def test_a_short_step_stays_silent_and_a_bar_is_tqdm(caplog, monkeypatch):
     caplog.set_level(logging.INFO, logger="vsent")
+    monkeypatch.setattr(P, "on_terminal", lambda progress: progress)  # (as on a terminal)
     with P.progress_bar(total=3, desc="quick") as bar:
         for _ in range(3):
             bar.update(1)

@@ -471,6 +471,19 @@ def test_a_reproduction_stopped_by_a_missing_dataset_does_not_refuse_the_next(tm
         assert f"{data}: no such file or directory" in capsys.readouterr().err
 
 
+def test_a_dataset_that_is_not_twitter_i_is_refused_before_the_run_starts(tmp_path, capsys,
+                                                                          make_learnable):
+    """audit_readme28 #5: a folder dataset failed in the first sub-run's folds, after --out was
+    made, saying "pass --folds stratified", an option reproduce does not have."""
+    data = make_learnable(n_pos=4, n_neg=4)
+    out = tmp_path / "o"
+    assert main(["reproduce", "campos2015", "--quick", "--data", str(data), "--out", str(out),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}: vsent reproduce runs the papers' experiments on Twitter I" in err
+    assert "this is a folder dataset" in err and not out.exists()
+
+
 def test_you2015_figure_leaves_a_gap_where_a_method_has_no_row(tmp_path, monkeypatch):
     """The weak-label row exists on five- and four-agree only: its three-agree bar is empty
     (NaN, no bar), not another subset's value. The bars' heights are read where they are

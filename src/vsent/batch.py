@@ -50,6 +50,7 @@ from vsent.data.datasets import IMAGE_EXTENSIONS
 from vsent.errors import VsentError
 from vsent.files import atomic_write_text, file_sha256
 from vsent.predict import ROW_FIELDS
+from vsent.progress import on_terminal
 
 try:
     import fcntl
@@ -922,7 +923,7 @@ def _score_stream(items: Iterable[str | Path | Unmatched], scorer: Scorer,
         summary.total = summary.resumed = done.rows
         summary.failed = done.failed
     rows = with_unmatched(skip_done(items, done), scorer)
-    if progress:
+    if on_terminal(progress):
         from tqdm.auto import tqdm
 
         rows = tqdm(rows, unit="img")

@@ -9,6 +9,7 @@ most once every ``every`` seconds, and once at the end when the step took that l
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -19,11 +20,18 @@ log = logging.getLogger("vsent")
 LOG_EVERY = 60.0
 
 
+def on_terminal(progress: bool) -> bool:
+    """Whether to draw bars: ``progress`` asked for and standard error a terminal. The
+    functions' ``progress=True`` default (the Python API) then draws none into a file or
+    pipe, as the command line does (:func:`vsent.cli.common.progress_enabled`)."""
+    return progress and sys.stderr.isatty()
+
+
 def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "",
                  unit: str = "it", enabled: bool = False, every: float = LOG_EVERY) -> Any:
     """``tqdm(iterable, total=, desc=, unit=, leave=False)`` when ``enabled`` (a terminal),
     else a :class:`LogProgress` with the same ``update``/iteration/context-manager use."""
-    if enabled:
+    if on_terminal(enabled):
         from tqdm.auto import tqdm
 
         return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False)

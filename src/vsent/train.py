@@ -29,6 +29,7 @@ from vsent.errors import VsentError, one_line
 from vsent.evaluate import resolve_device
 from vsent.files import atomic_open
 from vsent.models.base import non_finite_tensors
+from vsent.progress import on_terminal
 from vsent.runs import config_diff, writing
 
 __all__ = [
@@ -172,7 +173,7 @@ def train_one_epoch(
     total_loss = correct = seen = 0
     data_time = 0.0
     start = time.perf_counter()
-    bar = tqdm(batches, desc=desc, leave=False, disable=not progress, unit="batch")
+    bar = tqdm(batches, desc=desc, leave=False, disable=not on_terminal(progress), unit="batch")
     for idx in bar:
         t0 = time.perf_counter()
         idx = np.sort(idx)  # sorted reads are faster on a memory-mapped cache

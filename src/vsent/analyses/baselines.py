@@ -49,6 +49,7 @@ from vsent.data.cache import cache_dir_default
 from vsent.data.folds import check_inner_splits
 from vsent.errors import VsentError
 from vsent.metrics import binary_metrics, summarize_folds, write_summary
+from vsent.progress import on_terminal
 from vsent.runs import DATA_RECORD, Timer, check_data_record, data_record, open_run_dir
 
 log = logging.getLogger("vsent.baselines")
@@ -299,7 +300,7 @@ def cross_validate(
     needed = sorted({part for name in feature_sets for part in name.split("+")})
     records: dict[str, list[dict[str, Any]]] = {name: [] for name in feature_sets}
     timings: list[dict[str, Any]] = []
-    for fold in tqdm(folds, desc="folds", disable=not progress, leave=False):
+    for fold in tqdm(folds, desc="folds", disable=not on_terminal(progress), leave=False):
         train, test = np.asarray(fold.train), np.asarray(fold.test)
         timing: dict[str, Any] = {"fold": fold.index}
         blocks = fold_blocks(feats, train, needed, config, timing)

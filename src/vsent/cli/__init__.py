@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in sub.choices.values():
         # no prefixes: crossval's --fold would silently be taken for --folds
         command.allow_abbrev = False
+    parser.commands = sub.choices  # (a misspelt option is said with its command's usage)
     return parser
 
 
@@ -87,7 +88,11 @@ def how_to_continue(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said with the command's usage line, not vsent's
+        parser.commands.get(args.command, parser).error(
+            f"unrecognized arguments: {' '.join(unknown)}")
     # the words as typed: whether an option was given, not only its value (crossval --resume)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     handles_term = threading.current_thread() is threading.main_thread()
@@ -98,19 +103,43 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vsent: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as e:
-        # a run directory keeps its finished folds and epochs, predict --out its rows; layers
-        # and fuse have no --resume: they continue when run again
-        what = "terminated" if isinstance(e, Terminated) else "interrupted"
-        if not os.environ.get(LAUNCHED_BY_VSENT):  # a rank of --nproc: its launcher says it
-            print(f"vsent: {what}; what was written is kept{how_to_continue(args)}",
-                  file=sys.stderr)
-        return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
+        return _interrupted(args, e)
     except BrokenPipeError:  # output piped into head & co., which stopped reading
         sys.stderr.close()
         return 0
+    except Exception as e:
+        # an interrupt that came inside a library's write (torch.save's zip writer) may end
+        # as that library's error about the write it left: still the interrupt
+        stop = _interrupt_behind(e)
+        if stop is None:
+            raise
+        return _interrupted(args, stop)
     finally:
         if handles_term:  # (a server installs its own while it runs)
             signal.signal(signal.SIGTERM, signal.SIG_DFL if on_term is None else on_term)
+
+
+def _interrupted(args: argparse.Namespace, e: KeyboardInterrupt) -> int:
+    """The one line and exit status (130, or 143 for SIGTERM) of an interrupted command."""
+    # a run directory keeps its finished folds and epochs, predict --out its rows; layers
+    # and fuse have no --resume: they continue when run again
+    what = "terminated" if isinstance(e, Terminated) else "interrupted"
+    if not os.environ.get(LAUNCHED_BY_VSENT):  # a rank of --nproc: its launcher says it
+        print(f"vsent: {what}; what was written is kept{how_to_continue(args)}",
+              file=sys.stderr)
+    return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
+
+
+def _interrupt_behind(e: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (or :class:`Terminated`) during whose handling ``e`` was raised,
+    if any (its ``__context__`` chain)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__context__
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -146,7 +145,9 @@ def progress_enabled(no_progress: bool) -> bool:
 
     A log file or pipe then keeps one line per epoch instead of thousands of bar updates.
     """
-    return not no_progress and sys.stderr.isatty()
+    from vsent.progress import on_terminal
+
+    return on_terminal(not no_progress)
 
 
 def comma_list(kind: Callable[[str], Any] = str, *,

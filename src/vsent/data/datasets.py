@@ -147,6 +147,19 @@ def describe(ds: Dataset) -> str:
     return line
 
 
+def dataset_layout(path: str | os.PathLike) -> str | None:
+    """The layout :func:`load_dataset` reads at ``path`` ("twitter", "folder" or "csv"; the
+    ``source`` of its Dataset), from the names alone; None when it is none of them."""
+    path = Path(path)
+    if path.is_file():
+        return "csv"
+    if (path / "images").is_dir() and (path / "ground_truth").is_dir():
+        return "twitter"
+    if (path / "positive").is_dir() and (path / "negative").is_dir():
+        return "folder"
+    return None
+
+
 def load_dataset(
     data: str | os.PathLike | Dataset,
     subset: str = "five",
@@ -197,14 +210,15 @@ def load_dataset(
         raise DataError(f"{path}: no such file or directory")
     path = path.resolve()
 
-    if path.is_file():
-        source, ds_subset, root = "csv", None, path.parent
+    source = dataset_layout(path)
+    if source == "csv":
+        ds_subset, root = None, path.parent
         items, problems = _read_csv(path)
-    elif (path / "images").is_dir() and (path / "ground_truth").is_dir():
-        source, ds_subset, root = "twitter", subset, path
+    elif source == "twitter":
+        ds_subset, root = subset, path
         items, problems = _read_twitter(path, subset)
-    elif (path / "positive").is_dir() and (path / "negative").is_dir():
-        source, ds_subset, root = "folder", None, path
+    elif source == "folder":
+        ds_subset, root = None, path
         items, problems = _read_folder(path)
     else:
         raise DataError(

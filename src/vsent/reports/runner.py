@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vsent.crossval import crossval, prepare
+from vsent.data.datasets import dataset_layout
 from vsent.errors import VsentError, WeightsError
 from vsent.models import create_model
 from vsent.reports import paper_modules, render
@@ -167,7 +168,7 @@ def make_plan(paper: str, data: str, *, quick: bool = False, init: str | None = 
     Parameters
     ----------
     paper : a registered paper (:func:`paper_names`).
-    data : Twitter I folder (or any dataset :func:`vsent.data.load_dataset` reads).
+    data : Twitter I folder (:func:`reproduce` refuses another layout).
     quick : fewer epochs etc. (each reduction is listed in ``plan.reductions``).
     init : weights of the networks; default the paper's (``imagenet`` for CaffeNet and VGG,
         ``random`` for 2CONV-4FC, which the paper pre-trains on a weakly labelled set we do
@@ -403,6 +404,13 @@ def reproduce(plan: Any, out: str | Path, *, resume: bool = False, overwrite: bo
     data = paper.data(plan)
     if data is not None and not Path(data).exists():
         raise VsentError(f"{data}: no such file or directory")
+    if data is not None and dataset_layout(data) != "twitter":
+        # the papers' tables are Twitter I's, its subsets and the Campos folds
+        what = {"folder": "a folder dataset", "csv": "a CSV dataset"}.get(
+            dataset_layout(data), "not a dataset")
+        raise VsentError(f"{data}: vsent reproduce runs the papers' experiments on Twitter I "
+                         f"(images/ + ground_truth/) and this is {what}; for other data use "
+                         "vsent crossval (--folds stratified), baselines or pcnn")
     init = getattr(getattr(plan, "template", None), "init", None)
     if init not in (None, "imagenet", "random") and not Path(init).is_file():
         raise VsentError(f"--init {init}: no such file (imagenet, random or a weights file)")
