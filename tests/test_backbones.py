@@ -435,6 +435,14 @@ def test_read_prompts_formats_and_errors(tmp_path):
     t.write_text("positive: good\n")
     with pytest.raises(VsentError, match="no negative prompt"):
         read_prompts(t)
+    # a byte that is not UTF-8 (audit_errors28 #1: a UnicodeDecodeError traceback), a folder
+    t.write_bytes(b"positive: good\nnegative: \xff\n")
+    with pytest.raises(VsentError, match=r"p\.txt:2: not a UTF-8 prompts file"):
+        read_prompts(t)
+    with pytest.raises(VsentError, match="is a folder, not a prompts file"):
+        read_prompts(tmp_path)
+    with pytest.raises(VsentError, match="no such file or directory"):
+        read_prompts(tmp_path / "missing.txt")
 
 
 def test_zero_shot_bad_init_is_a_user_error(tmp_path):

@@ -152,6 +152,12 @@ def test_cli_card_out_replaces_an_earlier_card_but_no_other_file(run_dir, tmp_pa
     assert main(["card", str(ckpt), "--out", str(tmp_path / "card.json")]) == 0  # json -> md
     assert main(["card", str(ckpt), "--out", str(other), "--overwrite"]) == 0
     assert other.read_text() == card_markdown(model_card(ckpt))
+    # a folder: no --overwrite offered, none taken (audit_errors28 #7)
+    capsys.readouterr()
+    for extra in ([], ["--overwrite"]):
+        assert main(["card", str(ckpt), "--out", str(tmp_path), *extra]) == EXIT_USER_ERROR
+        assert capsys.readouterr().err.strip() == (
+            f"vsent: error: --out {tmp_path}: is a folder; give the name of a file")
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])

@@ -390,6 +390,13 @@ def test_cli_json_never_replaces_a_file_that_is_no_comparison(tmp_path, capsys):
     assert notes.read_text() == '{"mine": 1}'
     assert main(["compare", str(a), str(b), "--json", str(notes), "--overwrite"]) == 0
     assert main(["compare", str(a), str(b), "--json", str(notes)]) == 0  # its own: replaced
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    capsys.readouterr()
+    for extra in ([], ["--overwrite"]):  # a folder: no --overwrite offered (audit_errors28 #7)
+        assert main(["compare", str(a), str(b), "--json", str(folder), *extra]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"vsent: error: --json {folder}: is a folder; give the name of a file")
     assert json.loads(notes.read_text())["scores_b"].endswith("predictions.csv:prob_positive")
 
 

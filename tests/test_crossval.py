@@ -908,6 +908,19 @@ def test_finetune_fold_out_of_range_stops_before_the_image_cache(twitter_like, t
     with pytest.raises(VsentError, match=r"^--fold 9: the split has folds 1\.\.5$"):
         cv.finetune(_cfg(twitter_like), tmp_path / "ft", fold=9, progress=False)
     assert {p.name for p in (tmp_path / "ft").iterdir()} <= RECORDS  # replaced by the next
+    # a folds file numbering its folds otherwise: the numbers it has (audit_errors28 #3)
+    from vsent.data import load_dataset
+    from vsent.data.folds import make_folds, save_folds
+
+    ds = load_dataset(twitter_like)
+    path = save_folds(make_folds(ds, "stratified"), ds, tmp_path / "folds.json")
+    doc = json.loads(path.read_text())
+    for entry, k in zip(doc["folds"], (2, 3, 4, 5, 9), strict=True):
+        entry["fold"] = k
+    path.write_text(json.dumps(doc))
+    with pytest.raises(VsentError, match=r"^--fold 1: the split has folds 2, 3, 4, 5, 9$"):
+        cv.finetune(_cfg(twitter_like, folds=str(path)), tmp_path / "ft2", fold=1,
+                    progress=False)
 
 
 def test_the_module_docstring_names_every_file_of_a_run_directory(finished_run):
@@ -1052,3 +1065,17 @@ def test_the_file_of_a_tagged_clip_init_is_recorded_and_checked_on_resume(tmp_pa
                                                    "file")):
         cv._check_init_exists(cfg.replace(init=f"{tag}={tmp_path / 'none.pt'}"))
     cv._check_init_exists(cfg)  # the file is there
+
+
+def test_a_finished_finetune_run_moved_elsewhere_names_its_model_where_it_is(twitter_like,
+                                                                             tmp_path, capsys):
+    """audit_errors28 #6: the stored metrics.json named the model where the run was made."""
+    import shutil
+
+    out = tmp_path / "ft"
+    assert main(_ft_argv(twitter_like, out, "--epochs", "1")) == 0
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    capsys.readouterr()
+    assert main(_ft_argv(twitter_like, moved, "--epochs", "1")) == 0
+    assert capsys.readouterr().out.startswith(f"model written to {moved / 'model.pt'}")

@@ -266,6 +266,25 @@ def test_folder_with_a_bad_image(learnable_dataset, bad_images):
     assert len(ds) == 48 and "negative/broken.jpg" not in ds.names
 
 
+def test_a_fifo_or_device_named_like_an_image_is_said_not_dropped(learnable_dataset, tmp_path):
+    """audit_errors28 #4, #5: a FIFO in a class folder was dropped without a word, and one
+    (or /dev/zero) listed in a CSV was "no such file or directory"."""
+    import os
+
+    fifo = learnable_dataset / "positive" / "pipe.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match=re.escape(f"{fifo}: is not a regular file")):
+        load_dataset(learnable_dataset, validate=False)
+    ds = load_dataset(learnable_dataset, skip_bad=True, validate=False)
+    assert "positive/pipe.jpg" not in ds.names and any("pipe.jpg" in s for s, _ in ds.skipped)
+    csv = tmp_path / "labels.csv"
+    csv.write_text(f"path,label\n{fifo},1\n/dev/zero,0\n")
+    with pytest.raises(DataError) as e:
+        load_dataset(csv, validate=False)
+    assert f"{csv}:2: {fifo}: not a regular file" in str(e.value)
+    assert f"{csv}:3: /dev/zero: not a regular file" in str(e.value)
+
+
 # ------------------------------------------------------------------------------------------
 # CSV
 

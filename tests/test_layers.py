@@ -584,6 +584,12 @@ def test_an_unfinished_crossval_run_is_refused_before_any_work(tmp_path, run_dir
         layer_probes(LayersConfig(run=str(part), probe=PROBE, device="cpu"), out,
                      progress=False)
     assert not out.exists()  # not after folds 1 and 2's work
+    # a finished run whose models were not kept (a git checkout of results/): not "resume"
+    (part / "summary.json").write_text("{}")
+    with pytest.raises(VsentError, match=r"fold 3 has no model: the run is finished but its "
+                                         r"model files were not kept with it"):
+        layer_probes(LayersConfig(run=str(part), probe=PROBE, device="cpu"), out,
+                     progress=False)
 
 
 def test_too_many_inner_splits_are_refused_before_any_extraction(tmp_path, run_dir, monkeypatch):

@@ -157,6 +157,43 @@ def test_a_run_never_starts_among_a_users_files(tmp_path, capsys, checkpoint):
     assert sorted(p.name for p in foreign.iterdir()) == ["thesis.txt"]
 
 
+def test_a_users_own_config_json_is_no_run_to_replace_or_delete(tmp_path, capsys, checkpoint):
+    """audit_errors28 #2: any config.json made a folder a vsent run: one alone was "replaced"
+    (the user's file overwritten), one beside other files was "a run made with other ..."
+    whose advice, --overwrite, deleted them all. A run's config.json sits beside its
+    versions.json or names its command; any other is refused, --overwrite included."""
+    from vsent.cli import main
+
+    app = tmp_path / "app"
+    app.mkdir()
+    mine = {"name": "my app", "port": 80}
+    (app / "config.json").write_text(json.dumps(mine))
+    for kw in ({}, {"resume": True}, {"overwrite": True}):
+        with pytest.raises(VsentError, match=re.escape(
+                f"{app} holds a config.json that is not a vsent run's")):
+            _open(app, **kw)
+    (app / "server.py").write_text("print('hi')")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_bytes(b"\xff not json")
+    for folder in (app, tmp_path / "broken"):
+        with pytest.raises(VsentError, match="not a vsent run's"):
+            _open(folder, overwrite=True)
+    assert json.loads((app / "config.json").read_text()) == mine
+    assert sorted(p.name for p in app.iterdir()) == ["config.json", "server.py"]
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 90, 40)).save(tmp_path / "img.jpg")
+    assert main(["explain", "--model", str(checkpoint), str(tmp_path / "img.jpg"), "--out",
+                 str(app), "--overwrite", "--no-progress"]) == 2
+    assert "not a vsent run's" in capsys.readouterr().err
+    assert sorted(p.name for p in app.iterdir()) == ["config.json", "server.py"]
+    # a run killed between its config.json and versions.json is still a run (replaced)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(CFG))
+    assert _open(run).status == "new"
+
+
 def test_resume_with_no_run_there_says_it_starts_a_new_one(tmp_path, caplog):
     with caplog.at_level("INFO", logger="vsent"):
         rd = _open(tmp_path / "typo", resume=True)

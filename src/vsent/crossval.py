@@ -49,6 +49,7 @@ from vsent.runs import (
     EXTRA_RECORD,
     FINGERPRINT_KEYS,
     FOLD_METRICS,
+    FOLD_MODEL,
     FOLDS,
     INIT_RECORD,
     RECORD_REMEDY,
@@ -627,8 +628,8 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
                                    ignore=NOT_COMPARED)
     cfg = with_stored_momentum_form(cfg, run.config)  # a run made before the option
     with run:
-        if run.status == "finished":
-            return run.read_json("metrics.json")
+        if run.status == "finished":  # (the model where it is now: the run may have moved)
+            return {**run.read_json("metrics.json"), "model": str(out / FOLD_MODEL)}
         dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
         _check_same_data(cfg, run, dataset)  # as crossval: a resume sees the data it started on
         run.write_json("skipped.json", list(dataset.skipped))
@@ -639,7 +640,10 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
             folds = _run_folds(cfg, run, dataset)
             match = [f for f in folds if f.index == fold]
             if not match:
-                raise VsentError(f"--fold {fold}: the split has folds 1..{len(folds)}")
+                have = [f.index for f in folds]
+                named = (f"1..{len(folds)}" if have == list(range(1, len(folds) + 1))
+                         else ", ".join(map(str, have)))
+                raise VsentError(f"--fold {fold}: the split has folds {named}")
             train_idx, test_idx = np.sort(match[0].train), np.sort(match[0].test)
         images = distributed.local_first(image_cache, dataset, size=proto.info.preprocess.resize,
                                          progress=progress)  # DDP: built once per machine
@@ -658,7 +662,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
                         subset=dataset.subset, data_sha256=dataset.fingerprint()["sha256"],
                         fusion=None if fusion is None else fusion.to_state(),
                         **run_meta(cfg, len(train_idx), init_sha256))
-        result: dict[str, Any] = {"n_train": len(train_idx), "model": str(out / "model.pt")}
+        result: dict[str, Any] = {"n_train": len(train_idx), "model": str(out / FOLD_MODEL)}
         if test_idx is not None:
             kw = {"batch_size": cfg.eval_batch_size, "device": cfg.train.device}
             args = (model, cfg, images, dataset.labels, dataset.paths, test_idx)

@@ -141,12 +141,15 @@ def reserve_space(path: str | os.PathLike[str]) -> None:
                 raise
 
 
-def check_replaceable(out: Path, option: str, kind: str, is_kind: Callable[[Path], bool]
-                      ) -> None:
+def check_replaceable(out: Path, option: str, kind: str, is_kind: Callable[[Path], bool],
+                      *, overwrite: bool = False) -> None:
     """VsentError when the single-file output ``out`` exists and is not an earlier ``kind``
     (``is_kind(out)``, e.g. a vsent export): a checkpoint, a run's summary or any other file
-    given by mistake is kept; ``--overwrite`` (the caller's) replaces it."""
-    if out.exists() and not is_kind(out):
+    given by mistake is kept, unless ``overwrite`` (the caller's ``--overwrite``). A folder is
+    refused either way: no file can replace it."""
+    if out.is_dir():
+        raise VsentError(f"{option} {out}: is a folder; give the name of a file")
+    if not overwrite and out.exists() and not is_kind(out):
         raise VsentError(f"{option} {out}: exists and is no {kind}: choose another file, or "
                          "pass --overwrite to replace it")
 

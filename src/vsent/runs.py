@@ -539,6 +539,24 @@ def _no_result(p: Path) -> bool:
         return False
 
 
+def is_run_dir(out: str | Path) -> bool:
+    """Whether ``out`` holds a vsent run: a ``config.json`` beside the ``versions.json`` every
+    run writes, or (a run killed between the two) one that names its ``command``. A folder of
+    the user's whose own ``config.json`` is no vsent run's is not one: nothing in it may be
+    replaced or deleted (``--overwrite`` included)."""
+    out = Path(out)
+    file = out / CONFIG
+    if not file.is_file():
+        return False
+    if (out / "versions.json").is_file():
+        return True
+    try:
+        record = json.loads(file.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "command" in record
+
+
 def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
           done: str | None, compare: Collection[str] | None, ignore: Collection[str],
           check_paths: bool) -> tuple[str, dict[str, Any] | None]:
@@ -546,6 +564,10 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
     config)``, action "overwrite" (delete the run, then a new one), "replace" (a run that
     wrote no results, then a new one), "new", "finished" or "resumed"."""
     file = out / CONFIG
+    if (file.exists() or file.is_symlink()) and not is_run_dir(out):
+        raise VsentError(f"{out} holds a {CONFIG} that is not a vsent run's (no versions.json "
+                         "beside it, no \"command\" in it): not touching it; choose another "
+                         "--out (a run starts in a new or empty folder)")
     fresh: str | None = None
     if overwrite and out.exists():
         reads = _inputs_inside(out, config)
@@ -679,6 +701,10 @@ class CrossvalRun:
         """Path of fold ``k``'s fine-tuned model (1-based); error if that fold did not finish."""
         path = fold_dir(self.path, k) / FOLD_MODEL
         if not path.exists():
+            if (self.path / SUMMARY).exists():  # (a copy without its models: git keeps none)
+                raise VsentError(f"{path}: fold {k} has no model: the run is finished but its "
+                                 "model files were not kept with it (copied or checked out "
+                                 "without them?); run the crossval again into a new --out")
             raise VsentError(
                 f"{path}: fold {k} has no model (unfinished run? use crossval --resume)"
             )

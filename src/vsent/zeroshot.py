@@ -100,11 +100,10 @@ def read_prompts(path: str | PathLike[str]) -> dict[str, list[str]]:
     """User prompts from a file: JSON ``{"positive": [...], "negative": [...]}``, or text with
     one ``positive: <prompt>`` / ``negative: <prompt>`` per line (blank lines and ``#`` comments
     skipped). Both classes need at least one prompt."""
+    from vsent.data.datasets import read_text
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise VsentError(f"{path}: cannot read the prompts file ({exc.strerror})") from None
+    text = read_text(path, "prompts file")  # one line naming the file (and a bad byte's line)
     prompts: dict[str, list[str]] = {"positive": [], "negative": []}
     if path.suffix.lower() == ".json":
         try:

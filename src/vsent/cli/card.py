@@ -37,8 +37,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out:
         check_not_an_input(args.out, [args.checkpoint])
-        if not args.overwrite:  # a checkpoint or a CSV given by mistake is kept
-            check_replaceable(Path(args.out), "--out", "model card", _is_card)
+        # a checkpoint or a CSV given by mistake is kept (unless --overwrite)
+        check_replaceable(Path(args.out), "--out", "model card", _is_card,
+                          overwrite=args.overwrite)
     card = model_card(args.checkpoint)
     text = json.dumps(card, indent=2) + "\n" if args.format == "json" else card_markdown(card)
     if args.out:

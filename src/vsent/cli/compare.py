@@ -89,8 +89,8 @@ def _check_json_out(out: Path, runs: list[str], overwrite: bool) -> None:
     check_not_an_input(out, [Path(run, *name) for run in runs for name in (
         ("config.json",), ("summary.json",), ("predictions.csv",),
         ("fusion", "predictions.csv"))], "--json")
-    if not overwrite:
-        check_replaceable(out, "--json", "comparison of vsent compare", _is_comparison)
+    check_replaceable(out, "--json", "comparison of vsent compare", _is_comparison,
+                      overwrite=overwrite)
 
 
 def _is_comparison(path: Path) -> bool:

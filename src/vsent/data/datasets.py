@@ -394,17 +394,19 @@ def _read_folder(root: Path) -> tuple[list[Item], list[Problem]]:
             if not p.exists():  # (a link to nothing: the image it stood for is not trained on)
                 problems.append((str(p), "is a broken link (what it points to is gone)"))
                 continue
-            if p.is_file():
-                name = rel.as_posix()
-                # a link to another listed image (maybe of the other class): one picture
-                # listed twice could be trained on and tested in the same fold
-                real = _file_id(p)
-                if real in first:
-                    problems.append((str(p), f"is the file of {_shown(first[real])} (a link "
-                                             f"or another path to the same image)"))
-                    continue
-                first[real] = name
-                items.append((name, p, label))
+            if not p.is_file():  # a FIFO or device named like an image: said, not dropped
+                problems.append((str(p), "is not a regular file"))
+                continue
+            name = rel.as_posix()
+            # a link to another listed image (maybe of the other class): one picture listed
+            # twice could be trained on and tested in the same fold
+            real = _file_id(p)
+            if real in first:
+                problems.append((str(p), f"is the file of {_shown(first[real])} (a link or "
+                                         f"another path to the same image)"))
+                continue
+            first[real] = name
+            items.append((name, p, label))
     if not items:
         exts = " ".join(sorted(IMAGE_EXTENSIONS))
         raise DataError(f"{root}: no image files ({exts}) under positive/ or negative/")
@@ -489,8 +491,9 @@ def _read_csv(path: Path) -> tuple[list[Item], list[Problem]]:
         if img.is_dir():
             problems.append((where, f"{_shown(str(img))}: is a directory, not an image file"))
             continue
-        if not img.is_file():
-            problems.append((where, f"{_shown(str(img))}: no such file or directory"))
+        if not img.is_file():  # (a FIFO or a device exists: it is not a file)
+            why = "not a regular file" if img.exists() else "no such file or directory"
+            problems.append((where, f"{_shown(str(img))}: {why}"))
             continue
         items.append((name, img, label))
     return items, problems
