@@ -239,6 +239,15 @@ def test_config_diff_takes_keys_added_later_at_their_default_as_equal():
         "zero_shot: stored True, not in the new config"]
 
 
+def test_config_diff_cuts_a_long_value():
+    """audit_errors28: explain's refusal of a re-run listed every stored image name."""
+    stored = {"images": [f"/photos/img{i:05d}.jpg" for i in range(2000)], "k": 1}
+    new = {"images": ["/photos/other.jpg"], "k": 1}
+    (line,) = config_diff(stored, new)
+    assert line.startswith("images: stored ['/photos/img00000.jpg', ")
+    assert "... (2000 entries), now ['/photos/other.jpg']" in line and len(line) < 300
+
+
 def test_config_diff_lists_each_leaf_once():
     a = {"x": 1, "t": {"lr": 1e-3, "m": (0.9, 1)}, "gone": 2}
     b = {"x": 1, "t": {"lr": 1e-4, "m": [0.9, 1]}, "new": None}

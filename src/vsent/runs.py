@@ -397,9 +397,9 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
                 continue
             path = f"{prefix}.{key}" if prefix else str(key)
             if key not in stored:
-                out.append(f"{path}: not in the stored config, now {new[key]!r}")
+                out.append(f"{path}: not in the stored config, now {_short(new[key])}")
             elif key not in new:
-                out.append(f"{path}: stored {stored[key]!r}, not in the new config")
+                out.append(f"{path}: stored {_short(stored[key])}, not in the new config")
             else:
                 out.extend(config_diff(stored[key], new[key], path, ignore))
         return out
@@ -410,7 +410,17 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
             (key in PATH_KEYS and _same_file(stored, new))
             or (key == "init" and _same_init(stored, new))):
         return []
-    return [f"{prefix or 'config'}: stored {stored!r}, now {new!r}"]
+    return [f"{prefix or 'config'}: stored {_short(stored)}, now {_short(new)}"]
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    """``repr(value)``, a long one (explain's list of images) cut to ``limit`` characters with
+    its length said: a refusal stays a line a person reads."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f"{len(value)} entries" if isinstance(value, (list, dict)) else f"{len(text)} chars"
+    return f"{text[:limit]}... ({size})"
 
 
 def _same_file(a: str, b: str) -> bool:
