@@ -297,6 +297,12 @@ def test_cli_explain(tmp_path, capsys):
                  "--layer", "nope"]) == 2
     err = capsys.readouterr().err
     assert "'nope'" in err and "no such layer" in err and "Traceback" not in err
+    # an empty name (an unset shell variable) was the default layer, silently (audit_errors28)
+    with pytest.raises(SystemExit) as stop:
+        main([*argv[:2], "--model", str(ckpt), "--out", str(tmp_path / "out4"), "--layer", ""])
+    assert stop.value.code == 2
+    assert "argument --layer: an empty layer name" in capsys.readouterr().err
+    assert not (tmp_path / "out4").exists()
 
 
 def test_cli_explain_a_file_name_that_is_not_utf8_is_explained_with_the_others(tmp_path,

@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True,
                    help="checkpoint (model.pt) from finetune/crossval; not an ONNX/TorchScript "
                         "export (Grad-CAM needs the network's gradients)")
-    p.add_argument("--layer", help="convolutional layer (module name); default: the model's "
-                                   "Grad-CAM layer")
+    p.add_argument("--layer", type=_layer_name,
+                   help="convolutional layer (module name); default: the model's Grad-CAM layer")
     p.add_argument("--target", choices=TARGETS, default="predicted",
                    help="class the map explains (default: each image's predicted class)")
     add_run_args(p, "runs/explain", resume=False, seed=False)
@@ -46,3 +46,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"explained {len(rows) - failed} of {len(rows)} images, {failed} failed; "
           f"{args.out}/explain.csv", file=sys.stderr)
     return EXIT_ITEMS_FAILED if failed else 0
+
+
+def _layer_name(text: str) -> str:
+    """``--layer``: a module name; an empty one (an unset shell variable) is refused rather
+    than taken for the default layer."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty layer name: give a module name, or leave "
+                                         "--layer out for the model's Grad-CAM layer")
+    return text
