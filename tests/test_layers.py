@@ -592,6 +592,17 @@ def test_an_unfinished_crossval_run_is_refused_before_any_work(tmp_path, run_dir
                      progress=False)
 
 
+def test_a_misspelt_layer_is_refused_first_naming_the_probe_layers(tmp_path, run_dir):
+    """audit_errors28: --inner-splits was refused before an unknown --layers name."""
+    out = tmp_path / "layers"
+    cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=("features.blok1",))
+    with pytest.raises(VsentError, match=r"^--layers features\.blok1: no such layer in smallcnn; "
+                                         r"its probe layers: "):
+        layer_probes(dataclasses.replace(cfg, probe=dataclasses.replace(PROBE, inner_splits=50)),
+                     out, progress=False)
+    assert not out.exists()
+
+
 def test_too_many_inner_splits_are_refused_before_any_extraction(tmp_path, run_dir, monkeypatch):
     """Each fold's smaller class must fill --inner-splits folds: checked before fold 1's
     features are extracted (hours for CaffeNet), and --out is not created."""

@@ -607,6 +607,15 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
     folds = run.folds if cfg.folds is None else [f for f in run.folds if f.index in cfg.folds]
     for fold in folds:  # every fold's model now, not after hours of the first folds' work
         run.checkpoint(fold.index)
+    if cfg.layers:  # a misspelt name first: it is what the user has to fix
+        model, _ = run.load_model(folds[0].index)
+        modules = dict(model.named_modules())
+        unknown = [n for n in cfg.layers if n not in modules]
+        if unknown:
+            raise VsentError(f"--layers {','.join(unknown)}: no such layer in "
+                             f"{model.info.name}; its probe layers: "
+                             f"{','.join(model.info.probe_layers)}")
+        del model, modules
     check_inner_splits(run.dataset.labels, folds, cfg.probe.inner_splits)
     rundir = open_run_dir(out, {"command": "layers", **cfg.to_dict()}, resume=True,
                           overwrite=overwrite, done=None, compare=_RESULT_KEYS,
