@@ -596,8 +596,8 @@ def test_a_misspelt_layer_is_refused_first_naming_the_probe_layers(tmp_path, run
     """audit_errors28: --inner-splits was refused before an unknown --layers name."""
     out = tmp_path / "layers"
     cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=("features.blok1",))
-    with pytest.raises(VsentError, match=r"^--layers features\.blok1: no such layer in smallcnn; "
-                                         r"its probe layers: "):
+    with pytest.raises(VsentError, match=r"^unknown layer\(s\) features\.blok1 for smallcnn; "
+                                         r"probe layers: features\.block1, "):
         layer_probes(dataclasses.replace(cfg, probe=dataclasses.replace(PROBE, inner_splits=50)),
                      out, progress=False)
     assert not out.exists()

@@ -608,14 +608,7 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
     for fold in folds:  # every fold's model now, not after hours of the first folds' work
         run.checkpoint(fold.index)
     if cfg.layers:  # a misspelt name first: it is what the user has to fix
-        model, _ = run.load_model(folds[0].index)
-        modules = dict(model.named_modules())
-        unknown = [n for n in cfg.layers if n not in modules]
-        if unknown:
-            raise VsentError(f"--layers {','.join(unknown)}: no such layer in "
-                             f"{model.info.name}; its probe layers: "
-                             f"{','.join(model.info.probe_layers)}")
-        del model, modules
+        _check_layers(run.load_model(folds[0].index)[0], cfg.layers)
     check_inner_splits(run.dataset.labels, folds, cfg.probe.inner_splits)
     rundir = open_run_dir(out, {"command": "layers", **cfg.to_dict()}, resume=True,
                           overwrite=overwrite, done=None, compare=_RESULT_KEYS,
@@ -632,6 +625,14 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
         rundir.write_json("config.json", {"command": "layers", **cfg.to_dict()})
         log.info("layer analysis done in %.0f s [%s]", timer.elapsed, out)
         return summary
+
+
+def _check_layers(model: nn.Module, names: Sequence[str]) -> None:
+    """VsentError naming the ``names`` that are not probe layers of ``model``."""
+    unknown = [n for n in names if n not in model.info.probe_layers]
+    if unknown:
+        raise VsentError(f"unknown layer(s) {', '.join(unknown)} for {model.info.name}; "
+                         f"probe layers: {', '.join(model.info.probe_layers)}")
 
 
 def _network_accuracy(run_path: Path) -> dict[str, float] | None:
@@ -762,10 +763,7 @@ def _extract_fold(cfg: LayersConfig, run: Any, fold: Any, rows: np.ndarray, n_tr
     model, _ = run.load_model(k)  # refuses another fold's model
     probe_layers = list(model.info.probe_layers)
     names = list(cfg.layers) if cfg.layers else probe_layers
-    unknown = [n for n in names if n not in probe_layers]
-    if unknown:
-        raise VsentError(f"unknown layer(s) {', '.join(unknown)} for {model.info.name}; "
-                         f"probe layers: {', '.join(probe_layers)}")
+    _check_layers(model, names)
     names = [n for n in probe_layers if n in names and not skip(n)]  # depth order
     max_features = _resolve_max_features(cfg.max_features, model.info.family)
     info: dict[str, dict[str, Any]] = {}
