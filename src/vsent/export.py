@@ -45,7 +45,7 @@ from torch import Tensor, nn
 from vsent.data.transforms import Preprocess
 from vsent.engines import Engine, EngineOptions
 from vsent.errors import VsentError, WeightsError, one_line
-from vsent.models.base import ModelInfo
+from vsent.models.base import ModelInfo, non_finite_tensors
 from vsent.predict import Predictor
 
 log = logging.getLogger(__name__)
@@ -210,8 +210,11 @@ def _export(model: nn.Module, out: Path, metadata: Mapping[str, str],
         if verify:  # before the rename: a failed export never replaces a good one
             diff = verify_export(model, tmp)
             if not np.isfinite(diff):  # ``nan > TOLERANCE`` is False: NaN would pass
-                raise ExportError(f"{out}: the {format} export scores NaN/inf (the model's "
-                                  "weights hold NaN/inf?); not written")
+                bad = non_finite_tensors(model)
+                why = (f"the model's weights hold NaN/inf ({', '.join(bad[:3])}"
+                       f"{', ...' if len(bad) > 3 else ''}: a training that diverged)" if bad
+                       else "its scores are NaN/inf")
+                raise ExportError(f"{out}: not written: {why}")
             if diff > TOLERANCE:
                 raise ExportError(f"{out}: the {format} export differs from PyTorch by "
                                   f"{diff:.2e} (> {TOLERANCE:g}) in probability; not written")
