@@ -443,20 +443,30 @@ def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, make_learnab
         assert not (tmp_path / name).exists(), name
 
 
+def _sgd_run_stopped_in_torch_form(data, out, monkeypatch, epochs: int, done: int) -> list:
+    """``vsent pcnn`` with SGD in torch's momentum form (as every SGD run made before
+    --momentum-form), stopped by Ctrl-C after ``done`` epochs; its command line, without
+    --momentum-form."""
+    from conftest import interrupt_after
+
+    args = ["pcnn", "--data", str(data), "--out", str(out), *_train_opts(epochs, 1),
+            "--optimizer", "sgd"]
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, done)
+        assert main([*args, "--momentum-form", "torch"]) == 130
+    return args
+
+
 def test_pcnn_resume_with_another_momentum_form_is_refused(make_learnable, tmp_path,
                                                            monkeypatch, capsys):
     """A run started in torch's momentum form (as every SGD run made before --momentum-form)
     resumes in it; --resume --momentum-form caffe on it was an info line in the log while it
     went on in torch's form: now one line, and nothing trained (review26, as crossval)."""
-    from conftest import interrupt_after, record_momentum_forms, resume_form_refusal
+    from conftest import record_momentum_forms, resume_form_refusal
 
-    data = make_learnable(n_pos=20, n_neg=20)
     out = tmp_path / "run"
-    args = ["pcnn", "--data", str(data), "--out", str(out), *_train_opts(2, 1),
-            "--optimizer", "sgd"]
-    with monkeypatch.context() as mp:
-        interrupt_after(mp, 1)
-        assert main([*args, "--momentum-form", "torch"]) == 130
+    args = _sgd_run_stopped_in_torch_form(make_learnable(n_pos=20, n_neg=20), out, monkeypatch,
+                                          epochs=2, done=1)
     assert "momentum_form" not in json.loads((out / "config.json").read_text())["train"]
     used = record_momentum_forms(monkeypatch)
     capsys.readouterr()
@@ -472,15 +482,11 @@ def test_pcnn_resume_with_a_momentum_form_starts_a_run_that_wrote_no_results(
     """review28 #1: a run stopped before its first result (only its records) is replaced by a
     new run, so `--resume --momentum-form caffe` starts one in Caffe's form (it was refused as
     if a torch run would go on); another command's run is refused as such, not for its form."""
-    from conftest import interrupt_after, record_momentum_forms
+    from conftest import record_momentum_forms
 
-    data = make_learnable(n_pos=20, n_neg=20)
     out = tmp_path / "run"
-    args = ["pcnn", "--data", str(data), "--out", str(out), *_train_opts(1, 1),
-            "--optimizer", "sgd"]
-    with monkeypatch.context() as mp:
-        interrupt_after(mp, 0)
-        assert main([*args, "--momentum-form", "torch"]) == 130
+    args = _sgd_run_stopped_in_torch_form(make_learnable(n_pos=20, n_neg=20), out, monkeypatch,
+                                          epochs=1, done=0)
     used = record_momentum_forms(monkeypatch)
     assert main([*args, "--resume", "--momentum-form", "caffe"]) == 0
     assert used and set(used) == {"caffe"}
