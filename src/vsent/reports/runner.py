@@ -404,10 +404,10 @@ def reproduce(plan: Any, out: str | Path, *, resume: bool = False, overwrite: bo
     data = paper.data(plan)
     if data is not None and not Path(data).exists():
         raise VsentError(f"{data}: no such file or directory")
-    if data is not None and dataset_layout(data) != "twitter":
+    layout = None if data is None else dataset_layout(data)
+    if data is not None and layout != "twitter":
         # the papers' tables are Twitter I's, its subsets and the Campos folds
-        what = {"folder": "a folder dataset", "csv": "a CSV dataset"}.get(
-            dataset_layout(data), "not a dataset")
+        what = {"folder": "a folder dataset", "csv": "a CSV dataset"}.get(layout, "not a dataset")
         raise VsentError(f"{data}: vsent reproduce runs the papers' experiments on Twitter I "
                          f"(images/ + ground_truth/) and this is {what}; for other data use "
                          "vsent crossval (--folds stratified), baselines or pcnn")
