@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from vsent.data.transforms import Preprocess
 from vsent.engines import Engine, EngineOptions
 from vsent.errors import VsentError, WeightsError, one_line
+from vsent.files import temp_path
 from vsent.models.base import ModelInfo, non_finite_tensors
 from vsent.predict import Predictor
 
@@ -196,7 +197,7 @@ def _export(model: nn.Module, out: Path, metadata: Mapping[str, str],
         raise ExportError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
     wrapped = _WithSoftmax(model).eval()
     example = torch.randn(2, 3, pre.crop, pre.crop, generator=torch.Generator().manual_seed(0))
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp = temp_path(out)  # (one name per writer: two exports of one --out never share it)
     try:  # before the export: a folder it cannot write to fails here, named
         tmp.open("wb").close()
     except OSError as exc:
