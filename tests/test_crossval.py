@@ -38,7 +38,7 @@ def finished_run(tmp_path_factory):
 def test_run_directory_holds_config_folds_models_predictions_and_summary(finished_run):
     data, out, summary = finished_run
     for name in ("config.json", "versions.json", "run.log", "folds.json", "predictions.csv",
-                 "summary.json", "summary.md", "skipped.json"):
+                 "summary.json", "summary.md", "skipped.json", "curves.png"):
         assert (out / name).exists(), name
     stored = json.loads((out / "summary.json").read_text())
     assert set(stored["accuracy"]) == {"mean", "std"}
@@ -61,6 +61,9 @@ def test_run_directory_holds_config_folds_models_predictions_and_summary(finishe
     # the data's fingerprint (pcnn-transfer recognises a copy of it by this)
     assert meta["data_sha256"] == json.loads((out / "data.json").read_text())["sha256"]
     assert "# smallcnn on Twitter five-agree, 5 folds" in (out / "summary.md").read_text()
+    # the figure of the run (training and ROC curves), shown by the summary
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "](curves.png)" in (out / "summary.md").read_text()
     # the summary's accuracies are those of the predictions written (centre crop leads)
     with (out / "predictions.csv").open(newline="") as f:
         preds = list(csv.DictReader(f))

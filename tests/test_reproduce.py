@@ -1122,9 +1122,10 @@ def test_campos_notes_state_caffenet_and_split_facts_only_where_they_hold(tmp_pa
 
 
 def test_report_figures_are_written_atomically(tmp_path):
+    from vsent import figures
     from vsent.reports import render
 
-    plt = render.pyplot()
+    plt = figures.pyplot()
     (tmp_path / "fig.png").write_bytes(b"the previous figure")
     fig = plt.figure()
 

@@ -6,7 +6,7 @@ A cross-validation run directory holds (see docs/ARCHITECTURE.md)::
     init.json                                            (--init FILE: its SHA-256)
     fold<k>/model.pt  fold<k>/metrics.json  fold<k>/predictions.csv  fold<k>/history.json
     fold<k>/train_state.pt                               (while fold k trains)
-    predictions.csv  summary.json  summary.md
+    predictions.csv  summary.json  summary.md  curves.png (training and ROC curves)
     extra.json  fold<k>/stages/  fold<k>/removal.csv     (--extra-train, see train_fold)
     fusion/predictions.csv  (+ summary.json["fusion"])   (--fusion, see _fuse)
 
@@ -37,6 +37,7 @@ from vsent.data.extra import JointSet, extra_train_set, progressive_filter, with
 from vsent.data.folds import Fold, make_folds, save_folds
 from vsent.errors import VsentError, one_line
 from vsent.evaluate import predict_proba
+from vsent.figures import crossval_figure
 from vsent.files import atomic_open, atomic_write_text, file_sha256
 from vsent.frozen import check_train_mode, evaluate_model, run_meta, train_model, training_label
 from vsent.metrics import SCALARS, summarize_folds, write_summary
@@ -248,6 +249,9 @@ def _fold_seconds(done: dict[str, Any]) -> float:
     return float(seconds)
 
 
+#: The figure of a finished run: each fold's training curves and test ROC curve.
+CURVES_FIGURE = "curves.png"
+
 #: The columns of a fold's ``predictions.csv`` (written by :func:`_run_fold`), which a resumed
 #: run stitches into the run's own.
 FOLD_COLUMNS = ("name", "path", "fold", "label", "prob_positive", "pred",
@@ -355,14 +359,31 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
              f"{'10-crop' if cfg.oversample else 'centre crop'}")
     if "training" in summary:
         title += f", {summary['training']}"
-    fusion_md = ""
+    figure = _write_figure(run, folds, all_rows, ten_crop=cfg.oversample, title=title)
+    extra_md = f"![training curves and ROC curves of each fold]({figure})\n"
     if cfg.fusion:  # late fusion with a hand-crafted classifier (the rule fixed in advance)
         summary["fusion"], fusion_md = _fuse(cfg, run, progress)
-    write_summary(run, summary, title, extra_md=fusion_md)
+        extra_md += "\n" + fusion_md
+    write_summary(run, summary, title, extra_md=extra_md)
     c, t = summary["center"]["accuracy"], summary["ten_crop"]["accuracy"]
     log.info("accuracy over %d folds: centre crop %.3f +- %.3f, 10-crop %.3f +- %.3f",
              len(folds), c["mean"], c["std"], t["mean"], t["std"])
     return distributed.broadcast_object(summary)  # DDP: the other ranks wait for it
+
+
+def _write_figure(run: RunDir, folds: Sequence[Fold], rows: Sequence[dict], *,
+                  ten_crop: bool, title: str) -> str:
+    """``curves.png`` (:func:`vsent.figures.crossval_figure`): each fold's training curves
+    (its ``history.json``; a fold without one is left out) and test ROC curve; its name."""
+    histories = {}
+    for fold in folds:
+        file = fold_dir(run.path, fold.index) / "history.json"
+        with contextlib.suppress(OSError, ValueError):  # (gone, damaged: no curve)
+            history = json.loads(file.read_text())
+            if isinstance(history, list) and all(isinstance(h, dict) for h in history):
+                histories[fold.index] = history
+    crossval_figure(histories, rows, run.path / CURVES_FIGURE, ten_crop=ten_crop, title=title)
+    return CURVES_FIGURE
 
 
 def fresh_model(cfg: RunConfig, seed: int) -> nn.Module:

@@ -84,6 +84,7 @@ from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 from torch import nn
 
+from vsent import figures
 from vsent.config import check_seed, config_from_dict
 from vsent.errors import VsentError
 from vsent.files import file_sha256, reserve_space
@@ -928,10 +929,7 @@ def plot_layers(summary: Mapping[str, Any], path: str | Path,
                 probe: ProbeConfig = ProbeConfig(), *,
                 reference: Mapping[str, float] | None = None) -> Path:
     """Accuracy vs depth for each classifier, with std-over-folds error bars (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     names = list(summary)
     x = np.arange(len(names))
@@ -951,11 +949,7 @@ def plot_layers(summary: Mapping[str, Any], path: str | Path,
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return figures.save_figure(fig, path, dpi=120)
 
 
 def remove_features(out: str | Path) -> None:

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vsent import papers
+from vsent import figures, papers
 from vsent.config import (
     RunConfig,
     TrainConfig,
@@ -492,10 +492,7 @@ def removal_report(scores: np.ndarray, kept: np.ndarray, labels: np.ndarray) -> 
 
 def plot_removal(scores: np.ndarray, kept: np.ndarray, path: Path) -> None:
     """Histograms of ``|s1 - s2|`` (kept vs removed, with the rule p(d)) and of ``p``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     s = np.asarray(scores, dtype=np.float64)
     diff = np.abs(s[:, 0] - s[:, 1])
@@ -522,9 +519,7 @@ def plot_removal(scores: np.ndarray, kept: np.ndarray, path: Path) -> None:
     ax2.set_xlabel("removal probability p")
     ax2.set_ylabel("images")
     ax2.set_title(f"p per image (expected removals {p.sum():.1f})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    figures.save_figure(fig, path, dpi=100)
 
 
 def _progressive_markdown(summary: Mapping[str, Any], report: Mapping[str, Any]) -> str:

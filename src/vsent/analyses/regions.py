@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vsent import papers
+from vsent import figures, papers
 from vsent.analyses.proposals import (
     BOXES,
     EdgeDetector,
@@ -876,10 +876,7 @@ def _write_sweep(rd, sweep_acc: dict, sweep_one: dict, global_summary: dict, cfg
     """``k_sweep.{json,csv,png}``. Per ranking, in the JSON: ``mean``/``std`` per K, and per
     fold the accuracy per K (``folds``) and whether its fusion answered one class (``one_class``,
     the reports' one-class flag)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     ks = list(range(1, cfg.k_max + 1))
     result = {by: {"mean": np.mean(v, axis=0).tolist(), "std": np.std(v, axis=0).tolist(),
@@ -898,9 +895,7 @@ def _write_sweep(rd, sweep_acc: dict, sweep_one: dict, global_summary: dict, cfg
     ax.set_title(f"Late fusion vs K, {run.config.model}, {run.dataset.title}")
     ax.set_xticks(ks)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(rd / "k_sweep.png", dpi=120)
-    plt.close(fig)
+    figures.save_figure(fig, rd / "k_sweep.png", dpi=120)
 
 
 def _cost(all_res, cfg: RegionConfig) -> dict[str, Any]:
@@ -920,10 +915,7 @@ def _cost(all_res, cfg: RegionConfig) -> dict[str, Any]:
 
 
 def _write_overlays(rd, run, all_res, cfg: RegionConfig) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
     from matplotlib.patches import Rectangle
 
     folder = rd / "overlays"
@@ -958,9 +950,7 @@ def _write_overlays(rd, run, all_res, cfg: RegionConfig) -> None:
                                for r, j in enumerate(top[:6]))
             fig.text(0.5, 0.01, legend + ("  ..." if len(top) > 6 else ""), ha="center",
                      fontsize=5, wrap=True)
-            fig.tight_layout(rect=(0, 0.04, 1, 1))
-            fig.savefig(folder / f"fold{fold_index}_{Path(run.dataset.names[idx]).stem}.png",
-                        dpi=100)
-            plt.close(fig)
+            name = f"fold{fold_index}_{Path(run.dataset.names[idx]).stem}.png"
+            figures.save_figure(fig, folder / name, dpi=100, rect=(0, 0.04, 1, 1))
             done += 1
 

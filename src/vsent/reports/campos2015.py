@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vsent import papers
+from vsent import figures, papers
 from vsent.analyses.compare import read_predictions
 from vsent.analyses.layers import (
     LayersConfig,
@@ -247,7 +247,7 @@ def _figure(out: Path, tables: list[dict], layers: Mapping[str, Any], plan: Camp
             published: Mapping[str, Mapping[str, papers.Published]]) -> str:
     """campos2015.png: Tables 1, 3, 4 as bars (published as diamonds); Table 2 per layer
     (``published``: the paper's probes, empty when the plan ran another network)."""
-    plt = render.pyplot()
+    plt = figures.pyplot()
     rows = [r for t in tables if t["id"] in ("table1", "table3", "table4", "variants")
             for r in t["rows"]]
     archs: list[str] = list(dict.fromkeys(r["run_dir"] for r in rows))

@@ -28,9 +28,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vsent import papers
+from vsent import figures, papers
 from vsent.errors import VsentError
-from vsent.files import atomic_open
 
 #: Label of every row measured with randomly initialised networks.
 RANDOM_LABEL = "random init, not comparable to the paper"
@@ -402,23 +401,8 @@ def report_markdown(report: Mapping[str, Any]) -> str:
 # figures
 
 
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (imported here: plotting is the slow import)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def save_figure(fig: Any, out: Path, name: str) -> str:
-    """Save ``fig`` as ``out/name`` (110 dpi), close it, return ``name`` for the report.
-
-    Written atomically, as report.json and report.md: an interrupted report never leaves a
-    truncated figure."""
-    fig.tight_layout()
-    with atomic_open(Path(out) / name, "wb") as f:
-        fig.savefig(f, dpi=110, format=Path(name).suffix.lstrip(".") or "png")
-    pyplot().close(fig)
+    """Save ``fig`` as ``out/name`` (:func:`vsent.figures.save_figure`: atomically, as
+    report.json and report.md), close it, return ``name`` for the report."""
+    figures.save_figure(fig, Path(out) / name)
     return name

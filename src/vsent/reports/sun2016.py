@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vsent import papers
+from vsent import figures, papers
 from vsent.analyses.regions import (
     METHODS,
     RegionConfig,
@@ -299,7 +299,7 @@ def _figure(out: Path, reg_dirs: Mapping[str, Path]) -> str | None:
     sweeps = {sub: sw for sub, sw in sweeps.items() if sw is not None}
     if not sweeps:
         return None
-    plt = render.pyplot()
+    plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(8.8, 4.4))  # wider: the legend sits right of the axes
     colours = dict(zip(SUBSETS, ("C0", "C1", "C2"), strict=True))
     single = len(sweeps) == 1

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vsent import papers
+from vsent import figures, papers
 from vsent.crossval import RunConfig
 from vsent.errors import VsentError
 from vsent.reports import render
@@ -332,7 +332,7 @@ def _removal_rows(file: Path) -> list[dict[str, Any]]:
 
 def _figure(out: Path, table: dict, subsets: Sequence[str]) -> str:
     """you2015.png: accuracy per method and subset (ours as bars, published as diamonds)."""
-    plt = render.pyplot()
+    plt = figures.pyplot()
     methods = list(dict.fromkeys(r["cells"][0] for r in table["rows"]))
     fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(methods)), 4.2))
     x = np.arange(len(methods))

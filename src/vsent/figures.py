@@ -1,0 +1,114 @@
+"""Figures: matplotlib set up once, written atomically, and the figure of a crossval run.
+
+Every figure vsent writes goes through :func:`save_figure` (written beside, then renamed: an
+interrupted run never leaves half a PNG) on the Agg backend (:func:`pyplot`: no display
+needed, and matplotlib is imported only when a figure is drawn).
+
+:func:`crossval_figure` draws what a user looks at first after training: the training loss
+and training accuracy per epoch of each fold (from ``fold<k>/history.json``) and each fold's
+ROC curve on its test images (from the run's per-image probabilities), with its AUC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsent.files import atomic_open
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (imported here: plotting is the slow import)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: str | Path, *, dpi: int = 110,
+                rect: tuple[float, float, float, float] | None = None) -> Path:
+    """Lay out ``fig`` (``tight_layout``, within ``rect`` when given: room kept for a figure
+    text), write it to ``path`` (format from the suffix, PNG when none) atomically, close it;
+    returns ``path``."""
+    path = Path(path)
+    fig.tight_layout(rect=rect)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    pyplot().close(fig)
+    return path
+
+
+def crossval_figure(histories: Mapping[int, Sequence[Mapping[str, Any]]],
+                    rows: Sequence[Mapping[str, Any]], path: str | Path, *,
+                    ten_crop: bool = False, title: str = "") -> Path:
+    """Training curves and test ROC curves of a k-fold run, one line per fold (PNG).
+
+    Parameters
+    ----------
+    histories : fold index -> that fold's training history, one dict per epoch with ``loss``
+        and ``train_accuracy`` (``train.fit``'s records; the epochs of staged training,
+        ``--extra-train``, one after the other, a dotted line where a stage starts). A fold
+        without training (zero-shot) has an empty history.
+    rows : one dict per test image with ``fold``, ``label`` (0/1) and ``prob_positive``
+        (``prob_positive_10crop`` when ``ten_crop``): strings, as read from
+        ``predictions.csv``, or numbers.
+    path : the PNG to write.
+    ten_crop : the ROC curves of the 10-crop probabilities instead of the centre crop's.
+    title : the figure's title (the run's model and data).
+
+    Returns ``path``.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    plt = pyplot()
+    fig, (ax_loss, ax_acc, ax_roc) = plt.subplots(1, 3, figsize=(13, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (fold, history) in enumerate(sorted(histories.items())):
+        colour = colours[i % len(colours)]
+        epochs = np.arange(1, len(history) + 1)
+        for ax, key in ((ax_loss, "loss"), (ax_acc, "train_accuracy")):
+            ax.plot(epochs, [h.get(key, np.nan) for h in history], color=colour,
+                    label=f"fold {fold}")
+        for e in _stage_starts(history):
+            for ax in (ax_loss, ax_acc):
+                ax.axvline(e - 0.5, color=colour, linestyle=":", linewidth=0.8)
+    if not any(histories.values()):
+        for ax in (ax_loss, ax_acc):
+            ax.text(0.5, 0.5, "no training", ha="center", va="center", transform=ax.transAxes)
+    for ax, label in ((ax_loss, "training loss"), (ax_acc, "training accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    column = "prob_positive_10crop" if ten_crop else "prob_positive"
+    by_fold: dict[int, list[tuple[int, float]]] = {}
+    for r in rows:
+        by_fold.setdefault(int(r["fold"]), []).append((int(r["label"]), float(r[column])))
+    for i, fold in enumerate(sorted(by_fold)):
+        y, p = map(np.asarray, zip(*by_fold[fold], strict=True))
+        if len(np.unique(y)) < 2:  # a ROC curve needs both classes among the test images
+            continue
+        fpr, tpr, _ = roc_curve(y, p)
+        ax_roc.plot(fpr, tpr, color=colours[i % len(colours)],
+                    label=f"fold {fold} (AUC {roc_auc_score(y, p):.3f})")
+    ax_roc.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1)
+    ax_roc.set_xlabel("false positive rate")
+    ax_roc.set_ylabel("true positive rate")
+    ax_roc.set_title(f"test images, {'10-crop' if ten_crop else 'centre crop'}")
+    ax_roc.grid(alpha=0.3)
+    for ax in (ax_loss, ax_acc, ax_roc):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def _stage_starts(history: Sequence[Mapping[str, Any]]) -> list[int]:
+    """The epochs (1-based) at which a new ``stage`` of a staged history begins."""
+    return [i + 1 for i in range(1, len(history))
+            if history[i].get("stage") != history[i - 1].get("stage")]

@@ -1,0 +1,108 @@
+"""Figures: the crossval figure's content (read back from the matplotlib figure), atomic writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from vsent import figures
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures handed to save_figure, instead of written (their axes are read back)."""
+    out = []
+
+    def keep(fig, path, **kw):
+        out.append(fig)
+        return path
+
+    monkeypatch.setattr(figures, "save_figure", keep)
+    yield out
+    for fig in out:
+        figures.pyplot().close(fig)
+
+
+def _rows(rng, folds=(1, 2), n=20):
+    rows = []
+    for k in folds:
+        y = np.arange(n) % 2
+        p = np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1)
+        rows += [{"fold": str(k), "label": str(int(a)), "prob_positive": f"{b:.6f}",
+                  "prob_positive_10crop": f"{1 - b:.6f}"} for a, b in zip(y, p, strict=True)]
+    return rows
+
+
+def _legend(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_crossval_figure_draws_each_folds_curves_and_roc_auc(drawn, tmp_path):
+    rng = np.random.default_rng(0)
+    rows = _rows(rng)
+    histories = {k: [{"loss": 1.0 / (e + k), "train_accuracy": 0.5 + e / 10} for e in range(4)]
+                 for k in (1, 2)}
+    figures.crossval_figure(histories, rows, tmp_path / "c.png", title="t")
+    (fig,) = drawn
+    loss, acc, roc = fig.axes
+    assert [list(line.get_ydata()) for line in loss.get_lines()] == \
+        [[h["loss"] for h in histories[k]] for k in (1, 2)]
+    assert list(acc.get_lines()[1].get_ydata()) == [0.5, 0.6, 0.7, 0.8]
+    assert list(acc.get_lines()[0].get_xdata()) == [1, 2, 3, 4]  # epochs count from 1
+    for k, text in zip((1, 2), _legend(roc), strict=True):
+        y = [int(r["label"]) for r in rows if r["fold"] == str(k)]
+        p = [float(r["prob_positive"]) for r in rows if r["fold"] == str(k)]
+        assert text == f"fold {k} (AUC {roc_auc_score(y, p):.3f})"
+    assert roc.get_title() == "test images, centre crop"
+    assert fig._suptitle.get_text() == "t"
+
+
+def test_the_roc_of_a_ten_crop_run_is_of_its_ten_crop_probabilities(drawn, tmp_path):
+    rows = _rows(np.random.default_rng(1), folds=(3,))
+    figures.crossval_figure({3: []}, rows, tmp_path / "c.png", ten_crop=True)
+    roc = drawn[0].axes[2]
+    y = [int(r["label"]) for r in rows]
+    p = [float(r["prob_positive_10crop"]) for r in rows]
+    assert _legend(roc) == [f"fold 3 (AUC {roc_auc_score(y, p):.3f})"]
+    assert roc.get_title() == "test images, 10-crop"
+
+
+def test_stages_are_marked_and_an_untrained_run_says_so(drawn, tmp_path):
+    staged = [{"loss": 1.0, "train_accuracy": 0.5, "stage": s}
+              for s in ("joint", "joint", "kept", "five", "five")]
+    figures.crossval_figure({1: staged}, _rows(np.random.default_rng(2), folds=(1,)),
+                            tmp_path / "a.png")
+    loss = drawn[0].axes[0]
+    starts = [line.get_xdata()[0] for line in loss.get_lines()[1:]]  # after the fold's curve
+    assert starts == [2.5, 3.5]  # the epochs where "kept" and "five" begin, between epochs
+
+    figures.crossval_figure({1: []}, _rows(np.random.default_rng(2), folds=(1,)),
+                            tmp_path / "b.png")
+    assert [t.get_text() for t in drawn[1].axes[0].texts] == ["no training"]
+
+
+def test_a_fold_with_one_class_has_no_roc_curve_and_no_error(drawn, tmp_path):
+    rows = _rows(np.random.default_rng(3), folds=(1, 2))
+    rows = [r for r in rows if not (r["fold"] == "2" and r["label"] == "0")]
+    figures.crossval_figure({}, rows, tmp_path / "c.png")
+    assert [t.split(" (")[0] for t in _legend(drawn[0].axes[2])] == ["fold 1"]
+
+
+def test_a_figure_is_written_whole_or_not_at_all(tmp_path):
+    plt = figures.pyplot()
+    (tmp_path / "f.png").write_bytes(b"old")
+    fig = plt.figure()
+
+    def interrupted(f, **kw):
+        f.write(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    fig.savefig = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        figures.save_figure(fig, tmp_path / "f.png")
+    plt.close(fig)
+    assert [p.name for p in tmp_path.iterdir()] == ["f.png"]
+    assert (tmp_path / "f.png").read_bytes() == b"old"
+    assert figures.save_figure(plt.figure(), tmp_path / "f.png") == tmp_path / "f.png"
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
