@@ -222,6 +222,22 @@ def test_progressive_schedule_applies_the_removal_rule(make_twitter_like, tmp_pa
     assert [len(c["names"]) for c in rec.calls] == [len(set(_lines(
         root / "folds/campos/five_agrees/test5/train.txt")))]  # the last stage only
 
+    # a damaged finished stage is one line naming its file and how to redo the stage
+    (out / "summary.json").unlink()
+    (out / "fold5" / "metrics.json").unlink()
+    stages = out / "fold5" / "stages"
+    good = (stages / "joint.json").read_bytes()
+    for file, damage in (("joint.json", b"[{"), ("joint.json", b'{"loss": 1}'),
+                         ("joint.pt", b"PK\x03\x04 cut")):
+        kept = (stages / file).read_bytes()
+        (stages / file).write_bytes(damage)
+        with pytest.raises(VsentError, match=re.escape(str(stages / file)) + ": (unreadable|not "
+                           "a stage's history).*to redo stage joint of fold 5"):
+            crossval(_cfg(root, extra_train="three", extra_schedule="progressive",
+                          finetune=finetune), out, resume=True, progress=False)
+        (stages / file).write_bytes(kept)
+    assert (stages / "joint.json").read_bytes() == good
+
 
 @pytest.mark.parametrize("positive_score", [0.5, 1.0])
 def test_a_selection_of_fewer_than_two_classes_skips_its_stage(make_twitter_like, tmp_path,

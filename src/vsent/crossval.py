@@ -287,7 +287,7 @@ def _earlier_seconds(fdir: Path) -> float:
     total = sum(state_seconds(p) for p in (fdir / TRAIN_STATE,
                                            *sorted((fdir / "stages").glob("*_state.pt"))))
     for file in sorted((fdir / "stages").glob("*.json")):
-        # a damaged one counts nothing (train_fold reads it, and says so)
+        # a damaged one counts nothing (train_fold reads it, and says so: _finished_stage)
         with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
             total += sum(float(h.get("seconds", 0.0)) for h in json.loads(file.read_text()))
     return total
@@ -548,8 +548,7 @@ def train_fold(cfg: RunConfig, model: nn.Module, images: np.ndarray, labels: np.
         weights, hist_file = sdir / f"{name}.pt", sdir / f"{name}.json"
         if not last and weights.exists() and hist_file.exists():
             log.info("fold %d, stage %s: already done, loading %s", k, name, weights)
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-            hist = json.loads(hist_file.read_text())
+            hist = _finished_stage(model, weights, hist_file, k, name)
         else:
             log.info("fold %d, stage %s: %d training images (%d extra)", k, name, len(rows),
                      int(joint.is_extra(rows).sum()))
@@ -566,6 +565,25 @@ def train_fold(cfg: RunConfig, model: nn.Module, images: np.ndarray, labels: np.
                 state.unlink(missing_ok=True)
         history.extend(hist)
     return history
+
+
+def _finished_stage(model: nn.Module, weights: Path, hist_file: Path, k: int,
+                    name: str) -> list[dict[str, Any]]:
+    """Load a finished ``--extra-train`` stage's weights into ``model``; its history. A damaged
+    file (cut by a full disk, copied in part, edited) is a VsentError naming it and saying how
+    to redo the stage."""
+    redo = f"delete {weights} and {hist_file} to redo stage {name} of fold {k} (--resume)"
+    try:
+        hist = json.loads(hist_file.read_text())
+    except (OSError, ValueError) as e:
+        raise VsentError(f"{hist_file}: unreadable ({one_line(e)}); {redo}") from None
+    if not (isinstance(hist, list) and all(isinstance(h, dict) for h in hist)):
+        raise VsentError(f"{hist_file}: not a stage's history (a list of epochs); {redo}")
+    try:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except Exception as e:  # torch.load of a damaged file: RuntimeError, EOFError, pickle's
+        raise VsentError(f"{weights}: unreadable ({one_line(e)}); {redo}") from None
+    return hist
 
 
 def _progressive_keep(cfg: RunConfig, model: nn.Module, images: np.ndarray,
