@@ -513,10 +513,27 @@ def test_cli(tmp_path, run_dir, capsys):
     assert not list(out.glob("features/fold*/features.block1.npy"))  # deleted
     assert len(list(out.glob("features/fold*/*.gram.npy"))) == 20  # kernels kept
     assert main(argv) == 0  # resumes: nothing left to do
+    # a stored kernel cut (its features deleted): removed, one line; the next run extracts again
+    gram = out / "features/fold2/pool.gram.npy"
+    gram.write_bytes(gram.read_bytes()[:100])
+    (out / "results/fold2/pool.json").unlink()
+    assert main(argv) == 2
+    assert f"{gram}: unreadable" in capsys.readouterr().err and not gram.exists()
+    assert main(argv) == 0 and (out / "results/fold2/pool.json").exists()
+    assert np.load(gram).shape[0] == np.load(gram).shape[1]
     assert main([*argv[:-1], "--Cs", "1"]) == 2
     assert "other probe" in capsys.readouterr().err
     assert main(["layers", "--run", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert "not a crossval run directory" in capsys.readouterr().err
+
+
+def test_a_stored_kernel_that_cannot_be_read_is_computed_again_from_its_features(tmp_path):
+    X = np.random.default_rng(0).normal(size=(6, 4))
+    np.save(tmp_path / "fc.npy", X)
+    (tmp_path / "fc.gram.npy").write_bytes(b"\x93NUMPY cut")
+    np.testing.assert_allclose(L._fold_gram(tmp_path, "fc", 1), X @ X.T, rtol=1e-12)
+    np.testing.assert_allclose(np.load(tmp_path / "fc.gram.npy"), X @ X.T, rtol=1e-12)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fc.gram.npy", "fc.npy"]
 
 
 def test_layers_markdown_sets_campos_table_2_beside_caffenet_layers(tmp_path):

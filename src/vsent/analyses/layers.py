@@ -86,8 +86,8 @@ from torch import nn
 
 from vsent import figures
 from vsent.config import check_seed, config_from_dict
-from vsent.errors import VsentError
-from vsent.files import file_sha256, reserve_space
+from vsent.errors import VsentError, one_line
+from vsent.files import NPZ_READ_ERRORS, atomic_open, file_sha256, reserve_space
 from vsent.metrics import binary_metrics
 from vsent.papers import (
     CAMPOS2015_TABLE2,
@@ -683,12 +683,7 @@ def _probe_fold(cfg: LayersConfig, run: Any, fold: Any, rundir: RunDir,
         if res_path.exists():
             continue
         timer = Timer()
-        gram_path = feat_dir / f"{name}.gram.npy"
-        if gram_path.exists():
-            K = np.load(gram_path)
-        else:
-            K = gram_matrix(feat_dir / f"{name}.npy")
-            np.save(gram_path, K)
+        K = _fold_gram(feat_dir, name, k)
         t_gram = timer.elapsed
         info = meta["info"][name]
         record: dict[str, Any] = {"fold": k, "layer": name, "dim": info["dim"],
@@ -707,6 +702,27 @@ def _probe_fold(cfg: LayersConfig, run: Any, fold: Any, rundir: RunDir,
         for n in meta["layers"]:
             (feat_dir / f"{n}.npy").unlink(missing_ok=True)
     return names
+
+
+def _fold_gram(feat_dir: Path, name: str, k: int) -> np.ndarray:
+    """Layer ``name``'s Gram matrix of fold ``k``: the stored one, else computed from the
+    features and stored (atomically: a kill leaves no cut file for the next run to read). A
+    stored one that cannot be read is computed again, or, when its features are gone,
+    removed with a VsentError saying to run again (the features are then extracted again)."""
+    gram_path, features = feat_dir / f"{name}.gram.npy", feat_dir / f"{name}.npy"
+    if gram_path.exists():
+        try:
+            return np.load(gram_path)
+        except NPZ_READ_ERRORS as e:
+            if not features.exists():
+                gram_path.unlink(missing_ok=True)
+                raise VsentError(f"{gram_path}: unreadable ({one_line(e)}), removed; run the "
+                                 f"command again to extract fold {k}'s features again") from None
+            log.warning("%s: unreadable (%s); computed again", gram_path, one_line(e))
+    K = gram_matrix(features)
+    with atomic_open(gram_path, "wb") as f:
+        np.save(f, K)
+    return K
 
 
 def probed_with_current_models(run_dir: str | Path, out: str | Path) -> bool:
