@@ -48,7 +48,7 @@ import numpy as np
 
 from vsent.data.datasets import IMAGE_EXTENSIONS
 from vsent.errors import VsentError
-from vsent.files import atomic_write_text, file_sha256
+from vsent.files import atomic_write_text, file_sha256, temp_path
 from vsent.predict import ROW_FIELDS
 from vsent.progress import on_terminal
 
@@ -557,7 +557,7 @@ def drop_failed_rows(path: str | Path, fmt: str) -> int:
     file beside it, then ``os.replace``). Returns the number of rows dropped."""
     path = Path(path)
     n = _complete_length(path, fmt)
-    tmp = path.with_name(f".{path.name}.retry-failed.tmp")
+    tmp = temp_path(path)
     try:
         with path.open("rb") as raw, tmp.open("w", encoding="utf-8", errors="surrogateescape",
                                               newline="") as out:

@@ -137,7 +137,7 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
 
         check_saved_blocks(cfg.fusion)
     check_run_dir(out, _run_record(command, cfg, fold), resume=resume, overwrite=overwrite,
-                  done=SUMMARY if command == "crossval" else "metrics.json", ignore=NOT_COMPARED)
+                  done=SUMMARY if command == "crossval" else FOLD_METRICS, ignore=NOT_COMPARED)
 
 
 def _check_init_exists(cfg: RunConfig) -> None:
@@ -415,7 +415,7 @@ def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None,
     if not distributed.is_main():  # DDP: rank 0 alone saves, evaluates and writes the fold
         return distributed.broadcast_object(None)
     run.write_json(f"fold{fold.index}/history.json", history)
-    save_checkpoint(fdir / "model.pt", model, fold=fold.index, run=str(run.path),
+    save_checkpoint(fdir / FOLD_MODEL, model, fold=fold.index, run=str(run.path),
                     train=train_cfg.to_dict(), subset=dataset.subset,
                     data_sha256=dataset.fingerprint()["sha256"],
                     **run_meta(cfg, len(fold.train), init_sha256))
@@ -663,12 +663,12 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
         check_saved_blocks(cfg.fusion)
     out = Path(out)
     run = distributed.open_run_dir(out, _run_record("finetune", cfg, fold), resume=resume,
-                                   overwrite=overwrite, done="metrics.json",
+                                   overwrite=overwrite, done=FOLD_METRICS,
                                    ignore=NOT_COMPARED)
     cfg = with_stored_momentum_form(cfg, run.config)  # a run made before the option
     with run:
         if run.status == "finished":  # (the model where it is now: the run may have moved)
-            return {**run.read_json("metrics.json"), "model": str(out / FOLD_MODEL)}
+            return {**run.read_json(FOLD_METRICS), "model": str(out / FOLD_MODEL)}
         dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
         _check_same_data(cfg, run, dataset)  # as crossval: a resume sees the data it started on
         run.write_json("skipped.json", list(dataset.skipped))
@@ -697,7 +697,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
         fusion = feats = None
         if cfg.fusion is not None:  # the hand-crafted half, fitted on the same images
             fusion, feats = _fit_late_fusion(cfg, dataset, train_idx, progress)
-        save_checkpoint(out / "model.pt", model, fold=fold, train=train_cfg.to_dict(),
+        save_checkpoint(out / FOLD_MODEL, model, fold=fold, train=train_cfg.to_dict(),
                         subset=dataset.subset, data_sha256=dataset.fingerprint()["sha256"],
                         fusion=None if fusion is None else fusion.to_state(),
                         **run_meta(cfg, len(train_idx), init_sha256))
@@ -715,7 +715,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
                 for key, p in (("center", p_center), ("ten_crop", p_ten)):
                     fused = fusion.fuse(p, X).argmax(axis=1)
                     result[f"fused_{key}"] = binary_metrics(y, fused)
-        run.write_json("metrics.json", result)  # written last: marks the run finished
+        run.write_json(FOLD_METRICS, result)  # written last: marks the run finished
         # only now: interrupted during the evaluation, a resume finds its epochs trained
         (out / TRAIN_STATE).unlink(missing_ok=True)
         return distributed.broadcast_object(result)  # DDP: the other ranks wait for it

@@ -63,7 +63,7 @@ from vsent.analyses.proposals import (
 from vsent.config import RANKINGS, SENTI_LOGS, check_seed, config_from_dict
 from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
 from vsent.errors import VsentError
-from vsent.files import NPZ_READ_ERRORS, file_sha256
+from vsent.files import NPZ_READ_ERRORS, atomic_open, file_sha256
 from vsent.inference import infer, prefetch
 
 __all__ = [
@@ -648,10 +648,8 @@ def _fold_regions(run, fold, cfg: RegionConfig, detector, device, out: Path,
                    train_global_features=tr["global_features"],
                    train_region_features=tr["region_features"])
     file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name("regions.tmp.npz")
-    np.savez(tmp, **res, checkpoint_sha256=np.asarray(sha),
-             boxes_origin=np.asarray(BOXES))
-    tmp.replace(file)  # written last: marks the fold done
+    with atomic_open(file, "wb") as f:  # written last: marks the fold done
+        np.savez(f, **res, checkpoint_sha256=np.asarray(sha), boxes_origin=np.asarray(BOXES))
     return res
 
 
