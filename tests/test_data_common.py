@@ -38,10 +38,13 @@ def test_is_int_at_least():
 
 def test_default_workers(monkeypatch):
     assert default_workers(3) == 3
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    assert default_workers(None) == default_workers(0) == 4
-    monkeypatch.setattr(os, "cpu_count", lambda: 256)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)  # the host's; this process may use 4
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    assert default_workers(None) == default_workers(0) == default_workers() == 4
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(256)), raising=False)
     assert default_workers(None) == MAX_DEFAULT_WORKERS == 32
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # not on Linux
+    assert default_workers(None) == 32
     monkeypatch.setattr(os, "cpu_count", lambda: None)
     assert default_workers(None) == 1
 

@@ -29,7 +29,6 @@ normalise, ``forward_features`` / ``forward_head`` give the features and the log
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections import deque
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vsent.data._common import default_workers
 from vsent.data.images import load_resized
 from vsent.data.transforms import Preprocess, center_crop, normalize, ten_crop
 from vsent.errors import VsentError
@@ -307,14 +307,6 @@ def check_images(images: np.ndarray, size: int) -> None:
 
 # --------------------------------------------------------------------------------------------
 # decoding ahead of the model
-
-
-def default_workers() -> int:
-    """Decoding threads when not given: the CPUs this process may use (at least 1)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _call(fn: Callable[[T], R], item: T) -> tuple[R | None, VsentError | None]:

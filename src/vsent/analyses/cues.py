@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from vsent.analyses.opencv import cv2_feature
+from vsent.data._common import default_workers
 from vsent.data.cache import cache_dir_default, content_key
 from vsent.data.datasets import Dataset
 from vsent.data.images import load_rgb
@@ -273,7 +274,7 @@ def dataset_cues(
     def work(p: Path) -> np.ndarray:
         return image_cues(np.asarray(load_rgb(p), dtype=np.uint8), params)
 
-    workers = n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
+    workers = default_workers(n_jobs if n_jobs and n_jobs > 0 else None)
     values = np.zeros((len(paths), len(CUE_NAMES)), np.float32)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         rows = pool.map(work, paths)

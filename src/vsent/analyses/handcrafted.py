@@ -22,7 +22,6 @@ the callers (:func:`vsent.analyses.baselines.fold_blocks`).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
 from vsent.data import load_rgb
+from vsent.data._common import default_workers
 from vsent.data.cache import cache_dir_default, content_key
 from vsent.errors import VsentError
 from vsent.files import mark_used, write_cache_file
@@ -294,7 +294,7 @@ def extract_features(
 
     descriptors: list[np.ndarray] = [np.zeros((0, 128), np.uint8)] * n
     decoded = 0
-    workers = n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
+    workers = default_workers(n_jobs if n_jobs and n_jobs > 0 else None)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(work, range(n))
         for i, (g, loc, desc, was_decoded) in enumerate(

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["default_workers", "is_int_at_least", "positive_int"]
+__all__ = ["default_workers", "is_int_at_least", "positive_int", "usable_cpus"]
 
 #: Most threads a data helper starts by default: decoding and hashing stop scaling well past
 #: this, and a 128-core node should not start 128 threads per call.
@@ -27,7 +27,17 @@ def positive_int(value: Any, what: str, error: type[Exception] = ValueError) -> 
     return int(value)
 
 
-def default_workers(workers: int | None) -> int:
-    """``workers``, or when it is None/0 one thread per core, at most
-    :data:`MAX_DEFAULT_WORKERS`."""
-    return workers or min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1)
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a container's share of a large host, a ``taskset``),
+    at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_workers(workers: int | None = None) -> int:
+    """``workers``, or when it is None/0 one thread per usable CPU (:func:`usable_cpus`), at
+    most :data:`MAX_DEFAULT_WORKERS`: the one rule of every decoding and feature thread pool
+    (the image cache, ``vsent predict``, ``vsent serve``, hand-crafted features, cues)."""
+    return workers or min(MAX_DEFAULT_WORKERS, usable_cpus())

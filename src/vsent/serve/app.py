@@ -59,8 +59,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from vsent import __version__
+from vsent.data._common import default_workers
 from vsent.errors import ImageError, VsentError
-from vsent.inference import default_workers
 from vsent.predict import NON_FINITE_SCORES, Predictor
 from vsent.serve.batching import BATCH_BUCKETS, MicroBatcher
 from vsent.serve.limits import Limits, TooLarge, check_pixels
