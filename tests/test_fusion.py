@@ -228,7 +228,8 @@ def test_fuse_run_with_cues(twitter_like, tmp_path):
 
 
 def test_fuse_run_refuses_incomplete_runs(twitter_like, tmp_path):
-    from vsent.analyses.fusion import fuse_run, parse_hand_features
+    from vsent.analyses.fusion import fuse_run
+    from vsent.config import RunConfig, parse_fusion_blocks
 
     with pytest.raises(VsentError, match="not a finished crossval run"):
         fuse_run(tmp_path)
@@ -253,11 +254,16 @@ def test_fuse_run_refuses_incomplete_runs(twitter_like, tmp_path):
         else:  # a 2-way surgery passes this check and stops at the lost image
             with pytest.raises(VsentError, match="have no prediction of that fold"):
                 fuse_run(run, "cues", cache_dir=tmp_path / "cache")
-    assert parse_hand_features("gch+bow+cues") == ("gch", "bow", "cues")
-    assert parse_hand_features("gch+fv") == ("gch", "fv")
-    for bad in ("sift", "gch+gch", ""):
-        with pytest.raises(VsentError, match="--fusion"):
-            parse_hand_features(bad)
+    assert parse_fusion_blocks("gch+bow+cues", "--fusion") == ("gch", "bow", "cues")
+    assert parse_fusion_blocks("gch+fv", "--fusion") == ("gch", "fv")
+    assert parse_fusion_blocks(" GCH + Bow", "--features") == ("gch", "bow")
+    for bad in ("sift", "gch+gch", "", "gch++bow", "gch+", "GCH+gch"):
+        with pytest.raises(VsentError, match="--features"):
+            parse_fusion_blocks(bad, "--features")
+    # crossval's option says it also takes none; its config stores the blocks as read
+    assert RunConfig(data="d", fusion=" GCH+Bow").fusion == "gch+bow"
+    with pytest.raises(VsentError, match="--fusion 'gch\\+\\+bow': none, or blocks"):
+        RunConfig(data="d", fusion="gch++bow")
 
 
 @pytest.mark.parametrize("damage,message", [

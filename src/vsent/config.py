@@ -72,6 +72,20 @@ EXTRA_TRAIN = ("four", "three")
 EXTRA_SCHEDULES = ("joint", "joint+finetune", "progressive")
 PROGRESSIVE_SCOPES = ("all", "extra")
 FUSION_BLOCKS = ("gch", "lch", "bow", "fv", "cues")
+
+
+def parse_fusion_blocks(spec: str, option: str, *, none_ok: bool = False) -> tuple[str, ...]:
+    """``"gch+bow+cues"`` -> ``("gch", "bow", "cues")`` (blanks and case ignored): the one
+    reading of a hand-crafted block list (``crossval --fusion``, ``vsent fuse --features``,
+    a fused model's blocks). VsentError naming ``option`` for an unknown, empty or repeated
+    block (``none_ok``: the option also takes ``none``, and says so)."""
+    parts = tuple(p.strip().lower() for p in spec.split("+"))
+    if not all(parts) or any(p not in FUSION_BLOCKS for p in parts) \
+            or len(set(parts)) != len(parts):
+        raise VsentError(f"{option} {spec!r}: {'none, or ' if none_ok else ''}blocks "
+                         f"{', '.join(FUSION_BLOCKS)} joined with '+' (each once), e.g. "
+                         "gch+bow or gch+bow+cues")
+    return parts
 #: Maps of the hand-crafted histograms (``--histogram-map``): ``none``, or ``sqrt`` - the square
 #: root of each L1-normalised histogram, so that a linear classifier computes the Hellinger
 #: kernel between histograms (elementwise: nothing is learnt from data).
@@ -399,13 +413,9 @@ class RunConfig:
         if not staged and self.finetune is not None:
             raise VsentError("--finetune-epochs/--finetune-lr apply to --extra-schedule "
                              "joint+finetune or progressive")
-        if self.fusion is not None:
-            parts = [p.strip() for p in str(self.fusion).split("+")]
-            if (not all(parts) or any(p not in FUSION_BLOCKS for p in parts)
-                    or len(set(parts)) != len(parts)):
-                raise VsentError(f"--fusion {self.fusion!r}: none, or blocks "
-                                 f"{', '.join(FUSION_BLOCKS)} joined with '+' (each once), "
-                                 "e.g. gch+bow")
+        if self.fusion is not None:  # stored as its blocks say it: "GCH + bow" is gch+bow
+            blocks = parse_fusion_blocks(str(self.fusion), "--fusion", none_ok=True)
+            object.__setattr__(self, "fusion", "+".join(blocks))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunConfig:

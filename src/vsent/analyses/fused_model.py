@@ -36,7 +36,6 @@ from vsent.analyses.fusion import (
     DEFAULT_WEIGHT,
     fit_hand_crafted,
     fuse_probabilities,
-    parse_hand_features,
 )
 from vsent.analyses.handcrafted import (
     ImageFeatures,
@@ -44,6 +43,7 @@ from vsent.analyses.handcrafted import (
     bow_histograms,
     image_features,
 )
+from vsent.config import parse_fusion_blocks
 from vsent.errors import VsentError
 
 __all__ = ["SAVED_BLOCKS", "HandCraftedModel", "LateFusion", "check_saved_blocks",
@@ -56,7 +56,7 @@ STATE_FORMAT = "vsent-late-fusion/1"
 
 def check_saved_blocks(features: str) -> tuple[str, ...]:
     """The blocks of ``features`` (e.g. ``gch+bow``); VsentError for one a model cannot carry."""
-    parts = parse_hand_features(features)
+    parts = parse_fusion_blocks(features, "--fusion")
     unsaved = [p for p in parts if p not in SAVED_BLOCKS]
     if unsaved:
         raise VsentError(f"--fusion {features!r}: a saved model can carry the blocks "

@@ -77,18 +77,17 @@ from vsent.analyses.baselines import (
     parse_features,
 )
 from vsent.analyses.handcrafted import ImageFeatures
-from vsent.config import FUSION_BLOCKS, RunConfig
+from vsent.config import RunConfig, parse_fusion_blocks
 from vsent.errors import VsentError
 
 log = logging.getLogger("vsent")
 
 __all__ = [
-    "DEFAULT_RULE", "DEFAULT_WEIGHT", "DEFAULT_WEIGHTS", "HAND_BLOCKS", "METHODS", "RULES",
+    "DEFAULT_RULE", "DEFAULT_WEIGHT", "DEFAULT_WEIGHTS", "METHODS", "RULES",
     "RUN_RULES", "fold_cnn_features",
     "HandCrafted", "baseline_fold_features", "choose_weight", "early_fusion", "ensemble_mean",
     "fit_hand_crafted",
     "fuse_probabilities", "fuse_run", "fusion_markdown", "hand_crafted_probabilities",
-    "parse_hand_features",
     "positive_probability", "predict",
 ]
 
@@ -337,10 +336,6 @@ def baseline_fold_features(feats: ImageFeatures, train: np.ndarray, feature_set:
 # late fusion of a finished cross-validation run
 
 
-#: Hand-crafted blocks :func:`fuse_run` can fuse: the baselines' and the affect cues.
-HAND_BLOCKS = FUSION_BLOCKS
-
-
 def check_two_way(num_outputs: int, model: str, model_kwargs: dict[str, Any], what: str) -> None:
     """VsentError unless the model has 2 outputs: late fusion needs its P(positive), which a
     many-way softmax (a raw ablation such as CaffeNet fc8-1000) does not give. ``what`` names
@@ -374,17 +369,6 @@ def check_run_two_way(cfg: dict[str, Any], what: str) -> None:
         log.info("%s: %s cannot be built here to check its output width (%s)", what, name, exc)
         return
     check_two_way(width, name, kwargs, what)
-
-
-def parse_hand_features(spec: str, option: str = "--fusion") -> tuple[str, ...]:
-    """``"gch+bow+cues"`` -> ("gch", "bow", "cues"); VsentError naming ``option`` and a bad
-    block."""
-    parts = tuple(p.strip().lower() for p in spec.split("+") if p.strip())
-    bad = [p for p in parts if p not in HAND_BLOCKS]
-    if not parts or bad or len(set(parts)) != len(parts):
-        raise VsentError(f"{option} {spec!r}: blocks {', '.join(HAND_BLOCKS)} joined with '+' "
-                         f"(each once), e.g. gch+bow or gch+bow+cues")
-    return parts
 
 
 def fold_cnn_features(run: Path, dataset: Any, folds: Sequence[Any], *,
@@ -500,7 +484,7 @@ def fuse_run(
         read_config,
     )
 
-    blocks_wanted = parse_hand_features(features)
+    blocks_wanted = parse_fusion_blocks(features, "--features")
     if rule not in RUN_RULES:
         raise VsentError(f"--rule {rule!r}: choose one of {', '.join(RUN_RULES)}")
     if not 0.0 <= weight <= 1.0:  # checked before any work, not at the first fold

@@ -85,11 +85,12 @@ def run_fuse(args: argparse.Namespace) -> int:
 
     from vsent.analyses.baselines import BaselineConfig
     from vsent.analyses.compare import check_finished_run
-    from vsent.analyses.fusion import fuse_run, fusion_markdown, parse_hand_features
+    from vsent.analyses.fusion import fuse_run, fusion_markdown
+    from vsent.config import parse_fusion_blocks
     from vsent.errors import VsentError
     from vsent.runs import FOLDS, SUMMARY, check_inputs, check_run_data, open_run_dir, read_config
 
-    features = "+".join(parse_hand_features(args.features, "--features"))
+    features = "+".join(parse_fusion_blocks(args.features, "--features"))
     if not 0.0 <= args.weight <= 1.0:
         raise VsentError(f"--weight {args.weight!r} is out of range (0 .. 1)")
     if args.rule == "early" and args.weight != WEIGHT_DEFAULT:
