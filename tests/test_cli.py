@@ -93,10 +93,11 @@ def test_data_is_recorded_as_an_absolute_path(command, tmp_path, monkeypatch):
 
 
 def test_help_defaults_are_those_of_the_analyses():
-    from vsent.analyses import baselines, explain, layers, proposals, regions
+    from vsent.analyses import baselines, explain, fusion, layers, proposals, regions
     from vsent.cli import baselines as cli_baselines
     from vsent.cli import common
     from vsent.cli import explain as cli_explain
+    from vsent.cli import fuse as cli_fuse
     from vsent.cli import layers as cli_layers
     from vsent.cli import regions as cli_regions
     from vsent.data.datasets import SUBSETS
@@ -110,6 +111,8 @@ def test_help_defaults_are_those_of_the_analyses():
     assert cli_layers.DEFAULT_CS == layers.DEFAULT_CS
     assert cli_baselines.FEATURE_SETS == baselines.FEATURE_SETS
     assert cli_explain.TARGETS == explain.TARGETS
+    assert (cli_fuse.RUN_RULES, cli_fuse.METHODS, cli_fuse.DEFAULT_WEIGHT) == \
+        (fusion.RUN_RULES, fusion.METHODS, fusion.DEFAULT_WEIGHT)
     assert common.SUBSETS == SUBSETS
 
 

@@ -15,12 +15,12 @@ import argparse
 from vsent.cli.common import progress_enabled
 from vsent.config import EXTRA_TRAIN, HISTOGRAM_MAPS
 
-#: The CNN's weight of the rule fixed in advance (P = 0.5 p_cnn + 0.5 p_hand).
-WEIGHT_DEFAULT = 0.5
-#: Choices of --rule and --classifier (as vsent.analyses.fusion.RUN_RULES / METHODS, without
-#: importing scikit-learn).
-RULES = ("mean", "logit", "early")
-CLASSIFIERS = ("logistic", "svm")
+#: vsent.analyses.fusion's DEFAULT_WEIGHT (the CNN's weight of the rule fixed in advance,
+#: P = 0.5 p_cnn + 0.5 p_hand), RUN_RULES (--rule) and METHODS (--classifier), repeated here
+#: so that the parser does not import scikit-learn (tests/test_cli.py keeps them equal).
+DEFAULT_WEIGHT = 0.5
+RUN_RULES = ("mean", "logit", "early")
+METHODS = ("logistic", "svm")
 #: config.json keys recorded since fusions were first made (the hand-crafted settings and the
 #: classifier's seed): compared only with a stored config that has them, so a fusion made
 #: before stays finished.
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features", default="gch+bow",
                    help="hand-crafted blocks gch, lch, bow, fv (Fisher vectors), cues joined "
                         "with '+' (default gch+bow)")
-    p.add_argument("--rule", choices=RULES, default="mean",
+    p.add_argument("--rule", choices=RUN_RULES, default="mean",
                    help="mean: w p_cnn + (1 - w) p_hand; logit: weighted mean of logits "
                         "(product of experts; at --weight 0.5 the same labels as mean, only "
                         "the probabilities differ); early: one classifier on the fold models' "
@@ -49,9 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "network has fitted: an in-sample fit that favours the CNN block; no "
                         "test image is seen, but the fit is optimistic (report it beside the "
                         "late rules, not instead of them); default mean")
-    p.add_argument("--weight", type=float, default=WEIGHT_DEFAULT,
-                   help=f"weight w of the CNN, 0..1 (default {WEIGHT_DEFAULT})")
-    p.add_argument("--classifier", choices=CLASSIFIERS, default="logistic",
+    p.add_argument("--weight", type=float, default=DEFAULT_WEIGHT,
+                   help=f"weight w of the CNN, 0..1 (default {DEFAULT_WEIGHT})")
+    p.add_argument("--classifier", choices=METHODS, default="logistic",
                    help="logistic regression (C by inner log-loss) or the baselines' linear "
                         "SVM with Platt scaling; default logistic")
     p.add_argument("--histogram-map", choices=HISTOGRAM_MAPS, default="none",
@@ -93,7 +93,7 @@ def run_fuse(args: argparse.Namespace) -> int:
     features = "+".join(parse_fusion_blocks(args.features, "--features"))
     if not 0.0 <= args.weight <= 1.0:
         raise VsentError(f"--weight {args.weight!r} is out of range (0 .. 1)")
-    if args.rule == "early" and args.weight != WEIGHT_DEFAULT:
+    if args.rule == "early" and args.weight != DEFAULT_WEIGHT:
         raise VsentError("--weight: the early rule has no weight (one classifier on both "
                          "feature sets)")
     check_finished_run(args.run, "crossval run")
