@@ -325,7 +325,7 @@ def test_card_versions_are_the_checkpoints_in_a_run_resumed_after_an_upgrade(run
 
     pytest.importorskip("fastapi")
     from vsent.predict import Predictor
-    from vsent.serve.app import model_card as served_card
+    from vsent.serve.app import served_card
 
     (run_dir / "versions.json").write_text(json.dumps({
         "vsent": "0.0.9", "torch": "2.9.0", "git_commit": "abc", "argv": ["/srv/x/vsent"],

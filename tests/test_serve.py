@@ -1020,17 +1020,17 @@ def test_the_model_card_shows_no_folder_of_the_server(tmp_path):
     business: /v1/model names files, never their folders, for a checkpoint and an export."""
     from vsent.export import OnnxPredictor, export_metadata, export_model, export_module
     from vsent.models.card import model_card as card_of
-    from vsent.serve.app import model_card
+    from vsent.serve.app import served_card
 
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "run" / "model.pt", create_model("smallcnn"),
                            init=str(tmp_path / "weights" / "start.pt"),
                            data=str(tmp_path / "data" / "twitter1"), fold=2,
                            folds=str(tmp_path / "runs" / "q" / "folds.json"))  # --folds PATH
-    card = model_card(ckpt, Predictor.from_checkpoint(ckpt, device="cpu"))
+    card = served_card(ckpt, Predictor.from_checkpoint(ckpt, device="cpu"))
     ts = tmp_path / "exports" / "m.ts"
     export_model(ckpt, ts, format="torchscript")
-    exported = model_card(ts, OnnxPredictor.from_file(ts, device="cpu"))
+    exported = served_card(ts, OnnxPredictor.from_file(ts, device="cpu"))
     for served in (card, exported):
         assert str(tmp_path) not in json.dumps(served)
         assert served["weights"]["init"] == served["weights"]["location"] == "start.pt"
@@ -1043,13 +1043,13 @@ def test_the_model_card_shows_no_folder_of_the_server(tmp_path):
     # named split schemes stay as they are
     named = save_checkpoint(tmp_path / "named.pt", create_model("smallcnn"), fold=1,
                             folds="campos")
-    assert model_card(named, Predictor.from_checkpoint(named, device="cpu"))["training"][
+    assert served_card(named, Predictor.from_checkpoint(named, device="cpu"))["training"][
         "folds"] == "campos"
     # an export written without a stored card (export_module: e.g. a zero-shot model)
     model = create_model("smallcnn")
     bare = tmp_path / "secret_folder" / "nocard.ts"
     export_module(model, bare, metadata=export_metadata(model, {}), format="torchscript")
-    served = model_card(bare, OnnxPredictor.from_file(bare, device="cpu"))
+    served = served_card(bare, OnnxPredictor.from_file(bare, device="cpu"))
     assert str(tmp_path) not in json.dumps(served)
     assert served["checkpoint"] is None and served["engine"] == "torchscript"
     assert served["export"]["file"] == "nocard.ts" and served["model"]["name"] == "smallcnn"

@@ -5,7 +5,7 @@ see :mod:`vsent.serve.app` for the endpoints, :mod:`vsent.serve.batching` for th
 micro-batching and :mod:`vsent.serve.limits` for the limits. Needs the ``serve`` extra.
 """
 
-from vsent.serve.app import ServeConfig, create_app, model_card
+from vsent.serve.app import ServeConfig, create_app, served_card
 from vsent.serve.limits import Limits
 
-__all__ = ["Limits", "ServeConfig", "create_app", "model_card"]
+__all__ = ["Limits", "ServeConfig", "create_app", "served_card"]

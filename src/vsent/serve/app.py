@@ -65,7 +65,7 @@ from vsent.predict import NON_FINITE_SCORES, Predictor
 from vsent.serve.batching import BATCH_BUCKETS, MicroBatcher
 from vsent.serve.limits import Limits, TooLarge, check_pixels
 
-__all__ = ["ServeConfig", "Service", "create_app", "model_card"]
+__all__ = ["ServeConfig", "Service", "create_app", "served_card"]
 
 log = logging.getLogger("vsent")
 STATIC = Path(__file__).parent / "static"
@@ -125,13 +125,14 @@ def decode_image(predictor: Predictor, data: bytes) -> np.ndarray:
     return predictor.decode(data)
 
 
-def predict_arrays(predictor: Predictor, arrays: np.ndarray) -> np.ndarray:
+def network_scores(predictor: Predictor, arrays: np.ndarray) -> np.ndarray:
     """uint8 (N, S, S, 3) -> the network's softmax scores (N, C), with the predictor's
-    oversampling (a late-fused model's hand-crafted half is added per request)."""
+    oversampling: before late fusion, unlike :meth:`Predictor.predict_arrays` (a late-fused
+    model's hand-crafted half is added per request)."""
     return predictor.network_scores(arrays)
 
 
-def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str, Any]:
+def served_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str, Any]:
     """What ``GET /v1/model`` answers: :func:`vsent.models.card.model_card` of the checkpoint
     (architecture, weights, training data, the run's cross-validated metrics, preprocessing,
     versions) plus ``vsent_version``, the version serving it.
@@ -152,9 +153,9 @@ def model_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str,
         card["export"] = {**card["export"], "file": Path(card["export"]["file"]).name}
         card["engine"] = engine
     elif checkpoint is not None:
-        from vsent.models.card import model_card as card_of
+        from vsent.models.card import model_card
 
-        card = dict(card_of(checkpoint))
+        card = dict(model_card(checkpoint))
     else:
         model = predictor.model
         spec = dict(model.spec)  # set by create_model, load_checkpoint and ExportedModule
@@ -228,7 +229,7 @@ class Service:
         self.fusion = predictor.fusion
         self.device = predictor.device
         self.class_names = list(predictor.class_names)
-        self.card = model_card(checkpoint, predictor)
+        self.card = served_card(checkpoint, predictor)
         engine = getattr(self.model, "engine", None)  # an export has no layers to look into
         info = getattr(self.model, "info", None)
         why_not = {"explain": None, "regions": None}
@@ -252,7 +253,7 @@ class Service:
                                               thread_name_prefix="vsent-decode")
         wait = self.config.max_wait_ms / 1000.0
         self.batchers = {
-            ov: MicroBatcher(lambda a, p=p: predict_arrays(p, a), self.model_pool,
+            ov: MicroBatcher(lambda a, p=p: network_scores(p, a), self.model_pool,
                              max_batch=self.config.max_batch, max_wait_s=wait)
             for ov, p in self.predictors.items()
         }
