@@ -334,7 +334,7 @@ class RunConfig:
     finetune: TrainConfig | None = None
     fusion: str | None = None  # hand-crafted blocks fused with the CNN, e.g. "gch+bow"
     # issue 11 (vsent.frozen, vsent.zeroshot); left out of config.json at their defaults
-    train_mode: str = "all"  # TRAIN_MODES: all (fine-tune), head (frozen features), last-N
+    train_mode: str = "all"  # all (fine-tune), head (frozen features), last-N: parse_train_mode
     head: str = "linear"  # HEADS, for train_mode "head": linear (the solver) or logistic
     zero_shot: bool = False  # CLIP zero-shot scoring by prompts, no training (init = a tag)
     prompts: dict[str, list[str]] | None = None  # zero-shot prompts (None: the defaults)

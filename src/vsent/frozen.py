@@ -52,7 +52,7 @@ from vsent.files import mark_used, write_cache_file
 from vsent.inference import check_images, infer, prepare, resolve_device
 
 __all__ = [
-    "HEADS", "LOGISTIC_CS", "TRAIN_MODES", "cached_features", "check_train_mode", "feature_key",
+    "HEADS", "LOGISTIC_CS", "cached_features", "check_train_mode", "feature_key",
     "fit_head",
     "fit_logistic_head", "fit_linear_head", "freeze_all_but_last", "parse_train_mode",
     "train_blocks", "weights_digest",
@@ -60,8 +60,6 @@ __all__ = [
 
 log = logging.getLogger("vsent")
 
-#: ``--train`` values (``last-N``: N a positive integer).
-TRAIN_MODES = ("all", "head", "last-N")
 #: Inverse regularisation strengths tried by the inner cross-validation of ``--head logistic``.
 LOGISTIC_CS = tuple(float(c) for c in np.logspace(-4, 4, 9))
 #: Inner folds of the logistic head's C search (fewer when a class has fewer images).

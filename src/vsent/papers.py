@@ -21,6 +21,8 @@ from dataclasses import dataclass
 SOURCE_FILE = "shared/papers/published.md"
 #: Printed in place of a cell whose value is not available.
 NOT_AVAILABLE_TEXT = "not available"
+#: Said of a row that the paper does not have (a table of ours with more rows than its).
+NOT_IN_PAPER_TEXT = "not in the paper"
 
 
 @dataclass(frozen=True)
@@ -244,8 +246,6 @@ for _row, _sun_row in (("pcnn", "pcnn_caffenet"), ("sentibank", "sentibank")):
 del _row, _sun_row, _subset
 #: You et al.'s 2CONV-4FC network fine-tuned on Twitter I, 5-fold: subset -> metric -> value.
 YOU2015_CNN = YOU2015_TABLE6["cnn"]
-#: You et al.'s PCNN on Twitter I, 5-fold: subset -> metric -> value.
-YOU2015_PCNN = YOU2015_TABLE6["pcnn"]
 
 
 def all_published() -> list[tuple[str, Published]]:

@@ -1,7 +1,8 @@
 """Run directories: a command writes its config, versions, seed, logs and results in one place.
 
 The one policy for opening an output directory (every command that writes a run directory:
-crossval, finetune, layers, regions, baselines, pcnn, pcnn-transfer, explain, reproduce)::
+crossval, finetune, layers, regions, baselines, pcnn, pcnn-transfer, explain, reproduce,
+fuse, ensemble)::
 
     open_run_dir(out, config, *, resume=False, overwrite=False, done="summary.json") -> RunDir
 

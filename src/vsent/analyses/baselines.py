@@ -79,7 +79,7 @@ LABELS = {
 #: ``published_status`` of a row of the paper whose values are not available, and of a row the
 #: paper does not have; the tables print these words in brackets.
 NOT_AVAILABLE = papers.NOT_AVAILABLE_TEXT
-NOT_IN_PAPER = "not in the paper"
+NOT_IN_PAPER = papers.NOT_IN_PAPER_TEXT
 PUBLISHED_SOURCE = (
     f"{papers.YOU2015}, Twitter 5-fold table, as recorded in vsent.papers. "
     f"{NOT_AVAILABLE} = in the paper, but the value is not available here (left empty rather "

@@ -1,6 +1,7 @@
 """Fusing the CNN with hand-crafted classifiers and cues (issue 10, levers 3 and 4).
 
-Pure functions; the cross-validation loop that calls them lives in :mod:`vsent.crossval`.
+The fusion rules are pure functions; :func:`fuse_run` is the fold loop of ``vsent fuse`` and
+``crossval --fusion`` (it reads a finished run's folds and predictions).
 
 What ``vsent fuse``, ``crossval --fusion`` and ``vsent ensemble`` use:
 

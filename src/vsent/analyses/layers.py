@@ -968,16 +968,9 @@ def plot_layers(summary: Mapping[str, Any], path: str | Path,
     return figures.save_figure(fig, path, dpi=120)
 
 
-def remove_features(out: str | Path) -> None:
-    """Delete the cached feature files of an analysis (results and Gram matrices stay)."""
-    for p in Path(out).glob("features/fold*/*.npy"):
-        if not p.name.endswith(".gram.npy"):
-            p.unlink()
-
-
 __all__ = [
     "CLASSIFIERS", "CenterScale", "DEFAULT_CS", "DEFAULT_MAX_FEATURES", "LayersConfig",
     "ProbeConfig", "extract_features", "gram_embedding", "gram_matrix", "layer_probes",
     "layers_markdown", "linear_probe", "make_classifier", "plot_layers", "pooled_grid",
-    "probe_features", "remove_features", "summarize",
+    "probe_features", "summarize",
 ]

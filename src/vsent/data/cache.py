@@ -217,7 +217,7 @@ def cache_images(
     size: int = 256,
     workers: int | None = None,
 ) -> np.ndarray:
-    """Decode and warp images in memory (no disk cache), for prediction on a few inputs.
+    """Decode and warp images in memory (no disk cache): a small batch, e.g. in a notebook.
 
     Parameters
     ----------

@@ -3,8 +3,9 @@
 A registered builder returns an ``nn.Module`` that
 
 * has ``model.info``: a frozen :class:`ModelInfo` saying what analyses need to know (layers to
-  probe and how to pool them, the Grad-CAM layer, the feature layer for regions and early
-  fusion, preprocessing, head, default lr, width of the logits);
+  probe and how to pool them, the Grad-CAM layer, the width of ``forward_features``
+  (``feature_dim``: regions and early fusion use it), preprocessing, head, default lr, width
+  of the logits);
 * implements ``forward_features(x: float (B, 3, H, W)) -> float (B, D)``: the pooled, flattened
   input of the classification head (the "penultimate feature");
 * implements ``forward_head(features: (B, D)) -> logits (B, info.num_outputs)``;

@@ -4,7 +4,8 @@ A checkpoint is a ``torch.save``'d dict::
 
     {"format": "vsent-checkpoint/1", "spec": model.spec, "state_dict": ...,
      "preprocess": model.info.preprocess.to_dict(), "class_names": [...],
-     "info": {"family", "extra"}, "versions": {...}, "meta": {...}[, "fusion": {...}]}
+     "info": {"family", "extra", "num_outputs"}, "versions": {...}, "meta": {...}
+     [, "fusion": {...}]}
 
 ``versions`` (vsent, torch, ... and timm/open_clip for those families) is recorded when the file
 is written; ``meta`` is what the caller passes: crossval/finetune give ``init``, ``data``,

@@ -36,7 +36,7 @@ RANDOM_LABEL = "random init, not comparable to the paper"
 #: Shown for a published cell whose value is not available.
 NOT_AVAILABLE = papers.NOT_AVAILABLE_TEXT
 #: Shown for a row the paper does not have.
-NOT_IN_PAPER = "n/a (not in the paper)"
+NOT_IN_PAPER = f"n/a ({papers.NOT_IN_PAPER_TEXT})"
 #: Shown for a measured cell whose sub-run did not run.
 NOT_RUN = "not run"
 #: Shown for a measured cell whose sub-run wrote its file, but without the value.
