@@ -15,7 +15,7 @@ import vsent.analyses.layers as L
 from vsent.analyses.layers import (
     LayersConfig,
     ProbeConfig,
-    extract_features,
+    extract_layer_features,
     gram_embedding,
     gram_matrix,
     layer_probes,
@@ -244,7 +244,7 @@ def test_extract_features_writes_each_layer(tmp_path, twitter_like):
     model = create_model("smallcnn", **TINY).eval()
     images = image_cache(dataset, size=model.info.preprocess.resize, progress=False)
     rows = np.array([5, 0, 3, 9, 1, 2, 7])
-    info = extract_features(model, images, tmp_path / "f", rows=rows, batch_size=3,
+    info = extract_layer_features(model, images, tmp_path / "f", rows=rows, batch_size=3,
                             max_features=1000)
     assert list(info) == list(model.info.probe_layers)
     # block1 4x28x28 = 3136 > 1000: pooled to 15x15; block2 8x14x14 = 1568: 11x11; pool, fc raw
@@ -258,7 +258,8 @@ def test_extract_features_writes_each_layer(tmp_path, twitter_like):
     np.testing.assert_allclose(np.load(info["features.block2"]["path"]), want, rtol=1e-5,
                                atol=1e-6)
     np.testing.assert_allclose(np.load(info["fc"]["path"]), logits.numpy(), rtol=1e-5, atol=1e-6)
-    raw = extract_features(model, images, tmp_path / "raw", rows=rows, layers=["features.block1"])
+    raw = extract_layer_features(model, images, tmp_path / "raw", rows=rows,
+                                 layers=["features.block1"])
     assert raw["features.block1"]["dim"] == 4 * 28 * 28
     assert np.load(raw["features.block1"]["path"]).shape == (len(rows), 3136)
 
@@ -269,7 +270,7 @@ def test_extract_features_pools_as_the_model_declares(tmp_path):
     model = create_model("smallcnn", **TINY).eval()
     model.info = dataclasses.replace(model.info, probe_pool={"features.block1": "avg"})
     images = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
-    info = extract_features(model, images, tmp_path / "avg", max_features=1000,
+    info = extract_layer_features(model, images, tmp_path / "avg", max_features=1000,
                             layers=["features.block1", "features.block2"])
     assert info["features.block1"]["dim"] == 4 and info["features.block1"]["pooled"] == 1
     assert info["features.block2"]["pooled"] == 11  # "flatten" (default): the size bound
@@ -289,7 +290,7 @@ def test_torchvision_stages_are_pooled_to_a_bounded_size(tmp_path):
     assert L._resolve_max_features("auto", "resnet18") == L.DEFAULT_MAX_FEATURES
     assert L._resolve_max_features("auto", "caffenet") is None
     images = np.random.default_rng(0).integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
-    info = extract_features(model, images, tmp_path, max_features=L.DEFAULT_MAX_FEATURES)
+    info = extract_layer_features(model, images, tmp_path, max_features=L.DEFAULT_MAX_FEATURES)
     # layer1 64x56x56 -> 32x32 grid, layer2 128x28x28 -> 22x22; later stages fit raw
     assert {n: info[n]["dim"] for n in info} == {
         "layer1": 64 * 32 * 32, "layer2": 128 * 22 * 22, "layer3": 256 * 14 * 14,
@@ -388,7 +389,7 @@ def test_probes_fit_the_fold_training_rows_with_their_own_labels(tmp_path, run_d
 def test_resume_after_interrupt_computes_only_missing(tmp_path, run_dir, monkeypatch):
     out = tmp_path / "layers"
     cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu")
-    real_probe, real_extract = L.linear_probe, L.extract_features
+    real_probe, real_extract = L.linear_probe, L.extract_layer_features
     calls = {"probe": 0, "extract": 0}
 
     def interrupting_probe(*a, **kw):
@@ -402,7 +403,7 @@ def test_resume_after_interrupt_computes_only_missing(tmp_path, run_dir, monkeyp
         return real_extract(*a, **kw)
 
     monkeypatch.setattr(L, "linear_probe", interrupting_probe)
-    monkeypatch.setattr(L, "extract_features", counting_extract)
+    monkeypatch.setattr(L, "extract_layer_features", counting_extract)
     with pytest.raises(KeyboardInterrupt):
         layer_probes(cfg, out, progress=False)
     done = sorted(p.relative_to(out).as_posix() for p in out.glob("results/*/*.json"))
@@ -452,13 +453,13 @@ def test_subset_of_layers_and_folds_then_the_rest(tmp_path, run_dir, monkeypatch
     # then the rest: every layer of every fold (fold 2's other layers too), pool of fold 2
     # extracted once
     extracted: list[tuple[int, list[str]]] = []
-    real_extract = L.extract_features
+    real_extract = L.extract_layer_features
 
     def recording_extract(model, images, feat_dir, *, layers, **kw):
         extracted.append((int(Path(feat_dir).name.removeprefix("fold")), list(layers)))
         return real_extract(model, images, feat_dir, layers=layers, **kw)
 
-    monkeypatch.setattr(L, "extract_features", recording_extract)
+    monkeypatch.setattr(L, "extract_layer_features", recording_extract)
     summary = layer_probes(LayersConfig(run=str(run_dir), probe=PROBE, device="cpu"), out,
                            progress=False)
     layers = ["features.block1", "features.block2", "pool", "fc"]
@@ -623,7 +624,7 @@ def test_a_misspelt_layer_is_refused_first_naming_the_probe_layers(tmp_path, run
 def test_too_many_inner_splits_are_refused_before_any_extraction(tmp_path, run_dir, monkeypatch):
     """Each fold's smaller class must fill --inner-splits folds: checked before fold 1's
     features are extracted (hours for CaffeNet), and --out is not created."""
-    monkeypatch.setattr(L, "extract_features", lambda *a, **kw: pytest.fail("extracted"))
+    monkeypatch.setattr(L, "extract_layer_features", lambda *a, **kw: pytest.fail("extracted"))
     cfg = LayersConfig(run=str(run_dir), probe=ProbeConfig(inner_splits=50), device="cpu")
     with pytest.raises(VsentError, match=r"^fold 1: the training images have \d+ of one class, "
                                          r"fewer than --inner-splits 50"):

@@ -49,7 +49,7 @@ import numpy as np
 from vsent.data.datasets import IMAGE_EXTENSIONS
 from vsent.errors import VsentError
 from vsent.files import atomic_write_text, file_sha256, temp_path
-from vsent.predict import ROW_FIELDS
+from vsent.predict import ROW_FIELDS, error_row
 from vsent.progress import on_terminal
 
 try:
@@ -78,11 +78,6 @@ class Unmatched:
 
     def row(self) -> Row:
         return error_row(self.path, self.reason)
-
-
-def error_row(path: str, error: str) -> Row:
-    """The row of an item that could not be scored."""
-    return {"path": path, "prob_positive": None, "label": None, "error": error}
 
 
 # --------------------------------------------------------------------------------------------

@@ -66,8 +66,9 @@ AUGMENTS = ("crop-flip", "trivial")
 #: the two drawn per batch (``mixup|cutmix``, as torchvision's classification references).
 MIXES = ("none", "mixup", "cutmix", "mixup|cutmix")
 #: Issue 10: weakly labelled extra training subsets (``--extra-train``), how they are used
-#: (``--extra-schedule``, see :func:`vsent.crossval.train_fold`), which rows the progressive
-#: step may drop, and the hand-crafted blocks of late fusion (``--fusion``, joined with '+').
+#: (``--extra-schedule``, see :func:`vsent.crossval.train_fold_with_extra`), which rows the
+#: progressive step may drop, and the hand-crafted blocks of late fusion (``--fusion``, joined
+#: with '+').
 EXTRA_TRAIN = ("four", "three")
 EXTRA_SCHEDULES = ("joint", "joint+finetune", "progressive")
 PROGRESSIVE_SCOPES = ("all", "extra")
@@ -349,10 +350,10 @@ class RunConfig:
         check_seed(self.seed)
         if self.train.seed != self.seed:  # a TrainConfig built apart keeps its default seed
             object.__setattr__(self, "train", self.train.replace(seed=self.seed))
-        self._validate_issue10()
-        self._validate_issue11()
+        self._validate_extra_and_fusion()
+        self._validate_train_mode()
 
-    def _validate_issue11(self) -> None:
+    def _validate_train_mode(self) -> None:
         """--train / --head / --zero-shot and their combinations."""
         mode = self.train_mode
         parse_train_mode(mode)
@@ -390,7 +391,7 @@ class RunConfig:
         if changed:
             raise zero_shot_train_error(changed)
 
-    def _validate_issue10(self) -> None:
+    def _validate_extra_and_fusion(self) -> None:
         """The --extra-train / --extra-schedule / --fusion options and their combinations."""
         if self.extra_train not in (None, *EXTRA_TRAIN):
             raise VsentError(f"--extra-train {self.extra_train!r}: choose one of none, "

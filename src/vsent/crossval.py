@@ -7,7 +7,7 @@ A cross-validation run directory holds (see docs/ARCHITECTURE.md)::
     fold<k>/model.pt  fold<k>/metrics.json  fold<k>/predictions.csv  fold<k>/history.json
     fold<k>/train_state.pt                               (while fold k trains)
     predictions.csv  summary.json  summary.md  curves.png (training and ROC curves)
-    extra.json  fold<k>/stages/  fold<k>/removal.csv     (--extra-train, see train_fold)
+    extra.json  fold<k>/stages/  fold<k>/removal.csv     (--extra-train, see train_fold_with_extra)
     fusion/predictions.csv  (+ summary.json["fusion"])   (--fusion, see _fuse)
 
 A fine-tuning run directory (:func:`finetune`) holds config.json, versions.json, run.log,
@@ -59,13 +59,13 @@ from vsent.runs import (
     CrossvalRun,
     RunDir,
     Timer,
-    changed_data,
     check_data_record,
     check_run_dir,
-    data_changed,
+    data_change_error,
     data_record,
     fold_dir,
     fold_done,
+    make_data_change_error,
     open_run,
     read_record,
 )
@@ -287,7 +287,7 @@ def _earlier_seconds(fdir: Path) -> float:
     total = sum(state_seconds(p) for p in (fdir / TRAIN_STATE,
                                            *sorted((fdir / "stages").glob("*_state.pt"))))
     for file in sorted((fdir / "stages").glob("*.json")):
-        # a damaged one counts nothing (train_fold reads it, and says so: _finished_stage)
+        # a damaged one counts nothing (train_fold_with_extra says so: _finished_stage)
         with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
             total += sum(float(h.get("seconds", 0.0)) for h in json.loads(file.read_text()))
     return total
@@ -410,7 +410,7 @@ def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None,
                               np.sort(fold.train), state_path=state, progress=progress,
                               desc=f"fold {fold.index}")
     else:  # --extra-train: the schedule's stages (the last one resumes from ``state``)
-        history = train_fold(cfg, model, images, labels, joint, fold, train_cfg, fdir,
+        history = train_fold_with_extra(cfg, model, images, labels, joint, fold, train_cfg, fdir,
                              progress=progress)
     if not distributed.is_main():  # DDP: rank 0 alone saves, evaluates and writes the fold
         return distributed.broadcast_object(None)
@@ -481,21 +481,22 @@ def _check_same_extra(cfg: RunConfig, run: RunDir, extra) -> None:
                 and fingerprint.keys() >= set(FINGERPRINT_KEYS)):
             raise VsentError(f"{file}: not the record of an extra training set; "
                              f"{RECORD_REMEDY}")
-        error = changed_data(fingerprint, extra, data, f"{run.path} started", file, remedy)
+        error = data_change_error(fingerprint, extra, data, f"{run.path} started", file, remedy)
         if error is not None:
             raise error
     # a vsent that kept no fingerprint: its names and labels are compared, then kept
     elif (then.get("names"), then.get("labels")) == (extra.names, extra.labels.tolist()):
         run.write_json(EXTRA_RECORD, record)
     else:
-        raise data_changed(data, f"{run.path} started", {"n_images": then.get("n"),
+        raise make_data_change_error(data, f"{run.path} started", {"n_images": then.get("n"),
                                                          "n_positive": then.get("n_positive")},
                            extra.fingerprint(), file, remedy)
 
 
-def train_fold(cfg: RunConfig, model: nn.Module, images: np.ndarray, labels: np.ndarray,
-               joint: JointSet, fold: Fold, train_cfg: TrainConfig, fdir: Path, *,
-               progress: bool = True) -> list[dict[str, Any]]:
+def train_fold_with_extra(cfg: RunConfig, model: nn.Module, images: np.ndarray,
+                          labels: np.ndarray, joint: JointSet, fold: Fold,
+                          train_cfg: TrainConfig, fdir: Path, *,
+                          progress: bool = True) -> list[dict[str, Any]]:
     """Train ``model`` on fold ``fold`` with the extra images, by ``cfg.extra_schedule``.
 
     ``images`` / ``labels`` (N_base + N_extra, ...) hold the base rows first (the fold's

@@ -34,7 +34,8 @@ ROW_FIELDS = ("path", "prob_positive", "label", "error")
 NON_FINITE_SCORES = "non-finite scores (the model's weights hold NaN/inf?)"
 
 
-def _error_row(path: str, error: str) -> dict[str, Any]:
+def error_row(path: str, error: str) -> dict[str, Any]:
+    """The row of an item that could not be scored (every engine writes it)."""
     return {"path": path, "prob_positive": None, "label": None, "error": error}
 
 
@@ -44,7 +45,7 @@ def scores_row(path: str, probs: np.ndarray, class_names: Sequence[str]) -> dict
     weights that overflow) are the error row :data:`NON_FINITE_SCORES`: their argmax would
     be class 0, "negative"."""
     if not np.isfinite(probs).all():
-        return _error_row(path, NON_FINITE_SCORES)
+        return error_row(path, NON_FINITE_SCORES)
     k = int(probs.argmax())
     label = class_names[k] if k < len(class_names) else str(k)
     return {"path": path, "prob_positive": round(float(probs[1]), 6), "label": label,
@@ -185,6 +186,6 @@ class Predictor:
                      if len(batch.images) else iter(()))
             for path, error in zip(batch.items, batch.errors, strict=True):
                 if error is not None:
-                    yield _error_row(str(path), str(error))
+                    yield error_row(str(path), str(error))
                     continue
                 yield scores_row(str(path), next(probs), self.class_names)

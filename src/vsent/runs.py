@@ -808,20 +808,20 @@ def check_data_record(file: Path, dataset: Dataset, data: str, since: str, remed
     if not file.exists():  # (a folder there: read_record says so)
         return
     then = read_record(file, "a dataset", FINGERPRINT_KEYS)
-    error = changed_data(then, dataset, data, since, file, remedy)
+    error = data_change_error(then, dataset, data, since, file, remedy)
     if error is not None:
         raise error
 
 
-def changed_data(then: Mapping[str, Any], dataset: Dataset, data: str, since: str, file: Path,
-                 remedy: str) -> VsentError | None:
-    """The error (:func:`data_changed`) for ``dataset`` when it is not the data that the record
-    ``then`` (:func:`data_record`, or a fingerprint alone) describes, naming the images that
-    changed when ``then`` has their digests; None when it is the same data."""
+def data_change_error(then: Mapping[str, Any], dataset: Dataset, data: str, since: str,
+                      file: Path, remedy: str) -> VsentError | None:
+    """The error (:func:`make_data_change_error`) for ``dataset`` when it is not the data that
+    the record ``then`` (:func:`data_record`, or a fingerprint alone) describes, naming the
+    images that changed when ``then`` has their digests; None when it is the same data."""
     now = dataset.fingerprint()
     if all(then.get(key) == now[key] for key in now):  # not then != now: ITEM_DIGESTS is no data
         return None
-    return data_changed(data, since, then, now, file, remedy,
+    return make_data_change_error(data, since, then, now, file, remedy,
                         changed=_changed_items(then, dataset))
 
 
@@ -854,9 +854,9 @@ def _changed_items(then: Mapping[str, Any], dataset: Dataset) -> list[str] | Non
             if digest not in known]
 
 
-def data_changed(data: str, since: str, then: Mapping[str, Any], now: Mapping[str, Any],
-                 file: Path, remedy: str, *, changed: Sequence[str] | None = None
-                 ) -> VsentError:
+def make_data_change_error(data: str, since: str, then: Mapping[str, Any],
+                           now: Mapping[str, Any], file: Path, remedy: str, *,
+                           changed: Sequence[str] | None = None) -> VsentError:
     """The error of :func:`check_data_record` (and of an ``--extra-train`` set that changed):
     ``then`` and ``now`` hold ``n_images`` and ``n_positive``; ``changed`` the names of the
     images that differ (:func:`_changed_items`; up to 3 are named), None when not known."""

@@ -86,6 +86,7 @@ from torch import nn
 
 from vsent import figures
 from vsent.config import check_seed, config_from_dict
+from vsent.data._common import is_int_at_least
 from vsent.errors import VsentError, one_line
 from vsent.files import NPZ_READ_ERRORS, atomic_open, file_sha256, reserve_space
 from vsent.metrics import binary_metrics
@@ -149,7 +150,7 @@ class ProbeConfig:
         if not cs or not all(math.isfinite(c) and c > 0 for c in cs):
             raise VsentError(f"--Cs must be positive numbers, got {self.Cs!r}")
         object.__setattr__(self, "Cs", tuple(sorted(set(cs))))
-        if not _is_int(self.inner_splits) or self.inner_splits < 2:
+        if not is_int_at_least(self.inner_splits, 2):
             raise VsentError(f"--inner-splits (inner_splits) must be an integer >= 2, "
                              f"got {self.inner_splits!r}")
         check_seed(self.seed)
@@ -162,18 +163,13 @@ class ProbeConfig:
                 f"from {', '.join(CLASSIFIERS)}"
             )
         object.__setattr__(self, "classifiers", tuple(self.classifiers))
-        if not _is_int(self.max_iter) or self.max_iter < 1:
+        if not is_int_at_least(self.max_iter, 1):
             raise VsentError(f"probe max_iter must be a positive integer, got {self.max_iter!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ProbeConfig:
         """Rebuild from ``config.json``'s ``probe`` entry; unknown keys are refused."""
         return config_from_dict(cls, d, "layers probe", train_fields=())
-
-
-def _is_int(v: Any) -> bool:
-    """An integer and not a bool (``True`` is an int to Python, never a count to the user)."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,7 +405,7 @@ def _reduce(act: torch.Tensor, pool: str, max_features: int | None
     return act.reshape(len(act), -1), grid
 
 
-def extract_features(
+def extract_layer_features(
     model: nn.Module,
     images: np.ndarray,
     out_dir: str | Path,
@@ -523,11 +519,11 @@ class LayersConfig:
             object.__setattr__(self, "layers", tuple(self.layers))
         if self.folds is not None:
             if isinstance(self.folds, str) or not self.folds or \
-                    not all(_is_int(k) and k >= 1 for k in self.folds):
+                    not all(is_int_at_least(k, 1) for k in self.folds):
                 raise VsentError(f"--fold-ids must be fold numbers >= 1, got {self.folds!r}")
             object.__setattr__(self, "folds", tuple(int(k) for k in self.folds))
         object.__setattr__(self, "max_features", _check_max_features(self.max_features))
-        if not _is_int(self.batch_size) or self.batch_size < 1:
+        if not is_int_at_least(self.batch_size, 1):
             raise VsentError(f"--batch-size must be a positive integer, got {self.batch_size!r}")
         if not isinstance(self.device, str):
             raise VsentError(f"--device must be a device name, got {self.device!r}")
@@ -554,7 +550,7 @@ def _check_max_features(value: Any) -> int | str | None:
             v = int(value)
         except ValueError:
             v = None
-    if not _is_int(v) or v < 1:
+    if not is_int_at_least(v, 1):
         raise VsentError(f"--max-features must be auto, none or a positive integer, "
                          f"got {value!r}")
     return int(v)
@@ -790,7 +786,7 @@ def _extract_fold(cfg: LayersConfig, run: Any, fold: Any, rows: np.ndarray, n_tr
                  model.info.name, len(rows))
         for n in names:
             (feat_dir / f"{n}.gram.npy").unlink(missing_ok=True)  # kernel of older features
-        info = extract_features(model, images, feat_dir, layers=names, rows=rows,
+        info = extract_layer_features(model, images, feat_dir, layers=names, rows=rows,
                                 batch_size=cfg.batch_size, device=cfg.device,
                                 max_features=max_features, progress=progress)
     old = stored or {"layers": [], "info": {}}
@@ -970,7 +966,7 @@ def plot_layers(summary: Mapping[str, Any], path: str | Path,
 
 __all__ = [
     "CLASSIFIERS", "CenterScale", "DEFAULT_CS", "DEFAULT_MAX_FEATURES", "LayersConfig",
-    "ProbeConfig", "extract_features", "gram_embedding", "gram_matrix", "layer_probes",
+    "ProbeConfig", "extract_layer_features", "gram_embedding", "gram_matrix", "layer_probes",
     "layers_markdown", "linear_probe", "make_classifier", "plot_layers", "pooled_grid",
     "probe_features", "summarize",
 ]

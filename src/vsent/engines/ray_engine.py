@@ -365,8 +365,7 @@ def result_row(path: str, probs: np.ndarray, error: str, class_names: list[str]
     """The row :meth:`vsent.predict.Predictor.score` writes for an actor's result: its error
     row for a failed decode, else :func:`vsent.predict.scores_row` (the same code, so that
     NaN/inf scores are the same error row, not "nan, negative")."""
-    from vsent.batch import error_row
-    from vsent.predict import scores_row
+    from vsent.predict import error_row, scores_row
 
     if error:
         return error_row(path, error)
