@@ -67,6 +67,7 @@ from vsent.config import (
 from vsent.crossval import crossval
 from vsent.data.cache import image_cache
 from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
+from vsent.data.extra import KEEP_THRESHOLD, removal_probability, select_kept
 from vsent.errors import VsentError
 from vsent.evaluate import predict_proba
 from vsent.files import atomic_open
@@ -88,9 +89,6 @@ from vsent.train import fit
 
 log = logging.getLogger("vsent")
 
-#: |s1 - s2| from which an image is always kept: 2 - exp(d) <= 0  <=>  d >= ln 2.
-KEEP_THRESHOLD = math.log(2.0)
-
 #: Training recipes (stage 1 ``train``, stage 2 ``finetune``) and the Algorithm 2 recipe, kept
 #: with the other presets in :mod:`vsent.presets` (their solver settings are explained there).
 PRESETS = PCNN_PRESETS
@@ -102,50 +100,6 @@ PUBLISHED_SOURCE = (f"{papers.YOU2015}, as recorded in vsent.papers ({papers.NOT
                     " = in the paper, but the value is not available here)")
 
 _HIST_BINS = 20
-
-
-# --------------------------------------------------------------------------------------------
-# the sampling rule (pure)
-
-
-def removal_probability(scores: np.ndarray) -> np.ndarray:
-    """Probability of dropping each image: ``max(0, 2 - exp(|s_i1 - s_i2|))``.
-
-    Parameters
-    ----------
-    scores : array-like (N, 2)
-        Softmax scores of the two classes (any order: only their difference counts).
-
-    Returns
-    -------
-    float64 array (N,), values in [0, 1]: 1 for equal scores, 0 once ``|s1 - s2| >= ln 2``.
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    if s.ndim != 2 or s.shape[1] != 2:
-        raise ValueError(f"scores must have shape (N, 2), got {s.shape}")
-    if not np.all(np.isfinite(s)):
-        raise ValueError("scores must be finite")
-    diff = np.abs(s[:, 0] - s[:, 1])
-    # exp(ln 2) rounds to 2 + 4e-16; the clip also keeps p <= 1 for scores outside [0, 1]
-    return np.clip(2.0 - np.exp(diff), 0.0, 1.0)
-
-
-def select_kept(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Draw which images survive: image ``i`` is removed when ``u_i < p_i``, ``u_i ~ U[0, 1)``.
-
-    Parameters
-    ----------
-    scores : array-like (N, 2)
-        Softmax scores (see :func:`removal_probability`).
-    rng : numpy.random.Generator
-        Source of the N uniform draws (one per image, in order).
-
-    Returns
-    -------
-    bool array (N,): True for the images kept.
-    """
-    p = removal_probability(scores)
-    return rng.random(len(p)) >= p
 
 
 # --------------------------------------------------------------------------------------------

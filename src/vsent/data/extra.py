@@ -30,13 +30,14 @@ dataset's fold indices stay valid in one joint image cache::
     evaluate(model, images[fold.test], ...)               # base rows: unchanged indices
 
 :func:`progressive_filter` is You et al.'s selection step (their Algorithm 1) restricted to
-chosen rows, built on :func:`vsent.analyses.pcnn.select_kept`.
+chosen rows, built on :func:`select_kept` (the rule itself, used by ``vsent pcnn`` too).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,8 +54,9 @@ from vsent.errors import DataError, ImageError, VsentError
 from vsent.files import expand_user
 
 __all__ = [
-    "NEAR_DUPLICATE_THRESHOLD", "JointSet", "extra_train_set",
-    "near_duplicates", "progressive_filter", "thumbnails", "train_copies_of_test_images",
+    "KEEP_THRESHOLD", "NEAR_DUPLICATE_THRESHOLD", "JointSet", "extra_train_set",
+    "near_duplicates", "progressive_filter", "removal_probability", "select_kept", "thumbnails",
+    "train_copies_of_test_images",
     "with_extra",
 ]
 
@@ -336,7 +338,50 @@ def with_extra(base: Dataset, extra: Dataset) -> JointSet:
 
 
 # --------------------------------------------------------------------------------------------
-# You et al.'s selection step on chosen rows
+# You et al.'s selection step: the rule (pure), and on chosen rows
+
+#: |s1 - s2| from which an image is always kept: 2 - exp(d) <= 0  <=>  d >= ln 2.
+KEEP_THRESHOLD = math.log(2.0)
+
+
+def removal_probability(scores: np.ndarray) -> np.ndarray:
+    """Probability of dropping each image: ``max(0, 2 - exp(|s_i1 - s_i2|))``.
+
+    Parameters
+    ----------
+    scores : array-like (N, 2)
+        Softmax scores of the two classes (any order: only their difference counts).
+
+    Returns
+    -------
+    float64 array (N,), values in [0, 1]: 1 for equal scores, 0 once ``|s1 - s2| >= ln 2``.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2 or s.shape[1] != 2:
+        raise ValueError(f"scores must have shape (N, 2), got {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores must be finite")
+    diff = np.abs(s[:, 0] - s[:, 1])
+    # exp(ln 2) rounds to 2 + 4e-16; the clip also keeps p <= 1 for scores outside [0, 1]
+    return np.clip(2.0 - np.exp(diff), 0.0, 1.0)
+
+
+def select_kept(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw which images survive: image ``i`` is removed when ``u_i < p_i``, ``u_i ~ U[0, 1)``.
+
+    Parameters
+    ----------
+    scores : array-like (N, 2)
+        Softmax scores (see :func:`removal_probability`).
+    rng : numpy.random.Generator
+        Source of the N uniform draws (one per image, in order).
+
+    Returns
+    -------
+    bool array (N,): True for the images kept.
+    """
+    p = removal_probability(scores)
+    return rng.random(len(p)) >= p
 
 
 def progressive_filter(scores: np.ndarray, rng: np.random.Generator,
@@ -344,8 +389,8 @@ def progressive_filter(scores: np.ndarray, rng: np.random.Generator,
     """Which training images survive You et al.'s selection step.
 
     Image ``i`` is dropped with probability ``p_i = max(0, 2 - exp(|s_i1 - s_i2|))``
-    (:func:`vsent.analyses.pcnn.removal_probability`), drawn as in
-    :func:`vsent.analyses.pcnn.select_kept` (one uniform per row, in order, for every row,
+    (:func:`removal_probability`), drawn as in :func:`select_kept` (one uniform per row, in
+    order, for every row,
     so a row's draw does not depend on which rows are candidates).
 
     Parameters
@@ -360,8 +405,6 @@ def progressive_filter(scores: np.ndarray, rng: np.random.Generator,
     -------
     bool array (N,): True for the images kept.
     """
-    from vsent.analyses.pcnn import select_kept  # lazy: pcnn imports the training stack
-
     kept = select_kept(scores, rng)
     if candidates is None:
         return kept
