@@ -264,35 +264,7 @@ def fit(
 
     state_path = Path(state_path) if state_path else None
     if state_path and state_path.exists():
-        # on the CPU: the random states must stay CPU ByteTensors (set_state refuses a cuda
-        # copy); load_state_dict copies weights and optimiser moments onto the model's device
-        state = _load_state(state_path, desc)
-        # a state without "config" predates this check: it is resumed as before
-        diff = config_diff(state.get("config", cfg.to_dict()), cfg.to_dict())
-        if diff:
-            raise VsentError(f"{state_path}: the training state was made with another config "
-                             f"({'; '.join(diff)}); delete it or use the stored config")
-        try:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            gen.set_state(state["generator"])
-            if ema is not None:
-                ema.load_state_dict(state["ema"])
-            torch.set_rng_state(state["torch_rng"])
-        except (KeyError, RuntimeError, TypeError, ValueError) as e:  # another model's state
-            raise _bad_state(state_path, desc, one_line(e)) from None
-        if _on_cuda(device) and len(state.get("cuda_rng", ())) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout masks drawn on the GPU
-        history = state["history"]
-        log.info("%s: resumed after epoch %d of %d", desc, len(history), cfg.epochs)
-        before = state.get("world_size")  # (a state of an older vsent does not say)
-        if before is not None and before != dist.world_size():
-            log.warning("%s: resumed by %d processes after epoch %d, which a session of %d "
-                        "trained: they train equivalently, not identically (on CPU each "
-                        "process normalises BatchNorm over its share of the batch; each draws "
-                        "its own dropout masks); resume with --nproc %d to go on as that "
-                        "session did", desc, dist.world_size(), len(history), before, before)
+        history = _resume(state_path, desc, cfg, device, model, opt, sched, gen, ema)
 
     net = dist.wrap_model(model, device)  # DDP across processes; ``model`` in one process
     for epoch in range(len(history), cfg.epochs):
@@ -316,19 +288,7 @@ def fit(
             stats["images_per_s"], 100 * stats["data_wait_share"],
         )
         if state_path and dist.is_main():  # rank 0 alone writes; every rank resumes from it
-            # the folder is made with its first file: a fold that wrote nothing leaves none
-            # (its run is replaced by the next, see vsent.runs.open_run_dir)
-            # (a kill leaves the last epoch's state)
-            with writing(state_path), atomic_open(state_path, "wb") as f:
-                torch.save({
-                    "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(), "history": history,
-                    "config": cfg.to_dict(), "world_size": dist.world_size(),
-                    **({"ema": ema.state_dict()} if ema else {}),
-                    **({"cuda_rng": torch.cuda.get_rng_state_all()} if _on_cuda(device)
-                       else {}),
-                }, f)
+            _save_state(state_path, cfg, device, model, opt, sched, gen, ema, history)
     dist.unwrap_model(net)  # DDP: BatchNorm back, rank 0's buffers on every rank
     if ema is not None:  # the averaged weights are the result
         model.load_state_dict(ema.module.state_dict())
@@ -337,6 +297,62 @@ def fit(
     if non_finite_tensors(model):
         _diverged(desc, len(history), "weights hold nan/inf", cfg)
     return history
+
+
+def _resume(state_path: Path, desc: str, cfg: TrainConfig, device: torch.device,
+            model: nn.Module, opt: torch.optim.Optimizer, sched: Any, gen: torch.Generator,
+            ema: Any) -> list[dict[str, float]]:
+    """Load the training state ``state_path`` (:func:`_save_state`) into the model, optimiser,
+    scheduler, random generators and EMA of :func:`fit`; the history of its finished epochs.
+    VsentError for a state made with another config or for another model."""
+    # on the CPU: the random states must stay CPU ByteTensors (set_state refuses a cuda
+    # copy); load_state_dict copies weights and optimiser moments onto the model's device
+    state = _load_state(state_path, desc)
+    # a state without "config" predates this check: it is resumed as before
+    diff = config_diff(state.get("config", cfg.to_dict()), cfg.to_dict())
+    if diff:
+        raise VsentError(f"{state_path}: the training state was made with another config "
+                         f"({'; '.join(diff)}); delete it or use the stored config")
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        torch.set_rng_state(state["torch_rng"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:  # another model's state
+        raise _bad_state(state_path, desc, one_line(e)) from None
+    if _on_cuda(device) and len(state.get("cuda_rng", ())) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout masks drawn on the GPU
+    history = state["history"]
+    log.info("%s: resumed after epoch %d of %d", desc, len(history), cfg.epochs)
+    before = state.get("world_size")  # (a state of an older vsent does not say)
+    if before is not None and before != dist.world_size():
+        log.warning("%s: resumed by %d processes after epoch %d, which a session of %d "
+                    "trained: they train equivalently, not identically (on CPU each "
+                    "process normalises BatchNorm over its share of the batch; each draws "
+                    "its own dropout masks); resume with --nproc %d to go on as that "
+                    "session did", desc, dist.world_size(), len(history), before, before)
+    return history
+
+
+def _save_state(state_path: Path, cfg: TrainConfig, device: torch.device, model: nn.Module,
+                opt: torch.optim.Optimizer, sched: Any, gen: torch.Generator, ema: Any,
+                history: list[dict[str, float]]) -> None:
+    """Everything :func:`_resume` needs to go on after the last finished epoch, written
+    atomically (a kill leaves the last epoch's state). The folder is made with its first
+    file: a fold that wrote nothing leaves none (its run is replaced by the next, see
+    :func:`vsent.runs.open_run_dir`)."""
+    with writing(state_path), atomic_open(state_path, "wb") as f:
+        torch.save({
+            "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "generator": gen.get_state(),
+            "torch_rng": torch.get_rng_state(), "history": history,
+            "config": cfg.to_dict(), "world_size": dist.world_size(),
+            **({"ema": ema.state_dict()} if ema else {}),
+            **({"cuda_rng": torch.cuda.get_rng_state_all()} if _on_cuda(device) else {}),
+        }, f)
 
 
 def check_parallel(cfg: TrainConfig, world: int) -> None:
