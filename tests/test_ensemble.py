@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_reruns_after_interrupt
-from vsent.analyses.ensemble import ensemble_runs
+from vsent.analyses.ensemble import ensemble, ensemble_runs
 from vsent.cli import main
 from vsent.errors import VsentError
 
@@ -81,6 +81,10 @@ def test_ensemble_cli_writes_a_run_that_fuse_can_read(tmp_path, capsys):
     assert main(["ensemble", *runs, "--out", str(out)]) == 0
     c = _run(tmp_path / "c", [0.8, *a[1:]])  # another network than runs[0]'s
     assert main(["ensemble", runs[0], str(c), "--out", str(out)]) == 2
+    # the Python API writes the same run (the command is a thin layer over it)
+    assert ensemble(runs, tmp_path / "api") == summary
+    for name in ("config.json", "folds.json", "predictions.csv", "summary.md"):
+        assert (tmp_path / "api" / name).read_bytes() == (out / name).read_bytes(), name
 
 
 def test_ensemble_cli_interrupted_is_written_again_by_the_same_command(tmp_path, capsys,

@@ -429,6 +429,12 @@ def test_cli_fuse_histogram_map_reaches_the_hand_crafted_blocks(twitter_like, tm
         with (run / "fuse" / sub / "predictions.csv").open() as f:
             hand[hmap] = {r["name"]: float(r["prob_hand"]) for r in csv.DictReader(f)}
     assert hand["sqrt"] != hand["none"]  # another classifier, not the same one relabelled
+    # the Python API under the command: the same default directory, read back when finished
+    res, out = fusion.fuse(run, features="gch", histogram_map="sqrt", progress=False)
+    assert out == run / "fuse" / "gch-mean-w0.5-logistic-sqrt"
+    assert res == json.loads((out / "summary.json").read_text())
+    with pytest.raises(VsentError, match="--weight 1.5 is out of range"):
+        fusion.fuse(run, features="gch", weight=1.5)
 
 
 def test_cli_fuse_interrupted_is_done_again_by_the_same_command(twitter_like, tmp_path,

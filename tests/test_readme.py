@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -53,6 +54,10 @@ def test_the_python_api_example_runs(twitter_like, tmp_path, monkeypatch, capsys
     assert names["predictor"].fusion is None  # a plain crossval model
     row = names["row"]  # the last row: the missing file, an error row rather than an exception
     assert row["path"].endswith("missing.jpg") and row["error"] and row["prob_positive"] is None
+    fused, out = names["fused"], names["out"]  # the fusion of runs/q, written as a run
+    assert out == Path("runs/q/fuse/gch+bow-mean-w0.5-logistic")
+    assert json.loads((tmp_path / out / "summary.json").read_text()) == fused
+    assert set(fused["fused"]["accuracy"]) >= {"mean", "std"}
     feats = names["feats"]
     assert feats.shape[0] == 2 and feats.ndim == 2
     assert names["model"].forward_head(feats).shape == (2, 2)

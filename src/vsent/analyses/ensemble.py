@@ -21,9 +21,10 @@ averaged although ``vsent compare`` scores that run by it
 (:func:`vsent.analyses.compare.scores_source`); this is logged, and config.json's ``members``
 names the column read for each member, with its model, preset and seed (``seeds`` lists them).
 
-The result is laid out as a crossval run (``config.json``, ``folds.json``, ``data.json`` when
-the first member has one, ``predictions.csv``, ``summary.json``), so ``vsent fuse`` and the
-reports read it as they read a run.
+:func:`ensemble` (``vsent ensemble``) writes the result laid out as a crossval run
+(``config.json``, ``folds.json``, ``data.json`` when the first member has one,
+``predictions.csv``, ``summary.md``, ``summary.json``), so ``vsent fuse`` and the reports read
+it as they read a run.
 """
 
 from __future__ import annotations
@@ -43,15 +44,17 @@ from vsent.analyses.compare import check_finished_run, read_predictions, scores_
 from vsent.analyses.fusion import check_run_two_way, ensemble_mean
 from vsent.errors import VsentError
 from vsent.files import file_sha256
-from vsent.metrics import binary_metrics, summarize_folds
+from vsent.metrics import binary_metrics, summarize_folds, summary_markdown
 from vsent.runs import (
     CONFIG,
     DATA_RECORD,
     FOLDS,
     INPUTS,
     SUMMARY,
+    check_inputs,
     check_same_test_images,
     config_diff,
+    open_run_dir,
     read_config,
     read_record,
 )
@@ -335,6 +338,36 @@ def ensemble_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
               # "seed" is the first member's (fuse rebuilds the folds with it); each one's:
               "seeds": [m["seed"] for m in records], "members": records}
     return {"config": config, "rows": out_rows, "summary": summary}
+
+
+def ensemble(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
+             overwrite: bool = False) -> dict[str, Any]:
+    """:func:`ensemble_runs` of ``runs``, written to the run directory ``out``; its summary.
+
+    The members' stored predictions are averaged: their images are not read. There is no
+    resume: an unfinished ensemble (interrupted) is simply written again, and a finished one
+    is read back (its members' predictions unchanged since: ``inputs.json``); ``overwrite``
+    starts again. The members' seeds and descriptions are not compared with a stored
+    ensemble's (older ensembles lack them), only :data:`DEFINING_KEYS`.
+    """
+    res = ensemble_runs(runs)
+    summary, rows = res["summary"], res["rows"]
+    with open_run_dir(out, res["config"], resume=True, overwrite=overwrite, done=SUMMARY,
+                      check_paths=False, resume_asked=False, compare=DEFINING_KEYS) as run:
+        check_inputs(run, [Path(r) / "predictions.csv" for r in runs])
+        if run.status != "finished":
+            copy_folds(runs[0], run.path)
+            run.write_csv("predictions.csv", rows, list(rows[0]))
+            members = "\n".join(
+                f"| `{m['run']}` | {m['accuracy']['mean']:.3f} +- {m['accuracy']['std']:.3f} "
+                f"| {r['scores']} |"
+                for m, r in zip(summary["members"], res["config"]["members"], strict=True))
+            run.write_text("summary.md", summary_markdown(
+                summary, f"Ensemble (mean P(positive)) of {len(runs)} runs, centre crop")
+                + "\n| member run | its own accuracy (centre crop) | column averaged |\n"
+                "|---|---|---|\n" + members + "\n")
+            run.write_json(SUMMARY, summary)  # written last: marks the ensemble done
+        return run.read_json(SUMMARY)
 
 
 def copy_folds(first_run: str | os.PathLike, out: str | os.PathLike) -> None:

@@ -84,10 +84,9 @@ from vsent.errors import VsentError
 log = logging.getLogger("vsent")
 
 __all__ = [
-    "DEFAULT_RULE", "DEFAULT_WEIGHT", "DEFAULT_WEIGHTS", "METHODS", "RULES",
-    "RUN_RULES", "fold_cnn_features",
-    "HandCrafted", "baseline_fold_features", "choose_weight", "early_fusion", "ensemble_mean",
-    "fit_hand_crafted",
+    "DEFAULT_RULE", "DEFAULT_WEIGHT", "DEFAULT_WEIGHTS", "METHODS", "RECORDED_SINCE", "RULES",
+    "RUN_RULES", "HandCrafted", "baseline_fold_features", "choose_weight", "default_fusion_dir",
+    "early_fusion", "ensemble_mean", "fit_hand_crafted", "fold_cnn_features", "fuse",
     "fuse_probabilities", "fuse_run", "fusion_markdown", "hand_crafted_probabilities",
     "positive_probability", "predict",
 ]
@@ -423,6 +422,100 @@ def _data_record(run: Path, cfg: dict[str, Any]) -> tuple[Path | None, Path]:
         if (first / DATA_RECORD).is_file():  # its images are the ensemble's test images
             return first / DATA_RECORD, first
     return None, run
+
+
+#: config.json keys of a fusion recorded since fusions were first made (the hand-crafted
+#: settings and the classifier's seed): compared only with a stored config that has them, so
+#: a fusion made before stays finished.
+RECORDED_SINCE = ("hand_crafted", "seed")
+
+
+def default_fusion_dir(run: str | os.PathLike, features: str, rule: str, weight: float,
+                       classifier: str, histogram_map: str = "none",
+                       extra_train: str | None = None) -> str:
+    """``RUN/fuse/<features>-<rule>-w<weight>-<classifier>[-<map>][-extra<subset>]`` (one
+    directory per setting: ``vsent fuse`` without --out)."""
+    suffix = "" if histogram_map == "none" else f"-{histogram_map}"
+    suffix += f"-extra{extra_train}" if extra_train else ""
+    return f"{str(run).rstrip('/')}/fuse/{features}-{rule}-w{weight:g}-{classifier}{suffix}"
+
+
+def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
+         features: str = "gch+bow", rule: str = DEFAULT_RULE, weight: float = DEFAULT_WEIGHT,
+         classifier: str = "logistic", histogram_map: str = "none",
+         extra_train: str | None = None, overwrite: bool = False,
+         progress: bool = True) -> tuple[dict[str, Any], Path]:
+    """:func:`fuse_run` of the finished crossval run ``run``, written to the run directory
+    ``out`` (default :func:`default_fusion_dir`): ``config.json``, ``folds.json``,
+    ``predictions.csv``, ``summary.md``, ``summary.json``. Returns the summary and ``out``.
+
+    There is no resume: an unfinished fusion (interrupted) is simply done again; a finished
+    one is read back (the run's predictions unchanged since: ``inputs.json``); ``overwrite``
+    starts again. Options left at their defaults stay out of config.json, so earlier fusions
+    stay finished. VsentError for a bad option, before ``out`` is made.
+    """
+    from dataclasses import asdict
+
+    from vsent.analyses.compare import check_finished_run
+    from vsent.runs import FOLDS, SUMMARY, check_inputs, check_run_data, open_run_dir, read_config
+
+    features = "+".join(parse_fusion_blocks(features, "--features"))
+    if not 0.0 <= weight <= 1.0:
+        raise VsentError(f"--weight {weight!r} is out of range (0 .. 1)")
+    if rule == "early" and weight != DEFAULT_WEIGHT:
+        raise VsentError("--weight: the early rule has no weight (one classifier on both "
+                         "feature sets)")
+    check_finished_run(run, "crossval run")
+    run_cfg = read_config(run)
+    check_run_data(run, run_cfg)  # before out is made
+    out = Path(out if out is not None else default_fusion_dir(
+        run, features, rule, weight, classifier, histogram_map, extra_train))
+    baseline_config = BaselineConfig(histogram_map=histogram_map)
+    config = {"command": "fuse", "run": str(Path(run).resolve()), "features": features,
+              "rule": rule, "weight": weight, "classifier": classifier}
+    if rule == "early":  # one classifier on both feature sets: no weight to record
+        del config["weight"]
+    if histogram_map != "none":
+        config["histogram_map"] = histogram_map
+    if extra_train:
+        config["extra_train"] = extra_train
+    # what the hand-crafted classifier was made with: its settings (hand_crafted.seed seeds
+    # the BoW/Fisher encoders; cue parameters are the defaults) and the classifier's seed
+    # (the run's, as fuse_run takes it: its inner CV and fit)
+    config["hand_crafted"] = asdict(baseline_config)
+    config["seed"] = run_cfg.get("seed", 0)
+    with open_run_dir(out, config, resume=True, overwrite=overwrite, done=SUMMARY,
+                      resume_asked=False,
+                      compare=_compared_keys(out, config, overwrite)) as rd:
+        check_inputs(rd, [Path(run) / "predictions.csv"])
+        if rd.status == "finished":
+            res = rd.read_json(SUMMARY)
+        else:
+            res = fuse_run(run, features, rule=rule, weight=weight, method=classifier,
+                           baseline_config=baseline_config, extra_train=extra_train,
+                           folds_file=rd / FOLDS, progress=progress)
+            rows = res.pop("rows")
+            rd.write_csv("predictions.csv", rows, list(rows[0]) if rows else ["name"])
+            rd.write_text("summary.md", f"# {run}\n\n" + fusion_markdown(res))
+            rd.write_json(SUMMARY, res)  # written last: marks the fusion done
+    return res, out
+
+
+def _compared_keys(out: Path, config: dict[str, object], overwrite: bool) -> list[str] | None:
+    """The config keys open_run_dir compares with a stored fusion's: those of either, except
+    :data:`RECORDED_SINCE` when the stored config lacks them and the weight of an early rule
+    (older fusions recorded its unused 0.5). None: nothing stored to compare."""
+    from vsent.runs import CONFIG, read_config
+
+    if overwrite or not (out / CONFIG).is_file():
+        return None
+    try:
+        stored = read_config(out)
+    except VsentError:  # open_run_dir names the damaged file
+        return None
+    keys = [*config, *(k for k in stored if k not in config)]
+    return [k for k in keys if (k in stored or k not in RECORDED_SINCE)
+            and not (k == "weight" and config.get("rule") == "early")]
 
 
 def fuse_run(

@@ -1,7 +1,7 @@
 """``vsent ensemble``: the mean prediction of several finished cross-validation runs.
 
-Thin layer over :func:`vsent.analyses.ensemble.ensemble_runs`; the output directory is laid out
-as a crossval run, so ``vsent fuse`` works on it.
+Thin layer over :func:`vsent.analyses.ensemble.ensemble`; the output directory is laid out as a
+crossval run, so ``vsent fuse`` works on it.
 """
 
 from __future__ import annotations
@@ -33,33 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_ensemble(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from vsent.analyses.ensemble import DEFINING_KEYS, copy_folds, ensemble_runs
+    from vsent.analyses.ensemble import ensemble
     from vsent.errors import VsentError
-    from vsent.metrics import summary_markdown
-    from vsent.runs import SUMMARY, check_inputs, open_run_dir
+    from vsent.runs import SUMMARY
 
-    res = ensemble_runs(args.runs)
-    summary, rows = res["summary"], res["rows"]
-    # the members' stored predictions are averaged: their images are not read here; no
-    # --resume: an unfinished ensemble (interrupted) is simply written again; seeds and
-    # members describe the runs and are not compared (older ensembles lack them)
-    with open_run_dir(args.out, res["config"], resume=True, overwrite=args.overwrite,
-                      done=SUMMARY, check_paths=False, resume_asked=False,
-                      compare=DEFINING_KEYS) as run:
-        check_inputs(run, [Path(r) / "predictions.csv" for r in args.runs])
-        if run.status != "finished":
-            copy_folds(args.runs[0], run.path)
-            run.write_csv("predictions.csv", rows, list(rows[0]))
-            members = "\n".join(
-                f"| `{m['run']}` | {m['accuracy']['mean']:.3f} +- {m['accuracy']['std']:.3f} "
-                f"| {r['scores']} |"
-                for m, r in zip(summary["members"], res["config"]["members"], strict=True))
-            run.write_text("summary.md", summary_markdown(
-                summary, f"Ensemble (mean P(positive)) of {len(args.runs)} runs, centre crop")
-                + "\n| member run | its own accuracy (centre crop) | column averaged |\n"
-                "|---|---|---|\n" + members + "\n")
-            run.write_json(SUMMARY, summary)  # written last: marks the ensemble done
-        summary = run.read_json(SUMMARY)
+    summary = ensemble(args.runs, args.out, overwrite=args.overwrite)
     try:
         acc = summary["accuracy"]
         line = f"ensemble accuracy {acc['mean']:.3f} +- {acc['std']:.3f} (centre crop"

@@ -1,9 +1,10 @@
 """``vsent fuse``: late fusion of a finished cross-validation run with hand-crafted features.
 
-Thin layer over :func:`vsent.analyses.fusion.fuse_run`: no CNN is retrained; for each fold a
-classifier on hand-crafted features (GCH/LCH/SIFT-BoW of the baselines, affect cues) is fitted
-on the fold's training images and its probability is fused with the CNN's test probability
-(``predictions.csv`` of the run). scikit-learn and OpenCV are imported when the command runs.
+Thin layer over :func:`vsent.analyses.fusion.fuse` (:func:`~vsent.analyses.fusion.fuse_run`
+written as a run directory): no CNN is retrained; for each fold a classifier on hand-crafted
+features (GCH/LCH/SIFT-BoW of the baselines, affect cues) is fitted on the fold's training
+images and its probability is fused with the CNN's test probability (``predictions.csv`` of
+the run). scikit-learn and OpenCV are imported when the command runs.
 ``--rule early`` fits one classifier on the fold models' features of their own training images
 (in-sample, so biased towards the CNN; see :mod:`vsent.analyses.fusion`).
 """
@@ -21,10 +22,6 @@ from vsent.config import EXTRA_TRAIN, HISTOGRAM_MAPS
 DEFAULT_WEIGHT = 0.5
 RUN_RULES = ("mean", "logit", "early")
 METHODS = ("logistic", "svm")
-#: config.json keys recorded since fusions were first made (the hand-crafted settings and the
-#: classifier's seed): compared only with a stored config that has them, so a fusion made
-#: before stays finished.
-RECORDED_SINCE = ("hand_crafted", "seed")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,95 +67,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_fuse)
 
 
-def default_out(run: str, features: str, rule: str, weight: float, classifier: str,
-                histogram_map: str = "none", extra_train: str | None = None) -> str:
-    """``RUN/fuse/<features>-<rule>-w<weight>-<classifier>[-<map>][-extra<subset>]`` (one
-    directory per setting)."""
-    suffix = "" if histogram_map == "none" else f"-{histogram_map}"
-    suffix += f"-extra{extra_train}" if extra_train else ""
-    return f"{run.rstrip('/')}/fuse/{features}-{rule}-w{weight:g}-{classifier}{suffix}"
-
-
 def run_fuse(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-    from pathlib import Path
-
-    from vsent.analyses.baselines import BaselineConfig
-    from vsent.analyses.compare import check_finished_run
-    from vsent.analyses.fusion import fuse_run, fusion_markdown
-    from vsent.config import parse_fusion_blocks
+    from vsent.analyses.fusion import fuse
     from vsent.errors import VsentError
-    from vsent.runs import FOLDS, SUMMARY, check_inputs, check_run_data, open_run_dir, read_config
+    from vsent.runs import SUMMARY
 
-    features = "+".join(parse_fusion_blocks(args.features, "--features"))
-    if not 0.0 <= args.weight <= 1.0:
-        raise VsentError(f"--weight {args.weight!r} is out of range (0 .. 1)")
-    if args.rule == "early" and args.weight != DEFAULT_WEIGHT:
-        raise VsentError("--weight: the early rule has no weight (one classifier on both "
-                         "feature sets)")
-    check_finished_run(args.run, "crossval run")
-    run_cfg = read_config(args.run)
-    check_run_data(args.run, run_cfg)  # before --out is made
-    out = args.out or default_out(args.run, features, args.rule, args.weight, args.classifier,
-                                  args.histogram_map, args.extra_train)
-    baseline_config = BaselineConfig(histogram_map=args.histogram_map)
-    config = {"command": "fuse", "run": str(Path(args.run).resolve()), "features": features,
-              "rule": args.rule, "weight": args.weight, "classifier": args.classifier}
-    if args.rule == "early":  # one classifier on both feature sets: no weight to record
-        del config["weight"]
-    # options left at their defaults stay out, so earlier fusions stay resumable
-    if args.histogram_map != "none":
-        config["histogram_map"] = args.histogram_map
-    if args.extra_train:
-        config["extra_train"] = args.extra_train
-    # what the hand-crafted classifier was made with: its settings (hand_crafted.seed seeds
-    # the BoW/Fisher encoders; cue parameters are the defaults) and the classifier's seed
-    # (the run's, as fuse_run takes it: its inner CV and fit)
-    config["hand_crafted"] = asdict(baseline_config)
-    config["seed"] = run_cfg.get("seed", 0)
-    # no --resume: an unfinished fusion (interrupted) is simply done again
-    with open_run_dir(out, config, resume=True, overwrite=args.overwrite,
-                      done=SUMMARY, resume_asked=False,
-                      compare=_compared_keys(out, config, args.overwrite)) as run:
-        check_inputs(run, [Path(args.run) / "predictions.csv"])
-        if run.status == "finished":
-            res = run.read_json(SUMMARY)
-        else:
-            res = fuse_run(args.run, features, rule=args.rule, weight=args.weight,
-                           method=args.classifier, baseline_config=baseline_config,
-                           extra_train=args.extra_train, folds_file=run / FOLDS,
-                           progress=progress_enabled(args.no_progress))
-            rows = res.pop("rows")
-            run.write_csv("predictions.csv", rows, list(rows[0]) if rows else ["name"])
-            run.write_text("summary.md", f"# {args.run}\n\n" + fusion_markdown(res))
-            run.write_json(SUMMARY, res)  # written last: marks the fusion done
+    res, out = fuse(args.run, args.out, features=args.features, rule=args.rule,
+                    weight=args.weight, classifier=args.classifier,
+                    histogram_map=args.histogram_map, extra_train=args.extra_train,
+                    overwrite=args.overwrite, progress=progress_enabled(args.no_progress))
     try:
         acc = res["fused"]["accuracy"]
         cnn = res["cnn"]["accuracy"]
         line = (f"fused accuracy {acc['mean']:.3f} +- {acc['std']:.3f} (CNN alone "
                 f"{cnn['mean']:.3f}); results in {out}/summary.md")
     except (KeyError, TypeError, ValueError) as e:  # a stored summary.json, edited or damaged
-        raise VsentError(f"{Path(out) / SUMMARY}: not a fusion summary ({e!r}); pass "
+        raise VsentError(f"{out / SUMMARY}: not a fusion summary ({e!r}); pass "
                          "--overwrite to make it again") from None
     print(line)
     return 0
 
-
-def _compared_keys(out: str, config: dict[str, object], overwrite: bool) -> list[str] | None:
-    """The config keys open_run_dir compares with a stored fusion's: those of either, except
-    :data:`RECORDED_SINCE` when the stored config lacks them and the weight of an early rule
-    (older fusions recorded its unused 0.5). None: nothing stored to compare."""
-    from pathlib import Path
-
-    from vsent.errors import VsentError
-    from vsent.runs import CONFIG, read_config
-
-    if overwrite or not (Path(out) / CONFIG).is_file():
-        return None
-    try:
-        stored = read_config(out)
-    except VsentError:  # open_run_dir names the damaged file
-        return None
-    keys = [*config, *(k for k in stored if k not in config)]
-    return [k for k in keys if (k in stored or k not in RECORDED_SINCE)
-            and not (k == "weight" and config.get("rule") == "early")]
