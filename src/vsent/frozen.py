@@ -29,6 +29,12 @@ block; blocks own parameters; the head is not one) and the head trainable and fr
 parameter. The frozen part below the first trainable block stays in eval mode while training
 (its BatchNorm statistics do not move, its dropout is off); dropout above it stays on, as in
 Caffe. Parameters outside the blocks (a final norm or projection) stay frozen.
+
+Every crossval/finetune fold is trained and evaluated through this module, whatever its mode:
+:func:`train_model` dispatches ``--train all`` (:func:`vsent.train.fit`), ``head``, ``last-N``
+and ``--zero-shot`` (nothing to train), :func:`evaluate_model` scores a fold (the head on
+cached features, or the model on images), and :func:`run_meta` / :func:`training_label` say
+in the checkpoint and summary how the model was trained.
 """
 
 from __future__ import annotations
