@@ -145,7 +145,7 @@ def served_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str
     the card of the file it is served from. A predictor built in Python without a checkpoint
     gets what the model itself says.
     """
-    engine = getattr(predictor.model, "engine", None)  # an export (vsent.export)
+    engine = predictor.model.info.extra.get("engine")  # an export (vsent.export)
     if engine is not None:
         from vsent.models.card import export_card
 
@@ -230,16 +230,16 @@ class Service:
         self.device = predictor.device
         self.class_names = list(predictor.class_names)
         self.card = served_card(checkpoint, predictor)
-        engine = getattr(self.model, "engine", None)  # an export has no layers to look into
-        info = getattr(self.model, "info", None)
+        info = self.model.info  # (every model a Predictor runs has one: its preprocessing)
+        engine = info.extra.get("engine")  # an export (vsent.export) has no layers to look into
         why_not = {"explain": None, "regions": None}
         if engine is not None:
             why_not["explain"] = why_not["regions"] = (
                 f"explain and regions need the checkpoint; this service runs an exported model "
                 f"({engine})")
-        elif not getattr(info, "cam_layer", ""):
-            why_not["explain"] = (f"explain is not available: {getattr(info, 'name', 'the model')}"
-                                  " declares no Grad-CAM layer")
+        elif not info.cam_layer:
+            why_not["explain"] = (f"explain is not available: {info.name} declares no Grad-CAM "
+                                  "layer")
         if engine is None and self.fusion is not None:
             why_not["regions"] = (f"regions score with the network alone; this model is fused "
                                   f"late with {self.fusion.features}")
