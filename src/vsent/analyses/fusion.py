@@ -627,6 +627,7 @@ def fuse_run(
     hand_set = extra_joint.dataset if extra_joint is not None else dataset
 
     mats: dict[str, np.ndarray] = {}
+    feats = None  # the baselines' features, when a block of theirs is wanted
     if set(BLOCKS) & set(blocks_wanted):
         from vsent.analyses.handcrafted import extract_features
 
@@ -652,26 +653,9 @@ def fuse_run(
     chosen: list[float] = []
     for fold in folds:
         test = np.sort(fold.test)
-        missing = [dataset.names[i] for i in test if dataset.names[i] not in preds
-                   or preds[dataset.names[i]]["fold"] != fold.index]
-        if missing:
-            raise VsentError(f"{pred_file}: {len(missing)} test images of fold {fold.index} "
-                             f"have no prediction of that fold (e.g. {missing[0]})")
-        relabelled = [dataset.names[i] for i in test
-                      if preds[dataset.names[i]]["label"] != dataset.labels[i]]
-        if relabelled:  # the label file changed since the run: its scores are of other labels
-            raise VsentError(f"{pred_file}: {len(relabelled)} test images of fold {fold.index} "
-                             f"have another label in {cfg['data']} now (e.g. {relabelled[0]})")
+        _check_fold_predictions(pred_file, preds, dataset, fold, test, cfg["data"])
         hand_train = extra_joint.fold_train(fold) if extra_joint is not None else fold.train
-        fold_mats, widths = [], []
-        for name in blocks_wanted:
-            if name == "cues":
-                fold_mats.append(mats["cues"])
-                widths.append(mats["cues"].shape[1])
-            else:
-                X, w = baseline_fold_features(feats, hand_train, name, config)
-                fold_mats.append(X)
-                widths += w
+        fold_mats, widths = _hand_blocks(blocks_wanted, feats, mats, hand_train, config)
         seed = cfg.get("seed", 0)
         grid = {"Cs": config.Cs, "inner_splits": config.inner_splits}
         hand = hand_crafted_probabilities(np.hstack(fold_mats), y, hand_train, test,
@@ -706,6 +690,40 @@ def fuse_run(
                                                "n_extra": len(extra_joint.extra_index)}),
             "C": chosen,
             **{k: summarize_folds(v) for k, v in records.items()}, "rows": rows}
+
+
+def _check_fold_predictions(pred_file: Path, preds: dict[str, dict[str, Any]], dataset: Any,
+                            fold: Any, test: np.ndarray, data: str) -> None:
+    """VsentError unless the run's ``predictions.csv`` (read as ``preds``) scores every test
+    image of ``fold`` in that fold, with the label the data gives it now."""
+    missing = [dataset.names[i] for i in test if dataset.names[i] not in preds
+               or preds[dataset.names[i]]["fold"] != fold.index]
+    if missing:
+        raise VsentError(f"{pred_file}: {len(missing)} test images of fold {fold.index} "
+                         f"have no prediction of that fold (e.g. {missing[0]})")
+    relabelled = [dataset.names[i] for i in test
+                  if preds[dataset.names[i]]["label"] != dataset.labels[i]]
+    if relabelled:  # the label file changed since the run: its scores are of other labels
+        raise VsentError(f"{pred_file}: {len(relabelled)} test images of fold {fold.index} "
+                         f"have another label in {data} now (e.g. {relabelled[0]})")
+
+
+def _hand_blocks(blocks: Sequence[str], feats: Any, mats: dict[str, np.ndarray],
+                 train: np.ndarray, config: BaselineConfig) -> tuple[list[np.ndarray], list[int]]:
+    """One fold's hand-crafted matrices, in the order of ``blocks``, and their block widths:
+    the cues as computed (``mats["cues"]``), the baselines' blocks encoded with what the
+    fold's training rows ``train`` give (:func:`baseline_fold_features`: vocabulary, maps)."""
+    fold_mats: list[np.ndarray] = []
+    widths: list[int] = []
+    for name in blocks:
+        if name == "cues":
+            fold_mats.append(mats["cues"])
+            widths.append(mats["cues"].shape[1])
+        else:
+            X, w = baseline_fold_features(feats, train, name, config)
+            fold_mats.append(X)
+            widths += w
+    return fold_mats, widths
 
 
 #: Rows of :func:`fusion_markdown`: summary key of :func:`fuse_run` and its label.
