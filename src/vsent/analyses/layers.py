@@ -678,26 +678,35 @@ def _probe_fold(cfg: LayersConfig, run: Any, fold: Any, rundir: RunDir,
         res_path = res_dir / f"{name}.json"
         if res_path.exists():
             continue
-        timer = Timer()
-        K = _fold_gram(feat_dir, name, k)
-        t_gram = timer.elapsed
-        info = meta["info"][name]
-        record: dict[str, Any] = {"fold": k, "layer": name, "dim": info["dim"],
-                                  "shape": info["shape"], "pooled": info["pooled"],
-                                  "n_train": len(tr), "n_test": len(te)}
-        with threadpool_limits(1, user_api="blas"):
-            emb = gram_embedding(K, tr, te)
-        for clf in cfg.probe.classifiers:
-            record[clf] = linear_probe(K, y, tr, te, clf, cfg.probe, embedding=emb)
-        record["seconds"] = {"gram": t_gram, "total": timer.elapsed}
+        record = _probe_layer(cfg.probe, feat_dir, name, k, meta["info"][name], y, tr, te)
         rundir.write_json(f"results/fold{k}/{name}.json", record)
-        log.info("fold %d %-12s dim %7d  %s  (%.1f s)", k, name, info["dim"],
-                 "  ".join(f"{c} {record[c]['accuracy']:.3f} (C={record[c]['C']:g})"
-                           for c in cfg.probe.classifiers), timer.elapsed)
     if not cfg.keep_features and all((res_dir / f"{n}.json").exists() for n in meta["layers"]):
         for n in meta["layers"]:
             (feat_dir / f"{n}.npy").unlink(missing_ok=True)
     return names
+
+
+def _probe_layer(probe: ProbeConfig, feat_dir: Path, name: str, k: int, info: dict[str, Any],
+                 y: np.ndarray, tr: np.ndarray, te: np.ndarray) -> dict[str, Any]:
+    """Fold ``k``'s result for layer ``name`` (its ``results/fold<k>/<name>.json``): each
+    classifier of ``probe`` fitted on the training rows ``tr`` of the layer's Gram matrix and
+    scored on the test rows ``te`` (``y``: the labels of the fold's rows; ``info``: the
+    layer's extraction record)."""
+    timer = Timer()
+    K = _fold_gram(feat_dir, name, k)
+    t_gram = timer.elapsed
+    record: dict[str, Any] = {"fold": k, "layer": name, "dim": info["dim"],
+                              "shape": info["shape"], "pooled": info["pooled"],
+                              "n_train": len(tr), "n_test": len(te)}
+    with threadpool_limits(1, user_api="blas"):
+        emb = gram_embedding(K, tr, te)
+    for clf in probe.classifiers:
+        record[clf] = linear_probe(K, y, tr, te, clf, probe, embedding=emb)
+    record["seconds"] = {"gram": t_gram, "total": timer.elapsed}
+    log.info("fold %d %-12s dim %7d  %s  (%.1f s)", k, name, info["dim"],
+             "  ".join(f"{c} {record[c]['accuracy']:.3f} (C={record[c]['C']:g})"
+                       for c in probe.classifiers), timer.elapsed)
+    return record
 
 
 def _fold_gram(feat_dir: Path, name: str, k: int) -> np.ndarray:
