@@ -388,7 +388,7 @@ def test_skipped_images_are_recorded_in_the_run(make_learnable, tmp_path, cache)
 
 
 def test_run_baselines_rejects_bad_subset_and_folds_file_with_all(tmp_path):
-    with pytest.raises(VsentError, match=r"--jobs must be >= 1 \(or left out for all CPU cores\), "
+    with pytest.raises(VsentError, match=r"--jobs must be >= 1 \(or left out: one per CPU\), "
                                          r"got 0"):
         bl.run_baselines(tmp_path, "five", "campos", "gch", tmp_path / "run", n_jobs=0)
     assert not (tmp_path / "run").exists()

@@ -17,7 +17,6 @@ a Table-6-like comparison with the published numbers.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,6 +44,7 @@ from vsent.analyses.handcrafted import (
 )
 from vsent.config import HISTOGRAM_MAPS, SUBSETS, check_seed
 from vsent.data import Dataset, load_dataset, make_folds, save_folds
+from vsent.data._common import default_workers
 from vsent.data.cache import cache_dir_default
 from vsent.data.folds import check_inner_splits
 from vsent.errors import VsentError
@@ -472,7 +472,8 @@ def run_baselines(
         (:func:`learn_fisher`).
     Cs, inner_splits : SVM grid of C and folds of the inner CV.
     cache_dir : feature cache (default ``$VSENT_CACHE`` or ``~/.cache/vsent``).
-    n_jobs : threads for feature extraction (default all cores).
+    n_jobs : threads for feature extraction (default :func:`vsent.data._common.default_workers`:
+        one per CPU this process may use, at most 32).
     resume, overwrite : how ``out`` is opened (:func:`vsent.runs.open_run_dir`; ``table.json``
         marks the run finished, and a finished run returns its stored table). The thread count
         and the cache folder are run options, not compared.
@@ -500,13 +501,13 @@ def run_baselines(
         raise VsentError(f"a folds file ({folds_spec}) holds the folds of one subset; "
                          f"use --subset five, four or three with it")
     if n_jobs is not None and (isinstance(n_jobs, bool) or n_jobs < 1):
-        raise VsentError(f"--jobs must be >= 1 (or left out for all CPU cores), got {n_jobs}")
+        raise VsentError(f"--jobs must be >= 1 (or left out: one per CPU), got {n_jobs}")
 
     run_config = {
         "command": "baselines", "data": str(getattr(data, "root", data)), "subsets": subsets,
         "folds": folds_spec, "features": list(feature_sets), "seed": seed,
         "skip_bad": skip_bad, "cache_dir": str(cache_dir or cache_dir_default()),
-        "n_jobs": n_jobs or os.cpu_count(), **asdict(config),
+        "n_jobs": default_workers(n_jobs), **asdict(config),
     }
     total = Timer()
     summaries: dict[str, dict[str, Any]] = {}

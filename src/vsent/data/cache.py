@@ -143,7 +143,7 @@ def image_cache(
     cache_dir : path-like, optional
         Where cache files live; default ``$VSENT_CACHE``, else ``~/.cache/vsent``.
     workers : int, optional
-        Decoding threads; default one per core, at most 32.
+        Decoding threads; default one per CPU this process may use, at most 32.
     progress : bool
         Show a progress bar while building (without it, a log line a minute: vsent.progress).
 
@@ -225,7 +225,7 @@ def cache_images(
     size : int
         Output side in pixels.
     workers : int, optional
-        Decoding threads; default one per core, at most 32.
+        Decoding threads; default one per CPU this process may use, at most 32.
 
     Returns
     -------

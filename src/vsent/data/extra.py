@@ -101,7 +101,7 @@ def extra_train_set(
         Drop extra images whose file bytes equal a base image's, or whose thumbnail is a near
         copy of one (``threshold``, see :func:`near_duplicates`). Turning it off lets test
         images in through their copies: only for measuring that effect.
-    workers : threads for hashing and thumbnails (default: all cores).
+    workers : threads for hashing and thumbnails (default :func:`default_workers`).
 
     Returns
     -------
