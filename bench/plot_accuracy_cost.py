@@ -32,8 +32,7 @@ from typing import Any
 from _common import RESULTS, RUN_RESULTS, shown, write_report
 
 from vsent.errors import VsentError
-from vsent.files import atomic_open
-from vsent.reports.render import pyplot
+from vsent.figures import pyplot, save_figure
 
 #: run directory (under results/accuracy, or "quick" for results/quick) -> label in the plot,
 #: the ids of the README's issue-10 table. Left out: single seeds (s1-seed*, f-seed*: their
@@ -160,10 +159,7 @@ def plot(rows: list[dict[str, Any]], out: Path) -> None:
     ax.set_title("Twitter I without ImageNet weights: accuracy against cost")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    with atomic_open(out, "wb") as f:  # an interrupted run keeps the committed figure whole
-        fig.savefig(f, dpi=120, format="png")
-    plt.close(fig)
+    save_figure(fig, out, dpi=120)  # atomic: an interrupted run keeps the committed figure whole
 
 
 def _label(fig: Any, ax: Any, rows: list[dict[str, Any]]) -> None:
