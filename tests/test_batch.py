@@ -267,6 +267,25 @@ def test_unmatched_rows_keep_their_place_in_the_output():
     assert [r["path"] for r in with_unmatched(items, scorer)] == ["a", "g*", "b", "c", "e", "f"]
 
 
+def test_resume_writes_no_second_row_for_an_input_that_matched_nothing(tmp_path):
+    """An input that matched nothing has its error row under the input as given: a resume
+    finds it there and skips it, as any path with a row (it wrote it again on every resume)."""
+    def scorer(paths):
+        for p in paths:
+            yield {"path": str(p), "prob_positive": 0.5, "label": "positive", "error": ""}
+
+    def items():
+        return [Path("a.jpg"), Unmatched("g*", "g*: matched no file"), Path("b.jpg")]
+
+    out = tmp_path / "rows.csv"
+    first = score_stream(items(), scorer, out)
+    assert (first.total, first.failed) == (3, 1)
+    again = score_stream(items(), scorer, out, resume=True)
+    with out.open(newline="") as f:
+        assert [r["path"] for r in csv.DictReader(f)] == ["a.jpg", "g*", "b.jpg"]
+    assert (again.total, again.failed, again.resumed) == (3, 1, 3)
+
+
 # --------------------------------------------------------------------------------------------
 # writing and resuming
 

@@ -80,6 +80,37 @@ def test_run_directory_holds_config_folds_models_predictions_and_summary(finishe
     assert stored["accuracy"]["std"] == pytest.approx(np.std(per_fold))
 
 
+def test_the_centre_crop_and_the_10_crops_keep_their_columns_and_the_centre_leads(
+        tmp_path, monkeypatch):
+    """In the shared run the two evaluations agree on every image, so which one fills each
+    column and leads summary.json went unseen: here the centre crop says positive on every
+    image and the 10 crops negative."""
+    import vsent.crossval as cv
+    from conftest import build_twitter_like
+    from vsent.metrics import binary_metrics
+
+    def evaluate(model, cfg, images, labels, paths, idx, *, oversample=False, **kw):
+        p = np.tile([0.7, 0.3] if oversample else [0.2, 0.8], (len(idx), 1))
+        return binary_metrics(labels[idx], p.argmax(axis=1)), p
+
+    monkeypatch.setattr(cv, "evaluate_model", evaluate)
+    data = build_twitter_like(tmp_path / "tw")
+    cfg = _cfg(data)
+    summary = crossval(cfg.replace(train=cfg.train.replace(epochs=1)), tmp_path / "run",
+                       progress=False)
+    with (tmp_path / "run" / "predictions.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 35
+    assert {(r["prob_positive"], r["pred"], r["prob_positive_10crop"], r["pred_10crop"])
+            for r in rows} == {("0.8", "1", "0.3", "0")}
+    share_positive = np.mean([r["label"] == "1" for r in rows])
+    assert share_positive != 0.5  # the two evaluations' accuracies differ
+    assert summary["evaluation"] == "center"
+    assert summary["accuracy"]["mean"] == pytest.approx(share_positive)
+    assert summary["center"]["accuracy"]["mean"] == pytest.approx(share_positive)
+    assert summary["ten_crop"]["accuracy"]["mean"] == pytest.approx(1 - share_positive)
+
+
 def test_resume_skips_finished_folds(finished_run, tmp_path):
     data, out, summary = finished_run
     before = {k: (out / f"fold{k}" / "model.pt").stat().st_mtime_ns for k in range(1, 6)}
@@ -817,6 +848,9 @@ def test_a_file_the_run_cannot_write_is_one_line_naming_it(finished_run, tmp_pat
     # (these two were stitched into the run's predictions.csv as blank rows, exit 0)
     ("predictions of other columns", "fold2/predictions.csv", "no column name, path, fold, "),
     ("predictions of fold 3", "fold2/predictions.csv", "not the test images of fold 2 (e.g. "),
+    # the right count, one test image twice and another missing
+    ("predictions with a row twice", "fold2/predictions.csv",
+     "not the test images of fold 2 (e.g. "),
     ("state garbage", "fold2/train_state.pt", "not a training state this run can resume ("),
 ])
 def test_a_damaged_fold_file_is_one_line_naming_it(finished_run, tmp_path, capsys, damage, file,
@@ -841,6 +875,9 @@ def test_a_damaged_fold_file_is_one_line_naming_it(finished_run, tmp_path, capsy
         lines = (copy / "fold3" / "predictions.csv").read_text().splitlines(keepends=True)
         assert len(lines) == 8
         (fold2 / "predictions.csv").write_text("".join(lines))
+    elif damage == "predictions with a row twice":
+        lines = (fold2 / "predictions.csv").read_text().splitlines(keepends=True)
+        (fold2 / "predictions.csv").write_text("".join([*lines[:-1], lines[1]]))
     else:
         (fold2 / "metrics.json").unlink()
         (fold2 / "train_state.pt").write_bytes(b"PK\x03\x04garbage")

@@ -163,6 +163,26 @@ def test_fold_train_refuses_leaks_and_foreign_folds(twitter_like):
         with_extra(base, load_dataset(twitter_like, "three", validate=False))
 
 
+def test_the_first_extra_row_is_no_fold_index_and_an_extra_file_of_a_base_image_clashes(
+        twitter_like, tmp_path):
+    base = load_dataset(twitter_like, "five", validate=False)
+    ex = extra_train_set(base, "five", "three", validate=False)
+    joint = with_extra(base, ex)
+    n = len(base)
+    # index n is the first extra row, not a base image: a fold naming it is another dataset's
+    with pytest.raises(DataError, match=f"fold 2 indexes image {n} but the base dataset has {n}"):
+        joint.fold_train(Fold(index=2, train=np.arange(3), test=np.array([n])))
+    assert len(joint.fold_train(Fold(index=2, train=np.arange(3), test=np.array([n - 1])))) \
+        == 3 + len(ex)
+    # an extra item under another name whose file is a base image (a link to it) is refused
+    link = tmp_path / "alias.jpg"
+    link.symlink_to(base.paths[0])
+    alias = type(ex)(root=ex.root, names=["alias.jpg"], paths=[link],
+                     labels=np.array([1]), source="twitter")
+    with pytest.raises(DataError, match=r"1 extra images are also base images \(e.g. alias.jpg"):
+        with_extra(base, alias)
+
+
 def test_progressive_filter_rule():
     # |s1 - s2| = 0 -> p = 1 (always dropped); >= ln 2 -> p = 0 (always kept)
     scores = np.array([[0.5, 0.5], [0.9, 0.1], [0.15, 0.85], [0.5, 0.5]])

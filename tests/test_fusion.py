@@ -237,6 +237,13 @@ def test_fuse_run_refuses_incomplete_runs(twitter_like, tmp_path):
                                             "twitter_five_agrees.txt").read_text().splitlines()]
     run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds_names, 0.5))
     lines = (run / "predictions.csv").read_text().splitlines()
+    # every image there, one under another fold: a prediction of a model that trained on it
+    name, fold, rest = lines[-1].split(",", 2)
+    (run / "predictions.csv").write_text(
+        "\n".join([*lines[:-1], f"{name},{int(fold) % 5 + 1},{rest}"]) + "\n")
+    with pytest.raises(VsentError, match=re.escape(
+            f"1 test images of fold {fold} have no prediction of that fold (e.g. {name})")):
+        fuse_run(run, "cues", cache_dir=tmp_path / "cache")
     (run / "predictions.csv").write_text("\n".join(lines[:-1]) + "\n")  # one image lost
     with pytest.raises(VsentError, match="have no prediction of that fold"):
         fuse_run(run, "cues", cache_dir=tmp_path / "cache")

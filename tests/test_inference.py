@@ -89,6 +89,22 @@ def test_ten_crop_is_the_mean_of_ten_independently_made_crops(images):
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+def test_evaluate_predicts_the_argmax_over_every_output(images):
+    """A many-way model (a raw ablation) predicting a class other than 0 or 1 is wrong, as in
+    Caffe's accuracy layer: its prediction is not read off the first two outputs."""
+    from vsent.evaluate import evaluate
+
+    torch.manual_seed(0)
+    model = create_model("smallcnn", widths=(4, 8), num_classes=3).eval()
+    with torch.no_grad():  # class 2 wins on every image, class 1 beats class 0
+        model.fc.weight.zero_()
+        model.fc.bias.copy_(torch.tensor([0.0, 1.0, 2.0]))
+    labels = np.array([0, 1, 1, 0, 1])
+    metrics, probs = evaluate(model, images, labels, batch_size=2, device="cpu")
+    assert probs.shape == (5, 3) and (probs.argmax(axis=1) == 2).all()
+    assert metrics["accuracy"] == 0.0 and metrics["other"] == [2, 3]
+
+
 def test_capture_keeps_values_that_an_inplace_relu_overwrites_later(images):
     model = _model()
     c = model.info.preprocess.crop

@@ -21,6 +21,7 @@ from vsent.analyses.pcnn import (
     progressive,
     read_removal,
     removal_probability,
+    removal_report,
     select_kept,
 )
 from vsent.cli import main
@@ -76,6 +77,23 @@ def test_select_kept_is_deterministic_with_a_seed():
     assert a.dtype == bool and a.shape == (500,)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_removal_report_counts_by_class_and_sums_the_probabilities():
+    """removal.json's figures on a draw written out here: the expected count is the sum of p
+    (not its mean), "always kept" the share with |s1 - s2| >= ln 2 (not below it)."""
+    scores = np.array([[0.5, 0.5], [0.6, 0.4], [0.9, 0.1], [0.05, 0.95], [0.45, 0.55]])
+    kept = np.array([False, True, True, True, False])
+    labels = np.array([0, 1, 0, 1, 1])
+    r = removal_report(scores, kept, labels)
+    assert (r["n_images"], r["n_kept"], r["n_removed"]) == (5, 3, 2)
+    assert r["removed_share"] == pytest.approx(0.4)
+    # p = 1, 2 - e^0.2, 0, 0, 2 - e^0.1 (|s1 - s2| = 0, 0.2, 0.8, 0.9, 0.1)
+    assert r["expected_removed"] == pytest.approx(1 + (2 - math.exp(0.2)) + (2 - math.exp(0.1)))
+    assert r["share_always_kept"] == pytest.approx(0.4)  # rows 2 and 3
+    assert r["by_label"] == {"negative": {"n": 2, "removed": 1},
+                             "positive": {"n": 3, "removed": 1}}
+    assert r["histogram"]["diff"].sum() == 5 and r["histogram"]["diff_removed"].sum() == 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,7 +188,7 @@ def test_stage_2_trains_on_exactly_the_images_kept(make_learnable, tmp_path, mon
 
     def fit(model, images, labels, cfg, **kw):
         calls.append(([name_of[np.asarray(images[i]).tobytes()] for i in range(len(images))],
-                      np.asarray(labels).tolist()))
+                      np.asarray(labels).tolist(), cfg.seed))
         return real_fit(model, images, labels, cfg, **kw)
 
     monkeypatch.setattr(pcnn_module, "fit", fit)
@@ -191,7 +209,9 @@ def test_stage_2_trains_on_exactly_the_images_kept(make_learnable, tmp_path, mon
 
     assert len(calls) == 2
     assert sorted(calls[0][0]) == sorted(dataset.names)  # stage 1: every image once
-    names, labels = calls[1]
+    # the seeds summary.json reports: stage 1 trains with --seed, stage 2 with --seed + 1
+    assert [seed for _, _, seed in calls] == [0, 1] == [cfg.seeds["stage1"], cfg.seeds["stage2"]]
+    names, labels, _ = calls[1]
     assert sorted(names) == sorted(kept)  # stage 2: the kept images, each once, no other
     assert labels == [label(n) for n in names]
     assert sorted(set(labels)) == [0, 1]

@@ -717,7 +717,7 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from vsent.models.checkpoint import save_checkpoint
+    from vsent.models.checkpoint import load_checkpoint, save_checkpoint
 
     run, ds, folds = tiny_run
     pcfg = P.ProposalConfig(n_proposals=6, min_box_area=60)
@@ -736,10 +736,12 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
     sweep = json.loads((out / "k_sweep.json").read_text())
     rows = {r["name"]: r for r in csv.DictReader((out / "predictions.csv").open())}
     rankings = ("ar", "objectness", "sentiment")
-    n_ranking_differs = n_k_matters = n_sets_differ = 0
+    other_log = "natural" if senti_log == "classes" else "classes"
+    n_ranking_differs = n_k_matters = n_sets_differ = n_log_matters = 0
     for fi, f in enumerate(folds):
         with np.load(out / f"fold{f.index}" / "regions.npz") as z:
             res = dict(z)
+        model = load_checkpoint(run / f"fold{f.index}" / "model.pt")[0]
         test, train = np.sort(f.test), np.sort(f.train)
         np.testing.assert_array_equal(res["test_index"], test)
         np.testing.assert_array_equal(res["train_index"], train)
@@ -752,6 +754,14 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
             pg = res["test_global_probs"][i].astype(np.float64)
             scores = _ar_by_hand(res["objectness"][sl], probs, alpha, senti_log)
             tops = {by: _top(scores[by], k) for by in rankings}
+            # early fusion's region feature: the mean feature of the top K by AR (this
+            # reading of the log), of the fold model on the stored boxes
+            crops = R.crop_regions(images[idx], res["boxes"][sl], model.info.preprocess.resize)
+            feats = R.score_images(model, crops)[1].astype(np.float64)
+            np.testing.assert_allclose(res["test_region_features"][i],
+                                       feats[tops["ar"]].mean(0), rtol=1e-4, atol=1e-5)
+            n_log_matters += set(tops["ar"]) != set(
+                _top(_ar_by_hand(res["objectness"][sl], probs, alpha, other_log)["ar"], k))
             for by in rankings:
                 for kk in range(1, k_max + 1):
                     t = _top(scores[by], kk)  # fewer than kk proposals: the mean of those
@@ -759,6 +769,7 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
             row = rows[ds.names[idx]]
             assert int(row["label"]) == y[i] and int(row["fold"]) == f.index
             assert int(row["pred_global"]) == pg.argmax()
+            assert json.loads(row["top_boxes"]) == res["boxes"][sl][tops["ar"]].tolist()
             fused = (pg + beta / len(tops["ar"]) * probs[tops["ar"]].sum(0)) / (1 + beta)
             assert float(row["prob_positive_fused"]) == pytest.approx(fused[1], abs=2e-6)
             for by in rankings:
@@ -779,8 +790,9 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
         got = [int(rows[ds.names[i]]["pred_global_linear"]) for i in test]
         np.testing.assert_array_equal(got, clf.predict(res["test_global_features"]))
     # the data can tell the mistakes apart: the rankings disagree on some image, K + 1 regions
-    # change some prediction, and AR's top K is not always the first K proposals
-    assert n_ranking_differs > 0 and n_k_matters > 0 and n_sets_differ > 0
+    # change some prediction, AR's top K is not always the first K proposals, and the other
+    # reading of the log would pick another top K for some image
+    assert n_ranking_differs > 0 and n_k_matters > 0 and n_sets_differ > 0 and n_log_matters > 0
     # flip every stored test label and evaluate again from the stored scores: the training-side
     # outputs (early fusion and its control) must not move, so no test label reached them
     for f in folds:

@@ -75,6 +75,31 @@ def test_step_schedule_divides_by_ten_every_six_epochs():
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9
 
 
+def _epoch_lrs(cfg: TrainConfig, epochs: int) -> list[float]:
+    """The base lr of each epoch under ``make_scheduler`` (stepped once per epoch, as fit)."""
+    opt = make_optimizer(Tiny(), cfg)
+    sched = make_scheduler(opt, cfg)
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+def test_the_step_schedule_uses_lr_gamma_and_cosine_spans_the_epochs():
+    """--lr-gamma was only ever seen at its default 0.1, and the cosine only through resume
+    tests that compare a run with itself."""
+    step = TrainConfig(lr=0.01, lr_step=2, lr_gamma=0.5)
+    assert _epoch_lrs(step, 6) == pytest.approx([0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025])
+    assert _epoch_lrs(step.replace(lr_gamma=1.0), 4) == pytest.approx([0.01] * 4)  # (0, 1]
+    # lr (1 + cos(pi e / epochs)) / 2 for epoch e = 0 .. epochs - 1: near 0 in the last one
+    cosine = TrainConfig(lr=0.01, schedule="cosine", epochs=4)
+    assert _epoch_lrs(cosine, 4) == pytest.approx(
+        [0.01 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)])
+    assert _epoch_lrs(TrainConfig(lr=0.01, schedule="constant"), 3) == pytest.approx([0.01] * 3)
+
+
 def _quadratic_steps(opt_cls, lrs, weight_decay=0.0):
     """w after each step of ``opt_cls`` (momentum 0.9) on 0.5 w^2 from w = 1 at ``lrs``."""
     w = torch.ones(1, dtype=torch.float64, requires_grad=True)
@@ -106,6 +131,22 @@ def test_caffe_momentum_keeps_the_old_lr_in_its_velocity_after_a_drop(weight_dec
     plain = _quadratic_steps(torch.optim.SGD, lrs, weight_decay)
     assert plain[:5] == pytest.approx(caffe[:5], rel=1e-12)
     assert abs(plain[5] - caffe[5]) > 1e-3  # the first step after the drop: torch's is 10x shorter
+
+
+def test_a_caffe_sgd_step_at_lr_zero_moves_nothing():
+    """The class's promise: a step at lr 0 moves nothing (and its velocity is not rescaled by
+    old lr / 0: the lr it holds stays the last one above 0)."""
+    from vsent.train import CaffeSGD
+
+    w = torch.ones(1, dtype=torch.float64, requires_grad=True)
+    opt = CaffeSGD([w], lr=0.1, momentum=0.9)
+    for lr in (0.1, 0.0):
+        opt.param_groups[0]["lr"] = lr
+        opt.zero_grad()
+        (0.5 * w * w).sum().backward()
+        opt.step()
+    assert w.item() == pytest.approx(0.9)  # 1 - 0.1 * 1, then no move at lr 0
+    assert opt.param_groups[0]["momentum_lr"] == 0.1
 
 
 def test_momentum_form_picks_the_optimizer_and_is_recorded_for_sgd_only():
@@ -542,6 +583,14 @@ def test_batches_are_shuffled_every_epoch_and_seeded(monkeypatch):
     assert first[0] != first[1]  # a new order each epoch
     assert _batches(monkeypatch, n, size, epochs=2, seed=4) == first  # seeded
     assert _batches(monkeypatch, n, size, epochs=2, seed=5) != first
+
+
+def test_a_last_batch_of_one_image_is_dropped(monkeypatch):
+    """BatchNorm cannot train on a batch of one: such a last batch is left out of the epoch;
+    one of two images is trained on."""
+    for n, sizes in ((17, [8, 8]), (18, [8, 8, 2])):
+        batches = _batches(monkeypatch, n, 8, epochs=1, seed=0)[0]
+        assert [len(b) for b in batches] == sizes
 
 
 def test_mix_batch_mixes_each_image_with_the_next_as_its_targets_say():
