@@ -236,3 +236,13 @@ def test_a_base_label_file_that_is_not_utf8_is_one_line(twitter_like):
     with pytest.raises(DataError) as info:
         extra_train_set(twitter_like, "five", "three", drop_copies=False)
     assert str(info.value).startswith(f"{path.resolve()}:{n_lines + 1}: not a UTF-8 text file")
+
+
+def test_no_base_image_means_no_copy_rather_than_an_error(twitter_like):
+    """extra_train_set with skip_bad=True may be left with no base image: no extra image
+    copies one (the thumbnail comparison has nothing to take a best match from)."""
+    from vsent.data.extra import _copies
+
+    paths = sorted((twitter_like / "images").iterdir())[:3]
+    assert _copies(paths, [], 0.99, 1) == {}
+    assert _copies([], paths, 0.99, 1) == {}

@@ -180,7 +180,7 @@ def _copies(cand: Sequence[Path], base: Sequence[Path], threshold: float,
     cand_h, base_h = _sha1s(cand, workers), _sha1s(base, workers)
     by_hash = {h: i for i, h in enumerate(base_h)}
     out = {j: (by_hash[h], "same bytes") for j, h in enumerate(cand_h) if h in by_hash}
-    if threshold <= 1.0:
+    if threshold <= 1.0 and len(cand) and len(base):  # (no base image: nothing to copy)
         sims = near_duplicates(thumbnails(cand, workers), thumbnails(base, workers))
         best = sims.argmax(axis=1)
         for j in np.flatnonzero(sims[np.arange(len(cand)), best] >= threshold):
