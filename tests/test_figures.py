@@ -89,7 +89,18 @@ def test_a_fold_with_one_class_has_no_roc_curve_and_no_error(drawn, tmp_path):
     assert [t.split(" (")[0] for t in _legend(drawn[0].axes[2])] == ["fold 1"]
 
 
-def test_a_figure_is_written_whole_or_not_at_all(tmp_path):
+def _save_with_figures(fig, folder):
+    return figures.save_figure(fig, folder / "f.png").name
+
+
+def _save_with_render(fig, folder):  # the reports' helper (a name for report.md)
+    from vsent.reports import render
+
+    return render.save_figure(fig, folder, "f.png")
+
+
+@pytest.mark.parametrize("save", [_save_with_figures, _save_with_render])
+def test_a_figure_is_written_whole_or_not_at_all(tmp_path, save):
     plt = figures.pyplot()
     (tmp_path / "f.png").write_bytes(b"old")
     fig = plt.figure()
@@ -100,9 +111,9 @@ def test_a_figure_is_written_whole_or_not_at_all(tmp_path):
 
     fig.savefig = interrupted
     with pytest.raises(KeyboardInterrupt):
-        figures.save_figure(fig, tmp_path / "f.png")
+        save(fig, tmp_path)
     plt.close(fig)
-    assert [p.name for p in tmp_path.iterdir()] == ["f.png"]
+    assert [p.name for p in tmp_path.iterdir()] == ["f.png"]  # no temporary file left
     assert (tmp_path / "f.png").read_bytes() == b"old"
-    assert figures.save_figure(plt.figure(), tmp_path / "f.png") == tmp_path / "f.png"
+    assert save(plt.figure(), tmp_path) == "f.png"
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"

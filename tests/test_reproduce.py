@@ -1121,28 +1121,6 @@ def test_campos_notes_state_caffenet_and_split_facts_only_where_they_hold(tmp_pa
     assert "biases at 1x lr without weight decay." in notes
 
 
-def test_report_figures_are_written_atomically(tmp_path):
-    from vsent import figures
-    from vsent.reports import render
-
-    plt = figures.pyplot()
-    (tmp_path / "fig.png").write_bytes(b"the previous figure")
-    fig = plt.figure()
-
-    def interrupted(f, **kw):
-        f.write(b"\x89PNG half")
-        raise KeyboardInterrupt
-
-    fig.savefig = interrupted
-    with pytest.raises(KeyboardInterrupt):
-        render.save_figure(fig, tmp_path, "fig.png")
-    plt.close(fig)
-    assert (tmp_path / "fig.png").read_bytes() == b"the previous figure"
-    assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]  # no temporary file left
-    assert render.save_figure(plt.figure(), tmp_path, "fig.png") == "fig.png"
-    assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
-
-
 def test_a_reproduction_recorded_with_train_seed_0_and_seed_1_resumes(twitter_like, tmp_path):
     """review23 #1: the previous vsent stored template.train.seed 0 (and each sub-run's
     train.seed 0) beside --seed 1; RunConfig now records train.seed = seed, and the plan and
