@@ -440,8 +440,12 @@ def test_cli_fuse_histogram_map_reaches_the_hand_crafted_blocks(twitter_like, tm
     res, out = fusion.fuse(run, features="gch", histogram_map="sqrt", progress=False)
     assert out == run / "fuse" / "gch-mean-w0.5-logistic-sqrt"
     assert res == json.loads((out / "summary.json").read_text())
-    with pytest.raises(VsentError, match="--weight 1.5 is out of range"):
-        fusion.fuse(run, features="gch", weight=1.5)
+    for kw, message in (({"weight": 1.5}, "--weight 1.5 is out of range"),
+                        ({"rule": "max"}, "--rule 'max': choose one of mean, logit, early"),
+                        ({"classifier": "svc"}, "--classifier 'svc': choose one of")):
+        with pytest.raises(VsentError, match=message):
+            fusion.fuse(run, tmp_path / "bad", features="gch", **kw)
+        assert not (tmp_path / "bad").exists()  # refused before the output is made
 
 
 def test_cli_fuse_interrupted_is_done_again_by_the_same_command(twitter_like, tmp_path,

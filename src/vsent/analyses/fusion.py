@@ -460,6 +460,10 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
     from vsent.runs import FOLDS, SUMMARY, check_inputs, check_run_data, open_run_dir, read_config
 
     features = "+".join(parse_fusion_blocks(features, "--features"))
+    if rule not in RUN_RULES:
+        raise VsentError(f"--rule {rule!r}: choose one of {', '.join(RUN_RULES)}")
+    if classifier not in METHODS:
+        raise VsentError(f"--classifier {classifier!r}: choose one of {', '.join(METHODS)}")
     if not 0.0 <= weight <= 1.0:
         raise VsentError(f"--weight {weight!r} is out of range (0 .. 1)")
     if rule == "early" and weight != DEFAULT_WEIGHT:
