@@ -87,6 +87,8 @@ def parse_fusion_blocks(spec: str, option: str, *, none_ok: bool = False) -> tup
                          f"{', '.join(FUSION_BLOCKS)} joined with '+' (each once), e.g. "
                          "gch+bow or gch+bow+cues")
     return parts
+
+
 #: Maps of the hand-crafted histograms (``--histogram-map``): ``none``, or ``sqrt`` - the square
 #: root of each L1-normalised histogram, so that a linear classifier computes the Hellinger
 #: kernel between histograms (elementwise: nothing is learnt from data).
