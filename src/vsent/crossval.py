@@ -410,8 +410,8 @@ def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None,
                               np.sort(fold.train), state_path=state, progress=progress,
                               desc=f"fold {fold.index}")
     else:  # --extra-train: the schedule's stages (the last one resumes from ``state``)
-        history = train_fold_with_extra(cfg, model, images, labels, joint, fold, train_cfg, fdir,
-                             progress=progress)
+        history = train_fold_with_extra(cfg, model, images, labels, joint, fold, train_cfg,
+                                        fdir, progress=progress)
     if not distributed.is_main():  # DDP: rank 0 alone saves, evaluates and writes the fold
         return distributed.broadcast_object(None)
     run.write_json(f"fold{fold.index}/history.json", history)
@@ -488,9 +488,9 @@ def _check_same_extra(cfg: RunConfig, run: RunDir, extra) -> None:
     elif (then.get("names"), then.get("labels")) == (extra.names, extra.labels.tolist()):
         run.write_json(EXTRA_RECORD, record)
     else:
-        raise make_data_change_error(data, f"{run.path} started", {"n_images": then.get("n"),
-                                                         "n_positive": then.get("n_positive")},
-                           extra.fingerprint(), file, remedy)
+        then_counts = {"n_images": then.get("n"), "n_positive": then.get("n_positive")}
+        raise make_data_change_error(data, f"{run.path} started", then_counts,
+                                     extra.fingerprint(), file, remedy)
 
 
 def train_fold_with_extra(cfg: RunConfig, model: nn.Module, images: np.ndarray,

@@ -822,7 +822,7 @@ def data_change_error(then: Mapping[str, Any], dataset: Dataset, data: str, sinc
     if all(then.get(key) == now[key] for key in now):  # not then != now: ITEM_DIGESTS is no data
         return None
     return make_data_change_error(data, since, then, now, file, remedy,
-                        changed=_changed_items(then, dataset))
+                                  changed=_changed_items(then, dataset))
 
 
 def data_record(dataset: Dataset) -> dict[str, Any]:
