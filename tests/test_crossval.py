@@ -195,6 +195,7 @@ def test_cli_finetune_resume_alone_keeps_the_stored_fold(finished_run, tmp_path,
             "--batch-size", "8", "--device", "cpu", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     first = json.loads((out / "metrics.json").read_text())
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"  # its training curves
     (out / "metrics.json").unlink()  # as if interrupted before the end
     assert main(["finetune", "--resume", "--out", str(out), "--no-progress"]) == 0
     assert "fold 2 accuracy" in capsys.readouterr().out

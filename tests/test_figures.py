@@ -82,6 +82,25 @@ def test_stages_are_marked_and_an_untrained_run_says_so(drawn, tmp_path):
     assert [t.get_text() for t in drawn[1].axes[0].texts] == ["no training"]
 
 
+def test_a_training_figure_draws_one_trainings_curves(drawn, tmp_path):
+    history = [{"loss": 0.7 - e / 10, "train_accuracy": 0.5 + e / 20} for e in range(3)]
+    figures.training_figure(history, tmp_path / "c.png", title="finetune")
+    loss, acc = drawn[0].axes
+    assert list(loss.get_lines()[0].get_ydata()) == [h["loss"] for h in history]
+    assert list(acc.get_lines()[0].get_ydata()) == [h["train_accuracy"] for h in history]
+    assert loss.get_legend() is None  # one line: nothing to tell apart
+
+
+def test_each_fold_has_its_colour_in_every_panel(drawn, tmp_path):
+    """A fold without a history (fold 1 here) does not shift the other folds' colours."""
+    rows = _rows(np.random.default_rng(4), folds=(1, 2))
+    figures.crossval_figure({2: [{"loss": 1.0, "train_accuracy": 0.5}]}, rows,
+                            tmp_path / "c.png")
+    loss, _, roc = drawn[0].axes
+    assert loss.get_lines()[0].get_color() == roc.get_lines()[1].get_color()  # fold 2's
+    assert roc.get_lines()[0].get_color() != roc.get_lines()[1].get_color()
+
+
 def test_a_fold_with_one_class_has_no_roc_curve_and_no_error(drawn, tmp_path):
     rows = _rows(np.random.default_rng(3), folds=(1, 2))
     rows = [r for r in rows if not (r["fold"] == "2" and r["label"] == "0")]

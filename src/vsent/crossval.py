@@ -12,7 +12,8 @@ A cross-validation run directory holds (see docs/ARCHITECTURE.md)::
 
 A fine-tuning run directory (:func:`finetune`) holds config.json, versions.json, run.log,
 data.json, skipped.json, init.json (--init FILE), folds.json (--fold), train_state.pt (while
-it trains), history.json, model.pt and metrics.json (written last).
+it trains), history.json, curves.png (its training curves), model.pt and metrics.json (written
+last).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from vsent.data.extra import JointSet, extra_train_set, progressive_filter, with
 from vsent.data.folds import Fold, make_folds, save_folds
 from vsent.errors import VsentError, one_line
 from vsent.evaluate import predict_proba
-from vsent.figures import crossval_figure
+from vsent.figures import crossval_figure, training_figure
 from vsent.files import atomic_open, atomic_write_text, file_sha256
 from vsent.frozen import check_train_mode, evaluate_model, run_meta, train_model, training_label
 from vsent.metrics import SCALARS, summarize_folds, write_summary
@@ -695,6 +696,8 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
         if not distributed.is_main():  # DDP: rank 0 alone saves, evaluates and writes
             return distributed.broadcast_object(None)
         run.write_json("history.json", history)
+        title = f"{cfg.model} on {dataset.title}" + (f", fold {fold}" if fold is not None else "")
+        training_figure(history, out / CURVES_FIGURE, title=title)
         fusion = feats = None
         if cfg.fusion is not None:  # the hand-crafted half, fitted on the same images
             fusion, feats = _fit_late_fusion(cfg, dataset, train_idx, progress)

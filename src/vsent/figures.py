@@ -6,12 +6,13 @@ needed, and matplotlib is imported only when a figure is drawn).
 
 :func:`crossval_figure` draws what a user looks at first after training: the training loss
 and training accuracy per epoch of each fold (from ``fold<k>/history.json``) and each fold's
-ROC curve on its test images (from the run's per-image probabilities), with its AUC.
+ROC curve on its test images (from the run's per-image probabilities), with its AUC;
+:func:`training_figure` the two training curves of one training (``vsent finetune``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,44 +64,74 @@ def crossval_figure(histories: Mapping[int, Sequence[Mapping[str, Any]]],
 
     Returns ``path``.
     """
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     plt = pyplot()
     fig, (ax_loss, ax_acc, ax_roc) = plt.subplots(1, 3, figsize=(13, 4))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (fold, history) in enumerate(sorted(histories.items())):
-        colour = colours[i % len(colours)]
+
+    def colour(fold: int) -> str:  # one colour per fold in every panel
+        return colours[(fold - 1) % len(colours)]
+
+    _plot_training(ax_loss, ax_acc, histories, colour)
+    _plot_roc(ax_roc, rows, "prob_positive_10crop" if ten_crop else "prob_positive", colour)
+    ax_roc.set_title(f"test images, {'10-crop' if ten_crop else 'centre crop'}")
+    return _finish(fig, (ax_loss, ax_acc, ax_roc), path, title)
+
+
+def training_figure(history: Sequence[Mapping[str, Any]], path: str | Path, *,
+                    title: str = "") -> Path:
+    """The training loss and training accuracy per epoch of one training (``vsent finetune``;
+    ``history`` as in :func:`crossval_figure`), as a PNG; returns ``path``."""
+    fig, (ax_loss, ax_acc) = pyplot().subplots(1, 2, figsize=(9, 4))
+    _plot_training(ax_loss, ax_acc, {1: history}, lambda fold: "tab:blue", label=None)
+    return _finish(fig, (ax_loss, ax_acc), path, title)
+
+
+def _plot_training(ax_loss: Any, ax_acc: Any,
+                   histories: Mapping[int, Sequence[Mapping[str, Any]]],
+                   colour: Callable[[int], str], label: str | None = "fold {}") -> None:
+    """Loss and training accuracy per epoch, a line per history (``label`` with its fold;
+    None: no legend entry), a dotted line where a stage of staged training starts."""
+    for fold, history in sorted(histories.items()):
         epochs = np.arange(1, len(history) + 1)
         for ax, key in ((ax_loss, "loss"), (ax_acc, "train_accuracy")):
-            ax.plot(epochs, [h.get(key, np.nan) for h in history], color=colour,
-                    label=f"fold {fold}")
+            ax.plot(epochs, [h.get(key, np.nan) for h in history], color=colour(fold),
+                    label=None if label is None else label.format(fold))
         for e in _stage_starts(history):
             for ax in (ax_loss, ax_acc):
-                ax.axvline(e - 0.5, color=colour, linestyle=":", linewidth=0.8)
+                ax.axvline(e - 0.5, color=colour(fold), linestyle=":", linewidth=0.8)
     if not any(histories.values()):
         for ax in (ax_loss, ax_acc):
             ax.text(0.5, 0.5, "no training", ha="center", va="center", transform=ax.transAxes)
-    for ax, label in ((ax_loss, "training loss"), (ax_acc, "training accuracy")):
+    for ax, name in ((ax_loss, "training loss"), (ax_acc, "training accuracy")):
         ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
+        ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-    column = "prob_positive_10crop" if ten_crop else "prob_positive"
+
+
+def _plot_roc(ax: Any, rows: Sequence[Mapping[str, Any]], column: str,
+              colour: Callable[[int], str]) -> None:
+    """Each fold's ROC curve of ``column`` against ``label``, its AUC in the legend; a fold
+    whose test images are of one class has none (no false or no true positive rate)."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
     by_fold: dict[int, list[tuple[int, float]]] = {}
     for r in rows:
         by_fold.setdefault(int(r["fold"]), []).append((int(r["label"]), float(r[column])))
-    for i, fold in enumerate(sorted(by_fold)):
+    for fold in sorted(by_fold):
         y, p = map(np.asarray, zip(*by_fold[fold], strict=True))
-        if len(np.unique(y)) < 2:  # a ROC curve needs both classes among the test images
+        if len(np.unique(y)) < 2:
             continue
         fpr, tpr, _ = roc_curve(y, p)
-        ax_roc.plot(fpr, tpr, color=colours[i % len(colours)],
-                    label=f"fold {fold} (AUC {roc_auc_score(y, p):.3f})")
-    ax_roc.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1)
-    ax_roc.set_xlabel("false positive rate")
-    ax_roc.set_ylabel("true positive rate")
-    ax_roc.set_title(f"test images, {'10-crop' if ten_crop else 'centre crop'}")
-    ax_roc.grid(alpha=0.3)
-    for ax in (ax_loss, ax_acc, ax_roc):
+        ax.plot(fpr, tpr, color=colour(fold), label=f"fold {fold} (AUC {roc_auc_score(y, p):.3f})")
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.grid(alpha=0.3)
+
+
+def _finish(fig: Any, axes: Sequence[Any], path: str | Path, title: str) -> Path:
+    """Legends where there are labelled lines, the title, then :func:`save_figure`."""
+    for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
     if title:
