@@ -136,3 +136,25 @@ def test_a_figure_is_written_whole_or_not_at_all(tmp_path, save):
     assert (tmp_path / "f.png").read_bytes() == b"old"
     assert save(plt.figure(), tmp_path) == "f.png"
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_non_finite_probabilities_are_left_out_of_the_roc(drawn, tmp_path):
+    """A diverged fold's NaN scores give it no curve; the figure (and so the run) is made."""
+    rows = _rows(np.random.default_rng(5), folds=(1, 2))
+    for r in rows:
+        if r["fold"] == "2":
+            r["prob_positive"] = "nan"
+    rows[0]["prob_positive"] = "inf"
+    figures.crossval_figure({}, rows, tmp_path / "c.png")
+    y = [int(r["label"]) for r in rows[1:] if r["fold"] == "1"]
+    p = [float(r["prob_positive"]) for r in rows[1:] if r["fold"] == "1"]
+    assert _legend(drawn[0].axes[2]) == [f"fold 1 (AUC {roc_auc_score(y, p):.3f})"]
+    assert not drawn[0].axes[0].texts  # no history read: nothing said of training
+
+
+def test_a_figure_that_cannot_be_written_is_one_line_naming_it(tmp_path):
+    from vsent.errors import VsentError
+
+    (tmp_path / "f.png").mkdir()  # a folder where the figure goes
+    with pytest.raises(VsentError, match=f"{tmp_path / 'f.png'}: cannot be written"):
+        figures.save_figure(figures.pyplot().figure(), tmp_path / "f.png")

@@ -267,8 +267,9 @@ def test_fuse_run_refuses_incomplete_runs(twitter_like, tmp_path):
     for bad in ("sift", "gch+gch", "", "gch++bow", "gch+", "GCH+gch"):
         with pytest.raises(VsentError, match="--features"):
             parse_fusion_blocks(bad, "--features")
-    # crossval's option says it also takes none; its config stores the blocks as read
-    assert RunConfig(data="d", fusion=" GCH+Bow").fusion == "gch+bow"
+    # crossval's option says it also takes none; its config keeps the value as given (a run
+    # stored with "gch + bow" resumes), read as its blocks where it is used
+    assert RunConfig(data="d", fusion=" GCH + Bow").fusion == " GCH + Bow"
     with pytest.raises(VsentError, match="--fusion 'gch\\+\\+bow': none, or blocks"):
         RunConfig(data="d", fusion="gch++bow")
 
@@ -440,9 +441,16 @@ def test_cli_fuse_histogram_map_reaches_the_hand_crafted_blocks(twitter_like, tm
     res, out = fusion.fuse(run, features="gch", histogram_map="sqrt", progress=False)
     assert out == run / "fuse" / "gch-mean-w0.5-logistic-sqrt"
     assert res == json.loads((out / "summary.json").read_text())
+    # a fusion recorded before the hand-crafted settings and the seed were: still finished
+    stored = json.loads((out / "config.json").read_text())
+    del stored["hand_crafted"], stored["seed"]
+    (out / "config.json").write_text(json.dumps(stored))
+    assert fusion.fuse(run, features="gch", histogram_map="sqrt", progress=False)[0] == res
     for kw, message in (({"weight": 1.5}, "--weight 1.5 is out of range"),
                         ({"rule": "max"}, "--rule 'max': choose one of mean, logit, early"),
-                        ({"classifier": "svc"}, "--classifier 'svc': choose one of")):
+                        ({"classifier": "svc"}, "--classifier 'svc': choose one of"),
+                        ({"extra_train": "two"}, "--extra-train 'two': choose one of four"),
+                        ({"rule": "early", "extra_train": "three"}, "needs a late rule")):
         with pytest.raises(VsentError, match=message):
             fusion.fuse(run, tmp_path / "bad", features="gch", **kw)
         assert not (tmp_path / "bad").exists()  # refused before the output is made

@@ -416,9 +416,8 @@ class RunConfig:
         if not staged and self.finetune is not None:
             raise VsentError("--finetune-epochs/--finetune-lr apply to --extra-schedule "
                              "joint+finetune or progressive")
-        if self.fusion is not None:  # stored as its blocks say it: "GCH + bow" is gch+bow
-            blocks = parse_fusion_blocks(str(self.fusion), "--fusion", none_ok=True)
-            object.__setattr__(self, "fusion", "+".join(blocks))
+        if self.fusion is not None:  # kept as given: a run stored "gch + bow" still resumes
+            parse_fusion_blocks(str(self.fusion), "--fusion", none_ok=True)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunConfig:

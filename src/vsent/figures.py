@@ -1,7 +1,7 @@
 """Figures: matplotlib set up once, written atomically, and the figure of a crossval run.
 
-Every figure vsent writes goes through :func:`save_figure` (written beside, then renamed: an
-interrupted run never leaves half a PNG) on the Agg backend (:func:`pyplot`: no display
+The figures of runs and reports go through :func:`save_figure` (written beside, then renamed:
+an interrupted run never leaves half a PNG) on the Agg backend (:func:`pyplot`: no display
 needed, and matplotlib is imported only when a figure is drawn).
 
 :func:`crossval_figure` draws what a user looks at first after training: the training loss
@@ -12,6 +12,7 @@ ROC curve on its test images (from the run's per-image probabilities), with its 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from vsent.files import atomic_open
+from vsent.runs import writing
 
 
 def pyplot():
@@ -38,9 +40,11 @@ def save_figure(fig: Any, path: str | Path, *, dpi: int = 110,
     returns ``path``."""
     path = Path(path)
     fig.tight_layout(rect=rect)
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, dpi=dpi, format=path.suffix.lstrip(".") or "png")
-    pyplot().close(fig)
+    try:  # an OSError (full disk, a folder by that name) is one line naming the file
+        with writing(path), atomic_open(path, "wb") as f:
+            fig.savefig(f, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    finally:
+        pyplot().close(fig)
     return path
 
 
@@ -99,7 +103,7 @@ def _plot_training(ax_loss: Any, ax_acc: Any,
         for e in _stage_starts(history):
             for ax in (ax_loss, ax_acc):
                 ax.axvline(e - 0.5, color=colour(fold), linestyle=":", linewidth=0.8)
-    if not any(histories.values()):
+    if histories and not any(histories.values()):  # (none read: nothing to say)
         for ax in (ax_loss, ax_acc):
             ax.text(0.5, 0.5, "no training", ha="center", va="center", transform=ax.transAxes)
     for ax, name in ((ax_loss, "training loss"), (ax_acc, "training accuracy")):
@@ -111,12 +115,15 @@ def _plot_training(ax_loss: Any, ax_acc: Any,
 def _plot_roc(ax: Any, rows: Sequence[Mapping[str, Any]], column: str,
               colour: Callable[[int], str]) -> None:
     """Each fold's ROC curve of ``column`` against ``label``, its AUC in the legend; a fold
-    whose test images are of one class has none (no false or no true positive rate)."""
+    whose test images are of one class has none (no false or no true positive rate), and
+    rows whose probability is not a finite number are left out."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     by_fold: dict[int, list[tuple[int, float]]] = {}
     for r in rows:
-        by_fold.setdefault(int(r["fold"]), []).append((int(r["label"]), float(r[column])))
+        p = float(r[column])
+        if math.isfinite(p):  # (a diverged fold's NaN scores: no curve, not a failed run)
+            by_fold.setdefault(int(r["fold"]), []).append((int(r["label"]), p))
     for fold in sorted(by_fold):
         y, p = map(np.asarray, zip(*by_fold[fold], strict=True))
         if len(np.unique(y)) < 2:

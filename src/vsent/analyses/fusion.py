@@ -1,7 +1,8 @@
 """Fusing the CNN with hand-crafted classifiers and cues (issue 10, levers 3 and 4).
 
 The fusion rules are pure functions; :func:`fuse_run` is the fold loop of ``vsent fuse`` and
-``crossval --fusion`` (it reads a finished run's folds and predictions).
+``crossval --fusion`` (it reads a finished run's folds and predictions), and :func:`fuse`
+writes its result as a run directory (``vsent fuse``).
 
 What ``vsent fuse``, ``crossval --fusion`` and ``vsent ensemble`` use:
 
@@ -78,7 +79,7 @@ from vsent.analyses.baselines import (
     parse_features,
 )
 from vsent.analyses.handcrafted import ImageFeatures
-from vsent.config import RunConfig, parse_fusion_blocks
+from vsent.config import EXTRA_TRAIN, RunConfig, parse_fusion_blocks
 from vsent.errors import VsentError
 
 log = logging.getLogger("vsent")
@@ -460,19 +461,14 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
     from vsent.runs import FOLDS, SUMMARY, check_inputs, check_run_data, open_run_dir, read_config
 
     features = "+".join(parse_fusion_blocks(features, "--features"))
-    if rule not in RUN_RULES:
-        raise VsentError(f"--rule {rule!r}: choose one of {', '.join(RUN_RULES)}")
-    if classifier not in METHODS:
-        raise VsentError(f"--classifier {classifier!r}: choose one of {', '.join(METHODS)}")
-    if not 0.0 <= weight <= 1.0:
-        raise VsentError(f"--weight {weight!r} is out of range (0 .. 1)")
+    _check_options(rule, weight, classifier, extra_train)
     if rule == "early" and weight != DEFAULT_WEIGHT:
         raise VsentError("--weight: the early rule has no weight (one classifier on both "
                          "feature sets)")
     check_finished_run(run, "crossval run")
     run_cfg = read_config(run)
     check_run_data(run, run_cfg)  # before out is made
-    out = Path(out if out is not None else default_fusion_dir(
+    out = Path(out if out not in (None, "") else default_fusion_dir(  # "": as none given
         run, features, rule, weight, classifier, histogram_map, extra_train))
     baseline_config = BaselineConfig(histogram_map=histogram_map)
     config = {"command": "fuse", "run": str(Path(run).resolve()), "features": features,
@@ -503,6 +499,24 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
             rd.write_text("summary.md", f"# {run}\n\n" + fusion_markdown(res))
             rd.write_json(SUMMARY, res)  # written last: marks the fusion done
     return res, out
+
+
+def _check_options(rule: str, weight: float, method: str, extra_train: str | None) -> None:
+    """VsentError naming the option for a rule, weight, classifier or extra set that
+    :func:`fuse_run` cannot take (checked before any work, and by :func:`fuse` before its
+    output folder is made)."""
+    if rule not in RUN_RULES:
+        raise VsentError(f"--rule {rule!r}: choose one of {', '.join(RUN_RULES)}")
+    if not 0.0 <= weight <= 1.0:
+        raise VsentError(f"--weight {weight!r} is out of range (0 .. 1)")
+    if method not in METHODS:
+        raise VsentError(f"--classifier {method!r}: choose one of {', '.join(METHODS)}")
+    if extra_train is not None and extra_train not in EXTRA_TRAIN:
+        raise VsentError(f"--extra-train {extra_train!r}: choose one of "
+                         f"{', '.join(EXTRA_TRAIN)}")
+    if extra_train is not None and rule == "early":
+        raise VsentError("--extra-train needs a late rule (mean or logit): the early rule "
+                         "would need the CNN's features of the extra images")
 
 
 def _compared_keys(out: Path, config: dict[str, object], overwrite: bool) -> list[str] | None:
@@ -583,12 +597,7 @@ def fuse_run(
     )
 
     blocks_wanted = parse_fusion_blocks(features, "--features")
-    if rule not in RUN_RULES:
-        raise VsentError(f"--rule {rule!r}: choose one of {', '.join(RUN_RULES)}")
-    if not 0.0 <= weight <= 1.0:  # checked before any work, not at the first fold
-        raise VsentError(f"--weight {weight!r} is out of range (0 .. 1)")
-    if method not in METHODS:
-        raise VsentError(f"--classifier {method!r}: choose one of {', '.join(METHODS)}")
+    _check_options(rule, weight, method, extra_train)  # before any work, not at the first fold
     # crossval --fusion calls this before its summary.json is written
     run = check_finished_run(run, "crossval run", (CONFIG, "predictions.csv"))
     pred_file = run / "predictions.csv"
@@ -620,9 +629,6 @@ def fuse_run(
     # so the folds' indices hold)
     extra_joint = None
     if extra_train is not None:
-        if early:
-            raise VsentError("--extra-train needs a late rule (mean or logit): the early rule "
-                             "would need the CNN's features of the extra images")
         from vsent.data.extra import extra_train_set, with_extra
 
         extra = extra_train_set(dataset, cfg.get("subset", "five"), extra_train,

@@ -143,7 +143,7 @@ def _lever_fields(args: argparse.Namespace, train, preset: dict) -> dict:
         finetune = train  # a recipe the joint schedule has no use for: RunConfig refuses it
     return {"extra_train": None if extra == "none" else extra, "extra_schedule": schedule,
             "progressive_scope": getattr(args, "progressive_scope", "all"),
-            "finetune": finetune, "fusion": None if fusion == "none" else fusion,
+            "finetune": finetune, "fusion": None if fusion.strip().lower() == "none" else fusion,
             # the default lr follows the lr the model trains at (vsent.crossval.prepare)
             "finetune_lr_default": finetune is not None and ft_lr is None}
 

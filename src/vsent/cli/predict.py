@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--oversample", action="store_true", help="average over 10 crops")
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"images per forward pass (default {BATCH_SIZE})")
-    p.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPUs)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding threads (default: the CPUs this process may use, at most 32)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (there is none when stderr is not a terminal)")

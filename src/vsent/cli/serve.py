@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-batch", type=int, default=32, help="images per forward pass (32)")
     g.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="how long a request waits for others to share its batch (5 ms)")
-    g.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPUs)")
+    g.add_argument("--workers", type=int, default=None,
+                   help="decoding threads (default: the CPUs this process may use, at most 32)")
     g = p.add_argument_group("limits (413 above a size, 503 when overloaded or late)")
     g.add_argument("--max-upload-mb", type=float, default=20.0, help="per uploaded image (20)")
     g.add_argument("--max-request-mb", type=float, default=64.0, help="per request body (64)")

@@ -28,8 +28,8 @@ def positive_int(value: Any, what: str, error: type[Exception] = ValueError) -> 
 
 
 def usable_cpus() -> int:
-    """The CPUs this process may run on (a container's share of a large host, a ``taskset``),
-    at least 1."""
+    """The CPUs this process may run on (its affinity: a container's cpuset, a ``taskset``;
+    not a CPU quota such as ``docker --cpus``), at least 1."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux

@@ -84,7 +84,8 @@ class ServeConfig:
     """Settings of the service besides the model.
 
     max_batch : images per forward pass [32]. max_wait_ms : how long a request waits for others
-    to share its batch [5 ms]. decode_workers : image decoding threads [CPUs].
+    to share its batch [5 ms]. decode_workers : image decoding threads [the CPUs it may use,
+    at most 32].
     k, alpha, beta, n_proposals : affective regions (as ``vsent predict --regions``).
     """
 
