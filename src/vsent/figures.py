@@ -1,4 +1,4 @@
-"""Figures: matplotlib set up once, written atomically, and the figure of a crossval run.
+"""Figures: matplotlib set up once, written atomically; the figures of crossval and finetune.
 
 The figures of runs and reports go through :func:`save_figure` (written beside, then renamed:
 an interrupted run never leaves half a PNG) on the Agg backend (:func:`pyplot`: no display
