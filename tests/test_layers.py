@@ -245,7 +245,7 @@ def test_extract_features_writes_each_layer(tmp_path, twitter_like):
     images = image_cache(dataset, size=model.info.preprocess.resize, progress=False)
     rows = np.array([5, 0, 3, 9, 1, 2, 7])
     info = extract_layer_features(model, images, tmp_path / "f", rows=rows, batch_size=3,
-                            max_features=1000)
+                                  max_features=1000)
     assert list(info) == list(model.info.probe_layers)
     # block1 4x28x28 = 3136 > 1000: pooled to 15x15; block2 8x14x14 = 1568: 11x11; pool, fc raw
     assert [info[n]["dim"] for n in info] == [4 * 15 * 15, 8 * 11 * 11, 8, 2]
@@ -271,7 +271,7 @@ def test_extract_features_pools_as_the_model_declares(tmp_path):
     model.info = dataclasses.replace(model.info, probe_pool={"features.block1": "avg"})
     images = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
     info = extract_layer_features(model, images, tmp_path / "avg", max_features=1000,
-                            layers=["features.block1", "features.block2"])
+                                  layers=["features.block1", "features.block2"])
     assert info["features.block1"]["dim"] == 4 and info["features.block1"]["pooled"] == 1
     assert info["features.block2"]["pooled"] == 11  # "flatten" (default): the size bound
     x = torch.from_numpy(((images[:, 4:60, 4:60] - 127.5) / 127.5).astype(np.float32))

@@ -796,8 +796,8 @@ def _extract_fold(cfg: LayersConfig, run: Any, fold: Any, rows: np.ndarray, n_tr
         for n in names:
             (feat_dir / f"{n}.gram.npy").unlink(missing_ok=True)  # kernel of older features
         info = extract_layer_features(model, images, feat_dir, layers=names, rows=rows,
-                                batch_size=cfg.batch_size, device=cfg.device,
-                                max_features=max_features, progress=progress)
+                                      batch_size=cfg.batch_size, device=cfg.device,
+                                      max_features=max_features, progress=progress)
     old = stored or {"layers": [], "info": {}}
     done = set(old["layers"]) | set(names)
     meta = {"fold": k, "rows": rows.tolist(), "n_train": n_train,

@@ -57,8 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--inner-splits", type=int, default=3,
                    help="folds of the inner CV that picks the SVM's C (default 3)")
     p.add_argument("--jobs", type=int, default=None,
-                   help="feature extraction threads (default: one per CPU this process may use, at "
-                        "most 32)")
+                   help="feature extraction threads (default: one per CPU this process may use, "
+                        "at most 32)")
     p.set_defaults(func=run)
 
 

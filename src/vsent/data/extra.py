@@ -390,8 +390,7 @@ def progressive_filter(scores: np.ndarray, rng: np.random.Generator,
 
     Image ``i`` is dropped with probability ``p_i = max(0, 2 - exp(|s_i1 - s_i2|))``
     (:func:`removal_probability`), drawn as in :func:`select_kept` (one uniform per row, in
-    order, for every row,
-    so a row's draw does not depend on which rows are candidates).
+    order, for every row, so a row's draw does not depend on which rows are candidates).
 
     Parameters
     ----------
