@@ -152,6 +152,10 @@ def test_cli_resume_alone_continues_the_stored_config(finished_run, tmp_path, ca
                if (copy / f"fold{k}" / "model.pt").stat().st_mtime_ns != stamps[k]]
     assert changed == [2] and (copy / "summary.json").exists()
     assert (copy / "config.json").read_text() == config
+    # the last line names where the results are, the figure among them
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        f"results in {copy}/summary.md (summary.json, curves.png, predictions.csv, "
+        "fold<k>/model.pt)")
     # recipe options beside --resume must be the stored ones: another is refused by name
     (copy / "summary.json").unlink()
     assert main(["crossval", "--resume", "--out", str(copy), "--data", str(data),

@@ -320,8 +320,8 @@ def run_crossval(args: argparse.Namespace) -> int:
         crossval(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                  progress=progress_enabled(args.no_progress) and distributed.is_main())
         if distributed.is_main():
-            print(f"results in {args.out}/summary.md (summary.json, predictions.csv, "
-                  "fold<k>/model.pt)")
+            print(f"results in {args.out}/summary.md (summary.json, curves.png, "
+                  "predictions.csv, fold<k>/model.pt)")
     return status[0] if status else 0
 
 
