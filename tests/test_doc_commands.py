@@ -9,6 +9,7 @@ nothing runs, nothing is read.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import re
 import shlex
@@ -98,3 +99,44 @@ def test_a_wrong_option_fails_the_check():
     """The check can fail: an option the CLI does not have is refused."""
     with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
         build_parser().parse_args(argv_of("fuse runs/q --with gch+bow"))
+
+
+# --------------------------------------------------------------------------------------------
+# docs/ARCHITECTURE.md's layout: the files it lists exist and hold the functions it names
+
+
+def layout_entries() -> list[tuple[str, list[str]]]:
+    """(file path under src/, the ``name()`` tokens of its entry) for every ``<file>.py``
+    line of ARCHITECTURE.md's Layout block (its continuation lines included)."""
+    text = (ROOT / "docs/ARCHITECTURE.md").read_text(encoding="utf-8")
+    block = text.split("\n## Layout\n", 1)[1].split("```")[1]
+    entries: list[tuple[str, list[str]]] = []
+    folder = ""
+    for line in block.splitlines()[1:]:
+        m = re.match(r"^(?P<indent> *)(?P<name>[\w/]+(?:\.py)?)(?: {2,}|$)(?P<rest>.*)", line)
+        if m and m.group("name").endswith("/") and len(m.group("indent")) == 2:
+            folder = m.group("name")  # a sub-package: the entries below are its files
+            continue
+        if m and m.group("name").endswith(".py"):
+            if len(m.group("indent")) == 2:
+                folder = ""
+            entries.append((f"src/vsent/{folder}{m.group('name')}", []))
+            line = m.group("rest")
+        if entries:
+            entries[-1][1].extend(re.findall(r"\b([A-Za-z_]\w*)\(\)", line))
+    return entries
+
+
+def test_the_layout_names_files_and_functions_that_exist():
+    entries = layout_entries()
+    assert len(entries) >= 55, entries  # the parse found the block's files
+    assert sum(len(names) for _, names in entries) >= 70
+    missing = []
+    for path, names in entries:
+        if not (ROOT / path).is_file():
+            missing.append(f"{path}: no such file")
+            continue
+        dotted = path.removeprefix("src/").removesuffix(".py").removesuffix("/__init__")
+        module = importlib.import_module(dotted.replace("/", "."))
+        missing += [f"{path}: no {name}()" for name in names if not hasattr(module, name)]
+    assert not missing, "docs/ARCHITECTURE.md's Layout is out of date:\n" + "\n".join(missing)
