@@ -442,3 +442,23 @@ def test_an_interrupt_that_a_library_turns_into_its_own_error_is_still_the_inter
     monkeypatch.setattr(cache_cli, "run_cache", bug)
     with pytest.raises(RuntimeError, match="a bug"):
         main(["cache"])
+
+
+@pytest.mark.parametrize("command,missing,extra,who", [
+    ("serve", "uvicorn", "serve", "vsent serve"),
+    ("serve", "fastapi", "serve", "vsent serve"),
+    ("predict --engine ray", "ray", "ray", "--engine ray"),
+])
+def test_a_command_without_its_extra_names_it_in_one_line(checkpoint, tmp_path, capsys,
+                                                          monkeypatch, command, missing, extra,
+                                                          who):
+    """An optional library not installed: one line naming the extra to install, exit 2."""
+    for name in [m for m in sys.modules if m == "vsent.serve" or m.startswith("vsent.serve.")]:
+        monkeypatch.delitem(sys.modules, name)  # imported again, without the missing library
+    monkeypatch.setitem(sys.modules, missing, None)
+    image = tmp_path / "a.png"
+    image.write_bytes(b"not read")
+    inputs = ["--port", "0"] if command == "serve" else [str(image)]
+    assert main([*command.split(), "--model", str(checkpoint), *inputs]) == 2
+    assert capsys.readouterr().err == (f"vsent: error: {who} needs the {extra!r} extra "
+                                       f"({missing} is missing): pip install 'vsent[{extra}]'\n")

@@ -236,7 +236,7 @@ def test_without_the_onnx_extra_each_command_says_so_in_one_line(tmp_path, image
     monkeypatch.setitem(__import__("sys").modules, missing, None)
     calls: list = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(app))
-    want = f"needs the onnx extra ({missing} is missing): pip install 'vsent[onnx]'\n"
+    want = f"needs the 'onnx' extra ({missing} is missing): pip install 'vsent[onnx]'\n"
     paths, _ = image_files
     for cmd in (["export", "--model", str(ckpt), "--out", str(tmp_path / "new.onnx")],
                 ["serve", "--engine", "onnx", "--model", str(tmp_path / "m.onnx"), "--port", "0"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
 
 import pytest
 import torch
@@ -186,12 +187,22 @@ def test_family_resolves_names_by_prefix(monkeypatch):
 
 
 def test_missing_optional_library_is_a_one_line_user_error():
-    from vsent.models.base import import_extra
+    from vsent.errors import import_extra
 
-    assert import_extra("json", "JSON models") is json
-    with pytest.raises(VsentError, match=r"^X models need the 'backbones' extra: pip install "
+    assert import_extra("json", "a JSON model", "backbones") is json
+    with pytest.raises(VsentError, match=r"^an X model needs the 'backbones' extra "
+                                         r"\(vsent_no_such_module is missing\): pip install "
                                          r"'vsent\[backbones\]'$"):
-        import_extra("vsent_no_such_module", "X models")
+        import_extra("vsent_no_such_module", "an X model", "backbones")
+
+
+@pytest.mark.parametrize("model,missing", [("timm/resnet18", "timm"),
+                                           ("clip/ViT-B-32", "open_clip")])
+def test_a_backbone_family_without_its_library_names_the_extra(monkeypatch, model, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed
+    with pytest.raises(VsentError, match=rf"needs the 'backbones' extra \({missing} is missing\): "
+                                         r"pip install 'vsent\[backbones\]'$"):
+        create_model(model, init="random")
 
 
 def test_model_facts_live_only_in_info():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 #: Exit status of the CLI when a command finished but some items (images) failed.
 EXIT_ITEMS_FAILED = 3
 #: Exit status for user errors: bad options, bad data, missing files, missing weights.
@@ -36,3 +39,19 @@ class ImageError(DataError):
 
 class WeightsError(VsentError):
     """Weights that cannot be found, downloaded or loaded."""
+
+
+def import_extra(module: str, what: str, extra: str,
+                 error: type[VsentError] = VsentError) -> ModuleType:
+    """``import module``, or ``error`` in one line naming the extra that brings it: an optional
+    library (timm, open_clip, onnx, Ray, uvicorn) missing is the user's setup to fix, not a
+    traceback. ``what`` says what needs it, in the singular ("a timm model", "--engine ray");
+    the message reads "a timm model needs the 'backbones' extra (timm is missing): pip install
+    'vsent[backbones]'". A library that is installed but cannot import a dependency of its own
+    is named the same way, by the module that is missing.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise error(f"{what} needs the {extra!r} extra ({e.name or module} is missing): "
+                    f"pip install 'vsent[{extra}]'") from None

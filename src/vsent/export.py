@@ -25,7 +25,6 @@ onnxruntime session (:class:`ExportedModule`): decoding, crops, 10-crop averagin
 from __future__ import annotations
 
 import copy
-import importlib
 import itertools
 import json
 import logging
@@ -44,7 +43,7 @@ from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
 from vsent.engines import Engine, EngineOptions
-from vsent.errors import VsentError, WeightsError, one_line
+from vsent.errors import VsentError, WeightsError, import_extra, one_line
 from vsent.files import temp_path
 from vsent.models.base import ModelInfo, non_finite_tensors
 from vsent.predict import Predictor
@@ -64,14 +63,10 @@ class ExportError(VsentError):
 
 
 def require(module: str, what: str) -> Any:
-    """``import module`` (onnx or onnxruntime), or the one-line error naming the extra: they
-    come with ``vsent[onnx]``, not with ``vsent[serve]``, so a missing one is a user's setup
-    to fix, not a traceback. ``what`` says what needed it ("vsent export --format onnx")."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ExportError(f"{what} needs the onnx extra ({module} is missing): "
-                          "pip install 'vsent[onnx]'") from None
+    """``import module`` (onnx or onnxruntime), or an :class:`ExportError` naming the onnx
+    extra: they come with ``vsent[onnx]``, not with ``vsent[serve]``. ``what`` says what
+    needed it ("vsent export --format onnx")."""
+    return import_extra(module, what, "onnx", ExportError)
 
 
 class _WithSoftmax(nn.Module):

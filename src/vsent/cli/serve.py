@@ -53,15 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vsent.errors import VsentError
+    from vsent.errors import VsentError, import_extra
 
-    try:
-        import uvicorn
-
-        from vsent.serve import Limits, ServeConfig, create_app
-    except ImportError as e:
-        raise VsentError(f"vsent serve needs the serve extra ({e.name} is missing): "
-                         "pip install 'vsent[serve]'") from None
+    uvicorn = import_extra("uvicorn", "vsent serve", "serve")
+    # the service imports the rest of the extra (fastapi, fastapi-offline, python-multipart)
+    serve = import_extra("vsent.serve", "vsent serve", "serve")
+    Limits, ServeConfig, create_app = serve.Limits, serve.ServeConfig, serve.create_app
     from vsent.predict import Predictor
 
     if not 0 <= args.port <= 65535:

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from vsent.engines import Engine, EngineOptions
-from vsent.errors import VsentError
+from vsent.errors import VsentError, import_extra
 
 #: Chunks the queue holds before the driver waits (with the chunks being decoded and scored,
 #: the bound on paths in flight). A chunk is ``--batch-size`` paths: one model batch.
@@ -69,12 +69,8 @@ def _import_ray() -> Any:
     # copy of the working directory (minutes per start); they already run this interpreter,
     # where vsent is installed. RAY_ENABLE_UV_RUN_RUNTIME_ENV=1 keeps Ray's behaviour.
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise VsentError("--engine ray needs Ray Data: install vsent's 'ray' extra "
-                         "(pip install 'vsent[ray]')") from None
+    ray = import_extra("ray", "--engine ray", "ray")
+    import_extra("ray.data", "--engine ray", "ray")
     if os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] == "0":
         try:  # the flag is read when ray is imported, which may have happened before us
             from ray._private import ray_constants

@@ -18,11 +18,10 @@ Analyses read ``model.info`` and call these two methods; they never search for "
 
 from __future__ import annotations
 
-import importlib
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from types import MappingProxyType, ModuleType
+from types import MappingProxyType
 from typing import Any, Literal
 
 import torch
@@ -92,19 +91,6 @@ class ModelInfo:
     def pool_of(self, layer: str) -> PoolMode:
         """How ``layer``'s output is reduced for a probe (default ``"flatten"``)."""
         return self.probe_pool.get(layer, "flatten")
-
-
-def import_extra(module: str, what: str, extra: str = "backbones") -> ModuleType:
-    """Import the optional library ``module`` of a model family (``timm``, ``open_clip``).
-
-    Raises :class:`VsentError` in one line naming the extra to install when it is missing,
-    e.g. "timm models need the 'backbones' extra: pip install 'vsent[backbones]'".
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise VsentError(f"{what} need the {extra!r} extra: pip install "
-                         f"'vsent[{extra}]'") from None
 
 
 def positive_ints(value: Any, what: str, count: int | None = None) -> tuple[int, ...]:
