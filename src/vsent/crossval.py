@@ -398,6 +398,17 @@ def fresh_model(cfg: RunConfig, seed: int) -> nn.Module:
     return create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
 
 
+def _evaluate_crops(model: nn.Module, cfg: RunConfig, images: np.ndarray, labels: np.ndarray,
+                   paths: Sequence, test: np.ndarray) -> tuple[tuple[dict, np.ndarray], ...]:
+    """The images ``test`` (indices) scored as every run reports them:
+    ``((centre_metrics, centre_probs), (ten_crop_metrics, ten_crop_probs))``, probs float
+    (N, 2). --train head scores the head on the cached features; otherwise evaluate() on the
+    images."""
+    kw = {"batch_size": cfg.eval_batch_size, "device": cfg.train.device}
+    return (evaluate_model(model, cfg, images, labels, paths, test, **kw),
+            evaluate_model(model, cfg, images, labels, paths, test, oversample=True, **kw))
+
+
 def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None,
               earlier_seconds: float = 0.0, init_sha256: str | None = None) -> dict:
     timer = Timer()
@@ -421,11 +432,8 @@ def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None,
                     data_sha256=dataset.fingerprint()["sha256"],
                     **run_meta(cfg, len(fold.train), init_sha256))
     test = np.sort(fold.test)
-    kw = {"batch_size": cfg.eval_batch_size, "device": cfg.train.device}
-    # --train head: the head on the cached features; otherwise evaluate() on the images
-    center, p_center = evaluate_model(model, cfg, images, labels, dataset.paths, test, **kw)
-    ten, p_ten = evaluate_model(model, cfg, images, labels, dataset.paths, test,
-                                oversample=True, **kw)
+    (center, p_center), (ten, p_ten) = _evaluate_crops(model, cfg, images, labels,
+                                                      dataset.paths, test)
     rows = [
         {"name": dataset.names[i], "path": str(dataset.paths[i]), "fold": fold.index,
          "label": int(labels[i]), "prob_positive": float(pc[1]), "pred": int(pc.argmax()),
@@ -707,10 +715,8 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
                         **run_meta(cfg, len(train_idx), init_sha256))
         result: dict[str, Any] = {"n_train": len(train_idx), "model": str(out / FOLD_MODEL)}
         if test_idx is not None:
-            kw = {"batch_size": cfg.eval_batch_size, "device": cfg.train.device}
-            args = (model, cfg, images, dataset.labels, dataset.paths, test_idx)
-            result["center"], p_center = evaluate_model(*args, **kw)
-            result["ten_crop"], p_ten = evaluate_model(*args, oversample=True, **kw)
+            (result["center"], p_center), (result["ten_crop"], p_ten) = _evaluate_crops(
+                model, cfg, images, dataset.labels, dataset.paths, test_idx)
             if fusion is not None:
                 from vsent.metrics import binary_metrics
 
