@@ -1,4 +1,7 @@
-"""Every ``vsent`` command line written in the README and in docs/ parses with today's CLI.
+"""The README and docs/ stay true to the code: their commands parse, the layout names what
+exists, their links reach their files and headings.
+
+Every ``vsent`` command line written in the README and in docs/ parses with today's CLI.
 
 The README and the accuracy plan are where users copy commands from; an option renamed or
 removed in the code must not leave them a command that fails (the plan once named
@@ -140,3 +143,35 @@ def test_the_layout_names_files_and_functions_that_exist():
         module = importlib.import_module(dotted.replace("/", "."))
         missing += [f"{path}: no {name}()" for name in names if not hasattr(module, name)]
     assert not missing, "docs/ARCHITECTURE.md's Layout is out of date:\n" + "\n".join(missing)
+
+
+# --------------------------------------------------------------------------------------------
+# links: every relative link of the README and docs/ reaches a file, and its #anchor a heading
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a Markdown text's headings: lower case, punctuation dropped,
+    spaces as hyphens (``## GPU checks`` -> ``gpu-checks``)."""
+    anchors = set()
+    for title in re.findall(r"^#{1,6} (.+)$", markdown, flags=re.M):
+        anchors.add(re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-"))
+    return anchors
+
+
+def test_every_relative_link_reaches_its_file_and_heading():
+    broken, checked = [], 0
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"^[a-z]+:", target):  # https:, mailto:
+                continue
+            path, _, anchor = target.partition("#")
+            file = (doc.parent / path) if path else doc
+            checked += 1
+            if not file.exists():
+                broken.append(f"{doc.name}: {target} (no such file)")
+            elif anchor and file.suffix == ".md" and \
+                    anchor not in heading_anchors(file.read_text(encoding="utf-8")):
+                broken.append(f"{doc.name}: {target} (no such heading)")
+    assert checked >= 50
+    assert not broken, "\n".join(broken)
