@@ -739,6 +739,22 @@ def test_a_nul_byte_in_a_from_list_line_is_one_line_naming_the_list_and_line(fol
         list(iter_inputs(from_list="-", stdin=io.StringIO("a.jpg\n# c\nb\0.jpg\n")))
 
 
+def test_an_out_in_a_missing_folder_makes_the_folder(folder, tmp_path, checkpoint, capsys):
+    """As export, card and compare: the folder of --out is made; one that cannot be (a file
+    stands in its way) is one line naming it, exit 2."""
+    out = tmp_path / "new" / "deeper" / "scores.csv"
+    assert main(["predict", "--model", str(checkpoint), str(folder / "im01.jpg"), "--out",
+                 str(out), "--device", "cpu", "--no-progress"]) == 0
+    assert [r["path"] for r in csv.DictReader(out.open())] == [str(folder / "im01.jpg")]
+    capsys.readouterr()
+    (tmp_path / "file").write_text("x")
+    blocked = tmp_path / "file" / "scores.csv"
+    assert main(["predict", "--model", str(checkpoint), str(folder / "im01.jpg"), "--out",
+                 str(blocked), "--device", "cpu", "--no-progress"]) == 2
+    assert capsys.readouterr().err == (f"vsent: error: --out {blocked}: cannot make its folder "
+                                       f"{tmp_path / 'file'}: File exists\n")
+
+
 def test_an_out_that_cannot_be_written_is_one_line(folder, tmp_path, checkpoint, capsys,
                                                    monkeypatch):
     """Disk full (or /dev/full): one line naming --out, exit 2; a regular file keeps its

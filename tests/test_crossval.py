@@ -340,6 +340,26 @@ def test_a_missing_data_path_stops_crossval_before_its_directory_exists(tmp_path
     assert not out.exists()
 
 
+def test_a_subset_typo_is_refused_when_the_config_is_built(tmp_path):
+    """The Python API as the CLI (whose --subset has choices): a typo is refused by RunConfig,
+    not found after the run directory holds config.json."""
+    with pytest.raises(VsentError, match=r"^--subset 'fiv': choose one of five, four, three$"):
+        RunConfig(data=str(tmp_path), subset="fiv")
+
+
+@pytest.mark.parametrize("command", ["crossval", "finetune"])
+def test_a_folds_typo_stops_the_python_api_before_its_directory_exists(twitter_like, tmp_path,
+                                                                       command):
+    import vsent.crossval
+
+    out = tmp_path / "run"
+    cfg = RunConfig(data=str(twitter_like), folds="stratifed", model="smallcnn", init="random")
+    with pytest.raises(VsentError, match=r"stratifed: no such file or directory \(--folds "
+                                         r"expects campos, stratified or a folds JSON file\)$"):
+        getattr(vsent.crossval, command)(cfg, out, progress=False)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("command", ["crossval", "finetune"])
 def test_a_run_stopped_by_bad_data_does_not_refuse_the_next_try(twitter_like, tmp_path, capsys,
                                                                 command):

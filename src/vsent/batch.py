@@ -895,9 +895,21 @@ def score_stream(
     check_resume(out, resume, retry_failed)
     if out is not None and os.path.abspath(out) in STDOUT_NAMES:
         out = None  # standard output itself, sharing its position with what else writes there
+    if out is not None and not _process_path(out):
+        _make_parent(out)  # as export, card and compare do: --out results/today/scores.csv
     with output_lock(out):  # from before its rows are read until the last is written
         return _score_stream(items, scorer, out, fmt, resume, retry_failed, progress,
                              fsync_every, record, warn)
+
+
+def _make_parent(out: str | Path) -> None:
+    """The folder ``out`` goes in, made if missing; one line naming it when it cannot be."""
+    parent = Path(out).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise VsentError(f"--out {out}: cannot make its folder {parent}: {e.strerror or e}") \
+            from None
 
 
 def _score_stream(items: Iterable[str | Path | Unmatched], scorer: Scorer,

@@ -349,6 +349,8 @@ class RunConfig:
             raise TypeError(f"train must be a TrainConfig, got {type(self.train).__name__}")
         if self.eval_batch_size < 1:
             raise VsentError(f"--eval-batch-size must be >= 1, got {self.eval_batch_size}")
+        if self.subset not in SUBSETS:
+            raise VsentError(f"--subset {self.subset!r}: choose one of {', '.join(SUBSETS)}")
         check_seed(self.seed)
         if self.train.seed != self.seed:  # a TrainConfig built apart keeps its default seed
             object.__setattr__(self, "train", self.train.replace(seed=self.seed))

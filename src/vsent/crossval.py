@@ -35,7 +35,7 @@ from vsent.config import NOT_COMPARED, RunConfig, TrainConfig, with_stored_momen
 from vsent.data.cache import image_cache
 from vsent.data.datasets import Dataset, load_dataset
 from vsent.data.extra import JointSet, extra_train_set, progressive_filter, with_extra
-from vsent.data.folds import Fold, make_folds, save_folds
+from vsent.data.folds import Fold, check_folds_spec, make_folds, save_folds
 from vsent.errors import VsentError, one_line
 from vsent.evaluate import predict_proba
 from vsent.figures import crossval_figure, training_figure
@@ -82,14 +82,16 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
     """Build a prototype model (for its preprocessing and default lr) and resolve the lr.
 
     Returns the config with ``train.lr`` the lr the run trains at (a new record: ``cfg`` is
-    frozen) and the prototype. It checks ``cfg.data``, loads ``cfg.init`` and checks
-    ``--train``/``--head`` against the prototype so that missing data or weights, or a way to
-    train the model does not have, stop the run before its directory exists (a directory
-    opened for a wrong ``--data`` would refuse the next try with the right one).
+    frozen) and the prototype. It checks ``cfg.data`` and ``cfg.folds``, loads ``cfg.init``
+    and checks ``--train``/``--head`` against the prototype so that missing data, folds or
+    weights, or a way to train the model does not have, stop the run before its directory
+    exists (a directory opened for a wrong ``--data`` would refuse the next try with the
+    right one).
     """
     cfg.check_zero_shot_recipe()
     if not Path(cfg.data).exists():
         raise VsentError(f"{cfg.data}: no such file or directory")
+    check_folds_spec(cfg.folds)  # a typo ("stratifed") is no split to record in config.json
     model = fresh_model(cfg, cfg.seed) if cfg.zero_shot else \
         create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
     check_train_mode(model, cfg.train_mode, cfg.head)  # e.g. last-9 of a 4-block model
