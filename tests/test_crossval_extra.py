@@ -106,11 +106,19 @@ def test_extra_train_never_trains_on_a_test_image(make_twitter_like, tmp_path, m
     assert {r["name"] for r in rows} <= set(five)
 
 
-def test_fusion_summary_keys_and_arithmetic(make_twitter_like, tmp_path):
+def test_fusion_summary_keys_and_arithmetic(make_twitter_like, tmp_path, caplog):
     root = make_twitter_like()
     out = tmp_path / "run"
+    caplog.set_level("INFO", logger="vsent")
     summary = crossval(_cfg(root, fusion="cues"), out, progress=False)
     fusion = summary["fusion"]
+    # the last line printed is the run's result, the fused one; the CNN's is labelled as such
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("accuracy over")]
+    f, f10 = fusion["fused"]["accuracy"], fusion["fused_10crop"]["accuracy"]
+    assert said[0].startswith("accuracy over 5 folds, the CNN alone: centre crop ")
+    assert said[-1] == (f"accuracy over 5 folds, the CNN fused late with cues: centre crop "
+                        f"{f['mean']:.3f} +- {f['std']:.3f}, 10-crop {f10['mean']:.3f} +- "
+                        f"{f10['std']:.3f}")
     assert set(fusion) == {"features", "rule", "weight", "method", "C", "cnn", "hand", "fused",
                            "cnn_10crop", "fused_10crop"}
     assert (fusion["features"], fusion["rule"], fusion["weight"], fusion["method"]) == (

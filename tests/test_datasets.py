@@ -319,6 +319,20 @@ def test_csv(csv_data):
     assert ds.title == f"{csv_data.resolve().name}/labels.csv"
 
 
+def test_a_csv_dataset_is_named_by_its_file_in_messages(csv_data):
+    """``--data labels.csv``: the one-line description and a fold error name the CSV file,
+    not its folder (two CSVs of one folder are two datasets)."""
+    from vsent.data import make_folds
+    from vsent.data.datasets import describe
+
+    path = _write_csv(csv_data, "path,label\nimgs/a.jpg,1\nimgs/b.png,0\n")
+    ds = load_dataset(path)
+    assert ds.location == path.resolve()
+    assert describe(ds).endswith(f"csv dataset at {path.resolve()}")
+    with pytest.raises(DataError, match=f"^{re.escape(str(path.resolve()))}: cannot make 5 "):
+        make_folds(ds, "stratified")
+
+
 def test_csv_extra_columns_and_bom(csv_data):
     path = _write_csv(csv_data, "\ufeffid,Label,Path\n1,0,imgs/a.jpg\n", encoding="utf-8")
     ds = load_dataset(path)

@@ -369,8 +369,15 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
         extra_md += "\n" + fusion_md
     write_summary(run, summary, title, extra_md=extra_md)
     c, t = summary["center"]["accuracy"], summary["ten_crop"]["accuracy"]
-    log.info("accuracy over %d folds: centre crop %.3f +- %.3f, 10-crop %.3f +- %.3f",
-             len(folds), c["mean"], c["std"], t["mean"], t["std"])
+    log.info("accuracy over %d folds%s: centre crop %.3f +- %.3f, 10-crop %.3f +- %.3f",
+             len(folds), ", the CNN alone" if cfg.fusion else "", c["mean"], c["std"],
+             t["mean"], t["std"])
+    if cfg.fusion:  # the run's result comes last: the fused one
+        f = summary["fusion"]["fused"]["accuracy"]
+        f10 = summary["fusion"].get("fused_10crop", {}).get("accuracy")
+        log.info("accuracy over %d folds, the CNN fused late with %s: centre crop %.3f +- %.3f%s",
+                 len(folds), cfg.fusion, f["mean"], f["std"],
+                 f", 10-crop {f10['mean']:.3f} +- {f10['std']:.3f}" if f10 else "")
     return distributed.broadcast_object(summary)  # DDP: the other ranks wait for it
 
 
@@ -629,9 +636,6 @@ def _fuse(cfg: RunConfig, run: RunDir, progress: bool) -> tuple[dict[str, Any], 
     res = fuse_run(run.path, cfg.fusion, progress=progress)
     rows = res.pop("rows")
     run.write_csv("fusion/predictions.csv", rows, list(rows[0]) if rows else ["name"])
-    f = res["fused"]["accuracy"]
-    log.info("late fusion with %s: accuracy %.3f +- %.3f (centre crop)", cfg.fusion,
-             f["mean"], f["std"])
     return res, fusion_markdown(res)
 
 

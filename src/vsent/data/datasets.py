@@ -99,6 +99,12 @@ class Dataset:
             return f"{self.root.name}/{self.label_file.name}"
         return self.root.name
 
+    @property
+    def location(self) -> Path:
+        """Where the labels come from, for messages: the CSV file of a CSV dataset, else
+        ``root`` (a user who gave ``--data labels.csv`` reads that name back)."""
+        return self.label_file if self.label_file is not None else self.root
+
     def item_lines(self) -> list[bytes]:
         """Per item, in order, what :meth:`fingerprint` hashes of it: ``name<TAB>label<TAB>file
         size in bytes`` (-1 for a file that is gone), UTF-8; one ``stat`` each."""
@@ -136,7 +142,7 @@ def describe(ds: Dataset) -> str:
     n_pos = int(np.sum(ds.labels == 1))
     n_neg = int(np.sum(ds.labels == 0))
     src = f"twitter {ds.subset}-agree" if ds.source == "twitter" else ds.source
-    line = f"{len(ds)} images ({n_pos} positive, {n_neg} negative), {src} dataset at {ds.root}"
+    line = f"{len(ds)} images ({n_pos} positive, {n_neg} negative), {src} dataset at {ds.location}"
     # an extra training set (vsent.data.extra) also leaves out copies of base images
     copies = sum(1 for _, why in ds.skipped if why.startswith("copy of"))
     if len(ds.skipped) > copies:

@@ -191,7 +191,7 @@ def _stratified_folds(dataset: Dataset, n_splits: int, seed: int) -> list[Fold]:
     counts = np.bincount(dataset.labels, minlength=2)
     if counts.min() < n_splits:
         raise DataError(
-            f"{dataset.root}: cannot make {n_splits} stratified folds: the dataset has only "
+            f"{dataset.location}: cannot make {n_splits} stratified folds: the dataset has only "
             f"{counts[1]} positive and {counts[0]} negative images (need >= {n_splits} of each)"
         )
     skf = StratifiedKFold(n_splits=int(n_splits), shuffle=True, random_state=seed)
@@ -293,7 +293,7 @@ def _json_folds(dataset: Dataset, path: Path) -> list[Fold]:
             raise DataError(
                 f"{path}: fold {k}: {len(unknown)} "
                 f"{'name is' if len(unknown) == 1 else 'names are'} not in the dataset "
-                f"{dataset.root} (e.g. {', '.join(map(str, unknown[:3]))}); these folds were "
+                f"{dataset.location} (e.g. {', '.join(map(str, unknown[:3]))}); these folds were "
                 f"made for another dataset or subset"
             )
         folds.append(_make_fold(k, [index[n] for n in entry["train"]],
