@@ -350,7 +350,7 @@ def test_resume_after_a_kill_gives_each_image_once_with_the_same_values(checkpoi
     cut.write_bytes(head + lines[6 + (fmt == "csv")][:9])
     capsys.readouterr()
     assert _score_cli(checkpoint, folder, cut, "--resume") == EXIT_ITEMS_FAILED
-    assert "6 rows from the earlier run" in capsys.readouterr().err
+    assert "(6 of them in the rows kept from the earlier run)" in capsys.readouterr().err
     assert cut.read_bytes().startswith(head)  # kept as it was
     rows = _read(cut, fmt)
     assert sorted(r["path"] for r in rows) == sorted(r["path"] for r in _read(full, fmt))
@@ -418,7 +418,7 @@ def test_retry_failed_scores_the_failed_images_again(checkpoint, folder, tmp_pat
     capsys.readouterr()
     assert main(["predict", "--model", str(checkpoint), *args, "--out", str(out), "--device",
                  "cpu", "--no-progress", "--resume", "--retry-failed"]) == EXIT_ITEMS_FAILED
-    assert "scored 3 of 4 inputs, 1 failed (2 rows from the earlier run kept)" in \
+    assert "scored 3 of 4 inputs, 1 failed (2 of them in the rows kept from the earlier run)" in \
         capsys.readouterr().err
     rows = _read(out, fmt)
     assert rows[:2] == [first[0], first[3]]  # the good rows, as they were

@@ -152,9 +152,14 @@ def test_model_actors_must_leave_a_cpu_for_decoding():
 
     _check_decoding_cpus(1, 2)
     _check_decoding_cpus(7, 8)
-    for actors, cpus in ((1, 1), (2, 2), (4, 2)):
-        with pytest.raises(VsentError, match=f"{actors} model actor.*has {cpus} CPU"):
+    # what to change: fewer actors where that leaves one CPU, else more CPUs (not the
+    # --ray-actors 1 already given with one CPU)
+    for actors, cpus, fix in ((1, 1, "--engine ray needs at least 2 CPUs: --ray-cpus 2 or more"),
+                              (2, 2, "--ray-actors 1, or more --ray-cpus"),
+                              (4, 2, "--ray-actors 1, or more --ray-cpus")):
+        with pytest.raises(VsentError, match=f"{actors} model actor.*has {cpus} CPU") as info:
             _check_decoding_cpus(actors, cpus)
+        assert str(info.value).endswith(f"left for decoding ({fix})")
 
 
 def test_ray_decode_names_errors_as_the_default_engine(tmp_path, checkpoint, monkeypatch):

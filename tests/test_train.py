@@ -339,13 +339,25 @@ def test_resuming_a_training_state_with_another_config_is_refused(tmp_path, monk
     assert len(trained) == 2  # a fresh start would also list epochs 1-3, but train 3
 
 
+@pytest.mark.parametrize("field,value,allowed", [
+    ("epochs", 0, ">= 1"), ("batch_size", -1, ">= 1"), ("lr", 0.0, "> 0"),
+    ("momentum", 1.0, "in [0, 1)"), ("lr_gamma", 0.0, "in (0, 1]"), ("ema", 1.0, "in [0, 1)"),
+])
+def test_an_option_out_of_range_says_its_range(field, value, allowed):
+    option = "--" + field.replace("_", "-")
+    with pytest.raises(VsentError) as info:
+        TrainConfig(**{field: value})
+    assert str(info.value) == f"{option} {value!r} is out of range (a finite number {allowed})"
+
+
 @pytest.mark.parametrize("field", ["lr", "weight_decay", "head_lr_mult", "bias_lr_mult",
                                    "momentum", "lr_gamma", "label_smoothing", "ema"])
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
 def test_non_finite_options_are_refused(field, value):
     """``lr > 0`` holds for inf: `--lr inf` trained into NaN weights and exited 0."""
     option = "--" + field.replace("_", "-")
-    with pytest.raises(VsentError, match=f"^{option} {value!r} is out of range$"):
+    with pytest.raises(VsentError, match=rf"^{option} {value!r} is out of range \(a finite "
+                                         r"number .+\)$"):
         TrainConfig(**{field: value})
     with pytest.raises(VsentError, match=f"^{option} "):  # config.json may hold Infinity
         config_from_dict(RunConfig, {"data": "d", "train": {field: value}}, "run")

@@ -852,7 +852,7 @@ class Summary:
         """The summary line printed on stderr."""
         s = f"scored {self.total - self.failed} of {self.total} inputs, {self.failed} failed"
         if self.resumed:
-            s += f" ({self.resumed} rows from the earlier run kept)"
+            s += f" ({self.resumed} of them in the rows kept from the earlier run)"
         return s + (f"; rows in {out}" if out else "")
 
 

@@ -90,10 +90,11 @@ def _check_decoding_cpus(actors: int, cpus: int) -> None:
     """VsentError when the model actors (one CPU each) would take every CPU: the decoding
     tasks would never be scheduled and the run would hang without a word."""
     if actors >= cpus:
+        fix = ("--engine ray needs at least 2 CPUs: --ray-cpus 2 or more" if cpus < 2 else
+               f"--ray-actors {cpus - 1}, or more --ray-cpus")
         raise VsentError(
             f"{actors} model actor(s) take a CPU each and the Ray cluster has {cpus} CPU(s): at "
-            f"least one must be left for decoding (--ray-actors {max(1, cpus - 1)}, or more "
-            "--ray-cpus; --engine ray needs at least 2 CPUs)")
+            f"least one must be left for decoding ({fix})")
 
 
 def _check_reachable(address: str, timeout: float = 10.0) -> None:
