@@ -91,6 +91,15 @@ def test_a_training_figure_draws_one_trainings_curves(drawn, tmp_path):
     assert loss.get_legend() is None  # one line: nothing to tell apart
 
 
+def test_a_short_training_has_whole_epochs_on_its_axis(drawn, tmp_path):
+    """Two or three epochs: ticks 1, 2, 3, not matplotlib's 1.0, 1.5, 2.0."""
+    history = [{"loss": 0.7 - e / 10, "train_accuracy": 0.5 + e / 20} for e in range(3)]
+    figures.training_figure(history, tmp_path / "c.png")
+    for ax in drawn[0].axes:
+        ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
 def test_each_fold_has_its_colour_in_every_panel(drawn, tmp_path):
     """A fold without a history (fold 1 here) does not shift the other folds' colours."""
     rows = _rows(np.random.default_rng(4), folds=(1, 2))

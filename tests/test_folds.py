@@ -266,7 +266,8 @@ def test_json_leaving_images_out_of_every_test_fold_says_so(twitter_like, tmp_pa
     with caplog.at_level(logging.INFO, logger="vsent"):
         folds = make_folds(ds, path)
     assert sum(len(f.test) for f in folds) == len(ds) - 1
-    assert f"1 of {len(ds)} images are in no test fold (e.g. {dropped})" in caplog.text
+    assert (f"1 of {len(ds)} images are in no test fold (e.g. {dropped}): they are trained on "
+            "or left out, never evaluated, as the split says") in caplog.text
 
 
 def test_campos_folds_say_the_images_they_leave_out_in_every_session(twitter_like, caplog):

@@ -106,7 +106,10 @@ def _plot_training(ax_loss: Any, ax_acc: Any,
     if histories and not any(histories.values()):  # (none read: nothing to say)
         for ax in (ax_loss, ax_acc):
             ax.text(0.5, 0.5, "no training", ha="center", va="center", transform=ax.transAxes)
+    from matplotlib.ticker import MaxNLocator
+
     for ax, name in ((ax_loss, "training loss"), (ax_acc, "training accuracy")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # no 1.5
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)

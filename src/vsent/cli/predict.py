@@ -151,6 +151,11 @@ def run(args: argparse.Namespace) -> int:
             raise VsentError(f"--out {args.out}: scores are written as CSV or JSONL, not to "
                              "an image file name")
         check_not_an_input(args.out, [args.model, args.from_list, *args.paths])
+        suffix = Path(args.out).suffix.lower()
+        if args.format is None and suffix not in ("", ".csv", ".jsonl", ".txt"):
+            # e.g. scores.json: a reader expecting JSON should learn it is CSV before it fails
+            print(f"vsent predict: {args.out} is written as CSV (--format jsonl, or a .jsonl "
+                  "name, writes JSON lines)", file=sys.stderr)
     if args.out and not (args.resume or args.overwrite) and Path(args.out).is_file() \
             and Path(args.out).stat().st_size:
         raise VsentError(f"{args.out} exists: --resume continues it, --overwrite replaces it")

@@ -95,8 +95,9 @@ def _say_untested(folds: list[Fold], dataset: Dataset, source: str) -> None:
     tested = {i for f in folds for i in f.test}
     untested = [n for i, n in enumerate(dataset.names) if i not in tested]
     if untested:
-        logger.info("%s: %d of %d images are in no test fold (e.g. %s)", source,
-                    len(untested), len(dataset.names), ", ".join(untested[:3]))
+        logger.info("%s: %d of %d images are in no test fold (e.g. %s): they are trained on "
+                    "or left out, never evaluated, as the split says", source, len(untested),
+                    len(dataset.names), ", ".join(untested[:3]))
 
 
 #: ``--folds`` values that name no file (any other is a folds JSON file).
