@@ -315,7 +315,11 @@ def test_cli_writes_summaries_table_and_timings(tmp_path, cache, capsys):
     timings = json.loads((out / "timings.json").read_text())
     assert {"vocabulary_s", "encode_s", "svm_lch+bow_s"} <= set(timings["custom"]["folds"][0])
     table = (out / "table.md").read_text()
-    assert "| LCH+BoW |" in table and "(not in the paper)" in table
+    # a folder dataset is not Twitter I: our rows only, no published column or CNN rows
+    assert "| LCH+BoW |" in table and "on a custom dataset" in table
+    assert "(not in the paper)" not in table and "Twitter table" not in table
+    assert [r["row"] for r in json.loads((out / "table.json").read_text())["rows"]] == \
+        ["gch", "lch", "bow", "gch+bow", "lch+bow", "always-positive"]
     assert "LCH+BoW" in capsys.readouterr().out
 
 

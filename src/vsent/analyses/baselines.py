@@ -349,10 +349,14 @@ def build_table(summaries: Mapping[str, Mapping[str, Mapping[str, Any]]],
     """You et al.'s Twitter table: rows = feature sets (+ the published CNN rows), per subset
     our mean +- std and the published value of precision, recall, F1 and accuracy.
 
-    ``summaries[subset][row]`` are :func:`vsent.metrics.summarize_folds` results.
+    ``summaries[subset][row]`` are :func:`vsent.metrics.summarize_folds` results. A dataset
+    that is not Twitter I (subset ``custom``) has no published row or value: the table holds
+    our rows only.
     """
     subsets = list(summaries)
-    rows = [*feature_sets, "always-positive", "cnn", "pcnn"]
+    rows = [*feature_sets, "always-positive"]
+    if _is_twitter(subsets):
+        rows += ["cnn", "pcnn"]  # the paper's CNN rows: published values beside ours
     table_rows = []
     for row in rows:
         entry: dict[str, Any] = {"row": row, "label": LABELS.get(row, row), "subsets": {}}
@@ -367,6 +371,11 @@ def build_table(summaries: Mapping[str, Mapping[str, Mapping[str, Any]]],
         table_rows.append(entry)
     return {"metrics": list(TABLE_METRICS), "subsets": subsets, "rows": table_rows,
             "source": PUBLISHED_SOURCE}
+
+
+def _is_twitter(subsets: Sequence[str]) -> bool:
+    """Whether a table's subsets are Twitter I's (else a folder or CSV dataset: ``custom``)."""
+    return any(s in SUBSETS for s in subsets)
 
 
 def _cell(ours: Mapping[str, Any] | None, pub: Mapping[str, Any] | None, status: str,
@@ -389,19 +398,26 @@ def _printed(row: str, subset: str, metric: str) -> str:
 def table_markdown(table: Mapping[str, Any]) -> str:
     short = {"precision": "P", "recall": "R", "f1": "F1", "accuracy": "Acc"}
     head = ["features"] + [f"{s} {short[m]}" for s in table["subsets"] for m in table["metrics"]]
-    lines = ["# Hand-crafted baselines (You et al. 2015, the Twitter table)", "",
-             "Each cell: ours, mean over the 5 folds (published value).", "",
-             "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    twitter = _is_twitter(table["subsets"])
+    if twitter:
+        lines = ["# Hand-crafted baselines (You et al. 2015, the Twitter table)", "",
+                 "Each cell: ours, mean over the 5 folds (published value)."]
+    else:  # the paper's features on the user's data: nothing published to put beside
+        lines = ["# Hand-crafted baselines (You et al. 2015's features) on a custom dataset",
+                 "", "Each cell: mean over the folds."]
+    lines += ["", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for row in table["rows"]:
         cells = [row["label"]]
         for s in table["subsets"]:
             e = row["subsets"][s]
             cells += [_cell(e["ours"], e["published"], e["published_status"], m,
-                            _printed(row["row"], s, m))
+                            _printed(row["row"], s, m)) if twitter else
+                      ("-" if e["ours"] is None else f"{e['ours'][m]['mean']:.3f}")
                       for m in table["metrics"]]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Source: {table['source']}", ""]
-    return "\n".join(lines)
+    if twitter:
+        lines += ["", f"Source: {table['source']}"]
+    return "\n".join([*lines, ""])
 
 
 def table_csv_rows(table: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
