@@ -76,6 +76,16 @@ def test_markdown_card_shows_each_section(run_dir):
         assert heading in text
     assert "| accuracy | 0.7000 | 0.1000 | 0.8000 |" in text
     assert "- Subset: four" in text and f"- vsent: {__version__}" in text
+    # random weights: no library, tag, licence or location to leave "not recorded"
+    weights = text.split("## Initial weights\n\n")[1].split("\n\n")[0].splitlines()
+    assert [line.split(":")[0] for line in weights] == ["- --init", "- Source"]
+
+
+def test_markdown_card_names_the_dataset_path_normalised(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "data": "/data/x/../twitter1"}))
+    text = card_markdown(model_card(run_dir / "fold2" / "model.pt"))
+    assert "- Dataset: /data/twitter1\n" in text
 
 
 def test_card_outside_a_run_says_what_was_not_recorded(tmp_path):

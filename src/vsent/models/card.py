@@ -32,6 +32,7 @@ path), the model, class names and preprocessing the export states, and one more 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from importlib import import_module, metadata
 from os import PathLike
@@ -244,13 +245,15 @@ def card_markdown(card: Mapping[str, Any]) -> str:
               _item("Outputs", f"{m['num_classes']} ({_class_names(m['class_names'])})"),
               _item("Options", _inline(m["options"]) if m["options"] else "none"), "",
               "## Initial weights", "",
-              _item("--init", w.get("init")), _item("Source", w.get("source")),
-              _item("Library", w.get("library")), _item("Tag", w.get("tag")),
-              _item("Licence (as the library states it)", w.get("licence")),
-              _item("Location", w.get("location")), "",
-              "## Training data", "",
+              _item("--init", w.get("init")), _item("Source", w.get("source"))]
+    if w.get("init") != "random":  # random weights come from no library, tag or file
+        lines += [_item("Library", w.get("library")), _item("Tag", w.get("tag")),
+                  _item("Licence (as the library states it)", w.get("licence")),
+                  _item("Location", w.get("location"))]
+    dataset = t.get("dataset")
+    lines += ["", "## Training data", "",
               _item("Command", t.get("command")), _item("Training", t.get("how")),
-              _item("Dataset", t.get("dataset")),
+              _item("Dataset", os.path.normpath(dataset) if dataset else dataset),
               _item("Subset", t.get("subset"))]
     if t.get("fold") is not None:  # no fold held out: all images trained, no split to name
         lines += [_item("Folds", t.get("folds")), _item("Fold", t["fold"])]
