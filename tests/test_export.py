@@ -503,7 +503,8 @@ def test_onnx_graph_too_large_for_one_file_is_refused_and_leaves_no_file(tmp_pat
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_only_a_vsent_export_read_as_a_checkpoint_gets_the_advice_to_run_it(tmp_path, capsys, fmt):
+def test_only_a_vsent_export_read_as_a_checkpoint_gets_the_advice_to_run_it(tmp_path, capsys, fmt,
+                                                                            monkeypatch):
     """An ONNX or TorchScript file vsent did not write was told to run with --engine onnx,
     which then refused it: the advice looped (audit_serve27 #6)."""
     _, ckpt = _checkpoint(tmp_path, "smallcnn")
@@ -522,3 +523,10 @@ def test_only_a_vsent_export_read_as_a_checkpoint_gets_the_advice_to_run_it(tmp_
         err = capsys.readouterr().err
         assert err.startswith(f"vsent: error: {path}: not a vsent checkpoint (")
         assert err.endswith(f"{why})\n") and err.count("\n") == 1
+    if fmt == "onnx":  # without the onnx package the file cannot be told apart: the advice
+        import sys
+
+        monkeypatch.setitem(sys.modules, "onnx", None)
+        assert main(["predict", "--model", str(ours), str(tmp_path / "x.jpg")]) == 2
+        assert capsys.readouterr().err.endswith("export: `vsent predict` and `vsent serve` "
+                                                "run it with --engine onnx)\n")

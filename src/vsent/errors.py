@@ -48,10 +48,13 @@ def import_extra(module: str, what: str, extra: str,
     traceback. ``what`` says what needs it, in the singular ("a timm model", "--engine ray");
     the message reads "a timm model needs the 'backbones' extra (timm is missing): pip install
     'vsent[backbones]'". A library that is installed but cannot import a dependency of its own
-    is named the same way, by the module that is missing.
+    is named the same way, by the module that is missing. The error's ``missing_extra`` is
+    ``extra``.
     """
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise error(f"{what} needs the {extra!r} extra ({e.name or module} is missing): "
-                    f"pip install 'vsent[{extra}]'") from None
+        exc = error(f"{what} needs the {extra!r} extra ({e.name or module} is missing): "
+                    f"pip install 'vsent[{extra}]'")
+        exc.missing_extra = extra  # type: ignore[attr-defined]  (for a caller to tell why)
+        raise exc from None

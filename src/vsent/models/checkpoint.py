@@ -186,7 +186,7 @@ def _export_kind(path: Path, kind: str) -> str:
     try:
         read_metadata(path)
     except ExportError as exc:
-        if "onnx extra" not in str(exc):  # without the onnx package nobody can tell
+        if getattr(exc, "missing_extra", None) != "onnx":  # without onnx nobody can tell
             return f"{kind} file that vsent did not write"
     return f"{kind} export: {EXPORT_HINT}"
 
