@@ -360,6 +360,27 @@ def test_a_folds_typo_stops_the_python_api_before_its_directory_exists(twitter_l
     assert not out.exists()
 
 
+def test_a_run_reopens_and_resumes_after_its_folds_file_moved(twitter_like, tmp_path):
+    """The run reads its own folds.json: the --folds file it was made from may move (review30
+    #1: the check of a new run's --folds refused every reopening and resume)."""
+    from vsent.data import load_dataset, make_folds, save_folds
+
+    ds = load_dataset(twitter_like)
+    split = save_folds(make_folds(ds, "stratified", seed=3), ds, tmp_path / "split.json")
+    out = tmp_path / "run"
+    cfg = RunConfig(data=str(twitter_like), folds=str(split), model="smallcnn", init="random",
+                    train=PRESETS["quick"]["train"].replace(epochs=1, device="cpu"))
+    first = crossval(cfg, out, progress=False)
+    split.rename(tmp_path / "moved.json")
+    assert crossval(cfg, out, progress=False) == first  # finished: its stored summary
+    (out / "summary.json").unlink()
+    (out / "fold2" / "metrics.json").unlink()  # as if stopped in fold 2
+    again = crossval(cfg, out, resume=True, progress=False)
+    assert again["accuracy"] == first["accuracy"]  # the same split, fold 2 trained again
+    with pytest.raises(VsentError, match="split.json: no such file"):  # a new run checks it
+        crossval(cfg, tmp_path / "new", progress=False)
+
+
 @pytest.mark.parametrize("command", ["crossval", "finetune"])
 def test_a_run_stopped_by_bad_data_does_not_refuse_the_next_try(twitter_like, tmp_path, capsys,
                                                                 command):

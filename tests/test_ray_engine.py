@@ -160,6 +160,12 @@ def test_model_actors_must_leave_a_cpu_for_decoding():
         with pytest.raises(VsentError, match=f"{actors} model actor.*has {cpus} CPU") as info:
             _check_decoding_cpus(actors, cpus)
         assert str(info.value).endswith(f"left for decoding ({fix})")
+    for actors, cpus, fix in ((1, 1, "--engine ray needs at least 2 CPUs: a cluster with more "
+                                     "CPUs"),
+                              (2, 2, "--ray-actors 1, or a cluster with more CPUs")):
+        with pytest.raises(VsentError) as info:  # --ray-address: --ray-cpus is not an option
+            _check_decoding_cpus(actors, cpus, local=False)
+        assert str(info.value).endswith(f"left for decoding ({fix})")
 
 
 def test_ray_decode_names_errors_as_the_default_engine(tmp_path, checkpoint, monkeypatch):

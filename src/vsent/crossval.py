@@ -47,6 +47,7 @@ from vsent.models.checkpoint import save_checkpoint
 from vsent.presets import CROSSVAL as PRESETS
 from vsent.presets import resolve_lr
 from vsent.runs import (
+    CONFIG,
     DATA_RECORD,
     EXTRA_RECORD,
     FINGERPRINT_KEYS,
@@ -82,16 +83,14 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
     """Build a prototype model (for its preprocessing and default lr) and resolve the lr.
 
     Returns the config with ``train.lr`` the lr the run trains at (a new record: ``cfg`` is
-    frozen) and the prototype. It checks ``cfg.data`` and ``cfg.folds``, loads ``cfg.init``
-    and checks ``--train``/``--head`` against the prototype so that missing data, folds or
-    weights, or a way to train the model does not have, stop the run before its directory
-    exists (a directory opened for a wrong ``--data`` would refuse the next try with the
-    right one).
+    frozen) and the prototype. It checks ``cfg.data``, loads ``cfg.init`` and checks
+    ``--train``/``--head`` against the prototype so that missing data or weights, or a way to
+    train the model does not have, stop the run before its directory exists (a directory
+    opened for a wrong ``--data`` would refuse the next try with the right one).
     """
     cfg.check_zero_shot_recipe()
     if not Path(cfg.data).exists():
         raise VsentError(f"{cfg.data}: no such file or directory")
-    check_folds_spec(cfg.folds)  # a typo ("stratifed") is no split to record in config.json
     model = fresh_model(cfg, cfg.seed) if cfg.zero_shot else \
         create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
     check_train_mode(model, cfg.train_mode, cfg.head)  # e.g. last-9 of a 4-block model
@@ -107,6 +106,18 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
         # (a --finetune-lr given is kept, even one equal to that tenth)
         changes["finetune"] = cfg.finetune.replace(lr=lr / 10)
     return cfg.replace(**changes), model
+
+
+def _check_new_run_folds(cfg: RunConfig, out: str | Path, overwrite: bool) -> None:
+    """``cfg.folds`` names a split or an existing file, checked before the run directory is
+    written (a typo, "stratifed", is no split to record in config.json). Not when it is the
+    split ``out``'s config.json already records: that run reads its own folds.json
+    (:func:`_run_folds`), and the file it was made from may have moved since."""
+    if not overwrite:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if json.loads((Path(out) / CONFIG).read_text()).get("folds") == cfg.folds:
+                return
+    check_folds_spec(cfg.folds)
 
 
 def _run_record(command: str, cfg: RunConfig, fold: int | None = None) -> dict[str, Any]:
@@ -131,6 +142,7 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
         raise VsentError("--train head runs in one process (heads on cached features are not "
                          "split: every process would do the whole computation)")
     _check_init_exists(cfg)
+    _check_new_run_folds(cfg, out, overwrite)
     # the lr hint and --train check need the architecture, not its weights: loading (or
     # downloading) them here would be one more load before each rank loads them
     checked, _ = prepare(cfg if cfg.zero_shot else cfg.replace(init="random"))
@@ -179,6 +191,7 @@ def crossval(
     (``fold<k>/metrics.json``) are not redone and an interrupted fold continues from its last
     finished epoch; ``overwrite`` starts again.
     """
+    _check_new_run_folds(cfg, out, overwrite)
     cfg, proto = prepare(cfg)
     # DDP: rank 0 opens and writes the run directory, the other ranks get a read-only view
     run = distributed.open_run_dir(out, _run_record("crossval", cfg), resume=resume,
@@ -672,6 +685,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
     :func:`vsent.runs.open_run_dir`: a finished run returns its stored result, a different
     config (e.g. another ``--lr``) is refused, ``resume`` continues from ``train_state.pt``.
     """
+    _check_new_run_folds(cfg, out, overwrite)
     cfg, proto = prepare(cfg)
     if cfg.fusion is not None:  # before any training: a block a model cannot carry stops here
         from vsent.analyses.fused_model import check_saved_blocks

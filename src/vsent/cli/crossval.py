@@ -308,9 +308,7 @@ def _launch(args: argparse.Namespace, cfg: Any, fold: int | None = None) -> int 
 def run_crossval(args: argparse.Namespace) -> int:
     from vsent import distributed
     from vsent.crossval import crossval
-    from vsent.data.folds import check_folds_spec
 
-    check_folds_spec(args.folds)  # before the run directory is opened (and its config written)
     cfg, _ = run_config(args)
     launched = _launch(args, cfg)
     if launched is not None:
@@ -328,9 +326,7 @@ def run_crossval(args: argparse.Namespace) -> int:
 def run_finetune(args: argparse.Namespace) -> int:
     from vsent import distributed
     from vsent.crossval import finetune
-    from vsent.data.folds import check_folds_spec
 
-    check_folds_spec(args.folds)  # also when no --fold reads it: a typo is no recorded split
     cfg, stored = run_config(args)
     fold = args.fold if args.fold is not None or stored is None else stored.get("fold")
     launched = _launch(args, cfg, fold)

@@ -86,12 +86,14 @@ def _cpu_actors(cpus: int) -> int:
     return max(1, cpus // 2)
 
 
-def _check_decoding_cpus(actors: int, cpus: int) -> None:
+def _check_decoding_cpus(actors: int, cpus: int, *, local: bool = True) -> None:
     """VsentError when the model actors (one CPU each) would take every CPU: the decoding
-    tasks would never be scheduled and the run would hang without a word."""
+    tasks would never be scheduled and the run would hang without a word. ``local``: a Ray
+    vsent starts, whose CPUs --ray-cpus sets (a cluster's are its own)."""
     if actors >= cpus:
-        fix = ("--engine ray needs at least 2 CPUs: --ray-cpus 2 or more" if cpus < 2 else
-               f"--ray-actors {cpus - 1}, or more --ray-cpus")
+        more = "--ray-cpus 2 or more" if local else "a cluster with more CPUs"
+        fix = (f"--engine ray needs at least 2 CPUs: {more}" if cpus < 2 else
+               f"--ray-actors {cpus - 1}, or {'more --ray-cpus' if local else more}")
         raise VsentError(
             f"{actors} model actor(s) take a CPU each and the Ray cluster has {cpus} CPU(s): at "
             f"least one must be left for decoding ({fix})")
@@ -290,7 +292,7 @@ class RayEngine(Engine):
             raise VsentError(f"--ray-actors {options.ray_actors}: each actor takes a GPU and the "
                              f"cluster has {gpus}")
         self.actors = options.ray_actors or (gpus if self.use_gpu else _cpu_actors(cpus))
-        _check_decoding_cpus(self.actors, cpus)
+        _check_decoding_cpus(self.actors, cpus, local=not options.ray_address)
         # read (decode) tasks take half a CPU each: two per core left by the model actors (one
         # CPU each, with or without a GPU), so that one's file read overlaps the other's decode
         self.decoders = max(2, 2 * (cpus - self.actors))
