@@ -350,7 +350,7 @@ def test_resume_after_a_kill_gives_each_image_once_with_the_same_values(checkpoi
     cut.write_bytes(head + lines[6 + (fmt == "csv")][:9])
     capsys.readouterr()
     assert _score_cli(checkpoint, folder, cut, "--resume") == EXIT_ITEMS_FAILED
-    assert "(6 of them in the rows kept from the earlier run)" in capsys.readouterr().err
+    assert "(6 kept from the earlier run)" in capsys.readouterr().err
     assert cut.read_bytes().startswith(head)  # kept as it was
     rows = _read(cut, fmt)
     assert sorted(r["path"] for r in rows) == sorted(r["path"] for r in _read(full, fmt))
@@ -418,7 +418,7 @@ def test_retry_failed_scores_the_failed_images_again(checkpoint, folder, tmp_pat
     capsys.readouterr()
     assert main(["predict", "--model", str(checkpoint), *args, "--out", str(out), "--device",
                  "cpu", "--no-progress", "--resume", "--retry-failed"]) == EXIT_ITEMS_FAILED
-    assert "scored 3 of 4 inputs, 1 failed (2 of them in the rows kept from the earlier run)" in \
+    assert "scored 3 of 4 inputs (2 kept from the earlier run), 1 failed" in \
         capsys.readouterr().err
     rows = _read(out, fmt)
     assert rows[:2] == [first[0], first[3]]  # the good rows, as they were
@@ -756,7 +756,8 @@ def test_an_out_in_a_missing_folder_makes_the_folder(folder, tmp_path, checkpoin
 
 
 @pytest.mark.parametrize("name,said", [("scores.json", True), ("scores.parquet", True),
-                                       ("scores.csv", False), ("scores.jsonl", False)])
+                                       ("scores.csv", False), ("scores.jsonl", False),
+                                       ("scores.JSONL", False)])
 def test_an_out_name_of_another_format_is_told_it_gets_csv(folder, tmp_path, checkpoint, capsys,
                                                            name, said):
     out = tmp_path / name
@@ -764,7 +765,7 @@ def test_an_out_name_of_another_format_is_told_it_gets_csv(folder, tmp_path, che
                  str(out), "--device", "cpu", "--no-progress"]) == 0
     note = f"vsent predict: {out} is written as CSV (--format jsonl, or a .jsonl name"
     assert (note in capsys.readouterr().err) == said
-    assert out.read_text().startswith("{" if name.endswith(".jsonl") else "path,")
+    assert out.read_text().startswith("{" if name.lower().endswith(".jsonl") else "path,")
 
 
 def test_an_out_that_cannot_be_written_is_one_line(folder, tmp_path, checkpoint, capsys,

@@ -186,14 +186,25 @@ def test_family_resolves_names_by_prefix(monkeypatch):
         register_model("fake/other")(lambda *, num_classes=2: Tiny(num_classes))
 
 
-def test_missing_optional_library_is_a_one_line_user_error():
+def test_missing_optional_library_is_a_one_line_user_error(tmp_path, monkeypatch):
     from vsent.errors import import_extra
+    from vsent.models.base import import_extra as family_import
 
     assert import_extra("json", "a JSON model", "backbones") is json
     with pytest.raises(VsentError, match=r"^an X model needs the 'backbones' extra "
                                          r"\(vsent_no_such_module is missing\): pip install "
-                                         r"'vsent\[backbones\]'$"):
-        import_extra("vsent_no_such_module", "an X model", "backbones")
+                                         r"'vsent\[backbones\]'$") as info:
+        family_import("vsent_no_such_module", "an X model")  # backbones by default
+    assert info.value.missing_extra == "backbones"
+    # installed but broken (another version's names): said so, with the reason
+    (tmp_path / "vsent_old_lib.py").write_text("from json import no_such_name\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(VsentError, match=r"^--x needs the 'ray' extra \(vsent_old_lib cannot be "
+                                         r"imported: cannot import name 'no_such_name'"):
+        import_extra("vsent_old_lib", "--x", "ray")
+    # vsent's own import failing is a bug, not a missing extra: raised as it is
+    with pytest.raises(ModuleNotFoundError, match="vsent.no_such_module"):
+        import_extra("vsent.no_such_module", "--x", "ray")
 
 
 @pytest.mark.parametrize("model,missing", [("timm/resnet18", "timm"),

@@ -290,7 +290,7 @@ def output_format(out: str | Path | None, fmt: str | None) -> str:
         if fmt not in FORMATS:
             raise VsentError(f"--format {fmt!r}: use csv or jsonl")
         return fmt
-    return "jsonl" if out is not None and str(out).endswith(".jsonl") else "csv"
+    return "jsonl" if out is not None and str(out).lower().endswith(".jsonl") else "csv"
 
 
 class _Utf8Stdout:
@@ -850,9 +850,10 @@ class Summary:
 
     def line(self, out: str | Path | None = None) -> str:
         """The summary line printed on stderr."""
-        s = f"scored {self.total - self.failed} of {self.total} inputs, {self.failed} failed"
+        s = f"scored {self.total - self.failed} of {self.total} inputs"
         if self.resumed:
-            s += f" ({self.resumed} of them in the rows kept from the earlier run)"
+            s += f" ({self.resumed} kept from the earlier run)"
+        s += f", {self.failed} failed"
         return s + (f"; rows in {out}" if out else "")
 
 
@@ -895,7 +896,7 @@ def score_stream(
     check_resume(out, resume, retry_failed)
     if out is not None and os.path.abspath(out) in STDOUT_NAMES:
         out = None  # standard output itself, sharing its position with what else writes there
-    if out is not None and not _process_path(out):
+    if out is not None and not os.path.abspath(out).startswith(("/dev/", "/proc/")):
         _make_parent(out)  # as export, card and compare do: --out results/today/scores.csv
     with output_lock(out):  # from before its rows are read until the last is written
         return _score_stream(items, scorer, out, fmt, resume, retry_failed, progress,

@@ -26,7 +26,11 @@ class VsentError(Exception):
     """A problem the user can fix (bad input, missing file, missing weights).
 
     The message must say what is wrong and where (file, line) in one line.
+    ``missing_extra``: the optional extra to install, when that is the problem
+    (:func:`import_extra`).
     """
+
+    missing_extra: str | None = None
 
 
 class DataError(VsentError):
@@ -47,14 +51,19 @@ def import_extra(module: str, what: str, extra: str,
     library (timm, open_clip, onnx, Ray, uvicorn) missing is the user's setup to fix, not a
     traceback. ``what`` says what needs it, in the singular ("a timm model", "--engine ray");
     the message reads "a timm model needs the 'backbones' extra (timm is missing): pip install
-    'vsent[backbones]'". A library that is installed but cannot import a dependency of its own
-    is named the same way, by the module that is missing. The error's ``missing_extra`` is
-    ``extra``.
+    'vsent[backbones]'", and the error's ``missing_extra`` is ``extra``. A dependency of the
+    library missing is named the same way; a library that is there but cannot be imported
+    (another version's names) is said so, with its reason. An import of vsent's own that
+    fails is a bug: re-raised as it is.
     """
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        exc = error(f"{what} needs the {extra!r} extra ({e.name or module} is missing): "
-                    f"pip install 'vsent[{extra}]'")
-        exc.missing_extra = extra  # type: ignore[attr-defined]  (for a caller to tell why)
+        name = e.name or module
+        if name.split(".")[0] == "vsent":  # vsent's own import failing is a bug, not a setup
+            raise
+        why = (f"{name} is missing" if isinstance(e, ModuleNotFoundError) else
+               f"{module} cannot be imported: {one_line(e)}")
+        exc = error(f"{what} needs the {extra!r} extra ({why}): pip install 'vsent[{extra}]'")
+        exc.missing_extra = extra
         raise exc from None

@@ -21,12 +21,13 @@ from __future__ import annotations
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
+from vsent import errors
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError
 
@@ -91,6 +92,13 @@ class ModelInfo:
     def pool_of(self, layer: str) -> PoolMode:
         """How ``layer``'s output is reduced for a probe (default ``"flatten"``)."""
         return self.probe_pool.get(layer, "flatten")
+
+
+def import_extra(module: str, what: str, extra: str = "backbones") -> ModuleType:
+    """A model family's optional library (``timm``, ``open_clip``), or one line naming the
+    extra to install: :func:`vsent.errors.import_extra`, with the backbones extra by default
+    (where model families, vsent's and others', have imported it from)."""
+    return errors.import_extra(module, what, extra)
 
 
 def positive_ints(value: Any, what: str, count: int | None = None) -> tuple[int, ...]:

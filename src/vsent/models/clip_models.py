@@ -29,8 +29,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
-from vsent.errors import VsentError, WeightsError, import_extra
-from vsent.models.base import ModelInfo, SentimentModel
+from vsent.errors import VsentError, WeightsError
+from vsent.models.base import ModelInfo, SentimentModel, import_extra
 from vsent.models.timm_models import has_module, probe_pools
 from vsent.models.weights import (
     HF_WEIGHTS_NAMES,
@@ -51,7 +51,7 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 def open_clip_module():
     """The ``open_clip`` package; a one-line error when the extra is not installed."""
-    return import_extra("open_clip", "a CLIP model", "backbones")
+    return import_extra("open_clip", "a CLIP model")
 
 
 class _QuietRandomBuild(logging.Filter):

@@ -28,9 +28,9 @@ import torch
 from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
-from vsent.errors import VsentError, WeightsError, import_extra
+from vsent.errors import VsentError, WeightsError
 from vsent.inference import capture_outputs
-from vsent.models.base import ModelInfo, PoolMode, SentimentModel
+from vsent.models.base import ModelInfo, PoolMode, SentimentModel, import_extra
 from vsent.models.weights import (
     HF_WEIGHTS_NAMES,
     damaged_file_message,
@@ -142,7 +142,7 @@ def probe_pools(model: nn.Module, layers: Sequence[str], size: int, *,
 
 
 def _timm():
-    return import_extra("timm", "a timm model", "backbones")
+    return import_extra("timm", "a timm model")
 
 
 def build_timm(arch: str, *, num_classes: int = 2) -> TimmModel:
