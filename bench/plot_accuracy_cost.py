@@ -35,7 +35,7 @@ from vsent.errors import VsentError
 from vsent.figures import pyplot, save_figure
 
 #: run directory (under results/accuracy, or "quick" for results/quick) -> label in the plot,
-#: the ids of the README's issue-10 table. Left out: single seeds (s1-seed*, f-seed*: their
+#: the ids of issue 10's table (docs/accuracy.md). Left out: single seeds (s1-seed*, f-seed*: their
 #: ensembles are here), other subsets (q0-four, l1-three, ...), L1 with the logit rule (reported
 #: beside L1, not chosen), strong (= L1, same numbers) and the hand-crafted-only K1 and V1.
 LABELS = {

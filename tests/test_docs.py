@@ -1,10 +1,9 @@
-"""The README and docs/ stay true to the code: their commands parse, the layout names what
-exists, their links reach their files and headings.
+"""The README and docs/ stay true to the code: their command lines parse, the layout names
+what exists, their links reach their files and headings.
 
-Every ``vsent`` command line written in the README and in docs/ parses with today's CLI.
-
-The README and the accuracy plan are where users copy commands from; an option renamed or
-removed in the code must not leave them a command that fails (the plan once named
+Command lines are those of fenced and indented blocks (where users copy commands from; inline
+mentions such as `vsent predict` name a command, not a full line): an option renamed or
+removed in the code must not leave them a command that fails (the accuracy plan once named
 ``vsent fuse --run ... --with ...``, options that never existed). Parsing is argparse only:
 nothing runs, nothing is read.
 """
@@ -151,11 +150,29 @@ def test_the_layout_names_files_and_functions_that_exist():
 
 def heading_anchors(markdown: str) -> set[str]:
     """GitHub's anchors of a Markdown text's headings: lower case, punctuation dropped,
-    spaces as hyphens (``## GPU checks`` -> ``gpu-checks``)."""
-    anchors = set()
-    for title in re.findall(r"^#{1,6} (.+)$", markdown, flags=re.M):
-        anchors.add(re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-"))
+    spaces as hyphens (``## GPU checks`` -> ``gpu-checks``), a repeated one numbered
+    (``-1``, ``-2``); a ``# comment`` line inside a fenced block is no heading."""
+    anchors: set[str] = set()
+    in_fence = False
+    for line in markdown.splitlines():
+        if line.lstrip().startswith("```"):
+            in_fence = not in_fence
+            continue
+        m = re.match(r"^#{1,6} (.+)$", line)
+        if in_fence or not m:
+            continue
+        anchor = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+        n, unique = 0, anchor
+        while unique in anchors:
+            n += 1
+            unique = f"{anchor}-{n}"
+        anchors.add(unique)
     return anchors
+
+
+def test_heading_anchors_are_githubs():
+    text = "# A b\n## GPU checks: (1)\n```bash\n# not a heading\n```\n## A b\n"
+    assert heading_anchors(text) == {"a-b", "gpu-checks-1", "a-b-1"}
 
 
 def test_every_relative_link_reaches_its_file_and_heading():

@@ -340,14 +340,15 @@ def test_resuming_a_training_state_with_another_config_is_refused(tmp_path, monk
 
 
 @pytest.mark.parametrize("field,value,allowed", [
-    ("epochs", 0, ">= 1"), ("batch_size", -1, ">= 1"), ("lr", 0.0, "> 0"),
-    ("momentum", 1.0, "in [0, 1)"), ("lr_gamma", 0.0, "in (0, 1]"), ("ema", 1.0, "in [0, 1)"),
+    ("epochs", 0, "an integer >= 1"), ("batch_size", -1, "an integer >= 1"),
+    ("lr", 0.0, "a finite number > 0"), ("momentum", 1.0, "a number in [0, 1)"),
+    ("lr_gamma", 0.0, "a number in (0, 1]"), ("ema", 1.0, "a number in [0, 1)"),
 ])
 def test_an_option_out_of_range_says_its_range(field, value, allowed):
     option = "--" + field.replace("_", "-")
     with pytest.raises(VsentError) as info:
         TrainConfig(**{field: value})
-    assert str(info.value) == f"{option} {value!r} is out of range (a finite number {allowed})"
+    assert str(info.value) == f"{option} {value!r} is out of range ({allowed})"
 
 
 @pytest.mark.parametrize("field", ["lr", "weight_decay", "head_lr_mult", "bias_lr_mult",
@@ -356,8 +357,8 @@ def test_an_option_out_of_range_says_its_range(field, value, allowed):
 def test_non_finite_options_are_refused(field, value):
     """``lr > 0`` holds for inf: `--lr inf` trained into NaN weights and exited 0."""
     option = "--" + field.replace("_", "-")
-    with pytest.raises(VsentError, match=rf"^{option} {value!r} is out of range \(a finite "
-                                         r"number .+\)$"):
+    with pytest.raises(VsentError, match=rf"^{option} {value!r} is out of range \(a "
+                                         r"(finite )?number .+\)$"):
         TrainConfig(**{field: value})
     with pytest.raises(VsentError, match=f"^{option} "):  # config.json may hold Infinity
         config_from_dict(RunConfig, {"data": "d", "train": {field: value}}, "run")

@@ -178,15 +178,17 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise VsentError naming the first option out of range (run when built)."""
         checks = [  # (field, within its range, the range said in the error)
-            ("epochs", self.epochs >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
-            ("lr", self.lr > 0, "> 0"), ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
-            ("weight_decay", self.weight_decay >= 0, ">= 0"),
-            ("lr_step", self.lr_step >= 1, ">= 1"),
-            ("lr_gamma", 0 < self.lr_gamma <= 1, "in (0, 1]"),
-            ("head_lr_mult", self.head_lr_mult > 0, "> 0"),
-            ("bias_lr_mult", self.bias_lr_mult > 0, "> 0"),
-            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
-            ("ema", 0 <= self.ema < 1, "in [0, 1)"),
+            ("epochs", self.epochs >= 1, "an integer >= 1"),
+            ("batch_size", self.batch_size >= 1, "an integer >= 1"),
+            ("lr", self.lr > 0, "a finite number > 0"),
+            ("momentum", 0 <= self.momentum < 1, "a number in [0, 1)"),
+            ("weight_decay", self.weight_decay >= 0, "a finite number >= 0"),
+            ("lr_step", self.lr_step >= 1, "an integer >= 1"),
+            ("lr_gamma", 0 < self.lr_gamma <= 1, "a number in (0, 1]"),
+            ("head_lr_mult", self.head_lr_mult > 0, "a finite number > 0"),
+            ("bias_lr_mult", self.bias_lr_mult > 0, "a finite number > 0"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "a number in [0, 1)"),
+            ("ema", 0 <= self.ema < 1, "a number in [0, 1)"),
         ]
         for name, ok, allowed in checks:
             value = getattr(self, name)
@@ -194,8 +196,7 @@ class TrainConfig:
             # trains on into NaN weights, so every float option must be finite too
             if not ok or not is_finite(value):
                 option = name.replace("_", "-")
-                raise VsentError(f"--{option} {value!r} is out of range (a finite number "
-                                 f"{allowed})")
+                raise VsentError(f"--{option} {value!r} is out of range ({allowed})")
         if self.optimizer not in OPTIMIZERS:
             raise VsentError(
                 f"--optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"

@@ -35,7 +35,6 @@ import json
 import os
 from collections.abc import Mapping
 from importlib import import_module, metadata
-from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ _FAMILY_PACKAGES = {"timm": "timm", "clip": "open_clip_torch", "torchvision": "t
 _MODULE_FAMILY = {"torchvision_models": "torchvision"}
 
 
-def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
+def model_card(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
     """The card of a vsent checkpoint (see the module docstring for its layout).
 
     ``checkpoint`` may also be an export of one (:func:`export_card`). Raises
@@ -119,7 +118,7 @@ def model_card(checkpoint: str | PathLike[str]) -> dict[str, Any]:
     }
 
 
-def read_export(path: str | PathLike[str]) -> Any | None:
+def read_export(path: str | os.PathLike[str]) -> Any | None:
     """The :class:`vsent.export.ExportedModule` of ``path`` when it is a vsent ONNX or
     TorchScript export (its metadata read, nothing run), else None."""
     return _read_export(Path(path))[0]
@@ -131,7 +130,7 @@ def _read_export(path: Path) -> tuple[Any | None, WeightsError | None]:
     reason), e.g. "<file>: not a readable ONNX export (<why onnx cannot parse it>)";
     ``(None, None)`` otherwise (the checkpoint's error says more: not named .onnx, or a
     torch.save or TorchScript file so named). Without the onnx package, an ``.onnx`` file's
-    reason is the export reader's "needs the onnx extra"."""
+    reason is the export reader's "needs the 'onnx' extra"."""
     if not path.is_file():
         return None, None
     try:
