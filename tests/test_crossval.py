@@ -360,6 +360,23 @@ def test_a_folds_typo_stops_the_python_api_before_its_directory_exists(twitter_l
     assert not out.exists()
 
 
+def test_check_new_run_folds_checks_all_but_the_split_a_run_records(tmp_path):
+    """crossval, finetune, --nproc's launcher and pcnn-transfer share it."""
+    from vsent.crossval import check_new_run_folds
+
+    check_new_run_folds("campos", tmp_path / "new", overwrite=False)
+    with pytest.raises(VsentError, match="gone.json: no such file"):
+        check_new_run_folds(str(tmp_path / "gone.json"), tmp_path / "new", overwrite=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"folds": str(tmp_path / "gone.json")}))
+    check_new_run_folds(str(tmp_path / "gone.json"), run, overwrite=False)  # its own split
+    with pytest.raises(VsentError, match="gone.json: no such file"):  # replaced: checked
+        check_new_run_folds(str(tmp_path / "gone.json"), run, overwrite=True)
+    with pytest.raises(VsentError, match="other.json: no such file"):  # another split
+        check_new_run_folds(str(tmp_path / "other.json"), run, overwrite=False)
+
+
 def test_a_run_reopens_and_resumes_after_its_folds_file_moved(twitter_like, tmp_path):
     """The run reads its own folds.json: the --folds file it was made from may move (review30
     #1: the check of a new run's --folds refused every reopening and resume)."""

@@ -108,16 +108,16 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
     return cfg.replace(**changes), model
 
 
-def _check_new_run_folds(cfg: RunConfig, out: str | Path, overwrite: bool) -> None:
-    """``cfg.folds`` names a split or an existing file, checked before the run directory is
-    written (a typo, "stratifed", is no split to record in config.json). Not when it is the
-    split ``out``'s config.json already records: that run reads its own folds.json
-    (:func:`_run_folds`), and the file it was made from may have moved since."""
+def check_new_run_folds(folds: str, out: str | Path, overwrite: bool) -> None:
+    """``folds`` (``--folds``) names a split or an existing file, checked before the run
+    directory ``out`` is written (a typo, "stratifed", is no split to record in config.json).
+    Not when it is the split ``out``'s config.json already records: that run reads its own
+    folds.json (:func:`_run_folds`), and the file it was made from may have moved since."""
     if not overwrite:
         with contextlib.suppress(OSError, ValueError, AttributeError):
-            if json.loads((Path(out) / CONFIG).read_text()).get("folds") == cfg.folds:
+            if json.loads((Path(out) / CONFIG).read_text()).get("folds") == folds:
                 return
-    check_folds_spec(cfg.folds)
+    check_folds_spec(folds)
 
 
 def _run_record(command: str, cfg: RunConfig, fold: int | None = None) -> dict[str, Any]:
@@ -142,7 +142,7 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
         raise VsentError("--train head runs in one process (heads on cached features are not "
                          "split: every process would do the whole computation)")
     _check_init_exists(cfg)
-    _check_new_run_folds(cfg, out, overwrite)
+    check_new_run_folds(cfg.folds, out, overwrite)
     # the lr hint and --train check need the architecture, not its weights: loading (or
     # downloading) them here would be one more load before each rank loads them
     checked, _ = prepare(cfg if cfg.zero_shot else cfg.replace(init="random"))
@@ -191,7 +191,7 @@ def crossval(
     (``fold<k>/metrics.json``) are not redone and an interrupted fold continues from its last
     finished epoch; ``overwrite`` starts again.
     """
-    _check_new_run_folds(cfg, out, overwrite)
+    check_new_run_folds(cfg.folds, out, overwrite)
     cfg, proto = prepare(cfg)
     # DDP: rank 0 opens and writes the run directory, the other ranks get a read-only view
     run = distributed.open_run_dir(out, _run_record("crossval", cfg), resume=resume,
@@ -685,7 +685,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
     :func:`vsent.runs.open_run_dir`: a finished run returns its stored result, a different
     config (e.g. another ``--lr``) is refused, ``resume`` continues from ``train_state.pt``.
     """
-    _check_new_run_folds(cfg, out, overwrite)
+    check_new_run_folds(cfg.folds, out, overwrite)
     cfg, proto = prepare(cfg)
     if cfg.fusion is not None:  # before any training: a block a model cannot carry stops here
         from vsent.analyses.fused_model import check_saved_blocks

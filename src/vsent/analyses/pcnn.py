@@ -64,7 +64,7 @@ from vsent.config import (
     record_dict,
     with_stored_momentum_form,
 )
-from vsent.crossval import crossval
+from vsent.crossval import check_new_run_folds, crossval
 from vsent.data.cache import image_cache
 from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
 from vsent.data.extra import KEEP_THRESHOLD, removal_probability, select_kept
@@ -596,6 +596,7 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     (``transfer.json`` marks the run finished); each subset's run resumes with it.
     """
     out = Path(out)
+    check_new_run_folds(cfg.folds, out, overwrite)
     ckpt = Path(cfg.model).expanduser().resolve()
     name, kwargs, meta = checkpoint_spec(ckpt)
     first = load_dataset(cfg.data, cfg.subsets[0], validate=False)  # a missing path stops here

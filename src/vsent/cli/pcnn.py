@@ -117,9 +117,7 @@ def progressive_config_from_args(args: argparse.Namespace) -> Any:
 def transfer_config_from_args(args: argparse.Namespace) -> Any:
     """The :class:`vsent.analyses.pcnn.TransferConfig` the options describe."""
     from vsent.analyses.pcnn import TransferConfig
-    from vsent.data.folds import check_folds_spec
 
-    check_folds_spec(args.folds)  # a typo named before any run directory is opened
     train = TRANSFER_TRAIN.replace(**train_overrides(args), seed=args.seed, device=args.device)
     return TransferConfig(
         model=args.model, data=args.data, subsets=list(args.subsets), folds=args.folds, train=train,
