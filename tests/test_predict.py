@@ -225,6 +225,7 @@ def test_bad_options_stop_predict_before_out_is_touched(bad, message, checkpoint
 
 @pytest.mark.parametrize("extra, message", [
     (["--k", "5", "--alpha", "2"], "--k, --alpha: options of --regions, which is not given"),
+    (["--senti-log", "natural"], "--senti-log: options of --regions, which is not given"),
     (["--ray-actors", "3"], "--ray-actors: options of --engine ray, not of --engine default"),
     (["--engine", "ray", "--workers", "2"], "--workers: decoding threads of the default engine"),
     # --regions scores one image at a time: batching options would be silently ignored

@@ -479,6 +479,30 @@ def test_fused_proba_keeps_the_top_k_proposals_by_affective_score():
     assert np.abs(s.probs[worst].mean(0) - s.probs[top].mean(0)).max() > 0.05
 
 
+def test_fused_proba_ranks_with_the_natural_log_when_asked():
+    """fidelity31 L8: `predict --regions` and serve honour --senti-log as `vsent regions`
+    does (they ranked with log base M whatever was asked)."""
+    model = _tiny_model()
+    with torch.no_grad():
+        model.fc.weight.mul_(300)
+    img = _scene()
+    cfg = P.ProposalConfig(n_proposals=12, min_box_area=100)
+    k, alpha = 1, 4.0  # (found by trying: the two logs pick different regions here)
+    s = R.score_regions(model, img, P.propose(img, cfg))
+    tops, probas = {}, {}
+    for log in R.SENTI_LOGS:
+        out = R.fused_proba(model, img, k=k, alpha=alpha, senti_log=log, proposal_config=cfg)
+        ar = _ar_by_hand(s.objectness, s.probs, alpha, log)["ar"]
+        tops[log] = _top(ar, k)
+        np.testing.assert_array_equal(out["boxes"], s.boxes[tops[log]])
+        np.testing.assert_allclose(out["ar"], ar[tops[log]], rtol=1e-6)
+        probas[log] = out["proba"]
+    assert list(tops["natural"]) != list(tops["classes"])  # the two readings differ here
+    assert np.abs(probas["natural"] - probas["classes"]).max() > 1e-3
+    with pytest.raises(VsentError, match="--senti-log 'bits': choose one of classes, natural"):
+        R.fused_proba(model, img, k=k, senti_log="bits", proposal_config=cfg)
+
+
 def test_region_config_validation():
     with pytest.raises(VsentError, match="--k-max"):
         R.RegionConfig(k=5, k_max=3).validate()
@@ -866,3 +890,37 @@ def test_cli_predict_regions(tmp_path):
     expected = R.fused_proba(model, good, k=3, n_proposals=10)["proba"][1]
     assert float(rows[str(good)]["prob_positive"]) == pytest.approx(expected, abs=1e-5)
     assert main([*argv, "--oversample"]) == 2
+
+
+def test_cli_predict_regions_senti_log(tmp_path, capsys):
+    """`predict --regions --senti-log natural` ranks as `vsent regions --senti-log natural`
+    (fidelity31 L8), keeps the option in its record (a resume with the other log is refused),
+    and a record at the default holds no senti_log (outputs of earlier versions resume)."""
+    from vsent.batch import record_path
+    from vsent.cli import main
+    from vsent.models.checkpoint import save_checkpoint
+
+    model = _tiny_model()
+    with torch.no_grad():
+        model.fc.weight.mul_(300)
+    ckpt = save_checkpoint(tmp_path / "model.pt", model)
+    good = tmp_path / "scene.png"
+    Image.fromarray(_scene()).save(good)
+    cfg = ["--k", "1", "--alpha", "4", "--n-proposals", "12"]
+    probs = {}
+    for log in R.SENTI_LOGS:
+        out = tmp_path / f"{log}.csv"
+        assert main(["predict", str(good), "--model", str(ckpt), "--out", str(out), "--regions",
+                     *cfg, "--senti-log", log, "--device", "cpu", "--no-progress"]) == 0
+        probs[log] = float(next(csv.DictReader(out.open()))["prob_positive"])
+        want = R.fused_proba(model, good, k=1, alpha=4.0, n_proposals=12, senti_log=log)
+        assert probs[log] == pytest.approx(want["proba"][1], abs=1e-5)
+        regions = json.loads(record_path(out).read_text())["options"]["regions"]
+        assert regions.get("senti_log") == (None if log == "classes" else log)
+    assert abs(probs["natural"] - probs["classes"]) > 1e-3  # the option changed the scores
+    capsys.readouterr()
+    assert main(["predict", str(good), "--model", str(ckpt), "--out",
+                 str(tmp_path / "natural.csv"), "--regions", *cfg, "--device", "cpu",
+                 "--no-progress", "--resume"]) == 2
+    assert "with --regions --n-proposals 12 --k 1 --alpha 4.0 --beta 0.5 --senti-log natural" \
+        in capsys.readouterr().err

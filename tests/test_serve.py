@@ -221,6 +221,21 @@ def test_explain_and_regions(server, checkpoint):
     assert len(row["regions"]) >= 1 and len(row["regions"][0]["box"]) == 4
 
 
+def test_regions_take_the_services_region_settings(checkpoint, monkeypatch):
+    """The service ranks regions with its config's K, alpha, beta, proposals and log of the
+    sentiment score (fidelity31 L8: the log was left at its default whatever was set)."""
+    import vsent.analyses.regions as regions
+
+    seen = {}
+    monkeypatch.setattr(regions, "fused_proba", lambda model, data, **kw: seen.update(kw))
+    config = ServeConfig(k=4, alpha=2.0, beta=0.25, n_proposals=30, senti_log="natural")
+    app = create_app(Predictor.from_checkpoint(checkpoint, device="cpu"),
+                     checkpoint=checkpoint, config=config)
+    app.state.service._regions_sync(image_bytes(6, (70, 50)))
+    assert {k: seen[k] for k in ("k", "alpha", "beta", "n_proposals", "senti_log")} == {
+        "k": 4, "alpha": 2.0, "beta": 0.25, "n_proposals": 30, "senti_log": "natural"}
+
+
 def test_explain_of_a_banner_and_a_bug_in_one_explain_fail_no_other_image(server, checkpoint,
                                                                          monkeypatch, caplog):
     def png(w: int, h: int) -> bytes:

@@ -345,6 +345,7 @@ def fused_proba(
     alpha: float = 1.0,
     beta: float = 0.5,
     n_proposals: int = 100,
+    senti_log: str = "classes",
     detector: EdgeDetector | None = None,
     proposal_config: ProposalConfig | None = None,
     batch_size: int = 128,
@@ -356,6 +357,8 @@ def fused_proba(
     ----------
     model : a vsent model; image : anything :func:`vsent.data.images.load_rgb` accepts.
     k, alpha, beta, n_proposals : see the module docstring.
+    senti_log : the log of the sentiment score in AR (:func:`sentiment_score`), as
+        ``vsent regions --senti-log``.
 
     Returns
     -------
@@ -365,10 +368,12 @@ def fused_proba(
     """
     if k < 1:
         raise VsentError(f"--k must be >= 1, got {k}")
+    _check_senti_log(senti_log)
     config = proposal_config or ProposalConfig(n_proposals=n_proposals)
     rgb, glob = _decode(image, model.info.preprocess.resize)
-    return _fused(model, rgb, glob, k=k, alpha=alpha, beta=beta, detector=detector,
-                  config=config.validate(), batch_size=batch_size, device=device)
+    return _fused(model, rgb, glob, k=k, alpha=alpha, beta=beta, senti_log=senti_log,
+                  detector=detector, config=config.validate(), batch_size=batch_size,
+                  device=device)
 
 
 def _decode(image: ImageSource, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -378,13 +383,14 @@ def _decode(image: ImageSource, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fused(model: nn.Module, rgb: np.ndarray, glob: np.ndarray, *, k: int, alpha: float,
-           beta: float, detector: EdgeDetector | None, config: ProposalConfig, batch_size: int,
-           device: torch.device | str) -> dict[str, Any]:
+           beta: float, senti_log: str, detector: EdgeDetector | None, config: ProposalConfig,
+           batch_size: int, device: torch.device | str) -> dict[str, Any]:
     """:func:`fused_proba` on a decoded image (``rgb``, ``glob``: see :func:`_decode`)."""
     props = propose(rgb, config, detector)
     s = score_regions(model, rgb, props, global_view=glob, batch_size=batch_size, device=device)
-    order = s.order("ar", alpha)[:k]
-    ar = affective_score(normalize_objectness(s.objectness), sentiment_score(s.probs), alpha)
+    order = s.order("ar", alpha, senti_log=senti_log)[:k]
+    ar = affective_score(normalize_objectness(s.objectness),
+                         sentiment_score(s.probs, senti_log), alpha)
     fused = late_fusion(s.global_probs, s.probs[order], beta) / (1.0 + beta)
     return {"proba": fused, "global_proba": s.global_probs.astype(np.float64),
             "boxes": s.boxes[order], "region_proba": s.probs[order], "ar": ar[order],
@@ -400,6 +406,7 @@ def predict_rows(
     alpha: float = 1.0,
     beta: float = 0.5,
     n_proposals: int = 100,
+    senti_log: str = "classes",
     device: torch.device | str = "cpu",
 ) -> Iterator[dict[str, Any]]:
     """``vsent predict --regions``: rows ``path, prob_positive, label, error`` as
@@ -409,20 +416,26 @@ def predict_rows(
     Images are decoded ahead of the model (:func:`vsent.inference.prefetch`); ``paths`` may be
     any iterable. Bad settings raise VsentError here, before any image is read.
     """
-    config = check_predict_options(k=k, alpha=alpha, beta=beta, n_proposals=n_proposals)
-    return _predict_rows(model, paths, class_names, k, alpha, beta, config, device)
+    config = check_predict_options(k=k, alpha=alpha, beta=beta, n_proposals=n_proposals,
+                                   senti_log=senti_log)
+    return _predict_rows(model, paths, class_names, k, alpha, beta, senti_log, config, device)
 
 
-def check_predict_options(*, k: int, alpha: float, beta: float,
-                          n_proposals: int) -> ProposalConfig:
+def check_predict_options(*, k: int, alpha: float, beta: float, n_proposals: int,
+                          senti_log: str = "classes") -> ProposalConfig:
     """The proposal settings of :func:`predict_rows`, or VsentError naming a bad option
     (the checks of :class:`RegionConfig`, with no K sweep)."""
-    return RegionConfig(k=k, k_max=k, alpha=alpha, beta=beta,
+    return RegionConfig(k=k, k_max=k, alpha=alpha, beta=beta, senti_log=senti_log,
                         proposals=ProposalConfig(n_proposals=n_proposals)).proposals
 
 
+def _check_senti_log(senti_log: str) -> None:
+    if senti_log not in SENTI_LOGS:
+        raise VsentError(f"--senti-log {senti_log!r}: choose one of {', '.join(SENTI_LOGS)}")
+
+
 def _predict_rows(model: nn.Module, paths: Sequence[str | Path], class_names: Sequence[str],
-                  k: int, alpha: float, beta: float, config: ProposalConfig,
+                  k: int, alpha: float, beta: float, senti_log: str, config: ProposalConfig,
                   device: torch.device | str) -> Iterator[dict[str, Any]]:
     from vsent.predict import scores_row
 
@@ -432,8 +445,8 @@ def _predict_rows(model: nn.Module, paths: Sequence[str | Path], class_names: Se
         if error is not None:
             yield {"path": str(path), "prob_positive": None, "label": None, "error": str(error)}
             continue
-        r = _fused(model, *decoded, k=k, alpha=alpha, beta=beta, detector=detector,
-                   config=config, batch_size=128, device=device)
+        r = _fused(model, *decoded, k=k, alpha=alpha, beta=beta, senti_log=senti_log,
+                   detector=detector, config=config, batch_size=128, device=device)
         # the row of every engine: NaN/inf scores are an error row, not "NaN, negative"
         yield scores_row(str(path), r["proba"], class_names)
 
@@ -502,9 +515,7 @@ class RegionConfig:
             raise VsentError(f"--alpha must be >= 0, got {self.alpha}")
         if self.beta < 0:
             raise VsentError(f"--beta must be >= 0, got {self.beta}")
-        if self.senti_log not in SENTI_LOGS:
-            raise VsentError(f"--senti-log {self.senti_log!r}: choose one of "
-                             f"{', '.join(SENTI_LOGS)}")
+        _check_senti_log(self.senti_log)
         if self.overlays < 0:
             raise VsentError(f"--overlays must be >= 0, got {self.overlays}")
         if self.batch_size < 1:

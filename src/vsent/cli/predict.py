@@ -14,6 +14,7 @@ from pathlib import Path
 
 from vsent.cli.common import DEVICES, progress_enabled
 from vsent.cli.regions import HELP_DEFAULTS
+from vsent.config import SENTI_LOGS
 
 #: --batch-size when not given (None until then: --regions refuses one given explicitly).
 BATCH_SIZE = 32
@@ -76,7 +77,8 @@ def _add_scale_args(p: argparse.ArgumentParser) -> None:
 # --- affective regions (Sun et al. 2016), see vsent.analyses.regions -------------------------
 #: Defaults of the --regions options (Sun et al.'s K, alpha and beta): those of `vsent regions`,
 #: which a test checks against vsent.analyses.regions.
-REGION_DEFAULTS = {n: HELP_DEFAULTS[n] for n in ("n_proposals", "k", "alpha", "beta")}
+REGION_DEFAULTS = {**{n: HELP_DEFAULTS[n] for n in ("n_proposals", "k", "alpha", "beta")},
+                   "senti_log": SENTI_LOGS[0]}
 
 
 def _add_region_args(p: argparse.ArgumentParser) -> None:
@@ -92,6 +94,9 @@ def _add_region_args(p: argparse.ArgumentParser) -> None:
                    help=f"AR = sqrt(obj^2 + alpha senti^2) ({d['alpha']})")
     g.add_argument("--beta", type=float, default=d["beta"],
                    help=f"Y = Y_global + beta/K sum Y_regions ({d['beta']})")
+    g.add_argument("--senti-log", choices=SENTI_LOGS, default=d["senti_log"],
+                   help="log of the sentiment score in AR: classes (base M, scores in [0, 1]) "
+                        f"or natural, as `vsent regions --senti-log` ({d['senti_log']})")
 
 
 def _check_regions_model(args: argparse.Namespace, predictor) -> None:
@@ -108,7 +113,7 @@ def _region_rows(args: argparse.Namespace, predictor, paths):
 
     return predict_rows(predictor.model, paths, class_names=predictor.class_names, k=args.k,
                         alpha=args.alpha, beta=args.beta, n_proposals=args.n_proposals,
-                        device=predictor.device)
+                        senti_log=args.senti_log, device=predictor.device)
 # --- end affective regions ------------------------------------------------------------------
 
 
@@ -187,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         from vsent.analyses.regions import check_predict_options
 
         check_predict_options(k=args.k, alpha=args.alpha, beta=args.beta,
-                              n_proposals=args.n_proposals)
+                              n_proposals=args.n_proposals, senti_log=args.senti_log)
         if args.oversample:
             raise VsentError("--regions scores centre crops: it cannot be combined with "
                              "--oversample")
@@ -204,7 +209,10 @@ def run(args: argparse.Namespace) -> int:
             else engine.score
         # the model's bytes and the options, kept beside --out: --resume refuses to mix rows
         # (checked, and written, by score_stream once --out has been checked and opened)
-        regions = {n: getattr(args, n) for n in REGION_DEFAULTS} if args.regions else None
+        # senti_log only when not its default: outputs of vsent before the option still resume
+        regions = {n: getattr(args, n) for n in REGION_DEFAULTS
+                   if n != "senti_log" or args.senti_log != REGION_DEFAULTS[n]
+                   } if args.regions else None
         record = scoring_record(args.model, {"oversample": args.oversample, "regions": regions})
         summary = score_stream(items, scorer, args.out, fmt=args.format, resume=args.resume,
                                retry_failed=args.retry_failed, record=record,

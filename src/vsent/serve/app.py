@@ -86,7 +86,8 @@ class ServeConfig:
     max_batch : images per forward pass [32]. max_wait_ms : how long a request waits for others
     to share its batch [5 ms]. decode_workers : image decoding threads [the CPUs it may use,
     at most 32].
-    k, alpha, beta, n_proposals : affective regions (as ``vsent predict --regions``).
+    k, alpha, beta, n_proposals, senti_log : affective regions (as ``vsent predict
+    --regions``).
     """
 
     max_batch: int = 32
@@ -97,6 +98,7 @@ class ServeConfig:
     alpha: float = 1.0
     beta: float = 0.5
     n_proposals: int = 100
+    senti_log: str = "classes"
 
     def validate(self) -> ServeConfig:
         if self.max_batch < 1:
@@ -503,7 +505,8 @@ class Service:
             self._detector = make_edge_detector()
         c = self.config
         return fused_proba(self.model, data, k=c.k, alpha=c.alpha, beta=c.beta,
-                           n_proposals=c.n_proposals, detector=self._detector,
+                           n_proposals=c.n_proposals, senti_log=c.senti_log,
+                           detector=self._detector,
                            device=self.device)
 
     @staticmethod
