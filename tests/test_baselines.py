@@ -332,8 +332,12 @@ def test_table_marks_unavailable_and_unreported_published_values():
     md = bl.table_markdown(table)
     assert "| GCH | 0.700 (not available)" in md and "| BoW | 0.700 (not in the paper)" in md
     # the PCNN accuracy Sun et al. quote, as printed: 77.30 % (not 0.773)
-    assert ("| PCNN (You et al.) | - (not available) | - (not available) | - (not available) | "
-            "- (0.7730) |") in md
+    # labelled as its source names it: a CaffeNet-based PCNN quoted by Sun et al. (fidelity31)
+    assert ("| PCNN + CaffeNet (You et al.; quoted by Sun et al. 2016, Table 1) | "
+            "- (not available) | - (not available) | - (not available) | - (0.7730) |") in md
+    assert ("| 2CONV-4FC CNN (You et al.; quoted by Campos et al. 2015, Table 1) | "
+            "- (not available) | - (not available) | - (not available) | - (0.783) |") in md
+    assert "Sun et al. 2016, Table 1" in md.split("Source: ")[1]
     four = bl.build_table({"four": {"gch": summary}}, ["gch"])
     assert "- (0.7009) |" in bl.table_markdown(four)  # 70.09 %, not 0.701
     assert "verified" not in md

@@ -389,6 +389,9 @@ def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, t
     # as Sun et al. printed them: 77.30 % and 70.09 % (70.09 was rounded to 0.701)
     assert " / 0.7730 |" in md and " / 0.7009 |" in md and "0.701 " not in md
     assert "verified" not in md
+    # the published row is named as its source names it, and is not this network (fidelity31)
+    assert ("/ published PCNN + CaffeNet (You et al.; quoted by Sun et al. 2016, Table 1): a "
+            "CaffeNet-based network, not smallcnn.") in md
 
     fold_model, _ = load_checkpoint(out / "four" / "fold2" / "model.pt")
     assert fold_model.spec["widths"] == [8, 16]

@@ -246,6 +246,20 @@ for _row, _sun_row in (("pcnn", "pcnn_caffenet"), ("sentibank", "sentibank")):
 del _row, _sun_row, _subset
 #: You et al.'s 2CONV-4FC network fine-tuned on Twitter I, 5-fold: subset -> metric -> value.
 YOU2015_CNN = YOU2015_TABLE6["cnn"]
+#: The rows of :data:`YOU2015_TABLE6` that vsent sets beside its networks, named as their
+#: sources name them: the "pcnn" row is a CaffeNet-based PCNN, not the 2CONV-4FC network.
+YOU2015_QUOTED_LABELS = {
+    "cnn": "2CONV-4FC CNN (You et al.; quoted by Campos et al. 2015, Table 1)",
+    "pcnn": "PCNN + CaffeNet (You et al.; quoted by Sun et al. 2016, Table 1)",
+    "sentibank": "SentiBank (quoted by Sun et al. 2016, Table 1)",
+}
+#: Where the known values of You et al.'s Twitter table come from (their own tables are not
+#: available here: only other papers' quotes are).
+YOU2015_QUOTES_SOURCE = (
+    f"{YOU2015}: its tables are not available here, only accuracies other papers quote "
+    "(the 2CONV-4FC CNN on five-agree: Campos et al. 2015, Table 1; PCNN + CaffeNet and "
+    "SentiBank on the three subsets: Sun et al. 2016, Table 1), as recorded in vsent.papers"
+)
 
 
 def all_published() -> list[tuple[str, Published]]:

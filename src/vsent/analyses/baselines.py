@@ -71,7 +71,7 @@ DEFAULT_CS = tuple(float(c) for c in np.logspace(-3, 2, 6))
 LABELS = {
     "gch": "GCH", "lch": "LCH", "bow": "BoW", "gch+bow": "GCH+BoW", "lch+bow": "LCH+BoW",
     "fv": "SIFT FV", "gch+fv": "GCH+FV", "lch+fv": "LCH+FV",
-    "cnn": "CNN (You et al.)", "pcnn": "PCNN (You et al.)",
+    "cnn": papers.YOU2015_QUOTED_LABELS["cnn"], "pcnn": papers.YOU2015_QUOTED_LABELS["pcnn"],
     "always-positive": "always positive",
 }
 
@@ -81,7 +81,7 @@ LABELS = {
 NOT_AVAILABLE = papers.NOT_AVAILABLE_TEXT
 NOT_IN_PAPER = papers.NOT_IN_PAPER_TEXT
 PUBLISHED_SOURCE = (
-    f"{papers.YOU2015}, Twitter 5-fold table, as recorded in vsent.papers. "
+    f"{papers.YOU2015_QUOTES_SOURCE}. "
     f"{NOT_AVAILABLE} = in the paper, but the value is not available here (left empty rather "
     f"than typed from memory); {NOT_IN_PAPER} = not a row of the paper."
 )

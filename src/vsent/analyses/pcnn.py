@@ -96,8 +96,8 @@ PRESETS = PCNN_PRESETS
 #: Rows of You et al.'s Twitter table a transfer run is set beside (:data:`vsent.papers.
 #: YOU2015_TABLE6`; a cell whose value is not available says so).
 REFERENCES = TRANSFER_REFERENCES
-PUBLISHED_SOURCE = (f"{papers.YOU2015}, as recorded in vsent.papers ({papers.NOT_AVAILABLE_TEXT}"
-                    " = in the paper, but the value is not available here)")
+PUBLISHED_SOURCE = (f"{papers.YOU2015_QUOTES_SOURCE} ({papers.NOT_AVAILABLE_TEXT} = in the "
+                    "paper, but the value is not available here)")
 
 _HIST_BINS = 20
 
@@ -652,7 +652,11 @@ def transfer_row(subset: str, summary: Mapping[str, Any], reference: str = "pcnn
 
 def transfer_markdown(table: Mapping[str, Any]) -> str:
     """Markdown table: ours (mean +- std) and, in brackets, the paper's value per metric."""
-    ref = "PCNN" if table["reference"] == "pcnn" else "CNN"
+    ref = papers.YOU2015_QUOTED_LABELS[table["reference"]]
+    if table["reference"] == "pcnn" and table["architecture"] != "caffenet":
+        ours = "the 2CONV-4FC network" if table["architecture"] == "pcnn" \
+            else table["architecture"]
+        ref += f": a CaffeNet-based network, not {ours}"
     lines = [
         f"# Domain transfer (You et al. 2015, Algorithm 2): {table['architecture']} from "
         f"`{table['model']}`", "",

@@ -83,8 +83,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--oversample", action="store_true",
                    help="lead the table with 10-crop scores (both are always computed)")
     g.add_argument("--reference", choices=REFERENCES, default="pcnn",
-                   help="published row set beside ours: pcnn (default), or cnn for a model "
-                        "trained without progressive selection (stage1/model.pt)")
+                   help="published row set beside ours: pcnn (default; PCNN + CaffeNet as "
+                        "Sun et al. quote it, a CaffeNet-based network), or cnn (You et al.'s "
+                        "2CONV-4FC CNN, five-agree only) for a model trained without "
+                        "progressive selection (stage1/model.pt)")
     p.set_defaults(func=run_transfer)
 
 

@@ -38,8 +38,7 @@ from vsent.train import TrainConfig
 #: The feature sets of You et al.'s Twitter table (in the paper's order).
 YOU_FEATURES = ("gch", "lch", "gch+bow", "lch+bow")
 #: Rows of the table known only from other papers' quotes: row -> label (not reproduced).
-QUOTED_ROWS = {"pcnn": "PCNN (You et al.; quoted by Sun et al.)",
-               "sentibank": "SentiBank (quoted by Sun et al.)"}
+QUOTED_ROWS = {r: papers.YOU2015_QUOTED_LABELS[r] for r in ("pcnn", "sentibank")}
 #: The subsets with weakly labelled images outside them (three-agree holds every image).
 WEAK_SUBSETS = ("five", "four")
 WEAK_LABEL = "PCNN on Twitter I's own weak labels (not Flickr)"
