@@ -511,7 +511,7 @@ def test_caffenet_surgeries_describe_themselves_as_campos_tables_rows():
         "fc7-2": "fc7, fc8 replaced by a 2-way fc7",
         "fc6-2": "fc6-fc8 replaced by a 2-way fc6",
         "fc8-1000": "the ImageNet network, 1000 outputs",
-        "fc9-2": "a 2-way fc9 added on fc8",
+        "fc9-2": "a 2-way fc9 added on ReLU(fc8)",
     }
     assert SURGERIES["fc7-2"].describe(num_classes=3) == "fc7, fc8 replaced by a 3-way fc7"
 

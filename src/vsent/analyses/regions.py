@@ -462,7 +462,8 @@ class RegionConfig:
     Parameters
     ----------
     k : regions kept for the fused prediction (the paper's K = 11).
-    k_max : the K sweep runs K = 1..k_max (the paper's Figure 4 goes to 20).
+    k_max : the K sweep runs K = 1..k_max (default 20; the paper's Figure 4 finds its best K
+        at 10 to 13).
     alpha : weight of the sentiment score in AR; beta : weight of the regions in late fusion.
     senti_log : the log of the sentiment score, "classes" (base M) or "natural"
         (:func:`sentiment_score`); recorded in config.json only when not the default, so

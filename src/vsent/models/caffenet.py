@@ -113,8 +113,8 @@ class Surgery:
         if self.new is None:
             return (f"{span} removed, {self.kept[-1]} raw as logits" if removed
                     else f"the ImageNet network, {_FC_WIDTH['fc8']} outputs")
-        if not removed:
-            return f"a {num_classes}-way {self.new} added on {self.kept[-1]}"
+        if not removed:  # fc9-2: a ReLU on fc8 below it, as below every other fc (not stated)
+            return f"a {num_classes}-way {self.new} added on ReLU({self.kept[-1]})"
         return f"{span} replaced by a {num_classes}-way {self.new}"
 
 

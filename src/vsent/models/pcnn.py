@@ -6,12 +6,13 @@
     conv2 256@5x5 stride 2 + ReLU  -> pool2 max 3/2 -> norm2 LRN(5, 1e-4, 0.75)
     fc1 512 + ReLU + dropout -> fc2 512 + ReLU + dropout -> fc3 24 + ReLU -> fc4 num_classes
 
-The fc widths 512, 512, 24 are those of Figure 2 of the paper (the 24-unit fc3 is the layer the
-paper singles out as the second to last); the paper does not give paddings, dropout or LRN
-parameters, so the convolutions are unpadded and the rest follows CaffeNet (the paper's network
-was trained with Caffe: ceil-mode pooling, BGR mean-subtracted input). Shapes for a 227 input:
-conv1 96x55x55, pool1 96x27x27, conv2 256x12x12, pool2 256x6x6 (9216 values); for 256:
-conv1 96x62x62, pool1 96x31x31, conv2 256x14x14, pool2 256x7x7. The paper states a 256x256
+The 24-unit fc3 is the layer the paper singles out as the second to last; the conv shapes and
+the widths 512, 512 of fc1 and fc2 are vsent's reading of the paper's Figure 2, which
+``shared/papers/published.md`` does not transcribe. The paper does not give paddings, dropout
+or LRN parameters, so the convolutions are unpadded and the rest follows CaffeNet (the paper's
+network was trained with Caffe: ceil-mode pooling, BGR mean-subtracted input). Shapes for a
+227 input: conv1 96x55x55, pool1 96x27x27, conv2 256x12x12, pool2 256x6x6 (9216 values); for
+256: conv1 96x62x62, pool1 96x31x31, conv2 256x14x14, pool2 256x7x7. The paper states a 256x256
 input; vsent's default is CaffeNet's 227-px crops of 256-px images (random crops and mirrors
 for training, 10-crop testing), and ``input_size=256`` builds the paper's size.
 
@@ -60,7 +61,8 @@ class PCNN(SentimentModel, nn.Sequential):
     input_size : {227, 256}, default 227
         Side S of the (square) input crop; sets the flattened size fed to fc1.
     fc_widths : tuple of 3 int, default (512, 512, 24)
-        Widths of fc1, fc2, fc3 (Figure 2 of the paper).
+        Widths of fc1, fc2, fc3 (fc3's 24 units are the paper's; 512, 512 vsent's reading of
+        its Figure 2).
     dropout : float, default 0.5
         Dropout probability after fc1 and fc2.
     """
