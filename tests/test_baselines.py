@@ -590,6 +590,32 @@ def test_resume_keeps_the_subsets_an_interrupted_run_finished(tmp_path, cache, m
     assert set(timings) >= {"five", "four", "three"}
 
 
+@pytest.mark.parametrize("stored", ["left out", "at their default"])
+def test_resume_of_a_run_made_before_the_fisher_and_histogram_options(stored, tmp_path, cache,
+                                                                       monkeypatch):
+    """A run whose config.json lacks histogram_map / fisher_* (made before they existed, as
+    results/baselines) resumed: it was refused as 'made with other fisher_components, ...'.
+    They are written only when not at their default; a config holding them at it is equal."""
+    from vsent.config import BASELINE_OMITTED_AT_DEFAULT
+
+    defaults = bl.BaselineConfig()
+    written_at = {k: getattr(defaults, k) for k in BASELINE_OMITTED_AT_DEFAULT}
+    assert written_at == BASELINE_OMITTED_AT_DEFAULT
+    data, out, real, calls = _interrupted_on_the_second_subset(tmp_path, monkeypatch)
+    config = json.loads((out / "config.json").read_text())
+    assert not set(BASELINE_OMITTED_AT_DEFAULT) & set(config)  # left out at their default
+    if stored == "at their default":
+        (out / "config.json").write_text(json.dumps({**config, **BASELINE_OMITTED_AT_DEFAULT}))
+    table = bl.run_baselines(data, "all", "campos", "gch", out, n_jobs=1, progress=False,
+                             resume=True)
+    assert table["subsets"] == ["five", "four", "three"]
+    # another value is still a difference, either way round
+    with pytest.raises(VsentError, match=r"histogram_map: (not in the stored config|stored "
+                                         r"'none'), now 'sqrt'"):
+        bl.run_baselines(data, "all", "campos", "gch", out, n_jobs=1, progress=False,
+                         resume=True, histogram_map="sqrt")
+
+
 def test_resume_refuses_a_finished_subset_whose_data_changed_since(tmp_path, cache,
                                                                    monkeypatch):
     """A subset finished before an interruption was reused whatever the data had become: one

@@ -454,8 +454,16 @@ OMITTED_AT_DEFAULT = ("extra_train", "extra_schedule", "progressive_scope", "fin
                       "train_mode", "head", "zero_shot", "prompts")
 
 
+#: ``vsent baselines``' config.json keys written only when they differ from these defaults
+#: (:class:`vsent.analyses.baselines.BaselineConfig`'s, a test checks): a run made before the
+#: option existed resumes.
+BASELINE_OMITTED_AT_DEFAULT = {"histogram_map": "none", "fisher_components": 64, "fisher_pca": 64}
+
+
 def omitted_defaults() -> dict[str, Any]:
-    """The defaults of :data:`OMITTED_AT_DEFAULT` (:func:`vsent.runs.config_diff` takes a
-    config.json that holds them at these values as one that leaves them out)."""
+    """The defaults of :data:`OMITTED_AT_DEFAULT` and :data:`BASELINE_OMITTED_AT_DEFAULT`
+    (:func:`vsent.runs.config_diff` takes a config.json that holds them at these values as
+    one that leaves them out)."""
     defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
-    return {name: defaults[name] for name in OMITTED_AT_DEFAULT}
+    return {**{name: defaults[name] for name in OMITTED_AT_DEFAULT},
+            **BASELINE_OMITTED_AT_DEFAULT}

@@ -42,7 +42,7 @@ from vsent.analyses.handcrafted import (
     learn_fisher,
     learn_vocabulary,
 )
-from vsent.config import HISTOGRAM_MAPS, SUBSETS, check_seed
+from vsent.config import BASELINE_OMITTED_AT_DEFAULT, HISTOGRAM_MAPS, SUBSETS, check_seed
 from vsent.data import Dataset, load_dataset, make_folds, save_folds
 from vsent.data._common import default_workers
 from vsent.data.cache import cache_dir_default
@@ -523,7 +523,9 @@ def run_baselines(
         "command": "baselines", "data": str(getattr(data, "root", data)), "subsets": subsets,
         "folds": folds_spec, "features": list(feature_sets), "seed": seed,
         "skip_bad": skip_bad, "cache_dir": str(cache_dir or cache_dir_default()),
-        "n_jobs": default_workers(n_jobs), **asdict(config),
+        "n_jobs": default_workers(n_jobs),
+        **{k: v for k, v in asdict(config).items()
+           if BASELINE_OMITTED_AT_DEFAULT.get(k, object()) != v},
     }
     total = Timer()
     summaries: dict[str, dict[str, Any]] = {}
