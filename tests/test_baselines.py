@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from sklearn.model_selection import StratifiedKFold
 
 from conftest import spy_histogram_maps
 from vsent import papers
@@ -276,6 +277,33 @@ def test_svm_is_fitted_on_the_training_fold_only(monkeypatch):
             assert rec2["accuracy"] == pytest.approx(1 - rec["accuracy"])
     # the inner accuracies are not all perfect: a leak of flipped labels would show
     assert min(r["inner_accuracy"] for name in sets for r in records[name]) < 1
+
+
+def test_always_positive_answers_positive_for_every_test_image():
+    """Its records on unbalanced test folds (balanced ones cannot tell it from always
+    negative: both score 0.5)."""
+    labels = np.array([1, 1, 0, 1, 0, 1])
+    folds = [Fold(1, np.array([0, 1, 2]), np.array([3, 4, 5])),
+             Fold(2, np.array([3, 4, 5]), np.array([0, 1, 2]))]
+    first, second = bl.always_positive(labels, folds)
+    assert (first["fold"], second["fold"]) == (1, 2)
+    assert first["accuracy"] == pytest.approx(2 / 3) and first["recall"] == 1.0
+    assert first["precision"] == pytest.approx(2 / 3)
+    assert first["confusion"] == [[0, 1], [0, 2]] and second["confusion"] == [[0, 1], [0, 2]]
+
+
+def test_inner_folds_are_shuffled_with_the_runs_seed():
+    X, y = np.zeros((12, 2)), np.arange(12) % 2
+
+    def test_folds(cv):
+        return [te.tolist() for _, te in cv.split(X, y)]
+
+    for seed in (0, 7):
+        assert test_folds(bl.make_classifier(seed=seed, inner_splits=3).cv) == \
+            test_folds(StratifiedKFold(3, shuffle=True, random_state=seed))
+    # seeds 0 and 7 give other folds: the test can tell a seed that is not passed on
+    assert test_folds(StratifiedKFold(3, shuffle=True, random_state=0)) != \
+        test_folds(StratifiedKFold(3, shuffle=True, random_state=7))
 
 
 def test_gch_svm_learns_warm_versus_cold(tmp_path, cache):
@@ -614,6 +642,21 @@ def test_resume_of_a_run_made_before_the_fisher_and_histogram_options(stored, tm
                                          r"'none'), now 'sqrt'"):
         bl.run_baselines(data, "all", "campos", "gch", out, n_jobs=1, progress=False,
                          resume=True, histogram_map="sqrt")
+
+
+def test_resume_redoes_a_finished_subset_one_of_whose_summaries_is_gone(tmp_path, cache,
+                                                                        monkeypatch):
+    """A subset is reused only when every row's summary is there (its last row, the
+    always-positive one, included), else it is computed again."""
+    data, out, real, calls = _interrupted_on_the_second_subset(tmp_path, monkeypatch)
+    (out / "five" / "always-positive" / "summary.json").unlink()
+    monkeypatch.setattr(bl, "cross_validate",
+                        lambda *a, **kw: (calls.append(1), real(*a, **kw))[1])
+    table = bl.run_baselines(data, "all", "campos", "gch", out, n_jobs=1, progress=False,
+                             resume=True)
+    assert len(calls) == 3  # five again, then four and three
+    assert (out / "five" / "always-positive" / "summary.json").exists()
+    assert table["subsets"] == ["five", "four", "three"]
 
 
 def test_resume_refuses_a_finished_subset_whose_data_changed_since(tmp_path, cache,

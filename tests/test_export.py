@@ -139,6 +139,16 @@ def test_onnx_predictor_rows_match_the_default_engine(tmp_path, image_files, ove
             assert abs(a["prob_positive"] - b["prob_positive"]) <= 1e-4
 
 
+def test_onnx_predictor_class_names_come_from_the_export_unless_given(tmp_path):
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    export_model(ckpt, tmp_path / "m.onnx", format="onnx")
+    assert OnnxPredictor.from_file(tmp_path / "m.onnx", device="cpu").class_names == \
+        ["neg", "pos"]
+    given = OnnxPredictor.from_file(tmp_path / "m.onnx", device="cpu",
+                                    class_names=("sad", "happy"))
+    assert given.class_names == ["sad", "happy"]
+
+
 def test_export_that_differs_from_pytorch_is_refused_and_not_written(tmp_path, monkeypatch):
     _, ckpt = _checkpoint(tmp_path, "smallcnn")
     export_model(ckpt, tmp_path / "good.onnx")

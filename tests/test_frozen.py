@@ -124,6 +124,42 @@ def test_feature_cache_is_reused_and_invalidated_by_model_preprocess_and_images(
     assert len(count_infer) == 5
 
 
+def test_a_cached_file_of_another_shape_is_extracted_again(tmp_path, count_infer):
+    """A feature file under the centre crop's name that holds (N, 10, D) (each crop's, as the
+    10-crop file does) is not handed to a head as centre-crop features: extracted again."""
+    images, _ = _images()
+    paths = _paths(tmp_path, len(images))
+    kw = {"device": "cpu", "cache_dir": tmp_path / "c"}
+    first = np.array(frozen.cached_features(_model(), paths, images, **kw))
+    (file,) = (tmp_path / "c").glob("features-*.npy")
+    np.save(file, np.zeros((len(images), 10, first.shape[1]), np.float32))
+    again = frozen.cached_features(_model(), paths, images, **kw)
+    assert len(count_infer) == 2 and again.shape == first.shape
+    np.testing.assert_array_equal(again, first)
+
+
+def test_weights_digest_leaves_out_the_head_and_only_the_head():
+    """A module whose name merely starts with the head's (``fc2`` beside the head ``fc``) is
+    backbone: its weights change the features, so they change the digest."""
+    from types import SimpleNamespace
+
+    class Toy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc2 = torch.nn.Linear(3, 3)
+            self.fc = torch.nn.Linear(3, 2)
+
+    toy = Toy()
+    toy.info = SimpleNamespace(head="fc")
+    digest = frozen.weights_digest(toy)
+    with torch.no_grad():
+        toy.fc.weight.add_(1.0)
+    assert frozen.weights_digest(toy) == digest
+    with torch.no_grad():
+        toy.fc2.weight.add_(1.0)
+    assert frozen.weights_digest(toy) != digest
+
+
 def test_a_head_runs_10_crop_scores_are_what_predict_gives_its_model(tmp_path):
     """The head path applied the head to the mean of the 10 crops' features (the softmax of the
     mean logits), while `vsent predict --oversample` of the fold's model.pt averages the 10
@@ -214,6 +250,56 @@ def test_logistic_head_picks_c_by_inner_cv_and_matches_sklearn():
     np.testing.assert_allclose(got, ref, atol=1e-4)
 
 
+def test_linear_head_batches_follow_the_run_seed():
+    """The mini-batch order comes from the run's seed: the same seed gives the same head,
+    another seed another one (a fold's seed is the run's * 1000 + k)."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(24) % 2
+    feats = rng.normal(0, 1, (24, _model().info.feature_dim)).astype(np.float32)
+    cfg = CROSSVAL["quick"]["train"].replace(epochs=2, batch_size=4, device="cpu")
+
+    def head(seed: int) -> torch.Tensor:
+        model = _model()
+        frozen.fit_linear_head(model, feats, labels, cfg.replace(seed=seed))
+        return model.fc.weight.detach().clone()
+
+    assert torch.equal(head(0), head(0))
+    assert not torch.allclose(head(0), head(1))
+
+
+def test_logistic_head_keeps_the_intercept_of_shifted_unbalanced_features():
+    """Features far from 0 and 2:1 classes: the head's bias carries sklearn's intercept minus
+    w . mu / sigma, halved into the two rows with opposite signs (a set-up where both terms
+    are far from 0; centred, balanced features hide a wrong sign of either)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(2)
+    labels = (np.arange(60) % 3 != 0).astype(np.int64)  # 40 positive, 20 negative
+    model = _model()
+    feats = rng.normal(5.0, 2.0, (60, model.info.feature_dim))
+    feats[:, 0] += np.where(labels == 1, 1.5, -1.5)
+    feats = feats.astype(np.float32)
+    out = frozen.fit_logistic_head(model, feats, labels, seed=0)
+    x = feats.astype(np.float64)
+    mu, sigma = x.mean(0), x.std(0)
+    ref = LogisticRegression(C=out["C"], max_iter=2000).fit((x - mu) / sigma, labels)
+    assert abs(ref.intercept_[0]) > 0.3 and abs((ref.coef_[0] * mu / sigma).sum()) > 0.3
+    with torch.no_grad():
+        got = torch.softmax(model.forward_head(torch.from_numpy(feats)), 1).numpy()
+    np.testing.assert_allclose(got, ref.predict_proba((x - mu) / sigma), atol=1e-4)
+
+
+def test_logistic_head_takes_the_smallest_c_among_ties():
+    rng = np.random.default_rng(3)
+    labels = np.arange(40) % 2
+    model = _model()
+    feats = rng.normal(0, 1, (40, model.info.feature_dim))
+    feats[:, 0] += np.where(labels == 1, 20.0, -20.0)  # every C separates the classes
+    out = frozen.fit_logistic_head(model, feats.astype(np.float32), labels)
+    assert set(out["cv_accuracy"].values()) == {1.0}
+    assert out["C"] == min(frozen.LOGISTIC_CS)
+
+
 def test_logistic_head_needs_two_images_per_class():
     model = _model()
     with pytest.raises(VsentError, match="at least 2 images of each class"):
@@ -300,6 +386,29 @@ def test_last_n_keeps_dropout_above_the_first_trained_block_and_frozen_batchnorm
     assert alex.classifier[3].training and not alex.classifier[0].training
     alex.eval()
     assert not alex.classifier[3].training  # eval mode is eval everywhere
+
+
+def test_last_n_keeps_a_frozen_norm_after_the_last_block_in_eval():
+    """Parameters outside the blocks (a final norm after the last probe layer) stay frozen,
+    and so do its running statistics: the norm stays in eval mode when the model trains."""
+    from types import SimpleNamespace
+
+    class Toy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(3, 4, 3)
+            self.conv2 = torch.nn.Conv2d(4, 4, 3)
+            self.norm = torch.nn.BatchNorm2d(4)
+            self.head = torch.nn.Linear(4, 2)
+
+    toy = Toy()
+    toy.info = SimpleNamespace(name="toy", probe_layers=("conv1", "conv2"), new_layers=(),
+                               head="head")
+    names = frozen.freeze_all_but_last(toy, 1)
+    assert {n.split(".")[0] for n in names} == {"conv2", "head"}
+    toy.train()
+    assert toy.conv2.training and toy.head.training
+    assert not toy.norm.training and not toy.conv1.training
 
 
 def test_train_mode_and_head_options_are_checked():

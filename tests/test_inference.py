@@ -164,6 +164,9 @@ def test_infer_errors_and_empty_input(images):
         infer(model, images, capture=["nope"], device="cpu")
     with pytest.raises(ValueError, match="images are 32x32, the model expects 64x64"):
         infer(model, images[:, :32, :32], device="cpu")
+    for h, w in ((64, 32), (32, 64)):  # one side right is not enough
+        with pytest.raises(ValueError, match=f"images are {h}x{w}, the model expects 64x64"):
+            infer(model, np.ascontiguousarray(images[:, :h, :w]), device="cpu")
     with pytest.raises(ValueError, match=r"images must be uint8 \(N, H, W, 3\), got float32"):
         infer(model, images.astype(np.float32), device="cpu")
     empty = infer(model, images[:0], features=True, device="cpu")

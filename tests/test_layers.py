@@ -61,6 +61,8 @@ def test_gram_matrix_blocks_match_direct_product(tmp_path):
     # 8 * 13 * 3 bytes: blocks of 3 columns, 17 blocks with a ragged last one
     np.testing.assert_allclose(gram_matrix(path, block_bytes=8 * 13 * 3), direct, rtol=1e-12)
     np.testing.assert_allclose(gram_matrix(X), direct, rtol=1e-12)
+    # an array in memory is summed over the same column blocks: none may lose a column
+    np.testing.assert_allclose(gram_matrix(X, block_bytes=8 * 13 * 3), direct, rtol=1e-12)
     short = tmp_path / "short.npy"
     short.write_bytes(path.read_bytes()[:-8])
     with pytest.raises(VsentError, match="short.npy: file is shorter"):
@@ -124,6 +126,18 @@ def test_c_is_chosen_without_touching_test_rows():
         assert first[clf]["C"] == second[clf]["C"]
         assert first[clf]["inner_scores"] == second[clf]["inner_scores"]
         assert first[clf]["inner_accuracy"] == second[clf]["inner_accuracy"]
+
+
+def test_a_class_with_exactly_as_many_training_images_as_inner_folds_is_probed():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(30, 20))
+    y = np.array([0] * 3 + [1] * 17 + [0, 1] * 5)
+    train, test = np.arange(20), np.arange(20, 30)  # 3 negatives: one per inner fold
+    result = linear_probe(X @ X.T, y, train, test, "svm", PROBE)
+    assert result["n"] == 10 and result["C"] in PROBE.Cs
+    with pytest.raises(VsentError, match="the training rows have 2 images of one class, fewer "
+                                         "than the 3 inner folds"):
+        linear_probe(X @ X.T, y, train[1:], test, "svm", PROBE)
 
 
 def test_probe_accuracy_tracks_the_signal():
@@ -322,6 +336,8 @@ def test_layer_probes_outputs(tmp_path, run_dir):
     assert json.loads((out / "layers.json").read_text()) == json.loads(json.dumps(summary))
     csv_lines = (out / "layers.csv").read_text().splitlines()
     assert csv_lines[0].startswith("layer,depth,dim,classifier,mean,std,n_folds,fold1")
+    assert csv_lines[1].startswith("features.block1,1,3136,svm,")  # depth counts from 1
+    assert csv_lines[-1].startswith("fc,4,")
     assert len(csv_lines) == 1 + 2 * len(layers)
     md = (out / "layers.md").read_text()
     assert "| features.block1 | 3,136 |" in md and "linear SVM" in md and "softmax" in md
@@ -437,6 +453,26 @@ def test_resume_after_interrupt_computes_only_missing(tmp_path, run_dir, monkeyp
     stamp = (out / "results" / "fold3" / "model.sha256").read_text().split()
     assert stamp == [file_sha256(run_dir / "fold3" / "model.pt"),
                      str((run_dir / "fold3" / "model.pt").resolve())]
+
+
+def test_features_of_another_split_are_extracted_again_with_a_fresh_kernel(tmp_path, run_dir):
+    """A fold's stored features whose rows are not the fold's current training + test rows
+    (meta.json's ``rows``) are not probed: the fold is extracted again, and the kernel of the
+    older features goes with them (it would otherwise be read back as this split's)."""
+    out = tmp_path / "layers"
+    cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["fc"], folds=[2])
+    layer_probes(cfg, out, progress=False)
+    meta_path, gram = out / "features/fold2/meta.json", out / "features/fold2/fc.gram.npy"
+    meta = json.loads(meta_path.read_text())
+    rows = meta["rows"]
+    meta_path.write_text(json.dumps({**meta, "rows": rows[::-1]}))  # another split's rows
+    n = len(rows)
+    np.save(gram, np.zeros((n, n)))  # and their kernel
+    (out / "results/fold2/fc.json").unlink()
+    layer_probes(cfg, out, progress=False)
+    assert json.loads(meta_path.read_text())["rows"] == rows
+    feats = np.load(out / "features/fold2/fc.npy").astype(np.float64)
+    np.testing.assert_allclose(np.load(gram), feats @ feats.T, rtol=1e-6, atol=1e-9)
 
 
 def test_subset_of_layers_and_folds_then_the_rest(tmp_path, run_dir, monkeypatch):

@@ -347,6 +347,18 @@ def test_rows_with_non_finite_scores_are_errors(checkpoint, images, monkeypatch)
     assert rows[0]["label"] in ("positive", "negative")
 
 
+def test_a_row_with_any_non_finite_score_is_an_error():
+    """One NaN or inf among the scores is enough: the others are no probabilities then."""
+    from vsent.predict import NON_FINITE_SCORES, scores_row
+
+    names = ("negative", "positive")
+    for probs in ([np.nan, 0.7], [0.3, np.inf], [np.nan, np.nan]):
+        assert scores_row("a.jpg", np.array(probs, np.float32), names) == {
+            "path": "a.jpg", "prob_positive": None, "label": None, "error": NON_FINITE_SCORES}
+    assert scores_row("a.jpg", np.array([0.25, 0.75]), names) == {
+        "path": "a.jpg", "prob_positive": 0.75, "label": "positive", "error": ""}
+
+
 def test_region_rows_with_non_finite_scores_are_errors(checkpoint, images, tmp_path,
                                                        monkeypatch):
     """`--regions` writes its rows with the same code as the engines (batch27 #4): NaN/inf

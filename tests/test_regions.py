@@ -191,6 +191,23 @@ def test_edge_maps_dtype_range_and_orientation():
     assert abs(horizontal[cols[0], 30] - np.pi / 2) < 0.1
 
 
+def test_a_grey_step_is_as_strong_as_its_lightness_step():
+    """The edge strength is the largest response over the three Lab channels: a grey step
+    (a = b = 0 on both sides) is exactly as strong as its L* step alone, 1 - exp(-m /
+    EDGE_TAU) with m the per-pixel slope after the radius-2 triangle smoothing (5/18 of the
+    step), not a third of it (the mean over the channels)."""
+    import cv2
+
+    img = np.full((40, 60, 3), 119, np.uint8)
+    img[:, 30:] = 171  # L* 49.9 | 69.9
+    lab = cv2.cvtColor(img[:1, [0, -1]].astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    step = float(lab[0, 1, 0] - lab[0, 0, 0]) / 100.0
+    edges, _ = P.gradient_edges(img)
+    want = 1.0 - np.exp(-step * 5 / 18 / P.EDGE_TAU)
+    np.testing.assert_allclose(edges[20, 29:31], [want, want], rtol=1e-3)
+    assert edges[20, :29].max() == 0 and edges[20, 31:].max() == 0
+
+
 def test_edges_nms_keeps_ridge_only():
     e = np.zeros((20, 20), np.float32)
     e[:, 9], e[:, 10], e[:, 11] = 0.5, 1.0, 0.5
@@ -245,6 +262,32 @@ def test_opencvs_one_based_boxes_start_at_the_first_pixel(monkeypatch):
     big = np.ascontiguousarray(np.repeat(np.repeat(img, 4, 0), 4, 1))  # 400 x 320, scale 1/4
     p = P.propose(big, P.ProposalConfig(n_proposals=2, max_side=100, min_box_area=100))
     assert p.boxes.tolist() == [[0, 0, 320, 400], [40, 80, 160, 240]]
+
+
+def test_boxes_at_a_fractional_scale_cover_their_pixels_and_follow_their_scores(monkeypatch):
+    """EdgeBoxes' (x, y, w, h) at a scale whose inverse is no integer (3/4): the start is
+    rounded down and the end up (a box never loses a pixel it covered), each coordinate is
+    clipped to its own axis, a box is at least one pixel wide, and the boxes are ordered with
+    their scores. The image is not square, so the downscaled map is (96, 60), not (60, 96)."""
+    import cv2
+
+    seen = []
+
+    class Fixed:  # 1-based (x, y, w, h) on the 60 x 96 map, scores not sorted
+        def getBoundingBoxes(self, edges, orientation):
+            seen.append(edges.shape)
+            return [(11, 21, 7, 14), (2, 71, 10, 20), (4, 4, 0, 6)], [0.5, 0.9, 0.7]
+
+    monkeypatch.setattr(cv2.ximgproc, "createEdgeBoxes", lambda **kw: Fixed())
+    img = np.ascontiguousarray(_scene(128, 80))  # h 128, w 80; max_side 96: scale 0.75
+    p = P.propose(img, P.ProposalConfig(n_proposals=3, max_side=96, min_box_area=100))
+    assert seen == [(96, 60)]
+    # 0-based (10, 20, 7, 14) / 0.75: x0 = floor(13.3), y0 = floor(26.7), x1 = ceil(22.7),
+    # y1 = ceil(45.3); (1, 70, 10, 20): y0 = 93 lies below x's range (w = 80) and stays 93;
+    # (3, 3, 0, 6): x0 = x1 = 4, widened to one pixel
+    assert p.boxes.tolist() == [[1, 93, 15, 120], [4, 4, 5, 12], [13, 26, 23, 46]]
+    assert p.objectness.tolist() == pytest.approx([0.9, 0.7, 0.5])
+    assert p.size == (80, 128) and not p.fallback
 
 
 def test_propose_downscaled_boxes_stay_inside():

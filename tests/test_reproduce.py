@@ -913,6 +913,41 @@ def test_published_cells_keep_their_digits():
         "0.710 +- 0.000"
 
 
+def test_campos_majority_line_is_the_share_of_positive_test_images(tmp_path):
+    """Always answering "positive" on Table 1's test folds: per fold the share of positive
+    labels, then mean and population std over the folds (unbalanced folds: the share of
+    negatives would differ)."""
+    from vsent.reports import campos2015
+
+    pred = tmp_path / "table1" / "predictions.csv"
+    pred.parent.mkdir()
+    labels = {1: [1, 1, 1, 0], 2: [1, 0]}  # fold 1: 3/4 positive, fold 2: 1/2
+    pred.write_text("name,fold,label,prob_positive\n" + "".join(
+        f"f{k}_{i}.jpg,{k},{y},0.5\n" for k, ys in labels.items() for i, y in enumerate(ys)))
+    m = campos2015._majority(pred)
+    assert m == {"mean": pytest.approx(0.625), "std": pytest.approx(0.125),
+                 "source": "table1/predictions.csv"}
+    assert campos2015._majority(tmp_path / "none" / "predictions.csv") is None
+
+
+def test_notes_count_the_published_cells_whose_value_is_not_available():
+    """Cells of the paper without a value here, not every cell the paper has (nor rows it
+    lacks)."""
+    from types import SimpleNamespace
+
+    def row(paper):
+        return {"paper": paper, "ours": {"mean": 0.5, "std": 0.0}, "run_dir": "x"}
+
+    report = {"tables": [{"rows": [row({"mean": None}), row({"mean": 0.7}), row(None),
+                                   row({"mean": None})]}]}
+    paper = SimpleNamespace(analysed_run=lambda plan: None, notes=lambda *a: [])
+    notes = runner._notes(paper, SimpleNamespace(reductions=[]), SimpleNamespace(steps={}),
+                          report)
+    counted = [n for n in notes if "published cells read" in n]
+    assert len(counted) == 1 and counted[0].startswith(
+        f"2 published cells read '{R.NOT_AVAILABLE}': the paper has them")
+
+
 def test_folds_that_predict_one_class_are_flagged(tmp_path):
     from vsent.reports import render
 

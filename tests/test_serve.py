@@ -515,6 +515,28 @@ def test_non_finite_scores_fail_their_entries_in_json(tmp_path, caplog):
     assert f"a.jpg (part 1): the model gave {reason}" in caplog.text
 
 
+def test_an_image_with_one_non_finite_score_fails_its_own_entry(checkpoint, monkeypatch):
+    """One NaN among an image's class scores fails that image (not only scores that are all
+    NaN): its argmax would read "negative"; the request's other image is scored."""
+    from vsent.serve import app as serve_app
+
+    real = serve_app.network_scores
+
+    def first_nan(predictor, arrays):
+        probs = real(predictor, arrays).copy()
+        probs[0, 0] = np.nan
+        return probs
+
+    monkeypatch.setattr(serve_app, "network_scores", first_nan)
+    with running_server(checkpoint) as s:
+        r = post(s.url, [("a.jpg", image_bytes(1)), ("b.jpg", image_bytes(2))])
+    assert r.status_code == 200
+    a, b = r.json()["results"]
+    assert a == {"name": "a.jpg", "prob_positive": None, "label": None,
+                 "error": "a.jpg (part 1): non-finite scores (the model's weights hold NaN/inf?)"}
+    assert b["error"] == "" and 0 <= b["prob_positive"] <= 1
+
+
 def test_limits_give_413(checkpoint):
     limits = Limits(max_upload_bytes=6000, max_request_bytes=30_000, max_pixels=10_000,
                     max_images=2)
@@ -593,6 +615,18 @@ def test_a_body_of_exactly_the_request_limit_is_served(checkpoint):
         for content in (over, iter([over[:1000], over[1000:]])):
             r = httpx.post(url, content=content, headers=headers)
             assert r.status_code == 413 and "--max-request-mb" in r.json()["detail"]
+
+
+def test_an_upload_of_exactly_the_upload_limit_is_served(checkpoint):
+    """--max-upload-mb is the most one file may hold: exactly that many bytes are scored, one
+    more is 413."""
+    data = image_bytes(1)
+    with running_server(checkpoint, ServeConfig(limits=Limits(max_upload_bytes=len(data)))) as s:
+        r = post(s.url, [("a.jpg", data)])
+        assert r.status_code == 200 and r.json()["results"][0]["error"] == ""
+        r = post(s.url, [("b.jpg", data + b"\0")])
+        assert r.status_code == 413 and "b.jpg (part 1): upload above the limit of " \
+            f"{len(data)} bytes (--max-upload-mb)" in r.json()["detail"]
 
 
 def test_check_pixels_names_the_limit_in_force_when_pil_refuses_first():

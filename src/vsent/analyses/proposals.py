@@ -60,8 +60,9 @@ __all__ = [
 log = logging.getLogger("vsent")
 
 #: Gradient magnitude (Lab units / 100 per pixel) mapped to 1 - 1/e ~ 0.63 by the default
-#: detector. A clean step of 20 L* units gives about 0.55 after the smoothing; JPEG noise and
-#: soft texture stay below EdgeBoxes' edgeMinMag of 0.1.
+#: detector. A clean step of 20 L* units gives about 0.75 after the smoothing (its steepest
+#: slope is 5/18 of the step: 1 - exp(-0.2 * 5/18 / 0.04)); JPEG noise and soft texture stay
+#: below EdgeBoxes' edgeMinMag of 0.1.
 EDGE_TAU = 0.04
 
 
