@@ -174,6 +174,30 @@ def test_cli_resume_alone_continues_the_stored_config(finished_run, tmp_path, ca
                  "--no-progress"]) == 0
 
 
+def test_cli_resume_with_recipe_options_compares_as_the_run_directory_does(tmp_path):
+    """resume31: recipe options given beside --resume were compared whole, so a stored
+    fine-tuning recipe whose device differed (a GPU run, or 'auto' against --device cpu) and a
+    train.seed recorded before it followed --seed were refused, although the run directory
+    itself takes both as no difference."""
+    from vsent.cli import build_parser
+    from vsent.cli.crossval import run_config
+
+    out = tmp_path / "run"
+    out.mkdir()
+    argv = ["crossval", "--preset", "quick", "--extra-train", "three", "--extra-schedule",
+            "joint+finetune", "--seed", "3", "--out", str(out), "--device", "cpu"]
+    cfg, _ = run_config(build_parser().parse_args(argv))
+    stored = cfg.to_dict()
+    stored["finetune"]["device"] = "cuda"  # the run was started on a GPU
+    stored["train"]["seed"] = 0  # recorded before train.seed followed --seed
+    (out / "config.json").write_text(json.dumps({"command": "crossval", **stored}))
+    resumed, kept = run_config(build_parser().parse_args([*argv, "--resume"]))
+    assert kept["finetune"]["device"] == "cuda" and resumed.seed == 3
+    # a recipe difference inside the fine-tuning recipe is still one
+    with pytest.raises(VsentError, match=r"was started with other finetune \(finetune: stored "):
+        run_config(build_parser().parse_args([*argv, "--resume", "--finetune-epochs", "7"]))
+
+
 @pytest.mark.parametrize("command", ["crossval", "finetune"])
 def test_cli_resume_alone_of_a_folder_without_a_run_is_refused(tmp_path, capsys, command):
     """A misspelt --out with --resume alone started the default recipe (CaffeNet from ImageNet,

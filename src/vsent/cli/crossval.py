@@ -243,7 +243,7 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     from vsent.cli import build_parser
     from vsent.config import NOT_COMPARED, RunConfig
     from vsent.errors import VsentError
-    from vsent.runs import CONFIG, RUN_OPTIONS, config_diff, stored_config
+    from vsent.runs import CONFIG, RUN_OPTIONS, as_stored_train_seed, config_diff, stored_config
 
     cfg = config_from_args(args)  # a bad option stops here, before any process starts
     if not args.resume:
@@ -261,11 +261,13 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
                              "to start one")
         return cfg, None
     stored = stored_config(args.out)
-    now = cfg.to_dict()
+    # compared as the run directory compares it (runs.open_run_dir): a train.seed recorded
+    # before it followed --seed, and run options (a recipe's device) are no difference
+    now = as_stored_train_seed(stored, cfg.to_dict())
     # (config_diff: an --init file typed relative, stored absolute, is one file); a preset
     # name is compared with a preset name only: --lr makes it None, and the lr is compared
     other = [key for key in given
-             if config_diff(_at(stored, key), _at(now, key), key, ignore=frozenset())
+             if config_diff(_at(stored, key), _at(now, key), key, ignore=RUN_OPTIONS)
              and not (key in NOT_COMPARED and None in (_at(stored, key), _at(now, key)))]
     if other:
         diff = "; ".join(f"{k}: stored {_at(stored, k)!r}, now {_at(now, k)!r}" for k in other)
