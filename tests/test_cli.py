@@ -107,6 +107,16 @@ def test_help_defaults_are_those_of_the_analyses():
                 "min_box_area": p.min_box_area, "k": r.k, "k_max": r.k_max, "alpha": r.alpha,
                 "beta": r.beta, "overlays": r.overlays, "batch_size": r.batch_size}
     assert expected == cli_regions.HELP_DEFAULTS
+    # predict --regions and the service rank as `vsent regions` does by default (review31 #4:
+    # predict took the first of SENTI_LOGS, and a resume trusts that default)
+    from vsent.cli.predict import REGION_DEFAULTS
+    from vsent.serve import ServeConfig
+
+    assert {k: REGION_DEFAULTS[k] for k in ("n_proposals", "k", "alpha", "beta")} == \
+        {k: expected[k] for k in ("n_proposals", "k", "alpha", "beta")}
+    assert REGION_DEFAULTS["senti_log"] == r.senti_log == ServeConfig().senti_log
+    s = ServeConfig()
+    assert (s.k, s.alpha, s.beta, s.n_proposals) == (r.k, r.alpha, r.beta, p.n_proposals)
     assert cli_layers.CLASSIFIERS == layers.CLASSIFIERS
     assert cli_layers.DEFAULT_CS == layers.DEFAULT_CS
     assert cli_baselines.FEATURE_SETS == baselines.FEATURE_SETS

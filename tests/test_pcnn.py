@@ -358,6 +358,23 @@ def test_progressive_selection_removes_noisy_labels_more_often(tmp_path):
 # Algorithm 2: domain transfer
 
 
+@pytest.mark.parametrize("reference, architecture, caveat", [
+    ("pcnn", "caffenet", None),
+    ("pcnn", "pcnn", "a CaffeNet-based network, not the 2CONV-4FC network"),
+    ("cnn", "pcnn", None),
+    ("cnn", "smallcnn", "the 2CONV-4FC network, not smallcnn"),
+])
+def test_transfer_table_says_when_the_published_row_is_another_network(reference, architecture,
+                                                                       caveat):
+    from vsent.analyses.pcnn import PUBLISHED_SOURCE, transfer_markdown
+
+    md = transfer_markdown({"reference": reference, "architecture": architecture, "model": "m.pt",
+                            "folds": "campos", "evaluation": "centre", "rows": [],
+                            "published_source": PUBLISHED_SOURCE})
+    label = papers.YOU2015_QUOTED_LABELS[reference]
+    assert f"/ published {label}{': ' + caveat if caveat else ''}." in md
+
+
 def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, tmp_path):
     twitter_like = make_twitter_like(n=30, n_four=25, n_five=20)
     torch.manual_seed(0)

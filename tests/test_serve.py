@@ -29,6 +29,7 @@ httpx = pytest.importorskip("httpx", reason="the serve tests need httpx (dev dep
 uvicorn = pytest.importorskip("uvicorn", reason="vsent serve needs the serve extra")
 
 from vsent.cli import main  # noqa: E402
+from vsent.errors import VsentError  # noqa: E402
 from vsent.models import create_model  # noqa: E402
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from vsent.predict import Predictor  # noqa: E402
@@ -219,6 +220,18 @@ def test_explain_and_regions(server, checkpoint):
     (row,) = r.json()["results"]
     assert row["prob_positive"] == pytest.approx(fused, abs=1e-5)
     assert len(row["regions"]) >= 1 and len(row["regions"][0]["box"]) == 4
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"senti_log": "bits"}, "--senti-log 'bits': choose one of classes, natural"),
+    ({"k": 0}, "--k must be >= 1, got 0"),
+])
+def test_bad_region_settings_stop_the_service_at_start_up(checkpoint, bad, message):
+    """review31 #1: a bad region setting passed start-up, then every regions request was an
+    internal error (500)."""
+    with pytest.raises(VsentError, match=re.escape(message)):
+        create_app(Predictor.from_checkpoint(checkpoint, device="cpu"),
+                   checkpoint=checkpoint, config=ServeConfig(**bad))
 
 
 def test_regions_take_the_services_region_settings(checkpoint, monkeypatch):

@@ -714,7 +714,8 @@ def record_path(out: str | Path) -> Path:
 
 def scoring_record(model: str | Path, options: dict[str, Any]) -> dict[str, Any]:
     """What decides the scores of an output: the model file's bytes and the scoring options
-    (``oversample``, ``regions``: None or its K, alpha, beta and proposals), plus, for the
+    (``oversample``, ``regions``: None or its K, alpha, beta, proposals and, when not the
+    default, the log of the sentiment score), plus, for the
     reader, the model as named, vsent's version and the libraries' and the machine's
     (``versions``, as a run directory's ``versions.json``: a Pillow or torch upgrade, or
     another CPU kind, can change the last digits)."""

@@ -385,8 +385,9 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
     ``["train.lr: stored 0.002, now 0.5", "folds: stored 'campos', now 'stratified'"]``;
     keys whose last component is in ``ignore`` are not compared. Tuples and lists compare
     equal element-wise (JSON has no tuples). A key of :data:`vsent.config.OMITTED_AT_DEFAULT`
-    that one side lacks and the other holds at its default is no difference (a config.json
-    of a version that wrote those keys at their default), nor one of
+    or :data:`vsent.config.BASELINE_OMITTED_AT_DEFAULT` that one side lacks and the other
+    holds at its default is no difference (a config.json of a version that wrote those keys at
+    their default, or one made before they existed), nor one of
     :data:`vsent.config.STORED_DECIDES` that ``stored`` lacks (written before it existed).
     """
     stored, new = to_jsonable(stored), to_jsonable(new)

@@ -653,10 +653,13 @@ def transfer_row(subset: str, summary: Mapping[str, Any], reference: str = "pcnn
 def transfer_markdown(table: Mapping[str, Any]) -> str:
     """Markdown table: ours (mean +- std) and, in brackets, the paper's value per metric."""
     ref = papers.YOU2015_QUOTED_LABELS[table["reference"]]
-    if table["reference"] == "pcnn" and table["architecture"] != "caffenet":
+    # the published row's network, when it is not the one this table fine-tuned
+    theirs = {"pcnn": ("caffenet", "a CaffeNet-based network"),
+              "cnn": ("pcnn", "the 2CONV-4FC network")}[table["reference"]]
+    if table["architecture"] != theirs[0]:
         ours = "the 2CONV-4FC network" if table["architecture"] == "pcnn" \
             else table["architecture"]
-        ref += f": a CaffeNet-based network, not {ours}"
+        ref += f": {theirs[1]}, not {ours}"
     lines = [
         f"# Domain transfer (You et al. 2015, Algorithm 2): {table['architecture']} from "
         f"`{table['model']}`", "",

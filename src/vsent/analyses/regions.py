@@ -430,6 +430,7 @@ def check_predict_options(*, k: int, alpha: float, beta: float, n_proposals: int
 
 
 def _check_senti_log(senti_log: str) -> None:
+    """VsentError unless ``senti_log`` is one of :data:`SENTI_LOGS` (as ``--senti-log``)."""
     if senti_log not in SENTI_LOGS:
         raise VsentError(f"--senti-log {senti_log!r}: choose one of {', '.join(SENTI_LOGS)}")
 

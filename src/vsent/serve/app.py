@@ -108,6 +108,12 @@ class ServeConfig:
         if self.decode_workers is not None and self.decode_workers < 1:
             raise VsentError(f"--workers must be >= 1, got {self.decode_workers}")
         self.limits.validate()
+        # the region settings are checked here, at start-up: a bad one would fail every
+        # regions request with an internal error
+        from vsent.analyses.regions import check_predict_options
+
+        check_predict_options(k=self.k, alpha=self.alpha, beta=self.beta,
+                              n_proposals=self.n_proposals, senti_log=self.senti_log)
         return self
 
 
