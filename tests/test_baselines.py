@@ -659,6 +659,32 @@ def test_resume_redoes_a_finished_subset_one_of_whose_summaries_is_gone(tmp_path
     assert table["subsets"] == ["five", "four", "three"]
 
 
+def test_resume_of_a_finished_run_writes_its_table_again_with_todays_labels(tmp_path, cache,
+                                                                           monkeypatch):
+    """review31 #3: a finished run returned its stored table, so one made before a label or a
+    published value changed kept the old ones. Its numbers are its own: nothing is computed."""
+    data, out, real, calls = _interrupted_on_the_second_subset(tmp_path, monkeypatch)
+    table = bl.run_baselines(data, "all", "campos", "gch", out, n_jobs=1, progress=False,
+                             resume=True)
+    files = {n: (out / n).read_bytes() for n in ("table.md", "table.csv", "table.json")}
+    monkeypatch.setattr(bl, "cross_validate", lambda *a, **kw: pytest.fail("computed again"))
+    # finished and unchanged: the same table, no file written
+    again = bl.run_baselines(data, "all", "campos", "gch", out, n_jobs=1, progress=False,
+                             resume=True)
+    assert {n: (out / n).read_bytes() for n in files} == files
+    assert {k: v for k, v in again.items() if k != "timings"} == \
+        {k: v for k, v in table.items() if k != "timings"}
+    # a table written by an older vsent: its label and source are today's again
+    old = json.loads(files["table.json"])
+    pcnn = next(r for r in old["rows"] if r["row"] == "pcnn")
+    pcnn["label"], old["source"] = "PCNN (You et al.)", "You et al., Twitter 5-fold table"
+    (out / "table.json").write_text(json.dumps(old))
+    (out / "table.md").write_text((out / "table.md").read_text().replace(
+        "PCNN + CaffeNet", "PCNN"))
+    bl.run_baselines(data, "all", "campos", "gch", out, n_jobs=1, progress=False, resume=True)
+    assert {n: (out / n).read_bytes() for n in files} == files
+
+
 def test_resume_refuses_a_finished_subset_whose_data_changed_since(tmp_path, cache,
                                                                    monkeypatch):
     """A subset finished before an interruption was reused whatever the data had become: one

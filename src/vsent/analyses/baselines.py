@@ -533,7 +533,7 @@ def run_baselines(
     with open_run_dir(out, run_config, resume=resume, overwrite=overwrite, done="table.json",
                       ignore=("n_jobs", "cache_dir")) as run:
         if run.status == "finished":
-            return {**run.read_json("table.json"), "timings": run.read_json("timings.json")}
+            return {**_table_again(run, feature_sets), "timings": run.read_json("timings.json")}
         for requested in subsets:
             dataset = load_dataset(data, subset=requested, skip_bad=skip_bad)
             if dataset.source != "twitter" and len(subsets) > 1:
@@ -579,10 +579,31 @@ def run_baselines(
             run.write_json(f"{name}/timings.json", timings[name])  # last: the subset is done
         table = build_table(summaries, feature_sets)
         timings["total_s"] = total.elapsed
-        run.write_text("table.md", table_markdown(table))
-        rows, fields = table_csv_rows(table)
-        run.write_csv("table.csv", rows, fields)
         run.write_json("timings.json", timings)
-        run.write_json("table.json", table)  # last: it marks the run finished
+        _write_table(run, table)
         log.info("baselines done in %.1f s: %s", total.elapsed, run.path)
     return {**table, "timings": timings}
+
+
+def _write_table(run: Any, table: Mapping[str, Any]) -> None:
+    run.write_text("table.md", table_markdown(table))
+    rows, fields = table_csv_rows(table)
+    run.write_csv("table.csv", rows, fields)
+    run.write_json("table.json", table)  # last: it marks the run finished
+
+
+def _table_again(run: Any, feature_sets: Sequence[str]) -> dict[str, Any]:
+    """A finished run's table, built again from its stored summaries: its numbers are the
+    run's, its published values and labels today's (:mod:`vsent.papers`); the table files are
+    written again when that changed them. The stored table when a summary is gone."""
+    stored = run.read_json("table.json")
+    rows = [*feature_sets, "always-positive"]
+    files = {s: {row: f"{s}/{row}/summary.json" for row in rows} for s in stored["subsets"]}
+    if not all((run / f).is_file() for by_row in files.values() for f in by_row.values()):
+        return stored
+    table = build_table({s: {row: run.read_json(f) for row, f in by_row.items()}
+                         for s, by_row in files.items()}, feature_sets)
+    if table != stored:
+        _write_table(run, table)
+        log.info("%s: table written again with today's published values and labels", run.path)
+    return table
