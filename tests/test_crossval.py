@@ -228,6 +228,12 @@ def test_cli_finetune_resume_alone_keeps_the_stored_fold(finished_run, tmp_path,
     assert main(["finetune", "--resume", "--out", str(out), "--no-progress"]) == 0
     assert "fold 2 accuracy" in capsys.readouterr().out
     assert json.loads((out / "metrics.json").read_text())["center"] == first["center"]
+    # finished, its model gone (a run directory copied without it): not "model written"
+    (out / "model.pt").unlink()
+    assert main(["finetune", "--resume", "--out", str(out), "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"finished earlier, but its model is gone from {out / 'model.pt'} (--overwrite trains "
+        "it again); fold 2 accuracy")
 
 
 def test_existing_run_is_never_redone_and_another_config_is_refused(finished_run, tmp_path):

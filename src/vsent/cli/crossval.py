@@ -345,7 +345,9 @@ def run_finetune(args: argparse.Namespace) -> int:
         return status[0]
     if not main:
         return 0  # one summary line: rank 0's
-    line = f"model written to {result['model']}"
+    line = (f"model written to {result['model']}" if Path(result["model"]).is_file() else
+            f"finished earlier, but its model is gone from {result['model']} (--overwrite "
+            "trains it again)")  # e.g. a run directory copied without its models
     if "center" in result:
         line += (f"; fold {fold} accuracy {result['center']['accuracy']:.3f} (centre), "
                  f"{result['ten_crop']['accuracy']:.3f} (10-crop)")
