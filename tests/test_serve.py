@@ -245,8 +245,9 @@ def test_regions_take_the_services_region_settings(checkpoint, monkeypatch):
     app = create_app(Predictor.from_checkpoint(checkpoint, device="cpu"),
                      checkpoint=checkpoint, config=config)
     app.state.service._regions_sync(image_bytes(6, (70, 50)))
-    assert {k: seen[k] for k in ("k", "alpha", "beta", "n_proposals", "senti_log")} == {
-        "k": 4, "alpha": 2.0, "beta": 0.25, "n_proposals": 30, "senti_log": "natural"}
+    settings = {"k": 4, "alpha": 2.0, "beta": 0.25, "n_proposals": 30, "senti_log": "natural"}
+    assert {k: seen[k] for k in settings} == settings
+    assert app.state.service.card["regions"] == settings  # GET /v1/model says them
 
 
 def test_explain_of_a_banner_and_a_bug_in_one_explain_fail_no_other_image(server, checkpoint,

@@ -254,6 +254,10 @@ class Service:
                                   f"late with {self.fusion.features}")
         self._unavailable = {k: v for k, v in why_not.items() if v}
         self.card["request_options"] = {k: k not in self._unavailable for k in OPTIONS}
+        if "regions" not in self._unavailable:  # what `regions` does here (a ServeConfig's)
+            c = self.config
+            self.card["regions"] = {"k": c.k, "alpha": c.alpha, "beta": c.beta,
+                                    "n_proposals": c.n_proposals, "senti_log": c.senti_log}
         self._cam_model: Any = None  # Grad-CAM's copy of the model, made on the first explain
         self.model_pool = ThreadPoolExecutor(1, thread_name_prefix="vsent-model")
         self.aux_pool = ThreadPoolExecutor(1, thread_name_prefix="vsent-aux")
