@@ -410,6 +410,18 @@ def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, t
     assert ("/ published PCNN + CaffeNet (You et al.; quoted by Sun et al. 2016, Table 1): a "
             "CaffeNet-based network, not smallcnn.") in md
 
+    # a finished transfer resumed: nothing trained; a table written by an older vsent gets
+    # today's published values and labels again (review31 #3), its numbers are the run's
+    files = {n: (out / n).read_bytes() for n in ("transfer.json", "transfer.csv", "transfer.md")}
+    old = json.loads(files["transfer.json"])
+    old["published_source"] = "You et al., Twitter 5-fold table"
+    old["rows"][0]["accuracy_published"] = 0.5
+    (out / "transfer.json").write_text(json.dumps(old))
+    (out / "transfer.md").write_text("old")
+    stamp = (out / "five" / "fold1" / "model.pt").stat().st_mtime_ns
+    assert main([*args, "--resume"]) == 0
+    assert {n: (out / n).read_bytes() for n in files} == files
+    assert (out / "five" / "fold1" / "model.pt").stat().st_mtime_ns == stamp
     fold_model, _ = load_checkpoint(out / "four" / "fold2" / "model.pt")
     assert fold_model.spec["widths"] == [8, 16]
     ref = pretrained.state_dict()

@@ -610,7 +610,7 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     cfg = with_stored_momentum_form(cfg, run.config)  # a run made before the option
     with run:
         if run.status == "finished":
-            return run.read_json("transfer.json")
+            return _transfer_table_again(run, cfg)
         timer = Timer()
         rows = []
         summaries = {}
@@ -633,10 +633,31 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
             "reference": cfg.reference, "published_source": PUBLISHED_SOURCE,
             "rows": rows, "seconds": timer.elapsed,
         }
-        run.write_json("transfer.json", table)
-        run.write_csv("transfer.csv", rows, list(rows[0]))
-        run.write_text("transfer.md", transfer_markdown(table))
+        _write_transfer_table(run, table)
         return table
+
+
+def _write_transfer_table(run: Any, table: Mapping[str, Any]) -> None:
+    run.write_csv("transfer.csv", table["rows"], list(table["rows"][0]))
+    run.write_text("transfer.md", transfer_markdown(table))
+    run.write_json("transfer.json", table)  # last: it marks the run finished
+
+
+def _transfer_table_again(run: Any, cfg: TransferConfig) -> dict[str, Any]:
+    """A finished transfer's table, built again from its subsets' stored summaries: its
+    numbers are the run's, its published values and labels today's (:mod:`vsent.papers`); the
+    table files are written again when that changed them. The stored table when a summary is
+    gone."""
+    stored = run.read_json("transfer.json")
+    if not all((run / s / "summary.json").is_file() for s in cfg.subsets):
+        return stored
+    rows = [transfer_row(s, run.read_json(f"{s}/summary.json"), cfg.reference)
+            for s in cfg.subsets]
+    table = {**stored, "published_source": PUBLISHED_SOURCE, "rows": rows}
+    if table != stored:
+        _write_transfer_table(run, table)
+        log.info("%s: table written again with today's published values and labels", run.path)
+    return table
 
 
 def transfer_row(subset: str, summary: Mapping[str, Any], reference: str = "pcnn") -> dict:
