@@ -114,6 +114,33 @@ def test_walker_names_what_it_cannot_list_and_walks_folders_a_glob_matches(folde
     assert sorted(deep) == sorted(map(str, folder.rglob("*.png"))) and len(deep) == 3
 
 
+def test_a_path_that_cannot_be_checked_gets_its_row_and_the_batch_goes_on(folder, tmp_path,
+                                                                          checkpoint):
+    """trial31 #1: a positional path whose stat fails other than "missing" (a name longer
+    than the file system allows; a parent folder without search permission, EACCES) stopped
+    the whole batch with a traceback, and every --resume again at the same place."""
+    import vsent.batch as batch
+
+    long = str(tmp_path / ("a" * 300 + ".jpg"))
+    items = list(iter_inputs([folder / "im01.jpg", long, str(tmp_path / ("b" * 300 + "*.jpg")),
+                              folder / "im02.jpg"]))
+    assert items[:2] == [str(folder / "im01.jpg"), long] and items[3] == str(folder / "im02.jpg")
+    assert isinstance(items[2], Unmatched) and "matched no file" in items[2].reason
+    with pytest.MonkeyPatch.context() as mp:  # EACCES as a user gets it (root would not)
+        real = batch.Path.is_dir
+        mp.setattr(batch.Path, "is_dir", lambda p: (_ for _ in ()).throw(
+            PermissionError(13, "Permission denied")) if p.name == "im03.jpg" else real(p))
+        assert list(iter_inputs([folder / "im03.jpg", folder / "im04.jpg"])) == [
+            str(folder / "im03.jpg"), str(folder / "im04.jpg")]
+    out = tmp_path / "o.csv"
+    assert main(["predict", "--model", str(checkpoint), str(folder / "im01.jpg"), long,
+                 str(folder / "im02.jpg"), "--out", str(out), "--device", "cpu",
+                 "--no-progress"]) == EXIT_ITEMS_FAILED
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert [r["path"] for r in rows] == [str(folder / "im01.jpg"), long, str(folder / "im02.jpg")]
+    assert rows[1]["error"] == f"{long}: File name too long" and rows[2]["prob_positive"]
+
+
 def test_paths_are_kept_as_written(folder, tmp_path, checkpoint, monkeypatch):
     """A row names the input as the user wrote it: ``./x.jpg`` stays ``./x.jpg`` (a list made
     by ``find .`` joins back onto the scores), and a BOM that an editor put at the start of a

@@ -123,9 +123,13 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
     except with ``**``, whose matches already hold the folders' files)."""
     s = str(item)
     p = Path(item)
+    try:
+        is_dir, exists = p.is_dir(), p.exists()
+    except OSError:  # a parent we may not search, a name too long: decoding gives its error row
+        is_dir, exists = False, not _has_magic(s)
     if s == "":  # Path("") is ".": an unset variable must not score the current folder tree
         yield Unmatched(s, "'': an empty path (not the current folder)")
-    elif p.is_dir():
+    elif is_dir:
         found = False
         for f in walk_folder(p):
             found = True
@@ -133,7 +137,7 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
         if not found:
             yield Unmatched(s, f"{s}: no image file ({', '.join(sorted(IMAGE_EXTENSIONS))}) "
                                "in this folder")
-    elif p.exists() or not _has_magic(s):
+    elif exists or not _has_magic(s):
         # a missing plain path is still yielded: decoding gives its "no such file" row
         yield s
     else:
