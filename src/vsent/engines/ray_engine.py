@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import tempfile
 import threading
 import warnings
@@ -254,6 +255,9 @@ class RayEngine(Engine):
             cpus = options.ray_cpus or os.cpu_count() or 1
             _check_decoding_cpus(options.ray_actors or _cpu_actors(cpus), cpus)
         if not ray.is_initialized():
+            # Ray's core worker installs its own SIGTERM handler (a stack dump, exit 15):
+            # vsent's is put back, so a terminated run says so and exits 143 as the others
+            on_term = signal.getsignal(signal.SIGTERM)
             if options.ray_address:
                 if options.ray_cpus is not None:
                     raise VsentError("--ray-cpus sizes a local Ray; a cluster (--ray-address) "
@@ -268,6 +272,8 @@ class RayEngine(Engine):
                 ray.init(num_cpus=options.ray_cpus, include_dashboard=False,
                          logging_level=logging.WARNING)
             self._started = True
+            if callable(on_term) and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, on_term)
         try:
             self._setup(options)
         except BaseException:
