@@ -1100,3 +1100,31 @@ def test_dev_stdout_shares_standard_outputs_position(checkpoint, folder, tmp_pat
     assert proc.returncode == 0
     text = log.read_text()
     assert "path,prob_positive,label,error" in text and text.count(".jpg,") == 2, text
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_stop_while_waiting_on_standard_input_exits_as_documented(checkpoint, folder,
+                                                                    tmp_path, sig):
+    """trial31 #2: stopped once every line sent is scored, while the list on standard input
+    is still open (a watcher that sends new uploads), the process ended in "Fatal Python
+    error: _enter_buffered_busy" and SIGABRT (134): the thread blocked reading sys.stdin's
+    buffer held its lock while the interpreter shut down. Exit 130 / 143 and vsent's line."""
+    import signal
+
+    out = tmp_path / "w.csv"
+    image = str(folder / "im01.jpg")
+    proc = _predict_from_an_open_pipe(checkpoint, out, [image] * 3, batch_size=1, lines=3,
+                                      stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)  # (all read: the reader waits for a fourth line)
+        proc.send_signal(getattr(signal, sig))
+        proc.wait(timeout=60)  # (not communicate(): it would close the list, an end of input)
+        err = proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    assert "Fatal Python error" not in err, err[-2000:]
+    assert proc.returncode == 128 + getattr(signal, sig), err[-2000:]
+    word = "interrupted" if sig == "SIGINT" else "terminated"
+    assert err.strip().splitlines()[-1].startswith(f"vsent: {word}; what was written is kept")
+    assert len(_read(out, "csv")) == 3

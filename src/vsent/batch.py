@@ -239,24 +239,28 @@ def _open_list(from_list: str | Path) -> IO[str]:
     return io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
 
 
-class _BorrowedText(io.TextIOWrapper):
-    """Text over a binary stream this module does not own (standard input's): closing it,
-    or its garbage collection, detaches it and leaves the stream open for the process."""
-
-    def close(self) -> None:
-        with contextlib.suppress(ValueError):  # (detached already)
-            self.detach()
-
-
 def _stdin_text() -> IO[str]:
     """Standard input decoded as a list file is (UTF-8, other bytes kept as the name's
     bytes), whatever the locale: Python's own ``sys.stdin`` is strict outside the C and
-    C.UTF-8 locales, and a Latin-1 name would stop the list there. A replaced ``sys.stdin``
-    without a binary buffer is read as it is."""
-    buffer = getattr(sys.stdin, "buffer", None)
-    if buffer is None:
+    C.UTF-8 locales, and a Latin-1 name would stop the list there.
+
+    It reads a duplicate of descriptor 0, unbuffered, not ``sys.stdin.buffer``: the list is
+    read in a daemon thread (:class:`~vsent.inference.InputReader`), and one blocked in a
+    buffered read holds that buffer's lock, which the interpreter takes as it shuts down (a
+    stop while the list waits for more lines was "Fatal Python error", SIGABRT). A replaced
+    ``sys.stdin`` without a descriptor (a test's StringIO) is read as it is.
+    """
+    if sys.stdin is None:  # (started with descriptor 0 closed)
+        raise VsentError("--from-list -: standard input is closed")
+    try:
+        fd = os.dup(sys.stdin.fileno())
+    except (AttributeError, ValueError):  # (io.UnsupportedOperation is a ValueError)
         return sys.stdin
-    return _BorrowedText(buffer, encoding="utf-8", errors="surrogateescape", newline="")
+    except OSError as e:
+        raise VsentError(f"--from-list -: standard input: {e.strerror or e}") from None
+    raw = io.FileIO(fd, "rb")  # closed with the text (a duplicate: standard input stays open)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape",  # type: ignore[arg-type]
+                            newline="")
 
 
 def _iter_inputs(inputs: Iterable[str | Path], fh: IO[str] | None, source: str, *,
