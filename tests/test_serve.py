@@ -377,6 +377,22 @@ def test_bad_requests(server):
     r = httpx.post(f"{server.url}/v1/predict?explian=1",
                    files=[("files", ("a.jpg", image_bytes(1), "image/jpeg"))])
     assert r.status_code == 422 and "unknown option 'explian'" in r.json()["detail"]
+    # trial31 #7: a file under another field (an option's name too) was scored; an option
+    # given twice kept its last value
+    for field in ("image", "oversample"):
+        r = httpx.post(f"{server.url}/v1/predict",
+                       files=[("files", ("a.jpg", image_bytes(1), "image/jpeg")),
+                              (field, ("b.jpg", image_bytes(2), "image/jpeg"))])
+        assert r.status_code == 422
+        assert r.json()["detail"] == (f"part 2 ({field!r}) is a file: images go in the field "
+                                      "'files', e.g. curl -F files=@photo.jpg")
+    for query, data in (("", [("explain", "true"), ("explain", "false")]),
+                        ("?explain=true", [("explain", "true")]),
+                        ("?explain=true&explain=false", [])):
+        r = httpx.post(f"{server.url}/v1/predict{query}",
+                       files=[("files", ("a.jpg", image_bytes(1), "image/jpeg"))]
+                       + [(k, (None, v)) for k, v in data])
+        assert r.status_code == 422 and r.json()["detail"] == "option 'explain' given twice"
     # the image sent as text (curl -F "files=<a.jpg") is named as such
     r = httpx.post(f"{server.url}/v1/predict", files={"files": (None, "JFIF...")})
     assert r.status_code == 422 and "'files' holds text, not a file" in r.json()["detail"]

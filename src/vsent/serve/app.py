@@ -333,6 +333,9 @@ class Service:
         if unknown:
             raise HTTPProblem(422, f"unknown option {', '.join(map(repr, unknown))} (the options "
                                    f"are {', '.join(OPTIONS)})")
+        for k in OPTIONS:
+            if len(request.query_params.getlist(k)) + (k in fields) > 1:
+                raise HTTPProblem(422, f"option {k!r} given twice")
         opts = {k: _flag(k, fields.get(k, request.query_params.get(k, ""))) for k in OPTIONS}
         if opts["regions"] and opts["oversample"]:
             raise HTTPProblem(422, "regions scores centre crops: it cannot be combined with "
@@ -394,13 +397,18 @@ class Service:
                                    f"boundary ({cut})")
         try:
             uploads, fields = [], {}
-            for key, value in form.multi_items():
+            for part, (key, value) in enumerate(form.multi_items(), 1):
+                if isinstance(value, UploadFile) and key != "files":  # (an option's name too)
+                    raise HTTPProblem(422, f"part {part} ({key!r}) is a file: images go in the "
+                                           "field 'files', e.g. curl -F files=@photo.jpg")
                 if isinstance(value, UploadFile):
                     uploads.append((value, await self._read_upload(value)))
                 elif key == "files":
                     raise HTTPProblem(422, "the part 'files' holds text, not a file (no file "
                                            "name): send each image as a file, e.g. curl -F "
                                            "files=@photo.jpg")
+                elif key in fields:  # explain=true and explain=false: which one was meant?
+                    raise HTTPProblem(422, f"option {key!r} given twice")
                 else:
                     fields[key] = value
         finally:
