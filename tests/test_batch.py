@@ -599,6 +599,18 @@ def test_read_done_rejects_a_file_that_is_not_predict_output(tmp_path):
     bad.write_text('{"path": "a"}\nnot json\n{"path": "b"}\n')
     with pytest.raises(VsentError, match=r"x.jsonl:2"):
         read_done(bad, "jsonl")
+    # trial31 #8: an output written with --format other than its suffix's, resumed without it
+    csv_rows = tmp_path / "csv.jsonl"
+    csv_rows.write_text("path,prob_positive,label,error\r\na.jpg,0.5,positive,\r\n")
+    with pytest.raises(VsentError, match=r"csv.jsonl:1: holds csv rows, not jsonl: add "
+                                         r"--format csv$"):
+        read_done(csv_rows, "jsonl")
+    jsonl_rows = tmp_path / "jsonl.csv"
+    jsonl_rows.write_text('{"path": "a", "prob_positive": 0.5, "label": "positive", '
+                          '"error": ""}\n')
+    with pytest.raises(VsentError, match=r"jsonl.csv:1: holds jsonl rows, not csv: add "
+                                         r"--format jsonl$"):
+        read_done(jsonl_rows, "csv")
     ok = tmp_path / "ok.jsonl"
     ok.write_text('{"path": "a", "error": ""}\n{"path": "b", "error": "x"}\n{"path": "c", "er')
     done = read_done(ok, "jsonl")

@@ -525,6 +525,9 @@ def read_done(path: str | Path, fmt: str) -> Done:
             try:
                 header = next(reader, None)
                 if header is not None and tuple(header) != ROW_FIELDS:
+                    if header and header[0].startswith("{"):  # (written with --format jsonl)
+                        raise VsentError(f"--resume: {path}:1: holds jsonl rows, not csv: "
+                                         "add --format jsonl")
                     raise VsentError(f"--resume: {path}:1: not a vsent predict csv (header "
                                      f"{','.join(header)!r}, expected {','.join(ROW_FIELDS)!r})")
                 for rec in reader:
@@ -546,6 +549,9 @@ def read_done(path: str | Path, fmt: str) -> Done:
                     if not isinstance(p, str) or not (err is None or isinstance(err, str)):
                         raise TypeError  # (a null path: no row of vsent's)
                 except (ValueError, KeyError, TypeError):
+                    if lineno == 1 and line.rstrip("\r\n") == ",".join(ROW_FIELDS):
+                        raise VsentError(f"--resume: {path}:1: holds csv rows, not jsonl: add "
+                                         "--format csv") from None
                     raise VsentError(f"--resume: {path}:{lineno}: not a vsent predict jsonl "
                                      "row") from None
                 (failed_keys if err else keys).append(path_key(p))
