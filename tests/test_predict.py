@@ -204,6 +204,9 @@ def test_cli_jsonl_and_success_exit_code(checkpoint, images, capsys):
     (["--regions", "--alpha", "-1"], "--alpha must be >= 0, got -1.0"),
     (["--regions", "--k", "0"], "--k must be >= 1, got 0"),
     (["--regions", "--n-proposals", "0"], "--n-proposals must be >= 1, got 0"),
+    # trial31 #9: K above the proposals was capped silently (the record kept the K asked for)
+    (["--regions", "--k", "500"], "--k (500) must be <= --n-proposals (100): the K regions "
+                                  "are chosen among an image's proposals"),
     # Path("") is the current folder: `vsent predict "$DIR"` with DIR unset scored its tree
     ([""], "PATH '' is empty (an unset shell variable?)"),
     (["--from-list", ""], "--from-list '' is empty: give a file of paths, or '-'"),
@@ -380,7 +383,7 @@ def test_region_rows_with_non_finite_scores_are_errors(checkpoint, images, tmp_p
     monkeypatch.setattr(regions, "_fused", nan_first)
     out = tmp_path / "r.jsonl"
     assert main(["predict", "--model", str(checkpoint), *map(str, paths[:2]), "--regions",
-                 "--n-proposals", "10", "--device", "cpu", "--no-progress",
+                 "--n-proposals", "10", "--k", "3", "--device", "cpu", "--no-progress",
                  "--out", str(out)]) == EXIT_ITEMS_FAILED
 
     def strict(name):

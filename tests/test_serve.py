@@ -225,6 +225,7 @@ def test_explain_and_regions(server, checkpoint):
 @pytest.mark.parametrize("bad, message", [
     ({"senti_log": "bits"}, "--senti-log 'bits': choose one of classes, natural"),
     ({"k": 0}, "--k must be >= 1, got 0"),
+    ({"k": 12, "n_proposals": 11}, "--k (12) must be <= --n-proposals (11)"),
 ])
 def test_bad_region_settings_stop_the_service_at_start_up(checkpoint, bad, message):
     """review31 #1: a bad region setting passed start-up, then every regions request was an

@@ -526,6 +526,10 @@ class RegionConfig:
             raise TypeError(f"proposals must be a ProposalConfig, got "
                             f"{type(self.proposals).__name__}")
         self.proposals.validate()
+        if self.k > self.proposals.n_proposals:  # (it was capped silently)
+            raise VsentError(f"--k ({self.k}) must be <= --n-proposals "
+                             f"({self.proposals.n_proposals}): the K regions are chosen among "
+                             "an image's proposals")
         if self.edge_model is not None and not isinstance(self.edge_model, str):
             raise VsentError(f"--edge-model must be a file name, got {self.edge_model!r}")
         if not isinstance(self.early_fusion, bool):
