@@ -104,7 +104,7 @@ def test_walker_names_what_it_cannot_list_and_walks_folders_a_glob_matches(folde
         items = list(iter_inputs([folder]))
     (locked,) = [i for i in items if isinstance(i, Unmatched)]  # its images are not dropped
     assert locked.path == str(folder / "sub")  # without a word: the folder has a row
-    assert locked.reason == f"{folder / 'sub'}: cannot list this folder (Permission denied)"
+    assert locked.reason == f"{folder / 'sub'}: cannot list this folder (permission denied)"
     assert len(items) == 1 + 11  # the other images are still found
     # a folder that a glob matches is walked like a folder given by name ...
     assert sorted(iter_inputs([str(folder / "s*")])) == sorted(
@@ -138,7 +138,28 @@ def test_a_path_that_cannot_be_checked_gets_its_row_and_the_batch_goes_on(folder
                  "--no-progress"]) == EXIT_ITEMS_FAILED
     rows = list(csv.DictReader(out.open(newline="")))
     assert [r["path"] for r in rows] == [str(folder / "im01.jpg"), long, str(folder / "im02.jpg")]
-    assert rows[1]["error"] == f"{long}: File name too long" and rows[2]["prob_positive"]
+    assert rows[1]["error"] == f"{long}: file name too long" and rows[2]["prob_positive"]
+
+
+def test_a_cause_reads_the_same_in_every_row(checkpoint, folder, tmp_path):
+    """trial31 #10: rows of one cause were worded after the path's origin ("permission
+    denied" from a positional path, "Permission denied" from a list; the C library's
+    capitals for others), so that they could not be grouped by their error; a broken
+    symbolic link read as a missing file."""
+    (tmp_path / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
+    under_a_file = str(folder / "im01.jpg" / "x.jpg")
+    paths = [str(tmp_path / "dangling.jpg"), str(tmp_path / "loop.jpg"), under_a_file]
+    want = [f"{paths[0]}: broken symbolic link (its target is missing)",
+            f"{paths[1]}: too many levels of symbolic links",
+            f"{under_a_file}: not a directory"]
+    lst = tmp_path / "list.txt"
+    lst.write_text("".join(f"{p}\n" for p in paths))
+    for given in (paths, ["--from-list", str(lst)]):
+        out = tmp_path / "o.csv"
+        assert main(["predict", "--model", str(checkpoint), *given, "--out", str(out),
+                     "--device", "cpu", "--no-progress", "--overwrite"]) == EXIT_ITEMS_FAILED
+        assert [r["error"] for r in csv.DictReader(out.open(newline=""))] == want
 
 
 def test_paths_are_kept_as_written(folder, tmp_path, checkpoint, monkeypatch):

@@ -48,7 +48,7 @@ from typing import IO, Any, TypeVar
 import numpy as np
 
 from vsent.data.datasets import IMAGE_EXTENSIONS
-from vsent.errors import VsentError
+from vsent.errors import VsentError, os_reason
 from vsent.files import atomic_write_text, file_sha256, temp_path
 from vsent.predict import ROW_FIELDS, error_row
 from vsent.progress import on_terminal
@@ -114,7 +114,7 @@ def walk_folder(folder: str | Path) -> Iterator[Path | Unmatched]:
                     except OSError:  # an entry that vanished or cannot be stat'ed: skip it
                         continue
         except OSError as e:  # an unreadable folder: a row says so, the rest of the walk goes on
-            yield Unmatched(str(d), f"{d}: cannot list this folder ({e.strerror or e})")
+            yield Unmatched(str(d), f"{d}: cannot list this folder ({os_reason(e)})")
             continue
         todo.extend(reversed(subdirs))  # visit sub-folders in listing order
 

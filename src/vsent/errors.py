@@ -22,6 +22,14 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def os_reason(exc: OSError) -> str:
+    """The reason of a file-system error as an image's row gives it: the C library's text in
+    lower case ("permission denied", "not a directory", "file name too long"), so that rows
+    of one cause read the same whatever path gave them (grouped by their error)."""
+    text = exc.strerror or one_line(exc)
+    return text[:1].lower() + text[1:]
+
+
 class VsentError(Exception):
     """A problem the user can fix (bad input, missing file, missing weights).
 

@@ -38,7 +38,7 @@ import PIL
 from vsent.data._common import default_workers, positive_int
 from vsent.data.datasets import Dataset
 from vsent.data.images import ImageSource, load_resized, stat_file
-from vsent.errors import ImageError, VsentError
+from vsent.errors import ImageError, VsentError, os_reason
 from vsent.files import (
     NPZ_READ_ERRORS,
     abandoned,
@@ -122,7 +122,7 @@ def _file_sha1(path: str, *key: int) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     except OSError as e:
-        raise ImageError(f"{path}: {e.strerror or e}") from None
+        raise ImageError(f"{path}: {os_reason(e)}") from None
     return h.hexdigest()
 
 

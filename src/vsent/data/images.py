@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from vsent.data._common import positive_int
-from vsent.errors import ImageError
+from vsent.errors import ImageError, os_reason
 
 __all__ = ["FORMATS", "MAX_PIXELS", "ImageSource", "load_resized", "load_rgb", "resize_rgb",
            "stat_file"]
@@ -173,11 +173,20 @@ def stat_file(path: Path, where: str | None = None) -> os.stat_result:
     try:
         return path.stat()
     except FileNotFoundError:
+        if _is_link(path):  # the link is there: what is missing is its target
+            raise ImageError(f"{where}: broken symbolic link (its target is missing)") from None
         raise ImageError(f"{where}: no such file or directory") from None
     except OSError as e:
-        raise ImageError(f"{where}: {e.strerror or e}") from None
+        raise ImageError(f"{where}: {os_reason(e)}") from None
     except ValueError as e:  # "embedded null byte": no file can have that name
         raise ImageError(f"{where}: not a valid path ({e})") from None
+
+
+def _is_link(path: Path) -> bool:
+    try:
+        return path.is_symlink()
+    except (OSError, ValueError):
+        return False
 
 
 def _check_file(path: Path, where: str) -> None:
