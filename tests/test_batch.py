@@ -1215,3 +1215,22 @@ def test_a_stop_while_waiting_on_standard_input_exits_as_documented(checkpoint, 
     word = "interrupted" if sig == "SIGINT" else "terminated"
     assert err.strip().splitlines()[-1].startswith(f"vsent: {word}; what was written is kept")
     assert len(_read(out, "csv")) == 3
+
+
+def test_a_resumed_run_ends_as_a_run_never_stopped_with_a_path_listed_twice(
+        checkpoint, folder, tmp_path, capsys):
+    """trial31 #5: a resume skipped every occurrence of a path the output held, so a list
+    naming an image twice gave 4 rows when run whole and 3 when stopped after two (and a
+    count of 3 inputs for a list of 4)."""
+    im = [str(folder / f"im0{i}.jpg") for i in (1, 2, 5)]
+    listed = [im[0], im[1], im[0], im[2]]
+    whole, cut = tmp_path / "whole.csv", tmp_path / "cut.csv"
+    assert _predict(checkpoint, listed, whole) == 0
+    assert _predict(checkpoint, listed[:2], cut) == 0  # stopped after two rows
+    capsys.readouterr()
+    assert _predict(checkpoint, listed, cut, "--resume") == 0
+    assert "scored 4 of 4 inputs (2 kept from the earlier run), 0 failed" in \
+        capsys.readouterr().err
+    assert cut.read_bytes() == whole.read_bytes()
+    assert _predict(checkpoint, listed, cut, "--resume") == 0  # finished: nothing added
+    assert cut.read_bytes() == whole.read_bytes()

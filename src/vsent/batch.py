@@ -452,10 +452,10 @@ class Done:
 
     Attributes
     ----------
-    keys : uint64 (n,) sorted :func:`path_key` of the paths with a row without an error.
-    failed_keys : uint64 (m,) sorted unique keys of the paths with an error row (a path may
-        be in both: an error row left beside its new row by a ``--retry-failed`` killed
-        before its end).
+    keys : uint64 (n,) sorted :func:`path_key` of the rows without an error (a path listed
+        twice: twice).
+    failed_keys : uint64 (m,) sorted keys of the error rows (a path may be in both: an error
+        row left beside its new row by a ``--retry-failed`` killed before its end).
     rows, failed : rows read, and how many of them have an error.
     complete_bytes : length of the file up to the end of its last complete line.
     """
@@ -559,7 +559,7 @@ def read_done(path: str | Path, fmt: str) -> Done:
                 done.failed += bool(err)
     done.keys = np.sort(np.frombuffer(keys, np.uint64)) if len(keys) else _NO_KEYS
     if len(failed_keys):
-        done.failed_keys = np.unique(np.frombuffer(failed_keys, np.uint64))
+        done.failed_keys = np.sort(np.frombuffer(failed_keys, np.uint64))
     return done
 
 
@@ -881,12 +881,20 @@ def with_unmatched(items: Iterable[str | Path | Unmatched], scorer: Scorer) -> I
 
 def skip_done(items: Iterable[str | Path | Unmatched], done: Done
               ) -> Iterator[str | Path | Unmatched]:
-    """``items`` without those whose path already has a row in ``done``."""
-    if not len(done.keys):
+    """``items`` without as many occurrences of each path as ``done`` holds rows of it: a
+    path listed twice, of which the output has one row, is scored once more, so that a
+    resumed run ends with the rows of a run never stopped."""
+    keys = np.concatenate([done.keys, done.failed_keys]) if len(done.failed_keys) else done.keys
+    if not len(keys):
         yield from items
         return
+    unique, left = np.unique(keys, return_counts=True)  # rows not yet met in the inputs
     for it in items:
-        if str(it.path if isinstance(it, Unmatched) else it) not in done:
+        k = np.uint64(path_key(str(it.path if isinstance(it, Unmatched) else it)))
+        i = int(np.searchsorted(unique, k))
+        if i < len(unique) and unique[i] == k and left[i] > 0:
+            left[i] -= 1
+        else:
             yield it
 
 
