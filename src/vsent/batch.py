@@ -33,7 +33,6 @@ import io
 import json
 import logging
 import os
-import shutil
 import socket
 import stat
 import sys
@@ -41,9 +40,9 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import numpy as np
 
@@ -62,7 +61,6 @@ except ImportError:  # pragma: no cover (Windows: no output lock)
 FORMATS = ("csv", "jsonl")
 
 Row = dict[str, Any]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -437,44 +435,26 @@ def path_key(path: str) -> int:
                                           digest_size=8).digest(), "little")
 
 
-_NO_KEYS = np.zeros(0, np.uint64)
-
-
-def _has_key(keys: np.ndarray, k: int) -> bool:
-    """Whether the sorted uint64 array ``keys`` holds ``k``."""
-    i = int(np.searchsorted(keys, np.uint64(k)))
-    return i < len(keys) and int(keys[i]) == k
-
-
 @dataclass
 class Done:
     """What an existing output already holds (:func:`read_done`).
 
     Attributes
     ----------
-    keys : uint64 (n,) sorted :func:`path_key` of the rows without an error (a path listed
-        twice: twice).
-    failed_keys : uint64 (m,) sorted keys of the error rows (a path may be in both: an error
-        row left beside its new row by a ``--retry-failed`` killed before its end).
+    keys : uint64 (n,) sorted :func:`path_key` of the rows' paths (a path with two rows: twice).
     rows, failed : rows read, and how many of them have an error.
     complete_bytes : length of the file up to the end of its last complete line.
     """
 
     keys: np.ndarray
-    failed_keys: np.ndarray = field(default_factory=lambda: _NO_KEYS)
     rows: int = 0
     failed: int = 0
     complete_bytes: int = 0
 
     def __contains__(self, path: str) -> bool:
-        """Whether ``path`` has a row (with or without an error)."""
-        k = path_key(path)
-        return _has_key(self.keys, k) or _has_key(self.failed_keys, k)
-
-    def scored(self) -> Done:
-        """The paths with a row without an error, alone: what ``--retry-failed`` skips."""
-        return Done(keys=self.keys, rows=self.rows, failed=self.failed,
-                    complete_bytes=self.complete_bytes)
+        k = np.uint64(path_key(path))
+        i = int(np.searchsorted(self.keys, k))
+        return i < len(self.keys) and self.keys[i] == k
 
 
 def _complete_length(path: Path, fmt: str) -> int:
@@ -512,10 +492,12 @@ def read_done(path: str | Path, fmt: str) -> Done:
     the file and line for a file that is not vsent's csv/jsonl output.
     """
     path = Path(path)
-    keys, failed_keys = array("Q"), array("Q")
-    done = Done(keys=_NO_KEYS)
+    keys = array("Q")
+    done = Done(keys=np.zeros(0, np.uint64))
     if not path.exists():
         return done
+    if fmt == "csv":
+        _check_csv_head(path)
     n = done.complete_bytes = _complete_length(path, fmt)
     with path.open("rb") as raw:
         text = io.TextIOWrapper(io.BufferedReader(_Limited(raw, n)), encoding="utf-8",
@@ -525,16 +507,13 @@ def read_done(path: str | Path, fmt: str) -> Done:
             try:
                 header = next(reader, None)
                 if header is not None and tuple(header) != ROW_FIELDS:
-                    if header and header[0].startswith("{"):  # (written with --format jsonl)
-                        raise VsentError(f"--resume: {path}:1: holds jsonl rows, not csv: "
-                                         "add --format jsonl")
                     raise VsentError(f"--resume: {path}:1: not a vsent predict csv (header "
                                      f"{','.join(header)!r}, expected {','.join(ROW_FIELDS)!r})")
                 for rec in reader:
                     if len(rec) != len(ROW_FIELDS):
                         raise VsentError(f"--resume: {path}:{reader.line_num}: expected "
                                          f"{len(ROW_FIELDS)} fields, found {len(rec)}")
-                    (failed_keys if rec[3] else keys).append(path_key(rec[0]))
+                    keys.append(path_key(rec[0]))
                     done.rows += 1
                     done.failed += bool(rec[3])
             except csv.Error as e:
@@ -554,13 +533,27 @@ def read_done(path: str | Path, fmt: str) -> Done:
                                          "--format csv") from None
                     raise VsentError(f"--resume: {path}:{lineno}: not a vsent predict jsonl "
                                      "row") from None
-                (failed_keys if err else keys).append(path_key(p))
+                keys.append(path_key(p))
                 done.rows += 1
                 done.failed += bool(err)
-    done.keys = np.sort(np.frombuffer(keys, np.uint64)) if len(keys) else _NO_KEYS
-    if len(failed_keys):
-        done.failed_keys = np.sort(np.frombuffer(failed_keys, np.uint64))
+    done.keys = np.sort(np.frombuffer(keys, np.uint64)) if len(keys) else done.keys
     return done
+
+
+def _check_csv_head(path: Path) -> None:
+    """VsentError unless ``path`` starts with vsent's csv header (or a part of it: a header
+    cut by a kill). Checked before the rows are counted: jsonl rows read as csv can hold no
+    complete csv row (a name with one double quote), and the whole file would be cut."""
+    header = ",".join(ROW_FIELDS).encode()
+    with path.open("rb") as f:
+        head = f.read(len(header) + 2)
+    if head.startswith(header) or header.startswith(head):
+        return
+    if head.lstrip().startswith(b"{"):  # (written with --format jsonl)
+        raise VsentError(f"--resume: {path}:1: holds jsonl rows, not csv: add --format jsonl")
+    first = head.split(b"\n")[0].decode("utf-8", "replace").rstrip("\r")
+    raise VsentError(f"--resume: {path}:1: not a vsent predict csv (header {first!r}, "
+                     f"expected {header.decode()!r})")
 
 
 class _Limited(io.RawIOBase):
@@ -580,16 +573,14 @@ class _Limited(io.RawIOBase):
         return len(data)
 
 
-def drop_failed_rows(path: str | Path, fmt: str, keys: np.ndarray | None = None,
-                     upto: int | None = None) -> int:
-    """Rewrite ``path`` (complete rows, as :func:`read_done` checked them) without error rows:
-    those among its first ``upto`` bytes (default: all its complete rows) whose path's
-    :func:`path_key` is in the sorted array ``keys`` (default: every error row); what follows
-    ``upto`` is copied as it is. ``--retry-failed`` so removes the error rows of the paths it
-    scored again. The other rows keep their bytes and order; the file is replaced atomically
-    (a temporary file beside it, then ``os.replace``). Returns the number of rows dropped."""
+def drop_failed_rows(path: str | Path, fmt: str) -> int:
+    """Rewrite ``path`` (an earlier run's complete rows, as :func:`read_done` checked them)
+    without its error rows, so that ``--resume`` scores those images again
+    (``--retry-failed``: a file that had not arrived yet, a network file system's hiccup).
+    The good rows keep their bytes and order; the file is replaced atomically (a temporary
+    file beside it, then ``os.replace``). Returns the number of rows dropped."""
     path = Path(path)
-    n = _complete_length(path, fmt) if upto is None else upto
+    n = _complete_length(path, fmt)
     tmp = temp_path(path)
     try:
         with path.open("rb") as raw, tmp.open("w", encoding="utf-8", errors="surrogateescape",
@@ -597,10 +588,7 @@ def drop_failed_rows(path: str | Path, fmt: str, keys: np.ndarray | None = None,
             # the output keeps its permissions (a group-writable file stays so)
             with contextlib.suppress(OSError):  # (a file system without modes: as it gives)
                 os.fchmod(out.fileno(), stat.S_IMODE(os.fstat(raw.fileno()).st_mode))
-            dropped = _copy_good_rows(raw, n, out, fmt, keys)
-            if upto is not None:  # the rows after it (this run's), as they are
-                out.flush()
-                shutil.copyfileobj(raw, out.buffer)
+            dropped = _copy_good_rows(raw, n, out, fmt)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
@@ -609,33 +597,25 @@ def drop_failed_rows(path: str | Path, fmt: str, keys: np.ndarray | None = None,
     return dropped
 
 
-def _copy_good_rows(raw: IO[bytes], n: int, out: IO[str], fmt: str,
-                    keys: np.ndarray | None = None) -> int:
-    """Copy the first ``n`` bytes of ``raw`` to ``out`` without the error rows (those whose
-    path's key is in ``keys``, when given); the number of rows left out. ``raw`` is left at
-    byte ``n``."""
+def _copy_good_rows(raw: IO[bytes], n: int, out: IO[str], fmt: str) -> int:
+    """Copy the rows without an error from the first ``n`` bytes of ``raw`` to ``out``; the
+    number of rows left out."""
     dropped = 0
     text = io.TextIOWrapper(io.BufferedReader(_Limited(raw, n)), encoding="utf-8",
                             errors="surrogateescape", newline="")
-
-    def drop(p: str, error: Any) -> bool:
-        return bool(error) and (keys is None or _has_key(keys, path_key(p)))
-
     if fmt == "csv":  # rows may span lines (a quoted newline in a name): csv both ways
         writer = csv.writer(out)  # RowWriter's dialect (DictWriter's default)
         for i, rec in enumerate(csv.reader(text)):
-            if i and drop(rec[0], rec[3]):
+            if i and rec[3]:
                 dropped += 1
             else:
                 writer.writerow(rec)
     else:
         for line in text:
-            rec = json.loads(line) if line.strip() else {}
-            if rec and drop(rec["path"], rec.get("error")):
+            if line.strip() and json.loads(line).get("error"):
                 dropped += 1
             else:
                 out.write(line)
-    text.detach()  # (not closed: raw stays open for what follows)
     return dropped
 
 
@@ -884,11 +864,10 @@ def skip_done(items: Iterable[str | Path | Unmatched], done: Done
     """``items`` without as many occurrences of each path as ``done`` holds rows of it: a
     path listed twice, of which the output has one row, is scored once more, so that a
     resumed run ends with the rows of a run never stopped."""
-    keys = np.concatenate([done.keys, done.failed_keys]) if len(done.failed_keys) else done.keys
-    if not len(keys):
+    if not len(done.keys):
         yield from items
         return
-    unique, left = np.unique(keys, return_counts=True)  # rows not yet met in the inputs
+    unique, left = np.unique(done.keys, return_counts=True)  # rows not yet met in the inputs
     for it in items:
         k = np.uint64(path_key(str(it.path if isinstance(it, Unmatched) else it)))
         i = int(np.searchsorted(unique, k))
@@ -938,9 +917,8 @@ def score_stream(
     fmt : csv or jsonl (default from ``out``'s suffix).
     resume : keep the rows already in ``out`` and skip their paths; a line cut by a kill is
         removed first. Without it an existing ``out`` is overwritten.
-    retry_failed : with ``resume``, score again the paths that have only error rows in
-        ``out`` when the inputs name them; their old error rows are dropped at the end (also
-        when stopped: :func:`drop_failed_rows`); error rows of paths not given again stay.
+    retry_failed : with ``resume``, drop the error rows of ``out`` first
+        (:func:`drop_failed_rows`): those images are scored again.
     progress : show a tqdm counter (no total: the inputs are not counted beforehand).
     record : :func:`scoring_record` of this run, kept beside a regular ``out``
         (:func:`record_for`): checked against the kept one before a resumed ``out`` is
@@ -977,7 +955,7 @@ def _score_stream(items: Iterable[str | Path | Unmatched], scorer: Scorer,
                   progress: bool, fsync_every: float, record: dict[str, Any] | None,
                   warn: Callable[[str], None] | None) -> Summary:
     summary = Summary()
-    done = Done(keys=_NO_KEYS)
+    done = Done(keys=np.zeros(0, np.uint64))
     if resume:
         done = _out_error(out, read_done, out, fmt)  # checks the file before anything changes
     keep = None
@@ -986,63 +964,45 @@ def _score_stream(items: Iterable[str | Path | Unmatched], scorer: Scorer,
         if warning:
             (warn or _warn_stderr)(warning)
     if resume:
-        _out_error(out, _cut_for_resume, out, done)
+        dropped = done.failed if retry_failed else 0
+        done = _out_error(out, _cut_for_resume, out, fmt, done, retry_failed)
         summary.total = summary.resumed = done.rows
         summary.failed = done.failed
-    # --retry-failed: a path with error rows only is scored again when it comes, and its
-    # error rows are dropped at the end; those of paths not given again are kept
-    retry = retry_failed and len(done.failed_keys) > 0
-    retried = array("Q")
-    rows = with_unmatched(skip_done(items, done.scored() if retry else done), scorer)
+        if dropped:  # said: an image the inputs no longer name keeps no row (trial31 #6)
+            (warn or _warn_stderr)(
+                f"--retry-failed: {dropped} error row{'s' if dropped > 1 else ''} dropped from "
+                f"{out}; their images are scored again as the inputs name them")
+    rows = with_unmatched(skip_done(items, done), scorer)
     if on_terminal(progress):
         from tqdm.auto import tqdm
 
         rows = tqdm(rows, unit="img")
-    try:
-        with RowWriter(out, fmt, append=resume, fsync_every=fsync_every) as writer:
-            if keep is not None and writer.regular:  # out is open (emptied unless resumed)
-                write_record(out, keep)
-            for row in rows:
-                writer.write(row)
-                summary.total += 1
-                summary.failed += bool(row["error"])
-                if retry and _has_key(done.failed_keys, k := path_key(row["path"])):
-                    retried.append(k)
-    finally:  # also when stopped: what was scored again has its new row
-        if retry:
-            dropped = _drop_retried(out, fmt, done, retried)
-            summary.total -= dropped
-            summary.failed -= dropped
-            summary.resumed -= dropped
+    with RowWriter(out, fmt, append=resume, fsync_every=fsync_every) as writer:
+        if keep is not None and writer.regular:  # out is open (emptied unless resumed)
+            write_record(out, keep)
+        for row in rows:
+            writer.write(row)
+            summary.total += 1
+            summary.failed += bool(row["error"])
     return summary
 
 
-def _cut_for_resume(out: str | Path, done: Done) -> None:
-    """Make ``out`` end at its last complete row (a line cut by a kill is scored again)."""
+def _cut_for_resume(out: str | Path, fmt: str, done: Done, retry_failed: bool) -> Done:
+    """Make ``out`` end at its last complete row (a line cut by a kill is scored again), after
+    dropping its error rows for ``retry_failed``; what it then holds."""
+    if retry_failed and done.failed:
+        drop_failed_rows(out, fmt)  # also drops the line cut by a kill
+        done = read_done(out, fmt)
     if Path(out).exists() and Path(out).stat().st_size != done.complete_bytes:
         os.truncate(out, done.complete_bytes)
+    return done
 
 
-def _drop_retried(out: str | Path, fmt: str, done: Done, retried: array) -> int:
-    """The end of a ``--retry-failed`` run: drop the earlier rows (before this run's) that
-    are errors of paths scored again in this run, or of paths that have a row without an
-    error (left by such a run killed before its end). Returns the number of rows dropped."""
-    drop = np.union1d(np.frombuffer(retried, np.uint64) if len(retried) else _NO_KEYS,
-                      np.intersect1d(done.failed_keys, done.keys))
-    if not len(drop):
-        return 0
-    try:
-        return drop_failed_rows(out, fmt, drop, upto=done.complete_bytes)
-    except OSError as e:
-        raise VsentError(f"--out {out}: cannot drop the error rows of the images scored again "
-                         f"({e.strerror or e}); every row is kept: --resume --retry-failed "
-                         "drops them") from None
-
-
-def _out_error(out: str | Path, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``, an OSError of which (an unreadable output, a read-only file system
-    when the line cut by a kill is dropped) is one line naming ``--out``, as when rows are
-    written: the output is then left with its complete rows."""
+def _out_error(out: str | Path, fn: Callable[..., Done], *args: Any) -> Done:
+    """``fn(*args)``, an OSError of which (a disk full while ``--retry-failed`` copies the
+    good rows, a read-only file system) is one line naming ``--out``, as when rows are
+    written: the output is then left with its complete rows (``drop_failed_rows`` replaces
+    it only once its copy is whole)."""
     try:
         return fn(*args)
     except OSError as e:

@@ -57,8 +57,8 @@ def _add_scale_args(p: argparse.ArgumentParser) -> None:
     either.add_argument("--resume", action="store_true",
                         help="continue --out: keep its rows and skip the images already in it")
     g.add_argument("--retry-failed", action="store_true",
-                   help="with --resume: score again the images of --out's error rows that the "
-                        "inputs name (their old rows are then dropped; the others are kept)")
+                   help="with --resume: drop --out's error rows first and score those images "
+                        "again")
     either.add_argument("--overwrite", action="store_true",
                         help="replace an existing --out (without it, or --resume, an existing "
                              "non-empty --out is refused)")
