@@ -207,6 +207,8 @@ def test_cli_jsonl_and_success_exit_code(checkpoint, images, capsys):
     # trial31 #9: K above the proposals was capped silently (the record kept the K asked for)
     (["--regions", "--k", "500"], "--k (500) must be <= --n-proposals (100): the K regions "
                                   "are chosen among an image's proposals"),
+    (["--regions", "--n-proposals", "10"], "--k (11, its default) must be <= --n-proposals "
+                                           "(10)"),
     # Path("") is the current folder: `vsent predict "$DIR"` with DIR unset scored its tree
     ([""], "PATH '' is empty (an unset shell variable?)"),
     (["--from-list", ""], "--from-list '' is empty: give a file of paths, or '-'"),

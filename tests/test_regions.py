@@ -561,8 +561,8 @@ def test_region_config_validation():
                         ({"batch_size": 0}, "--batch-size"), ({"overlays": -1}, "--overlays"),
                         ({"folds": (0,)}, "--folds"), ({"folds": "1"}, "--folds"),
                         ({"seed": True}, "--seed"), ({"senti_log": "e"}, "--senti-log 'e'"),
-                        ({"k": 11, "proposals": P.ProposalConfig(n_proposals=10)},
-                         r"--k \(11\) must be <= --n-proposals \(10\)")]:
+                        ({"k": 12, "proposals": P.ProposalConfig(n_proposals=10)},
+                         r"--k \(12\) must be <= --n-proposals \(10\)")]:
         with pytest.raises(VsentError, match=option):
             R.RegionConfig(**bad)
     assert R.RegionConfig(folds=[2, 1]).folds == (2, 1)  # a list from JSON: a tuple

@@ -527,7 +527,9 @@ class RegionConfig:
                             f"{type(self.proposals).__name__}")
         self.proposals.validate()
         if self.k > self.proposals.n_proposals:  # (it was capped silently)
-            raise VsentError(f"--k ({self.k}) must be <= --n-proposals "
+            default = self.k == type(self).__dataclass_fields__["k"].default
+            raise VsentError(f"--k ({self.k}{', its default' if default else ''}) must be <= "
+                             f"--n-proposals "
                              f"({self.proposals.n_proposals}): the K regions are chosen among "
                              "an image's proposals")
         if self.edge_model is not None and not isinstance(self.edge_model, str):

@@ -397,17 +397,19 @@ class Service:
                                    f"boundary ({cut})")
         try:
             uploads, fields = [], {}
-            for part, (key, value) in enumerate(form.multi_items(), 1):
+            for key, value in form.multi_items():
                 if isinstance(value, UploadFile) and key != "files":  # (an option's name too)
-                    raise HTTPProblem(422, f"part {part} ({key!r}) is a file: images go in the "
-                                           "field 'files', e.g. curl -F files=@photo.jpg")
+                    name = value.filename or f"image {len(uploads) + 1}"  # (as _entry names it)
+                    raise HTTPProblem(422, f"{name} (part {len(uploads) + 1}) is sent in the "
+                                           f"field {key!r}: images go in the field 'files', "
+                                           "e.g. curl -F files=@photo.jpg")
                 if isinstance(value, UploadFile):
                     uploads.append((value, await self._read_upload(value)))
                 elif key == "files":
                     raise HTTPProblem(422, "the part 'files' holds text, not a file (no file "
                                            "name): send each image as a file, e.g. curl -F "
                                            "files=@photo.jpg")
-                elif key in fields:  # explain=true and explain=false: which one was meant?
+                elif key in fields and key in OPTIONS:  # explain=true, explain=false?
                     raise HTTPProblem(422, f"option {key!r} given twice")
                 else:
                     fields[key] = value
