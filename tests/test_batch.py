@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -1192,3 +1193,18 @@ def test_a_resumed_run_ends_as_a_run_never_stopped_with_a_path_listed_twice(
     assert cut.read_bytes() == whole.read_bytes()
     assert _predict(checkpoint, listed, cut, "--resume") == 0  # finished: nothing added
     assert cut.read_bytes() == whole.read_bytes()
+
+
+def test_a_closed_standard_input_is_one_line_after_the_rows_before_it(checkpoint, folder,
+                                                                       tmp_path):
+    """``--from-list -`` with descriptor 0 closed (a job started with ``0<&-``): the rows of
+    the paths given before the list are written, then one line (no traceback), exit 2."""
+    out = tmp_path / "c.csv"
+    cmd = (f"exec {shlex.quote(sys.executable)} -m vsent.cli predict --model "
+           f"{shlex.quote(str(checkpoint))} {shlex.quote(str(folder / 'im01.jpg'))} "
+           f"--from-list - --out {shlex.quote(str(out))} --device cpu --no-progress 0<&-")
+    proc = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == ("vsent: error: --from-list -: standard "
+                                                    "input is closed")
+    assert [r["path"] for r in _read(out, "csv")] == [str(folder / "im01.jpg")]

@@ -201,17 +201,15 @@ def iter_inputs(
     Raises :class:`VsentError` when ``from_list`` cannot be opened (before anything else is
     yielded, so a typo is a user error, not a run with no rows).
     """
-    fh: IO[str] | None = None
+    fh: IO[str] | Callable[[], IO[str]] | None = None
     if from_list is not None:
         if str(from_list) != "-":
             fh = _open_list(from_list)
         elif stdin is not None:
             fh = stdin  # a text stream of the caller's: read as it is, left open
         else:
-            fh = _stdin_text()
-    # what was opened here is closed at the end; the caller's stream or sys.stdin is not
-    owned = fh is not None and fh is not stdin and fh is not sys.stdin
-    return _iter_inputs(inputs, fh, f"--from-list {from_list}", close=owned)
+            fh = _stdin_text  # opened when the list is reached (nothing to check before)
+    return _iter_inputs(inputs, fh, f"--from-list {from_list}", caller=stdin)
 
 
 def _open_list(from_list: str | Path) -> IO[str]:
@@ -263,15 +261,18 @@ def _stdin_text() -> IO[str]:
                             newline="")
 
 
-def _iter_inputs(inputs: Iterable[str | Path], fh: IO[str] | None, source: str, *,
-                 close: bool) -> Iterator[str | Path | Unmatched]:
+def _iter_inputs(inputs: Iterable[str | Path], fh: IO[str] | Callable[[], IO[str]] | None,
+                 source: str, *, caller: IO[str] | None) -> Iterator[str | Path | Unmatched]:
     try:
         for item in inputs:
             yield from _walk_one(item)
+        if callable(fh):
+            fh = fh()
         if fh is not None:
             yield from iter_list(fh, source)
     finally:
-        if close and fh is not None:
+        # what was opened here is closed; the caller's stream and sys.stdin are not
+        if fh is not None and not callable(fh) and fh is not caller and fh is not sys.stdin:
             fh.close()
 
 
