@@ -333,6 +333,29 @@ def test_you2015_baselines_and_cnn_rows(tmp_path, make_twitter_like):
     assert (out / "you2015.png").exists()
 
 
+def test_you2015_resumes_its_interrupted_baselines(tmp_path, make_twitter_like, monkeypatch):
+    """trial32 #1: a Ctrl-C in the baselines sub-run, then `reproduce you2015 --resume`: the
+    sub-run was refused as "an unfinished run: pass --resume" (it was called without it)."""
+    from vsent.analyses import baselines as B
+
+    data = make_twitter_like()
+    plan = R.make_plan("you2015", str(data), quick=True, device="cpu")
+    plan = dataclasses.replace(plan, template=_template(data, init=plan.template.init),
+                               subsets=("five",), baselines={"features": ("gch",)})
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(B, "cross_validate", stop)  # after the features: config.json is written
+        with pytest.raises(KeyboardInterrupt):
+            R.reproduce(plan, tmp_path / "out", progress=False, only=["baselines"])
+    assert (tmp_path / "out" / "baselines" / "config.json").exists()
+    assert not (tmp_path / "out" / "baselines" / "table.json").exists()
+    R.reproduce(plan, tmp_path / "out", resume=True, progress=False, only=["baselines"])
+    assert (tmp_path / "out" / "baselines" / "table.json").exists()
+
+
 def test_you2015_notes_say_what_the_selection_removed(tmp_path):
     """Read from each fold's removal.csv: the share removed (min-max over folds) and the folds
     left with fewer than two classes, whose progressive fine-tuning crossval skipped."""

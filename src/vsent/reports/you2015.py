@@ -156,7 +156,8 @@ class You2015(Paper):
         s.step("baselines", lambda: (base_dir / "table.json").exists(),
                lambda: B.run_baselines(t.data, subset=subset_arg, folds_spec=t.folds,
                                        out=base_dir, seed=t.seed, skip_bad=t.skip_bad,
-                                       progress=s.progress, **kwargs))
+                                       progress=s.progress,
+                                       resume=(base_dir / "config.json").exists(), **kwargs))
         cnn_dirs, cnn_weights, cnn_label = _cnn(plan, s, subsets)
         weak_dirs = _weak(plan, s)
 
