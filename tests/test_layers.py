@@ -342,6 +342,15 @@ def test_layer_probes_outputs(tmp_path, run_dir):
     md = (out / "layers.md").read_text()
     assert "| features.block1 | 3,136 |" in md and "linear SVM" in md and "softmax" in md
     assert "fine-tuned networks themselves" in md and "0.812 +- 0.050" in md
+    # trial32 #2: probes of some folds are set beside the networks of the same folds
+    (run_dir / "summary.json").write_text(json.dumps({"center": {
+        "accuracy": {"mean": 0.8125, "std": 0.05},
+        "folds": [{"fold": k, "accuracy": a} for k, a in enumerate((.7, .8, .9, .6, .5), 1)]}}))
+    part = tmp_path / "part"
+    layer_probes(LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["fc"],
+                              folds=[1, 3]), part, progress=False)
+    assert ("(their own softmax output, centre crop, the run's summary.json, folds 1, 3 of "
+            "5): 0.800 +- 0.100.") in (part / "layers.md").read_text()
     assert "Campos et al." not in md.splitlines()[4]  # smallcnn's layers: no published column
     assert "these layers have no published counterpart" in md
     assert (out / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -617,7 +617,8 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
             names = _probe_fold(cfg, run, fold, rundir, progress)
             order += [n for n in names if n not in order]
         summary = summarize(rundir, order, [f.index for f in folds], cfg.probe,
-                            reference=_network_accuracy(run.path))
+                            reference=_network_accuracy(run.path, [f.index for f in folds],
+                                                        len(run.folds)))
         # the summary covers this session's folds and layers: so does the config beside it
         rundir.write_json("config.json", {"command": "layers", **cfg.to_dict()})
         log.info("layer analysis done in %.0f s [%s]", timer.elapsed, out)
@@ -632,13 +633,23 @@ def _check_layers(model: nn.Module, names: Sequence[str]) -> None:
                          f"probe layers: {', '.join(model.info.probe_layers)}")
 
 
-def _network_accuracy(run_path: Path) -> dict[str, float] | None:
-    """The fine-tuned networks' own centre-crop accuracy from the run's summary.json."""
+def _network_accuracy(run_path: Path, folds: Sequence[int], n_folds: int
+                      ) -> dict[str, Any] | None:
+    """The fine-tuned networks' own centre-crop accuracy from the run's summary.json, over the
+    probed ``folds`` (of the run's ``n_folds``): a probe of folds 1-2 is set beside the
+    networks of folds 1-2, not of all five (trial32 #2). None when the summary lacks it."""
     try:
-        acc = json.loads((run_path / "summary.json").read_text())["center"]["accuracy"]
-        return {"mean": float(acc["mean"]), "std": float(acc["std"])}
+        center = json.loads((run_path / "summary.json").read_text())["center"]
+        if len(folds) == n_folds:
+            acc = center["accuracy"]
+            return {"mean": float(acc["mean"]), "std": float(acc["std"])}
+        accs = [float(f["accuracy"]) for f in center["folds"] if f["fold"] in folds]
     except (OSError, KeyError, TypeError, ValueError):
         return None
+    if len(accs) != len(folds):
+        return None
+    return {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "folds": sorted(folds),
+            "of": n_folds}
 
 
 def _probe_fold(cfg: LayersConfig, run: Any, fold: Any, rundir: RunDir,
@@ -816,11 +827,12 @@ def _extract_fold(cfg: LayersConfig, run: Any, fold: Any, rows: np.ndarray, n_tr
 
 def summarize(rundir: RunDir, layers: Sequence[str], folds: Sequence[int],
               probe: ProbeConfig = ProbeConfig(), *,
-              reference: Mapping[str, float] | None = None) -> dict[str, Any]:
+              reference: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Collect ``results/fold<k>/<layer>.json`` into layers.json/.csv/.md/.png.
 
     Layers or folds without results are left out (a partial table says how many folds it has).
-    ``reference``: the fine-tuned networks' own accuracy ``{"mean", "std"}``, quoted in the
+    ``reference``: the fine-tuned networks' own accuracy ``{"mean", "std"}`` (and "folds", "of"
+    when the probed folds are some of the run's), quoted in the
     Markdown table and drawn in the plot.
     """
     summary: dict[str, Any] = {}
@@ -877,7 +889,7 @@ _NAMES = {"svm": "linear SVM", "softmax": "softmax"}
 
 def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig(),
                     rundir: RunDir | None = None, *,
-                    reference: Mapping[str, float] | None = None) -> str:
+                    reference: Mapping[str, Any] | None = None) -> str:
     """Table 2 of Campos et al.: one row per layer, accuracy mean +- std per classifier."""
     clfs = [c for c in probe.classifiers]
     lines = ["# Layer-by-layer linear probes (Campos et al. 2015, Table 2)", ""]
@@ -917,8 +929,12 @@ def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig
         dim = f"{entry['dim']:,}" + (" (pooled)" if entry.get("pooled") else "")
         lines.append(f"| {name} | {dim} | " + " | ".join(cells) + f" | {n} |")
     if reference is not None:
+        which = ""
+        if "folds" in reference:  # a subset of the run's folds: the same ones as the probes
+            which = (f", fold{'s' if len(reference['folds']) > 1 else ''} "
+                     f"{', '.join(map(str, reference['folds']))} of {reference['of']}")
         lines += ["", f"The fine-tuned networks themselves (their own softmax output, centre "
-                      f"crop, the run's summary.json): {reference['mean']:.3f} +- "
+                      f"crop, the run's summary.json{which}): {reference['mean']:.3f} +- "
                       f"{reference['std']:.3f}."]
     lines += [
         "",
@@ -948,7 +964,7 @@ def _published_cell(value: Published | None) -> str:
 
 def plot_layers(summary: Mapping[str, Any], path: str | Path,
                 probe: ProbeConfig = ProbeConfig(), *,
-                reference: Mapping[str, float] | None = None) -> Path:
+                reference: Mapping[str, Any] | None = None) -> Path:
     """Accuracy vs depth for each classifier, with std-over-folds error bars (PNG)."""
     plt = figures.pyplot()
 
