@@ -26,6 +26,7 @@ from vsent.analyses.pcnn import (
 )
 from vsent.cli import main
 from vsent.data import load_dataset
+from vsent.errors import VsentError
 from vsent.models import create_model, load_checkpoint, save_checkpoint
 from vsent.predict import Predictor
 from vsent.presets import CROSSVAL as CROSSVAL_PRESETS
@@ -477,14 +478,33 @@ def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, make_learnab
     elsewhere = save_checkpoint(tmp_path / "flickr.pt", create_model("smallcnn", widths=[8]),
                                 data=str(tmp_path / "flickr"))
     check_other_data(elsewhere, load_checkpoint(elsewhere)[1], str(twitter_like))  # no error
-    # a copy with one label changed is other data
+    # a copy with one label changed is not the same data (fingerprint), but it holds the same
+    # images: refused as other data that holds them (trial32 #3)
     five = copy / "ground_truth" / "twitter_five_agrees.txt"
     first, *rest = five.read_text().splitlines(keepends=True)
     name, label = first.split()
     five.write_text("".join([f"{name} {1 - int(label)}\n", *rest]))
     on_original = save_checkpoint(tmp_path / "original.pt", create_model("smallcnn", widths=[8]),
                                   data=str(twitter_like), subset="five", data_sha256=sha)
-    check_other_data(on_original, load_checkpoint(on_original)[1], str(copy))  # no error
+    with pytest.raises(VsentError, match=r"original.pt was trained on .*, which holds \d+ of "
+                                         r"the images of .*copy of twitter \(e.g. "):
+        check_other_data(on_original, load_checkpoint(on_original)[1], str(copy))
+    # trial32 #3: weak-label data (a CSV) that lists a few Twitter images, under other names
+    weak = tmp_path / "weak"
+    weak.mkdir()
+    some = sorted((twitter_like / "images").iterdir())[:2]
+    for i, f in enumerate(some):
+        shutil.copy(f, weak / f"flickr{i}.jpg")
+    (weak / "other.jpg").write_bytes(b"\xff\xd8" + bytes(range(256)) * 40)
+    (weak / "weak.csv").write_text("path,label\nflickr0.jpg,1\nflickr1.jpg,0\nother.jpg,1\n")
+    on_weak = save_checkpoint(tmp_path / "weak.pt", create_model("smallcnn", widths=[8]),
+                              data=str(weak / "weak.csv"))
+    assert main([*base, "--model", str(on_weak), "--out", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err
+    assert f"weak.pt was trained on {weak / 'weak.csv'}, which holds 2 of the images of " \
+           f"{twitter_like} (e.g. {weak / 'flickr0.jpg'} is {some[0]}): the test folds would " \
+           "hold training images" in err
+    assert not (tmp_path / "w").exists()
     # a folder dataset has no agreement subsets: its rows would stand beside the paper's
     folder = make_learnable(tmp_path / "folder", n_pos=4, n_neg=4)
     argv = [*base, "--model", str(ckpt), "--out", str(tmp_path / "g")]

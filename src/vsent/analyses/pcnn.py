@@ -42,10 +42,12 @@ ignored.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +72,7 @@ from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
 from vsent.data.extra import KEEP_THRESHOLD, removal_probability, select_kept
 from vsent.errors import VsentError
 from vsent.evaluate import predict_proba
-from vsent.files import atomic_open
+from vsent.files import atomic_open, file_sha256
 from vsent.metrics import SCALARS
 from vsent.models import create_model
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint
@@ -582,6 +584,56 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str) -> No
         raise VsentError(f"{path} was trained on {trained_on}, the data it would be fine-tuned "
                          f"and tested on: its test folds hold its training images. Domain "
                          f"transfer needs a model trained on other data")
+    # other data that holds some of these images (Twitter I images listed in a weak-label
+    # CSV, copied into a folder of Flickr images): those are in the test folds too
+    try:
+        trained = load_dataset(trained_on, meta.get("subset") or "five", skip_bad=True,
+                               validate=False)
+    except VsentError:
+        log.warning("%s was trained on %s, which cannot be read here: its images are not "
+                    "checked against %s's test images", path, trained_on, data)
+        return
+    try:
+        target = load_dataset(data, "three", skip_bad=True, validate=False)  # (all subsets)
+    except VsentError:
+        return  # (its own errors come when it is loaded to be fine-tuned)
+    shared = shared_images(trained.paths, target.paths)
+    if shared:
+        theirs, ours = shared[0]
+        raise VsentError(f"{path} was trained on {trained_on}, which holds {len(shared)} of "
+                         f"the images of {data} (e.g. {theirs} is {ours}): the test folds would "
+                         f"hold training images. Leave them out of its training data")
+
+
+def shared_images(a: Sequence[str | Path], b: Sequence[str | Path]) -> list[tuple[str, str]]:
+    """The pairs ``(x, y)``, x in ``a`` and y in ``b``, of files with the same bytes (whatever
+    their names); compared by size first, so that only files of equal size are read. Files
+    that cannot be read are left out."""
+    by_size: dict[int, list[str]] = {}
+    for y in map(str, b):
+        with contextlib.suppress(OSError):
+            by_size.setdefault(os.path.getsize(y), []).append(y)
+    digests: dict[str, str | None] = {}
+
+    def digest(f: str) -> str | None:
+        if f not in digests:
+            try:
+                digests[f] = file_sha256(f)
+            except OSError:
+                digests[f] = None
+        return digests[f]
+
+    pairs = []
+    for x in map(str, a):
+        try:
+            same_size = by_size.get(os.path.getsize(x), [])
+        except OSError:
+            continue
+        if same_size and (d := digest(x)) is not None:
+            match = next((y for y in same_size if digest(y) == d), None)
+            if match is not None:
+                pairs.append((x, match))
+    return pairs
 
 
 def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
