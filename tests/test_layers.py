@@ -351,6 +351,10 @@ def test_layer_probes_outputs(tmp_path, run_dir):
                               folds=[1, 3]), part, progress=False)
     assert ("(their own softmax output, centre crop, the run's summary.json, folds 1, 3 of "
             "5): 0.800 +- 0.100.") in (part / "layers.md").read_text()
+    layer_probes(LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["fc"],
+                              folds=[3]), tmp_path / "one", progress=False)
+    one = (tmp_path / "one" / "layers.md").read_text()
+    assert "| fc | 2 | " in one and "(1 fold) |" in one and "+- 0.000" not in one
     assert "Campos et al." not in md.splitlines()[4]  # smallcnn's layers: no published column
     assert "these layers have no published counterpart" in md
     assert (out / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vsent.metrics import binary_metrics, summarize_folds
+from vsent.metrics import binary_metrics, mean_std_text, summarize_folds
 
 
 def test_binary_metrics_of_a_two_way_model():
@@ -46,3 +46,12 @@ def test_summarize_folds_gives_the_population_std():
     assert s["accuracy"] == {"mean": pytest.approx(0.75), "std": pytest.approx(0.05)}
     assert s["precision"]["mean"] == pytest.approx(0.6)
     assert "recall" not in s and s["folds"] == folds
+
+
+def test_one_fold_is_shown_without_a_spread():
+    """trial32 #5: one fold's "0.745 +- 0.000" read as a perfectly stable result."""
+    s = {"mean": 0.74451, "std": 0.0}
+    assert mean_std_text(s, 1) == "0.745 (1 fold)"
+    assert mean_std_text({"mean": 0.7, "std": 0.0125}, 2) == "0.700 +- 0.013"
+    assert mean_std_text({"mean": 0.7045, "std": 0.01}, 5, digits=2, scale=100) == \
+        "70.45 +- 1.00"

@@ -66,6 +66,14 @@ def summarize_folds(folds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def mean_std_text(s: Mapping[str, float], n_folds: int, digits: int = 3,
+                  scale: float = 1.0) -> str:
+    """``"m +- s"`` of a ``{"mean", "std"}`` over ``n_folds`` folds (values times ``scale``);
+    one fold has no spread to show: ``"m (1 fold)"``, not a std of 0 that reads as stable."""
+    m = f"{scale * s['mean']:.{digits}f}"
+    return f"{m} (1 fold)" if n_folds == 1 else f"{m} +- {scale * s['std']:.{digits}f}"
+
+
 def summary_markdown(summary: Mapping[str, Any], title: str) -> str:
     """A Markdown table: one row per fold, then mean +- std."""
     lines = [f"# {title}", "", "| fold | " + " | ".join(SCALARS) + " | n |",

@@ -89,7 +89,7 @@ from vsent.config import check_seed, config_from_dict
 from vsent.data._common import is_int_at_least
 from vsent.errors import VsentError, one_line
 from vsent.files import NPZ_READ_ERRORS, atomic_open, file_sha256, reserve_space
-from vsent.metrics import binary_metrics
+from vsent.metrics import binary_metrics, mean_std_text
 from vsent.papers import (
     CAMPOS2015_TABLE2,
     NOT_AVAILABLE_TEXT,
@@ -642,14 +642,14 @@ def _network_accuracy(run_path: Path, folds: Sequence[int], n_folds: int
         center = json.loads((run_path / "summary.json").read_text())["center"]
         if len(folds) == n_folds:
             acc = center["accuracy"]
-            return {"mean": float(acc["mean"]), "std": float(acc["std"])}
+            return {"mean": float(acc["mean"]), "std": float(acc["std"]), "n": n_folds}
         accs = [float(f["accuracy"]) for f in center["folds"] if f["fold"] in folds]
     except (OSError, KeyError, TypeError, ValueError):
         return None
     if len(accs) != len(folds):
         return None
-    return {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "folds": sorted(folds),
-            "of": n_folds}
+    return {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "n": len(accs),
+            "folds": sorted(folds), "of": n_folds}
 
 
 def _probe_fold(cfg: LayersConfig, run: Any, fold: Any, rundir: RunDir,
@@ -831,8 +831,8 @@ def summarize(rundir: RunDir, layers: Sequence[str], folds: Sequence[int],
     """Collect ``results/fold<k>/<layer>.json`` into layers.json/.csv/.md/.png.
 
     Layers or folds without results are left out (a partial table says how many folds it has).
-    ``reference``: the fine-tuned networks' own accuracy ``{"mean", "std"}`` (and "folds", "of"
-    when the probed folds are some of the run's), quoted in the
+    ``reference``: the fine-tuned networks' own accuracy ``{"mean", "std", "n"}`` over ``n``
+    folds (and "folds", "of" when they are some of the run's), quoted in the
     Markdown table and drawn in the plot.
     """
     summary: dict[str, Any] = {}
@@ -921,8 +921,7 @@ def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig
     for name, entry in summary.items():
         cells = []
         for c in clfs:
-            cells.append(f"{entry[c]['mean']:.3f} +- {entry[c]['std']:.3f}" if c in entry
-                         else "")
+            cells.append(mean_std_text(entry[c], len(entry[c]["folds"])) if c in entry else "")
         if published:
             cells += [_published_cell(CAMPOS2015_TABLE2[name].get(c)) for c in clfs]
         n = max((len(entry[c]["folds"]) for c in clfs if c in entry), default=0)
@@ -934,8 +933,8 @@ def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig
             which = (f", fold{'s' if len(reference['folds']) > 1 else ''} "
                      f"{', '.join(map(str, reference['folds']))} of {reference['of']}")
         lines += ["", f"The fine-tuned networks themselves (their own softmax output, centre "
-                      f"crop, the run's summary.json{which}): {reference['mean']:.3f} +- "
-                      f"{reference['std']:.3f}."]
+                      f"crop, the run's summary.json{which}): "
+                      f"{mean_std_text(reference, reference.get('n', 2))}."]
     lines += [
         "",
         "Accuracy on each fold's test images (mean +- population std over folds), centre crop. "

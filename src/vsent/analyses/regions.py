@@ -65,6 +65,7 @@ from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
 from vsent.errors import VsentError
 from vsent.files import NPZ_READ_ERRORS, atomic_open, file_sha256
 from vsent.inference import infer, prefetch
+from vsent.metrics import mean_std_text
 
 __all__ = [
     "RANKINGS",
@@ -856,7 +857,7 @@ def _prediction_rows(run, res, at_k, detail, cfg, fold_index) -> list[dict]:
 
 
 def _fmt(s: dict) -> str:
-    return f"{100 * s['mean']:.2f} +- {100 * s['std']:.2f}"
+    return mean_std_text(s, len(s["folds"]), digits=2, scale=100)
 
 
 def _write_table(rd, table: dict, cfg: RegionConfig, run) -> None:
@@ -877,8 +878,8 @@ def _write_table(rd, table: dict, cfg: RegionConfig, run) -> None:
         "| method | accuracy | precision | recall | F1 |", "|---|---|---|---|---|",
     ]
     for m in table:
-        lines.append(f"| {m}: {METHODS[m]} | " + " | ".join(_fmt(table[m][k]) for k in metrics)
-                     + " |")
+        lines.append(f"| {m}: {METHODS[m]} | " + " | ".join(
+            _fmt({**table[m][k], "folds": table[m]["folds"]}) for k in metrics) + " |")
     row = "ft_obj_senti_lf_best"
     best = papers.SUN2016_TABLE1[row]
     quoted = ", ".join(f"{papers.SUN2016_COLUMNS[c]} {100 * best[c].mean:.2f} % (K = {best[c].k})"

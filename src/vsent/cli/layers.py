@@ -53,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vsent.analyses.layers import LayersConfig, ProbeConfig, layer_probes
+    from vsent.metrics import mean_std_text
 
     # the records validate every option (VsentError naming it)
     probe = ProbeConfig(Cs=tuple(args.Cs), inner_splits=args.inner_splits, seed=args.seed,
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     summary = layer_probes(cfg, args.out, progress=progress_enabled(args.no_progress),
                            overwrite=args.overwrite)
     for name, entry in summary.items():
-        cells = "  ".join(f"{c} {entry[c]['mean']:.3f} +- {entry[c]['std']:.3f}"
+        cells = "  ".join(f"{c} {mean_std_text(entry[c], len(entry[c]['folds']))}"
                           for c in probe.classifiers if c in entry)
         print(f"{name:<12} {cells}")
     print(f"results in {args.out}/layers.md")

@@ -78,6 +78,7 @@ def _given(args: argparse.Namespace, names: dict[str, str]) -> dict:
 def run(args: argparse.Namespace) -> int:
     from vsent.analyses.proposals import ProposalConfig
     from vsent.analyses.regions import RegionConfig, evaluate_regions
+    from vsent.metrics import mean_std_text
 
     proposals = ProposalConfig(**_given(args, {"n_proposals": "n_proposals",
                                                "max_side": "proposal_side",
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
                              progress=progress_enabled(args.no_progress))
     for method, summary in table.items():
         acc = summary["accuracy"]
-        print(f"{method:>14}: accuracy {acc['mean']:.4f} +- {acc['std']:.4f}", file=sys.stderr)
+        print(f"{method:>14}: accuracy "
+              f"{mean_std_text(acc, len(summary['folds']), digits=4)}", file=sys.stderr)
     print(f"results in {args.out}/table1.md, k_sweep.png", file=sys.stderr)
     return 0
