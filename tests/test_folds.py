@@ -57,6 +57,20 @@ def test_campos_drops_skipped_names_with_a_warning(twitter_like, caplog):
     assert re.search(r"test1/train\.txt: 1 name not in the dataset is left out", caplog.text)
 
 
+def test_a_campos_fold_file_naming_no_image_of_the_dataset_stops_at_its_line(twitter_like):
+    """trial32 #9: a typo in a fold file was a warning without a line, and the split changed
+    silently (the image was evaluated in no fold); only --skip-bad's images are left out."""
+    test2 = twitter_like / "folds" / "campos" / "five_agrees" / "test2" / "test.txt"
+    lines = test2.read_text().splitlines(keepends=True)
+    lines[2] = "nonexistent_image.jpg 1\n"
+    test2.write_text("".join(lines))
+    ds = load_dataset(twitter_like, validate=False)
+    with pytest.raises(DataError, match=re.escape(
+            f"{test2}:3: nonexistent_image.jpg is not an image of the dataset "
+            f"({ds.root})")):
+        make_folds(ds, "campos")
+
+
 def test_campos_needs_the_twitter_layout(learnable_dataset):
     ds = load_dataset(learnable_dataset, validate=False)
     with pytest.raises(DataError, match=re.escape(

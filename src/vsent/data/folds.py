@@ -240,7 +240,10 @@ def _read_fold_file(path: Path, dataset: Dataset, index: dict[str, int]) -> np.n
                             f"{len(fields)} fields")
         name = fields[0]
         i = index.get(name)
-        if i is None:
+        if i is None and not dataset.skipped:  # a typo, or fold files of other data
+            raise DataError(f"{path}:{lineno}: {name} is not an image of the dataset "
+                            f"({dataset.root})")
+        if i is None:  # an image --skip-bad left out: so is its place in the split
             unknown.append(name)
             continue
         if len(fields) == 2 and fields[1] != str(dataset.labels[i]):
