@@ -285,6 +285,23 @@ def test_card_names_the_folds_only_when_a_fold_was_held_out(run_dir, tmp_path):
     assert card["training"]["folds"] is None and card["training"]["fold"] is None
     text = card_markdown(card)
     assert "Folds" not in text and "- Fold:" not in text and "- Training images: 16" in text
+    # trial32 #7: nothing held out is "none", not "not recorded"
+    assert card["training"]["n_test"] == 0
+    assert "- Held-out images: none (trained on every image)" in text
+
+
+def test_card_says_whence_a_fold_seed_comes(run_dir):
+    """trial32 #6: a fold model's "seed=2" read as the run's seed (crossval trains fold k with
+    seed x 1000 + k): a user passing --seed 2 would make another run."""
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "seed": 0}))
+    save_checkpoint(run_dir / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
+                    run=str(run_dir), train={**config["train"], "seed": 2}, subset="four")
+    text = card_markdown(model_card(run_dir / "fold2" / "model.pt"))
+    assert "- Seed: 2 is fold 2's, from the run's seed 0 (seed x 1000 + fold)" in text
+    save_checkpoint(run_dir / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
+                    run=str(run_dir), train={**config["train"], "seed": 7}, subset="four")
+    assert "- Seed:" not in card_markdown(model_card(run_dir / "fold2" / "model.pt"))
 
 
 def test_card_says_vsent_warps_bilinearly_and_what_the_weights_were_trained_with(tmp_path):

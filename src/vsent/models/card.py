@@ -12,7 +12,7 @@ JSON-able dict (layout below); ``card_markdown(card)`` renders it for people::
      "model": {"name", "family", "num_classes", "class_names", "options"},
      "weights": {"init", "source", "library", "tag", "licence", "location"},
      "training": {"command", "how", "dataset", "subset", "folds", "fold", "n_train", "n_test",
-                  "train"},
+                  "train", "run_seed" (when train.seed is the fold's seed derived from it)},
      "metrics": {"evaluation", "accuracy": {"mean", "std"}, ..., "n_folds", "fold": {...}}
                 | {"evaluation", "held_out_fold", "held_out": {"center": {"accuracy", ...},
                    "ten_crop", ["fused_center", "fused_ten_crop"]}} (finetune --fold K) | None,
@@ -259,9 +259,13 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     trained = t.get("how") != "zero-shot"  # "Training: zero-shot" says it: no images, no solver
     if trained:
         lines.append(_item("Training images", t.get("n_train")))
-    lines.append(_item("Held-out images", t.get("n_test")))
+    lines.append(_item("Held-out images", "none (trained on every image)" if t.get("n_test") == 0
+                       else t.get("n_test")))
     if trained:
         lines.append(_item("Training settings", _inline(t["train"]) if t.get("train") else None))
+    if trained and t.get("run_seed") is not None:
+        lines.append(f"- Seed: {t['train']['seed']} is fold {t['fold']}'s, from the run's seed "
+                     f"{t['run_seed']} (seed x 1000 + fold)")
     metrics = card.get("metrics")
     if metrics and metrics.get("held_out"):  # finetune --fold K: one fold, no mean over folds
         lines += ["", f"## Held-out fold {metrics.get('held_out_fold')}", "",
@@ -354,6 +358,13 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
                 n_train, n_test = len(f.get("train", [])), len(f.get("test", []))
     how = meta.get("training")  # fine-tuning, frozen features + head, zero-shot, ...
     trained = how != "zero-shot"  # a zero-shot model saw no training image and no solver
+    if "fold" in meta and meta["fold"] is None and meta.get("n_train") is not None:
+        n_test = 0  # vsent finetune without --fold: every image trained, none held out
+    train = meta.get("train", config.get("train")) if trained else None
+    run_seed = config.get("seed")
+    # crossval trains fold k with seed x 1000 + k: the card says whence the fold's seed comes
+    fold_seed = (fold is not None and isinstance(train, Mapping) and isinstance(run_seed, int)
+                 and train.get("seed") == run_seed * 1000 + fold)
     return {
         "command": config.get("command"),
         "dataset": meta.get("data", config.get("data")),
@@ -364,7 +375,8 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
         "how": how,
         "n_train": meta.get("n_train", n_train) if trained else None,
         "n_test": meta.get("n_test", n_test),
-        "train": meta.get("train", config.get("train")) if trained else None,
+        "train": train,
+        "run_seed": run_seed if fold_seed else None,
     }
 
 
