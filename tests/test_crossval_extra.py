@@ -129,6 +129,8 @@ def test_fusion_summary_keys_and_arithmetic(make_twitter_like, tmp_path, caplog)
     assert json.loads((out / "summary.json").read_text())["fusion"] == fusion
     md = (out / "summary.md").read_text()
     assert "## Late fusion with cues" in md and f"{fusion['fused']['accuracy']['mean']:.3f}" in md
+    # trial32 #8: the table that opens the page is the CNN's, and says so
+    assert md.splitlines()[0].endswith("; the CNN alone (fused late with cues below)")
 
     with (out / "predictions.csv").open() as f:
         cnn = {r["name"]: r for r in csv.DictReader(f)}

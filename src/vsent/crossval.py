@@ -380,6 +380,8 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     if cfg.fusion:  # late fusion with a hand-crafted classifier (the rule fixed in advance)
         summary["fusion"], fusion_md = _fuse(cfg, run, progress)
         extra_md += "\n" + fusion_md
+    if cfg.fusion:  # the table opens the page: say it is not the run's (fused) result
+        title += f"; the CNN alone (fused late with {cfg.fusion} below)"
     write_summary(run, summary, title, extra_md=extra_md)
     c, t = summary["center"]["accuracy"], summary["ten_crop"]["accuracy"]
     log.info("accuracy over %d folds%s: centre crop %.3f +- %.3f, 10-crop %.3f +- %.3f",
