@@ -164,7 +164,7 @@ def test_cli_lists_and_cleans(folder, capsys):
     assert f"would remove {folder['images'].name} (0.0 MB" in out and folder["images"].exists()
     assert main(["cache", "--dir", str(root), "--clean", "30"]) == 0
     out = capsys.readouterr().out
-    assert "removed 1 entries" in out and not folder["images"].exists()
+    assert "removed 1 entry," in out and not folder["images"].exists()
 
 
 @pytest.mark.parametrize("days", ["-1", "soon", "nan"])

@@ -109,8 +109,11 @@ def test_runs_on_other_images_folds_or_labels_are_refused_by_name(tmp_path):
                        match=r"moved: image im00.jpg is fold 2 label 1, in .*a it is fold 1 "
                              r"label 1"):
         compare_runs(a, moved)
-    with pytest.raises(VsentError, match=r"nothing: not a finished run"):
-        compare_runs(a, tmp_path / "nothing")
+    with pytest.raises(VsentError, match=r"nothing: no such file or directory"):
+        compare_runs(a, tmp_path / "nothing")  # (trial32 #13: "not a finished run")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VsentError, match=r"empty: not a finished run"):
+        compare_runs(a, tmp_path / "empty")
     # killed during a crossval --fusion: its predictions.csv is the CNN's, not the fused one
     unfinished = _run(tmp_path / "unfinished", A, labels=LABELS, folds=FOLDS)
     (unfinished / "summary.json").unlink()
@@ -147,6 +150,10 @@ def test_cli_prints_the_comparison_and_writes_json(tmp_path, capsys):
     assert "B - A: +0.200; right only in A: 2 images, only in B: 4; exact McNemar p = 0.688" in out
     assert "per fold (B - A): -0.400 +0.800; mean +0.200 +- 0.600" in out
     assert json.loads((tmp_path / "c.json").read_text())["b_only"] == 4
+    assert main(["compare", str(a), str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"vsent: error: {tmp_path / 'missing'}: no such file or directory"]
+    (tmp_path / "missing").mkdir()
     assert main(["compare", str(a), str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"vsent: error: {tmp_path / 'missing'}: not a finished run (needs "

@@ -45,6 +45,8 @@ def check_finished_run(run: str | os.PathLike, kind: str = "run",
     holds every file of ``files``. The one check of compare, ensemble and fuse (fuse_run,
     which crossval --fusion calls before its summary.json exists, asks for fewer files)."""
     run = Path(run)
+    if not run.exists():  # (a typo: "not a finished run" would send the user looking in it)
+        raise VsentError(f"{run}: no such file or directory")
     if not all((run / name).is_file() for name in files):
         needs = ", ".join(files[:-1]) + f" and {files[-1]}" if len(files) > 1 else files[0]
         raise VsentError(f"{run}: not a finished {kind} (needs {needs})")

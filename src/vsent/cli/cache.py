@@ -65,7 +65,8 @@ def run_cache(args: argparse.Namespace) -> int:
     for e, why in failed:
         print(f"cannot remove {e.path}: {why}")
     freed = sum(e.size for e in removed)
-    print(f"{root}: {verb} {len(removed)} entries, {_mb(freed)}; {_mb(before - freed)} left")
+    print(f"{root}: {verb} {len(removed)} {_entries(len(removed)).rstrip()}, {_mb(freed)}; "
+          f"{_mb(before - freed)} left")
     return 3 if failed else 0
 
 
@@ -75,9 +76,15 @@ def _print_totals(entries: list) -> None:
         kinds.setdefault(e.kind, []).append(e)
     for kind, group in sorted(kinds.items()):
         first, last = min(e.last_used for e in group), max(e.last_used for e in group)
-        print(f"  {kind:<10} {len(group):>5} entries {_mb(sum(e.size for e in group)):>10}  "
+        print(f"  {kind:<10} {len(group):>5} {_entries(len(group))} "
+              f"{_mb(sum(e.size for e in group)):>10}  "
               f"last used {_when(first)} .. {_when(last)}")
-    print(f"  {'total':<10} {len(entries):>5} entries {_mb(sum(e.size for e in entries)):>10}")
+    print(f"  {'total':<10} {len(entries):>5} {_entries(len(entries))} "
+          f"{_mb(sum(e.size for e in entries)):>10}")
+
+
+def _entries(n: int) -> str:
+    return "entry  " if n == 1 else "entries"  # (padded: the columns stay aligned)
 
 
 def _mb(n: int) -> str:
