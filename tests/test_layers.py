@@ -679,3 +679,24 @@ def test_too_many_inner_splits_are_refused_before_any_extraction(tmp_path, run_d
                                          r"fewer than --inner-splits 50"):
         layer_probes(cfg, tmp_path / "layers", progress=False)
     assert not (tmp_path / "layers").exists()
+
+
+def test_fits_that_hit_the_iteration_cap_are_said_in_the_table(caplog):
+    """trial32 #10: a probe stopped by max_iter was recorded only in layers.json."""
+    def fold(k, converged):
+        return {"fold": k, "accuracy": 0.7, "precision": 0.7, "recall": 0.7, "f1": 0.7,
+                "C": 1.0, "inner_accuracy": 0.7, "converged": converged}
+
+    entry = {"mean": 0.7, "std": 0.0}
+    summary = {"conv1": {"dim": 10, "pooled": None,
+                         "svm": {**entry, "folds": [fold(1, True), fold(2, False)]},
+                         "softmax": {**entry, "folds": [fold(1, True), fold(2, True)]}},
+               "fc": {"dim": 2, "pooled": None,
+                      "svm": {**entry, "folds": [fold(1, False), fold(2, True)]}}}
+    assert L.unconverged(summary) == ["conv1 linear SVM fold 2", "fc linear SVM fold 1"]
+    md = L.layers_markdown(summary, ProbeConfig(max_iter=50))
+    assert ("The solver's iteration cap (max_iter = 50) was reached in 2 fits: conv1 linear "
+            "SVM fold 2, fc linear SVM fold 1 (`converged: false` in layers.json).") in md
+    summary["fc"]["svm"]["folds"][0]["converged"] = True
+    summary["conv1"]["svm"]["folds"][1]["converged"] = True
+    assert "iteration cap" not in L.layers_markdown(summary, ProbeConfig())

@@ -825,6 +825,14 @@ def _extract_fold(cfg: LayersConfig, run: Any, fold: Any, rows: np.ndarray, n_tr
 # summary: layers.json, layers.csv, layers.md, layers.png
 
 
+def unconverged(summary: Mapping[str, Any]) -> list[str]:
+    """The fits of a layers summary that hit the solver's iteration cap, as
+    ``"<layer> <classifier> fold <k>"``."""
+    return [f"{name} {_NAMES[clf]} fold {f['fold']}" for name, entry in summary.items()
+            for clf in CLASSIFIERS if clf in entry
+            for f in entry[clf]["folds"] if f.get("converged") is False]
+
+
 def summarize(rundir: RunDir, layers: Sequence[str], folds: Sequence[int],
               probe: ProbeConfig = ProbeConfig(), *,
               reference: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -857,6 +865,10 @@ def summarize(rundir: RunDir, layers: Sequence[str], folds: Sequence[int],
             }
         summary[name] = entry
     rundir.write_json("layers.json", summary)
+    capped = unconverged(summary)
+    if capped:
+        log.warning("the iteration cap (max_iter = %d) was reached in %d fit(s): %s",
+                    probe.max_iter, len(capped), ", ".join(capped))
     _write_csv(rundir, summary, probe)
     rundir.write_text("layers.md", layers_markdown(summary, probe, rundir, reference=reference))
     if summary:
@@ -927,6 +939,11 @@ def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig
         n = max((len(entry[c]["folds"]) for c in clfs if c in entry), default=0)
         dim = f"{entry['dim']:,}" + (" (pooled)" if entry.get("pooled") else "")
         lines.append(f"| {name} | {dim} | " + " | ".join(cells) + f" | {n} |")
+    capped = unconverged(summary)
+    if capped:  # a fit stopped by max_iter: its accuracy may be below the probe's own
+        lines += ["", f"The solver's iteration cap (max_iter = {probe.max_iter}) was reached in "
+                      f"{len(capped)} fit{'s' if len(capped) > 1 else ''}: "
+                      f"{', '.join(capped)} (`converged: false` in layers.json)."]
     if reference is not None:
         which = ""
         if "folds" in reference:  # a subset of the run's folds: the same ones as the probes
