@@ -17,8 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Compare run B with run A (crossval, ensemble or fuse run directories "
                     "evaluated on the same images and folds): both accuracies, the images "
                     "only one of them gets right, the exact McNemar test of those counts and "
-                    "the per-fold differences. One run B: its p-value is for one pair chosen "
-                    "in advance; several: also corrected over them as one family (Holm).")
+                    "the per-fold differences (printed for one run B; with several, in "
+                    "--json). One run B: its p-value is for one pair chosen in advance; "
+                    "several: also corrected over them as one family (Holm).")
     p.add_argument("run_a", help="the reference run directory (A)")
     p.add_argument("run_b", nargs="+",
                    help="the run compared with it (B); several: one table, each compared with "
