@@ -69,6 +69,13 @@ def test_a_campos_fold_file_naming_no_image_of_the_dataset_stops_at_its_line(twi
             f"{test2}:3: nonexistent_image.jpg is not an image of the dataset "
             f"({ds.root})")):
         make_folds(ds, "campos")
+    # also when --skip-bad left another image out (review32b #1): only that one is dropped
+    victim = _fold_names(twitter_like, "five", 1, "test")[0]
+    (twitter_like / "images" / victim).write_bytes(b"")
+    ds = load_dataset(twitter_like, skip_bad=True)
+    assert victim not in ds.names and ds.skipped
+    with pytest.raises(DataError, match=re.escape(f"{test2}:3: nonexistent_image.jpg is not")):
+        make_folds(ds, "campos")
 
 
 def test_campos_needs_the_twitter_layout(learnable_dataset):

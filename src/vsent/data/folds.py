@@ -230,9 +230,19 @@ def _campos_folds(dataset: Dataset) -> list[Fold]:
     return _check_tests_disjoint(folds, str(folder), dataset.names)
 
 
+def _listed(dataset: Dataset) -> set[str]:
+    """The names that the Twitter subset's label file lists (with those --skip-bad left out);
+    the dataset's own names when it has skipped nothing."""
+    if not dataset.skipped:
+        return set(dataset.names)
+    label_file = dataset.root / "ground_truth" / f"twitter_{dataset.subset}_agrees.txt"
+    return {line.split()[0] for _, line in read_label_lines(label_file)}
+
+
 def _read_fold_file(path: Path, dataset: Dataset, index: dict[str, int]) -> np.ndarray:
     out: list[int] = []
     unknown: list[str] = []
+    listed: set[str] | None = None  # read at the first name not in the dataset
     for lineno, line in read_label_lines(path):  # blank lines skipped; errors name the file
         fields = line.split()
         if len(fields) > 2:
@@ -240,10 +250,12 @@ def _read_fold_file(path: Path, dataset: Dataset, index: dict[str, int]) -> np.n
                             f"{len(fields)} fields")
         name = fields[0]
         i = index.get(name)
-        if i is None and not dataset.skipped:  # a typo, or fold files of other data
+        if i is None and listed is None:
+            listed = _listed(dataset)
+        if i is None and name not in listed:  # a typo, or fold files of other data
             raise DataError(f"{path}:{lineno}: {name} is not an image of the dataset "
                             f"({dataset.root})")
-        if i is None:  # an image --skip-bad left out: so is its place in the split
+        if i is None:  # listed, but left out by --skip-bad: so is its place in the split
             unknown.append(name)
             continue
         if len(fields) == 2 and fields[1] != str(dataset.labels[i]):
