@@ -487,7 +487,7 @@ def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, make_learnab
     on_original = save_checkpoint(tmp_path / "original.pt", create_model("smallcnn", widths=[8]),
                                   data=str(twitter_like), subset="five", data_sha256=sha)
     with pytest.raises(VsentError, match=r"original.pt was trained on .*, which holds \d+ of "
-                                         r"the images of .*copy of twitter \(e.g. "):
+                                         r"the images of .*copy of twitter \(five-agree; e.g. "):
         check_other_data(on_original, load_checkpoint(on_original)[1], str(copy))
     # trial32 #3: weak-label data (a CSV) that lists a few Twitter images, under other names
     weak = tmp_path / "weak"
@@ -502,9 +502,22 @@ def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, make_learnab
     assert main([*base, "--model", str(on_weak), "--out", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err
     assert f"weak.pt was trained on {weak / 'weak.csv'}, which holds 2 of the images of " \
-           f"{twitter_like} (e.g. {weak / 'flickr0.jpg'} is {some[0]}): the test folds would " \
-           "hold training images" in err
+           f"{twitter_like} (five/four/three-agree; e.g. {weak / 'flickr0.jpg'} is {some[0]}, " \
+           f"{weak / 'flickr1.jpg'} is {some[1]}): the test folds would hold training " \
+           "images" in err
     assert not (tmp_path / "w").exists()
+    # readable weak-label data without any of them passes (review32b #6)
+    (weak / "weak.csv").write_text("path,label\nother.jpg,1\n")
+    check_other_data(on_weak, load_checkpoint(on_weak)[1], str(twitter_like))  # no error
+    # an image of the three-agree subset alone is in no five-agree test fold (review32b #2)
+    five_names = set(load_dataset(twitter_like, "five", validate=False).names)
+    three_only = next(p for p in load_dataset(twitter_like, "three", validate=False).paths
+                      if p.name not in five_names)
+    shutil.copy(three_only, weak / "flickr9.jpg")
+    (weak / "weak.csv").write_text("path,label\nother.jpg,1\nflickr9.jpg,0\n")
+    check_other_data(on_weak, load_checkpoint(on_weak)[1], str(twitter_like), ("five",))
+    with pytest.raises(VsentError, match=r"which holds 1 of the images of .* \(three-agree; "):
+        check_other_data(on_weak, load_checkpoint(on_weak)[1], str(twitter_like), ("three",))
     # a folder dataset has no agreement subsets: its rows would stand beside the paper's
     folder = make_learnable(tmp_path / "folder", n_pos=4, n_neg=4)
     argv = [*base, "--model", str(ckpt), "--out", str(tmp_path / "g")]

@@ -995,8 +995,10 @@ def plot_layers(summary: Mapping[str, Any], path: str | Path,
             ax.errorbar(xs + (i - 0.5) * 0.08, ms, yerr=ss, marker="o", capsize=3,
                         label=_NAMES[clf])
     if reference is not None:
+        which = f" (folds {', '.join(map(str, reference['folds']))})" if "folds" in reference \
+            else ""  # (some of the run's folds: those probed)
         ax.axhline(reference["mean"], color="gray", linestyle="--", linewidth=1,
-                   label="fine-tuned network")
+                   label=f"fine-tuned network{which}")
     ax.set_xticks(x, names, rotation=45, ha="right")
     ax.set_xlabel("layer (depth)")
     ax.set_ylabel("test accuracy")

@@ -561,12 +561,17 @@ def checkpoint_spec(path: str | Path) -> tuple[str, dict[str, Any], dict[str, An
     return name, spec, meta
 
 
-def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str) -> None:
+def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
+                     subsets: Sequence[str] = ("five",)) -> None:
     """Refuse a checkpoint whose metadata says it was trained on ``data`` itself (``vsent
-    pcnn`` and crossval record it): every test fold would hold images it was trained on.
+    pcnn`` and crossval record it), or on data that holds some of the images of ``data``'s
+    ``subsets``: their test folds would hold images it was trained on.
 
     The same data is the same path, or a copy elsewhere: the same subset with the same
-    :meth:`~vsent.data.datasets.Dataset.fingerprint` (names, labels and file sizes).
+    :meth:`~vsent.data.datasets.Dataset.fingerprint` (names, labels and file sizes). Other
+    data shares an image when a file of it has the same bytes as one of ``data``'s
+    (:func:`shared_images`); training data that cannot be read here is not checked (a
+    warning says so).
     """
     trained_on = meta.get("data")
     if not isinstance(trained_on, str):
@@ -586,23 +591,32 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str) -> No
                          f"transfer needs a model trained on other data")
     # other data that holds some of these images (Twitter I images listed in a weak-label
     # CSV, copied into a folder of Flickr images): those are in the test folds too
+    logging.disable(logging.WARNING)  # (skip_bad: not a warning per missing weak-label row)
     try:
         trained = load_dataset(trained_on, meta.get("subset") or "five", skip_bad=True,
                                validate=False)
     except VsentError:
+        trained = None
+    finally:
+        logging.disable(logging.NOTSET)
+    if trained is None:
         log.warning("%s was trained on %s, which cannot be read here: its images are not "
                     "checked against %s's test images", path, trained_on, data)
         return
     try:
-        target = load_dataset(data, "three", skip_bad=True, validate=False)  # (all subsets)
+        targets = [load_dataset(data, s, validate=False).paths for s in subsets]
     except VsentError:
-        return  # (its own errors come when it is loaded to be fine-tuned)
-    shared = shared_images(trained.paths, target.paths)
+        return  # (its own error comes when it is loaded to be fine-tuned)
+    log.info("checking the %d training images of %s against %s's", len(trained.paths),
+             trained_on, data)
+    shared = shared_images(trained.paths, sorted({str(p) for t in targets for p in t}))
     if shared:
-        theirs, ours = shared[0]
-        raise VsentError(f"{path} was trained on {trained_on}, which holds {len(shared)} of "
-                         f"the images of {data} (e.g. {theirs} is {ours}): the test folds would "
-                         f"hold training images. Leave them out of its training data")
+        n = len({y for _, y in shared})  # (a training set may hold an image twice)
+        pairs = ", ".join(f"{theirs} is {ours}" for theirs, ours in shared[:3])
+        raise VsentError(f"{path} was trained on {trained_on}, which holds {n} of the images of "
+                         f"{data} ({'/'.join(subsets)}-agree; e.g. {pairs}"
+                         f"{', ...' if len(shared) > 3 else ''}): the test folds would hold "
+                         f"training images. Leave them out of its training data")
 
 
 def shared_images(a: Sequence[str | Path], b: Sequence[str | Path]) -> list[tuple[str, str]]:
@@ -656,7 +670,7 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
         raise VsentError(f"pcnn-transfer fine-tunes on Twitter I's agreement subsets; "
                          f"{cfg.data} is a {first.source} dataset (use vsent crossval "
                          f"--init {cfg.model} for other data)")
-    check_other_data(ckpt, meta, cfg.data)
+    check_other_data(ckpt, meta, cfg.data, cfg.subsets)
     run = open_run_dir(out, {"command": "pcnn-transfer", **cfg.to_dict(), "model": str(ckpt)},
                        resume=resume, overwrite=overwrite, done="transfer.json")
     cfg = with_stored_momentum_form(cfg, run.config)  # a run made before the option

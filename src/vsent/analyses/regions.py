@@ -795,9 +795,9 @@ def evaluate_regions(
         if cfg.overlays:
             _write_overlays(rd, run, all_res, cfg)
         rd.write_json("config.json", config)
-        ar = table["ar"]["accuracy"]
-        log.info("regions: global %.3f, AR late fusion (K=%d) %.3f +- %.3f  [%s]",
-                 table["global"]["accuracy"]["mean"], cfg.k, ar["mean"], ar["std"], rd.path)
+        log.info("regions: global %.3f, AR late fusion (K=%d) %s  [%s]",
+                 table["global"]["accuracy"]["mean"], cfg.k,
+                 mean_std_text(table["ar"]["accuracy"], len(table["ar"]["folds"])), rd.path)
         return table
 
 

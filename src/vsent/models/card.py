@@ -358,7 +358,7 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
                 n_train, n_test = len(f.get("train", [])), len(f.get("test", []))
     how = meta.get("training")  # fine-tuning, frozen features + head, zero-shot, ...
     trained = how != "zero-shot"  # a zero-shot model saw no training image and no solver
-    if "fold" in meta and meta["fold"] is None and meta.get("n_train") is not None:
+    if trained and "fold" in meta and meta["fold"] is None and meta.get("n_train") is not None:
         n_test = 0  # vsent finetune without --fold: every image trained, none held out
     train = meta.get("train", config.get("train")) if trained else None
     run_seed = config.get("seed")
