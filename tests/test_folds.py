@@ -76,6 +76,14 @@ def test_a_campos_fold_file_naming_no_image_of_the_dataset_stops_at_its_line(twi
     assert victim not in ds.names and ds.skipped
     with pytest.raises(DataError, match=re.escape(f"{test2}:3: nonexistent_image.jpg is not")):
         make_folds(ds, "campos")
+    # an image whose line was taken out of the label file is left out, with the warning
+    test2.write_text("".join(lines[:2] + lines[3:]))
+    five = twitter_like / "ground_truth" / "twitter_five_agrees.txt"
+    gone = five.read_text().splitlines()[1].split()[0]
+    five.write_text("".join(x + "\n" for x in five.read_text().splitlines() if gone not in x))
+    ds = load_dataset(twitter_like, skip_bad=True)
+    assert gone not in ds.names
+    make_folds(ds, "campos")  # no error
 
 
 def test_campos_needs_the_twitter_layout(learnable_dataset):

@@ -10,6 +10,7 @@ a dataset of another title (another agreement subset, another CSV) logs a warnin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -231,12 +232,15 @@ def _campos_folds(dataset: Dataset) -> list[Fold]:
 
 
 def _listed(dataset: Dataset) -> set[str]:
-    """The names that the Twitter subset's label file lists (with those --skip-bad left out);
-    the dataset's own names when it has skipped nothing."""
-    if not dataset.skipped:
-        return set(dataset.names)
+    """The names a campos fold file may give beyond the dataset's images, left out of the
+    split with a warning: those the subset's label file lists (--skip-bad left them out) and
+    the files in ``images/`` (a line taken out of the label file). Any other is a typo, or a
+    fold file of other data."""
     label_file = dataset.root / "ground_truth" / f"twitter_{dataset.subset}_agrees.txt"
-    return {line.split()[0] for _, line in read_label_lines(label_file)}
+    names = {line.split()[0] for _, line in read_label_lines(label_file)}
+    with contextlib.suppress(OSError):
+        names.update(os.listdir(dataset.root / "images"))
+    return names
 
 
 def _read_fold_file(path: Path, dataset: Dataset, index: dict[str, int]) -> np.ndarray:
@@ -255,7 +259,7 @@ def _read_fold_file(path: Path, dataset: Dataset, index: dict[str, int]) -> np.n
         if i is None and name not in listed:  # a typo, or fold files of other data
             raise DataError(f"{path}:{lineno}: {name} is not an image of the dataset "
                             f"({dataset.root})")
-        if i is None:  # listed, but left out by --skip-bad: so is its place in the split
+        if i is None:  # an image the dataset leaves out: so is its place in the split
             unknown.append(name)
             continue
         if len(fields) == 2 and fields[1] != str(dataset.labels[i]):
