@@ -205,6 +205,16 @@ def test_resume_with_no_run_there_says_it_starts_a_new_one(tmp_path, caplog):
     with caplog.at_level("INFO", logger="vsent"):
         assert _open(tmp_path / "fused", resume=True, resume_asked=False).status == "new"
     assert "no run there yet" not in caplog.text
+    # a run stopped before its first result, resumed: one line, not two that disagree
+    # (trial32 #13: "replacing a run that wrote no results", then "no run there yet")
+    run = tmp_path / "stopped"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(CFG))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="vsent"):
+        assert _open(run, resume=True).status == "new"
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [f"{run}: --resume: the run there wrote no results; starting it again"]
 
 
 def test_overwrite_never_deletes_what_the_run_reads(tmp_path):

@@ -672,8 +672,9 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
     log = logging.getLogger("vsent")
     if action == "overwrite":
         shutil.rmtree(out)
-    elif action == "replace":
-        log.info("%s: replacing a run that wrote no results", out)
+    elif action == "replace":  # (one line: not also "no run there yet" below)
+        log.info("%s: %s", out, "--resume: the run there wrote no results; starting it again"
+                 if resume and resume_asked else "replacing a run that wrote no results")
         for name in RECORDS:
             if (out / name).is_symlink() or not (out / name).is_dir():  # (an empty folder of
                 (out / name).unlink(missing_ok=True)                   # that name: below)
@@ -682,7 +683,7 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
                 p.rmdir()
     if action in ("overwrite", "replace", "new"):
         rd = RunDir(out, config=config)
-        if resume and resume_asked:  # a typo in --out would start hours of work unannounced
+        if resume and resume_asked and action == "new":  # a typo in --out: hours of work
             log.info("%s: --resume, but no run there yet; starting a new one", out)
         rd.status = "new"
         rd.config = config
