@@ -591,6 +591,7 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
                          f"transfer needs a model trained on other data")
     # other data that holds some of these images (Twitter I images listed in a weak-label
     # CSV, copied into a folder of Flickr images): those are in the test folds too
+    disabled = logging.root.manager.disable  # (restored as it was)
     logging.disable(logging.WARNING)  # (skip_bad: not a warning per missing weak-label row)
     try:
         trained = load_dataset(trained_on, meta.get("subset") or "five", skip_bad=True,
@@ -598,7 +599,7 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
     except VsentError:
         trained = None
     finally:
-        logging.disable(logging.NOTSET)
+        logging.disable(disabled)
     if trained is None:
         log.warning("%s was trained on %s, which cannot be read here: its images are not "
                     "checked against %s's test images", path, trained_on, data)
