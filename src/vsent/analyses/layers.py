@@ -951,7 +951,7 @@ def layers_markdown(summary: Mapping[str, Any], probe: ProbeConfig = ProbeConfig
                      f"{', '.join(map(str, reference['folds']))} of {reference['of']}")
         lines += ["", f"The fine-tuned networks themselves (their own softmax output, centre "
                       f"crop, the run's summary.json{which}): "
-                      f"{mean_std_text(reference, reference.get('n', 2))}."]
+                      f"{mean_std_text(reference, reference.get('n', 0))}."]  # (0: unknown)
     lines += [
         "",
         "Accuracy on each fold's test images (mean +- population std over folds), centre crop. "

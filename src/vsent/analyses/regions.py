@@ -856,8 +856,8 @@ def _prediction_rows(run, res, at_k, detail, cfg, fold_index) -> list[dict]:
     return rows
 
 
-def _fmt(s: dict) -> str:
-    return mean_std_text(s, len(s["folds"]), digits=2, scale=100)
+def _fmt(s: dict, n_folds: int) -> str:
+    return mean_std_text(s, n_folds, digits=2, scale=100)
 
 
 def _write_table(rd, table: dict, cfg: RegionConfig, run) -> None:
@@ -878,8 +878,9 @@ def _write_table(rd, table: dict, cfg: RegionConfig, run) -> None:
         "| method | accuracy | precision | recall | F1 |", "|---|---|---|---|---|",
     ]
     for m in table:
-        lines.append(f"| {m}: {METHODS[m]} | " + " | ".join(
-            _fmt({**table[m][k], "folds": table[m]["folds"]}) for k in metrics) + " |")
+        n = len(table[m]["folds"])
+        lines.append(f"| {m}: {METHODS[m]} | " + " | ".join(_fmt(table[m][k], n)
+                                                            for k in metrics) + " |")
     row = "ft_obj_senti_lf_best"
     best = papers.SUN2016_TABLE1[row]
     quoted = ", ".join(f"{papers.SUN2016_COLUMNS[c]} {100 * best[c].mean:.2f} % (K = {best[c].k})"
