@@ -29,6 +29,11 @@ MAX_SEED = 2**32 - 1
 MAX_TRAIN_SEED = 2**63 - 1
 
 
+def fold_seed(seed: int, fold: int) -> int:
+    """The training seed of crossval's fold ``fold`` (1-based) in a run of seed ``seed``."""
+    return seed * 1000 + fold
+
+
 def check_seed(seed: Any, limit: int = MAX_SEED) -> None:
     """Raise VsentError unless ``seed`` is an integer in 0 .. ``limit`` (a negative or huge
     seed would stop a run at its first scikit-learn step, after hours of work)."""

@@ -31,7 +31,13 @@ import torch
 from torch import nn
 
 from vsent import distributed
-from vsent.config import NOT_COMPARED, RunConfig, TrainConfig, with_stored_momentum_form
+from vsent.config import (
+    NOT_COMPARED,
+    RunConfig,
+    TrainConfig,
+    fold_seed,
+    with_stored_momentum_form,
+)
 from vsent.data.cache import image_cache
 from vsent.data.datasets import Dataset, load_dataset
 from vsent.data.extra import JointSet, extra_train_set, progressive_filter, with_extra
@@ -380,7 +386,7 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     if cfg.fusion:  # late fusion with a hand-crafted classifier (the rule fixed in advance)
         summary["fusion"], fusion_md = _fuse(cfg, run, progress)
         extra_md += "\n" + fusion_md
-    if cfg.fusion:  # the table opens the page: say it is not the run's (fused) result
+        # the table opens the page: say it is not the run's (fused) result
         title += f"; the CNN alone (fused late with {cfg.fusion} below)"
     write_summary(run, summary, title, extra_md=extra_md)
     c, t = summary["center"]["accuracy"], summary["ten_crop"]["accuracy"]
@@ -437,7 +443,7 @@ def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None,
               earlier_seconds: float = 0.0, init_sha256: str | None = None) -> dict:
     timer = Timer()
     fdir = fold_dir(run.path, fold.index)
-    train_cfg = cfg.train.replace(seed=cfg.seed * 1000 + fold.index)
+    train_cfg = cfg.train.replace(seed=fold_seed(cfg.seed, fold.index))
     model = fresh_model(cfg, train_cfg.seed)
     state = fdir / TRAIN_STATE
     if joint is None:

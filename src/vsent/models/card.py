@@ -38,6 +38,7 @@ from importlib import import_module, metadata
 from pathlib import Path
 from typing import Any
 
+from vsent.config import fold_seed
 from vsent.errors import VsentError, WeightsError, one_line
 from vsent.models.checkpoint import check_complete, read_checkpoint
 
@@ -362,9 +363,9 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
         n_test = 0  # vsent finetune without --fold: every image trained, none held out
     train = meta.get("train", config.get("train")) if trained else None
     run_seed = config.get("seed")
-    # crossval trains fold k with seed x 1000 + k: the card says whence the fold's seed comes
-    fold_seed = (fold is not None and isinstance(train, Mapping) and isinstance(run_seed, int)
-                 and train.get("seed") == run_seed * 1000 + fold)
+    # crossval trains fold k with a seed derived from the run's: the card says whence it comes
+    derived = (fold is not None and isinstance(train, Mapping) and isinstance(run_seed, int)
+               and train.get("seed") == fold_seed(run_seed, fold))
     return {
         "command": config.get("command"),
         "dataset": meta.get("data", config.get("data")),
@@ -376,7 +377,7 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
         "n_train": meta.get("n_train", n_train) if trained else None,
         "n_test": meta.get("n_test", n_test),
         "train": train,
-        "run_seed": run_seed if fold_seed else None,
+        "run_seed": run_seed if derived else None,
     }
 
 
