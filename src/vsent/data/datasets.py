@@ -291,8 +291,13 @@ def _shown(text: str) -> str:
     return text if text.isprintable() else repr(text)
 
 
+def twitter_label_file(root: Path, subset: str) -> Path:
+    """The label file of a Twitter I folder's agreement ``subset`` ("five", ...)."""
+    return root / "ground_truth" / f"twitter_{subset}_agrees.txt"
+
+
 def _read_twitter(root: Path, subset: str) -> tuple[list[Item], list[Problem]]:
-    label_file = root / "ground_truth" / f"twitter_{subset}_agrees.txt"
+    label_file = twitter_label_file(root, subset)
     images_dir = root / "images"
     rows = read_label_lines(label_file)
     if not rows:
@@ -360,6 +365,11 @@ def read_label_lines(path: Path) -> list[tuple[int, str]]:
     """
     text = read_text(path, "text file")
     return [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def label_file_names(path: Path) -> set[str]:
+    """First field of every non-blank line of a label file (whatever the rest of the line)."""
+    return {line.split()[0] for _, line in read_label_lines(path)}
 
 
 def read_text(path: Path, kind: str, errors: str = "strict") -> str:

@@ -47,7 +47,14 @@ from pathlib import Path
 import numpy as np
 
 from vsent.data._common import default_workers
-from vsent.data.datasets import SUBSETS, Dataset, describe, load_dataset, read_label_lines
+from vsent.data.datasets import (
+    SUBSETS,
+    Dataset,
+    describe,
+    label_file_names,
+    load_dataset,
+    twitter_label_file,
+)
 from vsent.data.folds import Fold
 from vsent.data.images import load_rgb, resize_rgb
 from vsent.errors import DataError, ImageError, VsentError
@@ -132,7 +139,7 @@ def extra_train_set(
     if big.source != "twitter":
         raise DataError(f"{root}: --extra-train needs the Twitter I layout (agreement subsets); "
                         f"this is a {big.source} dataset")
-    base_names = _label_file_names(root / "ground_truth" / f"twitter_{base_subset}_agrees.txt")
+    base_names = label_file_names(twitter_label_file(root, base_subset))
     keep = [i for i, n in enumerate(big.names) if n not in base_names]
     skipped = list(big.skipped)  # base images included: with_extra lists each once
 
@@ -157,11 +164,6 @@ def extra_train_set(
                  subset=f"{extra}-not-{base_subset}", skipped=skipped)
     log.info("extra training set: %s", describe(ds))
     return ds
-
-
-def _label_file_names(path: Path) -> set[str]:
-    """First field of every non-blank line of a label file (whatever the rest of the line)."""
-    return {line.split()[0] for _, line in read_label_lines(path)}
 
 
 def _sha1(path: Path) -> str:

@@ -21,7 +21,12 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from vsent.data._common import is_int_at_least
-from vsent.data.datasets import Dataset, read_label_lines
+from vsent.data.datasets import (
+    Dataset,
+    label_file_names,
+    read_label_lines,
+    twitter_label_file,
+)
 from vsent.errors import DataError, VsentError
 from vsent.files import atomic_write_text, expand_user
 
@@ -236,8 +241,7 @@ def _listed(dataset: Dataset) -> set[str]:
     split with a warning: those the subset's label file lists (--skip-bad left them out) and
     the files in ``images/`` (a line taken out of the label file). Any other is a typo, or a
     fold file of other data."""
-    label_file = dataset.root / "ground_truth" / f"twitter_{dataset.subset}_agrees.txt"
-    names = {line.split()[0] for _, line in read_label_lines(label_file)}
+    names = label_file_names(twitter_label_file(dataset.root, dataset.subset))
     with contextlib.suppress(OSError):
         names.update(os.listdir(dataset.root / "images"))
     return names
