@@ -506,10 +506,7 @@ def read_done(path: str | Path, fmt: str) -> Done:
         if fmt == "csv":
             reader = csv.reader(text)
             try:
-                header = next(reader, None)
-                if header is not None and tuple(header) != ROW_FIELDS:
-                    raise VsentError(f"--resume: {path}:1: not a vsent predict csv (header "
-                                     f"{','.join(header)!r}, expected {','.join(ROW_FIELDS)!r})")
+                next(reader, None)  # the header (_check_csv_head)
                 for rec in reader:
                     if len(rec) != len(ROW_FIELDS):
                         raise VsentError(f"--resume: {path}:{reader.line_num}: expected "
@@ -542,19 +539,20 @@ def read_done(path: str | Path, fmt: str) -> Done:
 
 
 def _check_csv_head(path: Path) -> None:
-    """VsentError unless ``path`` starts with vsent's csv header (or a part of it: a header
-    cut by a kill). Checked before the rows are counted: jsonl rows read as csv can hold no
-    complete csv row (a name with one double quote), and the whole file would be cut."""
+    """VsentError unless the first line of ``path`` is vsent's csv header (or a part of it
+    with no newline yet: a header cut by a kill). Checked before the rows are counted: jsonl
+    rows read as csv can hold no complete csv row (a name with one double quote), and the
+    whole file would be cut."""
     header = ",".join(ROW_FIELDS).encode()
     with path.open("rb") as f:
-        head = f.read(len(header) + 2)
-    if head.startswith(header) or header.startswith(head):
+        line = f.readline(4096)
+    first = line.rstrip(b"\r\n")
+    if first == header or (not line.endswith(b"\n") and header.startswith(first)):
         return
-    if head.lstrip().startswith(b"{"):  # (written with --format jsonl)
+    if first.lstrip().startswith(b"{"):  # (written with --format jsonl)
         raise VsentError(f"--resume: {path}:1: holds jsonl rows, not csv: add --format jsonl")
-    first = head.split(b"\n")[0].decode("utf-8", "replace").rstrip("\r")
-    raise VsentError(f"--resume: {path}:1: not a vsent predict csv (header {first!r}, "
-                     f"expected {header.decode()!r})")
+    raise VsentError(f"--resume: {path}:1: not a vsent predict csv (header "
+                     f"{first.decode('utf-8', 'replace')!r}, expected {header.decode()!r})")
 
 
 class _Limited(io.RawIOBase):
