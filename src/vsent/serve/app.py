@@ -327,16 +327,17 @@ class Service:
                                    "retry later or send fewer images") from None
 
     async def _predict(self, request: Request, uploads: list[tuple[UploadFile, bytes]],
-                       fields: dict[str, str]) -> tuple[int, dict[str, Any]]:
+                       fields: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         """The answer to a request whose form has been read."""
         unknown = sorted((set(fields) | set(request.query_params)) - set(OPTIONS))
         if unknown:
             raise HTTPProblem(422, f"unknown option {', '.join(map(repr, unknown))} (the options "
                                    f"are {', '.join(OPTIONS)})")
-        for k in OPTIONS:
-            if len(request.query_params.getlist(k)) + (k in fields) > 1:
+        given = {k: [*fields.get(k, []), *request.query_params.getlist(k)] for k in OPTIONS}
+        for k, values in given.items():
+            if len(values) > 1:  # explain=true and explain=false: which one was meant?
                 raise HTTPProblem(422, f"option {k!r} given twice")
-        opts = {k: _flag(k, fields.get(k, request.query_params.get(k, ""))) for k in OPTIONS}
+        opts = {k: _flag(k, values[0] if values else "") for k, values in given.items()}
         if opts["regions"] and opts["oversample"]:
             raise HTTPProblem(422, "regions scores centre crops: it cannot be combined with "
                                    "oversample")
@@ -370,8 +371,9 @@ class Service:
         return 200, {"results": results}
 
     async def _read_form(self, request: Request) -> tuple[list[tuple[UploadFile, bytes]],
-                                                          dict[str, str]]:
-        """The uploads (with their bytes) and the text fields of a multipart body."""
+                                                          dict[str, list[str]]]:
+        """The uploads (with their bytes) and the text fields of a multipart body (each
+        field's values in order)."""
         ctype = request.headers.get("content-type", "")
         if not ctype.lower().startswith("multipart/form-data"):  # media types ignore case
             raise HTTPProblem(415, f"expected a multipart/form-data body with images in the field "
@@ -396,7 +398,8 @@ class Service:
             raise HTTPProblem(422, f"malformed multipart body: it ends before its closing "
                                    f"boundary ({cut})")
         try:
-            uploads, fields = [], {}
+            uploads: list[tuple[UploadFile, bytes]] = []
+            fields: dict[str, list[str]] = {}
             for key, value in form.multi_items():
                 if isinstance(value, UploadFile) and key != "files":  # (an option's name too)
                     name = value.filename or f"image {len(uploads) + 1}"  # (as _entry names it)
@@ -409,10 +412,8 @@ class Service:
                     raise HTTPProblem(422, "the part 'files' holds text, not a file (no file "
                                            "name): send each image as a file, e.g. curl -F "
                                            "files=@photo.jpg")
-                elif key in fields and key in OPTIONS:  # explain=true, explain=false?
-                    raise HTTPProblem(422, f"option {key!r} given twice")
                 else:
-                    fields[key] = value
+                    fields.setdefault(key, []).append(value)
         finally:
             await form.close()
         if not uploads:
