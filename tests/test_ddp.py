@@ -15,6 +15,7 @@ with gloo is only statistically equivalent to one process (see vsent.distributed
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import socket
@@ -142,6 +143,7 @@ def _worker(rank: int, world: int, port: int, data: str, root: str) -> None:
     files this rank opened for writing (or replaced, removed) under ``root``."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
+    faulthandler.enable()  # a rank that aborts shows where (pytest captures its stderr)
     torch.set_num_threads(1)
     import vsent.train
     from vsent.crossval import finetune

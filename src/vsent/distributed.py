@@ -37,6 +37,7 @@ single-process run does exactly the arithmetic and random draws it did before):
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shlex
@@ -138,6 +139,11 @@ def session(backend: str = "auto", device: str = "auto") -> Iterator[None]:
     Uses the ``env://`` variables torchrun sets. With CUDA, rank r trains on
     ``cuda:LOCAL_RANK``. Ranks other than 0 log warnings only. A group already joined (by
     the caller) is used as it is and left open.
+
+    A command that ends normally waits for every rank before the group is destroyed (rank 0
+    evaluates and writes alone; once in CI a rank that had torn its group down meanwhile
+    ended in SIGABRT). DDP wrappers left in reference cycles are collected first, while the
+    group and the interpreter are whole.
     """
     if not launched() or (tdist.is_available() and tdist.is_initialized()):
         yield
@@ -152,8 +158,10 @@ def session(backend: str = "auto", device: str = "auto") -> Iterator[None]:
         vlog.setLevel(logging.WARNING)  # one copy of the log: rank 0's
     try:
         yield
+        barrier()  # not after an error: a rank that failed may never get here
     finally:
         vlog.setLevel(level)
+        gc.collect()
         tdist.destroy_process_group()
 
 
