@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -346,19 +348,41 @@ def test_cli_writes_summaries_table_and_timings(tmp_path, cache, capsys):
     # a folder dataset is not Twitter I: our rows only, no published column or CNN rows
     assert "| LCH+BoW |" in table and "on a custom dataset" in table
     assert "(not in the paper)" not in table and "Twitter table" not in table
+    assert "Each cell: mean +- std over the 5 folds." in table
+    assert re.search(r"\| LCH\+BoW \| \d\.\d{3} \+- \d\.\d{3} \|", table)
+    # a k = 8 table does not read as the default k = 500 one (trial32 #11)
+    assert "Settings other than the defaults: folds = stratified, k = 8, " \
+        "max_descriptors = 1000.\n" in table
     assert [r["row"] for r in json.loads((out / "table.json").read_text())["rows"]] == \
         ["gch", "lch", "bow", "gch+bow", "lch+bow", "always-positive"]
     assert "LCH+BoW" in capsys.readouterr().out
 
 
+def test_changed_settings_names_what_is_not_the_default():
+    defaults = {"command": "baselines", "folds": "campos", "seed": 0,
+                **dataclasses.asdict(bl.BaselineConfig())}
+    assert bl.changed_settings(defaults) == {}
+    assert bl.changed_settings({"command": "baselines"}) == {}  # left out: the default
+    sift = {**defaults["sift"], "step": 8}
+    assert bl.changed_settings({**defaults, "k": 100, "sift": sift, "Cs": [1, 10],
+                                "histogram_map": "sqrt", "folds": "f.json"}) == {
+        "folds": "f.json", "k": 100, "sift.step": 8, "Cs": [1.0, 10.0], "histogram_map": "sqrt"}
+    assert bl.changed_settings({**defaults, "Cs": [0.001, 0.01, 0.1, 1, 10, 100]}) == {}
+
+
 def test_table_marks_unavailable_and_unreported_published_values():
-    summary = {m: {"mean": 0.7, "std": 0.01} for m in bl.TABLE_METRICS}
+    summary = {**{m: {"mean": 0.7, "std": 0.01} for m in bl.TABLE_METRICS},
+               "folds": [{"fold": i} for i in range(1, 6)]}
     table = bl.build_table({"five": {"gch": summary, "bow": summary}}, ["gch", "bow"])
     rows = {r["row"]: r["subsets"]["five"] for r in table["rows"]}
     assert rows["gch"]["published_status"] == "not available" == papers.NOT_AVAILABLE_TEXT
     assert rows["bow"]["published_status"] == "not in the paper"
     md = bl.table_markdown(table)
-    assert "| GCH | 0.700 (not available)" in md and "| BoW | 0.700 (not in the paper)" in md
+    # ours as mean +- std, as the README's table (trial32 #11: the std was in table.csv only)
+    assert "| GCH | 0.700 +- 0.010 (not available)" in md
+    assert "| BoW | 0.700 +- 0.010 (not in the paper)" in md
+    assert "Each cell: ours, mean +- std over the 5 folds (published value)." in md
+    assert "Settings other than" not in md  # the defaults: nothing to say
     # the PCNN accuracy Sun et al. quote, as printed: 77.30 % (not 0.773)
     # labelled as its source names it: a CaffeNet-based PCNN quoted by Sun et al. (fidelity31)
     assert ("| PCNN + CaffeNet (You et al.; quoted by Sun et al. 2016, Table 1) | "
@@ -368,6 +392,8 @@ def test_table_marks_unavailable_and_unreported_published_values():
     assert "Sun et al. 2016, Table 1" in md.split("Source: ")[1]
     four = bl.build_table({"four": {"gch": summary}}, ["gch"])
     assert "- (0.7009) |" in bl.table_markdown(four)  # 70.09 %, not 0.701
+    one = bl.build_table({"five": {"gch": {**summary, "folds": [{"fold": 2}]}}}, ["gch"])
+    assert "| GCH | 0.700 (1 fold) (not available)" in bl.table_markdown(one)
     assert "verified" not in md
     csv_rows, fields = bl.table_csv_rows(table)
     assert fields[:5] == ["row", "subset", "precision", "precision_std", "precision_published"]

@@ -48,7 +48,7 @@ from vsent.data._common import default_workers
 from vsent.data.cache import cache_dir_default
 from vsent.data.folds import check_inner_splits
 from vsent.errors import VsentError
-from vsent.metrics import binary_metrics, summarize_folds, write_summary
+from vsent.metrics import binary_metrics, mean_std_text, summarize_folds, write_summary
 from vsent.progress import on_terminal
 from vsent.runs import DATA_RECORD, Timer, check_data_record, data_record, open_run_dir
 
@@ -344,14 +344,35 @@ def always_positive(labels: np.ndarray, folds: Sequence[Any]) -> list[dict[str, 
 # You et al.'s Twitter table
 # ---------------------------------------------------------------------------------------------
 
-def build_table(summaries: Mapping[str, Mapping[str, Mapping[str, Any]]],
-                feature_sets: Sequence[str]) -> dict[str, Any]:
-    """You et al.'s Twitter table: rows = feature sets (+ the published CNN rows), per subset
-    our mean +- std and the published value of precision, recall, F1 and accuracy.
+def changed_settings(run_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of a baselines run (its ``config.json``) that are not the defaults: the
+    folds and :class:`BaselineConfig`'s fields, SIFT's as ``sift.<name>``. A table says them,
+    so a k = 100 table does not read as the default one."""
+    defaults = {"folds": "campos", **asdict(BaselineConfig())}
+    changed: dict[str, Any] = {}
+    for name, default in defaults.items():
+        value = run_config.get(name, default)
+        if name == "Cs":
+            value, default = [float(c) for c in value], [float(c) for c in default]
+        if isinstance(default, dict):
+            changed.update({f"{name}.{k}": value[k] for k in default
+                            if k in value and value[k] != default[k]})
+        elif value != default:
+            changed[name] = value
+    return changed
 
-    ``summaries[subset][row]`` are :func:`vsent.metrics.summarize_folds` results. A dataset
-    that is not Twitter I (subset ``custom``) has no published row or value: the table holds
-    our rows only.
+
+def build_table(summaries: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                feature_sets: Sequence[str],
+                settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """You et al.'s Twitter table: rows = feature sets (+ the published CNN rows), per subset
+    our mean +- std (over ``n_folds`` folds) and the published value of precision, recall,
+    F1 and accuracy.
+
+    ``summaries[subset][row]`` are :func:`vsent.metrics.summarize_folds` results;
+    ``settings``: the run's settings other than the defaults (:func:`changed_settings`). A
+    dataset that is not Twitter I (subset ``custom``) has no published row or value: the
+    table holds our rows only.
     """
     subsets = list(summaries)
     rows = [*feature_sets, "always-positive"]
@@ -365,12 +386,14 @@ def build_table(summaries: Mapping[str, Mapping[str, Mapping[str, Any]]],
             pub, status = published_values(row, subset)
             entry["subsets"][subset] = {
                 "ours": None if ours is None else {
-                    k: {"mean": ours[k]["mean"], "std": ours[k]["std"]} for k in TABLE_METRICS},
+                    **{k: {"mean": ours[k]["mean"], "std": ours[k]["std"]}
+                       for k in TABLE_METRICS},
+                    "n_folds": len(ours["folds"])},
                 "published": pub, "published_status": status,
             }
         table_rows.append(entry)
     return {"metrics": list(TABLE_METRICS), "subsets": subsets, "rows": table_rows,
-            "source": PUBLISHED_SOURCE}
+            "settings": dict(settings or {}), "source": PUBLISHED_SOURCE}
 
 
 def _is_twitter(subsets: Sequence[str]) -> bool:
@@ -382,11 +405,16 @@ def _cell(ours: Mapping[str, Any] | None, pub: Mapping[str, Any] | None, status:
           metric: str, printed: str) -> str:
     """``ours (published)``; ``printed``: the published value as the paper printed it (its
     decimals: Sun et al.'s 70.09 % is 0.7009, not 0.701), "" when not known."""
-    mine = "-" if ours is None else f"{ours[metric]['mean']:.3f}"
+    mine = _ours(ours, metric)
     value = None if pub is None else pub.get(metric)
     if value is not None:
         return f"{mine} ({printed or f'{value:.3f}'})"
     return f"{mine} ({NOT_IN_PAPER if status == NOT_IN_PAPER else NOT_AVAILABLE})"
+
+
+def _ours(ours: Mapping[str, Any] | None, metric: str) -> str:
+    """Our ``mean +- std`` of a cell ("-": no such row of ours)."""
+    return "-" if ours is None else mean_std_text(ours[metric], ours["n_folds"])
 
 
 def _printed(row: str, subset: str, metric: str) -> str:
@@ -399,20 +427,25 @@ def table_markdown(table: Mapping[str, Any]) -> str:
     short = {"precision": "P", "recall": "R", "f1": "F1", "accuracy": "Acc"}
     head = ["features"] + [f"{s} {short[m]}" for s in table["subsets"] for m in table["metrics"]]
     twitter = _is_twitter(table["subsets"])
+    counts = {e["ours"]["n_folds"] for row in table["rows"]
+              for e in row["subsets"].values() if e["ours"] is not None}
+    over = f"the {counts.pop()} folds" if len(counts) == 1 else "the folds"
     if twitter:
         lines = ["# Hand-crafted baselines (You et al. 2015, the Twitter table)", "",
-                 "Each cell: ours, mean over the 5 folds (published value)."]
+                 f"Each cell: ours, mean +- std over {over} (published value)."]
     else:  # the paper's features on the user's data: nothing published to put beside
         lines = ["# Hand-crafted baselines (You et al. 2015's features) on a custom dataset",
-                 "", "Each cell: mean over the folds."]
+                 "", f"Each cell: mean +- std over {over}."]
+    if table.get("settings"):
+        lines.append("Settings other than the defaults: " + ", ".join(
+            f"{k} = {v}" for k, v in table["settings"].items()) + ".")
     lines += ["", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for row in table["rows"]:
         cells = [row["label"]]
         for s in table["subsets"]:
             e = row["subsets"][s]
             cells += [_cell(e["ours"], e["published"], e["published_status"], m,
-                            _printed(row["row"], s, m)) if twitter else
-                      ("-" if e["ours"] is None else f"{e['ours'][m]['mean']:.3f}")
+                            _printed(row["row"], s, m)) if twitter else _ours(e["ours"], m)
                       for m in table["metrics"]]
         lines.append("| " + " | ".join(cells) + " |")
     if twitter:
@@ -577,7 +610,7 @@ def run_baselines(
             timings[name] = {"images": len(dataset.paths), "extract_s": feats.seconds,
                              "decoded": feats.decoded, "folds": fold_times}
             run.write_json(f"{name}/timings.json", timings[name])  # last: the subset is done
-        table = build_table(summaries, feature_sets)
+        table = build_table(summaries, feature_sets, changed_settings(run_config))
         timings["total_s"] = total.elapsed
         run.write_json("timings.json", timings)
         _write_table(run, table)
@@ -602,8 +635,10 @@ def _table_again(run: Any, feature_sets: Sequence[str]) -> dict[str, Any]:
     if not all((run / f).is_file() for by_row in files.values() for f in by_row.values()):
         return stored
     table = build_table({s: {row: run.read_json(f) for row, f in by_row.items()}
-                         for s, by_row in files.items()}, feature_sets)
+                         for s, by_row in files.items()}, feature_sets,
+                        changed_settings(run.read_json("config.json")))
     if table != stored:
         _write_table(run, table)
-        log.info("%s: table written again with today's published values and labels", run.path)
+        log.info("%s: table written again with today's published values, labels and layout",
+                 run.path)
     return table
