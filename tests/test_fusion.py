@@ -494,6 +494,48 @@ def test_cli_fuse_refuses_to_report_a_fusion_of_a_run_that_changed_since(twitter
     assert main([*argv, "--overwrite"]) == 0 and capsys.readouterr().out != first
 
 
+def test_cli_fuse_of_a_copied_or_moved_run_reads_its_own_fusion_back(twitter_like, tmp_path,
+                                                                      capsys, monkeypatch):
+    """trial32 #4: the fusion inside a run stored the run's absolute path, so a copy of the
+    run (or the run moved) refused its own fusion as another run's; it is identified by its
+    inputs' SHA-256 now. A fusion outside the run still names the run it was made from."""
+    import shutil
+
+    import vsent.analyses.fusion as fusion
+    from vsent.cli import main
+    from vsent.data import load_dataset
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    (run / "summary.json").write_text("{}")
+    assert main(["fuse", str(run), "--features", "gch", "--no-progress"]) == 0
+    first = capsys.readouterr().out
+    assert str(run / "fuse") in first
+    outside = tmp_path / "fused-outside"
+    assert main(["fuse", str(run), "--features", "gch", "--no-progress",
+                 "--out", str(outside)]) == 0
+    capsys.readouterr()
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    moved = tmp_path / "moved"
+    run.rename(moved)
+    monkeypatch.setattr(fusion, "fuse_run", lambda *a, **k: pytest.fail("fused again"))
+    for where in (copy, moved):
+        assert main(["fuse", str(where), "--features", "gch", "--no-progress"]) == 0
+        assert capsys.readouterr().out == first.replace(str(run), str(where))  # read back
+    # the copy's predictions changed: its fusion is not reported
+    pred = copy / "predictions.csv"
+    pred.write_text(pred.read_text().replace(",0.5", ",0.9"))
+    assert main(["fuse", str(copy), "--features", "gch", "--no-progress"]) == 2
+    assert (f"vsent: error: {pred.resolve()} changed since {copy / 'fuse'}"
+            in capsys.readouterr().err)
+    # a fusion outside the run: made from the run where it was then
+    assert main(["fuse", str(moved), "--features", "gch", "--no-progress",
+                 "--out", str(outside)]) == 2
+    assert f"run: stored '{run.resolve()}', now '{moved.resolve()}'" in capsys.readouterr().err
+
+
 def test_fuse_run_extra_train_adds_weak_labels_to_the_hand_crafted_training_rows_only(
         twitter_like, tmp_path, monkeypatch):
     import vsent.analyses.fusion as fusion

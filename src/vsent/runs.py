@@ -735,10 +735,12 @@ class CrossvalRun:
 INPUTS = "inputs.json"
 
 
-def check_inputs(run: RunDir, files: Sequence[str | Path]) -> None:
+def check_inputs(run: RunDir, files: Sequence[str | Path],
+                 moved: tuple[Path, Path] | None = None) -> None:
     """Record the SHA-256 of ``files`` in ``run``'s :data:`INPUTS` (a run being written), or,
     for a finished run, raise VsentError naming the first that changed since it was made (a
-    run made before the record existed is not checked)."""
+    run made before the record existed is not checked). ``moved``: (then, now), a folder
+    the record's files were under then and are under now (copied or moved with ``run``)."""
     now = {str(Path(f).resolve()): file_sha256(f) for f in files}
     record = run / INPUTS
     if run.status != "finished":
@@ -748,6 +750,10 @@ def check_inputs(run: RunDir, files: Sequence[str | Path]) -> None:
             then = read_record(record, "inputs (file: SHA-256)")
         except VsentError as e:
             raise VsentError(f"{e}; pass --overwrite to make {run.path} again") from None
+        if moved:
+            old, new = moved
+            then = {str(new / Path(f).relative_to(old)) if Path(f).is_relative_to(old) else f:
+                    digest for f, digest in then.items()}
         changed = [f for f in now if then.get(f) != now[f]]
         if changed:
             raise VsentError(f"{changed[0]} changed since {run.path} was made from it: pass "

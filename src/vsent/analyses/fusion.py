@@ -484,10 +484,14 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
     # (the run's, as fuse_run takes it: its inner CV and fit)
     config["hand_crafted"] = asdict(baseline_config)
     config["seed"] = run_cfg.get("seed", 0)
+    compare = _compared_keys(out, config, overwrite)
+    moved = _run_moved_since(out, run, compare)
+    if moved:  # the fusion went with its run: identified by its inputs' hashes, not the path
+        compare = [k for k in compare or () if k != "run"]
     with open_run_dir(out, config, resume=True, overwrite=overwrite, done=SUMMARY,
-                      resume_asked=False,
-                      compare=_compared_keys(out, config, overwrite)) as rd:
-        check_inputs(rd, [Path(run) / "predictions.csv"])
+                      resume_asked=False, compare=compare) as rd:
+        check_inputs(rd, [Path(run) / "predictions.csv"],
+                     moved=(moved, Path(run).resolve()) if moved else None)
         if rd.status == "finished":
             res = rd.read_json(SUMMARY)
         else:
@@ -517,6 +521,23 @@ def _check_options(rule: str, weight: float, method: str, extra_train: str | Non
     if extra_train is not None and rule == "early":
         raise VsentError("--extra-train needs a late rule (mean or logit): the early rule "
                          "would need the CNN's features of the extra images")
+
+
+def _run_moved_since(out: Path, run: str | os.PathLike,
+                     compare: list[str] | None) -> Path | None:
+    """Where the run was when the fusion stored in ``out`` was made, when that fusion lies
+    inside the run and the run has been copied or moved since (trial32 #4: a copied run's
+    own fusion read as another run's); None otherwise (``compare`` None: nothing stored)."""
+    from vsent.runs import read_config
+
+    if compare is None:
+        return None
+    here = Path(run).resolve()
+    then = read_config(out).get("run")  # (read by _compared_keys already: not damaged)
+    if not isinstance(then, str) or Path(then) == here or \
+            not Path(out).resolve().is_relative_to(here):
+        return None
+    return Path(then)
 
 
 def _compared_keys(out: Path, config: dict[str, object], overwrite: bool) -> list[str] | None:
