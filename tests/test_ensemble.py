@@ -137,13 +137,17 @@ def test_ensemble_refuses_members_evaluated_otherwise(tmp_path, change, message)
 def test_one_dataset_reached_by_two_paths_is_one_but_a_run_is_taken_once(tmp_path, caplog):
     # the data's path is how a run reached the images (relative, absolute, another machine's
     # copy); the images, labels and folds are what must agree, and they are compared
-    a = _run(tmp_path / "a", [0.9] * 8, data="../shared/datasets/twitter1")
-    b = _run(tmp_path / "b", [0.1] * 8, data="/work/shared/datasets/twitter1")
+    copy = tmp_path / "copy" / "twitter1"
+    a = _run(tmp_path / "a", [0.9] * 8, data=str(tmp_path / "x" / ".." / "twitter1"))
+    b = _run(tmp_path / "b", [0.1] * 8, data=str(copy))
+    c = _run(tmp_path / "c", [0.2] * 8, data=str(tmp_path / "twitter1"))
     with caplog.at_level("INFO", logger="vsent"):
-        res = ensemble_runs([a, b])
-    assert "b read its images from /work/shared/datasets/twitter1, " in caplog.text
-    assert [r["prob_positive"] for r in res["rows"]] == pytest.approx([0.5] * 8)
-    assert res["config"]["data"] == "../shared/datasets/twitter1"  # the first member's
+        res = ensemble_runs([a, b, c])
+    assert f"b read its images from {copy}, " in caplog.text
+    # one folder, spelt two ways, is not two (trial32 #13: the default path kept its '..')
+    assert "c read its images" not in caplog.text
+    assert [r["prob_positive"] for r in res["rows"]] == pytest.approx([0.4] * 8)
+    assert res["config"]["data"] == str(tmp_path / "x" / ".." / "twitter1")  # the first's
     with pytest.raises(VsentError, match=r"b/\.\./a: named twice \(as .*a\); an ensemble "
                                          r"takes each run once"):
         ensemble_runs([a, b, b / ".." / "a"])

@@ -409,7 +409,7 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
         return []
     key = prefix.rsplit(".", 1)[-1]
     if isinstance(stored, str) and isinstance(new, str) and (
-            (key in PATH_KEYS and _same_file(stored, new))
+            (key in PATH_KEYS and same_file(stored, new))
             or (key == "init" and _same_init(stored, new))):
         return []
     return [f"{prefix or 'config'}: stored {_short(stored)}, now {_short(new)}"]
@@ -425,7 +425,7 @@ def _short(value: Any, limit: int = 120) -> str:
     return f"{text[:limit]}... ({size})"
 
 
-def _same_file(a: str, b: str) -> bool:
+def same_file(a: str | Path, b: str | Path) -> bool:
     """Whether two spellings name one file or folder from here (relative, absolute, ``..``)."""
     return Path(a).resolve() == Path(b).resolve()
 
@@ -433,10 +433,10 @@ def _same_file(a: str, b: str) -> bool:
 def _same_init(a: str, b: str) -> bool:
     """Whether two ``--init`` values name the same weights: a file, or ``TAG=FILE``'s FILE,
     recorded as typed (relative) before the CLI recorded it absolute."""
-    if _same_file(a, b):
+    if same_file(a, b):
         return True
     (tag_a, _, file_a), (tag_b, _, file_b) = a.partition("="), b.partition("=")
-    return bool(file_a) and tag_a == tag_b and _same_file(file_a, file_b)
+    return bool(file_a) and tag_a == tag_b and same_file(file_a, file_b)
 
 
 def check_same_test_images(ref: str | Path, ref_images: Mapping[str, tuple[int, int]],

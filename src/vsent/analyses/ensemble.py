@@ -57,6 +57,7 @@ from vsent.runs import (
     open_run_dir,
     read_config,
     read_record,
+    same_file,
 )
 
 #: Config keys that must agree between members; the images, labels and folds are compared
@@ -292,7 +293,7 @@ def ensemble_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
             raise VsentError(f"{path}: evaluated on other data than {paths[0]} "
                              f"({'; '.join(diff)})")
         check_same_test_images(paths[0], _test_images(first_rows), path, _test_images(rows))
-        if cfg.get("data") != first_cfg.get("data"):  # e.g. a resized copy on another machine
+        if not same_file(cfg.get("data", ""), first_cfg.get("data", "")):  # e.g. a copy
             log.info("%s read its images from %s, %s from %s: the same test images, labels and "
                      "folds", path, cfg.get("data"), paths[0], first_cfg.get("data"))
     views = [COLUMN]

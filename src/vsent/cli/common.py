@@ -23,6 +23,10 @@ DEFAULT_DATA_ENV = "VSENT_DATA"
 DEVICES = ("auto", "cpu", "cuda")
 
 
+#: How --help names the default of --data.
+DEFAULT_DATA_HELP = "default $VSENT_DATA, else ../shared/datasets/twitter1 from the current folder"
+
+
 def default_data() -> str:
     """``$VSENT_DATA``, else ``../shared/datasets/twitter1`` relative to the current directory."""
     return os.environ.get(DEFAULT_DATA_ENV, str(Path("..") / "shared" / "datasets" / "twitter1"))
@@ -65,8 +69,7 @@ def add_data_args(p: argparse.ArgumentParser, *, folds: bool = True,
     g.add_argument("--data", required=data_required, type=data_path,
                    default=None if data_required else default_data(),
                    help=data_help or "Twitter I folder, a folder with positive/ and negative/, "
-                                     "or a CSV (path,label); default $VSENT_DATA or "
-                                     "../shared/datasets/twitter1")
+                                     f"or a CSV (path,label); {DEFAULT_DATA_HELP}")
     g.add_argument("--subset", choices=SUBSETS, default="five",
                    help="agreement subset of Twitter I (default five)")
     if folds:

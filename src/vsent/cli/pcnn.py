@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from vsent.cli.common import (
+    DEFAULT_DATA_HELP,
     SUBSETS,
     add_data_args,
     add_model_arg,
@@ -70,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "`vsent pcnn`, or any 2-way vsent model)")
     g = p.add_argument_group("data")
     g.add_argument("--data", default=default_data(), type=data_path,
-                   help="Twitter I folder (default $VSENT_DATA or ../shared/datasets/twitter1)")
+                   help=f"Twitter I folder ({DEFAULT_DATA_HELP})")
     g.add_argument("--subsets", type=comma_list(str), default=list(SUBSETS),
                    help="comma-separated agreement subsets (default five,four,three)")
     g.add_argument("--folds", default="campos",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from vsent.cli.common import (
+    DEFAULT_DATA_HELP,
     add_run_args,
     comma_list,
     data_path,
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="CPU-sized version (e.g. 1 epoch per CaffeNet instead of 65); the "
                         "report lists every reduction")
     p.add_argument("--data", default=default_data(), type=data_path,
-                   help="Twitter I folder (default $VSENT_DATA or ../shared/datasets/twitter1)")
+                   help=f"Twitter I folder ({DEFAULT_DATA_HELP})")
     p.add_argument("--init", type=init_arg,
                    help="weights: imagenet (default for CaffeNet/VGG), random, or a file; "
                         "you2015: a vsent checkpoint pre-trained on weak labels (fine-tuned "
