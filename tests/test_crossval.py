@@ -1030,8 +1030,10 @@ def test_summary_seconds_count_every_session(finished_run, tmp_path, monkeypatch
     assert len(seen) == 1 and fold3 >= first + seen[0]
 
 
-def test_finetune_fold_out_of_range_stops_before_the_image_cache(twitter_like, tmp_path,
-                                                                 monkeypatch):
+def test_finetune_fold_out_of_range_stops_before_its_run_directory(twitter_like, tmp_path,
+                                                                   monkeypatch):
+    """trial32 #13: --fold 9 was refused once the run directory held its records (replaced by
+    the next command, but made for nothing); the split's fold numbers are known before."""
     import vsent.crossval as cv
 
     def no_cache(*a, **kw):
@@ -1040,7 +1042,18 @@ def test_finetune_fold_out_of_range_stops_before_the_image_cache(twitter_like, t
     monkeypatch.setattr(cv, "image_cache", no_cache)
     with pytest.raises(VsentError, match=r"^--fold 9: the split has folds 1\.\.5$"):
         cv.finetune(_cfg(twitter_like), tmp_path / "ft", fold=9, progress=False)
+    assert not (tmp_path / "ft").exists()
+    with pytest.raises(VsentError, match=r"^--fold 6: the split has folds 1\.\.5$"):
+        cv.finetune(_cfg(twitter_like, folds="stratified"), tmp_path / "ft", fold=6,
+                    progress=False)
+    assert not (tmp_path / "ft").exists()
+    # where the numbers are not known before the folds are made, they are checked then
+    monkeypatch.setattr(cv, "fold_numbers", lambda *a, **k: None)
+    with pytest.raises(VsentError, match=r"^--fold 9: the split has folds 1\.\.5$"):
+        cv.finetune(_cfg(twitter_like), tmp_path / "ft", fold=9, progress=False)
     assert {p.name for p in (tmp_path / "ft").iterdir()} <= RECORDS  # replaced by the next
+    monkeypatch.undo()
+    monkeypatch.setattr(cv, "image_cache", no_cache)
     # a folds file numbering its folds otherwise: the numbers it has (audit_errors28 #3)
     from vsent.data import load_dataset
     from vsent.data.folds import make_folds, save_folds
@@ -1054,6 +1067,7 @@ def test_finetune_fold_out_of_range_stops_before_the_image_cache(twitter_like, t
     with pytest.raises(VsentError, match=r"^--fold 1: the split has folds 2, 3, 4, 5, 9$"):
         cv.finetune(_cfg(twitter_like, folds=str(path)), tmp_path / "ft2", fold=1,
                     progress=False)
+    assert not (tmp_path / "ft2").exists()
 
 
 def test_the_module_docstring_names_every_file_of_a_run_directory(finished_run):

@@ -443,3 +443,23 @@ def test_a_folds_path_with_an_unknown_user_is_one_line(twitter_like):
     with pytest.raises(DataError, match=re.escape("~vsent_no_such_user_7f3a/folds.json: cannot "
                                                   "expand ~")):
         make_folds(ds, "~vsent_no_such_user_7f3a/folds.json")
+
+
+def test_fold_numbers_are_known_before_the_data_is_read_or_said_unknown(twitter_like,
+                                                                        tmp_path):
+    from vsent.data.folds import fold_numbers, fold_numbers_text
+
+    assert fold_numbers(twitter_like, "five", "campos") == [1, 2, 3, 4, 5]
+    assert fold_numbers(twitter_like, "five", "stratified", n_splits=3) == [1, 2, 3]
+    ds = load_dataset(twitter_like)
+    path = save_folds(make_folds(ds, "stratified"), ds, tmp_path / "folds.json")
+    assert fold_numbers(twitter_like, "five", path) == [1, 2, 3, 4, 5]
+    doc = json.loads(path.read_text())
+    doc["folds"][0]["fold"] = "1"  # make_folds names what is wrong: not known here
+    path.write_text(json.dumps(doc))
+    assert fold_numbers(twitter_like, "five", path) is None
+    path.write_text("{")
+    assert fold_numbers(twitter_like, "five", path) is None
+    assert fold_numbers(tmp_path / "no-such-folder", "five", "campos") is None
+    assert fold_numbers(twitter_like, "five", tmp_path / "missing.json") is None
+    assert fold_numbers_text([1, 2, 3]) == "1..3" and fold_numbers_text([2, 5]) == "2, 5"

@@ -41,7 +41,14 @@ from vsent.config import (
 from vsent.data.cache import image_cache
 from vsent.data.datasets import Dataset, load_dataset
 from vsent.data.extra import JointSet, extra_train_set, progressive_filter, with_extra
-from vsent.data.folds import Fold, check_folds_spec, make_folds, save_folds
+from vsent.data.folds import (
+    Fold,
+    check_folds_spec,
+    fold_numbers,
+    fold_numbers_text,
+    make_folds,
+    save_folds,
+)
 from vsent.errors import VsentError, one_line
 from vsent.evaluate import predict_proba
 from vsent.figures import crossval_figure, training_figure
@@ -126,6 +133,20 @@ def check_new_run_folds(folds: str, out: str | Path, overwrite: bool) -> None:
     check_folds_spec(folds)
 
 
+def check_fold_number(cfg: RunConfig, out: str | Path, fold: int | None,
+                      overwrite: bool) -> None:
+    """``finetune --fold`` refused before ``out`` is written when the split's fold numbers
+    are known without loading the data (:func:`vsent.data.folds.fold_numbers`; the split of
+    a run already in ``out`` is its folds.json); otherwise checked once the folds are made."""
+    if fold is None:
+        return
+    stored = Path(out) / FOLDS
+    spec = str(stored) if stored.is_file() and not overwrite else cfg.folds
+    numbers = fold_numbers(cfg.data, cfg.subset, spec)
+    if numbers is not None and fold not in numbers:
+        raise VsentError(f"--fold {fold}: the split has folds {fold_numbers_text(numbers)}")
+
+
 def _run_record(command: str, cfg: RunConfig, fold: int | None = None) -> dict[str, Any]:
     """What ``config.json`` holds for a ``command`` run (``finetune`` also records ``fold``)."""
     if command == "finetune":
@@ -149,6 +170,7 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
                          "split: every process would do the whole computation)")
     _check_init_exists(cfg)
     check_new_run_folds(cfg.folds, out, overwrite)
+    check_fold_number(cfg, out, fold, overwrite)
     # the lr hint and --train check need the architecture, not its weights: loading (or
     # downloading) them here would be one more load before each rank loads them
     checked, _ = prepare(cfg if cfg.zero_shot else cfg.replace(init="random"))
@@ -694,6 +716,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
     config (e.g. another ``--lr``) is refused, ``resume`` continues from ``train_state.pt``.
     """
     check_new_run_folds(cfg.folds, out, overwrite)
+    check_fold_number(cfg, out, fold, overwrite)
     cfg, proto = prepare(cfg)
     if cfg.fusion is not None:  # before any training: a block a model cannot carry stops here
         from vsent.analyses.fused_model import check_saved_blocks
@@ -717,10 +740,8 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
             folds = _run_folds(cfg, run, dataset)
             match = [f for f in folds if f.index == fold]
             if not match:
-                have = [f.index for f in folds]
-                named = (f"1..{len(folds)}" if have == list(range(1, len(folds) + 1))
-                         else ", ".join(map(str, have)))
-                raise VsentError(f"--fold {fold}: the split has folds {named}")
+                raise VsentError(f"--fold {fold}: the split has folds "
+                                 f"{fold_numbers_text([f.index for f in folds])}")
             train_idx, test_idx = np.sort(match[0].train), np.sort(match[0].test)
         images = distributed.local_first(image_cache, dataset, size=proto.info.preprocess.resize,
                                          progress=progress)  # DDP: built once per machine

@@ -209,6 +209,42 @@ def _stratified_folds(dataset: Dataset, n_splits: int, seed: int) -> list[Fold]:
     ]
 
 
+def _campos_folder(root: Path, subset: str) -> Path:
+    """Where Twitter I keeps Campos et al.'s split of an agreement subset."""
+    return root / "folds" / "campos" / f"{subset}_agrees"
+
+
+def _campos_test_numbers(folder: Path) -> list[int]:
+    """The K of the ``testK`` folders in ``folder``, sorted."""
+    return sorted(int(d.name[4:]) for d in folder.iterdir()
+                  if d.is_dir() and d.name.startswith("test") and d.name[4:].isdigit())
+
+
+def fold_numbers(data: str | os.PathLike, subset: str, spec: str | os.PathLike,
+                 n_splits: int = 5) -> list[int] | None:
+    """The fold numbers of the split ``spec`` (as :func:`make_folds` takes it) where they are
+    known without reading the dataset: stratified's 1..``n_splits``, a folds JSON file's, the
+    ``testK`` folders of Campos et al.'s split in a Twitter I folder ``data``. None when they
+    are not (no such folder, a damaged file: :func:`make_folds` says what is wrong)."""
+    if str(spec) == "stratified":
+        return list(range(1, n_splits + 1))
+    with contextlib.suppress(DataError, OSError, ValueError, LookupError, AttributeError,
+                             TypeError):
+        if str(spec) == "campos":
+            return _campos_test_numbers(_campos_folder(expand_user(data), subset)) or None
+        entries = json.loads(expand_user(spec).read_text(encoding="utf-8"))["folds"]
+        numbers = [e.get("fold", pos) for pos, e in enumerate(entries, 1)]
+        if numbers and all(type(k) is int for k in numbers):
+            return sorted(numbers)
+    return None
+
+
+def fold_numbers_text(numbers: list[int]) -> str:
+    """``1..5`` for consecutive fold numbers from 1, else the numbers listed."""
+    return (f"1..{len(numbers)}" if numbers == list(range(1, len(numbers) + 1))
+            else ", ".join(map(str, numbers)))
+
+
 def _campos_folds(dataset: Dataset) -> list[Fold]:
     if dataset.source != "twitter" or dataset.subset is None:
         where = dataset.label_file if dataset.label_file is not None else dataset.root
@@ -217,12 +253,11 @@ def _campos_folds(dataset: Dataset) -> list[Fold]:
             f"{dataset.source} dataset); pass --folds stratified, or --folds with a folds "
             "JSON file"
         )
-    folder = dataset.root / "folds" / "campos" / f"{dataset.subset}_agrees"
+    folder = _campos_folder(dataset.root, dataset.subset)
     if not folder.is_dir():
         raise DataError(f"{folder}: no such file or directory (campos fold files ship with "
                         f"Twitter I; use --folds stratified otherwise)")
-    ks = sorted(int(d.name[4:]) for d in folder.iterdir()
-                if d.is_dir() and d.name.startswith("test") and d.name[4:].isdigit())
+    ks = _campos_test_numbers(folder)
     if not ks or ks != list(range(1, len(ks) + 1)):
         raise DataError(f"{folder}: expected fold folders test1 .. testK, found "
                         f"{', '.join(f'test{k}' for k in ks) or 'none'}")
