@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from scipy.stats import binomtest
 
-from vsent.analyses.compare import compare_runs, mcnemar_exact
+from vsent.analyses.compare import compare_runs, comparison_text, mcnemar_exact
 from vsent.cli import main
 from vsent.errors import VsentError
 
@@ -59,6 +59,11 @@ def test_counts_accuracies_and_the_exact_mcnemar_test(tmp_path):
     assert [f["difference"] for f in res["folds"]] == pytest.approx([-0.4, 0.8])
     assert res["fold_difference"] == pytest.approx({"mean": 0.2, "std": 0.6})
     assert res["scores_b"].endswith("predictions.csv:prob_fused")
+    assert res["identical"] is False and "note:" not in comparison_text(res)
+    same = compare_runs(a, a)
+    assert same["identical"] is True and comparison_text(same).endswith(
+        "\nnote: B gives every image A's probability (a run with itself, or a copy): the "
+        "comparison says nothing")
 
 
 def test_mcnemar_edge_cases():
@@ -180,7 +185,11 @@ def test_several_runs_against_one_reference_give_one_table_with_holm(tmp_path, c
     p_b = binomtest(2, 6, 0.5).pvalue
     assert f"| {b} | 0.800 | +0.200 | 2 | 4 | {p_b:.3g} | {min(1, 2 * p_b):.3g} |" in out
     assert f"| {c} | 0.600 | +0.000 | 0 | 0 | 1 | 1 |" in out
+    # a p = 1 that only says c is A again is said so (trial32 #13), b is not named there
+    assert out.endswith("\n\nnote: these give every image A's probability (a run with itself, "
+                        f"or a copy): {c}\n")
     saved = json.loads(out_json.read_text())
+    assert [r["identical"] for r in saved["comparisons"]] == [False, True]
     assert saved["reference"] == str(a)
     assert [r["p_holm"] for r in saved["comparisons"]] == pytest.approx([min(1, 2 * p_b), 1])
 

@@ -230,7 +230,8 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
     dict with ``a``, ``b`` (the paths), ``view`` (``centre`` or ``10-crop``), ``scores_a``,
     ``scores_b`` (``file:column`` read, :func:`load_scores`), ``n`` (images),
     ``accuracy_a``, ``accuracy_b``, ``difference`` (B - A, over all images), ``a_only`` and
-    ``b_only`` (images only A, only B gets right), ``p_value`` (exact McNemar), ``folds``
+    ``b_only`` (images only A, only B gets right), ``p_value`` (exact McNemar),
+    ``identical`` (B gives every image A's probability: a run with itself, or a copy), ``folds``
     (per fold: ``fold``, ``n``, ``accuracy_a``, ``accuracy_b``, ``difference``) and
     ``fold_difference`` (mean and population std over the folds, as the run summaries).
     """
@@ -278,6 +279,7 @@ def _paired(run_a: str | os.PathLike, scores_a: tuple[str, dict], run_b: str | o
         "accuracy_b": float(right_b.mean()),
         "difference": float(right_b.mean() - right_a.mean()),
         "a_only": a_only, "b_only": b_only, "p_value": mcnemar_exact(a_only, b_only),
+        "identical": all(a[n][2] == b[n][2] for n in names),
         "folds": folds,
         "fold_difference": {"mean": float(np.mean(diffs)), "std": float(np.std(diffs))},
     }
@@ -292,6 +294,10 @@ def comparisons_table(results: Sequence[dict[str, Any]]) -> str:
              "p (Holm) |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['b']} | {r['accuracy_b']:.3f} | {r['difference']:+.3f} | {r['a_only']} | "
               f"{r['b_only']} | {r['p_value']:.3g} | {r['p_holm']:.3g} |" for r in results]
+    same = [r["b"] for r in results if r.get("identical")]
+    if same:
+        lines += ["", "note: these give every image A's probability (a run with itself, or a "
+                  f"copy): {', '.join(same)}"]
     return "\n".join(lines)
 
 
@@ -306,6 +312,8 @@ def comparison_text(res: dict[str, Any]) -> str:
         f"B - A: {res['difference']:+.3f}; right only in A: {res['a_only']} images, only in B: "
         f"{res['b_only']}; exact McNemar p = {res['p_value']:.3g}",
         f"per fold (B - A): {folds}; mean {fd['mean']:+.3f} +- {fd['std']:.3f}",
+        *(["note: B gives every image A's probability (a run with itself, or a copy): the "
+           "comparison says nothing"] if res.get("identical") else []),
     ])
 
 
