@@ -30,6 +30,7 @@ from torch import nn
 from vsent import distributed
 from vsent.config import RunConfig, TrainConfig
 from vsent.data.transforms import random_crop_flip
+from vsent.errors import VsentError
 
 # ----------------------------------------------------------------------------------------------
 # pieces, in one process
@@ -173,7 +174,8 @@ def _worker(rank: int, world: int, port: int, data: str, root: str) -> None:
 
     torch.save = save
     report: dict = {}
-    with distributed.session("gloo", "cpu"):
+    # as the CLI: the ranks that end normally leave together (distributed.end_together)
+    with distributed.session("gloo", "cpu"), distributed.user_errors_from_rank0():
         cfg = _config(Path(data))
         report["a"] = finetune(cfg, Path(root) / "ddp", progress=False)
         real = vsent.train.train_one_epoch
@@ -250,6 +252,37 @@ def test_two_processes_match_one_process_write_once_and_resume(make_learnable, t
     assert reports[1]["writes"] == []
     assert sorted(p.name for p in (root / "ddp").iterdir()) == sorted(
         p.name for p in (tmp_path / "single").iterdir())
+
+
+def _one_rank_fails(rank: int, world: int, port: int, root: str) -> None:
+    """Rank 1 meets a user error of its own; rank 0 ends normally and waits at the end."""
+    import time
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    faulthandler.enable()
+    distributed.FOLLOWER_GRACE = 0.0  # no torchrun here to stop rank 1: it says its error
+    start = time.monotonic()
+    with distributed.session("gloo", "cpu"), distributed.user_errors_from_rank0() as status:
+        distributed.barrier()  # both ranks are in the group
+        if rank == 1:
+            raise VsentError("rank 1's own error")
+    Path(root, f"status{rank}.json").write_text(json.dumps(
+        {"status": status, "seconds": time.monotonic() - start}))
+
+
+def test_a_rank_that_ends_normally_does_not_wait_for_one_that_failed(tmp_path, capfd):
+    """review33 #1: the ranks that end normally wait for each other at a barrier
+    (end_together); one that met an error never arrives, and the other leaves when it exits
+    (a warning), not after the 2-hour collective timeout."""
+    torch.multiprocessing.spawn(_one_rank_fails, args=(2, _free_port(), str(tmp_path)),
+                                nprocs=2, join=True)
+    done = [json.loads((tmp_path / f"status{r}.json").read_text()) for r in range(2)]
+    assert [d["status"] for d in done] == [[], [2]]
+    assert max(d["seconds"] for d in done) < 60
+    err = capfd.readouterr().err
+    assert "vsent: error: rank 1's own error" in err
+    assert "rank 0: another process stopped before the run ended" in err
 
 
 @pytest.mark.slow

@@ -61,7 +61,8 @@ from vsent.runs import open_run_dir as _open_run_dir
 
 __all__ = [
     "BACKENDS", "FOLLOWER_GRACE", "FollowerRunDir", "all_sum", "barrier", "broadcast_object",
-    "is_distributed", "is_main", "launch", "launch_command", "launched", "local_device",
+    "end_together", "is_distributed", "is_main", "launch", "launch_command", "launched",
+    "local_device",
     "local_first", "local_rank", "module_of", "on_main", "open_run_dir", "rank",
     "resolve_backend", "seed_epoch", "session", "shard_batch", "torchrun_main",
     "unwrap_model", "user_errors_from_rank0", "wants_launch", "world_size", "wrap_model",
@@ -140,10 +141,9 @@ def session(backend: str = "auto", device: str = "auto") -> Iterator[None]:
     ``cuda:LOCAL_RANK``. Ranks other than 0 log warnings only. A group already joined (by
     the caller) is used as it is and left open.
 
-    A command that ends normally waits for every rank before the group is destroyed (rank 0
-    evaluates and writes alone; once in CI a rank that had torn its group down meanwhile
-    ended in SIGABRT). DDP wrappers left in reference cycles are collected first, while the
-    group and the interpreter are whole.
+    DDP wrappers left in reference cycles are collected before the group is destroyed, while
+    the group and the interpreter are whole (:func:`user_errors_from_rank0` has the ranks that
+    ended normally leave together).
     """
     if not launched() or (tdist.is_available() and tdist.is_initialized()):
         yield
@@ -158,7 +158,6 @@ def session(backend: str = "auto", device: str = "auto") -> Iterator[None]:
         vlog.setLevel(logging.WARNING)  # one copy of the log: rank 0's
     try:
         yield
-        barrier()  # not after an error: a rank that failed may never get here
     finally:
         vlog.setLevel(level)
         gc.collect()
@@ -513,6 +512,8 @@ def user_errors_from_rank0() -> Iterator[list[int]]:
     ``env://`` launch nothing stops the followers, so each prints the error, late; and a
     follower waiting in a collective when rank 0 fails may die with the backend's traceback
     before it is stopped.
+
+    A rank that ends normally waits for the others before it leaves (:func:`end_together`).
     """
     status: list[int] = []
     try:
@@ -524,6 +525,23 @@ def user_errors_from_rank0() -> Iterator[list[int]]:
         time.sleep(FOLLOWER_GRACE)
         print(f"vsent: error: {e}", file=sys.stderr)
         status.append(EXIT_USER_ERROR)
+    else:
+        end_together()
+
+
+def end_together() -> None:
+    """Wait at a barrier for the other ranks before leaving (no-op in one process): rank 0
+    evaluates and writes alone, and once in CI a rank that had torn its group down meanwhile
+    ended in SIGABRT, which would have its launcher stop rank 0 mid-write. A rank that stopped
+    with an error of its own never arrives: the barrier fails when it exits, and this rank
+    leaves with a warning (its own work is done; the launcher reports the other's exit)."""
+    if not is_distributed():
+        return
+    try:
+        tdist.barrier()
+    except RuntimeError as e:  # the backends' errors (DistBackendError is one)
+        log.warning("rank %d: another process stopped before the run ended (%s)", rank(),
+                    str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 
 class _QuietUserError(logging.Filter):
