@@ -359,7 +359,7 @@ def test_cli_writes_summaries_table_and_timings(tmp_path, cache, capsys):
 
 
 def test_changed_settings_names_what_is_not_the_default():
-    defaults = {"command": "baselines", "folds": "campos", "seed": 0,
+    defaults = {"command": "baselines", "folds": "campos", "seed": 0, "skip_bad": False,
                 **dataclasses.asdict(bl.BaselineConfig())}
     assert bl.changed_settings(defaults) == {}
     assert bl.changed_settings({"command": "baselines"}) == {}  # left out: the default
@@ -368,6 +368,7 @@ def test_changed_settings_names_what_is_not_the_default():
                                 "histogram_map": "sqrt", "folds": "f.json"}) == {
         "folds": "f.json", "k": 100, "sift.step": 8, "Cs": [1.0, 10.0], "histogram_map": "sqrt"}
     assert bl.changed_settings({**defaults, "Cs": [0.001, 0.01, 0.1, 1, 10, 100]}) == {}
+    assert bl.changed_settings({**defaults, "skip_bad": True}) == {"skip_bad": True}
 
 
 def test_table_marks_unavailable_and_unreported_published_values():
@@ -394,6 +395,16 @@ def test_table_marks_unavailable_and_unreported_published_values():
     assert "- (0.7009) |" in bl.table_markdown(four)  # 70.09 %, not 0.701
     one = bl.build_table({"five": {"gch": {**summary, "folds": [{"fold": 2}]}}}, ["gch"])
     assert "| GCH | 0.700 (1 fold) (not available)" in bl.table_markdown(one)
+    assert "Each cell: ours, the value of the one fold (published value)." in \
+        bl.table_markdown(one)
+    # a table.json written before n_folds (review33 #3: printed as stored, KeyError)
+    for row in table["rows"]:
+        for e in row["subsets"].values():
+            if e["ours"] is not None:
+                del e["ours"]["n_folds"]
+    old = bl.table_markdown(table)
+    assert "| GCH | 0.700 +- 0.010 (not available)" in old
+    assert "Each cell: ours, mean +- std over the folds (published value)." in old
     assert "verified" not in md
     csv_rows, fields = bl.table_csv_rows(table)
     assert fields[:5] == ["row", "subset", "precision", "precision_std", "precision_published"]

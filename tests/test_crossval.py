@@ -1068,6 +1068,11 @@ def test_finetune_fold_out_of_range_stops_before_its_run_directory(twitter_like,
         cv.finetune(_cfg(twitter_like, folds=str(path)), tmp_path / "ft2", fold=1,
                     progress=False)
     assert not (tmp_path / "ft2").exists()
+    for fold in (True, 2.0, "2"):  # from Python (review33 #6: True trained fold 1)
+        with pytest.raises(VsentError, match=r"^--fold must be a fold number \(an integer "
+                                             rf"from 1\), got {re.escape(repr(fold))}$"):
+            cv.finetune(_cfg(twitter_like), tmp_path / "ft3", fold=fold, progress=False)
+    assert not (tmp_path / "ft3").exists()
 
 
 def test_the_module_docstring_names_every_file_of_a_run_directory(finished_run):

@@ -455,9 +455,15 @@ def test_fold_numbers_are_known_before_the_data_is_read_or_said_unknown(twitter_
     path = save_folds(make_folds(ds, "stratified"), ds, tmp_path / "folds.json")
     assert fold_numbers(twitter_like, "five", path) == [1, 2, 3, 4, 5]
     doc = json.loads(path.read_text())
-    doc["folds"][0]["fold"] = "1"  # make_folds names what is wrong: not known here
-    path.write_text(json.dumps(doc))
-    assert fold_numbers(twitter_like, "five", path) is None
+    # no valid split (make_folds names what is wrong): not known here (review33 #5)
+    for bad in ("1", 0, -1, 2, True):
+        doc["folds"][0]["fold"] = bad
+        path.write_text(json.dumps(doc))
+        assert fold_numbers(twitter_like, "five", path) is None, bad
+    campos = twitter_like / "folds" / "campos" / "five_agrees"
+    (campos / "test3").rename(campos / "test9")  # test1, test2, test4, test5, test9
+    assert fold_numbers(twitter_like, "five", "campos") is None
+    (campos / "test9").rename(campos / "test3")
     path.write_text("{")
     assert fold_numbers(twitter_like, "five", path) is None
     assert fold_numbers(tmp_path / "no-such-folder", "five", "campos") is None

@@ -528,12 +528,29 @@ def test_cli_fuse_of_a_copied_or_moved_run_reads_its_own_fusion_back(twitter_lik
     pred = copy / "predictions.csv"
     pred.write_text(pred.read_text().replace(",0.5", ",0.9"))
     assert main(["fuse", str(copy), "--features", "gch", "--no-progress"]) == 2
-    assert (f"vsent: error: {pred.resolve()} changed since {copy / 'fuse'}"
-            in capsys.readouterr().err)
+    assert f"run: stored '{run.resolve()}', now '{copy.resolve()}'" in capsys.readouterr().err
     # a fusion outside the run: made from the run where it was then
     assert main(["fuse", str(moved), "--features", "gch", "--no-progress",
                  "--out", str(outside)]) == 2
     assert f"run: stored '{run.resolve()}', now '{moved.resolve()}'" in capsys.readouterr().err
+    # review33 #2: another run's fusion put in this run's folder (--out), or a copied run's
+    # fusion made before inputs.json, is no fusion of this run
+    other = _fake_run(tmp_path / "other", twitter_like, dict.fromkeys(ds.names, 0.7))
+    (other / "summary.json").write_text("{}")
+    monkeypatch.undo()
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    into = moved / "fuse" / "gch-mean-w0.7-logistic"
+    assert main(["fuse", str(other), "--features", "gch", "--no-progress", "--weight", "0.7",
+                 "--out", str(into)]) == 0
+    capsys.readouterr()
+    assert main(["fuse", str(moved), "--features", "gch", "--no-progress",
+                 "--weight", "0.7"]) == 2
+    assert f"run: stored '{other.resolve()}', now '{moved.resolve()}'" in capsys.readouterr().err
+    shutil.copytree(moved, tmp_path / "copy2")
+    (tmp_path / "copy2" / "fuse" / "gch-mean-w0.5-logistic" / "inputs.json").unlink()
+    assert main(["fuse", str(tmp_path / "copy2"), "--features", "gch", "--no-progress"]) == 2
+    assert f"run: stored '{run.resolve()}', now '{(tmp_path / 'copy2').resolve()}'" in \
+        capsys.readouterr().err
 
 
 def test_fuse_run_extra_train_adds_weak_labels_to_the_hand_crafted_training_rows_only(

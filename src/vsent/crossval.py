@@ -140,6 +140,8 @@ def check_fold_number(cfg: RunConfig, out: str | Path, fold: int | None,
     a run already in ``out`` is its folds.json); otherwise checked once the folds are made."""
     if fold is None:
         return
+    if type(fold) is not int:  # from Python: True would be fold 1, "2" no fold
+        raise VsentError(f"--fold must be a fold number (an integer from 1), got {fold!r}")
     stored = Path(out) / FOLDS
     spec = str(stored) if stored.is_file() and not overwrite else cfg.folds
     numbers = fold_numbers(cfg.data, cfg.subset, spec)

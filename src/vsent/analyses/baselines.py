@@ -346,9 +346,10 @@ def always_positive(labels: np.ndarray, folds: Sequence[Any]) -> list[dict[str, 
 
 def changed_settings(run_config: Mapping[str, Any]) -> dict[str, Any]:
     """The settings of a baselines run (its ``config.json``) that are not the defaults: the
-    folds and :class:`BaselineConfig`'s fields, SIFT's as ``sift.<name>``. A table says them,
+    folds, --skip-bad and :class:`BaselineConfig`'s fields, SIFT's as ``sift.<name>``. A table
+    says them,
     so a k = 100 table does not read as the default one."""
-    defaults = {"folds": "campos", **asdict(BaselineConfig())}
+    defaults = {"folds": "campos", "skip_bad": False, **asdict(BaselineConfig())}
     changed: dict[str, Any] = {}
     for name, default in defaults.items():
         value = run_config.get(name, default)
@@ -414,7 +415,8 @@ def _cell(ours: Mapping[str, Any] | None, pub: Mapping[str, Any] | None, status:
 
 def _ours(ours: Mapping[str, Any] | None, metric: str) -> str:
     """Our ``mean +- std`` of a cell ("-": no such row of ours)."""
-    return "-" if ours is None else mean_std_text(ours[metric], ours["n_folds"])
+    # (a table.json written before n_folds was recorded: no count, as then)
+    return "-" if ours is None else mean_std_text(ours[metric], ours.get("n_folds", 0))
 
 
 def _printed(row: str, subset: str, metric: str) -> str:
@@ -427,15 +429,17 @@ def table_markdown(table: Mapping[str, Any]) -> str:
     short = {"precision": "P", "recall": "R", "f1": "F1", "accuracy": "Acc"}
     head = ["features"] + [f"{s} {short[m]}" for s in table["subsets"] for m in table["metrics"]]
     twitter = _is_twitter(table["subsets"])
-    counts = {e["ours"]["n_folds"] for row in table["rows"]
+    counts = {e["ours"].get("n_folds") for row in table["rows"]
               for e in row["subsets"].values() if e["ours"] is not None}
-    over = f"the {counts.pop()} folds" if len(counts) == 1 else "the folds"
+    n = counts.pop() if len(counts) == 1 else None
+    over = ("the value of the one fold" if n == 1 else
+            f"mean +- std over the {n} folds" if n else "mean +- std over the folds")
     if twitter:
         lines = ["# Hand-crafted baselines (You et al. 2015, the Twitter table)", "",
-                 f"Each cell: ours, mean +- std over {over} (published value)."]
+                 f"Each cell: ours, {over} (published value)."]
     else:  # the paper's features on the user's data: nothing published to put beside
         lines = ["# Hand-crafted baselines (You et al. 2015's features) on a custom dataset",
-                 "", f"Each cell: mean +- std over {over}."]
+                 "", f"Each cell: {over}."]
     if table.get("settings"):
         lines.append("Settings other than the defaults: " + ", ".join(
             f"{k} = {v}" for k, v in table["settings"].items()) + ".")

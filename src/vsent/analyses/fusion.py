@@ -526,9 +526,13 @@ def _check_options(rule: str, weight: float, method: str, extra_train: str | Non
 def _run_moved_since(out: Path, run: str | os.PathLike,
                      compare: list[str] | None) -> Path | None:
     """Where the run was when the fusion stored in ``out`` was made, when that fusion lies
-    inside the run and the run has been copied or moved since (trial32 #4: a copied run's
-    own fusion read as another run's); None otherwise (``compare`` None: nothing stored)."""
-    from vsent.runs import read_config
+    inside the run, the run has been copied or moved since (trial32 #4: a copied run's own
+    fusion read as another run's), and its ``inputs.json`` holds the SHA-256 of the run's
+    predictions as they are now. None otherwise (``compare`` None: nothing stored): a fusion
+    of another run written into this one's folder, or one made before ``inputs.json``, is
+    refused as another run's (review33 #2)."""
+    from vsent.files import file_sha256
+    from vsent.runs import INPUTS, read_config, read_record
 
     if compare is None:
         return None
@@ -536,6 +540,12 @@ def _run_moved_since(out: Path, run: str | os.PathLike,
     then = read_config(out).get("run")  # (read by _compared_keys already: not damaged)
     if not isinstance(then, str) or Path(then) == here or \
             not Path(out).resolve().is_relative_to(here):
+        return None
+    try:
+        made_from = read_record(Path(out) / INPUTS, "inputs (file: SHA-256)")
+    except VsentError:  # none (older), or damaged: the run comparison decides
+        return None
+    if made_from != {str(Path(then) / "predictions.csv"): file_sha256(here / "predictions.csv")}:
         return None
     return Path(then)
 

@@ -225,18 +225,24 @@ def fold_numbers(data: str | os.PathLike, subset: str, spec: str | os.PathLike,
     """The fold numbers of the split ``spec`` (as :func:`make_folds` takes it) where they are
     known without reading the dataset: stratified's 1..``n_splits``, a folds JSON file's, the
     ``testK`` folders of Campos et al.'s split in a Twitter I folder ``data``. None when they
-    are not (no such folder, a damaged file: :func:`make_folds` says what is wrong)."""
+    are not, or are no valid split (no such folder, a damaged file, a fold 0, a number twice,
+    test1, test2, test4: :func:`make_folds` says what is wrong)."""
     if str(spec) == "stratified":
         return list(range(1, n_splits + 1))
+    numbers: list[object] = []
     with contextlib.suppress(DataError, OSError, ValueError, LookupError, AttributeError,
                              TypeError):
         if str(spec) == "campos":
-            return _campos_test_numbers(_campos_folder(expand_user(data), subset)) or None
-        entries = json.loads(expand_user(spec).read_text(encoding="utf-8"))["folds"]
-        numbers = [e.get("fold", pos) for pos, e in enumerate(entries, 1)]
-        if numbers and all(type(k) is int for k in numbers):
-            return sorted(numbers)
-    return None
+            numbers = _campos_test_numbers(_campos_folder(expand_user(data), subset))
+            if numbers != list(range(1, len(numbers) + 1)):
+                return None
+        else:
+            entries = json.loads(expand_user(spec).read_text(encoding="utf-8"))["folds"]
+            numbers = [e.get("fold", pos) for pos, e in enumerate(entries, 1)]
+    if not numbers or len(set(numbers)) < len(numbers) or \
+            not all(type(k) is int and k >= 1 for k in numbers):
+        return None
+    return sorted(k for k in numbers if isinstance(k, int))
 
 
 def fold_numbers_text(numbers: list[int]) -> str:
