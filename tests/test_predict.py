@@ -395,3 +395,43 @@ def test_region_rows_with_non_finite_scores_are_errors(checkpoint, images, tmp_p
     assert rows[0] == {"path": str(paths[0]), "prob_positive": None, "label": None,
                        "error": NON_FINITE_SCORES}
     assert rows[1]["error"] == "" and 0 <= rows[1]["prob_positive"] <= 1
+
+
+def test_one_image_where_many_are_expected_is_a_type_error_not_a_path_per_character(
+        checkpoint, images):
+    """trial33 #1: score("x.jpg") gave one error row per character ("r: no such file")."""
+    _, paths = images
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu")
+    arr = np.asarray(Image.open(paths[0]).convert("RGB"))
+    for one, kind in ((str(paths[0]), "path"), (paths[0], "path"), (arr, "array"),
+                      (Image.open(paths[0]), "PIL image"), (paths[0].read_bytes(), "bytes")):
+        for method in ("score", "predict_proba", "predict"):
+            named = "predict_proba" if method == "predict" else method
+            with pytest.raises(TypeError, match=rf"^Predictor\.{named} "
+                                                rf"takes an iterable of images \(paths, bytes, "
+                                                rf"PIL images or arrays\), got one {kind}: "
+                                                r"pass \[image\]$"):
+                result = getattr(pred, method)(one)
+                list(result) if method == "score" else None
+    # a stack of images is many: (N, S, S, 3) and (N, H, W) grayscale
+    stack = np.stack([arr[:40, :50]] * 2)
+    assert pred.predict_proba(stack).shape == (2, 2)
+    assert pred.predict_proba(stack[..., 0]).shape == (2, 2)
+
+
+def test_rows_of_images_in_memory_name_their_kind_and_position(checkpoint, images):
+    """trial33 #6: the path column held str(obj) (a multi-line array dump, a PIL repr with a
+    memory address), and a bad array's error said '<array>' with no position."""
+    _, paths = images
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu", batch_size=2)
+    good = np.asarray(Image.open(paths[0]).convert("RGB"))
+    items = [paths[0], Image.open(paths[1]), good, b"not an image", np.zeros((0, 0, 3), np.uint8)]
+    rows = list(pred.score(items))
+    assert [r["path"] for r in rows] == [str(paths[0]), "<PIL image 1>", "<array 2>",
+                                         "<bytes 3>", "<array 4>"]
+    assert [r["error"] for r in rows[:3]] == [""] * 3
+    assert rows[3]["error"].startswith("<bytes 3>: ")
+    assert rows[4]["error"] == "<array 4>: array of shape (0, 0, 3) has no pixels"
+    with pytest.raises(ImageError, match=r"^<array 4>: array of shape \(0, 0, 3\) has no "
+                                         r"pixels$"):
+        pred.predict_proba([good, good, good, good, np.zeros((0, 0, 3), np.uint8)])

@@ -12,15 +12,17 @@ decoding threads from the full-resolution image, and the scores are the fused on
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 from torch import nn
 
 from vsent.data.images import ImageSource, load_resized, load_rgb
-from vsent.errors import WeightsError
+from vsent.errors import VsentError, WeightsError
 from vsent.inference import infer, iter_batches, resolve_device
 from vsent.models.base import non_finite_tensors
 from vsent.models.checkpoint import build_model, read_checkpoint
@@ -32,6 +34,43 @@ if TYPE_CHECKING:
 ROW_FIELDS = ("path", "prob_positive", "label", "error")
 #: The error of a row whose scores are NaN/inf (their argmax would be class 0, "negative").
 NON_FINITE_SCORES = "non-finite scores (the model's weights hold NaN/inf?)"
+
+
+def item_label(item: Any, index: int) -> str:
+    """What a row's ``path`` says of input ``index``: a path as given; an image in memory by
+    its kind and position (``<array 3>``, ``<PIL image 0>``, ``<bytes 2>``), not its printed
+    form (trial33 #6: a multi-line array dump, a memory address)."""
+    if isinstance(item, str | os.PathLike):
+        return str(item)
+    return f"<{_kind(item)} {index}>"
+
+
+def _kind(item: Any) -> str:
+    """How :mod:`vsent.data.images` names an image in memory in its messages."""
+    if isinstance(item, bytes | bytearray | memoryview):
+        return "bytes"
+    if isinstance(item, Image.Image):
+        return "PIL image"
+    return "array" if isinstance(item, np.ndarray) else type(item).__name__
+
+
+def _error_of(item: Any, index: int, error: Exception) -> str:
+    """``error``'s message, its ``<array>``/``<PIL image>``/``<bytes>`` given the position."""
+    text, generic = str(error), f"<{_kind(item)}>"
+    return item_label(item, index) + text[len(generic):] if text.startswith(generic) else text
+
+
+def _check_many(images: Any, method: str) -> None:
+    """TypeError for one image given where an iterable of images is expected: a str was read
+    as one path per character (trial33 #1), an (H, W, 3) array as H images. An (N, S, S, 3)
+    or (N, H, W) array is N images."""
+    one = isinstance(images, str | os.PathLike | bytes | bytearray | Image.Image) or (
+        isinstance(images, np.ndarray) and (images.ndim <= 2 or (
+            images.ndim == 3 and images.shape[-1] in (1, 3, 4))))
+    if one:
+        kind = "path" if isinstance(images, str | os.PathLike) else _kind(images)
+        raise TypeError(f"Predictor.{method} takes an iterable of images (paths, bytes, PIL "
+                        f"images or arrays), got one {kind}: pass [image]")
 
 
 def error_row(path: str, error: str) -> dict[str, Any]:
@@ -162,11 +201,17 @@ class Predictor:
         Raises :class:`vsent.errors.ImageError` on the first image that cannot be read; use
         :meth:`score` to carry on past bad images.
         """
+        _check_many(images, "predict_proba")
         out = [np.zeros((0, self.model.info.num_outputs), np.float32)]
+        start = 0
         for batch in self._batches(images):
-            error = next((e for e in batch.errors if e is not None), None)
-            if error is not None:
-                raise error
+            for i, (item, error) in enumerate(zip(batch.items, batch.errors, strict=True)):
+                if error is not None:
+                    text = _error_of(item, start + i, error)
+                    if text == str(error) or not isinstance(error, VsentError):
+                        raise error
+                    raise type(error)(text) from None
+            start += len(batch.items)
             out.append(self.predict_arrays(batch.images, batch.features))
         return np.concatenate(out)
 
@@ -181,11 +226,15 @@ class Predictor:
         ``paths`` may be any iterable (a generator is read lazily, a few batches ahead):
         rows come out while later paths are still being decoded.
         """
+        _check_many(paths, "score")
+        start = 0
         for batch in self._batches(paths):
             probs = (iter(self.predict_arrays(batch.images, batch.features))
                      if len(batch.images) else iter(()))
-            for path, error in zip(batch.items, batch.errors, strict=True):
+            for i, (item, error) in enumerate(zip(batch.items, batch.errors, strict=True)):
                 if error is not None:
-                    yield error_row(str(path), str(error))
+                    yield error_row(item_label(item, start + i),
+                                    _error_of(item, start + i, error))
                     continue
-                yield scores_row(str(path), next(probs), self.class_names)
+                yield scores_row(item_label(item, start + i), next(probs), self.class_names)
+            start += len(batch.items)
