@@ -417,3 +417,17 @@ def test_the_card_of_a_raw_ablations_export_counts_its_outputs_not_its_spec():
     card = export_card(exported)
     assert card["model"]["num_classes"] == 1000 and card["model"]["options"] == {
         "arch": "fc8-1000"}
+
+
+def test_a_fold_model_copied_into_another_folds_folder_gets_no_run_metrics(run_dir, caplog):
+    """trial33 #2: the card took the fold and the run's metrics from the folder, so a fold-2
+    model copied into fold1/ was shown as fold 1 with that run's metrics, silently."""
+    import shutil
+
+    (run_dir / "fold1").mkdir()
+    shutil.copy(run_dir / "fold2" / "model.pt", run_dir / "fold1" / "model.pt")
+    with caplog.at_level("WARNING", logger="vsent"):
+        card = model_card(run_dir / "fold1" / "model.pt")
+    assert card["metrics"] is None and card["training"]["fold"] == 2  # the checkpoint's
+    assert card["training"]["dataset"] is None  # not the run's config
+    assert f"records fold 2, not fold1: it is no model of the run in {run_dir}" in caplog.text

@@ -32,6 +32,7 @@ path), the model, class names and preprocessing the export states, and one more 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from importlib import import_module, metadata
@@ -41,6 +42,8 @@ from typing import Any
 from vsent.config import fold_seed
 from vsent.errors import VsentError, WeightsError, one_line
 from vsent.models.checkpoint import check_complete, read_checkpoint
+
+log = logging.getLogger("vsent")
 
 CARD_FORMAT = "vsent-card/1"
 #: The resampling of every vsent input path (PIL bilinear, :func:`vsent.data.images.resize`),
@@ -320,11 +323,17 @@ def card_markdown(card: Mapping[str, Any]) -> str:
 def _run_location(path: Path, meta: Mapping[str, Any]) -> tuple[Path | None, int | None]:
     """(run directory, fold index) of a checkpoint written by crossval/finetune, else (None,
     None). ``runs/X/fold<k>/model.pt`` -> (runs/X, k); ``runs/X/model.pt`` -> (runs/X,
-    meta's fold)."""
+    meta's fold). A checkpoint that records another fold than its folder's was copied there:
+    the run's records are not its own (trial33 #2), (None, None) with a warning."""
     folder = path.resolve().parent
     fold = meta.get("fold")
     name = folder.name
     if name.startswith("fold") and name[4:].isdigit() and (folder.parent / "config.json").is_file():
+        if type(fold) is int and fold != int(name[4:]):
+            log.warning("%s records fold %d, not %s: it is no model of the run in %s, whose "
+                        "records and metrics the card leaves out", path, fold, name,
+                        folder.parent)
+            return None, None
         return folder.parent, int(name[4:])
     if (folder / "config.json").is_file():
         return folder, int(fold) if isinstance(fold, int) else None
