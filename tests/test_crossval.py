@@ -540,7 +540,7 @@ def _resume_refused_until_the_label_is_restored(data, out, argv, record, capsys)
     name, label = lines[0].split()
     # the interrupted session's run.log says so (it went on to the next session's first line)
     last = (out / "run.log").read_text().splitlines()[-1]
-    assert last.endswith(" WARNING interrupted: the run is kept for --resume"), last
+    assert last.endswith(" WARNING interrupted: the run is kept; --resume continues it"), last
     gt.write_text("".join([f"{name} {1 - int(label)}\n", *lines[1:]]))
     capsys.readouterr()
     assert main([*argv, "--resume"]) == 2

@@ -378,6 +378,9 @@ def test_explain_function_runs_the_whole_command(tmp_path):
     with (out / "explain.csv").open(newline="") as f:
         stored = list(csv.DictReader(f))
     assert list(stored[0]) == list(X.FIELDS) and stored[0]["image"] == str(img)
+    # run.log has the run's summary (it was empty: trial33 #5)
+    assert (f"explained 2 of 3 images, 1 failed (layer {model.info.cam_layer}, target "
+            "negative)") in (out / "run.log").read_text()
     # finished: the same call returns the stored rows; other settings need overwrite
     assert X.explain(ckpt, [img, nothing, img], out, target="negative", device="cpu") == stored
     with pytest.raises(VsentError, match="target"):
@@ -555,3 +558,23 @@ def test_explain_on_an_export_says_why_in_one_line(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")  # not an export: the checkpoint's own error
     with pytest.raises(VsentError, match="not a vsent checkpoint"):
         X.explain(tmp_path / "junk.pt", [image], tmp_path / "out2", device="cpu")
+
+
+def test_an_all_zero_map_is_marked_and_warned_about(tmp_path, caplog):
+    """trial33 #3: --target negative wrote all-zero maps (a uniform blue overlay) silently."""
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 0] = 255  # nothing blue: no location raises the 'negative' (blue) score
+    paths = [tmp_path / "red.png", tmp_path / "both.png"]
+    Image.fromarray(red).save(paths[0])
+    Image.fromarray(_red_left_blue_right()).save(paths[1])
+    rows = X.explain_images(RedBlue(), paths, tmp_path / "out", target="negative")
+    assert [r["empty_map"] for r in rows] == [True, False]
+    assert not np.load(tmp_path / "out" / rows[0]["heatmap"]).any()
+    with caplog.at_level("INFO", logger="vsent"):
+        X._say_done(rows, None, "negative")
+    assert ("1 of 2 maps are empty (all zero: no location of layer conv raises the score of "
+            "the class they explain; empty_map in explain.csv)") in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="vsent"):
+        X._say_done(rows[1:], None, "negative")
+    assert "empty" not in caplog.text

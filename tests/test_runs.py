@@ -455,7 +455,8 @@ def test_run_log_ends_with_what_stopped_the_session(tmp_path, capsys):
     from vsent.runs import RunDir
 
     for exc, line in ((VsentError("data changed"), "ERROR stopped: data changed"),
-                      (KeyboardInterrupt(), "WARNING interrupted: the run is kept for --resume"),
+                      (KeyboardInterrupt(),
+                       "WARNING interrupted: the run is kept; --resume continues it"),
                       (RuntimeError("CUDA out of memory"),
                        "ERROR stopped by RuntimeError: CUDA out of memory")):
         out = tmp_path / type(exc).__name__
@@ -466,6 +467,17 @@ def test_run_log_ends_with_what_stopped_the_session(tmp_path, capsys):
     with RunDir(tmp_path / "fine"):
         pass
     assert (tmp_path / "fine" / "run.log").read_text() == ""
+    # a command without --resume (explain, fuse): the same command continues it (trial33 #5)
+    from vsent.runs import open_run_dir
+
+    for _ in range(2):  # a new run, then the unfinished one opened again
+        with pytest.raises(KeyboardInterrupt), open_run_dir(
+                tmp_path / "cam", {"command": "explain"}, resume=True, done="explain.csv",
+                resume_asked=False) as rd:
+            (rd / "0000.npy").write_bytes(b"x")
+            raise KeyboardInterrupt
+        assert (tmp_path / "cam" / "run.log").read_text().splitlines()[-1].endswith(
+            "WARNING interrupted: the run is kept; the same command continues it")
 
 
 def test_a_resume_refused_while_opening_leaves_no_log_handler(tmp_path):

@@ -173,6 +173,8 @@ class RunDir:
         self.path = Path(path)
         #: "new", "resumed" or "finished" when opened by :func:`open_run_dir`.
         self.status = "new"
+        #: how an interrupted run is continued, as run.log's last line says it
+        self.continued_by = "--resume"
         #: the stored or written config.json (set by :func:`open_run_dir`)
         self.config: dict[str, Any] | None = None
         if self.path.exists() and not self.path.is_dir():
@@ -241,7 +243,8 @@ class RunDir:
 
     def _say_stopped(self, stopped_by: BaseException) -> None:
         if isinstance(stopped_by, KeyboardInterrupt):
-            level, text = logging.WARNING, "interrupted: the run is kept for --resume"
+            level = logging.WARNING
+            text = f"interrupted: the run is kept; {self.continued_by} continues it"
         elif isinstance(stopped_by, VsentError):
             level, text = logging.ERROR, f"stopped: {stopped_by}"
         else:
@@ -683,12 +686,16 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
                 p.rmdir()
     if action in ("overwrite", "replace", "new"):
         rd = RunDir(out, config=config)
+        if not resume_asked:  # a command without --resume (explain, fuse, ...)
+            rd.continued_by = "the same command"
         if resume and resume_asked and action == "new":  # a typo in --out: hours of work
             log.info("%s: --resume, but no run there yet; starting a new one", out)
         rd.status = "new"
         rd.config = config
         return rd
     rd = RunDir(out)
+    if not resume_asked:
+        rd.continued_by = "the same command"
     rd.status = action
     rd.config = stored
     if action == "resumed":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ _TARGET_INDEX = {"negative": 0, "positive": 1}  # labels: 1 = positive, 0 = nega
 _WARNED_SMALL: set[str] = set()
 #: Columns of ``explain.csv``, in order.
 FIELDS = ("image", "error", "prob_negative", "prob_positive", "predicted", "target", "layer",
-          "overlay", "heatmap")
+          "overlay", "heatmap", "empty_map")
 #: The file whose presence marks an explain run directory finished.
 DONE = "explain.csv"
 
@@ -227,7 +227,8 @@ def explain_images(
     Returns
     -------
     list of dict rows: ``image, error, prob_negative, prob_positive, predicted, target, layer,
-    overlay, heatmap``.
+    overlay, heatmap, empty_map`` (True: an all-zero map, no location of ``layer`` raises the
+    target class's score).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -259,6 +260,8 @@ def explain_images(
             predicted=class_names[pred] if pred < len(class_names) else str(pred),
             target=class_names[r["target"]] if r["target"] < len(class_names) else r["target"],
             layer=r["layer"], overlay=f"{stem}.png", heatmap=f"{stem}.npy",
+            # no location raises the target's score: ReLU leaves nothing (a uniform overlay)
+            empty_map=not bool(np.any(r["heatmap"] > 0)),
         )
         rows.append(row)
     return rows
@@ -383,4 +386,19 @@ def explain(
         rows = [{"image": i.path, "error": i.reason} if isinstance(i, Unmatched)
                 else next(explained) for i in items]
         rd.write_csv(DONE, rows, list(FIELDS))
+        _say_done(rows, layer, target)
     return rows
+
+
+def _say_done(rows: Sequence[Mapping[str, Any]], layer: str | None, target: str) -> None:
+    """The run's summary on run.log (it was empty), and a warning for all-zero maps
+    (trial33 #3: written silently, a uniform overlay that reads as a result)."""
+    failed = sum(bool(r["error"]) for r in rows)
+    empty = [r for r in rows if r.get("empty_map")]
+    used = next((r["layer"] for r in rows if r.get("layer")), layer)
+    log.info("explained %d of %d images, %d failed (layer %s, target %s)", len(rows) - failed,
+             len(rows), failed, used, target)
+    if empty:
+        log.warning("%d of %d maps are empty (all zero: no location of layer %s raises the "
+                    "score of the class they explain; empty_map in explain.csv)", len(empty),
+                    len(rows) - failed, used)
