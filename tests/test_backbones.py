@@ -510,6 +510,10 @@ def test_cli_models_matches_family_names_without_their_prefix(capsys):
     assert capsys.readouterr().out.split() == shown
     assert main(["models", "nothing*"]) == 2
     assert "vsent: error: no model matches 'nothing*'" in capsys.readouterr().err
+    # both spellings at once: one was ignored silently (trial33 #14)
+    assert main(["models", "a*", "--pattern", "b*"]) == 2
+    assert capsys.readouterr().err == ("vsent: error: two patterns, 'a*' and --pattern 'b*': "
+                                       "give one\n")
 
 
 def test_hub_downloads_without_a_network_fail_at_once_with_a_route_that_works(monkeypatch):

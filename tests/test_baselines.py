@@ -391,6 +391,8 @@ def test_table_marks_unavailable_and_unreported_published_values():
     assert ("| 2CONV-4FC CNN (You et al.; quoted by Campos et al. 2015, Table 1) | "
             "- (not available) | - (not available) | - (not available) | - (0.783) |") in md
     assert "Sun et al. 2016, Table 1" in md.split("Source: ")[1]
+    # the source names SentiBank, whose row is the reproduction's (trial33 #14)
+    assert md.endswith("paper. SentiBank's row is in the report of `vsent reproduce you2015`.\n")
     four = bl.build_table({"four": {"gch": summary}}, ["gch"])
     assert "- (0.7009) |" in bl.table_markdown(four)  # 70.09 %, not 0.701
     one = bl.build_table({"five": {"gch": {**summary, "folds": [{"fold": 2}]}}}, ["gch"])

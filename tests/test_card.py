@@ -243,7 +243,7 @@ def test_card_of_a_damaged_onnx_export_says_so_not_to_score_it_as_one(tmp_path, 
     kept = [(p.key, p.value) for p in proto.metadata_props]
     for name, drop, why in (
             ("other.onnx", lambda k: True,
-             r"other.onnx: not a vsent export \(format None, expected 'vsent-export/1'\)$"),
+             r"other.onnx: not a vsent export \(no vsent metadata in it\)$"),
             ("partial.onnx", lambda k: k == "vsent.class_names",
              r"partial.onnx: not a readable ONNX export \(its vsent metadata: KeyError "
              r"'vsent.class_names'\)$")):

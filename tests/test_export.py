@@ -181,9 +181,13 @@ def test_read_metadata_rejects_other_files(tmp_path):
     other = tmp_path / "plain.onnx"
     model = torch.nn.Linear(3, 2)
     torch.onnx.export(model, (torch.zeros(1, 3),), str(other), dynamo=False)
-    with pytest.raises(ExportError, match=r"plain\.onnx: not a vsent export \(format None, "
-                                          r"expected 'vsent-export/1'\)$"):
+    with pytest.raises(ExportError, match=r"plain\.onnx: not a vsent export \(no vsent "
+                                          r"metadata in it\)$"):
         read_metadata(other)
+    empty = tmp_path / "empty.onnx"  # "format None" before (trial33 #14)
+    empty.write_bytes(b"")
+    with pytest.raises(ExportError, match=r"empty\.onnx: an empty file, not a vsent export$"):
+        read_metadata(empty)
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00\x01junk")
     with pytest.raises(ExportError, match=r"junk\.onnx: not an ONNX file \("):

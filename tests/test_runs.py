@@ -234,9 +234,11 @@ def test_a_run_of_another_command_is_named_as_such(tmp_path):
     _open(tmp_path / "r")
     (tmp_path / "r" / "fold1").mkdir()  # a result (a run without any is replaced)
     (tmp_path / "r" / "fold1" / "history.json").write_text("[]")  # (an empty folder is no result)
-    with pytest.raises(VsentError, match=r"r holds a demo run, not a other run: choose another "
+    with pytest.raises(VsentError, match=r"r holds a demo run, not an other run: choose another "
                                          r"--out$"):
         _open(tmp_path / "r", {**CFG, "command": "other"}, resume=True)
+    with pytest.raises(VsentError, match=r"r holds a demo run, not an explain run"):
+        _open(tmp_path / "r", {**CFG, "command": "explain"}, resume=True)  # (trial33 #14)
 
 
 def test_config_diff_takes_keys_added_later_at_their_default_as_equal():

@@ -336,6 +336,8 @@ def read_metadata(path: str | PathLike[str]) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"{path}: no such file")
+    if path.stat().st_size == 0:  # (onnx reads it as a model without metadata)
+        raise ExportError(f"{path}: an empty file, not a vsent export")
     if _is_onnx(path):
         onnx = require("onnx", f"{path}: reading an ONNX export")
         try:
@@ -354,8 +356,10 @@ def read_metadata(path: str | PathLike[str]) -> dict[str, str]:
                                   "--engine onnx, or export it with `vsent export`") from None
             raise ExportError(f"{path}: not a TorchScript file ({one_line(exc)})") from exc
         meta = json.loads(files["vsent.json"] or "{}")
-    if meta.get("vsent.format") != EXPORT_FORMAT:
-        raise ExportError(f"{path}: not a vsent export (format {meta.get('vsent.format')!r}, "
+    if "vsent.format" not in meta:
+        raise ExportError(f"{path}: not a vsent export (no vsent metadata in it)")
+    if meta["vsent.format"] != EXPORT_FORMAT:
+        raise ExportError(f"{path}: not a vsent export (format {meta['vsent.format']!r}, "
                           f"expected {EXPORT_FORMAT!r})")
     return meta
 

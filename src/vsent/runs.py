@@ -371,6 +371,11 @@ RUN_OPTIONS = frozenset({"device"})
 PATH_KEYS = frozenset({"data"})
 
 
+def _a(word: str) -> str:
+    """The article before a command's name: "an explain run", "a crossval run"."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def fold_dir(run: str | Path, k: int) -> Path:
     """Directory of fold ``k`` (1-based) of the run in ``run``."""
     return Path(run) / f"fold{k}"
@@ -613,8 +618,9 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
         return fresh or "new", None
     stored = stored_config(out)
     if "command" in config and stored.get("command", config["command"]) != config["command"]:
-        raise VsentError(f"{out} holds a {stored.get('command') or 'vsent'} run, not a "
-                         f"{config['command']} run: choose another --out")
+        held, wanted = stored.get("command") or "vsent", config["command"]
+        raise VsentError(f"{out} holds {_a(held)} {held} run, not {_a(wanted)} {wanted} run: "
+                         "choose another --out")
     ignored = RUN_OPTIONS | frozenset(ignore)
     config = as_stored_train_seed(stored, config)  # compared only: a new run writes its own
     if compare is not None:

@@ -452,8 +452,9 @@ def table_markdown(table: Mapping[str, Any]) -> str:
                             _printed(row["row"], s, m)) if twitter else _ours(e["ours"], m)
                       for m in table["metrics"]]
         lines.append("| " + " | ".join(cells) + " |")
-    if twitter:
-        lines += ["", f"Source: {table['source']}"]
+    if twitter:  # (the source names SentiBank, a row of the reproduction's report only)
+        lines += ["", f"Source: {table['source'].rstrip('.')}. SentiBank's row is in the "
+                      "report of `vsent reproduce you2015`."]
     return "\n".join([*lines, ""])
 
 

@@ -363,6 +363,9 @@ def run_models(args: argparse.Namespace) -> int:
     from vsent.models import list_models
     from vsent.models.registry import family_prefixes
 
+    if args.pattern and args.pattern_option and args.pattern != args.pattern_option:
+        raise VsentError(f"two patterns, {args.pattern!r} and --pattern "
+                         f"{args.pattern_option!r}: give one")
     pattern = args.pattern_option or args.pattern or "*"
     names = list_models(pattern)
     if "/" not in pattern and pattern.strip("*"):
