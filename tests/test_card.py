@@ -84,8 +84,12 @@ def test_markdown_card_shows_each_section(run_dir):
 def test_markdown_card_names_the_dataset_path_normalised(run_dir):
     config = json.loads((run_dir / "config.json").read_text())
     (run_dir / "config.json").write_text(json.dumps({**config, "data": "/data/x/../twitter1"}))
-    text = card_markdown(model_card(run_dir / "fold2" / "model.pt"))
-    assert "- Dataset: /data/twitter1\n" in text
+    card = model_card(run_dir / "fold2" / "model.pt")
+    assert "- Dataset: /data/twitter1\n" in card_markdown(card)
+    assert card["training"]["dataset"] == "/data/twitter1"  # the JSON card's too (trial33 #10)
+    # versions record cuda None where no GPU was seen: "none", not "not recorded"
+    card["versions"]["cuda"] = None
+    assert "- cuda: none (no GPU)\n" in card_markdown(card)
 
 
 def test_card_outside_a_run_says_what_was_not_recorded(tmp_path):

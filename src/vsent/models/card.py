@@ -311,7 +311,9 @@ def card_markdown(card: Mapping[str, Any]) -> str:
               _item("Interpolation", _interpolation_text(p)), "",
               "## Versions", "",
               f"Recorded: {card['versions'].get('source') or 'not recorded'}", ""]
-    lines += [_item(k, v) for k, v in card["versions"].items() if k != "source"]
+    # versions record cuda None where no GPU was seen: that is known, not unrecorded
+    lines += ["- cuda: none (no GPU)" if k == "cuda" and v is None else _item(k, v)
+              for k, v in card["versions"].items() if k != "source"]
     return "\n".join(lines) + "\n"
 
 
@@ -375,9 +377,11 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
     # crossval trains fold k with a seed derived from the run's: the card says whence it comes
     derived = (fold is not None and isinstance(train, Mapping) and isinstance(run_seed, int)
                and train.get("seed") == fold_seed(run_seed, fold))
+    dataset = meta.get("data", config.get("data"))
     return {
         "command": config.get("command"),
-        "dataset": meta.get("data", config.get("data")),
+        # as the Markdown card shows it: a recorded ../ collapsed (trial33 #10: two spellings)
+        "dataset": os.path.normpath(dataset) if isinstance(dataset, str) and dataset else dataset,
         "subset": meta.get("subset", config.get("subset")),
         # the split's name is the config's default unless a fold was held out
         "folds": meta.get("folds", config.get("folds")) if fold is not None else None,
