@@ -20,7 +20,13 @@ from vsent.cli import main  # noqa: E402
 from vsent.data.images import load_resized  # noqa: E402
 from vsent.data.transforms import center_crop, normalize  # noqa: E402
 from vsent.errors import EXIT_USER_ERROR  # noqa: E402
-from vsent.export import ExportError, OnnxPredictor, export_model, read_metadata  # noqa: E402
+from vsent.export import (  # noqa: E402
+    INPUT_PIPELINE,
+    ExportError,
+    OnnxPredictor,
+    export_model,
+    read_metadata,
+)
 from vsent.models import clip_models, create_model, timm_models  # noqa: E402, F401
 from vsent.models.checkpoint import save_checkpoint  # noqa: E402
 from vsent.predict import Predictor  # noqa: E402
@@ -83,6 +89,9 @@ def test_onnx_export_gives_pytorch_probabilities_in_onnxruntime(tmp_path, image_
     # metadata: preprocessing, class names, model card
     meta = {p.key: p.value for p in onnx.load(str(tmp_path / "model.onnx")).metadata_props}
     assert json.loads(meta["vsent.preprocess"]) == pre.to_dict()
+    # the steps in words: resize is a square warp, not the shorter side (trial33 #8)
+    assert json.loads(meta["vsent.input"]) == INPUT_PIPELINE
+    assert "aspect ratio not kept" in INPUT_PIPELINE["resize"]
     assert json.loads(meta["vsent.class_names"]) == ["neg", "pos"]
     assert json.loads(meta["vsent.card"])["model"]["name"] == name
     assert json.loads(meta["vsent.model"])["family"] == model.info.family
