@@ -173,6 +173,17 @@ def test_max_pixels_is_enforced_before_decoding(bad_images, monkeypatch):
                                f"(vsent.data.images.MAX_PIXELS)")
 
 
+def test_the_pixel_limit_guards_decoding_not_images_already_in_memory(bad_images,
+                                                                      monkeypatch):
+    """trial33 #12: a PIL image made in memory was refused above the limit, the same pixels as
+    an array were not; both are decoded already. Image.open's image is still to decode."""
+    monkeypatch.setattr(images, "MAX_PIXELS", 100)
+    assert load_rgb(Image.new("RGB", (16, 12))).size == (16, 12)
+    assert load_rgb(np.zeros((12, 16, 3), np.uint8)).size == (16, 12)
+    with pytest.raises(ImageError, match=r"image has 16x12 pixels, above the limit of 100"):
+        load_rgb(Image.open(bad_images["ok"]))
+
+
 @pytest.mark.filterwarnings("error")
 @pytest.mark.parametrize(
     ("width", "height", "reason"),

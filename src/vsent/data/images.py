@@ -82,13 +82,16 @@ def load_rgb(src: ImageSource, *, min_side: int | None = None) -> Image.Image:
     ------
     vsent.errors.ImageError
         ``"<where>: <reason>"`` for a missing, empty, corrupt, truncated, non-image or
-        oversized (more than :data:`MAX_PIXELS` pixels) input, or an unsupported array.
+        oversized input (more than :data:`MAX_PIXELS` pixels to decode: a file, bytes, an
+        ``Image.open`` image; not an image already in memory), or an unsupported array.
     """
     if isinstance(src, np.ndarray):
         return _from_array(src)
     if isinstance(src, Image.Image):
         where = getattr(src, "filename", "") or "<PIL image>"
-        return _decode(src, where)
+        # the pixel limit guards decoding: an image made in memory is decoded already (as an
+        # array is), one from Image.open still to decode (trial33 #12)
+        return _decode(src, where, limit=isinstance(src, ImageFile.ImageFile))
     if isinstance(src, (bytes, bytearray, memoryview)):
         if len(src) == 0:
             raise ImageError("<bytes>: empty file")
@@ -286,20 +289,22 @@ def _open_and_decode(fp: Path | io.BytesIO, where: str, *,
         im.close()
 
 
-def _check_pixels(im: Image.Image, where: str) -> None:
+def _check_pixels(im: Image.Image, where: str, limit: bool = True) -> None:
     w, h = im.size
     if w <= 0 or h <= 0:
         raise ImageError(f"{where}: image has zero size {w}x{h}")
-    if w * h > MAX_PIXELS:
+    if limit and w * h > MAX_PIXELS:
         raise ImageError(
             f"{where}: image has {w}x{h} pixels, above the limit of {MAX_PIXELS} "
             f"(vsent.data.images.MAX_PIXELS)"
         )
 
 
-def _decode(im: Image.Image, where: str, *, min_side: int | None = None) -> Image.Image:
-    """Load pixel data, apply EXIF orientation and convert to RGB."""
-    _check_pixels(im, where)
+def _decode(im: Image.Image, where: str, *, min_side: int | None = None,
+            limit: bool = True) -> Image.Image:
+    """Load pixel data, apply EXIF orientation and convert to RGB; ``limit``: refuse more than
+    :data:`MAX_PIXELS` (not for an image decoded in memory already)."""
+    _check_pixels(im, where, limit)
     try:
         if min_side is not None and im.format in _DRAFT_FORMATS:
             # libjpeg decodes at the smallest 1/2^k scale keeping both sides >= min_side; it
