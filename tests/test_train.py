@@ -343,6 +343,10 @@ def test_resuming_a_training_state_with_another_config_is_refused(tmp_path, monk
     ("epochs", 0, "an integer >= 1"), ("batch_size", -1, "an integer >= 1"),
     ("lr", 0.0, "a finite number > 0"), ("momentum", 1.0, "a number in [0, 1)"),
     ("lr_gamma", 0.0, "a number in (0, 1]"), ("ema", 1.0, "a number in [0, 1)"),
+    # from Python, a value of another kind (trial33 #13: "3" was a raw TypeError)
+    ("epochs", "3", "an integer >= 1"), ("epochs", True, "an integer >= 1"),
+    ("epochs", 2.5, "an integer >= 1"), ("lr", "0.1", "a finite number > 0"),
+    ("momentum", None, "a number in [0, 1)"),
 ])
 def test_an_option_out_of_range_says_its_range(field, value, allowed):
     option = "--" + field.replace("_", "-")

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,24 +182,27 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise VsentError naming the first option out of range (run when built)."""
-        checks = [  # (field, within its range, the range said in the error)
-            ("epochs", self.epochs >= 1, "an integer >= 1"),
-            ("batch_size", self.batch_size >= 1, "an integer >= 1"),
-            ("lr", self.lr > 0, "a finite number > 0"),
-            ("momentum", 0 <= self.momentum < 1, "a number in [0, 1)"),
-            ("weight_decay", self.weight_decay >= 0, "a finite number >= 0"),
-            ("lr_step", self.lr_step >= 1, "an integer >= 1"),
-            ("lr_gamma", 0 < self.lr_gamma <= 1, "a number in (0, 1]"),
-            ("head_lr_mult", self.head_lr_mult > 0, "a finite number > 0"),
-            ("bias_lr_mult", self.bias_lr_mult > 0, "a finite number > 0"),
-            ("label_smoothing", 0 <= self.label_smoothing < 1, "a number in [0, 1)"),
-            ("ema", 0 <= self.ema < 1, "a number in [0, 1)"),
+        checks: list[tuple[str, Callable[[Any], bool], str]] = [  # (field, in range, said)
+            ("epochs", lambda v: v >= 1, "an integer >= 1"),
+            ("batch_size", lambda v: v >= 1, "an integer >= 1"),
+            ("lr", lambda v: v > 0, "a finite number > 0"),
+            ("momentum", lambda v: 0 <= v < 1, "a number in [0, 1)"),
+            ("weight_decay", lambda v: v >= 0, "a finite number >= 0"),
+            ("lr_step", lambda v: v >= 1, "an integer >= 1"),
+            ("lr_gamma", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+            ("head_lr_mult", lambda v: v > 0, "a finite number > 0"),
+            ("bias_lr_mult", lambda v: v > 0, "a finite number > 0"),
+            ("label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)"),
+            ("ema", lambda v: 0 <= v < 1, "a number in [0, 1)"),
         ]
-        for name, ok, allowed in checks:
+        for name, in_range, allowed in checks:
             value = getattr(self, name)
+            # a number of the right kind first (from Python, epochs="3" was a TypeError);
             # ``lr > 0`` holds for inf (nan fails it only by chance): a non-finite number
             # trains on into NaN weights, so every float option must be finite too
-            if not ok or not is_finite(value):
+            kind = numbers.Integral if allowed.startswith("an integer") else numbers.Real
+            kind_ok = isinstance(value, kind) and not isinstance(value, bool)
+            if not kind_ok or not in_range(value) or not is_finite(value):
                 option = name.replace("_", "-")
                 raise VsentError(f"--{option} {value!r} is out of range ({allowed})")
         if self.optimizer not in OPTIMIZERS:
