@@ -121,6 +121,7 @@ def test_help_defaults_are_those_of_the_analyses():
     assert cli_layers.DEFAULT_CS == layers.DEFAULT_CS
     assert cli_baselines.FEATURE_SETS == baselines.FEATURE_SETS
     assert cli_explain.TARGETS == explain.TARGETS
+    assert cli_explain.DEFAULT_MAX_SIDE == explain.DEFAULT_MAX_SIDE
     assert (cli_fuse.RUN_RULES, cli_fuse.METHODS, cli_fuse.DEFAULT_WEIGHT) == \
         (fusion.RUN_RULES, fusion.METHODS, fusion.DEFAULT_WEIGHT)
     assert common.SUBSETS == SUBSETS

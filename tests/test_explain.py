@@ -578,3 +578,30 @@ def test_an_all_zero_map_is_marked_and_warned_about(tmp_path, caplog):
     with caplog.at_level("INFO", logger="vsent"):
         X._say_done(rows[1:], None, "negative")
     assert "empty" not in caplog.text
+
+
+def test_explain_writes_maps_no_larger_than_max_side(tmp_path):
+    """trial33 #4: a 7000x5000 photo gave a 140 MB full-size map (a few feature cells
+    interpolated). The default keeps the longer side at DEFAULT_MAX_SIDE; 0 keeps the size."""
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)).eval())
+    img = tmp_path / "wide.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (60, 300, 3), np.uint8)).save(img)
+    default = X.explain(ckpt, [img], tmp_path / "a", device="cpu")
+    assert np.load(tmp_path / "a" / default[0]["heatmap"]).shape == (60, 300)  # under 1024
+    small = X.explain(ckpt, [img], tmp_path / "b", device="cpu", max_side=100)
+    assert np.load(tmp_path / "b" / small[0]["heatmap"]).shape == (20, 100)
+    assert Image.open(tmp_path / "b" / small[0]["overlay"]).size == (100, 20)
+    assert small[0]["prob_positive"] == default[0]["prob_positive"]  # the same input
+    full = X.explain(ckpt, [img], tmp_path / "c", device="cpu", max_side=0)
+    assert np.load(tmp_path / "c" / full[0]["heatmap"]).shape == (60, 300)
+    import json
+
+    assert "max_side" not in json.loads((tmp_path / "a" / "config.json").read_text())
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["max_side"] == 100
+    with pytest.raises(VsentError, match=r"^--max-side must be 0 \(the image's size\) or a "
+                                         r"number of pixels, got -1$"):
+        X.explain(ckpt, [img], tmp_path / "d", device="cpu", max_side=-1)

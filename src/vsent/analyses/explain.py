@@ -44,6 +44,10 @@ FIELDS = ("image", "error", "prob_negative", "prob_positive", "predicted", "targ
           "overlay", "heatmap", "empty_map")
 #: The file whose presence marks an explain run directory finished.
 DONE = "explain.csv"
+#: ``vsent explain``'s longest side of the maps and overlays written (``--max-side``; 0: the
+#: image's own size). A map comes from a few cells of a feature map: a 7000x5000 photo's
+#: full-size map took 140 MB and 1 GB of memory for nothing more (trial33 #4).
+DEFAULT_MAX_SIDE = 1024
 
 
 def default_cam_layer(model: nn.Module) -> str:
@@ -212,8 +216,10 @@ def explain_images(
     device: torch.device | str = "cpu",
     class_names: Sequence[str] = ("negative", "positive"),
     fusion: Any = None,
+    max_side: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Grad-CAM overlays (PNG) and raw maps (.npy) for each image, one row per image.
+    """Grad-CAM overlays (PNG) and raw maps (.npy) for each image, one row per image, at the
+    image's size, or with its longer side at most ``max_side`` (:func:`explain_image`).
 
     Files are ``<out>/<i>_<stem>_gradcam.png`` and ``.npy`` (``i`` = position in ``paths``,
     so equal file names from different folders do not collide). An image that cannot be read
@@ -236,14 +242,15 @@ def explain_images(
     for i, path in enumerate(paths):
         row: dict[str, Any] = {"image": str(path), "error": ""}
         try:
-            r = explain_image(model, path, layer=layer, target=target, device=device)
+            r = explain_image(model, path, layer=layer, target=target, device=device,
+                              max_side=max_side)
             p = r["probs"]
             if fusion is not None:
                 hand = fusion.hand.features(np.asarray(load_rgb(path), np.uint8))
                 p = fusion.fuse(p[None], hand[None])[0]
                 if target == "predicted" and int(p.argmax()) != r["target"]:
                     r = explain_image(model, path, layer=layer, target=int(p.argmax()),
-                                      device=device)  # the fused label's evidence
+                                      device=device, max_side=max_side)  # the fused label's
         except ImageError as e:  # a bad --layer/--target is not the image's fault: raised
             row["error"] = str(e)
             rows.append(row)
@@ -323,6 +330,7 @@ def explain(
     target: str = "predicted",
     device: torch.device | str = "auto",
     overwrite: bool = False,
+    max_side: int = DEFAULT_MAX_SIDE,
 ) -> list[dict[str, Any]]:
     """``vsent explain``: Grad-CAM maps of ``images`` by a checkpoint's model, in a run directory.
 
@@ -336,6 +344,8 @@ def explain(
         settings are refused unless ``overwrite``.
     layer : module name (default the model's ``info.cam_layer``); target : one of
         :data:`TARGETS`; device : "auto", "cpu", "cuda".
+    max_side : the longest side of the maps and overlays (0: the image's size); recorded in
+        config.json when not :data:`DEFAULT_MAX_SIDE`.
 
     Returns
     -------
@@ -351,6 +361,9 @@ def explain(
 
     if target not in TARGETS:
         raise VsentError(f"--target {target!r}: choose one of {', '.join(TARGETS)}")
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 0:
+        raise VsentError(f"--max-side must be 0 (the image's size) or a number of pixels, "
+                         f"got {max_side!r}")
     dev = resolve_device(device)
     try:  # a late-fused checkpoint's hand-crafted half too, as predict reads it
         predictor = Predictor.from_checkpoint(checkpoint, device=dev)
@@ -364,6 +377,8 @@ def explain(
               "model_sha256": file_sha256(checkpoint), "images": [str(i) for i in images],
               "images_found": _found(items),
               "layer": layer, "target": target, "device": str(dev)}
+    if max_side != DEFAULT_MAX_SIDE:  # left out at its default: earlier runs stay finished
+        config["max_side"] = max_side
     if _made_before_images_found(Path(out)):  # still returned, but its files are not checked
         del config["images_found"]
         log.warning("%s was made by a vsent that did not record the files its inputs found: "
@@ -381,7 +396,7 @@ def explain(
         explained = iter(explain_images(predictor.model, paths, rd.path, layer=layer,
                                         target=target, device=dev,
                                         class_names=predictor.class_names,
-                                        fusion=predictor.fusion))
+                                        fusion=predictor.fusion, max_side=max_side or None))
         # an input that matched nothing keeps its place, as in predict's output
         rows = [{"image": i.path, "error": i.reason} if isinstance(i, Unmatched)
                 else next(explained) for i in items]
