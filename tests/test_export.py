@@ -389,18 +389,22 @@ def test_cli_predict_engine_onnx_writes_the_default_engines_rows(tmp_path, image
 
     _, ckpt = _checkpoint(tmp_path, "smallcnn")
     export_model(ckpt, tmp_path / "m.onnx")
+    export_model(ckpt, tmp_path / "m.ts", format="torchscript")
     paths, _ = image_files
     outs = {}
-    for engine, model in (("default", ckpt), ("onnx", tmp_path / "m.onnx")):
+    # --engine torchscript: the same engine, by the name a .ts file suggests (trial33 #9)
+    for engine, model in (("default", ckpt), ("onnx", tmp_path / "m.onnx"),
+                          ("torchscript", tmp_path / "m.ts")):
         out = tmp_path / f"{engine}.csv"
         assert main(["predict", *map(str, paths), "--model", str(model), "--engine", engine,
                      "--device", "cpu", "--out", str(out)]) == 0
         with out.open(newline="") as f:
             outs[engine] = list(csv.DictReader(f))
-    assert [r["path"] for r in outs["onnx"]] == [r["path"] for r in outs["default"]]
-    for a, b in zip(outs["default"], outs["onnx"], strict=True):
-        assert a["label"] == b["label"]
-        assert abs(float(a["prob_positive"]) - float(b["prob_positive"])) <= 1e-4
+    for engine in ("onnx", "torchscript"):
+        assert [r["path"] for r in outs[engine]] == [r["path"] for r in outs["default"]]
+        for a, b in zip(outs["default"], outs[engine], strict=True):
+            assert a["label"] == b["label"]
+            assert abs(float(a["prob_positive"]) - float(b["prob_positive"])) <= 1e-4
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
@@ -540,7 +544,7 @@ def test_only_a_vsent_export_read_as_a_checkpoint_gets_the_advice_to_run_it(tmp_
         torch.jit.save(torch.jit.script(model), str(foreign))
     kind = "an ONNX" if fmt == "onnx" else "a TorchScript"
     for path, why in ((ours, f"{kind} export: `vsent predict` and `vsent serve` run it with "
-                             "--engine onnx"),
+                             "--engine onnx (or torchscript: the same engine)"),
                       (foreign, f"{kind} file that vsent did not write")):
         assert main(["predict", "--model", str(path), str(tmp_path / "x.jpg")]) == EXIT_USER_ERROR
         err = capsys.readouterr().err
@@ -552,4 +556,5 @@ def test_only_a_vsent_export_read_as_a_checkpoint_gets_the_advice_to_run_it(tmp_
         monkeypatch.setitem(sys.modules, "onnx", None)
         assert main(["predict", "--model", str(ours), str(tmp_path / "x.jpg")]) == 2
         assert capsys.readouterr().err.endswith("export: `vsent predict` and `vsent serve` "
-                                                "run it with --engine onnx)\n")
+                                                "run it with --engine onnx (or torchscript: the "
+                                                "same engine))\n")

@@ -64,8 +64,8 @@ def _add_scale_args(p: argparse.ArgumentParser) -> None:
                              "non-empty --out is refused)")
     g.add_argument("--engine", choices=tuple(ENGINES), default="default",
                    help="default: this process; ray: Ray Data (decoding tasks, model actors); "
-                        "onnx: an export of `vsent export` (--model m.onnx) on onnxruntime, "
-                        "or a TorchScript export (m.ts) on torch")
+                        "onnx or torchscript (the same engine): an export of `vsent export`, "
+                        "--model m.onnx on onnxruntime or m.ts on torch")
     g.add_argument("--ray-address", metavar="ADDR",
                    help="join this Ray cluster (e.g. auto) instead of starting a local Ray")
     g.add_argument("--ray-cpus", type=int, metavar="N", help="CPUs of the local Ray (all)")

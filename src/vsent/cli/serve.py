@@ -23,11 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "the command (exit 2). Concurrent requests share forward passes.",
     )
     p.add_argument("--model", required=True,
-                   help="checkpoint (model.pt) from finetune/crossval, or with --engine onnx an "
+                   help="checkpoint (model.pt) from finetune/crossval, or with --engine onnx "
+                        "(or torchscript) an "
                         "export from `vsent export` (.onnx, or TorchScript)")
-    p.add_argument("--engine", choices=("default", "onnx"), default="default",
-                   help="default: PyTorch on the checkpoint; onnx: onnxruntime on an exported "
-                        "model (its card is the one stored in the export; no explain/regions)")
+    p.add_argument("--engine", choices=("default", "onnx", "torchscript"), default="default",
+                   help="default: PyTorch on the checkpoint; onnx or torchscript (the same "
+                        "engine): an export, on onnxruntime or torch (its card is the one "
+                        "stored in the export; no explain/regions)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                          decode_workers=args.workers, limits=limits).validate()
     _check_address(args.host, args.port)
     # loaded once, before the server starts: a bad checkpoint is one line and exit 2
-    if args.engine == "onnx":
+    if args.engine in ("onnx", "torchscript"):
         from vsent.export import OnnxPredictor
 
         predictor = OnnxPredictor.from_file(args.model, device=args.device,

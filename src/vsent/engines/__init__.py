@@ -31,6 +31,7 @@ ENGINES: dict[str, str] = {
     "default": "vsent.engines.default:DefaultEngine",
     "ray": "vsent.engines.ray_engine:RayEngine",
     "onnx": "vsent.export:OnnxEngine",  # an export of `vsent export` (onnxruntime/TorchScript)
+    "torchscript": "vsent.export:OnnxEngine",  # the same engine: it reads either kind of export
 }
 
 

@@ -47,7 +47,8 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _TRUNCATED = "truncated or corrupt: an incomplete file (copied or saved part way?)"
 #: What to do with an export handed over as a checkpoint: said for every command that reads
 #: checkpoints (serve too, not only predict), so it names the option, not one command.
-EXPORT_HINT = "`vsent predict` and `vsent serve` run it with --engine onnx"
+EXPORT_HINT = ("`vsent predict` and `vsent serve` run it with --engine onnx (or torchscript: "
+               "the same engine)")
 
 
 def save_checkpoint(
