@@ -268,7 +268,7 @@ def test_card_of_a_damaged_onnx_export_says_so_not_to_score_it_as_one(tmp_path, 
 def test_card_of_a_zero_shot_model_lists_no_training_recipe(run_dir):
     # crossval saves a zero-shot fold model with the run's (unused) recipe and fold size
     path = save_checkpoint(run_dir / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
-                           train={"epochs": 65, "lr": 0.001}, n_train=4, training="zero-shot")
+                           train={"epochs": 3, "lr": 0.001}, n_train=4, training="zero-shot")
     t = model_card(path)["training"]
     assert t["how"] == "zero-shot" and t["train"] is None and t["n_train"] is None
     assert t["n_test"] == 2 and t["fold"] == 2
@@ -434,4 +434,31 @@ def test_a_fold_model_copied_into_another_folds_folder_gets_no_run_metrics(run_d
         card = model_card(run_dir / "fold1" / "model.pt")
     assert card["metrics"] is None and card["training"]["fold"] == 2  # the checkpoint's
     assert card["training"]["dataset"] is None  # not the run's config
-    assert f"records fold 2, not fold1: it is no model of the run in {run_dir}" in caplog.text
+    assert f"records fold 2, not fold 1: it is no model of the run in {run_dir}" in caplog.text
+    # review33b #2: a fold-1 model of another run (another recipe) in this run's fold1/
+    caplog.clear()
+    save_checkpoint(run_dir / "fold1" / "model.pt", create_model("smallcnn"), fold=1,
+                    run="elsewhere", train={"epochs": 9, "lr": 0.001}, subset="four")
+    with caplog.at_level("WARNING", logger="vsent"):
+        card = model_card(run_dir / "fold1" / "model.pt")
+    assert card["metrics"] is None
+    assert ("was trained otherwise than the run (train.epochs: stored 3, now 9): it is no "
+            "model of the run") in caplog.text
+    # the run's own fold model, whose seed is the fold's, is the run's: no warning
+    caplog.clear()
+    save_checkpoint(run_dir / "fold1" / "model.pt", create_model("smallcnn"), fold=1,
+                    run=str(run_dir), train={"epochs": 3, "lr": 0.001, "seed": 1001,
+                                             "device": "cuda"}, subset="four")
+    with caplog.at_level("WARNING", logger="vsent"):
+        card = model_card(run_dir / "fold1" / "model.pt")
+    assert card["metrics"] is not None and card["training"]["fold"] == 1 and not caplog.text
+    # a finetune --fold 1 run whose model.pt is now a fold-2 model
+    ft = run_dir.parent / "ft"
+    ft.mkdir()
+    (ft / "config.json").write_text(json.dumps({"command": "finetune", "fold": 1}))
+    (ft / "metrics.json").write_text(json.dumps({"center": FOLD_METRICS[0]}))
+    shutil.copy(run_dir / "fold2" / "model.pt", ft / "model.pt")
+    with caplog.at_level("WARNING", logger="vsent"):
+        card = model_card(ft / "model.pt")
+    assert card["metrics"] is None and card["training"]["fold"] == 2
+    assert "records fold 2, not fold 1" in caplog.text

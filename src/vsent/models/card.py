@@ -94,6 +94,11 @@ def model_card(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
     run_dir, fold = _run_location(path, meta)
     config = _read_json(run_dir / "config.json") if run_dir else None
     config = config if isinstance(config, Mapping) else {}
+    foreign = _foreign(meta, config, fold) if run_dir else None
+    if foreign:  # copied into the run's folder: the run's records are not its own (trial33 #2)
+        log.warning("%s %s: it is no model of the run in %s, whose records and metrics the "
+                    "card leaves out", path, foreign, run_dir)
+        run_dir, fold, config = None, None, {}
     summary = _read_json(run_dir / "summary.json") if run_dir else None
     fold_metrics = (_read_json(run_dir / f"fold{fold}" / "metrics.json")
                     if run_dir and fold is not None else None)
@@ -325,21 +330,34 @@ def card_markdown(card: Mapping[str, Any]) -> str:
 def _run_location(path: Path, meta: Mapping[str, Any]) -> tuple[Path | None, int | None]:
     """(run directory, fold index) of a checkpoint written by crossval/finetune, else (None,
     None). ``runs/X/fold<k>/model.pt`` -> (runs/X, k); ``runs/X/model.pt`` -> (runs/X,
-    meta's fold). A checkpoint that records another fold than its folder's was copied there:
-    the run's records are not its own (trial33 #2), (None, None) with a warning."""
+    meta's fold)."""
     folder = path.resolve().parent
     fold = meta.get("fold")
     name = folder.name
     if name.startswith("fold") and name[4:].isdigit() and (folder.parent / "config.json").is_file():
-        if type(fold) is int and fold != int(name[4:]):
-            log.warning("%s records fold %d, not %s: it is no model of the run in %s, whose "
-                        "records and metrics the card leaves out", path, fold, name,
-                        folder.parent)
-            return None, None
         return folder.parent, int(name[4:])
     if (folder / "config.json").is_file():
         return folder, int(fold) if isinstance(fold, int) else None
     return None, None
+
+
+def _foreign(meta: Mapping[str, Any], config: Mapping[str, Any], fold: int | None) -> str | None:
+    """Why a checkpoint found in a run's folder is no model of that run (copied there), or
+    None: it records another fold than its place (``fold<k>/``, or a ``finetune --fold``
+    run's), or another training recipe than the run's (seed and device aside: a fold's seed
+    is derived from the run's, and a resumed run may change device)."""
+    from vsent.runs import config_diff
+
+    recorded = meta.get("fold")
+    place = config.get("fold") if config.get("command") == "finetune" else fold
+    if type(recorded) is int and type(place) is int and recorded != place:
+        return f"records fold {recorded}, not fold {place}"
+    train, run_train = meta.get("train"), config.get("train")
+    if isinstance(train, Mapping) and isinstance(run_train, Mapping):
+        diff = config_diff(run_train, train, ignore=frozenset({"seed", "device"}))
+        if diff:
+            return f"was trained otherwise than the run (train.{diff[0]})"
+    return None
 
 
 def _fusion(ckpt: Mapping[str, Any], path: Path) -> dict[str, Any] | None:
