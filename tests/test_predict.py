@@ -413,10 +413,20 @@ def test_one_image_where_many_are_expected_is_a_type_error_not_a_path_per_charac
                                                 r"pass \[image\]$"):
                 result = getattr(pred, method)(one)
                 list(result) if method == "score" else None
+    for one in (arr[..., :2], memoryview(paths[0].read_bytes())):  # (H, W, 2); bytes
+        with pytest.raises(TypeError, match=r"takes an iterable of images"):
+            pred.predict_proba(one)
+    with pytest.raises(TypeError, match=r"takes an iterable of images"):
+        pred.score(str(paths[0]))  # at once, not at the first row
     # a stack of images is many: (N, S, S, 3) and (N, H, W) grayscale
     stack = np.stack([arr[:40, :50]] * 2)
     assert pred.predict_proba(stack).shape == (2, 2)
     assert pred.predict_proba(stack[..., 0]).shape == (2, 2)
+    # an array of paths (pandas' Series.to_numpy(): object dtype) is one path an entry
+    # (review33b #1: refused as one image)
+    for names in (np.array([str(p) for p in paths]), np.array(paths, dtype=object)):
+        np.testing.assert_allclose(pred.predict_proba(names), pred.predict_proba(paths),
+                                   atol=1e-6)
 
 
 def test_rows_of_images_in_memory_name_their_kind_and_position(checkpoint, images):
@@ -425,10 +435,12 @@ def test_rows_of_images_in_memory_name_their_kind_and_position(checkpoint, image
     _, paths = images
     pred = Predictor.from_checkpoint(checkpoint, device="cpu", batch_size=2)
     good = np.asarray(Image.open(paths[0]).convert("RGB"))
-    items = [paths[0], Image.open(paths[1]), good, b"not an image", np.zeros((0, 0, 3), np.uint8)]
+    items = [paths[0], Image.fromarray(good), good, b"not an image",
+             np.zeros((0, 0, 3), np.uint8), Image.open(paths[1])]
     rows = list(pred.score(items))
+    # Image.open's image is named by its file, as its errors name it (review33b #7)
     assert [r["path"] for r in rows] == [str(paths[0]), "<PIL image 1>", "<array 2>",
-                                         "<bytes 3>", "<array 4>"]
+                                         "<bytes 3>", "<array 4>", str(paths[1])]
     assert [r["error"] for r in rows[:3]] == [""] * 3
     assert rows[3]["error"].startswith("<bytes 3>: ")
     assert rows[4]["error"] == "<array 4>: array of shape (0, 0, 3) has no pixels"

@@ -41,7 +41,9 @@ def item_label(item: Any, index: int) -> str:
     its kind and position (``<array 3>``, ``<PIL image 0>``, ``<bytes 2>``), not its printed
     form (trial33 #6: a multi-line array dump, a memory address)."""
     if isinstance(item, str | os.PathLike):
-        return str(item)
+        return os.fsdecode(item)  # the path itself, as errors name it (not a PathLike's repr)
+    if isinstance(item, Image.Image) and getattr(item, "filename", ""):
+        return str(item.filename)  # Image.open's: its file, as its errors name it
     return f"<{_kind(item)} {index}>"
 
 
@@ -63,10 +65,11 @@ def _error_of(item: Any, index: int, error: Exception) -> str:
 def _check_many(images: Any, method: str) -> None:
     """TypeError for one image given where an iterable of images is expected: a str was read
     as one path per character (trial33 #1), an (H, W, 3) array as H images. An (N, S, S, 3)
-    or (N, H, W) array is N images."""
-    one = isinstance(images, str | os.PathLike | bytes | bytearray | Image.Image) or (
-        isinstance(images, np.ndarray) and (images.ndim <= 2 or (
-            images.ndim == 3 and images.shape[-1] in (1, 3, 4))))
+    or (N, H, W) array of pixels is N images, and an array of paths (object or str dtype)
+    one path per entry."""
+    one = isinstance(images, str | os.PathLike | bytes | bytearray | memoryview | Image.Image) or (
+        isinstance(images, np.ndarray) and images.dtype.kind in "biuf" and (images.ndim <= 2 or (
+            images.ndim == 3 and images.shape[-1] in (1, 2, 3, 4))))
     if one:
         kind = "path" if isinstance(images, str | os.PathLike) else _kind(images)
         raise TypeError(f"Predictor.{method} takes an iterable of images (paths, bytes, PIL "
@@ -224,9 +227,14 @@ class Predictor:
 
         Bad images yield a row with ``error`` set and no score; the others are scored.
         ``paths`` may be any iterable (a generator is read lazily, a few batches ahead):
-        rows come out while later paths are still being decoded.
+        rows come out while later paths are still being decoded. One image given alone is a
+        TypeError at once, not at the first row.
         """
         _check_many(paths, "score")
+        return self._rows(paths)
+
+    def _rows(self, paths: Iterable[Any]) -> Iterator[dict[str, Any]]:
+        """:meth:`score`'s rows."""
         start = 0
         for batch in self._batches(paths):
             probs = (iter(self.predict_arrays(batch.images, batch.features))
