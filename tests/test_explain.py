@@ -292,7 +292,9 @@ def test_cli_explain(tmp_path, capsys):
         assert Image.open(out / r["overlay"]).size == (shape[1], shape[0])
     good_only = [str(tmp_path / "out2") if a == str(out) else a for a in argv[:2] + argv[3:]]
     assert main(good_only) == 0  # only good images: success
-    capsys.readouterr()
+    # the summary once on the console (the CLI's line; run.log has its own: review33b #6)
+    assert capsys.readouterr().err.count("explained 2 of 2 images") == 1
+    assert "explained 2 of 2 images" in (tmp_path / "out2" / "run.log").read_text()
     assert main([*argv[:2], "--model", str(ckpt), "--out", str(tmp_path / "out3"),
                  "--layer", "nope"]) == 2
     err = capsys.readouterr().err
@@ -605,3 +607,38 @@ def test_explain_writes_maps_no_larger_than_max_side(tmp_path):
     with pytest.raises(VsentError, match=r"^--max-side must be 0 \(the image's size\) or a "
                                          r"number of pixels, got -1$"):
         X.explain(ckpt, [img], tmp_path / "d", device="cpu", max_side=-1)
+
+
+def test_explain_shrinks_maps_to_1024_px_by_default(tmp_path, monkeypatch):
+    """review33b #4: no test image reached 1024 px, so a default of 0 passed as well."""
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    assert X.DEFAULT_MAX_SIDE == 1024
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    img = tmp_path / "big.png"
+    Image.fromarray(np.zeros((300, 1500, 3), np.uint8)).save(img)
+    rows = X.explain(ckpt, [img], tmp_path / "out", device="cpu")
+    assert np.load(tmp_path / "out" / rows[0]["heatmap"]).shape == (205, 1024)
+
+
+def test_a_finished_run_made_before_max_side_says_its_maps_are_full_size(tmp_path, caplog):
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(img)
+    rows = X.explain(ckpt, [img], tmp_path / "out", device="cpu")
+    with caplog.at_level("WARNING", logger="vsent"):
+        assert X.explain(ckpt, [img], tmp_path / "out", device="cpu")[0]["image"] == str(img)
+    assert "before --max-side" not in caplog.text
+    done = tmp_path / "out" / "explain.csv"  # as an older vsent wrote it: no empty_map column
+    with done.open("w", newline="") as f:
+        w = csv.DictWriter(f, [k for k in X.FIELDS if k != "empty_map"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    with caplog.at_level("WARNING", logger="vsent"):
+        X.explain(ckpt, [img], tmp_path / "out", device="cpu")
+    assert "made by a vsent before --max-side and empty_map: its maps are at the images' " \
+        "full size (--overwrite remakes them)" in caplog.text

@@ -479,7 +479,7 @@ def test_run_log_ends_with_what_stopped_the_session(tmp_path, capsys):
             (rd / "0000.npy").write_bytes(b"x")
             raise KeyboardInterrupt
         assert (tmp_path / "cam" / "run.log").read_text().splitlines()[-1].endswith(
-            "WARNING interrupted: the run is kept; the same command continues it")
+            "WARNING interrupted: the run is kept; the same command again finishes it")
 
 
 def test_a_resume_refused_while_opening_leaves_no_log_handler(tmp_path):

@@ -91,7 +91,8 @@ INPUT_PIPELINE = {
     "resize": "square warp to resize x resize, aspect ratio not kept (Pillow bilinear, "
               "antialiased)",
     "crop": "centre crop x crop (offset round((resize - crop) / 2)); --oversample: the mean "
-            "over the 4 corner and centre crops and their mirrors",
+            "of the probabilities (softmax, not logits) over the 4 corner and centre crops and "
+            "their mirrors",
     "normalise": "(pixel - mean) / std in 0..255 units, RGB order, then channel_order",
 }
 

@@ -173,8 +173,8 @@ class RunDir:
         self.path = Path(path)
         #: "new", "resumed" or "finished" when opened by :func:`open_run_dir`.
         self.status = "new"
-        #: how an interrupted run is continued, as run.log's last line says it
-        self.continued_by = "--resume"
+        #: how an interrupted run is finished, as run.log's last line says it
+        self.continued_by = "--resume continues it"
         #: the stored or written config.json (set by :func:`open_run_dir`)
         self.config: dict[str, Any] | None = None
         if self.path.exists() and not self.path.is_dir():
@@ -244,17 +244,21 @@ class RunDir:
     def _say_stopped(self, stopped_by: BaseException) -> None:
         if isinstance(stopped_by, KeyboardInterrupt):
             level = logging.WARNING
-            text = f"interrupted: the run is kept; {self.continued_by} continues it"
+            text = f"interrupted: the run is kept; {self.continued_by}"
         elif isinstance(stopped_by, VsentError):
             level, text = logging.ERROR, f"stopped: {stopped_by}"
         else:
             level, text = logging.ERROR, (f"stopped by {type(stopped_by).__name__}: "
                                           f"{one_line(stopped_by)}")
+        self.log_only(text, level)
+        if self.status == "resumed":
+            self._mark_session(text)
+
+    def log_only(self, text: str, level: int = logging.INFO) -> None:
+        """A line on run.log alone: the console has the command's own words for it."""
         self._handler.emit(logging.makeLogRecord(
             {"name": "vsent", "levelno": level, "levelname": logging.getLevelName(level),
              "msg": text}))
-        if self.status == "resumed":
-            self._mark_session(text)
 
     def _mark_session(self, text: str) -> None:
         """``stopped``: ``text`` in this session's (the last) ``resumed`` entry of
@@ -693,7 +697,7 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
     if action in ("overwrite", "replace", "new"):
         rd = RunDir(out, config=config)
         if not resume_asked:  # a command without --resume (explain, fuse, ...)
-            rd.continued_by = "the same command"
+            rd.continued_by = "the same command again finishes it"
         if resume and resume_asked and action == "new":  # a typo in --out: hours of work
             log.info("%s: --resume, but no run there yet; starting a new one", out)
         rd.status = "new"
@@ -701,7 +705,7 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
         return rd
     rd = RunDir(out)
     if not resume_asked:
-        rd.continued_by = "the same command"
+        rd.continued_by = "the same command again finishes it"
     rd.status = action
     rd.config = stored
     if action == "resumed":

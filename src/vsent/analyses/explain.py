@@ -391,7 +391,11 @@ def explain(
 
             # as written: a name that is not UTF-8 comes back as the same str
             with (rd / DONE).open(newline="", encoding="utf-8", errors="surrogateescape") as f:
-                return list(csv.DictReader(f))
+                stored = list(csv.DictReader(f))
+            if stored and "empty_map" not in stored[0]:  # (review33b #3)
+                log.warning("%s was made by a vsent before --max-side and empty_map: its maps "
+                            "are at the images' full size (--overwrite remakes them)", out)
+            return stored
         paths = [i for i in items if not isinstance(i, Unmatched)]
         explained = iter(explain_images(predictor.model, paths, rd.path, layer=layer,
                                         target=target, device=dev,
@@ -401,18 +405,21 @@ def explain(
         rows = [{"image": i.path, "error": i.reason} if isinstance(i, Unmatched)
                 else next(explained) for i in items]
         rd.write_csv(DONE, rows, list(FIELDS))
-        _say_done(rows, layer, target)
+        _say_done(rows, layer, target, rd)
     return rows
 
 
-def _say_done(rows: Sequence[Mapping[str, Any]], layer: str | None, target: str) -> None:
-    """The run's summary on run.log (it was empty), and a warning for all-zero maps
-    (trial33 #3: written silently, a uniform overlay that reads as a result)."""
+def _say_done(rows: Sequence[Mapping[str, Any]], layer: str | None, target: str,
+              rd: Any = None) -> None:
+    """The run's summary on ``rd``'s run.log alone (it was empty; the CLI prints its own line),
+    and a warning for all-zero maps (trial33 #3: written silently, a uniform overlay that
+    reads as a result)."""
     failed = sum(bool(r["error"]) for r in rows)
     empty = [r for r in rows if r.get("empty_map")]
     used = next((r["layer"] for r in rows if r.get("layer")), layer)
-    log.info("explained %d of %d images, %d failed (layer %s, target %s)", len(rows) - failed,
-             len(rows), failed, used, target)
+    if rd is not None:
+        rd.log_only(f"explained {len(rows) - failed} of {len(rows)} images, {failed} failed "
+                    f"(layer {used}, target {target})")
     if empty:
         log.warning("%d of %d maps are empty (all zero: no location of layer %s raises the "
                     "score of the class they explain; empty_map in explain.csv)", len(empty),
