@@ -343,16 +343,25 @@ def test_resuming_a_training_state_with_another_config_is_refused(tmp_path, monk
     ("epochs", 0, "an integer >= 1"), ("batch_size", -1, "an integer >= 1"),
     ("lr", 0.0, "a finite number > 0"), ("momentum", 1.0, "a number in [0, 1)"),
     ("lr_gamma", 0.0, "a number in (0, 1]"), ("ema", 1.0, "a number in [0, 1)"),
-    # from Python, a value of another kind (trial33 #13: "3" was a raw TypeError)
-    ("epochs", "3", "an integer >= 1"), ("epochs", True, "an integer >= 1"),
-    ("epochs", 2.5, "an integer >= 1"), ("lr", "0.1", "a finite number > 0"),
-    ("momentum", None, "a number in [0, 1)"),
 ])
 def test_an_option_out_of_range_says_its_range(field, value, allowed):
     option = "--" + field.replace("_", "-")
     with pytest.raises(VsentError) as info:
         TrainConfig(**{field: value})
     assert str(info.value) == f"{option} {value!r} is out of range ({allowed})"
+
+
+@pytest.mark.parametrize("field,value,allowed", [
+    ("epochs", "3", "an integer >= 1"), ("epochs", True, "an integer >= 1"),
+    ("epochs", 2.5, "an integer >= 1"), ("lr", "0.1", "a finite number > 0"),
+    ("momentum", None, "a number in [0, 1)"),
+])
+def test_an_option_of_another_kind_says_what_it_must_be(field, value, allowed):
+    """From Python (trial33 #13): epochs="3" was a raw TypeError."""
+    option = "--" + field.replace("_", "-")
+    with pytest.raises(VsentError) as info:
+        TrainConfig(**{field: value})
+    assert str(info.value) == f"{option} {value!r} is not {allowed}"
 
 
 @pytest.mark.parametrize("field", ["lr", "weight_decay", "head_lr_mult", "bias_lr_mult",

@@ -202,8 +202,10 @@ class TrainConfig:
             # trains on into NaN weights, so every float option must be finite too
             kind = numbers.Integral if allowed.startswith("an integer") else numbers.Real
             kind_ok = isinstance(value, kind) and not isinstance(value, bool)
-            if not kind_ok or not in_range(value) or not is_finite(value):
-                option = name.replace("_", "-")
+            option = name.replace("_", "-")
+            if not kind_ok:
+                raise VsentError(f"--{option} {value!r} is not {allowed}")
+            if not in_range(value) or not is_finite(value):
                 raise VsentError(f"--{option} {value!r} is out of range ({allowed})")
         if self.optimizer not in OPTIMIZERS:
             raise VsentError(
