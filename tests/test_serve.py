@@ -212,6 +212,12 @@ def test_explain_and_regions(server, checkpoint):
     (row,) = r.json()["results"]
     png = Image.open(io.BytesIO(base64.b64decode(row["heatmap"])))
     assert png.format == "PNG" and png.size == (70, 50)  # the overlay is at the image's size
+    # whether the map is all zero, as explain.csv's empty_map (review33b #11)
+    model, _ = load_checkpoint(checkpoint)
+    from vsent.analyses.explain import explain_image
+
+    want = explain_image(model, data, target=int(row["label"] == "positive"), max_side=512)
+    assert row["heatmap_empty"] is (not want["heatmap"].any())
     assert row["prob_positive"] == pytest.approx(expected_probs(checkpoint, [data])[0], abs=1e-5)
 
     model, _ = load_checkpoint(checkpoint)
@@ -751,7 +757,7 @@ def test_a_timed_out_request_starts_no_more_per_image_work(checkpoint, monkeypat
     def held_explain(self, data, target):
         started.append(names[data])
         release.wait(timeout=120)  # a guard against a hang only: released once answered
-        return ""
+        return "", False
 
     monkeypatch.setattr(Service, "_explain_sync", held_explain)
     # generous: decoding and scoring 8 tiny images takes ~0.1 s, so the first explain has

@@ -25,7 +25,13 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from test_serve import expected_probs, image_bytes, make_checkpoint, running_server  # noqa: E402
+from test_serve import (  # noqa: E402
+    expected_probs,
+    image_bytes,
+    make_checkpoint,
+    post,
+    running_server,
+)
 
 
 @pytest.fixture
@@ -69,6 +75,11 @@ def test_page_uploads_an_image_and_shows_label_and_probability(tmp_path, browser
         # the heat map (checked by default) replaced the picture with a PNG overlay
         src = card.find_element(By.TAG_NAME, "img").get_attribute("src")
         assert src.startswith("data:image/png;base64,")
+        # an all-zero map is said under the picture, as the API's heatmap_empty says
+        (row,) = post(server.url, [("sunset.jpg", picture.read_bytes())],
+                      explain="true").json()["results"]
+        noted = "empty heat map" in card.text
+        assert noted is row["heatmap_empty"]
         # usable at a phone's width: nothing wider than the screen
         overflow = browser.execute_script(
             "return document.documentElement.scrollWidth - window.innerWidth")

@@ -5,8 +5,8 @@ Endpoints
 ``POST /v1/predict``  multipart upload of one or more images (field ``files``); options
     ``oversample``, ``explain`` (Grad-CAM overlay, base64 PNG) and ``regions`` (late fusion
     with affective regions) as form fields or query parameters. Returns ``{"results": [...]}``,
-    one entry per image in upload order: ``name, prob_positive, label, error`` (+ ``heatmap``,
-    ``regions``).
+    one entry per image in upload order: ``name, prob_positive, label, error`` (+ ``heatmap``
+    and ``heatmap_empty``, ``regions``).
 An option the model cannot serve (``explain`` without a Grad-CAM layer or on an export,
 ``regions`` on an export or a late-fused model) and an unknown option are 422;
 ``GET /v1/model`` says which options the model serves (``request_options``).
@@ -476,8 +476,8 @@ class Service:
 
     async def _explain(self, loop: asyncio.AbstractEventLoop, e: _Entry) -> None:
         try:
-            e.out["heatmap"] = await loop.run_in_executor(self.aux_pool, self._explain_sync,
-                                                          e.data, e.cls)
+            e.out["heatmap"], e.out["heatmap_empty"] = await loop.run_in_executor(
+                self.aux_pool, self._explain_sync, e.data, e.cls)
         except ImageError as err:
             e.error, e.status = f"{e.where}: {err}", 422
         except Exception as err:  # a bug: it fails this image only, not the request's others
@@ -485,9 +485,11 @@ class Service:
             e.error, e.status = (f"{e.where}: explain failed (internal error "
                                  f"{type(err).__name__}; see the server's log)"), 500
 
-    def _explain_sync(self, data: bytes, target: int) -> str:
+    def _explain_sync(self, data: bytes, target: int) -> tuple[str, bool]:
         """A base64 PNG: the Grad-CAM overlay of ``target``'s logit, at most
-        :data:`HEATMAP_MAX_SIDE` pixels a side. Runs in the aux thread only."""
+        :data:`HEATMAP_MAX_SIDE` pixels a side; and whether the map is all zero (no location
+        raises the score: a uniform overlay, as explain.csv's empty_map). Runs in the aux
+        thread only."""
         from PIL import Image
 
         from vsent.analyses.explain import explain_image, overlay_heatmap
@@ -499,7 +501,7 @@ class Service:
         img = Image.fromarray(overlay_heatmap(r["image"], r["heatmap"]))
         buf = io.BytesIO()
         img.save(buf, "PNG")
-        return base64.b64encode(buf.getvalue()).decode("ascii")
+        return base64.b64encode(buf.getvalue()).decode("ascii"), not bool(r["heatmap"].any())
 
     async def _regions(self, loop: asyncio.AbstractEventLoop, e: _Entry) -> None:
         try:
@@ -538,6 +540,7 @@ class Service:
             row.update(e.out)
         if opts["explain"]:
             row.setdefault("heatmap", None)
+            row.setdefault("heatmap_empty", None)
         return row
 
     # ---- metrics ------------------------------------------------------------------------

@@ -78,6 +78,9 @@ function showResult(file, row) {
     const prob = el("span", "prob", p.toFixed(3));
     prob.dataset.value = String(p);
     body.appendChild(el("div", "muted", "probability of positive: ")).appendChild(prob);
+    if (row.heatmap_empty) {
+      body.appendChild(el("div", "muted", "empty heat map: no region raises this label's score"));
+    }
   }
   item.appendChild(body);
   results.prepend(item);
