@@ -142,8 +142,9 @@ def explain_image(
     Returns
     -------
     dict with ``heatmap`` float32 (H, W) in [0, 1] at the original resolution (or shrunk to
-    ``max_side``), ``image`` uint8 (H, W, 3) of the same size, ``probs`` (M,), ``target`` (int)
-    and ``layer`` (str).
+    ``max_side``), ``image`` uint8 (H, W, 3) of the same size, ``probs`` (M,), ``target`` (int),
+    ``layer`` (str) and ``empty`` (bool: an all-zero map, no location of ``layer`` raises the
+    target's score and ReLU leaves nothing: a uniform overlay).
     """
     device = torch.device(device)
     model.eval().to(device)
@@ -171,7 +172,7 @@ def explain_image(
     heat = cv2.resize(frame, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
     np.clip(heat, 0.0, 1.0, out=heat)  # in place: a full-size map is 4 bytes a pixel
     return {"heatmap": heat, "image": rgb, "probs": probs[0],
-            "target": int(targets[0]), "layer": layer}
+            "target": int(targets[0]), "layer": layer, "empty": not bool(heat.any())}
 
 
 def _contained(size: tuple[int, int], max_side: int) -> tuple[int, int]:
@@ -267,8 +268,7 @@ def explain_images(
             predicted=class_names[pred] if pred < len(class_names) else str(pred),
             target=class_names[r["target"]] if r["target"] < len(class_names) else r["target"],
             layer=r["layer"], overlay=f"{stem}.png", heatmap=f"{stem}.npy",
-            # no location raises the target's score: ReLU leaves nothing (a uniform overlay)
-            empty_map=not bool(np.any(r["heatmap"] > 0)),
+            empty_map=r["empty"],
         )
         rows.append(row)
     return rows

@@ -501,7 +501,7 @@ class Service:
         img = Image.fromarray(overlay_heatmap(r["image"], r["heatmap"]))
         buf = io.BytesIO()
         img.save(buf, "PNG")
-        return base64.b64encode(buf.getvalue()).decode("ascii"), not bool(r["heatmap"].any())
+        return base64.b64encode(buf.getvalue()).decode("ascii"), r["empty"]
 
     async def _regions(self, loop: asyncio.AbstractEventLoop, e: _Entry) -> None:
         try:
