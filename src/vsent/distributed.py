@@ -62,8 +62,7 @@ from vsent.runs import open_run_dir as _open_run_dir
 __all__ = [
     "BACKENDS", "FOLLOWER_GRACE", "FollowerRunDir", "all_sum", "barrier", "broadcast_object",
     "end_together", "is_distributed", "is_main", "launch", "launch_command", "launched",
-    "local_device",
-    "local_first", "local_rank", "module_of", "on_main", "open_run_dir", "rank",
+    "local_device", "local_first", "local_rank", "module_of", "on_main", "open_run_dir", "rank",
     "resolve_backend", "seed_epoch", "session", "shard_batch", "torchrun_main",
     "unwrap_model", "user_errors_from_rank0", "wants_launch", "world_size", "wrap_model",
 ]
