@@ -37,7 +37,8 @@ from vsent.figures import pyplot, save_figure
 #: run directory (under results/accuracy, or "quick" for results/quick) -> label in the plot,
 #: the ids of issue 10's table (docs/accuracy.md). Left out: single seeds (s1-seed*, f-seed*: their
 #: ensembles are here), other subsets (q0-four, l1-three, ...), L1 with the logit rule (reported
-#: beside L1, not chosen), strong (= L1, same numbers) and the hand-crafted-only K1 and V1.
+#: beside L1, not chosen), strong (= L1, same numbers), the hand-crafted-only K1 and V1, and R7
+#: (resnet18 at 224 px, trained on the lent GPU only: bench_train.py has no CPU cost for it).
 LABELS = {
     "quick": "Q0", "e1": "E1", "e1-four": "E1f", "e2": "E2", "e3": "E3", "r3": "R3",
     "s1": "S1", "w1": "W1", "m1": "M1", "r4": "R4", "r5": "R5", "r6": "R6", "ens": "ENS",
