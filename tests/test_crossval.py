@@ -1231,3 +1231,33 @@ def test_a_finished_finetune_run_moved_elsewhere_names_its_model_where_it_is(twi
     capsys.readouterr()
     assert main(_ft_argv(twitter_like, moved, "--epochs", "1")) == 0
     assert capsys.readouterr().out.startswith(f"model written to {moved / 'model.pt'}")
+
+
+def test_a_fold_model_copied_out_of_its_run_keeps_its_command_and_held_out_count(
+        finished_run, make_twitter_like, tmp_path):
+    """A copied model.pt's card said "not recorded" for the command and the held-out images
+    (only the run folder held them); the checkpoint records both now."""
+    import shutil
+
+    import vsent.crossval as cv
+    from test_crossval_extra import _lines
+    from vsent.models.card import card_markdown, model_card
+
+    data, out, _ = finished_run
+    n_test = len(open_run(out).folds[2].test)
+    shutil.copy(out / "fold3" / "model.pt", tmp_path / "copied.pt")
+    t = model_card(tmp_path / "copied.pt")["training"]
+    assert (t["command"], t["fold"], t["n_test"]) == ("crossval", 3, n_test)
+    text = card_markdown(model_card(tmp_path / "copied.pt"))
+    assert "- Command: crossval" in text and f"- Held-out images: {n_test}\n" in text
+    # finetune --fold K holds fold K's test images out; on every image, none
+    root = make_twitter_like(n=16, n_four=16, n_five=16)
+    cfg = _cfg(root)
+    cfg = cfg.replace(train=cfg.train.replace(epochs=1))
+    for fold, held_out in ((2, len(_lines(root / "folds/campos/five_agrees/test2/test.txt"))),
+                           (None, 0)):
+        ft = tmp_path / f"ft{fold}"
+        cv.finetune(cfg, ft, fold=fold, progress=False)
+        shutil.copy(ft / "model.pt", tmp_path / f"ft{fold}.pt")
+        t = model_card(tmp_path / f"ft{fold}.pt")["training"]
+        assert (t["command"], t["fold"], t["n_test"]) == ("finetune", fold, held_out)

@@ -483,8 +483,8 @@ def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None,
     run.write_json(f"fold{fold.index}/history.json", history)
     save_checkpoint(fdir / FOLD_MODEL, model, fold=fold.index, run=str(run.path),
                     train=train_cfg.to_dict(), subset=dataset.subset,
-                    data_sha256=dataset.fingerprint()["sha256"],
-                    **run_meta(cfg, len(fold.train), init_sha256))
+                    data_sha256=dataset.fingerprint()["sha256"], command="crossval",
+                    n_test=len(fold.test), **run_meta(cfg, len(fold.train), init_sha256))
     test = np.sort(fold.test)
     (center, p_center), (ten, p_ten) = _evaluate_crops(model, cfg, images, labels,
                                                       dataset.paths, test)
@@ -763,6 +763,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
         save_checkpoint(out / FOLD_MODEL, model, fold=fold, train=train_cfg.to_dict(),
                         subset=dataset.subset, data_sha256=dataset.fingerprint()["sha256"],
                         fusion=None if fusion is None else fusion.to_state(),
+                        command="finetune", n_test=0 if test_idx is None else len(test_idx),
                         **run_meta(cfg, len(train_idx), init_sha256))
         result: dict[str, Any] = {"n_train": len(train_idx), "model": str(out / FOLD_MODEL)}
         if test_idx is not None:

@@ -397,7 +397,8 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
                and train.get("seed") == fold_seed(run_seed, fold))
     dataset = meta.get("data", config.get("data"))
     return {
-        "command": config.get("command"),
+        # the checkpoint's own record (since session 34) when it is outside its run
+        "command": config.get("command", meta.get("command")),
         # as the Markdown card shows it: a recorded ../ collapsed (trial33 #10: two spellings)
         "dataset": os.path.normpath(dataset) if isinstance(dataset, str) and dataset else dataset,
         "subset": meta.get("subset", config.get("subset")),
