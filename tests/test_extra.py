@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 
 import numpy as np
@@ -246,3 +247,35 @@ def test_no_base_image_means_no_copy_rather_than_an_error(twitter_like):
     paths = sorted((twitter_like / "images").iterdir())[:3]
     assert _copies(paths, [], 0.99, 1) == {}
     assert _copies([], paths, 0.99, 1) == {}
+
+
+def test_same_bytes_pairs_files_by_content_and_reads_only_files_of_a_shared_size(tmp_path,
+                                                                                monkeypatch):
+    """One helper finds files with the same bytes under other names: the extra set's copies,
+    the benchmark's leak and pcnn-transfer's check of a model's training data all use it."""
+    import vsent.files
+    from vsent.files import same_bytes
+
+    def put(name: str, data: bytes):
+        (tmp_path / name).write_bytes(data)
+        return tmp_path / name
+
+    a = [put("a0", b"abc"), put("a1", b"xyz"), put("a2", b"12345"), tmp_path / "missing",
+         put("a4", b"abcd")]
+    b = [put("b0", b"xyw"), put("b1", b"abc"), put("b2", b"abc"), put("b3", b"zz")]
+    read = []
+    sha = vsent.files.file_sha256
+    monkeypatch.setattr(vsent.files, "file_sha256", lambda p: read.append(p) or sha(p))
+    # a0 is b1 (the first of the two copies); a1 has b0's size, not its bytes; a2 and a4 have
+    # no file of their size in b, and a missing file matches nothing
+    assert same_bytes(a, b, workers=2) == {0: 1}
+    assert sorted(p.name for p in read) == ["a0", "a1", "b0", "b1", "b2"]
+    assert same_bytes([], b) == {} and same_bytes(a, []) == {}
+
+    def unreadable_b1(p):
+        if os.path.basename(p) == "b1":
+            raise PermissionError(13, "Permission denied", str(p))
+        return sha(p)
+
+    monkeypatch.setattr(vsent.files, "file_sha256", unreadable_b1)
+    assert same_bytes(a, b) == {0: 2}  # a file that cannot be read matches nothing

@@ -17,7 +17,8 @@ import socket
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -176,6 +177,38 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def same_bytes(a: Sequence[str | os.PathLike[str]], b: Sequence[str | os.PathLike[str]], *,
+               workers: int = 1) -> dict[int, int]:
+    """``{i: j}`` for each file ``a[i]`` with the same bytes as ``b[j]`` (the first such j),
+    whatever their names. Files are compared by size first, so only the files whose size
+    occurs in both lists are read (hashed by ``workers`` threads). A file that cannot be read
+    (missing, unreadable) matches nothing."""
+    def size(f: str | os.PathLike[str]) -> int | None:
+        try:
+            return os.path.getsize(f)
+        except OSError:
+            return None
+
+    def digest(f: str | os.PathLike[str]) -> str | None:
+        try:
+            return file_sha256(f)
+        except OSError:
+            return None
+
+    size_a, size_b = [size(f) for f in a], [size(f) for f in b]
+    common = (set(size_a) & set(size_b)) - {None}
+    read_a = [i for i, n in enumerate(size_a) if n in common]
+    read_b = [j for j, n in enumerate(size_b) if n in common]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as ex:
+        digests_a = list(ex.map(digest, [a[i] for i in read_a]))
+        digests_b = list(ex.map(digest, [b[j] for j in read_b]))
+    first_b: dict[str, int] = {}
+    for j, d in zip(read_b, digests_b, strict=True):
+        if d is not None:
+            first_b.setdefault(d, j)
+    return {i: first_b[d] for i, d in zip(read_a, digests_a, strict=True) if d in first_b}
 
 
 def check_not_an_input(out: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None],

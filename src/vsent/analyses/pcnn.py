@@ -42,12 +42,10 @@ ignored.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,12 +65,13 @@ from vsent.config import (
     with_stored_momentum_form,
 )
 from vsent.crossval import check_new_run_folds, crossval
+from vsent.data._common import default_workers
 from vsent.data.cache import image_cache
 from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
 from vsent.data.extra import KEEP_THRESHOLD, removal_probability, select_kept
 from vsent.errors import VsentError
 from vsent.evaluate import predict_proba
-from vsent.files import atomic_open, file_sha256
+from vsent.files import atomic_open, same_bytes
 from vsent.metrics import SCALARS
 from vsent.models import create_model
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint
@@ -570,7 +569,7 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
     The same data is the same path, or a copy elsewhere: the same subset with the same
     :meth:`~vsent.data.datasets.Dataset.fingerprint` (names, labels and file sizes). Other
     data shares an image when a file of it has the same bytes as one of ``data``'s
-    (:func:`shared_images`); training data that cannot be read here is not checked (a
+    (:func:`vsent.files.same_bytes`); training data that cannot be read here is not checked (a
     warning says so).
     """
     trained_on = meta.get("data")
@@ -610,7 +609,9 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
         return  # (its own error comes when it is loaded to be fine-tuned)
     log.info("checking the %d training images of %s against %s's", len(trained.paths),
              trained_on, data)
-    shared = shared_images(trained.paths, sorted({str(p) for t in targets for p in t}))
+    ours = sorted({str(p) for t in targets for p in t})
+    shared = [(str(trained.paths[i]), ours[j])
+              for i, j in same_bytes(trained.paths, ours, workers=default_workers()).items()]
     if shared:
         n = len({y for _, y in shared})  # (a training set may hold an image twice)
         pairs = ", ".join(f"{theirs} is {ours}" for theirs, ours in shared[:3])
@@ -618,37 +619,6 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
                          f"{data} ({'/'.join(subsets)}-agree; e.g. {pairs}"
                          f"{', ...' if len(shared) > 3 else ''}): the test folds would hold "
                          f"training images. Leave them out of its training data")
-
-
-def shared_images(a: Sequence[str | Path], b: Sequence[str | Path]) -> list[tuple[str, str]]:
-    """The pairs ``(x, y)``, x in ``a`` and y in ``b``, of files with the same bytes (whatever
-    their names); compared by size first, so that only files of equal size are read. Files
-    that cannot be read are left out."""
-    by_size: dict[int, list[str]] = {}
-    for y in map(str, b):
-        with contextlib.suppress(OSError):
-            by_size.setdefault(os.path.getsize(y), []).append(y)
-    digests: dict[str, str | None] = {}
-
-    def digest(f: str) -> str | None:
-        if f not in digests:
-            try:
-                digests[f] = file_sha256(f)
-            except OSError:
-                digests[f] = None
-        return digests[f]
-
-    pairs = []
-    for x in map(str, a):
-        try:
-            same_size = by_size.get(os.path.getsize(x), [])
-        except OSError:
-            continue
-        if same_size and (d := digest(x)) is not None:
-            match = next((y for y in same_size if digest(y) == d), None)
-            if match is not None:
-                pairs.append((x, match))
-    return pairs
 
 
 def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,

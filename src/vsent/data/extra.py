@@ -35,7 +35,6 @@ chosen rows, built on :func:`select_kept` (the rule itself, used by ``vsent pcnn
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -58,7 +57,7 @@ from vsent.data.datasets import (
 from vsent.data.folds import Fold
 from vsent.data.images import load_rgb, resize_rgb
 from vsent.errors import DataError, ImageError, VsentError
-from vsent.files import expand_user
+from vsent.files import expand_user, same_bytes
 
 __all__ = [
     "KEEP_THRESHOLD", "NEAR_DUPLICATE_THRESHOLD", "JointSet", "extra_train_set",
@@ -166,22 +165,11 @@ def extra_train_set(
     return ds
 
 
-def _sha1(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
-
-
-def _sha1s(paths: Sequence[Path], workers: int) -> list[str]:
-    with ThreadPoolExecutor(max_workers=workers) as ex:
-        return list(ex.map(_sha1, paths))
-
-
 def _copies(cand: Sequence[Path], base: Sequence[Path], threshold: float,
             workers: int | None) -> dict[int, tuple[int, str]]:
     """``{candidate index: (base index, reason)}`` for candidates that copy a base image."""
     workers = default_workers(workers)
-    cand_h, base_h = _sha1s(cand, workers), _sha1s(base, workers)
-    by_hash = {h: i for i, h in enumerate(base_h)}
-    out = {j: (by_hash[h], "same bytes") for j, h in enumerate(cand_h) if h in by_hash}
+    out = {j: (i, "same bytes") for j, i in same_bytes(cand, base, workers=workers).items()}
     if threshold <= 1.0 and len(cand) and len(base):  # (no base image: nothing to copy)
         sims = near_duplicates(thumbnails(cand, workers), thumbnails(base, workers))
         best = sims.argmax(axis=1)
@@ -206,7 +194,6 @@ def train_copies_of_test_images(
     """
     workers = default_workers(workers)
     paths = list(dataset.paths)
-    hashes = _sha1s(paths, workers)
     sims = None
     if threshold <= 1.0:
         thumbs = thumbnails(paths, workers)
@@ -214,11 +201,12 @@ def train_copies_of_test_images(
     names = dataset.names
     out: dict[str, tuple[str, str]] = {}
     for fold in folds:
-        train = np.asarray(fold.train)
-        for i in fold.test.tolist():
-            same = [j for j in train.tolist() if hashes[j] == hashes[i]]
-            if same:
-                out[names[i]] = (names[same[0]], "same bytes")
+        train, test = np.asarray(fold.train), fold.test.tolist()
+        same = same_bytes([paths[i] for i in test], [paths[j] for j in train.tolist()],
+                          workers=workers)
+        for k, i in enumerate(test):
+            if k in same:
+                out[names[i]] = (names[train[same[k]]], "same bytes")
             elif sims is not None and len(train):
                 j = int(train[np.argmax(sims[i, train])])
                 if sims[i, j] >= threshold:
