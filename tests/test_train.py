@@ -750,3 +750,29 @@ def test_an_interrupted_state_write_leaves_no_partial_file(tmp_path, monkeypatch
             progress=False)
     monkeypatch.setattr(train_mod.torch, "save", real)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []
+
+
+def test_fit_with_augment_workers_trains_as_without_them(tmp_path, monkeypatch):
+    """--augment trivial in worker processes (the default on a GPU) gives the same model and
+    history as in the training loop; a pool is refused where the loop draws more than one
+    seed per batch (--mix)."""
+    images, labels = _learnable(24, size=14)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.05, device="cpu", seed=4, augment="trivial",
+                      optimizer="adamw", schedule="cosine")
+    torch.manual_seed(0)
+    plain = Tiny()
+    h0 = fit(plain, images, labels, cfg, progress=False, augment_workers=0)
+    torch.manual_seed(0)
+    pooled = Tiny()
+    h1 = fit(pooled, images, labels, cfg, progress=False, augment_workers=2)
+    assert [h["loss"] for h in h0] == [h["loss"] for h in h1]
+    for a, b in zip(plain.state_dict().values(), pooled.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    from vsent.data.augment_pool import AugmentPool
+    from vsent.train import train_one_epoch
+
+    with AugmentPool(1) as pool, pytest.raises(ValueError, match="without --mix"):
+        model = Tiny()
+        train_one_epoch(model, make_optimizer(model, cfg), images, labels,
+                        cfg.replace(mix="mixup"), torch.Generator(), torch.device("cpu"),
+                        progress=False, augment_pool=pool)

@@ -336,3 +336,47 @@ def test_mix_batch_uses_the_documented_alphas(kind, mixer):
         want_x, want_y = mixer(x, y)
     assert torch.equal(got_x, want_x) and torch.equal(got_y, want_y)
     assert not torch.equal(got_x, x)  # something was mixed
+
+
+def test_the_augment_pool_gives_the_images_of_the_training_loop():
+    """vsent.data.augment_pool: worker processes augment each batch from the seed that the
+    loop draws for it, so a run with them trains on the same images, bit for bit (at 224 px,
+    where torch's reductions could split over threads)."""
+    from vsent.data.augment_pool import AugmentPool
+    from vsent.data.transforms import draw_seed, trivial_augment, trivial_augment_seeded
+
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 256, (n, 256, 256, 3), dtype=np.uint8) for n in (8, 8, 3)]
+    gen = torch.Generator().manual_seed(5)
+    in_loop = [trivial_augment(b, 224, gen) for b in batches]
+    gen = torch.Generator().manual_seed(5)
+    seeds = [draw_seed(gen) for _ in batches]
+    assert all(torch.equal(trivial_augment_seeded(b, 224, s), x)
+               for b, s, x in zip(batches, seeds, in_loop, strict=True))
+    with AugmentPool(2) as pool:
+        pooled = list(pool.augment(zip(batches, seeds, strict=True), 224))
+        # a worker ignores Ctrl-C (the training process says what stopped): no traceback each
+        import signal
+
+        assert pool._ex.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
+    assert [x.shape for x in pooled] == [(8, 224, 224, 3), (8, 224, 224, 3), (3, 224, 224, 3)]
+    assert all(torch.equal(a, b) for a, b in zip(pooled, in_loop, strict=True))
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        AugmentPool(0)
+
+
+def test_augment_workers_by_default_only_on_a_gpu_for_trivial_without_mix_in_one_process(
+        monkeypatch):
+    import vsent.data.augment_pool as ap
+
+    monkeypatch.setattr(ap, "usable_cpus", lambda: 16)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert ap.default_augment_workers(cuda, "trivial", "none", 1) == 4
+    assert ap.default_augment_workers(cpu, "trivial", "none", 1) == 0
+    assert ap.default_augment_workers(cuda, "crop-flip", "none", 1) == 0
+    assert ap.default_augment_workers(cuda, "trivial", "mixup", 1) == 0
+    assert ap.default_augment_workers(cuda, "trivial", "none", 2) == 0
+    monkeypatch.setattr(ap, "usable_cpus", lambda: 3)
+    assert ap.default_augment_workers(cuda, "trivial", "none", 1) == 2
+    monkeypatch.setattr(ap, "usable_cpus", lambda: 2)  # one worker is slower than none
+    assert ap.default_augment_workers(cuda, "trivial", "none", 1) == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,7 +25,8 @@ from tqdm.auto import tqdm
 
 from vsent import distributed as dist
 from vsent.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict
-from vsent.data.transforms import augment_batch, mix_batch, normalize
+from vsent.data.augment_pool import AugmentPool, default_augment_workers
+from vsent.data.transforms import augment_batch, draw_seed, mix_batch, normalize
 from vsent.errors import VsentError, one_line
 from vsent.evaluate import resolve_device
 from vsent.files import atomic_open
@@ -156,9 +158,12 @@ def train_one_epoch(
     desc: str = "",
     progress: bool = True,
     ema: torch.optim.swa_utils.AveragedModel | None = None,
+    augment_pool: AugmentPool | None = None,
 ) -> dict[str, float]:
     """One pass over the images in random order: augment (``cfg.augment``), normalise, one
-    optimiser step per batch (then an update of ``ema`` when given).
+    optimiser step per batch (then an update of ``ema`` when given). ``augment_pool``: worker
+    processes that augment the next batches meanwhile (``--augment trivial`` without
+    ``--mix``, one process; the same images as without it).
 
     Returns the mean loss, accuracy, images/s and the share of time spent preparing batches.
     """
@@ -173,12 +178,24 @@ def train_one_epoch(
     total_loss = correct = seen = 0
     data_time = 0.0
     start = time.perf_counter()
+    pooled = None
+    if augment_pool is not None:
+        if cfg.augment != "trivial" or cfg.mix != "none" or world > 1:
+            raise ValueError("an augment pool serves --augment trivial without --mix in one "
+                             "process")
+        # the loop's one draw per batch, in its order (sorted reads: as below)
+        seeds = [draw_seed(gen) for _ in batches]
+        pooled = augment_pool.augment(
+            ((images[np.sort(idx)], seed) for idx, seed in zip(batches, seeds, strict=True)),
+            pre.crop)
     bar = tqdm(batches, desc=desc, leave=False, disable=not on_terminal(progress), unit="batch")
     for idx in bar:
         t0 = time.perf_counter()
         idx = np.sort(idx)  # sorted reads are faster on a memory-mapped cache
         if world > 1:  # this rank's rows r::world of the global batch, same crops as 1 process
             x, y_np, weight = dist.shard_batch(images, labels, idx, pre.crop, gen)
+        elif pooled is not None:
+            x, y_np, weight = next(pooled), labels[idx], 1.0
         else:
             x = augment_batch(torch.from_numpy(images[idx]), pre.crop, cfg.augment, gen)
             y_np, weight = labels[idx], 1.0
@@ -230,6 +247,7 @@ def fit(
     state_path: str | Path | None = None,
     progress: bool = True,
     desc: str = "train",
+    augment_workers: int | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place and return one stats dict per epoch.
 
@@ -242,6 +260,9 @@ def fit(
         epochs are not redone). Resuming with a config other than the stored one (the device
         apart) is a VsentError naming the differing options. The file is removed by the caller
         once the result is saved elsewhere.
+    augment_workers : processes that run ``--augment trivial`` ahead of the training steps
+        (:mod:`vsent.data.augment_pool`; the same images as without them); default
+        :func:`~vsent.data.augment_pool.default_augment_workers`: some on a GPU, none on a CPU.
     """
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
@@ -266,30 +287,36 @@ def fit(
     if state_path and state_path.exists():
         history = _resume(state_path, desc, cfg, device, model, opt, sched, gen, ema)
 
-    net = dist.wrap_model(model, device)  # DDP across processes; ``model`` in one process
-    for epoch in range(len(history), cfg.epochs):
-        dist.seed_epoch(cfg.seed, epoch)  # DDP: each rank's dropout RNG, same when resumed
-        stats = train_one_epoch(
-            net, opt, images, labels, cfg, gen, device,
-            desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", progress=progress, ema=ema,
-        )
-        stats["epoch"] = epoch + 1
-        stats["lr"] = opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"]
-        if not math.isfinite(stats["loss"]):
-            # checked per epoch (the mean is already on the host; a per-batch check would
-            # add syncs); the epoch's state is not saved: a resume redoes this epoch (and
-            # stops here again) instead of training on from NaN weights
-            _diverged(desc, epoch + 1, f"loss {stats['loss']}", cfg)
-        sched.step()
-        history.append(stats)
-        log.info(
-            "%s epoch %d/%d loss %.4f train-acc %.3f lr %.2e %.0f img/s data-wait %.1f%%",
-            desc, epoch + 1, cfg.epochs, stats["loss"], stats["train_accuracy"], stats["lr"],
-            stats["images_per_s"], 100 * stats["data_wait_share"],
-        )
-        if state_path and dist.is_main():  # rank 0 alone writes; every rank resumes from it
-            _save_state(state_path, cfg, device, model, opt, sched, gen, ema, history)
-    dist.unwrap_model(net)  # DDP: BatchNorm back, rank 0's buffers on every rank
+    if augment_workers is None:
+        augment_workers = default_augment_workers(device, cfg.augment, cfg.mix,
+                                                  dist.world_size())
+    left = cfg.epochs - len(history)
+    with AugmentPool(augment_workers) if augment_workers and left else nullcontext() as pool:
+        net = dist.wrap_model(model, device)  # DDP across processes; ``model`` in one process
+        for epoch in range(len(history), cfg.epochs):
+            dist.seed_epoch(cfg.seed, epoch)  # DDP: each rank's dropout RNG, same when resumed
+            stats = train_one_epoch(
+                net, opt, images, labels, cfg, gen, device,
+                desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", progress=progress, ema=ema,
+                augment_pool=pool,
+            )
+            stats["epoch"] = epoch + 1
+            stats["lr"] = opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"]
+            if not math.isfinite(stats["loss"]):
+                # checked per epoch (the mean is already on the host; a per-batch check would
+                # add syncs); the epoch's state is not saved: a resume redoes this epoch (and
+                # stops here again) instead of training on from NaN weights
+                _diverged(desc, epoch + 1, f"loss {stats['loss']}", cfg)
+            sched.step()
+            history.append(stats)
+            log.info(
+                "%s epoch %d/%d loss %.4f train-acc %.3f lr %.2e %.0f img/s data-wait %.1f%%",
+                desc, epoch + 1, cfg.epochs, stats["loss"], stats["train_accuracy"], stats["lr"],
+                stats["images_per_s"], 100 * stats["data_wait_share"],
+            )
+            if state_path and dist.is_main():  # rank 0 alone writes; every rank resumes from it
+                _save_state(state_path, cfg, device, model, opt, sched, gen, ema, history)
+        dist.unwrap_model(net)  # DDP: BatchNorm back, rank 0's buffers on every rank
     if ema is not None:  # the averaged weights are the result
         model.load_state_dict(ema.module.state_dict())
     # the loss is computed before each step: the last step can turn the weights into NaN

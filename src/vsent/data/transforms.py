@@ -20,7 +20,8 @@ from vsent.errors import VsentError
 
 __all__ = [
     "CAFFE_PREPROCESS", "IMAGENET_PREPROCESS", "Preprocess", "center_crop", "normalize",
-    "augment_batch", "mix_batch", "random_crop_flip", "ten_crop", "trivial_augment",
+    "augment_batch", "draw_seed", "mix_batch", "random_crop_flip", "ten_crop", "trivial_augment",
+    "trivial_augment_seeded",
 ]
 
 _IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -165,12 +166,22 @@ def random_crop_flip(
     return torch.stack(crops)
 
 
+def draw_seed(generator: torch.Generator | None) -> int:
+    """The seed of torch's global generator for one batch, drawn from ``generator``."""
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+
+
 @contextlib.contextmanager
 def _global_rng_from(generator: torch.Generator | None) -> Iterator[None]:
     """Torch's global CPU generator seeded from ``generator`` for the block, restored after:
     torchvision's random transforms draw from it. Only the CPU generator is forked, so only
     it is seeded (``torch.manual_seed`` would also reset the GPU's, e.g. its dropout draws)."""
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    with _global_rng_seeded(draw_seed(generator)):
+        yield
+
+
+@contextlib.contextmanager
+def _global_rng_seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(seed)
         yield
@@ -188,21 +199,33 @@ def trivial_augment(
 
     (B, H, W, 3) uint8 -> (B, crop, crop, 3) uint8.
     """
+    batch = _check_uint8(_as_bhwc(batch, crop))  # (before the draw: a refused batch draws none)
+    return trivial_augment_seeded(batch, crop, draw_seed(generator))
+
+
+def trivial_augment_seeded(batch: torch.Tensor | np.ndarray, crop: int,
+                           seed: int) -> torch.Tensor:
+    """:func:`trivial_augment` of the batch whose draw from the generator gave ``seed``
+    (:func:`draw_seed`): the same images in any process (vsent.data.augment_pool's workers)."""
     from torchvision.transforms import v2
 
-    batch = _as_bhwc(batch, crop)
-    if batch.dtype != torch.uint8:
-        raise ValueError(f"trivial_augment expects uint8 images, got {batch.dtype}")
+    batch = _check_uint8(_as_bhwc(batch, crop))
     pipeline = v2.Compose([
         v2.RandomResizedCrop(crop, scale=(0.35, 1.0), antialias=True),
         v2.RandomHorizontalFlip(),
         v2.TrivialAugmentWide(),
     ])
-    with _global_rng_from(generator):
+    with _global_rng_seeded(seed):
         out = [pipeline(image.permute(2, 0, 1)) for image in batch]
     if not out:
         return batch[:, :crop, :crop]
     return torch.stack(out).permute(0, 2, 3, 1).contiguous()
+
+
+def _check_uint8(batch: torch.Tensor) -> torch.Tensor:
+    if batch.dtype != torch.uint8:
+        raise ValueError(f"trivial_augment expects uint8 images, got {batch.dtype}")
+    return batch
 
 
 #: ``--augment`` name -> batch augmentation ``(batch, crop, generator) -> crops``.
