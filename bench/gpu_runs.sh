@@ -18,8 +18,10 @@
 #   r4       issue 10's R4 (R3 at 96 px), seed 0
 #   predict  after the others, vsent predict on the GPU with a model trained by f (seed 0) or r7
 # Session 5 (2026-11-30) ran JOBS="pytest campos f r4 predict"; session 34 JOBS="pytest r7".
-# Cost seen on the H200: r7 ran at 280-400 img/s per seed (two seeds side by side, over half of
-# the time waiting for TrivialAugment on the CPU), about 110 s a fold: 5 folds need LIMIT=600.
+# Cost seen on the H200 (session 34, before augment workers): r7 ran at about 330 img/s a seed
+# (two seeds side by side, about half of the time waiting for TrivialAugment on the CPU),
+# 130-156 s a fold, about 12 min a seed: more than one call (600 s at most); --resume goes on.
+# The whole test suite without xdist may also outlast one call: run it alone (JOBS=pytest).
 set -u
 DATA=${DATA:-.devdata/twitter1}
 OUT=${OUT:?set OUT to the folder that receives the archive}
@@ -59,13 +61,19 @@ fi
 # in session 34 a test's output holding a non-UTF-8 file name stopped xdist with an
 # INTERNALERROR before it named any failure. The JUnit XML names each result.
 GPU_TESTS=(tests/test_train.py::test_resume_restores_the_schedule_and_the_random_draws
+           tests/test_train.py::test_on_a_gpu_the_augment_workers_train_as_the_loop_does
            tests/test_export.py::test_export_module_leaves_a_cuda_model_on_cuda)
+# -v: each test's name and result reach the log as they happen (a run stopped by the limit
+# writes no JUnit XML); the job's status is 1 if either run failed.
+PYTEST_LIMIT=${PYTEST_LIMIT:-$LIMIT}
 R4=(--preset quick --model-arg image_size=96 --epochs 60 --augment trivial --label-smoothing 0.1
     --ema 0.999)
 COMMON=(--data "$DATA" --device "$DEVICE" --no-progress)
 
-wanted pytest && job pytest 1 bash -c "$PY -m pytest -q -p no:cacheprovider ${GPU_TESTS[*]}; \
-  $PY -m pytest -q -p no:cacheprovider --junitxml=$RUNS/logs/pytest.xml ${TESTS[*]}"
+wanted pytest && LIMIT=$PYTEST_LIMIT job pytest 1 bash -c "\
+  $PY -m pytest -v -p no:cacheprovider ${GPU_TESTS[*]}; a=\$?; \
+  $PY -m pytest -v -p no:cacheprovider --junitxml=$RUNS/logs/pytest.xml ${TESTS[*]}; \
+  exit \$(( a || \$? ))"
 if wanted r7; then
   # R3's recipe (60 epochs, TrivialAugment, label smoothing, EMA) with resnet18 at 224 px;
   # SMOKE shrinks the network's input to 64 px so that the dry run is quick on a CPU

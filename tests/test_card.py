@@ -462,3 +462,33 @@ def test_a_fold_model_copied_into_another_folds_folder_gets_no_run_metrics(run_d
         card = model_card(ft / "model.pt")
     assert card["metrics"] is None and card["training"]["fold"] == 2
     assert "records fold 2, not fold 1" in caplog.text
+
+
+def test_a_model_of_another_command_in_a_runs_folder_is_no_model_of_that_run(run_dir, caplog):
+    """review34 #5: a finetune model.pt copied into a crossval run's folder was carded as
+    "Command: crossval", "Held-out images: none (trained on every image)" with the run's
+    metrics; the checkpoint records its command now, and another one is another run's."""
+    save_checkpoint(run_dir / "model.pt", create_model("smallcnn"), fold=None,
+                    train={"epochs": 3, "lr": 0.001}, command="finetune", n_test=0, n_train=6)
+    with caplog.at_level("WARNING", logger="vsent"):
+        card = model_card(run_dir / "model.pt")
+    assert card["metrics"] is None and card["training"]["command"] == "finetune"
+    assert "was written by finetune, the run by crossval: it is no model of the run" in caplog.text
+    # the run's own fold model, which records crossval: the run's, no warning
+    caplog.clear()
+    save_checkpoint(run_dir / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
+                    run=str(run_dir), train={"epochs": 3, "lr": 0.001}, subset="four",
+                    command="crossval", n_test=2)
+    with caplog.at_level("WARNING", logger="vsent"):
+        card = model_card(run_dir / "fold2" / "model.pt")
+    assert card["metrics"] is not None and not caplog.text
+
+
+def test_a_zero_shot_model_of_no_fold_says_its_held_out_count_was_not_recorded(tmp_path):
+    """review34 #6: finetune --zero-shot records n_test 0 (nothing held out), and the card
+    said "none (trained on every image)" of a model trained on nothing."""
+    path = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn"), fold=None,
+                           n_train=4, n_test=0, training="zero-shot", command="finetune")
+    t = model_card(path)["training"]
+    assert t["how"] == "zero-shot" and t["n_test"] is None
+    assert "trained on every image" not in card_markdown(model_card(path))

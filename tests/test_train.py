@@ -776,3 +776,23 @@ def test_fit_with_augment_workers_trains_as_without_them(tmp_path, monkeypatch):
         train_one_epoch(model, make_optimizer(model, cfg), images, labels,
                         cfg.replace(mix="mixup"), torch.Generator(), torch.device("cpu"),
                         progress=False, augment_pool=pool)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="a GPU check (bench/gpu_runs.sh)")
+def test_on_a_gpu_the_augment_workers_train_as_the_loop_does(monkeypatch):
+    """On cuda, --augment trivial goes through worker processes by default: the same model as
+    the loop's (cudnn made deterministic, so that the two can be compared)."""
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setenv("VSENT_AUGMENT_WORKERS", "2")  # (the default: 2-4 where CPUs allow)
+    images, labels = _learnable(24, size=14)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.05, device="cuda", seed=4,
+                      augment="trivial", optimizer="adamw", schedule="cosine")
+    models = []
+    for workers in (None, 0):
+        torch.manual_seed(0)
+        models.append(Tiny())
+        fit(models[-1], images, labels, cfg, progress=False, augment_workers=workers)
+    for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values(),
+                    strict=True):
+        torch.testing.assert_close(a, b)

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -355,14 +356,69 @@ def test_the_augment_pool_gives_the_images_of_the_training_loop():
                for b, s, x in zip(batches, seeds, in_loop, strict=True))
     with AugmentPool(2) as pool:
         pooled = list(pool.augment(zip(batches, seeds, strict=True), 224))
-        # a worker ignores Ctrl-C (the training process says what stopped): no traceback each
+        # a worker ignores Ctrl-C (the training process says what stopped: no traceback each)
         import signal
 
-        assert pool._ex.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
+        pool._procs[0].send_signal(signal.SIGINT)
+        again = list(pool.augment(zip(batches, seeds, strict=True), 224))
+        assert pool.failed is None and all(p.poll() is None for p in pool._procs)
     assert [x.shape for x in pooled] == [(8, 224, 224, 3), (8, 224, 224, 3), (3, 224, 224, 3)]
     assert all(torch.equal(a, b) for a, b in zip(pooled, in_loop, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(again, in_loop, strict=True))
+    assert all(p.poll() == 0 for p in pool._procs)  # closed: each ended at the end of its input
     with pytest.raises(ValueError, match="workers must be >= 1"):
         AugmentPool(0)
+
+
+def test_a_dead_augment_worker_leaves_its_batches_to_the_loop(caplog):
+    """A worker killed (out of memory, say): a warning, and the same images from the loop."""
+    from vsent.data.augment_pool import AugmentPool
+    from vsent.data.transforms import trivial_augment_seeded
+
+    rng = np.random.default_rng(1)
+    batches = [(rng.integers(0, 256, (4, 40, 40, 3), dtype=np.uint8), s) for s in (3, 4, 5)]
+    with AugmentPool(1) as pool:
+        pool._procs[0].kill()
+        pool._procs[0].wait()
+        with caplog.at_level("WARNING", logger="vsent"):
+            out = list(pool.augment(batches, 32))
+    assert all(torch.equal(x, trivial_augment_seeded(b, 32, s))
+               for x, (b, s) in zip(out, batches, strict=True))
+    assert caplog.text.count("an augmentation worker (pid") == 1
+    assert "exited with status -9" in caplog.text and "augments the rest itself" in caplog.text
+
+
+def test_augment_workers_end_with_the_training_process_even_a_killed_one(tmp_path):
+    """Their input ends when the training process dies (even by kill -9): no orphans."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("import sys; from vsent.data.augment_pool import AugmentPool; "
+              "p = AugmentPool(2); print(*[q.pid for q in p._procs], flush=True); "
+              "sys.stdin.read()")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    pids = [int(x) for x in parent.stdout.readline().split()]
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    parent.stdin.close()
+    parent.stdout.close()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        # a zombie (ended, not yet reaped by init) has ended too
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in pids)
 
 
 def test_augment_workers_by_default_only_on_a_gpu_for_trivial_without_mix_in_one_process(
@@ -376,7 +432,16 @@ def test_augment_workers_by_default_only_on_a_gpu_for_trivial_without_mix_in_one
     assert ap.default_augment_workers(cuda, "crop-flip", "none", 1) == 0
     assert ap.default_augment_workers(cuda, "trivial", "mixup", 1) == 0
     assert ap.default_augment_workers(cuda, "trivial", "none", 2) == 0
-    monkeypatch.setattr(ap, "usable_cpus", lambda: 3)
-    assert ap.default_augment_workers(cuda, "trivial", "none", 1) == 2
-    monkeypatch.setattr(ap, "usable_cpus", lambda: 2)  # one worker is slower than none
+    monkeypatch.setattr(ap, "usable_cpus", lambda: 2)
+    assert ap.default_augment_workers(cuda, "trivial", "none", 1) == 1
+    monkeypatch.setattr(ap, "usable_cpus", lambda: 1)  # the training process's own CPU only
     assert ap.default_augment_workers(cuda, "trivial", "none", 1) == 0
+    # $VSENT_AUGMENT_WORKERS: how many where a pool can serve, on any device (0: none)
+    monkeypatch.setenv(ap.AUGMENT_WORKERS_ENV, "0")
+    assert ap.default_augment_workers(cuda, "trivial", "none", 1) == 0
+    monkeypatch.setenv(ap.AUGMENT_WORKERS_ENV, "3")
+    assert ap.default_augment_workers(cpu, "trivial", "none", 1) == 3
+    assert ap.default_augment_workers(cuda, "trivial", "mixup", 1) == 0
+    monkeypatch.setenv(ap.AUGMENT_WORKERS_ENV, "two")
+    with pytest.raises(VsentError, match=r"\$VSENT_AUGMENT_WORKERS='two': not a whole number"):
+        ap.default_augment_workers(cuda, "trivial", "none", 1)

@@ -343,13 +343,17 @@ def _run_location(path: Path, meta: Mapping[str, Any]) -> tuple[Path | None, int
 
 def _foreign(meta: Mapping[str, Any], config: Mapping[str, Any], fold: int | None) -> str | None:
     """Why a checkpoint found in a run's folder is no model of that run (copied there), or
-    None: it records another fold than its place (``fold<k>/``, or a ``finetune --fold``
-    run's), or another training recipe than the run's (seed and device aside: a fold's seed
-    is derived from the run's, and a resumed run may change device)."""
+    None: it records another command than the run's (crossval, finetune), another fold than
+    its place (``fold<k>/``, or a ``finetune --fold`` run's), or another training recipe than
+    the run's (seed and device aside: a fold's seed is derived from the run's, and a resumed
+    run may change device)."""
     from vsent.runs import config_diff
 
+    command, run_command = meta.get("command"), config.get("command")
+    if isinstance(command, str) and isinstance(run_command, str) and command != run_command:
+        return f"was written by {command}, the run by {run_command}"
     recorded = meta.get("fold")
-    place = config.get("fold") if config.get("command") == "finetune" else fold
+    place = config.get("fold") if run_command == "finetune" else fold
     if type(recorded) is int and type(place) is int and recorded != place:
         return f"records fold {recorded}, not fold {place}"
     train, run_train = meta.get("train"), config.get("train")
@@ -407,7 +411,8 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
         "fold": fold,
         "how": how,
         "n_train": meta.get("n_train", n_train) if trained else None,
-        "n_test": meta.get("n_test", n_test),
+        # (a zero-shot model of no fold held nothing out and trained on nothing: not "none")
+        "n_test": meta.get("n_test", n_test) if trained or fold is not None else n_test,
         "train": train,
         "run_seed": run_seed if derived else None,
     }
