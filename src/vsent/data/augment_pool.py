@@ -114,6 +114,7 @@ class AugmentPool:
             self._idle.put(p)
         self._threads = ThreadPoolExecutor(workers, thread_name_prefix="vsent-augment")
         self.failed: str | None = None  # why the workers were given up (then: in the loop)
+        self._warned = False
 
     def _run(self, images: np.ndarray, crop: int, seed: int) -> np.ndarray | None:
         """One batch through an idle worker; None when it died (the pool is then given up)."""
@@ -148,18 +149,16 @@ class AugmentPool:
         from vsent.data.transforms import trivial_augment_seeded
 
         pending: deque[tuple[Future[np.ndarray | None], np.ndarray, int]] = deque()
-        warned = False
 
         def take() -> torch.Tensor:
-            nonlocal warned
             future, images, seed = pending.popleft()
             out = future.result()
             if out is not None:
                 return torch.from_numpy(out)
-            if not warned:
+            if not self._warned:  # once a pool, not once an epoch
                 log.warning("%s: the training process augments the rest itself (the same "
                             "images, more slowly)", self.failed)
-                warned = True
+                self._warned = True
             return trivial_augment_seeded(images, crop, seed)
 
         ahead = AHEAD_PER_WORKER * self.workers
