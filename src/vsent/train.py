@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from vsent import distributed as dist
 from vsent.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict
-from vsent.data.augment_pool import AugmentPool, default_augment_workers
+from vsent.data.augment_pool import AugmentPool, default_augment_workers, pool_serves
 from vsent.data.transforms import augment_batch, draw_seed, mix_batch, normalize
 from vsent.errors import VsentError, one_line
 from vsent.evaluate import resolve_device
@@ -180,7 +180,7 @@ def train_one_epoch(
     start = time.perf_counter()
     pooled = None
     if augment_pool is not None:
-        if cfg.augment != "trivial" or cfg.mix != "none" or world > 1:
+        if not pool_serves(cfg.augment, cfg.mix, world):
             raise ValueError("an augment pool serves --augment trivial without --mix in one "
                              "process")
         # the loop's one draw per batch, in its order (sorted reads: as below)

@@ -40,7 +40,7 @@ import torch
 from vsent.data._common import usable_cpus
 from vsent.errors import VsentError
 
-__all__ = ["AUGMENT_WORKERS_ENV", "AugmentPool", "default_augment_workers"]
+__all__ = ["AUGMENT_WORKERS_ENV", "AugmentPool", "default_augment_workers", "pool_serves"]
 
 log = logging.getLogger("vsent")
 
@@ -52,13 +52,20 @@ _REQUEST = struct.Struct("<4iq")  # images, height, width, crop; seed
 _REPLY = struct.Struct("<i")  # images (then images x crop x crop x 3 bytes)
 
 
+def pool_serves(augment: str, mix: str, world: int) -> bool:
+    """Whether a pool can augment a run's batches: ``--augment trivial`` without ``--mix`` in
+    one process (there the loop draws one seed a batch from its generator and nothing else,
+    so the seeds can be drawn ahead)."""
+    return augment == "trivial" and mix == "none" and world == 1
+
+
 def default_augment_workers(device: torch.device, augment: str, mix: str, world: int) -> int:
     """How many augmentation processes :func:`vsent.train.fit` starts by default: on a GPU,
     for ``--augment trivial`` without ``--mix`` in one process, one per usable CPU but the
     training process's own, at most 4 (``bench/bench_augment.py``); on a CPU none (the
     workers would compete with the training threads for the same cores).
     ``$VSENT_AUGMENT_WORKERS`` overrides it where a pool can serve (0: never)."""
-    if augment != "trivial" or mix != "none" or world > 1:
+    if not pool_serves(augment, mix, world):
         return 0
     asked = os.environ.get(AUGMENT_WORKERS_ENV, "").strip()
     if asked:
