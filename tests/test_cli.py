@@ -122,8 +122,9 @@ def test_help_defaults_are_those_of_the_analyses():
     assert cli_baselines.FEATURE_SETS == baselines.FEATURE_SETS
     assert cli_explain.TARGETS == explain.TARGETS
     assert cli_explain.DEFAULT_MAX_SIDE == explain.DEFAULT_MAX_SIDE
-    assert (cli_fuse.RUN_RULES, cli_fuse.METHODS, cli_fuse.DEFAULT_WEIGHT) == \
-        (fusion.RUN_RULES, fusion.METHODS, fusion.DEFAULT_WEIGHT)
+    assert (cli_fuse.RUN_RULES, cli_fuse.METHODS, cli_fuse.DEFAULT_WEIGHT, cli_fuse.INNER,
+            cli_fuse.INNER_SPLITS) == (fusion.RUN_RULES, fusion.METHODS, fusion.DEFAULT_WEIGHT,
+                                       fusion.INNER, fusion.INNER_SPLITS)
     assert common.SUBSETS == SUBSETS
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -806,3 +807,197 @@ def test_at_equal_weights_the_logit_rule_takes_the_mean_rules_decisions():
                            fuse_probabilities(a, b, 0.5, "logit"))
     mean, logit = (fuse_probabilities(a, b, 0.8, r) > 0.5 for r in ("mean", "logit"))
     assert not np.array_equal(mean, logit)
+
+
+def _inner_crossval_spy(monkeypatch, prob):
+    """Replace vsent.crossval.crossval (what --weight inner trains its inner runs with) by one
+    that checks nothing is trained here and writes, for each inner test image, ``prob(label)``
+    into the run's predictions.csv. Returns the calls: (cfg, out, the inner folds JSON)."""
+    import csv
+
+    import vsent.crossval
+
+    calls = []
+
+    def fake(cfg, out, *, resume=False, overwrite=False, progress=True):
+        doc = json.loads(Path(cfg.folds).read_text())
+        calls.append((cfg, out, doc))
+        out.mkdir(parents=True, exist_ok=True)
+        labels = dict(zip(*_names_labels(cfg.data), strict=True))
+        with (out / "predictions.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["name", "fold", "label", "prob_positive"])
+            for entry in doc["folds"]:
+                for n in entry["test"]:
+                    w.writerow([n, entry["fold"], labels[n], prob(labels[n])])
+        return {}
+
+    monkeypatch.setattr(vsent.crossval, "crossval", fake)
+    return calls
+
+
+def _names_labels(data):
+    from vsent.data import load_dataset
+
+    ds = load_dataset(data, "five", validate=False)
+    return ds.names, [int(v) for v in ds.labels]
+
+
+def test_fuse_run_inner_weight_is_chosen_on_out_of_fold_training_predictions(
+        twitter_like, tmp_path, monkeypatch):
+    """--weight inner: each fold's weight is choose_weight's on the out-of-fold probabilities
+    of that fold's training images (the CNN's from inner runs of the run's recipe on those
+    images only, the classifier's from its own inner CV), and applied to the fold's test
+    rows. Inner runs whose CNN is always wrong out of fold must hand the decision to the
+    hand-crafted classifier (w < 0.5); w = 0.5 (the fixed rule) would not."""
+    import vsent.analyses.fusion as fusion
+    from vsent.data import load_dataset, make_folds
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    rng = np.random.default_rng(0)
+    p = {n: float(v) for n, v in zip(ds.names, rng.uniform(0.05, 0.95, len(ds)), strict=True)}
+    run = _fake_run(tmp_path / "run", twitter_like, p)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg.update(command="crossval", seed=3, fusion="gch+bow")
+    (run / "config.json").write_text(json.dumps(cfg))
+    calls = _inner_crossval_spy(monkeypatch, lambda label: 0.1 if label else 0.9)  # wrong
+    hand_calls = _spy_hand_fits(monkeypatch)
+    out = fuse_run(run, "gch", weight="inner", inner_dir=tmp_path / "inner",
+                   cache_dir=tmp_path / "cache")
+
+    folds = make_folds(ds, "campos")
+    assert len(calls) == len(folds) == 5
+    for fold, (inner_cfg, inner_out, doc) in zip(folds, calls, strict=True):
+        assert inner_out == (tmp_path / "inner" / f"fold{fold.index}").resolve()
+        assert (inner_cfg.model, inner_cfg.seed, inner_cfg.fusion) == ("smallcnn", 3, None)
+        train = {ds.names[i] for i in fold.train}
+        tests = [n for e in doc["folds"] for n in e["test"]]
+        assert len(doc["folds"]) == fusion.INNER_SPLITS
+        assert sorted(tests) == sorted(train)  # every training image scored once, out of fold
+        for e in doc["folds"]:
+            assert set(e["train"]) == train - set(e["test"])  # no outer test image anywhere
+            assert {ds.labels[ds.names.index(n)] for n in e["test"]} == {0, 1}  # stratified
+    assert len(out["weights"]) == 5 and all(w < 0.5 for w in out["weights"])
+    y = ds.labels
+    for fold, call, w in zip(folds, hand_calls, out["weights"], strict=True):
+        oof = call["res"].train_oof
+        assert oof is not None and np.array_equal(call["train"], fold.train)
+        wrong = np.where(y[fold.train] == 1, 0.1, 0.9)
+        assert w == choose_weight(wrong, oof, y[fold.train])[0]
+        rows = [r for r in out["rows"] if r["fold"] == fold.index]
+        np.testing.assert_allclose([r["prob_fused"] for r in rows],
+                                   [w * r["prob_cnn"] + (1 - w) * r["prob_hand"] for r in rows])
+    assert out["weight"] == "inner"
+    assert "w chosen in each fold on out-of-fold predictions of its training images (5 " \
+           f"inner runs of the CNN's recipe): {', '.join(f'{w:g}' for w in out['weights'])}" \
+        in fusion_markdown(out)
+
+
+def test_fuse_run_inner_weight_trusts_a_cnn_that_is_right_out_of_fold(twitter_like, tmp_path,
+                                                                     monkeypatch):
+    """The other side of the choice: inner runs whose CNN is right on every training image
+    out of fold give it the weight: w >= 0.5, where the fusion is right on every one."""
+    from vsent.data import load_dataset
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "command": "crossval"}))
+    _inner_crossval_spy(monkeypatch, lambda label: 0.95 if label else 0.05)  # right
+    hand_calls = _spy_hand_fits(monkeypatch)
+    out = fuse_run(run, "gch", weight="inner", inner_dir=tmp_path / "inner",
+                   cache_dir=tmp_path / "cache")
+    for call, w in zip(hand_calls, out["weights"], strict=True):
+        y = call["y"][call["train"]]
+        w_best, acc = choose_weight(np.where(y == 1, 0.95, 0.05), call["res"].train_oof, y)
+        assert w == w_best >= 0.5 and acc[w] == 1.0
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--weight", "inner", "--extra-train", "three"], "--weight inner: not with --extra-train"),
+    (["--weight", "heavy"], "argument --weight: 'heavy': a number from 0 to 1, or inner"),
+    (["--weight", "1.5"], "--weight 1.5 is out of range (0 .. 1, or inner)"),
+])
+def test_cli_fuse_inner_weight_options_refused_before_any_work(tmp_path, capsys, argv,
+                                                              message):
+    from vsent.cli import main
+
+    try:
+        code = main(["fuse", str(tmp_path / "run"), "--features", "gch", *argv])
+    except SystemExit as e:  # argparse's own refusal
+        code = e.code
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_fuse_inner_weight_needs_a_crossval_runs_recipe(twitter_like, tmp_path, capsys,
+                                                            monkeypatch):
+    """An ensemble (or a run from elsewhere) has no recipe for the inner runs to repeat."""
+    from vsent.cli import main
+    from vsent.data import load_dataset
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "command": "ensemble"}))
+    (run / "summary.json").write_text("{}")
+    assert main(["fuse", str(run), "--features", "gch", "--weight", "inner",
+                 "--no-progress"]) == 2
+    assert ("vsent: error: --weight inner: needs a crossval run, whose recipe the inner runs "
+            "repeat (this run was made by vsent ensemble)") in capsys.readouterr().err
+
+
+def test_cli_fuse_inner_weight_end_to_end_trains_resumes_and_reads_back(twitter_like, tmp_path,
+                                                                       capsys, monkeypatch):
+    """A real crossval run (1 epoch), fused with --weight inner: 5 inner crossval runs of its
+    recipe, one per fold, each on that fold's training images only; a Ctrl-C in the third
+    leaves the first two to be read back by the same command, and a finished fusion is read
+    back without training."""
+    import vsent.crossval
+    from conftest import interrupt_after
+    from vsent.cli import main
+    from vsent.crossval import PRESETS, RunConfig, crossval
+    from vsent.data import load_dataset, make_folds
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    train = PRESETS["quick"]["train"].replace(epochs=1, batch_size=8, device="cpu")
+    run = tmp_path / "run"
+    crossval(RunConfig(data=str(twitter_like), model="smallcnn", init="random", train=train,
+                       model_kwargs={"widths": (4, 8)}), run, progress=False)
+    argv = ["fuse", str(run), "--features", "gch", "--weight", "inner", "--no-progress"]
+    real, started = vsent.crossval.crossval, []
+    with monkeypatch.context() as m:
+        def counted(cfg, out, **kw):
+            started.append(out.name)
+            if len(started) == 3:
+                interrupt_after(m, 0)  # Ctrl-C as the third inner run starts training
+            return real(cfg, out, **kw)
+
+        m.setattr(vsent.crossval, "crossval", counted)
+        assert main(argv) == 130
+    inner = run / "fuse" / "gch-mean-winner-logistic" / "inner"
+    assert [(inner / f"fold{k}" / "summary.json").is_file() for k in (1, 2, 3)] == \
+        [True, True, False]
+    done = {k: (inner / f"fold{k}" / "summary.json").stat().st_mtime_ns for k in (1, 2)}
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    line = capsys.readouterr().out
+    assert "; w per fold " in line
+    assert {k: (inner / f"fold{k}" / "summary.json").stat().st_mtime_ns for k in (1, 2)} == done
+    ds = load_dataset(twitter_like, "five", validate=False)
+    for fold in make_folds(ds, "campos"):
+        doc = json.loads((inner / f"fold{fold.index}" / "folds.json").read_text())
+        tested = sorted(n for e in doc["folds"] for n in e["test"])
+        assert tested == sorted(ds.names[i] for i in fold.train)
+        inner_cfg = json.loads((inner / f"fold{fold.index}" / "config.json").read_text())
+        assert (inner_cfg["train"]["epochs"], inner_cfg["model_kwargs"]) == (1, {"widths": [4, 8]})
+    res = json.loads((inner.parent / "summary.json").read_text())
+    assert res["weight"] == "inner" and len(res["weights"]) == 5
+    assert json.loads((inner.parent / "config.json").read_text())["weight"] == "inner"
+
+    def no_training(*a, **kw):
+        raise AssertionError("a finished fusion trained again")
+
+    monkeypatch.setattr(vsent.crossval, "crossval", no_training)
+    assert main(argv) == 0 and capsys.readouterr().out == line

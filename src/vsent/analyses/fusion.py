@@ -21,18 +21,22 @@ What ``vsent fuse``, ``crossval --fusion`` and ``vsent ensemble`` use:
   blocks instead (each block the same total weight, :class:`vsent.analyses.baselines.
   BlockScaler`, as :func:`early_fusion` weighs them).
 
-Building blocks no command calls (kept, tested, for analyses by hand):
+* :func:`inner_cnn_probabilities` and :func:`choose_weight` - ``vsent fuse --weight inner``:
+  in each fold, ``w`` chosen on out-of-fold predictions of the fold's *training* images
+  (the CNN's from an inner cross-validation of the run's recipe, the hand-crafted
+  classifier's from ``hand_crafted_probabilities(..., oof=True)``), at about four times the
+  run's own training cost.
 
-* :func:`choose_weight` - ``w`` chosen on out-of-fold predictions of the *training* fold
-  (with ``hand_crafted_probabilities(..., oof=True)``'s ``train_oof``; see below why the
-  commands do not).
+A building block no command calls (kept, tested, for analyses by hand):
+
 * :func:`early_fusion` - standardised feature blocks concatenated, each block with the same
   total weight, statistics from training rows.
 
 **The rule fixed in advance** (:data:`DEFAULT_RULE`, :data:`DEFAULT_WEIGHT`): mean of the two
 probabilities with ``w = 0.5``. Choosing ``w`` by :func:`choose_weight` needs out-of-fold CNN
-predictions on the training fold, i.e. an inner CNN cross-validation per outer fold (k times
-the training cost); the plain mean needs none and cannot overfit the test folds. At
+predictions on the training fold, i.e. an inner CNN cross-validation per outer fold
+(``--weight inner``: :data:`INNER_SPLITS` - 1 times the training cost); the plain mean needs
+none, and neither looks at a test fold. At
 ``w = 0.5`` the logit rule takes the same decisions as the mean (``(a + b) / 2 > 0.5`` and
 ``(logit a + logit b) / 2 > 0`` both say ``a + b > 1``): only the fused probabilities differ.
 At other weights they part, and in logit space an over-confident network (a CNN trained from
@@ -85,11 +89,11 @@ from vsent.errors import VsentError
 log = logging.getLogger("vsent")
 
 __all__ = [
-    "DEFAULT_RULE", "DEFAULT_WEIGHT", "DEFAULT_WEIGHTS", "METHODS", "RECORDED_SINCE", "RULES",
-    "RUN_RULES", "HandCrafted", "baseline_fold_features", "choose_weight", "default_fusion_dir",
-    "early_fusion", "ensemble_mean", "fit_hand_crafted", "fold_cnn_features", "fuse",
-    "fuse_probabilities", "fuse_run", "fusion_markdown", "hand_crafted_probabilities",
-    "positive_probability", "predict",
+    "DEFAULT_RULE", "DEFAULT_WEIGHT", "DEFAULT_WEIGHTS", "INNER", "INNER_SPLITS", "METHODS",
+    "RECORDED_SINCE", "RULES", "RUN_RULES", "HandCrafted", "baseline_fold_features",
+    "choose_weight", "default_fusion_dir", "early_fusion", "ensemble_mean", "fit_hand_crafted",
+    "fold_cnn_features", "fuse", "fuse_probabilities", "fuse_run", "fusion_markdown",
+    "hand_crafted_probabilities", "inner_cnn_probabilities", "positive_probability", "predict",
 ]
 
 #: Late-fusion rules of :func:`fuse_probabilities`.
@@ -102,6 +106,11 @@ DEFAULT_RULE = "mean"
 DEFAULT_WEIGHT = 0.5
 #: Grid of :func:`choose_weight` (weight of the first input, the CNN).
 DEFAULT_WEIGHTS = tuple(float(w) for w in np.round(np.linspace(0.0, 1.0, 11), 2))
+#: ``--weight inner``: the CNN's weight chosen in each fold by :func:`choose_weight` on
+#: out-of-fold predictions of its training images (:func:`inner_cnn_probabilities`).
+INNER = "inner"
+#: Inner folds of ``--weight inner`` (each outer training fold split into this many).
+INNER_SPLITS = 5
 #: Classifiers of :func:`hand_crafted_probabilities`.
 METHODS = ("logistic", "svm")
 #: Probabilities are clipped to [EPS, 1 - EPS] before logits (a hard 0/1 would be infinite).
@@ -407,6 +416,52 @@ def fold_cnn_features(run: Path, dataset: Any, folds: Sequence[Any], *,
     return out
 
 
+def inner_cnn_probabilities(run_cfg: dict[str, Any], dataset: Any, folds: Sequence[Any],
+                            out: str | os.PathLike, *, progress: bool = False
+                            ) -> dict[int, np.ndarray]:
+    """Out-of-fold P(positive) of each fold's training images (``--weight inner``):
+    ``{fold index: float64 (len(fold.train),)}``, in the order of ``fold.train``.
+
+    Fold k's training images are split into :data:`INNER_SPLITS` stratified folds (shuffled
+    with the run's seed, written to ``out/fold<k>-folds.json``), and a crossval run of the
+    run's own recipe (``run_cfg``, its config.json, without ``--fusion``) is trained on them in
+    ``out/fold<k>``: every training image is scored by a network that saw neither it nor any
+    test image of fold k. An interrupted inner run resumes, a finished one is read back.
+    Cost: about ``INNER_SPLITS - 1`` times the run's own training.
+    """
+    from vsent.analyses.compare import read_predictions
+    from vsent.crossval import crossval
+    from vsent.data.folds import Fold, save_folds
+
+    made_by = run_cfg.get("command")
+    if made_by != "crossval":
+        raise VsentError(f"--weight {INNER}: needs a crossval run, whose recipe the inner "
+                         f"runs repeat (this run was made by vsent {made_by or '?'})")
+    for fold in folds:  # (StratifiedKFold needs one image of each class per inner fold)
+        fewest = int(np.bincount(dataset.labels[np.asarray(fold.train)], minlength=2).min())
+        if fewest < INNER_SPLITS:
+            raise VsentError(f"--weight {INNER}: fold {fold.index}'s training images have "
+                             f"{fewest} of one class, fewer than its {INNER_SPLITS} inner folds")
+    recipe = {k: v for k, v in run_cfg.items() if k != "command"}
+    seed = int(run_cfg.get("seed", 0))
+    out = Path(out).resolve()  # (the inner runs record their folds file by this path)
+    probs: dict[int, np.ndarray] = {}
+    for fold in folds:
+        train = np.asarray(fold.train)
+        split = StratifiedKFold(INNER_SPLITS, shuffle=True, random_state=seed)
+        inner = [Fold(j, np.sort(train[a]), np.sort(train[b]))
+                 for j, (a, b) in enumerate(split.split(train, dataset.labels[train]), 1)]
+        spec = save_folds(inner, dataset, out / f"fold{fold.index}-folds.json")
+        log.info("--weight %s: fold %d, %d inner runs of the recipe on its %d training "
+                 "images", INNER, fold.index, INNER_SPLITS, len(train))
+        cfg = RunConfig.from_dict({**recipe, "folds": str(spec), "fusion": None})
+        crossval(cfg, out / f"fold{fold.index}", resume=True, progress=progress)
+        preds = read_predictions(out / f"fold{fold.index}" / "predictions.csv", "prob_positive")
+        probs[fold.index] = np.array([preds[dataset.names[i]]["prob_positive"] for i in train],
+                                     np.float64)
+    return probs
+
+
 def _data_record(run: Path, cfg: dict[str, Any]) -> tuple[Path | None, Path]:
     """The data record of the data ``run`` was trained on (:data:`vsent.runs.DATA_RECORD`) and
     the run that wrote it: its own; for an ensemble made before it kept its first member's
@@ -431,18 +486,20 @@ def _data_record(run: Path, cfg: dict[str, Any]) -> tuple[Path | None, Path]:
 RECORDED_SINCE = ("hand_crafted", "seed")
 
 
-def default_fusion_dir(run: str | os.PathLike, features: str, rule: str, weight: float,
+def default_fusion_dir(run: str | os.PathLike, features: str, rule: str, weight: float | str,
                        classifier: str, histogram_map: str = "none",
                        extra_train: str | None = None) -> str:
     """``RUN/fuse/<features>-<rule>-w<weight>-<classifier>[-<map>][-extra<subset>]`` (one
-    directory per setting: ``vsent fuse`` without --out)."""
+    directory per setting: ``vsent fuse`` without --out; ``winner`` for ``--weight inner``)."""
     suffix = "" if histogram_map == "none" else f"-{histogram_map}"
     suffix += f"-extra{extra_train}" if extra_train else ""
-    return f"{str(run).rstrip('/')}/fuse/{features}-{rule}-w{weight:g}-{classifier}{suffix}"
+    w = weight if weight == INNER else f"{weight:g}"
+    return f"{str(run).rstrip('/')}/fuse/{features}-{rule}-w{w}-{classifier}{suffix}"
 
 
 def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
-         features: str = "gch+bow", rule: str = DEFAULT_RULE, weight: float = DEFAULT_WEIGHT,
+         features: str = "gch+bow", rule: str = DEFAULT_RULE,
+         weight: float | str = DEFAULT_WEIGHT,
          classifier: str = "logistic", histogram_map: str = "none",
          extra_train: str | None = None, overwrite: bool = False,
          progress: bool = True) -> tuple[dict[str, Any], Path]:
@@ -450,8 +507,9 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
     ``out`` (default :func:`default_fusion_dir`): ``config.json``, ``folds.json``,
     ``predictions.csv``, ``summary.md``, ``summary.json``. Returns the summary and ``out``.
 
-    There is no resume: an unfinished fusion (interrupted) is simply done again; a finished
-    one is read back (the run's predictions unchanged since: ``inputs.json``); ``overwrite``
+    There is no resume: an unfinished fusion (interrupted) is simply done again (but for the
+    inner runs of ``weight="inner"``, kept in ``out/inner`` and resumed); a finished one is
+    read back (the run's predictions unchanged since: ``inputs.json``); ``overwrite``
     starts again. Options left at their defaults stay out of config.json, so earlier fusions
     stay finished. VsentError for a bad option, before ``out`` is made.
     """
@@ -497,7 +555,8 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
         else:
             res = fuse_run(run, features, rule=rule, weight=weight, method=classifier,
                            baseline_config=baseline_config, extra_train=extra_train,
-                           folds_file=rd / FOLDS, progress=progress)
+                           folds_file=rd / FOLDS, progress=progress,
+                           inner_dir=rd / INNER if weight == INNER else None)
             rows = res.pop("rows")
             rd.write_csv("predictions.csv", rows, list(rows[0]) if rows else ["name"])
             rd.write_text("summary.md", f"# {run}\n\n" + fusion_markdown(res))
@@ -505,14 +564,19 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
     return res, out
 
 
-def _check_options(rule: str, weight: float, method: str, extra_train: str | None) -> None:
+def _check_options(rule: str, weight: float | str, method: str,
+                   extra_train: str | None) -> None:
     """VsentError naming the option for a rule, weight, classifier or extra set that
     :func:`fuse_run` cannot take (checked before any work, and by :func:`fuse` before its
     output folder is made)."""
     if rule not in RUN_RULES:
         raise VsentError(f"--rule {rule!r}: choose one of {', '.join(RUN_RULES)}")
-    if not 0.0 <= weight <= 1.0:
-        raise VsentError(f"--weight {weight!r} is out of range (0 .. 1)")
+    if weight == INNER:
+        if rule == "early" or extra_train is not None:
+            raise VsentError(f"--weight {INNER}: not with "
+                             f"{'--rule early' if rule == 'early' else '--extra-train'}")
+    elif isinstance(weight, str) or not 0.0 <= weight <= 1.0:
+        raise VsentError(f"--weight {weight!r} is out of range (0 .. 1, or {INNER})")
     if method not in METHODS:
         raise VsentError(f"--classifier {method!r}: choose one of {', '.join(METHODS)}")
     if extra_train is not None and extra_train not in EXTRA_TRAIN:
@@ -569,10 +633,11 @@ def _compared_keys(out: Path, config: dict[str, object], overwrite: bool) -> lis
 
 def fuse_run(
     run: str | os.PathLike, features: str = "gch+bow", *, rule: str = DEFAULT_RULE,
-    weight: float = DEFAULT_WEIGHT, method: str = "logistic",
+    weight: float | str = DEFAULT_WEIGHT, method: str = "logistic",
     baseline_config: BaselineConfig | None = None, cue_params: Any = None,
     extra_train: str | None = None, folds_file: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None, progress: bool = False,
+    inner_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Late fusion of a finished cross-validation run with a hand-crafted classifier.
 
@@ -596,6 +661,12 @@ def fuse_run(
     ``folds_file``: where to write the folds used (:func:`vsent.data.folds.save_folds`), so the
     fusion's output folder records them like a crossval run.
 
+    ``weight="inner"`` (late rules, no ``extra_train``): in each fold the CNN's weight is the
+    one of :data:`DEFAULT_WEIGHTS` with the best accuracy (:func:`choose_weight`) on the
+    fold's training images, from out-of-fold probabilities of both: the CNN's from inner runs
+    trained in ``inner_dir`` (:func:`inner_cnn_probabilities`), the hand-crafted
+    classifier's from its own inner cross-validation. The weights chosen are ``weights``.
+
     Returns
     -------
     dict with ``features``, ``rule``, ``weight``, ``method`` (and ``histogram_map`` unless
@@ -603,7 +674,7 @@ def fuse_run(
     (:func:`vsent.metrics.summarize_folds`) ``cnn``, ``hand``, ``fused`` (centre crop) and,
     with 10-crop columns, ``cnn_10crop`` and ``fused_10crop``; ``rows``: one dict per test
     image (name, fold, label, prob_cnn, prob_hand, prob_fused[, prob_fused_10crop]); ``C``:
-    the C chosen in each fold.
+    the C chosen in each fold; ``weights``: the weight of each fold (``weight="inner"`` only).
 
     The early rule's classifier is fitted on in-sample CNN features (its fold model's own
     training images): see the module docstring for the bias this gives.
@@ -656,6 +727,11 @@ def fuse_run(
     if folds_file is not None:
         save_folds(folds, dataset, folds_file)
     early = rule == "early"
+    train_cnn = None  # out-of-fold CNN probabilities of the training images (weight "inner")
+    if weight == INNER:
+        if inner_dir is None:
+            raise ValueError(f"weight {INNER!r} needs inner_dir, where its inner runs train")
+        train_cnn = inner_cnn_probabilities(cfg, dataset, folds, inner_dir, progress=progress)
     # the hand-crafted classifier's images: the run's, then any extra ones (base rows first,
     # so the folds' indices hold)
     extra_joint = None
@@ -692,6 +768,7 @@ def fuse_run(
             records["fused_10crop"] = []
     rows: list[dict[str, Any]] = []
     chosen: list[float] = []
+    weights: list[float] = []  # the CNN's weight of each fold
     for fold in folds:
         test = np.sort(fold.test)
         _check_fold_predictions(pred_file, preds, dataset, fold, test, cfg["data"])
@@ -700,7 +777,8 @@ def fuse_run(
         seed = cfg.get("seed", 0)
         grid = {"Cs": config.Cs, "inner_splits": config.inner_splits}
         hand = hand_crafted_probabilities(np.hstack(fold_mats), y, hand_train, test,
-                                          blocks=widths, method=method, seed=seed, **grid)
+                                          blocks=widths, method=method, seed=seed,
+                                          oof=train_cnn is not None, **grid)
         p_cnn = np.array([preds[dataset.names[i]]["prob_positive"] for i in test])
         if early:
             cnn = cnn_features[fold.index]
@@ -711,13 +789,18 @@ def fuse_run(
             fused = joint.test
         else:
             chosen.append(hand.C)
-            fused = fuse_probabilities(p_cnn, hand.test, weight, rule)
+            w = weight
+            if train_cnn is not None:  # (hand_train is fold.train: no extra rows)
+                w, _ = choose_weight(train_cnn[fold.index], hand.train_oof, y[fold.train],
+                                     rule=rule)
+            weights.append(float(w))
+            fused = fuse_probabilities(p_cnn, hand.test, w, rule)
         cols = {"cnn": p_cnn, "hand": hand.test, "fused": fused}
         if ten:
             p10 = np.array([preds[dataset.names[i]]["prob_positive_10crop"] for i in test])
             cols["cnn_10crop"] = p10
             if not early:
-                cols["fused_10crop"] = fuse_probabilities(p10, hand.test, weight, rule)
+                cols["fused_10crop"] = fuse_probabilities(p10, hand.test, w, rule)
         for key, p in cols.items():
             records[key].append({"fold": fold.index, **binary_metrics(y[test], predict(p))})
         for j, i in enumerate(test):
@@ -729,7 +812,7 @@ def fuse_run(
                                  {"histogram_map": histogram_map}),
             **({} if extra_joint is None else {"extra_train": extra_train,
                                                "n_extra": len(extra_joint.extra_index)}),
-            "C": chosen,
+            "C": chosen, **({"weights": weights} if train_cnn is not None else {}),
             **{k: summarize_folds(v) for k, v in records.items()}, "rows": rows}
 
 
@@ -786,8 +869,16 @@ def fusion_markdown(res: dict[str, Any]) -> str:
                 f"crop) and {res['features']}, each block the same weight, {fitted}"]
     else:
         w = res["weight"]
-        formula = (f"P(positive) = {w:g} x CNN + {1 - w:g} x hand-crafted" if res["rule"] == "mean"
-                   else f"logit P(positive) = {w:g} x logit CNN + {1 - w:g} x logit hand-crafted")
+        if w == INNER:
+            formula = ("P(positive) = w x CNN + (1 - w) x hand-crafted" if res["rule"] == "mean"
+                       else "logit P(positive) = w x logit CNN + (1 - w) x logit hand-crafted")
+            formula += (f", w chosen in each fold on out-of-fold predictions of its training "
+                        f"images ({INNER_SPLITS} inner runs of the CNN's recipe): "
+                        f"{', '.join(f'{v:g}' for v in res['weights'])}")
+        elif res["rule"] == "mean":
+            formula = f"P(positive) = {w:g} x CNN + {1 - w:g} x hand-crafted"
+        else:
+            formula = f"logit P(positive) = {w:g} x logit CNN + {1 - w:g} x logit hand-crafted"
         head = [f"## Late fusion with {res['features']}", "",
                 f"{formula} ({res['rule']} rule; {clf} on {res['features']}, {fitted})"]
     if res.get("histogram_map", "none") != "none":

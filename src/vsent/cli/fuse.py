@@ -17,11 +17,24 @@ from vsent.cli.common import progress_enabled
 from vsent.config import EXTRA_TRAIN, HISTOGRAM_MAPS
 
 #: vsent.analyses.fusion's DEFAULT_WEIGHT (the CNN's weight of the rule fixed in advance,
-#: P = 0.5 p_cnn + 0.5 p_hand), RUN_RULES (--rule) and METHODS (--classifier), repeated here
-#: so that the parser does not import scikit-learn (tests/test_cli.py keeps them equal).
+#: P = 0.5 p_cnn + 0.5 p_hand), INNER and INNER_SPLITS (--weight inner), RUN_RULES (--rule)
+#: and METHODS (--classifier), repeated here so that the parser does not import scikit-learn
+#: (tests/test_cli.py keeps them equal).
 DEFAULT_WEIGHT = 0.5
+INNER = "inner"
+INNER_SPLITS = 5
 RUN_RULES = ("mean", "logit", "early")
 METHODS = ("logistic", "svm")
+
+
+def weight_arg(text: str) -> float | str:
+    """--weight: a number (its range is checked with the other options), or ``inner``."""
+    if text == INNER:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number from 0 to 1, or {INNER}") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,8 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "network has fitted: an in-sample fit that favours the CNN block; no "
                         "test image is seen, but the fit is optimistic (report it beside the "
                         "late rules, not instead of them); default mean")
-    p.add_argument("--weight", type=float, default=DEFAULT_WEIGHT,
-                   help=f"weight w of the CNN, 0..1 (default {DEFAULT_WEIGHT})")
+    p.add_argument("--weight", type=weight_arg, default=DEFAULT_WEIGHT,
+                   help=f"weight w of the CNN, 0..1 (default {DEFAULT_WEIGHT}); or {INNER}: "
+                        f"chosen in each fold on its training images, from out-of-fold "
+                        f"predictions of {INNER_SPLITS} inner runs of the run's recipe "
+                        f"(trains {INNER_SPLITS} more CNNs a fold, kept in OUT/{INNER}: about "
+                        f"{INNER_SPLITS - 1} times the run's training; late rules, no "
+                        f"--extra-train)")
     p.add_argument("--classifier", choices=METHODS, default="logistic",
                    help="logistic regression (C by inner log-loss) or the baselines' linear "
                         "SVM with Platt scaling; default logistic")
@@ -79,8 +97,10 @@ def run_fuse(args: argparse.Namespace) -> int:
     try:
         acc = res["fused"]["accuracy"]
         cnn = res["cnn"]["accuracy"]
+        chosen = (f"; w per fold {', '.join(f'{w:g}' for w in res['weights'])}"
+                  if "weights" in res else "")
         line = (f"fused accuracy {acc['mean']:.3f} +- {acc['std']:.3f} (CNN alone "
-                f"{cnn['mean']:.3f}); results in {out}/summary.md")
+                f"{cnn['mean']:.3f}{chosen}); results in {out}/summary.md")
     except (KeyError, TypeError, ValueError) as e:  # a stored summary.json, edited or damaged
         raise VsentError(f"{out / SUMMARY}: not a fusion summary ({e!r}); pass "
                          "--overwrite to make it again") from None
