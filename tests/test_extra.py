@@ -279,3 +279,38 @@ def test_same_bytes_pairs_files_by_content_and_reads_only_files_of_a_shared_size
 
     monkeypatch.setattr(vsent.files, "file_sha256", unreadable_b1)
     assert same_bytes(a, b) == {0: 2}  # a file that cannot be read matches nothing
+
+
+def test_byte_groups_name_each_files_first_copy_and_the_leak_finder_reads_each_file_once(
+        tmp_path, monkeypatch, twitter_like):
+    """byte_groups: the first file with the same bytes (itself when none before), None for a
+    file that cannot be read, only files of a shared size read. The benchmark's leak finder
+    reads the dataset once, not once a fold (each fold hashed its copies again)."""
+    import collections
+    import shutil
+
+    import vsent.files
+    from vsent.data import load_dataset, make_folds
+    from vsent.data.extra import train_copies_of_test_images
+    from vsent.files import byte_groups
+
+    def put(name: str, data: bytes):
+        (tmp_path / name).write_bytes(data)
+        return tmp_path / name
+
+    files = [put("x", b"abc"), put("y", b"abc"), put("z", b"abd"), tmp_path / "missing",
+             put("w", b"abc"), put("u", b"q")]
+    read = []
+    sha = vsent.files.file_sha256
+    monkeypatch.setattr(vsent.files, "file_sha256", lambda p: read.append(p) or sha(p))
+    assert byte_groups(files, workers=2) == [0, 0, 2, None, 0, 5]
+    assert sorted(p.name for p in read) == ["w", "x", "y", "z"]
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    folds = make_folds(ds, "campos")
+    t0, r0 = int(folds[0].test[0]), int(folds[0].train[0])
+    shutil.copy(ds.paths[t0], ds.paths[r0])  # a test image of fold 1 copied under a training name
+    read.clear()
+    leaks = train_copies_of_test_images(ds, folds, threshold=1.1)  # (same bytes only)
+    assert leaks[ds.names[t0]] == (ds.names[r0], "same bytes")
+    assert read and max(collections.Counter(map(str, read)).values()) == 1

@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -179,12 +180,13 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def same_bytes(a: Sequence[str | os.PathLike[str]], b: Sequence[str | os.PathLike[str]], *,
-               workers: int = 1) -> dict[int, int]:
-    """``{i: j}`` for each file ``a[i]`` with the same bytes as ``b[j]`` (the first such j),
-    whatever their names. Files are compared by size first, so only the files whose size
-    occurs in both lists are read (hashed by ``workers`` threads). A file that cannot be read
-    (missing, unreadable) matches nothing."""
+def byte_groups(paths: Sequence[str | os.PathLike[str]], *, workers: int = 1
+                ) -> list[int | None]:
+    """For each file of ``paths``, the index of the first file in ``paths`` with the same
+    bytes (its own index when no earlier one has them), whatever their names; None for a file
+    that cannot be read (missing, unreadable), which matches nothing. Files are compared by
+    size first: only those whose size occurs more than once are read (hashed by ``workers``
+    threads)."""
     def size(f: str | os.PathLike[str]) -> int | None:
         try:
             return os.path.getsize(f)
@@ -197,18 +199,34 @@ def same_bytes(a: Sequence[str | os.PathLike[str]], b: Sequence[str | os.PathLik
         except OSError:
             return None
 
-    size_a, size_b = [size(f) for f in a], [size(f) for f in b]
-    common = (set(size_a) & set(size_b)) - {None}
-    read_a = [i for i, n in enumerate(size_a) if n in common]
-    read_b = [j for j, n in enumerate(size_b) if n in common]
+    sizes = [size(f) for f in paths]
+    counts = Counter(sizes)
+    read = [i for i, n in enumerate(sizes) if n is not None and counts[n] > 1]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as ex:
-        digests_a = list(ex.map(digest, [a[i] for i in read_a]))
-        digests_b = list(ex.map(digest, [b[j] for j in read_b]))
-    first_b: dict[str, int] = {}
-    for j, d in zip(read_b, digests_b, strict=True):
-        if d is not None:
-            first_b.setdefault(d, j)
-    return {i: first_b[d] for i, d in zip(read_a, digests_a, strict=True) if d in first_b}
+        digests = dict(zip(read, ex.map(digest, [paths[i] for i in read]), strict=True))
+    first: dict[str, int] = {}
+    groups: list[int | None] = []
+    for i, n in enumerate(sizes):
+        d = digests.get(i)
+        if n is None or (i in digests and d is None):
+            groups.append(None)
+        else:
+            groups.append(i if d is None else first.setdefault(d, i))
+    return groups
+
+
+def same_bytes(a: Sequence[str | os.PathLike[str]], b: Sequence[str | os.PathLike[str]], *,
+               workers: int = 1) -> dict[int, int]:
+    """``{i: j}`` for each file ``a[i]`` with the same bytes as ``b[j]`` (the first such j),
+    whatever their names (:func:`byte_groups` of the two lists: a file that cannot be read
+    matches nothing)."""
+    groups = byte_groups([*a, *b], workers=workers)
+    first_b: dict[int, int] = {}
+    for j, g in enumerate(groups[len(a):]):
+        if g is not None:
+            first_b.setdefault(g, j)
+    return {i: first_b[g] for i, g in enumerate(groups[:len(a)])
+            if g is not None and g in first_b}
 
 
 def check_not_an_input(out: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None],

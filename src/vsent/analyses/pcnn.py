@@ -71,7 +71,7 @@ from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
 from vsent.data.extra import KEEP_THRESHOLD, removal_probability, select_kept
 from vsent.errors import VsentError
 from vsent.evaluate import predict_proba
-from vsent.files import atomic_open, same_bytes
+from vsent.files import atomic_open, expand_user, same_bytes
 from vsent.metrics import SCALARS
 from vsent.models import create_model
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint
@@ -85,6 +85,7 @@ from vsent.runs import (
     check_data_record,
     data_record,
     open_run_dir,
+    same_file,
 )
 from vsent.train import fit
 
@@ -575,7 +576,7 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
     trained_on = meta.get("data")
     if not isinstance(trained_on, str):
         return  # a checkpoint from elsewhere: nothing recorded to compare
-    same = Path(trained_on).expanduser().resolve() == Path(data).expanduser().resolve()
+    same = same_file(expand_user(trained_on), expand_user(data))
     if not same and isinstance(meta.get("data_sha256"), str):
         try:
             here = load_dataset(data, meta.get("subset") or "five", skip_bad=True,

@@ -57,7 +57,7 @@ from vsent.data.datasets import (
 from vsent.data.folds import Fold
 from vsent.data.images import load_rgb, resize_rgb
 from vsent.errors import DataError, ImageError, VsentError
-from vsent.files import expand_user, same_bytes
+from vsent.files import byte_groups, expand_user, same_bytes
 
 __all__ = [
     "KEEP_THRESHOLD", "NEAR_DUPLICATE_THRESHOLD", "JointSet", "extra_train_set",
@@ -198,15 +198,18 @@ def train_copies_of_test_images(
     if threshold <= 1.0:
         thumbs = thumbnails(paths, workers)
         sims = near_duplicates(thumbs, thumbs)
+    groups = byte_groups(paths, workers=workers)  # (read once, not once a fold)
     names = dataset.names
     out: dict[str, tuple[str, str]] = {}
     for fold in folds:
-        train, test = np.asarray(fold.train), fold.test.tolist()
-        same = same_bytes([paths[i] for i in test], [paths[j] for j in train.tolist()],
-                          workers=workers)
-        for k, i in enumerate(test):
-            if k in same:
-                out[names[i]] = (names[train[same[k]]], "same bytes")
+        train = np.asarray(fold.train)
+        first_train: dict[int, int] = {}  # byte group: its first training image
+        for j in train.tolist():
+            if groups[j] is not None:
+                first_train.setdefault(groups[j], j)
+        for i in fold.test.tolist():
+            if groups[i] is not None and groups[i] in first_train:
+                out[names[i]] = (names[first_train[groups[i]]], "same bytes")
             elif sims is not None and len(train):
                 j = int(train[np.argmax(sims[i, train])])
                 if sims[i, j] >= threshold:

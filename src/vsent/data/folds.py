@@ -16,6 +16,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
@@ -242,7 +243,7 @@ def fold_numbers(data: str | os.PathLike, subset: str, spec: str | os.PathLike,
     if not numbers or len(set(numbers)) < len(numbers) or \
             not all(type(k) is int and k >= 1 for k in numbers):
         return None
-    return sorted(k for k in numbers if isinstance(k, int))
+    return sorted(cast(list[int], numbers))  # (all int, checked above)
 
 
 def fold_numbers_text(numbers: list[int]) -> str:
