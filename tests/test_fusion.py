@@ -976,7 +976,7 @@ def test_cli_fuse_inner_weight_end_to_end_trains_resumes_and_reads_back(twitter_
 
         m.setattr(vsent.crossval, "crossval", counted)
         assert main(argv) == 130
-    inner = run / "fuse" / "gch-mean-winner-logistic" / "inner"
+    inner = run / "fuse" / "gch-mean-w-inner-logistic" / "inner"
     assert [(inner / f"fold{k}" / "summary.json").is_file() for k in (1, 2, 3)] == \
         [True, True, False]
     done = {k: (inner / f"fold{k}" / "summary.json").stat().st_mtime_ns for k in (1, 2)}

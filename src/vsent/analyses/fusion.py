@@ -490,10 +490,10 @@ def default_fusion_dir(run: str | os.PathLike, features: str, rule: str, weight:
                        classifier: str, histogram_map: str = "none",
                        extra_train: str | None = None) -> str:
     """``RUN/fuse/<features>-<rule>-w<weight>-<classifier>[-<map>][-extra<subset>]`` (one
-    directory per setting: ``vsent fuse`` without --out; ``winner`` for ``--weight inner``)."""
+    directory per setting: ``vsent fuse`` without --out; ``w-inner`` for ``--weight inner``)."""
     suffix = "" if histogram_map == "none" else f"-{histogram_map}"
     suffix += f"-extra{extra_train}" if extra_train else ""
-    w = weight if weight == INNER else f"{weight:g}"
+    w = f"-{INNER}" if weight == INNER else f"{weight:g}"
     return f"{str(run).rstrip('/')}/fuse/{features}-{rule}-w{w}-{classifier}{suffix}"
 
 
