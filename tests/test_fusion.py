@@ -812,7 +812,8 @@ def test_at_equal_weights_the_logit_rule_takes_the_mean_rules_decisions():
 def _inner_crossval_spy(monkeypatch, prob):
     """Replace vsent.crossval.crossval (what --weight inner trains its inner runs with) by one
     that checks nothing is trained here and writes, for each inner test image, ``prob(label)``
-    into the run's predictions.csv. Returns the calls: (cfg, out, the inner folds JSON)."""
+    into the run's predictions.csv. Returns the calls: (cfg, out, the inner folds JSON,
+    resume)."""
     import csv
 
     import vsent.crossval
@@ -821,7 +822,7 @@ def _inner_crossval_spy(monkeypatch, prob):
 
     def fake(cfg, out, *, resume=False, overwrite=False, progress=True):
         doc = json.loads(Path(cfg.folds).read_text())
-        calls.append((cfg, out, doc))
+        calls.append((cfg, out, doc, resume))
         out.mkdir(parents=True, exist_ok=True)
         labels = dict(zip(*_names_labels(cfg.data), strict=True))
         with (out / "predictions.csv").open("w", newline="") as f:
@@ -867,8 +868,9 @@ def test_fuse_run_inner_weight_is_chosen_on_out_of_fold_training_predictions(
 
     folds = make_folds(ds, "campos")
     assert len(calls) == len(folds) == 5
-    for fold, (inner_cfg, inner_out, doc) in zip(folds, calls, strict=True):
+    for fold, (inner_cfg, inner_out, doc, resume) in zip(folds, calls, strict=True):
         assert inner_out == (tmp_path / "inner" / f"fold{fold.index}").resolve()
+        assert not resume  # a new inner run: not one "--resume" found missing (fuse has none)
         assert (inner_cfg.model, inner_cfg.seed, inner_cfg.fusion) == ("smallcnn", 3, None)
         train = {ds.names[i] for i in fold.train}
         tests = [n for e in doc["folds"] for n in e["test"]]
@@ -888,6 +890,9 @@ def test_fuse_run_inner_weight_is_chosen_on_out_of_fold_training_predictions(
         np.testing.assert_allclose([r["prob_fused"] for r in rows],
                                    [w * r["prob_cnn"] + (1 - w) * r["prob_hand"] for r in rows])
     assert out["weight"] == "inner"
+    assert fuse_run(run, "gch", weight="inner", inner_dir=tmp_path / "inner",
+                    cache_dir=tmp_path / "cache")["weights"] == out["weights"]
+    assert [c[3] for c in calls[5:]] == [True] * 5  # the inner runs found are resumed
     assert "w chosen in each fold on out-of-fold predictions of its training images (5 " \
            f"inner runs of the CNN's recipe): {', '.join(f'{w:g}' for w in out['weights'])}" \
         in fusion_markdown(out)

@@ -455,8 +455,9 @@ def inner_cnn_probabilities(run_cfg: dict[str, Any], dataset: Any, folds: Sequen
         log.info("--weight %s: fold %d, %d inner runs of the recipe on its %d training "
                  "images", INNER, fold.index, INNER_SPLITS, len(train))
         cfg = RunConfig.from_dict({**recipe, "folds": str(spec), "fusion": None})
-        crossval(cfg, out / f"fold{fold.index}", resume=True, progress=progress)
-        preds = read_predictions(out / f"fold{fold.index}" / "predictions.csv", "prob_positive")
+        fdir = out / f"fold{fold.index}"
+        crossval(cfg, fdir, resume=fdir.exists(), progress=progress)  # (no "--resume" said)
+        preds = read_predictions(fdir / "predictions.csv", "prob_positive")
         probs[fold.index] = np.array([preds[dataset.names[i]]["prob_positive"] for i in train],
                                      np.float64)
     return probs
