@@ -12,7 +12,8 @@ the cores with other jobs; two trained on a GPU):
 * an ensemble: the sum of its members;
 * a late fusion (``vsent fuse``): the run it fuses plus the bench's ``fusion_minutes`` for its
   features (cold feature cache; the Hellinger map, the weak labels of X1 and the early rule of
-  L4 are costed as the plain fusion of the same features).
+  L4 are costed as the plain fusion of the same features), plus, with ``--weight inner`` (L5),
+  its inner crossval runs (``inner/fold<k>``, costed as crossval runs).
 
 Evaluation (seconds per fold) is left out. Writes ``bench/results/accuracy_cost.json`` (one row
 per point, with the estimate's parts) and ``bench/results/accuracy_cost.png``.
@@ -45,7 +46,7 @@ LABELS = {
     "f-cnn": "F's CNN", "l1": "L1 = strong", "l2": "L2", "l3": "L3", "l4": "L4",
     "e1-l1": "E1+L1", "r3-l1": "R3+L1", "r3-l3": "R3+L3", "s1-l1": "S1+L1", "s1-l3": "S1+L3",
     "w1-l1": "W1+L1", "m1-l1": "M1+L1", "r4-l1": "R4+L1", "r5-l1": "R5+L1", "r6-l1": "R6+L1",
-    "k1-l1": "K1+L1", "v1-l1": "V1+L1", "x1": "X1", "ens-l1": "ENS+L1", "f": "F",
+    "k1-l1": "K1+L1", "v1-l1": "V1+L1", "x1": "X1", "ens-l1": "ENS+L1", "f": "F", "l5": "L5",
 }
 GOAL = 0.78  # issue 10's target
 
@@ -115,8 +116,13 @@ class CostModel:
             if features not in self.fusion:
                 raise VsentError(f"{run}: fusion {features!r} not measured; run "
                                  f"bench/bench_train.py --fusions {features}")
-            return base + self.fusion[features], parts + [
+            base, parts = base + self.fusion[features], parts + [
                 f"fusion {features}: {self.fusion[features]} min"]
+            for inner in sorted(run.glob("inner/fold*/")) if config.get("weight") == "inner" \
+                    else ():
+                m, p = self.minutes(inner)
+                base, parts = base + m, parts + [f"inner/{x}" for x in p]
+            return base, parts
         raise VsentError(f"{run}/config.json: command {command!r} has no cost model")
 
 

@@ -60,6 +60,17 @@ def test_a_run_costs_its_trained_images_at_the_bench_rate_and_compositions_add(t
     assert ens == pytest.approx(0.6 + 1.0) and len(parts) == 2
     assert costs.minutes(fused)[0] == pytest.approx(0.6 + 0.5)
     assert plot_accuracy_cost.accuracy(fused) == (0.75, 0.04, True)
+    # --weight inner (L5): its inner crossval runs are trained too, and costed as such
+    inner = fused / "inner"
+    for k in (1, 2):
+        _crossval(inner, f"fold{k}", "smallcnn", [300, 300], 0.7)  # 1,200 image-epochs each
+        shutil.move(inner / "accuracy" / f"fold{k}", inner / f"fold{k}")
+    assert costs.minutes(fused)[0] == pytest.approx(0.6 + 0.5)  # (weight 0.5: not inner runs)
+    _write(fused / "config.json", {"command": "fuse", "run": "/x/runs/i10/a",
+                                   "features": "gch+bow", "weight": "inner"})
+    total, parts = costs.minutes(fused)
+    assert total == pytest.approx(0.6 + 0.5 + 2 * 1200 / 100 / 60)
+    assert [p.split(":")[0] for p in parts][-2:] == ["inner/fold1", "inner/fold2"]
     assert plot_accuracy_cost.accuracy(small) == (0.7, 0.01, False)
 
     # a recipe or fusion the bench did not measure is named, not guessed
