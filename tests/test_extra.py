@@ -292,7 +292,7 @@ def test_byte_groups_name_each_files_first_copy_and_the_leak_finder_reads_each_f
     import vsent.files
     from vsent.data import load_dataset, make_folds
     from vsent.data.extra import train_copies_of_test_images
-    from vsent.files import byte_groups
+    from vsent.files import byte_groups, same_bytes
 
     def put(name: str, data: bytes):
         (tmp_path / name).write_bytes(data)
@@ -305,6 +305,14 @@ def test_byte_groups_name_each_files_first_copy_and_the_leak_finder_reads_each_f
     monkeypatch.setattr(vsent.files, "file_sha256", lambda p: read.append(p) or sha(p))
     assert byte_groups(files, workers=2) == [0, 0, 2, None, 0, 5]
     assert sorted(p.name for p in read) == ["w", "x", "y", "z"]
+    # same_bytes reads the files of a size found in both lists only, not those whose size
+    # repeats within one (a large weak-label set against Twitter I: review35 #3)
+    read.clear()
+    assert same_bytes([files[0], files[1], files[5]], [put("v", b"qq"), files[2]]) == {}
+    assert sorted(p.name for p in read) == ["x", "y", "z"]
+    read.clear()
+    assert same_bytes(files[:2], [files[5]]) == {} and same_bytes([], files[:2]) == {}
+    assert read == []
 
     ds = load_dataset(twitter_like, "five", validate=False)
     folds = make_folds(ds, "campos")

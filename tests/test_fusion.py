@@ -811,9 +811,9 @@ def test_at_equal_weights_the_logit_rule_takes_the_mean_rules_decisions():
 
 def _inner_crossval_spy(monkeypatch, prob):
     """Replace vsent.crossval.crossval (what --weight inner trains its inner runs with) by one
-    that checks nothing is trained here and writes, for each inner test image, ``prob(label)``
-    into the run's predictions.csv. Returns the calls: (cfg, out, the inner folds JSON,
-    resume)."""
+    that trains nothing: a new run writes its config.json, folds.json (the split it was given)
+    and, for each inner test image, ``prob(label, name)`` into its predictions.csv; a run
+    found reads its stored split. Returns the calls: (cfg, out, the split, resume)."""
     import csv
 
     import vsent.crossval
@@ -821,20 +821,39 @@ def _inner_crossval_spy(monkeypatch, prob):
     calls = []
 
     def fake(cfg, out, *, resume=False, overwrite=False, progress=True):
-        doc = json.loads(Path(cfg.folds).read_text())
+        if (out / "folds.json").is_file():  # as crossval: a run keeps its own split
+            assert json.loads((out / "config.json").read_text())["folds"] == cfg.folds
+            doc = json.loads((out / "folds.json").read_text())
+        else:
+            doc = json.loads(Path(cfg.folds).read_text())
         calls.append((cfg, out, doc, resume))
         out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps({"command": "crossval",
+                                                     "folds": cfg.folds}))
+        (out / "folds.json").write_text(json.dumps(doc))
         labels = dict(zip(*_names_labels(cfg.data), strict=True))
         with (out / "predictions.csv").open("w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["name", "fold", "label", "prob_positive"])
             for entry in doc["folds"]:
                 for n in entry["test"]:
-                    w.writerow([n, entry["fold"], labels[n], prob(labels[n])])
+                    w.writerow([n, entry["fold"], labels[n], prob(labels[n], n)])
         return {}
 
     monkeypatch.setattr(vsent.crossval, "crossval", fake)
     return calls
+
+
+def _spread(name: str) -> float:
+    """A value in [0, 0.4) of an image's name: each image its own probability."""
+    import zlib
+
+    return 0.4 * (zlib.crc32(name.encode()) % 97) / 97
+
+
+def _wrong(label: int, name: str) -> float:
+    """A CNN wrong on every image, each with its own confidence."""
+    return (0.05 if label else 0.55) + _spread(name)
 
 
 def _names_labels(data):
@@ -859,9 +878,9 @@ def test_fuse_run_inner_weight_is_chosen_on_out_of_fold_training_predictions(
     p = {n: float(v) for n, v in zip(ds.names, rng.uniform(0.05, 0.95, len(ds)), strict=True)}
     run = _fake_run(tmp_path / "run", twitter_like, p)
     cfg = json.loads((run / "config.json").read_text())
-    cfg.update(command="crossval", seed=3, fusion="gch+bow")
+    cfg.update(command="crossval", seed=3, fusion="gch+bow", train={"device": "cpu"})
     (run / "config.json").write_text(json.dumps(cfg))
-    calls = _inner_crossval_spy(monkeypatch, lambda label: 0.1 if label else 0.9)  # wrong
+    calls = _inner_crossval_spy(monkeypatch, _wrong)
     hand_calls = _spy_hand_fits(monkeypatch)
     out = fuse_run(run, "gch", weight="inner", inner_dir=tmp_path / "inner",
                    cache_dir=tmp_path / "cache")
@@ -872,6 +891,7 @@ def test_fuse_run_inner_weight_is_chosen_on_out_of_fold_training_predictions(
         assert inner_out == (tmp_path / "inner" / f"fold{fold.index}").resolve()
         assert not resume  # a new inner run: not one "--resume" found missing (fuse has none)
         assert (inner_cfg.model, inner_cfg.seed, inner_cfg.fusion) == ("smallcnn", 3, None)
+        assert inner_cfg.train.device == "auto"  # this machine's, not the run's (a GPU's)
         train = {ds.names[i] for i in fold.train}
         tests = [n for e in doc["folds"] for n in e["test"]]
         assert len(doc["folds"]) == fusion.INNER_SPLITS
@@ -884,8 +904,8 @@ def test_fuse_run_inner_weight_is_chosen_on_out_of_fold_training_predictions(
     for fold, call, w in zip(folds, hand_calls, out["weights"], strict=True):
         oof = call["res"].train_oof
         assert oof is not None and np.array_equal(call["train"], fold.train)
-        wrong = np.where(y[fold.train] == 1, 0.1, 0.9)
-        assert w == choose_weight(wrong, oof, y[fold.train])[0]
+        wrong = [_wrong(ds.labels[i], ds.names[i]) for i in fold.train]  # (by name)
+        assert w == choose_weight(np.array(wrong), oof, y[fold.train])[0]
         rows = [r for r in out["rows"] if r["fold"] == fold.index]
         np.testing.assert_allclose([r["prob_fused"] for r in rows],
                                    [w * r["prob_cnn"] + (1 - w) * r["prob_hand"] for r in rows])
@@ -908,14 +928,45 @@ def test_fuse_run_inner_weight_trusts_a_cnn_that_is_right_out_of_fold(twitter_li
     run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
     cfg = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**cfg, "command": "crossval"}))
-    _inner_crossval_spy(monkeypatch, lambda label: 0.95 if label else 0.05)  # right
+    _inner_crossval_spy(monkeypatch, lambda label, name: 1 - _wrong(label, name))  # right
     hand_calls = _spy_hand_fits(monkeypatch)
     out = fuse_run(run, "gch", weight="inner", inner_dir=tmp_path / "inner",
                    cache_dir=tmp_path / "cache")
     for call, w in zip(hand_calls, out["weights"], strict=True):
         y = call["y"][call["train"]]
-        w_best, acc = choose_weight(np.where(y == 1, 0.95, 0.05), call["res"].train_oof, y)
+        right = [1 - _wrong(ds.labels[i], ds.names[i]) for i in call["train"]]
+        w_best, acc = choose_weight(np.array(right), call["res"].train_oof, y)
         assert w == w_best >= 0.5 and acc[w] == 1.0
+
+
+def test_fuse_run_inner_runs_are_known_by_their_split_not_by_where_they_lie(
+        twitter_like, tmp_path, monkeypatch):
+    """An unfinished fusion moved (or reached by another path) resumes its inner runs with the
+    split they recorded; inner runs of another split (the run's seed changed since) are
+    refused, not reused: their networks saw other images (review35 #1)."""
+    import shutil
+
+    from vsent.data import load_dataset
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    cfg = {**json.loads((run / "config.json").read_text()), "command": "crossval"}
+    (run / "config.json").write_text(json.dumps(cfg))
+    calls = _inner_crossval_spy(monkeypatch, _wrong)
+    _spy_hand_fits(monkeypatch)
+    first = fuse_run(run, "gch", weight="inner", inner_dir=tmp_path / "a",
+                     cache_dir=tmp_path / "cache")
+    specs = [c[0].folds for c in calls]
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    again = fuse_run(run, "gch", weight="inner", inner_dir=tmp_path / "b",
+                     cache_dir=tmp_path / "cache")
+    assert [c[0].folds for c in calls[5:]] == specs and all(c[3] for c in calls[5:])
+    assert again["weights"] == first["weights"]
+    (run / "config.json").write_text(json.dumps({**cfg, "seed": 7}))
+    with pytest.raises(VsentError, match=r"b/fold1 holds inner runs of another split \(the "
+                                         r"run's folds, data or seed changed since"):
+        fuse_run(run, "gch", weight="inner", inner_dir=tmp_path / "b",
+                 cache_dir=tmp_path / "cache")
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -932,7 +983,6 @@ def test_cli_fuse_inner_weight_options_refused_before_any_work(tmp_path, capsys,
     except SystemExit as e:  # argparse's own refusal
         code = e.code
     assert code == 2 and message in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
 
 
 def test_cli_fuse_inner_weight_needs_a_crossval_runs_recipe(twitter_like, tmp_path, capsys,
@@ -951,6 +1001,7 @@ def test_cli_fuse_inner_weight_needs_a_crossval_runs_recipe(twitter_like, tmp_pa
                  "--no-progress"]) == 2
     assert ("vsent: error: --weight inner: needs a crossval run, whose recipe the inner runs "
             "repeat (this run was made by vsent ensemble)") in capsys.readouterr().err
+    assert not (run / "fuse").exists()  # refused before the fusion's folder is made
 
 
 def test_cli_fuse_inner_weight_end_to_end_trains_resumes_and_reads_back(twitter_like, tmp_path,

@@ -180,26 +180,28 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def _size(f: str | os.PathLike[str]) -> int | None:
+    """The size of a file in bytes; None when it cannot be read (missing, no permission)."""
+    try:
+        return os.path.getsize(f)
+    except OSError:
+        return None
+
+
 def byte_groups(paths: Sequence[str | os.PathLike[str]], *, workers: int = 1
                 ) -> list[int | None]:
     """For each file of ``paths``, the index of the first file in ``paths`` with the same
-    bytes (its own index when no earlier one has them), whatever their names; None for a file
-    that cannot be read (missing, unreadable), which matches nothing. Files are compared by
-    size first: only those whose size occurs more than once are read (hashed by ``workers``
-    threads)."""
-    def size(f: str | os.PathLike[str]) -> int | None:
-        try:
-            return os.path.getsize(f)
-        except OSError:
-            return None
-
+    bytes (its own index when no earlier one has them), whatever their names. Files are
+    compared by size first: only those whose size occurs more than once are read (hashed by
+    ``workers`` threads). A file that cannot be read matches nothing: None (or its own index,
+    when no other file has its size)."""
     def digest(f: str | os.PathLike[str]) -> str | None:
         try:
             return file_sha256(f)
         except OSError:
             return None
 
-    sizes = [size(f) for f in paths]
+    sizes = [_size(f) for f in paths]
     counts = Counter(sizes)
     read = [i for i, n in enumerate(sizes) if n is not None and counts[n] > 1]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as ex:
@@ -215,17 +217,31 @@ def byte_groups(paths: Sequence[str | os.PathLike[str]], *, workers: int = 1
     return groups
 
 
+def first_of_groups(groups: Sequence[int | None], indices: Iterable[int]) -> dict[int, int]:
+    """``{group: the first of indices in it}`` for the :func:`byte_groups` ``groups`` of the
+    files at ``indices`` (a file of no group, None, is in none)."""
+    first: dict[int, int] = {}
+    for i in indices:
+        if groups[i] is not None:
+            first.setdefault(groups[i], i)
+    return first
+
+
 def same_bytes(a: Sequence[str | os.PathLike[str]], b: Sequence[str | os.PathLike[str]], *,
                workers: int = 1) -> dict[int, int]:
     """``{i: j}`` for each file ``a[i]`` with the same bytes as ``b[j]`` (the first such j),
-    whatever their names (:func:`byte_groups` of the two lists: a file that cannot be read
-    matches nothing)."""
-    groups = byte_groups([*a, *b], workers=workers)
-    first_b: dict[int, int] = {}
-    for j, g in enumerate(groups[len(a):]):
-        if g is not None:
-            first_b.setdefault(g, j)
-    return {i: first_b[g] for i, g in enumerate(groups[:len(a)])
+    whatever their names. Only the files whose size occurs in both lists are read
+    (:func:`byte_groups` of those): of a weak-label set of 100,000 images checked against
+    Twitter I, only those that share a size with a Twitter image. A file that cannot be read
+    matches nothing."""
+    size_a, size_b = [_size(f) for f in a], [_size(f) for f in b]
+    common = (set(size_a) & set(size_b)) - {None}
+    read_a = [i for i, n in enumerate(size_a) if n in common]
+    read_b = [j for j, n in enumerate(size_b) if n in common]
+    groups = byte_groups([*(a[i] for i in read_a), *(b[j] for j in read_b)], workers=workers)
+    first_b = first_of_groups(groups, range(len(read_a), len(groups)))
+    return {i: read_b[first_b[g] - len(read_a)]
+            for i, g in zip(read_a, groups[:len(read_a)], strict=True)
             if g is not None and g in first_b}
 
 

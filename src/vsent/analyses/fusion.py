@@ -57,6 +57,7 @@ A predicted class is ``p > 0.5`` (a tie is negative, as ``argmax`` over ``[1 - p
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -433,16 +434,16 @@ def inner_cnn_probabilities(run_cfg: dict[str, Any], dataset: Any, folds: Sequen
     from vsent.crossval import crossval
     from vsent.data.folds import Fold, save_folds
 
-    made_by = run_cfg.get("command")
-    if made_by != "crossval":
-        raise VsentError(f"--weight {INNER}: needs a crossval run, whose recipe the inner "
-                         f"runs repeat (this run was made by vsent {made_by or '?'})")
+    check_inner_recipe(run_cfg)
     for fold in folds:  # (StratifiedKFold needs one image of each class per inner fold)
         fewest = int(np.bincount(dataset.labels[np.asarray(fold.train)], minlength=2).min())
         if fewest < INNER_SPLITS:
             raise VsentError(f"--weight {INNER}: fold {fold.index}'s training images have "
                              f"{fewest} of one class, fewer than its {INNER_SPLITS} inner folds")
+    # the run's recipe; where it trains is this machine's choice (a run trained on a GPU is
+    # fused on a CPU), as for a resumed run (device is not compared)
     recipe = {k: v for k, v in run_cfg.items() if k != "command"}
+    recipe["train"] = {**recipe.get("train", {}), "device": "auto"}
     seed = int(run_cfg.get("seed", 0))
     out = Path(out).resolve()  # (the inner runs record their folds file by this path)
     probs: dict[int, np.ndarray] = {}
@@ -451,16 +452,59 @@ def inner_cnn_probabilities(run_cfg: dict[str, Any], dataset: Any, folds: Sequen
         split = StratifiedKFold(INNER_SPLITS, shuffle=True, random_state=seed)
         inner = [Fold(j, np.sort(train[a]), np.sort(train[b]))
                  for j, (a, b) in enumerate(split.split(train, dataset.labels[train]), 1)]
-        spec = save_folds(inner, dataset, out / f"fold{fold.index}-folds.json")
-        log.info("--weight %s: fold %d, %d inner runs of the recipe on its %d training "
-                 "images", INNER, fold.index, INNER_SPLITS, len(train))
-        cfg = RunConfig.from_dict({**recipe, "folds": str(spec), "fusion": None})
         fdir = out / f"fold{fold.index}"
+        spec = _inner_folds_spec(fdir, inner, dataset) or str(
+            save_folds(inner, dataset, out / f"fold{fold.index}-folds.json"))
+        log.info("--weight %s: fold %d, %d inner runs of the recipe on its %d training "
+                 "images (its %d test images are in none)", INNER, fold.index, INNER_SPLITS,
+                 len(train), len(fold.test))
+        cfg = RunConfig.from_dict({**recipe, "folds": spec, "fusion": None})
         crossval(cfg, fdir, resume=fdir.exists(), progress=progress)  # (no "--resume" said)
         preds = read_predictions(fdir / "predictions.csv", "prob_positive")
-        probs[fold.index] = np.array([preds[dataset.names[i]]["prob_positive"] for i in train],
-                                     np.float64)
+        missing = [dataset.names[i] for i in train if dataset.names[i] not in preds]
+        if missing:  # (_inner_folds_spec checked the split: a predictions.csv edited since)
+            raise VsentError(f"{fdir / 'predictions.csv'}: no prediction of {len(missing)} "
+                             f"training images of fold {fold.index} (e.g. {missing[0]}); delete "
+                             f"{fdir} to train its inner runs again")
+        probs[fold.index] = np.array([preds[n]["prob_positive"]
+                                      for n in (dataset.names[i] for i in train)], np.float64)
     return probs
+
+
+def check_inner_recipe(run_cfg: dict[str, Any]) -> None:
+    """VsentError unless ``run_cfg`` (a run's config.json) is a crossval run's, whose recipe
+    ``--weight inner`` repeats (checked by :func:`fuse` before its output folder is made)."""
+    made_by = run_cfg.get("command")
+    if made_by != "crossval":
+        raise VsentError(f"--weight {INNER}: needs a crossval run, whose recipe the inner "
+                         f"runs repeat (this run was made by vsent {made_by or '?'})")
+
+
+def _inner_folds_spec(fdir: Path, inner: Sequence[Any], dataset: Any) -> str | None:
+    """The ``folds`` an inner run already in ``fdir`` records, when its stored split
+    (``folds.json``) is ``inner``: the run then resumes or is read back wherever it was
+    made (its folds file was written beside it, by another path if it moved). None when
+    ``fdir`` holds no run yet; VsentError when it holds one of another split (the run's folds
+    or seed changed since): its networks saw other images."""
+    from vsent.runs import CONFIG, FOLDS, read_config
+
+    if not (fdir / CONFIG).is_file() or not (fdir / FOLDS).is_file():
+        return None  # (a run stopped before its folds were written starts again)
+    stored = read_config(fdir).get("folds")
+    try:
+        doc = json.loads((fdir / FOLDS).read_text(encoding="utf-8"))
+        split = [(e["fold"], sorted(e["train"]), sorted(e["test"])) for e in doc["folds"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise VsentError(f"{fdir / FOLDS}: not a folds file ({e}); delete {fdir} to train its "
+                         "inner runs again") from None
+    names = dataset.names
+    want = [(f.index, sorted(names[i] for i in f.train), sorted(names[i] for i in f.test))
+            for f in inner]
+    if split != want or not isinstance(stored, str):
+        raise VsentError(f"{fdir} holds inner runs of another split (the run's folds, data or "
+                         f"seed changed since they were trained): delete it to train them "
+                         "again")
+    return stored
 
 
 def _data_record(run: Path, cfg: dict[str, Any]) -> tuple[Path | None, Path]:
@@ -484,7 +528,7 @@ def _data_record(run: Path, cfg: dict[str, Any]) -> tuple[Path | None, Path]:
 #: config.json keys of a fusion recorded since fusions were first made (the hand-crafted
 #: settings and the classifier's seed): compared only with a stored config that has them, so
 #: a fusion made before stays finished.
-RECORDED_SINCE = ("hand_crafted", "seed")
+RECORDED_SINCE = ("hand_crafted", "seed", "inner_splits")
 
 
 def default_fusion_dir(run: str | os.PathLike, features: str, rule: str, weight: float | str,
@@ -527,6 +571,8 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
     check_finished_run(run, "crossval run")
     run_cfg = read_config(run)
     check_run_data(run, run_cfg)  # before out is made
+    if weight == INNER:
+        check_inner_recipe(run_cfg)
     out = Path(out if out not in (None, "") else default_fusion_dir(  # "": as none given
         run, features, rule, weight, classifier, histogram_map, extra_train))
     baseline_config = BaselineConfig(histogram_map=histogram_map)
@@ -534,6 +580,8 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
               "rule": rule, "weight": weight, "classifier": classifier}
     if rule == "early":  # one classifier on both feature sets: no weight to record
         del config["weight"]
+    if weight == INNER:
+        config["inner_splits"] = INNER_SPLITS
     if histogram_map != "none":
         config["histogram_map"] = histogram_map
     if extra_train:
@@ -667,6 +715,10 @@ def fuse_run(
     fold's training images, from out-of-fold probabilities of both: the CNN's from inner runs
     trained in ``inner_dir`` (:func:`inner_cnn_probabilities`), the hand-crafted
     classifier's from its own inner cross-validation. The weights chosen are ``weights``.
+    The two are not made alike: the CNN's networks each learn from 4/5 of the training
+    images, the classifier's fits from ``inner_splits - 1`` of ``inner_splits`` parts (2/3 by
+    default), and its BoW vocabulary comes from all of them: a small tilt of the choice
+    towards the CNN, no test image in it.
 
     Returns
     -------
@@ -870,16 +922,13 @@ def fusion_markdown(res: dict[str, Any]) -> str:
                 f"crop) and {res['features']}, each block the same weight, {fitted}"]
     else:
         w = res["weight"]
+        a, b = ("w", "(1 - w)") if w == INNER else (f"{w:g}", f"{1 - w:g}")
+        formula = (f"P(positive) = {a} x CNN + {b} x hand-crafted" if res["rule"] == "mean"
+                   else f"logit P(positive) = {a} x logit CNN + {b} x logit hand-crafted")
         if w == INNER:
-            formula = ("P(positive) = w x CNN + (1 - w) x hand-crafted" if res["rule"] == "mean"
-                       else "logit P(positive) = w x logit CNN + (1 - w) x logit hand-crafted")
             formula += (f", w chosen in each fold on out-of-fold predictions of its training "
                         f"images ({INNER_SPLITS} inner runs of the CNN's recipe): "
                         f"{', '.join(f'{v:g}' for v in res['weights'])}")
-        elif res["rule"] == "mean":
-            formula = f"P(positive) = {w:g} x CNN + {1 - w:g} x hand-crafted"
-        else:
-            formula = f"logit P(positive) = {w:g} x logit CNN + {1 - w:g} x logit hand-crafted"
         head = [f"## Late fusion with {res['features']}", "",
                 f"{formula} ({res['rule']} rule; {clf} on {res['features']}, {fitted})"]
     if res.get("histogram_map", "none") != "none":

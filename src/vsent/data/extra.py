@@ -57,7 +57,7 @@ from vsent.data.datasets import (
 from vsent.data.folds import Fold
 from vsent.data.images import load_rgb, resize_rgb
 from vsent.errors import DataError, ImageError, VsentError
-from vsent.files import byte_groups, expand_user, same_bytes
+from vsent.files import byte_groups, expand_user, first_of_groups, same_bytes
 
 __all__ = [
     "KEEP_THRESHOLD", "NEAR_DUPLICATE_THRESHOLD", "JointSet", "extra_train_set",
@@ -203,10 +203,7 @@ def train_copies_of_test_images(
     out: dict[str, tuple[str, str]] = {}
     for fold in folds:
         train = np.asarray(fold.train)
-        first_train: dict[int, int] = {}  # byte group: its first training image
-        for j in train.tolist():
-            if groups[j] is not None:
-                first_train.setdefault(groups[j], j)
+        first_train = first_of_groups(groups, train.tolist())  # byte group: a training image
         for i in fold.test.tolist():
             if groups[i] is not None and groups[i] in first_train:
                 out[names[i]] = (names[first_train[groups[i]]], "same bytes")
