@@ -1057,3 +1057,29 @@ def test_cli_fuse_inner_weight_end_to_end_trains_resumes_and_reads_back(twitter_
 
     monkeypatch.setattr(vsent.crossval, "crossval", no_training)
     assert main(argv) == 0 and capsys.readouterr().out == line
+
+
+def test_fusions_of_one_run_share_their_inner_runs_through_inner_dir(twitter_like, tmp_path,
+                                                                      monkeypatch):
+    """--inner-dir: a second fusion of the run (other features) finds the inner runs the first
+    trained and trains none (review35 #2: 25 networks a setting); without --weight inner the
+    option is refused."""
+    import vsent.analyses.fusion as fusion
+    from vsent.data import load_dataset
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    cfg = {**json.loads((run / "config.json").read_text()), "command": "crossval"}
+    (run / "config.json").write_text(json.dumps(cfg))
+    (run / "summary.json").write_text("{}")
+    calls = _inner_crossval_spy(monkeypatch, _wrong)
+    _spy_hand_fits(monkeypatch)
+    shared = tmp_path / "inner"
+    fusion.fuse(run, features="gch", weight="inner", inner_dir=shared, progress=False)
+    _, out = fusion.fuse(run, features="lch", weight="inner", inner_dir=shared, progress=False)
+    assert [c[3] for c in calls] == [False] * 5 + [True] * 5  # found, not trained again
+    assert {c[1] for c in calls} == {(shared / f"fold{k}").resolve() for k in range(1, 6)}
+    assert not (out / "inner").exists()
+    with pytest.raises(VsentError, match="--inner-dir applies to --weight inner"):
+        fusion.fuse(run, features="gch", inner_dir=shared, progress=False)

@@ -547,16 +547,19 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
          weight: float | str = DEFAULT_WEIGHT,
          classifier: str = "logistic", histogram_map: str = "none",
          extra_train: str | None = None, overwrite: bool = False,
+         inner_dir: str | os.PathLike | None = None,
          progress: bool = True) -> tuple[dict[str, Any], Path]:
     """:func:`fuse_run` of the finished crossval run ``run``, written to the run directory
     ``out`` (default :func:`default_fusion_dir`): ``config.json``, ``folds.json``,
     ``predictions.csv``, ``summary.md``, ``summary.json``. Returns the summary and ``out``.
 
     There is no resume: an unfinished fusion (interrupted) is simply done again (but for the
-    inner runs of ``weight="inner"``, kept in ``out/inner`` and resumed); a finished one is
-    read back (the run's predictions unchanged since: ``inputs.json``); ``overwrite``
-    starts again. Options left at their defaults stay out of config.json, so earlier fusions
-    stay finished. VsentError for a bad option, before ``out`` is made.
+    inner runs of ``weight="inner"``, kept in ``inner_dir``, default ``out/inner``, and
+    resumed or read back: fusions of one run with other features or classifiers can share
+    them); a finished one is read back (the run's predictions unchanged since:
+    ``inputs.json``); ``overwrite`` starts again. Options left at their defaults stay out of
+    config.json, so earlier fusions stay finished. VsentError for a bad option, before
+    ``out`` is made.
     """
     from dataclasses import asdict
 
@@ -573,6 +576,8 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
     check_run_data(run, run_cfg)  # before out is made
     if weight == INNER:
         check_inner_recipe(run_cfg)
+    elif inner_dir is not None:
+        raise VsentError("--inner-dir applies to --weight inner")
     out = Path(out if out not in (None, "") else default_fusion_dir(  # "": as none given
         run, features, rule, weight, classifier, histogram_map, extra_train))
     baseline_config = BaselineConfig(histogram_map=histogram_map)
@@ -605,7 +610,7 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
             res = fuse_run(run, features, rule=rule, weight=weight, method=classifier,
                            baseline_config=baseline_config, extra_train=extra_train,
                            folds_file=rd / FOLDS, progress=progress,
-                           inner_dir=rd / INNER if weight == INNER else None)
+                           inner_dir=(inner_dir or rd / INNER) if weight == INNER else None)
             rows = res.pop("rows")
             rd.write_csv("predictions.csv", rows, list(rows[0]) if rows else ["name"])
             rd.write_text("summary.md", f"# {run}\n\n" + fusion_markdown(res))

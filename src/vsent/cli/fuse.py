@@ -79,6 +79,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None,
                    help="output directory (default RUN/fuse/FEATURES-RULE-wWEIGHT-CLASSIFIER, "
                         "plus -MAP with --histogram-map and -extraSUBSET with --extra-train)")
+    p.add_argument("--inner-dir", default=None, metavar="DIR",
+                   help=f"with --weight {INNER}: where its inner runs train (default "
+                        f"OUT/{INNER}); fusions of one run with other --features or "
+                        "--classifier can share them, trained once, and --overwrite keeps "
+                        "them when they lie outside OUT")
     p.add_argument("--overwrite", action="store_true",
                    help="delete the output directory and start again")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -93,7 +98,8 @@ def run_fuse(args: argparse.Namespace) -> int:
     res, out = fuse(args.run, args.out, features=args.features, rule=args.rule,
                     weight=args.weight, classifier=args.classifier,
                     histogram_map=args.histogram_map, extra_train=args.extra_train,
-                    overwrite=args.overwrite, progress=progress_enabled(args.no_progress))
+                    overwrite=args.overwrite, inner_dir=args.inner_dir,
+                    progress=progress_enabled(args.no_progress))
     try:
         acc = res["fused"]["accuracy"]
         cnn = res["cnn"]["accuracy"]
