@@ -876,7 +876,9 @@ def test_fuse_run_inner_weight_is_chosen_on_out_of_fold_training_predictions(
     ds = load_dataset(twitter_like, "five", validate=False)
     rng = np.random.default_rng(0)
     p = {n: float(v) for n, v in zip(ds.names, rng.uniform(0.05, 0.95, len(ds)), strict=True)}
-    run = _fake_run(tmp_path / "run", twitter_like, p)
+    p10 = {n: float(v) for n, v in zip(ds.names, rng.uniform(0.05, 0.95, len(ds)),
+                                       strict=True)}
+    run = _fake_run(tmp_path / "run", twitter_like, p, p10)
     cfg = json.loads((run / "config.json").read_text())
     cfg.update(command="crossval", seed=3, fusion="gch+bow", train={"device": "cpu"})
     (run / "config.json").write_text(json.dumps(cfg))
@@ -909,6 +911,8 @@ def test_fuse_run_inner_weight_is_chosen_on_out_of_fold_training_predictions(
         rows = [r for r in out["rows"] if r["fold"] == fold.index]
         np.testing.assert_allclose([r["prob_fused"] for r in rows],
                                    [w * r["prob_cnn"] + (1 - w) * r["prob_hand"] for r in rows])
+        np.testing.assert_allclose([r["prob_fused_10crop"] for r in rows],  # the same w
+                                   [w * p10[r["name"]] + (1 - w) * r["prob_hand"] for r in rows])
     assert out["weight"] == "inner"
     assert fuse_run(run, "gch", weight="inner", inner_dir=tmp_path / "inner",
                     cache_dir=tmp_path / "cache")["weights"] == out["weights"]
