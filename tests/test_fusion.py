@@ -629,6 +629,16 @@ def _spy_hand_fits(monkeypatch):
     return calls
 
 
+def _random_run(root, data, ds):
+    """A _fake_run with a random CNN probability per image, centre and 10-crop (seed 0):
+    returns the run and the two {name: probability}."""
+    rng = np.random.default_rng(0)
+    p = {n: float(v) for n, v in zip(ds.names, rng.uniform(0.05, 0.95, len(ds)), strict=True)}
+    p10 = {n: float(v) for n, v in zip(ds.names, rng.uniform(0.05, 0.95, len(ds)),
+                                       strict=True)}
+    return _fake_run(root, data, p, p10), p, p10
+
+
 def test_fuse_run_applies_the_weight_to_the_cnn_and_the_rule_to_both_crops(
         twitter_like, tmp_path, monkeypatch):
     """fuse_run with w = 0.25 and the logit rule, on a run with 10-crop probabilities: the
@@ -637,11 +647,7 @@ def test_fuse_run_applies_the_weight_to_the_cnn_and_the_rule_to_both_crops(
     from vsent.data import load_dataset
 
     ds = load_dataset(twitter_like, "five", validate=False)
-    rng = np.random.default_rng(0)
-    p = {n: float(v) for n, v in zip(ds.names, rng.uniform(0.05, 0.95, len(ds)), strict=True)}
-    p10 = {n: float(v) for n, v in zip(ds.names, rng.uniform(0.05, 0.95, len(ds)),
-                                       strict=True)}
-    run = _fake_run(tmp_path / "run", twitter_like, p, p10)
+    run, p, p10 = _random_run(tmp_path / "run", twitter_like, ds)
     _spy_hand_fits(monkeypatch)
     out = fuse_run(run, "gch", rule="logit", weight=0.25, cache_dir=tmp_path / "cache")
     assert (out["rule"], out["weight"]) == ("logit", 0.25)
@@ -874,11 +880,7 @@ def test_fuse_run_inner_weight_is_chosen_on_out_of_fold_training_predictions(
     from vsent.data import load_dataset, make_folds
 
     ds = load_dataset(twitter_like, "five", validate=False)
-    rng = np.random.default_rng(0)
-    p = {n: float(v) for n, v in zip(ds.names, rng.uniform(0.05, 0.95, len(ds)), strict=True)}
-    p10 = {n: float(v) for n, v in zip(ds.names, rng.uniform(0.05, 0.95, len(ds)),
-                                       strict=True)}
-    run = _fake_run(tmp_path / "run", twitter_like, p, p10)
+    run, p, p10 = _random_run(tmp_path / "run", twitter_like, ds)
     cfg = json.loads((run / "config.json").read_text())
     cfg.update(command="crossval", seed=3, fusion="gch+bow", train={"device": "cpu"})
     (run / "config.json").write_text(json.dumps(cfg))
