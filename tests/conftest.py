@@ -310,3 +310,13 @@ def twitter1() -> Path:
     if not (path / "ground_truth" / "twitter_five_agrees.txt").is_file():
         pytest.skip(f"Twitter I dataset not found at {path} (set $VSENT_DATA)")
     return path
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` of a test's subprocess that it stops with SIGINT: Ctrl-C's default
+    disposition there. A shell that starts the suite in the background (``make test &``, a
+    CI step run detached) passes SIGINT on ignored, and Python then keeps ignoring it: the
+    child would never see the signal the test sends."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import default_sigint
 from vsent.batch import (
     RowWriter,
     Unmatched,
@@ -730,7 +731,8 @@ def _predict_from_an_open_pipe(checkpoint, out, paths, *, batch_size, lines, std
     cmd = [sys.executable, "-m", "vsent.cli", "predict", "--model", str(checkpoint),
            "--from-list", "-", "--out", str(out), "--device", "cpu", "--no-progress",
            "--batch-size", str(batch_size), "--workers", "1"]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=stderr, text=True)
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=stderr, text=True,
+                            preexec_fn=default_sigint)  # (a test sends it SIGINT)
     try:
         proc.stdin.write("".join(f"{p}\n" for p in paths))
         proc.stdin.flush()

@@ -27,6 +27,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import default_sigint
 from vsent import distributed
 from vsent.config import RunConfig, TrainConfig
 from vsent.data.transforms import random_crop_flip
@@ -596,7 +597,8 @@ def _signal_a_launcher(data: Path, out: Path, sig: int,
             [sys.executable, "-m", "vsent.cli", "finetune", "--preset", "quick", "--data",
              str(data), "--epochs", "1000", "--batch-size", "4", "--device", "cpu", "--out",
              str(out), "--no-progress", "--nproc", "2"],
-            stderr=err_file, start_new_session=True)  # a group of its own
+            stderr=err_file, start_new_session=True,  # a group of its own
+            preexec_fn=default_sigint)  # (it may be sent SIGINT)
     try:
         deadline = time.monotonic() + 300
         while "epoch 2/" not in ((out / "run.log").read_text() if (out / "run.log").exists()
