@@ -57,7 +57,6 @@ A predicted class is ``p > 0.5`` (a tie is negative, as ``argmax`` over ``[1 - p
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
@@ -461,13 +460,13 @@ def inner_cnn_probabilities(run_cfg: dict[str, Any], dataset: Any, folds: Sequen
         cfg = RunConfig.from_dict({**recipe, "folds": spec, "fusion": None})
         crossval(cfg, fdir, resume=fdir.exists(), progress=progress)  # (no "--resume" said)
         preds = read_predictions(fdir / "predictions.csv", "prob_positive")
-        missing = [dataset.names[i] for i in train if dataset.names[i] not in preds]
+        names = [dataset.names[i] for i in train]
+        missing = [n for n in names if n not in preds]
         if missing:  # (_inner_folds_spec checked the split: a predictions.csv edited since)
             raise VsentError(f"{fdir / 'predictions.csv'}: no prediction of {len(missing)} "
                              f"training images of fold {fold.index} (e.g. {missing[0]}); delete "
                              f"{fdir} to train its inner runs again")
-        probs[fold.index] = np.array([preds[n]["prob_positive"]
-                                      for n in (dataset.names[i] for i in train)], np.float64)
+        probs[fold.index] = np.array([preds[n]["prob_positive"] for n in names], np.float64)
     return probs
 
 
@@ -486,21 +485,20 @@ def _inner_folds_spec(fdir: Path, inner: Sequence[Any], dataset: Any) -> str | N
     made (its folds file was written beside it, by another path if it moved). None when
     ``fdir`` holds no run yet; VsentError when it holds one of another split (the run's folds
     or seed changed since): its networks saw other images."""
+    from vsent.data import make_folds
     from vsent.runs import CONFIG, FOLDS, read_config
 
     if not (fdir / CONFIG).is_file() or not (fdir / FOLDS).is_file():
         return None  # (a run stopped before its folds were written starts again)
     stored = read_config(fdir).get("folds")
-    try:
-        doc = json.loads((fdir / FOLDS).read_text(encoding="utf-8"))
-        split = [(e["fold"], sorted(e["train"]), sorted(e["test"])) for e in doc["folds"]]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise VsentError(f"{fdir / FOLDS}: not a folds file ({e}); delete {fdir} to train its "
-                         "inner runs again") from None
-    names = dataset.names
-    want = [(f.index, sorted(names[i] for i in f.train), sorted(names[i] for i in f.test))
-            for f in inner]
-    if split != want or not isinstance(stored, str):
+    try:  # (the reader crossval resumes the run with: the same checks and messages)
+        found = make_folds(dataset, fdir / FOLDS)
+    except VsentError as e:
+        raise VsentError(f"{e}; delete {fdir} to train its inner runs again") from None
+    same = [f.index for f in found] == [f.index for f in inner] and all(
+        np.array_equal(a.train, b.train) and np.array_equal(a.test, b.test)
+        for a, b in zip(found, inner, strict=True))
+    if not same or not isinstance(stored, str):
         raise VsentError(f"{fdir} holds inner runs of another split (the run's folds, data or "
                          f"seed changed since they were trained): delete it to train them "
                          "again")
