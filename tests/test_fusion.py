@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from pathlib import Path
@@ -1011,11 +1012,13 @@ def test_cli_fuse_inner_weight_needs_a_crossval_runs_recipe(twitter_like, tmp_pa
 
 
 def test_cli_fuse_inner_weight_end_to_end_trains_resumes_and_reads_back(twitter_like, tmp_path,
-                                                                       capsys, monkeypatch):
+                                                                       capsys, monkeypatch,
+                                                                       caplog):
     """A real crossval run (1 epoch), fused with --weight inner: 5 inner crossval runs of its
     recipe, one per fold, each on that fold's training images only; a Ctrl-C in the third
-    leaves the first two to be read back by the same command, and a finished fusion is read
-    back without training."""
+    leaves the first two to be read back by the same command (each inner run's images in no
+    test fold said once, not again by the check of its stored split), and a finished fusion
+    is read back without training."""
     import vsent.crossval
     from conftest import interrupt_after
     from vsent.cli import main
@@ -1043,9 +1046,17 @@ def test_cli_fuse_inner_weight_end_to_end_trains_resumes_and_reads_back(twitter_
         [True, True, False]
     done = {k: (inner / f"fold{k}" / "summary.json").stat().st_mtime_ns for k in (1, 2)}
     capsys.readouterr()
-    assert main(argv) == 0, capsys.readouterr().err
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="vsent"):
+        assert main(argv) == 0, capsys.readouterr().err
     line = capsys.readouterr().out
     assert "; w per fold " in line
+    untested = [r.getMessage() for r in caplog.records if "in no test fold" in r.getMessage()]
+    # said by each inner run that trains (the third, stopped, and the two never started),
+    # not by the check of a stored split nor by a finished inner run read back (fuse's own
+    # line says which images its inner runs leave out)
+    assert sorted(m.split(": ")[0].replace(str(inner), "") for m in untested) == [
+        "/fold3-folds.json", "/fold4-folds.json", "/fold5-folds.json", str(run / "folds.json")]
     assert {k: (inner / f"fold{k}" / "summary.json").stat().st_mtime_ns for k in (1, 2)} == done
     ds = load_dataset(twitter_like, "five", validate=False)
     for fold in make_folds(ds, "campos"):

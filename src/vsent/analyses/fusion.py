@@ -491,8 +491,9 @@ def _inner_folds_spec(fdir: Path, inner: Sequence[Any], dataset: Any) -> str | N
     if not (fdir / CONFIG).is_file() or not (fdir / FOLDS).is_file():
         return None  # (a run stopped before its folds were written starts again)
     stored = read_config(fdir).get("folds")
-    try:  # (the reader crossval resumes the run with: the same checks and messages)
-        found = make_folds(dataset, fdir / FOLDS)
+    try:  # (the reader crossval resumes the run with: the same checks and messages; the
+        # images in no test fold are said by that crossval, not twice)
+        found = make_folds(dataset, fdir / FOLDS, say_untested=False)
     except VsentError as e:
         raise VsentError(f"{e}; delete {fdir} to train its inner runs again") from None
     same = [f.index for f in found] == [f.index for f in inner] and all(

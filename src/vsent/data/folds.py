@@ -58,6 +58,8 @@ def make_folds(
     spec: str | os.PathLike = "campos",
     n_splits: int = 5,
     seed: int = 0,
+    *,
+    say_untested: bool = True,
 ) -> list[Fold]:
     """Build the cross-validation folds of a dataset.
 
@@ -77,6 +79,8 @@ def make_folds(
         Number of folds for ``"stratified"``; the other specs bring their own.
     seed : int
         Shuffling seed for ``"stratified"``.
+    say_untested : bool
+        Log the images no fold tests (False where the caller's next step says it again).
 
     Returns
     -------
@@ -90,7 +94,8 @@ def make_folds(
     else:
         check_folds_spec(spec)
         folds = _json_folds(dataset, expand_user(spec))
-    _say_untested(folds, dataset, f"{spec} folds" if str(spec) in SPLITS else str(spec))
+    if say_untested:
+        _say_untested(folds, dataset, f"{spec} folds" if str(spec) in SPLITS else str(spec))
     return folds
 
 
