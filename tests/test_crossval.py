@@ -390,6 +390,41 @@ def test_a_folds_typo_stops_the_python_api_before_its_directory_exists(twitter_l
     assert not out.exists()
 
 
+def test_campos_folds_of_a_folder_or_csv_dataset_stop_before_the_run_directory(
+        learnable_dataset, tmp_path, capsys, monkeypatch):
+    """walk36 #2: the default split (campos) on a folder or CSV dataset was refused once the
+    run directory held its records; the dataset's layout says it before. finetune without
+    --fold reads no folds: not refused."""
+    import vsent.crossval as cv
+    from vsent.cli import main
+    from vsent.data import load_dataset
+
+    csv_file = tmp_path / "labels.csv"
+    ds = load_dataset(learnable_dataset, validate=False)
+    csv_file.write_text("path,label\n" + "".join(
+        f"{p},{y}\n" for p, y in zip(ds.paths, ds.labels, strict=True)))
+    for data, kind in ((learnable_dataset, "folder"), (csv_file, "csv")):
+        said = (f"{data}: campos folds need the Twitter I layout (this is a {kind} dataset); "
+                "pass --folds stratified, or --folds with a folds JSON file")
+        for command, fold in (("crossval", None), ("finetune", 1)):
+            out = tmp_path / f"{command}-{kind}"
+            kw = {} if fold is None else {"fold": fold}
+            with pytest.raises(VsentError, match=f"^{re.escape(said)}$"):
+                getattr(cv, command)(_cfg(data), out, progress=False, **kw)
+            assert not out.exists()
+        assert main(["crossval", "--data", str(data), "--out", str(tmp_path / "cli"),
+                     "--no-progress"]) == 2
+        assert capsys.readouterr().err == f"vsent: error: {said}\n"
+        assert not (tmp_path / "cli").exists()
+
+    def no_cache(*a, **kw):  # (the check passed: the run would train now)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cv, "image_cache", no_cache)
+    with pytest.raises(KeyboardInterrupt):
+        cv.finetune(_cfg(learnable_dataset), tmp_path / "whole", progress=False)
+
+
 def test_check_new_run_folds_checks_all_but_the_split_a_run_records(tmp_path):
     """crossval, finetune, --nproc's launcher and pcnn-transfer share it."""
     from vsent.crossval import check_new_run_folds

@@ -44,6 +44,7 @@ from vsent.data.extra import JointSet, extra_train_set, progressive_filter, with
 from vsent.data.folds import (
     Fold,
     check_folds_spec,
+    check_split_data,
     fold_numbers,
     fold_numbers_text,
     make_folds,
@@ -121,9 +122,12 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
     return cfg.replace(**changes), model
 
 
-def check_new_run_folds(folds: str, out: str | Path, overwrite: bool) -> None:
+def check_new_run_folds(folds: str, out: str | Path, overwrite: bool,
+                        data: str | None = None) -> None:
     """``folds`` (``--folds``) names a split or an existing file, checked before the run
-    directory ``out`` is written (a typo, "stratifed", is no split to record in config.json).
+    directory ``out`` is written (a typo, "stratifed", is no split to record in config.json),
+    and, given the ``data`` they split (None: the folds are not read, as by finetune without
+    ``--fold``), Campos et al.'s split is refused for a folder or CSV dataset.
     Not when it is the split ``out``'s config.json already records: that run reads its own
     folds.json (:func:`_run_folds`), and the file it was made from may have moved since."""
     if not overwrite:
@@ -131,6 +135,8 @@ def check_new_run_folds(folds: str, out: str | Path, overwrite: bool) -> None:
             if json.loads((Path(out) / CONFIG).read_text()).get("folds") == folds:
                 return
     check_folds_spec(folds)
+    if data is not None:
+        check_split_data(folds, data)
 
 
 def check_fold_number(cfg: RunConfig, out: str | Path, fold: int | None,
@@ -171,7 +177,8 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
         raise VsentError("--train head runs in one process (heads on cached features are not "
                          "split: every process would do the whole computation)")
     _check_init_exists(cfg)
-    check_new_run_folds(cfg.folds, out, overwrite)
+    check_new_run_folds(cfg.folds, out, overwrite,
+                        cfg.data if command == "crossval" or fold is not None else None)
     check_fold_number(cfg, out, fold, overwrite)
     # the lr hint and --train check need the architecture, not its weights: loading (or
     # downloading) them here would be one more load before each rank loads them
@@ -221,7 +228,7 @@ def crossval(
     (``fold<k>/metrics.json``) are not redone and an interrupted fold continues from its last
     finished epoch; ``overwrite`` starts again.
     """
-    check_new_run_folds(cfg.folds, out, overwrite)
+    check_new_run_folds(cfg.folds, out, overwrite, cfg.data)
     cfg, proto = prepare(cfg)
     # DDP: rank 0 opens and writes the run directory, the other ranks get a read-only view
     run = distributed.open_run_dir(out, _run_record("crossval", cfg), resume=resume,
@@ -717,7 +724,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
     :func:`vsent.runs.open_run_dir`: a finished run returns its stored result, a different
     config (e.g. another ``--lr``) is refused, ``resume`` continues from ``train_state.pt``.
     """
-    check_new_run_folds(cfg.folds, out, overwrite)
+    check_new_run_folds(cfg.folds, out, overwrite, cfg.data if fold is not None else None)
     check_fold_number(cfg, out, fold, overwrite)
     cfg, proto = prepare(cfg)
     if cfg.fusion is not None:  # before any training: a block a model cannot carry stops here

@@ -24,6 +24,7 @@ from sklearn.model_selection import StratifiedKFold
 from vsent.data._common import is_int_at_least
 from vsent.data.datasets import (
     Dataset,
+    dataset_layout,
     label_file_names,
     read_label_lines,
     twitter_label_file,
@@ -257,14 +258,28 @@ def fold_numbers_text(numbers: list[int]) -> str:
             else ", ".join(map(str, numbers)))
 
 
+def check_split_data(spec: str | os.PathLike[str], data: str | os.PathLike[str]) -> None:
+    """DataError when ``spec`` is Campos et al.'s split and ``data`` (a dataset's path) is a
+    folder or CSV dataset, whose images their fold files do not list. Known from the path's
+    layout alone (:func:`vsent.data.datasets.dataset_layout`): said before a run directory is
+    written, where :func:`make_folds` would say it after the run's records."""
+    if str(spec) != "campos":
+        return
+    path = expand_user(data)
+    layout = dataset_layout(path)
+    if layout in ("folder", "csv"):
+        raise _not_twitter(path, layout)
+
+
+def _not_twitter(where: Path, source: str) -> DataError:
+    return DataError(f"{where}: campos folds need the Twitter I layout (this is a {source} "
+                     "dataset); pass --folds stratified, or --folds with a folds JSON file")
+
+
 def _campos_folds(dataset: Dataset) -> list[Fold]:
     if dataset.source != "twitter" or dataset.subset is None:
         where = dataset.label_file if dataset.label_file is not None else dataset.root
-        raise DataError(
-            f"{where}: campos folds need the Twitter I layout (this is a "
-            f"{dataset.source} dataset); pass --folds stratified, or --folds with a folds "
-            "JSON file"
-        )
+        raise _not_twitter(where, dataset.source)
     folder = _campos_folder(dataset.root, dataset.subset)
     if not folder.is_dir():
         raise DataError(f"{folder}: no such file or directory (campos fold files ship with "
