@@ -529,8 +529,12 @@ def test_crossval_zero_shot_reports_folds_and_saves_loadable_models(tmp_path):
     assert card["training"]["how"] == "zero-shot" and meta["prompts"] == prompts
 
 
-def test_cli_finetune_zero_shot_writes_a_checkpoint_predict_can_use(tmp_path, capsys):
+def test_cli_finetune_zero_shot_writes_a_checkpoint_predict_can_use(tmp_path, capsys,
+                                                                     monkeypatch):
+    """... without decoding the data's images: no fold is tested, nothing trains (walk36 #3:
+    it built an image cache at the tower's size for nothing)."""
     pytest.importorskip("open_clip")
+    import vsent.crossval
     from vsent.cli import main
     from vsent.models.checkpoint import load_checkpoint
     from vsent.predict import Predictor
@@ -542,6 +546,11 @@ def test_cli_finetune_zero_shot_writes_a_checkpoint_predict_can_use(tmp_path, ca
     assert main([*base, "--positive", "a sunny day", "--out", str(tmp_path / "x")]) == 2
     assert "apply to --zero-shot" in capsys.readouterr().err
     out = tmp_path / "zs"
+
+    def no_cache(*a, **kw):
+        raise AssertionError("an image cache was built for a run that scores no image")
+
+    monkeypatch.setattr(vsent.crossval, "image_cache", no_cache)
     assert main([*base, "--zero-shot", "--positive", "a sunny day", "--out", str(out)]) == 0
     model, meta = load_checkpoint(out / "model.pt")
     assert model.prompts["positive"] == ["a sunny day"] and meta["training"] == "zero-shot"

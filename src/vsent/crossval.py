@@ -752,8 +752,11 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
                 raise VsentError(f"--fold {fold}: the split has folds "
                                  f"{fold_numbers_text([f.index for f in folds])}")
             train_idx, test_idx = np.sort(match[0].train), np.sort(match[0].test)
-        images = distributed.local_first(image_cache, dataset, size=proto.info.preprocess.resize,
-                                         progress=progress)  # DDP: built once per machine
+        images = None  # zero-shot without --fold: nothing trains or is tested (walk36 #3)
+        if not cfg.zero_shot or test_idx is not None:
+            images = distributed.local_first(image_cache, dataset,
+                                             size=proto.info.preprocess.resize,
+                                             progress=progress)  # DDP: built once per machine
         train_cfg = cfg.train.replace(seed=cfg.seed)
         model = fresh_model(cfg, train_cfg.seed)
         history = train_model(model, cfg, train_cfg, images, dataset.labels, dataset.paths,
