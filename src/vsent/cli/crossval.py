@@ -47,8 +47,9 @@ def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
                                   "fc6-2, fc8-1000, fc9-2")
     add_model_arg(g)
     g.add_argument("--init", type=init_arg,
-                   help="random, imagenet, or a weights file (.pt/.pth state dict or "
-                        ".caffemodel)")
+                   help="random, imagenet, an open_clip tag of a clip/ model (openai, "
+                        "...), or a weights file (.pt/.pth/.safetensors state dict, vsent "
+                        "checkpoint, .caffemodel; TAG=PATH: a tag's weights in a file)")
     add_train_args(g)
     g.add_argument("--oversample", action="store_true",
                    help="lead the summary with 10-crop scores (both are always computed)")
