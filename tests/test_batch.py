@@ -1128,12 +1128,12 @@ def _umask() -> int:
 def test_only_this_processs_files_under_dev_and_proc_are_not_outputs(tmp_path):
     """review27b: anything under /dev counted as this process's (an output in /dev/shm got no
     record, no lock and no --resume); /dev/stdout & co. are standard output itself."""
-    from vsent.batch import STDOUT_NAMES, _process_path
+    from vsent.batch import STDOUT_NAMES, process_path
 
-    assert all(_process_path(p) for p in (*STDOUT_NAMES, "/dev/null", "/dev/fd/3", "/proc/1/x"))
-    assert not _process_path(tmp_path / "a.csv")
+    assert all(process_path(p) for p in (*STDOUT_NAMES, "/dev/null", "/dev/fd/3", "/proc/1/x"))
+    assert not process_path(tmp_path / "a.csv")
     if Path("/dev/shm").is_dir():
-        assert not _process_path("/dev/shm/vsent-scores.csv")
+        assert not process_path("/dev/shm/vsent-scores.csv")
 
 
 def test_dev_stdout_shares_standard_outputs_position(checkpoint, folder, tmp_path):
@@ -1148,6 +1148,16 @@ def test_dev_stdout_shares_standard_outputs_position(checkpoint, folder, tmp_pat
     assert proc.returncode == 0
     text = log.read_text()
     assert "path,prob_positive,label,error" in text and text.count(".jpg,") == 2, text
+    # walk36 #6: `>> log` (a file with rows in it) is the shell's choice: appended to, not
+    # refused as an output that exists (which --resume, refused for /dev/stdout, would continue)
+    with log.open("ab") as both:
+        proc = subprocess.run(
+            [sys.executable, "-m", "vsent.cli", "predict", "--model", str(checkpoint),
+             str(folder / "sub"), "--out", "/dev/stdout", "--device", "cpu", "--no-progress"],
+            stdout=both, stderr=both, timeout=300)
+    assert proc.returncode == 0, log.read_text()
+    again = log.read_text()
+    assert again.startswith(text) and again.count(".jpg,") == 4, again
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])

@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     from vsent.batch import (
         check_resume,
         iter_inputs,
+        process_path,
         score_stream,
         scoring_record,
     )
@@ -162,8 +163,9 @@ def run(args: argparse.Namespace) -> int:
             # e.g. scores.json: a reader expecting JSON should learn it is CSV before it fails
             print(f"vsent predict: {args.out} is written as CSV (--format jsonl, or a .jsonl "
                   "name, writes JSON lines)", file=sys.stderr)
-    if args.out and not (args.resume or args.overwrite) and Path(args.out).is_file() \
-            and Path(args.out).stat().st_size:
+    # (standard output and /dev/fd/N are the shell's to set up: `>> log` appends to log)
+    if args.out and not (args.resume or args.overwrite) and not process_path(args.out) \
+            and Path(args.out).is_file() and Path(args.out).stat().st_size:
         raise VsentError(f"{args.out} exists: --resume continues it, --overwrite replaces it")
     # options of a mode that is off would be silently ignored
     set_region = [f"--{n.replace('_', '-')}" for n, default in REGION_DEFAULTS.items()
