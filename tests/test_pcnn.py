@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -376,7 +377,8 @@ def test_transfer_table_says_when_the_published_row_is_another_network(reference
     assert f"/ published {label}{': ' + caveat if caveat else ''}." in md
 
 
-def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, tmp_path):
+def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, tmp_path,
+                                                            caplog):
     twitter_like = make_twitter_like(n=30, n_four=25, n_five=20)
     torch.manual_seed(0)
     pretrained = create_model("smallcnn", widths=[8, 16])
@@ -386,7 +388,11 @@ def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, t
     args = ["pcnn-transfer", "--model", str(ckpt), "--data", str(twitter_like),
             "--subsets", "five,four", "--out", str(out), "--epochs", "1", "--lr", "1e-12",
             "--batch-size", "8", "--device", "cpu", "--no-progress"]
-    assert main(args) == 0
+    with caplog.at_level(logging.INFO, logger="vsent"):
+        assert main(args) == 0
+    # the data said once a subset, by its run (walk36 #10: once more by the checks before)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("dataset: ")]
+    assert [m.split("twitter ")[1].split("-agree")[0] for m in said] == ["five", "four"], said
 
     table = json.loads((out / "transfer.json").read_text())
     assert [r["subset"] for r in table["rows"]] == ["five", "four"]

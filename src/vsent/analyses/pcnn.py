@@ -42,11 +42,12 @@ ignored.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -579,8 +580,9 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
     same = same_file(expand_user(trained_on), expand_user(data))
     if not same and isinstance(meta.get("data_sha256"), str):
         try:
-            here = load_dataset(data, meta.get("subset") or "five", skip_bad=True,
-                                validate=False)
+            with _quiet(logging.INFO):  # (a check: the run's own load says the data)
+                here = load_dataset(data, meta.get("subset") or "five", skip_bad=True,
+                                    validate=False)
         except VsentError:  # not readable with that subset: not the same data
             here = None
         if here is not None and here.fingerprint()["sha256"] == meta["data_sha256"]:
@@ -591,21 +593,19 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
                          f"transfer needs a model trained on other data")
     # other data that holds some of these images (Twitter I images listed in a weak-label
     # CSV, copied into a folder of Flickr images): those are in the test folds too
-    disabled = logging.root.manager.disable  # (restored as it was)
-    logging.disable(logging.WARNING)  # (skip_bad: not a warning per missing weak-label row)
     try:
-        trained = load_dataset(trained_on, meta.get("subset") or "five", skip_bad=True,
-                               validate=False)
+        with _quiet(logging.WARNING):  # (skip_bad: not a warning per missing weak-label row)
+            trained = load_dataset(trained_on, meta.get("subset") or "five", skip_bad=True,
+                                   validate=False)
     except VsentError:
         trained = None
-    finally:
-        logging.disable(disabled)
     if trained is None:
         log.warning("%s was trained on %s, which cannot be read here: its images are not "
                     "checked against %s's test images", path, trained_on, data)
         return
     try:
-        targets = [load_dataset(data, s, validate=False).paths for s in subsets]
+        with _quiet(logging.INFO):
+            targets = [load_dataset(data, s, validate=False).paths for s in subsets]
     except VsentError:
         return  # (its own error comes when it is loaded to be fine-tuned)
     log.info("checking the %d training images of %s against %s's", len(trained.paths),
@@ -620,6 +620,19 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
                          f"{data} ({'/'.join(subsets)}-agree; e.g. {pairs}"
                          f"{', ...' if len(shared) > 3 else ''}): the test folds would hold "
                          f"training images. Leave them out of its training data")
+
+
+@contextlib.contextmanager
+def _quiet(level: int) -> Iterator[None]:
+    """Log records up to ``level`` dropped (``logging.disable``), restored as it was: the
+    checks of :func:`transfer` load the data a few times before the runs that say it
+    (pcnn-transfer printed its "dataset: ..." line three times before a refusal)."""
+    disabled = logging.root.manager.disable
+    logging.disable(level)
+    try:
+        yield
+    finally:
+        logging.disable(disabled)
 
 
 def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
@@ -637,7 +650,8 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     check_new_run_folds(cfg.folds, out, overwrite)
     ckpt = Path(cfg.model).expanduser().resolve()
     name, kwargs, meta = checkpoint_spec(ckpt)
-    first = load_dataset(cfg.data, cfg.subsets[0], validate=False)  # a missing path stops here
+    with _quiet(logging.INFO):  # (a missing path stops here; each subset's run says its data)
+        first = load_dataset(cfg.data, cfg.subsets[0], validate=False)
     if first.source != "twitter":  # its rows are set beside You et al.'s Twitter I numbers
         raise VsentError(f"pcnn-transfer fine-tunes on Twitter I's agreement subsets; "
                          f"{cfg.data} is a {first.source} dataset (use vsent crossval "
