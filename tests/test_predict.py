@@ -187,11 +187,15 @@ def test_a_damaged_file_pil_chokes_on_is_a_row_and_the_batch_goes_on(checkpoint,
     assert errors[5] == ".//missing.jpg: no such file or directory"
 
 
-def test_cli_jsonl_and_success_exit_code(checkpoint, images, capsys):
+@pytest.mark.parametrize("out", [[], ["--out", "-"]])
+def test_cli_jsonl_and_success_exit_code(checkpoint, images, capsys, tmp_path, monkeypatch,
+                                         out):
+    """Rows on standard output without --out, and with --out - (walk36 #11: a file named -)."""
     _, paths = images
+    monkeypatch.chdir(tmp_path)
     rc = main(["predict", "--model", str(checkpoint), *map(str, paths), "--format", "jsonl",
-               "--device", "cpu", "--no-progress"])
-    assert rc == 0
+               "--device", "cpu", "--no-progress", *out])
+    assert rc == 0 and not (tmp_path / "-").exists()
     lines = [json.loads(x) for x in io.StringIO(capsys.readouterr().out)]
     assert [x["path"] for x in lines] == [str(p) for p in paths]
     want = Predictor.from_checkpoint(checkpoint, device="cpu").predict_proba(paths)[:, 1]

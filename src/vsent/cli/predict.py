@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="image files, folders (recursive) or globs; see also --from-list")
     p.add_argument("--model", required=True, help="checkpoint (model.pt) from finetune/crossval")
-    p.add_argument("--out", help="output file (default: standard output)")
+    p.add_argument("--out", help="output file (default, or '-': standard output)")
     p.add_argument("--format", choices=("csv", "jsonl"),
                    help="default: from --out's suffix (.jsonl -> jsonl), else csv")
     p.add_argument("--oversample", action="store_true", help="average over 10 crops")
@@ -144,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
     from vsent.engines import EngineOptions, open_engine
     from vsent.errors import EXIT_ITEMS_FAILED, VsentError
 
+    if args.out == "-":  # as --from-list -: the standard stream, not a file named "-"
+        args.out = None
     if args.batch_size is not None and args.batch_size < 1:
         raise VsentError(f"--batch-size must be >= 1, got {args.batch_size}")
     _check_not_empty(args.paths, args.from_list)
