@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _run(path: Path, probs: list[float], *, labels: list[int], folds: list[int],
          command: str = "crossval", names: list[str] | None = None,
-         ten_crop: list[float] | None = None) -> Path:
+         ten_crop: list[float] | None = None, pred: list[int] | None = None) -> Path:
     """A finished run directory: config.json, predictions.csv as `command` writes them, and
     summary.json (written last: it marks the run finished)."""
     path.mkdir(parents=True)
@@ -29,9 +29,11 @@ def _run(path: Path, probs: list[float], *, labels: list[int], folds: list[int],
     names = names or [f"im{i:02d}.jpg" for i in range(len(probs))]
     with (path / "predictions.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["name", "fold", "label", col] + ([f"{col}_10crop"] if ten_crop else []))
+        w.writerow(["name", "fold", "label", col] + ([f"{col}_10crop"] if ten_crop else [])
+                   + (["pred"] if pred else []))
         for i, p in enumerate(probs):
-            w.writerow([names[i], folds[i], labels[i], p] + ([ten_crop[i]] if ten_crop else []))
+            w.writerow([names[i], folds[i], labels[i], p] + ([ten_crop[i]] if ten_crop else [])
+                       + ([pred[i]] if pred else []))
     return path
 
 
@@ -272,6 +274,24 @@ def test_a_probability_of_exactly_one_half_is_a_negative_prediction(tmp_path):
     assert (res["a_only"], res["b_only"]) == (2, 0)
     assert res["p_value"] == pytest.approx(0.5)  # two-sided P(X = 0 or 2 | n = 2) = 2 / 4
     assert [f["difference"] for f in res["folds"]] == pytest.approx([-0.5, -0.5])
+
+
+def test_a_run_is_right_where_its_own_predicted_class_is(tmp_path):
+    """fidelity36 #1: a run of more than two outputs (fc8-1000, fc7-4096: Campos et al.'s
+    Tables 3-4) predicts the argmax over all of them (its ``pred`` column, which its accuracy
+    counts): a negative image whose argmax is unit 1234 is wrong, though its P(positive) is
+    below 0.5. A two-way run's pred is P(positive) > 0.5 (ties negative), so nothing changes."""
+    labels, folds = [0, 0, 1, 1], [1, 1, 2, 2]
+    wide = _run(tmp_path / "wide", [1e-4, 1e-4, 0.9, 0.3], labels=labels, folds=folds,
+                pred=[1234, 0, 1, 17])
+    two = _run(tmp_path / "two", [0.2, 0.5, 0.9, 0.3], labels=labels, folds=folds,
+               pred=[0, 0, 1, 0])
+    res = compare_runs(wide, two)
+    assert (res["accuracy_a"], res["accuracy_b"]) == (0.5, 0.75)  # wide: right on 1 and 2
+    assert (res["a_only"], res["b_only"]) == (0, 1)
+    plain = _run(tmp_path / "plain", [0.2, 0.5, 0.9, 0.3], labels=labels, folds=folds)
+    assert compare_runs(two, plain)["identical"] and \
+        compare_runs(wide, plain)["accuracy_b"] == 0.75
 
 
 def test_compare_many_gives_each_run_its_own_holm_p_value(tmp_path):

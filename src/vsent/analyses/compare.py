@@ -32,6 +32,10 @@ from vsent.runs import CONFIG, SUMMARY, check_same_test_images, read_config
 #: Probability column of each run kind, centre crop and 10-crop.
 COLUMNS = {"fuse": ("prob_fused", "prob_fused_10crop")}
 DEFAULT_COLUMNS = ("prob_positive", "prob_positive_10crop")
+#: The predicted class beside each probability column, where a run writes it: the argmax
+#: over all its outputs, which its own accuracy counts (a 1000-way fc8-1000 run's negative
+#: image whose argmax is another unit is wrong, though its P(positive) is below 0.5).
+PREDICTED = {"prob_positive": "pred", "prob_positive_10crop": "pred_10crop"}
 #: Columns of every predictions.csv row besides its probabilities (:func:`read_predictions`).
 PREDICTION_KEYS = ("name", "fold", "label")
 #: What a finished run holds: ``predictions.csv`` comes before the late fusion of a crossval
@@ -71,16 +75,22 @@ def scores_source(run: str | os.PathLike, ten_crop: bool = False) -> tuple[Path,
 
 
 def load_scores(run: str | os.PathLike, ten_crop: bool = False
-                ) -> tuple[str, dict[str, tuple[int, int, float]]]:
-    """(``"file:column"`` read, ``{image name: (fold, label, P(positive))}``) of a finished
-    run's test images, from :func:`scores_source`.
+                ) -> tuple[str, dict[str, tuple[int, int, float, int]]]:
+    """(``"file:column"`` read, ``{image name: (fold, label, P(positive), predicted class)}``)
+    of a finished run's test images, from :func:`scores_source`.
 
-    ``ten_crop`` reads the 10-crop probability; a run without one is an error naming it.
+    The predicted class is the run's own (its :data:`PREDICTED` column, as its accuracy
+    counts it) where the file has one, else P(positive) > 0.5 (a fusion, two-way by
+    construction). ``ten_crop`` reads the 10-crop probability; a run without one is an error
+    naming it.
     """
     pred_file, column = scores_source(run, ten_crop)
-    rows = read_predictions(pred_file, column,
+    predicted = PREDICTED.get(column, "")
+    rows = read_predictions(pred_file, column, classes=(predicted,),
                             what="10-crop probabilities" if ten_crop else "probabilities")
-    out = {name: (r["fold"], r["label"], r[column]) for name, r in rows.items()}
+    out = {name: (r["fold"], r["label"], r[column],
+                  r[predicted] if predicted in r else int(r[column] > 0.5))
+           for name, r in rows.items()}
     return f"{pred_file}:{column}", out
 
 
@@ -103,14 +113,15 @@ def provenance(runs: Sequence[str | os.PathLike], *, ten_crop: bool = False,
 
 
 def read_predictions(pred_file: str | os.PathLike, column: str, *,
-                     optional: Sequence[str] = (), what: str = "probabilities"
-                     ) -> dict[str, dict[str, Any]]:
+                     optional: Sequence[str] = (), classes: Sequence[str] = (),
+                     what: str = "probabilities") -> dict[str, dict[str, Any]]:
     """The rows of a run's ``predictions.csv`` by image name, in the file's order, checked.
 
     The one reader of the files crossval, ensemble and fuse write (``vsent compare``, ``vsent
     fuse`` and ``vsent ensemble`` read them): each row's ``fold`` and ``label`` as int, the
     probability ``column`` and those of ``optional`` the file has (e.g. the 10-crop one) as
-    float in [0, 1], the other fields (``name``, ``path``, ...) as read.
+    float in [0, 1], the class columns of ``classes`` it has (``pred``) as int, the other
+    fields (``name``, ``path``, ...) as read.
 
     Raises
     ------
@@ -139,7 +150,8 @@ def read_predictions(pred_file: str | os.PathLike, column: str, *,
                 raise VsentError(f"{pred_file}, line 1: no column {missing[0]!r} (a predictions "
                                  f"file has {', '.join(PREDICTION_KEYS)} and probabilities)")
             parsed = [(c, int) for c in PREDICTION_KEYS[1:]] + [
-                (c, _probability) for c in (column, *optional) if c in header]
+                (c, _probability) for c in (column, *optional) if c in header] + [
+                (c, int) for c in classes if c in header]
             first_line: dict[str, int] = {}
             for line, r in enumerate(reader, start=2):
                 try:
@@ -221,7 +233,8 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
     """Run B against run A, image by image, on the same test images.
 
     Both runs must hold the same test images with the same folds and labels (else VsentError
-    names the first difference). An image is predicted positive when P(positive) > 0.5.
+    names the first difference). An image's prediction is the run's own (its ``pred``
+    column: the argmax over all its outputs), or P(positive) > 0.5 for a fusion.
     Images named in ``exclude`` are left out of every count (e.g. the test images with a copy
     in their fold's training set, :func:`train_copies`); ``n_excluded`` says how many.
 
@@ -262,8 +275,8 @@ def _paired(run_a: str | os.PathLike, scores_a: tuple[str, dict], run_b: str | o
         raise VsentError(f"{run_a}: no test image left once {len(a)} are excluded")
     fold = np.array([a[n][0] for n in names])
     label = np.array([a[n][1] for n in names])
-    right_a = (np.array([a[n][2] for n in names]) > 0.5) == label
-    right_b = (np.array([b[n][2] for n in names]) > 0.5) == label
+    right_a = np.array([a[n][3] for n in names]) == label  # (as each run's accuracy counts)
+    right_b = np.array([b[n][3] for n in names]) == label
     a_only, b_only = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
     folds = []
     for k in sorted(set(fold.tolist())):
