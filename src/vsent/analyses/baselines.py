@@ -148,7 +148,10 @@ def make_classifier(
     """Linear SVM on block-standardised features, C chosen by inner stratified CV (accuracy).
 
     The grid search only ever sees the data passed to ``fit`` (the outer training fold) and
-    refits the best C on all of it.
+    refits the best C on all of it. (The BoW vocabulary or Fisher model that made those
+    features was fitted on the whole training fold, without labels: the inner folds that
+    choose C are encoded by a vocabulary that saw their descriptors, as in the usual
+    pipeline; no test image reaches either.)
     """
     pipe = Pipeline([
         ("scale", BlockScaler(blocks)),
