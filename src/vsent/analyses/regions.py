@@ -659,8 +659,8 @@ def _fold_regions(run, fold, cfg: RegionConfig, detector, device, out: Path,
         res["test_global_features"] = t.pop("global_features")
         res["test_region_features"] = t.pop("region_features")
     res.update(t)  # boxes, objectness, probs, offsets, fallback, seconds (test images)
-    if cfg.early_fusion:
-        train = np.sort(fold.train)
+    if cfg.early_fusion:  # (features of the images the fold model was fine-tuned on: said
+        train = np.sort(fold.train)  # in the README; held out, they would need nested runs)
         tr = _score_set(model, [ds.paths[i] for i in train], cfg, detector, device,
                         keep_regions=False, progress=progress,
                         desc=f"fold {fold.index} train regions")
