@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import subprocess
 import sys
 
@@ -218,6 +219,58 @@ def test_explain_output_follows_the_run_directory_policy(tmp_path, capsys):
     assert main([*other, "--overwrite"]) == 0
     assert str(images[1]) in (out / "explain.csv").read_text()
     assert str(images[0]) not in (out / "explain.csv").read_text()
+
+
+@pytest.mark.parametrize("error, said", [
+    (OSError(28, "No space left on device", "/r/fold1/model.pt"),
+     "/r/fold1/model.pt: no space left on device"),
+    (OSError("152576 requested and 145376 written"), "no space left on device"),  # numpy's
+])
+def test_a_full_disk_is_one_line_and_exit_2(monkeypatch, capsys, twitter_like, tmp_path, error,
+                                            said):
+    """robust36 #5: a write that found the disk full (explain's numpy save, regions'
+    atomic_open) ended in a traceback, then logging's own ("--- Logging error ---") when
+    run.log could not take the next line. One line saying how to continue; a log line that
+    cannot be written is no traceback."""
+    import vsent.crossval
+
+    def full(*args, **kwargs):
+        logging.getLogger("vsent").addHandler(_Failing())
+        try:
+            logging.getLogger("vsent").info("a line run.log cannot take")
+            try:
+                raise error
+            except OSError:
+                raise RuntimeError("a library's error while handling it") from None
+        finally:
+            logging.getLogger("vsent").handlers[:] = [
+                h for h in logging.getLogger("vsent").handlers if not isinstance(h, _Failing)]
+
+    monkeypatch.setattr(vsent.crossval, "crossval", full)
+    argv = ["crossval", "--data", str(twitter_like), "--preset", "quick", "--out",
+            str(tmp_path / "r")]
+    logging.raiseExceptions = True  # (as Python starts; main sets it for the command)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        f"vsent: error: {said}: free some space; what was written is kept: the same command "
+        "with --resume continues it")
+    assert "Traceback" not in err and "Logging error" not in err, err
+
+    def other(*args, **kwargs):
+        raise OSError(13, "Permission denied")  # not a full disk: a bug's traceback, as before
+
+    monkeypatch.setattr(vsent.crossval, "crossval", other)
+    with pytest.raises(PermissionError):
+        main(argv)
+
+
+class _Failing(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError:
+            self.handleError(record)
 
 
 def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys, twitter_like, tmp_path):

@@ -9,9 +9,11 @@ and the same command (``--resume`` where a command has it) continues.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -88,6 +90,9 @@ def how_to_continue(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # a log line run.log cannot take (a full disk) is not a traceback on the console: the
+    # console has the line, and the failed write's own error is said once (_disk_full)
+    logging.raiseExceptions = False
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said with the command's usage line, not vsent's
@@ -111,9 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         # an interrupt that came inside a library's write (torch.save's zip writer) may end
         # as that library's error about the write it left: still the interrupt
         stop = _interrupt_behind(e)
-        if stop is None:
+        if stop is not None:
+            return _interrupted(args, stop)
+        full = _disk_full(e)
+        if full is None:
             raise
-        return _interrupted(args, stop)
+        print(f"vsent: error: {full}: free some space; what was written is kept"
+              f"{how_to_continue(args)}", file=sys.stderr)
+        return EXIT_USER_ERROR
     finally:
         if handles_term:  # (a server installs its own while it runs)
             signal.signal(signal.SIGTERM, signal.SIG_DFL if on_term is None else on_term)
@@ -128,6 +138,21 @@ def _interrupted(args: argparse.Namespace, e: KeyboardInterrupt) -> int:
         print(f"vsent: {what}; what was written is kept{how_to_continue(args)}",
               file=sys.stderr)
     return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
+
+
+def _disk_full(e: BaseException) -> str | None:
+    """What a write that found its disk (or quota) full says, when ``e`` is one or was raised
+    while handling one (its ``__context__`` chain): ``"<file>: no space left on device"``.
+    numpy's short write says it without an errno ("152576 requested and 145376 written")."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and (e.errno in (errno.ENOSPC, errno.EDQUOT) or (
+                e.errno is None and re.fullmatch(r"\d+ requested and \d+ written", str(e)))):
+            what = os.strerror(e.errno or errno.ENOSPC).lower()
+            return f"{e.filename}: {what}" if e.filename else what
+        e = e.__context__
+    return None
 
 
 def _interrupt_behind(e: BaseException) -> KeyboardInterrupt | None:
