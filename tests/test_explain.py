@@ -299,6 +299,12 @@ def test_cli_explain(tmp_path, capsys):
                  "--layer", "nope"]) == 2
     err = capsys.readouterr().err
     assert "'nope'" in err and "no such layer" in err and "Traceback" not in err
+    # refused before --overwrite empties a finished run (robust36 #1: it was left with its
+    # records only, its maps and explain.csv deleted for a typo)
+    kept = {p: p.read_bytes() for p in (tmp_path / "out2").rglob("*") if p.is_file()}
+    assert main([*good_only, "--layer", "nope", "--overwrite"]) == 2
+    assert "no such layer" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (tmp_path / "out2").rglob("*") if p.is_file()} == kept
     # an empty name (an unset shell variable) was the default layer, silently (audit_errors28)
     with pytest.raises(SystemExit) as stop:
         main([*argv[:2], "--model", str(ckpt), "--out", str(tmp_path / "out4"), "--layer", ""])

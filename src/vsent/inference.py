@@ -73,7 +73,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 # forward hooks
 
 
-def _module(model: nn.Module, name: str) -> nn.Module:
+def layer_module(model: nn.Module, name: str) -> nn.Module:
+    """The submodule ``name`` of ``model``; VsentError naming ``--layer`` and the first of the
+    model's module names when it has none of that name."""
     try:
         return model.get_submodule(name)
     except AttributeError:
@@ -117,7 +119,7 @@ def capture_outputs(
     Raises :class:`VsentError` naming a layer that does not exist. A non-tensor output is stored
     as it is (the caller decides whether that is an error).
     """
-    modules = [(n, _module(model, n)) for n in names]
+    modules = [(n, layer_module(model, n)) for n in names]
     captured: dict[str, Any] = {}
 
     def hook(name: str) -> Callable[..., Any]:

@@ -355,7 +355,7 @@ def explain(
     written under ``out``.
     """
     from vsent.batch import Unmatched, iter_inputs
-    from vsent.inference import resolve_device
+    from vsent.inference import layer_module, resolve_device
     from vsent.predict import Predictor
     from vsent.runs import open_run_dir
 
@@ -370,6 +370,8 @@ def explain(
     except WeightsError:
         _refuse_export(checkpoint)
         raise
+    if layer is not None:  # before the run directory is opened (--overwrite empties it)
+        layer_module(predictor.model, layer)
     items = list(iter_inputs(images))  # folders walked, globs expanded, in input order
     # the checkpoint's bytes too: one retrained at the same path must not return the old maps;
     # and the files found: a folder given again after images were added or edited is not done
