@@ -555,6 +555,39 @@ def test_cli_fuse_of_a_copied_or_moved_run_reads_its_own_fusion_back(twitter_lik
         capsys.readouterr().err
 
 
+def test_extra_train_on_a_folder_dataset_is_refused_before_overwrite_empties_the_fusion(
+        learnable_dataset, tmp_path, capsys, monkeypatch):
+    """robust36 #1: `fuse RUN --extra-train four --overwrite` on a run of a folder dataset
+    deleted the finished fusion in --out, then said the data has no agreement subsets."""
+    import csv
+
+    from vsent.cli import main
+    from vsent.data import load_dataset, make_folds
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({
+        "command": "crossval", "data": str(learnable_dataset), "subset": "five",
+        "folds": "stratified", "seed": 0, "model": "smallcnn"}))
+    ds = load_dataset(learnable_dataset, validate=False)
+    with (run / "predictions.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "fold", "label", "prob_positive"])
+        for fold in make_folds(ds, "stratified"):
+            w.writerows([ds.names[i], fold.index, ds.labels[i], 0.6] for i in fold.test)
+    (run / "summary.json").write_text("{}")
+    out = tmp_path / "fused"
+    argv = ["fuse", str(run), "--features", "gch", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0, capsys.readouterr().err
+    kept = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert main([*argv, "--extra-train", "four", "--overwrite"]) == 2
+    assert capsys.readouterr().err == (
+        f"vsent: error: {learnable_dataset}: --extra-train needs the Twitter I layout "
+        "(agreement subsets); this is a folder dataset\n")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept
+
+
 def test_fuse_run_extra_train_adds_weak_labels_to_the_hand_crafted_training_rows_only(
         twitter_like, tmp_path, monkeypatch):
     import vsent.analyses.fusion as fusion

@@ -573,6 +573,10 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
     check_finished_run(run, "crossval run")
     run_cfg = read_config(run)
     check_run_data(run, run_cfg)  # before out is made
+    if extra_train is not None:  # (and before --overwrite empties it)
+        from vsent.data.extra import check_extra_train
+
+        check_extra_train(run_cfg["data"], run_cfg.get("subset", "five"), extra_train)
     if weight == INNER:
         check_inner_recipe(run_cfg)
     elif inner_dir is not None:

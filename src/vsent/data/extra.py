@@ -49,6 +49,7 @@ from vsent.data._common import default_workers
 from vsent.data.datasets import (
     SUBSETS,
     Dataset,
+    dataset_layout,
     describe,
     label_file_names,
     load_dataset,
@@ -79,6 +80,33 @@ THUMB_SIDE = 16
 
 # --------------------------------------------------------------------------------------------
 # the extra set
+
+
+def check_extra_train(data: str | os.PathLike | Dataset, base_subset: str, extra: str) -> None:
+    """VsentError (DataError for the data) unless ``extra`` is a larger agreement subset than
+    ``base_subset`` and ``data`` is in the Twitter I layout, as far as its path's names say
+    (:func:`vsent.data.datasets.dataset_layout`): what :func:`extra_train_set` refuses,
+    refused before a run directory is opened (an ``--overwrite`` would have emptied it)."""
+    if base_subset not in SUBSETS or extra not in SUBSETS:
+        raise VsentError(f"--extra-train: subsets are {', '.join(SUBSETS)}; got base "
+                         f"{base_subset!r} and extra {extra!r}")
+    if SUBSETS.index(extra) <= SUBSETS.index(base_subset):
+        raise VsentError(f"--extra-train {extra}: must be a larger agreement subset than the "
+                         f"cross-validated {base_subset}-agree (choose from "
+                         f"{', '.join(SUBSETS[SUBSETS.index(base_subset) + 1:]) or 'none'})")
+    if isinstance(data, Dataset):
+        if data.source != "twitter":
+            raise _not_twitter(data.root, data.source)
+        return
+    root = expand_user(data).resolve()
+    layout = dataset_layout(root)
+    if layout in ("folder", "csv"):
+        raise _not_twitter(root, layout)
+
+
+def _not_twitter(root: Path, source: str) -> DataError:
+    return DataError(f"{root}: --extra-train needs the Twitter I layout (agreement subsets); "
+                     f"this is a {source} dataset")
 
 
 def extra_train_set(
@@ -123,21 +151,11 @@ def extra_train_set(
     DataError
         Not a Twitter I folder; problems of the label files or images (as load_dataset).
     """
-    if base_subset not in SUBSETS or extra not in SUBSETS:
-        raise VsentError(f"--extra-train: subsets are {', '.join(SUBSETS)}; got base "
-                         f"{base_subset!r} and extra {extra!r}")
-    if SUBSETS.index(extra) <= SUBSETS.index(base_subset):
-        raise VsentError(f"--extra-train {extra}: must be a larger agreement subset than the "
-                         f"cross-validated {base_subset}-agree (choose from "
-                         f"{', '.join(SUBSETS[SUBSETS.index(base_subset) + 1:]) or 'none'})")
+    check_extra_train(data, base_subset, extra)
     root = data.root if isinstance(data, Dataset) else expand_user(data).resolve()
-    if isinstance(data, Dataset) and data.source != "twitter":
-        raise DataError(f"{root}: --extra-train needs the Twitter I layout (agreement subsets); "
-                        f"this is a {data.source} dataset")
     big = load_dataset(root, extra, skip_bad=skip_bad, validate=validate)
     if big.source != "twitter":
-        raise DataError(f"{root}: --extra-train needs the Twitter I layout (agreement subsets); "
-                        f"this is a {big.source} dataset")
+        raise _not_twitter(root, big.source)
     base_names = label_file_names(twitter_label_file(root, base_subset))
     keep = [i for i, n in enumerate(big.names) if n not in base_names]
     skipped = list(big.skipped)  # base images included: with_extra lists each once
