@@ -120,7 +120,13 @@ def test_dataset_cues_cached(tmp_path, monkeypatch):
     monkeypatch.setattr(mod, "image_cues", lambda *a, **k: pytest.fail("not cached"))
     again = dataset_cues(paths, cache_dir=tmp_path / "cache", progress=False)
     assert again.decoded == 0 and np.array_equal(again.values, first.values)
-    assert len(list((tmp_path / "cache" / "cues").glob("*.npz"))) == 1
+    entries = list((tmp_path / "cache" / "cues").glob("*.npz"))
+    assert len(entries) == 1
+    # a damaged entry (robust36 #4: a traceback) is computed again, with a warning
+    monkeypatch.undo()
+    entries[0].write_bytes(b"PK\x03\x04 cut short")
+    third = dataset_cues(paths, cache_dir=tmp_path / "cache", progress=False)
+    assert third.decoded == 3 and np.array_equal(third.values, first.values)
 
 
 def test_bad_input():

@@ -8,6 +8,7 @@ learnt from, words from saved centres, and the colour features of decoded, cache
 
 from __future__ import annotations
 
+import logging
 from re import escape as re_escape
 
 import numpy as np
@@ -163,6 +164,37 @@ def test_copies_of_one_image_are_extracted_on_a_cold_cache(tmp_path):
     feats = hc.extract_features(paths, cache_dir=tmp_path / "cache", n_jobs=4, progress=False)
     assert all(np.array_equal(d, feats.descriptors[0]) for d in feats.descriptors)
     assert len(feats.descriptors[0]) > 0
+
+
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 cut short"])
+def test_a_damaged_feature_cache_entry_is_computed_again(tmp_path, caplog, damage):
+    """robust36 #4: half a colour histogram .npz (a killed copy, a full disk) was a
+    BadZipFile traceback in fuse and baselines, a damaged SIFT .npy a ValueError; the other
+    caches recompute such an entry with a warning, and so do these (and rewrite it)."""
+    rng = np.random.default_rng(5)
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"im{i}.png")
+        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(paths[-1])
+    cache = tmp_path / "cache"
+    first = hc.extract_features(paths, cache_dir=cache, n_jobs=1, progress=False)
+    colour = next((cache / "baselines").glob("colour-*.npz"))
+    sift = sorted((cache / "baselines").glob("sift-*/*.npy"))
+    assert len(sift) == 3
+    for file in (colour, sift[1]):
+        file.write_bytes(damage)
+    with caplog.at_level(logging.WARNING):
+        again = hc.extract_features(paths, cache_dir=cache, n_jobs=1, progress=False)
+    np.testing.assert_array_equal(again.gch, first.gch)
+    np.testing.assert_array_equal(again.lch, first.lch)
+    for a, b in zip(again.descriptors, first.descriptors, strict=True):
+        np.testing.assert_array_equal(a, b)
+    said = caplog.text
+    assert f"{colour}: unreadable colour histogram cache entry, recomputing" in said
+    assert f"{sift[1]}: unreadable SIFT cache entry, recomputing" in said
+    caplog.clear()
+    hc.extract_features(paths, cache_dir=cache, n_jobs=1, progress=False)  # rewritten
+    assert "unreadable" not in caplog.text
 
 
 def test_a_feature_cache_that_cannot_be_written_is_one_line_naming_it(tmp_path, monkeypatch):
