@@ -278,10 +278,16 @@ def test_cli_explain(tmp_path, capsys):
         Image.fromarray(rng.integers(0, 256, (40 + i, 50, 3), dtype=np.uint8)).save(good[-1])
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    loop = tmp_path / "loop.jpg"  # robust36 #6: a link to itself was a RuntimeError traceback
+    loop.symlink_to(loop.name)
     out = tmp_path / "out"
     argv = ["explain", str(good[0]), str(bad), str(good[1]), "--model", str(ckpt), "--out",
             str(out), "--target", "positive", "--device", "cpu"]
-    assert main(argv) == 3
+    assert main([*argv[:2], str(loop), *argv[2:]]) == 3
+    looped = list(csv.DictReader((out / "explain.csv").open()))[1]
+    assert (looped["image"], looped["error"]) == (str(loop), f"{loop}: too many levels of "
+                                                             "symbolic links")
+    assert main([*argv, "--overwrite"]) == 3
     rows = list(csv.DictReader((out / "explain.csv").open()))
     assert [r["image"] for r in rows] == [str(good[0]), str(bad), str(good[1])]
     assert rows[1]["error"] and not rows[0]["error"] and not rows[2]["error"]

@@ -102,8 +102,9 @@ def _key(paths: Sequence[str | os.PathLike], size: int,
     h = hashlib.sha1()
     h.update(json.dumps([_FORMAT, int(size)]).encode())
     for p in paths:
-        p = Path(p).resolve()
-        h.update(per_file(p, stat_file(p)).encode())
+        st = stat_file(Path(p))  # first: a link loop is an ImageError here, resolve()'s
+        p = Path(p).resolve()    # RuntimeError below (robust36 #6: explain's traceback)
+        h.update(per_file(p, st).encode())
     return h.hexdigest()
 
 
