@@ -116,6 +116,22 @@ def test_the_fusions_config_records_the_hand_crafted_settings_and_seed(twitter_l
     assert "already holds a run made with other hand_crafted.k" in capsys.readouterr().err
 
 
+def test_a_damaged_data_record_of_the_run_read_names_what_mends_it(twitter_like, tmp_path,
+                                                                     capsys, monkeypatch):
+    """robust36 #8: fuse (as layers and regions) read a run whose data.json is damaged and
+    said "... or pass --overwrite to start again": fuse's --overwrite remakes the fusion, not
+    the run's record. The remedy is the run's own."""
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    run = _finished_run(tmp_path / "run", twitter_like, data_record=True)
+    (run / "data.json").write_text("{cut")
+    assert main(["fuse", str(run), "--features", "gch", "--no-progress", "--overwrite"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"vsent: error: {run / 'data.json'}: not "
+                                               "readable JSON (")
+    assert err[0].endswith("; restore it from a copy of the run, or train the run again "
+                           "(crossval --overwrite)")
+
+
 def test_a_finished_fusion_with_a_damaged_summary_is_one_line_naming_it(twitter_like,
                                                                          tmp_path, capsys,
                                                                          monkeypatch):

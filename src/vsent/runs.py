@@ -808,12 +808,13 @@ def check_run_data(run: str | Path, config: Mapping[str, Any]) -> None:
 RECORD_REMEDY = "restore it from a copy of the run, or pass --overwrite to start again"
 
 
-def read_record(file: Path, what: str, keys: Collection[str] = ()) -> dict[str, Any]:
+def read_record(file: Path, what: str, keys: Collection[str] = (),
+                remedy: str = RECORD_REMEDY) -> dict[str, Any]:
     """The JSON object a run recorded in ``file`` to compare on resume (:data:`DATA_RECORD`,
     :data:`INIT_RECORD`, :data:`EXTRA_RECORD`); VsentError, one line naming ``file``, when it
     cannot be read (an OSError too: a folder of that name, no permission), is no JSON object
-    or lacks one of ``keys`` ("not the record of <what>"), with :data:`RECORD_REMEDY`."""
-    remedy = RECORD_REMEDY
+    or lacks one of ``keys`` ("not the record of <what>"), with ``remedy`` (the record of a
+    run another command reads is not mended by that command's --overwrite)."""
     try:
         then = json.loads(file.read_text())
     except OSError as e:
@@ -832,7 +833,8 @@ def check_data_record(file: Path, dataset: Dataset, data: str, since: str, remed
     be of other data). Nothing to compare when ``file`` is absent (older runs)."""
     if not file.exists():  # (a folder there: read_record says so)
         return
-    then = read_record(file, "a dataset", FINGERPRINT_KEYS)
+    then = read_record(file, "a dataset", FINGERPRINT_KEYS,
+                       f"restore it from a copy of the run, or {remedy}")
     error = data_change_error(then, dataset, data, since, file, remedy)
     if error is not None:
         raise error
