@@ -294,6 +294,20 @@ def test_a_run_is_right_where_its_own_predicted_class_is(tmp_path):
         compare_runs(wide, plain)["accuracy_b"] == 0.75
 
 
+def test_a_run_named_twice_is_refused_before_holm_counts_it_twice(tmp_path, capsys):
+    """robust36 #11: `compare A B C B` (or B and a link to it) made a family of three, its
+    Holm correction too strong for the two comparisons there are."""
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    c = _run(tmp_path / "c", A[::-1], labels=LABELS, folds=FOLDS)
+    (tmp_path / "link").symlink_to(b)
+    for again in (b, tmp_path / "link"):
+        assert main(["compare", str(a), str(b), str(c), str(again)]) == 2
+        assert capsys.readouterr().err == (f"vsent: error: {again}: named twice (as {b} too); "
+                                           "each run B is compared once\n")
+    assert main(["compare", str(a), str(b), str(c)]) == 0
+
+
 def test_compare_many_gives_each_run_its_own_holm_p_value(tmp_path):
     # two runs with clearly different p-values, the larger one listed first: Holm's values
     # must stay with their runs (a family of p = 1 values, as above, cannot tell)
