@@ -319,6 +319,32 @@ def test_cli_explain(tmp_path, capsys):
     assert not (tmp_path / "out4").exists()
 
 
+def test_cli_explain_an_out_inside_an_input_folder_leaves_its_own_maps_out(tmp_path, capsys):
+    """robust36 #3: `explain FOLDER --out FOLDER/cam` found the first run's overlays and heat
+    maps as images the second time: 'already holds a run made with other images_found', so
+    the same command could not continue or return the run. Its own maps are left out
+    (another run's maps in the folder are images the user gave)."""
+    from vsent.cli import main
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(
+            folder / f"im{i}.png")
+    argv = ["explain", str(folder), "--model", str(ckpt), "--device", "cpu"]
+    assert main([*argv, "--out", str(folder / "cam")]) == 0
+    first = (folder / "cam" / "explain.csv").read_text()
+    assert main([*argv, "--out", str(folder / "cam")]) == 0  # the finished run, returned
+    assert (folder / "cam" / "explain.csv").read_text() == first
+    rows = list(csv.DictReader((folder / "cam" / "explain.csv").open()))
+    assert sorted(r["image"] for r in rows) == [str(folder / "im0.png"), str(folder / "im1.png")]
+
+
 def test_cli_explain_a_file_name_that_is_not_utf8_is_explained_with_the_others(tmp_path,
                                                                              capsys):
     """A Latin-1 name (caf\\xe9.png) crashed the digest of the files found (strict UTF-8):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -373,6 +374,7 @@ def explain(
     if layer is not None:  # before the run directory is opened (--overwrite empties it)
         layer_module(predictor.model, layer)
     items = list(iter_inputs(images))  # folders walked, globs expanded, in input order
+    items = _outside(items, Path(out))
     # the checkpoint's bytes too: one retrained at the same path must not return the old maps;
     # and the files found: a folder given again after images were added or edited is not done
     config = {"command": "explain", "model": str(checkpoint),
@@ -409,6 +411,21 @@ def explain(
         rd.write_csv(DONE, rows, list(FIELDS))
         _say_done(rows, layer, target, rd)
     return rows
+
+
+def _outside(items: list[Any], out: Path) -> list[Any]:
+    """``items`` without the files inside ``out`` (robust36 #3: an --out inside an input
+    folder had this run's maps explained as images by the next run, and the files found
+    differ from the first run's, which refused to continue it); said in one line."""
+    from vsent.batch import Unmatched
+
+    root = Path(os.path.abspath(out))  # (the items' spelling: no file system lookups)
+    kept = [i for i in items if isinstance(i, Unmatched)
+            or not Path(os.path.abspath(i)).is_relative_to(root)]
+    if len(kept) < len(items):
+        log.info("%d files inside --out %s (this command's own maps) left out of the inputs",
+                 len(items) - len(kept), out)
+    return kept
 
 
 def _say_done(rows: Sequence[Mapping[str, Any]], layer: str | None, target: str,
