@@ -574,7 +574,8 @@ def test_cli(tmp_path, run_dir, capsys):
     assert main([*argv[:-1], "--Cs", "1"]) == 2
     assert "other probe" in capsys.readouterr().err
     assert main(["layers", "--run", str(tmp_path / "nope"), "--out", str(out)]) == 2
-    assert "not a crossval run directory" in capsys.readouterr().err
+    assert capsys.readouterr().err == (f"vsent: error: {tmp_path / 'nope'}: no such file or "
+                                       "directory\n")  # (robust36 #13: "not a crossval run")
 
 
 def test_a_stored_kernel_that_cannot_be_read_is_computed_again_from_its_features(tmp_path):

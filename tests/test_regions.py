@@ -914,6 +914,13 @@ def test_cli_regions_not_a_run(tmp_path, capsys):
 
     assert main(["regions", "--run", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "not a crossval run directory" in capsys.readouterr().err
+    # another command's run is named as such (robust36 #10: "not a crossval config (unknown
+    # run config keys: members, runs, seeds)"), as fuse and ensemble name it
+    for command in ("ensemble", "fuse"):
+        (tmp_path / "config.json").write_text(json.dumps({"command": command, "runs": []}))
+        assert main(["regions", "--run", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+        assert capsys.readouterr().err == (f"vsent: error: {tmp_path}: made by vsent {command}, "
+                                           "not by crossval (needs a crossval run directory)\n")
 
 
 def test_cli_predict_regions(tmp_path):
