@@ -4,6 +4,7 @@ config, folds, summary and versions; Markdown and JSON; the ``vsent card`` comma
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -66,6 +67,22 @@ def test_card_of_a_fold_checkpoint_carries_the_runs_data_and_metrics(run_dir):
     # the checkpoint's own record, not the run's first session's (versions.json: 9.9.9)
     assert card["versions"]["source"] == "checkpoint" and card["versions"]["vsent"] == __version__
     json.dumps(card)  # JSON types only
+
+
+def test_a_damaged_run_file_is_said_not_hidden_as_not_recorded(run_dir, caplog):
+    """robust36 #9: a half-written summary.json gave a card saying its metrics were "not
+    recorded (the checkpoint is not inside a finished crossval run)", silently."""
+    summary = run_dir / "summary.json"
+    summary.write_text(summary.read_text()[:30])
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        card = model_card(run_dir / "fold2" / "model.pt")
+    assert card["metrics"] is None
+    assert f"{summary}: unreadable (" in caplog.text
+    caplog.clear()
+    summary.unlink()  # absent: nothing to say (a checkpoint outside a run has none)
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        model_card(run_dir / "fold2" / "model.pt")
+    assert "unreadable" not in caplog.text
 
 
 def test_markdown_card_shows_each_section(run_dir):

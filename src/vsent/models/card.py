@@ -374,9 +374,15 @@ def _fusion(ckpt: Mapping[str, Any], path: Path) -> dict[str, Any] | None:
 
 
 def _read_json(path: Path) -> Any:
+    """A run file the card reads; None when absent, or unreadable (half-written, damaged:
+    said in a warning naming it, robust36 #9), and the card says "not recorded"."""
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError):  # absent or half-written: the card says "not recorded"
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        log.warning("%s: unreadable (%s): the card says 'not recorded' for what it holds",
+                    path, one_line(e))
         return None
 
 
