@@ -132,6 +132,18 @@ def test_a_damaged_data_record_of_the_run_read_names_what_mends_it(twitter_like,
                            "(crossval --overwrite)")
 
 
+def test_a_run_config_whose_seed_is_no_integer_is_one_line_naming_it(twitter_like, tmp_path,
+                                                                      capsys):
+    """robust36 #7: a hand-edited "seed": "abc" was numpy's ValueError traceback in fuse."""
+    run = _finished_run(tmp_path / "run", twitter_like)
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "seed": "abc"}))
+    assert main(["fuse", str(run), "--features", "gch", "--no-progress"]) == 2
+    assert capsys.readouterr().err == (f"vsent: error: {run / 'config.json'}: seed 'abc' is "
+                                       "not an integer >= 0\n")
+    assert not (run / "fuse").exists()
+
+
 def test_a_finished_fusion_with_a_damaged_summary_is_one_line_naming_it(twitter_like,
                                                                          tmp_path, capsys,
                                                                          monkeypatch):

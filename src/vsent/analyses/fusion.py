@@ -598,7 +598,7 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
     # the BoW/Fisher encoders; cue parameters are the defaults) and the classifier's seed
     # (the run's, as fuse_run takes it: its inner CV and fit)
     config["hand_crafted"] = asdict(baseline_config)
-    config["seed"] = run_cfg.get("seed", 0)
+    config["seed"] = run_seed(run, run_cfg)
     compare = _compared_keys(out, config, overwrite)
     moved = _run_moved_since(out, run, compare)
     if moved:  # the fusion went with its run: identified by its inputs' hashes, not the path
@@ -619,6 +619,16 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
             rd.write_text("summary.md", f"# {run}\n\n" + fusion_markdown(res))
             rd.write_json(SUMMARY, res)  # written last: marks the fusion done
     return res, out
+
+
+def run_seed(run: str | os.PathLike, cfg: dict[str, Any]) -> int:
+    """The seed a run's config.json records (0 when it records none), which its fusion's
+    classifier and folds take; VsentError naming the file when it is no integer (robust36 #7:
+    a hand-edited "abc" was numpy's traceback)."""
+    seed = cfg.get("seed", 0)
+    if type(seed) is not int or seed < 0:
+        raise VsentError(f"{Path(run) / 'config.json'}: seed {seed!r} is not an integer >= 0")
+    return seed
 
 
 def _check_options(rule: str, weight: float | str, method: str,
@@ -778,7 +788,8 @@ def fuse_run(
                           "train the run again (crossval --overwrite)")
     spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",
                                                                                    "campos")
-    folds = make_folds(dataset, spec, seed=cfg.get("seed", 0))
+    seed = run_seed(run, cfg)
+    folds = make_folds(dataset, spec, seed=seed)
     config = baseline_config or BaselineConfig()
     check_inner_splits(dataset.labels, folds, config.inner_splits)
     # compare's reader (a damaged file is one line naming it and the line, not a traceback),
@@ -835,7 +846,6 @@ def fuse_run(
         _check_fold_predictions(pred_file, preds, dataset, fold, test, cfg["data"])
         hand_train = extra_joint.fold_train(fold) if extra_joint is not None else fold.train
         fold_mats, widths = _hand_blocks(blocks_wanted, feats, mats, hand_train, config)
-        seed = cfg.get("seed", 0)
         grid = {"Cs": config.Cs, "inner_splits": config.inner_splits}
         hand = hand_crafted_probabilities(np.hstack(fold_mats), y, hand_train, test,
                                           blocks=widths, method=method, seed=seed,
