@@ -289,6 +289,12 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys, twitter_like, tmp_
     assert main([*argv, "--resume"]) == 130  # already given
     assert capsys.readouterr().err == ("vsent: interrupted; what was written is kept: the same "
                                        "command continues it\n")
+    # a command with nothing to continue says it stopped, no more (robust36 #13)
+    import vsent.models.card
+
+    monkeypatch.setattr(vsent.models.card, "model_card", interrupted)
+    assert main(["card", str(tmp_path / "m.pt")]) == 130
+    assert capsys.readouterr().err == "vsent: interrupted\n"
     # reproduce's default --out (None until it names runs/reproduce/PAPER) is a folder too
     import vsent.cli.reproduce as reproduce_cli
 
@@ -297,10 +303,15 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys, twitter_like, tmp_
     assert capsys.readouterr().err == ("vsent: interrupted; what was written is kept: the same "
                                        "command with --resume continues it\n")
     # a command without --resume (layers, fuse) continues when run again
-    monkeypatch.setattr(crossval_cli, "run_models", interrupted)
-    assert main(["models"]) == 130
+    import vsent.analyses.fusion
+
+    monkeypatch.setattr(vsent.analyses.fusion, "fuse", interrupted)
+    assert main(["fuse", str(tmp_path / "r")]) == 130
     assert capsys.readouterr().err == ("vsent: interrupted; what was written is kept: the same "
                                        "command continues it\n")
+    monkeypatch.setattr(crossval_cli, "run_models", interrupted)  # one that keeps nothing
+    assert main(["models"]) == 130
+    assert capsys.readouterr().err == "vsent: interrupted\n"
 
 
 def test_every_training_option_has_help_and_names_its_choices():

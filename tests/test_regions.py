@@ -350,6 +350,9 @@ def _sed_yaml(trees: int = 1, arrays: bool = True) -> str:
 def test_edge_model_errors(tmp_path):
     with pytest.raises(VsentError, match="no such file"):
         P.make_edge_detector(tmp_path / "missing.yml.gz")
+    with pytest.raises(VsentError, match=f"^--edge-model {re.escape(str(tmp_path))}: is a "
+                                         "folder, not a file"):  # robust36 #13: no such file
+        P.make_edge_detector(tmp_path)
     bad = tmp_path / "bad.yml.gz"
     bad.write_bytes(b"not a model")
     with pytest.raises(VsentError, match="cannot read it as a SED model"):

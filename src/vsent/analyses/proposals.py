@@ -234,7 +234,8 @@ def make_edge_detector(edge_model: str | os.PathLike | None = None) -> EdgeDetec
         return EdgeDetector("gradient", gradient_edges)
     path = Path(edge_model)
     if not path.is_file():
-        raise VsentError(f"--edge-model {path}: no such file (a SED model.yml.gz)")
+        what = "is a folder, not a file" if path.is_dir() else "no such file"
+        raise VsentError(f"--edge-model {path}: {what} (a SED model.yml.gz)")
     ximgproc = cv2_feature("ximgproc", "--edge-model")
     _check_sed_model(path)
     try:

@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands that write nothing to continue (a server, a file written whole or not at all, a
+#: printed answer): stopped, they say so without "what was written is kept" (robust36 #13).
+KEEP_NOTHING = frozenset({"serve", "export", "card", "compare", "models", "cache"})
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``timeout``, ``docker stop``, a scheduler ending the job), stopped as Ctrl-C."""
 
@@ -134,7 +139,11 @@ def _interrupted(args: argparse.Namespace, e: KeyboardInterrupt) -> int:
     # a run directory keeps its finished folds and epochs, predict --out its rows; layers
     # and fuse have no --resume: they continue when run again
     what = "terminated" if isinstance(e, Terminated) else "interrupted"
-    if not os.environ.get(LAUNCHED_BY_VSENT):  # a rank of --nproc: its launcher says it
+    if os.environ.get(LAUNCHED_BY_VSENT):  # a rank of --nproc: its launcher says it
+        pass
+    elif getattr(args, "command", None) in KEEP_NOTHING:
+        print(f"vsent: {what}", file=sys.stderr)
+    else:
         print(f"vsent: {what}; what was written is kept{how_to_continue(args)}",
               file=sys.stderr)
     return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
