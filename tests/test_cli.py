@@ -11,6 +11,7 @@ import pytest
 
 from vsent.cli import build_parser, main
 from vsent.cli.common import progress_enabled
+from vsent.runs import _RunLog
 
 HEAVY = ("torch", "torchvision", "numpy", "cv2", "matplotlib", "sklearn", "PIL", "tqdm",
          "fastapi", "timm", "open_clip")
@@ -224,7 +225,8 @@ def test_explain_output_follows_the_run_directory_policy(tmp_path, capsys):
 @pytest.mark.parametrize("error, said", [
     (OSError(28, "No space left on device", "/r/fold1/model.pt"),
      "/r/fold1/model.pt: no space left on device"),
-    (OSError("152576 requested and 145376 written"), "no space left on device"),  # numpy's
+    (OSError("152576 requested and 145376 written"),  # numpy's short write
+     "cannot write (152576 requested and 145376 written: is the disk full?)"),
 ])
 def test_a_full_disk_is_one_line_and_exit_2(monkeypatch, capsys, twitter_like, tmp_path, error,
                                             said):
@@ -235,7 +237,7 @@ def test_a_full_disk_is_one_line_and_exit_2(monkeypatch, capsys, twitter_like, t
     import vsent.crossval
 
     def full(*args, **kwargs):
-        logging.getLogger("vsent").addHandler(_Failing())
+        logging.getLogger("vsent").addHandler(_Failing(tmp_path / "run.log", delay=True))
         try:
             logging.getLogger("vsent").info("a line run.log cannot take")
             try:
@@ -249,13 +251,19 @@ def test_a_full_disk_is_one_line_and_exit_2(monkeypatch, capsys, twitter_like, t
     monkeypatch.setattr(vsent.crossval, "crossval", full)
     argv = ["crossval", "--data", str(twitter_like), "--preset", "quick", "--out",
             str(tmp_path / "r")]
-    logging.raiseExceptions = True  # (as Python starts; main sets it for the command)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == (
         f"vsent: error: {said}: free some space; what was written is kept: the same command "
         "with --resume continues it")
     assert "Traceback" not in err and "Logging error" not in err, err
+
+    import vsent.models.card  # a command that keeps nothing (review36 #3: "what was kept")
+
+    monkeypatch.setattr(vsent.models.card, "model_card", full)
+    assert main(["card", str(tmp_path / "m.pt")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"vsent: error: {said}: free some space and run the command again")
 
     def other(*args, **kwargs):
         raise OSError(13, "Permission denied")  # not a full disk: a bug's traceback, as before
@@ -265,12 +273,30 @@ def test_a_full_disk_is_one_line_and_exit_2(monkeypatch, capsys, twitter_like, t
         main(argv)
 
 
-class _Failing(logging.Handler):
+class _Failing(_RunLog):
+    """run.log's handler on a full disk."""
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             raise OSError(28, "No space left on device")
         except OSError:
             self.handleError(record)
+
+
+def test_run_log_reports_a_log_calls_own_mistake_as_logging_does(tmp_path, capsys):
+    """Only a write run.log cannot make is dropped quietly: a bad format is still said."""
+    handler = _RunLog(tmp_path / "run.log", delay=True)
+    record = logging.LogRecord("vsent", logging.ERROR, __file__, 1, "%d", ("x",), None)
+    try:
+        raise TypeError("%d format: a real number is required, not str")
+    except TypeError:
+        handler.handleError(record)
+    assert "--- Logging error ---" in capsys.readouterr().err
+    try:
+        raise OSError(28, "No space left on device")
+    except OSError:
+        handler.handleError(record)
+    assert capsys.readouterr().err == ""
 
 
 def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys, twitter_like, tmp_path):

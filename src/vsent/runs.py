@@ -161,6 +161,17 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+class _RunLog(logging.FileHandler):
+    """run.log's handler: a line the file cannot take (a full disk) is dropped without
+    logging's "--- Logging error ---" traceback on the console, which has the line; the
+    failed write of the run itself says the disk is full (the CLI's one line). Any other
+    error of a log call (a bad format) is reported as logging reports it."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handleError(record)
+
+
 class RunDir:
     """A directory holding one run's config, versions, log and results.
 
@@ -191,8 +202,8 @@ class RunDir:
         if not (self.path / "versions.json").exists():  # those the results were made with
             self.write_json("versions.json", {**versions(), "argv": sys.argv})
         # a message naming a file that is not UTF-8 is logged as its bytes, not a logging error
-        self._handler = logging.FileHandler(self.path / "run.log", encoding="utf-8",
-                                            errors="surrogateescape")
+        self._handler = _RunLog(self.path / "run.log", encoding="utf-8",
+                                errors="surrogateescape")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("vsent").addHandler(self._handler)
         logging.getLogger("vsent").setLevel(logging.INFO)

@@ -95,9 +95,6 @@ def how_to_continue(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    # a log line run.log cannot take (a full disk) is not a traceback on the console: the
-    # console has the line, and the failed write's own error is said once (_disk_full)
-    logging.raiseExceptions = False
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said with the command's usage line, not vsent's
@@ -126,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         full = _disk_full(e)
         if full is None:
             raise
-        print(f"vsent: error: {full}: free some space; what was written is kept"
-              f"{how_to_continue(args)}", file=sys.stderr)
+        print(f"vsent: error: {full}: free some space"
+              f"{_kept(args) or ' and run the command again'}", file=sys.stderr)
         return EXIT_USER_ERROR
     finally:
         if handles_term:  # (a server installs its own while it runs)
@@ -139,27 +136,33 @@ def _interrupted(args: argparse.Namespace, e: KeyboardInterrupt) -> int:
     # a run directory keeps its finished folds and epochs, predict --out its rows; layers
     # and fuse have no --resume: they continue when run again
     what = "terminated" if isinstance(e, Terminated) else "interrupted"
-    if os.environ.get(LAUNCHED_BY_VSENT):  # a rank of --nproc: its launcher says it
-        pass
-    elif getattr(args, "command", None) in KEEP_NOTHING:
-        print(f"vsent: {what}", file=sys.stderr)
-    else:
-        print(f"vsent: {what}; what was written is kept{how_to_continue(args)}",
-              file=sys.stderr)
+    if not os.environ.get(LAUNCHED_BY_VSENT):  # a rank of --nproc: its launcher says it
+        print(f"vsent: {what}{_kept(args)}", file=sys.stderr)
     return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
+
+
+def _kept(args: argparse.Namespace) -> str:
+    """What a stopped or failed command says it leaves: "; what was written is kept" and how
+    to continue (:func:`how_to_continue`), or nothing for :data:`KEEP_NOTHING`."""
+    if getattr(args, "command", None) in KEEP_NOTHING:
+        return ""
+    return f"; what was written is kept{how_to_continue(args)}"
 
 
 def _disk_full(e: BaseException) -> str | None:
     """What a write that found its disk (or quota) full says, when ``e`` is one or was raised
     while handling one (its ``__context__`` chain): ``"<file>: no space left on device"``.
-    numpy's short write says it without an errno ("152576 requested and 145376 written")."""
+    numpy's short write says it without an errno or a file: "cannot write (152576 requested
+    and 145376 written: is the disk full?)"."""
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, OSError) and (e.errno in (errno.ENOSPC, errno.EDQUOT) or (
-                e.errno is None and re.fullmatch(r"\d+ requested and \d+ written", str(e)))):
-            what = os.strerror(e.errno or errno.ENOSPC).lower()
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            what = os.strerror(e.errno).lower()
             return f"{e.filename}: {what}" if e.filename else what
+        if isinstance(e, OSError) and e.errno is None and re.fullmatch(
+                r"\d+ requested and \d+ written", str(e)):
+            return f"cannot write ({e}: is the disk full?)"
         e = e.__context__
     return None
 
