@@ -1158,6 +1158,16 @@ def test_dev_stdout_shares_standard_outputs_position(checkpoint, folder, tmp_pat
     assert proc.returncode == 0, log.read_text()
     again = log.read_text()
     assert again.startswith(text) and again.count(".jpg,") == 4, again
+    # but /dev/fd/3 is opened again, which empties the file behind it even after `3>> log`
+    # (review36 #1): a file with rows is refused as before, kept as it is
+    with log.open("ab") as three:
+        proc = subprocess.run(
+            [sys.executable, "-m", "vsent.cli", "predict", "--model", str(checkpoint),
+             str(folder / "sub"), "--out", f"/dev/fd/{three.fileno()}", "--device", "cpu",
+             "--no-progress"], pass_fds=(three.fileno(),), stderr=subprocess.PIPE,
+            timeout=300)
+    assert proc.returncode == 2 and b"exists: --resume continues it" in proc.stderr
+    assert log.read_text() == again
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])

@@ -201,6 +201,11 @@ def test_cli_jsonl_and_success_exit_code(checkpoint, images, capsys, tmp_path, m
     want = Predictor.from_checkpoint(checkpoint, device="cpu").predict_proba(paths)[:, 1]
     np.testing.assert_allclose([x["prob_positive"] for x in lines], want, atol=1e-6)
     assert all(x["error"] == "" for x in lines)
+    if out:  # (review36 #10: "--resume needs --out", though it was given)
+        assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--out", "-",
+                     "--resume"]) == 2
+        assert capsys.readouterr().err == ("vsent: error: --out -: standard output has no rows "
+                                           "to continue (--resume continues a file)\n")
 
 
 @pytest.mark.parametrize("bad, message", [

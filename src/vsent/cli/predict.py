@@ -9,6 +9,7 @@ torch is imported when the command runs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -135,9 +136,9 @@ def _check_not_empty(paths: list[str], from_list: str | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vsent.batch import (
+        STDOUT_NAMES,
         check_resume,
         iter_inputs,
-        process_path,
         score_stream,
         scoring_record,
     )
@@ -145,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
     from vsent.errors import EXIT_ITEMS_FAILED, VsentError
 
     if args.out == "-":  # as --from-list -: the standard stream, not a file named "-"
+        if args.resume:
+            raise VsentError("--out -: standard output has no rows to continue (--resume "
+                             "continues a file)")
         args.out = None
     if args.batch_size is not None and args.batch_size < 1:
         raise VsentError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -165,8 +169,10 @@ def run(args: argparse.Namespace) -> int:
             # e.g. scores.json: a reader expecting JSON should learn it is CSV before it fails
             print(f"vsent predict: {args.out} is written as CSV (--format jsonl, or a .jsonl "
                   "name, writes JSON lines)", file=sys.stderr)
-    # (standard output and /dev/fd/N are the shell's to set up: `>> log` appends to log)
-    if args.out and not (args.resume or args.overwrite) and not process_path(args.out) \
+    # (standard output, which is written as such, is the shell's to set up: `>> log` appends
+    # to log; /dev/fd/3 & co. are opened again, emptying the file behind them: refused)
+    if args.out and not (args.resume or args.overwrite) \
+            and os.path.abspath(args.out) not in STDOUT_NAMES \
             and Path(args.out).is_file() and Path(args.out).stat().st_size:
         raise VsentError(f"{args.out} exists: --resume continues it, --overwrite replaces it")
     # options of a mode that is off would be silently ignored
