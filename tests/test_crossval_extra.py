@@ -340,6 +340,26 @@ def test_bad_option_combinations(twitter_like, kw, message):
         _cfg(twitter_like, **kw)
 
 
+def test_extra_train_of_folder_data_is_refused_before_overwrite_empties_the_run(
+        learnable_dataset, tmp_path, capsys):
+    """review36 #4: `crossval --extra-train four --overwrite` on a folder dataset emptied the
+    finished run in --out, then refused the data (it has no agreement subsets)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"command": "crossval", "data": "x"}))
+    (out / "summary.json").write_text("{}")
+    kept = {p: p.read_bytes() for p in out.iterdir()}
+    argv = ["crossval", "--data", str(learnable_dataset), "--folds", "stratified",
+            "--preset", "quick", "--extra-train", "four", "--out", str(out), "--overwrite",
+            "--no-progress"]
+    said = (f"vsent: error: {learnable_dataset}: --extra-train needs the Twitter I layout "
+            "(agreement subsets); this is a folder dataset\n")
+    for nproc in ([], ["--nproc", "2"]):  # (the launcher of --nproc checks it too)
+        assert main([*argv, *nproc]) == 2
+        assert capsys.readouterr().err == said
+        assert {p: p.read_bytes() for p in out.iterdir()} == kept
+
+
 def test_fusion_of_a_raw_ablation_is_refused_before_the_run_starts(twitter_like, tmp_path):
     # fc8-1000 keeps ImageNet's 1000 outputs: P(positive) is not one of them
     cfg = _cfg(twitter_like, fusion="gch+bow").replace(model="caffenet",

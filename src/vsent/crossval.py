@@ -40,7 +40,13 @@ from vsent.config import (
 )
 from vsent.data.cache import image_cache
 from vsent.data.datasets import Dataset, load_dataset
-from vsent.data.extra import JointSet, extra_train_set, progressive_filter, with_extra
+from vsent.data.extra import (
+    JointSet,
+    check_extra_train,
+    extra_train_set,
+    progressive_filter,
+    with_extra,
+)
 from vsent.data.folds import (
     Fold,
     check_folds_spec,
@@ -184,6 +190,8 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
     # downloading) them here would be one more load before each rank loads them
     checked, _ = prepare(cfg if cfg.zero_shot else cfg.replace(init="random"))
     cfg = checked.replace(init=cfg.init)
+    if command == "crossval" and cfg.extra_train is not None:
+        check_extra_train(cfg.data, cfg.subset, cfg.extra_train)
     if command == "finetune" and cfg.fusion is not None:
         from vsent.analyses.fused_model import check_saved_blocks
 
@@ -230,6 +238,8 @@ def crossval(
     """
     check_new_run_folds(cfg.folds, out, overwrite, cfg.data)
     cfg, proto = prepare(cfg)
+    if cfg.extra_train is not None:  # before out is opened (--overwrite would empty it)
+        check_extra_train(cfg.data, cfg.subset, cfg.extra_train)
     # DDP: rank 0 opens and writes the run directory, the other ranks get a read-only view
     run = distributed.open_run_dir(out, _run_record("crossval", cfg), resume=resume,
                                    overwrite=overwrite, done=SUMMARY, ignore=NOT_COMPARED)
