@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -106,7 +107,7 @@ def test_cues_do_not_depend_on_upload_size():
     assert np.allclose(a[:4], b[:4], atol=0.02)
 
 
-def test_dataset_cues_cached(tmp_path, monkeypatch):
+def test_dataset_cues_cached(tmp_path, monkeypatch, caplog):
     paths = []
     for i, rgb in enumerate([(255, 0, 0), (128, 128, 128), (30, 60, 200)]):
         paths.append(tmp_path / f"im{i}.png")
@@ -125,8 +126,11 @@ def test_dataset_cues_cached(tmp_path, monkeypatch):
     # a damaged entry (robust36 #4: a traceback) is computed again, with a warning
     monkeypatch.undo()
     entries[0].write_bytes(b"PK\x03\x04 cut short")
-    third = dataset_cues(paths, cache_dir=tmp_path / "cache", progress=False)
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        third = dataset_cues(paths, cache_dir=tmp_path / "cache", progress=False)
     assert third.decoded == 3 and np.array_equal(third.values, first.values)
+    assert f"{entries[0]}: unreadable cue cache entry, recomputing" in caplog.text
+    assert dataset_cues(paths, cache_dir=tmp_path / "cache", progress=False).decoded == 0
 
 
 def test_bad_input():

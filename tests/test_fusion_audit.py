@@ -139,8 +139,8 @@ def test_a_run_config_whose_seed_is_no_integer_is_one_line_naming_it(twitter_lik
     cfg = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**cfg, "seed": "abc"}))
     assert main(["fuse", str(run), "--features", "gch", "--no-progress"]) == 2
-    assert capsys.readouterr().err == (f"vsent: error: {run / 'config.json'}: seed 'abc' is "
-                                       "not an integer >= 0\n")
+    assert capsys.readouterr().err == (f"vsent: error: {run / 'config.json'}: seed must be an "
+                                       "integer in 0..4294967295, got 'abc'\n")
     assert not (run / "fuse").exists()
 
 

@@ -816,7 +816,12 @@ def check_run_data(run: str | Path, config: Mapping[str, Any]) -> None:
 
 #: What to do with a run record that cannot be read (not to delete it: a run without its record
 #: cannot check what the record guards, and would record today's state as its own).
-RECORD_REMEDY = "restore it from a copy of the run, or pass --overwrite to start again"
+def record_remedy(then: str) -> str:
+    """What mends a run record that cannot be read: a copy of it, or ``then``."""
+    return f"restore it from a copy of the run, or {then}"
+
+
+RECORD_REMEDY = record_remedy("pass --overwrite to start again")
 
 
 def read_record(file: Path, what: str, keys: Collection[str] = (),
@@ -844,8 +849,7 @@ def check_data_record(file: Path, dataset: Dataset, data: str, since: str, remed
     be of other data). Nothing to compare when ``file`` is absent (older runs)."""
     if not file.exists():  # (a folder there: read_record says so)
         return
-    then = read_record(file, "a dataset", FINGERPRINT_KEYS,
-                       f"restore it from a copy of the run, or {remedy}")
+    then = read_record(file, "a dataset", FINGERPRINT_KEYS, record_remedy(remedy))
     error = data_change_error(then, dataset, data, since, file, remedy)
     if error is not None:
         raise error

@@ -216,17 +216,23 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def compare_many(reference: str | os.PathLike, runs: Sequence[str | os.PathLike], *,
-                 ten_crop: bool = False, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
-    """:func:`compare_runs` of each run against ``reference``, with ``p_holm``: the p-value
-    corrected by Holm's method over these comparisons (one family)."""
+def check_each_run_once(runs: Sequence[str | os.PathLike]) -> None:
+    """VsentError naming a run B given twice (by two spellings or a link): it would count
+    twice in Holm's family, making its correction too strong."""
     seen: dict[Path, str | os.PathLike] = {}
-    for run in runs:  # (a run counted twice would make Holm's family one comparison larger)
+    for run in runs:
         key = Path(run).resolve()
         if key in seen:
             raise VsentError(f"{run}: named twice (as {seen[key]} too); each run B is "
                              "compared once")
         seen[key] = run
+
+
+def compare_many(reference: str | os.PathLike, runs: Sequence[str | os.PathLike], *,
+                 ten_crop: bool = False, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
+    """:func:`compare_runs` of each run against ``reference``, with ``p_holm``: the p-value
+    corrected by Holm's method over these comparisons (one family)."""
+    check_each_run_once(runs)
     ref = load_scores(reference, ten_crop)  # read once for the whole family
     results = [_paired(reference, ref, run, load_scores(run, ten_crop), ten_crop, exclude)
                for run in runs]

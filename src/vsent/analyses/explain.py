@@ -423,8 +423,8 @@ def _outside(items: list[Any], out: Path) -> list[Any]:
     kept = [i for i in items if isinstance(i, Unmatched)
             or not Path(os.path.abspath(i)).is_relative_to(root)]
     if len(kept) < len(items):
-        log.info("%d files inside --out %s (this command's own maps) left out of the inputs",
-                 len(items) - len(kept), out)
+        log.info("%d files inside --out %s, where this command writes its maps, left out of "
+                 "the inputs", len(items) - len(kept), out)
     return kept
 
 

@@ -625,10 +625,14 @@ def run_seed(run: str | os.PathLike, cfg: dict[str, Any]) -> int:
     """The seed a run's config.json records (0 when it records none), which its fusion's
     classifier and folds take; VsentError naming the file when it is no integer (robust36 #7:
     a hand-edited "abc" was numpy's traceback)."""
+    from vsent.config import check_seed
+
     seed = cfg.get("seed", 0)
-    if type(seed) is not int or seed < 0:
-        raise VsentError(f"{Path(run) / 'config.json'}: seed {seed!r} is not an integer >= 0")
-    return seed
+    try:
+        check_seed(seed)
+    except VsentError as e:
+        raise VsentError(f"{Path(run) / 'config.json'}: {str(e).removeprefix('--')}") from None
+    return int(seed)
 
 
 def _check_options(rule: str, weight: float | str, method: str,

@@ -292,7 +292,7 @@ def extract_features(
             mark_used(colour_file)
         except NPZ_READ_ERRORS:  # (a killed copy, a full disk: computed again, rewritten)
             log.warning("%s: unreadable colour histogram cache entry, recomputing", colour_file)
-            gch_all, lch_all = np.zeros_like(gch_all), np.zeros_like(lch_all)
+            gch_all, lch_all = np.zeros((n, 64), np.float32), np.zeros((n, 1024), np.float32)
             need_colour = True
     if need_sift:
         mark_used(sift_dir)  # one entry of `vsent cache`: its last use

@@ -44,6 +44,7 @@ def run_compare(args: argparse.Namespace) -> int:
     import json
 
     from vsent.analyses.compare import (
+        check_each_run_once,
         compare_many,
         compare_runs,
         comparison_text,
@@ -54,6 +55,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from vsent.errors import VsentError
     from vsent.files import atomic_write_text
 
+    check_each_run_once(args.run_b)  # before any work (--without-train-copies reads images)
     if args.json:  # before any work; never over a file the comparison reads
         _check_json_out(Path(args.json), [args.run_a, *args.run_b], args.overwrite)
     copies = train_copies(args.run_a) if args.without_train_copies else {}
