@@ -567,4 +567,5 @@ def test_a_finished_ensemble_with_a_damaged_inputs_record_says_to_make_it_again(
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(
         f"vsent: error: {tmp_path / 'ens' / 'inputs.json'}: not ")
-    assert err[0].endswith(f"; pass --overwrite to make {tmp_path / 'ens'} again")
+    assert err[0].endswith(f"; restore it from a copy of the run, or pass --overwrite to make "
+                           f"{tmp_path / 'ens'} again")  # (once, review36 #8)

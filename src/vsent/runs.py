@@ -774,10 +774,9 @@ def check_inputs(run: RunDir, files: Sequence[str | Path],
     if run.status != "finished":
         run.write_json(INPUTS, now)
     elif record.is_file():
-        try:  # (read_json's remedy, deleting the file, would only silence the check)
-            then = read_record(record, "inputs (file: SHA-256)")
-        except VsentError as e:
-            raise VsentError(f"{e}; pass --overwrite to make {run.path} again") from None
+        # (read_json's remedy, deleting the file, would only silence the check)
+        then = read_record(record, "inputs (file: SHA-256)",
+                           remedy=record_remedy(f"pass --overwrite to make {run.path} again"))
         if moved:
             old, new = moved
             then = {str(new / Path(f).relative_to(old)) if Path(f).is_relative_to(old) else f:
