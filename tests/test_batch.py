@@ -1128,12 +1128,12 @@ def _umask() -> int:
 def test_only_this_processs_files_under_dev_and_proc_are_not_outputs(tmp_path):
     """review27b: anything under /dev counted as this process's (an output in /dev/shm got no
     record, no lock and no --resume); /dev/stdout & co. are standard output itself."""
-    from vsent.batch import STDOUT_NAMES, process_path
+    from vsent.batch import STDOUT_NAMES, _process_path
 
-    assert all(process_path(p) for p in (*STDOUT_NAMES, "/dev/null", "/dev/fd/3", "/proc/1/x"))
-    assert not process_path(tmp_path / "a.csv")
+    assert all(_process_path(p) for p in (*STDOUT_NAMES, "/dev/null", "/dev/fd/3", "/proc/1/x"))
+    assert not _process_path(tmp_path / "a.csv")
     if Path("/dev/shm").is_dir():
-        assert not process_path("/dev/shm/vsent-scores.csv")
+        assert not _process_path("/dev/shm/vsent-scores.csv")
 
 
 def test_dev_stdout_shares_standard_outputs_position(checkpoint, folder, tmp_path):

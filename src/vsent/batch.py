@@ -634,7 +634,7 @@ def _check_resumable(out: str | Path) -> None:
     """``--resume`` reads the rows of ``out`` back and appends to it: a folder cannot be
     read so, and a pipe or a FIFO would be read (and waited on) without end, its rows gone
     down the pipe anyway. Refused in one line; an ``out`` that does not exist yet is fine."""
-    if process_path(out):
+    if _process_path(out):
         raise VsentError(f"--out {out}: names a file of this process (/dev, /proc), not a "
                          "file: --resume continues the rows of a file (drop --resume, or "
                          "write to a file)")
@@ -656,7 +656,7 @@ def _check_resumable(out: str | Path) -> None:
 STDOUT_NAMES = ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
 
 
-def process_path(out: str | Path) -> bool:
+def _process_path(out: str | Path) -> bool:
     """Whether ``out`` names something of this process under /dev or /proc (``/dev/fd/3``, a
     device such as ``/dev/null``), not a regular file (``/dev/shm/x.csv`` is one): no record or
     lock is kept beside it (none could be written in /dev, and no later run would find it by
@@ -678,7 +678,7 @@ def output_lock(out: str | Path | None) -> Iterator[None]:
     them twice. It is refused in one line naming the first run's pid. Standard output, pipes
     and devices are not locked (no run can resume them). The lock file is removed at the end.
     """
-    if out is None or fcntl is None or process_path(out) or (
+    if out is None or fcntl is None or _process_path(out) or (
             os.path.exists(out) and not os.path.isfile(out)):
         yield
         return
@@ -959,7 +959,7 @@ def _score_stream(items: Iterable[str | Path | Unmatched], scorer: Scorer,
     if resume:
         done = _out_error(out, read_done, out, fmt)  # checks the file before anything changes
     keep = None
-    if record is not None and out is not None and not process_path(out):
+    if record is not None and out is not None and not _process_path(out):
         keep, warning = record_for(out, record, has_rows=done.rows > 0)
         if warning:
             (warn or _warn_stderr)(warning)
