@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import logging
 
 import numpy as np
 import pytest
@@ -390,7 +391,7 @@ def test_cli_explain_a_file_name_that_is_not_utf8_is_explained_with_the_others(t
     assert b"bad\xe9.jpg: cannot identify" in (tmp_path / "out2" / "run.log").read_bytes()
 
 
-def test_explain_function_runs_the_whole_command(tmp_path):
+def test_explain_function_runs_the_whole_command(tmp_path, caplog):
     """``explain`` (the Python function of ``vsent explain``): inputs, rows, run directory."""
     from vsent.data.images import load_resized
     from vsent.evaluate import predict_proba
@@ -404,10 +405,13 @@ def test_explain_function_runs_the_whole_command(tmp_path):
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (30, 45, 3), np.uint8)).save(img)
     nothing = str(tmp_path / "none*.jpg")
     out = tmp_path / "out"
-    rows = X.explain(ckpt, [img, nothing, img], out, target="negative", device="cpu")
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        rows = X.explain(ckpt, [img, nothing, img], out, target="negative", device="cpu")
     # in input order: an input that matched nothing keeps its place
     assert [r["image"] for r in rows] == [str(img), nothing, str(img)]
     assert rows[1]["error"] and not rows[0]["error"] and not rows[2]["error"]
+    # and is said, as an image that cannot be read is (robust36 #12: in the CSV only)
+    assert f"{nothing}: the pattern matched no file" in caplog.text
     assert rows[0]["overlay"] != rows[2]["overlay"]  # each image its own files
     # the scores are the model's centre-crop probabilities (the inference path, not Grad-CAM's)
     probs = predict_proba(model, load_resized(img, model.info.preprocess.resize)[None],

@@ -401,6 +401,9 @@ def explain(
                             "are at the images' full size (--overwrite remakes them)", out)
             return stored
         paths = [i for i in items if not isinstance(i, Unmatched)]
+        for i in items:  # said as an image that cannot be read is (robust36 #12: CSV only)
+            if isinstance(i, Unmatched):
+                log.warning("%s", i.reason)
         explained = iter(explain_images(predictor.model, paths, rd.path, layer=layer,
                                         target=target, device=dev,
                                         class_names=predictor.class_names,
@@ -435,7 +438,8 @@ def _say_done(rows: Sequence[Mapping[str, Any]], layer: str | None, target: str,
     reads as a result)."""
     failed = sum(bool(r["error"]) for r in rows)
     empty = [r for r in rows if r.get("empty_map")]
-    used = next((r["layer"] for r in rows if r.get("layer")), layer)
+    # (every input failed: no map resolved the default layer, said as such, not "None")
+    used = next((r["layer"] for r in rows if r.get("layer")), layer) or "default"
     if rd is not None:
         rd.log_only(f"explained {len(rows) - failed} of {len(rows)} images, {failed} failed "
                     f"(layer {used}, target {target})")
