@@ -412,6 +412,9 @@ def test_explain_function_runs_the_whole_command(tmp_path, caplog):
     assert rows[1]["error"] and not rows[0]["error"] and not rows[2]["error"]
     # and is said, as an image that cannot be read is (robust36 #12: in the CSV only)
     assert f"{nothing}: the pattern matched no file" in caplog.text
+    X.explain(ckpt, [nothing], tmp_path / "none", device="cpu")  # no map: no layer resolved
+    assert "explained 0 of 1 images, 1 failed (layer default, target predicted)" in (
+        tmp_path / "none" / "run.log").read_text()
     assert rows[0]["overlay"] != rows[2]["overlay"]  # each image its own files
     # the scores are the model's centre-crop probabilities (the inference path, not Grad-CAM's)
     probs = predict_proba(model, load_resized(img, model.info.preprocess.resize)[None],
