@@ -17,6 +17,7 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from vsent import __version__
@@ -154,29 +155,30 @@ def _disk_full(e: BaseException) -> str | None:
     while handling one (its ``__context__`` chain): ``"<file>: no space left on device"``.
     numpy's short write says it without an errno or a file: "cannot write (152576 requested
     and 145376 written: is the disk full?)"."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            what = os.strerror(e.errno).lower()
-            return f"{e.filename}: {what}" if e.filename else what
-        if isinstance(e, OSError) and e.errno is None and re.fullmatch(
-                r"\d+ requested and \d+ written", str(e)):
-            return f"cannot write ({e}: is the disk full?)"
-        e = e.__context__
+    for x in _context_chain(e):
+        if isinstance(x, OSError) and x.errno in (errno.ENOSPC, errno.EDQUOT):
+            what = os.strerror(x.errno).lower()
+            return f"{x.filename}: {what}" if x.filename else what
+        if isinstance(x, OSError) and x.errno is None and re.fullmatch(
+                r"\d+ requested and \d+ written", str(x)):
+            return f"cannot write ({x}: is the disk full?)"
     return None
 
 
 def _interrupt_behind(e: BaseException) -> KeyboardInterrupt | None:
     """The KeyboardInterrupt (or :class:`Terminated`) during whose handling ``e`` was raised,
     if any (its ``__context__`` chain)."""
+    return next((x for x in _context_chain(e) if isinstance(x, KeyboardInterrupt)), None)
+
+
+def _context_chain(e: BaseException | None) -> Iterator[BaseException]:
+    """``e``, then the exception it was raised while handling, and so on (``__context__``),
+    each once (a cycle ends the walk)."""
     seen = set()
     while e is not None and id(e) not in seen:
-        if isinstance(e, KeyboardInterrupt):
-            return e
         seen.add(id(e))
+        yield e
         e = e.__context__
-    return None
 
 
 if __name__ == "__main__":  # pragma: no cover
