@@ -939,14 +939,13 @@ def open_run(path: str | Path) -> CrossvalRun:
     path = Path(path)
     if not path.exists():  # (a typo: "not a crossval run" would send one looking in it)
         raise VsentError(f"{path}: no such file or directory")
-    if (path / CONFIG).is_file():  # another command's run: said as fuse and ensemble say it
-        made_by = read_config(path).get("command")
-        if made_by not in (None, "crossval"):
-            raise VsentError(f"{path}: made by vsent {made_by}, not by crossval (needs a "
-                             "crossval run directory)")
-    if not (path / CONFIG).exists() or not (path / FOLDS).exists():
+    stored = read_config(path) if (path / CONFIG).exists() else None
+    made_by = (stored or {}).get("command")
+    if made_by not in (None, "crossval"):  # another command's run: as fuse and ensemble say
+        raise VsentError(f"{path}: made by vsent {made_by}, not by crossval (needs a "
+                         "crossval run directory)")
+    if stored is None or not (path / FOLDS).exists():
         raise VsentError(f"{path}: not a crossval run directory (no {CONFIG}/{FOLDS})")
-    stored = read_config(path)
     try:
         config = RunConfig.from_dict(stored)
     except (TypeError, ValueError, VsentError) as e:  # a dict that is no RunConfig
