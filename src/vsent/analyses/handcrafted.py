@@ -286,13 +286,12 @@ def extract_features(
     lch_all = np.zeros((n, 1024), np.float32)
     need_colour = colour and not colour_file.exists()
     if colour and not need_colour:
-        try:
+        try:  # (both read before either is kept: a half-read entry leaves the zeros above)
             with np.load(colour_file) as z:
                 gch_all, lch_all = z["gch"], z["lch"]
             mark_used(colour_file)
         except NPZ_READ_ERRORS:  # (a killed copy, a full disk: computed again, rewritten)
             log.warning("%s: unreadable colour histogram cache entry, recomputing", colour_file)
-            gch_all, lch_all = np.zeros((n, 64), np.float32), np.zeros((n, 1024), np.float32)
             need_colour = True
     if need_sift:
         mark_used(sift_dir)  # one entry of `vsent cache`: its last use
