@@ -656,6 +656,11 @@ def _check_resumable(out: str | Path) -> None:
 STDOUT_NAMES = ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
 
 
+def names_stdout(out: str | Path) -> bool:
+    """Whether ``--out`` is one of :data:`STDOUT_NAMES` (written as standard output)."""
+    return os.path.abspath(out) in STDOUT_NAMES
+
+
 def _process_path(out: str | Path) -> bool:
     """Whether ``out`` names something of this process under /dev or /proc (``/dev/fd/3``, a
     device such as ``/dev/null``), not a regular file (``/dev/shm/x.csv`` is one): no record or
@@ -931,7 +936,7 @@ def score_stream(
     """
     fmt = output_format(out, fmt)
     check_resume(out, resume, retry_failed)
-    if out is not None and os.path.abspath(out) in STDOUT_NAMES:
+    if out is not None and names_stdout(out):
         out = None  # standard output itself, sharing its position with what else writes there
     if out is not None and not os.path.abspath(out).startswith(("/dev/", "/proc/")):
         _make_parent(out)  # as export, card and compare do: --out results/today/scores.csv

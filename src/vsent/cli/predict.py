@@ -9,7 +9,6 @@ torch is imported when the command runs.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -136,9 +135,9 @@ def _check_not_empty(paths: list[str], from_list: str | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vsent.batch import (
-        STDOUT_NAMES,
         check_resume,
         iter_inputs,
+        names_stdout,
         score_stream,
         scoring_record,
     )
@@ -172,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     # (standard output, which is written as such, is the shell's to set up: `>> log` appends
     # to log; /dev/fd/3 & co. are opened again, emptying the file behind them: refused)
     if args.out and not (args.resume or args.overwrite) \
-            and os.path.abspath(args.out) not in STDOUT_NAMES \
+            and not names_stdout(args.out) \
             and Path(args.out).is_file() and Path(args.out).stat().st_size:
         raise VsentError(f"{args.out} exists: --resume continues it, --overwrite replaces it")
     # options of a mode that is off would be silently ignored
