@@ -509,3 +509,22 @@ def test_a_zero_shot_model_of_no_fold_says_its_held_out_count_was_not_recorded(t
     t = model_card(path)["training"]
     assert t["how"] == "zero-shot" and t["n_test"] is None
     assert "trained on every image" not in card_markdown(model_card(path))
+
+
+def test_card_of_a_folder_dataset_model_says_it_has_no_subset_not_that_none_was_recorded(
+        tmp_path):
+    """session 36: a model trained on a folder dataset (its checkpoint records subset None)
+    was carded "Subset: not recorded", and the config's default "five" is no subset of it."""
+    run = tmp_path / "ft"
+    path = save_checkpoint(run / "model.pt", create_model("smallcnn"), fold=None,
+                           subset=None, data="/data/pn", n_train=16)
+    (run / "config.json").write_text(json.dumps({"command": "finetune", "fold": None,
+                                                 "subset": "five", "data": "/data/pn"}))
+    card = model_card(path)
+    assert card["training"]["subset"] == "none (a folder or CSV dataset has no agreement subsets)"
+    assert "- Subset: none (a folder or CSV dataset has no agreement subsets)" in (
+        card_markdown(card))
+    # a checkpoint without the entry (written before it was recorded): the run's config says
+    save_checkpoint(run / "model.pt", create_model("smallcnn"), fold=None, data="/data/pn",
+                    n_train=16)
+    assert model_card(run / "model.pt")["training"]["subset"] == "five"

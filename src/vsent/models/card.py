@@ -43,6 +43,9 @@ from vsent.config import fold_seed
 from vsent.errors import VsentError, WeightsError, one_line
 from vsent.models.checkpoint import check_complete, read_checkpoint
 
+#: The card's subset for a checkpoint trained on a folder or CSV dataset.
+NO_SUBSET = "none (a folder or CSV dataset has no agreement subsets)"
+
 log = logging.getLogger("vsent")
 
 CARD_FORMAT = "vsent-card/1"
@@ -411,7 +414,7 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
         "command": config.get("command", meta.get("command")),
         # as the Markdown card shows it: a recorded ../ collapsed (trial33 #10: two spellings)
         "dataset": os.path.normpath(dataset) if isinstance(dataset, str) and dataset else dataset,
-        "subset": meta.get("subset", config.get("subset")),
+        "subset": _subset(meta, config),
         # the split's name is the config's default unless a fold was held out
         "folds": meta.get("folds", config.get("folds")) if fold is not None else None,
         "fold": fold,
@@ -422,6 +425,16 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
         "train": train,
         "run_seed": run_seed if derived else None,
     }
+
+
+def _subset(meta: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
+    """The agreement subset trained on. The checkpoint records ``None`` for a folder or CSV
+    dataset, which has no subsets (the config's ``subset`` is then only the option's default,
+    "five"), so the card says so instead of "not recorded"; an older checkpoint without the
+    entry falls back on the run's config."""
+    if "subset" not in meta:
+        return config.get("subset")
+    return meta["subset"] if meta["subset"] is not None else NO_SUBSET
 
 
 def _metrics(summary: Any, fold_metrics: Any) -> dict[str, Any] | None:
