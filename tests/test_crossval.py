@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -1296,3 +1297,18 @@ def test_a_fold_model_copied_out_of_its_run_keeps_its_command_and_held_out_count
         shutil.copy(ft / "model.pt", tmp_path / f"ft{fold}.pt")
         t = model_card(tmp_path / f"ft{fold}.pt")["training"]
         assert (t["command"], t["fold"], t["n_test"]) == ("finetune", fold, held_out)
+
+
+def test_finetune_init_file_says_what_it_loaded_once(twitter_like, tmp_path, caplog):
+    """session 36: the prototype `prepare` builds to check --init loaded the file too, and
+    "loaded 26 of 26 model tensors" was said twice for one model."""
+    from vsent.models import create_model
+
+    weights = tmp_path / "init.pt"
+    torch.save(create_model("smallcnn").state_dict(), weights)
+    with caplog.at_level(logging.INFO, logger="vsent"):
+        assert main(["finetune", "--data", str(twitter_like), "--out", str(tmp_path / "ft"),
+                     "--preset", "quick", "--init", str(weights), "--epochs", "1",
+                     "--batch-size", "8", "--device", "cpu", "--no-progress"]) == 0
+    said = [r.getMessage() for r in caplog.records if "model tensors" in r.getMessage()]
+    assert said == [f"{weights}: loaded 26 of 26 model tensors"]

@@ -64,6 +64,7 @@ from vsent.frozen import check_train_mode, evaluate_model, run_meta, train_model
 from vsent.metrics import SCALARS, summarize_folds, write_summary
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
+from vsent.models.weights import quiet_loading
 from vsent.presets import CROSSVAL as PRESETS
 from vsent.presets import resolve_lr
 from vsent.runs import (
@@ -111,8 +112,9 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
     cfg.check_zero_shot_recipe()
     if not Path(cfg.data).exists():
         raise VsentError(f"{cfg.data}: no such file or directory")
-    model = fresh_model(cfg, cfg.seed) if cfg.zero_shot else \
-        create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
+    with quiet_loading():  # the model that trains says what it loaded
+        model = fresh_model(cfg, cfg.seed) if cfg.zero_shot else \
+            create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
     check_train_mode(model, cfg.train_mode, cfg.head)  # e.g. last-9 of a 4-block model
     if cfg.fusion is not None:
         from vsent.analyses.fusion import check_two_way  # sklearn: imported when asked for

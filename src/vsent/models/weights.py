@@ -353,6 +353,20 @@ def hub_checkpoint_dir() -> Path:
 
 
 @contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Around a load whose model is only checked, not trained (the prototype of
+    :func:`vsent.crossval.prepare`): this module's lines on what was loaded are left to the
+    load of the model that trains (finetune --init FILE said them twice); its warnings and
+    errors still come."""
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextmanager
 def hub_download(host: str = "huggingface.co") -> Iterator[None]:
     """Around a timm / open_clip download from the Hugging Face hub. When ``host`` cannot be
     resolved (no network), huggingface_hub runs in its offline mode for the call: weights
