@@ -558,3 +558,40 @@ def test_only_a_vsent_export_read_as_a_checkpoint_gets_the_advice_to_run_it(tmp_
         assert capsys.readouterr().err.endswith("export: `vsent predict` and `vsent serve` "
                                                 "run it with --engine onnx (or torchscript: the "
                                                 "same engine))\n")
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a 512 KiB file system (tmpfs), where an export of smallcnn (1.5 MB) runs
+    out of space; skipped where this process may not mount one (not root, no
+    CAP_SYS_ADMIN)."""
+    import subprocess
+
+    folder = tmp_path / "full"
+    folder.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)],
+                          capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("onnx", "m.onnx"), ("torchscript", "m.ts")])
+def test_an_export_on_a_full_disk_says_so_in_one_line_and_leaves_nothing(tmp_path, full_disk,
+                                                                         fmt, name):
+    """session 36: torch's own TorchScript file writer aborted the process on a full disk
+    (exit 134, a C++ trace, its partial .tmp file left for good); the ONNX export said
+    "ONNX export failed ([Errno 28] ...)". Run as a process of its own: an abort must not
+    take the test session with it."""
+    import subprocess
+    import sys
+
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    out = full_disk / name
+    done = subprocess.run([sys.executable, "-m", "vsent", "export", "--model", str(ckpt),
+                           "--format", fmt, "--out", str(out)], capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (EXIT_USER_ERROR, (
+        f"vsent: error: {out}: no space left on device: free some space and run the command "
+        "again\n"))
+    assert not any(full_disk.iterdir())

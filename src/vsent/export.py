@@ -26,6 +26,7 @@ onnxruntime session (:class:`ExportedModule`): decoding, crops, 10-crop averagin
 from __future__ import annotations
 
 import copy
+import io
 import itertools
 import json
 import logging
@@ -45,7 +46,7 @@ from torch import Tensor, nn
 from vsent.data.transforms import Preprocess
 from vsent.engines import Engine, EngineOptions
 from vsent.errors import VsentError, WeightsError, import_extra, one_line
-from vsent.files import temp_path
+from vsent.files import DISK_FULL, temp_path
 from vsent.models.base import ModelInfo, non_finite_tensors
 from vsent.predict import Predictor
 
@@ -216,10 +217,15 @@ def _export(model: nn.Module, out: Path, metadata: Mapping[str, str],
         raise ExportError(f"--out {out}: cannot write it ({exc.strerror})") from None
     diff = None
     try:
-        if format == "onnx":
-            _write_onnx(wrapped, example, tmp, metadata, opset, out)
-        else:
-            _write_torchscript(wrapped, example, tmp, metadata)
+        try:
+            if format == "onnx":
+                _write_onnx(wrapped, example, tmp, metadata, opset, out)
+            else:
+                _write_torchscript(wrapped, example, tmp, metadata)
+        except OSError as exc:  # a full disk names --out, not the file written before renaming
+            if exc.errno not in DISK_FULL:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(out)) from None
         if verify:  # before the rename: a failed export never replaces a good one
             diff = verify_export(model, tmp)
             if not np.isfinite(diff):  # ``nan > TOLERANCE`` is False: NaN would pass
@@ -316,6 +322,8 @@ def _write_onnx(wrapped: nn.Module, example: Tensor, path: Path,
                     dynamo=False,
                 )
         except Exception as exc:  # the exporter raises many kinds for unsupported operators
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+                raise  # no fault of the model: the CLI's full-disk line
             raise ExportError(f"ONNX export failed ({one_line(exc)})") from exc
         size = sum(f.stat().st_size for f in Path(scratch).iterdir())
         too_large = ExportError(f"{out}: the model's ONNX graph takes {size / 2**30:.1f} GiB, "
@@ -341,8 +349,12 @@ def _write_torchscript(wrapped: nn.Module, example: Tensor, path: Path,
             traced = torch.jit.trace(wrapped, (example,), check_trace=False)
     except Exception as exc:  # tracing raises many kinds for unsupported code
         raise ExportError(f"TorchScript export failed ({one_line(exc)})") from exc
+    # written to memory, then to the file by Python: torch's own file writer aborts the
+    # process on a full disk (exit 134, the partial file left behind)
+    buffer = io.BytesIO()
     with _quiet():
-        torch.jit.save(traced, str(path), _extra_files={"vsent.json": json.dumps(metadata)})
+        torch.jit.save(traced, buffer, _extra_files={"vsent.json": json.dumps(metadata)})
+    path.write_bytes(buffer.getbuffer())
 
 
 # --- reading exports --------------------------------------------------------------------------

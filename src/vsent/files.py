@@ -126,6 +126,10 @@ def mark_used(path: str | os.PathLike[str]) -> None:
         os.utime(path)
 
 
+#: The errno values of a write that found its disk (or the user's quota) full.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 def reserve_space(path: str | os.PathLike[str]) -> None:
     """Allocate the disk blocks of ``path``'s whole length now. A ``.npy`` made by
     ``np.lib.format.open_memmap`` is sparse: its blocks are taken as the rows are written

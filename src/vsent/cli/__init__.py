@@ -9,7 +9,6 @@ and the same command (``--resume`` where a command has it) continues.
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import logging
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from vsent import __version__
 from vsent.errors import EXIT_USER_ERROR, LAUNCHED_BY_VSENT, VsentError
+from vsent.files import DISK_FULL
 
 #: Sub-command modules under ``vsent.cli``; each defines ``register(subparsers)`` which adds
 #: its parser and sets ``func=<callable(args) -> int>`` as default. These modules import only
@@ -156,7 +156,7 @@ def _disk_full(e: BaseException) -> str | None:
     numpy's short write says it without an errno or a file: "cannot write (152576 requested
     and 145376 written: is the disk full?)"."""
     for x in _context_chain(e):
-        if isinstance(x, OSError) and x.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(x, OSError) and x.errno in DISK_FULL:
             what = os.strerror(x.errno).lower()
             return f"{x.filename}: {what}" if x.filename else what
         if isinstance(x, OSError) and x.errno is None and re.fullmatch(
