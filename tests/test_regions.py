@@ -480,6 +480,20 @@ def test_fused_proba_is_late_fusion_of_top_k():
         R.fused_proba(model, img, k=0)
 
 
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"beta": -1.0}, "--beta must be >= 0, got -1.0"),
+    ({"alpha": -1.0}, "--alpha must be >= 0, got -1.0"),
+    ({"k": 50}, r"--k \(50\) must be <= --n-proposals \(12\)"),
+    ({"beta": float("nan")}, "--beta must be a number, got nan"),
+])
+def test_fused_proba_refuses_what_predict_regions_refuses(kwargs, message):
+    """code37 #1: the Python call checked only k >= 1: beta -1 divided by 1 + beta = 0 (inf
+    scores), alpha -1 was a bare ValueError, a K above the proposals was capped unsaid."""
+    cfg = P.ProposalConfig(n_proposals=12, min_box_area=100)
+    with pytest.raises(VsentError, match=message):
+        R.fused_proba(_tiny_model(), _scene(), proposal_config=cfg, **{"k": 3, **kwargs})
+
+
 def _ar_by_hand(objectness, probs, alpha: float, senti_log: str = "classes"
                 ) -> dict[str, np.ndarray]:
     """The three ranking scores written out here (not vsent's functions): min-max objectness

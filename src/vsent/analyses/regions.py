@@ -367,14 +367,13 @@ def fused_proba(
     ``boxes`` (k', 4) and ``region_proba`` (k', M) of the chosen regions (best first),
     ``ar`` (k',) their affective scores, ``fallback`` and ``seconds``.
     """
-    if k < 1:
-        raise VsentError(f"--k must be >= 1, got {k}")
-    _check_senti_log(senti_log)
-    config = proposal_config or ProposalConfig(n_proposals=n_proposals)
+    # the checks of predict --regions and serve (code37 #1: beta -1 gave inf, a K above the
+    # proposals was capped without a word)
+    config = check_predict_options(k=k, alpha=alpha, beta=beta, n_proposals=n_proposals,
+                                   senti_log=senti_log, proposals=proposal_config)
     rgb, glob = _decode(image, model.info.preprocess.resize)
     return _fused(model, rgb, glob, k=k, alpha=alpha, beta=beta, senti_log=senti_log,
-                  detector=detector, config=config.validate(), batch_size=batch_size,
-                  device=device)
+                  detector=detector, config=config, batch_size=batch_size, device=device)
 
 
 def _decode(image: ImageSource, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -422,12 +421,15 @@ def predict_rows(
     return _predict_rows(model, paths, class_names, k, alpha, beta, senti_log, config, device)
 
 
-def check_predict_options(*, k: int, alpha: float, beta: float, n_proposals: int,
-                          senti_log: str = "classes") -> ProposalConfig:
-    """The proposal settings of :func:`predict_rows`, or VsentError naming a bad option
-    (the checks of :class:`RegionConfig`, with no K sweep)."""
+def check_predict_options(*, k: int, alpha: float, beta: float, n_proposals: int = 100,
+                          senti_log: str = "classes",
+                          proposals: ProposalConfig | None = None) -> ProposalConfig:
+    """The proposal settings of :func:`predict_rows` and :func:`fused_proba` (``proposals``,
+    else the defaults with ``n_proposals``), or VsentError naming a bad option (the checks of
+    :class:`RegionConfig`, with no K sweep)."""
+    proposals = proposals or ProposalConfig(n_proposals=n_proposals)
     return RegionConfig(k=k, k_max=k, alpha=alpha, beta=beta, senti_log=senti_log,
-                        proposals=ProposalConfig(n_proposals=n_proposals)).proposals
+                        proposals=proposals).proposals
 
 
 def _check_senti_log(senti_log: str) -> None:
