@@ -1133,3 +1133,19 @@ def test_fusions_of_one_run_share_their_inner_runs_through_inner_dir(twitter_lik
     assert not (out / "inner").exists()
     with pytest.raises(VsentError, match="--inner-dir applies to --weight inner"):
         fusion.fuse(run, features="gch", inner_dir=shared, progress=False)
+
+
+def test_fusion_markdown_heads_each_column_with_its_folds_number():
+    """code37 #2: a folds JSON may number its folds as it likes (5, 2); the table headed the
+    columns 1..n by position, so fold 5's accuracy stood under "fold 1"."""
+    from vsent.metrics import summarize_folds
+
+    folds = summarize_folds([{"fold": 5, "accuracy": 0.7, "precision": 0.7, "recall": 0.7,
+                              "f1": 0.7},
+                             {"fold": 2, "accuracy": 0.8, "precision": 0.8, "recall": 0.8,
+                              "f1": 0.8}])
+    res = {"features": "gch", "rule": "mean", "weight": 0.5, "method": "logistic",
+           "C": [1, 1], "cnn": folds, "hand": folds, "fused": folds}
+    lines = fusion_markdown(res).splitlines()
+    assert "| | accuracy | fold 5 | fold 2 |" in lines
+    assert "| fused (centre crop) | 0.750 +- 0.050 | 0.700 | 0.800 |" in lines

@@ -934,7 +934,9 @@ _MD_ROWS = (("cnn", "CNN alone (centre crop)"), ("hand", "hand-crafted alone"),
 def fusion_markdown(res: dict[str, Any]) -> str:
     """A Markdown section for a :func:`fuse_run` result: accuracy mean +- std and per fold."""
     rows = [(key, label) for key, label in _MD_ROWS if key in res]
-    n_folds = len(res["fused"]["folds"])
+    # the split's own fold numbers (a folds JSON may number them 5, 2, ...), as in the header
+    # of metrics.summary_markdown (code37 #2)
+    numbers = [f.get("fold", i) for i, f in enumerate(res["fused"]["folds"], 1)]
     method = {"logistic": "logistic regression", "svm": "linear SVM + Platt scaling"}
     clf = method.get(res["method"], res["method"])
     fitted = f"fitted on each training fold, C by inner CV: {', '.join(f'{c:g}' for c in res['C'])}"
@@ -960,8 +962,8 @@ def fusion_markdown(res: dict[str, Any]) -> str:
                      f"{res['extra_train']}-agree images outside the subset")
     lines = [
         *head, "",
-        "| | accuracy | " + " | ".join(f"fold {i}" for i in range(1, n_folds + 1)) + " |",
-        "|---|---|" + "---|" * n_folds,
+        "| | accuracy | " + " | ".join(f"fold {k}" for k in numbers) + " |",
+        "|---|---|" + "---|" * len(numbers),
     ]
     for key, label in rows:
         acc = res[key]["accuracy"]

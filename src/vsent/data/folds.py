@@ -86,7 +86,8 @@ def make_folds(
     Returns
     -------
     list of Fold
-        Fold indices 1..K; train and test disjoint in each, test sets disjoint.
+        The split's folds, numbered 1..K (a folds JSON: its own numbers, in its order);
+        train and test disjoint in each, test sets disjoint.
     """
     if str(spec) == "campos":
         folds = _campos_folds(dataset)
