@@ -224,6 +224,18 @@ def test_unreadable_cache_file_is_rebuilt(ds, cdir, caplog, content):
     assert "unreadable" in caplog.text and "rebuilding" in caplog.text
 
 
+def test_a_cache_file_of_another_dtype_is_rebuilt_and_said_so(ds, cdir, caplog):
+    """code37 #14: a float file of the right shape was said to have "shape (n, s, s, 3),
+    expected (n, s, s, 3)"."""
+    arr = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    path, shape, expected = Path(arr.filename), arr.shape, np.array(arr)
+    del arr
+    np.save(path, expected.astype(np.float32))
+    again = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    np.testing.assert_array_equal(again, expected)
+    assert f"{path} holds float32 {shape}, expected uint8 {shape}; rebuilding it" in caplog.text
+
+
 def test_workers_do_not_change_the_result(ds, tmp_path):
     a = np.array(image_cache(ds, SIZE, cache_dir=tmp_path / "a", workers=1, progress=False))
     b = np.array(image_cache(ds, SIZE, cache_dir=tmp_path / "b", workers=4, progress=False))

@@ -258,9 +258,9 @@ def _open_existing(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
     except NPZ_READ_ERRORS as e:  # EOFError: a zero-byte file (a crash before writeback)
         logger.warning("image cache: %s is unreadable (%s); rebuilding it", path, e)
         return None
-    if arr.shape != shape or arr.dtype != np.uint8:
-        logger.warning("image cache: %s has shape %s, expected %s; rebuilding it",
-                       path, arr.shape, shape)
+    if arr.shape != shape or arr.dtype != np.uint8:  # (code37 #14: the dtype said too)
+        logger.warning("image cache: %s holds %s %s, expected uint8 %s; rebuilding it",
+                       path, arr.dtype, arr.shape, shape)
         return None
     return arr
 
