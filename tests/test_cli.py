@@ -565,3 +565,22 @@ def test_a_command_without_its_extra_names_it_in_one_line(checkpoint, tmp_path, 
     assert main([*command.split(), "--model", str(checkpoint), *inputs]) == 2
     assert capsys.readouterr().err == (f"vsent: error: {who} needs the {extra!r} extra "
                                        f"({missing} is missing): pip install 'vsent[{extra}]'\n")
+
+
+def test_the_console_says_vsents_lines_and_a_librarys_warnings_not_its_info_lines():
+    """session 36: torch logs "FakeTensor cache stats" at info level from an exit hook; an
+    export interrupted early (before torch had set up its loggers) printed those lines after
+    "vsent: interrupted", since the console took every library's info lines."""
+    code = ("import atexit, logging, sys\n"
+            "from vsent.cli import main\n"
+            "rc = main(['models'])  # sets the console up\n"
+            "lib = logging.getLogger('somelib')\n"
+            "atexit.register(lambda: lib.info('library info'))\n"
+            "lib.warning('library warning')\n"
+            "logging.getLogger('vsent.x').info('vsent info')\n"
+            "sys.exit(rc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.endswith("library warning\nvsent info\n")
+    assert "library info" not in done.stderr

@@ -95,7 +95,10 @@ def how_to_continue(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # vsent's lines and the libraries' warnings: a library's info lines are not for the
+    # user (torch's exit hook printed "FakeTensor cache stats" after an early interrupt)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("vsent").setLevel(logging.INFO)
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said with the command's usage line, not vsent's
