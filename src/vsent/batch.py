@@ -59,6 +59,8 @@ except ImportError:  # pragma: no cover (Windows: no output lock)
 
 #: Output formats.
 FORMATS = ("csv", "jsonl")
+#: Where a CSV record (``ROW_FIELDS``) holds the image's path and its error.
+PATH_COLUMN, ERROR_COLUMN = ROW_FIELDS.index("path"), ROW_FIELDS.index("error")
 
 Row = dict[str, Any]
 
@@ -511,9 +513,9 @@ def read_done(path: str | Path, fmt: str) -> Done:
                     if len(rec) != len(ROW_FIELDS):
                         raise VsentError(f"--resume: {path}:{reader.line_num}: expected "
                                          f"{len(ROW_FIELDS)} fields, found {len(rec)}")
-                    keys.append(path_key(rec[0]))
+                    keys.append(path_key(rec[PATH_COLUMN]))
                     done.rows += 1
-                    done.failed += bool(rec[3])
+                    done.failed += bool(rec[ERROR_COLUMN])
             except csv.Error as e:
                 raise VsentError(f"--resume: {path}:{reader.line_num}: {e}") from None
         else:
@@ -605,7 +607,7 @@ def _copy_good_rows(raw: IO[bytes], n: int, out: IO[str], fmt: str) -> int:
     if fmt == "csv":  # rows may span lines (a quoted newline in a name): csv both ways
         writer = csv.writer(out)  # RowWriter's dialect (DictWriter's default)
         for i, rec in enumerate(csv.reader(text)):
-            if i and rec[3]:
+            if i and rec[ERROR_COLUMN]:
                 dropped += 1
             else:
                 writer.writerow(rec)

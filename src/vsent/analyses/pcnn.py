@@ -338,6 +338,10 @@ def _check_stage1_data(stage1_file: Path, data: str, sha256: str) -> None:
                          "now): restore them, or pass --overwrite to start again")
 
 
+#: Columns of ``removal.csv`` (:func:`write_removal`).
+REMOVAL_COLUMNS = ("name", "label", "s1", "s2", "diff", "p", "removed")
+
+
 def write_removal(path: Path, names: Sequence[str], labels: np.ndarray, scores: np.ndarray,
                   kept: np.ndarray) -> None:
     """One row per image: name, label, s1, s2, diff = |s1 - s2|, p, removed (0/1).
@@ -350,15 +354,11 @@ def write_removal(path: Path, names: Sequence[str], labels: np.ndarray, scores: 
     # a resumed run reads it back; a file name that is not UTF-8 is written as its bytes
     with atomic_open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         w = csv.writer(f)
-        w.writerow(["name", "label", "s1", "s2", "diff", "p", "removed"])
+        w.writerow(REMOVAL_COLUMNS)
         for i, name in enumerate(names):
             w.writerow([name, int(labels[i]), repr(float(s[i, 0])), repr(float(s[i, 1])),
                         repr(float(abs(s[i, 0] - s[i, 1]))), repr(float(p[i])),
                         int(not kept[i])])
-
-
-#: Columns of ``removal.csv`` (:func:`write_removal`).
-REMOVAL_COLUMNS = ("name", "label", "s1", "s2", "diff", "p", "removed")
 
 
 def read_removal(path: Path, names: Sequence[str], labels: Sequence[int] | None = None

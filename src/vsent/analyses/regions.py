@@ -441,13 +441,13 @@ def _check_senti_log(senti_log: str) -> None:
 def _predict_rows(model: nn.Module, paths: Sequence[str | Path], class_names: Sequence[str],
                   k: int, alpha: float, beta: float, senti_log: str, config: ProposalConfig,
                   device: torch.device | str) -> Iterator[dict[str, Any]]:
-    from vsent.predict import scores_row
+    from vsent.predict import error_row, scores_row
 
     detector = make_edge_detector()
     size = model.info.preprocess.resize
     for path, decoded, error in prefetch(lambda p: _decode(p, size), paths, workers=1, ahead=2):
         if error is not None:
-            yield {"path": str(path), "prob_positive": None, "label": None, "error": str(error)}
+            yield error_row(str(path), str(error))
             continue
         r = _fused(model, *decoded, k=k, alpha=alpha, beta=beta, senti_log=senti_log,
                    detector=detector, config=config, batch_size=128, device=device)
