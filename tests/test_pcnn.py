@@ -377,6 +377,24 @@ def test_transfer_table_says_when_the_published_row_is_another_network(reference
     assert f"/ published {label}{': ' + caveat if caveat else ''}." in md
 
 
+def test_transfer_table_says_how_many_folds_the_split_had():
+    """code37 #11: the table said "5-fold fine-tuning" whatever the split (a folds file may
+    hold 3); a table written before its rows recorded the count, on Campos et al.'s split,
+    still says 5."""
+    from vsent.analyses.pcnn import PUBLISHED_SOURCE, transfer_markdown, transfer_row
+    from vsent.metrics import summarize_folds
+
+    summary = summarize_folds([{"fold": k, "accuracy": 0.7, "precision": 0.7, "recall": 0.7,
+                                "f1": 0.7} for k in (1, 2, 3)])
+    table = {"reference": "pcnn", "architecture": "pcnn", "model": "m.pt",
+             "folds": "my_folds.json", "evaluation": "centre",
+             "rows": [transfer_row("five", summary)], "published_source": PUBLISHED_SOURCE}
+    assert "\n3-fold fine-tuning on Twitter I (my_folds.json folds" in transfer_markdown(table)
+    old = {**table, "folds": "campos",
+           "rows": [{k: v for k, v in table["rows"][0].items() if k != "n_folds"}]}
+    assert "\n5-fold fine-tuning on Twitter I (campos folds" in transfer_markdown(old)
+
+
 def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, tmp_path,
                                                             caplog):
     twitter_like = make_twitter_like(n=30, n_four=25, n_five=20)

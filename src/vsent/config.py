@@ -165,7 +165,9 @@ class TrainConfig:
     schedule: str = "step"
     lr_step: int = 6  # epochs between lr drops (schedule="step")
     lr_gamma: float = 0.1
-    head_lr_mult: float = 10.0  # lr multiplier of the layers the model lists in ``new_layers``
+    # lr multiplier of the layers the model lists in ``new_layers``, and of its head when a
+    # parameter is frozen (vsent.train.head_layers)
+    head_lr_mult: float = 10.0
     bias_lr_mult: float = 2.0  # Caffe convention: biases at 2x lr, no weight decay
     label_smoothing: float = 0.0
     seed: int = 0

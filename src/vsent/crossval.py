@@ -596,7 +596,8 @@ def train_fold_with_extra(cfg: RunConfig, model: nn.Module, images: np.ndarray,
       classes (an unconfident network drops nearly everything), that fine-tuning is skipped
       with a warning.
 
-    Seeds: stage ``j`` (0, 1, 2) trains with ``train_cfg.seed + j``; the removal draws come
+    Seeds: ``joint`` trains with ``train_cfg.seed``, ``progressive`` with ``+ 1`` and
+    ``finetune`` with ``+ 2`` (with ``joint+finetune`` too); the removal draws come
     from ``numpy.random.default_rng(train_cfg.seed)``. Every stage but the last saves its
     weights and history in ``fold<k>/stages/`` (a resumed fold skips it); the last resumes
     from ``fold<k>/train_state.pt``, which the caller removes once ``model.pt`` is saved.

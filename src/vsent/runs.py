@@ -813,13 +813,13 @@ def check_run_data(run: str | Path, config: Mapping[str, Any]) -> None:
         raise VsentError(f"{Path(run) / CONFIG}: its data {data} is not found{hint}")
 
 
-#: What to do with a run record that cannot be read (not to delete it: a run without its record
-#: cannot check what the record guards, and would record today's state as its own).
 def record_remedy(then: str) -> str:
     """What mends a run record that cannot be read: a copy of it, or ``then``."""
     return f"restore it from a copy of the run, or {then}"
 
 
+#: What to do with a run record that cannot be read (not to delete it: a run without its record
+#: cannot check what the record guards, and would record today's state as its own).
 RECORD_REMEDY = record_remedy("pass --overwrite to start again")
 
 

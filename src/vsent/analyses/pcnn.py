@@ -714,7 +714,8 @@ def _transfer_table_again(run: Any, cfg: TransferConfig) -> dict[str, Any]:
 
 def transfer_row(subset: str, summary: Mapping[str, Any], reference: str = "pcnn") -> dict:
     """One table row: our mean/std per metric over folds and the published value beside it."""
-    row: dict[str, Any] = {"subset": subset, "n_images": summary.get("n_images")}
+    row: dict[str, Any] = {"subset": subset, "n_images": summary.get("n_images"),
+                           "n_folds": len(summary.get("folds", ()))}
     published = papers.YOU2015_TABLE6[reference].get(subset, {})
     for key in SCALARS:
         row[f"{key}_mean"] = summary[key]["mean"]
@@ -733,10 +734,15 @@ def transfer_markdown(table: Mapping[str, Any]) -> str:
         ours = "the 2CONV-4FC network" if table["architecture"] == "pcnn" \
             else table["architecture"]
         ref += f": {theirs[1]}, not {ours}"
+    # a folds file may hold any number of folds (code37 #11); a table written before rows
+    # recorded theirs: Campos et al.'s split has 5
+    counts = {row.get("n_folds", 5 if table["folds"] == "campos" else None)
+              for row in table["rows"]}
+    k = f"{counts.pop()}-fold" if len(counts) == 1 and None not in counts else "k-fold"
     lines = [
         f"# Domain transfer (You et al. 2015, Algorithm 2): {table['architecture']} from "
         f"`{table['model']}`", "",
-        f"5-fold fine-tuning on Twitter I ({table['folds']} folds, "
+        f"{k} fine-tuning on Twitter I ({table['folds']} folds, "
         f"{'10-crop' if table['evaluation'] == 'ten_crop' else 'centre crop'} evaluation). "
         f"Each cell: ours (mean +- std over folds) / published {ref}.", "",
         "| subset | " + " | ".join(SCALARS) + " |", "|---|" + "---|" * len(SCALARS),

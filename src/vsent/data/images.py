@@ -66,17 +66,17 @@ def load_rgb(src: ImageSource, *, min_side: int | None = None) -> Image.Image:
         A path to an image file, the encoded bytes of one, a PIL image (any mode), or an
         array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) with dtype uint8 (0..255),
         uint16 (0..65535) or float (0..1). Four channels are RGBA.
+    min_side : int, optional
+        Lets a JPEG (or MPO) file decode at a reduced scale (libjpeg's 1/2, 1/4, 1/8 DCT
+        scaling) as long as both sides stay >= ``min_side`` pixels. Much cheaper than a full
+        decode for images much larger than needed; ignored for other formats and in-memory
+        images.
 
     Returns
     -------
     PIL.Image.Image
         Mode "RGB", EXIF orientation applied, transparency composited over white,
         16-bit data scaled to 8 bits.
-    min_side : int, optional
-        Lets a JPEG (or MPO) file decode at a reduced scale (libjpeg's 1/2, 1/4, 1/8 DCT
-        scaling) as long as both sides stay >= ``min_side`` pixels. Much cheaper than a full
-        decode for images much larger than needed; ignored for other formats and in-memory
-        images.
 
     Raises
     ------

@@ -51,7 +51,8 @@ class ModelInfo:
     head : module name of the classification head (``forward_head``); ``""`` when the top of
         the network is used as logits as it is (CaffeNet ``fc7-4096``).
     new_layers : module names freshly initialised even with pretrained weights (the replaced
-        head); the training loop gives them ``head_lr_mult`` x lr.
+        head); the training loop gives them ``head_lr_mult`` x lr (and ``head`` too when a
+        parameter is frozen: :func:`vsent.train.head_layers`).
     probe_layers : module names in depth order for layer probes (``model.get_submodule``).
     probe_pool : per probe layer, how its output is reduced (:data:`PoolMode`); a layer not
         listed is flattened.
