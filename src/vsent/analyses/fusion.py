@@ -320,7 +320,9 @@ def hand_crafted_probabilities(
             outer = StratifiedKFold(inner_splits, shuffle=True, random_state=(seed + 1) % 2**32)
             proba = cross_val_predict(_estimator(method, blocks, Cs, inner_splits, seed),
                                       X[train], y[train], cv=outer, method="predict_proba")
-            train_oof = proba[:, 1]
+            # the positive class's column, found as for p_test (cross_val_predict orders the
+            # columns by the sorted labels of y[train])
+            train_oof = proba[:, list(np.unique(y[train])).index(1)]
     return HandCrafted(test=np.asarray(p_test, np.float64), train_oof=train_oof,
                        C=_chosen_c(model), method=method)
 

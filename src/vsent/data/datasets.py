@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from vsent.config import SUBSETS
-from vsent.data import images as _images
 from vsent.data._common import default_workers
+from vsent.data.images import load_rgb
 from vsent.errors import DataError, ImageError, VsentError
 from vsent.files import expand_user
 
@@ -531,7 +531,7 @@ def _csv_rows(f: Iterable[str]) -> Iterable[tuple[int, list[str]]]:
 
 def _check_one(path: Path) -> Problem | None:
     try:
-        _images._load_path(path, str(path), min_side=1)  # 1/8 scale: fast
+        load_rgb(path, min_side=1)  # 1/8 scale: fast
     except ImageError as e:
         return str(path), _reason_of(e, str(path))
     return None

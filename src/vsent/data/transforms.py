@@ -119,9 +119,9 @@ def _to_tensor(batch: torch.Tensor | np.ndarray) -> torch.Tensor:
     return batch
 
 
-def _as_bhwc(batch: torch.Tensor | np.ndarray, crop: int, ndim: int = 4) -> torch.Tensor:
+def _as_bhwc(batch: torch.Tensor | np.ndarray, crop: int) -> torch.Tensor:
     batch = _to_tensor(batch)
-    if batch.ndim != ndim or batch.shape[-1] != 3:
+    if batch.ndim != 4 or batch.shape[-1] != 3:
         raise ValueError(f"expected a batch of shape (B, H, W, 3), got {tuple(batch.shape)}")
     h, w = batch.shape[-3], batch.shape[-2]
     positive_int(crop, "crop")
