@@ -24,7 +24,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -93,6 +93,10 @@ from vsent.runs import (
     read_record,
 )
 from vsent.train import check_parallel, fit, state_seconds
+
+if TYPE_CHECKING:  # (the analyses import this module: imported where used)
+    from vsent.analyses.fused_model import LateFusion
+    from vsent.analyses.handcrafted import ImageFeatures
 
 __all__ = ["PRESETS", "CrossvalRun", "RunConfig", "check_launch", "crossval", "finetune",
            "fresh_model", "open_run", "prepare"]
@@ -253,7 +257,7 @@ def crossval(
         return _crossval(cfg, run, proto, progress)
 
 
-def _check_same_data(cfg: RunConfig, run: RunDir, dataset) -> None:
+def _check_same_data(cfg: RunConfig, run: RunDir, dataset: Dataset) -> None:
     """A resumed run must see the data it started with: a label flipped or an image replaced
     in between would leave folds trained and tested on two versions of it."""
     file = run / DATA_RECORD
@@ -482,8 +486,14 @@ def _evaluate_crops(model: nn.Module, cfg: RunConfig, images: np.ndarray, labels
             evaluate_model(model, cfg, images, labels, paths, test, oversample=True, **kw))
 
 
-def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None,
+def _run_fold(cfg: RunConfig, run: RunDir, fold: Fold, images: np.ndarray, labels: np.ndarray,
+              dataset: Dataset, progress: bool, joint: JointSet | None = None,
               earlier_seconds: float = 0.0, init_sha256: str | None = None) -> dict:
+    """Train fold ``fold``, save its model and score its test images; the fold's metrics.
+
+    ``images`` (N, s, s, 3) uint8 and ``labels`` (N,) are the image cache and labels of the
+    dataset's images, followed by the extra images with --extra-train (``joint``'s rows:
+    base rows first); the fold's indices are base rows."""
     timer = Timer()
     fdir = fold_dir(run.path, fold.index)
     train_cfg = cfg.train.replace(seed=fold_seed(cfg.seed, fold.index))
@@ -528,7 +538,7 @@ def _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=None,
 # issue 10: weakly labelled extra training images (--extra-train) and late fusion (--fusion)
 
 
-def _extra_train(cfg: RunConfig, run: RunDir, dataset) -> JointSet | None:
+def _extra_train(cfg: RunConfig, run: RunDir, dataset: Dataset) -> JointSet | None:
     """The base dataset joined with the ``--extra-train`` images (None without the option).
 
     The extra set (:func:`vsent.data.extra.extra_train_set`) holds no base image and no copy
@@ -704,7 +714,8 @@ def _fuse(cfg: RunConfig, run: RunDir, progress: bool) -> tuple[dict[str, Any], 
     return res, fusion_markdown(res)
 
 
-def _fit_late_fusion(cfg: RunConfig, dataset, train_idx: np.ndarray, progress: bool):
+def _fit_late_fusion(cfg: RunConfig, dataset: Dataset, train_idx: np.ndarray,
+                     progress: bool) -> tuple[LateFusion, ImageFeatures]:
     """The hand-crafted half of ``cfg.fusion`` (:class:`vsent.analyses.fused_model.LateFusion`,
     the rule fixed in advance) fitted on rows ``train_idx``, and the dataset's features."""
     from vsent.analyses.baselines import BaselineConfig
