@@ -3,7 +3,7 @@ cost of frozen-feature training (``--train head``).
 
 For each model: build it (random weights: throughput does not depend on their values), save a
 checkpoint, export it to ONNX, then score the same JPEG files with ``Predictor`` (torch) and
-``OnnxPredictor`` (onnxruntime): end to end (decode + crop + normalise + forward) images/s,
+``ExportedPredictor`` (onnxruntime): end to end (decode + crop + normalise + forward) images/s,
 best of ``--repeats``, interleaved so both engines see the same machine load. It also checks
 that both engines give the same rows (probabilities to 1e-4).
 
@@ -46,7 +46,7 @@ from _common import (
     write_json,
 )
 
-from vsent.export import OnnxPredictor, export_model
+from vsent.export import ExportedPredictor, export_model
 from vsent.models import clip_models, create_model, timm_models  # noqa: F401  (families)
 from vsent.models.checkpoint import save_checkpoint
 from vsent.predict import Predictor
@@ -72,7 +72,7 @@ def bench_model(name: str, paths: list[Path], tmp: Path, *, batch_size: int, rep
     export_s = time.perf_counter() - t0
     engines = {
         "torch": Predictor.from_checkpoint(ckpt, batch_size=batch_size, device=device),
-        "onnxruntime": OnnxPredictor.from_file(onnx_path, batch_size=batch_size, device=device),
+        "onnxruntime": ExportedPredictor.from_file(onnx_path, batch_size=batch_size, device=device),
     }
     for pred in engines.values():  # warm-up: first calls (allocations, threads) go unmeasured
         list(pred.score(paths[:batch_size]))

@@ -286,7 +286,7 @@ def test_bench_backbones_warms_up_and_records_a_failed_model_and_goes_on(tmp_pat
     monkeypatch.setattr(bench_backbones, "export_model", lambda ckpt, out: {"out": out})
     monkeypatch.setattr(bench_backbones.Predictor, "from_checkpoint",
                         lambda *a, **k: Engine("torch"))
-    monkeypatch.setattr(bench_backbones.OnnxPredictor, "from_file",
+    monkeypatch.setattr(bench_backbones.ExportedPredictor, "from_file",
                         lambda *a, **k: Engine("onnxruntime"))
     out = tmp_path / "backbones.json"
     assert bench_backbones.main(["--models", "nosuch", "smallcnn", "--n", "4", "--batch-size",

@@ -1,5 +1,6 @@
 """Export to ONNX / TorchScript: the exported model gives PyTorch's probabilities (to 1e-4) on test
-images, checked with onnxruntime directly; its metadata; OnnxPredictor gives Predictor's rows."""
+images, checked with onnxruntime directly; its metadata; ExportedPredictor gives Predictor's
+rows."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from vsent.data.transforms import center_crop, normalize  # noqa: E402
 from vsent.errors import EXIT_USER_ERROR  # noqa: E402
 from vsent.export import (  # noqa: E402
     INPUT_PIPELINE,
+    ExportedPredictor,
     ExportError,
-    OnnxPredictor,
     export_model,
     read_metadata,
 )
@@ -135,7 +136,7 @@ def test_onnx_predictor_rows_match_the_default_engine(tmp_path, image_files, ove
     items = [paths[0], bad, paths[1], paths[2]]
     torch_rows = list(Predictor.from_checkpoint(ckpt, device="cpu", oversample=oversample,
                                                 batch_size=2).score(items))
-    onnx_pred = OnnxPredictor.from_file(tmp_path / "m.onnx", device="cpu",
+    onnx_pred = ExportedPredictor.from_file(tmp_path / "m.onnx", device="cpu",
                                         oversample=oversample, batch_size=2)
     assert onnx_pred.class_names == ["neg", "pos"]
     onnx_rows = list(onnx_pred.score(items))
@@ -151,9 +152,9 @@ def test_onnx_predictor_rows_match_the_default_engine(tmp_path, image_files, ove
 def test_onnx_predictor_class_names_come_from_the_export_unless_given(tmp_path):
     _, ckpt = _checkpoint(tmp_path, "smallcnn")
     export_model(ckpt, tmp_path / "m.onnx", format="onnx")
-    assert OnnxPredictor.from_file(tmp_path / "m.onnx", device="cpu").class_names == \
+    assert ExportedPredictor.from_file(tmp_path / "m.onnx", device="cpu").class_names == \
         ["neg", "pos"]
-    given = OnnxPredictor.from_file(tmp_path / "m.onnx", device="cpu",
+    given = ExportedPredictor.from_file(tmp_path / "m.onnx", device="cpu",
                                     class_names=("sad", "happy"))
     assert given.class_names == ["sad", "happy"]
 
@@ -326,14 +327,14 @@ def test_cli_export_refuses_a_name_that_says_another_format(tmp_path, capsys, fm
 
 def test_onnx_engine_gives_the_default_engines_rows(tmp_path, image_files):
     from vsent.engines import EngineOptions
-    from vsent.export import OnnxEngine
+    from vsent.export import ExportedEngine
 
     _, ckpt = _checkpoint(tmp_path, "smallcnn")
     export_model(ckpt, tmp_path / "m.onnx")
     paths, bad = image_files
     items = [paths[0], bad, paths[2]]
     want = list(Predictor.from_checkpoint(ckpt, device="cpu").score(items))
-    engine = OnnxEngine(EngineOptions(model=str(tmp_path / "m.onnx"), device="cpu"))
+    engine = ExportedEngine(EngineOptions(model=str(tmp_path / "m.onnx"), device="cpu"))
     with engine:
         got = list(engine.score(iter(items)))
     assert [r["path"] for r in got] == [str(p) for p in items]

@@ -1013,14 +1013,14 @@ def test_cli_builds_the_app_from_its_options(checkpoint, monkeypatch, capsys):
 
 
 def test_onnx_export_served_gives_the_checkpoints_scores_and_card(checkpoint, tmp_path):
-    from vsent.export import OnnxPredictor, export_model
+    from vsent.export import ExportedPredictor, export_model
     from vsent.models.card import model_card as card_of
 
     onnx_file = tmp_path / "m.onnx"
     export_model(checkpoint, onnx_file)
     imgs = [("a.jpg", image_bytes(1, tint=(1, 0.6, 0.3))), ("b.png", image_bytes(2, fmt="PNG"))]
     want = expected_probs(checkpoint, [d for _, d in imgs])
-    predictor = OnnxPredictor.from_file(onnx_file, device="cpu")
+    predictor = ExportedPredictor.from_file(onnx_file, device="cpu")
     with running_server(onnx_file, predictor=predictor) as s:
         r = post(s.url, imgs)
         assert r.status_code == 200
@@ -1037,7 +1037,7 @@ def test_onnx_export_served_gives_the_checkpoints_scores_and_card(checkpoint, tm
 def test_an_export_of_nan_weights_served_fails_each_entry_not_the_response(tmp_path):
     """The export of test_export's NaN weights, written with --no-verify: every image's entry
     says non-finite scores (as predict's rows do), in a JSON answer counted as it was sent."""
-    from vsent.export import OnnxPredictor
+    from vsent.export import ExportedPredictor
 
     model = create_model("smallcnn")
     with torch.no_grad():
@@ -1045,7 +1045,7 @@ def test_an_export_of_nan_weights_served_fails_each_entry_not_the_response(tmp_p
     ckpt = save_checkpoint(tmp_path / "nan.pt", model)
     out = tmp_path / "nan.onnx"
     assert main(["export", "--model", str(ckpt), "--out", str(out), "--no-verify"]) == 0
-    with running_server(out, predictor=OnnxPredictor.from_file(out, device="cpu")) as s:
+    with running_server(out, predictor=ExportedPredictor.from_file(out, device="cpu")) as s:
         r = post(s.url, [("a.jpg", image_bytes(1)), ("b.jpg", image_bytes(2))])
         assert r.status_code == 500
         assert [row["error"] for row in r.json()["results"]] == [
@@ -1109,7 +1109,7 @@ def test_uptime_counts_from_when_the_server_starts_serving(checkpoint, monkeypat
 def test_the_model_card_shows_no_folder_of_the_server(tmp_path):
     """The data, a weights file it started from and the run's command lines are the server's
     business: /v1/model names files, never their folders, for a checkpoint and an export."""
-    from vsent.export import OnnxPredictor, export_metadata, export_model, export_module
+    from vsent.export import ExportedPredictor, export_metadata, export_model, export_module
     from vsent.models.card import model_card as card_of
     from vsent.serve.app import served_card
 
@@ -1121,7 +1121,7 @@ def test_the_model_card_shows_no_folder_of_the_server(tmp_path):
     card = served_card(ckpt, Predictor.from_checkpoint(ckpt, device="cpu"))
     ts = tmp_path / "exports" / "m.ts"
     export_model(ckpt, ts, format="torchscript")
-    exported = served_card(ts, OnnxPredictor.from_file(ts, device="cpu"))
+    exported = served_card(ts, ExportedPredictor.from_file(ts, device="cpu"))
     for served in (card, exported):
         assert str(tmp_path) not in json.dumps(served)
         assert served["weights"]["init"] == served["weights"]["location"] == "start.pt"
@@ -1140,7 +1140,7 @@ def test_the_model_card_shows_no_folder_of_the_server(tmp_path):
     model = create_model("smallcnn")
     bare = tmp_path / "secret_folder" / "nocard.ts"
     export_module(model, bare, metadata=export_metadata(model, {}), format="torchscript")
-    served = served_card(bare, OnnxPredictor.from_file(bare, device="cpu"))
+    served = served_card(bare, ExportedPredictor.from_file(bare, device="cpu"))
     assert str(tmp_path) not in json.dumps(served)
     assert served["checkpoint"] is None and served["engine"] == "torchscript"
     assert served["export"]["file"] == "nocard.ts" and served["model"]["name"] == "smallcnn"

@@ -18,9 +18,10 @@
 After writing, the export is checked against PyTorch on a seeded batch (``verify``): the
 probabilities must agree to :data:`TOLERANCE`, or :class:`ExportError` is raised.
 
-:class:`OnnxPredictor` is :class:`vsent.predict.Predictor` with the network replaced by an
-onnxruntime session (:class:`ExportedModule`): decoding, crops, 10-crop averaging and the rows
-(path, prob_positive, label, error) are Predictor's own, so both engines give the same rows.
+:class:`ExportedPredictor` is :class:`vsent.predict.Predictor` with the network replaced by the
+export (:class:`ExportedModule`: an onnxruntime session, or the TorchScript module in torch):
+decoding, crops, 10-crop averaging and the rows (path, prob_positive, label, error) are
+Predictor's own, so every engine gives the same rows.
 """
 
 from __future__ import annotations
@@ -510,17 +511,17 @@ class ExportedModule(nn.Module):
                          "checkpoint for analyses")
 
 
-class OnnxPredictor(Predictor):
+class ExportedPredictor(Predictor):
     """:class:`Predictor` running an exported model (ONNX via onnxruntime, or TorchScript).
 
     Same rows and arguments as Predictor; only the forward pass differs.
 
-    >>> p = OnnxPredictor.from_file("model.onnx")          # doctest: +SKIP
+    >>> p = ExportedPredictor.from_file("model.onnx")          # doctest: +SKIP
     >>> rows = list(p.score(["a.jpg", "b.jpg"]))            # doctest: +SKIP
     """
 
     @classmethod
-    def from_file(cls, path: str | PathLike[str], **kwargs: Any) -> OnnxPredictor:
+    def from_file(cls, path: str | PathLike[str], **kwargs: Any) -> ExportedPredictor:
         """Predictor of the export at ``path`` (class names from its metadata), the file
         loaded into its runtime on the predictor's device (:meth:`ExportedModule.open`)."""
         module = ExportedModule(path)
@@ -530,24 +531,29 @@ class OnnxPredictor(Predictor):
         return predictor
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> OnnxPredictor:
-        raise WeightsError(f"{path}: OnnxPredictor runs an exported model; export it first "
-                           "(vsent export --format onnx) and use OnnxPredictor.from_file")
+    def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> ExportedPredictor:
+        raise WeightsError(f"{path}: ExportedPredictor runs an exported model; export it first "
+                           "(vsent export --format onnx) and use ExportedPredictor.from_file")
 
 
-class OnnxEngine(Engine):
-    """``vsent predict --engine onnx``: :class:`OnnxPredictor` on the export named by
-    ``options.model`` (a :class:`vsent.engines.EngineOptions`); the rows are Predictor's."""
+class ExportedEngine(Engine):
+    """``vsent predict --engine onnx`` (or ``torchscript``): :class:`ExportedPredictor` on the
+    export named by ``options.model`` (a :class:`vsent.engines.EngineOptions`); the rows are
+    Predictor's."""
 
     name = "onnx"
 
     def __init__(self, options: EngineOptions) -> None:
-        self.predictor = OnnxPredictor.from_file(
+        self.predictor = ExportedPredictor.from_file(
             options.model, oversample=options.oversample, batch_size=options.batch_size,
             device=options.device, workers=options.workers)
 
     def score(self, paths: Iterator[Path]) -> Iterator[dict[str, Any]]:
         return self.predictor.score(paths)
+
+
+#: The names before session 37 (they also ran TorchScript exports).
+OnnxPredictor, OnnxEngine = ExportedPredictor, ExportedEngine
 
 
 def verify_export(model: nn.Module, path: str | PathLike[str], n: int = 4,

@@ -81,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
     _check_address(args.host, args.port)
     # loaded once, before the server starts: a bad checkpoint is one line and exit 2
     if args.engine in ("onnx", "torchscript"):
-        from vsent.export import OnnxPredictor
+        from vsent.export import ExportedPredictor
 
-        predictor = OnnxPredictor.from_file(args.model, device=args.device,
+        predictor = ExportedPredictor.from_file(args.model, device=args.device,
                                             batch_size=args.max_batch)
     else:
         predictor = Predictor.from_checkpoint(args.model, device=args.device,

@@ -8,8 +8,9 @@ the inputs, skips what a resumed run already has and writes the rows.
   the model).
 * ``ray``: the same decode and forward on Ray Data (:mod:`vsent.engines.ray_engine`): decoding
   in tasks, the model in a pool of actors, local or on a cluster.
-* ``onnx``: :class:`vsent.export.OnnxPredictor` on an exported model (``--model m.onnx``, from
-  ``vsent export``): the same rows, the forward pass in onnxruntime.
+* ``onnx`` (or ``torchscript``, the same engine): :class:`vsent.export.ExportedPredictor` on an
+  exported model (``--model m.onnx`` or ``m.ts``, from ``vsent export``): the same rows, the
+  forward pass in onnxruntime or in TorchScript.
 
 This module imports only the standard library (``vsent predict --help`` lists the engines
 without loading torch or Ray). To add an engine, add a line to :data:`ENGINES`: a class
@@ -30,8 +31,8 @@ from vsent.errors import VsentError
 ENGINES: dict[str, str] = {
     "default": "vsent.engines.default:DefaultEngine",
     "ray": "vsent.engines.ray_engine:RayEngine",
-    "onnx": "vsent.export:OnnxEngine",  # an export of `vsent export` (onnxruntime/TorchScript)
-    "torchscript": "vsent.export:OnnxEngine",  # the same engine: it reads either kind of export
+    "onnx": "vsent.export:ExportedEngine",  # an export of `vsent export` (onnxruntime/TorchScript)
+    "torchscript": "vsent.export:ExportedEngine",  # the same engine: it reads either kind of export
 }
 
 
