@@ -1230,3 +1230,32 @@ def test_a_closed_standard_input_is_one_line_after_the_rows_before_it(checkpoint
     assert proc.stderr.strip().splitlines()[-1] == ("vsent: error: --from-list -: standard "
                                                     "input is closed")
     assert [r["path"] for r in _read(out, "csv")] == [str(folder / "im01.jpg")]
+
+
+def test_one_path_where_a_list_is_expected_is_refused_not_taken_a_letter_at_a_time(tmp_path):
+    """api37 #1: explain(ckpt, "a.jpg", out) took "a", ".", "j", ... as inputs and walked "."
+    and "/" (maps of every image on the disk); ensemble/compare_many read "r" as a run;
+    zero_shot_model(positive="a joyful photo") made 14 one-letter prompts."""
+    from vsent.analyses.compare import compare_many
+    from vsent.analyses.ensemble import ensemble
+    from vsent.analyses.explain import explain, explain_images
+    from vsent.batch import iter_inputs
+    from vsent.models import create_model
+    from vsent.zeroshot import zero_shot_model
+
+    calls = [
+        (lambda: explain(tmp_path / "m.pt", "a.jpg", tmp_path / "cam"),
+         "explain takes a list of images, got one str 'a.jpg': pass \\['a.jpg'\\]"),
+        (lambda: explain_images(create_model("smallcnn"), tmp_path / "a.jpg", tmp_path / "cam"),
+         "explain_images takes a list of images, got one PosixPath"),
+        (lambda: iter_inputs("ab"), "iter_inputs takes a list of files, folders or globs"),
+        (lambda: ensemble("runs/q", tmp_path / "ens"),
+         "ensemble takes a list of crossval run folders, got one str 'runs/q'"),
+        (lambda: compare_many("runs/q", "runs/r"), "compare_many takes a list of crossval run"),
+        (lambda: zero_shot_model("ViT-B-32", "random", positive="a joyful photo"),
+         r"zero_shot_model\(positive=...\) takes a list of prompts, got one str"),
+    ]
+    for call, message in calls:
+        with pytest.raises(TypeError, match=message):
+            call()
+    assert not (tmp_path / "cam").exists() and not (tmp_path / "ens").exists()

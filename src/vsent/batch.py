@@ -47,7 +47,7 @@ from typing import IO, Any
 import numpy as np
 
 from vsent.data.datasets import IMAGE_EXTENSIONS
-from vsent.errors import VsentError, os_reason
+from vsent.errors import VsentError, check_many, os_reason
 from vsent.files import atomic_write_text, file_sha256, temp_path
 from vsent.predict import ROW_FIELDS, error_row
 from vsent.progress import on_terminal
@@ -203,6 +203,7 @@ def iter_inputs(
     Raises :class:`VsentError` when ``from_list`` cannot be opened (before anything else is
     yielded, so a typo is a user error, not a run with no rows).
     """
+    check_many(inputs, "iter_inputs", "files, folders or globs")
     fh: IO[str] | Callable[[], IO[str]] | None = None
     if from_list is not None:
         if str(from_list) != "-":

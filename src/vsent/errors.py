@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 
 #: Exit status of the CLI when a command finished but some items (images) failed.
@@ -28,6 +29,15 @@ def os_reason(exc: OSError) -> str:
     of one cause read the same whatever path gave them (grouped by their error)."""
     text = exc.strerror or one_line(exc)
     return text[:1].lower() + text[1:]
+
+
+def check_many(value: object, where: str, what: str) -> None:
+    """TypeError when ``value``, a list of ``what`` for ``where``, is one string, path or
+    bytes: Python would take it a character at a time (api37 #1: ``explain(ckpt, "a.jpg",
+    out)`` took "." and "/" as inputs and walked the whole disk)."""
+    if isinstance(value, str | bytes | os.PathLike):
+        raise TypeError(f"{where} takes a list of {what}, got one {type(value).__name__} "
+                        f"{value!r}: pass [{value!r}]")
 
 
 class VsentError(Exception):

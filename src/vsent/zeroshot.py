@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
-from vsent.errors import VsentError, WeightsError
+from vsent.errors import VsentError, WeightsError, check_many
 from vsent.models.base import ModelInfo, SentimentModel
 from vsent.models.clip_models import (
     PREFIX,
@@ -157,6 +157,8 @@ def zero_shot_model(
     positive, negative : prompts replacing the defaults of that class.
     prompts_file : a file for :func:`read_prompts` (the lists above override its classes).
     """
+    check_many(positive, "zero_shot_model(positive=...)", "prompts")  # not one per letter
+    check_many(negative, "zero_shot_model(negative=...)", "prompts")
     open_clip = open_clip_module()
     arch = arch[len(PREFIX):] if arch.startswith(PREFIX) else arch
     prompts = dict(DEFAULT_PROMPTS)

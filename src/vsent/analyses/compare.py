@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from vsent.errors import VsentError
+from vsent.errors import VsentError, check_many
 from vsent.runs import CONFIG, SUMMARY, check_same_test_images, read_config
 
 #: Probability column of each run kind, centre crop and 10-crop.
@@ -232,6 +232,7 @@ def compare_many(reference: str | os.PathLike, runs: Sequence[str | os.PathLike]
                  ten_crop: bool = False, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
     """:func:`compare_runs` of each run against ``reference``, with ``p_holm``: the p-value
     corrected by Holm's method over these comparisons (one family)."""
+    check_many(runs, "compare_many", "crossval run folders")
     check_each_run_once(runs)
     ref = load_scores(reference, ten_crop)  # read once for the whole family
     results = [_paired(reference, ref, run, load_scores(run, ten_crop), ten_crop, exclude)

@@ -42,7 +42,7 @@ import numpy as np
 
 from vsent.analyses.compare import check_finished_run, read_predictions, scores_source
 from vsent.analyses.fusion import check_run_two_way, ensemble_mean
-from vsent.errors import VsentError
+from vsent.errors import VsentError, check_many
 from vsent.files import file_sha256
 from vsent.metrics import binary_metrics, summarize_folds, summary_markdown
 from vsent.runs import (
@@ -273,6 +273,7 @@ def ensemble_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
         members with the same probabilities (the same network), or members evaluated on other
         images, labels or folds (the first difference is named).
     """
+    check_many(runs, "ensemble", "crossval run folders")
     paths = [Path(r) for r in runs]
     if len(paths) < 2:
         raise VsentError("an ensemble needs at least two runs")

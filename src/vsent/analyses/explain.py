@@ -26,7 +26,7 @@ from PIL import Image
 from torch import nn
 
 from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
-from vsent.errors import ImageError, VsentError, WeightsError
+from vsent.errors import ImageError, VsentError, WeightsError, check_many
 from vsent.files import file_sha256
 from vsent.inference import capture_outputs, prepare
 
@@ -238,6 +238,7 @@ def explain_images(
     overlay, heatmap, empty_map`` (True: an all-zero map, no location of ``layer`` raises the
     target class's score).
     """
+    check_many(paths, "explain_images", "images")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -355,6 +356,7 @@ def explain(
     read (or input matched nothing) has ``error`` set. The maps and ``explain.csv`` are
     written under ``out``.
     """
+    check_many(images, "explain", "images")
     from vsent.batch import Unmatched, iter_inputs
     from vsent.inference import layer_module, resolve_device
     from vsent.predict import Predictor
