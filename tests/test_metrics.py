@@ -55,3 +55,20 @@ def test_one_fold_is_shown_without_a_spread():
     assert mean_std_text({"mean": 0.7, "std": 0.0125}, 2) == "0.700 +- 0.013"
     assert mean_std_text({"mean": 0.7045, "std": 0.01}, 5, digits=2, scale=100) == \
         "70.45 +- 1.00"
+
+
+@pytest.mark.parametrize(("y_true", "y_pred", "message"), [
+    ([1, 2, 2], [1, 1, 2], r"y_true must hold labels 0 and 1, got \[1, 2\]"),
+    ([-1, 1], [0, 1], r"y_true must hold class indices \(integers >= 0\)"),
+    ([0, 1, 1], [0.2, 0.9, 0.6], r"y_pred must hold class indices .* such as \[0.2, 0.6, 0.9\]"),
+    ([0, float("nan")], [0, 1], "y_true must hold class indices"),
+    ([0, 1], [0], r"one length n >= 1, got 2 and 1"),
+    ([], [], r"one length n >= 1, got 0 and 0"),
+    ([[0, 1]], [[0, 1]], r"y_true must be of shape \(n,\), got \(1, 2\)"),
+])
+def test_binary_metrics_refuses_what_are_not_labels_and_predicted_classes(y_true, y_pred,
+                                                                          message):
+    """api37 #3: labels 1/2, -1/1, NaN or probabilities given as predictions were cast to int
+    and scored (tn + tp no longer accuracy x n); a length mismatch was scikit-learn's text."""
+    with pytest.raises(ValueError, match=message):
+        binary_metrics(y_true, y_pred)

@@ -29,8 +29,13 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     another class are not in ``confusion``: ``other`` ``[n_true0, n_true1]`` counts them, a key
     present only when there are some, so that ``tn + tp = accuracy * n`` always holds.
     """
-    y_true = np.asarray(y_true).astype(int)
-    y_pred = np.asarray(y_pred).astype(int)
+    y_true = _class_indices(y_true, "y_true")
+    y_pred = _class_indices(y_pred, "y_pred")
+    if len(y_true) != len(y_pred) or not len(y_true):
+        raise ValueError(f"y_true and y_pred must be of one length n >= 1, got {len(y_true)} "
+                         f"and {len(y_pred)}")
+    if not np.isin(y_true, (0, 1)).all():
+        raise ValueError(f"y_true must hold labels 0 and 1, got {sorted(set(y_true.tolist()))}")
     p, r, f, _ = precision_recall_fscore_support(
         y_true, y_pred == 1, labels=[1], average=None, zero_division=0
     )
@@ -49,6 +54,20 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     if not binary.all():
         out["other"] = [int(np.sum(~binary & (y_true == c))) for c in (0, 1)]
     return out
+
+
+def _class_indices(values: Any, name: str) -> np.ndarray:
+    """``values`` as int class indices (n,), or ValueError naming ``name``: probabilities, NaN
+    or negative values were cast to whatever int they truncate to, and scored (api37 #3)."""
+    a = np.asarray(values)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be of shape (n,), got {a.shape}")
+    if a.dtype.kind not in "biuf" or (a.dtype.kind == "f" and not (
+            np.isfinite(a).all() and (a == np.round(a)).all())) or (a < 0).any():
+        bad = a[:3].tolist() if a.dtype.kind not in "biuf" else sorted(set(a.tolist()))[:3]
+        raise ValueError(f"{name} must hold class indices (integers >= 0), got values such "
+                         f"as {bad}")
+    return a.astype(int)
 
 
 def summarize_folds(folds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
