@@ -378,6 +378,21 @@ def test_a_subset_typo_is_refused_when_the_config_is_built(tmp_path):
         RunConfig(data=str(tmp_path), subset="fiv")
 
 
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("eval_batch_size", 2.5, r"^--eval-batch-size must be an integer >= 1, got 2\.5$"),
+    ("eval_batch_size", "4", r"^--eval-batch-size must be an integer >= 1, got '4'$"),
+    ("oversample", "no", r"^oversample must be True or False, got 'no'$"),
+    ("skip_bad", 1, r"^skip_bad must be True or False, got 1$"),
+    ("data", 3, r"^--data 3 is not a path$"),
+])
+def test_run_config_refuses_values_of_another_kind_when_built(tmp_path, field, value, message):
+    """api37 #4: eval_batch_size 2.5 failed after fold 1 had trained, oversample "no" led the
+    summary with 10-crop, data 3 was pathlib's TypeError at the run."""
+    with pytest.raises(VsentError, match=message):
+        RunConfig(**{"data": str(tmp_path), field: value})
+    assert RunConfig(data=tmp_path).data == str(tmp_path)  # a Path is stored as its text
+
+
 @pytest.mark.parametrize("command", ["crossval", "finetune"])
 def test_a_folds_typo_stops_the_python_api_before_its_directory_exists(twitter_like, tmp_path,
                                                                        command):

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import math
 import numbers
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -364,8 +365,18 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.train, TrainConfig):
             raise TypeError(f"train must be a TrainConfig, got {type(self.train).__name__}")
-        if self.eval_batch_size < 1:
-            raise VsentError(f"--eval-batch-size must be >= 1, got {self.eval_batch_size}")
+        # the kinds first, as TrainConfig's (api37 #4: eval_batch_size 2.5 failed after fold 1
+        # had trained, oversample "no" was true, data 3 a pathlib TypeError)
+        if not isinstance(self.data, str | os.PathLike):
+            raise VsentError(f"--data {self.data!r} is not a path")
+        object.__setattr__(self, "data", os.fspath(self.data))  # a Path given: stored as text
+        for name in ("oversample", "skip_bad"):
+            if not isinstance(getattr(self, name), bool):
+                raise VsentError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not isinstance(self.eval_batch_size, numbers.Integral) or \
+                isinstance(self.eval_batch_size, bool) or self.eval_batch_size < 1:
+            raise VsentError(f"--eval-batch-size must be an integer >= 1, got "
+                             f"{self.eval_batch_size!r}")
         if self.subset not in SUBSETS:
             raise VsentError(f"--subset {self.subset!r}: choose one of {', '.join(SUBSETS)}")
         check_seed(self.seed)
