@@ -114,6 +114,26 @@ def test_score_streams_a_generator_in_order_with_errors_in_place(checkpoint, ima
     assert rows[1]["prob_positive"] is None and rows[1]["label"] is None
 
 
+def test_an_item_of_no_image_kind_is_a_row_in_a_stream_and_a_type_error_alone(checkpoint,
+                                                                               images):
+    """api37 #7: a None (a blank cell of a list read from a CSV) stopped score's whole stream
+    with load_rgb's TypeError; the images after it were lost."""
+    from vsent.data.images import load_rgb
+
+    _, paths = images
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu", batch_size=2, workers=2)
+    rows = list(pred.score([paths[0], None, 3, paths[1]]))
+    assert [r["path"] for r in rows] == [str(paths[0]), "<NoneType 1>", "<int 2>", str(paths[1])]
+    assert rows[1]["error"] == ("<NoneType 1>: not an image (an image is a path, bytes, a PIL "
+                                "image or a numpy array)")
+    assert rows[2]["error"].startswith("<int 2>: not an image")
+    assert rows[3]["prob_positive"] is not None and not rows[3]["error"]
+    with pytest.raises(TypeError, match=r"^<NoneType>: not an image"):  # one call: Python's
+        load_rgb(None)
+    with pytest.raises(TypeError, match=r"^<NoneType 1>: not an image"):
+        pred.predict_proba([paths[0], None])
+
+
 def test_api_raises_on_a_bad_image(checkpoint, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 not really")

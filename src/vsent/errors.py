@@ -59,6 +59,12 @@ class ImageError(DataError):
     """An image that cannot be decoded or is unsafe to decode (corrupt, empty, too large)."""
 
 
+class NotAnImageError(ImageError, TypeError):
+    """An item of a kind no image comes in (None, a number, a tensor): a TypeError for the
+    caller of one decode, and an item's error row (an ImageError) in a batch, which carries on
+    (api37 #7: Predictor.score stopped the whole stream at a None)."""
+
+
 class WeightsError(VsentError):
     """Weights that cannot be found, downloaded or loaded."""
 

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from vsent.data._common import positive_int
-from vsent.errors import ImageError, os_reason
+from vsent.errors import ImageError, NotAnImageError, os_reason
 
 __all__ = ["FORMATS", "MAX_PIXELS", "ImageSource", "load_resized", "load_rgb", "resize_rgb",
            "stat_file"]
@@ -99,9 +99,8 @@ def load_rgb(src: ImageSource, *, min_side: int | None = None) -> Image.Image:
     if isinstance(src, (str, os.PathLike)):
         # messages name the path as given ("./x.jpg", not Path's "x.jpg"), as rows do
         return _load_path(Path(src), os.fsdecode(src), min_side=min_side)
-    raise TypeError(
-        f"load_rgb() expects a path, bytes, a PIL image or a numpy array, got {type(src).__name__}"
-    )
+    raise NotAnImageError(f"<{type(src).__name__}>: not an image (an image is a path, bytes, "
+                          "a PIL image or a numpy array)")
 
 
 def resize_rgb(img: Image.Image | ImageSource, size: int) -> np.ndarray:
