@@ -15,7 +15,7 @@ from PIL import Image
 
 from vsent.batch import split_inputs
 from vsent.cli import main
-from vsent.errors import EXIT_ITEMS_FAILED, EXIT_USER_ERROR, ImageError, WeightsError
+from vsent.errors import EXIT_ITEMS_FAILED, EXIT_USER_ERROR, ImageError, VsentError, WeightsError
 from vsent.predict import Predictor
 
 
@@ -476,3 +476,33 @@ def test_rows_of_images_in_memory_name_their_kind_and_position(checkpoint, image
     with pytest.raises(ImageError, match=r"^<array 4>: array of shape \(0, 0, 3\) has no "
                                          r"pixels$"):
         pred.predict_proba([good, good, good, good, np.zeros((0, 0, 3), np.uint8)])
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"batch_size": 0}, ValueError, r"^Predictor\(batch_size=...\) must be an integer >= 1, "
+                                    r"got 0$"),
+    ({"batch_size": 2.5}, ValueError, r"batch_size=...\) must be an integer >= 1, got 2\.5$"),
+    ({"workers": "2"}, ValueError, r"^Predictor\(workers=...\) must be an integer >= 1, got '2'$"),
+    ({"oversample": "no"}, TypeError, r"^Predictor\(oversample=...\) takes True or False"),
+    ({"class_names": "negpos"}, TypeError, r"class_names=...\) takes a list of 2 names, got 'n"),
+    ({"class_names": ["only"]}, ValueError, r"1 names for a model of 2 outputs$"),
+    ({"device": None}, VsentError, r"^device must be auto, cpu or cuda, got None$"),
+])
+def test_predictor_refuses_a_wrong_argument_when_built(kwargs, error, message):
+    """api37 #5: Predictor checked none of its arguments: they failed at the first image (a
+    float batch size as range()'s TypeError), class_names "negpos" was split into letters
+    and oversample "no" was true."""
+    from vsent.models import create_model
+
+    with pytest.raises(error, match=message):
+        Predictor(create_model("smallcnn"), **kwargs)
+
+
+def test_predictor_takes_a_model_of_two_or_more_outputs_not_a_path(tmp_path):
+    from vsent.models import create_model
+
+    with pytest.raises(TypeError, match=r"got str; for a checkpoint file use "
+                                        r"Predictor\.from_checkpoint\(path\)$"):
+        Predictor("model.pt")
+    with pytest.raises(ValueError, match="a model of 2 or more outputs, not 1$"):
+        Predictor(create_model("smallcnn", num_classes=1))

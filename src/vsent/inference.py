@@ -60,6 +60,8 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """``auto`` -> cuda when available, else cpu. Asking for cuda without one is a user error."""
     if isinstance(name, torch.device):
         return name
+    if not isinstance(name, str):  # (None was an AttributeError on .startswith)
+        raise VsentError(f"device must be auto, cpu or cuda, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
