@@ -451,6 +451,15 @@ def test_one_image_where_many_are_expected_is_a_type_error_not_a_path_per_charac
     stack = np.stack([arr[:40, :50]] * 2)
     assert pred.predict_proba(stack).shape == (2, 2)
     assert pred.predict_proba(stack[..., 0]).shape == (2, 2)
+    # but (3, H, W) is as likely one channel-first image (torch's layout): said, not guessed
+    # (api37 #6: scored as three grayscale images)
+    chw = np.ascontiguousarray(arr.transpose(2, 0, 1))
+    with pytest.raises(TypeError, match=r"^Predictor\.predict_proba: an array of shape "
+                                        rf"\(3, {arr.shape[0]}, {arr.shape[1]}\) is one "
+                                        r"channel-first image or a stack of grayscale images"):
+        pred.predict_proba(chw)
+    assert pred.predict_proba(list(chw)).shape == (3, 2)
+    assert pred.predict_proba([chw.transpose(1, 2, 0)]).shape == (1, 2)
     # an array of paths (pandas' Series.to_numpy(): object dtype) is one path an entry
     # (review33b #1: refused as one image)
     for names in (np.array([str(p) for p in paths]), np.array(paths, dtype=object)):

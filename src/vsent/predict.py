@@ -75,6 +75,12 @@ def _check_many(images: Any, method: str) -> None:
         kind = "path" if isinstance(images, str | os.PathLike) else _kind(images)
         raise TypeError(f"Predictor.{method} takes an iterable of images (paths, bytes, PIL "
                         f"images or arrays), got one {kind}: pass [image]")
+    if isinstance(images, np.ndarray) and images.dtype.kind in "biuf" and images.ndim == 3 \
+            and images.shape[0] in (3, 4):
+        # one channel-first image, as torch holds it, was scored as 3 grayscale images (api37 #6)
+        raise TypeError(f"Predictor.{method}: an array of shape {images.shape} is one "
+                        "channel-first image or a stack of grayscale images: pass "
+                        "[array.transpose(1, 2, 0)] for the one, list(array) for the stack")
 
 
 def error_row(path: str, error: str) -> dict[str, Any]:
