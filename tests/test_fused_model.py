@@ -125,6 +125,22 @@ def test_fused_checkpoint_loads_safely_and_predicts_the_fused_score(tmp_path):
     assert fuse_probabilities(cnn, hand)[0] == pytest.approx(want[0])
 
 
+def test_hand_features_of_another_shape_or_not_finite_are_named(tmp_path):
+    """api37 #9: five columns too few were numpy's "cannot reshape array of size 10 into shape
+    (564)"; NaN features were "probabilities must be finite", of probabilities never given."""
+    path, _, paths, _ = _fused_checkpoint(tmp_path)
+    pred = Predictor.from_checkpoint(path, device="cpu")
+    arrays = np.stack([pred.decode(p) for p in paths[:2]])
+    feats = np.stack([pred.hand_features(p) for p in paths[:2]])
+    d = feats.shape[1]
+    with pytest.raises(ValueError, match=rf"^hand_features must be of shape \(N, {d}\) \(the "
+                                         r"gch\+bow features of each image\), got \(2, 5\)$"):
+        pred.predict_arrays(arrays, feats[:, :5])
+    with pytest.raises(ValueError, match=r"^hand_features hold NaN/inf$"):
+        pred.predict_arrays(arrays, np.full_like(feats, np.nan))
+    assert pred.predict_arrays(arrays, feats).shape == (2, 2)
+
+
 def test_a_damaged_fusion_entry_is_named(tmp_path):
     path, fusion, _, _ = _fused_checkpoint(tmp_path)
     state = fusion.to_state()

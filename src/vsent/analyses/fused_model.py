@@ -122,7 +122,12 @@ class HandCraftedModel:
 
     def proba_from_features(self, X: np.ndarray) -> np.ndarray:
         """P(positive), float64 (N,), of feature rows X (N, d) from :meth:`features`."""
-        X = np.asarray(X, np.float64).reshape(-1, self.dim)
+        X = np.asarray(X, np.float64)
+        if X.ndim != 2 or X.shape[1] != self.dim:  # (a reshape gave numpy's text, api37 #9)
+            raise ValueError(f"hand_features must be of shape (N, {self.dim}) (the "
+                             f"{'+'.join(self.blocks)} features of each image), got {X.shape}")
+        if not np.isfinite(X).all():  # (was "probabilities must be finite" from the fusion)
+            raise ValueError("hand_features hold NaN/inf")
         z = ((X - self.mean) / self.std * self.block_weight) @ self.coef + self.intercept
         return expit(z)  # as LogisticRegression.predict_proba; no overflow warning
 
