@@ -469,3 +469,22 @@ def test_fold_numbers_are_known_before_the_data_is_read_or_said_unknown(twitter_
     assert fold_numbers(tmp_path / "no-such-folder", "five", "campos") is None
     assert fold_numbers(twitter_like, "five", tmp_path / "missing.json") is None
     assert fold_numbers_text([1, 2, 3]) == "1..3" and fold_numbers_text([2, 5]) == "2, 5"
+
+
+def test_a_path_or_a_bad_seed_where_the_python_api_takes_a_dataset_is_said(learnable_dataset):
+    """api37 #13: make_folds / image_cache given the dataset's path were an AttributeError on
+    ``.labels`` / ``.paths``; a negative seed numpy's text; create_model(None) an
+    AttributeError on ``.startswith``."""
+    from vsent.data.cache import image_cache
+    from vsent.models import create_model
+
+    path = str(learnable_dataset)
+    for call, where in ((lambda: make_folds(path, "stratified"), "make_folds"),
+                        (lambda: image_cache(path, 64), "image_cache")):
+        with pytest.raises(TypeError, match=rf"^{where} takes a Dataset, got the path '.*': "
+                                            r"pass vsent\.data\.load_dataset\("):
+            call()
+    with pytest.raises(VsentError, match=r"^--seed must be an integer in 0\.\.\d+, got -1$"):
+        make_folds(load_dataset(learnable_dataset), "stratified", seed=-1)
+    with pytest.raises(TypeError, match=r"^create_model takes a model name .*, got None$"):
+        create_model(None)

@@ -36,7 +36,7 @@ import numpy as np
 import PIL
 
 from vsent.data._common import default_workers, positive_int
-from vsent.data.datasets import Dataset
+from vsent.data.datasets import Dataset, check_dataset
 from vsent.data.images import ImageSource, load_resized, stat_file
 from vsent.errors import ImageError, VsentError, os_reason
 from vsent.files import (
@@ -158,6 +158,7 @@ def image_cache(
     vsent.errors.ImageError
         An image is missing or cannot be decoded (nothing is left in the cache).
     """
+    check_dataset(dataset, "image_cache")
     size = _check_size(size)
     n = len(dataset.paths)
     if n == 0:

@@ -21,9 +21,11 @@ from typing import cast
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
+from vsent.config import check_seed
 from vsent.data._common import is_int_at_least
 from vsent.data.datasets import (
     Dataset,
+    check_dataset,
     dataset_layout,
     label_file_names,
     read_label_lines,
@@ -89,9 +91,11 @@ def make_folds(
         The split's folds, numbered 1..K (a folds JSON: its own numbers, in its order);
         train and test disjoint in each, test sets disjoint.
     """
+    check_dataset(dataset, "make_folds")
     if str(spec) == "campos":
         folds = _campos_folds(dataset)
     elif str(spec) == "stratified":
+        check_seed(seed)  # (numpy's "Seed must be between 0 and 2**32 - 1", api37 #13)
         folds = _stratified_folds(dataset, n_splits, seed)
     else:
         check_folds_spec(spec)

@@ -208,6 +208,9 @@ def create_model(
         ``forward_head(f) -> logits (B, info.num_outputs)``, ``forward`` = both, and
         ``model.spec`` (name + options that rebuild it).
     """
+    if not isinstance(name, str):  # (None was an AttributeError on .startswith, api37 #13)
+        raise TypeError(f"create_model takes a model name (vsent models lists them), got "
+                        f"{name!r}")
     _import_builtin_models()
     family = _family_of(name)
     if family is not None and family.saved_only:
