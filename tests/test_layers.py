@@ -701,3 +701,22 @@ def test_fits_that_hit_the_iteration_cap_are_said_in_the_table(caplog):
     summary["fc"]["svm"]["folds"][0]["converged"] = True
     summary["conv1"]["svm"]["folds"][1]["converged"] = True
     assert "iteration cap" not in L.layers_markdown(summary, ProbeConfig())
+
+
+def test_a_layers_run_inside_its_crossval_run_continues_after_both_moved(tmp_path, run_dir):
+    """session 36: layers refused to continue after the crossval run it lies in was moved
+    ("made with other run"); as fuse, the run is known by its predictions' SHA-256."""
+    (run_dir / "predictions.csv").write_text("name,fold,label,prob_positive\na,1,1,0.7\n")
+    cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["fc"], folds=[1])
+    layer_probes(cfg, run_dir / "layers", progress=False)
+    moved = tmp_path / "moved"
+    run_dir.rename(moved)
+    summary = layer_probes(dataclasses.replace(cfg, run=str(moved), folds=[1, 2]),
+                           moved / "layers", progress=False)
+    assert summary["fc"]["svm"]["folds"] and json.loads(
+        (moved / "layers" / "config.json").read_text())["run"] == str(moved.resolve())
+    (moved / "predictions.csv").write_text("name,fold,label,prob_positive\na,1,1,0.2\n")
+    again = tmp_path / "again"
+    moved.rename(again)  # other predictions: another run, refused as before
+    with pytest.raises(VsentError, match="made with other run"):
+        layer_probes(dataclasses.replace(cfg, run=str(again)), again / "layers", progress=False)

@@ -993,3 +993,27 @@ def test_cli_predict_regions_senti_log(tmp_path, capsys):
                  "--no-progress", "--resume"]) == 2
     assert "with --regions --n-proposals 12 --k 1 --alpha 4.0 --beta 0.5 --senti-log natural" \
         in capsys.readouterr().err
+
+
+def test_a_regions_run_inside_its_crossval_run_continues_after_both_moved(tiny_run, tmp_path,
+                                                                          capsys):
+    """session 36: regions refused to continue after the crossval run it lies in was moved
+    ("made with other run"); as fuse, the run is known by its predictions' SHA-256."""
+    from vsent.cli import main
+
+    run, _, _ = tiny_run
+    (run / "predictions.csv").write_text("name,fold,label,prob_positive\na.png,1,1,0.7\n")
+    assert main(_tiny_regions_argv(run, run / "regions")) == 0
+    moved = tmp_path / "moved"
+    run.rename(moved)
+    capsys.readouterr()
+    assert main([*_tiny_regions_argv(moved, moved / "regions"), "--resume"]) == 0, (
+        capsys.readouterr().err)
+    assert json.loads((moved / "regions" / "config.json").read_text())["run"] == str(
+        moved.resolve())
+    # other predictions are another run: refused as before
+    (moved / "predictions.csv").write_text("name,fold,label,prob_positive\na.png,1,1,0.2\n")
+    again = tmp_path / "again"
+    moved.rename(again)
+    assert main([*_tiny_regions_argv(again, again / "regions"), "--resume"]) == 2
+    assert "made with other run" in capsys.readouterr().err

@@ -763,6 +763,31 @@ class CrossvalRun:
 INPUTS = "inputs.json"
 
 
+def run_moved_since(out: str | Path, run: str | Path) -> Path | None:
+    """Where the crossval run was when the analysis stored in ``out`` (fuse, regions, layers)
+    was made from it, when ``out`` lies inside the run, the run has been copied or moved since
+    (trial32 #4: a copied run's own fusion read as another run's; session 36: regions and
+    layers refused to continue in a moved run) and ``out``'s :data:`INPUTS` holds the SHA-256
+    of the run's predictions as they are now. None otherwise: nothing stored, the same place,
+    an analysis of another run written into this one's folder, or one made before
+    :data:`INPUTS` (refused as another run's by the config comparison, review33 #2)."""
+    here = Path(run).resolve()
+    try:
+        then = read_config(out).get("run")
+    except VsentError:  # none stored (or damaged: open_run_dir says so)
+        return None
+    if not isinstance(then, str) or Path(then) == here or \
+            not Path(out).resolve().is_relative_to(here):
+        return None
+    try:
+        made_from = read_record(Path(out) / INPUTS, "inputs (file: SHA-256)")
+    except VsentError:  # none (older), or damaged: the run comparison decides
+        return None
+    if made_from != {str(Path(then) / "predictions.csv"): file_sha256(here / "predictions.csv")}:
+        return None
+    return Path(then)
+
+
 def check_inputs(run: RunDir, files: Sequence[str | Path],
                  moved: tuple[Path, Path] | None = None) -> None:
     """Record the SHA-256 of ``files`` in ``run``'s :data:`INPUTS` (a run being written), or,

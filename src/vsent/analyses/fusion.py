@@ -565,7 +565,15 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
     from dataclasses import asdict
 
     from vsent.analyses.compare import check_finished_run
-    from vsent.runs import FOLDS, SUMMARY, check_inputs, check_run_data, open_run_dir, read_config
+    from vsent.runs import (
+        FOLDS,
+        SUMMARY,
+        check_inputs,
+        check_run_data,
+        open_run_dir,
+        read_config,
+        run_moved_since,
+    )
 
     features = "+".join(parse_fusion_blocks(features, "--features"))
     _check_options(rule, weight, classifier, extra_train)
@@ -602,7 +610,7 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
     config["hand_crafted"] = asdict(baseline_config)
     config["seed"] = run_seed(run, run_cfg)
     compare = _compared_keys(out, config, overwrite)
-    moved = _run_moved_since(out, run, compare)
+    moved = run_moved_since(out, run) if compare is not None else None
     if moved:  # the fusion went with its run: identified by its inputs' hashes, not the path
         compare = [k for k in compare or () if k != "run"]
     with open_run_dir(out, config, resume=True, overwrite=overwrite, done=SUMMARY,
@@ -658,33 +666,6 @@ def _check_options(rule: str, weight: float | str, method: str,
     if extra_train is not None and rule == "early":
         raise VsentError("--extra-train needs a late rule (mean or logit): the early rule "
                          "would need the CNN's features of the extra images")
-
-
-def _run_moved_since(out: Path, run: str | os.PathLike,
-                     compare: list[str] | None) -> Path | None:
-    """Where the run was when the fusion stored in ``out`` was made, when that fusion lies
-    inside the run, the run has been copied or moved since (trial32 #4: a copied run's own
-    fusion read as another run's), and its ``inputs.json`` holds the SHA-256 of the run's
-    predictions as they are now. None otherwise (``compare`` None: nothing stored): a fusion
-    of another run written into this one's folder, or one made before ``inputs.json``, is
-    refused as another run's (review33 #2)."""
-    from vsent.files import file_sha256
-    from vsent.runs import INPUTS, read_config, read_record
-
-    if compare is None:
-        return None
-    here = Path(run).resolve()
-    then = read_config(out).get("run")  # (read by _compared_keys already: not damaged)
-    if not isinstance(then, str) or Path(then) == here or \
-            not Path(out).resolve().is_relative_to(here):
-        return None
-    try:
-        made_from = read_record(Path(out) / INPUTS, "inputs (file: SHA-256)")
-    except VsentError:  # none (older), or damaged: the run comparison decides
-        return None
-    if made_from != {str(Path(then) / "predictions.csv"): file_sha256(here / "predictions.csv")}:
-        return None
-    return Path(then)
 
 
 def _compared_keys(out: Path, config: dict[str, object], overwrite: bool) -> list[str] | None:

@@ -592,7 +592,7 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
         in depth order.
     """
     from vsent.data.folds import check_inner_splits
-    from vsent.runs import open_run, open_run_dir
+    from vsent.runs import check_inputs, open_run, open_run_dir, run_moved_since
 
     out = Path(out)
     run = open_run(cfg.run)
@@ -607,12 +607,18 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
     if cfg.layers:  # a misspelt name first: it is what the user has to fix
         _check_layers(run.load_model(folds[0].index)[0], cfg.layers)
     check_inner_splits(run.dataset.labels, folds, cfg.probe.inner_splits)
+    # a layers run inside its crossval run continues where the two were moved together
+    moved = None if overwrite else run_moved_since(out, run.path)
     rundir = open_run_dir(out, {"command": "layers", **cfg.to_dict()}, resume=True,
-                          overwrite=overwrite, done=None, compare=_RESULT_KEYS,
+                          overwrite=overwrite, done=None,
+                          compare=[k for k in _RESULT_KEYS if not (moved and k == "run")],
                           resume_asked=False)
     timer = Timer()
     order: list[str] = []
     with rundir:
+        # the predictions' SHA-256 identifies the run if it moves (vsent.runs.run_moved_since)
+        check_inputs(rundir, [f for f in [run.path / "predictions.csv"] if f.is_file()],
+                     moved=(moved, run.path.resolve()) if moved else None)
         for fold in folds:
             names = _probe_fold(cfg, run, fold, rundir, progress)
             order += [n for n in names if n not in order]

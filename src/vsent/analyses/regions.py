@@ -737,7 +737,7 @@ def evaluate_regions(
     """
     from vsent.evaluate import resolve_device
     from vsent.metrics import binary_metrics, summarize_folds
-    from vsent.runs import Timer, open_run, open_run_dir
+    from vsent.runs import Timer, check_inputs, open_run, open_run_dir, run_moved_since
 
     out = Path(out)
     run = open_run(run_dir)
@@ -755,9 +755,14 @@ def evaluate_regions(
     timer = Timer()
     # vsent.runs.open_run_dir: a run there is continued only with --resume and the same
     # scoring settings (the per-fold regions.npz are reused); --overwrite starts again
+    # a regions run inside its crossval run continues where the two were moved together
+    moved = None if overwrite else run_moved_since(out, run.path)
     rd = open_run_dir(out, config, resume=resume, overwrite=overwrite, done=None,
-                      compare=_SCORING_KEYS)
+                      compare=[k for k in _SCORING_KEYS if not (moved and k == "run")])
     with rd:
+        # the predictions' SHA-256 identifies the run if it moves (vsent.runs.run_moved_since)
+        check_inputs(rd, [f for f in [run.path / "predictions.csv"] if f.is_file()],
+                     moved=(moved, run.path.resolve()) if moved else None)
         log.info("regions: %s (%s, %s), %s, edge detector %s, N=%d K=%d",
                  run.path, run.config.model, run.dataset.title,
                  f"{len(run.folds)} folds" if len(folds) == len(run.folds)
