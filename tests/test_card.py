@@ -160,6 +160,10 @@ def test_cli_card_json_and_markdown(run_dir, tmp_path, capsys):
     assert out.read_text() == card_markdown(model_card(ckpt))
     assert main(["card", str(tmp_path / "none.pt")]) == EXIT_USER_ERROR
     assert "vsent: error:" in capsys.readouterr().err
+    # a folder that does not exist yet is made, as export makes its own (session 36: refused)
+    deep = tmp_path / "cards" / "fold2" / "card.md"
+    assert main(["card", str(ckpt), "--out", str(deep)]) == 0
+    assert deep.read_text() == card_markdown(model_card(ckpt))
 
 
 def test_cli_card_out_replaces_an_earlier_card_but_no_other_file(run_dir, tmp_path, capsys):

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     card = model_card(args.checkpoint)
     text = json.dumps(card, indent=2) + "\n" if args.format == "json" else card_markdown(card)
     if args.out:
-        try:
+        try:  # its folder made, as export and predict make theirs
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(args.out, text)
         except OSError as exc:
             raise VsentError(f"--out {args.out}: cannot write it ({exc.strerror})") from None
