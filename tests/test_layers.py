@@ -720,3 +720,37 @@ def test_a_layers_run_inside_its_crossval_run_continues_after_both_moved(tmp_pat
     moved.rename(again)  # other predictions: another run, refused as before
     with pytest.raises(VsentError, match="made with other run"):
         layer_probes(dataclasses.replace(cfg, run=str(again)), again / "layers", progress=False)
+
+
+def test_a_moved_unfinished_run_is_refused_in_one_line_and_a_stop_after_a_move_continues(
+        tmp_path, run_dir, monkeypatch):
+    """review37 #1: a run without predictions.csv (unfinished) moved made run_moved_since
+    hash a missing file (a traceback); #2: a layers run stopped after its run moved kept the
+    old path in config.json and the new one in inputs.json, and was then "made with other
+    run"."""
+    import vsent.analyses.layers as layers_module
+
+    cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["fc"], folds=[1])
+    layer_probes(cfg, run_dir / "layers", progress=False)
+    moved = tmp_path / "moved"
+    run_dir.rename(moved)
+    with pytest.raises(VsentError, match="made with other run"):  # nothing identifies it
+        layer_probes(dataclasses.replace(cfg, run=str(moved)), moved / "layers",
+                     progress=False)
+    run_dir = moved
+    (run_dir / "predictions.csv").write_text("name,fold,label,prob_positive\na,1,1,0.7\n")
+    cfg = dataclasses.replace(cfg, run=str(run_dir))
+    layer_probes(cfg, run_dir / "layers", overwrite=True, progress=False)
+    moved = tmp_path / "moved2"
+    run_dir.rename(moved)
+    both = dataclasses.replace(cfg, run=str(moved), folds=[1, 2])
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(layers_module, "_probe_fold", stop)
+        with pytest.raises(KeyboardInterrupt):
+            layer_probes(both, moved / "layers", progress=False)
+    summary = layer_probes(both, moved / "layers", progress=False)  # the same call again
+    assert [f["fold"] for f in summary["fc"]["svm"]["folds"]] == [1, 2]

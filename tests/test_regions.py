@@ -1017,3 +1017,25 @@ def test_a_regions_run_inside_its_crossval_run_continues_after_both_moved(tiny_r
     moved.rename(again)
     assert main([*_tiny_regions_argv(again, again / "regions"), "--resume"]) == 2
     assert "made with other run" in capsys.readouterr().err
+
+
+def test_a_regions_run_that_failed_before_any_result_is_replaced_by_the_same_command(
+        tiny_run, tmp_path, capsys, monkeypatch):
+    """review37 #3: inputs.json (written at the start) made a folder with no result count as
+    a run to --resume; it is one of the records (vsent.runs.RECORDS)."""
+    from vsent.cli import main
+    from vsent.errors import VsentError
+
+    run, _, _ = tiny_run
+    (run / "predictions.csv").write_text("name,fold,label,prob_positive\na.png,1,1,0.7\n")
+    out = tmp_path / "regions"
+
+    def fail(*args, **kwargs):
+        raise VsentError("a user error in fold 1")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(R, "_fold_regions", fail)
+        assert main(_tiny_regions_argv(run, out)) == 2
+    assert (out / "inputs.json").is_file()
+    capsys.readouterr()
+    assert main(_tiny_regions_argv(run, out)) == 0, capsys.readouterr().err

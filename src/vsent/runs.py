@@ -371,13 +371,18 @@ FINGERPRINT_KEYS = ("n_images", "n_positive", "sha256")
 EXTRA_RECORD = "extra.json"
 #: The SHA-256 of the ``--init`` weights file a crossval or finetune run started from.
 INIT_RECORD = "init.json"
+#: SHA-256 of the files a run was computed from (``fuse``, ``ensemble``; ``layers`` and
+#: ``regions``: their crossval run's predictions, which identify a run that moved, see
+#: :func:`run_moved_since`): a finished run whose inputs changed since is refused rather than
+#: reported with stale numbers.
+INPUTS = "inputs.json"
 #: What a run directory holds before its first result: one holding nothing else is replaced
 #: by the next run (see :func:`open_run_dir`). ``steps.json`` and ``weights.json`` are a
 #: reproduction's bookkeeping (its results are sub-run directories); ``folds.json``,
 #: ``extra.json``, ``data.json`` and ``init.json`` what a crossval writes before its first
-#: fold (a fold's folder is made with its first file).
+#: fold (a fold's folder is made with its first file); ``inputs.json`` what an analysis read.
 RECORDS = frozenset({CONFIG, "versions.json", "run.log", "skipped.json", "steps.json",
-                     "weights.json", FOLDS, EXTRA_RECORD, DATA_RECORD, INIT_RECORD})
+                     "weights.json", FOLDS, EXTRA_RECORD, DATA_RECORD, INIT_RECORD, INPUTS})
 #: Config keys (last component of the dotted path) that are run options, not the recipe:
 #: they may change between a run and its resumption (a run started on CPU may end on a GPU).
 RUN_OPTIONS = frozenset({"device"})
@@ -758,10 +763,6 @@ class CrossvalRun:
         return load_fold_model(self.checkpoint(k), k, **kwargs)
 
 
-#: SHA-256 of the files a run was computed from (``fuse``, ``ensemble``): a finished run whose
-#: inputs changed since is refused rather than reported with stale numbers.
-INPUTS = "inputs.json"
-
 
 def run_moved_since(out: str | Path, run: str | Path) -> Path | None:
     """Where the crossval run was when the analysis stored in ``out`` (fuse, regions, layers)
@@ -783,7 +784,10 @@ def run_moved_since(out: str | Path, run: str | Path) -> Path | None:
         made_from = read_record(Path(out) / INPUTS, "inputs (file: SHA-256)")
     except VsentError:  # none (older), or damaged: the run comparison decides
         return None
-    if made_from != {str(Path(then) / "predictions.csv"): file_sha256(here / "predictions.csv")}:
+    now = here / "predictions.csv"
+    if not now.is_file():  # an unfinished crossval run: nothing identifies it (review37 #1)
+        return None
+    if made_from != {str(Path(then) / "predictions.csv"): file_sha256(now)}:
         return None
     return Path(then)
 
