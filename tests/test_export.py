@@ -596,3 +596,29 @@ def test_an_export_on_a_full_disk_says_so_in_one_line_and_leaves_nothing(tmp_pat
         f"vsent: error: {out}: no space left on device: free some space and run the command "
         "again\n"))
     assert not any(full_disk.iterdir())
+
+
+def test_a_torchscript_export_without_room_for_its_weights_is_refused_before_writing(
+        tmp_path, capsys, monkeypatch):
+    """The check the full-disk test above meets on a real full disk, where it can mount one:
+    torch's TorchScript writer aborts the process on ENOSPC, so a disk that cannot hold the
+    weights is refused first (review37 #7: that test skips where it may not mount)."""
+    import shutil
+
+    import vsent.export
+
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    out = tmp_path / "out" / "m.ts"
+    free = shutil.disk_usage(tmp_path)._replace(free=10**6)  # smallcnn's weights: 1.5 MB
+    monkeypatch.setattr(vsent.export.shutil, "disk_usage", lambda path: free)
+    assert main(["export", "--model", str(ckpt), "--format", "torchscript",
+                 "--out", str(out)]) == EXIT_USER_ERROR
+    assert capsys.readouterr().err == (f"vsent: error: {out}: no space left on device: free "
+                                       "some space and run the command again\n")
+    assert not any(out.parent.iterdir())
+
+
+def test_the_exported_predictors_names_before_session_37_still_work():
+    from vsent.export import ExportedEngine, OnnxEngine, OnnxPredictor
+
+    assert OnnxPredictor is ExportedPredictor and OnnxEngine is ExportedEngine

@@ -27,11 +27,12 @@ Predictor's own, so every engine gives the same rows.
 from __future__ import annotations
 
 import copy
-import io
+import errno
 import itertools
 import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
@@ -350,12 +351,16 @@ def _write_torchscript(wrapped: nn.Module, example: Tensor, path: Path,
             traced = torch.jit.trace(wrapped, (example,), check_trace=False)
     except Exception as exc:  # tracing raises many kinds for unsupported code
         raise ExportError(f"TorchScript export failed ({one_line(exc)})") from exc
-    # written to memory, then to the file by Python: torch's own file writer aborts the
-    # process on a full disk (exit 134, the partial file left behind)
-    buffer = io.BytesIO()
+    # torch's file writer aborts the process on a full disk (exit 134, the partial file left
+    # behind): a disk without room for the weights is refused before it starts. (Written
+    # through Python instead, the archive would be held in memory: twice a large model's size,
+    # review37 #4.)
+    need = sum(t.numel() * t.element_size() for t in wrapped.state_dict().values())
+    need += need // 20 + 2**20  # the archive's code, constants and zip records
+    if shutil.disk_usage(path.parent).free < need:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
     with _quiet():
-        torch.jit.save(traced, buffer, _extra_files={"vsent.json": json.dumps(metadata)})
-    path.write_bytes(buffer.getbuffer())
+        torch.jit.save(traced, str(path), _extra_files={"vsent.json": json.dumps(metadata)})
 
 
 # --- reading exports --------------------------------------------------------------------------
