@@ -1245,17 +1245,22 @@ def test_one_path_where_a_list_is_expected_is_refused_not_taken_a_letter_at_a_ti
 
     calls = [
         (lambda: explain(tmp_path / "m.pt", "a.jpg", tmp_path / "cam"),
-         "explain takes a list of images, got one str 'a.jpg': pass \\['a.jpg'\\]"),
+         "explain takes a list of images, got one string 'a.jpg': pass \\['a.jpg'\\]"),
         (lambda: explain_images(create_model("smallcnn"), tmp_path / "a.jpg", tmp_path / "cam"),
-         "explain_images takes a list of images, got one PosixPath"),
+         "explain_images takes a list of images, got one path '/.*/a.jpg': pass \\['"),
         (lambda: iter_inputs("ab"), "iter_inputs takes a list of files, folders or globs"),
         (lambda: ensemble("runs/q", tmp_path / "ens"),
-         "ensemble takes a list of crossval run folders, got one str 'runs/q'"),
+         "ensemble takes a list of crossval run folders, got one string 'runs/q'"),
         (lambda: compare_many("runs/q", "runs/r"), "compare_many takes a list of crossval run"),
         (lambda: zero_shot_model("ViT-B-32", "random", positive="a joyful photo"),
-         r"zero_shot_model\(positive=...\) takes a list of prompts, got one str"),
+         r"zero_shot_model\(positive=...\) takes a list of prompts, got one string "
+         r"'a joyful photo'"),
     ]
     for call, message in calls:
         with pytest.raises(TypeError, match=message):
             call()
     assert not (tmp_path / "cam").exists() and not (tmp_path / "ens").exists()
+    # image bytes are named by their length, not printed (review37 #6: a 9.6 kB line)
+    with pytest.raises(TypeError, match=r"^explain takes a list of images, got one bytes "
+                                        r"object of 20000 bytes: pass \[data\]$"):
+        explain(tmp_path / "m.pt", b"\xff" * 20000, tmp_path / "cam")

@@ -584,3 +584,9 @@ def test_the_console_says_vsents_lines_and_a_librarys_warnings_not_its_info_line
     assert done.returncode == 0, done.stderr
     assert done.stderr.endswith("library warning\nvsent info\n")
     assert "library info" not in done.stderr
+    # a program that set vsent's level keeps it (review37 #12)
+    quiet = code.replace("from vsent.cli import main\n", "from vsent.cli import main\n"
+                         "logging.getLogger('vsent').setLevel(logging.WARNING)\n")
+    done = subprocess.run([sys.executable, "-c", quiet], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stderr.endswith("library warning\n"), done.stderr

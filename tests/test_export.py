@@ -137,7 +137,7 @@ def test_onnx_predictor_rows_match_the_default_engine(tmp_path, image_files, ove
     torch_rows = list(Predictor.from_checkpoint(ckpt, device="cpu", oversample=oversample,
                                                 batch_size=2).score(items))
     onnx_pred = ExportedPredictor.from_file(tmp_path / "m.onnx", device="cpu",
-                                        oversample=oversample, batch_size=2)
+                                            oversample=oversample, batch_size=2)
     assert onnx_pred.class_names == ["neg", "pos"]
     onnx_rows = list(onnx_pred.score(items))
     assert [r["path"] for r in onnx_rows] == [str(p) for p in items]
@@ -155,7 +155,7 @@ def test_onnx_predictor_class_names_come_from_the_export_unless_given(tmp_path):
     assert ExportedPredictor.from_file(tmp_path / "m.onnx", device="cpu").class_names == \
         ["neg", "pos"]
     given = ExportedPredictor.from_file(tmp_path / "m.onnx", device="cpu",
-                                    class_names=("sad", "happy"))
+                                        class_names=("sad", "happy"))
     assert given.class_names == ["sad", "happy"]
 
 

@@ -134,7 +134,8 @@ def test_hand_features_of_another_shape_or_not_finite_are_named(tmp_path):
     feats = np.stack([pred.hand_features(p) for p in paths[:2]])
     d = feats.shape[1]
     with pytest.raises(ValueError, match=rf"^hand_features must be of shape \(N, {d}\) \(the "
-                                         r"gch\+bow features of each image\), got \(2, 5\)$"):
+                                         r"gch\+bow features of each image; one image.s: "
+                                         r"features\[None\]\), got \(2, 5\)$"):
         pred.predict_arrays(arrays, feats[:, :5])
     with pytest.raises(ValueError, match=r"^hand_features hold NaN/inf$"):
         pred.predict_arrays(arrays, np.full_like(feats, np.nan))

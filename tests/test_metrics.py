@@ -60,7 +60,9 @@ def test_one_fold_is_shown_without_a_spread():
 @pytest.mark.parametrize(("y_true", "y_pred", "message"), [
     ([1, 2, 2], [1, 1, 2], r"y_true must hold labels 0 and 1, got \[1, 2\]"),
     ([-1, 1], [0, 1], r"y_true must hold class indices \(integers >= 0\)"),
-    ([0, 1, 1], [0.2, 0.9, 0.6], r"y_pred must hold class indices .* such as \[0.2, 0.6, 0.9\]"),
+    ([0, 1, 1], [0.2, 0.9, 0.6], r"y_pred must hold class indices .* such as \[0.2, 0.9, 0.6\]"),
+    # the wrong ones, not the smallest (review37 #5)
+    ([0, 1, 1, 0], [0, 1, 600.5, 2], r"y_pred must hold class indices .* such as \[600.5\]$"),
     ([0, float("nan")], [0, 1], "y_true must hold class indices"),
     ([0, 1], [0], r"one length n >= 1, got 2 and 1"),
     ([], [], r"one length n >= 1, got 0 and 0"),

@@ -495,6 +495,7 @@ def test_rows_of_images_in_memory_name_their_kind_and_position(checkpoint, image
     ({"oversample": "no"}, TypeError, r"^Predictor\(oversample=...\) takes True or False"),
     ({"class_names": "negpos"}, TypeError, r"class_names=...\) takes a list of 2 names, got 'n"),
     ({"class_names": ["only"]}, ValueError, r"1 names for a model of 2 outputs$"),
+    ({"class_names": None}, TypeError, r"class_names=...\) takes a list of 2 names, got None$"),
     ({"device": None}, VsentError, r"^device must be auto, cpu or cuda, got None$"),
 ])
 def test_predictor_refuses_a_wrong_argument_when_built(kwargs, error, message):
@@ -515,3 +516,5 @@ def test_predictor_takes_a_model_of_two_or_more_outputs_not_a_path(tmp_path):
         Predictor("model.pt")
     with pytest.raises(ValueError, match="a model of 2 or more outputs, not 1$"):
         Predictor(create_model("smallcnn", num_classes=1))
+    names = (n for n in ("neg", "pos"))  # a generator is read once (review37 #10)
+    assert Predictor(create_model("smallcnn"), class_names=names).class_names == ["neg", "pos"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import reprlib
 from types import ModuleType
 
 #: Exit status of the CLI when a command finished but some items (images) failed.
@@ -35,9 +36,14 @@ def check_many(value: object, where: str, what: str) -> None:
     """TypeError when ``value``, a list of ``what`` for ``where``, is one string, path or
     bytes: Python would take it a character at a time (api37 #1: ``explain(ckpt, "a.jpg",
     out)`` took "." and "/" as inputs and walked the whole disk)."""
-    if isinstance(value, str | bytes | os.PathLike):
-        raise TypeError(f"{where} takes a list of {what}, got one {type(value).__name__} "
-                        f"{value!r}: pass [{value!r}]")
+    if isinstance(value, bytes):  # (its repr may be megabytes of an image, review37 #6)
+        raise TypeError(f"{where} takes a list of {what}, got one bytes object of "
+                        f"{len(value)} bytes: pass [data]")
+    if isinstance(value, str | os.PathLike):
+        kind, shown = ("path" if isinstance(value, os.PathLike) else "string",
+                       reprlib.repr(os.fsdecode(value)))
+        raise TypeError(f"{where} takes a list of {what}, got one {kind} {shown}: pass "
+                        f"[{shown}]")
 
 
 class VsentError(Exception):

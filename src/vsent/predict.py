@@ -102,10 +102,11 @@ def scores_row(path: str, probs: np.ndarray, class_names: Sequence[str]) -> dict
 
 
 def _check_arguments(model: Any, class_names: Any, oversample: Any, batch_size: Any,
-                     workers: Any) -> None:
-    """TypeError or ValueError naming the first of :class:`Predictor`'s arguments that is
-    wrong, when it is built (api37 #5: they failed at the first image, some as raw Python
-    errors; a str of class names was split into letters)."""
+                     workers: Any) -> list[str]:
+    """The class names as a list, or TypeError or ValueError naming the first of
+    :class:`Predictor`'s arguments that is wrong, when it is built (api37 #5: they failed at
+    the first image, some as raw Python errors; a str of class names was split into
+    letters)."""
     if not isinstance(model, nn.Module) or not hasattr(model, "info"):
         raise TypeError(f"Predictor takes a vsent model (vsent.models.create_model or "
                         f"load_checkpoint), got {type(model).__name__}; for a checkpoint file "
@@ -113,11 +114,13 @@ def _check_arguments(model: Any, class_names: Any, oversample: Any, batch_size: 
     n = model.info.num_outputs
     if n < 2:
         raise ValueError(f"Predictor scores a model of 2 or more outputs, not {n}")
-    if isinstance(class_names, str) or not all(isinstance(c, str) for c in class_names):
+    names = None if isinstance(class_names, str) or not isinstance(class_names, Iterable) \
+        else list(class_names)  # (a generator is read once, review37 #10)
+    if names is None or not all(isinstance(c, str) for c in names):
         raise TypeError(f"Predictor(class_names=...) takes a list of {n} names, got "
                         f"{class_names!r}")
-    if len(class_names) != n:
-        raise ValueError(f"Predictor(class_names=...): {len(class_names)} names for a model of "
+    if len(names) != n:
+        raise ValueError(f"Predictor(class_names=...): {len(names)} names for a model of "
                          f"{n} outputs")
     if not isinstance(oversample, bool):
         raise TypeError(f"Predictor(oversample=...) takes True or False, got {oversample!r}")
@@ -126,6 +129,7 @@ def _check_arguments(model: Any, class_names: Any, oversample: Any, batch_size: 
             continue
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
             raise ValueError(f"Predictor({name}=...) must be an integer >= 1, got {value!r}")
+    return names
 
 
 class Predictor:
@@ -154,10 +158,10 @@ class Predictor:
         workers: int | None = None,
         fusion: LateFusion | None = None,
     ) -> None:
-        _check_arguments(model, class_names, oversample, batch_size, workers)
+        names = _check_arguments(model, class_names, oversample, batch_size, workers)
         self.model = model
         self.fusion = fusion
-        self.class_names = list(class_names)
+        self.class_names = names
         self.oversample = oversample
         self.batch_size = batch_size
         self.device = resolve_device(device)

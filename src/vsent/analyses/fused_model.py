@@ -125,7 +125,8 @@ class HandCraftedModel:
         X = np.asarray(X, np.float64)
         if X.ndim != 2 or X.shape[1] != self.dim:  # (a reshape gave numpy's text, api37 #9)
             raise ValueError(f"hand_features must be of shape (N, {self.dim}) (the "
-                             f"{'+'.join(self.blocks)} features of each image), got {X.shape}")
+                             f"{'+'.join(self.blocks)} features of each image; one image's: "
+                             f"features[None]), got {X.shape}")
         if not np.isfinite(X).all():  # (was "probabilities must be finite" from the fusion)
             raise ValueError("hand_features hold NaN/inf")
         z = ((X - self.mean) / self.std * self.block_weight) @ self.coef + self.intercept

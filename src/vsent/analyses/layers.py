@@ -13,6 +13,8 @@ images only.
 Layout of the output directory::
 
     config.json versions.json run.log
+    inputs.json                        the crossval run's predictions.csv SHA-256 (a run moved
+                                       with this folder is known by it: runs.run_moved_since)
     features/fold<k>/<layer>.npy       float32 (n_train + n_test, dim), rows: train then test
     features/fold<k>/<layer>.gram.npy  float64 (n, n) linear kernel of those rows
     features/fold<k>/meta.json         rows (dataset indices), n_train, shapes; written last

@@ -708,19 +708,20 @@ def _transfer_table_again(run: Any, cfg: TransferConfig) -> dict[str, Any]:
     table = {**stored, "published_source": PUBLISHED_SOURCE, "rows": rows}
     if table != stored:
         _write_transfer_table(run, table)
-        log.info("%s: table written again with today's published values and labels", run.path)
+        log.info("%s: table written again with today's published values, labels and columns",
+                 run.path)
     return table
 
 
 def transfer_row(subset: str, summary: Mapping[str, Any], reference: str = "pcnn") -> dict:
     """One table row: our mean/std per metric over folds and the published value beside it."""
-    row: dict[str, Any] = {"subset": subset, "n_images": summary.get("n_images"),
-                           "n_folds": len(summary.get("folds", ()))}
+    row: dict[str, Any] = {"subset": subset, "n_images": summary.get("n_images")}
     published = papers.YOU2015_TABLE6[reference].get(subset, {})
     for key in SCALARS:
         row[f"{key}_mean"] = summary[key]["mean"]
         row[f"{key}_std"] = summary[key]["std"]
         row[f"{key}_published"] = published[key].mean if key in published else None
+    row["n_folds"] = len(summary.get("folds", ()))  # last: transfer.csv's columns keep their place
     return row
 
 

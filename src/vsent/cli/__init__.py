@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     # vsent's lines and the libraries' warnings: a library's info lines are not for the
     # user (torch's exit hook printed "FakeTensor cache stats" after an early interrupt)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("vsent").setLevel(logging.INFO)
+    vsent_log = logging.getLogger("vsent")
+    if vsent_log.level == logging.NOTSET:  # (a level a calling program set is its own)
+        vsent_log.setLevel(logging.INFO)
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said with the command's usage line, not vsent's

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         from vsent.export import ExportedPredictor
 
         predictor = ExportedPredictor.from_file(args.model, device=args.device,
-                                            batch_size=args.max_batch)
+                                                batch_size=args.max_batch)
     else:
         predictor = Predictor.from_checkpoint(args.model, device=args.device,
                                               batch_size=args.max_batch)
