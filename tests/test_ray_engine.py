@@ -478,3 +478,74 @@ def test_a_terminated_ray_run_exits_143_and_keeps_its_rows(tmp_path, checkpoint)
     assert "vsent: terminated; what was written is kept" in err
     assert "SIGTERM received" not in err
     assert len(out.read_text().splitlines()) == 3
+
+
+def test_ray_starting_keeps_vsents_sigterm_handler_and_stops_a_half_started_ray(
+        checkpoint, monkeypatch):
+    """prac37 #1: a TERM while ray.init ran met Ray's handler (sys.exit(15), no vsent line);
+    #2: an interrupt while Ray started left its local agents running (no ray.shutdown)."""
+    import signal
+
+    import ray
+
+    from vsent.engines import EngineOptions
+    from vsent.engines.ray_engine import RayEngine, _sigterm_kept
+
+    mine, real = signal.getsignal(signal.SIGTERM), signal.signal
+    with _sigterm_kept():
+        signal.signal(signal.SIGTERM, lambda *a: None)  # as Ray's set_sigterm_handler does
+        assert signal.getsignal(signal.SIGTERM) is mine
+        before = signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # other signals as usual
+        assert signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN
+        signal.signal(signal.SIGUSR1, before)
+    assert signal.signal is real and signal.getsignal(signal.SIGTERM) is mine  # put back
+
+    import subprocess
+
+    calls, started = [], []
+
+    def interrupted_init(**kwargs):
+        calls.append("init")
+        # a process Ray started before it recorded its node: ray.shutdown does not know it
+        started.append(subprocess.Popen(["sleep", "60"]))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", interrupted_init)
+    monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
+    with pytest.raises(KeyboardInterrupt):
+        RayEngine(EngineOptions(model=str(checkpoint), ray_cpus=2))
+    assert calls == ["init", "shutdown"]
+    assert started[0].wait(timeout=10) == -signal.SIGKILL
+
+
+def test_closing_the_ray_engine_stops_its_rows_before_ray(monkeypatch):
+    """prac37 #3: `vsent predict --engine ray | head` shut Ray down while Ray Data's executor
+    still read rows; it started a second Ray of its own, left running after vsent exited."""
+    from vsent.engines.ray_engine import RayEngine
+
+    order = []
+
+    def rows():
+        try:
+            yield {"path": "a"}
+            yield {"path": "b"}
+        finally:
+            order.append("rows closed")
+
+    class Ray:
+        @staticmethod
+        def is_initialized():
+            return True
+
+        @staticmethod
+        def shutdown():
+            order.append("ray shut down")
+
+    engine = object.__new__(RayEngine)
+    engine.ray, engine._started = Ray(), True
+    monkeypatch.setattr(RayEngine, "_score", lambda self, paths: rows())
+    first = next(iter(engine.score(iter([]))))
+    assert first == {"path": "a"}
+    engine.close()
+    assert order == ["rows closed", "ray shut down"]

@@ -38,6 +38,7 @@ the forward pass :meth:`Predictor.predict_arrays`, so the rows equal the default
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -46,6 +47,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -263,14 +265,25 @@ class RayEngine(Engine):
                     raise VsentError("--ray-cpus sizes a local Ray; a cluster (--ray-address) "
                                      "has the CPUs its nodes were started with")
                 _check_reachable(options.ray_address)
-                try:
-                    ray.init(address=options.ray_address, logging_level=logging.WARNING)
-                except (ConnectionError, RuntimeError, ValueError) as e:
-                    raise VsentError(f"--ray-address {options.ray_address}: cannot join the Ray "
-                                     f"cluster ({' '.join(str(e).split())[:200]})") from None
-            else:
-                ray.init(num_cpus=options.ray_cpus, include_dashboard=False,
-                         logging_level=logging.WARNING)
+            try:
+                with _sigterm_kept():  # (prac37 #1: a TERM while Ray starts exited 15, unsaid)
+                    if options.ray_address:
+                        ray.init(address=options.ray_address, logging_level=logging.WARNING)
+                    else:
+                        ray.init(num_cpus=options.ray_cpus, include_dashboard=False,
+                                 logging_level=logging.WARNING)
+            except BaseException as e:
+                if not options.ray_address:
+                    # an interrupt while Ray starts: its local processes stop with it
+                    # (prac37 #2: two agents were left running), also those ray.shutdown
+                    # does not know yet (started before ray.init had recorded its node)
+                    started = _descendants(os.getpid())
+                    ray.shutdown()
+                    _kill(started)
+                elif isinstance(e, ConnectionError | RuntimeError | ValueError):
+                    raise VsentError(f"--ray-address {options.ray_address}: cannot join the "
+                                     f"Ray cluster ({' '.join(str(e).split())[:200]})") from None
+                raise
             self._started = True
             if callable(on_term) and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, on_term)
@@ -306,6 +319,10 @@ class RayEngine(Engine):
 
     def score(self, paths: Iterator[Path]) -> Iterable[dict[str, Any]]:
         """Rows of ``paths`` in input order (see the module docstring for the pipeline)."""
+        self._rows = self._score(paths)  # closed by close(), before Ray stops
+        return self._rows
+
+    def _score(self, paths: Iterator[Path]) -> Iterator[dict[str, Any]]:
         ray = self.ray
         from ray.util.queue import Queue
 
@@ -361,8 +378,57 @@ class RayEngine(Engine):
         return result_row(path, probs, error, self.class_names)
 
     def close(self) -> None:
+        # the rows stop first: Ray Data's executor, still reading, started a Ray of its own
+        # once this one was shut down (prac37 #3: `| head` left two agents running)
+        rows, self._rows = getattr(self, "_rows", None), None
+        if rows is not None:
+            rows.close()
         if self._started and self.ray.is_initialized():
             self.ray.shutdown()
+
+
+@contextmanager
+def _sigterm_kept() -> Iterator[None]:
+    """While Ray starts (``ray.init``), Ray's attempts to install its SIGTERM handler
+    (``sys.exit(15)``) are dropped: the handler in place (vsent's: "vsent: terminated", exit
+    143, what was written kept) answers a TERM that comes meanwhile. ``signal.signal`` is
+    wrapped for that time only, in this process (the processes Ray starts are not touched)."""
+    real = signal.signal
+
+    def install(signum: int, handler: Any) -> Any:
+        if signum == signal.SIGTERM:
+            return signal.getsignal(signum)
+        return real(signum, handler)
+
+    signal.signal = install  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        signal.signal = real
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes under ``pid`` (children, theirs, ...), read from /proc; none elsewhere."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # "pid (name) state ppid ...": the name may hold spaces and parentheses
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        parents.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill(pids: Iterable[int]) -> None:
+    """SIGKILL each of ``pids`` still there (Ray's agents ignore SIGTERM)."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def result_row(path: str, probs: np.ndarray, error: str, class_names: list[str]
