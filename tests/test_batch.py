@@ -400,7 +400,7 @@ def test_resume_after_a_kill_gives_each_image_once_with_the_same_values(checkpoi
     cut.write_bytes(head + lines[6 + (fmt == "csv")][:9])
     capsys.readouterr()
     assert _score_cli(checkpoint, folder, cut, "--resume") == EXIT_ITEMS_FAILED
-    assert "(6 rows kept from the earlier run, 7 added now)" in capsys.readouterr().err
+    assert "of 13 rows (6 kept from the earlier run, 7 added now)" in capsys.readouterr().err
     assert cut.read_bytes().startswith(head)  # kept as it was
     rows = _read(cut, fmt)
     assert sorted(r["path"] for r in rows) == sorted(r["path"] for r in _read(full, fmt))
@@ -469,7 +469,7 @@ def test_retry_failed_scores_the_failed_images_again(checkpoint, folder, tmp_pat
     assert main(["predict", "--model", str(checkpoint), *args, "--out", str(out), "--device",
                  "cpu", "--no-progress", "--resume", "--retry-failed"]) == EXIT_ITEMS_FAILED
     err = capsys.readouterr().err
-    assert "scored 3 of 4 inputs (2 rows kept from the earlier run, 2 added now), 1 failed" in err
+    assert "scored 3 of 4 rows (2 kept from the earlier run, 2 added now), 1 failed" in err
     # trial31 #6: the rows dropped are said (an image no longer in the inputs keeps no row)
     assert err.splitlines()[0] == (f"--retry-failed: 2 error rows dropped from {out}; their "
                                    "images are scored again as the inputs name them")
@@ -1210,7 +1210,7 @@ def test_a_resumed_run_ends_as_a_run_never_stopped_with_a_path_listed_twice(
     assert _predict(checkpoint, listed[:2], cut) == 0  # stopped after two rows
     capsys.readouterr()
     assert _predict(checkpoint, listed, cut, "--resume") == 0
-    assert "scored 4 of 4 inputs (2 rows kept from the earlier run, 2 added now), 0 failed" in \
+    assert "scored 4 of 4 rows (2 kept from the earlier run, 2 added now), 0 failed" in \
         capsys.readouterr().err
     assert cut.read_bytes() == whole.read_bytes()
     assert _predict(checkpoint, listed, cut, "--resume") == 0  # finished: nothing added

@@ -322,7 +322,7 @@ def test_a_from_list_that_is_no_text_file_is_a_user_error(checkpoint, images, tm
     assert float(rows[2]["prob_positive"]) == pytest.approx(want, abs=1e-6)
     # and --resume reads such an output back: nothing is scored twice
     assert main([*args, "--resume"]) == EXIT_ITEMS_FAILED
-    assert "scored 2 of 3 inputs (3 rows kept from the earlier run, 0 added now), 1 failed" in \
+    assert "scored 2 of 3 rows (3 kept from the earlier run, 0 added now), 1 failed" in \
         capsys.readouterr().err
     assert out.read_bytes() == raw
 

@@ -894,9 +894,11 @@ class Summary:
 
     def line(self, out: str | Path | None = None) -> str:
         """The summary line printed on stderr."""
-        s = f"scored {self.total - self.failed} of {self.total} inputs"
-        if self.resumed:  # (the counts are the output's: say what this run added)
-            s += (f" ({self.resumed} rows kept from the earlier run, "
+        # resumed, the counts are the output's rows, not this run's inputs (prac37 #4)
+        counted = "rows" if self.resumed else "inputs"
+        s = f"scored {self.total - self.failed} of {self.total} {counted}"
+        if self.resumed:
+            s += (f" ({self.resumed} kept from the earlier run, "
                   f"{self.total - self.resumed} added now)")
         s += f", {self.failed} failed"
         return s + (f"; rows in {out}" if out else "")
