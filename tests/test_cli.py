@@ -251,6 +251,7 @@ def test_a_full_disk_is_one_line_and_exit_2(monkeypatch, capsys, twitter_like, t
     monkeypatch.setattr(vsent.crossval, "crossval", full)
     argv = ["crossval", "--data", str(twitter_like), "--preset", "quick", "--out",
             str(tmp_path / "r")]
+    (tmp_path / "r").mkdir()  # what the run had written before the disk filled
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == (
@@ -309,6 +310,10 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys, twitter_like, tmp_
     monkeypatch.setattr(vsent.crossval, "crossval", interrupted)
     argv = ["crossval", "--data", str(twitter_like), "--preset", "quick", "--out",
             str(tmp_path / "r")]
+    # stopped before --out was written: nothing is said to be kept (prac37 #7)
+    assert main(argv) == 130
+    assert capsys.readouterr().err == "vsent: interrupted\n"
+    (tmp_path / "r").mkdir()  # what the run had written before the interrupt
     assert main(argv) == 130
     assert capsys.readouterr().err == ("vsent: interrupted; what was written is kept: the same "
                                        "command with --resume continues it\n")

@@ -505,6 +505,7 @@ def test_ranks_leave_the_interrupt_line_to_their_launcher(monkeypatch, tmp_path,
     monkeypatch.setattr(cv, "finetune", interrupted)
     argv = ["finetune", "--preset", "quick", "--data", str(tmp_path), "--out",
             str(tmp_path / "o")]
+    (tmp_path / "o").mkdir()  # what the run had written before the interrupt
     assert main(argv) == 130
     assert capsys.readouterr().err == ("vsent: interrupted; what was written is kept: the same "
                                        "command with --resume continues it\n")

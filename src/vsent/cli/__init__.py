@@ -152,6 +152,9 @@ def _kept(args: argparse.Namespace) -> str:
     to continue (:func:`how_to_continue`), or nothing for :data:`KEEP_NOTHING`."""
     if getattr(args, "command", None) in KEEP_NOTHING:
         return ""
+    out = getattr(args, "out", None)
+    if isinstance(out, str) and out != "-" and not os.path.lexists(out):
+        return ""  # stopped before --out was written: nothing kept (prac37 #7)
     return f"; what was written is kept{how_to_continue(args)}"
 
 
