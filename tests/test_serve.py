@@ -1155,3 +1155,21 @@ def test_the_package_docstring_names_only_arguments_create_app_takes():
     shown = re.search(r"``create_app\((.*?)\)``", vsent.serve.__doc__, re.S).group(1)
     keywords = set(re.findall(r"(\w+)=", shown))
     assert keywords and keywords <= set(inspect.signature(create_app).parameters)
+
+
+def test_cli_serve_takes_the_regions_settings_of_predict_regions(checkpoint, monkeypatch,
+                                                                 capsys):
+    """prac37 #9: serve had no --k/--alpha/--beta/--n-proposals/--senti-log, so its regions
+    rows could not be those of `predict --regions` with other settings."""
+    calls: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
+    assert main(["serve", "--model", str(checkpoint), "--port", "0", "--k", "5",
+                 "--alpha", "2", "--beta", "1", "--n-proposals", "30",
+                 "--senti-log", "natural"]) == 0
+    config = calls[0]["app"].state.service.config
+    assert (config.k, config.alpha, config.beta, config.n_proposals, config.senti_log) == (
+        5, 2.0, 1.0, 30, "natural")
+    capsys.readouterr()
+    assert main(["serve", "--model", str(checkpoint), "--port", "0", "--k", "50",
+                 "--n-proposals", "30"]) == 2  # refused as predict --regions refuses it
+    assert "--k (50) must be <= --n-proposals (30)" in capsys.readouterr().err

@@ -87,6 +87,12 @@ def _add_region_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--regions", action="store_true",
                    help="late fusion of the whole image with its top-K affective regions "
                         "(EdgeBoxes proposals); one image at a time, slower")
+    add_region_settings(g)
+
+
+def add_region_settings(g: argparse._ArgumentGroup) -> None:
+    """The settings of the regions' late fusion (``predict --regions``, ``serve``'s requests
+    with ``regions``): N, K, alpha, beta and the log of the sentiment score."""
     d = REGION_DEFAULTS
     g.add_argument("--n-proposals", type=int, default=d["n_proposals"],
                    help=f"proposals per image ({d['n_proposals']})")

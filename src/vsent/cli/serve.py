@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="how long a request waits for others to share its batch (5 ms)")
     g.add_argument("--workers", type=int, default=None,
                    help="decoding threads (default: the CPUs this process may use, at most 32)")
+    from vsent.cli.predict import add_region_settings
+
+    # as predict --regions takes them: the service's rows can be predict's (prac37 #9)
+    add_region_settings(p.add_argument_group(
+        "affective regions (requests with regions=true; as vsent predict --regions)"))
     g = p.add_argument_group("limits (413 above a size, 503 when overloaded or late)")
     g.add_argument("--max-upload-mb", type=float, default=20.0, help="per uploaded image (20)")
     g.add_argument("--max-request-mb", type=float, default=64.0, help="per request body (64)")
@@ -77,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
                     max_pixels=args.max_pixels, max_images=args.max_images,
                     timeout_s=args.timeout, max_inflight=args.max_inflight)
     config = ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                         decode_workers=args.workers, limits=limits).validate()
+                         decode_workers=args.workers, limits=limits, k=args.k,
+                         alpha=args.alpha, beta=args.beta, n_proposals=args.n_proposals,
+                         senti_log=args.senti_log).validate()
     _check_address(args.host, args.port)
     # loaded once, before the server starts: a bad checkpoint is one line and exit 2
     if args.engine in ("onnx", "torchscript"):
