@@ -408,6 +408,14 @@ def test_bad_requests(server):
     # the image sent as text (curl -F "files=<a.jpg") is named as such
     r = httpx.post(f"{server.url}/v1/predict", files={"files": (None, "JFIF...")})
     assert r.status_code == 422 and "'files' holds text, not a file" in r.json()["detail"]
+    # a file named only in RFC 5987's form (filename*=): the parser reads no name (prac37 #8)
+    body = (b"--B\r\nContent-Disposition: form-data; name=\"files\"; "
+            b"filename*=UTF-8''caf%C3%A9.jpg\r\nContent-Type: image/jpeg\r\n\r\n"
+            + image_bytes(1) + b"\r\n--B--\r\n")
+    r = httpx.post(f"{server.url}/v1/predict", content=body,
+                   headers={"Content-Type": "multipart/form-data; boundary=B"})
+    assert r.status_code == 422 and "a name given only as filename*= is not read" in \
+        r.json()["detail"]
     # a body that ends before its closing boundary: its unfinished file is not dropped silently
     whole = _part(b"a.jpg", image_bytes(1)) + _part(b"b.jpg", image_bytes(2))
     for cut in (whole, whole[:len(whole) - 300]):  # no closing boundary; cut inside b.jpg

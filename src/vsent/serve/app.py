@@ -410,7 +410,8 @@ class Service:
                     uploads.append((value, await self._read_upload(value)))
                 elif key == "files":
                     raise HTTPProblem(422, "the part 'files' holds text, not a file (no file "
-                                           "name): send each image as a file, e.g. curl -F "
+                                           "name; a name given only as filename*= is not "
+                                           "read): send each image as a file, e.g. curl -F "
                                            "files=@photo.jpg")
                 else:
                     fields.setdefault(key, []).append(value)
