@@ -885,12 +885,12 @@ def _write_table(rd, table: dict, cfg: RegionConfig, run) -> None:
     csv_rows = [{"method": m, **{f"{k}_{s}": table[m][k][s] for k in metrics
                                  for s in ("mean", "std")}} for m in table]
     rd.write_csv("table1.csv", csv_rows, list(csv_rows[0]))
-    log = "log_M" if cfg.senti_log == "classes" else "ln"
+    log_name = "log_M" if cfg.senti_log == "classes" else "ln"
     lines = [
         f"# Affective regions on {run.dataset.title} ({run.config.model}, "
         f"{len(table['global']['folds'])} of {len(run.folds)} folds)", "",
         f"N = {cfg.proposals.n_proposals} proposals, K = {cfg.k}, alpha = {cfg.alpha}, "
-        f"beta = {cfg.beta}, sentiment score 1 + sum s {log} s. Percent, mean +- std over "
+        f"beta = {cfg.beta}, sentiment score 1 + sum s {log_name} s. Percent, mean +- std over "
         f"folds.", "",
         "| method | accuracy | precision | recall | F1 |", "|---|---|---|---|---|",
     ]
