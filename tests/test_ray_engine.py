@@ -483,40 +483,56 @@ def test_a_terminated_ray_run_exits_143_and_keeps_its_rows(tmp_path, checkpoint)
 def test_ray_starting_keeps_vsents_sigterm_handler_and_stops_a_half_started_ray(
         checkpoint, monkeypatch):
     """prac37 #1: a TERM while ray.init ran met Ray's handler (sys.exit(15), no vsent line);
-    #2: an interrupt while Ray started left its local agents running (no ray.shutdown)."""
+    #2: an interrupt while Ray started left its local agents running (no ray.shutdown).
+    review37b #1: only the Ray processes started meanwhile are killed, not the others under
+    this process; #3: signal.signal itself is left alone (other threads use it)."""
     import signal
+    import subprocess
+    import sys
 
     import ray
+    from ray._private import utils
 
     from vsent.engines import EngineOptions
     from vsent.engines.ray_engine import RayEngine, _sigterm_kept
 
     mine, real = signal.getsignal(signal.SIGTERM), signal.signal
     with _sigterm_kept():
-        signal.signal(signal.SIGTERM, lambda *a: None)  # as Ray's set_sigterm_handler does
+        assert signal.signal is real
+        utils.set_sigterm_handler(lambda *a: None)  # as ray.init does
         assert signal.getsignal(signal.SIGTERM) is mine
-        before = signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # other signals as usual
-        assert signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN
-        signal.signal(signal.SIGUSR1, before)
-    assert signal.signal is real and signal.getsignal(signal.SIGTERM) is mine  # put back
-
-    import subprocess
+    assert signal.getsignal(signal.SIGTERM) is mine
 
     calls, started = [], []
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    bystander = subprocess.Popen(sleep)  # a child of this process that is not Ray's
 
     def interrupted_init(**kwargs):
         calls.append("init")
         # a process Ray started before it recorded its node: ray.shutdown does not know it
-        started.append(subprocess.Popen(["sleep", "60"]))
+        started.append(subprocess.Popen([*sleep, "ray::RuntimeEnvAgent"]))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", interrupted_init)
     monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
-    with pytest.raises(KeyboardInterrupt):
-        RayEngine(EngineOptions(model=str(checkpoint), ray_cpus=2))
-    assert calls == ["init", "shutdown"]
-    assert started[0].wait(timeout=10) == -signal.SIGKILL
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            RayEngine(EngineOptions(model=str(checkpoint), ray_cpus=2))
+        assert calls == ["init", "shutdown"]
+        # killed and reaped (by vsent: its exit status is gone with it) within its 60 s
+        assert not Path(f"/proc/{started[0].pid}").exists()
+        assert bystander.poll() is None  # still running
+        # a start that failed for another reason: ray.shutdown alone, nothing killed
+        monkeypatch.setattr(ray, "init", lambda **kw: (started.append(
+            subprocess.Popen([*sleep, "ray::gcs_server"])), 1 / 0))
+        with pytest.raises(ZeroDivisionError):
+            RayEngine(EngineOptions(model=str(checkpoint), ray_cpus=2))
+        assert started[1].poll() is None and calls[-1] == "shutdown"
+    finally:
+        for proc in (bystander, *started):
+            proc.kill()
+            proc.wait()
 
 
 def test_closing_the_ray_engine_stops_its_rows_before_ray(monkeypatch):
@@ -549,3 +565,16 @@ def test_closing_the_ray_engine_stops_its_rows_before_ray(monkeypatch):
     assert first == {"path": "a"}
     engine.close()
     assert order == ["rows closed", "ray shut down"]
+
+    def failing_rows():  # review37b #4: a clean-up that raises still lets Ray stop
+        try:
+            yield {"path": "a"}
+        finally:
+            raise RuntimeError("queue actor gone")
+
+    order.clear()
+    monkeypatch.setattr(RayEngine, "_score", lambda self, paths: failing_rows())
+    next(iter(engine.score(iter([]))))
+    with pytest.raises(RuntimeError, match="queue actor gone"):
+        engine.close()
+    assert order == ["ray shut down"]
