@@ -1042,6 +1042,26 @@ def test_onnx_export_served_gives_the_checkpoints_scores_and_card(checkpoint, tm
         assert r.status_code == 422 and "exported model" in r.json()["detail"]
 
 
+def test_cli_serve_refuses_region_settings_for_a_model_that_serves_no_regions(
+        checkpoint, tmp_path, monkeypatch, capsys):
+    """review37b #8: `serve --engine onnx --k 5` took the setting silently (an export serves
+    no regions), where predict refuses options of a mode that is off."""
+    from vsent.export import export_model
+
+    onnx_file = tmp_path / "m.onnx"
+    export_model(checkpoint, onnx_file)
+    calls: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    capsys.readouterr()
+    assert main(["serve", "--engine", "onnx", "--model", str(onnx_file), "--port", "0",
+                 "--k", "5", "--senti-log", "natural"]) == 2
+    assert capsys.readouterr().err == (
+        "vsent: error: --k, --senti-log: this model serves no regions (an export or a "
+        "late-fused model), so the setting would be ignored\n")
+    assert main(["serve", "--engine", "onnx", "--model", str(onnx_file), "--port", "0"]) == 0
+    assert len(calls) == 1
+
+
 def test_an_export_of_nan_weights_served_fails_each_entry_not_the_response(tmp_path):
     """The export of test_export's NaN weights, written with --no-verify: every image's entry
     says non-finite scores (as predict's rows do), in a JSON answer counted as it was sent."""

@@ -153,8 +153,10 @@ def _kept(args: argparse.Namespace) -> str:
     if getattr(args, "command", None) in KEEP_NOTHING:
         return ""
     out = getattr(args, "out", None)
-    if isinstance(out, str) and out != "-" and not os.path.lexists(out):
-        return ""  # stopped before --out was written: nothing kept (prac37 #7)
+    if isinstance(out, str) and out != "-" and not (os.path.isfile(out) or os.path.isdir(out)):
+        # stopped before --out was written (prac37 #7), or it is a pipe or a device: nothing
+        # kept to continue
+        return ""
     return f"; what was written is kept{how_to_continue(args)}"
 
 

@@ -1,7 +1,8 @@
 """``vsent serve``: an HTTP service and web page for a trained model (FastAPI on uvicorn).
 
-Only argparse and vsent.cli.common are imported here: FastAPI, uvicorn and torch load when the
-command runs, so ``vsent --help`` stays fast and works without the ``serve`` extra.
+Only argparse and vsent's CLI modules (common, predict's region options) are imported here:
+FastAPI, uvicorn and torch load when the command runs, so ``vsent --help`` stays fast and
+works without the ``serve`` extra.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
                                               batch_size=args.max_batch)
     app = create_app(predictor, checkpoint=args.model, config=config)
     card = app.state.service.card
+    _check_region_settings(args, card["request_options"].get("regions", False))
     served = [k for k, ok in card["request_options"].items() if ok]
     where = str(predictor.device)
     provider = getattr(predictor.model, "provider", None)  # an ONNX export
@@ -134,3 +136,17 @@ def _check_address(host: str, port: int) -> None:
             s.bind(addr)
         except OSError as e:
             raise VsentError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+
+
+def _check_region_settings(args: argparse.Namespace, served: bool) -> None:
+    """VsentError when region settings are given for a model that serves no regions (an
+    export, a late-fused model): as predict refuses options of a mode that is off, they would
+    be ignored (review37b #8)."""
+    from vsent.cli.predict import REGION_DEFAULTS
+    from vsent.errors import VsentError
+
+    given = [f"--{k.replace('_', '-')}" for k, v in REGION_DEFAULTS.items()
+             if getattr(args, k) != v]
+    if given and not served:
+        raise VsentError(f"{', '.join(given)}: this model serves no regions (an export or a "
+                         "late-fused model), so the setting would be ignored")
