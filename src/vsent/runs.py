@@ -763,7 +763,6 @@ class CrossvalRun:
         return load_fold_model(self.checkpoint(k), k, **kwargs)
 
 
-
 def run_moved_since(out: str | Path, run: str | Path) -> Path | None:
     """Where the crossval run was when the analysis stored in ``out`` (fuse, regions, layers)
     was made from it, when ``out`` lies inside the run, the run has been copied or moved since
@@ -790,6 +789,18 @@ def run_moved_since(out: str | Path, run: str | Path) -> Path | None:
     if made_from != {str(Path(then) / "predictions.csv"): file_sha256(now)}:
         return None
     return Path(then)
+
+
+def record_run_read(rundir: RunDir, run: CrossvalRun, moved: Path | None) -> None:
+    """What an analysis stored inside ``run`` (layers, regions) records of it, at its start:
+    the SHA-256 of its predictions (when it has them), by which :func:`run_moved_since`
+    knows the run after a move; ``moved`` (that function's answer): the stored config's
+    ``run`` is set to where the run is now first, so that a stop before the end leaves the
+    two agreeing and the same command continues (review37 #2)."""
+    if moved:
+        rundir.write_json(CONFIG, {**read_config(rundir.path), "run": str(run.path.resolve())})
+    predictions = run.path / "predictions.csv"
+    check_inputs(rundir, [predictions] if predictions.is_file() else [])
 
 
 def check_inputs(run: RunDir, files: Sequence[str | Path],

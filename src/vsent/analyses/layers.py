@@ -594,14 +594,7 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
         in depth order.
     """
     from vsent.data.folds import check_inner_splits
-    from vsent.runs import (
-        CONFIG,
-        check_inputs,
-        open_run,
-        open_run_dir,
-        read_config,
-        run_moved_since,
-    )
+    from vsent.runs import open_run, open_run_dir, record_run_read, run_moved_since
 
     out = Path(out)
     run = open_run(cfg.run)
@@ -625,11 +618,7 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
     timer = Timer()
     order: list[str] = []
     with rundir:
-        if moved:  # where the run is now, with the inputs below: a stop before the end
-            # leaves the two agreeing, and the same command continues (review37 #2)
-            rundir.write_json(CONFIG, {**read_config(out), "run": str(run.path.resolve())})
-        # the predictions' SHA-256 identifies the run if it moves (vsent.runs.run_moved_since)
-        check_inputs(rundir, [f for f in [run.path / "predictions.csv"] if f.is_file()])
+        record_run_read(rundir, run, moved)
         for fold in folds:
             names = _probe_fold(cfg, run, fold, rundir, progress)
             order += [n for n in names if n not in order]

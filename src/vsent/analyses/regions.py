@@ -737,15 +737,7 @@ def evaluate_regions(
     """
     from vsent.evaluate import resolve_device
     from vsent.metrics import binary_metrics, summarize_folds
-    from vsent.runs import (
-        CONFIG,
-        Timer,
-        check_inputs,
-        open_run,
-        open_run_dir,
-        read_config,
-        run_moved_since,
-    )
+    from vsent.runs import Timer, open_run, open_run_dir, record_run_read, run_moved_since
 
     out = Path(out)
     run = open_run(run_dir)
@@ -768,11 +760,7 @@ def evaluate_regions(
     rd = open_run_dir(out, config, resume=resume, overwrite=overwrite, done=None,
                       compare=[k for k in _SCORING_KEYS if not (moved and k == "run")])
     with rd:
-        if moved:  # where the run is now, with the inputs below: a stop before the end
-            # leaves the two agreeing, and the same command continues (review37 #2)
-            rd.write_json(CONFIG, {**read_config(out), "run": str(run.path.resolve())})
-        # the predictions' SHA-256 identifies the run if it moves (vsent.runs.run_moved_since)
-        check_inputs(rd, [f for f in [run.path / "predictions.csv"] if f.is_file()])
+        record_run_read(rd, run, moved)
         log.info("regions: %s (%s, %s), %s, edge detector %s, N=%d K=%d",
                  run.path, run.config.model, run.dataset.title,
                  f"{len(run.folds)} folds" if len(folds) == len(run.folds)
