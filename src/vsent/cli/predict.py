@@ -90,6 +90,13 @@ def _add_region_args(p: argparse.ArgumentParser) -> None:
     add_region_settings(g)
 
 
+def region_settings_given(args: argparse.Namespace) -> list[str]:
+    """The region settings (:func:`add_region_settings`) given away from their defaults, as
+    options (``--k``, ...): refused where no regions are scored, which would ignore them."""
+    return [f"--{n.replace('_', '-')}" for n, default in REGION_DEFAULTS.items()
+            if getattr(args, n) != default]
+
+
 def add_region_settings(g: argparse._ArgumentGroup) -> None:
     """The settings of the regions' late fusion (``predict --regions``, ``serve``'s requests
     with ``regions``): N, K, alpha, beta and the log of the sentiment score."""
@@ -181,8 +188,7 @@ def run(args: argparse.Namespace) -> int:
             and Path(args.out).is_file() and Path(args.out).stat().st_size:
         raise VsentError(f"{args.out} exists: --resume continues it, --overwrite replaces it")
     # options of a mode that is off would be silently ignored
-    set_region = [f"--{n.replace('_', '-')}" for n, default in REGION_DEFAULTS.items()
-                  if getattr(args, n) != default]
+    set_region = region_settings_given(args)
     if set_region and not args.regions:
         raise VsentError(f"{', '.join(set_region)}: options of --regions, which is not given")
     set_ray = [f"--{n.replace('_', '-')}" for n in ("ray_address", "ray_cpus", "ray_actors")

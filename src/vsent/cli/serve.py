@@ -142,11 +142,10 @@ def _check_region_settings(args: argparse.Namespace, served: bool) -> None:
     """VsentError when region settings are given for a model that serves no regions (an
     export, a late-fused model): as predict refuses options of a mode that is off, they would
     be ignored (review37b #8)."""
-    from vsent.cli.predict import REGION_DEFAULTS
+    from vsent.cli.predict import region_settings_given
     from vsent.errors import VsentError
 
-    given = [f"--{k.replace('_', '-')}" for k, v in REGION_DEFAULTS.items()
-             if getattr(args, k) != v]
+    given = region_settings_given(args)
     if given and not served:
         raise VsentError(f"{', '.join(given)}: this model serves no regions (an export or a "
                          "late-fused model), so the setting would be ignored")
