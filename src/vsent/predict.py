@@ -12,7 +12,6 @@ decoding threads from the full-resolution image, and the scores are the fused on
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 from PIL import Image
 from torch import nn
 
+from vsent.data._common import is_int_at_least
 from vsent.data.images import ImageSource, load_resized, load_rgb
 from vsent.errors import VsentError, WeightsError
 from vsent.inference import infer, iter_batches, resolve_device
@@ -127,7 +127,7 @@ def _check_arguments(model: Any, class_names: Any, oversample: Any, batch_size: 
     for name, value in (("batch_size", batch_size), ("workers", workers)):
         if value is None and name == "workers":
             continue
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        if not is_int_at_least(value, 1):
             raise ValueError(f"Predictor({name}=...) must be an integer >= 1, got {value!r}")
     return names
 

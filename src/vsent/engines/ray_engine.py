@@ -47,7 +47,6 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -389,7 +388,7 @@ class RayEngine(Engine):
                 self.ray.shutdown()
 
 
-@contextmanager
+@contextlib.contextmanager
 def _sigterm_kept() -> Iterator[None]:
     """While Ray starts (``ray.init``), Ray's installing its SIGTERM handler (``sys.exit(15)``)
     is skipped: the handler in place (vsent's: "vsent: terminated", exit 143, what was written
