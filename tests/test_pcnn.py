@@ -20,13 +20,11 @@ from vsent.analyses.pcnn import (
     ProgressiveConfig,
     check_other_data,
     progressive,
-    read_removal,
-    removal_probability,
     removal_report,
-    select_kept,
 )
 from vsent.cli import main
 from vsent.data import load_dataset
+from vsent.data.extra import read_removal, removal_probability, select_kept
 from vsent.errors import VsentError
 from vsent.models import create_model, load_checkpoint, save_checkpoint
 from vsent.predict import Predictor

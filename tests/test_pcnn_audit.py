@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from test_pcnn import _train_opts
-from vsent.analyses.pcnn import read_removal, write_removal
 from vsent.cli import main
+from vsent.data.extra import read_removal, write_removal
 from vsent.errors import VsentError
 
 

@@ -359,7 +359,7 @@ def test_you2015_resumes_its_interrupted_baselines(tmp_path, make_twitter_like, 
 def test_you2015_notes_say_what_the_selection_removed(tmp_path):
     """Read from each fold's removal.csv: the share removed (min-max over folds) and the folds
     left with fewer than two classes, whose progressive fine-tuning crossval skipped."""
-    from vsent.analyses.pcnn import write_removal
+    from vsent.data.extra import write_removal
 
     names, labels, scores = [f"im{i}.jpg" for i in range(4)], [0, 1, 1, 0], [[0.5, 0.5]] * 4
     kept = {1: [True, True, False, False],  # 2 of 4 removed, both classes kept
@@ -415,9 +415,10 @@ def test_a_damaged_sub_run_csv_is_one_line_naming_it(campos, tmp_path, monkeypat
     fold.mkdir(parents=True)
     removal = fold / "removal.csv"
     for text, message in (("name,label,s1,s2\na.jpg,1,0.5,0.5\n", "line 1: no column 'removed'"),
-                          ("name,label,removed\na.jpg,1,0\nb.jpg,0,2\n",
+                          ("name,label,s1,s2,removed\na.jpg,1,0.5,0.5,0\nb.jpg,0,0.5,0.5,2\n",
                            "line 3: unreadable row (removed: '2' is not 0 or 1)"),
-                          ("name,label,removed\na.jpg,1\n", "line 2: unreadable row (cut short")):
+                          ("name,label,s1,s2,removed\na.jpg,1\n",
+                           "line 2: unreadable row (cut short")):
         removal.write_text(text)
         with pytest.raises(VsentError, match=re.escape(f"{removal}, {message}")):
             you2015._selection_notes(tmp_path, ["five"])

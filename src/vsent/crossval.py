@@ -45,7 +45,9 @@ from vsent.data.extra import (
     check_extra_train,
     extra_train_set,
     progressive_filter,
+    read_removal,
     with_extra,
+    write_removal,
 )
 from vsent.data.folds import (
     Fold,
@@ -63,6 +65,7 @@ from vsent.files import atomic_open, atomic_write_text, file_sha256
 from vsent.frozen import check_train_mode, evaluate_model, run_meta, train_model, training_label
 from vsent.metrics import SCALARS, summarize_folds, write_summary
 from vsent.models import create_model
+from vsent.models.base import check_two_way
 from vsent.models.checkpoint import save_checkpoint
 from vsent.models.weights import quiet_loading
 from vsent.presets import CROSSVAL as PRESETS
@@ -121,8 +124,6 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
             create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
     check_train_mode(model, cfg.train_mode, cfg.head)  # e.g. last-9 of a 4-block model
     if cfg.fusion is not None:
-        from vsent.analyses.fusion import check_two_way  # sklearn: imported when asked for
-
         check_two_way(model.info.num_outputs, cfg.model, cfg.model_kwargs,
                       f"--fusion {cfg.fusion}")
     lr = resolve_lr(cfg.preset, cfg.train.lr, model.info.default_lr)  # e.g. fc6-2 trains at 1e-4
@@ -684,8 +685,6 @@ def _progressive_keep(cfg: RunConfig, model: nn.Module, images: np.ndarray,
                       labels: np.ndarray, joint: JointSet, train: np.ndarray, seed: int,
                       fdir: Path) -> np.ndarray:
     """Bool mask over ``train``: the rows that survive the selection step (``removal.csv``)."""
-    from vsent.analyses.pcnn import read_removal, write_removal  # pcnn imports this module
-
     names = [joint.dataset.names[i] for i in train]
     file = fdir / "removal.csv"
     if file.exists():

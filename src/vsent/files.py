@@ -8,9 +8,11 @@ never a truncated one.
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import functools
 import hashlib
+import io
 import os
 import re
 import socket
@@ -265,3 +267,56 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     """``Path(path).write_text(text)``, atomically."""
     with atomic_open(path, "w", encoding=encoding) as f:
         f.write(text)
+
+
+#: A CSV column's parser: its text to a value, ValueError saying why not.
+Parse = Callable[[str], Any]
+
+
+def csv_rows(path: Path, text: str, columns: Callable[[Sequence[str]], Sequence[tuple[str, Parse]]]
+             ) -> list[tuple[int, dict[str, Any]]]:
+    """``(line, row)`` for each row of the CSV file ``path``, whose text is ``text``.
+
+    ``columns(header)`` sees the header first: it raises the VsentError of a missing column and
+    returns the columns to convert, each with its parser; the other fields stay text.
+
+    Raises
+    ------
+    VsentError
+        Naming the file and line: a row cut short, one with more fields than the header (a lost
+        newline ran two rows together), a value a parser refuses; a file that is not CSV (NUL
+        bytes, binary data).
+    """
+    rows = []
+    try:
+        with io.StringIO(text, newline="") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or ()
+            parsed = columns(header)
+            for line, r in enumerate(reader, start=2):
+                try:
+                    rows.append((line, parse_csv_row(r, parsed, len(header))))
+                except ValueError as e:
+                    raise VsentError(f"{path}, line {line}: unreadable row ({e})") from None
+    except csv.Error as e:
+        raise VsentError(f"{path}: not a readable CSV file ({e})") from None
+    return rows
+
+
+def parse_csv_row(r: dict[str | None, Any], parsed: Sequence[tuple[str, Parse]], n_fields: int
+                  ) -> dict[str, Any]:
+    """A csv.DictReader row with the ``parsed`` columns converted; ValueError saying why not
+    (a row cut short or with more fields than the header's ``n_fields``, a value ``parse``
+    refuses)."""
+    if None in r.values():  # DictReader's filler for the fields a cut row lacks
+        raise ValueError(f"cut short: {sum(v is not None for v in r.values())} of {n_fields} "
+                         "fields")
+    if None in r:  # DictReader's key for extra fields: a lost newline ran two rows together
+        raise ValueError(f"{n_fields + len(r[None])} fields, the header has {n_fields}")
+    row = dict(r)
+    for column, parse in parsed:
+        try:
+            row[column] = parse(r[column])
+        except ValueError as e:
+            raise ValueError(f"{column}: {e}") from None
+    return row

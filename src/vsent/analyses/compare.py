@@ -17,8 +17,6 @@ fold's training images (the benchmark's own leak).
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from vsent.errors import VsentError, check_many
+from vsent.files import Parse, csv_rows
 from vsent.runs import CONFIG, SUMMARY, check_same_test_images, read_config
 
 #: Probability column of each run kind, centre crop and 10-crop.
@@ -138,56 +137,29 @@ def read_predictions(pred_file: str | os.PathLike, column: str, *,
     # first column's name; a name that is not UTF-8 is read as the writer wrote it (the bytes
     # of the file's name), and such a byte elsewhere fails its field
     text = read_text(pred_file, "CSV file", errors="surrogateescape")
+    def columns(header: Sequence[str]) -> list[tuple[str, Parse]]:
+        if column not in header:
+            raise VsentError(f"{pred_file}: no {what} (column {column!r})")
+        missing = [c for c in PREDICTION_KEYS if c not in header]
+        if missing:
+            raise VsentError(f"{pred_file}, line 1: no column {missing[0]!r} (a predictions "
+                             f"file has {', '.join(PREDICTION_KEYS)} and probabilities)")
+        return [(c, int) for c in PREDICTION_KEYS[1:]] + [
+            (c, _probability) for c in (column, *optional) if c in header] + [
+            (c, int) for c in classes if c in header]
+
     out: dict[str, dict[str, Any]] = {}
-    try:
-        with io.StringIO(text, newline="") as f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or ()
-            if column not in header:
-                raise VsentError(f"{pred_file}: no {what} (column {column!r})")
-            missing = [c for c in PREDICTION_KEYS if c not in header]
-            if missing:
-                raise VsentError(f"{pred_file}, line 1: no column {missing[0]!r} (a predictions "
-                                 f"file has {', '.join(PREDICTION_KEYS)} and probabilities)")
-            parsed = [(c, int) for c in PREDICTION_KEYS[1:]] + [
-                (c, _probability) for c in (column, *optional) if c in header] + [
-                (c, int) for c in classes if c in header]
-            first_line: dict[str, int] = {}
-            for line, r in enumerate(reader, start=2):
-                try:
-                    row = parse_row(r, parsed, len(header))
-                except ValueError as e:
-                    raise VsentError(f"{pred_file}, line {line}: unreadable row ({e})") from None
-                name = row["name"]
-                if name in first_line:  # test sets are disjoint: a row twice is damage
-                    raise VsentError(f"{pred_file}, line {line}: {name} again (first on line "
-                                     f"{first_line[name]})")
-                first_line[name] = line
-                out[name] = row
-    except csv.Error as e:  # NUL bytes, binary data: not a CSV file
-        raise VsentError(f"{pred_file}: not a readable CSV file ({e})") from None
+    first_line: dict[str, int] = {}
+    for line, row in csv_rows(pred_file, text, columns):
+        name = row["name"]
+        if name in first_line:  # test sets are disjoint: a row twice is damage
+            raise VsentError(f"{pred_file}, line {line}: {name} again (first on line "
+                             f"{first_line[name]})")
+        first_line[name] = line
+        out[name] = row
     if not out:
         raise VsentError(f"{pred_file}: no rows")
     return out
-
-
-def parse_row(r: dict[str | None, Any], parsed: Sequence[tuple[str, Any]], n_fields: int
-              ) -> dict[str, Any]:
-    """A csv.DictReader row with the ``parsed`` columns converted; ValueError saying why not
-    (a row cut short or with more fields than the header's ``n_fields``, a value ``parse``
-    refuses)."""
-    if None in r.values():  # DictReader's filler for the fields a cut row lacks
-        raise ValueError(f"cut short: {sum(v is not None for v in r.values())} of {n_fields} "
-                         "fields")
-    if None in r:  # DictReader's key for extra fields: a lost newline ran two rows together
-        raise ValueError(f"{n_fields + len(r[None])} fields, the header has {n_fields}")
-    row = dict(r)
-    for column, parse in parsed:
-        try:
-            row[column] = parse(r[column])
-        except ValueError as e:
-            raise ValueError(f"{column}: {e}") from None
-    return row
 
 
 def _probability(text: str) -> float:

@@ -85,6 +85,7 @@ from vsent.analyses.baselines import (
 from vsent.analyses.handcrafted import ImageFeatures
 from vsent.config import EXTRA_TRAIN, RunConfig, parse_fusion_blocks
 from vsent.errors import VsentError
+from vsent.models.base import check_two_way
 
 log = logging.getLogger("vsent")
 
@@ -348,21 +349,12 @@ def baseline_fold_features(feats: ImageFeatures, train: np.ndarray, feature_set:
 # late fusion of a finished cross-validation run
 
 
-def check_two_way(num_outputs: int, model: str, model_kwargs: dict[str, Any], what: str) -> None:
-    """VsentError unless the model has 2 outputs: late fusion needs its P(positive), which a
-    many-way softmax (a raw ablation such as CaffeNet fc8-1000) does not give. ``what`` names
-    the run or option that asked for the fusion."""
-    if num_outputs != 2:
-        raise VsentError(f"{what}: fusion and ensembles average P(positive) of 2-way models; "
-                         f"{model} {model_kwargs} has {num_outputs} outputs")
-
-
 def check_run_two_way(cfg: dict[str, Any], what: str) -> None:
-    """:func:`check_two_way` for a finished run from its ``config.json`` (``cfg``): the
-    architecture is built with random weights on the meta device (no memory, nothing loaded)
-    to read its output width. An ensemble's members were checked when it was made; a
-    zero-shot model is 2-way. A model this machine cannot build (e.g. a timm run read where
-    the backbones extra is not installed) is logged and not checked: only its stored
+    """:func:`vsent.models.base.check_two_way` for a finished run from its ``config.json``
+    (``cfg``): the architecture is built with random weights on the meta device (no memory,
+    nothing loaded) to read its output width. An ensemble's members were checked when it was
+    made; a zero-shot model is 2-way. A model this machine cannot build (e.g. a timm run read
+    where the backbones extra is not installed) is logged and not checked: only its stored
     predictions are read."""
     if cfg.get("command") == "ensemble" or cfg.get("zero_shot"):
         return

@@ -43,10 +43,8 @@ ignored.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,10 +67,16 @@ from vsent.crossval import check_new_run_folds, crossval
 from vsent.data._common import default_workers
 from vsent.data.cache import image_cache
 from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
-from vsent.data.extra import KEEP_THRESHOLD, removal_probability, select_kept
+from vsent.data.extra import (
+    KEEP_THRESHOLD,
+    read_removal,
+    removal_probability,
+    select_kept,
+    write_removal,
+)
 from vsent.errors import VsentError
 from vsent.evaluate import predict_proba
-from vsent.files import atomic_open, expand_user, same_bytes
+from vsent.files import expand_user, same_bytes
 from vsent.metrics import SCALARS
 from vsent.models import create_model
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint
@@ -336,89 +340,6 @@ def _check_stage1_data(stage1_file: Path, data: str, sha256: str) -> None:
         raise VsentError(f"{data}: its images or labels changed since {stage1_file} was "
                          f"trained on them (data_sha256 {str(then)[:12]} then, {sha256[:12]} "
                          "now): restore them, or pass --overwrite to start again")
-
-
-#: Columns of ``removal.csv`` (:func:`write_removal`).
-REMOVAL_COLUMNS = ("name", "label", "s1", "s2", "diff", "p", "removed")
-
-
-def write_removal(path: Path, names: Sequence[str], labels: np.ndarray, scores: np.ndarray,
-                  kept: np.ndarray) -> None:
-    """One row per image: name, label, s1, s2, diff = |s1 - s2|, p, removed (0/1).
-
-    Floats are written with ``repr`` so the file reproduces the draw exactly (see
-    :func:`read_removal`).
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    p = removal_probability(s)
-    # a resumed run reads it back; a file name that is not UTF-8 is written as its bytes
-    with atomic_open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
-        w = csv.writer(f)
-        w.writerow(REMOVAL_COLUMNS)
-        for i, name in enumerate(names):
-            w.writerow([name, int(labels[i]), repr(float(s[i, 0])), repr(float(s[i, 1])),
-                        repr(float(abs(s[i, 0] - s[i, 1]))), repr(float(p[i])),
-                        int(not kept[i])])
-
-
-def read_removal(path: Path, names: Sequence[str], labels: Sequence[int] | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """The kept mask (N,) and scores (N, 2) of a ``removal.csv``, in the order of ``names``.
-
-    With ``labels`` (those of the data now), the file's label column must hold them: a draw
-    made on other labels is not reused.
-
-    Raises
-    ------
-    VsentError
-        Naming the file (and line): a missing column, a row cut short or with extra fields, a
-        score that is not a finite number, ``removed`` other than 0 or 1, other images than
-        ``names`` or another label than ``labels``; a file that is not text.
-    """
-    from vsent.analyses.compare import parse_row
-
-    parsed = [("label", int), ("s1", _finite), ("s2", _finite), ("removed", _zero_or_one)]
-    rows: list[tuple[int, dict[str, Any]]] = []
-    try:
-        with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or ()
-            missing = [c for c in ("name", *(c for c, _ in parsed)) if c not in header]
-            if missing:
-                raise VsentError(f"{path}, line 1: no column {missing[0]!r} (a removal file "
-                                 f"has {', '.join(REMOVAL_COLUMNS)})")
-            for line, r in enumerate(reader, start=2):
-                try:
-                    rows.append((line, parse_row(r, parsed, len(header))))
-                except ValueError as e:
-                    raise VsentError(f"{path}, line {line}: unreadable row ({e})") from None
-    except (csv.Error, UnicodeDecodeError) as e:  # NUL bytes, binary data: not a CSV file
-        raise VsentError(f"{path}: not a readable CSV file ({e})") from None
-    if [r["name"] for _, r in rows] != list(names):
-        raise VsentError(f"{path}: its images are not those of the dataset (was the data "
-                         "changed since the run started?)")
-    if labels is not None:
-        for (line, r), label in zip(rows, labels, strict=True):
-            if r["label"] != int(label):
-                raise VsentError(f"{path}, line {line}: {r['name']} has label {r['label']}, "
-                                 f"the data now {int(label)} (was the data changed since the "
-                                 "run started?)")
-    scores = np.array([[r["s1"], r["s2"]] for _, r in rows], dtype=np.float64)
-    kept = np.array([not r["removed"] for _, r in rows], dtype=bool)
-    return kept, scores.reshape(len(rows), 2)
-
-
-def _finite(text: str) -> float:
-    x = float(text)
-    if not math.isfinite(x):  # removal_probability would refuse it, as a traceback
-        raise ValueError(f"{text!r} is not a finite number")
-    return x
-
-
-def _zero_or_one(text: str) -> bool:
-    if text not in ("0", "1"):  # anything else counted as removed, silently
-        raise ValueError(f"{text!r} is not 0 or 1")
-    return text == "1"
 
 
 def removal_report(scores: np.ndarray, kept: np.ndarray, labels: np.ndarray) -> dict[str, Any]:

@@ -31,10 +31,13 @@ dataset's fold indices stay valid in one joint image cache::
 
 :func:`progressive_filter` is You et al.'s selection step (their Algorithm 1) restricted to
 chosen rows, built on :func:`select_kept` (the rule itself, used by ``vsent pcnn`` too).
+:func:`write_removal` records a draw in ``removal.csv`` and :func:`read_removal` reads it back,
+so that a resumed run keeps the same training images.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 import os
@@ -42,6 +45,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,18 +57,27 @@ from vsent.data.datasets import (
     describe,
     label_file_names,
     load_dataset,
+    read_text,
     twitter_label_file,
 )
 from vsent.data.folds import Fold
 from vsent.data.images import load_rgb, resize_rgb
 from vsent.errors import DataError, ImageError, VsentError
-from vsent.files import byte_groups, expand_user, first_of_groups, same_bytes
+from vsent.files import (
+    Parse,
+    atomic_open,
+    byte_groups,
+    csv_rows,
+    expand_user,
+    first_of_groups,
+    same_bytes,
+)
 
 __all__ = [
-    "KEEP_THRESHOLD", "NEAR_DUPLICATE_THRESHOLD", "JointSet", "extra_train_set",
-    "near_duplicates", "progressive_filter", "removal_probability", "select_kept", "thumbnails",
-    "train_copies_of_test_images",
-    "with_extra",
+    "KEEP_THRESHOLD", "NEAR_DUPLICATE_THRESHOLD", "REMOVAL_COLUMNS", "JointSet",
+    "extra_train_set", "near_duplicates", "progressive_filter", "read_removal",
+    "removal_probability", "removal_rows", "select_kept", "thumbnails",
+    "train_copies_of_test_images", "with_extra", "write_removal",
 ]
 
 log = logging.getLogger("vsent")
@@ -419,3 +432,94 @@ def progressive_filter(scores: np.ndarray, rng: np.random.Generator,
     if candidates.shape != kept.shape:
         raise ValueError(f"candidates has shape {candidates.shape}, scores {kept.shape[0]} rows")
     return kept | ~candidates
+
+
+# --------------------------------------------------------------------------------------------
+# removal.csv: the selection's record, one row per training image (read back on resume)
+
+#: Columns of ``removal.csv`` (:func:`write_removal`).
+REMOVAL_COLUMNS = ("name", "label", "s1", "s2", "diff", "p", "removed")
+
+
+def write_removal(path: Path, names: Sequence[str], labels: np.ndarray, scores: np.ndarray,
+                  kept: np.ndarray) -> None:
+    """One row per image: name, label, s1, s2, diff = |s1 - s2|, p, removed (0/1).
+
+    Floats are written with ``repr`` so the file reproduces the draw exactly (see
+    :func:`read_removal`).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    p = removal_probability(s)
+    # a resumed run reads it back; a file name that is not UTF-8 is written as its bytes
+    with atomic_open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
+        w = csv.writer(f)
+        w.writerow(REMOVAL_COLUMNS)
+        for i, name in enumerate(names):
+            w.writerow([name, int(labels[i]), repr(float(s[i, 0])), repr(float(s[i, 1])),
+                        repr(float(abs(s[i, 0] - s[i, 1]))), repr(float(p[i])),
+                        int(not kept[i])])
+
+
+def read_removal(path: Path, names: Sequence[str], labels: Sequence[int] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The kept mask (N,) and scores (N, 2) of a ``removal.csv``, in the order of ``names``.
+
+    With ``labels`` (those of the data now), the file's label column must hold them: a draw
+    made on other labels is not reused.
+
+    Raises
+    ------
+    VsentError
+        Naming the file (and line): as :func:`removal_rows`, and other images than ``names``
+        or another label than ``labels``.
+    """
+    rows = removal_rows(path)
+    if [r["name"] for _, r in rows] != list(names):
+        raise VsentError(f"{path}: its images are not those of the dataset (was the data "
+                         "changed since the run started?)")
+    if labels is not None:
+        for (line, r), label in zip(rows, labels, strict=True):
+            if r["label"] != int(label):
+                raise VsentError(f"{path}, line {line}: {r['name']} has label {r['label']}, "
+                                 f"the data now {int(label)} (was the data changed since the "
+                                 "run started?)")
+    scores = np.array([[r["s1"], r["s2"]] for _, r in rows], dtype=np.float64)
+    kept = np.array([not r["removed"] for _, r in rows], dtype=bool)
+    return kept, scores.reshape(len(rows), 2)
+
+
+def removal_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """``(line, row)`` for each row of a ``removal.csv``: ``label`` an int, ``s1`` and ``s2``
+    floats, ``removed`` a bool, the other fields as written.
+
+    Raises
+    ------
+    VsentError
+        Naming the file (and line): a missing column, a row cut short or with extra fields, a
+        score that is not a finite number, ``removed`` other than 0 or 1; a file that is not
+        text.
+    """
+    parsed = [("label", int), ("s1", _finite), ("s2", _finite), ("removed", _zero_or_one)]
+
+    def columns(header: Sequence[str]) -> list[tuple[str, Parse]]:
+        missing = [c for c in ("name", *(c for c, _ in parsed)) if c not in header]
+        if missing:
+            raise VsentError(f"{path}, line 1: no column {missing[0]!r} (a removal file "
+                             f"has {', '.join(REMOVAL_COLUMNS)})")
+        return parsed
+
+    # as written by write_removal: a file name that is not UTF-8 is read back as its bytes
+    return csv_rows(path, read_text(path, "CSV file", errors="surrogateescape"), columns)
+
+
+def _finite(text: str) -> float:
+    x = float(text)
+    if not math.isfinite(x):  # removal_probability would refuse it, as a traceback
+        raise ValueError(f"{text!r} is not a finite number")
+    return x
+
+
+def _zero_or_one(text: str) -> bool:
+    if text not in ("0", "1"):  # anything else counted as removed, silently
+        raise ValueError(f"{text!r} is not 0 or 1")
+    return text == "1"

@@ -142,3 +142,12 @@ def non_finite_tensors(module: nn.Module) -> list[str]:
     diverged training run: such a model scores every image NaN)."""
     return [name for name, t in module.state_dict().items()
             if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
+def check_two_way(num_outputs: int, model: str, model_kwargs: dict[str, Any], what: str) -> None:
+    """VsentError unless the model has 2 outputs: late fusion needs its P(positive), which a
+    many-way softmax (a raw ablation such as CaffeNet fc8-1000) does not give. ``what`` names
+    the run or option that asked for the fusion."""
+    if num_outputs != 2:
+        raise VsentError(f"{what}: fusion and ensembles average P(positive) of 2-way models; "
+                         f"{model} {model_kwargs} has {num_outputs} outputs")

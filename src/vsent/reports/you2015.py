@@ -18,7 +18,6 @@ not Flickr: the row says so.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import inspect
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ import numpy as np
 
 from vsent import figures, papers
 from vsent.crossval import RunConfig
+from vsent.data.extra import removal_rows
 from vsent.errors import VsentError
 from vsent.reports import render
 from vsent.reports.runner import Paper, Session, register_paper
@@ -285,7 +285,7 @@ def _selection_notes(out: Path, subsets: Sequence[str]) -> list[str]:
             continue
         shares, one_class = [], 0
         for file in files:
-            rows = _removal_rows(file)
+            rows = [r for _, r in removal_rows(file)]
             kept_labels = {r["label"] for r in rows if not r["removed"]}
             shares.append(sum(r["removed"] for r in rows) / max(len(rows), 1))
             one_class += len(kept_labels) < 2
@@ -295,39 +295,6 @@ def _selection_notes(out: Path, subsets: Sequence[str]) -> list[str]:
                      f"{100 * max(shares):.1f} % of the training images of each of "
                      f"{len(files)} folds (`fold*/removal.csv`){skipped}.")
     return notes
-
-
-def _removal_rows(file: Path) -> list[dict[str, Any]]:
-    """The rows of a fold's ``removal.csv`` with ``label`` (int) and ``removed`` (bool),
-    checked as :func:`vsent.analyses.pcnn.read_removal` checks them (which needs the fold's
-    image names): a missing column, a row cut short or a ``removed`` other than 0/1 is a
-    VsentError naming the file and line, not a traceback once every sub-run is done."""
-    from vsent.analyses.compare import parse_row
-    from vsent.analyses.pcnn import REMOVAL_COLUMNS
-
-    def zero_or_one(text: str) -> bool:
-        if text not in ("0", "1"):
-            raise ValueError(f"{text!r} is not 0 or 1")
-        return text == "1"
-
-    parsed = [("label", int), ("removed", zero_or_one)]
-    rows = []
-    try:
-        with file.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or ()
-            missing = [c for c, _ in parsed if c not in header]
-            if missing:
-                raise VsentError(f"{file}, line 1: no column {missing[0]!r} (a removal file "
-                                 f"has {', '.join(REMOVAL_COLUMNS)})")
-            for line, r in enumerate(reader, start=2):
-                try:
-                    rows.append(parse_row(r, parsed, len(header)))
-                except ValueError as e:
-                    raise VsentError(f"{file}, line {line}: unreadable row ({e})") from None
-    except csv.Error as e:  # NUL bytes, binary data: not a CSV file
-        raise VsentError(f"{file}: not a readable CSV file ({e})") from None
-    return rows
 
 
 def _figure(out: Path, table: dict, subsets: Sequence[str]) -> str:
