@@ -13,6 +13,7 @@ import errno
 import functools
 import hashlib
 import io
+import logging
 import os
 import re
 import socket
@@ -26,11 +27,32 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
 from vsent.errors import DataError, VsentError
+
+log = logging.getLogger("vsent")
 
 #: What ``numpy.load`` of a damaged ``.npz`` (cut, empty, garbage) and reading its arrays raise:
 #: a cache entry or stored result that is recomputed rather than a traceback.
 NPZ_READ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile)
+
+
+def load_cache_entry(path: Path, what: str, keys: Sequence[str] | None = None) -> Any:
+    """A cache entry: an ``.npy`` file's array, or the arrays ``keys`` of an ``.npz`` file (a
+    tuple, every one read before it returns). None when ``path`` is no file or is unreadable (a
+    killed copy, a full disk): that is said in a line naming ``what`` ("SIFT cache entry"), and
+    the caller computes the entry again and rewrites it."""
+    if not path.is_file():
+        return None
+    try:
+        if keys is None:
+            return np.load(path)
+        with np.load(path) as z:
+            return tuple(z[k] for k in keys)
+    except NPZ_READ_ERRORS:
+        log.warning("%s: unreadable %s, recomputing", path, what)
+        return None
 
 
 def expand_user(path: str | os.PathLike[str]) -> Path:

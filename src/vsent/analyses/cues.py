@@ -43,7 +43,7 @@ from vsent.data.cache import cache_dir_default, content_key
 from vsent.data.datasets import Dataset
 from vsent.data.images import load_rgb
 from vsent.errors import VsentError
-from vsent.files import NPZ_READ_ERRORS, mark_used, write_cache_file
+from vsent.files import load_cache_entry, mark_used, write_cache_file
 from vsent.progress import progress_bar
 from vsent.runs import Timer
 
@@ -263,13 +263,9 @@ def dataset_cues(
     root = Path(cache_dir).expanduser() if cache_dir is not None else cache_dir_default()
     key = content_key(paths, params.max_side)[:24]
     file = root / "cues" / f"cues-{_CACHE_FORMAT}-{params.key()}-{key}.npz"
-    values, names = np.zeros((0, 0)), ()
-    if file.is_file():
-        try:
-            with np.load(file) as z:
-                values, names = z["values"], tuple(str(n) for n in z["names"])
-        except NPZ_READ_ERRORS:  # computed again and rewritten below
-            log.warning("%s: unreadable cue cache entry, recomputing", file)
+    entry = load_cache_entry(file, "cue cache entry", ("values", "names"))
+    if entry is not None:  # (else computed again and rewritten below)
+        values, names = entry[0], tuple(str(n) for n in entry[1])
         if names == CUE_NAMES and values.shape == (len(paths), len(CUE_NAMES)):
             log.info("cues of %d images from %s", len(paths), file)
             mark_used(file)

@@ -37,7 +37,7 @@ from vsent.data import load_rgb
 from vsent.data._common import default_workers
 from vsent.data.cache import cache_dir_default, content_key
 from vsent.errors import VsentError
-from vsent.files import NPZ_READ_ERRORS, mark_used, write_cache_file
+from vsent.files import load_cache_entry, mark_used, write_cache_file
 from vsent.progress import progress_bar
 from vsent.runs import Timer
 
@@ -231,18 +231,6 @@ def _load_image(path: Path) -> np.ndarray:
     return np.asarray(load_rgb(path), dtype=np.uint8)  # safe decoding, EXIF, alpha, 16-bit
 
 
-def _cached_descriptors(file: Path) -> np.ndarray | None:
-    """An image's cached SIFT descriptors; None when there are none or the entry is
-    unreadable (said once per file: it is computed again and rewritten)."""
-    if not file.exists():
-        return None
-    try:
-        return np.load(file)
-    except NPZ_READ_ERRORS:
-        log.warning("%s: unreadable SIFT cache entry, recomputing", file)
-        return None
-
-
 def extract_features(
     paths: Sequence[str | Path],
     *,
@@ -284,21 +272,18 @@ def extract_features(
     colour_file = base / f"colour-{_CACHE_FORMAT}-{content_key(paths, sift.max_side)[:24]}.npz"
     gch_all = np.zeros((n, 64), np.float32)
     lch_all = np.zeros((n, 1024), np.float32)
-    need_colour = colour and not colour_file.exists()
-    if colour and not need_colour:
-        try:  # (both read before either is kept: a half-read entry leaves the zeros above)
-            with np.load(colour_file) as z:
-                gch_all, lch_all = z["gch"], z["lch"]
-            mark_used(colour_file)
-        except NPZ_READ_ERRORS:  # (a killed copy, a full disk: computed again, rewritten)
-            log.warning("%s: unreadable colour histogram cache entry, recomputing", colour_file)
-            need_colour = True
+    entry = load_cache_entry(colour_file, "colour histogram cache entry", ("gch", "lch")) \
+        if colour else None
+    need_colour = colour and entry is None
+    if entry is not None:
+        gch_all, lch_all = entry
+        mark_used(colour_file)
     if need_sift:
         mark_used(sift_dir)  # one entry of `vsent cache`: its last use
 
     def work(i: int) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, bool]:
         desc_file = sift_dir / f"{content_key([paths[i]], sift.max_side)[:24]}.npy"
-        desc = _cached_descriptors(desc_file) if need_sift else None
+        desc = load_cache_entry(desc_file, "SIFT cache entry") if need_sift else None
         if not need_colour and (desc is not None or not need_sift):
             return None, None, desc, False
         g, loc, new_desc = image_features(_load_image(paths[i]), sift, colour=need_colour,
