@@ -326,18 +326,28 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys, twitter_like, tmp_
     monkeypatch.setattr(vsent.models.card, "model_card", interrupted)
     assert main(["card", str(tmp_path / "m.pt")]) == 130
     assert capsys.readouterr().err == "vsent: interrupted\n"
-    # reproduce's default --out (None until it names runs/reproduce/PAPER) is a folder too
-    import vsent.cli.reproduce as reproduce_cli
+    # reproduce's default --out (None until it names runs/reproduce/PAPER) is a folder too:
+    # stopped before it is written, nothing is said to be kept there (review37b #6)
+    import vsent.reports.runner
 
-    monkeypatch.setattr(reproduce_cli, "run", interrupted)
-    assert main(["reproduce", "sun2016", "--quick", "--data", str(twitter_like)]) == 130
+    monkeypatch.setattr(vsent.reports.runner, "reproduce", interrupted)
+    monkeypatch.chdir(tmp_path)
+    reproduce = ["reproduce", "sun2016", "--quick", "--data", str(twitter_like)]
+    assert main(reproduce) == 130
+    assert capsys.readouterr().err == "vsent: interrupted\n"
+    (tmp_path / "runs" / "reproduce" / "sun2016-quick").mkdir(parents=True)
+    assert main(reproduce) == 130
     assert capsys.readouterr().err == ("vsent: interrupted; what was written is kept: the same "
                                        "command with --resume continues it\n")
-    # a command without --resume (layers, fuse) continues when run again
+    # a command without --resume (layers, fuse) continues when run again; fuse's default
+    # folder is RUN/fuse/<setting>
     import vsent.analyses.fusion
 
     monkeypatch.setattr(vsent.analyses.fusion, "fuse", interrupted)
-    assert main(["fuse", str(tmp_path / "r")]) == 130
+    assert main(["fuse", str(tmp_path / "r"), "--features", "gch + bow"]) == 130
+    assert capsys.readouterr().err == "vsent: interrupted\n"
+    (tmp_path / "r" / "fuse" / "gch+bow-mean-w0.5-logistic").mkdir(parents=True)
+    assert main(["fuse", str(tmp_path / "r"), "--features", "gch + bow"]) == 130
     assert capsys.readouterr().err == ("vsent: interrupted; what was written is kept: the same "
                                        "command continues it\n")
     monkeypatch.setattr(crossval_cli, "run_models", interrupted)  # one that keeps nothing

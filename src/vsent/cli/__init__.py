@@ -88,7 +88,6 @@ def how_to_continue(args: argparse.Namespace) -> str:
     if out is not None and Path(out).exists() and not (Path(out).is_file()
                                                        or Path(out).is_dir()):
         return ""  # a pipe or a device: nothing to continue
-    # (reproduce's --out None is its default folder, resolved later)
     if getattr(args, "overwrite", False):  # (the two exclude each other)
         return ": the same command with --resume instead of --overwrite continues it"
     return ": the same command with --resume continues it"

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
     from vsent.reports.runner import command_line, make_plan, reproduce
 
-    out = args.out or f"runs/reproduce/{args.paper}{'-quick' if args.quick else ''}"
+    # the default folder named here: a stop before it is written says nothing is kept there
+    out = args.out = args.out or f"runs/reproduce/{args.paper}{'-quick' if args.quick else ''}"
     plan = make_plan(args.paper, args.data, quick=args.quick, init=args.init,
                      device=args.device, seed=args.seed, run=args.run)
     command = command_line(args.paper, quick=args.quick, out=out, data=args.data,
