@@ -25,8 +25,8 @@ from vsent.cli import main
 from vsent.crossval import PRESETS, RunConfig
 from vsent.errors import VsentError, WeightsError
 from vsent.models.caffenet import SURGERIES
+from vsent.reports import campos2015, runner, you2015
 from vsent.reports import reproduce as R
-from vsent.reports import runner, you2015
 
 OFFLINE = "cannot download ImageNet weights for smallcnn (no network?): test double"
 #: Published values replaced by sentinels nobody would measure by chance.
@@ -397,6 +397,24 @@ def test_table2_sets_the_papers_probes_beside_the_papers_network_only(campos, tm
     assert campos2015.is_paper_network(R.make_plan("campos2015", "data").template)
     assert not campos2015.is_paper_network(dataclasses.replace(
         R.make_plan("campos2015", "data").template, model_kwargs={"arch": "fc7-2"}))
+
+
+def test_campos_figure_draws_table2_published_probes_only_for_the_paper_network(
+        campos, tmp_path, monkeypatch):
+    """The figure's Table 2 panel was given Table 4's values (a loop variable took the name
+    of Table 2's): the paper's probes were never drawn (reports38 #1)."""
+    _, out, plan, _ = campos
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    given = []
+    real = campos2015._figure
+    monkeypatch.setattr(campos2015, "_figure",
+                        lambda *a: given.append(a[-1]) or real(*a))
+    copy = shutil.copytree(out, tmp_path / "copy")
+    R.reproduce(plan, copy, resume=True, progress=False)
+    assert given == [{}]  # a 2-block small CNN: its layers are not CaffeNet's
+    monkeypatch.setattr(campos2015, "is_paper_network", lambda template: True)
+    R.reproduce(plan, copy, resume=True, progress=False)
+    assert given[-1] is papers.CAMPOS2015_TABLE2
 
 
 def test_a_damaged_sub_run_csv_is_one_line_naming_it(campos, tmp_path, monkeypatch):

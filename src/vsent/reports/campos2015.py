@@ -174,14 +174,14 @@ class Campos2015(Paper):
                          f"{table1_network(plan.template)}, whose layers are not the paper's "
                          "even where their names match.")),
         ]
-        for tid, title, published in (
+        for tid, title, variants in (
             ("table3", "Table 3: removing layers, accuracy", papers.CAMPOS2015_TABLE3),
             ("table4", "Table 4: adding layers, accuracy", papers.CAMPOS2015_TABLE4),
         ):
             rows = [s.row([CAMPOS_VARIANT_LABELS.get(arch, arch), EVALS[e]], by_eval[e],
                           s.out / arch, "summary.json", [e, "accuracy"], s.weights_label(arch),
                           planned=arch in plan.variants)
-                    for arch, by_eval in published.items() for e in EVALS]
+                    for arch, by_eval in variants.items() for e in EVALS]
             tables.append(render.make_table(tid, title, ["architecture", "evaluation"], rows))
         extra = [arch for arch in plan.variants if arch not in CAMPOS_VARIANTS]
         if extra:  # variants of a custom plan that are not rows of the paper
@@ -293,12 +293,14 @@ def _figure(out: Path, tables: list[dict], layers: Mapping[str, Any], plan: Camp
             if pts:
                 xs, ms, ss = map(np.asarray, zip(*pts, strict=True))
                 ax2.errorbar(xs + (i - 0.5) * 0.1, ms, yerr=ss, marker="o", capsize=3,
-                             label=f"ours, {clf}")
+                             color=f"C{i}", label=f"ours, {clf}")
             pub = [(j, published.get(n, {}).get(clf)) for j, n in enumerate(names)]
             pub = [(j, p.mean) for j, p in pub if p is not None and p.mean is not None]
             if pub:
                 px, py = zip(*pub, strict=True)
-                ax2.plot(px, py, "D", ms=5, label=f"published, {clf}")
+                # one colour per classifier, ours and published told apart by the marker
+                ax2.plot(px, py, "D", ms=5, color=f"C{i}", mfc="none",
+                         label=f"published, {clf}")
         ax2.set_xticks(np.arange(len(names)), names, rotation=45, ha="right")
         if majority:
             ax2.axhline(majority["mean"], color="grey", ls="--", lw=1)
