@@ -515,6 +515,20 @@ def test_the_git_commit_is_vsents_own_or_none(tmp_path, monkeypatch):
     assert runs._git_state() == (None, None)
 
 
+def test_a_process_records_the_commit_it_started_with(monkeypatch):
+    """The checkout's HEAD read again at every write stamped one reproduction's sub-runs with
+    three commits made beside it while it ran (reports38 #2)."""
+    import vsent.runs as runs
+
+    heads = iter(["1" * 40, "2" * 40])
+    monkeypatch.setattr(runs, "_git_state", lambda: (next(heads), False))
+    runs._loaded_git_state.cache_clear()
+    try:
+        assert [runs.versions()["git_commit"] for _ in range(3)] == ["1" * 40] * 3
+    finally:
+        runs._loaded_git_state.cache_clear()
+
+
 def test_open_run_of_a_skip_bad_run_leaves_its_bad_images_out(make_twitter_like, tmp_path):
     """layers and regions read a finished run's data: the images its --skip-bad dropped must
     stay out (they would be decoded, and stop the analysis)."""

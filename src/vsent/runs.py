@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -102,7 +103,7 @@ def versions() -> dict[str, Any]:
         info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    info["git_commit"], info["git_dirty"] = _git_state()
+    info["git_commit"], info["git_dirty"] = _loaded_git_state()
     info["processes"] = processes()
     return info
 
@@ -119,6 +120,14 @@ def _git(*args: str) -> str:
     out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True,
                          text=True, timeout=5, check=False)
     return out.stdout.strip() if out.returncode == 0 else ""
+
+
+@functools.cache
+def _loaded_git_state() -> tuple[str | None, bool | None]:
+    """:func:`_git_state` when this process first asked: the code that runs is the code it
+    loaded, not what the checkout holds later (a run of hours, commits made beside it,
+    stamped its sub-runs with three commits)."""
+    return _git_state()
 
 
 def _git_state() -> tuple[str | None, bool | None]:
