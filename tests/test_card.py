@@ -79,6 +79,13 @@ def test_a_damaged_run_file_is_said_not_hidden_as_not_recorded(run_dir, caplog):
     assert card["metrics"] is None
     assert f"{summary}: unreadable (" in caplog.text
     caplog.clear()
+    summary.write_text("[]")  # parsed, but no summary either (reports38 #8)
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        card = model_card(run_dir / "fold2" / "model.pt")
+    assert card["metrics"] is None
+    assert f"{summary}: unreadable (a JSON list, expected an object)" in caplog.text
+    assert "or the run's summary.json holds no metrics" in card_markdown(card)
+    caplog.clear()
     summary.unlink()  # absent: nothing to say (a checkpoint outside a run has none)
     with caplog.at_level(logging.WARNING, logger="vsent"):
         model_card(run_dir / "fold2" / "model.pt")
@@ -119,7 +126,7 @@ def test_card_outside_a_run_says_what_was_not_recorded(tmp_path):
     assert card["versions"]["source"] == "checkpoint"
     assert card["versions"]["torch"] == metadata.version("torch")
     text = card_markdown(card)
-    assert "not recorded (the checkpoint is not inside a finished crossval run)" in text
+    assert "not recorded (the checkpoint is not inside a finished crossval run" in text
 
 
 def test_timm_card_states_the_weights_source_and_licence(tmp_path):

@@ -417,6 +417,22 @@ def test_campos_figure_draws_table2_published_probes_only_for_the_paper_network(
     assert given[-1] is papers.CAMPOS2015_TABLE2
 
 
+def test_a_damaged_but_parseable_summary_is_an_error_not_not_recorded(campos, tmp_path,
+                                                                      monkeypatch):
+    """A summary.json holding [] or a string where a mean and std belong read as "not
+    recorded" (a report made by an older vsent), exit 0 (reports38 #8)."""
+    _, out, plan, _ = campos
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    copy = shutil.copytree(out, tmp_path / "copy")
+    summary = copy / "table1" / "summary.json"
+    for text, message in (("[]", "unreadable (a JSON list, expected an object)"),
+                          ('{"center": {"accuracy": "x"}}',
+                           'center.accuracy is not a mean and std (it holds "x")')):
+        summary.write_text(text)
+        with pytest.raises(VsentError, match=re.escape(f"{summary}: {message}")):
+            R.reproduce(plan, copy, resume=True, progress=False)
+
+
 def test_a_damaged_sub_run_csv_is_one_line_naming_it(campos, tmp_path, monkeypatch):
     """Read once every sub-run is done: a cut predictions.csv or removal.csv ended the
     reproduction in a traceback, with no report (audit_ens27 #5)."""

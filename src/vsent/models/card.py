@@ -288,7 +288,8 @@ def card_markdown(card: Mapping[str, Any]) -> str:
             lines.append(f"| {key} | {' | '.join(cells)} |")
     elif not metrics:
         lines += ["", "## Cross-validated metrics", "",
-                  "not recorded (the checkpoint is not inside a finished crossval run)"]
+                  "not recorded (the checkpoint is not inside a finished crossval run, or the "
+                  "run's summary.json holds no metrics)"]
     else:
         lines += ["", "## Cross-validated metrics", "",
                   f"Evaluation: {metrics.get('evaluation') or 'not recorded'}, "
@@ -376,17 +377,22 @@ def _fusion(ckpt: Mapping[str, Any], path: Path) -> dict[str, Any] | None:
     return LateFusion.from_state(ckpt["fusion"], where=str(path)).describe()
 
 
-def _read_json(path: Path) -> Any:
-    """A run file the card reads; None when absent, or unreadable (half-written, damaged:
-    said in a warning naming it, robust36 #9), and the card says "not recorded"."""
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """A run file the card reads (a JSON object); None when absent, or unreadable (half-written,
+    damaged, another JSON type: said in a warning naming it, robust36 #9), and the card says
+    "not recorded"."""
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        log.warning("%s: unreadable (%s): the card says 'not recorded' for what it holds",
-                    path, one_line(e))
-        return None
+        why = one_line(e)
+    else:
+        if isinstance(value, dict):
+            return value
+        why = f"a JSON {type(value).__name__}, expected an object"
+    log.warning("%s: unreadable (%s): the card says 'not recorded' for what it holds", path, why)
+    return None
 
 
 def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path | None,

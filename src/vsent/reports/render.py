@@ -75,8 +75,31 @@ def lookup(run_dir: Path, file: str, key: Sequence[str | int]) -> dict[str, floa
 
     A string key walks into a mapping. An integer key ``i`` picks element ``i`` of a node whose
     ``mean`` and ``std`` are lists (e.g. ``k_sweep.json``: ``["ar", 0]`` is K = 1).
+
+    Raises
+    ------
+    VsentError
+        Naming the file: unreadable, not a JSON object, or holding something else than a mean
+        and std at ``key`` (a damaged file is not "not recorded").
     """
-    return value_at(read_json(Path(run_dir) / file), key)
+    return _read_value(Path(run_dir) / file, key)[1]
+
+
+def _read_value(path: Path, key: Sequence[str | int]) -> tuple[Any, dict[str, float] | None]:
+    """(the parsed file, None when it is not written; the value at ``key`` as :func:`lookup`)."""
+    node = read_json(path)
+    if node is not None and not isinstance(node, Mapping):
+        raise VsentError(f"{path}: unreadable (a JSON {type(node).__name__}, expected an "
+                         "object)")
+    value = value_at(node, key)
+    if value is None and node is not None and all(isinstance(k, str) for k in key):
+        held = node
+        for k in key:
+            held = held.get(k) if isinstance(held, Mapping) else None
+        if held is not None:  # there, but not a mean and std: damaged (absent: not recorded)
+            raise VsentError(f"{path}: {'.'.join(key)} is not a mean and std (it holds "
+                             f"{json.dumps(held)[:60]})")
+    return node, value
 
 
 def value_at(node: Any, key: Sequence[str | int]) -> dict[str, float] | None:
@@ -153,8 +176,8 @@ def make_row(cells: Sequence[str], published: papers.Published | None, *, out: P
     value: :data:`NOT_RECORDED`. The run directory is named relative to ``out`` when inside it.
     """
     # read once: the value and its one-class flag come from the same file
-    node = None if run_dir is None or not planned else read_json(Path(run_dir) / file)
-    ours = value_at(node, key)
+    node, ours = (None, None) if run_dir is None or not planned else \
+        _read_value(Path(run_dir) / file, key)
     missing = None
     if run_dir is not None and ours is None:
         missing = NOT_RUN if node is None else NOT_RECORDED
