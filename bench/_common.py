@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import platform
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -145,9 +146,15 @@ def photo_jpegs(n: int, folder: Path) -> list[Path]:
 
 def write_json(out: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``out`` (its folder made), atomically: an interrupted
-    benchmark leaves the committed file whole (``plot_accuracy_cost.py`` reads them)."""
+    benchmark leaves the committed file whole (``plot_accuracy_cost.py`` reads them). A result
+    (a dict) that does not say them itself gets the command that made it and the machine: its
+    options are not to be guessed from its numbers, nor its rows compared across machines."""
     from vsent.files import atomic_write_text
 
+    if isinstance(obj, dict):
+        obj = {"command": shlex.join(["python", *sys.argv]), **obj} if "command" not in obj \
+            else obj
+        obj.setdefault("machine", machine())
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(obj, indent=2) + "\n")
@@ -158,11 +165,19 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     """Write ``report`` as JSON to ``out`` with the machine and the versions (git commit)."""
     from vsent.runs import versions
 
-    report = {**report, "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                    "python": platform.python_version()},
-              "versions": versions()}
+    report = {**report, "machine": machine(), "versions": versions()}
     write_json(out, report)
     print(f"wrote {out}", file=sys.stderr)
+
+
+def machine() -> dict[str, Any]:
+    """Where a benchmark ran: cores, platform, Python, CPU model and the load when it ended."""
+    from vsent.runs import versions
+
+    v = versions()
+    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "cpu": v.get("cpu"),
+            "cpu_capability": v.get("cpu_capability"), "loadavg": load_average()}
 
 
 def load_average() -> list[float] | None:
