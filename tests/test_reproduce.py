@@ -645,6 +645,15 @@ def test_sun2016_resumed_scores_a_retrained_fold_again(campos, tmp_path, monkeyp
     R.reproduce(plan, tmp_path / "sun", resume=True, progress=False)
     with np.load(npz) as z:
         assert str(z["checkpoint_sha256"]) == file_sha256(run / "fold2" / "model.pt")
+    # the small files alone (as results/ keeps them: no models, no regions.npz): the report is
+    # made again from them, the scores kept (it failed on "fold 1 has no model", reports38 #3)
+    table = (tmp_path / "sun" / "regions" / "table1.json").read_bytes()
+    for f in [*run.glob("fold*/model.pt"), *(tmp_path / "sun").glob("regions/fold*/*.npz")]:
+        f.unlink()
+    again = R.reproduce(plan, tmp_path / "sun", resume=True, progress=False)
+    assert again["steps"]["regions"]["status"] == "done"
+    assert (tmp_path / "sun" / "regions" / "table1.json").read_bytes() == table
+    assert any(r["ours"] is not None for r in again["tables"][0]["rows"])
 
 
 def test_campos2015_resumed_probes_a_retrained_fold_again(campos, tmp_path, monkeypatch):
@@ -1247,3 +1256,24 @@ def test_a_reproduction_recorded_with_train_seed_0_and_seed_1_resumes(twitter_li
     runner.open_reproduction(plan, out, resume=True, overwrite=True).close()
     assert json.loads((out / "config.json").read_text())["plan"]["template"]["train"][
         "seed"] == 1  # a new reproduction records the normalised seed
+
+
+def test_a_step_that_fails_is_recorded_failed_not_interrupted(campos, tmp_path):
+    """steps.json said "interrupted" of a sub-run stopped by an error (reports38 #3)."""
+    plan = campos[2]
+    with runner.open_reproduction(plan, tmp_path / "rep", resume=False) as rd:
+        session = runner.Session(tmp_path / "rep", rd, progress=False)
+
+        def fails():
+            raise VsentError("no model")
+
+        def stopped():
+            raise KeyboardInterrupt
+
+        with pytest.raises(VsentError, match="no model"):
+            session.step("a", lambda: False, fails)
+        with pytest.raises(KeyboardInterrupt):
+            session.step("b", lambda: False, stopped)
+        assert session.step("c", lambda: False, lambda: None) is False  # ran, still not done
+    steps = json.loads((tmp_path / "rep" / "steps.json").read_text())
+    assert [steps[k]["status"] for k in "abc"] == ["failed", "interrupted", "interrupted"]

@@ -809,13 +809,20 @@ def evaluate_regions(
 def scored_with_current_models(run_dir: str | Path, out: str | Path) -> bool:
     """True when ``out`` holds a finished regions run (``cost.json``) whose every scored fold
     was scored with the model that fold's directory in ``run_dir`` holds now (a reproduction
-    reuses such a sub-run; one of a run trained again is scored again)."""
+    reuses such a sub-run; one of a run trained again is scored again).
+
+    A fold whose model is gone (``results/`` keeps the small files of runs, no models) has no
+    newer model to score again with, and nothing to score with: its scores stand, as do
+    those of a run kept without its ``regions.npz`` files and models alike.
+    """
     from vsent.runs import FOLD_MODEL, fold_dir
 
     out = Path(out)
-    files = sorted(out.glob("fold*/regions.npz"))
-    if not (out / "cost.json").exists() or not files:
+    if not (out / "cost.json").exists():
         return False
+    files = sorted(out.glob("fold*/regions.npz"))
+    if not files:
+        return not any(Path(run_dir).glob(f"fold*/{FOLD_MODEL}"))
     for file in files:
         ckpt = fold_dir(run_dir, int(file.parent.name.removeprefix("fold"))) / FOLD_MODEL
         try:
@@ -824,7 +831,7 @@ def scored_with_current_models(run_dir: str | Path, out: str | Path) -> bool:
                 origin = str(z["boxes_origin"]) if "boxes_origin" in z.files else ""
         except NPZ_READ_ERRORS:
             return False
-        if not ckpt.is_file() or kept != file_sha256(ckpt) or origin != BOXES:
+        if origin != BOXES or (ckpt.is_file() and kept != file_sha256(ckpt)):
             return False
     return True
 

@@ -233,11 +233,15 @@ class Session:
         timer = Timer()
         entry["status"] = "running"
         self.save()
+        stopped = "interrupted"
         try:
             work()
+        except Exception:  # an error, not a stop: steps.json says which
+            stopped = "failed"
+            raise
         finally:
             entry["seconds"] = float(entry.get("seconds", 0.0)) + timer.elapsed
-            entry["status"] = "done" if done() else "interrupted"
+            entry["status"] = "done" if done() else stopped
             self.save()
         return entry["status"] == "done"
 
