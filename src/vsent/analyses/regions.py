@@ -916,14 +916,20 @@ def _write_sweep(rd, sweep_acc: dict, sweep_one: dict, global_summary: dict, cfg
     rows = [{"k": k, **{f"{by}_{s}": result[by][s][k - 1] for by in result
                         for s in ("mean", "std")}} for k in ks]
     rd.write_csv("k_sweep.csv", rows, list(rows[0]))
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for by, style in zip(RANKINGS, ("o-", "s--", "^--", "x:"), strict=True):
         ax.plot(ks, 100 * np.asarray(result[by]["mean"]), style, label=by, markersize=4)
-    ax.axhline(100 * global_summary["accuracy"]["mean"], color="k", lw=1, label="whole image")
-    ax.axvline(cfg.k, color="grey", lw=0.5, ls=":")
+    # the folds' spread, drawn: differences within it are not results
+    whole = global_summary["accuracy"]
+    ax.axhline(100 * whole["mean"], color="k", lw=1, label="whole image (+- std: grey)")
+    ax.axhspan(100 * (whole["mean"] - whole["std"]), 100 * (whole["mean"] + whole["std"]),
+               color="grey", alpha=0.15, lw=0)
+    ax.axvline(cfg.k, color="grey", lw=0.8, ls=":", label=f"K = {cfg.k} (table1)")
     ax.set_xlabel("K (regions fused)")
     ax.set_ylabel("accuracy (%), mean over folds")
-    ax.set_title(f"Late fusion vs K, {run.config.model}, {run.dataset.title}")
+    ax.set_title(f"Late fusion vs K, {run.config.model}, {run.dataset.title}\n"
+                 f"{cfg.proposals.n_proposals} proposals, alpha {cfg.alpha:g}, beta "
+                 f"{cfg.beta:g}, senti-log {cfg.senti_log}", fontsize=10)
     ax.set_xticks(ks)
     ax.legend(fontsize=8)
     figures.save_figure(fig, rd / "k_sweep.png", dpi=120)
