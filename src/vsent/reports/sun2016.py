@@ -302,11 +302,14 @@ def _figure(out: Path, reg_dirs: Mapping[str, Path]) -> str | None:
     plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(8.8, 4.4))  # wider: the legend sits right of the axes
     colours = dict(zip(SUBSETS, ("C0", "C1", "C2"), strict=True))
+    # the subsets told apart by the marker too, not by colour alone
+    markers = dict(zip(SUBSETS, ("o", "s", "^"), strict=True))
     single = len(sweeps) == 1
     for sub, sw in sweeps.items():
         c = colours.get(sub, "C3")
         rankings = ("ar", "objectness", "sentiment", "random") if single else ("ar",)
-        for by, style in zip(rankings, ("o-", "s--", "^--", "x:"), strict=False):
+        styles = ("o-", "s--", "^--", "x:") if single else (f"{markers.get(sub, 'x')}-",)
+        for by, style in zip(rankings, styles, strict=True):
             if by in sw:
                 ax.plot(sw["k"], 100 * np.asarray(sw[by]["mean"]), style, ms=4,
                         color=None if single else c, label=f"ours, {by}, {sub}-agree")
@@ -326,5 +329,5 @@ def _figure(out: Path, reg_dirs: Mapping[str, Path]) -> str | None:
     ax.set_xticks(next(iter(sweeps.values()))["k"])
     # outside the axes: with ours close to the paper's, no corner inside is free of data
     # ("best" put it over the published three-agree point); tight_layout makes room for it
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return render.save_figure(fig, out, "sun2016_k_sweep.png")
