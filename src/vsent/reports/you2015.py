@@ -315,14 +315,22 @@ def _figure(out: Path, table: dict, subsets: Sequence[str]) -> str:
             if r and r["paper"] and r["paper"]["mean"] is not None:
                 pts.append((j, r["paper"]["mean"]))
         off = (i - (len(subsets) - 1) / 2) * width
-        ax.bar(x + off, means, width, yerr=stds, capsize=2, label=f"ours, {sub}-agree")
+        colour = f"C{i}"  # a subset's bars and published points share it
+        ax.bar(x + off, means, width, yerr=stds, capsize=2, color=colour,
+               label=f"ours, {sub}-agree" if np.isfinite(means).any() else None)
         if pts:
             px, py = zip(*pts, strict=True)
-            ax.plot(np.asarray(px) + off, py, "kD", ms=6,
-                    label="published" if i == 0 else None)
+            ax.plot(np.asarray(px) + off, py, "D", color=colour, mec="k", ms=6,
+                    label=f"published, {sub}-agree")
+    for j, m in enumerate(methods):  # a group without a bar says why, as campos2015.png
+        rows = [r for r in table["rows"] if r["cells"][0] == m]
+        if not any(r["ours"] for r in rows):
+            ax.text(j, 0.02, render.ours_cell(rows[0]), ha="center", va="bottom", rotation=90,
+                    fontsize=7, color="grey")
     ax.set_xticks(x, methods, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("accuracy, mean +- std over folds")
-    ax.set_ylim(0, 1)
-    ax.set_title("You et al. 2015, Twitter table (published: diamonds)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_title("You et al. 2015, Twitter table (ours: bars, published: diamonds)")
+    ax.legend(fontsize=7, loc="upper center", ncol=3)
     return render.save_figure(fig, out, "you2015.png")
