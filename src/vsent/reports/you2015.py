@@ -328,6 +328,7 @@ def _figure(out: Path, table: dict, subsets: Sequence[str]) -> str:
             ax.text(j, 0.02, render.ours_cell(rows[0]), ha="center", va="bottom", rotation=90,
                     fontsize=7, color="grey")
     ax.set_xticks(x, methods, rotation=20, ha="right", fontsize=8)
+    ax.set_xlim(-0.6, len(methods) - 0.4)  # every group whole, with or without bars
     ax.set_ylabel("accuracy, mean +- std over folds")
     ax.set_ylim(0, 1.2)
     ax.set_yticks(np.linspace(0, 1, 6))
