@@ -992,7 +992,7 @@ def plot_layers(summary: Mapping[str, Any], path: str | Path,
 
     names = list(summary)
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(names) + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(names) + 2) + 1.8, 3.6))
     for i, clf in enumerate(probe.classifiers):
         pts = [(j, summary[n][clf]["mean"], summary[n][clf]["std"])
                for j, n in enumerate(names) if clf in summary[n]]
@@ -1007,9 +1007,11 @@ def plot_layers(summary: Mapping[str, Any], path: str | Path,
                    label=f"fine-tuned network{which}")
     ax.set_xticks(x, names, rotation=45, ha="right")
     ax.set_xlabel("layer (depth)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("test accuracy (+- std, folds)")
+    ax.set_title("Linear probes per layer (centre crop)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend()
+    # right of the axes: inside, it covered the lower error bars of the middle layers
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return figures.save_figure(fig, path, dpi=120)
 
 
