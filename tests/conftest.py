@@ -250,10 +250,14 @@ def spy_histogram_maps(monkeypatch: pytest.MonkeyPatch, module) -> list[str]:
     return maps
 
 
-@pytest.fixture(autouse=True)
-def _isolated_vsent_cache(tmp_path_factory, monkeypatch):
-    """Keep image caches in pytest's temp folder, never in ~/.cache."""
-    monkeypatch.setenv("VSENT_CACHE", str(tmp_path_factory.getbasetemp() / "vsent-cache"))
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_vsent_cache(tmp_path_factory):
+    """Keep image caches in pytest's temp folder, never in ~/.cache: set for the whole session,
+    before any module-scoped fixture runs (one that trained a run wrote its image cache into
+    ~/.cache/vsent while a function-scoped setting came only later, tests38 #1)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VSENT_CACHE", str(tmp_path_factory.getbasetemp() / "vsent-cache"))
+        yield
 
 
 @pytest.fixture

@@ -315,6 +315,10 @@ def fit(
                 stats["images_per_s"], 100 * stats["data_wait_share"],
             )
             if state_path and dist.is_main():  # rank 0 alone writes; every rank resumes from it
+                # a last step can turn the weights into NaN with a finite mean loss: such a
+                # state is no result to keep (it made the corrected command's run refused)
+                if non_finite_tensors(model):
+                    _diverged(desc, epoch + 1, "weights hold nan/inf", cfg)
                 _save_state(state_path, cfg, device, model, opt, sched, gen, ema, history)
         dist.unwrap_model(net)  # DDP: BatchNorm back, rank 0's buffers on every rank
     if ema is not None:  # the averaged weights are the result
