@@ -517,6 +517,20 @@ def test_fold_blocks_sqrt_map_is_the_square_root_of_every_histogram():
         bl.fold_blocks(feats, train, ["cues"])
 
 
+def test_bow_norm_reaches_the_fold_blocks_and_is_checked():
+    """--bow-norm l2 had no test: hard-coding l1 passed the suite (tests38 #4)."""
+    rng = np.random.default_rng(1)
+    desc = [rng.integers(0, 255, (15, 128)).astype(np.uint8) for _ in range(10)]
+    feats = hc.ImageFeatures(gch=np.zeros((10, 64), np.float32),
+                             lch=np.zeros((10, 1024), np.float32), descriptors=desc)
+    for norm, order in (("l1", 1), ("l2", 2)):
+        config = bl.BaselineConfig(k=4, max_descriptors=100, bow_norm=norm)
+        bow = bl.fold_blocks(feats, np.arange(7), ["bow"], config)["bow"]
+        np.testing.assert_allclose(np.linalg.norm(bow, ord=order, axis=1), 1, rtol=1e-5)
+    with pytest.raises(VsentError, match=r"^BoW norm must be 'l1' or 'l2', got 'l3'$"):
+        bl.BaselineConfig(bow_norm="l3")
+
+
 def test_unknown_histogram_map_is_a_clear_error():
     with pytest.raises(VsentError, match="histogram map must be one of none, sqrt"):
         bl.BaselineConfig(histogram_map="log")

@@ -23,10 +23,12 @@ from vsent.data.transforms import center_crop, normalize  # noqa: E402
 from vsent.errors import EXIT_USER_ERROR  # noqa: E402
 from vsent.export import (  # noqa: E402
     INPUT_PIPELINE,
+    TOLERANCE,
     ExportedPredictor,
     ExportError,
     export_model,
     read_metadata,
+    verify_export,
 )
 from vsent.models import clip_models, create_model, timm_models  # noqa: E402, F401
 from vsent.models.checkpoint import save_checkpoint  # noqa: E402
@@ -157,6 +159,22 @@ def test_onnx_predictor_class_names_come_from_the_export_unless_given(tmp_path):
     given = ExportedPredictor.from_file(tmp_path / "m.onnx", device="cpu",
                                         class_names=("sad", "happy"))
     assert given.class_names == ["sad", "happy"]
+
+
+@pytest.mark.parametrize("fmt, suffix", [("onnx", ".onnx"), ("torchscript", ".ts")])
+def test_verify_export_tells_another_model_from_the_exported_one(tmp_path, fmt, suffix):
+    """The check itself, with no stand-in: the test below replaces it to see the refusal's
+    words, so a verifier comparing PyTorch with itself passed every test (tests38 #2)."""
+    model, ckpt = _checkpoint(tmp_path, "smallcnn")
+    path = tmp_path / f"m{suffix}"
+    export_model(ckpt, path, format=fmt)
+    assert verify_export(model, path) <= TOLERANCE
+    other = create_model("smallcnn").eval()
+    other.load_state_dict(model.state_dict())
+    with torch.no_grad():  # the head's bias moved apart for the two classes
+        bias = list(other.parameters())[-1]
+        bias.add_(torch.arange(bias.numel(), dtype=bias.dtype).reshape(bias.shape))
+    assert verify_export(other, path) > 0.1
 
 
 def test_export_that_differs_from_pytorch_is_refused_and_not_written(tmp_path, monkeypatch):

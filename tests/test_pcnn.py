@@ -375,6 +375,24 @@ def test_transfer_table_says_when_the_published_row_is_another_network(reference
     assert f"/ published {label}{': ' + caveat if caveat else ''}." in md
 
 
+def test_transfer_rows_set_the_chosen_published_row_beside_ours():
+    """--reference cnn had no test of its rows: rows reading the PCNN's published values
+    whatever it said passed the suite (tests38 #5)."""
+    from vsent.analyses.pcnn import TransferConfig, transfer_row
+    from vsent.metrics import summarize_folds
+
+    summary = summarize_folds([{"fold": k, "accuracy": 0.7, "precision": 0.7, "recall": 0.7,
+                                "f1": 0.7} for k in (1, 2)])
+    for reference in ("pcnn", "cnn"):
+        row = transfer_row("five", summary, reference)
+        assert row["accuracy_published"] == \
+            papers.YOU2015_TABLE6[reference]["five"]["accuracy"].mean
+    assert transfer_row("five", summary, "cnn")["accuracy_published"] != \
+        transfer_row("five", summary, "pcnn")["accuracy_published"]
+    with pytest.raises(VsentError, match=r"^--reference 'x': choose pcnn or cnn$"):
+        TransferConfig(model="m.pt", data="d", reference="x")
+
+
 def test_transfer_table_says_how_many_folds_the_split_had():
     """code37 #11: the table said "5-fold fine-tuning" whatever the split (a folds file may
     hold 3); a table written before its rows recorded the count, on Campos et al.'s split,

@@ -1069,6 +1069,7 @@ def test_sun2016_k_sweep_legend_covers_no_data(tmp_path, monkeypatch):
     monkeypatch.setattr(render, "save_figure", check_then_save)
     for dirs in (reg_dirs, {"three": reg_dirs["three"]}):  # three subsets, and one
         assert sun2016._figure(tmp_path, dirs) == "sun2016_k_sweep.png"
+    assert len(seen) == 2  # both figures checked below (tests38 #3: else the loop checks none)
     for legend, axes, figure, points in seen:
         assert len(points) in (2, 6)  # best K and K = 1 per subset
         assert not any(legend.contains(x, y) for x, y in points)

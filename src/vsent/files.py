@@ -27,8 +27,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
-
 from vsent.errors import DataError, VsentError
 
 log = logging.getLogger("vsent")
@@ -43,6 +41,8 @@ def load_cache_entry(path: Path, what: str, keys: Sequence[str] | None = None) -
     tuple, every one read before it returns). None when ``path`` is no file or is unreadable (a
     killed copy, a full disk): that is said in a line naming ``what`` ("SIFT cache entry"), and
     the caller computes the entry again and rewrites it."""
+    import numpy as np  # (this module is imported by `vsent --help`, which loads no numpy)
+
     if not path.is_file():
         return None
     try:
