@@ -100,7 +100,12 @@ class ServeConfig:
     n_proposals: int = 100
     senti_log: str = "classes"
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> ServeConfig:
+        """Raise :class:`VsentError` naming the first bad option (run when built, as every
+        vsent config); ``self``."""
         if self.max_batch < 1:
             raise VsentError(f"--max-batch must be >= 1, got {self.max_batch}")
         if not (math.isfinite(self.max_wait_ms) and self.max_wait_ms >= 0):
