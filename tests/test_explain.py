@@ -107,6 +107,18 @@ def test_grad_cam_bad_layer_and_target():
         X.grad_cam(model, x, "conv", 5)
 
 
+def test_grad_cam_refuses_a_target_list_of_another_length_than_the_batch():
+    """code38 #5: 2 targets for 3 images was torch's RuntimeError "The expanded size of the
+    tensor (3) must match ..."; every other wrong target is a VsentError naming it."""
+    model = RedBlue().eval()
+    x = torch.zeros(3, 3, 8, 8)
+    with pytest.raises(VsentError, match=r"^target \[0, 1\]: one class index for all 3 images "
+                                         r"or one per image, not 2$"):
+        X.grad_cam(model, x, "conv", [0, 1])
+    assert X.grad_cam(model, x, "conv", [0, 1, 1])[2].tolist() == [0, 1, 1]
+    assert X.grad_cam(model, x, "conv", [1])[2].tolist() == [1, 1, 1]
+
+
 class Residual(nn.Module):
     """A ResNet block's tail: ``out = bn(conv(h)); out += h`` (torchvision's BasicBlock adds the
     identity in place to the output of ``bn``)."""

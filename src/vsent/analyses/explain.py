@@ -118,7 +118,11 @@ def grad_cam(
         else:
             raise VsentError(f"--target {target!r}: use one of {', '.join(TARGETS)}")
     else:
-        t = torch.as_tensor(target, dtype=torch.long).reshape(-1).expand(b)
+        t = torch.as_tensor(target, dtype=torch.long).reshape(-1)
+        if t.numel() not in (1, b):  # said here: expand() would be torch's RuntimeError
+            raise VsentError(f"target {t.tolist()}: one class index for all {b} images or one "
+                             f"per image, not {t.numel()}")
+        t = t.expand(b)
     t = t.to(logits.device)
     if (t < 0).any() or (t >= logits.shape[1]).any():
         raise VsentError(f"target class {t.tolist()} outside the model's {logits.shape[1]} outputs")
