@@ -602,6 +602,26 @@ def test_an_image_with_one_non_finite_score_fails_its_own_entry(checkpoint, monk
     assert b["error"] == "" and 0 <= b["prob_positive"] <= 1
 
 
+def test_the_service_answers_with_predicts_score_row(checkpoint, monkeypatch):
+    """code38 #7: serve wrote its own copy of vsent.predict.scores_row (the label, the
+    rounding, non-finite scores): a change to the row reached `vsent predict` and every
+    engine, not the service. Its answer is that row's now."""
+    from vsent import predict
+    from vsent.serve import app as serve_app
+
+    seen = []
+
+    def marked(path, probs, class_names):
+        seen.append(path)
+        return {**predict.scores_row(path, probs, class_names), "label": "from scores_row"}
+
+    monkeypatch.setattr(serve_app, "scores_row", marked)
+    with running_server(checkpoint) as s:
+        r = post(s.url, [("a.jpg", image_bytes(1))])
+    (row,) = r.json()["results"]
+    assert row["label"] == "from scores_row" and seen == ["a.jpg (part 1)"]
+
+
 def test_limits_give_413(checkpoint):
     limits = Limits(max_upload_bytes=6000, max_request_bytes=30_000, max_pixels=10_000,
                     max_images=2)
