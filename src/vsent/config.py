@@ -50,6 +50,9 @@ def is_finite(value: Any) -> bool:
     return math.isfinite(value)
 
 
+#: The scalar metrics of a fold, summarised over folds (:data:`vsent.metrics.SCALARS`) and
+#: shown on the model card (:data:`vsent.models.card.CARD_METRICS`), in this order.
+SCALAR_METRICS = ("accuracy", "precision", "recall", "f1")
 #: Agreement subsets of Twitter I (how many of the five workers agreed on the label), most first.
 SUBSETS = ("five", "four", "three")
 OPTIMIZERS = ("sgd", "adamw")
