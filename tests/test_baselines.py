@@ -428,6 +428,18 @@ def test_parse_features_normalises_and_deduplicates():
     assert bl.parse_features(" GCH, lch+bow ,gch") == ("gch", "lch+bow")
 
 
+def test_parse_features_reads_blocks_as_fusion_does():
+    """code38 #6: "gch + bow" was refused by `vsent baselines --features`, naming the block
+    'gch ' (blank included), and read as gch and bow by --fusion: one reading now."""
+    from vsent.config import parse_fusion_blocks
+
+    assert parse_fusion_blocks("gch + bow", "--fusion") == ("gch", "bow")
+    assert bl.parse_features("gch + bow, LCH +BoW,gch+bow") == ("gch+bow", "lch+bow")
+    with pytest.raises(VsentError, match=r"^unknown feature set 'gch \+ sift' \(unknown block "
+                                         r"'sift'\); choose from "):
+        bl.parse_features("gch + sift")
+
+
 def test_cli_bad_feature_name_exits_2_without_a_run_directory(tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["baselines", "--data", str(tmp_path), "--features", "gch,hog",

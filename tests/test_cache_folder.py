@@ -167,6 +167,24 @@ def test_cli_lists_and_cleans(folder, capsys):
     assert "removed 1 entry," in out and not folder["images"].exists()
 
 
+def test_cli_an_entry_it_cannot_remove_is_said_and_exits_items_failed(folder, capsys,
+                                                                     monkeypatch):
+    """code38 #15: `vsent cache --clean` returned a literal 3, the status that predict and
+    explain name EXIT_ITEMS_FAILED; an entry it could not remove had no test."""
+    from vsent import errors
+    from vsent.data import cache_folder
+
+    root = folder["images"].parent
+    _age(folder["images"], 40)
+    entry = next(e for e in cache_folder.cache_entries(root) if e.path == folder["images"])
+    monkeypatch.setattr(cache_folder, "clean_cache",
+                        lambda days, root, dry_run=False: ([], [(entry, "Permission denied")]))
+    assert main(["cache", "--dir", str(root), "--clean", "30"]) == errors.EXIT_ITEMS_FAILED
+    assert f"cannot remove {folder['images']}: Permission denied" in capsys.readouterr().out
+    monkeypatch.setattr(errors, "EXIT_ITEMS_FAILED", 33)  # the constant, not a copy of it
+    assert main(["cache", "--dir", str(root), "--clean", "30"]) == 33
+
+
 @pytest.mark.parametrize("days", ["-1", "soon", "nan"])
 def test_cli_days_must_be_a_number_of_days(tmp_path, capsys, days):
     with pytest.raises(SystemExit) as stop:

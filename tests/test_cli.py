@@ -55,6 +55,17 @@ def test_run_options_are_the_shared_ones(command):
     assert ("--resume" in opts) == resumable
 
 
+def test_every_device_option_takes_the_one_list_of_devices():
+    """code38 #15: serve wrote its own ("auto", "cpu", "cuda"); a device added to
+    cli.common.DEVICES would not have reached it."""
+    from vsent.cli.common import DEVICES
+
+    devices = {name: a.choices for name, p in _subparsers().items() for a in p._actions
+               if "--device" in a.option_strings}
+    assert {"predict", "serve", "explain", "crossval"} <= set(devices)
+    assert [n for n, c in devices.items() if c is not DEVICES] == []
+
+
 @pytest.mark.parametrize("command", ["crossval", "finetune", "pcnn", "baselines", "regions"])
 def test_resume_and_overwrite_exclude_each_other(command, capsys):
     # --overwrite would delete the run that --resume asks to continue

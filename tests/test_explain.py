@@ -107,6 +107,18 @@ def test_grad_cam_bad_layer_and_target():
         X.grad_cam(model, x, "conv", 5)
 
 
+def test_grad_cam_refuses_a_target_list_of_another_length_than_the_batch():
+    """code38 #5: 2 targets for 3 images was torch's RuntimeError "The expanded size of the
+    tensor (3) must match ..."; every other wrong target is a VsentError naming it."""
+    model = RedBlue().eval()
+    x = torch.zeros(3, 3, 8, 8)
+    with pytest.raises(VsentError, match=r"^target \[0, 1\]: one class index for all 3 images "
+                                         r"or one per image, not 2$"):
+        X.grad_cam(model, x, "conv", [0, 1])
+    assert X.grad_cam(model, x, "conv", [0, 1, 1])[2].tolist() == [0, 1, 1]
+    assert X.grad_cam(model, x, "conv", [1])[2].tolist() == [1, 1, 1]
+
+
 class Residual(nn.Module):
     """A ResNet block's tail: ``out = bn(conv(h)); out += h`` (torchvision's BasicBlock adds the
     identity in place to the output of ``bn``)."""
@@ -428,8 +440,9 @@ def test_explain_function_runs_the_whole_command(tmp_path, caplog):
     # run.log has the run's summary (it was empty: trial33 #5)
     assert (f"explained 2 of 3 images, 1 failed (layer {model.info.cam_layer}, target "
             "negative)") in (out / "run.log").read_text()
-    # finished: the same call returns the stored rows; other settings need overwrite
-    assert X.explain(ckpt, [img, nothing, img], out, target="negative", device="cpu") == stored
+    # finished: the same call returns the stored rows (typed as the first call's: code38 #3,
+    # they were the CSV's text); other settings need overwrite
+    assert X.explain(ckpt, [img, nothing, img], out, target="negative", device="cpu") == rows
     with pytest.raises(VsentError, match="target"):
         X.explain(ckpt, [img], out, target="positive", device="cpu")
     again = X.explain(ckpt, [img], out, target="positive", device="cpu", overwrite=True)
@@ -665,6 +678,25 @@ def test_explain_shrinks_maps_to_1024_px_by_default(tmp_path, monkeypatch):
     Image.fromarray(np.zeros((300, 1500, 3), np.uint8)).save(img)
     rows = X.explain(ckpt, [img], tmp_path / "out", device="cpu")
     assert np.load(tmp_path / "out" / rows[0]["heatmap"]).shape == (205, 1024)
+
+
+def test_a_finished_run_returns_the_rows_of_the_first_call_with_their_types(tmp_path, caplog):
+    """code38 #3: the same call again returned explain.csv's text: empty_map 'False' (true
+    as a bool), prob_positive a str; the first call's rows were typed."""
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    img = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (20, 30, 3), np.uint8)).save(img)
+    inputs = [str(tmp_path / "none*.jpg"), img]  # an error row first: its cells are empty
+    first = X.explain(ckpt, inputs, tmp_path / "out", device="cpu")
+    with caplog.at_level("WARNING", logger="vsent"):
+        again = X.explain(ckpt, inputs, tmp_path / "out", device="cpu")
+    assert again == first
+    assert type(again[1]["prob_positive"]) is float and type(again[1]["empty_map"]) is bool
+    assert set(again[0]) == {"image", "error"} and again[0]["error"]
+    assert "before --max-side" not in caplog.text  # the file's columns, not the first row's
 
 
 def test_a_finished_run_made_before_max_side_says_its_maps_are_full_size(tmp_path, caplog):

@@ -37,6 +37,24 @@ def test_lch_blocks_of_an_uneven_image_have_rounded_edges():
     np.testing.assert_allclose(hc.lch(img), want, atol=1e-6)
 
 
+def test_an_empty_image_is_refused_as_the_cues_refuse_it_but_an_empty_block_is_zero():
+    """code38 #9: image_features (and sift_descriptors) of an empty image reached OpenCV's
+    resize (cv2.error); the cues refused it with a ValueError. One check now
+    (opencv.check_rgb); gch and lch keep their all-zero histograms of empty blocks."""
+    from vsent.analyses import cues
+
+    empty = np.zeros((0, 8, 3), np.uint8)
+    said = r"^image must be a non-empty RGB uint8 array \(H, W, 3\), got uint8 \(0, 8, 3\)$"
+    for refuse in (hc.image_features, hc.sift_descriptors, cues.colour_cues):
+        with pytest.raises(ValueError, match=said):
+            refuse(empty)
+    assert not hc.gch(empty).any() and hc.gch(empty).shape == (64,)
+    assert not hc.lch(empty).any() and hc.lch(empty).shape == (1024,)
+    with pytest.raises(ValueError, match=r"^image must be an RGB uint8 array \(H, W, 3\), got "
+                                         r"float32 \(4, 4, 3\)$"):
+        hc.gch(np.zeros((4, 4, 3), np.float32))
+
+
 def test_sift_reads_the_luma_of_rgb_not_of_bgr():
     # red holds vertical stripes, blue horizontal ones: the grey copy (0.299 R + 0.587 G +
     # 0.114 B) is mostly red's pattern; read as BGR it would be mostly blue's

@@ -57,6 +57,27 @@ def test_one_fold_is_shown_without_a_spread():
         "70.45 +- 1.00"
 
 
+def test_the_summary_table_of_one_fold_shows_no_spread():
+    """code38 #14: summary.md of a one-fold run read "0.750 +- 0.000" (summary_markdown wrote
+    its own mean row), as layers and baselines no longer did."""
+    from vsent.metrics import summary_markdown
+
+    one = summarize_folds([{"fold": 3, "accuracy": 0.75, "precision": 1.0, "recall": 0.5,
+                            "f1": 2 / 3, "n": 4}])
+    assert "| **mean** | 0.750 (1 fold) | 1.000 (1 fold) | 0.500 (1 fold) | 0.667 (1 fold) | |" \
+        in summary_markdown(one, "t")
+    two = summarize_folds([{"fold": 1, "accuracy": 0.7}, {"fold": 2, "accuracy": 0.8}])
+    two["folds"] = [{**f, "precision": 0, "recall": 0, "f1": 0} for f in two["folds"]]
+    assert "| **mean** | 0.750 +- 0.050 | |" in summary_markdown(two, "t")
+
+
+def test_the_card_shows_the_metrics_summarised_over_folds():
+    from vsent.metrics import SCALARS
+    from vsent.models.card import CARD_METRICS
+
+    assert CARD_METRICS is SCALARS
+
+
 @pytest.mark.parametrize(("y_true", "y_pred", "message"), [
     ([1, 2, 2], [1, 1, 2], r"y_true must hold labels 0 and 1, got \[1, 2\]"),
     ([-1, 1], [0, 1], r"y_true must hold class indices \(integers >= 0\)"),

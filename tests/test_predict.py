@@ -518,3 +518,16 @@ def test_predictor_takes_a_model_of_two_or_more_outputs_not_a_path(tmp_path):
         Predictor(create_model("smallcnn", num_classes=1))
     names = (n for n in ("neg", "pos"))  # a generator is read once (review37 #10)
     assert Predictor(create_model("smallcnn"), class_names=names).class_names == ["neg", "pos"]
+
+
+def test_from_checkpoint_takes_class_names_as_from_file_does(checkpoint, images):
+    """code38 #2: `Predictor.from_checkpoint(path, class_names=...)` was Python's "got multiple
+    values for keyword argument 'class_names'"; ExportedPredictor.from_file took them."""
+    _, paths = images
+    assert Predictor.from_checkpoint(checkpoint, device="cpu").class_names == \
+        ["negative", "positive"]
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu", class_names=("neg", "pos"))
+    assert pred.class_names == ["neg", "pos"]
+    assert {row["label"] for row in pred.score(paths)} <= {"neg", "pos"}
+    with pytest.raises(TypeError, match=r"^Predictor\.from_checkpoint takes no fusion=\.\.\.: "):
+        Predictor.from_checkpoint(checkpoint, fusion=None)

@@ -588,6 +588,18 @@ def test_region_config_validation():
     natural = R.RegionConfig(senti_log="natural")
     assert natural.to_dict()["senti_log"] == "natural"
     assert R.RegionConfig.from_dict(natural.to_dict()) == natural
+
+
+def test_a_proposal_config_is_checked_when_built():
+    """code38 #4: ProposalConfig was checked only by RegionConfig; propose() given
+    n_proposals=-5 returned the whole-image fallback instead of refusing it."""
+    for bad, message in [({"n_proposals": -5}, "--n-proposals must be >= 1, got -5"),
+                         ({"max_side": 0}, "--proposal-side must be >= 16 pixels, got 0"),
+                         ({"min_box_area": 0}, "--min-box-area must be >= 1, got 0")]:
+        with pytest.raises(VsentError, match=f"^{re.escape(message)}$"):
+            P.ProposalConfig(**bad)
+    cfg = P.ProposalConfig(n_proposals=7)
+    assert cfg.validate() is cfg  # still callable, returning the record
     with pytest.raises(dataclasses.FrozenInstanceError):
         R.RegionConfig().k = 3
 

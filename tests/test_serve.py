@@ -241,6 +241,21 @@ def test_bad_region_settings_stop_the_service_at_start_up(checkpoint, bad, messa
                    checkpoint=checkpoint, config=ServeConfig(**bad))
 
 
+@pytest.mark.parametrize("build, message", [
+    (lambda: Limits(max_images=0), "--max-images (max_images) must be >= 1, got 0"),
+    (lambda: Limits(timeout_s=0), "--timeout must be > 0 seconds, got 0"),
+    (lambda: ServeConfig(max_batch=0), "--max-batch must be >= 1, got 0"),
+    (lambda: ServeConfig(k=0), "--k must be >= 1, got 0"),
+], ids=["max-images", "timeout", "max-batch", "k"])
+def test_the_service_settings_are_checked_when_built(build, message):
+    """code38 #4: Limits and ServeConfig were checked only when create_app (or the CLI) called
+    validate(), unlike every other vsent config (checked in __post_init__)."""
+    with pytest.raises(VsentError, match=f"^{re.escape(message)}$"):
+        build()
+    config = ServeConfig(limits=Limits(max_images=2))
+    assert config.validate() is config and config.limits.validate() is config.limits
+
+
 def test_regions_take_the_services_region_settings(checkpoint, monkeypatch):
     """The service ranks regions with its config's K, alpha, beta, proposals and log of the
     sentiment score (fidelity31 L8: the log was left at its default whatever was set)."""
@@ -585,6 +600,26 @@ def test_an_image_with_one_non_finite_score_fails_its_own_entry(checkpoint, monk
     assert a == {"name": "a.jpg", "prob_positive": None, "label": None,
                  "error": "a.jpg (part 1): non-finite scores (the model's weights hold NaN/inf?)"}
     assert b["error"] == "" and 0 <= b["prob_positive"] <= 1
+
+
+def test_the_service_answers_with_predicts_score_row(checkpoint, monkeypatch):
+    """code38 #7: serve wrote its own copy of vsent.predict.scores_row (the label, the
+    rounding, non-finite scores): a change to the row reached `vsent predict` and every
+    engine, not the service. Its answer is that row's now."""
+    from vsent import predict
+    from vsent.serve import app as serve_app
+
+    seen = []
+
+    def marked(path, probs, class_names):
+        seen.append(path)
+        return {**predict.scores_row(path, probs, class_names), "label": "from scores_row"}
+
+    monkeypatch.setattr(serve_app, "scores_row", marked)
+    with running_server(checkpoint) as s:
+        r = post(s.url, [("a.jpg", image_bytes(1))])
+    (row,) = r.json()["results"]
+    assert row["label"] == "from scores_row" and seen == ["a.jpg (part 1)"]
 
 
 def test_limits_give_413(checkpoint):

@@ -125,3 +125,28 @@ def test_a_checkpoint_given_as_init_builds_the_tower_its_weights_had(tmp_path, m
     assert again.spec["quick_gelu"] is True
     given = create_model("clip/vsent-test-vit", init=str(tuned), quick_gelu=False)
     assert _activation(given) is torch.nn.GELU  # an option given wins
+
+
+def test_a_zero_shot_tower_that_also_returns_its_tokens_gives_its_pooled_embedding():
+    """CoCa's tower returns (pooled, tokens): `zero_shot_model("clip/coca_ViT-B-32", ...)` built,
+    then every image failed with "'tuple' object has no attribute 'float'" (code38 #1); the
+    fine-tuned model unpacked it, the zero-shot one did not (clip_models.pooled_embedding now)."""
+
+    class WithTokens(torch.nn.Module):
+        def __init__(self, tower: torch.nn.Module) -> None:
+            super().__init__()
+            self.tower = tower
+
+        def forward(self, x):
+            pooled = self.tower(x)
+            return pooled, pooled[:, None, :].expand(-1, 4, -1)
+
+    torch.manual_seed(0)
+    model = zero_shot_model("clip/vsent-test-vit", "random").eval()
+    c = model.info.preprocess.crop
+    x = torch.randn(2, 3, c, c, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = model(x)
+        model.visual = WithTokens(model.visual)
+        torch.testing.assert_close(model(x), expected)
+    assert expected.shape == (2, 2)

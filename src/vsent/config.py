@@ -50,6 +50,9 @@ def is_finite(value: Any) -> bool:
     return math.isfinite(value)
 
 
+#: The scalar metrics of a fold, summarised over folds (:data:`vsent.metrics.SCALARS`) and
+#: shown on the model card (:data:`vsent.models.card.CARD_METRICS`), in this order.
+SCALAR_METRICS = ("accuracy", "precision", "recall", "f1")
 #: Agreement subsets of Twitter I (how many of the five workers agreed on the label), most first.
 SUBSETS = ("five", "four", "three")
 OPTIMIZERS = ("sgd", "adamw")
@@ -81,12 +84,21 @@ PROGRESSIVE_SCOPES = ("all", "extra")
 FUSION_BLOCKS = ("gch", "lch", "bow", "fv", "cues")
 
 
+def split_blocks(spec: str) -> tuple[str, ...]:
+    """``"gch + BoW"`` -> ``("gch", "bow")``: the one reading of hand-crafted blocks joined
+    with '+' (blanks and case ignored), for :func:`parse_fusion_blocks` and ``vsent baselines
+    --features`` (:func:`vsent.analyses.baselines.parse_features`), which check the names
+    against their own blocks. Nothing is checked here (an empty part stays '')."""
+    return tuple(p.strip().lower() for p in spec.split("+"))
+
+
 def parse_fusion_blocks(spec: str, option: str, *, none_ok: bool = False) -> tuple[str, ...]:
-    """``"gch+bow+cues"`` -> ``("gch", "bow", "cues")`` (blanks and case ignored): the one
-    reading of a hand-crafted block list (``crossval --fusion``, ``vsent fuse --features``,
-    a fused model's blocks). VsentError naming ``option`` for an unknown, empty or repeated
-    block (``none_ok``: the option also takes ``none``, and says so)."""
-    parts = tuple(p.strip().lower() for p in spec.split("+"))
+    """``"gch+bow+cues"`` -> ``("gch", "bow", "cues")`` (blanks and case ignored,
+    :func:`split_blocks`): a hand-crafted block list of late fusion (``crossval --fusion``,
+    ``vsent fuse --features``, a fused model's blocks). VsentError naming ``option`` for an
+    unknown, empty or repeated block (``none_ok``: the option also takes ``none``, and says
+    so)."""
+    parts = split_blocks(spec)
     if not all(parts) or any(p not in FUSION_BLOCKS for p in parts) \
             or len(set(parts)) != len(parts):
         raise VsentError(f"{option} {spec!r}: {'none, or ' if none_ok else ''}blocks "

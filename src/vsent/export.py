@@ -502,8 +502,8 @@ class ExportedModule(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """float32 (B, 3, c, c) normalised crops -> logits (B, C) on ``x``'s device."""
         self.open()
-        if self._script is not None:
-            return self._script(x.to(self._device))[0]
+        if self._script is not None:  # back on x's device, as the ONNX branch (no GPU test)
+            return self._script(x.to(self._device))[0].to(x.device)
         logits = self._session.run(["logits"], {"image": x.detach().float().cpu().numpy()})[0]
         return torch.from_numpy(np.asarray(logits)).to(x.device)
 

@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+from vsent.config import SCALAR_METRICS
 from vsent.runs import RunDir
 
-#: Scalar metrics summarised over folds (mean and std).
-SCALARS = ("accuracy", "precision", "recall", "f1")
+#: Scalar metrics summarised over folds (mean and std); defined in vsent.config, where the
+#: model card (which does not import scikit-learn) takes them too.
+SCALARS = SCALAR_METRICS
 
 
 def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
@@ -97,15 +99,15 @@ def mean_std_text(s: Mapping[str, float], n_folds: int, digits: int = 3,
 
 
 def summary_markdown(summary: Mapping[str, Any], title: str) -> str:
-    """A Markdown table: one row per fold, then mean +- std."""
+    """A Markdown table: one row per fold, then mean +- std (:func:`mean_std_text`)."""
     lines = [f"# {title}", "", "| fold | " + " | ".join(SCALARS) + " | n |",
              "|---|" + "---|" * (len(SCALARS) + 1)]
     for f in summary["folds"]:
         cells = " | ".join(f"{f[k]:.3f}" for k in SCALARS)
         lines.append(f"| {f['fold']} | {cells} | {f.get('n', '')} |")
-    cells = " | ".join(
-        f"{summary[k]['mean']:.3f} +- {summary[k]['std']:.3f}" for k in SCALARS if k in summary
-    )
+    # one fold: "m (1 fold)", as layers and baselines say it, not a std of 0 (code38 #14)
+    cells = " | ".join(mean_std_text(summary[k], len(summary["folds"]))
+                       for k in SCALARS if k in summary)
     lines.append(f"| **mean** | {cells} | |")
     return "\n".join(lines) + "\n"
 

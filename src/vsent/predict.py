@@ -170,6 +170,16 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> Predictor:
+        """Predictor of the checkpoint at ``path``: its model, its class names and, for a
+        late-fused model, its hand-crafted half (``fusion``, from the file only).
+
+        ``kwargs`` are the other arguments of :class:`Predictor` (``oversample``,
+        ``batch_size``, ``device``, ``workers``) and ``class_names``, which replaces the
+        checkpoint's names (as :meth:`vsent.export.ExportedPredictor.from_file` takes them).
+        """
+        if "fusion" in kwargs:  # the checkpoint's own half: another would score another model
+            raise TypeError("Predictor.from_checkpoint takes no fusion=...: a late-fused "
+                            "model's hand-crafted half comes from its checkpoint")
         ckpt = read_checkpoint(path)
         model, meta = build_model(ckpt, path)
         # NaN weights (a diverged training run) score every image NaN: refused once, here
@@ -183,8 +193,8 @@ class Predictor:
             from vsent.analyses.fused_model import LateFusion
 
             fusion = LateFusion.from_state(ckpt["fusion"], where=str(path))
-        return cls(model, class_names=meta.get("class_names", ("negative", "positive")),
-                   fusion=fusion, **kwargs)
+        kwargs.setdefault("class_names", meta.get("class_names", ("negative", "positive")))
+        return cls(model, fusion=fusion, **kwargs)
 
     @property
     def size(self) -> int:

@@ -35,6 +35,7 @@ from vsent.models.clip_models import (
     build_clip,
     load_clip,
     open_clip_module,
+    pooled_embedding,
     pretrained_weights,
     quick_gelu_of,
     random_clip,
@@ -90,7 +91,7 @@ class ZeroShotModel(SentimentModel):
             self.spec["quick_gelu"] = True
 
     def forward_features(self, x: Tensor) -> Tensor:
-        return F.normalize(self.visual(x).float(), dim=-1)
+        return F.normalize(pooled_embedding(self.visual, x).float(), dim=-1)
 
     def forward_head(self, features: Tensor) -> Tensor:
         return self.logit_scale * features @ self.class_embeddings.T

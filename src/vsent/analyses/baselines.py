@@ -42,7 +42,13 @@ from vsent.analyses.handcrafted import (
     learn_fisher,
     learn_vocabulary,
 )
-from vsent.config import BASELINE_OMITTED_AT_DEFAULT, HISTOGRAM_MAPS, SUBSETS, check_seed
+from vsent.config import (
+    BASELINE_OMITTED_AT_DEFAULT,
+    HISTOGRAM_MAPS,
+    SUBSETS,
+    check_seed,
+    split_blocks,
+)
 from vsent.data import Dataset, load_dataset, make_folds, save_folds
 from vsent.data._common import default_workers
 from vsent.data.cache import cache_dir_default
@@ -167,7 +173,8 @@ def parse_features(spec: str | Iterable[str]) -> tuple[str, ...]:
     """``"gch,lch+bow"`` or an iterable of names -> validated tuple of feature-set names.
 
     A feature set is one block name (gch, lch, bow, fv) or several joined with ``+``
-    (e.g. ``gch+bow``); raises :class:`VsentError` naming the bad entry.
+    (e.g. ``gch+bow``; blanks and case ignored, read as ``--fusion`` reads its blocks:
+    :func:`vsent.config.split_blocks`); raises :class:`VsentError` naming the bad entry.
     """
     items = [s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec)]
     items = [s for s in items if s]
@@ -177,15 +184,16 @@ def parse_features(spec: str | Iterable[str]) -> tuple[str, ...]:
     choices = (f"choose from {', '.join(FEATURE_SETS)} (or blocks {', '.join(BLOCKS)} "
                f"joined with '+')")
     for item in items:
-        parts = item.split("+")
+        parts = split_blocks(item)  # "gch + bow" was refused, naming the block 'gch '
         bad = [p for p in parts if p not in BLOCKS]
         if bad:
             which = f" (unknown block {bad[0]!r})" if len(parts) > 1 else ""
             raise VsentError(f"unknown feature set {item!r}{which}; {choices}")
         if len(set(parts)) != len(parts):
             raise VsentError(f"feature set {item!r} repeats a block; {choices}")
-        if item not in out:
-            out.append(item)
+        name = "+".join(parts)
+        if name not in out:
+            out.append(name)
     return tuple(out)
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vsent.analyses.opencv import cv2_feature
+from vsent.analyses.opencv import check_rgb, cv2_feature
 from vsent.data._common import default_workers
 from vsent.data.cache import cache_dir_default, content_key
 from vsent.data.datasets import Dataset
@@ -114,21 +114,13 @@ class CueParams:
 # one image
 
 
-def _check_rgb(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
-        raise ValueError(f"image must be a non-empty RGB uint8 array (H, W, 3), got "
-                         f"{image.dtype} {image.shape}")
-    return np.ascontiguousarray(image)
-
-
 def colourfulness(image: np.ndarray) -> float:
     """Hasler & Suesstrunk's colourfulness M of an RGB uint8 image (0..255 units).
 
     ``M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 * sqrt(mean(rg)^2 + mean(yb)^2)`` with
     ``rg = R - G``, ``yb = (R + G) / 2 - B`` over all pixels (population std).
     """
-    x = _check_rgb(image).astype(np.float64)
+    x = check_rgb(image).astype(np.float64)
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     rg, yb = r - g, 0.5 * (r + g) - b
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
@@ -140,7 +132,7 @@ def _in_ranges(h: np.ndarray, ranges: Sequence[tuple[float, float]]) -> np.ndarr
 
 def colour_cues(image: np.ndarray) -> np.ndarray:
     """The :data:`COLOUR_CUES` of an RGB uint8 image (H, W, 3): float64 (7,)."""
-    image = _check_rgb(image)
+    image = check_rgb(image)
     # float input: OpenCV gives H in degrees [0, 360), S and V in [0, 1] (no 8-bit rounding)
     hsv = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2HSV).astype(np.float64)
     h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
@@ -174,7 +166,7 @@ def face_cues(image: np.ndarray, params: CueParams | None = None) -> np.ndarray:
     grey copy is histogram-equalised, as OpenCV's face detection samples do.
     """
     params = params or CueParams()
-    image = _check_rgb(image)
+    image = check_rgb(image)
     face_clf, smile_clf = _cascades()
     gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
     faces = face_clf.detectMultiScale(gray, scaleFactor=params.face_scale,
@@ -210,7 +202,7 @@ def image_cues(image: np.ndarray, params: CueParams | None = None) -> np.ndarray
     The image is first shrunk (aspect kept) so its longer side is at most ``max_side``.
     """
     params = params or CueParams()
-    work = _working_copy(_check_rgb(image), params.max_side)
+    work = _working_copy(check_rgb(image), params.max_side)
     return np.concatenate([colour_cues(work), face_cues(work, params)]).astype(np.float32)
 
 

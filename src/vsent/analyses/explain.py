@@ -27,7 +27,7 @@ from torch import nn
 
 from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
 from vsent.errors import ImageError, VsentError, WeightsError, check_many
-from vsent.files import file_sha256
+from vsent.files import Parse, csv_rows, file_sha256
 from vsent.inference import capture_outputs, prepare
 
 __all__ = ["FIELDS", "TARGETS", "default_cam_layer", "explain", "explain_image",
@@ -40,9 +40,22 @@ TARGETS = ("predicted", "positive", "negative")
 _TARGET_INDEX = {"negative": 0, "positive": 1}  # labels: 1 = positive, 0 = negative
 #: Layers whose map was too small for a useful heat map, already warned about (once each).
 _WARNED_SMALL: set[str] = set()
+
+
+def _true_or_false(text: str) -> bool:
+    """A bool as csv writes it (``str(True)``)."""
+    if text not in ("True", "False"):
+        raise ValueError(f"{text!r} is not True or False")
+    return text == "True"
+
+
 #: Columns of ``explain.csv``, in order.
 FIELDS = ("image", "error", "prob_negative", "prob_positive", "predicted", "target", "layer",
           "overlay", "heatmap", "empty_map")
+#: How the typed columns of ``explain.csv`` read back (the others are text), so that a
+#: finished run returns the rows :func:`explain_images` gave, not their text (code38 #3).
+FIELD_TYPES: Mapping[str, Parse] = {"prob_negative": float, "prob_positive": float,
+                                    "empty_map": _true_or_false}
 #: The file whose presence marks an explain run directory finished.
 DONE = "explain.csv"
 #: ``vsent explain``'s longest side of the maps and overlays written (``--max-side``; 0: the
@@ -105,7 +118,11 @@ def grad_cam(
         else:
             raise VsentError(f"--target {target!r}: use one of {', '.join(TARGETS)}")
     else:
-        t = torch.as_tensor(target, dtype=torch.long).reshape(-1).expand(b)
+        t = torch.as_tensor(target, dtype=torch.long).reshape(-1)
+        if t.numel() not in (1, b):  # said here: expand() would be torch's RuntimeError
+            raise VsentError(f"target {t.tolist()}: one class index for all {b} images or one "
+                             f"per image, not {t.numel()}")
+        t = t.expand(b)
     t = t.to(logits.device)
     if (t < 0).any() or (t >= logits.shape[1]).any():
         raise VsentError(f"target class {t.tolist()} outside the model's {logits.shape[1]} outputs")
@@ -342,8 +359,8 @@ def explain(
     images : files, folders (searched recursively for images) or globs
         (:func:`vsent.batch.iter_inputs`).
     out : run directory, opened by :func:`vsent.runs.open_run_dir`: ``explain.csv`` marks it
-        finished (the same call again returns the stored rows, as strings), other images or
-        settings are refused unless ``overwrite``.
+        finished (the same call again returns the stored rows, typed as the first call's),
+        other images or settings are refused unless ``overwrite``.
     layer : module name (default the model's ``info.cam_layer``); target : one of
         :data:`TARGETS`; device : "auto", "cpu", "cuda".
     max_side : the longest side of the maps and overlays (0: the image's size); recorded in
@@ -393,12 +410,8 @@ def explain(
     with open_run_dir(out, config, resume=True, overwrite=overwrite, done=DONE,
                       resume_asked=False) as rd:
         if rd.status == "finished":
-            import csv
-
-            # as written: a name that is not UTF-8 comes back as the same str
-            with (rd / DONE).open(newline="", encoding="utf-8", errors="surrogateescape") as f:
-                stored = list(csv.DictReader(f))
-            if stored and "empty_map" not in stored[0]:  # (review33b #3)
+            stored, columns = _stored_rows(rd / DONE)
+            if stored and "empty_map" not in columns:  # (review33b #3)
                 log.warning("%s was made by a vsent before --max-side and empty_map: its maps "
                             "are at the images' full size (--overwrite remakes them)", out)
             return stored
@@ -416,6 +429,28 @@ def explain(
         rd.write_csv(DONE, rows, list(FIELDS))
         _say_done(rows, layer, target, rd)
     return rows
+
+
+def _stored_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of a finished run's ``explain.csv`` as :func:`explain_images` gave them (the
+    columns of :data:`FIELD_TYPES` typed, the cells an error row leaves empty left out: its
+    row has ``image`` and ``error`` only), and the file's columns. A damaged file is a
+    VsentError naming it."""
+    from vsent.data.datasets import read_text
+
+    columns: list[str] = []
+
+    def typed(header: Sequence[str]) -> list[tuple[str, Parse]]:
+        columns.extend(header)
+        # an error row's cells are empty: not a number to read
+        return [(c, lambda v, parse=parse: parse(v) if v else v)
+                for c, parse in FIELD_TYPES.items() if c in header]
+
+    # as written: a name that is not UTF-8 comes back as the same str
+    text = read_text(path, "CSV file", errors="surrogateescape")
+    rows = [{k: v for k, v in row.items() if v != "" or k in ("image", "error")}
+            for _, row in csv_rows(path, text, typed)]
+    return rows, columns
 
 
 def _outside(items: list[Any], out: Path) -> list[Any]:

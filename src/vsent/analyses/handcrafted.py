@@ -33,6 +33,7 @@ from sklearn.cluster import MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
+from vsent.analyses.opencv import check_rgb
 from vsent.data import load_rgb
 from vsent.data._common import default_workers
 from vsent.data.cache import cache_dir_default, content_key
@@ -46,14 +47,6 @@ log = logging.getLogger("vsent.handcrafted")
 # ---------------------------------------------------------------------------------------------
 # Features of one image
 # ---------------------------------------------------------------------------------------------
-
-def _check_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"{name} must be an RGB uint8 array (H, W, 3), got "
-                         f"{image.dtype} {image.shape}")
-    return np.ascontiguousarray(image)
-
 
 def gch(image: np.ndarray, bins: int = 4) -> np.ndarray:
     """Global colour histogram: one joint RGB histogram, L1-normalised.
@@ -70,7 +63,7 @@ def gch(image: np.ndarray, bins: int = 4) -> np.ndarray:
     -------
     float32 array (bins ** 3,) summing to 1 (all zeros for an empty image).
     """
-    image = _check_rgb(image)
+    image = check_rgb(image, allow_empty=True)  # an empty block of lch
     if image.size == 0:
         return np.zeros(bins**3, np.float32)
     hist = cv2.calcHist([image], [0, 1, 2], None, [bins] * 3, [0, 256] * 3)  # [r, g, b]
@@ -92,7 +85,7 @@ def lch(image: np.ndarray, grid: int = 4, bins: int = 4) -> np.ndarray:
     -------
     float32 array (grid * grid * bins ** 3,), 1024 values for the defaults.
     """
-    image = _check_rgb(image)
+    image = check_rgb(image, allow_empty=True)  # its blocks may be empty (see above)
     h, w = image.shape[:2]
     rows = np.linspace(0, h, grid + 1).round().astype(int)
     cols = np.linspace(0, w, grid + 1).round().astype(int)
@@ -164,7 +157,7 @@ def sift_descriptors(image: np.ndarray, params: SiftParams | None = None) -> np.
     dense mode for an image whose resized copy is too thin for one grid point (a banner).
     """
     params = params or SiftParams()
-    image = _check_rgb(image)
+    image = check_rgb(image)  # an empty one: refused here, not by OpenCV's resize
     gray = cv2.cvtColor(resize_longer_side(image, params.max_side), cv2.COLOR_RGB2GRAY)
     if params.mode == "dense":
         h, w = gray.shape
@@ -189,7 +182,7 @@ def image_features(image: np.ndarray, sift: SiftParams | None = None, *, colour:
     :func:`extract_features` computes them: all on one copy whose longer side is
     ``sift.max_side`` px. A feature not asked for (``colour``, ``need_sift``) is None."""
     sift = sift or SiftParams()
-    rgb = resize_longer_side(_check_rgb(image), sift.max_side)
+    rgb = resize_longer_side(check_rgb(image), sift.max_side)
     desc = sift_descriptors(rgb, sift) if need_sift else None  # already resized: a no-op there
     if colour:
         return gch(rgb), lch(rgb), desc

@@ -4,6 +4,9 @@ vsent depends on ``opencv-contrib-python-headless`` (4.x): EdgeBoxes (``cv2.ximg
 contrib module, and OpenCV 5 moved the Haar cascades out of the main build. Another OpenCV
 package installed beside it (``opencv-python``, a 5.x build) shares the ``cv2`` module and can
 hide these; the error says so instead of an AttributeError deep in a run.
+
+:func:`check_rgb` is the one check of an image handed to the hand-crafted features and cues
+(an empty one reached OpenCV's resize as ``cv2.error``).
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 import cv2
+import numpy as np
 
 from vsent.errors import VsentError
 
-__all__ = ["INSTALL_HINT", "cv2_feature"]
+__all__ = ["INSTALL_HINT", "check_rgb", "cv2_feature"]
 
 INSTALL_HINT = ("pip install 'opencv-contrib-python-headless>=4.9,<5' (and uninstall any other "
                 "opencv-python* package: they share the cv2 module)")
@@ -31,3 +35,17 @@ def cv2_feature(name: str, purpose: str) -> Any:
         raise VsentError(f"{purpose} needs cv2.{name}, which this OpenCV ({cv2.__version__}) "
                          f"lacks: {INSTALL_HINT}")
     return feature
+
+
+def check_rgb(image: np.ndarray, *, allow_empty: bool = False) -> np.ndarray:
+    """``image`` as a C-contiguous uint8 (H, W, 3) RGB array, or ValueError saying what it is.
+
+    ``allow_empty``: an image with no pixels passes (a colour histogram of an empty block is
+    all zeros); elsewhere it is refused here, before OpenCV fails on it."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 \
+            or (image.size == 0 and not allow_empty):
+        kind = "an" if allow_empty else "a non-empty"
+        raise ValueError(f"image must be {kind} RGB uint8 array (H, W, 3), got "
+                         f"{image.dtype} {image.shape}")
+    return np.ascontiguousarray(image)

@@ -280,7 +280,12 @@ class ProposalConfig:
     beta: float = 0.75
     max_aspect_ratio: float = 3.0
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> ProposalConfig:
+        """Raise :class:`VsentError` naming the first bad option (run when built: propose()
+        given n_proposals=-5 fell back to the whole image, code38 #4); ``self``."""
         if self.n_proposals < 1:
             raise VsentError(f"--n-proposals must be >= 1, got {self.n_proposals}")
         if self.max_side < 16:

@@ -41,7 +41,7 @@ def _days(text: str) -> float:
 def run_cache(args: argparse.Namespace) -> int:
     from vsent.data.cache import cache_dir_default
     from vsent.data.cache_folder import cache_entries, clean_cache
-    from vsent.errors import VsentError
+    from vsent.errors import EXIT_ITEMS_FAILED, VsentError
     from vsent.files import expand_user
 
     if args.dry_run and args.clean is None:
@@ -67,7 +67,7 @@ def run_cache(args: argparse.Namespace) -> int:
     freed = sum(e.size for e in removed)
     print(f"{root}: {verb} {len(removed)} {_entries(len(removed)).rstrip()}, {_mb(freed)}; "
           f"{_mb(before - freed)} left")
-    return 3 if failed else 0
+    return EXIT_ITEMS_FAILED if failed else 0
 
 
 def _print_totals(entries: list) -> None:

@@ -12,6 +12,8 @@ import logging
 import math
 import sys
 
+from vsent.cli.common import DEVICES
+
 MB = 1 << 20
 
 
@@ -34,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=DEVICES)
     g = p.add_argument_group("batching")
     g.add_argument("--max-batch", type=int, default=32, help="images per forward pass (32)")
     g.add_argument("--max-wait-ms", type=float, default=5.0,

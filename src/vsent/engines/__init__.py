@@ -42,7 +42,8 @@ class EngineOptions:
 
     Attributes
     ----------
-    model : checkpoint path (``model.pt``).
+    model : checkpoint path (``model.pt``); for ``--engine onnx`` or ``torchscript``, the
+        export's path (``vsent export``: ``.onnx`` or a TorchScript file).
     oversample : mean over 10 crops instead of the centre crop.
     batch_size : images per forward pass.
     device : auto, cpu or cuda.

@@ -39,7 +39,7 @@ from importlib import import_module, metadata
 from pathlib import Path
 from typing import Any
 
-from vsent.config import fold_seed
+from vsent.config import SCALAR_METRICS, fold_seed
 from vsent.errors import VsentError, WeightsError, one_line
 from vsent.models.checkpoint import check_complete, read_checkpoint
 
@@ -52,8 +52,9 @@ CARD_FORMAT = "vsent-card/1"
 #: The resampling of every vsent input path (PIL bilinear, :func:`vsent.data.images.resize`),
 #: whatever the weights were trained with.
 VSENT_INTERPOLATION = "bilinear"
-#: Metrics of summary.json shown on the card, in this order.
-CARD_METRICS = ("accuracy", "precision", "recall", "f1")
+#: Metrics of summary.json shown on the card, in this order: those summarised over folds
+#: (vsent.metrics.SCALARS, whose module imports scikit-learn: taken from vsent.config).
+CARD_METRICS = SCALAR_METRICS
 #: Evaluations of a ``finetune --fold K`` run's metrics.json shown on the card, in this order.
 HELD_OUT_EVALUATIONS = ("center", "ten_crop", "fused_center", "fused_ten_crop")
 #: Family -> module with ``describe_weights(arch, init) -> dict`` and ``interpolation_of(arch)``

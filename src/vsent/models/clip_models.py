@@ -93,6 +93,14 @@ def quick_gelu_of(arch: str, tag: str) -> bool:
     return wants and not (open_clip.get_model_config(arch) or {}).get("quick_gelu", False)
 
 
+def pooled_embedding(visual: nn.Module, x: Tensor) -> Tensor:
+    """``visual(x)``, the (B, embed_dim) image embedding of an open_clip tower; for a tower that
+    also returns its tokens (CoCa's: (pooled, tokens)), the pooled embedding. Every vsent model
+    on a CLIP tower (fine-tuned and zero-shot) calls it, so all of them take any tower."""
+    out = visual(x)
+    return out[0] if isinstance(out, tuple) else out
+
+
 class ClipImageModel(SentimentModel):
     """open_clip image tower ``visual`` + linear ``head`` (embed_dim -> num_classes)."""
 
@@ -105,9 +113,7 @@ class ClipImageModel(SentimentModel):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """float (B, 3, S, S) normalised -> (B, embed_dim) CLIP image embedding (unnormalised)."""
-        out = self.visual(x)
-        # a tower that also returns its tokens (CoCa's: (pooled, tokens)): the pooled embedding
-        return out[0] if isinstance(out, tuple) else out
+        return pooled_embedding(self.visual, x)
 
     def forward_head(self, features: Tensor) -> Tensor:
         """(B, embed_dim) -> logits (B, num_classes)."""

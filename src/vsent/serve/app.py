@@ -61,7 +61,7 @@ from starlette.requests import ClientDisconnect
 from vsent import __version__
 from vsent.data._common import default_workers
 from vsent.errors import ImageError, VsentError
-from vsent.predict import NON_FINITE_SCORES, Predictor
+from vsent.predict import NON_FINITE_SCORES, Predictor, scores_row
 from vsent.serve.batching import BATCH_BUCKETS, MicroBatcher
 from vsent.serve.limits import Limits, TooLarge, check_pixels
 
@@ -100,7 +100,12 @@ class ServeConfig:
     n_proposals: int = 100
     senti_log: str = "classes"
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> ServeConfig:
+        """Raise :class:`VsentError` naming the first bad option (run when built, as every
+        vsent config); ``self``."""
         if self.max_batch < 1:
             raise VsentError(f"--max-batch must be >= 1, got {self.max_batch}")
         if not (math.isfinite(self.max_wait_ms) and self.max_wait_ms >= 0):
@@ -461,12 +466,14 @@ class Service:
         """The answer for one image from its class scores ``p`` (M,). NaN/inf scores (a model
         whose weights hold or overflow to NaN/inf) fail the entry, as ``vsent predict`` fails
         the row: they are no "negative", and JSON cannot carry them."""
-        if not np.isfinite(p).all():
+        # predict's row (vsent predict and every engine write it): one rule for the label,
+        # the rounding and non-finite scores
+        row = scores_row(e.where, p, self.class_names)
+        if row["error"]:
             self._non_finite(e)
             return
-        k = e.cls = int(np.argmax(p))
-        e.out = {"prob_positive": round(float(p[1]), 6) if len(p) > 1 else None,
-                 "label": self.class_names[k] if k < len(self.class_names) else str(k)}
+        e.cls = int(np.argmax(p))
+        e.out = {k: row[k] for k in ("prob_positive", "label")}
 
     @staticmethod
     def _non_finite(e: _Entry) -> None:

@@ -48,8 +48,12 @@ class Limits:
     timeout_s: float = 30.0
     max_inflight: int = 64
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> Limits:
-        """Raise :class:`VsentError` naming the option of the first bad value."""
+        """Raise :class:`VsentError` naming the option of the first bad value (run when built,
+        as every vsent config); ``self``."""
         options = {"max_upload_bytes": "--max-upload-mb", "max_request_bytes": "--max-request-mb",
                    "max_pixels": "--max-pixels", "max_images": "--max-images",
                    "max_inflight": "--max-inflight"}
