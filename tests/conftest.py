@@ -260,6 +260,21 @@ def _isolated_vsent_cache(tmp_path_factory):
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_ray_sessions():
+    """Ray's session folders (logs, sockets) in a folder of this test session, removed at its
+    end: they piled up in /tmp/ray (tests38 #11). Short, under /tmp: Ray's socket paths must
+    stay under 107 bytes, which pytest's temp paths do not."""
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="vr", dir="/tmp")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_TMPDIR", folder)
+        yield
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
 def make_twitter_like(tmp_path):
     """Factory: ``make_twitter_like(root=None, n=50, n_four=44, n_five=36, seed=0)``."""

@@ -138,6 +138,8 @@ def test_runs_on_other_images_folds_or_labels_are_refused_by_name(tmp_path):
 def test_on_the_committed_runs_the_accuracies_are_the_summaries(tmp_path):
     """results/quick against its late fusion L1: same numbers as their summary.json files."""
     quick, l1 = REPO / "results" / "quick", REPO / "results" / "accuracy" / "l1"
+    if not (quick / "summary.json").is_file():  # a copy without the committed runs (tests38 #13)
+        pytest.skip("the committed runs under results/ are not in this copy")
     res = compare_runs(quick, l1)
     summary_q = json.loads((quick / "summary.json").read_text())
     summary_l1 = json.loads((l1 / "summary.json").read_text())

@@ -115,7 +115,8 @@ def test_the_centre_crop_and_the_10_crops_keep_their_columns_and_the_centre_lead
     assert summary["ten_crop"]["accuracy"]["mean"] == pytest.approx(1 - share_positive)
 
 
-def test_resume_skips_finished_folds(finished_run, tmp_path):
+def test_resume_of_a_finished_run_returns_the_stored_summary(finished_run, tmp_path):
+    # (the skipping of finished folds: test_resume_redoes_only_an_unfinished_fold)
     data, out, summary = finished_run
     before = {k: (out / f"fold{k}" / "model.pt").stat().st_mtime_ns for k in range(1, 6)}
     again = crossval(_cfg(data), out, resume=True, progress=False)

@@ -164,3 +164,12 @@ def test_a_published_value_is_printed_as_the_report_prints_it():
     for p in cells:
         assert p.printed() == render.fmt(render.published_dict(p), exact=True), p
     assert papers.NOT_AVAILABLE.printed() == ""
+
+
+def test_table2_lists_the_layers_of_vsents_caffenet_in_depth_order():
+    """The paper's record and the architecture name the same 13 layers (code38 #13: two
+    lists kept equal by nothing)."""
+    from vsent.models.caffenet import CAFFENET_LAYERS
+
+    assert papers.CAMPOS2015_TABLE2_LAYERS == CAFFENET_LAYERS
+    assert set(papers.CAMPOS2015_TABLE2) <= set(CAFFENET_LAYERS)

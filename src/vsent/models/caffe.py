@@ -51,7 +51,7 @@ _V1_CODES = {v: k for k, v in _V1_TYPES.items()}
 #: Caffe layer name -> caffenet module name, for every CaffeNet layer with weights. The fine-tuned
 #: model released by Campos et al. (``twitter_finetuned_test4_iter_180.caffemodel``) names its
 #: 2-way classifier ``fc8_twitter``.
-CAFFENET_LAYERS: dict[str, str] = {
+CAFFE_LAYER_MAP: dict[str, str] = {
     "conv1": "conv1", "conv2": "conv2", "conv3": "conv3", "conv4": "conv4", "conv5": "conv5",
     "fc6": "fc6", "fc7": "fc7", "fc8": "fc8", "fc8_twitter": "fc8",
 }
@@ -353,7 +353,7 @@ def load_caffemodel(
     path : the BVLC reference CaffeNet (fc8: 1000 ImageNet classes), the fine-tuned model of
         Campos et al. (``fc8_twitter``: 2 classes, returned as ``fc8``) or any file with the same
         layer names.
-    layer_map : Caffe layer name -> caffenet module name; default :data:`CAFFENET_LAYERS`.
+    layer_map : Caffe layer name -> caffenet module name; default :data:`CAFFE_LAYER_MAP`.
 
     Returns
     -------
@@ -368,7 +368,7 @@ def load_caffemodel(
         layer with weights whose name is not in ``layer_map``, a layer given twice, or a layer
         with other than 2 blobs (weight and bias).
     """
-    layer_map = CAFFENET_LAYERS if layer_map is None else layer_map
+    layer_map = CAFFE_LAYER_MAP if layer_map is None else layer_map
     path = Path(path)
     net_name, layers = read_caffemodel(path)
     _refuse_alexnet(path, net_name)
