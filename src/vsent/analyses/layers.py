@@ -69,7 +69,7 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -326,16 +326,26 @@ def gram_matrix(features: np.ndarray | str | Path, *, block_bytes: int = _BLOCK_
     -------
     (n, n) float64 array.
     """
+    K: np.ndarray | None = None
+    for block in _column_blocks(features, block_bytes):
+        if K is None:
+            K = np.zeros((block.shape[0],) * 2, dtype=np.float64)
+        K += block @ block.T  # numpy uses syrk for A @ A.T
+    return K
+
+
+def _column_blocks(features: np.ndarray | str | Path, block_bytes: int) -> Iterator[np.ndarray]:
+    """The column blocks of ``features`` (as :func:`gram_matrix` takes them), in order, each
+    float64 (n, <= step) of about ``block_bytes``; at least one block (an (n, 0) array's is
+    empty), so that the caller knows n."""
     if not isinstance(features, (str, Path)):
         X = np.asarray(features)
         X = X.reshape(X.shape[0], -1)
         n, d = X.shape
         step = max(1, block_bytes // (8 * max(n, 1)))
-        K = np.zeros((n, n), dtype=np.float64)
-        for start in range(0, d, step):
-            block = np.asarray(X[:, start:start + step], dtype=np.float64)
-            K += block @ block.T  # numpy uses syrk for A @ A.T
-        return K
+        for start in range(0, max(d, 1), step):
+            yield np.asarray(X[:, start:start + step], dtype=np.float64)
+        return
     path = Path(features)
     with path.open("rb") as f:
         version = np.lib.format.read_magic(f)
@@ -347,16 +357,13 @@ def gram_matrix(features: np.ndarray | str | Path, *, block_bytes: int = _BLOCK_
                              f"{shape}{' (Fortran order)' if fortran else ''}")
         offset, (n, d), size = f.tell(), shape, dtype.itemsize
         step = max(1, block_bytes // (8 * max(n, 1)))
-        K = np.zeros((n, n), dtype=np.float64)
-        for start in range(0, d, step):
-            block = np.empty((n, min(step, d - start)), dtype=dtype)
+        for start in range(0, max(d, 1), step):
+            block = np.empty((n, max(0, min(step, d - start))), dtype=dtype)
             for i in range(n):  # one contiguous read per row
                 f.seek(offset + (i * d + start) * size)
                 if f.readinto(memoryview(block[i]).cast("B")) != block.shape[1] * size:
                     raise VsentError(f"{path}: file is shorter than its header says")
-            block = block.astype(np.float64)
-            K += block @ block.T  # numpy uses syrk for A @ A.T
-    return K
+            yield block.astype(np.float64)
 
 
 def probe_features(
