@@ -55,6 +55,7 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
+from vsent.data.transforms import crop_windows, draw_crops
 from vsent.errors import EXIT_USER_ERROR, LAUNCHED_BY_VSENT, VsentError
 from vsent.runs import RunDir, processes
 from vsent.runs import open_run_dir as _open_run_dir
@@ -299,10 +300,10 @@ def shard_batch(
 ) -> tuple[torch.Tensor, np.ndarray, float]:
     """This rank's rows of the global batch ``idx``, cropped as one process would crop them.
 
-    Draws the random crops and mirrors of the *whole* global batch from ``gen`` exactly as
-    :func:`vsent.data.transforms.random_crop_flip` does (same calls, same order: row
-    offsets, column offsets, mirror coins), so ``gen`` ends in the same state on every rank
-    and in one process; then reads and crops rows ``rank::world`` only.
+    Draws the random crops and mirrors of the *whole* global batch from ``gen`` as
+    :func:`vsent.data.transforms.random_crop_flip` does (:func:`~vsent.data.transforms.
+    draw_crops`), so ``gen`` ends in the same state on every rank and in one process; then
+    reads and crops rows ``rank::world`` only.
 
     Parameters
     ----------
@@ -325,15 +326,8 @@ def shard_batch(
     h, wd = shard.shape[1], shard.shape[2]
     if crop > h or crop > wd:
         raise ValueError(f"crop {crop} is larger than the images ({h}x{wd})")
-    rows0 = torch.randint(0, h - crop + 1, (b,), generator=gen)
-    cols0 = torch.randint(0, wd - crop + 1, (b,), generator=gen)
-    mirror = torch.rand(b, generator=gen) < 0.5
-    crops = []
-    for i, (r0, c0, m) in enumerate(zip(rows0[r::w].tolist(), cols0[r::w].tolist(),
-                                        mirror[r::w].tolist(), strict=True)):
-        window = shard[i, r0:r0 + crop, c0:c0 + crop]
-        crops.append(window.flip(1) if m else window)
-    x = torch.stack(crops) if crops else shard[:, :crop, :crop]
+    rows0, cols0, mirror = draw_crops(b, h, wd, crop, gen)  # the whole global batch's
+    x = crop_windows(shard, rows0[r::w], cols0[r::w], mirror[r::w], crop)
     return x, labels[mine], len(mine) * w / b
 
 

@@ -20,8 +20,8 @@ from vsent.errors import VsentError
 
 __all__ = [
     "CAFFE_PREPROCESS", "IMAGENET_PREPROCESS", "Preprocess", "center_crop", "normalize",
-    "augment_batch", "draw_seed", "mix_batch", "random_crop_flip", "ten_crop", "trivial_augment",
-    "trivial_augment_seeded",
+    "augment_batch", "crop_windows", "draw_crops", "draw_seed", "mix_batch", "random_crop_flip",
+    "ten_crop", "trivial_augment", "trivial_augment_seeded",
 ]
 
 _IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -153,10 +153,26 @@ def random_crop_flip(
     """
     batch = _as_bhwc(batch, crop)
     b, h, w, _ = batch.shape
+    return crop_windows(batch, *draw_crops(b, h, w, crop, generator), crop)
+
+
+def draw_crops(b: int, h: int, w: int, crop: int, generator: torch.Generator | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The random windows of :func:`random_crop_flip` for ``b`` images of ``h`` x ``w``:
+    row offsets (b,), column offsets (b,) and mirror coins (b,) bool, drawn from
+    ``generator`` in this order (data-parallel training draws a whole global batch's, then
+    crops its own rows: every process's generator then ends as one process's would)."""
     rows0 = torch.randint(0, h - crop + 1, (b,), generator=generator)
     cols0 = torch.randint(0, w - crop + 1, (b,), generator=generator)
     mirror = torch.rand(b, generator=generator) < 0.5
-    if b == 0:
+    return rows0, cols0, mirror
+
+
+def crop_windows(batch: torch.Tensor, rows0: torch.Tensor, cols0: torch.Tensor,
+                 mirror: torch.Tensor, crop: int) -> torch.Tensor:
+    """(B, crop, crop, 3): image i's window at (rows0[i], cols0[i]), mirrored where mirror[i]
+    (:func:`draw_crops`); ``batch`` (B, H, W, 3)."""
+    if len(batch) == 0:
         return batch[:, :crop, :crop]
     crops = []
     for i, (r, c, m) in enumerate(zip(rows0.tolist(), cols0.tolist(), mirror.tolist(),
