@@ -60,7 +60,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -736,39 +736,14 @@ def fuse_run(
         (its ``data.json``; an older ensemble's first member's), a fold model of another fold
         (early rule), or predictions that do not match its folds.
     """
-    from vsent.analyses.compare import check_finished_run, read_predictions
-    from vsent.data import make_folds
+    from vsent.analyses.compare import read_predictions
     from vsent.data.folds import check_inner_splits, save_folds
     from vsent.metrics import binary_metrics, summarize_folds
-    from vsent.runs import (
-        CONFIG,
-        check_data_record,
-        check_run_data,
-        load_run_dataset,
-        read_config,
-    )
 
     blocks_wanted = parse_fusion_blocks(features, "--features")
     _check_options(rule, weight, method, extra_train)  # before any work, not at the first fold
-    # crossval --fusion calls this before its summary.json is written
-    run = check_finished_run(run, "crossval run", (CONFIG, "predictions.csv"))
+    run, cfg, dataset, folds, seed = _open_fused_run(run)
     pred_file = run / "predictions.csv"
-    cfg = read_config(run)
-    check_run_data(run, cfg)  # (also: a config without 'data' is no crossval config)
-    check_run_two_way(cfg, str(run))
-    dataset = load_run_dataset(cfg)
-    # an image replaced since: the CNN's probability is of the old one, the features of the
-    # new one
-    record, trained = _data_record(run, cfg)
-    if record is None:
-        log.info("data not checked: %s was made before data.json", run)
-    else:
-        check_data_record(record, dataset, cfg["data"], f"{trained} was trained on them",
-                          "train the run again (crossval --overwrite)")
-    spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",
-                                                                                   "campos")
-    seed = run_seed(run, cfg)
-    folds = make_folds(dataset, spec, seed=seed)
     config = baseline_config or BaselineConfig()
     check_inner_splits(dataset.labels, folds, config.inner_splits)
     # compare's reader (a damaged file is one line naming it and the line, not a traceback),
@@ -783,31 +758,9 @@ def fuse_run(
         if inner_dir is None:
             raise ValueError(f"weight {INNER!r} needs inner_dir, where its inner runs train")
         train_cnn = inner_cnn_probabilities(cfg, dataset, folds, inner_dir, progress=progress)
-    # the hand-crafted classifier's images: the run's, then any extra ones (base rows first,
-    # so the folds' indices hold)
-    extra_joint = None
-    if extra_train is not None:
-        from vsent.data.extra import extra_train_set, with_extra
-
-        extra = extra_train_set(dataset, cfg.get("subset", "five"), extra_train,
-                                skip_bad=cfg.get("skip_bad", False))
-        extra_joint = with_extra(dataset, extra)
+    extra_joint, feats, mats = _hand_inputs(cfg, dataset, blocks_wanted, extra_train, config,
+                                            cue_params, cache_dir, progress)
     hand_set = extra_joint.dataset if extra_joint is not None else dataset
-
-    mats: dict[str, np.ndarray] = {}
-    feats = None  # the baselines' features, when a block of theirs is wanted
-    if set(BLOCKS) & set(blocks_wanted):
-        from vsent.analyses.handcrafted import extract_features
-
-        feats = extract_features(hand_set.paths, sift=config.sift,
-                                 need_sift=bool(set(SIFT_BLOCKS) & set(blocks_wanted)),
-                                 cache_dir=cache_dir,
-                                 progress=progress)
-    if "cues" in blocks_wanted:
-        from vsent.analyses.cues import dataset_cues
-
-        mats["cues"] = dataset_cues(hand_set, cue_params, cache_dir=cache_dir,
-                                    progress=progress).values.astype(np.float64)
     if early:
         cnn_features = fold_cnn_features(run, dataset, folds, cache_dir=cache_dir,
                                          progress=progress)
@@ -864,6 +817,67 @@ def fuse_run(
                                                "n_extra": len(extra_joint.extra_index)}),
             "C": chosen, **({"weights": weights} if train_cnn is not None else {}),
             **{k: summarize_folds(v) for k, v in records.items()}, "rows": rows}
+
+
+def _open_fused_run(run: str | os.PathLike) -> tuple[Path, dict[str, Any], Any, list, int]:
+    """A finished crossval run to fuse, checked: ``(run, config, dataset, folds, seed)``; its
+    data must be what its networks were trained on (``data.json``)."""
+    from vsent.analyses.compare import check_finished_run
+    from vsent.data import make_folds
+    from vsent.runs import CONFIG, check_data_record, check_run_data, load_run_dataset, read_config
+
+    # crossval --fusion calls this before its summary.json is written
+    run = check_finished_run(run, "crossval run", (CONFIG, "predictions.csv"))
+    cfg = read_config(run)
+    check_run_data(run, cfg)  # (also: a config without 'data' is no crossval config)
+    check_run_two_way(cfg, str(run))
+    dataset = load_run_dataset(cfg)
+    # an image replaced since: the CNN's probability is of the old one, the features of the
+    # new one
+    record, trained = _data_record(run, cfg)
+    if record is None:
+        log.info("data not checked: %s was made before data.json", run)
+    else:
+        check_data_record(record, dataset, cfg["data"], f"{trained} was trained on them",
+                          "train the run again (crossval --overwrite)")
+    spec = str(run / "folds.json") if (run / "folds.json").is_file() else cfg.get("folds",
+                                                                                   "campos")
+    seed = run_seed(run, cfg)
+    return run, cfg, dataset, make_folds(dataset, spec, seed=seed), seed
+
+
+def _hand_inputs(cfg: Mapping[str, Any], dataset: Any, blocks_wanted: Sequence[str],
+                 extra_train: str | None, config: BaselineConfig, cue_params: Any,
+                 cache_dir: str | os.PathLike | None, progress: bool
+                 ) -> tuple[Any, Any, dict[str, np.ndarray]]:
+    """What the hand-crafted classifier learns from: ``(extra_joint, feats, mats)``. Its
+    images are the run's, then any ``extra_train`` ones (``extra_joint``, a
+    :class:`~vsent.data.extra.JointSet`; base rows first, so the folds' indices hold);
+    ``feats`` the baselines' features (None when no block of theirs is wanted), ``mats`` the
+    cues' (N, 10) float64 when wanted."""
+    extra_joint = None
+    if extra_train is not None:
+        from vsent.data.extra import extra_train_set, with_extra
+
+        extra = extra_train_set(dataset, cfg.get("subset", "five"), extra_train,
+                                skip_bad=cfg.get("skip_bad", False))
+        extra_joint = with_extra(dataset, extra)
+    hand_set = extra_joint.dataset if extra_joint is not None else dataset
+    mats: dict[str, np.ndarray] = {}
+    feats = None
+    if set(BLOCKS) & set(blocks_wanted):
+        from vsent.analyses.handcrafted import extract_features
+
+        feats = extract_features(hand_set.paths, sift=config.sift,
+                                 need_sift=bool(set(SIFT_BLOCKS) & set(blocks_wanted)),
+                                 cache_dir=cache_dir,
+                                 progress=progress)
+    if "cues" in blocks_wanted:
+        from vsent.analyses.cues import dataset_cues
+
+        mats["cues"] = dataset_cues(hand_set, cue_params, cache_dir=cache_dir,
+                                    progress=progress).values.astype(np.float64)
+    return extra_joint, feats, mats
 
 
 def _check_fold_predictions(pred_file: Path, preds: dict[str, dict[str, Any]], dataset: Any,
