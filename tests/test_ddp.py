@@ -702,7 +702,7 @@ def test_an_interrupted_agent_exits_as_signalled_without_a_traceback(monkeypatch
             128 + sig)
 
 
-def test_check_launch_checks_a_file_init_exists_without_loading_weights(twitter_like,
+def test_check_launch_checks_a_file_init_exists_without_loading_weights(make_twitter_like,
                                                                       tmp_path, monkeypatch):
     """The launcher built the model with --init (a load, or a first download, of the weights
     before each rank loads them again): the lr hint and --train check need the architecture
@@ -718,6 +718,7 @@ def test_check_launch_checks_a_file_init_exists_without_loading_weights(twitter_
     monkeypatch.setattr(cv, "create_model",
                         lambda name, *, init="random", **kw: built.append(init) or
                         real(name, init=init, **kw))
+    twitter_like = make_twitter_like(n_folds=2)  # (a finished run of any size: tests38 #7)
     cfg = RunConfig(data=str(twitter_like), model="smallcnn", init=str(weights), preset="quick",
                     train=TrainConfig(epochs=1, batch_size=8, device="cpu"))
     out = tmp_path / "run"

@@ -438,7 +438,7 @@ def test_crossval_with_a_frozen_logistic_head(tmp_path):
     from vsent.models.card import model_card
     from vsent.models.checkpoint import load_checkpoint
 
-    data = build_twitter_like(tmp_path / "tw")
+    data = build_twitter_like(tmp_path / "tw", n_folds=2)  # (fold 1 is read: tests38 #7)
     train = CROSSVAL["quick"]["train"].replace(epochs=1, batch_size=8, device="cpu")
     cfg = RunConfig(data=str(data), model="smallcnn", init="random", train=train,
                     train_mode="head", head="logistic")
