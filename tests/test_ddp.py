@@ -565,10 +565,10 @@ def test_resolve_lr_takes_a_name_that_is_no_crossval_preset_for_the_users_lr():
 
 
 def test_dist_backend_choices_are_the_launchers():
-    """The CLI keeps its own copy (it imports no torch for --help): the two must agree."""
+    """One tuple (vsent.config's, torch-free for --help) serves the CLI and the launcher."""
     from vsent.cli.common import DIST_BACKENDS
 
-    assert DIST_BACKENDS == distributed.BACKENDS
+    assert DIST_BACKENDS is distributed.BACKENDS
 
 
 def _signal_a_launcher(data: Path, out: Path, sig: int,

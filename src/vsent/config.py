@@ -56,6 +56,9 @@ SCALAR_METRICS = ("accuracy", "precision", "recall", "f1")
 #: Agreement subsets of Twitter I (how many of the five workers agreed on the label), most first.
 SUBSETS = ("five", "four", "three")
 OPTIMIZERS = ("sgd", "adamw")
+#: ``--dist-backend`` choices (:mod:`vsent.distributed`): auto is nccl when the ranks train on
+#: CUDA, else gloo.
+DIST_BACKENDS = ("auto", "gloo", "nccl")
 #: Forms of SGD's momentum (:class:`vsent.train.CaffeSGD`): "caffe" (``V = m V + lr g;
 #: w -= V``, the velocity keeps the lr it was built with) or "torch" (``v = m v + g;
 #: w -= lr v``, torch.optim.SGD). The same steps at a constant lr; not after an lr drop.

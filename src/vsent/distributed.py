@@ -55,6 +55,7 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
+from vsent.config import DIST_BACKENDS
 from vsent.data.transforms import crop_windows, draw_crops
 from vsent.errors import EXIT_USER_ERROR, LAUNCHED_BY_VSENT, VsentError
 from vsent.runs import RunDir, processes
@@ -72,7 +73,7 @@ log = logging.getLogger("vsent")
 T = TypeVar("T")
 
 #: ``--dist-backend`` choices: auto is nccl when the ranks train on CUDA, else gloo.
-BACKENDS = ("auto", "gloo", "nccl")
+BACKENDS = DIST_BACKENDS
 #: How long a rank waits for the others at a collective (rank 0 alone builds the image cache
 #: and evaluates each fold while the others wait): generous, a hung rank still ends the run.
 TIMEOUT = timedelta(hours=2)

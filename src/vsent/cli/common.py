@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vsent.config import OPTIMIZERS, SCHEDULES, SUBSETS
+from vsent.config import DIST_BACKENDS, OPTIMIZERS, SCHEDULES, SUBSETS
 from vsent.errors import EXIT_USER_ERROR, DataError
 from vsent.files import expand_user
 
@@ -127,8 +127,6 @@ def add_run_args(p: argparse.ArgumentParser, default_out: str | None, *,
                    help="no progress bars (there are none when stderr is not a terminal)")
 
 
-#: --dist-backend choices (as vsent.distributed.BACKENDS, without importing torch).
-DIST_BACKENDS = ("auto", "gloo", "nccl")
 
 
 def add_dist_args(p: argparse.ArgumentParser) -> None:
