@@ -648,12 +648,13 @@ def test_sun2016_resumed_scores_a_retrained_fold_again(campos, tmp_path, monkeyp
     # the small files alone (as results/ keeps them: no models, no regions.npz): the report is
     # made again from them, the scores kept (it failed on "fold 1 has no model", reports38 #3)
     table = (tmp_path / "sun" / "regions" / "table1.json").read_bytes()
-    for f in [*run.glob("fold*/model.pt"), *(tmp_path / "sun").glob("regions/fold*/*.npz")]:
-        f.unlink()
-    again = R.reproduce(plan, tmp_path / "sun", resume=True, progress=False)
-    assert again["steps"]["regions"]["status"] == "done"
-    assert (tmp_path / "sun" / "regions" / "table1.json").read_bytes() == table
-    assert any(r["ours"] is not None for r in again["tables"][0]["rows"])
+    for gone in (run.glob("fold*/model.pt"), (tmp_path / "sun").glob("regions/fold*/*.npz")):
+        for f in list(gone):  # the models first (regions.npz kept), then both
+            f.unlink()
+        again = R.reproduce(plan, tmp_path / "sun", resume=True, progress=False)
+        assert again["steps"]["regions"]["status"] == "done"
+        assert (tmp_path / "sun" / "regions" / "table1.json").read_bytes() == table
+        assert any(r["ours"] is not None for r in again["tables"][0]["rows"])
 
 
 def test_campos2015_resumed_probes_a_retrained_fold_again(campos, tmp_path, monkeypatch):
@@ -702,6 +703,17 @@ def test_campos2015_resumed_probes_a_retrained_fold_again(campos, tmp_path, monk
     assert stamp.read_text().split()[0] == file_sha256(ckpt) != before.split()[0]
     assert again["steps"]["layers"]["status"] == "done"
     t2 = next(t for t in again["tables"] if t["id"] == "table2")
+    assert all(r["ours"] is not None for r in t2["rows"])
+    # the small files alone (results/ keeps no models, no features): Table 2 is made again
+    # from them (it failed on "fold 1 has no model", review38 #1)
+    probes = (out / "layers" / "layers.json").read_bytes()
+    for f in out.glob("*/fold*/model.pt"):
+        f.unlink()
+    shutil.rmtree(out / "layers" / "features")
+    kept = R.reproduce(plan, out, resume=True, progress=False)
+    assert kept["steps"]["layers"]["status"] == "done"
+    assert (out / "layers" / "layers.json").read_bytes() == probes
+    t2 = next(t for t in kept["tables"] if t["id"] == "table2")
     assert all(r["ours"] is not None for r in t2["rows"])
 
 

@@ -758,7 +758,10 @@ def probed_with_current_models(run_dir: str | Path, out: str | Path) -> bool:
     """True when ``out`` holds a finished layers run (``layers.json``) whose every probed fold
     was probed with the model that fold's directory in ``run_dir`` holds now (a reproduction
     reuses such a sub-run; one of a run trained again is probed again). A fold without a
-    stamp (results of a vsent that kept none) is taken as it is, as :func:`layer_probes` does."""
+    stamp (results of a vsent that kept none) is taken as it is, as :func:`layer_probes` does;
+    so is a fold whose model is gone (``results/`` keeps no models): no newer model to probe
+    again with, nor any to probe with, as :func:`vsent.analyses.regions.
+    scored_with_current_models` decides for regions."""
     from vsent.runs import FOLD_MODEL, fold_dir
 
     out = Path(out)
@@ -770,7 +773,7 @@ def probed_with_current_models(run_dir: str | Path, out: str | Path) -> bool:
             kept = stamp.read_text().split(maxsplit=1)[:1]
         except (OSError, ValueError):
             return False
-        if not ckpt.is_file() or kept != [file_sha256(ckpt)]:
+        if ckpt.is_file() and kept != [file_sha256(ckpt)]:
             return False
     return True
 
