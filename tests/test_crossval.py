@@ -1000,6 +1000,9 @@ def test_a_file_the_run_cannot_write_is_one_line_naming_it(finished_run, tmp_pat
                                                    "recall, f1)"),
     ("predictions missing", "fold2/predictions.csv", "unreadable ("),
     ("predictions cut", "fold2/predictions.csv", "1 rows for the 7 test images of fold 2"),
+    # (cut inside a row: stitched in with empty cells, review38 #7)
+    ("predictions cut in a row", "fold2/predictions.csv, line 3",
+     "unreadable row (cut short: 1 of 8 fields)"),
     # (these two were stitched into the run's predictions.csv as blank rows, exit 0)
     ("predictions of other columns", "fold2/predictions.csv", "no column name, path, fold, "),
     ("predictions of fold 3", "fold2/predictions.csv", "not the test images of fold 2 (e.g. "),
@@ -1024,6 +1027,9 @@ def test_a_damaged_fold_file_is_one_line_naming_it(finished_run, tmp_path, capsy
     elif damage == "predictions cut":
         lines = (fold2 / "predictions.csv").read_text().splitlines(keepends=True)
         (fold2 / "predictions.csv").write_text("".join(lines[:2]))
+    elif damage == "predictions cut in a row":
+        lines = (fold2 / "predictions.csv").read_text().splitlines(keepends=True)
+        (fold2 / "predictions.csv").write_text("".join(lines[:2]) + lines[2][:20])
     elif damage == "predictions of other columns":
         (fold2 / "predictions.csv").write_text("a,b\n" + "1,2\n" * 7)
     elif damage == "predictions of fold 3":  # 7 rows too

@@ -1149,3 +1149,8 @@ def test_fusion_markdown_heads_each_column_with_its_folds_number():
     lines = fusion_markdown(res).splitlines()
     assert "| | accuracy | fold 5 | fold 2 |" in lines
     assert "| fused (centre crop) | 0.750 +- 0.050 | 0.700 | 0.800 |" in lines
+    # one fold has no spread: "m (1 fold)", as the table above it in summary.md (review38 #6)
+    one = summarize_folds([{"fold": 3, "accuracy": 0.75, "precision": 0.7, "recall": 0.7,
+                            "f1": 0.7}])
+    lines = fusion_markdown({**res, "C": [1], "cnn": one, "hand": one, "fused": one}).splitlines()
+    assert "| fused (centre crop) | 0.750 (1 fold) | 0.750 |" in lines

@@ -110,6 +110,9 @@ def _edit_second_row(column: str, value: str):
     (lambda lines: [*lines[:2], lines[2].replace("b.jpg,0", "b.jpg,1"), *lines[3:]],
      r"line 3: b.jpg has label 1, the data now 0 \(was the data changed since the run "
      r"started\?\)"),
+    # blank lines before the bad row: the file's line, not the row's number (review38 #4)
+    (lambda lines: [*lines[:2], "", "", *_edit_second_row("removed", "2")(lines)[2:]],
+     r"line 5: unreadable row \(removed: '2' is not 0 or 1\)"),
 ])
 def test_a_damaged_removal_file_is_one_line_naming_it_and_the_line(tmp_path, edit, message):
     """A ValueError or KeyError traceback before, and a `removed` other than 0 counted as

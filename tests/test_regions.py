@@ -588,6 +588,8 @@ def test_region_config_validation():
     natural = R.RegionConfig(senti_log="natural")
     assert natural.to_dict()["senti_log"] == "natural"
     assert R.RegionConfig.from_dict(natural.to_dict()) == natural
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        R.RegionConfig().k = 3
 
 
 def test_a_proposal_config_is_checked_when_built():
@@ -600,8 +602,6 @@ def test_a_proposal_config_is_checked_when_built():
             P.ProposalConfig(**bad)
     cfg = P.ProposalConfig(n_proposals=7)
     assert cfg.validate() is cfg  # still callable, returning the record
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        R.RegionConfig().k = 3
 
 
 def test_region_config_from_dict_refuses_unknown_keys():

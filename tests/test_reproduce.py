@@ -427,7 +427,8 @@ def test_a_damaged_but_parseable_summary_is_an_error_not_not_recorded(campos, tm
     summary = copy / "table1" / "summary.json"
     for text, message in (("[]", "unreadable (a JSON list, expected an object)"),
                           ('{"center": {"accuracy": "x"}}',
-                           'center.accuracy is not a mean and std (it holds "x")')):
+                           'center.accuracy is not a mean and std (it holds "x")'),
+                          ('{"center": [1, 2]}', "center is not an object (it holds [1, 2])")):
         summary.write_text(text)
         with pytest.raises(VsentError, match=re.escape(f"{summary}: {message}")):
             R.reproduce(plan, copy, resume=True, progress=False)

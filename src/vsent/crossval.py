@@ -19,7 +19,6 @@ last).
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 from collections.abc import Sequence
@@ -61,7 +60,7 @@ from vsent.data.folds import (
 from vsent.errors import VsentError, one_line
 from vsent.evaluate import predict_proba
 from vsent.figures import crossval_figure, training_figure
-from vsent.files import atomic_open, atomic_write_text, file_sha256
+from vsent.files import atomic_open, atomic_write_text, csv_rows, file_sha256
 from vsent.frozen import check_train_mode, evaluate_model, run_meta, train_model, training_label
 from vsent.metrics import SCALARS, summarize_folds, write_summary
 from vsent.models import create_model
@@ -334,16 +333,25 @@ def _fold_rows(fdir: Path, fold: Fold, names: Sequence[str]) -> list[dict]:
     (other columns, other images) and how to redo the fold."""
     file = fdir / "predictions.csv"
     redo = f"delete {fdir / FOLD_METRICS} to redo fold {fold.index} (crossval --resume)"
+
+    def columns(header: Sequence[str]) -> list:
+        missing = [c for c in FOLD_COLUMNS if c not in header]
+        if missing:
+            raise VsentError(f"{file}: no column {', '.join(missing)}")
+        return []  # stitched into the run's file as written: nothing converted
+
     try:
-        rows = _read_rows(file)
-    except (OSError, ValueError, csv.Error) as e:
+        # a file name that is not UTF-8 is in the file as its bytes (RunDir.write_csv)
+        text = file.read_bytes().decode("utf-8", "surrogateescape")
+    except OSError as e:
         raise VsentError(f"{file}: unreadable ({one_line(e)}); {redo}") from None
+    try:  # (a row cut short was stitched in with empty cells, review38 #7)
+        rows = [r for _, r in csv_rows(file, text, columns)]
+    except VsentError as e:
+        raise VsentError(f"{e}; {redo}") from None
     if len(rows) != len(fold.test):
         raise VsentError(f"{file}: {len(rows)} rows for the {len(fold.test)} test images of "
                          f"fold {fold.index}; {redo}")
-    missing = [c for c in FOLD_COLUMNS if rows and c not in rows[0]]
-    if missing:
-        raise VsentError(f"{file}: no column {', '.join(missing)}; {redo}")
     others = {r["name"] for r in rows} ^ {names[i] for i in fold.test}
     if others:
         raise VsentError(f"{file}: not the test images of fold {fold.index} (e.g. "
@@ -730,12 +738,6 @@ def _fit_late_fusion(cfg: RunConfig, dataset: Dataset, train_idx: np.ndarray,
     log.info("late fusion: %s logistic regression on %d images (C %g)", cfg.fusion,
              hand.n_train, hand.C)
     return LateFusion(hand), feats
-
-
-def _read_rows(path: Path) -> list[dict]:
-    # a file name that is not UTF-8 is in the file as its bytes (RunDir.write_csv)
-    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
-        return list(csv.DictReader(f))
 
 
 def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume: bool = False,

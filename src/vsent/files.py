@@ -305,9 +305,9 @@ def csv_rows(path: Path, text: str, columns: Callable[[Sequence[str]], Sequence[
     Raises
     ------
     VsentError
-        Naming the file and line: a row cut short, one with more fields than the header (a lost
-        newline ran two rows together), a value a parser refuses; a file that is not CSV (NUL
-        bytes, binary data).
+        Naming the file and line (where the row ends): a row cut short, one with more fields
+        than the header (a lost newline ran two rows together), a value a parser refuses; a
+        file the csv module cannot read.
     """
     rows = []
     try:
@@ -315,12 +315,13 @@ def csv_rows(path: Path, text: str, columns: Callable[[Sequence[str]], Sequence[
             reader = csv.DictReader(f)
             header = reader.fieldnames or ()
             parsed = columns(header)
-            for line, r in enumerate(reader, start=2):
+            for r in reader:
+                line = reader.line_num  # (blank lines are skipped: not a count of rows)
                 try:
                     rows.append((line, parse_csv_row(r, parsed, len(header))))
                 except ValueError as e:
                     raise VsentError(f"{path}, line {line}: unreadable row ({e})") from None
-    except csv.Error as e:
+    except csv.Error as e:  # e.g. a quote left open at the end of the file
         raise VsentError(f"{path}: not a readable CSV file ({e})") from None
     return rows
 

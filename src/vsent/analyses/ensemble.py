@@ -44,7 +44,7 @@ from vsent.analyses.compare import check_finished_run, read_predictions, scores_
 from vsent.analyses.fusion import check_run_two_way, ensemble_mean
 from vsent.errors import VsentError, check_many
 from vsent.files import file_sha256
-from vsent.metrics import binary_metrics, summarize_folds, summary_markdown
+from vsent.metrics import binary_metrics, mean_std_text, summarize_folds, summary_markdown
 from vsent.runs import (
     CONFIG,
     DATA_RECORD,
@@ -361,7 +361,7 @@ def ensemble(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
             copy_folds(runs[0], run.path)
             run.write_csv("predictions.csv", rows, list(rows[0]))
             members = "\n".join(
-                f"| `{m['run']}` | {m['accuracy']['mean']:.3f} +- {m['accuracy']['std']:.3f} "
+                f"| `{m['run']}` | {mean_std_text(m['accuracy'], len(summary['folds']))} "
                 f"| {r['scores']} |"
                 for m, r in zip(summary["members"], res["config"]["members"], strict=True))
             run.write_text("summary.md", summary_markdown(

@@ -535,6 +535,18 @@ def default_fusion_dir(run: str | os.PathLike, features: str, rule: str, weight:
     return f"{str(run).rstrip('/')}/fuse/{features}-{rule}-w{w}-{classifier}{suffix}"
 
 
+def fusion_out(run: str | os.PathLike, out: str | os.PathLike | None, features: str, rule: str,
+               weight: float | str, classifier: str, histogram_map: str = "none",
+               extra_train: str | None = None) -> Path:
+    """Where :func:`fuse` writes: ``out``, or (None or "") the settings' own folder
+    (:func:`default_fusion_dir`, ``features`` read as ``--features`` reads them)."""
+    if out not in (None, ""):
+        return Path(out)
+    blocks = "+".join(parse_fusion_blocks(features, "--features"))
+    return Path(default_fusion_dir(run, blocks, rule, weight, classifier, histogram_map,
+                                   extra_train))
+
+
 def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
          features: str = "gch+bow", rule: str = DEFAULT_RULE,
          weight: float | str = DEFAULT_WEIGHT,
@@ -583,8 +595,7 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
         check_inner_recipe(run_cfg)
     elif inner_dir is not None:
         raise VsentError("--inner-dir applies to --weight inner")
-    out = Path(out if out not in (None, "") else default_fusion_dir(  # "": as none given
-        run, features, rule, weight, classifier, histogram_map, extra_train))
+    out = fusion_out(run, out, features, rule, weight, classifier, histogram_map, extra_train)
     baseline_config = BaselineConfig(histogram_map=histogram_map)
     config = {"command": "fuse", "run": str(Path(run).resolve()), "features": features,
               "rule": rule, "weight": weight, "classifier": classifier}
@@ -922,6 +933,8 @@ _MD_ROWS = (("cnn", "CNN alone (centre crop)"), ("hand", "hand-crafted alone"),
 
 def fusion_markdown(res: dict[str, Any]) -> str:
     """A Markdown section for a :func:`fuse_run` result: accuracy mean +- std and per fold."""
+    from vsent.metrics import mean_std_text
+
     rows = [(key, label) for key, label in _MD_ROWS if key in res]
     # the split's own fold numbers (a folds JSON may number them 5, 2, ...), as in the header
     # of metrics.summary_markdown (code37 #2)
@@ -955,7 +968,8 @@ def fusion_markdown(res: dict[str, Any]) -> str:
         "|---|---|" + "---|" * len(numbers),
     ]
     for key, label in rows:
-        acc = res[key]["accuracy"]
+        # one fold: "m (1 fold)", as the summary.md table above it (review38 #6)
+        acc = mean_std_text(res[key]["accuracy"], len(res[key]["folds"]))
         folds = " | ".join(f"{f['accuracy']:.3f}" for f in res[key]["folds"])
-        lines.append(f"| {label} | {acc['mean']:.3f} +- {acc['std']:.3f} | {folds} |")
+        lines.append(f"| {label} | {acc} | {folds} |")
     return "\n".join(lines) + "\n"

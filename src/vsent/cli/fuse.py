@@ -91,16 +91,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_fuse(args: argparse.Namespace) -> int:
-    from vsent.analyses.fusion import default_fusion_dir, fuse
-    from vsent.config import parse_fusion_blocks
+    from vsent.analyses.fusion import fuse, fusion_out
     from vsent.errors import VsentError
     from vsent.runs import SUMMARY
 
-    if args.out in (None, ""):  # fuse's default folder, named here: a stop before it is
-        # written says nothing is kept there
-        args.out = default_fusion_dir(
-            args.run, "+".join(parse_fusion_blocks(args.features, "--features")), args.rule,
-            args.weight, args.classifier, args.histogram_map, args.extra_train)
+    # fuse's folder named here: a stop before it is written says nothing is kept there
+    args.out = str(fusion_out(args.run, args.out, args.features, args.rule, args.weight,
+                              args.classifier, args.histogram_map, args.extra_train))
     res, out = fuse(args.run, args.out, features=args.features, rule=args.rule,
                     weight=args.weight, classifier=args.classifier,
                     histogram_map=args.histogram_map, extra_train=args.extra_train,

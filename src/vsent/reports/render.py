@@ -94,9 +94,14 @@ def _read_value(path: Path, key: Sequence[str | int]) -> tuple[Any, dict[str, fl
     value = value_at(node, key)
     if value is None and node is not None and all(isinstance(k, str) for k in key):
         held = node
-        for k in key:
-            held = held.get(k) if isinstance(held, Mapping) else None
-        if held is not None:  # there, but not a mean and std: damaged (absent: not recorded)
+        for i, k in enumerate(key):
+            if not isinstance(held, Mapping):  # damaged above the value's own key
+                raise VsentError(f"{path}: {'.'.join(key[:i])} is not an object (it holds "
+                                 f"{json.dumps(held)[:60]})")
+            held = held.get(k)
+            if held is None:  # absent: not recorded
+                break
+        else:  # there, but not a mean and std: damaged
             raise VsentError(f"{path}: {'.'.join(key)} is not a mean and std (it holds "
                              f"{json.dumps(held)[:60]})")
     return node, value
@@ -173,7 +178,8 @@ def make_row(cells: Sequence[str], published: papers.Published | None, *, out: P
     ``run_dir`` None: the paper's row is not reproduced here (ours is :data:`NOT_REPRODUCED`).
     ``planned`` False: the plan does not run ``run_dir`` (ours is :data:`NOT_RUN`, whatever
     a folder of that name holds); no ``file`` there: :data:`NOT_RUN`; a ``file`` without the
-    value: :data:`NOT_RECORDED`. The run directory is named relative to ``out`` when inside it.
+    value: :data:`NOT_RECORDED`; a damaged one: a :class:`VsentError` naming it (as
+    :func:`lookup`). The run directory is named relative to ``out`` when inside it.
     """
     # read once: the value and its one-class flag come from the same file
     node, ours = (None, None) if run_dir is None or not planned else \
