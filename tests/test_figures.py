@@ -124,7 +124,7 @@ def _save_with_figures(fig, folder):
 def _save_with_render(fig, folder):  # the reports' helper (a name for report.md)
     from vsent.reports import render
 
-    return render.save_figure(fig, folder, "f.png")
+    return render.save_report_figure(fig, folder, "f.png")
 
 
 @pytest.mark.parametrize("save", [_save_with_figures, _save_with_render])

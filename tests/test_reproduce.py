@@ -1078,8 +1078,8 @@ def test_sun2016_k_sweep_legend_covers_no_data(tmp_path, monkeypatch):
         seen.append((legend, ax.get_window_extent(), fig.bbox, points))
         return real_save(fig, out, name)
 
-    real_save = render.save_figure
-    monkeypatch.setattr(render, "save_figure", check_then_save)
+    real_save = render.save_report_figure
+    monkeypatch.setattr(render, "save_report_figure", check_then_save)
     for dirs in (reg_dirs, {"three": reg_dirs["three"]}):  # three subsets, and one
         assert sun2016._figure(tmp_path, dirs) == "sun2016_k_sweep.png"
     assert len(seen) == 2  # both figures checked below (tests38 #3: else the loop checks none)

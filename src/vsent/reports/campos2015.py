@@ -309,4 +309,4 @@ def _figure(out: Path, tables: list[dict], layers: Mapping[str, Any], plan: Camp
         ax2.text(0.5, 0.5, "layer probes not run", ha="center", transform=ax2.transAxes)
     ax2.set_ylabel("probe accuracy")
     ax2.set_title("Table 2: layer probes (published where the layer names match)")
-    return render.save_figure(fig, out, "campos2015.png")
+    return render.save_report_figure(fig, out, "campos2015.png")

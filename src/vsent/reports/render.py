@@ -430,7 +430,7 @@ def report_markdown(report: Mapping[str, Any]) -> str:
 # figures
 
 
-def save_figure(fig: Any, out: Path, name: str) -> str:
+def save_report_figure(fig: Any, out: Path, name: str) -> str:
     """Save ``fig`` as ``out/name`` (:func:`vsent.figures.save_figure`: atomically, as
     report.json and report.md), close it, return ``name`` for the report."""
     figures.save_figure(fig, Path(out) / name)

@@ -330,4 +330,4 @@ def _figure(out: Path, reg_dirs: Mapping[str, Path]) -> str | None:
     # outside the axes: with ours close to the paper's, no corner inside is free of data
     # ("best" put it over the published three-agree point); tight_layout makes room for it
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-    return render.save_figure(fig, out, "sun2016_k_sweep.png")
+    return render.save_report_figure(fig, out, "sun2016_k_sweep.png")

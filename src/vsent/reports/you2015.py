@@ -334,4 +334,4 @@ def _figure(out: Path, table: dict, subsets: Sequence[str]) -> str:
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_title("You et al. 2015, Twitter table (ours: bars, published: diamonds)")
     ax.legend(fontsize=7, loc="upper center", ncol=3)
-    return render.save_figure(fig, out, "you2015.png")
+    return render.save_report_figure(fig, out, "you2015.png")
