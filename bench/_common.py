@@ -165,16 +165,18 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     """Write ``report`` as JSON to ``out`` with the machine and the versions (git commit)."""
     from vsent.runs import versions
 
-    report = {**report, "machine": machine(), "versions": versions()}
+    recorded = versions()
+    report = {**report, "machine": machine(recorded), "versions": recorded}
     write_json(out, report)
     print(f"wrote {out}", file=sys.stderr)
 
 
-def machine() -> dict[str, Any]:
-    """Where a benchmark ran: cores, platform, Python, CPU model and the load when it ended."""
+def machine(recorded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Where a benchmark ran: cores, platform, Python, CPU model and the load when it ended
+    (``recorded``: :func:`vsent.runs.versions` when the caller has it already)."""
     from vsent.runs import versions
 
-    v = versions()
+    v = recorded if recorded is not None else versions()
     return {"cpus": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "cpu": v.get("cpu"),
             "cpu_capability": v.get("cpu_capability"), "loadavg": load_average()}

@@ -87,10 +87,8 @@ def lookup(run_dir: Path, file: str, key: Sequence[str | int]) -> dict[str, floa
 
 def _read_value(path: Path, key: Sequence[str | int]) -> tuple[Any, dict[str, float] | None]:
     """(the parsed file, None when it is not written; the value at ``key`` as :func:`lookup`)."""
-    node = read_json(path)
-    if node is not None and not isinstance(node, Mapping):
-        raise VsentError(f"{path}: unreadable (a JSON {type(node).__name__}, expected an "
-                         "object)")
+    # (not written: None, "not run"; another JSON type: read_json's one line)
+    node = read_json(path, {}) if Path(path).exists() else None
     value = value_at(node, key)
     if value is None and node is not None and all(isinstance(k, str) for k in key):
         held = node
