@@ -1344,3 +1344,42 @@ def test_finetune_init_file_says_what_it_loaded_once(twitter_like, tmp_path, cap
                      "--batch-size", "8", "--device", "cpu", "--no-progress"]) == 0
     said = [r.getMessage() for r in caplog.records if "model tensors" in r.getMessage()]
     assert said == [f"{weights}: loaded 26 of 26 model tensors"]
+
+
+def test_init_trained_on_the_same_images_is_refused(twitter_like, tmp_path, capsys):
+    """robust38 #1: crossval --init / finetune --fold K --init took a vsent checkpoint trained
+    on the data they test on (a finetune of all of it, a fold model of the same run): every
+    test fold was scored by weights that had seen it, silently. pcnn-transfer refused it."""
+    import shutil
+
+    from vsent.data.datasets import load_dataset
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    model = create_model("smallcnn")
+    own = save_checkpoint(tmp_path / "own.pt", model, command="finetune",
+                          data=str(twitter_like), subset="five", fold=None)
+    base = ["--data", str(twitter_like), "--preset", "quick", "--epochs", "1",
+            "--batch-size", "8", "--device", "cpu", "--no-progress"]
+    for argv in (["crossval", *base], ["finetune", *base, "--fold", "2"],
+                 ["crossval", *base, "--nproc", "2"]):
+        out = tmp_path / f"{argv[0]}{len(argv)}"
+        assert main([*argv, "--init", str(own), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"{own} was trained on {twitter_like}, the data it would be fine-tuned and " \
+               f"tested on: its test folds hold its training images. --init needs weights " \
+               f"trained on other data" in err, argv
+        assert not out.exists()
+    # a copy of the data elsewhere is the same data (its fingerprint)
+    copy = shutil.copytree(twitter_like, tmp_path / "copy")
+    sha = load_dataset(copy, "five", validate=False).fingerprint()["sha256"]
+    on_copy = save_checkpoint(tmp_path / "copy.pt", model, data=str(copy), subset="five",
+                              data_sha256=sha)
+    assert main(["crossval", *base, "--init", str(on_copy), "--out", str(tmp_path / "c")]) == 2
+    assert f"(a copy of {twitter_like}: same images and labels)" in capsys.readouterr().err
+    # finetune without --fold tests nothing: the same weights are a start like any other
+    assert main(["finetune", *base, "--init", str(own), "--out", str(tmp_path / "ft")]) == 0
+    # and weights trained on other data start a crossval
+    other = save_checkpoint(tmp_path / "other.pt", model, data=str(tmp_path / "flickr"))
+    assert main(["crossval", *base, "--init", str(other),
+                 "--out", str(tmp_path / "cv")]) == 0

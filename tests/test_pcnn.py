@@ -18,13 +18,13 @@ from conftest import save_image
 from vsent import papers
 from vsent.analyses.pcnn import (
     ProgressiveConfig,
-    check_other_data,
     progressive,
     removal_report,
 )
 from vsent.cli import main
 from vsent.data import load_dataset
 from vsent.data.extra import read_removal, removal_probability, select_kept
+from vsent.data.leakage import check_other_data
 from vsent.errors import VsentError
 from vsent.models import create_model, load_checkpoint, save_checkpoint
 from vsent.predict import Predictor
@@ -412,7 +412,7 @@ def test_transfer_table_says_how_many_folds_the_split_had():
 
 
 def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, tmp_path,
-                                                            caplog):
+                                                            caplog, capsys):
     twitter_like = make_twitter_like(n=30, n_four=25, n_five=20)
     torch.manual_seed(0)
     pretrained = create_model("smallcnn", widths=[8, 16])
@@ -469,6 +469,26 @@ def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, t
     for key, value in fold_model.state_dict().items():
         if key.endswith(".weight") and "features" in key and value.ndim == 4:
             torch.testing.assert_close(value, ref[key], rtol=0, atol=1e-6)
+
+    # stopped between its subsets (five finished, four not begun), then the checkpoint or the
+    # data changed: a resume would set two starts side by side in one table (robust38 #2)
+    shutil.rmtree(out / "four")
+    (out / "transfer.json").unlink()
+    kept = ckpt.read_bytes()
+    save_checkpoint(ckpt, create_model("smallcnn", widths=[8, 16]))  # retrained in place
+    assert main([*args, "--resume"]) == 2
+    assert f"{ckpt}: the --model checkpoint changed since {out / 'five'} started (SHA-256 " \
+           in capsys.readouterr().err
+    ckpt.write_bytes(kept)
+    labels = twitter_like / "ground_truth" / "twitter_five_agrees.txt"
+    first, *rest = labels.read_text().splitlines(keepends=True)
+    name, label = first.split()
+    labels.write_text("".join([f"{name} {1 - int(label)}\n", *rest]))
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{twitter_like}: its images or labels changed since {out / 'five'} was made" in err
+    assert f"changed or added: {name}" in err
+    assert not (out / "four").exists()
 
 
 def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, make_learnable, tmp_path,

@@ -196,6 +196,8 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
     # downloading) them here would be one more load before each rank loads them
     checked, _ = prepare(cfg if cfg.zero_shot else cfg.replace(init="random"))
     cfg = checked.replace(init=cfg.init)
+    if command == "crossval" or fold is not None:
+        _check_init_data(cfg)
     if command == "crossval" and cfg.extra_train is not None:
         check_extra_train(cfg.data, cfg.subset, cfg.extra_train)
     if command == "finetune" and cfg.fusion is not None:
@@ -204,6 +206,23 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
         check_saved_blocks(cfg.fusion)
     check_run_dir(out, _run_record(command, cfg, fold), resume=resume, overwrite=overwrite,
                   done=SUMMARY if command == "crossval" else FOLD_METRICS, ignore=NOT_COMPARED)
+
+
+def _check_init_data(cfg: RunConfig) -> None:
+    """A vsent checkpoint as ``--init`` of a run with test images (crossval, ``finetune
+    --fold``) must have been trained on other data than ``cfg.data``: fold models, or a
+    finetune of the whole dataset, have seen the images the folds test on (robust38 #1)."""
+    from vsent.data.leakage import check_other_data
+    from vsent.models.registry import get_model_entry, split_tagged_init
+    from vsent.models.weights import saved_meta
+
+    if cfg.zero_shot or cfg.init in ("random", "imagenet"):
+        return
+    path = split_tagged_init(cfg.init, get_model_entry(cfg.model).tags)[1]
+    meta = saved_meta(path) if Path(path).is_file() else None
+    if meta is not None:
+        check_other_data(path, meta, cfg.data, (cfg.subset,),
+                         needs="--init needs weights trained on other data")
 
 
 def _check_init_exists(cfg: RunConfig) -> None:
@@ -231,7 +250,7 @@ def _check_init_exists(cfg: RunConfig) -> None:
 
 def crossval(
     cfg: RunConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
-    progress: bool = True,
+    progress: bool = True, init_checked: bool = False,
 ) -> dict:
     """K-fold fine-tuning and evaluation; returns the summary written to ``summary.json``.
 
@@ -240,10 +259,14 @@ def crossval(
     oversampling. ``out`` is opened by :func:`vsent.runs.open_run_dir`: a finished run returns
     its stored summary, a different config is refused; with ``resume`` finished folds
     (``fold<k>/metrics.json``) are not redone and an interrupted fold continues from its last
-    finished epoch; ``overwrite`` starts again.
+    finished epoch; ``overwrite`` starts again. A vsent checkpoint as ``cfg.init`` must have
+    been trained on other data (``init_checked``: the caller checked it, as pcnn-transfer
+    does for all its subsets before the first).
     """
     check_new_run_folds(cfg.folds, out, overwrite, cfg.data)
     cfg, proto = prepare(cfg)
+    if not init_checked:  # (before out is opened, as the checks below)
+        _check_init_data(cfg)
     if cfg.extra_train is not None:  # before out is opened (--overwrite would empty it)
         check_extra_train(cfg.data, cfg.subset, cfg.extra_train)
     # DDP: rank 0 opens and writes the run directory, the other ranks get a read-only view
@@ -752,6 +775,8 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
     check_new_run_folds(cfg.folds, out, overwrite, cfg.data if fold is not None else None)
     check_fold_number(cfg, out, fold, overwrite)
     cfg, proto = prepare(cfg)
+    if fold is not None:  # (without a fold nothing is tested)
+        _check_init_data(cfg)
     if cfg.fusion is not None:  # before any training: a block a model cannot carry stops here
         from vsent.analyses.fused_model import check_saved_blocks
 

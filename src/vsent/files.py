@@ -65,6 +65,11 @@ def expand_user(path: str | os.PathLike[str]) -> Path:
                         f"directory)") from None
 
 
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two spellings name one file or folder from here (relative, absolute, ``..``)."""
+    return Path(a).resolve() == Path(b).resolve()
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path`` for writing; it replaces ``path`` when the block

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 from vsent.config import STORED_DECIDES, omitted_defaults, record_dict
 from vsent.errors import VsentError, one_line
-from vsent.files import atomic_open, atomic_write_text, file_sha256
+from vsent.files import atomic_open, atomic_write_text, file_sha256, same_file
 
 if TYPE_CHECKING:
     from torch import nn
@@ -460,11 +460,6 @@ def _short(value: Any, limit: int = 120) -> str:
         return text
     size = f"{len(value)} entries" if isinstance(value, (list, dict)) else f"{len(text)} chars"
     return f"{text[:limit]}... ({size})"
-
-
-def same_file(a: str | Path, b: str | Path) -> bool:
-    """Whether two spellings name one file or folder from here (relative, absolute, ``..``)."""
-    return Path(a).resolve() == Path(b).resolve()
 
 
 def _same_init(a: str, b: str) -> bool:

@@ -43,7 +43,7 @@ import numpy as np
 from vsent.analyses.compare import check_finished_run, read_predictions, scores_source
 from vsent.analyses.fusion import check_run_two_way, ensemble_mean
 from vsent.errors import VsentError, check_many
-from vsent.files import file_sha256
+from vsent.files import file_sha256, same_file
 from vsent.metrics import binary_metrics, mean_std_text, summarize_folds, summary_markdown
 from vsent.runs import (
     CONFIG,
@@ -57,7 +57,6 @@ from vsent.runs import (
     open_run_dir,
     read_config,
     read_record,
-    same_file,
 )
 
 #: Config keys that must agree between members; the images, labels and folds are compared

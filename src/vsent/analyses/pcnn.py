@@ -42,10 +42,9 @@ ignored.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,6 @@ from vsent.config import (
     with_stored_momentum_form,
 )
 from vsent.crossval import check_new_run_folds, crossval
-from vsent.data._common import default_workers
 from vsent.data.cache import image_cache
 from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
 from vsent.data.extra import (
@@ -74,9 +72,10 @@ from vsent.data.extra import (
     select_kept,
     write_removal,
 )
+from vsent.data.leakage import check_other_data, quiet_logs
 from vsent.errors import VsentError
 from vsent.evaluate import predict_proba
-from vsent.files import expand_user, same_bytes
+from vsent.files import file_sha256
 from vsent.metrics import SCALARS
 from vsent.models import create_model
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint
@@ -84,13 +83,14 @@ from vsent.presets import PCNN as PCNN_PRESETS
 from vsent.presets import TRANSFER_REFERENCES, TRANSFER_TRAIN
 from vsent.runs import (
     DATA_RECORD,
+    INIT_RECORD,
     SUMMARY,
     RunDir,
     Timer,
     check_data_record,
     data_record,
     open_run_dir,
-    same_file,
+    read_record,
 )
 from vsent.train import fit
 
@@ -483,79 +483,6 @@ def checkpoint_spec(path: str | Path) -> tuple[str, dict[str, Any], dict[str, An
     return name, spec, meta
 
 
-def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
-                     subsets: Sequence[str] = ("five",)) -> None:
-    """Refuse a checkpoint whose metadata says it was trained on ``data`` itself (``vsent
-    pcnn`` and crossval record it), or on data that holds some of the images of ``data``'s
-    ``subsets``: their test folds would hold images it was trained on.
-
-    The same data is the same path, or a copy elsewhere: the same subset with the same
-    :meth:`~vsent.data.datasets.Dataset.fingerprint` (names, labels and file sizes). Other
-    data shares an image when a file of it has the same bytes as one of ``data``'s
-    (:func:`vsent.files.same_bytes`); training data that cannot be read here is not checked (a
-    warning says so).
-    """
-    trained_on = meta.get("data")
-    if not isinstance(trained_on, str):
-        return  # a checkpoint from elsewhere: nothing recorded to compare
-    same = same_file(expand_user(trained_on), expand_user(data))
-    if not same and isinstance(meta.get("data_sha256"), str):
-        try:
-            with _quiet(logging.INFO):  # (a check: the run's own load says the data)
-                here = load_dataset(data, meta.get("subset") or "five", skip_bad=True,
-                                    validate=False)
-        except VsentError:  # not readable with that subset: not the same data
-            here = None
-        if here is not None and here.fingerprint()["sha256"] == meta["data_sha256"]:
-            same, trained_on = True, f"{trained_on} (a copy of {data}: same images and labels)"
-    if same:
-        raise VsentError(f"{path} was trained on {trained_on}, the data it would be fine-tuned "
-                         f"and tested on: its test folds hold its training images. Domain "
-                         f"transfer needs a model trained on other data")
-    # other data that holds some of these images (Twitter I images listed in a weak-label
-    # CSV, copied into a folder of Flickr images): those are in the test folds too
-    try:
-        with _quiet(logging.WARNING):  # (skip_bad: not a warning per missing weak-label row)
-            trained = load_dataset(trained_on, meta.get("subset") or "five", skip_bad=True,
-                                   validate=False)
-    except VsentError:
-        trained = None
-    if trained is None:
-        log.warning("%s was trained on %s, which cannot be read here: its images are not "
-                    "checked against %s's test images", path, trained_on, data)
-        return
-    try:
-        with _quiet(logging.INFO):
-            targets = [load_dataset(data, s, validate=False).paths for s in subsets]
-    except VsentError:
-        return  # (its own error comes when it is loaded to be fine-tuned)
-    log.info("checking the %d training images of %s against %s's", len(trained.paths),
-             trained_on, data)
-    ours = sorted({str(p) for t in targets for p in t})
-    shared = [(str(trained.paths[i]), ours[j])
-              for i, j in same_bytes(trained.paths, ours, workers=default_workers()).items()]
-    if shared:
-        n = len({y for _, y in shared})  # (a training set may hold an image twice)
-        pairs = ", ".join(f"{theirs} is {ours}" for theirs, ours in shared[:3])
-        raise VsentError(f"{path} was trained on {trained_on}, which holds {n} of the images of "
-                         f"{data} ({'/'.join(subsets)}-agree; e.g. {pairs}"
-                         f"{', ...' if len(shared) > 3 else ''}): the test folds would hold "
-                         f"training images. Leave them out of its training data")
-
-
-@contextlib.contextmanager
-def _quiet(level: int) -> Iterator[None]:
-    """Log records up to ``level`` dropped (``logging.disable``), restored as it was: the
-    checks of :func:`transfer` load the data a few times before the runs that say it
-    (pcnn-transfer printed its "dataset: ..." line three times before a refusal)."""
-    disabled = logging.root.manager.disable
-    logging.disable(level)
-    try:
-        yield
-    finally:
-        logging.disable(disabled)
-
-
 def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
              overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Algorithm 2 of You et al. 2015: k-fold fine-tuning of a pretrained model per subset.
@@ -571,7 +498,7 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     check_new_run_folds(cfg.folds, out, overwrite)
     ckpt = Path(cfg.model).expanduser().resolve()
     name, kwargs, meta = checkpoint_spec(ckpt)
-    with _quiet(logging.INFO):  # (a missing path stops here; each subset's run says its data)
+    with quiet_logs(logging.INFO):  # (a missing path stops here; each subset's run says its data)
         first = load_dataset(cfg.data, cfg.subsets[0], validate=False)
     if first.source != "twitter":  # its rows are set beside You et al.'s Twitter I numbers
         raise VsentError(f"pcnn-transfer fine-tunes on Twitter I's agreement subsets; "
@@ -584,6 +511,8 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     with run:
         if run.status == "finished":
             return _transfer_table_again(run, cfg)
+        if run.status == "resumed":
+            _check_same_start(cfg, run, ckpt)
         timer = Timer()
         rows = []
         summaries = {}
@@ -597,7 +526,7 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
             log.info("domain transfer: %s-agree, %s from %s", subset, name, ckpt)
             # a subset's run is part of this one: it resumes whenever this run does
             summary = crossval(rc, out / subset, resume=run.status == "resumed",
-                               progress=progress)
+                               progress=progress, init_checked=True)  # (above, all subsets)
             summaries[subset] = summary
             rows.append(transfer_row(subset, summary, cfg.reference))
         table = {
@@ -608,6 +537,28 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
         }
         _write_transfer_table(run, table)
         return table
+
+
+def _check_same_start(cfg: TransferConfig, run: RunDir, ckpt: Path) -> None:
+    """A resumed transfer goes on from the checkpoint and the data its subsets were started
+    with: one table must not mix two. A change inside a subset is that subset's crossval's
+    to refuse; one between subsets was not seen (a finished subset's run returns its stored
+    summary, the next one recorded the new checkpoint as its own start; robust38 #2)."""
+    now = file_sha256(ckpt)
+    for subset in cfg.subsets:
+        sub = run.path / subset
+        record = sub / INIT_RECORD
+        if record.exists():
+            then = read_record(record, "the --model weights", ("sha256",))["sha256"]
+            if then != now:
+                raise VsentError(f"{ckpt}: the --model checkpoint changed since {sub} started "
+                                 f"(SHA-256 {str(then)[:12]} then, {now[:12]} now; see "
+                                 f"{record}): restore it, or pass --overwrite to start again")
+        if (sub / SUMMARY).exists():
+            with quiet_logs(logging.INFO):  # (the next subset's run says its data)
+                dataset = load_dataset(cfg.data, subset, skip_bad=cfg.skip_bad)
+            check_data_record(sub / DATA_RECORD, dataset, cfg.data, f"{sub} was made",
+                              "pass --overwrite to start again")
 
 
 def _write_transfer_table(run: Any, table: Mapping[str, Any]) -> None:

@@ -256,6 +256,15 @@ def saved_spec(path: str | PathLike[str]) -> Mapping[str, Any] | None:
     return spec if isinstance(spec, Mapping) else None
 
 
+def saved_meta(path: str | PathLike[str]) -> Mapping[str, Any] | None:
+    """The metadata a vsent checkpoint records (``data``, ``subset``, ``data_sha256``,
+    ``fold``, ...), or None for any other file: what a run starting from it checks against
+    its own data (:func:`vsent.data.leakage.check_other_data`)."""
+    obj = _saved_checkpoint(path)
+    meta = obj.get("meta") if obj is not None else None
+    return meta if isinstance(meta, Mapping) else None
+
+
 def _saved_checkpoint(path: str | PathLike[str]) -> Mapping[str, Any] | None:
     """The dict of a vsent checkpoint, or None for any other file: a plain state dict says
     nothing, and one that cannot be read is :func:`read_state_dict`'s to report. Only the
