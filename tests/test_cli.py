@@ -248,7 +248,7 @@ def test_a_full_disk_is_one_line_and_exit_2(monkeypatch, capsys, twitter_like, t
     import vsent.crossval
 
     def full(*args, **kwargs):
-        logging.getLogger("vsent").addHandler(_Failing(tmp_path / "run.log", delay=True))
+        logging.getLogger("vsent").addHandler(_Failing(tmp_path / "run.log"))
         try:
             logging.getLogger("vsent").info("a line run.log cannot take")
             try:
@@ -297,7 +297,7 @@ class _Failing(_RunLog):
 
 def test_run_log_reports_a_log_calls_own_mistake_as_logging_does(tmp_path, capsys):
     """Only a write run.log cannot make is dropped quietly: a bad format is still said."""
-    handler = _RunLog(tmp_path / "run.log", delay=True)
+    handler = _RunLog(tmp_path / "run.log")
     record = logging.LogRecord("vsent", logging.ERROR, __file__, 1, "%d", ("x",), None)
     try:
         raise TypeError("%d format: a real number is required, not str")

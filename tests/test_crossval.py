@@ -125,6 +125,34 @@ def test_resume_of_a_finished_run_returns_the_stored_summary(finished_run, tmp_p
     assert again["accuracy"] == summary["accuracy"]
 
 
+def test_a_finished_run_in_a_read_only_folder_is_shown(finished_run, tmp_path, capsys,
+                                                        caplog, monkeypatch):
+    """A finished run's folder the user cannot write to (shared read-only, another user's):
+    its run.log cannot be opened; that was a PermissionError traceback, now the stored result
+    (what the console says is not logged there)."""
+    import shutil
+
+    data, out, summary = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    log_before = (copy / "run.log").read_bytes()
+    opened = logging.FileHandler._open
+
+    def refused(handler):
+        if Path(handler.baseFilename) == (copy / "run.log").absolute():
+            raise PermissionError(13, "Permission denied", handler.baseFilename)
+        return opened(handler)
+
+    monkeypatch.setattr(logging.FileHandler, "_open", refused)
+    capsys.readouterr()
+    assert main(["crossval", "--resume", "--out", str(copy), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "Logging error" not in captured.err
+    assert f"{copy}: finished run, summary not recomputed" in caplog.text
+    assert captured.out.strip().splitlines()[-1].startswith(f"results in {copy}/summary.md")
+    assert (copy / "run.log").read_bytes() == log_before
+
+
 def test_resume_redoes_only_an_unfinished_fold(finished_run, tmp_path):
     import shutil
 

@@ -171,10 +171,28 @@ def to_jsonable(obj: Any) -> Any:
 
 
 class _RunLog(logging.FileHandler):
-    """run.log's handler: a line the file cannot take (a full disk) is dropped without
-    logging's "--- Logging error ---" traceback on the console, which has the line; the
-    failed write of the run itself says the disk is full (the CLI's one line). Any other
-    error of a log call (a bad format) is reported as logging reports it."""
+    """run.log's handler: a line the file cannot take (a full disk, a read-only folder) is
+    dropped without logging's "--- Logging error ---" traceback on the console, which has
+    the line; the failed write of the run itself says why (the CLI's one line), and a
+    finished run in a folder it cannot write to is shown all the same. Any other error of a
+    log call (a bad format) is reported as logging reports it."""
+
+    def __init__(self, path: Path) -> None:
+        # a message naming a file that is not UTF-8 is logged as its bytes, not a logging error
+        super().__init__(path, encoding="utf-8", errors="surrogateescape", delay=True)
+        self.stream = self._open_or_none()
+
+    def _open_or_none(self) -> Any:
+        try:
+            return self._open()
+        except OSError:  # (read-only: emit tries again, and drops the line)
+            return None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream is None and not self._closed:
+            self.stream = self._open_or_none()
+        if self.stream is not None:
+            logging.StreamHandler.emit(self, record)
 
     def handleError(self, record: logging.LogRecord) -> None:
         if not isinstance(sys.exc_info()[1], OSError):
@@ -210,9 +228,7 @@ class RunDir:
             self.write_json("config.json", config)
         if not (self.path / "versions.json").exists():  # those the results were made with
             self.write_json("versions.json", {**versions(), "argv": sys.argv})
-        # a message naming a file that is not UTF-8 is logged as its bytes, not a logging error
-        self._handler = _RunLog(self.path / "run.log", encoding="utf-8",
-                                errors="surrogateescape")
+        self._handler = _RunLog(self.path / "run.log")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("vsent").addHandler(self._handler)
         logging.getLogger("vsent").setLevel(logging.INFO)
