@@ -471,6 +471,25 @@ def test_a_folder_dataset_follows_linked_folders_and_names_a_broken_link(make_le
     assert len(kept) == 8 and [w for w, _ in kept.skipped] == [str(data / "positive/gone.jpg")]
 
 
+def test_a_run_folder_inside_a_class_folder_is_no_data(make_learnable, caplog):
+    """`--out data/positive/run`: the run's figures (curves.png) were read as positive images
+    by its next load (a resume refused as changed data, a later run trained on a plot)."""
+    from vsent.runs import open_run_dir
+
+    data = make_learnable(n_pos=3, n_neg=3)
+    names = load_dataset(data, validate=False).names
+    with open_run_dir(data / "positive" / "run", {"command": "demo", "data": str(data)}) as rd:
+        save_image(np.zeros((8, 8, 3), np.uint8), rd / "curves.png")
+    (data / "positive" / "notes").mkdir()  # a folder of the user's (no run): read as always
+    save_image(np.zeros((8, 8, 3), np.uint8), data / "positive" / "notes" / "x.png")
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        again = load_dataset(data, validate=False)
+    assert len(again) == len(names) + 1
+    assert set(again.names) == {*names, "positive/notes/x.png"}
+    assert f"{data / 'positive' / 'run'} holds a vsent run: its files are not read as images" \
+        in caplog.text
+
+
 def test_a_hard_link_to_a_listed_file_is_the_same_image(csv_data, learnable_dataset):
     """A hard link has its own resolved path but the same inode: still one picture."""
     os.link(csv_data / "imgs" / "a.jpg", csv_data / "imgs" / "hard.jpg")

@@ -440,7 +440,11 @@ def _read_folder(root: Path) -> tuple[list[Item], list[Problem]]:
 def _files_under(folder: Path) -> list[Path]:
     """Every file under ``folder`` (links included, broken ones too), sorted, following linked
     folders (a class folder assembled from links to others: ``Path.rglob`` skipped them,
-    silently) and visiting each real folder once (a link loop ends)."""
+    silently) and visiting each real folder once (a link loop ends). A folder holding a vsent
+    run is no data: a run given ``--out`` inside ``positive/`` added its figures to the
+    images it trains on (and changed the data it would resume on)."""
+    from vsent.runs import is_run_dir
+
     files: list[Path] = []
     seen: set[tuple[int, int]] = set()
     for top, dirs, names in os.walk(folder, followlinks=True):
@@ -449,6 +453,10 @@ def _files_under(folder: Path) -> list[Path]:
             dirs[:] = []
             continue
         seen.add((info.st_dev, info.st_ino))
+        if is_run_dir(top):
+            logger.warning("%s holds a vsent run: its files are not read as images", top)
+            dirs[:] = []
+            continue
         files += [Path(top) / n for n in names]
     return sorted(files)
 
