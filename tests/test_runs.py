@@ -779,6 +779,36 @@ def test_a_run_left_with_records_and_empty_fold_folders_is_replaced(tmp_path):
         check_run_dir(out, CFG)
 
 
+def test_a_resume_with_other_options_names_the_command_the_run_started_with(tmp_path,
+                                                                           monkeypatch):
+    """`vsent pcnn --resume --out DIR` given other options than the run's (a preset's
+    defaults, say): 18 keys in a 1,200-character line that advised --overwrite, what one
+    continuing hours of work does not want. Now the first keys, and the command from
+    versions.json that started it."""
+    out = tmp_path / "r"
+    monkeypatch.setattr("sys.argv", ["/venv/bin/vsent", "pcnn", "--data", "my data", "--out",
+                                     str(out)])
+    _open(out)
+    (out / "fold1").mkdir()
+    (out / "fold1" / "history.json").write_text("[]")
+    other = {**CFG, "train": {k: 1 for k in "abcdefgh"}}
+    with pytest.raises(VsentError) as e:
+        _open(out, other, resume=True)
+    said = str(e.value)
+    assert said.startswith(f"--resume: {out} already holds a run made with other train.a, "
+                           "train.b, train.c, train.d, train.e, train.epochs and 4 more (")
+    assert said.endswith(f"; ...; see {out / 'config.json'}): give the options it was started "
+                         f"with (it was started as `vsent pcnn --data 'my data' --out {out}`)")
+    assert "--overwrite" not in said
+    with pytest.raises(VsentError, match=r"\): pass --overwrite to start again, or choose "
+                                         "another --out$"):
+        _open(out, other)  # (no --resume: a new run wanted)
+    (out / "versions.json").write_text('{"argv": ["pytest", "-q"]}')  # not the command
+    with pytest.raises(VsentError, match=r"config.json\): give the options it was started "
+                                         "with$"):
+        _open(out, other, resume=True)
+
+
 def test_a_folder_named_like_a_record_is_no_traceback(tmp_path):
     """An empty folder where a record file belongs is removed with the records; one that holds
     something is not taken for a record (the run is then refused, not half deleted)."""

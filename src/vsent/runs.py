@@ -47,6 +47,7 @@ import json
 import logging
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -619,7 +620,7 @@ def is_run_dir(out: str | Path) -> bool:
 
 def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
           done: str | None, compare: Collection[str] | None, ignore: Collection[str],
-          check_paths: bool) -> tuple[str, dict[str, Any] | None]:
+          check_paths: bool, resume_asked: bool = True) -> tuple[str, dict[str, Any] | None]:
     """What opening ``out`` does, every refusal raised, nothing written: ``(action, stored
     config)``, action "overwrite" (delete the run, then a new one), "replace" (a run that
     wrote no results, then a new one), "new", "finished" or "resumed"."""
@@ -669,11 +670,16 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
     else:
         diff = config_diff(stored, config, ignore=ignored)
     if diff:
-        keys = ", ".join(d.split(":")[0] for d in diff)
-        raise VsentError(
-            f"{out} already holds a run made with other {keys} ({'; '.join(diff)}; see {file})"
-            ": pass --overwrite to start again, or choose another --out"
-        )
+        # (a preset changed: 18 keys and 1,200 characters; the first few tell what differs)
+        names = [d.split(":")[0] for d in diff]
+        keys = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        shown = "; ".join(diff[:3]) + ("; ..." if len(diff) > 3 else "")
+        if resume and resume_asked:  # (--overwrite is not what one continuing a run wants)
+            raise VsentError(
+                f"--resume: {out} already holds a run made with other {keys} ({shown}; see "
+                f"{file}): give the options it was started with{_started_as(out)}")
+        raise VsentError(f"{out} already holds a run made with other {keys} ({shown}; see "
+                         f"{file}): pass --overwrite to start again, or choose another --out")
     finished = done is not None and (out / done).exists()
     if not finished and not resume:
         # (a run with no "finished" mark, regions' or reproduce's, may be complete: --resume
@@ -683,6 +689,19 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
         raise VsentError(f"{out} already holds {what}: pass --resume to {go_on}, "
                          "--overwrite to start again, or choose another --out")
     return "finished" if finished else "resumed", stored
+
+
+def _started_as(out: Path) -> str:
+    """`` (it was started as `vsent ...`)`` from the run's versions.json, or "" (not
+    recorded, or not started by the ``vsent`` command: a test, a script)."""
+    try:
+        argv = json.loads((out / "versions.json").read_text())["argv"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return ""
+    if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)
+            and Path(argv[0]).name == "vsent"):
+        return ""
+    return f" (it was started as `{shlex.join(['vsent', *argv[1:]])}`)"
 
 
 def check_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = False,
@@ -717,7 +736,8 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
     out = Path(out)
     config = to_jsonable(dict(config))
     action, stored = _plan(out, config, resume=resume, overwrite=overwrite, done=done,
-                           compare=compare, ignore=ignore, check_paths=check_paths)
+                           compare=compare, ignore=ignore, check_paths=check_paths,
+                           resume_asked=resume_asked)
     log = logging.getLogger("vsent")
     if action == "overwrite":
         shutil.rmtree(out)
