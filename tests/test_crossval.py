@@ -227,8 +227,15 @@ def test_cli_resume_with_recipe_options_compares_as_the_run_directory_does(tmp_p
     resumed, kept = run_config(build_parser().parse_args([*argv, "--resume"]))
     assert kept["finetune"]["device"] == "cuda" and resumed.seed == 3
     # a recipe difference inside the fine-tuning recipe is still one
-    with pytest.raises(VsentError, match=r"was started with other finetune \(finetune: stored "):
+    with pytest.raises(VsentError, match=r"was started with other finetune \(finetune.epochs: "
+                                         r"stored \d+, now 7\)"):
         run_config(build_parser().parse_args([*argv, "--resume", "--finetune-epochs", "7"]))
+    # a key the stored run never had (an older vsent's) is said so: it read "stored None"
+    del stored["train"]["label_smoothing"]
+    (out / "config.json").write_text(json.dumps({"command": "crossval", **stored}))
+    with pytest.raises(VsentError, match=r"; train.label_smoothing: not in the stored config, "
+                                         r"now 0.1\)"):
+        run_config(build_parser().parse_args([*argv, "--resume", "--label-smoothing", "0.1"]))
 
 
 @pytest.mark.parametrize("command", ["crossval", "finetune"])

@@ -323,6 +323,28 @@ def test_a_data_path_of_an_unknown_user_is_a_usage_error(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_an_out_path_with_a_tilde_is_expanded(tmp_path, monkeypatch, capsys):
+    """``--out=~/runs`` (or a quoted ``'~/runs'``: no shell expands it) made a folder named
+    ``~`` in the current directory; a ``~user`` of no user is argparse's one line."""
+    from vsent.cli import build_parser, main
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    for argv in (["crossval"], ["pcnn", "--data", "d"], ["baselines"], ["regions", "--run", "r"],
+                 ["explain", "--model", "m", "x.jpg"], ["predict", "--model", "m", "x.jpg"],
+                 ["fuse", "r"], ["ensemble", "r1", "r2"], ["export", "--model", "m"],
+                 ["card", "m"]):
+        args = build_parser().parse_args([*argv, "--out", "~/runs/x"])
+        assert args.out == str(tmp_path / "home" / "runs" / "x"), argv
+    with pytest.raises(SystemExit) as stop:
+        main(["crossval", "--out", "~vsent-no-such-user/x"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "argument --out: ~vsent-no-such-user/x: cannot expand ~ (no such user, or no home "
+        "directory)")
+    assert build_parser().parse_args(["predict", "--model", "m", "x.jpg", "--out", "-"]).out == "-"
+
+
 @pytest.mark.parametrize("content, why", [("{broken", "unreadable (Expecting"),
                                           ("[]", "unreadable (a JSON list, expected an object)"),
                                           ('{"command": "crossval", "x": 1}',

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vsent.cli.common import out_path
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -20,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="checkpoint (model.pt), or an export of one (.onnx, .ts)")
     p.add_argument("--format", choices=("markdown", "json"), default="markdown",
                    help="default markdown")
-    p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output (an "
-                   "earlier card is replaced; any other file only with --overwrite)")
+    p.add_argument("--out", metavar="FILE", type=out_path,
+                   help="write to FILE instead of standard output (an earlier card is "
+                        "replaced; any other file only with --overwrite)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out that is not a model card")
     p.set_defaults(func=run)

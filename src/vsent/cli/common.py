@@ -43,6 +43,15 @@ def data_path(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def out_path(text: str) -> str:
+    """``--out`` with ``~`` expanded (``--out=~/runs`` or a quoted ``'~/runs'`` made a folder
+    named ``~``), otherwise as typed (a run's messages say the path the user gave)."""
+    try:
+        return str(expand_user(text)) if text != "-" else text
+    except DataError as e:  # ~user of no such user: argparse's one-line usage error
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def init_arg(text: str) -> str:
     """``--init`` with a weights file as an absolute path (as :func:`data_path`: a resume or a
     report started in another directory finds it); ``TAG=FILE`` (a CLIP tag's weights) with
@@ -107,7 +116,7 @@ def add_run_args(p: argparse.ArgumentParser, default_out: str | None, *,
     never resume (``resume=False``) still take ``--overwrite``.
     """
     g = p.add_argument_group("run")
-    g.add_argument("--out", default=default_out,
+    g.add_argument("--out", default=default_out, type=out_path,
                    help=out_help or f"run directory (default {default_out})")
     if seed:
         g.add_argument("--seed", type=seed_value, default=0,

@@ -267,11 +267,10 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     now = as_stored_train_seed(stored, cfg.to_dict())
     # (config_diff: an --init file typed relative, stored absolute, is one file); a preset
     # name is compared with a preset name only: --lr makes it None, and the lr is compared
-    other = [key for key in given
-             if config_diff(_at(stored, key), _at(now, key), key, ignore=RUN_OPTIONS)
+    other = [key for key in given if _key_diff(stored, now, key)
              and not (key in NOT_COMPARED and None in (_at(stored, key), _at(now, key)))]
     if other:
-        diff = "; ".join(f"{k}: stored {_at(stored, k)!r}, now {_at(now, k)!r}" for k in other)
+        diff = "; ".join(d for k in other for d in _key_diff(stored, now, k))
         raise VsentError(f"--resume: {args.out} was started with other {', '.join(other)} "
                          f"({diff}): give no recipe option to continue it as it was started, "
                          "or --overwrite to start again")
@@ -279,6 +278,17 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     check_resumed_momentum_form(args, cfg)
     data = old.data if args.data == data_path(default_data()) else args.data
     return old.replace(data=data, train=old.train.replace(device=args.device)), stored
+
+
+def _key_diff(stored: dict, now: dict, dotted: str) -> list[str]:
+    """:func:`vsent.runs.config_diff` of one dotted key: a key the stored run never had reads
+    "not in the stored config" (it read "stored None"), and is no difference at its default."""
+    from vsent.runs import RUN_OPTIONS, config_diff
+
+    head, _, leaf = dotted.rpartition(".")
+    stored, now = (_at(d, head) if head else d for d in (stored, now))
+    return config_diff(*({leaf: d[leaf]} if isinstance(d, dict) and leaf in d else {}
+                         for d in (stored, now)), head, ignore=RUN_OPTIONS)
 
 
 def _at(d: dict, dotted: str) -> Any:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from vsent.cli.common import out_path
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "a crossval run (`vsent fuse OUT` fuses it with hand-crafted features).")
     p.add_argument("runs", nargs="+",
                    help="finished crossval (or ensemble) run directories (two or more)")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, type=out_path, help="output directory")
     p.add_argument("--overwrite", action="store_true",
                    help="delete the output directory and start again")
     p.set_defaults(func=run_ensemble)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from vsent.cli.common import out_path
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -20,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="checkpoint (model.pt) from finetune/crossval")
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx",
                    help="default onnx")
-    p.add_argument("--out", required=True, metavar="FILE",
+    p.add_argument("--out", required=True, metavar="FILE", type=out_path,
                    help="file to write: .onnx for onnx; .ts, .pt or .pth for torchscript "
                         "(another ending is refused)")
     p.add_argument("--no-verify", action="store_true",

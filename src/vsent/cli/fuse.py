@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from vsent.cli.common import progress_enabled
+from vsent.cli.common import out_path, progress_enabled
 from vsent.config import EXTRA_TRAIN, HISTOGRAM_MAPS
 
 #: vsent.analyses.fusion's DEFAULT_WEIGHT (the CNN's weight of the rule fixed in advance,
@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also train the hand-crafted classifier on the weakly labelled images "
                         "of this larger Twitter I subset that are not in the run's subset "
                         "(as crossval's --extra-train does for the CNN; late rules only)")
-    p.add_argument("--out", default=None,
+    p.add_argument("--out", default=None, type=out_path,
                    help="output directory (default RUN/fuse/FEATURES-RULE-wWEIGHT-CLASSIFIER, "
                         "plus -MAP with --histogram-map and -extraSUBSET with --extra-train)")
     p.add_argument("--inner-dir", default=None, metavar="DIR",

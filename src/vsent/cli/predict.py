@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vsent.cli.common import DEVICES, progress_enabled
+from vsent.cli.common import DEVICES, out_path, progress_enabled
 from vsent.cli.regions import HELP_DEFAULTS
 from vsent.config import SENTI_LOGS
 
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="image files, folders (recursive) or globs; see also --from-list")
     p.add_argument("--model", required=True, help="checkpoint (model.pt) from finetune/crossval")
-    p.add_argument("--out", help="output file (default, or '-': standard output)")
+    p.add_argument("--out", type=out_path, help="output file (default, or '-': standard output)")
     p.add_argument("--format", choices=("csv", "jsonl"),
                    help="default: from --out's suffix (.jsonl -> jsonl), else csv")
     p.add_argument("--oversample", action="store_true", help="average over 10 crops")
