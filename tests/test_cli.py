@@ -616,3 +616,27 @@ def test_the_console_says_vsents_lines_and_a_librarys_warnings_not_its_info_line
     done = subprocess.run([sys.executable, "-c", quiet], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stderr.endswith("library warning\n"), done.stderr
+
+
+def test_a_missing_default_data_is_said_to_be_the_default(tmp_path, monkeypatch, capsys):
+    """`vsent crossval --preset quick` away from the dataset named ../shared/datasets/twitter1,
+    a path the user never typed, with no word of --data or VSENT_DATA."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VSENT_DATA", raising=False)
+    default = tmp_path / ".." / "shared" / "datasets" / "twitter1"
+    for argv in (["crossval", "--preset", "quick"], ["baselines"]):
+        assert main([*argv, "--out", str(tmp_path / "r")]) == 2
+        assert capsys.readouterr().err == (
+            f"vsent: error: {default}: no such file or directory (the default --data: give the "
+            "dataset's folder with --data, or set VSENT_DATA)\n")
+    monkeypatch.setenv("VSENT_DATA", "gone")
+    assert main(["crossval", "--preset", "quick", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.endswith(
+        "(the default --data, from VSENT_DATA: give the dataset's folder with --data, or "
+        "correct VSENT_DATA)\n")
+    # typed: the path is the user's own, said as it is
+    assert main(["crossval", "--preset", "quick", "--data", "gone", "--out",
+                 str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == (
+        f"vsent: error: {tmp_path / 'gone'}: no such file or directory\n")
+    assert not (tmp_path / "r").exists()

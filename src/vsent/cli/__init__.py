@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except VsentError as e:
-        print(f"vsent: error: {e}", file=sys.stderr)
+        print(f"vsent: error: {e}{_default_data_hint(args, e)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as e:
         return _interrupted(args, e)
@@ -134,6 +134,23 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if handles_term:  # (a server installs its own while it runs)
             signal.signal(signal.SIGTERM, signal.SIG_DFL if on_term is None else on_term)
+
+
+def _default_data_hint(args: argparse.Namespace, e: VsentError) -> str:
+    """What to do when the missing data is the default ``--data`` nobody typed (the message
+    named a ``../shared/...`` path the user never gave)."""
+    data = getattr(args, "data", None)
+    typed = any(a == "--data" or a.startswith("--data=") for a in args.argv)
+    if not isinstance(data, str) or typed or not str(e).startswith(
+            f"{data}: no such file or directory"):
+        return ""
+    from vsent.cli.common import DEFAULT_DATA_ENV
+
+    if os.environ.get(DEFAULT_DATA_ENV):
+        return (f" (the default --data, from {DEFAULT_DATA_ENV}: give the dataset's folder "
+                f"with --data, or correct {DEFAULT_DATA_ENV})")
+    return (f" (the default --data: give the dataset's folder with --data, or set "
+            f"{DEFAULT_DATA_ENV})")
 
 
 def _interrupted(args: argparse.Namespace, e: KeyboardInterrupt) -> int:
