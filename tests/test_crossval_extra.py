@@ -174,7 +174,7 @@ def test_fusion_summary_keys_and_arithmetic(make_twitter_like, tmp_path, caplog)
 
 
 def test_progressive_schedule_applies_the_removal_rule(make_twitter_like, tmp_path,
-                                                       monkeypatch):
+                                                       monkeypatch, caplog):
     import vsent.crossval as cv
 
     root = make_twitter_like()
@@ -222,6 +222,9 @@ def test_progressive_schedule_applies_the_removal_rule(make_twitter_like, tmp_pa
         assert len({joint["seed"], kept_call["seed"], ft_call["seed"]}) == 3
         history = json.loads((out / f"fold{k}" / "history.json").read_text())
         assert [h["stage"] for h in history] == ["joint", "progressive", "finetune"]
+        # said as the stages are ("fold 1, stage ..."; it said "fold1, selection")
+        assert (f"fold {k}, selection: removed {sum(removed)} of {len(rows)} training images"
+                in caplog.text)
 
     # a resumed fold does not redo finished stages: fold 5 loses its metrics (not done)
     (out / "summary.json").unlink()

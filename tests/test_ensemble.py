@@ -77,6 +77,10 @@ def test_ensemble_cli_writes_a_run_that_fuse_can_read(tmp_path, capsys):
     assert float(rows[0]["prob_positive"]) == pytest.approx((0.9 + 0.1) / 2)
     summary = json.loads((out / "summary.json").read_text())
     assert "ten_crop" not in summary
+    acc = summary["accuracy"]  # run.log says what was made (it was left empty)
+    assert (out / "run.log").read_text().endswith(
+        f" INFO ensemble of 2 runs ({runs[0]}, {runs[1]}): accuracy {acc['mean']:.3f} +- "
+        f"{acc['std']:.3f} (centre crop)\n")
     # a finished ensemble is not recomputed; other members are refused
     assert main(["ensemble", *runs, "--out", str(out)]) == 0
     c = _run(tmp_path / "c", [0.8, *a[1:]])  # another network than runs[0]'s

@@ -662,7 +662,7 @@ def train_fold_with_extra(cfg: RunConfig, model: nn.Module, images: np.ndarray,
         if name == "progressive":
             # DDP: rank 0 scores, draws and writes removal.csv; every rank gets its draw
             rows = train[distributed.on_main(_progressive_keep, cfg, model, images, labels,
-                                             joint, train, train_cfg.seed, fdir)]
+                                             joint, train, train_cfg.seed, fdir, k)]
             if len(np.unique(labels[rows])) < 2:
                 # a network confident on (almost) nothing drops (almost) every image: a set
                 # of one class can only teach "always that class", so the stage is skipped
@@ -714,7 +714,7 @@ def _finished_stage(model: nn.Module, weights: Path, hist_file: Path, k: int,
 
 def _progressive_keep(cfg: RunConfig, model: nn.Module, images: np.ndarray,
                       labels: np.ndarray, joint: JointSet, train: np.ndarray, seed: int,
-                      fdir: Path) -> np.ndarray:
+                      fdir: Path, k: int) -> np.ndarray:
     """Bool mask over ``train``: the rows that survive the selection step (``removal.csv``)."""
     names = [joint.dataset.names[i] for i in train]
     file = fdir / "removal.csv"
@@ -726,8 +726,8 @@ def _progressive_keep(cfg: RunConfig, model: nn.Module, images: np.ndarray,
         candidates = joint.is_extra(train) if cfg.progressive_scope == "extra" else None
         keep = progressive_filter(scores, np.random.default_rng(seed), candidates)
         write_removal(file, names, labels[train], scores, keep)
-    log.info("%s, selection: removed %d of %d training images (%d of them extra)",
-             fdir.name, int((~keep).sum()), len(keep), int((~keep & joint.is_extra(train)).sum()))
+    log.info("fold %d, selection: removed %d of %d training images (%d of them extra)",
+             k, int((~keep).sum()), len(keep), int((~keep & joint.is_extra(train)).sum()))
     return keep
 
 

@@ -368,6 +368,10 @@ def ensemble(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                 + "\n| member run | its own accuracy (centre crop) | column averaged |\n"
                 "|---|---|---|\n" + members + "\n")
             run.write_json(SUMMARY, summary)  # written last: marks the ensemble done
+            # (run.log was left empty: the console's line is the CLI's, said of the summary)
+            run.log_only(f"ensemble of {len(runs)} runs ({', '.join(map(str, runs))}): "
+                         f"accuracy {mean_std_text(summary['accuracy'], len(summary['folds']))}"
+                         " (centre crop)")
         return run.read_json(SUMMARY)
 
 
