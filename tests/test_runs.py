@@ -822,6 +822,9 @@ def test_a_resume_with_other_options_names_the_command_the_run_started_with(tmp_
     assert said.endswith(f"; ...; see {out / 'config.json'}): give the options it was started "
                          f"with (it was started as `vsent pcnn --data 'my data' --out {out}`)")
     assert "--overwrite" not in said
+    with pytest.raises(VsentError, match=r"\); if the data moved, a link at the stored path to "
+                                         "its new folder, and no --data, continues it$"):
+        _open(out, {**CFG, "data": str(tmp_path)}, resume=True)  # (only the data differs)
     with pytest.raises(VsentError, match=r"\): pass --overwrite to start again, or choose "
                                          "another --out$"):
         _open(out, other)  # (no --resume: a new run wanted)

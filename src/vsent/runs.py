@@ -675,9 +675,11 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
         keys = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
         shown = "; ".join(diff[:3]) + ("; ..." if len(diff) > 3 else "")
         if resume and resume_asked:  # (--overwrite is not what one continuing a run wants)
+            moved = ("; if the data moved, a link at the stored path to its new folder, and "
+                     "no --data, continues it" if names == ["data"] else "")
             raise VsentError(
                 f"--resume: {out} already holds a run made with other {keys} ({shown}; see "
-                f"{file}): give the options it was started with{_started_as(out)}")
+                f"{file}): give the options it was started with{_started_as(out)}{moved}")
         raise VsentError(f"{out} already holds a run made with other {keys} ({shown}; see "
                          f"{file}): pass --overwrite to start again, or choose another --out")
     finished = done is not None and (out / done).exists()
