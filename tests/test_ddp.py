@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import faulthandler
 import json
+import logging
 import os
 import socket
 import sys
@@ -685,7 +686,7 @@ def test_a_rank_that_exits_2_ends_the_launch_with_2_and_no_traceback(tmp_path):
             assert "closing signal SIGTERM" in proc.stderr
 
 
-def test_an_interrupted_agent_exits_as_signalled_without_a_traceback(monkeypatch):
+def test_an_interrupted_agent_exits_as_signalled_without_a_traceback(monkeypatch, caplog):
     """torchrun's agent, stopped by the launcher's Ctrl-C / SIGTERM, raised SignalException: a
     page of traceback under the launcher's one interrupt line."""
     import signal
@@ -694,12 +695,18 @@ def test_an_interrupted_agent_exits_as_signalled_without_a_traceback(monkeypatch
     from torch.distributed.elastic.multiprocessing.api import SignalException
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        def stopped(args, sig=sig):
+        def stopped(args, sig=sig):  # torchrun's own warnings of such a stop, then its raise
+            logging.getLogger("torch.distributed.elastic.agent.server.api").warning(
+                "Received %s death signal, shutting down workers", sig)
+            logging.getLogger("torch.distributed.elastic.multiprocessing.api").warning(
+                "Sending process %s closing signal %s", 12675, "SIGTERM")
             raise SignalException(f"Process 1 got signal: {sig}", sigval=sig)
 
         monkeypatch.setattr(torchrun, "run", stopped)
+        caplog.clear()
         assert distributed.torchrun_main(["--standalone", "--nproc-per-node=2", "x.py"]) == (
             128 + sig)
+        assert caplog.records == []  # (the launcher's one line says it)
 
 
 def test_check_launch_checks_a_file_init_exists_without_loading_weights(make_twitter_like,

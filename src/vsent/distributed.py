@@ -594,6 +594,9 @@ def torchrun_main(args: Sequence[str]) -> int:
     agent_log = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
     quiet = _QuietUserError(agent_log)
     agent_log.addFilter(quiet)
+    # "Received 2 death signal, shutting down workers": the launcher's line says the stop
+    server_log = logging.getLogger("torch.distributed.elastic.agent.server.api")
+    server_log.addFilter(_no_death_signal)
     try:
         run(parse_args(list(args)))
     except ChildFailedError as e:
@@ -602,10 +605,17 @@ def torchrun_main(args: Sequence[str]) -> int:
             return EXIT_USER_ERROR
         raise
     except SignalException as e:  # stopped the ranks on Ctrl-C / SIGTERM: the launcher says
-        return 128 + int(e.sigval)  # so in one line (this was a page of traceback before it)
+        quiet.held.clear()  # so in one line (this was a page of traceback, then three
+        return 128 + int(e.sigval)  # warnings: the signal, a "closing signal" per rank)
     finally:
-        quiet.release()  # (held lines of a stop that was not for a user error: Ctrl-C)
+        quiet.release()  # (held lines of a stop that was not for a user error)
+        agent_log.removeFilter(quiet)
+        server_log.removeFilter(_no_death_signal)
     return 0
+
+
+def _no_death_signal(record: logging.LogRecord) -> bool:
+    return "death signal" not in str(record.msg)
 
 
 def _follow_launcher() -> None:
