@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -576,6 +577,27 @@ def test_cli(tmp_path, run_dir, capsys):
     assert main(["layers", "--run", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert capsys.readouterr().err == (f"vsent: error: {tmp_path / 'nope'}: no such file or "
                                        "directory\n")  # (robust36 #13: "not a crossval run")
+
+
+def test_a_damaged_result_or_feature_record_is_computed_again(tmp_path, run_dir, caplog):
+    """results/fold<k>/<layer>.json or features/fold<k>/meta.json cut or edited: a
+    JSONDecodeError traceback (robust39 #1); now removed with a warning and computed again,
+    as a cut feature or kernel file is, to the same table."""
+    out = tmp_path / "layers"
+    cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", folds=(1, 2))
+    first = layer_probes(cfg, out, progress=False)
+    result = out / "results/fold1/features.block1.json"
+    result.write_text('{"broken')
+    (out / "results/fold2/fc.json").write_text("[]")  # valid JSON, not a result
+    (out / "results/fold2/pool.json").unlink()  # needs fold 2's features: their record is
+    (out / "features/fold2/meta.json").write_text("garbage")  # damaged too
+    (out / "layers.json").unlink()  # (a finished run is shown, not probed)
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        again = layer_probes(cfg, out, progress=False)
+    assert again == first
+    assert f"{result}: unreadable (" in caplog.text and "removed; probed again" in caplog.text
+    assert f"{out / 'features/fold2/meta.json'}: unreadable (" in caplog.text
+    assert json.loads(result.read_text())["layer"] == "features.block1"
 
 
 def test_a_stored_kernel_that_cannot_be_read_is_computed_again_from_its_features(tmp_path):

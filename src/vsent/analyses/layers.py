@@ -675,7 +675,9 @@ def _probe_fold(cfg: LayersConfig, run: Any, fold: Any, rundir: RunDir,
     _check_fold_model(run, k, feat_dir, res_dir, rundir)
     train, test = np.sort(fold.train), np.sort(fold.test)
     rows = np.concatenate([train, test])
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
+    for res_path in sorted(res_dir.glob("*.json")):  # (a damaged one is probed again)
+        _stored_json(res_path, ("layer", "dim"), "probed again")
+    meta = _stored_json(meta_path, ("rows", "layers", "n_train", "info"), "extracted again")
     if meta is not None and meta["rows"] != rows.tolist():
         meta = None  # features of another split: redo
     # all probe layers of the model (recorded at extraction; older records lack them)
@@ -708,6 +710,30 @@ def _probe_fold(cfg: LayersConfig, run: Any, fold: Any, rundir: RunDir,
         for n in meta["layers"]:
             (feat_dir / f"{n}.npy").unlink(missing_ok=True)
     return names
+
+
+def _stored_json(path: Path, keys: Sequence[str], redo: str) -> dict[str, Any] | None:
+    """The derived record ``path`` (a fold's probe result, its features' ``meta.json``), or
+    None when it is absent or damaged (cut by a full disk, edited: it was a JSONDecodeError
+    traceback): a damaged one is removed, with a warning, and ``redo`` (computed again), as
+    a cut feature or kernel file is."""
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        why = one_line(e)
+    else:
+        if isinstance(record, dict) and all(k in record for k in keys):
+            return record
+        why = f"no {', '.join(keys)}"
+    try:
+        path.unlink()
+    except OSError as e:  # (a folder of that name)
+        raise VsentError(f"{path}: unreadable ({why}) and cannot be removed "
+                         f"({one_line(e)}): remove it, then run the command again") from None
+    log.warning("%s: unreadable (%s), removed; %s", path, why, redo)
+    return None
 
 
 def _probe_layer(probe: ProbeConfig, feat_dir: Path, name: str, k: int, info: dict[str, Any],
@@ -863,9 +889,10 @@ def summarize(rundir: RunDir, layers: Sequence[str], folds: Sequence[int],
     for name in layers:
         records = []
         for k in folds:
-            p = rundir / f"results/fold{k}/{name}.json"
-            if p.exists():
-                records.append(json.loads(p.read_text()))
+            record = _stored_json(rundir / f"results/fold{k}/{name}.json", ("layer", "dim"),
+                                  "probed again by the next run")
+            if record is not None:
+                records.append(record)
         if not records:
             continue
         entry: dict[str, Any] = {"dim": records[0]["dim"], "pooled": records[0].get("pooled")}
