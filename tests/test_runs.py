@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -930,3 +931,31 @@ def test_a_row_generators_own_error_is_not_reported_as_the_file_not_written(tmp_
         rd.write_csv("rows.csv", rows(), ["a"])
     assert not (tmp_path / "run" / "rows.csv").exists()
     rd.close()
+
+
+def test_a_run_folder_that_cannot_be_written_says_so(tmp_path, monkeypatch):
+    """A read-only run folder (robust39 #2) was told to "free that name or make room", with
+    the temporary file's name; that advice stays for a name taken or a full disk."""
+    import errno
+
+    import vsent.runs
+
+    out = tmp_path / "r"
+    rd = open_run_dir(out, CFG)
+    rd.close()
+    for code, said in (
+            (errno.EACCES, f"{out / 'x.json'}: cannot be written (Permission denied): its folder "
+                           "is not writable here; make it writable, or copy the run to a folder "
+                           "that is and continue it there"),
+            (errno.EROFS, f"{out / 'x.json'}: cannot be written (Read-only file system): its "
+                          "folder is not writable here; make it writable, or copy the run to a "
+                          "folder that is and continue it there"),
+            (errno.EISDIR, f"{out / 'x.json'}: cannot be written ([Errno 21] Is a directory: "
+                           "'.x.json.tmp'): free that name or make room, then resume the run")):
+        def refused(path, text, code=code):
+            raise OSError(code, os.strerror(code), ".x.json.tmp")
+
+        monkeypatch.setattr(vsent.runs, "atomic_write_text", refused)
+        with pytest.raises(VsentError) as e:
+            rd.write_json("x.json", {})
+        assert str(e.value) == said

@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import errno
 import functools
 import hashlib
 import json
@@ -354,6 +355,11 @@ def writing(path: Path) -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield
     except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):  # (the temporary file's name
+            raise VsentError(                                    # it failed on is no help)
+                f"{path}: cannot be written ({e.strerror}): its folder is not writable here; "
+                "make it writable, or copy the run to a folder that is and continue it "
+                "there") from None
         raise VsentError(f"{path}: cannot be written ({one_line(e)}): free that name or make "
                          "room, then resume the run") from None
 
