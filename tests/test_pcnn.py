@@ -169,6 +169,15 @@ def test_pcnn_command_writes_its_run_directory(make_learnable, tmp_path):
     assert main(args) == 0
     assert main([*args, "--resume"]) == 0
     assert (out / "model.pt").stat().st_mtime_ns == before
+    # a stage's history damaged before the summary was written: left out of it, with a
+    # warning (it was a JSONDecodeError traceback after both stages had trained)
+    assert summary["stage1_final"]["epoch"] == 3
+    (out / "summary.json").unlink()
+    (out / "stage1" / "history.json").write_text('{"cut')
+    assert main([*args, "--resume"]) == 0
+    again = json.loads((out / "summary.json").read_text())
+    assert "stage1_final" not in again and again["stage2_final"] == summary["stage2_final"]
+    assert (out / "model.pt").stat().st_mtime_ns == before
 
 
 def test_stage_2_trains_on_exactly_the_images_kept(make_learnable, tmp_path, monkeypatch):

@@ -73,7 +73,7 @@ from vsent.data.extra import (
     write_removal,
 )
 from vsent.data.leakage import check_other_data, quiet_logs
-from vsent.errors import VsentError
+from vsent.errors import VsentError, one_line
 from vsent.evaluate import predict_proba
 from vsent.files import file_sha256
 from vsent.metrics import SCALARS
@@ -322,8 +322,13 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
     for stage in ("stage1", "stage2"):
         hist_file = run / stage / "history.json"
         if hist_file.exists():
-            last = json.loads(hist_file.read_text())[-1]
-            summary[f"{stage}_final"] = {k: last[k] for k in ("epoch", "loss", "train_accuracy")}
+            try:  # (a record of the stage, not its result: a damaged one is left out)
+                last = json.loads(hist_file.read_text())[-1]
+                summary[f"{stage}_final"] = {k: last[k]
+                                             for k in ("epoch", "loss", "train_accuracy")}
+            except (OSError, ValueError, LookupError, TypeError) as e:
+                log.warning("%s: unreadable (%s); the summary leaves out %s's last epoch",
+                            hist_file, one_line(e), stage)
     run.write_text("summary.md", _progressive_markdown(summary, report))
     run.write_json("summary.json", summary)  # last: it marks the run finished
     return summary
