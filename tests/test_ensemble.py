@@ -83,6 +83,13 @@ def test_ensemble_cli_writes_a_run_that_fuse_can_read(tmp_path, capsys):
         f"{acc['std']:.3f} (centre crop)\n")
     # a finished ensemble is not recomputed; other members are refused
     assert main(["ensemble", *runs, "--out", str(out)]) == 0
+    # its runs in another order are the same ensemble (they were refused as "other runs,
+    # seed": the first member's seed, an option ensemble does not have)
+    made = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "run.log"}
+    capsys.readouterr()
+    assert main(["ensemble", *runs[::-1], "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith(f"ensemble accuracy {acc['mean']:.3f}")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != "run.log"} == made
     c = _run(tmp_path / "c", [0.8, *a[1:]])  # another network than runs[0]'s
     assert main(["ensemble", runs[0], str(c), "--out", str(out)]) == 2
     # the Python API writes the same run (the command is a thin layer over it)

@@ -351,6 +351,7 @@ def ensemble(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     starts again. The members' seeds and descriptions are not compared with a stored
     ensemble's (older ensembles lack them), only :data:`DEFINING_KEYS`.
     """
+    runs = _stored_order(runs, out)
     res = ensemble_runs(runs)
     summary, rows = res["summary"], res["rows"]
     with open_run_dir(out, res["config"], resume=True, overwrite=overwrite, done=SUMMARY,
@@ -373,6 +374,20 @@ def ensemble(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                          f"accuracy {mean_std_text(summary['accuracy'], len(summary['folds']))}"
                          " (centre crop)")
         return run.read_json(SUMMARY)
+
+
+def _stored_order(runs: Sequence[str | os.PathLike], out: str | os.PathLike) -> list:
+    """``runs`` in the order ``out``'s ensemble lists them, when they are its runs in another
+    order: the mean is the same, and the stored ensemble is that one (it was refused as made
+    with other runs and another seed, the first member's, which the user never gave)."""
+    try:
+        stored = json.loads((Path(out) / CONFIG).read_text())["runs"]
+        where = {str(Path(r).resolve()): r for r in runs}
+        if len(stored) == len(where) == len(runs) and set(stored) == set(where):
+            return [where[r] for r in stored]
+    except (OSError, ValueError, TypeError, KeyError):
+        pass  # (no ensemble there, or one open_run_dir says is damaged)
+    return list(runs)
 
 
 def copy_folds(first_run: str | os.PathLike, out: str | os.PathLike) -> None:
