@@ -121,6 +121,9 @@ def test_runs_on_other_images_folds_or_labels_are_refused_by_name(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(VsentError, match=r"empty: not a finished run"):
         compare_runs(a, tmp_path / "empty")
+    (tmp_path / "empty" / "config.json").write_text('{"command": "regions"}')  # robust39 #4
+    with pytest.raises(VsentError, match=r"empty: a `vsent regions` run, not a finished run \("):
+        compare_runs(a, tmp_path / "empty")
     # killed during a crossval --fusion: its predictions.csv is the CNN's, not the fused one
     unfinished = _run(tmp_path / "unfinished", A, labels=LABELS, folds=FOLDS)
     (unfinished / "summary.json").unlink()

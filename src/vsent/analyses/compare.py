@@ -17,6 +17,7 @@ fold's training images (the benchmark's own leak).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -52,8 +53,20 @@ def check_finished_run(run: str | os.PathLike, kind: str = "run",
         raise VsentError(f"{run}: no such file or directory")
     if not all((run / name).is_file() for name in files):
         needs = ", ".join(files[:-1]) + f" and {files[-1]}" if len(files) > 1 else files[0]
-        raise VsentError(f"{run}: not a finished {kind} (needs {needs})")
+        raise VsentError(f"{run}: {_made_by(run)}not a finished {kind} (needs {needs})")
     return run
+
+
+def _made_by(run: Path) -> str:
+    """``"a `vsent regions` run, "`` when ``run`` is another command's run (a layers or
+    regions run was only said to be "not a finished run"), else ""."""
+    try:
+        command = json.loads((run / CONFIG).read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if not isinstance(command, str) or command in ("crossval", "ensemble", "fuse"):
+        return ""
+    return f"a `vsent {command}` run, "
 
 
 def scores_source(run: str | os.PathLike, ten_crop: bool = False) -> tuple[Path, str]:
