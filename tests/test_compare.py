@@ -453,6 +453,11 @@ def test_cli_json_never_replaces_a_file_that_is_no_comparison(tmp_path, capsys):
         assert capsys.readouterr().err.strip() == (
             f"vsent: error: --json {folder}: is a folder; give the name of a file")
     assert json.loads(notes.read_text())["scores_b"].endswith("predictions.csv:prob_positive")
+    # a folder that is not there: said before the comparison (robust39 #5: after it)
+    assert main(["compare", str(a), str(b), "--json", str(tmp_path / "no" / "c.json")]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == (
+        f"vsent: error: {tmp_path / 'no' / 'c.json'}: cannot write (no folder {tmp_path / 'no'})\n")
 
 
 def test_cli_json_records_the_files_it_compared_and_which_vsent(tmp_path, capsys):

@@ -7,6 +7,7 @@ the images only one run gets right, exact McNemar test, per-fold differences, Ho
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def _check_json_out(out: Path, runs: list[str], overwrite: bool) -> None:
     """VsentError when ``--json`` would write over a file of a compared run (its summary,
     predictions or config: the run would be damaged), or, unless ``overwrite``, over a file
     that is no earlier comparison."""
+    from vsent.errors import VsentError
     from vsent.files import check_not_an_input, check_replaceable
 
     check_not_an_input(out, [Path(run, *name) for run in runs for name in (
@@ -94,6 +96,11 @@ def _check_json_out(out: Path, runs: list[str], overwrite: bool) -> None:
         ("fusion", "predictions.csv"))], "--json")
     check_replaceable(out, "--json", "comparison of vsent compare", _is_comparison,
                       overwrite=overwrite)
+    # (found after the comparison was printed: its file is what a script asked for)
+    if not out.parent.is_dir():
+        raise VsentError(f"{out}: cannot write (no folder {out.parent})")
+    if not os.access(out.parent, os.W_OK):
+        raise VsentError(f"{out}: cannot write (its folder is not writable)")
 
 
 def _is_comparison(path: Path) -> bool:
