@@ -739,6 +739,14 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     assert "fold 1: " in caplog.text and "one pixel off" in caplog.text
     with np.load(out / "fold1" / "regions.npz") as z:
         assert str(z["boxes_origin"]) == R.BOXES
+    assert "had no proposal" not in caplog.text
+    # no box can be that large: every image's region is the whole image, said (robust39 #6:
+    # only cost.json's fallback_images told)
+    assert main([*argv[:4], str(tmp_path / "flat"), *argv[5:], "--min-box-area",
+                 "100000000"]) == 0
+    n = len(ds)
+    assert (f"{n} of {n} test images had no proposal (none of --min-box-area 100000000 px or "
+            "more in the image downscaled to") in caplog.text
 
 
 def test_regions_refuses_changed_data_and_other_folds_models_and_rescores_damage(

@@ -792,6 +792,11 @@ def evaluate_regions(
         rd.write_csv("predictions.csv", rows, list(rows[0]))
         cost = _cost(all_res, cfg)
         cost["total_seconds"] = timer.elapsed
+        if cost["fallback_images"] > cost["images"] / 10:  # (a flat image or two is normal)
+            log.warning("%d of %d test images had no proposal (none of --min-box-area %d px or "
+                        "more in the image downscaled to %d px): their only region is the "
+                        "whole image, so AR equals global there", cost["fallback_images"],
+                        cost["images"], cfg.proposals.min_box_area, cfg.proposals.max_side)
         rd.write_json("cost.json", cost)
         # a resume may change what only selects or presents (beta, seed, K sweep, folds): the
         # tables and overlays are this session's, and so is the config beside them
