@@ -128,6 +128,11 @@ def test_torchscript_export_gives_pytorch_probabilities(tmp_path, name):
 
     assert json.loads(meta["vsent.exported_with"]) == {"vsent": vsent.__version__,
                                                        "torch": torch.__version__}
+    # the archive's root was named after the temporary file written (its pid and host in a
+    # file meant to be shipped, and two exports differed; robust39 #7), now after --out
+    with zipfile.ZipFile(out) as z:
+        assert {n.split("/")[0] for n in z.namelist()} == {"model"}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
 @pytest.mark.parametrize("oversample", [False, True])

@@ -26,6 +26,7 @@ Predictor's own, so every engine gives the same rows.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import errno
 import itertools
@@ -213,23 +214,27 @@ def _export(model: nn.Module, out: Path, metadata: Mapping[str, str],
     wrapped = _WithSoftmax(model).eval()
     example = torch.randn(2, 3, pre.crop, pre.crop, generator=torch.Generator().manual_seed(0))
     tmp = temp_path(out)  # (one name per writer: two exports of one --out never share it)
+    # TorchScript names the root of its archive after the file it writes: the final name, in
+    # a folder of its own (the temporary name, its pid and host, was in every export)
+    work = tmp if format == "onnx" else tmp / out.name
     try:  # before the export: a folder it cannot write to fails here, named
-        tmp.open("wb").close()
+        work.parent.mkdir(exist_ok=True)
+        work.open("wb").close()
     except OSError as exc:
         raise ExportError(f"--out {out}: cannot write it ({exc.strerror})") from None
     diff = None
     try:
         try:
             if format == "onnx":
-                _write_onnx(wrapped, example, tmp, metadata, opset, out)
+                _write_onnx(wrapped, example, work, metadata, opset, out)
             else:
-                _write_torchscript(wrapped, example, tmp, metadata)
+                _write_torchscript(wrapped, example, work, metadata)
         except OSError as exc:  # a full disk names --out, not the file written before renaming
             if exc.errno not in DISK_FULL:
                 raise
             raise OSError(exc.errno, exc.strerror, str(out)) from None
         if verify:  # before the rename: a failed export never replaces a good one
-            diff = verify_export(model, tmp)
+            diff = verify_export(model, work)
             if not np.isfinite(diff):  # ``nan > TOLERANCE`` is False: NaN would pass
                 bad = non_finite_tensors(model)
                 why = (f"the model's weights hold NaN/inf ({', '.join(bad[:3])}"
@@ -239,9 +244,12 @@ def _export(model: nn.Module, out: Path, metadata: Mapping[str, str],
             if diff > TOLERANCE:
                 raise ExportError(f"{out}: the {format} export differs from PyTorch by "
                                   f"{diff:.2e} (> {TOLERANCE:g}) in probability; not written")
-        os.replace(tmp, out)
+        os.replace(work, out)
     finally:
-        tmp.unlink(missing_ok=True)
+        work.unlink(missing_ok=True)
+        if work != tmp:
+            with contextlib.suppress(OSError):
+                tmp.rmdir()
     return {"out": str(out), "format": format, "max_abs_diff": diff}
 
 
