@@ -423,6 +423,13 @@ def test_bad_requests(server):
     # the image sent as text (curl -F "files=<a.jpg") is named as such
     r = httpx.post(f"{server.url}/v1/predict", files={"files": (None, "JFIF...")})
     assert r.status_code == 422 and "'files' holds text, not a file" in r.json()["detail"]
+    # a sound body of too many fields is no "malformed multipart body" (robust39 #9)
+    r = httpx.post(f"{server.url}/v1/predict",
+                   files=[("files", ("a.jpg", image_bytes(1), "image/jpeg"))]
+                   + [(f"x{i}", (None, "1")) for i in range(101)])
+    assert r.status_code == 422 and r.json()["detail"] == (
+        "more than 100 form fields in one request (options are a few fields; images go in "
+        "'files')")
     # a file named only in RFC 5987's form (filename*=): the parser reads no name (prac37 #8)
     body = (b"--B\r\nContent-Disposition: form-data; name=\"files\"; "
             b"filename*=UTF-8''caf%C3%A9.jpg\r\nContent-Type: image/jpeg\r\n\r\n"
@@ -1049,6 +1056,12 @@ def test_cli_builds_the_app_from_its_options(checkpoint, monkeypatch, capsys):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+    # an image limit above the request's is never reached: the banner says the one in force
+    # (it said the other, robust39 #9)
+    assert main(["serve", "--model", str(checkpoint), "--port", "0", "--max-upload-mb", "100",
+                 "--max-request-mb", "10"]) == 0
+    assert ("limits: 10 MiB an image (the request's: --max-upload-mb 100 is above "
+            "--max-request-mb), 10 MiB a request,") in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------------

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         where += f" (onnxruntime {provider})"
     print(f"vsent serve: {(card.get('model') or {}).get('name') or 'model'} from {args.model} "
           f"on {where}; options {', '.join(served)}; limits: "
-          f"{args.max_upload_mb:g} MiB an image, {args.max_request_mb:g} MiB a request, "
+          f"{_upload_limit(args)}, {args.max_request_mb:g} MiB a request, "
           f"{limits.max_pixels} pixels, {limits.max_images} images, {limits.timeout_s:g} s, "
           f"{limits.max_inflight} requests at once", file=sys.stderr)
     # a malformed body is answered 422 and its reason logged by the service: the parser's own
@@ -151,3 +151,12 @@ def _check_region_settings(args: argparse.Namespace, served: bool) -> None:
     if given and not served:
         raise VsentError(f"{', '.join(given)}: this model serves no regions (an export or a "
                          "late-fused model), so the setting would be ignored")
+
+
+def _upload_limit(args: argparse.Namespace) -> str:
+    """The banner's image limit: an image is part of its request, so a --max-upload-mb above
+    --max-request-mb is never reached (the banner said the one that is not)."""
+    if args.max_upload_mb <= args.max_request_mb:
+        return f"{args.max_upload_mb:g} MiB an image"
+    return (f"{args.max_request_mb:g} MiB an image (the request's: --max-upload-mb "
+            f"{args.max_upload_mb:g} is above --max-request-mb)")

@@ -75,6 +75,8 @@ HEATMAP_MAX_SIDE = 512
 OPTIONS = ("oversample", "explain", "regions")
 #: Counted for a client that disconnected before its request was read (nginx's code).
 CLIENT_GONE = 499
+#: Form fields (options) in one request, beside its files (Starlette's default bound).
+MAX_FIELDS = 100
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -389,13 +391,16 @@ class Service:
             raise HTTPProblem(413, f"request of {int(size)} bytes is above the limit of {limit} "
                                    "(--max-request-mb)")
         parser = _WholeBodyParser(request.headers, _counted(request.stream(), limit),
-                                  max_files=self.limits.max_images, max_fields=100)
+                                  max_files=self.limits.max_images, max_fields=MAX_FIELDS)
         try:
             form = await parser.parse()
         except MultiPartException as e:
             if "Too many files" in e.message:
                 raise HTTPProblem(413, f"more than {self.limits.max_images} images in one "
                                        "request (--max-images)") from None
+            if "Too many fields" in e.message:  # (a sound body: "malformed" sent them looking)
+                raise HTTPProblem(422, f"more than {MAX_FIELDS} form fields in one request "
+                                       "(options are a few fields; images go in 'files')") from None
             raise HTTPProblem(422, f"malformed multipart body: {e.message}") from None
         cut = parser.unfinished()
         if cut is not None:
