@@ -781,6 +781,17 @@ def test_cli_errors_exit_2(capsys, tmp_path):
     assert main(["reproduce", "sun2016", "--run", str(tmp_path), "--out",
                  str(tmp_path / "o")]) == 2
     assert "not a finished crossval run" in capsys.readouterr().err
+    # options the run decides were ignored (a --data not there passed; --init went into the
+    # report's command line): refused (robust39 #10)
+    for extra, said in ((["--init", "random"], "--init does not apply with --run: the run's own "
+                                               "fold models are analysed"),
+                        (["--data", str(tmp_path / "nope")], "--data does not apply with --run: "
+                                                            "the run's own data is analysed "
+                                                            "(its config.json names it)")):
+        assert main(["reproduce", "sun2016", "--run", str(tmp_path), "--out",
+                     str(tmp_path / "o"), *extra]) == 2
+        assert capsys.readouterr().err == f"vsent: error: {said}\n"
+    assert not (tmp_path / "o").exists()
 
 
 def test_cli_sun2016_quick_on_an_existing_run(campos, tmp_path, monkeypatch, capsys):

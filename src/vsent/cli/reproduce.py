@@ -71,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
     out = args.out = args.out or f"runs/reproduce/{args.paper}{'-quick' if args.quick else ''}"
     plan = make_plan(args.paper, args.data, quick=args.quick, init=args.init,
                      device=args.device, seed=args.seed, run=args.run)
+    if args.run is not None and any(a == "--data" or a.startswith("--data=")
+                                    for a in getattr(args, "argv", [])):
+        from vsent.errors import VsentError  # (it was ignored, even a folder that is not there)
+
+        raise VsentError("--data does not apply with --run: the run's own data is analysed "
+                         "(its config.json names it)")
     command = command_line(args.paper, quick=args.quick, out=out, data=args.data,
                            init=args.init, device=args.device, resume=args.resume,
                            run=args.run, seed=args.seed,

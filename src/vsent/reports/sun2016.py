@@ -90,6 +90,9 @@ class Sun2016(Paper):
             reductions = ["early fusion skipped (it scores every training image's proposals "
                           "too)"]
         if run is not None:
+            if init is not None:  # (it was ignored, and the report's command line showed it)
+                raise VsentError("--init does not apply with --run: the run's own fold models "
+                                 "are analysed")
             return Sun2016Plan(template=None, regions=regions, run=str(run),
                                reductions=reductions)
         if quick:
