@@ -925,6 +925,22 @@ def test_sun2016_on_the_three_subsets(tmp_path, make_twitter_like, monkeypatch):
     best = next(c for c in _md_rows(md, "Table 1") if "best K" in c[0])
     assert best[2::2][:3] == ["88.94 % (K = 11)", "84.90 % (K = 13)", "80.33 % (K = 11)"]
     assert "- data: `" in md and "(subset five, four, three, folds campos)" in md
+    # the reproduction moved whole, one sub-run's table cut: --resume makes it again from its
+    # stored scores (it was "unreadable", then a step taken as done read "not run", robust39
+    # #11), the regions sub-run known beside its moved crossval run by its predictions
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    table = moved / "regions-four" / "table1.json"
+    before = json.loads(table.read_text())["results"]
+    table.write_text('{"x": [')
+    (moved / "steps.json").write_text('{"x": [')
+    with pytest.raises(VsentError, match=r"steps.json: unreadable \(.*\); delete it, and "
+                                         r"--resume makes it again$"):
+        R.reproduce(plan, moved, resume=True, progress=False)
+    (moved / "steps.json").unlink()
+    R.reproduce(plan, moved, resume=True, progress=False)
+    assert json.loads(table.read_text())["results"] == before
+    assert "not run" not in (moved / "report.md").read_text()
 
 
 def test_reproduce_never_deletes_the_run_it_analyses(campos, tmp_path, capsys):

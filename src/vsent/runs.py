@@ -813,19 +813,24 @@ class CrossvalRun:
 
 def run_moved_since(out: str | Path, run: str | Path) -> Path | None:
     """Where the crossval run was when the analysis stored in ``out`` (fuse, regions, layers)
-    was made from it, when ``out`` lies inside the run, the run has been copied or moved since
+    was made from it, when ``out`` lies inside the run (or beside it, a reproduction's
+    sub-runs), the run has been copied or moved since
     (trial32 #4: a copied run's own fusion read as another run's; session 36: regions and
     layers refused to continue in a moved run) and ``out``'s :data:`INPUTS` holds the SHA-256
     of the run's predictions as they are now. None otherwise: nothing stored, the same place,
     an analysis of another run written into this one's folder, or one made before
     :data:`INPUTS` (refused as another run's by the config comparison, review33 #2)."""
-    here = Path(run).resolve()
+    here, where = Path(run).resolve(), Path(out).resolve()
     try:
         then = read_config(out).get("run")
     except VsentError:  # none stored (or damaged: open_run_dir says so)
         return None
-    if not isinstance(then, str) or Path(then) == here or \
-            not Path(out).resolve().is_relative_to(here):
+    if not isinstance(then, str) or Path(then) == here:
+        return None
+    # inside the run, or beside it as a reproduction's sub-runs are (crossval-five/ and
+    # regions-five/ of a reproduction folder copied or moved whole)
+    beside = where.parent == here.parent and Path(then).name == here.name
+    if not (where.is_relative_to(here) or beside):
         return None
     try:
         made_from = read_record(Path(out) / INPUTS, "inputs (file: SHA-256)")

@@ -825,6 +825,10 @@ def scored_with_current_models(run_dir: str | Path, out: str | Path) -> bool:
     out = Path(out)
     if not (out / "cost.json").exists():
         return False
+    try:  # the table a report reads, deleted or cut: the run (resumed) writes it again
+        json.loads((out / "table1.json").read_text())
+    except (OSError, ValueError):
+        return False
     files = sorted(out.glob("fold*/regions.npz"))
     if not files:
         return not any(Path(run_dir).glob(f"fold*/{FOLD_MODEL}"))

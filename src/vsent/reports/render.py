@@ -51,22 +51,24 @@ ONE_CLASS_UNKNOWN = "unknown"
 # rows and tables
 
 
-def read_json(path: Path, default: Any = None) -> Any:
+def read_json(path: Path, default: Any = None, remedy: str = "") -> Any:
     """A sub-run's JSON file, or ``default`` when it has not been written (yet).
 
     A file that cannot be read or parsed, or (when ``default`` is a dict or list) holds
-    another JSON type, is a :class:`VsentError` naming it.
+    another JSON type, is a :class:`VsentError` naming it, ending with ``remedy`` when given
+    (what to do about it).
     """
     path = Path(path)
     if not path.exists():
         return default
+    tail = f"; {remedy}" if remedy else ""
     try:
         value = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise VsentError(f"{path}: unreadable ({e})") from None
+        raise VsentError(f"{path}: unreadable ({e}){tail}") from None
     if isinstance(default, dict | list) and not isinstance(value, type(default)):
         raise VsentError(f"{path}: unreadable (a JSON {type(value).__name__}, expected "
-                         f"{'an object' if isinstance(default, dict) else 'a list'})")
+                         f"{'an object' if isinstance(default, dict) else 'a list'}){tail}")
     return value
 
 

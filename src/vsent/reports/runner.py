@@ -201,8 +201,11 @@ class Session:
         self.rundir = rundir
         self.progress = progress
         self.only = None if only is None else set(only)
-        self.weights: dict[str, dict[str, Any]] = render.read_json(out / "weights.json", {})
-        self.steps: dict[str, dict[str, Any]] = render.read_json(out / "steps.json", {})
+        # (the reproduction's own bookkeeping: --resume makes it again from the sub-runs)
+        again = "delete it, and --resume makes it again"
+        self.weights: dict[str, dict[str, Any]] = render.read_json(out / "weights.json", {},
+                                                                   again)
+        self.steps: dict[str, dict[str, Any]] = render.read_json(out / "steps.json", {}, again)
         self._tried: dict[tuple, str | None] = {}
 
     def save(self) -> None:
