@@ -744,6 +744,22 @@ def test_a_layers_run_inside_its_crossval_run_continues_after_both_moved(tmp_pat
         layer_probes(dataclasses.replace(cfg, run=str(again)), again / "layers", progress=False)
 
 
+def test_a_run_whose_data_lost_an_image_is_said_to_have_changed(tmp_path, run_dir, twitter_like):
+    """An image of the run's data deleted since: the loader's "skip them with --skip-bad",
+    an option layers, regions and fuse do not have (robust39 #12); now the data-changed
+    refusal an edited image already got."""
+    load_dataset(twitter_like, "five").paths[3].unlink()
+    cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["fc"], folds=[1])
+    with pytest.raises(VsentError) as e:
+        layer_probes(cfg, tmp_path / "layers", progress=False)
+    said = str(e.value)
+    assert said.startswith(f"{twitter_like}: its images or labels changed since {run_dir} was "
+                           "trained on them: ") and "no such image" in said
+    assert said.endswith("; restore them, or train the run again (crossval --overwrite)")
+    assert "--skip-bad" not in said and "\n" not in said
+    assert not (tmp_path / "layers").exists()
+
+
 def test_a_moved_unfinished_run_is_refused_in_one_line_and_a_stop_after_a_move_continues(
         tmp_path, run_dir, monkeypatch):
     """review37 #1: a run without predictions.csv (unfinished) moved made run_moved_since

@@ -1013,15 +1013,25 @@ def make_data_change_error(data: str, since: str, then: Mapping[str, Any],
                       f"{file}): restore them, or {remedy}")
 
 
-def load_run_dataset(config: Mapping[str, Any]) -> Dataset:
-    """The dataset a run was made on, from its config.json entries (``data``, ``subset``,
-    ``skip_bad``), without decoding its images again, except for a ``--skip-bad`` run: the
-    images it left out are found again by decoding every image."""
+def load_run_dataset(config: Mapping[str, Any], run: str | Path) -> Dataset:
+    """The dataset the run ``run`` was made on, from its config.json entries (``data``,
+    ``subset``, ``skip_bad``), without decoding its images again, except for a ``--skip-bad``
+    run: the images it left out are found again by decoding every image. Data that no longer
+    loads (an image deleted since) is said to have changed since the run: the loader's own
+    advice, ``--skip-bad``, is no option of the commands that read a finished run."""
     from vsent.data.datasets import load_dataset
+    from vsent.errors import DataError
 
     skip_bad = bool(config.get("skip_bad", False))
-    return load_dataset(config["data"], config.get("subset", "five"), skip_bad=skip_bad,
-                        validate=skip_bad)
+    try:
+        return load_dataset(config["data"], config.get("subset", "five"), skip_bad=skip_bad,
+                            validate=skip_bad)
+    except DataError as e:
+        lines = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]
+        shown = "; ".join(lines[:3]) + ("; ..." if len(lines) > 3 else "")
+        raise VsentError(f"{config['data']}: its images or labels changed since {run} was "
+                         f"trained on them: {shown or one_line(e)}; restore them, or train the "
+                         "run again (crossval --overwrite)") from None
 
 
 def open_run(path: str | Path) -> CrossvalRun:
@@ -1044,7 +1054,7 @@ def open_run(path: str | Path) -> CrossvalRun:
     except (TypeError, ValueError, VsentError) as e:  # a dict that is no RunConfig
         raise VsentError(f"{path / CONFIG}: not a crossval config ({e})") from None
     check_run_data(path, stored)
-    dataset = load_run_dataset(config.to_dict())
+    dataset = load_run_dataset(config.to_dict(), path)
     check_data_record(path / DATA_RECORD, dataset, config.data, f"{path} was trained on them",
                       "train the run again (crossval --overwrite)")
     folds = make_folds(dataset, str(path / FOLDS))

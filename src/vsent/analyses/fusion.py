@@ -842,7 +842,7 @@ def _open_fused_run(run: str | os.PathLike) -> tuple[Path, dict[str, Any], Any, 
     cfg = read_config(run)
     check_run_data(run, cfg)  # (also: a config without 'data' is no crossval config)
     check_run_two_way(cfg, str(run))
-    dataset = load_run_dataset(cfg)
+    dataset = load_run_dataset(cfg, run)
     # an image replaced since: the CNN's probability is of the old one, the features of the
     # new one
     record, trained = _data_record(run, cfg)
