@@ -202,6 +202,29 @@ def test_cli_card_out_replaces_an_earlier_card_but_no_other_file(run_dir, tmp_pa
             f"vsent: error: --out {tmp_path}: is a folder; give the name of a file")
 
 
+def test_a_write_protected_output_file_is_kept(run_dir, tmp_path, capsys,
+                                                                 monkeypatch):
+    """A card the user made read-only (chmod a-w) was replaced (a rename needs only the
+    folder's permission) and left 0644 (robust39 #13); `vsent predict --out` refused it."""
+    import os
+
+    ckpt = run_dir / "fold2" / "model.pt"
+    card = tmp_path / "card.md"
+    assert main(["card", str(ckpt), "--out", str(card)]) == 0
+    before = card.read_bytes()
+    real = os.access  # (the tests run as root, whom no mode stops: the check is what is tested)
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if os.fspath(path) == str(card)
+                        else real(path, mode, **kw))
+    capsys.readouterr()
+    for extra in ([], ["--overwrite"]):
+        assert main(["card", str(run_dir / "fold1" / "model.pt"), "--out", str(card),
+                     *extra]) == EXIT_USER_ERROR
+        assert capsys.readouterr().err == (
+            f"vsent: error: --out {card}: is write-protected; make it writable, or choose "
+            "another file\n")
+    assert card.read_bytes() == before
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_card_of_an_export_is_read_from_its_metadata(tmp_path, capsys, fmt):
     if fmt == "onnx":

@@ -180,10 +180,15 @@ def check_replaceable(out: Path, option: str, kind: str, is_kind: Callable[[Path
                       *, overwrite: bool = False) -> None:
     """VsentError when the single-file output ``out`` exists and is not an earlier ``kind``
     (``is_kind(out)``, e.g. a vsent export): a checkpoint, a run's summary or any other file
-    given by mistake is kept, unless ``overwrite`` (the caller's ``--overwrite``). A folder is
-    refused either way: no file can replace it."""
+    given by mistake is kept, unless ``overwrite`` (the caller's ``--overwrite``). A folder,
+    and a file its user cannot write to, are refused either way."""
     if out.is_dir():
         raise VsentError(f"{option} {out}: is a folder; give the name of a file")
+    # (the file is replaced by a rename, which its own mode does not stop: a user's chmod
+    # a-w would be undone, as `vsent predict --out` refuses it)
+    if out.exists() and not os.access(out, os.W_OK):
+        raise VsentError(f"{option} {out}: is write-protected; make it writable, or choose "
+                         "another file")
     if not overwrite and out.exists() and not is_kind(out):
         raise VsentError(f"{option} {out}: exists and is no {kind}: choose another file, or "
                          "pass --overwrite to replace it")
