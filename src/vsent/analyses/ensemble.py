@@ -351,6 +351,7 @@ def ensemble(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     starts again. The members' seeds and descriptions are not compared with a stored
     ensemble's (older ensembles lack them), only :data:`DEFINING_KEYS`.
     """
+    check_many(runs, "ensemble", "crossval run folders")  # (before a string is read as runs)
     runs = _stored_order(runs, out)
     res = ensemble_runs(runs)
     summary, rows = res["summary"], res["rows"]
