@@ -144,12 +144,29 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
         yield s
     else:
         found = False
+        # ``**`` follows links to folders: a link to a parent (a loop) yielded one image
+        # dozens of times, its path longer each time; a folder met again is not scored again
+        seen: dict[str, str] = {}  # real folder -> the folder as first met
+        again: dict[str, str] = {}  # folder met again -> that first one
         for f in glob.iglob(s, recursive=True):
             found = True
-            if not os.path.isdir(f):
-                yield f
-            elif "**" not in s:
-                yield from walk_folder(f)
+            if os.path.isdir(f):
+                if "**" not in s:
+                    yield from walk_folder(f)
+                continue
+            if "**" in s:
+                folder = os.path.dirname(f)
+                if folder not in again:
+                    first = seen.setdefault(os.path.realpath(folder), folder)
+                    again[folder] = first
+                if again[folder] != folder:
+                    continue
+            yield f
+        twice = sorted(d for d, first in again.items() if d != first)
+        if twice:
+            logging.getLogger("vsent").warning(
+                "%s: %d folder(s) met again through links (e.g. %s is %s): their images are "
+                "scored once", s, len(twice), twice[0], again[twice[0]])
         if not found:
             yield Unmatched(s, f"{s}: the pattern matched no file")
 
