@@ -959,3 +959,26 @@ def test_a_run_folder_that_cannot_be_written_says_so(tmp_path, monkeypatch):
         with pytest.raises(VsentError) as e:
             rd.write_json("x.json", {})
         assert str(e.value) == said
+
+
+def test_one_command_at_a_time_writes_a_run_directory(tmp_path):
+    """Two `vsent layers` on one --out (two terminals, a job submitted twice) rewrote each
+    other's feature files: a bus error, a traceback, or probes fitted on mixed rows that later
+    runs kept (robust39 #16). The second is refused in one line naming the first's pid, as
+    `vsent predict` refuses a second writer of its output."""
+    out = tmp_path / "r"
+    first = open_run_dir(out, CFG)
+    lock = tmp_path / "r.vsent.lock"
+    assert lock.read_text().startswith(f"{os.getpid()}@")
+    for resume in (False, True):
+        with pytest.raises(VsentError, match=re.escape(
+                f"another vsent demo (pid {os.getpid()}@") + r".*\) is writing " +
+                re.escape(f"{out}; wait for it or stop it")):
+            open_run_dir(out, CFG, resume=resume)
+    with pytest.raises(VsentError, match="is writing"):  # --overwrite would delete its files
+        open_run_dir(out, CFG, overwrite=True)
+    assert (out / "config.json").exists()
+    first.close()
+    assert not lock.exists()
+    _open(out, resume=True)  # free again
+    assert not lock.exists()

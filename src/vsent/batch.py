@@ -33,7 +33,6 @@ import io
 import json
 import logging
 import os
-import socket
 import stat
 import sys
 import time
@@ -48,14 +47,9 @@ import numpy as np
 
 from vsent.data.datasets import IMAGE_EXTENSIONS
 from vsent.errors import VsentError, check_many, os_reason
-from vsent.files import atomic_write_text, file_sha256, temp_path
+from vsent.files import atomic_write_text, exclusive_lock, file_sha256, temp_path
 from vsent.predict import ROW_FIELDS, error_row
 from vsent.progress import on_terminal
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover (Windows: no output lock)
-    fcntl = None  # type: ignore[assignment]
 
 #: Output formats.
 FORMATS = ("csv", "jsonl")
@@ -697,63 +691,15 @@ def _process_path(out: str | Path) -> bool:
 
 @contextlib.contextmanager
 def output_lock(out: str | Path | None) -> Iterator[None]:
-    """Hold an exclusive lock on ``<out>.vsent.lock`` while a run reads and writes ``out``: a
-    second run on the same output (cron starting the job again, a requeued job, two
-    terminals) would read rows that the first is still writing, score them again and write
-    them twice. It is refused in one line naming the first run's pid. Standard output, pipes
-    and devices are not locked (no run can resume them). The lock file is removed at the end.
-    """
-    if out is None or fcntl is None or _process_path(out) or (
-            os.path.exists(out) and not os.path.isfile(out)):
+    """:func:`vsent.files.exclusive_lock` on ``out`` while a run reads and writes it: a
+    second run on the same output would read rows that the first is still writing, score
+    them again and write them twice. Standard output, pipes and devices are not locked (no
+    run can resume them)."""
+    if out is None or _process_path(out) or (os.path.exists(out) and not os.path.isfile(out)):
         yield
         return
-    # the real file's name: two runs given it through a link share one lock
-    path = Path(f"{os.path.realpath(out)}.vsent.lock")
-    while True:
-        try:  # 0o666 under the umask: a group sharing the folder can resume after a kill
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except PermissionError:  # another user's file left by a kill: reading is enough
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except OSError as e:
-                raise VsentError(f"--out {out}: cannot open {path.name} beside it: "
-                                 f"{e.strerror or e}") from None
-        except OSError as e:
-            raise VsentError(f"--out {out}: cannot create {path.name} beside it: "
-                             f"{e.strerror or e}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # held: the pid@host that the holder wrote in it
-            pid = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
-            os.close(fd)
-            raise VsentError(f"another vsent predict (pid {pid}) is writing {out}; wait for "
-                             "it or stop it") from None
-        except OSError as e:  # a file system without locks (NFS without lockd, Lustre)
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                path.unlink()
-            logging.getLogger("vsent").warning(
-                "--out %s: cannot lock %s (%s): nothing keeps a second run off this output",
-                out, path.name, e.strerror or e)
-            yield
-            return
-        try:  # the holder may have removed the file (its run ended) before we locked it
-            st = os.stat(path)
-        except FileNotFoundError:
-            st = None
-        mine = os.fstat(fd)
-        if st is not None and (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
-            break
-        os.close(fd)
-    try:
-        with contextlib.suppress(OSError):  # (opened read-only: the pid is not written)
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
+    with exclusive_lock(out, "vsent predict"):
         yield
-    finally:
-        with contextlib.suppress(OSError):  # removed while held: the next run locks a new file
-            path.unlink()
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------

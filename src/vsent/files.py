@@ -29,6 +29,11 @@ from typing import IO, Any
 
 from vsent.errors import DataError, VsentError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, nothing keeps a second run off an output
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger("vsent")
 
 #: What ``numpy.load`` of a damaged ``.npz`` (cut, empty, garbage) and reading its arrays raise:
@@ -353,3 +358,63 @@ def parse_csv_row(r: dict[str | None, Any], parsed: Sequence[tuple[str, Parse]],
         except ValueError as e:
             raise ValueError(f"{column}: {e}") from None
     return row
+
+
+@contextmanager
+def exclusive_lock(out: str | os.PathLike[str], command: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<out>.vsent.lock``, beside ``out`` (a file, or a run
+    folder), while ``command`` reads and writes ``out``: a second run of it (cron starting the
+    job again, a requeued job, two terminals) would read what the first is still writing and
+    write it twice (two ``vsent layers`` rewrote one feature file under each other: a bus
+    error, or probes fitted on mixed rows). It is refused in one line naming the first run's
+    pid. The lock file is removed at the end; a file system without locks is warned of."""
+    if fcntl is None:
+        yield
+        return
+    # the real name: two runs given it through a link share one lock
+    path = Path(f"{os.path.realpath(out)}.vsent.lock")
+    while True:
+        try:  # 0o666 under the umask: a group sharing the folder can resume after a kill
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError:  # another user's file left by a kill: reading is enough
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError as e:
+                raise VsentError(f"--out {out}: cannot open {path.name} beside it: "
+                                 f"{e.strerror or e}") from None
+        except OSError as e:
+            raise VsentError(f"--out {out}: cannot create {path.name} beside it: "
+                             f"{e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # held: the pid@host that the holder wrote in it
+            pid = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise VsentError(f"another {command} (pid {pid}) is writing {out}; wait for "
+                             "it or stop it") from None
+        except OSError as e:  # a file system without locks (NFS without lockd, Lustre)
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            logging.getLogger("vsent").warning(
+                "--out %s: cannot lock %s (%s): nothing keeps a second run off this output",
+                out, path.name, e.strerror or e)
+            yield
+            return
+        try:  # the holder may have removed the file (its run ended) before we locked it
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        mine = os.fstat(fd)
+        if st is not None and (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
+            break
+        os.close(fd)
+    try:
+        with contextlib.suppress(OSError):  # (opened read-only: the pid is not written)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # removed while held: the next run locks a new file
+            path.unlink()
+        os.close(fd)

@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 from vsent.config import STORED_DECIDES, omitted_defaults, record_dict
 from vsent.errors import VsentError, one_line
-from vsent.files import atomic_open, atomic_write_text, file_sha256, same_file
+from vsent.files import atomic_open, atomic_write_text, exclusive_lock, file_sha256, same_file
 
 if TYPE_CHECKING:
     from torch import nn
@@ -217,6 +217,8 @@ class RunDir:
         self.continued_by = "--resume continues it"
         #: the stored or written config.json (set by :func:`open_run_dir`)
         self.config: dict[str, Any] | None = None
+        #: the lock :func:`open_run_dir` holds on the folder, released by :meth:`close`
+        self._lock = contextlib.ExitStack()
         if self.path.exists() and not self.path.is_dir():
             raise VsentError(f"cannot create run directory {self.path}: a file of that name "
                              "exists (choose another --out)")
@@ -278,6 +280,7 @@ class RunDir:
         finally:  # (a second Ctrl-C meanwhile: the handler is removed all the same)
             logging.getLogger("vsent").removeHandler(self._handler)
             self._handler.close()
+            self._lock.close()
 
     def _say_stopped(self, stopped_by: BaseException) -> None:
         if isinstance(stopped_by, KeyboardInterrupt):
@@ -743,6 +746,28 @@ def open_run_dir(out: str | Path, config: Mapping[str, Any], *, resume: bool = F
     """
     out = Path(out)
     config = to_jsonable(dict(config))
+    # one command at a time in a run directory (a second layers rewrote the first's feature
+    # files under it); held until the RunDir is closed
+    lock = contextlib.ExitStack()
+    with contextlib.suppress(OSError):  # (one that cannot be made: RunDir says why)
+        out.parent.mkdir(parents=True, exist_ok=True)
+    if out.parent.is_dir():
+        lock.enter_context(exclusive_lock(out, f"vsent {config.get('command') or 'run'}"))
+    try:
+        rd = _open_locked(out, config, resume=resume, overwrite=overwrite, done=done,
+                          compare=compare, ignore=ignore, check_paths=check_paths,
+                          resume_asked=resume_asked)
+    except BaseException:
+        lock.close()
+        raise
+    rd._lock = lock
+    return rd
+
+
+def _open_locked(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
+                 done: str | None, compare: Collection[str] | None, ignore: Collection[str],
+                 check_paths: bool, resume_asked: bool) -> RunDir:
+    """:func:`open_run_dir`'s work, its lock held."""
     action, stored = _plan(out, config, resume=resume, overwrite=overwrite, done=done,
                            compare=compare, ignore=ignore, check_paths=check_paths,
                            resume_asked=resume_asked)
