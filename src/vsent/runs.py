@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vsent.config import STORED_DECIDES, omitted_defaults, record_dict
-from vsent.errors import VsentError, one_line
+from vsent.errors import DataError, VsentError, one_line
 from vsent.files import atomic_open, atomic_write_text, exclusive_lock, file_sha256, same_file
 
 if TYPE_CHECKING:
@@ -1045,7 +1045,6 @@ def load_run_dataset(config: Mapping[str, Any], run: str | Path) -> Dataset:
     loads (an image deleted since) is said to have changed since the run: the loader's own
     advice, ``--skip-bad``, is no option of the commands that read a finished run."""
     from vsent.data.datasets import load_dataset
-    from vsent.errors import DataError
 
     skip_bad = bool(config.get("skip_bad", False))
     try:
