@@ -256,8 +256,9 @@ def test_a_full_disk_is_one_line_and_exit_2(monkeypatch, capsys, twitter_like, t
             except OSError:
                 raise RuntimeError("a library's error while handling it") from None
         finally:
-            logging.getLogger("vsent").handlers[:] = [
-                h for h in logging.getLogger("vsent").handlers if not isinstance(h, _Failing)]
+            for h in [h for h in logging.getLogger("vsent").handlers if isinstance(h, _Failing)]:
+                logging.getLogger("vsent").removeHandler(h)
+                h.close()  # (it opens run.log when made)
 
     monkeypatch.setattr(vsent.crossval, "crossval", full)
     argv = ["crossval", "--data", str(twitter_like), "--preset", "quick", "--out",
@@ -309,6 +310,7 @@ def test_run_log_reports_a_log_calls_own_mistake_as_logging_does(tmp_path, capsy
     except OSError:
         handler.handleError(record)
     assert capsys.readouterr().err == ""
+    handler.close()
 
 
 def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys, twitter_like, tmp_path):

@@ -457,7 +457,8 @@ def test_cli_json_never_replaces_a_file_that_is_no_comparison(tmp_path, capsys):
     assert main(["compare", str(a), str(b), "--json", str(tmp_path / "no" / "c.json")]) == 2
     out = capsys.readouterr()
     assert out.out == "" and out.err == (
-        f"vsent: error: {tmp_path / 'no' / 'c.json'}: cannot write (no folder {tmp_path / 'no'})\n")
+        f"vsent: error: --json {tmp_path / 'no' / 'c.json'}: no folder {tmp_path / 'no'}; make "
+        "it, or choose another file\n")
 
 
 def test_cli_json_records_the_files_it_compared_and_which_vsent(tmp_path, capsys):

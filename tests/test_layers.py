@@ -758,6 +758,14 @@ def test_a_run_whose_data_lost_an_image_is_said_to_have_changed(tmp_path, run_di
     assert said.endswith("; restore them, or train the run again (crossval --overwrite)")
     assert "--skip-bad" not in said and "\n" not in said
     assert not (tmp_path / "layers").exists()
+    # a label file that cannot be read now is said as such (its data did not change): no
+    # advice to train the run again (review39 #2)
+    labels = twitter_like / "ground_truth" / "twitter_five_agrees.txt"
+    labels.unlink()
+    labels.mkdir()
+    with pytest.raises(VsentError) as e:
+        layer_probes(cfg, tmp_path / "layers", progress=False)
+    assert "changed since" not in str(e.value) and "crossval --overwrite" not in str(e.value)
 
 
 def test_a_moved_unfinished_run_is_refused_in_one_line_and_a_stop_after_a_move_continues(

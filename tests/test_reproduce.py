@@ -784,10 +784,11 @@ def test_cli_errors_exit_2(capsys, tmp_path):
     # options the run decides were ignored (a --data not there passed; --init went into the
     # report's command line): refused (robust39 #10)
     for extra, said in ((["--init", "random"], "--init does not apply with --run: the run's own "
-                                               "fold models are analysed"),
+                                               "fold models are analysed; leave --init out"),
                         (["--data", str(tmp_path / "nope")], "--data does not apply with --run: "
                                                             "the run's own data is analysed "
-                                                            "(its config.json names it)")):
+                                                            "(its config.json names it); leave "
+                                                            "--data out")):
         assert main(["reproduce", "sun2016", "--run", str(tmp_path), "--out",
                      str(tmp_path / "o"), *extra]) == 2
         assert capsys.readouterr().err == f"vsent: error: {said}\n"

@@ -982,3 +982,32 @@ def test_one_command_at_a_time_writes_a_run_directory(tmp_path):
     assert not lock.exists()
     _open(out, resume=True)  # free again
     assert not lock.exists()
+
+
+def test_the_lock_is_no_obstacle_where_nothing_can_be_written_or_a_name_is_long(tmp_path,
+                                                                                monkeypatch):
+    """review39 #1: in a read-only folder the lock file beside --out cannot be made: a
+    finished run there is shown (robust38 #3) and nothing else writes; #5: an --out name near
+    the 255-byte limit took no `.vsent.lock` suffix ("File name too long")."""
+    out = tmp_path / "r"
+    _open(out)
+    (out / "summary.json").write_text("{}")
+    real = os.open
+
+    def read_only_folder(path, flags, *args, **kwargs):
+        if str(path).endswith(".vsent.lock"):
+            raise (PermissionError(13, "Permission denied") if flags & os.O_CREAT
+                   else FileNotFoundError(2, "No such file or directory"))
+        return real(path, flags, *args, **kwargs)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(os, "open", read_only_folder)
+        assert _open(out).status == "finished"
+    long = tmp_path / ("x" * 250)
+    rd = open_run_dir(long, CFG)
+    (lock,) = tmp_path.glob("x*.vsent.lock")
+    assert len(lock.name.encode()) <= 255 and lock.read_text().startswith(f"{os.getpid()}@")
+    with pytest.raises(VsentError, match="is writing"):
+        open_run_dir(long, CFG, resume=True)
+    rd.close()
+    assert not lock.exists()

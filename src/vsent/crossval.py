@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,7 +58,7 @@ from vsent.data.folds import (
     make_folds,
     save_folds,
 )
-from vsent.errors import VsentError, one_line
+from vsent.errors import LAUNCHED_BY_VSENT, VsentError, one_line
 from vsent.evaluate import predict_proba
 from vsent.figures import crossval_figure, training_figure
 from vsent.files import atomic_open, atomic_write_text, csv_rows, file_sha256
@@ -265,7 +266,10 @@ def crossval(
     """
     check_new_run_folds(cfg.folds, out, overwrite, cfg.data)
     cfg, proto = prepare(cfg)
-    if not init_checked:  # (before out is opened, as the checks below)
+    # (before out is opened, as the checks below; once: not again in each rank --nproc
+    # started, whose launcher checked it, nor to show a finished run)
+    if not (init_checked or os.environ.get(LAUNCHED_BY_VSENT)
+            or (not overwrite and (Path(out) / SUMMARY).is_file())):
         _check_init_data(cfg)
     if cfg.extra_train is not None:  # before out is opened (--overwrite would empty it)
         check_extra_train(cfg.data, cfg.subset, cfg.extra_train)
@@ -775,7 +779,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
     check_new_run_folds(cfg.folds, out, overwrite, cfg.data if fold is not None else None)
     check_fold_number(cfg, out, fold, overwrite)
     cfg, proto = prepare(cfg)
-    if fold is not None:  # (without a fold nothing is tested)
+    if fold is not None and not os.environ.get(LAUNCHED_BY_VSENT):  # (no fold: none tested)
         _check_init_data(cfg)
     if cfg.fusion is not None:  # before any training: a block a model cannot carry stops here
         from vsent.analyses.fused_model import check_saved_blocks

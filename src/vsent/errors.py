@@ -61,6 +61,10 @@ class DataError(VsentError):
     """Invalid dataset, label file, fold file or image."""
 
 
+class BadItemsError(DataError):
+    """A dataset's bad label entries or images, listed (``--skip-bad`` skips them)."""
+
+
 class ImageError(DataError):
     """An image that cannot be decoded or is unsafe to decode (corrupt, empty, too large)."""
 

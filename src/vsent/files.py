@@ -371,27 +371,33 @@ def exclusive_lock(out: str | os.PathLike[str], command: str) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    # the real name: two runs given it through a link share one lock
-    path = Path(f"{os.path.realpath(out)}.vsent.lock")
+    path = _lock_path(out)
     while True:
         try:  # 0o666 under the umask: a group sharing the folder can resume after a kill
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         except PermissionError:  # another user's file left by a kill: reading is enough
             try:
                 fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:  # a folder nobody can write to: nobody writes in it
+                yield  # (a finished run there is shown; anything else is refused, named)
+                return
             except OSError as e:
                 raise VsentError(f"--out {out}: cannot open {path.name} beside it: "
                                  f"{e.strerror or e}") from None
         except OSError as e:
+            if e.errno in (errno.EROFS, errno.ENOENT):  # (as above; a folder not made yet)
+                yield
+                return
             raise VsentError(f"--out {out}: cannot create {path.name} beside it: "
                              f"{e.strerror or e}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # held: the pid@host that the holder wrote in it
-            pid = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+        except BlockingIOError:  # held: "pid@host command" as the holder wrote it
+            held = os.pread(fd, 256, 0).decode("utf-8", "replace").strip() or "?"
             os.close(fd)
-            raise VsentError(f"another {command} (pid {pid}) is writing {out}; wait for "
-                             "it or stop it") from None
+            pid, _, theirs = held.partition(" ")
+            raise VsentError(f"another {theirs or command} (pid {pid}) is writing {out}; "
+                             "wait for it or stop it") from None
         except OSError as e:  # a file system without locks (NFS without lockd, Lustre)
             os.close(fd)
             with contextlib.suppress(OSError):
@@ -412,9 +418,20 @@ def exclusive_lock(out: str | os.PathLike[str], command: str) -> Iterator[None]:
     try:
         with contextlib.suppress(OSError):  # (opened read-only: the pid is not written)
             os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
+            os.write(fd, f"{os.getpid()}@{socket.gethostname()} {command}\n".encode())
         yield
     finally:
         with contextlib.suppress(OSError):  # removed while held: the next run locks a new file
             path.unlink()
         os.close(fd)
+
+
+def _lock_path(out: str | os.PathLike[str]) -> Path:
+    """``<out>.vsent.lock`` of the real ``out`` (two runs given it through a link share one
+    lock); a name near the 255-byte limit is cut and told apart by a digest of it."""
+    real = Path(os.path.realpath(out))
+    name = f"{real.name}.vsent.lock"
+    if len(os.fsencode(name)) > 255:
+        digest = hashlib.sha256(os.fsencode(real.name)).hexdigest()[:12]
+        name = f"{os.fsencode(real.name)[:200].decode('utf-8', 'ignore')}~{digest}.vsent.lock"
+    return real.with_name(name)

@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vsent.config import STORED_DECIDES, omitted_defaults, record_dict
-from vsent.errors import DataError, VsentError, one_line
+from vsent.errors import BadItemsError, VsentError, one_line
 from vsent.files import atomic_open, atomic_write_text, exclusive_lock, file_sha256, same_file
 
 if TYPE_CHECKING:
@@ -1050,8 +1050,8 @@ def load_run_dataset(config: Mapping[str, Any], run: str | Path) -> Dataset:
     try:
         return load_dataset(config["data"], config.get("subset", "five"), skip_bad=skip_bad,
                             validate=skip_bad)
-    except DataError as e:
-        lines = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]
+    except BadItemsError as e:  # items it loaded then (a label file unreadable now: its own
+        lines = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]  # error)
         shown = "; ".join(lines[:3]) + ("; ..." if len(lines) > 3 else "")
         raise VsentError(f"{config['data']}: its images or labels changed since {run} was "
                          f"trained on them: {shown or one_line(e)}; restore them, or train the "

@@ -452,7 +452,8 @@ def inner_cnn_probabilities(run_cfg: dict[str, Any], dataset: Any, folds: Sequen
                  "images (its %d test images are in none)", INNER, fold.index, INNER_SPLITS,
                  len(train), len(fold.test))
         cfg = RunConfig.from_dict({**recipe, "folds": spec, "fusion": None})
-        crossval(cfg, fdir, resume=fdir.exists(), progress=progress)  # (no "--resume" said)
+        # (no "--resume" said; the recipe's --init was checked when the run was trained)
+        crossval(cfg, fdir, resume=fdir.exists(), progress=progress, init_checked=True)
         preds = read_predictions(fdir / "predictions.csv", "prob_positive")
         names = [dataset.names[i] for i in train]
         missing = [n for n in names if n not in preds]

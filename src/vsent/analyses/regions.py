@@ -826,8 +826,9 @@ def scored_with_current_models(run_dir: str | Path, out: str | Path) -> bool:
     if not (out / "cost.json").exists():
         return False
     try:  # the table a report reads, deleted or cut: the run (resumed) writes it again
-        json.loads((out / "table1.json").read_text())
-    except (OSError, ValueError):
+        if not isinstance(json.loads((out / "table1.json").read_text()).get("results"), dict):
+            return False
+    except (OSError, ValueError, AttributeError):
         return False
     files = sorted(out.glob("fold*/regions.npz"))
     if not files:

@@ -139,12 +139,12 @@ def main(argv: list[str] | None = None) -> int:
 def _default_data_hint(args: argparse.Namespace, e: VsentError) -> str:
     """What to do when the missing data is the default ``--data`` nobody typed (the message
     named a ``../shared/...`` path the user never gave)."""
+    from vsent.cli.common import DEFAULT_DATA_ENV, typed
+
     data = getattr(args, "data", None)
-    typed = any(a == "--data" or a.startswith("--data=") for a in args.argv)
-    if not isinstance(data, str) or typed or not str(e).startswith(
+    if not isinstance(data, str) or typed(args, "--data") or not str(e).startswith(
             f"{data}: no such file or directory"):
         return ""
-    from vsent.cli.common import DEFAULT_DATA_ENV
 
     if os.environ.get(DEFAULT_DATA_ENV):
         return (f" (the default --data, from {DEFAULT_DATA_ENV}: give the dataset's folder "

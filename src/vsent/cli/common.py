@@ -43,6 +43,12 @@ def data_path(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def typed(args: argparse.Namespace, option: str) -> bool:
+    """Whether ``option`` (``"--data"``) was on the command line (``args.argv``, set by
+    :func:`vsent.cli.main`), not only its default."""
+    return any(a == option or a.startswith(f"{option}=") for a in getattr(args, "argv", []))
+
+
 def out_path(text: str) -> str:
     """``--out`` with ``~`` expanded (``--out=~/runs`` or a quoted ``'~/runs'`` made a folder
     named ``~``), otherwise as typed (a run's messages say the path the user gave)."""

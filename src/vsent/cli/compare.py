@@ -98,9 +98,10 @@ def _check_json_out(out: Path, runs: list[str], overwrite: bool) -> None:
                       overwrite=overwrite)
     # (found after the comparison was printed: its file is what a script asked for)
     if not out.parent.is_dir():
-        raise VsentError(f"{out}: cannot write (no folder {out.parent})")
+        raise VsentError(f"--json {out}: no folder {out.parent}; make it, or choose another "
+                         "file")
     if not os.access(out.parent, os.W_OK):
-        raise VsentError(f"{out}: cannot write (its folder is not writable)")
+        raise VsentError(f"--json {out}: its folder is not writable; choose another file")
 
 
 def _is_comparison(path: Path) -> bool:

@@ -16,6 +16,7 @@ from vsent.cli.common import (
     default_data,
     init_arg,
     progress_enabled,
+    typed,
 )
 
 
@@ -71,12 +72,11 @@ def run(args: argparse.Namespace) -> int:
     out = args.out = args.out or f"runs/reproduce/{args.paper}{'-quick' if args.quick else ''}"
     plan = make_plan(args.paper, args.data, quick=args.quick, init=args.init,
                      device=args.device, seed=args.seed, run=args.run)
-    if args.run is not None and any(a == "--data" or a.startswith("--data=")
-                                    for a in getattr(args, "argv", [])):
-        from vsent.errors import VsentError  # (it was ignored, even a folder that is not there)
+    if args.run is not None and typed(args, "--data"):  # (ignored: even a folder not there)
+        from vsent.errors import VsentError
 
         raise VsentError("--data does not apply with --run: the run's own data is analysed "
-                         "(its config.json names it)")
+                         "(its config.json names it); leave --data out")
     command = command_line(args.paper, quick=args.quick, out=out, data=args.data,
                            init=args.init, device=args.device, resume=args.resume,
                            run=args.run, seed=args.seed,

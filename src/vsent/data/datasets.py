@@ -28,7 +28,7 @@ import numpy as np
 from vsent.config import SUBSETS
 from vsent.data._common import default_workers
 from vsent.data.images import load_rgb
-from vsent.errors import DataError, ImageError, VsentError
+from vsent.errors import BadItemsError, DataError, ImageError, VsentError
 from vsent.files import expand_user
 
 __all__ = [
@@ -283,8 +283,9 @@ def _settle(problems: list[Problem], skip_bad: bool, headline: str) -> None:
     if not problems:
         return
     if not skip_bad:
-        raise DataError(format_problems(problems, headline + " (fix them or skip them with "
-                                                  "--skip-bad, or skip_bad=True in Python)"))
+        raise BadItemsError(format_problems(problems, headline + " (fix them or skip them "
+                                                      "with --skip-bad, or skip_bad=True in "
+                                                      "Python)"))
     for where, reason in problems:
         logger.warning("skipping %s: %s", where, reason)
 

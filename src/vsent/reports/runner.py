@@ -201,11 +201,13 @@ class Session:
         self.rundir = rundir
         self.progress = progress
         self.only = None if only is None else set(only)
-        # (the reproduction's own bookkeeping: --resume makes it again from the sub-runs)
-        again = "delete it, and --resume makes it again"
-        self.weights: dict[str, dict[str, Any]] = render.read_json(out / "weights.json", {},
-                                                                   again)
-        self.steps: dict[str, dict[str, Any]] = render.read_json(out / "steps.json", {}, again)
+        # (the reproduction's own bookkeeping: --resume makes it again from the sub-runs,
+        # except why a sub-run's weights fell back to random, which only weights.json keeps)
+        self.weights: dict[str, dict[str, Any]] = render.read_json(
+            out / "weights.json", {}, "restore it from a copy, or delete it: --resume makes it "
+            "again, without the reasons any sub-run's weights fell back to random")
+        self.steps: dict[str, dict[str, Any]] = render.read_json(
+            out / "steps.json", {}, "delete it, and --resume makes it again")
         self._tried: dict[tuple, str | None] = {}
 
     def save(self) -> None:

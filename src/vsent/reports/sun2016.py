@@ -92,7 +92,7 @@ class Sun2016(Paper):
         if run is not None:
             if init is not None:  # (it was ignored, and the report's command line showed it)
                 raise VsentError("--init does not apply with --run: the run's own fold models "
-                                 "are analysed")
+                                 "are analysed; leave --init out")
             return Sun2016Plan(template=None, regions=regions, run=str(run),
                                reductions=reductions)
         if quick:

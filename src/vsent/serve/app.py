@@ -75,7 +75,8 @@ HEATMAP_MAX_SIDE = 512
 OPTIONS = ("oversample", "explain", "regions")
 #: Counted for a client that disconnected before its request was read (nginx's code).
 CLIENT_GONE = 499
-#: Form fields (options) in one request, beside its files (Starlette's default bound).
+#: Form fields (options) in one request, beside its files (a bound of ours: a request has
+#: three options; Starlette's default is 1000).
 MAX_FIELDS = 100
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
