@@ -860,7 +860,8 @@ def _inner_crossval_spy(monkeypatch, prob):
 
     calls = []
 
-    def fake(cfg, out, *, resume=False, overwrite=False, progress=True):
+    def fake(cfg, out, *, resume=False, overwrite=False, progress=True, init_checked=False):
+        assert init_checked  # (the run's --init was checked when it was trained: not 5x again)
         if (out / "folds.json").is_file():  # as crossval: a run keeps its own split
             assert json.loads((out / "config.json").read_text())["folds"] == cfg.folds
             doc = json.loads((out / "folds.json").read_text())
