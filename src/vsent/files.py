@@ -373,23 +373,24 @@ def exclusive_lock(out: str | os.PathLike[str], command: str) -> Iterator[None]:
         return
     path = _lock_path(out)
     while True:
+        fd: int | None = None
         try:  # 0o666 under the umask: a group sharing the folder can resume after a kill
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         except PermissionError:  # another user's file left by a kill: reading is enough
             try:
                 fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:  # a folder nobody can write to: nobody writes in it
-                yield  # (a finished run there is shown; anything else is refused, named)
-                return
+            except FileNotFoundError:  # none, and none can be made: see below
+                pass
             except OSError as e:
                 raise VsentError(f"--out {out}: cannot open {path.name} beside it: "
                                  f"{e.strerror or e}") from None
         except OSError as e:
-            if e.errno in (errno.EROFS, errno.ENOENT):  # (as above; a folder not made yet)
-                yield
-                return
-            raise VsentError(f"--out {out}: cannot create {path.name} beside it: "
-                             f"{e.strerror or e}") from None
+            if e.errno not in (errno.EROFS, errno.ENOENT):  # (a folder not made yet: below)
+                raise VsentError(f"--out {out}: cannot create {path.name} beside it: "
+                                 f"{e.strerror or e}") from None
+        if fd is None:  # a folder nobody can write to: nobody writes in it (a finished run
+            yield       # there is shown; anything else is refused when it writes, named)
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # held: "pid@host command" as the holder wrote it
