@@ -17,7 +17,6 @@ fold's training images (the benchmark's own leak).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -61,8 +60,8 @@ def _made_by(run: Path) -> str:
     """``"a `vsent regions` run, "`` when ``run`` is another command's run (a layers or
     regions run was only said to be "not a finished run"), else ""."""
     try:
-        command = json.loads((run / CONFIG).read_text()).get("command")
-    except (OSError, ValueError, AttributeError):
+        command = read_config(run).get("command")
+    except VsentError:  # (none, or damaged: not another command's run that can be named)
         return ""
     if not isinstance(command, str) or command in ("crossval", "ensemble", "fuse"):
         return ""

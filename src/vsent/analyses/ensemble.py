@@ -382,11 +382,11 @@ def _stored_order(runs: Sequence[str | os.PathLike], out: str | os.PathLike) -> 
     order: the mean is the same, and the stored ensemble is that one (it was refused as made
     with other runs and another seed, the first member's, which the user never gave)."""
     try:
-        stored = json.loads((Path(out) / CONFIG).read_text())["runs"]
+        stored = read_config(out).get("runs")
         where = {str(Path(r).resolve()): r for r in runs}
         if len(stored) == len(where) == len(runs) and set(stored) == set(where):
             return [where[r] for r in stored]
-    except (OSError, ValueError, TypeError, KeyError):
+    except (VsentError, TypeError):
         pass  # (no ensemble there, or one open_run_dir says is damaged)
     return list(runs)
 

@@ -145,7 +145,6 @@ def _default_data_hint(args: argparse.Namespace, e: VsentError) -> str:
     if not isinstance(data, str) or typed(args, "--data") or not str(e).startswith(
             f"{data}: no such file or directory"):
         return ""
-
     if os.environ.get(DEFAULT_DATA_ENV):
         return (f" (the default --data, from {DEFAULT_DATA_ENV}: give the dataset's folder "
                 f"with --data, or correct {DEFAULT_DATA_ENV})")

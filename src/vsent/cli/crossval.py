@@ -267,10 +267,11 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     now = as_stored_train_seed(stored, cfg.to_dict())
     # (config_diff: an --init file typed relative, stored absolute, is one file); a preset
     # name is compared with a preset name only: --lr makes it None, and the lr is compared
-    other = [key for key in given if _key_diff(stored, now, key)
-             and not (key in NOT_COMPARED and None in (_at(stored, key), _at(now, key)))]
+    diffs = {key: _key_diff(stored, now, key) for key in given}
+    other = [key for key, d in diffs.items()
+             if d and not (key in NOT_COMPARED and None in (_at(stored, key), _at(now, key)))]
     if other:
-        diff = "; ".join(d for k in other for d in _key_diff(stored, now, k))
+        diff = "; ".join(d for k in other for d in diffs[k])
         raise VsentError(f"--resume: {args.out} was started with other {', '.join(other)} "
                          f"({diff}): give no recipe option to continue it as it was started, "
                          "or --overwrite to start again")
