@@ -683,6 +683,29 @@ def test_resume_keeps_the_subsets_an_interrupted_run_finished(tmp_path, cache, m
     assert set(timings) >= {"five", "four", "three"}
 
 
+def test_resume_alone_continues_the_run_as_it_was_started(tmp_path, cache, monkeypatch, capsys):
+    """`vsent baselines --resume --out DIR` (as crossval's) continues the stored run: its
+    defaults (all feature sets, the default --data) were refused as another config. Other
+    options are compared with the run's, and --data left out is the run's."""
+    data, out, real, calls = _interrupted_on_the_second_subset(tmp_path, monkeypatch)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    monkeypatch.setattr(bl, "cross_validate",
+                        lambda *a, **kw: (calls.append(1), real(*a, **kw))[1])
+    assert main(["baselines", "--resume", "--out", str(out), "--k", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "made with other features, k, subsets (features: stored ['gch'], now " in err
+    assert not calls
+    assert main(["baselines", "--resume", "--out", str(out), "--jobs", "1",
+                 "--no-progress"]) == 0
+    assert len(calls) == 2  # four and three; five was kept
+    table = json.loads((out / "table.json").read_text())
+    assert table["subsets"] == ["five", "four", "three"]
+    rows = [r["row"] for r in table["rows"]]
+    assert "gch" in rows and not {"lch", "bow", "gch+bow", "lch+bow"} & set(rows)
+    assert json.loads((out / "config.json").read_text())["data"] == str(data)
+
+
 @pytest.mark.parametrize("stored", ["left out", "at their default"])
 def test_resume_of_a_run_made_before_the_fisher_and_histogram_options(stored, tmp_path, cache,
                                                                        monkeypatch):

@@ -421,7 +421,7 @@ def test_transfer_table_says_how_many_folds_the_split_had():
 
 
 def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, tmp_path,
-                                                            caplog, capsys):
+                                                            caplog, capsys, monkeypatch):
     twitter_like = make_twitter_like(n=30, n_four=25, n_five=20)
     torch.manual_seed(0)
     pretrained = create_model("smallcnn", widths=[8, 16])
@@ -498,6 +498,23 @@ def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, t
     assert f"{twitter_like}: its images or labels changed since {out / 'five'} was made" in err
     assert f"changed or added: {name}" in err
     assert not (out / "four").exists()
+
+    # labels restored: `--resume --out DIR` alone, from another folder, continues the run as
+    # it was started (as crossval's; --model was required, and the defaults were refused)
+    labels.write_text("".join([first, *rest]))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    stored = (out / "config.json").read_text()
+    assert main(["pcnn-transfer", "--resume", "--out", str(out), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err  # other options: compared with the run's, which names them
+    assert "train.epochs: stored 1, now 2" in err and "--model is required" not in err
+    assert main(["pcnn-transfer", "--resume", "--out", str(out), "--no-progress"]) == 0
+    table = json.loads((out / "transfer.json").read_text())
+    assert [r["subset"] for r in table["rows"]] == ["five", "four"]
+    assert (out / "config.json").read_text() == stored
+    assert main(["pcnn-transfer", "--out", str(tmp_path / "new")]) == 2
+    assert capsys.readouterr().err == ("vsent: error: --model is required (the checkpoint to "
+                                       "fine-tune)\n")
 
 
 def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, make_learnable, tmp_path,
@@ -652,3 +669,37 @@ def test_pcnn_resume_with_a_momentum_form_starts_a_run_that_wrote_no_results(
     capsys.readouterr()
     assert main([*args[:4], str(other), *args[5:], "--resume", "--momentum-form", "caffe"]) == 2
     assert f"{other} holds a crossval run, not a pcnn run" in capsys.readouterr().err
+
+
+def test_pcnn_resume_alone_continues_the_run_as_it_was_started(make_learnable, tmp_path,
+                                                               monkeypatch, capsys):
+    """`vsent pcnn --resume --out DIR` (as crossval's) continues the stored run: it said --data
+    was required, and with --data the preset's defaults (not the run's) were refused. Other
+    options without --data take the run's data and are compared with the run's options."""
+    from conftest import interrupt_after
+
+    data, out = make_learnable(n_pos=20, n_neg=20), tmp_path / "run"
+    args = ["pcnn", "--data", str(data), "--out", str(out), *_train_opts(2, 1)]
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 1)
+        mp.setattr("sys.argv", ["vsent", *args])  # (versions.json records it)
+        assert main(args) == 130
+    stored = (out / "config.json").read_text()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["pcnn", "--resume", "--out", str(out), "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--data is required" not in err and "(it was started as `vsent pcnn --data" in err
+    assert main(["pcnn", "--resume", "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    assert (out / "summary.json").is_file() and (out / "config.json").read_text() == stored
+    history = json.loads((out / "stage1" / "history.json").read_text())
+    assert [e["epoch"] for e in history] == [1, 2]  # its 2 epochs, not the preset's
+    capsys.readouterr()
+    assert main(["pcnn", "--out", str(tmp_path / "new")]) == 2
+    assert capsys.readouterr().err == ("vsent: error: --data is required (the weakly labelled "
+                                       "images)\n")
+    assert main(["pcnn", "--resume", "--out", str(tmp_path / "new")]) == 2
+    assert capsys.readouterr().err == (f"vsent: error: --data is required (the weakly labelled "
+                                       f"images): {tmp_path / 'new'} holds no run to continue\n")
+    assert not (tmp_path / "new").exists()

@@ -568,8 +568,9 @@ def run_baselines(
     if n_jobs is not None and (isinstance(n_jobs, bool) or n_jobs < 1):
         raise VsentError(f"--jobs must be >= 1 (or left out: one per CPU), got {n_jobs}")
 
-    run_config = {
-        "command": "baselines", "data": str(getattr(data, "root", data)), "subsets": subsets,
+    run_config = {  # (a Path's .root is "/": it recorded data "/")
+        "command": "baselines", "data": str(data.root if isinstance(data, Dataset) else data),
+        "subsets": subsets,
         "folds": folds_spec, "features": list(feature_sets), "seed": seed,
         "skip_bad": skip_bad, "cache_dir": str(cache_dir or cache_dir_default()),
         "n_jobs": default_workers(n_jobs),

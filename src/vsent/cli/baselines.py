@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from vsent.cli.common import SUBSETS, add_data_args, add_run_args, progress_enabled
+from vsent.cli.common import (
+    CONTINUE_HELP,
+    SUBSETS,
+    add_data_args,
+    add_run_args,
+    as_started,
+    progress_enabled,
+    resumed_config,
+)
 from vsent.config import HISTOGRAM_MAPS
 
 #: Default feature sets (as vsent.analyses.baselines.FEATURE_SETS; checked by tests/test_cli.py).
@@ -29,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "runs, and tabulate them beside You et al. 2015.")
     add_data_args(p)
     _allow_all_subsets(p)
-    add_run_args(p, "runs/baselines", device=False,
+    add_run_args(p, "runs/baselines", device=False, resume_help=CONTINUE_HELP,
                  seed_help="seed of the vocabulary k-means, the Fisher vectors' mixture, "
                            "descriptor sample and inner CV (default 0)")
     g = p.add_argument_group("features and classifier")
@@ -66,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
     from vsent.analyses.baselines import run_baselines, table_markdown
     from vsent.analyses.handcrafted import SiftParams
 
+    stored = resumed_config(args, "--data")
+    if stored is not None and as_started(args):  # --resume alone: as it was started
+        _as_started(args, stored)
     table = run_baselines(
         args.data, args.subset, args.folds, args.features, args.out, args.seed,
         k=args.k, bow_norm=args.bow_norm, histogram_map=args.histogram_map,
@@ -78,3 +89,21 @@ def run(args: argparse.Namespace) -> int:
     print(table_markdown(table), end="")
     print(f"results in {args.out} ({table['timings']['total_s']:.0f} s)")
     return 0
+
+
+def _as_started(args: argparse.Namespace, stored: dict) -> None:
+    """Set ``args`` to the options the run in ``stored`` (its config.json) was started with
+    (``--data``: :func:`vsent.cli.common.resumed_config`). What the options cannot say (a
+    config written by the Python API, e.g. another grid of C) stays as given: the run's
+    opening refuses it."""
+    subsets = stored.get("subsets")
+    if isinstance(subsets, list) and subsets:
+        args.subset = "all" if subsets == list(SUBSETS) else subsets[0]
+    if isinstance(stored.get("features"), list):
+        args.features = ",".join(map(str, stored["features"]))
+    sift = stored.get("sift")
+    if isinstance(sift, dict):
+        args.sift, args.sift_step = sift.get("mode", args.sift), sift.get("step", args.sift_step)
+    for key in ("folds", "seed", "skip_bad", "k", "bow_norm", "histogram_map",
+                "fisher_components", "fisher_pca", "max_descriptors", "inner_splits"):
+        setattr(args, key, stored.get(key, getattr(args, key)))

@@ -46,7 +46,63 @@ def data_path(text: str) -> str:
 def typed(args: argparse.Namespace, option: str) -> bool:
     """Whether ``option`` (``"--data"``) was on the command line (``args.argv``, set by
     :func:`vsent.cli.main`), not only its default."""
-    return any(a == option or a.startswith(f"{option}=") for a in getattr(args, "argv", []))
+    return option in typed_options(args)
+
+
+def typed_options(args: argparse.Namespace) -> set[str]:
+    """The long options on the command line (``{"--resume", "--out"}``), as typed."""
+    return {a.split("=")[0] for a in getattr(args, "argv", None) or [] if a.startswith("--")}
+
+
+#: Options that say where and how a run goes, not what it computes: ``--resume`` with these
+#: alone continues the run in ``--out`` as it was started (:func:`as_started`).
+WHERE_AND_HOW = frozenset({"--resume", "--out", "--data", "--device", "--no-progress", "--jobs"})
+
+
+#: --resume's help for the commands that continue :func:`as_started`.
+CONTINUE_HELP = ("continue the unfinished run in --out (finished work is kept): alone (or with "
+                 "--device, --data naming the same data from another directory, --jobs), with "
+                 "the config stored there; with other options, they must be the stored ones")
+
+
+def as_started(args: argparse.Namespace) -> bool:
+    """Whether ``--resume`` came with no option that changes results (only
+    :data:`WHERE_AND_HOW`): the run in ``--out`` then continues as it was started, from its
+    :func:`resumed_config`, as ``vsent crossval --resume --out DIR`` does. Otherwise the
+    options make the config, and a stored run with another one is refused (naming how it was
+    started)."""
+    return args.resume and typed_options(args) <= WHERE_AND_HOW
+
+
+def resumed_config(args: argparse.Namespace, *take: str) -> dict[str, Any] | None:
+    """The ``config.json`` of ``args.command``'s run in ``--out`` with ``--resume``, else None
+    (no --resume, no run there, or another command's: refused when opened, naming it).
+
+    The options in ``take`` (``"--data"``) that were not typed take the stored run's values
+    (a path it stored), as crossval's do: the run's other options are compared when it opens.
+    """
+    from vsent.runs import CONFIG, stored_config
+
+    if not (args.resume and (Path(args.out) / CONFIG).is_file()):
+        return None
+    stored = stored_config(args.out)
+    if stored.get("command") != args.command:
+        return None
+    for option in take:
+        dest = option.lstrip("-").replace("-", "_")
+        if not typed(args, option) and isinstance(stored.get(dest), str):
+            setattr(args, dest, stored[dest])
+    return stored
+
+
+def check_required(args: argparse.Namespace, option: str, what: str) -> None:
+    """VsentError when ``option`` (a required one, e.g. pcnn's ``--data``) has no value: not
+    typed, and no resumed run gave it (:func:`resumed_config`)."""
+    from vsent.errors import VsentError
+
+    if getattr(args, option.lstrip("-").replace("-", "_")) is None:
+        where = f": {args.out} holds no run to continue" if args.resume else ""
+        raise VsentError(f"{option} is required ({what}){where}")
 
 
 def out_path(text: str) -> str:
@@ -79,9 +135,13 @@ def init_arg(text: str) -> str:
 
 def add_data_args(p: argparse.ArgumentParser, *, folds: bool = True,
                   data_help: str | None = None, data_required: bool = False) -> None:
-    """--data, --subset, --folds (unless ``folds=False``), --skip-bad."""
+    """--data, --subset, --folds (unless ``folds=False``), --skip-bad.
+
+    ``data_required``: --data has no default; the command checks it is given
+    (:func:`check_required`; a resumed run knows its data).
+    """
     g = p.add_argument_group("data")
-    g.add_argument("--data", required=data_required, type=data_path,
+    g.add_argument("--data", type=data_path,
                    default=None if data_required else default_data(),
                    help=data_help or "Twitter I folder, a folder with positive/ and negative/, "
                                      f"or a CSV (path,label); {DEFAULT_DATA_HELP}")
@@ -292,8 +352,7 @@ def check_resumed_momentum_form(args: argparse.Namespace, cfg: Any) -> None:
     from vsent.errors import VsentError
     from vsent.runs import CONFIG, holds_results, stored_config
 
-    typed = {a.split("=")[0] for a in getattr(args, "argv", None) or [] if a.startswith("--")}
-    if not (args.resume and "--momentum-form" in typed and (Path(args.out) / CONFIG).is_file()
+    if not (args.resume and typed(args, "--momentum-form") and (Path(args.out) / CONFIG).is_file()
             and holds_results(args.out)):  # (one with no results yet starts anew, in the form)
         return
     stored = stored_config(args.out)

@@ -23,6 +23,7 @@ from vsent.cli.common import (
     init_arg,
     progress_enabled,
     train_overrides,
+    typed_options,
 )
 from vsent.config import EXTRA_SCHEDULES, EXTRA_TRAIN, HEADS, PROGRESSIVE_SCOPES
 from vsent.presets import CROSSVAL as PRESETS
@@ -255,8 +256,7 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     if not (Path(args.out) / CONFIG).is_file():
         # a misspelt --out with --resume alone would start the default recipe (hours of
         # CaffeNet); one typed as the default (--preset campos2015) is a recipe given
-        typed = [a.split("=")[0] for a in getattr(args, "argv", None) or [] if a.startswith("--")]
-        if not given and not set(typed) - NOT_RECIPE:
+        if not given and not typed_options(args) - NOT_RECIPE:
             raise VsentError(f"--resume: {args.out} holds no run to continue (no {CONFIG}); "
                              "check --out, or give the recipe options (e.g. --preset quick) "
                              "to start one")

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 from vsent.cli.common import (
+    CONTINUE_HELP,
     DEFAULT_DATA_HELP,
     SUBSETS,
     add_data_args,
     add_model_arg,
     add_run_args,
     add_train_args,
+    as_started,
+    check_required,
     check_resumed_momentum_form,
     comma_list,
     data_path,
     default_data,
     init_arg,
     progress_enabled,
+    resumed_config,
     train_overrides,
 )
 from vsent.presets import PCNN as PRESETS
@@ -34,11 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "removal.csv/.json/.png and summary.md into --out.",
     )
     add_data_args(p, folds=False, data_required=True,
-                  data_help="the weakly labelled images: a folder with positive/ and negative/, "
-                            "a CSV with a path,label header, or a Twitter I folder (with "
-                            "--subset; other data have no subsets and refuse a --subset other "
-                            "than five)")
-    add_run_args(p, "runs/pcnn")
+                  data_help="the weakly labelled images (required, unless --resume continues "
+                            "a run): a folder with positive/ and negative/, a CSV with a "
+                            "path,label header, or a Twitter I folder (with --subset; other "
+                            "data have no subsets and refuse a --subset other than five)")
+    add_run_args(p, "runs/pcnn", resume_help=CONTINUE_HELP)
     g = p.add_argument_group("model and recipe (defaults come from --preset)")
     g.add_argument("--preset", choices=sorted(PRESETS), default="you2015",
                    help="you2015: the paper's PCNN (2 conv + 4 fc) from scratch with SGD "
@@ -66,9 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "agreement subset and tabulate precision, recall, F1 and accuracy beside "
                     "the published values (transfer.md/.csv/.json in --out).",
     )
-    p.add_argument("--model", required=True,
+    p.add_argument("--model",
                    help="vsent checkpoint to start from (model.pt or stage1/model.pt of "
-                        "`vsent pcnn`, or any 2-way vsent model)")
+                        "`vsent pcnn`, or any 2-way vsent model; required, unless --resume "
+                        "continues a run)")
     g = p.add_argument_group("data")
     g.add_argument("--data", default=default_data(), type=data_path,
                    help=f"Twitter I folder ({DEFAULT_DATA_HELP})")
@@ -78,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="campos (the split files), stratified, or a folds.json (default campos)")
     g.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable images and bad label lines (reported)")
-    add_run_args(p, "runs/pcnn-transfer")
+    add_run_args(p, "runs/pcnn-transfer", resume_help=CONTINUE_HELP)
     g = p.add_argument_group("recipe (default: SGD, lr 1e-4, 30 epochs, /10 every 10)")
     add_train_args(g, TRANSFER_TRAIN)
     g.add_argument("--oversample", action="store_true",
@@ -130,9 +136,16 @@ def transfer_config_from_args(args: argparse.Namespace) -> Any:
 
 
 def run_pcnn(args: argparse.Namespace) -> int:
-    from vsent.analyses.pcnn import progressive
+    from vsent.analyses.pcnn import ProgressiveConfig, progressive
 
-    cfg = progressive_config_from_args(args)
+    stored = resumed_config(args, "--data")
+    check_required(args, "--data", "the weakly labelled images")
+    if stored is not None and as_started(args):  # --resume alone: as it was started
+        old = ProgressiveConfig.from_dict(stored)
+        cfg = replace(old, data=args.data, train=old.train.replace(device=args.device),
+                      finetune=old.finetune.replace(device=args.device))
+    else:
+        cfg = progressive_config_from_args(args)
     check_resumed_momentum_form(args, cfg)
     summary = progressive(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                           progress=progress_enabled(args.no_progress))
@@ -143,9 +156,15 @@ def run_pcnn(args: argparse.Namespace) -> int:
 
 
 def run_transfer(args: argparse.Namespace) -> int:
-    from vsent.analyses.pcnn import transfer
+    from vsent.analyses.pcnn import TransferConfig, transfer
 
-    cfg = transfer_config_from_args(args)
+    stored = resumed_config(args, "--data", "--model")
+    check_required(args, "--model", "the checkpoint to fine-tune")
+    if stored is not None and as_started(args):  # --resume alone: as it was started
+        old = TransferConfig.from_dict(stored)
+        cfg = replace(old, data=args.data, train=old.train.replace(device=args.device))
+    else:
+        cfg = transfer_config_from_args(args)
     check_resumed_momentum_form(args, cfg)
     table = transfer(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                      progress=progress_enabled(args.no_progress))
