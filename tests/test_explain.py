@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import logging
 
 import numpy as np
@@ -452,8 +453,13 @@ def test_explain_function_runs_the_whole_command(tmp_path, caplog):
     # another model saved at the same path (a fold trained again): not the stored maps
     torch.manual_seed(1)
     save_checkpoint(ckpt, create_model("smallcnn", widths=(4, 8)).eval())
-    with pytest.raises(VsentError, match="other model_sha256"):
+    with pytest.raises(VsentError, match="other model_sha256") as e:
         X.explain(ckpt, [img], out, target="positive", device="cpu")
+    # said in words, its digests cut to 12 digits as elsewhere (robust39 #15: 64 each)
+    stored = json.loads((out / "config.json").read_text())["model_sha256"]
+    assert ("other model_sha256 (the checkpoint's bytes: another model at that path) "
+            f"(model_sha256: stored '{stored[:12]}...', now '") in str(e.value)
+    assert stored not in str(e.value)
 
 
 def test_a_folder_explained_again_after_its_images_changed_is_not_the_stored_rows(tmp_path):
@@ -481,12 +487,13 @@ def test_a_folder_explained_again_after_its_images_changed_is_not_the_stored_row
     assert (out / "explain.csv").read_bytes() == stored
     for change in (lambda: image("c.png"), lambda: image("a.png")):  # added; edited in place
         change()
-        with pytest.raises(VsentError, match=r"other images_found .*: pass --overwrite"):
+        with pytest.raises(VsentError, match=r"other images_found \(the files the inputs "
+                                             r"find: images added, removed or edited\) .*: "
+                                             "pass --overwrite"):
             X.explain(ckpt, [folder], out, device="cpu")
         rows = X.explain(ckpt, [folder], out, device="cpu", overwrite=True)
         assert sorted(r["image"].rsplit("/", 1)[-1] for r in rows) == ["a.png", "b.png", "c.png"]
     # a run of a vsent that recorded no images_found still returns its rows (review24 #3)
-    import json
 
     cfg_file = out / "config.json"
     cfg = json.loads(cfg_file.read_text())
@@ -658,7 +665,6 @@ def test_explain_writes_maps_no_larger_than_max_side(tmp_path):
     assert small[0]["prob_positive"] == default[0]["prob_positive"]  # the same input
     full = X.explain(ckpt, [img], tmp_path / "c", device="cpu", max_side=0)
     assert np.load(tmp_path / "c" / full[0]["heatmap"]).shape == (60, 300)
-    import json
 
     assert "max_side" not in json.loads((tmp_path / "a" / "config.json").read_text())
     assert json.loads((tmp_path / "b" / "config.json").read_text())["max_side"] == 100

@@ -48,6 +48,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -480,7 +481,10 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
 
 def _short(value: Any, limit: int = 120) -> str:
     """``repr(value)``, a long one (explain's list of images) cut to ``limit`` characters with
-    its length said: a refusal stays a line a person reads."""
+    its length said, a SHA-256 digest to its first 12 digits: a refusal stays a line a person
+    reads."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value):
+        return f"'{value[:12]}...'"
     text = repr(value)
     if len(text) <= limit:
         return text
@@ -681,7 +685,8 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
     if diff:
         # (a preset changed: 18 keys and 1,200 characters; the first few tell what differs)
         names = [d.split(":")[0] for d in diff]
-        keys = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        keys = ", ".join(f"{n} ({KEY_WORDS[n]})" if n in KEY_WORDS else n for n in names[:6])
+        keys += f" and {len(names) - 6} more" if len(names) > 6 else ""
         shown = "; ".join(diff[:3]) + ("; ..." if len(diff) > 3 else "")
         if resume and resume_asked:  # (--overwrite is not what one continuing a run wants)
             moved = ("; if the data moved, a link at the stored path to its new folder, and "
@@ -700,6 +705,11 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
         raise VsentError(f"{out} already holds {what}: pass --resume to {go_on}, "
                          "--overwrite to start again, or choose another --out")
     return "finished" if finished else "resumed", stored
+
+
+#: What a config key that is no option's name stands for, in a refusal's words.
+KEY_WORDS = {"model_sha256": "the checkpoint's bytes: another model at that path",
+             "images_found": "the files the inputs find: images added, removed or edited"}
 
 
 def _started_as(out: Path) -> str:
