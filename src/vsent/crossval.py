@@ -86,6 +86,7 @@ from vsent.runs import (
     RunDir,
     Timer,
     check_data_record,
+    check_init_record,
     check_run_dir,
     data_change_error,
     data_record,
@@ -309,11 +310,7 @@ def _check_same_init(cfg: RunConfig, run: RunDir) -> str | None:
     if not file.exists():  # a new run (or one of a vsent that kept no record)
         run.write_json(INIT_RECORD, {"init": cfg.init, "sha256": now})
         return now
-    then = read_record(file, "the --init weights", ("sha256",))
-    if then["sha256"] != now:
-        raise VsentError(f"{cfg.init}: the --init weights changed since {run.path} started "
-                         f"(SHA-256 {str(then['sha256'])[:12]} then, {now[:12]} now; see "
-                         f"{file}): restore them, or pass --overwrite to start again")
+    check_init_record(file, cfg.init, now, "--init weights", run.path)
     return now
 
 

@@ -970,6 +970,17 @@ def read_record(file: Path, what: str, keys: Collection[str] = (),
     return then
 
 
+def check_init_record(file: Path, weights: str | Path, now: str, what: str, since: Path) -> None:
+    """VsentError unless the :data:`INIT_RECORD` ``file`` of the run ``since`` holds the
+    SHA-256 ``now`` of the ``weights`` file it started from (``what``: ``"--init weights"``): a
+    file retrained or replaced at the same path is not seen by its name."""
+    then = str(read_record(file, f"the {what}", ("sha256",))["sha256"])
+    if then != now:
+        raise VsentError(f"{weights}: the {what} changed since {since} started (SHA-256 "
+                         f"{then[:12]} then, {now[:12]} now; see {file}): restore that file, or "
+                         "pass --overwrite to start again")
+
+
 def check_data_record(file: Path, dataset: Dataset, data: str, since: str, remedy: str) -> None:
     """VsentError when ``dataset`` is not the data :data:`DATA_RECORD` ``file`` records (a
     label flipped, an image replaced, added or removed: stored folds, models and scores would

@@ -88,9 +88,9 @@ from vsent.runs import (
     RunDir,
     Timer,
     check_data_record,
+    check_init_record,
     data_record,
     open_run_dir,
-    read_record,
 )
 from vsent.train import fit
 
@@ -552,13 +552,8 @@ def _check_same_start(cfg: TransferConfig, run: RunDir, ckpt: Path) -> None:
     now = file_sha256(ckpt)
     for subset in cfg.subsets:
         sub = run.path / subset
-        record = sub / INIT_RECORD
-        if record.exists():
-            then = read_record(record, "the --model weights", ("sha256",))["sha256"]
-            if then != now:
-                raise VsentError(f"{ckpt}: the --model checkpoint changed since {sub} started "
-                                 f"(SHA-256 {str(then)[:12]} then, {now[:12]} now; see "
-                                 f"{record}): restore it, or pass --overwrite to start again")
+        if (sub / INIT_RECORD).exists():
+            check_init_record(sub / INIT_RECORD, ckpt, now, "--model checkpoint", sub)
         if (sub / SUMMARY).exists():
             with quiet_logs(logging.INFO):  # (the next subset's run says its data)
                 dataset = load_dataset(cfg.data, subset, skip_bad=cfg.skip_bad)
