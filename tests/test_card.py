@@ -212,17 +212,25 @@ def test_a_write_protected_output_file_is_kept(run_dir, tmp_path, capsys,
     card = tmp_path / "card.md"
     assert main(["card", str(ckpt), "--out", str(card)]) == 0
     before = card.read_bytes()
-    real = os.access  # (the tests run as root, whom no mode stops: the check is what is tested)
+
+    def refused() -> None:
+        capsys.readouterr()
+        for extra in ([], ["--overwrite"]):
+            assert main(["card", str(run_dir / "fold1" / "model.pt"), "--out", str(card),
+                         *extra]) == EXIT_USER_ERROR
+            assert capsys.readouterr().err == (
+                f"vsent: error: --out {card}: is write-protected; make it writable, or choose "
+                "another file\n")
+        assert card.read_bytes() == before
+
+    card.chmod(0o444)  # (root, whom os.access lets write anything, too: trial40 F3)
+    refused()
+    assert card.stat().st_mode & 0o777 == 0o444
+    card.chmod(0o644)  # a file of another user's, say: os.access says so
+    real = os.access
     monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if os.fspath(path) == str(card)
                         else real(path, mode, **kw))
-    capsys.readouterr()
-    for extra in ([], ["--overwrite"]):
-        assert main(["card", str(run_dir / "fold1" / "model.pt"), "--out", str(card),
-                     *extra]) == EXIT_USER_ERROR
-        assert capsys.readouterr().err == (
-            f"vsent: error: --out {card}: is write-protected; make it writable, or choose "
-            "another file\n")
-    assert card.read_bytes() == before
+    refused()
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
