@@ -357,6 +357,16 @@ def test_cli_explain_an_out_inside_an_input_folder_leaves_its_own_maps_out(tmp_p
     assert (folder / "cam" / "explain.csv").read_text() == first
     rows = list(csv.DictReader((folder / "cam" / "explain.csv").open()))
     assert sorted(r["image"] for r in rows) == [str(folder / "im0.png"), str(folder / "im1.png")]
+    # inputs that find only its own maps (a glob into --out): refused, and the run kept; with
+    # --overwrite the run was deleted and "explained 0 of 0 images", exit 0 (trial40 F1)
+    capsys.readouterr()
+    for extra in ([], ["--overwrite"]):
+        assert main(["explain", str(folder / "cam" / "*.png"), *argv[2:], "--out",
+                     str(folder / "cam"), *extra]) == 2
+        assert capsys.readouterr().err == (
+            f"vsent: error: every file the inputs find is inside --out {folder / 'cam'}, where "
+            "this command writes its maps: choose another --out\n")
+        assert (folder / "cam" / "explain.csv").read_text() == first
 
 
 def test_cli_explain_a_file_name_that_is_not_utf8_is_explained_with_the_others(tmp_path,
