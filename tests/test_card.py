@@ -523,6 +523,36 @@ def test_a_fold_model_copied_into_another_folds_folder_gets_no_run_metrics(run_d
     assert "records fold 2, not fold 1" in caplog.text
 
 
+@pytest.mark.parametrize("other, said", [
+    ({"folds": "stratified"}, "records folds 'stratified', the run 'campos'"),
+    ({"subset": "three"}, "records subset 'three', the run 'four'"),
+    ({"data": "/data/flickr"}, "records data '/data/flickr', the run '/data/twitter1'"),
+    ({"init": "imagenet"}, "records init 'imagenet', the run 'random'"),
+    ({"seed": 5001}, "was trained with seed 5001, not the seed the run's fold 2 trains with "
+                     "(2)"),
+    ({}, None),  # its own: the run's metrics, no warning
+])
+def test_a_fold_model_of_another_run_of_the_same_recipe_is_no_model_of_that_run(
+        run_dir, caplog, other, said):
+    """trial40 F2: a fold model of a run with other folds, data or seed, copied into a run of
+    the same recipe, got that run's cross-validated metrics ("this fold": a fold it was never
+    tested on), while its card showed its own folds."""
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "seed": 0}))
+    meta = {"data": "/data/twitter1", "subset": "four", "folds": "campos", "init": "random",
+            "seed": 2, **other}
+    seed = meta.pop("seed")
+    save_checkpoint(run_dir / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
+                    command="crossval", train={**config["train"], "seed": seed}, **meta)
+    with caplog.at_level("WARNING", logger="vsent"):
+        card = model_card(run_dir / "fold2" / "model.pt")
+    if not other:
+        assert card["metrics"] is not None and not caplog.text
+        return
+    assert card["metrics"] is None
+    assert f"{said}: it is no model of the run in {run_dir}" in caplog.text
+
+
 def test_a_model_of_another_command_in_a_runs_folder_is_no_model_of_that_run(run_dir, caplog):
     """review34 #5: a finetune model.pt copied into a crossval run's folder was carded as
     "Command: crossval", "Held-out images: none (trained on every image)" with the run's

@@ -349,9 +349,10 @@ def _run_location(path: Path, meta: Mapping[str, Any]) -> tuple[Path | None, int
 def _foreign(meta: Mapping[str, Any], config: Mapping[str, Any], fold: int | None) -> str | None:
     """Why a checkpoint found in a run's folder is no model of that run (copied there), or
     None: it records another command than the run's (crossval, finetune), another fold than
-    its place (``fold<k>/``, or a ``finetune --fold`` run's), or another training recipe than
-    the run's (seed and device aside: a fold's seed is derived from the run's, and a resumed
-    run may change device)."""
+    its place (``fold<k>/``, or a ``finetune --fold`` run's), other data, subset, folds or
+    initial weights, a crossval fold's seed other than the one the run derives for it, or
+    another training recipe than the run's (seed and device aside: a resumed run may change
+    device)."""
     from vsent.runs import config_diff
 
     command, run_command = meta.get("command"), config.get("command")
@@ -361,7 +362,17 @@ def _foreign(meta: Mapping[str, Any], config: Mapping[str, Any], fold: int | Non
     place = config.get("fold") if run_command == "finetune" else fold
     if type(recorded) is int and type(place) is int and recorded != place:
         return f"records fold {recorded}, not fold {place}"
-    train, run_train = meta.get("train"), config.get("train")
+    for key in ("data", "subset", "folds", "init"):  # (a path as the run compares it)
+        if meta.get(key) is not None and config.get(key) is not None and config_diff(
+                {key: config[key]}, {key: meta[key]}, ignore=frozenset()):
+            return f"records {key} {meta[key]!r}, the run {config[key]!r}"
+    train, run_seed = meta.get("train"), config.get("seed")
+    seed = train.get("seed") if isinstance(train, Mapping) else None
+    if (run_command == "crossval" and type(place) is int and type(seed) is int
+            and type(run_seed) is int and seed != fold_seed(run_seed, place)):
+        return (f"was trained with seed {seed}, not the seed the run's fold {place} trains "
+                f"with ({fold_seed(run_seed, place)})")
+    run_train = config.get("train")
     if isinstance(train, Mapping) and isinstance(run_train, Mapping):
         diff = config_diff(run_train, train, ignore=frozenset({"seed", "device"}))
         if diff:
