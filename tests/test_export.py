@@ -254,6 +254,12 @@ def test_an_export_with_damaged_vsent_metadata_is_named_in_one_line(tmp_path, ca
              "badpre.onnx": ({**kept, "vsent.preprocess": json.dumps({"resize": 64})},
                              "Preprocess.crop (227) is larger than resize (64)"),
              "notjson.onnx": ({**kept, "vsent.model": "{"}, "JSONDecodeError ")}
+    # a crop its graph does not take: every image was an onnxruntime traceback (predict) or a
+    # 500 (serve) (trial40 F4)
+    pre = json.loads(kept["vsent.preprocess"])
+    crop = pre["crop"]
+    cases["crop.onnx"] = ({**kept, "vsent.preprocess": json.dumps({**pre, "crop": crop - 8})},
+                          f"crop {crop - 8}, but its graph takes {crop} x {crop} images)")
     for name, (meta, why) in cases.items():
         del proto.metadata_props[:]
         for key, value in meta.items():
@@ -263,7 +269,7 @@ def test_an_export_with_damaged_vsent_metadata_is_named_in_one_line(tmp_path, ca
         onnx.save(proto, str(path))
         want = f"{path}: not a readable ONNX export (its vsent metadata: {why}"
         with pytest.raises(ExportError) as info:
-            ExportedModule(path)
+            ExportedModule(path).open()
         assert str(info.value).startswith(want)
         for cmd in (["serve", "--port", "0"], ["predict", str(tmp_path / "x.jpg")]):
             assert main([*cmd, "--engine", "onnx", "--model", str(path)]) == EXIT_USER_ERROR

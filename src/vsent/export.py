@@ -503,6 +503,15 @@ class ExportedModule(nn.Module):
             except Exception as exc:  # onnxruntime raises its own exception types
                 raise ExportError(f"{self.path}: onnxruntime cannot load it "
                                   f"({one_line(exc)})") from exc
+            # metadata edited by hand (or another tool) against its graph: every image would
+            # be an onnxruntime error (a 500 from serve), not one line at load (trial40 F4)
+            size = tuple(self._session.get_inputs()[0].shape[-2:])
+            crop = self.info.preprocess.crop
+            if all(isinstance(d, int) for d in size) and size != (crop, crop):
+                self._session = None
+                raise ExportError(f"{self.path}: not a readable ONNX export (its vsent "
+                                  f"metadata: crop {crop}, but its graph takes {size[0]} x "
+                                  f"{size[1]} images)")
         else:
             with _quiet():
                 self._script = torch.jit.load(str(self.path), map_location=self._device).eval()
