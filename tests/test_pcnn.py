@@ -703,3 +703,19 @@ def test_pcnn_resume_alone_continues_the_run_as_it_was_started(make_learnable, t
     assert capsys.readouterr().err == (f"vsent: error: --data is required (the weakly labelled "
                                        f"images): {tmp_path / 'new'} holds no run to continue\n")
     assert not (tmp_path / "new").exists()
+
+
+def test_pcnn_transfer_skip_bad_skips_a_bad_label_entry(make_twitter_like, tmp_path, capsys):
+    """mut40 B2: pcnn-transfer --skip-bad refused data with a bad label entry, saying to skip
+    it with --skip-bad (its first load, which checks the data is Twitter I's, did not skip)."""
+    data = make_twitter_like(n=30, n_four=25, n_five=20)
+    five = data / "ground_truth" / "twitter_five_agrees.txt"
+    five.write_text(five.read_text() + "missing_img.jpg 1\n")
+    ckpt = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn", widths=[8]))
+    argv = ["pcnn-transfer", "--model", str(ckpt), "--data", str(data), "--subsets", "five",
+            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 2  # without: named, as every command
+    assert "missing_img.jpg" in capsys.readouterr().err
+    assert main([*argv, "--skip-bad", "--out", str(tmp_path / "b")]) == 0
+    skipped = json.loads((tmp_path / "b" / "five" / "skipped.json").read_text())
+    assert skipped == [[f"{five}:21", f"missing_img.jpg: no such image in {data / 'images'}"]]

@@ -337,7 +337,7 @@ def csv_rows(path: Path, text: str, columns: Callable[[Sequence[str]], Sequence[
                     rows.append((line, parse_csv_row(r, parsed, len(header))))
                 except ValueError as e:
                     raise VsentError(f"{path}, line {line}: unreadable row ({e})") from None
-    except csv.Error as e:  # e.g. a quote left open at the end of the file
+    except csv.Error as e:  # e.g. a field over the csv module's limit (128 KiB)
         raise VsentError(f"{path}: not a readable CSV file ({e})") from None
     return rows
 

@@ -504,7 +504,7 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     ckpt = Path(cfg.model).expanduser().resolve()
     name, kwargs, meta = checkpoint_spec(ckpt)
     with quiet_logs(logging.INFO):  # (a missing path stops here; each subset's run says its data)
-        first = load_dataset(cfg.data, cfg.subsets[0], validate=False)
+        first = load_dataset(cfg.data, cfg.subsets[0], skip_bad=cfg.skip_bad, validate=False)
     if first.source != "twitter":  # its rows are set beside You et al.'s Twitter I numbers
         raise VsentError(f"pcnn-transfer fine-tunes on Twitter I's agreement subsets; "
                          f"{cfg.data} is a {first.source} dataset (use vsent crossval "

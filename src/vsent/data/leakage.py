@@ -81,8 +81,11 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
                     "checked against %s's test images", path, trained_on, data)
         return
     try:
-        with quiet_logs(logging.INFO):
-            targets = [load_dataset(data, s, validate=False).paths for s in subsets]
+        # skip_bad: a bad entry's image is in no test fold (without it, the data of a run
+        # given --skip-bad was not checked at all: mut40 B1)
+        with quiet_logs(logging.WARNING):
+            targets = [load_dataset(data, s, skip_bad=True, validate=False).paths
+                       for s in subsets]
     except VsentError:
         return  # (its own error comes when it is loaded to be fine-tuned)
     log.info("checking the %d training images of %s against %s's", len(trained.paths),
