@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import subprocess
 import sys
@@ -642,3 +643,57 @@ def test_a_missing_default_data_is_said_to_be_the_default(tmp_path, monkeypatch,
     assert capsys.readouterr().err == (
         f"vsent: error: {tmp_path / 'gone'}: no such file or directory\n")
     assert not (tmp_path / "r").exists()
+
+
+# mut40: behaviours a mutation of cli/common.py and crossval's --resume check changed unseen
+
+
+def test_data_typed_with_an_equals_sign_is_the_users_own(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VSENT_DATA", raising=False)
+    assert main(["crossval", "--preset", "quick", "--data=gone", "--out",
+                 str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == (
+        f"vsent: error: {tmp_path / 'gone'}: no such file or directory\n")
+
+
+def test_a_relative_out_is_kept_as_typed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert build_parser().parse_args(["crossval", "--out", "runs/x"]).out == "runs/x"
+
+
+def _stored(out, argv):
+    from vsent.cli.crossval import run_config
+
+    out.mkdir()
+    cfg, _ = run_config(build_parser().parse_args(argv))
+    (out / "config.json").write_text(json.dumps({"command": "crossval", **cfg.to_dict()}))
+    return cfg
+
+
+def test_a_preset_option_given_with_its_own_value_is_no_difference(tmp_path):
+    """--lr makes the preset None; the lr is compared, not the preset's name."""
+    from vsent.cli.crossval import run_config
+
+    out = tmp_path / "run"
+    argv = ["crossval", "--preset", "quick", "--out", str(out), "--device", "cpu"]
+    cfg = _stored(out, argv)
+    resumed, _ = run_config(build_parser().parse_args(
+        [*argv, "--resume", "--lr", repr(cfg.train.lr)]))
+    assert resumed.train.lr == cfg.train.lr
+
+
+def test_every_difference_inside_a_key_is_said(tmp_path):
+    from vsent.cli.crossval import run_config
+    from vsent.errors import VsentError
+
+    out = tmp_path / "run"
+    argv = ["crossval", "--preset", "quick", "--extra-train", "three", "--extra-schedule",
+            "joint+finetune", "--out", str(out), "--device", "cpu"]
+    _stored(out, argv)
+    stored = json.loads((out / "config.json").read_text())
+    stored["finetune"]["lr"] = 0.123
+    (out / "config.json").write_text(json.dumps(stored))
+    with pytest.raises(VsentError, match=r"finetune.epochs: stored \d+, now 7; finetune.lr: "
+                                         r"stored 0.123, now"):
+        run_config(build_parser().parse_args([*argv, "--resume", "--finetune-epochs", "7"]))

@@ -580,3 +580,50 @@ def test_a_finished_ensemble_with_a_damaged_inputs_record_says_to_make_it_again(
         f"vsent: error: {tmp_path / 'ens' / 'inputs.json'}: not ")
     assert err[0].endswith(f"; restore it from a copy of the run, or pass --overwrite to make "
                            f"{tmp_path / 'ens'} again")  # (once, review36 #8)
+
+
+# mut40: behaviours a mutation of ensemble._stored_order and compare._made_by changed unseen
+
+PROBS = [0.9, 0.6, 0.4, 0.8, 0.2, 0.7, 0.6, 0.1]
+
+
+def test_relative_runs_in_another_order_are_the_stored_ensemble(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _run(tmp_path / "a", PROBS)
+    _run(tmp_path / "b", PROBS[::-1])
+    assert main(["ensemble", "a", "b", "--out", "ens"]) == 0
+    capsys.readouterr()
+    assert main(["ensemble", "b", "a", "--out", "ens"]) == 0, capsys.readouterr().err
+
+
+def test_a_run_named_twice_is_refused_even_where_the_ensemble_is_stored(tmp_path, capsys):
+    a, b = _run(tmp_path / "a", PROBS), _run(tmp_path / "b", PROBS[::-1])
+    out = tmp_path / "ens"
+    assert main(["ensemble", str(a), str(b), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["ensemble", str(a), str(b), str(b / ".." / "a"), "--out", str(out)]) == 2
+    assert "named twice" in capsys.readouterr().err
+
+
+def test_an_out_holding_another_commands_run_is_one_line(tmp_path, capsys):
+    a, b = _run(tmp_path / "a", PROBS), _run(tmp_path / "b", PROBS[::-1])
+    other = _run(tmp_path / "c", PROBS)  # a crossval run: its config.json has no "runs"
+    assert main(["ensemble", str(a), str(b), "--out", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vsent: error: ") and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("config, said", [
+    ({"command": "fuse"}, "not a finished run"),  # compare reads fuse runs: not "another's"
+    ({}, "not a finished run"),                    # no command recorded
+])
+def test_an_unfinished_run_compare_reads_is_not_named_as_another_commands(tmp_path, config,
+                                                                           said):
+    a = _run(tmp_path / "a", PROBS)
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(VsentError) as e:
+        from vsent.analyses.compare import compare_runs
+
+        compare_runs(a, tmp_path / "x")
+    assert f"x: {said}" in str(e.value) and "`vsent" not in str(e.value), str(e.value)

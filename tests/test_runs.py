@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 
 import pytest
 
 from vsent.errors import VsentError
-from vsent.runs import RECORDS, config_diff, fold_done, open_run_dir
+from vsent.runs import RECORDS, _RunLog, config_diff, fold_done, open_run_dir
 
 CFG = {"command": "demo", "data": ".", "train": {"lr": 0.002, "epochs": 3, "device": "cpu"},
        "folds": [1, 2]}
@@ -1011,3 +1012,132 @@ def test_the_lock_is_no_obstacle_where_nothing_can_be_written_or_a_name_is_long(
         open_run_dir(long, CFG, resume=True)
     rd.close()
     assert not lock.exists()
+
+
+# mut40: behaviours a mutation of runs.py changed unseen
+
+
+def test_run_log_writes_a_non_utf8_file_name_as_its_bytes(tmp_path, capsys):
+    out = tmp_path / "r"
+    rd = open_run_dir(out, CFG)
+    try:
+        logging.getLogger("vsent").info("skipped %s", "caf\udce9.jpg")  # os.fsdecode(b"caf\xe9")
+    finally:
+        rd.close()
+    assert b"skipped caf\xe9.jpg" in (out / "run.log").read_bytes()
+    assert "Logging error" not in capsys.readouterr().err
+
+
+def test_a_closed_run_log_does_not_open_its_file_again(tmp_path):
+    handler = _RunLog(tmp_path / "run.log")
+    handler.close()
+    handler.emit(logging.LogRecord("vsent", logging.INFO, __file__, 1, "late", (), None))
+    assert handler.stream is None
+
+
+def test_run_log_reports_any_non_os_error_of_a_log_call(tmp_path, capsys):
+    handler = _RunLog(tmp_path / "run.log")
+    record = logging.LogRecord("vsent", logging.ERROR, __file__, 1, "%(x)s", ({"y": 1},), None)
+    try:
+        raise KeyError("x")
+    except KeyError:
+        handler.handleError(record)
+    handler.close()
+    assert "--- Logging error ---" in capsys.readouterr().err
+
+
+def _with_a_result(out):
+    open_run_dir(out, CFG).close()
+    (out / "fold1").mkdir()
+    (out / "fold1" / "history.json").write_text("[]")  # a result: not replaced
+
+
+def test_a_folder_that_refuses_with_eperm_is_said_to_be_not_writable(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import vsent.runs
+
+    rd = open_run_dir(tmp_path / "r", CFG)
+    rd.close()
+
+    def refused(path, text):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM), ".x.json.tmp")
+
+    monkeypatch.setattr(vsent.runs, "atomic_write_text", refused)
+    with pytest.raises(VsentError, match=r"cannot be written \(Operation not permitted\): its "
+                                         "folder is not writable here"):
+        rd.write_json("x.json", {})
+
+
+def test_six_keys_are_all_named_and_four_differences_end_with_dots(tmp_path):
+    out = tmp_path / "r"
+    _with_a_result(out)
+    six = {**CFG, "train": {k: 1 for k in "abc"}, "folds": [3]}  # a-c new; lr, epochs gone
+    with pytest.raises(VsentError) as e:
+        open_run_dir(out, six)
+    said = str(e.value)
+    assert "more" not in said.split(" (")[0], said
+    assert "; ...; see " in said, said
+    four = {**CFG, "train": {**CFG["train"], "lr": 1, "epochs": 1, "a": 1}, "folds": [3]}
+    with pytest.raises(VsentError) as e:
+        open_run_dir(out, four)
+    assert "; ...; see " in str(e.value)
+    three = {**CFG, "train": {**CFG["train"], "lr": 1, "epochs": 1}, "folds": [3]}
+    with pytest.raises(VsentError) as e:
+        open_run_dir(out, three)
+    assert "; ...;" not in str(e.value)
+
+
+def test_the_moved_data_hint_is_only_for_a_change_of_data_alone(tmp_path):
+    out = tmp_path / "r"
+    _with_a_result(out)
+    both = {**CFG, "data": str(tmp_path), "train": {**CFG["train"], "lr": 1}}
+    with pytest.raises(VsentError) as e:
+        open_run_dir(out, both, resume=True)
+    assert "if the data moved" not in str(e.value)
+
+
+def test_a_command_without_resume_is_told_to_overwrite(tmp_path):
+    """explain, fuse ...: no --resume option (resume_asked=False), so no "--resume:" refusal
+    telling the user to give the options it was started with."""
+    out = tmp_path / "r"
+    _with_a_result(out)
+    other = {**CFG, "train": {**CFG["train"], "lr": 1}}
+    with pytest.raises(VsentError, match=r"^\S+ already holds a run made with other train\.lr .*"
+                                         r": pass --overwrite to start again, or choose "
+                                         "another --out$"):
+        open_run_dir(out, other, resume=True, resume_asked=False)
+
+
+def test_a_versions_json_that_is_no_object_is_no_traceback_in_a_refusal(tmp_path):
+    out = tmp_path / "r"
+    _with_a_result(out)
+    (out / "versions.json").write_text("[]")
+    other = {**CFG, "train": {**CFG["train"], "lr": 1}}
+    with pytest.raises(VsentError, match=r"give the options it was started with$"):
+        open_run_dir(out, other, resume=True)
+
+
+def test_a_skip_bad_runs_dataset_leaves_out_its_undecodable_images_again(twitter_like):
+    from vsent.data.datasets import load_dataset
+    from vsent.runs import load_run_dataset
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    ds.paths[2].write_bytes(b"\xff\xd8 not a jpeg")
+    again = load_run_dataset({"data": str(twitter_like), "subset": "five", "skip_bad": True},
+                             "RUN")
+    assert ds.names[2] not in again.names and len(again.names) == len(ds.names) - 1
+
+
+def test_a_lost_image_refusal_names_three_items_then_dots(twitter_like):
+    from vsent.data.datasets import load_dataset
+    from vsent.runs import load_run_dataset
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    for p in ds.paths[:4]:
+        p.unlink()
+    with pytest.raises(VsentError) as e:
+        load_run_dataset({"data": str(twitter_like), "subset": "five"}, "RUN")
+    said = str(e.value)
+    assert said.count("no such image") == 3 and "; ...; restore them" in said, said

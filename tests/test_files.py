@@ -1,0 +1,122 @@
+"""vsent.files: the run-directory and output lock, single-file outputs, CSV and cache reads.
+Each test pins a behaviour a mutation of the module changed unseen (mut40); the lock's
+end-to-end tests are in test_runs.py and test_batch.py."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from pathlib import Path
+
+import pytest
+
+from vsent.errors import VsentError
+from vsent.files import check_replaceable, exclusive_lock
+from vsent.runs import open_run_dir
+
+CFG = {"command": "demo", "data": ".", "train": {"lr": 0.002, "epochs": 3, "device": "cpu"},
+       "folds": [1, 2]}
+
+
+def _lock_open_fails(monkeypatch, code):
+    real = os.open
+
+    def fails(path, flags, *args, **kwargs):
+        if str(path).endswith(".vsent.lock"):
+            raise OSError(code, os.strerror(code))
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", fails)
+
+
+def test_a_finished_run_on_a_read_only_file_system_is_shown(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    open_run_dir(out, CFG).close()
+    (out / "summary.json").write_text("{}")
+    _lock_open_fails(monkeypatch, errno.EROFS)
+    rd = open_run_dir(out, CFG)
+    rd.close()
+    assert rd.status == "finished"
+
+
+def test_a_lock_file_that_cannot_be_made_for_another_reason_is_one_line(tmp_path, monkeypatch):
+    _lock_open_fails(monkeypatch, errno.ENOSPC)
+    with pytest.raises(VsentError, match=r"^--out .*r: cannot create r\.vsent\.lock beside it: "
+                                         r"No space left on device$"):
+        open_run_dir(tmp_path / "r", CFG)
+
+
+def test_the_lock_file_is_group_writable_under_a_group_umask(tmp_path):
+    old = os.umask(0o002)
+    try:
+        with exclusive_lock(tmp_path / "o.csv", "vsent predict"):
+            mode = (tmp_path / "o.csv.vsent.lock").stat().st_mode & 0o777
+    finally:
+        os.umask(old)
+    assert mode == 0o664
+
+
+def test_a_held_lock_without_a_pid_yet_names_this_command(tmp_path):
+    out = tmp_path / "o.csv"
+    with open(f"{out}.vsent.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the holder has not written yet
+        with pytest.raises(VsentError, match=r"^another vsent predict \(pid \?\) is writing "), \
+                exclusive_lock(out, "vsent predict"):
+            pass
+
+
+def test_a_lock_file_removed_by_its_ending_holder_is_not_the_one_locked(tmp_path, monkeypatch):
+    """The holder ends (and removes its lock file) between our open and our flock: the file we
+    locked is gone, a third run would make and lock a new one; so we lock a new one too."""
+    out = tmp_path / "o.csv"
+    lock = Path(f"{out}.vsent.lock")
+    lock.write_text("4242@elsewhere vsent predict\n")  # the holder's file, about to go
+    real = fcntl.flock
+    calls = []
+
+    def holder_ends_first(fd, op):
+        calls.append(fd)
+        if len(calls) == 1:
+            lock.unlink()
+        return real(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", holder_ends_first)
+    with exclusive_lock(out, "vsent predict"):
+        assert len(calls) == 2
+        assert lock.read_text().startswith(f"{os.getpid()}@")
+
+
+def test_an_out_name_whose_lock_name_is_256_bytes_is_cut(tmp_path):
+    out = tmp_path / ("x" * (256 - len(".vsent.lock")))
+    open_run_dir(out, CFG).close()
+    assert (out / "config.json").exists()
+
+
+def test_write_protected_means_not_writable_even_if_readable(tmp_path, monkeypatch):
+    out = tmp_path / "card.md"
+    out.write_text("# card")
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: mode != os.W_OK
+                        if os.fspath(path) == str(out) else real(path, mode, **kw))
+    with pytest.raises(VsentError, match="is write-protected"):
+        check_replaceable(out, "--out", "model card", lambda p: True, overwrite=True)
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: mode != os.R_OK
+                        if os.fspath(path) == str(out) else real(path, mode, **kw))
+    check_replaceable(out, "--out", "model card", lambda p: True)  # writable: replaced
+
+
+def test_a_csv_the_csv_module_cannot_read_is_one_line(tmp_path):
+    from vsent.files import csv_rows
+
+    text = "path,label\n" + "x" * 200_000 + ",1\n"  # over the csv module's field limit
+    with pytest.raises(VsentError, match=r"p\.csv: not a readable CSV file \(field larger "):
+        csv_rows(tmp_path / "p.csv", text, lambda header: [])
+
+
+def test_a_cache_miss_is_no_warning(tmp_path, caplog):
+    from vsent.files import load_cache_entry
+
+    with caplog.at_level("WARNING", logger="vsent"):
+        assert load_cache_entry(tmp_path / "none.npz", "SIFT cache entry") is None
+    assert not caplog.records
