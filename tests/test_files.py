@@ -120,3 +120,27 @@ def test_a_cache_miss_is_no_warning(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="vsent"):
         assert load_cache_entry(tmp_path / "none.npz", "SIFT cache entry") is None
     assert not caplog.records
+
+
+def test_an_output_file_is_locked_itself_under_a_second_name_or_with_no_lock_file(
+        tmp_path, monkeypatch):
+    """trial40 F7: two `predict --resume` runs appended to one file whose folder was read-only
+    (no lock file can be made there), or given under a second name (a hard link: its own lock
+    file): 300 rows for 200 inputs, both runs "200 of 200"."""
+    out = tmp_path / "scores.csv"
+    out.write_text("path,prob_positive\n")
+    os.link(out, tmp_path / "hard.csv")
+    def refused(name, said):
+        with pytest.raises(VsentError, match=said), exclusive_lock(name, "vsent predict"):
+            pass
+
+    with exclusive_lock(out, "vsent predict"):
+        refused(out, r"^another vsent predict \(pid \d+@\S+\) is writing ")
+        refused(tmp_path / "hard.csv",
+                r"^another vsent predict is writing .*hard\.csv; wait for it or stop it$")
+    _lock_open_fails(monkeypatch, errno.EROFS)  # (a read-only folder: no lock file)
+    with exclusive_lock(out, "vsent predict"):
+        assert not Path(f"{out}.vsent.lock").exists()
+        refused(out, "^another vsent predict is writing ")
+    with exclusive_lock(out, "vsent predict"):  # released at the end
+        pass

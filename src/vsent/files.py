@@ -368,10 +368,44 @@ def exclusive_lock(out: str | os.PathLike[str], command: str) -> Iterator[None]:
     job again, a requeued job, two terminals) would read what the first is still writing and
     write it twice (two ``vsent layers`` rewrote one feature file under each other: a bus
     error, or probes fitted on mixed rows). It is refused in one line naming the first run's
-    pid. The lock file is removed at the end; a file system without locks is warned of."""
+    pid. The lock file is removed at the end; a file system without locks is warned of.
+
+    An ``out`` that is a file is locked itself too: a second name of it (a hard link) has
+    another lock file, and a folder nobody may write to has none, while the file in it may
+    be writable (trial40 F7: two resumed predict runs appended to one file)."""
     if fcntl is None:
         yield
         return
+    with _lock_beside(out, command), _lock_file_itself(out, command):  # (its pid first)
+        yield
+
+
+@contextmanager
+def _lock_file_itself(out: str | os.PathLike[str], command: str) -> Iterator[None]:
+    """:func:`exclusive_lock` on the file ``out`` itself, when it is one (else nothing)."""
+    try:
+        fd = os.open(out, os.O_RDONLY | os.O_NONBLOCK) if os.path.isfile(out) else None
+    except OSError:  # unreadable: its writing says why, named
+        fd = None
+    if fd is None:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise VsentError(f"another {command} is writing {out}; wait for it or stop "
+                             "it") from None
+        except OSError:  # a file system without locks: _lock_beside warns of it
+            pass
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _lock_beside(out: str | os.PathLike[str], command: str) -> Iterator[None]:
+    """:func:`exclusive_lock`'s ``<out>.vsent.lock``."""
     path = _lock_path(out)
     while True:
         fd: int | None = None
