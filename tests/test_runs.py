@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -1141,3 +1142,35 @@ def test_a_lost_image_refusal_names_three_items_then_dots(twitter_like):
         load_run_dataset({"data": str(twitter_like), "subset": "five"}, "RUN")
     said = str(e.value)
     assert said.count("no such image") == 3 and "; ...; restore them" in said, said
+
+
+def test_overwrite_of_the_folder_the_command_runs_in_is_refused(tmp_path, monkeypatch):
+    """trial40 F5: `--out . --overwrite` (or `--out ""`, an unset variable) from inside a run
+    folder emptied it, the user's own files too, then failed to remove the folder it ran in:
+    a traceback, and no run. Refused before anything is deleted; so is a folder above it."""
+    out = tmp_path / "r"
+    _with_a_result(out)
+    (out / "sub").mkdir()
+    (out / "my notes.txt").write_text("mine")
+    for here, given in ((out, "."), (out, ""), (out / "sub", ".."), (out / "sub", str(out))):
+        monkeypatch.chdir(here)
+        shown = re.escape(str(Path(given)))  # ("" is ".")
+        with pytest.raises(VsentError, match=rf"^--overwrite would delete {shown}, "
+                                             rf"which holds the current folder \({here}\): run "
+                                             "the command from another folder, or choose "
+                                             "another --out$"):
+            open_run_dir(given, CFG, overwrite=True)
+        assert (out / "my notes.txt").read_text() == "mine"
+
+
+def test_an_empty_out_is_refused_by_every_command(capsys):
+    """trial40 F5: `--out ""` was the current folder."""
+    from vsent.cli import main
+
+    for argv in (["crossval"], ["explain", "--model", "m.pt", "x.jpg"], ["card", "m.pt"],
+                 ["predict", "--model", "m.pt", "x.jpg"]):
+        with pytest.raises(SystemExit) as stop:
+            main([*argv, "--out", ""])
+        assert stop.value.code == 2
+        assert "argument --out: an empty path (an unset shell variable?)" in \
+            capsys.readouterr().err

@@ -644,6 +644,12 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
                          "--out (a run starts in a new or empty folder)")
     fresh: str | None = None
     if overwrite and out.exists():
+        here = Path.cwd().resolve()
+        if here == out.resolve() or out.resolve() in here.parents:
+            # (rmtree empties it, then fails to remove the folder it runs in: trial40 F5)
+            raise VsentError(f"--overwrite would delete {out}, which holds the current folder "
+                             f"({here}): run the command from another folder, or choose "
+                             "another --out")
         reads = _inputs_inside(out, config)
         if reads:
             raise VsentError(f"--overwrite would delete {reads[0]}, which this run reads: "

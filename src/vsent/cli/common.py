@@ -108,6 +108,8 @@ def check_required(args: argparse.Namespace, option: str, what: str) -> None:
 def out_path(text: str) -> str:
     """``--out`` with ``~`` expanded (``--out=~/runs`` or a quoted ``'~/runs'`` made a folder
     named ``~``), otherwise as typed (a run's messages say the path the user gave)."""
+    if not text:  # (Path("") is the current folder, which --overwrite would empty)
+        raise argparse.ArgumentTypeError("an empty path (an unset shell variable?)")
     try:
         return str(expand_user(text)) if text != "-" else text
     except DataError as e:  # ~user of no such user: argparse's one-line usage error
