@@ -405,7 +405,10 @@ def test_checkpoint_meta_reaches_the_exports_card(tmp_path):
                            init="random", data="/data/tw", n_train=123, subset="four")
     export_model(ckpt, tmp_path / "m.onnx")
     card = json.loads(read_metadata(tmp_path / "m.onnx")["vsent.card"])
-    assert card["training"]["dataset"] == "/data/tw" and card["training"]["n_train"] == 123
+    # this machine's folders and command lines stay here, as in the served card (trial40 F8)
+    assert card["training"]["dataset"] == "tw" and card["training"]["n_train"] == 123
+    assert card["checkpoint"] == "model.pt" and "argv" not in card["versions"]
+    assert str(tmp_path) not in read_metadata(tmp_path / "m.onnx")["vsent.card"]
     assert card["weights"]["init"] == "random"
     import timm
 

@@ -161,7 +161,7 @@ def export_model(
     difference, None without ``verify``). Raises :class:`ExportError` when the export fails or
     differs from PyTorch by more than :data:`TOLERANCE`.
     """
-    from vsent.models.card import model_card
+    from vsent.models.card import cut_paths, model_card
     from vsent.models.checkpoint import load_checkpoint
 
     if format not in ("onnx", "torchscript"):
@@ -172,6 +172,7 @@ def export_model(
         raise ExportError(f"{checkpoint}: a late-fused model (network + "
                           f"{card['fusion']['features']}); an export would hold the network "
                           "alone: score it with `vsent predict` or `vsent serve`")
+    cut_paths(card)  # (a file others get: this machine's folders and commands stay here)
     model, meta = load_checkpoint(checkpoint)
     result = export_module(model, out, metadata=export_metadata(model, meta, card),
                            format=format, verify=verify, opset=opset)

@@ -208,6 +208,31 @@ def export_card(exported: Any) -> dict[str, Any]:
     }
 
 
+def cut_paths(card: dict[str, Any]) -> None:
+    """The machine's folders out of a card, in place (what ``vsent serve`` answers and an
+    export stores: the artefact others get): the checkpoint, the training data, its folds file
+    (``--folds PATH``; a named scheme such as ``campos`` is its own last part) and a weights
+    file (``--init PATH``) by their last part, the run's command lines (``versions.argv``,
+    the ``argv`` of each ``versions.resumed`` session) left out; the version changes of the
+    sessions that resumed the run stay. Tags, URLs and hub names of pretrained weights stay."""
+    if card.get("checkpoint"):
+        card["checkpoint"] = Path(str(card["checkpoint"])).name
+    training = card.get("training")
+    if isinstance(training, dict):
+        card["training"] = {**training, **{k: Path(str(training[k])).name
+                                           for k in ("dataset", "folds") if training.get(k)}}
+    weights = card.get("weights")
+    if isinstance(weights, dict) and str(weights.get("source") or "").startswith("weights file"):
+        card["weights"] = {**weights, **{k: Path(str(weights[k])).name
+                                         for k in ("init", "location") if weights.get(k)}}
+    versions = card.get("versions")
+    if isinstance(versions, dict):
+        card["versions"] = {k: v for k, v in versions.items() if k not in ("argv", "resumed")}
+        if isinstance(versions.get("resumed"), list):  # the version changes stay, argv goes
+            card["versions"]["resumed"] = [{k: e.get(k) for k in ("date", "changed")}
+                                           for e in versions["resumed"] if isinstance(e, dict)]
+
+
 def family_of(name: str) -> str:
     """Family of a registered model name: its prefix (``timm/``, ``clip/``), else the module
     that registers it (``caffenet``, ``torchvision``, ...), else ``"unknown"``."""

@@ -162,16 +162,14 @@ def served_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str
     the card of the file it is served from. A predictor built in Python without a checkpoint
     gets what the model itself says.
     """
+    from vsent.models.card import cut_paths, export_card, model_card
+
     engine = predictor.model.info.extra.get("engine")  # an export (vsent.export)
     if engine is not None:
-        from vsent.models.card import export_card
-
         card = export_card(predictor.model)
         card["export"] = {**card["export"], "file": Path(card["export"]["file"]).name}
         card["engine"] = engine
     elif checkpoint is not None:
-        from vsent.models.card import model_card
-
         card = dict(model_card(checkpoint))
     else:
         model = predictor.model
@@ -182,33 +180,9 @@ def served_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str
                           "class_names": list(predictor.class_names), "options": spec},
                 "weights": None, "training": None, "metrics": None,
                 "preprocess": model.info.preprocess.to_dict(), "versions": None}
-    if card.get("checkpoint"):
-        card["checkpoint"] = Path(str(card["checkpoint"])).name
-    _cut_paths(card)
+    cut_paths(card)
     card["vsent_version"] = __version__
     return card
-
-
-def _cut_paths(card: dict[str, Any]) -> None:
-    """The server's folders out of a card, in place: the training data, its folds file
-    (``--folds PATH``; a named scheme such as ``campos`` is its own last part) and a weights
-    file (``--init PATH``) by their last part, the run's command lines (``versions.argv``,
-    the ``argv`` of each ``versions.resumed`` session) left out; the version changes of the
-    sessions that resumed the run stay. Tags, URLs and hub names of pretrained weights stay."""
-    training = card.get("training")
-    if isinstance(training, dict):
-        card["training"] = {**training, **{k: Path(str(training[k])).name
-                                           for k in ("dataset", "folds") if training.get(k)}}
-    weights = card.get("weights")
-    if isinstance(weights, dict) and str(weights.get("source") or "").startswith("weights file"):
-        card["weights"] = {**weights, **{k: Path(str(weights[k])).name
-                                         for k in ("init", "location") if weights.get(k)}}
-    versions = card.get("versions")
-    if isinstance(versions, dict):
-        card["versions"] = {k: v for k, v in versions.items() if k not in ("argv", "resumed")}
-        if isinstance(versions.get("resumed"), list):  # the version changes stay, argv goes
-            card["versions"]["resumed"] = [{k: e.get(k) for k in ("date", "changed")}
-                                           for e in versions["resumed"] if isinstance(e, dict)]
 
 
 # --------------------------------------------------------------------------------------------
