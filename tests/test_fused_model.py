@@ -107,6 +107,9 @@ def test_fused_checkpoint_loads_safely_and_predicts_the_fused_score(tmp_path):
     assert pred.fusion is not None and pred.fusion.features == "gch+bow"
     np.testing.assert_array_equal(pred.fusion.hand.vocabulary, fusion.hand.vocabulary)
     np.testing.assert_array_equal(pred.fusion.hand.coef, fusion.hand.coef)
+    # a REPL shows it in a line or two, not its arrays (trial40 F9: 350 lines)
+    shown = repr(pred.fusion)
+    assert "blocks=('gch', 'bow')" in shown and "n_train=" in shown and len(shown) < 600
 
     cnn = Predictor(pred.model, device="cpu").predict_proba(paths)[:, 1]
     hand = fusion.hand.predict_proba([np.asarray(load_rgb(p)) for p in paths])

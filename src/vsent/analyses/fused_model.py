@@ -23,7 +23,7 @@ Blocks ``gch``, ``lch`` and ``bow`` can travel; ``fv`` and ``cues`` are measured
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -84,11 +84,12 @@ class HandCraftedModel:
     sift: SiftParams
     bow_norm: str
     histogram_map: str
-    vocabulary: np.ndarray | None
-    mean: np.ndarray
-    std: np.ndarray
-    block_weight: np.ndarray
-    coef: np.ndarray
+    # (not in the repr: a REPL printed the 500 x 128 vocabulary, trial40 F9)
+    vocabulary: np.ndarray | None = field(repr=False)
+    mean: np.ndarray = field(repr=False)
+    std: np.ndarray = field(repr=False)
+    block_weight: np.ndarray = field(repr=False)
+    coef: np.ndarray = field(repr=False)
     intercept: float
     C: float
     n_train: int
