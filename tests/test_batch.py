@@ -91,6 +91,22 @@ def test_walker_finds_images_recursively_and_reports_what_matched_nothing(folder
     assert missing[0]["error"] and missing[0]["prob_positive"] is None
 
 
+def test_walker_skips_a_vsent_run_inside_a_folder(folder, tmp_path, caplog):
+    """trial40 F10: `explain photos --out photos/cam2` explained photos/cam's overlays (heat
+    maps of heat maps) and predict scored them as photos, silently. A folder given as the
+    PATH itself is walked: asked for by name."""
+    want = sorted(p for p in folder.rglob("*") if p.suffix in (".jpg", ".png"))
+    run = folder / "sub" / "cam"
+    run.mkdir(parents=True)
+    for name in ("config.json", "versions.json"):
+        (run / name).write_text("{}")
+    (run / "0001_gradcam.png").write_bytes(b"png")
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        assert sorted(iter_inputs([folder])) == want
+    assert f"{run} holds a vsent run: its files are not read as images" in caplog.text
+    assert list(iter_inputs([run])) == [run / "0001_gradcam.png"]
+
+
 def test_walker_names_what_it_cannot_list_and_walks_folders_a_glob_matches(folder, tmp_path,
                                                                           monkeypatch, caplog):
     import vsent.batch as batch

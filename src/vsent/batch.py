@@ -91,11 +91,19 @@ def walk_folder(folder: str | Path) -> Iterator[Path | Unmatched]:
 
     Each directory is read with ``os.scandir`` as an iterator: files come out while the
     directory is still being read; only the sub-folders still to visit are held. Symbolic
-    links to folders are not followed (no loops; as ``find`` does).
+    links to folders are not followed (no loops; as ``find`` does). A sub-folder holding a
+    vsent run (an explain's overlays, an earlier ``--out`` put there) is skipped with a
+    warning: its figures are no photos (trial40 F10: heat maps of heat maps).
     """
+    from vsent.runs import is_run_dir
+
     todo = [Path(folder)]
     while todo:
         d = todo.pop()
+        if d != Path(folder) and is_run_dir(d):
+            logging.getLogger("vsent").warning("%s holds a vsent run: its files are not read "
+                                               "as images", d)
+            continue
         subdirs = []
         try:
             with os.scandir(d) as entries:
