@@ -427,7 +427,7 @@ RUN_OPTIONS = frozenset({"device"})
 PATH_KEYS = frozenset({"data"})
 
 
-def _a(word: str) -> str:
+def article(word: str) -> str:
     """The article before a command's name: "an explain run", "a crossval run"."""
     return "an" if word[:1].lower() in "aeiou" else "a"
 
@@ -679,8 +679,8 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
     stored = stored_config(out)
     if "command" in config and stored.get("command", config["command"]) != config["command"]:
         held, wanted = stored.get("command") or "vsent", config["command"]
-        raise VsentError(f"{out} holds {_a(held)} {held} run, not {_a(wanted)} {wanted} run: "
-                         "choose another --out")
+        raise VsentError(f"{out} holds {article(held)} {held} run, not {article(wanted)} "
+                         f"{wanted} run: choose another --out")
     ignored = RUN_OPTIONS | frozenset(ignore)
     config = as_stored_train_seed(stored, config)  # compared only: a new run writes its own
     if compare is not None:

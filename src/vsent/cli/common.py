@@ -100,9 +100,21 @@ def check_required(args: argparse.Namespace, option: str, what: str) -> None:
     typed, and no resumed run gave it (:func:`resumed_config`)."""
     from vsent.errors import VsentError
 
-    if getattr(args, option.lstrip("-").replace("-", "_")) is None:
-        where = f": {args.out} holds no run to continue" if args.resume else ""
-        raise VsentError(f"{option} is required ({what}){where}")
+    if getattr(args, option.lstrip("-").replace("-", "_")) is not None:
+        return
+    where = ""
+    if args.resume:
+        from vsent.runs import CONFIG, article, read_config
+
+        try:  # (another command's run: said as the run's opening says it)
+            other = read_config(args.out).get("command") if (Path(args.out) / CONFIG).is_file() \
+                else None
+        except VsentError:
+            other = None
+        where = (f": {args.out} holds {article(other)} {other} run, not "
+                 f"{article(args.command)} {args.command} run"
+                 if isinstance(other, str) else f": {args.out} holds no run to continue")
+    raise VsentError(f"{option} is required ({what}){where}")
 
 
 def out_path(text: str) -> str:
