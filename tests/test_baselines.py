@@ -694,8 +694,8 @@ def test_resume_alone_continues_the_run_as_it_was_started(tmp_path, cache, monke
                         lambda *a, **kw: (calls.append(1), real(*a, **kw))[1])
     assert main(["baselines", "--resume", "--out", str(out), "--k", "9"]) == 2
     err = capsys.readouterr().err
-    assert "made with other features, k, subsets (features: stored ['gch'], now " in err
-    assert not calls
+    assert err.startswith(f"vsent: error: --resume: {out} was started with other k (k: "
+                          "stored 500, now 9): give no recipe option") and not calls
     assert main(["baselines", "--resume", "--out", str(out), "--jobs", "1",
                  "--no-progress"]) == 0
     assert len(calls) == 2  # four and three; five was kept
@@ -704,6 +704,13 @@ def test_resume_alone_continues_the_run_as_it_was_started(tmp_path, cache, monke
     rows = [r["row"] for r in table["rows"]]
     assert "gch" in rows and not {"lch", "bow", "gch+bow", "lch+bow"} & set(rows)
     assert json.loads((out / "config.json").read_text())["data"] == str(data)
+    # a misspelt --out: refused, not the full default run (review40 #7)
+    typo = tmp_path / "runz"
+    assert main(["baselines", "--resume", "--out", str(typo)]) == 2
+    assert capsys.readouterr().err == (
+        f"vsent: error: --resume: {typo} holds no run to continue (no config.json); check "
+        "--out, or give the recipe options (e.g. --features gch) to start one\n")
+    assert not typo.exists()
 
 
 @pytest.mark.parametrize("stored", ["left out", "at their default"])

@@ -694,6 +694,8 @@ def test_every_difference_inside_a_key_is_said(tmp_path):
     stored = json.loads((out / "config.json").read_text())
     stored["finetune"]["lr"] = 0.123
     (out / "config.json").write_text(json.dumps(stored))
+    (out / "fold1").mkdir()
+    (out / "fold1" / "history.json").write_text("[]")  # a result: options are compared
     with pytest.raises(VsentError, match=r"finetune.epochs: stored \d+, now 7; finetune.lr: "
                                          r"stored 0.123, now"):
         run_config(build_parser().parse_args([*argv, "--resume", "--finetune-epochs", "7"]))

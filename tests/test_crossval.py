@@ -224,6 +224,12 @@ def test_cli_resume_with_recipe_options_compares_as_the_run_directory_does(tmp_p
     stored["finetune"]["device"] = "cuda"  # the run was started on a GPU
     stored["train"]["seed"] = 0  # recorded before train.seed followed --seed
     (out / "config.json").write_text(json.dumps({"command": "crossval", **stored}))
+    # a run that wrote no result is replaced: its config with the options given laid over it
+    resumed, _ = run_config(build_parser().parse_args([*argv, "--resume", "--finetune-epochs",
+                                                       "7"]))
+    assert resumed.finetune.epochs == 7 and resumed.finetune.device == "cpu"
+    (out / "fold1").mkdir()
+    (out / "fold1" / "history.json").write_text("[]")  # a result: compared from here on
     resumed, kept = run_config(build_parser().parse_args([*argv, "--resume"]))
     assert kept["finetune"]["device"] == "cuda" and resumed.seed == 3
     # a recipe difference inside the fine-tuning recipe is still one

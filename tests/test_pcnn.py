@@ -725,3 +725,20 @@ def test_pcnn_transfer_skip_bad_skips_a_bad_label_entry(make_twitter_like, tmp_p
     assert main([*argv, "--skip-bad", "--out", str(tmp_path / "b")]) == 0
     skipped = json.loads((tmp_path / "b" / "five" / "skipped.json").read_text())
     assert skipped == [[f"{five}:21", f"missing_img.jpg: no such image in {data / 'images'}"]]
+
+
+def test_pcnn_resume_skip_bad_after_a_bad_image_keeps_the_runs_recipe(make_learnable, tmp_path,
+                                                                      capsys):
+    """review40 #2: a run stopped by a bad image (no result yet) and `--resume --out DIR
+    --skip-bad`, as its error says, started the default you2015 recipe (hours): the run's
+    config with the options given laid over it."""
+    data = make_learnable(n_pos=12, n_neg=12)
+    (data / "positive" / "zz_bad.jpg").write_bytes(b"junk")
+    out = tmp_path / "run"
+    assert main(["pcnn", "--data", str(data), "--out", str(out), *_train_opts(1, 1)]) == 2
+    assert "--skip-bad" in capsys.readouterr().err
+    assert main(["pcnn", "--resume", "--out", str(out), "--skip-bad", "--no-progress"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["preset"] == "quick" and config["skip_bad"] is True
+    assert (config["train"]["epochs"], config["finetune"]["epochs"]) == (1, 1)
+    assert config["model_kwargs"] == {"widths": [16, 32]}

@@ -1159,8 +1159,14 @@ def test_overwrite_of_the_folder_the_command_runs_in_is_refused(tmp_path, monkey
                                              rf"which holds the current folder \({here}\): run "
                                              "the command from another folder, or choose "
                                              "another --out$"):
-            open_run_dir(given, CFG, overwrite=True)
+            open_run_dir(given, {**CFG, "data": str(tmp_path)}, overwrite=True)
         assert (out / "my notes.txt").read_text() == "mine"
+    # an empty folder (or a new one) is no run to delete: it starts there (review40 #4)
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")
+    rd = open_run_dir(".", {**CFG, "data": str(tmp_path)}, overwrite=True)
+    rd.close()
+    assert rd.status == "new" and (tmp_path / "empty" / "config.json").is_file()
 
 
 def test_an_empty_out_is_refused_by_every_command(capsys):

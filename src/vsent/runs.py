@@ -644,12 +644,6 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
                          "--out (a run starts in a new or empty folder)")
     fresh: str | None = None
     if overwrite and out.exists():
-        here = Path.cwd().resolve()
-        if here == out.resolve() or out.resolve() in here.parents:
-            # (rmtree empties it, then fails to remove the folder it runs in: trial40 F5)
-            raise VsentError(f"--overwrite would delete {out}, which holds the current folder "
-                             f"({here}): run the command from another folder, or choose "
-                             "another --out")
         reads = _inputs_inside(out, config)
         if reads:
             raise VsentError(f"--overwrite would delete {reads[0]}, which this run reads: "
@@ -659,6 +653,12 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
                 raise VsentError(f"--overwrite: {out} is a symbolic link (to "
                                  f"{os.readlink(out)}); not deleting a run through a link: "
                                  "give the folder itself as --out, or choose another --out")
+            here = Path.cwd().resolve()
+            if here == out.resolve() or out.resolve() in here.parents:
+                # (rmtree emptied it, then failed to remove the folder it ran in: trial40 F5)
+                raise VsentError(f"--overwrite would delete {out}, which holds the current "
+                                 f"folder ({here}): run the command from another folder, or "
+                                 "choose another --out")
             fresh = "overwrite"
         elif out.is_dir() and any(out.iterdir()):
             raise VsentError(f"--overwrite: {out} is not empty and holds no {CONFIG}; "
@@ -699,7 +699,7 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
                      "no --data, continues it" if names == ["data"] else "")
             raise VsentError(
                 f"--resume: {out} already holds a run made with other {keys} ({shown}; see "
-                f"{file}): give the options it was started with{_started_as(out)}{moved}")
+                f"{file}): give the options it was started with{started_as(out)}{moved}")
         raise VsentError(f"{out} already holds a run made with other {keys} ({shown}; see "
                          f"{file}): pass --overwrite to start again, or choose another --out")
     finished = done is not None and (out / done).exists()
@@ -718,7 +718,7 @@ KEY_WORDS = {"model_sha256": "the checkpoint's bytes: another model at that path
              "images_found": "the files the inputs find: images added, removed or edited"}
 
 
-def _started_as(out: Path) -> str:
+def started_as(out: Path) -> str:
     """`` (it was started as `vsent ...`)`` from the run's versions.json, or "" (not
     recorded, or not started by the ``vsent`` command: a test, a script)."""
     try:

@@ -14,15 +14,16 @@ from vsent.cli.common import (
     add_model_arg,
     add_run_args,
     add_train_args,
-    as_started,
     check_required,
     check_resumed_momentum_form,
     comma_list,
     data_path,
     default_data,
+    given_keys,
     init_arg,
     progress_enabled,
     resumed_config,
+    resumed_options,
     train_overrides,
 )
 from vsent.presets import PCNN as PRESETS
@@ -140,13 +141,15 @@ def run_pcnn(args: argparse.Namespace) -> int:
 
     stored = resumed_config(args, "--data")
     check_required(args, "--data", "the weakly labelled images")
-    if stored is not None and as_started(args):  # --resume alone: as it was started
-        old = ProgressiveConfig.from_dict(stored)
+    cfg = progressive_config_from_args(args)
+    check_resumed_momentum_form(args, cfg)
+    bare = progressive_config_from_args(_bare(args, "--data", args.data))
+    resumed = resumed_options(args, stored, cfg.to_dict(),
+                              given_keys(bare.to_dict(), cfg.to_dict()), "--preset quick")
+    if resumed is not None:  # as it was started
+        old = ProgressiveConfig.from_dict(resumed)
         cfg = replace(old, data=args.data, train=old.train.replace(device=args.device),
                       finetune=old.finetune.replace(device=args.device))
-    else:
-        cfg = progressive_config_from_args(args)
-    check_resumed_momentum_form(args, cfg)
     summary = progressive(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                           progress=progress_enabled(args.no_progress))
     print(f"removed {summary['n_removed']} of {summary['n_images']} images "
@@ -160,12 +163,14 @@ def run_transfer(args: argparse.Namespace) -> int:
 
     stored = resumed_config(args, "--data", "--model")
     check_required(args, "--model", "the checkpoint to fine-tune")
-    if stored is not None and as_started(args):  # --resume alone: as it was started
-        old = TransferConfig.from_dict(stored)
-        cfg = replace(old, data=args.data, train=old.train.replace(device=args.device))
-    else:
-        cfg = transfer_config_from_args(args)
+    cfg = transfer_config_from_args(args)
     check_resumed_momentum_form(args, cfg)
+    bare = transfer_config_from_args(_bare(args, "--model", args.model))
+    resumed = resumed_options(args, stored, cfg.to_dict(),
+                              given_keys(bare.to_dict(), cfg.to_dict()), "--epochs 5")
+    if resumed is not None:  # as it was started
+        old = TransferConfig.from_dict(resumed)
+        cfg = replace(old, data=args.data, train=old.train.replace(device=args.device))
     table = transfer(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                      progress=progress_enabled(args.no_progress))
     for row in table["rows"]:
@@ -174,3 +179,11 @@ def run_transfer(args: argparse.Namespace) -> int:
               f"{row['accuracy_std']:.3f} (published {'-' if pub is None else f'{pub:.3f}'})")
     print(f"table in {args.out}/transfer.md")
     return 0
+
+
+def _bare(args: argparse.Namespace, *required: str) -> argparse.Namespace:
+    """The options of ``args.command`` with none given but --out and the ``required`` ones
+    (``"--data", PATH``): what the options given are told apart from."""
+    from vsent.cli import build_parser
+
+    return build_parser().parse_args([args.command, "--out", args.out, *required])
