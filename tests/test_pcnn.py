@@ -709,6 +709,11 @@ def test_pcnn_resume_alone_continues_the_run_as_it_was_started(make_learnable, t
     assert capsys.readouterr().err == (f"vsent: error: --data is required (the weakly labelled "
                                        f"images): {tmp_path / 'ex'} holds an explain run, not a "
                                        "pcnn run\n")
+    (tmp_path / "ex" / "config.json").write_text('{"command": "pcnn", "data": 5}')  # damaged
+    assert main(["pcnn", "--resume", "--out", str(tmp_path / "ex")]) == 2
+    assert capsys.readouterr().err == (f"vsent: error: --data is required (the weakly labelled "
+                                       f"images): {tmp_path / 'ex' / 'config.json'} records "
+                                       "none\n")
 
 
 def test_pcnn_transfer_skip_bad_skips_a_bad_label_entry(make_twitter_like, tmp_path, capsys):
