@@ -246,17 +246,17 @@ def test_card_of_an_export_is_read_from_its_metadata(tmp_path, capsys, fmt):
     export_model(ckpt, out, format=fmt)
     card, source = model_card(out), model_card(ckpt)
     assert card["export"] == {"file": str(out), "engine": fmt, "format": "vsent-export/1"}
-    assert card["checkpoint"] == ckpt.name  # the file it was exported from, by its name
+    assert card["checkpoint"] == str(ckpt)  # the file it was exported from (explain needs it)
     assert card["model"] == source["model"] and card["model"]["class_names"] == ["neg", "pos"]
     from vsent.models.card import cut_paths
 
-    cut_paths(source)  # (what an export stores: trial40 F8)
+    cut_paths(source)  # (what an export stores: trial40 F8; the checkpoint's path kept)
     for key in ("weights", "training", "preprocess", "versions"):
         assert card[key] == source[key], key
     assert main(["card", str(out)]) == 0
     text = capsys.readouterr().out
     assert f"Export: `{out}` ({fmt}, vsent-export/1)" in text
-    assert "Exported from checkpoint: `model.pt`" in text and "- Dataset: tw\n" in text
+    assert f"Exported from checkpoint: `{ckpt}`" in text and "- Dataset: tw\n" in text
     assert "- Outputs: 2 (neg, pos)" in text
 
 

@@ -631,8 +631,7 @@ def test_explain_on_an_export_says_why_in_one_line(tmp_path):
         X.explain(tmp_path / "model.ts", [image], tmp_path / "out", device="cpu")
     msg = str(caught.value)
     assert "\n" not in msg and "a TorchScript export keeps only the forward pass" in msg
-    # (the export names it without its folder: trial40 F8)
-    assert "Grad-CAM needs the gradients" in msg and f"({ckpt.name}) instead" in msg
+    assert "Grad-CAM needs the gradients" in msg and f"({ckpt}) instead" in msg  # (review40 #6)
     (tmp_path / "junk.pt").write_bytes(b"junk")  # not an export: the checkpoint's own error
     with pytest.raises(VsentError, match="not a vsent checkpoint"):
         X.explain(tmp_path / "junk.pt", [image], tmp_path / "out2", device="cpu")

@@ -210,13 +210,13 @@ def export_card(exported: Any) -> dict[str, Any]:
 
 def cut_paths(card: dict[str, Any]) -> None:
     """The machine's folders out of a card, in place (what ``vsent serve`` answers and an
-    export stores: the artefact others get): the checkpoint, the training data, its folds file
+    export stores: the artefact others get): the training data, its folds file
     (``--folds PATH``; a named scheme such as ``campos`` is its own last part) and a weights
     file (``--init PATH``) by their last part, the run's command lines (``versions.argv``,
     the ``argv`` of each ``versions.resumed`` session) left out; the version changes of the
-    sessions that resumed the run stay. Tags, URLs and hub names of pretrained weights stay."""
-    if card.get("checkpoint"):
-        card["checkpoint"] = Path(str(card["checkpoint"])).name
+    sessions that resumed the run stay. Tags, URLs and hub names of pretrained weights stay.
+    The checkpoint's path stays: an export names the file `vsent explain` needs (the service
+    cuts it itself)."""
     training = card.get("training")
     if isinstance(training, dict):
         card["training"] = {**training, **{k: Path(str(training[k])).name

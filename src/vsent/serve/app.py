@@ -180,6 +180,8 @@ def served_card(checkpoint: str | Path | None, predictor: Predictor) -> dict[str
                           "class_names": list(predictor.class_names), "options": spec},
                 "weights": None, "training": None, "metrics": None,
                 "preprocess": model.info.preprocess.to_dict(), "versions": None}
+    if card.get("checkpoint"):
+        card["checkpoint"] = Path(str(card["checkpoint"])).name
     cut_paths(card)
     card["vsent_version"] = __version__
     return card
