@@ -603,3 +603,23 @@ def test_card_of_a_folder_dataset_model_says_it_has_no_subset_not_that_none_was_
     save_checkpoint(run / "model.pt", create_model("smallcnn"), fold=None, data="/data/pn",
                     n_train=16)
     assert model_card(run / "model.pt")["training"]["subset"] == "five"
+
+
+def test_a_fold_model_is_told_by_its_datas_fingerprint_where_both_record_it(run_dir, caplog):
+    """review40 #1: a fold trained after `crossval --resume --data NEW` (the data moved, a link
+    at its old path) records the new path; once the link was removed, the path comparison
+    called it no model of the run. Where the checkpoint and the run record the data's SHA-256,
+    those decide: the same images wherever they are; other images under the same path."""
+    (run_dir / "data.json").write_text(json.dumps({"sha256": "a" * 64}))
+    config = json.loads((run_dir / "config.json").read_text())
+    for data, sha, foreign in (("/data/moved", "a" * 64, False),
+                               ("/data/twitter1", "b" * 64, True)):
+        save_checkpoint(run_dir / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
+                        command="crossval", train=config["train"], data=data, subset="four",
+                        folds="campos", init="random", data_sha256=sha)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="vsent"):
+            card = model_card(run_dir / "fold2" / "model.pt")
+        assert (card["metrics"] is None) == foreign, data
+        assert ("records other data than the run (SHA-256 bbbbbbbbbbbb, aaaaaaaaaaaa): it is "
+                "no model of the run" in caplog.text) == foreign

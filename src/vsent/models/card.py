@@ -98,7 +98,7 @@ def model_card(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
     run_dir, fold = _run_location(path, meta)
     config = _read_json(run_dir / "config.json") if run_dir else None
     config = config if isinstance(config, Mapping) else {}
-    foreign = _foreign(meta, config, fold) if run_dir else None
+    foreign = _foreign(meta, config, fold, run_dir) if run_dir else None
     if foreign:  # copied into the run's folder: the run's records are not its own (trial33 #2)
         log.warning("%s %s: it is no model of the run in %s, whose records and metrics the "
                     "card leaves out", path, foreign, run_dir)
@@ -371,14 +371,15 @@ def _run_location(path: Path, meta: Mapping[str, Any]) -> tuple[Path | None, int
     return None, None
 
 
-def _foreign(meta: Mapping[str, Any], config: Mapping[str, Any], fold: int | None) -> str | None:
+def _foreign(meta: Mapping[str, Any], config: Mapping[str, Any], fold: int | None,
+             run_dir: Path) -> str | None:
     """Why a checkpoint found in a run's folder is no model of that run (copied there), or
     None: it records another command than the run's (crossval, finetune), another fold than
     its place (``fold<k>/``, or a ``finetune --fold`` run's), other data, subset, folds or
     initial weights, a crossval fold's seed other than the one the run derives for it, or
     another training recipe than the run's (seed and device aside: a resumed run may change
     device)."""
-    from vsent.runs import config_diff
+    from vsent.runs import DATA_RECORD, INIT_RECORD, config_diff
 
     command, run_command = meta.get("command"), config.get("command")
     if isinstance(command, str) and isinstance(run_command, str) and command != run_command:
@@ -387,8 +388,16 @@ def _foreign(meta: Mapping[str, Any], config: Mapping[str, Any], fold: int | Non
     place = config.get("fold") if run_command == "finetune" else fold
     if type(recorded) is int and type(place) is int and recorded != place:
         return f"records fold {recorded}, not fold {place}"
-    for key in ("data", "subset", "folds", "init"):  # (a path as the run compares it)
-        if meta.get(key) is not None and config.get(key) is not None and config_diff(
+    for key in ("data", "subset", "folds", "init"):
+        # data and weights by their SHA-256 where both record it (data moved since, a link
+        # at its old path removed: the same images), else a path as the run compares it
+        record = {"data": DATA_RECORD, "init": INIT_RECORD}.get(key)
+        mine = meta.get(f"{key}_sha256")
+        theirs = (_read_json(run_dir / record) or {}).get("sha256") if record else None
+        if isinstance(mine, str) and isinstance(theirs, str):
+            if mine != theirs:
+                return f"records other {key} than the run (SHA-256 {mine[:12]}, {theirs[:12]})"
+        elif meta.get(key) is not None and config.get(key) is not None and config_diff(
                 {key: config[key]}, {key: meta[key]}, ignore=frozenset()):
             return f"records {key} {meta[key]!r}, the run {config[key]!r}"
     train, run_seed = meta.get("train"), config.get("seed")
