@@ -105,6 +105,18 @@ def test_walker_skips_a_vsent_run_inside_a_folder(folder, tmp_path, caplog):
         assert sorted(iter_inputs([folder])) == want
     assert f"{run} holds a vsent run: its files are not read as images" in caplog.text
     assert list(iter_inputs([run])) == [run / "0001_gradcam.png"]
+    # nor a folder a glob matches, nor files in one (review40 #5), unless the pattern names it
+    (run / "fold1").mkdir()
+    (run / "fold1" / "curves.png").write_bytes(b"png")
+    for pattern in ("*", "*/*", "*/*/*.png", "**/*.png", "sub/*/*.png"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="vsent"):
+            got = [str(i) for i in iter_inputs([str(folder / pattern)])
+                   if not isinstance(i, Unmatched)]
+        assert not [g for g in got if "/sub/cam/" in g], pattern
+        assert "holds a vsent run" in caplog.text, pattern
+    assert sorted(iter_inputs([str(run / "*.png")])) == [str(run / "0001_gradcam.png")]
+    assert sorted(iter_inputs([str(run / "*" / "*.png")])) == [str(run / "fold1" / "curves.png")]
 
 
 def test_walker_names_what_it_cannot_list_and_walks_folders_a_glob_matches(folder, tmp_path,

@@ -150,11 +150,14 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
         # dozens of times, its path longer each time; a folder met again is not scored again
         seen: dict[str, str] = {}  # real folder -> the folder as first met
         again: dict[str, str] = {}  # folder met again -> that first one
+        in_run = _RunFolders(s)
         for f in glob.iglob(s, recursive=True):
             found = True
             if os.path.isdir(f):
-                if "**" not in s:
+                if "**" not in s and not in_run(f):
                     yield from walk_folder(f)
+                continue
+            if in_run(os.path.dirname(f)):
                 continue
             if "**" in s:
                 folder = os.path.dirname(f)
@@ -171,6 +174,40 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
                 "scored once", s, len(twice), twice[0], again[twice[0]])
         if not found:
             yield Unmatched(s, f"{s}: the pattern matched no file")
+
+
+class _RunFolders:
+    """Whether a folder a glob matched holds a vsent run, or lies in one, below the folder the
+    pattern names (``photos/*`` matching ``photos/cam``, an explain's overlays: no photos,
+    review40 #5); a pattern naming a run's folder itself (``runs/cam/*.png``) reads it. Said
+    once a run, answers kept (one look a folder)."""
+
+    def __init__(self, pattern: str) -> None:
+        fixed = []
+        for part in Path(pattern).parts[:-1]:
+            if _has_magic(part):
+                break
+            fixed.append(part)
+        self.root = os.path.normpath(os.path.join(*fixed)) if fixed else "."
+        self.known: dict[str, bool] = {}
+
+    def __call__(self, folder: str) -> bool:
+        from vsent.runs import is_run_dir
+
+        folder = os.path.normpath(folder or ".")
+        if folder not in self.known:
+            below = folder != self.root and (
+                not folder.startswith("..") if self.root == "."
+                else folder.startswith(self.root.rstrip(os.sep) + os.sep))
+            if not below:
+                self.known[folder] = False
+            elif is_run_dir(folder):
+                logging.getLogger("vsent").warning("%s holds a vsent run: its files are not "
+                                                   "read as images", folder)
+                self.known[folder] = True
+            else:
+                self.known[folder] = self(os.path.dirname(folder))
+        return self.known[folder]
 
 
 def _nul_error(source: str, line: int) -> VsentError:
