@@ -360,8 +360,9 @@ def test_cli_explain_an_out_inside_an_input_folder_leaves_its_own_maps_out(tmp_p
     # inputs that find only its own maps (a glob into --out): refused, and the run kept; with
     # --overwrite the run was deleted and "explained 0 of 0 images", exit 0 (trial40 F1)
     capsys.readouterr()
-    for extra in ([], ["--overwrite"]):
-        assert main(["explain", str(folder / "cam" / "*.png"), *argv[2:], "--out",
+    for inputs, extra in (([], []), ([], ["--overwrite"]),
+                          ([str(tmp_path / "nomatch*.jpg")], ["--overwrite"])):  # (review40)
+        assert main(["explain", str(folder / "cam" / "*.png"), *inputs, *argv[2:], "--out",
                      str(folder / "cam"), *extra]) == 2
         assert capsys.readouterr().err == (
             f"vsent: error: every file the inputs find is inside --out {folder / 'cam'}, where "
@@ -467,7 +468,7 @@ def test_explain_function_runs_the_whole_command(tmp_path, caplog):
         X.explain(ckpt, [img], out, target="positive", device="cpu")
     # said in words, its digests cut to 12 digits as elsewhere (robust39 #15: 64 each)
     stored = json.loads((out / "config.json").read_text())["model_sha256"]
-    assert ("other model_sha256 (the checkpoint's bytes: another model at that path) "
+    assert ("other model_sha256 (the checkpoint's bytes) "
             f"(model_sha256: stored '{stored[:12]}...', now '") in str(e.value)
     assert stored not in str(e.value)
 

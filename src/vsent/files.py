@@ -190,8 +190,7 @@ def check_replaceable(out: Path, option: str, kind: str, is_kind: Callable[[Path
     if out.is_dir():
         raise VsentError(f"{option} {out}: is a folder; give the name of a file")
     # (the file is replaced by a rename, which its own mode does not stop: a user's chmod
-    # a-w would be undone, as `vsent predict --out` refuses it; root may write any file, so
-    # its mode is read too)
+    # a-w would be undone; root may write any file, so its mode is read too)
     if out.exists() and (not os.access(out, os.W_OK) or not out.stat().st_mode & 0o222):
         raise VsentError(f"{option} {out}: is write-protected; make it writable, or choose "
                          "another file")

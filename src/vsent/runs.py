@@ -714,7 +714,7 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
 
 
 #: What a config key that is no option's name stands for, in a refusal's words.
-KEY_WORDS = {"model_sha256": "the checkpoint's bytes: another model at that path",
+KEY_WORDS = {"model_sha256": "the checkpoint's bytes",
              "images_found": "the files the inputs find: images added, removed or edited"}
 
 

@@ -462,7 +462,8 @@ def _outside(items: list[Any], out: Path) -> list[Any]:
     root = Path(os.path.abspath(out))  # (the items' spelling: no file system lookups)
     kept = [i for i in items if isinstance(i, Unmatched)
             or not Path(os.path.abspath(i)).is_relative_to(root)]
-    if items and not kept:  # (with --overwrite, a glob's matches: the run deleted for none)
+    if len(kept) < len(items) and all(isinstance(i, Unmatched) for i in kept):
+        # (with --overwrite, a glob into it: the run was deleted to explain nothing)
         raise VsentError(f"every file the inputs find is inside --out {out}, where this "
                          "command writes its maps: choose another --out")
     if len(kept) < len(items):
