@@ -694,8 +694,8 @@ def test_resume_alone_continues_the_run_as_it_was_started(tmp_path, cache, monke
                         lambda *a, **kw: (calls.append(1), real(*a, **kw))[1])
     assert main(["baselines", "--resume", "--out", str(out), "--k", "9"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"vsent: error: --resume: {out} was started with other k (k: "
-                          "stored 500, now 9): give no recipe option") and not calls
+    assert "made with other features, k, subsets (features: stored ['gch'], now " in err
+    assert "give the options it was started with" in err and not calls
     assert main(["baselines", "--resume", "--out", str(out), "--jobs", "1",
                  "--no-progress"]) == 0
     assert len(calls) == 2  # four and three; five was kept
@@ -706,11 +706,15 @@ def test_resume_alone_continues_the_run_as_it_was_started(tmp_path, cache, monke
     assert json.loads((out / "config.json").read_text())["data"] == str(data)
     # a misspelt --out: refused, not the full default run (review40 #7)
     typo = tmp_path / "runz"
-    assert main(["baselines", "--resume", "--out", str(typo)]) == 2
-    assert capsys.readouterr().err == (
-        f"vsent: error: --resume: {typo} holds no run to continue (no config.json); check "
-        "--out, or give the recipe options (e.g. --features gch) to start one\n")
+    for seed in ([], ["--seed", "1"]):  # (--seed no recipe: review40b #5)
+        assert main(["baselines", "--resume", "--out", str(typo), *seed]) == 2
+        assert capsys.readouterr().err == (
+            f"vsent: error: --resume: {typo} holds no run to continue (no config.json); check "
+            "--out, or give the recipe options (e.g. --features gch) to start one\n")
     assert not typo.exists()
+    # its own options, spelt otherwise, are its own (review40b #4)
+    assert main(["baselines", "--resume", "--out", str(out), "--features", "GCH", "--subset", "all",
+                 "--jobs", "1", "--no-progress"]) == 0
 
 
 @pytest.mark.parametrize("stored", ["left out", "at their default"])

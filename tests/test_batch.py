@@ -117,6 +117,10 @@ def test_walker_skips_a_vsent_run_inside_a_folder(folder, tmp_path, caplog):
         assert "holds a vsent run" in caplog.text, pattern
     assert sorted(iter_inputs([str(run / "*.png")])) == [str(run / "0001_gradcam.png")]
     assert sorted(iter_inputs([str(run / "*" / "*.png")])) == [str(run / "fold1" / "curves.png")]
+    # `lnk/..` through a link is the link target's parent, not the folder before it (review40b)
+    (folder / "lnk").symlink_to(run)  # (lnk/.. is sub/, which holds the run)
+    got = [str(i) for i in iter_inputs([str(folder / "lnk" / ".." / "*")])]
+    assert not [g for g in got if g.endswith("0001_gradcam.png")], got
 
 
 def test_walker_names_what_it_cannot_list_and_walks_folders_a_glob_matches(folder, tmp_path,

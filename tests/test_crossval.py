@@ -224,12 +224,6 @@ def test_cli_resume_with_recipe_options_compares_as_the_run_directory_does(tmp_p
     stored["finetune"]["device"] = "cuda"  # the run was started on a GPU
     stored["train"]["seed"] = 0  # recorded before train.seed followed --seed
     (out / "config.json").write_text(json.dumps({"command": "crossval", **stored}))
-    # a run that wrote no result is replaced: its config with the options given laid over it
-    resumed, _ = run_config(build_parser().parse_args([*argv, "--resume", "--finetune-epochs",
-                                                       "7"]))
-    assert resumed.finetune.epochs == 7 and resumed.finetune.device == "cpu"
-    (out / "fold1").mkdir()
-    (out / "fold1" / "history.json").write_text("[]")  # a result: compared from here on
     resumed, kept = run_config(build_parser().parse_args([*argv, "--resume"]))
     assert kept["finetune"]["device"] == "cuda" and resumed.seed == 3
     # a recipe difference inside the fine-tuning recipe is still one
@@ -242,6 +236,23 @@ def test_cli_resume_with_recipe_options_compares_as_the_run_directory_does(tmp_p
     with pytest.raises(VsentError, match=r"; train.label_smoothing: not in the stored config, "
                                          r"now 0.1\)"):
         run_config(build_parser().parse_args([*argv, "--resume", "--label-smoothing", "0.1"]))
+
+
+def test_cli_resume_skip_bad_after_a_bad_image_keeps_the_runs_recipe(make_learnable, tmp_path,
+                                                                     capsys):
+    """A run stopped by a bad image (no result yet), then `--resume --skip-bad`, as its error
+    says: refused as another skip_bad (review40 #2's crossval side). It is laid over the stored
+    recipe; on a run with results it is compared when the run opens."""
+    data = make_learnable(n_pos=10, n_neg=10)
+    (data / "positive" / "zz_bad.jpg").write_bytes(b"junk")
+    out = tmp_path / "run"
+    argv = ["crossval", "--data", str(data), "--folds", "stratified", "--out", str(out)]
+    assert main([*argv, "--preset", "quick", "--epochs", "1", "--no-progress"]) == 2
+    assert "--skip-bad" in capsys.readouterr().err
+    assert main([*argv, "--resume", "--skip-bad", "--no-progress"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["preset"] == "quick" and config["skip_bad"] is True
+    assert config["train"]["epochs"] == 1
 
 
 @pytest.mark.parametrize("command", ["crossval", "finetune"])

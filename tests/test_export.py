@@ -399,11 +399,12 @@ def test_onnx_on_cuda_without_the_cuda_provider_says_it_runs_on_the_cpu(tmp_path
     assert not caplog.records
 
 
-def test_checkpoint_meta_reaches_the_exports_card(tmp_path):
+def test_checkpoint_meta_reaches_the_exports_card(tmp_path, monkeypatch):
     torch.manual_seed(3)
     ckpt = save_checkpoint(tmp_path / "model.pt", create_model("timm/test_resnet"),
                            init="random", data="/data/tw", n_train=123, subset="four")
-    export_model(ckpt, tmp_path / "m.onnx")
+    monkeypatch.chdir(tmp_path)
+    export_model("model.pt", tmp_path / "m.onnx")  # (a relative path: recorded absolute)
     card = json.loads(read_metadata(tmp_path / "m.onnx")["vsent.card"])
     # this machine's folders and command lines stay here, as in the served card (trial40 F8)
     assert card["training"]["dataset"] == "tw" and card["training"]["n_train"] == 123

@@ -515,6 +515,14 @@ def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, t
     assert main(["pcnn-transfer", "--out", str(tmp_path / "new")]) == 2
     assert capsys.readouterr().err == ("vsent: error: --model is required (the checkpoint to "
                                        "fine-tune)\n")
+    # another checkpoint given: compared, not dropped for the stored one (review40b #2)
+    other = save_checkpoint(tmp_path / "other.pt", create_model("smallcnn", widths=[8, 16]))
+    assert main(["pcnn-transfer", "--resume", "--out", str(out), "--model", str(other)]) == 2
+    assert "made with other model (model: stored " in capsys.readouterr().err
+    # a misspelt --out with the checkpoint alone: refused, not a default transfer (#8)
+    assert main(["pcnn-transfer", "--resume", "--out", str(tmp_path / "typo"), "--model",
+                 str(ckpt)]) == 2
+    assert f"{tmp_path / 'typo'} holds no run to continue" in capsys.readouterr().err
 
 
 def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, make_learnable, tmp_path,
@@ -691,6 +699,9 @@ def test_pcnn_resume_alone_continues_the_run_as_it_was_started(make_learnable, t
     assert main(["pcnn", "--resume", "--out", str(out), "--epochs", "3"]) == 2
     err = capsys.readouterr().err
     assert "--data is required" not in err and "(it was started as `vsent pcnn --data" in err
+    # an option typed at its default value is an option given: compared (review40b #1)
+    assert main(["pcnn", "--resume", "--out", str(out), "--preset", "you2015"]) == 2
+    assert "made with other" in capsys.readouterr().err
     assert main(["pcnn", "--resume", "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
     assert (out / "summary.json").is_file() and (out / "config.json").read_text() == stored
     history = json.loads((out / "stage1" / "history.json").read_text())
@@ -700,8 +711,9 @@ def test_pcnn_resume_alone_continues_the_run_as_it_was_started(make_learnable, t
     assert capsys.readouterr().err == ("vsent: error: --data is required (the weakly labelled "
                                        "images)\n")
     assert main(["pcnn", "--resume", "--out", str(tmp_path / "new")]) == 2
-    assert capsys.readouterr().err == (f"vsent: error: --data is required (the weakly labelled "
-                                       f"images): {tmp_path / 'new'} holds no run to continue\n")
+    assert capsys.readouterr().err == (f"vsent: error: --resume: {tmp_path / 'new'} holds no run "
+                                       "to continue (no config.json); check --out, or give the "
+                                       "recipe options (e.g. --preset quick) to start one\n")
     assert not (tmp_path / "new").exists()
     (tmp_path / "ex").mkdir()
     (tmp_path / "ex" / "config.json").write_text('{"command": "explain"}')

@@ -177,10 +177,11 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
 
 
 class _RunFolders:
-    """Whether a folder a glob matched holds a vsent run, or lies in one, below the folder the
+    """Whether a folder a glob matched holds a vsent run, or lies in one below the folder the
     pattern names (``photos/*`` matching ``photos/cam``, an explain's overlays: no photos,
-    review40 #5); a pattern naming a run's folder itself (``runs/cam/*.png``) reads it. Said
-    once a run, answers kept (one look a folder)."""
+    review40 #5); a pattern naming a run's folder itself (``runs/cam/*.png``) reads it. Paths
+    are compared as the file system resolves them (``lnk/..`` is not ``.`` through a link).
+    Said once a run, answers kept (one look a folder)."""
 
     def __init__(self, pattern: str) -> None:
         fixed = []
@@ -188,26 +189,24 @@ class _RunFolders:
             if _has_magic(part):
                 break
             fixed.append(part)
-        self.root = os.path.normpath(os.path.join(*fixed)) if fixed else "."
+        self.root = os.path.realpath(os.path.join(*fixed) if fixed else ".")
         self.known: dict[str, bool] = {}
 
     def __call__(self, folder: str) -> bool:
         from vsent.runs import is_run_dir
 
-        folder = os.path.normpath(folder or ".")
-        if folder not in self.known:
-            below = folder != self.root and (
-                not folder.startswith("..") if self.root == "."
-                else folder.startswith(self.root.rstrip(os.sep) + os.sep))
-            if not below:
-                self.known[folder] = False
-            elif is_run_dir(folder):
+        real = os.path.realpath(folder or ".")
+        if real not in self.known:
+            if real == self.root:
+                self.known[real] = False
+            elif is_run_dir(real):
                 logging.getLogger("vsent").warning("%s holds a vsent run: its files are not "
                                                    "read as images", folder)
-                self.known[folder] = True
+                self.known[real] = True
             else:
-                self.known[folder] = self(os.path.dirname(folder))
-        return self.known[folder]
+                below = real.startswith(self.root.rstrip(os.sep) + os.sep)
+                self.known[real] = below and self(os.path.dirname(real))
+        return self.known[real]
 
 
 def _nul_error(source: str, line: int) -> VsentError:

@@ -172,7 +172,10 @@ def export_model(
         raise ExportError(f"{checkpoint}: a late-fused model (network + "
                           f"{card['fusion']['features']}); an export would hold the network "
                           "alone: score it with `vsent predict` or `vsent serve`")
-    cut_paths(card)  # (a file others get: this machine's folders and commands stay here)
+    # a file others get: the data's and weights' folders and the command lines stay here;
+    # the checkpoint's path, absolute, is what `vsent explain` of the export points to
+    cut_paths(card)
+    card["checkpoint"] = str(Path(checkpoint).absolute())
     model, meta = load_checkpoint(checkpoint)
     result = export_module(model, out, metadata=export_metadata(model, meta, card),
                            format=format, verify=verify, opset=opset)

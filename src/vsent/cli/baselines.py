@@ -9,10 +9,11 @@ from vsent.cli.common import (
     SUBSETS,
     add_data_args,
     add_run_args,
-    given_keys,
+    as_started,
     progress_enabled,
+    refuse_no_run,
     resumed_config,
-    resumed_options,
+    typed,
 )
 from vsent.config import HISTOGRAM_MAPS
 
@@ -74,14 +75,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from vsent.analyses.baselines import run_baselines, table_markdown
     from vsent.analyses.handcrafted import SiftParams
-    from vsent.cli import build_parser
 
     stored = resumed_config(args, "--data")
-    now = _recipe(args)
-    bare = _recipe(build_parser().parse_args(["baselines", "--out", args.out]))
-    resumed = resumed_options(args, stored, now, given_keys(bare, now), "--features gch")
-    if resumed is not None:  # as it was started
-        _as_started(args, resumed)
+    refuse_no_run(args, "--features gch")
+    if stored is not None and as_started(args):  # as it was started
+        _as_started(args, stored)
     table = run_baselines(
         args.data, args.subset, args.folds, args.features, args.out, args.seed,
         k=args.k, bow_norm=args.bow_norm, histogram_map=args.histogram_map,
@@ -96,18 +94,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-#: The options of a baselines run as its config.json records them.
-_RECIPE = ("folds", "seed", "skip_bad", "k", "bow_norm", "histogram_map", "fisher_components",
-           "fisher_pca", "max_descriptors", "inner_splits")
-
-
-def _recipe(args: argparse.Namespace) -> dict:
-    """The options as :func:`vsent.analyses.baselines.run_baselines` records them in
-    config.json (the keys :func:`_as_started` reads back)."""
-    return {"subsets": list(SUBSETS) if args.subset == "all" else [args.subset],
-            "features": args.features.split(","),
-            "sift": {"mode": args.sift, "step": args.sift_step},
-            **{key: getattr(args, key) for key in _RECIPE}}
+#: The options of a baselines run its config.json records by their names.
+_RECIPE = ("folds", "seed", "k", "bow_norm", "histogram_map", "fisher_components", "fisher_pca",
+           "max_descriptors", "inner_splits")
 
 
 def _as_started(args: argparse.Namespace, stored: dict) -> None:
@@ -125,3 +114,5 @@ def _as_started(args: argparse.Namespace, stored: dict) -> None:
         args.sift, args.sift_step = sift.get("mode", args.sift), sift.get("step", args.sift_step)
     for key in _RECIPE:
         setattr(args, key, stored.get(key, getattr(args, key)))
+    if not typed(args, "--skip-bad"):  # (laid over the stored config: LAID_OVER)
+        args.skip_bad = stored.get("skip_bad", args.skip_bad)

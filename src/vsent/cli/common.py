@@ -8,7 +8,6 @@ command's ``run`` function imports the heavy modules it needs.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -56,103 +55,43 @@ def typed_options(args: argparse.Namespace) -> set[str]:
 
 
 #: Options that say where and how a run goes, not what it computes: ``--resume`` with these
-#: alone on a folder without a run is refused (:func:`resumed_options`).
-RUN_ONLY = frozenset({"--resume", "--out", "--data", "--device", "--no-progress", "--nproc",
-                      "--seed", "--fold", "--jobs"})
+#: alone continues the run in ``--out`` as it was started (:func:`as_started`).
+WHERE_AND_HOW = frozenset({"--resume", "--out", "--data", "--device", "--no-progress", "--jobs"})
+#: What ``--resume`` lays over a stored config: the fix a stopped run's error asks for.
+LAID_OVER = frozenset({"--skip-bad"})
 
 
-#: --resume's help for the commands that continue their stored run (crossval's has its own).
+#: --resume's help for the commands that continue :func:`as_started` (crossval's has its own).
 CONTINUE_HELP = ("continue the unfinished run in --out (finished work is kept): alone (or with "
-                 "--device, or --data naming the same data from another directory), with the "
-                 "config stored there; options given with it must be the stored ones")
+                 "--device, --skip-bad, or --data naming the same data from another directory), "
+                 "with the config stored there; with other options, they must be the stored ones")
 
 
-def given_keys(bare: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """The dotted config keys (``"train.lr"``) where the options' config ``now`` differs from
-    ``bare``, the config of the command with no option: the recipe options given (run
-    options and the data's path aside)."""
-    from vsent.runs import RUN_OPTIONS, config_diff
+def as_started(args: argparse.Namespace, *where: str) -> bool:
+    """Whether ``--resume`` came with no option that changes results: only
+    :data:`WHERE_AND_HOW`, :data:`LAID_OVER` and the command's own ``where`` options
+    (pcnn-transfer's ``--model``, compared when the run opens). The run in ``--out`` then
+    continues from its :func:`resumed_config`, as ``vsent crossval --resume --out DIR`` does;
+    otherwise the options make the config, and a stored run with another one is refused when
+    it opens (naming how it was started). Options built without ``argv`` (not by
+    :func:`vsent.cli.main`) make the config: nothing says which were typed."""
+    if not args.resume or getattr(args, "argv", None) is None:
+        return False
+    return typed_options(args) <= WHERE_AND_HOW | LAID_OVER | set(where)
 
-    return [d.split(":")[0] for d in config_diff(bare, now, ignore=RUN_OPTIONS | {"data"})]
 
-
-def resumed_options(args: argparse.Namespace, stored: dict[str, Any] | None,
-                    now: dict[str, Any], given: list[str], example: str) -> dict[str, Any] | None:
-    """The config ``--resume`` continues, or None where the options' config ``now`` starts a
-    run; refusals before any work.
-
-    No stored run (``stored``, the config.json of ``args.command``'s run in ``--out``): None,
-    but refused when no recipe option was given (a misspelt --out would start the default
-    recipe, hours of work; one typed as its default is a recipe given). A stored run that
-    holds results: its config, the ``given`` keys (:func:`given_keys`) that differ from it
-    refused. One that wrote none, replaced by a new run: its config with the given options
-    laid over it (``--resume --skip-bad`` after a bad image stopped it). ``example`` is a
-    recipe option of the command, said in the first refusal. --device and --data (the
-    dataset's path from here) are the caller's to take from the options.
-    """
-    from vsent.config import NOT_COMPARED, STORED_DECIDES
+def refuse_no_run(args: argparse.Namespace, example: str, *where: str) -> None:
+    """``--resume`` with no recipe option (:func:`as_started`; ``--seed`` neither) on a
+    ``--out`` that holds no run: refused, as crossval does (a misspelt --out would start the
+    default recipe: hours of work). ``example`` is a recipe option of the command."""
     from vsent.errors import VsentError
-    from vsent.runs import CONFIG, as_stored_train_seed, holds_results, started_as
+    from vsent.runs import CONFIG
 
-    if not args.resume:
-        return None
-    if stored is None:
-        if not (Path(args.out) / CONFIG).is_file() and not given \
-                and not typed_options(args) - RUN_ONLY:
-            raise VsentError(f"--resume: {args.out} holds no run to continue (no {CONFIG}); "
-                             f"check --out, or give the recipe options (e.g. {example}) to "
-                             "start one")
-        return None
-    if not holds_results(args.out):
-        # (a key a stored config leaves to its absence, momentum_form, typed at its default)
-        typed_too = [f"{head}.{name}" for name in STORED_DECIDES
-                     if typed(args, f"--{name.replace('_', '-')}")
-                     for head, value in now.items() if isinstance(value, dict) and name in value]
-        laid = copy.deepcopy(stored)
-        for key in [*given, *typed_too]:
-            *head, leaf = key.split(".")
-            d, there = laid, now
-            for part in head:
-                if not isinstance(d.get(part), dict):
-                    d[part] = {}
-                d, there = d[part], there.get(part) if isinstance(there, dict) else None
-            if isinstance(there, dict) and leaf in there:
-                d[leaf] = there[leaf]
-            else:  # (a key the options' config leaves out)
-                d.pop(leaf, None)
-        return laid
-    # compared as the run directory compares it (runs.open_run_dir): a train.seed recorded
-    # before it followed --seed, and run options (a recipe's device) are no difference
-    now = as_stored_train_seed(stored, now)
-    # (config_diff: an --init file typed relative, stored absolute, is one file); a preset
-    # name is compared with a preset name only: --lr makes it None, and the lr is compared
-    diffs = {key: _key_diff(stored, now, key) for key in given}
-    other = [key for key, d in diffs.items()
-             if d and not (key in NOT_COMPARED and None in (_at(stored, key), _at(now, key)))]
-    if other:
-        diff = "; ".join(d for k in other for d in diffs[k])
-        raise VsentError(f"--resume: {args.out} was started with other {', '.join(other)} "
-                         f"({diff}): give no recipe option to continue it as it was started"
-                         f"{started_as(Path(args.out))}, or --overwrite to start again")
-    return stored
-
-
-def _key_diff(stored: dict, now: dict, dotted: str) -> list[str]:
-    """:func:`vsent.runs.config_diff` of one dotted key: a key the stored run never had reads
-    "not in the stored config" (it read "stored None"), and is no difference at its default."""
-    from vsent.runs import RUN_OPTIONS, config_diff
-
-    head, _, leaf = dotted.rpartition(".")
-    stored, now = (_at(d, head) if head else d for d in (stored, now))
-    return config_diff(*({leaf: d[leaf]} if isinstance(d, dict) and leaf in d else {}
-                         for d in (stored, now)), head, ignore=RUN_OPTIONS)
-
-
-def _at(d: dict, dotted: str) -> Any:
-    """The value at ``"train.lr"`` of a nested dict (None where a key is missing)."""
-    for key in dotted.split("."):
-        d = d.get(key) if isinstance(d, dict) else None
-    return d
+    typed = typed_options(args) - {"--seed"}
+    if args.resume and not (Path(args.out) / CONFIG).is_file() and getattr(
+            args, "argv", None) is not None and typed <= WHERE_AND_HOW | LAID_OVER | set(where):
+        raise VsentError(f"--resume: {args.out} holds no run to continue (no {CONFIG}); check "
+                         f"--out, or give the recipe options (e.g. {example}) to start one")
 
 
 def resumed_config(args: argparse.Namespace, *take: str) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vsent.cli.common import (
+    LAID_OVER,
     add_data_args,
     add_dist_args,
     add_model_arg,
@@ -20,11 +21,11 @@ from vsent.cli.common import (
     check_resumed_momentum_form,
     data_path,
     default_data,
-    given_keys,
     init_arg,
     progress_enabled,
-    resumed_options,
     train_overrides,
+    typed,
+    typed_options,
 )
 from vsent.config import EXTRA_SCHEDULES, EXTRA_TRAIN, HEADS, PROGRESSIVE_SCOPES
 from vsent.presets import CROSSVAL as PRESETS
@@ -33,9 +34,9 @@ from vsent.presets import CROSSVAL as PRESETS
 def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
     add_data_args(p)
     add_run_args(p, default_out, resume_help="continue the unfinished run in --out (finished "
-                 "folds/epochs are kept): alone (or with --device, or --data naming the same "
-                 "folder from another directory), with the config stored there; with recipe "
-                 "options, they must be the stored ones")
+                 "folds/epochs are kept): alone (or with --device, --skip-bad, or --data naming "
+                 "the same folder from another directory), with the config stored there; with "
+                 "recipe options, they must be the stored ones")
     g = p.add_argument_group("model and recipe (defaults come from --preset)")
     g.add_argument("--preset", choices=sorted(PRESETS), default="campos2015",
                    help="campos2015: the paper's recipe (CaffeNet from ImageNet, 65 epochs SGD); "
@@ -225,6 +226,12 @@ def _way_fields(args: argparse.Namespace) -> dict:
             "prompts": prompts}
 
 
+#: Options that say where and how a run goes, not what it trains: ``--resume`` with these
+#: alone on a folder without a run is refused (nothing to continue, and no recipe given).
+NOT_RECIPE = {"--resume", "--out", "--data", "--device", "--no-progress", "--nproc", "--seed",
+              "--fold"}
+
+
 def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     """The run's config: the options', or with ``--resume`` and no recipe option the stored one.
 
@@ -238,22 +245,71 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     ImageNet weights, are loaded).
     """
     from vsent.cli import build_parser
-    from vsent.config import RunConfig
-    from vsent.runs import CONFIG, stored_config
+    from vsent.config import NOT_COMPARED, RunConfig
+    from vsent.errors import VsentError
+    from vsent.runs import (
+        CONFIG,
+        RUN_OPTIONS,
+        as_stored_train_seed,
+        config_diff,
+        is_run_dir,
+        stored_config,
+    )
 
     cfg = config_from_args(args)  # a bad option stops here, before any process starts
     if not args.resume:
         return cfg, None
-    bare = config_from_args(build_parser().parse_args([args.command, "--out", args.out]))
-    given = given_keys(bare.to_dict(), cfg.to_dict())
-    stored = stored_config(args.out) if (Path(args.out) / CONFIG).is_file() else None
-    resumed = resumed_options(args, stored, cfg.to_dict(), given, "--preset quick")
-    if resumed is None:
+    bare = config_from_args(build_parser().parse_args([args.command, f"--out={args.out}"]))
+    # (--skip-bad is laid over the stored config: what a run stopped by a bad image asks for)
+    laid = {"skip_bad": args.skip_bad} if typed(args, "--skip-bad") else {}
+    given = [key for key in (d.split(":")[0] for d in config_diff(
+        bare.to_dict(), cfg.to_dict(), ignore=RUN_OPTIONS | {"data"})) if key not in laid]
+    if not (Path(args.out) / CONFIG).is_file():
+        # a misspelt --out with --resume alone would start the default recipe (hours of
+        # CaffeNet); one typed as the default (--preset campos2015) is a recipe given
+        if not given and not typed_options(args) - NOT_RECIPE - LAID_OVER:
+            raise VsentError(f"--resume: {args.out} holds no run to continue (no {CONFIG}); "
+                             "check --out, or give the recipe options (e.g. --preset quick) "
+                             "to start one")
         return cfg, None
+    stored = stored_config(args.out)
+    if not is_run_dir(args.out) or stored.get("command", args.command) != args.command:
+        return cfg, None  # another command's run, or no run: refused, named, when opened
+    # compared as the run directory compares it (runs.open_run_dir): a train.seed recorded
+    # before it followed --seed, and run options (a recipe's device) are no difference
+    now = as_stored_train_seed(stored, cfg.to_dict())
+    # (config_diff: an --init file typed relative, stored absolute, is one file); a preset
+    # name is compared with a preset name only: --lr makes it None, and the lr is compared
+    diffs = {key: _key_diff(stored, now, key) for key in given}
+    other = [key for key, d in diffs.items()
+             if d and not (key in NOT_COMPARED and None in (_at(stored, key), _at(now, key)))]
+    if other:
+        diff = "; ".join(d for k in other for d in diffs[k])
+        raise VsentError(f"--resume: {args.out} was started with other {', '.join(other)} "
+                         f"({diff}): give no recipe option to continue it as it was started, "
+                         "or --overwrite to start again")
+    old = RunConfig.from_dict({k: v for k, v in stored.items() if k != "fold"})
     check_resumed_momentum_form(args, cfg)
-    old = RunConfig.from_dict({k: v for k, v in resumed.items() if k != "fold"})
     data = old.data if args.data == data_path(default_data()) else args.data
-    return old.replace(data=data, train=old.train.replace(device=args.device)), stored
+    return old.replace(data=data, train=old.train.replace(device=args.device), **laid), stored
+
+
+def _key_diff(stored: dict, now: dict, dotted: str) -> list[str]:
+    """:func:`vsent.runs.config_diff` of one dotted key: a key the stored run never had reads
+    "not in the stored config" (it read "stored None"), and is no difference at its default."""
+    from vsent.runs import RUN_OPTIONS, config_diff
+
+    head, _, leaf = dotted.rpartition(".")
+    stored, now = (_at(d, head) if head else d for d in (stored, now))
+    return config_diff(*({leaf: d[leaf]} if isinstance(d, dict) and leaf in d else {}
+                         for d in (stored, now)), head, ignore=RUN_OPTIONS)
+
+
+def _at(d: dict, dotted: str) -> Any:
+    """The value at ``"train.lr"`` of a nested dict (None where a key is missing)."""
+    for key in dotted.split("."):
+        d = d.get(key) if isinstance(d, dict) else None
+    return d
 
 
 def _launch(args: argparse.Namespace, cfg: Any, fold: int | None = None) -> int | None:

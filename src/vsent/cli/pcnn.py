@@ -14,17 +14,18 @@ from vsent.cli.common import (
     add_model_arg,
     add_run_args,
     add_train_args,
+    as_started,
     check_required,
     check_resumed_momentum_form,
     comma_list,
     data_path,
     default_data,
-    given_keys,
     init_arg,
     progress_enabled,
+    refuse_no_run,
     resumed_config,
-    resumed_options,
     train_overrides,
+    typed,
 )
 from vsent.presets import PCNN as PRESETS
 from vsent.presets import TRANSFER_REFERENCES as REFERENCES
@@ -140,15 +141,14 @@ def run_pcnn(args: argparse.Namespace) -> int:
     from vsent.analyses.pcnn import ProgressiveConfig, progressive
 
     stored = resumed_config(args, "--data")
+    refuse_no_run(args, "--preset quick")
     check_required(args, "--data", "the weakly labelled images")
     cfg = progressive_config_from_args(args)
     check_resumed_momentum_form(args, cfg)
-    bare = progressive_config_from_args(_bare(args, "--data", args.data))
-    resumed = resumed_options(args, stored, cfg.to_dict(),
-                              given_keys(bare.to_dict(), cfg.to_dict()), "--preset quick")
-    if resumed is not None:  # as it was started
-        old = ProgressiveConfig.from_dict(resumed)
-        cfg = replace(old, data=args.data, train=old.train.replace(device=args.device),
+    if stored is not None and as_started(args):  # as it was started
+        old = ProgressiveConfig.from_dict(stored)
+        cfg = replace(old, data=args.data, skip_bad=_laid(args, "skip_bad", old),
+                      train=old.train.replace(device=args.device),
                       finetune=old.finetune.replace(device=args.device))
     summary = progressive(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                           progress=progress_enabled(args.no_progress))
@@ -162,15 +162,15 @@ def run_transfer(args: argparse.Namespace) -> int:
     from vsent.analyses.pcnn import TransferConfig, transfer
 
     stored = resumed_config(args, "--data", "--model")
+    refuse_no_run(args, "--epochs 5", "--model")
     check_required(args, "--model", "the checkpoint to fine-tune")
     cfg = transfer_config_from_args(args)
     check_resumed_momentum_form(args, cfg)
-    bare = transfer_config_from_args(_bare(args, "--model", args.model))
-    resumed = resumed_options(args, stored, cfg.to_dict(),
-                              given_keys(bare.to_dict(), cfg.to_dict()), "--epochs 5")
-    if resumed is not None:  # as it was started
-        old = TransferConfig.from_dict(resumed)
-        cfg = replace(old, data=args.data, train=old.train.replace(device=args.device))
+    if stored is not None and as_started(args, "--model"):  # as it was started (a --model
+        old = TransferConfig.from_dict(stored)             # given is compared when it opens)
+        cfg = replace(old, data=args.data, model=args.model,
+                      skip_bad=_laid(args, "skip_bad", old),
+                      train=old.train.replace(device=args.device))
     table = transfer(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                      progress=progress_enabled(args.no_progress))
     for row in table["rows"]:
@@ -181,9 +181,8 @@ def run_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bare(args: argparse.Namespace, *required: str) -> argparse.Namespace:
-    """The options of ``args.command`` with none given but --out and the ``required`` ones
-    (``"--data", PATH``): what the options given are told apart from."""
-    from vsent.cli import build_parser
-
-    return build_parser().parse_args([args.command, "--out", args.out, *required])
+def _laid(args: argparse.Namespace, name: str, old: Any) -> Any:
+    """The value of :data:`vsent.cli.common.LAID_OVER` option ``name`` for a run continued
+    from its stored config ``old``: the typed one, else the run's."""
+    return getattr(args, name) if typed(args, f"--{name.replace('_', '-')}") else \
+        getattr(old, name)
