@@ -1435,3 +1435,27 @@ def test_init_trained_on_the_same_images_is_refused(twitter_like, tmp_path, caps
     other = save_checkpoint(tmp_path / "other.pt", model, data=str(tmp_path / "flickr"))
     assert main(["crossval", *base, "--init", str(other),
                  "--out", str(tmp_path / "cv")]) == 0
+
+
+def test_cli_resume_on_another_commands_run_says_so(tmp_path, capsys):
+    """review40b #3: `crossval --resume --out <a pcnn run>` compared the pcnn config key by
+    key ("--finetune-epochs/--finetune-lr apply to ..." with neither typed), and a user's own
+    config.json was "unknown run config keys: foo"."""
+    pcnn = tmp_path / "pcnn"
+    pcnn.mkdir()
+    (pcnn / "config.json").write_text(json.dumps({"command": "pcnn", "data": "d",
+                                                  "finetune": {"epochs": 1}}))
+    (pcnn / "versions.json").write_text("{}")
+    (pcnn / "stage1").mkdir()
+    (pcnn / "stage1" / "history.json").write_text("[]")  # (a run with no result is replaced)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"foo": 1}')
+    for command, out, said in (("crossval", pcnn, f"{pcnn} holds a pcnn run, not a crossval "
+                                                  "run: choose another --out"),
+                               ("finetune", pcnn, f"{pcnn} holds a pcnn run, not a finetune "
+                                                  "run: choose another --out"),
+                               ("crossval", mine, f"{mine} holds a config.json that is not a "
+                                                  "vsent run's")):
+        assert main([command, "--resume", "--out", str(out), "--data", str(tmp_path)]) == 2
+        assert capsys.readouterr().err.startswith(f"vsent: error: {said}")

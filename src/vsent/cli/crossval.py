@@ -251,6 +251,7 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
         CONFIG,
         RUN_OPTIONS,
         as_stored_train_seed,
+        check_run_dir,
         config_diff,
         is_run_dir,
         stored_config,
@@ -274,7 +275,10 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
         return cfg, None
     stored = stored_config(args.out)
     if not is_run_dir(args.out) or stored.get("command", args.command) != args.command:
-        return cfg, None  # another command's run, or no run: refused, named, when opened
+        # another command's run, or no run: refused as the run's opening says it, before the
+        # options' recipe (CaffeNet's ImageNet weights, say) is fetched
+        check_run_dir(args.out, {"command": args.command}, resume=True)
+        return cfg, None
     # compared as the run directory compares it (runs.open_run_dir): a train.seed recorded
     # before it followed --seed, and run options (a recipe's device) are no difference
     now = as_stored_train_seed(stored, cfg.to_dict())
