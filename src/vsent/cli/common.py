@@ -75,9 +75,12 @@ def as_started(args: argparse.Namespace, *where: str) -> bool:
     otherwise the options make the config, and a stored run with another one is refused when
     it opens (naming how it was started). Options built without ``argv`` (not by
     :func:`vsent.cli.main`) make the config: nothing says which were typed."""
-    if not args.resume or getattr(args, "argv", None) is None:
-        return False
-    return typed_options(args) <= WHERE_AND_HOW | LAID_OVER | set(where)
+    return args.resume and _typed_only(args, WHERE_AND_HOW | LAID_OVER | set(where))
+
+
+def _typed_only(args: argparse.Namespace, allowed: set[str] | frozenset[str]) -> bool:
+    """Whether the options typed are all ``allowed`` (False when nothing says which were)."""
+    return getattr(args, "argv", None) is not None and typed_options(args) <= allowed
 
 
 def refuse_no_run(args: argparse.Namespace, example: str, *where: str) -> None:
@@ -87,9 +90,8 @@ def refuse_no_run(args: argparse.Namespace, example: str, *where: str) -> None:
     from vsent.errors import VsentError
     from vsent.runs import CONFIG
 
-    typed = typed_options(args) - {"--seed"}
-    if args.resume and not (Path(args.out) / CONFIG).is_file() and getattr(
-            args, "argv", None) is not None and typed <= WHERE_AND_HOW | LAID_OVER | set(where):
+    if args.resume and not (Path(args.out) / CONFIG).is_file() and _typed_only(
+            args, WHERE_AND_HOW | LAID_OVER | {"--seed", *where}):
         raise VsentError(f"--resume: {args.out} holds no run to continue (no {CONFIG}); check "
                          f"--out, or give the recipe options (e.g. {example}) to start one")
 

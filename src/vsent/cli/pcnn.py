@@ -166,8 +166,9 @@ def run_transfer(args: argparse.Namespace) -> int:
     check_required(args, "--model", "the checkpoint to fine-tune")
     cfg = transfer_config_from_args(args)
     check_resumed_momentum_form(args, cfg)
-    if stored is not None and as_started(args, "--model"):  # as it was started (a --model
-        old = TransferConfig.from_dict(stored)             # given is compared when it opens)
+    # as it was started (a --model given is compared when the run opens)
+    if stored is not None and as_started(args, "--model"):
+        old = TransferConfig.from_dict(stored)
         cfg = replace(old, data=args.data, model=args.model,
                       skip_bad=_laid(args, "skip_bad", old),
                       train=old.train.replace(device=args.device))
