@@ -261,10 +261,13 @@ def test_cli_resume_alone_of_a_folder_without_a_run_is_refused(tmp_path, capsys,
     hours) in a new folder (walk24 #5)."""
     typo = tmp_path / "runs" / "qtypo"
     where = ["--fold", "2"] if command == "finetune" else []  # selects work: no recipe
-    assert main([command, "--resume", "--out", str(typo), "--data", str(tmp_path), *where]) == 2
-    err = capsys.readouterr().err.splitlines()
-    assert err == [f"vsent: error: --resume: {typo} holds no run to continue (no config.json); "
-                   "check --out, or give the recipe options (e.g. --preset quick) to start one"]
+    for seed in ([], ["--seed", "1"]):  # (--seed 1 went past it: review40c #1)
+        assert main([command, "--resume", "--out", str(typo), "--data", str(tmp_path), *where,
+                     *seed]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert err == [f"vsent: error: --resume: {typo} holds no run to continue (no "
+                       "config.json); check --out, or give the recipe options (e.g. --preset "
+                       "quick) to start one"]
     assert not typo.exists()
     # the default recipe typed out is a recipe given: it starts (here it stops at the data)
     assert main([command, "--preset", "campos2015", "--resume", "--out", str(typo), "--data",
@@ -1451,7 +1454,18 @@ def test_cli_resume_on_another_commands_run_says_so(tmp_path, capsys):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "config.json").write_text('{"foo": 1}')
-    for command, out, said in (("crossval", pcnn, f"{pcnn} holds a pcnn run, not a crossval "
+    fresh = tmp_path / "fresh"  # a pcnn run stopped before its first result (a bad image)
+    fresh.mkdir()
+    for name in ("config.json", "versions.json"):
+        (fresh / name).write_text((pcnn / name).read_text())
+    notjson = tmp_path / "notjson"
+    notjson.mkdir()
+    (notjson / "config.json").write_text("not json")
+    for command, out, said in (("crossval", fresh, f"{fresh} holds a pcnn run, not a crossval "
+                                                   "run: choose another --out"),  # (review40c)
+                               ("crossval", notjson, f"{notjson} holds a config.json that is "
+                                                     "not a vsent run's"),
+                               ("crossval", pcnn, f"{pcnn} holds a pcnn run, not a crossval "
                                                   "run: choose another --out"),
                                ("finetune", pcnn, f"{pcnn} holds a pcnn run, not a finetune "
                                                   "run: choose another --out"),

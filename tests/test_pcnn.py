@@ -519,6 +519,14 @@ def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, t
     other = save_checkpoint(tmp_path / "other.pt", create_model("smallcnn", widths=[8, 16]))
     assert main(["pcnn-transfer", "--resume", "--out", str(out), "--model", str(other)]) == 2
     assert "made with other model (model: stored " in capsys.readouterr().err
+    # options built without vsent.cli.main (no argv): a --model given is not dropped for the
+    # stored one either (review40c #2)
+    from vsent.cli import build_parser
+    from vsent.cli.pcnn import run_transfer
+
+    with pytest.raises(VsentError, match="made with other model"):
+        run_transfer(build_parser().parse_args(["pcnn-transfer", "--resume", "--out", str(out),
+                                                "--model", str(other)]))
     # a misspelt --out with the checkpoint alone: refused, not a default transfer (#8)
     assert main(["pcnn-transfer", "--resume", "--out", str(tmp_path / "typo"), "--model",
                  str(ckpt)]) == 2
@@ -754,6 +762,10 @@ def test_pcnn_resume_skip_bad_after_a_bad_image_keeps_the_runs_recipe(make_learn
     out = tmp_path / "run"
     assert main(["pcnn", "--data", str(data), "--out", str(out), *_train_opts(1, 1)]) == 2
     assert "--skip-bad" in capsys.readouterr().err
+    # with another option, the options make the config: compared, not the defaults started
+    # in its place (review40c #5: you2015 at 256 px, for --seed 0, the run's own seed)
+    assert main(["pcnn", "--resume", "--out", str(out), "--skip-bad", "--seed", "0"]) == 2
+    assert "--resume: " in capsys.readouterr().err and not (out / "stage1").exists()
     assert main(["pcnn", "--resume", "--out", str(out), "--skip-bad", "--no-progress"]) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "quick" and config["skip_bad"] is True

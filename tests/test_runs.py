@@ -1169,7 +1169,7 @@ def test_overwrite_of_the_folder_the_command_runs_in_is_refused(tmp_path, monkey
     assert rd.status == "new" and (tmp_path / "empty" / "config.json").is_file()
 
 
-def test_an_empty_out_is_refused_by_every_command(capsys):
+def test_an_empty_out_is_refused_by_every_command(tmp_path, capsys):
     """trial40 F5: `--out ""` was the current folder."""
     from vsent.cli import main
 
@@ -1180,3 +1180,6 @@ def test_an_empty_out_is_refused_by_every_command(capsys):
         assert stop.value.code == 2
         assert "argument --out: an empty path (an unset shell variable?)" in \
             capsys.readouterr().err
+    with pytest.raises(SystemExit):  # nor --data "" (review40c #10)
+        main(["pcnn", "--data", "", "--out", str(tmp_path / "x")])
+    assert "argument --data: an empty path (an unset shell variable?)" in capsys.readouterr().err

@@ -675,8 +675,38 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
         if fresh is None and out.is_dir() and any(out.iterdir()):
             raise VsentError(f"{out} holds files and no {CONFIG}: it is not a vsent run; "
                              "choose another --out (a run starts in a new or empty folder)")
+        if fresh == "replace" and resume and resume_asked:
+            # --resume on a run stopped before its first result (a bad image): continued only
+            # by its own command and options (--skip-bad aside, the fix it asks for); another
+            # command's default recipe, or the defaults of options not given, started silently
+            try:
+                held = stored_config(out)
+            except VsentError:  # (a torn config.json: replaced)
+                held = None
+            if held is not None:
+                _refuse_other(out, held, config, compare=compare,
+                              ignore={*ignore, "skip_bad"}, resume=True)
         return fresh or "new", None
     stored = stored_config(out)
+    _refuse_other(out, stored, config, compare=compare, ignore=ignore,
+                  resume=resume and resume_asked)
+    finished = done is not None and (out / done).exists()
+    if not finished and not resume:
+        # (a run with no "finished" mark, regions' or reproduce's, may be complete: --resume
+        # then redoes nothing and writes its tables again)
+        what, go_on = (("an unfinished run", "continue it") if done is not None else
+                       ("a run", "continue it (or, if it is complete, to show it again)"))
+        raise VsentError(f"{out} already holds {what}: pass --resume to {go_on}, "
+                         "--overwrite to start again, or choose another --out")
+    return "finished" if finished else "resumed", stored
+
+
+def _refuse_other(out: Path, stored: dict[str, Any], config: dict[str, Any], *,
+                  compare: Collection[str] | None, ignore: Collection[str],
+                  resume: bool) -> None:
+    """VsentError when the run in ``out`` (its config.json ``stored``) is another command's,
+    or was made with another ``config`` (``compare``/``ignore`` as :func:`open_run_dir`'s),
+    naming the keys; ``resume``: said to one continuing it (--resume was asked)."""
     if "command" in config and stored.get("command", config["command"]) != config["command"]:
         held, wanted = stored.get("command") or "vsent", config["command"]
         raise VsentError(f"{out} holds {article(held)} {held} run, not {article(wanted)} "
@@ -688,29 +718,22 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
                            {k: config.get(k) for k in compare}, ignore=ignored)
     else:
         diff = config_diff(stored, config, ignore=ignored)
-    if diff:
-        # (a preset changed: 18 keys and 1,200 characters; the first few tell what differs)
-        names = [d.split(":")[0] for d in diff]
-        keys = ", ".join(f"{n} ({KEY_WORDS[n]})" if n in KEY_WORDS else n for n in names[:6])
-        keys += f" and {len(names) - 6} more" if len(names) > 6 else ""
-        shown = "; ".join(diff[:3]) + ("; ..." if len(diff) > 3 else "")
-        if resume and resume_asked:  # (--overwrite is not what one continuing a run wants)
-            moved = ("; if the data moved, a link at the stored path to its new folder, and "
-                     "no --data, continues it" if names == ["data"] else "")
-            raise VsentError(
-                f"--resume: {out} already holds a run made with other {keys} ({shown}; see "
-                f"{file}): give the options it was started with{started_as(out)}{moved}")
-        raise VsentError(f"{out} already holds a run made with other {keys} ({shown}; see "
-                         f"{file}): pass --overwrite to start again, or choose another --out")
-    finished = done is not None and (out / done).exists()
-    if not finished and not resume:
-        # (a run with no "finished" mark, regions' or reproduce's, may be complete: --resume
-        # then redoes nothing and writes its tables again)
-        what, go_on = (("an unfinished run", "continue it") if done is not None else
-                       ("a run", "continue it (or, if it is complete, to show it again)"))
-        raise VsentError(f"{out} already holds {what}: pass --resume to {go_on}, "
-                         "--overwrite to start again, or choose another --out")
-    return "finished" if finished else "resumed", stored
+    if not diff:
+        return
+    # (a preset changed: 18 keys and 1,200 characters; the first few tell what differs)
+    names = [d.split(":")[0] for d in diff]
+    keys = ", ".join(f"{n} ({KEY_WORDS[n]})" if n in KEY_WORDS else n for n in names[:6])
+    keys += f" and {len(names) - 6} more" if len(names) > 6 else ""
+    shown = "; ".join(diff[:3]) + ("; ..." if len(diff) > 3 else "")
+    file = out / CONFIG
+    if resume:  # (--overwrite is not what one continuing a run wants)
+        moved = ("; if the data moved, a link at the stored path to its new folder, and "
+                 "no --data, continues it" if names == ["data"] else "")
+        raise VsentError(
+            f"--resume: {out} already holds a run made with other {keys} ({shown}; see "
+            f"{file}): give the options it was started with{started_as(out)}{moved}")
+    raise VsentError(f"{out} already holds a run made with other {keys} ({shown}; see "
+                     f"{file}): pass --overwrite to start again, or choose another --out")
 
 
 #: What a config key that is no option's name stands for, in a refusal's words.

@@ -37,6 +37,8 @@ def data_path(text: str) -> str:
     directory: `vsent regions RUN` or a ``--resume`` started elsewhere finds it. ``~`` is
     expanded; ``..`` is kept as typed (collapsing it as text would change the folder meant
     when a symlink precedes it)."""
+    if not text:  # (Path("") is the current folder)
+        raise argparse.ArgumentTypeError("an empty path (an unset shell variable?)")
     try:
         return str(expand_user(text).absolute())
     except DataError as e:  # ~user of no such user: argparse's one-line usage error
@@ -103,16 +105,21 @@ def resumed_config(args: argparse.Namespace, *take: str) -> dict[str, Any] | Non
     The options in ``take`` (``"--data"``) that were not typed take the stored run's values
     (a path it stored), as crossval's do: the run's other options are compared when it opens.
     """
-    from vsent.runs import CONFIG, stored_config
+    from vsent.runs import is_run_dir, stored_config
 
-    if not (args.resume and (Path(args.out) / CONFIG).is_file()):
+    # (is_run_dir first: a user's own config.json, JSON or not, is refused when the run opens)
+    if not (args.resume and is_run_dir(args.out)):
         return None
     stored = stored_config(args.out)
     if stored.get("command") != args.command:
         return None
+    # (options built without vsent.cli.main: one left unset, or at --data's default, is)
+    known = getattr(args, "argv", None) is not None
     for option in take:
         dest = option.lstrip("-").replace("-", "_")
-        if not typed(args, option) and isinstance(stored.get(dest), str):
+        unset = not typed(args, option) if known else \
+            getattr(args, dest) in (None, data_path(default_data()))
+        if unset and isinstance(stored.get(dest), str):
             setattr(args, dest, stored[dest])
     return stored
 
@@ -126,11 +133,10 @@ def check_required(args: argparse.Namespace, option: str, what: str) -> None:
         return
     where = ""
     if args.resume:
-        from vsent.runs import CONFIG, article, read_config
+        from vsent.runs import CONFIG, article, is_run_dir, read_config
 
         try:  # (another command's run: said as the run's opening says it)
-            other = read_config(args.out).get("command") if (Path(args.out) / CONFIG).is_file() \
-                else None
+            other = read_config(args.out).get("command") if is_run_dir(args.out) else None
         except VsentError:
             other = None
         if other == args.command:  # (damaged, or edited by hand)

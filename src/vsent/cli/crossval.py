@@ -268,13 +268,15 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     if not (Path(args.out) / CONFIG).is_file():
         # a misspelt --out with --resume alone would start the default recipe (hours of
         # CaffeNet); one typed as the default (--preset campos2015) is a recipe given
-        if not given and not typed_options(args) - NOT_RECIPE - LAID_OVER:
+        if not set(given) - {"seed", "train.seed"} and not typed_options(args) - NOT_RECIPE \
+                - LAID_OVER:
             raise VsentError(f"--resume: {args.out} holds no run to continue (no {CONFIG}); "
                              "check --out, or give the recipe options (e.g. --preset quick) "
                              "to start one")
         return cfg, None
-    stored = stored_config(args.out)
-    if not is_run_dir(args.out) or stored.get("command", args.command) != args.command:
+    run_there = is_run_dir(args.out)  # (asked first: a user's own config.json may be no JSON)
+    stored = stored_config(args.out) if run_there else {}
+    if not run_there or stored.get("command", args.command) != args.command:
         # another command's run, or no run: refused as the run's opening says it, before the
         # options' recipe (CaffeNet's ImageNet weights, say) is fetched
         check_run_dir(args.out, {"command": args.command}, resume=True)
@@ -294,7 +296,10 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
                          "or --overwrite to start again")
     old = RunConfig.from_dict({k: v for k, v in stored.items() if k != "fold"})
     check_resumed_momentum_form(args, cfg)
-    data = old.data if args.data == data_path(default_data()) else args.data
+    if getattr(args, "argv", None) is None:  # (options built without main: their value says)
+        data = old.data if args.data == data_path(default_data()) else args.data
+    else:  # a --data typed is used (and compared), even one naming the default's folder
+        data = args.data if typed(args, "--data") else old.data
     return old.replace(data=data, train=old.train.replace(device=args.device), **laid), stored
 
 
