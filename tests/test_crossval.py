@@ -1473,3 +1473,24 @@ def test_cli_resume_on_another_commands_run_says_so(tmp_path, capsys):
                                                   "vsent run's")):
         assert main([command, "--resume", "--out", str(out), "--data", str(tmp_path)]) == 2
         assert capsys.readouterr().err.startswith(f"vsent: error: {said}")
+
+
+def test_cli_resume_uses_a_typed_data_even_at_the_defaults_path(tmp_path, monkeypatch):
+    """review40c #9: a --data typed that named the default's folder ($VSENT_DATA, set to where
+    the data moved) was dropped for the stored path, which was gone: "no such file"."""
+    from vsent.cli import build_parser
+    from vsent.cli.crossval import run_config
+
+    out = tmp_path / "run"
+    out.mkdir()
+    argv = ["crossval", "--preset", "quick", "--data", str(tmp_path / "old"), "--out", str(out)]
+    cfg, _ = run_config(build_parser().parse_args(argv))
+    (out / "config.json").write_text(json.dumps({"command": "crossval", **cfg.to_dict()}))
+    (out / "versions.json").write_text("{}")
+    monkeypatch.setenv("VSENT_DATA", str(tmp_path / "new"))
+    for typed_data, want in ((["--data", str(tmp_path / "new")], tmp_path / "new"),
+                             ([], tmp_path / "old")):
+        args = build_parser().parse_args(["crossval", "--resume", "--out", str(out),
+                                          *typed_data])
+        args.argv = ["--resume", "--out", str(out), *typed_data]  # (as vsent.cli.main sets it)
+        assert run_config(args)[0].data == str(want)
