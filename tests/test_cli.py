@@ -699,3 +699,23 @@ def test_every_difference_inside_a_key_is_said(tmp_path):
     with pytest.raises(VsentError, match=r"finetune.epochs: stored \d+, now 7; finetune.lr: "
                                          r"stored 0.123, now"):
         run_config(build_parser().parse_args([*argv, "--resume", "--finetune-epochs", "7"]))
+
+
+def test_a_folds_file_is_recorded_absolute_and_an_older_relative_record_is_the_same(
+        tmp_path, monkeypatch):
+    """review40c #6: `--folds myfolds.json` was recorded as typed, so `baselines --resume --out
+    DIR` from another folder read another file of that name (or none), and restating its path
+    from there was refused as other folds."""
+    from vsent.runs import config_diff
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "myfolds.json").write_text("{}")
+    for command in ("crossval", "baselines", "pcnn-transfer"):
+        parsed = build_parser().parse_args([command, "--folds", "myfolds.json"])
+        assert parsed.folds == str(tmp_path / "myfolds.json"), command
+        assert build_parser().parse_args([command, "--folds", "campos"]).folds == "campos"
+    assert build_parser().parse_args(["crossval", "--folds", "none.json"]).folds == "none.json"
+    # a run recorded before: its relative name and the absolute one are one file from here
+    assert config_diff({"folds": "myfolds.json"}, {"folds": str(tmp_path / "myfolds.json")}) == []
+    assert config_diff({"folds": "myfolds.json"}, {"folds": str(tmp_path / "other.json")})
+    assert config_diff({"folds": "campos"}, {"folds": "stratified"})

@@ -474,7 +474,10 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
     key = prefix.rsplit(".", 1)[-1]
     if isinstance(stored, str) and isinstance(new, str) and (
             (key in PATH_KEYS and same_file(stored, new))
-            or (key == "init" and _same_init(stored, new))):
+            or (key == "init" and _same_init(stored, new))
+            # (a folds file recorded as typed, relative, before --folds was made absolute)
+            or (key == "folds" and stored not in ("campos", "stratified")
+                and same_file(stored, new))):
         return []
     return [f"{prefix or 'config'}: stored {_short(stored)}, now {_short(new)}"]
 

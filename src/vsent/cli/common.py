@@ -45,6 +45,19 @@ def data_path(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def folds_arg(text: str) -> str:
+    """``--folds``: ``campos`` and ``stratified`` as typed, a folds file that is there as an
+    absolute path (as :func:`data_path`: a resume started in another directory reads the same
+    file, not another of that name); one that is not there as typed (its error names it)."""
+    if text in ("campos", "stratified"):
+        return text
+    try:
+        path = expand_user(text)
+        return str(path.absolute()) if path.is_file() else text
+    except (DataError, OSError):  # ~user of no such user, a name too long: as typed
+        return text
+
+
 def typed(args: argparse.Namespace, option: str) -> bool:
     """Whether ``option`` (``"--data"``) was on the command line (``args.argv``, set by
     :func:`vsent.cli.main`), not only its default."""
@@ -194,7 +207,7 @@ def add_data_args(p: argparse.ArgumentParser, *, folds: bool = True,
     g.add_argument("--subset", choices=SUBSETS, default="five",
                    help="agreement subset of Twitter I (default five)")
     if folds:
-        g.add_argument("--folds", default="campos",
+        g.add_argument("--folds", default="campos", type=folds_arg,
                        help="campos (the paper's split files), stratified (seeded 5-fold), or a "
                             "folds.json written by an earlier run (default campos)")
     g.add_argument("--skip-bad", action="store_true",

@@ -20,6 +20,7 @@ from vsent.cli.common import (
     comma_list,
     data_path,
     default_data,
+    folds_arg,
     init_arg,
     progress_enabled,
     refuse_no_run,
@@ -82,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"Twitter I folder ({DEFAULT_DATA_HELP})")
     g.add_argument("--subsets", type=comma_list(str), default=list(SUBSETS),
                    help="comma-separated agreement subsets (default five,four,three)")
-    g.add_argument("--folds", default="campos",
+    g.add_argument("--folds", default="campos", type=folds_arg,
                    help="campos (the split files), stratified, or a folds.json (default campos)")
     g.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable images and bad label lines (reported)")
