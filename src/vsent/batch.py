@@ -95,14 +95,12 @@ def walk_folder(folder: str | Path) -> Iterator[Path | Unmatched]:
     vsent run (an explain's overlays, an earlier ``--out`` put there) is skipped with a
     warning: its figures are no photos (trial40 F10: heat maps of heat maps).
     """
-    from vsent.runs import is_run_dir
+    from vsent.runs import no_images_here
 
     todo = [Path(folder)]
     while todo:
         d = todo.pop()
-        if d != Path(folder) and is_run_dir(d):
-            logging.getLogger("vsent").warning("%s holds a vsent run: its files are not read "
-                                               "as images", d)
+        if d != Path(folder) and no_images_here(d):
             continue
         subdirs = []
         try:
@@ -193,15 +191,13 @@ class _RunFolders:
         self.known: dict[str, bool] = {}
 
     def __call__(self, folder: str) -> bool:
-        from vsent.runs import is_run_dir
+        from vsent.runs import no_images_here
 
         real = os.path.realpath(folder or ".")
         if real not in self.known:
             if real == self.root:
                 self.known[real] = False
-            elif is_run_dir(real):
-                logging.getLogger("vsent").warning("%s holds a vsent run: its files are not "
-                                                   "read as images", folder)
+            elif no_images_here(real, folder):
                 self.known[real] = True
             else:
                 below = real.startswith(self.root.rstrip(os.sep) + os.sep)

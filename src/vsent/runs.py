@@ -634,6 +634,17 @@ def is_run_dir(out: str | Path) -> bool:
     return isinstance(record, dict) and "command" in record
 
 
+def no_images_here(folder: str | Path, shown: str | Path | None = None) -> bool:
+    """Whether ``folder``, met while looking for images (a dataset's class folder, a folder
+    or glob given to predict or explain), holds a vsent run: its figures and overlays are no
+    images (said in a warning naming ``shown``, by default ``folder``)."""
+    if not is_run_dir(folder):
+        return False
+    logging.getLogger("vsent").warning("%s holds a vsent run: its files are not read as images",
+                                       folder if shown is None else shown)
+    return True
+
+
 def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
           done: str | None, compare: Collection[str] | None, ignore: Collection[str],
           check_paths: bool, resume_asked: bool = True) -> tuple[str, dict[str, Any] | None]:

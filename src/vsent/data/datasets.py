@@ -444,7 +444,7 @@ def _files_under(folder: Path) -> list[Path]:
     silently) and visiting each real folder once (a link loop ends). A folder holding a vsent
     run is no data: a run given ``--out`` inside ``positive/`` added its figures to the
     images it trains on (and changed the data it would resume on)."""
-    from vsent.runs import is_run_dir
+    from vsent.runs import no_images_here
 
     files: list[Path] = []
     seen: set[tuple[int, int]] = set()
@@ -454,8 +454,7 @@ def _files_under(folder: Path) -> list[Path]:
             dirs[:] = []
             continue
         seen.add((info.st_dev, info.st_ino))
-        if is_run_dir(top):
-            logger.warning("%s holds a vsent run: its files are not read as images", top)
+        if no_images_here(top):
             dirs[:] = []
             continue
         files += [Path(top) / n for n in names]
