@@ -427,9 +427,12 @@ RUN_OPTIONS = frozenset({"device"})
 PATH_KEYS = frozenset({"data"})
 
 
-def article(word: str) -> str:
-    """The article before a command's name: "an explain run", "a crossval run"."""
-    return "an" if word[:1].lower() in "aeiou" else "a"
+def other_commands_run(out: str | Path, held: str, wanted: str) -> str:
+    """``"runs/x holds a pcnn run, not a crossval run"``: ``out`` is another command's run."""
+    def a(word: str) -> str:
+        return "an" if word[:1].lower() in "aeiou" else "a"
+
+    return f"{out} holds {a(held)} {held} run, not {a(wanted)} {wanted} run"
 
 
 def fold_dir(run: str | Path, k: int) -> Path:
@@ -723,8 +726,7 @@ def _refuse_other(out: Path, stored: dict[str, Any], config: dict[str, Any], *,
     naming the keys; ``resume``: said to one continuing it (--resume was asked)."""
     if "command" in config and stored.get("command", config["command"]) != config["command"]:
         held, wanted = stored.get("command") or "vsent", config["command"]
-        raise VsentError(f"{out} holds {article(held)} {held} run, not {article(wanted)} "
-                         f"{wanted} run: choose another --out")
+        raise VsentError(f"{other_commands_run(out, held, wanted)}: choose another --out")
     ignored = RUN_OPTIONS | frozenset(ignore)
     config = as_stored_train_seed(stored, config)  # compared only: a new run writes its own
     if compare is not None:
@@ -745,7 +747,7 @@ def _refuse_other(out: Path, stored: dict[str, Any], config: dict[str, Any], *,
                  "no --data, continues it" if names == ["data"] else "")
         raise VsentError(
             f"--resume: {out} already holds a run made with other {keys} ({shown}; see "
-            f"{file}): give the options it was started with{started_as(out)}{moved}")
+            f"{file}): give the options it was started with{_started_as(out)}{moved}")
     raise VsentError(f"{out} already holds a run made with other {keys} ({shown}; see "
                      f"{file}): pass --overwrite to start again, or choose another --out")
 
@@ -755,7 +757,7 @@ KEY_WORDS = {"model_sha256": "the checkpoint's bytes",
              "images_found": "the files the inputs find: images added, removed or edited"}
 
 
-def started_as(out: Path) -> str:
+def _started_as(out: Path) -> str:
     """`` (it was started as `vsent ...`)`` from the run's versions.json, or "" (not
     recorded, or not started by the ``vsent`` command: a test, a script)."""
     try:

@@ -146,7 +146,7 @@ def check_required(args: argparse.Namespace, option: str, what: str) -> None:
         return
     where = ""
     if args.resume:
-        from vsent.runs import CONFIG, article, is_run_dir, read_config
+        from vsent.runs import CONFIG, is_run_dir, other_commands_run, read_config
 
         try:  # (another command's run: said as the run's opening says it)
             other = read_config(args.out).get("command") if is_run_dir(args.out) else None
@@ -155,8 +155,7 @@ def check_required(args: argparse.Namespace, option: str, what: str) -> None:
         if other == args.command:  # (damaged, or edited by hand)
             where = f": {Path(args.out) / CONFIG} records none"
         elif isinstance(other, str):
-            where = (f": {args.out} holds {article(other)} {other} run, not "
-                     f"{article(args.command)} {args.command} run")
+            where = f": {other_commands_run(args.out, other, args.command)}"
         else:
             where = f": {args.out} holds no run to continue"
     raise VsentError(f"{option} is required ({what}){where}")
