@@ -51,11 +51,17 @@ def folds_arg(text: str) -> str:
     file, not another of that name); one that is not there as typed (its error names it)."""
     if text in ("campos", "stratified"):
         return text
+    return _existing_file(text) or text
+
+
+def _existing_file(name: str) -> str | None:
+    """``name`` as an absolute path when it names a file here, else None (no such file, ~user
+    of no such user, a name too long)."""
     try:
-        path = expand_user(text)
-        return str(path.absolute()) if path.is_file() else text
-    except (DataError, OSError):  # ~user of no such user, a name too long: as typed
-        return text
+        path = expand_user(name)
+        return str(path.absolute()) if path.is_file() else None
+    except (DataError, OSError):
+        return None
 
 
 def typed(args: argparse.Namespace, option: str) -> bool:
@@ -182,13 +188,10 @@ def init_arg(text: str) -> str:
     tag, sep, rest = text.partition("=")
     # a file of that whole name first, as the model registry reads it (split_tagged_init)
     for prefix, name in (("", text), (tag + sep, rest)) if sep else (("", text),):
-        try:
-            path = expand_user(name)
-            if path.is_file():
-                return prefix + str(path.absolute())
-        except (DataError, OSError):  # ~user of no such user, a name too long: as typed
-            pass
-    return text
+        found = _existing_file(name)
+        if found:
+            return prefix + found
+    return text  # (no file: as typed)
 
 
 def add_data_args(p: argparse.ArgumentParser, *, folds: bool = True,
