@@ -188,12 +188,18 @@ class _RunFolders:
                 break
             fixed.append(part)
         self.root = os.path.realpath(os.path.join(*fixed) if fixed else ".")
-        self.known: dict[str, bool] = {}
+        self.known: dict[str, bool] = {}  # by real path
+        # by the glob's spelling: one realpath a folder, not one for each of its images
+        self.spelt: dict[str, bool] = {}
 
     def __call__(self, folder: str) -> bool:
+        if folder not in self.spelt:
+            self.spelt[folder] = self._holds_run(os.path.realpath(folder or "."), folder)
+        return self.spelt[folder]
+
+    def _holds_run(self, real: str, folder: str) -> bool:
         from vsent.runs import no_images_here
 
-        real = os.path.realpath(folder or ".")
         if real not in self.known:
             if real == self.root:
                 self.known[real] = False
@@ -201,7 +207,8 @@ class _RunFolders:
                 self.known[real] = True
             else:
                 below = real.startswith(self.root.rstrip(os.sep) + os.sep)
-                self.known[real] = below and self(os.path.dirname(real))
+                parent = os.path.dirname(real)
+                self.known[real] = below and self._holds_run(parent, parent)
         return self.known[real]
 
 

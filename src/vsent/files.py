@@ -437,9 +437,8 @@ def _lock_beside(out: str | os.PathLike[str], command: str) -> Iterator[None]:
             os.close(fd)
             with contextlib.suppress(OSError):
                 path.unlink()
-            logging.getLogger("vsent").warning(
-                "--out %s: cannot lock %s (%s): nothing keeps a second run off this output",
-                out, path.name, e.strerror or e)
+            log.warning("--out %s: cannot lock %s (%s): nothing keeps a second run off this "
+                        "output", out, path.name, e.strerror or e)
             yield
             return
         try:  # the holder may have removed the file (its run ended) before we locked it
