@@ -156,6 +156,39 @@ def test_walker_names_what_it_cannot_list_and_walks_folders_a_glob_matches(folde
     assert f"folder(s) met again through links (e.g. {folder / 'sub' / 'loop'}" in caplog.text
 
 
+def test_a_deep_glob_over_two_links_to_a_parent_ends(folder, tmp_path, caplog):
+    """Python's glob follows links to folders without a memory: two links to a parent made
+    2**40 paths, a walk that never ended (note40's kept item); each real folder is now
+    visited once for each place of the pattern. The alarm turns the old hang into a fail."""
+    import signal
+
+    (folder / "sub" / "up1").symlink_to("..", target_is_directory=True)
+    (folder / "sub" / "up2").symlink_to("..", target_is_directory=True)
+    (folder / ".hidden").mkdir()  # ** skips hidden names, as glob does
+    Image.new("RGB", (8, 8)).save(folder / ".hidden" / "h.png")
+
+    def hang(*_):
+        raise TimeoutError("the ** walk did not end")
+
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(30)
+    try:
+        with caplog.at_level(logging.WARNING, logger="vsent"):
+            deep = list(iter_inputs([str(folder / "**" / "*.png")]))
+            every = list(iter_inputs([str(folder / "**")]))
+            mid = list(iter_inputs([str(folder / "**" / "sub" / "*.jpg")]))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    pngs = sorted(str(p) for p in folder.rglob("*.png") if ".hidden" not in p.parts)
+    assert sorted(deep) == pngs and len(pngs) == 3
+    assert sorted(mid) == sorted(str(p) for p in (folder / "sub").glob("*.jpg"))
+    assert len(mid) == 2
+    assert sorted(every) == sorted(  # every file once, under its first name (rglob: no links)
+        str(p) for p in folder.rglob("*") if p.is_file() and ".hidden" not in p.parts)
+    assert "met again through links (e.g. " in caplog.text and "up1 is " in caplog.text
+
+
 def test_a_path_that_cannot_be_checked_gets_its_row_and_the_batch_goes_on(folder, tmp_path,
                                                                           checkpoint):
     """trial31 #1: a positional path whose stat fails other than "missing" (a name longer

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fnmatch
 import glob
 import hashlib
 import io
@@ -144,12 +145,13 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
         yield s
     else:
         found = False
-        # ``**`` follows links to folders: a link to a parent (a loop) yielded one image
-        # dozens of times, its path longer each time; a folder met again is not scored again
+        # ``**`` follows links to folders: a folder met again through a link (a link to a
+        # parent: a loop) is not walked or scored again
         seen: dict[str, str] = {}  # real folder -> the folder as first met
         again: dict[str, str] = {}  # folder met again -> that first one
         in_run = _RunFolders(s)
-        for f in glob.iglob(s, recursive=True):
+        matches = _glob_deep(s, again) if "**" in s else glob.iglob(s)
+        for f in matches:
             found = True
             if os.path.isdir(f):
                 if "**" not in s and not in_run(f):
@@ -172,6 +174,71 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
                 "scored once", s, len(twice), twice[0], again[twice[0]])
         if not found:
             yield Unmatched(s, f"{s}: the pattern matched no file")
+
+
+def _glob_deep(pattern: str, again: dict[str, str]) -> Iterator[str]:
+    """``glob.iglob(pattern, recursive=True)`` for a pattern holding ``**``, lazily, that
+    visits a real folder once for each place of the pattern: Python's glob follows links to
+    folders without a memory, so one link to a parent folder was walked to the kernel's limit
+    and two made a walk that never ended. A folder met again is recorded in ``again`` (the
+    folder as met -> as first met). Otherwise as glob: names starting with "." are matched
+    only by a part starting with "."; ``**`` as a whole part matches zero or more folders (and
+    the files and folders below when it is the last part); unreadable folders match nothing.
+    """
+    parts = pattern.split(os.sep)
+    fixed = next(k for k, part in enumerate(parts) if _has_magic(part))
+    start = os.sep.join(parts[:fixed])  # as typed ("a//b" stays so in the rows, as in glob's)
+    if fixed and not start:
+        start = os.sep  # an absolute pattern starts at the root
+    parts = [p for p in parts[fixed:-1] if p] + parts[-1:]
+    seen: dict[tuple[str, int], str] = {}  # (real folder, part) -> the folder as first met
+    todo = [(start, 0)]
+    while todo:
+        folder, i = todo.pop()
+        part, last = parts[i], i == len(parts) - 1
+        if part == "":  # a pattern ending in "/": folders only
+            if os.path.isdir(folder):
+                yield os.path.join(folder, "")
+            continue
+        if not _has_magic(part):  # as glob: an intermediate name is listed, not checked
+            path = os.path.join(folder, part)
+            if last:
+                if os.path.lexists(path):
+                    yield path
+            else:
+                todo.append((path, i + 1))
+            continue
+        if part == "**":
+            first = seen.setdefault((os.path.realpath(folder or "."), i), folder)
+            if first != folder:
+                again.setdefault(folder, first)
+                continue
+            if not last:
+                todo.append((folder, i + 1))  # ``**`` as no folder at all
+        below = []
+        try:
+            with os.scandir(folder or ".") as entries:
+                for e in entries:
+                    if e.name.startswith(".") and not part.startswith("."):
+                        continue
+                    path = os.path.join(folder, e.name)
+                    try:
+                        is_dir = e.is_dir()  # links followed, as glob does
+                    except OSError:
+                        is_dir = False
+                    if part == "**":
+                        if last:
+                            yield path
+                        if is_dir:
+                            below.append((path, i))
+                    elif fnmatch.fnmatchcase(e.name, part):
+                        if last:
+                            yield path
+                        elif is_dir:
+                            below.append((path, i + 1))
+        except OSError:
+            continue
+        todo.extend(reversed(below))
 
 
 class _RunFolders:
