@@ -643,6 +643,17 @@ def test_a_missing_default_data_is_said_to_be_the_default(tmp_path, monkeypatch,
     assert capsys.readouterr().err == (
         f"vsent: error: {tmp_path / 'gone'}: no such file or directory\n")
     assert not (tmp_path / "r").exists()
+    # the data a run to continue was started with, moved since: not "the default --data"
+    run = tmp_path / "run"
+    run.mkdir()
+    for command in ("crossval", "pcnn"):
+        (run / "config.json").write_text(json.dumps({"command": command,
+                                                     "data": str(tmp_path / "gone")}))
+        assert main([command, "--resume", "--out", str(run), "--no-progress"]) == 2
+        assert capsys.readouterr().err == (
+            f"vsent: error: {tmp_path / 'gone'}: no such file or directory (the --data {run} "
+            "was started with: if it moved, a link at that path to its new place continues "
+            "the run)\n")
 
 
 # mut40: behaviours a mutation of cli/common.py and crossval's --resume check changed unseen

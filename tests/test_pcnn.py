@@ -532,6 +532,24 @@ def test_pcnn_transfer_fine_tunes_the_checkpoint_per_subset(make_twitter_like, t
                  str(ckpt)]) == 2
     assert f"{tmp_path / 'typo'} holds no run to continue" in capsys.readouterr().err
 
+    # the checkpoint moved (note40's kept item): each refusal says what continues the run
+    # (a link at the stored path: a checkpoint is compared as the file system resolves it)
+    (tmp_path / "moved").mkdir()
+    moved = ckpt.rename(tmp_path / "moved" / ckpt.name)
+    assert main(["pcnn-transfer", "--resume", "--out", str(out), "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"vsent: error: {ckpt}: no such file (the --model {out} was started with: if it "
+        "moved, a link at that path to its new place continues the run)\n")
+    assert main(["pcnn-transfer", "--resume", "--out", str(out), "--model", str(moved)]) == 2
+    assert capsys.readouterr().err.endswith(
+        "; if the checkpoint moved, a link at the stored path to it, and no --model, "
+        "continues it\n")
+    ckpt.symlink_to(moved)
+    for given in ([], ["--model", str(moved)]):
+        assert main(["pcnn-transfer", "--resume", "--out", str(out), "--no-progress",
+                     *given]) == 0, capsys.readouterr().err
+    assert (out / "config.json").read_text() == stored
+
 
 def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, make_learnable, tmp_path,
                                                       capsys):

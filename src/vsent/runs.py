@@ -477,6 +477,9 @@ def config_diff(stored: Any, new: Any, prefix: str = "",
     key = prefix.rsplit(".", 1)[-1]
     if isinstance(stored, str) and isinstance(new, str) and (
             (key in PATH_KEYS and same_file(stored, new))
+            # (a checkpoint (pcnn-transfer's, explain's) moved, with a link at its stored
+            # path; crossval's model is an architecture's name)
+            or (key == "model" and os.path.isabs(stored) and same_file(stored, new))
             or (key == "init" and _same_init(stored, new))
             # (a folds file recorded as typed, relative, before --folds was made absolute)
             or (key == "folds" and stored not in ("campos", "stratified")
@@ -743,8 +746,14 @@ def _refuse_other(out: Path, stored: dict[str, Any], config: dict[str, Any], *,
     shown = "; ".join(diff[:3]) + ("; ..." if len(diff) > 3 else "")
     file = out / CONFIG
     if resume:  # (--overwrite is not what one continuing a run wants)
-        moved = ("; if the data moved, a link at the stored path to its new folder, and "
-                 "no --data, continues it" if names == ["data"] else "")
+        moved = ""
+        if names == ["data"]:
+            moved = ("; if the data moved, a link at the stored path to its new folder, and "
+                     "no --data, continues it")
+        elif names == ["model"] and os.path.isabs(stored["model"] or "") and not os.path.exists(
+                stored["model"]):  # (pcnn-transfer's checkpoint; crossval's is a name)
+            moved = ("; if the checkpoint moved, a link at the stored path to it, and no "
+                     "--model, continues it")
         raise VsentError(
             f"--resume: {out} already holds a run made with other {keys} ({shown}; see "
             f"{file}): give the options it was started with{_started_as(out)}{moved}")

@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from vsent import __version__
 from vsent.errors import EXIT_USER_ERROR, LAUNCHED_BY_VSENT, VsentError
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except VsentError as e:
-        print(f"vsent: error: {e}{_default_data_hint(args, e)}", file=sys.stderr)
+        print(f"vsent: error: {e}{_missing_path_hint(args, e)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as e:
         return _interrupted(args, e)
@@ -136,11 +137,19 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if on_term is None else on_term)
 
 
-def _default_data_hint(args: argparse.Namespace, e: VsentError) -> str:
-    """What to do when the missing data is the default ``--data`` nobody typed (the message
-    named a ``../shared/...`` path the user never gave)."""
+def _missing_path_hint(args: argparse.Namespace, e: VsentError) -> str:
+    """What to do when a path nobody typed is missing: one a resumed run was started with
+    (its data or checkpoint moved since), or the default ``--data`` (the message named a
+    ``../shared/...`` path the user never gave)."""
     from vsent.cli.common import DEFAULT_DATA_ENV, typed
 
+    stored = _stored(args) if getattr(args, "resume", False) else {}
+    for key in ("data", "model"):  # (crossval's "model" is an architecture's name: no match)
+        path = stored.get(key)
+        if (isinstance(path, str) and not typed(args, f"--{key}")
+                and str(e).startswith(f"{path}: no such file")):
+            return (f" (the --{key} {args.out} was started with: if it moved, a link at that "
+                    "path to its new place continues the run)")
     data = getattr(args, "data", None)
     if not isinstance(data, str) or typed(args, "--data") or not str(e).startswith(
             f"{data}: no such file or directory"):
@@ -150,6 +159,17 @@ def _default_data_hint(args: argparse.Namespace, e: VsentError) -> str:
                 f"with --data, or correct {DEFAULT_DATA_ENV})")
     return (f" (the default --data: give the dataset's folder with --data, or set "
             f"{DEFAULT_DATA_ENV})")
+
+
+def _stored(args: argparse.Namespace) -> dict[str, Any]:
+    """The config.json of the run in ``args.out``, or {} (none there, or unreadable)."""
+    from vsent.runs import is_run_dir, stored_config
+
+    out = getattr(args, "out", None)
+    try:
+        return stored_config(out) if isinstance(out, str) and is_run_dir(out) else {}
+    except VsentError:
+        return {}
 
 
 def _interrupted(args: argparse.Namespace, e: KeyboardInterrupt) -> int:
