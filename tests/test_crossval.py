@@ -1475,6 +1475,30 @@ def test_cli_resume_on_another_commands_run_says_so(tmp_path, capsys):
         assert capsys.readouterr().err.startswith(f"vsent: error: {said}")
 
 
+def test_cli_resume_with_an_option_that_needs_a_stored_one_says_how_to_continue(tmp_path,
+                                                                                capsys):
+    """review40b #11: `crossval --resume --out <a --train head run> --head logistic` is read
+    as options on their own ("--head logistic applies to --train head"), which is false of
+    the run: the refusal says so, and what continues it. Another command's run, or none,
+    keeps the plain error."""
+    run = tmp_path / "head"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"command": "crossval", "train_mode": "head"}))
+    argv = ["/venv/bin/vsent", "crossval", "--train", "head", "--out", str(run)]
+    (run / "versions.json").write_text(json.dumps({"argv": argv}))
+    assert main(["crossval", "--resume", "--out", str(run), "--head", "logistic"]) == 2
+    assert capsys.readouterr().err == (
+        "vsent: error: --head logistic applies to --train head; with --resume, the options "
+        f"given are read on their own, not with the run's: `--resume --out {run}` alone "
+        "continues it as it was started (it was started as `vsent crossval --train head "
+        f"--out {run}`)\n")
+    (run / "config.json").write_text(json.dumps({"command": "pcnn"}))
+    for out in (run, tmp_path / "none"):
+        assert main(["crossval", "--resume", "--out", str(out), "--head", "logistic"]) == 2
+        assert capsys.readouterr().err == ("vsent: error: --head logistic applies to --train "
+                                           "head\n")
+
+
 def test_cli_resume_uses_a_typed_data_even_at_the_defaults_path(tmp_path, monkeypatch):
     """review40c #9: a --data typed that named the default's folder ($VSENT_DATA, set to where
     the data moved) was dropped for the stored path, which was gone: "no such file"."""

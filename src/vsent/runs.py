@@ -756,7 +756,7 @@ def _refuse_other(out: Path, stored: dict[str, Any], config: dict[str, Any], *,
                      "--model, continues it")
         raise VsentError(
             f"--resume: {out} already holds a run made with other {keys} ({shown}; see "
-            f"{file}): give the options it was started with{_started_as(out)}{moved}")
+            f"{file}): give the options it was started with{started_as(out)}{moved}")
     raise VsentError(f"{out} already holds a run made with other {keys} ({shown}; see "
                      f"{file}): pass --overwrite to start again, or choose another --out")
 
@@ -766,7 +766,7 @@ KEY_WORDS = {"model_sha256": "the checkpoint's bytes",
              "images_found": "the files the inputs find: images added, removed or edited"}
 
 
-def _started_as(out: Path) -> str:
+def started_as(out: Path) -> str:
     """`` (it was started as `vsent ...`)`` from the run's versions.json, or "" (not
     recorded, or not started by the ``vsent`` command: a test, a script)."""
     try:

@@ -254,10 +254,19 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
         check_run_dir,
         config_diff,
         is_run_dir,
+        started_as,
         stored_config,
     )
 
-    cfg = config_from_args(args)  # a bad option stops here, before any process starts
+    try:
+        cfg = config_from_args(args)  # a bad option stops here, before any process starts
+    except VsentError as e:
+        if args.resume and _holds_own_run(args):  # (--head on a --train head run: review40b #11)
+            raise VsentError(
+                f"{e}; with --resume, the options given are read on their own, not with the "
+                f"run's: `--resume --out {args.out}` alone continues it as it was started"
+                f"{started_as(Path(args.out))}") from None
+        raise
     if not args.resume:
         return cfg, None
     bare = config_from_args(build_parser().parse_args([args.command, f"--out={args.out}"]))
@@ -301,6 +310,17 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     else:  # a --data typed is used (and compared), even one naming the default's folder
         data = args.data if typed(args, "--data") else old.data
     return old.replace(data=data, train=old.train.replace(device=args.device), **laid), stored
+
+
+def _holds_own_run(args: argparse.Namespace) -> bool:
+    """Whether ``--out`` holds a readable run of ``args.command``."""
+    from vsent.errors import VsentError
+    from vsent.runs import is_run_dir, stored_config
+
+    try:
+        return is_run_dir(args.out) and stored_config(args.out).get("command") == args.command
+    except VsentError:
+        return False
 
 
 def _key_diff(stored: dict, now: dict, dotted: str) -> list[str]:
