@@ -1,5 +1,5 @@
-"""Streaming batch scoring (vsent.batch): lazy input walking, --from-list, rows written as they
-come, --resume after a kill, and the CLI options around them."""
+"""Streaming batch scoring (vsent.inputs, vsent.batch): lazy input walking, --from-list, rows
+written as they come, --resume after a kill, and the CLI options around them."""
 
 from __future__ import annotations
 
@@ -20,19 +20,11 @@ import pytest
 from PIL import Image
 
 from conftest import default_sigint
-from vsent.batch import (
-    RowWriter,
-    Unmatched,
-    iter_inputs,
-    read_done,
-    score_stream,
-    split_inputs,
-    walk_folder,
-    with_unmatched,
-)
+from vsent.batch import RowWriter, read_done, score_stream, with_unmatched
 from vsent.cli import main
 from vsent.errors import EXIT_ITEMS_FAILED, VsentError
 from vsent.files import file_sha256
+from vsent.inputs import Unmatched, iter_inputs, split_inputs, walk_folder
 from vsent.predict import Predictor
 
 
@@ -125,7 +117,7 @@ def test_walker_skips_a_vsent_run_inside_a_folder(folder, tmp_path, caplog):
 
 def test_walker_names_what_it_cannot_list_and_walks_folders_a_glob_matches(folder, tmp_path,
                                                                           monkeypatch, caplog):
-    import vsent.batch as batch
+    import vsent.inputs as inputs
 
     real_scandir = os.scandir
 
@@ -135,7 +127,7 @@ def test_walker_names_what_it_cannot_list_and_walks_folders_a_glob_matches(folde
         return real_scandir(d)
 
     with monkeypatch.context() as mp:
-        mp.setattr(batch.os, "scandir", scandir)
+        mp.setattr(inputs.os, "scandir", scandir)
         items = list(iter_inputs([folder]))
     (locked,) = [i for i in items if isinstance(i, Unmatched)]  # its images are not dropped
     assert locked.path == str(folder / "sub")  # without a word: the folder has a row
@@ -194,7 +186,7 @@ def test_a_path_that_cannot_be_checked_gets_its_row_and_the_batch_goes_on(folder
     """trial31 #1: a positional path whose stat fails other than "missing" (a name longer
     than the file system allows; a parent folder without search permission, EACCES) stopped
     the whole batch with a traceback, and every --resume again at the same place."""
-    import vsent.batch as batch
+    import vsent.inputs as inputs
 
     long = str(tmp_path / ("a" * 300 + ".jpg"))
     items = list(iter_inputs([folder / "im01.jpg", long, str(tmp_path / ("b" * 300 + "*.jpg")),
@@ -202,8 +194,8 @@ def test_a_path_that_cannot_be_checked_gets_its_row_and_the_batch_goes_on(folder
     assert items[:2] == [str(folder / "im01.jpg"), long] and items[3] == str(folder / "im02.jpg")
     assert isinstance(items[2], Unmatched) and "matched no file" in items[2].reason
     with pytest.MonkeyPatch.context() as mp:  # EACCES as a user gets it (root would not)
-        real = batch.Path.is_dir
-        mp.setattr(batch.Path, "is_dir", lambda p: (_ for _ in ()).throw(
+        real = inputs.Path.is_dir
+        mp.setattr(inputs.Path, "is_dir", lambda p: (_ for _ in ()).throw(
             PermissionError(13, "Permission denied")) if p.name == "im03.jpg" else real(p))
         assert list(iter_inputs([folder / "im03.jpg", folder / "im04.jpg"])) == [
             str(folder / "im03.jpg"), str(folder / "im04.jpg")]
@@ -1314,7 +1306,7 @@ def test_one_path_where_a_list_is_expected_is_refused_not_taken_a_letter_at_a_ti
     from vsent.analyses.compare import compare_many
     from vsent.analyses.ensemble import ensemble
     from vsent.analyses.explain import explain, explain_images
-    from vsent.batch import iter_inputs
+    from vsent.inputs import iter_inputs
     from vsent.models import create_model
     from vsent.zeroshot import zero_shot_model
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from vsent.batch import split_inputs
 from vsent.cli import main
 from vsent.errors import EXIT_ITEMS_FAILED, EXIT_USER_ERROR, ImageError, VsentError, WeightsError
+from vsent.inputs import split_inputs
 from vsent.predict import Predictor
 
 

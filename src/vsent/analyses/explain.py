@@ -311,8 +311,8 @@ def _refuse_export(path: str | Path) -> None:
 def _found(items: Sequence[Any]) -> str:
     """``"<n> files, sha1 <12 hex digits>"``: the digest of the files the inputs expanded to,
     each by its path and bytes (or why it cannot be read; an unmatched input by its pattern)."""
-    from vsent.batch import Unmatched
     from vsent.data.cache import content_key
+    from vsent.inputs import Unmatched
 
     h = hashlib.sha1()
     for item in items:
@@ -357,7 +357,7 @@ def explain(
     ----------
     checkpoint : a vsent checkpoint (``model.pt`` of finetune/crossval).
     images : files, folders (searched recursively for images) or globs
-        (:func:`vsent.batch.iter_inputs`).
+        (:func:`vsent.inputs.iter_inputs`).
     out : run directory, opened by :func:`vsent.runs.open_run_dir`: ``explain.csv`` marks it
         finished (the same call again returns the stored rows, typed as the first call's),
         other images or settings are refused unless ``overwrite``.
@@ -374,8 +374,8 @@ def explain(
     written under ``out``.
     """
     check_many(images, "explain", "images")
-    from vsent.batch import Unmatched, iter_inputs
     from vsent.inference import layer_module, resolve_device
+    from vsent.inputs import Unmatched, iter_inputs
     from vsent.predict import Predictor
     from vsent.runs import open_run_dir
 
@@ -457,7 +457,7 @@ def _outside(items: list[Any], out: Path) -> list[Any]:
     """``items`` without the files inside ``out`` (robust36 #3: an --out inside an input
     folder had this run's maps explained as images by the next run, and the files found
     differ from the first run's, which refused to continue it); said in one line."""
-    from vsent.batch import Unmatched
+    from vsent.inputs import Unmatched
 
     root = Path(os.path.abspath(out))  # (the items' spelling: no file system lookups)
     kept = [i for i in items if isinstance(i, Unmatched)

@@ -147,15 +147,10 @@ def _check_not_empty(paths: list[str], from_list: str | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vsent.batch import (
-        check_resume,
-        iter_inputs,
-        names_stdout,
-        score_stream,
-        scoring_record,
-    )
+    from vsent.batch import check_resume, names_stdout, score_stream, scoring_record
     from vsent.engines import EngineOptions, open_engine
     from vsent.errors import EXIT_ITEMS_FAILED, VsentError
+    from vsent.inputs import iter_inputs
 
     if args.out == "-":  # as --from-list -: the standard stream, not a file named "-"
         if args.resume:

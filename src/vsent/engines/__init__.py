@@ -1,7 +1,7 @@
 """Scoring engines of ``vsent predict``: one table, name -> class, imported when chosen.
 
 An engine turns paths (an iterator read lazily) into rows ``path, prob_positive, label,
-error`` in input order (:data:`vsent.batch.Scorer`); :func:`vsent.batch.score_stream` walks
+error`` in input order (:data:`vsent.batch.Scorer`); :func:`vsent.batch.score_stream` reads
 the inputs, skips what a resumed run already has and writes the rows.
 
 * ``default``: :meth:`vsent.predict.Predictor.score` in this process (decoding threads ahead of

@@ -2,7 +2,7 @@
 
 The pipeline, streamed end to end (nothing holds the list of paths or of results)::
 
-    driver: lazy walk (vsent.batch) --numbered chunks--> ray.util.queue.Queue (bounded)
+    driver: lazy walk (vsent.inputs) --numbered chunks--> ray.util.queue.Queue (bounded)
     read tasks (P, half a CPU each): pop a chunk, load_resized -> one row (and block) per chunk
                                      {meta: JSON {start, paths, errors}, image uint8 (B,S,S,3)}
     model actors (map_batches)     : Predictor.predict_arrays -> {meta, probs (B,C)}
