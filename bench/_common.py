@@ -163,7 +163,7 @@ def write_json(out: str | os.PathLike[str], obj: Any) -> Path:
 
 def write_report(out: Path, report: dict[str, Any]) -> None:
     """Write ``report`` as JSON to ``out`` with the machine and the versions (git commit)."""
-    from vsent.runs import versions
+    from vsent.provenance import versions
 
     recorded = versions()
     report = {**report, "machine": machine(recorded), "versions": recorded}
@@ -173,8 +173,8 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
 
 def machine(recorded: dict[str, Any] | None = None) -> dict[str, Any]:
     """Where a benchmark ran: cores, platform, Python, CPU model and the load when it ended
-    (``recorded``: :func:`vsent.runs.versions` when the caller has it already)."""
-    from vsent.runs import versions
+    (``recorded``: :func:`vsent.provenance.versions` when the caller has it already)."""
+    from vsent.provenance import versions
 
     v = recorded if recorded is not None else versions()
     return {"cpus": os.cpu_count(), "platform": platform.platform(),

@@ -50,7 +50,7 @@ from vsent.export import ExportedPredictor, export_model
 from vsent.models import clip_models, create_model, timm_models  # noqa: F401  (families)
 from vsent.models.checkpoint import save_checkpoint
 from vsent.predict import Predictor
-from vsent.runs import versions
+from vsent.provenance import versions
 
 DEFAULT_MODELS = ("smallcnn", "timm/resnet18", "timm/convnext_tiny", "timm/vit_small_patch16_224",
                   "clip/ViT-B-32")

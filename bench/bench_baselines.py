@@ -34,7 +34,7 @@ from _common import (
 )
 
 from vsent.analyses.baselines import FEATURE_SETS, run_baselines
-from vsent.runs import versions
+from vsent.provenance import versions
 
 
 @one_line_errors

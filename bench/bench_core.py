@@ -49,7 +49,7 @@ from vsent.data.images import load_resized
 from vsent.data.transforms import center_crop, normalize, ten_crop
 from vsent.models import create_model
 from vsent.predict import Predictor
-from vsent.runs import versions
+from vsent.provenance import versions
 from vsent.train import TrainConfig, fit
 
 

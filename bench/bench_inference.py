@@ -53,7 +53,7 @@ from vsent.data.transforms import Preprocess
 from vsent.inference import prepare
 from vsent.models import create_model
 from vsent.predict import Predictor
-from vsent.runs import versions
+from vsent.provenance import versions
 
 
 class _PlainImages(Dataset):

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(time_extract(args.extract, args.work)))
         return 0
 
-    from vsent.runs import versions
+    from vsent.provenance import versions
 
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)

@@ -40,7 +40,7 @@ from vsent.analyses.proposals import ProposalConfig, gradient_edges, make_edge_d
 from vsent.analyses.regions import crop_regions, score_images
 from vsent.data.images import load_rgb
 from vsent.models import create_model
-from vsent.runs import versions
+from vsent.provenance import versions
 
 
 def _images(data: str | None, n: int) -> tuple[list[np.ndarray], dict]:

@@ -50,7 +50,7 @@ from _common import (
 from vsent.models import create_model
 from vsent.models.checkpoint import save_checkpoint
 from vsent.predict import Predictor
-from vsent.runs import versions
+from vsent.provenance import versions
 
 
 def _images(data: str | None, n: int, tmp: Path) -> tuple[list[Path], dict]:

@@ -791,7 +791,7 @@ def test_resume_refuses_a_finished_subset_whose_data_changed_since(tmp_path, cac
     (audit_base24 #3). Its data.json is compared now, as crossval's."""
     data, out, real, _ = _interrupted_on_the_second_subset(tmp_path, monkeypatch)
     record = json.loads((out / "five" / "data.json").read_text())
-    assert len(record["item_digests"].split()) == record["n_images"]  # (runs.data_record)
+    assert len(record["item_digests"].split()) == record["n_images"]  # (provenance.data_record)
     labels = data / "ground_truth" / "twitter_five_agrees.txt"
     lines = labels.read_text().splitlines()
     name, label = lines[0].rsplit(None, 1)

@@ -1050,7 +1050,7 @@ def test_an_empty_input_is_a_row_not_the_current_folder(tmp_path, monkeypatch):
 
 def test_the_record_keeps_the_versions_and_resume_warns_when_they_differ(folder, tmp_path,
                                                                          checkpoint, capsys):
-    from vsent.runs import versions
+    from vsent.provenance import versions
 
     out = tmp_path / "o.csv"
     assert _score_cli(checkpoint, folder, out) == EXIT_ITEMS_FAILED

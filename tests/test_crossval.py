@@ -1264,7 +1264,7 @@ def test_a_fold_seconds_that_is_no_number_counts_as_nothing(finished_run, tmp_pa
 
 def test_damaged_init_and_extra_records_are_one_line(tmp_path):
     """init.json / extra.json that is a folder (OSError) or lacks its fields gave a traceback
-    or "SHA-256 None then": one line naming the file, from one reader (runs.read_record)."""
+    or "SHA-256 None then": one line naming the file, from one reader (provenance.read_record)."""
     import vsent.crossval as cv
     from vsent.runs import RunDir
 

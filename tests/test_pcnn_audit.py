@@ -42,7 +42,7 @@ def test_a_resume_with_changed_data_is_refused(make_learnable, tmp_path, capsys)
     out = tmp_path / "run"
     args = ["pcnn", "--data", str(csv_file), "--out", str(out), *_train_opts(1, 1)]
     assert main(args) == 0
-    # with one digest per image: a later change names its images (runs.data_record)
+    # with one digest per image: a later change names its images (provenance.data_record)
     assert len(json.loads((out / "data.json").read_text())["item_digests"].split()) == 20
 
     def interrupt_after_selection() -> None:

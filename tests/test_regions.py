@@ -752,7 +752,7 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
 def test_regions_refuses_changed_data_and_other_folds_models_and_rescores_damage(
         tiny_run, tmp_path, capsys, caplog):
     from vsent.cli import main
-    from vsent.runs import DATA_RECORD
+    from vsent.provenance import DATA_RECORD
 
     run, ds, folds = tiny_run
     out = tmp_path / "regions"

@@ -529,29 +529,29 @@ def test_a_resume_refused_while_opening_leaves_no_log_handler(tmp_path):
 
 
 def test_the_git_commit_is_vsents_own_or_none(tmp_path, monkeypatch):
-    import vsent.runs as runs
+    import vsent.provenance as provenance
 
-    commit, dirty = runs._git_state()
+    commit, dirty = provenance._git_state()
     if commit is not None:  # a checkout of vsent (as in CI)
         assert re.fullmatch(r"[0-9a-f]{40}", commit) and isinstance(dirty, bool)
     # vsent installed inside some other git project: that project's commit is not vsent's
-    monkeypatch.setattr(runs, "_git", lambda *a: str(tmp_path) if "--show-toplevel" in a
+    monkeypatch.setattr(provenance, "_git", lambda *a: str(tmp_path) if "--show-toplevel" in a
                         else "0" * 40)
-    assert runs._git_state() == (None, None)
+    assert provenance._git_state() == (None, None)
 
 
 def test_a_process_records_the_commit_it_started_with(monkeypatch):
     """The checkout's HEAD read again at every write stamped one reproduction's sub-runs with
     three commits made beside it while it ran (reports38 #2)."""
-    import vsent.runs as runs
+    import vsent.provenance as provenance
 
     heads = iter(["1" * 40, "2" * 40])
-    monkeypatch.setattr(runs, "_git_state", lambda: (next(heads), False))
-    runs._loaded_git_state.cache_clear()
+    monkeypatch.setattr(provenance, "_git_state", lambda: (next(heads), False))
+    provenance._loaded_git_state.cache_clear()
     try:
-        assert [runs.versions()["git_commit"] for _ in range(3)] == ["1" * 40] * 3
+        assert [provenance.versions()["git_commit"] for _ in range(3)] == ["1" * 40] * 3
     finally:
-        runs._loaded_git_state.cache_clear()
+        provenance._loaded_git_state.cache_clear()
 
 
 def test_open_run_of_a_skip_bad_run_leaves_its_bad_images_out(make_twitter_like, tmp_path):
@@ -577,7 +577,7 @@ def test_open_run_of_a_skip_bad_run_leaves_its_bad_images_out(make_twitter_like,
 
 def test_a_damaged_data_record_is_one_line_naming_it(twitter_like, tmp_path):
     from vsent.data.datasets import load_dataset
-    from vsent.runs import check_data_record
+    from vsent.provenance import check_data_record
 
     ds = load_dataset(twitter_like, validate=False)
     record = tmp_path / "data.json"
@@ -611,7 +611,7 @@ def test_an_image_changed_since_a_new_run_is_named(twitter_like, tmp_path):
     36 images, 24 positive now" named no file (audit_input25 #7). A new run's data.json
     holds a short digest per image, and up to 3 changed images are named."""
     from vsent.data.datasets import load_dataset
-    from vsent.runs import ITEM_DIGESTS, check_data_record
+    from vsent.provenance import ITEM_DIGESTS, check_data_record
 
     run = tmp_path / "run"
     ds = _started(twitter_like, run)
@@ -642,7 +642,7 @@ def test_a_data_record_made_before_item_digests_says_some_files_changed(twitter_
     """A finished run whose data.json holds no digests (an older vsent) is still checked;
     equal counts are said to be so, and its data.json is left as it is."""
     from vsent.data.datasets import load_dataset
-    from vsent.runs import check_data_record
+    from vsent.provenance import check_data_record
 
     run = tmp_path / "run"
     run.mkdir()
@@ -665,7 +665,7 @@ def test_a_data_record_made_before_item_digests_says_some_files_changed(twitter_
 def test_a_data_record_with_digests_names_a_reordered_list_as_such(twitter_like, tmp_path):
     import dataclasses
 
-    from vsent.runs import check_data_record
+    from vsent.provenance import check_data_record
 
     run = tmp_path / "run"
     ds = _started(twitter_like, run)
@@ -701,7 +701,7 @@ def test_versions_record_the_model_libraries_too():
     reads their weights: their versions belong with the run (None when not installed)."""
     from importlib import metadata
 
-    from vsent.runs import versions
+    from vsent.provenance import versions
 
     info = versions()
     for name in ("timm", "open_clip_torch", "safetensors"):
@@ -892,7 +892,7 @@ def test_a_config_recorded_before_train_seed_followed_seed_still_resumes(tmp_pat
     (lambda f: f.write_text('{"a": 1}'), r"not the record of the thing \(keys a, b\);"),
 ])
 def test_read_record_says_in_one_line_what_is_wrong(tmp_path, make, message):
-    from vsent.runs import read_record
+    from vsent.provenance import read_record
 
     file = tmp_path / "x.json"
     make(file)

@@ -470,7 +470,7 @@ def scoring_record(model: str | Path, options: dict[str, Any]) -> dict[str, Any]
     (``versions``, as a run directory's ``versions.json``: a Pillow or torch upgrade, or
     another CPU kind, can change the last digits)."""
     from vsent import __version__
-    from vsent.runs import versions
+    from vsent.provenance import versions
 
     try:
         digest = file_sha256(model)

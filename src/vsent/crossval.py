@@ -70,31 +70,33 @@ from vsent.models.checkpoint import save_checkpoint
 from vsent.models.weights import quiet_loading
 from vsent.presets import CROSSVAL as PRESETS
 from vsent.presets import resolve_lr
-from vsent.runs import (
-    CONFIG,
+from vsent.provenance import (
     DATA_RECORD,
     EXTRA_RECORD,
     FINGERPRINT_KEYS,
+    INIT_RECORD,
+    RECORD_REMEDY,
+    check_data_record,
+    check_init_record,
+    data_change_error,
+    data_record,
+    make_data_change_error,
+    read_record,
+)
+from vsent.runs import (
+    CONFIG,
     FOLD_METRICS,
     FOLD_MODEL,
     FOLDS,
-    INIT_RECORD,
-    RECORD_REMEDY,
     SUMMARY,
     TRAIN_STATE,
     CrossvalRun,
     RunDir,
     Timer,
-    check_data_record,
-    check_init_record,
     check_run_dir,
-    data_change_error,
-    data_record,
     fold_dir,
     fold_done,
-    make_data_change_error,
     open_run,
-    read_record,
 )
 from vsent.train import check_parallel, fit, state_seconds
 

@@ -58,7 +58,8 @@ from torch import nn
 from vsent.config import DIST_BACKENDS
 from vsent.data.transforms import crop_windows, draw_crops
 from vsent.errors import EXIT_USER_ERROR, LAUNCHED_BY_VSENT, VsentError
-from vsent.runs import RunDir, processes
+from vsent.provenance import processes
+from vsent.runs import RunDir
 from vsent.runs import open_run_dir as _open_run_dir
 
 __all__ = [

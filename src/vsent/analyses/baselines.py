@@ -56,7 +56,8 @@ from vsent.data.folds import check_inner_splits
 from vsent.errors import VsentError
 from vsent.metrics import binary_metrics, mean_std_text, summarize_folds, write_summary
 from vsent.progress import on_terminal
-from vsent.runs import DATA_RECORD, Timer, check_data_record, data_record, open_run_dir
+from vsent.provenance import DATA_RECORD, check_data_record, data_record
+from vsent.runs import Timer, open_run_dir
 
 log = logging.getLogger("vsent.baselines")
 

@@ -115,7 +115,7 @@ def provenance(runs: Sequence[str | os.PathLike], *, ten_crop: bool = False,
     from datetime import UTC, datetime
 
     from vsent.files import file_sha256
-    from vsent.runs import versions
+    from vsent.provenance import versions
 
     files = dict.fromkeys(scores_source(run, ten_crop)[0].resolve() for run in runs)
     return {"versions": versions(), "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -45,9 +45,9 @@ from vsent.analyses.fusion import check_run_two_way, ensemble_mean
 from vsent.errors import VsentError, check_many
 from vsent.files import file_sha256, same_file
 from vsent.metrics import binary_metrics, mean_std_text, summarize_folds, summary_markdown
+from vsent.provenance import DATA_RECORD, read_record
 from vsent.runs import (
     CONFIG,
-    DATA_RECORD,
     FOLDS,
     INPUTS,
     SUMMARY,
@@ -56,7 +56,6 @@ from vsent.runs import (
     config_diff,
     open_run_dir,
     read_config,
-    read_record,
 )
 
 #: Config keys that must agree between members; the images, labels and folds are compared

@@ -502,11 +502,11 @@ def _inner_folds_spec(fdir: Path, inner: Sequence[Any], dataset: Any) -> str | N
 
 
 def _data_record(run: Path, cfg: dict[str, Any]) -> tuple[Path | None, Path]:
-    """The data record of the data ``run`` was trained on (:data:`vsent.runs.DATA_RECORD`) and
+    """The data record of the data ``run`` was trained on (:data:`vsent.provenance.DATA_RECORD`) and
     the run that wrote it: its own; for an ensemble made before it kept its first member's
     record, that member's (``runs[0]`` as recorded, when found there); None when no record
     exists (a run made before data.json)."""
-    from vsent.runs import DATA_RECORD
+    from vsent.provenance import DATA_RECORD
 
     own = run / DATA_RECORD
     if own.is_file() or cfg.get("command") != "ensemble":
@@ -836,7 +836,8 @@ def _open_fused_run(run: str | os.PathLike) -> tuple[Path, dict[str, Any], Any, 
     data must be what its networks were trained on (``data.json``)."""
     from vsent.analyses.compare import check_finished_run
     from vsent.data import make_folds
-    from vsent.runs import CONFIG, check_data_record, check_run_data, load_run_dataset, read_config
+    from vsent.provenance import check_data_record
+    from vsent.runs import CONFIG, check_run_data, load_run_dataset, read_config
 
     # crossval --fusion calls this before its summary.json is written
     run = check_finished_run(run, "crossval run", (CONFIG, "predictions.csv"))

@@ -81,17 +81,14 @@ from vsent.models import create_model
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint
 from vsent.presets import PCNN as PCNN_PRESETS
 from vsent.presets import TRANSFER_REFERENCES, TRANSFER_TRAIN
-from vsent.runs import (
+from vsent.provenance import (
     DATA_RECORD,
     INIT_RECORD,
-    SUMMARY,
-    RunDir,
-    Timer,
     check_data_record,
     check_init_record,
     data_record,
-    open_run_dir,
 )
+from vsent.runs import SUMMARY, RunDir, Timer, open_run_dir
 from vsent.train import fit
 
 log = logging.getLogger("vsent")

@@ -379,7 +379,8 @@ def _foreign(meta: Mapping[str, Any], config: Mapping[str, Any], fold: int | Non
     initial weights, a crossval fold's seed other than the one the run derives for it, or
     another training recipe than the run's (seed and device aside: a resumed run may change
     device)."""
-    from vsent.runs import DATA_RECORD, INIT_RECORD, config_diff
+    from vsent.provenance import DATA_RECORD, INIT_RECORD
+    from vsent.runs import config_diff
 
     command, run_command = meta.get("command"), config.get("command")
     if isinstance(command, str) and isinstance(run_command, str) and command != run_command:
@@ -537,7 +538,7 @@ def _versions(meta: Mapping[str, Any], run_dir: Path | None, family: str) -> dic
     elif isinstance(recorded, Mapping):
         out = {"source": "run", **recorded}
     else:
-        from vsent.runs import versions
+        from vsent.provenance import versions
 
         out = {"source": "current", **versions()}
     if package and out.get(package) is None:

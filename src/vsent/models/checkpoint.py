@@ -94,10 +94,10 @@ def save_checkpoint(
 
 
 def _versions(family: str) -> dict[str, Any]:
-    """:func:`vsent.runs.versions` plus the family's own library (timm, open_clip)."""
+    """:func:`vsent.provenance.versions` plus the family's own library (timm, open_clip)."""
     from importlib import metadata
 
-    from vsent.runs import versions
+    from vsent.provenance import versions
 
     out = versions()
     package = {"timm": "timm", "clip": "open_clip_torch"}.get(family)

@@ -51,6 +51,7 @@ from vsent.crossval import crossval, prepare
 from vsent.data.datasets import dataset_layout
 from vsent.errors import VsentError, WeightsError
 from vsent.models import create_model
+from vsent.provenance import versions
 from vsent.reports import paper_modules, render
 from vsent.runs import (
     CONFIG,
@@ -62,7 +63,6 @@ from vsent.runs import (
     open_run_dir,
     read_config,
     to_jsonable,
-    versions,
 )
 
 log = logging.getLogger("vsent")
