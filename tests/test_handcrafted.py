@@ -55,6 +55,28 @@ def test_an_empty_image_is_refused_as_the_cues_refuse_it_but_an_empty_block_is_z
         hc.gch(np.zeros((4, 4, 3), np.float32))
 
 
+def test_one_resize_to_the_longer_side_serves_sift_the_cues_and_edgeboxes():
+    """code38 #9: three copies of it (handcrafted, cues, proposals) are one
+    (opencv.resize_longer_side): the area filter shrinking, bilinear enlarging for SIFT's
+    grid; the cues and EdgeBoxes only shrink."""
+    import cv2
+
+    from vsent.analyses.opencv import resize_longer_side
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (30, 61, 3), dtype=np.uint8)
+    small = resize_longer_side(image, 20)
+    assert small.shape == (10, 20, 3)  # 30 * 20 / 61 = 9.8 -> 10
+    np.testing.assert_array_equal(small, cv2.resize(image, (20, 10), interpolation=cv2.INTER_AREA))
+    big = resize_longer_side(image, 122)
+    np.testing.assert_array_equal(big, cv2.resize(image, (122, 60),
+                                                  interpolation=cv2.INTER_LINEAR))
+    assert resize_longer_side(image, 122, enlarge=False) is image
+    assert resize_longer_side(image, 61) is image
+    thin = np.zeros((1, 500), np.uint8)  # a side never rounds to 0
+    assert resize_longer_side(thin, 50).shape == (1, 50)
+
+
 def test_sift_reads_the_luma_of_rgb_not_of_bgr():
     # red holds vertical stripes, blue horizontal ones: the grey copy (0.299 R + 0.587 G +
     # 0.114 B) is mostly red's pattern; read as BGR it would be mostly blue's

@@ -37,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vsent.analyses.opencv import check_rgb, cv2_feature
+from vsent.analyses.opencv import check_rgb, cv2_feature, resize_longer_side
 from vsent.data._common import default_workers
 from vsent.data.cache import cache_dir_default, content_key
 from vsent.data.datasets import Dataset
@@ -187,22 +187,14 @@ def face_cues(image: np.ndarray, params: CueParams | None = None) -> np.ndarray:
     return np.array([float(len(faces)), float(smiles), min(1.0, area)])
 
 
-def _working_copy(image: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1:
-        return image  # never enlarge: it adds no detail and only slows the cascades
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
 def image_cues(image: np.ndarray, params: CueParams | None = None) -> np.ndarray:
     """All :data:`CUE_NAMES` of an RGB uint8 image (H, W, 3): float32 (10,).
 
     The image is first shrunk (aspect kept) so its longer side is at most ``max_side``.
     """
     params = params or CueParams()
-    work = _working_copy(check_rgb(image), params.max_side)
+    # never enlarged: it adds no detail and only slows the cascades
+    work = resize_longer_side(check_rgb(image), params.max_side, enlarge=False)
     return np.concatenate([colour_cues(work), face_cues(work, params)]).astype(np.float32)
 
 

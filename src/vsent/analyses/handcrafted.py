@@ -33,7 +33,7 @@ from sklearn.cluster import MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
-from vsent.analyses.opencv import check_rgb
+from vsent.analyses.opencv import check_rgb, resize_longer_side
 from vsent.data import load_rgb
 from vsent.data._common import default_workers
 from vsent.data.cache import cache_dir_default, content_key
@@ -134,17 +134,6 @@ class SiftParams:
         if self.mode == "dense":
             return f"dense-s{self.max_side}-st{self.step}-sz{self.size:g}"
         return f"kp-s{self.max_side}-n{self.max_keypoints}"
-
-
-def resize_longer_side(image: np.ndarray, max_side: int) -> np.ndarray:
-    """Resize (aspect kept) so the longer side is ``max_side`` px (area filter when shrinking)."""
-    h, w = image.shape[:2]
-    scale = max_side / max(h, w)
-    if scale == 1:
-        return image
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.resize(image, size, interpolation=interp)
 
 
 def sift_descriptors(image: np.ndarray, params: SiftParams | None = None) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from vsent.errors import VsentError
 
-__all__ = ["INSTALL_HINT", "check_rgb", "cv2_feature"]
+__all__ = ["INSTALL_HINT", "check_rgb", "cv2_feature", "resize_longer_side"]
 
 INSTALL_HINT = ("pip install 'opencv-contrib-python-headless>=4.9,<5' (and uninstall any other "
                 "opencv-python* package: they share the cv2 module)")
@@ -49,3 +49,17 @@ def check_rgb(image: np.ndarray, *, allow_empty: bool = False) -> np.ndarray:
         raise ValueError(f"image must be {kind} RGB uint8 array (H, W, 3), got "
                          f"{image.dtype} {image.shape}")
     return np.ascontiguousarray(image)
+
+
+def resize_longer_side(image: np.ndarray, max_side: int, *, enlarge: bool = True) -> np.ndarray:
+    """``image`` (H, W[, C]) resized, aspect kept, so that its longer side is ``max_side`` px:
+    the area filter when shrinking, bilinear when enlarging; ``enlarge=False`` returns a
+    smaller image as it is (the hand-crafted features' SIFT grid wants one size, the cues and
+    EdgeBoxes only a bound on their work)."""
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale == 1 or (scale > 1 and not enlarge):
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(image, size, interpolation=interp)

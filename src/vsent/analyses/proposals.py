@@ -37,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vsent.analyses.opencv import cv2_feature
+from vsent.analyses.opencv import cv2_feature, resize_longer_side
 from vsent.errors import VsentError
 from vsent.files import NPZ_READ_ERRORS, file_sha256, mark_used, write_cache_file
 
@@ -350,7 +350,7 @@ def propose(
     sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
     if sw * sh < config.min_box_area or min(sw, sh) < 8:
         return _whole_image(w, h, time.perf_counter() - start)
-    small = rgb if scale == 1.0 else cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+    small = resize_longer_side(rgb, config.max_side, enlarge=False)  # (sw x sh)
     edges, orientation = detector.detect(np.ascontiguousarray(small))
     eb = cv2_feature("ximgproc", "EdgeBoxes proposals").createEdgeBoxes(
         alpha=config.alpha, beta=config.beta, maxAspectRatio=config.max_aspect_ratio,
