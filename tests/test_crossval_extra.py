@@ -105,6 +105,32 @@ def test_extra_train_never_trains_on_a_test_image(make_twitter_like, tmp_path, m
     assert len(rows) == summary["n_images"] == 35
     assert {r["name"] for r in rows} <= set(five)
 
+    # trial41 F2: a fold model records the weak labels beside its subset, and its card says so
+    from vsent.models.card import card_markdown, model_card
+    from vsent.models.checkpoint import read_checkpoint
+
+    meta = read_checkpoint(out / "fold1" / "model.pt")["meta"]
+    assert (meta["extra_train"], meta["extra_schedule"], meta["n_extra"]) == ("three", "joint", 14)
+    n_train = len(_lines(root / "folds/campos/five_agrees/test1/train.txt"))
+    assert meta["n_train"] == n_train
+    card = model_card(out / "fold1" / "model.pt")
+    assert card["training"]["extra"] == {"subset": "three", "n_images": 14, "schedule": "joint"}
+    assert (f"- Training images: {n_train}\n- Extra training images: 14 weakly labelled "
+            "(three-agree images not in five-agree; --extra-schedule joint)\n") \
+        in card_markdown(card)
+    # trial41 F1: data holding only those weak-label images is data the model trained on
+    # (the --init check compared the five-agree images alone, and let it be tested on them)
+    from vsent.data.leakage import check_other_data
+
+    folder = tmp_path / "weak"
+    for name in sorted(expected_extra)[:4]:
+        (folder / ("positive" if gt[name] == "1" else "negative")).mkdir(parents=True,
+                                                                          exist_ok=True)
+        shutil.copy(root / "images" / name, folder / ("positive" if gt[name] == "1"
+                                                      else "negative") / name)
+    with pytest.raises(VsentError, match=r"which holds 4 of the images of .*weak"):
+        check_other_data(out / "fold1" / "model.pt", meta, str(folder))
+
 
 def test_fusion_summary_keys_and_arithmetic(make_twitter_like, tmp_path, caplog):
     root = make_twitter_like()

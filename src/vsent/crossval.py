@@ -548,7 +548,9 @@ def _run_fold(cfg: RunConfig, run: RunDir, fold: Fold, images: np.ndarray, label
     save_checkpoint(fdir / FOLD_MODEL, model, fold=fold.index, run=str(run.path),
                     train=train_cfg.to_dict(), subset=dataset.subset,
                     data_sha256=dataset.fingerprint()["sha256"], command="crossval",
-                    n_test=len(fold.test), **run_meta(cfg, len(fold.train), init_sha256))
+                    n_test=len(fold.test), **run_meta(
+                        cfg, len(fold.train), init_sha256,
+                        n_extra=None if joint is None else len(joint.extra_index)))
     test = np.sort(fold.test)
     (center, p_center), (ten, p_ten) = _evaluate_crops(model, cfg, images, labels,
                                                       dataset.paths, test)

@@ -556,14 +556,21 @@ def training_label(cfg: Any) -> str:
     return f"last {n} blocks + head"
 
 
-def run_meta(cfg: Any, n_train: int, init_sha256: str | None = None) -> dict[str, Any]:
+def run_meta(cfg: Any, n_train: int, init_sha256: str | None = None, *,
+             n_extra: int | None = None) -> dict[str, Any]:
     """What a run's checkpoint records about its training besides the solver (read by
     :func:`vsent.models.card.model_card` when the file is outside its run directory);
-    ``init_sha256``: the SHA-256 of an ``--init`` weights file (recorded when given)."""
+    ``init_sha256``: the SHA-256 of an ``--init`` weights file (recorded when given);
+    ``n_extra``: the ``--extra-train`` images beside the ``n_train`` of the subset (the
+    subset ``extra_train`` holds them all: a model's training images are checked against
+    another run's test images by it, data.leakage)."""
     meta: dict[str, Any] = {"init": cfg.init, "data": cfg.data, "folds": cfg.folds,
                             "n_train": int(n_train), "training": training_label(cfg)}
     if init_sha256 is not None:  # the path alone does not say which weights were there
         meta["init_sha256"] = init_sha256
+    if getattr(cfg, "extra_train", None) is not None and n_extra is not None:
+        meta.update(extra_train=cfg.extra_train, extra_schedule=cfg.extra_schedule,
+                    n_extra=int(n_extra))
     if getattr(cfg, "train_mode", "all") == "head":
         meta["head"] = cfg.head
     if getattr(cfg, "zero_shot", False):

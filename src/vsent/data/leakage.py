@@ -70,10 +70,12 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
                          f"and tested on: its test folds hold its training images. {needs}")
     # other data that holds some of these images (Twitter I images listed in a weak-label
     # CSV, copied into a folder of Flickr images): those are in the test folds too
+    # a model given --extra-train trained on images of a larger subset too (three-agree's
+    # weak labels), which holds the subset's: those are its training images (trial41 F1)
+    subset = meta.get("extra_train") or meta.get("subset") or "five"
     try:
         with quiet_logs(logging.WARNING):  # (skip_bad: not a warning per missing weak-label row)
-            trained = load_dataset(trained_on, meta.get("subset") or "five", skip_bad=True,
-                                   validate=False)
+            trained = load_dataset(trained_on, subset, skip_bad=True, validate=False)
     except VsentError:
         trained = None
     if trained is None:

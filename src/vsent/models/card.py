@@ -12,7 +12,9 @@ JSON-able dict (layout below); ``card_markdown(card)`` renders it for people::
      "model": {"name", "family", "num_classes", "class_names", "options"},
      "weights": {"init", "source", "library", "tag", "licence", "location"},
      "training": {"command", "how", "dataset", "subset", "folds", "fold", "n_train", "n_test",
-                  "train", "run_seed" (when train.seed is the fold's seed derived from it)},
+                  "train", "run_seed" (when train.seed is the fold's seed derived from it),
+                  "extra" ({"subset", "schedule", "n_images"}: --extra-train's weakly labelled
+                  images, trained on beside the n_train of the subset) | None},
      "metrics": {"evaluation", "accuracy": {"mean", "std"}, ..., "n_folds", "fold": {...}}
                 | {"evaluation", "held_out_fold", "held_out": {"center": {"accuracy", ...},
                    "ten_crop", ["fused_center", "fused_ten_crop"]}} (finetune --fold K) | None,
@@ -297,6 +299,12 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     trained = t.get("how") != "zero-shot"  # "Training: zero-shot" says it: no images, no solver
     if trained:
         lines.append(_item("Training images", t.get("n_train")))
+    if t.get("extra"):
+        e = t["extra"]
+        what = (f"weakly labelled ({e['subset']}-agree images not in {t.get('subset')}-agree; "
+                f"--extra-schedule {e.get('schedule')})")
+        lines.append(_item("Extra training images", what if e.get("n_images") is None
+                           else f"{e['n_images']} {what}"))
     lines.append(_item("Held-out images", "none (trained on every image)" if t.get("n_test") == 0
                        else t.get("n_test")))
     if trained:
@@ -477,7 +485,27 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
         "n_test": meta.get("n_test", n_test) if trained or fold is not None else n_test,
         "train": train,
         "run_seed": run_seed if derived else None,
+        "extra": _extra(meta, config, run_dir) if trained else None,
     }
+
+
+def _extra(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path | None
+           ) -> dict[str, Any] | None:
+    """The ``--extra-train`` images the model also trained on (trial41 F2: the card said the
+    subset's images alone): the checkpoint's record, else its run's (a checkpoint saved before
+    it was recorded: the count from extra.json); None without --extra-train."""
+    subset = meta.get("extra_train", config.get("extra_train"))
+    if not isinstance(subset, str):
+        return None
+    n = meta.get("n_extra")
+    if n is None and run_dir is not None:
+        from vsent.provenance import EXTRA_RECORD
+
+        record = _read_json(run_dir / EXTRA_RECORD)
+        names = record.get("names") if isinstance(record, Mapping) else None
+        n = len(names) if isinstance(names, list) else None
+    return {"subset": subset, "n_images": n,
+            "schedule": meta.get("extra_schedule", config.get("extra_schedule", "joint"))}
 
 
 def _subset(meta: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
