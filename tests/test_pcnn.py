@@ -161,6 +161,22 @@ def test_pcnn_command_writes_its_run_directory(make_learnable, tmp_path):
     assert any(not torch.equal(w1[k], w2[k]) for k in w1)
     assert main(["predict", str(data / names[0]), "--model", str(out / "model.pt"),
                  "--out", str(tmp_path / "pred.csv"), "--no-progress"]) == 0
+    # its card says how it was trained, from the checkpoint alone (trial41 F3: "not
+    # recorded" for what the run knew, stage 2's settings left out)
+    from vsent.models.card import card_markdown, model_card
+
+    shutil.copy(out / "model.pt", tmp_path / "copied.pt")
+    for file, how in ((out / "stage1" / "model.pt", "PCNN stage 1 (the CNN before the "
+                                                    "selection)"),
+                      (tmp_path / "copied.pt", "progressive (You et al.): stage 1 on 60 images, "
+                                               f"stage 2 on the {report['n_kept']} the "
+                                               "selection kept")):
+        text = card_markdown(model_card(file))
+        assert f"- Command: pcnn\n- Training: {how}\n" in text
+        assert "- Training images: 60\n- Held-out images: none (trained on every image)\n" \
+            in text
+        assert "- Training settings: epochs=3, " in text
+        assert ("- Stage-2 settings: epochs=1, " in text) == (file.name == "copied.pt")
 
     # a second run into the same folder with another recipe is refused (naming it); the same
     # one returns the stored result; --resume keeps the finished stages
@@ -267,6 +283,9 @@ def test_a_selection_of_fewer_than_two_classes_skips_stage_2(keep, make_learnabl
     cnn, _ = load_checkpoint(out / "stage1" / "model.pt")
     pcnn, meta = load_checkpoint(out / "model.pt")
     assert meta["stage2_skipped"] is True and meta["n_kept"] == n_kept
+    assert meta["training"] == ("progressive (You et al.): stage 1 on 20 images; stage 2 "
+                                f"skipped (the selection kept {n_kept}, of fewer than two "
+                                "classes)") and "finetune" not in meta
     w1, w2 = cnn.state_dict(), pcnn.state_dict()
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
     # a run resumed before its end reads the draw from removal.csv and takes the same decision

@@ -242,6 +242,9 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
     # what every checkpoint records of its data (pcnn-transfer refuses to test on it)
     trained_on = {"data": cfg.data, "subset": dataset.subset,
                   "data_sha256": fingerprint["sha256"]}
+    # and what its card says of it (trial41 F3: "not recorded" for what this run knows)
+    made = {"command": "pcnn", "init": cfg.init, "n_train": len(labels), "n_test": 0,
+            "train": cfg.train.to_dict()}
 
     # stage 1: the plain CNN on every (weakly labelled) image
     stage1_file = run / "stage1" / "model.pt"
@@ -257,8 +260,8 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
         history = fit(model, images, labels, cfg.train.replace(seed=seeds["stage1"]),
                       state_path=state, progress=progress, desc="stage 1")
         run.write_json("stage1/history.json", history)
-        save_checkpoint(stage1_file, model, stage="pcnn-stage1", **trained_on,
-                        train=cfg.train.to_dict())
+        save_checkpoint(stage1_file, model, stage="pcnn-stage1", **trained_on, **made,
+                        training="PCNN stage 1 (the CNN before the selection)")
         state.unlink(missing_ok=True)
 
     # selection: score the training images, drop the ambiguous ones
@@ -292,9 +295,11 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
     if final.exists():
         log.info("stage 2: already done (%s)", final)
     elif skip_stage2:
-        save_checkpoint(final, model, stage="pcnn", **trained_on,
-                        train=cfg.train.to_dict(), stage2_skipped=True,
-                        n_removed=report["n_removed"], n_kept=report["n_kept"])
+        save_checkpoint(final, model, stage="pcnn", **trained_on, **made, stage2_skipped=True,
+                        n_removed=report["n_removed"], n_kept=report["n_kept"],
+                        training=f"progressive (You et al.): stage 1 on {len(labels)} images; "
+                                 f"stage 2 skipped (the selection kept {report['n_kept']}, of "
+                                 "fewer than two classes)")
     else:
         state = run / "stage2" / "train_state.pt"
         state.parent.mkdir(exist_ok=True)
@@ -302,9 +307,11 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
                       cfg.finetune.replace(seed=seeds["stage2"]), state_path=state,
                       progress=progress, desc="stage 2")
         run.write_json("stage2/history.json", history)
-        save_checkpoint(final, model, stage="pcnn", **trained_on,
-                        train=cfg.train.to_dict(), finetune=cfg.finetune.to_dict(),
-                        n_removed=report["n_removed"], n_kept=report["n_kept"])
+        save_checkpoint(final, model, stage="pcnn", **trained_on, **made,
+                        finetune=cfg.finetune.to_dict(), n_removed=report["n_removed"],
+                        n_kept=report["n_kept"],
+                        training=f"progressive (You et al.): stage 1 on {len(labels)} images, "
+                                 f"stage 2 on the {report['n_kept']} the selection kept")
         state.unlink(missing_ok=True)
 
     summary = {

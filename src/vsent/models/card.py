@@ -12,7 +12,8 @@ JSON-able dict (layout below); ``card_markdown(card)`` renders it for people::
      "model": {"name", "family", "num_classes", "class_names", "options"},
      "weights": {"init", "source", "library", "tag", "licence", "location"},
      "training": {"command", "how", "dataset", "subset", "folds", "fold", "n_train", "n_test",
-                  "train", "run_seed" (when train.seed is the fold's seed derived from it),
+                  "train", "finetune" (vsent pcnn's stage 2), "run_seed" (when train.seed is
+                  the fold's seed derived from it),
                   "extra" ({"subset", "schedule", "n_images"}: --extra-train's weakly labelled
                   images, trained on beside the n_train of the subset) | None},
      "metrics": {"evaluation", "accuracy": {"mean", "std"}, ..., "n_folds", "fold": {...}}
@@ -309,6 +310,8 @@ def card_markdown(card: Mapping[str, Any]) -> str:
                        else t.get("n_test")))
     if trained:
         lines.append(_item("Training settings", _inline(t["train"]) if t.get("train") else None))
+    if trained and t.get("finetune"):  # (vsent pcnn's stage 2)
+        lines.append(_item("Stage-2 settings", _inline(t["finetune"])))
     if trained and t.get("run_seed") is not None:
         lines.append(f"- Seed: {t['train']['seed']} is fold {t['fold']}'s, from the run's seed "
                      f"{t['run_seed']} (seed x 1000 + fold)")
@@ -484,6 +487,7 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
         # (a zero-shot model of no fold held nothing out and trained on nothing: not "none")
         "n_test": meta.get("n_test", n_test) if trained or fold is not None else n_test,
         "train": train,
+        "finetune": meta.get("finetune") if trained else None,
         "run_seed": run_seed if derived else None,
         "extra": _extra(meta, config, run_dir) if trained else None,
     }
