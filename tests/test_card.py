@@ -14,7 +14,7 @@ from vsent.cli import main
 from vsent.errors import EXIT_USER_ERROR, WeightsError
 from vsent.metrics import summarize_folds
 from vsent.models import create_model
-from vsent.models.card import card_markdown, model_card
+from vsent.models.card import card_markdown, cut_paths, model_card
 from vsent.models.checkpoint import save_checkpoint
 
 #: Per-fold centre-crop metrics of the fake run (accuracy mean 0.7, std sqrt(0.005)).
@@ -623,3 +623,27 @@ def test_a_fold_model_is_told_by_its_datas_fingerprint_where_both_record_it(run_
         assert (card["metrics"] is None) == foreign, data
         assert ("records other data than the run (SHA-256 bbbbbbbbbbbb, aaaaaaaaaaaa): it is "
                 "no model of the run" in caplog.text) == foreign
+
+
+def test_cut_paths_keeps_last_parts_and_drops_command_lines():
+    card = {
+        "training": {"dataset": "/home/me/data/twitter1", "folds": "/home/me/runs/folds.json",
+                     "subset": "five"},
+        "weights": {"source": "weights file", "init": "/home/me/w/caffenet.pt",
+                    "location": "/home/me/w/caffenet.pt", "sha256": "ab"},
+        "versions": {"vsent": "1.0", "argv": ["vsent", "crossval", "--data", "/home/me/data"],
+                     "resumed": [{"date": "d1", "changed": {"torch": ["2.1", "2.2"]},
+                                  "argv": ["vsent", "crossval", "--resume"]}, "junk"]},
+    }
+    cut_paths(card)
+    assert card["training"] == {"dataset": "twitter1", "folds": "folds.json", "subset": "five"}
+    assert card["weights"] == {"source": "weights file", "init": "caffenet.pt",
+                               "location": "caffenet.pt", "sha256": "ab"}
+    assert card["versions"] == {"vsent": "1.0", "resumed": [
+        {"date": "d1", "changed": {"torch": ["2.1", "2.2"]}}]}
+    named = {"training": {"dataset": "/d/x", "folds": "campos"},
+             "weights": {"source": "pretrained (imagenet)", "init": "imagenet",
+                         "location": "https://example.org/w.pt"}}
+    cut_paths(named)
+    assert named["training"]["folds"] == "campos"
+    assert named["weights"]["location"] == "https://example.org/w.pt"  # URLs stay

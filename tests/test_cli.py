@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import logging
@@ -10,8 +11,9 @@ import sys
 
 import pytest
 
-from vsent.cli import build_parser, main
-from vsent.cli.common import progress_enabled
+from vsent.cli import _missing_path_hint, build_parser, main
+from vsent.cli.common import folds_arg, init_arg, progress_enabled
+from vsent.errors import VsentError
 from vsent.runs import _RunLog
 
 HEAVY = ("torch", "torchvision", "numpy", "cv2", "matplotlib", "sklearn", "PIL", "tqdm",
@@ -730,3 +732,190 @@ def test_a_folds_file_is_recorded_absolute_and_an_older_relative_record_is_the_s
     assert config_diff({"folds": "myfolds.json"}, {"folds": str(tmp_path / "myfolds.json")}) == []
     assert config_diff({"folds": "myfolds.json"}, {"folds": str(tmp_path / "other.json")})
     assert config_diff({"folds": "campos"}, {"folds": "stratified"})
+
+
+# mut41: the --resume rules and the hints a mutation changed unseen
+
+def test_a_folder_named_as_a_weights_word_or_folds_file_is_no_file(tmp_path, monkeypatch):
+    """`--init imagenet` beside a folder named imagenet (a dataset's, say) is the word, not
+    that folder made absolute; a folder given as --folds stays as typed (its error names it)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("imagenet", "folds.json", "w.pt"):
+        (tmp_path / name).mkdir()
+    assert init_arg("imagenet") == "imagenet"
+    assert init_arg("openai=w.pt") == "openai=w.pt"
+    assert folds_arg("folds.json") == "folds.json"
+
+
+def test_options_built_without_main_make_the_config_and_start_a_run(tmp_path):
+    """Options parsed by the Python API (no ``argv``: nothing says which were typed) are the
+    config: not continued 'as started', and no --out without a run is refused for them."""
+    from vsent.cli.common import as_started, refuse_no_run
+
+    args = build_parser().parse_args(["baselines", "--resume", "--out", str(tmp_path / "x")])
+    assert getattr(args, "argv", None) is None
+    assert not as_started(args)
+    refuse_no_run(args, "--features gch")  # (no error: the options given start the run)
+    args.argv = ["baselines", "--resume", "--out", str(tmp_path / "x")]
+    assert as_started(args)
+
+
+def _fake_run(out, config):
+    import json
+
+    out.mkdir(parents=True)
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "versions.json").write_text("{}")
+    return out
+
+
+def test_pcnn_resume_on_another_commands_run_takes_nothing_from_it(tmp_path, capsys):
+    """`vsent pcnn --resume --out CROSSVAL_RUN`: the crossval run's --data is not taken (its
+    config is no pcnn recipe); refused in one line naming what the folder holds."""
+    out = _fake_run(tmp_path / "cv", {"command": "crossval", "data": str(tmp_path / "data")})
+    assert main(["pcnn", "--resume", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "vsent: error: --data is required (the weakly labelled images): "
+        f"{out} holds a crossval run, not a pcnn run\n")
+
+
+def test_resumed_config_takes_the_runs_data_for_options_at_their_default(tmp_path):
+    """Options built without main (no argv): --data at its default is the resumed run's; one
+    given is kept. Without --resume nothing is taken."""
+    from vsent.cli.common import resumed_config
+
+    out = _fake_run(tmp_path / "bl", {"command": "baselines", "data": "/stored/data"})
+    args = build_parser().parse_args(["baselines", "--resume", "--out", str(out)])
+    assert resumed_config(args, "--data")["data"] == "/stored/data"
+    assert args.data == "/stored/data"
+    given = build_parser().parse_args(["baselines", "--resume", "--out", str(out),
+                                       "--data", str(tmp_path / "mine")])
+    resumed_config(given, "--data")
+    assert given.data == str(tmp_path / "mine")
+    fresh = build_parser().parse_args(["baselines", "--out", str(out)])
+    assert resumed_config(fresh, "--data") is None and fresh.data != "/stored/data"
+
+
+def test_pcnn_overwrite_without_data_is_refused_not_the_old_runs_data(tmp_path, capsys):
+    """--data is required unless --resume continues a run: --overwrite does not take the
+    data of the run it would delete."""
+    out = _fake_run(tmp_path / "p", {"command": "pcnn", "data": str(tmp_path / "data")})
+    assert main(["pcnn", "--overwrite", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "vsent: error: --data is required (the weakly labelled images)\n")
+    assert (out / "config.json").exists()
+
+
+def test_pcnn_resume_with_a_recipe_and_no_run_says_why_data_is_needed(tmp_path, capsys):
+    """--resume with recipe options on an --out holding no run starts one, for which --data
+    is required: said with the reason no run gave it."""
+    out = tmp_path / "none"
+    assert main(["pcnn", "--resume", "--out", str(out), "--preset", "quick"]) == 2
+    assert capsys.readouterr().err == (
+        "vsent: error: --data is required (the weakly labelled images): "
+        f"{out} holds no run to continue\n")
+
+
+def _run(out, config, versions=True):
+    out.mkdir(parents=True)
+    (out / "config.json").write_text(json.dumps(config))
+    if versions:
+        (out / "versions.json").write_text("{}")
+    return out
+
+
+def _args(out, argv, **kw):
+    return argparse.Namespace(out=str(out), argv=argv, **{"resume": True, "data": None, **kw})
+
+
+def test_the_started_with_hint_is_for_a_stored_path_nobody_typed(tmp_path, monkeypatch):
+    monkeypatch.setenv("VSENT_DATA", str(tmp_path / "default"))
+    data, ckpt = str(tmp_path / "gone"), str(tmp_path / "gone.pt")
+    out = _run(tmp_path / "r", {"command": "pcnn-transfer", "data": data, "model": ckpt})
+    missing = VsentError(f"{data}: no such file or directory")
+    hint = (f" (the --data {out} was started with: if it moved, a link at that path to its "
+            "new place continues the run)")
+    resumed = ["pcnn-transfer", "--resume", "--out", str(out)]
+    assert _missing_path_hint(_args(out, resumed, data=data), missing) == hint
+    # typed: the user's own path, no hint
+    assert _missing_path_hint(_args(out, [*resumed, "--data", data], data=data), missing) == ""
+    # no --resume: nothing was taken from the run
+    assert _missing_path_hint(_args(out, resumed[:1], data=str(tmp_path / "default"),
+                                    resume=False), missing) == ""
+    # the checkpoint too
+    gone = VsentError(f"{ckpt}: no such file or directory")
+    assert _missing_path_hint(_args(out, resumed, model=ckpt), gone) == hint.replace(
+        "--data", "--model")
+    assert _missing_path_hint(_args(out, [*resumed, "--model", ckpt], model=ckpt), gone) == ""
+
+
+def test_a_users_own_config_json_gives_no_started_with_hint(tmp_path, monkeypatch):
+    monkeypatch.setenv("VSENT_DATA", str(tmp_path / "default"))
+    data = str(tmp_path / "gone")
+    out = _run(tmp_path / "mine", {"data": data}, versions=False)  # no vsent run's
+    args = _args(out, ["pcnn", "--resume", "--out", str(out)], data=str(tmp_path / "default"))
+    assert _missing_path_hint(args, VsentError(f"{data}: no such file or directory")) == ""
+
+
+def test_crossval_without_resume_on_its_own_run_keeps_the_plain_error(tmp_path, capsys):
+    """The 'read on their own, --resume --out DIR alone continues it' advice is for
+    --resume only: without it, the options start a run, and the error is the option's."""
+    run = _run(tmp_path / "head", {"command": "crossval", "train_mode": "head"})
+    assert main(["crossval", "--out", str(run), "--head", "logistic"]) == 2
+    assert capsys.readouterr().err == "vsent: error: --head logistic applies to --train head\n"
+
+
+def test_crossval_resume_on_no_run_with_only_seed_or_skip_bad_is_refused(tmp_path, capsys,
+                                                                        monkeypatch):
+    """A misspelt --out with --resume and --seed or --skip-bad (no recipe option) would start
+    the default recipe: refused, as --resume alone is."""
+    monkeypatch.setenv("VSENT_DATA", str(tmp_path))
+    typo = tmp_path / "runz"
+    for extra in (["--seed", "1"], ["--skip-bad"], ["--seed=1", "--skip-bad"]):
+        assert main(["crossval", "--resume", "--out", str(typo), *extra]) == 2
+        assert capsys.readouterr().err == (
+            f"vsent: error: --resume: {typo} holds no run to continue (no config.json); check "
+            "--out, or give the recipe options (e.g. --preset quick) to start one\n"), extra
+    assert not typo.exists()
+
+
+def _crossval_run(out, data, *options):
+    from vsent.cli.crossval import config_from_args
+
+    argv = ["crossval", f"--out={out}", "--data", str(data), "--preset", "quick", *options]
+    cfg = config_from_args(build_parser().parse_args(argv))
+    return _run(out, {"command": "crossval", **cfg.to_dict()})
+
+
+def _resumed(out, *options):
+    from vsent.cli.crossval import run_config
+
+    argv = ["crossval", "--resume", f"--out={out}", *options]
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    return run_config(args)[0]
+
+
+def test_crossval_resume_keeps_the_runs_skip_bad_unless_typed(tmp_path):
+    kept = _crossval_run(tmp_path / "kept", tmp_path, "--skip-bad")
+    assert _resumed(kept).skip_bad is True
+    plain = _crossval_run(tmp_path / "plain", tmp_path)
+    assert _resumed(plain).skip_bad is False
+    assert _resumed(plain, "--skip-bad").skip_bad is True  # laid over: the fix asked for
+
+
+def test_crossval_resume_uses_a_typed_data_even_one_naming_the_defaults_folder(tmp_path,
+                                                                                monkeypatch):
+    default = tmp_path / "default"
+    monkeypatch.setenv("VSENT_DATA", str(default))
+    run = _crossval_run(tmp_path / "r", tmp_path)
+    assert _resumed(run).data == str(tmp_path)  # not typed: the run's
+    assert _resumed(run, "--data", str(default)).data == str(default)  # typed: compared
+
+
+def test_crossval_resume_of_an_out_starting_with_a_dash(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    _crossval_run(Path("-r"), tmp_path, "--skip-bad")
+    assert _resumed(Path("-r")).skip_bad is True

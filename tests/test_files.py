@@ -144,3 +144,21 @@ def test_an_output_file_is_locked_itself_under_a_second_name_or_with_no_lock_fil
         refused(out, "^another vsent predict is writing ")
     with exclusive_lock(out, "vsent predict"):  # released at the end
         pass
+
+
+def test_a_held_lock_names_the_holders_command_and_pid(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    with exclusive_lock(out, "vsent layers"):
+        said = rf"^another vsent layers \(pid {os.getpid()}@\S+\) is writing {out}; wait for it"
+        with pytest.raises(VsentError, match=said), exclusive_lock(out, "vsent predict"):
+            pass
+    with exclusive_lock(out, "vsent predict"):  # released at the end
+        pass
+
+
+def test_a_lock_beside_an_out_in_a_folder_not_made_yet_is_no_error(tmp_path):
+    out = tmp_path / "not" / "yet" / "rows.csv"
+    with exclusive_lock(out, "vsent predict"):
+        pass
+    assert not (tmp_path / "not").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vsent.errors import VsentError
-from vsent.runs import RECORDS, _RunLog, config_diff, fold_done, open_run_dir
+from vsent.runs import RECORDS, _RunLog, _short, config_diff, fold_done, open_run_dir, started_as
 
 CFG = {"command": "demo", "data": ".", "train": {"lr": 0.002, "epochs": 3, "device": "cpu"},
        "folds": [1, 2]}
@@ -1047,8 +1047,8 @@ def test_run_log_reports_any_non_os_error_of_a_log_call(tmp_path, capsys):
     assert "--- Logging error ---" in capsys.readouterr().err
 
 
-def _with_a_result(out):
-    open_run_dir(out, CFG).close()
+def _with_a_result(out, config=CFG):
+    open_run_dir(out, config).close()
     (out / "fold1").mkdir()
     (out / "fold1" / "history.json").write_text("[]")  # a result: not replaced
 
@@ -1183,3 +1183,102 @@ def test_an_empty_out_is_refused_by_every_command(tmp_path, capsys):
     with pytest.raises(SystemExit):  # nor --data "" (review40c #10)
         main(["pcnn", "--data", "", "--out", str(tmp_path / "x")])
     assert "argument --data: an empty path (an unset shell variable?)" in capsys.readouterr().err
+
+
+# mut41: behaviours of the run-directory rules a mutation changed unseen
+
+def test_short_keeps_a_value_of_exactly_the_limit_and_cuts_one_over():
+    at = "x" * 118  # repr: 120 characters with its quotes
+    assert _short(at) == repr(at)
+    over = "x" * 119
+    assert _short(over) == f"{repr(over)[:120]}... (121 chars)"
+    assert _short(list(range(60))).endswith("... (60 entries)")
+    assert _short("0123456789ab" + "0" * 52) == "'0123456789ab...'"  # a SHA-256 digest
+    assert _short("0123456789AB" + "0" * 52).startswith("'0123456789AB0000")  # not one
+
+
+def test_a_command_without_resume_replaces_a_run_with_no_result_made_otherwise(tmp_path):
+    """explain, fuse ... (resume_asked=False) over their own run that wrote no result yet,
+    with other options: replaced, as a new run (only --resume asked refuses it)."""
+    out = tmp_path / "r"
+    open_run_dir(out, CFG).close()  # config.json, no result
+    other = {**CFG, "train": {**CFG["train"], "lr": 1}}
+    rd = open_run_dir(out, other, resume=True, resume_asked=False)
+    rd.close()
+    assert rd.status == "new"
+    assert json.loads((out / "config.json").read_text())["train"]["lr"] == 1
+    # asked by --resume: refused, naming how to continue it
+    open_run_dir(out, CFG, overwrite=True).close()
+    with pytest.raises(VsentError, match=r"^--resume: .* give the options it was started with"):
+        open_run_dir(out, other, resume=True)
+
+
+
+def test_a_refusal_names_six_keys_and_counts_the_rest_from_seven(tmp_path):
+    base = {"command": "demo", **{k: 0 for k in "abcdefgh"}}
+    out = tmp_path / "r"
+    _with_a_result(out, base)
+    seven = {**base, **{k: 1 for k in "abcdefg"}}
+    with pytest.raises(VsentError, match=r"made with other a, b, c, d, e, f and 1 more \("):
+        open_run_dir(out, seven)
+    six = {**base, **{k: 1 for k in "abcdef"}}
+    with pytest.raises(VsentError, match=r"made with other a, b, c, d, e, f \("):
+        open_run_dir(out, six)
+
+
+def test_the_moved_hints_are_said_only_when_the_one_difference_is_that_path(tmp_path):
+    """'if the data moved, a link ...' only when --data alone differs; 'if the checkpoint
+    moved' only for an absolute stored checkpoint that is gone (crossval's model is a name)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    out = tmp_path / "r"
+    cfg = {"command": "demo", "data": str(data), "model": "caffenet", "lr": 1}
+    _with_a_result(out, cfg)
+    (tmp_path / "new").mkdir()
+    moved = {**cfg, "data": str(tmp_path / "new")}
+    with pytest.raises(VsentError, match="if the data moved, a link"):
+        open_run_dir(out, moved, resume=True)
+    with pytest.raises(VsentError) as e:
+        open_run_dir(out, {**moved, "lr": 2}, resume=True)
+    assert "a link at the stored path" not in str(e.value)
+    with pytest.raises(VsentError) as e:  # an architecture's name: nothing moved
+        open_run_dir(out, {**cfg, "model": "resnet18"}, resume=True)
+    assert "a link at the stored path" not in str(e.value)
+    # an absolute checkpoint that is still there: no hint; one gone: the hint
+    ckpt = tmp_path / "m.pt"
+    ckpt.write_bytes(b"x")
+    out2 = tmp_path / "r2"
+    _with_a_result(out2, {**cfg, "model": str(ckpt)})
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"y")
+    with pytest.raises(VsentError) as e:
+        open_run_dir(out2, {**cfg, "model": str(other)}, resume=True)
+    assert "a link at the stored path" not in str(e.value)
+    ckpt.unlink()
+    with pytest.raises(VsentError, match="if the checkpoint moved, a link at the stored path"):
+        open_run_dir(out2, {**cfg, "model": str(other)}, resume=True)
+
+
+def test_started_as_reads_only_a_vsent_command_line(tmp_path):
+    for argv, said in (
+            (["/usr/bin/vsent", "pcnn", "--data", "my data"],
+             " (it was started as `vsent pcnn --data 'my data'`)"),
+            (["pytest", "tests"], ""), (["python", "-m", "vsent"], ""), ([], "")):
+        (tmp_path / "versions.json").write_text(json.dumps({"argv": argv}))
+        assert started_as(tmp_path) == said, argv
+
+
+def test_a_stored_config_without_a_command_is_no_other_commands_run(tmp_path):
+    """A config.json that records no command (written before commands were recorded, or by
+    the Python API) is compared as a config, not refused as 'a vsent run, not a demo run'."""
+    out = tmp_path / "r"
+    _with_a_result(out)
+    cfg = json.loads((out / "config.json").read_text())
+    del cfg["command"]
+    (out / "config.json").write_text(json.dumps(cfg))
+    rd = open_run_dir(out, CFG, resume=True, compare=["data", "train"])
+    rd.close()
+    assert rd.status == "resumed"
+    (out / "config.json").write_text(json.dumps({**cfg, "command": None}))
+    with pytest.raises(VsentError, match=r"holds a vsent run, not a demo run: choose another"):
+        open_run_dir(out, CFG, resume=True, compare=["data", "train"])

@@ -117,8 +117,11 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
         # parent: a loop) is not walked or scored again
         seen: dict[str, str] = {}  # real folder -> the folder as first met
         again: dict[str, str] = {}  # folder met again -> that first one
+        # (the walk's own: a folder it left at one place of the pattern may be walked at
+        # another, and its files scored there: mut41's bug 1)
+        left: dict[str, str] = {}
         in_run = _RunFolders(s)
-        matches = _glob_deep(s, again) if "**" in s else glob.iglob(s)
+        matches = _glob_deep(s, left) if "**" in s else glob.iglob(s)
         for f in matches:
             found = True
             if os.path.isdir(f):
@@ -135,7 +138,8 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
                 if again[folder] != folder:
                     continue
             yield f
-        twice = sorted(d for d, first in again.items() if d != first)
+        again = {**left, **{d: first for d, first in again.items() if d != first}}
+        twice = sorted(again)
         if twice:
             logging.getLogger("vsent").warning(
                 "%s: %d folder(s) met again through links (e.g. %s is %s): their images are "
@@ -177,6 +181,8 @@ def _glob_deep(pattern: str, again: dict[str, str]) -> Iterator[str]:
                 todo.append((path, i + 1))
             continue
         if part == "**":
+            if not os.path.isdir(folder or "."):  # (a missing a/b/.. resolves to a: mut41)
+                continue
             first = seen.setdefault((os.path.realpath(folder or "."), i), folder)
             if first != folder:
                 again.setdefault(folder, first)

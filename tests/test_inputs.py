@@ -1,0 +1,140 @@
+"""The inputs a command reads (vsent.inputs): behaviours of the walking and globbing that
+mutation testing (session 41) found no test pinned, and two bugs of the loop-safe ``**`` glob."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from PIL import Image
+
+from vsent.inputs import Unmatched, iter_inputs
+
+
+def _run(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name in ("config.json", "versions.json"):
+        (folder / name).write_text("{}")
+    (folder / "0001_gradcam.png").write_bytes(b"png")
+    return folder
+
+
+def _img(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8)).save(path)
+    return path
+
+
+def test_a_run_a_glob_meets_is_named_as_the_pattern_spells_it(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    _img(tmp_path / "photos" / "a.png")
+    _run(tmp_path / "photos" / "cam")
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        got = [i for i in iter_inputs(["photos/*"]) if not isinstance(i, Unmatched)]
+    assert got == ["photos/a.png"]
+    assert "photos/cam holds a vsent run: its files are not read as images" in caplog.text
+    assert str(tmp_path / "photos" / "cam") not in caplog.text
+
+
+def _tree(root: Path) -> Path:
+    for rel in ("a.png", "sub/b.png", "sub/deep/c.jpg", "sub/deep/e.png", ".hid/d.png",
+                ".e.png", "sub/.f.png", "x/sub/g.jpg"):
+        _img(root / rel)
+    (root / "sub" / "broken.png").symlink_to(root / "nothing.png")  # a dangling link
+    return root
+
+
+def test_glob_deep_finds_the_files_pythons_glob_finds(tmp_path, monkeypatch):
+    """_glob_deep is glob.glob(recursive=True) without its loops: on a tree without links to
+    folders, the same files, for relative, absolute, doubled-slash and hidden patterns."""
+    import glob
+
+    from vsent.inputs import _glob_deep
+
+    root = _tree(tmp_path / "root")
+    monkeypatch.chdir(root)
+    patterns = ["**/*.png", "**", "sub/**/*.jpg", "**/deep/*.jpg", "**/sub/*.jpg",
+                "s*/**/*.png", "./**/*.png", "sub//**/*.jpg", "**/broken.png", "**/.*.png",
+                ".*/**", "**/deep/e.png", "**/*/", "**/sub/**/*.jpg", "sub/**/deep/**",
+                str(root / "**" / "*.jpg"),
+                str(root) + "//**//c.jpg"]
+    for pattern in patterns:
+        want = sorted(p for p in glob.glob(pattern, recursive=True) if not os.path.isdir(p))
+        got = sorted(p for p in _glob_deep(pattern, {}) if not os.path.isdir(p))
+        assert got == want, pattern
+    # folders only, as glob gives them: each with its trailing separator
+    assert sorted(_glob_deep("**/*/", {})) == sorted(glob.glob("**/*/", recursive=True))
+
+
+def test_an_absolute_pattern_with_magic_next_to_the_root(tmp_path):
+    """'/t?p/.../**/*.png' starts its walk at the root folder."""
+    from vsent.inputs import _glob_deep
+
+    root = _tree(tmp_path / "root")
+    first, *rest = root.parts[1:]
+    pattern = os.path.join(os.sep, first[0] + "?" * (len(first) - 1), *rest, "**", "c.jpg")
+    got = [g for g in _glob_deep(pattern, {}) if g.endswith("c.jpg")]
+    assert got == [os.path.join(os.sep, first, *rest, "sub", "deep", "c.jpg")]
+
+
+def test_a_folder_reached_twice_below_a_deep_glob_is_scored_once(tmp_path, caplog):
+    """'**/*/*.png' reaches b/ itself and through the link a/l -> ../b at the pattern's
+    middle part (no ** there to remember it): its image is scored once, and said."""
+    root = tmp_path / "root"
+    _img(root / "b" / "x.png")
+    (root / "a").mkdir()
+    (root / "a" / "l").symlink_to("../b", target_is_directory=True)
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        got = [i for i in iter_inputs([str(root / "**" / "*" / "*.png")])
+               if not isinstance(i, Unmatched)]
+    assert len(got) == 1 and os.path.realpath(got[0]) == str(root / "b" / "x.png"), got
+    assert "met again through links" in caplog.text
+
+
+def test_a_link_below_a_first_deep_part_is_walked_for_the_second(tmp_path):
+    """mut41 bug 1 (failed at 2559d3c): _glob_deep yields a/latest/x.jpg, but _walk_one
+    dropped it: the first ** recorded a/latest as "met again" (it is b/), and b/x.jpg is no
+    match here. '**/latest/**/*.jpg' with latest -> ../b: b/ was met by the first **, and is
+    walked again for the second (each real folder once for each place of the pattern), as
+    glob."""
+    import glob
+
+    root = tmp_path / "root"
+    _img(root / "b" / "x.jpg")
+    (root / "a").mkdir()
+    (root / "a" / "latest").symlink_to("../b", target_is_directory=True)
+    pattern = str(root / "**" / "latest" / "**" / "*.jpg")
+    got = [i for i in iter_inputs([pattern]) if not isinstance(i, Unmatched)]
+    assert got == [str(root / "a" / "latest" / "x.jpg")]
+    assert got == glob.glob(pattern, recursive=True)
+
+
+def test_glob_deep_walks_a_real_folder_again_for_another_place_of_the_pattern(tmp_path):
+    """b/ met by the first ** is walked again below latest/ for the second ** (as glob)."""
+    import glob
+
+    from vsent.inputs import _glob_deep
+
+    root = tmp_path / "root"
+    _img(root / "b" / "x.jpg")
+    (root / "a").mkdir()
+    (root / "a" / "latest").symlink_to("../b", target_is_directory=True)
+    pattern = str(root / "**" / "latest" / "**" / "*.jpg")
+    assert list(_glob_deep(pattern, {})) == glob.glob(pattern, recursive=True) == [
+        str(root / "a" / "latest" / "x.jpg")]
+
+
+def test_a_missing_folder_spelt_with_dotdot_does_not_hide_a_real_one(tmp_path, monkeypatch):
+    """mut41 bug 2 (failed at 2559d3c, minor): '**/deep/../**/*.jpg' also tries
+    sub/deep/deep/.. (not there); its realpath is sub/deep, marked seen before it failed to
+    list, so the real sub/deep/../deep was skipped as 'met again'. glob finds
+    sub/deep/../deep/c.jpg."""
+    import glob
+
+    from vsent.inputs import _glob_deep
+
+    _tree(tmp_path / "root")
+    monkeypatch.chdir(tmp_path / "root")
+    pattern = "**/deep/../**/*.jpg"
+    assert sorted(_glob_deep(pattern, {})) == sorted(glob.glob(pattern, recursive=True))
