@@ -162,3 +162,29 @@ def test_a_lock_beside_an_out_in_a_folder_not_made_yet_is_no_error(tmp_path):
     with exclusive_lock(out, "vsent predict"):
         pass
     assert not (tmp_path / "not").exists()
+
+
+def test_absolute_path_takes_dotdot_through_links_and_keeps_the_last_names(tmp_path,
+                                                                          monkeypatch):
+    """trial41 F4: ``--data ../X`` was recorded as <cwd>/../X, and renaming the folder the
+    run was made in broke every analysis of it though X never moved. A '..' is resolved as
+    the file system resolves it (through a link: the link's target's parent); the names after
+    the last one stay as typed (a dataset folder that is a link stays that link)."""
+    from vsent.files import absolute_path
+
+    (tmp_path / "real" / "inner").mkdir(parents=True)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "lnk").symlink_to(tmp_path / "real" / "inner", target_is_directory=True)
+    (tmp_path / "tw").symlink_to(tmp_path / "data", target_is_directory=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert absolute_path("../tw") == tmp_path / "tw"  # the link itself, not data/
+    assert absolute_path("x/./y") == work / "x" / "y"  # no '..': as pathlib makes it
+    assert absolute_path(tmp_path / "lnk" / ".." / "z") == tmp_path / "real" / "z"
+    assert absolute_path("~") == Path.home()
+    from vsent.cli.common import data_path
+
+    recorded = data_path("../tw")  # as a run's config.json records --data
+    work.rename(tmp_path / "renamed")
+    assert Path(recorded).is_dir()  # (<cwd>/../tw named a folder that is gone)

@@ -70,6 +70,19 @@ def expand_user(path: str | os.PathLike[str]) -> Path:
                         f"directory)") from None
 
 
+def absolute_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute (``~`` expanded), each ``..`` taken as the file system takes it:
+    the part up to the last ``..`` resolved (links in it followed), the rest kept as typed. A
+    run's record of ``--data ../X`` then names X whatever the folder it was run from is called
+    later (``<cwd>/../X`` broke when that folder was renamed: trial41 F4), and a link named
+    after the last ``..`` (the dataset's own folder) stays the link the user gave."""
+    p = expand_user(path).absolute()
+    if ".." not in p.parts:
+        return p
+    last = len(p.parts) - 1 - p.parts[::-1].index("..")
+    return Path(os.path.realpath(Path(*p.parts[:last + 1]))).joinpath(*p.parts[last + 1:])
+
+
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     """Whether two spellings name one file or folder from here (relative, absolute, ``..``)."""
     return Path(a).resolve() == Path(b).resolve()

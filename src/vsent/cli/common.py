@@ -15,7 +15,7 @@ from typing import Any
 
 from vsent.config import DIST_BACKENDS, OPTIMIZERS, SCHEDULES, SUBSETS
 from vsent.errors import EXIT_USER_ERROR, DataError
-from vsent.files import expand_user
+from vsent.files import absolute_path, expand_user
 
 #: Where the Twitter I dataset is looked for when --data is not given.
 DEFAULT_DATA_ENV = "VSENT_DATA"
@@ -35,12 +35,12 @@ def default_data() -> str:
 def data_path(text: str) -> str:
     """``--data`` as an absolute path, so the run's config.json names the data from any
     directory: `vsent regions RUN` or a ``--resume`` started elsewhere finds it. ``~`` is
-    expanded; ``..`` is kept as typed (collapsing it as text would change the folder meant
-    when a symlink precedes it)."""
+    expanded; ``..`` is taken as the file system takes it (:func:`vsent.files.absolute_path`:
+    collapsing it as text would change the folder meant when a symlink precedes it)."""
     if not text:  # (Path("") is the current folder)
         raise argparse.ArgumentTypeError("an empty path (an unset shell variable?)")
     try:
-        return str(expand_user(text).absolute())
+        return str(absolute_path(text))
     except DataError as e:  # ~user of no such user: argparse's one-line usage error
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -59,7 +59,7 @@ def _existing_file(name: str) -> str | None:
     of no such user, a name too long)."""
     try:
         path = expand_user(name)
-        return str(path.absolute()) if path.is_file() else None
+        return str(absolute_path(path)) if path.is_file() else None
     except (DataError, OSError):
         return None
 
