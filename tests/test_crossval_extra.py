@@ -104,6 +104,11 @@ def test_extra_train_never_trains_on_a_test_image(make_twitter_like, tmp_path, m
         rows = list(csv.DictReader(f))
     assert len(rows) == summary["n_images"] == 35
     assert {r["name"] for r in rows} <= set(five)
+    # the run's page and summary say it took them (trial41 F5: they read as a plain run's)
+    assert summary["extra_train"] == {"subset": "three", "schedule": "joint", "n_images": 14}
+    assert (out / "summary.md").read_text().splitlines()[0].endswith(
+        ", centre crop, + 14 weakly labelled three-agree images (joint); the CNN alone (fused "
+        "late with cues below)")
 
     # trial41 F2: a fold model records the weak labels beside its subset, and its card says so
     from vsent.models.card import card_markdown, model_card

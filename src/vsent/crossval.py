@@ -458,11 +458,17 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     summary["session_seconds"] = timer.elapsed
     if training_label(cfg) != "fine-tuning":  # --zero-shot, --train head / last-N
         summary["training"] = training_label(cfg)
+    if joint is not None:  # the weak labels every training fold took (trial41 F5)
+        summary["extra_train"] = {"subset": cfg.extra_train, "schedule": cfg.extra_schedule,
+                                  "n_images": len(joint.extra_index)}
     run.write_csv("predictions.csv", all_rows, list(all_rows[0]) if all_rows else ["name"])
     title = (f"{cfg.model} on {dataset.title}, {len(folds)} folds ({cfg.folds}), "
              f"{'10-crop' if cfg.oversample else 'centre crop'}")
     if "training" in summary:
         title += f", {summary['training']}"
+    if joint is not None:
+        title += (f", + {len(joint.extra_index)} weakly labelled {cfg.extra_train}-agree "
+                  f"images ({cfg.extra_schedule})")
     figure = _write_figure(run, folds, all_rows, ten_crop=cfg.oversample, title=title)
     extra_md = f"![training curves and ROC curves of each fold]({figure})\n"
     if cfg.fusion:  # late fusion with a hand-crafted classifier (the rule fixed in advance)
