@@ -13,6 +13,7 @@ import json
 import math
 import re
 import shutil
+import types
 import typing
 from pathlib import Path
 
@@ -1256,7 +1257,20 @@ def test_campos_notes_state_caffenet_and_split_facts_only_where_they_hold(tmp_pa
     assert plan.template.model == "caffenet"
     notes = " ".join(paper.notes(plan, None, {}))
     assert "(Caffe reference convention); CaffeNet fc6-2 at base lr 1e-4" in notes
-    assert "cover 880 of the 882 five-agree images" in notes
+    # the images the splits cover, counted on the data the run read (trial41 F6: "880 of
+    # the 882" was said of any data); none before table1 wrote its folds
+    assert "The authors' 5 splits (folds/campos) are not stratified. " in notes
+    table1 = tmp_path / "table1"
+    table1.mkdir()
+    (table1 / "folds.json").write_text(json.dumps({"folds": [
+        {"fold": 1, "train": ["a", "b"], "test": ["c"]},
+        {"fold": 2, "train": ["a", "c"], "test": ["b"]}]}))
+    session = types.SimpleNamespace(out=tmp_path)
+    assert "are not stratified and cover 2 five-agree images." in " ".join(
+        paper.notes(plan, session, {}))
+    (table1 / "data.json").write_text(json.dumps({"n_images": 3}))
+    assert "are not stratified and cover 2 of the 3 five-agree images." in " ".join(
+        paper.notes(plan, session, {}))
     other = dataclasses.replace(plan, template=_template(tmp_path).replace(
         folds="stratified", subset="four"))  # a smallcnn with AdamW, another split
     notes = " ".join(paper.notes(other, None, {}))
