@@ -467,11 +467,20 @@ def test_an_init_file_that_does_not_load_is_refused_before_anything_runs(tmp_pat
     data = make_twitter_like()
     not_a_checkpoint = tmp_path / "notes.pt"
     not_a_checkpoint.write_text("not a checkpoint")
+    # a checkpoint trained on the data it would be tested on: refused up front too, not
+    # after the baselines' sub-run (trial41 F7)
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    saw_it = save_checkpoint(tmp_path / "saw.pt", create_model("smallcnn", widths=[8]),
+                             data=str(data), subset="five")
     cut = tmp_path / "cut.caffemodel"
     cut.write_bytes(b"truncated download")
     cases = [("you2015", tmp_path / "missing.pt", "missing.pt: no such file (imagenet, random"),
              ("you2015", not_a_checkpoint, "notes.pt: not a vsent checkpoint"),
              ("you2015", "imagenet", "you2015 --init: random, or a vsent checkpoint"),
+             ("you2015", saw_it, f"saw.pt was trained on {data}, the data it would be "
+                                 "fine-tuned and tested on"),
              ("campos2015", tmp_path / "missing.caffemodel", "missing.caffemodel: no such file"),
              # a file that exists but does not load: not replaced by random weights
              # (audit_ens27 #2), for campos2015 and sun2016 too

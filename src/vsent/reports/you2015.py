@@ -126,10 +126,13 @@ class You2015(Paper):
         if init == "imagenet":
             raise VsentError("you2015 --init: random, or a vsent checkpoint pre-trained on "
                              "weakly labelled images (2CONV-4FC has no ImageNet weights)")
-        if init != "random":  # the checkpoint to transfer: unreadable is refused now, not
-            from vsent.analyses.pcnn import checkpoint_spec  # after hours of other sub-runs
+        if init != "random":  # the checkpoint to transfer: unreadable, or trained on the data
+            # it would be tested on, is refused now, not after the baselines' sub-run
+            # (trial41 F7)
+            from vsent.analyses.pcnn import checkpoint_spec
+            from vsent.data.leakage import check_other_data
 
-            checkpoint_spec(init)
+            check_other_data(init, checkpoint_spec(init)[2], plan.template.data, plan.subsets)
 
     def subsets(self, plan: You2015Plan) -> str | None:
         return ", ".join(plan.subsets)
