@@ -49,6 +49,18 @@ def _subparsers():
     return action.choices
 
 
+def test_every_option_a_help_names_is_one_of_its_command():
+    """trial41 F8: baselines' --resume help offered --device, which baselines refuses (it has
+    --jobs): each option named in a command's help texts is one of that command's."""
+    import re
+
+    for name, sub in _subparsers().items():
+        opts = {o for a in sub._actions for o in a.option_strings}
+        for action in sub._actions:
+            named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", action.help or ""))
+            assert named <= opts, (name, action.dest, named - opts)
+
+
 @pytest.mark.parametrize("command", ["crossval", "finetune", "pcnn", "pcnn-transfer",
                                      "regions", "baselines", "layers", "explain"])
 def test_run_options_are_the_shared_ones(command):

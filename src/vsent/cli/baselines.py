@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from vsent.cli.common import (
-    CONTINUE_HELP,
     SUBSETS,
     add_data_args,
     add_run_args,
     as_started,
+    continue_help,
     progress_enabled,
     refuse_no_run,
     resumed_config,
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "runs, and tabulate them beside You et al. 2015.")
     add_data_args(p)
     _allow_all_subsets(p)
-    add_run_args(p, "runs/baselines", device=False, resume_help=CONTINUE_HELP,
+    add_run_args(p, "runs/baselines", device=False, resume_help=continue_help("--jobs"),
                  seed_help="seed of the vocabulary k-means, the Fisher vectors' mixture, "
                            "descriptor sample and inner CV (default 0)")
     g = p.add_argument_group("features and classifier")

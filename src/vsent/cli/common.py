@@ -82,10 +82,13 @@ WHERE_AND_HOW = frozenset({"--resume", "--out", "--data", "--device", "--no-prog
 LAID_OVER = frozenset({"--skip-bad"})
 
 
-#: --resume's help for the commands that continue :func:`as_started` (crossval's has its own).
-CONTINUE_HELP = ("continue the unfinished run in --out (finished work is kept): alone (or with "
-                 "--device, --skip-bad, or --data naming the same data from another directory), "
-                 "with the config stored there; with other options, they must be the stored ones")
+def continue_help(run_option: str = "--device") -> str:
+    """--resume's help for the commands that continue :func:`as_started` (crossval's has its
+    own); ``run_option``: the command's option of where it runs (baselines' is --jobs: it
+    has no --device, trial41 F8)."""
+    return ("continue the unfinished run in --out (finished work is kept): alone (or with "
+            f"{run_option}, --skip-bad, or --data naming the same data from another directory), "
+            "with the config stored there; with other options, they must be the stored ones")
 
 
 def as_started(args: argparse.Namespace, *where: str) -> bool:

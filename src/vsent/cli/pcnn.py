@@ -7,7 +7,6 @@ from dataclasses import replace
 from typing import Any
 
 from vsent.cli.common import (
-    CONTINUE_HELP,
     DEFAULT_DATA_HELP,
     SUBSETS,
     add_data_args,
@@ -18,6 +17,7 @@ from vsent.cli.common import (
     check_required,
     check_resumed_momentum_form,
     comma_list,
+    continue_help,
     data_path,
     default_data,
     folds_arg,
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "a run): a folder with positive/ and negative/, a CSV with a "
                             "path,label header, or a Twitter I folder (with --subset; other "
                             "data have no subsets and refuse a --subset other than five)")
-    add_run_args(p, "runs/pcnn", resume_help=CONTINUE_HELP)
+    add_run_args(p, "runs/pcnn", resume_help=continue_help())
     g = p.add_argument_group("model and recipe (defaults come from --preset)")
     g.add_argument("--preset", choices=sorted(PRESETS), default="you2015",
                    help="you2015: the paper's PCNN (2 conv + 4 fc) from scratch with SGD "
@@ -87,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="campos (the split files), stratified, or a folds.json (default campos)")
     g.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable images and bad label lines (reported)")
-    add_run_args(p, "runs/pcnn-transfer", resume_help=CONTINUE_HELP)
+    add_run_args(p, "runs/pcnn-transfer", resume_help=continue_help())
     g = p.add_argument_group("recipe (default: SGD, lr 1e-4, 30 epochs, /10 every 10)")
     add_train_args(g, TRANSFER_TRAIN)
     g.add_argument("--oversample", action="store_true",
