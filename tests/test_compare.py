@@ -199,6 +199,15 @@ def test_several_runs_against_one_reference_give_one_table_with_holm(tmp_path, c
     assert [r["identical"] for r in saved["comparisons"]] == [False, True]
     assert saved["reference"] == str(a)
     assert [r["p_holm"] for r in saved["comparisons"]] == pytest.approx([min(1, 2 * p_b), 1])
+    # the scores each run is read from, as the one-B form says them (trial41 F9): A's always,
+    # a B's when it is not its predictions.csv's usual column (a fused probability)
+    assert out.startswith(f"reference A: {a}: accuracy 0.600 (centre, 10 images; "
+                          f"{a / 'predictions.csv'}:prob_positive)\n")
+    fused = _run(tmp_path / "f", B, labels=LABELS, folds=FOLDS, command="fuse")
+    assert main(["compare", str(a), str(b), str(fused)]) == 0
+    out = capsys.readouterr().out
+    assert f"| {b} | 0.800 |" in out
+    assert f"| {fused} (read: {fused / 'predictions.csv'}:prob_fused) | 0.800 |" in out
 
 
 def test_left_out_images_are_in_no_count(tmp_path):

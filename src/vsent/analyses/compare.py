@@ -299,12 +299,16 @@ def _paired(run_a: str | os.PathLike, scores_a: tuple[str, dict], run_b: str | o
 def comparisons_table(results: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of :func:`compare_many`'s results, one row per compared run."""
     first = results[0]
+    # the scores read, as the one-B form says them: a --fusion run is scored by its fused
+    # probability (trial41 F9: said for A alone, and only with one B); a B read from its own
+    # predictions.csv's usual column needs no word
     lines = [f"reference A: {first['a']}: accuracy {first['accuracy_a']:.3f} ({first['view']}, "
-             f"{first['n']} images{_left_out(first)})", "",
+             f"{first['n']} images{_left_out(first)}; {first['scores_a']})", "",
              "| run B | accuracy | B - A | right only in A | only in B | p (McNemar) | "
              "p (Holm) |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['b']} | {r['accuracy_b']:.3f} | {r['difference']:+.3f} | {r['a_only']} | "
-              f"{r['b_only']} | {r['p_value']:.3g} | {r['p_holm']:.3g} |" for r in results]
+    lines += [f"| {r['b']}{_read_from(r)} | {r['accuracy_b']:.3f} | {r['difference']:+.3f} | "
+              f"{r['a_only']} | {r['b_only']} | {r['p_value']:.3g} | {r['p_holm']:.3g} |"
+              for r in results]
     same = [r["b"] for r in results if r.get("identical")]
     if same:
         lines += ["", "note: these give every image A's probability (a run with itself, or a "
@@ -326,6 +330,15 @@ def comparison_text(res: dict[str, Any]) -> str:
         *(["note: B gives every image A's probability (a run with itself, or a copy): the "
            "comparison says nothing"] if res.get("identical") else []),
     ])
+
+
+def _read_from(res: dict[str, Any]) -> str:
+    """`` (read: FILE:COLUMN)`` for a run B not scored by its predictions.csv's usual
+    column (a fused probability), else ""."""
+    usual = DEFAULT_COLUMNS[res["view"] == "10-crop"]
+    if res["scores_b"] == f"{Path(res['b']) / 'predictions.csv'}:{usual}":
+        return ""
+    return f" (read: {res['scores_b']})"
 
 
 def _left_out(res: dict[str, Any]) -> str:
