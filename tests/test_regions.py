@@ -746,7 +746,7 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
                  "100000000"]) == 0
     n = len(ds)
     assert (f"{n} of {n} test images had no proposal (none of --min-box-area 100000000 px or "
-            "more in the image downscaled to") in caplog.text
+            "more in the image, downscaled to at most ") in caplog.text
 
 
 def test_regions_refuses_changed_data_and_other_folds_models_and_rescores_damage(

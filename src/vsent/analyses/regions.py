@@ -794,7 +794,7 @@ def evaluate_regions(
         cost["total_seconds"] = timer.elapsed
         if cost["fallback_images"] > cost["images"] / 10:  # (a flat image or two is normal)
             log.warning("%d of %d test images had no proposal (none of --min-box-area %d px or "
-                        "more in the image downscaled to %d px): their only region is the "
+                        "more in the image, downscaled to at most %d px): their only region is the "
                         "whole image, so AR equals global there", cost["fallback_images"],
                         cost["images"], cfg.proposals.min_box_area, cfg.proposals.max_side)
         rd.write_json("cost.json", cost)
