@@ -1492,6 +1492,14 @@ def test_cli_resume_with_an_option_that_needs_a_stored_one_says_how_to_continue(
         f"given are read on their own, not with the run's: `--resume --out {run}` alone "
         "continues it as it was started (it was started as `vsent crossval --train head "
         f"--out {run}`)\n")
+    # a finished run: shown again, not continued
+    (run / "summary.json").write_text("{}")
+    assert main(["crossval", "--resume", "--out", str(run), "--head", "logistic"]) == 2
+    assert f"`--resume --out {run}` alone shows it again (it was started as " in \
+        capsys.readouterr().err
+    # an error that needs no other option: said alone (review41 F4)
+    assert main(["crossval", "--resume", "--out", str(run), "--epochs", "0"]) == 2
+    assert "read on their own" not in capsys.readouterr().err
     (run / "config.json").write_text(json.dumps({"command": "pcnn"}))
     for out in (run, tmp_path / "none"):
         assert main(["crossval", "--resume", "--out", str(out), "--head", "logistic"]) == 2

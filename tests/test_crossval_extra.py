@@ -135,6 +135,13 @@ def test_extra_train_never_trains_on_a_test_image(make_twitter_like, tmp_path, m
                                                       else "negative") / name)
     with pytest.raises(VsentError, match=r"which holds 4 of the images of .*weak"):
         check_other_data(out / "fold1" / "model.pt", meta, str(folder))
+    # a fold model saved before it recorded them: its run's config says (review41 F5)
+    older = {k: v for k, v in meta.items() if k not in ("extra_train", "extra_schedule",
+                                                         "n_extra")}
+    with pytest.raises(VsentError, match=r"which holds 4 of the images of .*weak"):
+        check_other_data(out / "fold1" / "model.pt", older, str(folder))
+    shutil.copy(out / "fold1" / "model.pt", tmp_path / "alone.pt")  # no run beside it
+    check_other_data(tmp_path / "alone.pt", older, str(folder))  # (nothing says it took them)
 
 
 def test_fusion_summary_keys_and_arithmetic(make_twitter_like, tmp_path, caplog):

@@ -183,6 +183,9 @@ def test_absolute_path_takes_dotdot_through_links_and_keeps_the_last_names(tmp_p
     assert absolute_path("x/./y") == work / "x" / "y"  # no '..': as pathlib makes it
     assert absolute_path(tmp_path / "lnk" / ".." / "z") == tmp_path / "real" / "z"
     assert absolute_path("~") == Path.home()
+    # '..' after no folder: as typed, so that the error names it (review41 F3: it ran on X)
+    assert absolute_path("missing/../tw") == work / "missing" / ".." / "tw"
+    assert not absolute_path("missing/../tw").exists()
     from vsent.cli.common import data_path
 
     recorded = data_path("../tw")  # as a run's config.json records --data

@@ -47,7 +47,9 @@ def _tree(root: Path) -> Path:
 
 def test_glob_deep_finds_the_files_pythons_glob_finds(tmp_path, monkeypatch):
     """_glob_deep is glob.glob(recursive=True) without its loops: on a tree without links to
-    folders, the same files, for relative, absolute, doubled-slash and hidden patterns."""
+    folders, the same files in the same order (review41 F1: explain fingerprints its inputs
+    in their order, and a folder's files came after its sub-folders'), for relative,
+    absolute, doubled-slash and hidden patterns."""
     import glob
 
     from vsent.inputs import _glob_deep
@@ -60,8 +62,8 @@ def test_glob_deep_finds_the_files_pythons_glob_finds(tmp_path, monkeypatch):
                 str(root / "**" / "*.jpg"),
                 str(root) + "//**//c.jpg"]
     for pattern in patterns:
-        want = sorted(p for p in glob.glob(pattern, recursive=True) if not os.path.isdir(p))
-        got = sorted(p for p in _glob_deep(pattern, {}) if not os.path.isdir(p))
+        want = [p for p in glob.glob(pattern, recursive=True) if not os.path.isdir(p)]
+        got = [p for p in _glob_deep(pattern, {}) if not os.path.isdir(p)]
         assert got == want, pattern
     # folders only, as glob gives them: each with its trailing separator
     assert sorted(_glob_deep("**/*/", {})) == sorted(glob.glob("**/*/", recursive=True))
@@ -138,3 +140,15 @@ def test_a_missing_folder_spelt_with_dotdot_does_not_hide_a_real_one(tmp_path, m
     monkeypatch.chdir(tmp_path / "root")
     pattern = "**/deep/../**/*.jpg"
     assert sorted(_glob_deep(pattern, {})) == sorted(glob.glob(pattern, recursive=True))
+
+
+def test_a_loop_to_the_current_folder_is_named_as_dot(tmp_path, monkeypatch, caplog):
+    """review41 F2: a relative pattern's first folder is the current one, spelt '': the
+    warning read "e.g. d1/up is )"."""
+    _img(tmp_path / "d1" / "x.png")
+    (tmp_path / "d1" / "up").symlink_to("..", target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        got = [i for i in iter_inputs(["**/*.png"]) if not isinstance(i, Unmatched)]
+    assert got == [os.path.join("d1", "x.png")]
+    assert "(e.g. d1/up is .): their images are scored once" in caplog.text

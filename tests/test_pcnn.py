@@ -175,8 +175,10 @@ def test_pcnn_command_writes_its_run_directory(make_learnable, tmp_path):
         assert f"- Command: pcnn\n- Training: {how}\n" in text
         assert "- Training images: 60\n- Held-out images: none (trained on every image)\n" \
             in text
-        assert "- Training settings: epochs=3, " in text
+        assert "- Training settings: epochs=3, " in text and ", seed=3, " in text
+        # stage 2 trains with the next seed (review41 F6: the card said the run's)
         assert ("- Stage-2 settings: epochs=1, " in text) == (file.name == "copied.pt")
+        assert (", seed=4, " in text) == (file.name == "copied.pt")
 
     # a second run into the same folder with another recipe is refused (naming it); the same
     # one returns the stored result; --resume keeps the finished stages

@@ -75,11 +75,15 @@ def absolute_path(path: str | os.PathLike[str]) -> Path:
     the part up to the last ``..`` resolved (links in it followed), the rest kept as typed. A
     run's record of ``--data ../X`` then names X whatever the folder it was run from is called
     later (``<cwd>/../X`` broke when that folder was renamed: trial41 F4), and a link named
-    after the last ``..`` (the dataset's own folder) stays the link the user gave."""
+    after the last ``..`` (the dataset's own folder) stays the link the user gave. A path
+    whose ``..`` follows no folder (``missing/../X``) is kept as typed: the file system finds
+    nothing there, and its error names it (review41 F3)."""
     p = expand_user(path).absolute()
     if ".." not in p.parts:
         return p
     last = len(p.parts) - 1 - p.parts[::-1].index("..")
+    if not os.path.isdir(Path(*p.parts[:last])):
+        return p
     return Path(os.path.realpath(Path(*p.parts[:last + 1]))).joinpath(*p.parts[last + 1:])
 
 

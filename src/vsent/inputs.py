@@ -143,7 +143,7 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
         if twice:
             logging.getLogger("vsent").warning(
                 "%s: %d folder(s) met again through links (e.g. %s is %s): their images are "
-                "scored once", s, len(twice), twice[0], again[twice[0]])
+                "scored once", s, len(twice), twice[0], again[twice[0]] or ".")
         if not found:
             yield Unmatched(s, f"{s}: the pattern matched no file")
 
@@ -155,7 +155,9 @@ def _glob_deep(pattern: str, again: dict[str, str]) -> Iterator[str]:
     and two made a walk that never ended. A folder met again is recorded in ``again`` (the
     folder as met -> as first met). Otherwise as glob: names starting with "." are matched
     only by a part starting with "."; ``**`` as a whole part matches zero or more folders (and
-    the files and folders below when it is the last part); unreadable folders match nothing.
+    the files and folders below when it is the last part); unreadable folders match nothing;
+    the matches come in glob's order (a folder's before its sub-folders', depth first, each
+    folder in listing order): explain fingerprints its inputs in that order (review41 F1).
     """
     parts = pattern.split(os.sep)
     fixed = next(k for k, part in enumerate(parts) if _has_magic(part))
@@ -164,9 +166,13 @@ def _glob_deep(pattern: str, again: dict[str, str]) -> Iterator[str]:
         start = os.sep  # an absolute pattern starts at the root
     parts = [p for p in parts[fixed:-1] if p] + parts[-1:]
     seen: dict[tuple[str, int], str] = {}  # (real folder, part) -> the folder as first met
-    todo = [(start, 0)]
+    # depth first: (folder, the part of the pattern to match in it), or (a match, None)
+    todo: list[tuple[str, int | None]] = [(start, 0)]
     while todo:
         folder, i = todo.pop()
+        if i is None:  # a match, in its turn
+            yield folder
+            continue
         part, last = parts[i], i == len(parts) - 1
         if part == "":  # a pattern ending in "/": folders only
             if os.path.isdir(folder):
@@ -187,9 +193,7 @@ def _glob_deep(pattern: str, again: dict[str, str]) -> Iterator[str]:
             if first != folder:
                 again.setdefault(folder, first)
                 continue
-            if not last:
-                todo.append((folder, i + 1))  # ``**`` as no folder at all
-        below = []
+        below: list[tuple[str, int | None]] = []
         try:
             with os.scandir(folder or ".") as entries:
                 for e in entries:
@@ -202,17 +206,19 @@ def _glob_deep(pattern: str, again: dict[str, str]) -> Iterator[str]:
                         is_dir = False
                     if part == "**":
                         if last:
-                            yield path
+                            below.append((path, None))  # each entry, then what it holds
                         if is_dir:
                             below.append((path, i))
                     elif fnmatch.fnmatchcase(e.name, part):
-                        if last:
+                        if last:  # (the folder's matches come first: as they are listed)
                             yield path
                         elif is_dir:
                             below.append((path, i + 1))
         except OSError:
-            continue
+            pass
         todo.extend(reversed(below))
+        if part == "**" and not last:
+            todo.append((folder, i + 1))  # ``**`` as no folder at all: its matches first
 
 
 class _RunFolders:

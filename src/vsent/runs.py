@@ -76,19 +76,6 @@ if TYPE_CHECKING:
     from vsent.data.folds import Fold
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
 def to_jsonable(obj: Any) -> Any:
     """Convert dataclasses, paths and numpy values to plain JSON types."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -911,26 +898,6 @@ def check_run_data(run: str | Path, config: Mapping[str, Any]) -> None:
         hint = "" if Path(data).is_absolute() else (
             " (a relative path: run this from the directory the run was made in)")
         raise VsentError(f"{Path(run) / CONFIG}: its data {data} is not found{hint}")
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def load_run_dataset(config: Mapping[str, Any], run: str | Path) -> Dataset:

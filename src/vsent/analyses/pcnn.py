@@ -243,8 +243,9 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
     trained_on = {"data": cfg.data, "subset": dataset.subset,
                   "data_sha256": fingerprint["sha256"]}
     # and what its card says of it (trial41 F3: "not recorded" for what this run knows)
+    # (each stage's recipe with the seed it trained with: review41 F6)
     made = {"command": "pcnn", "init": cfg.init, "n_train": len(labels), "n_test": 0,
-            "train": cfg.train.to_dict()}
+            "train": cfg.train.replace(seed=seeds["stage1"]).to_dict()}
 
     # stage 1: the plain CNN on every (weakly labelled) image
     stage1_file = run / "stage1" / "model.pt"
@@ -308,7 +309,8 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
                       progress=progress, desc="stage 2")
         run.write_json("stage2/history.json", history)
         save_checkpoint(final, model, stage="pcnn", **trained_on, **made,
-                        finetune=cfg.finetune.to_dict(), n_removed=report["n_removed"],
+                        finetune=cfg.finetune.replace(seed=seeds["stage2"]).to_dict(),
+                        n_removed=report["n_removed"],
                         n_kept=report["n_kept"],
                         training=f"progressive (You et al.): stage 1 on {len(labels)} images, "
                                  f"stage 2 on the {report['n_kept']} the selection kept")

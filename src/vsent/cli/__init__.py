@@ -18,7 +18,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from vsent import __version__
 from vsent.errors import EXIT_USER_ERROR, LAUNCHED_BY_VSENT, VsentError
@@ -141,9 +140,9 @@ def _missing_path_hint(args: argparse.Namespace, e: VsentError) -> str:
     """What to do when a path nobody typed is missing: one a resumed run was started with
     (its data or checkpoint moved since), or the default ``--data`` (the message named a
     ``../shared/...`` path the user never gave)."""
-    from vsent.cli.common import DEFAULT_DATA_ENV, typed
+    from vsent.cli.common import DEFAULT_DATA_ENV, stored_run, typed
 
-    stored = _stored(args) if getattr(args, "resume", False) else {}
+    stored = stored_run(args) if getattr(args, "resume", False) else {}
     for key in ("data", "model"):  # (crossval's "model" is an architecture's name: no match)
         path = stored.get(key)
         if (isinstance(path, str) and not typed(args, f"--{key}")
@@ -159,17 +158,6 @@ def _missing_path_hint(args: argparse.Namespace, e: VsentError) -> str:
                 f"with --data, or correct {DEFAULT_DATA_ENV})")
     return (f" (the default --data: give the dataset's folder with --data, or set "
             f"{DEFAULT_DATA_ENV})")
-
-
-def _stored(args: argparse.Namespace) -> dict[str, Any]:
-    """The config.json of the run in ``args.out``, or {} (none there, or unreadable)."""
-    from vsent.runs import is_run_dir, stored_config
-
-    out = getattr(args, "out", None)
-    try:
-        return stored_config(out) if isinstance(out, str) and is_run_dir(out) else {}
-    except VsentError:
-        return {}
 
 
 def _interrupted(args: argparse.Namespace, e: KeyboardInterrupt) -> int:

@@ -120,6 +120,20 @@ def refuse_no_run(args: argparse.Namespace, example: str, *where: str) -> None:
                          f"--out, or give the recipe options (e.g. {example}) to start one")
 
 
+def stored_run(args: argparse.Namespace) -> dict[str, Any]:
+    """The config.json of the vsent run in ``--out``, or {} (none there, or one that cannot
+    be read: the run's opening refuses it, naming why). For what a message may add about the
+    run; :func:`resumed_config` lets a damaged one stop the command."""
+    from vsent.errors import VsentError
+    from vsent.runs import is_run_dir, stored_config
+
+    out = getattr(args, "out", None)
+    try:
+        return stored_config(out) if isinstance(out, str) and is_run_dir(out) else {}
+    except VsentError:
+        return {}
+
+
 def resumed_config(args: argparse.Namespace, *take: str) -> dict[str, Any] | None:
     """The ``config.json`` of ``args.command``'s run in ``--out`` with ``--resume``, else None
     (no --resume, no run there, or another command's: refused when opened, naming it).

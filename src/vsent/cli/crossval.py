@@ -23,6 +23,7 @@ from vsent.cli.common import (
     default_data,
     init_arg,
     progress_enabled,
+    stored_run,
     train_overrides,
     typed,
     typed_options,
@@ -250,6 +251,7 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     from vsent.runs import (
         CONFIG,
         RUN_OPTIONS,
+        SUMMARY,
         as_stored_train_seed,
         check_run_dir,
         config_diff,
@@ -261,10 +263,15 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     try:
         cfg = config_from_args(args)  # a bad option stops here, before any process starts
     except VsentError as e:
-        if args.resume and _holds_own_run(args):  # (--head on a --train head run: review40b #11)
+        # an option that needs another (--head on --train head), given to continue a run
+        # started with that other one: it is not read from the run (review40b #11)
+        needs = any(w in str(e) for w in (" applies to --", " apply to --", " needs --"))
+        if needs and args.resume and stored_run(args).get("command") == args.command:
+            then = ("shows it again" if (Path(args.out) / SUMMARY).exists()
+                    else "continues it as it was started")
             raise VsentError(
                 f"{e}; with --resume, the options given are read on their own, not with the "
-                f"run's: `--resume --out {args.out}` alone continues it as it was started"
+                f"run's: `--resume --out {args.out}` alone {then}"
                 f"{started_as(Path(args.out))}") from None
         raise
     if not args.resume:
@@ -310,17 +317,6 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     else:  # a --data typed is used (and compared), even one naming the default's folder
         data = args.data if typed(args, "--data") else old.data
     return old.replace(data=data, train=old.train.replace(device=args.device), **laid), stored
-
-
-def _holds_own_run(args: argparse.Namespace) -> bool:
-    """Whether ``--out`` holds a readable run of ``args.command``."""
-    from vsent.errors import VsentError
-    from vsent.runs import is_run_dir, stored_config
-
-    try:
-        return is_run_dir(args.out) and stored_config(args.out).get("command") == args.command
-    except VsentError:
-        return False
 
 
 def _key_diff(stored: dict, now: dict, dotted: str) -> list[str]:

@@ -38,6 +38,22 @@ def quiet_logs(level: int) -> Iterator[None]:
         logging.disable(disabled)
 
 
+def _run_extra_train(path: str | Path) -> str | None:
+    """The ``--extra-train`` subset of the crossval run a fold model ``path``
+    (``RUN/fold<k>/model.pt``) lies in, for a checkpoint saved before it recorded its own
+    (review41 F5); None when there is no such run or it took none."""
+    import json
+
+    try:
+        config = json.loads((Path(path).parent.parent / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict) or config.get("command") != "crossval":
+        return None
+    extra = config.get("extra_train")
+    return extra if isinstance(extra, str) else None
+
+
 def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
                      subsets: Sequence[str] = ("five",), *,
                      needs: str = "Domain transfer needs a model trained on other data") -> None:
@@ -72,7 +88,7 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
     # CSV, copied into a folder of Flickr images): those are in the test folds too
     # a model given --extra-train trained on images of a larger subset too (three-agree's
     # weak labels), which holds the subset's: those are its training images (trial41 F1)
-    subset = meta.get("extra_train") or meta.get("subset") or "five"
+    subset = meta.get("extra_train") or _run_extra_train(path) or meta.get("subset") or "five"
     try:
         with quiet_logs(logging.WARNING):  # (skip_bad: not a warning per missing weak-label row)
             trained = load_dataset(trained_on, subset, skip_bad=True, validate=False)
