@@ -84,11 +84,11 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
     if same:
         raise VsentError(f"{path} was trained on {trained_on}, the data it would be fine-tuned "
                          f"and tested on: its test folds hold its training images. {needs}")
-    # other data that holds some of these images (Twitter I images listed in a weak-label
-    # CSV, copied into a folder of Flickr images): those are in the test folds too
     # a model given --extra-train trained on images of a larger subset too (three-agree's
     # weak labels), which holds the subset's: those are its training images (trial41 F1)
     subset = meta.get("extra_train") or _run_extra_train(path) or meta.get("subset") or "five"
+    # other data that holds some of these images (Twitter I images listed in a weak-label
+    # CSV, copied into a folder of Flickr images): those are in the test folds too
     try:
         with quiet_logs(logging.WARNING):  # (skip_bad: not a warning per missing weak-label row)
             trained = load_dataset(trained_on, subset, skip_bad=True, validate=False)
