@@ -1500,6 +1500,12 @@ def test_cli_resume_with_an_option_that_needs_a_stored_one_says_how_to_continue(
     # an error that needs no other option: said alone (review41 F4)
     assert main(["crossval", "--resume", "--out", str(run), "--epochs", "0"]) == 2
     assert "read on their own" not in capsys.readouterr().err
+    # nor one the run's options would not mend: --head on a run that trains everything
+    # (review41b #3)
+    (run / "config.json").write_text(json.dumps({"command": "crossval"}))
+    assert main(["crossval", "--resume", "--out", str(run), "--head", "logistic"]) == 2
+    assert capsys.readouterr().err == ("vsent: error: --head logistic applies to --train "
+                                       "head\n")
     (run / "config.json").write_text(json.dumps({"command": "pcnn"}))
     for out in (run, tmp_path / "none"):
         assert main(["crossval", "--resume", "--out", str(out), "--head", "logistic"]) == 2

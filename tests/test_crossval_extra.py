@@ -140,8 +140,15 @@ def test_extra_train_never_trains_on_a_test_image(make_twitter_like, tmp_path, m
                                                          "n_extra")}
     with pytest.raises(VsentError, match=r"which holds 4 of the images of .*weak"):
         check_other_data(out / "fold1" / "model.pt", older, str(folder))
+    (tmp_path / "link.pt").symlink_to(out / "fold1" / "model.pt")  # (review41b #4)
+    with pytest.raises(VsentError, match=r"which holds 4 of the images of .*weak"):
+        check_other_data(tmp_path / "link.pt", older, str(folder))
     shutil.copy(out / "fold1" / "model.pt", tmp_path / "alone.pt")  # no run beside it
     check_other_data(tmp_path / "alone.pt", older, str(folder))  # (nothing says it took them)
+    # nor a model of another fold copied into this run's folder: not the run's own
+    (out / "fold9").mkdir()
+    shutil.copy(out / "fold1" / "model.pt", out / "fold9" / "model.pt")
+    check_other_data(out / "fold9" / "model.pt", older, str(folder))
 
 
 def test_fusion_summary_keys_and_arithmetic(make_twitter_like, tmp_path, caplog):

@@ -151,4 +151,4 @@ def test_a_loop_to_the_current_folder_is_named_as_dot(tmp_path, monkeypatch, cap
     with caplog.at_level(logging.WARNING, logger="vsent"):
         got = [i for i in iter_inputs(["**/*.png"]) if not isinstance(i, Unmatched)]
     assert got == [os.path.join("d1", "x.png")]
-    assert "(e.g. d1/up is .): their images are scored once" in caplog.text
+    assert "(e.g. d1/up is .): each is walked once for each place of the pattern" in caplog.text

@@ -142,8 +142,9 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
         twice = sorted(again)
         if twice:
             logging.getLogger("vsent").warning(
-                "%s: %d folder(s) met again through links (e.g. %s is %s): their images are "
-                "scored once", s, len(twice), twice[0], again[twice[0]] or ".")
+                "%s: %d folder(s) met again through links (e.g. %s is %s): each is walked "
+                "once for each place of the pattern, and an image scored once",
+                s, len(twice), twice[0], again[twice[0]] or ".")
         if not found:
             yield Unmatched(s, f"{s}: the pattern matched no file")
 
@@ -158,6 +159,8 @@ def _glob_deep(pattern: str, again: dict[str, str]) -> Iterator[str]:
     the files and folders below when it is the last part); unreadable folders match nothing;
     the matches come in glob's order (a folder's before its sub-folders', depth first, each
     folder in listing order): explain fingerprints its inputs in that order (review41 F1).
+    One more difference: a ``.`` or ``..`` part after a wildcard spells a folder twice
+    (``*/../**``), and the second spelling is walked as a folder met again (review41b #1).
     """
     parts = pattern.split(os.sep)
     fixed = next(k for k, part in enumerate(parts) if _has_magic(part))

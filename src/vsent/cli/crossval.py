@@ -264,9 +264,10 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
         cfg = config_from_args(args)  # a bad option stops here, before any process starts
     except VsentError as e:
         # an option that needs another (--head on --train head), given to continue a run
-        # started with that other one: it is not read from the run (review40b #11)
-        needs = any(w in str(e) for w in (" applies to --", " apply to --", " needs --"))
-        if needs and args.resume and stored_run(args).get("command") == args.command:
+        # started with that other one: it is not read from the run (review40b #11); said
+        # only when the run's would make it valid (review41b #3)
+        stored = stored_run(args) if args.resume else {}
+        if stored.get("command") == args.command and _valid_with(args, stored):
             then = ("shows it again" if (Path(args.out) / SUMMARY).exists()
                     else "continues it as it was started")
             raise VsentError(
@@ -317,6 +318,29 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     else:  # a --data typed is used (and compared), even one naming the default's folder
         data = args.data if typed(args, "--data") else old.data
     return old.replace(data=data, train=old.train.replace(device=args.device), **laid), stored
+
+
+#: The options other options depend on (--head on --train, --finetune-* on
+#: --extra-schedule, --prompts on --zero-shot, --arch on --model): dest -> option.
+MODE_OPTIONS = {"train_mode": "--train", "zero_shot": "--zero-shot", "model": "--model",
+                "extra_train": "--extra-train", "extra_schedule": "--extra-schedule"}
+
+
+def _valid_with(args: argparse.Namespace, stored: dict) -> bool:
+    """Whether the options make a valid config once the :data:`MODE_OPTIONS` not typed take
+    the stored run's values."""
+    from vsent.errors import VsentError
+
+    laid = argparse.Namespace(**vars(args))
+    for dest, option in MODE_OPTIONS.items():
+        if dest in stored and hasattr(laid, dest) and not typed(args, option):
+            value = stored[dest]
+            setattr(laid, dest, "none" if dest == "extra_train" and value is None else value)
+    try:
+        config_from_args(laid)
+    except VsentError:
+        return False
+    return True
 
 
 def _key_diff(stored: dict, now: dict, dotted: str) -> list[str]:

@@ -38,17 +38,25 @@ def quiet_logs(level: int) -> Iterator[None]:
         logging.disable(disabled)
 
 
-def _run_extra_train(path: str | Path) -> str | None:
-    """The ``--extra-train`` subset of the crossval run a fold model ``path``
-    (``RUN/fold<k>/model.pt``) lies in, for a checkpoint saved before it recorded its own
-    (review41 F5); None when there is no such run or it took none."""
+def _run_extra_train(path: str | Path, meta: Mapping[str, Any]) -> str | None:
+    """The ``--extra-train`` subset of the crossval run whose fold model ``path``
+    (``RUN/fold<k>/model.pt``, links followed) is, for a checkpoint saved before it recorded
+    its own (review41 F5); None when it lies in no such run (a model of another command or
+    fold, or of other data, copied there: not that run's), or the run took none."""
     import json
 
+    folder = Path(path).resolve().parent
+    if not (folder.name.startswith("fold") and folder.name[4:].isdigit()):
+        return None
     try:
-        config = json.loads((Path(path).parent.parent / "config.json").read_text())
+        config = json.loads((folder.parent / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(config, dict) or config.get("command") != "crossval":
+    if not (isinstance(config, dict) and config.get("command") == "crossval"
+            and meta.get("command", "crossval") == "crossval"
+            and meta.get("fold", int(folder.name[4:])) == int(folder.name[4:])
+            and isinstance(config.get("data"), str) and isinstance(meta.get("data"), str)
+            and same_file(expand_user(config["data"]), expand_user(meta["data"]))):
         return None
     extra = config.get("extra_train")
     return extra if isinstance(extra, str) else None
@@ -86,7 +94,8 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
                          f"and tested on: its test folds hold its training images. {needs}")
     # a model given --extra-train trained on images of a larger subset too (three-agree's
     # weak labels), which holds the subset's: those are its training images (trial41 F1)
-    subset = meta.get("extra_train") or _run_extra_train(path) or meta.get("subset") or "five"
+    subset = (meta.get("extra_train") or _run_extra_train(path, meta) or meta.get("subset")
+              or "five")
     # other data that holds some of these images (Twitter I images listed in a weak-label
     # CSV, copied into a folder of Flickr images): those are in the test folds too
     try:
