@@ -116,7 +116,7 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
         # ``**`` follows links to folders: a folder met again through a link (a link to a
         # parent: a loop) is not walked or scored again
         seen: dict[str, str] = {}  # real folder -> the folder as first met
-        again: dict[str, str] = {}  # folder met again -> that first one
+        first_of: dict[str, str] = {}  # a matched file's folder as spelt -> seen's entry
         # (the walk's own: a folder it left at one place of the pattern may be walked at
         # another, and its files scored there: mut41's bug 1)
         left: dict[str, str] = {}
@@ -132,13 +132,13 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
                 continue
             if "**" in s:
                 folder = os.path.dirname(f)
-                if folder not in again:
-                    first = seen.setdefault(os.path.realpath(folder), folder)
-                    again[folder] = first
-                if again[folder] != folder:
+                if folder not in first_of:
+                    first_of[folder] = seen.setdefault(os.path.realpath(folder), folder)
+                if first_of[folder] != folder:
                     continue
             yield f
-        again = {**left, **{d: first for d, first in again.items() if d != first}}
+        # folder met again -> the folder as first met
+        again = {**left, **{d: first for d, first in first_of.items() if d != first}}
         twice = sorted(again)
         if twice:
             logging.getLogger("vsent").warning(
