@@ -10,10 +10,10 @@ from vsent.cli.common import (
     add_run_args,
     as_started,
     continue_help,
+    laid_over,
     progress_enabled,
     refuse_no_run,
     resumed_config,
-    typed,
 )
 from vsent.config import HISTOGRAM_MAPS
 
@@ -112,7 +112,7 @@ def _as_started(args: argparse.Namespace, stored: dict) -> None:
     sift = stored.get("sift")
     if isinstance(sift, dict):
         args.sift, args.sift_step = sift.get("mode", args.sift), sift.get("step", args.sift_step)
-    for key in _RECIPE:
-        setattr(args, key, stored.get(key, getattr(args, key)))
-    if not typed(args, "--skip-bad"):  # (laid over the stored config: LAID_OVER)
-        args.skip_bad = stored.get("skip_bad", args.skip_bad)
+    laid = laid_over(args)
+    for key in (*_RECIPE, "skip_bad"):
+        if key not in laid:
+            setattr(args, key, stored.get(key, getattr(args, key)))

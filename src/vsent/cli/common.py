@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vsent.config import DIST_BACKENDS, OPTIMIZERS, SCHEDULES, SUBSETS
-from vsent.errors import EXIT_USER_ERROR, DataError
+from vsent.errors import EXIT_USER_ERROR, DataError, VsentError
 from vsent.files import absolute_path, expand_user
 
 #: Where the Twitter I dataset is looked for when --data is not given.
@@ -70,6 +70,20 @@ def typed(args: argparse.Namespace, option: str) -> bool:
     return option in typed_options(args)
 
 
+def given(args: argparse.Namespace, option: str) -> bool:
+    """Whether ``option`` (``"--data"``) was given: typed (:func:`typed`), or, for options
+    built without :func:`vsent.cli.main` (nothing says what was typed), set to a value other
+    than unset or ``--data``'s default."""
+    if getattr(args, "argv", None) is not None:
+        return typed(args, option)
+    return getattr(args, _dest(option)) not in (None, data_path(default_data()))
+
+
+def _dest(option: str) -> str:
+    """``"--skip-bad"`` -> ``"skip_bad"``: the option's name in ``args`` and in a config."""
+    return option.lstrip("-").replace("-", "_")
+
+
 def typed_options(args: argparse.Namespace) -> set[str]:
     """The long options on the command line (``{"--resume", "--out"}``), as typed."""
     return {a.split("=")[0] for a in getattr(args, "argv", None) or [] if a.startswith("--")}
@@ -80,6 +94,12 @@ def typed_options(args: argparse.Namespace) -> set[str]:
 WHERE_AND_HOW = frozenset({"--resume", "--out", "--data", "--device", "--no-progress", "--jobs"})
 #: What ``--resume`` lays over a stored config: the fix a stopped run's error asks for.
 LAID_OVER = frozenset({"--skip-bad"})
+
+
+def laid_over(args: argparse.Namespace) -> dict[str, Any]:
+    """The :data:`LAID_OVER` options typed, by their names in a config
+    (``{"skip_bad": True}``): what a run continued from its stored config takes from them."""
+    return {_dest(o): getattr(args, _dest(o)) for o in sorted(LAID_OVER) if typed(args, o)}
 
 
 def continue_help(run_option: str = "--device") -> str:
@@ -111,20 +131,26 @@ def refuse_no_run(args: argparse.Namespace, example: str, *where: str) -> None:
     """``--resume`` with no recipe option (:func:`as_started`; ``--seed`` neither) on a
     ``--out`` that holds no run: refused, as crossval does (a misspelt --out would start the
     default recipe: hours of work). ``example`` is a recipe option of the command."""
-    from vsent.errors import VsentError
     from vsent.runs import CONFIG
 
     if args.resume and not (Path(args.out) / CONFIG).is_file() and _typed_only(
             args, WHERE_AND_HOW | LAID_OVER | {"--seed", *where}):
-        raise VsentError(f"--resume: {args.out} holds no run to continue (no {CONFIG}); check "
-                         f"--out, or give the recipe options (e.g. {example}) to start one")
+        raise no_run_error(args.out, example)
+
+
+def no_run_error(out: str, example: str) -> VsentError:
+    """The error of ``--resume`` on an ``out`` that holds no run, given no recipe option
+    (``example``: one of the command's)."""
+    from vsent.runs import CONFIG
+
+    return VsentError(f"--resume: {out} holds no run to continue (no {CONFIG}); check --out, "
+                      f"or give the recipe options (e.g. {example}) to start one")
 
 
 def stored_run(args: argparse.Namespace) -> dict[str, Any]:
     """The config.json of the vsent run in ``--out``, or {} (none there, or one that cannot
     be read: the run's opening refuses it, naming why). For what a message may add about the
     run; :func:`resumed_config` lets a damaged one stop the command."""
-    from vsent.errors import VsentError
     from vsent.runs import is_run_dir, stored_config
 
     out = getattr(args, "out", None)
@@ -149,23 +175,16 @@ def resumed_config(args: argparse.Namespace, *take: str) -> dict[str, Any] | Non
     stored = stored_config(args.out)
     if stored.get("command") != args.command:
         return None
-    # (options built without vsent.cli.main: one left unset, or at --data's default, is)
-    known = getattr(args, "argv", None) is not None
     for option in take:
-        dest = option.lstrip("-").replace("-", "_")
-        unset = not typed(args, option) if known else \
-            getattr(args, dest) in (None, data_path(default_data()))
-        if unset and isinstance(stored.get(dest), str):
-            setattr(args, dest, stored[dest])
+        if not given(args, option) and isinstance(stored.get(_dest(option)), str):
+            setattr(args, _dest(option), stored[_dest(option)])
     return stored
 
 
 def check_required(args: argparse.Namespace, option: str, what: str) -> None:
     """VsentError when ``option`` (a required one, e.g. pcnn's ``--data``) has no value: not
     typed, and no resumed run gave it (:func:`resumed_config`)."""
-    from vsent.errors import VsentError
-
-    if getattr(args, option.lstrip("-").replace("-", "_")) is not None:
+    if getattr(args, _dest(option)) is not None:
         return
     where = ""
     if args.resume:
@@ -237,8 +256,6 @@ def seed_value(text: str) -> int:
     """--seed: :func:`vsent.config.check_seed`'s range (scikit-learn's and numpy's), refused
     by argparse before any work."""
     from vsent.config import check_seed
-    from vsent.errors import VsentError
-
     try:
         seed = int(text)
     except ValueError:
@@ -427,7 +444,6 @@ def check_resumed_momentum_form(args: argparse.Namespace, cfg: Any) -> None:
     whose run wrote no results yet (replaced by a new run) or holds another command's run
     (refused when opened) is left to :func:`vsent.runs.open_run_dir`."""
     from vsent.config import stored_momentum_forms
-    from vsent.errors import VsentError
     from vsent.runs import CONFIG, holds_results, stored_config
 
     if not (args.resume and typed(args, "--momentum-form") and (Path(args.out) / CONFIG).is_file()

@@ -19,9 +19,10 @@ from vsent.cli.common import (
     add_run_args,
     add_train_args,
     check_resumed_momentum_form,
-    data_path,
-    default_data,
+    given,
     init_arg,
+    laid_over,
+    no_run_error,
     progress_enabled,
     stored_run,
     train_overrides,
@@ -205,15 +206,15 @@ def _way_fields(args: argparse.Namespace) -> dict:
 
     zero_shot = getattr(args, "zero_shot", False)
     prompts = None
-    given = [getattr(args, k, None) for k in ("positive", "negative", "prompts")]
-    if any(given) and not zero_shot:
+    prompt_options = [getattr(args, k, None) for k in ("positive", "negative", "prompts")]
+    if any(prompt_options) and not zero_shot:
         raise VsentError("--positive/--negative/--prompts apply to --zero-shot")
     overrides = train_overrides(args) if zero_shot else {}
     if overrides:  # nothing trains: the recipe would mislead
         from vsent.config import zero_shot_train_error
 
         raise zero_shot_train_error(list(overrides))
-    if any(given):
+    if any(prompt_options):
         from vsent.zeroshot import DEFAULT_PROMPTS, check_prompts, read_prompts
 
         prompts = {k: list(v) for k, v in DEFAULT_PROMPTS.items()}
@@ -279,17 +280,15 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
         return cfg, None
     bare = config_from_args(build_parser().parse_args([args.command, f"--out={args.out}"]))
     # (--skip-bad is laid over the stored config: what a run stopped by a bad image asks for)
-    laid = {"skip_bad": args.skip_bad} if typed(args, "--skip-bad") else {}
-    given = [key for key in (d.split(":")[0] for d in config_diff(
+    laid = laid_over(args)
+    changed = [key for key in (d.split(":")[0] for d in config_diff(
         bare.to_dict(), cfg.to_dict(), ignore=RUN_OPTIONS | {"data"})) if key not in laid]
     if not (Path(args.out) / CONFIG).is_file():
         # a misspelt --out with --resume alone would start the default recipe (hours of
         # CaffeNet); one typed as the default (--preset campos2015) is a recipe given
-        if not set(given) - {"seed", "train.seed"} and not typed_options(args) - NOT_RECIPE \
+        if not set(changed) - {"seed", "train.seed"} and not typed_options(args) - NOT_RECIPE \
                 - LAID_OVER:
-            raise VsentError(f"--resume: {args.out} holds no run to continue (no {CONFIG}); "
-                             "check --out, or give the recipe options (e.g. --preset quick) "
-                             "to start one")
+            raise no_run_error(args.out, "--preset quick")
         return cfg, None
     run_there = is_run_dir(args.out)  # (asked first: a user's own config.json may be no JSON)
     stored = stored_config(args.out) if run_there else {}
@@ -303,7 +302,7 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     now = as_stored_train_seed(stored, cfg.to_dict())
     # (config_diff: an --init file typed relative, stored absolute, is one file); a preset
     # name is compared with a preset name only: --lr makes it None, and the lr is compared
-    diffs = {key: _key_diff(stored, now, key) for key in given}
+    diffs = {key: _key_diff(stored, now, key) for key in changed}
     other = [key for key, d in diffs.items()
              if d and not (key in NOT_COMPARED and None in (_at(stored, key), _at(now, key)))]
     if other:
@@ -313,10 +312,8 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
                          "or --overwrite to start again")
     old = RunConfig.from_dict({k: v for k, v in stored.items() if k != "fold"})
     check_resumed_momentum_form(args, cfg)
-    if getattr(args, "argv", None) is None:  # (options built without main: their value says)
-        data = old.data if args.data == data_path(default_data()) else args.data
-    else:  # a --data typed is used (and compared), even one naming the default's folder
-        data = args.data if typed(args, "--data") else old.data
+    # a --data given is used (and compared), even one naming the default's folder
+    data = args.data if given(args, "--data") else old.data
     return old.replace(data=data, train=old.train.replace(device=args.device), **laid), stored
 
 

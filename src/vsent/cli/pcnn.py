@@ -22,11 +22,11 @@ from vsent.cli.common import (
     default_data,
     folds_arg,
     init_arg,
+    laid_over,
     progress_enabled,
     refuse_no_run,
     resumed_config,
     train_overrides,
-    typed,
 )
 from vsent.presets import PCNN as PRESETS
 from vsent.presets import TRANSFER_REFERENCES as REFERENCES
@@ -148,9 +148,8 @@ def run_pcnn(args: argparse.Namespace) -> int:
     check_resumed_momentum_form(args, cfg)
     if stored is not None and as_started(args):  # as it was started
         old = ProgressiveConfig.from_dict(stored)
-        cfg = replace(old, data=args.data, skip_bad=_laid(args, "skip_bad", old),
-                      train=old.train.replace(device=args.device),
-                      finetune=old.finetune.replace(device=args.device))
+        cfg = replace(old, data=args.data, train=old.train.replace(device=args.device),
+                      finetune=old.finetune.replace(device=args.device), **laid_over(args))
     summary = progressive(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                           progress=progress_enabled(args.no_progress))
     print(f"removed {summary['n_removed']} of {summary['n_images']} images "
@@ -171,8 +170,7 @@ def run_transfer(args: argparse.Namespace) -> int:
     if stored is not None and as_started(args, "--model"):
         old = TransferConfig.from_dict(stored)
         cfg = replace(old, data=args.data, model=args.model,
-                      skip_bad=_laid(args, "skip_bad", old),
-                      train=old.train.replace(device=args.device))
+                      train=old.train.replace(device=args.device), **laid_over(args))
     table = transfer(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                      progress=progress_enabled(args.no_progress))
     for row in table["rows"]:
@@ -182,9 +180,3 @@ def run_transfer(args: argparse.Namespace) -> int:
     print(f"table in {args.out}/transfer.md")
     return 0
 
-
-def _laid(args: argparse.Namespace, name: str, old: Any) -> Any:
-    """The value of :data:`vsent.cli.common.LAID_OVER` option ``name`` for a run continued
-    from its stored config ``old``: the typed one, else the run's."""
-    return getattr(args, name) if typed(args, f"--{name.replace('_', '-')}") else \
-        getattr(old, name)
