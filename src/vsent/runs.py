@@ -345,6 +345,22 @@ def fold_dir(run: str | Path, k: int) -> Path:
     return Path(run) / f"fold{k}"
 
 
+def checkpoint_run(path: str | Path, meta: Mapping[str, Any]
+                   ) -> tuple[Path | None, int | None]:
+    """(run directory, fold index) of a checkpoint written by crossval/finetune (links
+    followed), else (None, None): ``runs/X/fold<k>/model.pt`` -> (runs/X, k);
+    ``runs/X/model.pt`` -> (runs/X, ``meta``'s fold). Where it lies only: whether it is that
+    run's model is the reader's to check (the card, the --init leakage check)."""
+    folder = Path(path).resolve().parent
+    fold = meta.get("fold")
+    name = folder.name
+    if name.startswith("fold") and name[4:].isdigit() and (folder.parent / CONFIG).is_file():
+        return folder.parent, int(name[4:])
+    if (folder / CONFIG).is_file():
+        return folder, int(fold) if isinstance(fold, int) else None
+    return None, None
+
+
 def fold_done(run: str | Path, k: int) -> bool:
     """True once fold ``k`` finished (its ``metrics.json`` is written last)."""
     return (fold_dir(run, k) / FOLD_METRICS).exists()

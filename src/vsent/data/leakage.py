@@ -43,18 +43,18 @@ def _run_extra_train(path: str | Path, meta: Mapping[str, Any]) -> str | None:
     (``RUN/fold<k>/model.pt``, links followed) is, for a checkpoint saved before it recorded
     its own (review41 F5); None when it lies in no such run (a model of another command or
     fold, or of other data, copied there: not that run's), or the run took none."""
-    import json
+    from vsent.runs import checkpoint_run, read_config
 
-    folder = Path(path).resolve().parent
-    if not (folder.name.startswith("fold") and folder.name[4:].isdigit()):
+    run, fold = checkpoint_run(path, meta)
+    if run is None or fold is None:
         return None
     try:
-        config = json.loads((folder.parent / "config.json").read_text())
-    except (OSError, ValueError):
+        config = read_config(run)
+    except VsentError:
         return None
-    if not (isinstance(config, dict) and config.get("command") == "crossval"
+    if not (config.get("command") == "crossval"
             and meta.get("command", "crossval") == "crossval"
-            and meta.get("fold", int(folder.name[4:])) == int(folder.name[4:])
+            and meta.get("fold", fold) == fold
             and isinstance(config.get("data"), str) and isinstance(meta.get("data"), str)
             and same_file(expand_user(config["data"]), expand_user(meta["data"]))):
         return None

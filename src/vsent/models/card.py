@@ -98,7 +98,9 @@ def model_card(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
     info = ckpt.get("info") if isinstance(ckpt.get("info"), Mapping) else {}
     family = info.get("family") or family_of(name)
 
-    run_dir, fold = _run_location(path, meta)
+    from vsent.runs import checkpoint_run
+
+    run_dir, fold = checkpoint_run(path, meta)
     config = _read_json(run_dir / "config.json") if run_dir else None
     config = config if isinstance(config, Mapping) else {}
     foreign = _foreign(meta, config, fold, run_dir) if run_dir else None
@@ -366,20 +368,6 @@ def card_markdown(card: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-
-
-def _run_location(path: Path, meta: Mapping[str, Any]) -> tuple[Path | None, int | None]:
-    """(run directory, fold index) of a checkpoint written by crossval/finetune, else (None,
-    None). ``runs/X/fold<k>/model.pt`` -> (runs/X, k); ``runs/X/model.pt`` -> (runs/X,
-    meta's fold)."""
-    folder = path.resolve().parent
-    fold = meta.get("fold")
-    name = folder.name
-    if name.startswith("fold") and name[4:].isdigit() and (folder.parent / "config.json").is_file():
-        return folder.parent, int(name[4:])
-    if (folder / "config.json").is_file():
-        return folder, int(fold) if isinstance(fold, int) else None
-    return None, None
 
 
 def _foreign(meta: Mapping[str, Any], config: Mapping[str, Any], fold: int | None,
