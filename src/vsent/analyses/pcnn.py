@@ -495,7 +495,8 @@ def checkpoint_spec(path: str | Path) -> tuple[str, dict[str, Any], dict[str, An
 
 
 def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
-             overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+             overwrite: bool = False, progress: bool = True,
+             init_checked: bool = False) -> dict[str, Any]:
     """Algorithm 2 of You et al. 2015: k-fold fine-tuning of a pretrained model per subset.
 
     Every fold of every subset starts from the weights in ``cfg.model`` (all layers loaded,
@@ -504,6 +505,9 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     precision, recall, F1 and accuracy (mean and std over folds) beside the published ones.
     Returns the table as a dict. ``out`` is opened by :func:`vsent.runs.open_run_dir`
     (``transfer.json`` marks the run finished); each subset's run resumes with it.
+    ``init_checked``: the caller has refused a checkpoint trained on this data
+    (:func:`vsent.data.leakage.check_other_data`: ``reproduce you2015`` checks it before its
+    first sub-run), so its images are not hashed again.
     """
     out = Path(out)
     check_new_run_folds(cfg.folds, out, overwrite)
@@ -515,7 +519,8 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
         raise VsentError(f"pcnn-transfer fine-tunes on Twitter I's agreement subsets; "
                          f"{cfg.data} is a {first.source} dataset (use vsent crossval "
                          f"--init {cfg.model} for other data)")
-    check_other_data(ckpt, meta, cfg.data, cfg.subsets)
+    if not init_checked:
+        check_other_data(ckpt, meta, cfg.data, cfg.subsets)
     run = open_run_dir(out, {"command": "pcnn-transfer", **cfg.to_dict(), "model": str(ckpt)},
                        resume=resume, overwrite=overwrite, done="transfer.json")
     cfg = with_stored_momentum_form(cfg, run.config)  # a run made before the option

@@ -253,7 +253,7 @@ def _cnn(plan: You2015Plan, s: Session, subsets: Sequence[str],
                                 eval_batch_size=t.eval_batch_size)
         s.step("transfer", lambda: (tdir / "transfer.json").exists(),
                lambda: P.transfer(tcfg, tdir, resume=(tdir / "config.json").exists(),
-                                  progress=s.progress))
+                                  progress=s.progress, init_checked=True))  # (self.check)
         return ({sub: tdir / sub for sub in subsets}, s.weights_label("transfer"),
                 f"{network_label(s.weights['transfer'].get('model'))}, pre-trained checkpoint "
                 "+ domain transfer")
