@@ -112,17 +112,17 @@ def time_table(work: Path, n_folds: int, inner_splits: int) -> dict:
 
 
 def time_extract(n_images: int, work: Path) -> dict:
-    """extract_features with a random CaffeNet on random 256x256 images (child process)."""
+    """extract_layer_features with a random CaffeNet on random 256x256 images (child process)."""
     import torch
 
-    from vsent.analyses.layers import extract_features
+    from vsent.analyses.layers import extract_layer_features
     from vsent.models import create_model
 
     model = create_model("caffenet").eval()
     images = np.random.default_rng(0).integers(0, 256, (n_images, 256, 256, 3), dtype=np.uint8)
-    extract_features(model, images[:4], work / "warmup", batch_size=4)
+    extract_layer_features(model, images[:4], work / "warmup", batch_size=4)
     t0 = time.perf_counter()
-    info = extract_features(model, images, work / "extract", batch_size=32)
+    info = extract_layer_features(model, images, work / "extract", batch_size=32)
     seconds = time.perf_counter() - t0
     return {"images": n_images, "seconds": seconds, "images_per_s": n_images / seconds,
             "bytes_per_image": 4 * sum(i["dim"] for i in info.values()),
