@@ -75,7 +75,7 @@ def time_table(work: Path, n_folds: int, inner_splits: int) -> dict:
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
 
-    from vsent.analyses.layers import ProbeConfig, gram_embedding, gram_matrix, linear_probe
+    from vsent.analyses.probes import ProbeConfig, gram_embedding, gram_matrix, linear_probe
 
     y = np.load(work / "labels.npy")
     probe = ProbeConfig(inner_splits=inner_splits)
@@ -115,7 +115,7 @@ def time_extract(n_images: int, work: Path) -> dict:
     """extract_layer_features with a random CaffeNet on random 256x256 images (child process)."""
     import torch
 
-    from vsent.analyses.layers import extract_layer_features
+    from vsent.analyses.probes import extract_layer_features
     from vsent.models import create_model
 
     model = create_model("caffenet").eval()

@@ -123,7 +123,7 @@ def test_data_is_recorded_as_an_absolute_path(command, tmp_path, monkeypatch):
 
 
 def test_help_defaults_are_those_of_the_analyses():
-    from vsent.analyses import baselines, explain, fusion, layers, proposals, regions
+    from vsent.analyses import baselines, explain, fusion, probes, proposals, regions
     from vsent.cli import baselines as cli_baselines
     from vsent.cli import common
     from vsent.cli import explain as cli_explain
@@ -147,8 +147,8 @@ def test_help_defaults_are_those_of_the_analyses():
     assert REGION_DEFAULTS["senti_log"] == r.senti_log == ServeConfig().senti_log
     s = ServeConfig()
     assert (s.k, s.alpha, s.beta, s.n_proposals) == (r.k, r.alpha, r.beta, p.n_proposals)
-    assert cli_layers.CLASSIFIERS == layers.CLASSIFIERS
-    assert cli_layers.DEFAULT_CS == layers.DEFAULT_CS
+    assert cli_layers.CLASSIFIERS == probes.CLASSIFIERS
+    assert cli_layers.DEFAULT_CS == probes.DEFAULT_CS
     assert cli_baselines.FEATURE_SETS == baselines.FEATURE_SETS
     assert cli_explain.TARGETS == explain.TARGETS
     assert cli_explain.DEFAULT_MAX_SIDE == explain.DEFAULT_MAX_SIDE
@@ -438,8 +438,8 @@ def test_an_infinite_option_is_refused_before_any_work(argv, option, tmp_path, c
 def test_config_records_refuse_a_seed_out_of_range(tmp_path):
     """The same range in the Python API, record by record (and the largest seed is fine)."""
     from vsent.analyses.baselines import BaselineConfig
-    from vsent.analyses.layers import ProbeConfig
     from vsent.analyses.pcnn import ProgressiveConfig
+    from vsent.analyses.probes import ProbeConfig
     from vsent.analyses.regions import RegionConfig
     from vsent.config import MAX_SEED, MAX_TRAIN_SEED, RunConfig, TrainConfig
     from vsent.errors import VsentError

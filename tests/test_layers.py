@@ -13,13 +13,13 @@ import torch
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 import vsent.analyses.layers as L
-from vsent.analyses.layers import (
-    LayersConfig,
+import vsent.analyses.probes as P
+from vsent.analyses.layers import LayersConfig, layer_probes
+from vsent.analyses.probes import (
     ProbeConfig,
     extract_layer_features,
     gram_embedding,
     gram_matrix,
-    layer_probes,
     linear_probe,
     make_classifier,
     pooled_grid,
@@ -295,7 +295,7 @@ def test_extract_features_pools_as_the_model_declares(tmp_path):
     np.testing.assert_allclose(np.load(info["features.block1"]["path"]),
                                block1.mean(dim=(2, 3)).numpy(), rtol=1e-5, atol=1e-6)
     tokens = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)  # (B, T, C)
-    flat, pooled = L._reduce(tokens, "tokens", None)
+    flat, pooled = P._reduce(tokens, "tokens", None)
     assert pooled == "tokens"
     np.testing.assert_allclose(flat.numpy(), tokens.numpy().mean(axis=1))
 

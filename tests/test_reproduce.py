@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from vsent import papers
-from vsent.analyses.layers import ProbeConfig
+from vsent.analyses.probes import ProbeConfig
 from vsent.analyses.proposals import ProposalConfig
 from vsent.cli import main
 from vsent.crossval import PRESETS, RunConfig

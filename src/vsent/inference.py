@@ -11,7 +11,7 @@ passes (:mod:`vsent.train`, :mod:`vsent.frozen`).
   optionally the penultimate features (``model.forward_features``) and the outputs of named
   modules. Centre crop, or Caffe's 10-crop oversampling averaged over the crops. Used by
   :func:`vsent.evaluate.predict_proba` / :func:`~vsent.evaluate.evaluate`,
-  :class:`vsent.predict.Predictor`, :func:`vsent.analyses.layers.extract_layer_features` and
+  :class:`vsent.predict.Predictor`, :func:`vsent.analyses.probes.extract_layer_features` and
   :mod:`vsent.analyses.regions`.
 * :func:`prepare`: uint8 batch -> normalised network input (centre crop or the 10 crops), the
   same arithmetic as :func:`infer`; Grad-CAM (:mod:`vsent.analyses.explain`) uses it with

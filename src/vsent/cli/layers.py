@@ -2,7 +2,7 @@
 
 Thin layer over :func:`vsent.analyses.layers.layer_probes`; the analysis (torch, scikit-learn)
 is imported when the command runs. :data:`CLASSIFIERS` and :data:`DEFAULT_CS` repeat those of
-:mod:`vsent.analyses.layers` (tests/test_cli.py checks they agree).
+:mod:`vsent.analyses.probes` (tests/test_cli.py checks they agree).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vsent.analyses.layers import LayersConfig, ProbeConfig, layer_probes
+    from vsent.analyses.layers import LayersConfig, layer_probes
+    from vsent.analyses.probes import ProbeConfig
     from vsent.metrics import mean_std_text
 
     # the records validate every option (VsentError naming it)

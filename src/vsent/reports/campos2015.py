@@ -17,12 +17,8 @@ import numpy as np
 
 from vsent import figures, papers
 from vsent.analyses.compare import read_predictions
-from vsent.analyses.layers import (
-    LayersConfig,
-    ProbeConfig,
-    layer_probes,
-    probed_with_current_models,
-)
+from vsent.analyses.layers import LayersConfig, layer_probes, probed_with_current_models
+from vsent.analyses.probes import ProbeConfig
 from vsent.crossval import RunConfig
 from vsent.errors import VsentError
 from vsent.models.caffenet import SURGERIES
@@ -230,7 +226,7 @@ class Campos2015(Paper):
                               " (Caffe reference convention); CaffeNet fc6-2 at base lr 1e-4 "
                               "(the paper lowered it to converge)") + ".",
             "Table 2: C of each probe chosen by an inner CV on the fold's training images; "
-            "features centred and scaled by one global factor (see vsent.analyses.layers).",
+            "features centred and scaled by one global factor (see vsent.analyses.probes).",
             "fc7-4096, fc6-4096 and fc8-1000 predict the arg-max over all their outputs; an "
             "index other than 0/1 counts as wrong (as Caffe's accuracy layer does). The paper "
             "notes that its fc6-4096 models always predict the majority class.",
