@@ -560,8 +560,9 @@ def test_a_cached_file_of_another_sha1_is_refused_and_a_good_one_hashed_once(off
     assert path.exists()  # the user's file: theirs to delete
     path.write_bytes(content)
     hashed = []
-    real = weights_module._sha1
-    monkeypatch.setattr(weights_module, "_sha1", lambda p: hashed.append(p) or real(p))
+    real = weights_module.file_digest
+    monkeypatch.setattr(weights_module, "file_digest",
+                        lambda p, algorithm: hashed.append(p) or real(p, algorithm))
     assert weights.fetch("caffenet") == path and weights.fetch("caffenet") == path
     assert hashed == [path]  # checked once; the marker stands for it afterwards
     path.write_bytes(content[:5] + content[5:].upper())  # replaced: same size, new mtime

@@ -231,13 +231,15 @@ def write_cache_file(path: str | os.PathLike[str], write: Callable[[IO[bytes]], 
                          "$VSENT_CACHE to a writable folder") from None
 
 
+def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:
+    """Hex digest (``hashlib`` ``algorithm``) of a file's bytes, read in blocks."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file's bytes (a 240 MB checkpoint takes about half a second)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def _size(f: str | os.PathLike[str]) -> int | None:

@@ -43,6 +43,7 @@ from vsent.files import (
     NPZ_READ_ERRORS,
     abandoned,
     expand_user,
+    file_digest,
     mark_used,
     reserve_space,
     temp_path,
@@ -117,14 +118,10 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
 @functools.lru_cache(maxsize=1 << 18)
 def _file_sha1(path: str, *key: int) -> str:
     """SHA-1 of ``path``'s bytes; ``key`` (size, times, inode) is part of the memo's key only."""
-    h = hashlib.sha1()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        return file_digest(path, "sha1")
     except OSError as e:
         raise ImageError(f"{path}: {os_reason(e)}") from None
-    return h.hexdigest()
 
 
 def image_cache(

@@ -39,7 +39,6 @@ With ``init="imagenet"`` ``create_model`` sets ``model.info.preprocess`` to ``pr
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -54,6 +53,7 @@ from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
+from vsent.files import file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -512,7 +512,7 @@ class WeightsFile:
         with suppress(OSError):  # no marker yet
             if marker.read_text() == stamp:
                 return None
-        digest = _sha1(path)
+        digest = file_digest(path, "sha1")
         if digest != self.sha1:
             return digest
         with suppress(OSError):  # a read-only cache: checked again next time
@@ -526,11 +526,3 @@ def download_failed_message(model_name: str, url: str, folder: Path) -> str:
         f"cannot download ImageNet weights for {model_name} (no network?): download {url} "
         f"into {folder} or pass --init PATH to a weights file"
     )
-
-
-def _sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
