@@ -233,8 +233,9 @@ def infer_batches(
 ) -> Iterator[tuple[slice, InferenceResult]]:
     """:func:`infer` one batch at a time: ``(rows, result)`` with ``rows`` a slice of ``images``.
 
-    For consumers that must not hold all activations at once (layer probes write each batch to
-    memory-mapped files). Arguments as :func:`infer`.
+    For consumers that must not hold all activations at once (:func:`infer` joins them; the
+    layer probes call it per batch of chosen rows instead, as their rows need not be a slice).
+    Arguments as :func:`infer`.
     """
     pre = model.info.preprocess
     check_images(images, pre.resize)
