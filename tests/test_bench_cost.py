@@ -364,6 +364,21 @@ def test_bench_predict_scale_records_a_failed_run_and_goes_on(tmp_path, monkeypa
     assert "bench_predict_scale.py: failed: ray on 2: exit 2" in capsys.readouterr().err
 
 
+def test_bench_predict_scale_tree_peak_is_at_least_the_process_own(tmp_path):
+    """The process tree held the command's own peak at its moment: a short peak that the
+    0.2 s polling misses still counts (bench42 #1: the tree's 709 MB under vsent's 752)."""
+    import bench_predict_scale
+
+    out = tmp_path / "out.csv"
+    # a 300 MB peak for a few ms, then 0.6 s at rest: the polls see the rest
+    script = ("import time; b = bytearray(300 << 20); b[::4096] = b'x' * len(b[::4096]); "
+              "del b; time.sleep(0.6); "
+              f"open({str(out)!r}, 'w').write('path\\na\\nb\\n')")
+    r = bench_predict_scale.run_one([sys.executable, "-c", script], out, 2, timeout=60)
+    assert r["n"] == 2 and r["driver_peak_rss_mb"] > 300
+    assert r["tree_peak_rss_mb"] >= r["driver_peak_rss_mb"]
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make")
 def test_make_bench_runs_every_script_passes_data_and_lists_the_failures(tmp_path):
     log = tmp_path / "log"
