@@ -16,13 +16,16 @@ records from :func:`vsent.train.fit`'s history of the epochs after each run's fi
 
 Then (``--fusions``) the cost of each late fusion that issue 10 measured, as
 :func:`vsent.analyses.fusion.fuse_run` on a finished run (``--fusion-run``, the committed
-quick run): hand-crafted features of the 882 images from a cold feature cache (a new temporary
-folder for each), then the 5 folds' classifiers; ``fusion_minutes`` is its wall time.
+quick run; checked before any training): hand-crafted features of that run's images (the data
+its config names, recorded as ``fusion_data``: not ``--data``) from a cold feature cache (a
+new temporary folder for each), then the 5 folds' classifiers; ``fusion_minutes`` is its wall
+time.
 ``bench/plot_accuracy_cost.py`` turns these into the accuracy-against-cost plot of the README.
 
-Usage: ``uv run --all-extras python bench/bench_train.py [--recipes quick trivial ema r3 r5]
-[--epochs 2] [--rounds 3] [--fusions gch+bow gch+fv cues gch+bow+cues] [--threads N]
-[--data ../shared/datasets/twitter1] [--out bench/results/train.json]``
+Usage: ``uv run --all-extras python bench/bench_train.py [--recipes NAME ...] [--epochs 2]
+[--rounds 3] [--fusions gch+bow gch+fv cues gch+bow+cues] [--fusion-run results/quick]
+[--threads N] [--data ../shared/datasets/twitter1] [--out bench/results/train.json]``
+(``--recipes``: every recipe of ``RECIPES`` by default).
 """
 
 from __future__ import annotations
@@ -118,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    fusion_data = None
+    if args.fusions:  # a wrong run stops here, not after the training's minutes
+        from vsent.analyses.compare import check_finished_run
+        from vsent.runs import CONFIG, read_config
+
+        fusion_run = check_finished_run(args.fusion_run, "crossval run (--fusion-run)",
+                                        (CONFIG, "predictions.csv"))
+        fusion_data = read_config(fusion_run).get("data")
     preset = CROSSVAL["quick"]
     data = data_folder(args.data)
     base = load_dataset(data, "five")
@@ -176,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "fusions": fusions,
         "fusion_run": shown(args.fusion_run),
+        "fusion_data": None if fusion_data is None else shown(fusion_data),
     }
     write_report(args.out, report)
     return 0

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -176,6 +177,46 @@ def test_bench_train_refuses_a_single_epoch(capsys):
         bench_train.main(["--epochs", "1", "--recipes", "quick"])
     assert stop.value.code == 2
     assert "--epochs 1: give at least 2 (the first epoch warms up" in capsys.readouterr().err
+
+
+def test_bench_train_checks_the_fusion_run_first_and_records_its_data(tmp_path, monkeypatch,
+                                                                      capsys):
+    """bench42 #2, #3: a wrong --fusion-run stopped the script after every recipe had trained
+    (minutes lost, no JSON), and the JSON named --data for fusions made on the run's data."""
+    import bench_train
+
+    def no_training(*a, **k):
+        raise AssertionError("trained before the fusion run was checked")
+
+    monkeypatch.setattr(bench_train, "load_dataset", no_training)
+    assert bench_train.main(["--recipes", "quick", "--fusions", "cues", "--data", "d",
+                             "--fusion-run", str(tmp_path / "nope")]) == 2
+    assert f"bench_train.py: error: {tmp_path / 'nope'}: no such file or directory" in \
+        capsys.readouterr().err
+    half = tmp_path / "half"  # a run without predictions: not finished
+    half.mkdir()
+    (half / "config.json").write_text(json.dumps({"command": "crossval", "data": "/x"}))
+    assert bench_train.main(["--recipes", "quick", "--fusions", "cues", "--data", "d",
+                             "--fusion-run", str(half)]) == 2
+    assert "not a finished crossval run (--fusion-run) (needs config.json and predictions.csv)" \
+        in capsys.readouterr().err
+
+    (half / "predictions.csv").write_text("name,fold,prob_positive\n")
+    folds = [type("Fold", (), {"train": np.arange(4)})()]
+    monkeypatch.setattr(bench_train, "load_dataset", lambda data, subset: "base")
+    monkeypatch.setattr(bench_train, "make_folds", lambda base, spec: folds)
+    monkeypatch.setattr(bench_train, "_setup", lambda name, *a: (
+        "smallcnn", {}, bench_train.CROSSVAL["quick"]["train"], np.zeros((4, 8, 8, 3)), None))
+    monkeypatch.setattr(bench_train, "create_model", lambda *a, **k: None)
+    epoch = {"images_per_s": 10.0, "seconds": 1.0, "data_wait_share": 0.1}
+    monkeypatch.setattr(bench_train, "fit", lambda *a, **k: [epoch, epoch])
+    monkeypatch.setattr(bench_train, "fuse_run", lambda run, features, **k: {"rows": [{}] * 3})
+    out = tmp_path / "train.json"
+    assert bench_train.main(["--recipes", "quick", "--fusions", "cues", "--data", "d",
+                             "--rounds", "1", "--fusion-run", str(half), "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["data"] == "d" and doc["fusion_data"] == "/x"
+    assert doc["fusions"][0]["images"] == 3
 
 
 def test_bench_baselines_writes_the_file_make_bench_refreshes(tmp_path, monkeypatch):
