@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from vsent.provenance import versions
 
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)
         features = write_features(work, args.n, args.scale)

@@ -35,7 +35,11 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+try:
+    import httpx
+except ImportError:  # in the dev group, not in an extra: `uv run` has it, `pip install vsent` not
+    raise SystemExit("bench_serve.py: error: needs httpx (the dev dependency group: `uv run` "
+                     "installs it; or pip install httpx)") from None
 import numpy as np
 from _common import (
     RESULTS,

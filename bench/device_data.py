@@ -12,23 +12,32 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
+from _common import one_line_errors
 from PIL import Image
 
 from vsent.data.images import load_resized
+from vsent.errors import VsentError
 
 SIZE, QUALITY = 256, 90
 
 
-def main() -> None:
+@one_line_errors
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    missing = [sub for sub in ("ground_truth", "folds", "images") if not (args.src / sub).is_dir()]
+    if missing:  # before anything is written: no half-made copy
+        names = ", ".join(missing[:-1]) + " or " * (len(missing) > 1) + missing[-1]
+        raise VsentError(f"{args.src}: not a Twitter I folder (no {names} folder)")
     for sub in ("ground_truth", "folds"):
         shutil.copytree(args.src / sub, args.dst / sub, dirs_exist_ok=True)
-    shutil.copy2(args.src / "README.md", args.dst / "README.md")
+    if (args.src / "README.md").is_file():
+        shutil.copy2(args.src / "README.md", args.dst / "README.md")
     (args.dst / "images").mkdir(parents=True, exist_ok=True)
     images = sorted((args.src / "images").iterdir())
     for path in images:
@@ -38,7 +47,8 @@ def main() -> None:
         f"images warped to {SIZE}x{SIZE} with vsent's load_resized, JPEG quality {QUALITY}, "
         f"from {args.src.resolve()} by bench/device_data.py\n")
     print(f"{len(images)} images -> {args.dst}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -179,6 +179,47 @@ def test_bench_train_refuses_a_single_epoch(capsys):
     assert "--epochs 1: give at least 2 (the first epoch warms up" in capsys.readouterr().err
 
 
+def test_device_data_refuses_a_folder_that_is_not_twitter_before_writing(tmp_path, capsys):
+    """bench42 #6: a traceback, and a copy holding the labels and folds without images."""
+    import device_data
+
+    src = tmp_path / "tw"
+    (src / "folds").mkdir(parents=True)
+    dst = tmp_path / "copy"
+    assert device_data.main([str(src), str(dst)]) == 2
+    assert capsys.readouterr().err == (f"device_data.py: error: {src}: not a Twitter I folder "
+                                       "(no ground_truth or images folder)\n")
+    assert not dst.exists()
+
+
+def test_bench_serve_without_httpx_says_so_in_one_line():
+    """bench42 #4: httpx is a dev dependency, in no extra; its absence was a traceback."""
+    code = ("import runpy, sys; sys.modules['httpx'] = None; sys.argv = ['bench_serve.py']; "
+            f"sys.path.insert(0, {str(BENCH)!r}); "
+            f"runpy.run_path({str(BENCH / 'bench_serve.py')!r}, run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr == ("bench_serve.py: error: needs httpx (the dev dependency group: `uv run` "
+                           "installs it; or pip install httpx)\n")
+
+
+def test_bench_layers_makes_its_work_folder(tmp_path, monkeypatch):
+    """bench42 #5: a --work folder that did not exist was a traceback."""
+    import bench_layers
+
+    def child(args):
+        work = Path(args[args.index("--work") + 1])
+        assert work.parent == tmp_path / "new" / "work"
+        return {"seconds": 1.0, "gram_seconds": 0.5, "classifier_seconds": 0.5,
+                "peak_rss_mb": 1.0}
+
+    monkeypatch.setattr(bench_layers, "_child", child)
+    out = tmp_path / "layers.json"
+    assert bench_layers.main(["--n", "4", "--folds", "1", "--scale", "0.0001", "--extract", "0",
+                              "--work", str(tmp_path / "new" / "work"), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["table"]["seconds"] == 1.0
+
+
 def test_bench_train_checks_the_fusion_run_first_and_records_its_data(tmp_path, monkeypatch,
                                                                       capsys):
     """bench42 #2, #3: a wrong --fusion-run stopped the script after every recipe had trained
