@@ -14,12 +14,12 @@ features of the model's width): ``linear`` with the campos2015 solver (65 epochs
 with its inner-CV C search. ``frozen_crossval_s`` estimates a 5-fold ``--train head`` run on
 ``--dataset-n`` images: extraction of both crops once + 5 head fits.
 
-Usage: ``uv run --all-extras python bench/bench_backbones.py [--models timm/resnet18
-clip/ViT-B-32] [--n 64] [--batch-size 32] [--repeats 3] [--device cpu]
-[--out bench/results/backbones.json]``
+Usage: ``uv run --all-extras python bench/bench_backbones.py [--models NAME ...] [--n 64]
+[--batch-size 32] [--repeats 3] [--device cpu] [--out bench/results/backbones.json]``
 
-A model that fails (its weights missing, an export error) is recorded with its ``error`` and the
-others still run; the exit status is then 1.
+``--models`` defaults to ``DEFAULT_MODELS`` (smallcnn, timm resnet18, convnext_tiny,
+vit_small_patch16_224 and CLIP ViT-B-32). A model that fails (its weights missing, an export
+error) is recorded with its ``error`` and the others still run; the exit status is then 1.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Measures, side by side in one run (these machines are noisy, so ratios are taken
 The comparison with a plain torchvision pipeline (PIL, Resize + CenterCrop, DataLoader) is
 ``bench/bench_inference.py``.
 
-Usage: ``uv run python bench/bench_core.py [--models caffenet smallcnn] [--n 128]
+Usage: ``uv run python bench/bench_core.py [--models smallcnn caffenet] [--n 256]
 [--repeats 3] [--data ../shared/datasets/twitter1] [--out bench/results/core.json]``
 
 The images are the first ``--n`` JPEGs of ``--data`` (default ``$VSENT_DATA``, else

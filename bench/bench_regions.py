@@ -9,8 +9,10 @@ still run; exit status 1):
 * proposals: the gradient edge map, then EdgeBoxes, at each ``--sides`` (longer side in
   pixels of the image the proposals are computed on), and how many boxes came out;
 * crop: cutting the N boxes from the original image and warping them to the model's input;
-* score: the whole image + N crops through each model of ``--models`` (random weights: the
-  cost does not depend on them) in one pass of ``--batch-size``.
+* score: the N crops through each model of ``--models`` (random weights: the cost does not
+  depend on them) in one pass of ``--batch-size``; the boxes are those of vsent's default
+  side (``ProposalConfig.max_side``, recorded as ``scoring_proposal_side``) whatever
+  ``--sides`` is. The whole image's own pass, which ``vsent regions`` adds, is not counted.
 
 Usage: ``uv run python bench/bench_regions.py [--n 10] [--n-proposals 100]
 [--sides 256 320 500] [--models smallcnn caffenet] [--data ../shared/datasets/twitter1]
@@ -127,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         **source, "n_images": len(images), "n_proposals": args.n_proposals,
         "torch_threads": torch.get_num_threads(),
         "proposals": bench_proposals(images, args.sides, args.n_proposals),
+        "scoring_proposal_side": ProposalConfig.max_side,
         "scoring": bench_scoring(images, args.models, args.n_proposals, args.batch_size,
                                  ProposalConfig.max_side, parts),
         "versions": versions(),

@@ -343,6 +343,10 @@ def test_bench_core_and_regions_record_their_images_and_stop_on_a_wrong_data(tmp
     assert bench_regions.main(["--data", str(data), "--n", "5", "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert (doc["data"], doc["images_source"], doc["proposals"]) == (str(data), "dataset", 3)
+    # the scoring's boxes come from vsent's default side, whatever --sides (bench42 #7)
+    from vsent.analyses.proposals import ProposalConfig
+
+    assert doc["scoring_proposal_side"] == ProposalConfig.max_side == 320
 
 
 def test_bench_baselines_says_a_wrong_data_in_one_line(tmp_path, capsys):
