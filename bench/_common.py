@@ -171,15 +171,16 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     print(f"wrote {out}", file=sys.stderr)
 
 
-def machine(recorded: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Where a benchmark ran: cores, platform, Python, CPU model and the load when it ended
-    (``recorded``: :func:`vsent.provenance.versions` when the caller has it already)."""
+def machine(recorded: dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
+    """Where a benchmark ran: cores, platform, Python, CPU model and the load now
+    (``recorded``: :func:`vsent.provenance.versions` when the caller has it already), with
+    ``more`` (a script's own: torch threads, the load before and after its runs)."""
     from vsent.provenance import versions
 
     v = recorded if recorded is not None else versions()
     return {"cpus": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "cpu": v.get("cpu"),
-            "cpu_capability": v.get("cpu_capability"), "loadavg": load_average()}
+            "cpu_capability": v.get("cpu_capability"), "loadavg": load_average(), **more}
 
 
 def load_average() -> list[float] | None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -169,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
            "batch_size": args.batch_size,
            "device": args.device, "cpus": os.cpu_count(),
            "torch_threads": torch.get_num_threads(),
-           "cpu": platform.processor() or platform.machine(),
            "loadavg_before": load_before, "loadavg_after": load_average(),
            "versions": versions(), "results": results, "failed": parts.failed}
     write_json(args.out, doc)

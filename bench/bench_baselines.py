@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from _common import (
     data_folder,
     data_record,
     load_average,
+    machine,
     one_line_errors,
     write_json,
 )
@@ -84,11 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "baselines",
         **data_record(data),
-        "command": {"data": data, "subset": args.subset, "folds": args.folds,
+        "options": {"data": data, "subset": args.subset, "folds": args.folds,
                     "features": args.features, "seed": args.seed,
                     "cache": "warm" if args.warm else "cold"},
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "loadavg_before": load_before, "loadavg_after": load_after},
+        "machine": machine(loadavg_before=load_before, loadavg_after=load_after),
         "wall_s": wall,
         "parts_s": parts,
         "timings": timings,

@@ -24,8 +24,6 @@ others still run (exit status 1).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -39,6 +37,7 @@ from _common import (
     add_data_arg,
     dataset_jpegs,
     load_average,
+    machine,
     one_line_errors,
     paired_ratios,
     photo_jpegs,
@@ -141,12 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         paths, source = dataset_jpegs(args.data, args.n)
         paths = paths or photo_jpegs(args.n, Path(tmp))
+        recorded = versions()
         result = {**source,
-                  "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                              "platform": platform.platform(),
-                              "processor": platform.processor(),
-                              "loadavg_before": load_average()},
-                  "versions": versions(), "models": {}}
+                  "machine": machine(recorded, torch_threads=torch.get_num_threads(),
+                                     loadavg_before=load_average()),
+                  "versions": recorded, "models": {}}
         parts = Parts()
         for name in args.models:
             result["models"][name] = {

@@ -28,8 +28,6 @@ Usage: ``uv run --all-extras python bench/bench_inference.py [--limit N] [--repe
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -41,6 +39,7 @@ from _common import (
     add_data_arg,
     dataset_jpegs,
     load_average,
+    machine,
     one_line_errors,
     paired_ratios,
     write_json,
@@ -179,9 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         "vsent_over_forward_impossible": over_forward["impossible"],
         "vsent_over_vsent_inline_per_repeat": over_inline["per_repeat"],
         "vsent_over_vsent_inline_median": over_inline["median"],
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "platform": platform.platform(), "processor": platform.processor(),
-                    "loadavg_before": load_before, "loadavg_after": load_after},
+        "machine": machine(torch_threads=torch.get_num_threads(), loadavg_before=load_before,
+                           loadavg_after=load_after),
         "versions": versions(),
     }
     write_json(args.out, result)

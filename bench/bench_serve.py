@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import socket
 import subprocess
@@ -45,6 +43,7 @@ from _common import (
     RESULTS,
     add_data_arg,
     dataset_jpegs,
+    machine,
     one_line_errors,
     photo_jpegs,
     shown,
@@ -233,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         **source,
         # (out: a Path by default, which JSON has no type for)
         "config": {**vars(args), "out": shown(args.out), **source},
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": machine(),
         "versions": versions(),
         "offline_predict": offline,
         "sequential": seq,

@@ -272,7 +272,10 @@ def test_bench_baselines_writes_the_file_make_bench_refreshes(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path / "..")
     assert bench_baselines.main(["--data", "x", "--subset", "five"]) == 0
     doc = json.loads((tmp_path / "bench" / "results" / "baselines.json").read_text())
-    assert doc["command"]["subset"] == "five" and doc["parts_s"]["five"]["svm_s"] == 0.1
+    assert doc["options"]["subset"] == "five" and doc["parts_s"]["five"]["svm_s"] == 0.1
+    # the command line, as every script records it, and the machine's usual record (bench42 #8)
+    assert doc["command"].startswith("python ") and doc["machine"]["cpus"] == os.cpu_count()
+    assert {"cpu", "loadavg_before", "loadavg_after"} <= set(doc["machine"])
 
 
 # --- audit cli25: one data default, recorded; one-line errors; every part and script runs -----
