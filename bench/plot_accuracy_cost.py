@@ -30,9 +30,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, RUN_RESULTS, shown, write_report
+from _common import RESULTS, RUN_RESULTS, one_line_errors, shown, write_report
 
-from vsent.errors import VsentError
+from vsent.errors import VsentError, os_reason
 from vsent.figures import pyplot, save_figure
 
 #: run directory (under results/accuracy, or "quick" for results/quick) -> label in the plot,
@@ -77,8 +77,10 @@ def read(path: Path) -> Any:
     """A JSON file's content; VsentError naming the file when it is missing or not JSON."""
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise VsentError(f"{path}: {e}") from None
+    except OSError as e:
+        raise VsentError(f"{path}: {os_reason(e)}") from None
+    except ValueError as e:
+        raise VsentError(f"{path}: not JSON ({e})") from None
 
 
 class CostModel:
@@ -200,26 +202,24 @@ def _label(fig: Any, ax: Any, rows: list[dict[str, Any]]) -> None:
                 break
 
 
-def main() -> None:
+@one_line_errors
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bench", type=Path, default=RESULTS / "train.json")
     ap.add_argument("--results", type=Path, default=RUN_RESULTS)
     ap.add_argument("--out", type=Path, default=RESULTS / "accuracy_cost")
-    args = ap.parse_args()
-    try:
-        bench = read(args.bench)
-        costs = CostModel(bench, args.results)
-        rows = []
-        for name, label in LABELS.items():
-            run = run_dir(args.results, name)
-            minutes, parts = costs.minutes(run)
-            mean, std, fused = accuracy(run)
-            rows.append({"label": label, "run": shown(run), "accuracy": round(mean, 4),
-                         "std": round(std, 4), "fused": fused,
-                         "gpu": on_gpu(run, args.results), "minutes": round(minutes, 1),
-                         "cost_parts": parts})
-    except VsentError as e:
-        sys.exit(f"error: {e}")
+    args = ap.parse_args(argv)
+    bench = read(args.bench)
+    costs = CostModel(bench, args.results)
+    rows = []
+    for name, label in LABELS.items():
+        run = run_dir(args.results, name)
+        minutes, parts = costs.minutes(run)
+        mean, std, fused = accuracy(run)
+        rows.append({"label": label, "run": shown(run), "accuracy": round(mean, 4),
+                     "std": round(std, 4), "fused": fused,
+                     "gpu": on_gpu(run, args.results), "minutes": round(minutes, 1),
+                     "cost_parts": parts})
     png = args.out.with_suffix(".png")
     plot(rows, png)
     write_report(args.out.with_suffix(".json"), {
@@ -229,7 +229,8 @@ def main() -> None:
                               "git_commit": (bench.get("versions") or {}).get("git_commit"),
                               "cpu": (bench.get("versions") or {}).get("cpu")},
         "rows": sorted(rows, key=lambda r: r["minutes"])})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

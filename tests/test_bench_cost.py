@@ -170,6 +170,17 @@ def test_bench_inference_records_the_load_and_each_repeats_ratios(tmp_path, monk
     assert "warning: 4 images for batches of 4" in err and "vsent/forward above 1" in err
 
 
+def test_plot_accuracy_cost_says_a_missing_bench_file_in_one_line(tmp_path, capsys):
+    """bench42 #8: "error: /x.json: [Errno 2] ..." and exit 1, unlike every bench script."""
+    missing = tmp_path / "train.json"
+    assert plot_accuracy_cost.main(["--bench", str(missing), "--out", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err == (f"plot_accuracy_cost.py: error: {missing}: no such file "
+                                       "or directory\n")
+    missing.write_text("{")
+    assert plot_accuracy_cost.main(["--bench", str(missing), "--out", str(tmp_path / "a")]) == 2
+    assert f"plot_accuracy_cost.py: error: {missing}: not JSON (" in capsys.readouterr().err
+
+
 def test_bench_train_refuses_a_single_epoch(capsys):
     import bench_train
 
