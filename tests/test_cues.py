@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vsent.analyses import cues as cues_module
 from vsent.analyses.cues import (
     COLOUR_CUES,
     CUE_NAMES,
@@ -201,3 +202,43 @@ def test_dataset_cues_cache_is_per_parameters(tmp_path):
     np.testing.assert_allclose(first.values[0], image_cues(img))
     np.testing.assert_allclose(no_face.values[0], image_cues(img, CueParams(min_face=300)))
     assert len(list((tmp_path / "cache" / "cues").glob("*.npz"))) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+
+
+class _Cascade:
+    def __init__(self, boxes):
+        self.boxes = np.asarray(boxes, dtype=np.int32).reshape(-1, 4)
+        self.calls = 0
+
+    def detectMultiScale(self, gray, **kw):  # noqa: N802 (OpenCV's name)
+        self.calls += 1
+        return self.boxes
+
+
+def _image(h: int = 60, w: int = 80) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def test_smiles_count_faces_with_a_smile_not_smile_detections(monkeypatch):
+    """``smiles`` is the number of faces with a smile: two detections in one mouth are one
+    smiling face (mut42 cu08: counted 2, more smiles than faces)."""
+    face = _Cascade([[10, 5, 40, 40]])
+    smile = _Cascade([[5, 5, 30, 12], [50, 6, 30, 12]])
+    monkeypatch.setattr(cues_module, "_cascades", lambda: (face, smile))
+    faces, smiles, _ = cues_module.face_cues(_image())
+    assert (faces, smiles) == (1.0, 1.0)
+    assert smile.calls == 1
+
+
+def test_face_area_is_capped_at_the_whole_image(monkeypatch):
+    """``face_area`` is the share of the image covered by face boxes, at most 1: overlapping
+    boxes must not add up to more than the image (mut42 cu07: 2.0 here)."""
+    h, w = 60, 80
+    face = _Cascade([[0, 0, w, h], [0, 0, w, h]])
+    monkeypatch.setattr(cues_module, "_cascades", lambda: (face, _Cascade([])))
+    faces, smiles, area = cues_module.face_cues(_image(h, w))
+    assert (faces, smiles) == (2.0, 0.0)
+    assert area == 1.0

@@ -627,3 +627,26 @@ def test_an_unfinished_run_compare_reads_is_not_named_as_another_commands(tmp_pa
 
         compare_runs(a, tmp_path / "x")
     assert f"x: {said}" in str(e.value) and "`vsent" not in str(e.value), str(e.value)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+
+
+def test_ensemble_precision_and_recall_are_of_the_positive_predictions(tmp_path):
+    """Each fold's precision is TP / predicted positives and its recall TP / true positives
+    (mut42 en02: binary_metrics(pred, labels) swapped them; accuracy and F1 did not move)."""
+    a = [0.9, 0.6, 0.7, 0.8, 0.8, 0.7, 0.6, 0.1]
+    b = [0.7, 0.8, 0.9, 0.6, 0.6, 0.5, 0.2, 0.3]
+    res = ensemble_runs([_run(tmp_path / "a", a), _run(tmp_path / "b", b)])
+    pred = ((np.array(a) + np.array(b)) / 2 > 0.5).astype(int)
+    y = np.array(LABELS)
+    folds = np.array(FOLDS)
+    for k, got in zip((1, 2), res["summary"]["center"]["folds"], strict=True):
+        m = folds == k
+        tp = int(((pred == 1) & (y == 1) & m).sum())
+        assert got["precision"] == pytest.approx(tp / int(((pred == 1) & m).sum()))
+        assert got["recall"] == pytest.approx(tp / int(((y == 1) & m).sum()))
+    # (the case tells them apart: in fold 1 four predicted positives, three true positives)
+    assert res["summary"]["center"]["folds"][0]["precision"] != pytest.approx(
+        res["summary"]["center"]["folds"][0]["recall"])

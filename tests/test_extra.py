@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vsent.data import describe, load_dataset, make_folds
+from vsent.data import describe, extra, load_dataset, make_folds
 from vsent.data.extra import (
     JointSet,
     extra_train_set,
@@ -322,3 +322,33 @@ def test_byte_groups_name_each_files_first_copy_and_the_leak_finder_reads_each_f
     leaks = train_copies_of_test_images(ds, folds, threshold=1.1)  # (same bytes only)
     assert leaks[ds.names[t0]] == (ds.names[r0], "same bytes")
     assert read and max(collections.Counter(map(str, read)).values()) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+
+
+def _smooth(seed: int, size: int = 64) -> np.ndarray:
+    """A smooth random RGB picture (low-frequency noise upsampled): distinct per seed."""
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0, 255, (4, 4, 3)).astype(np.uint8)
+    return np.asarray(Image.fromarray(small).resize((size, size), Image.BICUBIC))
+
+
+def test_a_near_copy_of_a_late_base_image_is_found(tmp_path):
+    """_copies pairs each *candidate* with its most similar base image (argmax over the base
+    axis): a rescaled copy of base image 3 is found although only two candidates are given
+    (mut42 ex15: the argmax over the candidates' axis paired it with base 0 or 1, and let
+    the copy of a test image into the extra training set)."""
+    base = []
+    for i in range(4):
+        p = tmp_path / f"base{i}.png"
+        Image.fromarray(_smooth(i)).save(p)
+        base.append(p)
+    copy = tmp_path / "cand0.png"  # base3 rescaled: other bytes, the same picture
+    Image.fromarray(_smooth(3)).resize((97, 97), Image.BILINEAR).save(copy)
+    other = tmp_path / "cand1.png"
+    Image.fromarray(_smooth(10)).save(other)
+    found = extra._copies([copy, other], base, extra.NEAR_DUPLICATE_THRESHOLD, workers=1)
+    assert set(found) == {0}, found
+    assert found[0][0] == 3 and found[0][1].startswith("thumbnail similarity")

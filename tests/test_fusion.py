@@ -10,8 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.special import logit
 
 from conftest import assert_reruns_after_interrupt
+from vsent.analyses.baselines import BaselineConfig
+from vsent.analyses.fused_model import fit_hand_crafted_model
 from vsent.analyses.fusion import (
     DEFAULT_RULE,
     DEFAULT_WEIGHT,
@@ -19,6 +22,7 @@ from vsent.analyses.fusion import (
     choose_weight,
     early_fusion,
     ensemble_mean,
+    fit_hand_crafted,
     fuse_probabilities,
     fuse_run,
     fusion_markdown,
@@ -1155,3 +1159,102 @@ def test_fusion_markdown_heads_each_column_with_its_folds_number():
                             "f1": 0.7}])
     lines = fusion_markdown({**res, "C": [1], "cnn": one, "hand": one, "fused": one}).splitlines()
     assert "| fused (centre crop) | 0.750 (1 fold) | 0.750 |" in lines
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+
+
+def _noisy(n: int = 90, d: int = 64, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    X = rng.normal(0, 1, (n, d)) + 0.35 * y[:, None] * (np.arange(d) < 6)
+    return X, y
+
+
+def test_svm_probabilities_are_platt_scaled():
+    """method="svm" calibrates the SVM with Platt's sigmoid: each calibration fold's
+    P(positive) is a logistic function of its SVM's decision value, so logit(p) is affine
+    in it (mut42 fu10: isotonic calibration, a step function, passed every test)."""
+    X, y = _noisy()
+    model = fit_hand_crafted(X, y, method="svm", inner_splits=3, seed=0)
+    for cal in model.calibrated_classifiers_:
+        f = cal.estimator.decision_function(X)
+        p = cal.predict_proba(X)[:, list(model.classes_).index(1)]
+        z = logit(np.clip(p, 1e-12, 1 - 1e-12))
+        slope, icpt = np.polyfit(f, z, 1)
+        assert abs(slope) > 1e-3
+        np.testing.assert_allclose(z, slope * f + icpt, atol=1e-6)
+
+
+def test_the_saved_hand_crafted_model_is_fitted_with_the_runs_seed():
+    """fit_hand_crafted_model(seed=s) is the classifier fuse_run fits on the fold with seed s
+    (the inner CV that picks C is shuffled with it): mut42 fm04 fitted it with seed 0, so a
+    run of another seed saved a classifier cross-validation never measured."""
+    rng = np.random.default_rng(3)
+    n = 80
+    y = np.arange(n) % 2
+    gch = rng.dirichlet(np.ones(64), n) + 0.004 * y[:, None] * (np.arange(64) < 8)
+    feats = ImageFeatures(gch=gch.astype(np.float32), lch=np.zeros((n, 1024), np.float32),
+                          descriptors=[np.zeros((0, 128), np.uint8)] * n)
+    train = np.arange(n)
+    config = BaselineConfig()
+    X = feats.gch.astype(np.float64)
+    chosen = {s: fit_hand_crafted(X[train], y[train], blocks=[64], Cs=config.Cs,
+                                  inner_splits=config.inner_splits, seed=s).best_params_["clf__C"]
+              for s in range(12)}
+    other = [s for s in chosen if chosen[s] != chosen[0]]
+    assert other, chosen  # a seed whose inner CV picks another C than seed 0's
+    s = other[0]
+    model = fit_hand_crafted_model(feats, y, train, "gch", config=config, seed=s)
+    assert chosen[s] == model.C
+
+
+# --------------------------------------------------------------------------------------------
+# LateFusion (fused_model): the CNN's weight, kept through a checkpoint
+
+def _hand_model():
+    from vsent.analyses.fused_model import HandCraftedModel
+    from vsent.analyses.handcrafted import SiftParams
+
+    rng = np.random.default_rng(0)
+    return HandCraftedModel(
+        blocks=("gch",), sift=SiftParams(), bow_norm="l1", histogram_map="none",
+        vocabulary=None, mean=rng.uniform(0, 0.03, 64), std=rng.uniform(0.01, 0.02, 64),
+        block_weight=np.full(64, 1 / 8), coef=rng.normal(0, 1, 64), intercept=0.2, C=1.0,
+        n_train=40)
+
+
+def test_late_fusion_weighs_the_cnn_by_its_weight():
+    """LateFusion.fuse is ``w p_cnn + (1 - w) p_hand`` (w: the CNN's weight, as in
+    fuse_probabilities(p_cnn, p_hand, w)); at w = 0.5 the mean cannot tell the two apart, at
+    0.8 it can (mut42 fm08: the CNN and hand-crafted probabilities swapped)."""
+    from vsent.analyses.fused_model import LateFusion
+    from vsent.analyses.fusion import fuse_probabilities
+
+    hand = _hand_model()
+    rng = np.random.default_rng(1)
+    X = rng.dirichlet(np.ones(64), 6)
+    p_hand = hand.proba_from_features(X)
+    cnn = np.stack([1 - np.linspace(0.05, 0.95, 6), np.linspace(0.05, 0.95, 6)], axis=1)
+    for rule in ("mean", "logit"):
+        fused = LateFusion(hand, rule=rule, weight=0.8).fuse(cnn, X)
+        want = fuse_probabilities(cnn[:, 1], p_hand, 0.8, rule)
+        np.testing.assert_allclose(fused[:, 1], want, rtol=1e-6)
+        np.testing.assert_allclose(fused.sum(1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(LateFusion(hand, weight=0.8).fuse(cnn, X)[:, 1],
+                               0.8 * cnn[:, 1] + 0.2 * p_hand, rtol=1e-6)
+
+
+def test_a_late_fusion_state_keeps_its_rule_and_weight():
+    """to_state/from_state (the checkpoint's ``fusion`` entry) give back the rule *and* the
+    weight (mut42 fm05: the weight came back as the default 0.5, so a model saved with
+    another weight scored other probabilities once loaded)."""
+    from vsent.analyses.fused_model import LateFusion
+
+    fusion = LateFusion(_hand_model(), rule="logit", weight=0.3)
+    again = LateFusion.from_state(fusion.to_state(), "test")
+    assert (again.rule, again.weight) == ("logit", 0.3)
+    X = np.random.default_rng(2).dirichlet(np.ones(64), 4)
+    cnn = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.7, 0.3]])
+    np.testing.assert_array_equal(again.fuse(cnn, X), fusion.fuse(cnn, X))

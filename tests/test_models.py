@@ -811,3 +811,18 @@ def test_model_errors_name_the_option_and_suggest_a_name(tmp_path):
         create_model("smallcnn", init="imagnet")
     with pytest.raises(WeightsError, match=r"nope\.pt: no such file"):
         create_model("smallcnn", init=str(tmp_path / "nope.pt"))
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+
+
+@pytest.mark.parametrize("kernel,stride", [(3, 2), (2, 2), (1, 2), (2, 3), (3, 3), (1, 3)])
+def test_pool_out_is_torch_ceil_mode_for_every_kernel_and_stride(kernel, stride):
+    """pool_out drops a last window that would start outside the input, as
+    nn.MaxPool2d(ceil_mode=True) does; with a kernel below the stride such a window exists
+    when the size is a multiple of the stride (mut42 mp01: `>=` -> `>` kept it)."""
+    for size in range(max(kernel, 1), 40):
+        x = torch.zeros(1, 1, size, size)
+        want = nn.MaxPool2d(kernel, stride=stride, ceil_mode=True)(x).shape[-1]
+        assert pool_out(size, kernel, stride) == want, (size, kernel, stride)

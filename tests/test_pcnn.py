@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import save_image
+from conftest import build_learnable, build_twitter_like, save_image
 from vsent import papers
 from vsent.analyses.pcnn import (
     ProgressiveConfig,
@@ -23,9 +23,11 @@ from vsent.analyses.pcnn import (
 )
 from vsent.cli import main
 from vsent.data import load_dataset
+from vsent.data.cache import image_cache
 from vsent.data.extra import read_removal, removal_probability, select_kept
 from vsent.data.leakage import check_other_data
 from vsent.errors import VsentError
+from vsent.evaluate import predict_proba
 from vsent.models import create_model, load_checkpoint, save_checkpoint
 from vsent.predict import Predictor
 from vsent.presets import CROSSVAL as CROSSVAL_PRESETS
@@ -810,3 +812,65 @@ def test_pcnn_resume_skip_bad_after_a_bad_image_keeps_the_runs_recipe(make_learn
     assert config["preset"] == "quick" and config["skip_bad"] is True
     assert (config["train"]["epochs"], config["finetune"]["epochs"]) == (1, 1)
     assert config["model_kwargs"] == {"widths": [16, 32]}
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+
+
+def _opts(epochs: int = 1, finetune: int = 1) -> list[str]:
+    return ["--preset", "quick", "--model-arg", "widths=[8, 16]", "--epochs", str(epochs),
+            "--lr", "5e-3", "--finetune-epochs", str(finetune), "--batch-size", "16",
+            "--device", "cpu", "--no-progress"]
+
+
+def test_oversample_scores_the_selection_with_ten_crops(tmp_path):
+    """``vsent pcnn --oversample`` scores the training images with 10 crops before drawing
+    which to drop: removal.csv holds the stage-1 network's 10-crop softmax (mut42 ap08: the
+    centre crop's, with the option recorded in config.json and ignored)."""
+    data = build_learnable(tmp_path / "data", n_pos=12, n_neg=12)
+    out = tmp_path / "run"
+    assert main(["pcnn", "--data", str(data), "--out", str(out), "--oversample",
+                 *_opts(epochs=3)]) == 0
+    assert json.loads((out / "config.json").read_text())["oversample"] is True
+    ds = load_dataset(data)
+    _, scores = read_removal(out / "removal.csv", ds.names)
+    cnn, _ = load_checkpoint(out / "stage1" / "model.pt")
+    images = image_cache(ds, size=cnn.info.preprocess.resize, progress=False)
+    ten = predict_proba(cnn, images, oversample=True, device="cpu")
+    centre = predict_proba(cnn, images, oversample=False, device="cpu")
+    assert np.abs(ten - centre).max() > 1e-5  # (the two views differ here)
+    np.testing.assert_allclose(scores, ten, rtol=0, atol=1e-7)  # (written with repr)
+
+
+def test_stage_1_starts_from_the_seeds_weights_whatever_the_global_rng(tmp_path):
+    """The stage-1 network's initial weights are drawn from the run's seed: two runs of one
+    config give the same stage-1 model whatever torch's global generator held before
+    (mut42 ap09: without torch.manual_seed(seeds["stage1"]) they came from that state)."""
+    data = build_learnable(tmp_path / "data", n_pos=10, n_neg=10)
+    models = []
+    for i, before in enumerate((11, 999)):
+        torch.manual_seed(before)
+        torch.rand(7)
+        out = tmp_path / f"run{i}"
+        assert main(["pcnn", "--data", str(data), "--out", str(out), "--seed", "2",
+                     *_opts()]) == 0
+        models.append(load_checkpoint(out / "stage1" / "model.pt")[0].state_dict())
+    for k in models[0]:
+        assert torch.equal(models[0][k], models[1][k]), k
+
+
+def test_transfer_passes_its_seed_to_every_subsets_run(tmp_path):
+    """``pcnn-transfer --seed 5``: each subset's crossval run trains with seed 5 (mut42 ap11:
+    seed 0 whatever was asked, recorded as 0 in the subsets' config.json and 5 in the
+    transfer's)."""
+    data = build_twitter_like(tmp_path / "tw", n=30, n_four=25, n_five=20)
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "pre.pt", create_model("smallcnn", widths=[8, 16]))
+    out = tmp_path / "transfer"
+    assert main(["pcnn-transfer", "--model", str(ckpt), "--data", str(data), "--subsets",
+                 "five", "--out", str(out), "--epochs", "1", "--lr", "1e-3", "--batch-size",
+                 "8", "--seed", "5", "--device", "cpu", "--no-progress"]) == 0
+    assert json.loads((out / "config.json").read_text())["seed"] == 5
+    sub = json.loads((out / "five" / "config.json").read_text())
+    assert sub["seed"] == 5

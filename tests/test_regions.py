@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import inspect
 import json
 import logging
 import math
@@ -14,8 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
+from vsent import papers
 from vsent.analyses import proposals as P
 from vsent.analyses import regions as R
+from vsent.analyses.regions import RegionConfig, fused_proba, predict_rows
 from vsent.errors import VsentError
 
 # --------------------------------------------------------------------------------------------
@@ -1059,3 +1062,18 @@ def test_a_regions_run_that_failed_before_any_result_is_replaced_by_the_same_com
     assert (out / "inputs.json").is_file()
     capsys.readouterr()
     assert main(_tiny_regions_argv(run, out)) == 0, capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+
+
+def test_the_default_k_is_sun_et_als_best_k_everywhere():
+    """``vsent regions`` fuses Sun et al.'s best K on five-agree (K = 11, papers.SUN2016_K) by
+    default, as predict --regions and fused_proba do (mut42 rg24: RegionConfig's K = 10, so
+    table1 quoted the published K = 11 row beside our K = 10)."""
+    assert papers.SUN2016_K == 11
+    assert RegionConfig().k == papers.SUN2016_K
+    for f in (fused_proba, predict_rows):
+        assert inspect.signature(f).parameters["k"].default == RegionConfig().k
+    assert RegionConfig().to_dict()["k"] == 11

@@ -563,8 +563,10 @@ def test_label_smoothing_reaches_the_loss():
             assert abs(want.item() - plain.item()) > 0.1
 
 
-def _batches(monkeypatch, n: int, batch_size: int, epochs: int, seed: int) -> list[list[set]]:
-    """Per epoch, the rows of each batch ``fit`` trains on (image ``i`` is all pixels ``i``)."""
+def _batches(monkeypatch, n: int, batch_size: int, epochs: int, seed: int, *,
+             draw_global: bool = False) -> list[list[set]]:
+    """Per epoch, the rows of each batch ``fit`` trains on (image ``i`` is all pixels ``i``);
+    ``draw_global``: something else draws from torch's global generator at every batch."""
     import vsent.train as train_mod
 
     images = np.repeat(np.arange(n, dtype=np.uint8), 12 * 12 * 3).reshape(n, 12, 12, 3)
@@ -573,6 +575,8 @@ def _batches(monkeypatch, n: int, batch_size: int, epochs: int, seed: int) -> li
 
     def augment_batch(x, *args, **kw):
         seen.append({int(v) for v in x[:, 0, 0, 0]})
+        if draw_global:
+            torch.rand(3)
         return real(x, *args, **kw)
 
     with monkeypatch.context() as mp:
@@ -784,3 +788,53 @@ def test_on_a_gpu_the_augment_workers_train_as_the_loop_does(monkeypatch):
     for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values(),
                     strict=True):
         torch.testing.assert_close(a, b)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+
+
+def test_the_batch_order_is_drawn_from_the_runs_generator_alone(monkeypatch):
+    """Each epoch's order comes from fit's seeded generator, not from torch's global one
+    (which dropout, other code and, under DDP, each rank's own seed_epoch draw from): the
+    batches are the same whatever else draws from the global generator (mut42 tr21: with
+    ``torch.randperm(n)`` the second epoch's order followed the global draws; under DDP the
+    ranks, seeded apart, would each shard a different permutation of the batch)."""
+    plain = _batches(monkeypatch, 16, 4, epochs=3, seed=7)
+    assert _batches(monkeypatch, 16, 4, epochs=3, seed=7, draw_global=True) == plain
+
+
+def test_a_mix_trains_against_the_mixed_targets(monkeypatch):
+    """``--mix mixup``/``cutmix`` mixes the images *and* the targets: the loss is computed
+    against soft (B, num_classes) targets (mut42 tr16: against the unmixed labels, so the
+    images were mixed and the labels not)."""
+    targets = []
+    real = nn.CrossEntropyLoss
+
+    class Spy(real):
+        def forward(self, logits, target):
+            targets.append(target)
+            return super().forward(logits, target)
+
+    images = np.random.default_rng(0).integers(0, 255, (16, 12, 12, 3), dtype=np.uint8)
+    for mix in ("mixup", "cutmix"):
+        targets.clear()
+        with monkeypatch.context() as mp:
+            mp.setattr(torch.nn, "CrossEntropyLoss", Spy)
+            cfg = TrainConfig(epochs=1, batch_size=8, lr=0.01, device="cpu", mix=mix)
+            fit(TinyDropout(), images, np.arange(16) % 2, cfg, progress=False)
+        assert targets and all(t.shape == (8, 2) and t.is_floating_point() for t in targets)
+        assert all(torch.allclose(t.sum(1), torch.ones(8)) for t in targets)
+
+
+def test_the_history_lr_is_the_base_lr_on_a_frozen_backbone():
+    """history's ``lr`` is the base lr of the epoch whatever the first parameter group's
+    multiplier: with the backbone frozen the first group is the head's, at head_lr_mult x lr
+    (mut42 tr19: the history said 10x the lr it was given)."""
+    model = Tiny()
+    for p in model.body.parameters():
+        p.requires_grad_(False)
+    images = np.repeat(np.arange(16, dtype=np.uint8), 12 * 12 * 3).reshape(16, 12, 12, 3)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, lr_step=1, device="cpu")
+    history = fit(model, images, np.arange(16) % 2, cfg, progress=False)
+    assert [h["lr"] for h in history] == pytest.approx([0.01, 0.001])
