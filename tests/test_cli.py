@@ -81,6 +81,51 @@ def test_every_device_option_takes_the_one_list_of_devices():
     assert [n for n, c in devices.items() if c is not DEVICES] == []
 
 
+@pytest.fixture(scope="module")
+def tiny_cpu_run(tmp_path_factory):
+    """A 1-epoch crossval run on the Twitter-like test data: (data, run)."""
+    from conftest import build_twitter_like
+
+    root = tmp_path_factory.mktemp("cpu_run")
+    data = build_twitter_like(root / "tw")
+    run = root / "run"
+    assert main(["crossval", "--preset", "quick", "--data", str(data), "--out", str(run),
+                 "--epochs", "1", "--device", "cpu", "--no-progress"]) == 0
+    return data, run
+
+
+@pytest.mark.parametrize("command", ["crossval", "finetune", "pcnn", "pcnn-transfer", "layers",
+                                     "regions", "predict", "explain"])
+def test_device_cuda_without_a_gpu_stops_before_anything_is_written(command, tiny_cpu_run,
+                                                                    tmp_path, monkeypatch,
+                                                                    capsys):
+    """walk42 #2: crossval, pcnn, pcnn-transfer and layers loaded the data, logged their
+    first lines and wrote a run directory before saying that there is no GPU (predict and
+    serve said it first)."""
+    import torch
+
+    data, run = tiny_cpu_run
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    capsys.readouterr()
+    image = next((data / "images").iterdir())
+    ckpt = run / "fold1" / "model.pt"
+    args = {"crossval": ["--preset", "quick", "--data", str(data), "--epochs", "1"],
+            "finetune": ["--preset", "quick", "--data", str(data), "--epochs", "1"],
+            "pcnn": ["--data", str(data), "--epochs", "1"],
+            "pcnn-transfer": ["--model", str(ckpt), "--data", str(data)],
+            "layers": ["--run", str(run)], "regions": ["--run", str(run)],
+            "predict": ["--model", str(ckpt), str(image)],
+            "explain": ["--model", str(ckpt), str(image)]}[command]
+    out = tmp_path / "out"
+    assert main([command, *args, "--out", str(out), "--device", "cuda", "--no-progress"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "vsent: error: --device cuda: no CUDA device is available here (use " \
+                      "--device cpu)"
+    # nothing loaded before it (regions warns of what it read of the run: an image in no fold)
+    assert len(err) == 1 or (command == "regions" and "in no test fold" in err[0]), err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("command", ["crossval", "finetune", "pcnn", "baselines", "regions"])
 def test_resume_and_overwrite_exclude_each_other(command, capsys):
     # --overwrite would delete the run that --resume asks to continue

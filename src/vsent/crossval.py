@@ -63,6 +63,7 @@ from vsent.evaluate import predict_proba
 from vsent.figures import crossval_figure, training_figure
 from vsent.files import atomic_open, atomic_write_text, csv_rows, file_sha256
 from vsent.frozen import check_train_mode, evaluate_model, run_meta, train_model, training_label
+from vsent.inference import resolve_device
 from vsent.metrics import SCALARS, summarize_folds, write_summary
 from vsent.models import create_model
 from vsent.models.base import check_two_way
@@ -114,14 +115,15 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
     """Build a prototype model (for its preprocessing and default lr) and resolve the lr.
 
     Returns the config with ``train.lr`` the lr the run trains at (a new record: ``cfg`` is
-    frozen) and the prototype. It checks ``cfg.data``, loads ``cfg.init`` and checks
-    ``--train``/``--head`` against the prototype so that missing data or weights, or a way to
-    train the model does not have, stop the run before its directory exists (a directory
-    opened for a wrong ``--data`` would refuse the next try with the right one).
+    frozen) and the prototype. It checks ``cfg.data`` and the device, loads ``cfg.init`` and
+    checks ``--train``/``--head`` against the prototype so that missing data, GPU or weights,
+    or a way to train the model does not have, stop the run before its directory exists (a
+    directory opened for a wrong ``--data`` would refuse the next try with the right one).
     """
     cfg.check_zero_shot_recipe()
     if not Path(cfg.data).exists():
         raise VsentError(f"{cfg.data}: no such file or directory")
+    resolve_device(cfg.train.device)  # --device cuda without a GPU: before any data is read
     with quiet_loading():  # the model that trains says what it loaded
         model = fresh_model(cfg, cfg.seed) if cfg.zero_shot else \
             create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)

@@ -194,9 +194,11 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
         in depth order.
     """
     from vsent.data.folds import check_inner_splits
+    from vsent.inference import resolve_device
     from vsent.runs import open_run, open_run_dir, record_run_read, run_moved_since
 
     out = Path(out)
+    resolve_device(cfg.device)  # --device cuda without a GPU: before the run is read
     run = open_run(cfg.run)
     cfg = replace(cfg, run=str(run.path.resolve()))  # resumes compare absolute paths
     missing = sorted(set(cfg.folds or ()) - {f.index for f in run.folds})

@@ -76,6 +76,7 @@ from vsent.data.leakage import check_other_data, quiet_logs
 from vsent.errors import VsentError, one_line
 from vsent.evaluate import predict_proba
 from vsent.files import file_sha256
+from vsent.inference import resolve_device
 from vsent.metrics import SCALARS
 from vsent.models import create_model
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint
@@ -192,9 +193,10 @@ def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False
     ``out`` is opened by :func:`vsent.runs.open_run_dir` (a finished run returns its stored
     summary; another config is refused; ``overwrite`` starts again).
     """
-    # missing data or weights stop the run before its directory exists (as crossval's)
+    # missing data, weights or GPU stop the run before its directory exists (as crossval's)
     if not Path(cfg.data).expanduser().exists():
         raise VsentError(f"{cfg.data}: no such file or directory")
+    resolve_device(cfg.train.device)
     proto = create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
     if proto.info.num_outputs != 2:
         raise VsentError(f"progressive training needs a 2-way model, {cfg.model} has "
@@ -511,6 +513,7 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     """
     out = Path(out)
     check_new_run_folds(cfg.folds, out, overwrite)
+    resolve_device(cfg.train.device)  # a GPU asked for and not there: before any data is read
     ckpt = Path(cfg.model).expanduser().resolve()
     name, kwargs, meta = checkpoint_spec(ckpt)
     with quiet_logs(logging.INFO):  # (a missing path stops here; each subset's run says its data)
