@@ -649,6 +649,12 @@ def test_pcnn_transfer_rejects_bad_subsets_and_models(twitter_like, make_learnab
            f"{weak / 'flickr1.jpg'} is {some[1]}): the test folds would hold training " \
            "images" in err
     assert not (tmp_path / "w").exists()
+    # a CSV listing the Twitter images themselves: each named once, not "X is X" (walk42 #5)
+    (weak / "weak.csv").write_text(f"path,label\n{some[0]},1\n{some[1]},0\nother.jpg,1\n")
+    with pytest.raises(VsentError) as same:
+        check_other_data(on_weak, load_checkpoint(on_weak)[1], str(twitter_like))
+    assert f"(five-agree; e.g. {some[0]}, {some[1]}): the test folds" in \
+        str(same.value)
     # readable weak-label data without any of them passes (review32b #6)
     (weak / "weak.csv").write_text("path,label\nother.jpg,1\n")
     check_other_data(on_weak, load_checkpoint(on_weak)[1], str(twitter_like))  # no error

@@ -122,7 +122,9 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
               for i, j in same_bytes(trained.paths, ours, workers=default_workers()).items()]
     if shared:
         n = len({y for _, y in shared})  # (a training set may hold an image twice)
-        pairs = ", ".join(f"{theirs} is {ours}" for theirs, ours in shared[:3])
+        # the same file once (a weak-label CSV listing the images); a copy as "copy is ours"
+        pairs = ", ".join(ours if same_file(theirs, ours) else f"{theirs} is {ours}"
+                          for theirs, ours in shared[:3])
         raise VsentError(f"{path} was trained on {trained_on}, which holds {n} of the images of "
                          f"{data} ({'/'.join(subsets)}-agree; e.g. {pairs}"
                          f"{', ...' if len(shared) > 3 else ''}): the test folds would hold "
