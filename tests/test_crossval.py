@@ -149,8 +149,20 @@ def test_a_finished_run_in_a_read_only_folder_is_shown(finished_run, tmp_path, c
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err and "Logging error" not in captured.err
     assert f"{copy}: finished run, summary not recomputed" in caplog.text
+    # and what it found, as when it ended (walk42: a finished `make run` showed no number)
+    c, t = summary["center"]["accuracy"], summary["ten_crop"]["accuracy"]
+    assert (f"accuracy over {len(summary['center']['folds'])} folds: centre crop "
+            f"{c['mean']:.3f} +- {c['std']:.3f}, 10-crop {t['mean']:.3f} +- {t['std']:.3f}"
+            in caplog.text)
     assert captured.out.strip().splitlines()[-1].startswith(f"results in {copy}/summary.md")
     assert (copy / "run.log").read_bytes() == log_before
+    # a summary.json edited by hand: its result is shown from the file, not a traceback
+    edited = json.loads((copy / "summary.json").read_text())
+    del edited["ten_crop"]
+    (copy / "summary.json").write_text(json.dumps(edited))
+    caplog.clear()
+    assert main(["crossval", "--resume", "--out", str(copy), "--no-progress"]) == 0
+    assert "accuracy over" not in caplog.text and "Traceback" not in capsys.readouterr().err
 
 
 def test_resume_redoes_only_an_unfinished_fold(finished_run, tmp_path):

@@ -285,7 +285,10 @@ def crossval(
     with run:
         if run.status == "finished":
             log.info("%s: finished run, summary not recomputed", run.path)
-            return run.read_json(SUMMARY)
+            summary = run.read_json(SUMMARY)
+            with contextlib.suppress(KeyError, TypeError, ValueError):  # (an edited file)
+                _log_accuracy(summary, cfg.fusion)  # what the run found, as when it ended
+            return summary
         return _crossval(cfg, run, proto, progress)
 
 
@@ -479,17 +482,23 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
         # the table opens the page: say it is not the run's (fused) result
         title += f"; the CNN alone (fused late with {cfg.fusion} below)"
     write_summary(run, summary, title, extra_md=extra_md)
+    _log_accuracy(summary, cfg.fusion)
+    return distributed.broadcast_object(summary)  # DDP: the other ranks wait for it
+
+
+def _log_accuracy(summary: dict[str, Any], fusion: str | None) -> None:
+    """The run's result lines from its ``summary.json``: the CNN's accuracy (centre crop and
+    10 crops), then the fused one last when ``fusion`` is given (it is the run's result)."""
+    n = len(summary["center"]["folds"])
     c, t = summary["center"]["accuracy"], summary["ten_crop"]["accuracy"]
     log.info("accuracy over %d folds%s: centre crop %.3f +- %.3f, 10-crop %.3f +- %.3f",
-             len(folds), ", the CNN alone" if cfg.fusion else "", c["mean"], c["std"],
-             t["mean"], t["std"])
-    if cfg.fusion:  # the run's result comes last: the fused one
+             n, ", the CNN alone" if fusion else "", c["mean"], c["std"], t["mean"], t["std"])
+    if fusion and "fusion" in summary:
         f = summary["fusion"]["fused"]["accuracy"]
         f10 = summary["fusion"].get("fused_10crop", {}).get("accuracy")
         log.info("accuracy over %d folds, the CNN fused late with %s: centre crop %.3f +- %.3f%s",
-                 len(folds), cfg.fusion, f["mean"], f["std"],
+                 n, fusion, f["mean"], f["std"],
                  f", 10-crop {f10['mean']:.3f} +- {f10['std']:.3f}" if f10 else "")
-    return distributed.broadcast_object(summary)  # DDP: the other ranks wait for it
 
 
 def _write_figure(run: RunDir, folds: Sequence[Fold], rows: Sequence[dict], *,
