@@ -164,6 +164,9 @@ def test_fusion_summary_keys_and_arithmetic(make_twitter_like, tmp_path, caplog)
     assert said[-1] == (f"accuracy over 5 folds, the CNN fused late with cues: centre crop "
                         f"{f['mean']:.3f} +- {f['std']:.3f}, 10-crop {f10['mean']:.3f} +- "
                         f"{f10['std']:.3f}")
+    # the run's data said once: the fusion reads the run it has just made (walk42)
+    assert [r.getMessage() for r in caplog.records].count(
+        next(r.getMessage() for r in caplog.records if r.getMessage().startswith("dataset:"))) == 1
     assert set(fusion) == {"features", "rule", "weight", "method", "C", "cnn", "hand", "fused",
                            "cnn_10crop", "fused_10crop"}
     assert (fusion["features"], fusion["rule"], fusion["weight"], fusion["method"]) == (

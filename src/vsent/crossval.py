@@ -760,7 +760,7 @@ def _fuse(cfg: RunConfig, run: RunDir, progress: bool) -> tuple[dict[str, Any], 
     summary (without the per-image rows) and its Markdown section."""
     from vsent.analyses.fusion import fuse_run, fusion_markdown
 
-    res = fuse_run(run.path, cfg.fusion, progress=progress)
+    res = fuse_run(run.path, cfg.fusion, progress=progress, data_said=True)
     rows = res.pop("rows")
     run.write_csv("fusion/predictions.csv", rows, list(rows[0]) if rows else ["name"])
     return res, fusion_markdown(res)

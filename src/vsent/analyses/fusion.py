@@ -57,6 +57,7 @@ A predicted class is ``p > 0.5`` (a tie is negative, as ``argmax`` over ``[1 - p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -84,6 +85,7 @@ from vsent.analyses.baselines import (
 )
 from vsent.analyses.handcrafted import ImageFeatures
 from vsent.config import EXTRA_TRAIN, RunConfig, parse_fusion_blocks
+from vsent.data.leakage import quiet_logs
 from vsent.errors import VsentError
 from vsent.models.base import check_two_way
 
@@ -695,7 +697,7 @@ def fuse_run(
     baseline_config: BaselineConfig | None = None, cue_params: Any = None,
     extra_train: str | None = None, folds_file: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None, progress: bool = False,
-    inner_dir: str | os.PathLike | None = None,
+    inner_dir: str | os.PathLike | None = None, data_said: bool = False,
 ) -> dict[str, Any]:
     """Late fusion of a finished cross-validation run with a hand-crafted classifier.
 
@@ -729,6 +731,9 @@ def fuse_run(
     default), and its BoW vocabulary comes from all of them: a small tilt of the choice
     towards the CNN, no test image in it.
 
+    ``data_said``: the caller has logged the run's data and its folds' warnings (crossval
+    ``--fusion``, which fuses the run it has just made): reading them again says nothing.
+
     Returns
     -------
     dict with ``features``, ``rule``, ``weight``, ``method`` (and ``histogram_map`` unless
@@ -754,7 +759,9 @@ def fuse_run(
 
     blocks_wanted = parse_fusion_blocks(features, "--features")
     _check_options(rule, weight, method, extra_train)  # before any work, not at the first fold
-    run, cfg, dataset, folds, seed = _open_fused_run(run)
+    # data_said: the caller (crossval --fusion) has logged the run's data and folds
+    with quiet_logs(logging.WARNING) if data_said else contextlib.nullcontext():
+        run, cfg, dataset, folds, seed = _open_fused_run(run)
     pred_file = run / "predictions.csv"
     config = baseline_config or BaselineConfig()
     check_inner_splits(dataset.labels, folds, config.inner_splits)
