@@ -126,6 +126,19 @@ def test_device_cuda_without_a_gpu_stops_before_anything_is_written(command, tin
     assert not out.exists()
 
 
+def test_device_cuda_without_a_gpu_still_shows_a_finished_run(tiny_cpu_run, monkeypatch,
+                                                               capsys):
+    """A run trained elsewhere (on a GPU) is shown here: showing it needs no device (review42
+    F2: the early check refused it)."""
+    import torch
+
+    data, run = tiny_cpu_run
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["crossval", "--preset", "quick", "--data", str(data), "--out", str(run),
+                 "--epochs", "1", "--device", "cuda", "--no-progress"]) == 0
+    assert f"results in {run}/summary.md" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("command", ["crossval", "finetune", "pcnn", "baselines", "regions"])
 def test_resume_and_overwrite_exclude_each_other(command, capsys):
     # --overwrite would delete the run that --resume asks to continue

@@ -800,3 +800,14 @@ def test_a_moved_unfinished_run_is_refused_in_one_line_and_a_stop_after_a_move_c
             layer_probes(both, moved / "layers", progress=False)
     summary = layer_probes(both, moved / "layers", progress=False)  # the same call again
     assert [f["fold"] for f in summary["fc"]["svm"]["folds"]] == [1, 2]
+
+
+def test_the_names_layers_had_before_probes_was_split_out_import_from_it():
+    """review42 F1: `from vsent.analyses.layers import make_classifier` (and the rest of its
+    old __all__) failed once the probes' parts moved to vsent.analyses.probes."""
+    old = ["CLASSIFIERS", "CenterScale", "DEFAULT_CS", "DEFAULT_MAX_FEATURES", "LayersConfig",
+           "ProbeConfig", "extract_layer_features", "gram_embedding", "gram_matrix",
+           "layer_probes", "layers_markdown", "linear_probe", "make_classifier", "plot_layers",
+           "pooled_grid", "probe_features", "summarize"]
+    assert set(old) <= set(L.__all__)
+    assert all(getattr(L, n) is getattr(P, n) for n in old if hasattr(P, n))

@@ -115,15 +115,14 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
     """Build a prototype model (for its preprocessing and default lr) and resolve the lr.
 
     Returns the config with ``train.lr`` the lr the run trains at (a new record: ``cfg`` is
-    frozen) and the prototype. It checks ``cfg.data`` and the device, loads ``cfg.init`` and
-    checks ``--train``/``--head`` against the prototype so that missing data, GPU or weights,
-    or a way to train the model does not have, stop the run before its directory exists (a
-    directory opened for a wrong ``--data`` would refuse the next try with the right one).
+    frozen) and the prototype. It checks ``cfg.data``, loads ``cfg.init`` and checks
+    ``--train``/``--head`` against the prototype so that missing data or weights, or a way to
+    train the model does not have, stop the run before its directory exists (a directory
+    opened for a wrong ``--data`` would refuse the next try with the right one).
     """
     cfg.check_zero_shot_recipe()
     if not Path(cfg.data).exists():
         raise VsentError(f"{cfg.data}: no such file or directory")
-    resolve_device(cfg.train.device)  # --device cuda without a GPU: before any data is read
     with quiet_loading():  # the model that trains says what it loaded
         model = fresh_model(cfg, cfg.seed) if cfg.zero_shot else \
             create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
@@ -138,6 +137,14 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
         # (a --finetune-lr given is kept, even one equal to that tenth)
         changes["finetune"] = cfg.finetune.replace(lr=lr / 10)
     return cfg.replace(**changes), model
+
+
+def check_device(device: str | torch.device, out: str | Path, done: str) -> None:
+    """``--device cuda`` without a GPU, said before any data is read or ``out`` is written
+    (walk42: a run directory was left behind); not for a run that ``out/done`` says is
+    finished, which is shown without a device (a GPU run's results read on a laptop)."""
+    if not (Path(out) / done).is_file():
+        resolve_device(device)
 
 
 def check_new_run_folds(folds: str, out: str | Path, overwrite: bool,
@@ -270,6 +277,7 @@ def crossval(
     does for all its subsets before the first).
     """
     check_new_run_folds(cfg.folds, out, overwrite, cfg.data)
+    check_device(cfg.train.device, out, SUMMARY)
     cfg, proto = prepare(cfg)
     # (before out is opened, as the checks below; once: not again in each rank --nproc
     # started, whose launcher checked it, nor to show a finished run)
@@ -796,6 +804,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
     """
     check_new_run_folds(cfg.folds, out, overwrite, cfg.data if fold is not None else None)
     check_fold_number(cfg, out, fold, overwrite)
+    check_device(cfg.train.device, out, FOLD_METRICS)
     cfg, proto = prepare(cfg)
     if fold is not None and not os.environ.get(LAUNCHED_BY_VSENT):  # (no fold: none tested)
         _check_init_data(cfg)

@@ -47,13 +47,20 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from vsent import figures
+
+# (the names this module had before probes.py was split out of it stay importable from here)
 from vsent.analyses.probes import (
     CLASSIFIERS,
+    DEFAULT_CS,
+    CenterScale,
     ProbeConfig,
     extract_layer_features,
     gram_embedding,
     gram_matrix,
     linear_probe,
+    make_classifier,
+    pooled_grid,
+    probe_features,
 )
 from vsent.config import config_from_dict
 from vsent.data._common import is_int_at_least
@@ -193,12 +200,12 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
         The ``layers.json`` summary: ``{layer: {classifier: {"mean", "std", "folds"}, "dim"}}``
         in depth order.
     """
+    from vsent.crossval import check_device
     from vsent.data.folds import check_inner_splits
-    from vsent.inference import resolve_device
     from vsent.runs import open_run, open_run_dir, record_run_read, run_moved_since
 
     out = Path(out)
-    resolve_device(cfg.device)  # --device cuda without a GPU: before the run is read
+    check_device(cfg.device, out, "layers.json")
     run = open_run(cfg.run)
     cfg = replace(cfg, run=str(run.path.resolve()))  # resumes compare absolute paths
     missing = sorted(set(cfg.folds or ()) - {f.index for f in run.folds})
@@ -648,6 +655,8 @@ def plot_layers(summary: Mapping[str, Any], path: str | Path,
 
 
 __all__ = [
-    "DEFAULT_MAX_FEATURES", "LayersConfig", "layer_probes", "layers_markdown", "plot_layers",
-    "probed_with_current_models", "summarize", "unconverged",
+    "CLASSIFIERS", "CenterScale", "DEFAULT_CS", "DEFAULT_MAX_FEATURES", "LayersConfig",
+    "ProbeConfig", "extract_layer_features", "gram_embedding", "gram_matrix", "layer_probes",
+    "layers_markdown", "linear_probe", "make_classifier", "plot_layers", "pooled_grid",
+    "probe_features", "probed_with_current_models", "summarize", "unconverged",
 ]

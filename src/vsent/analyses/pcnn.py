@@ -62,7 +62,7 @@ from vsent.config import (
     record_dict,
     with_stored_momentum_form,
 )
-from vsent.crossval import check_new_run_folds, crossval
+from vsent.crossval import check_device, check_new_run_folds, crossval
 from vsent.data.cache import image_cache
 from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
 from vsent.data.extra import (
@@ -76,7 +76,6 @@ from vsent.data.leakage import check_other_data, quiet_logs
 from vsent.errors import VsentError, one_line
 from vsent.evaluate import predict_proba
 from vsent.files import file_sha256
-from vsent.inference import resolve_device
 from vsent.metrics import SCALARS
 from vsent.models import create_model
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint
@@ -196,7 +195,7 @@ def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False
     # missing data, weights or GPU stop the run before its directory exists (as crossval's)
     if not Path(cfg.data).expanduser().exists():
         raise VsentError(f"{cfg.data}: no such file or directory")
-    resolve_device(cfg.train.device)
+    check_device(cfg.train.device, out, SUMMARY)
     proto = create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
     if proto.info.num_outputs != 2:
         raise VsentError(f"progressive training needs a 2-way model, {cfg.model} has "
@@ -513,7 +512,7 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     """
     out = Path(out)
     check_new_run_folds(cfg.folds, out, overwrite)
-    resolve_device(cfg.train.device)  # a GPU asked for and not there: before any data is read
+    check_device(cfg.train.device, out, "transfer.json")
     ckpt = Path(cfg.model).expanduser().resolve()
     name, kwargs, meta = checkpoint_spec(ckpt)
     with quiet_logs(logging.INFO):  # (a missing path stops here; each subset's run says its data)
