@@ -124,11 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     fusion_data = None
     if args.fusions:  # a wrong run stops here, not after the training's minutes
         from vsent.analyses.compare import check_finished_run
-        from vsent.runs import CONFIG, read_config
+        from vsent.runs import CONFIG, check_run_data, read_config
 
         fusion_run = check_finished_run(args.fusion_run, "crossval run (--fusion-run)",
                                         (CONFIG, "predictions.csv"))
-        fusion_data = read_config(fusion_run).get("data")
+        fusion_config = read_config(fusion_run)
+        check_run_data(fusion_run, fusion_config)  # (its data on another machine: review42 F3)
+        fusion_data = fusion_config["data"]
     preset = CROSSVAL["quick"]
     data = data_folder(args.data)
     base = load_dataset(data, "five")

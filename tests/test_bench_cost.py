@@ -254,6 +254,11 @@ def test_bench_train_checks_the_fusion_run_first_and_records_its_data(tmp_path, 
         in capsys.readouterr().err
 
     (half / "predictions.csv").write_text("name,fold,prob_positive\n")
+    # a run whose data is not on this machine (the committed one elsewhere: review42 F3)
+    assert bench_train.main(["--recipes", "quick", "--fusions", "cues", "--data", "d",
+                             "--fusion-run", str(half)]) == 2
+    assert f"{half / 'config.json'}: its data /x is not found" in capsys.readouterr().err
+    (half / "config.json").write_text(json.dumps({"command": "crossval", "data": str(tmp_path)}))
     folds = [type("Fold", (), {"train": np.arange(4)})()]
     monkeypatch.setattr(bench_train, "load_dataset", lambda data, subset: "base")
     monkeypatch.setattr(bench_train, "make_folds", lambda base, spec: folds)
@@ -267,7 +272,7 @@ def test_bench_train_checks_the_fusion_run_first_and_records_its_data(tmp_path, 
     assert bench_train.main(["--recipes", "quick", "--fusions", "cues", "--data", "d",
                              "--rounds", "1", "--fusion-run", str(half), "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
-    assert doc["data"] == "d" and doc["fusion_data"] == "/x"
+    assert doc["data"] == "d" and doc["fusion_data"] == str(tmp_path)
     assert doc["fusions"][0]["images"] == 3
 
 

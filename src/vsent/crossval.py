@@ -64,7 +64,7 @@ from vsent.figures import crossval_figure, training_figure
 from vsent.files import atomic_open, atomic_write_text, csv_rows, file_sha256
 from vsent.frozen import check_train_mode, evaluate_model, run_meta, train_model, training_label
 from vsent.inference import resolve_device
-from vsent.metrics import SCALARS, summarize_folds, write_summary
+from vsent.metrics import SCALARS, mean_std_text, summarize_folds, write_summary
 from vsent.models import create_model
 from vsent.models.base import check_two_way
 from vsent.models.checkpoint import save_checkpoint
@@ -497,16 +497,19 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
 def _log_accuracy(summary: dict[str, Any], fusion: str | None) -> None:
     """The run's result lines from its ``summary.json``: the CNN's accuracy (centre crop and
     10 crops), then the fused one last when ``fusion`` is given (it is the run's result)."""
+    # formatted here, not by logging: a value of an edited file fails in the caller's hands
     n = len(summary["center"]["folds"])
     c, t = summary["center"]["accuracy"], summary["ten_crop"]["accuracy"]
-    log.info("accuracy over %d folds%s: centre crop %.3f +- %.3f, 10-crop %.3f +- %.3f",
-             n, ", the CNN alone" if fusion else "", c["mean"], c["std"], t["mean"], t["std"])
+    lines = [f"accuracy over {n} folds{', the CNN alone' if fusion else ''}: centre crop "
+             f"{mean_std_text(c, n)}, 10-crop {mean_std_text(t, n)}"]
     if fusion and "fusion" in summary:
         f = summary["fusion"]["fused"]["accuracy"]
         f10 = summary["fusion"].get("fused_10crop", {}).get("accuracy")
-        log.info("accuracy over %d folds, the CNN fused late with %s: centre crop %.3f +- %.3f%s",
-                 n, fusion, f["mean"], f["std"],
-                 f", 10-crop {f10['mean']:.3f} +- {f10['std']:.3f}" if f10 else "")
+        lines.append(f"accuracy over {n} folds, the CNN fused late with {fusion}: centre crop "
+                     f"{mean_std_text(f, n)}"
+                     + (f", 10-crop {mean_std_text(f10, n)}" if f10 else ""))
+    for line in lines:
+        log.info(line)
 
 
 def _write_figure(run: RunDir, folds: Sequence[Fold], rows: Sequence[dict], *,
