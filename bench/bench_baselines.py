@@ -81,18 +81,19 @@ def main(argv: list[str] | None = None) -> int:
             for r in table["rows"] if r["subsets"][s]["ours"] is not None}
         for s in subsets
     }
+    recorded = versions()  # (once: machine() reads the CPU from it)
     result = {
         "benchmark": "baselines",
         **data_record(data),
         "options": {"data": data, "subset": args.subset, "folds": args.folds,
                     "features": args.features, "seed": args.seed,
                     "cache": "warm" if args.warm else "cold"},
-        "machine": machine(loadavg_before=load_before, loadavg_after=load_after),
+        "machine": machine(recorded, loadavg_before=load_before, loadavg_after=load_after),
         "wall_s": wall,
         "parts_s": parts,
         "timings": timings,
         "accuracy": accuracy,
-        "versions": versions(),
+        "versions": recorded,
     }
     out = write_json(args.out, result)
     load = "" if None in (load_before, load_after) else \

@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     over_torchvision = paired_ratios(rates["vsent"], rates["torchvision"],
                                      what="vsent/torchvision")
     over_inline = paired_ratios(rates["vsent"], rates["vsent_inline"], what="vsent/vsent_inline")
+    recorded = versions()  # (once: machine() reads the CPU from it)
     result = {
         "what": "images/s, best of interleaved repeats: pure forward on prepared tensors; "
                 "vsent Predictor.score (decode ahead + warp + centre crop + forward + "
@@ -178,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         "vsent_over_forward_impossible": over_forward["impossible"],
         "vsent_over_vsent_inline_per_repeat": over_inline["per_repeat"],
         "vsent_over_vsent_inline_median": over_inline["median"],
-        "machine": machine(torch_threads=torch.get_num_threads(), loadavg_before=load_before,
-                           loadavg_after=load_after),
-        "versions": versions(),
+        "machine": machine(recorded, torch_threads=torch.get_num_threads(),
+                           loadavg_before=load_before, loadavg_after=load_after),
+        "versions": recorded,
     }
     write_json(args.out, result)
     print(f"forward {best['forward']:.1f}, vsent {best['vsent']:.1f}, vsent_inline "

@@ -227,13 +227,14 @@ def main(argv: list[str] | None = None) -> int:
             log.close()
 
     ratio = conc["requests_per_s"] / offline["images_per_s"] if offline["images_per_s"] else None
+    recorded = versions()  # (once: machine() reads the CPU from it)
     result = {
         "benchmark": "serve",
         **source,
         # (out: a Path by default, which JSON has no type for)
         "config": {**vars(args), "out": shown(args.out), **source},
-        "machine": machine(),
-        "versions": versions(),
+        "machine": machine(recorded),
+        "versions": recorded,
         "offline_predict": offline,
         "sequential": seq,
         "concurrent": conc,

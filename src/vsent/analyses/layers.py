@@ -27,11 +27,9 @@ fold with ``meta.json`` is not re-extracted and a stored Gram matrix is reused, 
 crossval run's fold model is the one they came from (``model.sha256``; else the fold is
 redone).
 
-
 How the probes are fitted (the kernel trick that makes conv1's 290,400 features cheap, the scaling,
 the two-class softmax) and what the features cost in disk and memory: :mod:`vsent.analyses.probes`.
 """
-
 
 from __future__ import annotations
 

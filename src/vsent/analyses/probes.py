@@ -34,20 +34,21 @@ cannot be expressed through the kernel.
 optimum ``w_1 = -w_0``, i.e. it is the binary logistic regression with ``C`` doubled; since ``C``
 is cross-validated, L2 logistic regression on two classes is the paper's softmax.
 
-**Feature sizes and memory.** CaffeNet's layers are kept raw, like the paper: 290,400 (conv1)
-... 2 (fc8) values per image, about 3.6 MB per image in all, i.e. ~3.2 GB of float32 per fold of
-880 images (~16 GB for five folds; ``keep_features=False`` deletes a fold's feature files once
-its results exist, keeping the 6 MB Gram matrices). Other backbones (torchvision stages such as
-resnet50 ``layer1`` = 256 x 56 x 56) are average-pooled (:func:`torch.nn.functional.
-adaptive_avg_pool2d`) to the largest square grid with at most ``max_features`` values
-(default 65,536) so their files stay bounded. Peak memory: extraction holds the model plus one
+**Feature sizes and memory.** With ``max_features=None`` a layer is kept raw, as the paper
+kept CaffeNet's (:mod:`vsent.analyses.layers` does so for CaffeNet): 290,400 (conv1) ... 2
+(fc8) values per image, about 3.6 MB per image in all, i.e. ~3.2 GB of float32 per fold of 880
+images (~16 GB for five folds; the layers analysis can delete a fold's feature files once its
+results exist, keeping the 6 MB Gram matrices). Given ``max_features`` (the layers analysis
+gives other backbones 65,536), a spatial activation with more values (torchvision stages such
+as resnet50 ``layer1`` = 256 x 56 x 56) is average-pooled (:func:`torch.nn.functional.
+adaptive_avg_pool2d`) to the largest square grid within it (:func:`pooled_grid`), so the files
+stay bounded. Peak memory: extraction holds the model plus one
 batch of activations of all probed layers (~3.6 MB per image for CaffeNet, 115 MB at batch 32);
 each batch is written straight into the memory-mapped ``.npy`` files, which are unmapped after
 every write, so the features of all images are never in memory. The kernel is accumulated over
 column blocks of ``block_bytes`` (64 MB) of one layer file; the classifiers then work on n x n
 matrices (~4 MB each).
 """
-
 
 from __future__ import annotations
 

@@ -123,8 +123,8 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
     if shared:
         n = len({y for _, y in shared})  # (a training set may hold an image twice)
         # the same file once (a weak-label CSV listing the images); a copy as "copy is ours"
-        pairs = ", ".join(ours if same_file(theirs, ours) else f"{theirs} is {ours}"
-                          for theirs, ours in shared[:3])
+        pairs = ", ".join(mine if same_file(theirs, mine) else f"{theirs} is {mine}"
+                          for theirs, mine in shared[:3])
         raise VsentError(f"{path} was trained on {trained_on}, which holds {n} of the images of "
                          f"{data} ({'/'.join(subsets)}-agree; e.g. {pairs}"
                          f"{', ...' if len(shared) > 3 else ''}): the test folds would hold "
