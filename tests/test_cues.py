@@ -205,7 +205,7 @@ def test_dataset_cues_cache_is_per_parameters(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+# mutation round 42 (mut42, mut42b): survivors of mutations of the papers' code, each killed here
 
 
 class _Cascade:

@@ -630,7 +630,7 @@ def test_an_unfinished_run_compare_reads_is_not_named_as_another_commands(tmp_pa
 
 
 # --------------------------------------------------------------------------------------------
-# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+# mutation round 42 (mut42, mut42b): survivors of mutations of the papers' code, each killed here
 
 
 def test_ensemble_precision_and_recall_are_of_the_positive_predictions(tmp_path):

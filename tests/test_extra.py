@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import save_image
 from vsent.data import describe, extra, load_dataset, make_folds
 from vsent.data.extra import (
     JointSet,
     extra_train_set,
     near_duplicates,
     progressive_filter,
+    select_kept,
     thumbnails,
     with_extra,
 )
@@ -325,7 +327,7 @@ def test_byte_groups_name_each_files_first_copy_and_the_leak_finder_reads_each_f
 
 
 # --------------------------------------------------------------------------------------------
-# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+# mutation round 42 (mut42, mut42b): survivors of mutations of the papers' code, each killed here
 
 
 def _smooth(seed: int, size: int = 64) -> np.ndarray:
@@ -352,3 +354,37 @@ def test_a_near_copy_of_a_late_base_image_is_found(tmp_path):
     found = extra._copies([copy, other], base, extra.NEAR_DUPLICATE_THRESHOLD, workers=1)
     assert set(found) == {0}, found
     assert found[0][0] == 3 and found[0][1].startswith("thumbnail similarity")
+
+
+class Draws:
+    """A generator stand-in whose uniform draws are chosen."""
+
+    def __init__(self, u):
+        self.u = np.asarray(u, np.float64)
+
+    def random(self, n):
+        assert n == len(self.u)
+        return self.u.copy()
+
+
+def test_an_image_is_removed_only_when_its_draw_is_below_p():
+    """select_kept's rule, "removed when u_i < p_i": a draw equal to p keeps the image; in
+    particular a draw of exactly 0 (U[0, 1) includes it) never removes an image whose p is 0
+    (|s1 - s2| >= ln 2, always kept) (mut42 ex07: ``u > p`` removed it)."""
+    scores = np.array([[0.95, 0.05], [0.5, 0.5], [0.6, 0.4], [0.6, 0.4]])
+    p = extra.removal_probability(scores)
+    assert p[0] == 0.0 and p[1] == 1.0
+    kept = select_kept(scores, Draws([0.0, 0.999, p[2], np.nextafter(p[3], 0.0)]))
+    assert kept.tolist() == [True, False, True, False]
+
+
+def test_a_threshold_of_1_still_compares_thumbnails(tmp_path, monkeypatch):
+    """``threshold`` 1.0 is a threshold like any other up to 1 (only > 1 turns the thumbnail
+    test off, as in train_copies_of_test_images): a candidate whose thumbnail similarity
+    reaches 1.0 is a copy (mut42 ex20: ``threshold < 1.0`` skipped the thumbnails at 1.0)."""
+    rng = np.random.default_rng(0)
+    paths = [save_image(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8), tmp_path / f"{n}.png")
+             for n in ("cand", "base")]
+    monkeypatch.setattr(extra, "near_duplicates", lambda a, b: np.ones((len(a), len(b))))
+    assert extra._copies(paths[:1], paths[1:], 1.0, 1) == {0: (0, "thumbnail similarity 1.000")}
+    assert extra._copies(paths[:1], paths[1:], 1.0 + 1e-9, 1) == {}

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import build_learnable
 from vsent.data.datasets import load_dataset
 from vsent.data.folds import Fold, make_folds, save_folds
 from vsent.errors import DataError, VsentError
@@ -488,3 +489,20 @@ def test_a_path_or_a_bad_seed_where_the_python_api_takes_a_dataset_is_said(learn
         make_folds(load_dataset(learnable_dataset), "stratified", seed=-1)
     with pytest.raises(TypeError, match=r"^create_model takes a model name .*, got None$"):
         create_model(None)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 42 (mut42, mut42b): survivors of mutations of the papers' code, each killed here
+
+
+def test_stratified_folds_need_as_many_images_of_each_class_as_folds_and_no_more(tmp_path):
+    """k stratified folds need k images of each class (one per test fold): 5 negatives make 5
+    folds, each testing one of them; 4 do not (mut42 fo09: ``<=`` refused exactly k)."""
+    ds = load_dataset(build_learnable(tmp_path / "five", n_pos=10, n_neg=5), validate=False)
+    folds = make_folds(ds, "stratified", n_splits=5, seed=0)
+    assert len(folds) == 5
+    assert [int((ds.labels[f.test] == 0).sum()) for f in folds] == [1] * 5
+    assert sorted(np.concatenate([f.test for f in folds]).tolist()) == list(range(len(ds)))
+    ds4 = load_dataset(build_learnable(tmp_path / "four", n_pos=10, n_neg=4), validate=False)
+    with pytest.raises(DataError, match="cannot make 5 stratified folds"):
+        make_folds(ds4, "stratified", n_splits=5, seed=0)

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.special import logit
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from conftest import assert_reruns_after_interrupt
+from conftest import assert_reruns_after_interrupt, build_learnable
+from vsent.analyses import fusion
 from vsent.analyses.baselines import BaselineConfig
 from vsent.analyses.fused_model import fit_hand_crafted_model
 from vsent.analyses.fusion import (
@@ -31,6 +33,8 @@ from vsent.analyses.fusion import (
     predict,
 )
 from vsent.analyses.handcrafted import ImageFeatures
+from vsent.data.datasets import load_dataset
+from vsent.data.folds import Fold
 from vsent.errors import VsentError
 
 
@@ -1162,7 +1166,7 @@ def test_fusion_markdown_heads_each_column_with_its_folds_number():
 
 
 # --------------------------------------------------------------------------------------------
-# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+# mutation round 42 (mut42, mut42b): survivors of mutations of the papers' code, each killed here
 
 
 def _noisy(n: int = 90, d: int = 64, seed: int = 0):
@@ -1258,3 +1262,47 @@ def test_a_late_fusion_state_keeps_its_rule_and_weight():
     X = np.random.default_rng(2).dirichlet(np.ones(64), 4)
     cnn = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.7, 0.3]])
     np.testing.assert_array_equal(again.fuse(cnn, X), fusion.fuse(cnn, X))
+
+
+def test_the_out_of_fold_split_is_seeded_apart_from_the_c_search():
+    """``oof=True``: the training rows' out-of-fold probabilities come from a split seeded with
+    ``(seed + 1) % 2**32`` (the derived seed the fusion has always used, so a fused run's chosen
+    weight is reproduced), not the inner C-search's ``seed`` (mut42 fu18: the same seed, so the
+    out-of-fold split was the final model's C-search split and every inner weight changed)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 6))
+    y = (X[:, 0] + rng.normal(scale=1.5, size=60) > 0).astype(np.int64)
+    train, test = np.arange(48), np.arange(48, 60)
+    seed = 4
+    got = fusion.hand_crafted_probabilities(X, y, train, test, seed=seed, oof=True).train_oof
+    for split_seed, same in ((seed + 1, True), (seed, False)):
+        est = fusion._estimator("logistic", None, fusion.DEFAULT_CS, 3, seed)
+        cv = StratifiedKFold(3, shuffle=True, random_state=split_seed)
+        want = cross_val_predict(est, X[train], y[train], cv=cv, method="predict_proba")[:, 1]
+        assert np.allclose(got, want) is same
+
+
+def test_inner_weight_accepts_exactly_one_image_of_a_class_per_inner_fold(tmp_path, monkeypatch):
+    """``--weight inner`` splits each fold's training images into INNER_SPLITS stratified
+    folds: INNER_SPLITS images of a class are enough (one per inner fold), one fewer is
+    refused (mut42 fu20: ``<=`` refused exactly INNER_SPLITS before any inner run)."""
+    k = fusion.INNER_SPLITS
+    root = build_learnable(tmp_path / "data", n_pos=12, n_neg=k + 1)
+    ds = load_dataset(root, validate=False)
+    neg, pos = np.flatnonzero(ds.labels == 0), np.flatnonzero(ds.labels == 1)
+    run_cfg = {"command": "crossval", "data": str(root), "folds": "stratified",
+               "model": "smallcnn", "init": "random"}
+
+    class Reached(Exception):
+        pass
+
+    def stop(*a, **kw):
+        raise Reached
+
+    monkeypatch.setattr("vsent.crossval.crossval", stop)
+    enough = Fold(1, np.sort(np.r_[neg[:k], pos[:-1]]), np.r_[neg[k:], pos[-1:]])
+    with pytest.raises(Reached):  # past the check: the inner runs start
+        fusion.inner_cnn_probabilities(run_cfg, ds, [enough], tmp_path / "inner")
+    short = Fold(1, np.sort(np.r_[neg[:k - 1], pos[:-1]]), np.r_[neg[k - 1:], pos[-1:]])
+    with pytest.raises(VsentError, match=f"4 of one class, fewer than its {k} inner folds"):
+        fusion.inner_cnn_probabilities(run_cfg, ds, [short], tmp_path / "inner2")

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from vsent.analyses import handcrafted as hc
+from vsent.analyses.handcrafted import learn_vocabulary
 
 
 def _hist64(pixels: np.ndarray) -> np.ndarray:
@@ -253,3 +254,22 @@ def test_a_feature_cache_that_cannot_be_written_is_one_line_naming_it(tmp_path, 
             "$VSENT_CACHE to a writable folder")):
         hc.extract_features([tmp_path / "im.png"], cache_dir=tmp_path / "cache", n_jobs=1,
                             progress=False)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 42 (mut42, mut42b): survivors of mutations of the papers' code, each killed here
+
+
+def test_the_vocabulary_k_means_is_seeded_with_the_given_seed():
+    """learn_vocabulary(seed=s) seeds its k-means with s (its docstring: "seeded"), not only
+    the descriptor sample: with fewer descriptors than ``max_descriptors`` (no sample drawn)
+    two seeds still give two vocabularies (mut42 hc12: ``random_state=0`` whatever the seed,
+    so every fold's and every run's k-means started alike)."""
+    rng = np.random.default_rng(0)
+    descriptors = [rng.random((300, 128), dtype=np.float32) for _ in range(3)]
+    a = learn_vocabulary(descriptors, k=16, seed=1)
+    b = learn_vocabulary(descriptors, k=16, seed=2)
+    assert a.random_state == 1 and b.random_state == 2
+    assert not np.allclose(a.cluster_centers_, b.cluster_centers_)
+    again = learn_vocabulary(descriptors, k=16, seed=1)
+    np.testing.assert_array_equal(a.cluster_centers_, again.cluster_centers_)

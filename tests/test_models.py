@@ -814,7 +814,7 @@ def test_model_errors_name_the_option_and_suggest_a_name(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+# mutation round 42 (mut42, mut42b): survivors of mutations of the papers' code, each killed here
 
 
 @pytest.mark.parametrize("kernel,stride", [(3, 2), (2, 2), (1, 2), (2, 3), (3, 3), (1, 3)])

@@ -821,7 +821,7 @@ def test_pcnn_resume_skip_bad_after_a_bad_image_keeps_the_runs_recipe(make_learn
 
 
 # --------------------------------------------------------------------------------------------
-# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+# mutation round 42 (mut42, mut42b): survivors of mutations of the papers' code, each killed here
 
 
 def _opts(epochs: int = 1, finetune: int = 1) -> list[str]:
@@ -880,3 +880,24 @@ def test_transfer_passes_its_seed_to_every_subsets_run(tmp_path):
     assert json.loads((out / "config.json").read_text())["seed"] == 5
     sub = json.loads((out / "five" / "config.json").read_text())
     assert sub["seed"] == 5
+
+
+def test_transfer_oversample_evaluates_every_subset_with_ten_crops(tmp_path):
+    """``pcnn-transfer --oversample``: each subset's crossval evaluates (and reports) the ten
+    crops, the table's numbers are the ten-crop ones, as its ``evaluation`` field says (mut42
+    ap13: the subsets ran centre-crop, the table said ten_crop over centre-crop numbers)."""
+    data = build_twitter_like(tmp_path / "tw", n=30, n_four=25, n_five=20)
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "pre.pt", create_model("smallcnn", widths=[8, 16]))
+    out = tmp_path / "transfer"
+    assert main(["pcnn-transfer", "--model", str(ckpt), "--data", str(data), "--subsets",
+                 "five", "--out", str(out), "--epochs", "1", "--lr", "1e-3", "--batch-size",
+                 "8", "--oversample", "--device", "cpu", "--no-progress"]) == 0
+    table = json.loads((out / "transfer.json").read_text())
+    assert table["evaluation"] == "ten_crop"
+    assert json.loads((out / "five" / "config.json").read_text())["oversample"] is True
+    summary = json.loads((out / "five" / "summary.json").read_text())
+    assert summary["evaluation"] == "ten_crop"
+    row = table["rows"][0]
+    for key in ("precision", "recall", "f1", "accuracy"):
+        assert row[f"{key}_mean"] == pytest.approx(summary["ten_crop"][key]["mean"])

@@ -18,7 +18,7 @@ from PIL import Image
 from vsent import papers
 from vsent.analyses import proposals as P
 from vsent.analyses import regions as R
-from vsent.analyses.regions import RegionConfig, fused_proba, predict_rows
+from vsent.analyses.regions import RegionConfig, fused_proba, normalize_objectness, predict_rows
 from vsent.errors import VsentError
 
 # --------------------------------------------------------------------------------------------
@@ -1065,7 +1065,7 @@ def test_a_regions_run_that_failed_before_any_result_is_replaced_by_the_same_com
 
 
 # --------------------------------------------------------------------------------------------
-# mutation round 42 (mut42): survivors of mutations of the papers' code, each killed here
+# mutation round 42 (mut42, mut42b): survivors of mutations of the papers' code, each killed here
 
 
 def test_the_default_k_is_sun_et_als_best_k_everywhere():
@@ -1077,3 +1077,44 @@ def test_the_default_k_is_sun_et_als_best_k_everywhere():
     for f in (fused_proba, predict_rows):
         assert inspect.signature(f).parameters["k"].default == RegionConfig().k
     assert RegionConfig().to_dict()["k"] == 11
+
+
+def test_objectness_equal_but_for_rounding_is_all_equal():
+    """Scores that differ by rounding alone count as all equal (all 1, the docstring's rule),
+    not stretched to 0 and 1 by the min-max normalisation (mut42 rg28: with ``hi - lo <= 0``
+    a last-bit difference ranked one proposal best and the other worst)."""
+    o = np.array([0.7, np.nextafter(0.7, 1.0), 0.7])
+    np.testing.assert_array_equal(normalize_objectness(o), np.ones(3))
+    big = np.array([1e6, 1e6 * (1 + 1e-14)])  # (relative tolerance)
+    np.testing.assert_array_equal(normalize_objectness(big), np.ones(2))
+    np.testing.assert_allclose(normalize_objectness([0.2, 0.7, 0.45]), [0.0, 1.0, 0.5])
+
+
+def _scores(n_images: int = 30, n_regions: int = 20) -> dict[str, np.ndarray]:
+    """Neutral global views; each image's regions alternate clearly negative/positive."""
+    probs = np.tile([[0.9, 0.1], [0.1, 0.9]], (n_regions // 2, 1))
+    return {
+        "test_global_probs": np.full((n_images, 2), 0.5),
+        "offsets": np.arange(n_images + 1) * n_regions,
+        "objectness": np.tile(np.linspace(1.0, 0.0, n_regions), n_images),
+        "probs": np.tile(probs, (n_images, 1)),
+    }
+
+
+def test_the_random_ranking_is_drawn_from_the_runs_seed_and_fold():
+    """The "random" baseline ranking is drawn from ``cfg.seed`` and the fold (RegionConfig:
+    "seed of the random ranking"): another seed, or another fold, draws other regions; the
+    same seed and fold the same ones (mut42 rg21: ``default_rng(0)`` whatever the seed, and
+    every fold drew the same sequence)."""
+    res = _scores()
+
+    def random_at_k1(seed: int, fold: int) -> np.ndarray:
+        cfg = RegionConfig(k=1, k_max=2, seed=seed, early_fusion=False)
+        _, sweep, _ = R._fold_predictions(res, cfg, fold)
+        return sweep["random"][:, 0]  # the label of the one region drawn first
+
+    a = random_at_k1(0, 1)
+    assert 0 < a.sum() < len(a)  # (the draw decides: both labels occur)
+    np.testing.assert_array_equal(random_at_k1(0, 1), a)
+    assert not np.array_equal(random_at_k1(1, 1), a)
+    assert not np.array_equal(random_at_k1(0, 2), a)
