@@ -866,17 +866,23 @@ def test_stage_1_starts_from_the_seeds_weights_whatever_the_global_rng(tmp_path)
         assert torch.equal(models[0][k], models[1][k]), k
 
 
-def test_transfer_passes_its_seed_to_every_subsets_run(tmp_path):
-    """``pcnn-transfer --seed 5``: each subset's crossval run trains with seed 5 (mut42 ap11:
-    seed 0 whatever was asked, recorded as 0 in the subsets' config.json and 5 in the
-    transfer's)."""
+def _transfer_five(tmp_path, *options: str):
+    """``pcnn-transfer`` of a random smallcnn on the five-agree subset, 1 epoch: its --out."""
     data = build_twitter_like(tmp_path / "tw", n=30, n_four=25, n_five=20)
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "pre.pt", create_model("smallcnn", widths=[8, 16]))
     out = tmp_path / "transfer"
     assert main(["pcnn-transfer", "--model", str(ckpt), "--data", str(data), "--subsets",
                  "five", "--out", str(out), "--epochs", "1", "--lr", "1e-3", "--batch-size",
-                 "8", "--seed", "5", "--device", "cpu", "--no-progress"]) == 0
+                 "8", *options, "--device", "cpu", "--no-progress"]) == 0
+    return out
+
+
+def test_transfer_passes_its_seed_to_every_subsets_run(tmp_path):
+    """``pcnn-transfer --seed 5``: each subset's crossval run trains with seed 5 (mut42 ap11:
+    seed 0 whatever was asked, recorded as 0 in the subsets' config.json and 5 in the
+    transfer's)."""
+    out = _transfer_five(tmp_path, "--seed", "5")
     assert json.loads((out / "config.json").read_text())["seed"] == 5
     sub = json.loads((out / "five" / "config.json").read_text())
     assert sub["seed"] == 5
@@ -886,13 +892,7 @@ def test_transfer_oversample_evaluates_every_subset_with_ten_crops(tmp_path):
     """``pcnn-transfer --oversample``: each subset's crossval evaluates (and reports) the ten
     crops, the table's numbers are the ten-crop ones, as its ``evaluation`` field says (mut42
     ap13: the subsets ran centre-crop, the table said ten_crop over centre-crop numbers)."""
-    data = build_twitter_like(tmp_path / "tw", n=30, n_four=25, n_five=20)
-    torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "pre.pt", create_model("smallcnn", widths=[8, 16]))
-    out = tmp_path / "transfer"
-    assert main(["pcnn-transfer", "--model", str(ckpt), "--data", str(data), "--subsets",
-                 "five", "--out", str(out), "--epochs", "1", "--lr", "1e-3", "--batch-size",
-                 "8", "--oversample", "--device", "cpu", "--no-progress"]) == 0
+    out = _transfer_five(tmp_path, "--oversample")
     table = json.loads((out / "transfer.json").read_text())
     assert table["evaluation"] == "ten_crop"
     assert json.loads((out / "five" / "config.json").read_text())["oversample"] is True
