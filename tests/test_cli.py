@@ -137,6 +137,13 @@ def test_device_cuda_without_a_gpu_still_shows_a_finished_run(tiny_cpu_run, monk
     assert main(["crossval", "--preset", "quick", "--data", str(data), "--out", str(run),
                  "--epochs", "1", "--device", "cuda", "--no-progress"]) == 0
     assert f"results in {run}/summary.md" in capsys.readouterr().out
+    # --overwrite would train again: said before the finished run is emptied
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["crossval", "--preset", "quick", "--data", str(data), "--out", str(run),
+                 "--epochs", "1", "--device", "cuda", "--overwrite", "--no-progress"]) == 2
+    assert capsys.readouterr().err.endswith("no CUDA device is available here (use --device "
+                                            "cpu)\n")
+    assert sorted(p.name for p in run.iterdir()) == before and (run / "summary.json").is_file()
 
 
 @pytest.mark.parametrize("command", ["crossval", "finetune", "pcnn", "baselines", "regions"])

@@ -139,11 +139,18 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, nn.Module]:
     return cfg.replace(**changes), model
 
 
-def check_device(device: str | torch.device, out: str | Path, done: str) -> None:
+def shows_finished_run(out: str | Path, done: str, overwrite: bool) -> bool:
+    """Whether a command writing ``out`` will only show the finished run there (its ``done``
+    file written, no ``--overwrite`` to replace it): no device, data check or training."""
+    return not overwrite and (Path(out) / done).is_file()
+
+
+def check_device(device: str | torch.device, out: str | Path, done: str,
+                 overwrite: bool) -> None:
     """``--device cuda`` without a GPU, said before any data is read or ``out`` is written
-    (walk42: a run directory was left behind); not for a run that ``out/done`` says is
-    finished, which is shown without a device (a GPU run's results read on a laptop)."""
-    if not (Path(out) / done).is_file():
+    (walk42: a run directory was left behind; with ``--overwrite``, a finished run emptied);
+    not for a finished run that is only shown (a GPU run's results read on a laptop)."""
+    if not shows_finished_run(out, done, overwrite):
         resolve_device(device)
 
 
@@ -277,12 +284,12 @@ def crossval(
     does for all its subsets before the first).
     """
     check_new_run_folds(cfg.folds, out, overwrite, cfg.data)
-    check_device(cfg.train.device, out, SUMMARY)
+    check_device(cfg.train.device, out, SUMMARY, overwrite)
     cfg, proto = prepare(cfg)
     # (before out is opened, as the checks below; once: not again in each rank --nproc
     # started, whose launcher checked it, nor to show a finished run)
     if not (init_checked or os.environ.get(LAUNCHED_BY_VSENT)
-            or (not overwrite and (Path(out) / SUMMARY).is_file())):
+            or shows_finished_run(out, SUMMARY, overwrite)):
         _check_init_data(cfg)
     if cfg.extra_train is not None:  # before out is opened (--overwrite would empty it)
         check_extra_train(cfg.data, cfg.subset, cfg.extra_train)
@@ -807,7 +814,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
     """
     check_new_run_folds(cfg.folds, out, overwrite, cfg.data if fold is not None else None)
     check_fold_number(cfg, out, fold, overwrite)
-    check_device(cfg.train.device, out, FOLD_METRICS)
+    check_device(cfg.train.device, out, FOLD_METRICS, overwrite)
     cfg, proto = prepare(cfg)
     if fold is not None and not os.environ.get(LAUNCHED_BY_VSENT):  # (no fold: none tested)
         _check_init_data(cfg)

@@ -203,7 +203,7 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
     from vsent.runs import open_run, open_run_dir, record_run_read, run_moved_since
 
     out = Path(out)
-    check_device(cfg.device, out, "layers.json")
+    check_device(cfg.device, out, "layers.json", overwrite)
     run = open_run(cfg.run)
     cfg = replace(cfg, run=str(run.path.resolve()))  # resumes compare absolute paths
     missing = sorted(set(cfg.folds or ()) - {f.index for f in run.folds})

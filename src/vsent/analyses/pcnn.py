@@ -195,7 +195,7 @@ def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False
     # missing data, weights or GPU stop the run before its directory exists (as crossval's)
     if not Path(cfg.data).expanduser().exists():
         raise VsentError(f"{cfg.data}: no such file or directory")
-    check_device(cfg.train.device, out, SUMMARY)
+    check_device(cfg.train.device, out, SUMMARY, overwrite)
     proto = create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
     if proto.info.num_outputs != 2:
         raise VsentError(f"progressive training needs a 2-way model, {cfg.model} has "
@@ -512,7 +512,7 @@ def transfer(cfg: TransferConfig, out: str | Path, *, resume: bool = False,
     """
     out = Path(out)
     check_new_run_folds(cfg.folds, out, overwrite)
-    check_device(cfg.train.device, out, "transfer.json")
+    check_device(cfg.train.device, out, "transfer.json", overwrite)
     ckpt = Path(cfg.model).expanduser().resolve()
     name, kwargs, meta = checkpoint_spec(ckpt)
     with quiet_logs(logging.INFO):  # (a missing path stops here; each subset's run says its data)
