@@ -32,28 +32,26 @@ def _imports(tree: ast.AST):
                     yield node.lineno, alias.name, None
 
 
+def _optional(exc: ImportError) -> bool:
+    """Whether ``exc`` is an optional package missing here, not one of OWN's modules (the
+    tests of that extra skip as well)."""
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    return bool(missing) and missing.split(".")[0] not in OWN
+
+
 def _missing(module: str, name: str | None) -> str | None:
-    """Why ``from module import name`` (``import module`` for None) would fail, else None;
-    None too when an optional package the module needs is not installed here (the tests of
-    that extra skip as well)."""
+    """Why ``from module import name`` (``import module`` for None) would fail, else None
+    (None too when an optional package the module needs is not installed here)."""
     try:
         mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] not in OWN:
-            return None
-        return f"module {module}: {exc}"
     except ImportError as exc:
-        return f"module {module}: {exc}"
+        return None if _optional(exc) else f"module {module}: {exc}"
     if name is None or name == "*" or hasattr(mod, name):
         return None
     try:  # a sub-module: ``from vsent import cli``
         importlib.import_module(f"{module}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] not in OWN:
-            return None
-        return f"{module} has no {name}"
-    except ImportError:
-        return f"{module} has no {name}"
+    except ImportError as exc:
+        return None if _optional(exc) else f"{module} has no {name}"
     return None
 
 
