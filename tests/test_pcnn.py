@@ -31,6 +31,7 @@ from vsent.evaluate import predict_proba
 from vsent.models import create_model, load_checkpoint, save_checkpoint
 from vsent.predict import Predictor
 from vsent.presets import CROSSVAL as CROSSVAL_PRESETS
+from vsent.presets import PCNN as PCNN_PRESETS
 
 # --------------------------------------------------------------------------------------------
 # the sampling rule
@@ -901,3 +902,42 @@ def test_transfer_oversample_evaluates_every_subset_with_ten_crops(tmp_path):
     row = table["rows"][0]
     for key in ("precision", "recall", "f1", "accuracy"):
         assert row[f"{key}_mean"] == pytest.approx(summary["ten_crop"][key]["mean"])
+
+
+# --- extend43: a preset's keys reach the CLI's config --------------------------------------
+
+@pytest.mark.parametrize("name", sorted(PCNN_PRESETS))
+def test_every_pcnn_preset_reaches_the_cli_config_whole(name):
+    """Every key of a `vsent pcnn` preset is one the CLI reads, and `--preset NAME` builds the
+    config the preset says (a key the CLI did not read was dropped without a word)."""
+    from vsent.cli import build_parser
+    from vsent.cli.pcnn import PRESET_KEYS, progressive_config_from_args
+
+    preset = PCNN_PRESETS[name]
+    assert set(preset) <= set(PRESET_KEYS), set(preset) - set(PRESET_KEYS)
+    cfg = progressive_config_from_args(build_parser().parse_args(["pcnn", "--preset", name]))
+    want = ProgressiveConfig(data=cfg.data, **preset)
+    for key in preset:
+        got, expected = getattr(cfg, key), getattr(want, key)
+        if key in ("train", "finetune"):
+            got, expected = got.replace(seed=0, device="auto"), expected.replace(seed=0,
+                                                                               device="auto")
+        assert got == expected, key
+
+
+def test_a_pcnn_presets_model_kwargs_reach_the_cli_config(monkeypatch):
+    """A preset's model_kwargs build the preset's model, under --model-arg."""
+    from vsent.cli import build_parser
+    from vsent.cli import pcnn as C
+    from vsent.cli.pcnn import progressive_config_from_args
+
+    monkeypatch.setitem(C.PRESETS, "small32", {**C.PRESETS["quick"],
+                                               "model_kwargs": {"image_size": 32}})
+
+    def config(*options):
+        return progressive_config_from_args(build_parser().parse_args(
+            ["pcnn", "--preset", "small32", *options]))
+
+    assert config().model_kwargs == {"image_size": 32}
+    assert config("--model-arg", "image_size=48").model_kwargs == {"image_size": 48}
+    assert config("--model", "pcnn").model_kwargs == {}

@@ -385,6 +385,14 @@ def add_model_arg(g: argparse._ArgumentGroup) -> None:
                         "widths=[16,32] for smallcnn, input_size=256 for pcnn); repeatable")
 
 
+def preset_model_kwargs(preset: dict[str, Any], model: str,
+                        model_arg: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The model's builder options: the preset's ``model_kwargs`` when ``model`` is the
+    preset's (another ``--model`` starts from none), with ``--model-arg``'s over them."""
+    return {**(preset.get("model_kwargs", {}) if model == preset["model"] else {}),
+            **dict(model_arg)}
+
+
 #: TrainConfig fields settable from the command line (default: the preset's value).
 TRAIN_OPTIONS = {
     "epochs": int, "batch_size": int, "lr": float, "momentum": float, "weight_decay": float,

@@ -23,6 +23,7 @@ from vsent.cli.common import (
     init_arg,
     laid_over,
     no_run_error,
+    preset_model_kwargs,
     progress_enabled,
     stored_run,
     train_overrides,
@@ -154,6 +155,11 @@ def _lever_fields(args: argparse.Namespace, train, preset: dict) -> dict:
             "finetune_lr_default": finetune is not None and ft_lr is None}
 
 
+#: The keys of a :data:`vsent.presets.CROSSVAL` preset that :func:`config_from_args` reads (a
+#: test checks that every preset has no other).
+PRESET_KEYS = ("model", "model_kwargs", "init", "train", "fusion")
+
+
 def config_from_args(args: argparse.Namespace):
     """The :class:`vsent.config.RunConfig` the options describe (validated when built)."""
     from vsent.config import RunConfig
@@ -164,7 +170,7 @@ def config_from_args(args: argparse.Namespace):
     train = preset["train"].replace(seed=args.seed, device=args.device,
                                     **train_overrides(args))
     model = args.model or preset["model"]
-    model_kwargs = dict(args.model_arg)
+    model_kwargs = preset_model_kwargs(preset, model, args.model_arg)
     if args.arch:
         model_kwargs["arch"] = args.arch
     if args.arch and model != "caffenet":

@@ -23,6 +23,7 @@ from vsent.cli.common import (
     folds_arg,
     init_arg,
     laid_over,
+    preset_model_kwargs,
     progress_enabled,
     refuse_no_run,
     resumed_config,
@@ -100,12 +101,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_transfer)
 
 
+#: The keys of a :data:`vsent.presets.PCNN` preset that :func:`progressive_config_from_args`
+#: reads (a test checks that every preset has no other).
+PRESET_KEYS = ("model", "model_kwargs", "train", "finetune")
+
+
 def progressive_config_from_args(args: argparse.Namespace) -> Any:
     """The :class:`vsent.analyses.pcnn.ProgressiveConfig` the options describe."""
     from vsent.analyses.pcnn import ProgressiveConfig, stage2_error
     from vsent.errors import VsentError
 
     preset = PRESETS[args.preset]
+    model = args.model or preset["model"]
     changes = train_overrides(args)
     run_opts = {"seed": args.seed, "device": args.device}
     train = preset["train"].replace(**changes, **run_opts)
@@ -119,8 +126,9 @@ def progressive_config_from_args(args: argparse.Namespace) -> Any:
     except VsentError as e:  # name the stage-2 options as the CLI spells them
         raise stage2_error(e) from None
     return ProgressiveConfig(
-        data=args.data, subset=args.subset, model=args.model or preset["model"],
-        model_kwargs=dict(args.model_arg), init=args.init, train=train,
+        data=args.data, subset=args.subset, model=model,
+        model_kwargs=preset_model_kwargs(preset, model, args.model_arg), init=args.init,
+        train=train,
         finetune=finetune, oversample=args.oversample, skip_bad=args.skip_bad, seed=args.seed,
         preset=args.preset,
     )
