@@ -224,6 +224,39 @@ def test_help_defaults_are_those_of_the_analyses():
     assert common.SUBSETS == SUBSETS
 
 
+
+def _option_help(command: str, option: str) -> str:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return next(a.help for a in sub.choices[command]._actions if option in a.option_strings)
+
+
+def test_help_texts_name_every_block_preset_and_surgery():
+    """The lists the parser spells out (it imports no torch) hold what the code accepts:
+    fusion blocks (config's = the baselines' + fusion's own, extend43 #4/#5: a block named in
+    config alone passed validation, then failed after making --out), the blocks a saved model
+    carries, every preset (#13) and CaffeNet surgery (#14)."""
+    from vsent.analyses import baselines, fused_model, fusion
+    from vsent.config import FUSION_BLOCKS, SAVED_FUSION_BLOCKS
+    from vsent.models.caffenet import SURGERIES
+    from vsent.presets import CROSSVAL, PCNN
+
+    assert set(FUSION_BLOCKS) == set(baselines.BLOCKS) | set(fusion.FUSION_ONLY_BLOCKS)
+    assert not set(baselines.BLOCKS) & set(fusion.FUSION_ONLY_BLOCKS)
+    assert fused_model.SAVED_BLOCKS == SAVED_FUSION_BLOCKS
+    assert set(SAVED_FUSION_BLOCKS) <= set(baselines.HISTOGRAM_BLOCKS)
+    for command, option, names in [("crossval", "--fusion", FUSION_BLOCKS),
+                                   ("fuse", "--features", FUSION_BLOCKS),
+                                   ("finetune", "--fusion", SAVED_FUSION_BLOCKS),
+                                   ("baselines", "--features", baselines.BLOCKS)]:
+        text = _option_help(command, option)
+        assert all(n in text for n in names), (command, option, text)
+    for command in ("crossval", "finetune"):
+        text = _option_help(command, "--preset")
+        assert all(f"{name}:" in text for name in CROSSVAL), text
+        assert all(name in _option_help(command, "--arch") for name in SURGERIES)
+    assert all(name in _option_help("pcnn", "--preset") for name in PCNN)
+
 def test_regions_options_left_out_keep_the_config_defaults(monkeypatch, tmp_path):
     import vsent.analyses.regions as R
 

@@ -84,7 +84,13 @@ MIXES = ("none", "mixup", "cutmix", "mixup|cutmix")
 EXTRA_TRAIN = ("four", "three")
 EXTRA_SCHEDULES = ("joint", "joint+finetune", "progressive")
 PROGRESSIVE_SCOPES = ("all", "extra")
+#: Hand-crafted blocks of late fusion (``--fusion``, ``vsent fuse --features``): the baselines'
+#: blocks (vsent.analyses.baselines.BLOCKS) and fusion's own (vsent.analyses.fusion.
+#: FUSION_ONLY_BLOCKS); a test checks the three agree.
 FUSION_BLOCKS = ("gch", "lch", "bow", "fv", "cues")
+#: The blocks a fused model's checkpoint can carry (vsent.analyses.fused_model: their encoders
+#: are a histogram or a vocabulary); ``finetune --fusion`` takes these.
+SAVED_FUSION_BLOCKS = ("gch", "lch", "bow")
 
 
 def split_blocks(spec: str) -> tuple[str, ...]:

@@ -43,14 +43,14 @@ from vsent.analyses.handcrafted import (
     bow_histograms,
     image_features,
 )
-from vsent.config import parse_fusion_blocks
+from vsent.config import SAVED_FUSION_BLOCKS, parse_fusion_blocks
 from vsent.errors import VsentError
 
 __all__ = ["SAVED_BLOCKS", "HandCraftedModel", "LateFusion", "check_saved_blocks",
            "fit_hand_crafted_model"]
 
 #: Hand-crafted blocks a checkpoint can carry (their encoders are a histogram or a vocabulary).
-SAVED_BLOCKS = ("gch", "lch", "bow")
+SAVED_BLOCKS = SAVED_FUSION_BLOCKS
 STATE_FORMAT = "vsent-late-fusion/1"
 
 

@@ -116,6 +116,9 @@ INNER = "inner"
 INNER_SPLITS = 5
 #: Classifiers of :func:`hand_crafted_probabilities`.
 METHODS = ("logistic", "svm")
+#: Hand-crafted blocks of fusion that are not the baselines' (computed per image, nothing
+#: learnt per fold: :func:`_hand_inputs` makes them).
+FUSION_ONLY_BLOCKS = ("cues",)
 #: Probabilities are clipped to [EPS, 1 - EPS] before logits (a hard 0/1 would be infinite).
 EPS = 1e-6
 
@@ -892,7 +895,7 @@ def _hand_inputs(cfg: Mapping[str, Any], dataset: Any, blocks_wanted: Sequence[s
                                  need_sift=bool(set(SIFT_BLOCKS) & set(blocks_wanted)),
                                  cache_dir=cache_dir,
                                  progress=progress)
-    if "cues" in blocks_wanted:
+    if "cues" in blocks_wanted:  # (FUSION_ONLY_BLOCKS)
         from vsent.analyses.cues import dataset_cues
 
         mats["cues"] = dataset_cues(hand_set, cue_params, cache_dir=cache_dir,
@@ -924,9 +927,9 @@ def _hand_blocks(blocks: Sequence[str], feats: Any, mats: dict[str, np.ndarray],
     fold_mats: list[np.ndarray] = []
     widths: list[int] = []
     for name in blocks:
-        if name == "cues":
-            fold_mats.append(mats["cues"])
-            widths.append(mats["cues"].shape[1])
+        if name in mats:  # a block with nothing learnt per fold (FUSION_ONLY_BLOCKS)
+            fold_mats.append(mats[name])
+            widths.append(mats[name].shape[1])
         else:
             X, w = baseline_fold_features(feats, train, name, config)
             fold_mats.append(X)

@@ -30,7 +30,14 @@ from vsent.cli.common import (
     typed,
     typed_options,
 )
-from vsent.config import EXTRA_SCHEDULES, EXTRA_TRAIN, HEADS, PROGRESSIVE_SCOPES
+from vsent.config import (
+    EXTRA_SCHEDULES,
+    EXTRA_TRAIN,
+    FUSION_BLOCKS,
+    HEADS,
+    PROGRESSIVE_SCOPES,
+    SAVED_FUSION_BLOCKS,
+)
 from vsent.presets import CROSSVAL as PRESETS
 
 
@@ -55,7 +62,9 @@ def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
     g.add_argument("--init", type=init_arg,
                    help="random, imagenet, an open_clip tag of a clip/ model (openai, "
                         "...), or a weights file (.pt/.pth/.safetensors state dict, vsent "
-                        "checkpoint, .caffemodel; TAG=PATH: a tag's weights in a file)")
+                        "checkpoint, .caffemodel; TAG=PATH: a tag's weights in a file) (default: "
+                        "the preset's: " + ", ".join(f"{v['init']} for {k}"
+                                                     for k, v in PRESETS.items()) + ")")
     add_train_args(g)
     g.add_argument("--oversample", action="store_true",
                    help="lead the summary with 10-crop scores (both are always computed)")
@@ -79,7 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also fit a logistic regression on these hand-crafted features of the "
                         "training images and save it in model.pt: predict and serve then give "
                         "the late-fused score (mean, w = 0.5, as crossval measures it): none, or "
-                        f"blocks gch, lch, bow joined with '+' {_FUSION_DEFAULT}")
+                        f"blocks {', '.join(SAVED_FUSION_BLOCKS)} joined with '+' "
+                        f"{_FUSION_DEFAULT}")
     p.set_defaults(func=run_finetune)
 
     p = sub.add_parser("models", help="list the registered models")
@@ -122,7 +132,7 @@ def _add_levers(p: argparse.ArgumentParser) -> None:
                    help="after the folds, fuse the CNN's probability with a logistic "
                         "regression on these hand-crafted features, fitted on each training "
                         "fold (mean, w = 0.5; see `vsent fuse` for other rules): none, gch+bow, "
-                        "lch+bow, cues, or blocks gch, lch, bow, fv, cues joined with '+' "
+                        f"lch+bow, cues, or blocks {', '.join(FUSION_BLOCKS)} joined with '+' "
                         f"{_FUSION_DEFAULT}")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from vsent.cli.common import out_path, progress_enabled
-from vsent.config import EXTRA_TRAIN, HISTOGRAM_MAPS
+from vsent.config import EXTRA_TRAIN, FUSION_BLOCKS, HISTOGRAM_MAPS
 
 #: vsent.analyses.fusion's DEFAULT_WEIGHT (the CNN's weight of the rule fixed in advance,
 #: P = 0.5 p_cnn + 0.5 p_hand), INNER and INNER_SPLITS (--weight inner), RUN_RULES (--rule)
@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="a finished crossval run directory (config.json, folds.json, "
                                "predictions.csv)")
     p.add_argument("--features", default="gch+bow",
-                   help="hand-crafted blocks gch, lch, bow, fv (Fisher vectors), cues joined "
-                        "with '+' (default gch+bow)")
+                   help=f"hand-crafted blocks {', '.join(FUSION_BLOCKS)} (fv: Fisher vectors) "
+                        "joined with '+' (default gch+bow)")
     p.add_argument("--rule", choices=RUN_RULES, default="mean",
                    help="mean: w p_cnn + (1 - w) p_hand; logit: weighted mean of logits "
                         "(product of experts; at --weight 0.5 the same labels as mean, only "
