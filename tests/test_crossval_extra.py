@@ -577,12 +577,12 @@ def test_a_given_finetune_lr_equal_to_the_default_is_kept(twitter_like):
 def test_finetune_options_of_the_joint_schedule_are_refused_by_the_config_itself(twitter_like):
     """The CLI repeated RunConfig's check word for word; it hands the options to RunConfig."""
     from vsent.cli import build_parser
-    from vsent.cli.crossval import _lever_fields
+    from vsent.cli.crossval import _weak_label_and_fusion_fields
 
     args = build_parser().parse_args(["crossval", "--preset", "quick", "--data",
                                       str(twitter_like), "--finetune-lr", "0.1"])
     train = PRESETS["quick"]["train"]
-    fields = _lever_fields(args, train, PRESETS["quick"])
+    fields = _weak_label_and_fusion_fields(args, train, PRESETS["quick"])
     with pytest.raises(VsentError, match=r"^--finetune-epochs/--finetune-lr apply to "
                                          r"--extra-schedule joint\+finetune or progressive$"):
         RunConfig(data=str(twitter_like), train=train, **fields)

@@ -22,6 +22,7 @@ import pytest
 from vsent.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
+ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 #: A command line: at the start of a line (after a prompt or indentation), ``vsent ...`` or
@@ -110,7 +111,7 @@ def test_a_wrong_option_fails_the_check():
 def layout_entries() -> list[tuple[str, list[str]]]:
     """(file path under src/, the ``name()`` tokens of its entry) for every ``<file>.py``
     line of ARCHITECTURE.md's Layout block (its continuation lines included)."""
-    text = (ROOT / "docs/ARCHITECTURE.md").read_text(encoding="utf-8")
+    text = ARCHITECTURE.read_text(encoding="utf-8")
     block = text.split("\n## Layout\n", 1)[1].split("```")[1]
     entries: list[tuple[str, list[str]]] = []
     folder = ""
@@ -143,6 +144,61 @@ def test_the_layout_names_files_and_functions_that_exist():
         missing += [f"{path}: no {name}()" for name in names if not hasattr(module, name)]
     assert not missing, "docs/ARCHITECTURE.md's Layout is out of date:\n" + "\n".join(missing)
 
+
+
+def test_every_module_is_in_the_layout():
+    """The reverse of the test above (extend43 #8: a new module missing from the map passed):
+    every module under src/vsent is named in the Layout block, after its folder's name."""
+    block = ARCHITECTURE.read_text(encoding="utf-8").split("## Layout", 1)[1].split("```")[1]
+    src = ROOT / "src" / "vsent"
+    missing = []
+    for file in sorted(src.rglob("*.py")):
+        rel = file.relative_to(src)
+        if rel.name in ("__init__.py", "__main__.py"):
+            continue
+        start = 0
+        for folder in rel.parts[:-1]:  # the entries of a folder follow its name
+            m = re.search(rf"(?<![\w/]){re.escape(folder)}/", block[start:])
+            start = start + m.end() if m else len(block)
+        if not re.search(rf"(?<![\w.]){re.escape(rel.name)}", block[start:]):
+            missing.append(str(rel))
+    assert not missing, f"docs/ARCHITECTURE.md's Layout does not name {missing}"
+
+
+#: Backticked names of the flows that are values, files or paths, not vsent's names.
+_NOT_NAMES = re.compile(r"^(cfg|info|model|engine|runs|photo)[./]|\.(json|png|py|csv|md|pt|jpg)$")
+
+
+def _resolves(name: str) -> bool:
+    """``name`` (``a.b``, ``a/b.c``: a module of vsent, of one of its packages, or a name of
+    vsent's top-level package, then attributes) exists."""
+    parts = re.split(r"[./]", name.removeprefix("vsent."))
+    for package in ("vsent", "vsent.data", "vsent.models", "vsent.analyses"):
+        for i in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join([package, *parts[:i]]))
+            except ImportError:
+                continue
+            for attr in parts[i:]:
+                obj = getattr(obj, attr, None)
+            if obj is not None:
+                return True
+    return False
+
+
+def test_the_flows_name_functions_that_exist():
+    """Every dotted name in "The flow of ..." sections (`crossval._run_fold`,
+    `models.checkpoint.read_checkpoint`, `Predictor` aside) is one the code has (extend43 #2:
+    the predict flow named a path the code no longer takes)."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    flows = text.split("## The flow of one image", 1)[1].split("## Contracts", 1)[0]
+    names = {m.group(1) for code in re.findall(r"`([^`]+)`", flows)
+             for m in re.finditer(r"(?<![\w./<])([a-z_]+(?:[./][A-Za-z_]\w*)+)(?=[(\s,)]|$)",
+                                  code)}
+    names = {n for n in names if not _NOT_NAMES.search(n)}
+    assert len(names) >= 40, names  # the parse found the flows' names
+    assert not [n for n in sorted(names) if not _resolves(n)]
+    assert not _resolves("models.checkpoint.no_such_function")
 
 # --------------------------------------------------------------------------------------------
 # links: every relative link of the README and docs/ reaches a file, and its #anchor a heading

@@ -68,7 +68,7 @@ def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
     add_train_args(g)
     g.add_argument("--oversample", action="store_true",
                    help="lead the summary with 10-crop scores (both are always computed)")
-    _add_ways(p)
+    _add_train_mode_args(p)
     add_dist_args(p)
 
 
@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Fine-tune a fresh model on each fold's training images and "
                                    "evaluate it on the fold's test images.")
     _add_common(p, "runs/crossval")
-    _add_levers(p)
+    _add_weak_label_and_fusion_args(p)
     p.set_defaults(func=run_crossval)
 
     p = sub.add_parser("finetune", help="fine-tune one model on a dataset (or one fold)")
@@ -107,8 +107,9 @@ FINETUNE_EPOCHS = 10
 _FUSION_DEFAULT = "(default: the preset's, gch+bow for strong, else none)"
 
 
-def _add_levers(p: argparse.ArgumentParser) -> None:
-    """Issue 10 options of ``vsent crossval`` (their defaults reproduce a run without them)."""
+def _add_weak_label_and_fusion_args(p: argparse.ArgumentParser) -> None:
+    """``vsent crossval``'s weakly labelled extra images, their schedule and late fusion
+    (issue 10; their defaults reproduce a run without them)."""
     g = p.add_argument_group("accuracy without external weights (Twitter I)")
     g.add_argument("--extra-train", choices=("none", *EXTRA_TRAIN), default="none",
                    help="also train every fold on the images of this larger agreement subset "
@@ -136,8 +137,9 @@ def _add_levers(p: argparse.ArgumentParser) -> None:
                         f"{_FUSION_DEFAULT}")
 
 
-def _lever_fields(args: argparse.Namespace, train, preset: dict) -> dict:
-    """The issue-10 RunConfig fields (none of them for ``vsent finetune``, which lacks them)."""
+def _weak_label_and_fusion_fields(args: argparse.Namespace, train, preset: dict) -> dict:
+    """The RunConfig fields of :func:`_add_weak_label_and_fusion_args` (``vsent finetune`` has
+    --fusion alone of them: the others take their defaults)."""
     from vsent.errors import VsentError
 
     extra = getattr(args, "extra_train", "none")
@@ -189,13 +191,14 @@ def config_from_args(args: argparse.Namespace):
         data=args.data, subset=args.subset, folds=args.folds, model=model,
         model_kwargs=model_kwargs, init=args.init or preset["init"], train=train,
         oversample=args.oversample, skip_bad=args.skip_bad, seed=args.seed,
-        preset=preset_for_config(args.preset, args.lr), **_lever_fields(args, train, preset),
-        **_way_fields(args),
+        preset=preset_for_config(args.preset, args.lr),
+        **_weak_label_and_fusion_fields(args, train, preset), **_train_mode_fields(args),
     )
 
 
-def _add_ways(p: argparse.ArgumentParser) -> None:
-    """Issue 11 options: how the network trains (vsent.frozen) or CLIP zero-shot scoring."""
+def _add_train_mode_args(p: argparse.ArgumentParser) -> None:
+    """How the network trains (vsent.frozen: all, head, last-N) or CLIP zero-shot scoring
+    (issue 11)."""
     g = p.add_argument_group("ways to train (default: fine-tune everything)")
     g.add_argument("--train", dest="train_mode", default="all", metavar="all|head|last-N",
                    help="all: fine-tune the whole network (default); head: freeze the backbone, "
@@ -216,8 +219,9 @@ def _add_ways(p: argparse.ArgumentParser) -> None:
                         "lines, or JSON)")
 
 
-def _way_fields(args: argparse.Namespace) -> dict:
-    """The issue-11 RunConfig fields; the prompts are read here and stored in the config."""
+def _train_mode_fields(args: argparse.Namespace) -> dict:
+    """The RunConfig fields of :func:`_add_train_mode_args`; the prompts are read here and
+    stored in the config."""
     from vsent.errors import VsentError
 
     zero_shot = getattr(args, "zero_shot", False)

@@ -56,7 +56,8 @@ class ModelInfo:
     probe_layers : module names in depth order for layer probes (``model.get_submodule``).
     probe_pool : per probe layer, how its output is reduced (:data:`PoolMode`); a layer not
         listed is flattened.
-    cam_layer : module whose (B, C, h, w) output Grad-CAM weighs (the last convolutional map).
+    cam_layer : module whose (B, C, h, w) output Grad-CAM weighs (the last convolutional map);
+        ``""`` for a network without a spatial map (``vsent explain`` then needs ``--layer``).
     feature_dim : D, the width of ``forward_features``.
     default_lr : base learning rate the architecture needs (e.g. CaffeNet fc6-2: 1e-4), or None.
     extra : family-specific facts worth recording (e.g. the timm pretrained tag), JSON types.

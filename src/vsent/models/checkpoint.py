@@ -67,6 +67,8 @@ def save_checkpoint(
     others class2, class3, ...); ``meta`` must be JSON-like (numpy values, paths and
     dataclasses are converted); ``fusion``, plain types and tensors, is stored as is.
     """
+    from vsent.provenance import versions
+
     n = model.info.num_outputs
     if class_names is None:
         class_names = [*DEFAULT_CLASS_NAMES, *(f"class{i}" for i in range(2, n))]
@@ -82,7 +84,8 @@ def save_checkpoint(
         # what the card needs when the file travels without its run directory
         "info": to_jsonable({"family": model.info.family, "extra": dict(model.info.extra),
                              "num_outputs": n}),
-        "versions": to_jsonable(_versions(model.info.family)),
+        # (the families' libraries, timm and open_clip_torch, are among them)
+        "versions": to_jsonable(versions()),
         "meta": to_jsonable(meta),
     }
     if fusion is not None:
@@ -91,22 +94,6 @@ def save_checkpoint(
     with atomic_open(path, "wb") as f:
         torch.save(ckpt, f)
     return path
-
-
-def _versions(family: str) -> dict[str, Any]:
-    """:func:`vsent.provenance.versions` plus the family's own library (timm, open_clip)."""
-    from importlib import metadata
-
-    from vsent.provenance import versions
-
-    out = versions()
-    package = {"timm": "timm", "clip": "open_clip_torch"}.get(family)
-    if package:
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            out[package] = None
-    return out
 
 
 def read_checkpoint(path: str | PathLike[str], *, map_location: str | torch.device = "cpu",
