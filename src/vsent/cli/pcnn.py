@@ -128,8 +128,8 @@ def progressive_config_from_args(args: argparse.Namespace) -> Any:
     return ProgressiveConfig(
         data=args.data, subset=args.subset, model=model,
         model_kwargs=preset_model_kwargs(preset, model, args.model_arg), init=args.init,
-        train=train,
-        finetune=finetune, oversample=args.oversample, skip_bad=args.skip_bad, seed=args.seed,
+        train=train, finetune=finetune, oversample=args.oversample, skip_bad=args.skip_bad,
+        seed=args.seed,
         preset=args.preset,
     )
 
