@@ -586,3 +586,16 @@ def test_finetune_options_of_the_joint_schedule_are_refused_by_the_config_itself
     with pytest.raises(VsentError, match=r"^--finetune-epochs/--finetune-lr apply to "
                                          r"--extra-schedule joint\+finetune or progressive$"):
         RunConfig(data=str(twitter_like), train=train, **fields)
+
+
+def test_finetune_refuses_extra_train_from_the_python_api(twitter_like, tmp_path):
+    """code43 #5: `finetune(cfg with extra_train=...)` trained on the dataset alone and recorded
+    extra_train in config.json (the CLI has no such option); it is refused before anything is
+    written."""
+    from vsent.crossval import finetune
+
+    out = tmp_path / "ft"
+    with pytest.raises(VsentError, match=r"^extra_train 'three': the weakly labelled extra "
+                                         r"images train crossval's folds"):
+        finetune(_cfg(twitter_like, extra_train="three"), out, progress=False)
+    assert not out.exists()

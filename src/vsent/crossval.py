@@ -812,6 +812,9 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
     :func:`vsent.runs.open_run_dir`: a finished run returns its stored result, a different
     config (e.g. another ``--lr``) is refused, ``resume`` continues from ``train_state.pt``.
     """
+    if cfg.extra_train is not None:  # (its stages are crossval's; it was ignored here)
+        raise VsentError(f"extra_train {cfg.extra_train!r}: the weakly labelled extra images "
+                         "train crossval's folds; finetune trains on the dataset's images")
     check_new_run_folds(cfg.folds, out, overwrite, cfg.data if fold is not None else None)
     check_fold_number(cfg, out, fold, overwrite)
     check_device(cfg.train.device, out, FOLD_METRICS, overwrite)

@@ -587,9 +587,6 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
 
     features = "+".join(parse_fusion_blocks(features, "--features"))
     _check_options(rule, weight, classifier, extra_train)
-    if rule == "early" and weight != DEFAULT_WEIGHT:
-        raise VsentError("--weight: the early rule has no weight (one classifier on both "
-                         "feature sets)")
     check_finished_run(run, "crossval run")
     run_cfg = read_config(run)
     check_run_data(run, run_cfg)  # before out is made
@@ -667,6 +664,9 @@ def _check_options(rule: str, weight: float | str, method: str,
                              f"{'--rule early' if rule == 'early' else '--extra-train'}")
     elif isinstance(weight, str) or not 0.0 <= weight <= 1.0:
         raise VsentError(f"--weight {weight!r} is out of range (0 .. 1, or {INNER})")
+    elif rule == "early" and weight != DEFAULT_WEIGHT:
+        raise VsentError("--weight: the early rule has no weight (one classifier on both "
+                         "feature sets)")
     if method not in METHODS:
         raise VsentError(f"--classifier {method!r}: choose one of {', '.join(METHODS)}")
     if extra_train is not None and extra_train not in EXTRA_TRAIN:
