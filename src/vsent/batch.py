@@ -540,8 +540,10 @@ def _check_record(out: str | Path, path: Path, record: dict[str, Any]) -> str | 
     before = kept.get("versions")
     before = before if isinstance(before, dict) else {}
     # as RunDir.record_resume: the thread count and the kernel's build change no score
+    from vsent.provenance import UNCOMPARED_VERSIONS
+
     changed = [f"{k} {before.get(k)} -> {v}" for k, v in record["versions"].items()
-               if before and k not in ("torch_threads", "platform") and before.get(k) != v]
+               if before and k not in UNCOMPARED_VERSIONS and before.get(k) != v]
     if changed:
         return (f"--resume: the rows of {out} were scored with other versions ("
                 f"{', '.join(changed)}); the new rows may differ in the last digits")

@@ -1,5 +1,6 @@
-"""Ways to train besides full fine-tuning: a frozen backbone (``--train head``) or its last N
-blocks (``--train last-N``).
+"""How a crossval/finetune fold is trained and scored, whatever the way to train
+(:func:`train_model`, :func:`evaluate_model`), and the ways besides full fine-tuning: a frozen
+backbone (``--train head``) or its last N blocks (``--train last-N``).
 
 ``--train head``: the backbone never changes, so its pooled features (``model.forward_features``,
 through :func:`vsent.inference.infer` with ``features=True``, the one inference path) are
@@ -34,7 +35,9 @@ Every crossval/finetune fold is trained and evaluated through this module, whate
 :func:`train_model` dispatches ``--train all`` (:func:`vsent.train.fit`), ``head``, ``last-N``
 and ``--zero-shot`` (nothing to train), :func:`evaluate_model` scores a fold (the head on
 cached features, or the model on images), and :func:`run_meta` / :func:`training_label` say
-in the checkpoint and summary how the model was trained.
+in the checkpoint and summary how the model was trained. The one exception: a fold with
+``--extra-train`` (``--train all`` only) runs its stages through
+:func:`vsent.crossval.train_fold_with_extra`, which calls :func:`vsent.train.fit` itself.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -57,11 +60,14 @@ from vsent.errors import VsentError
 from vsent.files import mark_used, write_cache_file
 from vsent.inference import check_images, infer, prepare, resolve_device
 
+if TYPE_CHECKING:
+    from vsent.config import RunConfig
+
 __all__ = [
-    "HEADS", "LOGISTIC_CS", "cached_features", "check_train_mode", "feature_key",
-    "fit_head",
-    "fit_logistic_head", "fit_linear_head", "freeze_all_but_last", "parse_train_mode",
-    "train_blocks", "weights_digest",
+    "HEADS", "LOGISTIC_CS", "cached_features", "check_train_mode", "evaluate_model",
+    "feature_key", "fit_head", "fit_logistic_head", "fit_linear_head", "freeze_all_but_last",
+    "parse_train_mode", "run_meta", "train_blocks", "train_model", "training_label",
+    "weights_digest",
 ]
 
 log = logging.getLogger("vsent")
@@ -466,7 +472,7 @@ def _keep_eval(model: nn.Module, held: list[nn.Module]) -> None:
 
 def train_model(
     model: nn.Module,
-    cfg: Any,
+    cfg: RunConfig,
     train_cfg: TrainConfig,
     images: np.ndarray,
     labels: np.ndarray,
@@ -477,8 +483,8 @@ def train_model(
     progress: bool = True,
     desc: str = "train",
 ) -> list[dict[str, Any]]:
-    """Train ``model`` in place on the rows ``train_idx`` as ``cfg`` (a
-    :class:`vsent.config.RunConfig`) says; returns the history for ``history.json``.
+    """Train ``model`` in place on the rows ``train_idx`` as ``cfg`` says; returns the history
+    for ``history.json``.
 
     * ``zero_shot``: nothing is trained (``[]``);
     * ``train_mode == "all"``: :func:`vsent.train.fit` on ``images[train_idx]`` (fine-tuning);
@@ -488,9 +494,9 @@ def train_model(
     """
     from vsent.train import fit
 
-    if getattr(cfg, "zero_shot", False):
+    if cfg.zero_shot:
         return []
-    n = parse_train_mode(getattr(cfg, "train_mode", "all"))
+    n = parse_train_mode(cfg.train_mode)
     if n == 0:
         feats = cached_features(model, paths, images, init=cfg.init,
                                 batch_size=cfg.eval_batch_size, device=train_cfg.device)
@@ -508,7 +514,7 @@ def train_model(
 
 def evaluate_model(
     model: nn.Module,
-    cfg: Any,
+    cfg: RunConfig,
     images: np.ndarray,
     labels: np.ndarray,
     paths: Sequence[str | os.PathLike],
@@ -527,7 +533,7 @@ def evaluate_model(
     from vsent.evaluate import evaluate
     from vsent.metrics import binary_metrics
 
-    if getattr(cfg, "train_mode", "all") != "head":
+    if cfg.train_mode != "head":
         return evaluate(model, images[test_idx], labels[test_idx], oversample=oversample,
                         batch_size=batch_size, device=device)
     feats = cached_features(model, paths, images, init=cfg.init, oversample=oversample,
@@ -543,12 +549,12 @@ def evaluate_model(
     return binary_metrics(labels[test_idx], probs.argmax(axis=1)), probs
 
 
-def training_label(cfg: Any) -> str:
+def training_label(cfg: RunConfig) -> str:
     """How a run trained, for its summary: ``zero-shot``, ``fine-tuning``, ``frozen features +
     linear head``, ``last 2 blocks + head``."""
-    if getattr(cfg, "zero_shot", False):
+    if cfg.zero_shot:
         return "zero-shot"
-    n = parse_train_mode(getattr(cfg, "train_mode", "all"))
+    n = parse_train_mode(cfg.train_mode)
     if n is None:
         return "fine-tuning"
     if n == 0:
@@ -556,7 +562,7 @@ def training_label(cfg: Any) -> str:
     return f"last {n} blocks + head"
 
 
-def run_meta(cfg: Any, n_train: int, init_sha256: str | None = None, *,
+def run_meta(cfg: RunConfig, n_train: int, init_sha256: str | None = None, *,
              n_extra: int | None = None) -> dict[str, Any]:
     """What a run's checkpoint records about its training besides the solver (read by
     :func:`vsent.models.card.model_card` when the file is outside its run directory);
@@ -568,11 +574,11 @@ def run_meta(cfg: Any, n_train: int, init_sha256: str | None = None, *,
                             "n_train": int(n_train), "training": training_label(cfg)}
     if init_sha256 is not None:  # the path alone does not say which weights were there
         meta["init_sha256"] = init_sha256
-    if getattr(cfg, "extra_train", None) is not None and n_extra is not None:
+    if cfg.extra_train is not None and n_extra is not None:
         meta.update(extra_train=cfg.extra_train, extra_schedule=cfg.extra_schedule,
                     n_extra=int(n_extra))
-    if getattr(cfg, "train_mode", "all") == "head":
+    if cfg.train_mode == "head":
         meta["head"] = cfg.head
-    if getattr(cfg, "zero_shot", False):
+    if cfg.zero_shot:
         meta["prompts"] = cfg.prompts
     return meta

@@ -248,7 +248,7 @@ class Predictor:
 
     def predict_proba(self, images: Iterable[Any]) -> np.ndarray:
         """Scores (N, num_classes) for images given as paths, bytes, PIL images or arrays
-        (decoded ahead of the model in :meth:`score`'s thread pool).
+        (decoded ahead of the model by a thread pool, as :meth:`score` decodes them).
 
         Raises :class:`vsent.errors.ImageError` on the first image that cannot be read; use
         :meth:`score` to carry on past bad images.

@@ -39,6 +39,10 @@ _PACKAGES = (
     "timm", "open_clip_torch", "safetensors",
 )
 
+#: Keys of :func:`versions` whose change is no change of what a run computes (the thread count,
+#: the kernel's build): a resumed run or output does not warn about them.
+UNCOMPARED_VERSIONS = ("torch_threads", "platform")
+
 #: The data a crossval or finetune run started with
 #: (:meth:`vsent.data.datasets.Dataset.fingerprint`).
 DATA_RECORD = "data.json"

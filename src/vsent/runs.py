@@ -4,7 +4,8 @@ The one policy for opening an output directory (every command that writes a run 
 crossval, finetune, layers, regions, baselines, pcnn, pcnn-transfer, explain, reproduce,
 fuse, ensemble)::
 
-    open_run_dir(out, config, *, resume=False, overwrite=False, done="summary.json") -> RunDir
+    open_run_dir(out, config, *, resume=False, overwrite=False, done="summary.json",
+                 compare=None, ignore=(), check_paths=True, resume_asked=True) -> RunDir
 
 * ``out`` has no ``config.json`` (new or empty directory): it is created and ``config`` is
   written as ``config.json``; ``rd.status == "new"``. A non-empty directory without
@@ -62,6 +63,7 @@ from vsent.provenance import (
     DATA_RECORD,
     EXTRA_RECORD,
     INIT_RECORD,
+    UNCOMPARED_VERSIONS,
     check_data_record,
     read_record,
     record_remedy,
@@ -123,9 +125,10 @@ class _RunLog(logging.FileHandler):
 class RunDir:
     """A directory holding one run's config, versions, log and results.
 
-    Creating a RunDir makes the directory, writes ``versions.json`` and starts logging to
-    ``run.log`` (the ``vsent`` logger). Call :meth:`close` (or use it as a context manager)
-    to stop logging to the file.
+    Creating a RunDir makes the directory, writes ``config.json`` (when given) and
+    ``versions.json`` and starts logging to ``run.log`` (the ``vsent`` logger). Call
+    :meth:`close` (or use it as a context manager) to stop logging to the file and release the
+    output's lock that :func:`open_run_dir` took.
     """
 
     def __init__(self, path: str | Path, *, config: Mapping[str, Any] | None = None) -> None:
@@ -167,7 +170,7 @@ class RunDir:
         # a key the first session did not record (a package vsent added to the list since)
         # is no change
         changed = {k: v for k, v in now.items()
-                   if k not in ("torch_threads", "platform") and k in stored
+                   if k not in UNCOMPARED_VERSIONS and k in stored
                    and stored.get(k) != v}
         if changed:
             logging.getLogger("vsent").warning(

@@ -1,4 +1,6 @@
-"""Fusing the CNN with hand-crafted classifiers and cues (issue 10, levers 3 and 4).
+"""Fusing the CNN with hand-crafted classifiers and cues: late (a weighted mean) or early.
+
+Issue 10's levers 3 and 4 (docs/accuracy_plan.md).
 
 The fusion rules are pure functions; :func:`fuse_run` is the fold loop of ``vsent fuse`` and
 ``crossval --fusion`` (it reads a finished run's folds and predictions), and :func:`fuse`
