@@ -610,7 +610,7 @@ class Summary:
 
     def line(self, out: str | Path | None = None) -> str:
         """The summary line printed on stderr."""
-        # resumed, the counts are the output's rows, not this run's inputs (prac37 #4)
+        # resumed, the counts are the output's rows, not this run's inputs
         counted = "rows" if self.resumed else "inputs"
         s = f"scored {self.total - self.failed} of {self.total} {counted}"
         if self.resumed:
@@ -694,7 +694,7 @@ def _score_stream(items: Iterable[str | Path | Unmatched], scorer: Scorer,
         done = _out_error(out, _cut_for_resume, out, fmt, done, retry_failed)
         summary.total = summary.resumed = done.rows
         summary.failed = done.failed
-        if dropped:  # said: an image the inputs no longer name keeps no row (trial31 #6)
+        if dropped:  # said: an image the inputs no longer name keeps no row
             (warn or _warn_stderr)(
                 f"--retry-failed: {dropped} error row{'s' if dropped > 1 else ''} dropped from "
                 f"{out}; their images are scored again as the inputs name them")

@@ -386,7 +386,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.train, TrainConfig):
             raise TypeError(f"train must be a TrainConfig, got {type(self.train).__name__}")
-        # the kinds first, as TrainConfig's (api37 #4: eval_batch_size 2.5 failed after fold 1
+        # the kinds first, as TrainConfig's (eval_batch_size 2.5 failed after fold 1
         # had trained, oversample "no" was true, data 3 a pathlib TypeError)
         if not isinstance(self.data, str | os.PathLike):
             raise VsentError(f"--data {self.data!r} is not a path")

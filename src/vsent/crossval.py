@@ -148,7 +148,7 @@ def shows_finished_run(out: str | Path, done: str, overwrite: bool) -> bool:
 def check_device(device: str | torch.device, out: str | Path, done: str,
                  overwrite: bool) -> None:
     """``--device cuda`` without a GPU, said before any data is read or ``out`` is written
-    (walk42: a run directory was left behind; with ``--overwrite``, a finished run emptied);
+    (a run directory was left behind; with ``--overwrite``, a finished run emptied);
     not for a finished run that is only shown (a GPU run's results read on a laptop)."""
     if not shows_finished_run(out, done, overwrite):
         resolve_device(device)
@@ -231,7 +231,7 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
 def _check_init_data(cfg: RunConfig) -> None:
     """A vsent checkpoint as ``--init`` of a run with test images (crossval, ``finetune
     --fold``) must have been trained on other data than ``cfg.data``: fold models, or a
-    finetune of the whole dataset, have seen the images the folds test on (robust38 #1)."""
+    finetune of the whole dataset, have seen the images the folds test on."""
     from vsent.data.leakage import check_other_data
     from vsent.models.registry import get_model_entry, split_tagged_init
     from vsent.models.weights import saved_meta
@@ -391,7 +391,7 @@ def _fold_rows(fdir: Path, fold: Fold, names: Sequence[str]) -> list[dict]:
         text = file.read_bytes().decode("utf-8", "surrogateescape")
     except OSError as e:
         raise VsentError(f"{file}: unreadable ({one_line(e)}); {redo}") from None
-    try:  # (a row cut short was stitched in with empty cells, review38 #7)
+    try:  # (a row cut short was stitched in with empty cells)
         rows = [r for _, r in csv_rows(file, text, columns)]
     except VsentError as e:
         raise VsentError(f"{e}; {redo}") from None
@@ -478,7 +478,7 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     summary["session_seconds"] = timer.elapsed
     if training_label(cfg) != "fine-tuning":  # --zero-shot, --train head / last-N
         summary["training"] = training_label(cfg)
-    if joint is not None:  # the weak labels every training fold took (trial41 F5)
+    if joint is not None:  # the weak labels every training fold took
         summary["extra_train"] = {"subset": cfg.extra_train, "schedule": cfg.extra_schedule,
                                   "n_images": len(joint.extra_index)}
     run.write_csv("predictions.csv", all_rows, list(all_rows[0]) if all_rows else ["name"])
@@ -846,7 +846,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
                 raise VsentError(f"--fold {fold}: the split has folds "
                                  f"{fold_numbers_text([f.index for f in folds])}")
             train_idx, test_idx = np.sort(match[0].train), np.sort(match[0].test)
-        images = None  # zero-shot without --fold: nothing trains or is tested (walk36 #3)
+        images = None  # zero-shot without --fold: nothing trains or is tested
         if not cfg.zero_shot or test_idx is not None:
             images = distributed.local_first(image_cache, dataset,
                                              size=proto.info.preprocess.resize,

@@ -34,9 +34,9 @@ def os_reason(exc: OSError) -> str:
 
 def check_many(value: object, where: str, what: str) -> None:
     """TypeError when ``value``, a list of ``what`` for ``where``, is one string, path or
-    bytes: Python would take it a character at a time (api37 #1: ``explain(ckpt, "a.jpg",
+    bytes: Python would take it a character at a time (``explain(ckpt, "a.jpg",
     out)`` took "." and "/" as inputs and walked the whole disk)."""
-    if isinstance(value, bytes):  # (its repr may be megabytes of an image, review37 #6)
+    if isinstance(value, bytes):  # (its repr may be megabytes of an image)
         raise TypeError(f"{where} takes a list of {what}, got one bytes object of "
                         f"{len(value)} bytes: pass [data]")
     if isinstance(value, str | os.PathLike):
@@ -72,7 +72,7 @@ class ImageError(DataError):
 class NotAnImageError(ImageError, TypeError):
     """An item of a kind no image comes in (None, a number, a tensor): a TypeError for the
     caller of one decode, and an item's error row (an ImageError) in a batch, which carries on
-    (api37 #7: Predictor.score stopped the whole stream at a None)."""
+    (Predictor.score stopped the whole stream at a None)."""
 
 
 class WeightsError(VsentError):

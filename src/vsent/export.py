@@ -87,7 +87,7 @@ class _WithSoftmax(nn.Module):
 
 
 #: How vsent turns an image into the ``image`` input (``vsent.input`` in an export): a reader
-#: of ``resize`` would otherwise take it for the usual shorter side (trial33 #8: scores off by
+#: of ``resize`` would otherwise take it for the usual shorter side (scores off by
 #: up to 0.05 with onnxruntime alone).
 INPUT_PIPELINE = {
     "decode": "RGB, 8 bits a channel, EXIF orientation applied (a JPEG much larger than "
@@ -365,8 +365,7 @@ def _write_torchscript(wrapped: nn.Module, example: Tensor, path: Path,
         raise ExportError(f"TorchScript export failed ({one_line(exc)})") from exc
     # torch's file writer aborts the process on a full disk (exit 134, the partial file left
     # behind): a disk without room for the weights is refused before it starts. (Written
-    # through Python instead, the archive would be held in memory: twice a large model's size,
-    # review37 #4.)
+    # through Python instead, the archive would be held in memory: twice a large model's size.)
     need = sum(t.numel() * t.element_size() for t in wrapped.state_dict().values())
     need += need // 20 + 2**20  # the archive's code, constants and zip records
     if shutil.disk_usage(path.parent).free < need:
@@ -508,7 +507,7 @@ class ExportedModule(nn.Module):
                 raise ExportError(f"{self.path}: onnxruntime cannot load it "
                                   f"({one_line(exc)})") from exc
             # metadata edited by hand (or another tool) against its graph: every image would
-            # be an onnxruntime error (a 500 from serve), not one line at load (trial40 F4)
+            # be an onnxruntime error (a 500 from serve), not one line at load
             size = tuple(self._session.get_inputs()[0].shape[-2:])
             crop = self.info.preprocess.crop
             if all(isinstance(d, int) for d in size) and size != (crop, crop):

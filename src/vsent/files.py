@@ -74,10 +74,10 @@ def absolute_path(path: str | os.PathLike[str]) -> Path:
     """``path`` made absolute (``~`` expanded), each ``..`` taken as the file system takes it:
     the part up to the last ``..`` resolved (links in it followed), the rest kept as typed. A
     run's record of ``--data ../X`` then names X whatever the folder it was run from is called
-    later (``<cwd>/../X`` broke when that folder was renamed: trial41 F4), and a link named
+    later (``<cwd>/../X`` broke when that folder was renamed), and a link named
     after the last ``..`` (the dataset's own folder) stays the link the user gave. A path
     whose ``..`` follows no folder (``missing/../X``) is kept as typed: the file system finds
-    nothing there, and its error names it (review41 F3)."""
+    nothing there, and its error names it."""
     p = expand_user(path).absolute()
     if ".." not in p.parts:
         return p
@@ -390,7 +390,7 @@ def exclusive_lock(out: str | os.PathLike[str], command: str) -> Iterator[None]:
 
     An ``out`` that is a file is locked itself too: a second name of it (a hard link) has
     another lock file, and a folder nobody may write to has none, while the file in it may
-    be writable (trial40 F7: two resumed predict runs appended to one file)."""
+    be writable (two resumed predict runs appended to one file)."""
     if fcntl is None:
         yield
         return

@@ -62,7 +62,7 @@ def walk_folder(folder: str | Path) -> Iterator[Path | Unmatched]:
     directory is still being read; only the sub-folders still to visit are held. Symbolic
     links to folders are not followed (no loops; as ``find`` does). A sub-folder holding a
     vsent run (an explain's overlays, an earlier ``--out`` put there) is skipped with a
-    warning: its figures are no photos (trial40 F10: heat maps of heat maps).
+    warning: its figures are no photos (heat maps of heat maps).
     """
     from vsent.runs import no_images_here
 
@@ -118,7 +118,7 @@ def _walk_one(item: str | Path) -> Iterator[str | Path | Unmatched]:
         seen: dict[str, str] = {}  # real folder -> the folder as first met
         first_of: dict[str, str] = {}  # a matched file's folder as spelt -> seen's entry
         # (the walk's own: a folder it left at one place of the pattern may be walked at
-        # another, and its files scored there: mut41's bug 1)
+        # another, and its files scored there)
         left: dict[str, str] = {}
         in_run = _RunFolders(s)
         matches = _glob_deep(s, left) if "**" in s else glob.iglob(s)
@@ -158,9 +158,9 @@ def _glob_deep(pattern: str, again: dict[str, str]) -> Iterator[str]:
     only by a part starting with "."; ``**`` as a whole part matches zero or more folders (and
     the files and folders below when it is the last part); unreadable folders match nothing;
     the matches come in glob's order (a folder's before its sub-folders', depth first, each
-    folder in listing order): explain fingerprints its inputs in that order (review41 F1).
+    folder in listing order): explain fingerprints its inputs in that order.
     One more difference: a ``.`` or ``..`` part after a wildcard spells a folder twice
-    (``*/../**``), and the second spelling is walked as a folder met again (review41b #1).
+    (``*/../**``), and the second spelling is walked as a folder met again.
     """
     parts = pattern.split(os.sep)
     fixed = next(k for k, part in enumerate(parts) if _has_magic(part))
@@ -190,7 +190,7 @@ def _glob_deep(pattern: str, again: dict[str, str]) -> Iterator[str]:
                 todo.append((path, i + 1))
             continue
         if part == "**":
-            if not os.path.isdir(folder or "."):  # (a missing a/b/.. resolves to a: mut41)
+            if not os.path.isdir(folder or "."):  # (a missing a/b/.. resolves to a)
                 continue
             first = seen.setdefault((os.path.realpath(folder or "."), i), folder)
             if first != folder:
@@ -226,8 +226,8 @@ def _glob_deep(pattern: str, again: dict[str, str]) -> Iterator[str]:
 
 class _RunFolders:
     """Whether a folder a glob matched holds a vsent run, or lies in one below the folder the
-    pattern names (``photos/*`` matching ``photos/cam``, an explain's overlays: no photos,
-    review40 #5); a pattern naming a run's folder itself (``runs/cam/*.png``) reads it. Paths
+    pattern names (``photos/*`` matching ``photos/cam``, an explain's overlays: no photos);
+    a pattern naming a run's folder itself (``runs/cam/*.png``) reads it. Paths
     are compared as the file system resolves them (``lnk/..`` is not ``.`` through a link).
     Said once a run, answers kept (one look a folder)."""
 

@@ -60,7 +60,7 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
 
 def _class_indices(values: Any, name: str) -> np.ndarray:
     """``values`` as int class indices (n,), or ValueError naming ``name``: probabilities, NaN
-    or negative values were cast to whatever int they truncate to, and scored (api37 #3)."""
+    or negative values were cast to whatever int they truncate to, and scored."""
     a = np.asarray(values)
     if a.ndim != 1:
         raise ValueError(f"{name} must be of shape (n,), got {a.shape}")
@@ -69,7 +69,7 @@ def _class_indices(values: Any, name: str) -> np.ndarray:
                          f"values such as {a[:3].tolist()}")
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(a) & (a == np.round(a)) & (a >= 0)
-    if not ok.all():  # the wrong ones named (review37 #5: the smallest were, valid or not)
+    if not ok.all():  # the wrong ones named (the smallest were, valid or not)
         raise ValueError(f"{name} must hold class indices (integers >= 0), got values such "
                          f"as {a[~ok][:3].tolist()}")
     return a.astype(int)
@@ -105,7 +105,7 @@ def summary_markdown(summary: Mapping[str, Any], title: str) -> str:
     for f in summary["folds"]:
         cells = " | ".join(f"{f[k]:.3f}" for k in SCALARS)
         lines.append(f"| {f['fold']} | {cells} | {f.get('n', '')} |")
-    # one fold: "m (1 fold)", as layers and baselines say it, not a std of 0 (code38 #14)
+    # one fold: "m (1 fold)", as layers and baselines say it, not a std of 0
     cells = " | ".join(mean_std_text(summary[k], len(summary["folds"]))
                        for k in SCALARS if k in summary)
     lines.append(f"| **mean** | {cells} | |")

@@ -40,7 +40,7 @@ NON_FINITE_SCORES = "non-finite scores (the model's weights hold NaN/inf?)"
 def item_label(item: Any, index: int) -> str:
     """What a row's ``path`` says of input ``index``: a path as given; an image in memory by
     its kind and position (``<array 3>``, ``<PIL image 0>``, ``<bytes 2>``), not its printed
-    form (trial33 #6: a multi-line array dump, a memory address)."""
+    form (a multi-line array dump, a memory address)."""
     if isinstance(item, str | os.PathLike):
         return os.fsdecode(item)  # the path itself, as errors name it (not a PathLike's repr)
     if isinstance(item, Image.Image) and getattr(item, "filename", ""):
@@ -65,7 +65,7 @@ def _error_of(item: Any, index: int, error: Exception) -> str:
 
 def _check_many(images: Any, method: str) -> None:
     """TypeError for one image given where an iterable of images is expected: a str was read
-    as one path per character (trial33 #1), an (H, W, 3) array as H images. An (N, S, S, 3)
+    as one path per character, an (H, W, 3) array as H images. An (N, S, S, 3)
     or (N, H, W) array of pixels is N images, and an array of paths (object or str dtype)
     one path per entry."""
     one = isinstance(images, str | os.PathLike | bytes | bytearray | memoryview | Image.Image) or (
@@ -77,7 +77,7 @@ def _check_many(images: Any, method: str) -> None:
                         f"images or arrays), got one {kind}: pass [image]")
     if isinstance(images, np.ndarray) and images.dtype.kind in "biuf" and images.ndim == 3 \
             and images.shape[0] in (3, 4):
-        # one channel-first image, as torch holds it, was scored as 3 grayscale images (api37 #6)
+        # one channel-first image, as torch holds it, was scored as 3 grayscale images
         raise TypeError(f"Predictor.{method}: an array of shape {images.shape} is one "
                         "channel-first image or a stack of grayscale images: pass "
                         "[array.transpose(1, 2, 0)] for the one, list(array) for the stack")
@@ -104,7 +104,7 @@ def scores_row(path: str, probs: np.ndarray, class_names: Sequence[str]) -> dict
 def _check_arguments(model: Any, class_names: Any, oversample: Any, batch_size: Any,
                      workers: Any) -> list[str]:
     """The class names as a list, or TypeError or ValueError naming the first of
-    :class:`Predictor`'s arguments that is wrong, when it is built (api37 #5: they failed at
+    :class:`Predictor`'s arguments that is wrong, when it is built (they failed at
     the first image, some as raw Python errors; a str of class names was split into
     letters)."""
     if not isinstance(model, nn.Module) or not hasattr(model, "info"):
@@ -115,7 +115,7 @@ def _check_arguments(model: Any, class_names: Any, oversample: Any, batch_size: 
     if n < 2:
         raise ValueError(f"Predictor scores a model of 2 or more outputs, not {n}")
     names = None if isinstance(class_names, str) or not isinstance(class_names, Iterable) \
-        else list(class_names)  # (a generator is read once, review37 #10)
+        else list(class_names)  # (a generator is read once)
     if names is None or not all(isinstance(c, str) for c in names):
         raise TypeError(f"Predictor(class_names=...) takes a list of {n} names, got "
                         f"{class_names!r}")

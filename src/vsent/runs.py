@@ -599,7 +599,7 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
                                  "give the folder itself as --out, or choose another --out")
             here = Path.cwd().resolve()
             if here == out.resolve() or out.resolve() in here.parents:
-                # (rmtree emptied it, then failed to remove the folder it ran in: trial40 F5)
+                # (rmtree emptied it, then failed to remove the folder it ran in)
                 raise VsentError(f"--overwrite would delete {out}, which holds the current "
                                  f"folder ({here}): run the command from another folder, or "
                                  "choose another --out")
@@ -826,13 +826,18 @@ class CrossvalRun:
 
 def run_moved_since(out: str | Path, run: str | Path) -> Path | None:
     """Where the crossval run was when the analysis stored in ``out`` (fuse, regions, layers)
-    was made from it, when ``out`` lies inside the run (or beside it, a reproduction's
-    sub-runs), the run has been copied or moved since
-    (trial32 #4: a copied run's own fusion read as another run's; session 36: regions and
-    layers refused to continue in a moved run) and ``out``'s :data:`INPUTS` holds the SHA-256
-    of the run's predictions as they are now. None otherwise: nothing stored, the same place,
-    an analysis of another run written into this one's folder, or one made before
-    :data:`INPUTS` (refused as another run's by the config comparison, review33 #2)."""
+    was made from it, if the run was copied or moved since with its analysis.
+
+    Returns that earlier path when all of these hold:
+
+    * ``out`` lies inside the run (or beside it: a reproduction's sub-runs);
+    * the run's path stored in ``out`` is not where the run is now;
+    * ``out``'s :data:`INPUTS` holds the SHA-256 of the run's predictions as they are now.
+
+    Otherwise None: nothing stored, the same place, an analysis of another run written into
+    this one's folder, or one made before :data:`INPUTS` (then refused as another run's by the
+    config comparison). Without this, a copied run's own fusion was read as another run's, and
+    regions and layers refused to continue in a moved run."""
     here, where = Path(run).resolve(), Path(out).resolve()
     try:
         then = read_config(out).get("run")
@@ -850,7 +855,7 @@ def run_moved_since(out: str | Path, run: str | Path) -> Path | None:
     except VsentError:  # none (older), or damaged: the run comparison decides
         return None
     now = here / "predictions.csv"
-    if not now.is_file():  # an unfinished crossval run: nothing identifies it (review37 #1)
+    if not now.is_file():  # an unfinished crossval run: nothing identifies it
         return None
     if made_from != {str(Path(then) / "predictions.csv"): file_sha256(now)}:
         return None
@@ -862,7 +867,7 @@ def record_run_read(rundir: RunDir, run: CrossvalRun, moved: Path | None) -> Non
     the SHA-256 of its predictions (when it has them), by which :func:`run_moved_since`
     knows the run after a move; ``moved`` (that function's answer): the stored config's
     ``run`` is set to where the run is now first, so that a stop before the end leaves the
-    two agreeing and the same command continues (review37 #2)."""
+    two agreeing and the same command continues."""
     if moved:
         rundir.write_json(CONFIG, {**read_config(rundir.path), "run": str(run.path.resolve())})
     predictions = run.path / "predictions.csv"

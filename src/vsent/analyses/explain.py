@@ -53,14 +53,14 @@ def _true_or_false(text: str) -> bool:
 FIELDS = ("image", "error", "prob_negative", "prob_positive", "predicted", "target", "layer",
           "overlay", "heatmap", "empty_map")
 #: How the typed columns of ``explain.csv`` read back (the others are text), so that a
-#: finished run returns the rows :func:`explain_images` gave, not their text (code38 #3).
+#: finished run returns the rows :func:`explain_images` gave, not their text.
 FIELD_TYPES: Mapping[str, Parse] = {"prob_negative": float, "prob_positive": float,
                                     "empty_map": _true_or_false}
 #: The file whose presence marks an explain run directory finished.
 DONE = "explain.csv"
 #: ``vsent explain``'s longest side of the maps and overlays written (``--max-side``; 0: the
 #: image's own size). A map comes from a few cells of a feature map: a 7000x5000 photo's
-#: full-size map took 140 MB and 1 GB of memory for nothing more (trial33 #4).
+#: full-size map took 140 MB and 1 GB of memory for nothing more.
 DEFAULT_MAX_SIDE = 1024
 
 
@@ -411,12 +411,12 @@ def explain(
                       resume_asked=False) as rd:
         if rd.status == "finished":
             stored, columns = _stored_rows(rd / DONE)
-            if stored and "empty_map" not in columns:  # (review33b #3)
+            if stored and "empty_map" not in columns:
                 log.warning("%s was made by a vsent before --max-side and empty_map: its maps "
                             "are at the images' full size (--overwrite remakes them)", out)
             return stored
         paths = [i for i in items if not isinstance(i, Unmatched)]
-        for i in items:  # said as an image that cannot be read is (robust36 #12: CSV only)
+        for i in items:  # said as an image that cannot be read is (CSV only)
             if isinstance(i, Unmatched):
                 log.warning("%s", i.reason)
         explained = iter(explain_images(predictor.model, paths, rd.path, layer=layer,
@@ -454,7 +454,7 @@ def _stored_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def _outside(items: list[Any], out: Path) -> list[Any]:
-    """``items`` without the files inside ``out`` (robust36 #3: an --out inside an input
+    """``items`` without the files inside ``out`` (an --out inside an input
     folder had this run's maps explained as images by the next run, and the files found
     differ from the first run's, which refused to continue it); said in one line."""
     from vsent.inputs import Unmatched
@@ -475,7 +475,7 @@ def _outside(items: list[Any], out: Path) -> list[Any]:
 def _say_done(rows: Sequence[Mapping[str, Any]], layer: str | None, target: str,
               rd: Any = None) -> None:
     """The run's summary on ``rd``'s run.log alone (it was empty; the CLI prints its own line),
-    and a warning for all-zero maps (trial33 #3: written silently, a uniform overlay that
+    and a warning for all-zero maps (written silently, a uniform overlay that
     reads as a result)."""
     failed = sum(bool(r["error"]) for r in rows)
     empty = [r for r in rows if r.get("empty_map")]

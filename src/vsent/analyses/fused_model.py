@@ -84,7 +84,7 @@ class HandCraftedModel:
     sift: SiftParams
     bow_norm: str
     histogram_map: str
-    # (not in the repr: a REPL printed the 500 x 128 vocabulary, trial40 F9)
+    # (not in the repr: a REPL printed the 500 x 128 vocabulary)
     vocabulary: np.ndarray | None = field(repr=False)
     mean: np.ndarray = field(repr=False)
     std: np.ndarray = field(repr=False)
@@ -124,7 +124,7 @@ class HandCraftedModel:
     def proba_from_features(self, X: np.ndarray) -> np.ndarray:
         """P(positive), float64 (N,), of feature rows X (N, d) from :meth:`features`."""
         X = np.asarray(X, np.float64)
-        if X.ndim != 2 or X.shape[1] != self.dim:  # (a reshape gave numpy's text, api37 #9)
+        if X.ndim != 2 or X.shape[1] != self.dim:  # (a reshape gave numpy's text)
             raise ValueError(f"hand_features must be of shape (N, {self.dim}) (the "
                              f"{'+'.join(self.blocks)} features of each image; one image's: "
                              f"features[None]), got {X.shape}")

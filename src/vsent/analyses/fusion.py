@@ -641,8 +641,8 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
 
 def run_seed(run: str | os.PathLike, cfg: dict[str, Any]) -> int:
     """The seed a run's config.json records (0 when it records none), which its fusion's
-    classifier and folds take; VsentError naming the file when it is no integer (robust36 #7:
-    a hand-edited "abc" was numpy's traceback)."""
+    classifier and folds take; VsentError naming the file when it is no integer (a
+    hand-edited "abc" was numpy's traceback)."""
     from vsent.config import check_seed
 
     seed = cfg.get("seed", 0)
@@ -951,7 +951,7 @@ def fusion_markdown(res: dict[str, Any]) -> str:
 
     rows = [(key, label) for key, label in _MD_ROWS if key in res]
     # the split's own fold numbers (a folds JSON may number them 5, 2, ...), as in the header
-    # of metrics.summary_markdown (code37 #2)
+    # of metrics.summary_markdown
     numbers = [f.get("fold", i) for i, f in enumerate(res["fused"]["folds"], 1)]
     method = {"logistic": "logistic regression", "svm": "linear SVM + Platt scaling"}
     clf = method.get(res["method"], res["method"])
@@ -982,7 +982,7 @@ def fusion_markdown(res: dict[str, Any]) -> str:
         "|---|---|" + "---|" * len(numbers),
     ]
     for key, label in rows:
-        # one fold: "m (1 fold)", as the summary.md table above it (review38 #6)
+        # one fold: "m (1 fold)", as the summary.md table above it
         acc = mean_std_text(res[key]["accuracy"], len(res[key]["folds"]))
         folds = " | ".join(f"{f['accuracy']:.3f}" for f in res[key]["folds"])
         lines.append(f"| {label} | {acc} | {folds} |")

@@ -250,7 +250,7 @@ def _network_accuracy(run_path: Path, folds: Sequence[int], n_folds: int
                       ) -> dict[str, Any] | None:
     """The fine-tuned networks' own centre-crop accuracy from the run's summary.json, over the
     probed ``folds`` (of the run's ``n_folds``): a probe of folds 1-2 is set beside the
-    networks of folds 1-2, not of all five (trial32 #2). None when the summary lacks it."""
+    networks of folds 1-2, not of all five. None when the summary lacks it."""
     try:
         center = json.loads((run_path / "summary.json").read_text())["center"]
         if len(folds) == n_folds:

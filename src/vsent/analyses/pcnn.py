@@ -243,8 +243,8 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
     # what every checkpoint records of its data (pcnn-transfer refuses to test on it)
     trained_on = {"data": cfg.data, "subset": dataset.subset,
                   "data_sha256": fingerprint["sha256"]}
-    # and what its card says of it (trial41 F3: "not recorded" for what this run knows)
-    # (each stage's recipe with the seed it trained with: review41 F6)
+    # and what its card says of it ("not recorded" for what this run knows)
+    # (each stage's recipe with the seed it trained with)
     made = {"command": "pcnn", "init": cfg.init, "n_train": len(labels), "n_test": 0,
             "train": cfg.train.replace(seed=seeds["stage1"]).to_dict()}
 
@@ -561,7 +561,7 @@ def _check_same_start(cfg: TransferConfig, run: RunDir, ckpt: Path) -> None:
     """A resumed transfer goes on from the checkpoint and the data its subsets were started
     with: one table must not mix two. A change inside a subset is that subset's crossval's
     to refuse; one between subsets was not seen (a finished subset's run returns its stored
-    summary, the next one recorded the new checkpoint as its own start; robust38 #2)."""
+    summary, the next one recorded the new checkpoint as its own start)."""
     now = file_sha256(ckpt)
     for subset in cfg.subsets:
         sub = run.path / subset
@@ -620,7 +620,7 @@ def transfer_markdown(table: Mapping[str, Any]) -> str:
         ours = "the 2CONV-4FC network" if table["architecture"] == "pcnn" \
             else table["architecture"]
         ref += f": {theirs[1]}, not {ours}"
-    # a folds file may hold any number of folds (code37 #11); a table written before rows
+    # a folds file may hold any number of folds; a table written before rows
     # recorded theirs: Campos et al.'s split has 5
     counts = {row.get("n_folds", 5 if table["folds"] == "campos" else None)
               for row in table["rows"]}

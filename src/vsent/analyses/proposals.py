@@ -285,7 +285,7 @@ class ProposalConfig:
 
     def validate(self) -> ProposalConfig:
         """Raise :class:`VsentError` naming the first bad option (run when built: propose()
-        given n_proposals=-5 fell back to the whole image, code38 #4); ``self``."""
+        given n_proposals=-5 fell back to the whole image); ``self``."""
         if self.n_proposals < 1:
             raise VsentError(f"--n-proposals must be >= 1, got {self.n_proposals}")
         if self.max_side < 16:

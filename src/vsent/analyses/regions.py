@@ -367,7 +367,7 @@ def fused_proba(
     ``boxes`` (k', 4) and ``region_proba`` (k', M) of the chosen regions (best first),
     ``ar`` (k',) their affective scores, ``fallback`` and ``seconds``.
     """
-    # the checks of predict --regions and serve (code37 #1: beta -1 gave inf, a K above the
+    # the checks of predict --regions and serve (beta -1 gave inf, a K above the
     # proposals was capped without a word)
     config = check_predict_options(k=k, alpha=alpha, beta=beta, n_proposals=n_proposals,
                                    senti_log=senti_log, proposals=proposal_config)

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Commands that write nothing to continue (a server, a file written whole or not at all, a
-#: printed answer): stopped, they say so without "what was written is kept" (robust36 #13).
+#: printed answer): stopped, they say so without "what was written is kept".
 KEEP_NOTHING = frozenset({"serve", "export", "card", "compare", "models", "cache"})
 
 
@@ -177,7 +177,7 @@ def _kept(args: argparse.Namespace) -> str:
         return ""
     out = getattr(args, "out", None)
     if isinstance(out, str) and out != "-" and not (os.path.isfile(out) or os.path.isdir(out)):
-        # stopped before --out was written (prac37 #7), or it is a pipe or a device: nothing
+        # stopped before --out was written, or it is a pipe or a device: nothing
         # kept to continue
         return ""
     return f"; what was written is kept{how_to_continue(args)}"

@@ -105,7 +105,7 @@ def laid_over(args: argparse.Namespace) -> dict[str, Any]:
 def continue_help(run_option: str = "--device") -> str:
     """--resume's help for the commands that continue :func:`as_started` (crossval's has its
     own); ``run_option``: the command's option of where it runs (baselines' is --jobs: it
-    has no --device, trial41 F8)."""
+    has no --device)."""
     return ("continue the unfinished run in --out (finished work is kept): alone (or with "
             f"{run_option}, --skip-bad, or --data naming the same data from another directory), "
             "with the config stored there; with other options, they must be the stored ones")

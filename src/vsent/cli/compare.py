@@ -14,7 +14,7 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "compare", help="paired comparison of runs on the same test images (issue 10)",
+        "compare", help="paired comparison of runs on the same test images",
         description="Compare run B with run A (crossval, ensemble or fuse run directories "
                     "evaluated on the same images and folds): both accuracies, the images "
                     "only one of them gets right, the exact McNemar test of those counts and "

@@ -285,8 +285,8 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
         cfg = config_from_args(args)  # a bad option stops here, before any process starts
     except VsentError as e:
         # an option that needs another (--head on --train head), given to continue a run
-        # started with that other one: it is not read from the run (review40b #11); said
-        # only when the run's would make it valid (review41b #3)
+        # started with that other one: it is not read from the run; said
+        # only when the run's would make it valid
         stored = stored_run(args) if args.resume else {}
         if stored.get("command") == args.command and _valid_with(args, stored):
             then = ("shows it again" if (Path(args.out) / SUMMARY).exists()

@@ -13,7 +13,7 @@ from vsent.cli.common import out_path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "ensemble", help="mean prediction of several crossval runs (issue 10)",
+        "ensemble", help="mean prediction of several crossval runs",
         description="Average P(positive) image by image over finished `vsent crossval` runs "
                     "made on the same images and folds (other seeds, recipes or models), "
                     "centre crop and 10-crop, and score it fold by fold. Each run named has "

@@ -39,7 +39,7 @@ def weight_arg(text: str) -> float | str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "fuse", help="late fusion of a crossval run with hand-crafted features (issue 10)",
+        "fuse", help="late fusion of a crossval run with hand-crafted features",
         description="Fuse the test probabilities of a finished `vsent crossval` run with a "
                     "classifier on hand-crafted features fitted on each training fold. The "
                     "defaults are the rule fixed in advance (mean, w = 0.5, logistic "

@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="decoding threads (default: the CPUs this process may use, at most 32)")
     from vsent.cli.predict import add_region_settings
 
-    # as predict --regions takes them: the service's rows can be predict's (prac37 #9)
+    # as predict --regions takes them: the service's rows can be predict's
     add_region_settings(p.add_argument_group(
         "affective regions (requests with regions=true; as vsent predict --regions)"))
     g = p.add_argument_group("limits (413 above a size, 503 when overloaded or late)")
@@ -143,7 +143,7 @@ def _check_address(host: str, port: int) -> None:
 def _check_region_settings(args: argparse.Namespace, served: bool) -> None:
     """VsentError when region settings are given for a model that serves no regions (an
     export, a late-fused model): as predict refuses options of a mode that is off, they would
-    be ignored (review37b #8)."""
+    be ignored."""
     from vsent.cli.predict import region_settings_given
     from vsent.errors import VsentError
 

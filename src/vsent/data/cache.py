@@ -104,7 +104,7 @@ def _key(paths: Sequence[str | os.PathLike], size: int,
     h.update(json.dumps([_FORMAT, int(size)]).encode())
     for p in paths:
         st = stat_file(Path(p))  # first: a link loop is an ImageError here, resolve()'s
-        p = Path(p).resolve()    # RuntimeError below (robust36 #6: explain's traceback)
+        p = Path(p).resolve()    # RuntimeError below (explain's traceback)
         h.update(per_file(p, st).encode())
     return h.hexdigest()
 
@@ -256,7 +256,7 @@ def _open_existing(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
     except NPZ_READ_ERRORS as e:  # EOFError: a zero-byte file (a crash before writeback)
         logger.warning("image cache: %s is unreadable (%s); rebuilding it", path, e)
         return None
-    if arr.shape != shape or arr.dtype != np.uint8:  # (code37 #14: the dtype said too)
+    if arr.shape != shape or arr.dtype != np.uint8:  # (the dtype said too)
         logger.warning("image cache: %s holds %s %s, expected uint8 %s; rebuilding it",
                        path, arr.dtype, arr.shape, shape)
         return None

@@ -168,7 +168,7 @@ def dataset_layout(path: str | os.PathLike) -> str | None:
 
 def check_dataset(value: object, where: str) -> None:
     """TypeError when ``value``, a :class:`Dataset` for ``where``, is its path: an
-    AttributeError on ``.labels`` said nothing of what to pass (api37 #13)."""
+    AttributeError on ``.labels`` said nothing of what to pass."""
     if isinstance(value, str | bytes | os.PathLike):
         raise TypeError(f"{where} takes a Dataset, got the path {value!r}: pass "
                         f"vsent.data.load_dataset({value!r})")

@@ -90,7 +90,7 @@ def load_rgb(src: ImageSource, *, min_side: int | None = None) -> Image.Image:
     if isinstance(src, Image.Image):
         where = getattr(src, "filename", "") or "<PIL image>"
         # the pixel limit guards decoding: an image made in memory is decoded already (as an
-        # array is), one from Image.open still to decode (trial33 #12)
+        # array is), one from Image.open still to decode
         return _decode(src, where, limit=isinstance(src, ImageFile.ImageFile))
     if isinstance(src, (bytes, bytearray, memoryview)):
         if len(src) == 0:

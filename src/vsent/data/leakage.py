@@ -41,7 +41,7 @@ def quiet_logs(level: int) -> Iterator[None]:
 def _run_extra_train(path: str | Path, meta: Mapping[str, Any]) -> str | None:
     """The ``--extra-train`` subset of the crossval run whose fold model ``path``
     (``RUN/fold<k>/model.pt``, links followed) is, for a checkpoint saved before it recorded
-    its own (review41 F5); None when it lies in no such run (a model of another command or
+    its own; None when it lies in no such run (a model of another command or
     fold, or of other data, copied there: not that run's), or the run took none."""
     from vsent.runs import checkpoint_run, read_config
 
@@ -93,7 +93,7 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
         raise VsentError(f"{path} was trained on {trained_on}, the data it would be fine-tuned "
                          f"and tested on: its test folds hold its training images. {needs}")
     # a model given --extra-train trained on images of a larger subset too (three-agree's
-    # weak labels), which holds the subset's: those are its training images (trial41 F1)
+    # weak labels), which holds the subset's: those are its training images
     subset = (meta.get("extra_train") or _run_extra_train(path, meta) or meta.get("subset")
               or "five")
     # other data that holds some of these images (Twitter I images listed in a weak-label
@@ -109,7 +109,7 @@ def check_other_data(path: str | Path, meta: Mapping[str, Any], data: str,
         return
     try:
         # skip_bad: a bad entry's image is in no test fold (without it, the data of a run
-        # given --skip-bad was not checked at all: mut40 B1)
+        # given --skip-bad was not checked at all)
         with quiet_logs(logging.WARNING):
             targets = [load_dataset(data, s, skip_bad=True, validate=False).paths
                        for s in subsets]

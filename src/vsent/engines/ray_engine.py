@@ -267,7 +267,7 @@ class RayEngine(Engine):
             main = threading.current_thread() is threading.main_thread()
             before = set(_descendants(os.getpid()))  # (not Ray's: see _stop_half_started)
             try:
-                # (prac37 #1: a TERM while Ray starts exited 15, unsaid) only where vsent's
+                # (a TERM while Ray starts exited 15, unsaid) only where vsent's
                 # handler (or a caller's) is in place to answer it; without one, Ray's stays
                 with _sigterm_kept() if callable(on_term) and main else contextlib.nullcontext():
                     if options.ray_address:
@@ -377,13 +377,13 @@ class RayEngine(Engine):
 
     def close(self) -> None:
         # the rows stop first: Ray Data's executor, still reading, started a Ray of its own
-        # once this one was shut down (prac37 #3: `| head` left two agents running)
+        # once this one was shut down (`| head` left two agents running)
         rows, self._rows = getattr(self, "_rows", None), None
         try:
             if rows is not None:
                 with contextlib.suppress(ValueError):  # being read in another thread right now
                     rows.close()
-        finally:  # Ray stops whatever the rows' clean-up raised (review37b #4)
+        finally:  # Ray stops whatever the rows' clean-up raised
             if self._started and self.ray.is_initialized():
                 self.ray.shutdown()
 
@@ -393,7 +393,7 @@ def _sigterm_kept() -> Iterator[None]:
     """While Ray starts (``ray.init``), Ray's installing its SIGTERM handler (``sys.exit(15)``)
     is skipped: the handler in place (vsent's: "vsent: terminated", exit 143, what was written
     kept) answers a TERM that comes meanwhile. Only Ray's own helper is replaced for that time
-    (review37b #3: not ``signal.signal``, which other threads use); a Ray without that helper
+    (not ``signal.signal``, which other threads use); a Ray without that helper
     is left as it is."""
     try:
         from ray._private import utils
@@ -414,9 +414,9 @@ def _sigterm_kept() -> Iterator[None]:
 def _stop_half_started(ray: Any, before: set[int], *, interrupted: bool) -> None:
     """Stop a local Ray whose start failed: ``ray.shutdown()``, and after an interrupt also
     SIGKILL the Ray processes started meanwhile that it does not know (started before
-    ``ray.init`` had recorded its node; prac37 #2: two agents were left running). Only
+    ``ray.init`` had recorded its node; two agents were left running). Only
     processes that were not under this one before (``before``) and that are Ray's (their
-    command line names ray) are killed (review37b #1), through pidfds taken before the
+    command line names ray) are killed, through pidfds taken before the
     shutdown, so that a pid freed meanwhile cannot be someone else's."""
     handles = []
     if interrupted and hasattr(os, "pidfd_open"):  # (Linux: elsewhere ray.shutdown alone)
@@ -426,7 +426,7 @@ def _stop_half_started(ray: Any, before: set[int], *, interrupted: bool) -> None
                     handles.append((pid, os.pidfd_open(pid)))
     try:
         ray.shutdown()
-    finally:  # (a second Ctrl-C in the shutdown: still killed, review37b #5)
+    finally:  # (a second Ctrl-C in the shutdown: still killed)
         for pid, fd in handles:
             with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(fd, signal.SIGKILL)

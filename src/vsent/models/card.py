@@ -104,7 +104,7 @@ def model_card(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
     config = _read_json(run_dir / "config.json") if run_dir else None
     config = config if isinstance(config, Mapping) else {}
     foreign = _foreign(meta, config, fold, run_dir) if run_dir else None
-    if foreign:  # copied into the run's folder: the run's records are not its own (trial33 #2)
+    if foreign:  # copied into the run's folder: the run's records are not its own
         log.warning("%s %s: it is no model of the run in %s, whose records and metrics the "
                     "card leaves out", path, foreign, run_dir)
         run_dir, fold, config = None, None, {}
@@ -425,7 +425,7 @@ def _fusion(ckpt: Mapping[str, Any], path: Path) -> dict[str, Any] | None:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     """A run file the card reads (a JSON object); None when absent, or unreadable (half-written,
-    damaged, another JSON type: said in a warning naming it, robust36 #9), and the card says
+    damaged, another JSON type: said in a warning naming it), and the card says
     "not recorded"."""
     try:
         value = json.loads(path.read_text())
@@ -464,7 +464,7 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
     return {
         # the checkpoint's own record (since session 34) when it is outside its run
         "command": config.get("command", meta.get("command")),
-        # as the Markdown card shows it: a recorded ../ collapsed (trial33 #10: two spellings)
+        # as the Markdown card shows it: a recorded ../ collapsed (two spellings)
         "dataset": os.path.normpath(dataset) if isinstance(dataset, str) and dataset else dataset,
         "subset": _subset(meta, config),
         # the split's name is the config's default unless a fold was held out
@@ -483,7 +483,7 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
 
 def _extra(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path | None
            ) -> dict[str, Any] | None:
-    """The ``--extra-train`` images the model also trained on (trial41 F2: the card said the
+    """The ``--extra-train`` images the model also trained on (the card said the
     subset's images alone): the checkpoint's record, else its run's (a checkpoint saved before
     it was recorded: the count from extra.json); None without --extra-train."""
     subset = meta.get("extra_train", config.get("extra_train"))

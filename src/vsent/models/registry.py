@@ -208,7 +208,7 @@ def create_model(
         ``forward_head(f) -> logits (B, info.num_outputs)``, ``forward`` = both, and
         ``model.spec`` (name + options that rebuild it).
     """
-    if not isinstance(name, str):  # (None was an AttributeError on .startswith, api37 #13)
+    if not isinstance(name, str):  # (None was an AttributeError on .startswith)
         raise TypeError(f"create_model takes a model name (vsent models lists them), got "
                         f"{name!r}")
     _import_builtin_models()

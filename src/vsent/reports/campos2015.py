@@ -210,7 +210,7 @@ class Campos2015(Paper):
         t = plan.template
         tr, caffenet = t.train, t.model == "caffenet"
         # the paper's facts only where they hold: its splits of five-agree, its network; the
-        # images they cover counted on the data the run read (trial41 F6: 880 of 882 was
+        # images they cover counted on the data the run read (880 of 882 was
         # said of a tiny dataset too)
         folds = f"Folds: {t.folds}."
         if (t.folds, t.subset) == ("campos", "five"):

@@ -128,7 +128,6 @@ class You2015(Paper):
                              "weakly labelled images (2CONV-4FC has no ImageNet weights)")
         if init != "random":  # the checkpoint to transfer: unreadable, or trained on the data
             # it would be tested on, is refused now, not after the baselines' sub-run
-            # (trial41 F7)
             from vsent.analyses.pcnn import checkpoint_spec
             from vsent.data.leakage import check_other_data
 
