@@ -30,10 +30,11 @@ import numpy as np
 import torch
 from scipy.special import expit
 
-from vsent.analyses.baselines import BaselineConfig, fold_blocks
+from vsent.analyses.baselines import BaselineConfig
 from vsent.analyses.fusion import (
     DEFAULT_RULE,
     DEFAULT_WEIGHT,
+    baseline_fold_features,
     fit_hand_crafted,
     fuse_probabilities,
 )
@@ -159,10 +160,8 @@ def fit_hand_crafted_model(feats: ImageFeatures, labels: np.ndarray, train: np.n
     config = config or BaselineConfig()
     train = np.asarray(train, np.int64)
     encoders: dict[str, Any] = {}
-    blocks = fold_blocks(feats, train, parts, config, encoders=encoders)
-    mats = [np.asarray(blocks[p], np.float64) for p in parts]
-    widths = [m.shape[1] for m in mats]
-    X = np.hstack(mats)
+    # the matrix fuse_run builds for a fold: one function, so the saved half is the measured one
+    X, widths = baseline_fold_features(feats, train, "+".join(parts), config, encoders=encoders)
     search = fit_hand_crafted(X[train], np.asarray(labels)[train], blocks=widths,
                               method="logistic", Cs=config.Cs,
                               inner_splits=config.inner_splits, seed=seed)

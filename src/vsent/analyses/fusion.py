@@ -336,18 +336,20 @@ def hand_crafted_probabilities(
 
 
 def baseline_fold_features(feats: ImageFeatures, train: np.ndarray, feature_set: str = "gch+bow",
-                           config: BaselineConfig | None = None
+                           config: BaselineConfig | None = None, *,
+                           encoders: dict[str, Any] | None = None
                            ) -> tuple[np.ndarray, list[int]]:
     """The baselines' feature matrix for one fold: (N, d) and the block widths.
 
     ``feature_set`` is a baselines feature set (``gch``, ``lch``, ``bow``, ``gch+bow``,
     ``gch+fv``, ...); the blocks come from :func:`vsent.analyses.baselines.fold_blocks` (BoW
     vocabulary and Fisher encoder learnt from rows ``train`` only, ``config.histogram_map``
-    applied), as :func:`vsent.analyses.baselines.cross_validate` uses them.
+    applied), as :func:`vsent.analyses.baselines.cross_validate` uses them. ``encoders``, when
+    given, receives what was learnt (the vocabulary: a fused model saves it).
     """
     (name,) = parse_features([feature_set])
     parts = name.split("+")
-    blocks = fold_blocks(feats, train, parts, config)
+    blocks = fold_blocks(feats, train, parts, config, encoders=encoders)
     mats = [np.asarray(blocks[p], np.float64) for p in parts]
     return np.hstack(mats), [m.shape[1] for m in mats]
 
