@@ -262,9 +262,8 @@ def _check_init_exists(cfg: RunConfig) -> None:
     if tag is None and entry.tagged is not None and entry.tagged(init) is not None:
         return  # a named set of weights (a CLIP tag)
     if not Path(path).is_file():
-        init = path
-        what = "a folder" if Path(init).is_dir() else "no such file"
-        raise VsentError(f"--init {init}: {what} (random, imagenet or a weights file"
+        what = "a folder" if Path(path).is_dir() else "no such file"
+        raise VsentError(f"--init {path}: {what} (random, imagenet or a weights file"
                          f"{', or a tag of ' + cfg.model if entry.tagged else ''})")
 
 
@@ -436,7 +435,7 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
     run.write_json("skipped.json", list(dataset.skipped))
     init_sha256 = _check_same_init(cfg, run)
     folds = _run_folds(cfg, run, dataset)
-    joint = _extra_train(cfg, run, dataset)  # --extra-train: base rows first, then extra rows
+    joint = _joint_set(cfg, run, dataset)  # --extra-train: base rows first, then extra rows
     pool = joint.dataset if joint is not None else dataset
     images = distributed.local_first(image_cache, pool, size=proto.info.preprocess.resize,
                                      progress=progress)  # DDP: built once per machine
@@ -610,7 +609,7 @@ def _run_fold(cfg: RunConfig, run: RunDir, fold: Fold, images: np.ndarray, label
 # issue 10: weakly labelled extra training images (--extra-train) and late fusion (--fusion)
 
 
-def _extra_train(cfg: RunConfig, run: RunDir, dataset: Dataset) -> JointSet | None:
+def _joint_set(cfg: RunConfig, run: RunDir, dataset: Dataset) -> JointSet | None:
     """The base dataset joined with the ``--extra-train`` images (None without the option).
 
     The extra set (:func:`vsent.data.extra.extra_train_set`) holds no base image and no copy

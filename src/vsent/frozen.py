@@ -232,7 +232,7 @@ def fit_linear_head(model: nn.Module, features: np.ndarray, labels: np.ndarray,
     fine-tuning, whether or not the family lists it in ``info.new_layers`` (smallcnn and pcnn
     do not; :func:`vsent.train.head_layers`). Returns one stats dict per epoch.
     """
-    from vsent.train import make_optimizer, make_scheduler  # the fine-tuning solver, as it is
+    from vsent.train import base_lr, make_optimizer, make_scheduler  # the fine-tuning solver
 
     head = head_module(model)
     freeze_backbone(model)
@@ -261,7 +261,7 @@ def fit_linear_head(model: nn.Module, features: np.ndarray, labels: np.ndarray,
             correct += float((logits.argmax(1) == y_all[idx]).sum())
         history.append({"epoch": epoch + 1, "loss": total / max(len(order), 1),
                         "train_accuracy": correct / max(len(order), 1),
-                        "lr": opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"]})
+                        "lr": base_lr(opt)})
         sched.step()
     model.eval()
     log.info("head trained on %d features: loss %.4f, train accuracy %.3f", len(x_all),

@@ -28,15 +28,15 @@ from vsent.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict
 from vsent.data.augment_pool import AugmentPool, default_augment_workers, pool_serves
 from vsent.data.transforms import augment_batch, draw_seed, mix_batch, normalize
 from vsent.errors import VsentError, one_line
-from vsent.evaluate import resolve_device
 from vsent.files import atomic_open
+from vsent.inference import resolve_device
 from vsent.models.base import non_finite_tensors
 from vsent.progress import on_terminal
 from vsent.runs import config_diff, writing
 
 __all__ = [
     "OPTIMIZERS", "SCHEDULES", "CaffeSGD", "TrainConfig", "check_parallel", "config_from_dict",
-    "fit", "make_optimizer", "make_scheduler", "param_groups", "state_seconds",
+    "base_lr", "fit", "make_optimizer", "make_scheduler", "param_groups", "state_seconds",
     "train_one_epoch",
 ]
 
@@ -104,6 +104,13 @@ class CaffeSGD(torch.optim.SGD):
                         buf.mul_(built / group["lr"])
                 group["momentum_lr"] = group["lr"]
         return super().step(closure)
+
+
+def base_lr(opt: torch.optim.Optimizer) -> float:
+    """The schedule's lr now, as a history logs it: a group's lr over its ``lr_mult``
+    (:func:`param_groups`)."""
+    group = opt.param_groups[0]
+    return group["lr"] / group["lr_mult"]
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -301,7 +308,7 @@ def fit(
                 augment_pool=pool,
             )
             stats["epoch"] = epoch + 1
-            stats["lr"] = opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"]
+            stats["lr"] = base_lr(opt)
             if not math.isfinite(stats["loss"]):
                 # checked per epoch (the mean is already on the host; a per-batch check would
                 # add syncs); the epoch's state is not saved: a resume redoes this epoch (and

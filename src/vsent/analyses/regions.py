@@ -735,7 +735,7 @@ def evaluate_regions(
     -------
     The table as a dict: method -> summary of :func:`vsent.metrics.summarize_folds`.
     """
-    from vsent.evaluate import resolve_device
+    from vsent.inference import resolve_device
     from vsent.metrics import binary_metrics, summarize_folds
     from vsent.runs import Timer, open_run, open_run_dir, record_run_read, run_moved_since
 
