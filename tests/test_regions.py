@@ -1118,3 +1118,16 @@ def test_the_random_ranking_is_drawn_from_the_runs_seed_and_fold():
     np.testing.assert_array_equal(random_at_k1(0, 1), a)
     assert not np.array_equal(random_at_k1(1, 1), a)
     assert not np.array_equal(random_at_k1(0, 2), a)
+
+
+def test_fused_proba_refuses_two_different_proposal_counts():
+    """code43 #10: `n_proposals` was ignored without a word when `proposal_config` was given
+    too; both with different values are refused, the same value or either alone is fine."""
+    cfg = P.ProposalConfig(n_proposals=5, min_box_area=50)
+    with pytest.raises(VsentError, match=r"^n_proposals 7 differs from proposal_config's 5"):
+        R.fused_proba(_tiny_model(), _scene(), k=3, n_proposals=7, proposal_config=cfg)
+    assert len(R.fused_proba(_tiny_model(), _scene(), k=3, n_proposals=5,
+                             proposal_config=cfg)["boxes"]) == 3
+    assert R.check_predict_options(k=3, alpha=1.0, beta=0.5) == P.ProposalConfig()
+    assert R.check_predict_options(k=3, alpha=1.0, beta=0.5, n_proposals=7) == \
+        P.ProposalConfig(n_proposals=7)

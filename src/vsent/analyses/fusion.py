@@ -66,7 +66,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
@@ -90,6 +90,9 @@ from vsent.config import EXTRA_TRAIN, RunConfig, parse_fusion_blocks
 from vsent.data.leakage import quiet_logs
 from vsent.errors import VsentError
 from vsent.models.base import check_two_way
+
+if TYPE_CHECKING:
+    from vsent.analyses.cues import CueParams
 
 log = logging.getLogger("vsent")
 
@@ -701,7 +704,7 @@ def _compared_keys(out: Path, config: dict[str, object], overwrite: bool) -> lis
 def fuse_run(
     run: str | os.PathLike, features: str = "gch+bow", *, rule: str = DEFAULT_RULE,
     weight: float | str = DEFAULT_WEIGHT, method: str = "logistic",
-    baseline_config: BaselineConfig | None = None, cue_params: Any = None,
+    baseline_config: BaselineConfig | None = None, cue_params: CueParams | None = None,
     extra_train: str | None = None, folds_file: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None, progress: bool = False,
     inner_dir: str | os.PathLike | None = None, data_said: bool = False,
@@ -724,6 +727,8 @@ def fuse_run(
     ``baseline_config``: the hand-crafted side's settings (:class:`BaselineConfig`: SIFT and
     vocabulary, ``histogram_map``, and the C grid ``Cs`` searched by ``inner_splits``-fold
     inner cross-validation on each training fold; the default config when None).
+    ``cue_params``: the settings of the ``cues`` block (:class:`vsent.analyses.cues.CueParams`;
+    the defaults when None).
 
     ``folds_file``: where to write the folds used (:func:`vsent.data.folds.save_folds`), so the
     fusion's output folder records them like a crossval run.
@@ -874,7 +879,8 @@ def _open_fused_run(run: str | os.PathLike) -> tuple[Path, dict[str, Any], Any, 
 
 
 def _hand_inputs(cfg: Mapping[str, Any], dataset: Any, blocks_wanted: Sequence[str],
-                 extra_train: str | None, config: BaselineConfig, cue_params: Any,
+                 extra_train: str | None, config: BaselineConfig,
+                 cue_params: CueParams | None,
                  cache_dir: str | os.PathLike | None, progress: bool
                  ) -> tuple[Any, Any, dict[str, np.ndarray]]:
     """What the hand-crafted classifier learns from: ``(extra_joint, feats, mats)``. Its

@@ -345,7 +345,7 @@ def fused_proba(
     k: int = 11,
     alpha: float = 1.0,
     beta: float = 0.5,
-    n_proposals: int = 100,
+    n_proposals: int | None = None,
     senti_log: str = "classes",
     detector: EdgeDetector | None = None,
     proposal_config: ProposalConfig | None = None,
@@ -357,7 +357,8 @@ def fused_proba(
     Parameters
     ----------
     model : a vsent model; image : anything :func:`vsent.data.images.load_rgb` accepts.
-    k, alpha, beta, n_proposals : see the module docstring.
+    k, alpha, beta, n_proposals : see the module docstring (``n_proposals`` default 100, or
+        ``proposal_config``'s: giving both with different values is refused).
     senti_log : the log of the sentiment score in AR (:func:`sentiment_score`), as
         ``vsent regions --senti-log``.
 
@@ -421,13 +422,17 @@ def predict_rows(
     return _predict_rows(model, paths, class_names, k, alpha, beta, senti_log, config, device)
 
 
-def check_predict_options(*, k: int, alpha: float, beta: float, n_proposals: int = 100,
+def check_predict_options(*, k: int, alpha: float, beta: float, n_proposals: int | None = None,
                           senti_log: str = "classes",
                           proposals: ProposalConfig | None = None) -> ProposalConfig:
     """The proposal settings of :func:`predict_rows` and :func:`fused_proba` (``proposals``,
     else the defaults with ``n_proposals``), or VsentError naming a bad option (the checks of
     :class:`RegionConfig`, with no K sweep)."""
-    proposals = proposals or ProposalConfig(n_proposals=n_proposals)
+    if proposals is not None and n_proposals not in (None, proposals.n_proposals):
+        raise VsentError(f"n_proposals {n_proposals} differs from proposal_config's "
+                         f"{proposals.n_proposals}: give one of them")
+    proposals = proposals or ProposalConfig(
+        **({} if n_proposals is None else {"n_proposals": n_proposals}))
     return RegionConfig(k=k, k_max=k, alpha=alpha, beta=beta, senti_log=senti_log,
                         proposals=proposals).proposals
 
