@@ -371,7 +371,8 @@ class RunConfig:
     extra_train: str | None = None  # EXTRA_TRAIN: add <subset>-agree minus base to each fold
     extra_schedule: str = "joint"  # EXTRA_SCHEDULES
     progressive_scope: str = "all"  # rows the progressive step may drop (all: You et al.)
-    # recipe of the fine-tuning stages (not "joint"); its seed is unused (a stage seeds from
+    # recipe of --extra-schedule's fine-tuning stages on the clean fold (not "joint"; nothing
+    # to do with the `vsent finetune` command); its seed is unused (a stage seeds from
     # ``seed``, fold k's with seed * 1000 + k + 1 or 2) and kept as recorded for resume
     finetune: TrainConfig | None = None
     fusion: str | None = None  # hand-crafted blocks fused with the CNN, e.g. "gch+bow"
