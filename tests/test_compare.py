@@ -494,3 +494,87 @@ def test_cli_json_records_the_files_it_compared_and_which_vsent(tmp_path, capsys
         assert record["versions"]["vsent"] and "git_commit" in record["versions"]
         assert record["date"]
     capsys.readouterr()
+
+
+# mutation round 43 (mut43): tests that kill mutants the suite missed
+
+def test_the_difference_is_over_all_images_not_the_mean_of_the_folds(tmp_path):
+    """mut43 CO27: ``difference`` is B - A over all images; with folds of 2 and 4 images it is
+    not the mean of the per-fold differences (every earlier case had folds of one size)."""
+    labels, folds = [1, 0, 1, 0, 1, 0], [1, 1, 2, 2, 2, 2]
+    a = _run(tmp_path / "a", [0.9, 0.1, 0.9, 0.1, 0.9, 0.1], labels=labels, folds=folds)
+    b = _run(tmp_path / "b", [0.1, 0.9, 0.9, 0.1, 0.9, 0.1], labels=labels, folds=folds)
+    res = compare_runs(a, b)  # B wrong on fold 1's two images: 4 / 6 against 6 / 6
+    assert res["difference"] == pytest.approx(4 / 6 - 1)
+    assert [f["difference"] for f in res["folds"]] == pytest.approx([-1.0, 0.0])
+    assert res["fold_difference"] == pytest.approx({"mean": -0.5, "std": 0.5})
+
+
+def test_runs_with_the_same_predictions_but_other_probabilities_are_not_identical(tmp_path):
+    """mut43 CO18: ``identical`` says B gives every image A's *probability* (a run with
+    itself, or a copy); another run that predicts the same classes with other probabilities
+    is a comparison with no discordant image, not a copy."""
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    same_side = [0.8, 0.2, 0.7, 0.3, 0.6, 0.4, 0.45, 0.55, 0.45, 0.55]  # A's side of 0.5 each
+    b = _run(tmp_path / "b", same_side, labels=LABELS, folds=FOLDS)
+    res = compare_runs(a, b)
+    assert (res["a_only"], res["b_only"], res["p_value"]) == (0, 0, 1.0)
+    assert res["identical"] is False and "note:" not in comparison_text(res)
+
+
+def test_probabilities_of_exactly_zero_and_one_are_read(tmp_path):
+    """mut43 CO24: 0 and 1 are probabilities (a saturated softmax writes them); only values
+    outside [0, 1] are refused."""
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", [1.0, 0.0] + B[2:], labels=LABELS, folds=FOLDS)
+    res = compare_runs(a, b)  # B now right on images 0 and 1 as well
+    assert (res["a_only"], res["b_only"]) == (0, 4)
+    assert res["accuracy_b"] == pytest.approx(1.0)
+
+
+def test_only_excluded_images_of_the_runs_count_as_left_out(tmp_path):
+    """mut43 CO17: ``n_excluded`` is how many of the runs' images were left out; a name in
+    ``exclude`` that is no image of theirs leaves nothing out."""
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    res = compare_runs(a, b, exclude={"im00.jpg", "elsewhere.jpg"})
+    assert (res["n"], res["n_excluded"], res["a_only"], res["b_only"]) == (9, 1, 1, 4)
+    assert res["p_value"] == pytest.approx(binomtest(1, 5, 0.5).pvalue)
+
+
+def test_compare_many_leaves_the_excluded_images_out_of_every_comparison(tmp_path):
+    """mut43 CO28: ``exclude`` reaches each comparison of the family, its p-value and so its
+    Holm correction."""
+    from vsent.analyses.compare import compare_many
+
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    c = _run(tmp_path / "c", A[::-1], labels=LABELS, folds=FOLDS)
+    left_out = {"im00.jpg", "im06.jpg"}
+    many = compare_many(a, [b, c], exclude=left_out)
+    for res, run in zip(many, [b, c], strict=True):
+        alone = compare_runs(a, run, exclude=left_out)
+        assert (res["n"], res["n_excluded"]) == (8, 2)
+        assert (res["a_only"], res["b_only"], res["p_value"]) == \
+            (alone["a_only"], alone["b_only"], alone["p_value"])
+    assert (many[0]["a_only"], many[0]["b_only"]) == (1, 3)
+
+
+def test_cli_without_train_copies_leaves_them_out_of_each_of_several_runs(tmp_path, capsys,
+                                                                          monkeypatch):
+    """mut43 CO30: with several runs B, --without-train-copies leaves the leaked test images
+    out of every comparison, as with one (train_copies stubbed: the images it names)."""
+    import vsent.analyses.compare as C
+
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    c = _run(tmp_path / "c", A[::-1], labels=LABELS, folds=FOLDS)
+    copies = {"im00.jpg": ("im05.jpg", "same bytes"), "im06.jpg": ("im01.jpg", "same bytes")}
+    monkeypatch.setattr(C, "train_copies", lambda run: copies)
+    out = tmp_path / "many.json"
+    assert main(["compare", str(a), str(b), str(c), "--without-train-copies",
+                 "--json", str(out)]) == 0
+    assert "left out: 2 test images" in capsys.readouterr().out
+    saved = json.loads(out.read_text())
+    assert [(r["n"], r["n_excluded"]) for r in saved["comparisons"]] == [(8, 2), (8, 2)]
+    assert set(saved["left_out"]) == set(copies)

@@ -736,3 +736,80 @@ def test_a_finished_run_made_before_max_side_says_its_maps_are_full_size(tmp_pat
         X.explain(ckpt, [img], tmp_path / "out", device="cpu")
     assert "made by a vsent before --max-side and empty_map: its maps are at the images' " \
         "full size (--overwrite remakes them)" in caplog.text
+
+
+# mutation round 43 (mut43): tests that kill mutants the suite missed
+
+def _reference_cam(model: RedBlue, x: torch.Tensor, target: int) -> np.ndarray:
+    """Grad-CAM of RedBlue's ``conv`` written out without vsent: weights are the spatial mean
+    of d logit_target / d conv, the map ReLU(sum_c w_c A_c), bilinearly upsampled to the
+    input (here of the conv's own size), divided by its maximum."""
+    with torch.enable_grad():
+        act = model.conv(x).detach().requires_grad_(True)
+        logits = model.head(torch.relu(act).mean(dim=(2, 3)))
+        (g,) = torch.autograd.grad(logits[:, target].sum(), act)
+    cam = torch.relu((g.mean(dim=(2, 3), keepdim=True) * act).sum(dim=1))
+    return (cam / cam.flatten(1).amax(dim=1)[:, None, None]).detach().numpy()
+
+
+def test_grad_cam_of_a_non_square_input_is_the_inputs_size():
+    """mut43 EX10: the map is upsampled to the input's height and width (every earlier input
+    was square)."""
+    model = RedBlue().eval()
+    x = torch.rand(2, 3, 12, 20, generator=torch.Generator().manual_seed(3))
+    cams, _, _ = X.grad_cam(model, x, "conv", "positive")
+    assert cams.shape == (2, 12, 20)
+    np.testing.assert_allclose(cams, _reference_cam(model, x, 1), atol=1e-5)
+
+
+@pytest.mark.parametrize(("colour", "label"), [((255, 0, 0), 1), ((0, 0, 255), 0)])
+def test_the_predicted_target_is_the_class_of_the_largest_logit(colour, label):
+    """mut43 EX15: the only "predicted" case had two equal logits (argmax = argmin = 0). A red
+    picture is positive for RedBlue, a blue one negative: the map explains that class."""
+    model = RedBlue().eval()
+    img = np.zeros((32, 32, 3), np.uint8)
+    img[8:24, 8:24] = colour
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    cams, probs, targets = X.grad_cam(model, x, "conv", "predicted")
+    assert targets.tolist() == [label] and probs[0].argmax() == label
+    np.testing.assert_allclose(cams, _reference_cam(model, x, label), atol=1e-5)
+
+
+def test_a_target_equal_to_the_number_of_outputs_is_refused():
+    """mut43 EX17: class indices run 0 .. M - 1: index M (2 for a two-way model) is a
+    VsentError, not torch's index error from gather."""
+    model = RedBlue().eval()
+    with pytest.raises(VsentError, match=r"target class \[2\] outside the model's 2 outputs"):
+        X.grad_cam(model, torch.zeros(1, 3, 8, 8), "conv", 2)
+
+
+def test_a_map_at_float_noise_level_is_all_zero():
+    """mut43 EX12: a map whose peak is at most 1e-12 (no location raises the score beyond
+    float noise) comes back all zero (explain's "empty map"), not divided by the 1e-12 floor."""
+    model = RedBlue().eval()
+    with torch.no_grad():
+        model.head.weight.mul_(1e-16)
+    x = torch.from_numpy(_red_left_blue_right()).permute(2, 0, 1)[None].float() / 255
+    cams, _, _ = X.grad_cam(model, x, "conv", "positive")
+    assert cams.shape == (1, 32, 32) and not cams.any()
+
+
+def test_the_map_goes_back_where_the_centre_crop_was_taken():
+    """mut43 EX20, EX21: with resize 35 and crop 32 the centre crop starts at row and column
+    2 (torchvision's round(1.5) = 2, where a floor gives 1); the crop's map is placed there in
+    the warped frame and zero on the border the network never saw."""
+    from vsent.inference import prepare
+
+    model = RedBlue().eval()
+    pre = Preprocess(resize=35, crop=32, mean=(0, 0, 0), std=(255, 255, 255))
+    model.info = dataclasses.replace(model.info, preprocess=pre)
+    img = np.zeros((35, 35, 3), np.uint8)
+    img[6:30, 3:14] = (255, 0, 0)
+    img[6:30, 20:33] = (0, 0, 255)
+    r = X.explain_image(model, img, target="positive")
+    x = prepare(img[None], pre)  # a 35 x 35 image is its own warp
+    cams, _, _ = X.grad_cam(model, x, "conv", "positive")
+    frame = np.zeros((35, 35), np.float32)
+    frame[2:34, 2:34] = cams[0]
+    assert r["heatmap"].shape == (35, 35)
+    np.testing.assert_allclose(r["heatmap"], frame, atol=1e-6)

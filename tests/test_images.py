@@ -559,3 +559,88 @@ def test_16_bit_png_with_a_transparent_key_is_composited_over_white(tmp_path):
     assert out[1, 2].tolist() == out[3, 5].tolist() == [255, 255, 255]
     assert out[0, 0].tolist() == [20, 20, 20]
     assert int((out == 255).all(axis=2).sum()) == 2
+
+
+# mutation round 43 (mut43): tests that kill mutants the suite missed
+
+def test_resize_rgb_filters_the_whole_image_on_a_large_shrink():
+    """mut43 IM03: ``reducing_gap=None``: the bilinear filter runs over the whole image, with
+    no box-filter ``reduce()`` first (the existing comparison shrank 16 x 12 to 8, where a gap
+    of 2 never applies). Noise shrunk 256 -> 16 is PIL's exact bilinear resize."""
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    img = Image.fromarray(noise)
+    want = np.asarray(img.resize((16, 16), Image.Resampling.BILINEAR, reducing_gap=None))
+    assert not np.array_equal(
+        want, np.asarray(img.resize((16, 16), Image.Resampling.BILINEAR, reducing_gap=2.0)))
+    np.testing.assert_array_equal(resize_rgb(img, 16), want)
+
+
+def test_load_resized_decodes_a_jpeg_at_twice_the_side_it_warps_to(tmp_path):
+    """mut43 IM05: a JPEG decodes at the smallest DCT scale keeping both sides >= 2 x size:
+    1600 x 1200 warped to 150 decodes at 1/4 (400 x 300), not at 1/8 (200 x 150), which
+    keeps them >= 150 only. (Warped to 64, as before, both give 1/8.)"""
+    path = tmp_path / "big.jpg"
+    Image.fromarray(_smooth_photo(1600, 1200)).save(path, quality=95)
+    want = resize_rgb(load_rgb(path, min_side=300), 150)
+    assert load_rgb(path, min_side=300).size == (400, 300)
+    assert not np.array_equal(want, resize_rgb(load_rgb(path, min_side=150), 150))
+    np.testing.assert_array_equal(load_resized(path, 150), want)
+
+
+def test_an_8_bit_range_int_image_keeps_its_values_up_to_255():
+    """mut43 IM07: a mode "I" image whose values stay within 0..255 is 8-bit data (kept); only
+    values above 255 mean 16-bit data (divided by 257)."""
+    values = np.array([[0, 1, 128], [200, 254, 255]], np.int32)
+    img = Image.fromarray(values)
+    assert img.mode == "I"
+    out = np.asarray(load_rgb(img))
+    np.testing.assert_array_equal(out[..., 0], values)
+    np.testing.assert_array_equal(out[..., 2], values)
+
+
+def test_a_float_image_of_0_to_1_reaches_255():
+    """mut43 IM08: a mode "F" image whose values lie in 0..1, 1.0 included, is scaled by 255
+    (1.0 -> 255, 0.5 -> 128), not read as 0..255 data."""
+    img = Image.fromarray(np.array([[0.0, 0.5, 1.0]], np.float32))
+    assert img.mode == "F"
+    np.testing.assert_array_equal(np.asarray(load_rgb(img))[0, :, 1], [0, 128, 255])
+
+
+def test_uint16_and_float_arrays_are_scaled_with_rounding():
+    """mut43 IM09, IM10, IM20: uint16 -> round(v / 257) (200 -> 1, 383 -> 1, 385 -> 1, 386 -> 2,
+    65535 -> 255; a shift by 8 bits gives 0 for 200), float -> round(v * 255) (0.5 -> 128,
+    0.999 -> 255; truncation gives 127 and 254), 1.0 included in [0, 1]."""
+    u16 = np.array([[0, 200, 383, 385, 386, 65535]], np.uint16)
+    np.testing.assert_array_equal(np.asarray(load_rgb(u16))[0, :, 0], [0, 1, 1, 1, 2, 255])
+    flt = np.array([[0.0, 0.5, 0.999, 1.0]])
+    np.testing.assert_array_equal(np.asarray(load_rgb(flt))[0, :, 0], [0, 128, 255, 255])
+
+
+def test_an_rgb_png_with_a_transparent_colour_key_becomes_white_there(tmp_path):
+    """mut43 IM11: an RGB PNG may mark one colour transparent (tRNS): those pixels are
+    composited over white like any transparency, the others kept."""
+    arr = np.zeros((4, 4, 3), np.uint8)
+    arr[:, 2:] = (10, 120, 200)
+    path = tmp_path / "keyed.png"
+    Image.fromarray(arr).save(path, transparency=(0, 0, 0))
+    assert Image.open(path).mode == "RGB" and "transparency" in Image.open(path).info
+    out = np.asarray(load_rgb(path))
+    assert np.all(out[:, :2] == 255)
+    assert np.all(out[:, 2:] == (10, 120, 200))
+
+
+def test_an_image_of_exactly_max_pixels_is_accepted(bad_images, monkeypatch):
+    """mut43 IM13: the limit is the largest size accepted: 16 x 12 = 192 pixels pass a limit
+    of 192 and are refused by 191."""
+    path = bad_images["ok"]  # 16 x 12
+    monkeypatch.setattr(images, "MAX_PIXELS", 192)
+    assert load_rgb(path).size == (16, 12)
+    monkeypatch.setattr(images, "MAX_PIXELS", 191)
+    with pytest.raises(ImageError, match="image has 16x12 pixels, above the limit of 191"):
+        load_rgb(path)
+
+
+def test_an_array_of_no_columns_is_refused_by_name():
+    """mut43 IM23: an array of zero width has no pixels, as one of zero height."""
+    with pytest.raises(ImageError, match=r"^<array>: array of shape \(4, 0, 3\) has no pixels"):
+        load_rgb(np.zeros((4, 0, 3), np.uint8))

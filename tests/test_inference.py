@@ -341,3 +341,89 @@ def test_a_consumer_that_stops_early_frees_the_input_thread():
     while readers() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not readers()
+
+
+# mutation round 43 (mut43): tests that kill mutants the suite missed
+
+def test_oversampled_activations_are_the_mean_over_the_ten_crops(images):
+    """mut43 IN13: captured layers were only checked on the centre crop; with oversampling
+    ``activations`` are, per image, the mean of the layer's output over the 10 crops."""
+    model = _model()
+    c = model.info.preprocess.crop
+    with torch.no_grad():
+        want = np.stack([model(_normalise(_ten_crops(i, c), model)).numpy().mean(axis=0)
+                         for i in images])
+        first_crop = np.stack([model(_normalise(_ten_crops(i, c)[:1], model)).numpy()[0]
+                               for i in images])
+    assert np.abs(first_crop - want).max() > 1e-3  # the test can tell one crop from the mean
+    got = infer(model, images, oversample=True, batch_size=2, device="cpu", capture=["fc"])
+    assert got.activations["fc"].shape == (5, 2)
+    np.testing.assert_allclose(got.activations["fc"], want, rtol=1e-5, atol=1e-5)
+
+
+def test_features_of_every_batch_are_returned(images):
+    """mut43 IN25: features were only asked for in one batch; over several batches (2, 2, 1)
+    every image's row comes back, in order, the same as in one batch."""
+    model = _model()
+    one = infer(model, images, features=True, batch_size=64, device="cpu").features
+    parts = infer(model, images, features=True, batch_size=2, device="cpu").features
+    assert parts.shape == one.shape == (5, model.info.feature_dim)
+    np.testing.assert_allclose(parts, one, rtol=1e-5, atol=1e-6)
+
+
+def test_infer_puts_the_model_in_eval_mode(images):
+    """mut43 IN22: the docstring says infer puts the model in eval mode; the tests only passed
+    models already in it. A model in training mode (dropout, batch statistics) scores as in
+    eval mode and is left in eval mode."""
+    model = _model()
+    want = infer(model, images, device="cpu").probs
+    model.train()
+    got = infer(model, images, batch_size=2, device="cpu").probs
+    assert not model.training
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_no_images_give_an_empty_row_per_output_of_the_model(images):
+    """mut43 IN20: an empty input gives probabilities of shape (0, num_outputs), whatever the
+    number of outputs (a 3-way model: 3 columns, not the usual 2)."""
+    torch.manual_seed(0)
+    model = create_model("smallcnn", widths=(4, 8), num_classes=3).eval()
+    empty = infer(model, images[:0], device="cpu")
+    assert empty.probs.shape == (0, 3) and empty.probs.dtype == np.float32
+
+
+@pytest.mark.parametrize("batch_size", [0, -2])
+def test_a_batch_size_below_one_is_refused_by_name(images, batch_size):
+    """mut43 IN11: batch_size 0 fell through to range()'s "arg 3 must not be zero"."""
+    with pytest.raises(ValueError, match=rf"^batch_size must be >= 1, got {batch_size}$"):
+        infer(_model(), images, batch_size=batch_size, device="cpu")
+
+
+def test_auto_picks_cuda_where_there_is_one(monkeypatch):
+    """mut43 IN23: ``auto`` -> cuda when available, else cpu (the test machines have no GPU,
+    so only the cpu half ran)."""
+    from vsent.inference import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_evaluate_with_oversampling_scores_the_ten_crops(images):
+    """mut43 EV03: vsent.evaluate.evaluate passes ``oversample`` on: its probabilities are the
+    mean softmax over the 10 crops (not the centre crop's), and its metrics are theirs."""
+    from vsent.evaluate import evaluate
+    from vsent.metrics import binary_metrics
+
+    model = _model()
+    c = model.info.preprocess.crop
+    with torch.no_grad():
+        want = np.stack([_softmax(model(_normalise(_ten_crops(i, c), model))).mean(axis=0)
+                         for i in images])
+        centre = _softmax(model(_normalise(np.stack([_centre(i, c) for i in images]), model)))
+    assert np.abs(centre - want).max() > 1e-3
+    labels = np.array([0, 1, 1, 0, 1])
+    metrics, probs = evaluate(model, images, labels, oversample=True, batch_size=2, device="cpu")
+    np.testing.assert_allclose(probs, want, atol=1e-5)
+    assert metrics == binary_metrics(labels, want.argmax(axis=1))

@@ -811,3 +811,70 @@ def test_the_names_layers_had_before_probes_was_split_out_import_from_it():
            "pooled_grid", "probe_features", "summarize"]
     assert set(old) <= set(L.__all__)
     assert all(getattr(L, n) is getattr(P, n) for n in old if hasattr(P, n))
+
+
+# mutation round 43 (mut43): tests that kill mutants the suite missed
+
+def test_center_scale_centres_on_the_fitted_rows_and_divides_by_their_rms_centred_norm():
+    """mut43 PR02, PR04: the documented scaling, by hand: rows centred on the mean of the rows
+    fitted on, all divided by one factor, the root mean squared norm of those centred rows;
+    new rows get the fitted mean and factor."""
+    X = np.array([[1.0, 2.0], [3.0, 6.0], [5.0, 10.0]])
+    s = P.CenterScale().fit(X)
+    np.testing.assert_allclose(s.mean_, [3.0, 6.0])
+    # centred rows (-2, -4), (0, 0), (2, 4): squared norms 20, 0, 20
+    assert s.scale_ == pytest.approx((40 / 3) ** 0.5)
+    np.testing.assert_allclose(s.transform(X), (X - [3.0, 6.0]) / (40 / 3) ** 0.5)
+    np.testing.assert_allclose(s.transform([[3.0, 6.0], [4.0, 8.0]]),
+                               [[0.0, 0.0], [1.0, 2.0] / np.sqrt(40 / 3)])
+
+
+@pytest.mark.parametrize("name", ["svm", "softmax"])
+def test_make_classifier_is_liblinear_with_the_given_c_on_centred_scaled_rows(name):
+    """mut43 PR31, PR32: ``C`` reaches the classifier (the grid search compared the probe with
+    make_classifier itself, so a C that never arrived passed). The reference here is
+    scikit-learn's own liblinear classifier on rows centred and scaled by hand."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    X, y = separable(n=60, d=40, seed=8, signal=0.5)
+    Xs = (X - X.mean(axis=0)) / np.sqrt(np.mean(np.sum((X - X.mean(axis=0)) ** 2, axis=1)))
+    decisions = []
+    for C in (0.01, 100.0):
+        ref = (LinearSVC(C=C, dual=True, max_iter=10_000, tol=1e-4, random_state=0)
+               if name == "svm" else
+               LogisticRegression(C=C, solver="liblinear", dual=True, max_iter=10_000,
+                                  tol=1e-4, random_state=0))
+        want = ref.fit(Xs, y).decision_function(Xs)
+        got = make_classifier(name, C).fit(X, y).decision_function(X)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+        decisions.append(got)
+    assert np.abs(decisions[0] - decisions[1]).max() > 0.1  # C makes a difference here
+
+
+def test_the_probe_does_not_depend_on_the_activations_scale_or_offset():
+    """mut43 PR06: the features are centred and divided by one global factor
+    before the classifier, so that one C grid serves layers whose activations differ by
+    orders of magnitude: features times 1000 plus 50 give the same C, inner scores and test
+    predictions."""
+    X, y = separable(n=80, d=120, seed=4, signal=1.0)
+    train, test = np.arange(60), np.arange(60, 80)
+    Y = X * 1000.0 + 50.0
+    cfg = ProbeConfig(Cs=(1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0), inner_splits=3)
+    for clf in ("svm", "softmax"):
+        plain = linear_probe(X @ X.T, y, train, test, clf, cfg)
+        scaled = linear_probe(Y @ Y.T, y, train, test, clf, cfg)
+        assert scaled["C"] == plain["C"]
+        assert scaled["inner_scores"] == pytest.approx(plain["inner_scores"])
+        assert scaled["confusion"] == plain["confusion"]
+        assert plain["C"] == 10.0  # (the inner scores rise with C on these features)
+
+
+def test_gram_matrix_of_an_array_keeps_its_last_column_in_any_block_size():
+    """mut43 PR23: the in-memory blocks must reach the last column for every block size, one
+    column a block and blocks of 7 over 50 columns (the last block holds column 49 alone)."""
+    X = np.random.default_rng(0).standard_normal((13, 50))
+    direct = X @ X.T
+    for columns in (1, 7):
+        np.testing.assert_allclose(gram_matrix(X, block_bytes=8 * 13 * columns), direct,
+                                   rtol=1e-12)

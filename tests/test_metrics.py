@@ -95,3 +95,74 @@ def test_binary_metrics_refuses_what_are_not_labels_and_predicted_classes(y_true
     and scored (tn + tp no longer accuracy x n); a length mismatch was scikit-learn's text."""
     with pytest.raises(ValueError, match=message):
         binary_metrics(y_true, y_pred)
+
+
+# mutation round 43 (mut43): tests that kill mutants the suite missed
+
+def test_f1_is_the_harmonic_mean_of_precision_and_recall():
+    """mut43 ME16: every earlier case had precision == recall (or both 0), so an F1 that
+    reported the precision passed. Here precision 1, recall 1/3: F1 = 2pr / (p + r) = 0.5."""
+    from sklearn.metrics import f1_score
+
+    y_true = np.array([0, 0, 1, 1, 1])
+    y_pred = np.array([17, 0, 1, 999, 0])
+    m = binary_metrics(y_true, y_pred)
+    assert m["precision"] == pytest.approx(1.0) and m["recall"] == pytest.approx(1 / 3)
+    assert m["f1"] == pytest.approx(0.5)
+    assert m["f1"] == pytest.approx(f1_score(y_true, y_pred == 1))
+
+
+def test_boolean_predictions_are_read_as_classes_0_and_1():
+    """mut43 ME14: bool arrays (``p > 0.5``) are accepted (dtype kind "b") as classes 0/1 and
+    scored as the same integers would be."""
+    y_true = np.array([0, 1, 1, 0, 1])
+    as_bool = np.array([0.2, 0.9, 0.4, 0.7, 0.6]) > 0.5
+    assert binary_metrics(y_true, as_bool) == binary_metrics(y_true, as_bool.astype(int))
+    assert binary_metrics(y_true, as_bool)["confusion"] == [[1, 1], [1, 2]]
+
+
+def test_summarize_folds_takes_the_mean_not_the_median():
+    """mut43 ME19: with two folds the median is the mean; three uneven folds tell them apart
+    (mean 0.75, median 0.70; population std sqrt(0.065 / 3))."""
+    s = summarize_folds([{"fold": k, "accuracy": a} for k, a in ((1, 0.6), (2, 0.7), (3, 0.95))])
+    assert s["accuracy"]["mean"] == pytest.approx(0.75)
+    assert s["accuracy"]["std"] == pytest.approx((0.065 / 3) ** 0.5)
+
+
+def test_write_summary_writes_the_markdown_before_the_json_that_marks_the_run_finished(
+        tmp_path, monkeypatch):
+    """mut43 ME29: summary.json marks a run finished, so it is written last: when the
+    Markdown cannot be written, no summary.json may exist. (tests/test_runs.py's check fails
+    every write, the JSON's too, so it could not tell the order.)"""
+    from vsent.metrics import write_summary
+    from vsent.runs import open_run_dir
+
+    rd = open_run_dir(tmp_path / "r", {"command": "test"})
+    rd.close()
+    original = rd.write_text
+
+    def md_fails(name, text):
+        if name.endswith(".md"):
+            raise OSError(28, "No space left on device")
+        return original(name, text)
+
+    monkeypatch.setattr(rd, "write_text", md_fails)
+    summary = summarize_folds([{"fold": 1, **binary_metrics([0, 1, 1], [0, 1, 0])}])
+    with pytest.raises(OSError):
+        write_summary(rd, summary, "t")
+    assert not (tmp_path / "r" / "summary.json").exists()
+
+
+def test_write_summary_leaves_a_blank_line_between_the_table_and_what_follows(tmp_path):
+    """mut43 ME31: the text after the table (the figure, the fusion section) follows a blank
+    line; without it a Markdown renderer reads the next line as one more table row."""
+    from vsent.metrics import summary_markdown, write_summary
+    from vsent.runs import open_run_dir
+
+    rd = open_run_dir(tmp_path / "r", {"command": "test"})
+    rd.close()
+    summary = summarize_folds([{"fold": 1, **binary_metrics([0, 1, 1], [0, 1, 0])}])
+    write_summary(rd, summary, "t", extra_md="![curves](curves.png)\n")
+    md = (tmp_path / "r" / "summary.md").read_text()
+    assert md == summary_markdown(summary, "t") + "\n![curves](curves.png)\n"
+    assert "| |\n\n![curves]" in md

@@ -447,3 +447,15 @@ def test_augment_workers_by_default_only_on_a_gpu_for_trivial_without_mix_in_one
     monkeypatch.setenv(ap.AUGMENT_WORKERS_ENV, "two")
     with pytest.raises(VsentError, match=r"\$VSENT_AUGMENT_WORKERS='two': not a whole number"):
         ap.default_augment_workers(cuda, "trivial", "none", 1)
+
+
+# mutation round 43 (mut43): tests that kill mutants the suite missed
+
+@pytest.mark.parametrize("fn", [center_crop, ten_crop, random_crop_flip])
+def test_a_crop_wider_than_a_tall_image_is_refused(fn):
+    """mut43 TR18: every refused crop was taller than the 9 x 12 test images, so a check of the
+    height alone passed; an image 12 high and 9 wide must refuse a 10-pixel crop too (not
+    return windows 9 pixels wide)."""
+    tall = coords(h=12, w=9)
+    with pytest.raises(ValueError, match=r"crop 10 is larger than the images \(12x9\)"):
+        fn(tall, 10)

@@ -180,7 +180,8 @@ class InferenceResult:
     ----------
     probs : float32 (N, C) softmax of the logits; with oversampling the mean over the 10 crops.
     activations : layer name -> float32 (N, ...) output of that module (CPU), per image; with
-        oversampling the mean over the 10 crops.
+        oversampling the mean over the 10 crops. Empty (no key) for no images: a layer's shape
+        is only known from a forward pass.
     features : float32 (N, D) ``model.forward_features`` (mean over the crops when
         oversampling), or None when not asked for.
     """
