@@ -469,7 +469,8 @@ def read_config(run: str | Path) -> dict[str, Any]:
 
 
 def stored_config(out: str | Path) -> dict[str, Any]:
-    """The ``config.json`` dict of the run directory ``out``; VsentError when unreadable."""
+    """:func:`read_config` of ``out``, the folder a command writes: its error adds the remedy
+    there (``--overwrite``), which an input run (``read_config``'s callers) has not."""
     try:
         return read_config(out)
     except VsentError as e:
@@ -871,10 +872,10 @@ def record_run_read(rundir: RunDir, run: CrossvalRun, moved: Path | None) -> Non
     if moved:
         rundir.write_json(CONFIG, {**read_config(rundir.path), "run": str(run.path.resolve())})
     predictions = run.path / "predictions.csv"
-    check_inputs(rundir, [predictions] if predictions.is_file() else [])
+    record_or_check_inputs(rundir, [predictions] if predictions.is_file() else [])
 
 
-def check_inputs(run: RunDir, files: Sequence[str | Path],
+def record_or_check_inputs(run: RunDir, files: Sequence[str | Path],
                  moved: tuple[Path, Path] | None = None) -> None:
     """Record the SHA-256 of ``files`` in ``run``'s :data:`INPUTS` (a run being written), or,
     for a finished run, raise VsentError naming the first that changed since it was made (a

@@ -51,11 +51,11 @@ from vsent.runs import (
     FOLDS,
     INPUTS,
     SUMMARY,
-    check_inputs,
     check_same_test_images,
     config_diff,
     open_run_dir,
     read_config,
+    record_or_check_inputs,
 )
 
 #: Config keys that must agree between members; the images, labels and folds are compared
@@ -356,7 +356,7 @@ def ensemble(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     summary, rows = res["summary"], res["rows"]
     with open_run_dir(out, res["config"], resume=True, overwrite=overwrite, done=SUMMARY,
                       check_paths=False, resume_asked=False, compare=DEFINING_KEYS) as run:
-        check_inputs(run, [Path(r) / "predictions.csv" for r in runs])
+        record_or_check_inputs(run, [Path(r) / "predictions.csv" for r in runs])
         if run.status != "finished":
             copy_folds(runs[0], run.path)
             run.write_csv("predictions.csv", rows, list(rows[0]))

@@ -117,7 +117,8 @@ DEFAULT_WEIGHTS = tuple(float(w) for w in np.round(np.linspace(0.0, 1.0, 11), 2)
 #: ``--weight inner``: the CNN's weight chosen in each fold by :func:`choose_weight` on
 #: out-of-fold predictions of its training images (:func:`inner_cnn_probabilities`).
 INNER = "inner"
-#: Inner folds of ``--weight inner`` (each outer training fold split into this many).
+#: Inner folds of ``--weight inner`` (each outer training fold split into this many, a CNN
+#: trained on each; the hand-crafted classifier's own inner CV is BaselineConfig.inner_splits).
 INNER_SPLITS = 5
 #: Classifiers of :func:`hand_crafted_probabilities`.
 METHODS = ("logistic", "svm")
@@ -585,10 +586,10 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
     from vsent.runs import (
         FOLDS,
         SUMMARY,
-        check_inputs,
         check_run_data,
         open_run_dir,
         read_config,
+        record_or_check_inputs,
         run_moved_since,
     )
 
@@ -628,7 +629,7 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
         compare = [k for k in compare or () if k != "run"]
     with open_run_dir(out, config, resume=True, overwrite=overwrite, done=SUMMARY,
                       resume_asked=False, compare=compare) as rd:
-        check_inputs(rd, [Path(run) / "predictions.csv"],
+        record_or_check_inputs(rd, [Path(run) / "predictions.csv"],
                      moved=(moved, Path(run).resolve()) if moved else None)
         if rd.status == "finished":
             res = rd.read_json(SUMMARY)
