@@ -228,6 +228,38 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
                   done=SUMMARY if command == "crossval" else FOLD_METRICS, ignore=NOT_COMPARED)
 
 
+def _preflight(cfg: RunConfig, out: str | Path, *, command: str, fold: int | None = None,
+               overwrite: bool = False, init_checked: bool = False
+               ) -> tuple[RunConfig, nn.Module]:
+    """The checks :func:`crossval` and :func:`finetune` make before ``out`` is opened (nothing
+    written yet; ``--overwrite`` would empty it), then :func:`prepare`: ``(cfg, prototype)``.
+
+    A run with test images (crossval, ``finetune --fold``) also refuses an ``--init``
+    checkpoint trained on its data, unless ``init_checked`` (the caller did it), the run is
+    a rank ``--nproc`` started (its launcher did it: :func:`check_launch`) or a finished run
+    is only shown.
+    """
+    done = SUMMARY if command == "crossval" else FOLD_METRICS
+    tested = command == "crossval" or fold is not None
+    if command == "finetune" and cfg.extra_train is not None:  # (it was ignored)
+        raise VsentError(f"extra_train {cfg.extra_train!r}: the weakly labelled extra images "
+                         "train crossval's folds; finetune trains on the dataset's images")
+    check_new_run_folds(cfg.folds, out, overwrite, cfg.data if tested else None)
+    check_fold_number(cfg, out, fold, overwrite)
+    check_device(cfg.train.device, out, done, overwrite)
+    cfg, proto = prepare(cfg)
+    if tested and not (init_checked or os.environ.get(LAUNCHED_BY_VSENT)
+                       or shows_finished_run(out, done, overwrite)):
+        _check_init_data(cfg)
+    if command == "crossval" and cfg.extra_train is not None:
+        check_extra_train(cfg.data, cfg.subset, cfg.extra_train)
+    if command == "finetune" and cfg.fusion is not None:  # a block a model cannot carry
+        from vsent.analyses.fused_model import check_saved_blocks
+
+        check_saved_blocks(cfg.fusion)
+    return cfg, proto
+
+
 def _check_init_data(cfg: RunConfig) -> None:
     """A vsent checkpoint as ``--init`` of a run with test images (crossval, ``finetune
     --fold``) must have been trained on other data than ``cfg.data``: fold models, or a
@@ -282,16 +314,8 @@ def crossval(
     been trained on other data (``init_checked``: the caller checked it, as pcnn-transfer
     does for all its subsets before the first).
     """
-    check_new_run_folds(cfg.folds, out, overwrite, cfg.data)
-    check_device(cfg.train.device, out, SUMMARY, overwrite)
-    cfg, proto = prepare(cfg)
-    # (before out is opened, as the checks below; once: not again in each rank --nproc
-    # started, whose launcher checked it, nor to show a finished run)
-    if not (init_checked or os.environ.get(LAUNCHED_BY_VSENT)
-            or shows_finished_run(out, SUMMARY, overwrite)):
-        _check_init_data(cfg)
-    if cfg.extra_train is not None:  # before out is opened (--overwrite would empty it)
-        check_extra_train(cfg.data, cfg.subset, cfg.extra_train)
+    cfg, proto = _preflight(cfg, out, command="crossval", overwrite=overwrite,
+                            init_checked=init_checked)
     # DDP: rank 0 opens and writes the run directory, the other ranks get a read-only view
     run = distributed.open_run_dir(out, _run_record("crossval", cfg), resume=resume,
                                    overwrite=overwrite, done=SUMMARY, ignore=NOT_COMPARED)
@@ -811,19 +835,7 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
     :func:`vsent.runs.open_run_dir`: a finished run returns its stored result, a different
     config (e.g. another ``--lr``) is refused, ``resume`` continues from ``train_state.pt``.
     """
-    if cfg.extra_train is not None:  # (its stages are crossval's; it was ignored here)
-        raise VsentError(f"extra_train {cfg.extra_train!r}: the weakly labelled extra images "
-                         "train crossval's folds; finetune trains on the dataset's images")
-    check_new_run_folds(cfg.folds, out, overwrite, cfg.data if fold is not None else None)
-    check_fold_number(cfg, out, fold, overwrite)
-    check_device(cfg.train.device, out, FOLD_METRICS, overwrite)
-    cfg, proto = prepare(cfg)
-    if fold is not None and not os.environ.get(LAUNCHED_BY_VSENT):  # (no fold: none tested)
-        _check_init_data(cfg)
-    if cfg.fusion is not None:  # before any training: a block a model cannot carry stops here
-        from vsent.analyses.fused_model import check_saved_blocks
-
-        check_saved_blocks(cfg.fusion)
+    cfg, proto = _preflight(cfg, out, command="finetune", fold=fold, overwrite=overwrite)
     out = Path(out)
     run = distributed.open_run_dir(out, _run_record("finetune", cfg, fold), resume=resume,
                                    overwrite=overwrite, done=FOLD_METRICS,
