@@ -249,6 +249,25 @@ def test_models_pickle_and_torch_save_with_their_info(tmp_path):
 # every registered model
 
 
+def test_every_module_that_registers_models_is_imported_by_the_package():
+    """A model file whose import line in models/__init__.py is missing registers nothing, and
+    the loop below never sees its models (extend43b #3): every module that calls
+    register_model or register_family is imported with vsent.models."""
+    import ast
+    from pathlib import Path
+
+    import vsent.models
+
+    init = Path(vsent.models.__file__)
+    registering = [f.stem for f in sorted(init.parent.glob("*.py"))
+                   if f.stem != "registry" and re.search(r"\bregister_(model|family)\(",
+                                                         f.read_text(encoding="utf-8"))]
+    assert "smallcnn" in registering and "timm_models" in registering
+    imported = {a.name for node in ast.walk(ast.parse(init.read_text(encoding="utf-8")))
+                if isinstance(node, ast.ImportFrom) and node.module == "vsent.models"
+                for a in node.names}
+    assert not set(registering) - imported, "add them to vsent/models/__init__.py's imports"
+
 def _models_to_check() -> list:
     return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_MODELS else n
             for n in list_models()]

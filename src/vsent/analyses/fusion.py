@@ -123,7 +123,7 @@ INNER_SPLITS = 5
 #: Classifiers of :func:`hand_crafted_probabilities`.
 METHODS = ("logistic", "svm")
 #: Hand-crafted blocks of fusion that are not the baselines' (computed per image, nothing
-#: learnt per fold: :func:`_hand_inputs` makes them).
+#: learnt per fold), each made by its function in :data:`_FUSION_ONLY` (see :func:`_hand_inputs`).
 FUSION_ONLY_BLOCKS = ("cues",)
 #: Probabilities are clipped to [EPS, 1 - EPS] before logits (a hard 0/1 would be infinite).
 EPS = 1e-6
@@ -888,7 +888,7 @@ def _hand_inputs(cfg: Mapping[str, Any], dataset: Any, blocks_wanted: Sequence[s
     images are the run's, then any ``extra_train`` ones (``extra_joint``, a
     :class:`~vsent.data.extra.JointSet`; base rows first, so the folds' indices hold);
     ``feats`` the baselines' features (None when no block of theirs is wanted), ``mats`` the
-    cues' (N, 10) float64 when wanted."""
+    matrix of each :data:`FUSION_ONLY_BLOCKS` block wanted (the cues': (N, 10) float64)."""
     extra_joint = None
     if extra_train is not None:
         from vsent.data.extra import extra_train_set, with_extra
@@ -906,12 +906,24 @@ def _hand_inputs(cfg: Mapping[str, Any], dataset: Any, blocks_wanted: Sequence[s
                                  need_sift=bool(set(SIFT_BLOCKS) & set(blocks_wanted)),
                                  cache_dir=cache_dir,
                                  progress=progress)
-    if "cues" in blocks_wanted:  # (FUSION_ONLY_BLOCKS)
-        from vsent.analyses.cues import dataset_cues
-
-        mats["cues"] = dataset_cues(hand_set, cue_params, cache_dir=cache_dir,
-                                    progress=progress).values.astype(np.float64)
+    for name in blocks_wanted:
+        if name in _FUSION_ONLY:
+            mats[name] = _FUSION_ONLY[name](hand_set, cue_params, cache_dir, progress)
     return extra_joint, feats, mats
+
+
+def _cue_matrix(dataset: Any, cue_params: CueParams | None,
+                cache_dir: str | os.PathLike | None, progress: bool) -> np.ndarray:
+    """The ``cues`` block: :func:`vsent.analyses.cues.dataset_cues`, (N, 10) float64."""
+    from vsent.analyses.cues import dataset_cues
+
+    return dataset_cues(dataset, cue_params, cache_dir=cache_dir,
+                        progress=progress).values.astype(np.float64)
+
+
+#: Block name -> the function of (dataset, cue_params, cache_dir, progress) that makes its
+#: (N, d) float64 matrix; its keys are :data:`FUSION_ONLY_BLOCKS` (a test checks it).
+_FUSION_ONLY = {"cues": _cue_matrix}
 
 
 def _check_fold_predictions(pred_file: Path, preds: dict[str, dict[str, Any]], dataset: Any,

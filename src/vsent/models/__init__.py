@@ -3,9 +3,9 @@
 >>> from vsent.models import create_model, list_models
 >>> model = create_model("caffenet", arch="fc7-2", init="imagenet")  # doctest: +SKIP
 
-Importing this package registers every family (caffenet, torchvision models, smallcnn, pcnn) and
-the prefix families ``timm/`` and ``clip/`` (timm and open_clip themselves are imported only when
-one of their models is listed or built).
+Importing this package registers every family of the modules it imports below (e.g. caffenet,
+smallcnn) and the prefix families ``timm/`` and ``clip/`` (timm and open_clip themselves are
+imported only when one of their models is listed or built).
 Every model follows :mod:`vsent.models.base`: ``model.info`` (:class:`ModelInfo`) and
 ``forward_features`` / ``forward_head``.
 """

@@ -44,8 +44,8 @@ class ModelInfo:
     Attributes
     ----------
     name : registered name (``create_model(name)``), e.g. ``"caffenet"``, ``"timm/resnet18"``.
-    family : the file/family it comes from: ``"caffenet"``, ``"torchvision"``, ``"smallcnn"``,
-        ``"pcnn"``, ``"timm"``, ``"clip"``.
+    family : the file/family it comes from, e.g. ``"caffenet"``, ``"torchvision"``,
+        ``"smallcnn"``, ``"timm"``, ``"clip"``.
     preprocess : the input the network expects (size, crop, mean/std, channel order).
     num_outputs : width of the logits (2, or 1000/4096 for CaffeNet's raw ablations).
     head : module name of the classification head (``forward_head``); ``""`` when the top of
