@@ -1331,3 +1331,26 @@ def test_one_path_where_a_list_is_expected_is_refused_not_taken_a_letter_at_a_ti
     with pytest.raises(TypeError, match=r"^explain takes a list of images, got one bytes "
                                         r"object of 20000 bytes: pass \[data\]$"):
         explain(tmp_path / "m.pt", b"\xff" * 20000, tmp_path / "cam")
+
+
+def test_an_output_in_a_new_folder_of_dev_shm_gets_its_folder(tmp_path):
+    """code43 #20: the folder of --out is made unless --out is this process's (/dev/fd/N,
+    a device): any path under /dev/ was skipped, so /dev/shm/<new>/rows.csv (a file in a
+    memory file system) failed."""
+    import shutil
+    import uuid
+
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm here")
+
+    def scorer(paths):
+        for p in paths:
+            yield {"path": str(p), "prob_positive": 0.5, "label": "positive", "error": ""}
+
+    folder = Path("/dev/shm") / f"vsent-test-{uuid.uuid4().hex}"
+    try:
+        out = folder / "sub" / "rows.csv"
+        assert score_stream([Path("a.jpg")], scorer, out).total == 1
+        assert out.read_text().splitlines()[1].startswith("a.jpg,0.5")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -659,7 +659,7 @@ def score_stream(
     check_resume(out, resume, retry_failed)
     if out is not None and names_stdout(out):
         out = None  # standard output itself, sharing its position with what else writes there
-    if out is not None and not os.path.abspath(out).startswith(("/dev/", "/proc/")):
+    if out is not None and not _process_path(out):  # (a file in /dev/shm is a file)
         _make_parent(out)  # as export, card and compare do: --out results/today/scores.csv
     with output_lock(out):  # from before its rows are read until the last is written
         return _score_stream(items, scorer, out, fmt, resume, retry_failed, progress,
