@@ -314,6 +314,7 @@ def test_from_list_through_a_pipe_or_a_fifo_loses_no_line(tmp_path, kind, n_line
     if kind == "fifo":
         source = str(tmp_path / "list.fifo")
         os.mkfifo(source)
+
         def write() -> None:
             with open(source, "wb") as f:
                 f.write(data)
@@ -323,6 +324,7 @@ def test_from_list_through_a_pipe_or_a_fifo_loses_no_line(tmp_path, kind, n_line
     else:
         r, w = os.pipe()
         source = f"/dev/fd/{r}"
+
         def write() -> None:
             with os.fdopen(w, "wb") as f:
                 f.write(data)
@@ -856,6 +858,7 @@ def test_a_nul_byte_in_a_from_list_line_is_one_line_naming_the_list_and_line(fol
     """``find -print0`` output, on standard input or in a file, past the first 4 KiB too."""
     imgs = sorted(folder.glob("im*.jpg"))
     args = ["predict", "--model", str(checkpoint), "--device", "cpu", "--no-progress"]
+
     class Stdin(io.StringIO):
         name = "<stdin>"  # as sys.stdin's: the message says "-", as the user typed
 
@@ -1340,8 +1343,8 @@ def test_an_output_in_a_new_folder_of_dev_shm_gets_its_folder(tmp_path):
     import shutil
     import uuid
 
-    if not os.path.isdir("/dev/shm"):
-        pytest.skip("no /dev/shm here")
+    if not (os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)):
+        pytest.skip("no writable /dev/shm here")
 
     def scorer(paths):
         for p in paths:

@@ -224,7 +224,6 @@ def test_help_defaults_are_those_of_the_analyses():
     assert common.SUBSETS == SUBSETS
 
 
-
 def _option_help(command: str, option: str) -> str:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -270,6 +269,7 @@ def test_help_texts_name_every_block_preset_and_surgery():
                         if line.lstrip().startswith("presets.py "))
     assert [n for n in CROSSVAL if f"``{n}``" not in vsent.presets.__doc__] == []
     assert [n for n in CROSSVAL if n not in presets_line] == []
+
 
 def test_regions_options_left_out_keep_the_config_defaults(monkeypatch, tmp_path):
     import vsent.analyses.regions as R
@@ -1049,6 +1049,7 @@ def test_crossval_resume_of_an_out_starting_with_a_dash(tmp_path, monkeypatch):
 
 
 # --- extend43: a preset's keys reach the CLI's config --------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(CROSSVAL_PRESETS))
 def test_every_crossval_preset_reaches_the_cli_config_whole(name):

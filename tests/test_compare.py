@@ -498,6 +498,7 @@ def test_cli_json_records_the_files_it_compared_and_which_vsent(tmp_path, capsys
 
 # mutation round 43 (mut43): tests that kill mutants the suite missed
 
+
 def test_the_difference_is_over_all_images_not_the_mean_of_the_folds(tmp_path):
     """mut43 CO27: ``difference`` is B - A over all images; with folds of 2 and 4 images it is
     not the mean of the per-fold differences (every earlier case had folds of one size)."""

@@ -986,6 +986,7 @@ def test_resume_refuses_init_weights_that_changed_since_the_run_started(tmp_path
     assert "pass --overwrite to start again" in err
     (out / "init.json").unlink()  # a run recorded before init.json: resumes (and records it)
     assert main([*argv, "--resume"]) == 0
+
     def recorded(model):
         return torch.load(out / model, weights_only=False)["meta"]["init_sha256"]
 
@@ -1559,3 +1560,37 @@ def test_cli_resume_uses_a_typed_data_even_at_the_defaults_path(tmp_path, monkey
                                           *typed_data])
         args.argv = ["--resume", "--out", str(out), *typed_data]  # (as vsent.cli.main sets it)
         assert run_config(args)[0].data == str(want)
+
+
+@pytest.mark.parametrize("command", ["crossval", "finetune --fold 1", "check_launch"])
+def test_a_finished_run_is_shown_without_reading_its_inits_data_again(command, twitter_like,
+                                                                      tmp_path, monkeypatch):
+    """review43 #2, #3: the --init leakage check reads the weights' training data (slow, and
+    it may be gone since); a finished run that is only shown skips it, in crossval, finetune
+    --fold and --nproc's launch check alike. With --overwrite it runs (the run is made
+    again), before the run directory is touched."""
+    import vsent.crossval as C
+
+    cfg = _cfg(twitter_like).replace(train=_cfg(twitter_like).train.replace(epochs=1))
+    out = tmp_path / "run"
+    make = C.finetune if command.startswith("finetune") else C.crossval
+    kw = {"fold": 1} if make is C.finetune else {}
+    make(cfg, out, progress=False, **kw)
+    checked: list[str] = []
+
+    def stop(cfg):
+        checked.append(cfg.init)
+        raise VsentError("stopped by the test")
+
+    monkeypatch.setattr(C, "_check_init_data", stop)
+    if command == "check_launch":
+        C.check_launch(cfg, out, command="crossval", nproc=1)
+        with pytest.raises(VsentError, match="stopped by the test"):
+            C.check_launch(cfg, out, command="crossval", nproc=1, overwrite=True)
+    else:
+        make(cfg, out, progress=False, **kw)  # shown: no check
+        with pytest.raises(VsentError, match="stopped by the test"):
+            make(cfg, out, progress=False, overwrite=True, **kw)
+        done = "summary.json" if make is C.crossval else "metrics.json"
+        assert (out / done).is_file()  # refused before --overwrite emptied it
+    assert checked == ["random"]

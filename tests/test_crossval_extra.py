@@ -441,6 +441,7 @@ def test_cli_options_reach_the_config(twitter_like, tmp_path, capsys):
     assert plain.extra_train is None and plain.fusion is None and plain.finetune is None
     # --preset strong: quick's network and recipe, --fusion gch+bow by default (finetune too:
     # it saves the fusion in model.pt)
+
     def preset_cfg(*argv):
         return config_from_args(build_parser().parse_args(
             [argv[0], "--preset", "strong", "--data", str(twitter_like), *argv[1:]]))

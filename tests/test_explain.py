@@ -740,6 +740,7 @@ def test_a_finished_run_made_before_max_side_says_its_maps_are_full_size(tmp_pat
 
 # mutation round 43 (mut43): tests that kill mutants the suite missed
 
+
 def _reference_cam(model: RedBlue, x: torch.Tensor, target: int) -> np.ndarray:
     """Grad-CAM of RedBlue's ``conv`` written out without vsent: weights are the spatial mean
     of d logit_target / d conv, the map ReLU(sum_c w_c A_c), bilinearly upsampled to the

@@ -130,6 +130,7 @@ def test_an_output_file_is_locked_itself_under_a_second_name_or_with_no_lock_fil
     out = tmp_path / "scores.csv"
     out.write_text("path,prob_positive\n")
     os.link(out, tmp_path / "hard.csv")
+
     def refused(name, said):
         with pytest.raises(VsentError, match=said), exclusive_lock(name, "vsent predict"):
             pass

@@ -420,7 +420,6 @@ def test_cli_fuse_early_rule_refuses_a_weight(tmp_path, capsys):
     assert "vsent: error: --weight: the early rule has no weight" in capsys.readouterr().err
 
 
-
 def test_fuse_run_early_rule_refuses_a_weight_before_reading_the_run(tmp_path):
     """code43 #11: only `fuse` refused it; `fuse_run(rule="early", weight=0.3)` ran and recorded
     a weight it never used. Checked before any work (the run here does not exist)."""
@@ -428,6 +427,7 @@ def test_fuse_run_early_rule_refuses_a_weight_before_reading_the_run(tmp_path):
 
     with pytest.raises(VsentError, match=r"^--weight: the early rule has no weight"):
         fuse_run(tmp_path / "no-run", "cues", rule="early", weight=0.3)
+
 
 def test_cli_fuse_histogram_map_reaches_the_hand_crafted_blocks(twitter_like, tmp_path,
                                                                 monkeypatch):

@@ -563,6 +563,7 @@ def test_16_bit_png_with_a_transparent_key_is_composited_over_white(tmp_path):
 
 # mutation round 43 (mut43): tests that kill mutants the suite missed
 
+
 def test_resize_rgb_filters_the_whole_image_on_a_large_shrink():
     """mut43 IM03: ``reducing_gap=None``: the bilinear filter runs over the whole image, with
     no box-filter ``reduce()`` first (the existing comparison shrank 16 x 12 to 8, where a gap

@@ -345,6 +345,7 @@ def test_a_consumer_that_stops_early_frees_the_input_thread():
 
 # mutation round 43 (mut43): tests that kill mutants the suite missed
 
+
 def test_oversampled_activations_are_the_mean_over_the_ten_crops(images):
     """mut43 IN13: captured layers were only checked on the centre crop; with oversampling
     ``activations`` are, per image, the mean of the layer's output over the 10 crops."""

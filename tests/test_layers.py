@@ -815,6 +815,7 @@ def test_the_names_layers_had_before_probes_was_split_out_import_from_it():
 
 # mutation round 43 (mut43): tests that kill mutants the suite missed
 
+
 def test_center_scale_centres_on_the_fitted_rows_and_divides_by_their_rms_centred_norm():
     """mut43 PR02, PR04: the documented scaling, by hand: rows centred on the mean of the rows
     fitted on, all divided by one factor, the root mean squared norm of those centred rows;

@@ -99,6 +99,7 @@ def test_binary_metrics_refuses_what_are_not_labels_and_predicted_classes(y_true
 
 # mutation round 43 (mut43): tests that kill mutants the suite missed
 
+
 def test_f1_is_the_harmonic_mean_of_precision_and_recall():
     """mut43 ME16: every earlier case had precision == recall (or both 0), so an F1 that
     reported the precision passed. Here precision 1, recall 1/3: F1 = 2pr / (p + r) = 0.5."""

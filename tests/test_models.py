@@ -268,6 +268,7 @@ def test_every_module_that_registers_models_is_imported_by_the_package():
                 for a in node.names}
     assert not set(registering) - imported, "add them to vsent/models/__init__.py's imports"
 
+
 def _models_to_check() -> list:
     return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_MODELS else n
             for n in list_models()]

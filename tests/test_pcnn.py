@@ -906,6 +906,7 @@ def test_transfer_oversample_evaluates_every_subset_with_ten_crops(tmp_path):
 
 # --- extend43: a preset's keys reach the CLI's config --------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(PCNN_PRESETS))
 def test_every_pcnn_preset_reaches_the_cli_config_whole(name):
     """Every key of a `vsent pcnn` preset is one the CLI reads, and `--preset NAME` builds the

@@ -1213,7 +1213,6 @@ def test_a_command_without_resume_replaces_a_run_with_no_result_made_otherwise(t
         open_run_dir(out, other, resume=True)
 
 
-
 def test_a_refusal_names_six_keys_and_counts_the_rest_from_seven(tmp_path):
     base = {"command": "demo", **{k: 0 for k in "abcdefgh"}}
     out = tmp_path / "r"

@@ -890,7 +890,6 @@ def test_batcher_splits_requests_larger_than_a_batch():
     assert stats.requests_per_batch == {1: len(seen)} and stats.max_requests == 1
 
 
-
 def test_forward_seconds_count_no_wait_for_the_other_batchers_pass():
     """The centre and 10-crop batchers share one model thread: a batch waiting there for the
     other's forward pass did count that wait as its own forward time (audit_serve27 #3)."""

@@ -451,6 +451,7 @@ def test_augment_workers_by_default_only_on_a_gpu_for_trivial_without_mix_in_one
 
 # mutation round 43 (mut43): tests that kill mutants the suite missed
 
+
 @pytest.mark.parametrize("fn", [center_crop, ten_crop, random_crop_flip])
 def test_a_crop_wider_than_a_tall_image_is_refused(fn):
     """mut43 TR18: every refused crop was taller than the 9 x 12 test images, so a check of the

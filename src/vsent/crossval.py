@@ -216,8 +216,10 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
     # downloading) them here would be one more load before each rank loads them
     checked, _ = prepare(cfg if cfg.zero_shot else cfg.replace(init="random"))
     cfg = checked.replace(init=cfg.init)
-    if command == "crossval" or fold is not None:
-        _check_init_data(cfg)
+    done = SUMMARY if command == "crossval" else FOLD_METRICS
+    if (command == "crossval" or fold is not None) and not shows_finished_run(out, done,
+                                                                              overwrite):
+        _check_init_data(cfg)  # (as _preflight: not to show a finished run)
     if command == "crossval" and cfg.extra_train is not None:
         check_extra_train(cfg.data, cfg.subset, cfg.extra_train)
     if command == "finetune" and cfg.fusion is not None:
@@ -225,7 +227,7 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
 
         check_saved_blocks(cfg.fusion)
     check_run_dir(out, _run_record(command, cfg, fold), resume=resume, overwrite=overwrite,
-                  done=SUMMARY if command == "crossval" else FOLD_METRICS, ignore=NOT_COMPARED)
+                  done=done, ignore=NOT_COMPARED)
 
 
 def _preflight(cfg: RunConfig, out: str | Path, *, command: str, fold: int | None = None,

@@ -69,7 +69,7 @@ def _class_indices(values: Any, name: str) -> np.ndarray:
                          f"values such as {a[:3].tolist()}")
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(a) & (a == np.round(a)) & (a >= 0)
-    if not ok.all():  # the wrong ones named (the smallest were, valid or not)
+    if not ok.all():  # the wrong values named, not the smallest ones
         raise ValueError(f"{name} must hold class indices (integers >= 0), got values such "
                          f"as {a[~ok][:3].tolist()}")
     return a.astype(int)

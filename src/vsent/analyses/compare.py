@@ -300,8 +300,8 @@ def comparisons_table(results: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of :func:`compare_many`'s results, one row per compared run."""
     first = results[0]
     # the scores read, as the one-B form says them: a --fusion run is scored by its fused
-    # probability (said for A alone, and only with one B); a B read from its own
-    # predictions.csv's usual column needs no word
+    # probability, said for A and for every B; a B read from its own predictions.csv's usual
+    # column needs no word
     lines = [f"reference A: {first['a']}: accuracy {first['accuracy_a']:.3f} ({first['view']}, "
              f"{first['n']} images{_left_out(first)}; {first['scores_a']})", "",
              "| run B | accuracy | B - A | right only in A | only in B | p (McNemar) | "

@@ -416,7 +416,7 @@ def explain(
                             "are at the images' full size (--overwrite remakes them)", out)
             return stored
         paths = [i for i in items if not isinstance(i, Unmatched)]
-        for i in items:  # said as an image that cannot be read is (CSV only)
+        for i in items:  # logged, and given an error row, as an image that cannot be read
             if isinstance(i, Unmatched):
                 log.warning("%s", i.reason)
         explained = iter(explain_images(predictor.model, paths, rd.path, layer=layer,

@@ -243,8 +243,8 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
     # what every checkpoint records of its data (pcnn-transfer refuses to test on it)
     trained_on = {"data": cfg.data, "subset": dataset.subset,
                   "data_sha256": fingerprint["sha256"]}
-    # and what its card says of it ("not recorded" for what this run knows)
-    # (each stage's recipe with the seed it trained with)
+    # and so that its card shows what this run knows instead of "not recorded" (each stage's
+    # recipe with the seed it trained with)
     made = {"command": "pcnn", "init": cfg.init, "n_train": len(labels), "n_test": 0,
             "train": cfg.train.replace(seed=seeds["stage1"]).to_dict()}
 

@@ -103,8 +103,8 @@ def _key(paths: Sequence[str | os.PathLike], size: int,
     h = hashlib.sha1()
     h.update(json.dumps([_FORMAT, int(size)]).encode())
     for p in paths:
-        st = stat_file(Path(p))  # first: a link loop is an ImageError here, resolve()'s
-        p = Path(p).resolve()    # RuntimeError below (explain's traceback)
+        st = stat_file(Path(p))  # first: a link loop is an ImageError here, not resolve()'s
+        p = Path(p).resolve()    # RuntimeError below (which reached explain as a traceback)
         h.update(per_file(p, st).encode())
     return h.hexdigest()
 

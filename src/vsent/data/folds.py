@@ -95,7 +95,7 @@ def make_folds(
     if str(spec) == "campos":
         folds = _campos_folds(dataset)
     elif str(spec) == "stratified":
-        check_seed(seed)  # (numpy's "Seed must be between 0 and 2**32 - 1")
+        check_seed(seed)  # (names --seed; numpy says "Seed must be between 0 and 2**32 - 1")
         folds = _stratified_folds(dataset, n_splits, seed)
     else:
         check_folds_spec(spec)

@@ -464,7 +464,7 @@ def _training(meta: Mapping[str, Any], config: Mapping[str, Any], run_dir: Path 
     return {
         # the checkpoint's own record (since session 34) when it is outside its run
         "command": config.get("command", meta.get("command")),
-        # as the Markdown card shows it: a recorded ../ collapsed (two spellings)
+        # as the Markdown card shows it: a recorded ../ collapsed (one folder, not two spellings)
         "dataset": os.path.normpath(dataset) if isinstance(dataset, str) and dataset else dataset,
         "subset": _subset(meta, config),
         # the split's name is the config's default unless a fold was held out
