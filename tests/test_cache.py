@@ -421,3 +421,43 @@ def test_content_key_refuses_what_is_no_regular_file(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(ImageError, match="pipe.jpg: not a regular file"):
         content_key([fifo], 8)
+
+
+# mutation round 43b (mut43b): tests that kill mutants the suite missed
+
+
+# --------------------------------------------------------------------------------------------
+# mutation testing (mut43b): each part of the image cache key
+
+
+def test_cache_key_follows_each_of_size_mtime_inode_and_ctime(ds, monkeypatch):
+    """mut43b CA03, CA04, CA10: the key holds each image's size, mtime (to the nanosecond),
+    inode and ctime (the module docstring): each alone changes it. On disk one change moves
+    several at once (an edit moves the ctime too), so the stat is stood in for here: a
+    same-size edit within one second, a file replaced under another inode, or a size change
+    within one coarse timestamp tick is a new cache."""
+    from types import SimpleNamespace
+
+    real = cache_mod.stat_file
+    st0 = ds.paths[0].stat()
+    second = st0.st_mtime_ns // 10**9 * 10**9
+
+    def key_with(**changes) -> str:
+        def stat(path, where=None):
+            st = real(path, where)
+            fields = {k: getattr(st, k) for k in ("st_mode", "st_size", "st_mtime",
+                                                  "st_mtime_ns", "st_ino", "st_ctime_ns")}
+            if path == ds.paths[0]:
+                fields.update({"st_mtime": second / 1e9, "st_mtime_ns": second + 1000,
+                               **changes})
+            return SimpleNamespace(**fields)
+
+        monkeypatch.setattr(cache_mod, "stat_file", stat)
+        return cache_key(ds.paths, 256)
+
+    keys = {"as is": key_with(), "size": key_with(st_size=st0.st_size + 1),
+            "mtime in the same second": key_with(st_mtime_ns=second + 2000),
+            "inode": key_with(st_ino=st0.st_ino + 1),
+            "ctime": key_with(st_ctime_ns=st0.st_ctime_ns + 1)}
+    assert keys["as is"] == key_with()
+    assert len(set(keys.values())) == len(keys), keys

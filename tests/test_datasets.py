@@ -563,3 +563,140 @@ def test_real_twitter_subsets_list_every_file_once(twitter1):
         ds = load_dataset(twitter1, subset=subset, validate=False)
         assert ds.skipped == []
         assert len({p.resolve() for p in ds.paths}) == len(ds)
+
+
+# mutation round 43b (mut43b): tests that kill mutants the suite missed
+
+
+# ------------------------------------------------------------------------------------------
+# mutation testing (mut43b): layout detection, limits of the problem list, label parsing
+
+
+def test_item_lines_say_minus_one_for_a_file_that_is_gone(csv_data):
+    """mut43b DS04: an item's line is ``name<TAB>label<TAB>size``, the size -1 for a file that
+    is gone (Dataset.item_lines): an image that went missing must not hash like an empty
+    file (size 0)."""
+    path = _write_csv(csv_data, "path,label\nimgs/a.jpg,1\nimgs/b.png,0\n")
+    ds = load_dataset(path)
+    size_b = ds.paths[1].stat().st_size
+    ds.paths[0].unlink()
+    assert ds.item_lines() == [b"imgs/a.jpg\t1\t-1", f"imgs/b.png\t0\t{size_b}".encode()]
+    ds.paths[0].write_bytes(b"")  # an empty file is another state: size 0
+    assert ds.item_lines()[0] == b"imgs/a.jpg\t1\t0"
+
+
+def test_a_layout_needs_both_of_its_folders(make_learnable, learnable_dataset):
+    """mut43b DS11, DS12: positive/ alone is no dataset (it loaded every image as positive,
+    without a word), and a folder dataset that also holds an images/ folder (but no
+    ground_truth/) is still a folder dataset, not a Twitter I folder missing its labels."""
+    only_positive = make_learnable(learnable_dataset.parent / "only_pos", n_pos=4, n_neg=0)
+    assert not (only_positive / "negative").exists()
+    with pytest.raises(DataError, match="not a dataset: expected images/ "):
+        load_dataset(only_positive)
+    (learnable_dataset / "images").mkdir()
+    ds = load_dataset(learnable_dataset, validate=False)
+    assert (ds.source, len(ds), int(ds.labels.sum())) == ("folder", 48, 24)
+
+
+def test_exactly_max_listed_problems_are_listed_without_an_and_more_line(twitter_like):
+    """mut43b DS21: 20 problems (MAX_LISTED) are all listed, with no "and 0 more" line."""
+    from vsent.data.datasets import MAX_LISTED
+
+    assert MAX_LISTED == 20
+    path = _rewrite_labels(twitter_like, [f"ghost{i}.jpg 1" for i in range(20)])
+    lines = _load_error(twitter_like).splitlines()
+    assert lines[0].startswith("20 bad label entries")
+    assert len(lines) == 1 + 20
+    assert lines[-1].strip().startswith(f"{path}:20: ghost19.jpg: no such image")
+
+
+def test_a_twitter_name_of_a_folder_in_images_is_no_image(twitter_like):
+    """mut43b DS28: a label line naming a folder of images/ is "no such image" (not a file),
+    also without image validation (a folder passed to training)."""
+    rows = _expected_rows(twitter_like, "five")
+    (twitter_like / "images" / "sub.jpg").mkdir()
+    path = _rewrite_labels(twitter_like, [*(f"{n} {lab}" for n, lab in rows[:3]), "sub.jpg 1"])
+    msg = str(pytest.raises(DataError, load_dataset, twitter_like, validate=False).value)
+    assert msg.startswith("1 bad label entry")
+    assert f"{path}:4: sub.jpg: no such image in {twitter_like.resolve() / 'images'}" in msg
+
+
+def test_a_bom_before_the_path_column_or_a_twitter_name_is_dropped(csv_data, twitter_like):
+    """mut43b DS33: a UTF-8 BOM (Excel's CSV, Notepad's text) is not part of the first column's
+    name nor of the first file name (the existing test put it before a column nobody reads)."""
+    path = _write_csv(csv_data, "\ufeffpath,label\nimgs/a.jpg,1\n", encoding="utf-8")
+    ds = load_dataset(path)
+    assert ds.names == ["imgs/a.jpg"] and ds.labels.tolist() == [1]
+    names = [n for n, _ in _expected_rows(twitter_like, "five")]
+    label = _label_file(twitter_like)
+    label.write_text("\ufeff" + label.read_text(), encoding="utf-8")
+    ds = load_dataset(twitter_like, validate=False)
+    assert ds.names == names and ds.skipped == []
+
+
+def test_a_bad_byte_starting_a_line_is_named_on_that_line(csv_data):
+    """mut43b DS34: a byte that is not UTF-8 at the very start of line 3 is on line 3, not 2
+    (the existing test's bad byte is in the middle of its line)."""
+    path = csv_data / "labels.csv"
+    data = b"path,label\nimgs/a.jpg,1\n\xe9.jpg,0\n"
+    path.write_bytes(data)
+    assert data.index(b"\xe9") == 24
+    assert _load_error(path) == (f"{path.resolve()}:3: not a UTF-8 CSV file (invalid "
+                                 "continuation byte at byte 24)")
+
+
+def test_hidden_image_files_and_folders_are_no_data(learnable_dataset):
+    """mut43b DS36: a name starting with "." is hidden: macOS's "._photo.jpg" companions (not
+    images) and a ".thumbnails/" folder in a class folder are left out."""
+    (learnable_dataset / "positive" / "._positive_000.jpg").write_bytes(b"\0\5\26\7 Mac OS X")
+    save_image(sentiment_image(1, np.random.default_rng(5)),
+               learnable_dataset / "negative" / ".thumbnails" / "t.jpg")
+    ds = load_dataset(learnable_dataset)
+    assert len(ds) == 48 and not any("/." in n for n in ds.names)
+
+
+@pytest.mark.parametrize("header", ["path,target", "file,label"])
+def test_a_csv_header_missing_one_of_its_columns_is_named(csv_data, header):
+    """mut43b DS39: a header with only one of path and label is refused in one line (the
+    existing test's header lacked both; one alone ended in a ValueError traceback)."""
+    path = _write_csv(csv_data, f"{header}\nimgs/a.jpg,1\n")
+    assert _load_error(path) == (f"{path.resolve()}:1: expected a header with columns "
+                                 f"path,label, got '{header}'")
+
+
+def test_csv_cells_may_have_blanks_around_them(csv_data):
+    """mut43b DS42: "a.jpg, 1" (a space after the comma, as many editors write) is label 1."""
+    path = _write_csv(csv_data, "path, label\n imgs/a.jpg , 1\nimgs/b.png,\tnegative \n")
+    ds = load_dataset(path)
+    assert ds.names == ["imgs/a.jpg", "imgs/b.png"] and ds.labels.tolist() == [1, 0]
+
+
+def test_csv_lines_holding_only_blanks_are_skipped(csv_data):
+    """mut43b DS48: a line of spaces, or of empty cells, is a blank line (skipped), not a
+    record with a wrong number of fields."""
+    path = _write_csv(csv_data, "path,label\nimgs/a.jpg,1\n   \n , \nimgs/b.png,0\n")
+    ds = load_dataset(path)
+    assert ds.names == ["imgs/a.jpg", "imgs/b.png"] and ds.skipped == []
+
+
+def test_a_relative_dataset_path_gives_an_absolute_root(twitter_like, monkeypatch):
+    """mut43b DS52: Dataset.root and paths are absolute (the class docstring) when the path
+    given is relative, e.g. ``--data tw``: a run resumed from another folder finds them."""
+    monkeypatch.chdir(twitter_like.parent)
+    ds = load_dataset(twitter_like.name, validate=False)
+    assert ds.root == twitter_like.resolve() and ds.root.is_absolute()
+    assert ds.paths[0] == twitter_like.resolve() / "images" / ds.names[0]
+
+
+def test_a_blank_csv_path_and_a_twitter_name_dot_dot_are_named_for_what_they_are(csv_data,
+                                                                                twitter_like):
+    """mut43b DS25, DS44: a CSV row without a path is "empty path" (not the CSV's folder taken
+    for an image, then its duplicate), and ".." in a label file is "not a file name" (not a
+    missing image)."""
+    path = _write_csv(csv_data, "path,label\nimgs/a.jpg,1\n,0\n ,1\n")
+    msg = _load_error(path)
+    assert msg.startswith("2 bad label entries")
+    assert f"{path}:3: empty path" in msg and f"{path}:4: empty path" in msg
+    rows = _expected_rows(twitter_like, "five")
+    label = _rewrite_labels(twitter_like, [*(f"{n} {lab}" for n, lab in rows[:3]), ".. 0"])
+    assert f"{label}:4: .. is not a file name in " in _load_error(twitter_like)

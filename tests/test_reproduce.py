@@ -1342,3 +1342,132 @@ def test_a_step_that_fails_is_recorded_failed_not_interrupted(campos, tmp_path):
         assert session.step("c", lambda: False, lambda: None) is False  # ran, still not done
     steps = json.loads((tmp_path / "rep" / "steps.json").read_text())
     assert [steps[k]["status"] for k in "abc"] == ["failed", "interrupted", "interrupted"]
+
+
+# mutation round 43b (mut43b): tests that kill mutants the suite missed
+
+
+# --------------------------------------------------------------------------------------------
+# mutation testing (mut43b): the cells of a report, what reads as "not recorded", --only
+
+
+def _sweep_row(out, run_dir, published, cells, weights="w"):
+    """A report row read from ``run_dir/k_sweep.json`` (K = 1: 0.59 +- 0.35, no one-class
+    fold), ``run_dir`` made and written here."""
+    from vsent.reports import render
+
+    run_dir.mkdir(exist_ok=True)
+    (run_dir / "k_sweep.json").write_text(json.dumps(
+        {"k": [1], "ar": {"mean": [0.59], "std": [0.35], "one_class": [[False]]}}))
+    return render.make_row(cells, published, out=out, run_dir=run_dir, file="k_sweep.json",
+                           key=["ar", 0], weights=weights)
+
+
+def test_a_percent_table_prints_the_papers_cell_in_percent_beside_ours(tmp_path):
+    """mut43b RP43: in a table in percent (one line per row) the published cell is in percent
+    too: 88.94 % beside our 59.00 %, not the stored fraction 0.8894 (a number 100 times off
+    beside ours)."""
+    from vsent.reports import render
+
+    row = _sweep_row(tmp_path, tmp_path / "regions",
+                     papers.SUN2016_TABLE1["ft_obj_senti_lf_best"]["five"], ["five"])
+    md = render.table_markdown(render.make_table("t", "T", ["subset"], [row], unit="percent"))
+    assert md[2:5] == ["| subset | paper | ours (mean +- std) | weights | run dir |",
+                       "|---|---|---|---|---|",
+                       "| five | 88.94 % (K = 11) | 59.00 +- 35.00 % | w | `regions` |"]
+
+
+def test_a_wide_table_names_the_run_dir_of_a_row_that_did_not_run(tmp_path):
+    """mut43b RP41: a wide table's "run dirs" (and "weights") come from every reproduced row,
+    one that reads "not run" too, as the narrow table's "run dir" does."""
+    from vsent.reports import render
+
+    vgg = papers.SUN2016_TABLE1["vggnet"]
+    rows = [_sweep_row(tmp_path, tmp_path / "five", vgg["five"], ["vggnet", "five"]),
+            render.make_row(["vggnet", "four"], vgg["four"], out=tmp_path,
+                            run_dir=tmp_path / "four", file="k_sweep.json", key=["ar", 0],
+                            weights="w4")]
+    assert (rows[1]["ours"], rows[1]["missing"]) == (None, R.NOT_RUN)
+    wide = {"by": 1, "values": ["five", "four"], "labels": ["Twitter I 5", "Twitter I 4"]}
+    md = render.table_markdown(render.make_table("t", "T", ["method", "subset"], rows,
+                                                 unit="percent", wide=wide))
+    assert md[4] == "| vggnet | 83.51 % | 59.00 +- 35.00 % | 78.89 % | not run | w; w4 | " \
+                    "`five`, `four` |"
+
+
+def test_every_line_of_a_report_table_has_as_many_cells_as_its_header(tmp_path):
+    """mut43b RP42: the delimiter line has one ``---|`` per column, in narrow and wide tables
+    (with one fewer, Markdown renders no table at all)."""
+    from vsent.reports import render
+
+    rows = [render.make_row(["vggnet", s], papers.SUN2016_TABLE1["vggnet"][s], out=tmp_path,
+                            run_dir=None) for s in ("five", "four")]
+    for wide in (None, {"by": 1, "values": ["five", "four"], "labels": ["5", "4"]}):
+        md = render.table_markdown(render.make_table("t", "T", ["method", "subset"], rows,
+                                                     unit="percent", wide=wide))
+        table = [line for line in md if line.startswith("|")]
+        assert len(table) == 2 + (1 if wide else 2)
+        assert {line.count("|") for line in table} == {table[0].count("|")}, table
+
+
+def test_a_k_past_the_sweep_and_an_integer_mean_are_read_as_the_docstring_says():
+    """mut43b RP18, RP20: an index past the end of a K sweep is not there (None: "not
+    recorded"), not an IndexError; -n is the first K; a mean stored as a JSON integer is a
+    value like 1.0."""
+    from vsent.reports import render
+
+    sweep = {"ar": {"mean": [0.5, 0.6], "std": [0.1, 0.2]}}
+    assert render.value_at(sweep, ["ar", 2]) is None
+    assert render.value_at(sweep, ["ar", -2]) == {"mean": 0.5, "std": 0.1}
+    assert render.value_at({"m": {"mean": 1, "std": 0}}, ["m"]) == {"mean": 1.0, "std": 0.0}
+
+
+@pytest.mark.parametrize("held", [0, {}, []])
+def test_a_zero_or_empty_value_at_the_key_is_damage_not_not_recorded(tmp_path, held):
+    """mut43b RP45: a key that is there but holds 0, {} or [] is a damaged file (an error naming
+    it), not a value the sub-run did not record."""
+    from vsent.reports import render
+
+    (tmp_path / "summary.json").write_text(json.dumps({"center": {"accuracy": held}}))
+    with pytest.raises(VsentError, match=r"summary\.json: center\.accuracy is not a mean and "
+                                         r"std \(it holds "):
+        render.lookup(tmp_path, "summary.json", ["center", "accuracy"])
+
+
+def test_a_value_not_recorded_carries_no_one_class_flag(tmp_path):
+    """mut43b RP28: a row without our value has no one-class flag, even where its file holds
+    per-fold confusion matrices beside the missing value."""
+    from vsent.reports import render
+
+    summary = {"center": {"folds": [{"fold": 1, "confusion": [[0, 61], [0, 115]]}]}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    row = render.make_row(["x"], None, out=tmp_path, run_dir=tmp_path, file="summary.json",
+                          key=["center", "accuracy"])
+    assert (row["ours"], row["missing"], row["one_class_folds"]) == (None, R.NOT_RECORDED, None)
+
+
+def test_a_two_decimal_fraction_is_a_whole_percent_when_printed_as_published():
+    """mut43b RP31: exact cells in percent take two decimals off the paper's (0.82 -> 82 %),
+    adding none the paper did not print."""
+    from vsent.reports import render
+
+    cell = {"mean": 0.82, "std": 0.055, "digits": 2, "std_digits": 3}
+    assert render.fmt(cell, "percent", exact=True) == "82 +- 5.5 %"
+    assert render.fmt(cell, exact=True) == "0.82 +- 0.055"
+
+
+def test_a_sub_run_out_of_date_stays_so_through_later_only_runs(tmp_path):
+    """mut43b RP48: a sub-run out of date, left out by --only again, is still out of date (its
+    directory holds results that no longer count, and the notes say how to redo it), not
+    merely skipped; one whose directory is gone is skipped."""
+    from types import SimpleNamespace
+
+    (tmp_path / "regions").mkdir()
+    session = runner.Session(tmp_path, SimpleNamespace(write_json=lambda name, obj: None),
+                             False, only=[])
+    session.steps = {"regions": {"status": runner.OUT_OF_DATE, "seconds": 3.0},
+                     "gone": {"status": runner.OUT_OF_DATE, "seconds": 1.0}}
+    for name in ("regions", "gone"):
+        assert session.step(name, lambda: False, lambda: pytest.fail("ran")) is False
+    assert session.steps["regions"]["status"] == runner.OUT_OF_DATE
+    assert session.steps["gone"]["status"] == runner.SKIPPED

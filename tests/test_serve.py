@@ -1248,3 +1248,181 @@ def test_cli_serve_takes_the_regions_settings_of_predict_regions(checkpoint, mon
     assert main(["serve", "--model", str(checkpoint), "--port", "0", "--k", "50",
                  "--n-proposals", "30"]) == 2  # refused as predict --regions refuses it
     assert "--k (50) must be <= --n-proposals (30)" in capsys.readouterr().err
+
+
+# mutation round 43b (mut43b): tests that kill mutants the suite missed
+
+
+# --------------------------------------------------------------------------------------------
+# mutation testing (mut43b): micro-batches of several requests, limits at their bounds
+
+
+def _run_batcher(fn, requests, *, max_batch, max_wait_s, timeout=10.0, late=None):
+    """Submit ``requests`` (uint8 arrays) together to one MicroBatcher over ``fn``; returns
+    (each request's result or exception, the batcher). ``late``: (array, seconds) submitted
+    that long after the others. Bounded by ``timeout``: a request never answered fails."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import MicroBatcher
+
+    async def go():
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(fn, pool, max_batch=max_batch, max_wait_s=max_wait_s)
+            jobs = [b.submit(x) for x in requests]
+            if late is not None:
+                async def later():
+                    await asyncio.sleep(late[1])
+                    return await b.submit(late[0])
+                jobs.append(later())
+            try:
+                out = await asyncio.wait_for(asyncio.gather(*jobs, return_exceptions=True),
+                                             timeout)
+            finally:
+                await b.stop()
+            return out, b
+
+    return asyncio.run(go())
+
+
+def _images(first: int, n: int) -> np.ndarray:
+    """n uint8 (2, 2, 3) images whose first pixel value is first, first + 1, ..."""
+    x = np.zeros((n, 2, 2, 3), np.uint8)
+    x[:, 0, 0, 0] = np.arange(first, first + n)
+    return x
+
+
+def _first_pixels(seen: list):
+    """A model whose two scores of an image are its first pixel value and its negative, and
+    that records the first pixels of every batch it is given."""
+    def fn(a: np.ndarray) -> np.ndarray:
+        seen.append(a[:, 0, 0, 0].tolist())
+        v = a[:, 0, 0, 0].astype(np.float32)
+        return np.stack([v, -v], axis=1)
+    return fn
+
+
+def test_requests_fill_a_batch_exactly_and_one_that_does_not_fit_waits_for_the_next():
+    """mut43b SV07, SV08, SV09, SV10, SV15: requests of 2 and 2 images fill a batch of 4 (one
+    forward pass); then 3 images run, and 2 that do not fit beside them are held for the next
+    batch (never lost); each request gets its own rows back, in order; no image stays counted
+    as queued."""
+    seen: list = []
+    reqs = [_images(10, 2), _images(20, 2), _images(30, 3), _images(40, 2), _images(50, 1)]
+    out, b = _run_batcher(_first_pixels(seen), reqs, max_batch=4, max_wait_s=0.05)
+    assert seen == [[10, 11, 20, 21], [30, 31, 32], [40, 41, 50]]
+    for x, got in zip(reqs, out, strict=True):
+        v = x[:, 0, 0, 0].astype(np.float32)
+        np.testing.assert_array_equal(got, np.stack([v, -v], axis=1))
+    assert b.stats.sizes == {4: 1, 3: 2} and b.stats.requests_per_batch == {2: 2, 1: 1}
+    assert b.queued_images == 0
+
+
+def test_a_full_batch_runs_at_once_without_waiting_for_company():
+    """mut43b SV06: max_batch images are a full batch: it runs now, not after max_wait_s (an
+    hour here; the 10 s bound fails the test)."""
+    seen: list = []
+    t0 = time.monotonic()
+    out, _ = _run_batcher(_first_pixels(seen), [_images(0, 4)], max_batch=4, max_wait_s=3600)
+    assert seen == [[0, 1, 2, 3]] and out[0].shape == (4, 2)
+    assert time.monotonic() - t0 < 10
+
+
+def test_a_failed_forward_pass_fails_every_request_of_its_batch():
+    """mut43b SV12: the model's exception reaches each request of the batch (not the first
+    alone, the others waiting for ever); the next batch runs."""
+    calls: list = []
+
+    def fn(a: np.ndarray) -> np.ndarray:
+        calls.append(len(a))
+        if len(calls) == 1:
+            raise RuntimeError("out of memory")
+        return np.zeros((len(a), 2), np.float32)
+
+    out, b = _run_batcher(fn, [_images(0, 1), _images(1, 2)], max_batch=4, max_wait_s=0.05,
+                          late=(_images(3, 1), 1.0))
+    assert calls == [3, 1]
+    assert [type(r) for r in out[:2]] == [RuntimeError, RuntimeError]
+    assert out[2].shape == (1, 2) and b.stats.batches == 1
+
+
+def test_a_request_that_gave_up_is_not_scored_nor_counted():
+    """mut43b SV11, SV13: a request that timed out before its batch ran (its futures
+    cancelled) is left out of the forward pass and of the batch's request count."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import MicroBatcher
+
+    seen: list = []
+
+    async def go():
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(_first_pixels(seen), pool, max_batch=8, max_wait_s=1.0)
+            with pytest.raises(TimeoutError):  # gives up while the batch waits for company
+                await asyncio.wait_for(b.submit(_images(0, 2)), 0.05)
+            got = await asyncio.wait_for(b.submit(_images(5, 1)), 10)
+            await b.stop()
+            return got, b.stats
+
+    got, stats = asyncio.run(go())
+    assert seen == [[5]] and got.tolist() == [[5.0, -5.0]]
+    assert (stats.images, stats.requests_per_batch) == (1, {1: 1})
+
+
+def test_a_batcher_of_no_images_per_batch_is_refused():
+    """mut43b SV03: max_batch 0 is refused when the batcher is built (it failed in every
+    request instead: range() with step 0)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import MicroBatcher
+
+    with ThreadPoolExecutor(1) as pool:
+        with pytest.raises(ValueError, match="max_batch must be >= 1, got 0"):
+            MicroBatcher(lambda a: a, pool, max_batch=0)
+        assert MicroBatcher(lambda a: a, pool, max_batch=1).max_batch == 1
+
+
+def test_limits_defaults_are_the_documented_ones():
+    """mut43b SV23, SV24, SV25: the defaults the Limits docstring gives: 20 MiB per upload,
+    64 MiB per request, 40 M pixels, 32 images, 30 s, 64 requests in flight."""
+    assert Limits().to_dict() == {"max_upload_bytes": 20 * 2**20, "max_request_bytes": 64 * 2**20,
+                                  "max_pixels": 40_000_000, "max_images": 32, "timeout_s": 30.0,
+                                  "max_inflight": 64}
+
+
+def test_max_pixels_may_be_the_decoders_own_limit_and_an_image_of_exactly_it_passes():
+    """mut43b SV20, SV21: --max-pixels equal to vsent.data.images.MAX_PIXELS is allowed (one
+    more is not), and an image of exactly max_pixels pixels passes (one pixel more is 413)."""
+    from conftest import png_header_only
+    from vsent.data.images import MAX_PIXELS
+    from vsent.serve.limits import TooLarge, check_pixels
+
+    assert Limits(max_pixels=MAX_PIXELS).max_pixels == MAX_PIXELS
+    with pytest.raises(VsentError, match="is above the decoder's own limit"):
+        Limits(max_pixels=MAX_PIXELS + 1)
+    check_pixels(png_header_only(100, 50), 5000, "x.png")
+    with pytest.raises(TooLarge, match=r"x\.png: image has 101x50 pixels, above the limit of "
+                                       r"5000 \(--max-pixels\)"):
+        check_pixels(png_header_only(101, 50), 5000, "x.png")
+
+
+def test_check_pixels_refuses_a_bomb_warning_turned_error():
+    """mut43b SV22: while the decoder's thread has PIL's bomb warning turned into an error (its
+    process-wide filter), an image above PIL's limit raises the warning: a 413 naming the
+    pixels, not an image let through as "not identifiable"."""
+    import warnings
+
+    from PIL import Image
+
+    from conftest import png_header_only
+    from vsent.serve.limits import TooLarge, check_pixels
+
+    bomb = png_header_only(10_000, 10_000)  # above PIL's 89 M, below twice that: a warning
+    assert Image.MAX_IMAGE_PIXELS < 10_000 * 10_000 < 2 * Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with pytest.raises(TooLarge) as info:
+            check_pixels(bomb, 40_000_000, "b.png")
+    assert str(info.value) == ("b.png: image has 100000000 pixels, above the limit of 40000000 "
+                               "(--max-pixels)")
