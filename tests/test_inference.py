@@ -76,13 +76,20 @@ def test_centre_crop_probabilities_match_an_independent_computation(images):
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-def test_ten_crop_is_the_mean_of_ten_independently_made_crops(images):
-    model = _model()
+def _ten_crop_and_centre_scores(model, images) -> tuple[np.ndarray, np.ndarray]:
+    """The mean softmax over each image's 10 crops, and its centre crop's, made independently
+    of vsent.inference."""
     c = model.info.preprocess.crop
     with torch.no_grad():
-        want = np.stack([_softmax(model(_normalise(_ten_crops(i, c), model))).mean(axis=0)
-                         for i in images])
+        ten = np.stack([_softmax(model(_normalise(_ten_crops(i, c), model))).mean(axis=0)
+                        for i in images])
         centre = _softmax(model(_normalise(np.stack([_centre(i, c) for i in images]), model)))
+    return ten, centre
+
+
+def test_ten_crop_is_the_mean_of_ten_independently_made_crops(images):
+    model = _model()
+    want, centre = _ten_crop_and_centre_scores(model, images)
     # the test can tell: centre-crop scores (oversampling ignored) are 100x the tolerance away
     assert np.abs(centre - want).max() > 1e-3
     got = infer(model, images, oversample=True, batch_size=2, device="cpu").probs
@@ -418,11 +425,7 @@ def test_evaluate_with_oversampling_scores_the_ten_crops(images):
     from vsent.metrics import binary_metrics
 
     model = _model()
-    c = model.info.preprocess.crop
-    with torch.no_grad():
-        want = np.stack([_softmax(model(_normalise(_ten_crops(i, c), model))).mean(axis=0)
-                         for i in images])
-        centre = _softmax(model(_normalise(np.stack([_centre(i, c) for i in images]), model)))
+    want, centre = _ten_crop_and_centre_scores(model, images)
     assert np.abs(centre - want).max() > 1e-3
     labels = np.array([0, 1, 1, 0, 1])
     metrics, probs = evaluate(model, images, labels, oversample=True, batch_size=2, device="cpu")
