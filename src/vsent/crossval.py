@@ -455,6 +455,9 @@ def _run_folds(cfg: RunConfig, run: RunDir, dataset: Dataset) -> list[Fold]:
 
 
 def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> dict:
+    """The body of :func:`crossval` in its opened run directory: the data (checked against the
+    run's records), the folds, the image cache, each fold not yet done (:func:`_run_fold`),
+    then the predictions, curves, ``--fusion`` and the summary; returns the summary."""
     timer = Timer()
     dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
     _check_same_data(cfg, run, dataset)
