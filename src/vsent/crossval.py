@@ -216,18 +216,14 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
     # downloading) them here would be one more load before each rank loads them
     checked, _ = prepare(cfg if cfg.zero_shot else cfg.replace(init="random"))
     cfg = checked.replace(init=cfg.init)
-    done = SUMMARY if command == "crossval" else FOLD_METRICS
-    if (command == "crossval" or fold is not None) and not shows_finished_run(out, done,
-                                                                              overwrite):
-        _check_init_data(cfg)  # (as _preflight: not to show a finished run)
-    if command == "crossval" and cfg.extra_train is not None:
-        check_extra_train(cfg.data, cfg.subset, cfg.extra_train)
-    if command == "finetune" and cfg.fusion is not None:
-        from vsent.analyses.fused_model import check_saved_blocks
-
-        check_saved_blocks(cfg.fusion)
+    _check_prepared(cfg, out, command=command, fold=fold, overwrite=overwrite)
     check_run_dir(out, _run_record(command, cfg, fold), resume=resume, overwrite=overwrite,
-                  done=done, ignore=NOT_COMPARED)
+                  done=_done_file(command), ignore=NOT_COMPARED)
+
+
+def _done_file(command: str) -> str:
+    """The file that marks a crossval or finetune run finished."""
+    return SUMMARY if command == "crossval" else FOLD_METRICS
 
 
 def _preflight(cfg: RunConfig, out: str | Path, *, command: str, fold: int | None = None,
@@ -241,17 +237,27 @@ def _preflight(cfg: RunConfig, out: str | Path, *, command: str, fold: int | Non
     a rank ``--nproc`` started (its launcher did it: :func:`check_launch`) or a finished run
     is only shown.
     """
-    done = SUMMARY if command == "crossval" else FOLD_METRICS
-    tested = command == "crossval" or fold is not None
     if command == "finetune" and cfg.extra_train is not None:  # (it was ignored)
         raise VsentError(f"extra_train {cfg.extra_train!r}: the weakly labelled extra images "
                          "train crossval's folds; finetune trains on the dataset's images")
+    tested = command == "crossval" or fold is not None
     check_new_run_folds(cfg.folds, out, overwrite, cfg.data if tested else None)
     check_fold_number(cfg, out, fold, overwrite)
-    check_device(cfg.train.device, out, done, overwrite)
+    check_device(cfg.train.device, out, _done_file(command), overwrite)
     cfg, proto = prepare(cfg)
-    if tested and not (init_checked or os.environ.get(LAUNCHED_BY_VSENT)
-                       or shows_finished_run(out, done, overwrite)):
+    _check_prepared(cfg, out, command=command, fold=fold, overwrite=overwrite,
+                  init_checked=init_checked or bool(os.environ.get(LAUNCHED_BY_VSENT)))
+    return cfg, proto
+
+
+def _check_prepared(cfg: RunConfig, out: str | Path, *, command: str, fold: int | None,
+                  overwrite: bool, init_checked: bool = False) -> None:
+    """What :func:`_preflight` and :func:`check_launch` check once the config is prepared:
+    an ``--init`` checkpoint trained on the data of a run with test images (crossval,
+    ``finetune --fold``; not when ``init_checked`` or to show a finished run), the
+    ``--extra-train`` images, the blocks a finetune's saved model can carry."""
+    if (command == "crossval" or fold is not None) and not (
+            init_checked or shows_finished_run(out, _done_file(command), overwrite)):
         _check_init_data(cfg)
     if command == "crossval" and cfg.extra_train is not None:
         check_extra_train(cfg.data, cfg.subset, cfg.extra_train)
@@ -259,7 +265,6 @@ def _preflight(cfg: RunConfig, out: str | Path, *, command: str, fold: int | Non
         from vsent.analyses.fused_model import check_saved_blocks
 
         check_saved_blocks(cfg.fusion)
-    return cfg, proto
 
 
 def _check_init_data(cfg: RunConfig) -> None:

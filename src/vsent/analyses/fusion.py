@@ -122,9 +122,6 @@ INNER = "inner"
 INNER_SPLITS = 5
 #: Classifiers of :func:`hand_crafted_probabilities`.
 METHODS = ("logistic", "svm")
-#: Hand-crafted blocks of fusion that are not the baselines' (computed per image, nothing
-#: learnt per fold), each made by its function in :data:`_FUSION_ONLY` (see :func:`_hand_inputs`).
-FUSION_ONLY_BLOCKS = ("cues",)
 #: Probabilities are clipped to [EPS, 1 - EPS] before logits (a hard 0/1 would be infinite).
 EPS = 1e-6
 
@@ -922,8 +919,11 @@ def _cue_matrix(dataset: Any, cue_params: CueParams | None,
 
 
 #: Block name -> the function of (dataset, cue_params, cache_dir, progress) that makes its
-#: (N, d) float64 matrix; its keys are :data:`FUSION_ONLY_BLOCKS` (a test checks it).
+#: (N, d) float64 matrix (:func:`_hand_inputs`).
 _FUSION_ONLY = {"cues": _cue_matrix}
+#: Hand-crafted blocks of fusion that are not the baselines' (computed per image, nothing
+#: learnt per fold): those :data:`_FUSION_ONLY` makes.
+FUSION_ONLY_BLOCKS = tuple(_FUSION_ONLY)
 
 
 def _check_fold_predictions(pred_file: Path, preds: dict[str, dict[str, Any]], dataset: Any,
