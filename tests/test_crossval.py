@@ -149,7 +149,8 @@ def test_a_finished_run_in_a_read_only_folder_is_shown(finished_run, tmp_path, c
     assert main(["crossval", "--resume", "--out", str(copy), "--no-progress"]) == 0
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err and "Logging error" not in captured.err
-    assert f"{copy}: finished run, summary not recomputed" in caplog.text
+    assert f"{copy}: finished run with the same config: its results are read back" in caplog.text
+    assert caplog.text.count("finished run") == 1  # said once (it was said by two layers)
     # and what it found, as when it ended (walk42: a finished `make run` showed no number)
     c, t = summary["center"]["accuracy"], summary["ten_crop"]["accuracy"]
     assert (f"accuracy over {len(summary['center']['folds'])} folds: centre crop "

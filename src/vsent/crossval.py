@@ -329,7 +329,6 @@ def crossval(
     cfg = with_stored_momentum_form(cfg, run.config)  # a run made before the option
     with run:
         if run.status == "finished":
-            log.info("%s: finished run, summary not recomputed", run.path)
             summary = run.read_json(SUMMARY)
             with contextlib.suppress(KeyError, TypeError, ValueError):  # (an edited file)
                 _log_accuracy(summary, cfg.fusion)  # what the run found, as when it ended

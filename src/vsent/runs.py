@@ -792,7 +792,10 @@ def _open_locked(out: Path, config: dict[str, Any], *, resume: bool, overwrite: 
         except BaseException as e:  # (the caller gets no rd to close: its log handler would
             rd.close(e)             # take every later message of this process)
             raise
-    log.info("%s: %s run, stored config", out, rd.status)
+    if action == "finished":
+        log.info("%s: finished run with the same config: its results are read back", out)
+    else:
+        log.info("%s: resumed run, stored config", out)
     return rd
 
 
