@@ -1426,3 +1426,158 @@ def test_check_pixels_refuses_a_bomb_warning_turned_error():
             check_pixels(bomb, 40_000_000, "b.png")
     assert str(info.value) == ("b.png: image has 100000000 pixels, above the limit of 40000000 "
                                "(--max-pixels)")
+
+
+# --------------------------------------------------------------------------------------------
+# clients that leave, names in the log, option values, shutdown
+
+
+def test_a_client_that_leaves_after_its_upload_stops_its_per_image_work(checkpoint, monkeypatch):
+    """review44 #1: a client that disconnects after its upload (a closed tab, a client's own
+    timeout) kept the one per-image thread for every image it had sent, in front of every
+    other client's explain, and was counted as a 200. Its request is stopped when the
+    disconnect is seen (at most the image in progress finishes) and counted as 499."""
+    from vsent.serve.app import Service
+
+    names = {image_bytes(i): f"{i}.jpg" for i in range(5)}
+    *request, later = names
+    started: list[str] = []
+    release = threading.Event()
+
+    def held_explain(self, data, target):
+        started.append(names[data])
+        release.wait(timeout=120)  # a guard against a hang only
+        return "", False
+
+    monkeypatch.setattr(Service, "_explain_sync", held_explain)
+    body = b"".join(_part(names[d].encode(), d) for d in request)
+    body += (b"--b\r\nContent-Disposition: form-data; name=\"explain\"\r\n\r\ntrue\r\n"
+             b"--b--\r\n")
+    with running_server(checkpoint, ServeConfig(max_wait_ms=1)) as s:
+        port = int(s.url.rsplit(":", 1)[1])
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as c:
+                c.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/"
+                          b"form-data; boundary=b\r\nContent-Length: " + str(len(body)).encode()
+                          + b"\r\n\r\n" + body)
+                deadline = time.monotonic() + 20
+                while not started:
+                    assert time.monotonic() < deadline, "the first explain never started"
+                    time.sleep(0.02)
+            deadline = time.monotonic() + 5  # the service notices the closed connection
+            while metric(httpx.get(f"{s.url}/metrics").text, "vsent_requests_total",
+                         status="499") < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            release.set()
+        r = post(s.url, [(names[later], later)], explain="true")
+        assert r.status_code == 200
+        assert started == ["0.jpg", "4.jpg"]  # none of 1.jpg..3.jpg: nobody waits for them
+        metrics = httpx.get(f"{s.url}/metrics").text
+        assert metric(metrics, "vsent_requests_total", status="499") == 1
+        assert metric(metrics, "vsent_requests_total", status="200") == 1
+
+
+def test_a_file_name_cannot_write_lines_into_the_servers_log(server, caplog):
+    """review44 #2: a file name is the client's text; a line feed in it (the multipart parser
+    keeps it) wrote a line of the client's choosing into the server's log, e.g. a forged
+    access line. The log shows it escaped; the answer keeps the name as sent."""
+    name = b"a.txt\nINFO:     10.0.0.1:1 - \"GET /admin HTTP/1.1\" 200 OK"
+    body = _part(name, b"not an image") + b"--b--\r\n"
+    with caplog.at_level("INFO", logger="vsent"):
+        r = httpx.post(f"{server.url}/v1/predict", content=body,
+                       headers={"content-type": "multipart/form-data; boundary=b"})
+        cut = httpx.post(f"{server.url}/v1/predict", content=_part(name, b"xx"),
+                         headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 422 and r.json()["results"][0]["name"] == name.decode()
+    assert cut.status_code == 422
+    logged = [rec.getMessage() for rec in caplog.records if rec.name == "vsent"]
+    assert len(logged) == 2
+    assert all("\n" not in line for line in logged), logged
+    assert "a.txt\\nINFO:" in logged[0]
+
+
+def test_a_cut_bodys_file_is_numbered_as_the_images_are(server):
+    """review44 #3: "part N" counted the files only in an image's message, every part in a cut
+    body's: with an option sent first (as httpx, requests and curl -F explain=true -F
+    files=@... send it), one body called the second file part 2 in one message and part 3 in
+    the other. Both count the files."""
+    head = (b"--b\r\nContent-Disposition: form-data; name=\"oversample\"\r\n\r\n"
+            b"false\r\n")
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    r = httpx.post(f"{server.url}/v1/predict", headers=headers,
+                   content=head + _part(b"a.jpg", image_bytes(1))
+                   + _part(b"notes.txt", b"hello") + b"--b--\r\n")
+    assert r.status_code == 200
+    assert r.json()["results"][1]["error"] == "notes.txt (part 2): cannot identify image file"
+    r = httpx.post(f"{server.url}/v1/predict", headers=headers,
+                   content=head + _part(b"a.jpg", image_bytes(1)) + _part(b"notes.txt", b"he"))
+    assert r.status_code == 422
+    assert r.json()["detail"] == ("malformed multipart body: it ends before its closing "
+                                  "boundary (part 2, notes.txt, incomplete)")
+
+
+def test_an_option_without_a_value_is_refused_not_taken_for_false(server):
+    """review44 #4: ``?explain`` (a flag without a value, as many APIs take it) and an empty
+    form field were read as false: a request for a heat map was answered without one. An
+    option says true or false (422 otherwise, as for any value it cannot read)."""
+    files = [("files", ("a.jpg", image_bytes(1), "image/jpeg"))]
+    for query, data in (("?explain", {}), ("?explain=", {}), ("", {"explain": ""})):
+        r = httpx.post(f"{server.url}/v1/predict{query}", files=files, data=data)
+        assert r.status_code == 422, (query, data, r.json())
+        assert r.json()["detail"] == "option 'explain': expected true or false, got ''"
+    r = httpx.post(f"{server.url}/v1/predict?explain=false", files=files)
+    assert r.status_code == 200 and "heatmap" not in r.json()["results"][0]
+
+
+def test_a_timeout_of_infinite_seconds_is_refused():
+    """review44 #5: --timeout inf was taken (no deadline at all), and GET /v1/model then said
+    "timeout_s": null; --max-wait-ms and the size limits refuse a value that is not finite."""
+    with pytest.raises(VsentError, match=r"--timeout must be a finite number of seconds, "
+                                         r"got inf"):
+        Limits(timeout_s=float("inf"))
+
+
+def test_stopping_a_batcher_fails_the_requests_it_holds():
+    """review44 #6: stop() cancelled the collector and left the requests it held (queued, or
+    in the batch being gathered) waiting for ever: their clients hung until their deadline,
+    then were told to retry a service that was gone. They fail at once (503 in the service)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import MicroBatcher
+
+    async def go():
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(_first_pixels([]), pool, max_batch=8, max_wait_s=600)
+            waiting = [asyncio.ensure_future(b.submit(_images(i, 1))) for i in range(3)]
+            await asyncio.sleep(0.1)  # the collector holds the first, waits for company
+            await b.stop()
+            done, pending = await asyncio.wait(waiting, timeout=5)
+            for fut in pending:
+                fut.cancel()
+            return [f.exception() for f in done], len(pending)
+
+    errors, hung = asyncio.run(go())
+    assert hung == 0, f"{hung} of 3 requests still waiting after stop()"
+    assert all(isinstance(e, RuntimeError) and "stopped" in str(e) for e in errors), errors
+
+
+def test_a_long_text_part_is_named_not_called_a_malformed_body(server):
+    """review44 #7: an image sent as text (curl -F "files=<photo.jpg", '<' for '@') got the
+    helpful "'files' holds text" answer below 1 MiB, and "malformed multipart body: Part
+    exceeded maximum size of 1024KB." (Starlette's bound on a text part) above it, which names
+    neither the part nor the mistake; and an option's value was echoed whole (up to 1 MiB) in
+    the answer and in the server's log line."""
+    big = image_bytes(1, (800, 800), fmt="PNG")
+    assert len(big) > 1 << 20
+    r = httpx.post(f"{server.url}/v1/predict", files={"files": (None, big)})
+    assert r.status_code == 422 and "'files' holds text, not a file" in r.json()["detail"]
+    files = [("files", ("a.jpg", image_bytes(1), "image/jpeg"))]
+    r = httpx.post(f"{server.url}/v1/predict", files=files, data={"explain": "y" * (2 << 20)})
+    assert r.status_code == 422 and "malformed" not in r.json()["detail"]
+    assert "'explain'" in r.json()["detail"]
+    r = httpx.post(f"{server.url}/v1/predict", files=files, data={"explain": "y" * 500_000})
+    assert r.status_code == 422 and r.json()["detail"].startswith("option 'explain': expected "
+                                                                  "true or false, got 'yyy")
+    assert len(r.text) < 1000

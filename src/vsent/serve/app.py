@@ -21,8 +21,9 @@ boundary; 415 for a body that is not multipart; 408 for an upload not in by the 
 deadline; 503 when the service is overloaded or a request passes its deadline after its upload.
 User input never causes a 500 (a bug does: a JSON 500, counted, its traceback in the server's
 log; a bug in one image's Grad-CAM fails only that image's entry; so does a model that scores
-NaN/inf, each image's entry failed). A client that disconnects during its upload is counted as
-499 (:data:`CLIENT_GONE`), not as a 500.
+NaN/inf, each image's entry failed). A client that disconnects before its answer (during its
+upload, or while its images are scored: its work then stops) is counted as 499
+(:data:`CLIENT_GONE`), not as a 500.
 
 Threads: the event loop only parses and dispatches. Images decode in a thread pool; the batched
 forward passes run in one model thread (:class:`~vsent.serve.batching.MicroBatcher`). The
@@ -42,12 +43,12 @@ import io
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -62,24 +63,34 @@ from vsent import __version__
 from vsent.data._common import default_workers
 from vsent.errors import ImageError, VsentError
 from vsent.predict import NON_FINITE_SCORES, Predictor, scores_row
-from vsent.serve.batching import BATCH_BUCKETS, MicroBatcher
+from vsent.serve.batching import BATCH_BUCKETS, BatcherStopped, MicroBatcher
 from vsent.serve.limits import Limits, TooLarge, check_pixels
 
 __all__ = ["ServeConfig", "Service", "create_app", "served_card"]
 
 log = logging.getLogger("vsent")
+T = TypeVar("T")
 STATIC = Path(__file__).parent / "static"
 #: Longer side of the Grad-CAM overlay returned by ``explain`` (pixels).
 HEATMAP_MAX_SIDE = 512
 #: The per-request options (form fields or query parameters), all booleans.
 OPTIONS = ("oversample", "explain", "regions")
-#: Counted for a client that disconnected before its request was read (nginx's code).
+#: Counted for a client that disconnected before its answer (nginx's code).
 CLIENT_GONE = 499
 #: Form fields (options) in one request, beside its files (a bound of ours: a request has
 #: three options; Starlette's default is 1000).
 MAX_FIELDS = 100
+#: The most characters of a bad option value an answer (and the log) repeats.
+SHOWN_VALUE = 40
+#: Files as text (curl -F "files=<photo.jpg", '<' for '@'): one message, whatever its size.
+_FILES_AS_TEXT = ("the part 'files' holds text, not a file (no file name; a name given only as "
+                  "filename*= is not read): send each image as a file, e.g. curl -F "
+                  "files=@photo.jpg")
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"", "0", "false", "no", "off"}
+_FALSE = {"0", "false", "no", "off"}  # not "": a bare ?explain says nothing clear
+#: What the log shows of a client's text (file and field names) instead of a control character:
+#: its escape, so that a name cannot end the log line and write one of its own.
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)}
 
 
 @dataclass(frozen=True)
@@ -279,15 +290,16 @@ class Service:
                 self.inflight -= 1
         except HTTPProblem as e:
             status, body = e.status, {"detail": e.detail, **e.extra}
-        except ClientDisconnect:  # the client went away mid-upload: neither a bug nor a 500
-            status, body = CLIENT_GONE, {"detail": "the client disconnected during the upload"}
+        except ClientDisconnect as e:  # the client went away: neither a bug nor a 500
+            status, body = CLIENT_GONE, {"detail": str(e) or "the client disconnected during "
+                                                             "the upload"}
         except Exception as e:  # a bug, not the client's fault: JSON, counted, logged
             status, body = _internal_error(e)
         status, body, response = _render(status, body)  # counted as what is sent
         if status == CLIENT_GONE:  # nobody reads the answer; no alert should fire either
-            log.info("POST /v1/predict: %s", body["detail"])
+            log.info("POST /v1/predict: %s", _loggable(body["detail"]))
         elif status != 200:  # the access log says only the status: say why
-            log.warning("POST /v1/predict %d: %s", status, body.get("detail", ""))
+            log.warning("POST /v1/predict %d: %s", status, _loggable(body.get("detail", "")))
         self.responses[status] = self.responses.get(status, 0) + 1
         return response
 
@@ -304,11 +316,13 @@ class Service:
             raise HTTPProblem(408, f"the upload took longer than {timeout:g} s (--timeout); "
                                    "send fewer or smaller images per request") from None
         try:
-            return await asyncio.wait_for(self._predict(request, uploads, fields),
-                                          deadline - loop.time())
+            return await _unless_client_leaves(request, asyncio.wait_for(
+                self._predict(request, uploads, fields), deadline - loop.time()))
         except TimeoutError:
             raise HTTPProblem(503, f"request took longer than {timeout:g} s (--timeout); "
                                    "retry later or send fewer images") from None
+        except BatcherStopped:
+            raise HTTPProblem(503, "the service is shutting down; retry later") from None
 
     async def _predict(self, request: Request, uploads: list[tuple[UploadFile, bytes]],
                        fields: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
@@ -321,7 +335,7 @@ class Service:
         for k, values in given.items():
             if len(values) > 1:  # explain=true and explain=false: which one was meant?
                 raise HTTPProblem(422, f"option {k!r} given twice")
-        opts = {k: _flag(k, values[0] if values else "") for k, values in given.items()}
+        opts = {k: _flag(k, values[0]) if values else False for k, values in given.items()}
         if opts["regions"] and opts["oversample"]:
             raise HTTPProblem(422, "regions scores centre crops: it cannot be combined with "
                                    "oversample")
@@ -378,6 +392,12 @@ class Service:
             if "Too many fields" in e.message:  # (a sound body: "malformed" sent them looking)
                 raise HTTPProblem(422, f"more than {MAX_FIELDS} form fields in one request "
                                        "(options are a few fields; images go in 'files')") from None
+            if "Part exceeded maximum size" in e.message:  # Starlette's bound on a text part
+                if parser.part_name() == "files":
+                    raise HTTPProblem(422, _FILES_AS_TEXT) from None
+                raise HTTPProblem(422, f"the field {parser.part_name()!r} holds more than "
+                                       f"{parser.max_part_size >> 10} KiB of text: an option is "
+                                       "true or false") from None
             raise HTTPProblem(422, f"malformed multipart body: {e.message}") from None
         cut = parser.unfinished()
         if cut is not None:
@@ -396,10 +416,7 @@ class Service:
                 if isinstance(value, UploadFile):
                     uploads.append((value, await self._read_upload(value)))
                 elif key == "files":
-                    raise HTTPProblem(422, "the part 'files' holds text, not a file (no file "
-                                           "name; a name given only as filename*= is not "
-                                           "read): send each image as a file, e.g. curl -F "
-                                           "files=@photo.jpg")
+                    raise HTTPProblem(422, _FILES_AS_TEXT)
                 else:
                     fields.setdefault(key, []).append(value)
         finally:
@@ -461,7 +478,7 @@ class Service:
     def _non_finite(e: _Entry) -> None:
         """Fail ``e`` for NaN/inf scores: the served model's fault, so a 500 for the server's
         operator (logged), not a 422 that would blame the image."""
-        log.warning("%s: the model gave %s", e.where, NON_FINITE_SCORES)
+        log.warning("%s: the model gave %s", _loggable(e.where), NON_FINITE_SCORES)
         e.error, e.status = f"{e.where}: {NON_FINITE_SCORES}", 500
 
     async def _explain(self, loop: asyncio.AbstractEventLoop, e: _Entry) -> None:
@@ -471,7 +488,7 @@ class Service:
         except ImageError as err:
             e.error, e.status = f"{e.where}: {err}", 422
         except Exception as err:  # a bug: it fails this image only, not the request's others
-            log.exception("%s: explain failed", e.where)
+            log.exception("%s: explain failed", _loggable(e.where))
             e.error, e.status = (f"{e.where}: explain failed (internal error "
                                  f"{type(err).__name__}; see the server's log)"), 500
 
@@ -542,7 +559,8 @@ class Service:
             "# TYPE vsent_requests_total counter",
             *(f'vsent_requests_total{{status="{s}"}} {n}'
               for s, n in sorted(self.responses.items())),
-            "# HELP vsent_images_total Images received, by outcome.",
+            "# HELP vsent_images_total Images of the requests answered image by image, by outcome "
+            "(a request refused whole, timed out or left by its client counts none).",
             "# TYPE vsent_images_total counter",
             f'vsent_images_total{{outcome="scored"}} {self.images_ok}',
             f'vsent_images_total{{outcome="failed"}} {self.images_failed}',
@@ -580,11 +598,15 @@ class Service:
 class _WholeBodyParser(MultiPartParser):
     """Starlette's multipart parser, which takes a body that stops before its closing boundary
     for a complete one and drops the unfinished part without a word (a client that forgets the
-    closing boundary lost its last image, answered 200). This one remembers how far it got."""
+    closing boundary lost its last image, answered 200). This one remembers how far it got.
+
+    A file part is numbered as the images' messages number it (the N-th file; httpx, requests
+    and curl -F with an option first send the options before the files)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._parts, self._name, self._open, self._ended = 0, "", False, False
+        self._files = 0  # file parts begun
 
     def on_part_begin(self) -> None:
         super().on_part_begin()
@@ -594,6 +616,7 @@ class _WholeBodyParser(MultiPartParser):
         super().on_headers_finished()
         part = self._current_part
         self._name = part.file.filename if part.file is not None else part.field_name
+        self._files += part.file is not None
 
     def on_part_end(self) -> None:
         super().on_part_end()
@@ -610,6 +633,10 @@ class _WholeBodyParser(MultiPartParser):
             await self._current_part.file.close()
         return form
 
+    def part_name(self) -> str:
+        """The file or field name of the part read last (``""`` before its headers)."""
+        return self._name
+
     def unfinished(self) -> str | None:
         """None for a body that reached its closing boundary, else where it stops."""
         if self._ended:
@@ -620,7 +647,45 @@ class _WholeBodyParser(MultiPartParser):
             return f"after part {self._parts}"
         if not self._name:
             return f"part {self._parts}, cut in its headers"
-        return f"part {self._parts}, {self._name}, incomplete"
+        if self._current_part.file is None:
+            return f"the field {self._name!r}, incomplete"
+        return f"part {self._files}, {self._name}, incomplete"
+
+
+def _loggable(text: str) -> str:
+    """``text`` (which holds the client's file and field names) on one log line: control
+    characters escaped (a line feed in a file name wrote a line of the client's choosing)."""
+    return text.translate(_ESCAPES)
+
+
+async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
+    """``await work``, stopped when the client disconnects first (:class:`ClientDisconnect`):
+    nobody reads that answer, and the forward passes, the per-image thread and the
+    ``--max-inflight`` slot it holds are other clients' (an image in progress in a thread
+    still finishes). Run once the body is read: the request's next ASGI message is then the
+    disconnect."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this request itself was cancelled: so is its work
+        task.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if task.done():
+        return task.result()
+    if gone.exception() is not None:  # the connection could not be watched: answer anyway
+        return await task
+    task.cancel()
+    await asyncio.wait((task,))  # its cleanup (the batcher's futures) runs to its end
+    raise ClientDisconnect("the client disconnected before its answer")
+
+
+async def _disconnect(request: Request) -> None:
+    """Return when the client disconnects (any rest of the body is passed over)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _internal_error(exc: Exception) -> tuple[int, dict[str, Any]]:
@@ -652,13 +717,14 @@ async def _counted(stream: AsyncGenerator[bytes, None], limit: int) -> AsyncGene
         yield chunk
 
 
-def _flag(name: str, value: Any) -> bool:
-    v = str(value).strip().lower()
+def _flag(name: str, value: str) -> bool:
+    v = value.strip().lower()
     if v in _TRUE:
         return True
     if v in _FALSE:
         return False
-    raise HTTPProblem(422, f"option {name!r}: expected true or false, got {value!r}")
+    shown = value if len(value) <= SHOWN_VALUE else value[:SHOWN_VALUE] + "..."
+    raise HTTPProblem(422, f"option {name!r}: expected true or false, got {shown!r}")
 
 
 # --------------------------------------------------------------------------------------------

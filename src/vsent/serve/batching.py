@@ -18,10 +18,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["BatchStats", "MicroBatcher"]
+__all__ = ["BatchStats", "BatcherStopped", "MicroBatcher"]
 
 #: Upper bounds of the batch-size histogram buckets (images per forward pass).
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class BatcherStopped(RuntimeError):
+    """What a request still waiting for its forward pass gets when the batcher stops."""
 
 
 @dataclass
@@ -80,6 +84,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task | None = None
         self._held: _Item | None = None  # taken from the queue but did not fit in the last batch
+        self._waiting: set[asyncio.Future] = set()  # every submitted part not answered yet
         self.queued_images = 0
 
     def start(self) -> None:
@@ -89,11 +94,20 @@ class MicroBatcher:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Stop the collector; a request still waiting (queued, held, or in the batch being
+        gathered or run) gets :class:`BatcherStopped` at once, not an answer that never
+        comes."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for fut in self._waiting:
+            if not fut.done():
+                fut.set_exception(BatcherStopped("the batcher was stopped (the service is "
+                                                 "shutting down)"))
+        self._waiting.clear()
+        self._held, self.queued_images = None, 0
 
     async def submit(self, arrays: np.ndarray) -> np.ndarray:
         """Scores (n, C) of ``arrays`` uint8 (n, S, S, 3), computed in a shared batch."""
@@ -105,6 +119,7 @@ class MicroBatcher:
         futures = []
         for part in parts:
             fut = loop.create_future()
+            self._waiting.add(fut)
             self.queued_images += len(part)
             self._queue.put_nowait(_Item(part, fut))
             futures.append(fut)
@@ -113,6 +128,7 @@ class MicroBatcher:
         finally:
             for fut in futures:  # a request that gave up (timeout) leaves its images unscored
                 fut.cancel()
+                self._waiting.discard(fut)
         return np.concatenate(results) if results else np.zeros((0, 2), np.float32)
 
     async def _next_batch(self) -> list[_Item]:

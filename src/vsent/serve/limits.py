@@ -12,6 +12,7 @@ included: 408 when the upload is not in by then, else 503).
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import asdict, dataclass
 
 from PIL import Image
@@ -62,6 +63,9 @@ class Limits:
                 raise VsentError(f"{option} ({name}) must be >= 1, got {getattr(self, name)}")
         if not self.timeout_s > 0:
             raise VsentError(f"--timeout must be > 0 seconds, got {self.timeout_s}")
+        if not math.isfinite(self.timeout_s):  # inf: no deadline at all (and null in the card)
+            raise VsentError(f"--timeout must be a finite number of seconds, got "
+                             f"{self.timeout_s}")
         if self.max_pixels > _images.MAX_PIXELS:
             raise VsentError(f"--max-pixels {self.max_pixels} is above the decoder's own limit "
                              f"of {_images.MAX_PIXELS} (vsent.data.images.MAX_PIXELS)")
