@@ -309,6 +309,26 @@ def test_explain_of_a_banner_and_a_bug_in_one_explain_fail_no_other_image(server
     assert r.status_code == 500 and "explain failed" in r.json()["detail"]
 
 
+def test_an_image_error_of_explain_or_regions_names_the_upload_as_decoding_does(server,
+                                                                               monkeypatch):
+    """The decoder names bytes "<bytes>"; an answer names the upload and its part. Decoding
+    dropped the decoder's name, explain and regions left it in ("a.jpg (part 1): <bytes>:
+    image file is truncated")."""
+    from vsent.data.images import BYTES_NAME
+    from vsent.errors import ImageError
+
+    service = server.app.state.service
+
+    def cut(*args):
+        raise ImageError(f"{BYTES_NAME}: image file is truncated")
+
+    for option, method in (("explain", "_explain_sync"), ("regions", "_regions_sync")):
+        monkeypatch.setattr(service, method, cut)
+        r = post(server.url, [("a.jpg", image_bytes(3))], **{option: "true"})
+        assert r.status_code == 422, option
+        assert r.json()["results"][0]["error"] == "a.jpg (part 1): image file is truncated"
+
+
 def test_decode_threads_are_the_cpus_this_process_may_use(checkpoint, monkeypatch):
     """A container's share of a large host, as vsent predict counts them."""
     import os

@@ -23,8 +23,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from vsent.data._common import positive_int
 from vsent.errors import ImageError, NotAnImageError, os_reason
 
-__all__ = ["FORMATS", "MAX_PIXELS", "ImageSource", "load_resized", "load_rgb", "resize_rgb",
-           "stat_file"]
+__all__ = ["BYTES_NAME", "FORMATS", "MAX_PIXELS", "ImageSource", "load_resized", "load_rgb",
+           "resize_rgb", "stat_file"]
 
 logger = logging.getLogger("vsent")
 
@@ -33,6 +33,8 @@ logger = logging.getLogger("vsent")
 #: be set above PIL's own limit (``PIL.Image.MAX_IMAGE_PIXELS``): PIL's is raised to it while
 #: vsent opens a file.
 MAX_PIXELS = 64_000_000
+#: How messages name an image given as bytes (the service names the upload itself).
+BYTES_NAME = "<bytes>"
 
 #: The PIL formats files and bytes are opened as: those of the suffixes vsent looks for
 #: (:data:`vsent.data.datasets.IMAGE_EXTENSIONS`; a test keeps the two in step). The other
@@ -94,8 +96,8 @@ def load_rgb(src: ImageSource, *, min_side: int | None = None) -> Image.Image:
         return _decode(src, where, limit=isinstance(src, ImageFile.ImageFile))
     if isinstance(src, (bytes, bytearray, memoryview)):
         if len(src) == 0:
-            raise ImageError("<bytes>: empty file")
-        return _open_and_decode(io.BytesIO(bytes(src)), "<bytes>", min_side=min_side)
+            raise ImageError(f"{BYTES_NAME}: empty file")
+        return _open_and_decode(io.BytesIO(bytes(src)), BYTES_NAME, min_side=min_side)
     if isinstance(src, (str, os.PathLike)):
         # messages name the path as given ("./x.jpg", not Path's "x.jpg"), as rows do
         return _load_path(Path(src), os.fsdecode(src), min_side=min_side)

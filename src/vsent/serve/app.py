@@ -61,6 +61,7 @@ from starlette.requests import ClientDisconnect
 
 from vsent import __version__
 from vsent.data._common import default_workers
+from vsent.data.images import BYTES_NAME
 from vsent.errors import ImageError, VsentError
 from vsent.predict import NON_FINITE_SCORES, Predictor, scores_row
 from vsent.serve.batching import BATCH_BUCKETS, BatcherStopped, MicroBatcher
@@ -75,6 +76,8 @@ STATIC = Path(__file__).parent / "static"
 HEATMAP_MAX_SIDE = 512
 #: The per-request options (form fields or query parameters), all booleans.
 OPTIONS = ("oversample", "explain", "regions")
+#: The ``crop`` label of /metrics' batch series, by ``oversample``.
+CROP_LABEL = {False: "center", True: "ten_crop"}
 #: Counted for a client that disconnected before its answer (nginx's code).
 CLIENT_GONE = 499
 #: Form fields (options) in one request, beside its files (a bound of ours: a request has
@@ -213,6 +216,10 @@ class _Entry:
     error: str = ""
     status: int = 200  # 413 or 422 when the entry failed (500: the model's or a bug's fault)
     out: dict[str, Any] = field(default_factory=dict)
+
+    def fail(self, status: int, reason: str) -> None:
+        """Fail this image alone: its error is ``reason``, named as messages name it."""
+        self.error, self.status = f"{self.where}: {reason}", status
 
 
 class Service:
@@ -433,25 +440,21 @@ class Service:
     def _entry(self, i: int, up: UploadFile, data: bytes) -> _Entry:
         name = up.filename or f"image {i + 1}"
         e = _Entry(name=name, where=f"{name} (part {i + 1})", data=data)
-        where = e.where
         if len(data) > self.limits.max_upload_bytes:
-            e.error, e.status = (f"{where}: upload above the limit of "
-                                 f"{self.limits.max_upload_bytes} bytes (--max-upload-mb)"), 413
+            e.fail(413, f"upload above the limit of {self.limits.max_upload_bytes} bytes "
+                        "(--max-upload-mb)")
         elif not data:
-            e.error, e.status = f"{where}: empty file", 422
+            e.fail(422, "empty file")
         return e
 
     async def _decode(self, loop: asyncio.AbstractEventLoop, e: _Entry) -> None:
-        where = e.where
         try:
             e.array, e.hand = await loop.run_in_executor(self.decode_pool, self._decode_sync,
-                                                         e.data, where)
-        except TooLarge as err:
+                                                         e.data, e.where)
+        except TooLarge as err:  # (check_pixels names the image itself)
             e.error, e.status = str(err), 413
         except ImageError as err:
-            msg = str(err)
-            msg = msg[len("<bytes>: "):] if msg.startswith("<bytes>: ") else msg
-            e.error, e.status = f"{where}: {msg}", 422
+            e.fail(422, _image_reason(err))
 
     def _decode_sync(self, data: bytes, where: str) -> tuple[np.ndarray, np.ndarray | None]:
         """The network's input (S, S, 3) and, for a late-fused model, the hand-crafted
@@ -479,18 +482,18 @@ class Service:
         """Fail ``e`` for NaN/inf scores: the served model's fault, so a 500 for the server's
         operator (logged), not a 422 that would blame the image."""
         log.warning("%s: the model gave %s", _loggable(e.where), NON_FINITE_SCORES)
-        e.error, e.status = f"{e.where}: {NON_FINITE_SCORES}", 500
+        e.fail(500, NON_FINITE_SCORES)
 
     async def _explain(self, loop: asyncio.AbstractEventLoop, e: _Entry) -> None:
         try:
             e.out["heatmap"], e.out["heatmap_empty"] = await loop.run_in_executor(
                 self.aux_pool, self._explain_sync, e.data, e.cls)
         except ImageError as err:
-            e.error, e.status = f"{e.where}: {err}", 422
+            e.fail(422, _image_reason(err))
         except Exception as err:  # a bug: it fails this image only, not the request's others
             log.exception("%s: explain failed", _loggable(e.where))
-            e.error, e.status = (f"{e.where}: explain failed (internal error "
-                                 f"{type(err).__name__}; see the server's log)"), 500
+            e.fail(500, f"explain failed (internal error {type(err).__name__}; see the "
+                        "server's log)")
 
     def _explain_sync(self, data: bytes, target: int) -> tuple[str, bool]:
         """A base64 PNG: the Grad-CAM overlay of ``target``'s logit, at most
@@ -514,7 +517,7 @@ class Service:
         try:
             r = await loop.run_in_executor(self.aux_pool, self._regions_sync, e.data)
         except ImageError as err:
-            e.error, e.status = f"{e.where}: {err}", 422
+            e.fail(422, _image_reason(err))
             return
         self._set_scores(e, r["proba"])
         if e.error:
@@ -573,8 +576,8 @@ class Service:
             "# HELP vsent_batch_size Images per forward pass (dynamic micro-batching).",
             "# TYPE vsent_batch_size histogram",
         ]
-        for ov, b in self.batchers.items():
-            mode = "ten_crop" if ov else "center"
+        crops = {CROP_LABEL[ov]: b for ov, b in self.batchers.items()}
+        for mode, b in crops.items():
             for le in BATCH_BUCKETS:
                 cum = sum(n for size, n in b.stats.sizes.items() if size <= le)
                 lines.append(f'vsent_batch_size_bucket{{crop="{mode}",le="{le}"}} {cum}')
@@ -583,14 +586,12 @@ class Service:
                       f'vsent_batch_size_count{{crop="{mode}"}} {b.stats.batches}']
         lines += ["# HELP vsent_batch_requests_max Most requests served by one forward pass.",
                   "# TYPE vsent_batch_requests_max gauge"]
-        for ov, b in self.batchers.items():
-            mode = "ten_crop" if ov else "center"
+        for mode, b in crops.items():
             lines.append(f'vsent_batch_requests_max{{crop="{mode}"}} '
                          f"{b.stats.max_requests}")
         lines += ["# HELP vsent_forward_seconds_total Wall time of the batched forward passes.",
                   "# TYPE vsent_forward_seconds_total counter"]
-        for ov, b in self.batchers.items():
-            mode = "ten_crop" if ov else "center"
+        for mode, b in crops.items():
             lines.append(f'vsent_forward_seconds_total{{crop="{mode}"}} {b.stats.seconds:.6f}')
         return "\n".join(lines) + "\n"
 
@@ -650,6 +651,12 @@ class _WholeBodyParser(MultiPartParser):
         if self._current_part.file is None:
             return f"the field {self._name!r}, incomplete"
         return f"part {self._files}, {self._name}, incomplete"
+
+
+def _image_reason(err: ImageError) -> str:
+    """The decoder's message without the name it gives uploaded bytes: the entry names the
+    image (``where``)."""
+    return str(err).removeprefix(f"{BYTES_NAME}: ")
 
 
 def _loggable(text: str) -> str:
