@@ -740,3 +740,138 @@ def test_check_launch_checks_a_file_init_exists_without_loading_weights(make_twi
     built.clear()
     cv.check_launch(cfg, out, command="crossval", nproc=2)  # finished: nothing refused
     assert built == ["random"]
+
+
+# ----------------------------------------------------------------------------------------------
+# a rank waiting for rank 0 when it stops; --ema buffers; --device cuda:N
+
+
+def test_a_follower_whose_collective_fails_waits_for_torchrun_to_stop_it(monkeypatch, tmp_path):
+    """Rank 0 evaluates and writes alone while the others wait for it in a collective; when it
+    stopped with a user error (its one line, exit 2), a waiting rank died of gloo's
+    "Connection closed by peer" with a 20-line traceback before torchrun stopped it. It now
+    waits for torchrun, as after a user error, and raises only when still running."""
+    import signal
+    import time
+
+    import vsent.crossval as cv
+    from vsent.cli import main
+
+    def rank_0_left(*a, **kw):
+        raise RuntimeError("[gloo/transport/tcp/pair.cc:561] Connection closed by peer")
+
+    monkeypatch.setattr(cv, "finetune", rank_0_left)
+    waited = []
+    monkeypatch.setattr(time, "sleep",
+                        lambda s: waited.append((s, signal.getsignal(signal.SIGTERM))))
+    argv = ["finetune", "--preset", "quick", "--data", str(tmp_path), "--out",
+            str(tmp_path / "o")]
+    with pytest.raises(RuntimeError, match="Connection closed by peer"):
+        main(argv)  # rank 0 (one process): its own error, at once
+    assert waited == []
+    monkeypatch.setattr(distributed, "is_main", lambda: False)
+    with pytest.raises(RuntimeError, match="Connection closed by peer"):
+        main(argv)  # another rank: stopped by torchrun meanwhile, else raised
+    assert waited == [(distributed.FOLLOWER_GRACE, signal.SIG_DFL)]
+
+
+_RANK_0_FAILS = '''\
+import sys, time
+import vsent.crossval as cv
+from vsent import distributed
+from vsent.cli import main
+from vsent.errors import VsentError
+
+def finetune(*a, **kw):
+    if distributed.is_main():
+        time.sleep(1.0)  # rank 0 evaluates and writes alone ...
+        raise VsentError("cannot write metrics.json: no space left on device")
+    return distributed.broadcast_object(None)  # ... while the others wait for its result
+
+cv.finetune = finetune
+sys.exit(main(["finetune", "--preset", "quick", "--data", sys.argv[1], "--out", sys.argv[2],
+               "--device", "cpu", "--dist-backend", "gloo"]))
+'''
+
+
+def test_a_user_error_of_rank_0_while_the_others_wait_is_one_line(tmp_path):
+    """The same through torchrun (the --nproc wrapper): exit 2 and rank 0's line alone, no
+    traceback of the rank that waited (it had one, [rank1]: RuntimeError ... Connection closed
+    by peer, in 3 runs of 3)."""
+    import subprocess
+
+    script = tmp_path / "rank0_fails.py"
+    script.write_text(_RANK_0_FAILS)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vsent.distributed", "--standalone", "--nproc-per-node=2",
+         str(script), str(tmp_path), str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip() == ("vsent: error: cannot write metrics.json: no space left on "
+                                   "device"), proc.stderr[-3000:]
+
+
+def _ema_worker(rank: int, world: int, port: int, root: str) -> None:
+    """fit() of a BatchNorm model with --ema on 2 ranks; saves this rank's buffers."""
+    from vsent.models import create_model
+    from vsent.train import fit
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    faulthandler.enable()
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 20, 20, 3), dtype=np.uint8)
+    labels = np.arange(12) % 2
+    with distributed.session("gloo", "cpu"):
+        torch.manual_seed(0)
+        model = create_model("smallcnn", init="random", widths=[4, 8], image_size=16)
+        fit(model, images, labels, TrainConfig(epochs=1, batch_size=6, device="cpu", ema=0.9),
+            progress=False)
+        torch.save(dict(model.named_buffers()), Path(root, f"buffers{rank}.pt"))
+
+
+def test_every_rank_holds_rank_0s_batchnorm_buffers_after_training_with_ema(tmp_path):
+    """unwrap_model gave every rank rank 0's BatchNorm statistics, then fit loaded each rank's
+    own moving average over them (on CPU each rank's statistics are its shards')."""
+    torch.multiprocessing.spawn(_ema_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2,
+                                join=True)
+    b0, b1 = (torch.load(tmp_path / f"buffers{r}.pt") for r in range(2))
+    assert b0.keys() == b1.keys() and any("running_mean" in k for k in b0)
+    for key in b0:
+        assert torch.equal(b0[key], b1[key]), key
+
+
+def test_ddp_refuses_a_gpu_named_by_its_index(monkeypatch):
+    """--device cuda:0 put every rank on GPU 0 (local_device kept an explicit index): nccl
+    fails with a traceback (two ranks on one GPU), gloo shares the one GPU."""
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    for rank_device in ("cuda:0", "cuda:1"):  # the same answer on every rank
+        with pytest.raises(VsentError, match=rf"^--device {rank_device}: data-parallel "
+                                             r"processes each train on their own GPU"):
+            distributed.local_device(torch.device(rank_device))
+    assert distributed.local_device(torch.device("cuda")) == torch.device("cuda", 1)
+    assert distributed.local_device(torch.device("cpu")) == torch.device("cpu")
+    monkeypatch.undo()
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(VsentError, match=r"^--device cuda:0 with --nproc 2: each process "
+                                         r"trains on its own GPU"):
+        distributed.wants_launch(2, "auto", "cuda:0")
+    assert distributed.wants_launch(2, "auto", "cuda") is True
+
+
+def test_a_follower_run_dir_writes_and_logs_nothing(tmp_path):
+    """Ranks other than 0 hold a FollowerRunDir: every write and log line of RunDir is a no-op
+    there (log_only raised AttributeError: the follower skips RunDir.__init__)."""
+    out = tmp_path / "run"
+    rd = distributed.FollowerRunDir(out, "new", {"seed": 0})
+    assert rd.write_json("a.json", {"x": 1}) == out / "a.json"
+    assert rd.write_text("a.md", "x") == out / "a.md"
+    assert rd.write_csv("a.csv", [{"x": 1}], ["x"]) == out / "a.csv"
+    rd.log_only("a line for run.log")
+    rd.close()
+    assert not out.exists()

@@ -208,6 +208,21 @@ def test_head_training_leaves_every_backbone_tensor_unchanged(tmp_path):
     assert all(p.requires_grad == n.startswith("fc.") for n, p in model.named_parameters())
 
 
+def test_head_training_is_refused_in_data_parallel_processes(tmp_path, monkeypatch):
+    """--train head fits a head on cached features in one process; under a torchrun started by
+    hand (which the --nproc check never sees) every rank did the whole computation."""
+    from vsent import distributed
+
+    images, labels = _images(16)
+    cfg = RunConfig(data="x", model="smallcnn", init="random", train_mode="head",
+                    train=CROSSVAL["quick"]["train"].replace(epochs=1, batch_size=4,
+                                                             device="cpu"))
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    with pytest.raises(VsentError, match=r"^--train head runs in one process"):
+        frozen.train_model(_model(), cfg, cfg.train, images, labels,
+                           _paths(tmp_path, len(images)), np.arange(12))
+
+
 def test_linear_head_learns_separable_features():
     model = _model()
     rng = np.random.default_rng(0)

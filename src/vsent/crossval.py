@@ -62,7 +62,14 @@ from vsent.errors import LAUNCHED_BY_VSENT, VsentError, one_line
 from vsent.evaluate import predict_proba
 from vsent.figures import crossval_figure, training_figure
 from vsent.files import atomic_open, atomic_write_text, csv_rows, file_sha256
-from vsent.frozen import check_train_mode, evaluate_model, run_meta, train_model, training_label
+from vsent.frozen import (
+    check_head_parallel,
+    check_train_mode,
+    evaluate_model,
+    run_meta,
+    train_model,
+    training_label,
+)
 from vsent.inference import resolve_device
 from vsent.metrics import SCALARS, mean_std_text, summarize_folds, write_summary
 from vsent.models import create_model
@@ -205,9 +212,7 @@ def check_launch(cfg: RunConfig, out: str | Path, *, command: str, nproc: int,
     for recipe in (cfg.train, cfg.finetune):
         if recipe is not None:
             check_parallel(recipe, nproc)
-    if cfg.train_mode == "head" and nproc > 1:
-        raise VsentError("--train head runs in one process (heads on cached features are not "
-                         "split: every process would do the whole computation)")
+    check_head_parallel(cfg.train_mode, nproc)
     _check_init_exists(cfg)
     check_new_run_folds(cfg.folds, out, overwrite,
                         cfg.data if command == "crossval" or fold is not None else None)

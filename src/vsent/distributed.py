@@ -8,8 +8,8 @@ single-process run does exactly the arithmetic and random draws it did before):
   ``vsent crossval|finetune --nproc N`` runs exactly that command for you (:func:`launch`;
   the CLI first refuses what the ranks would refuse, :func:`vsent.crossval.check_launch`).
   Under single-node torchrun (``--nproc N``, or ``torchrun --standalone``), a user error
-  the ranks meet is printed by rank 0 alone and keeps exit status 2
-  (:func:`user_errors_from_rank0`, :func:`torchrun_main`).
+  the ranks meet is printed by rank 0 alone (:func:`user_errors_from_rank0`); ``--nproc N``
+  also keeps its exit status 2 (:func:`torchrun_main`: plain torchrun exits 1).
   :func:`session` joins the process group: gloo on CPU, nccl on GPUs (one GPU per rank,
   ``cuda:LOCAL_RANK``).
 * **Batches.** Every rank draws the same permutation and the same random crops and mirrors,
@@ -167,8 +167,15 @@ def session(backend: str = "auto", device: str = "auto") -> Iterator[None]:
 
 
 def local_device(device: torch.device) -> torch.device:
-    """``cuda`` -> ``cuda:LOCAL_RANK`` in DDP (one GPU per rank); ``device`` otherwise."""
-    if is_distributed() and device.type == "cuda" and device.index is None:
+    """``cuda`` -> ``cuda:LOCAL_RANK`` in DDP (one GPU per rank); ``device`` otherwise.
+
+    In DDP a GPU named by its index (``--device cuda:0``) is a VsentError, on every rank
+    alike: every rank would train on it (nccl refuses two ranks on one GPU, with a traceback;
+    gloo shares it)."""
+    if is_distributed() and device.type == "cuda":
+        if device.index is not None:
+            raise VsentError(f"--device {device}: data-parallel processes each train on their "
+                             "own GPU (cuda:LOCAL_RANK); give --device cuda")
         return torch.device("cuda", local_rank())
     return device
 
@@ -242,6 +249,9 @@ class FollowerRunDir(RunDir):
 
     def close(self, stopped_by: BaseException | None = None) -> None:
         pass
+
+    def log_only(self, text: str, level: int = logging.INFO) -> None:
+        pass  # (rank 0 writes run.log)
 
     def write_json(self, name: str, obj: Any) -> Path:
         return self.path / name
@@ -324,7 +334,7 @@ def shard_batch(
     w = world_size() if world is None else world
     b = len(idx)
     mine = idx[r::w]
-    shard = torch.from_numpy(np.array(images[mine]))  # a copy: the cache is read-only
+    shard = torch.from_numpy(images[mine])  # (indexing by an array copies: writable)
     h, wd = shard.shape[1], shard.shape[2]
     if crop > h or crop > wd:
         raise ValueError(f"crop {crop} is larger than the images ({h}x{wd})")
@@ -393,6 +403,9 @@ def wants_launch(nproc: int, backend: str, device: str) -> bool:
         log.warning("--nproc %d ignored: this is already one of %s torchrun processes", nproc,
                     os.environ.get("WORLD_SIZE"))
         return False
+    if device.startswith("cuda:"):  # (local_device refuses it in each rank)
+        raise VsentError(f"--device {device} with --nproc {nproc}: each process trains on its "
+                         "own GPU (cuda:LOCAL_RANK); give --device cuda")
     # each rank trains on cuda:LOCAL_RANK, with nccl or gloo alike
     if (name == "nccl" or _on_gpus(device)) and nproc > torch.cuda.device_count():
         raise VsentError(f"--nproc {nproc}: {name} on GPUs needs one GPU per process, this "
@@ -516,12 +529,26 @@ def user_errors_from_rank0() -> Iterator[list[int]]:
     except VsentError as e:
         if is_main():
             raise
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # stopped by torchrun: no message
-        time.sleep(FOLLOWER_GRACE)
+        _wait_to_be_stopped()
         print(f"vsent: error: {e}", file=sys.stderr)
         status.append(EXIT_USER_ERROR)
+    except RuntimeError:
+        # the backends' error when a collective loses a rank (gloo: "Connection closed by
+        # peer"): rank 0, which evaluates and writes alone while the others wait, exited,
+        # e.g. with a user error it printed; torchrun is stopping this rank too
+        if is_main():
+            raise
+        _wait_to_be_stopped()
+        raise
     else:
         end_together()
+
+
+def _wait_to_be_stopped() -> None:
+    """A rank other than 0 after an error: wait :data:`FOLLOWER_GRACE` for torchrun to stop it
+    (SIGTERM, at its default action: no message of its own)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    time.sleep(FOLLOWER_GRACE)
 
 
 def end_together() -> None:

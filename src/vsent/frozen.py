@@ -470,6 +470,15 @@ def _keep_eval(model: nn.Module, held: list[nn.Module]) -> None:
 # one fold of vsent.crossval, for every way to train
 
 
+def check_head_parallel(train_mode: str, world: int) -> None:
+    """VsentError for ``--train head`` on ``world`` > 1 data-parallel processes: checked by
+    :func:`train_model` in each rank (a torchrun started by hand) and before ``--nproc N``
+    starts them (:func:`vsent.crossval.check_launch`)."""
+    if parse_train_mode(train_mode) == 0 and world > 1:
+        raise VsentError("--train head runs in one process (heads on cached features are not "
+                         "split: every process would do the whole computation)")
+
+
 def train_model(
     model: nn.Module,
     cfg: RunConfig,
@@ -492,10 +501,12 @@ def train_model(
       ``images``, extracted once and shared by the folds);
     * ``"last-N"``: :func:`freeze_all_but_last` then :func:`vsent.train.fit` (resumable too).
     """
+    from vsent import distributed
     from vsent.train import fit
 
     if cfg.zero_shot:
         return []
+    check_head_parallel(cfg.train_mode, distributed.world_size())
     n = parse_train_mode(cfg.train_mode)
     if n == 0:
         feats = cached_features(model, paths, images, init=cfg.init,

@@ -327,9 +327,10 @@ def fit(
                 if non_finite_tensors(model):
                     _diverged(desc, epoch + 1, "weights hold nan/inf", cfg)
                 _save_state(state_path, cfg, device, model, opt, sched, gen, ema, history)
+        if ema is not None:  # the averaged weights are the result (before unwrap_model: a
+            # rank's average holds its own BatchNorm statistics, rank 0's are broadcast)
+            model.load_state_dict(ema.module.state_dict())
         dist.unwrap_model(net)  # DDP: BatchNorm back, rank 0's buffers on every rank
-    if ema is not None:  # the averaged weights are the result
-        model.load_state_dict(ema.module.state_dict())
     # the loss is computed before each step: the last step can turn the weights into NaN
     # with a finite mean loss, and such a model would score nothing (argmax of NaNs is 0)
     if non_finite_tensors(model):
