@@ -895,7 +895,8 @@ def test_an_out_in_a_missing_folder_makes_the_folder(folder, tmp_path, checkpoin
     assert main(["predict", "--model", str(checkpoint), str(folder / "im01.jpg"), "--out",
                  str(blocked), "--device", "cpu", "--no-progress"]) == 2
     assert capsys.readouterr().err == (f"vsent: error: --out {blocked}: cannot make its folder "
-                                       f"{tmp_path / 'file'}: File exists\n")
+                                       f"{tmp_path / 'file'}: {tmp_path / 'file'} is a file, "
+                                       "not a folder\n")
 
 
 @pytest.mark.parametrize("name,said", [("scores.json", True), ("scores.parquet", True),
@@ -1357,3 +1358,108 @@ def test_an_output_in_a_new_folder_of_dev_shm_gets_its_folder(tmp_path):
         assert out.read_text().splitlines()[1].startswith("a.jpg,0.5")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# standard streams, list reading, linked outputs
+
+
+def test_a_list_that_fails_to_read_part_way_is_one_line_after_the_rows_before_it(
+        folder, checkpoint, tmp_path, capsys, monkeypatch):
+    """review44c #1: an I/O error while reading --from-list (a stale NFS handle, EIO from a
+    terminal that went away) ended in a traceback, exit 1; it is one line naming the list and
+    the line after which it failed, exit 2, and the rows of the lines before it are kept."""
+    import errno
+
+    imgs = sorted(folder.glob("im*.jpg"))[:2]
+
+    class Flaky(io.StringIO):
+        name = "<stdin>"
+
+        def __init__(self):
+            super().__init__("".join(f"{p}\n" for p in imgs) + "never.jpg\n")
+            self.read_lines = 0
+
+        def __next__(self):
+            if self.read_lines == len(imgs):
+                raise OSError(errno.EIO, "Input/output error")
+            self.read_lines += 1
+            return super().__next__()
+
+    monkeypatch.setattr(sys, "stdin", Flaky())
+    out = tmp_path / "o.csv"
+    assert main(["predict", "--model", str(checkpoint), "--from-list", "-", "--out", str(out),
+                 "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("vsent: error: --from-list -: cannot read past line 2 (input/output "
+                   "error); the rows written so far are kept\n"), err
+    assert [r["path"] for r in _read(out, "csv")] == [str(p) for p in imgs]
+
+
+def test_a_closed_standard_output_is_one_line(folder, checkpoint, capsys, monkeypatch):
+    """review44c #2: rows for standard output with descriptor 1 closed (``>&-``, a daemon)
+    were a TypeError/AttributeError traceback, exit 1 (csv: at the header, jsonl: after the
+    first batch had been scored); now one line, exit 2."""
+    for fmt in ("csv", "jsonl"):
+        monkeypatch.setattr(sys, "stdout", None)
+        code = main(["predict", "--model", str(checkpoint), str(folder / "im01.jpg"),
+                     "--format", fmt, "--device", "cpu", "--no-progress"])
+        monkeypatch.undo()
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert err == ("vsent: error: standard output is closed: give --out FILE for the "
+                       "rows\n"), err
+
+
+def test_a_closed_standard_error_neither_stops_the_run_nor_goes_into_the_rows(
+        folder, checkpoint, capsys, monkeypatch):
+    """review44c #3: with descriptor 2 closed (``2>&-``, a daemon) the progress check raised
+    AttributeError before anything was scored (exit 1, and no traceback could be shown), and
+    with --no-progress ``print(..., file=sys.stderr)`` (None) wrote the summary line into the
+    rows on standard output."""
+    for extra in ([], ["--no-progress"]):
+        monkeypatch.setattr(sys, "stderr", None)
+        code = main(["predict", "--model", str(checkpoint), str(folder / "im01.jpg"),
+                     str(folder / "broken.jpg"), "--device", "cpu", *extra])
+        monkeypatch.undo()
+        assert code == EXIT_ITEMS_FAILED
+        rows = capsys.readouterr().out.splitlines()
+        assert rows[0] == "path,prob_positive,label,error"
+        assert len(rows) == 3 and not any(r.startswith("scored") for r in rows), rows
+
+
+def test_retry_failed_keeps_an_output_reached_through_a_link_a_link(tmp_path):
+    """review44c #4: --retry-failed replaced --out by a new file; when --out was a symbolic
+    link (to a bigger disk, a shared folder), the link became a plain file beside it and the
+    file it named kept the error rows: the next reader of that file saw the old rows."""
+    target_dir = tmp_path / "disk"
+    target_dir.mkdir()
+    real = target_dir / "scores.csv"
+    link = tmp_path / "scores.csv"
+    link.symlink_to(real)
+
+    def scorer(paths):
+        for p in paths:
+            bad = str(p).startswith("bad")
+            yield {"path": str(p), "prob_positive": None if bad else 0.5,
+                   "label": None if bad else "positive", "error": f"{p}: nope" if bad else ""}
+
+    assert score_stream(["a.jpg", "bad.jpg"], scorer, link).failed == 1
+    good = lambda paths: ({"path": str(p), "prob_positive": 0.5, "label": "positive",  # noqa: E731
+                           "error": ""} for p in paths)
+    summary = score_stream(["a.jpg", "bad.jpg"], good, link, resume=True, retry_failed=True)
+    assert (summary.total, summary.failed) == (2, 0)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert [r["error"] for r in _read(real, "csv")] == ["", ""]
+
+
+def test_a_utf16_list_is_told_as_utf16_not_as_find_print0(tmp_path, folder, checkpoint, capsys):
+    """review44c #5: a list saved as UTF-16 (Windows PowerShell's ``>``, Notepad's "Unicode")
+    was refused with "from find, use -print, not -print0", which does not apply."""
+    lst = tmp_path / "list.txt"
+    lst.write_bytes(f"{folder / 'im01.jpg'}\r\n".encode("utf-16"))
+    assert main(["predict", "--model", str(checkpoint), "--from-list", str(lst), "--device",
+                 "cpu", "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"vsent: error: --from-list {lst}: UTF-16 text (its byte-order mark): save it as "
+        "UTF-8, one path per line\n")

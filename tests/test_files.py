@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from vsent.errors import VsentError
-from vsent.files import check_replaceable, exclusive_lock
+from vsent.files import check_replaceable, exclusive_lock, make_folder
 from vsent.runs import open_run_dir
 
 CFG = {"command": "demo", "data": ".", "train": {"lr": 0.002, "epochs": 3, "device": "cpu"},
@@ -192,3 +192,18 @@ def test_absolute_path_takes_dotdot_through_links_and_keeps_the_last_names(tmp_p
     recorded = data_path("../tw")  # as a run's config.json records --data
     work.rename(tmp_path / "renamed")
     assert Path(recorded).is_dir()  # (<cwd>/../tw named a folder that is gone)
+
+
+def test_make_folder_names_the_file_that_stands_where_a_folder_must_be(tmp_path):
+    """mkdir says "File exists" (the folder's own name) or "Not a directory" (a parent's),
+    which reads as if all were fine: every command that makes its --out folder says which
+    file is in the way."""
+    make_folder(tmp_path / "a" / "b")
+    make_folder(tmp_path / "a" / "b")  # there already: nothing to do
+    assert (tmp_path / "a" / "b").is_dir()
+    (tmp_path / "f").write_text("x")
+    for folder in (tmp_path / "f", tmp_path / "f" / "sub" / "deeper"):
+        with pytest.raises(OSError) as info:
+            make_folder(folder)
+        assert info.value.strerror == f"{tmp_path / 'f'} is a file, not a folder"
+        assert info.value.errno in (errno.EEXIST, errno.ENOTDIR)

@@ -41,7 +41,7 @@ from typing import IO, Any
 import numpy as np
 
 from vsent.errors import VsentError
-from vsent.files import atomic_write_text, exclusive_lock, file_sha256, temp_path
+from vsent.files import atomic_write_text, exclusive_lock, file_sha256, make_folder, temp_path
 from vsent.inputs import Unmatched
 from vsent.predict import ROW_FIELDS
 from vsent.progress import on_terminal
@@ -88,6 +88,8 @@ class _Utf8Stdout:
 def _stdout_text() -> IO[str] | _Utf8Stdout:
     """Where rows for standard output go: :class:`_Utf8Stdout`, or a replaced ``sys.stdout``
     without a binary buffer (a test's) as it is."""
+    if sys.stdout is None:  # started with descriptor 1 closed (``>&-``, a daemon)
+        raise VsentError("standard output is closed: give --out FILE for the rows")
     if getattr(sys.stdout, "buffer", None) is None:
         return sys.stdout
     return _Utf8Stdout(sys.stdout)
@@ -343,7 +345,9 @@ def drop_failed_rows(path: str | Path, fmt: str) -> int:
     (``--retry-failed``: a file that had not arrived yet, a network file system's hiccup).
     The good rows keep their bytes and order; the file is replaced atomically (a temporary
     file beside it, then ``os.replace``). Returns the number of rows dropped."""
-    path = Path(path)
+    # the file itself, not a link to it: os.replace would put the copy in the link's place
+    # and leave the file the link names with the error rows
+    path = Path(os.path.realpath(path))
     n = _complete_length(path, fmt)
     tmp = temp_path(path)
     try:
@@ -670,7 +674,7 @@ def _make_parent(out: str | Path) -> None:
     """The folder ``out`` goes in, made if missing; one line naming it when it cannot be."""
     parent = Path(out).parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        make_folder(parent)
     except OSError as e:
         raise VsentError(f"--out {out}: cannot make its folder {parent}: {e.strerror or e}") \
             from None

@@ -92,6 +92,21 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
+def make_folder(folder: str | os.PathLike[str]) -> None:
+    """``folder`` and its missing parents made. OSError as ``mkdir`` raises it, but with a
+    file where a folder must be its ``strerror`` names that file ("x is a file, not a
+    folder": mkdir says "File exists" or "Not a directory", which reads as if all were
+    fine)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as e:
+        blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if blocking is None or blocking.is_dir():
+            raise
+        raise type(e)(e.errno, f"{blocking} is a file, not a folder") from None
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path`` for writing; it replaces ``path`` when the block

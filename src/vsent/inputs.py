@@ -286,6 +286,9 @@ def iter_list(lines: Iterable[str], source: str = "--from-list") -> Iterator[str
             return
         except UnicodeDecodeError:  # the rows scored so far are kept; --resume continues
             raise VsentError(f"{source}: not UTF-8 text after about line {n}") from None
+        except OSError as e:  # a stale NFS handle, a terminal gone (EIO): a user's error too
+            raise VsentError(f"{source}: cannot read past line {n} ({os_reason(e)}); the rows "
+                             "written so far are kept") from None
         n += 1
         if "\0" in line:
             raise _nul_error(source, n)
@@ -342,6 +345,10 @@ def _open_list(from_list: str | Path) -> IO[str]:
     except OSError as e:
         raw.close()
         raise VsentError(f"--from-list {from_list}: {e.strerror or e}") from None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # (its NUL bytes: no -print0 hint)
+        raw.close()
+        raise VsentError(f"--from-list {from_list}: UTF-16 text (its byte-order mark): save it "
+                         "as UTF-8, one path per line")
     if b"\0" in head:
         raw.close()
         raise _nul_error(f"--from-list {from_list}", head[:head.index(b"\0")].count(b"\n") + 1)

@@ -58,7 +58,14 @@ from typing import TYPE_CHECKING, Any
 
 from vsent.config import STORED_DECIDES, omitted_defaults, record_dict
 from vsent.errors import BadItemsError, VsentError, one_line
-from vsent.files import atomic_open, atomic_write_text, exclusive_lock, file_sha256, same_file
+from vsent.files import (
+    atomic_open,
+    atomic_write_text,
+    exclusive_lock,
+    file_sha256,
+    make_folder,
+    same_file,
+)
 from vsent.provenance import (
     DATA_RECORD,
     EXTRA_RECORD,
@@ -145,7 +152,7 @@ class RunDir:
             raise VsentError(f"cannot create run directory {self.path}: a file of that name "
                              "exists (choose another --out)")
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            make_folder(self.path)
         except OSError as e:
             raise VsentError(f"cannot create run directory {self.path}: {e.strerror}") from None
         # config.json first: killed in between, the folder holds a run that wrote no results

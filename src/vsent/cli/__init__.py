@@ -94,6 +94,10 @@ def how_to_continue(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if sys.stderr is None:  # started with descriptor 2 closed (``2>&-``, a daemon): the
+        # messages go nowhere; print(..., file=None) would write them into standard output
+        # (predict's rows), and the progress checks would fail on None.isatty()
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
     # vsent's lines and the libraries' warnings: a library's info lines are not for the
     # user (torch's exit hook printed "FakeTensor cache stats" after an early interrupt)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)

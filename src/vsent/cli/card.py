@@ -35,7 +35,12 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from vsent.errors import VsentError
-    from vsent.files import atomic_write_text, check_not_an_input, check_replaceable
+    from vsent.files import (
+        atomic_write_text,
+        check_not_an_input,
+        check_replaceable,
+        make_folder,
+    )
     from vsent.models.card import card_markdown, model_card
 
     if args.out:
@@ -47,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     text = json.dumps(card, indent=2) + "\n" if args.format == "json" else card_markdown(card)
     if args.out:
         try:  # its folder made, as export and predict make theirs
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            make_folder(Path(args.out).parent)
             atomic_write_text(args.out, text)
         except OSError as exc:
             raise VsentError(f"--out {args.out}: cannot write it ({exc.strerror})") from None
