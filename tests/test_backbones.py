@@ -719,3 +719,255 @@ def test_a_clip_tower_that_also_returns_its_tokens_gives_its_pooled_embedding():
     x = torch.randn(2, 3, 8, 8)
     torch.testing.assert_close(model.forward_features(x), x.mean(dim=(2, 3)))
     assert model(x).shape == (2, 2)
+
+
+# --- mutation round 44 (mut44a): survivors of mutations of the timm/CLIP builders, killed here
+
+
+def test_timm_preprocessing_defaults_when_the_configuration_is_silent():
+    """What a pretrained configuration leaves out takes timm's own defaults: ImageNet mean/std,
+    crop_pct 0.875 (224 -> warp 256), bicubic, centre crop; a crop_pct above 1 never warps
+    below the crop, and a non-square input size crops its height (with a warning)."""
+    pre, facts = timm_models.preprocess_from_cfg({})
+    assert (pre.resize, pre.crop, pre.channel_order) == (256, 224, "RGB")
+    np.testing.assert_allclose(pre.mean, (123.675, 116.28, 103.53), rtol=1e-6)
+    np.testing.assert_allclose(pre.std, (58.395, 57.12, 57.375), rtol=1e-6)
+    assert facts == {"interpolation": "bicubic", "crop_pct": 0.875, "crop_mode": "center"}
+    # timm's configurations hold crop_pct None where they have none
+    assert timm_models.preprocess_from_cfg({"crop_pct": None})[0].resize == 256
+    assert timm_models.preprocess_from_cfg({"input_size": (3, 200, 200),
+                                            "crop_pct": 1.25})[0].resize == 200
+    pre, _ = timm_models.preprocess_from_cfg({"input_size": (3, 192, 256), "crop_pct": 0.75})
+    assert (pre.resize, pre.crop) == (256, 192)
+
+
+def test_timm_interpolation_of_is_the_architectures_own():
+    assert timm_models.interpolation_of("test_resnet") == "bilinear"
+    assert timm_models.interpolation_of("test_vit") == "bicubic"
+
+
+class _ChannelsLast(torch.nn.Module):
+    def forward(self, x):
+        return x.permute(0, 2, 3, 1)
+
+
+def _layout_net(channels: int, channels_last: bool) -> torch.nn.Module:
+    """Layer ``conv``: a 1x1 convolution 3 -> ``channels``, whose map is (B, h, w, C) when
+    ``channels_last``."""
+    from collections import OrderedDict
+
+    conv = torch.nn.Conv2d(3, channels, 1)
+    layer = torch.nn.Sequential(conv, _ChannelsLast()) if channels_last else conv
+    return torch.nn.Sequential(OrderedDict(conv=layer))
+
+
+def test_probe_pools_leave_out_maps_they_cannot_tell_from_channels_last():
+    """(B, C, h, w) -> "avg"; a (B, h, w, C) map, or a (B, n, n, n) one that could be either,
+    is left out (flattened): averaging it would pool over the wrong axes."""
+    nchw = _layout_net(8, channels_last=False)
+    assert timm_models.probe_pools(nchw, ["conv"], 16) == {"conv": "avg"}
+    assert timm_models.probe_pools(nchw, ["conv"], 8) == {}  # (1, 8, 8, 8): ambiguous
+    nhwc = _layout_net(16, channels_last=True)
+    assert timm_models.probe_pools(nhwc, ["conv"], 16) == {}  # (1, 16, 16, 16)
+    assert timm_models.probe_pools(nhwc, ["conv"], 8) == {}  # (1, 8, 8, 16)
+
+
+def test_probe_pools_known_per_input_size_and_keep_the_training_mode(monkeypatch):
+    monkeypatch.setattr(timm_models, "_KNOWN_POOLS", {})
+    net = _layout_net(8, channels_last=False)
+    assert timm_models.probe_pools(net, ["conv"], 8, key="k") == {}
+    assert timm_models.probe_pools(net, ["conv"], 16, key="k") == {"conv": "avg"}  # not reused
+    net.train()
+    timm_models.probe_pools(net, ["conv"], 12)
+    assert net.training  # the probe runs in eval mode, then gives the mode back
+    net.eval()
+    timm_models.probe_pools(net, ["conv"], 12)
+    assert not net.training
+
+
+@pytest.mark.parametrize("arch, cam", [("test_resnet", "layer4"), ("test_convnext", "stages.3"),
+                                       ("test_vit", "")])
+def test_timm_cam_layer_is_the_last_spatial_stage(arch, cam):
+    info = create_model(f"timm/{arch}").info
+    assert info.cam_layer == cam  # a ViT's blocks output tokens: no Grad-CAM map
+
+
+def test_timm_feature_dim_is_the_classifiers_input_behind_a_hidden_head_layer(monkeypatch):
+    """A head with a pre-logits layer (ConvNeXt's head_hidden_size, timm's *_mlp models):
+    the classifier's input is head_hidden_size wide, not num_features."""
+    real = timm.create_model
+    monkeypatch.setattr(timm, "create_model",
+                        lambda name, **kw: real(name, head_hidden_size=24, **kw))
+    model = create_model("timm/test_convnext").eval()
+    assert model.net.num_features == 64 and model.info.feature_dim == 24
+    with torch.no_grad():
+        assert model.forward_features(_input(model)).shape == (2, 24)
+
+
+def test_timm_headless_classifier_is_refused(monkeypatch):
+    real = timm.create_model
+
+    def headless(name, **kw):
+        net = real(name, **kw)
+        net.reset_classifier = lambda n: setattr(net, "fc", torch.nn.Identity())
+        return net
+
+    monkeypatch.setattr(timm, "create_model", headless)
+    with pytest.raises(VsentError, match=r"^timm/test_resnet: its classifier Identity cannot "
+                                         r"be used as one sentiment head"):
+        timm_models.build_timm("test_resnet")
+
+
+def test_timm_cached_weights_file_of_a_url_or_a_named_hub_file(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    cfg = {"url": "https://example.org/releases/w_176-abc.pth"}
+    assert timm_models.cached_weights_file(cfg) is None
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / "w_176-abc.pth").write_bytes(b"x")
+    assert timm_models.cached_weights_file(cfg) == tmp_path / "hub" / "checkpoints" / \
+        "w_176-abc.pth"
+    cached = _hf_cache(monkeypatch, tmp_path, "vsent/own-name", "weights.bin", b"x")
+    assert timm_models.cached_weights_file({"hf_hub_id": "vsent/own-name"}) is None
+    assert timm_models.cached_weights_file({"hf_hub_id": "vsent/own-name",
+                                            "hf_hub_filename": "weights.bin"}) == cached
+
+
+def test_timm_offline_message_of_a_hub_only_configuration_says_hf_download():
+    """test_vit's weights are on the Hugging Face hub only (no URL): `hf download` fetches
+    them; dropping a file into the hub cache would not be found (its own layout)."""
+    msg = timm_models.offline_message("test_vit")
+    assert "`hf download timm/test_vit.r160_in1k` where there is a network" in msg
+
+
+def test_timm_card_entry_of_a_weights_file_names_the_file():
+    assert timm_models.describe_weights("test_vit", "/w/vit.safetensors") == {
+        "source": "weights file (timm key names)", "library": "timm",
+        "location": "/w/vit.safetensors"}
+
+
+def test_timm_names_list_case_insensitively():
+    assert "timm/test_vit" in list_models("TIMM/Test_ViT*")
+    assert "timm/test_vit" in list_models("Timm/test_vit")
+
+
+def test_clip_preprocess_takes_the_tags_statistics_over_the_towers():
+    """clip_preprocess(visual, cfg): the tag's mean/std win over the tower's own configuration,
+    what either leaves unsaid (None) falls back; a tower stating nothing gets CLIP's."""
+    from types import SimpleNamespace
+
+    from vsent.models.clip_models import clip_preprocess
+
+    tower = SimpleNamespace(image_size=(32, 32), preprocess_cfg={
+        "mean": clip_models.OPENAI_MEAN, "std": clip_models.OPENAI_STD,
+        "interpolation": "bilinear", "resize_mode": "squash"})
+    pre, facts = clip_preprocess(tower, {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),
+                                         "interpolation": None})
+    assert (pre.resize, pre.crop) == (32, 32)
+    assert pre.mean == (0.0, 0.0, 0.0) and pre.std == (255.0, 255.0, 255.0)
+    assert facts == {"interpolation": "bilinear", "resize_mode": "squash"}
+    pre, facts = clip_preprocess(SimpleNamespace(image_size=48))
+    assert (pre.resize, pre.crop) == (48, 48)
+    np.testing.assert_allclose(pre.mean, np.array(clip_models.OPENAI_MEAN) * 255)
+    assert facts == {"interpolation": "bicubic", "resize_mode": "shortest"}
+
+
+def test_clip_vit_probes_every_transformer_block():
+    info = create_model("clip/vsent-test-vit").info
+    assert info.probe_layers == ("visual.transformer.resblocks.0",
+                                 "visual.transformer.resblocks.1")
+    assert info.cam_layer == ""  # tokens, no spatial map
+
+
+def test_clip_unknown_architecture_is_a_user_error_when_built_directly():
+    with pytest.raises(VsentError, match="^unknown CLIP architecture 'no-such-arch'"):
+        clip_models.build_clip("no-such-arch")
+
+
+def test_clip_new_head_is_initialised_like_campos_new_layers():
+    torch.manual_seed(0)
+    head = create_model("clip/vsent-test-rn").head
+    assert torch.all(head.bias == 0)
+    assert 0.005 < float(head.weight.detach().std()) < 0.02  # Gaussian std 0.01 (not nn.Linear's)
+
+
+def test_clip_quick_gelu_is_only_forced_where_the_architecture_lacks_it(monkeypatch):
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda arch, tag: {"quick_gelu": True})
+    assert clip_models.quick_gelu_of("vsent-test-vit", "t") is True
+    real = open_clip.get_model_config
+    monkeypatch.setattr(open_clip, "get_model_config",
+                        lambda arch: {**real(arch), "quick_gelu": True})
+    assert clip_models.quick_gelu_of("vsent-test-vit", "t") is False  # built with it already
+
+
+def test_clip_cached_weights_file_falls_back_to_the_url_download(monkeypatch, tmp_path):
+    """A tag with a Hugging Face repository and a URL: a file open_clip fetched from the URL
+    (its ~/.cache/clip) is found when the hub cache has none."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda arch, tag: {
+        "hf_hub": "vsent/none-cached/", "url": "https://example.org/clip/ViT-T.pt"})
+    assert clip_models.cached_weights_file("vsent-test-vit", "t") is None
+    (tmp_path / ".cache" / "clip").mkdir(parents=True)
+    (tmp_path / ".cache" / "clip" / "ViT-T.pt").write_bytes(b"x")
+    assert clip_models.cached_weights_file("vsent-test-vit", "t") == \
+        tmp_path / ".cache" / "clip" / "ViT-T.pt"
+
+
+def test_clip_tag_loader_gives_the_image_tower_only(monkeypatch):
+    pretrained = open_clip.create_model("vsent-test-vit")
+    _fake_clip_tag(monkeypatch, {})
+    monkeypatch.setattr(clip_models, "load_clip", lambda arch, tag: pretrained)
+    state = clip_models.pretrained_weights("vsent-test-vit", "fake-tag").loader(None)
+    assert state and all(k.startswith("visual.") for k in state)
+    assert set(state) == {f"visual.{k}" for k in pretrained.visual.state_dict()}
+
+
+def test_clip_tower_preprocess_defaults_to_224(tmp_path):
+    name = "vsent-test-no-size"
+    if name not in open_clip.list_models():
+        cfg = {**TINY_CLIP["vsent-test-vit"]}
+        cfg["vision_cfg"] = {k: v for k, v in cfg["vision_cfg"].items() if k != "image_size"}
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(cfg))
+        open_clip.add_model_config(path)
+    pre = clip_models.tower_preprocess(name)
+    assert (pre.resize, pre.crop) == (224, 224)  # open_clip's default image size
+
+
+def test_clip_card_entries_and_interpolation(monkeypatch):
+    assert clip_models.interpolation_of("vsent-test-vit") == "bicubic"
+    _fake_clip_tag(monkeypatch, {})
+    assert clip_models.describe_weights("vsent-test-vit", "fake-tag=/w/clip.bin") == {
+        "source": "weights file of open_clip vsent-test-vit fake-tag", "library": "open_clip",
+        "tag": "fake-tag", "licence": None, "location": "/w/clip.bin"}
+    assert clip_models.describe_weights("vsent-test-vit", "/w/clip.bin")["location"] == \
+        "/w/clip.bin"
+
+
+def test_clip_entry_tagged_reads_tag_equals_path():
+    from vsent.models import get_model_entry
+
+    entry = get_model_entry("clip/RN50")
+    assert entry.tagged("openai=/no/such/rn50.bin").tag == "openai"
+
+
+def test_clip_list_names_matches_its_pattern():
+    assert clip_models.list_names("clip/vsent-test-v*") == ["clip/vsent-test-vit"]
+    assert clip_models.list_names("vsent-test-v*") == []  # not the family's prefix
+
+
+def test_clip_quiet_build_filter_lets_open_clips_warnings_through():
+    import logging
+
+    quiet = clip_models._QuietRandomBuild("/lib/open_clip/")
+
+    def record(level, msg, path="/lib/open_clip/factory.py"):
+        return logging.LogRecord("root", level, path, 1, msg, None, None)
+
+    assert not quiet.filter(record(logging.INFO, "Loaded ViT-B-32 model config."))
+    assert not quiet.filter(record(logging.WARNING, "No pretrained weights loaded for model"))
+    assert quiet.filter(record(logging.WARNING, "QuickGELU mismatch between final model "
+                                                "config and pretrained tag"))
+    assert quiet.filter(record(logging.INFO, "mine", path="/home/me/train.py"))

@@ -850,3 +850,152 @@ def test_pool_out_is_torch_ceil_mode_for_every_kernel_and_stride(kernel, stride)
         x = torch.zeros(1, 1, size, size)
         want = nn.MaxPool2d(kernel, stride=stride, ceil_mode=True)(x).shape[-1]
         assert pool_out(size, kernel, stride) == want, (size, kernel, stride)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 44 (mut44a): survivors of mutations of the torchvision builders and the
+# registry, each killed here
+
+
+def test_torchvision_preprocessing_warps_to_256_for_a_224_crop():
+    from vsent.models.torchvision_models import torchvision_preprocess
+
+    assert (TORCHVISION_PREPROCESS.resize, TORCHVISION_PREPROCESS.crop) == (256, 224)
+    assert create_model("resnet18").info.preprocess.resize == 256
+    pre = torchvision_preprocess(96)
+    assert (pre.resize, pre.crop) == (110, 96)  # the docstring's example
+    assert torchvision_preprocess(32).crop == 32
+    for bad in (31, True, 64.0):
+        with pytest.raises(VsentError, match="image_size must be an integer of at least 32"):
+            torchvision_preprocess(bad)
+
+
+def _meta_network(name: str) -> nn.Module:
+    """torchvision's ``name`` with its parameters on the meta device (no memory, no init cost:
+    VGG16's 138 M parameters included)."""
+    with torch.device("meta"):
+        return torchvision.models.get_model(name, weights=None)
+
+
+@pytest.mark.parametrize("name", ["alexnet", "vgg16", "resnet18", "resnet50",
+                                  "efficientnet_b0", "convnext_tiny"])
+def test_torchvision_specs_probe_the_right_kind_of_layer(name):
+    """The spec's layer names against torchvision's modules: AlexNet/VGG probe their max pools
+    and the ReLUs after their hidden linears (in place: a tensor captured at the linear is
+    overwritten), the other networks every stage; Grad-CAM weighs the last map of the
+    convolutional trunk (AlexNet/VGG: the last pool, not the in-place ReLU before it)."""
+    from vsent.models.torchvision_models import TORCHVISION_MODELS
+
+    spec = next(s for s in TORCHVISION_MODELS if s.name == name)
+    net = _meta_network(name)
+    assert isinstance(net.get_submodule(spec.head), nn.Linear)
+    trunk = [n for n, _ in net.named_children() if n.startswith("layer")] if \
+        spec.layout == "resnet" else [f"features.{n}" for n, _ in net.features.named_children()]
+    assert spec.cam_layer == trunk[-1]
+    probes = [p for p in spec.probe_layers if p != spec.head]
+    if name in ("alexnet", "vgg16"):
+        pools = [f"features.{n}" for n, m in net.features.named_children()
+                 if isinstance(m, nn.MaxPool2d)]
+        assert [p for p in probes if p.startswith("features.")] == pools
+        hidden = [p for p in probes if p.startswith("classifier.")]
+        assert len(hidden) == 2 and all(isinstance(net.get_submodule(p), nn.ReLU)
+                                        for p in hidden)
+    else:
+        assert [p for p in probes if p in trunk] == trunk  # every stage, in order
+
+
+def test_register_family_refuses_prefixes_overlapping_names_or_families(monkeypatch):
+    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
+    resolve = lambda name: None  # noqa: E731  (never called: refused first)
+    for prefix, clash in (("tim", "timm/"), ("caffe", "caffenet"), ("", "empty")):
+        with pytest.raises(ValueError, match=clash):
+            register_family(prefix, resolve, lambda pattern: [])
+    assert "tim" not in registry._FAMILIES and "caffe" not in registry._FAMILIES
+
+
+def test_a_name_merely_containing_a_family_prefix_is_unknown():
+    with pytest.raises(VsentError, match=r"^unknown model 'myclip/ViT-B-32'; available: "):
+        create_model("myclip/ViT-B-32")
+
+
+def test_a_builders_type_error_is_a_user_error(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    @register_model("typed_test")
+    def typed(*, num_classes: int = 2, hidden=4) -> nn.Module:
+        if not isinstance(hidden, int):
+            raise TypeError(f"hidden must be an int,\n got {hidden!r}")
+        return Tiny(num_classes, hidden, name="typed_test")
+
+    with pytest.raises(VsentError, match=r"^model 'typed_test': hidden must be an int, got "
+                                         r"'x'$"):
+        create_model("typed_test", hidden="x")
+
+
+def test_split_tagged_init_only_splits_a_known_tag_and_not_a_file(tmp_path, monkeypatch):
+    from vsent.models.registry import split_tagged_init
+
+    assert split_tagged_init("openai=/w/rn50.bin", ("openai",)) == ("openai", "/w/rn50.bin")
+    assert split_tagged_init("other=/w/rn50.bin", ("openai",)) == (None, "other=/w/rn50.bin")
+    assert split_tagged_init("/w/rn50.bin", ("openai",)) == (None, "/w/rn50.bin")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "openai=rn50.bin").write_bytes(b"x")  # a file whose name holds the '='
+    assert split_tagged_init("openai=rn50.bin", ("openai",)) == (None, "openai=rn50.bin")
+
+
+def test_same_statistics_compares_mean_std_and_channel_order():
+    from vsent.models.registry import same_statistics
+
+    a = Preprocess(resize=8, crop=4, mean=(1.0, 2.0, 3.0), std=(4.0, 5.0, 6.0))
+    assert same_statistics(a, dataclasses.replace(a, resize=16, crop=8, mean=(1.0, 2.0,
+                                                                              3.0000001)))
+    for other in (dataclasses.replace(a, std=(4.0, 5.0, 6.5)),
+                  dataclasses.replace(a, mean=(1.0, 2.0, 3.001)),
+                  dataclasses.replace(a, channel_order="BGR")):
+        assert not same_statistics(a, other)
+
+
+def test_a_checkpoint_as_init_gives_its_statistics_not_its_crop(tmp_path):
+    """The recorded mean/std/channel order come with the weights; the crop stays the model's
+    (a checkpoint trained at image_size 32 into the default 56), also for an architecture
+    whose own pretrained record has statistics (resnet18)."""
+    from vsent.models.checkpoint import save_checkpoint
+
+    for name, kwargs in (("smallcnn", {"image_size": 32, "widths": (4, 8)}),
+                         ("resnet18", {"image_size": 64})):
+        source = create_model(name, **kwargs)
+        stats = dataclasses.replace(source.info.preprocess, mean=(1.0, 2.0, 3.0),
+                                    std=(4.0, 5.0, 6.0), channel_order="BGR")
+        source.info = dataclasses.replace(source.info, preprocess=stats)
+        ckpt = save_checkpoint(tmp_path / f"{name}.pt", source)
+        own = create_model(name, **{k: v for k, v in kwargs.items() if k != "image_size"})
+        model = create_model(name, init=ckpt, **{k: v for k, v in kwargs.items()
+                                                  if k != "image_size"})
+        assert model.info.preprocess == dataclasses.replace(
+            own.info.preprocess, mean=stats.mean, std=stats.std, channel_order="BGR")
+
+
+def test_the_interface_check_names_each_missing_layer_and_method(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    def tiny_with(**fields):
+        model = Tiny()
+        model.info = dataclasses.replace(model.info, **fields)
+        return model
+
+    register_model("bad_probe")(lambda *, num_classes=2: tiny_with(probe_layers=("body.9",)))
+    register_model("bad_new")(lambda *, num_classes=2: tiny_with(new_layers=("neck",)))
+
+    class Headless(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.info = Tiny().info
+            self.body, self.head = nn.Linear(1, 1), nn.Linear(1, 1)
+
+    register_model("headless")(lambda *, num_classes=2: Headless())
+    with pytest.raises(AssertionError, match="'body.9', not a module"):
+        create_model("bad_probe")
+    with pytest.raises(AssertionError, match="'neck', not a module"):
+        create_model("bad_new")
+    with pytest.raises(AssertionError, match=r"lacks \['forward_features', 'forward_head'\]"):
+        create_model("headless")

@@ -132,7 +132,6 @@ def test_published_numbers_equal_the_papers_tables(md):
         assert table in p.source, (name, p.source)
 
 
-
 #: SHA-256 of every cell of vsent.papers (name, value, std, K, printed decimals, source), pinned
 #: when the test above last passed against published.md. Where the shared folder is absent
 #: (a CI checkout) that test skips; this one still fails when a published number changes.
@@ -156,6 +155,7 @@ def test_published_numbers_are_those_checked_against_published_md(monkeypatch):
     monkeypatch.setitem(papers.CAMPOS2015_TABLE1, "center",
                         papers.CAMPOS2015_TABLE1["center"].__class__(0.818))
     assert _papers_digest() != PAPERS_DIGEST  # (the digest sees a changed number)
+
 
 def test_everything_else_is_not_available():
     cells = dict(papers.all_published())

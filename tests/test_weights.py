@@ -618,3 +618,15 @@ def test_vsent_checkpoint_as_init_keeps_its_recorded_statistics(tmp_path):
     torch.save(source.state_dict(), tmp_path / "plain.pt")  # a plain state dict says nothing
     assert create_model("smallcnn", widths=(8, 16),
                         init=tmp_path / "plain.pt").info.preprocess == own
+
+
+def test_torchvision_download_failing_behind_a_resolvable_name_is_one_line(offline, monkeypatch):
+    """The name resolves (a proxy, a flaky network) but the download fails: the same one-line
+    WeightsError as with no network, not urllib's URLError traceback (mut44a V20)."""
+    import vsent.models.torchvision_models as tv
+
+    monkeypatch.setattr(tv, "resolvable", lambda host: True)
+    with pytest.raises(WeightsError, match="^cannot download ImageNet weights for resnet18") \
+            as err:
+        create_model("resnet18", init="imagenet")
+    assert isinstance(err.value.__cause__, urllib.error.URLError)

@@ -150,3 +150,149 @@ def test_a_zero_shot_tower_that_also_returns_its_tokens_gives_its_pooled_embeddi
         model.visual = WithTokens(model.visual)
         torch.testing.assert_close(model(x), expected)
     assert expected.shape == (2, 2)
+
+
+# --- mutation round 44 (mut44a): survivors of mutations of vsent.zeroshot, killed here
+
+
+def test_read_prompts_json_refuses_what_is_not_two_lists_of_text(tmp_path):
+    from vsent.errors import VsentError
+    from vsent.zeroshot import read_prompts
+
+    path = tmp_path / "p.json"
+    path.write_text('{"positive": [" good ", "  "], "negative": ["bad"]}')
+    assert read_prompts(path) == {"positive": ["good"], "negative": ["bad"]}
+    path.write_text('{"positive": ["good"], "negative": ["bad"], "neutral": ["meh"]}')
+    with pytest.raises(VsentError, match=r'expected \{"positive": \[\.\.\.\], "negative"'):
+        read_prompts(path)
+    path.write_text('{"positive": ["good", 3], "negative": ["bad"]}')
+    with pytest.raises(VsentError, match="'positive' must be a list of strings"):
+        read_prompts(path)
+
+
+def test_read_prompts_text_lines(tmp_path):
+    from vsent.errors import VsentError
+    from vsent.zeroshot import read_prompts
+
+    path = tmp_path / "p.txt"
+    path.write_text("Positive: a photo: bright and warm\nNEGATIVE : a grey day\n")
+    assert read_prompts(path) == {"positive": ["a photo: bright and warm"],
+                                  "negative": ["a grey day"]}
+    path.write_text("positive: good\nnegative:   \n")
+    with pytest.raises(VsentError, match=r"p\.txt:2: expected 'positive: <prompt>'"):
+        read_prompts(path)
+
+
+def test_check_prompts_ignores_blank_prompts():
+    from vsent.errors import VsentError
+    from vsent.zeroshot import check_prompts
+
+    assert check_prompts({"positive": ["good", " "], "negative": ["bad"]}) == {
+        "positive": ["good"], "negative": ["bad"]}
+    with pytest.raises(VsentError, match="^prompts: no negative prompt$"):
+        check_prompts({"positive": ["good"], "negative": ["  "]})
+
+
+def test_zero_shot_prompt_lists_override_the_prompts_file(tmp_path):
+    file = tmp_path / "p.txt"
+    file.write_text("positive: from the file\nnegative: also from the file\n")
+    model = zero_shot_model("clip/vsent-test-vit", "random", prompts_file=file,
+                            positive=["given"])
+    assert model.prompts == {"positive": ["given"], "negative": ["also from the file"]}
+
+
+def test_zero_shot_checkpoint_keeps_its_logit_scale(tmp_path):
+    from vsent.models.checkpoint import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = zero_shot_model("clip/vsent-test-vit", "random")
+    assert float(model.logit_scale) != 100.0  # open_clip's initial exp(log(1 / 0.07))
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "zs.pt", model))
+    assert float(loaded.logit_scale) == pytest.approx(float(model.logit_scale))
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(x), model(x))
+
+
+def test_zero_shot_weights_file_missing_or_misshapen_keys_is_a_weights_error(tmp_path):
+    from vsent.errors import WeightsError
+
+    state = open_clip.create_model("vsent-test-vit").state_dict()
+    del state["text_projection"]
+    path = tmp_path / "part.pt"
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match=r"not an open_clip vsent-test-vit state dict \(1 "
+                                           r"missing, 0 of another shape, e\.g\. "
+                                           r"text_projection\)"):
+        zero_shot_model("clip/vsent-test-vit", str(path))
+    state = open_clip.create_model("vsent-test-vit").state_dict()
+    state["text_projection"] = state["text_projection"][:, :8]
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match=r"\(0 missing, 1 of another shape, e\.g\. "
+                                           r"text_projection\)"):
+        zero_shot_model("clip/vsent-test-vit", str(path))
+
+
+def test_zero_shot_model_is_in_eval_mode_and_its_rebuild_has_two_classes():
+    from vsent.errors import VsentError
+    from vsent.models.registry import rebuild_model
+
+    assert not zero_shot_model("clip/vsent-test-vit", "random").training
+    with pytest.raises(VsentError, match="a zero-shot model has 2 classes"):
+        rebuild_model("zeroshot/clip/vsent-test-vit", num_classes=3)
+
+
+def test_zero_shot_info_has_the_towers_layers_and_records_its_init():
+    info = zero_shot_model("clip/vsent-test-rn", "random").info
+    tuned = create_model("clip/vsent-test-rn").info
+    assert info.probe_layers == tuned.probe_layers and len(info.probe_layers) == 4
+    assert info.cam_layer == tuned.cam_layer == "visual.layer4"  # Grad-CAM of zero-shot scores
+    assert info.extra["zero_shot"] is True and info.extra["init"] == "random"
+
+
+def test_zero_shot_checkpoint_names_need_the_clip_family():
+    from vsent.errors import VsentError
+    from vsent.models import get_model_entry
+
+    assert get_model_entry("zeroshot/clip/vsent-test-vit").name == "zeroshot/clip/vsent-test-vit"
+    with pytest.raises(VsentError, match="unknown zero-shot model 'zeroshot/clap/vsent-test-vit'"):
+        get_model_entry("zeroshot/clap/vsent-test-vit")
+
+
+def test_read_weights_safetensors_suffix_any_case_and_a_missing_file(tmp_path):
+    from safetensors.torch import save_file
+
+    from vsent.errors import WeightsError
+    from vsent.zeroshot import read_weights
+
+    save_file({"a": torch.ones(2)}, str(tmp_path / "W.SAFETENSORS"))
+    torch.testing.assert_close(read_weights(tmp_path / "W.SAFETENSORS")["a"], torch.ones(2))
+    with pytest.raises(WeightsError, match=r"missing\.safetensors: no such file$"):
+        read_weights(tmp_path / "missing.safetensors")
+
+
+def test_a_builder_option_given_wins_over_the_tags(monkeypatch):
+    """create_model builds a tag's model with the tag's options unless given (registry
+    ModelEntry.tag_options): quick_gelu=False stays False for a QuickGELU tag."""
+    _fake_tag(monkeypatch, {"quick_gelu": True})
+    assert _activation(create_model("clip/vsent-test-vit", init="fake-tag")) is \
+        open_clip.transformer.QuickGELU
+    model = create_model("clip/vsent-test-vit", init="fake-tag", quick_gelu=False)
+    assert _activation(model) is torch.nn.GELU and model.spec["quick_gelu"] is False
+
+
+def test_a_zero_shot_checkpoint_given_as_init_builds_the_tower_its_weights_had(tmp_path,
+                                                                              monkeypatch):
+    """`--init zs/model.pt` (a zero-shot model of a QuickGELU tag) for clip/<arch> built a
+    GELU tower for its QuickGELU weights: only checkpoints named clip/<arch> passed their
+    quick_gelu on (mut44a R15)."""
+    from vsent.models.checkpoint import save_checkpoint
+
+    _fake_tag(monkeypatch, {"quick_gelu": True})
+    weights = tmp_path / "clip.pt"
+    torch.save(open_clip.create_model("vsent-test-vit").state_dict(), weights)
+    zs = save_checkpoint(tmp_path / "zs.pt",
+                         zero_shot_model("clip/vsent-test-vit", f"fake-tag={weights}"))
+    tuned = create_model("clip/vsent-test-vit", init=str(zs))
+    assert _activation(tuned) is open_clip.transformer.QuickGELU
+    assert tuned.spec["quick_gelu"] is True

@@ -35,6 +35,9 @@ from vsent.errors import VsentError
 #: ``"avg"`` global-average-pools a (B, C, h, w) map to (B, C), ``"tokens"`` averages a
 #: (B, T, C) token sequence over T.
 PoolMode = Literal["flatten", "avg", "tokens"]
+#: Registry prefix of saved zero-shot models, ``zeroshot/clip/<arch>`` (:mod:`vsent.zeroshot`):
+#: such a checkpoint holds ``clip/<arch>``'s tower (the registry reads its build options).
+ZS_PREFIX = "zeroshot/"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
-from vsent.models.base import ModelInfo, SentimentModel, import_extra
+from vsent.models.base import ZS_PREFIX, ModelInfo, SentimentModel, import_extra
 from vsent.models.timm_models import has_module, probe_pools
 from vsent.models.weights import (
     HF_WEIGHTS_NAMES,
@@ -42,8 +42,6 @@ from vsent.models.weights import (
 )
 
 PREFIX = "clip/"
-#: Registry prefix of saved zero-shot models, ``zeroshot/clip/<arch>`` (:mod:`vsent.zeroshot`).
-ZS_PREFIX = "zeroshot/"
 #: CLIP's (OpenAI) normalisation, used when a configuration states none (0..1 units).
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)

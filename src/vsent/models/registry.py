@@ -38,7 +38,7 @@ from torch import nn
 
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
-from vsent.models.base import ModelInfo
+from vsent.models.base import ZS_PREFIX, ModelInfo
 from vsent.models.weights import PretrainedWeights, apply_init, saved_preprocess, saved_spec
 
 #: Methods every registered model implements (besides ``forward``).
@@ -243,7 +243,9 @@ def _build(name: str, num_classes: int, init: str | PathLike[str],
     elif entry.weight_options and not named and not (isinstance(init, str) and init in (
             "random", "imagenet")) and Path(init).is_file():
         spec = saved_spec(init) or {}
-        if spec.get("name") == name:  # a checkpoint of this model: the network its weights had
+        # a checkpoint of this model, or a zero-shot model of it (zeroshot/clip/<arch> holds
+        # clip/<arch>'s tower): the network its weights had
+        if spec.get("name") in (name, ZS_PREFIX + name):
             kwargs = {**{k: spec[k] for k in entry.weight_options if k in spec}, **kwargs}
     try:
         model = entry.builder(num_classes=num_classes, **kwargs)
