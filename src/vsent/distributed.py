@@ -555,8 +555,10 @@ def end_together() -> None:
     """Wait at a barrier for the other ranks before leaving (no-op in one process): rank 0
     evaluates and writes alone, and once in CI a rank that had torn its group down meanwhile
     ended in SIGABRT, which would have its launcher stop rank 0 mid-write. A rank that stopped
-    with an error of its own never arrives: the barrier fails when it exits, and this rank
-    leaves with a warning (its own work is done; the launcher reports the other's exit)."""
+    with an error of its own never arrives: with gloo the barrier fails when it exits, and this
+    rank leaves with a warning (its own work is done; the launcher reports the other's exit);
+    with nccl a lost rank is not seen by the barrier, which waits until torchrun stops this
+    rank too (single node) or :data:`TIMEOUT` passes."""
     if not is_distributed():
         return
     try:
