@@ -247,3 +247,126 @@ def test_a_writer_in_another_container_of_the_same_hostname_is_not_taken_for_dea
     old = time.time() - files.ABANDONED_AFTER_S - 60
     os.utime(theirs, (old, old))
     assert files.abandoned(theirs)
+
+
+# mutation round 44 (mut44b): vsent.data.cache_folder mutants the suite missed
+
+
+def test_names_one_character_off_the_forms_vsent_writes_are_no_entries(tmp_path):
+    """mut44b CF01-CF06, CF29: each kind's name, key length, version and subfolder are matched
+    exactly (the look-alikes above differed in their words only), so near misses stay."""
+    root = tmp_path / "cache"
+    near = [_file(root / f"images-{'a' * 19}-5x8x8x3.npy"),  # a 19-digit key
+            _file(root / f"features-{'b' * 20}-.npy"),  # no image count
+            _file(root / "baselines" / f"colour-v-{'d' * 24}.npz"),  # no version number
+            _file(root / "baselines" / "sift-v1-mine-s256" / f"{'1' * 24}.npy"),  # not dense/kp
+            _file(root / "baselines" / "sift-v1-dense-s256" / f"{'1' * 23}.npy"),  # 23 digits
+            _file(root / "proposals" / ("c" * 15) / f"{'3' * 40}.npz"),  # a 15-digit key
+            _file(root / "cues" / f"images-{'a' * 20}-5x8x8x3.npy")]  # another kind's folder
+    for f in near:
+        _age(f, 400)
+    assert cache_entries(root) == []
+    assert clean_cache(0, root) == ([], [])
+    assert all(f.exists() for f in near)
+
+
+def test_entries_come_oldest_first_and_only_those_older_than_the_days_go(folder):
+    """mut44b CF08, CF25: the listing's order (oldest last use first) and days of 24 hours
+    (an entry 20 days old stays with --clean 30, one 2 days old goes with --clean 1)."""
+    root = folder["images"].parent
+    for days, kind in enumerate(("proposals", "cues", "images", "colour", "sift"), start=1):
+        _age(folder[kind], 10 * days - 5)
+    _age(folder["features"], 2)
+    assert [e.kind for e in cache_entries(root)][:5] == [
+        "sift", "colour", "images", "cues", "proposals"]
+    removed, _ = clean_cache(30, root, dry_run=True)
+    assert sorted(e.kind for e in removed) == ["colour", "sift"]
+    removed, _ = clean_cache(1, root, dry_run=True)
+    assert "features" in {e.kind for e in removed}
+
+
+def test_the_number_of_days_must_not_be_nan():
+    """mut44b CF09: NaN compares false both ways; clean_cache itself refuses it (not only the
+    command line), or every entry would stay or go by accident."""
+    with pytest.raises(VsentError, match="the number of days must be 0 or more, not nan"):
+        clean_cache(float("nan"))
+
+
+def test_a_folder_entry_holds_only_per_image_files_and_their_temporary_files(tmp_path):
+    """mut44b CF21-CF23: a sift-*/ folder with a link, or a subfolder named like a file, is
+    not vsent's; one with a per-image write in progress (its temporary file) still is."""
+    root = tmp_path / "cache"
+    outside = _file(tmp_path / "mine" / "data.npy")
+    link_dir = root / "baselines" / "sift-v1-dense-a"
+    _file(link_dir / f"{'1' * 24}.npy")
+    (link_dir / f"{'2' * 24}.npy").symlink_to(outside)
+    sub_dir = root / "baselines" / "sift-v1-dense-b"
+    _file(sub_dir / f"{'1' * 24}.npy")
+    _file(sub_dir / f"{'2' * 24}.npy" / "x.npy")
+    busy = root / "baselines" / "sift-v1-dense-c"
+    _file(busy / f"{'1' * 24}.npy")
+    _file(busy / f".{'2' * 24}.npy.{os.getpid()}@{HOST}.c0ffee00.tmp")
+    assert [e.path for e in cache_entries(root)] == [busy]
+    for d in (link_dir, sub_dir, busy):
+        _age(d, 40)
+    removed, _ = clean_cache(30, root)
+    assert [e.path for e in removed] == [busy]
+    assert outside.exists() and link_dir.exists() and sub_dir.exists()
+
+
+def test_a_link_named_like_an_entry_is_removed_as_a_link_never_its_target(tmp_path):
+    """mut44b CF13, CF18, CF28: a link to a folder is no folder entry; a link with an entry's
+    file name counts its own size and only the link goes, not the folder it points to."""
+    root = tmp_path / "cache"
+    target = tmp_path / "elsewhere"
+    _file(target / f"{'3' * 40}.npz", 5000)
+    (root / "proposals").mkdir(parents=True)
+    (root / "proposals" / ("c" * 16)).symlink_to(target, target_is_directory=True)
+    link = root / f"images-{'a' * 20}-5x8x8x3.npy"
+    link.symlink_to(target, target_is_directory=True)
+    entries = cache_entries(root)
+    assert [(e.path, e.kind) for e in entries] == [(link, "images")]
+    assert entries[0].size == link.lstat().st_size < 5000
+    removed, failed = clean_cache(0, root)
+    assert [e.path for e in removed] == [link] and failed == []
+    assert not link.is_symlink() and (target / f"{'3' * 40}.npz").exists()
+    assert (root / "proposals" / ("c" * 16)).is_symlink()
+
+
+def test_an_entry_that_cannot_be_removed_is_failed_not_removed_one_gone_is_removed(
+        folder, monkeypatch):
+    """mut44b CF14, CF15: clean_cache's own accounting (the command's test replaces it)."""
+    root = folder["images"].parent
+    real = Path.unlink
+
+    def unlink(self, missing_ok=False):
+        if self.name == folder["images"].name:
+            raise PermissionError(13, "Permission denied")
+        if self.name == folder["features"].name:
+            real(self)  # another clean got there first
+        return real(self, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    removed, failed = clean_cache(0, root)
+    assert [(e.path, why) for e, why in failed] == [(folder["images"], "Permission denied")]
+    assert folder["images"] not in {e.path for e in removed}
+    assert folder["features"] in {e.path for e in removed} and not folder["features"].exists()
+
+
+def test_a_folder_that_cannot_be_read_is_a_user_error_or_no_entry(folder, monkeypatch):
+    """mut44b CF17, CF27: the cache folder unreadable: VsentError (not a traceback); a folder
+    entry unreadable: not listed (so never removed whole)."""
+    root = folder["images"].parent
+    real = Path.iterdir
+    locked = {root / "baselines"}
+
+    def iterdir(self):
+        if self in locked:
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(VsentError, match="cannot read the cache folder .Permission denied"):
+        cache_entries(root)
+    locked = {folder["sift"]}
+    assert "sift" not in {e.kind for e in cache_entries(root)}

@@ -273,3 +273,119 @@ def test_the_vocabulary_k_means_is_seeded_with_the_given_seed():
     assert not np.allclose(a.cluster_centers_, b.cluster_centers_)
     again = learn_vocabulary(descriptors, k=16, seed=1)
     np.testing.assert_array_equal(a.cluster_centers_, again.cluster_centers_)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 44 (mut44b): vsent.analyses.handcrafted mutants the suite missed
+
+
+def test_histograms_of_other_bin_counts_keep_their_length_in_every_block():
+    """mut44b HC04, HC06: ``bins`` reaches every block of lch and the empty histogram of gch
+    (every test used the default 4 levels, where 64 is right by chance)."""
+    img = np.random.default_rng(4).integers(0, 256, (6, 4, 3), dtype=np.uint8)
+    assert hc.gch(np.zeros((0, 3, 3), np.uint8), bins=2).shape == (8,)
+
+    def hist8(block):
+        lv = block.reshape(-1, 3).astype(np.int64) // 128
+        return np.bincount(lv[:, 0] * 4 + lv[:, 1] * 2 + lv[:, 2], minlength=8) / len(lv)
+
+    np.testing.assert_allclose(hc.gch(img, bins=2), hist8(img), atol=1e-6)
+    want = np.concatenate([hist8(img[r:r + 3, c:c + 2]) / 4 for r in (0, 3) for c in (0, 2)])
+    np.testing.assert_allclose(hc.lch(img, grid=2, bins=2), want, atol=1e-6)
+    # a grid finer than the image: the empty blocks are bins ** 3 zeros too
+    assert hc.lch(img[:1, :1], grid=2, bins=2).shape == (4 * 8,)
+
+
+def test_sift_parameters_at_their_limits_and_each_one_in_the_cache_key():
+    """mut44b HC10-HC13: max_side 16 is allowed, max_keypoints 0 is not; the cache folder's
+    key names every parameter of its mode (descriptors of another patch size or keypoint
+    count are other descriptors, never reused)."""
+    from vsent.errors import VsentError
+
+    assert hc.SiftParams(max_side=16).max_side == 16
+    with pytest.raises(VsentError, match=r"out of range: max_keypoints 0 \("):
+        hc.SiftParams(max_keypoints=0)
+    dense = hc.SiftParams()
+    keys = {dense.key(), hc.SiftParams(max_side=128).key(), hc.SiftParams(step=6).key(),
+            hc.SiftParams(size=8.0).key()}
+    assert len(keys) == 4
+    kp = hc.SiftParams(mode="keypoints")
+    keys = {kp.key(), hc.SiftParams(mode="keypoints", max_side=128).key(),
+            hc.SiftParams(mode="keypoints", max_keypoints=50).key(), dense.key()}
+    assert len(keys) == 4
+
+
+def test_the_dense_grid_runs_across_then_down_with_the_given_patch_size():
+    """mut44b HC15, HC17, HC18: descriptors at (x, y) = (half a step + i x step, ...), x
+    across each row first, up to the last pixel column, patches of ``size`` px, against
+    OpenCV called here with the points written out."""
+    import cv2
+
+    rng = np.random.default_rng(6)
+    for (h, w), params in (((100, 256), hc.SiftParams()),
+                           ((256, 247), hc.SiftParams(size=8.0))):
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)  # longer side 256: no resize
+        gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        points = [cv2.KeyPoint(float(x), float(y), params.size)
+                  for y in range(6, h, 12) for x in range(6, w, 12)]
+        _, want = cv2.SIFT_create().compute(gray, points)
+        got = hc.sift_descriptors(img, params)
+        assert got.shape == (len(range(6, h, 12)) * len(range(6, w, 12)), 128)
+        np.testing.assert_array_equal(got, np.rint(want).astype(np.uint8))
+
+
+def test_keypoint_sift_keeps_at_most_about_max_keypoints():
+    """mut44b HC16: the detector is told max_keypoints (OpenCV keeps ties of the weakest: a
+    few more at most)."""
+    img = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    few = hc.sift_descriptors(img, hc.SiftParams(mode="keypoints", max_keypoints=20))
+    many = hc.sift_descriptors(img, hc.SiftParams(mode="keypoints"))
+    assert 0 < len(few) <= 25 < len(many)
+
+
+def test_colour_features_alone_from_the_cache_decode_nothing(tmp_path):
+    """mut44b HC22: with need_sift=False and the colour histograms cached, no image is
+    decoded again (baselines --features gch,lch on a warm cache)."""
+    rng = np.random.default_rng(7)
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"im{i}.png")
+        Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(paths[-1])
+    kw = dict(need_sift=False, cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+    first = hc.extract_features(paths, **kw)
+    again = hc.extract_features(paths, **kw)
+    assert (first.decoded, again.decoded) == (3, 0)
+    np.testing.assert_array_equal(first.lch, again.lch)
+    assert all(len(d) == 0 for d in again.descriptors)
+
+
+def test_the_descriptor_sample_has_no_row_twice_and_k_may_equal_the_rows():
+    """mut44b HC27, HC28: a sample drawn without replacement (distinct rows of the images);
+    a vocabulary of exactly as many words as descriptors is allowed."""
+    rng = np.random.default_rng(8)
+    descs = [rng.integers(0, 256, (n, 128), dtype=np.uint8) for n in (60, 40)]
+    sample = hc._sample_descriptors(descs, 90, seed=3)
+    assert len({r.tobytes() for r in sample}) == 90
+    vocab = hc.learn_vocabulary(descs[1:], k=40, seed=0)
+    assert vocab.cluster_centers_.shape == (40, 128)
+
+
+def test_bow_of_images_without_any_descriptor_is_all_zeros_with_a_fitted_vocabulary():
+    """mut44b HC31: a test fold of flat images (keypoint mode) has no descriptors at all:
+    zero rows, not sklearn's error about 0 samples."""
+    rng = np.random.default_rng(9)
+    vocab = hc.learn_vocabulary([rng.integers(0, 256, (30, 128), dtype=np.uint8)], k=4)
+    empty = [np.zeros((0, 128), np.uint8)] * 2
+    got = hc.bow_histograms(vocab, empty)
+    assert got.shape == (2, 4) and got.dtype == np.float32 and not got.any()
+
+
+def test_too_few_descriptors_for_the_pca_is_a_clear_error():
+    """mut44b HC34: fewer descriptors than PCA dimensions (more than mixture components) is
+    the one-line VsentError, not scikit-learn's ValueError."""
+    from vsent.errors import VsentError
+
+    descs = [np.random.default_rng(10).integers(0, 256, (20, 128), dtype=np.uint8)]
+    with pytest.raises(VsentError, match="20 SIFT descriptors .* too few for a 2-component "
+                                         "mixture in 64 dimensions"):
+        hc.learn_fisher(descs, n_components=2, pca_dims=64)

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -62,3 +63,46 @@ def test_the_python_api_example_runs(twitter_like, tmp_path, monkeypatch, capsys
     assert feats.shape[0] == 2 and feats.ndim == 2
     assert names["model"].forward_head(feats).shape == (2, 2)
 
+
+# --------------------------------------------------------------------------------------------
+# mutation round 44 (mut44b): vsent.presets mutants the suite missed (every test read the
+# presets' values through the module, so any value passed)
+
+
+def test_the_quick_preset_is_the_recipe_results_quick_was_made_with():
+    """mut44b PS01-PS03, PS05, PS06, PS14: the README quotes results/quick (made with
+    ``--preset quick``); the preset must still be that recipe, and strong is it plus the
+    GCH+BoW fusion."""
+    from vsent import presets
+
+    recorded = json.loads((README.parent / "results" / "quick" / "config.json").read_text())
+    assert recorded["preset"] == "quick"
+    quick = presets.CROSSVAL["quick"]
+    assert (quick["model"], quick["init"]) == (recorded["model"], recorded["init"])
+    train = dataclasses.asdict(quick["train"])  # (options added since: at their defaults)
+    assert {k: train[k] for k in recorded["train"] if k not in ("device", "seed")} == \
+        {k: v for k, v in recorded["train"].items() if k not in ("device", "seed")}
+    strong = presets.CROSSVAL["strong"]
+    assert strong == {**quick, "fusion": "gch+bow"}
+    assert presets.CROSSVAL["campos2015"]["init"] == "imagenet"
+
+
+def test_the_pcnn_presets_are_the_readmes_recipe_table():
+    """mut44b PS07-PS09, PS12, PS15: stage 1, stage 2 and the transfer as README's table of You et
+    al.'s recipe says (epochs, batch, lr, /10 every N epochs), and quick's stages at a tenth
+    of the lr for stage 2."""
+    from vsent import presets
+
+    text = README.read_text()
+    for row, cfg in (("| stage 1 |", presets.PCNN["you2015"]["train"]),
+                     ("| stage 2 |", presets.PCNN["you2015"]["finetune"]),
+                     ("| domain transfer |", presets.TRANSFER_TRAIN)):
+        ours = next(line for line in text.splitlines() if line.startswith(row)).split("|")[3]
+        assert f"{cfg.epochs} epochs" in ours and f"{cfg.batch_size}" in ours, ours
+        lr = f"{cfg.lr:.0e}".replace("e-0", "e-")  # 1e-4 as the README writes it
+        assert f"lr {lr}" in ours and f"/10 every {cfg.lr_step} epochs" in ours, ours
+        assert cfg.schedule == "step"
+    quick = presets.PCNN["quick"]
+    assert quick["finetune"].lr == pytest.approx(quick["train"].lr / 10)
+    # mut44b PS12: --reference takes both published CNN rows (pcnn, the default, and cnn)
+    assert presets.TRANSFER_REFERENCES == ("pcnn", "cnn")

@@ -1471,3 +1471,122 @@ def test_a_sub_run_out_of_date_stays_so_through_later_only_runs(tmp_path):
         assert session.step(name, lambda: False, lambda: pytest.fail("ran")) is False
     assert session.steps["regions"]["status"] == runner.OUT_OF_DATE
     assert session.steps["gone"]["status"] == runner.SKIPPED
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 44 (mut44b): vsent.reports.runner mutants the suite missed
+
+
+def _bare_session(out: Path, **kw) -> runner.Session:
+    """A Session whose bookkeeping goes nowhere (no run directory)."""
+    out.mkdir(parents=True, exist_ok=True)
+    return runner.Session(out, types.SimpleNamespace(write_json=lambda name, obj: None), False,
+                          **kw)
+
+
+def test_a_paper_class_registered_again_is_no_error():
+    """mut44b RN01: a paper module imported again (importlib.reload, a test's re-import)
+    registers its own class again; only another class of the same name is refused."""
+    runner.load_papers()
+    cls = type(R.PAPERS["campos2015"])
+    assert runner.register_paper(cls) is cls
+    assert type(R.PAPERS["campos2015"]) is cls
+
+
+def test_a_steps_seconds_add_up_over_sessions(tmp_path):
+    """mut44b RN02: a sub-run interrupted after 5 s and finished in a later session has
+    spent both sessions' seconds (the header's seconds_all_sessions sums them)."""
+    session = _bare_session(tmp_path)
+    session.steps = {"a": {"status": "interrupted", "seconds": 5.0}}
+    done = []
+    assert session.step("a", lambda: bool(done), lambda: done.append(1)) is True
+    assert session.steps["a"]["status"] == "done" and session.steps["a"]["seconds"] >= 5.0
+
+
+def test_weights_are_tried_per_model_and_its_options_and_said_on_one_line(tmp_path,
+                                                                         monkeypatch):
+    """mut44b RN05, RN06: a weights file that loads into one variant's network may not load
+    into another's (other widths): each is tried, not taken from the first's answer."""
+    def create(name, *, init="random", **kw):
+        if kw.get("widths") == [8]:
+            raise WeightsError("w.pt: 5 weights missing\n   or of the wrong shape")
+        return None
+
+    monkeypatch.setattr(runner, "create_model", create)
+    session = _bare_session(tmp_path)
+    assert session.weights_failure("smallcnn", "w.pt", {"widths": [4, 8]}) is None
+    assert session.weights_failure("smallcnn", "w.pt", {"widths": [8]}) == \
+        "w.pt: 5 weights missing or of the wrong shape"
+    cfgs = [types.SimpleNamespace(model="smallcnn", init="w.pt", model_kwargs={"widths": w})
+            for w in ([4, 8], [8])]
+    with pytest.raises(VsentError, match=r"^--init w\.pt: 5 weights missing or of the wrong"):
+        runner.check_init_file(cfgs)
+
+
+def test_the_stored_plan_leaves_out_the_device_and_the_reductions():
+    """mut44b RN07: a reproduction started on a CPU resumes on a GPU (the same plan)."""
+    cpu = runner.plan_dict(R.make_plan("campos2015", "d", quick=True, device="cpu"))
+    cuda = runner.plan_dict(R.make_plan("campos2015", "d", quick=True, device="cuda"))
+    assert cpu == cuda and cpu["paper"] == "campos2015"
+    assert "device" not in json.dumps(cpu) and "reductions" not in json.dumps(cpu)
+
+
+def test_the_header_and_notes_of_an_analysed_run(tmp_path):
+    """mut44b RN08-RN10, RN16: a plan without networks of its own (sun2016 on --run) is no
+    quick mode, says no "Full mode" note; the seconds of every session add up; each step
+    records the commit its sub-run was made with."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "versions.json").write_text(json.dumps(
+        {"git_commit": "c" * 40, "cpu": "Some CPU", "cpu_capability": "AVX2"}))
+    session = _bare_session(tmp_path)
+    session.steps = {"a": {"status": "done", "seconds": 2.0},
+                     "b": {"status": "done", "seconds": 3.0}}
+    paper = types.SimpleNamespace(data=lambda plan: None, subsets=lambda plan: None,
+                                  folds=lambda plan: None, notes=lambda *a: [],
+                                  analysed_run=lambda plan: {"run": "r"})
+    plan = types.SimpleNamespace(paper="x", template=None, reductions=["fewer K"])
+    header = runner._header(paper, plan, session, None, 1.0)
+    assert header["quick"] is False
+    assert (header["seconds_this_session"], header["seconds_all_sessions"]) == (1.0, 5.0)
+    full = types.SimpleNamespace(paper="x", template=None, reductions=[])
+    notes = runner._notes(paper, full, session, {"tables": []})
+    assert not any(n.startswith("Full mode") for n in notes)
+    runner._provenance(session)
+    assert session.steps["a"]["git_commit"] == "c" * 40
+    assert session.steps["a"]["cpu"] == "Some CPU (AVX2)" and session.steps["b"]["cpu"] is None
+
+
+def test_command_line_of_a_run_analysed_only_some_sub_runs_and_overwrite():
+    """mut44b RN11, RN12, RN17: --run replaces --data; --only and --overwrite are said."""
+    cmd = R.command_line("sun2016", quick=False, out="o", data="d", init=None, device="auto",
+                         resume=False, run="runs/q", only="regions,k", overwrite=True)
+    assert cmd == "vsent reproduce sun2016 --out o --run runs/q --only regions,k --overwrite"
+
+
+def test_an_init_that_is_a_folder_is_no_weights_file(tmp_path, make_twitter_like):
+    """mut44b RN13: --init naming a folder is refused as no file, before anything runs."""
+    data = make_twitter_like()
+    plan = _campos_plan(data)
+    plan = dataclasses.replace(plan, template=dataclasses.replace(plan.template,
+                                                                  init=str(tmp_path)))
+    with pytest.raises(VsentError, match=r"no such file \(imagenet, random or a weights file"):
+        R.reproduce(plan, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_finished_sub_run_trained_from_imagenet_weights_is_reused(campos, tmp_path):
+    """mut44b RN15: a sub-run whose ImageNet weights did load (config.json: init imagenet) is
+    this plan's (only the weights may differ: they fall back to random offline); another
+    recipe is still refused."""
+    _, out, plan, _ = campos
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    config = copy / "table1" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "init": "imagenet"}))
+    session = _bare_session(copy)
+    assert session.crossval("table1", plan.template) == copy / "table1"
+    assert session.steps["table1"]["status"] == "done"
+    other = dataclasses.replace(plan.template, train=plan.template.train.replace(epochs=2))
+    with pytest.raises(VsentError, match="not this reproduction's table1 sub-run: made with "
+                                         "other train.epochs"):
+        session.crossval("table1", other)

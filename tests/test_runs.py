@@ -1281,3 +1281,138 @@ def test_a_stored_config_without_a_command_is_no_other_commands_run(tmp_path):
     (out / "config.json").write_text(json.dumps({**cfg, "command": None}))
     with pytest.raises(VsentError, match=r"holds a vsent run, not a demo run: choose another"):
         open_run_dir(out, CFG, resume=True, compare=["data", "train"])
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 44 (mut44b): vsent.provenance mutants the suite missed
+
+
+def test_the_number_of_processes_is_at_least_one_whatever_world_size_says(monkeypatch):
+    """mut44b PV01, PV02: WORLD_SIZE 0 or not a number is one process, not 0."""
+    from vsent.provenance import processes
+
+    for value, want in (("3", 3), ("0", 1), ("two", 1), ("", 1)):
+        monkeypatch.setenv("WORLD_SIZE", value)
+        assert processes() == want, value
+    monkeypatch.delenv("WORLD_SIZE")
+    assert processes() == 1
+
+
+def test_a_resume_on_another_kernel_build_records_no_change(tmp_path):
+    """mut44b PV03: ``platform`` (the kernel's build) is one of the keys a resume does not
+    compare (as torch_threads): no warning, no change recorded."""
+    out = tmp_path / "r"
+    _open(out)
+    (out / "fold1").mkdir()
+    (out / "fold1" / "history.json").write_text("[]")
+    stored = json.loads((out / "versions.json").read_text())
+    stored["platform"] = "Linux-0.0.1-other-kernel"
+    stored["torch_threads"] = stored["torch_threads"] + 1
+    (out / "versions.json").write_text(json.dumps(stored))
+    _open(out, resume=True)
+    assert json.loads((out / "versions.json").read_text())["resumed"][0]["changed"] == {}
+
+
+def test_the_cpu_recorded_is_the_model_name_line_of_proc_cpuinfo():
+    """mut44b PV04: the "model name" line, not the "model" number line before it (x86)."""
+    from vsent.provenance import _cpu_model
+
+    try:
+        lines = Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo")
+    names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
+    if not names:
+        pytest.skip("/proc/cpuinfo names no model (not x86)")
+    assert _cpu_model() == names[0]
+
+
+def test_a_checkout_without_a_commit_and_with_untracked_files_only(monkeypatch):
+    """mut44b PV05, PV06: a git repository with no commit yet (rev-parse HEAD fails: "") has
+    commit None, not ""; files git does not track do not make the checkout dirty."""
+    import vsent.provenance as provenance
+
+    top = str(Path(provenance.__file__).resolve().parents[2])  # <top>/src/vsent/provenance.py
+
+    def git(*args):  # as git answers in such a checkout
+        if "--show-toplevel" in args:
+            return top
+        if args[0] == "status":
+            return "" if "--untracked-files=no" in args else "?? notes.txt"
+        return ""  # rev-parse HEAD: no commit
+
+    monkeypatch.setattr(provenance, "_git", git)
+    assert provenance._git_state() == (None, False)
+
+
+def test_versions_name_a_package_that_is_not_installed_as_none(monkeypatch):
+    """mut44b PV14: every package of the list is a key; one not installed has None."""
+    from importlib import metadata
+
+    import vsent.provenance as provenance
+
+    monkeypatch.setattr(provenance, "_PACKAGES", (*provenance._PACKAGES, "no-such-vsent-pkg"))
+    info = provenance.versions()
+    assert "no-such-vsent-pkg" in info and info["no-such-vsent-pkg"] is None
+    assert info["numpy"] == metadata.version("numpy")
+
+
+def test_item_digests_are_eight_hex_digits_of_the_sha256_of_each_line():
+    """mut44b PV10: the stored format (runs recorded since compare against it)."""
+    import hashlib
+
+    from vsent.provenance import item_digests
+
+    lines = [b"a.jpg\t1\t100", b"b.jpg\t0\t200"]
+    assert item_digests(lines) == [hashlib.sha256(x).hexdigest()[:8] for x in lines]
+    assert all(re.fullmatch(r"[0-9a-f]{8}", d) for d in item_digests(lines))
+
+
+def test_the_change_error_names_three_images_exactly_and_a_removed_image_plainly(tmp_path):
+    """mut44b PV11, PV13: three changed images are named with no "and 0 more"; counts that
+    differ with no image changed or added (one removed) are not "another order"."""
+    from vsent.provenance import make_data_change_error
+
+    same = {"n_images": 5, "n_positive": 2}
+    e = make_data_change_error("D", "then", same, same, tmp_path / "data.json", "fix it",
+                               changed=["a", "b", "c"])
+    assert "changed (file contents, name or label): a, b, c; see " in str(e)
+    assert "more" not in str(e)
+    fewer = {"n_images": 4, "n_positive": 2}
+    e = make_data_change_error("D", "then", same, fewer, tmp_path / "data.json", "fix it",
+                               changed=[])
+    assert str(e) == (f"D: its images or labels changed since then (5 images, 2 positive then; "
+                      f"4 images, 2 positive now; see {tmp_path / 'data.json'}): restore them, "
+                      "or fix it")
+
+
+def test_a_data_record_whose_digests_are_damaged_is_still_compared(twitter_like, tmp_path):
+    """mut44b PV17: item_digests that is not a string (a hand-edited record) is as a record
+    without digests, not an AttributeError."""
+    from vsent.data.datasets import load_dataset
+    from vsent.provenance import ITEM_DIGESTS, check_data_record
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    record = tmp_path / "data.json"
+    record.write_text(json.dumps({**ds.fingerprint(), "sha256": "0" * 64, ITEM_DIGESTS: ["x"]}))
+    with pytest.raises(VsentError, match=r"positive then and now: the contents of some image "):
+        check_data_record(record, ds, "DATA", "then", "fix it")
+
+
+def test_an_unreadable_record_says_the_remedy_of_the_command_that_reads_it(twitter_like,
+                                                                          tmp_path):
+    """mut44b PV19, PV20: the remedy given (a run another command reads) is said for a record
+    that cannot be read at all too, and check_data_record passes its own."""
+    from vsent.data.datasets import load_dataset
+    from vsent.provenance import check_data_record, read_record
+
+    folder = tmp_path / "init.json"
+    folder.mkdir()
+    with pytest.raises(VsentError, match=r"not readable \(.*\); run it again$"):
+        read_record(folder, "the thing", remedy="run it again")
+    ds = load_dataset(twitter_like, "five", validate=False)
+    record = tmp_path / "data.json"
+    record.write_text("{")
+    with pytest.raises(VsentError, match=r"not readable JSON .*; restore it from a copy of the "
+                                         r"run, or run crossval again$"):
+        check_data_record(record, ds, "DATA", "then", "run crossval again")

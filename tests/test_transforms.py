@@ -460,3 +460,71 @@ def test_a_crop_wider_than_a_tall_image_is_refused(fn):
     tall = coords(h=12, w=9)
     with pytest.raises(ValueError, match=r"crop 10 is larger than the images \(12x9\)"):
         fn(tall, 10)
+
+
+# mutation round 44 (mut44b): vsent.data.augment_pool mutants the suite missed
+
+
+def test_the_augment_pool_keeps_the_height_and_width_of_tall_images():
+    """mut44b AP10/AP23: every pooled batch was square, so a worker told (or reading) the
+    images' width for their height still gave the loop's images; 40 x 56 ones must not."""
+    from vsent.data.augment_pool import AugmentPool
+    from vsent.data.transforms import trivial_augment_seeded
+
+    rng = np.random.default_rng(2)
+    batches = [(rng.integers(0, 256, (3, 40, 56, 3), dtype=np.uint8), 7),
+               (rng.integers(0, 256, (2, 56, 40, 3), dtype=np.uint8), 8)]
+    with AugmentPool(1) as pool:
+        out = list(pool.augment(batches, 32))
+        assert pool.failed is None
+    assert all(torch.equal(x, trivial_augment_seeded(b, 32, s))
+               for x, (b, s) in zip(out, batches, strict=True))
+
+
+def test_the_augment_pool_reads_a_bounded_number_of_batches_ahead():
+    """mut44b AP07/AP08: at most AHEAD_PER_WORKER x workers batches are read ahead of the one
+    yielded (not one batch at a time, with no overlap, nor one more than that)."""
+    import vsent.data.augment_pool as ap
+
+    rng = np.random.default_rng(3)
+    drawn = []
+
+    def batches():
+        for seed in range(6):
+            drawn.append(seed)
+            yield rng.integers(0, 256, (2, 12, 12, 3), dtype=np.uint8), seed
+
+    with ap.AugmentPool(1) as pool:
+        it = pool.augment(batches(), 8)
+        next(it)
+        assert len(drawn) == ap.AHEAD_PER_WORKER == 2
+        next(it)
+        assert len(drawn) == 3
+        assert len(list(it)) == 4 and len(drawn) == 6
+
+
+def test_reading_a_worker_stream_that_ends_early_gives_none():
+    """mut44b AP14: a reply cut short (a worker that died mid-batch) is None, not a part-filled
+    array taken for the batch's images."""
+    import io
+
+    from vsent.data.augment_pool import _read_array, _read_exactly
+
+    assert _read_array(io.BytesIO(bytes(range(5))), (2, 3)) is None
+    assert _read_exactly(io.BytesIO(b"abc"), 4) is None
+    got = _read_array(io.BytesIO(bytes(range(6))), (2, 3))
+    assert got.flags.writeable and got.tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_augment_workers_are_off_for_cutmix_and_the_env_override_may_have_spaces(monkeypatch):
+    """mut44b AP02/AP20: any --mix (cutmix too, not only mixup) keeps the pool off, and
+    $VSENT_AUGMENT_WORKERS=" 2 " (a shell's stray spaces) is 2, not an error."""
+    import vsent.data.augment_pool as ap
+
+    monkeypatch.setattr(ap, "usable_cpus", lambda: 16)
+    cuda = torch.device("cuda")
+    for mix in ("cutmix", "mixup|cutmix"):
+        assert not ap.pool_serves("trivial", mix, 1)
+        assert ap.default_augment_workers(cuda, "trivial", mix, 1) == 0
+    monkeypatch.setenv(ap.AUGMENT_WORKERS_ENV, " 2 ")
+    assert ap.default_augment_workers(cuda, "trivial", "none", 1) == 2

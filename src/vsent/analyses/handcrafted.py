@@ -105,8 +105,9 @@ class SiftParams:
     mode : ``"dense"`` (default) - descriptors on a regular grid, every ``step`` px, patch
         diameter ``size`` px; every image gets about (256 / step) ** 2 descriptors, also flat
         images (text on a plain background is common in tweets) where the detector finds few
-        or none. ``"keypoints"`` - OpenCV's difference-of-Gaussian detector, at most
-        ``max_keypoints`` per image (may be zero).
+        or none. ``"keypoints"`` - OpenCV's difference-of-Gaussian detector, about
+        ``max_keypoints`` per image (may be zero; OpenCV's cut may keep a few more: 501 for
+        500 on a 128 x 128 noise image).
     max_side : the grayscale image is resized (aspect kept) so its longer side has this many
         pixels, so descriptor counts and scales do not depend on the upload size.
     """
