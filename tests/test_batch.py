@@ -1463,3 +1463,19 @@ def test_a_utf16_list_is_told_as_utf16_not_as_find_print0(tmp_path, folder, chec
     assert capsys.readouterr().err == (
         f"vsent: error: --from-list {lst}: UTF-16 text (its byte-order mark): save it as "
         "UTF-8, one path per line\n")
+
+
+def test_a_utf16_list_on_standard_input_is_told_as_utf16_too(tmp_path):
+    """review44d: the UTF-16 check looked at a list file's head only; the same list piped in
+    (``--from-list -``, whose head is not peeked at) still got find's -print0 hint."""
+    data = "a.jpg\r\nb.jpg\r\n".encode("utf-16")
+    lst = tmp_path / "list.txt"
+    lst.write_bytes(data)
+    code = ("import sys\nfrom vsent.errors import VsentError\nfrom vsent.inputs import "
+            "iter_inputs\ntry:\n    list(iter_inputs(from_list='-'))\nexcept VsentError as e:\n"
+            "    print(e)\n")
+    with lst.open("rb") as stdin:
+        proc = subprocess.run([sys.executable, "-c", code], stdin=stdin, capture_output=True,
+                              text=True, timeout=120, check=True)
+    assert proc.stdout == ("--from-list -: UTF-16 text (its byte-order mark): save it as UTF-8, "
+                           "one path per line\n"), proc.stdout + proc.stderr

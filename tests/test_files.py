@@ -207,3 +207,13 @@ def test_make_folder_names_the_file_that_stands_where_a_folder_must_be(tmp_path)
             make_folder(folder)
         assert info.value.strerror == f"{tmp_path / 'f'} is a file, not a folder"
         assert info.value.errno in (errno.EEXIST, errno.ENOTDIR)
+
+
+def test_make_folder_names_a_broken_link_that_stands_where_a_folder_must_be(tmp_path):
+    """review44d: a link whose target is gone was passed over (Path.exists follows links),
+    so mkdir's bare "File exists" came back, the message make_folder is there to replace."""
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+    for folder in (tmp_path / "out", tmp_path / "out" / "sub"):
+        with pytest.raises(OSError) as info:
+            make_folder(folder)
+        assert info.value.strerror == f"{tmp_path / 'out'} is a broken symbolic link, not a folder"

@@ -1601,3 +1601,62 @@ def test_a_long_text_part_is_named_not_called_a_malformed_body(server):
     assert r.status_code == 422 and r.json()["detail"].startswith("option 'explain': expected "
                                                                   "true or false, got 'yyy")
     assert len(r.text) < 1000
+
+
+def test_a_cut_bodys_last_part_is_named_as_the_images_are():
+    """review44d: "files numbered alike in every message" held for an incomplete file only:
+    a body cut after a part, or in a part's headers, numbered every part, options included
+    (httpx, requests and curl -F send them first): a body with one image said "part 3"."""
+    import asyncio
+
+    from starlette.datastructures import Headers
+
+    from vsent.serve.app import _WholeBodyParser
+
+    async def unfinished(body: bytes) -> str | None:
+        async def stream():
+            yield body
+        parser = _WholeBodyParser(Headers({"content-type": "multipart/form-data; boundary=b"}),
+                                  stream())
+        await (await parser.parse()).close()
+        return parser.unfinished()
+
+    option = b"--b\r\nContent-Disposition: form-data; name=\"explain\"\r\n\r\ntrue\r\n"
+    head = option + _part(b"a.jpg", image_bytes(1))
+    assert asyncio.run(unfinished(head + b"--b\r\nContent-Disp")) == (
+        "the part after a.jpg (part 1), cut in its headers")
+    assert asyncio.run(unfinished(option + b"--b\r\n")) == (
+        "the part after the field 'explain', cut in its headers")
+    assert asyncio.run(unfinished(b"--b\r\nContent-Disp")) == "its first part, cut in its headers"
+
+
+def test_an_answer_ready_as_its_client_leaves_is_not_also_counted_as_a_499():
+    """review44d: the work's answer and the disconnect arriving in one event-loop turn: the
+    work finished anyway (Python 3.11's wait_for returns a result that is in when it is
+    cancelled; _predict had counted its images) and the request was still a 499, whose images
+    /metrics says it does not count."""
+    import asyncio
+
+    from vsent.serve.app import _unless_client_leaves
+
+    class Request:
+        def __init__(self, ev):
+            self.ev = ev
+
+        async def receive(self):
+            await self.ev.wait()
+            return {"type": "http.disconnect"}
+
+    async def go():
+        ev, counted = asyncio.Event(), []
+
+        async def predict():  # as Service._predict: counts its images, then answers
+            await ev.wait()
+            counted.append(1)
+            return 200, {}
+
+        asyncio.get_running_loop().call_later(0.01, ev.set)
+        answer = await _unless_client_leaves(Request(ev), asyncio.wait_for(predict(), 10))
+        return answer, counted
+
+    assert asyncio.run(go()) == ((200, {}), [1])

@@ -101,10 +101,12 @@ def make_folder(folder: str | os.PathLike[str]) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as e:
-        blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        # lexists: a link whose target is gone stands in the way too (exists() passes over it)
+        blocking = next((p for p in (folder, *folder.parents) if os.path.lexists(p)), None)
         if blocking is None or blocking.is_dir():
             raise
-        raise type(e)(e.errno, f"{blocking} is a file, not a folder") from None
+        what = "a file" if blocking.exists() else "a broken symbolic link"
+        raise type(e)(e.errno, f"{blocking} is {what}, not a folder") from None
 
 
 @contextmanager

@@ -269,6 +269,18 @@ def _nul_error(source: str, line: int) -> VsentError:
                       "per line (from find, use -print, not -print0)")
 
 
+#: UTF-16's byte-order marks as a list's first line holds them, read as UTF-8 with the
+#: name's bytes kept (surrogateescape).
+_UTF16_BOMS = ("\udcff\udcfe", "\udcfe\udcff")
+
+
+def _utf16_error(source: str) -> VsentError:
+    """A list saved as UTF-16 (PowerShell's ``>``, Notepad's "Unicode"): its NUL bytes are
+    no ``find -print0`` output."""
+    return VsentError(f"{source}: UTF-16 text (its byte-order mark): save it as UTF-8, one "
+                      "path per line")
+
+
 def iter_list(lines: Iterable[str], source: str = "--from-list") -> Iterator[str]:
     """One path per line (``--from-list``), as written; blank lines and comment lines (first
     non-blank character ``#``; a file whose name starts with ``#`` is given as ``./#name``)
@@ -290,6 +302,8 @@ def iter_list(lines: Iterable[str], source: str = "--from-list") -> Iterator[str
             raise VsentError(f"{source}: cannot read past line {n} ({os_reason(e)}); the rows "
                              "written so far are kept") from None
         n += 1
+        if n == 1 and line.startswith(_UTF16_BOMS):  # (a list on standard input: not peeked)
+            raise _utf16_error(source)
         if "\0" in line:
             raise _nul_error(source, n)
         line = line.rstrip("\r\n")
@@ -347,8 +361,7 @@ def _open_list(from_list: str | Path) -> IO[str]:
         raise VsentError(f"--from-list {from_list}: {e.strerror or e}") from None
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # (its NUL bytes: no -print0 hint)
         raw.close()
-        raise VsentError(f"--from-list {from_list}: UTF-16 text (its byte-order mark): save it "
-                         "as UTF-8, one path per line")
+        raise _utf16_error(f"--from-list {from_list}")
     if b"\0" in head:
         raw.close()
         raise _nul_error(f"--from-list {from_list}", head[:head.index(b"\0")].count(b"\n") + 1)

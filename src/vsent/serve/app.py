@@ -608,6 +608,7 @@ class _WholeBodyParser(MultiPartParser):
         super().__init__(*args, **kwargs)
         self._parts, self._name, self._open, self._ended = 0, "", False, False
         self._files = 0  # file parts begun
+        self._last = ""  # the last complete part, named as the images' messages name it
 
     def on_part_begin(self) -> None:
         super().on_part_begin()
@@ -620,6 +621,10 @@ class _WholeBodyParser(MultiPartParser):
         self._files += part.file is not None
 
     def on_part_end(self) -> None:
+        if self._current_part.file is not None:
+            self._last = f"{self._name or f'image {self._files}'} (part {self._files})"
+        else:
+            self._last = f"the field {self._name!r}"
         super().on_part_end()
         self._open = False
 
@@ -645,9 +650,10 @@ class _WholeBodyParser(MultiPartParser):
         if not self._parts:
             return "no part"
         if not self._open:
-            return f"after part {self._parts}"
+            return f"after {self._last}"
         if not self._name:
-            return f"part {self._parts}, cut in its headers"
+            where = f"the part after {self._last}" if self._last else "its first part"
+            return f"{where}, cut in its headers"
         if self._current_part.file is None:
             return f"the field {self._name!r}, incomplete"
         return f"part {self._files}, {self._name}, incomplete"
@@ -686,6 +692,11 @@ async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
         return await task
     task.cancel()
     await asyncio.wait((task,))  # its cleanup (the batcher's futures) runs to its end
+    # the answer was ready as the disconnect came (3.11's wait_for returns a result that is in
+    # when it is cancelled): its images are counted already, so it is answered, not a 499;
+    # any other exception is retrieved here (asyncio would log it as never retrieved)
+    if not task.cancelled() and task.exception() is None:
+        return task.result()
     raise ClientDisconnect("the client disconnected before its answer")
 
 
