@@ -666,8 +666,9 @@ def score_stream(
     if out is not None and not _process_path(out):  # (a file in /dev/shm is a file)
         _make_parent(out)  # as export, card and compare do: --out results/today/scores.csv
     with output_lock(out):  # from before its rows are read until the last is written
-        return _score_stream(items, scorer, out, fmt, resume, retry_failed, progress,
-                             fsync_every, record, warn)
+        return _score_stream(items, scorer, out, fmt=fmt, resume=resume,
+                             retry_failed=retry_failed, progress=progress,
+                             fsync_every=fsync_every, record=record, warn=warn)
 
 
 def _make_parent(out: str | Path) -> None:
@@ -681,7 +682,7 @@ def _make_parent(out: str | Path) -> None:
 
 
 def _score_stream(items: Iterable[str | Path | Unmatched], scorer: Scorer,
-                  out: str | Path | None, fmt: str, resume: bool, retry_failed: bool,
+                  out: str | Path | None, *, fmt: str, resume: bool, retry_failed: bool,
                   progress: bool, fsync_every: float, record: dict[str, Any] | None,
                   warn: Callable[[str], None] | None) -> Summary:
     summary = Summary()
