@@ -106,9 +106,7 @@ class RowWriter:
 
     def __init__(self, out: str | Path | None, fmt: str = "csv", *, append: bool = False,
                  fsync_every: float = 5.0) -> None:
-        if fmt not in FORMATS:
-            raise VsentError(f"--format {fmt!r}: use csv or jsonl")
-        self.fmt = fmt
+        self.fmt = output_format(out, fmt)
         self.path = Path(out) if out is not None else None
         self._name = str(out)  # as given, for messages
         if self.path is None:
