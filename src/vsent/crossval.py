@@ -490,13 +490,17 @@ def _crossval(cfg: RunConfig, run: RunDir, proto: nn.Module, progress: bool) -> 
         fdir = fold_dir(run.path, fold.index)
         if fold_done(run.path, fold.index):
             log.info("fold %d: already done, skipped", fold.index)
+            if not distributed.is_main():  # DDP: the results are rank 0's to read
+                continue
             done = _finished_fold(fdir, fold)
             carried += _fold_seconds(done)
         else:
-            earlier = _earlier_seconds(fdir)
+            earlier = _earlier_seconds(fdir) if distributed.is_main() else 0.0  # (rank 0's)
             carried += earlier
             done = _run_fold(cfg, run, fold, images, labels, dataset, progress, joint=joint,
                              earlier_seconds=earlier, init_sha256=init_sha256)
+            if not distributed.is_main():  # (None: rank 0 evaluated and wrote the fold)
+                continue
         for key in results:
             results[key].append({"fold": fold.index, **done[key]})
         all_rows.extend(_fold_rows(fdir, fold, dataset.names))
