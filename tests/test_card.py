@@ -647,3 +647,86 @@ def test_cut_paths_keeps_last_parts_and_drops_command_lines():
     cut_paths(named)
     assert named["training"]["folds"] == "campos"
     assert named["weights"]["location"] == "https://example.org/w.pt"  # URLs stay
+
+
+# mutation round 44 (mut44c): family names, weights, Markdown details, held-out, extra, export
+
+
+def test_family_of_a_nested_name_is_its_first_part_and_torchvision_weights_are_tagged():
+    from vsent.models.card import describe_weights, family_of
+
+    assert family_of("zeroshot/clip/ViT-B-32") == "zeroshot"
+    w = describe_weights("torchvision", "resnet18", "imagenet")
+    assert w["library"] == "torchvision" and w["tag"] == "DEFAULT"
+    assert describe_weights("caffenet", "caffenet", "imagenet")["tag"] is None
+
+
+def test_card_markdown_lists_four_class_names_means_to_three_places_and_one_interpolation(
+        tmp_path):
+    card = model_card(save_checkpoint(tmp_path / "m.pt", create_model("smallcnn")))
+    card["model"]["class_names"] = ["a", "b", "c", "d"]
+    card["preprocess"].update(mean=[1.23456, 2, 3], weights_interpolation="bilinear")
+    text = card_markdown(card)
+    assert "(a, b, c, d)" in text and "..." not in text
+    assert "- Mean (0..255, RGB): 1.235, 2.000, 3.000" in text
+    assert "- Interpolation: bilinear\n" in text
+    card["model"]["class_names"] = ["a", "b", "c", "d", "e"]
+    assert "(a, b, c, d, ... e)" in card_markdown(card)
+
+
+def test_card_takes_the_weights_the_checkpoint_records(tmp_path):
+    weights = {"init": "imagenet", "source": "recorded at training", "library": "x",
+               "tag": "t", "licence": "l", "location": "u"}
+    card = model_card(save_checkpoint(tmp_path / "m.pt", create_model("smallcnn"),
+                                      init="imagenet", weights=weights))
+    assert card["weights"] == weights
+
+
+def test_a_finetune_run_without_center_metrics_or_a_derived_seed_says_neither(tmp_path):
+    run = tmp_path / "ft"
+    path = save_checkpoint(run / "model.pt", create_model("smallcnn"), fold=2,
+                           train={"epochs": 1, "seed": 7})
+    (run / "config.json").write_text(json.dumps({"command": "finetune", "fold": 2, "seed": 0}))
+    (run / "metrics.json").write_text(json.dumps({"ten_crop": FOLD_METRICS[1]}))
+    card = model_card(path)
+    assert card["metrics"] is None  # no centre-crop evaluation: nothing held out to show
+    assert card["training"]["run_seed"] is None  # seed 7 is not fold 2's of seed 0
+
+
+def test_card_shows_the_fold_metrics_of_the_runs_evaluation(run_dir):
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "evaluation": "ten_crop"}))
+    assert model_card(run_dir / "fold2" / "model.pt")["metrics"]["fold"]["accuracy"] == 0.85
+
+
+def test_card_counts_the_extra_training_images_of_the_runs_record(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())
+    save_checkpoint(run_dir / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
+                    run=str(run_dir), train=config["train"], subset="four",
+                    extra_train="three")
+    (run_dir / "extra.json").write_text(json.dumps({"names": ["p", "q", "r"]}))
+    extra = model_card(run_dir / "fold2" / "model.pt")["training"]["extra"]
+    assert extra == {"subset": "three", "n_images": 3, "schedule": "joint"}
+
+
+def test_card_versions_add_the_familys_library_as_it_is_now():
+    from vsent.models.card import _versions
+
+    out = _versions({"versions": {"vsent": "1"}}, None, "torchvision")
+    assert out["source"] == "checkpoint" and "torchvision (now)" in out
+    assert "torchvision (now)" not in _versions({"versions": {"torchvision": "0.1"}}, None,
+                                                "torchvision")
+
+
+def test_an_exports_own_preprocessing_wins_over_its_stored_cards():
+    from types import SimpleNamespace
+
+    from vsent.models.card import export_card
+
+    info = create_model("smallcnn").info
+    stored = {"preprocess": {**info.preprocess.to_dict(), "resize": 999, "crop": 998}}
+    exported = SimpleNamespace(
+        card=stored, info=info, spec={"name": "smallcnn", "num_classes": 2},
+        class_names=["negative", "positive"], path="m.onnx", engine="onnx",
+        metadata={"vsent.format": "onnx"})
+    assert export_card(exported)["preprocess"]["resize"] == info.preprocess.resize

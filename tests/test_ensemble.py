@@ -650,3 +650,67 @@ def test_ensemble_precision_and_recall_are_of_the_positive_predictions(tmp_path)
     # (the case tells them apart: in fold 1 four predicted positives, three true positives)
     assert res["summary"]["center"]["folds"][0]["precision"] != pytest.approx(
         res["summary"]["center"]["folds"][0]["recall"])
+
+
+# mutation round 44 (mut44c): member checks, nested seeds, cycles, rows and summary fields
+
+
+def test_a_finetune_run_laid_out_as_a_crossval_run_is_no_member(tmp_path):
+    runs = [_run(tmp_path / "a", P1), _run(tmp_path / "b", P2, model={"command": "finetune"})]
+    with pytest.raises(VsentError, match="made by `vsent finetune`, not by crossval"):
+        ensemble_runs(runs)
+
+
+@pytest.mark.parametrize("accuracy", [{"mean": True, "std": 0.1}, {"mean": 0.5}])
+def test_a_member_summary_with_a_bool_or_no_std_is_refused(tmp_path, accuracy):
+    runs = [_run(tmp_path / "a", P1), _run(tmp_path / "b", P2)]
+    (runs[1] / "summary.json").write_text(json.dumps({"accuracy": accuracy}))
+    with pytest.raises(VsentError, match="not a run summary"):
+        ensemble_runs(runs)
+
+
+def test_members_alike_at_the_centre_but_not_in_ten_crop_are_two_networks(tmp_path):
+    runs = [_run(tmp_path / "a", P1, probs10=P1), _run(tmp_path / "b", P1, probs10=P2)]
+    res = ensemble_runs(runs)
+    assert res["summary"]["evaluation"] == "center" and "ten_crop" in res["summary"]
+    assert res["rows"][0]["path"] == "/x/im0.jpg"  # the first member's image path kept
+
+
+def test_an_ensemble_member_is_recorded_with_its_runs_seeds(tmp_path):
+    a = _run(tmp_path / "a", P1, model={"model": "smallcnn", "seed": 1})
+    b = _run(tmp_path / "b", P2, model={"model": "smallcnn", "seed": 2})
+    c = _run(tmp_path / "c", P3)
+    ensemble([a, b], tmp_path / "ens")
+    assert ensemble_runs([tmp_path / "ens", c])["config"]["seeds"] == [[1, 2], 0]
+
+
+def test_an_ensemble_whose_inputs_name_itself_is_refused(tmp_path):
+    a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
+    ens = tmp_path / "ens"
+    ensemble([a, b], ens)
+    inputs = json.loads((ens / "inputs.json").read_text())
+    inputs[str(ens.resolve() / "predictions.csv")] = "0" * 64
+    (ens / "inputs.json").write_text(json.dumps(inputs))
+    with pytest.raises(VsentError, match="an ensemble that holds itself"):
+        ensemble_runs([ens, c])
+
+
+def test_an_inputs_record_of_other_than_digests_is_refused(tmp_path):
+    a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
+    ens = tmp_path / "ens"
+    ensemble([a, b], ens)
+    (ens / "inputs.json").write_text(json.dumps({str(a / "predictions.csv"): 1}))
+    with pytest.raises(VsentError, match="not a record of inputs"):
+        ensemble_runs([ens, c])
+
+
+def test_an_older_ensembles_run_not_found_still_counts_among_its_runs(tmp_path, caplog):
+    a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
+    ens = tmp_path / "ens"
+    ensemble([a, b], ens)
+    (ens / "inputs.json").unlink()
+    shutil.rmtree(a)
+    with caplog.at_level("INFO", logger="vsent"):
+        ensemble_runs([ens, c])
+    assert f"{ens} is an ensemble of 2 runs: they share its weight, 1/2 of the mean" in (
+        caplog.text)

@@ -814,3 +814,68 @@ def test_the_map_goes_back_where_the_centre_crop_was_taken():
     frame[2:34, 2:34] = cams[0]
     assert r["heatmap"].shape == (35, 35)
     np.testing.assert_allclose(r["heatmap"], frame, atol=1e-6)
+
+
+# mutation round 44 (mut44c): rows, fused label, overlay rounding, max_side, refusals
+
+
+def test_rows_keep_six_places_name_an_unnamed_class_and_save_float32_maps(tmp_path):
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 0] = 255  # RedBlue: 'positive', output 1
+    Image.fromarray(red).save(tmp_path / "red.png")
+    probs = X.explain_image(RedBlue(), tmp_path / "red.png")["probs"]
+    row, = X.explain_images(RedBlue(), [tmp_path / "red.png"], tmp_path / "out",
+                            class_names=("negative",))
+    assert row["prob_negative"] == round(float(probs[0]), 6) != round(float(probs[0]), 4)
+    assert row["predicted"] == "1"  # no name for output 1: its index, as text
+    assert np.load(tmp_path / "out" / row["heatmap"]).dtype == np.float32
+
+
+def test_a_fused_label_other_than_the_networks_is_the_one_mapped(tmp_path):
+    from types import SimpleNamespace
+
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 0] = 255  # the network says positive; the fusion below says negative
+    Image.fromarray(red).save(tmp_path / "red.png")
+    fusion = SimpleNamespace(hand=SimpleNamespace(features=lambda rgb: np.zeros(1)),
+                             fuse=lambda p, hand: np.array([[0.9, 0.1]]))
+    row, = X.explain_images(RedBlue(), [tmp_path / "red.png"], tmp_path / "out", fusion=fusion)
+    assert row["predicted"] == "negative" and row["target"] == "negative"
+    assert row["prob_negative"] == 0.9
+
+
+def test_overlay_rounds_half_grey_levels_up():
+    image = np.ones((2, 2, 3), np.uint8)  # jet(0) has no red: red is half of 1
+    assert (X.overlay_heatmap(image, np.zeros((2, 2), np.float32))[..., 0] == 1).all()
+
+
+def test_explain_image_shrinks_an_image_one_pixel_over_max_side():
+    big = np.zeros((49, 30, 3), np.uint8)
+    assert X.explain_image(RedBlue().eval(), big, max_side=48)["heatmap"].shape[0] == 48
+
+
+def test_empty_maps_are_counted_among_the_maps_made_not_the_failed_images(caplog):
+    rows = [{"image": "a", "error": "", "empty_map": True, "layer": "conv"},
+            {"image": "b", "error": "", "empty_map": False, "layer": "conv"},
+            {"image": "c", "error": "unreadable"}]
+    with caplog.at_level("WARNING", logger="vsent"):
+        X._say_done(rows, None, "negative")
+    assert "1 of 2 maps are empty" in caplog.text
+
+
+def test_explain_refuses_a_bad_target_or_a_bool_max_side_before_its_run_directory(tmp_path):
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(img)
+    with pytest.raises(VsentError, match="--target 'happy': choose one of"):
+        X.explain(ckpt, [img], tmp_path / "o1", target="happy", device="cpu")
+    with pytest.raises(VsentError, match="--max-side must be 0"):
+        X.explain(ckpt, [img], tmp_path / "o2", device="cpu", max_side=True)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+    X.explain(ckpt, [img, str(tmp_path / "none*.jpg")], tmp_path / "o3", device="cpu")
+    found = json.loads((tmp_path / "o3" / "config.json").read_text())["images_found"]
+    assert found.startswith("1 file, sha1 ")  # the pattern that matched nothing is no file
