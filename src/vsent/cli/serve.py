@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     config = ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                          decode_workers=args.workers, limits=limits, k=args.k,
                          alpha=args.alpha, beta=args.beta, n_proposals=args.n_proposals,
-                         senti_log=args.senti_log).validate()
+                         senti_log=args.senti_log)  # (validated when built)
     _check_address(args.host, args.port)
     # loaded once, before the server starts: a bad checkpoint is one line and exit 2
     if args.engine in ("onnx", "torchscript"):

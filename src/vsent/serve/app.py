@@ -227,7 +227,7 @@ class Service:
 
     def __init__(self, predictor: Predictor, *, checkpoint: str | Path | None = None,
                  config: ServeConfig | None = None) -> None:
-        self.config = (config or ServeConfig()).validate()
+        self.config = config or ServeConfig()  # (a frozen config, validated when built)
         self.limits = self.config.limits
         # the same weights with and without 10-crop oversampling (a per-request option)
         self.predictors = {
