@@ -416,10 +416,10 @@ class Service:
             fields: dict[str, list[str]] = {}
             for key, value in form.multi_items():
                 if isinstance(value, UploadFile) and key != "files":  # (an option's name too)
-                    name = value.filename or f"image {len(uploads) + 1}"  # (as _entry names it)
-                    raise HTTPProblem(422, f"{name} (part {len(uploads) + 1}) is sent in the "
-                                           f"field {key!r}: images go in the field 'files', "
-                                           "e.g. curl -F files=@photo.jpg")
+                    _, where = _upload_names(value.filename, len(uploads) + 1)
+                    raise HTTPProblem(422, f"{where} is sent in the field {key!r}: images go "
+                                           "in the field 'files', e.g. curl -F "
+                                           "files=@photo.jpg")
                 if isinstance(value, UploadFile):
                     uploads.append((value, await self._read_upload(value)))
                 elif key == "files":
@@ -438,8 +438,8 @@ class Service:
         return await up.read(self.limits.max_upload_bytes + 1)
 
     def _entry(self, i: int, up: UploadFile, data: bytes) -> _Entry:
-        name = up.filename or f"image {i + 1}"
-        e = _Entry(name=name, where=f"{name} (part {i + 1})", data=data)
+        name, where = _upload_names(up.filename, i + 1)
+        e = _Entry(name=name, where=where, data=data)
         if len(data) > self.limits.max_upload_bytes:
             e.fail(413, f"upload above the limit of {self.limits.max_upload_bytes} bytes "
                         "(--max-upload-mb)")
@@ -622,7 +622,7 @@ class _WholeBodyParser(MultiPartParser):
 
     def on_part_end(self) -> None:
         if self._current_part.file is not None:
-            self._last = f"{self._name or f'image {self._files}'} (part {self._files})"
+            self._last = _upload_names(self._name, self._files)[1]
         else:
             self._last = f"the field {self._name!r}"
         super().on_part_end()
@@ -657,6 +657,13 @@ class _WholeBodyParser(MultiPartParser):
         if self._current_part.file is None:
             return f"the field {self._name!r}, incomplete"
         return f"part {self._files}, {self._name}, incomplete"
+
+
+def _upload_names(filename: str | None, n: int) -> tuple[str, str]:
+    """The ``n``-th file of a request (from 1) as answers name it (its file name, else
+    ``image n``) and as messages name it (``<name> (part n)``)."""
+    name = filename or f"image {n}"
+    return name, f"{name} (part {n})"
 
 
 def _image_reason(err: ImageError) -> str:
