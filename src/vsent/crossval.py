@@ -251,12 +251,12 @@ def _preflight(cfg: RunConfig, out: str | Path, *, command: str, fold: int | Non
     check_device(cfg.train.device, out, _done_file(command), overwrite)
     cfg, proto = prepare(cfg)
     _check_prepared(cfg, out, command=command, fold=fold, overwrite=overwrite,
-                  init_checked=init_checked or bool(os.environ.get(LAUNCHED_BY_VSENT)))
+                    init_checked=init_checked or bool(os.environ.get(LAUNCHED_BY_VSENT)))
     return cfg, proto
 
 
 def _check_prepared(cfg: RunConfig, out: str | Path, *, command: str, fold: int | None,
-                  overwrite: bool, init_checked: bool = False) -> None:
+                    overwrite: bool, init_checked: bool = False) -> None:
     """What :func:`_preflight` and :func:`check_launch` check once the config is prepared:
     an ``--init`` checkpoint trained on the data of a run with test images (crossval,
     ``finetune --fold``; not when ``init_checked`` or to show a finished run), the

@@ -886,7 +886,7 @@ def record_run_read(rundir: RunDir, run: CrossvalRun, moved: Path | None) -> Non
 
 
 def record_or_check_inputs(run: RunDir, files: Sequence[str | Path],
-                 moved: tuple[Path, Path] | None = None) -> None:
+                           moved: tuple[Path, Path] | None = None) -> None:
     """Record the SHA-256 of ``files`` in ``run``'s :data:`INPUTS` (a run being written), or,
     for a finished run, raise VsentError naming the first that changed since it was made (a
     run made before the record existed is not checked). ``moved``: (then, now), a folder
