@@ -512,6 +512,7 @@ def iter_batches(
     if batch_size < 1:
         raise VsentError(f"--batch-size must be >= 1, got {batch_size}")
     workers = default_workers() if workers is None else workers
+
     def work(item: Any) -> tuple[np.ndarray, np.ndarray | None]:
         return decode(item, size), None if features is None else features(item)
 

@@ -250,7 +250,6 @@ def resolve_checkpoint(name: str):
     return ModelEntry(name, builder, None)
 
 
-
 def _load_full(arch: str, init: str | PathLike[str], quick_gelu: bool = False) -> nn.Module:
     """The full open_clip model (image and text towers) with the weights ``init``;
     ``quick_gelu`` for a file of a tag's weights that need it (a tag loads with its own)."""

@@ -149,6 +149,7 @@ def read_predictions(pred_file: str | os.PathLike, column: str, *,
     # first column's name; a name that is not UTF-8 is read as the writer wrote it (the bytes
     # of the file's name), and such a byte elsewhere fails its field
     text = read_text(pred_file, "CSV file", errors="surrogateescape")
+
     def columns(header: Sequence[str]) -> list[tuple[str, Parse]]:
         if column not in header:
             raise VsentError(f"{pred_file}: no {what} (column {column!r})")

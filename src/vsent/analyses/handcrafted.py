@@ -48,6 +48,7 @@ log = logging.getLogger("vsent.handcrafted")
 # Features of one image
 # ---------------------------------------------------------------------------------------------
 
+
 def gch(image: np.ndarray, bins: int = 4) -> np.ndarray:
     """Global colour histogram: one joint RGB histogram, L1-normalised.
 

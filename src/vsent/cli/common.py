@@ -297,8 +297,6 @@ def add_run_args(p: argparse.ArgumentParser, default_out: str | None, *,
                    help="no progress bars (there are none when stderr is not a terminal)")
 
 
-
-
 def add_dist_args(p: argparse.ArgumentParser) -> None:
     """--nproc, --dist-backend: data-parallel training with PyTorch DDP (vsent.distributed)."""
     g = p.add_argument_group("data-parallel training (PyTorch DDP)")

@@ -368,8 +368,6 @@ def card_markdown(card: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-
-
 def _foreign(meta: Mapping[str, Any], config: Mapping[str, Any], fold: int | None,
              run_dir: Path) -> str | None:
     """Why a checkpoint found in a run's folder is no model of that run (copied there), or
