@@ -421,6 +421,18 @@ def test_row_writer_flushes_each_row(tmp_path):
     assert out.read_text().splitlines()[1:] == ["x.jpg,0.25,negative,", "y.jpg,,,bad"]
 
 
+@pytest.mark.parametrize("name, first", [("o.csv", "path,prob_positive,label,error"),
+                                         ("o.jsonl", '{"path": "x.jpg"')])
+def test_row_writer_without_a_format_writes_the_one_its_suffix_names(tmp_path, name, first):
+    """fmt=None takes the format from the name (output_format): the rows are written in it,
+    a .csv with its header, not JSON lines under a .csv name."""
+    out = tmp_path / name
+    with RowWriter(out, None) as w:
+        assert w.fmt == name.rsplit(".", 1)[1]
+        w.write({"path": "x.jpg", "prob_positive": 0.25, "label": "negative", "error": ""})
+    assert out.read_text().splitlines()[0].startswith(first)
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_rows_go_to_a_pipe_or_a_device(tmp_path, checkpoint, folder, fmt):
     """``--out >(gzip > x.gz)`` or ``/dev/null``: no seek, no fsync (neither exists there),
@@ -1479,3 +1491,226 @@ def test_a_utf16_list_on_standard_input_is_told_as_utf16_too(tmp_path):
                               text=True, timeout=120, check=True)
     assert proc.stdout == ("--from-list -: UTF-16 text (its byte-order mark): save it as UTF-8, "
                            "one path per line\n"), proc.stdout + proc.stderr
+
+
+# mutation round 45 (mut45c): vsent.batch mutants the suite missed
+
+
+def _fake_scorer(paths):
+    """An engine without a model: every path scores 0.5, ``bad*`` paths fail."""
+    for p in paths:
+        if str(p).startswith("bad"):
+            yield {"path": str(p), "prob_positive": None, "label": None,
+                   "error": f"{p}: cannot decode image"}
+        else:
+            yield {"path": str(p), "prob_positive": 0.5, "label": "positive", "error": ""}
+
+
+def test_an_unknown_output_format_is_refused_before_out_is_opened(tmp_path):
+    """mut45c B02: --format other than csv or jsonl is one line (it wrote jsonl rows under
+    any other name), and no file is made."""
+    out = tmp_path / "rows.csv"
+    with pytest.raises(VsentError, match=r"^--format 'xml': use csv or jsonl$"):
+        score_stream([Path("a.jpg")], _fake_scorer, out, fmt="xml")
+    with pytest.raises(VsentError, match=r"^--format 'xml'"):
+        RowWriter(out, "xml")
+    assert not out.exists()
+
+
+def test_resume_of_an_out_not_written_yet_scores_everything(tmp_path):
+    """mut45c B17, B53: --resume on an --out that does not exist yet (the first run of a job
+    that is always started with --resume) is a fresh run, not an error; with no rows to
+    continue there is nothing unchecked to warn of, and the record is kept as it is."""
+    from vsent.batch import record_path
+
+    out = tmp_path / "rows.jsonl"
+    warnings: list[str] = []
+    record = {"model": "m.pt", "model_sha256": "ab", "options": {}, "versions": {}}
+    s = score_stream([Path("a.jpg"), Path("bad.jpg")], _fake_scorer, out, resume=True,
+                     record=record, warn=warnings.append)
+    assert (s.total, s.failed, s.resumed) == (2, 1, 0)
+    assert [json.loads(x)["path"] for x in out.read_text().splitlines()] == ["a.jpg", "bad.jpg"]
+    assert warnings == [] and json.loads(record_path(out).read_text()) == record
+
+
+def test_a_csv_row_of_another_width_is_refused_naming_its_line(tmp_path):
+    """mut45c B19: a csv row with fewer fields than vsent writes is no row of vsent's:
+    refused naming its line, before --resume appends to the file."""
+    bad = tmp_path / "rows.csv"
+    bad.write_text("path,prob_positive,label,error\r\na.jpg,0.5,positive,\r\nb.jpg,0.5\r\n")
+    with pytest.raises(VsentError, match=r"^--resume: .*rows\.csv:3: expected 4 fields, "
+                                         r"found 2$"):
+        read_done(bad, "csv")
+
+
+def test_blank_lines_of_a_jsonl_output_are_no_rows(tmp_path):
+    """mut45c B21: blank lines in a jsonl output (an editor's, a concatenation's) are skipped,
+    as --retry-failed's copy skips them, not refused as rows."""
+    out = tmp_path / "rows.jsonl"
+    out.write_text('{"path": "a", "error": ""}\n\n{"path": "b", "error": "x"}\n  \n')
+    done = read_done(out, "jsonl")
+    assert (done.rows, done.failed) == (2, 1) and "a" in done and "b" in done
+
+
+def test_done_knows_each_of_many_paths_and_no_other(tmp_path):
+    """mut45c B14, B24: Done answers ``path in done`` for every row's path of a larger output
+    (its keys sorted for the binary search), and not for paths it has no row of."""
+    out = tmp_path / "rows.jsonl"
+    out.write_text("".join(json.dumps({"path": f"p{i}.jpg", "error": ""}) + "\n"
+                           for i in range(200)))
+    done = read_done(out, "jsonl")
+    assert all(f"p{i}.jpg" in done for i in range(200))
+    assert not any(f"q{i}.jpg" in done for i in range(200))
+
+
+def test_a_csv_whose_first_line_is_part_of_the_header_is_not_vsents(tmp_path):
+    """mut45c B25: only a header cut by a kill (no newline yet) may be a part of vsent's: a
+    complete first line "path,prob_positive" is another program's csv, named as such."""
+    other = tmp_path / "other.csv"
+    other.write_text("path,prob_positive\r\na.jpg,0.5\r\n")
+    with pytest.raises(VsentError, match=r"other\.csv:1: not a vsent predict csv \(header "
+                                         r"'path,prob_positive', expected"):
+        read_done(other, "csv")
+
+
+def test_any_spelling_of_dev_stdout_is_standard_output():
+    """mut45c B35: --out /dev//stdout or /dev/fd/../stdout name standard output too (written
+    as standard output, not opened again at a position of its own)."""
+    from vsent.batch import names_stdout
+
+    assert names_stdout("/dev//stdout") and names_stdout("/dev/fd/../stdout")
+    assert names_stdout("/proc/self/fd/1") and not names_stdout("/dev/stderr")
+
+
+def test_pipes_and_descriptors_are_neither_locked_nor_recorded(tmp_path):
+    """mut45c B36, B38: /dev/fd/N is a file of this process whether N is open or not, and a
+    FIFO is written as a pipe: no lock beside them, so two runs may feed one pipe (no run can
+    resume a pipe, so none is kept off it)."""
+    from vsent.batch import _process_path, output_lock
+
+    assert _process_path("/dev/fd/97") and _process_path("/dev/fd/1")
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    with output_lock(fifo), output_lock(fifo):
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.fifo"]
+
+
+def test_a_record_that_cannot_be_replaced_is_removed(tmp_path, monkeypatch):
+    """mut45c B41: when the new record cannot be written, the one kept from before no longer
+    describes --out (opened for this run): it is removed, so no later --resume trusts it."""
+    import errno
+
+    import vsent.batch
+    from vsent.batch import record_path, write_record
+
+    out = tmp_path / "rows.csv"
+    write_record(out, {"model_sha256": "old"})
+    assert record_path(out).is_file()
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(vsent.batch, "atomic_write_text", full)
+    with pytest.raises(VsentError, match=r"cannot write rows\.csv\.vsent\.json beside it: No "
+                                         r"space left on device$"):
+        write_record(out, {"model_sha256": "new"})
+    assert not record_path(out).exists()
+
+
+def test_a_record_kept_without_versions_resumes_without_a_warning(tmp_path):
+    """mut45c B43: a record written before vsent kept the versions has none to compare: the
+    resume is checked for its model and options, and no "other versions" line is made up
+    from missing ones."""
+    from vsent.batch import record_for, write_record
+
+    out = tmp_path / "rows.csv"
+    write_record(out, {"model": "m.pt", "model_sha256": "ab", "options": {"oversample": False}})
+    now = {"model": "m.pt", "model_sha256": "ab", "options": {"oversample": False},
+           "vsent": "1", "versions": {"torch": "2.5", "pillow": "11"}}
+    assert record_for(out, now, has_rows=True) == (None, None)
+    write_record(out, {**now, "versions": {"torch": "2.4", "pillow": "11"}})
+    _, warning = record_for(out, now, has_rows=True)
+    assert "other versions (torch 2.4 -> 2.5)" in warning
+
+
+def test_rows_to_a_descriptor_of_a_regular_file_keep_no_record_beside_it(tmp_path):
+    """mut45c B52: --out /dev/fd/N with N a regular file (``3> rows.csv``) names a file of
+    this process: no record is written beside that name (it cannot be, in /dev/fd), and the
+    rows go to the file."""
+    target = tmp_path / "rows.csv"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        s = score_stream([Path("a.jpg")], _fake_scorer, f"/dev/fd/{fd}",
+                         record={"model": "m.pt", "model_sha256": "ab", "options": {},
+                                 "versions": {}})
+    finally:
+        os.close(fd)
+    assert s.total == 1
+    assert target.read_text().splitlines() == ["path,prob_positive,label,error",
+                                               "a.jpg,0.5,positive,"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv"]
+
+
+def test_rows_to_a_fifo_keep_no_record_beside_it(tmp_path):
+    """mut45c B56: a record describes a file a later --resume continues; rows sent down a
+    named pipe cannot be resumed, so no record is left beside the pipe."""
+    import threading
+
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    try:
+        score_stream([Path("a.jpg")], _fake_scorer, fifo,
+                     record={"model": "m.pt", "model_sha256": "ab", "options": {},
+                             "versions": {}})
+    finally:
+        reader.join(30)
+    assert [g.splitlines() for g in got] == [["path,prob_positive,label,error",
+                                              "a.jpg,0.5,positive,"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.fifo"]
+
+
+def test_rows_are_fsynced_every_fsync_every_seconds(tmp_path, monkeypatch):
+    """mut45c B08: besides the flush of each row, a regular --out is fsync'ed once
+    ``fsync_every`` seconds have passed (here 0: at every row), and on close."""
+    import vsent.batch
+
+    synced: list[int] = []
+    monkeypatch.setattr(vsent.batch.os, "fsync", synced.append)
+    row = {"path": "a.jpg", "prob_positive": 0.5, "label": "positive", "error": ""}
+    w = RowWriter(tmp_path / "now.csv", "csv", fsync_every=0.0)
+    w.write(row)
+    w.write(row)
+    assert len(synced) == 2
+    w.close()
+    assert len(synced) == 3
+    w = RowWriter(tmp_path / "later.csv", "csv", fsync_every=3600.0)
+    w.write(row)
+    assert len(synced) == 3  # not yet: an hour between syncs
+    w.close()
+    assert len(synced) == 4
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_closing_a_writer_whose_write_failed_raises_nothing_more():
+    """mut45c B09: after a write that failed (disk full), close() releases the file without
+    flushing again: the failed row's bytes still in the buffer would fail a second time and
+    hide the first error behind a second one."""
+    w = RowWriter("/dev/full", "jsonl")
+    with pytest.raises(VsentError, match="^--out /dev/full: cannot write"):
+        w.write({"path": "a.jpg", "prob_positive": 0.5, "label": "positive", "error": ""})
+    w.close()
+
+
+def test_a_writer_closed_twice_raises_nothing(tmp_path):
+    """mut45c B11: close() is idempotent (an explicit close inside a with block, then its
+    exit): the second one does nothing."""
+    out = tmp_path / "rows.csv"
+    with RowWriter(out, "csv") as w:
+        w.write({"path": "a.jpg", "prob_positive": 0.5, "label": "positive", "error": ""})
+        w.close()
+    w.close()
+    assert out.read_text().splitlines()[1:] == ["a.jpg,0.5,positive,"]
+

@@ -807,3 +807,158 @@ def test_an_exported_module_moved_to_another_device_runs_there(tmp_path):
     x = torch.randn(2, 3, c, c, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         torch.testing.assert_close(module(x), model(x), atol=1e-4, rtol=0)
+
+
+# mutation round 45 (mut45c): vsent.export mutants the suite missed
+
+
+def test_an_unknown_format_is_refused_before_the_checkpoint_is_read(tmp_path):
+    """mut45c E08, E53: --format other than onnx or torchscript is an ExportError naming the
+    two (a KeyError from the file-name check before), from export_model before the
+    checkpoint is read (it does not exist here) and from export_module alike."""
+    from vsent.export import export_metadata, export_module
+
+    want = r"^--format 'tflite': use onnx or torchscript$"
+    with pytest.raises(ExportError, match=want):
+        export_model(tmp_path / "absent.pt", tmp_path / "m.onnx", format="tflite")
+    model = create_model("smallcnn").eval()
+    with pytest.raises(ExportError, match=want):
+        export_module(model, tmp_path / "m.onnx", metadata=export_metadata(model, {}),
+                      format="tflite")
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_torchscript_export_needs_room_beyond_its_raw_weights(tmp_path, monkeypatch):
+    """mut45c E29: the archive holds code, constants and zip records besides the weights, so
+    a disk with room for the weights alone is refused too (torch's writer would abort the
+    process there), and nothing is written."""
+    import errno
+    import shutil
+
+    import vsent.export
+
+    model, ckpt = _checkpoint(tmp_path, "smallcnn")
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    free = shutil.disk_usage(tmp_path)._replace(free=weights)
+    monkeypatch.setattr(vsent.export.shutil, "disk_usage", lambda path: free)
+    out = tmp_path / "out" / "m.ts"
+    with pytest.raises(OSError) as info:
+        export_model(ckpt, out, format="torchscript")
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(out))
+    assert not any(out.parent.iterdir())
+
+
+def test_a_torchscript_export_with_damaged_metadata_is_named_as_torchscript(tmp_path):
+    """mut45c E37: the one line for damaged metadata names the file's kind: TorchScript for a
+    TorchScript export (the ONNX case is tested above)."""
+    from vsent.export import ExportedModule
+
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    good, bad = tmp_path / "good.ts", tmp_path / "bad.ts"
+    export_model(ckpt, good, format="torchscript")
+    files = {"vsent.json": ""}
+    script = torch.jit.load(str(good), _extra_files=files)
+    meta = json.loads(files["vsent.json"])
+    del meta["vsent.class_names"]
+    torch.jit.save(script, str(bad), _extra_files={"vsent.json": json.dumps(meta)})
+    with pytest.raises(ExportError) as info:
+        ExportedModule(bad)
+    assert str(info.value).startswith(f"{bad}: not a readable TorchScript export (its vsent "
+                                      "metadata: KeyError 'vsent.class_names'")
+
+
+def test_an_onnx_export_whose_graph_refuses_its_crop_stays_refused(tmp_path):
+    """mut45c E44: a crop its graph does not take is refused at every open, not only the
+    first: a second open (a retry, serve's next start-up path) must not find the session
+    of the failed one and score images with it."""
+    from vsent.export import ExportedModule
+
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    export_model(ckpt, tmp_path / "good.onnx")
+    proto = onnx.load(str(tmp_path / "good.onnx"))
+    for entry in proto.metadata_props:
+        if entry.key == "vsent.preprocess":
+            pre = json.loads(entry.value)
+            entry.value = json.dumps({**pre, "crop": pre["crop"] - 8})
+    path = tmp_path / "crop.onnx"
+    onnx.save(proto, str(path))
+    module = ExportedModule(path)
+    for _ in range(2):
+        with pytest.raises(ExportError, match="its graph takes"):
+            module.open()
+        assert module.provider is None
+
+
+def test_an_opened_export_moved_to_another_device_is_opened_again_for_it(tmp_path):
+    """mut45c E41: ExportedModule.to(device) drops the runtime opened for the old device, so
+    the file is loaded again for the new one on first use (for cuda: onnxruntime's CUDA
+    provider). Shown without a GPU by a move to the meta device: the CPU session is gone."""
+    from vsent.export import ExportedModule
+
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    export_model(ckpt, tmp_path / "m.onnx")
+    module = ExportedModule(tmp_path / "m.onnx", device="cpu")
+    module.open()
+    assert module.provider == "CPUExecutionProvider"
+    module.to("cpu")  # the same device: kept
+    assert module.provider == "CPUExecutionProvider"
+    module.to("meta")
+    assert module.provider is None
+
+
+def test_the_exported_engine_scores_the_10_crops_when_asked(tmp_path, image_files):
+    """mut45c E48: `vsent predict --engine onnx --oversample` averages the 10 crops as the
+    default engine does (the option was not passed on: centre crops, silently)."""
+    from vsent.engines import EngineOptions
+    from vsent.export import ExportedEngine
+
+    torch.manual_seed(3)
+    model = create_model("smallcnn").eval()
+    with torch.no_grad():  # scores away from 0.5, where the crops' differ (by 0.007 here)
+        model.fc.weight.mul_(100.0)
+    ckpt = save_checkpoint(tmp_path / "model.pt", model)
+    export_model(ckpt, tmp_path / "m.onnx")
+    paths, _ = image_files
+    want = Predictor.from_checkpoint(ckpt, device="cpu", oversample=True).predict_proba(paths)
+    centre = Predictor.from_checkpoint(ckpt, device="cpu").predict_proba(paths)
+    assert np.abs(want - centre).max() > 2e-3  # the test can tell the two apart
+    with ExportedEngine(EngineOptions(model=str(tmp_path / "m.onnx"), oversample=True,
+                                      device="cpu")) as engine:
+        rows = list(engine.score(iter(paths)))
+    np.testing.assert_allclose([r["prob_positive"] for r in rows], want[:, 1], atol=1e-4)
+
+
+def test_an_export_makes_the_folders_of_its_out(tmp_path):
+    """mut45c E52: --out results/today/m.onnx makes both missing folders, as predict's --out
+    and card's do."""
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    out = tmp_path / "results" / "today" / "m.onnx"
+    export_model(ckpt, out)
+    assert read_metadata(out)["vsent.format"] == "vsent-export/1"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_an_export_gives_back_the_attention_fast_path_setting(tmp_path, enabled):
+    """mut45c E54: the export switches nn.MultiheadAttention's fast path off while it traces,
+    and back to what it was after: a process that exports between epochs or while it serves
+    keeps its own setting."""
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(enabled)
+    try:
+        export_model(ckpt, tmp_path / "m.onnx")
+        assert torch.backends.mha.get_fastpath_enabled() is enabled
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
+def test_an_exported_module_says_which_runtime_runs_it(tmp_path):
+    """mut45c E39: info.extra["engine"] (what serve's card reports as the engine) is
+    torchscript for a TorchScript export and onnx for an ONNX one."""
+    from vsent.export import ExportedModule
+
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    for fmt, name in (("onnx", "m.onnx"), ("torchscript", "m.ts")):
+        export_model(ckpt, tmp_path / name, format=fmt)
+        module = ExportedModule(tmp_path / name)
+        assert (module.engine, module.info.extra["engine"]) == (fmt, fmt)

@@ -636,3 +636,225 @@ def test_last_n_trains_its_blocks_at_lr_and_the_smallcnn_head_at_head_lr_mult():
     lrs = {g["name"]: g["lr"] for g in make_optimizer(create_model("smallcnn"),
                                                       TrainConfig()).param_groups}
     assert lrs == pytest.approx({"base-weight": 0.001, "base-bias": 0.002})
+
+
+# mutation round 45 (mut45c): vsent.frozen mutants the suite missed
+
+
+def test_weights_digest_ignores_the_batch_counter_but_not_the_statistics():
+    """mut45c F02: num_batches_tracked is a counter eval-mode features do not depend on: a
+    model trained on (the counter moved, nothing else) keeps its feature files; its running
+    statistics do change the features, so they change the digest."""
+    model = _model()
+    digest = frozen.weights_digest(model)
+    counters = [b for n, b in model.named_buffers() if n.endswith("num_batches_tracked")]
+    assert counters
+    for b in counters:
+        b.add_(7)
+    assert frozen.weights_digest(model) == digest
+    next(b for n, b in model.named_buffers() if n.endswith("running_mean")).add_(0.5)
+    assert frozen.weights_digest(model) != digest
+
+
+def test_weights_digest_tells_shapes_with_the_same_bytes_apart():
+    """mut45c F03: the digest covers each tensor's shape: a (6, 2) and a (2, 6) layer of the
+    same bytes are other backbones (their features differ)."""
+    from types import SimpleNamespace
+
+    digests = []
+    for shape in ((2, 6), (6, 2)):
+        toy = torch.nn.Module()
+        toy.body = torch.nn.Linear(*shape, bias=False)
+        toy.fc = torch.nn.Linear(3, 2)
+        torch.nn.init.zeros_(toy.body.weight)
+        toy.info = SimpleNamespace(head="fc")
+        digests.append(frozen.weights_digest(toy))
+    assert digests[0] != digests[1]
+
+
+def test_feature_key_records_init(tmp_path):
+    """mut45c F04: --init is part of a feature file's key (module docstring), so runs that
+    name other weight files never share a file by their key alone."""
+    paths = _paths(tmp_path, 2)
+    model = _model()
+    keys = {frozen.feature_key(paths, model, init=init) for init in (None, "a.pt", "b.pt")}
+    assert len(keys) == 3
+    assert frozen.feature_key(paths, model, init="a.pt") == \
+        frozen.feature_key(paths, _model(), init=Path("a.pt"))
+
+
+def test_cached_features_need_one_path_per_image(tmp_path):
+    """mut45c F06: the paths key the file and name its rows: a count that differs from the
+    images' is refused before anything is extracted or written."""
+    images, _ = _images(4)
+    with pytest.raises(ValueError, match="^4 images but 3 paths$"):
+        frozen.cached_features(_model(), _paths(tmp_path, 3), images, device="cpu",
+                               cache_dir=tmp_path / "c")
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("damage", ["float64", "garbage"])
+def test_a_cached_file_of_another_dtype_or_unreadable_is_extracted_again(tmp_path,
+                                                                        count_infer, damage):
+    """mut45c F08, F10: a feature file of float64 (not what vsent writes) or one np.load
+    cannot read (ValueError: no .npy header) is extracted again and replaced, not handed to
+    the head nor a crash."""
+    images, _ = _images()
+    paths = _paths(tmp_path, len(images))
+    kw = {"device": "cpu", "cache_dir": tmp_path / "c"}
+    first = np.array(frozen.cached_features(_model(), paths, images, **kw))
+    (file,) = (tmp_path / "c").glob("features-*.npy")
+    if damage == "float64":
+        np.save(file, first.astype(np.float64))
+    else:
+        file.write_bytes(b"not a numpy file")
+    again = frozen.cached_features(_model(), paths, images, **kw)
+    assert len(count_infer) == 2 and again.dtype == np.float32
+    np.testing.assert_array_equal(again, first)
+    assert np.load(file).dtype == np.float32  # the file itself replaced
+
+
+def test_a_reused_feature_file_counts_as_used(tmp_path):
+    """mut45c F09: reading a feature file again sets its modification time (vsent cache
+    --clean removes what was not used for days)."""
+    images, _ = _images(4)
+    paths = _paths(tmp_path, 4)
+    kw = {"device": "cpu", "cache_dir": tmp_path / "c"}
+    frozen.cached_features(_model(), paths, images, **kw)
+    (file,) = (tmp_path / "c").glob("features-*.npy")
+    old = file.stat().st_mtime - 40 * 86400
+    os.utime(file, (old, old))
+    frozen.cached_features(_model(), paths, images, **kw)
+    assert file.stat().st_mtime > old + 39 * 86400
+
+
+def test_10_crop_features_are_taken_in_eval_mode(tmp_path):
+    """mut45c F12: a model handed over in training mode gives its inference features for the
+    10 crops (BatchNorm's running statistics), as for the centre crop: the file is keyed by
+    the weights, not the mode, and is shared."""
+    images, _ = _images(4)
+    paths = _paths(tmp_path, 4)
+    want = np.array(frozen.cached_features(_model(), paths, images, oversample=True,
+                                           device="cpu", cache_dir=tmp_path / "a"))
+    got = frozen.cached_features(_model().train(), paths, images, oversample=True,
+                                 device="cpu", cache_dir=tmp_path / "b")
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_logistic_head_needs_a_2_way_head():
+    """mut45c F15: --head logistic writes one weight vector into two rows (the two classes'
+    logits): a 3-way head is refused before a run starts."""
+    model = create_model("smallcnn", num_classes=3)
+    frozen.check_train_mode(model, "head")  # a linear head of any width trains
+    with pytest.raises(VsentError, match="^--head logistic: smallcnn's head is not a 2-way "
+                                         "linear layer$"):
+        frozen.check_train_mode(model, "head", "logistic")
+
+
+def test_linear_head_history_reports_each_epochs_loss_accuracy_and_lr():
+    """mut45c F18, F19, F20, F21: one epoch of one batch (all 12 features) reports the
+    cross-entropy and accuracy of the head before its step over every feature; the lr logged
+    follows the schedule (step: times lr_gamma every lr_step epochs); the model is left in
+    eval mode, as it is scored next."""
+    from vsent.config import TrainConfig
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(12) % 2
+    model = _model()
+    feats = rng.normal(0, 1, (12, model.info.feature_dim)).astype(np.float32)
+    with torch.no_grad():
+        logits = model.forward_head(torch.from_numpy(feats))
+        want_loss = float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(labels)))
+        want_acc = float((logits.argmax(1).numpy() == labels).mean())
+    cfg = TrainConfig(epochs=3, batch_size=12, lr_step=1, lr_gamma=0.1, device="cpu")
+    history = frozen.fit_linear_head(model, feats, labels, cfg)
+    assert history[0]["loss"] == pytest.approx(want_loss, rel=1e-5)
+    assert history[0]["train_accuracy"] == pytest.approx(want_acc)
+    assert [h["lr"] for h in history] == pytest.approx([1e-3, 1e-4, 1e-5])
+    assert not any(m.training for m in model.modules())  # scored next: eval mode
+
+
+def test_freezing_keeps_a_layer_whose_name_merely_starts_with_the_heads_frozen():
+    """mut45c F37: ``fc2`` beside the head ``fc`` is backbone: --train head leaves it frozen
+    (a name prefix is no module path; as weights_digest tells them apart)."""
+    from types import SimpleNamespace
+
+    toy = torch.nn.Module()
+    toy.fc2 = torch.nn.Linear(3, 3)
+    toy.fc = torch.nn.Linear(3, 2)
+    toy.info = SimpleNamespace(name="toy", head="fc", new_layers=("fc",),
+                               probe_layers=("fc2",))
+    assert frozen.freeze_backbone(toy) == ["fc.weight", "fc.bias"]
+    assert not any(p.requires_grad for p in toy.fc2.parameters())
+
+
+def test_a_model_already_training_has_its_frozen_batchnorm_in_eval_at_once():
+    """mut45c F46: freezing a model that is in training mode puts the frozen BatchNorm in
+    eval mode then, not at the next model.train(): a loop that does not call train() again
+    must not move the frozen statistics."""
+    small = _model().train()
+    frozen.freeze_all_but_last(small, 1)
+    assert small.training and small.features.block4[1].training
+    assert not small.features.block3[1].training
+
+
+def test_nothing_to_train_is_a_user_error_naming_the_model():
+    """mut45c F42: a raw ablation (its top layer used as logits) has no head, so --train head
+    leaves nothing to train: a VsentError naming it (a ValueError of min() before)."""
+    model = create_model("caffenet", arch="fc7-4096")
+    with pytest.raises(VsentError, match="^--train head: caffenet has no separate head to "
+                                         "train$"):
+        frozen.freeze_all_but_last(model, 0)
+
+
+def test_logistic_head_takes_a_fold_seed_beyond_32_bits(monkeypatch):
+    """mut45c F32: a fold's seed is the run's * 1000 + k, past scikit-learn's 2**32 bound
+    for a large run seed: taken modulo 2**32 (the same head as that seed), not a crash."""
+    from vsent.config import TrainConfig
+
+    real = frozen.fit_logistic_head  # one C: the seed is what is tested, fast
+    monkeypatch.setattr(frozen, "fit_logistic_head", lambda *a, **kw: real(*a, cs=(1.0,), **kw))
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(24) % 2
+    feats = rng.normal(0, 1, (24, _model().info.feature_dim)).astype(np.float32)
+    feats[:, 0] += labels
+    heads = []
+    for seed in (5, 2**32 + 5):
+        model = _model()
+        (record,) = frozen.fit_head(model, feats, labels, TrainConfig(seed=seed, device="cpu"),
+                                    "logistic")
+        heads.append((record["C"], model.fc.weight.detach().clone()))
+    assert heads[0][0] == heads[1][0] and torch.equal(heads[0][1], heads[1][1])
+
+
+def test_a_frozen_fold_trains_its_head_on_the_features_of_its_own_rows(tmp_path):
+    """mut45c F50: train_model's --train head fits the head on the cached features of the
+    rows train_idx (here the last 8 of 16), the same head as fit_head on those rows."""
+    images, labels = _images(16)
+    paths = _paths(tmp_path, len(images))
+    cfg = RunConfig(data="x", model="smallcnn", init="random", train_mode="head",
+                    train=CROSSVAL["quick"]["train"].replace(epochs=2, batch_size=4,
+                                                             device="cpu"))
+    train_idx = np.arange(8, 16)
+    model = _model()
+    frozen.train_model(model, cfg, cfg.train, images, labels, paths, train_idx)
+    feats = frozen.cached_features(_model(), paths, images, device="cpu")
+    want = _model()
+    frozen.fit_head(want, feats[train_idx], labels[train_idx], cfg.train)
+    assert torch.equal(model.fc.weight, want.fc.weight)
+
+
+def test_run_meta_records_the_head_init_digest_and_extra_images_when_given():
+    """mut45c F54, F55, F57: a checkpoint records the --head of a --train head run, the
+    SHA-256 of an --init file when one is given, and the --extra-train images only with
+    their count (finetune passes none: no crash, no half record)."""
+    head = RunConfig(data="x", train_mode="head", head="logistic")
+    meta = frozen.run_meta(head, 10, "ab" * 32)
+    assert (meta["head"], meta["init_sha256"], meta["n_train"]) == ("logistic", "ab" * 32, 10)
+    assert meta["training"] == "frozen features + logistic head"
+    plain = frozen.run_meta(RunConfig(data="x"), 10)
+    assert "head" not in plain and "init_sha256" not in plain
+    extra = RunConfig(data="x", extra_train="four")
+    assert "extra_train" not in frozen.run_meta(extra, 10)
+    assert frozen.run_meta(extra, 10, n_extra=4)["n_extra"] == 4

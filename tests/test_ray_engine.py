@@ -578,3 +578,70 @@ def test_closing_the_ray_engine_stops_its_rows_before_ray(monkeypatch):
     with pytest.raises(RuntimeError, match="queue actor gone"):
         engine.close()
     assert order == ["ray shut down"]
+
+
+# mutation round 45 (mut45c): vsent.engines.ray_engine mutants the suite missed
+
+
+def test_a_cpu_only_cluster_gives_half_its_cpus_to_model_actors():
+    """mut45c R01, R02: without GPUs, half the CPUs (rounded down) run the model and the rest
+    decode; one CPU still gets one actor (which _check_decoding_cpus then refuses with its
+    advice, rather than a run of no actor)."""
+    from vsent.engines.ray_engine import _cpu_actors
+
+    assert [_cpu_actors(c) for c in (1, 2, 3, 8, 9)] == [1, 1, 1, 4, 4]
+
+
+def test_a_decoded_chunk_travels_as_ascii_json_and_names_stay_as_given(tmp_path,
+                                                                       monkeypatch):
+    """mut45c R07, R14: the chunk's meta is ASCII JSON (a name that is not UTF-8 would be a
+    lone surrogate, which Arrow's UTF-8 strings cannot hold); the worker opens the absolute
+    path it was given, not the name as given, which is relative to the driver's folder, not
+    to the worker's."""
+    import json
+    import os
+
+    from vsent.data.images import load_resized
+    from vsent.engines.ray_engine import decode_chunk
+
+    driver = tmp_path / "driver"
+    driver.mkdir()
+    Image.fromarray(np.full((12, 16, 3), 77, np.uint8)).save(driver / "a.png")
+    given = os.fsdecode(b"caf\xe9.png")  # not UTF-8 (and not there: an error row)
+    monkeypatch.chdir(tmp_path)  # the worker's folder: "a.png" is not here
+    chunk = [(3, "a.png", str(driver / "a.png")), (4, given, str(driver / given))]
+    out = decode_chunk(chunk, 8)
+    text = out["meta"][0]
+    assert text.isascii()
+    meta = json.loads(text)
+    assert meta["paths"] == ["a.png", given] and meta["errors"][0] == ""
+    assert meta["errors"][1].startswith(f"{given}: ")
+    np.testing.assert_array_equal(out["image"][0, 0], load_resized(driver / "a.png", 8))
+
+
+def test_a_decoding_bug_is_raised_not_written_as_an_image_row(tmp_path, monkeypatch):
+    """mut45c R13: a bad image is a row (a VsentError of the decoder); any other exception is
+    a bug in vsent and stops the run instead of becoming a row per image."""
+    import vsent.data.images
+    from vsent.engines.ray_engine import decode_chunk
+
+    def broken(path, size):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(vsent.data.images, "load_resized", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        decode_chunk([(0, "a.png", str(tmp_path / "a.png"))], 8)
+
+
+def test_actor_results_are_one_array_when_chunks_agree_else_one_per_row():
+    """mut45c R08: chunks of one shape make one (rows, B, C) array (Ray Data's tensor column);
+    a part chunk beside a full one makes an object column of one array a row."""
+    from vsent.engines.ray_engine import _one_per_row
+
+    full = [np.full((4, 2), i, np.float32) for i in range(3)]
+    stacked = _one_per_row(full)
+    assert stacked.shape == (3, 4, 2) and stacked.dtype == np.float32
+    np.testing.assert_array_equal(stacked[2], full[2])
+    mixed = _one_per_row([full[0], np.ones((1, 2), np.float32)])
+    assert mixed.shape == (2,) and mixed.dtype == object
+    assert [a.shape for a in mixed] == [(4, 2), (1, 2)]

@@ -104,7 +104,7 @@ class RowWriter:
     header is written only when the file is empty.
     """
 
-    def __init__(self, out: str | Path | None, fmt: str = "csv", *, append: bool = False,
+    def __init__(self, out: str | Path | None, fmt: str | None = "csv", *, append: bool = False,
                  fsync_every: float = 5.0) -> None:
         self.fmt = output_format(out, fmt)
         self.path = Path(out) if out is not None else None
@@ -124,7 +124,7 @@ class RowWriter:
         # a pipe (--out >(gzip > x.gz)) or a device (/dev/null) can neither seek nor fsync
         self._regular = self.path is not None and stat.S_ISREG(os.fstat(self._fh.fileno()).st_mode)
         self._csv: csv.DictWriter | None = None
-        if fmt == "csv":
+        if self.fmt == "csv":
             self._csv = csv.DictWriter(self._fh, fieldnames=ROW_FIELDS)
             if not self._regular or self._fh.tell() == 0:
                 try:

@@ -342,14 +342,14 @@ def fit_head(model: nn.Module, features: np.ndarray, labels: np.ndarray, cfg: Tr
 def train_blocks(model: nn.Module) -> list[tuple[str, tuple[str, ...]]]:
     """The blocks ``--train last-N`` counts, in depth order: ``(name, module names)``.
 
-    The modules are walked in registration order, depth first, descending only into modules
-    that hold a probe layer or the head below them. Each probe layer (``info.probe_layers``)
-    closes a block made of itself and the modules since the previous block, provided they own
-    parameters; a span without parameters (a ReLU or pool probe layer, a pooling stage) joins
-    the next block. So AlexNet's probe layer ``features.2`` (the first max pool) stands for
-    conv1, its ReLU and that pool, a ResNet's ``layer1`` includes the stem and its ``avgpool``
-    is no block. The head and the new layers are never blocks, nor what lies between the last
-    block and the head (CaffeNet's ``drop7``) or after the last probe layer (a final norm).
+    The modules are walked in registration order, depth first, descending only into modules that
+    hold a probe layer or the head below them (not into a probe layer or head itself). Each probe
+    layer (``info.probe_layers``) closes a block made of itself and the modules since the previous
+    block, provided they own parameters; a span without parameters (a ReLU or pool probe layer, a
+    pooling stage) joins the next block. So AlexNet's probe layer ``features.2`` (the first max
+    pool) stands for conv1, its ReLU and that pool, a ResNet's ``layer1`` includes the stem and its
+    ``avgpool`` is no block. The head and the new layers are never blocks, nor what lies between the
+    last block and the head (CaffeNet's ``drop7``) or after the last probe layer (a final norm).
     A block is named by its probe layer. The walk is the forward order for vsent's families
     (sequential networks, timm/open_clip modules registered in forward order).
     """
