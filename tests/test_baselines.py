@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -801,3 +802,158 @@ def test_resume_refuses_a_finished_subset_whose_data_changed_since(tmp_path, cac
                                          r".*: restore them, or pass --overwrite"):
         bl.run_baselines(data, "all", "campos", "gch", out, n_jobs=1, progress=False,
                          resume=True)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 45 (mut45a): vsent.analyses.baselines mutants the suite missed
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"k": 1}, r"vocabulary size k must be at least 2, got 1"),
+    ({"k": 500, "max_descriptors": 499}, r"max_descriptors \(499\) must be at least k \(500\)"),
+    ({"inner_splits": 1}, r"inner_splits must be at least 2, got 1"),
+])
+def test_baseline_config_refuses_each_bound_just_past_its_limit(kw: dict, message: str) -> None:
+    """A one-word vocabulary puts every image in one bin, a sample smaller than k cannot fit
+    k words, and one inner fold cannot choose C: each is refused when the config is built,
+    and the value at the limit is accepted (an off-by-one bound went unseen)."""
+    with pytest.raises(VsentError, match=message):
+        bl.BaselineConfig(**kw)
+    at_limit = bl.BaselineConfig(k=2, max_descriptors=2, inner_splits=2)
+    assert (at_limit.k, at_limit.max_descriptors, at_limit.inner_splits) == (2, 2, 2)
+
+
+def test_block_scaler_refuses_blocks_that_do_not_cover_the_columns() -> None:
+    """Widths that do not add up to the columns would weight the wrong columns: a clear
+    ValueError at fit, not a broadcasting error (or nothing) later."""
+    X = np.random.default_rng(0).normal(size=(10, 70))
+    for blocks in ([64, 5], [64, 7]):
+        with pytest.raises(ValueError, match=r"do not add up to the 70 columns"):
+            bl.BlockScaler(blocks).fit(X)
+
+
+def test_the_runs_seed_reaches_the_linear_svm() -> None:
+    """make_classifier seeds the inner folds and the SVM's liblinear solver with the run's
+    seed (the folds were tested, the solver was not): a run is reproduced by its seed."""
+    for seed in (0, 7):
+        svm = bl.make_classifier(seed=seed).estimator.named_steps["svm"]
+        assert svm.random_state == seed
+
+
+def _two_block_features(n: int = 24) -> tuple[hc.ImageFeatures, np.ndarray, list[Fold]]:
+    """GCH with a class signal, a wide LCH of noise (1024 columns of other scales), 2 folds."""
+    rng = np.random.default_rng(5)
+    labels = (np.arange(n) % 2).astype(np.int64)
+    gch = rng.random((n, 64)).astype(np.float32)
+    gch[:, :4] += 0.5 * labels[:, None]
+    lch = (rng.random((n, 1024)) * np.linspace(0.1, 3, 1024)).astype(np.float32)
+    feats = hc.ImageFeatures(gch=gch, lch=lch, descriptors=[])
+    folds = [Fold(1, np.arange(0, 16), np.arange(16, 24)), Fold(2, np.arange(8, 24),
+                                                                np.arange(0, 8))]
+    return feats, labels, folds
+
+
+def test_cross_validate_weights_each_block_of_a_concatenation_and_uses_the_configs_grid(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """GCH+LCH: the fitted SVM sees each block with total variance 1 on its training rows
+    (the 1024-column LCH would otherwise carry 16 x the GCH's weight, the module's
+    documented scaling), and C comes from the config's grid, not the default one."""
+    feats, labels, folds = _two_block_features()
+    real, made = bl.make_classifier, []
+    monkeypatch.setattr(bl, "make_classifier", lambda *a, **kw: made.append(real(*a, **kw))
+                        or made[-1])
+    config = bl.BaselineConfig(Cs=(0.37, 2.9), inner_splits=2)
+    assert not set(config.Cs) & set(bl.DEFAULT_CS)  # the grid check below can fail
+    records, _ = bl.cross_validate(feats, labels, folds, ["gch+lch"], config, progress=False)
+    assert len(made) == len(folds)
+    for clf, fold in zip(made, folds, strict=True):
+        Z = clf.best_estimator_.named_steps["scale"].transform(
+            np.hstack([feats.gch, feats.lch])[fold.train])
+        assert Z[:, :64].var(0).sum() == pytest.approx(1.0)
+        assert Z[:, 64:].var(0).sum() == pytest.approx(1.0)
+    assert {r["C"] for r in records["gch+lch"]} <= {0.37, 2.9}
+
+
+def test_fits_that_hit_the_svms_iteration_cap_are_counted_not_passed_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A LinearSVC stopped by max_iter: its ConvergenceWarnings are counted into the fold's
+    record (``convergence_warnings``: the grid's inner fits and the refit) instead of
+    flooding the terminal; a fold whose fits converged has no such key."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.svm import LinearSVC
+
+    feats, labels, folds = _two_block_features()
+    config = bl.BaselineConfig(Cs=(10.0,), inner_splits=2)
+    monkeypatch.setattr(bl, "LinearSVC", lambda **kw: LinearSVC(**{**kw, "max_iter": 1}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records, _ = bl.cross_validate(feats, labels, folds[:1], ["gch"], config,
+                                       progress=False)
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert 1 <= records["gch"][0]["convergence_warnings"] <= 3  # 2 inner fits + the refit
+    monkeypatch.undo()
+    records, _ = bl.cross_validate(feats, labels, folds[:1], ["gch"], config, progress=False)
+    assert "convergence_warnings" not in records["gch"][0]
+
+
+def test_a_table_whose_rows_have_other_fold_counts_names_no_count() -> None:
+    """The Markdown head names the number of folds only when every cell has the same one:
+    a five-fold subset beside a three-fold one is "over the folds", not one of the counts."""
+    def summary(n: int) -> dict:
+        return {**{m: {"mean": 0.7, "std": 0.01} for m in bl.TABLE_METRICS},
+                "folds": [{"fold": i} for i in range(1, n + 1)]}
+
+    md = bl.table_markdown(bl.build_table({"five": {"gch": summary(5)},
+                                           "four": {"gch": summary(3)}}, ["gch"]))
+    assert "Each cell: ours, mean +- std over the folds (published value)." in md
+    assert "0.700 +- 0.010 (5 folds)" not in md and "over the 5 folds" not in md
+    assert "over the 3 folds" not in md
+
+
+def test_a_loaded_twitter_dataset_is_recorded_under_its_own_subset(twitter_like: Path,
+                                                                    tmp_path: Path,
+                                                                    cache: Path) -> None:
+    """A :class:`Dataset` passed in (as the reproductions do) keeps its agreement subset in
+    the run's config, its folder and the table, not "custom"."""
+    dataset = load_dataset(twitter_like, "four")
+    out = tmp_path / "run"
+    table = bl.run_baselines(dataset, folds_spec="stratified", features="gch", out=out,
+                             n_jobs=1, progress=False)
+    assert json.loads((out / "config.json").read_text())["subsets"] == ["four"]
+    assert table["subsets"] == ["four"] and (out / "four" / "gch" / "summary.json").is_file()
+
+
+def test_a_finished_run_returns_its_stored_timings_and_rewrites_nothing(tmp_path: Path,
+                                                                        cache: Path) -> None:
+    """A finished run (table.json) is returned as stored: its timings are those of the run
+    that made it, and none of its files is written again."""
+    data = _warm_cold_folder(tmp_path / "data", n_per_class=6)
+    out = tmp_path / "run"
+    first = bl.run_baselines(data, "five", "stratified", "gch", out, n_jobs=1, progress=False)
+    files = {p: p.read_bytes() for p in out.rglob("*.json")}
+    again = bl.run_baselines(data, "five", "stratified", "gch", out, n_jobs=1, progress=False)
+    assert again["timings"] == json.loads(json.dumps(first["timings"]))
+    assert {p: p.read_bytes() for p in out.rglob("*.json")} == files
+
+
+def test_subset_all_of_a_folder_dataset_is_refused(tmp_path: Path, cache: Path) -> None:
+    """A positive/negative folder has no agreement subsets: ``--subset all`` would run the
+    same images three times under one name; it is refused, naming the layout."""
+    data = _warm_cold_folder(tmp_path / "data", n_per_class=3)
+    with pytest.raises(VsentError, match=r"--subset all needs a Twitter I folder; .* is a "
+                                         r"folder dataset"):
+        bl.run_baselines(data, "all", "stratified", "gch", tmp_path / "run", n_jobs=1,
+                         progress=False)
+
+
+def test_a_finished_run_missing_a_summary_returns_its_stored_table(tmp_path: Path,
+                                                                   cache: Path) -> None:
+    """A finished run whose per-row summary was removed cannot be rebuilt from its summaries:
+    its stored table.json is returned as it is (not a traceback)."""
+    data = _warm_cold_folder(tmp_path / "data", n_per_class=6)
+    out = tmp_path / "run"
+    bl.run_baselines(data, "five", "stratified", "gch", out, n_jobs=1, progress=False)
+    stored = json.loads((out / "table.json").read_text())
+    (out / "custom" / "always-positive" / "summary.json").unlink()
+    again = bl.run_baselines(data, "five", "stratified", "gch", out, n_jobs=1, progress=False)
+    assert {k: v for k, v in again.items() if k != "timings"} == stored

@@ -879,3 +879,166 @@ def test_gram_matrix_of_an_array_keeps_its_last_column_in_any_block_size():
     for columns in (1, 7):
         np.testing.assert_allclose(gram_matrix(X, block_bytes=8 * 13 * columns), direct,
                                    rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 45 (mut45a): vsent.analyses.layers mutants the suite missed
+
+
+def test_probed_with_current_models_compares_each_folds_stamp_with_its_model(
+        tmp_path: Path) -> None:
+    """A reproduction reuses a finished layers run only when every stamped fold's
+    ``model.sha256`` is the SHA-256 of the model that fold holds now; a fold whose model is
+    gone is taken as it is, and a run without layers.json is not finished."""
+    from vsent.files import file_sha256
+
+    run, out = tmp_path / "cv", tmp_path / "layers"
+    for k, content in ((1, b"model one"), (2, b"model two")):
+        (run / f"fold{k}").mkdir(parents=True)
+        (run / f"fold{k}" / "model.pt").write_bytes(content)
+        (out / f"results/fold{k}").mkdir(parents=True)
+        sha = file_sha256(run / f"fold{k}" / "model.pt")
+        (out / f"results/fold{k}/model.sha256").write_text(f"{sha}  {run}/fold{k}/model.pt\n")
+    assert not L.probed_with_current_models(run, out)  # no layers.json: unfinished
+    (out / "layers.json").write_text("{}")
+    assert L.probed_with_current_models(run, out)
+    (run / "fold2" / "model.pt").write_bytes(b"model two, trained again")
+    assert not L.probed_with_current_models(run, out)
+    (run / "fold2" / "model.pt").unlink()  # results/ keeps no models: nothing to compare
+    assert L.probed_with_current_models(run, out)
+
+
+def test_network_accuracy_is_of_the_probed_folds_or_none(tmp_path: Path) -> None:
+    """The networks' own accuracy set beside the probes: the summary's mean for all folds,
+    the probed folds' mean and population std for some, and None when the summary lacks one
+    of them (a mean over fewer folds than the probes would read as theirs) or is unusable."""
+    run = tmp_path / "cv"
+    run.mkdir()
+    assert L._network_accuracy(run, [1, 2], 5) is None  # no summary.json
+    folds = [{"fold": k, "accuracy": a} for k, a in ((1, 0.6), (2, 0.7), (4, 0.9))]
+    (run / "summary.json").write_text(json.dumps(
+        {"center": {"accuracy": {"mean": 0.75, "std": 0.1}, "folds": folds}}))
+    assert L._network_accuracy(run, [1, 2, 3, 4, 5], 5) == {"mean": 0.75, "std": 0.1, "n": 5}
+    got = L._network_accuracy(run, [4, 1], 5)
+    assert got == {"mean": pytest.approx(0.75), "std": pytest.approx(0.15), "n": 2,
+                   "folds": [1, 4], "of": 5}
+    assert L._network_accuracy(run, [1, 3], 5) is None  # fold 3 is not in the summary
+    (run / "summary.json").write_text(json.dumps({"center": {"folds": "none"}}))
+    assert L._network_accuracy(run, [1], 5) is None
+
+
+def test_another_feature_bound_in_the_same_directory_is_refused(tmp_path: Path,
+                                                                run_dir: Path) -> None:
+    """``max_features`` changes the features (pooled or raw), so the probes: a directory
+    made with one bound refuses another, as it refuses other probe settings; the batch
+    size only changes the speed and continues the run."""
+    out = tmp_path / "layers"
+    cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["fc"], folds=[1])
+    first = layer_probes(cfg, out, progress=False)
+    with pytest.raises(VsentError, match="other max_features"):
+        layer_probes(dataclasses.replace(cfg, max_features=1000), out, progress=False)
+    again = layer_probes(dataclasses.replace(cfg, batch_size=4), out, progress=False)
+    assert again == first
+
+
+def test_summary_csv_has_a_column_for_every_probed_fold(tmp_path: Path) -> None:
+    """Layers probed on other folds (a on 1 and 3, b on 2): layers.csv has a column for
+    each fold any layer has, each row filled where it has a result; a layer without any
+    result is left out, and a layer's mean and std are over its own folds."""
+    import csv
+
+    from vsent.runs import RunDir
+
+    def record(k: int, layer: str, acc: float) -> dict:
+        metrics = {"accuracy": acc, "precision": acc, "recall": 1.0, "f1": acc, "C": 1.0,
+                   "inner_accuracy": acc, "converged": True}
+        return {"fold": k, "layer": layer, "dim": 8, "pooled": None,
+                **{clf: metrics for clf in PROBE.classifiers}}
+
+    with RunDir(tmp_path / "probes") as rd:
+        for k, layer, acc in ((1, "a", 0.6), (3, "a", 0.8), (2, "b", 0.7)):
+            rd.write_json(f"results/fold{k}/{layer}.json", record(k, layer, acc))
+        summary = L.summarize(rd, ["a", "b", "c"], [1, 2, 3], PROBE)
+    assert list(summary) == ["a", "b"]
+    assert summary["a"]["svm"]["mean"] == pytest.approx(0.7)
+    assert summary["a"]["svm"]["std"] == pytest.approx(0.1)
+    with open(tmp_path / "probes" / "layers.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["layer", "depth", "dim", "classifier", "mean", "std", "n_folds",
+                             "fold1", "fold2", "fold3"]
+    a_svm = next(r for r in rows if (r["layer"], r["classifier"]) == ("a", "svm"))
+    assert (a_svm["depth"], a_svm["n_folds"]) == ("1", "2")
+    assert (float(a_svm["fold1"]), a_svm["fold2"], float(a_svm["fold3"])) == (0.6, "", 0.8)
+    b_svm = next(r for r in rows if (r["layer"], r["classifier"]) == ("b", "svm"))
+    assert (b_svm["depth"], b_svm["fold1"], float(b_svm["fold2"])) == ("2", "", 0.7)
+
+
+def test_finished_results_need_no_features_and_the_config_names_the_last_session(
+        tmp_path: Path, run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A finished ``results/fold<k>/<layer>.json`` is never recomputed, even with its
+    features folder gone (nothing is extracted again); config.json beside the summary
+    names the folds of the session that wrote the summary, not the first session's."""
+    import shutil
+
+    out = tmp_path / "layers"
+    cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["fc"], folds=[1])
+    first = layer_probes(cfg, out, progress=False)
+    shutil.rmtree(out / "features")
+    with monkeypatch.context() as mp:
+        mp.setattr(L, "extract_layer_features",
+                   lambda *a, **kw: pytest.fail("a finished fold extracted again"))
+        assert layer_probes(cfg, out, progress=False) == first
+    both = layer_probes(dataclasses.replace(cfg, folds=(1, 2)), out, progress=False)
+    assert [f["fold"] for f in both["fc"]["svm"]["folds"]] == [1, 2]
+    assert json.loads((out / "config.json").read_text())["folds"] == [1, 2]
+
+
+def test_a_stored_record_without_its_keys_is_removed_as_damaged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A result or meta.json that parses but lacks the keys it must hold (an edited file,
+    another tool's JSON) is treated as a damaged one: removed with a warning and computed
+    again, not a KeyError later in the summary."""
+    path = tmp_path / "fc.json"
+    path.write_text(json.dumps({"layer": "fc", "svm": {}}))  # no "dim"
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        assert L._stored_json(path, ("layer", "dim"), "probed again") is None
+    assert not path.exists() and "no layer, dim" in caplog.text
+    path.write_text(json.dumps(["layer", "dim"]))  # not a record at all
+    assert L._stored_json(path, ("layer", "dim"), "probed again") is None
+    path.write_text(json.dumps({"layer": "fc", "dim": 2}))
+    assert L._stored_json(path, ("layer", "dim"), "probed again") == {"layer": "fc", "dim": 2}
+
+
+def test_a_published_cell_without_a_value_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Table 2 cell whose value is not available here is printed "not available" (as the
+    other tables print it), not left empty as if the paper had no such cell."""
+    from vsent import papers
+
+    entry = {"dim": 2, "svm": {"mean": 0.7, "std": 0.01, "folds": [{"fold": 1}]},
+             "softmax": {"mean": 0.71, "std": 0.02, "folds": [{"fold": 1}]}}
+    table = {**L.CAMPOS2015_TABLE2, "fc8": {**L.CAMPOS2015_TABLE2["fc8"],
+                                            "svm": papers.NOT_AVAILABLE}}
+    monkeypatch.setattr(L, "CAMPOS2015_TABLE2", table)
+    row = next(line for line in L.layers_markdown({"fc8": entry}).splitlines()
+               if line.startswith("| fc8 |"))
+    softmax = table["fc8"]["softmax"].printed()
+    assert row.endswith(f" | {papers.NOT_AVAILABLE_TEXT} | {softmax} | 1 |")
+
+
+def test_layers_extracted_in_two_sessions_keep_their_records_and_an_unstamped_fold_stays_so(
+        tmp_path: Path, run_dir: Path) -> None:
+    """fc, then pool, of one fold: meta.json keeps both layers' extraction records, so a
+    removed fc result is probed again from the stored features; a fold probed by a vsent
+    that kept no model stamp is taken as it is, and no stamp is made up for it."""
+    out = tmp_path / "layers"
+    cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["fc"], folds=[1])
+    first = layer_probes(cfg, out, progress=False)
+    layer_probes(dataclasses.replace(cfg, layers=("pool",)), out, progress=False)
+    meta = json.loads((out / "features/fold1/meta.json").read_text())
+    assert meta["layers"] == ["pool", "fc"] and set(meta["info"]) == {"pool", "fc"}
+    (out / "results/fold1/fc.json").unlink()
+    assert layer_probes(cfg, out, progress=False) == first  # same features, same probe
+    stamp = out / "results/fold1/model.sha256"
+    stamp.unlink()
+    assert layer_probes(cfg, out, progress=False) == first
+    assert not stamp.exists()

@@ -218,6 +218,18 @@ def test_edges_nms_keeps_ridge_only():
     assert out[:, 10].min() == 1.0 and out[:, 9].max() == 0 and out[:, 11].max() == 0
 
 
+def test_edges_nms_ramps_the_border_down_over_s_pixels():
+    """s > 0 (edgesNms' border ramp): the s pixels next to each border are scaled by d / s,
+    d their distance to it (0 on the border); the inside is kept."""
+    e = np.ones((12, 12), np.float32)
+    out = P.edges_nms(e, np.zeros_like(e), r=1, s=4)
+    np.testing.assert_allclose(out[6, :4], [0.0, 0.25, 0.5, 0.75])
+    np.testing.assert_allclose(out[:4, 6], [0.0, 0.25, 0.5, 0.75])
+    np.testing.assert_allclose(out[6, 8:], [0.75, 0.5, 0.25, 0.0])
+    np.testing.assert_allclose(out[4:8, 4:8], 1.0)
+    np.testing.assert_allclose(out[1, 1], 0.25 * 0.25)  # a corner: both ramps
+
+
 def test_propose_boxes_inside_sorted_deterministic():
     img = _scene()
     cfg = P.ProposalConfig(n_proposals=20, min_box_area=100)
@@ -1131,3 +1143,101 @@ def test_fused_proba_refuses_two_different_proposal_counts():
     assert R.check_predict_options(k=3, alpha=1.0, beta=0.5) == P.ProposalConfig()
     assert R.check_predict_options(k=3, alpha=1.0, beta=0.5, n_proposals=7) == \
         P.ProposalConfig(n_proposals=7)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 45 (mut45a): vsent.analyses.proposals mutants the suite missed
+
+
+@pytest.mark.parametrize("radius, taps", [
+    (1, [1, 2, 1]),  # convTri's r = 1 kernel [1 p 1] / (p + 2), p = 12 / r / (r + 2) - 2 = 2
+    (2, [1, 2, 3, 2, 1]),
+    (3, [1, 2, 3, 4, 3, 2, 1]),
+])
+def test_triangle_smooth_is_dollars_triangle_kernel(radius: int, taps: list[int]) -> None:
+    """The impulse response is the outer product of the triangle's taps (summing to 1):
+    an edge map smoothed by another kernel gives other orientations and NMS."""
+    img = np.zeros((15, 15), np.float32)
+    img[7, 7] = 1.0
+    k = np.array(taps, np.float64) / sum(taps)
+    want = np.zeros((15, 15))
+    want[7 - radius:8 + radius, 7 - radius:8 + radius] = np.outer(k, k)
+    np.testing.assert_allclose(P.triangle_smooth(img, radius), want, atol=1e-7)
+    flat = np.full((6, 9), 0.25, np.float32)  # reflected borders: a flat map stays flat
+    np.testing.assert_allclose(P.triangle_smooth(flat, radius), flat, rtol=1e-6)
+    assert P.triangle_smooth(img, 0) is img
+
+
+def test_edge_orientation_never_reaches_pi_after_float32_rounding() -> None:
+    """A normal a hair below +x (atan of about -1e-7) is pi - 1e-7 modulo pi, which float32
+    rounds to pi: the documented range [0, pi) folds it onto 0, the same direction."""
+    y, x = np.mgrid[0:21, 0:21].astype(np.float32)
+    # d2/dx2 > 0 everywhere, d2/dy2 a tiny negative: atan(Oyy / Oxx) just below 0
+    e = (1e-3 * (x - 10) ** 2 - 1e-10 * (y - 10) ** 2).astype(np.float32)
+    o = P.edge_orientation(e, radius=0)
+    assert o.dtype == np.float32 and (o >= 0).all() and (o < np.pi).all()
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"n_proposals": 0}, "--n-proposals must be >= 1, got 0"),
+    ({"max_side": 15}, "--proposal-side must be >= 16 pixels, got 15"),
+    ({"min_box_area": 0}, "--min-box-area must be >= 1, got 0"),
+])
+def test_a_proposal_config_refuses_each_option_just_below_its_bound(bad: dict,
+                                                                     message: str) -> None:
+    """Zero proposals would leave an image no region to score; each bound is refused one
+    below it and accepted at it (an off-by-one bound went unseen: -5 alone was tested)."""
+    with pytest.raises(VsentError, match=f"^{re.escape(message)}$"):
+        P.ProposalConfig(**bad)
+    assert P.ProposalConfig(n_proposals=1, max_side=16, min_box_area=1).n_proposals == 1
+
+
+def test_an_image_of_exactly_the_smallest_box_area_is_searched(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``propose`` falls back to the whole image only when the image is *smaller* than
+    min_box_area: one of exactly that area still goes to EdgeBoxes (here a stand-in)."""
+    import cv2
+
+    class Fixed:  # 1-based (x, y, w, h) on the 25 x 20 image
+        def getBoundingBoxes(self, edges, orientation):
+            return [(3, 2, 10, 12)], [0.4]
+
+    monkeypatch.setattr(cv2.ximgproc, "createEdgeBoxes", lambda **kw: Fixed())
+    img = _scene(20, 25)  # 500 pixels
+    p = P.propose(img, P.ProposalConfig(n_proposals=5, min_box_area=500))
+    assert not p.fallback and p.boxes.tolist() == [[2, 1, 12, 13]]
+    assert P.propose(img, P.ProposalConfig(n_proposals=5, min_box_area=501)).fallback
+
+
+def test_a_sliver_is_its_own_region_and_a_box_past_the_edge_keeps_one_pixel_inside(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image under 8 pixels on a side is the whole-image fallback even when EdgeBoxes
+    would return boxes and the area is enough; a box EdgeBoxes places at (or past) the
+    right or bottom edge is clipped to the last pixel column or row, one pixel wide."""
+    import cv2
+
+    class Fixed:  # 1-based (x, y, w, h): the first starts on the column past the image
+        def getBoundingBoxes(self, edges, orientation):
+            h, w = edges.shape
+            return [(w + 1, 1, 5, 5), (1, h + 3, 4, 4)], [0.9, 0.8]
+
+    monkeypatch.setattr(cv2.ximgproc, "createEdgeBoxes", lambda **kw: Fixed())
+    sliver = _scene(7, 300)  # 2100 pixels >= min_box_area, but 7 rows
+    p = P.propose(sliver, P.ProposalConfig(n_proposals=5, min_box_area=100))
+    assert p.fallback and p.boxes.tolist() == [[0, 0, 300, 7]]
+    p = P.propose(_scene(60, 80), P.ProposalConfig(n_proposals=5, min_box_area=100))
+    assert p.boxes.tolist() == [[79, 0, 80, 5], [0, 59, 4, 60]]
+
+
+def test_the_proposal_cache_key_holds_how_boxes_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entries cached before OpenCV's 1-based x, y were read as such (every box one pixel
+    off) must not be read back: how the boxes are read (:data:`BOXES`) is in the key, as
+    the detector and every config field are."""
+    cfg, det = P.ProposalConfig(), P.make_edge_detector()
+    now = P.proposal_cache_dir(cfg, det)
+    monkeypatch.setattr(P, "BOXES", "1-based")
+    assert P.proposal_cache_dir(cfg, det) != now
+    monkeypatch.undo()
+    assert P.proposal_cache_dir(cfg, det) == now
+    assert P.proposal_cache_dir(cfg, P.EdgeDetector("sed:m.yml.gz@0123456789ab",
+                                                    det.detect)) != now

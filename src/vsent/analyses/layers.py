@@ -520,8 +520,6 @@ def summarize(rundir: RunDir, layers: Sequence[str], folds: Sequence[int],
 
 
 def _write_csv(rundir: RunDir, summary: Mapping[str, Any], probe: ProbeConfig) -> None:
-    n_folds = max((len(e[c]["folds"]) for e in summary.values() for c in probe.classifiers
-                   if c in e), default=0)
     rows = []
     for depth, (name, entry) in enumerate(summary.items(), 1):
         for clf in probe.classifiers:
@@ -536,7 +534,7 @@ def _write_csv(rundir: RunDir, summary: Mapping[str, Any], probe: ProbeConfig) -
     fold_cols = sorted({k for r in rows for k in r if k.startswith("fold")},
                        key=lambda s: int(s[4:]))
     rundir.write_csv("layers.csv", rows, ["layer", "depth", "dim", "classifier", "mean", "std",
-                                          "n_folds", *fold_cols[:max(n_folds, len(fold_cols))]])
+                                          "n_folds", *fold_cols])
 
 
 _NAMES = {"svm": "linear SVM", "softmax": "softmax"}

@@ -73,16 +73,13 @@ EDGE_TAU = 0.04
 def triangle_smooth(img: np.ndarray, radius: int) -> np.ndarray:
     """Separable triangle filter of the given radius (Dollar's ``convTri``; OpenCV's ``imsmooth``).
 
-    ``radius`` 0 returns the input; radius 1 uses the [1 p 1] kernel of the toolbox.
+    ``radius`` 0 returns the input. (The toolbox's [1 p 1] kernel for radii up to 1 is this
+    triangle, [1 2 1] / 4, at radius 1: the radius here is a whole number.)
     """
     if radius <= 0:
         return img
-    if radius == 1:
-        p = 12.0 / radius / (radius + 2) - 2
-        kernel = np.array([1.0, p, 1.0], np.float32) / (p + 2)
-    else:
-        half = np.arange(1, radius + 2, dtype=np.float32)
-        kernel = np.concatenate([half, half[-2::-1]]) / (radius + 1) ** 2
+    half = np.arange(1, radius + 2, dtype=np.float32)
+    kernel = np.concatenate([half, half[-2::-1]]) / (radius + 1) ** 2
     return cv2.sepFilter2D(img, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT)
 
 
