@@ -217,3 +217,139 @@ def test_make_folder_names_a_broken_link_that_stands_where_a_folder_must_be(tmp_
         with pytest.raises(OSError) as info:
             make_folder(folder)
         assert info.value.strerror == f"{tmp_path / 'out'} is a broken symbolic link, not a folder"
+
+
+# mutation round 45 (mut45b): vsent.files mutants the suite missed
+
+def test_a_temporary_name_tells_a_dead_writer_from_a_live_one(tmp_path):
+    """temp_path's names are the ones abandoned() reads (pid, host, 8 hex digits): a file of a
+    writer of this machine that is gone is abandoned at once, a live one's is not (F13)."""
+    import subprocess
+    import sys
+
+    from vsent.files import abandoned, temp_path
+
+    live = temp_path(tmp_path / "cache.npy")
+    live.write_bytes(b"partial")
+    assert not abandoned(live)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = live.with_name(live.name.replace(f".{os.getpid()}@", f".{gone.pid}@"))
+    live.rename(dead)
+    assert abandoned(dead)
+
+
+def test_a_temporary_file_that_is_gone_is_not_abandoned(tmp_path):
+    """Nothing to remove: False, whoever wrote it (F17)."""
+    from vsent.files import abandoned
+
+    assert not abandoned(tmp_path / ".x.npy.1@elsewhere.example.0badc0de.tmp")
+    assert not abandoned(tmp_path / "gone.tmp")
+
+
+def test_a_process_of_another_user_counts_as_running(monkeypatch):
+    """kill(pid, 0) says EPERM for a live process of someone else: its file is not removed
+    (F18)."""
+    from vsent import files
+
+    def eperm(pid, sig):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", eperm)
+    assert files._running(12345)
+
+
+def test_check_replaceable_refuses_a_folder_even_with_overwrite_and_takes_overwrite(tmp_path):
+    """F21, F23: a folder is never replaced; --overwrite replaces a file of another kind."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(VsentError, match="is a folder; give the name of a file"):
+        check_replaceable(folder, "--out", "model card", lambda p: True, overwrite=True)
+    other = tmp_path / "notes.md"
+    other.write_text("mine")
+    with pytest.raises(VsentError, match="exists and is no model card"):
+        check_replaceable(other, "--out", "model card", lambda p: False)
+    check_replaceable(other, "--out", "model card", lambda p: False, overwrite=True)
+
+
+def test_a_file_without_write_bits_is_write_protected_for_root_too(tmp_path, monkeypatch):
+    """root may write any file (os.access says yes): a chmod a-w is read from the mode (F22)."""
+    out = tmp_path / "card.md"
+    out.write_text("# card")
+    out.chmod(0o444)
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: True)  # as for root
+    with pytest.raises(VsentError, match="is write-protected"):
+        check_replaceable(out, "--out", "model card", lambda p: True, overwrite=True)
+
+
+def test_a_file_that_cannot_be_read_is_in_no_byte_group(tmp_path):
+    """F26: a folder (unreadable as a file) of the same size as a file matches nothing: None,
+    not its own index; the file is its own group."""
+    from vsent.files import byte_groups
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    same = tmp_path / "f.bin"
+    same.write_bytes(b"x" * os.path.getsize(folder))
+    assert byte_groups([folder, same]) == [None, 1]
+
+
+def test_an_out_or_an_input_that_does_not_exist_is_no_clash(tmp_path):
+    """F31, F32: nothing to compare, an out not made yet or an input given that is missing
+    (its reader names it): not an error (os.path.samefile would raise)."""
+    from vsent.files import check_not_an_input
+
+    (tmp_path / "in.pt").write_bytes(b"w")
+    check_not_an_input(tmp_path / "new.md", [tmp_path / "in.pt", None])
+    check_not_an_input(tmp_path / "in.pt", [tmp_path / "missing.pt"])
+    with pytest.raises(VsentError, match=r"--out .*in\.pt is .*in\.pt, which this command "
+                                         r"reads"):
+        check_not_an_input(tmp_path / "in.pt", [tmp_path / "in.pt"])
+
+
+def _label_rows(path: Path, text: str) -> list:
+    from vsent.files import csv_rows
+
+    return csv_rows(path, text, lambda header: [("label", int)])
+
+
+def test_csv_rows_name_the_line_a_row_ends_on_and_a_row_cut_short(tmp_path):
+    """F33, F34: blank lines and a quoted newline count (the line a user opens the file at);
+    a row with fewer fields than the header is "cut short", not parsed as None."""
+    p = tmp_path / "l.csv"
+    assert _label_rows(p, "path,label\n\n\na.jpg,1\n") == [(4, {"path": "a.jpg", "label": 1})]
+    with pytest.raises(VsentError, match=r"l\.csv, line 4: unreadable row \(label: invalid "):
+        _label_rows(p, 'path,label\n"a\nb.jpg",1\nc.jpg,x\n')
+    with pytest.raises(VsentError, match=r"line 3: unreadable row \(cut short: 1 of 2 fields\)"):
+        _label_rows(p, "path,label\na.jpg,1\nb.jpg\n")
+
+
+def test_csv_rows_name_a_row_with_more_fields_than_the_header(tmp_path):
+    """F35, F36: a lost newline ran two rows together: the row's field count is said."""
+    with pytest.raises(VsentError, match=r"line 2: unreadable row \(3 fields, the header has "
+                                         r"2\)$"):
+        _label_rows(tmp_path / "l.csv", "path,label\na.jpg,1b.jpg,0\n")
+
+
+def test_two_readers_of_a_folder_with_no_lock_file_both_go_on(tmp_path, monkeypatch):
+    """F39: a run folder on a read-only file system has no lock file and is not locked itself
+    (only a file output is): two commands showing the finished run there both go on."""
+    out = tmp_path / "r"
+    out.mkdir()
+    _lock_open_fails(monkeypatch, errno.EROFS)
+    with exclusive_lock(out, "vsent layers"), exclusive_lock(out, "vsent layers"):
+        pass
+
+
+def test_a_run_folder_given_through_a_link_shares_the_folders_lock(tmp_path):
+    """F48: the lock file is named after the real folder: a second run given a link to it is
+    refused while the first holds it."""
+    real = tmp_path / "run"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    said = r"another vsent layers \(pid \d+@\S+\) is writing .*link"
+    with exclusive_lock(real, "vsent layers"), pytest.raises(VsentError, match=said), \
+            exclusive_lock(link, "vsent layers"):
+        pass
+    assert not list(tmp_path.glob("*.vsent.lock"))

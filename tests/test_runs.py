@@ -1416,3 +1416,329 @@ def test_an_unreadable_record_says_the_remedy_of_the_command_that_reads_it(twitt
     with pytest.raises(VsentError, match=r"not readable JSON .*; restore it from a copy of the "
                                          r"run, or run crossval again$"):
         check_data_record(record, ds, "DATA", "then", "run crossval again")
+
+
+# mutation round 45 (mut45b): vsent.runs mutants the suite missed
+
+def _unfinished(out: Path) -> None:
+    """A run at ``out`` with a first result: opened again, it resumes rather than restarts."""
+    _open(out)
+    (out / "fold1").mkdir()
+    (out / "fold1" / "history.json").write_text("[]")
+
+
+def test_a_stopped_resumed_session_is_marked_in_its_own_versions_entry(tmp_path):
+    """The ``stopped`` line goes to the session that stopped (the last ``resumed`` entry), and
+    only a resumed session has one (R11, R12)."""
+    out = tmp_path / "r"
+    _unfinished(out)
+    _open(out, resume=True)  # a first resumed session that ended well
+    with pytest.raises(VsentError), open_run_dir(out, CFG, resume=True):
+        raise VsentError("data changed")
+    sessions = json.loads((out / "versions.json").read_text())["resumed"]
+    assert len(sessions) == 2 and "stopped" not in sessions[0]
+    assert sessions[1]["stopped"] == "stopped: data changed"
+
+
+def test_write_csv_writes_the_named_columns_and_leaves_out_the_others(tmp_path):
+    """A row may carry keys that are no column (predictions with extra scores): not an error
+    (R14)."""
+    rd = _open(tmp_path / "r")
+    path = rd.write_csv("p.csv", [{"image": "a.jpg", "label": 1, "note": "x"}],
+                        ["image", "label"])
+    assert path.read_text().splitlines() == ["image,label", "a.jpg,1"]
+
+
+def test_short_counts_the_entries_of_a_long_dict():
+    """A long mapping (explain's images by name) is said in entries, as a list is (R26)."""
+    shown = _short({f"image{i:03d}.jpg": i for i in range(40)})
+    assert shown.endswith("... (40 entries)") and len(shown) < 150
+
+
+def test_two_runs_tested_on_other_images_name_the_run_holding_the_first_one():
+    """The same number of images, other names: the first name (sorted) and the run holding
+    it are said, not a KeyError (R28, R29)."""
+    from vsent.runs import check_same_test_images
+
+    ref = {"a.jpg": (1, 0), "b.jpg": (2, 1)}
+    run = {"a.jpg": (1, 0), "c.jpg": (2, 1)}
+    with pytest.raises(VsentError, match=r"^runs/x and runs/ref were not tested on the same "
+                                         r"images: b\.jpg is only in runs/ref \(2 vs 2 images\)$"):
+        check_same_test_images("runs/ref", ref, "runs/x", run)
+    with pytest.raises(VsentError, match=r"b\.jpg is only in runs/x \(2 vs 2 images\)$"):
+        check_same_test_images("runs/ref", run, "runs/x", ref)
+
+
+def test_a_new_train_seed_of_its_own_is_compared_with_a_legacy_stored_one(tmp_path):
+    """as_stored_train_seed adopts the stored train.seed only where the new config's follows
+    its seed: a config whose train.seed is another number is another recipe (R33)."""
+    out = tmp_path / "r"
+    legacy = {"command": "demo", "data": ".", "seed": 5, "train": {"seed": 0}}
+    _open(out, legacy)
+    (out / "part.json").write_text("{}")
+    assert _open(out, {**legacy, "train": {"seed": 5}}, resume=True).status == "resumed"
+    with pytest.raises(VsentError, match=r"train\.seed: stored 0, now 7"):
+        _open(out, {**legacy, "train": {"seed": 7}}, resume=True)
+
+
+def test_a_key_omitted_at_its_default_is_compared_when_both_configs_hold_it():
+    """Only a key one side lacks is taken at its default: a stored ``none`` against a new
+    ``sqrt`` (or fusion None against gch+bow) is a difference (R34)."""
+    assert config_diff({"histogram_map": "none"}, {"histogram_map": "sqrt"}) == [
+        "histogram_map: stored 'none', now 'sqrt'"]
+    assert config_diff({"fusion": None}, {"fusion": "gch+bow"}) == [
+        "fusion: stored None, now 'gch+bow'"]
+
+
+def test_overwrite_never_deletes_the_run_folder_that_is_itself_an_input(tmp_path):
+    """--data naming --out itself: --overwrite would delete what the run reads (R36)."""
+    out = tmp_path / "r"
+    out.mkdir()
+    cfg = {**CFG, "data": str(out)}
+    _open(out, cfg)
+    with pytest.raises(VsentError, match=r"--overwrite would delete .*/r, which this run reads"):
+        _open(out, cfg, overwrite=True)
+    assert (out / "config.json").is_file()
+
+
+def test_a_link_in_a_run_folder_is_a_result_kept_not_an_empty_folder(tmp_path):
+    """An empty folder is no result (the next run replaces the run); a link to one is not an
+    empty folder of the run's (R39)."""
+    out = tmp_path / "r"
+    _open(out)
+    (tmp_path / "elsewhere").mkdir()
+    (out / "fold1").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(VsentError, match="already holds an unfinished run"):
+        _open(out)
+    assert (out / "fold1").is_symlink()
+
+
+def test_a_dangling_config_json_link_is_named_as_no_vsent_runs(tmp_path):
+    """A config.json that is a broken link is still a config.json not a run's (R42)."""
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "config.json").symlink_to(tmp_path / "gone.json")
+    for overwrite in (False, True):
+        with pytest.raises(VsentError, match=r"holds a config\.json that is not a vsent run's"):
+            _open(out, overwrite=overwrite)
+    assert (out / "config.json").is_symlink()
+
+
+def test_check_paths_false_opens_a_run_whose_data_path_is_missing_or_null(tmp_path):
+    """A command that never reads its data key (ensemble) passes check_paths=False; a null
+    data entry is no path to check either (R48, R49)."""
+    rd = _open(tmp_path / "a", {**CFG, "data": str(tmp_path / "missing")}, check_paths=False)
+    assert rd.status == "new"
+    assert _open(tmp_path / "b", {**CFG, "data": None}).status == "new"
+    with pytest.raises(VsentError, match="missing: no such file or directory"):
+        _open(tmp_path / "c", {**CFG, "data": str(tmp_path / "missing")})
+
+
+def test_a_fold_model_missing_from_a_finished_run_says_the_models_were_not_kept(tmp_path):
+    """R74: a finished run (summary.json) without its models was copied without them; an
+    unfinished one is told to resume."""
+    from vsent.runs import CrossvalRun
+
+    run = CrossvalRun(tmp_path, None, None, [])  # type: ignore[arg-type]
+    with pytest.raises(VsentError, match=r"unfinished run\? use crossval --resume"):
+        run.checkpoint(1)
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(VsentError, match="the run is finished but its model files were not "
+                                         "kept"):
+        run.checkpoint(1)
+
+
+def test_a_checkpoint_records_its_run_and_fold_only_beside_a_config(tmp_path):
+    """checkpoint_run: ``fold<k>/model.pt`` of a run (config.json above it) is fold k; a
+    ``fold<k>`` folder with no run above is nothing; a run's own model.pt takes the fold its
+    metadata records (R16, R17)."""
+    from vsent.runs import checkpoint_run
+
+    run = tmp_path / "run"
+    (run / "fold3").mkdir(parents=True)
+    assert checkpoint_run(run / "fold3" / "model.pt", {}) == (None, None)
+    (run / "config.json").write_text("{}")
+    assert checkpoint_run(run / "fold3" / "model.pt", {"fold": 1}) == (run.resolve(), 3)
+    assert checkpoint_run(run / "model.pt", {"fold": 2}) == (run.resolve(), 2)
+    assert checkpoint_run(run / "model.pt", {"fold": "2"}) == (run.resolve(), None)
+
+
+def test_a_models_name_or_the_folds_scheme_is_no_file_of_the_current_folder(tmp_path,
+                                                                           monkeypatch):
+    """``model`` and ``folds`` are compared as paths only where they are ones (an absolute
+    checkpoint, a folds file): crossval's ``resnet18`` is an architecture even beside a file of
+    that name (R23, R92)."""
+    monkeypatch.chdir(tmp_path)
+    for key, name in (("model", "resnet18"), ("folds", "campos")):
+        (tmp_path / name).write_text("x")
+        assert config_diff({key: name}, {key: str(tmp_path / name)}) == [
+            f"{key}: stored {name!r}, now {str(tmp_path / name)!r}"]
+
+
+def test_an_init_of_another_tag_is_other_weights_though_the_file_is_the_same(tmp_path,
+                                                                            monkeypatch):
+    """``TAG=FILE`` recorded relative matches its absolute spelling, not another tag's (R24,
+    R27)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.pt").write_bytes(b"w")
+    absolute = str(tmp_path / "w.pt")
+    assert config_diff({"init": "places=w.pt"}, {"init": f"places={absolute}"}) == []
+    assert config_diff({"init": "places=w.pt"}, {"init": f"imagenet={absolute}"}) != []
+
+
+def test_check_run_data_refuses_an_empty_data_entry(tmp_path):
+    """An empty ``data`` would be the current folder, found (R84)."""
+    from vsent.runs import check_run_data
+
+    with pytest.raises(VsentError, match=r"not a crossval config \(no 'data' entry\)"):
+        check_run_data(tmp_path, {"data": ""})
+
+
+def test_open_run_names_a_missing_folder_and_a_run_without_folds(tmp_path):
+    """R88, R89, R90: a typo is "no such file", a crossval config (or one of a vsent too old to
+    name its command) without folds.json is no crossval run, another command's run is named."""
+    from vsent.runs import open_run
+
+    with pytest.raises(VsentError, match=r"/nope: no such file or directory$"):
+        open_run(tmp_path / "nope")
+    (tmp_path / "config.json").write_text(json.dumps({"data": str(tmp_path)}))
+    with pytest.raises(VsentError, match=r"not a crossval run directory \(no config\.json/"
+                                         r"folds\.json\)"):
+        open_run(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"command": "crossval",
+                                                      "data": str(tmp_path)}))
+    with pytest.raises(VsentError, match=r"not a crossval run directory"):
+        open_run(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"command": "pcnn"}))
+    with pytest.raises(VsentError, match=r"made by vsent pcnn, not by crossval"):
+        open_run(tmp_path)
+
+
+def test_load_fold_model_refuses_another_folds_checkpoint_only(tmp_path, monkeypatch):
+    """A checkpoint that records no fold (made outside a crossval) is accepted (R83)."""
+    import vsent.models.checkpoint as checkpoint
+    from vsent.runs import load_fold_model
+
+    meta: dict = {}
+    monkeypatch.setattr(checkpoint, "load_checkpoint", lambda path, **kw: ("model", meta))
+    assert load_fold_model(tmp_path / "m.pt", 2) == ("model", {})
+    meta["fold"] = 2
+    assert load_fold_model(tmp_path / "m.pt", 2)[1] == {"fold": 2}
+    meta["fold"] = 1
+    with pytest.raises(VsentError, match="checkpoint of fold 1, expected fold 2"):
+        load_fold_model(tmp_path / "m.pt", 2)
+
+
+def test_a_momentum_form_stored_is_compared_and_one_not_stored_is_not():
+    """STORED_DECIDES: only a config.json made before ``momentum_form`` (no such key) takes
+    any; a stored form is compared with the new one (R20)."""
+    assert config_diff({"train": {"lr": 1}}, {"train": {"lr": 1, "momentum_form": "caffe"}}) == []
+    assert config_diff({"train": {"momentum_form": "caffe"}}, {"train": {}}) == [
+        "train.momentum_form: stored 'caffe', not in the new config"]
+    assert config_diff({"train": {"momentum_form": "caffe"}},
+                       {"train": {"momentum_form": "torch"}}) == [
+        "train.momentum_form: stored 'caffe', now 'torch'"]
+
+
+def test_holds_results_is_any_file_beyond_the_records(tmp_path):
+    """R37: one result file among the records (or alone) is a run --resume continues."""
+    from vsent.runs import holds_results
+
+    out = tmp_path / "r"
+    assert not holds_results(out)
+    _open(out)
+    (out / "fold1").mkdir()
+    assert not holds_results(out)  # records and an empty folder
+    (out / "fold1" / "history.json").write_text("[]")
+    assert holds_results(out)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "part.json").write_text("{}")
+    assert holds_results(alone)
+
+
+def test_resume_of_a_run_with_no_results_takes_skip_bad_but_no_other_change(tmp_path):
+    """A run stopped by a bad image before its first result: --resume --skip-bad is the fix
+    it asked for and starts it again; another option is refused (R52)."""
+    out = tmp_path / "r"
+    cfg = {**CFG, "skip_bad": False}
+    _open(out, cfg)
+    assert _open(out, {**cfg, "skip_bad": True}, resume=True).status == "new"
+    assert json.loads((out / "config.json").read_text())["skip_bad"] is True
+    with pytest.raises(VsentError, match=r"^--resume: .* made with other folds"):
+        _open(out, {**cfg, "skip_bad": True, "folds": [1]}, resume=True)
+
+
+def _analysis_of(run: Path, out: Path, stored_run: Path) -> None:
+    """``out``: an analysis (layers, regions) made from the crossval run then at
+    ``stored_run``, whose predictions had the bytes ``run``'s have now."""
+    from vsent.files import file_sha256
+
+    out.mkdir(parents=True)
+    (out / "config.json").write_text(json.dumps({"command": "layers", "run": str(stored_run)}))
+    (out / "inputs.json").write_text(json.dumps(
+        {str(stored_run / "predictions.csv"): file_sha256(run / "predictions.csv")}))
+
+
+def test_run_moved_since_knows_a_moved_run_by_its_predictions_only(tmp_path):
+    """R75-R78: the earlier path is returned for an analysis inside (or a sub-run beside) a run
+    that moved with the same predictions; None for one in place, another run's, other bytes."""
+    from vsent.runs import run_moved_since
+
+    run = tmp_path / "new" / "crossval-five"
+    run.mkdir(parents=True)
+    (run / "predictions.csv").write_text("image,label\na.jpg,1\n")
+    old = tmp_path / "old" / "crossval-five"
+    _analysis_of(run, run / "layers", old)
+    assert run_moved_since(run / "layers", run) == old
+    _analysis_of(run, run / "here", run.resolve())
+    assert run_moved_since(run / "here", run) is None  # never moved
+    _analysis_of(run, run.parent / "regions-five", old)
+    assert run_moved_since(run.parent / "regions-five", run) == old  # a reproduction's sub-run
+    _analysis_of(run, run.parent / "regions-other", tmp_path / "old" / "crossval-four")
+    assert run_moved_since(run.parent / "regions-other", run) is None  # beside, another run
+    (run / "predictions.csv").write_text("image,label\na.jpg,0\n")
+    assert run_moved_since(run / "layers", run) is None  # other predictions: another run
+
+
+def test_an_analysis_of_a_moved_run_records_where_the_run_is_now(tmp_path):
+    """R79: record_run_read sets the stored ``run`` to the run's place when it moved."""
+    from vsent.runs import CrossvalRun, record_run_read
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "predictions.csv").write_text("p\n")
+    with open_run_dir(run / "layers", {"command": "layers", "run": "/old/run"},
+                      check_paths=False) as rd:
+        record_run_read(rd, CrossvalRun(run, None, None, []),  # type: ignore[arg-type]
+                        Path("/old/run"))
+    assert json.loads((run / "layers" / "config.json").read_text())["run"] == str(run.resolve())
+    assert list(json.loads((run / "layers" / "inputs.json").read_text())) == [
+        str((run / "predictions.csv").resolve())]
+
+
+def test_inputs_are_recorded_by_a_resumed_run_and_checked_by_a_finished_one(tmp_path):
+    """R80-R82: a run being written (new or resumed) records its inputs' SHA-256; a finished
+    one refuses an input that changed or that it did not read then, and follows a folder the
+    inputs moved with (``moved``)."""
+    from vsent.runs import RunDir, record_or_check_inputs
+
+    a, b = tmp_path / "in" / "a.csv", tmp_path / "in" / "b.csv"
+    a.parent.mkdir()
+    a.write_text("1\n")
+    b.write_text("2\n")
+    with RunDir(tmp_path / "r") as rd:
+        rd.status = "new"
+        record_or_check_inputs(rd, [a])
+        a.write_text("changed\n")
+        rd.status = "resumed"
+        record_or_check_inputs(rd, [a])  # the resumed run reads it as it is now
+        rd.status = "finished"
+        record_or_check_inputs(rd, [a])
+        with pytest.raises(VsentError, match=r"b\.csv changed since .* was made from it"):
+            record_or_check_inputs(rd, [a, b])
+        moved = tmp_path / "moved"
+        (tmp_path / "in").rename(moved)
+        record_or_check_inputs(rd, [moved / "a.csv"], moved=(tmp_path / "in", moved))
+        with pytest.raises(VsentError, match=r"a\.csv changed since"):
+            record_or_check_inputs(rd, [moved / "a.csv"])

@@ -868,3 +868,139 @@ def test_a_fit_is_reproducible_from_its_seed_whatever_the_global_rng():
         weights.append({k: v.clone() for k, v in model.state_dict().items()})
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+# mutation round 45 (mut45b): vsent.config mutants the suite missed
+
+def test_fold_k_trains_with_seed_times_1000_plus_k():
+    """The documented derivation (config.json records only the run's seed; the model card
+    checks a fold's checkpoint against it) (C01)."""
+    from vsent.config import fold_seed
+
+    assert fold_seed(7, 3) == 7003 and fold_seed(0, 1) == 1
+
+
+def test_an_integer_too_large_for_a_float_is_finite():
+    """is_finite: an int is finite whatever its size (math.isfinite overflows on 10**400),
+    a non-number is left to its own check (C05)."""
+    from vsent.config import is_finite
+
+    assert is_finite(10**400) and is_finite("x")
+    assert not is_finite(float("inf")) and not is_finite(float("nan")) and is_finite(0.5)
+
+
+def test_fusion_blocks_ignore_case_and_blanks_and_refuse_a_repeat():
+    """C06, C08: ``GCH + BoW`` is gch+bow; a block given twice is refused naming the option."""
+    from vsent.config import parse_fusion_blocks
+
+    assert parse_fusion_blocks(" GCH + BoW ", "--fusion") == ("gch", "bow")
+    with pytest.raises(VsentError, match=r"^--fusion 'gch\+GCH': blocks gch, lch, bow, fv, "
+                                         r"cues joined with '\+' \(each once\)"):
+        parse_fusion_blocks("gch+GCH", "--fusion")
+    with pytest.raises(VsentError, match=r"^--fusion 'x': none, or blocks "):
+        parse_fusion_blocks("x", "--fusion", none_ok=True)
+
+
+def test_each_range_holds_its_documented_boundaries():
+    """C18-C20, C25: no weight decay and a gamma of 1 (no lr drop) are recipes; a label
+    smoothing of 1 (uniform targets: nothing learnt) and an optimizer typo are refused."""
+    cfg = TrainConfig(weight_decay=0.0, lr_gamma=1.0, momentum=0.0, label_smoothing=0.0)
+    assert (cfg.weight_decay, cfg.lr_gamma) == (0.0, 1.0)
+    with pytest.raises(VsentError) as info:
+        TrainConfig(label_smoothing=1.0)
+    assert str(info.value) == "--label-smoothing 1.0 is out of range (a number in [0, 1))"
+    with pytest.raises(VsentError) as info:
+        TrainConfig(optimizer="adam")
+    assert str(info.value) == "--optimizer 'adam': choose one of sgd, adamw"
+
+
+def test_a_train_record_without_an_optimizer_is_sgd_in_the_legacy_form():
+    """C30, C35: a config.json's train dict that names no optimizer is SGD (the default), so
+    without ``momentum_form`` it trained in torch's form: read back and resumed so."""
+    from vsent.config import with_stored_momentum_form
+
+    assert TrainConfig.from_dict({"lr": 0.01}).momentum_form == "torch"
+    assert TrainConfig.from_dict({"optimizer": "adamw"}).momentum_form == "caffe"  # (unused)
+    cfg = with_stored_momentum_form(RunConfig(data="d"), {"train": {"lr": 0.01}})
+    assert cfg.train.momentum_form == "torch"
+
+
+def test_a_run_config_with_no_train_record_gets_the_default_recipe():
+    """C34: none recorded is TrainConfig() (Caffe's form), not a legacy record's torch form."""
+    assert config_from_dict(RunConfig, {"data": "d"}, "run").train == TrainConfig()
+
+
+def test_run_config_option_combinations_of_issue_11():
+    """C42, C43, C45, C46: a logistic head with --train head is a recipe; --zero-shot trains
+    nothing (no --train mode, no --extra-train); --prompts only with --zero-shot."""
+    assert RunConfig(data="x", train_mode="head", head="logistic").head == "logistic"
+    clip = {"data": "x", "model": "clip/ViT-B-32", "zero_shot": True}
+    assert RunConfig(**clip, prompts={"positive": ["a happy photo"]}).prompts
+    with pytest.raises(VsentError, match="^--zero-shot needs a CLIP model .* and no --train$"):
+        RunConfig(**clip, train_mode="head")
+    with pytest.raises(VsentError, match="^--prompts applies to --zero-shot$"):
+        RunConfig(data="x", prompts={"positive": ["a happy photo"]})
+    with pytest.raises(VsentError, match="^--extra-train trains the whole network: not with "
+                                         "--train all or --zero-shot$"):
+        RunConfig(**clip, extra_train="four")
+
+
+def test_eval_batch_size_must_be_at_least_one():
+    """C39: 0 would fail after fold 1 trained."""
+    with pytest.raises(VsentError, match="^--eval-batch-size must be an integer >= 1, got 0$"):
+        RunConfig(data="x", eval_batch_size=0)
+    assert RunConfig(data="x", eval_batch_size=1).eval_batch_size == 1
+
+
+def test_the_zero_shot_recipe_check_spares_the_momentum_form_and_trained_runs():
+    """C47, C48: a zero-shot run made before --momentum-form reads back in torch's form (not a
+    recipe change); a run that trains may change its preset's recipe (--epochs 3)."""
+    from vsent.presets import CROSSVAL
+
+    quick = CROSSVAL["quick"]["train"]
+    clip = {"data": "x", "model": "clip/ViT-B-32", "init": "random", "preset": "quick"}
+    RunConfig(**clip, zero_shot=True,
+              train=quick.replace(momentum_form="torch")).check_zero_shot_recipe()
+    RunConfig(data="x", preset="quick", train=quick.replace(epochs=3)).check_zero_shot_recipe()
+
+
+def test_a_stored_null_finetune_is_no_fine_tuning_recipe():
+    """C53: a config.json that holds ``"finetune": null`` (written at its default) reads back
+    as the joint schedule's config."""
+    cfg = RunConfig.from_dict({"data": "d", "finetune": None})
+    assert cfg.finetune is None and cfg == RunConfig(data="d")
+
+
+def test_the_momentum_form_of_a_stored_run_is_said_only_when_it_differs(caplog):
+    """C57: a run whose config.json records the command's own form goes on unchanged and
+    nothing is logged; one made before the option is told so."""
+    import logging
+
+    from vsent.config import with_stored_momentum_form
+
+    cfg = RunConfig(data="d")
+    with caplog.at_level(logging.INFO, logger="vsent"):
+        assert with_stored_momentum_form(cfg, cfg.to_dict()) is cfg
+        assert not caplog.records
+        assert with_stored_momentum_form(cfg, {"train": {}}).train.momentum_form == "torch"
+    assert [r.getMessage() for r in caplog.records] == [
+        "made before --momentum-form: train trains on in the momentum form it started with "
+        "(torch)"]
+
+
+def test_a_fusion_typo_says_none_is_also_taken():
+    """C58: crossval's --fusion takes none too; its refusal says so."""
+    with pytest.raises(VsentError, match=r"^--fusion 'gch\+sift': none, or blocks gch, "):
+        RunConfig(data="d", fusion="gch+sift")
+
+
+def test_each_train_record_decides_its_own_momentum_form():
+    """C60: a staged run's fine-tuning recipe is read from its own ``finetune`` record (the
+    train record says nothing of it)."""
+    from vsent.config import stored_momentum_forms
+
+    cfg = RunConfig(data="d", extra_train="four", extra_schedule="joint+finetune",
+                    finetune=TrainConfig(lr=0.0001))
+    stored = {"train": {"momentum_form": "caffe"}, "finetune": {"lr": 0.0001}}
+    changes = stored_momentum_forms(cfg, stored)
+    assert list(changes) == ["finetune"] and changes["finetune"].momentum_form == "torch"
