@@ -8,6 +8,7 @@ preparation (BGR, Caffe mean, 227 centre crop), the way Caffe's ``Transformer`` 
 
 from __future__ import annotations
 
+import re
 import struct
 
 import numpy as np
@@ -380,3 +381,131 @@ def test_bvlc_alexnet_file_is_refused_not_loaded_into_caffenet(tmp_path, legacy)
         assert "bvlc_reference_caffenet.caffemodel" in msg and "\n" not in msg
     ok = export_caffemodel(tmp_path / "c.caffemodel", state, legacy=legacy)  # net "CaffeNet"
     assert sorted(load_caffemodel(ok)) == sorted(state)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 45 (mut45e): vsent.models.caffe mutants the suite missed
+
+
+def _ending_in_a_blobless_layer(tmp_path) -> bytes:
+    """A small file whose last field is a string (the type of ``prob``), as real files end."""
+    rng = np.random.default_rng(5)
+    path = write_caffemodel(tmp_path / "small.caffemodel", [
+        CaffeLayer("fc6", "InnerProduct", [rng.standard_normal((3, 4), "f4"),
+                                           rng.standard_normal(3, "f4")]),
+        CaffeLayer("prob", "Softmax")], name="CaffeNet")
+    return path.read_bytes()
+
+
+def test_malformed_protobuf_framing_is_refused_not_half_read(tmp_path):
+    """Framing a protobuf parser refuses: a field cut by even one byte (a download stopped
+    short inside the last layer), a truncated fixed64, field number 0, a varint longer than
+    protobuf's 10 bytes. Read leniently, each gave a model of silently wrong layers."""
+    good = _ending_in_a_blobless_layer(tmp_path)
+    key_11_bytes = b"\x8a" + b"\x80" * 9 + b"\x00"  # field 1 (LEN), padded to 11 bytes
+    bad = {
+        "cut1": good[:-1],
+        "fixed64": good + _varint(9 << 3 | 1) + b"\0" * 7,  # 7 of its 8 bytes
+        "fixed32": good + _varint(9 << 3 | 5) + b"\0" * 3,
+        "field0": _ld(0, b"") + good,
+        "varint11": key_11_bytes + _varint(3) + b"net" + good,
+    }
+    reasons = {"cut1": "field 100 runs past the end", "fixed64": "truncated 64-bit field",
+               "fixed32": "truncated 32-bit field", "field0": "field number 0",
+               "varint11": "varint longer than 10 bytes"}
+    for name, data in bad.items():
+        path = tmp_path / f"{name}.caffemodel"
+        path.write_bytes(data)
+        with pytest.raises(WeightsError, match=rf"{name}\.caffemodel: not a valid Caffe model "
+                                               rf"\({reasons[name]}"):
+            read_caffemodel(path)
+    assert [la.name for la in read_caffemodel(tmp_path / "small.caffemodel")[1]] == [
+        "fc6", "prob"]
+
+
+def test_unpacked_blob_dims_give_the_shape(tmp_path):
+    """BlobShape.dim written one varint per field (a writer that does not pack repeated
+    fields) is the same shape as the packed form."""
+    shape = _ld(7, _varint(1 << 3) + _varint(2) + _varint(1 << 3) + _varint(3))
+    blob = shape + _ld(5, np.arange(6, dtype="<f4").tobytes())
+    path = tmp_path / "unpacked.caffemodel"
+    path.write_bytes(_ld(100, _ld(1, b"fc6") + _ld(2, b"InnerProduct") + _ld(7, blob)))
+    (layer,) = read_caffemodel(path)[1]
+    np.testing.assert_array_equal(layer.blobs[0], np.arange(6).reshape(2, 3))
+
+
+def test_a_partial_legacy_shape_is_not_read_as_a_flat_blob(tmp_path):
+    """Legacy num/channels/height/width default to 0 when absent, so a blob stating only
+    ``width: 2`` has Caffe's count 0, not 2: refused (as Caffe's Blob::FromProto does), where
+    only a blob with no shape at all is read flat."""
+    values = _ld(5, np.ones(2, dtype="<f4").tobytes())
+    for name, blob in (("partial", _varint(4 << 3) + _varint(2) + values), ("flat", values)):
+        path = tmp_path / f"{name}.caffemodel"
+        path.write_bytes(_ld(100, _ld(1, b"fc8") + _ld(2, b"InnerProduct") + _ld(7, blob)))
+        if name == "partial":
+            with pytest.raises(WeightsError, match=r"shape \(0, 0, 0, 2\) does not match"):
+                read_caffemodel(path)
+        else:
+            assert read_caffemodel(path)[1][0].blobs[0].shape == (2,)
+
+
+def test_a_dimension_above_caffes_limit_is_refused_even_when_empty(tmp_path):
+    """A (2**40, 0) blob has 0 values like its data, but Caffe refuses any axis above INT_MAX
+    (Blob::Reshape): it is no Caffe model."""
+    blob = _ld(7, _ld(1, _varint(2**40) + _varint(0))) + _ld(5, b"")
+    path = tmp_path / "huge.caffemodel"
+    path.write_bytes(_ld(100, _ld(1, b"fc6") + _ld(2, b"InnerProduct") + _ld(7, blob)))
+    with pytest.raises(WeightsError, match=r"huge\.caffemodel: .*above Caffe's limit"):
+        read_caffemodel(path)
+
+
+def test_a_v0_layer_nested_in_a_v1_layer_is_read(tmp_path):
+    """The oldest files (V0LayerParameter inside ``layers``: name = 1, type = 2, blobs = 50)
+    keep name, type and weights in the nested message."""
+    blob = _ld(7, _ld(1, _varint(2))) + _ld(5, np.array([3, -1], "<f4").tobytes())
+    v0 = _ld(1, b"fc8") + _ld(2, b"innerproduct") + _ld(50, blob) + _ld(50, blob)
+    path = tmp_path / "v0.caffemodel"
+    path.write_bytes(_ld(2, _ld(1, v0)))
+    (layer,) = read_caffemodel(path)[1]
+    assert (layer.name, layer.type, len(layer.blobs)) == ("fc8", "innerproduct", 2)
+    np.testing.assert_array_equal(layer.blobs[0], [3, -1])
+
+
+def test_a_protobuf_without_layers_is_no_caffe_model(tmp_path):
+    """Bytes that parse as some protobuf message (here a lone name field, as a solver state or
+    a mean .binaryproto could start) but hold no layer are refused by the reader itself."""
+    path = tmp_path / "nolayers.caffemodel"
+    path.write_bytes(_ld(1, b"CaffeNet"))
+    with pytest.raises(WeightsError, match=r"nolayers\.caffemodel: no layers found"):
+        read_caffemodel(path)
+
+
+def test_blobs_that_are_not_a_padded_weight_or_bias_are_refused(tmp_path):
+    """Only leading 1-axes (legacy 4-D padding) are dropped: a weight with a leading axis of
+    2, or an fc weight with one axis, is no CaffeNet blob and is named, not reshaped."""
+    bias = np.zeros(3, "f4")
+    for name, weight in (("lead", np.zeros((2, 1, 3, 4), "f4")), ("flat", np.zeros(12, "f4"))):
+        path = write_caffemodel(tmp_path / f"{name}.caffemodel",
+                                [CaffeLayer("fc6", "InnerProduct", [weight, bias])])
+        with pytest.raises(WeightsError, match=rf"{name}\.caffemodel: layer 'fc6' weight has "
+                                               rf"shape {re.escape(str(weight.shape))}; "
+                                               "expected 2 axes"):
+            load_caffemodel(path)
+    legacy = write_caffemodel(tmp_path / "legacy.caffemodel", [CaffeLayer(
+        "fc6", "InnerProduct", [np.zeros((3, 4), "f4"), bias])], legacy=True)
+    assert load_caffemodel(legacy)["fc6.weight"].shape == (3, 4)  # (1, 1, 3, 4) on file
+
+
+def test_a_layer_of_three_blobs_or_a_file_without_weights_is_refused(tmp_path):
+    """Weight and bias, nothing more (a third blob, e.g. a layer of another kind under a
+    CaffeNet name, is not silently dropped); and a file of blob-less layers only, such as a
+    net saved before any training step, carries nothing to load."""
+    blobs = [np.zeros((2, 4), "f4"), np.zeros(2, "f4"), np.zeros(2, "f4")]
+    three = write_caffemodel(tmp_path / "three.caffemodel",
+                             [CaffeLayer("fc8", "InnerProduct", blobs)])
+    with pytest.raises(WeightsError, match=r"three\.caffemodel: layer 'fc8' has 3 blobs"):
+        load_caffemodel(three)
+    empty = write_caffemodel(tmp_path / "bare.caffemodel",
+                             [CaffeLayer("relu7", "ReLU"), CaffeLayer("prob", "Softmax")])
+    with pytest.raises(WeightsError, match=r"bare\.caffemodel: no layer carries weights"):
+        load_caffemodel(empty)

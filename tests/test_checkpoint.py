@@ -312,3 +312,35 @@ def test_a_raw_ablation_checkpoint_is_read_by_every_command(tmp_path, arch, widt
     torch.save(old, tmp_path / "old.pt")
     assert load_checkpoint(tmp_path / "old.pt")[0].info.num_outputs == width
     assert model_card(tmp_path / "old.pt")["model"]["num_classes"] == width  # card, serve, export
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 45 (mut45e): vsent.models.checkpoint mutants the suite missed
+
+
+def test_class_names_must_match_the_rebuilt_models_width_exactly(tmp_path):
+    """Three names for two outputs is refused like one (a label column would name a class
+    the model never scores); the width checked is the rebuilt model's, whatever the file's
+    ``info`` records (check_complete)."""
+    path = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({**ckpt, "class_names": ["a", "b", "c"]}, tmp_path / "three.pt")
+    with pytest.raises(WeightsError) as err:
+        load_checkpoint(tmp_path / "three.pt")
+    assert str(err.value) == (f"{tmp_path / 'three.pt'}: not a complete vsent checkpoint "
+                              "(3 class names for 2 outputs)")
+    info = {**ckpt["info"], "num_outputs": 5}
+    torch.save({**ckpt, "info": info}, tmp_path / "info.pt")
+    model, meta = load_checkpoint(tmp_path / "info.pt")
+    assert model.info.num_outputs == 2 and meta["class_names"] == ["negative", "positive"]
+
+
+def test_a_spec_without_num_classes_is_named_not_a_key_error(tmp_path):
+    path = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4,)))
+    ckpt = torch.load(path, weights_only=True)
+    spec = {k: v for k, v in ckpt["spec"].items() if k != "num_classes"}
+    torch.save({**ckpt, "spec": spec}, path)
+    with pytest.raises(WeightsError) as err:
+        load_checkpoint(path)
+    assert str(err.value) == (f"{path}: not a complete vsent checkpoint (no spec.name or "
+                              "spec.num_classes)")

@@ -595,6 +595,18 @@ def test_only_a_vsent_export_read_as_a_checkpoint_gets_the_advice_to_run_it(tmp_
                                                 "same engine))\n")
 
 
+def test_an_onnx_export_named_in_capitals_read_as_a_checkpoint_gets_the_advice(tmp_path, capsys):
+    """M.ONNX is an export as m.onnx is (export takes the name in capitals): the checkpoint
+    reader's advice to run it with --engine onnx held for the lower-case suffix only."""
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    path = tmp_path / "M.ONNX"
+    export_model(ckpt, path, format="onnx")
+    assert main(["predict", "--model", str(path), str(tmp_path / "x.jpg")]) == EXIT_USER_ERROR
+    assert capsys.readouterr().err.endswith("an ONNX export: `vsent predict` and `vsent serve` "
+                                            "run it with --engine onnx (or torchscript: the "
+                                            "same engine))\n")
+
+
 @pytest.fixture
 def full_disk(tmp_path):
     """A folder on a 512 KiB file system (tmpfs), where an export of smallcnn (1.5 MB) runs

@@ -21,7 +21,14 @@ from vsent.data.transforms import Preprocess
 from vsent.errors import WeightsError
 from vsent.models import ModelInfo, SentimentModel, create_model, get_model_entry, registry
 from vsent.models.caffenet import CAFFENET_IMAGENET, CaffeNet
-from vsent.models.weights import PretrainedWeights, WeightsFile
+from vsent.models.weights import (
+    PretrainedWeights,
+    WeightsFile,
+    apply_init,
+    load_matching,
+    read_state_dict,
+    without_wrapper_prefix,
+)
 
 LOGGER = "vsent.models.weights"
 
@@ -630,3 +637,198 @@ def test_torchvision_download_failing_behind_a_resolvable_name_is_one_line(offli
             as err:
         create_model("resnet18", init="imagenet")
     assert isinstance(err.value.__cause__, urllib.error.URLError)
+
+
+# ---------------------------------------------------------------------------------------------
+# mutation round 45 (mut45e): vsent.models.weights mutants the suite missed
+
+
+class _BodyHead(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Linear(3, 4)
+        self.head = torch.nn.Linear(4, 2)
+
+
+def test_a_tagged_record_loads_by_its_tag_and_keeps_the_head_fresh():
+    """``--init TAG`` (a CLIP family's named weights) loads the record's weights like
+    ``imagenet`` does: the head, although the file has one of the same shape, stays fresh."""
+    pretrained = {"body.weight": torch.full((4, 3), 0.5), "body.bias": torch.arange(4.0),
+                  "head.weight": torch.ones(2, 4), "head.bias": torch.ones(2)}
+    record = PretrainedWeights(loader=lambda model: pretrained, preprocess=Preprocess(),
+                               source="test", tag="openai")
+    torch.manual_seed(0)
+    model = _BodyHead()
+    fresh_head = model.head.weight.detach().clone()
+    assert apply_init(model, "clip/x", "openai", weights=record, new_layers=["head"],
+                      tags=("openai",)) is model
+    assert torch.equal(model.body.weight, pretrained["body.weight"])
+    assert torch.equal(model.body.bias, pretrained["body.bias"])
+    assert torch.equal(model.head.weight, fresh_head)
+    with pytest.raises(WeightsError, match="not a tag of clip/x"):  # another name: no file
+        apply_init(_BodyHead(), "clip/x", "laion", weights=record, new_layers=["head"],
+                   tags=("openai",))
+
+
+def test_a_prefix_only_some_keys_have_is_not_removed():
+    """Only a prefix that every key has is a wrapper's; one that some keys have is part of
+    their names (removing it would cut the others' names short)."""
+    own = {"body.weight": torch.zeros(1), "body.bias": torch.zeros(1)}
+    state = {"module.body.weight": torch.ones(1), "module.body.bias": torch.ones(1),
+             "scale": torch.ones(1)}
+    assert without_wrapper_prefix(state, own) is state
+    wrapped = {k: v for k, v in state.items() if k.startswith("module.")}
+    assert list(without_wrapper_prefix(wrapped, own)) == ["body.weight", "body.bias"]
+
+
+def test_a_cut_safetensors_file_gives_the_reason_not_a_torch_save_verdict(tmp_path):
+    """torch.load reads .safetensors too, so a cut one gets safetensors' own reason, not
+    "not a file written by torch.save" (true of every safetensors file, cut or whole)."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    save_file({"body.weight": torch.ones(4, 3)}, path)
+    assert torch.equal(read_state_dict(path)["body.weight"], torch.ones(4, 3))
+    path.write_bytes(path.read_bytes()[:-4])
+    with pytest.raises(WeightsError) as err:
+        read_state_dict(path)
+    assert str(err.value).startswith(f"{path}: not a PyTorch state dict (")
+    assert "torch.save" not in str(err.value) and "deserializing header" in str(err.value)
+
+
+def test_a_caffemodel_suffix_in_capitals_goes_through_the_caffe_reader(tmp_path):
+    from vsent.models.caffe import export_caffemodel
+
+    state = {"fc8.weight": torch.arange(6.0).reshape(2, 3), "fc8.bias": torch.ones(2)}
+    path = export_caffemodel(tmp_path / "NET.CAFFEMODEL", state)
+    read = read_state_dict(path)
+    assert sorted(read) == ["fc8.bias", "fc8.weight"]
+    assert torch.equal(read["fc8.weight"], state["fc8.weight"])
+
+
+def test_a_training_checkpoint_gives_its_trained_weights_before_its_moving_average(tmp_path):
+    """timm's and DeiT's scripts save the weights and their moving average side by side: the
+    order of preference (WRAPPER_ENTRIES) takes ``state_dict``/``model``, not the EMA."""
+    trained, ema = {"w": torch.ones(2)}, {"w": torch.zeros(2)}
+    for layout in ({"state_dict_ema": ema, "state_dict": trained, "epoch": torch.tensor(3)},
+                   {"model_ema": ema, "model": trained, "epoch": torch.tensor(3)}):
+        path = tmp_path / "train.pth"
+        torch.save(layout, path)
+        assert torch.equal(read_state_dict(path)["w"], trained["w"]), list(layout)
+
+
+@pytest.mark.parametrize("damaged", [{0: 224}, {"crop": "big"}])
+def test_a_damaged_preprocess_record_leaves_the_architectures_own(tmp_path, damaged):
+    """A checkpoint used as --init whose preprocess entry is damaged (keys that are no names,
+    or wrong values) still gives its weights; the input stays the architecture's."""
+    from vsent.models import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    source = create_model("smallcnn", widths=(4,))
+    path = save_checkpoint(tmp_path / "model.pt", source)
+    torch.save({**torch.load(path, weights_only=True), "preprocess": damaged}, path)
+    model = create_model("smallcnn", widths=(4,), init=path)
+    assert model.info.preprocess == source.info.preprocess
+    assert torch.equal(model.state_dict()["fc.weight"], source.state_dict()["fc.weight"])
+
+
+def test_saved_spec_and_meta_are_the_checkpoints_own_entries(tmp_path):
+    """What a run starting from a file reads of it: the spec (builder options its weights
+    need) and the meta (its data, for the leakage check); None for a plain state dict."""
+    from vsent.models import create_model, save_checkpoint
+    from vsent.models.weights import saved_meta, saved_spec
+
+    model = create_model("smallcnn", widths=(4,))
+    path = save_checkpoint(tmp_path / "model.pt", model, data="twitter", fold=2)
+    assert saved_spec(path) == {"name": "smallcnn", "num_classes": 2, "widths": [4]}  # JSON
+    assert saved_meta(path) == {"data": "twitter", "fold": 2}
+    torch.save(model.state_dict(), tmp_path / "plain.pt")
+    assert saved_spec(tmp_path / "plain.pt") is None and saved_meta(tmp_path / "plain.pt") is None
+    # another tool's (or format's) dict with the same entry names is not read as vsent's
+    torch.save({"format": "other/1", "spec": {"name": "x"}, "meta": {}}, tmp_path / "other.pt")
+    assert saved_spec(tmp_path / "other.pt") is None and saved_meta(tmp_path / "other.pt") is None
+
+
+def test_a_new_layer_covers_its_own_keys_not_a_module_whose_name_it_begins():
+    """``new_layers=("head",)`` lets head.* be missing; a module named head2 is not part of
+    it: its missing weights are an error, not kept fresh."""
+    model = torch.nn.ModuleDict({"head": torch.nn.Linear(2, 2), "head2": torch.nn.Linear(2, 2)})
+    state = {k: v for k, v in model.state_dict().items() if k.startswith("head.")}
+    with pytest.raises(WeightsError, match=r"^f: 2 weights missing .*head2\.weight"):
+        load_matching(model, state, source="f", new_layers=("head",))
+    state = {k: v for k, v in model.state_dict().items() if k.startswith("head2.")}
+    assert load_matching(model, state, source="f", new_layers=("head",)) == [
+        "head2.weight", "head2.bias"]
+
+
+def test_a_missing_batchnorm_counter_is_no_error_and_the_error_lists_three_keys():
+    """BatchNorm's num_batches_tracked, absent from older files, does not affect outputs and
+    may be missing; other missing keys are errors, named up to three, then counted."""
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    state = {k: v for k, v in model.state_dict().items() if "num_batches" not in k}
+    assert sorted(load_matching(model, state, source="f")) == sorted(state)
+    norm = {k: v for k, v in state.items() if k.startswith("1.")}  # the Linear's missing
+    with pytest.raises(WeightsError) as err:
+        load_matching(model, {**norm, "0.weight": torch.zeros(2, 2)}, source="f")
+    assert str(err.value) == ("f: 1 weights missing or of the wrong shape: "
+                              "0.bias (model (2,), file missing)")
+    with pytest.raises(WeightsError) as err:
+        load_matching(model, {k: v for k, v in norm.items() if k != "1.weight"}, source="f")
+    assert str(err.value).startswith("f: 3 weights missing or of the wrong shape: 0.weight (")
+    assert "1.weight (model (2,), file missing)" in str(err.value)
+    assert "more" not in str(err.value)
+    with pytest.raises(WeightsError, match=r"1\.weight \(.*, file missing\) and 2 more$"):
+        load_matching(model, {k: v for k, v in norm.items() if k == "1.bias"}, source="f")
+    with pytest.raises(WeightsError) as err:  # an empty dict: no "its 0 keys start" hint
+        load_matching(model, {}, source="f")
+    assert str(err.value).endswith(" and 3 more")
+
+
+def test_hub_download_offline_mode_lasts_for_the_call_only(monkeypatch):
+    """Offline, the hub runs in its offline mode inside the block only: a later download in
+    the same process (the network back, a serve process) must not stay refused."""
+    from huggingface_hub import constants
+
+    from vsent.models import weights as weights_module
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(weights_module, "resolvable", lambda host: False)
+    root, level = logging.getLogger(), logging.getLogger().level
+    with weights_module.hub_download():
+        assert constants.HF_HUB_OFFLINE is True and root.level == logging.CRITICAL
+    assert constants.HF_HUB_OFFLINE is False and root.level == level
+
+
+def test_an_all_proxy_alone_counts_as_a_route_out(monkeypatch):
+    """``all_proxy`` (curl's and requests' catch-all, often the only one set for SOCKS) also
+    resolves names for the download."""
+    import socket
+
+    from vsent.models.weights import resolvable
+
+    def no_dns(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror("no network")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
+                "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("all_proxy", "socks5://proxy.invalid:1080")
+    assert resolvable("huggingface.co")
+
+
+def test_hf_cached_file_reads_a_revision_and_skips_what_is_gone(tmp_path, monkeypatch):
+    """``owner/name@rev`` looks in that revision's snapshot; a cache entry whose file is gone
+    (a dangling snapshot link) is no cached file: the next name is tried."""
+    import huggingface_hub
+
+    from vsent.models.weights import hf_cached_file
+
+    there = tmp_path / "pytorch_model.bin"
+    there.write_bytes(b"x")
+    cache = {("owner/net", "model.safetensors", "v2"): str(tmp_path / "gone.safetensors"),
+             ("owner/net", "pytorch_model.bin", "v2"): str(there)}
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache",
+                        lambda repo, name, revision=None: cache.get((repo, name, revision)))
+    assert hf_cached_file("owner/net@v2") == there
+    assert hf_cached_file("owner/net") is None  # another revision: not these files

@@ -119,7 +119,7 @@ def read_checkpoint(path: str | PathLike[str], *, map_location: str | torch.devi
     zipped = head[:2] == b"PK"
     what = not_torch_save(head)
     if what is not None:
-        if path.suffix == ".onnx" and what != _TRUNCATED:
+        if path.suffix.lower() == ".onnx" and what != _TRUNCATED:
             what += f"; {_export_kind(path, 'an ONNX')}"
         raise WeightsError(f"{path}: not a vsent checkpoint ({what})")
     try:
