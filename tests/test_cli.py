@@ -1088,3 +1088,48 @@ def test_a_presets_model_kwargs_reach_the_cli_config(monkeypatch, command):
                                                                    "widths": [8]}
     assert config("--model", "smallcnn").model_kwargs == {"image_size": 32, "widths": [8]}
     assert config("--model", "pcnn").model_kwargs == {}
+
+
+# mutation round 45 (mut45d): vsent.cli.crossval mutants the suite missed
+
+
+@pytest.mark.parametrize("command", ["crossval", "finetune"])
+def test_arch_is_caffenets_alone(command):
+    """--arch (a CaffeNet surgery variant) on another model is refused when the config is
+    built, naming the model; on caffenet it reaches model_kwargs."""
+    from vsent.cli.crossval import config_from_args
+
+    def config(*options):
+        return config_from_args(build_parser().parse_args([command, *options]))
+
+    with pytest.raises(VsentError, match=r"^--arch applies to caffenet, not smallcnn$"):
+        config("--preset", "quick", "--arch", "fc7-2")
+    assert config("--model", "caffenet", "--arch", "fc7-2").model_kwargs["arch"] == "fc7-2"
+
+
+@pytest.mark.parametrize("option", [["--positive", "a sunny day"], ["--negative", "rain"]])
+def test_one_prompt_option_without_zero_shot_is_refused(option):
+    """Any one of --positive/--negative/--prompts without --zero-shot is refused (it would
+    be ignored by a run that trains)."""
+    from vsent.cli.crossval import config_from_args
+
+    with pytest.raises(VsentError, match=r"^--positive/--negative/--prompts apply to "
+                                         r"--zero-shot$"):
+        config_from_args(build_parser().parse_args(["crossval", *option]))
+
+
+def test_resume_alone_continues_a_run_whose_config_names_no_command(tmp_path):
+    """A run recorded without "command" (config.json beside versions.json) is this command's
+    run: --resume alone continues its stored recipe, not the default one."""
+    from vsent.cli.crossval import config_from_args, run_config
+
+    out = tmp_path / "run"
+    quick = config_from_args(build_parser().parse_args(
+        ["crossval", "--preset", "quick", "--data", str(tmp_path / "data"), "--out", str(out)]))
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps(quick.to_dict()))
+    (out / "versions.json").write_text("{}")
+    cfg, stored = run_config(build_parser().parse_args(["crossval", "--resume", "--out",
+                                                        str(out)]))
+    assert stored is not None and cfg.model == quick.model == "smallcnn"
+    assert cfg.data == quick.data

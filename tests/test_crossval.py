@@ -1595,3 +1595,192 @@ def test_a_finished_run_is_shown_without_reading_its_inits_data_again(command, t
         done = "summary.json" if make is C.crossval else "metrics.json"
         assert (out / done).is_file()  # refused before --overwrite emptied it
     assert checked == ["random"]
+
+
+# mutation round 45 (mut45d): vsent.crossval mutants the suite missed
+
+
+def test_finetune_fold_is_checked_against_the_stored_split_unless_overwritten(twitter_like,
+                                                                             tmp_path):
+    """check_fold_number: a run already in ``out`` keeps its folds.json (its numbers decide
+    --fold); --overwrite replaces the run, so the split given now decides."""
+    from vsent.crossval import check_fold_number
+
+    out = tmp_path / "ft"
+    out.mkdir()
+    (out / "folds.json").write_text(json.dumps({"folds": [{"fold": 7}, {"fold": 8}]}))
+    cfg = _cfg(twitter_like, folds="stratified")  # folds 1..5
+    check_fold_number(cfg, out, 7, overwrite=False)  # the stored split's
+    with pytest.raises(VsentError, match=r"^--fold 1: the split has folds 7, 8$"):
+        check_fold_number(cfg, out, 1, overwrite=False)
+    check_fold_number(cfg, out, 1, overwrite=True)  # the split given now
+    with pytest.raises(VsentError, match=r"^--fold 7: the split has folds 1\.\.5$"):
+        check_fold_number(cfg, out, 7, overwrite=True)
+
+
+def test_check_launch_refuses_campos_folds_of_a_folder_for_finetune_fold_only(
+        learnable_dataset, tmp_path):
+    """The --nproc launcher says what finetune --fold would: the campos split of a folder
+    dataset is no split; finetune without --fold reads no folds and is not refused."""
+    from vsent.crossval import check_launch
+
+    cfg = _cfg(learnable_dataset)  # folds: campos (the default)
+    with pytest.raises(VsentError, match="campos folds need the Twitter I layout"):
+        check_launch(cfg, tmp_path / "ft", command="finetune", nproc=1, fold=1)
+    check_launch(cfg, tmp_path / "whole", command="finetune", nproc=1)
+    assert not (tmp_path / "ft").exists() and not (tmp_path / "whole").exists()
+
+
+def test_check_launch_refuses_imagenet_weights_an_architecture_lacks(twitter_like, tmp_path):
+    """``--init imagenet`` of a model without ImageNet weights is said by the launcher,
+    before any rank starts or the run directory exists."""
+    from vsent.crossval import check_launch
+
+    with pytest.raises(VsentError, match="^smallcnn has no ImageNet weights"):
+        check_launch(_cfg(twitter_like).replace(init="imagenet"), tmp_path / "run",
+                     command="crossval", nproc=1)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("how", ["init_checked", "launched", "neither"])
+def test_the_init_data_check_is_skipped_where_it_was_done_before(twitter_like, tmp_path,
+                                                                 monkeypatch, how):
+    """crossval(init_checked=True) (pcnn-transfer checked every subset) and a rank started by
+    the --nproc launcher (check_launch did it) do not check --init's data again."""
+    import vsent.crossval as cv
+    from vsent.errors import LAUNCHED_BY_VSENT
+
+    calls: list[str] = []
+    monkeypatch.setattr(cv, "_check_init_data", lambda cfg: calls.append(cfg.init))
+    monkeypatch.delenv(LAUNCHED_BY_VSENT, raising=False)
+    if how == "launched":
+        monkeypatch.setenv(LAUNCHED_BY_VSENT, "1")
+    cv._preflight(_cfg(twitter_like, folds="stratified"), tmp_path / "run", command="crossval",
+                  init_checked=how == "init_checked")
+    assert calls == ([] if how != "neither" else ["random"])
+
+
+def test_finetune_fusion_blocks_a_model_cannot_carry_stop_before_the_run(twitter_like,
+                                                                         tmp_path):
+    """finetune --fusion saves its blocks in model.pt: cues (crossval's to measure) is refused
+    before the run directory exists; crossval with cues passes that check."""
+    import vsent.crossval as cv
+
+    cfg = _cfg(twitter_like, folds="stratified", fusion="gch+cues")
+    with pytest.raises(VsentError, match="a saved model can carry the blocks"):
+        cv.finetune(cfg, tmp_path / "ft", progress=False)
+    assert not (tmp_path / "ft").exists()
+    cv._check_prepared(cfg, tmp_path / "cv", command="crossval", fold=None, overwrite=False)
+
+
+def test_a_finished_folds_metrics_need_both_crops_and_take_any_number(tmp_path):
+    """_finished_fold: metrics.json without its ten_crop scores is damaged (said, not a
+    KeyError later); whole numbers (an accuracy of 1 written by hand or another tool) are
+    numbers."""
+    from vsent.crossval import _finished_fold
+    from vsent.data.folds import Fold
+    from vsent.metrics import SCALARS
+
+    fold = Fold(2, np.arange(3), np.arange(3, 5))
+    scores = dict.fromkeys(SCALARS, 1)
+    (tmp_path / "metrics.json").write_text(json.dumps({"center": scores}))
+    with pytest.raises(VsentError, match=r"metrics.json: not a fold's metrics .*; delete .* "
+                                         r"to redo fold 2"):
+        _finished_fold(tmp_path, fold)
+    done = {"center": scores, "ten_crop": {**scores, "accuracy": 0.5}}
+    (tmp_path / "metrics.json").write_text(json.dumps(done))
+    assert _finished_fold(tmp_path, fold) == done
+
+
+def test_a_fold_file_with_a_row_more_than_its_test_images_is_damaged(tmp_path):
+    """_fold_rows: a row written twice (8 rows, every test image among them) would be
+    stitched into the run's predictions.csv twice: refused, naming the counts."""
+    from vsent.crossval import FOLD_COLUMNS, _fold_rows
+    from vsent.data.folds import Fold
+
+    names = [f"im{i}.jpg" for i in range(6)]
+    fold = Fold(1, np.arange(3), np.arange(3, 6))
+    rows = [",".join([names[i], f"/x/{names[i]}", "1", "1", "0.7", "1", "0.6", "1"])
+            for i in (3, 4, 5)]
+    file = tmp_path / "predictions.csv"
+    file.write_text(",".join(FOLD_COLUMNS) + "\n" + "\n".join(rows) + "\n")
+    assert [r["name"] for r in _fold_rows(tmp_path, fold, names)] == names[3:]
+    file.write_text(",".join(FOLD_COLUMNS) + "\n" + "\n".join([*rows, rows[0]]) + "\n")
+    with pytest.raises(VsentError, match=r"predictions.csv: 4 rows for the 3 test images of "
+                                         r"fold 1; delete"):
+        _fold_rows(tmp_path, fold, names)
+
+
+def test_earlier_seconds_count_finished_extra_stages_and_skip_a_damaged_one(tmp_path):
+    """_earlier_seconds: an unfinished --extra-train fold carries the epochs of its finished
+    stages (stages/<name>.json) into summary.json's seconds; a damaged file counts nothing."""
+    from vsent.crossval import _earlier_seconds
+
+    stages = tmp_path / "stages"
+    stages.mkdir()
+    (stages / "joint.json").write_text(json.dumps([{"seconds": 2.5}, {"seconds": 1.5}]))
+    (stages / "progressive.json").write_text(json.dumps([{"epoch": 1}]))  # no seconds: 0
+    assert _earlier_seconds(tmp_path) == 4.0
+    (stages / "progressive.json").write_text('[{"seconds": ')  # cut short
+    assert _earlier_seconds(tmp_path) == 4.0
+
+
+def test_summary_seconds_count_an_interrupted_folds_earlier_epochs(finished_run, tmp_path,
+                                                                   monkeypatch):
+    """summary.json's seconds: the finished folds' own, plus the epochs an interrupted fold
+    trained in an earlier session (its train_state.pt), plus this session's time."""
+    data, out, _ = finished_run
+    copy = _copy_without_summary(out, tmp_path)
+    for k in (1, 2, 4, 5):
+        file = copy / f"fold{k}" / "metrics.json"
+        file.write_text(json.dumps({**json.loads(file.read_text()), "seconds": 1000.0}))
+    (copy / "fold3" / "metrics.json").unlink()
+    cfg = _cfg(data)
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 1)
+        with pytest.raises(KeyboardInterrupt):
+            crossval(cfg, copy, resume=True, progress=False)
+    # that first epoch took 500 s (far more than this whole session on any machine)
+    state_file = copy / "fold3" / "train_state.pt"
+    state = torch.load(state_file, map_location="cpu", weights_only=True)
+    state["history"] = [{**h, "seconds": 500.0} for h in state["history"]]
+    torch.save(state, state_file)
+    again = crossval(cfg, copy, resume=True, progress=False)
+    assert again["seconds"] == pytest.approx(4500.0 + again["session_seconds"], abs=0.05)
+    fold3 = json.loads((copy / "fold3" / "metrics.json").read_text())["seconds"]
+    assert 500.0 < fold3 < 1000.0
+
+
+def test_only_a_run_that_did_not_fine_tune_says_how_it_trained_and_evaluated(finished_run,
+                                                                             tmp_path):
+    """summary.json "training" (and the summary's title) name a run that did not fine-tune
+    the whole network (--train head here); a fine-tuning run, Campos et al.'s, has none."""
+    data, out, summary = finished_run
+    assert "training" not in summary
+    assert "fine-tuning" not in (out / "summary.md").read_text().splitlines()[0]
+    assert "centre crop" in (out / "summary.md").read_text().splitlines()[0]
+    cfg = _cfg(data, folds="stratified", train_mode="head", oversample=True)
+    head = crossval(cfg.replace(train=cfg.train.replace(epochs=1)), tmp_path / "head",
+                    progress=False)
+    assert head["training"] == "frozen features + linear head"
+    assert head["evaluation"] == "ten_crop"  # --oversample: 10-crop leads, the title says it
+    title = (tmp_path / "head" / "summary.md").read_text().splitlines()[0]
+    assert "frozen features + linear head" in title and "10-crop" in title
+
+
+def test_each_fold_trains_with_its_own_seed_and_lists_its_images_in_dataset_order(
+        finished_run):
+    """Fold k trains with seed * 1000 + k (config.fold_seed; recorded in its model.pt), not
+    one seed for every fold; its predictions.csv rows follow the dataset's order."""
+    from vsent.data import load_dataset
+    from vsent.models.weights import saved_meta
+
+    data, out, _ = finished_run
+    seed = json.loads((out / "config.json").read_text())["seed"]
+    assert [saved_meta(out / f"fold{k}" / "model.pt")["train"]["seed"]
+            for k in range(1, 6)] == [seed * 1000 + k for k in range(1, 6)]
+    position = {name: i for i, name in enumerate(load_dataset(data).names)}
+    for k in range(1, 6):
+        with open(out / f"fold{k}" / "predictions.csv", newline="") as f:
+            order = [position[r["name"]] for r in csv.DictReader(f)]
+        assert order == sorted(order)

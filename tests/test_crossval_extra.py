@@ -600,3 +600,60 @@ def test_finetune_refuses_extra_train_from_the_python_api(twitter_like, tmp_path
                                          r"images train crossval's folds"):
         finetune(_cfg(twitter_like, extra_train="three"), out, progress=False)
     assert not out.exists()
+
+
+# mutation round 45 (mut45d): vsent.crossval mutants the suite missed
+
+
+def test_progressive_stages_seeds_files_and_a_resumed_selection(make_twitter_like, tmp_path,
+                                                                monkeypatch):
+    """train_fold_with_extra on one fold: stage seeds are the fold's seed, + 1, + 2; every
+    stage but the last leaves its weights and history in stages/ (no training state); called
+    again (a resumed fold), the selection is read from removal.csv, not drawn anew."""
+    import vsent.crossval as cv
+    from vsent.config import fold_seed
+    from vsent.data.extra import extra_train_set, with_extra
+    from vsent.data.folds import make_folds
+
+    root = make_twitter_like()
+    finetune = PRESETS["quick"]["train"].replace(epochs=1, batch_size=8, device="cpu")
+    cfg = _cfg(root, extra_train="three", extra_schedule="progressive", finetune=finetune)
+    dataset = load_dataset(root, cfg.subset)
+    joint = with_extra(dataset, extra_train_set(dataset, cfg.subset, "three"))
+    images = image_cache(joint.dataset, size=64, progress=False)
+    fold = make_folds(dataset, cfg.folds, seed=cfg.seed)[0]
+    train_cfg = cfg.train.replace(seed=fold_seed(cfg.seed, fold.index))
+    calls = iter(range(100))  # each scoring spreads its scores anew: p_i spans 0..1
+
+    def scores(model, images, **kw):
+        s = np.random.default_rng(next(calls)).random(len(images))
+        return np.stack([1 - s, s], axis=1)
+
+    monkeypatch.setattr(cv, "predict_proba", scores)
+    seeds: list[tuple[str, int]] = []
+    real = cv.fit
+
+    def fit(model, images, labels, stage_cfg, **kw):
+        seeds.append((kw["desc"], stage_cfg.seed))
+        return real(model, images, labels, stage_cfg, **kw)
+
+    monkeypatch.setattr(cv, "fit", fit)
+    fdir = tmp_path / "fold1"
+
+    def train() -> list[dict]:
+        return cv.train_fold_with_extra(cfg, cv.fresh_model(cfg, train_cfg.seed), images,
+                                        joint.dataset.labels, joint, fold, train_cfg, fdir,
+                                        progress=False)
+
+    history = train()
+    s = train_cfg.seed
+    assert seeds == [("fold 1 joint", s), ("fold 1 progressive", s + 1),
+                     ("fold 1 finetune", s + 2)]
+    assert [h["stage"] for h in history] == ["joint", "progressive", "finetune"]
+    assert {p.name for p in (fdir / "stages").iterdir()} == {
+        "joint.pt", "joint.json", "progressive.pt", "progressive.json"}
+    removal = (fdir / "removal.csv").read_bytes()
+    seeds.clear()
+    assert [h["stage"] for h in train()] == ["joint", "progressive", "finetune"]
+    assert seeds == [("fold 1 finetune", s + 2)]  # the finished stages are loaded
+    assert (fdir / "removal.csv").read_bytes() == removal  # the draw it made, kept
