@@ -246,6 +246,28 @@ def test_finetune_strong_saves_the_fusion_crossval_measures(twitter_like, tmp_pa
     assert "## Late fusion" in text and "logistic regression on gch+bow" in text
 
 
+def test_finetune_fuses_each_crop_with_its_own_probabilities(twitter_like, tmp_path,
+                                                             monkeypatch):
+    """fused_center fuses the centre crop's probabilities and fused_ten_crop the 10 crops'
+    (mut45d c910: swapped, the tiny fold gave both the same accuracy). Here the centre says
+    every test image's label for certain and the 10 crops the other one: fused with the
+    hand-crafted model's probabilities (never certain), the centre's are all right, the 10
+    crops' all wrong."""
+    import vsent.crossval as cv
+
+    def crops(model, cfg, images, labels, paths, test):
+        right = np.eye(2)[labels[test]]
+        return ({"accuracy": 1.0}, right), ({"accuracy": 0.0}, right[:, ::-1])
+
+    monkeypatch.setattr(cv, "_evaluate_crops", crops)
+    out = tmp_path / "ft"
+    assert main(["finetune", "--preset", "strong", "--data", str(twitter_like), "--fold", "1",
+                 "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["fused_center"]["accuracy"] == 1.0
+    assert metrics["fused_ten_crop"]["accuracy"] == 0.0
+
+
 def test_finetune_fusion_refuses_a_block_a_model_cannot_carry_before_training(
         twitter_like, tmp_path, capsys):
     out = tmp_path / "ft"
