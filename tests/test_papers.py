@@ -228,3 +228,15 @@ def test_caffenet_with_its_default_arch_is_the_network_of_campos_table2():
     assert papers.is_campos2015_network("caffenet", "fc8-2")
     assert not papers.is_campos2015_network("caffenet", "fc7-2")
     assert not papers.is_campos2015_network("vgg16", None)
+
+
+# mutation round 45 (mut45f): vsent.papers mutants the suite missed
+
+
+def test_a_value_printed_without_decimals_keeps_none():
+    """mut45f P16: ``digits`` 0 is recorded (a whole number, as the paper printed it), not
+    "not recorded" (None, 3 decimals): the printed value and the report's cell agree on it."""
+    from vsent.reports import render
+
+    p = papers.Published(1.0, 0.0, "x", digits=0, std_digits=0)
+    assert p.printed() == "1 +- 0" == render.fmt(render.published_dict(p), exact=True)

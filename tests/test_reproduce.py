@@ -1590,3 +1590,352 @@ def test_a_finished_sub_run_trained_from_imagenet_weights_is_reused(campos, tmp_
     with pytest.raises(VsentError, match="not this reproduction's table1 sub-run: made with "
                                          "other train.epochs"):
         session.crossval("table1", other)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 45 (mut45f): vsent.reports.campos2015 mutants the suite missed
+
+
+def test_each_campos_variant_runs_its_own_surgery_on_table1s_recipe():
+    """mut45f C01: every row of Tables 3-4 is a CaffeNet with that row's ``arch`` (the rest of
+    Table 1's recipe kept); without it each variant trained Table 1's fc8-2 again."""
+    plan = R.make_plan("campos2015", "data", quick=True, device="cpu")
+    assert list(plan.variants) == [*papers.CAMPOS2015_TABLE3, *papers.CAMPOS2015_TABLE4]
+    for arch, kwargs in plan.variants.items():
+        cfg = campos2015._variant(plan, kwargs)
+        assert (cfg.model, cfg.model_kwargs) == ("caffenet", {"arch": arch})
+        assert cfg.train == plan.template.train and cfg.init == plan.template.init
+    assert plan.template.model_kwargs == {"arch": "fc8-2"}  # the variants copy, not change it
+
+
+def _plan_differences(stored: object, now: object, path: str = "plan") -> list[str]:
+    """Where ``stored`` and ``now`` differ. A run's or a recipe's field in one only is none
+    (added since, or left out of the stored form at its default); any other key is."""
+    from vsent.train import TrainConfig
+
+    fields = {f.name for cls in (RunConfig, TrainConfig) for f in dataclasses.fields(cls)}
+    if isinstance(stored, dict) and isinstance(now, dict):
+        return [f"{path}.{k}: only in one" for k in stored.keys() ^ now.keys()
+                if k not in fields] + [
+            d for k in stored.keys() & now.keys()
+            for d in _plan_differences(stored[k], now[k], f"{path}.{k}")]
+    return [] if stored == now else [f"{path}: {stored!r} != {now!r}"]
+
+
+@pytest.mark.parametrize("name", ["campos2015-quick", "sun2016-quick", "you2015-quick",
+                                  "you2015-weak-full"])
+def test_the_plans_are_those_results_reproduce_was_made_with(name):
+    """mut45f C01, C09, S01, ...: the plan ``vsent reproduce <paper> [--quick]`` makes is the
+    one stored with its report in results/reproduce (its epochs, probe grid, variants, region
+    settings), so a changed recipe cannot leave the published reports describing another."""
+    stored = json.loads((Path(__file__).resolve().parents[1] / "results" / "reproduce" / name
+                         / "config.json").read_text())["plan"]
+    plan = R.make_plan(stored["paper"], stored["template"]["data"], quick="quick" in name,
+                       device="cpu")
+    assert _plan_differences(stored, runner.plan_dict(plan)) == []
+
+
+def test_campos_table2_names_the_papers_classifiers(campos):
+    """mut45f C17: Table 2's classifier column says "linear SVM" (the paper's SVM column is a
+    linear one), not vsent's option name."""
+    _, _, plan, report = campos
+    t2 = next(t for t in report["tables"] if t["id"] == "table2")
+    assert plan.probe.classifiers == ("svm", "softmax")
+    assert [r["cells"][1] for r in t2["rows"][:2]] == ["linear SVM", "softmax"]
+
+
+def test_campos_figure_leaves_out_probes_of_replaced_models(campos, tmp_path, monkeypatch):
+    """mut45f C19: probes not of the fold models the run holds now read "not run" in Table 2,
+    and are not drawn in the figure's Table 2 panel either."""
+    _, out, plan, _ = campos
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    drawn = []
+    real = campos2015._figure
+    monkeypatch.setattr(campos2015, "_figure", lambda *a: drawn.append(a[2]) or real(*a))
+    copy = shutil.copytree(out, tmp_path / "copy")
+    for current in (False, True):
+        monkeypatch.setattr(campos2015, "probed_with_current_models", lambda *a, c=current: c)
+        R.reproduce(plan, copy, resume=True, progress=False, only=["table1"])
+    assert drawn == [{}, json.loads((out / "layers" / "layers.json").read_text())]
+
+
+def test_campos_notes_say_what_always_positive_scores():
+    """mut45f C26: the majority baseline of Table 1's folds is stated in the notes (the
+    paper's fc6-4096 models "always predict the majority class": the line to compare with)."""
+    paper = campos2015.Campos2015()
+    plan = R.make_plan("campos2015", "data", device="cpu")
+    majority = {"mean": 0.625, "std": 0.125, "source": "table1/predictions.csv"}
+    notes = paper.notes(plan, None, {"majority": majority})
+    assert "Always answering 'positive' on the same test folds scores 0.625 +- 0.125 " \
+           "(computed from table1/predictions.csv)." in notes
+    assert not any("Always answering" in n for n in paper.notes(plan, None, {"majority": None}))
+
+
+def test_campos_figure_says_why_an_architecture_has_no_bar(tmp_path, monkeypatch):
+    """mut45f C35: a group of bars left empty (a variant not run) is labelled with the
+    report's reason; a group with a bar is not."""
+    from matplotlib.axes import Axes
+
+    said: list[str] = []
+    real_text = Axes.text
+    monkeypatch.setattr(Axes, "text", lambda self, x, y, s, *a, **kw: said.append(s) or
+                        real_text(self, x, y, s, *a, **kw))
+
+    def row(run_dir: str, e: str, ours: dict | None) -> dict:
+        return {"run_dir": run_dir, "key": [e, "accuracy"], "cells": [run_dir, e],
+                "paper": None, "ours": ours, "missing": None if ours else R.NOT_RUN}
+
+    tables = [{"id": "table3", "rows": [
+        row(arch, e, {"mean": 0.7, "std": 0.01} if arch == "fc7-2" else None)
+        for arch in ("fc7-2", "fc6-2") for e in campos2015.EVALS]}]
+    plan = R.make_plan("campos2015", "data", quick=True, device="cpu")
+    name = campos2015._figure(tmp_path, tables, {}, plan, None, {})
+    assert (tmp_path / name).is_file()
+    assert said.count(R.NOT_RUN) == 1 and "layer probes not run" in said
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 45 (mut45f): vsent.reports.sun2016 mutants the suite missed
+
+
+def _crossval_record(tmp_path: Path, **config: object) -> Path:
+    """A finished crossval run's record alone (config.json, summary.json): what sun2016
+    reads of an analysed run before its regions step."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text("{}")
+    (run / "config.json").write_text(json.dumps(config))
+    return run
+
+
+def test_sun2016_on_a_run_reads_the_runs_own_record(tmp_path):
+    """mut45f S07, S10, S11, S13, S31, S38: with --run the one sub-run is ``regions``, and the
+    header (data, subset, folds) and the notes' recipe are the analysed run's."""
+    from vsent.reports import sun2016
+
+    tw = tmp_path / "tw"
+    (tw / "images").mkdir(parents=True)
+    run = _crossval_record(tmp_path, command="crossval", data=str(tw), subset="four",
+                           folds="campos", model="smallcnn", init="random",
+                           train={"epochs": 3}, model_kwargs={"image_size": 64},
+                           preset="quick")
+    paper = sun2016.Sun2016()
+    plan = R.make_plan("sun2016", "unused", quick=True, device="cpu", run=str(run))
+    recipe = "smallcnn from random weights, 3 epochs, 64 px, preset quick, subset four, " \
+             "folds campos"
+    assert paper.steps(plan) == ["regions"]
+    assert (paper.data(plan), paper.subsets(plan), paper.folds(plan)) == (str(tw), "four",
+                                                                         "campos")
+    assert paper.analysed_run(plan) == {"path": str(run), "recipe": recipe}
+    notes = paper.notes(plan, None, {})
+    assert notes[-1] == f"The whole-image model is the analysed run's ({run}): {recipe}."
+    full = R.make_plan("sun2016", str(tw), device="cpu")
+    assert paper.steps(full) == [f"{kind}-{sub}" for sub in ("five", "four", "three")
+                                 for kind in ("crossval", "regions")]
+    assert "full mode uses vsent's Campos et al. recipe" in paper.notes(full, None, {})[-1]
+
+
+def test_sun2016_refuses_an_init_with_a_run_and_a_run_that_is_no_finished_crossval(tmp_path):
+    """mut45f S02, S33, S34: --init with --run is refused (the run's models are analysed), as
+    a folder without summary.json or the record of another command; a record older than the
+    ``command`` key is a crossval run's."""
+    from vsent.reports import sun2016
+
+    run = _crossval_record(tmp_path, data="d")  # no "command": an older crossval run
+    assert sun2016._run_config(str(run)) == {"data": "d"}
+    with pytest.raises(VsentError, match="--init does not apply with --run"):
+        R.make_plan("sun2016", "unused", init="random", run=str(run))
+    (run / "config.json").write_text(json.dumps({"command": "fuse"}))
+    with pytest.raises(VsentError, match="a fuse run, not a crossval run"):
+        sun2016._run_config(str(run))
+    (run / "summary.json").unlink()
+    with pytest.raises(VsentError, match=r"not a finished crossval run \(no summary.json\)"):
+        sun2016._run_config(str(run))
+
+
+def test_sun2016_notes_name_the_papers_best_k_per_column(tmp_path):
+    """mut45f S30, S39: the paper's best K of each subset is listed, and ours is called their
+    five-agree best only when it is (K = 11)."""
+    from vsent.reports import sun2016
+
+    paper = sun2016.Sun2016()
+    plan = R.make_plan("sun2016", "d", quick=True, device="cpu")
+    assert plan.regions.k == papers.SUN2016_K == 11
+    text = " ".join(paper.notes(plan, None, {}))
+    assert "Sun et al.'s best K was chosen per column (Twitter I 5: 11, Twitter I 4: 13, " \
+           "Twitter I 3: 11); ours is read at the fixed K = 11 (their five-agree best), not " \
+           "chosen on the test folds" in text
+    other = dataclasses.replace(plan, regions=dataclasses.replace(plan.regions, k=5))
+    text = " ".join(paper.notes(other, None, {}))
+    assert "at the fixed K = 5, not chosen" in text and "five-agree best" not in text
+
+
+def test_sun2016_labels_ours_with_the_model_that_ran():
+    """mut45f S25, S27-S29: the "ours" column names the whole-image model the weights record
+    says ran, from which weights, quick or not, and "not VGGNet" unless it is."""
+    from vsent.reports import sun2016
+
+    quick = R.make_plan("sun2016", "d", quick=True, device="cpu")
+    full = R.make_plan("sun2016", "d", device="cpu")
+    runs = {"five": (Path("cv"), Path("reg"), "crossval-five")}
+
+    def label(plan: object, weights: dict) -> str:
+        return sun2016.Sun2016._model_label(plan, types.SimpleNamespace(weights=weights), runs)
+
+    assert label(quick, {}) == "smallcnn (quick), not VGGNet"
+    assert label(full, {}) == "vgg16"
+    assert label(full, {"crossval-five": {"model": "vgg16", "used": "imagenet"}}) == \
+        "vgg16 from ImageNet"
+    assert label(quick, {"crossval-five": {"model": "resnet18", "used": "random"}}) == \
+        "resnet18 from scratch (quick), not VGGNet"
+
+
+def _nothing_run_session(out: Path, ran: dict[str, object]) -> types.SimpleNamespace:
+    """A reproduction session in which no sub-run runs (--only names none of them): the
+    report's rows and titles from the plan alone."""
+    from vsent.reports import render
+
+    def crossval(name: str, cfg: object) -> Path:
+        ran[name] = cfg
+        return out / name
+
+    def row(cells, published, run_dir, file="", key=(), weights="", planned=True):
+        return render.make_row(cells, published, out=out, run_dir=run_dir, file=file,
+                               key=key, weights=weights, planned=planned)
+
+    return types.SimpleNamespace(out=out, progress=False, weights={}, row=row,
+                                 step=lambda name, done, do: False, crossval=crossval,
+                                 wants=lambda name: False, weights_label=lambda name: "w")
+
+
+def test_sun2016_table_of_a_plan_nothing_of_which_ran(tmp_path):
+    """mut45f S15, S18, S21, S22: the three subsets' Table 1 before anything ran: titled
+    "Twitter I five / four / three agree" without a fold count (no regions table yet), the
+    best-K row naming the plan's K, every row "not run"; no error (the regions are not asked
+    for, so their crossval runs need not be finished)."""
+    from vsent.reports import sun2016
+
+    plan = R.make_plan("sun2016", "d", quick=True, device="cpu")
+    plan = dataclasses.replace(plan, regions=dataclasses.replace(plan.regions, k=7))
+    ran: dict[str, object] = {}
+    report = sun2016.Sun2016().run(plan, _nothing_run_session(tmp_path, ran))
+    assert list(ran) == ["crossval-five", "crossval-four", "crossval-three"]
+    table = report["tables"][0]
+    assert table["title"] == "Table 1: Twitter I five / four / three agree, accuracy"
+    best = [r for r in table["rows"] if r["cells"][0] == papers.SUN2016_ROWS[
+        "ft_obj_senti_lf_best"]]
+    assert [r["cells"][1] for r in best] == ["late fusion, top-K regions by AR at K = 7 "
+                                            "(fixed, not chosen on the test folds), no ft"] * 3
+    assert all(r["ours"] is None for r in table["rows"]) and report["figures"] == []
+    # the paper's rows only: ours-only methods are listed once a regions table has them
+    assert len(table["rows"]) == len(papers.SUN2016_ROWS) * 3
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 45 (mut45f): vsent.reports.you2015 mutants the suite missed
+
+
+def test_you2015_runs_the_baselines_on_all_three_subsets_or_one(tmp_path, monkeypatch):
+    """mut45f Y11, Y12: the baselines sub-run gets ``all`` for the three subsets and the one
+    subset otherwise; two subsets, or a name that is none, are refused before it runs."""
+    from vsent.analyses import baselines as B
+
+    class Ran(Exception):
+        pass
+
+    given = []
+
+    def run_baselines(data: str, *, subset: str, **kwargs: object) -> None:
+        given.append(subset)
+        raise Ran
+
+    plan = R.make_plan("you2015", "data", quick=True, device="cpu")  # (reads its signature)
+    monkeypatch.setattr(B, "run_baselines", run_baselines)
+    session = types.SimpleNamespace(out=tmp_path, progress=False,
+                                    step=lambda name, done, do: do())
+    for subsets in (("five", "four", "three"), ("three", "five", "four"), ("four",)):
+        with pytest.raises(Ran):
+            you2015.You2015().run(dataclasses.replace(plan, subsets=subsets), session)
+    assert given == ["all", "all", "four"]
+    for subsets in (("five", "four"), ("seven",)):
+        with pytest.raises(VsentError, match="you2015 subsets must be all three or one of"):
+            you2015.You2015().run(dataclasses.replace(plan, subsets=subsets), session)
+    assert len(given) == 3
+
+
+def test_you2015_refuses_imagenet_and_an_unreadable_checkpoint_up_front(tmp_path):
+    """mut45f Y07, Y08: 2CONV-4FC has no ImageNet weights, and a checkpoint to transfer is read
+    by check (before the baselines' sub-run), not hours later."""
+    paper = you2015.You2015()
+    plan = R.make_plan("you2015", str(tmp_path), device="cpu")
+    paper.check(plan)  # random weights: nothing to check
+    with pytest.raises(VsentError, match="2CONV-4FC has no ImageNet weights"):
+        paper.check(R.make_plan("you2015", str(tmp_path), init="imagenet", device="cpu"))
+    absent = tmp_path / "absent.pt"
+    with pytest.raises(VsentError, match="absent.pt"):
+        paper.check(R.make_plan("you2015", str(tmp_path), init=str(absent), device="cpu"))
+
+
+def test_you2015_tables_list_every_row_of_the_paper_and_ours(tmp_path):
+    """mut45f Y01, Y02, Y15-Y22, Y25-Y27, Y35: nothing run (a session that runs nothing): the
+    Twitter table still lists the four baselines ("not available" published), always
+    positive, the CNN (You et al.'s 0.783 on five-agree), the weak-label rows on five and four
+    only, and the two quoted rows (accuracy only, Sun et al.'s values, not reproduced)."""
+    ran: dict[str, RunConfig] = {}
+    session = _nothing_run_session(tmp_path, ran)
+    plan = R.make_plan("you2015", "data", quick=True, device="cpu")
+    report = you2015.You2015().run(plan, session)
+    acc, prf = report["tables"]
+    cells = [tuple(r["cells"]) for r in acc["rows"]]
+    subs = ("five", "four", "three")
+    base = ["GCH", "LCH", "GCH+BoW", "LCH+BoW"]
+    assert [c[0] for c in cells if c[1] == "five"][:len(base)] == base
+    cnn = "2CONV-4FC from random weights, Twitter only"
+    quoted = list(you2015.QUOTED_ROWS.values())
+    assert quoted == [papers.YOU2015_QUOTED_LABELS[r] for r in ("pcnn", "sentibank")]
+    for sub in subs:
+        mine = [c[0] for c in cells if c[1] == sub]
+        weak = [you2015.WEAK_LABEL] if sub != "three" else []
+        assert mine[len(base) + 1:] == [cnn, *weak, *quoted], sub
+    assert len(acc["rows"]) == 3 * (len(base) + 4) + 2
+    by_cells = {tuple(r["cells"]): r for r in acc["rows"]}
+    assert by_cells[("GCH", "five", "accuracy")]["paper"]["source"] == R.NOT_AVAILABLE
+    assert by_cells[(mine[len(base)], "five", "accuracy")]["paper"] is None  # always positive
+    assert by_cells[(cnn, "five", "accuracy")]["paper"]["mean"] == 0.783
+    for label, sun_row in zip(quoted, ("pcnn_caffenet", "sentibank"), strict=True):
+        for sub in subs:
+            r = by_cells[(label, sub, "accuracy")]
+            assert r["run_dir"] is None
+            assert r["paper"]["mean"] == papers.SUN2016_TABLE1[sun_row][sub].mean
+    # precision, recall and F1: no quoted rows (nobody quotes them)
+    assert {r["cells"][2] for r in prf["rows"]} == {"precision", "recall", "f1"}
+    assert len(prf["rows"]) == 3 * (3 * (len(base) + 2) + 2)
+    assert not any(r["cells"][0] in quoted for r in prf["rows"])
+    # the weak-label sub-runs: Algorithms 1 and 2 on the three-agree extras, from random
+    weak = {n: c for n, c in ran.items() if n.startswith("pcnn-weak-")}
+    assert list(weak) == ["pcnn-weak-five", "pcnn-weak-four"]
+    for sub, cfg in zip(("five", "four"), weak.values(), strict=True):
+        assert (cfg.subset, cfg.extra_train, cfg.extra_schedule, cfg.init, cfg.finetune) == (
+            sub, "three", "progressive", "random", plan.weak_finetune)
+    assert not any(n.startswith("pcnn-weak-") for n in R.step_names(
+        dataclasses.replace(plan, weak_finetune=None)))
+
+
+def test_you2015_transfers_a_checkpoint_with_the_plans_recipe(tmp_path, monkeypatch):
+    """mut45f Y23: domain transfer (Algorithm 2) fine-tunes a checkpoint with the plan's
+    transfer recipe (2 epochs in quick mode), not the full one."""
+    from vsent.analyses import pcnn as P
+
+    given = []
+    monkeypatch.setattr(P, "checkpoint_spec", lambda init: ("pcnn", None, None))
+    monkeypatch.setattr(P, "transfer", lambda cfg, out, **kw: given.append(cfg))
+    plan = R.make_plan("you2015", "data", quick=True, init="ckpt.pt", device="cpu")
+    session = types.SimpleNamespace(out=tmp_path, progress=False, weights={},
+                                    save=lambda: None, step=lambda name, done, do: do(),
+                                    weights_label=lambda name: "w")
+    dirs, _, label = you2015._cnn(plan, session, ("five", "four"))
+    assert [cfg.train for cfg in given] == [plan.transfer_train]
+    assert plan.transfer_train.epochs == 2 < P.TRANSFER_TRAIN.epochs
+    assert (given[0].model, given[0].subsets) == ("ckpt.pt", ["five", "four"])
+    assert dirs == {s: tmp_path / "transfer" / s for s in ("five", "four")}
+    assert label == "2CONV-4FC, pre-trained checkpoint + domain transfer"

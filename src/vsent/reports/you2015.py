@@ -19,7 +19,6 @@ not Flickr: the row says so.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,12 +97,12 @@ class You2015(Paper):
         baselines: dict[str, Any] = {"features": YOU_FEATURES}
         reductions = []
         if quick:
-            from vsent.analyses.baselines import run_baselines
+            from vsent.analyses.baselines import BaselineConfig
 
             train = train.replace(epochs=2)
             weak_finetune = weak_finetune.replace(epochs=2)
             transfer_train = transfer_train.replace(epochs=2)
-            defaults = inspect.signature(run_baselines).parameters
+            defaults = BaselineConfig()  # (run_baselines' defaults)
             baselines.update(k=100, max_descriptors=20_000)
             full_epochs = PCNN_PRESETS["you2015"]["train"].epochs
             reductions = [
@@ -112,8 +111,7 @@ class You2015(Paper):
                 f"rows' two fine-tuning stages 2 epochs each instead of "
                 f"{PCNN_PRESETS['you2015']['finetune'].epochs}",
                 "BoW vocabulary k = 100 words from at most 20,000 SIFT descriptors per fold "
-                f"(vsent default {defaults['k'].default} from "
-                f"{defaults['max_descriptors'].default:,})",
+                f"(vsent default {defaults.k} from {defaults.max_descriptors:,})",
             ]
         template = RunConfig(data=data, model="pcnn", init=init or "random", train=train,
                              seed=seed, preset=None)
