@@ -576,6 +576,27 @@ def test_cli_finetune_zero_shot_writes_a_checkpoint_predict_can_use(tmp_path, ca
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 
+def test_finetune_zero_shot_on_a_fold_scores_its_test_images(tmp_path):
+    """`finetune --zero-shot --fold K` trains nothing but tests fold K: its image cache is
+    built (mut45d c879: skipped for every zero-shot run, the test fold had no images) and
+    metrics.json holds the fold's centre and 10-crop results on its test images."""
+    pytest.importorskip("open_clip")
+    from vsent.cli import main
+    from vsent.data.datasets import load_dataset
+    from vsent.data.folds import make_folds
+
+    weights, data = _tiny_clip_and_data(tmp_path, seed=6)
+    out = tmp_path / "zs1"
+    assert main(["finetune", "--data", str(data), "--model", "clip/vsent-test-vit", "--init",
+                 str(weights), "--device", "cpu", "--no-progress", "--zero-shot", "--fold", "1",
+                 "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    dataset = load_dataset(str(data), "five")
+    (test,) = [f.test for f in make_folds(dataset, "campos") if f.index == 1]
+    for crops in ("center", "ten_crop"):
+        assert metrics[crops]["n"] == len(test) and 0.0 <= metrics[crops]["accuracy"] <= 1.0
+
+
 def test_cli_train_options_reach_the_config_or_stop_with_one_line(tmp_path, capsys):
     from vsent.cli import build_parser, main
     from vsent.cli.crossval import config_from_args
