@@ -59,6 +59,18 @@ def test_cache_content_and_properties(ds, cdir):
     assert len(files) == 1 and files[0].name.endswith(f"-{len(ds)}x{SIZE}x{SIZE}x3.npy")
 
 
+def test_a_file_where_the_cache_folder_must_be_is_named(ds, tmp_path):
+    """$VSENT_CACHE (or --cache-dir) naming a file: one line that says it is a file, not
+    mkdir's "File exists" (which reads as if all were fine)."""
+    blocking = tmp_path / "notafolder"
+    blocking.write_text("x")
+    with pytest.raises(VsentError) as info:
+        image_cache(ds, size=16, cache_dir=blocking / "cache", progress=False)
+    assert str(info.value) == (f"{blocking / 'cache'}: cannot create the image cache folder "
+                               f"({blocking} is a file, not a folder); set $VSENT_CACHE to a "
+                               "writable folder")
+
+
 def test_each_image_is_decoded_once(ds, cdir, monkeypatch):
     calls = _count_decodes(monkeypatch)
     first = np.array(image_cache(ds, SIZE, cache_dir=cdir, progress=False))

@@ -330,6 +330,14 @@ def test_cli_export_to_a_folder_or_an_unwritable_place_is_a_user_error(tmp_path,
         err = capsys.readouterr().err
         assert f"vsent: error: --out {name}: cannot write it (" in err
         assert "Traceback" not in err
+    # a file where --out's folder must be: named ("File exists" read as if all were fine)
+    (tmp_path / "afile").write_text("x")
+    blocked = tmp_path / "afile" / ("m.onnx" if fmt == "onnx" else "m.ts")
+    assert main(["export", "--model", str(ckpt), "--format", fmt, "--out", str(blocked)]) \
+        == EXIT_USER_ERROR
+    assert capsys.readouterr().err == (f"vsent: error: --out {blocked}: cannot create its "
+                                       f"folder ({tmp_path / 'afile'} is a file, not a "
+                                       "folder)\n")
 
 
 @pytest.mark.parametrize(("fmt", "name", "message"), [

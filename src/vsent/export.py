@@ -49,7 +49,7 @@ from torch import Tensor, nn
 from vsent.data.transforms import Preprocess
 from vsent.engines import Engine, EngineOptions
 from vsent.errors import VsentError, WeightsError, import_extra, one_line
-from vsent.files import DISK_FULL, temp_path
+from vsent.files import DISK_FULL, make_folder, temp_path
 from vsent.models.base import ModelInfo, non_finite_tensors
 from vsent.predict import Predictor
 
@@ -212,7 +212,7 @@ def _export(model: nn.Module, out: Path, metadata: Mapping[str, str],
     """:func:`export_module`'s work on ``model``, in eval mode on the CPU."""
     pre = model.info.preprocess
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(out.parent)
     except OSError as exc:
         raise ExportError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
     wrapped = _WithSoftmax(model).eval()

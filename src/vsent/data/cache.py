@@ -44,6 +44,7 @@ from vsent.files import (
     abandoned,
     expand_user,
     file_digest,
+    make_folder,
     mark_used,
     reserve_space,
     temp_path,
@@ -170,7 +171,7 @@ def image_cache(
             mark_used(final)
             return arr
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
     except OSError as e:
         raise VsentError(f"{folder}: cannot create the image cache folder ({e.strerror or e}); "
                          f"set ${CACHE_ENV} to a writable folder") from None
