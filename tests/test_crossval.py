@@ -1137,6 +1137,18 @@ def test_a_damaged_fold_file_is_one_line_naming_it(finished_run, tmp_path, capsy
                             "(crossval --resume)")
 
 
+def _interrupt_fold3(copy, data, monkeypatch) -> RunConfig:
+    """Fold 3 of the finished run ``copy`` undone, then trained again and stopped after its
+    first epoch (its train_state.pt holds that epoch): the config to resume it with."""
+    (copy / "fold3" / "metrics.json").unlink()
+    cfg = _cfg(data)
+    with monkeypatch.context() as mp:
+        interrupt_after(mp, 1)
+        with pytest.raises(KeyboardInterrupt):
+            crossval(cfg, copy, resume=True, progress=False)
+    return cfg
+
+
 def test_summary_seconds_count_every_session(finished_run, tmp_path, monkeypatch):
     """summary.json's seconds counted the last session only (0.01 s for a run whose last
     session found every fold done). Each fold records its seconds, earlier sessions' epochs
@@ -1158,12 +1170,7 @@ def test_summary_seconds_count_every_session(finished_run, tmp_path, monkeypatch
     assert 0 < again["session_seconds"] < 1000.0
     # a fold interrupted after its first epoch counts that epoch's seconds when it ends
     (copy / "summary.json").unlink()
-    (copy / "fold3" / "metrics.json").unlink()
-    cfg = _cfg(data)
-    with monkeypatch.context() as mp:
-        interrupt_after(mp, 1)
-        with pytest.raises(KeyboardInterrupt):
-            crossval(cfg, copy, resume=True, progress=False)
+    cfg = _interrupt_fold3(copy, data, monkeypatch)
     import vsent.train as train_mod
 
     first = train_mod.state_seconds(copy / "fold3" / "train_state.pt")
@@ -1734,12 +1741,7 @@ def test_summary_seconds_count_an_interrupted_folds_earlier_epochs(finished_run,
     for k in (1, 2, 4, 5):
         file = copy / f"fold{k}" / "metrics.json"
         file.write_text(json.dumps({**json.loads(file.read_text()), "seconds": 1000.0}))
-    (copy / "fold3" / "metrics.json").unlink()
-    cfg = _cfg(data)
-    with monkeypatch.context() as mp:
-        interrupt_after(mp, 1)
-        with pytest.raises(KeyboardInterrupt):
-            crossval(cfg, copy, resume=True, progress=False)
+    cfg = _interrupt_fold3(copy, data, monkeypatch)
     # that first epoch took 500 s (far more than this whole session on any machine)
     state_file = copy / "fold3" / "train_state.pt"
     state = torch.load(state_file, map_location="cpu", weights_only=True)
