@@ -1660,3 +1660,580 @@ def test_an_answer_ready_as_its_client_leaves_is_not_also_counted_as_a_499():
         return answer, counted
 
     assert asyncio.run(go()) == ((200, {}), [1])
+
+
+# mutation round 46 (mut46b): vsent.serve.app mutants the suite missed
+
+
+def test_metrics_histogram_is_cumulative_with_its_totals(checkpoint):
+    """mut46b A83, A84, A85, A86: vsent_batch_size is a Prometheus histogram: bucket ``le``
+    counts the batches of at most ``le`` images (cumulative), +Inf and _count count every
+    batch, _sum the images; the forward seconds and the most requests of one pass are per
+    crop; the queued images are those of both crops."""
+    from vsent.serve.app import Service
+
+    service = Service(Predictor.from_checkpoint(checkpoint, device="cpu"))
+    try:
+        service.batchers[False].stats.add(1, 1, 0.5)
+        service.batchers[False].stats.add(2, 2, 0.25)
+        service.batchers[False].stats.add(5, 1, 0.125)
+        service.batchers[False].queued_images, service.batchers[True].queued_images = 1, 2
+        text = service.metrics_text()
+    finally:
+        service.close()
+    center = {le: metric(text, "vsent_batch_size_bucket", crop="center", le=le)
+              for le in ("1", "2", "4", "8", "+Inf")}
+    assert center == {"1": 1, "2": 2, "4": 2, "8": 3, "+Inf": 3}
+    assert metric(text, "vsent_batch_size_sum", crop="center") == 8
+    assert metric(text, "vsent_batch_size_count", crop="center") == 3
+    assert metric(text, "vsent_forward_seconds_total", crop="center") == 0.875
+    assert metric(text, "vsent_batch_requests_max", crop="center") == 2
+    assert metric(text, "vsent_batch_requests_max", crop="ten_crop") == 0
+    assert 'vsent_batch_requests_max{crop="ten_crop"} 0' in text.splitlines()
+    assert metric(text, "vsent_queued_images") == 3
+
+
+def test_the_batchers_take_the_services_batch_settings(checkpoint):
+    """mut46b A23, A24: --max-batch and --max-wait-ms (milliseconds) reach both batchers."""
+    from vsent.serve.app import Service
+
+    service = Service(Predictor.from_checkpoint(checkpoint, device="cpu"),
+                      config=ServeConfig(max_batch=3, max_wait_ms=250))
+    try:
+        assert [(b.max_batch, b.max_wait_s) for b in service.batchers.values()] == [(3, 0.25)] * 2
+    finally:
+        service.close()
+
+
+def test_the_card_of_a_model_built_in_python_is_what_the_model_says():
+    """mut46b A08, A09, A10: served without a checkpoint, GET /v1/model describes the model
+    itself: its name and classes (not repeated among its options) and its preprocessing."""
+    import vsent
+    from vsent.serve.app import served_card
+
+    model = create_model("smallcnn")
+    card = served_card(None, Predictor(model, device="cpu"))
+    assert card["checkpoint"] is None and card["weights"] is None and card["metrics"] is None
+    assert card["model"] == {"name": "smallcnn", "num_classes": 2,
+                             "class_names": ["negative", "positive"], "options": {}}
+    assert card["preprocess"] == model.info.preprocess.to_dict()
+    assert card["preprocess"]["resize"] == 64 and card["vsent_version"] == vsent.__version__
+
+
+def test_options_take_every_documented_spelling_of_true_and_false(server):
+    """mut46b A101, A102, A103, A104: README: an option is true or false, "also 1/0, yes/no,
+    on/off"; its case and surrounding spaces do not matter."""
+    files = [("files", ("a.jpg", image_bytes(1), "image/jpeg"))]
+    for value, heatmap in (("1", True), ("yes", True), ("on", True), (" TRUE ", True),
+                           ("0", False), ("no", False), ("off", False), ("False", False)):
+        r = httpx.post(f"{server.url}/v1/predict", files=files, data={"explain": value})
+        assert r.status_code == 200, (value, r.json())
+        assert ("heatmap" in r.json()["results"][0]) is heatmap, value
+
+
+def test_a_bad_option_value_is_shown_up_to_40_characters(server):
+    """mut46b A105, A106: the answer repeats at most SHOWN_VALUE (40) characters of a bad
+    value: one of exactly 40 whole, a longer one cut there and marked."""
+    files = [("files", ("a.jpg", image_bytes(1), "image/jpeg"))]
+    for value, shown in (("x" * 40, "x" * 40), ("y" * 41, "y" * 40 + "...")):
+        r = httpx.post(f"{server.url}/v1/predict", files=files, data={"explain": value})
+        assert r.status_code == 422
+        assert r.json()["detail"] == f"option 'explain': expected true or false, got {shown!r}"
+
+
+def test_an_upload_without_a_file_name_is_named_by_its_number(server):
+    """mut46b A96: a file part whose name is empty is "image N" in its entry and messages."""
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"\"\r\n\r\n"
+            + image_bytes(1) + b"\r\n" + _part(b"", b"not an image") + b"--b--\r\n")
+    r = httpx.post(f"{server.url}/v1/predict", content=body,
+                   headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 200
+    rows = r.json()["results"]
+    assert [row["name"] for row in rows] == ["image 1", "image 2"]
+    assert rows[0]["error"] == "" and rows[1]["error"] == ("image 2 (part 2): cannot identify "
+                                                           "image file")
+
+
+def test_an_announced_body_above_the_limit_is_refused_before_it_is_read(checkpoint):
+    """mut46b A52, A53, A59: a Content-Length above --max-request-mb is refused from the header,
+    naming the size (the body is not read); the other refusals name what was sent."""
+    config = ServeConfig(limits=Limits(max_request_bytes=1000))
+    with running_server(checkpoint, config) as s:
+        url = f"{s.url}/v1/predict"
+        r = httpx.post(url, content=_part(b"a.jpg", image_bytes(1)) + b"--b--\r\n",
+                       headers={"content-type": "multipart/form-data; boundary=b"})
+        size = int(r.request.headers["content-length"])
+        assert r.status_code == 413 and r.json()["detail"] == (
+            f"request of {size} bytes is above the limit of 1000 (--max-request-mb)")
+        r = httpx.post(url, content=b"x")
+        assert r.status_code == 415 and r.json()["detail"].endswith(
+            "got content type 'none'")
+    with running_server(checkpoint) as s:
+        r = httpx.post(f"{s.url}/v1/predict", data={"explain": "y" * (2 << 20)},
+                       files=[("files", ("a.jpg", image_bytes(1), "image/jpeg"))])
+        assert r.status_code == 422 and r.json()["detail"] == (
+            "the field 'explain' holds more than 1024 KiB of text: an option is true or false")
+
+
+def test_a_request_waiting_as_the_service_shuts_down_is_a_503(server, monkeypatch):
+    """mut46b A34: a request whose batch is stopped (the service shutting down) is a 503 with
+    Retry-After, not a 500 (BatcherStopped is no bug)."""
+    from vsent.serve.batching import BatcherStopped, MicroBatcher
+
+    async def stopped(self, arrays):
+        raise BatcherStopped("the batcher was stopped")
+
+    monkeypatch.setattr(MicroBatcher, "submit", stopped)
+    r = post(server.url, [("a.jpg", image_bytes(1))])
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.json() == {"detail": "the service is shutting down; retry later"}
+
+
+def test_the_deadline_counts_the_upload_too(checkpoint, monkeypatch):
+    """mut46b A33: --timeout bounds the whole request: an upload that took 1.2 s of a 1.5 s
+    deadline leaves 0.3 s for scoring, not another 1.5 s (the batch here would wait for
+    company for 10 minutes: the answer is the deadline's 503)."""
+    import asyncio
+
+    from vsent.serve.app import Service
+
+    real = Service._read_form
+
+    async def slow_upload(self, request):
+        form = await real(self, request)
+        await asyncio.sleep(1.2)
+        return form
+
+    monkeypatch.setattr(Service, "_read_form", slow_upload)
+    config = ServeConfig(max_wait_ms=600_000, limits=Limits(timeout_s=1.5))
+    with running_server(checkpoint, config) as s:
+        t0 = time.monotonic()
+        r = post(s.url, [("a.jpg", image_bytes(1))])
+        elapsed = time.monotonic() - t0
+    assert r.status_code == 503 and "longer than 1.5 s (--timeout)" in r.json()["detail"]
+    assert elapsed < 2.6  # 1.5 s and overhead; a fresh 1.5 s after the upload is >= 2.7 s
+
+
+def test_the_service_takes_no_wait_and_refuses_no_decode_thread():
+    """mut46b A02, A04: --max-wait-ms 0 is allowed (a request never waits for company; the
+    check says ">= 0"), and --workers 0 (no decoding thread: no request would finish) is
+    refused naming the option."""
+    assert ServeConfig(max_wait_ms=0).max_wait_ms == 0
+    assert ServeConfig(decode_workers=1).decode_workers == 1
+    with pytest.raises(VsentError, match=r"^--workers must be >= 1, got 0$"):
+        ServeConfig(decode_workers=0)
+
+
+def test_labels_are_the_served_predictors_class_names(checkpoint):
+    """mut46b A16: a predictor built with its own class names answers with them (index 1 the
+    positive class), as vsent predict's rows do."""
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu", class_names=["sad", "happy"])
+    imgs = [image_bytes(1, tint=(1, 0.6, 0.3)), image_bytes(3, (33, 61), tint=(0.3, 0.5, 1))]
+    with running_server(checkpoint, predictor=predictor) as s:
+        rows = post(s.url, [(f"{i}.jpg", d) for i, d in enumerate(imgs)]).json()["results"]
+    assert [r["label"] for r in rows] == [("happy" if r["prob_positive"] > 0.5 else "sad")
+                                          for r in rows]
+
+
+def test_an_export_announces_neither_option_nor_region_settings(checkpoint, tmp_path):
+    """mut46b A21: GET /v1/model gives the ``regions`` settings only where the option is
+    served: an export serves neither explain nor regions, and says so."""
+    from vsent.export import ExportedPredictor, export_model
+    from vsent.serve.app import Service
+
+    export_model(checkpoint, tmp_path / "m.ts", format="torchscript", verify=False)
+    service = Service(ExportedPredictor.from_file(tmp_path / "m.ts", device="cpu"),
+                      checkpoint=tmp_path / "m.ts")
+    try:
+        assert service.card["request_options"] == {"oversample": True, "explain": False,
+                                                   "regions": False}
+        assert "regions" not in service.card
+    finally:
+        service.close()
+
+
+def test_regions_run_no_batched_pass_and_an_image_they_fail_is_not_explained(server,
+                                                                            monkeypatch):
+    """mut46b A42, A44: a regions request scores each image through its regions only (no
+    forward pass in the micro-batches: /metrics' histogram counts none), and an image whose
+    regions failed gets no Grad-CAM (its entry keeps the regions' reason)."""
+    from vsent.data.images import BYTES_NAME
+    from vsent.errors import ImageError
+
+    service = server.app.state.service
+    r = post(server.url, [("a.jpg", image_bytes(3))], regions="true")
+    assert r.status_code == 200 and r.json()["results"][0]["error"] == ""
+    text = httpx.get(f"{server.url}/metrics").text
+    assert metric(text, "vsent_batch_size_count", crop="center") == 0
+    assert metric(text, "vsent_images_total", outcome="scored") == 1
+    explained: list = []
+
+    def cut(data):
+        raise ImageError(f"{BYTES_NAME}: image file is truncated")
+
+    monkeypatch.setattr(service, "_regions_sync", cut)
+    monkeypatch.setattr(service, "_explain_sync", lambda data, target: explained.append(1))
+    r = post(server.url, [("a.jpg", image_bytes(3))], regions="true", explain="true")
+    assert r.status_code == 422 and explained == []
+    assert r.json()["results"][0]["error"] == "a.jpg (part 1): image file is truncated"
+
+
+def test_an_image_above_the_pixel_limit_is_named_once(checkpoint):
+    """mut46b A69: the 413 of an image above --max-pixels names the upload once, as every
+    other entry's error does (check_pixels names it itself)."""
+    buf = io.BytesIO()
+    Image.new("L", (400, 400), 0).save(buf, "PNG")
+    config = ServeConfig(limits=Limits(max_pixels=10_000))
+    with running_server(checkpoint, config) as s:
+        r = post(s.url, [("a.jpg", image_bytes(1)), ("bomb.png", buf.getvalue())])
+    assert r.status_code == 200
+    assert r.json()["results"][1]["error"] == ("bomb.png (part 2): image has 400x400 pixels, "
+                                               "above the limit of 10000 (--max-pixels)")
+
+
+def test_explain_maps_the_answered_class_and_says_when_the_map_is_empty(server, monkeypatch):
+    """mut46b A73, A75, A76, A81: Grad-CAM explains the label answered (class 1 for a
+    positive image, 0 for a negative one), heatmap_empty is Grad-CAM's own flag, one copy of
+    the model serves every explain, and an entry that failed still has the two keys (null)."""
+    import vsent.analyses.explain as explain
+
+    targets: list[int] = []
+
+    def fake(model, data, *, target, **kw):
+        targets.append(target)
+        return {"image": np.zeros((4, 4, 3), np.uint8), "heatmap": np.zeros((4, 4)),
+                "empty": target == 1}
+
+    monkeypatch.setattr(explain, "explain_image", fake)
+    imgs = [("neg.jpg", image_bytes(1, tint=(1, 0.6, 0.3))),
+            ("pos.jpg", image_bytes(3, (33, 61), tint=(0.3, 0.5, 1))), ("bad.txt", b"text")]
+    r = post(server.url, imgs, explain="true")
+    assert r.status_code == 200
+    neg, pos, bad = r.json()["results"]
+    assert (neg["label"], pos["label"]) == ("negative", "positive") and targets == [0, 1]
+    assert (neg["heatmap_empty"], pos["heatmap_empty"]) == (False, True)
+    assert bad == {"name": "bad.txt", "prob_positive": None, "label": None,
+                   "error": "bad.txt (part 3): cannot identify image file", "heatmap": None,
+                   "heatmap_empty": None}
+    copy = server.app.state.service._cam_model
+    assert post(server.url, imgs[:1], explain="true").status_code == 200
+    assert server.app.state.service._cam_model is copy  # made on the first explain only
+
+
+def test_regions_answer_each_regions_positive_score_and_fail_on_non_finite_ones(server,
+                                                                                monkeypatch):
+    """mut46b A77, A78: each region's prob_positive is its class-1 score (rounded as the
+    image's); a region scored NaN fails the image (the model's fault: 500), as NaN image
+    scores do."""
+    service = server.app.state.service
+    region_proba = np.array([[0.25, 0.75], [0.9, 0.1]])
+
+    def regions(data):
+        return {"proba": np.array([0.4, 0.6]), "boxes": [(0, 1, 20, 30), (5, 5, 9, 9)],
+                "region_proba": region_proba}
+
+    monkeypatch.setattr(service, "_regions_sync", regions)
+    (row,) = post(server.url, [("a.jpg", image_bytes(1))], regions="true").json()["results"]
+    assert row["prob_positive"] == 0.6 and row["label"] == "positive"
+    assert row["regions"] == [{"box": [0, 1, 20, 30], "prob_positive": 0.75},
+                              {"box": [5, 5, 9, 9], "prob_positive": 0.1}]
+    region_proba[1, 1] = np.nan
+    r = post(server.url, [("a.jpg", image_bytes(1))], regions="true")
+    assert r.status_code == 500 and r.json()["results"][0] == {
+        "name": "a.jpg", "prob_positive": None, "label": None,
+        "error": "a.jpg (part 1): non-finite scores (the model's weights hold NaN/inf?)"}
+
+
+def test_a_cut_body_says_where_it_stops():
+    """mut46b A93, A95: the 422 of a body without its closing boundary says where it stops:
+    before any part, or inside a text field (not as if the field were a file)."""
+    import asyncio
+
+    from starlette.datastructures import Headers
+
+    from vsent.serve.app import _WholeBodyParser
+
+    async def unfinished(body: bytes) -> str | None:
+        async def stream():
+            yield body
+        parser = _WholeBodyParser(Headers({"content-type": "multipart/form-data; boundary=b"}),
+                                  stream())
+        await (await parser.parse()).close()
+        return parser.unfinished()
+
+    option = b"--b\r\nContent-Disposition: form-data; name=\"explain\"\r\n\r\n"
+    assert asyncio.run(unfinished(b"")) == "no part"
+    assert asyncio.run(unfinished(option + b"tr")) == "the field 'explain', incomplete"
+    assert asyncio.run(unfinished(option + b"true\r\n--b--\r\n")) is None
+
+
+def test_a_connection_that_cannot_be_watched_is_still_answered():
+    """mut46b A98: when watching for the client's disconnect fails (the server's receive
+    raises), the request is answered, not taken for a client that left (499)."""
+    import asyncio
+
+    from vsent.serve.app import _unless_client_leaves
+
+    class Request:
+        async def receive(self):
+            raise RuntimeError("receive failed")
+
+    async def work():
+        await asyncio.sleep(0.05)
+        return 200, {"results": []}
+
+    async def go():
+        return await _unless_client_leaves(Request(), work())
+
+    assert asyncio.run(go()) == (200, {"results": []})
+
+
+def test_the_model_card_gives_the_limits_and_batching_in_force(server):
+    """mut46b A111, A112: GET /v1/model says the limits and the micro-batching settings the
+    service runs with (README: "... vsent version, limits")."""
+    card = httpx.get(f"{server.url}/v1/model").json()
+    assert card["limits"] == Limits().to_dict()
+    assert card["batching"] == {"max_batch": 32, "max_wait_ms": 5.0}
+
+
+def test_a_unicode_line_separator_in_a_file_name_is_escaped_in_the_log(server, caplog):
+    """mut46b A107: U+2028 and U+2029 end a line for many log viewers: escaped as the C0
+    controls are."""
+    with caplog.at_level("WARNING", logger="vsent"):
+        r = post(server.url, [("a\u2028b.txt", b"text")])
+    assert r.status_code == 422 and r.json()["results"][0]["name"] == "a\u2028b.txt"
+    logged = [rec.getMessage() for rec in caplog.records if rec.name == "vsent"]
+    assert len(logged) == 1 and "\u2028" not in logged[0] and "a\\u2028b.txt" in logged[0]
+
+
+# mutation round 46 (mut46b): vsent.serve.batching mutants the suite missed
+
+
+def test_batch_stats_add_up_over_batches_and_max_requests_starts_at_zero():
+    """mut46b B01, B03: /metrics' vsent_batch_requests_max is 0 before the first batch, and the
+    forward seconds of one batcher add up over its batches (each test above ran one batch a
+    batcher, so keeping the last batch's seconds went unseen)."""
+    from vsent.serve.batching import BatchStats
+
+    stats = BatchStats()
+    assert stats.max_requests == 0
+    stats.add(3, 2, 0.25)
+    stats.add(1, 1, 0.5)
+    assert (stats.batches, stats.images, stats.seconds) == (2, 4, 0.75)
+    assert stats.sizes == {3: 1, 1: 1} and stats.max_requests == 2
+
+
+def test_a_request_that_gives_up_during_its_forward_pass_leaves_the_others_answered():
+    """mut46b B20, B21: a request that times out while its batch is in the model thread: the
+    batch's other request still gets its scores, or the model's exception (the collector
+    answered nobody else once it tried to answer the cancelled one)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import MicroBatcher
+
+    def run(fails: bool):
+        release = threading.Event()
+
+        def fn(a: np.ndarray) -> np.ndarray:
+            release.wait(timeout=10)  # a guard against a hang only
+            if fails:
+                raise RuntimeError("out of memory")
+            return _first_pixels([])(a)
+
+        async def go():
+            with ThreadPoolExecutor(1) as pool:
+                b = MicroBatcher(fn, pool, max_batch=4, max_wait_s=0.05)
+                quitter = asyncio.ensure_future(asyncio.wait_for(b.submit(_images(0, 1)), 0.3))
+                stayer = asyncio.ensure_future(b.submit(_images(7, 1)))
+                try:
+                    with pytest.raises(TimeoutError):  # while the pass of both runs
+                        await quitter
+                finally:
+                    release.set()
+                done, _ = await asyncio.wait([stayer], timeout=5)
+                await b.stop()
+                assert done, "the other request of the batch was never answered"
+                return stayer.exception() or stayer.result(), b.stats
+
+        return asyncio.run(go())
+
+    got, stats = run(fails=False)
+    assert got.tolist() == [[7.0, -7.0]] and stats.sizes == {2: 1}
+    got, stats = run(fails=True)
+    assert isinstance(got, RuntimeError) and str(got) == "out of memory"
+
+
+def test_a_stopped_batcher_counts_no_queued_images_and_starts_clean():
+    """mut46b B10, B11: stop() fails the request held for the next batch and forgets it:
+    /metrics' vsent_queued_images is 0 at once, and a batcher started again (a second lifespan)
+    neither takes the dead request back nor counts its images twice (the gauge went negative)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import BatcherStopped, MicroBatcher
+
+    release = threading.Event()
+
+    def fn(a: np.ndarray) -> np.ndarray:
+        release.wait(timeout=10)  # a guard against a hang only
+        return _first_pixels([])(a)
+
+    async def go():
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(fn, pool, max_batch=2, max_wait_s=0.05)
+            try:
+                # 1 image runs (held in the model thread); 2 more do not fit beside it: held
+                waiting = [asyncio.ensure_future(b.submit(_images(0, 1))),
+                           asyncio.ensure_future(b.submit(_images(1, 2)))]
+                await asyncio.sleep(0.2)
+                assert b.queued_images == 2
+                await b.stop()
+                assert b.queued_images == 0
+            finally:
+                release.set()
+            errors = await asyncio.gather(*waiting, return_exceptions=True)
+            got = await asyncio.wait_for(b.submit(_images(5, 1)), 5)  # started again
+            queued = b.queued_images
+            await b.stop()
+            return errors, got, queued
+
+    errors, got, queued = asyncio.run(go())
+    assert [type(e) for e in errors] == [BatcherStopped, BatcherStopped]
+    assert got.tolist() == [[5.0, -5.0]] and queued == 0
+
+
+def test_a_collector_that_died_is_replaced_by_the_next_request():
+    """mut46b B06: a bug that escapes the collector ends its task (here: gathering a batch
+    raises once); the next request starts a new collector instead of queueing for the dead
+    one until its deadline."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import MicroBatcher
+
+    async def go():
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(_first_pixels([]), pool, max_batch=4, max_wait_s=0.05)
+            real, broken = b._next_batch, [True]
+
+            async def next_batch_breaks_once():
+                if broken:
+                    broken.pop()
+                    raise RuntimeError("a bug")
+                return await real()
+
+            b._next_batch = next_batch_breaks_once
+            lost = await asyncio.gather(asyncio.wait_for(b.submit(_images(4, 1)), 0.5),
+                                        return_exceptions=True)
+            got = await asyncio.wait_for(b.submit(_images(5, 1)), 5)
+            await b.stop()
+            return lost, got
+
+    lost, got = asyncio.run(go())
+    assert [type(e) for e in lost] == [TimeoutError]
+    assert got.tolist() == [[5.0, -5.0]]
+
+
+def test_a_batch_of_two_image_sizes_fails_its_requests_not_the_collector():
+    """Images of two sizes cannot be stacked into one batch (the service makes every image
+    one size; the Python API might not): each request of that batch gets the error at once,
+    not a wait until its deadline, and the collector scores the next request."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import MicroBatcher
+
+    async def go():
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(_first_pixels([]), pool, max_batch=4, max_wait_s=0.05)
+            mixed = [asyncio.wait_for(b.submit(np.zeros((1, s, s, 3), np.uint8)), 5)
+                     for s in (2, 3)]
+            out = await asyncio.gather(*mixed, return_exceptions=True)
+            task = b._task
+            got = await asyncio.wait_for(b.submit(_images(5, 1)), 5)
+            same_collector = b._task is task
+            await b.stop()
+            return out, got, same_collector
+
+    out, got, same_collector = asyncio.run(go())
+    assert [type(e) for e in out] == [ValueError, ValueError]
+    assert got.tolist() == [[5.0, -5.0]] and same_collector
+
+
+def test_a_request_held_behind_a_batch_whose_requests_all_gave_up_is_answered():
+    """mut46b B19: a batch left with no live request (its only one timed out while it waited
+    for company) is passed over; the request held for the next batch is still scored (the
+    collector died on the empty batch, and the held request waited for ever)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import MicroBatcher
+
+    seen: list = []
+
+    async def go():
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(_first_pixels(seen), pool, max_batch=3, max_wait_s=1.0)
+            with pytest.raises(TimeoutError):  # gives up while its batch waits for company
+                await asyncio.wait_for(b.submit(_images(0, 2)), 0.05)
+            got = await asyncio.wait_for(b.submit(_images(5, 2)), 5)  # does not fit: held
+            await b.stop()
+            return got
+
+    assert asyncio.run(go()).tolist() == [[5.0, -5.0], [6.0, -6.0]]
+    assert seen == [[5, 6]]
+
+
+def test_a_request_whose_first_part_failed_leaves_its_later_parts_unscored():
+    """mut46b B14: a request split across batches that already failed (its first forward pass
+    raised) is answered with that error; its parts not yet started are not scored for nobody
+    (the part in the model thread at that moment finishes)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import MicroBatcher
+
+    seen: list = []
+    record = _first_pixels(seen)
+
+    def fn(a: np.ndarray) -> np.ndarray:
+        out = record(a)
+        if len(seen) == 1:
+            raise RuntimeError("out of memory")
+        time.sleep(0.05)
+        return out
+
+    async def go():
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(fn, pool, max_batch=1, max_wait_s=0.01)
+            with pytest.raises(RuntimeError, match="out of memory"):
+                await asyncio.wait_for(b.submit(_images(0, 3)), 5)
+            got = await asyncio.wait_for(b.submit(_images(9, 1)), 5)
+            await b.stop()
+            return got
+
+    assert asyncio.run(go()).tolist() == [[9.0, -9.0]]
+    assert seen == [[0], [1], [9]]  # never [2]
+
+
+# mutation round 46 (mut46b): vsent.serve.limits mutants the suite missed
+
+
+@pytest.mark.parametrize("name, option", [
+    ("max_upload_bytes", "--max-upload-mb"), ("max_request_bytes", "--max-request-mb"),
+    ("max_pixels", "--max-pixels"), ("max_images", "--max-images"),
+    ("max_inflight", "--max-inflight")])
+def test_every_limit_below_one_is_refused_naming_its_option(name, option):
+    """mut46b L01, L02, L03, L04: each count limit is at least 1 (0 would refuse every request
+    or, for max_inflight, serve none), and the error names the option to fix."""
+    with pytest.raises(VsentError, match=rf"^{re.escape(option)} \({name}\) must be >= 1, "
+                                         r"got 0$"):
+        Limits(**{name: 0})
+    assert getattr(Limits(**{name: 1}), name) == 1
+
+
+def test_a_timeout_that_is_not_a_number_is_refused_as_not_positive():
+    """mut46b L06: NaN compares false with everything: ``not timeout > 0`` refuses it first."""
+    with pytest.raises(VsentError, match=r"^--timeout must be > 0 seconds, got nan$"):
+        Limits(timeout_s=float("nan"))

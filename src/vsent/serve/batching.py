@@ -170,8 +170,8 @@ class MicroBatcher:
             live = [it for it in items if not it.future.done()]  # skip requests that timed out
             if not live:
                 continue
-            batch = np.concatenate([it.arrays for it in live])
-            try:
+            try:  # (concatenate too: requests of two image sizes fail, the collector lives)
+                batch = np.concatenate([it.arrays for it in live])
                 probs, seconds = await loop.run_in_executor(self.executor, self._timed, batch)
             except Exception as e:  # noqa: BLE001 - handed to every waiting request
                 for it in live:
