@@ -875,3 +875,520 @@ def test_a_follower_run_dir_writes_and_logs_nothing(tmp_path):
     rd.log_only("a line for run.log")
     rd.close()
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# mutation round 46 (mut46a): vsent.distributed mutants the suite missed
+
+
+@pytest.fixture
+def one_rank_group(tmp_path, monkeypatch):
+    """A real gloo process group of one rank, in this process, taken for a DDP rank
+    (is_distributed patched): the collectives run for real, in milliseconds."""
+    import torch.distributed as tdist
+
+    tdist.init_process_group("gloo", store=tdist.FileStore(str(tmp_path / "store"), 1), rank=0,
+                             world_size=1)
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    try:
+        yield
+    finally:
+        tdist.destroy_process_group()
+
+
+def test_a_group_of_one_rank_is_one_process(tmp_path):
+    """is_distributed means more than one rank: a group of one (a caller's own
+    init_process_group) keeps the one-process arithmetic, the model unwrapped."""
+    import torch.distributed as tdist
+
+    tdist.init_process_group("gloo", store=tdist.FileStore(str(tmp_path / "store"), 1), rank=0,
+                             world_size=1)
+    try:
+        assert distributed.is_distributed() is False and distributed.world_size() == 1
+        net = nn.Linear(2, 2)
+        assert distributed.wrap_model(net, torch.device("cpu")) is net
+    finally:
+        tdist.destroy_process_group()
+
+
+def test_local_rank_is_torchruns_in_ddp_and_0_in_one_process(monkeypatch):
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert distributed.local_rank() == 0  # one process: whatever the environment says
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    assert distributed.local_rank() == 3
+    monkeypatch.delenv("LOCAL_RANK")
+    assert distributed.local_rank() == 0  # (torchrun always sets it; 0 without)
+
+
+@pytest.mark.parametrize("backend, device, cuda, expect", [
+    ("auto", "cpu", False, "gloo"), ("auto", "cpu", True, "gloo"),
+    ("auto", "cuda", False, "nccl"), ("auto", "cuda:1", False, "nccl"),
+    ("auto", "auto", True, "nccl"), ("auto", "auto", False, "gloo"),
+    ("auto", "mps", True, "gloo"),  # no CUDA device: not on GPUs, CUDA or not
+    ("gloo", "cuda", True, "gloo"), ("gloo", "auto", True, "gloo"),
+    ("nccl", "cuda", False, "nccl"), ("nccl", "auto", True, "nccl"),
+])
+def test_resolve_backend_picks_nccl_on_gpus_and_gloo_elsewhere(monkeypatch, backend, device,
+                                                               cuda, expect):
+    """The documented --dist-backend choice: auto is nccl when the ranks train on CUDA (a cuda
+    device, or auto where CUDA is available), else gloo; an explicit choice is kept."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert distributed.resolve_backend(backend, device) == expect
+
+
+def test_resolve_backend_refuses_nccl_without_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cpu", "auto", "mps"):
+        with pytest.raises(VsentError, match=r"^--dist-backend nccl needs GPUs"):
+            distributed.resolve_backend("nccl", device)
+    with pytest.raises(VsentError, match=r"^--dist-backend 'NCCL': choose one of auto, "):
+        distributed.resolve_backend("NCCL", "cuda")
+
+
+def _torchrun_env_of_one(monkeypatch) -> None:
+    """torchrun's env:// variables for a group of one rank, this process taken for a launched
+    rank (session() joins only under torchrun)."""
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.setattr(distributed, "launched", lambda: True)
+
+
+@pytest.mark.parametrize("main", [True, False])
+def test_session_joins_gloo_for_the_command_and_leaves_the_log_as_it_was(monkeypatch, main):
+    """Under torchrun the command runs in a gloo group (CPU) that is gone afterwards; ranks
+    other than 0 log warnings only meanwhile (one copy of the log), and the level is restored."""
+    import torch.distributed as tdist
+
+    _torchrun_env_of_one(monkeypatch)
+    monkeypatch.setattr(distributed, "is_main", lambda: main)
+    vlog = logging.getLogger("vsent")
+    monkeypatch.setattr(vlog, "level", logging.DEBUG)
+    with distributed.session("auto", "cpu"):
+        assert tdist.is_initialized() and tdist.get_backend() == "gloo"
+        assert vlog.level == (logging.DEBUG if main else logging.WARNING)
+    assert not tdist.is_initialized() and vlog.level == logging.DEBUG
+
+
+def test_session_uses_a_group_the_caller_joined_and_leaves_it_open(tmp_path, monkeypatch):
+    import torch.distributed as tdist
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with distributed.session("gloo", "cpu"):  # one process: no group at all
+        assert not tdist.is_initialized()
+    tdist.init_process_group("gloo", store=tdist.FileStore(str(tmp_path / "store"), 1), rank=0,
+                             world_size=1)
+    try:
+        monkeypatch.setenv("WORLD_SIZE", "2")  # a torchrun rank whose caller joined the group
+        with distributed.session("gloo", "cpu"):
+            assert tdist.is_initialized()
+        assert tdist.is_initialized()  # left open: it is the caller's
+    finally:
+        tdist.destroy_process_group()
+
+
+@pytest.mark.parametrize("backend, device, cuda, joined, gpu", [
+    ("gloo", "cuda", True, "gloo", 1),  # gloo ranks on GPUs each take cuda:LOCAL_RANK too
+    ("auto", "auto", True, "nccl", 1),
+    ("nccl", "cuda", True, "nccl", 1),
+    ("gloo", "cpu", True, "gloo", None),  # CPU ranks leave the GPUs alone
+    ("auto", "cpu", False, "gloo", None),
+])
+def test_session_puts_each_rank_on_its_own_gpu_and_waits_long(monkeypatch, backend, device,
+                                                              cuda, joined, gpu):
+    """With CUDA rank r trains on cuda:LOCAL_RANK; the group waits TIMEOUT (2 h: rank 0 builds
+    the cache and evaluates alone) at a collective, not the backend's default 30 minutes."""
+    import torch.distributed as tdist
+
+    _torchrun_env_of_one(monkeypatch)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    devices, groups = [], []
+    monkeypatch.setattr(torch.cuda, "set_device", devices.append)
+    monkeypatch.setattr(tdist, "init_process_group", lambda name, **kw: groups.append((name, kw)))
+    monkeypatch.setattr(tdist, "destroy_process_group", lambda: groups.append("destroyed"))
+    with distributed.session(backend, device):
+        pass
+    assert groups == [(joined, {"timeout": distributed.TIMEOUT}), "destroyed"]
+    assert distributed.TIMEOUT.total_seconds() == 2 * 3600
+    assert devices == ([] if gpu is None else [gpu])
+
+
+def test_collectives_of_a_rank_run_through_the_group(one_rank_group, monkeypatch):
+    """broadcast_object gives rank 0's object (a copy sent through the group); all_sum adds in
+    float64: a float32 sum would round 0.1 (summed losses and counts stay exact)."""
+    obj = {"status": "new", "rows": [1, 2]}
+    got = distributed.broadcast_object(obj)
+    assert got == obj
+    assert distributed.all_sum(0.1, 3, 1e-300) == (0.1, 3.0, 1e-300)
+    import torch.distributed as tdist
+
+    waits: list[int] = []
+    real_barrier = tdist.barrier
+    monkeypatch.setattr(tdist, "barrier", lambda: waits.append(1) or real_barrier())
+    distributed.barrier()
+    distributed.end_together()  # every rank arrived: no warning, no error
+    assert waits == [1, 1]
+
+
+def test_barrier_and_end_together_are_no_ops_in_one_process():
+    distributed.barrier()  # (no process group: a collective would raise)
+    distributed.end_together()
+
+
+def test_local_first_runs_on_local_rank_0_before_the_others(monkeypatch):
+    """Per-machine caches: local rank 0 builds, then the barrier; the others wait at the barrier,
+    then find it built. In one process: just the call, no barrier."""
+    calls: list[str] = []
+    monkeypatch.setattr(distributed, "barrier", lambda: calls.append("barrier"))
+
+    def build(x: int, *, y: int) -> int:
+        calls.append("build")
+        return x + y
+
+    assert distributed.local_first(build, 1, y=2) == 3 and calls == ["build"]
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    for local, order in (("0", ["build", "barrier"]), ("1", ["barrier", "build"])):
+        calls.clear()
+        monkeypatch.setenv("LOCAL_RANK", local)
+        assert distributed.local_first(build, 1, y=2) == 3
+        assert calls == order
+
+
+def test_on_main_runs_on_rank_0_alone_and_every_rank_gets_its_result(monkeypatch):
+    sent: list[object] = []
+    monkeypatch.setattr(distributed, "broadcast_object",
+                        lambda obj: sent.append(obj) or "rank 0's result")
+    ran: list[int] = []
+    assert distributed.on_main(lambda a: ran.append(a) or "mine", 7) == "rank 0's result"
+    assert ran == [7] and sent == ["mine"]  # rank 0 (one process here): runs, then sends
+    monkeypatch.setattr(distributed, "is_main", lambda: False)
+    sent.clear()
+    ran.clear()
+    assert distributed.on_main(lambda a: ran.append(a) or "mine", 7) == "rank 0's result"
+    assert ran == [] and sent == [None]  # another rank: never runs it (it may write files)
+
+
+def test_open_run_dir_opens_on_rank_0_and_gives_the_others_its_outcome(tmp_path, monkeypatch):
+    """Rank 0 opens the run directory and sends ("ok", status, config) or ("error", message);
+    another rank opens nothing: a FollowerRunDir with rank 0's status and stored config, or
+    the same VsentError."""
+    from types import SimpleNamespace
+
+    out = tmp_path / "run"
+    sent: list[object] = []
+    answer: list[object] = []
+    monkeypatch.setattr(distributed, "broadcast_object",
+                        lambda obj: sent.append(obj) or (answer[0] if answer else obj))
+    opened = SimpleNamespace(status="resumed", config={"seed": 3})
+    monkeypatch.setattr(distributed, "_open_run_dir", lambda o, c, **kw: opened)
+    assert distributed.open_run_dir(out, {"seed": 3}) is opened and sent == []  # one process
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    monkeypatch.setattr(distributed, "is_main", lambda: True)  # rank 0 (no group here)
+    assert distributed.open_run_dir(out, {"seed": 3}, resume=True) is opened
+    assert sent == [("ok", "resumed", {"seed": 3})]
+
+    def refused(o, c, **kw):
+        raise VsentError(f"{o} already holds an unfinished run")
+
+    monkeypatch.setattr(distributed, "_open_run_dir", refused)
+    sent.clear()
+    with pytest.raises(VsentError, match="already holds an unfinished run$"):
+        distributed.open_run_dir(out, {"seed": 3})
+    assert sent == [("error", f"{out} already holds an unfinished run", None)]
+
+    monkeypatch.setattr(distributed, "is_main", lambda: False)  # another rank opens nothing
+    sent.clear()
+    answer.append(("ok", "resumed", {"seed": 3, "stored": True}))
+    rd = distributed.open_run_dir(out, {"seed": 3})
+    assert isinstance(rd, distributed.FollowerRunDir) and sent == [None]
+    assert (rd.path, rd.status, rd.config) == (out, "resumed", {"seed": 3, "stored": True})
+    answer[0] = ("error", "the refusal rank 0 met", None)
+    with pytest.raises(VsentError, match="^the refusal rank 0 met$"):
+        distributed.open_run_dir(out, {"seed": 3})
+    assert not out.exists()
+
+
+def _dropout_draws(seed: int, epoch: int) -> torch.Tensor:
+    distributed.seed_epoch(seed, epoch)
+    return torch.rand(8)
+
+
+def test_seed_epoch_seeds_each_rank_from_seed_epoch_and_rank(one_rank_group, monkeypatch):
+    """Dropout masks: the same (seed, epoch, rank) draws the same (a resumed run), another
+    epoch, rank or seed draws others; a negative seed is a seed of its own (not |seed|)."""
+    first = _dropout_draws(5, 2)
+    assert torch.equal(_dropout_draws(5, 2), first)
+    assert not torch.equal(_dropout_draws(5, 3), first)
+    assert not torch.equal(_dropout_draws(6, 2), first)
+    assert not torch.equal(_dropout_draws(-5, 2), first)
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    assert not torch.equal(_dropout_draws(5, 2), first)
+
+
+def test_seed_epoch_leaves_one_process_alone():
+    """In one process the global RNG goes on as it did before DDP existed."""
+    torch.manual_seed(0)
+    expect = torch.rand(4)
+    torch.manual_seed(0)
+    distributed.seed_epoch(5, 2)
+    assert torch.equal(torch.rand(4), expect)
+
+
+def test_shard_batch_crops_non_square_images_as_one_process_would():
+    """Rows and columns drawn in random_crop_flip's order and range (h != w here)."""
+    images = torch.randint(0, 256, (6, 10, 16, 3), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(2)).numpy()
+    labels = np.arange(6) % 2
+    idx = np.array([0, 1, 3, 4, 5])
+    expect = random_crop_flip(torch.from_numpy(images[idx]), 8, torch.Generator().manual_seed(9))
+    for r in range(2):
+        x, _, _ = distributed.shard_batch(images, labels, idx, 8,
+                                          torch.Generator().manual_seed(9), rank_=r, world=2)
+        assert torch.equal(x, expect[r::2])
+
+
+def test_shard_batch_takes_this_ranks_rows_by_default(monkeypatch):
+    images = np.arange(5 * 4 * 4 * 3, dtype=np.uint8).reshape(5, 4, 4, 3)
+    labels = np.array([0, 1, 0, 1, 1])
+    idx = np.array([0, 1, 2, 4])
+
+    def shard(**kw: int) -> tuple[torch.Tensor, np.ndarray, float]:
+        return distributed.shard_batch(images, labels, idx, 4, torch.Generator().manual_seed(1),
+                                       **kw)
+
+    x, y, weight = shard()  # one process: the whole batch, weight 1
+    assert torch.equal(x, random_crop_flip(torch.from_numpy(images[idx]), 4,
+                                           torch.Generator().manual_seed(1)))
+    assert np.array_equal(y, labels[idx]) and weight == 1.0
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    monkeypatch.setattr(distributed, "world_size", lambda: 3)
+    x, y, weight = shard()
+    x1, y1, weight1 = shard(rank_=1, world=3)
+    assert torch.equal(x, x1) and np.array_equal(y, y1) and weight == weight1 == 0.75
+    assert np.array_equal(y, labels[[1]])
+
+
+def test_shard_batch_refuses_a_crop_larger_than_either_side():
+    labels = np.zeros(3, dtype=int)
+    idx = np.arange(3)
+    gen = torch.Generator().manual_seed(0)
+    for h, w in ((6, 9), (9, 6)):  # too tall, then too wide
+        images = np.zeros((3, h, w, 3), dtype=np.uint8)
+        with pytest.raises(ValueError, match=rf"^crop 7 is larger than the images \({h}x{w}\)$"):
+            distributed.shard_batch(images, labels, idx, 7, gen, rank_=0, world=1)
+        x, _, _ = distributed.shard_batch(images, labels, idx, 6, gen, rank_=0, world=1)
+        assert x.shape == (3, 6, 6, 3)  # a crop as large as the short side fits
+
+
+class _FakeDDP(nn.Module):
+    """Stands in for DistributedDataParallel on GPUs (none here): keeps what it was given."""
+
+    def __init__(self, module: nn.Module, device_ids: list[int] | None = None) -> None:
+        super().__init__()
+        self.module, self.device_ids = module, device_ids
+
+
+def _bn_model() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Sequential(nn.BatchNorm2d(4), nn.ReLU()))
+
+
+def test_wrap_model_syncs_batchnorm_on_gpus_and_unwrap_gives_the_model_back(one_rank_group,
+                                                                           monkeypatch):
+    """On GPUs BatchNorm becomes SyncBatchNorm (global batch statistics) on this rank's GPU;
+    unwrap_model puts the very BatchNorm layers back (they hold the trained statistics) and
+    every rank takes rank 0's buffers."""
+    import torch.distributed as tdist
+
+    monkeypatch.setattr(nn.parallel, "DistributedDataParallel", _FakeDDP)
+    model = _bn_model()
+    bn = model[1][0]
+    net = distributed.wrap_model(model, torch.device("cuda", 1))
+    assert isinstance(net, _FakeDDP) and net.module is model and net.device_ids == [1]
+    assert isinstance(model[1][0], nn.SyncBatchNorm) and distributed.module_of(net) is model
+    sent = []
+    real_broadcast = tdist.broadcast
+    monkeypatch.setattr(tdist, "broadcast",
+                        lambda t, src: sent.append(src) or real_broadcast(t, src=src))
+    assert distributed.unwrap_model(net) is model and model[1][0] is bn
+    assert sent == [0] * len(list(model.buffers()))  # running mean, var, batches tracked
+
+
+def test_wrap_model_keeps_batchnorm_on_cpu(one_rank_group):
+    """SyncBatchNorm does not run on CPU: gloo ranks keep BatchNorm (their shards' statistics)."""
+    model = _bn_model()
+    net = distributed.wrap_model(model, torch.device("cpu"))
+    assert isinstance(net, nn.parallel.DistributedDataParallel) and net.module is model
+    assert type(model[1][0]) is nn.BatchNorm2d and distributed.module_of(net) is model
+    net(torch.randn(2, 3, 6, 6))  # it trains
+    assert distributed.unwrap_model(net) is model
+    assert distributed.unwrap_model(model) is model and distributed.module_of(model) is model
+
+
+def _agent_logger(name: str) -> tuple[logging.Logger, list[str]]:
+    """A logger standing in for torchrun's agent log, and the lines it emits."""
+    emitted: list[str] = []
+    logger = logging.getLogger(f"vsent.tests.{name}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.handlers = [logging.Handler()]
+    logger.handlers[0].emit = lambda record: emitted.append(record.getMessage())
+    return logger, emitted
+
+
+def test_quiet_user_error_holds_stop_lines_until_it_knows_the_failure(request):
+    """torchrun says "Sending process N closing signal" before "failed (exitcode: X)": those
+    lines are held; a user error (2) drops both, any other failure logs them, in order."""
+    logger, emitted = _agent_logger(request.node.name)
+    quiet = distributed._QuietUserError(logger)
+    logger.addFilter(quiet)
+    stop = ("Sending process %s closing signal %s", 12675, "SIGTERM")
+    failed = "failed (exitcode: %s) local_rank: %s (pid: %s) of binary: %s"
+    logger.warning(*stop)
+    assert emitted == [] and len(quiet.held) == 1
+    logger.error(failed, 2, 0, 12674, "vsent")  # a user error: its line was printed already
+    logger.info("another line")
+    assert emitted == ["another line"] and quiet.held == []
+    emitted.clear()
+    logger.warning(*stop)
+    logger.error(failed, 3, 0, 12674, "vsent")  # no user error: torchrun's report, whole
+    assert emitted == ["Sending process 12675 closing signal SIGTERM",
+                       "failed (exitcode: 3) local_rank: 0 (pid: 12674) of binary: vsent"]
+    emitted.clear()
+    logger.warning(*stop)  # a stop with no failure line (an interrupt): logged at release
+    quiet.release()
+    assert emitted == ["Sending process 12675 closing signal SIGTERM"] and quiet.held == []
+    logger.warning(*stop)  # held again after a release
+    assert emitted == ["Sending process 12675 closing signal SIGTERM"] and len(quiet.held) == 1
+
+
+def test_torchrun_main_keeps_a_user_errors_status_and_reraises_other_failures(monkeypatch):
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    agent_log = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
+    server_log = logging.getLogger("torch.distributed.elastic.agent.server.api")
+    before = (list(agent_log.filters), list(server_log.filters))
+    outcome: list[BaseException] = []
+
+    def run(args):
+        if outcome:
+            raise outcome[0]
+
+    monkeypatch.setattr(torchrun, "run", run)
+    args = ["--standalone", "--nproc-per-node=2", "x.py"]
+    assert distributed.torchrun_main(args) == 0
+    for code in (2, 3):
+        outcome[:] = [ChildFailedError("x.py", {0: ProcessFailure(0, 1, code, "<N/A>")})]
+        if code == 2:
+            assert distributed.torchrun_main(args) == 2
+        else:
+            with pytest.raises(ChildFailedError):
+                distributed.torchrun_main(args)
+    assert (agent_log.filters, server_log.filters) == before  # its filters are gone after
+
+
+def test_torchrun_main_drops_only_the_death_signal_line():
+    record = logging.LogRecord("x", logging.WARNING, "f", 1,
+                               "Received %s death signal, shutting down workers", (2,), None)
+    assert not distributed._no_death_signal(record)
+    record.msg = "Starting elastic_operator with launch configs:"
+    assert distributed._no_death_signal(record)
+
+
+def test_launch_command_keeps_the_option_after_an_nproc_equals():
+    """--nproc=N is one argument: the next one (--data d here) is the user's, kept."""
+    cmd = distributed.launch_command(["crossval", "--nproc=2", "--data", "d", "--nproc", "2",
+                                      "--out", "o"], 2)
+    assert cmd[cmd.index("vsent.cli") + 1:] == ["crossval", "--data", "d", "--out", "o"]
+
+
+def test_launch_shares_the_cores_between_the_processes_and_needs_its_command(monkeypatch):
+    """torchrun would give each process one thread: the launcher sets OMP_NUM_THREADS to the
+    cores / N (at least 1) unless the user set it; a command line without the sub-command
+    cannot be relaunched."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    argv = ["crossval", "--nproc", "2", "--out", "x"]
+    for cores, nproc, threads in ((8, 2, "4"), (8, 3, "2"), (2, 4, "1"), (None, 2, "1")):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        agents = _fake_popen(monkeypatch)
+        assert distributed.launch(nproc, "crossval", argv) == 0
+        assert agents[0].kw["env"]["OMP_NUM_THREADS"] == threads
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice is kept
+    agents = _fake_popen(monkeypatch)
+    distributed.launch(2, "crossval", argv)
+    assert agents[0].kw["env"]["OMP_NUM_THREADS"] == "3"
+    agents = _fake_popen(monkeypatch)
+    with pytest.raises(VsentError, match=r"^--nproc: relaunching needs the `vsent finetune` "):
+        distributed.launch(2, "finetune", argv)
+    assert agents == []
+
+
+def test_follow_launcher_asks_for_sigterm_when_its_launcher_dies(monkeypatch):
+    """The agent asks Linux for SIGTERM at its parent's death (PR_SET_PDEATHSIG = 1), and stops
+    at once when the launcher is already gone (its parent is no longer that pid)."""
+    import ctypes
+    import signal
+
+    calls: list[tuple] = []
+
+    class Libc:
+        def prctl(self, option: int, sig: int) -> int:
+            calls.append(("prctl", option, sig))
+            return 0
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda *a, **kw: Libc())
+    monkeypatch.setattr(os, "kill", lambda pid, sig: calls.append(("kill", pid, sig)))
+    monkeypatch.setattr(sys, "platform", "linux")
+    for launcher, expect in (
+            (None, []), ("not-a-pid", []),
+            (str(os.getppid()), [("prctl", 1, signal.SIGTERM)]),
+            (str(os.getppid() + 1), [("prctl", 1, signal.SIGTERM),  # died before prctl
+                                     ("kill", os.getpid(), signal.SIGTERM)])):
+        calls.clear()
+        if launcher is None:
+            monkeypatch.delenv("VSENT_LAUNCHED", raising=False)
+        else:
+            monkeypatch.setenv("VSENT_LAUNCHED", launcher)
+        distributed._follow_launcher()
+        assert calls == expect, launcher
+
+
+def test_torchrun_main_logs_the_held_stop_lines_of_any_other_ending(monkeypatch, caplog):
+    """Lines held while torchrun stopped the ranks are logged when the run ends some other way
+    than a user error (here the agent fails with no process failure)."""
+    import torch.distributed.run as torchrun
+
+    def run(args):
+        logging.getLogger("torch.distributed.elastic.multiprocessing.api").warning(
+            "Sending process %s closing signal %s", 12675, "SIGTERM")
+        raise RuntimeError("rendezvous failed")
+
+    monkeypatch.setattr(torchrun, "run", run)
+    with pytest.raises(RuntimeError, match="^rendezvous failed$"):
+        distributed.torchrun_main(["--standalone", "--nproc-per-node=2", "x.py"])
+    assert [r.getMessage() for r in caplog.records] == [
+        "Sending process 12675 closing signal SIGTERM"]
+
+
+def test_a_killed_agent_is_waited_for(monkeypatch):
+    """An agent that did not stop in time is killed, then reaped (no zombie left behind, its
+    exit seen before the launcher goes on)."""
+    import subprocess
+
+    agents = _fake_popen(monkeypatch, waits=[KeyboardInterrupt(),
+                                             subprocess.TimeoutExpired("torchrun", 1), -9])
+    with pytest.raises(KeyboardInterrupt):
+        distributed.launch(2, "crossval", ["crossval", "--nproc", "2", "--out", "x"])
+    assert agents[0].killed and agents[0].waits == [] and agents[0].timeouts[-1] is None
+
+
+def test_rank_0_raises_its_user_error_as_it_is():
+    """Rank 0 (and one process) says the error itself: user_errors_from_rank0 re-raises it, the
+    status list stays empty (the CLI's own handler prints it and exits 2)."""
+    with pytest.raises(VsentError, match="^refused$"), \
+            distributed.user_errors_from_rank0() as status:
+        raise VsentError("refused")
+    assert status == []
