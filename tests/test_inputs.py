@@ -3,13 +3,16 @@ mutation testing (session 41) found no test pinned, and two bugs of the loop-saf
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from vsent.inputs import Unmatched, iter_inputs
+from vsent.errors import VsentError
+from vsent.inputs import Unmatched, iter_inputs, iter_list, split_inputs
 
 
 def _run(folder: Path) -> Path:
@@ -152,3 +155,125 @@ def test_a_loop_to_the_current_folder_is_named_as_dot(tmp_path, monkeypatch, cap
         got = [i for i in iter_inputs(["**/*.png"]) if not isinstance(i, Unmatched)]
     assert got == [os.path.join("d1", "x.png")]
     assert "(e.g. d1/up is .): each is walked once for each place of the pattern" in caplog.text
+
+
+# mutation round 46 (mut46c): vsent.inputs mutants the suite missed
+def test_a_folder_yields_its_images_by_suffix_of_any_case(tmp_path):
+    _img(tmp_path / "d" / "A.JPG")
+    _img(tmp_path / "d" / "b.png")
+    (tmp_path / "d" / "notes.txt").write_text("x")
+    got = sorted(str(p) for p in iter_inputs([str(tmp_path / "d")]))
+    assert got == [str(tmp_path / "d" / "A.JPG"), str(tmp_path / "d" / "b.png")]
+
+
+def test_an_existing_file_whose_name_looks_like_a_glob_is_that_file(tmp_path):
+    """'shot[1].png' exists: it is scored as named, not read as a pattern matching nothing."""
+    f = _img(tmp_path / "shot[1].png")
+    assert list(iter_inputs([str(f)])) == [str(f)]
+
+
+def test_an_empty_path_is_an_error_item_not_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _img(tmp_path / "a.png")
+    (item,) = iter_inputs([""])
+    assert item == Unmatched("", "'': an empty path (not the current folder)")
+
+
+def test_a_glob_matching_a_run_folder_skips_its_files(tmp_path, monkeypatch):
+    """'photos/*/*.png' meets photos/cam/0001_gradcam.png: a vsent run's file, not a photo."""
+    monkeypatch.chdir(tmp_path)
+    _img(tmp_path / "photos" / "day" / "a.png")
+    _run(tmp_path / "photos" / "cam")
+    got = [i for i in iter_inputs(["photos/*/*.png"]) if not isinstance(i, Unmatched)]
+    assert got == ["photos/day/a.png"]
+
+
+def test_a_deep_glob_matches_hidden_names_only_with_a_dot(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _img(tmp_path / "a.png")
+    _img(tmp_path / ".b.png")
+    _img(tmp_path / "sub" / "c.png")
+    assert sorted(iter_inputs(["**/*.png"])) == ["a.png", os.path.join("sub", "c.png")]
+    assert list(iter_inputs(["**/.*.png"])) == [".b.png"]
+
+
+def test_a_list_is_read_as_written_less_its_blank_and_comment_lines(tmp_path):
+    """CRLF line ends, an editor's BOM, indented comments: none is part of a path."""
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"\xef\xbb\xbfa.jpg\r\n  # a comment\r\n\r\n b c.jpg \r\n#x.jpg\n")
+    assert list(iter_inputs(from_list=listing)) == ["a.jpg", " b c.jpg "]
+
+
+def test_a_list_on_a_callers_stream_is_read_and_left_open(tmp_path):
+    """stdin=: the caller's text stream, given as '-' (a str or a Path), is not closed."""
+    for dash in ("-", Path("-")):
+        stream = io.StringIO("a.jpg\n\nb.jpg\n")
+        assert list(iter_inputs(from_list=dash, stdin=stream)) == ["a.jpg", "b.jpg"]
+        assert not stream.closed
+
+
+def test_a_list_in_utf16_is_refused_naming_its_encoding(tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text("a.jpg\n", encoding="utf-16")
+    with pytest.raises(VsentError, match=r"list\.txt: UTF-16 text \(its byte-order mark\)"):
+        list(iter_inputs(from_list=listing))
+    with pytest.raises(VsentError, match=r"^-: UTF-16 text"):  # (standard input: not peeked)
+        list(iter_list(io.StringIO("\udcff\udcfea\n"), "-"))
+
+
+def test_a_nul_byte_is_refused_at_its_line(tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"a.jpg\nb.jpg\nc\0.jpg\n")
+    with pytest.raises(VsentError, match=r"list\.txt: line 3 holds a NUL byte"):
+        list(iter_inputs(from_list=listing))
+
+
+def test_a_latin1_name_in_a_list_keeps_its_bytes(tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"caf\xe9.jpg\n")
+    assert [os.fsencode(p) for p in iter_inputs(from_list=listing)] == [b"caf\xe9.jpg"]
+
+
+def test_split_inputs_gives_the_error_rows_of_what_matched_nothing(tmp_path):
+    f = _img(tmp_path / "a.png")
+    (tmp_path / "empty").mkdir()
+    paths, rows = split_inputs([str(f), str(tmp_path / "empty"), str(tmp_path / "*.gif")])
+    assert paths == [str(f)]
+    assert [r["path"] for r in rows] == [str(tmp_path / "empty"), str(tmp_path / "*.gif")]
+    assert all(r["prob_positive"] is None and r["error"] for r in rows)
+
+
+def test_one_path_where_many_are_expected_is_a_type_error():
+    with pytest.raises(TypeError, match="iter_inputs"):
+        iter_inputs("photos")
+
+
+def test_a_run_folder_given_itself_is_read(tmp_path):
+    """Only the runs met below a folder are skipped: one named on the command line is read."""
+    run = _run(tmp_path / "cam")
+    assert list(iter_inputs([str(run)])) == [run / "0001_gradcam.png"]
+
+
+def test_a_folder_is_walked_depth_first_in_listing_order(tmp_path):
+    """A folder's images, then each sub-folder's walk in the order the folder lists them."""
+    for rel in ("a.png", "s1/b.png", "s1/t/c.png", "s2/d.png", "s3/e.png"):
+        _img(tmp_path / "d" / rel)
+
+    def listed(d: Path) -> list[Path]:
+        entries = list(os.scandir(d))
+        out = [d / e.name for e in entries if e.is_file()]
+        for e in entries:
+            if e.is_dir():
+                out += listed(d / e.name)
+        return out
+
+    assert list(iter_inputs([str(tmp_path / "d")])) == listed(tmp_path / "d")
+
+
+def test_a_deep_glob_yields_each_image_once(tmp_path, monkeypatch):
+    """'d/**' matches folders too: their images are matches already, not walked again."""
+    monkeypatch.chdir(tmp_path)
+    _img(tmp_path / "d" / "a.png")
+    _img(tmp_path / "d" / "s" / "b.png")
+    got = [i for i in iter_inputs(["d/**"]) if not os.path.isdir(i)]
+    assert sorted(got) == [os.path.join("d", "a.png"), os.path.join("d", "s", "b.png")]

@@ -4,8 +4,10 @@ module changed unseen (mut40)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+from typing import Any
 
 import pytest
 
@@ -114,3 +116,161 @@ def test_skip_bad_data_is_still_checked_for_shared_images(twitter_like, tmp_path
     ckpt, meta = _weak(tmp_path, twitter_like, [("x.jpg", 1)], {"x.jpg": some})
     with pytest.raises(VsentError, match=r"which holds 1 of the images of"):
         check_other_data(ckpt, meta, str(twitter_like))
+
+
+# mutation round 46 (mut46c): vsent.data.leakage mutants the suite missed
+def _ckpt(path, **meta: Any):
+    """A smallcnn checkpoint at ``path`` whose metadata holds ``meta``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = save_checkpoint(path, create_model("smallcnn", widths=[8]), **meta)
+    return ckpt, load_checkpoint(ckpt)[1]
+
+
+def _copy_without_five(twitter_like, root, image: str):
+    """A copy of the data whose five-agree list leaves ``image`` out (three-agree holds it):
+    other data, sharing that image only through its larger subsets."""
+    shutil.copytree(twitter_like, root)
+    five = root / "ground_truth" / "twitter_five_agrees.txt"
+    five.write_text("".join(line for line in five.read_text().splitlines(keepends=True)
+                            if not line.startswith(image)))
+    return root
+
+
+def test_a_model_of_the_same_data_is_refused_as_such(twitter_like, tmp_path):
+    """The same path: the refusal says the data itself (not some shared images)."""
+    ckpt, meta = _ckpt(tmp_path / "m.pt", data=str(twitter_like))
+    with pytest.raises(VsentError, match=r"was trained on .*, the data it would be fine-tuned "
+                                         r"and tested on: its test folds hold its training"):
+        check_other_data(ckpt, meta, str(twitter_like), needs="Give another model.")
+
+
+def test_a_copy_of_the_data_is_the_same_data_by_its_subsets_fingerprint(twitter_like,
+                                                                        tmp_path):
+    """A copy elsewhere with the checkpoint's subset's fingerprint (three-agree here, which the
+    five-agree fingerprint is not) is the same data; loading it says nothing (quiet logs)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(twitter_like, copy)
+    sha = load_dataset(copy, "three", validate=False).fingerprint()["sha256"]
+    ckpt, meta = _ckpt(tmp_path / "m.pt", data=str(copy), subset="three", data_sha256=sha)
+    with pytest.raises(VsentError, match=r"\(a copy of .*: same images and labels\), the data "
+                                         r"it would be fine-tuned and tested on"):
+        check_other_data(ckpt, meta, str(twitter_like))
+
+
+def test_a_copy_is_recognised_despite_a_bad_entry_in_its_list(twitter_like, tmp_path):
+    """The fingerprint is taken with skip_bad, as a --skip-bad run took it: a label line of a
+    missing image does not make the copy other data."""
+    five = twitter_like / "ground_truth" / "twitter_five_agrees.txt"
+    five.write_text(five.read_text() + "missing_img.jpg 1\n")
+    sha = load_dataset(twitter_like, "five", skip_bad=True, validate=False).fingerprint()
+    ckpt, meta = _ckpt(tmp_path / "m.pt", data=str(tmp_path / "gone"),
+                       data_sha256=sha["sha256"])
+    with pytest.raises(VsentError, match=r"\(a copy of .*: same images and labels\)"):
+        check_other_data(ckpt, meta, str(twitter_like))
+
+
+def test_the_checks_own_loads_log_nothing(twitter_like, tmp_path, caplog):
+    """Both loads run with the logs quiet: the run's own load says the data once."""
+    copy = tmp_path / "other"
+    shutil.copytree(twitter_like, copy)
+    ckpt, meta = _ckpt(tmp_path / "m.pt", data=str(copy), data_sha256="0" * 64)
+    with caplog.at_level(logging.INFO, logger="vsent"), pytest.raises(VsentError):
+        check_other_data(ckpt, meta, str(twitter_like))
+    assert not [r for r in caplog.records if r.getMessage().startswith(("dataset:", "skipping"))]
+
+
+def _shared(twitter_like, tmp_path, **meta: Any) -> str:
+    """The refusal for a model trained on a copy of the data whose five-agree list leaves the
+    first image out: it shares 36 images (five) or 35 (five of the copy)."""
+    first = sorted(load_dataset(twitter_like, "five", validate=False).names)[0]
+    copy = _copy_without_five(twitter_like, tmp_path / "other", first)
+    meta.setdefault("data", str(copy))
+    ckpt, meta = _ckpt(meta.pop("where", tmp_path / "m.pt"), **meta)
+    with pytest.raises(VsentError) as e:
+        check_other_data(ckpt, meta, str(twitter_like))
+    return str(e.value)
+
+
+def test_shared_images_are_those_of_the_subset_the_model_trained_on(twitter_like, tmp_path):
+    """subset three: its 50 training images hold all 36 of the five-agree test images."""
+    assert "which holds 36 of the images" in _shared(twitter_like, tmp_path, subset="three")
+
+
+def test_shared_images_count_those_of_the_extra_train_subset(twitter_like, tmp_path):
+    """--extra-train three: the weak labels' images are training images too."""
+    assert "which holds 36 of the images" in _shared(twitter_like, tmp_path, subset="five",
+                                                     extra_train="three")
+    assert "which holds 35 of the images" in _shared(twitter_like, tmp_path / "b",
+                                                     subset="five")
+
+
+def _crossval_run(run, data: str, config: dict[str, Any]) -> None:
+    """A crossval run's config.json: data ``data`` given --extra-train three, and ``config``."""
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps({"command": "crossval", "data": data,
+                                                 "extra_train": "three"} | config))
+
+
+def test_a_fold_model_of_a_crossval_run_takes_the_runs_extra_train(twitter_like, tmp_path):
+    """A checkpoint saved before it recorded extra_train: its run's config says it."""
+    run = tmp_path / "run"
+    _crossval_run(run, str(tmp_path / "other"), {})
+    assert "which holds 36 of the images" in _shared(
+        twitter_like, tmp_path, subset="five", fold=0, command="crossval",
+        where=run / "fold0" / "model.pt")
+
+
+@pytest.mark.parametrize(("config", "meta", "where"), [
+    ({"command": "finetune"}, {}, "fold0/model.pt"),  # another command's run
+    ({}, {"command": "finetune"}, "fold0/model.pt"),  # another command's model, copied there
+    ({}, {"fold": 1}, "fold0/model.pt"),  # another fold's model
+    ({"data": "elsewhere"}, {}, "fold0/model.pt"),  # a model of other data
+    ({"data": None}, {}, "fold0/model.pt"),
+    ({"extra_train": 3}, {}, "fold0/model.pt"),  # (no subset name)
+    ({}, {}, "model.pt"),  # at the run's top, with no fold: not a fold's model
+])
+def test_a_model_that_is_not_the_runs_own_ignores_its_extra_train(
+        config, meta, where, twitter_like, tmp_path):
+    run = tmp_path / "run"
+    _crossval_run(run, str(tmp_path / "other"), config)
+    assert "which holds 35 of the images" in _shared(
+        twitter_like, tmp_path, subset="five", where=run / where, **meta)
+
+
+def test_a_checkpoint_whose_data_is_no_path_is_not_checked(twitter_like, tmp_path, caplog):
+    ckpt, meta = _ckpt(tmp_path / "m.pt", data=["a", "b"])
+    with caplog.at_level(logging.INFO, logger="vsent"):
+        check_other_data(ckpt, meta, str(twitter_like))
+    assert not caplog.records
+
+
+def test_the_same_file_listed_by_a_weak_label_csv_is_named_once(twitter_like, tmp_path):
+    """A CSV listing the data's own files names each as it is; a copy as 'copy is ours'.
+    Three shared images are all named, with no dots."""
+    some = sorted((twitter_like / "images").iterdir())[:3]
+    weak = tmp_path / "weak.csv"
+    weak.write_text("path,label\n" + "".join(f"{p},1\n" for p in some))
+    ckpt, meta = _ckpt(tmp_path / "m.pt", data=str(weak))
+    with pytest.raises(VsentError) as e:
+        check_other_data(ckpt, meta, str(twitter_like))
+    msg = str(e.value)
+    assert "holds 3 of the images" in msg and " is " not in msg and ", ...)" not in msg, msg
+    assert all(str(p) in msg for p in some), msg
+
+
+def test_data_that_lacks_a_checked_subset_is_left_to_its_own_load(twitter_like, tmp_path):
+    """The test data unreadable with its subsets: no refusal here (its load says why)."""
+    other = _copy_without_five(twitter_like, tmp_path / "other", "nothing")
+    (twitter_like / "ground_truth" / "twitter_four_agrees.txt").unlink()
+    ckpt, meta = _ckpt(tmp_path / "m.pt", data=str(other))
+    check_other_data(ckpt, meta, str(twitter_like), ("five", "four"))  # no error
+
+
+def test_a_run_with_an_unreadable_config_gives_no_extra_train(twitter_like, tmp_path):
+    """A damaged config.json beside a fold model: the check goes on with the model's own
+    subset (its run is not known), not stopped by the run's error."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{not json")
+    assert "which holds 35 of the images" in _shared(
+        twitter_like, tmp_path, subset="five", where=run / "fold0" / "model.pt")

@@ -531,3 +531,309 @@ def test_from_checkpoint_takes_class_names_as_from_file_does(checkpoint, images)
     assert {row["label"] for row in pred.score(paths)} <= {"neg", "pos"}
     with pytest.raises(TypeError, match=r"^Predictor\.from_checkpoint takes no fusion=\.\.\.: "):
         Predictor.from_checkpoint(checkpoint, fusion=None)
+
+
+# mutation round 46 (mut46c): vsent.predict mutants the suite missed
+def test_one_image_of_any_pixel_layout_is_refused_where_many_are_expected(checkpoint, images):
+    """A grayscale (H, W), a bool mask (H, W, 3) and a channel-first RGBA (4, H, W) are one
+    image each; a stack of 3 or 4 images (N, S, S, 3) is many."""
+    _, paths = images
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu")
+    arr = np.asarray(Image.open(paths[0]).convert("RGB"))
+    for one in (arr[..., 0], arr > 127, np.zeros((4, 40, 50), np.uint8)):
+        with pytest.raises(TypeError, match=r"^Predictor\.score"):
+            pred.score(one)
+    for n in (3, 4):
+        assert pred.predict_proba(np.stack([arr[:40, :40]] * n)).shape == (n, 2)
+
+
+def test_a_row_scores_class_1_and_names_a_class_beyond_the_names_by_its_index():
+    """prob_positive is class 1's score (index 1 = positive) whatever the number of classes;
+    an argmax with no name is its index."""
+    from vsent.predict import scores_row
+
+    row = scores_row("a.jpg", np.array([0.1, 0.2, 0.7]), ("negative", "positive"))
+    assert row == {"path": "a.jpg", "prob_positive": 0.2, "label": "2", "error": ""}
+
+
+@pytest.mark.parametrize(("model", "kwargs", "error", "message"), [
+    ("linear", {}, TypeError, r"^Predictor takes a vsent model .* got Linear"),
+    ("smallcnn", {"class_names": [0, 1]}, TypeError, r"takes a list of 2 names, got \[0, 1\]$"),
+    ("smallcnn", {"class_names": ["a", "b", "c"]}, ValueError, r"3 names for a model of 2"),
+    ("smallcnn", {"batch_size": None}, ValueError, r"^Predictor\(batch_size=...\) must be an "
+                                                   r"integer >= 1, got None$"),
+])
+def test_predictor_refuses_these_arguments_too(model, kwargs, error, message):
+    from torch import nn
+
+    from vsent.models import create_model
+
+    net = nn.Linear(2, 2) if model == "linear" else create_model("smallcnn")
+    with pytest.raises(error, match=message):
+        Predictor(net, **kwargs)
+
+
+def test_batch_size_bounds_the_forward_passes_and_workers_the_decoding_threads(
+        checkpoint, images, monkeypatch):
+    import vsent.predict as predict
+
+    _, paths = images
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu", batch_size=2, workers=3)
+    sizes: list[int] = []
+    real = pred.network_scores
+    monkeypatch.setattr(pred, "network_scores", lambda a: sizes.append(len(a)) or real(a))
+    pools: list[int | None] = []
+    real_batches = predict.iter_batches
+    monkeypatch.setattr(predict, "iter_batches",
+                        lambda *a, **k: pools.append(k["workers"]) or real_batches(*a, **k))
+    assert len(list(pred.score(paths))) == 3
+    assert sizes == [2, 1] and pools == [3]
+
+
+def test_no_images_score_an_empty_array(checkpoint):
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu")
+    got = pred.predict_proba([])
+    assert got.shape == (0, 2) and got.dtype == np.float32
+    assert pred.predict([]).shape == (0,)
+
+
+def test_from_checkpoint_takes_the_checkpoints_class_names(tmp_path, images):
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    _, paths = images
+    ckpt = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn"),
+                           class_names=["sad", "happy"])
+    pred = Predictor.from_checkpoint(ckpt, device="cpu")
+    assert pred.class_names == ["sad", "happy"]
+    assert {r["label"] for r in pred.score(paths)} <= {"sad", "happy"}
+
+
+def _fused_checkpoint(path, weight: float = 0.5, **state):
+    """A smallcnn checkpoint late-fused with a colour-histogram half (64 gch columns)."""
+    from vsent.analyses.fused_model import HandCraftedModel, LateFusion
+    from vsent.analyses.handcrafted import SiftParams
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    rng = np.random.default_rng(0)
+    hand = HandCraftedModel(
+        blocks=("gch",), sift=SiftParams(), bow_norm="l1", histogram_map="none",
+        vocabulary=None, mean=np.full(64, 1 / 64), std=np.full(64, 0.01),
+        block_weight=np.full(64, 1 / 8), coef=rng.normal(0, 1, 64), intercept=0.2, C=1.0,
+        n_train=40)
+    return save_checkpoint(path, create_model("smallcnn"),
+                           fusion={**LateFusion(hand, weight=weight).to_state(), **state})
+
+
+def test_a_fused_checkpoint_scores_the_fused_probabilities(tmp_path, images):
+    """The scores are the late fusion of the network's with the hand-crafted half's, from
+    the full-resolution image; the decoded arrays alone cannot be scored by it."""
+    _, paths = images
+    pred = Predictor.from_checkpoint(_fused_checkpoint(tmp_path / "f.pt"), device="cpu")
+    assert pred.fusion is not None and pred.fusion.features == "gch"
+    decoded = np.stack([pred.decode(p) for p in paths])
+    hand = np.stack([pred.hand_features(p) for p in paths])
+    network = pred.network_scores(decoded)
+    want = pred.fusion.fuse(network, hand)
+    assert np.abs(want - network).max() > 1e-3  # (the fusion changes the scores)
+    np.testing.assert_allclose(pred.predict_proba(paths), want, atol=1e-6)
+    rows = list(pred.score(paths))
+    assert [r["prob_positive"] for r in rows] == pytest.approx(want[:, 1].tolist(), abs=1e-6)
+    with pytest.raises(ValueError, match="scores decoded images with their hand_features"):
+        pred.predict_arrays(decoded)
+
+
+def test_hand_features_need_a_fused_predictor(checkpoint, images):
+    _, paths = images
+    with pytest.raises(ValueError, match=r"no hand-crafted half \(no fusion\)"):
+        Predictor.from_checkpoint(checkpoint, device="cpu").hand_features(paths[0])
+
+
+def test_a_damaged_fusion_entry_names_the_checkpoint(tmp_path):
+    ckpt = _fused_checkpoint(tmp_path / "f.pt", format="other")
+    with pytest.raises(VsentError, match=r"f\.pt: its fusion entry is not a "):
+        Predictor.from_checkpoint(ckpt, device="cpu")
+
+
+# mutation round 46 (mut46c): vsent.cli.predict mutants the suite missed
+@pytest.mark.parametrize(("bad", "message"), [
+    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["--regions", "--engine", "onnx"], "--regions runs on the default engine, not --engine "
+                                        "onnx"),
+    (["--regions", "--oversample"], "--regions scores centre crops: it cannot be combined "
+                                    "with --oversample"),
+    (["--retry-failed"], "--retry-failed goes with --resume"),
+    (["--ray-cpus", "2", "--ray-address", "auto"], "--ray-address, --ray-cpus: options of "
+                                                   "--engine ray, not of --engine default"),
+])
+def test_these_bad_options_stop_predict_before_out_is_touched(bad, message, checkpoint, images,
+                                                               tmp_path, capsys):
+    _, paths = images
+    out = tmp_path / "scores.csv"
+    out.write_text("path,prob_positive,label,error\nkept.jpg,0.9,positive,\n")
+    before = out.read_text()
+    assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--out", str(out),
+                 "--device", "cpu", "--no-progress", "--overwrite", *bad]) == 2
+    err = capsys.readouterr().err
+    assert f"vsent: error: {message}" in err and "Traceback" not in err
+    assert out.read_text() == before
+
+
+def test_out_may_not_name_an_image_or_an_input(checkpoint, images, tmp_path, capsys):
+    """--out a.jpg (an image of the inputs, say) or the --from-list file itself is refused
+    before it is opened (opening it would empty it)."""
+    _, paths = images
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{paths[0]}\n")
+    for out, message in ((tmp_path / "new.jpg", "scores are written as CSV or JSONL, not to "
+                                                "an image file name"),
+                         (listing, "which this command reads")):
+        assert main(["predict", "--model", str(checkpoint), "--from-list", str(listing),
+                     "--out", str(out), "--device", "cpu", "--no-progress",
+                     "--overwrite"]) == 2
+        assert message in capsys.readouterr().err
+    assert listing.read_text() == f"{paths[0]}\n" and not (tmp_path / "new.jpg").exists()
+
+
+@pytest.mark.parametrize(("name", "fmt", "warned"), [
+    ("scores.json", [], True), ("scores.txt", [], False), ("scores", [], False),
+    ("scores.json", ["--format", "csv"], False),
+])
+def test_an_out_whose_suffix_hides_its_csv_is_said(name, fmt, warned, checkpoint, images,
+                                                    tmp_path, capsys):
+    _, paths = images
+    out = tmp_path / name
+    assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--out", str(out),
+                 "--device", "cpu", "--no-progress", *fmt]) == 0
+    err = capsys.readouterr().err
+    assert ("is written as CSV (--format jsonl, or a .jsonl name" in err) == warned, err
+    assert out.read_text().startswith("path,prob_positive,label,error")
+
+
+def test_an_empty_existing_out_is_written_without_overwrite(checkpoint, images, tmp_path,
+                                                           capsys):
+    """Only rows are protected: an empty file (made by `touch`, or mktemp) is filled."""
+    _, paths = images
+    out = tmp_path / "scores.csv"
+    out.touch()
+    assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--out", str(out),
+                 "--device", "cpu", "--no-progress"]) == 0
+    assert str(paths[0]) in out.read_text()
+    assert "scored 1 of 1" in capsys.readouterr().err
+
+
+def test_the_default_batch_size_is_32_and_workers_size_the_decoding(checkpoint, images, tmp_path,
+                                                                   monkeypatch):
+    """33 images: one forward pass of 32, then 1 (--batch-size's documented default); the
+    decoding threads are --workers'."""
+    import vsent.predict as predict
+
+    _, paths = images
+    sizes: list[int] = []
+    real = Predictor.network_scores
+    monkeypatch.setattr(Predictor, "network_scores",
+                        lambda self, a: sizes.append(len(a)) or real(self, a))
+    pools: list[int | None] = []
+    real_batches = predict.iter_batches
+    monkeypatch.setattr(predict, "iter_batches",
+                        lambda *a, **k: pools.append(k["workers"]) or real_batches(*a, **k))
+    assert main(["predict", "--model", str(checkpoint), *[str(paths[0])] * 33, "--out",
+                 str(tmp_path / "s.csv"), "--device", "cpu", "--no-progress",
+                 "--workers", "2"]) == 0
+    assert sizes == [32, 1] and pools == [2]
+
+
+def test_out_dev_stdout_is_standard_output_whatever_it_holds(checkpoint, images, capfd):
+    """--out /dev/stdout is the shell's standard output (`>> log` appends to log): a
+    non-empty file behind it is no earlier output to protect."""
+    _, paths = images
+    os.write(1, b"earlier lines\n")  # (pytest's capture: a regular file behind descriptor 1)
+    assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--out", "/dev/stdout",
+                 "--device", "cpu", "--no-progress"]) == 0
+    assert str(paths[0]) in capfd.readouterr().out
+
+
+def test_regions_refuse_a_late_fused_model(tmp_path, images, capsys):
+    _, paths = images
+    ckpt = _fused_checkpoint(tmp_path / "f.pt")
+    out = tmp_path / "r.csv"
+    assert main(["predict", "--model", str(ckpt), str(paths[0]), "--regions", "--device", "cpu",
+                 "--no-progress", "--out", str(out)]) == 2
+    assert "--regions scores with the network alone; " in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_record_beside_out_holds_the_scoring_options_senti_log_only_when_set(
+        checkpoint, images, tmp_path):
+    """--resume compares the record: oversample and the region settings are in it, senti_log
+    only away from its default (the outputs of vsent before the option still resume)."""
+    from vsent.batch import record_path
+    from vsent.cli.predict import REGION_DEFAULTS
+
+    _, paths = images
+    regions = ["--regions", "--n-proposals", "10", "--k", "3"]
+    got = []
+    for name, extra in (("a.csv", regions), ("b.csv", [*regions, "--senti-log", "natural"]),
+                        ("c.csv", ["--oversample"])):
+        out = tmp_path / name
+        assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--device", "cpu",
+                     "--no-progress", "--out", str(out), *extra]) == 0
+        got.append(json.loads(record_path(out).read_text())["options"])
+    base = {"n_proposals": 10, "k": 3, "alpha": REGION_DEFAULTS["alpha"],
+            "beta": REGION_DEFAULTS["beta"]}
+    assert got == [{"oversample": False, "regions": base},
+                   {"oversample": False, "regions": {**base, "senti_log": "natural"}},
+                   {"oversample": True, "regions": None}]
+
+
+def test_oversample_scores_the_mean_of_ten_crops(checkpoint, images, tmp_path):
+    _, paths = images
+    out = tmp_path / "s.csv"
+    assert main(["predict", "--model", str(checkpoint), *map(str, paths), "--oversample",
+                 "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
+    want = Predictor.from_checkpoint(checkpoint, device="cpu", oversample=True
+                                     ).predict_proba(paths)[:, 1]
+    got = [float(r["prob_positive"]) for r in csv.DictReader(out.open())]
+    assert got == pytest.approx(want.tolist(), abs=1e-6)
+
+
+def test_regions_rows_are_those_of_the_settings_given(checkpoint, images, tmp_path):
+    """K, alpha, beta, N and the log reach the regions' fusion each as given."""
+    from vsent.analyses.regions import predict_rows
+
+    _, paths = images
+    out = tmp_path / "r.csv"
+    assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--regions",
+                 "--n-proposals", "12", "--k", "4", "--alpha", "0.5", "--beta", "3",
+                 "--senti-log", "natural", "--device", "cpu", "--no-progress",
+                 "--out", str(out)]) == 0
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu")
+    (want,) = predict_rows(pred.model, [str(paths[0])], class_names=pred.class_names, k=4,
+                           alpha=0.5, beta=3.0, n_proposals=12, senti_log="natural",
+                           device="cpu")
+    (got,) = csv.DictReader(out.open())
+    assert float(got["prob_positive"]) == pytest.approx(want["prob_positive"], abs=1e-6)
+
+
+def test_retry_failed_scores_the_error_rows_again(checkpoint, images, tmp_path, capsys):
+    _, paths = images
+    late = tmp_path / "late.png"
+    out = tmp_path / "s.csv"
+    args = ["predict", "--model", str(checkpoint), str(paths[0]), str(late), "--out", str(out),
+            "--device", "cpu", "--no-progress"]
+    assert main(args) == EXIT_ITEMS_FAILED
+    late.write_bytes(paths[1].read_bytes())  # the image is there now
+    assert main([*args, "--resume"]) == EXIT_ITEMS_FAILED  # (its error row is kept)
+    assert main([*args, "--resume", "--retry-failed"]) == 0
+    rows = {r["path"]: r for r in csv.DictReader(out.open())}
+    assert rows[str(late)]["error"] == "" and rows[str(late)]["prob_positive"]
+    capsys.readouterr()
+
+
+def test_retry_failed_without_resume_is_refused_before_the_model_is_read(tmp_path, images,
+                                                                        capsys):
+    _, paths = images
+    assert main(["predict", "--model", str(tmp_path / "none.pt"), str(paths[0]),
+                 "--retry-failed", "--no-progress"]) == 2
+    assert "vsent: error: --retry-failed goes with --resume" in capsys.readouterr().err
