@@ -837,3 +837,49 @@ def test_retry_failed_without_resume_is_refused_before_the_model_is_read(tmp_pat
     assert main(["predict", "--model", str(tmp_path / "none.pt"), str(paths[0]),
                  "--retry-failed", "--no-progress"]) == 2
     assert "vsent: error: --retry-failed goes with --resume" in capsys.readouterr().err
+
+
+def test_senti_log_and_the_ray_options_reach_what_uses_them(checkpoint, images, tmp_path,
+                                                            monkeypatch):
+    """mut46c C42, C44, C29 (wiring no other test saw): --senti-log reaches the regions'
+    scoring; --ray-cpus and --ray-actors reach the Ray engine each as given; the Ray engine
+    draws its own progress, so score_stream draws none (two bars otherwise)."""
+    import contextlib
+    import types
+
+    import vsent.analyses.regions as regions
+    import vsent.batch
+    import vsent.cli.predict as cli_predict
+    import vsent.engines
+
+    seen: dict = {}
+    real_rows = regions.predict_rows
+
+    def rows(*a, **kw):
+        seen["senti_log"] = kw["senti_log"]
+        return real_rows(*a, **kw)
+
+    monkeypatch.setattr(regions, "predict_rows", rows)
+    _, paths = images
+    assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--regions",
+                 "--senti-log", "natural", "--device", "cpu", "--no-progress",
+                 "--out", str(tmp_path / "r.csv")]) == 0
+    assert seen["senti_log"] == "natural"
+
+    @contextlib.contextmanager
+    def engine(name, options):
+        seen["engine"], seen["options"] = name, options
+        yield types.SimpleNamespace(score=None)
+
+    def stream(*a, progress, **kw):
+        seen["progress"] = progress
+        return vsent.batch.Summary(total=1)
+
+    monkeypatch.setattr(vsent.engines, "open_engine", engine)
+    monkeypatch.setattr(vsent.batch, "score_stream", stream)
+    monkeypatch.setattr(cli_predict, "progress_enabled", lambda no_progress: True)
+    assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--engine", "ray",
+                 "--ray-cpus", "3", "--ray-actors", "2", "--out", str(tmp_path / "s.csv")]) == 0
+    assert seen["engine"] == "ray" and seen["progress"] is False
+    assert (seen["options"].ray_cpus, seen["options"].ray_actors) == (3, 2)
+    assert seen["options"].progress is True  # (the engine's own bar)
