@@ -142,9 +142,9 @@ class ServeConfig:
 class HTTPProblem(Exception):
     """A request answered with ``status`` and a JSON ``detail`` (never a 500)."""
 
-    def __init__(self, status: int, detail: str, **extra: Any) -> None:
+    def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
-        self.status, self.detail, self.extra = status, detail, extra
+        self.status, self.detail = status, detail
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,7 +296,7 @@ class Service:
             finally:
                 self.inflight -= 1
         except HTTPProblem as e:
-            status, body = e.status, {"detail": e.detail, **e.extra}
+            status, body = e.status, {"detail": e.detail}
         except ClientDisconnect as e:  # the client went away: neither a bug nor a 500
             status, body = CLIENT_GONE, {"detail": str(e) or "the client disconnected during "
                                                              "the upload"}
