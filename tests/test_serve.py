@@ -2237,3 +2237,26 @@ def test_a_timeout_that_is_not_a_number_is_refused_as_not_positive():
     """mut46b L06: NaN compares false with everything: ``not timeout > 0`` refuses it first."""
     with pytest.raises(VsentError, match=r"^--timeout must be > 0 seconds, got nan$"):
         Limits(timeout_s=float("nan"))
+
+
+def test_an_answered_request_leaves_nothing_behind_in_the_batcher():
+    """mut46b B15: each part of a request is forgotten once it is answered (or given up); a
+    service that answers millions of requests between restarts must not keep one future per
+    request (stop() would clear them, but a service runs until it is stopped)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import MicroBatcher
+
+    async def go():
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(_first_pixels([]), pool, max_batch=2, max_wait_s=0.05)
+            await asyncio.gather(*(b.submit(_images(i, 3)) for i in range(5)))
+            with pytest.raises(TimeoutError):  # one that gives up while its batch gathers
+                await asyncio.wait_for(b.submit(_images(9, 1)), 0.01)
+            await asyncio.sleep(0.3)  # (its batch gathered and passed over)
+            left = len(b._waiting), b.queued_images
+            await b.stop()
+            return left
+
+    assert asyncio.run(go()) == (0, 0)
