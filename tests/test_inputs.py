@@ -277,3 +277,104 @@ def test_a_deep_glob_yields_each_image_once(tmp_path, monkeypatch):
     _img(tmp_path / "d" / "s" / "b.png")
     got = [i for i in iter_inputs(["d/**"]) if not os.path.isdir(i)]
     assert sorted(got) == [os.path.join("d", "a.png"), os.path.join("d", "s", "b.png")]
+
+
+# inputs mutants of round 46 (mut46c) left unrun by the helper, run here and killed
+def test_a_bracket_class_is_a_glob(tmp_path):
+    """I1: '[ab].png' is a pattern (as the shell's): its matches, not a missing file."""
+    for name in ("a.png", "b.png", "c.png"):
+        _img(tmp_path / name)
+    got = sorted(iter_inputs([str(tmp_path / "[ab].png")]))
+    assert got == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+
+
+def test_a_walk_does_not_follow_a_link_to_a_folder(tmp_path):
+    """I3: walk_folder leaves links to folders alone (as find: no loops, no tree twice)."""
+    _img(tmp_path / "d" / "a.png")
+    _img(tmp_path / "elsewhere" / "b.png")
+    (tmp_path / "d" / "l").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "d" / "up").symlink_to(tmp_path / "d")  # a loop, were links followed
+    assert list(iter_inputs([str(tmp_path / "d")])) == [tmp_path / "d" / "a.png"]
+
+
+def test_a_missing_spelling_of_a_folder_does_not_hide_a_real_one(tmp_path, monkeypatch):
+    """I20: 'd/*/x/../../**' spells d twice; through s1 (no x there) the kernel finds no
+    folder, though os.path.realpath says d: that spelling is no folder, neither the first
+    one met (the real spelling through s2 would be skipped as met again: no image at all)
+    nor a later one (a folder "met again" that was never met)."""
+    import glob
+
+    from vsent.inputs import _glob_deep
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d" / "s1").mkdir(parents=True)
+    (tmp_path / "d" / "s2" / "x").mkdir(parents=True)
+    _img(tmp_path / "d" / "a.jpg")
+    pattern = os.path.join("d", "*", "x", "..", "..", "**", "*.jpg")
+    again: dict[str, str] = {}
+    assert list(_glob_deep(pattern, again)) == glob.glob(pattern, recursive=True) == [
+        os.path.join("d", "s2", "x", "..", "..", "a.jpg")]
+    assert again == {}  # (s1 and s2 come in the folder's listing order: either may be first)
+
+
+def test_a_link_out_of_the_patterns_folder_is_not_judged_by_what_holds_its_target(
+        tmp_path, monkeypatch):
+    """I27: a glob skips the folders below the folder it names that hold (or lie in) a run;
+    a link that leads out of that folder is judged by its target alone, not by the target's
+    parents (here a run): 'photos/*/*.png' scores photos/cam/b.png."""
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path / "runs" / "r")
+    _img(run / "sub" / "b.png")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cam").symlink_to(run / "sub")
+    got = [i for i in iter_inputs(["photos/*/*.png"]) if not isinstance(i, Unmatched)]
+    assert got == [os.path.join("photos", "cam", "b.png")]
+
+
+def test_a_list_file_with_a_nul_byte_is_refused_before_anything_is_scored(tmp_path):
+    """I38: the head of a list file is read when iter_inputs is called: an image given as
+    the list is a user error at once, not after the PATHs before it were scored."""
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"a.png\n\x89PNG\0\0\n")
+    with pytest.raises(VsentError, match=r"list.txt: line 2 holds a NUL byte"):
+        iter_inputs([str(_img(tmp_path / "a.png"))], from_list=listing)
+
+
+def test_a_list_file_opened_here_is_closed_when_the_inputs_end(tmp_path, monkeypatch):
+    """I43: the list file iter_inputs opened is closed once read (a caller's stream is not)."""
+    import vsent.inputs as inputs
+
+    opened = []
+    real = inputs._open_list
+    monkeypatch.setattr(inputs, "_open_list", lambda p: opened.append(real(p)) or opened[-1])
+    listing = tmp_path / "list.txt"
+    listing.write_text("a.png\nb.png\n")
+    assert list(iter_inputs(from_list=listing)) == ["a.png", "b.png"]
+    assert opened and opened[0].closed
+    caller = io.StringIO("c.png\n")
+    assert list(iter_inputs(from_list="-", stdin=caller)) == ["c.png"]
+    assert not caller.closed
+
+
+def test_an_empty_folder_is_named_as_given(tmp_path):
+    """I52: the row of an empty folder names it as the user typed it (a trailing slash
+    kept), as every row names its input."""
+    (tmp_path / "empty").mkdir()
+    typed = str(tmp_path / "empty") + os.sep
+    (row,) = iter_inputs([typed])
+    assert isinstance(row, Unmatched) and row.path == typed
+    assert row.reason.startswith(f"{typed}: no image file")
+
+
+def test_a_list_that_stops_decoding_names_the_last_line_read():
+    """I54: a stream that cannot be decoded after two lines: 'after about line 2'."""
+    def lines():
+        yield "a.png\n"
+        yield "b.png\n"
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    got = []
+    with pytest.raises(VsentError, match=r"^--from-list -: not UTF-8 text after about line 2$"):
+        for path in iter_list(lines(), "--from-list -"):
+            got.append(path)
+    assert got == ["a.png", "b.png"]
