@@ -167,3 +167,47 @@ def test_a_figure_that_cannot_be_written_is_one_line_naming_it(tmp_path):
     (tmp_path / "f.png").mkdir()  # a folder where the figure goes
     with pytest.raises(VsentError, match=f"{tmp_path / 'f.png'}: cannot be written"):
         figures.save_figure(figures.pyplot().figure(), tmp_path / "f.png")
+
+
+# mutation round 46 (mut46f): vsent.figures mutants the suite missed
+
+
+def test_save_figure_keeps_rect_free_writes_the_suffix_format_at_dpi_and_closes(tmp_path):
+    plt = figures.pyplot()
+    fig = plt.figure(figsize=(6, 4))
+    fig.add_subplot().plot([0, 1])
+    figures.save_figure(fig, tmp_path / "f.png", dpi=25, rect=(0, 0.3, 1, 1))
+    assert fig.axes[0].get_position().y0 >= 0.3  # the band under rect kept for a figure text
+    assert not plt.fignum_exists(fig.number)  # closed: a long run does not pile up figures
+    png = (tmp_path / "f.png").read_bytes()
+    # IHDR width and height: 6 x 4 inches at 25 dpi
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (150, 100)
+    figures.save_figure(plt.figure(), tmp_path / "f.svg")
+    assert b"<svg" in (tmp_path / "f.svg").read_bytes()[:1000]  # the suffix's format, not PNG
+
+
+def test_fold_one_takes_the_first_colour_and_a_missing_value_is_a_gap(drawn, tmp_path):
+    history = [{"loss": 0.9, "train_accuracy": 0.5}, {"loss": 0.8}]  # accuracy not recorded
+    figures.crossval_figure({1: history, 2: []}, _rows(np.random.default_rng(6), folds=(1,)),
+                            tmp_path / "c.png")
+    loss, acc, roc = drawn[0].axes
+    first = figures.pyplot().rcParams["axes.prop_cycle"].by_key()["color"][0]
+    assert loss.get_lines()[0].get_color() == roc.get_lines()[0].get_color() == first
+    ys = list(acc.get_lines()[0].get_ydata())
+    assert ys[0] == 0.5 and np.isnan(ys[1])  # not drawn as an accuracy of 0
+    # one fold trained: the panels are not "no training"
+    assert not loss.texts and not acc.texts
+
+
+def test_a_stage_starting_at_the_second_epoch_is_marked_and_axes_are_named(drawn, tmp_path):
+    staged = [{"loss": 1.0, "train_accuracy": 0.5, "stage": s} for s in ("joint", "kept")]
+    figures.training_figure(staged, tmp_path / "t.png")
+    loss, acc = drawn[0].axes
+    assert [line.get_xdata()[0] for line in loss.get_lines()[1:]] == [1.5]
+    assert (loss.get_xlabel(), loss.get_ylabel()) == ("epoch", "training loss")
+    assert drawn[0]._suptitle is None  # no title given: none drawn (no empty band on top)
+    figures.crossval_figure({}, _rows(np.random.default_rng(7), folds=(1,)), tmp_path / "c.png")
+    roc = drawn[1].axes[2]
+    assert (roc.get_xlabel(), roc.get_ylabel()) == ("false positive rate", "true positive rate")
+    chance = roc.get_lines()[-1]  # the diagonal a useless classifier follows
+    assert list(chance.get_xdata()) == [0, 1] and list(chance.get_ydata()) == [0, 1]

@@ -999,3 +999,204 @@ def test_the_interface_check_names_each_missing_layer_and_method(monkeypatch):
         create_model("bad_new")
     with pytest.raises(AssertionError, match=r"lacks \['forward_features', 'forward_head'\]"):
         create_model("headless")
+
+
+# mutation round 46 (mut46f): vsent.models.registry/base/smallcnn/pcnn/caffenet mutants the
+# suite missed
+
+
+def _fake_family(monkeypatch, names: dict[str, int], saved_only: str = "",
+                 prefix: str = "fake/") -> None:
+    """Register a family of Tiny models under ``prefix`` (names -> hidden width)."""
+    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
+
+    def resolve(name: str) -> ModelEntry:
+        return ModelEntry(name, lambda *, num_classes=2: Tiny(num_classes, names[name], name))
+
+    register_family(prefix, resolve, lambda pattern: sorted(names), saved_only=saved_only)
+
+
+def test_model_names_and_patterns_match_case_blind(monkeypatch):
+    _fake_family(monkeypatch, {"fake/ViT-Big": 3})
+    assert list_models("CAFFENET") == ["caffenet"]  # README: case ignored
+    assert list_models("fake/vit-b*") == ["fake/ViT-Big"]
+    with pytest.raises(VsentError, match="did you mean 'caffenet'"):
+        create_model("CAFFENET")  # names are case-sensitive, the hint is not
+    with pytest.raises(ValueError, match="empty"):
+        register_family("", lambda name: None, lambda pattern: [])
+    with pytest.raises(ValueError, match="'clip/' is empty or already registered"):
+        register_family("clip/", lambda name: None, lambda pattern: [])
+    assert registry.family_prefixes()[0] == "clip/"
+    _fake_family(monkeypatch, {}, prefix="aaa/")  # registered last, listed first
+    assert registry.family_prefixes()[0] == "aaa/"
+
+
+def test_a_saved_only_family_is_refused_by_create_model_but_rebuilt(monkeypatch):
+    _fake_family(monkeypatch, {"fake/one": 3}, saved_only="score a checkpoint of {rest}")
+    with pytest.raises(VsentError, match=r"'fake/one' names a saved model.*checkpoint of one$"):
+        create_model("fake/one")
+    assert registry.rebuild_model("fake/one", num_classes=2).info.feature_dim == 3
+    with pytest.raises(TypeError, match="takes a model name"):
+        create_model(None)  # type: ignore[arg-type]
+
+
+def test_a_family_resolving_another_name_is_a_bug_not_a_model(monkeypatch):
+    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
+    register_family("fake/", lambda name: ModelEntry("fake/other", Tiny), lambda pattern: [])
+    with pytest.raises(AssertionError, match="resolved 'fake/x' as 'fake/other'"):
+        create_model("fake/x")
+
+
+def test_non_finite_tensors_names_nan_and_inf_weights_and_buffers():
+    from vsent.models.base import non_finite_tensors
+
+    model = create_model("smallcnn", widths=[4, 4])
+    assert non_finite_tensors(model) == []
+    with torch.no_grad():
+        model.fc.weight[0, 0] = float("inf")  # a diverged step overflows before it NaNs
+        model.features.block1[1].running_var[0] = float("nan")  # a buffer, not a parameter
+    assert non_finite_tensors(model) == ["features.block1.1.running_var", "fc.weight"]
+
+
+def test_only_two_way_models_fuse_and_info_is_shared_by_copies():
+    import copy
+
+    import numpy as np
+
+    from vsent.models.base import check_two_way, positive_ints
+
+    check_two_way(2, "smallcnn", {}, "--fusion")
+    for outputs in (1, 3, 1000):
+        with pytest.raises(VsentError, match=f"--fusion: .* has {outputs} outputs"):
+            check_two_way(outputs, "caffenet", {"arch": "fc8-1000"}, "--fusion")
+    model = create_model("smallcnn", widths=[4, 4])
+    assert copy.deepcopy(model).info is model.info  # immutable, so an EMA copy shares it
+    widths = positive_ints([np.int64(8), 16], "widths")
+    assert widths == (8, 16) and all(type(w) is int for w in widths)  # JSON-safe in a spec
+
+
+def _weighted_tiny(monkeypatch) -> Preprocess:
+    """Register ``tiny_weighted``: ImageNet-like weights (its own state) expecting other input
+    statistics, another crop and bilinear resampling; returns their preprocessing."""
+    from vsent.models.weights import PretrainedWeights
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    pre = dataclasses.replace(CAFFE_PREPROCESS, crop=200, mean=(1.0, 2.0, 3.0))
+    assert CAFFE_PREPROCESS.crop != 200
+    weights = PretrainedWeights(loader=lambda m: m.state_dict(), preprocess=pre, source="test",
+                                interpolation="bilinear")
+
+    @register_model("tiny_weighted", weights=weights)
+    def tiny(*, num_classes: int = 2, image_size: int = 0) -> nn.Module:
+        model = Tiny(num_classes, name="tiny_weighted")
+        if image_size:
+            model.info = dataclasses.replace(
+                model.info, preprocess=model.info.preprocess.with_crop(image_size))
+        return model
+
+    return pre
+
+
+def test_pretrained_weights_bring_their_statistics_crop_and_resampling(monkeypatch):
+    pre = _weighted_tiny(monkeypatch)
+    info = create_model("tiny_weighted", init="imagenet").info
+    assert info.preprocess == pre  # the weights' crop too, not the architecture's
+    assert info.extra["interpolation"] == "bilinear"
+    sized = create_model("tiny_weighted", init="imagenet", image_size=64).info.preprocess
+    assert sized == pre.with_crop(64)  # a size the user chose keeps its crop
+    assert create_model("tiny_weighted").info.preprocess == CAFFE_PREPROCESS  # random init
+
+
+def test_a_plain_file_for_tags_of_other_statistics_must_name_its_tag(tmp_path, monkeypatch):
+    from vsent.errors import WeightsError
+    from vsent.models.weights import PretrainedWeights
+
+    other = PretrainedWeights(loader=lambda m: m.state_dict(), source="test", tag="mobile",
+                              preprocess=dataclasses.replace(CAFFE_PREPROCESS, std=(2.0,) * 3))
+    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
+    register_family("fake/", lambda name: ModelEntry(
+        name, Tiny, tagged=lambda t: other if t == "mobile" else None, tags=("mobile",)),
+        lambda pattern: [])
+    weights = tmp_path / "w.pt"
+    torch.save(Tiny().state_dict(), weights)
+    with pytest.raises(WeightsError,
+                       match=r"name the tag the file holds, --init TAG=.* \(tags: mobile\)$"):
+        create_model("fake/t", init=str(weights))
+    assert create_model("fake/t", init=f"mobile={weights}").info.preprocess.std == (2.0,) * 3
+    with pytest.raises(WeightsError, match="give the weights file after 'mobile='"):
+        create_model("fake/t", init="mobile=")
+
+
+def test_info_holds_tuples_and_flattens_unlisted_probe_layers():
+    info = Tiny().info
+    listed = dataclasses.replace(info, new_layers=["head"], probe_layers=["body.1", "head"])
+    assert listed == info and isinstance(listed.probe_layers, tuple)  # a list given is kept
+    assert info.pool_of("body.1") == "flatten"  # no probe_pool: every layer flattened
+
+
+def test_option_types_and_interface_checks_without_string_annotations(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    def tiny(*, num_classes=2, hidden=4):
+        return Tiny(num_classes, hidden)
+
+    # a builder in a module without `from __future__ import annotations`: classes, not text
+    tiny.__annotations__ = {"num_classes": int, "hidden": int, "return": nn.Module}
+    register_model("tiny_plain")(tiny)
+    with pytest.raises(VsentError, match=r"hidden must be an integer, got 'abc'$"):
+        create_model("tiny_plain", hidden="abc")
+
+    @register_model("tiny_odd")
+    def odd(*, num_classes: int = 2) -> nn.Module:
+        model = Tiny(num_classes)
+        model.forward_head = 0  # an attribute, not a method
+        return model
+
+    with pytest.raises(AssertionError, match=r"lacks \['forward_head'\]"):
+        create_model("tiny_odd")
+
+
+@pytest.mark.parametrize(("name", "kwargs", "message"), [
+    ("pcnn", {"fc_widths": [512, 512, 24, 2]}, "pcnn fc_widths must be 3 positive integers"),
+    ("smallcnn", {"widths": [8, 0]}, r"smallcnn widths must be positive integers, got \[8, 0\]"),
+])
+def test_width_lists_of_another_length_or_a_zero_width_are_refused(name, kwargs, message):
+    with pytest.raises(VsentError, match=message):
+        create_model(name, **kwargs)
+
+
+def test_smallcnn_blocks_are_conv_bn_relu_maxpool_then_average_pool():
+    """The module docstring's network, recomputed with functional ops from its own weights
+    (BatchNorm given non-trivial running statistics so that it counts)."""
+    torch.manual_seed(0)
+    model = create_model("smallcnn", widths=[4, 8]).eval()
+    x = torch.randn(2, 3, 16, 16)
+    h = x
+    for block in model.features:
+        conv, bn = block[0], block[1]
+        assert conv.bias is None  # BatchNorm's shift is the bias
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        h = F.batch_norm(F.conv2d(h, conv.weight, padding=1), bn.running_mean,
+                         bn.running_var, bn.weight, bn.bias, eps=bn.eps)
+        h = F.max_pool2d(F.relu(h), 2)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        assert torch.allclose(features, h.mean((2, 3)), atol=1e-6)
+        assert torch.allclose(model(x), F.linear(features, model.fc.weight, model.fc.bias))
+
+
+def test_smallcnn_fillers_and_dropout_are_its_documented_ones():
+    torch.manual_seed(0)
+    model = create_model("smallcnn", widths=[64, 64])
+    conv = model.features.block2[0]
+    fan_out = conv.weight.shape[0] * 9  # He init, fan_out mode (64 x 3 x 3)
+    assert float(conv.weight.detach().std()) == pytest.approx((2 / fan_out) ** 0.5, rel=0.05)
+    assert 0.005 < float(model.fc.weight.detach().std()) < 0.02 and not model.fc.bias.any()
+    assert model.dropout.p == 0.3
+    assert create_model("smallcnn", dropout=0.1).dropout.p == 0.1
+    # RGB scaled to [-1, 1]: 0 -> -1, 255 -> 1 in every channel
+    assert SMALLCNN_PREPROCESS.mean == SMALLCNN_PREPROCESS.std == (127.5,) * 3
+    with torch.no_grad():
+        dropped = model.train().forward_features(torch.randn(16, 3, 16, 16))
+    assert 0.15 < float((dropped == 0).float().mean()) < 0.5  # dropout before the head
