@@ -431,3 +431,41 @@ def test_evaluate_with_oversampling_scores_the_ten_crops(images):
     metrics, probs = evaluate(model, images, labels, oversample=True, batch_size=2, device="cpu")
     np.testing.assert_allclose(probs, want, atol=1e-5)
     assert metrics == binary_metrics(labels, want.argmax(axis=1))
+
+
+# mutation round 46 (mut46d): vsent.evaluate mutants the suite missed
+
+
+def test_evaluate_and_predict_proba_score_the_centre_crop_by_default(images):
+    """Oversampling is asked for, not the default (mut46d: a default of True in either
+    function passed: every test named ``oversample`` or only checked the accuracy)."""
+    from vsent.evaluate import evaluate, predict_proba
+
+    model = _model()
+    ten, centre = _ten_crop_and_centre_scores(model, images)
+    assert np.abs(centre - ten).max() > 1e-3
+    np.testing.assert_allclose(predict_proba(model, images, device="cpu"), centre, atol=1e-5)
+    _, probs = evaluate(model, images, np.array([0, 1, 1, 0, 1]), device="cpu")
+    np.testing.assert_allclose(probs, centre, atol=1e-5)
+
+
+def test_evaluate_and_predict_proba_batch_as_asked_on_the_device_asked(images):
+    """``batch_size`` images go through each forward pass (64 by default), and ``device``
+    reaches the inference (mut46d: a fixed 64, or "auto" whatever was asked, passed: the
+    scores do not depend on either)."""
+    from vsent.evaluate import evaluate, predict_proba
+
+    model = _model()
+    sizes: list[int] = []
+    model.register_forward_hook(lambda m, i, out: sizes.append(len(out)))
+    predict_proba(model, images, batch_size=2, device="cpu")
+    evaluate(model, images, np.zeros(5, np.int64), batch_size=3, device="cpu")
+    assert sizes == [2, 2, 1, 3, 2]
+    sizes.clear()
+    many = np.repeat(images, 14, axis=0)  # 70 images
+    predict_proba(model, many, device="cpu")
+    assert sizes == [64, 6]
+    for score in (lambda d: predict_proba(model, images, device=d),
+                  lambda d: evaluate(model, images, np.zeros(5, np.int64), device=d)):
+        with pytest.raises(VsentError, match="unknown device 'tpu'"):
+            score("tpu")

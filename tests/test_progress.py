@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import vsent.progress as P
@@ -45,3 +46,66 @@ def test_the_final_count_is_logged_once(caplog):
     assert [line.split(" it")[0] for line in lines] == ["step: 1/3", "step: 2/3", "step: 3/3"]
     bar.close()  # closed: nothing more
     assert len(caplog.records) == 3
+
+
+# mutation round 46 (mut46d): vsent.progress mutants the suite missed
+
+
+class _Stderr(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_bars_need_a_terminal_and_to_be_asked_for(monkeypatch):
+    """A bar when asked for and standard error is a terminal, a LogProgress otherwise
+    (mut46d: every test replaced on_terminal, so a bar drawn into a log file, or on a
+    terminal when not asked, passed); the bar is cleared when done (``leave=False``)."""
+    from tqdm import tqdm
+
+    for tty in (False, True):
+        monkeypatch.setattr(P.sys, "stderr", _Stderr(tty))
+        assert P.on_terminal(True) is tty and not P.on_terminal(False)
+        assert isinstance(P.progress_bar(range(2), enabled=False), P.LogProgress)
+        bar = P.progress_bar(range(2), enabled=True)
+        if tty:
+            assert isinstance(bar, tqdm) and bar.leave is False
+        else:
+            assert isinstance(bar, P.LogProgress)
+        bar.close()
+
+
+def test_a_line_a_minute_by_default_counting_every_update(caplog, monkeypatch):
+    """Without ``every``, a line once 60 s have passed (at 60 s, not after); ``update(n)``
+    counts n; an explicit ``total`` is the one shown, and a bar without ``desc`` is called
+    "progress" (mut46d: 30 s, a strict comparison, update counting 1 and a total dropped or
+    replaced by the iterable's length passed)."""
+    clock = iter(range(0, 1000, 20))  # each call of time.monotonic: 20 s later
+    monkeypatch.setattr(P.time, "monotonic", lambda: next(clock))
+    caplog.set_level(logging.INFO, logger="vsent")
+    with P.progress_bar(total=50, unit="img") as bar:  # started at 0 s
+        for _ in range(3):  # at 20, 40 and 60 s
+            bar.update(6)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["progress: 18/50 img (0.3 img/s)"]  # logged at 60 s, not again at close
+    caplog.clear()
+    batches = [range(8), range(8)]  # a total of images over an iterable of batches
+    for _batch in P.progress_bar(batches, total=16, desc="features", unit="img"):
+        pass
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["features: 2/16 img"]
+
+
+def test_leaving_a_with_block_logs_the_final_count(caplog, monkeypatch):
+    """A bar updated by hand inside ``with`` (the image cache) logs its last count when the
+    block ends, once the step took ``every`` seconds (mut46d: a no-op __exit__ passed: the
+    other tests iterate, which closes the bar itself)."""
+    clock = iter(range(0, 1000, 50))
+    monkeypatch.setattr(P.time, "monotonic", lambda: next(clock))
+    caplog.set_level(logging.INFO, logger="vsent")
+    with P.progress_bar(total=2, desc="image cache", unit="img", every=120) as bar:
+        bar.update(1)  # 50 s
+        bar.update(1)  # 100 s: not yet 120 s since the start
+    assert [r.getMessage() for r in caplog.records] == ["image cache: 2/2 img (0.0 img/s)"]

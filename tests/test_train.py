@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -1004,3 +1006,386 @@ def test_each_train_record_decides_its_own_momentum_form():
     stored = {"train": {"momentum_form": "caffe"}, "finetune": {"lr": 0.0001}}
     changes = stored_momentum_forms(cfg, stored)
     assert list(changes) == ["finetune"] and changes["finetune"].momentum_form == "torch"
+
+
+# mutation round 46 (mut46d): vsent.train mutants the suite missed
+
+
+class Tiny3(Tiny):
+    """Tiny with a middle layer: ``body`` (backbone), ``mid``, then the ``head``."""
+
+    def __init__(self, new_layers: tuple[str, ...]) -> None:
+        super().__init__()
+        self.mid = nn.Linear(4, 4)
+        self.info = dataclasses.replace(self.info, new_layers=new_layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.mid(torch.relu(self.body(x)).mean(dim=(2, 3))))
+
+
+def _group_of_layer(model: nn.Module, cfg: TrainConfig) -> dict[str, tuple[str, float]]:
+    """Per trainable parameter name, the name and lr of the parameter group holding it."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    return {names[id(p)]: (g["name"], g["lr"])
+            for g in param_groups(model, cfg) for p in g["params"]}
+
+
+def test_the_new_layers_and_on_a_frozen_backbone_the_head_learn_at_10x():
+    """Which parameters sit in the 10x groups: the new layers, plus the head once a parameter
+    is frozen (mut46d: with new/base swapped the backbone learnt at 10x under the group names
+    the recipe test reads; a head at 1x on a frozen backbone, or at 10x on a full fine-tuning
+    of a family without new layers, went unseen)."""
+    cfg = TrainConfig(lr=0.001)
+    groups = _group_of_layer(Tiny(), cfg)
+    assert groups["head.weight"] == ("new-weight", pytest.approx(0.01))
+    assert groups["body.weight"] == ("base-weight", pytest.approx(0.001))
+    assert groups["body.bias"] == ("base-bias", pytest.approx(0.002))
+
+    def new(new_layers: tuple[str, ...], freeze: bool) -> set[str]:
+        model = Tiny3(new_layers)
+        if freeze:
+            model.body.requires_grad_(False)
+        groups = _group_of_layer(model, cfg)
+        assert not freeze or not any(name.startswith("body.") for name in groups)
+        return {name.split(".")[0] for name, (g, _) in groups.items() if g.startswith("new")}
+
+    assert new((), freeze=False) == set()  # smallcnn/pcnn fine-tuned whole: all at the base lr
+    assert new((), freeze=True) == {"head"}  # --train head: the head at 10x all the same
+    assert new(("mid",), freeze=False) == {"mid"}
+    assert new(("mid",), freeze=True) == {"mid", "head"}
+
+
+def test_adamw_decays_the_weights_apart_from_the_gradient():
+    """--optimizer adamw is Adam with decoupled weight decay (w -= lr wd w): with a zero
+    gradient a step shrinks a weight by lr x wd exactly, where Adam's L2 form moves it by
+    the whole lr (mut46d: torch.optim.Adam in its place passed)."""
+    model = Tiny()
+    cfg = TrainConfig(optimizer="adamw", lr=0.1, weight_decay=0.5, head_lr_mult=1.0)
+    opt = make_optimizer(model, cfg)
+    with torch.no_grad():
+        model.head.weight.fill_(1.0)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    torch.testing.assert_close(model.head.weight, torch.full((2, 4), 1 - 0.1 * 0.5))
+
+
+class _Clock:
+    """A perf_counter that stands still until the test moves ``now``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_the_history_is_the_epochs_mean_loss_accuracy_and_speed(monkeypatch):
+    """An epoch's record covers all its batches: the loss is the mean over its images, the
+    accuracy their share predicted right, images/s and the share of time spent preparing
+    batches come from the same clock (mut46d: a loss or accuracy of the last batch only, a
+    sum of batch means, a flipped accuracy, s/image and seconds of data wait passed)."""
+    import vsent.train as train_mod
+
+    n = 20  # batches of 8, 8 and 4 (kept: 4 >= 2)
+    images = np.repeat(np.arange(n, dtype=np.uint8), 12 * 12 * 3).reshape(n, 12, 12, 3)
+    labels = (np.arange(n) % 4 == 0).astype(np.int64)  # unbalanced: accuracy far from 1/2
+    clock, rows, logits = _Clock(), [], []
+    real = train_mod.augment_batch
+
+    def augment_batch(x, *args, **kw):
+        rows.append(x[:, 0, 0, 0].numpy().astype(np.int64))  # image i is all pixels i
+        clock.now += 3.0
+        return real(x, *args, **kw)
+
+    monkeypatch.setattr(train_mod, "augment_batch", augment_batch)
+    monkeypatch.setattr(train_mod, "time", clock)
+    torch.manual_seed(0)
+    model = Tiny()
+    with torch.no_grad():
+        model.head.bias.copy_(torch.tensor([1.0, -1.0]))
+
+    def forward_hook(module, inputs, out):
+        clock.now += 1.0
+        logits.append(out.detach())
+
+    model.register_forward_hook(forward_hook)
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=0.01, device="cpu", seed=1)
+    (stats,) = fit(model, images, labels, cfg, progress=False)
+    assert [len(r) for r in rows] == [8, 8, 4]
+    y = torch.from_numpy(labels[np.concatenate(rows)])
+    z = torch.cat(logits)
+    assert stats["loss"] == pytest.approx(nn.functional.cross_entropy(z, y).item(), rel=1e-5)
+    accuracy = (z.argmax(1) == y).double().mean().item()
+    assert accuracy > 0.5 and stats["train_accuracy"] == pytest.approx(accuracy)
+    assert stats["seconds"] == pytest.approx(3 * 4.0)  # (3 s + 1 s) per batch
+    assert stats["images_per_s"] == pytest.approx(n / 12.0)
+    assert stats["data_wait_share"] == pytest.approx(0.75)
+
+
+class _TqdmSpy:
+    """Records whether each bar of the training loop was disabled."""
+
+    def __init__(self) -> None:
+        self.disabled: list[bool] = []
+
+    def __call__(self, iterable, **kw):
+        from tqdm import tqdm
+
+        self.disabled.append(kw["disable"])
+        return tqdm(iterable, **{**kw, "disable": True})
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_a_training_bar_is_drawn_only_on_a_terminal_when_asked(monkeypatch, terminal):
+    """progress=True draws epoch bars on a terminal only (none into a log file or pipe), and
+    progress=False none at all (mut46d: ``not progress`` and a fixed progress=True passed)."""
+    import vsent.train as train_mod
+
+    spy = _TqdmSpy()
+    monkeypatch.setattr(train_mod, "tqdm", spy)
+    monkeypatch.setattr(train_mod, "on_terminal", lambda progress: progress and terminal)
+    images, labels = _learnable(16)
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=0.01, device="cpu")
+    for progress in (True, False):
+        spy.disabled.clear()
+        fit(Tiny(), images, labels, cfg, progress=progress)
+        assert spy.disabled == [not (progress and terminal)]
+
+
+class Tiny3Way(Tiny):
+    """Tiny with three outputs (a 3-class set)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(4, 3)
+        self.info = dataclasses.replace(self.info, num_outputs=3)
+
+
+@pytest.mark.parametrize("mix", ["mixup", "cutmix"])
+def test_a_mix_on_a_three_class_set_mixes_three_way_targets(monkeypatch, mix):
+    """The soft targets are as wide as the model's outputs (mut46d: two columns, the width
+    of every test model, passed)."""
+    targets = []
+    real = nn.CrossEntropyLoss
+
+    class Spy(real):
+        def forward(self, logits, target):
+            targets.append(target)
+            return super().forward(logits, target)
+
+    monkeypatch.setattr(torch.nn, "CrossEntropyLoss", Spy)
+    images = np.random.default_rng(0).integers(0, 255, (12, 12, 12, 3), dtype=np.uint8)
+    cfg = TrainConfig(epochs=1, batch_size=6, lr=0.01, device="cpu", mix=mix)
+    history = fit(Tiny3Way(), images, np.arange(12) % 3, cfg, progress=False)
+    assert np.isfinite(history[0]["loss"])
+    assert [t.shape for t in targets] == [(6, 3), (6, 3)]
+
+
+def test_images_and_labels_of_different_lengths_are_refused():
+    images, labels = _learnable(8)
+    with pytest.raises(ValueError, match="^8 images but 7 labels$"):
+        fit(Tiny(), images, labels[:7], TrainConfig(epochs=1, device="cpu"), progress=False)
+
+
+def test_a_set_of_one_image_trains_on_its_one_batch():
+    """A last batch of one is dropped, but not the only one: a one-image set (one process)
+    takes a step (mut46d: dropping it, or refusing one image for one process, passed)."""
+    images, labels = _learnable(1)
+    model = Tiny()
+    before = model.head.weight.detach().clone()
+    (stats,) = fit(model, images, labels, TrainConfig(epochs=1, device="cpu"), progress=False)
+    assert stats["loss"] > 0 and stats["train_accuracy"] in (0.0, 1.0)
+    assert not torch.equal(model.head.weight, before)
+
+
+def test_fit_refuses_options_that_data_parallel_training_cannot_shard(monkeypatch):
+    """fit itself checks the recipe against the number of processes (the ranks run fit, not
+    only the launcher's check) (mut46d: without the call, nothing said it)."""
+    import vsent.train as train_mod
+
+    monkeypatch.setattr(train_mod.dist, "world_size", lambda: 2)
+    images, labels = _learnable(8)
+    cfg = TrainConfig(epochs=1, batch_size=4, device="cpu", augment="trivial")
+    with pytest.raises(VsentError, match="^--augment trivial runs in one process"):
+        fit(Tiny(), images, labels, cfg, progress=False)
+
+
+def test_an_infinite_loss_is_a_divergence_too(monkeypatch):
+    """Not only NaN: an epoch whose mean loss is inf stops the run (mut46d: an isnan check
+    passed)."""
+    import vsent.train as train_mod
+
+    real = train_mod.train_one_epoch
+    monkeypatch.setattr(train_mod, "train_one_epoch",
+                        lambda *a, **kw: {**real(*a, **kw), "loss": float("inf")})
+    images, labels = _learnable(16)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, device="cpu")
+    with pytest.raises(VsentError, match=r"training diverged at epoch 1 \(loss inf\)"):
+        fit(Tiny(), images, labels, cfg, progress=False)
+
+
+def test_an_epoch_that_leaves_nan_weights_saves_no_state(tmp_path, monkeypatch):
+    """Weights made NaN by an epoch's last step stop the run at that epoch, before its state
+    is written: a resume would go on from them (mut46d: without the check in the loop the
+    state of epoch 1 held inf and the run only stopped an epoch later)."""
+    import vsent.train as train_mod
+
+    real = train_mod.train_one_epoch
+
+    def poisoned(model, *a, **kw):
+        stats = real(model, *a, **kw)
+        with torch.no_grad():
+            model.head.weight[0, 0] = float("inf")
+        return stats
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", poisoned)
+    images, labels = _learnable(16)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, device="cpu")
+    state = tmp_path / "state.pt"
+    with pytest.raises(VsentError, match=r"diverged at epoch 1 \(weights hold nan/inf\)"):
+        fit(Tiny(), images, labels, cfg, state_path=state, progress=False)
+    assert not state.exists()
+
+
+def test_a_state_saved_before_configs_were_stored_resumes(tmp_path, monkeypatch):
+    """A training state without "config" (older vsent) is resumed as before, not refused
+    (mut46d: reading state["config"] made it a KeyError)."""
+    images, labels = _learnable(24)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, device="cpu", seed=1)
+    state = _interrupted_fit(images, labels, cfg, tmp_path / "state.pt", monkeypatch, after=1)
+    saved = torch.load(state, weights_only=True)
+    torch.save({k: v for k, v in saved.items() if k != "config"}, state)
+    history = fit(Tiny(), images, labels, cfg, state_path=state, progress=False)
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[0] == saved["history"][0]  # epoch 1 was not trained again
+
+
+def test_a_state_of_another_model_or_without_a_history_is_one_line_naming_it(tmp_path,
+                                                                            monkeypatch):
+    """Resuming weights of another shape (same recipe), or a state with no history, is the
+    user error that names the file (mut46d: the RuntimeError of load_state_dict, and a
+    KeyError for "history", escaped)."""
+    images, labels = _learnable(24)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, device="cpu", seed=1)
+    state = _interrupted_fit(images, labels, cfg, tmp_path / "state.pt", monkeypatch, after=1)
+    saved = torch.load(state, weights_only=True)
+    with pytest.raises(VsentError, match=r"not a training state this run can resume \("
+                                         r".*size mismatch") as e:
+        fit(Tiny3Way(), images, labels, cfg, state_path=state, progress=False)
+    assert "\n" not in str(e.value)
+    torch.save({k: v for k, v in saved.items() if k != "history"}, state)
+    with pytest.raises(VsentError, match=r"can resume \(no history\); delete it"):
+        fit(Tiny(), images, labels, cfg, state_path=state, progress=False)
+
+
+def test_state_seconds_adds_the_epochs_that_say_theirs(tmp_path):
+    """The seconds of all finished epochs; an epoch of an older state without "seconds"
+    counts 0 and a file that cannot be read 0 in all (mut46d: the last epoch's alone, a
+    KeyError turned into 0 for the whole state, and the damaged file's exception passed)."""
+    from vsent.train import state_seconds
+
+    path = tmp_path / "train_state.pt"
+    history = [{"epoch": 1, "seconds": 2.5}, {"epoch": 2}, {"epoch": 3, "seconds": 4.0}]
+    torch.save({"history": history}, path)
+    assert state_seconds(path) == 6.5
+    path.write_bytes(b"PK\x03\x04garbage")
+    assert state_seconds(path) == 0.0
+    assert state_seconds(tmp_path / "none.pt") == 0.0
+
+
+def test_a_model_left_in_eval_mode_trains_in_training_mode():
+    """fit trains with dropout on even when the model comes in evaluation mode (as
+    :func:`vsent.evaluate.evaluate` leaves it): the same weights as from training mode
+    (mut46d: without ``model.train()`` in the epoch, every test passed a fresh model)."""
+    images, labels = _learnable(16)
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=0.05, device="cpu", seed=2)
+    torch.manual_seed(0)
+    init = TinyDropout().state_dict()
+    weights = []
+    for training in (True, False):
+        model = TinyDropout()
+        model.load_state_dict(init)
+        model.train(training)
+        fit(model, images, labels, cfg, progress=False)
+        weights.append(model.head.weight.detach().clone())
+    torch.testing.assert_close(weights[0], weights[1])
+
+
+def test_fit_with_ema_returns_the_average_of_every_steps_weights():
+    """The weights fit returns with ``ema`` are the warmed-up moving average of the weights
+    after each optimiser step, all epochs long (mut46d: with no update the result was the
+    initial weights, which the EMA test, comparing a run with its resume, took as well).
+    The steps are those of the same run without the EMA, which does not change them."""
+    images, labels = _learnable(16)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.05, device="cpu", seed=3, ema=0.9)
+    torch.manual_seed(0)
+    init = Tiny().state_dict()
+    plain, averaged = Tiny(), Tiny()
+    plain.load_state_dict(init)
+    averaged.load_state_dict(init)
+    seen = []  # the weights each batch meets: those after the step before it
+    plain.register_forward_pre_hook(lambda m, i: seen.append(m.head.weight.detach().clone()))
+    fit(plain, images, labels, cfg.replace(ema=0.0), progress=False)
+    steps = [*seen[1:], plain.head.weight.detach()]
+    assert len(steps) == 4
+    fit(averaged, images, labels, cfg, progress=False)
+    want = steps[0]  # the first update copies
+    for n, w in enumerate(steps[1:], start=1):
+        d = min(0.9, (1 + n) / (10 + n))
+        want = d * want + (1 - d) * w
+    torch.testing.assert_close(averaged.head.weight.detach(), want)
+    assert not torch.allclose(want, steps[-1])
+
+
+def test_gpu_random_states_are_restored_only_for_as_many_gpus(tmp_path, monkeypatch):
+    """On cuda the GPUs' random states are restored when the state holds one per GPU here;
+    a state from a machine with another number of GPUs resumes without them instead of
+    failing (mut46d: the count check, reachable only on a GPU, was never run)."""
+    import vsent.train as train_mod
+
+    images, labels = _learnable(16)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, device="cpu")
+    state = _interrupted_fit(images, labels, cfg, tmp_path / "state.pt", monkeypatch, after=1)
+    saved = torch.load(state, weights_only=True)
+    restored: list[list[torch.Tensor]] = []
+    # one GPU, as far as the training state is concerned
+    monkeypatch.setattr(train_mod, "_on_cuda", lambda device: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all",
+                        lambda: [torch.zeros(8, dtype=torch.uint8)])
+    for n_gpus in (2, 1):
+        torch.save({**saved, "cuda_rng": [torch.ones(8, dtype=torch.uint8)] * n_gpus}, state)
+        fit(Tiny(), images, labels, cfg, state_path=state, progress=False)
+    assert [len(r) for r in restored] == [1]
+
+
+def test_augment_workers_default_by_device_and_start_only_with_epochs_left(tmp_path,
+                                                                           monkeypatch):
+    """Without ``augment_workers`` fit asks default_augment_workers for this device and
+    recipe, and a state whose epochs are all done starts no pool (mut46d: on the CPUs the
+    tests run on the default is 0, so skipping it, or starting a pool with nothing left to
+    train, passed)."""
+    import vsent.train as train_mod
+
+    class Started(Exception):
+        pass
+
+    def pool(workers: int) -> NoReturn:
+        raise Started(workers)
+
+    asked = []
+    monkeypatch.setattr(train_mod, "default_augment_workers",
+                        lambda *a: asked.append((a[0].type, *a[1:])) or 3)
+    monkeypatch.setattr(train_mod, "AugmentPool", pool)
+    images, labels = _learnable(16)
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=0.01, device="cpu", augment="trivial")
+    with pytest.raises(Started, match="^3$"):
+        fit(Tiny(), images, labels, cfg, progress=False)
+    assert asked == [("cpu", "trivial", "none", 1)]
+    state = tmp_path / "state.pt"
+    fit(Tiny(), images, labels, cfg, state_path=state, progress=False, augment_workers=0)
+    history = fit(Tiny(), images, labels, cfg, state_path=state, progress=False,
+                  augment_workers=2)
+    assert [h["epoch"] for h in history] == [1]
