@@ -1189,7 +1189,7 @@ def test_smallcnn_blocks_are_conv_bn_relu_maxpool_then_average_pool():
 def test_smallcnn_fillers_and_dropout_are_its_documented_ones():
     torch.manual_seed(0)
     model = create_model("smallcnn", widths=[64, 64])
-    conv = model.features.block2[0]
+    conv = model.features.block1[0]  # 3 -> 64: fan_in (27) and fan_out (576) differ
     fan_out = conv.weight.shape[0] * 9  # He init, fan_out mode (64 x 3 x 3)
     assert float(conv.weight.detach().std()) == pytest.approx((2 / fan_out) ** 0.5, rel=0.05)
     assert 0.005 < float(model.fc.weight.detach().std()) < 0.02 and not model.fc.bias.any()
@@ -1200,3 +1200,55 @@ def test_smallcnn_fillers_and_dropout_are_its_documented_ones():
     with torch.no_grad():
         dropped = model.train().forward_features(torch.randn(16, 3, 16, 16))
     assert 0.15 < float((dropped == 0).float().mean()) < 0.5  # dropout before the head
+
+
+# models mutants of round 46 (mut46f) left unrun by the helper, run here and killed
+def test_smallcnn_reset_parameters_restores_unit_batchnorm_and_sizes_are_whole_pixels():
+    """S14, S22: reset_parameters gives BatchNorm its unit scale back (not only at build
+    time); an image size read as a float (a JSON config) is a whole number of pixels."""
+    from vsent.models.smallcnn import smallcnn_preprocess
+
+    model = create_model("smallcnn", widths=[8, 8])
+    bn = model.features.block1[1]
+    with torch.no_grad():
+        bn.weight.fill_(3.0)
+    model.reset_parameters()
+    assert torch.equal(bn.weight, torch.ones_like(bn.weight))
+    pre = smallcnn_preprocess(96.0)
+    assert (pre.crop, pre.resize) == (96, 110) and isinstance(pre.crop, int)
+
+
+def test_conv_out_and_pool_out_are_torchs_output_sizes():
+    """P1: the sizes PCNN computes its fc1 width from, against torch's layers (padding too)."""
+    from vsent.models.pcnn import conv_out
+
+    for size in range(11, 40):
+        x = torch.zeros(1, 1, size, size)
+        for kernel, stride, padding in ((3, 1, 1), (5, 2, 2), (11, 4, 0), (3, 2, 0)):
+            conv = nn.Conv2d(1, 1, kernel, stride=stride, padding=padding)
+            assert conv_out(size, kernel, stride, padding) == conv(x).shape[-1]
+        for kernel, stride in ((3, 2), (2, 2)):
+            pool = nn.MaxPool2d(kernel, stride=stride, ceil_mode=True)
+            assert pool_out(size, kernel, stride) == pool(x).shape[-1]
+
+
+def test_pcnn_defaults_and_its_input_size_are_on_the_model():
+    """P8, P18: PCNN built directly has the paper's dropout 0.5 and says its input size."""
+    from vsent.models.pcnn import PCNN
+
+    model = PCNN(input_size=256)
+    assert model.drop1.p == model.drop2.p == 0.5 and model.input_size == 256
+
+
+def test_caffenet_output_widths_and_arch_record():
+    """C5, C6, C15: each surgery's output width (fc8-1000 keeps ImageNet's 1000 scores), an
+    unknown arch named with the choices, and the arch recorded in the model's info (saved
+    with every checkpoint)."""
+    from vsent.models.caffenet import SURGERIES, CaffeNet, output_width
+
+    raw = {"fc7-4096": 4096, "fc6-4096": 4096, "fc8-1000": 1000}
+    for arch in SURGERIES:
+        assert output_width(arch, 3) == raw.get(arch, 3), arch
+    with pytest.raises(VsentError, match=r"unknown CaffeNet arch 'fc5-2'; choose one of fc8-2"):
+        CaffeNet(arch="fc5-2")
+    assert CaffeNet(arch="fc6-2").info.extra == {"arch": "fc6-2"}
