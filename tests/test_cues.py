@@ -15,6 +15,7 @@ from vsent.analyses import cues as cues_module
 from vsent.analyses.cues import (
     COLOUR_CUES,
     CUE_NAMES,
+    CueFeatures,
     CueParams,
     colour_cues,
     colourfulness,
@@ -242,3 +243,137 @@ def test_face_area_is_capped_at_the_whole_image(monkeypatch):
     faces, smiles, area = cues_module.face_cues(_image(h, w))
     assert (faces, smiles) == (2.0, 0.0)
     assert area == 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 46 (mut46e): vsent.analyses.cues mutants the suite missed
+
+
+def test_hue_range_edges_and_the_chromatic_threshold() -> None:
+    """mut46e C13, C16-C19: the documented ranges are [start, end): hues 90 and 270 are
+    neither warm nor cool, 150 is cool and 330 warm, and hues 88 and 268 just inside count.
+    C20, C21: a pixel is chromatic from S >= 0.2 and V >= 0.2 (0.216 and 0.220 count, 0.176
+    and 0.196 do not). Every hue and value here is exact in OpenCV's float conversion."""
+    edges = [(136, 255, 0), (127, 254, 0), (0, 254, 127), (119, 0, 255), (127, 0, 254),
+             (254, 0, 127)]  # hues 88 (warm), 90, 150 (cool), 268 (cool), 270, 330 (warm)
+    c = cues(np.concatenate([flat(p, h=4, w=5) for p in edges], axis=1))
+    assert (c["warm_share"], c["cool_share"]) == (pytest.approx(2 / 6), pytest.approx(2 / 6))
+    # hue 0 (warm), saturation 0.216 / 0.176 at V = 1, then value 0.220 / 0.196 at S = 1
+    reds = [(255, 200, 200), (255, 210, 210), (56, 0, 0), (50, 0, 0)]
+    c = cues(np.concatenate([flat(p, h=4, w=5) for p in reds], axis=1))
+    assert (c["warm_share"], c["cool_share"]) == (0.5, 0.0)
+
+
+class _Recorder:
+    """A cascade that returns fixed boxes and keeps what each call was given."""
+
+    def __init__(self, boxes: list[list[int]]) -> None:
+        self.boxes = np.asarray(boxes, dtype=np.int32).reshape(-1, 4)
+        self.calls: list[tuple[np.ndarray, dict[str, object]]] = []
+
+    def detectMultiScale(self, gray: np.ndarray, **kw: object) -> np.ndarray:  # noqa: N802
+        self.calls.append((gray.copy(), kw))
+        return self.boxes
+
+
+def test_faces_are_searched_on_the_equalised_grey_image_with_the_given_parameters(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """mut46e C32, C33: the face cascade sees the grey (RGB order) copy histogram-equalised;
+    C34, C35, C42-C44: CueParams' scale factors, neighbours and the smile window (mouth width
+    / 5 x / 10) reach OpenCV; C37-C41: the smile search sees the lower half of each face box
+    resized to ``mouth_width`` (at least 18 px high, the smile window's height); C46, C47:
+    ``face_area`` is the summed box areas over the image's pixels."""
+    import cv2
+
+    params = CueParams(face_scale=1.3, face_neighbors=2, min_face=10, mouth_width=60,
+                       smile_scale=1.2, smile_neighbors=7)
+    img = _image(60, 80)
+    face = _Recorder([[10, 5, 40, 30], [0, 40, 60, 8]])  # one face, one wide flat box
+    smile = _Recorder([])
+    monkeypatch.setattr(cues_module, "_cascades", lambda: (face, smile))
+    faces, smiles, area = cues_module.face_cues(img, params)
+    assert (faces, smiles) == (2.0, 0.0)
+    assert area == pytest.approx((40 * 30 + 60 * 8) / (60 * 80))
+    gray = cv2.equalizeHist(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY))
+    ((seen, kw),) = face.calls
+    np.testing.assert_array_equal(seen, gray)
+    assert kw == {"scaleFactor": 1.3, "minNeighbors": 2, "minSize": (10, 10)}
+    # lower halves 15 x 40 -> 60 x round(60 * 15 / 40) = 22; 4 x 60 -> 60 x 4, raised to 18
+    want = [cv2.resize(gray[20:35, 10:50], (60, 22), interpolation=cv2.INTER_LINEAR),
+            cv2.resize(gray[44:48, 0:60], (60, 18), interpolation=cv2.INTER_LINEAR)]
+    assert len(smile.calls) == 2
+    for (mouth, kw), w in zip(smile.calls, want, strict=True):
+        np.testing.assert_array_equal(mouth, w)
+        assert kw == {"scaleFactor": 1.2, "minNeighbors": 7, "minSize": (12, 6)}
+
+
+def test_a_missing_cascade_file_is_a_one_line_user_error(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    """mut46e C31: a cascade that does not load (a broken OpenCV install) is said, naming the
+    file, not left to fail inside detectMultiScale."""
+    import threading
+
+    import cv2
+
+    monkeypatch.setattr(cues_module, "_CASCADES", threading.local())
+    monkeypatch.setattr(cv2.data, "haarcascades", str(tmp_path))
+    with pytest.raises(VsentError, match=r"haarcascade_frontalface_default\.xml: cannot load "
+                                         r"OpenCV's Haar cascade"):
+        face_cues(flat((200, 180, 160), 120, 160))
+
+
+def test_cue_parameters_are_checked_at_their_documented_limits() -> None:
+    """mut46e C01, C03-C07: the smallest accepted values (a 32 px working copy, scale factors
+    above 1, no neighbours required, 1 px faces, a 36 px mouth: the smile window's width) and
+    the first refused ones."""
+    CueParams(max_side=32, face_scale=1.01, smile_scale=1.01, face_neighbors=0,
+              smile_neighbors=0, min_face=1, mouth_width=36)
+    for bad in ({"max_side": 31}, {"smile_scale": 1.0}, {"face_neighbors": -1},
+                {"smile_neighbors": -1}, {"min_face": 0}, {"mouth_width": 35}):
+        with pytest.raises(VsentError, match="invalid cue parameters"):
+            CueParams(**bad)
+
+
+def test_max_side_sets_the_working_copy() -> None:
+    """mut46e C51: ``CueParams.max_side`` (not the default 320) is the working copy's longer
+    side."""
+    import cv2
+
+    big = np.random.default_rng(4).integers(0, 256, (200, 400, 3), dtype=np.uint8)
+    want = colour_cues(cv2.resize(big, (160, 80), interpolation=cv2.INTER_AREA))
+    np.testing.assert_allclose(image_cues(big, CueParams(max_side=160))[:7], want, rtol=1e-5,
+                               atol=1e-6)
+    assert abs(colour_cues(cv2.resize(big, (320, 160), interpolation=cv2.INTER_AREA))[1]
+               - want[1]) > 0.01  # brightness_std tells the two copies apart
+
+
+def test_cue_features_columns_follow_their_names() -> None:
+    """mut46e C55: ``column`` looks a name up in the rows' own ``names``."""
+    feats = CueFeatures(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32), names=("faces", "smiles"))
+    assert feats.column("smiles").tolist() == [2.0, 4.0]
+
+
+def test_a_cache_entry_of_other_columns_or_images_is_computed_again_and_a_hit_is_marked(
+        tmp_path: Path) -> None:
+    """mut46e C58, C59: an entry whose column names or shape are not this version's is not
+    used (it is recomputed and rewritten); C60: a hit sets the entry's modification time, the
+    last use ``vsent cache --clean`` reads."""
+    import os
+
+    paths = []
+    for i, rgb in enumerate([(255, 0, 0), (30, 60, 200)]):
+        paths.append(tmp_path / f"im{i}.png")
+        Image.fromarray(flat(rgb, 40, 50)).save(paths[-1])
+    first = dataset_cues(paths, cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+    (entry,) = (tmp_path / "cache" / "cues").glob("*.npz")
+    others = [(np.zeros((2, len(CUE_NAMES)), np.float32), np.array(CUE_NAMES[::-1])),
+              (np.zeros((3, len(CUE_NAMES)), np.float32), np.array(CUE_NAMES))]
+    for values, names in others:
+        with entry.open("wb") as f:
+            np.savez(f, values=values, names=names)
+        again = dataset_cues(paths, cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+        assert again.decoded == 2 and np.array_equal(again.values, first.values)
+    os.utime(entry, (1e9, 1e9))
+    assert dataset_cues(paths, cache_dir=tmp_path / "cache", progress=False).decoded == 0
+    assert entry.stat().st_mtime > 1e9 + 1e6
+

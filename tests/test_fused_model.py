@@ -5,6 +5,8 @@ half reproduces what cross-validation measured, and finetune, predict, serve and
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from sklearn.cluster import MiniBatchKMeans
 from conftest import save_image, sentiment_image
 from vsent.analyses import handcrafted as hc
 from vsent.analyses.baselines import BaselineConfig
-from vsent.analyses.fused_model import LateFusion, fit_hand_crafted_model
+from vsent.analyses.fused_model import HandCraftedModel, LateFusion, fit_hand_crafted_model
 from vsent.analyses.fusion import (
     baseline_fold_features,
     fuse_probabilities,
@@ -318,3 +320,118 @@ def test_explain_of_a_fused_checkpoint_reports_and_maps_the_fused_label(tmp_path
     want = X.explain_image(pred.model, paths[i], target=int(fused[i].argmax()), device="cpu")
     np.testing.assert_allclose(np.load(tmp_path / "ex" / rows[i]["heatmap"]), want["heatmap"],
                                atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 46 (mut46e): vsent.analyses.fused_model mutants the suite missed
+
+
+def _gch_bow_model(**kw: Any) -> HandCraftedModel:
+    """A hand-made model on gch (64) + bow (5 words): every field differs from its default."""
+    rng = np.random.default_rng(0)
+    d = 64 + 5
+    fields = dict(blocks=("gch", "bow"), sift=hc.SiftParams(step=8, size=12.0), bow_norm="l2",
+                  histogram_map="sqrt", vocabulary=rng.uniform(0, 255, (5, 128)).astype(
+                      np.float32), mean=rng.uniform(0, 0.1, d), std=rng.uniform(0.01, 0.02, d),
+                  block_weight=np.r_[np.full(64, 1 / 8), np.full(5, 1 / np.sqrt(5))],
+                  coef=rng.normal(0, 1, d), intercept=0.2, C=0.37, n_train=40)
+    return HandCraftedModel(**{**fields, **kw})
+
+
+def test_hand_features_must_be_rows_of_the_models_width() -> None:
+    """mut46e F07, F08: one image's features (d,) without [None], or rows wider than d, are
+    the named ValueError (not numpy's IndexError or a broadcast error); F14, F15: no images
+    give no probabilities."""
+    model = _gch_bow_model()
+    X = np.random.default_rng(1).uniform(0, 0.1, (3, model.dim))
+    assert model.proba_from_features(X).shape == (3,)
+    for bad in (X[0], np.hstack([X, X[:, :5]])):
+        with pytest.raises(ValueError, match=rf"^hand_features must be of shape \(N, 69\) .*"
+                                             rf"got {re.escape(str(bad.shape))}$"):
+            model.proba_from_features(bad)
+    empty = model.predict_proba([])
+    assert empty.shape == (0,)
+
+
+def test_late_fusion_takes_two_class_scores_and_gives_float32_rows() -> None:
+    """mut46e F26, F27: scores that are not (N, 2), a vector or three classes, are refused
+    naming the shape; F31: the fused rows are float32 [1 - p, p] as documented; F28: no
+    images give no rows, whatever empty features come with them."""
+    fusion = LateFusion(_gch_bow_model(), rule="mean", weight=0.5)
+    X = np.random.default_rng(1).uniform(0, 0.1, (2, 69))
+    fused = fusion.fuse(np.array([[0.8, 0.2], [0.1, 0.9]]), X)
+    assert fused.dtype == np.float32 and fused.shape == (2, 2)
+    for scores in (np.array([0.2, 0.9]), np.full((2, 3), 1 / 3)):
+        with pytest.raises(VsentError, match=rf"late fusion needs a two-class model, got scores "
+                                             rf"of shape {re.escape(str(scores.shape))}"):
+            fusion.fuse(scores, X)
+    for features in (np.zeros((0, 69)), np.zeros(0)):
+        out = fusion.fuse(np.zeros((0, 2)), features)
+        assert out.shape == (0, 2) and out.dtype == np.float32
+
+
+def test_describe_says_what_the_model_card_shows() -> None:
+    """mut46e F32-F36: the card's late-fusion entry: blocks, rule, the CNN's weight, C,
+    training images, histogram map and the vocabulary size."""
+    fusion = LateFusion(_gch_bow_model(), rule="logit", weight=0.3)
+    assert fusion.describe() == {
+        "features": "gch+bow", "rule": "logit", "weight": 0.3,
+        "classifier": "logistic regression", "C": 0.37, "n_train": 40,
+        "histogram_map": "sqrt", "bow_words": 5}
+    assert "bow_words" not in LateFusion(_gch_bow_model(blocks=("gch",), vocabulary=None,
+                                                        mean=np.zeros(64), std=np.ones(64),
+                                                        block_weight=np.ones(64),
+                                                        coef=np.ones(64))).describe()
+
+
+def test_a_fusion_state_gives_back_every_field() -> None:
+    """mut46e F37-F39, F48-F52: to_state / from_state keep how the features are computed
+    (SIFT parameters, BoW norm, histogram map, vocabulary) and the classifier (intercept,
+    training images): a loaded model that computed its columns another way would score
+    other probabilities."""
+    model = _gch_bow_model()
+    again = LateFusion.from_state(LateFusion(model).to_state(), "test").hand
+    for name in ("blocks", "sift", "bow_norm", "histogram_map", "intercept", "C", "n_train"):
+        assert getattr(again, name) == getattr(model, name), name
+    for name in ("vocabulary", "mean", "std", "block_weight", "coef"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(model, name))
+
+
+def test_a_fusion_entry_that_is_not_a_state_or_has_bad_fields_is_named() -> None:
+    """mut46e F40: an entry that is no mapping; F41: fields of the wrong type; F43, F44: a
+    std or block weight of another width; F47: no rule. Each is a VsentError naming the
+    file, not a traceback."""
+    state = LateFusion(_gch_bow_model()).to_state()
+    for bad in (None, "vsent-late-fusion/1"):
+        with pytest.raises(VsentError, match=r"^x\.pt: its fusion entry is not a "):
+            LateFusion.from_state(bad, where="x.pt")
+    for bad in ({"mean": [0.0] * 69}, {"sift": "dense"}):
+        with pytest.raises(VsentError, match=r"^x\.pt: incomplete fusion entry"):
+            LateFusion.from_state({**state, **bad}, where="x.pt")
+    for key in ("std", "block_weight"):
+        with pytest.raises(VsentError, match=r"^x\.pt: fusion entry with inconsistent column"):
+            LateFusion.from_state({**state, key: state[key][:3]}, where="x.pt")
+    with pytest.raises(VsentError, match=r"^x\.pt: fusion entry with a bad rule or weight"):
+        LateFusion.from_state({k: v for k, v in state.items() if k != "rule"}, where="x.pt")
+
+
+def test_the_fitted_model_computes_the_columns_it_was_fitted_on_with_the_configs_bow_norm(
+        ) -> None:
+    """mut46e F24: the BoW norm of ``config`` (here l2, not the default l1) is saved with the
+    model, so its columns are the matrix the classifier was fitted on (baseline_fold_features
+    of the fold). (The blocks are read as --fusion spells them: blanks and case ignored.)"""
+    rng = np.random.default_rng(0)
+    n = 40
+    y = np.arange(n) % 2
+    feats = hc.ImageFeatures(
+        gch=rng.dirichlet(np.ones(64), n).astype(np.float32),
+        lch=np.zeros((n, 1024), np.float32),
+        descriptors=[rng.integers(0, 256, (int(rng.integers(5, 30)), 128)).astype(np.uint8)
+                     for _ in range(n)])
+    config = BaselineConfig(k=4, bow_norm="l2", Cs=(1.0,), inner_splits=2)
+    train = np.arange(30)
+    model = fit_hand_crafted_model(feats, y, train, " GCH + bow", config=config)
+    assert model.blocks == ("gch", "bow") and model.bow_norm == "l2"
+    X, _ = baseline_fold_features(feats, train, "gch+bow", config)
+    np.testing.assert_allclose(model.dataset_features(feats, np.arange(n)), X, rtol=1e-6,
+                               atol=1e-7)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 import vsent.analyses.layers as L
@@ -1042,3 +1044,179 @@ def test_layers_extracted_in_two_sessions_keep_their_records_and_an_unstamped_fo
     stamp.unlink()
     assert layer_probes(cfg, out, progress=False) == first
     assert not stamp.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 46 (mut46e): vsent.analyses.probes mutants the suite missed
+
+
+def test_probe_config_takes_one_classifier_by_name_and_refuses_none() -> None:
+    """mut46e P06, P07: ``classifiers="svm"`` is the one classifier (not the letters s, v, m),
+    and an empty choice probes nothing, so it is refused."""
+    assert ProbeConfig(classifiers="softmax").classifiers == ("softmax",)
+    with pytest.raises(VsentError, match=r"--classifiers: unknown classifier\(s\) \(\)"):
+        ProbeConfig(classifiers=())
+    with pytest.raises(VsentError, match=r"unknown classifier 'knn'; choose from svm, softmax"):
+        make_classifier("knn")  # mut46e P74: returned the error instead of raising it
+
+
+def test_center_scale_of_identical_rows_only_centres() -> None:
+    """mut46e P11: rows without spread have no norm to divide by; the factor is 1, so new
+    rows are only centred (not blown up by a near-zero factor)."""
+    s = P.CenterScale().fit(np.full((4, 3), 2.0))
+    assert s.scale_ == 1.0
+    np.testing.assert_array_equal(s.transform([[3.0, 2.0, 0.0]]), [[1.0, 0.0, -2.0]])
+
+
+def test_gram_embedding_honours_rtol_and_gives_zero_test_rows_for_a_zero_kernel() -> None:
+    """mut46e P26: eigenvalues at or below ``rtol * max`` are dropped, whatever rtol is
+    given; P23: an all-zero kernel has zero test rows (the test rows are zero vectors)."""
+    rng = np.random.default_rng(0)
+    # columns of very different size: eigenvalues about 100^2 n, n, 0.01^2 n
+    X = rng.standard_normal((30, 3)) * [100.0, 1.0, 0.01]
+    K = X @ X.T
+    train, test = np.arange(20), np.arange(20, 30)
+    assert gram_embedding(K, train, test)[0].shape[1] == 3
+    assert gram_embedding(K, train, test, rtol=1e-6)[0].shape[1] == 2
+    assert gram_embedding(K, train, test, rtol=1e-2)[0].shape[1] == 1
+    Z_tr, Z_te = gram_embedding(np.zeros((30, 30)), train, test)
+    assert Z_tr.shape == (20, 1) and Z_te.shape == (10, 1)
+    assert not Z_tr.any() and not Z_te.any()
+
+
+def test_a_training_set_of_one_class_is_refused() -> None:
+    """mut46e P28: no training image of a class is 0 images of that class (bincount of
+    all-negative labels has one bin only), fewer than the inner folds."""
+    X = np.random.default_rng(0).normal(size=(20, 5))
+    y = np.array([0] * 15 + [1] * 5)
+    with pytest.raises(VsentError, match="the training rows have 0 images of one class"):
+        linear_probe(X @ X.T, y, np.arange(15), np.arange(15, 20), "svm", PROBE)
+
+
+def test_the_probe_reports_the_chosen_cs_inner_accuracy_and_hitting_the_cap() -> None:
+    """mut46e P37: ``inner_accuracy`` is the chosen C's mean inner-CV accuracy (not the mean
+    over the grid); P32, P34: ``max_iter`` reaches the solver and every fit that hits it is
+    reported, also on a second probe of the same data and where the caller ignores
+    ConvergenceWarning (the probe sets its own filter)."""
+    X, y = separable(n=60, d=40, seed=8, signal=0.5)
+    train, test = np.arange(45), np.arange(45, 60)
+    K = X @ X.T
+    res = linear_probe(K, y, train, test, "svm", PROBE)
+    assert res["inner_accuracy"] == res["inner_scores"][list(PROBE.Cs).index(res["C"])]
+    assert res["inner_accuracy"] == max(res["inner_scores"])
+    assert len(set(res["inner_scores"])) > 1  # the mean over the grid would differ
+    assert res["converged"]
+    capped = dataclasses.replace(PROBE, max_iter=1)
+    for _ in range(2):
+        assert linear_probe(K, y, train, test, "svm", capped)["converged"] is False
+    # a caller that silences the warning (``-W ignore``) still gets the fit recorded
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert linear_probe(K, y, train, test, "svm", capped)["converged"] is False
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name", ["svm", "softmax"])
+def test_the_seed_sets_liblinears_coordinate_order(name: str) -> None:
+    """mut46e P14, P16, P31: ``seed`` is liblinear's coordinate order (documented in
+    ProbeConfig). Stopped after 2 passes, fits of different seeds differ; each equals
+    scikit-learn's with that random_state, and the probe passes its config's seed on."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    X, y = separable(n=60, d=40, seed=8, signal=0.5)
+    Xs = P.CenterScale().fit_transform(X)
+    got = {}
+    for seed in (0, 5):
+        ref = (LinearSVC(C=10.0, dual=True, max_iter=2, tol=1e-4, random_state=seed)
+               if name == "svm" else
+               LogisticRegression(C=10.0, solver="liblinear", dual=True, max_iter=2, tol=1e-4,
+                                  random_state=seed))
+        got[seed] = make_classifier(name, 10.0, seed=seed, max_iter=2).fit(X, y)
+        np.testing.assert_allclose(got[seed].decision_function(X),
+                                   ref.fit(Xs, y).decision_function(Xs), rtol=1e-9, atol=1e-12)
+    assert np.abs(got[0].decision_function(X) - got[5].decision_function(X)).max() > 1e-3
+    # the probe refits with its config's seed: its test predictions are that classifier's
+    train, test = np.arange(45), np.arange(45, 60)
+    cfg = ProbeConfig(Cs=(10.0,), inner_splits=3, seed=5, classifiers=(name,), max_iter=2)
+    res = linear_probe(X @ X.T, y, train, test, name, cfg)
+    want = make_classifier(name, 10.0, seed=5, max_iter=2).fit(X[train], y[train])
+    pred = want.predict(X[test])
+    assert res["confusion"] == [[int(np.sum((y[test] == a) & (pred == b))) for b in (0, 1)]
+                                for a in (0, 1)]
+
+
+def test_gram_matrix_takes_any_block_size_and_featureless_rows(tmp_path: Path) -> None:
+    """mut46e P42, P51: a block smaller than one column of float64 still holds one column;
+    P41, P47: rows without features have a zero kernel (not None), from memory and from a
+    file."""
+    X = np.random.default_rng(0).standard_normal((6, 5)).astype(np.float32)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    direct = X.astype(np.float64) @ X.T.astype(np.float64)
+    for features in (X, path):
+        np.testing.assert_allclose(gram_matrix(features, block_bytes=1), direct, rtol=1e-12)
+    empty = np.zeros((4, 0), np.float32)
+    np.save(tmp_path / "empty.npy", empty)
+    for features in (empty, tmp_path / "empty.npy"):
+        K = gram_matrix(features)
+        assert K.shape == (4, 4) and not K.any()
+
+
+@pytest.mark.parametrize("array, said", [
+    (np.asfortranarray(np.arange(12.0).reshape(3, 4)), r"\(Fortran order\)"),
+    (np.arange(12, dtype=np.int32).reshape(3, 4), "int32"),
+    (np.zeros((3, 2, 2), np.float32), r"\(3, 2, 2\)")])
+def test_a_feature_file_that_is_not_c_order_2d_float_is_refused(
+        tmp_path: Path, array: np.ndarray, said: str) -> None:
+    """mut46e P44, P45, P46: the rows are read straight from the file as C-order float rows;
+    a Fortran-order file would give a wrong kernel, a 3-D one a numpy unpacking error."""
+    path = tmp_path / "f.npy"
+    np.save(path, array)
+    with pytest.raises(VsentError, match=rf"f\.npy: expected a C-order 2-D float array, "
+                                         rf"got .*{said}"):
+        gram_matrix(path)
+
+
+def test_pooled_grid_never_exceeds_the_shorter_side() -> None:
+    """mut46e P56: a map 30 x 3 pooled to fit 100 values keeps its 3 columns (a 5 x 5 grid
+    would repeat them)."""
+    assert pooled_grid((4, 30, 3), 100) == 3
+    assert pooled_grid((4, 3, 30), 100) == 3
+
+
+def test_declared_pooling_applies_only_to_activations_of_its_shape() -> None:
+    """mut46e P58, P60: "avg" averages a (B, C, h, w) map and "tokens" a (B, T, C) sequence;
+    a layer of another shape (e.g. the fc output (B, 2)) is stored flat as it is."""
+    fc = torch.arange(6, dtype=torch.float32).reshape(3, 2)
+    for pool in ("avg", "tokens"):
+        flat, pooled = P._reduce(fc, pool, None)
+        assert pooled is None
+        np.testing.assert_array_equal(flat.numpy(), fc.numpy())
+    fmap = torch.arange(24, dtype=torch.float32).reshape(1, 2, 3, 4)
+    flat, pooled = P._reduce(fmap, "tokens", None)
+    assert pooled is None and flat.shape == (1, 24)
+
+
+def test_extraction_records_the_asked_layers_with_their_shape_and_names_a_full_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mut46e P72: ``layers`` chooses the layers written; P69: ``shape`` is one image's
+    activation shape; P66, P67: a disk too full for a feature file is a VsentError naming the
+    file and its size (reserve_space says so before any row is written)."""
+    import errno
+
+    model = create_model("smallcnn", **TINY).eval()
+    images = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    info = extract_layer_features(model, images, tmp_path / "a", layers=["features.block2"],
+                                  max_features=1000)
+    assert list(info) == ["features.block2"]
+    assert info["features.block2"]["shape"] == [8, 14, 14]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["features.block2.npy"]
+
+    def full(path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(P, "reserve_space", full)
+    with pytest.raises(VsentError, match=r"fc\.npy: cannot write the fc features \(No space "
+                                         r"left on device; 0\.0 MB\): make room"):
+        extract_layer_features(model, images, tmp_path / "b", layers=["fc"])
