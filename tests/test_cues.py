@@ -377,3 +377,13 @@ def test_a_cache_entry_of_other_columns_or_images_is_computed_again_and_a_hit_is
     assert dataset_cues(paths, cache_dir=tmp_path / "cache", progress=False).decoded == 0
     assert entry.stat().st_mtime > 1e9 + 1e6
 
+
+def test_cue_parameters_that_differ_have_cache_names_that_differ():
+    """mut46e: parameters 1.1 and 1.1000001 shared one cache file name (6 significant digits)
+    and the second read the first's cues; a name now reads back as its number. The defaults
+    keep the name they always had (caches made before stay valid)."""
+    from vsent.analyses.cues import CueParams
+
+    assert CueParams().key() == "320-1.1-5-24-100-1.1-20"
+    assert CueParams(face_scale=1.1000001).key() != CueParams().key()
+    assert CueParams(smile_scale=1.25).key() == "320-1.1-5-24-100-1.25-20"

@@ -389,3 +389,13 @@ def test_too_few_descriptors_for_the_pca_is_a_clear_error():
     with pytest.raises(VsentError, match="20 SIFT descriptors .* too few for a 2-component "
                                          "mixture in 64 dimensions"):
         hc.learn_fisher(descs, n_components=2, pca_dims=64)
+
+
+def test_dense_sift_sizes_that_differ_have_cache_names_that_differ():
+    """As the cue cache's names (mut46e): a descriptor size named to 6 digits made 16 and
+    16.0000001 one SIFT cache; the default's name is the one it always had."""
+    from vsent.analyses.handcrafted import SiftParams
+
+    assert SiftParams(mode="dense").key() == "dense-s256-st12-sz16"
+    assert SiftParams(mode="dense", size=16.0000001).key() != SiftParams(mode="dense").key()
+    assert SiftParams(mode="dense", size=12.5).key() == "dense-s256-st12-sz12.5"

@@ -39,7 +39,7 @@ import numpy as np
 
 from vsent.analyses.opencv import check_rgb, cv2_feature, resize_longer_side
 from vsent.data._common import default_workers
-from vsent.data.cache import cache_dir_default, content_key
+from vsent.data.cache import cache_dir_default, content_key, key_number
 from vsent.data.datasets import Dataset
 from vsent.data.images import load_rgb
 from vsent.errors import VsentError
@@ -106,7 +106,7 @@ class CueParams:
 
     def key(self) -> str:
         """Short stable text naming these parameters (for cache file names)."""
-        return "-".join(f"{v:g}" if isinstance(v, float) else str(v)
+        return "-".join(key_number(v) if isinstance(v, float) else str(v)
                         for v in asdict(self).values())
 
 

@@ -36,7 +36,7 @@ from sklearn.mixture import GaussianMixture
 from vsent.analyses.opencv import check_rgb, resize_longer_side
 from vsent.data import load_rgb
 from vsent.data._common import default_workers
-from vsent.data.cache import cache_dir_default, content_key
+from vsent.data.cache import cache_dir_default, content_key, key_number
 from vsent.errors import VsentError
 from vsent.files import load_cache_entry, mark_used, write_cache_file
 from vsent.progress import progress_bar
@@ -134,7 +134,7 @@ class SiftParams:
     def key(self) -> str:
         """Short stable text naming these parameters (for cache folder names)."""
         if self.mode == "dense":
-            return f"dense-s{self.max_side}-st{self.step}-sz{self.size:g}"
+            return f"dense-s{self.max_side}-st{self.step}-sz{key_number(self.size)}"
         return f"kp-s{self.max_side}-n{self.max_keypoints}"
 
 

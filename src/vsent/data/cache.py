@@ -52,7 +52,7 @@ from vsent.files import (
 from vsent.progress import progress_bar
 
 __all__ = ["CACHE_ENV", "cache_dir_default", "cache_images", "cache_key", "content_key",
-           "image_cache"]
+           "image_cache", "key_number"]
 
 logger = logging.getLogger("vsent")
 
@@ -78,6 +78,14 @@ def cache_key(paths: Sequence[str | os.PathLike], size: int) -> str:
     """
     # inode and ctime: a replaced image whose size and mtime were set back still differs
     return _key(paths, size, lambda p, st: json.dumps([str(p), *_stat_key(st)]))
+
+
+def key_number(v: float) -> str:
+    """A parameter as the text of a cache name: ``:g``'s short form (the names caches have
+    always had) when it reads back as the same number, else ``repr`` (exact: 6 significant
+    digits made 1.1000001 and 1.1 one name, and the second read the first's values)."""
+    short = f"{v:g}"
+    return short if float(short) == v else repr(v)
 
 
 def content_key(paths: Sequence[str | os.PathLike], size: int) -> str:
