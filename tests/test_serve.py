@@ -1603,17 +1603,15 @@ def test_a_long_text_part_is_named_not_called_a_malformed_body(server):
     assert len(r.text) < 1000
 
 
-def test_a_cut_bodys_last_part_is_named_as_the_images_are():
-    """review44d: "files numbered alike in every message" held for an incomplete file only:
-    a body cut after a part, or in a part's headers, numbered every part, options included
-    (httpx, requests and curl -F send them first): a body with one image said "part 3"."""
+def _unfinished(body: bytes) -> str | None:
+    """What the multipart parser says is unfinished in ``body`` (one chunk; boundary b)."""
     import asyncio
 
     from starlette.datastructures import Headers
 
     from vsent.serve.app import _WholeBodyParser
 
-    async def unfinished(body: bytes) -> str | None:
+    async def go() -> str | None:
         async def stream():
             yield body
         parser = _WholeBodyParser(Headers({"content-type": "multipart/form-data; boundary=b"}),
@@ -1621,13 +1619,20 @@ def test_a_cut_bodys_last_part_is_named_as_the_images_are():
         await (await parser.parse()).close()
         return parser.unfinished()
 
+    return asyncio.run(go())
+
+
+def test_a_cut_bodys_last_part_is_named_as_the_images_are():
+    """review44d: "files numbered alike in every message" held for an incomplete file only:
+    a body cut after a part, or in a part's headers, numbered every part, options included
+    (httpx, requests and curl -F send them first): a body with one image said "part 3"."""
     option = b"--b\r\nContent-Disposition: form-data; name=\"explain\"\r\n\r\ntrue\r\n"
     head = option + _part(b"a.jpg", image_bytes(1))
-    assert asyncio.run(unfinished(head + b"--b\r\nContent-Disp")) == (
+    assert _unfinished(head + b"--b\r\nContent-Disp") == (
         "the part after a.jpg (part 1), cut in its headers")
-    assert asyncio.run(unfinished(option + b"--b\r\n")) == (
+    assert _unfinished(option + b"--b\r\n") == (
         "the part after the field 'explain', cut in its headers")
-    assert asyncio.run(unfinished(b"--b\r\nContent-Disp")) == "its first part, cut in its headers"
+    assert _unfinished(b"--b\r\nContent-Disp") == "its first part, cut in its headers"
 
 
 def test_an_answer_ready_as_its_client_leaves_is_not_also_counted_as_a_499():
@@ -1947,24 +1952,10 @@ def test_regions_answer_each_regions_positive_score_and_fail_on_non_finite_ones(
 def test_a_cut_body_says_where_it_stops():
     """mut46b A93, A95: the 422 of a body without its closing boundary says where it stops:
     before any part, or inside a text field (not as if the field were a file)."""
-    import asyncio
-
-    from starlette.datastructures import Headers
-
-    from vsent.serve.app import _WholeBodyParser
-
-    async def unfinished(body: bytes) -> str | None:
-        async def stream():
-            yield body
-        parser = _WholeBodyParser(Headers({"content-type": "multipart/form-data; boundary=b"}),
-                                  stream())
-        await (await parser.parse()).close()
-        return parser.unfinished()
-
     option = b"--b\r\nContent-Disposition: form-data; name=\"explain\"\r\n\r\n"
-    assert asyncio.run(unfinished(b"")) == "no part"
-    assert asyncio.run(unfinished(option + b"tr")) == "the field 'explain', incomplete"
-    assert asyncio.run(unfinished(option + b"true\r\n--b--\r\n")) is None
+    assert _unfinished(b"") == "no part"
+    assert _unfinished(option + b"tr") == "the field 'explain', incomplete"
+    assert _unfinished(option + b"true\r\n--b--\r\n") is None
 
 
 def test_a_connection_that_cannot_be_watched_is_still_answered():

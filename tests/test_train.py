@@ -401,12 +401,11 @@ def test_the_state_of_a_diverged_epoch_is_not_saved(tmp_path, monkeypatch):
     assert [h["epoch"] for h in torch.load(state, weights_only=False)["history"]] == [1]
 
 
-def test_weights_left_nan_by_the_last_step_are_a_user_error(monkeypatch):
-    """The loss is computed before each step: the last step may leave NaN weights behind a
-    finite mean loss; such a model is not returned as a result."""
+def _poison_every_epoch(monkeypatch) -> None:
+    """Each epoch of train.fit ends with an inf in the Tiny model's head (its last step's
+    work, as a diverging step would leave it), its mean loss finite."""
     import vsent.train as train_mod
 
-    images, labels = _learnable(24)
     real = train_mod.train_one_epoch
 
     def poisoned(model, *a, **kw):
@@ -416,6 +415,13 @@ def test_weights_left_nan_by_the_last_step_are_a_user_error(monkeypatch):
         return stats
 
     monkeypatch.setattr(train_mod, "train_one_epoch", poisoned)
+
+
+def test_weights_left_nan_by_the_last_step_are_a_user_error(monkeypatch):
+    """The loss is computed before each step: the last step may leave NaN weights behind a
+    finite mean loss; such a model is not returned as a result."""
+    images, labels = _learnable(24)
+    _poison_every_epoch(monkeypatch)
     cfg = TrainConfig(epochs=1, batch_size=8, lr=0.01, device="cpu")
     with pytest.raises(VsentError, match=r"^train: training diverged at epoch 1 \(weights "
                                           r"hold nan/inf\)"):
@@ -806,10 +812,8 @@ def test_the_batch_order_is_drawn_from_the_runs_generator_alone(monkeypatch):
     assert _batches(monkeypatch, 16, 4, epochs=3, seed=7, draw_global=True) == plain
 
 
-def test_a_mix_trains_against_the_mixed_targets(monkeypatch):
-    """``--mix mixup``/``cutmix`` mixes the images *and* the targets: the loss is computed
-    against soft (B, num_classes) targets (mut42 tr16: against the unmixed labels, so the
-    images were mixed and the labels not)."""
+def _spy_loss_targets(monkeypatch) -> list[torch.Tensor]:
+    """The targets every nn.CrossEntropyLoss made from now on is given, in order."""
     targets = []
     real = nn.CrossEntropyLoss
 
@@ -818,11 +822,18 @@ def test_a_mix_trains_against_the_mixed_targets(monkeypatch):
             targets.append(target)
             return super().forward(logits, target)
 
+    monkeypatch.setattr(torch.nn, "CrossEntropyLoss", Spy)
+    return targets
+
+
+def test_a_mix_trains_against_the_mixed_targets(monkeypatch):
+    """``--mix mixup``/``cutmix`` mixes the images *and* the targets: the loss is computed
+    against soft (B, num_classes) targets (mut42 tr16: against the unmixed labels, so the
+    images were mixed and the labels not)."""
     images = np.random.default_rng(0).integers(0, 255, (16, 12, 12, 3), dtype=np.uint8)
     for mix in ("mixup", "cutmix"):
-        targets.clear()
         with monkeypatch.context() as mp:
-            mp.setattr(torch.nn, "CrossEntropyLoss", Spy)
+            targets = _spy_loss_targets(mp)
             cfg = TrainConfig(epochs=1, batch_size=8, lr=0.01, device="cpu", mix=mix)
             fit(TinyDropout(), images, np.arange(16) % 2, cfg, progress=False)
         assert targets and all(t.shape == (8, 2) and t.is_floating_point() for t in targets)
@@ -1166,15 +1177,7 @@ class Tiny3Way(Tiny):
 def test_a_mix_on_a_three_class_set_mixes_three_way_targets(monkeypatch, mix):
     """The soft targets are as wide as the model's outputs (mut46d: two columns, the width
     of every test model, passed)."""
-    targets = []
-    real = nn.CrossEntropyLoss
-
-    class Spy(real):
-        def forward(self, logits, target):
-            targets.append(target)
-            return super().forward(logits, target)
-
-    monkeypatch.setattr(torch.nn, "CrossEntropyLoss", Spy)
+    targets = _spy_loss_targets(monkeypatch)
     images = np.random.default_rng(0).integers(0, 255, (12, 12, 12, 3), dtype=np.uint8)
     cfg = TrainConfig(epochs=1, batch_size=6, lr=0.01, device="cpu", mix=mix)
     history = fit(Tiny3Way(), images, np.arange(12) % 3, cfg, progress=False)
@@ -1229,17 +1232,7 @@ def test_an_epoch_that_leaves_nan_weights_saves_no_state(tmp_path, monkeypatch):
     """Weights made NaN by an epoch's last step stop the run at that epoch, before its state
     is written: a resume would go on from them (mut46d: without the check in the loop the
     state of epoch 1 held inf and the run only stopped an epoch later)."""
-    import vsent.train as train_mod
-
-    real = train_mod.train_one_epoch
-
-    def poisoned(model, *a, **kw):
-        stats = real(model, *a, **kw)
-        with torch.no_grad():
-            model.head.weight[0, 0] = float("inf")
-        return stats
-
-    monkeypatch.setattr(train_mod, "train_one_epoch", poisoned)
+    _poison_every_epoch(monkeypatch)
     images, labels = _learnable(16)
     cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, device="cpu")
     state = tmp_path / "state.pt"
