@@ -151,6 +151,34 @@ def test_a_caffe_sgd_step_at_lr_zero_moves_nothing():
     assert opt.param_groups[0]["momentum_lr"] == 0.1
 
 
+def test_a_caffe_sgd_step_runs_each_step_hook_once():
+    """mut46d: CaffeSGD.step called SGD's; once a plain SGD had been made in the process
+    (torch then wraps SGD.step too), every step hook ran twice per step (a profiler counted
+    double). Its momentum rescaling is a step pre-hook now: one step, one call of each hook."""
+    from torch.optim.optimizer import (
+        register_optimizer_step_post_hook,
+        register_optimizer_step_pre_hook,
+    )
+
+    from vsent.train import CaffeSGD
+
+    w = torch.ones(1, requires_grad=True)
+    torch.optim.SGD([torch.ones(1, requires_grad=True)], lr=0.1)  # SGD.step wrapped now
+    opt = CaffeSGD([w], lr=0.1, momentum=0.9)
+    calls: list[str] = []
+    handles = [register_optimizer_step_pre_hook(lambda o, a, k: calls.append("pre")),
+               register_optimizer_step_post_hook(lambda o, a, k: calls.append("post"))]
+    mine = opt.register_step_post_hook(lambda o, a, k: calls.append("own"))
+    try:
+        (0.5 * w * w).sum().backward()
+        opt.step()
+    finally:
+        for h in (*handles, mine):
+            h.remove()
+    assert sorted(calls) == ["own", "post", "pre"]  # each hook once
+    assert w.item() == pytest.approx(0.9)
+
+
 def test_momentum_form_picks_the_optimizer_and_is_recorded_for_sgd_only():
     from vsent.train import CaffeSGD
 

@@ -91,19 +91,28 @@ class CaffeSGD(torch.optim.SGD):
     Caffe's steps exactly. Each group records the lr its buffer holds (``momentum_lr``, saved
     with the optimiser's state, so a resumed run goes on as it would have). A step at lr 0
     moves nothing here (Caffe would still apply its velocity).
+
+    The rescaling is a step pre-hook, not a ``step`` that calls SGD's: torch wraps each
+    optimiser class's ``step`` with the step hooks, and a step calling another wrapped one ran
+    every hook (a profiler's, a user's) twice per step.
     """
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:  # noqa: D102 (see the class)
-        for group in self.param_groups:
-            built = group.setdefault("momentum_lr", group["lr"])
-            if group["lr"] > 0 and built != group["lr"]:
-                for p in group["params"]:
-                    buf = self.state[p].get("momentum_buffer")
-                    if buf is not None:
-                        buf.mul_(built / group["lr"])
-                group["momentum_lr"] = group["lr"]
-        return super().step(closure)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register_step_pre_hook(_caffe_momentum)
+
+
+@torch.no_grad()
+def _caffe_momentum(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    """Before a :class:`CaffeSGD` step: each group's momentum buffers rescaled to its lr."""
+    for group in opt.param_groups:
+        built = group.setdefault("momentum_lr", group["lr"])
+        if group["lr"] > 0 and built != group["lr"]:
+            for p in group["params"]:
+                buf = opt.state[p].get("momentum_buffer")
+                if buf is not None:
+                    buf.mul_(built / group["lr"])
+            group["momentum_lr"] = group["lr"]
 
 
 def base_lr(opt: torch.optim.Optimizer) -> float:
