@@ -237,6 +237,20 @@ def assert_reruns_after_interrupt(monkeypatch: pytest.MonkeyPatch, capsys, argv:
     assert main(argv) == 0, capsys.readouterr().err
 
 
+def gch_hand_model():
+    """A hand-crafted half made by hand (no fitting): a linear model on the 64 gch columns,
+    as vsent.analyses.fused_model.HandCraftedModel holds one."""
+    from vsent.analyses.fused_model import HandCraftedModel
+    from vsent.analyses.handcrafted import SiftParams
+
+    rng = np.random.default_rng(0)
+    return HandCraftedModel(
+        blocks=("gch",), sift=SiftParams(), bow_norm="l1", histogram_map="none",
+        vocabulary=None, mean=rng.uniform(0, 0.03, 64), std=rng.uniform(0.01, 0.02, 64),
+        block_weight=np.full(64, 1 / 8), coef=rng.normal(0, 1, 64), intercept=0.2, C=1.0,
+        n_train=40)
+
+
 def spy_histogram_maps(monkeypatch: pytest.MonkeyPatch, module) -> list[str]:
     """Record the ``histogram_map`` of every ``fold_blocks`` call made through ``module`` (the
     baselines or the fusion module); the calls still do their work."""

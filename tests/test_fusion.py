@@ -13,7 +13,7 @@ import pytest
 from scipy.special import logit
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from conftest import assert_reruns_after_interrupt, build_learnable
+from conftest import assert_reruns_after_interrupt, build_learnable, gch_hand_model
 from vsent.analyses import fusion
 from vsent.analyses.baselines import BaselineConfig
 from vsent.analyses.fused_model import fit_hand_crafted_model
@@ -1226,18 +1226,6 @@ def test_the_saved_hand_crafted_model_is_fitted_with_the_runs_seed():
 # --------------------------------------------------------------------------------------------
 # LateFusion (fused_model): the CNN's weight, kept through a checkpoint
 
-def _hand_model():
-    from vsent.analyses.fused_model import HandCraftedModel
-    from vsent.analyses.handcrafted import SiftParams
-
-    rng = np.random.default_rng(0)
-    return HandCraftedModel(
-        blocks=("gch",), sift=SiftParams(), bow_norm="l1", histogram_map="none",
-        vocabulary=None, mean=rng.uniform(0, 0.03, 64), std=rng.uniform(0.01, 0.02, 64),
-        block_weight=np.full(64, 1 / 8), coef=rng.normal(0, 1, 64), intercept=0.2, C=1.0,
-        n_train=40)
-
-
 def test_late_fusion_weighs_the_cnn_by_its_weight():
     """LateFusion.fuse is ``w p_cnn + (1 - w) p_hand`` (w: the CNN's weight, as in
     fuse_probabilities(p_cnn, p_hand, w)); at w = 0.5 the mean cannot tell the two apart, at
@@ -1245,7 +1233,7 @@ def test_late_fusion_weighs_the_cnn_by_its_weight():
     from vsent.analyses.fused_model import LateFusion
     from vsent.analyses.fusion import fuse_probabilities
 
-    hand = _hand_model()
+    hand = gch_hand_model()
     rng = np.random.default_rng(1)
     X = rng.dirichlet(np.ones(64), 6)
     p_hand = hand.proba_from_features(X)
@@ -1265,7 +1253,7 @@ def test_a_late_fusion_state_keeps_its_rule_and_weight():
     another weight scored other probabilities once loaded)."""
     from vsent.analyses.fused_model import LateFusion
 
-    fusion = LateFusion(_hand_model(), rule="logit", weight=0.3)
+    fusion = LateFusion(gch_hand_model(), rule="logit", weight=0.3)
     again = LateFusion.from_state(fusion.to_state(), "test")
     assert (again.rule, again.weight) == ("logit", 0.3)
     X = np.random.default_rng(2).dirichlet(np.ones(64), 4)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import gch_hand_model
 from vsent.cli import main
 from vsent.errors import EXIT_ITEMS_FAILED, EXIT_USER_ERROR, ImageError, VsentError, WeightsError
 from vsent.inputs import split_inputs
@@ -611,19 +612,12 @@ def test_from_checkpoint_takes_the_checkpoints_class_names(tmp_path, images):
 
 def _fused_checkpoint(path, weight: float = 0.5, **state):
     """A smallcnn checkpoint late-fused with a colour-histogram half (64 gch columns)."""
-    from vsent.analyses.fused_model import HandCraftedModel, LateFusion
-    from vsent.analyses.handcrafted import SiftParams
+    from vsent.analyses.fused_model import LateFusion
     from vsent.models import create_model
     from vsent.models.checkpoint import save_checkpoint
 
-    rng = np.random.default_rng(0)
-    hand = HandCraftedModel(
-        blocks=("gch",), sift=SiftParams(), bow_norm="l1", histogram_map="none",
-        vocabulary=None, mean=np.full(64, 1 / 64), std=np.full(64, 0.01),
-        block_weight=np.full(64, 1 / 8), coef=rng.normal(0, 1, 64), intercept=0.2, C=1.0,
-        n_train=40)
-    return save_checkpoint(path, create_model("smallcnn"),
-                           fusion={**LateFusion(hand, weight=weight).to_state(), **state})
+    fusion = LateFusion(gch_hand_model(), weight=weight)
+    return save_checkpoint(path, create_model("smallcnn"), fusion={**fusion.to_state(), **state})
 
 
 def test_a_fused_checkpoint_scores_the_fused_probabilities(tmp_path, images):
