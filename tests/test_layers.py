@@ -179,6 +179,9 @@ def test_probe_config_validates():
         ProbeConfig(inner_splits=True)
     with pytest.raises(VsentError, match="--Cs"):
         ProbeConfig(Cs=("a",))
+    for flags in ((True,), (1.0, False)):  # float(True) is 1.0, but a bool is no C
+        with pytest.raises(VsentError, match="--Cs must be positive numbers"):
+            ProbeConfig(Cs=flags)
     with pytest.raises(VsentError, match="max_iter must be a positive integer, got 0$"):
         ProbeConfig(max_iter=0)
     with pytest.raises(dataclasses.FrozenInstanceError):

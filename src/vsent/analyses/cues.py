@@ -234,8 +234,8 @@ def dataset_cues(
 
     The cache file ``<cache>/cues/cues-v1-<key>.npz`` is keyed by the images' contents
     (:func:`vsent.data.cache.content_key`) and by ``params``; it is written atomically.
-    Images are decoded by :func:`vsent.data.load_rgb` in ``n_jobs`` threads (default: all
-    cores; OpenCV releases the GIL).
+    Images are decoded by :func:`vsent.data.load_rgb` in ``n_jobs`` threads (None or <= 0:
+    all cores; OpenCV releases the GIL).
 
     Returns
     -------

@@ -118,8 +118,8 @@ class ProbeConfig:
     max_iter: int = 10_000
 
     def __post_init__(self) -> None:
-        try:
-            cs = tuple(float(c) for c in self.Cs)
+        try:  # (float(True) is 1.0: a bool is no C)
+            cs = tuple(float(c) if not isinstance(c, bool) else math.nan for c in self.Cs)
         except (TypeError, ValueError):
             cs = ()
         if not cs or not all(math.isfinite(c) and c > 0 for c in cs):
