@@ -167,7 +167,6 @@ def fit_hand_crafted_model(feats: ImageFeatures, labels: np.ndarray, train: np.n
                               inner_splits=config.inner_splits, seed=seed)
     pipe = search.best_estimator_
     scaler, clf = pipe.named_steps["scale"], pipe.named_steps["clf"]
-    sign = 1.0 if list(clf.classes_).index(1) == 1 else -1.0  # coef_ points to classes_[1]
     vocab = encoders.get("bow")
     return HandCraftedModel(
         blocks=parts, sift=config.sift, bow_norm=config.bow_norm,
@@ -175,7 +174,8 @@ def fit_hand_crafted_model(feats: ImageFeatures, labels: np.ndarray, train: np.n
         vocabulary=None if vocab is None else np.asarray(vocab.cluster_centers_, np.float32),
         mean=scaler.scaler_.mean_.astype(np.float64), std=scaler.scaler_.scale_.astype(np.float64),
         block_weight=np.asarray(scaler.weights_, np.float64),
-        coef=sign * clf.coef_[0].astype(np.float64), intercept=sign * float(clf.intercept_[0]),
+        # classes_ is the sorted 0/1 labels: coef_ points to classes_[1], the positive class
+        coef=clf.coef_[0].astype(np.float64), intercept=float(clf.intercept_[0]),
         C=float(search.best_params_["clf__C"]), n_train=len(train))
 
 
