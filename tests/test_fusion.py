@@ -1303,3 +1303,277 @@ def test_inner_weight_accepts_exactly_one_image_of_a_class_per_inner_fold(tmp_pa
     short = Fold(1, np.sort(np.r_[neg[:k - 1], pos[:-1]]), np.r_[neg[k - 1:], pos[-1:]])
     with pytest.raises(VsentError, match=f"4 of one class, fewer than its {k} inner folds"):
         fusion.inner_cnn_probabilities(run_cfg, ds, [short], tmp_path / "inner2")
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 47 (mut47b): vsent.analyses.fusion mutants the suite missed
+
+
+def test_probabilities_of_three_classes_are_refused_not_read_as_two() -> None:
+    """positive_probability takes (N,) or (N, 2) only: a (N, 3) array (a 3-way model) has no
+    P(positive) column, so reading its column 1 would fuse a class that is not 'positive'."""
+    with pytest.raises(ValueError, match=r"shape \(N,\) or \(N, 2\), got \(2, 3\)"):
+        positive_probability(np.full((2, 3), 1 / 3))
+
+
+def test_the_early_rule_is_no_rule_of_late_fusion() -> None:
+    """"early" is a rule of fuse_run (one classifier), not of fuse_probabilities: a caller that
+    passes it there is told so instead of getting the logit rule's numbers."""
+    with pytest.raises(VsentError, match="^fusion rule 'early': choose one of mean, logit$"):
+        fuse_probabilities([0.5], [0.5], rule="early")
+
+
+def test_nothing_to_average_or_choose_from_is_said_in_words() -> None:
+    """ensemble_mean of no model and choose_weight over no weight name what is missing (not
+    numpy's "need at least one array" or max()'s "empty sequence")."""
+    with pytest.raises(ValueError, match="^no probabilities to average$"):
+        ensemble_mean([])
+    with pytest.raises(ValueError, match="^no weights to choose from$"):
+        choose_weight([0.5], [0.5], [1], weights=[])
+
+
+def test_early_fusion_names_missing_or_mismatched_blocks() -> None:
+    """No block, or blocks of different images (row counts), is a ValueError that says so
+    (with the row counts), not numpy's concatenate message."""
+    with pytest.raises(ValueError, match="^no feature blocks$"):
+        early_fusion([], train=np.array([0]))
+    with pytest.raises(ValueError, match=r"different numbers of rows: \[3, 2\]"):
+        early_fusion([np.zeros((3, 1)), np.zeros((2, 4))], train=np.array([0, 1]))
+
+
+def test_the_svms_reported_c_is_the_median_of_its_calibration_folds() -> None:
+    """method="svm" fits one SVM (with its own C search) per calibration fold; HandCrafted.C,
+    the C a fusion's summary reports, is their median (seed 0's data: the three folds pick
+    0.01, 0.001 and 100, so the max or the mean would report 100 or 33)."""
+    rng = np.random.default_rng(0)
+    n, d = 60, 20  # training rows; then 6 test rows
+    y = np.arange(n + 6) % 2
+    X = np.vstack([rng.normal(0, 1, (n, d)), rng.normal(0, 1, (6, d))])
+    X += 0.5 * y[:, None] * (np.arange(d) < 3)
+    hand = hand_crafted_probabilities(X, y, np.arange(n), np.arange(n, n + 6),
+                                      method="svm", inner_splits=3, seed=0)
+    model = fit_hand_crafted(X[:n], y[:n], method="svm", inner_splits=3, seed=0)
+    cs = sorted(float(c.estimator.best_params_["svm__C"]) for c in model.calibrated_classifiers_)
+    assert len(set(cs)) == 3  # (the folds disagree: the statistic matters)
+    assert cs[1] == hand.C and hand.method == "svm"
+
+
+def test_ensembles_and_zero_shot_runs_are_not_rebuilt_to_check_their_width() -> None:
+    """check_run_two_way skips an ensemble (its members were checked when it was made) and a
+    zero-shot run (2-way by construction), whatever model its config names: either one alone
+    suffices (a config naming a 1000-way caffenet is refused otherwise)."""
+    wide = {"model": "caffenet", "model_kwargs": {"arch": "fc8-1000"}}
+    with pytest.raises(VsentError, match="has 1000 outputs"):
+        fusion.check_run_two_way(wide, "run")
+    fusion.check_run_two_way({**wide, "command": "ensemble"}, "run")
+    fusion.check_run_two_way({**wide, "zero_shot": True}, "run")
+
+
+def test_a_model_this_machine_cannot_build_is_logged_not_a_traceback(monkeypatch,
+                                                                     caplog) -> None:
+    """A run of a model whose extra is not installed here (an ImportError when built) is not
+    width-checked: only its stored predictions are read, and the log says why."""
+    import vsent.models
+
+    def cannot(*a, **kw):
+        raise ImportError("no module named timm")
+
+    monkeypatch.setattr(vsent.models, "create_model", cannot)
+    caplog.set_level(logging.INFO, logger="vsent")
+    fusion.check_run_two_way({"model": "timm/some-net"}, "the run")
+    assert "the run: timm/some-net cannot be built here to check its output width" in caplog.text
+
+
+def test_inner_runs_that_lost_a_training_images_prediction_name_it(tmp_path,
+                                                                   monkeypatch) -> None:
+    """An inner run's predictions.csv edited since (one training image's row gone) is a
+    VsentError naming the file, the count and an image, and saying what mends it (not a
+    KeyError from the lookup)."""
+    root = build_learnable(tmp_path / "data", n_pos=6, n_neg=6)
+    ds = load_dataset(root, validate=False)
+    run_cfg = {"command": "crossval", "data": str(root), "folds": "stratified",
+               "model": "smallcnn", "init": "random"}
+    fold = Fold(1, np.sort(np.r_[np.flatnonzero(ds.labels == 0)[:5],
+                                 np.flatnonzero(ds.labels == 1)[:5]]),
+                np.r_[np.flatnonzero(ds.labels == 0)[5:], np.flatnonzero(ds.labels == 1)[5:]])
+    lost = ds.names[fold.train[0]]
+
+    def fake_crossval(cfg, fdir, **kw):  # every training image scored but one
+        fdir.mkdir(parents=True, exist_ok=True)
+        rows = ["name,fold,label,prob_positive"] + [
+            f"{ds.names[i]},1,{ds.labels[i]},0.5" for i in fold.train[1:]]
+        (fdir / "predictions.csv").write_text("\n".join(rows) + "\n")
+
+    monkeypatch.setattr("vsent.crossval.crossval", fake_crossval)
+    fdir = (tmp_path / "inner").resolve() / "fold1"
+    with pytest.raises(VsentError, match=re.escape(
+            f"{fdir / 'predictions.csv'}: no prediction of 1 training images of fold 1 "
+            f"(e.g. {lost}); delete {fdir} to train its inner runs again")):
+        fusion.inner_cnn_probabilities(run_cfg, ds, [fold], tmp_path / "inner")
+
+
+@pytest.mark.parametrize("made_by", ["train", "ensemble", None])
+def test_only_a_crossval_runs_recipe_can_be_repeated_by_inner_runs(made_by: str | None) -> None:
+    """--weight inner repeats the run's crossval recipe: a run made by any other command (or
+    none recorded) is refused, naming it."""
+    cfg = {} if made_by is None else {"command": made_by}
+    with pytest.raises(VsentError, match=re.escape(f"made by vsent {made_by or '?'})")):
+        fusion.check_inner_recipe(cfg)
+    fusion.check_inner_recipe({"command": "crossval"})
+
+
+def test_an_inner_run_is_read_back_only_when_its_config_names_its_folds_file(tmp_path) -> None:
+    """_inner_folds_spec returns the folds file an inner run's config.json records when its
+    folds.json is the split asked for; a config that records no folds file (hand-edited, or
+    of another kind of run) is refused like another split, not resumed under a new one."""
+    from vsent.data.folds import save_folds
+    from vsent.runs import CONFIG, FOLDS
+
+    root = build_learnable(tmp_path / "data", n_pos=4, n_neg=4)
+    ds = load_dataset(root, validate=False)
+    idx = np.arange(len(ds))
+    inner = [Fold(1, idx[::2], idx[1::2]), Fold(2, idx[1::2], idx[::2])]
+    fdir = tmp_path / "fold1"
+    fdir.mkdir()
+    save_folds(inner, ds, fdir / FOLDS)
+    spec = str(tmp_path / "fold1-folds.json")
+    (fdir / CONFIG).write_text(json.dumps({"command": "crossval", "folds": spec}))
+    assert fusion._inner_folds_spec(fdir, inner, ds) == spec
+    (fdir / CONFIG).write_text(json.dumps({"command": "crossval"}))
+    with pytest.raises(VsentError, match="holds inner runs of another split"):
+        fusion._inner_folds_spec(fdir, inner, ds)
+
+
+def test_an_ensembles_own_data_record_comes_before_its_first_members(tmp_path) -> None:
+    """_data_record: an ensemble that keeps its own data.json is checked by it (the record of
+    its test images), its first member's only when it has none; a "runs" list whose first
+    entry is no path gives no record (not a TypeError)."""
+    from vsent.provenance import DATA_RECORD
+
+    ens, member = tmp_path / "ens", tmp_path / "member"
+    for d in (ens, member):
+        d.mkdir()
+        (d / DATA_RECORD).write_text("{}")
+    cfg = {"command": "ensemble", "runs": [str(member), "/gone/b"]}
+    assert fusion._data_record(ens, cfg) == (ens / DATA_RECORD, ens)
+    (ens / DATA_RECORD).unlink()
+    assert fusion._data_record(ens, cfg) == (member / DATA_RECORD, member)
+    assert fusion._data_record(ens, {**cfg, "runs": [3, str(member)]}) == (None, ens)
+    assert fusion._data_record(ens, {**cfg, "command": "crossval"}) == (None, ens)
+
+
+def test_an_empty_out_is_the_settings_own_folder(tmp_path) -> None:
+    """fusion_out: ``out`` None or "" (an empty --out) is the settings' folder under the run,
+    named by the features as --features reads them, the weight, the map and the extra set;
+    any other ``out`` is itself."""
+    run = str(tmp_path / "run") + "/"
+    want = tmp_path / "run" / "fuse" / "gch+cues-logit-w0.3-svm-sqrt-extrathree"
+    for out in (None, ""):
+        assert fusion.fusion_out(run, out, " GCH + cues", "logit", 0.3, "svm", "sqrt",
+                                 "three") == want
+    assert fusion.fusion_out(run, None, "gch", "mean", "inner", "logistic") == \
+        tmp_path / "run" / "fuse" / "gch-mean-w-inner-logistic"
+    assert fusion.fusion_out(run, tmp_path / "o", "gch", "mean", 0.5, "logistic") == \
+        tmp_path / "o"
+
+
+def test_an_early_fusions_config_records_no_weight(twitter_like, tmp_path) -> None:
+    """The early rule has no weight (one classifier on both feature sets): its config.json
+    leaves "weight" out (it is written before the fold models are read, here missing)."""
+    from vsent.analyses.fusion import fuse
+    from vsent.data import load_dataset
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    (run / "summary.json").write_text("{}")
+    with pytest.raises(VsentError, match="the early rule needs each fold's model"):
+        fuse(run, tmp_path / "early", features="cues", rule="early", progress=False)
+    config = json.loads((tmp_path / "early" / "config.json").read_text())
+    assert config["rule"] == "early" and "weight" not in config
+
+
+def test_a_fusions_config_records_only_the_options_given(twitter_like, tmp_path,
+                                                         monkeypatch) -> None:
+    """config.json of vsent fuse (written before the work): the histogram map, the extra set
+    and inner_splits only when asked for (options at their defaults stay out, so fusions
+    made before them stay finished); --weight inner records its INNER_SPLITS."""
+    from vsent.data import load_dataset
+
+    class Stop(Exception):
+        pass
+
+    def stop(*a, **kw):
+        raise Stop
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "command": "crossval"}))
+    (run / "summary.json").write_text("{}")
+    monkeypatch.setattr(fusion, "fuse_run", stop)
+    optional = {"histogram_map", "extra_train", "inner_splits"}
+    for kwargs, want in (({}, {}), ({"histogram_map": "sqrt"}, {"histogram_map": "sqrt"}),
+                         ({"weight": "inner"}, {"inner_splits": fusion.INNER_SPLITS})):
+        with pytest.raises(Stop):
+            fusion.fuse(run, None, features="gch", progress=False, **kwargs)
+        out = fusion.fusion_out(run, None, "gch", "mean", kwargs.get("weight", 0.5), "logistic",
+                                kwargs.get("histogram_map", "none"))
+        config = json.loads((out / "config.json").read_text())
+        assert {k: config[k] for k in optional if k in config} == want, kwargs
+
+
+def test_a_run_that_records_no_seed_is_fused_with_seed_0(tmp_path) -> None:
+    """run_seed: crossval's default seed is 0, so a config.json without "seed" (an older run)
+    is fused with seed 0, the seed its folds were shuffled with; a recorded seed is used."""
+    assert fusion.run_seed(tmp_path, {}) == 0
+    assert fusion.run_seed(tmp_path, {"seed": 7}) == 7
+
+
+def test_a_text_weight_other_than_inner_is_refused_naming_it(tmp_path) -> None:
+    """--weight takes a number in [0, 1] or "inner": any other text (here "0.5" as text, as
+    a caller passing the option's string) is a VsentError naming it, before the run is read,
+    not a TypeError from comparing text with numbers."""
+    with pytest.raises(VsentError, match=re.escape(
+            "--weight '0.5' is out of range (0 .. 1, or inner)")):
+        fuse_run(tmp_path / "no-run", "gch", weight="0.5")
+
+
+def test_a_bad_extra_train_set_is_refused_before_the_run_is_read(tmp_path) -> None:
+    """--extra-train takes a larger Twitter subset (four, three), and a late rule only: both
+    refused naming the option before any work (here, before the missing run is noticed)."""
+    with pytest.raises(VsentError, match=r"^--extra-train 'five': choose one of four, three$"):
+        fuse_run(tmp_path / "no-run", "gch", extra_train="five")
+    with pytest.raises(VsentError, match="^--extra-train needs a late rule"):
+        fuse_run(tmp_path / "no-run", "gch", rule="early", extra_train="three")
+
+
+def test_a_stored_fusion_is_compared_on_every_option_but_those_recorded_since(
+        tmp_path) -> None:
+    """_compared_keys: a fusion stored before hand_crafted/seed were recorded is compared
+    without them (it stays finished), but an option it lacks because it was left at its
+    default (here --histogram-map) is compared: a finished fusion is not read back as one
+    with another map; an early rule's unused weight is never compared; overwrite compares
+    nothing."""
+    base = {"command": "fuse", "run": "/r", "features": "gch", "rule": "mean", "weight": 0.5,
+            "classifier": "logistic"}
+    (tmp_path / "config.json").write_text(json.dumps(base))
+    now = {**base, "histogram_map": "sqrt", "hand_crafted": {}, "seed": 0}
+    keys = fusion._compared_keys(tmp_path, now, overwrite=False)
+    assert set(keys) == {*base, "histogram_map"}
+    early = {**now, "rule": "early"}
+    del early["weight"]
+    assert "weight" not in fusion._compared_keys(tmp_path, early, overwrite=False)
+    assert fusion._compared_keys(tmp_path, now, overwrite=True) is None
+
+
+def test_fuse_run_writes_the_folds_it_used(twitter_like, tmp_path) -> None:
+    """folds_file: the fusion's output folder records its folds like a crossval run
+    (vsent fuse's folds.json): the run's own split, fold by fold."""
+    from vsent.data import load_dataset, make_folds
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    folds_file = tmp_path / "folds.json"
+    fuse_run(run, "cues", folds_file=folds_file, cache_dir=tmp_path / "cache")
+    for a, b in zip(make_folds(ds, str(folds_file)), make_folds(ds, "campos"), strict=True):
+        assert a.index == b.index and np.array_equal(a.test, b.test)

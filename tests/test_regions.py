@@ -1241,3 +1241,185 @@ def test_the_proposal_cache_key_holds_how_boxes_are_read(monkeypatch: pytest.Mon
     assert P.proposal_cache_dir(cfg, det) == now
     assert P.proposal_cache_dir(cfg, P.EdgeDetector("sed:m.yml.gz@0123456789ab",
                                                     det.detect)) != now
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 47 (mut47b): vsent.analyses.regions mutants the suite missed
+
+
+def test_an_image_with_no_proposal_ranks_nothing_and_fuses_its_global_view() -> None:
+    """No proposal at all (n = 0): every ranking is an empty order, not a min() of an empty
+    array, and the K sweep fuses the global view for every K ((1 + beta) p_global, as
+    late_fusion with no region)."""
+    obj, probs = np.zeros(0), np.zeros((0, 2))
+    assert R.normalize_objectness(obj).shape == (0,)
+    for by in ("ar", "objectness", "sentiment", "random"):
+        order = R.rank_regions(obj, probs, by=by)
+        assert order.shape == (0,) and order.dtype == np.int64, by
+    curve = R.fusion_curve(np.array([0.3, 0.7]), probs, beta=0.5, k_max=3)
+    np.testing.assert_allclose(curve, np.tile([0.45, 1.05], (3, 1)))
+
+
+def test_a_regions_seconds_are_the_crops_and_the_networks_each(monkeypatch) -> None:
+    """score_regions times cropping and scoring apart (cost.json's seconds_per_image): a slow
+    network shows in ``score``, not in ``crop``; ``proposals`` is the proposals' own time."""
+    import time
+
+    def slow_scores(model, images, **kw):
+        time.sleep(0.3)
+        return np.full((len(images), 2), 0.5, np.float32), None
+
+    monkeypatch.setattr(R, "score_images", slow_scores)
+    img = _scene(48, 64)
+    props = P.Proposals(boxes=np.array([[0, 0, 32, 24]], np.int32),
+                        objectness=np.ones(1, np.float32), size=(64, 48), fallback=False,
+                        seconds=1.25)
+    s = R.score_regions(_tiny_model(), img, props)
+    assert s.seconds["score"] >= 0.3 > s.seconds["crop"]
+    assert s.seconds["proposals"] == 1.25
+
+
+def test_region_config_takes_each_option_at_its_bound_and_refuses_a_bool() -> None:
+    """The documented bounds are inclusive (alpha = 0 ranks by objectness alone, beta = 0 is
+    the whole image alone, no overlay, one image per batch, K = K_max = N, K = 1); a bool is
+    no number of regions or weight (True == 1 for Python), and no fold list is empty."""
+    edge = R.RegionConfig(k=1, k_max=1, alpha=0, beta=0.0, overlays=0, batch_size=1)
+    assert (edge.k, edge.alpha, edge.beta, edge.overlays, edge.batch_size) == (1, 0, 0.0, 0, 1)
+    six = R.RegionConfig(k=6, k_max=6, proposals=P.ProposalConfig(n_proposals=6))
+    assert six.k == six.k_max == six.proposals.n_proposals
+    assert R.RegionConfig(folds=(1,)).folds == (1,)
+    for bad, message in [({"k": True}, "--k must be an integer, got True"),
+                         ({"batch_size": False}, "--batch-size must be an integer, got False"),
+                         ({"alpha": True}, "--alpha must be a number, got True"),
+                         ({"beta": False}, "--beta must be a number, got False"),
+                         ({"folds": ()}, "--folds must be fold numbers >= 1, got ()"),
+                         ({"folds": (1, True)}, "--folds must be fold numbers >= 1")]:
+        with pytest.raises(VsentError, match=f"^{re.escape(message)}"):
+            R.RegionConfig(**bad)
+
+
+def test_region_config_proposals_must_be_a_proposal_config() -> None:
+    """A plain dict where the ProposalConfig belongs (a caller building the record by hand)
+    is a TypeError naming both types, not an AttributeError from inside validate()."""
+    with pytest.raises(TypeError, match="^proposals must be a ProposalConfig, got dict$"):
+        R.RegionConfig(proposals={"n_proposals": 6})
+
+
+def test_region_config_names_a_k_left_at_its_default_and_a_bad_edge_model() -> None:
+    """Fewer proposals than the default K: the message says the K is the default (the user
+    gave only --n-proposals); an edge model that is no file name is refused, naming it."""
+    with pytest.raises(VsentError, match=re.escape(
+            "--k (11, its default) must be <= --n-proposals (10)")):
+        R.RegionConfig(proposals=P.ProposalConfig(n_proposals=10))
+    with pytest.raises(VsentError, match=r"^--k \(12\) must be"):
+        R.RegionConfig(k=12, k_max=20, proposals=P.ProposalConfig(n_proposals=10))
+    with pytest.raises(VsentError, match="^--edge-model must be a file name, got 3$"):
+        R.RegionConfig(edge_model=3)
+
+
+def test_region_config_refuses_a_non_bool_early_fusion_and_a_non_str_device() -> None:
+    """A hand-edited config.json's "early_fusion": "no" (truthy) or "device": 0 is refused
+    when the record is built, naming the value, instead of running the other way."""
+    with pytest.raises(VsentError, match="^early_fusion must be true or false, got 'no'$"):
+        R.RegionConfig(early_fusion="no")
+    with pytest.raises(VsentError, match="^--device must be a device name, got 0$"):
+        R.RegionConfig(device=0)
+
+
+class _Rescored(Exception):
+    pass
+
+
+class _StoredRun:
+    """The parts of a crossval run _fold_regions reads: its fold model's file; loading the
+    model means the fold is scored again."""
+
+    def __init__(self, ckpt) -> None:
+        self.ckpt = ckpt
+
+    def checkpoint(self, index: int):
+        return self.ckpt
+
+    def load_model(self, index: int, map_location=None):
+        raise _Rescored
+
+
+def test_a_fold_scored_by_a_vsent_before_model_hashes_is_reused(tmp_path) -> None:
+    """A regions.npz with no checkpoint_sha256 (written before it was recorded) but with
+    today's boxes is read back (its model cannot be told apart), as one with the model's
+    hash is; one of another model is scored again."""
+    from vsent.data.folds import Fold
+    from vsent.files import file_sha256
+
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"weights")
+    run, fold = _StoredRun(ckpt), Fold(1, np.arange(2, 4), np.arange(2))
+    file = tmp_path / "out" / "fold1" / "regions.npz"
+    file.parent.mkdir(parents=True)
+    cfg = R.RegionConfig(early_fusion=False)
+    np.savez(file, test_index=np.arange(2), boxes_origin=np.asarray(R.BOXES))
+    got = R._fold_regions(run, fold, cfg, None, "cpu", tmp_path / "out", False)
+    np.testing.assert_array_equal(got["test_index"], [0, 1])
+    np.savez(file, test_index=np.arange(2), boxes_origin=np.asarray(R.BOXES),
+             checkpoint_sha256=np.asarray(file_sha256(ckpt)))
+    assert set(R._fold_regions(run, fold, cfg, None, "cpu", tmp_path / "out", False)) == {
+        "test_index"}
+    np.savez(file, test_index=np.arange(2), boxes_origin=np.asarray(R.BOXES),
+             checkpoint_sha256=np.asarray("0" * 64))
+    with pytest.raises(_Rescored):
+        R._fold_regions(run, fold, cfg, None, "cpu", tmp_path / "out", False)
+
+
+def test_a_resume_with_fewer_overlays_leaves_only_its_own(tiny_run, tmp_path) -> None:
+    """--overlays only presents: a resume may change it, and the overlays folder then holds
+    this session's drawings only (the earlier session's extra ones are removed)."""
+    from vsent.cli import main
+
+    run, _, _ = tiny_run
+    argv = [*_tiny_regions_argv(run, tmp_path / "regions"), "--no-early-fusion"]
+    assert main(argv) == 0
+    assert len(list((tmp_path / "regions" / "overlays").glob("*.png"))) == 2
+    assert main([*argv, "--overlays", "1", "--resume"]) == 0
+    assert len(list((tmp_path / "regions" / "overlays").glob("*.png"))) == 1
+
+
+def test_a_regions_run_is_reused_only_with_its_table_and_its_folds_models(tmp_path) -> None:
+    """scored_with_current_models: a finished regions run (cost.json) whose table1.json has
+    no results table is not reused (it is written again); with no regions.npz kept, it is
+    reused only when the crossval run keeps no fold model either; a kept fold is reused when
+    its boxes are read as today and its model is the one there now (or gone)."""
+    from vsent.files import file_sha256
+
+    run, out = tmp_path / "run", tmp_path / "regions"
+    (run / "fold1").mkdir(parents=True)
+    out.mkdir()
+    (out / "cost.json").write_text("{}")
+    (out / "table1.json").write_text(json.dumps({"results": []}))
+    assert not R.scored_with_current_models(run, out)
+    (out / "table1.json").write_text(json.dumps({"results": {}}))
+    assert R.scored_with_current_models(run, out)  # no model, no scores: they stand
+    model = run / "fold1" / "model.pt"
+    model.write_bytes(b"weights")
+    assert not R.scored_with_current_models(run, out)  # a model and no scores of it
+    (out / "fold1").mkdir()
+    for sha, origin, reused in ((file_sha256(model), R.BOXES, True),
+                                (file_sha256(model), "one pixel off", False),
+                                ("0" * 64, R.BOXES, False)):
+        np.savez(out / "fold1" / "regions.npz", checkpoint_sha256=np.asarray(sha),
+                 boxes_origin=np.asarray(origin))
+        assert R.scored_with_current_models(run, out) is reused, origin
+    model.unlink()  # results/ keeps no models: the scores stand
+    assert R.scored_with_current_models(run, out)
+
+
+def test_a_fold_without_its_model_is_refused_before_any_fold_is_scored(tiny_run,
+                                                                        tmp_path) -> None:
+    """Every selected fold's model is looked for first: a run whose fold 2 has no model is
+    refused before fold 1's regions are scored (not after its work)."""
+    from vsent.cli import main
+
+    run, _, _ = tiny_run
+    (run / "fold2" / "model.pt").unlink()
+    out = tmp_path / "regions"
+    assert main([*_tiny_regions_argv(run, out), "--no-early-fusion"]) == 2
+    assert not (out / "fold1" / "regions.npz").exists()
