@@ -971,3 +971,102 @@ def test_clip_quiet_build_filter_lets_open_clips_warnings_through():
     assert quiet.filter(record(logging.WARNING, "QuickGELU mismatch between final model "
                                                 "config and pretrained tag"))
     assert quiet.filter(record(logging.INFO, "mine", path="/home/me/train.py"))
+
+
+# mutation round 47 (mut47a): vsent.models.timm_models mutants the suite missed
+
+
+def test_timm_probes_leave_out_feature_info_modules_the_network_lacks(monkeypatch):
+    """A timm feature_info entry naming a module the network does not have (pruned,
+    replaced) is no probe layer: `vsent layers`, --train last-N and Grad-CAM would fail on it."""
+    real = timm.create_model
+
+    def with_a_stale_entry(name, **kw):
+        net = real(name, **kw)
+        net.feature_info = [*net.feature_info, {"module": "stages.9", "num_chs": 8,
+                                                "reduction": 64}]
+        return net
+
+    monkeypatch.setattr(timm, "create_model", with_a_stale_entry)
+    info = timm_models.build_timm("test_resnet").info
+    assert info.probe_layers == ("act1", "layer1", "layer2", "layer3", "layer4")
+    assert info.cam_layer == "layer4"
+
+
+def test_timm_load_pretrained_asks_timm_for_the_models_head_width(monkeypatch):
+    """timm drops a pretrained classifier of another width itself, so the state dict loads
+    into the model: asked for 1000 classes, its head would not fit a 3-class model."""
+    real, asked = timm.create_model, {}
+
+    def create(name, **kw):
+        asked.update(kw)
+        return real(name, num_classes=kw["num_classes"])  # no download
+
+    model = create_model("timm/test_vit", num_classes=3)
+    monkeypatch.setattr(timm, "create_model", create)
+    state = timm_models.load_pretrained("test_vit", model)
+    assert asked == {"pretrained": True, "num_classes": 3}
+    model.load_state_dict(state)  # every key, the 3-wide head included
+
+
+def test_timm_configuration_without_a_weights_location_has_no_pretrained_record(monkeypatch):
+    monkeypatch.setattr(timm_models, "_pretrained_cfg",
+                        lambda arch: {"architecture": "test_vit", "tag": "local"})
+    assert timm_models.pretrained_weights("test_vit") is None
+
+
+# mutation round 47 (mut47a): vsent.models.clip_models mutants the suite missed
+
+
+def test_clip_quick_gelu_only_for_tags_whose_record_asks_for_it():
+    """open_clip's own records (no download): OpenAI's weights were trained with QuickGELU,
+    LAION's with GELU, whose record says nothing about it (mut47a cl07: a silent record
+    defaulting to QuickGELU ran LAION's weights in another function)."""
+    assert clip_models.quick_gelu_of("ViT-B-32", "openai") is True
+    assert "quick_gelu" not in open_clip.get_pretrained_cfg("ViT-B-32", "laion2b_s34b_b79k")
+    assert clip_models.quick_gelu_of("ViT-B-32", "laion2b_s34b_b79k") is False
+
+
+def test_clip_preprocess_of_a_tower_without_an_image_size_is_224_with_clips_statistics():
+    """As tower_preprocess: open_clip's default image size, OpenAI's mean/std in 0..255."""
+    pre, facts = clip_models.clip_preprocess(torch.nn.Identity())
+    assert (pre.resize, pre.crop) == (224, 224)
+    assert pre.mean == pytest.approx(tuple(255 * m for m in clip_models.OPENAI_MEAN))
+    assert facts == {"interpolation": "bicubic", "resize_mode": "shortest"}
+
+
+def test_clip_timm_trunk_probes_leave_out_feature_info_modules_it_lacks():
+    """A trunk whose timm feature_info names a module it no longer has (pruned, replaced) gets
+    probe layers it has only: a missing name fails every `vsent layers`/--train last-N/Grad-CAM
+    with an AttributeError."""
+    trunk = torch.nn.Module()
+    trunk.stages = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    trunk.feature_info = [{"module": "stages.0"}, {"module": "head.norm"}]
+    visual = torch.nn.Module()
+    visual.trunk = trunk
+    assert clip_models._probe_layers(visual) == ("visual.trunk.stages.0",)
+
+
+def test_clip_names_list_case_insensitively():
+    """As timm's: the family prefix and open_clip's mixed-case names in any case."""
+    assert clip_models.list_names("CLIP/VSENT-test-v*") == ["clip/vsent-test-vit"]
+    assert "clip/vsent-test-vit" in list_models("Clip/vsent-test-vit")
+
+
+def test_clip_unknown_architecture_is_refused_when_its_entry_is_resolved():
+    """The registry entry itself (cards, `vsent models`, --init checks come before a build)."""
+    from vsent.models import get_model_entry
+
+    with pytest.raises(VsentError, match=r"^unknown CLIP architecture 'ViT-Q-99' \(list them "
+                                         r"with `vsent models 'clip/\*'`\)$"):
+        clip_models.resolve("clip/ViT-Q-99")
+    with pytest.raises(VsentError, match="ViT-Q-99"):
+        get_model_entry("clip/ViT-Q-99")
+
+
+def test_clip_card_entry_of_a_tag_names_the_tag_and_where_open_clip_fetches_it(monkeypatch):
+    _fake_clip_tag(monkeypatch, {})
+    assert clip_models.describe_weights("vsent-test-vit", "fake-tag") == {
+        "source": "open_clip pretrained weights vsent-test-vit fake-tag",
+        "library": "open_clip", "tag": "fake-tag", "licence": None,
+        "location": "https://example.org/w.pt"}

@@ -1252,3 +1252,13 @@ def test_caffenet_output_widths_and_arch_record():
     with pytest.raises(VsentError, match=r"unknown CaffeNet arch 'fc5-2'; choose one of fc8-2"):
         CaffeNet(arch="fc5-2")
     assert CaffeNet(arch="fc6-2").info.extra == {"arch": "fc6-2"}
+
+
+# mutation round 47 (mut47a): vsent.models.torchvision_models mutants the suite missed
+
+
+def test_torchvision_probe_layers_are_flattened_like_caffenets():
+    """Layer probes of torchvision networks flatten each map (as Campos et al.'s CaffeNet
+    probes, capped by max_features), not a global average that drops where things are."""
+    info = create_model("resnet18", image_size=64).info
+    assert {info.pool_of(layer) for layer in info.probe_layers} == {"flatten"}

@@ -296,3 +296,100 @@ def test_a_zero_shot_checkpoint_given_as_init_builds_the_tower_its_weights_had(t
     tuned = create_model("clip/vsent-test-vit", init=str(zs))
     assert _activation(tuned) is open_clip.transformer.QuickGELU
     assert tuned.spec["quick_gelu"] is True
+
+
+# mutation round 47 (mut47a): vsent.zeroshot mutants the suite missed
+
+
+def test_read_prompts_takes_a_json_suffix_in_any_case(tmp_path):
+    """``P.JSON`` is JSON too (mut47a zs08: a case-sensitive suffix read it as text lines and
+    refused its first line)."""
+    from vsent.zeroshot import read_prompts
+
+    path = tmp_path / "P.JSON"
+    path.write_text('{"positive": ["good"], "negative": ["bad"]}')
+    assert read_prompts(path) == {"positive": ["good"], "negative": ["bad"]}
+
+
+def test_check_prompts_names_both_classes_when_both_are_empty():
+    from vsent.errors import VsentError
+    from vsent.zeroshot import check_prompts
+
+    with pytest.raises(VsentError, match="^p.txt: no positive and no negative prompt$"):
+        check_prompts({"positive": [" "]}, where="p.txt")
+
+
+@pytest.mark.parametrize("side", ["positive", "negative"])
+def test_zero_shot_prompts_given_as_one_string_are_refused(side):
+    """A string would be taken a character at a time: one prompt per letter."""
+    with pytest.raises(TypeError, match=rf"zero_shot_model\({side}=\.\.\.\) takes a list of "
+                                        r"prompts, got one string 'a sunny beach'"):
+        zero_shot_model("clip/vsent-test-vit", "random", **{side: "a sunny beach"})
+
+
+def test_zero_shot_logit_scale_is_clips_100_when_the_model_has_none(monkeypatch):
+    """A CLIP without a learnt ``logit_scale`` scores with CLIP's trained value, 100 (a
+    temperature of 0.01), not 1, which would squash every probability towards 0.5."""
+    import vsent.zeroshot as zs
+
+    class NoScale(torch.nn.Module):
+        def __init__(self, clip: torch.nn.Module) -> None:
+            super().__init__()
+            self.visual, self.encode_text = clip.visual, clip.encode_text
+
+    real = zs._load_full
+    monkeypatch.setattr(zs, "_load_full", lambda *a, **k: NoScale(real(*a, **k)))
+    assert float(zero_shot_model("clip/vsent-test-vit", "random").logit_scale) == 100.0
+
+
+def test_init_random_is_never_read_as_a_file(monkeypatch, tmp_path):
+    """``--init random`` is the keyword even where a file named ``random`` is at hand: not
+    checked as a weights file (here it would be refused, as the tags take other statistics)."""
+    _fake_tag(monkeypatch, {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "random").write_bytes(b"not weights")
+    model = zero_shot_model("clip/vsent-test-vit", "random")
+    assert model.info.extra["init"] == "random"
+
+
+def test_a_zero_shot_rebuild_refuses_one_class_too():
+    from vsent.errors import VsentError
+    from vsent.models.registry import rebuild_model
+
+    with pytest.raises(VsentError, match="a zero-shot model has 2 classes"):
+        rebuild_model("zeroshot/clip/vsent-test-vit", num_classes=1)
+
+
+def test_a_zero_shot_checkpoint_keeps_the_users_prompts(tmp_path):
+    """The prompts are part of the model (its card, a rerun): a checkpoint of a model with the
+    user's prompts loads with them, not the defaults."""
+    from vsent.models.checkpoint import load_checkpoint, save_checkpoint
+
+    model = zero_shot_model("clip/vsent-test-vit", "random", positive=["a sunny beach"],
+                            negative=["a rainy funeral"])
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "zs.pt", model))
+    assert loaded.prompts == {"positive": ["a sunny beach"], "negative": ["a rainy funeral"]}
+    assert loaded.spec["prompts"] == loaded.prompts
+
+
+def test_a_zero_shot_weights_file_with_extra_keys_loads_its_clip_keys(tmp_path):
+    """Keys the architecture lacks (another open_clip version's buffers, a training run's
+    extras) are left out, as the docstring's full-state-dict route promises; the model's own
+    keys must all be there (the test above)."""
+    torch.manual_seed(3)
+    clip = open_clip.create_model("vsent-test-vit").eval()
+    state = {**clip.state_dict(), "extra.step": torch.tensor(7)}
+    path = tmp_path / "extra.pt"
+    torch.save(state, path)
+    model = zero_shot_model("clip/vsent-test-vit", str(path))
+    for key, value in clip.visual.state_dict().items():
+        torch.testing.assert_close(model.visual.state_dict()[key], value)
+
+
+def test_the_default_prompt_sets_are_five_captions_each_used_whole():
+    """README: "five captions each, averaged"; a model without user prompts carries them all."""
+    from vsent.zeroshot import DEFAULT_PROMPTS
+
+    assert {k: len(set(v)) for k, v in DEFAULT_PROMPTS.items()} == {"positive": 5, "negative": 5}
+    model = zero_shot_model("clip/vsent-test-vit", "random")
+    assert model.prompts == {k: list(v) for k, v in DEFAULT_PROMPTS.items()}
