@@ -957,3 +957,58 @@ def test_a_finished_run_missing_a_summary_returns_its_stored_table(tmp_path: Pat
     (out / "custom" / "always-positive" / "summary.json").unlink()
     again = bl.run_baselines(data, "five", "stratified", "gch", out, n_jobs=1, progress=False)
     assert {k: v for k, v in again.items() if k != "timings"} == stored
+
+
+# mutation round 47 (mut47c): vsent.cli.baselines mutants the suite missed
+
+
+def _baselines_spy(monkeypatch) -> list[dict]:
+    """Replace run_baselines (and its table) with a recorder of the arguments."""
+    import vsent.analyses.baselines as B
+
+    calls: list[dict] = []
+
+    def spy(data, subset, folds, features, out, seed, **kwargs):
+        calls.append({"data": data, "subset": subset, "folds": folds, "features": features,
+                      "out": out, "seed": seed, **kwargs})
+        return {"timings": {"total_s": 1.0}}
+
+    monkeypatch.setattr(B, "run_baselines", spy)
+    monkeypatch.setattr(B, "table_markdown", lambda table: "")
+    return calls
+
+
+def test_cli_baselines_options_reach_the_run_and_default_as_documented(monkeypatch,
+                                                                      tmp_path):
+    from vsent.analyses.handcrafted import SiftParams
+    from vsent.cli import main
+
+    calls = _baselines_spy(monkeypatch)
+    data = str(tmp_path)
+    assert main(["baselines", "--data", data]) == 0
+    call = calls.pop()
+    assert {k: call[k] for k in ("subset", "folds", "features", "out", "seed", "k", "bow_norm",
+                                 "histogram_map", "fisher_components", "fisher_pca", "sift",
+                                 "max_descriptors", "inner_splits", "skip_bad", "n_jobs",
+                                 "resume", "overwrite")} == {
+        "subset": "five", "folds": "campos", "features": "gch,lch,bow,gch+bow,lch+bow",
+        "out": "runs/baselines", "seed": 0, "k": 500, "bow_norm": "l1", "histogram_map": "none",
+        "fisher_components": 64, "fisher_pca": 64, "sift": SiftParams(mode="dense", step=12),
+        "max_descriptors": 50_000, "inner_splits": 3, "skip_bad": False, "n_jobs": None,
+        "resume": False, "overwrite": False}
+    assert main(["baselines", "--data", data, "--subset", "all", "--folds", "stratified",
+                 "--features", "gch,fv", "--out", "o", "--seed", "2", "--k", "50", "--sift",
+                 "keypoints", "--sift-step", "8", "--bow-norm", "l2", "--histogram-map",
+                 "sqrt", "--fisher-components", "8", "--fisher-pca", "16",
+                 "--max-descriptors", "900", "--inner-splits", "4", "--skip-bad", "--jobs",
+                 "2", "--overwrite"]) == 0
+    call = calls.pop()
+    assert {k: call[k] for k in ("subset", "folds", "features", "out", "seed", "k", "bow_norm",
+                                 "histogram_map", "fisher_components", "fisher_pca", "sift",
+                                 "max_descriptors", "inner_splits", "skip_bad", "n_jobs",
+                                 "overwrite")} == {
+        "subset": "all", "folds": "stratified", "features": "gch,fv", "out": "o", "seed": 2,
+        "k": 50, "bow_norm": "l2", "histogram_map": "sqrt", "fisher_components": 8,
+        "fisher_pca": 16, "sift": SiftParams(mode="keypoints", step=8),
+        "max_descriptors": 900, "inner_splits": 4, "skip_bad": True, "n_jobs": 2,
+        "overwrite": True}

@@ -370,3 +370,28 @@ def test_a_folder_that_cannot_be_read_is_a_user_error_or_no_entry(folder, monkey
         cache_entries(root)
     locked = {folder["sift"]}
     assert "sift" not in {e.kind for e in cache_entries(root)}
+
+
+# mutation round 47 (mut47c): vsent.cli.cache mutants the suite missed
+
+
+def test_cli_clean_0_removes_every_entry_and_dry_run_removes_none(tmp_path, capsys):
+    """--clean 0 is "every entry" (the help says so; 0 is no reason to list instead), and
+    --dry-run names what would go, removes nothing and counts the space left as if it had.
+    Sizes in tenths of a MB, so the totals show."""
+    root = tmp_path / "cache"
+    images = _file(root / f"images-{'a' * 20}-5x8x8x3.npy", 300_000)
+    features = _file(root / f"features-{'b' * 20}-5.npy", 200_000)
+    _age(images, 40)
+    assert main(["cache", "--dir", str(root), "--clean", "30", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == f"{root}: would remove 1 entry, 0.3 MB; 0.2 MB left"
+    assert images.exists() and features.exists()
+    assert main(["cache", "--dir", str(root), "--clean", "0", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"{root}: would remove 2 entries, 0.5 MB; 0.0 MB left")
+    assert images.exists() and features.exists()
+    assert main(["cache", "--dir", str(root), "--clean", "0"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"{root}: removed 2 entries, 0.5 MB; 0.0 MB left")
+    assert not images.exists() and not features.exists()

@@ -730,3 +730,44 @@ def test_an_exports_own_preprocessing_wins_over_its_stored_cards():
         class_names=["negative", "positive"], path="m.onnx", engine="onnx",
         metadata={"vsent.format": "onnx"})
     assert export_card(exported)["preprocess"]["resize"] == info.preprocess.resize
+
+
+# mutation round 47 (mut47c): vsent.cli.card mutants the suite missed
+
+
+def test_cli_card_to_standard_output_is_the_card_exactly(run_dir, capsys):
+    """Markdown on standard output is the text --out would hold, byte for byte (print would
+    add a blank line after the card's own final newline)."""
+    ckpt = run_dir / "fold2" / "model.pt"
+    assert main(["card", str(ckpt)]) == 0
+    assert capsys.readouterr().out == card_markdown(model_card(ckpt))
+
+
+def test_cli_card_keeps_a_text_file_that_is_no_card(run_dir, tmp_path, capsys):
+    """A text file that is neither a Markdown card nor JSON (the user's notes) is no card:
+    kept unless --overwrite, as a checkpoint is."""
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes\n")
+    ckpt = run_dir / "fold2" / "model.pt"
+    assert main(["card", str(ckpt), "--out", str(notes)]) == EXIT_USER_ERROR
+    assert "exists and is no model card" in capsys.readouterr().err
+    assert notes.read_text() == "my notes\n"
+
+
+def test_cli_card_that_cannot_be_written_is_one_line_and_exit_2(run_dir, tmp_path, capsys,
+                                                                  monkeypatch):
+    """A write that fails (permission, a read-only file system) says so in one line, exit 2,
+    no traceback."""
+    import errno
+
+    import vsent.files
+
+    def denied(path, text):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(vsent.files, "atomic_write_text", denied)
+    out = tmp_path / "card.md"
+    assert main(["card", str(run_dir / "fold2" / "model.pt"), "--out", str(out)]) \
+        == EXIT_USER_ERROR
+    assert capsys.readouterr().err == (
+        f"vsent: error: --out {out}: cannot write it (Permission denied)\n")

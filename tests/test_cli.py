@@ -1133,3 +1133,27 @@ def test_resume_alone_continues_a_run_whose_config_names_no_command(tmp_path):
                                                         str(out)]))
     assert stored is not None and cfg.model == quick.model == "smallcnn"
     assert cfg.data == quick.data
+
+
+# mutation round 47 (mut47c): vsent.cli and vsent.cli.common mutants the suite missed
+
+
+def test_comma_lists_drop_empty_items_and_refuse_an_empty_list():
+    """`--fold-ids 1,2,` (a trailing comma, a doubled one) is the list typed; only commas
+    are refused, in argparse's one line."""
+    from vsent.cli.common import comma_list
+
+    assert comma_list(int)("1,,2,") == [1, 2]
+    assert comma_list(str)(" svm , ,softmax") == ["svm", "softmax"]
+    with pytest.raises(argparse.ArgumentTypeError, match="expected comma-separated ints"):
+        comma_list(int)(" , ")
+
+
+def test_model_arg_needs_a_key_before_the_equals_sign():
+    from vsent.cli.common import key_value
+
+    assert key_value(" depth = 3") == ("depth", 3)
+    assert key_value("name=abc") == ("name", "abc")  # not JSON: kept as a string
+    for text in ("=3", "  =3", "depth"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=VALUE"):
+            key_value(text)

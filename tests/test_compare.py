@@ -579,3 +579,95 @@ def test_cli_without_train_copies_leaves_them_out_of_each_of_several_runs(tmp_pa
     saved = json.loads(out.read_text())
     assert [(r["n"], r["n_excluded"]) for r in saved["comparisons"]] == [(8, 2), (8, 2)]
     assert set(saved["left_out"]) == set(copies)
+
+
+# mutation round 47 (mut47c): vsent.cli.compare mutants the suite missed
+
+
+def test_a_run_named_twice_is_refused_before_the_train_copies_are_searched(tmp_path, capsys,
+                                                                            monkeypatch):
+    """--without-train-copies reads every image of run A's data: a run B named twice is
+    refused before that work, not after it."""
+    import vsent.analyses.compare as C
+
+    def searched(run):
+        raise AssertionError("train copies searched before the runs were checked")
+
+    monkeypatch.setattr(C, "train_copies", searched)
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    assert main(["compare", str(a), str(b), str(b), "--without-train-copies"]) == 2
+    assert "named twice" in capsys.readouterr().err
+
+
+def test_cli_ten_crop_reaches_one_comparison_and_several(tmp_path):
+    """--ten-crop scores the 10-crop columns, for one run B and for several (the centre crops
+    give the opposite counts: 2 images only A gets right, 4 only B)."""
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS, ten_crop=B)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS, ten_crop=A)
+    c = _run(tmp_path / "c", B, labels=LABELS, folds=FOLDS, ten_crop=A)
+    out = tmp_path / "one.json"
+    assert main(["compare", str(a), str(b), "--ten-crop", "--json", str(out)]) == 0
+    one = json.loads(out.read_text())
+    assert one["view"] == "10-crop" and (one["a_only"], one["b_only"]) == (4, 2)
+    out = tmp_path / "many.json"
+    assert main(["compare", str(a), str(b), str(c), "--ten-crop", "--json", str(out)]) == 0
+    many = json.loads(out.read_text())["comparisons"]
+    assert [(r["view"], r["a_only"], r["b_only"]) for r in many] == [("10-crop", 4, 2)] * 2
+
+
+def test_cli_json_replaces_an_earlier_comparison_of_several_runs(tmp_path, capsys):
+    """A comparison of several runs (its JSON has "comparisons", no "scores_a") is an earlier
+    comparison: the same command again replaces it without --overwrite."""
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    c = _run(tmp_path / "c", A, labels=LABELS, folds=FOLDS)
+    out = tmp_path / "cmp.json"
+    argv = ["compare", str(a), str(b), str(c), "--json", str(out)]
+    assert main(argv) == 0
+    assert main(argv) == 0
+    assert "comparisons" in json.loads(out.read_text())
+
+
+def test_cli_json_never_replaces_a_runs_fused_predictions_even_with_overwrite(tmp_path, capsys):
+    """A crossval --fusion run is scored from fusion/predictions.csv: --json naming that file
+    is refused even with --overwrite (the run would lose its fused result)."""
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    (b / "fusion").mkdir()
+    fused = b / "fusion" / "predictions.csv"
+    fused.write_text((b / "predictions.csv").read_text().replace("prob_positive", "prob_fused"))
+    before = fused.read_bytes()
+    assert main(["compare", str(a), str(b), "--json", str(fused), "--overwrite"]) == 2
+    assert "which this command reads" in capsys.readouterr().err
+    assert fused.read_bytes() == before
+
+
+def test_cli_json_in_a_folder_it_cannot_write_is_said_before_the_comparison(tmp_path, capsys,
+                                                                            monkeypatch):
+    """A --json whose folder is not writable is one line, before anything is printed."""
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False
+                        if os.fspath(path) == str(folder) else real(path, mode, **kw))
+    assert main(["compare", str(a), str(b), "--json", str(folder / "c.json")]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == (
+        f"vsent: error: --json {folder / 'c.json'}: its folder is not writable; choose another "
+        "file\n")
+
+
+@pytest.mark.parametrize("text", ["3\n", '"scores_a and comparisons"\n'])
+def test_cli_json_keeps_a_json_file_that_is_no_object(tmp_path, capsys, text):
+    """A JSON file that holds a number or a string is no earlier comparison: kept, one line
+    (a text that merely contains "scores_a" is no comparison's record)."""
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    mine = tmp_path / "mine.json"
+    mine.write_text(text)
+    assert main(["compare", str(a), str(b), "--json", str(mine)]) == 2
+    assert "exists and is no comparison" in capsys.readouterr().err
+    assert mine.read_text() == text

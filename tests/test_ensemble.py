@@ -714,3 +714,40 @@ def test_an_older_ensembles_run_not_found_still_counts_among_its_runs(tmp_path, 
         ensemble_runs([ens, c])
     assert f"{ens} is an ensemble of 2 runs: they share its weight, 1/2 of the mean" in (
         caplog.text)
+
+
+# mutation round 47 (mut47c): vsent.cli.ensemble mutants the suite missed
+
+
+@pytest.mark.parametrize("argv", [["a", "b"], ["--out", "ens"]])
+def test_cli_ensemble_without_out_or_runs_is_a_usage_error_before_any_work(argv, tmp_path,
+                                                                            monkeypatch, capsys):
+    """--out and the runs are required: argparse says which is missing (exit 2) before the
+    runs are read."""
+    import vsent.analyses.ensemble as E
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("ensemble started without its required options")
+
+    monkeypatch.setattr(E, "ensemble", no_work)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(["ensemble", *argv])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "the following arguments are required" in err
+    assert not (tmp_path / "ens").exists()
+
+
+def test_cli_ensemble_says_where_its_summary_is_and_reads_a_damaged_one_in_one_line(
+        tmp_path, capsys):
+    """The last line names OUT/summary.md; a stored summary.json whose accuracy is no mapping
+    (a list: TypeError) is one line too, not a traceback."""
+    out = tmp_path / "ens"
+    argv = ["ensemble", str(_run(tmp_path / "a", P1)), str(_run(tmp_path / "b", P2)),
+            "--out", str(out)]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.rstrip().endswith(f"; results in {out}/summary.md")
+    (out / "summary.json").write_text('{"accuracy": [0.5, 0.1]}')
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "not an ensemble summary" in err[0]

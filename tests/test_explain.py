@@ -879,3 +879,55 @@ def test_explain_refuses_a_bad_target_or_a_bool_max_side_before_its_run_director
     X.explain(ckpt, [img, str(tmp_path / "none*.jpg")], tmp_path / "o3", device="cpu")
     found = json.loads((tmp_path / "o3" / "config.json").read_text())["images_found"]
     assert found.startswith("1 file, sha1 ")  # the pattern that matched nothing is no file
+
+
+# mutation round 47 (mut47c): vsent.cli.explain mutants the suite missed
+
+
+def _explain_spy(monkeypatch, rows: list[dict]) -> list[dict]:
+    """Replace the analysis with one that records its arguments and returns ``rows``."""
+    calls: list[dict] = []
+
+    def spy(model, images, out, **kwargs):
+        calls.append({"model": model, "images": images, "out": out, **kwargs})
+        return rows
+
+    monkeypatch.setattr(X, "explain", spy)
+    return calls
+
+
+def test_cli_explain_options_reach_the_analysis_and_default_as_documented(monkeypatch, capsys):
+    from vsent.cli import main
+
+    calls = _explain_spy(monkeypatch, [{"error": ""}])
+    assert main(["explain", "a.jpg", "--model", "m.pt"]) == 0
+    assert calls.pop() == {"model": "m.pt", "images": ["a.jpg"], "out": "runs/explain",
+                           "layer": None, "target": "predicted", "device": "auto",
+                           "overwrite": False, "max_side": X.DEFAULT_MAX_SIDE}
+    capsys.readouterr()
+    assert main(["explain", "a.jpg", "b.jpg", "--model", "m.pt", "--layer", "conv2",
+                 "--target", "negative", "--device", "cpu", "--overwrite", "--max-side", "0",
+                 "--out", "maps"]) == 0
+    assert calls.pop() == {"model": "m.pt", "images": ["a.jpg", "b.jpg"], "out": "maps",
+                           "layer": "conv2", "target": "negative", "device": "cpu",
+                           "overwrite": True, "max_side": 0}
+    assert capsys.readouterr().err == "explained 1 of 1 images, 0 failed; maps/explain.csv\n"
+
+
+def test_cli_explain_exits_3_when_an_image_failed(monkeypatch, capsys):
+    from vsent.cli import main
+    from vsent.errors import EXIT_ITEMS_FAILED
+
+    _explain_spy(monkeypatch, [{"error": ""}, {"error": ""},
+                               {"error": "cannot identify image file"}])
+    assert main(["explain", "a.jpg", "b.jpg", "c.jpg", "--model", "m.pt"]) \
+        == EXIT_ITEMS_FAILED == 3
+    assert capsys.readouterr().err.startswith("explained 2 of 3 images, 1 failed;")
+
+
+def test_cli_explain_refuses_a_blank_layer_name(capsys):
+    from vsent.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["explain", "a.jpg", "--model", "m.pt", "--layer", "  "])
+    assert stop.value.code == 2 and "an empty layer name" in capsys.readouterr().err

@@ -982,3 +982,25 @@ def test_an_exported_module_says_which_runtime_runs_it(tmp_path):
         export_model(ckpt, tmp_path / name, format=fmt)
         module = ExportedModule(tmp_path / name)
         assert (module.engine, module.info.extra["engine"]) == (fmt, fmt)
+
+
+# mutation round 47 (mut47c): vsent.cli.export mutants the suite missed
+
+
+def test_cli_export_keeps_an_out_it_cannot_read(tmp_path, capsys, monkeypatch):
+    """An existing --out whose metadata cannot be read (permission, an I/O error) is not known
+    to be an export: kept without --overwrite, one line, no traceback."""
+    import errno
+
+    import vsent.export
+
+    def unreadable(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"someone else's bytes")
+    monkeypatch.setattr(vsent.export, "read_metadata", unreadable)
+    assert main(["export", "--model", str(ckpt), "--out", str(out)]) == EXIT_USER_ERROR
+    assert "exists and is no vsent export" in capsys.readouterr().err
+    assert out.read_bytes() == b"someone else's bytes"

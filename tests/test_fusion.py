@@ -1577,3 +1577,68 @@ def test_fuse_run_writes_the_folds_it_used(twitter_like, tmp_path) -> None:
     fuse_run(run, "cues", folds_file=folds_file, cache_dir=tmp_path / "cache")
     for a, b in zip(make_folds(ds, str(folds_file)), make_folds(ds, "campos"), strict=True):
         assert a.index == b.index and np.array_equal(a.test, b.test)
+
+
+# mutation round 47 (mut47c): vsent.cli.fuse mutants the suite missed
+
+
+def _fuse_spy(monkeypatch, res: dict) -> list[dict]:
+    """Replace fusion.fuse with one that records its arguments and returns ``res``."""
+    import vsent.analyses.fusion as F
+
+    calls: list[dict] = []
+
+    def spy(run, out, **kwargs):
+        calls.append({"run": run, "out": out, **kwargs})
+        return res, Path(out)
+
+    monkeypatch.setattr(F, "fuse", spy)
+    return calls
+
+
+FUSED = {"fused": {"accuracy": {"mean": 0.75, "std": 0.05}},
+         "cnn": {"accuracy": {"mean": 0.7, "std": 0.1}}}
+
+
+def test_cli_fuse_defaults_are_the_rule_fixed_in_advance(monkeypatch, capsys):
+    """Left out, the options are the rule fixed in advance (gch+bow, mean, w = 0.5, logistic,
+    no map, no extra images), written to the settings' own folder under the run."""
+    from vsent.cli import main
+
+    calls = _fuse_spy(monkeypatch, FUSED)
+    assert main(["fuse", "r"]) == 0
+    assert calls.pop() == {
+        "run": "r", "out": "r/fuse/gch+bow-mean-w0.5-logistic", "features": "gch+bow",
+        "rule": "mean", "weight": 0.5, "classifier": "logistic", "histogram_map": "none",
+        "extra_train": None, "overwrite": False, "inner_dir": None, "progress": False}
+    assert capsys.readouterr().out == (
+        "fused accuracy 0.750 +- 0.050 (CNN alone 0.700); results in "
+        "r/fuse/gch+bow-mean-w0.5-logistic/summary.md\n")
+
+
+def test_cli_fuse_options_reach_the_fusion_and_name_its_folder(monkeypatch, capsys):
+    from vsent.cli import main
+
+    calls = _fuse_spy(monkeypatch, {**FUSED, "weights": [0.25, 0.75]})
+    assert main(["fuse", "r", "--features", "gch", "--rule", "logit", "--weight", "inner",
+                 "--classifier", "svm", "--histogram-map", "sqrt", "--extra-train", "four",
+                 "--inner-dir", "shared", "--overwrite"]) == 0
+    out = "r/fuse/gch-logit-w-inner-svm-sqrt-extrafour"
+    assert calls.pop() == {
+        "run": "r", "out": out, "features": "gch", "rule": "logit", "weight": "inner",
+        "classifier": "svm", "histogram_map": "sqrt", "extra_train": "four",
+        "overwrite": True, "inner_dir": "shared", "progress": False}
+    # the weights chosen per fold are said
+    assert "(CNN alone 0.700; w per fold 0.25, 0.75)" in capsys.readouterr().out
+    assert main(["fuse", "r", "--weight", "0.7", "--out", "o"]) == 0
+    call = calls.pop()
+    assert (call["weight"], call["out"]) == (0.7, "o")
+
+
+def test_cli_fuse_a_summary_without_the_cnns_accuracy_is_one_line(monkeypatch, capsys):
+    from vsent.cli import main
+
+    _fuse_spy(monkeypatch, {"fused": FUSED["fused"]})
+    assert main(["fuse", "r"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "not a fusion summary (KeyError('cnn'))" in err[0]

@@ -1223,3 +1223,44 @@ def test_extraction_records_the_asked_layers_with_their_shape_and_names_a_full_d
     with pytest.raises(VsentError, match=r"fc\.npy: cannot write the fc features \(No space "
                                          r"left on device; 0\.0 MB\): make room"):
         extract_layer_features(model, images, tmp_path / "b", layers=["fc"])
+
+
+# mutation round 47 (mut47c): vsent.cli.layers mutants the suite missed
+
+
+def test_cli_layers_options_reach_the_configs_and_default_as_documented(monkeypatch, capsys):
+    """Each option of `vsent layers` reaches LayersConfig / ProbeConfig; left out, they are
+    the defaults its help states (both classifiers, the C grid, 5 inner splits, auto, 32)."""
+    import vsent.analyses.layers as L
+    from vsent.analyses.probes import CLASSIFIERS, DEFAULT_CS, ProbeConfig
+    from vsent.cli import main
+
+    calls: list[tuple] = []
+
+    def spy(cfg, out, **kwargs):
+        calls.append((cfg, out, kwargs))
+        # svm and softmax rows; the second layer has only softmax
+        cell = {"mean": 0.7, "std": 0.1, "folds": [0.6, 0.8]}
+        return {"conv1": {"svm": cell, "softmax": cell}, "fc7": {"softmax": cell}}
+
+    monkeypatch.setattr(L, "layer_probes", spy)
+    assert main(["layers", "--run", "r"]) == 0
+    cfg, out, kwargs = calls.pop()
+    assert cfg == L.LayersConfig(run="r", probe=ProbeConfig(
+        Cs=DEFAULT_CS, inner_splits=5, seed=0, classifiers=CLASSIFIERS), layers=None,
+        folds=None, max_features="auto", batch_size=32, device="auto", keep_features=True)
+    assert (out, kwargs["overwrite"]) == ("runs/layers", False)
+    lines = capsys.readouterr().out.splitlines()
+    # a classifier the entry lacks is left out of its line
+    assert lines[:2] == ["conv1        svm 0.700 +- 0.100  softmax 0.700 +- 0.100",
+                         "fc7          softmax 0.700 +- 0.100"]
+    assert main(["layers", "--run", "r", "--layers", "conv1,fc7", "--fold-ids", "2,3",
+                 "--classifiers", "softmax", "--Cs", "0.5,2", "--inner-splits", "3",
+                 "--max-features", "none", "--batch-size", "8", "--device", "cpu", "--seed",
+                 "4", "--delete-features", "--overwrite", "--out", "o"]) == 0
+    cfg, out, kwargs = calls.pop()
+    assert cfg == L.LayersConfig(run="r", probe=ProbeConfig(
+        Cs=(0.5, 2.0), inner_splits=3, seed=4, classifiers=("softmax",)),
+        layers=("conv1", "fc7"), folds=(2, 3), max_features="none", batch_size=8,
+        device="cpu", keep_features=False)
+    assert (out, kwargs["overwrite"]) == ("o", True)

@@ -942,3 +942,97 @@ def test_a_pcnn_presets_model_kwargs_reach_the_cli_config(monkeypatch):
     assert config().model_kwargs == {"image_size": 32}
     assert config("--model-arg", "image_size=48").model_kwargs == {"image_size": 48}
     assert config("--model", "pcnn").model_kwargs == {}
+
+
+# mutation round 47 (mut47c): vsent.cli.pcnn mutants the suite missed
+
+
+def test_pcnn_options_left_out_are_the_documented_defaults(tmp_path):
+    """`vsent pcnn --data D` is the you2015 preset from random weights, and `vsent
+    pcnn-transfer --model M` fine-tunes on five, four and three-agree with the campos folds
+    beside the pcnn rows, with the recipe its help states (TRANSFER_TRAIN)."""
+    from vsent.analyses.pcnn import TransferConfig
+    from vsent.cli import build_parser
+    from vsent.cli.pcnn import progressive_config_from_args, transfer_config_from_args
+    from vsent.presets import TRANSFER_TRAIN
+
+    data = str(tmp_path)
+    cfg = progressive_config_from_args(build_parser().parse_args(["pcnn", "--data", data]))
+    you = PCNN_PRESETS["you2015"]
+    assert (cfg.preset, cfg.model, cfg.init) == ("you2015", you["model"], "random")
+    assert cfg.train == you["train"].replace(seed=0, device="auto")
+    assert cfg.finetune == you["finetune"].replace(seed=0, device="auto")
+    assert (cfg.oversample, cfg.skip_bad, cfg.subset) == (False, False, "five")
+    model = str(tmp_path / "model.pt")
+    args = build_parser().parse_args(["pcnn-transfer", "--model", model, "--data", data])
+    assert transfer_config_from_args(args) == TransferConfig(
+        model=model, data=data, subsets=["five", "four", "three"], folds="campos",
+        train=TRANSFER_TRAIN.replace(seed=0, device="auto"), reference="pcnn")
+
+
+def test_pcnn_options_reach_both_stages_as_documented(tmp_path):
+    """--epochs and --lr set stage 1 only; --finetune-epochs and --finetune-lr stage 2; the
+    other recipe options, --seed and --device both; the rest reach the config."""
+    from vsent.cli import build_parser
+    from vsent.cli.pcnn import progressive_config_from_args
+
+    def config(*options: str):
+        return progressive_config_from_args(build_parser().parse_args(
+            ["pcnn", "--data", str(tmp_path), "--preset", "quick", *options]))
+
+    quick = PCNN_PRESETS["quick"]
+    cfg = config("--epochs", "3", "--lr", "0.01", "--batch-size", "4", "--seed", "7",
+                 "--device", "cpu")
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.batch_size) == (3, 0.01, 4)
+    assert (cfg.finetune.epochs, cfg.finetune.lr, cfg.finetune.batch_size) == (
+        quick["finetune"].epochs, quick["finetune"].lr, 4)
+    assert {(t.seed, t.device) for t in (cfg.train, cfg.finetune)} == {(7, "cpu")}
+    assert cfg.seed == 7
+    cfg = config("--finetune-epochs", "2", "--finetune-lr", "0.002", "--model", "pcnn",
+                 "--init", "imagenet", "--oversample", "--skip-bad")
+    assert (cfg.finetune.epochs, cfg.finetune.lr) == (2, 0.002)
+    assert (cfg.train.epochs, cfg.train.lr) == (quick["train"].epochs, quick["train"].lr)
+    assert (cfg.model, cfg.init, cfg.oversample, cfg.skip_bad) == ("pcnn", "imagenet", True, True)
+
+
+def test_pcnn_transfer_options_reach_its_config(tmp_path):
+    from vsent.cli import build_parser
+    from vsent.cli.pcnn import transfer_config_from_args
+
+    cfg = transfer_config_from_args(build_parser().parse_args([
+        "pcnn-transfer", "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path),
+        "--subsets", "four,three", "--folds", "stratified", "--oversample", "--skip-bad",
+        "--reference", "cnn", "--seed", "3", "--device", "cpu", "--epochs", "2"]))
+    assert (cfg.subsets, cfg.folds, cfg.oversample, cfg.skip_bad, cfg.reference, cfg.seed) == (
+        ["four", "three"], "stratified", True, True, "cnn", 3)
+    assert (cfg.train.epochs, cfg.train.seed, cfg.train.device) == (2, 3, "cpu")
+
+
+def test_pcnn_transfer_resume_with_its_model_continues_the_run_as_started(tmp_path,
+                                                                          monkeypatch):
+    """`--resume --out RUN --model M` names only where the run is and what it fine-tunes:
+    the run continues with the recipe it was started with (subsets, epochs), not the
+    defaults (which its opening would refuse as another run)."""
+    import vsent.analyses.pcnn as P
+    from vsent.presets import TRANSFER_TRAIN
+
+    out = tmp_path / "run"
+    out.mkdir()
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"x")
+    started = P.TransferConfig(model=str(model), data=str(tmp_path), subsets=["four"],
+                               train=TRANSFER_TRAIN.replace(epochs=2))
+    (out / "config.json").write_text(json.dumps({"command": "pcnn-transfer",
+                                                 **started.to_dict()}))
+    (out / "versions.json").write_text("{}")
+    seen: list = []
+    monkeypatch.setattr(P, "transfer", lambda cfg, out, **kw: seen.append(cfg) or {"rows": []})
+    assert main(["pcnn-transfer", "--resume", "--out", str(out), "--model", str(model)]) == 0
+    assert (seen[0].subsets, seen[0].train.epochs, seen[0].model) == (["four"], 2, str(model))
+
+
+def test_pcnn_transfer_without_model_is_one_line_naming_it(tmp_path, capsys):
+    assert main(["pcnn-transfer", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == (
+        "vsent: error: --model is required (the checkpoint to fine-tune)\n")
+    assert not (tmp_path / "o").exists()

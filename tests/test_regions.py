@@ -1423,3 +1423,29 @@ def test_a_fold_without_its_model_is_refused_before_any_fold_is_scored(tiny_run,
     out = tmp_path / "regions"
     assert main([*_tiny_regions_argv(run, out), "--no-early-fusion"]) == 2
     assert not (out / "fold1" / "regions.npz").exists()
+
+
+# mutation round 47 (mut47c): vsent.cli.regions mutants the suite missed
+
+
+def test_cli_regions_every_option_reaches_the_config(monkeypatch, tmp_path):
+    """Each method, proposal and output option of `vsent regions` reaches RegionConfig /
+    ProposalConfig under its own field (--proposal-side is max_side)."""
+    import vsent.analyses.regions as R
+    from vsent.analyses.proposals import ProposalConfig
+    from vsent.cli import main
+
+    seen: list[tuple] = []
+    monkeypatch.setattr(R, "evaluate_regions",
+                        lambda run, out, cfg, **kw: seen.append((run, out, cfg, kw)) or {})
+    assert main(["regions", "--run", "r", "--out", "o", "--n-proposals", "50", "--k", "4",
+                 "--k-max", "6", "--alpha", "2", "--senti-log", "natural", "--beta", "0.25",
+                 "--no-early-fusion", "--edge-model", "e.yml.gz", "--proposal-side", "200",
+                 "--min-box-area", "300", "--overlays", "2", "--batch-size", "16",
+                 "--folds", "3", "--seed", "5", "--device", "cpu", "--resume"]) == 0
+    run, out, cfg, kw = seen.pop()
+    assert cfg == R.RegionConfig(
+        proposals=ProposalConfig(n_proposals=50, max_side=200, min_box_area=300),
+        edge_model="e.yml.gz", early_fusion=False, device="cpu", seed=5, folds=(3,), k=4,
+        k_max=6, alpha=2.0, senti_log="natural", beta=0.25, overlays=2, batch_size=16)
+    assert (run, out, kw["resume"], kw["overwrite"]) == ("r", "o", True, False)

@@ -1939,3 +1939,52 @@ def test_you2015_transfers_a_checkpoint_with_the_plans_recipe(tmp_path, monkeypa
     assert (given[0].model, given[0].subsets) == ("ckpt.pt", ["five", "four"])
     assert dirs == {s: tmp_path / "transfer" / s for s in ("five", "four")}
     assert label == "2CONV-4FC, pre-trained checkpoint + domain transfer"
+
+
+# mutation round 47 (mut47c): vsent.cli.reproduce mutants the suite missed
+
+
+def _reproduce_spy(monkeypatch) -> list[tuple]:
+    """Replace the plan and the runner with recorders (nothing is trained)."""
+    import vsent.reports.runner as runner
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(runner, "make_plan",
+                        lambda paper, data, **kw: calls.append(("plan", paper, data, kw)) or "P")
+    monkeypatch.setattr(runner, "reproduce", lambda plan, out, **kw: calls.append(
+        ("run", plan, out, kw)) or {"weights_failures": ["no network"]})
+    return calls
+
+
+def test_cli_reproduce_options_reach_the_plan_and_the_runner(monkeypatch, tmp_path, capsys):
+    from vsent.cli import main
+
+    calls = _reproduce_spy(monkeypatch)
+    data = str(tmp_path)
+    assert main(["reproduce", "campos2015", "--data", data, "--quick", "--only",
+                 "table1,layers", "--seed", "3", "--device", "cpu", "--init", "random"]) == 0
+    (_, paper, got_data, plan_kw), (_, plan, out, run_kw) = calls
+    assert (paper, got_data, plan_kw) == ("campos2015", data, {
+        "quick": True, "init": "random", "device": "cpu", "seed": 3, "run": None})
+    # the default folder of a quick reproduction is its own, not the full one's
+    assert (plan, out, run_kw["only"], run_kw["resume"]) == (
+        "P", "runs/reproduce/campos2015-quick", ["table1", "layers"], False)
+    assert "--only table1,layers" in run_kw["command"]
+    out, err = capsys.readouterr()
+    assert out == "report written to runs/reproduce/campos2015-quick/report.md\n"
+    assert err == "vsent: warning: random weights used instead: no network\n"
+    calls.clear()
+    assert main(["reproduce", "campos2015", "--data", data]) == 0
+    assert calls[1][2] == "runs/reproduce/campos2015" and calls[1][3]["only"] is None
+
+
+def test_cli_reproduce_run_with_the_default_data_is_not_refused(monkeypatch, tmp_path):
+    """--run analyses that run's own data: only a --data typed with it is refused, not the
+    default one (which need not exist)."""
+    from vsent.cli import main
+
+    calls = _reproduce_spy(monkeypatch)
+    monkeypatch.setenv("VSENT_DATA", str(tmp_path / "nowhere"))
+    assert main(["reproduce", "sun2016", "--run", str(tmp_path)]) == 0
+    assert calls[0][3]["run"] == str(tmp_path)
+    assert main(["reproduce", "sun2016", "--run", str(tmp_path), "--data", str(tmp_path)]) == 2

@@ -2251,3 +2251,33 @@ def test_an_answered_request_leaves_nothing_behind_in_the_batcher():
             return left
 
     assert asyncio.run(go()) == (0, 0)
+
+
+# mutation round 47 (mut47c): vsent.cli.serve mutants the suite missed
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--port", "65536"], "--port must be in 0..65535, got 65536"),
+    (["--port", "-1"], "--port must be in 0..65535, got -1"),
+    (["--max-upload-mb", "0"], "--max-upload-mb must be a finite number > 0, got 0.0"),
+    (["--max-request-mb", "-2"], "--max-request-mb must be a finite number > 0, got -2.0"),
+])
+def test_cli_a_port_or_size_out_of_range_is_one_line_before_the_model_loads(tmp_path, capsys,
+                                                                           option, message):
+    missing = tmp_path / "missing.pt"  # (checked later: its error would be another line)
+    assert main(["serve", "--model", str(missing), *option]) == 2
+    assert capsys.readouterr().err == f"vsent: error: {message}\n"
+
+
+def test_cli_serves_a_torchscript_export_with_engine_torchscript(checkpoint, tmp_path,
+                                                                 monkeypatch, capsys):
+    """--engine torchscript loads the export as an export (the checkpoint loader refuses it),
+    as --engine onnx does."""
+    from vsent.export import export_model
+
+    ts = tmp_path / "m.ts"
+    export_model(checkpoint, ts, format="torchscript", verify=False)
+    calls: list = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(app))
+    assert main(["serve", "--model", str(ts), "--engine", "torchscript", "--port", "0"]) == 0
+    assert len(calls) == 1 and f"from {ts} on " in capsys.readouterr().err
