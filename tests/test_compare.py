@@ -671,3 +671,21 @@ def test_cli_json_keeps_a_json_file_that_is_no_object(tmp_path, capsys, text):
     assert main(["compare", str(a), str(b), "--json", str(mine)]) == 2
     assert "exists and is no comparison" in capsys.readouterr().err
     assert mine.read_text() == text
+
+
+def test_cli_json_expands_the_home_folder_and_refuses_an_empty_path(tmp_path, capsys,
+                                                                    monkeypatch):
+    """--json takes paths as --out does: ``~`` is the home folder (quoted, the shell leaves it),
+    and an empty one (an unset shell variable) is a usage error, not a comparison that writes
+    nothing."""
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    assert main(["compare", str(a), str(b), "--json", "~/c.json"]) == 0
+    assert json.loads((tmp_path / "home" / "c.json").read_text())["b_only"] == 4
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(["compare", str(a), str(b), "--json", ""])
+    assert exit_.value.code == 2
+    assert "--json: an empty path" in capsys.readouterr().err

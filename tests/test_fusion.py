@@ -1642,3 +1642,12 @@ def test_cli_fuse_a_summary_without_the_cnns_accuracy_is_one_line(monkeypatch, c
     assert main(["fuse", "r"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "not a fusion summary (KeyError('cnn'))" in err[0]
+
+
+def test_cli_fuse_inner_dir_expands_the_home_folder(monkeypatch, tmp_path):
+    from vsent.cli import main
+
+    calls = _fuse_spy(monkeypatch, {**FUSED, "weights": [0.5]})
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main(["fuse", "r", "--weight", "inner", "--inner-dir", "~/shared"]) == 0
+    assert calls.pop()["inner_dir"] == str(tmp_path / "shared")

@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from vsent.cli.common import out_path
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -31,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="leave out the test images that have a copy (same bytes or a near-"
                         "identical thumbnail) among their fold's training images; run A must "
                         "be a crossval run (its data and folds are read)")
-    p.add_argument("--json", metavar="FILE",
+    p.add_argument("--json", metavar="FILE", type=out_path,
                    help="also write the comparison as JSON, with its provenance (versions, "
                         "command line, SHA-256 of each predictions file compared); an "
                         "existing file is replaced only when it holds an earlier comparison, "

@@ -79,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, type=out_path,
                    help="output directory (default RUN/fuse/FEATURES-RULE-wWEIGHT-CLASSIFIER, "
                         "plus -MAP with --histogram-map and -extraSUBSET with --extra-train)")
-    p.add_argument("--inner-dir", default=None, metavar="DIR",
+    p.add_argument("--inner-dir", default=None, metavar="DIR", type=out_path,
                    help=f"with --weight {INNER}: where its inner runs train (default "
                         f"OUT/{INNER}); fusions of one run with other --features or "
                         "--classifier can share them, trained once, and --overwrite keeps "
