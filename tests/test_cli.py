@@ -44,6 +44,24 @@ def test_help_imports_no_heavy_module(argv):
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
+def test_no_commands_help_imports_a_heavy_module():
+    """Every command's --help, one after the other in one interpreter (mut47c: the test above
+    covers four): a heavy import at a command's help would be loaded by the end."""
+    names = sorted(_subparsers())
+    assert {"crossval", "finetune", "models", "pcnn-transfer", "serve"} <= set(names)
+    code = ("from vsent.cli import main\n"
+            "import contextlib, io\n"
+            f"for name in {names!r}:\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        try:\n"
+            "            main([name, '--help'])\n"
+            "        except SystemExit as e:\n"
+            "            assert e.code == 0, name")
+    loaded = _modules_after(code)
+    assert "vsent" in loaded
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
 def _subparsers():
     parser = build_parser()
     action = next(a for a in parser._actions if a.dest == "command")
