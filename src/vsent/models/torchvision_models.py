@@ -20,7 +20,7 @@ contains a convolution, else the last spatial one (AlexNet/VGG: the last max poo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from http.client import HTTPException
 from pathlib import PurePosixPath
@@ -43,8 +43,9 @@ from vsent.models.weights import (
     resolvable,
 )
 
-#: torchvision's ImageNet preprocessing: resize 256, centre crop 224, RGB, mean/std normalised.
-TORCHVISION_PREPROCESS = replace(IMAGENET_PREPROCESS, resize=256, crop=224)
+#: torchvision's ImageNet preprocessing: resize 256, centre crop 224, RGB, mean/std normalised
+#: (vsent's IMAGENET_PREPROCESS is torchvision's).
+TORCHVISION_PREPROCESS = IMAGENET_PREPROCESS
 
 
 def torchvision_preprocess(crop: int = 224) -> Preprocess:
