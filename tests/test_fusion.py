@@ -704,6 +704,11 @@ def test_fuse_run_applies_the_weight_to_the_cnn_and_the_rule_to_both_crops(
     assert (out["rule"], out["weight"]) == ("logit", 0.25)
     assert "logit P(positive) = 0.25 x logit CNN + 0.75 x logit hand-crafted (logit rule" in \
         fusion_markdown(out)  # not the mean rule's formula
+    # each fold's C is said (mut47b F65), and a fixed weight has no per-fold weights (F57)
+    said = fusion_markdown(out).split("C by inner CV: ")[1].split(")")[0].split(", ")
+    assert len(out["C"]) == len(out["fused"]["folds"]) > 1
+    assert [float(c) for c in said] == pytest.approx(out["C"])
+    assert "weights" not in out
 
     def logit(x):  # the rule clips at 1e-6 (fusion.EPS) before taking logits
         x = np.clip(x, 1e-6, 1 - 1e-6)
