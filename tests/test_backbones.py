@@ -1070,3 +1070,16 @@ def test_clip_card_entry_of_a_tag_names_the_tag_and_where_open_clip_fetches_it(m
         "source": "open_clip pretrained weights vsent-test-vit fake-tag",
         "library": "open_clip", "tag": "fake-tag", "licence": None,
         "location": "https://example.org/w.pt"}
+
+
+def test_clip_cached_weights_file_of_a_tag_naming_its_hub_file(monkeypatch, tmp_path):
+    """A tag whose hf_hub names its file (``owner/repo/file.bin``): that file in the hub cache
+    is the one found (a damaged copy of it is then named, not blamed on the network; mut47a
+    cl33b), as timm's hf_hub_filename is."""
+    cached = _hf_cache(monkeypatch, tmp_path, "vsent/own-clip", "weights.bin", b"x")
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg",
+                        lambda arch, tag: {"hf_hub": "vsent/own-clip/weights.bin"})
+    assert clip_models.cached_weights_file("vsent-test-vit", "t") == cached
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg",
+                        lambda arch, tag: {"hf_hub": "vsent/own-clip/"})
+    assert clip_models.cached_weights_file("vsent-test-vit", "t") is None  # not a usual name
