@@ -713,6 +713,13 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     stored = R.RegionConfig.from_dict(json.loads((out / "config.json").read_text()))
     assert (stored.k, stored.k_max, stored.overlays, stored.device) == (2, 4, 2, "cpu")
     assert stored.proposals == P.ProposalConfig(n_proposals=6, min_box_area=60)
+    # table1.json names the settings of its numbers; each row its own image's proposals
+    # (mut47b R63, R62: run by the main session)
+    said = json.loads((out / "table1.json").read_text())
+    assert (said["k"], said["alpha"], said["beta"]) == (stored.k, stored.alpha, stored.beta)
+    assert stored.alpha != stored.beta
+    for r in rows.values():
+        assert len(json.loads(r["top_boxes"])) <= int(r["n_proposals"]) <= 6, r
     # a second run into the same folder needs --resume; then it reuses the scored folds
     assert main(argv) == 2
     assert main([*argv, "--resume"]) == 0
