@@ -691,6 +691,9 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     assert len(list((out / "overlays").glob("*.png"))) == 2
     sweep = json.loads((out / "k_sweep.json").read_text())
     assert sweep["k"] == [1, 2, 3, 4] and len(sweep["ar"]["mean"]) == 4
+    for by in ("ar", "objectness", "sentiment"):  # per K over the folds (mut47b R65)
+        np.testing.assert_allclose(sweep[by]["mean"], np.mean(sweep[by]["folds"], axis=0))
+        np.testing.assert_allclose(sweep[by]["std"], np.std(sweep[by]["folds"], axis=0))
     # the "global" row is the fold models' own centre-crop scores, computed here independently
     # (PIL warp, numpy crop and normalisation, plain forward)
     rows = {r["name"]: r for r in csv.DictReader((out / "predictions.csv").open())}
@@ -735,6 +738,7 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     assert ", folds [2] of 2, edge detector" in caplog.text
     t1 = json.loads((tmp_path / "one" / "table1.json").read_text())["results"]
     assert [f["fold"] for f in t1["ar"]["folds"]] == [2] and "early_fusion" not in t1
+    assert ", 1 of 2 folds)" in (tmp_path / "one" / "table1.md").read_text()  # (mut47b R69)
     assert t1["ar"]["folds"][0]["accuracy"] == table["ar"]["folds"][1]["accuracy"]
     bad = [*argv[:4], str(tmp_path / "bad"), *argv[5:], "--folds", "7"]
     assert main(bad) == 2
