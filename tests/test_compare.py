@@ -689,3 +689,55 @@ def test_cli_json_expands_the_home_folder_and_refuses_an_empty_path(tmp_path, ca
         main(["compare", str(a), str(b), "--json", ""])
     assert exit_.value.code == 2
     assert "--json: an empty path" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 47 (mut47f): vsent.analyses.compare mutants the suite missed
+
+
+def test_an_unfinished_ensemble_is_said_as_such_not_as_another_commands_run(tmp_path):
+    # compare reads ensembles: an interrupted one is "not a finished run", not "a `vsent
+    # ensemble` run, " as if another command's output had been given
+    from vsent.analyses.compare import check_finished_run
+
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    (a / "config.json").write_text(json.dumps({"command": "ensemble"}))
+    (a / "summary.json").unlink()
+    with pytest.raises(VsentError) as e:
+        check_finished_run(a)
+    assert str(e.value) == (f"{a}: not a finished run (needs config.json, predictions.csv and "
+                            "summary.json)")
+
+
+def test_a_check_of_one_file_names_it_alone(tmp_path):
+    from vsent.analyses.compare import check_finished_run
+
+    (tmp_path / "r").mkdir()
+    with pytest.raises(VsentError, match=r"r: not a finished run \(needs config\.json\)$"):
+        check_finished_run(tmp_path / "r", files=("config.json",))
+
+
+def test_provenance_records_each_file_read_once_by_its_absolute_path(tmp_path, monkeypatch):
+    # the JSON record's inputs are "predictions file (absolute): SHA-256": a run named by a
+    # relative path and by an absolute one is one file, recorded once, wherever it was run
+    from vsent.analyses.compare import provenance
+    from vsent.files import file_sha256
+
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    monkeypatch.chdir(tmp_path)
+    record = provenance(["a", a])
+    pred = a.resolve() / "predictions.csv"
+    assert record["inputs"] == {str(pred): file_sha256(pred)}
+    assert record["argv"] is None
+
+
+def test_the_fold_difference_is_the_mean_over_the_folds_not_their_median(tmp_path):
+    # three folds (two alike): per-fold B - A of -1, 0, 0 has mean -1/3 but median 0
+    labels, folds = [1] * 6, [1, 1, 2, 2, 3, 3]
+    a = _run(tmp_path / "a", [0.9] * 6, labels=labels, folds=folds)
+    b = _run(tmp_path / "b", [0.1, 0.1, 0.9, 0.9, 0.9, 0.9], labels=labels, folds=folds)
+    res = compare_runs(a, b)
+    assert [f["difference"] for f in res["folds"]] == [-1.0, 0.0, 0.0]
+    assert res["fold_difference"] == pytest.approx({"mean": -1 / 3, "std": (2 / 9) ** 0.5})
+    assert comparison_text(res).splitlines()[3] == (
+        "per fold (B - A): -1.000 +0.000 +0.000; mean -0.333 +- 0.471")

@@ -751,3 +751,93 @@ def test_cli_ensemble_says_where_its_summary_is_and_reads_a_damaged_one_in_one_l
     assert main(argv) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "not an ensemble summary" in err[0]
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 47 (mut47f): vsent.analyses.ensemble mutants the suite missed
+
+
+def test_a_members_ten_crop_column_is_checked_as_a_probability(tmp_path):
+    # the 10-crop mean is reported too: a damaged 10-crop cell must stop the ensemble as a
+    # damaged centre one does, not be averaged as 1.5
+    runs = [_run(tmp_path / "a", P1, probs10=P1), _run(tmp_path / "b", P2, probs10=P2)]
+    pred_file = runs[1] / "predictions.csv"
+    lines = pred_file.read_text().splitlines()
+    lines[2] = lines[2].rsplit(",", 2)[0] + ",1.5,1"
+    pred_file.write_text("\n".join(lines) + "\n")
+    with pytest.raises(VsentError, match=r"b/predictions.csv, line 3: .*prob_positive_10crop"):
+        ensemble_runs(runs)
+
+
+def test_a_nested_ensembles_runs_share_its_weight_and_are_counted_once(tmp_path, caplog):
+    # the module docstring: ensemble(ens(A, B), C) weighs A and B 1/4 each, C 1/2; one more
+    # level: ensemble(ens(ens(A, B), C), D) weighs A, B 1/8, C 1/4, D 1/2
+    from vsent.analyses.ensemble import leaf_runs
+
+    a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
+    p4 = [0.3, 0.9, 0.1, 0.5, 0.6, 0.4, 0.8, 0.7]
+    d = _run(tmp_path / "d", p4)
+    ens, ens2 = tmp_path / "ens", tmp_path / "ens2"
+    ensemble([a, b], ens)
+    ensemble([ens, c], ens2)
+    # the runs it stands for, not the member ensemble as a run of its own
+    assert [leaf.path for leaf in leaf_runs(ens2)] == [r.resolve() for r in (a, b, c)]
+    with caplog.at_level("INFO", logger="vsent"):
+        res = ensemble_runs([ens2, d])
+    assert f"{ens2} is an ensemble of 3 runs: they share its weight, 1/2 of the mean" in \
+        caplog.text
+    want = (np.array(P1) + np.array(P2)) / 8 + np.array(P3) / 4 + np.array(p4) / 2
+    np.testing.assert_allclose([r["prob_positive"] for r in res["rows"]], want)
+
+
+def test_an_older_ensemble_that_lists_itself_is_refused_in_one_line(tmp_path):
+    # no inputs.json: its recorded runs are followed, and a hand-edited list naming the
+    # ensemble itself must be a VsentError, not a RecursionError
+    a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
+    ens = tmp_path / "ens"
+    ensemble([a, b], ens)
+    (ens / "inputs.json").unlink()
+    cfg = json.loads((ens / "config.json").read_text())
+    cfg["runs"].append(str(ens.resolve()))
+    (ens / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(VsentError, match="an ensemble that holds itself"):
+        ensemble_runs([ens, c])
+
+
+def test_rows_follow_the_first_members_order_with_each_images_own_mean(tmp_path):
+    # the first member lists its images out of name order: each row's mean must still be
+    # that image's, in that member's order (the docstring's "first member's order")
+    order = [3, 0, 6, 1, 7, 2, 5, 4]
+    a = _run(tmp_path / "a", [P1[i] for i in order], folds=[FOLDS[i] for i in order],
+             labels=[LABELS[i] for i in order])
+    lines = (a / "predictions.csv").read_text().splitlines()
+    renamed = [lines[0]] + [line.replace(f"im{j}.jpg", f"im{order[j]}.jpg")
+                            for j, line in enumerate(lines[1:])]
+    (a / "predictions.csv").write_text("\n".join(renamed) + "\n")
+    res = ensemble_runs([a, _run(tmp_path / "b", P2)])
+    assert [r["name"] for r in res["rows"]] == [f"im{i}.jpg" for i in order]
+    assert [r["prob_positive"] for r in res["rows"]] == pytest.approx(
+        [(P1[i] + P2[i]) / 2 for i in order])
+
+
+def test_the_summary_md_names_the_number_of_runs_and_each_members_accuracy(tmp_path):
+    runs = [_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True)]
+    ensemble(runs, tmp_path / "ens")
+    md = (tmp_path / "ens" / "summary.md").read_text()
+    assert md.startswith("# Ensemble (mean P(positive)) of 3 runs, centre crop\n")
+    for r in runs:  # _run's summary.json: centre-crop accuracy 0.5 +- 0.1
+        assert f"| `{r}` | 0.500 +- 0.100 | predictions.csv:prob_positive |" in md
+
+
+def test_a_members_predictions_file_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
+    # a predictions.csv that exists but cannot be hashed (permissions, I/O error) is named,
+    # not taken as a run "no longer where it was recorded" (which is never checked)
+    import vsent.analyses.ensemble as E
+
+    def unreadable(file):
+        raise PermissionError(13, "Permission denied")
+
+    runs = [_run(tmp_path / "a", P1), _run(tmp_path / "b", P2)]
+    monkeypatch.setattr(E, "file_sha256", unreadable)
+    with pytest.raises(VsentError, match=r"a/predictions.csv: unreadable \(.*Permission denied"):
+        ensemble_runs(runs)

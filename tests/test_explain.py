@@ -931,3 +931,107 @@ def test_cli_explain_refuses_a_blank_layer_name(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["explain", "a.jpg", "--model", "m.pt", "--layer", "  "])
     assert stop.value.code == 2 and "an empty layer name" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 47 (mut47f): vsent.analyses.explain mutants the suite missed
+
+
+def test_a_finished_runs_damaged_empty_map_cell_is_named_not_read_as_false(tmp_path):
+    # a finished run returns its stored rows typed: a cell that is neither True nor False is
+    # damage (one line naming the file and line), not an empty_map of False
+    done = tmp_path / "explain.csv"
+    with done.open("w", newline="") as f:
+        w = csv.DictWriter(f, list(X.FIELDS))
+        w.writeheader()
+        w.writerow({"image": "a.png", "error": "", "prob_negative": 0.25, "prob_positive": 0.75,
+                    "predicted": "positive", "target": "positive", "layer": "conv",
+                    "overlay": "a.png", "heatmap": "a.npy", "empty_map": "yes"})
+    with pytest.raises(VsentError, match=r"explain.csv, line 2: .*empty_map"):
+        X._stored_rows(done)
+
+
+def test_a_layer_of_three_dimensional_output_is_refused_by_name():
+    # e.g. a flattened (B, C, h*w) map: not a feature map Grad-CAM can weigh per channel
+    model = nn.Sequential(nn.Conv2d(3, 2, 1), nn.Flatten(2), nn.Flatten(1), nn.Linear(32, 2))
+    x = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(VsentError, match=r"--layer '1' outputs \(1, 2, 16\), not a \(B, C, h, "
+                                         r"w\) feature map"):
+        X.grad_cam(model, x, "1")
+
+
+def test_a_negative_target_class_is_refused_by_name():
+    # -1 would index the last output (or fail in torch's gather): not a class of the model
+    with pytest.raises(VsentError, match=r"target class \[-1\] outside the model's 2 outputs"):
+        X.grad_cam(RedBlue().eval(), torch.zeros(1, 3, 8, 8), "conv", -1)
+
+
+def test_overlay_opacity_runs_from_the_image_alone_to_the_colours_alone():
+    # opacity 0: the photo as it is; 1: the jet colours only (jet(0) is (0, 0, 0.5): 127.5
+    # blue, rounded up); the default 0.5 cannot tell the two weights apart
+    image = np.full((2, 3, 3), 100, np.uint8)
+    heat = np.zeros((2, 3), np.float32)
+    np.testing.assert_array_equal(X.overlay_heatmap(image, heat, opacity=0.0), image)
+    np.testing.assert_array_equal(X.overlay_heatmap(image, heat, opacity=1.0)[0, 0], [0, 0, 128])
+
+
+def test_a_class_target_is_mapped_whatever_the_fused_label(tmp_path):
+    # only target="predicted" follows the fused label; --target positive maps positive
+    from types import SimpleNamespace
+
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 0] = 255  # the network says positive; the fusion below says negative
+    Image.fromarray(red).save(tmp_path / "red.png")
+    fusion = SimpleNamespace(hand=SimpleNamespace(features=lambda rgb: np.zeros(1)),
+                             fuse=lambda p, hand: np.array([[0.9, 0.1]]))
+    row, = X.explain_images(RedBlue(), [tmp_path / "red.png"], tmp_path / "out", fusion=fusion,
+                            target="positive")
+    assert row["predicted"] == "negative" and row["target"] == "positive"
+
+
+def test_a_bad_layer_stops_explain_images_instead_of_failing_each_image(tmp_path):
+    # only an image that cannot be read is the image's row error; a layer that is no
+    # feature map is the caller's mistake, said once, not written as every image's error
+    Image.fromarray(_red_left_blue_right()).save(tmp_path / "a.png")
+    with pytest.raises(VsentError, match="not a \\(B, C, h, w\\) feature map"):
+        X.explain_images(RedBlue(), [tmp_path / "a.png"], tmp_path / "out", layer="head")
+
+
+def test_prob_positive_of_a_many_way_model_is_output_1s(tmp_path):
+    # labels: 1 = positive; the last output of a 3-way model is another class
+    model = RedBlue()
+    model.head = nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        model.head.weight.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]]))
+    model.info = dataclasses.replace(model.info, num_outputs=3)
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 0] = 255  # logits (0, 1, 0)
+    Image.fromarray(red).save(tmp_path / "red.png")
+    row, = X.explain_images(model, [tmp_path / "red.png"], tmp_path / "out")
+    e = np.exp([0.0, 1.0, 0.0])
+    assert row["prob_positive"] == pytest.approx(e[1] / e.sum(), abs=1e-6)
+    assert row["predicted"] == "positive"
+
+
+def test_the_fused_probabilities_use_the_images_hand_crafted_features(tmp_path):
+    # the fusion is given the image's own hand-crafted features (here its mean red)
+    from types import SimpleNamespace
+
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 0] = 255
+    Image.fromarray(red).save(tmp_path / "red.png")
+    fusion = SimpleNamespace(
+        hand=SimpleNamespace(features=lambda rgb: np.array([rgb[..., 0].mean() / 255])),
+        fuse=lambda p, hand: np.array([[1 - 0.8 * hand[0, 0], 0.8 * hand[0, 0]]]))
+    row, = X.explain_images(RedBlue(), [tmp_path / "red.png"], tmp_path / "out", fusion=fusion)
+    assert row["prob_positive"] == pytest.approx(0.8) and row["predicted"] == "positive"
+
+
+def test_grad_cam_of_a_model_with_frozen_weights_is_that_of_the_trainable_one():
+    # a probe or an exported-then-loaded model may have requires_grad off everywhere
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    model = RedBlue().eval()
+    want = X.grad_cam(model, x, "conv", "positive")[0]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    np.testing.assert_allclose(X.grad_cam(model, x, "conv", "positive")[0], want)

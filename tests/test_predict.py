@@ -877,3 +877,72 @@ def test_senti_log_and_the_ray_options_reach_what_uses_them(checkpoint, images, 
     assert seen["engine"] == "ray" and seen["progress"] is False
     assert (seen["options"].ray_cpus, seen["options"].ray_actors) == (3, 2)
     assert seen["options"].progress is True  # (the engine's own bar)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 47 (mut47f): vsent.engines mutants the suite missed
+
+
+def test_an_unknown_engine_is_one_line_naming_the_engines():
+    # the API's check (the CLI's --engine choices come from the same table)
+    from vsent.engines import EngineOptions, open_engine
+
+    with pytest.raises(VsentError, match=r"^--engine 'spark': use one of default, ray, onnx, "
+                                         r"torchscript$"):
+        open_engine("spark", EngineOptions(model="model.pt"))
+
+
+def test_an_engine_as_a_context_manager_is_itself_and_is_closed_on_leaving():
+    from vsent.engines import Engine
+
+    class Counting(Engine):
+        closed = 0
+
+        def close(self) -> None:
+            self.closed += 1
+
+    with pytest.raises(RuntimeError), Counting() as engine:
+        assert isinstance(engine, Counting)
+        raise RuntimeError("an error while scoring still closes the engine")
+    assert engine.closed == 1
+
+
+def test_the_default_engine_builds_its_predictor_with_every_option(checkpoint):
+    from vsent.engines import EngineOptions, open_engine
+
+    options = EngineOptions(model=str(checkpoint), oversample=True, batch_size=3, device="cpu",
+                            workers=2)
+    with open_engine("default", options) as engine:
+        p = engine.predictor
+        assert engine.name == "default"
+        assert (p.oversample, p.batch_size, str(p.device), p.workers) == (True, 3, "cpu", 2)
+
+
+def test_the_default_engine_passes_the_device_asked_for(checkpoint):
+    # an unknown device is refused by the predictor it reaches, on any machine
+    from vsent.engines import EngineOptions, open_engine
+
+    with pytest.raises(VsentError, match="unknown device 'tpu'"):
+        open_engine("default", EngineOptions(model=str(checkpoint), device="tpu"))
+
+
+def test_the_default_engine_streams_rows_before_its_input_is_read_to_the_end(checkpoint,
+                                                                              images):
+    # score_stream writes each row as it comes (a resumable output of a long input): the
+    # first row must not wait for the last path
+    from vsent.engines import EngineOptions, open_engine
+
+    _, paths = images
+    read: list[int] = []
+
+    def items():
+        for i in range(200):
+            read.append(i)
+            yield paths[0]
+
+    options = EngineOptions(model=str(checkpoint), batch_size=2, device="cpu", workers=1)
+    with open_engine("default", options) as engine:
+        rows = iter(engine.score(items()))
+        assert next(rows)["path"] == str(paths[0])
+        assert len(read) < 200
+        rows.close()
