@@ -15,9 +15,7 @@ from pathlib import Path
 from vsent.cli.common import DEVICES, out_path, progress_enabled
 from vsent.cli.regions import HELP_DEFAULTS
 from vsent.config import SENTI_LOGS
-
-#: --batch-size when not given (None until then: --regions refuses one given explicitly).
-BATCH_SIZE = 32
+from vsent.engines import BATCH_SIZE  # --batch-size when not given: the engines' default
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -27,6 +27,9 @@ from typing import Any
 
 from vsent.errors import VsentError
 
+#: Images per forward pass when not given (``vsent predict --batch-size``'s default too).
+BATCH_SIZE = 32
+
 #: Engine name -> "module:Class".
 ENGINES: dict[str, str] = {
     "default": "vsent.engines.default:DefaultEngine",
@@ -57,7 +60,7 @@ class EngineOptions:
 
     model: str
     oversample: bool = False
-    batch_size: int = 32
+    batch_size: int = BATCH_SIZE
     device: str = "auto"
     workers: int | None = None
     ray_address: str | None = None
