@@ -473,3 +473,64 @@ def test_cache_key_follows_each_of_size_mtime_inode_and_ctime(ds, monkeypatch):
             "ctime": key_with(st_ctime_ns=st0.st_ctime_ns + 1)}
     assert keys["as is"] == key_with()
     assert len(set(keys.values())) == len(keys), keys
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 47 (mut47d): vsent.data.cache mutants the suite missed
+
+
+def test_an_empty_dataset_writes_no_cache_and_is_read_only_like_any(ds, cdir):
+    """Nothing to decode: no file in the cache folder, and the array is read-only as the
+    memory-mapped ones are (a caller cannot tell them apart by writing into it)."""
+    empty = replace(ds, names=[], paths=[], labels=np.zeros(0, np.int64))
+    arr = image_cache(empty, SIZE, cache_dir=cdir, progress=False)
+    assert not arr.flags.writeable
+    assert list(cdir.iterdir()) == []
+
+
+def test_an_image_unreadable_when_hashed_is_an_image_error_naming_it(tmp_path, monkeypatch):
+    """content_key reads each file: an OSError there (a permission, an I/O error) is one
+    ImageError naming the file, as a missing file is."""
+    from vsent.data.cache import content_key
+
+    path = save_image(sentiment_image(1, np.random.default_rng(5)), tmp_path / "a.jpg")
+
+    def refuse(p, algorithm):
+        raise PermissionError(errno.EACCES, "Permission denied", p)
+
+    monkeypatch.setattr(cache_mod, "file_digest", refuse)
+    cache_mod._file_sha1.cache_clear()  # (a memo of an earlier read would hide the refusal)
+    with pytest.raises(ImageError, match=re.escape(f"{path}: ")):
+        content_key([path], 16)
+
+
+@pytest.mark.parametrize(("v", "name"), [(0.5, "0.5"), (1e-05, "1e-05"), (3.0, "3"),
+                                         (1.1000001, "1.1000001"), (1 / 3, repr(1 / 3))])
+def test_key_number_is_short_where_exact_and_exact_otherwise(v, name):
+    """Cache names keep the short ``:g`` text where it reads back as the same number; two
+    numbers that print alike at 6 digits must not share a cache name."""
+    from vsent.data.cache import key_number
+
+    assert key_number(v) == name
+
+
+def test_a_cache_file_of_another_shape_is_rebuilt_and_said_so(ds, cdir, caplog):
+    """A uint8 file under the cache's name holding fewer rows (e.g. written by hand) is not
+    served as the dataset's images."""
+    arr = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    path, shape, expected = Path(arr.filename), arr.shape, np.array(arr)
+    del arr
+    np.save(path, expected[:3])
+    again = image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    np.testing.assert_array_equal(again, expected)
+    assert f"{path} holds uint8 {expected[:3].shape}, expected uint8 {shape}" in caplog.text
+
+
+def test_the_first_failure_stops_the_decoding_of_the_rest(ds, cdir, monkeypatch, bad_images):
+    """"First failure wins": after a bad image the images not yet started are not decoded
+    (36 of them would be, for nothing, before the error reaches the user)."""
+    ds.paths[0].write_bytes(bad_images["truncated"].read_bytes())
+    calls = _count_decodes(monkeypatch)
+    with pytest.raises(ImageError, match=re.escape(str(ds.paths[0]))):
+        image_cache(ds, SIZE, cache_dir=cdir, workers=1, progress=False)
+    assert len(calls) <= 3 < len(ds)

@@ -395,3 +395,42 @@ def test_cli_clean_0_removes_every_entry_and_dry_run_removes_none(tmp_path, caps
     assert capsys.readouterr().out.splitlines()[-1] == (
         f"{root}: removed 2 entries, 0.5 MB; 0.0 MB left")
     assert not images.exists() and not features.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 47 (mut47d): vsent.data.cache_folder mutants the suite missed
+
+
+def test_a_temporary_name_with_another_tail_than_8_hex_digits_is_no_entry(folder):
+    """Temporary files are ``.<entry>.<pid>[@<host>].<8 hex>.tmp`` exactly: a look-alike of
+    a dead pid with 6 or 9 hex digits is nobody's build, so it is neither listed nor removed."""
+    root = folder["images"].parent
+    final = folder["images"].name
+    near = [_file(root / f".{final}.{_dead_pid()}@{HOST}.0badc0.tmp"),
+            _file(root / f".{final}.{_dead_pid()}@{HOST}.0badc0de0.tmp")]
+    assert not {e.path for e in cache_entries(root)} & set(near)
+    clean_cache(0, root)
+    assert all(f.exists() for f in near)
+
+
+def test_an_entry_used_less_than_the_days_ago_stays_to_the_second(folder, monkeypatch):
+    """"last used more than ``unused_days`` days ago": half a second short of it stays, half
+    a second past it goes (time stood still, so the test does not race the clock)."""
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now)
+    os.utime(folder["images"], (now - DAY + 0.5, now - DAY + 0.5))
+    os.utime(folder["features"], (now - DAY - 0.5, now - DAY - 0.5))
+    root = folder["images"].parent
+    removed = {e.kind for e in clean_cache(1, root, dry_run=True)[0]}
+    assert "features" in removed and "images" not in removed
+
+
+def test_a_sift_folder_holding_another_kind_of_per_image_file_is_not_vsents(tmp_path):
+    """SIFT folders hold ``<24 hex>.npy`` only (proposals' are .npz): a sift-named folder with
+    a .npz in it was not written by vsent, so clean leaves it."""
+    root = tmp_path / "cache"
+    other = _file(root / "baselines" / "sift-v1-dense-s256" / f"{'1' * 24}.npz")
+    _age(other.parent, 400)
+    assert cache_entries(root) == []
+    clean_cache(0, root)
+    assert other.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 
 import numpy as np
@@ -388,3 +389,117 @@ def test_a_threshold_of_1_still_compares_thumbnails(tmp_path, monkeypatch):
     monkeypatch.setattr(extra, "near_duplicates", lambda a, b: np.ones((len(a), len(b))))
     assert extra._copies(paths[:1], paths[1:], 1.0, 1) == {0: (0, "thumbnail similarity 1.000")}
     assert extra._copies(paths[:1], paths[1:], 1.0 + 1e-9, 1) == {}
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 47 (mut47d): vsent.data.extra mutants the suite missed
+
+
+def test_extra_train_refusals_name_the_choices_and_each_layout(learnable_dataset, tmp_path):
+    """--extra-train says which larger subsets there are (none above three-agree); a folder
+    dataset, given as a Dataset or a path, and a CSV file are refused before any run."""
+    from vsent.data.extra import check_extra_train
+
+    with pytest.raises(VsentError, match=r"cross-validated four-agree \(choose from three\)"):
+        check_extra_train(learnable_dataset, "four", "five")
+    with pytest.raises(VsentError, match=r"three-agree \(choose from none\)"):
+        check_extra_train(learnable_dataset, "three", "three")
+    with pytest.raises(DataError, match="this is a folder dataset"):
+        check_extra_train(load_dataset(learnable_dataset), "five", "three")
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text("path,label\n")
+    with pytest.raises(DataError, match="this is a csv dataset"):
+        check_extra_train(csv_file, "five", "three")
+
+
+def test_no_extra_image_left_is_an_error_and_the_sets_labels_are_read_only(twitter_like):
+    """A larger subset with nothing beyond the base is an error naming both, not an empty
+    training addition; the extra and joint labels cannot be changed in place (as no
+    Dataset's can)."""
+    base = load_dataset(twitter_like, "five")
+    ex = extra_train_set(twitter_like, "five", "three")
+    joint = with_extra(base, ex)
+    for labels in (ex.labels, joint.dataset.labels):
+        with pytest.raises(ValueError, match="read-only"):
+            labels[0] = 1 - labels[0]
+    gt = twitter_like / "ground_truth"
+    shutil.copy(gt / "twitter_five_agrees.txt", gt / "twitter_three_agrees.txt")
+    with pytest.raises(DataError, match="no three-agree images outside five-agree"):
+        extra_train_set(twitter_like, "five", "three")
+
+
+def test_the_leak_finder_pairs_a_test_image_with_its_rescaled_copy_in_training(twitter_like):
+    """train_copies_of_test_images: a training image that is a rescaled copy of a test
+    image (other bytes, the same picture) is found by its thumbnail, paired with that test
+    image by the most similar training image (not the least)."""
+    from vsent.data.extra import train_copies_of_test_images
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    folds = make_folds(ds, "campos")
+    t0, r0 = int(folds[0].test[0]), int(folds[0].train[0])
+    with Image.open(ds.paths[t0]) as im:
+        im.resize((im.width * 2, im.height * 2), Image.BILINEAR).save(ds.paths[r0], quality=95)
+    leaks = train_copies_of_test_images(ds, folds)
+    assert leaks[ds.names[t0]][0] == ds.names[r0]
+    assert leaks[ds.names[t0]][1].startswith("thumbnail similarity")
+
+
+def test_the_leak_finder_takes_a_similarity_equal_to_the_threshold_of_1(twitter_like,
+                                                                        monkeypatch):
+    """As in extra_train_set: a threshold up to 1.0 compares thumbnails, and a similarity
+    equal to it is a copy; a fold without training images has no leak (no argmax of none)."""
+    from vsent.data.extra import train_copies_of_test_images
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    monkeypatch.setattr(extra, "near_duplicates", lambda a, b: np.ones((len(a), len(b))))
+    fold = Fold(1, train=np.array([3, 4]), test=np.array([0, 1]))
+    leaks = train_copies_of_test_images(ds, [fold], threshold=1.0)
+    assert leaks == {ds.names[i]: (ds.names[3], "thumbnail similarity 1.000") for i in (0, 1)}
+    lone = Fold(1, train=np.array([], np.int64), test=np.array([0, 1]))
+    assert train_copies_of_test_images(ds, [lone], threshold=1.0) == {}
+
+
+def test_a_recoloured_picture_is_no_near_copy(tmp_path):
+    """View 0 subtracts one mean over all values (colour counts), view 1 each channel's
+    (layout alone): the same layout shifted in colour matches in view 1 only, and the
+    similarity, the smaller cosine, stays far below the threshold."""
+    a = (_smooth(4).astype(np.int16) // 3 + 90).astype(np.uint8)  # values in 90..175
+    b = np.clip(a.astype(np.int16) + np.array([70, 0, -70]), 0, 255).astype(np.uint8)
+    paths = [save_image(x, tmp_path / f"{n}.png") for n, x in (("a", a), ("b", b))]
+    ta, tb = thumbnails(paths[:1]), thumbnails(paths[1:])
+    assert float(ta[0, 1] @ tb[0, 1]) > 0.99  # the same layout
+    assert near_duplicates(ta, tb)[0, 0] < extra.NEAR_DUPLICATE_THRESHOLD
+
+
+def test_keep_threshold_is_where_the_removal_probability_reaches_0():
+    """KEEP_THRESHOLD (pcnn's share of images always kept) is ln 2 exactly: a difference of
+    it is never removed, one a hair below it may be."""
+    k = extra.KEEP_THRESHOLD
+    p = extra.removal_probability(np.array([[k, 0.0], [np.nextafter(k, 0.0), 0.0]]))
+    assert p[0] == 0.0 and p[1] > 0.0
+
+
+def test_a_removal_file_reads_back_the_exact_draw_of_the_same_images_only(tmp_path):
+    """removal.csv keeps scores to the last bit (repr) and names that are not UTF-8 as their
+    bytes, so a resumed run redraws nothing; a file of fewer images than the data's (a run
+    on data since grown) is not reused."""
+    from vsent.data.extra import read_removal, write_removal
+
+    path = tmp_path / "removal.csv"
+    names, labels = ["a.jpg", "caf\udce9.jpg"], np.array([1, 0])  # (a name not UTF-8)
+    scores = np.array([[1 / 3, 2 / 3], [0.1234567891, 0.8765432109]])
+    write_removal(path, names, labels, scores, np.array([True, False]))
+    kept, back = read_removal(path, names, labels)
+    assert kept.tolist() == [True, False] and np.array_equal(back, scores)
+    with pytest.raises(VsentError, match="its images are not those of the dataset"):
+        read_removal(path, [*names, "c.jpg"])
+
+
+def test_a_removal_file_without_its_name_column_is_one_line(tmp_path):
+    """The name column is required like the others (it was a KeyError traceback)."""
+    from vsent.data.extra import read_removal
+
+    path = tmp_path / "removal.csv"
+    path.write_text("label,s1,s2,diff,p,removed\n1,0.5,0.5,0.0,1.0,1\n")
+    with pytest.raises(VsentError, match=re.escape(f"{path}, line 1: no column 'name'")):
+        read_removal(path, ["a.jpg"])

@@ -506,3 +506,140 @@ def test_stratified_folds_need_as_many_images_of_each_class_as_folds_and_no_more
     ds4 = load_dataset(build_learnable(tmp_path / "four", n_pos=10, n_neg=4), validate=False)
     with pytest.raises(DataError, match="cannot make 5 stratified folds"):
         make_folds(ds4, "stratified", n_splits=5, seed=0)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 47 (mut47d): vsent.data.folds mutants the suite missed
+
+
+def _campos_five(root: Path) -> Path:
+    return root / "folds" / "campos" / "five_agrees"
+
+
+def test_inner_splits_check_counts_a_class_absent_from_the_end_of_the_labels():
+    """Training images of the negative class alone have 0 positives (bincount's minlength=2:
+    without it the missing class 1 was not counted); one image of a class is no remedy for
+    fewer inner splits (two at least), so the advice is other folds."""
+    from vsent.data.folds import check_inner_splits
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    negatives = Fold(1, train=np.array([0, 1, 2]), test=np.array([3, 4, 5, 6]))
+    with pytest.raises(VsentError, match="fold 1: the training images have 0 of one class"):
+        check_inner_splits(labels, [negatives], 2)
+    one_positive = Fold(2, train=np.array([0, 1, 2, 4]), test=np.array([3, 5, 6]))
+    with pytest.raises(VsentError, match="have 1 of one class, fewer than --inner-splits 2; "
+                                         "its folds need images of both classes"):
+        check_inner_splits(labels, [one_positive], 2)
+
+
+def test_campos_fold_indices_are_sorted_and_unique_whatever_the_file_order(twitter_like):
+    """Fold.train/test are documented sorted (np.unique): a fold file listed backwards, with
+    a line twice, gives the same fold as the file in order."""
+    ds = load_dataset(twitter_like)
+    before = make_folds(ds, "campos")
+    train = _campos_five(twitter_like) / "test1" / "train.txt"
+    lines = train.read_text().splitlines()
+    train.write_text("\n".join([*reversed(lines), lines[0]]) + "\n")
+    after = make_folds(ds, "campos")
+    assert np.all(np.diff(after[0].train) > 0)
+    assert after[0].train.tolist() == before[0].train.tolist()
+
+
+def test_campos_ignores_entries_that_are_not_test_k_folders(twitter_like):
+    """Only folders named test<digits> are folds: a file ``test6`` or a folder ``test_old``
+    beside them is neither a sixth fold nor an int('_old') traceback."""
+    folder = _campos_five(twitter_like)
+    (folder / "test6").write_text("not a fold\n")
+    (folder / "test_old").mkdir()
+    ds = load_dataset(twitter_like)
+    assert [f.index for f in make_folds(ds, "campos")] == [1, 2, 3, 4, 5]
+    from vsent.data.folds import fold_numbers
+    assert fold_numbers(twitter_like, "five", "campos") == [1, 2, 3, 4, 5]
+
+
+def test_campos_folder_without_test_folders_is_an_error_saying_none(twitter_like):
+    """No test<k> folder at all is no split (not zero folds that run nothing)."""
+    import shutil
+
+    folder = _campos_five(twitter_like)
+    for k in range(1, 6):
+        shutil.rmtree(folder / f"test{k}")
+    ds = load_dataset(twitter_like)
+    with pytest.raises(DataError, match=re.escape(f"{folder}: expected fold folders test1 .. "
+                                                  "testK, found none")):
+        make_folds(ds, "campos")
+
+
+@pytest.mark.parametrize("empty", ["train", "test"])
+def test_a_json_fold_with_an_empty_split_names_which(twitter_like, tmp_path, empty):
+    ds = load_dataset(twitter_like, validate=False)
+    entry = {"fold": 1, "train": ds.names[:5], "test": ds.names[5:10], empty: []}
+    path = tmp_path / "folds.json"
+    path.write_text(json.dumps({"folds": [entry]}))
+    with pytest.raises(DataError, match=re.escape(f"{path}: fold 1: empty {empty} split")):
+        make_folds(ds, path)
+
+
+def test_json_fold_numbers_default_to_positions_and_are_given_sorted(twitter_like, tmp_path):
+    """A folds JSON without 'fold' keys numbers its folds 1..K by position, in make_folds and
+    fold_numbers alike; fold_numbers lists a file's numbers sorted (its order may differ)."""
+    from vsent.data.folds import fold_numbers
+
+    ds = load_dataset(twitter_like, validate=False)
+    n = ds.names
+    doc = {"folds": [{"train": n[10:20], "test": n[:5]}, {"train": n[10:20], "test": n[5:10]}]}
+    path = tmp_path / "folds.json"
+    path.write_text(json.dumps(doc))
+    assert [f.index for f in make_folds(ds, path)] == [1, 2]
+    assert fold_numbers(twitter_like, "five", path) == [1, 2]
+    doc["folds"][0]["fold"], doc["folds"][1]["fold"] = 3, 1
+    path.write_text(json.dumps(doc))
+    assert fold_numbers(twitter_like, "five", path) == [1, 3]
+    assert [f.index for f in make_folds(ds, path)] == [3, 1]  # its own numbers, in its order
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        # True is an int to isinstance, not fold 1
+        ({"fold": True, "train": ["a"], "test": ["b"]}, "'fold' must be a number from 1, got True"),
+        # the test list is checked like the train list (a number is no image name)
+        ({"fold": 1, "train": ["a"], "test": [3]}, "needs 'train' and 'test' lists of image names"),
+    ],
+)
+def test_json_fold_entries_checked_in_full(twitter_like, tmp_path, entry, message):
+    path = tmp_path / "folds.json"
+    path.write_text(json.dumps({"folds": [entry]}))
+    with pytest.raises(DataError, match=re.escape(f"{path}: fold entry 1")) as info:
+        make_folds(load_dataset(twitter_like, validate=False), path)
+    assert message in str(info.value)
+
+
+def test_json_n_splits_below_the_folds_listed_is_refused(twitter_like, tmp_path):
+    ds = load_dataset(twitter_like, validate=False)
+    path = save_folds(make_folds(ds, "stratified", n_splits=2), ds, tmp_path / "folds.json")
+    doc = json.loads(path.read_text())
+    assert doc["n_splits"] == 2
+    doc["n_splits"] = 1
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=re.escape(f"{path}: n_splits is 1 but 2 folds")):
+        make_folds(ds, path)
+
+
+def test_a_folds_json_that_is_not_utf8_is_one_line(twitter_like, tmp_path):
+    path = tmp_path / "folds.json"
+    path.write_bytes(b'{"folds": "\xff\xfe"}')
+    with pytest.raises(DataError, match=re.escape(f"{path}: not a folds JSON file (")):
+        make_folds(load_dataset(twitter_like, validate=False), path)
+
+
+def test_a_folds_spec_that_is_no_regular_file_is_refused_before_reading(tmp_path):
+    """A FIFO exists but is no folds file (reading it would wait for a writer forever)."""
+    import os
+
+    from vsent.data.folds import check_folds_spec
+
+    fifo = tmp_path / "folds.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match=re.escape(f"{fifo}: ")):
+        check_folds_spec(fifo)

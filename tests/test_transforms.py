@@ -528,3 +528,33 @@ def test_augment_workers_are_off_for_cutmix_and_the_env_override_may_have_spaces
         assert ap.default_augment_workers(cuda, "trivial", mix, 1) == 0
     monkeypatch.setenv(ap.AUGMENT_WORKERS_ENV, " 2 ")
     assert ap.default_augment_workers(cuda, "trivial", "none", 1) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 47 (mut47d): vsent.data.augment_pool mutants the suite missed
+
+
+def test_a_pool_takes_strided_batches_and_once_given_up_sends_no_more_to_workers(monkeypatch):
+    """A batch that is a strided view (every other row of a larger array) reaches a worker
+    whole, the same images as in the loop. Once a worker has failed the pool is given up:
+    the warning says the training process augments the rest itself, and it does, every
+    batch (none sent to a worker again). (One pool for both: starting one costs seconds.)"""
+    import vsent.data.transforms as tr
+    from vsent.data.augment_pool import AugmentPool
+
+    in_loop = []
+    real = tr.trivial_augment_seeded
+    monkeypatch.setattr(tr, "trivial_augment_seeded",
+                        lambda b, crop, seed: in_loop.append(seed) or real(b, crop, seed))
+    rng = np.random.default_rng(2)
+    big = rng.integers(0, 256, (4, 12, 24, 3), dtype=np.uint8)
+    view = big[:, :, ::2]  # (4, 12, 12, 3), not contiguous
+    batches = [(rng.integers(0, 256, (2, 12, 12, 3), dtype=np.uint8), s) for s in (7, 8, 9)]
+    with AugmentPool(1) as pool:
+        (strided,) = pool.augment([(view, 6)], 8)
+        assert pool.failed is None and in_loop == []
+        pool.failed = "an augmentation worker (pid 1) exited with status -9"
+        out = list(pool.augment(batches, 8))
+    assert torch.equal(strided, real(np.ascontiguousarray(view), 8, 6))
+    assert in_loop == [7, 8, 9]
+    assert all(torch.equal(x, real(b, 8, s)) for x, (b, s) in zip(out, batches, strict=True))
