@@ -641,5 +641,5 @@ def test_a_folds_spec_that_is_no_regular_file_is_refused_before_reading(tmp_path
 
     fifo = tmp_path / "folds.fifo"
     os.mkfifo(fifo)
-    with pytest.raises(DataError, match=re.escape(f"{fifo}: ")):
+    with pytest.raises(DataError, match=re.escape(f"{fifo}: not a regular file (--folds ")):
         check_folds_spec(fifo)

@@ -133,9 +133,10 @@ def check_folds_spec(spec: str | os.PathLike[str]) -> None:
     if path.is_dir():
         raise DataError(f"{path}: is a folder, not a folds JSON file (--folds expects campos, "
                         "stratified or a folds JSON file)")
-    if not path.is_file():
-        raise DataError(f"{path}: no such file or directory (--folds expects campos, "
-                        f"stratified or a folds JSON file)")
+    if not path.is_file():  # (a FIFO or device is there, but no file: reading it could hang)
+        what = "not a regular file" if path.exists() else "no such file or directory"
+        raise DataError(f"{path}: {what} (--folds expects campos, stratified or a folds JSON "
+                        "file)")
 
 
 def check_inner_splits(labels: np.ndarray, folds: list[Fold], inner_splits: int) -> None:
