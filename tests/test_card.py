@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -771,3 +773,176 @@ def test_cli_card_that_cannot_be_written_is_one_line_and_exit_2(run_dir, tmp_pat
         == EXIT_USER_ERROR
     assert capsys.readouterr().err == (
         f"vsent: error: --out {out}: cannot write it (Permission denied)\n")
+
+
+# mutation round 47 (mut47e): vsent.models.card mutants the suite missed
+
+
+def _rewrite_checkpoint(path: Path, edit: Callable[[dict], object]) -> None:
+    """Rewrite a saved checkpoint with ``edit(ckpt)`` applied (a file damaged or renamed)."""
+    import torch
+
+    ckpt = torch.load(path, weights_only=True)
+    edit(ckpt)
+    torch.save(ckpt, path)
+
+
+def test_card_of_a_checkpoint_whose_class_names_miss_an_output_is_refused(tmp_path):
+    # a card of a file that predict cannot score would describe a model nobody can use
+    path = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn"))
+    _rewrite_checkpoint(path, lambda c: c.update(class_names=["negative"]))
+    with pytest.raises(WeightsError, match="not a complete vsent checkpoint"):
+        model_card(path)
+
+
+def test_card_takes_the_family_the_checkpoint_records_over_its_names(tmp_path):
+    # a name no registry knows (a renamed or plugin model) still has the family it was saved with
+    path = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn"))
+    _rewrite_checkpoint(path, lambda c: c["spec"].update(name="mynet"))
+    card = model_card(path)
+    assert card["model"]["name"] == "mynet" and card["model"]["family"] == "smallcnn"
+
+
+def test_card_names_the_interpolation_the_models_info_states_for_its_weights(tmp_path):
+    # timm and open_clip models record their weights' resampling in info.extra
+    path = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn"), init="imagenet")
+    _rewrite_checkpoint(path, lambda c: c["info"].update(extra={"interpolation": "bicubic"}))
+    card = model_card(path)
+    assert card["preprocess"]["weights_interpolation"] == "bicubic"
+    assert "- Interpolation: bilinear (vsent); the weights were trained with bicubic" in \
+        card_markdown(card)
+
+
+def test_card_names_the_weights_file_as_the_checkpoint_records_it(run_dir, monkeypatch):
+    # a run of an older vsent recorded --init as typed (relative): the same file, but only the
+    # checkpoint's absolute record names it from any folder
+    monkeypatch.chdir(run_dir.parent)
+    (run_dir.parent / "w.pt").write_bytes(b"weights")
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "init": "w.pt"}))
+    weights = str(run_dir.parent / "w.pt")
+    save_checkpoint(run_dir / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
+                    run=str(run_dir), train=config["train"], subset="four", init=weights)
+    card = model_card(run_dir / "fold2" / "model.pt")
+    assert card["metrics"] is not None  # the run's own model: its records are read
+    assert card["weights"]["init"] == card["weights"]["location"] == weights
+
+
+def test_an_export_counts_its_outputs_even_where_it_names_only_two_classes():
+    # export_module without class names stores negative/positive, also for a 4096-wide fc7
+    # ablation: the card's width is the network's, not the length of that default list
+    import dataclasses
+    from types import SimpleNamespace
+
+    from vsent.models.card import export_card
+
+    info = dataclasses.replace(create_model("smallcnn").info, num_outputs=4096)
+    exported = SimpleNamespace(
+        card=None, info=info, spec={"name": "smallcnn", "num_classes": 2},
+        class_names=["negative", "positive"], path="m.onnx", engine="onnx",
+        metadata={"vsent.format": "onnx"})
+    assert export_card(exported)["model"]["num_classes"] == 4096
+
+
+def test_weights_nobody_recorded_are_not_recorded_not_a_weights_file(tmp_path):
+    from vsent.models.card import describe_weights
+
+    assert describe_weights("smallcnn", "smallcnn", None) == {
+        "init": None, "source": None, "library": None, "tag": None, "licence": None,
+        "location": None}
+    card = model_card(save_checkpoint(tmp_path / "m.pt", create_model("smallcnn")))
+    text = card_markdown(card)
+    assert "- Source: not recorded" in text
+    # the versions' source is said once, above their list, not again as a version
+    assert "Recorded: checkpoint\n" in text and "- source:" not in text
+
+
+def test_a_metric_of_zero_is_printed_not_left_blank(tmp_path):
+    # a model that answers one class has recall 0 on the other: 0.0000, not an empty cell
+    card = model_card(save_checkpoint(tmp_path / "m.pt", create_model("smallcnn")))
+    zero = {"accuracy": 0.5, "precision": 0.0, "recall": 0.0, "f1": 0.0}
+    card["metrics"] = {"evaluation": "center", "held_out_fold": 3,
+                       "held_out": {"center": zero}}
+    assert "| center | 0.5000 | 0.0000 | 0.0000 | 0.0000 |" in card_markdown(card)
+    card["metrics"] = {"evaluation": "center", "n_folds": 2, "fold": zero,
+                       **{m: {"mean": 0.25, "std": 0.25} for m in zero}}
+    assert "| recall | 0.2500 | 0.2500 | 0.0000 |" in card_markdown(card)
+
+
+def test_card_states_the_late_fusion_weights_of_network_and_classifier(tmp_path):
+    card = model_card(save_checkpoint(tmp_path / "m.pt", create_model("smallcnn")))
+    card["fusion"] = {"weight": 0.7, "classifier": "logreg", "features": "colour", "C": 1.0,
+                      "rule": "mean", "n_train": 10}
+    assert "P(positive) = 0.7 x network + 0.3 x logreg on colour (mean rule; C 1, fitted on " \
+           "10 training images)" in card_markdown(card)
+    card["fusion"]["bow_words"] = 500
+    assert "10 training images, BoW of 500 words)" in card_markdown(card)
+    assert "- Options: none\n" in card_markdown(card)  # smallcnn at its defaults
+
+
+def test_a_zero_shot_fold_model_outside_its_run_keeps_its_recorded_held_out_count(tmp_path):
+    # scored on its fold's 5 test images: the count it records, though no folds.json is near
+    path = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn"), fold=2, n_test=5,
+                           training="zero-shot")
+    t = model_card(path)["training"]
+    assert (t["fold"], t["n_train"], t["n_test"]) == (2, None, 5)
+
+
+def test_card_counts_the_extra_images_the_checkpoint_records_without_the_runs_file(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())
+    save_checkpoint(run_dir / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
+                    run=str(run_dir), train=config["train"], subset="four",
+                    extra_train="three", n_extra=7, extra_schedule="progressive")
+    extra = model_card(run_dir / "fold2" / "model.pt")["training"]["extra"]
+    assert extra == {"subset": "three", "n_images": 7, "schedule": "progressive"}
+
+
+def test_an_onnx_name_in_capitals_or_a_misnamed_pickle_gets_the_right_readers_reason(
+        tmp_path):
+    # M.ONNX is an ONNX name too; a legacy torch.save pickle named .onnx is the checkpoint's
+    import torch
+
+    pytest.importorskip("onnx")
+    (tmp_path / "EMPTY.ONNX").write_bytes(b"")
+    with pytest.raises(WeightsError, match=r"EMPTY\.ONNX: not a readable ONNX export \(an empty "
+                                           r"file\)$"):
+        model_card(tmp_path / "EMPTY.ONNX")
+    torch.save({"x": 1}, tmp_path / "p.onnx", _use_new_zipfile_serialization=False)
+    with pytest.raises(WeightsError, match=r"p\.onnx: not a vsent checkpoint \(format None"):
+        model_card(tmp_path / "p.onnx")
+
+
+def test_an_export_keeps_its_stored_cards_word_that_random_weights_have_no_interpolation():
+    # a timm network trained from random weights: its library's bicubic is no weights' recipe
+    import dataclasses
+    from types import SimpleNamespace
+
+    from vsent.models.card import export_card
+
+    info = create_model("smallcnn").info
+    info = dataclasses.replace(info, extra={"interpolation": "bicubic"})
+    stored = {"preprocess": {"interpolation": "bilinear", "weights_interpolation": None}}
+    exported = SimpleNamespace(
+        card=stored, info=info, spec={"name": "smallcnn", "num_classes": 2},
+        class_names=["negative", "positive"], path="m.onnx", engine="onnx",
+        metadata={"vsent.format": "onnx"})
+    assert export_card(exported)["preprocess"]["weights_interpolation"] is None
+    exported.card = None  # no card stored: the export's own word
+    assert export_card(exported)["preprocess"]["weights_interpolation"] == "bicubic"
+
+
+def test_family_of_a_registered_name_is_its_modules_and_of_an_unknown_name_unknown():
+    from vsent.models.card import family_of
+
+    assert family_of("resnet18") == "torchvision"  # (registered by torchvision_models)
+    assert family_of("caffenet") == "caffenet"
+    assert family_of("nosuchnet") == "unknown"
+
+
+def test_card_of_a_checkpoint_without_versions_takes_its_runs(run_dir):
+    # a checkpoint saved before it recorded versions: the run's versions.json, said so
+    path = run_dir / "fold2" / "model.pt"
+    _rewrite_checkpoint(path, lambda c: [c.pop("versions", None),
+                                         c["meta"].pop("versions", None)])
+    versions = model_card(path)["versions"]
+    assert (versions["source"], versions["vsent"], versions["torch"]) == ("run", "9.9.9", "1.2.3")

@@ -1988,3 +1988,214 @@ def test_cli_reproduce_run_with_the_default_data_is_not_refused(monkeypatch, tmp
     assert main(["reproduce", "sun2016", "--run", str(tmp_path)]) == 0
     assert calls[0][3]["run"] == str(tmp_path)
     assert main(["reproduce", "sun2016", "--run", str(tmp_path), "--data", str(tmp_path)]) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 47 (mut47e): vsent.reports.render mutants the suite missed
+
+
+def test_a_damaged_bookkeeping_file_says_what_to_do_about_it(tmp_path):
+    """A damaged steps.json names itself and the remedy (delete it: --resume makes it again)."""
+    from vsent.reports import render
+
+    (tmp_path / "steps.json").write_text("{half")
+    with pytest.raises(VsentError, match=r"steps\.json: unreadable .*; delete it, and --resume"):
+        runner.Session(tmp_path, None, False)
+    (tmp_path / "l.json").write_text("[]")
+    with pytest.raises(VsentError, match=r"unreadable \(a JSON list, expected an object\); fix$"):
+        render.read_json(tmp_path / "l.json", {}, "fix")
+    (tmp_path / "d.json").write_text("{}")
+    with pytest.raises(VsentError, match=r"d\.json: unreadable \(a JSON dict, expected a list\)$"):
+        render.read_json(tmp_path / "d.json", [])
+
+
+def test_a_file_damaged_above_the_values_key_names_the_key_that_is_no_object(tmp_path):
+    """summary.json's "center" holding a number is damage (not "not recorded"), said in one
+    line naming the key, not an AttributeError."""
+    from vsent.reports import render
+
+    (tmp_path / "summary.json").write_text(json.dumps({"center": 0.5}))
+    with pytest.raises(VsentError, match=r"summary\.json: center is not an object \(it holds "
+                                         r"0\.5\)"):
+        render.lookup(tmp_path, "summary.json", ["center", "accuracy"])
+
+
+def test_a_sweep_without_folds_has_no_one_class_count_and_an_unplanned_row_reads_not_run(
+        tmp_path):
+    """No per-fold confusion matrices: no "0 of 0 folds" claim. A sub-run the plan does not run
+    reads "not run" whatever its folder holds (make_row's ``planned``)."""
+    from vsent.reports import render
+
+    summary = {"center": {"accuracy": {"mean": 0.6, "std": 0.1}, "folds": []}}
+    assert render.one_class_at(summary, ["center", "accuracy"]) is None
+    sweep = {"ar": {"mean": [0.5], "std": [0.1], "one_class": []}}  # flags of no fold
+    assert render.one_class_at(sweep, ["ar", 0]) == render.ONE_CLASS_UNKNOWN
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    row = render.make_row(["x"], None, out=tmp_path, run_dir=tmp_path, file="summary.json",
+                          key=["center", "accuracy"], planned=False)
+    assert (row["ours"], row["missing"], render.ours_cell(row)) == (None, "not run", "not run")
+
+
+def test_a_published_value_not_available_formats_as_nothing_as_it_prints():
+    from vsent.reports import render
+
+    gone = papers.Published(None, None, "sentinel")
+    assert render.fmt(render.published_dict(gone), exact=True) == "" == gone.printed()
+
+
+def test_a_value_needing_more_than_six_decimals_is_printed_to_six():
+    """A published value of a report without its printed digits gets the digits it has, six at
+    most (no StopIteration for 1/3)."""
+    from vsent.reports import render
+
+    assert render.fmt({"mean": 1 / 3, "std": None}, exact=True) == "0.333333"
+    assert render.fmt({"mean": 0.25, "std": None}, exact=True) == "0.250"
+
+
+def test_a_wide_table_is_headed_by_its_labels_and_keeps_its_columns_for_a_missing_row(
+        tmp_path):
+    """The header names each value by its label ("Twitter I 5"), and a method without a row for
+    one value keeps two empty cells there, so the next value's cells stay under their heading."""
+    from vsent.reports import render
+
+    vgg = papers.SUN2016_TABLE1["vggnet"]
+    rows = [render.make_row(["vggnet", "four"], vgg["four"], out=tmp_path, run_dir=None)]
+    wide = {"by": 1, "values": ["five", "four"], "labels": ["Twitter I 5", "Twitter I 4"]}
+    md = render.table_markdown(render.make_table("t", "T", ["method", "subset"], rows,
+                                                 unit="percent", wide=wide))
+    assert md[2] == ("| method | Twitter I 5: paper | Twitter I 5: ours | Twitter I 4: paper | "
+                     "Twitter I 4: ours | weights | run dirs |")
+    assert md[4] == "| vggnet |  |  | 78.89 % | not reproduced |  |  |"
+
+
+def test_a_sub_run_whose_weights_nobody_recorded_is_labelled_n_a():
+    from vsent.reports import render
+
+    assert render.weights_label({"used": None, "model": "smallcnn"}) == "n/a"
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 47 (mut47e): vsent.reports.runner mutants the suite missed
+
+
+def _report(**header: typing.Any) -> dict:
+    """A minimal report as runner.reproduce writes it: no tables, one sub-run."""
+    h = {"command": "vsent reproduce x", "date": "2026-01-01", "seconds_this_session": 90.0,
+         "seconds_all_sessions": 600.0, "quick": False, "analysed_run": None,
+         "machine": {"platform": "Linux", "cpu": None, "cpu_capability": None, "cpus": 2,
+                     "torch_threads": 2, "cuda": None},
+         "versions": {"vsent": "1.0", "torch": "2.0", "git_commit": None},
+         "data": "tw", "subset": None, "folds": None, **header}
+    return {"title": "T", "header": h, "tables": [], "notes": [], "weights_failures": [],
+            "weights": {"table1": {"model": "smallcnn", "requested": "imagenet",
+                                   "used": "random"}},
+            "steps": {"table1": {"status": "done", "seconds": 599.6,
+                                 "git_commit": "0123456789abc", "cpu": None}}}
+
+
+def test_the_report_header_says_what_was_asked_for_measured_and_on_what_machine():
+    """The weights line says which were asked for where others were used; no GPU reads
+    "CUDA: none"; minutes, an unrecorded subset and folds, versions not recorded left out;
+    a sub-run's seconds whole and its commit short."""
+    from vsent.reports import render
+
+    md = render.report_markdown(_report())
+    assert "- weights: random init, not comparable to the paper (asked for imagenet): " \
+           "`table1`" in md
+    assert "CUDA: none\n" in md
+    assert "- date: 2026-01-01; time spent: 1.5 min this session, 10.0 min in all sub-runs" in md
+    assert "- versions: vsent 1.0, torch 2.0\n" in md
+    assert "- data: `tw` (subset see tables, folds of the run)" in md
+    assert "- mode: full (the paper recipe)" in md and "Quick mode" not in md
+    assert "| `table1` | done | 600 | 0123456 |  |" in md
+    quick = render.report_markdown({**_report(quick=True), "weights_failures": ["offline"]})
+    assert "- mode: quick (CPU-sized)" in quick and "> **Quick mode**" in quick
+    assert "> **Pretrained weights were not available" in quick and \
+        "> Reason: `offline`" in quick
+
+
+def test_imagenet_weights_are_tried_once_per_model_whatever_its_options(tmp_path, monkeypatch):
+    """An offline download is tried once per model: each further sub-run of that network
+    reuses the answer (each try may wait for a network timeout)."""
+    tried = []
+
+    def create(name: str, *, init: str = "random", **kw: typing.Any) -> None:
+        tried.append((name, init))
+        raise WeightsError("offline")
+
+    monkeypatch.setattr(runner, "create_model", create)
+    session = _bare_session(tmp_path)
+    for kwargs in ({"widths": [4, 8]}, {"widths": [8]}, {"widths": [4, 8]}):
+        assert session.weights_failure("smallcnn", "imagenet", kwargs) == "offline"
+    assert tried == [("smallcnn", "imagenet")]
+
+
+def test_a_weights_file_is_loaded_once_per_network_however_many_sub_runs_build_it(
+        monkeypatch):
+    """check_init_file loads each (model, file, options) once: the plan's sub-runs share it."""
+    loaded = []
+    monkeypatch.setattr(runner, "create_model", lambda *a, **kw: loaded.append(a))
+    cfgs = [types.SimpleNamespace(model="smallcnn", init="w.pt", model_kwargs={"widths": [4, 8]})
+            for _ in range(3)]
+    runner.check_init_file(cfgs)
+    assert loaded == [("smallcnn",)]
+    # ImageNet weights are not a file to check: offline they fall back to random later
+    runner.check_init_file([types.SimpleNamespace(model="smallcnn", init="imagenet",
+                                                  model_kwargs={})])
+    assert loaded == [("smallcnn",)]
+
+
+def test_notes_count_the_cells_not_run_and_not_recorded_and_name_out_of_date_sub_runs(
+        tmp_path):
+    from vsent.reports import render
+
+    def row(run_dir: str | None, missing: str | None) -> dict:
+        return {"paper": None, "ours": None, "run_dir": run_dir, "missing": missing}
+
+    rows = [row("a", render.NOT_RUN), row("a", render.NOT_RUN), row("b", render.NOT_RECORDED),
+            row(None, None)]  # a row vsent does not reproduce is neither
+    session = types.SimpleNamespace(steps={"a": {"status": runner.OUT_OF_DATE},
+                                           "b": {"status": "done"}})
+    plan = types.SimpleNamespace(reductions=["fewer epochs"])
+
+    class Noted(runner.Paper):  # (not registered: _notes takes the paper itself)
+        def notes(self, plan: typing.Any, session: typing.Any,
+                  report: typing.Any) -> list[str]:
+            return ["the paper's own note"]
+
+    notes = runner._notes(Noted(), plan, session,
+                          {"tables": [{"rows": rows}], "weights_failures": []})
+    assert notes[0] == "Reduced for a CPU (--quick): fewer epochs."
+    assert notes[1].startswith("`a`: done before, out of date now") and \
+        notes[1].endswith("run it again with --resume --only a.")
+    assert notes[2].startswith("2 cells read 'not run': their sub-run is not part of this plan")
+    assert notes[3].startswith("1 cells read 'not recorded': their sub-run wrote its file")
+    assert notes[4:] == ["the paper's own note"]
+
+
+def test_command_line_names_a_seed_other_than_the_default():
+    line = runner.command_line("campos2015", quick=False, out="o", data="d", init=None,
+                               device="auto", resume=False, seed=3)
+    assert line == "vsent reproduce campos2015 --out o --data d --seed 3"
+    assert "--seed" not in runner.command_line("campos2015", quick=False, out="o", data="d",
+                                               init=None, device="auto", resume=False)
+
+
+def test_a_step_whose_work_did_not_finish_is_not_done_and_random_weights_are_not_tried(
+        tmp_path, monkeypatch):
+    """step() says whether the sub-run is done now: one whose work returned without its
+    results is "interrupted" and its rows must read "not run". Random weights need no try."""
+    session = _bare_session(tmp_path)
+    assert session.step("x", lambda: False, lambda: None) is False
+    assert session.steps["x"]["status"] == "interrupted"
+    built = []
+    monkeypatch.setattr(runner, "create_model", lambda *a, **kw: built.append(a))
+    cfg = types.SimpleNamespace(model="smallcnn", init="random", model_kwargs={})
+    assert session.resolve_init("x", cfg) is cfg and built == []
+    assert session.weights["x"]["used"] == "random" and session.weights["x"]["reason"] is None
+    # a sub-run an older session started: its weights are read from its config.json
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(json.dumps({"model": "m", "init": "imagenet"}))
+    session.record_weights("old", tmp_path / "old")
+    assert session.weights["old"] == {"model": "m", "requested": None, "used": "imagenet",
+                                      "reason": None}
