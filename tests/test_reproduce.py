@@ -2199,3 +2199,22 @@ def test_a_step_whose_work_did_not_finish_is_not_done_and_random_weights_are_not
     session.record_weights("old", tmp_path / "old")
     assert session.weights["old"] == {"model": "m", "requested": None, "used": "imagenet",
                                       "reason": None}
+
+
+def test_a_damaged_k_sweep_is_an_error_not_not_recorded(tmp_path):
+    """mut47e R06: a K-sweep value (an integer key) read a damaged k_sweep.json as "not
+    recorded"; only an absent ranking or a K beyond the sweep is."""
+    from vsent.reports import render
+
+    sweep = tmp_path / "k_sweep.json"
+    sweep.write_text(json.dumps({"ar": {"mean": [0.5, 0.75], "std": [0.1, 0.2]}}))
+    assert render.lookup(tmp_path, "k_sweep.json", ["ar", 1]) == {"mean": 0.75, "std": 0.2}
+    assert render.lookup(tmp_path, "k_sweep.json", ["ar", 2]) is None  # K beyond the sweep
+    assert render.lookup(tmp_path, "k_sweep.json", ["objectness", 0]) is None  # not there
+    for text, message in (
+            ('{"ar": [0.5, 0.75]}', "ar is not an object (it holds [0.5, 0.75])"),
+            ('{"ar": {"mean": "x"}}', 'ar.mean is not a list of means (it holds "x")'),
+            ('{"ar": {"mean": ["x"]}}', 'ar.0 is not a mean and std (it holds {"mean": "x"})')):
+        sweep.write_text(text)
+        with pytest.raises(VsentError, match=re.escape(f"{sweep}: {message}")):
+            render.lookup(tmp_path, "k_sweep.json", ["ar", 0])

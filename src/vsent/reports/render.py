@@ -92,19 +92,35 @@ def _read_value(path: Path, key: Sequence[str | int]) -> tuple[Any, dict[str, fl
     # (not written: None, "not run"; another JSON type: read_json's one line)
     node = read_json(path, {}) if Path(path).exists() else None
     value = value_at(node, key)
-    if value is None and node is not None and all(isinstance(k, str) for k in key):
-        held = node
-        for i, k in enumerate(key):
-            if not isinstance(held, Mapping):  # damaged above the value's own key
-                raise VsentError(f"{path}: {'.'.join(key[:i])} is not an object (it holds "
-                                 f"{json.dumps(held)[:60]})")
-            held = held.get(k)
-            if held is None:  # absent: not recorded
-                break
-        else:  # there, but not a mean and std: damaged
-            raise VsentError(f"{path}: {'.'.join(key)} is not a mean and std (it holds "
-                             f"{json.dumps(held)[:60]})")
+    if value is None and node is not None:
+        _refuse_damage(path, node, key)
     return node, value
+
+
+def _refuse_damage(path: Path, node: Any, key: Sequence[str | int]) -> None:
+    """VsentError naming ``path`` when ``node`` holds something at ``key`` that is no mean and
+    std (:func:`value_at` found none): an absent key, or a K beyond a sweep's, is "not
+    recorded"; anything else there is a damaged file."""
+    held = node
+    for i, k in enumerate(key):
+        where = ".".join(str(part) for part in key[:i])
+        if not isinstance(held, Mapping):  # damaged above the value's own key
+            raise VsentError(f"{path}: {where} is not an object (it holds "
+                             f"{json.dumps(held)[:60]})")
+        if isinstance(k, int):  # element k of a sweep's lists (value_at's reading)
+            means = held.get("mean")
+            if not isinstance(means, list):
+                raise VsentError(f"{path}: {where}.mean is not a list of means (it holds "
+                                 f"{json.dumps(means)[:60]})")
+            if not -len(means) <= k < len(means):
+                return  # K beyond the sweep: not recorded
+            held = {"mean": means[k]}
+            continue
+        held = held.get(k)
+        if held is None:  # absent: not recorded
+            return
+    where = ".".join(str(part) for part in key)
+    raise VsentError(f"{path}: {where} is not a mean and std (it holds {json.dumps(held)[:60]})")
 
 
 def value_at(node: Any, key: Sequence[str | int]) -> dict[str, float] | None:
