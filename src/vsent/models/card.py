@@ -265,8 +265,7 @@ def describe_weights(family: str, name: str, init: Any) -> dict[str, Any]:
         arch = name.rsplit("/", 1)[-1]  # timm/x, clip/x, zeroshot/clip/x
         return {**base, **import_module(module).describe_weights(arch, str(init))}
     if init == "imagenet":
-        library = "torchvision" if family == "torchvision" else family
-        return {**base, "source": f"ImageNet weights of {name}", "library": library,
+        return {**base, "source": f"ImageNet weights of {name}", "library": family,
                 "tag": "DEFAULT" if family == "torchvision" else None}
     return {**base, "source": "weights file", "location": str(init)}
 
