@@ -2218,3 +2218,58 @@ def test_a_damaged_k_sweep_is_an_error_not_not_recorded(tmp_path):
         sweep.write_text(text)
         with pytest.raises(VsentError, match=re.escape(f"{sweep}: {message}")):
             render.lookup(tmp_path, "k_sweep.json", ["ar", 0])
+
+
+# mutation round 47 (main session): render/runner mutants mut47e left unrun
+
+
+def test_a_path_is_shown_relative_to_the_report_inside_it_else_absolute(tmp_path,
+                                                                        monkeypatch):
+    """render.relative resolves both sides: ``out/a/../b`` is ``b``, and a relative path
+    outside the report is shown absolute (the report may be read from anywhere)."""
+    from vsent.reports import render
+
+    out = tmp_path / "out"
+    (out / "a").mkdir(parents=True)
+    assert render.relative(out, out / "a" / ".." / "b") == "b"
+    monkeypatch.chdir(tmp_path)
+    assert render.relative(out, Path("runs") / "x") == str(tmp_path / "runs" / "x")
+
+
+def test_labels_of_the_weights_and_the_cpu_name_what_they_say():
+    from vsent.reports import render
+
+    assert render.weights_label({"used": "imagenet", "model": "caffenet"}) == \
+        "ImageNet (caffenet)"
+    assert render.cpu_label({"cpu": "AMD EPYC"}) == "AMD EPYC"  # no capability: no "()"
+    assert render.cpu_label({"cpu": "AMD EPYC", "cpu_capability": "AVX2"}) == "AMD EPYC (AVX2)"
+    assert render.cpu_label({"cpu_capability": "AVX2"}) == "CPU (AVX2)"
+
+
+def test_a_tables_note_stands_under_its_heading(tmp_path):
+    from vsent.reports import render
+
+    row = render.make_row(["gch"], None, out=tmp_path, run_dir=None)
+    md = render.table_markdown(render.make_table("t", "T", ["method"], [row], note="Why."))
+    assert md[:4] == ["## T", "", "Why.", ""]
+
+
+def test_a_wide_tables_weights_are_said_once_each(tmp_path):
+    """Two reproduced cells of one line with the same weights: "w", not "w; w"."""
+    from vsent.reports import render
+
+    vgg = papers.SUN2016_TABLE1["vggnet"]
+    rows = [render.make_row(["vggnet", s], vgg[s], out=tmp_path, run_dir=tmp_path / s,
+                            file="k_sweep.json", key=["ar", 0], weights="w") for s in
+            ("five", "four")]
+    wide = {"by": 1, "values": ["five", "four"], "labels": ["Twitter I 5", "Twitter I 4"]}
+    md = render.table_markdown(render.make_table("t", "T", ["method", "subset"], rows,
+                                                 unit="percent", wide=wide))
+    assert md[4].endswith("| w | `five`, `four` |"), md[4]
+
+
+def test_a_paper_without_a_name_is_refused_when_registered():
+    with pytest.raises(TypeError, match="Nameless: a registered paper needs a name"):
+        @runner.register_paper
+        class Nameless(runner.Paper):
+            name = ""
