@@ -831,15 +831,21 @@ def test_rows_keep_six_places_name_an_unnamed_class_and_save_float32_maps(tmp_pa
     assert np.load(tmp_path / "out" / row["heatmap"]).dtype == np.float32
 
 
-def test_a_fused_label_other_than_the_networks_is_the_one_mapped(tmp_path):
+def _red_image_fused_negative(tmp_path):
+    """A red image RedBlue calls positive, and a fusion that calls it negative (P = 0.9)."""
     from types import SimpleNamespace
 
     red = np.zeros((32, 32, 3), np.uint8)
-    red[..., 0] = 255  # the network says positive; the fusion below says negative
+    red[..., 0] = 255
     Image.fromarray(red).save(tmp_path / "red.png")
     fusion = SimpleNamespace(hand=SimpleNamespace(features=lambda rgb: np.zeros(1)),
                              fuse=lambda p, hand: np.array([[0.9, 0.1]]))
-    row, = X.explain_images(RedBlue(), [tmp_path / "red.png"], tmp_path / "out", fusion=fusion)
+    return tmp_path / "red.png", fusion
+
+
+def test_a_fused_label_other_than_the_networks_is_the_one_mapped(tmp_path):
+    red, fusion = _red_image_fused_negative(tmp_path)
+    row, = X.explain_images(RedBlue(), [red], tmp_path / "out", fusion=fusion)
     assert row["predicted"] == "negative" and row["target"] == "negative"
     assert row["prob_negative"] == 0.9
 
@@ -977,14 +983,8 @@ def test_overlay_opacity_runs_from_the_image_alone_to_the_colours_alone():
 
 def test_a_class_target_is_mapped_whatever_the_fused_label(tmp_path):
     # only target="predicted" follows the fused label; --target positive maps positive
-    from types import SimpleNamespace
-
-    red = np.zeros((32, 32, 3), np.uint8)
-    red[..., 0] = 255  # the network says positive; the fusion below says negative
-    Image.fromarray(red).save(tmp_path / "red.png")
-    fusion = SimpleNamespace(hand=SimpleNamespace(features=lambda rgb: np.zeros(1)),
-                             fuse=lambda p, hand: np.array([[0.9, 0.1]]))
-    row, = X.explain_images(RedBlue(), [tmp_path / "red.png"], tmp_path / "out", fusion=fusion,
+    red, fusion = _red_image_fused_negative(tmp_path)
+    row, = X.explain_images(RedBlue(), [red], tmp_path / "out", fusion=fusion,
                             target="positive")
     assert row["predicted"] == "negative" and row["target"] == "positive"
 
