@@ -2273,3 +2273,45 @@ def test_a_paper_without_a_name_is_refused_when_registered():
         @runner.register_paper
         class Nameless(runner.Paper):
             name = ""
+
+
+def test_weights_failures_list_only_the_weights_that_failed(tmp_path, monkeypatch):
+    """mut47e U36: report["weights_failures"] holds the reasons of the sub-runs whose weights
+    did not load, not a None for each that loaded (or was random by request)."""
+
+    @dataclasses.dataclass
+    class Plan:
+        paper: typing.ClassVar[str] = "test2098"
+        template: None = None
+        reductions: list = dataclasses.field(default_factory=list)
+
+    @dataclasses.dataclass
+    class Cfg:  # (resolve_init replaces a failed init with random: a dataclass)
+        init: str
+        model: str = "smallcnn"
+        model_kwargs: dict = dataclasses.field(default_factory=dict)
+
+    def create(name, *, init="random", **kw):
+        if init == "imagenet":
+            raise WeightsError("no network here")
+
+    monkeypatch.setattr(runner, "create_model", create)
+    try:
+        @runner.register_paper
+        class Test2098(runner.Paper):
+            name = "test2098"
+            title = "Test et al. 2098"
+
+            def steps(self, plan):
+                return []
+
+            def run(self, plan, s):
+                for name, init in (("a", "random"), ("b", "imagenet"), ("c", "w.pt")):
+                    s.resolve_init(name, Cfg(init))
+                return {"tables": [], "figures": []}
+
+        report = R.reproduce(Plan(), tmp_path / "o", progress=False)
+        assert report["weights_failures"] == ["no network here"]
+        assert [report["weights"][n]["reason"] for n in "abc"] == [None, "no network here", None]
+    finally:
+        R.PAPERS.pop("test2098", None)
