@@ -367,7 +367,9 @@ def test_fuse_run_early_rule_uses_each_folds_model(twitter_like, tmp_path):
 
     ds = load_dataset(twitter_like, "five", validate=False)
     p = dict.fromkeys(ds.names, 0.6)
-    run = _fake_run(tmp_path / "run", twitter_like, p)
+    # with 10-crop probabilities: the early classifier fuses the centre crop's features only
+    # (mut47b F54: no 10-crop fused record, not an empty one)
+    run = _fake_run(tmp_path / "run", twitter_like, p, dict.fromkeys(ds.names, 0.7))
     with pytest.raises(VsentError, match="the early rule needs each fold's model"):
         fuse_run(run, "cues", rule="early", cache_dir=tmp_path / "cache")
     for k in range(1, 6):
@@ -383,6 +385,7 @@ def test_fuse_run_early_rule_uses_each_folds_model(twitter_like, tmp_path):
     late = fuse_run(run, "cues", cache_dir=tmp_path / "cache")
     assert out["rule"] == "early" and "fused_10crop" not in out and len(out["C"]) == 5
     assert out["cnn"] == late["cnn"] and out["hand"] == late["hand"]
+    assert out["cnn_10crop"] == late["cnn_10crop"] and "fused_10crop" in late
     probs = np.array([r["prob_fused"] for r in out["rows"]])
     assert ((probs >= 0) & (probs <= 1)).all()
     assert not np.allclose(probs, [r["prob_fused"] for r in late["rows"]])
