@@ -1012,3 +1012,12 @@ def test_cli_baselines_options_reach_the_run_and_default_as_documented(monkeypat
         "fisher_pca": 16, "sift": SiftParams(mode="keypoints", step=8),
         "max_descriptors": 900, "inner_splits": 4, "skip_bad": True, "n_jobs": 2,
         "overwrite": True}
+
+
+def test_the_svms_c_values_are_finite_positive_numbers():
+    """BaselineConfig checks its C grid as ProbeConfig does (vsent.config.positive_floats):
+    nan, a bool (float(True) is 1.0) and text were taken, or a TypeError; 0 was refused."""
+    assert bl.BaselineConfig(Cs=(10, 1)).Cs == (10.0, 1.0)  # in order, as floats
+    for cs in ((0.0,), (float("nan"),), (float("inf"),), (True,), ("a",), (), 5):
+        with pytest.raises(VsentError, match=r"^SVM C values must be positive numbers, got "):
+            bl.BaselineConfig(Cs=cs)

@@ -50,6 +50,17 @@ def is_finite(value: Any) -> bool:
     return math.isfinite(value)
 
 
+def positive_floats(values: Any) -> tuple[float, ...] | None:
+    """``values`` (a classifier's grid of C values, ...) as floats, in order; None when there
+    are none, or one is not a finite number > 0 (a bool is none: ``float(True)`` is 1.0).
+    Each caller says the error its own way."""
+    try:
+        floats = tuple(math.nan if isinstance(v, bool) else float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+    return floats if floats and all(math.isfinite(v) and v > 0 for v in floats) else None
+
+
 #: The scalar metrics of a fold, summarised over folds (:data:`vsent.metrics.SCALARS`) and
 #: shown on the model card (:data:`vsent.models.card.CARD_METRICS`), in this order.
 SCALAR_METRICS = ("accuracy", "precision", "recall", "f1")

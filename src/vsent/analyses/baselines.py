@@ -47,6 +47,7 @@ from vsent.config import (
     HISTOGRAM_MAPS,
     SUBSETS,
     check_seed,
+    positive_floats,
     split_blocks,
 )
 from vsent.data import Dataset, load_dataset, make_folds, save_folds
@@ -234,9 +235,10 @@ class BaselineConfig:
                              f"({self.k})")
         if self.inner_splits < 2:
             raise VsentError(f"inner_splits must be at least 2, got {self.inner_splits}")
-        if not self.Cs or any(c <= 0 for c in self.Cs):
-            raise VsentError(f"SVM C values must be positive, got {list(self.Cs)}")
-        object.__setattr__(self, "Cs", tuple(float(c) for c in self.Cs))
+        cs = positive_floats(self.Cs)
+        if cs is None:
+            raise VsentError(f"SVM C values must be positive numbers, got {self.Cs!r}")
+        object.__setattr__(self, "Cs", cs)
 
 
 def fold_blocks(feats: ImageFeatures, train: np.ndarray, names: Iterable[str],

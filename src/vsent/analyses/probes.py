@@ -72,7 +72,7 @@ from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from vsent.config import check_seed, config_from_dict
+from vsent.config import check_seed, config_from_dict, positive_floats
 from vsent.data._common import is_int_at_least
 from vsent.errors import VsentError
 from vsent.files import reserve_space
@@ -118,11 +118,8 @@ class ProbeConfig:
     max_iter: int = 10_000
 
     def __post_init__(self) -> None:
-        try:  # (float(True) is 1.0: a bool is no C)
-            cs = tuple(float(c) if not isinstance(c, bool) else math.nan for c in self.Cs)
-        except (TypeError, ValueError):
-            cs = ()
-        if not cs or not all(math.isfinite(c) and c > 0 for c in cs):
+        cs = positive_floats(self.Cs)
+        if cs is None:
             raise VsentError(f"--Cs must be positive numbers, got {self.Cs!r}")
         object.__setattr__(self, "Cs", tuple(sorted(set(cs))))
         if not is_int_at_least(self.inner_splits, 2):
