@@ -1,3 +1,5 @@
+import contextlib
+import gc
 import io
 import os
 import re
@@ -645,3 +647,251 @@ def test_an_array_of_no_columns_is_refused_by_name():
     """mut43 IM23: an array of zero width has no pixels, as one of zero height."""
     with pytest.raises(ImageError, match=r"^<array>: array of shape \(4, 0, 3\) has no pixels"):
         load_rgb(np.zeros((4, 0, 3), np.uint8))
+
+
+# mutation round 48 (mut48a): tests that kill mutants the suite missed
+
+
+def test_bytes_of_a_big_jpeg_decode_at_the_reduced_scale_of_its_file(tmp_path):
+    """mut48a I05: ``min_side`` reaches the decode of bytes too: load_resized of a big JPEG's
+    bytes gives the pixels of its path (1/4-scale decode), not those of a full decode."""
+    path = tmp_path / "big.jpg"
+    Image.fromarray(_smooth_photo(1600, 1200)).save(path, quality=95)
+    data = path.read_bytes()
+    assert load_rgb(data, min_side=300).size == (400, 300)
+    want = load_resized(path, 150)
+    assert not np.array_equal(want, resize_rgb(load_rgb(path), 150))  # the check can tell
+    np.testing.assert_array_equal(load_resized(data, 150), want)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I"])
+def test_resize_rgb_of_an_in_memory_image_of_another_mode_gives_rgb(mode):
+    """mut48a I07: only an RGB image made in memory skips load_rgb; an L, RGBA, P or I one is
+    converted first (an L image resized as it is would give (size, size), not 3 channels)."""
+    img = Image.new("RGB", (6, 4), (30, 30, 30)).convert(mode)
+    out = resize_rgb(img, 3)
+    assert out.shape == (3, 3, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, resize_rgb(load_rgb(img), 3))
+
+
+def test_a_broken_symbolic_link_is_named_as_such(tmp_path):
+    """mut48a I13: a link whose target is missing says so (the link itself is there)."""
+    link = tmp_path / "link.jpg"
+    link.symlink_to(tmp_path / "gone.jpg")
+    with pytest.raises(ImageError) as info:
+        load_rgb(link)
+    assert str(info.value) == f"{link}: broken symbolic link (its target is missing)"
+
+
+def test_a_damaged_file_of_a_read_format_is_not_called_unsupported(tmp_path):
+    """mut48a I20: bytes with a PNG signature and no valid chunk are a PNG PIL cannot identify,
+    not "a format vsent does not read": only formats outside FORMATS are named."""
+    data = b"\x89PNG\r\n\x1a\n" + bytes(30)
+    with pytest.raises(ImageError) as info:
+        load_rgb(data)
+    assert str(info.value) == "<bytes>: cannot identify image file"
+    path = tmp_path / "broken.png"
+    path.write_bytes(data)
+    with pytest.raises(ImageError) as info:
+        load_rgb(path)
+    assert str(info.value) == f"{path}: cannot identify image file"
+
+
+@pytest.mark.filterwarnings("error")
+def test_pils_limit_turned_off_leaves_vsents_limit(monkeypatch, bad_images):
+    """mut48a I24: a user may turn PIL's check off (MAX_IMAGE_PIXELS = None): images still
+    open, vsent's own limit still refuses (naming W x H), and PIL's None is left as it was."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    assert load_rgb(bad_images["ok"]).size == (16, 12)
+    with pytest.raises(ImageError) as info:
+        load_rgb(png_header_only(10000, 10000))
+    assert str(info.value) == ("<bytes>: image has 10000x10000 pixels, above the limit of "
+                               "64000000 (vsent.data.images.MAX_PIXELS)")
+    assert Image.MAX_IMAGE_PIXELS is None
+
+
+@pytest.mark.parametrize(("error", "message"), [
+    (PermissionError(13, "Permission denied"), "permission denied"),
+    (KeyError("tile"), "cannot decode image header: 'tile'"),
+    (FileNotFoundError(2, "No such file or directory"), "no such file or directory"),
+])
+def test_errors_of_the_open_are_image_errors_naming_the_file(tmp_path, monkeypatch, error,
+                                                              message):
+    """mut48a I29, I30, I79: a PermissionError of the open (root reads any file, so it is
+    raised here) is "permission denied", a plugin's KeyError on a malformed header is a header
+    failure, a file deleted between its stat and its open is missing; all name the file and
+    none stops the run."""
+    path = tmp_path / "locked.jpg"
+    path.write_bytes(b"\xff\xd8\xff whatever")
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(Image, "open", failing)
+    with pytest.raises(ImageError) as info:
+        load_rgb(path)
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_an_unreadable_exif_block_is_logged_and_the_picture_kept(bad_images, monkeypatch,
+                                                                  caplog):
+    """mut48a I32, I42, I43: when ImageOps.exif_transpose fails, the image is kept as stored
+    (a full copy, usable after the file is closed) and the failure is a logged warning."""
+    from PIL import ImageOps
+
+    def broken(*args, **kwargs):
+        raise SyntaxError("bad EXIF\nsecond line")
+
+    want = np.asarray(Image.open(bad_images["ok"]).convert("RGB"))
+    monkeypatch.setattr(ImageOps, "exif_transpose", broken)
+    with caplog.at_level("WARNING", logger="vsent"):
+        img = load_rgb(bad_images["ok"])
+    np.testing.assert_array_equal(np.asarray(img), want)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{bad_images['ok']}: ignoring unreadable EXIF orientation (bad EXIF)"]
+
+
+def _open_fds_to(path: Path) -> int:
+    fds = Path("/proc/self/fd")
+    n = 0
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):  # (the listing's own fd is gone)
+            n += os.readlink(fd) == str(path)
+    return n
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_a_multi_frame_file_is_closed_after_loading(tmp_path):
+    """mut48a I33: PIL keeps a multi-frame file (GIF) open after load() for its next frames;
+    load_rgb closes it itself, not the garbage collector (with a ResourceWarning) later."""
+    path = tmp_path / "two.gif"
+    frames = [Image.new("RGB", (6, 4), c) for c in ((200, 0, 0), (0, 0, 200))]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        img = load_rgb(path)
+        gc.collect()
+    assert img.size == (6, 4)
+    assert _open_fds_to(path) == 0
+    assert [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)] == []
+
+
+@pytest.mark.parametrize("size", [(0, 5), (5, 0)])
+def test_an_image_of_zero_size_is_refused(size):
+    """mut48a I34: a PIL image with no pixels is refused by name and size."""
+    w, h = size
+    with pytest.raises(ImageError) as info:
+        load_rgb(Image.new("RGB", size))
+    assert str(info.value) == f"<PIL image>: image has zero size {w}x{h}"
+
+
+def test_an_eof_error_while_decoding_is_a_truncated_file(bad_images, monkeypatch):
+    """mut48a I39: PIL's decoders signal a stream that ends early by EOFError (no message) as
+    well as by "truncated" OSErrors: both are "truncated image file"."""
+    lazy = Image.open(bad_images["ok"])
+
+    def eof(*args, **kwargs):
+        raise EOFError
+
+    monkeypatch.setattr(lazy, "load", eof)
+    with pytest.raises(ImageError) as info:
+        load_rgb(lazy)
+    assert str(info.value) == f"{bad_images['ok']}: truncated image file"
+
+
+def test_a_memory_error_while_decoding_pixels_is_the_images_failure(bad_images, monkeypatch):
+    """mut48a I41: a MemoryError of the pixel decode (a damaged header's giant allocation) is
+    "cannot decode image: <reason>", the image's failure (the open's still propagates)."""
+    lazy = Image.open(bad_images["ok"])
+
+    def oom(*args, **kwargs):
+        raise MemoryError("cannot allocate 9 GB")
+
+    monkeypatch.setattr(lazy, "load", oom)
+    with pytest.raises(ImageError) as info:
+        load_rgb(lazy)
+    assert str(info.value) == f"{bad_images['ok']}: cannot decode image: cannot allocate 9 GB"
+
+
+@pytest.mark.parametrize("dtype", ["<u2", ">u2", "<i4"])
+def test_wide_integer_images_are_scaled_by_257_in_every_byte_order(dtype):
+    """mut48a I46, I48, I59: 16-bit images of either byte order (I;16, I;16B) and 32-bit "I"
+    images with values above 255 are divided by 257 (25700 -> 100), not clipped to 255; a
+    16-bit image is scaled even when all its values are <= 255 (200 -> 1)."""
+    values = np.array([[25700, 0, 65535]], dtype)
+    img = Image.fromarray(values)
+    assert img.mode == {"<u2": "I;16", ">u2": "I;16B", "<i4": "I"}[dtype]
+    np.testing.assert_array_equal(np.asarray(load_rgb(img))[0, :, 1], [100, 0, 255])
+    if dtype != "<i4":
+        low = Image.fromarray(np.array([[200, 0, 129]], dtype))
+        np.testing.assert_array_equal(np.asarray(load_rgb(low))[0, :, 0], [1, 0, 1])
+
+
+def test_an_unconvertible_mode_is_named_with_the_image():
+    """mut48a I53: PIL converts no "La" (premultiplied) image to RGB: the refusal names the
+    image, the mode and PIL's reason."""
+    with pytest.raises(ImageError) as info:
+        load_rgb(Image.new("La", (2, 2)))
+    assert str(info.value) == ("<PIL image>: cannot convert mode La to RGB: conversion from "
+                               "La to L not supported")
+
+
+def test_an_error_without_a_message_is_named_by_its_type(bad_images, monkeypatch):
+    """mut48a I62: an exception with an empty message gives its type as the reason, never an
+    empty one ("...: cannot decode image: ")."""
+    lazy = Image.open(bad_images["ok"])
+
+    def fail(*args, **kwargs):
+        raise OSError
+
+    monkeypatch.setattr(lazy, "load", fail)
+    with pytest.raises(ImageError) as info:
+        load_rgb(lazy)
+    assert str(info.value) == f"{bad_images['ok']}: cannot decode image: OSError"
+
+
+def test_a_failing_resize_is_an_image_error_but_a_memory_shortage_propagates(monkeypatch):
+    """mut48a I74: whatever the resize of a decoded image raises is the image's failure,
+    except MemoryError (a real shortage stops the run, as in the open)."""
+    img = Image.new("RGB", (6, 4))
+    raised = [ValueError("boom")]
+
+    def fail(*args, **kwargs):
+        raise raised[0]
+
+    monkeypatch.setattr(img, "resize", fail)
+    with pytest.raises(ImageError) as info:
+        resize_rgb(img, 3)
+    assert str(info.value) == "<PIL image>: cannot decode image: ValueError: boom"
+    raised[0] = MemoryError()
+    with pytest.raises(MemoryError):
+        resize_rgb(img, 3)
+
+
+def test_a_memoryview_of_encoded_bytes_is_read_as_bytes(bad_images):
+    """mut48a I75: a memoryview (a slice of a larger buffer, no copy) is encoded bytes too."""
+    data = bad_images["ok"].read_bytes()
+    np.testing.assert_array_equal(np.asarray(load_rgb(memoryview(data))),
+                                  np.asarray(load_rgb(data)))
+    with pytest.raises(ImageError, match=r"^<bytes>: empty file$"):
+        load_rgb(memoryview(b""))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_float_pil_image_with_nan_or_inf_is_refused(bad):
+    """mut48a I76: a mode "F" image holding NaN or infinity is refused, not cast to garbage."""
+    img = Image.fromarray(np.array([[bad, 0.5]], np.float32))
+    assert img.mode == "F"
+    with pytest.raises(ImageError) as info:
+        load_rgb(img)
+    assert str(info.value) == "<PIL image>: float image contains NaN or infinite values"
+
+
+def test_a_path_through_a_file_is_named_with_the_systems_reason(tmp_path):
+    """mut48a I78: stat's other OSErrors (here ENOTDIR: a file used as a folder) are an
+    ImageError naming the path with the C library's reason in lower case."""
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    path = tmp_path / "a.jpg" / "b.jpg"
+    with pytest.raises(ImageError) as info:
+        load_rgb(path)
+    assert str(info.value) == f"{path}: not a directory"

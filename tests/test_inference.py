@@ -469,3 +469,183 @@ def test_evaluate_and_predict_proba_batch_as_asked_on_the_device_asked(images):
                   lambda d: evaluate(model, images, np.zeros(5, np.int64), device=d)):
         with pytest.raises(VsentError, match="unknown device 'tpu'"):
             score("tpu")
+
+
+# mutation round 48 (mut48a): tests that kill mutants the suite missed
+
+
+def test_device_names_are_checked_before_torch_sees_them(monkeypatch):
+    """mut48a N01, N02, N03: "cuda:1" is a CUDA device (refused like "cuda" where there is
+    none, taken where there is one), other names and non-strings are refused by name."""
+    from vsent.inference import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ("cuda", "cuda:1"):
+        with pytest.raises(VsentError, match=r"^--device cuda: no CUDA device is available"):
+            resolve_device(name)
+    with pytest.raises(VsentError, match=r"^device must be auto, cpu or cuda, got None$"):
+        resolve_device(None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device("cpu") == torch.device("cpu")
+    for name in ("gpu", "cuda0", "CPU"):
+        with pytest.raises(VsentError, match=rf"^unknown device {name!r}: use auto, cpu or cuda"):
+            resolve_device(name)
+
+
+def test_a_model_of_exactly_twenty_modules_lists_them_all():
+    """mut48a N05: the list of layer names is cut (with a count) only above 20 names."""
+    from torch import nn
+
+    from vsent.inference import layer_module
+
+    model = nn.Sequential(*[nn.Identity() for _ in range(20)])
+    with pytest.raises(VsentError) as info:
+        layer_module(model, "fc")
+    assert str(info.value) == ("--layer 'fc': no such layer in Sequential; try one of "
+                               + ", ".join(str(i) for i in range(20)))
+    model.append(nn.Identity())
+    with pytest.raises(VsentError, match=r"try one of 0, 1, .*, 19, \.\.\. \(21 modules\)$"):
+        layer_module(model, "fc")
+
+
+def test_capture_with_grad_keeps_the_output_a_later_functional_inplace_op_changes():
+    """mut48a N07: with grad=True the network goes on with a clone of each captured output,
+    so ``out += ...`` after the layer (ResNet's residual add) leaves the captured one as the
+    layer gave it."""
+    from torch import nn
+
+    class AddOne(nn.Module):
+        def forward(self, x):
+            x += 1  # in place, as ResNet's out += identity
+            return x
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2), AddOne())
+    x = torch.rand(4, 3)
+    with capture_outputs(model, ["0"], grad=True) as acts:
+        out = model(x)
+    want = x @ model[0].weight.detach().T + model[0].bias.detach()
+    torch.testing.assert_close(acts["0"].detach(), want)
+    torch.testing.assert_close(out.detach(), want + 1)
+    assert acts["0"].requires_grad
+
+
+def test_capture_stops_recording_when_its_block_ends():
+    """mut48a N09: the hooks are removed on leaving the block: a later forward pass neither
+    changes what was captured nor leaves a hook on the model."""
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(3, 2))
+    with capture_outputs(model, ["0"]) as acts:
+        model(torch.zeros(1, 3))
+    first = acts["0"].clone()
+    model(torch.ones(5, 3))
+    assert torch.equal(acts["0"], first)
+    assert not model[0]._forward_hooks
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_read_only_image_cache_is_scored_without_a_warning(images):
+    """mut48a N10: a read-only memory map (the image cache) is copied before torch takes it:
+    torch.from_numpy of non-writable memory warns (an error here) and may not be written."""
+    model = _model()
+    ro = images.copy()
+    ro.flags.writeable = False
+    want = infer(model, images, device="cpu").probs
+    np.testing.assert_array_equal(infer(model, ro, device="cpu").probs, want)
+    np.testing.assert_array_equal(infer(model, ro, oversample=True, device="cpu").probs,
+                                  infer(model, images, oversample=True, device="cpu").probs)
+
+
+def test_a_captured_layer_must_run_and_give_a_tensor(images):
+    """mut48a N14, N15: a layer the forward pass never calls, or one whose output is not a
+    tensor (a tuple), is a VsentError naming it, not an AttributeError of the averaging."""
+    from torch import nn
+
+    class Pair(nn.Module):
+        def forward(self, x):
+            return x, x
+
+    class FirstOfPair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pair = Pair()
+
+        def forward(self, x):
+            return self.pair(x)[0]
+
+    model = _model()
+    model.unused = nn.ReLU()
+    with pytest.raises(VsentError, match=r"^layer 'unused' was not called by the forward pass$"):
+        infer(model, images, capture=["unused"], device="cpu")
+    model.dropout = FirstOfPair()
+    with pytest.raises(VsentError, match=r"^layer 'dropout\.pair' outputs a tuple, not a "
+                                         r"tensor$"):
+        infer(model, images, capture=["dropout.pair"], device="cpu")
+
+
+@pytest.mark.parametrize("ahead", [0, -3])
+def test_prefetch_with_nothing_ahead_still_yields_every_item(ahead):
+    """mut48a N24: ``ahead`` below 1 means one item in flight, not none (which returned at
+    once and dropped every item)."""
+    out = list(prefetch(lambda i: i * 10, range(4), workers=1, ahead=ahead))
+    assert out == [(0, 0, None), (1, 10, None), (2, 20, None), (3, 30, None)]
+
+
+def test_iter_batches_refuses_a_batch_size_below_one():
+    """mut48a N28: batch size 0 is refused by name (it put every item in one batch)."""
+    with pytest.raises(VsentError, match=r"^--batch-size must be >= 1, got 0$"):
+        next(iter_batches([np.zeros((4, 4, 3), np.uint8)], 4, batch_size=0, workers=1))
+
+
+def test_a_batch_of_failed_items_has_no_image_rows(files):
+    """mut48a N30: a batch where every item fails still comes, with its errors and an empty
+    (0, S, S, 3) uint8 image array (np.stack of nothing raised)."""
+    _, bad = files
+    batches = list(iter_batches([bad, bad, bad], 16, batch_size=2, workers=2))
+    assert [len(b.items) for b in batches] == [2, 1]
+    for b in batches:
+        assert b.images.shape == (0, 16, 16, 3) and b.images.dtype == np.uint8
+        assert b.ok == [] and all(isinstance(e, ImageError) for e in b.errors)
+
+
+def test_iter_batches_computes_the_features_of_the_decoded_items(files):
+    """mut48a N37, N38: ``features(item)`` runs with the decode: rows of the items without an
+    error, in order; a batch with none still has a (0-row) array, not None."""
+    paths, bad = files
+
+    def feats(path):
+        return np.array([float(Image.open(path).size[1]), 1.0])
+
+    batches = list(iter_batches([paths[0], bad, paths[3], bad], 8, batch_size=2, workers=2,
+                                features=feats))
+    np.testing.assert_array_equal(batches[0].features, [[30.0, 1.0]])
+    np.testing.assert_array_equal(batches[1].features, [[33.0, 1.0]])
+    empty = next(iter_batches([bad], 8, batch_size=2, workers=1, features=feats))
+    assert empty.features is not None and len(empty.features) == 0
+
+
+def test_activations_of_a_half_precision_layer_come_back_as_float32(images):
+    """mut48a N39: captured outputs are float32 whatever the layer's dtype (a float16 layer's
+    mean over crops would otherwise be float16, and numpy has no bfloat16)."""
+    from torch import nn
+
+    class Half(nn.Module):
+        def forward(self, x):
+            return x.half()
+
+    class ThroughHalf(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cast = Half()
+
+        def forward(self, x):
+            return self.cast(x).float()
+
+    model = _model()
+    model.dropout = ThroughHalf()
+    r = infer(model, images, capture=["dropout.cast"], features=True, device="cpu")
+    assert r.activations["dropout.cast"].dtype == np.float32
+    np.testing.assert_array_equal(r.activations["dropout.cast"],
+                                  r.features.astype(np.float16).astype(np.float32))

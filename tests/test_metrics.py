@@ -167,3 +167,43 @@ def test_write_summary_leaves_a_blank_line_between_the_table_and_what_follows(tm
     md = (tmp_path / "r" / "summary.md").read_text()
     assert md == summary_markdown(summary, "t") + "\n![curves](curves.png)\n"
     assert "| |\n\n![curves]" in md
+
+
+# mutation round 48 (mut48a): tests that kill mutants the suite missed
+
+
+def test_a_scalar_is_refused_as_not_of_shape_n():
+    """mut48a M11: one label (a 0-d array or a number) is not a (n,) array: refused by name
+    with its shape, not len()'s TypeError."""
+    with pytest.raises(ValueError, match=r"^y_true must be of shape \(n,\), got \(\)$"):
+        binary_metrics(np.int64(1), np.array([1]))
+    with pytest.raises(ValueError, match=r"^y_pred must be of shape \(n,\), got \(\)$"):
+        binary_metrics([1], 1)
+
+
+def test_the_summary_table_of_two_folds_is_exactly_a_markdown_table():
+    """mut48a M22, M28: the separator row has a cell per column (fold, the metrics, n) and
+    fold rows give 3 decimals; the mean row gives mean +- population std."""
+    from vsent.metrics import summary_markdown
+
+    s = summarize_folds([
+        {"fold": 1, "accuracy": 0.7, "precision": 0.5, "recall": 0.25, "f1": 1 / 3, "n": 10},
+        {"fold": 2, "accuracy": 0.8, "precision": 0.7, "recall": 0.75, "f1": 0.72, "n": 12},
+    ])
+    assert summary_markdown(s, "T") == (
+        "# T\n\n"
+        "| fold | accuracy | precision | recall | f1 | n |\n"
+        "|---|---|---|---|---|---|\n"
+        "| 1 | 0.700 | 0.500 | 0.250 | 0.333 | 10 |\n"
+        "| 2 | 0.800 | 0.700 | 0.750 | 0.720 | 12 |\n"
+        "| **mean** | 0.750 +- 0.050 | 0.600 +- 0.100 | 0.500 +- 0.250 | 0.527 +- 0.193 | |\n"
+    )
+
+
+def test_whole_float_labels_are_read_and_named_as_integers():
+    """mut48a M16: labels read from a CSV as floats (1.0, 2.0) are class indices: scored as
+    the integers, and a refusal names them as integers."""
+    with pytest.raises(ValueError, match=r"^y_true must hold labels 0 and 1, got \[1, 2\]$"):
+        binary_metrics(np.array([1.0, 2.0, 2.0]), np.array([1, 1, 2]))
+    y_true, y_pred = np.array([0.0, 1.0, 1.0]), np.array([0.0, 1.0, 5.0])
+    assert binary_metrics(y_true, y_pred) == binary_metrics([0, 1, 1], [0, 1, 5])

@@ -558,3 +558,90 @@ def test_a_pool_takes_strided_batches_and_once_given_up_sends_no_more_to_workers
     assert torch.equal(strided, real(np.ascontiguousarray(view), 8, 6))
     assert in_loop == [7, 8, 9]
     assert all(torch.equal(x, real(b, 8, s)) for x, (b, s) in zip(out, batches, strict=True))
+
+
+# mutation round 48 (mut48a): tests that kill mutants the suite missed
+
+
+def test_numpy_integer_sizes_become_python_ints():
+    """mut48a T05: sizes read from numpy (a config array) are stored as ints, so the
+    preprocessing still goes to JSON (a checkpoint) and compares equal to the int one."""
+    pre = Preprocess(resize=np.int64(64), crop=np.int64(56))
+    assert type(pre.resize) is int and type(pre.crop) is int
+    assert json.loads(json.dumps(pre.to_dict()))["resize"] == 64
+    assert pre == Preprocess(resize=64, crop=56)
+
+
+def test_with_crop_keeps_the_warp_to_crop_ratio_rounded():
+    """mut48a T06, T07: 64:56 with crop 96 warps to round(96 * 64 / 56) = round(109.7) = 110
+    (truncation gives 109), and the crop is the one asked for; the rest is kept."""
+    pre = Preprocess(resize=64, crop=56, mean=(1, 2, 3), std=(4, 5, 6), channel_order="BGR")
+    assert pre.with_crop(96) == Preprocess(resize=110, crop=96, mean=(1, 2, 3), std=(4, 5, 6),
+                                           channel_order="BGR")
+    assert CAFFE_PREPROCESS.with_crop(227) == CAFFE_PREPROCESS
+
+
+def test_trivial_augment_of_no_images_gives_no_crops():
+    """mut48a T23: an empty batch (the last of an exactly divided epoch, a filtered one) gives
+    an empty (0, crop, crop, 3) batch, not torch.stack's error on an empty list."""
+    from vsent.data.transforms import trivial_augment
+
+    out = trivial_augment(torch.zeros(0, 20, 20, 3, dtype=torch.uint8), 16,
+                          torch.Generator().manual_seed(0))
+    assert out.shape == (0, 16, 16, 3) and out.dtype == torch.uint8
+
+
+def test_a_refused_batch_draws_nothing_from_the_generator():
+    """mut48a T24: trivial_augment refuses a non-uint8 batch before its seed is drawn, so a
+    caught refusal leaves the seeded generator (and the run's later batches) as they were."""
+    from vsent.data.transforms import trivial_augment
+
+    g = torch.Generator().manual_seed(5)
+    state = g.get_state()
+    with pytest.raises(ValueError, match="trivial_augment expects uint8 images, got "
+                                         "torch.float32"):
+        trivial_augment(torch.zeros(2, 20, 20, 3), 16, g)
+    assert torch.equal(g.get_state(), state)
+
+
+def test_normalize_takes_a_single_image():
+    """mut48a T32: one (H, W, 3) image is a batch of shape (..., H, W, 3) with no leading
+    dimension: (3, H, W) out, as torchvision's Normalize of one CHW image."""
+    img = coords(b=1)[0]
+    out = normalize(img, IMAGENET_PREPROCESS)
+    assert out.shape == (3, H, W)
+    assert torch.equal(out, normalize(img[None], IMAGENET_PREPROCESS)[0])
+    with pytest.raises(ValueError, match=r"\(\.\.\., H, W, 3\), got \(4, 3\)"):
+        normalize(torch.zeros(4, 3), IMAGENET_PREPROCESS)
+
+
+def test_normalize_leaves_a_float_batch_of_one_pixel_images_untouched():
+    """mut48a T35: normalising works on a copy even where moving the channels needs none (1 x 1
+    images: (B, 1, 1, 3) and (B, 3, 1, 1) share their memory layout)."""
+    x = torch.rand(2, 1, 1, 3) * 255
+    before = x.clone()
+    out = normalize(x, IMAGENET_PREPROCESS)
+    assert torch.equal(x, before)
+    want = (before[:, 0, 0] - torch.tensor(IMAGENET_PREPROCESS.mean)) / torch.tensor(
+        IMAGENET_PREPROCESS.std)
+    torch.testing.assert_close(out[:, :, 0, 0], want)
+
+
+def test_an_unknown_mix_is_refused_by_name():
+    """mut48a T39: a mix name that is none of mixup, cutmix, mixup|cutmix is an error, not a
+    silent fallback to one of them."""
+    from vsent.data.transforms import mix_batch
+
+    x, y = torch.zeros(2, 3, 4, 4), torch.tensor([0, 1])
+    for kind in ("mixpu", "cutmix|mixup", ""):
+        with pytest.raises(ValueError, match=rf"^unknown mix {kind!r}$"):
+            mix_batch(x, y, kind, 2)
+
+
+@pytest.mark.parametrize("resize", [0, 2.5, "256"])
+def test_preprocess_resize_must_be_a_positive_integer(resize):
+    """mut48a T40: the warp size is checked as the crop is (0 was reported as a crop larger
+    than it, 2.5 silently became 2)."""
+    with pytest.raises(VsentError, match=rf"^Preprocess\.resize must be a positive integer, "
+                                         rf"got {resize!r}$"):
+        Preprocess(resize=resize, crop=1)
