@@ -134,8 +134,8 @@ def resize_rgb(img: Image.Image | ImageSource, size: int) -> np.ndarray:
         out = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
     except MemoryError:
         raise
-    except Exception as e:  # noqa: BLE001 - a lazy RGB image (Image.open) decodes here
-        raise _undecodable(getattr(img, "filename", "") or "<PIL image>", e) from None
+    except Exception as e:  # noqa: BLE001 - only in-memory images get here (no file name)
+        raise _undecodable("<PIL image>", e) from None
     return np.asarray(out, dtype=np.uint8).copy()
 
 
