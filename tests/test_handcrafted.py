@@ -399,3 +399,99 @@ def test_dense_sift_sizes_that_differ_have_cache_names_that_differ():
     assert SiftParams(mode="dense").key() == "dense-s256-st12-sz16"
     assert SiftParams(mode="dense", size=16.0000001).key() != SiftParams(mode="dense").key()
     assert SiftParams(mode="dense", size=12.5).key() == "dense-s256-st12-sz12.5"
+
+
+# mutation round 48 (mut48b): vsent.analyses.handcrafted mutants the suite missed
+
+
+def test_keypoint_defaults_and_a_one_pixel_step_are_the_documented_ones():
+    """mut48b H19, H20: the keypoint mode keeps the documented 500 keypoints (its cache name
+    says so: another count is another cache), and a dense step of 1 px is allowed (the limit
+    the error message states)."""
+    assert hc.SiftParams(mode="keypoints").key() == "kp-s256-n500"
+    assert hc.SiftParams(step=1).key() == "dense-s256-st1-sz16"
+
+
+def test_images_without_descriptors_give_uint8_rows_in_either_mode():
+    """mut48b H31, H32: no descriptors (a flat image in keypoint mode, a banner too thin for
+    the dense grid) is a (0, 128) uint8 array, as every other image's: float rows would be
+    cached as such and make the stacked descriptors float."""
+    flat = np.full((64, 64, 3), 90, np.uint8)
+    banner = np.random.default_rng(11).integers(0, 256, (8, 1200, 3), dtype=np.uint8)
+    for got in (hc.sift_descriptors(flat, hc.SiftParams(mode="keypoints")),
+                hc.sift_descriptors(banner)):
+        assert got.shape == (0, 128) and got.dtype == np.uint8
+
+
+def test_a_warm_sift_cache_is_read_not_computed_again_and_its_entries_are_marked(
+        tmp_path, monkeypatch):
+    """mut48b H35, H41, H42: colour histograms asked for after the descriptors were cached
+    decode the images but take the descriptors from the cache; a hit sets the modification
+    time (the last use ``vsent cache --clean`` reads) of the colour entry and the SIFT
+    folder."""
+    import os
+
+    rng = np.random.default_rng(12)
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"im{i}.png")
+        Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(paths[-1])
+    kw = dict(cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+    first = hc.extract_features(paths, colour=False, **kw)
+    assert not first.gch.any()
+
+    def no_sift(*args, **kwargs):
+        raise AssertionError("SIFT computed again on a warm cache")
+
+    monkeypatch.setattr(hc, "sift_descriptors", no_sift)
+    both = hc.extract_features(paths, **kw)
+    assert both.decoded == 2 and both.gch.sum(1) == pytest.approx([1, 1])
+    for a, b in zip(first.descriptors, both.descriptors, strict=True):
+        np.testing.assert_array_equal(a, b)
+    (colour,) = (tmp_path / "cache" / "baselines").glob("colour-*.npz")
+    (sift_dir,) = (tmp_path / "cache" / "baselines").glob("sift-*")
+    for entry in (colour, sift_dir):
+        os.utime(entry, (1e9, 1e9))
+    assert hc.extract_features(paths, **kw).decoded == 0
+    assert colour.stat().st_mtime > 1e9 + 1e6 and sift_dir.stat().st_mtime > 1e9 + 1e6
+
+
+def test_a_feature_cache_folder_that_cannot_be_made_is_one_line_naming_it(tmp_path):
+    """mut48b H43: the message names the folder it could not create (here under a file)."""
+    from vsent.errors import VsentError
+
+    (tmp_path / "cache").write_text("not a folder")
+    sift_dir = tmp_path / "cache" / "baselines" / f"sift-{hc._CACHE_FORMAT}-{hc.SiftParams().key()}"
+    with pytest.raises(VsentError, match=re_escape(
+            f"cannot create feature cache {sift_dir}: Not a directory")):
+        hc.extract_features([tmp_path / "im.png"], cache_dir=tmp_path / "cache", progress=False)
+
+
+def test_descriptors_that_all_fit_in_the_sample_are_all_taken_in_order():
+    """mut48b H45: exactly ``max_descriptors`` rows are not a sample: all of them, stacked in
+    image order (as fewer rows are)."""
+    rng = np.random.default_rng(13)
+    descs = [rng.integers(0, 256, (n, 128), dtype=np.uint8) for n in (30, 20)]
+    for limit in (50, 51):
+        np.testing.assert_array_equal(hc._sample_descriptors(descs, limit, seed=0),
+                                      np.concatenate(descs))
+
+
+def test_the_descriptor_sample_is_drawn_with_the_given_seed():
+    """mut48b H47: another seed draws another sample (folds of another seed learn their
+    vocabulary from other rows), the same seed the same one."""
+    descs = [np.random.default_rng(14).integers(0, 256, (200, 128), dtype=np.uint8)]
+    first, again, other = (hc._sample_descriptors(descs, 20, seed=s) for s in (1, 1, 2))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    np.testing.assert_array_equal(first, descs[0][np.random.default_rng(1).choice(200, 20,
+                                                                                  replace=False)])
+
+
+def test_the_vocabulary_is_fitted_on_every_descriptor_of_the_sample():
+    """mut48b H50: a one-word vocabulary is the mean of all descriptors (both images: 20 and
+    200 in equal numbers, mean 110), not of a part of them."""
+    descs = [np.full((100, 128), v, np.uint8) for v in (20, 200)]
+    vocab = hc.learn_vocabulary(descs, k=1, seed=0)
+    assert vocab.cluster_centers_.shape == (1, 128)
+    assert vocab.cluster_centers_.mean() == pytest.approx(110, abs=5)

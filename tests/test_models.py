@@ -1262,3 +1262,19 @@ def test_torchvision_probe_layers_are_flattened_like_caffenets():
     probes, capped by max_features), not a global average that drops where things are."""
     info = create_model("resnet18", image_size=64).info
     assert {info.pool_of(layer) for layer in info.probe_layers} == {"flatten"}
+
+
+# mutation round 48 (mut48b): vsent.models.pcnn mutants the suite missed
+
+
+def test_pcnn_built_directly_has_the_papers_widths_and_says_its_output_count():
+    """mut48b M11b, M29: PCNN() without fc_widths is fc1 512, fc2 512, fc3 24 (as the
+    registry's builder); a 3-way PCNN's info says 3 outputs (what progressive training reads
+    to refuse a model that is not 2-way)."""
+    from vsent.models.pcnn import PCNN
+
+    model = PCNN()
+    assert [getattr(model, f"fc{i}").out_features for i in (1, 2, 3, 4)] == [512, 512, 24, 2]
+    assert (model.info.num_outputs, model.info.feature_dim) == (2, 24)
+    three = create_model("pcnn", num_classes=3, fc_widths=(16, 16, 8))
+    assert three.info.num_outputs == three.fc4.out_features == 3

@@ -7,6 +7,7 @@ import csv
 import json
 import logging
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -193,6 +194,9 @@ def test_pcnn_command_writes_its_run_directory(make_learnable, tmp_path):
     # a stage's history damaged before the summary was written: left out of it, with a
     # warning (it was a JSONDecodeError traceback after both stages had trained)
     assert summary["stage1_final"]["epoch"] == 3
+    history = json.loads((out / "stage2" / "history.json").read_text())  # mut48b P35
+    assert summary["stage2_final"] == {k: history[-1][k] for k in ("epoch", "loss",
+                                                                   "train_accuracy")}
     (out / "summary.json").unlink()
     (out / "stage1" / "history.json").write_text('{"cut')
     assert main([*args, "--resume"]) == 0
@@ -1036,3 +1040,168 @@ def test_pcnn_transfer_without_model_is_one_line_naming_it(tmp_path, capsys):
     assert capsys.readouterr().err == (
         "vsent: error: --model is required (the checkpoint to fine-tune)\n")
     assert not (tmp_path / "o").exists()
+
+
+# mutation round 48 (mut48b): vsent.analyses.pcnn mutants the suite missed
+
+
+def test_removal_report_counts_the_ln2_boundary_as_always_kept_and_bins_each_histogram():
+    """mut48b P12, P17, P19: |s1 - s2| = ln 2 exactly is "always kept" (p = 0 there); the
+    histograms of removal.json have 20 bins over [0, 1], "p" of the probabilities, "diff" of
+    |s1 - s2| and "diff_removed" of the removed images' |s1 - s2| only."""
+    scores = np.array([[0.5, 0.5], [math.log(2), 0.0], [0.75, 0.25], [0.95, 0.05]])
+    kept = np.array([False, True, True, True])
+    r = removal_report(scores, kept, np.array([0, 1, 0, 1]))
+    assert r["share_always_kept"] == 0.5  # |s1 - s2| = ln 2 and 0.9
+    h = r["histogram"]
+    np.testing.assert_array_equal(h["edges"], np.linspace(0, 1, 21))
+
+    def counts(bins):
+        return np.bincount(bins, minlength=20)
+
+    # |s1 - s2| = 0, ln 2, 0.5, 0.9; p = 1, 0, 2 - e^0.5 = 0.35, 0
+    np.testing.assert_array_equal(h["diff"], counts([0, 13, 10, 17]))
+    np.testing.assert_array_equal(h["p"], counts([19, 0, 7, 0]))
+    np.testing.assert_array_equal(h["diff_removed"], counts([0]))
+
+
+def test_progressive_summary_markdown_gives_shares_in_percent():
+    """mut48b P21, P33: summary.md's "always kept" and per-label shares are percentages; a
+    label without images has a 0.0 % share, not a division by zero or 100 %."""
+    from vsent.analyses.pcnn import _progressive_markdown
+
+    summary = {"data": "d", "dataset": "D", "n_images": 4, "n_removed": 1, "n_kept": 3,
+               "removed_share": 0.25, "stage2_skipped": False, "seeds": {"stage1": 0},
+               "stage1_model": "s1.pt", "model": "m.pt"}
+    report = {"expected_removed": 1.5, "share_always_kept": 0.5,
+              "by_label": {"negative": {"n": 4, "removed": 1}, "positive": {"n": 0, "removed": 0}}}
+    md = _progressive_markdown(summary, report)
+    assert "- removed 1 images (25.0%), expected 1.5; kept 3\n" in md
+    assert "- always kept (|s1 - s2| >= ln 2): 50.0% of images\n" in md
+    assert "| negative | 4 | 1 | 25.0% |\n| positive | 0 | 0 | 0.0% |\n" in md
+    assert "stage 2 skipped" not in md
+
+
+def test_transfer_table_of_an_unknown_or_mixed_fold_count_says_k_fold():
+    """mut48b P25, P26: rows that never recorded their fold count on a folds file, or rows of
+    different counts, are "k-fold" (not "None-fold", not Campos et al.'s 5)."""
+    from vsent.analyses.pcnn import PUBLISHED_SOURCE, transfer_markdown, transfer_row
+    from vsent.metrics import summarize_folds
+
+    def row(subset, k):
+        return transfer_row(subset, summarize_folds([
+            {"fold": i, "accuracy": 0.7, "precision": 0.7, "recall": 0.7, "f1": 0.7}
+            for i in range(1, k + 1)]))
+
+    table = {"reference": "pcnn", "architecture": "pcnn", "model": "m.pt",
+             "folds": "my_folds.json", "evaluation": "centre", "published_source": PUBLISHED_SOURCE}
+    old_rows = [{k: v for k, v in row("five", 3).items() if k != "n_folds"}]
+    for rows in (old_rows, [row("five", 3), row("four", 2)]):
+        md = transfer_markdown({**table, "rows": rows})
+        assert "\nk-fold fine-tuning on Twitter I (my_folds.json folds" in md
+
+
+def test_transfer_config_refuses_a_subset_twice_and_a_folds_file_for_two_subsets():
+    """mut48b P27, P28: a subset named twice would fine-tune it twice into one folder; a folds
+    file holds one subset's folds, so two subsets with it are refused as three are."""
+    from vsent.analyses.pcnn import TransferConfig
+
+    with pytest.raises(VsentError, match=r"^--subsets 'five,five' names a subset twice$"):
+        TransferConfig(model="m.pt", data="d", subsets=["five", "five"])
+    with pytest.raises(VsentError, match=r"^a folds file \(f\.json\) holds the folds of one "
+                                         r"subset; use --subsets five, four or three with it$"):
+        TransferConfig(model="m.pt", data="d", subsets=["five", "four"], folds="f.json")
+    assert TransferConfig(model="m.pt", data="d", subsets=["four"], folds="f.json").subsets == \
+        ["four"]
+    assert TransferConfig(model="m.pt", data="d", subsets=["five", "four"],
+                          folds="stratified").folds == "stratified"
+
+
+def test_checkpoint_spec_refuses_a_model_whose_outputs_are_not_two_whatever_its_classes(
+        tmp_path, monkeypatch):
+    """mut48b P30: a network of 2 classes whose output is another width (CaffeNet's
+    fc7-4096 features) is not a 2-way classifier either."""
+    import types
+
+    import vsent.analyses.pcnn as P
+
+    def fake(num_outputs, num_classes):
+        model = types.SimpleNamespace(spec={"name": "caffenet", "num_classes": num_classes},
+                                      info=types.SimpleNamespace(num_outputs=num_outputs))
+        monkeypatch.setattr(P, "load_checkpoint", lambda path: (model, {"stage": "x"}))
+
+    fake(4096, 2)
+    with pytest.raises(VsentError, match=r"^m\.pt: a caffenet with 4096 outputs; domain "
+                                         r"transfer needs a 2-way"):
+        P.checkpoint_spec("m.pt")
+    fake(2, 2)
+    assert P.checkpoint_spec("m.pt") == ("caffenet", {}, {"stage": "x"})
+
+
+def test_a_stage_1_model_that_recorded_no_data_hash_is_not_refused(tmp_path, monkeypatch):
+    """mut48b P32: a stage-1 checkpoint made by a vsent that recorded no data_sha256 goes on
+    (nothing to compare); one that recorded another hash is refused naming both."""
+    import vsent.analyses.pcnn as P
+
+    stage1 = tmp_path / "model.pt"
+    stage1.write_bytes(b"x")
+    now = "ab" * 32
+    for meta in ({}, {"data_sha256": None}, {"data_sha256": now}):
+        monkeypatch.setattr(P, "load_checkpoint", lambda path, meta=meta: (None, meta))
+        P._check_stage1_data(stage1, "d", now)
+    monkeypatch.setattr(P, "load_checkpoint", lambda path: (None, {"data_sha256": "cd" * 32}))
+    with pytest.raises(VsentError, match=r"^d: its images or labels changed since .*model\.pt "
+                                         r"was trained on them \(data_sha256 cdcdcdcdcdcd then, "
+                                         r"abababababab now\)"):
+        P._check_stage1_data(stage1, "d", now)
+    P._check_stage1_data(tmp_path / "none.pt", "d", now)  # no stage-1 model: nothing to check
+
+
+def test_progressive_refuses_a_model_of_three_outputs_before_its_run_folder(tmp_path):
+    """mut48b P34: the removal rule reads two softmax scores; a 3-way network is refused (not
+    only one of fewer outputs), before the run folder exists."""
+    cfg = ProgressiveConfig(data=str(tmp_path), model_kwargs={"num_classes": 3,
+                                                              "fc_widths": [8, 8, 8]})
+    with pytest.raises(VsentError, match=r"^progressive training needs a 2-way model, pcnn "
+                                         r"has 3 outputs$"):
+        progressive(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_resume_after_stage_1_scores_with_the_stage_1_network(make_learnable, tmp_path):
+    """mut48b P37: a run stopped after stage 1 resumes by loading stage1/model.pt, so the
+    selection scores are that network's (as a run that never stopped made them), not those of
+    a new untrained network."""
+    data = make_learnable(n_pos=6, n_neg=6)
+    quick = CROSSVAL_PRESETS["quick"]["train"].replace(epochs=1, batch_size=8, device="cpu")
+    cfg = ProgressiveConfig(data=str(data), model="smallcnn", model_kwargs={"widths": [8, 16]},
+                            train=quick, finetune=quick, seed=0, preset=None)
+    out = tmp_path / "run"
+    progressive(cfg, out, progress=False)
+
+    def scores():
+        with (out / "removal.csv").open(newline="") as f:
+            return [(r["name"], r["s1"], r["s2"]) for r in csv.DictReader(f)]
+
+    first = scores()
+    for name in ("removal.csv", "model.pt", "summary.json"):
+        (out / name).unlink()
+    progressive(cfg, out, resume=True, progress=False)
+    assert scores() == first
+
+
+def test_an_eval_batch_size_that_is_not_a_positive_integer_is_refused_when_built():
+    """mut48b P4 and a fix: --eval-batch-size must be an integer >= 1 for both commands, as
+    crossval's RunConfig says (ProgressiveConfig took 2.5, which stopped a run only when it
+    scored the images after stage 1; TransferConfig took 0 and stopped after its run folder
+    was made, when the first subset's run was set up)."""
+    from vsent.analyses.pcnn import TransferConfig
+
+    assert ProgressiveConfig(data="d", eval_batch_size=1).eval_batch_size == 1
+    assert TransferConfig(model="m", data="d", eval_batch_size=1).eval_batch_size == 1
+    for bad in (0, 2.5, "4", True):
+        said = rf"^--eval-batch-size must be an integer >= 1, got {re.escape(repr(bad))}$"
+        with pytest.raises(VsentError, match=said):
+            ProgressiveConfig(data="d", eval_batch_size=bad)
+        with pytest.raises(VsentError, match=said):
+            TransferConfig(model="m", data="d", eval_batch_size=bad)

@@ -42,6 +42,13 @@ def check_seed(seed: Any, limit: int = MAX_SEED) -> None:
         raise VsentError(f"--seed must be an integer in 0..{limit}, got {seed!r}")
 
 
+def check_eval_batch_size(value: Any) -> None:
+    """Raise VsentError unless ``value`` is an integer >= 1 (2.5 or 0 would otherwise stop a
+    run only when it first scores images, after a fold or a stage had trained)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise VsentError(f"--eval-batch-size must be an integer >= 1, got {value!r}")
+
+
 def is_finite(value: Any) -> bool:
     """False for a float that is inf or nan (``lr > 0`` holds for inf); an integer (or a
     value that is no number, refused by its own check) counts as finite."""
@@ -406,10 +413,7 @@ class RunConfig:
         for name in ("oversample", "skip_bad"):
             if not isinstance(getattr(self, name), bool):
                 raise VsentError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if not isinstance(self.eval_batch_size, numbers.Integral) or \
-                isinstance(self.eval_batch_size, bool) or self.eval_batch_size < 1:
-            raise VsentError(f"--eval-batch-size must be an integer >= 1, got "
-                             f"{self.eval_batch_size!r}")
+        check_eval_batch_size(self.eval_batch_size)
         if self.subset not in SUBSETS:
             raise VsentError(f"--subset {self.subset!r}: choose one of {', '.join(SUBSETS)}")
         check_seed(self.seed)

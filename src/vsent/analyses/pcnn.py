@@ -57,6 +57,7 @@ from vsent import figures, papers
 from vsent.config import (
     RunConfig,
     TrainConfig,
+    check_eval_batch_size,
     check_seed,
     config_from_dict,
     record_dict,
@@ -147,8 +148,7 @@ class ProgressiveConfig:
             self.finetune.validate()
         except VsentError as e:
             raise stage2_error(e) from None
-        if self.eval_batch_size < 1:
-            raise VsentError(f"--eval-batch-size must be >= 1, got {self.eval_batch_size}")
+        check_eval_batch_size(self.eval_batch_size)
 
     @property
     def seeds(self) -> dict[str, int]:
@@ -469,6 +469,7 @@ class TransferConfig:
     def validate(self) -> None:
         check_seed(self.seed)
         self.train.validate()
+        check_eval_batch_size(self.eval_batch_size)
         bad = [s for s in self.subsets if s not in SUBSETS]
         if bad or not self.subsets:
             raise VsentError(f"--subsets {','.join(self.subsets)!r}: choose among "

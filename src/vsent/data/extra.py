@@ -383,8 +383,8 @@ def removal_probability(scores: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(s)):
         raise ValueError("scores must be finite")
     diff = np.abs(s[:, 0] - s[:, 1])
-    # exp(ln 2) rounds to 2 + 4e-16; the clip also keeps p <= 1 for scores outside [0, 1]
-    return np.clip(2.0 - np.exp(diff), 0.0, 1.0)
+    # the paper's max(0, .) (exp(ln 2) rounds to 2 + 4e-16); p <= 1 as exp(|d|) >= 1
+    return np.maximum(2.0 - np.exp(diff), 0.0)
 
 
 def select_kept(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
