@@ -1786,3 +1786,94 @@ def test_each_fold_trains_with_its_own_seed_and_lists_its_images_in_dataset_orde
         with open(out / f"fold{k}" / "predictions.csv", newline="") as f:
             order = [position[r["name"]] for r in csv.DictReader(f)]
         assert order == sorted(order)
+
+
+def test_a_resumed_run_gives_its_folds_the_sha256_of_the_init_weights(tmp_path):
+    """_check_same_init: the SHA-256 the checkpoints record is returned when init.json is
+    written and again when a resume checks it (a resumed run's folds recorded none)
+    (mut48c C13)."""
+    from types import SimpleNamespace
+
+    from vsent.crossval import _check_same_init
+    from vsent.files import file_sha256
+    from vsent.runs import RunDir
+
+    weights = tmp_path / "init.pt"
+    weights.write_bytes(b"some weights")
+    cfg = SimpleNamespace(model="smallcnn", init=str(weights))
+    with RunDir(tmp_path / "run") as rd:
+        assert _check_same_init(cfg, rd) == file_sha256(weights)  # a new run: recorded
+        assert (rd / "init.json").is_file()
+        assert _check_same_init(cfg, rd) == file_sha256(weights)  # resumed: checked
+        assert _check_same_init(SimpleNamespace(model="smallcnn", init="random"), rd) is None
+
+
+def test_earlier_seconds_count_the_training_states_of_the_fold_and_of_its_stages(tmp_path):
+    """_earlier_seconds: the epochs of fold<k>/train_state.pt and of an unfinished stage's
+    stages/<name>_state.pt both count (mut48c C20)."""
+    from vsent.crossval import _earlier_seconds
+
+    (tmp_path / "stages").mkdir()
+    torch.save({"history": [{"seconds": 3.0}]}, tmp_path / "train_state.pt")
+    torch.save({"history": [{"seconds": 2.0}, {"seconds": 0.5}]},
+               tmp_path / "stages" / "progressive_state.pt")
+    assert _earlier_seconds(tmp_path) == 5.5
+
+
+def test_the_folds_are_drawn_from_the_run_seed_and_a_resume_keeps_them(twitter_like, tmp_path):
+    """_run_folds: a stratified split is drawn from the run's seed (not make_folds' default)
+    and written to folds.json, which a resumed run reads whatever the seed says now
+    (mut48c C23, C22)."""
+    from types import SimpleNamespace
+
+    from vsent.crossval import _run_folds
+    from vsent.data.datasets import load_dataset
+    from vsent.data.folds import make_folds
+    from vsent.runs import RunDir
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    want = [sorted(f.test) for f in make_folds(ds, "stratified", seed=7)]
+    assert want != [sorted(f.test) for f in make_folds(ds, "stratified", seed=0)]
+    with RunDir(tmp_path / "run") as rd:
+        folds = _run_folds(SimpleNamespace(folds="stratified", seed=7), rd, ds)
+        assert [sorted(f.test) for f in folds] == want and (rd / "folds.json").is_file()
+        again = _run_folds(SimpleNamespace(folds="stratified", seed=0), rd, ds)
+        assert [sorted(f.test) for f in again] == want
+
+
+def test_init_that_is_a_folder_is_named_as_one_by_the_launchers_check(tmp_path):
+    """_check_init_exists: --init naming a folder says "a folder", a missing path "no such
+    file" (mut48c C52)."""
+    from types import SimpleNamespace
+
+    from vsent.crossval import _check_init_exists
+
+    def cfg(init):
+        return SimpleNamespace(init=init, zero_shot=False, model="smallcnn", model_kwargs={})
+
+    with pytest.raises(VsentError, match=rf"^--init {re.escape(str(tmp_path))}: a folder "
+                                         r"\(random, imagenet or a weights file\)$"):
+        _check_init_exists(cfg(str(tmp_path)))
+    with pytest.raises(VsentError, match=r"^--init .*gone\.pt: no such file \(random"):
+        _check_init_exists(cfg(str(tmp_path / "gone.pt")))
+
+
+def test_the_runs_figure_leaves_out_a_fold_whose_history_is_no_list_of_epochs(tmp_path,
+                                                                               monkeypatch):
+    """_write_figure: a history.json that is no list of dicts (edited, another tool's) is
+    left out of curves.png rather than drawn or a traceback (mut48c C57)."""
+    from types import SimpleNamespace
+
+    import vsent.crossval as cv
+    from vsent.data.folds import Fold
+
+    drawn = {}
+    monkeypatch.setattr(cv, "crossval_figure",
+                        lambda histories, rows, path, **kw: drawn.update(histories))
+    for k, history in ((1, [{"loss": 1.0}]), (2, {"loss": 1.0}), (3, [1.0, 2.0])):
+        (tmp_path / f"fold{k}").mkdir()
+        (tmp_path / f"fold{k}" / "history.json").write_text(json.dumps(history))
+    folds = [Fold(k, np.arange(2), np.arange(2, 3)) for k in (1, 2, 3, 4)]
+    assert cv._write_figure(SimpleNamespace(path=tmp_path), folds, [], ten_crop=False,
+                            title="t") == "curves.png"
+    assert drawn == {1: [{"loss": 1.0}]}

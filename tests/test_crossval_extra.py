@@ -657,3 +657,10 @@ def test_progressive_stages_seeds_files_and_a_resumed_selection(make_twitter_lik
     assert [h["stage"] for h in train()] == ["joint", "progressive", "finetune"]
     assert seeds == [("fold 1 finetune", s + 2)]  # the finished stages are loaded
     assert (fdir / "removal.csv").read_bytes() == removal  # the draw it made, kept
+    # killed between a stage's weights and its history (written last): the stage is redone
+    # (mut48c C45)
+    (fdir / "stages" / "progressive.json").unlink()
+    seeds.clear()
+    assert [h["stage"] for h in train()] == ["joint", "progressive", "finetune"]
+    assert seeds == [("fold 1 progressive", s + 1), ("fold 1 finetune", s + 2)]
+    assert (fdir / "stages" / "progressive.json").is_file()

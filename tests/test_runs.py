@@ -1742,3 +1742,162 @@ def test_inputs_are_recorded_by_a_resumed_run_and_checked_by_a_finished_one(tmp_
         record_or_check_inputs(rd, [moved / "a.csv"], moved=(tmp_path / "in", moved))
         with pytest.raises(VsentError, match=r"a\.csv changed since"):
             record_or_check_inputs(rd, [moved / "a.csv"])
+
+
+def test_an_ignored_key_is_ignored_at_any_depth(tmp_path):
+    """``ignore`` names keys at any level, as RUN_OPTIONS does: a nested one (train.workers)
+    may change on resume; a sibling key still may not (mut48c R30)."""
+    out = tmp_path / "r"
+    cfg = {**CFG, "train": {**CFG["train"], "workers": 2}}
+    _open(out, cfg)
+    (out / "part.json").write_text("{}")
+    more = {**cfg, "train": {**cfg["train"], "workers": 8}}
+    assert _open(out, more, resume=True, ignore=("workers",)).status == "resumed"
+    assert config_diff(cfg, more, ignore=frozenset({"workers"})) == []
+    with pytest.raises(VsentError, match=r"train\.epochs: stored 3, now 4"):
+        _open(out, {**more, "train": {**more["train"], "epochs": 4}}, resume=True,
+              ignore=("workers",))
+
+
+def test_two_runs_that_gave_an_image_another_label_name_it():
+    """Same images, same folds, one label differs: the image and both labels are said
+    (mut48c R40)."""
+    from vsent.runs import check_same_test_images
+
+    ref = {"a.jpg": (1, 0), "b.jpg": (2, 1)}
+    run = {"a.jpg": (1, 1), "b.jpg": (2, 1)}
+    with pytest.raises(VsentError, match=r"^runs/x: image a\.jpg is fold 1 label 1, in runs/ref "
+                                         r"it is fold 1 label 0$"):
+        check_same_test_images("runs/ref", ref, "runs/x", run)
+    check_same_test_images("runs/ref", ref, "runs/x", dict(ref))
+
+
+def test_a_damaged_config_json_of_the_out_says_overwrite_starts_again(tmp_path):
+    """The run's own config.json cut short: one line naming it, with the remedy for the folder
+    being written (--overwrite), whether or not --resume is given (mut48c R42)."""
+    out = tmp_path / "r"
+    _open(out)
+    (out / "part.json").write_text("{}")  # a result: the run is not replaced
+    (out / "config.json").write_text('{"command": "demo", ')
+    for resume in (False, True):
+        with pytest.raises(VsentError, match=re.escape(str(out / "config.json")) + r": unreadable "
+                           r"\(.*\); pass --overwrite to start again$"):
+            _open(out, resume=resume)
+    assert _open(out, overwrite=True).status == "new"
+
+
+def test_a_record_name_linked_to_a_folder_is_unlinked_not_followed_when_replaced(tmp_path):
+    """A run with no results whose steps.json is a link to a folder: the next run removes the
+    link with the records and leaves the folder it points to as it was (mut48c R72)."""
+    out = tmp_path / "r"
+    _open(out)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "mine.txt").write_text("kept")
+    (out / "steps.json").symlink_to(elsewhere)
+    other = {**CFG, "train": {**CFG["train"], "lr": 1e-3}}
+    assert _open(out, other).status == "new"
+    assert not (out / "steps.json").is_symlink() and not (out / "steps.json").exists()
+    assert (elsewhere / "mine.txt").read_text() == "kept"
+
+
+def test_a_runs_dataset_is_not_decoded_again_without_skip_bad(twitter_like):
+    """load_run_dataset decodes the images only for a --skip-bad run: a run made without it
+    reads its list as it is (an image that no longer decodes is left to the data record's
+    check), instead of decoding every image again (mut48c R83)."""
+    from vsent.data.datasets import load_dataset
+    from vsent.runs import load_run_dataset
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    ds.paths[2].write_bytes(b"\xff\xd8 not a jpeg")
+    again = load_run_dataset({"data": str(twitter_like), "subset": "five"}, "RUN")
+    assert again.names == ds.names
+
+
+def test_a_damaged_versions_json_is_started_again_by_a_resume(tmp_path):
+    """versions.json cut short (a full disk): a resume records this session's versions with no
+    argv of the first session, and its own entry, rather than a traceback (mut48c R87)."""
+    out = tmp_path / "r"
+    _open(out)
+    (out / "part.json").write_text("{}")
+    (out / "versions.json").write_text('{"torch": ')
+    assert _open(out, resume=True).status == "resumed"
+    versions = json.loads((out / "versions.json").read_text())
+    assert versions["argv"] is None and versions["torch"]
+    assert len(versions["resumed"]) == 1 and versions["resumed"][0]["changed"] == {}
+
+
+def test_a_finished_run_says_its_results_are_read_back(tmp_path, caplog):
+    """Opening a finished run says so on the console's INFO lines (mut48c R91)."""
+    out = tmp_path / "r"
+    _open(out)
+    (out / "summary.json").write_text("{}")
+    with caplog.at_level("INFO", logger="vsent"):
+        assert _open(out).status == "finished"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{out}: finished run with the same config: its results are read back"]
+
+
+def test_a_resumed_session_records_its_command_line_and_gets_the_stored_config(
+        tmp_path, monkeypatch):
+    """rd.config is the config written by a new run and the stored one when resumed (a run
+    option such as the device may differ from the one given); the resumed session's entry in
+    versions.json has its own command line (mut48c R97, R100, R101)."""
+    out = tmp_path / "r"
+    assert _open(out).config == CFG
+    (out / "part.json").write_text("{}")
+    monkeypatch.setattr("sys.argv", ["vsent", "crossval", "--resume", "--device", "cuda"])
+    on_gpu = {**CFG, "train": {**CFG["train"], "device": "cuda"}}
+    rd = _open(out, on_gpu, resume=True)
+    assert rd.status == "resumed" and rd.config == CFG
+    resumed = json.loads((out / "versions.json").read_text())["resumed"]
+    assert [s["argv"] for s in resumed] == [["vsent", "crossval", "--resume", "--device", "cuda"]]
+
+
+def test_a_finished_run_made_before_the_inputs_record_is_not_checked(tmp_path):
+    """record_or_check_inputs: a finished run without inputs.json (made before the record
+    existed) is shown as it is, and nothing is written into it (mut48c R105)."""
+    from vsent.runs import RunDir, record_or_check_inputs
+
+    a = tmp_path / "a.csv"
+    a.write_text("1\n")
+    with RunDir(tmp_path / "r") as rd:
+        rd.status = "finished"
+        record_or_check_inputs(rd, [a])
+        assert not (rd / "inputs.json").exists()
+
+
+def test_an_unfinished_run_with_no_predictions_is_not_known_as_moved(tmp_path):
+    """run_moved_since: a crossval run that has no predictions.csv yet (unfinished, or its
+    predictions deleted) is not recognised, rather than a traceback (mut48c R107)."""
+    from vsent.runs import run_moved_since
+
+    run = tmp_path / "new" / "crossval-five"
+    run.mkdir(parents=True)
+    (run / "predictions.csv").write_text("image,label\na.jpg,1\n")
+    old = tmp_path / "old" / "crossval-five"
+    _analysis_of(run, run / "layers", old)
+    (run / "predictions.csv").unlink()
+    assert run_moved_since(run / "layers", run) is None
+
+
+def test_run_log_drops_a_line_it_cannot_write_without_a_logging_error(tmp_path, capsys):
+    """_RunLog whose file cannot be opened (its folder is gone): the line is dropped, with no
+    "--- Logging error ---" on the console (mut48c R109)."""
+    handler = _RunLog(tmp_path / "gone" / "run.log")
+    try:
+        assert handler.stream is None
+        handler.emit(logging.makeLogRecord({"msg": "a line", "levelno": logging.INFO}))
+    finally:
+        handler.close()
+    assert capsys.readouterr().err == ""
+
+
+def test_a_file_of_the_run_in_a_sub_folder_gets_its_folder_and_paths_are_written_whole(
+        tmp_path):
+    """RunDir.write_json makes the folder of ``fold<k>/...`` (a fold's folder is made with its
+    first file); a Path is written as its whole path, not its name (mut48c R110, R111)."""
+    rd = _open(tmp_path / "r")
+    path = rd.write_json("fold1/history.json", {"model": Path("/runs/x/model.pt")})
+    assert path == tmp_path / "r" / "fold1" / "history.json"
+    assert json.loads(path.read_text()) == {"model": "/runs/x/model.pt"}
