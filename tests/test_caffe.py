@@ -509,3 +509,24 @@ def test_a_layer_of_three_blobs_or_a_file_without_weights_is_refused(tmp_path):
                              [CaffeLayer("relu7", "ReLU"), CaffeLayer("prob", "Softmax")])
     with pytest.raises(WeightsError, match=r"bare\.caffemodel: no layer carries weights"):
         load_caffemodel(empty)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 48 (mut48d): vsent.models.caffe mutants the suite missed
+
+
+def test_a_bias_that_is_not_a_padded_vector_is_named_as_the_bias(tmp_path):
+    """A (2, 3) bias blob (two rows, not legacy 1-padding) is refused as the layer's bias."""
+    path = write_caffemodel(tmp_path / "b.caffemodel", [CaffeLayer(
+        "fc6", "InnerProduct", [np.zeros((3, 4), "f4"), np.zeros((2, 3), "f4")])])
+    with pytest.raises(WeightsError) as err:
+        load_caffemodel(path)
+    assert str(err.value) == (f"{path}: layer 'fc6' bias has shape (2, 3); expected 1 axes")
+
+
+def test_a_layer_name_that_is_not_utf8_is_read_with_replacement_characters(tmp_path):
+    """A name in another encoding (Latin-1 "conv\\xe91") is read, not a failed parse: the
+    layer map then names it (load_caffemodel: not a CaffeNet layer)."""
+    path = tmp_path / "latin1.caffemodel"
+    path.write_bytes(_ld(100, _ld(1, b"conv\xe91") + _ld(2, b"ReLU")))
+    assert [(lay.name, lay.type) for lay in read_caffemodel(path)[1]] == [("conv\ufffd1", "ReLU")]

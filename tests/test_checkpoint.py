@@ -344,3 +344,94 @@ def test_a_spec_without_num_classes_is_named_not_a_key_error(tmp_path):
         load_checkpoint(path)
     assert str(err.value) == (f"{path}: not a complete vsent checkpoint (no spec.name or "
                               "spec.num_classes)")
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 48 (mut48d): vsent.models.checkpoint mutants the suite missed
+
+
+def test_a_cut_checkpoint_named_onnx_is_called_truncated_not_an_onnx_file(tmp_path):
+    """A torch.save zip cut inside its first header, saved under a .onnx name, is a truncated
+    file: the ONNX verdict is only for files that are no torch.save at all."""
+    data = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn", widths=(4,))).read_bytes()
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(data[:3])
+    with pytest.raises(WeightsError) as err:
+        read_checkpoint(cut)
+    assert str(err.value) == (f"{cut}: not a vsent checkpoint (truncated or corrupt: an "
+                              "incomplete file (copied or saved part way?))")
+
+
+def test_an_old_caffenet_checkpoint_without_an_arch_option_is_carded_at_its_class_count(
+        tmp_path):
+    """create_model("caffenet") records no ``arch`` (the default fc8-2): a file saved before
+    info.num_outputs was recorded is as wide as spec.num_classes, not a KeyError on 'arch'."""
+    from vsent.models.card import model_card
+
+    model = create_model("caffenet", num_classes=3)
+    assert "arch" not in model.spec
+    old = torch.load(save_checkpoint(tmp_path / "m.pt", model), weights_only=True)
+    del old["info"]["num_outputs"]
+    torch.save(old, tmp_path / "old.pt")
+    assert model_card(tmp_path / "old.pt")["model"]["num_classes"] == 3
+
+
+def test_more_class_names_than_outputs_are_refused_when_saving(tmp_path):
+    """Three names for a 2-way model would write a file that loading refuses: no file."""
+    with pytest.raises(ValueError, match="^3 class names for a model of 2 outputs$"):
+        save_checkpoint(tmp_path / "bad.pt", create_model("smallcnn", widths=(4,)),
+                        class_names=("neg", "neutral", "pos"))
+    assert not (tmp_path / "bad.pt").exists()
+
+
+def test_the_class_names_returned_are_the_checked_entry_not_a_meta_entry(tmp_path):
+    """load_checkpoint's meta["class_names"] is the file's checked ``class_names`` entry, even
+    where the free-form ``meta`` holds a key of that name (hand-edited, another tool)."""
+    path = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn", widths=(4,)),
+                           class_names=["sad", "happy"])
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({**ckpt, "meta": {"class_names": ["a", "b", "c"], "epoch": 1}}, path)
+    assert load_checkpoint(path)[1] == {"class_names": ["sad", "happy"], "epoch": 1}
+
+
+def test_a_missing_or_damaged_preprocess_entry_is_a_one_line_weights_error(tmp_path):
+    """No ``preprocess`` entry is an incomplete file (not "cannot rebuild ... ('preprocess')");
+    a damaged one (not a dict) is "cannot rebuild", a WeightsError naming the file, not the
+    TypeError Preprocess.from_dict raises."""
+    path = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn", widths=(4,)))
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({k: v for k, v in ckpt.items() if k != "preprocess"}, tmp_path / "none.pt")
+    with pytest.raises(WeightsError) as err:
+        load_checkpoint(tmp_path / "none.pt")
+    assert str(err.value) == (f"{tmp_path / 'none.pt'}: not a complete vsent checkpoint "
+                              "(no preprocess)")
+    torch.save({**ckpt, "preprocess": 5}, tmp_path / "bad.pt")
+    with pytest.raises(WeightsError) as err:
+        load_checkpoint(tmp_path / "bad.pt")
+    assert str(err.value) == (f"{tmp_path / 'bad.pt'}: cannot rebuild the saved smallcnn model "
+                              "('int' object is not iterable)")
+
+
+def test_a_checkpoint_without_meta_loads_and_class_names_must_be_a_list(tmp_path):
+    """``meta`` is optional (a hand-made file): load gives the class names alone; class
+    names that are no list (a 2-letter string for 2 outputs) make an incomplete file."""
+    path = save_checkpoint(tmp_path / "m.pt", create_model("smallcnn", widths=(4,)))
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({k: v for k, v in ckpt.items() if k != "meta"}, tmp_path / "nometa.pt")
+    assert load_checkpoint(tmp_path / "nometa.pt")[1] == {"class_names": ["negative",
+                                                                          "positive"]}
+    torch.save({**ckpt, "class_names": "np"}, tmp_path / "text.pt")
+    with pytest.raises(WeightsError) as err:
+        load_checkpoint(tmp_path / "text.pt")
+    assert str(err.value) == (f"{tmp_path / 'text.pt'}: not a complete vsent checkpoint "
+                              "(no list of class names for 2 outputs)")
+
+
+def test_a_spec_without_a_name_is_named_not_a_key_error(tmp_path):
+    path = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4,)))
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({**ckpt, "spec": {k: v for k, v in ckpt["spec"].items() if k != "name"}}, path)
+    with pytest.raises(WeightsError) as err:
+        load_checkpoint(path)
+    assert str(err.value) == (f"{path}: not a complete vsent checkpoint (no spec.name or "
+                              "spec.num_classes)")

@@ -1278,3 +1278,23 @@ def test_pcnn_built_directly_has_the_papers_widths_and_says_its_output_count():
     assert (model.info.num_outputs, model.info.feature_dim) == (2, 24)
     three = create_model("pcnn", num_classes=3, fc_widths=(16, 16, 8))
     assert three.info.num_outputs == three.fc4.out_features == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# mutation round 48 (mut48d): vsent.models.registry mutants the suite missed
+
+
+def test_a_checkpoint_given_as_a_string_path_keeps_its_statistics_for_a_pretrained_family(
+        tmp_path):
+    """The CLI passes --init as a str: for an architecture with ImageNet weights (resnet18)
+    a checkpoint's recorded statistics win over the ImageNet record's, as for a Path."""
+    from vsent.models.checkpoint import save_checkpoint
+
+    source = create_model("resnet18")
+    stats = dataclasses.replace(source.info.preprocess, mean=(1.0, 2.0, 3.0),
+                                std=(4.0, 5.0, 6.0), channel_order="BGR")
+    source.info = dataclasses.replace(source.info, preprocess=stats)
+    ckpt = save_checkpoint(tmp_path / "model.pt", source)
+    model = create_model("resnet18", init=str(ckpt))
+    assert model.info.preprocess == stats
+    assert torch.equal(model.state_dict()["fc.weight"], source.state_dict()["fc.weight"])

@@ -832,3 +832,94 @@ def test_hf_cached_file_reads_a_revision_and_skips_what_is_gone(tmp_path, monkey
                         lambda repo, name, revision=None: cache.get((repo, name, revision)))
     assert hf_cached_file("owner/net@v2") == there
     assert hf_cached_file("owner/net") is None  # another revision: not these files
+
+
+# ---------------------------------------------------------------------------------------------
+# mutation round 48 (mut48d): vsent.models.weights mutants the suite missed
+
+
+def test_a_missing_path_without_a_suffix_is_no_such_file_not_a_misspelt_keyword(tmp_path):
+    """``--init runs/best`` names a file (it has a folder), even without a suffix: when it is
+    missing, the message says so instead of listing the keywords."""
+    missing = tmp_path / "runs" / "best"
+    with pytest.raises(WeightsError) as err:
+        create_model("smallcnn", init=str(missing))
+    assert str(err.value) == f"{missing}: no such file"
+    with pytest.raises(WeightsError, match=r"^--init 'imagenett': use random, imagenet "):
+        create_model("smallcnn", init="imagenett")
+
+
+def test_a_transposed_weight_of_the_same_size_is_a_shape_error_not_loaded():
+    """A (3, 2) weight for a (2, 3) layer has the right number of values, not the right shape:
+    a WeightsError naming it (not torch's size-mismatch RuntimeError, nor a silent reshape)."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    state = {"0.weight": torch.zeros(3, 2), "0.bias": torch.zeros(2)}
+    with pytest.raises(WeightsError) as err:
+        load_matching(model, state, source="f")
+    assert str(err.value) == ("f: 1 weights missing or of the wrong shape: "
+                              "0.weight (model (2, 3), file (3, 2))")
+
+
+def test_four_bad_keys_name_three_and_count_the_fourth():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    with pytest.raises(WeightsError) as err:
+        load_matching(model, {"9.weight": torch.zeros(1)}, source="f")
+    assert str(err.value).startswith(
+        "f: 4 weights missing or of the wrong shape: 0.weight (model (2, 2), file missing), "
+        "0.bias (model (2,), file missing), 1.weight (model (2, 2), file missing) and 1 more")
+
+
+def test_a_spec_or_meta_entry_that_is_not_a_dict_reads_as_none(tmp_path):
+    """A vsent checkpoint whose spec or meta entry is damaged (a list, a string) gives None,
+    as a file without them: create_model reads ``spec.get`` of what saved_spec returns."""
+    from vsent.models import save_checkpoint
+    from vsent.models.weights import saved_meta, saved_spec
+
+    path = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4,)))
+    torch.save({**torch.load(path, weights_only=True), "spec": ["smallcnn"], "meta": "x"}, path)
+    assert saved_spec(path) is None and saved_meta(path) is None
+
+
+def test_a_checkpoint_without_a_preprocess_entry_records_no_preprocessing(tmp_path):
+    """saved_preprocess of a vsent checkpoint lacking the entry is None (the architecture's
+    input stays), not a KeyError; its weights still load."""
+    from vsent.models import save_checkpoint
+    from vsent.models.weights import saved_preprocess
+
+    torch.manual_seed(0)
+    source = create_model("smallcnn", widths=(4,))
+    path = save_checkpoint(tmp_path / "model.pt", source)
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({k: v for k, v in ckpt.items() if k != "preprocess"}, path)
+    assert saved_preprocess(path) is None
+    model = create_model("smallcnn", widths=(4,), init=path)
+    assert _equal(model, source)
+
+
+def test_a_batchnorm_counter_of_another_shape_is_an_error_not_skipped():
+    """Only an *absent* num_batches_tracked is forgiven: one of another shape is named."""
+    model = torch.nn.Sequential(torch.nn.BatchNorm1d(2))
+    state = {**model.state_dict(), "0.num_batches_tracked": torch.zeros(3, dtype=torch.long)}
+    with pytest.raises(WeightsError) as err:
+        load_matching(model, state, source="f")
+    assert str(err.value) == ("f: 1 weights missing or of the wrong shape: "
+                              "0.num_batches_tracked (model (), file (3,))")
+
+
+def test_hf_cached_file_without_a_revision_asks_the_hub_for_its_default(tmp_path, monkeypatch):
+    """No ``@rev``: revision None (the hub's default branch), not "" (a ref no cache has)."""
+    import huggingface_hub
+
+    from vsent.models.weights import hf_cached_file
+
+    there = tmp_path / "model.safetensors"
+    there.write_bytes(b"x")
+    asked = []
+
+    def lookup(repo, name, revision=None):
+        asked.append(revision)
+        return str(there) if revision is None else None
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lookup)
+    assert hf_cached_file("owner/net") == there
+    assert asked == [None]
