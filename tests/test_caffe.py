@@ -521,7 +521,7 @@ def test_a_bias_that_is_not_a_padded_vector_is_named_as_the_bias(tmp_path):
         "fc6", "InnerProduct", [np.zeros((3, 4), "f4"), np.zeros((2, 3), "f4")])])
     with pytest.raises(WeightsError) as err:
         load_caffemodel(path)
-    assert str(err.value) == (f"{path}: layer 'fc6' bias has shape (2, 3); expected 1 axes")
+    assert str(err.value) == (f"{path}: layer 'fc6' bias has shape (2, 3); expected 1 axis")
 
 
 def test_a_layer_name_that_is_not_utf8_is_read_with_replacement_characters(tmp_path):

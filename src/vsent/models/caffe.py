@@ -327,7 +327,8 @@ def _canonical(path: Path, name: str, module: str, index: int, blob: np.ndarray)
     if blob.ndim < want or any(d != 1 for d in lead):
         kind = "bias" if index == 1 else "weight"
         raise WeightsError(
-            f"{path}: layer {name!r} {kind} has shape {blob.shape}; expected {want} axes"
+            f"{path}: layer {name!r} {kind} has shape {blob.shape}; expected {want} "
+            f"{'axis' if want == 1 else 'axes'}"
         )
     return blob.reshape(blob.shape[blob.ndim - want:])
 
