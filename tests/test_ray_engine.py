@@ -98,10 +98,14 @@ def test_ray_engine_streams_rows_before_the_input_ends(tmp_path, checkpoint, mon
     opts = EngineOptions(model=str(checkpoint), batch_size=4, device="cpu", ray_cpus=2)
     rows = []
     with open_engine("ray", opts) as engine:
+        context = engine.ray.data.DataContext.get_current()
+        block_size = context.target_max_block_size
         for row in engine.score(slow_input()):
             rows.append(row)
             if len(rows) == 6:
                 rows_before.set()
+        # mut48f R21: the run's one-chunk blocks end with it (Ray Data's setting is restored)
+        assert context.target_max_block_size == block_size
     assert waited == [True], "the rows read before the pause did not come back before it ended"
     assert "execution finished" not in console.getvalue(), console.getvalue()
     assert [r["path"] for r in rows] == [str(p) for p in paths]  # input order kept
@@ -645,3 +649,242 @@ def test_actor_results_are_one_array_when_chunks_agree_else_one_per_row():
     mixed = _one_per_row([full[0], np.ones((1, 2), np.float32)])
     assert mixed.shape == (2,) and mixed.dtype == object
     assert [a.shape for a in mixed] == [(4, 2), (1, 2)]
+
+
+# mutation round 48 (mut48f): vsent.engines.ray_engine mutants the suite missed
+
+
+def test_a_lost_ray_worker_is_one_line_whatever_ray_calls_it():
+    """mut48f R09, R10: each of Ray's ways of losing a worker (an actor's death included) ends
+    the run with one line, its reason on one line and cut at 200 characters, after the
+    batches that came before it; any other exception (a bug) propagates as it is."""
+    from types import SimpleNamespace
+
+    from vsent.engines.ray_engine import _worker_errors
+    from vsent.errors import VsentError
+
+    names = ("WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OutOfMemoryError",
+             "ActorDiedError")
+    classes = {n: type(n, (Exception,), {}) for n in names}
+    ray = SimpleNamespace(exceptions=SimpleNamespace(**classes))
+
+    def batches(exc):
+        yield {"meta": 1}
+        raise exc
+
+    reason = "the actor\n  died: " + "x" * 300
+    shown = ("the actor died: " + "x" * 300)[:200]  # on one line, cut at 200 characters
+    for name, cls in classes.items():
+        got = []
+        with pytest.raises(VsentError) as info:
+            for b in _worker_errors(ray, batches(cls(reason))):
+                got.append(b)
+        assert got == [{"meta": 1}], name
+        assert str(info.value) == (f"ray engine: a Ray worker died ({shown}); the rows "
+                                   "written so far are kept: --resume scores the rest"), name
+    with pytest.raises(ValueError, match="^a bug$"):
+        list(_worker_errors(ray, batches(ValueError("a bug"))))
+
+
+def test_ray_client_and_auto_addresses_are_left_to_ray(monkeypatch):
+    """mut48f R11: only a HOST:PORT address is probed; ``auto``, a ``ray://`` (Ray Client)
+    address and a name without a port go to Ray as they are (probing ``ray://h:10001`` as a
+    host named "ray://h" refused every Ray Client address)."""
+    import socket
+
+    from vsent.engines.ray_engine import _check_reachable
+
+    def connect(*args, **kwargs):
+        raise AssertionError(f"probed {args}")
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    for address in ("auto", "ray://127.0.0.1:10001", "head-node", "head-node:port"):
+        _check_reachable(address)
+
+
+def test_ray_datas_console_keeps_its_warnings_without_progress_output():
+    """mut48f R13: without progress output, Ray Data's console keeps its warnings and errors
+    and drops its INFO lines and the progress-bar warning."""
+    import logging
+
+    from vsent.engines.ray_engine import _ConsoleNoise
+
+    def record(name, level):
+        return logging.LogRecord(name, level, __file__, 1, "message", None, None)
+
+    noise = _ConsoleNoise()
+    assert noise.filter(record("ray.data", logging.WARNING))
+    assert noise.filter(record("ray.data._internal.execution", logging.ERROR))
+    assert not noise.filter(record("ray.data", logging.INFO))
+    assert not noise.filter(record("ray.data._internal.progress.bar", logging.WARNING))
+
+
+def test_closing_a_ray_engine_leaves_a_ray_it_did_not_start_running():
+    """mut48f R14: an engine that joined a Ray already running in this process (started by the
+    caller) does not shut it down when it closes."""
+    from vsent.engines.ray_engine import RayEngine
+
+    calls = []
+
+    class Ray:
+        @staticmethod
+        def is_initialized():
+            return True
+
+        @staticmethod
+        def shutdown():
+            calls.append("shutdown")
+
+    engine = object.__new__(RayEngine)
+    engine.ray, engine._started = Ray(), False
+    engine.close()
+    assert calls == []
+    engine._started = True
+    engine.close()
+    assert calls == ["shutdown"]
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ({"batch_size": 0}, "--batch-size must be >= 1, got 0"),
+    ({"ray_cpus": 0}, "--ray-cpus must be >= 1, got 0"),
+    ({"ray_actors": 0}, "--ray-actors must be >= 1, got 0"),
+])
+def test_a_count_below_one_is_refused_before_ray_starts(checkpoint, monkeypatch, option,
+                                                        message):
+    """mut48f R17: --batch-size, --ray-cpus and --ray-actors of 0 are refused before Ray is
+    imported or started (a batch size of 0 made chunks of no path: a run that never ends)."""
+    from vsent.engines import EngineOptions, ray_engine
+    from vsent.errors import VsentError
+
+    def no_ray():
+        raise AssertionError("Ray was imported")
+
+    monkeypatch.setattr(ray_engine, "_import_ray", no_ray)
+    with pytest.raises(VsentError, match=f"^{message}$"):
+        ray_engine.RayEngine(EngineOptions(model=str(checkpoint), **option))
+
+
+def test_a_gpu_cluster_gets_an_actor_per_gpu_and_the_cpus_left_decode(checkpoint):
+    """mut48f R12, R18, R26, R27: on a cluster of 8 CPUs and 2 GPUs the model actors are one
+    per GPU (at most that many may be asked for), and two read tasks run per CPU left;
+    --device cpu uses no GPU, and --device cuda without a GPU is refused. A fake Ray: no
+    cluster is started."""
+    from types import SimpleNamespace
+
+    from vsent.engines import EngineOptions
+    from vsent.engines.ray_engine import RayEngine
+    from vsent.errors import VsentError
+
+    def setup(resources, **options):
+        ctx = SimpleNamespace(execution_options=SimpleNamespace())
+        engine = object.__new__(RayEngine)
+        engine.ray = SimpleNamespace(
+            data=SimpleNamespace(DataContext=SimpleNamespace(get_current=lambda: ctx)),
+            cluster_resources=lambda: resources, put=lambda data: "ref")
+        engine._setup(EngineOptions(model=str(checkpoint), **options))
+        return engine.use_gpu, engine.actors, engine.decoders
+
+    gpus = {"CPU": 8.0, "GPU": 2.0}
+    assert setup(gpus) == (True, 2, 12)
+    assert setup(gpus, ray_actors=2) == (True, 2, 12)
+    assert setup(gpus, device="cpu") == (False, 4, 8)
+    assert setup({"CPU": 8.0}, ray_actors=1) == (False, 1, 14)
+    with pytest.raises(VsentError, match=r"^--ray-actors 3: each actor takes a GPU and the "
+                                         r"cluster has 2$"):
+        setup(gpus, ray_actors=3)
+    with pytest.raises(VsentError, match=r"^--device cuda: the Ray cluster has no GPU"):
+        setup({"CPU": 8.0}, device="cuda")
+
+
+def test_only_processes_whose_command_line_names_ray_count_as_rays():
+    """mut48f R15: after an interrupted start, only the processes started meanwhile whose
+    command line names Ray are killed; another child started meanwhile (the test above starts
+    its bystander before Ray, so the command line was never looked at) is left alone."""
+    import subprocess
+    import sys
+
+    from vsent.engines.ray_engine import _is_ray_process
+
+    sleep = ["python3", "-c", "import time; time.sleep(60)"]  # (argv[0]: not the venv's path)
+    procs = [subprocess.Popen(sleep, executable=sys.executable),
+             subprocess.Popen([*sleep, "ray::IDLE"], executable=sys.executable)]
+    try:
+        assert [_is_ray_process(p.pid) for p in procs] == [False, True]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert not _is_ray_process(procs[0].pid)  # gone: not Ray's
+
+
+def test_the_feeder_sends_absolute_paths_and_keeps_them_as_given(tmp_path, monkeypatch):
+    """mut48f R20: a Ray worker need not share the driver's folder: each path goes out
+    absolute (from the driver's folder) beside the path as given, which names the row; an
+    absolute path stays as it is."""
+    import os
+    import threading
+
+    from vsent.engines.ray_engine import _feed
+
+    class ListQueue:
+        def __init__(self):
+            self.items = []
+
+        def put(self, item, timeout=None):
+            self.items.append(item)
+
+    monkeypatch.chdir(tmp_path)
+    q, failure, fed = ListQueue(), [], [0]
+    _feed(iter(["a.jpg", "sub/../b.jpg", "/data/c.jpg"]), q, threading.Event(), failure, 2, fed)
+    assert q.items == [[(0, "a.jpg", os.path.join(str(tmp_path), "a.jpg")),
+                        (1, "sub/../b.jpg", os.path.join(str(tmp_path), "sub/../b.jpg"))],
+                       [(2, "/data/c.jpg", "/data/c.jpg")], None]
+    assert fed == [3] and failure == []
+
+
+def test_a_feeder_whose_input_stays_quiet_queues_no_empty_chunk(monkeypatch):
+    """mut48f R31: an input quiet for several QUIET_AFTER_S periods in a row (a --from-list
+    whose writer pauses) queues what it read once; a quiet period with nothing read queues
+    nothing (an empty chunk failed its read task: decode_chunk reads the chunk's first
+    index). The reader's quiet periods are counted, not slept through."""
+    import threading
+
+    from vsent import inference
+    from vsent.engines.ray_engine import _feed
+
+    class ListQueue:
+        def __init__(self):
+            self.items = []
+
+        def put(self, item, timeout=None):
+            self.items.append(item)
+
+    q, quiet_twice, go_on = ListQueue(), threading.Event(), threading.Event()
+    quiet_after_put = []
+    real_get = inference.InputReader.get
+
+    def get(self, timeout):
+        got = real_get(self, 0.01)
+        if got is None and q.items:
+            quiet_after_put.append(1)
+            if len(quiet_after_put) >= 3:  # (the 2nd quiet period with nothing read is done)
+                quiet_twice.set()
+        return got
+
+    def arriving():
+        yield "a0"
+        go_on.wait(30)
+        yield "a1"
+
+    monkeypatch.setattr(inference.InputReader, "get", get)
+    failure, fed = [], [0]
+    feeder = threading.Thread(target=_feed, args=(arriving(), q, threading.Event(), failure,
+                                                  4, fed))
+    feeder.start()
+    try:
+        assert quiet_twice.wait(30)
+    finally:
+        go_on.set()
+        feeder.join(30)
+    assert not feeder.is_alive()
+    assert [None if c is None else [i for i, _, _ in c] for c in q.items] == [[0], [1], None]
