@@ -1714,3 +1714,54 @@ def test_a_writer_closed_twice_raises_nothing(tmp_path):
     w.close()
     assert out.read_text().splitlines()[1:] == ["a.jpg,0.5,positive,"]
 
+
+# mutation round 48 (mut48e): vsent.batch mutants the suite missed
+
+
+def test_retry_failed_of_one_error_row_says_row_not_rows(tmp_path):
+    """mut48e B48: one error row dropped is "1 error row", and the summary counts it once."""
+    out = tmp_path / "rows.jsonl"
+    score_stream([Path("a.jpg"), Path("bad.jpg")], _fake_scorer, out)
+    warnings: list[str] = []
+    s = score_stream([Path("a.jpg"), Path("bad.jpg")], _fake_scorer, out, resume=True,
+                     retry_failed=True, warn=warnings.append)
+    assert warnings == [f"--retry-failed: 1 error row dropped from {out}; their images are "
+                        "scored again as the inputs name them"]
+    assert (s.total, s.failed, s.resumed) == (2, 1, 1)
+
+
+def test_a_csv_row_with_more_fields_than_vsent_writes_is_refused(tmp_path):
+    """mut48e B12: a csv row with more fields than vsent's (a column added by hand, a row of
+    another tool's) is no row of vsent's either: refused naming its line."""
+    bad = tmp_path / "rows.csv"
+    bad.write_text("path,prob_positive,label,error\r\na.jpg,0.5,positive,,extra\r\n")
+    with pytest.raises(VsentError, match=r"^--resume: .*rows\.csv:2: expected 4 fields, "
+                                         r"found 5$"):
+        read_done(bad, "csv")
+
+
+def test_resume_of_an_out_under_a_file_says_its_folder_cannot_be_made(tmp_path):
+    """mut48e B25: --resume of an --out whose "folder" is a file is an --out not written yet
+    (nothing to continue): the error is the one of any run, its folder that cannot be made."""
+    (tmp_path / "notes.txt").write_text("a file")
+    out = tmp_path / "notes.txt" / "rows.csv"
+    with pytest.raises(VsentError, match=rf"^--out {out}: cannot make its folder "
+                                         rf"{out.parent}: "):
+        score_stream([Path("a.jpg")], _fake_scorer, out, resume=True)
+    assert (tmp_path / "notes.txt").read_text() == "a file"
+
+
+def test_a_plain_resume_keeps_the_error_rows_without_a_word(tmp_path):
+    """mut48e B46: --resume without --retry-failed keeps the error rows (their images are not
+    scored again) and says nothing of rows dropped."""
+    out = tmp_path / "rows.jsonl"
+    score_stream([Path("a.jpg"), Path("bad.jpg")], _fake_scorer, out)
+    before = out.read_bytes()
+    warnings: list[str] = []
+    s = score_stream([Path("a.jpg"), Path("bad.jpg"), Path("c.jpg")], _fake_scorer, out,
+                     resume=True, warn=warnings.append)
+    assert warnings == []
+    assert (s.total, s.failed, s.resumed) == (3, 1, 2)
+    assert out.read_bytes().startswith(before)
+    assert [json.loads(x)["path"] for x in out.read_text().splitlines()] == [
+        "a.jpg", "bad.jpg", "c.jpg"]

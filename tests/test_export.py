@@ -1004,3 +1004,150 @@ def test_cli_export_keeps_an_out_it_cannot_read(tmp_path, capsys, monkeypatch):
     assert main(["export", "--model", str(ckpt), "--out", str(out)]) == EXIT_USER_ERROR
     assert "exists and is no vsent export" in capsys.readouterr().err
     assert out.read_bytes() == b"someone else's bytes"
+
+
+# mutation round 48 (mut48e): vsent.export mutants the suite missed
+
+
+def test_an_export_records_the_opset_it_was_written_with(tmp_path):
+    """mut48e E13: ``vsent.exported_with`` names the opset of this export (``opset=``), not the
+    default one, and the graph is of that opset."""
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    export_model(ckpt, tmp_path / "m.onnx", opset=16)
+    meta = read_metadata(tmp_path / "m.onnx")
+    assert json.loads(meta["vsent.exported_with"])["opset"] == 16
+    proto = onnx.load(str(tmp_path / "m.onnx"))
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [16]
+
+
+@pytest.mark.parametrize("n, listed", [
+    (3, "features.block1.0.weight, features.block2.0.weight, features.block3.0.weight: a"),
+    (4, "features.block1.0.weight, features.block2.0.weight, features.block3.0.weight, ...: a"),
+])
+def test_nan_weights_name_three_tensors_and_an_ellipsis_only_for_more(tmp_path, n, listed):
+    """mut48e E17: the refusal of an export of NaN weights names the first three tensors
+    holding NaN, with ", ..." only when there are more than three."""
+    from vsent.export import export_metadata, export_module
+
+    torch.manual_seed(3)
+    model = create_model("smallcnn").eval()
+    with torch.no_grad():
+        for i in range(1, n + 1):
+            model.get_parameter(f"features.block{i}.0.weight").view(-1)[0] = float("nan")
+    out = tmp_path / "m.ts"
+    with pytest.raises(ExportError) as info:
+        export_module(model, out, metadata=export_metadata(model, {}), format="torchscript")
+    assert str(info.value) == (f"{out}: not written: the model's weights hold NaN/inf "
+                               f"({listed} training that diverged)")
+    assert not out.exists()
+
+
+def test_a_torchscript_export_needs_a_twentieth_of_its_weights_and_1_mib_more(tmp_path,
+                                                                              monkeypatch):
+    """mut48e E30: the room asked beyond the weights grows with them (a twentieth of their
+    bytes for the archive's code, constants and zip records) on top of 1 MiB: short of it the
+    export is refused, with exactly that much it is written."""
+    import errno
+    import shutil
+
+    import vsent.export
+
+    model, ckpt = _checkpoint(tmp_path, "smallcnn")
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    need = weights + weights // 20 + 2**20
+    real = shutil.disk_usage(tmp_path)
+    out = tmp_path / "out" / "m.ts"
+    monkeypatch.setattr(vsent.export.shutil, "disk_usage",
+                        lambda path: real._replace(free=need - weights // 40))
+    with pytest.raises(OSError) as info:
+        export_model(ckpt, out, format="torchscript", verify=False)
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(out))
+    assert not out.exists()
+    monkeypatch.setattr(vsent.export.shutil, "disk_usage", lambda path: real._replace(free=need))
+    export_model(ckpt, out, format="torchscript", verify=False)
+    assert out.is_file()
+
+
+def test_an_export_without_a_card_keeps_the_models_interpolation_for_its_card(tmp_path):
+    """mut48e E39, E40: an export written without a card (``export_module``) has none (None,
+    not an empty one), and the interpolation its metadata records (timm: bicubic) reaches the
+    module's info and the card served for it."""
+    from vsent.export import ExportedModule, export_metadata, export_module
+    from vsent.models.card import export_card
+
+    torch.manual_seed(3)
+    model = create_model("timm/test_convnext").eval()
+    out = tmp_path / "m.ts"
+    export_module(model, out, metadata=export_metadata(model, {}), format="torchscript",
+                  verify=False)
+    module = ExportedModule(out)
+    assert module.card is None
+    assert module.info.extra == {"engine": "torchscript", "interpolation": "bicubic"}
+    assert export_card(module)["preprocess"]["weights_interpolation"] == "bicubic"
+
+
+def test_an_export_whose_model_entry_is_not_an_object_is_named_in_one_line(tmp_path):
+    """mut48e E38: a ``vsent.model`` entry of the wrong JSON type (a list) is a TypeError when
+    read: the file named in one line like the other damaged entries, not a traceback."""
+    from vsent.export import ExportedModule
+
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    export_model(ckpt, tmp_path / "good.onnx", verify=False)
+    proto = onnx.load(str(tmp_path / "good.onnx"))
+    for entry in proto.metadata_props:
+        if entry.key == "vsent.model":
+            entry.value = "[]"
+    onnx.save(proto, str(tmp_path / "list.onnx"))
+    with pytest.raises(ExportError) as info:
+        ExportedModule(tmp_path / "list.onnx")
+    assert str(info.value) == (f"{tmp_path / 'list.onnx'}: not a readable ONNX export (its vsent "
+                               "metadata: TypeError list indices must be integers or slices, "
+                               "not str)")
+
+
+def test_onnx_on_cuda_asks_onnxruntime_for_cuda_first_and_the_cpu_after(tmp_path, monkeypatch):
+    """mut48e E42: where onnxruntime has CUDA, the session is asked for the CUDA provider
+    first (onnxruntime takes them in order: listed after the CPU, CUDA would never run)."""
+    import onnxruntime
+
+    from vsent.export import ExportedModule
+
+    _, ckpt = _checkpoint(tmp_path, "smallcnn")
+    export_model(ckpt, tmp_path / "m.onnx", verify=False)
+    asked = []
+    real = onnxruntime.InferenceSession
+
+    def session(path, providers):
+        asked.append(providers)
+        return real(path, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(onnxruntime, "InferenceSession", session)
+    ExportedModule(tmp_path / "m.onnx", device="cuda").open()
+    ExportedModule(tmp_path / "m.onnx", device="cpu").open()
+    assert asked == [["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"]]
+
+
+def test_a_misnamed_out_is_refused_before_the_checkpoint_is_read(tmp_path):
+    """mut48e E50: ``--out`` is checked first: a wrong name is the error even where the
+    checkpoint would fail too (here it does not exist), and no time goes into loading it."""
+    with pytest.raises(ExportError, match=r"^--out .*m\.txt: --format onnx writes a file named "
+                                          r"\*\.onnx; name it m\.onnx$"):
+        export_model(tmp_path / "missing.pt", tmp_path / "m.txt")
+
+
+def test_an_exported_module_has_the_outputs_its_metadata_records(tmp_path):
+    """mut48e E54: a 3-way model's export says 3 outputs (its card's num_classes too), not
+    the 2 of a sentiment model."""
+    from vsent.export import ExportedModule, export_metadata, export_module
+    from vsent.models.card import export_card
+
+    torch.manual_seed(3)
+    model = create_model("smallcnn", num_classes=3).eval()
+    out = tmp_path / "m.ts"
+    export_module(model, out, metadata=export_metadata(model, {}), format="torchscript",
+                  verify=False)
+    module = ExportedModule(out)
+    assert module.info.num_outputs == 3
+    assert export_card(module)["model"]["num_classes"] == 3

@@ -879,3 +879,34 @@ def test_run_meta_records_the_head_init_digest_and_extra_images_when_given():
     extra = RunConfig(data="x", extra_train="four")
     assert "extra_train" not in frozen.run_meta(extra, 10)
     assert frozen.run_meta(extra, 10, n_extra=4)["n_extra"] == 4
+
+
+# mutation round 48 (mut48e): vsent.frozen mutants the suite missed
+
+
+def test_weights_digest_tells_dtypes_with_the_same_bytes_apart():
+    """mut48e F03: the digest covers each tensor's dtype: a float16 and a bfloat16 backbone
+    of the same bytes (zeros) and shapes are other backbones (their features differ)."""
+    from types import SimpleNamespace
+
+    digests = []
+    for dtype in (torch.float16, torch.bfloat16):
+        toy = torch.nn.Module()
+        toy.body = torch.nn.Linear(4, 4, bias=False).to(dtype)
+        toy.fc = torch.nn.Linear(3, 2)
+        torch.nn.init.zeros_(toy.body.weight)
+        toy.info = SimpleNamespace(head="fc")
+        digests.append(frozen.weights_digest(toy))
+    assert digests[0] != digests[1]
+
+
+def test_linear_head_history_numbers_its_epochs_from_1():
+    """mut48e F14: history.json numbers the head's epochs 1..N, as fine-tuning's history
+    does (epoch 0 would read as "before training")."""
+    from vsent.config import TrainConfig
+
+    model = _model()
+    feats = np.random.default_rng(0).normal(0, 1, (8, model.info.feature_dim)).astype(np.float32)
+    cfg = TrainConfig(epochs=3, batch_size=8, device="cpu")
+    history = frozen.fit_linear_head(model, feats, np.arange(8) % 2, cfg)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
