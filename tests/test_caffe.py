@@ -530,3 +530,12 @@ def test_a_layer_name_that_is_not_utf8_is_read_with_replacement_characters(tmp_p
     path = tmp_path / "latin1.caffemodel"
     path.write_bytes(_ld(100, _ld(1, b"conv\xe91") + _ld(2, b"ReLU")))
     assert [(lay.name, lay.type) for lay in read_caffemodel(path)[1]] == [("conv\ufffd1", "ReLU")]
+
+
+def test_a_legacy_blob_of_more_than_four_axes_is_refused_by_the_writer(tmp_path):
+    """Legacy blobs have four dimension fields (num, channels, height, width): a 5-axis array
+    is refused by name, not half written (mut48d C28)."""
+    layers = [CaffeLayer("fc6", "InnerProduct", [np.zeros((1, 1, 1, 2, 3), "f4")])]
+    with pytest.raises(ValueError, match=r"^legacy blobs have at most 4 axes, got shape "
+                                         r"\(1, 1, 1, 2, 3\)$"):
+        write_caffemodel(tmp_path / "five.caffemodel", layers, legacy=True)

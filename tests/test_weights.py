@@ -923,3 +923,19 @@ def test_hf_cached_file_without_a_revision_asks_the_hub_for_its_default(tmp_path
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lookup)
     assert hf_cached_file("owner/net") == there
     assert asked == [None]
+
+
+def test_quiet_loading_hides_this_modules_info_lines_only_while_it_lasts(caplog):
+    """quiet_loading (the prototype's load in crossval.prepare): the lines on what was loaded
+    are left out, its warnings still come, and after the block the lines come again
+    (mut48d W55, W56)."""
+    from vsent.models.weights import logger, quiet_loading
+
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        with quiet_loading():
+            logger.info("loaded in the prototype")
+            logger.warning("a warning of the prototype's load")
+        logger.info("loaded for training")
+        assert logger.level == logging.INFO
+    assert [r.getMessage() for r in caplog.records if r.name == LOGGER] == [
+        "a warning of the prototype's load", "loaded for training"]
