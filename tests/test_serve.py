@@ -1403,6 +1403,26 @@ def test_a_batcher_of_no_images_per_batch_is_refused():
         assert MicroBatcher(lambda a: a, pool, max_batch=1).max_batch == 1
 
 
+def test_a_batcher_refuses_a_request_of_no_images():
+    """mut48f B06: a request of no images got scores of shape (0, 2) whatever the model's
+    number of classes (the batcher does not know it); the service never sends one: refused."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import MicroBatcher
+
+    async def submit_none():
+        b = MicroBatcher(lambda a: a, pool, max_batch=2)
+        try:
+            await b.submit(np.zeros((0, 4, 4, 3), np.uint8))
+        finally:
+            await b.stop()
+
+    with ThreadPoolExecutor(1) as pool, \
+            pytest.raises(ValueError, match="^submit needs at least one image$"):
+        asyncio.run(submit_none())
+
+
 def test_limits_defaults_are_the_documented_ones():
     """mut43b SV23, SV24, SV25: the defaults the Limits docstring gives: 20 MiB per upload,
     64 MiB per request, 40 M pixels, 32 images, 30 s, 64 requests in flight."""

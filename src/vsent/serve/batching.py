@@ -110,7 +110,10 @@ class MicroBatcher:
         self._held, self.queued_images = None, 0
 
     async def submit(self, arrays: np.ndarray) -> np.ndarray:
-        """Scores (n, C) of ``arrays`` uint8 (n, S, S, 3), computed in a shared batch."""
+        """Scores (n, C) of ``arrays`` uint8 (n, S, S, 3), n >= 1, computed in a shared
+        batch (the batcher does not know C: no images would have no shape to answer)."""
+        if not len(arrays):
+            raise ValueError("submit needs at least one image")
         self.start()
         assert self._queue is not None
         loop = asyncio.get_running_loop()
@@ -129,7 +132,7 @@ class MicroBatcher:
             for fut in futures:  # a request that gave up (timeout) leaves its images unscored
                 fut.cancel()
                 self._waiting.discard(fut)
-        return np.concatenate(results) if results else np.zeros((0, 2), np.float32)
+        return np.concatenate(results)
 
     async def _next_batch(self) -> list[_Item]:
         assert self._queue is not None
