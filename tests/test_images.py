@@ -785,32 +785,28 @@ def test_an_image_of_zero_size_is_refused(size):
     assert str(info.value) == f"<PIL image>: image has zero size {w}x{h}"
 
 
-def test_an_eof_error_while_decoding_is_a_truncated_file(bad_images, monkeypatch):
-    """mut48a I39: PIL's decoders signal a stream that ends early by EOFError (no message) as
-    well as by "truncated" OSErrors: both are "truncated image file"."""
+@pytest.mark.parametrize(("error", "reason"), [
+    (EOFError(), "truncated image file"),
+    (MemoryError("cannot allocate 9 GB"), "cannot decode image: cannot allocate 9 GB"),
+    (OSError(), "cannot decode image: OSError"),
+])
+def test_an_error_of_the_pixel_decode_is_the_images_failure(bad_images, monkeypatch, error,
+                                                            reason):
+    """mut48a I39, I41, I62: errors of the pixel decode are the image's failure, naming it.
+    PIL's decoders signal a stream that ends early by EOFError (no message) as well as by
+    "truncated" OSErrors: both are "truncated image file". A MemoryError there (a damaged
+    header's giant allocation) is "cannot decode image: <reason>" (the open's still
+    propagates). An exception with an empty message gives its type as the reason, never an
+    empty one ("...: cannot decode image: ")."""
     lazy = Image.open(bad_images["ok"])
 
-    def eof(*args, **kwargs):
-        raise EOFError
+    def fail(*args, **kwargs):
+        raise error
 
-    monkeypatch.setattr(lazy, "load", eof)
+    monkeypatch.setattr(lazy, "load", fail)
     with pytest.raises(ImageError) as info:
         load_rgb(lazy)
-    assert str(info.value) == f"{bad_images['ok']}: truncated image file"
-
-
-def test_a_memory_error_while_decoding_pixels_is_the_images_failure(bad_images, monkeypatch):
-    """mut48a I41: a MemoryError of the pixel decode (a damaged header's giant allocation) is
-    "cannot decode image: <reason>", the image's failure (the open's still propagates)."""
-    lazy = Image.open(bad_images["ok"])
-
-    def oom(*args, **kwargs):
-        raise MemoryError("cannot allocate 9 GB")
-
-    monkeypatch.setattr(lazy, "load", oom)
-    with pytest.raises(ImageError) as info:
-        load_rgb(lazy)
-    assert str(info.value) == f"{bad_images['ok']}: cannot decode image: cannot allocate 9 GB"
+    assert str(info.value) == f"{bad_images['ok']}: {reason}"
 
 
 @pytest.mark.parametrize("dtype", ["<u2", ">u2", "<i4"])
@@ -834,20 +830,6 @@ def test_an_unconvertible_mode_is_named_with_the_image():
         load_rgb(Image.new("La", (2, 2)))
     assert str(info.value) == ("<PIL image>: cannot convert mode La to RGB: conversion from "
                                "La to L not supported")
-
-
-def test_an_error_without_a_message_is_named_by_its_type(bad_images, monkeypatch):
-    """mut48a I62: an exception with an empty message gives its type as the reason, never an
-    empty one ("...: cannot decode image: ")."""
-    lazy = Image.open(bad_images["ok"])
-
-    def fail(*args, **kwargs):
-        raise OSError
-
-    monkeypatch.setattr(lazy, "load", fail)
-    with pytest.raises(ImageError) as info:
-        load_rgb(lazy)
-    assert str(info.value) == f"{bad_images['ok']}: cannot decode image: OSError"
 
 
 def test_a_failing_resize_is_an_image_error_but_a_memory_shortage_propagates(monkeypatch):

@@ -539,6 +539,25 @@ def test_ray_starting_keeps_vsents_sigterm_handler_and_stops_a_half_started_ray(
             proc.wait()
 
 
+def _engine_on_a_running_ray(record: list, *, started: bool):
+    """A RayEngine (not initialised: no model, no Ray) on a stand-in Ray that is running and
+    notes its shutdown in ``record``; ``started``: the engine started that Ray."""
+    from vsent.engines.ray_engine import RayEngine
+
+    class Ray:
+        @staticmethod
+        def is_initialized():
+            return True
+
+        @staticmethod
+        def shutdown():
+            record.append("ray shut down")
+
+    engine = object.__new__(RayEngine)
+    engine.ray, engine._started = Ray(), started
+    return engine
+
+
 def test_closing_the_ray_engine_stops_its_rows_before_ray(monkeypatch):
     """prac37 #3: `vsent predict --engine ray | head` shut Ray down while Ray Data's executor
     still read rows; it started a second Ray of its own, left running after vsent exited."""
@@ -553,17 +572,7 @@ def test_closing_the_ray_engine_stops_its_rows_before_ray(monkeypatch):
         finally:
             order.append("rows closed")
 
-    class Ray:
-        @staticmethod
-        def is_initialized():
-            return True
-
-        @staticmethod
-        def shutdown():
-            order.append("ray shut down")
-
-    engine = object.__new__(RayEngine)
-    engine.ray, engine._started = Ray(), True
+    engine = _engine_on_a_running_ray(order, started=True)
     monkeypatch.setattr(RayEngine, "_score", lambda self, paths: rows())
     first = next(iter(engine.score(iter([]))))
     assert first == {"path": "a"}
@@ -722,26 +731,13 @@ def test_ray_datas_console_keeps_its_warnings_without_progress_output():
 def test_closing_a_ray_engine_leaves_a_ray_it_did_not_start_running():
     """mut48f R14: an engine that joined a Ray already running in this process (started by the
     caller) does not shut it down when it closes."""
-    from vsent.engines.ray_engine import RayEngine
-
     calls = []
-
-    class Ray:
-        @staticmethod
-        def is_initialized():
-            return True
-
-        @staticmethod
-        def shutdown():
-            calls.append("shutdown")
-
-    engine = object.__new__(RayEngine)
-    engine.ray, engine._started = Ray(), False
+    engine = _engine_on_a_running_ray(calls, started=False)
     engine.close()
     assert calls == []
     engine._started = True
     engine.close()
-    assert calls == ["shutdown"]
+    assert calls == ["ray shut down"]
 
 
 @pytest.mark.parametrize(("option", "message"), [
