@@ -910,3 +910,34 @@ def test_linear_head_history_numbers_its_epochs_from_1():
     cfg = TrainConfig(epochs=3, batch_size=8, device="cpu")
     history = frozen.fit_linear_head(model, feats, np.arange(8) % 2, cfg)
     assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def test_training_label_names_each_way_a_run_trains():
+    """The summary's and the card's "training" (crossval tells fine-tuning apart by it):
+    main session, mut48e F38, F40."""
+    def label(**kw):
+        return frozen.training_label(RunConfig(data="x", model="smallcnn", **kw))
+
+    assert label() == "fine-tuning"
+    assert label(train_mode="head") == "frozen features + linear head"
+    assert label(train_mode="head", head="logistic") == "frozen features + logistic head"
+    assert label(train_mode="last-2") == "last 2 blocks + head"
+
+
+def test_a_last_n_runs_evaluation_scores_its_model_and_caches_no_features(tmp_path,
+                                                                         monkeypatch):
+    """Only --train head evaluates on cached backbone features: a last-N run's fine-tuned
+    backbone is scored whole (its features, keyed by its own weights, would never be read
+    again), so the feature cache stays empty (main session, mut48e F42)."""
+    from vsent.inference import infer
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    images, labels = _images()
+    model = _model()
+    cfg = RunConfig(data=str(tmp_path), model="smallcnn", train_mode="last-1")
+    test_idx = np.arange(3, 11)
+    _, probs = frozen.evaluate_model(model, cfg, images, labels, _paths(tmp_path, 12),
+                                     test_idx, device="cpu")
+    np.testing.assert_allclose(probs, infer(model, images[test_idx], device="cpu").probs,
+                               rtol=1e-5, atol=1e-6)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*"))
