@@ -87,6 +87,12 @@ def absolute_path(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.realpath(Path(*p.parts[:last + 1]))).joinpath(*p.parts[last + 1:])
 
 
+def not_a_file_reason(path: str | os.PathLike[str]) -> str:
+    """Why ``path``, which is no folder and no regular file, cannot be read as a file: absent,
+    or something else is there (a FIFO or a device: reading it could hang)."""
+    return "not a regular file" if Path(path).exists() else "no such file or directory"
+
+
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     """Whether two spellings name one file or folder from here (relative, absolute, ``..``)."""
     return Path(a).resolve() == Path(b).resolve()

@@ -29,7 +29,7 @@ from vsent.config import SUBSETS
 from vsent.data._common import default_workers
 from vsent.data.images import load_rgb
 from vsent.errors import BadItemsError, DataError, ImageError, VsentError
-from vsent.files import expand_user
+from vsent.files import expand_user, not_a_file_reason
 
 __all__ = [
     "CLASS_NAMES", "IMAGE_EXTENSIONS", "SUBSETS", "Dataset", "describe", "load_dataset",
@@ -523,9 +523,8 @@ def _read_csv(path: Path) -> tuple[list[Item], list[Problem]]:
         if img.is_dir():
             problems.append((where, f"{_shown(str(img))}: is a directory, not an image file"))
             continue
-        if not img.is_file():  # (a FIFO or a device exists: it is not a file)
-            why = "not a regular file" if img.exists() else "no such file or directory"
-            problems.append((where, f"{_shown(str(img))}: {why}"))
+        if not img.is_file():
+            problems.append((where, f"{_shown(str(img))}: {not_a_file_reason(img)}"))
             continue
         items.append((name, img, label))
     return items, problems

@@ -32,7 +32,7 @@ from vsent.data.datasets import (
     twitter_label_file,
 )
 from vsent.errors import DataError, VsentError
-from vsent.files import atomic_write_text, expand_user
+from vsent.files import atomic_write_text, expand_user, not_a_file_reason
 
 __all__ = ["Fold", "make_folds", "save_folds"]
 
@@ -133,10 +133,9 @@ def check_folds_spec(spec: str | os.PathLike[str]) -> None:
     if path.is_dir():
         raise DataError(f"{path}: is a folder, not a folds JSON file (--folds expects campos, "
                         "stratified or a folds JSON file)")
-    if not path.is_file():  # (a FIFO or device is there, but no file: reading it could hang)
-        what = "not a regular file" if path.exists() else "no such file or directory"
-        raise DataError(f"{path}: {what} (--folds expects campos, stratified or a folds JSON "
-                        "file)")
+    if not path.is_file():
+        raise DataError(f"{path}: {not_a_file_reason(path)} (--folds expects campos, stratified "
+                        "or a folds JSON file)")
 
 
 def check_inner_splits(labels: np.ndarray, folds: list[Fold], inner_splits: int) -> None:
