@@ -743,6 +743,21 @@ def test_a_command_without_its_extra_names_it_in_one_line(checkpoint, tmp_path, 
                                        f"({missing} is missing): pip install 'vsent[{extra}]'\n")
 
 
+@pytest.mark.parametrize("option,value,said", [
+    ("--port", "70000", "--port must be in 0..65535, got 70000"),
+    ("--max-request-mb", "0", "--max-request-mb must be a finite number > 0, got 0.0"),
+])
+def test_serves_own_options_are_checked_before_its_extra(checkpoint, capsys, monkeypatch,
+                                                        option, value, said):
+    """session 48 kept: without the serve extra a bad --port was reported as the missing extra;
+    fixed, the user installed it only to learn that the port was wrong."""
+    for name in [m for m in sys.modules if m == "vsent.serve" or m.startswith("vsent.serve.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    assert main(["serve", "--model", str(checkpoint), option, value]) == 2
+    assert capsys.readouterr().err == f"vsent: error: {said}\n"
+
+
 def test_the_console_says_vsents_lines_and_a_librarys_warnings_not_its_info_lines():
     """session 36: torch logs "FakeTensor cache stats" at info level from an exit hook; an
     export interrupted early (before torch had set up its loggers) printed those lines after

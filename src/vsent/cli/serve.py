@@ -65,12 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from vsent.errors import VsentError, import_extra
 
-    uvicorn = import_extra("uvicorn", "vsent serve", "serve")
-    # the service imports the rest of the extra (fastapi, fastapi-offline, python-multipart)
-    serve = import_extra("vsent.serve", "vsent serve", "serve")
-    Limits, ServeConfig, create_app = serve.Limits, serve.ServeConfig, serve.create_app
-    from vsent.predict import Predictor
-
+    # the options are checked first: a bad one is named whether or not the extra is installed
     if not 0 <= args.port <= 65535:
         raise VsentError(f"--port must be in 0..65535, got {args.port}")
     for name in ("max_upload_mb", "max_request_mb"):
@@ -80,6 +75,12 @@ def run(args: argparse.Namespace) -> int:
         if value * MB < 1:  # said in MB, as typed (Limits would name the byte count, 0)
             raise VsentError(f"--{name.replace('_', '-')} {value:g} is less than one byte "
                              f"(1 MB is {MB} bytes)")
+    uvicorn = import_extra("uvicorn", "vsent serve", "serve")
+    # the service imports the rest of the extra (fastapi, fastapi-offline, python-multipart)
+    serve = import_extra("vsent.serve", "vsent serve", "serve")
+    Limits, ServeConfig, create_app = serve.Limits, serve.ServeConfig, serve.create_app
+    from vsent.predict import Predictor
+
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * MB),
                     max_request_bytes=int(args.max_request_mb * MB),
                     max_pixels=args.max_pixels, max_images=args.max_images,
