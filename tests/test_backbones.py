@@ -787,6 +787,27 @@ def test_probe_pools_known_per_input_size_and_keep_the_training_mode(monkeypatch
     assert not net.training
 
 
+def test_clip_probe_pools_are_found_again_for_another_tower_under_one_name(tmp_path,
+                                                                         monkeypatch):
+    """open_clip can register another configuration under a name already built: the pools
+    known for the first tower (layer1 avg-pooled at width 8) must not be reused for the second
+    (width 2: layer1 is (1, 8, 8, 8), channels not told from width, so left out)."""
+    from open_clip import factory
+
+    monkeypatch.setattr(factory, "_MODEL_CONFIG_PATHS", list(factory._MODEL_CONFIG_PATHS))
+    monkeypatch.setattr(factory, "_MODEL_CONFIGS", dict(factory._MODEL_CONFIGS))
+    monkeypatch.setattr(timm_models, "_KNOWN_POOLS", {})
+    pools = []
+    for width in (8, 2):
+        cfg = {**TINY_CLIP["vsent-test-rn"], "vision_cfg": {
+            **TINY_CLIP["vsent-test-rn"]["vision_cfg"], "width": width}}
+        (tmp_path / "vsent-test-swap.json").write_text(json.dumps(cfg))
+        open_clip.add_model_config(tmp_path / "vsent-test-swap.json")
+        pools.append(create_model("clip/vsent-test-swap").info.probe_pool)
+    later = {"visual.layer2": "avg", "visual.layer3": "avg", "visual.layer4": "avg"}
+    assert pools == [{"visual.layer1": "avg", **later}, later]
+
+
 @pytest.mark.parametrize("arch, cam", [("test_resnet", "layer4"), ("test_convnext", "stages.3"),
                                        ("test_vit", "")])
 def test_timm_cam_layer_is_the_last_spatial_stage(arch, cam):
