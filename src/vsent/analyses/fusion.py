@@ -749,9 +749,10 @@ def fuse_run(
     dict with ``features``, ``rule``, ``weight``, ``method`` (and ``histogram_map`` unless
     ``none``, ``extra_train`` and ``n_extra`` with ``extra_train``); summaries
     (:func:`vsent.metrics.summarize_folds`) ``cnn``, ``hand``, ``fused`` (centre crop) and,
-    with 10-crop columns, ``cnn_10crop`` and ``fused_10crop``; ``rows``: one dict per test
-    image (name, fold, label, prob_cnn, prob_hand, prob_fused[, prob_fused_10crop]); ``C``:
-    the C chosen in each fold; ``weights``: the weight of each fold (``weight="inner"`` only).
+    with 10-crop columns, ``cnn_10crop`` and (late rules) ``fused_10crop``; ``rows``: one dict
+    per test image (name, fold, label, prob_cnn, prob_hand, prob_fused, and with 10-crop
+    columns prob_cnn_10crop and, late rules, prob_fused_10crop); ``C``: the C chosen in each
+    fold; ``weights``: the weight of each fold (``weight="inner"`` only).
 
     The early rule's classifier is fitted on in-sample CNN features (its fold model's own
     training images): see the module docstring for the bias this gives.
