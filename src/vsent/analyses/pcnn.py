@@ -65,7 +65,7 @@ from vsent.config import (
 )
 from vsent.crossval import check_device, check_new_run_folds, crossval
 from vsent.data.cache import image_cache
-from vsent.data.datasets import CLASS_NAMES, SUBSETS, load_dataset
+from vsent.data.datasets import CLASS_NAMES, SUBSETS, Dataset, load_dataset
 from vsent.data.extra import (
     KEEP_THRESHOLD,
     read_removal,
@@ -213,36 +213,12 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
                  progress: bool) -> dict[str, Any]:
     timer = Timer()
     seeds = cfg.seeds
-    dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
-    counts = np.bincount(dataset.labels, minlength=2)
-    if counts.min() == 0:  # stage 1 would learn one answer and stage 2 would drop everything
-        raise VsentError(f"{cfg.data}: all {len(dataset)} images are "
-                         f"{'positive' if counts[1] else 'negative'}; progressive training "
-                         f"needs both classes")
-    # load_dataset ignores the subset of other layouts: recorded, it would name data the run
-    # did not select (and refuse a resume that names another); a run started before this
-    # check keeps its record
-    if dataset.source != "twitter" and cfg.subset != ProgressiveConfig.subset \
-            and run.status == "new":
-        raise VsentError(f"--subset {cfg.subset}: {cfg.data} is a {dataset.source} dataset, "
-                         "which has no agreement subsets (--subset selects one of a Twitter I "
-                         "folder); leave --subset out")
-    # a resume must see the data the run started with: stage 1 and the draw were made on it
-    fingerprint = dataset.fingerprint()
-    record = run / DATA_RECORD
-    if not record.exists():  # a new run, or one of a vsent that kept no record
-        _check_stage1_data(run / "stage1" / "model.pt", cfg.data, fingerprint["sha256"])
-        # after that check: never of changed data
-        run.write_json(DATA_RECORD, data_record(dataset))
-    check_data_record(record, dataset, cfg.data, f"{run.path} started",
-                      "pass --overwrite to start again")
-    run.write_json("skipped.json", list(dataset.skipped))
+    dataset, sha256 = _read_run_data(cfg, run)
     images = image_cache(dataset, size=proto.info.preprocess.resize, progress=progress)
     labels = dataset.labels
     del proto
     # what every checkpoint records of its data (pcnn-transfer refuses to test on it)
-    trained_on = {"data": cfg.data, "subset": dataset.subset,
-                  "data_sha256": fingerprint["sha256"]}
+    trained_on = {"data": cfg.data, "subset": dataset.subset, "data_sha256": sha256}
     # and so that its card shows what this run knows instead of "not recorded" (each stage's
     # recipe with the seed it trained with)
     made = {"command": "pcnn", "init": cfg.init, "n_train": len(labels), "n_test": 0,
@@ -326,19 +302,57 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
         "stage2_skipped": skip_stage2,
         "seconds": timer.elapsed,
     }
-    for stage in ("stage1", "stage2"):
-        hist_file = run / stage / "history.json"
-        if hist_file.exists():
-            try:  # (a record of the stage, not its result: a damaged one is left out)
-                last = json.loads(hist_file.read_text())[-1]
-                summary[f"{stage}_final"] = {k: last[k]
-                                             for k in ("epoch", "loss", "train_accuracy")}
-            except (OSError, ValueError, LookupError, TypeError) as e:
-                log.warning("%s: unreadable (%s); the summary leaves out %s's last epoch",
-                            hist_file, one_line(e), stage)
+    summary.update(_last_epochs(run))
     run.write_text("summary.md", _progressive_markdown(summary, report))
     run.write_json("summary.json", summary)  # last: it marks the run finished
     return summary
+
+
+def _read_run_data(cfg: ProgressiveConfig, run: RunDir) -> tuple[Dataset, str]:
+    """The run's dataset, checked (both classes; a subset only of Twitter I; on a resume, the
+    data the run started with) and recorded: ``(dataset, its sha256)``."""
+    dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
+    counts = np.bincount(dataset.labels, minlength=2)
+    if counts.min() == 0:  # stage 1 would learn one answer and stage 2 would drop everything
+        raise VsentError(f"{cfg.data}: all {len(dataset)} images are "
+                         f"{'positive' if counts[1] else 'negative'}; progressive training "
+                         f"needs both classes")
+    # load_dataset ignores the subset of other layouts: recorded, it would name data the run
+    # did not select (and refuse a resume that names another); a run started before this
+    # check keeps its record
+    if dataset.source != "twitter" and cfg.subset != ProgressiveConfig.subset \
+            and run.status == "new":
+        raise VsentError(f"--subset {cfg.subset}: {cfg.data} is a {dataset.source} dataset, "
+                         "which has no agreement subsets (--subset selects one of a Twitter I "
+                         "folder); leave --subset out")
+    # a resume must see the data the run started with: stage 1 and the draw were made on it
+    fingerprint = dataset.fingerprint()
+    record = run / DATA_RECORD
+    if not record.exists():  # a new run, or one of a vsent that kept no record
+        _check_stage1_data(run / "stage1" / "model.pt", cfg.data, fingerprint["sha256"])
+        # after that check: never of changed data
+        run.write_json(DATA_RECORD, data_record(dataset))
+    check_data_record(record, dataset, cfg.data, f"{run.path} started",
+                      "pass --overwrite to start again")
+    run.write_json("skipped.json", list(dataset.skipped))
+    return dataset, fingerprint["sha256"]
+
+
+def _last_epochs(run: RunDir) -> dict[str, Any]:
+    """``{"stage1_final": {epoch, loss, train_accuracy}, "stage2_final": ...}`` of each stage's
+    history.json there is; a damaged one is left out with a warning (a record of the stage,
+    not its result)."""
+    out = {}
+    for stage in ("stage1", "stage2"):
+        hist_file = run / stage / "history.json"
+        if hist_file.exists():
+            try:
+                last = json.loads(hist_file.read_text())[-1]
+                out[f"{stage}_final"] = {k: last[k] for k in ("epoch", "loss", "train_accuracy")}
+            except (OSError, ValueError, LookupError, TypeError) as e:
+                log.warning("%s: unreadable (%s); the summary leaves out %s's last epoch",
+                            hist_file, one_line(e), stage)
+    return out
 
 
 def _check_stage1_data(stage1_file: Path, data: str, sha256: str) -> None:
