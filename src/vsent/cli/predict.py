@@ -144,11 +144,12 @@ def _check_not_empty(paths: list[str], from_list: str | None) -> None:
         raise VsentError("nothing to score: give image files, folders, globs or --from-list")
 
 
-def run(args: argparse.Namespace) -> int:
-    from vsent.batch import check_resume, names_stdout, score_stream, scoring_record
-    from vsent.engines import EngineOptions, open_engine
-    from vsent.errors import EXIT_ITEMS_FAILED, VsentError
-    from vsent.inputs import iter_inputs
+def _check_options(args: argparse.Namespace) -> None:
+    """VsentError for options that cannot go together or are out of range, all checked before
+    --out is opened (opening it empties it unless --resume). Sets ``args.out`` to None for
+    ``-`` (standard output) and ``args.batch_size`` to its default when not given."""
+    from vsent.batch import check_resume, names_stdout
+    from vsent.errors import VsentError
 
     if args.out == "-":  # as --from-list -: the standard stream, not a file named "-"
         if args.resume:
@@ -211,6 +212,15 @@ def run(args: argparse.Namespace) -> int:
         if args.oversample:
             raise VsentError("--regions scores centre crops: it cannot be combined with "
                              "--oversample")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vsent.batch import score_stream, scoring_record
+    from vsent.engines import EngineOptions, open_engine
+    from vsent.errors import EXIT_ITEMS_FAILED
+    from vsent.inputs import iter_inputs
+
+    _check_options(args)
     progress = progress_enabled(args.no_progress)
     items = iter_inputs(args.paths, from_list=args.from_list)
     options = EngineOptions(
