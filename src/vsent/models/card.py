@@ -291,54 +291,8 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         lines += [_item("Library", w.get("library")), _item("Tag", w.get("tag")),
                   _item("Licence (as the library states it)", w.get("licence")),
                   _item("Location", w.get("location"))]
-    dataset = t.get("dataset")
-    lines += ["", "## Training data", "",
-              _item("Command", t.get("command")), _item("Training", t.get("how")),
-              _item("Dataset", os.path.normpath(dataset) if dataset else dataset),
-              _item("Subset", t.get("subset"))]
-    if t.get("fold") is not None:  # no fold held out: all images trained, no split to name
-        lines += [_item("Folds", t.get("folds")), _item("Fold", t["fold"])]
-    trained = t.get("how") != "zero-shot"  # "Training: zero-shot" says it: no images, no solver
-    if trained:
-        lines.append(_item("Training images", t.get("n_train")))
-    if t.get("extra"):
-        e = t["extra"]
-        what = (f"weakly labelled ({e['subset']}-agree images not in {t.get('subset')}-agree; "
-                f"--extra-schedule {e.get('schedule')})")
-        lines.append(_item("Extra training images", what if e.get("n_images") is None
-                           else f"{e['n_images']} {what}"))
-    lines.append(_item("Held-out images", "none (trained on every image)" if t.get("n_test") == 0
-                       else t.get("n_test")))
-    if trained:
-        lines.append(_item("Training settings", _inline(t["train"]) if t.get("train") else None))
-    if trained and t.get("finetune"):  # (vsent pcnn's stage 2)
-        lines.append(_item("Stage-2 settings", _inline(t["finetune"])))
-    if trained and t.get("run_seed") is not None:
-        lines.append(f"- Seed: {t['train']['seed']} is fold {t['fold']}'s, from the run's seed "
-                     f"{t['run_seed']} (seed x 1000 + fold)")
-    metrics = card.get("metrics")
-    if metrics and metrics.get("held_out"):  # finetune --fold K: one fold, no mean over folds
-        lines += ["", f"## Held-out fold {metrics.get('held_out_fold')}", "",
-                  f"| evaluation | {' | '.join(CARD_METRICS)} |",
-                  f"|---|{'---|' * len(CARD_METRICS)}"]
-        for key, values in metrics["held_out"].items():
-            cells = ["" if values.get(m) is None else f"{values[m]:.4f}" for m in CARD_METRICS]
-            lines.append(f"| {key} | {' | '.join(cells)} |")
-    elif not metrics:
-        lines += ["", "## Cross-validated metrics", "",
-                  "not recorded (the checkpoint is not inside a finished crossval run, or the "
-                  "run's summary.json holds no metrics)"]
-    else:
-        lines += ["", "## Cross-validated metrics", "",
-                  f"Evaluation: {metrics.get('evaluation') or 'not recorded'}, "
-                  f"{metrics.get('n_folds')} folds", "",
-                  "| metric | mean | std | this fold |", "|---|---|---|---|"]
-        this = metrics.get("fold") or {}
-        for key in CARD_METRICS:
-            if key in metrics:
-                own = this.get(key)
-                lines.append(f"| {key} | {metrics[key]['mean']:.4f} | {metrics[key]['std']:.4f} "
-                             f"| {'' if own is None else f'{own:.4f}'} |")
+    lines += _training_section(t)
+    lines += _metrics_section(card.get("metrics"))
     lines += ["", "## Late fusion", ""]
     f = card.get("fusion")
     if not f:
@@ -362,6 +316,65 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     lines += ["- cuda: none (no GPU)" if k == "cuda" and v is None else _item(k, v)
               for k, v in card["versions"].items() if k != "source"]
     return "\n".join(lines) + "\n"
+
+
+def _training_section(t: Mapping[str, Any]) -> list[str]:
+    """The card's "Training data" lines, from its ``training`` record ``t``."""
+    dataset = t.get("dataset")
+    lines = ["", "## Training data", "",
+             _item("Command", t.get("command")), _item("Training", t.get("how")),
+             _item("Dataset", os.path.normpath(dataset) if dataset else dataset),
+             _item("Subset", t.get("subset"))]
+    if t.get("fold") is not None:  # no fold held out: all images trained, no split to name
+        lines += [_item("Folds", t.get("folds")), _item("Fold", t["fold"])]
+    trained = t.get("how") != "zero-shot"  # "Training: zero-shot" says it: no images, no solver
+    if trained:
+        lines.append(_item("Training images", t.get("n_train")))
+    if t.get("extra"):
+        e = t["extra"]
+        what = (f"weakly labelled ({e['subset']}-agree images not in {t.get('subset')}-agree; "
+                f"--extra-schedule {e.get('schedule')})")
+        lines.append(_item("Extra training images", what if e.get("n_images") is None
+                           else f"{e['n_images']} {what}"))
+    lines.append(_item("Held-out images", "none (trained on every image)" if t.get("n_test") == 0
+                       else t.get("n_test")))
+    if trained:
+        lines.append(_item("Training settings", _inline(t["train"]) if t.get("train") else None))
+    if trained and t.get("finetune"):  # (vsent pcnn's stage 2)
+        lines.append(_item("Stage-2 settings", _inline(t["finetune"])))
+    if trained and t.get("run_seed") is not None:
+        lines.append(f"- Seed: {t['train']['seed']} is fold {t['fold']}'s, from the run's seed "
+                     f"{t['run_seed']} (seed x 1000 + fold)")
+    return lines
+
+
+def _metrics_section(metrics: Mapping[str, Any] | None) -> list[str]:
+    """The card's metrics lines: a held-out fold's table, the cross-validated mean, std and
+    this fold's value, or "not recorded"."""
+    lines: list[str] = []
+    if metrics and metrics.get("held_out"):  # finetune --fold K: one fold, no mean over folds
+        lines += ["", f"## Held-out fold {metrics.get('held_out_fold')}", "",
+                  f"| evaluation | {' | '.join(CARD_METRICS)} |",
+                  f"|---|{'---|' * len(CARD_METRICS)}"]
+        for key, values in metrics["held_out"].items():
+            cells = ["" if values.get(m) is None else f"{values[m]:.4f}" for m in CARD_METRICS]
+            lines.append(f"| {key} | {' | '.join(cells)} |")
+    elif not metrics:
+        lines += ["", "## Cross-validated metrics", "",
+                  "not recorded (the checkpoint is not inside a finished crossval run, or the "
+                  "run's summary.json holds no metrics)"]
+    else:
+        lines += ["", "## Cross-validated metrics", "",
+                  f"Evaluation: {metrics.get('evaluation') or 'not recorded'}, "
+                  f"{metrics.get('n_folds')} folds", "",
+                  "| metric | mean | std | this fold |", "|---|---|---|---|"]
+        this = metrics.get("fold") or {}
+        for key in CARD_METRICS:
+            if key in metrics:
+                own = this.get(key)
+                lines.append(f"| {key} | {metrics[key]['mean']:.4f} | {metrics[key]['std']:.4f} "
+                             f"| {'' if own is None else f'{own:.4f}'} |")
+    return lines
 
 
 # --------------------------------------------------------------------------------------------
