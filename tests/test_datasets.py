@@ -700,3 +700,85 @@ def test_a_blank_csv_path_and_a_twitter_name_dot_dot_are_named_for_what_they_are
     rows = _expected_rows(twitter_like, "five")
     label = _rewrite_labels(twitter_like, [*(f"{n} {lab}" for n, lab in rows[:3]), ".. 0"])
     assert f"{label}:4: .. is not a file name in " in _load_error(twitter_like)
+
+
+# ------------------------------------------------------------------------------------------
+# mutation testing (mut49c): titles, the skipped count, messages of bad label lines
+
+
+def test_a_twitter_dataset_is_titled_by_its_agreement_subset(twitter_like):
+    """mut49c D3: titles name the subset as the paper does ("Twitter four-agree"), the
+    figures' and reports' headings read it."""
+    ds = load_dataset(twitter_like, subset="four", validate=False)
+    assert ds.title == "Twitter four-agree"
+
+
+def test_describe_counts_one_bad_item_in_the_singular(twitter_like):
+    """mut49c D10: "1 bad item skipped", not "1 bad items"."""
+    rows = _expected_rows(twitter_like, "five")
+    _rewrite_labels(twitter_like, [*(f"{n} {lab}" for n, lab in rows[:4]), "ghost.jpg 1"])
+    ds = load_dataset(twitter_like, skip_bad=True, validate=False)
+    assert describe(ds).endswith(", 1 bad item skipped")
+
+
+def test_a_label_file_whose_every_line_is_skipped_says_all_were_skipped(twitter_like):
+    """mut49c D19: "no usable images (all skipped)" tells a label file of bad lines from one
+    that lists nothing."""
+    _rewrite_labels(twitter_like, ["ghost.jpg 1", "other.jpg 2"])
+    with pytest.raises(DataError) as info:
+        load_dataset(twitter_like, skip_bad=True)
+    assert str(info.value) == f"{twitter_like.resolve()}: no usable images (all skipped)"
+
+
+def test_a_folder_dataset_has_no_label_file_and_is_titled_by_its_folder(learnable_dataset):
+    """mut49c D21: only a CSV dataset has a label file; a folder dataset's title is its
+    folder's name (not "<folder>/<folder>")."""
+    ds = load_dataset(learnable_dataset, validate=False)
+    assert ds.label_file is None
+    assert ds.title == learnable_dataset.name and ds.location == learnable_dataset.resolve()
+
+
+def test_a_long_malformed_label_line_is_quoted_to_80_characters(twitter_like):
+    """mut49c D30: a malformed line is quoted in the message cut to its first 80 characters
+    (a file of one huge line, e.g. a CSV given as a label file, must not flood the error)."""
+    rows = _expected_rows(twitter_like, "five")
+    long = " ".join(f"word{i:03d}" for i in range(40))  # 319 characters, 40 fields
+    path = _rewrite_labels(twitter_like, [f"{n} {lab}" for n, lab in rows[:3]] + [long])
+    msg = _load_error(twitter_like)
+    assert f"{path}:4: expected '<file name> <label>' (2 fields), got 40: {long[:80]!r}" \
+        in msg.splitlines()[1]
+    assert long[:81] not in msg
+
+
+def test_label_file_names_are_the_first_field_of_every_line(tmp_path):
+    """mut49c D45: the names of a label file (the fold reader and the extra training set
+    compare file names with them) are its first fields, whatever follows on the line."""
+    from vsent.data.datasets import label_file_names
+
+    path = tmp_path / "labels.txt"
+    path.write_text("a.jpg 1\n\n  b.jpg   0 extra\nc.jpg\n")
+    assert label_file_names(path) == {"a.jpg", "b.jpg", "c.jpg"}
+
+
+def test_a_csv_record_spanning_two_lines_keeps_the_next_records_line_numbers(csv_data):
+    """mut49c D70: a quoted cell holding a line break makes one record of two lines; the
+    records after it are named by the line they start on (as an editor numbers it)."""
+    path = _write_csv(csv_data, 'path,label\nimgs/a.jpg,1\n"two\nlines.jpg",0\n'
+                                "imgs/zzz.jpg,1\n")
+    msg = _load_error(path)
+    two = repr(str(path.parent / "two\nlines.jpg"))  # (not printable: shown as its repr)
+    assert msg.startswith("2 bad label entries")
+    assert f"{path}:3: {two}: no such file or directory" in msg
+    assert f"{path}:5: {path.parent / 'imgs/zzz.jpg'}: no such file or directory" in msg
+
+
+def test_a_pathlib_path_where_a_dataset_is_expected_is_said(tmp_path):
+    """mut49c D13: a ``Path`` (not only a str) given where the Python API takes a Dataset is a
+    TypeError saying what to pass, not an AttributeError on ``.labels`` later."""
+    from vsent.data.datasets import check_dataset
+
+    with pytest.raises(TypeError) as info:
+        check_dataset(tmp_path, "make_folds")
+    assert str(info.value) == (f"make_folds takes a Dataset, got the path {tmp_path!r}: pass "
+                               f"vsent.data.load_dataset({tmp_path!r})")
+    check_dataset(None, "make_folds")  # (anything else is left to the caller)

@@ -2315,3 +2315,225 @@ def test_weights_failures_list_only_the_weights_that_failed(tmp_path, monkeypatc
         assert [report["weights"][n]["reason"] for n in "abc"] == [None, "no network here", None]
     finally:
         R.PAPERS.pop("test2098", None)
+
+
+# mutation round 49 (mut49c): campos2015 / sun2016 / you2015 mutants the suite missed
+
+
+def test_sun2016_sets_each_subsets_published_value_beside_its_column_in_the_papers_order(
+        tmp_path):
+    """mut49c S12, S13, S14: the subsets are the paper's columns in its order (five, four,
+    three) whatever the plan's order, and each row's cell of a subset holds the paper's value
+    of that subset, also on the rows vsent does not reproduce."""
+    from vsent.reports import render, sun2016
+
+    plan = R.make_plan("sun2016", "d", quick=True, device="cpu")
+    plan = dataclasses.replace(plan, subsets=("three", "five"))
+    report = sun2016.Sun2016().run(plan, _nothing_run_session(tmp_path, {}))
+    table = report["tables"][0]
+    assert table["wide"]["values"] == ["five", "three"]
+    assert table["title"] == "Table 1: Twitter I five / three agree, accuracy"
+    assert [r["cells"][2] for r in table["rows"]] == ["five", "three"] * len(papers.SUN2016_ROWS)
+    for r in table["rows"]:
+        row = next(k for k, label in papers.SUN2016_ROWS.items() if label == r["cells"][0])
+        pub = papers.SUN2016_TABLE1[row].get(r["cells"][2])
+        assert r["paper"] == render.published_dict(pub), r["cells"]
+    assert any(r["run_dir"] is None and r["paper"]["mean"] is not None
+               for r in table["rows"])  # a row not reproduced keeps the paper's number
+
+
+def test_sun2016_recipe_and_column_of_a_run_with_few_records(tmp_path):
+    """mut49c S34, S35, S36, S37: the analysed run's recipe leaves out the image size and the
+    preset it did not record (no "None px", no "preset None"); a run without a subset read
+    five-agree (load_dataset's default); a CSV data set is named as not Twitter I."""
+    from vsent.reports import sun2016
+
+    tw = tmp_path / "tw"
+    (tw / "images").mkdir(parents=True)
+    cfg = {"data": str(tw), "model": "smallcnn", "init": "random", "train": {"epochs": 2},
+           "folds": "stratified"}
+    assert sun2016._run_subset(cfg) == "five"
+    assert sun2016._recipe(cfg) == ("smallcnn from random weights, 2 epochs, subset five, "
+                                    "folds stratified")
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\n")
+    assert sun2016._run_subset({"data": str(csv), "subset": "five"}) == \
+        "labels.csv (not Twitter I)"
+
+
+def test_you2015_rows_name_their_own_run_dir_and_weights(tmp_path):
+    """mut49c Y13, Y14, Y16, Y24: each baseline row reads its subset's and feature's folder,
+    the weak-label row the weights of its own sub-run (not the random-weights CNN's), and the
+    CNN row says it had no weakly labelled pre-training; its published cell is You et al.'s
+    five-agree value on five-agree only (the other subsets' are not available)."""
+    from vsent.reports import render
+
+    session = _nothing_run_session(tmp_path, {})
+    session.weights_label = lambda name: f"weights of {name}"
+    plan = R.make_plan("you2015", "data", quick=True, device="cpu")
+    acc, _ = you2015.You2015().run(plan, session)["tables"]
+    by_cells = {tuple(r["cells"][:2]): r for r in acc["rows"]}
+    assert by_cells[("GCH+BoW", "four")]["run_dir"] == "baselines/four/gch+bow"
+    assert by_cells[("always positive", "three")]["run_dir"] == \
+        "baselines/three/always-positive"
+    weak = by_cells[(you2015.WEAK_LABEL, "five")]
+    assert (weak["run_dir"], weak["weights"]) == ("pcnn-weak-five", "weights of pcnn-weak-five")
+    cnn = by_cells[("2CONV-4FC from random weights, Twitter only", "four")]
+    assert (cnn["run_dir"], cnn["weights"]) == (
+        "pcnn-four", render.RANDOM_LABEL + " (no weakly labelled pre-training)")
+    assert cnn["paper"] == render.published_dict(papers.NOT_AVAILABLE)
+
+
+def test_campos_rows_of_a_plan_nothing_of_which_ran_set_each_published_cell_beside_its_own(
+        tmp_path):
+    """mut49c C12, C13, C17, C21-C25: Table 1's two rows read and set beside the paper's
+    centre crop and 10-crop values each; Table 2's probes (none run: the paper's layers)
+    beside the paper's value of that layer and classifier; Tables 3-4 list every architecture
+    of the paper (labelled with its surgery) with its own published cell per evaluation, those
+    the plan does not run "not run" (an old folder of that name is not read); a variant of the
+    plan that is not in the paper gets its own table, both evaluations."""
+    from vsent.reports import render
+
+    plan = R.make_plan("campos2015", "d", quick=True, device="cpu")
+    plan = dataclasses.replace(plan, variants={"fc7-2": {"arch": "fc7-2"},
+                                               "mine": {"arch": "fc7-2", "dropout": 0.1}})
+    old = tmp_path / "fc6-2"  # not in this plan: what its folder holds is not this report's
+    old.mkdir()
+    (old / "summary.json").write_text(json.dumps(
+        {e: {"accuracy": {"mean": 0.5, "std": 0.1}} for e in campos2015.EVALS}))
+    report = campos2015.Campos2015().run(plan, _nothing_run_session(tmp_path, {}))
+    tables = {t["id"]: t for t in report["tables"]}
+    assert list(tables) == ["table1", "table2", "table3", "table4", "variants"]
+    t1 = tables["table1"]["rows"]
+    assert [r["key"] for r in t1] == [["center", "accuracy"], ["ten_crop", "accuracy"]]
+    assert [r["paper"] for r in t1] == [render.published_dict(papers.CAMPOS2015_TABLE1[e])
+                                        for e in ("center", "ten_crop")]
+    assert plan.probe.classifiers == ("svm", "softmax")
+    t2 = tables["table2"]["rows"]
+    assert [r["cells"] for r in t2] == [[layer, clf] for layer in papers.CAMPOS2015_TABLE2_LAYERS
+                                        for clf in ("linear SVM", "softmax")]
+    assert [r["paper"] for r in t2] == [
+        render.published_dict(papers.CAMPOS2015_TABLE2.get(layer, {}).get(clf))
+        for layer in papers.CAMPOS2015_TABLE2_LAYERS for clf in ("svm", "softmax")]
+    for tid, published in (("table3", papers.CAMPOS2015_TABLE3),
+                           ("table4", papers.CAMPOS2015_TABLE4)):
+        rows = tables[tid]["rows"]
+        assert [r["cells"] for r in rows] == [
+            [campos2015.CAMPOS_VARIANT_LABELS[arch], label] for arch in published
+            for label in ("centre crop", "10-crop")]
+        assert [r["paper"] for r in rows] == [render.published_dict(by_eval[e])
+                                              for by_eval in published.values()
+                                              for e in ("center", "ten_crop")]
+        assert all(r["ours"] is None and r["missing"] == R.NOT_RUN for r in rows)
+    assert campos2015.CAMPOS_VARIANT_LABELS["fc7-2"].startswith("fc7-2 (")
+    assert [(r["cells"], r["run_dir"], r["paper"]) for r in tables["variants"]["rows"]] == [
+        (["mine", "centre crop"], "mine", None), (["mine", "10-crop"], "mine", None)]
+
+
+def test_sun2016_rows_of_our_own_methods_read_each_methods_accuracy(tmp_path):
+    """mut49c S18, S19: a method of ours without a row in the paper (random, sentiment, ...) is
+    listed when the regions table holds it, at the plan's K, with its own accuracy (not the
+    AR row's)."""
+    from vsent.analyses.regions import METHODS
+    from vsent.reports import sun2016
+
+    plan = R.make_plan("sun2016", "d", quick=True, device="cpu")
+    plan = dataclasses.replace(plan, subsets=("five",))
+    session = _nothing_run_session(tmp_path, {})
+    session.step = lambda name, done, do: True  # the regions sub-run is done
+    (tmp_path / "regions-five").mkdir()
+    results = {m: {"accuracy": {"mean": 0.5 + i / 100, "std": 0.01}}
+               for i, m in enumerate(("global", "ar", "random", "sentiment"))}
+    (tmp_path / "regions-five" / "table1.json").write_text(json.dumps({"results": results}))
+    table = sun2016.Sun2016().run(plan, session)["tables"][0]
+    ours = {r["cells"][0]: r for r in table["rows"] if r["cells"][0].startswith("vsent: ")}
+    assert list(ours) == ["vsent: random", "vsent: sentiment"]
+    for method, mean in (("random", 0.52), ("sentiment", 0.53)):
+        row = ours[f"vsent: {method}"]
+        assert row["cells"][1:] == [f"{METHODS[method]} (K = {plan.regions.k})", "five"]
+        assert (row["key"], row["ours"]["mean"], row["paper"]) == (
+            ["results", method, "accuracy"], mean, None)
+
+
+def test_sun2016_cites_an_analysed_run_given_relative_by_its_absolute_path(tmp_path,
+                                                                         monkeypatch):
+    """mut49c S24: the report cites the run it analysed by a path that still holds when read
+    from elsewhere: ``--run run`` (relative to the working folder) is cited absolute."""
+    from vsent.reports import sun2016
+
+    tw = tmp_path / "tw"
+    (tw / "images").mkdir(parents=True)
+    _crossval_record(tmp_path, command="crossval", data=str(tw), subset="four",
+                     model="smallcnn", init="random")
+    monkeypatch.chdir(tmp_path)
+    plan = R.make_plan("sun2016", "unused", quick=True, device="cpu", run="run")
+    out = tmp_path / "out"
+    out.mkdir()
+    session = _nothing_run_session(out, {})
+    session.save = lambda: None
+    report = sun2016.Sun2016().run(plan, session)
+    assert report["run"] == str(tmp_path.resolve() / "run")
+    assert {r["cells"][2] for r in report["tables"][0]["rows"]} == {"four"}
+
+
+def test_you2015_lists_a_plans_extra_features_before_always_positive_and_prf_in_order(
+        tmp_path):
+    """mut49c Y11, Y15, Y19, Y20: a feature set the plan adds to the paper's four is a row of
+    ours (no published value) after them and before always positive; the weak-label row has
+    no published value beside it (it is not You et al.'s PCNN); the second table lists
+    precision, then recall, then F1."""
+    session = _nothing_run_session(tmp_path, {})
+    plan = R.make_plan("you2015", "data", quick=True, device="cpu")
+    plan = dataclasses.replace(plan, baselines={**plan.baselines,
+                                                "features": (*you2015.YOU_FEATURES, "fv")})
+    acc, prf = you2015.You2015().run(plan, session)["tables"]
+    five = [r for r in acc["rows"] if r["cells"][1] == "five"]
+    assert [r["cells"][0] for r in five[:6]] == ["GCH", "LCH", "GCH+BoW", "LCH+BoW", "SIFT FV",
+                                                 "always positive"]
+    assert (five[4]["run_dir"], five[4]["paper"]) == ("baselines/five/fv", None)
+    weak = [r for r in acc["rows"] + prf["rows"] if r["cells"][0] == you2015.WEAK_LABEL]
+    assert len(weak) == 2 * 4 and all(r["paper"] is None for r in weak)
+    metrics = [r["cells"][2] for r in prf["rows"]]
+    assert metrics == sorted(metrics, key=["precision", "recall", "f1"].index)
+
+
+def test_sun2016_k_sweep_draws_the_papers_k1_and_best_k_ar_points_in_percent(tmp_path,
+                                                                           monkeypatch):
+    """mut49c S39, S40: the published points beside the sweep are the paper's AR late fusion
+    at K = 1 and at its best K (not the objectness row), and ours is drawn in percent as
+    they are."""
+    from vsent.reports import render, sun2016
+
+    (tmp_path / "five").mkdir()
+    curve = {"mean": [0.5, 0.6, 0.7], "std": [0.01] * 3}
+    (tmp_path / "five" / "k_sweep.json").write_text(json.dumps(
+        {"k": [1, 2, 3], "global": {"mean": 0.4, "std": 0.0}, "ar": curve}))
+    lines = {}
+    monkeypatch.setattr(render, "save_report_figure", lambda fig, out, name: lines.update(
+        {ln.get_label(): ln.get_xydata().tolist() for ln in fig.axes[0].get_lines()}))
+    sun2016._figure(tmp_path, {"five": tmp_path / "five"})
+    k1 = papers.SUN2016_TABLE1["ft_obj_senti_lf_k1"]["five"]
+    best = papers.SUN2016_TABLE1["ft_obj_senti_lf_best"]["five"]
+    assert lines["published, K = 1, five-agree"] == [[1, pytest.approx(100 * k1.mean)]]
+    assert lines["published, best K, five-agree"] == [[best.k, pytest.approx(100 * best.mean)]]
+    assert lines["ours, ar, five-agree"] == [[1, 50], [2, 60], [3, 70]]
+
+
+def test_you2015_figure_says_why_only_where_a_method_has_no_bar_at_all(tmp_path, monkeypatch):
+    """mut49c Y33: a method with a bar on one subset (not run on another) gets no "why" text;
+    only a method without any bar says why (as campos2015.png)."""
+    from matplotlib.axes import Axes
+
+    texts: list[str] = []
+    real_text = Axes.text
+    monkeypatch.setattr(Axes, "text", lambda self, x, y, s, *a, **k: texts.append(s) or
+                        real_text(self, x, y, s, *a, **k))
+
+    def row(method, sub, ours):
+        return {"cells": [method, sub, "accuracy"], "paper": None, "ours": ours,
+                "missing": None if ours else R.NOT_RUN, "run_dir": "x"}
+
+    table = {"rows": [row("GCH", "five", {"mean": 0.7, "std": 0.01}), row("GCH", "three", None),
+                      row("LCH", "five", None), row("LCH", "three", None)]}
+    you2015._figure(tmp_path, table, ("five", "three"))
+    assert texts == [R.NOT_RUN]
