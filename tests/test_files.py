@@ -353,3 +353,239 @@ def test_a_run_folder_given_through_a_link_shares_the_folders_lock(tmp_path):
             exclusive_lock(link, "vsent layers"):
         pass
     assert not list(tmp_path.glob("*.vsent.lock"))
+
+
+# mutation round 49 (mut49a): vsent.files mutants the suite missed
+
+def test_a_cache_entry_path_that_is_a_folder_is_a_miss_without_a_warning(tmp_path, caplog):
+    """F01: only a file is read; a folder there is no entry (not "unreadable")."""
+    from vsent.files import load_cache_entry
+
+    (tmp_path / "e.npz").mkdir()
+    with caplog.at_level("WARNING", logger="vsent"):
+        assert load_cache_entry(tmp_path / "e.npz", "SIFT cache entry", ("a",)) is None
+    assert not caplog.records
+
+
+def test_a_cache_entry_of_keys_is_a_tuple_read_before_it_returns(tmp_path):
+    """F02: the arrays are read while the .npz is open (a lazy generator read them after)."""
+    import numpy as np
+
+    from vsent.files import load_cache_entry
+
+    np.savez(tmp_path / "e.npz", a=np.arange(3), b=np.ones(2))
+    got = load_cache_entry(tmp_path / "e.npz", "SIFT cache entry", ("b", "a"))
+    assert isinstance(got, tuple) and len(got) == 2
+    assert got[0].tolist() == [1.0, 1.0] and got[1].tolist() == [0, 1, 2]
+
+
+def test_a_damaged_cache_entry_is_recomputed_with_a_line_naming_it(tmp_path, caplog):
+    """F03: a cut .npz is None and a warning names the file and what it is."""
+    from vsent.files import load_cache_entry
+
+    (tmp_path / "e.npz").write_bytes(b"PK\x03\x04 cut")
+    with caplog.at_level("WARNING", logger="vsent"):
+        assert load_cache_entry(tmp_path / "e.npz", "SIFT cache entry", ("a",)) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'e.npz'}: unreadable SIFT cache entry, recomputing"]
+
+
+def test_a_tilde_of_an_unknown_user_is_a_data_error_naming_the_path():
+    """F04: the path the user typed leads the message."""
+    from vsent.errors import DataError
+    from vsent.files import expand_user
+
+    with pytest.raises(DataError, match=r"^~no_such_user_mut49/x\.csv: cannot expand ~ "):
+        expand_user("~no_such_user_mut49/x.csv")
+
+
+def test_not_a_file_reason_tells_a_fifo_from_a_missing_path(tmp_path):
+    """F07: something there that is no regular file vs nothing there."""
+    from vsent.files import not_a_file_reason
+
+    os.mkfifo(tmp_path / "fifo")
+    assert not_a_file_reason(tmp_path / "fifo") == "not a regular file"
+    assert not_a_file_reason(tmp_path / "gone") == "no such file or directory"
+
+
+def test_same_file_takes_dotdot_and_links(tmp_path):
+    """F08: two spellings of one file are resolved, not only made absolute."""
+    from vsent.files import same_file
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "l").symlink_to(tmp_path / "f")
+    assert same_file(tmp_path / "d" / ".." / "f", tmp_path / "f")
+    assert same_file(tmp_path / "l", tmp_path / "f")
+    assert not same_file(tmp_path / "d", tmp_path / "f")
+
+
+def test_make_folder_keeps_mkdirs_error_when_no_file_is_in_the_way(tmp_path, monkeypatch):
+    """F09: a FileExistsError with only folders on the path (a race) is mkdir's own, not
+    "<folder> is a file"."""
+    def exists(self, *args, **kwargs):
+        raise FileExistsError(errno.EEXIST, "File exists")
+
+    monkeypatch.setattr(Path, "mkdir", exists)
+    with pytest.raises(FileExistsError) as info:
+        make_folder(tmp_path)
+    assert info.value.strerror == "File exists"
+
+
+def test_an_atomic_write_that_fails_leaves_no_temporary_file(tmp_path):
+    """F12: the temporary file is removed and the old file kept when the block raises."""
+    from vsent.files import atomic_open
+
+    (tmp_path / "o.json").write_text("old")
+    with pytest.raises(RuntimeError), atomic_open(tmp_path / "o.json") as f:
+        f.write("half")
+        raise RuntimeError
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.json"]
+    assert (tmp_path / "o.json").read_text() == "old"
+
+
+def test_a_temporary_name_is_hidden_beside_the_file_and_names_its_writer(tmp_path, monkeypatch):
+    """F15, F16, F17: ``.<name>.<pid>@<host>.<8 hex>.tmp``; the host part is at most 32
+    characters: the hostname's first 20, '~' and 11 hex digits."""
+    import re
+    import socket
+
+    from vsent import files
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "h" * 40)
+    files._host.cache_clear()
+    try:
+        host = files._host()
+        name = files.temp_path(tmp_path / "c.npy")
+    finally:
+        files._host.cache_clear()
+    assert re.fullmatch(r"h{20}~[0-9a-f]{11}", host)
+    assert name.parent == tmp_path
+    assert re.fullmatch(rf"\.c\.npy\.{os.getpid()}@{host}\.[0-9a-f]{{8}}\.tmp", name.name)
+
+
+def test_reserve_space_passes_over_a_file_system_that_cannot_allocate_ahead(tmp_path,
+                                                                              monkeypatch):
+    """F23: EOPNOTSUPP (and EINVAL, ENOSYS) leave the file as it was; a full disk raises."""
+    from vsent.files import reserve_space
+
+    (tmp_path / "f.npy").write_bytes(b"x" * 10)
+    for code in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS, errno.ENOSPC):
+        def fails(fd, offset, length, code=code):
+            raise OSError(code, os.strerror(code))
+
+        monkeypatch.setattr(os, "posix_fallocate", fails)
+        if code == errno.ENOSPC:
+            with pytest.raises(OSError) as info:
+                reserve_space(tmp_path / "f.npy")
+            assert info.value.errno == errno.ENOSPC
+        else:
+            reserve_space(tmp_path / "f.npy")
+    assert (tmp_path / "f.npy").read_bytes() == b"x" * 10
+
+
+def test_check_replaceable_names_the_option_and_the_file(tmp_path):
+    """F28: each refusal names the option and the path given."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(VsentError) as info:
+        check_replaceable(folder, "--card", "model card", lambda p: True)
+    assert str(info.value) == f"--card {folder}: is a folder; give the name of a file"
+    other = tmp_path / "notes.md"
+    other.write_text("mine")
+    with pytest.raises(VsentError) as info:
+        check_replaceable(other, "--card", "model card", lambda p: False)
+    assert str(info.value) == (f"--card {other}: exists and is no model card: choose another "
+                               "file, or pass --overwrite to replace it")
+
+
+def test_file_sha256_is_the_sha256_of_the_bytes(tmp_path):
+    """F31: the digest recorded for --init weights and checkpoints is SHA-256 (FIPS 180-2's
+    "abc" vector)."""
+    from vsent.files import file_digest, file_sha256
+
+    (tmp_path / "w.pt").write_bytes(b"abc")
+    assert file_sha256(tmp_path / "w.pt") == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    assert file_digest(tmp_path / "w.pt", "md5") == "900150983cd24fb0d6963f7d28e17f72"
+
+
+def test_same_bytes_gives_the_index_in_b_past_files_of_no_shared_size(tmp_path):
+    """F35: b's files not read (no size in common) still count in the index returned."""
+    from vsent.files import same_bytes
+
+    for name, data in (("a0", b"abc"), ("b0", b"zz"), ("b1", b"q"), ("b2", b"abc")):
+        (tmp_path / name).write_bytes(data)
+    assert same_bytes([tmp_path / "a0"], [tmp_path / n for n in ("b0", "b1", "b2")]) == {0: 2}
+
+
+def test_first_of_groups_leaves_out_files_of_no_group():
+    """F34: an unreadable file (group None) is in no group."""
+    from vsent.files import first_of_groups
+
+    assert first_of_groups([None, 0, 0, None, 4], [3, 0, 2, 1, 4]) == {0: 2, 4: 4}
+
+
+def test_a_clash_with_an_input_names_the_option_to_change(tmp_path):
+    """F38: the option given (not always --out) is named twice."""
+    from vsent.files import check_not_an_input
+
+    (tmp_path / "in.csv").write_text("x")
+    with pytest.raises(VsentError) as info:
+        check_not_an_input(tmp_path / "in.csv", [tmp_path / "in.csv"], "--report")
+    assert str(info.value) == (f"--report {tmp_path / 'in.csv'} is {tmp_path / 'in.csv'}, "
+                               "which this command reads: choose another --report")
+
+
+def test_a_row_with_two_fields_too_many_counts_them_all(tmp_path):
+    """F42: the count is the header's plus every extra field (two here), not one more."""
+    with pytest.raises(VsentError, match=r"line 2: unreadable row \(4 fields, the header has "
+                                         r"2\)$"):
+        _label_rows(tmp_path / "l.csv", "path,label\na.jpg,1,b.jpg,0\n")
+
+
+def test_a_file_system_without_locks_is_warned_of_and_leaves_no_lock_file(tmp_path, monkeypatch,
+                                                                           caplog):
+    """F50: flock failing (NFS without lockd) is a warning; the lock file made is removed."""
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    out = tmp_path / "run"
+    out.mkdir()
+    with caplog.at_level("WARNING", logger="vsent"), exclusive_lock(out, "vsent layers"):
+        assert not (tmp_path / "run.vsent.lock").exists()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"--out {out}: cannot lock run.vsent.lock ({os.strerror(errno.ENOLCK)}): nothing keeps "
+        "a second run off this output"]
+
+
+def test_the_lock_file_holds_only_this_runs_pid_and_command(tmp_path):
+    """F55: a longer line left by a killed run is replaced whole, not overwritten in part."""
+    import socket
+
+    lock = tmp_path / "run.vsent.lock"
+    lock.write_text("123456789@a-much-longer-host-name vsent crossval --with options\n")
+    with exclusive_lock(tmp_path / "run", "vsent layers"):
+        assert lock.read_text() == f"{os.getpid()}@{socket.gethostname()} vsent layers\n"
+
+
+def test_a_lock_file_of_another_user_is_locked_read_only(tmp_path, monkeypatch):
+    """F56: a lock file this user may not write (left by another user's killed run) is opened
+    read-only and locked: a second run is still refused while the first holds it."""
+    lock = tmp_path / "run.vsent.lock"
+    lock.write_text("")
+    real = os.open
+
+    def no_write(path, flags, *args, **kwargs):
+        if str(path) == str(lock) and flags & (os.O_RDWR | os.O_CREAT):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_write)
+    out = tmp_path / "run"
+    out.mkdir()
+    with exclusive_lock(out, "vsent layers"), pytest.raises(
+            VsentError, match=r"^another vsent predict \(pid \?\) is writing"), \
+            exclusive_lock(out, "vsent predict"):
+        pass

@@ -1901,3 +1901,28 @@ def test_a_file_of_the_run_in_a_sub_folder_gets_its_folder_and_paths_are_written
     path = rd.write_json("fold1/history.json", {"model": Path("/runs/x/model.pt")})
     assert path == tmp_path / "r" / "fold1" / "history.json"
     assert json.loads(path.read_text()) == {"model": "/runs/x/model.pt"}
+
+
+# mutation round 49 (mut49a): vsent.provenance mutants the suite missed
+
+def test_versions_record_the_python_version_alone():
+    """mut49a P01: "3.12.1", not sys.version's whole line (build date, compiler)."""
+    import platform
+
+    from vsent.provenance import versions
+
+    assert versions()["python"] == platform.python_version()
+
+
+def test_init_weights_changed_since_a_run_started_are_named_with_short_digests(tmp_path):
+    """mut49a P16: the same SHA-256 passes; another is one line with 12 hex digits of each."""
+    from vsent.provenance import check_init_record
+
+    record = tmp_path / "init.json"
+    record.write_text(json.dumps({"sha256": "a" * 64}))
+    check_init_record(record, "w.pt", "a" * 64, "--init weights", Path("runs/r"))
+    with pytest.raises(VsentError) as info:
+        check_init_record(record, "w.pt", "b" * 64, "--init weights", Path("runs/r"))
+    assert str(info.value) == ("w.pt: the --init weights changed since runs/r started (SHA-256 "
+                               f"{'a' * 12} then, {'b' * 12} now; see {record}): restore that "
+                               "file, or pass --overwrite to start again")

@@ -1410,3 +1410,57 @@ def test_augment_workers_default_by_device_and_start_only_with_epochs_left(tmp_p
     history = fit(Tiny(), images, labels, cfg, state_path=state, progress=False,
                   augment_workers=2)
     assert [h["epoch"] for h in history] == [1]
+
+
+# mutation round 49 (mut49a): vsent.config mutants the suite missed
+
+def test_eval_batch_size_refuses_a_bool_and_a_float():
+    """mut49a C05: True is no batch size (it would be 1), nor is 2.5."""
+    import re
+
+    for bad in (True, 2.5):
+        with pytest.raises(VsentError, match=rf"^--eval-batch-size must be an integer >= 1, "
+                                             rf"got {re.escape(repr(bad))}$"):
+            RunConfig(data="x", eval_batch_size=bad)
+
+
+def test_the_default_recipe_is_campos_et_al_caffe_solver():
+    """mut49a C20, C21: TrainConfig() is the documented recipe, field by field."""
+    cfg = TrainConfig()
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.momentum, cfg.weight_decay) == (
+        65, 64, 0.001, 0.9, 5e-4)
+    assert (cfg.optimizer, cfg.schedule, cfg.lr_step, cfg.lr_gamma) == ("sgd", "step", 6, 0.1)
+    assert (cfg.head_lr_mult, cfg.bias_lr_mult, cfg.momentum_form) == (10.0, 2.0, "caffe")
+
+
+def test_a_run_configs_train_record_takes_the_runs_seed():
+    """mut49a C49: a TrainConfig built apart (seed 0) trains with the run's seed."""
+    cfg = RunConfig(data="d", seed=7, train=TrainConfig(epochs=3))
+    assert cfg.train.seed == 7 and cfg.train.epochs == 3
+    assert cfg.to_dict()["train"]["seed"] == 7
+
+
+def test_a_head_other_than_linear_needs_train_head_not_last_n():
+    """mut49a C50: --head logistic with --train last-2 (fine-tuning) is refused."""
+    with pytest.raises(VsentError, match=r"^--head logistic applies to --train head$"):
+        RunConfig(data="d", train_mode="last-2", head="logistic")
+
+
+def test_a_default_run_configs_record_holds_none_of_the_later_options():
+    """mut49a C63, C67: config.json of a plain run is that of before issues 10-11 (no
+    ``prompts`` and the other later keys); eval_batch_size defaults to 64."""
+    d = RunConfig(data="d").to_dict()
+    later = {"extra_train", "extra_schedule", "progressive_scope", "finetune", "fusion",
+             "train_mode", "head", "zero_shot", "prompts", "finetune_lr_default"}
+    assert not later & set(d)
+    assert d["eval_batch_size"] == 64
+
+
+def test_a_progressive_scope_needs_the_progressive_schedule_not_only_a_staged_one():
+    """mut49a C58: --progressive-scope extra with joint+finetune is refused."""
+    with pytest.raises(VsentError, match=r"^--progressive-scope applies to --extra-schedule "
+                                         r"progressive$"):
+        RunConfig(data="d", extra_train="four", extra_schedule="joint+finetune",
+                  finetune=TrainConfig(lr=0.0001), progressive_scope="extra")
+    assert RunConfig(data="d", extra_train="four", extra_schedule="progressive",
+                     finetune=TrainConfig(lr=0.0001), progressive_scope="extra")
