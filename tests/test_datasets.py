@@ -471,6 +471,22 @@ def test_a_folder_dataset_follows_linked_folders_and_names_a_broken_link(make_le
     assert len(kept) == 8 and [w for w, _ in kept.skipped] == [str(data / "positive/gone.jpg")]
 
 
+def test_a_folder_dataset_of_broken_links_only_names_them(tmp_path):
+    """mut49c D56: a folder whose every image is a broken link read "no image files", hiding
+    the links it had found; they are named as for a folder with other images too."""
+    for cls in ("positive", "negative"):
+        (tmp_path / cls).mkdir()
+        (tmp_path / cls / "a.jpg").symlink_to(tmp_path / f"deleted_{cls}.jpg")
+    with pytest.raises(DataError) as e:
+        load_dataset(tmp_path, validate=False)
+    assert str(e.value).splitlines()[1:] == [
+        f"  {tmp_path / 'positive/a.jpg'}: is a broken link (what it points to is gone)",
+        f"  {tmp_path / 'negative/a.jpg'}: is a broken link (what it points to is gone)"]
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path}: no usable images (all "
+                                                  "skipped)")):
+        load_dataset(tmp_path, validate=False, skip_bad=True)
+
+
 def test_a_run_folder_inside_a_class_folder_is_no_data(make_learnable, caplog):
     """`--out data/positive/run`: the run's figures (curves.png) were read as positive images
     by its next load (a resume refused as changed data, a later run trained on a plot)."""

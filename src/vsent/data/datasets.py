@@ -432,7 +432,7 @@ def _read_folder(root: Path) -> tuple[list[Item], list[Problem]]:
                 continue
             first[real] = name
             items.append((name, p, label))
-    if not items:
+    if not items and not problems:  # (broken links and the like are named by the caller)
         exts = " ".join(sorted(IMAGE_EXTENSIONS))
         raise DataError(f"{root}: no image files ({exts}) under positive/ or negative/")
     return items, problems
