@@ -497,9 +497,9 @@ def test_finished_run_is_returned_not_redone_and_other_settings_are_refused(
                              progress=False)
     with monkeypatch.context() as mp:
         mp.setattr(bl, "cross_validate", lambda *a, **kw: pytest.fail("a finished run redone"))
-        # the thread count is a run option: not compared
+        # the thread count and the cache folder are run options: not compared
         again = bl.run_baselines(data, "five", "stratified", "gch", out, seed=0, n_jobs=2,
-                                 progress=False)
+                                 cache_dir=tmp_path / "another-cache", progress=False)
         assert again["rows"] == json.loads(json.dumps(to_jsonable(first["rows"])))
         with pytest.raises(VsentError, match="already holds a run made with other seed") as e:
             bl.run_baselines(data, "five", "stratified", "gch", out, seed=1, progress=False)
@@ -1021,3 +1021,111 @@ def test_the_svms_c_values_are_finite_positive_numbers():
     for cs in ((0.0,), (float("nan"),), (float("inf"),), (True,), ("a",), (), 5):
         with pytest.raises(VsentError, match=r"^SVM C values must be positive numbers, got "):
             bl.BaselineConfig(Cs=cs)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 49 (mut49b): vsent.analyses.baselines mutants the suite missed
+
+
+def test_cross_validate_records_the_test_folds_metrics_the_chosen_c_and_passes_on_warnings(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fold's record: precision and recall of the predictions against the test labels (not
+    the other way round: always positive on a balanced fold is precision 0.5, recall 1), C
+    and the inner-CV accuracy the grid search chose, the ConvergenceWarnings counted, and any
+    other warning of the fit passed on to the caller."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    class Fixed:  # what GridSearchCV exposes, with fixed answers
+        best_params_ = {"svm__C": 0.25}
+        best_score_ = 0.625
+
+        def fit(self, X, y):
+            warnings.warn("a word from the solver", UserWarning, stacklevel=2)
+            warnings.warn("the cap", ConvergenceWarning, stacklevel=2)
+            return self
+
+        def predict(self, X):
+            return np.ones(len(X), np.int64)
+
+    feats, labels, folds = _two_block_features()
+    monkeypatch.setattr(bl, "make_classifier", lambda *a, **kw: Fixed())
+    assert labels[folds[0].test].tolist().count(1) == 4 == len(folds[0].test) // 2
+    with pytest.warns(UserWarning, match="a word from the solver"):
+        records, _ = bl.cross_validate(feats, labels, folds[:1], ["gch"],
+                                       bl.BaselineConfig(inner_splits=2), progress=False)
+    rec = records["gch"][0]
+    assert (rec["precision"], rec["recall"], rec["accuracy"]) == (0.5, 1.0, 0.5)
+    assert (rec["C"], rec["inner_accuracy"], rec["convergence_warnings"]) == (0.25, 0.625, 1)
+
+
+def test_the_svms_c_is_chosen_by_inner_accuracy_and_refitted() -> None:
+    clf = bl.make_classifier(inner_splits=4)
+    assert (clf.scoring, clf.refit, clf.cv.get_n_splits()) == ("accuracy", True, 4)
+
+
+def test_an_unknown_single_block_feature_set_is_named_once() -> None:
+    """"(unknown block ...)" is said only of a concatenation: for one name it repeats it."""
+    with pytest.raises(VsentError) as e:
+        bl.parse_features("hog")
+    assert str(e.value) == ("unknown feature set 'hog'; choose from gch, lch, bow, gch+bow, "
+                            "lch+bow (or blocks gch, lch, bow, fv joined with '+')")
+
+
+def test_fold_blocks_learns_with_the_configs_seed_and_hands_back_what_it_learnt(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vocabulary and the Fisher model are learnt from the training rows' descriptors
+    with the config's k, sample cap and seed; ``encoders`` receives both (what fusion and the
+    exported models encode new images with)."""
+    descriptors = [np.full((3, 128), i, np.float32) for i in range(6)]
+    feats = hc.ImageFeatures(gch=np.zeros((6, 64), np.float32),
+                             lch=np.zeros((6, 1024), np.float32), descriptors=descriptors)
+    vocab, encoder, seen = object(), object(), []
+
+    def learn_vocabulary(descs, **kw):
+        seen.append(("bow", [int(d[0, 0]) for d in descs], kw))
+        return vocab
+
+    def learn_fisher(descs, **kw):
+        seen.append(("fv", [int(d[0, 0]) for d in descs], kw))
+        return encoder
+
+    monkeypatch.setattr(bl, "learn_vocabulary", learn_vocabulary)
+    monkeypatch.setattr(bl, "learn_fisher", learn_fisher)
+    monkeypatch.setattr(bl, "bow_histograms", lambda v, descs, norm: np.ones((len(descs), 5)))
+    monkeypatch.setattr(bl, "fisher_vectors", lambda e, descs: np.ones((len(descs), 7)))
+    config = bl.BaselineConfig(k=4, max_descriptors=9, seed=3, fisher_components=2,
+                               fisher_pca=128)
+    encoders: dict = {}
+    blocks = bl.fold_blocks(feats, np.array([4, 0, 2]), ["bow", "fv"], config,
+                            encoders=encoders)
+    assert encoders == {"bow": vocab, "fv": encoder}
+    assert seen == [("bow", [4, 0, 2], {"k": 4, "max_descriptors": 9, "seed": 3}),
+                    ("fv", [4, 0, 2], {"n_components": 2, "pca_dims": 128,
+                                       "max_descriptors": 9, "seed": 3})]
+    assert {n: b.shape for n, b in blocks.items()} == {"bow": (6, 5), "fv": (6, 7)}
+
+
+def test_the_table_csv_has_each_metrics_std_and_the_markdown_rule_spans_every_column() -> None:
+    summary = {**{m: {"mean": 0.7, "std": 0.01} for m in bl.TABLE_METRICS},
+               "folds": [{"fold": i} for i in range(1, 6)]}
+    table = bl.build_table({"five": {"gch": summary}}, ["gch"])
+    rows, fields = bl.table_csv_rows(table)
+    assert [(r["accuracy"], r["accuracy_std"], r["recall_std"]) for r in rows[:1]] == \
+        [("0.7000", "0.0100", "0.0100")]
+    lines = bl.table_markdown(table).splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| features |"))
+    assert lines[head + 1] == "|---" * 5 + "|"  # features + P, R, F1, Acc of five
+
+
+def test_a_folds_file_runs_the_one_subset_it_holds(tmp_path, cache) -> None:
+    """A folds file is refused with --subset all only: with one subset it gives the folds."""
+    from vsent.data import make_folds, save_folds
+
+    data = _warm_cold_folder(tmp_path / "data", n_per_class=6)
+    folds = make_folds(load_dataset(data), "stratified", n_splits=3, seed=4)
+    path = save_folds(folds, load_dataset(data), tmp_path / "folds.json")
+    out = tmp_path / "run"
+    bl.run_baselines(data, "five", str(path), "gch", out, inner_splits=2, n_jobs=1,
+                     progress=False)
+    stored = json.loads((out / "custom" / "folds.json").read_text())
+    assert stored["folds"] == json.loads(path.read_text())["folds"]

@@ -503,7 +503,7 @@ def test_subset_of_layers_and_folds_then_the_rest(tmp_path, run_dir, monkeypatch
                                          r"features\.block1, features\.block2, pool, fc$"):
         layer_probes(LayersConfig(run=str(run_dir), probe=PROBE, layers=["conv9"], folds=[1]),
                      out, progress=False)
-    with pytest.raises(VsentError, match=r"no fold\(s\) \[7\]"):
+    with pytest.raises(VsentError, match=r"no fold\(s\) \[7\] \(folds 1\.\.5\)$"):
         layer_probes(LayersConfig(run=str(run_dir), probe=PROBE, folds=[7]), out, progress=False)
     # then the rest: every layer of every fold (fold 2's other layers too), pool of fold 2
     # extracted once
@@ -1264,3 +1264,72 @@ def test_cli_layers_options_reach_the_configs_and_default_as_documented(monkeypa
         layers=("conv1", "fc7"), folds=(2, 3), max_features="none", batch_size=8,
         device="cpu", keep_features=False)
     assert (out, kwargs["overwrite"]) == ("o", True)
+
+
+# mutation round 49 (mut49b): vsent.analyses.layers mutants the suite missed
+
+
+def test_max_features_none_keeps_every_familys_layers_raw_and_a_number_is_the_bound() -> None:
+    """``max_features="none"`` (as LayersConfig stores --max-features none) is no bound for
+    any family, like None; "auto" bounds all but CaffeNet; a number bounds every family."""
+    for family in ("resnet18", "caffenet", "smallcnn"):
+        assert L._resolve_max_features("none", family) is None
+        assert L._resolve_max_features(None, family) is None
+        assert L._resolve_max_features(1000, family) == 1000
+    cfg = LayersConfig(run="r", max_features="none")
+    assert L._resolve_max_features(cfg.max_features, "resnet18") is None
+
+
+def test_the_summary_csv_orders_fold_columns_by_number_and_a_one_fold_reference_is_singular(
+        tmp_path: Path) -> None:
+    """fold2 comes before fold10 in layers.csv (numbers, not text); the networks' accuracy of
+    one probed fold names that fold in the singular."""
+    import csv
+
+    from vsent.runs import RunDir
+
+    metrics = {"accuracy": 0.6, "precision": 0.6, "recall": 1.0, "f1": 0.6, "C": 1.0,
+               "inner_accuracy": 0.6, "converged": True}
+    with RunDir(tmp_path / "probes") as rd:
+        for k in (10, 2):
+            rd.write_json(f"results/fold{k}/a.json", {"fold": k, "layer": "a", "dim": 8,
+                                                      "pooled": None, "svm": metrics})
+        L.summarize(rd, ["a"], [2, 10], ProbeConfig(classifiers=("svm",)))
+    with open(tmp_path / "probes" / "layers.csv", newline="") as f:
+        assert next(csv.reader(f))[-2:] == ["fold2", "fold10"]
+    md = L.layers_markdown({}, PROBE, reference={"mean": 0.7, "std": 0.0, "n": 1,
+                                                 "folds": [3], "of": 5})
+    assert "(their own softmax output, centre crop, the run's summary.json, fold 3 of 5): " \
+        in md
+
+
+def test_a_pooled_layer_is_said_so_and_one_capped_fit_is_singular(tmp_path: Path) -> None:
+    """summarize keeps the fold records' ``pooled`` (the table marks the layer's dim as
+    pooled); a single fit stopped by max_iter is "1 fit", not "1 fits"."""
+    from vsent.runs import RunDir
+
+    metrics = {"accuracy": 0.6, "precision": 0.6, "recall": 1.0, "f1": 0.6, "C": 1.0,
+               "inner_accuracy": 0.6, "converged": False}
+    with RunDir(tmp_path / "probes") as rd:
+        rd.write_json("results/fold1/a.json", {"fold": 1, "layer": "a", "dim": 1800,
+                                               "pooled": 15, "svm": metrics})
+        summary = L.summarize(rd, ["a"], [1], ProbeConfig(classifiers=("svm",), max_iter=40))
+    assert summary["a"]["pooled"] == 15
+    md = (tmp_path / "probes" / "layers.md").read_text()
+    assert "| a | 1,800 (pooled) | " in md
+    assert ("The solver's iteration cap (max_iter = 40) was reached in 1 fit: a linear SVM "
+            "fold 1 (`converged: false` in layers.json).") in md
+
+
+def test_a_feature_file_its_folds_record_does_not_list_is_extracted_again(
+        tmp_path: Path, run_dir: Path) -> None:
+    """A layer's .npy that meta.json does not list (an extraction killed before it wrote the
+    record) is not taken as the layer's features: it is extracted again and probed."""
+    out = tmp_path / "layers"
+    cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["pool"], folds=[1])
+    layer_probes(cfg, out, progress=False)
+    np.save(out / "features/fold1/fc.npy", np.zeros((3, 2), np.float32))  # cut short
+    summary = layer_probes(dataclasses.replace(cfg, layers=("fc",)), out, progress=False)
+    assert list(summary) == ["fc"] and len(summary["fc"]["svm"]["folds"]) == 1
+    meta = json.loads((out / "features/fold1/meta.json").read_text())
+    assert meta["layers"] == ["pool", "fc"] and meta["info"]["fc"]["dim"] == 2

@@ -1460,3 +1460,106 @@ def test_cli_regions_every_option_reaches_the_config(monkeypatch, tmp_path):
         edge_model="e.yml.gz", early_fusion=False, device="cpu", seed=5, folds=(3,), k=4,
         k_max=6, alpha=2.0, senti_log="natural", beta=0.25, overlays=2, batch_size=16)
     assert (run, out, kw["resume"], kw["overwrite"]) == ("r", "o", True, False)
+
+
+# mutation round 49 (mut49b): vsent.analyses.proposals mutants the suite missed
+
+
+def test_edges_nms_ramps_the_bottom_border_down_and_an_s_of_one_zeroes_the_border() -> None:
+    """The bottom rows are ramped as the right columns are (0 on the last row, d / s inside);
+    s = 1 sets only the border pixels to 0 (d / s = 0), the rest is kept."""
+    e = np.ones((12, 12), np.float32)
+    out = P.edges_nms(e, np.zeros_like(e), r=1, s=4)
+    np.testing.assert_allclose(out[8:, 6], [0.75, 0.5, 0.25, 0.0])
+    one = P.edges_nms(e, np.zeros_like(e), r=1, s=1)
+    np.testing.assert_allclose(one[1:-1, 1:-1], 1.0)
+    assert one[0].max() == one[-1].max() == one[:, 0].max() == one[:, -1].max() == 0.0
+
+
+def test_three_missing_sed_arrays_are_named_without_an_ellipsis_and_an_empty_one_is_missing(
+        tmp_path) -> None:
+    """Up to three missing parts are all named (", ..." only past three); an array that is
+    there but empty (``childs: []``) is as missing as an absent one."""
+    head = _sed_yaml(arrays=False)
+    path = tmp_path / "two.yml"
+    path.write_text(head + "childs: [ [ 0 ] ]\nfeatureIds: [ [ 0 ] ]\n")
+    with pytest.raises(VsentError, match=re.escape(
+            f"--edge-model {path}: not a SED model (no thresholds, edgeBoundaries, edgeBins): ")):
+        P.make_edge_detector(path)
+    empty = tmp_path / "empty.yml"
+    empty.write_text(head + "".join(f"{k}: [ [ 0 ] ]\n" for k in P.SED_ARRAYS[1:]) + "childs: []\n")
+    with pytest.raises(VsentError, match=re.escape(
+            f"--edge-model {empty}: not a SED model (no childs): ")):
+        P.make_edge_detector(empty)
+
+
+def test_a_sed_detectors_name_holds_the_first_twelve_hex_digits_of_its_models_sha256(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vsent.files import file_sha256
+
+    ximgproc = P.cv2_feature("ximgproc", "--edge-model")
+    monkeypatch.setattr(ximgproc, "createStructuredEdgeDetection", lambda path: object())
+    path = tmp_path / "model.yml.gz"
+    path.write_text(_sed_yaml())
+    assert P.make_edge_detector(path).name == f"sed:model.yml.gz@{file_sha256(path)[:12]}"
+
+
+def test_edgeboxes_gets_each_option_of_the_proposal_config(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """alpha (step), beta (NMS IoU), the aspect ratio, the smallest box and the box count
+    reach OpenCV's createEdgeBoxes under their own names."""
+    import cv2
+
+    got = []
+
+    class NoBox:
+        def getBoundingBoxes(self, edges, orientation):
+            return [], []
+
+    def create(**kw):
+        got.append(kw)
+        return NoBox()
+
+    monkeypatch.setattr(cv2.ximgproc, "createEdgeBoxes", create)
+    cfg = P.ProposalConfig(n_proposals=7, min_box_area=120, alpha=0.6, beta=0.8,
+                           max_aspect_ratio=2.5)
+    assert P.propose(_scene(), cfg).fallback
+    assert got == [{"alpha": 0.6, "beta": 0.8, "maxAspectRatio": 2.5, "minBoxArea": 120,
+                    "maxBoxes": 7}]
+
+
+def test_a_cache_hit_returns_the_stored_size_and_scores_and_marks_the_entry_used(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hit gives the image's (width, height), not (height, width), the stored objectness and
+    fallback flag, and sets the cache folder's time to now (its last use for `vsent cache
+    --clean`): a hit writes nothing else there."""
+    import os
+
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "a.png"
+    img = _scene(120, 160)
+    Image.fromarray(img).save(path)
+    cfg, det = P.ProposalConfig(n_proposals=5, min_box_area=100), P.make_edge_detector()
+    first = P.cached_proposals(path, img, cfg, det)
+    folder = P.proposal_cache_dir(cfg, det)
+    os.utime(folder, (1_000_000, 1_000_000))
+    again = P.cached_proposals(path, img, cfg, det)
+    assert again.size == first.size == (160, 120)
+    assert (again.fallback, first.fallback) == (False, False)
+    np.testing.assert_array_equal(again.objectness, first.objectness)
+    assert folder.stat().st_mtime > 1_000_000
+
+
+def test_a_box_start_past_half_a_pixel_is_rounded_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0-based x = y = 2 at scale 3/4 is 2.67 original pixels: the box starts at pixel 2 (it
+    keeps the pixel it partly covers), not 3; its end (2 + 4) / 0.75 = 8."""
+    import cv2
+
+    class Fixed:
+        def getBoundingBoxes(self, edges, orientation):
+            return [(3, 3, 4, 4)], [0.5]
+
+    monkeypatch.setattr(cv2.ximgproc, "createEdgeBoxes", lambda **kw: Fixed())
+    img = np.ascontiguousarray(_scene(128, 80))  # max_side 96: scale 0.75
+    p = P.propose(img, P.ProposalConfig(n_proposals=1, max_side=96, min_box_area=100))
+    assert p.boxes.tolist() == [[2, 2, 8, 8]]
