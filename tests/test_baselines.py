@@ -526,7 +526,8 @@ def test_fold_blocks_sqrt_map_is_the_square_root_of_every_histogram():
     # Hellinger: the mapped L1 histograms have unit Euclidean norm
     np.testing.assert_allclose(np.linalg.norm(mapped["bow"], axis=1), 1, rtol=1e-5)
     assert not np.allclose(mapped["gch"], plain["gch"])  # the map does something
-    with pytest.raises(VsentError, match="unknown histogram block"):
+    with pytest.raises(VsentError, match=re.escape(  # (fv is no histogram: "feature block")
+            f"unknown feature block(s) ['cues']: choose from {', '.join(bl.BLOCKS)}")):
         bl.fold_blocks(feats, train, ["cues"])
 
 

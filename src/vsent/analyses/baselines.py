@@ -285,7 +285,7 @@ def fold_blocks(feats: ImageFeatures, train: np.ndarray, names: Iterable[str],
             timing.update(fisher_s=t_fit, fisher_encode_s=t.elapsed)
     unknown = set(names) - set(blocks)
     if unknown:
-        raise VsentError(f"unknown histogram block(s) {sorted(unknown)}: choose from "
+        raise VsentError(f"unknown feature block(s) {sorted(unknown)}: choose from "
                          f"{', '.join(BLOCKS)}")
     if config.histogram_map == "sqrt":
         blocks = {name: np.sqrt(block) if name in HISTOGRAM_BLOCKS else block
