@@ -288,6 +288,9 @@ def test_only_runs_the_named_sub_runs(campos, tmp_path, monkeypatch):
         R.reproduce(plan, copy, resume=True, progress=False, only=["table9"])
     with pytest.raises(VsentError, match="add table1 to --only"):
         R.reproduce(plan, tmp_path / "fresh", progress=False, only=["layers"])
+    (copy / "table1" / "summary.json").unlink()  # mut49c C11: started, not finished
+    with pytest.raises(VsentError, match="add table1 to --only"):
+        R.reproduce(plan, copy, resume=True, progress=False, only=["layers"])
     assert R.step_names(plan) == ["table1", "layers", "fc7-2", "fc9-2"]
 
 
@@ -1692,6 +1695,26 @@ def test_campos_figure_says_why_an_architecture_has_no_bar(tmp_path, monkeypatch
     name = campos2015._figure(tmp_path, tables, {}, plan, None, {})
     assert (tmp_path / name).is_file()
     assert said.count(R.NOT_RUN) == 1 and "layer probes not run" in said
+
+
+def test_campos_figure_names_table_1s_bar_by_its_rows_model(tmp_path, monkeypatch):
+    """mut49c C40: Table 1's group of bars is named by the model its row ran ("caffenet fc8-2
+    (Table 1)"), the variants by their architecture; not by the step names."""
+    from vsent.reports import render
+
+    def row(run_dir: str, model: str, e: str) -> dict:
+        return {"run_dir": run_dir, "key": [e, "accuracy"], "cells": [model, e],
+                "paper": None, "ours": {"mean": 0.7, "std": 0.01}, "missing": None}
+
+    tables = [{"id": "table1", "rows": [row("table1", "caffenet fc8-2", e)
+                                        for e in campos2015.EVALS]},
+              {"id": "table3", "rows": [row("fc7-2", "fc7-2", e) for e in campos2015.EVALS]}]
+    ticks: list[str] = []
+    monkeypatch.setattr(render, "save_report_figure", lambda fig, out, name: ticks.extend(
+        t.get_text() for t in fig.axes[0].get_xticklabels()))
+    plan = R.make_plan("campos2015", "data", quick=True, device="cpu")
+    campos2015._figure(tmp_path, tables, {}, plan, None, {})
+    assert ticks == ["caffenet fc8-2 (Table 1)", "fc7-2"]
 
 
 # --------------------------------------------------------------------------------------------
