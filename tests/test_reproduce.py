@@ -747,6 +747,10 @@ def test_campos_plans_full_and_quick():
     assert R.make_plan("you2015", "data").template.init == "random"
     assert R.make_plan("sun2016", "data").template.model == "vgg16"
     assert R.make_plan("sun2016", "data", run="r").template is None
+    # mut49c S3, S5: sun2016 trains from the --init given, in either mode
+    for quick, default in ((True, "random"), (False, "imagenet")):
+        assert R.make_plan("sun2016", "data", quick=quick).template.init == default
+        assert R.make_plan("sun2016", "data", quick=quick, init="w.pt").template.init == "w.pt"
 
 
 def test_plan_errors():
