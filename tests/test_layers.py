@@ -723,6 +723,8 @@ def test_fits_that_hit_the_iteration_cap_are_said_in_the_table(caplog):
                "fc": {"dim": 2, "pooled": None,
                       "svm": {**entry, "folds": [fold(1, False), fold(2, True)]}}}
     assert L.unconverged(summary) == ["conv1 linear SVM fold 2", "fc linear SVM fold 1"]
+    del summary["conv1"]["softmax"]["folds"][0]["converged"]  # mut49b L41: an older record,
+    assert L.unconverged(summary) == ["conv1 linear SVM fold 2", "fc linear SVM fold 1"]  # unsaid
     md = L.layers_markdown(summary, ProbeConfig(max_iter=50))
     assert ("The solver's iteration cap (max_iter = 50) was reached in 2 fits: conv1 linear "
             "SVM fold 2, fc linear SVM fold 1 (`converged: false` in layers.json).") in md
