@@ -831,6 +831,8 @@ def test_block_scaler_refuses_blocks_that_do_not_cover_the_columns() -> None:
     for blocks in ([64, 5], [64, 7]):
         with pytest.raises(ValueError, match=r"do not add up to the 70 columns"):
             bl.BlockScaler(blocks).fit(X)
+    # mut49b B04: without blocks, all the columns are one block (of width 70, not 10 rows)
+    np.testing.assert_allclose(bl.BlockScaler().fit(X).weights_, np.full(70, 1 / np.sqrt(70)))
 
 
 def test_the_runs_seed_reaches_the_linear_svm() -> None:
