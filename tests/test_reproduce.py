@@ -1966,6 +1966,15 @@ def test_you2015_transfers_a_checkpoint_with_the_plans_recipe(tmp_path, monkeypa
     assert (given[0].model, given[0].subsets) == ("ckpt.pt", ["five", "four"])
     assert dirs == {s: tmp_path / "transfer" / s for s in ("five", "four")}
     assert label == "2CONV-4FC, pre-trained checkpoint + domain transfer"
+    # mut49c Y21: the checkpoint is recorded as the weights used (not a fallback's None)
+    assert session.weights["transfer"] == {"model": "pcnn", "requested": "ckpt.pt",
+                                           "used": "ckpt.pt", "reason": None}
+    # mut49c Y8: the transfer is a sub-run of such a plan (and only of such a plan)
+    assert "transfer" in R.step_names(plan)
+    assert "transfer" not in R.step_names(R.make_plan("you2015", "data", quick=True))
+    # mut49c Y1: a plan that records no model ran the paper's network
+    assert you2015.network_label(None) == you2015.network_label("pcnn") == "2CONV-4FC"
+    assert you2015.network_label("smallcnn") == "smallcnn (not 2CONV-4FC)"
 
 
 # mutation round 47 (mut47c): vsent.cli.reproduce mutants the suite missed
