@@ -378,3 +378,61 @@ def test_a_list_that_stops_decoding_names_the_last_line_read():
         for path in iter_list(lines(), "--from-list -"):
             got.append(path)
     assert got == ["a.png", "b.png"]
+
+
+# mutation round 49 (mut49e): vsent.inputs mutants the suite missed
+def test_a_folder_that_cannot_be_listed_is_a_row_naming_it_and_the_walk_goes_on(tmp_path,
+                                                                                monkeypatch):
+    a = _img(tmp_path / "d" / "a.png")
+    locked = tmp_path / "d" / "locked"
+    _img(locked / "b.png")
+    c = _img(tmp_path / "d" / "z" / "c.png")
+    real = os.scandir
+
+    def scandir(path):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    got = list(iter_inputs([str(tmp_path / "d")]))
+    assert got[0] == a
+    assert Unmatched(str(locked), f"{locked}: cannot list this folder (permission denied)") in got
+    assert c in got and len(got) == 3
+
+
+def test_a_glob_that_matches_nothing_is_a_row_naming_the_pattern(tmp_path):
+    pattern = str(tmp_path / "*.gif")
+    assert list(iter_inputs([pattern])) == [
+        Unmatched(pattern, f"{pattern}: the pattern matched no file")]
+
+
+def test_a_list_that_cannot_be_read_names_the_last_line_read():
+    def lines():
+        yield "a.png\n"
+        yield "b.png\n"
+        raise OSError(5, "Input/output error")
+
+    got = []
+    with pytest.raises(VsentError, match=r"^--from-list l\.txt: cannot read past line 2 "
+                                         r"\(input/output error\); the rows written so far "
+                                         r"are kept$"):
+        for path in iter_list(lines(), "--from-list l.txt"):
+            got.append(path)
+    assert got == ["a.png", "b.png"]
+
+
+def test_a_list_in_big_endian_utf16_is_refused_too(tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_bytes("\ufeffa.jpg\n".encode("utf-16-be"))
+    with pytest.raises(VsentError, match=r"list\.txt: UTF-16 text \(its byte-order mark\)"):
+        iter_inputs(from_list=listing)
+
+
+def test_a_nul_byte_on_a_stream_is_refused_at_its_line():
+    """Standard input is not peeked: the line holding the NUL byte stops the list."""
+    got = []
+    with pytest.raises(VsentError, match=r"^-: line 2 holds a NUL byte"):
+        for path in iter_list(io.StringIO("a.jpg\nb\0c.jpg\nd.jpg\n"), "-"):
+            got.append(path)
+    assert got == ["a.jpg"]

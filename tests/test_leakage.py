@@ -274,3 +274,14 @@ def test_a_run_with_an_unreadable_config_gives_no_extra_train(twitter_like, tmp_
     (run / "config.json").write_text("{not json")
     assert "which holds 35 of the images" in _shared(
         twitter_like, tmp_path, subset="five", where=run / "fold0" / "model.pt")
+
+
+# mutation round 49 (mut49e): vsent.data.leakage mutants the suite missed
+def test_the_same_path_is_named_as_itself_not_as_a_copy(twitter_like, tmp_path):
+    """The same path with its fingerprint recorded: the data itself, not "a copy of" it."""
+    sha = load_dataset(twitter_like, "five", skip_bad=True, validate=False).fingerprint()
+    ckpt, meta = _ckpt(tmp_path / "m.pt", data=str(twitter_like), data_sha256=sha["sha256"])
+    with pytest.raises(VsentError) as e:
+        check_other_data(ckpt, meta, str(twitter_like))
+    assert str(e.value).startswith(f"{ckpt} was trained on {twitter_like}, the data it would "
+                                   "be fine-tuned and tested on")

@@ -946,3 +946,15 @@ def test_the_default_engine_streams_rows_before_its_input_is_read_to_the_end(che
         assert next(rows)["path"] == str(paths[0])
         assert len(read) < 200
         rows.close()
+
+
+# mutation round 49 (mut49e): vsent.predict mutants the suite missed
+def test_hand_features_are_those_of_the_full_resolution_image(tmp_path, images):
+    """As the hand-crafted half was trained: the image as read, not the decoded S x S one."""
+    _, paths = images
+    pred = Predictor.from_checkpoint(_fused_checkpoint(tmp_path / "f.pt"), device="cpu")
+    with Image.open(paths[1]) as im:
+        full = np.asarray(im.convert("RGB"), np.uint8)
+    want = pred.fusion.hand.features(full)
+    assert np.abs(want - pred.fusion.hand.features(pred.decode(paths[1]))).max() > 1e-6
+    np.testing.assert_array_equal(pred.hand_features(paths[1]), want)
