@@ -1190,3 +1190,431 @@ def test_model_arg_needs_a_key_before_the_equals_sign():
     for text in ("=3", "  =3", "depth"):
         with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=VALUE"):
             key_value(text)
+
+
+# mutation round 49 (mut49d): vsent.cli.common and vsent.cli.crossval mutants the suite missed
+
+
+@pytest.mark.parametrize("option", ["--data", "--out"])
+def test_an_empty_data_or_out_is_argparses_one_line(option, capsys):
+    """`--out "$RUN"` with RUN unset: "" would be the current folder (--overwrite would empty
+    it); refused by argparse, naming the option."""
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["crossval", option, ""])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"vsent crossval: error: argument {option}: an empty path (an unset shell variable?)")
+
+
+def test_folds_and_init_words_are_words_beside_a_file_of_that_name(tmp_path, monkeypatch):
+    """`--folds stratified` / `--init imagenet` beside a *file* of that name are the words."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("stratified", "campos", "imagenet", "random"):
+        (tmp_path / name).write_text("x")
+    assert folds_arg("stratified") == "stratified"
+    assert folds_arg("campos") == "campos"
+    assert init_arg("imagenet") == "imagenet"
+    assert init_arg("random") == "random"
+
+
+def test_out_expands_the_users_home(tmp_path, monkeypatch):
+    """`--out=~/runs` (no shell expansion after `=`) is the home's runs, not a folder `~`;
+    `-` is kept as typed."""
+    from vsent.cli.common import out_path
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert out_path("~/runs") == str(tmp_path / "runs")
+    assert build_parser().parse_args(["crossval", "--out=~/r"]).out == str(tmp_path / "r")
+    assert out_path("-") == "-"
+
+
+def test_as_started_needs_resume_and_takes_device(tmp_path):
+    """Only --resume continues a run as started: the same options without it start one;
+    --device (where it runs) keeps it 'as started'."""
+    from vsent.cli.common import as_started
+
+    out = str(tmp_path / "x")
+    for argv, want in ((["baselines", "--out", out], False),
+                       (["pcnn", "--resume", "--out", out, "--device", "cpu"], True),
+                       (["pcnn", "--resume", "--out", out, "--no-progress"], True),
+                       (["pcnn", "--resume", "--out", out, "--epochs", "3"], False)):
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        assert bool(as_started(args)) is want, argv
+
+
+def test_resumed_config_takes_only_a_stored_path_not_a_missing_one(tmp_path):
+    """A stored run that records no --data (or null) leaves the option's default: None is not
+    laid over it."""
+    from vsent.cli.common import resumed_config
+
+    out = _fake_run(tmp_path / "bl", {"command": "baselines", "data": None})
+    args = build_parser().parse_args(["baselines", "--resume", "--out", str(out)])
+    default = args.data
+    assert resumed_config(args, "--data") == {"command": "baselines", "data": None}
+    assert args.data == default is not None
+
+
+@pytest.mark.parametrize("command", ["crossval", "finetune"])
+def test_crossval_and_finetune_defaults_are_those_their_help_says(command):
+    """Each option left out takes the default its --help names (a default changed in one
+    place and not the other would run another recipe than the one documented)."""
+    import re
+
+    args = build_parser().parse_args([command])
+    helps = {a.dest: a.help for a in _subparsers()[command]._actions}
+    want = {"subset": "five", "folds": "campos", "seed": 0, "device": "auto",
+            "preset": "campos2015", "nproc": 1, "dist_backend": "auto", "train_mode": "all",
+            "head": "linear", "skip_bad": False, "oversample": False, "model_arg": [],
+            "out": f"runs/{command}", "fusion": None, "init": None}
+    assert {k: getattr(args, k) for k in want} == want
+    for dest in ("subset", "folds", "seed", "device", "preset", "nproc", "dist_backend", "out"):
+        assert re.search(rf"default {re.escape(str(want[dest]))}\)", helps[dest]), dest
+    if command == "crossval":
+        assert (args.extra_train, args.extra_schedule, args.progressive_scope) == (
+            "none", "joint", "all")
+        assert args.finetune_epochs is None and args.finetune_lr is None
+        assert "linear (the head with the run's solver, default)" in helps["head"]
+        assert "default none" in helps["extra_train"]
+        assert "default joint" in helps["extra_schedule"]
+        assert "(default all," in helps["progressive_scope"]
+
+
+def test_a_seed_out_of_range_or_no_integer_is_argparses_one_line(capsys):
+    """--seed -1 / --seed x: refused by argparse, naming --seed once (not `--seed --seed`)."""
+    from vsent.config import MAX_SEED
+
+    for value, said in (("-1", f"must be an integer in 0..{MAX_SEED}, got -1"),
+                        ("x", "not an integer: 'x'")):
+        with pytest.raises(SystemExit) as e:
+            build_parser().parse_args(["crossval", "--seed", value])
+        assert e.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"vsent crossval: error: argument --seed: {said}")
+
+
+def _cv_config(*options, command="crossval"):
+    from vsent.cli.crossval import config_from_args
+
+    return config_from_args(build_parser().parse_args([command, "--preset", "quick",
+                                                       *options]))
+
+
+def test_crossval_options_reach_the_run_config():
+    """Each recipe option reaches its RunConfig field (the seed and device the training's
+    too); the fine-tuning stages default to 10 epochs at a tenth of the lr."""
+    from vsent.cli.crossval import FINETUNE_EPOCHS
+    from vsent.presets import CROSSVAL
+
+    quick = CROSSVAL["quick"]
+    plain = _cv_config()
+    assert (plain.train.seed, plain.train.device, plain.preset) == (0, "auto", "quick")
+    assert (plain.extra_train, plain.finetune, plain.fusion, plain.oversample) == (
+        None, None, None, False)
+    cfg = _cv_config("--seed", "7", "--device", "cpu", "--oversample", "--init", "random",
+                     "--extra-train", "three", "--extra-schedule", "progressive",
+                     "--progressive-scope", "extra", "--fusion", "gch+bow", "--lr", "0.5")
+    assert (cfg.seed, cfg.train.seed, cfg.train.device) == (7, 7, "cpu")
+    assert (cfg.oversample, cfg.init, cfg.extra_train, cfg.extra_schedule) == (
+        True, "random", "three", "progressive")
+    assert (cfg.progressive_scope, cfg.fusion) == ("extra", "gch+bow")
+    head = _cv_config("--train", "head", "--head", "logistic")
+    assert (plain.train_mode, plain.head, head.train_mode, head.head) == (
+        "all", "linear", "head", "logistic")
+    assert (cfg.train.lr, cfg.preset) == (0.5, None)  # an lr of the user's: no preset's
+    assert (cfg.finetune.epochs, cfg.finetune.lr) == (FINETUNE_EPOCHS, 0.05) == (10, 0.05)
+    assert cfg.finetune_lr_default is True
+    given = _cv_config("--extra-train", "four", "--extra-schedule", "joint+finetune",
+                       "--finetune-lr", "0.003", "--finetune-epochs", "4")
+    assert (given.finetune.epochs, given.finetune.lr, given.finetune_lr_default) == (
+        4, 0.003, False)
+    assert given.finetune.optimizer == quick["train"].optimizer
+    assert _cv_config("--fusion", "NONE").fusion is None
+    assert (plain.init, _cv_config("--init", "imagenet").init) == (quick["init"], "imagenet")
+    assert _cv_config("--preset", "strong").fusion == "gch+bow"
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--finetune-epochs", "3"], "--finetune-epochs/--finetune-lr apply to --extra-schedule "
+                                 "joint+finetune or progressive"),
+    (["--finetune-lr", "0.1"], "--finetune-epochs/--finetune-lr apply to --extra-schedule "
+                               "joint+finetune or progressive"),
+])
+def test_finetune_options_on_the_joint_schedule_are_refused_alone(options, message):
+    """One --finetune-* option without a schedule that fine-tunes is refused (either one)."""
+    with pytest.raises(VsentError) as e:
+        _cv_config("--extra-train", "four", *options)
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_bad_finetune_values_are_named_as_the_cli_spells_them():
+    """A bad fine-tuning epochs or lr is named --finetune-epochs / --finetune-lr, not the
+    training's --epochs / --lr."""
+    for option, value in (("--finetune-epochs", "0"), ("--finetune-lr", "-1")):
+        with pytest.raises(VsentError) as e:
+            _cv_config("--extra-train", "four", "--extra-schedule", "joint+finetune", option,
+                       value)
+        assert str(e.value).startswith(f"{option} "), str(e.value)
+
+
+def test_crossval_resume_with_other_recipe_options_names_each(tmp_path):
+    """--resume with recipe options that differ from the stored run's: refused in one
+    message naming every one, stored and now."""
+    run = _crossval_run(tmp_path / "r", tmp_path)
+    with pytest.raises(VsentError) as e:
+        _resumed(run, "--epochs", "3", "--lr", "0.5")
+    assert str(e.value) == (
+        f"--resume: {run} was started with other train.epochs, train.lr (train.epochs: stored "
+        "30, now 3; train.lr: stored 0.002, now 0.5): give no recipe option to continue it as "
+        "it was started, or --overwrite to start again")
+
+
+def test_crossval_resume_with_the_presets_own_lr_and_another_device(tmp_path):
+    """--lr typed as the stored preset's lr makes no preset name (None), which is no
+    difference; --device is where the resumed run trains."""
+    from vsent.presets import CROSSVAL
+
+    run = _crossval_run(tmp_path / "r", tmp_path)
+    same = _resumed(run, "--lr", str(CROSSVAL["quick"]["train"].lr))
+    assert (same.preset, same.train.lr) == ("quick", CROSSVAL["quick"]["train"].lr)
+    assert _resumed(run, "--device", "cpu").train.device == "cpu"
+    assert _resumed(run).train.device == "auto"
+
+
+@pytest.mark.parametrize("summary", [False, True])
+def test_crossval_resume_with_an_option_needing_the_runs_mode_says_how(tmp_path, summary):
+    """`--resume --head logistic` on a --train head run: the options are read on their own;
+    the message says `--resume --out DIR` alone continues it (or shows a finished one)."""
+    run = _crossval_run(tmp_path / "r", tmp_path, "--train", "head")
+    if summary:
+        (run / "summary.json").write_text("{}")
+    with pytest.raises(VsentError) as e:
+        _resumed(run, "--head", "logistic")
+    then = "shows it again" if summary else "continues it as it was started"
+    assert str(e.value).startswith(
+        "--head logistic applies to --train head; with --resume, the options given are read "
+        f"on their own, not with the run's: `--resume --out {run}` alone {then}"), str(e.value)
+    # the mode typed (not the run's) is what the options are read with: no such advice
+    with pytest.raises(VsentError) as e:
+        _resumed(run, "--train", "all", "--head", "logistic")
+    assert str(e.value) == "--head logistic applies to --train head"
+
+
+@pytest.mark.parametrize("value", ["1", "0", "3"])
+def test_model_arg_num_classes_other_than_two_is_refused(value, capsys):
+    """num_classes=1 (or 0) is refused as 3 is: the task has two classes."""
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["crossval", "--model-arg", f"num_classes={value}"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.startswith(
+        f"vsent: error: --model-arg num_classes={value}: the task sets num_classes (2: ")
+    args = build_parser().parse_args(["finetune", "--model-arg", "a=1", "--model-arg",
+                                      "num_classes=2", "--model-arg", "a=[2]"])
+    assert args.model_arg == [("a", 1), ("num_classes", 2), ("a", [2])]
+
+
+def test_a_training_option_given_as_zero_overrides_the_presets_value():
+    """`--weight-decay 0` on quick (0.05) or `--momentum 0` on campos2015 (0.9): a zero typed
+    is a value given, not left out."""
+    from vsent.cli.common import train_overrides
+
+    assert _cv_config("--weight-decay", "0").train.weight_decay == 0.0
+    args = build_parser().parse_args(["crossval", "--momentum", "0", "--epochs", "0"])
+    assert train_overrides(args) == {"momentum": 0.0, "epochs": 0}
+
+
+def _stub_finetune(monkeypatch, tmp_path, result):
+    import vsent.crossval
+
+    calls = []
+    model = tmp_path / "model.pt"
+    model.write_text("x")
+
+    def finetune(cfg, out, fold=None, resume=False, overwrite=False, progress=True):
+        calls.append({"cfg": cfg, "out": out, "fold": fold, "resume": resume,
+                      "overwrite": overwrite})
+        return {"model": str(model), **result}
+
+    monkeypatch.setattr(vsent.crossval, "finetune", finetune)
+    return calls, model
+
+
+def test_finetune_resume_alone_trains_the_stored_fold(tmp_path, monkeypatch, capsys):
+    """`vsent finetune --resume --out DIR` continues the fold the run was started on (stored
+    in its config.json); a --fold typed is the one used."""
+    from vsent.cli.crossval import config_from_args
+
+    cfg = config_from_args(build_parser().parse_args(
+        ["finetune", "--preset", "quick", "--data", str(tmp_path)]))
+    run = _run(tmp_path / "ft", {"command": "finetune", **cfg.to_dict(), "fold": 2})
+    calls, model = _stub_finetune(monkeypatch, tmp_path, {})
+    assert main(["finetune", "--resume", "--out", str(run), "--no-progress"]) == 0
+    assert [(c["fold"], c["resume"], c["cfg"].model) for c in calls] == [(2, True, "smallcnn")]
+    assert capsys.readouterr().out == f"model written to {model}\n"
+    assert main(["finetune", "--resume", "--out", str(run), "--fold", "4"]) == 0
+    assert calls[-1]["fold"] == 4
+    capsys.readouterr()
+    model.unlink()  # a run directory copied without its model
+    assert main(["finetune", "--resume", "--out", str(run), "--no-progress"]) == 0
+    assert capsys.readouterr().out == (f"finished earlier, but its model is gone from {model} "
+                                       "(--overwrite trains it again)\n")
+
+
+def test_finetune_says_the_folds_and_the_fused_accuracies(tmp_path, monkeypatch, capsys):
+    calls, model = _stub_finetune(monkeypatch, tmp_path, {
+        "center": {"accuracy": 0.5}, "ten_crop": {"accuracy": 0.625},
+        "fused_center": {"accuracy": 0.75}, "fused_ten_crop": {"accuracy": 0.875}})
+    assert main(["finetune", "--preset", "quick", "--data", str(tmp_path), "--out",
+                 str(tmp_path / "ft"), "--fold", "1", "--no-progress"]) == 0
+    assert calls[0]["fold"] == 1 and calls[0]["resume"] is False
+    assert capsys.readouterr().out == (
+        f"model written to {model}; fold 1 accuracy 0.500 (centre), 0.625 (10-crop); "
+        "fused 0.750 (centre), 0.875 (10-crop)\n")
+
+
+def test_models_takes_the_same_pattern_given_both_ways(capsys):
+    """`vsent models smallcnn --pattern smallcnn`: one pattern, not two."""
+    assert main(["models", "smallcnn", "--pattern", "smallcnn"]) == 0
+    assert capsys.readouterr().out == "smallcnn\n"
+
+
+def test_crossval_resume_momentum_form_is_refused_only_on_a_run_with_results(tmp_path):
+    """--resume --momentum-form caffe on a run stored before the option (it trains in torch's
+    form): refused once the run holds results, naming both forms; a run with none yet (or a
+    config.json without "command") is this command's: the same."""
+    from conftest import resume_form_refusal
+
+    run = _crossval_run(tmp_path / "r", tmp_path, "--preset", "campos2015")
+    stored = json.loads((run / "config.json").read_text())
+    del stored["train"]["momentum_form"]
+    del stored["command"]
+    (run / "config.json").write_text(json.dumps(stored))
+    assert _resumed(run, "--momentum-form", "torch").train.momentum_form == "torch"
+    # no results yet: the run opening starts it anew, in the form typed (not refused here)
+    assert _resumed(run, "--momentum-form", "caffe").train.momentum_form == "torch"
+    (run / "fold1").mkdir()
+    (run / "fold1" / "model.pt").write_text("x")
+    with pytest.raises(VsentError) as e:
+        _resumed(run, "--momentum-form", "caffe")
+    assert f"vsent: error: {e.value}\n" == resume_form_refusal(run, "torch", "caffe")
+
+
+def test_zero_shot_prompt_options_reach_the_config(tmp_path):
+    """--prompts FILE, then --positive/--negative over it (each replacing its class alone,
+    the other class keeping the file's or the defaults); a training option is refused."""
+    from vsent.zeroshot import DEFAULT_PROMPTS
+
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("positive: sun\nnegative: rain\n")
+
+    def config(*options):
+        return _cv_config("--model", "clip/vsent-test-vit", "--init", "openai", "--zero-shot",
+                          *options)
+
+    assert config().prompts is None and config().zero_shot is True
+    assert config("--prompts", str(prompts)).prompts == {"positive": ["sun"],
+                                                         "negative": ["rain"]}
+    assert config("--prompts", str(prompts), "--negative", "gloom").prompts == {
+        "positive": ["sun"], "negative": ["gloom"]}
+    assert config("--negative", "gloom").prompts == {
+        "positive": list(DEFAULT_PROMPTS["positive"]), "negative": ["gloom"]}
+    with pytest.raises(VsentError, match=r"^--epochs: not with --zero-shot"):
+        config("--epochs", "3")
+
+
+def test_crossval_passes_its_run_options_to_the_run(tmp_path, monkeypatch, capsys):
+    import vsent.crossval
+
+    calls = []
+    monkeypatch.setattr(vsent.crossval, "crossval",
+                        lambda cfg, out, **kw: calls.append((cfg.model, out, kw)))
+    out = str(tmp_path / "cv")
+    assert main(["crossval", "--preset", "quick", "--data", str(tmp_path), "--out", out,
+                 "--overwrite", "--no-progress"]) == 0
+    assert calls == [("smallcnn", out, {"resume": False, "overwrite": True,
+                                        "progress": False})]
+    assert capsys.readouterr().out == (f"results in {out}/summary.md (summary.json, "
+                                       "curves.png, predictions.csv, fold<k>/model.pt)\n")
+
+
+@pytest.mark.parametrize("status, said", [(2, False), (1, True), (0, False)])
+def test_nproc_says_a_crashed_process_not_a_user_error(tmp_path, monkeypatch, capsys, status,
+                                                       said):
+    """--nproc N: the launched processes' exit status is the command's; a crash (not 0, not
+    the user error's 2, said by the processes themselves) adds one line saying so."""
+    import vsent.crossval
+    from vsent import distributed
+
+    launched = []
+    monkeypatch.setattr(distributed, "wants_launch", lambda *a: True)
+    monkeypatch.setattr(vsent.crossval, "check_launch",
+                        lambda cfg, out, **kw: launched.append(kw["fold"]))
+    monkeypatch.setattr(distributed, "launch", lambda *a: status)
+    assert main(["finetune", "--preset", "quick", "--data", str(tmp_path), "--out",
+                 str(tmp_path / "ft"), "--nproc", "2", "--fold", "3"]) == status
+    assert launched == [3]
+    err = capsys.readouterr().err
+    assert (f"vsent: a training process failed (exit status {status}, see above)" in err) \
+        is said, err
+
+
+def test_refuse_no_run_counts_seed_as_no_recipe(tmp_path):
+    """`--resume --seed 1` on an --out without a run: refused as --resume alone is (a
+    misspelt --out would start the default recipe); a recipe option starts one."""
+    from vsent.cli.common import refuse_no_run
+
+    out = str(tmp_path / "typo")
+    for extra, refused in ((["--seed", "1"], True), (["--skip-bad"], True),
+                           (["--epochs", "2"], False)):
+        argv = ["pcnn", "--resume", "--out", out, *extra]
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        if refused:
+            with pytest.raises(VsentError, match=rf"^--resume: {out} holds no run to continue"):
+                refuse_no_run(args, "--epochs 2")
+        else:
+            refuse_no_run(args, "--epochs 2")
+
+
+def test_comma_list_names_each_item_not_a_choice():
+    from vsent.cli.common import comma_list
+
+    parse = comma_list(str, choices=("svm", "softmax"))
+    assert parse("svm,softmax") == ["svm", "softmax"]
+    with pytest.raises(argparse.ArgumentTypeError) as e:
+        parse("svm,knn,rf")
+    assert str(e.value) == "knn, rf: choose from svm, softmax"
+
+
+def test_the_default_resume_help_offers_device_only_to_a_command_with_it():
+    from vsent.cli.common import add_run_args
+
+    def resume_help(**kw):
+        p = argparse.ArgumentParser()
+        add_run_args(p, "runs/x", **kw)
+        return next(a.help for a in p._actions if a.dest == "resume")
+
+    assert resume_help().endswith("give the options it was started with (--device may change)")
+    assert resume_help(device=False).endswith("give the options it was started with")
+
+
+def test_a_damaged_run_config_leaves_the_options_own_error(tmp_path):
+    """`--resume --head logistic` on a run whose config.json is no JSON: the option's error
+    (the run's opening names the damage), not a crash reading the run for advice."""
+    run = _run(tmp_path / "r", {})
+    (run / "config.json").write_text("{not json")
+    with pytest.raises(VsentError) as e:
+        _resumed(run, "--head", "logistic")
+    assert str(e.value) == "--head logistic applies to --train head"
+
+
+def test_crossval_resume_with_data_naming_the_runs_folder_another_way(tmp_path):
+    """--data naming the stored data through a link (or from another directory) is taken as
+    typed: a path, not a recipe option refused as 'other data'."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    run = _crossval_run(tmp_path / "r", tmp_path / "data")
+    assert _resumed(run, "--data", str(tmp_path / "link")).data == str(tmp_path / "link")
+    # another folder: taken here too (the run's opening compares the data it finds there)
+    (tmp_path / "moved").mkdir()
+    assert _resumed(run, "--data", str(tmp_path / "moved")).data == str(tmp_path / "moved")
