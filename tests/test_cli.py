@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import logging
+import re
 import subprocess
 import sys
 
@@ -1054,6 +1055,35 @@ def _resumed(out, *options):
     args = build_parser().parse_args(argv)
     args.argv = argv
     return run_config(args)[0]
+
+
+def test_crossval_resume_compares_a_recipe_option_typed_at_its_default(tmp_path):
+    """mut49d B1: an option typed with the default's value was invisible to --resume (found by
+    diffing against the defaults' config), so the stored run went on with another recipe than
+    the one typed, silently; it is compared with the stored run like any other."""
+    run = _crossval_run(tmp_path / "r", tmp_path, "--epochs", "3")
+    for options, said in ((["--epochs", "65"], "train.epochs: stored 3, now 65"),
+                          (["--model", "caffenet"], "model: stored 'smallcnn', now 'caffenet'"),
+                          (["--preset", "campos2015"], "preset: stored 'quick', now "
+                                                       "'campos2015'")):
+        with pytest.raises(VsentError, match=re.escape(said)):
+            _resumed(run, *options)
+    for options in (["--epochs", "3"], ["--model", "smallcnn"], ["--train", "all"]):
+        cfg = _resumed(run, *options)  # typed as stored: continued
+        assert (cfg.model, cfg.train.epochs, cfg.preset) == ("smallcnn", 3, "quick")
+
+
+def test_every_recipe_option_of_crossval_and_finetune_names_its_config_keys():
+    """B1's table: a new option of crossval or finetune must say which config keys it sets
+    (else --resume could not compare it when typed at its default), or be a run option."""
+    from vsent.cli.common import LAID_OVER
+    from vsent.cli.crossval import NOT_RECIPE, RECIPE_KEYS
+
+    for command in ("crossval", "finetune"):
+        sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+        options = {o for a in sub._actions for o in a.option_strings if o.startswith("--")}
+        left = options - set(RECIPE_KEYS) - NOT_RECIPE - LAID_OVER
+        assert left == {"--help", "--overwrite", "--dist-backend"}, (command, left)
 
 
 def test_crossval_resume_keeps_the_runs_skip_bad_unless_typed(tmp_path):

@@ -13,6 +13,7 @@ from typing import Any
 
 from vsent.cli.common import (
     LAID_OVER,
+    TRAIN_OPTIONS,
     add_data_args,
     add_dist_args,
     add_model_arg,
@@ -252,6 +253,21 @@ def _train_mode_fields(args: argparse.Namespace) -> dict:
 #: alone on a folder without a run is refused (nothing to continue, and no recipe given).
 NOT_RECIPE = {"--resume", "--out", "--data", "--device", "--no-progress", "--nproc", "--seed",
               "--fold"}
+#: The config keys each recipe option sets: with ``--resume``, a typed option is compared with
+#: the stored run at these keys even when its value is the default's (diffing the config
+#: against the defaults' alone could not see it, and the stored run went on silently).
+RECIPE_KEYS: dict[str, tuple[str, ...]] = {
+    "--subset": ("subset",), "--folds": ("folds",),
+    "--preset": ("preset", "model", "model_kwargs", "init", "train"),
+    "--model": ("model",), "--arch": ("model_kwargs",), "--model-arg": ("model_kwargs",),
+    "--init": ("init",), "--oversample": ("oversample",), "--train": ("train_mode",),
+    "--head": ("head",), "--zero-shot": ("zero_shot",), "--positive": ("prompts",),
+    "--negative": ("prompts",), "--prompts": ("prompts",), "--extra-train": ("extra_train",),
+    "--extra-schedule": ("extra_schedule",), "--progressive-scope": ("progressive_scope",),
+    "--finetune-epochs": ("finetune.epochs",), "--finetune-lr": ("finetune.lr",),
+    "--fusion": ("fusion",),
+    **{f"--{name.replace('_', '-')}": (f"train.{name}",) for name in TRAIN_OPTIONS},
+}
 
 
 def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
@@ -303,6 +319,9 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
     laid = laid_over(args)
     changed = [key for key in (d.split(":")[0] for d in config_diff(
         bare.to_dict(), cfg.to_dict(), ignore=RUN_OPTIONS | {"data"})) if key not in laid]
+    for option in sorted(typed_options(args)):  # typed at the default's value too
+        changed += [key for key in RECIPE_KEYS.get(option, ()) if not any(
+            key == c or c.startswith(key + ".") or key.startswith(c + ".") for c in changed)]
     if not (Path(args.out) / CONFIG).is_file():
         # a misspelt --out with --resume alone would start the default recipe (hours of
         # CaffeNet); one typed as the default (--preset campos2015) is a recipe given
