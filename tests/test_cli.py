@@ -72,8 +72,6 @@ def _subparsers():
 def test_every_option_a_help_names_is_one_of_its_command():
     """trial41 F8: baselines' --resume help offered --device, which baselines refuses (it has
     --jobs): each option named in a command's help texts is one of that command's."""
-    import re
-
     for name, sub in _subparsers().items():
         opts = {o for a in sub._actions for o in a.option_strings}
         for action in sub._actions:
@@ -1080,8 +1078,8 @@ def test_every_recipe_option_of_crossval_and_finetune_names_its_config_keys():
     from vsent.cli.crossval import NOT_RECIPE, RECIPE_KEYS
 
     for command in ("crossval", "finetune"):
-        sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
-        options = {o for a in sub._actions for o in a.option_strings if o.startswith("--")}
+        options = {o for a in _subparsers()[command]._actions for o in a.option_strings
+                   if o.startswith("--")}
         left = options - set(RECIPE_KEYS) - NOT_RECIPE - LAID_OVER
         assert left == {"--help", "--overwrite", "--dist-backend"}, (command, left)
 
@@ -1289,8 +1287,6 @@ def test_resumed_config_takes_only_a_stored_path_not_a_missing_one(tmp_path):
 def test_crossval_and_finetune_defaults_are_those_their_help_says(command):
     """Each option left out takes the default its --help names (a default changed in one
     place and not the other would run another recipe than the one documented)."""
-    import re
-
     args = build_parser().parse_args([command])
     helps = {a.dest: a.help for a in _subparsers()[command]._actions}
     want = {"subset": "five", "folds": "campos", "seed": 0, "device": "auto",
