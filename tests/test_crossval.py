@@ -903,8 +903,8 @@ def test_an_lr_given_equal_to_the_presets_is_the_same_recipe(tmp_path, monkeypat
     assert main(["finetune", "--resume", "--out", str(out), "--lr", "0.002"]) == 0
     assert main(_ft_argv(data, out, "--lr", "0.003")) == 2  # another lr is another recipe
     assert "other train.lr (train.lr: stored 0.002, now 0.003" in capsys.readouterr().err
-    # a preset name against another still counts: --preset quick on a strong run (whose
-    # only other field, fusion, is quick's default and so not "given") is refused
+    # a preset name against another still counts: --preset quick on a strong run is refused,
+    # naming the preset's other field as well (fusion: quick has none, strong's is stored)
     strong = tmp_path / "strong"
     with monkeypatch.context() as mp:
         interrupt_after(mp, 1)
@@ -914,7 +914,8 @@ def test_an_lr_given_equal_to_the_presets_is_the_same_recipe(tmp_path, monkeypat
     capsys.readouterr()
     assert main(["finetune", "--resume", "--out", str(strong), "--preset", "quick",
                  "--epochs", "2", "--batch-size", "8"]) == 2
-    assert "other preset (preset: stored 'strong', now 'quick')" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "other preset, fusion (preset: stored 'strong', now 'quick'; fusion: stored " in err
 
 
 def test_an_init_file_is_recorded_absolute_and_the_run_resumes_from_anywhere(

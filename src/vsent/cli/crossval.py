@@ -258,7 +258,7 @@ NOT_RECIPE = {"--resume", "--out", "--data", "--device", "--no-progress", "--npr
 #: against the defaults' alone could not see it, and the stored run went on silently).
 RECIPE_KEYS: dict[str, tuple[str, ...]] = {
     "--subset": ("subset",), "--folds": ("folds",),
-    "--preset": ("preset", "model", "model_kwargs", "init", "train"),
+    "--preset": ("preset", *PRESET_KEYS),  # fusion too: the strong preset sets it
     "--model": ("model",), "--arch": ("model_kwargs",), "--model-arg": ("model_kwargs",),
     "--init": ("init",), "--oversample": ("oversample",), "--train": ("train_mode",),
     "--head": ("head",), "--zero-shot": ("zero_shot",), "--positive": ("prompts",),
