@@ -1516,8 +1516,9 @@ def test_crossval_resume_momentum_form_is_refused_only_on_a_run_with_results(tmp
     del stored["command"]
     (run / "config.json").write_text(json.dumps(stored))
     assert _resumed(run, "--momentum-form", "torch").train.momentum_form == "torch"
-    # no results yet: the run opening starts it anew, in the form typed (not refused here)
-    assert _resumed(run, "--momentum-form", "caffe").train.momentum_form == "torch"
+    # no results yet: the run opening starts it anew, in the form typed (not refused here;
+    # it went on in the stored run's torch form, silently)
+    assert _resumed(run, "--momentum-form", "caffe").train.momentum_form == "caffe"
     (run / "fold1").mkdir()
     (run / "fold1" / "model.pt").write_text("x")
     with pytest.raises(VsentError) as e:

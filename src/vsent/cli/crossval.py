@@ -351,6 +351,11 @@ def run_config(args: argparse.Namespace) -> tuple[Any, dict | None]:
                          "or --overwrite to start again")
     old = RunConfig.from_dict({k: v for k, v in stored.items() if k != "fold"})
     check_resumed_momentum_form(args, cfg)
+    if typed(args, "--momentum-form"):
+        # another form than a run made before the option trains in was refused on a run
+        # with results; one with none starts anew (runs.open_run_dir), in the form typed
+        old = old.replace(**{f: getattr(old, f).replace(momentum_form=args.momentum_form)
+                             for f in ("train", "finetune") if getattr(old, f) is not None})
     # a --data given is used (and compared), even one naming the default's folder
     data = args.data if given(args, "--data") else old.data
     return old.replace(data=data, train=old.train.replace(device=args.device), **laid), stored
