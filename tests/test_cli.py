@@ -290,6 +290,7 @@ def test_help_texts_name_every_block_preset_and_surgery():
 
 def test_regions_options_left_out_keep_the_config_defaults(monkeypatch, tmp_path):
     import vsent.analyses.regions as R
+    import vsent.analyses.regions_run as RR
 
     seen = {}
 
@@ -297,7 +298,7 @@ def test_regions_options_left_out_keep_the_config_defaults(monkeypatch, tmp_path
         seen["cfg"], seen["kw"] = cfg, kw
         return {}
 
-    monkeypatch.setattr(R, "evaluate_regions", fake)
+    monkeypatch.setattr(RR, "evaluate_regions", fake)
     assert main(["regions", "--run", str(tmp_path), "--k", "3", "--folds", "1,2"]) == 0
     assert seen["cfg"] == R.RegionConfig(k=3, folds=(1, 2))
     assert seen["kw"]["resume"] is False and seen["kw"]["overwrite"] is False

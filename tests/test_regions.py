@@ -18,6 +18,7 @@ from PIL import Image
 from vsent import papers
 from vsent.analyses import proposals as P
 from vsent.analyses import regions as R
+from vsent.analyses import regions_run as RR
 from vsent.analyses.regions import RegionConfig, fused_proba, normalize_objectness, predict_rows
 from vsent.errors import VsentError
 
@@ -684,7 +685,7 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     argv = _tiny_regions_argv(run, out)
     assert main(argv) == 0
     table = json.loads((out / "table1.json").read_text())["results"]
-    assert set(table) == set(R.METHODS)
+    assert set(table) == set(RR.METHODS)
     for name in ("table1.csv", "table1.md", "k_sweep.csv", "k_sweep.png", "cost.json",
                  "predictions.csv", "config.json", "fold1/regions.npz"):
         assert (out / name).exists(), name
@@ -758,13 +759,13 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     # scored again: one table never mixes the two readings (review24 #4)
     with np.load(out / "fold1" / "regions.npz") as z:
         old = {k: z[k] for k in z.files if k != "boxes_origin"}
-    assert set(old) and str(rescored["boxes_origin"]) == R.BOXES
+    assert set(old) and str(rescored["boxes_origin"]) == P.BOXES
     np.savez(out / "fold1" / "regions.npz", **old)
     caplog.clear()
     assert main([*argv, "--resume"]) == 0
     assert "fold 1: " in caplog.text and "one pixel off" in caplog.text
     with np.load(out / "fold1" / "regions.npz") as z:
-        assert str(z["boxes_origin"]) == R.BOXES
+        assert str(z["boxes_origin"]) == P.BOXES
     assert "had no proposal" not in caplog.text
     # no box can be that large: every image's region is the whole image, said (robust39 #6:
     # only cost.json's fallback_images told)
@@ -861,7 +862,7 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
     cfg = R.RegionConfig(k=k, k_max=k_max, alpha=alpha, beta=beta, proposals=pcfg, overlays=0,
                          device="cpu", senti_log=senti_log)
     out = tmp_path / "regions"
-    R.evaluate_regions(run, out, cfg, progress=False)
+    RR.evaluate_regions(run, out, cfg, progress=False)
     assert json.loads((out / "table1.json").read_text())["senti_log"] == senti_log
     assert ("ln s" in (out / "table1.md").read_text()) == (senti_log == "natural")
     table = json.loads((out / "table1.json").read_text())["results"]
@@ -933,7 +934,7 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
             res = dict(z)
         res["test_labels"] = 1 - res["test_labels"]
         np.savez(file, **res)
-    R.evaluate_regions(run, out, cfg, resume=True, progress=False)
+    RR.evaluate_regions(run, out, cfg, resume=True, progress=False)
     again = {r["name"]: r for r in csv.DictReader((out / "predictions.csv").open())}
     for name, row in rows.items():
         assert int(again[name]["label"]) == 1 - int(row["label"])  # the flip was read
@@ -942,7 +943,7 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
     # the other reading of the log scores differently: its run is not resumed from this one
     other = "classes" if senti_log == "natural" else "natural"
     with pytest.raises(VsentError, match="senti_log"):
-        R.evaluate_regions(run, out, dataclasses.replace(cfg, senti_log=other), resume=True,
+        RR.evaluate_regions(run, out, dataclasses.replace(cfg, senti_log=other), resume=True,
                            progress=False)
 
 
@@ -961,7 +962,7 @@ def test_each_folds_regions_are_scored_by_that_folds_model(tiny_run, tmp_path):
         save_checkpoint(run / f"fold{f.index}" / "model.pt",
                         _spread_model(f.index, images, pcfg), fold=f.index)
     cfg = R.RegionConfig(k=2, k_max=2, proposals=pcfg, overlays=0, device="cpu")
-    R.evaluate_regions(run, tmp_path / "regions", cfg, progress=False)
+    RR.evaluate_regions(run, tmp_path / "regions", cfg, progress=False)
     models = {f.index: load_checkpoint(run / f"fold{f.index}" / "model.pt")[0] for f in folds}
     for f in folds:
         with np.load(tmp_path / "regions" / f"fold{f.index}" / "regions.npz") as z:
@@ -1080,7 +1081,7 @@ def test_a_regions_run_that_failed_before_any_result_is_replaced_by_the_same_com
         raise VsentError("a user error in fold 1")
 
     with monkeypatch.context() as mp:
-        mp.setattr(R, "_fold_regions", fail)
+        mp.setattr(RR, "_fold_regions", fail)
         assert main(_tiny_regions_argv(run, out)) == 2
     assert (out / "inputs.json").is_file()
     capsys.readouterr()
@@ -1133,7 +1134,7 @@ def test_the_random_ranking_is_drawn_from_the_runs_seed_and_fold():
 
     def random_at_k1(seed: int, fold: int) -> np.ndarray:
         cfg = RegionConfig(k=1, k_max=2, seed=seed, early_fusion=False)
-        _, sweep, _ = R._fold_predictions(res, cfg, fold)
+        _, sweep, _ = RR._fold_predictions(res, cfg, fold)
         return sweep["random"][:, 0]  # the label of the one region drawn first
 
     a = random_at_k1(0, 1)
@@ -1368,17 +1369,17 @@ def test_a_fold_scored_by_a_vsent_before_model_hashes_is_reused(tmp_path) -> Non
     file = tmp_path / "out" / "fold1" / "regions.npz"
     file.parent.mkdir(parents=True)
     cfg = R.RegionConfig(early_fusion=False)
-    np.savez(file, test_index=np.arange(2), boxes_origin=np.asarray(R.BOXES))
-    got = R._fold_regions(run, fold, cfg, None, "cpu", tmp_path / "out", False)
+    np.savez(file, test_index=np.arange(2), boxes_origin=np.asarray(P.BOXES))
+    got = RR._fold_regions(run, fold, cfg, None, "cpu", tmp_path / "out", False)
     np.testing.assert_array_equal(got["test_index"], [0, 1])
-    np.savez(file, test_index=np.arange(2), boxes_origin=np.asarray(R.BOXES),
+    np.savez(file, test_index=np.arange(2), boxes_origin=np.asarray(P.BOXES),
              checkpoint_sha256=np.asarray(file_sha256(ckpt)))
-    assert set(R._fold_regions(run, fold, cfg, None, "cpu", tmp_path / "out", False)) == {
+    assert set(RR._fold_regions(run, fold, cfg, None, "cpu", tmp_path / "out", False)) == {
         "test_index"}
-    np.savez(file, test_index=np.arange(2), boxes_origin=np.asarray(R.BOXES),
+    np.savez(file, test_index=np.arange(2), boxes_origin=np.asarray(P.BOXES),
              checkpoint_sha256=np.asarray("0" * 64))
     with pytest.raises(_Rescored):
-        R._fold_regions(run, fold, cfg, None, "cpu", tmp_path / "out", False)
+        RR._fold_regions(run, fold, cfg, None, "cpu", tmp_path / "out", False)
 
 
 def test_a_resume_with_fewer_overlays_leaves_only_its_own(tiny_run, tmp_path) -> None:
@@ -1406,21 +1407,21 @@ def test_a_regions_run_is_reused_only_with_its_table_and_its_folds_models(tmp_pa
     out.mkdir()
     (out / "cost.json").write_text("{}")
     (out / "table1.json").write_text(json.dumps({"results": []}))
-    assert not R.scored_with_current_models(run, out)
+    assert not RR.scored_with_current_models(run, out)
     (out / "table1.json").write_text(json.dumps({"results": {}}))
-    assert R.scored_with_current_models(run, out)  # no model, no scores: they stand
+    assert RR.scored_with_current_models(run, out)  # no model, no scores: they stand
     model = run / "fold1" / "model.pt"
     model.write_bytes(b"weights")
-    assert not R.scored_with_current_models(run, out)  # a model and no scores of it
+    assert not RR.scored_with_current_models(run, out)  # a model and no scores of it
     (out / "fold1").mkdir()
-    for sha, origin, reused in ((file_sha256(model), R.BOXES, True),
+    for sha, origin, reused in ((file_sha256(model), P.BOXES, True),
                                 (file_sha256(model), "one pixel off", False),
-                                ("0" * 64, R.BOXES, False)):
+                                ("0" * 64, P.BOXES, False)):
         np.savez(out / "fold1" / "regions.npz", checkpoint_sha256=np.asarray(sha),
                  boxes_origin=np.asarray(origin))
-        assert R.scored_with_current_models(run, out) is reused, origin
+        assert RR.scored_with_current_models(run, out) is reused, origin
     model.unlink()  # results/ keeps no models: the scores stand
-    assert R.scored_with_current_models(run, out)
+    assert RR.scored_with_current_models(run, out)
 
 
 def test_a_fold_without_its_model_is_refused_before_any_fold_is_scored(tiny_run,
@@ -1442,12 +1443,11 @@ def test_a_fold_without_its_model_is_refused_before_any_fold_is_scored(tiny_run,
 def test_cli_regions_every_option_reaches_the_config(monkeypatch, tmp_path):
     """Each method, proposal and output option of `vsent regions` reaches RegionConfig /
     ProposalConfig under its own field (--proposal-side is max_side)."""
-    import vsent.analyses.regions as R
     from vsent.analyses.proposals import ProposalConfig
     from vsent.cli import main
 
     seen: list[tuple] = []
-    monkeypatch.setattr(R, "evaluate_regions",
+    monkeypatch.setattr(RR, "evaluate_regions",
                         lambda run, out, cfg, **kw: seen.append((run, out, cfg, kw)) or {})
     assert main(["regions", "--run", "r", "--out", "o", "--n-proposals", "50", "--k", "4",
                  "--k-max", "6", "--alpha", "2", "--senti-log", "natural", "--beta", "0.25",

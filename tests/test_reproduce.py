@@ -2470,7 +2470,7 @@ def test_sun2016_rows_of_our_own_methods_read_each_methods_accuracy(tmp_path):
     """mut49c S18, S19: a method of ours without a row in the paper (random, sentiment, ...) is
     listed when the regions table holds it, at the plan's K, with its own accuracy (not the
     AR row's)."""
-    from vsent.analyses.regions import METHODS
+    from vsent.analyses.regions_run import METHODS
     from vsent.reports import sun2016
 
     plan = R.make_plan("sun2016", "d", quick=True, device="cpu")

@@ -386,7 +386,7 @@ def probed_with_current_models(run_dir: str | Path, out: str | Path) -> bool:
     reuses such a sub-run; one of a run trained again is probed again). A fold without a
     stamp (results of a vsent that kept none) is taken as it is, as :func:`layer_probes` does;
     so is a fold whose model is gone (``results/`` keeps no models): no newer model to probe
-    again with, nor any to probe with, as :func:`vsent.analyses.regions.
+    again with, nor any to probe with, as :func:`vsent.analyses.regions_run.
     scored_with_current_models` decides for regions."""
     from vsent.runs import FOLD_MODEL, fold_dir
 

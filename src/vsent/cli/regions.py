@@ -1,6 +1,6 @@
 """``vsent regions``: affective regions (Sun et al. 2016) on a cross-validation run directory.
 
-Thin layer over :func:`vsent.analyses.regions.evaluate_regions`. The defaults shown in the
+Thin layer over :func:`vsent.analyses.regions_run.evaluate_regions`. The defaults shown in the
 help are those of :class:`~vsent.analyses.regions.RegionConfig` and
 :class:`~vsent.analyses.proposals.ProposalConfig` (options left out keep them; tests/test_cli.py
 checks the numbers agree), so building the parser imports neither torch nor OpenCV.
@@ -77,7 +77,8 @@ def _given(args: argparse.Namespace, names: dict[str, str]) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from vsent.analyses.proposals import ProposalConfig
-    from vsent.analyses.regions import RegionConfig, evaluate_regions
+    from vsent.analyses.regions import RegionConfig
+    from vsent.analyses.regions_run import evaluate_regions
     from vsent.metrics import mean_std_text
 
     proposals = ProposalConfig(**_given(args, {"n_proposals": "n_proposals",

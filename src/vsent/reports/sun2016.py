@@ -2,7 +2,7 @@
 
 Per subset (five, four, three agree): a cross-validation run of the whole-image model
 (``crossval-<subset>``) and the affective-region analysis of its fold models
-(``regions-<subset>``: :func:`vsent.analyses.regions.evaluate_regions`, table at K and the K
+(``regions-<subset>``: :func:`vsent.analyses.regions_run.evaluate_regions`, table at K and the K
 sweep). With ``run=`` an existing cross-validation run is analysed instead (one sub-run,
 ``regions``, on that run's subset).
 
@@ -23,12 +23,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vsent import figures, papers
-from vsent.analyses.regions import (
-    METHODS,
-    RegionConfig,
-    evaluate_regions,
-    scored_with_current_models,
-)
+from vsent.analyses.regions import RegionConfig
+from vsent.analyses.regions_run import METHODS, evaluate_regions, scored_with_current_models
 from vsent.config import SUBSETS
 from vsent.crossval import PRESETS, RunConfig
 from vsent.errors import VsentError
@@ -64,7 +60,7 @@ OURS_ONLY = ("random", "objectness", "sentiment", "global_linear", "early_fusion
 @dataclass
 class Sun2016Plan:
     """Sun et al. 2016: per subset a cross-validation run (``template`` with that ``subset``)
-    then :func:`vsent.analyses.regions.evaluate_regions` with ``regions``; or ``run``, an
+    then :func:`vsent.analyses.regions_run.evaluate_regions` with ``regions``; or ``run``, an
     existing cross-validation run, analysed once (``subsets`` is then ignored)."""
 
     paper: ClassVar[str] = "sun2016"
