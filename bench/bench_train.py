@@ -15,7 +15,7 @@ records from :func:`vsent.train.fit`'s history of the epochs after each run's fi
 * ``minutes_5_folds``: five of those.
 
 Then (``--fusions``) the cost of each late fusion that issue 10 measured, as
-:func:`vsent.analyses.fusion.fuse_run` on a finished run (``--fusion-run``, the committed
+:func:`vsent.analyses.fusion_run.fuse_run` on a finished run (``--fusion-run``, the committed
 quick run; checked before any training): hand-crafted features of that run's images (the data
 its config names, recorded as ``fusion_data``: not ``--data``) from a cold feature cache (a
 new temporary folder for each), then the 5 folds' classifiers; ``fusion_minutes`` is its wall
@@ -51,7 +51,7 @@ from _common import (
     write_report,
 )
 
-from vsent.analyses.fusion import fuse_run
+from vsent.analyses.fusion_run import fuse_run
 from vsent.data import image_cache, load_dataset, make_folds
 from vsent.data.extra import extra_train_set, with_extra
 from vsent.models import create_model

@@ -206,7 +206,7 @@ def test_data_is_recorded_as_an_absolute_path(command, tmp_path, monkeypatch):
 
 
 def test_help_defaults_are_those_of_the_analyses():
-    from vsent.analyses import baselines, explain, fusion, probes, proposals, regions
+    from vsent.analyses import baselines, explain, fusion, fusion_run, probes, proposals, regions
     from vsent.cli import baselines as cli_baselines
     from vsent.cli import common
     from vsent.cli import explain as cli_explain
@@ -236,8 +236,9 @@ def test_help_defaults_are_those_of_the_analyses():
     assert cli_explain.TARGETS == explain.TARGETS
     assert cli_explain.DEFAULT_MAX_SIDE == explain.DEFAULT_MAX_SIDE
     assert (cli_fuse.RUN_RULES, cli_fuse.METHODS, cli_fuse.DEFAULT_WEIGHT, cli_fuse.INNER,
-            cli_fuse.INNER_SPLITS) == (fusion.RUN_RULES, fusion.METHODS, fusion.DEFAULT_WEIGHT,
-                                       fusion.INNER, fusion.INNER_SPLITS)
+            cli_fuse.INNER_SPLITS) == (fusion_run.RUN_RULES, fusion.METHODS,
+                                       fusion.DEFAULT_WEIGHT, fusion_run.INNER,
+                                       fusion_run.INNER_SPLITS)
     assert common.SUBSETS == SUBSETS
 
 
@@ -252,16 +253,16 @@ def test_help_texts_name_every_block_preset_and_surgery():
     fusion blocks (config's = the baselines' + fusion's own, extend43 #4/#5: a block named in
     config alone passed validation, then failed after making --out), the blocks a saved model
     carries, every preset (#13) and CaffeNet surgery (#14)."""
-    from vsent.analyses import baselines, fused_model, fusion
+    from vsent.analyses import baselines, fused_model, fusion_run
     from vsent.config import FUSION_BLOCKS, SAVED_FUSION_BLOCKS
     from vsent.models.caffenet import SURGERIES
     from vsent.presets import CROSSVAL, PCNN
 
-    assert set(FUSION_BLOCKS) == set(baselines.BLOCKS) | set(fusion.FUSION_ONLY_BLOCKS)
+    assert set(FUSION_BLOCKS) == set(baselines.BLOCKS) | set(fusion_run.FUSION_ONLY_BLOCKS)
     # each of fusion's own blocks has the function that makes it (extend43b #8: a name alone
     # passed, wrote --out's records, then failed as an "unknown feature set")
-    assert tuple(fusion._FUSION_ONLY) == fusion.FUSION_ONLY_BLOCKS
-    assert not set(baselines.BLOCKS) & set(fusion.FUSION_ONLY_BLOCKS)
+    assert tuple(fusion_run._FUSION_ONLY) == fusion_run.FUSION_ONLY_BLOCKS
+    assert not set(baselines.BLOCKS) & set(fusion_run.FUSION_ONLY_BLOCKS)
     assert fused_model.SAVED_BLOCKS == SAVED_FUSION_BLOCKS
     assert set(SAVED_FUSION_BLOCKS) <= set(baselines.HISTOGRAM_BLOCKS)
     for command, option, names in [("crossval", "--fusion", FUSION_BLOCKS),
@@ -502,9 +503,9 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys, twitter_like, tmp_
                                        "command with --resume continues it\n")
     # a command without --resume (layers, fuse) continues when run again; fuse's default
     # folder is RUN/fuse/<setting>
-    import vsent.analyses.fusion
+    import vsent.analyses.fusion_run
 
-    monkeypatch.setattr(vsent.analyses.fusion, "fuse", interrupted)
+    monkeypatch.setattr(vsent.analyses.fusion_run, "fuse", interrupted)
     assert main(["fuse", str(tmp_path / "r"), "--features", "gch + bow"]) == 130
     assert capsys.readouterr().err == "vsent: interrupted\n"
     (tmp_path / "r" / "fuse" / "gch+bow-mean-w0.5-logistic").mkdir(parents=True)

@@ -14,7 +14,7 @@ from scipy.special import logit
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from conftest import assert_reruns_after_interrupt, build_learnable, gch_hand_model
-from vsent.analyses import fusion
+from vsent.analyses import fusion, fusion_run
 from vsent.analyses.baselines import BaselineConfig
 from vsent.analyses.fused_model import fit_hand_crafted_model
 from vsent.analyses.fusion import (
@@ -26,12 +26,11 @@ from vsent.analyses.fusion import (
     ensemble_mean,
     fit_hand_crafted,
     fuse_probabilities,
-    fuse_run,
-    fusion_markdown,
     hand_crafted_probabilities,
     positive_probability,
     predict,
 )
+from vsent.analyses.fusion_run import fuse_run, fusion_markdown
 from vsent.analyses.handcrafted import ImageFeatures
 from vsent.data.datasets import load_dataset
 from vsent.data.folds import Fold
@@ -208,7 +207,7 @@ def _fake_run(root, data, p_cnn: dict[str, float], p_10crop: dict[str, float] | 
 
 
 def test_fuse_run_with_cues(twitter_like, tmp_path):
-    from vsent.analyses.fusion import fuse_run
+    from vsent.analyses.fusion_run import fuse_run
     from vsent.data import load_dataset
 
     ds = load_dataset(twitter_like, "five", validate=False)
@@ -238,7 +237,7 @@ def test_fuse_run_with_cues(twitter_like, tmp_path):
 
 
 def test_fuse_run_refuses_incomplete_runs(twitter_like, tmp_path):
-    from vsent.analyses.fusion import fuse_run
+    from vsent.analyses.fusion_run import fuse_run
     from vsent.config import RunConfig, parse_fusion_blocks
 
     with pytest.raises(VsentError, match="not a finished crossval run"):
@@ -294,7 +293,7 @@ def test_a_damaged_predictions_file_is_one_line_naming_it_and_the_line(
         twitter_like, tmp_path, capsys, damage, message):
     """compare's reader (vsent.analyses.compare.read_predictions), before any feature is
     computed: a KeyError, ValueError or TypeError traceback before."""
-    from vsent.analyses.fusion import fuse_run
+    from vsent.analyses.fusion_run import fuse_run
     from vsent.cli import main
     from vsent.data import load_dataset
 
@@ -318,7 +317,7 @@ def test_a_damaged_predictions_file_is_one_line_naming_it_and_the_line(
 
 
 def test_fuse_run_refuses_labels_changed_since_the_run(make_twitter_like, tmp_path):
-    from vsent.analyses.fusion import fuse_run
+    from vsent.analyses.fusion_run import fuse_run
 
     data = make_twitter_like()
     names = [line.split()[0] for line in (data / "ground_truth" /
@@ -342,7 +341,7 @@ def test_fuse_run_refuses_labels_changed_since_the_run(make_twitter_like, tmp_pa
 def test_fuse_run_of_a_skip_bad_run_leaves_its_bad_images_out(make_twitter_like, tmp_path):
     """A --skip-bad run dropped its undecodable images; the fusion must drop them too (it
     decoded every image for its features and stopped on the bad one)."""
-    from vsent.analyses.fusion import fuse_run
+    from vsent.analyses.fusion_run import fuse_run
     from vsent.data import load_dataset, make_folds
 
     data = make_twitter_like()
@@ -361,7 +360,7 @@ def test_fuse_run_early_rule_uses_each_folds_model(twitter_like, tmp_path):
     hand-crafted blocks]; the CNN and hand-crafted columns stay as in late fusion."""
     import torch
 
-    from vsent.analyses.fusion import fold_cnn_features, fuse_run
+    from vsent.analyses.fusion_run import fold_cnn_features, fuse_run
     from vsent.data import load_dataset, make_folds
     from vsent.models import create_model, save_checkpoint
 
@@ -401,7 +400,7 @@ def test_fuse_run_uses_the_baseline_configs_C_grid(twitter_like, tmp_path):
     """BaselineConfig.Cs and inner_splits reach the hand-crafted classifier (they were
     ignored: the default grid was searched whatever the config said)."""
     from vsent.analyses.baselines import BaselineConfig
-    from vsent.analyses.fusion import fuse_run
+    from vsent.analyses.fusion_run import fuse_run
     from vsent.data import load_dataset
 
     ds = load_dataset(twitter_like, "five", validate=False)
@@ -426,7 +425,7 @@ def test_cli_fuse_early_rule_refuses_a_weight(tmp_path, capsys):
 def test_fuse_run_early_rule_refuses_a_weight_before_reading_the_run(tmp_path):
     """code43 #11: only `fuse` refused it; `fuse_run(rule="early", weight=0.3)` ran and recorded
     a weight it never used. Checked before any work (the run here does not exist)."""
-    from vsent.analyses.fusion import fuse_run
+    from vsent.analyses.fusion_run import fuse_run
 
     with pytest.raises(VsentError, match=r"^--weight: the early rule has no weight"):
         fuse_run(tmp_path / "no-run", "cues", rule="early", weight=0.3)
@@ -460,21 +459,21 @@ def test_cli_fuse_histogram_map_reaches_the_hand_crafted_blocks(twitter_like, tm
             hand[hmap] = {r["name"]: float(r["prob_hand"]) for r in csv.DictReader(f)}
     assert hand["sqrt"] != hand["none"]  # another classifier, not the same one relabelled
     # the Python API under the command: the same default directory, read back when finished
-    res, out = fusion.fuse(run, features="gch", histogram_map="sqrt", progress=False)
+    res, out = fusion_run.fuse(run, features="gch", histogram_map="sqrt", progress=False)
     assert out == run / "fuse" / "gch-mean-w0.5-logistic-sqrt"
     assert res == json.loads((out / "summary.json").read_text())
     # a fusion recorded before the hand-crafted settings and the seed were: still finished
     stored = json.loads((out / "config.json").read_text())
     del stored["hand_crafted"], stored["seed"]
     (out / "config.json").write_text(json.dumps(stored))
-    assert fusion.fuse(run, features="gch", histogram_map="sqrt", progress=False)[0] == res
+    assert fusion_run.fuse(run, features="gch", histogram_map="sqrt", progress=False)[0] == res
     for kw, message in (({"weight": 1.5}, "--weight 1.5 is out of range"),
                         ({"rule": "max"}, "--rule 'max': choose one of mean, logit, early"),
                         ({"classifier": "svc"}, "--classifier 'svc': choose one of"),
                         ({"extra_train": "two"}, "--extra-train 'two': choose one of four"),
                         ({"rule": "early", "extra_train": "three"}, "needs a late rule")):
         with pytest.raises(VsentError, match=message):
-            fusion.fuse(run, tmp_path / "bad", features="gch", **kw)
+            fusion_run.fuse(run, tmp_path / "bad", features="gch", **kw)
         assert not (tmp_path / "bad").exists()  # refused before the output is made
 
 
@@ -482,7 +481,6 @@ def test_cli_fuse_interrupted_is_done_again_by_the_same_command(twitter_like, tm
                                                                monkeypatch, capsys):
     """fuse has no --resume: after a Ctrl-C the same command fuses again instead of asking for
     an option it does not have."""
-    import vsent.analyses.fusion as fusion
     from vsent.data import load_dataset
 
     monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
@@ -490,7 +488,7 @@ def test_cli_fuse_interrupted_is_done_again_by_the_same_command(twitter_like, tm
     run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
     (run / "summary.json").write_text("{}")  # the CLI asks for a finished run
     argv = ["fuse", str(run), "--features", "gch", "--no-progress"]
-    assert_reruns_after_interrupt(monkeypatch, capsys, argv, fusion, "fuse_run")
+    assert_reruns_after_interrupt(monkeypatch, capsys, argv, fusion_run, "fuse_run")
     assert (run / "fuse" / "gch-mean-w0.5-logistic" / "summary.json").is_file()
 
 
@@ -523,7 +521,6 @@ def test_cli_fuse_of_a_copied_or_moved_run_reads_its_own_fusion_back(twitter_lik
     inputs' SHA-256 now. A fusion outside the run still names the run it was made from."""
     import shutil
 
-    import vsent.analyses.fusion as fusion
     from vsent.cli import main
     from vsent.data import load_dataset
 
@@ -542,7 +539,7 @@ def test_cli_fuse_of_a_copied_or_moved_run_reads_its_own_fusion_back(twitter_lik
     shutil.copytree(run, copy)
     moved = tmp_path / "moved"
     run.rename(moved)
-    monkeypatch.setattr(fusion, "fuse_run", lambda *a, **k: pytest.fail("fused again"))
+    monkeypatch.setattr(fusion_run, "fuse_run", lambda *a, **k: pytest.fail("fused again"))
     for where in (copy, moved):
         assert main(["fuse", str(where), "--features", "gch", "--no-progress"]) == 0
         assert capsys.readouterr().out == first.replace(str(run), str(where))  # read back
@@ -625,7 +622,7 @@ def test_fuse_run_extra_train_adds_weak_labels_to_the_hand_crafted_training_rows
         fits.append((np.asarray(train), np.asarray(test), np.asarray(y)))
         return real(X, y, train, test, **kw)
 
-    monkeypatch.setattr(fusion, "hand_crafted_probabilities", spy)
+    monkeypatch.setattr(fusion_run, "hand_crafted_probabilities", spy)
     out = fuse_run(run, "gch", extra_train="three", cache_dir=tmp_path / "cache")
     assert (out["extra_train"], out["n_extra"]) == ("three", len(extra))
     n = len(ds)
@@ -679,7 +676,7 @@ def _spy_hand_fits(monkeypatch):
                       "test": np.array(test), "blocks": kw["blocks"], "res": res})
         return res
 
-    monkeypatch.setattr(fusion, "hand_crafted_probabilities", spy)
+    monkeypatch.setattr(fusion_run, "hand_crafted_probabilities", spy)
     return calls
 
 
@@ -781,7 +778,6 @@ def test_fuse_run_early_rule_joins_each_folds_own_cnn_features(twitter_like, tmp
     """--rule early: fold k's classifier gets fold k's CNN features (another fold's model was
     trained on fold k's test images) next to the hand-crafted block, and its probabilities
     are the fused column."""
-    import vsent.analyses.fusion as fusion
     from vsent.analyses.handcrafted import extract_features
     from vsent.data import load_dataset, make_folds
 
@@ -789,7 +785,7 @@ def test_fuse_run_early_rule_joins_each_folds_own_cnn_features(twitter_like, tmp
     run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.6))
     rng = np.random.default_rng(0)
     fake = {k: rng.normal(k, 1.0, (len(ds), 3)) for k in range(1, 6)}  # fold k: mean k
-    monkeypatch.setattr(fusion, "fold_cnn_features", lambda *a, **kw: fake)
+    monkeypatch.setattr(fusion_run, "fold_cnn_features", lambda *a, **kw: fake)
     calls = _spy_hand_fits(monkeypatch)
     out = fuse_run(run, "gch", rule="early", cache_dir=tmp_path / "cache")
     gch = extract_features(ds.paths, need_sift=False, cache_dir=tmp_path / "cache",
@@ -936,7 +932,6 @@ def test_fuse_run_inner_weight_is_chosen_on_out_of_fold_training_predictions(
     images only, the classifier's from its own inner CV), and applied to the fold's test
     rows. Inner runs whose CNN is always wrong out of fold must hand the decision to the
     hand-crafted classifier (w < 0.5); w = 0.5 (the fixed rule) would not."""
-    import vsent.analyses.fusion as fusion
     from vsent.data import load_dataset, make_folds
 
     ds = load_dataset(twitter_like, "five", validate=False)
@@ -958,7 +953,7 @@ def test_fuse_run_inner_weight_is_chosen_on_out_of_fold_training_predictions(
         assert inner_cfg.train.device == "auto"  # this machine's, not the run's (a GPU's)
         train = {ds.names[i] for i in fold.train}
         tests = [n for e in doc["folds"] for n in e["test"]]
-        assert len(doc["folds"]) == fusion.INNER_SPLITS
+        assert len(doc["folds"]) == fusion_run.INNER_SPLITS
         assert sorted(tests) == sorted(train)  # every training image scored once, out of fold
         for e in doc["folds"]:
             assert set(e["train"]) == train - set(e["test"])  # no outer test image anywhere
@@ -1140,7 +1135,6 @@ def test_fusions_of_one_run_share_their_inner_runs_through_inner_dir(twitter_lik
     """--inner-dir: a second fusion of the run (other features) finds the inner runs the first
     trained and trains none (review35 #2: 25 networks a setting); without --weight inner the
     option is refused."""
-    import vsent.analyses.fusion as fusion
     from vsent.data import load_dataset
 
     monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
@@ -1152,13 +1146,13 @@ def test_fusions_of_one_run_share_their_inner_runs_through_inner_dir(twitter_lik
     calls = _inner_crossval_spy(monkeypatch, _wrong)
     _spy_hand_fits(monkeypatch)
     shared = tmp_path / "inner"
-    fusion.fuse(run, features="gch", weight="inner", inner_dir=shared, progress=False)
-    _, out = fusion.fuse(run, features="lch", weight="inner", inner_dir=shared, progress=False)
+    fusion_run.fuse(run, features="gch", weight="inner", inner_dir=shared, progress=False)
+    _, out = fusion_run.fuse(run, features="lch", weight="inner", inner_dir=shared, progress=False)
     assert [c[3] for c in calls] == [False] * 5 + [True] * 5  # found, not trained again
     assert {c[1] for c in calls} == {(shared / f"fold{k}").resolve() for k in range(1, 6)}
     assert not (out / "inner").exists()
     with pytest.raises(VsentError, match="--inner-dir applies to --weight inner"):
-        fusion.fuse(run, features="gch", inner_dir=shared, progress=False)
+        fusion_run.fuse(run, features="gch", inner_dir=shared, progress=False)
 
 
 def test_fusion_markdown_heads_each_column_with_its_folds_number():
@@ -1291,7 +1285,7 @@ def test_inner_weight_accepts_exactly_one_image_of_a_class_per_inner_fold(tmp_pa
     """``--weight inner`` splits each fold's training images into INNER_SPLITS stratified
     folds: INNER_SPLITS images of a class are enough (one per inner fold), one fewer is
     refused (mut42 fu20: ``<=`` refused exactly INNER_SPLITS before any inner run)."""
-    k = fusion.INNER_SPLITS
+    k = fusion_run.INNER_SPLITS
     root = build_learnable(tmp_path / "data", n_pos=12, n_neg=k + 1)
     ds = load_dataset(root, validate=False)
     neg, pos = np.flatnonzero(ds.labels == 0), np.flatnonzero(ds.labels == 1)
@@ -1307,10 +1301,10 @@ def test_inner_weight_accepts_exactly_one_image_of_a_class_per_inner_fold(tmp_pa
     monkeypatch.setattr("vsent.crossval.crossval", stop)
     enough = Fold(1, np.sort(np.r_[neg[:k], pos[:-1]]), np.r_[neg[k:], pos[-1:]])
     with pytest.raises(Reached):  # past the check: the inner runs start
-        fusion.inner_cnn_probabilities(run_cfg, ds, [enough], tmp_path / "inner")
+        fusion_run.inner_cnn_probabilities(run_cfg, ds, [enough], tmp_path / "inner")
     short = Fold(1, np.sort(np.r_[neg[:k - 1], pos[:-1]]), np.r_[neg[k - 1:], pos[-1:]])
     with pytest.raises(VsentError, match=f"4 of one class, fewer than its {k} inner folds"):
-        fusion.inner_cnn_probabilities(run_cfg, ds, [short], tmp_path / "inner2")
+        fusion_run.inner_cnn_probabilities(run_cfg, ds, [short], tmp_path / "inner2")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1372,9 +1366,9 @@ def test_ensembles_and_zero_shot_runs_are_not_rebuilt_to_check_their_width() -> 
     suffices (a config naming a 1000-way caffenet is refused otherwise)."""
     wide = {"model": "caffenet", "model_kwargs": {"arch": "fc8-1000"}}
     with pytest.raises(VsentError, match="has 1000 outputs"):
-        fusion.check_run_two_way(wide, "run")
-    fusion.check_run_two_way({**wide, "command": "ensemble"}, "run")
-    fusion.check_run_two_way({**wide, "zero_shot": True}, "run")
+        fusion_run.check_run_two_way(wide, "run")
+    fusion_run.check_run_two_way({**wide, "command": "ensemble"}, "run")
+    fusion_run.check_run_two_way({**wide, "zero_shot": True}, "run")
 
 
 def test_a_model_this_machine_cannot_build_is_logged_not_a_traceback(monkeypatch,
@@ -1388,7 +1382,7 @@ def test_a_model_this_machine_cannot_build_is_logged_not_a_traceback(monkeypatch
 
     monkeypatch.setattr(vsent.models, "create_model", cannot)
     caplog.set_level(logging.INFO, logger="vsent")
-    fusion.check_run_two_way({"model": "timm/some-net"}, "the run")
+    fusion_run.check_run_two_way({"model": "timm/some-net"}, "the run")
     assert "the run: timm/some-net cannot be built here to check its output width" in caplog.text
 
 
@@ -1417,7 +1411,7 @@ def test_inner_runs_that_lost_a_training_images_prediction_name_it(tmp_path,
     with pytest.raises(VsentError, match=re.escape(
             f"{fdir / 'predictions.csv'}: no prediction of 1 training images of fold 1 "
             f"(e.g. {lost}); delete {fdir} to train its inner runs again")):
-        fusion.inner_cnn_probabilities(run_cfg, ds, [fold], tmp_path / "inner")
+        fusion_run.inner_cnn_probabilities(run_cfg, ds, [fold], tmp_path / "inner")
 
 
 @pytest.mark.parametrize("made_by", ["train", "ensemble", None])
@@ -1426,8 +1420,8 @@ def test_only_a_crossval_runs_recipe_can_be_repeated_by_inner_runs(made_by: str 
     none recorded) is refused, naming it."""
     cfg = {} if made_by is None else {"command": made_by}
     with pytest.raises(VsentError, match=re.escape(f"made by vsent {made_by or '?'})")):
-        fusion.check_inner_recipe(cfg)
-    fusion.check_inner_recipe({"command": "crossval"})
+        fusion_run.check_inner_recipe(cfg)
+    fusion_run.check_inner_recipe({"command": "crossval"})
 
 
 def test_an_inner_run_is_read_back_only_when_its_config_names_its_folds_file(tmp_path) -> None:
@@ -1446,10 +1440,10 @@ def test_an_inner_run_is_read_back_only_when_its_config_names_its_folds_file(tmp
     save_folds(inner, ds, fdir / FOLDS)
     spec = str(tmp_path / "fold1-folds.json")
     (fdir / CONFIG).write_text(json.dumps({"command": "crossval", "folds": spec}))
-    assert fusion._inner_folds_spec(fdir, inner, ds) == spec
+    assert fusion_run._inner_folds_spec(fdir, inner, ds) == spec
     (fdir / CONFIG).write_text(json.dumps({"command": "crossval"}))
     with pytest.raises(VsentError, match="holds inner runs of another split"):
-        fusion._inner_folds_spec(fdir, inner, ds)
+        fusion_run._inner_folds_spec(fdir, inner, ds)
 
 
 def test_an_ensembles_own_data_record_comes_before_its_first_members(tmp_path) -> None:
@@ -1463,11 +1457,11 @@ def test_an_ensembles_own_data_record_comes_before_its_first_members(tmp_path) -
         d.mkdir()
         (d / DATA_RECORD).write_text("{}")
     cfg = {"command": "ensemble", "runs": [str(member), "/gone/b"]}
-    assert fusion._data_record(ens, cfg) == (ens / DATA_RECORD, ens)
+    assert fusion_run._data_record(ens, cfg) == (ens / DATA_RECORD, ens)
     (ens / DATA_RECORD).unlink()
-    assert fusion._data_record(ens, cfg) == (member / DATA_RECORD, member)
-    assert fusion._data_record(ens, {**cfg, "runs": [3, str(member)]}) == (None, ens)
-    assert fusion._data_record(ens, {**cfg, "command": "crossval"}) == (None, ens)
+    assert fusion_run._data_record(ens, cfg) == (member / DATA_RECORD, member)
+    assert fusion_run._data_record(ens, {**cfg, "runs": [3, str(member)]}) == (None, ens)
+    assert fusion_run._data_record(ens, {**cfg, "command": "crossval"}) == (None, ens)
 
 
 def test_an_empty_out_is_the_settings_own_folder(tmp_path) -> None:
@@ -1477,18 +1471,18 @@ def test_an_empty_out_is_the_settings_own_folder(tmp_path) -> None:
     run = str(tmp_path / "run") + "/"
     want = tmp_path / "run" / "fuse" / "gch+cues-logit-w0.3-svm-sqrt-extrathree"
     for out in (None, ""):
-        assert fusion.fusion_out(run, out, " GCH + cues", "logit", 0.3, "svm", "sqrt",
+        assert fusion_run.fusion_out(run, out, " GCH + cues", "logit", 0.3, "svm", "sqrt",
                                  "three") == want
-    assert fusion.fusion_out(run, None, "gch", "mean", "inner", "logistic") == \
+    assert fusion_run.fusion_out(run, None, "gch", "mean", "inner", "logistic") == \
         tmp_path / "run" / "fuse" / "gch-mean-w-inner-logistic"
-    assert fusion.fusion_out(run, tmp_path / "o", "gch", "mean", 0.5, "logistic") == \
+    assert fusion_run.fusion_out(run, tmp_path / "o", "gch", "mean", 0.5, "logistic") == \
         tmp_path / "o"
 
 
 def test_an_early_fusions_config_records_no_weight(twitter_like, tmp_path) -> None:
     """The early rule has no weight (one classifier on both feature sets): its config.json
     leaves "weight" out (it is written before the fold models are read, here missing)."""
-    from vsent.analyses.fusion import fuse
+    from vsent.analyses.fusion_run import fuse
     from vsent.data import load_dataset
 
     ds = load_dataset(twitter_like, "five", validate=False)
@@ -1518,13 +1512,13 @@ def test_a_fusions_config_records_only_the_options_given(twitter_like, tmp_path,
     cfg = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**cfg, "command": "crossval"}))
     (run / "summary.json").write_text("{}")
-    monkeypatch.setattr(fusion, "fuse_run", stop)
+    monkeypatch.setattr(fusion_run, "fuse_run", stop)
     optional = {"histogram_map", "extra_train", "inner_splits"}
     for kwargs, want in (({}, {}), ({"histogram_map": "sqrt"}, {"histogram_map": "sqrt"}),
-                         ({"weight": "inner"}, {"inner_splits": fusion.INNER_SPLITS})):
+                         ({"weight": "inner"}, {"inner_splits": fusion_run.INNER_SPLITS})):
         with pytest.raises(Stop):
-            fusion.fuse(run, None, features="gch", progress=False, **kwargs)
-        out = fusion.fusion_out(run, None, "gch", "mean", kwargs.get("weight", 0.5), "logistic",
+            fusion_run.fuse(run, None, features="gch", progress=False, **kwargs)
+        out = fusion_run.fusion_out(run, None, "gch", "mean", kwargs.get("weight", 0.5), "logistic",
                                 kwargs.get("histogram_map", "none"))
         config = json.loads((out / "config.json").read_text())
         assert {k: config[k] for k in optional if k in config} == want, kwargs
@@ -1533,8 +1527,8 @@ def test_a_fusions_config_records_only_the_options_given(twitter_like, tmp_path,
 def test_a_run_that_records_no_seed_is_fused_with_seed_0(tmp_path) -> None:
     """run_seed: crossval's default seed is 0, so a config.json without "seed" (an older run)
     is fused with seed 0, the seed its folds were shuffled with; a recorded seed is used."""
-    assert fusion.run_seed(tmp_path, {}) == 0
-    assert fusion.run_seed(tmp_path, {"seed": 7}) == 7
+    assert fusion_run.run_seed(tmp_path, {}) == 0
+    assert fusion_run.run_seed(tmp_path, {"seed": 7}) == 7
 
 
 def test_a_text_weight_other_than_inner_is_refused_naming_it(tmp_path) -> None:
@@ -1566,12 +1560,12 @@ def test_a_stored_fusion_is_compared_on_every_option_but_those_recorded_since(
             "classifier": "logistic"}
     (tmp_path / "config.json").write_text(json.dumps(base))
     now = {**base, "histogram_map": "sqrt", "hand_crafted": {}, "seed": 0}
-    keys = fusion._compared_keys(tmp_path, now, overwrite=False)
+    keys = fusion_run._compared_keys(tmp_path, now, overwrite=False)
     assert set(keys) == {*base, "histogram_map"}
     early = {**now, "rule": "early"}
     del early["weight"]
-    assert "weight" not in fusion._compared_keys(tmp_path, early, overwrite=False)
-    assert fusion._compared_keys(tmp_path, now, overwrite=True) is None
+    assert "weight" not in fusion_run._compared_keys(tmp_path, early, overwrite=False)
+    assert fusion_run._compared_keys(tmp_path, now, overwrite=True) is None
 
 
 def test_fuse_run_writes_the_folds_it_used(twitter_like, tmp_path) -> None:
@@ -1591,8 +1585,7 @@ def test_fuse_run_writes_the_folds_it_used(twitter_like, tmp_path) -> None:
 
 
 def _fuse_spy(monkeypatch, res: dict) -> list[dict]:
-    """Replace fusion.fuse with one that records its arguments and returns ``res``."""
-    import vsent.analyses.fusion as F
+    """Replace fusion_run.fuse with one that records its arguments and returns ``res``."""
 
     calls: list[dict] = []
 
@@ -1600,7 +1593,7 @@ def _fuse_spy(monkeypatch, res: dict) -> list[dict]:
         calls.append({"run": run, "out": out, **kwargs})
         return res, Path(out)
 
-    monkeypatch.setattr(F, "fuse", spy)
+    monkeypatch.setattr(fusion_run, "fuse", spy)
     return calls
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import save_image
 from test_fusion import _fake_run
-from vsent.analyses.fusion import fuse_run
+from vsent.analyses.fusion_run import fuse_run
 from vsent.cli import main
 from vsent.data import load_dataset
 from vsent.errors import VsentError
@@ -168,14 +168,14 @@ def test_a_finished_fusion_with_a_damaged_summary_is_one_line_naming_it(twitter_
 def test_the_early_rules_in_sample_bias_is_documented(capsys):
     """#9: the early classifier learns from the fold models' features of their own training
     images; --help and the module say so."""
-    import vsent.analyses.fusion as fusion
+    import vsent.analyses.fusion_run as fusion_run
 
     with pytest.raises(SystemExit):
         main(["fuse", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "features of its own training images, which the network has fitted: an " \
            "in-sample fit that favours the CNN block" in help_text
-    assert "The early rule is biased towards the CNN" in fusion.__doc__
+    assert "The early rule is biased towards the CNN" in fusion_run.__doc__
 
 
 class _Stop(Exception):

@@ -103,7 +103,7 @@ EXTRA_TRAIN = ("four", "three")
 EXTRA_SCHEDULES = ("joint", "joint+finetune", "progressive")
 PROGRESSIVE_SCOPES = ("all", "extra")
 #: Hand-crafted blocks of late fusion (``--fusion``, ``vsent fuse --features``): the baselines'
-#: blocks (vsent.analyses.baselines.BLOCKS) and fusion's own (vsent.analyses.fusion.
+#: blocks (vsent.analyses.baselines.BLOCKS) and fusion's own (vsent.analyses.fusion_run.
 #: FUSION_ONLY_BLOCKS); a test checks the three agree.
 FUSION_BLOCKS = ("gch", "lch", "bow", "fv", "cues")
 #: The blocks a fused model's checkpoint can carry (vsent.analyses.fused_model: their encoders

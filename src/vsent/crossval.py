@@ -813,11 +813,11 @@ def _progressive_keep(cfg: RunConfig, model: nn.Module, images: np.ndarray,
 
 
 def _fuse(cfg: RunConfig, run: RunDir, progress: bool) -> tuple[dict[str, Any], str]:
-    """Late fusion of the finished folds with ``cfg.fusion`` (:func:`vsent.analyses.fusion.
+    """Late fusion of the finished folds with ``cfg.fusion`` (:func:`vsent.analyses.fusion_run.
     fuse_run`, the rule fixed in advance: mean of the two probabilities, w = 0.5, logistic
     regression fitted on each training fold). Writes ``fusion/predictions.csv``; returns the
     summary (without the per-image rows) and its Markdown section."""
-    from vsent.analyses.fusion import fuse_run, fusion_markdown
+    from vsent.analyses.fusion_run import fuse_run, fusion_markdown
 
     res = fuse_run(run.path, cfg.fusion, progress=progress, data_said=True)
     rows = res.pop("rows")

@@ -1,7 +1,7 @@
 """Affect cues of an image: colour statistics and faces/smiles, as a fixed-length vector.
 
 Issue 10, lever 3: features the literature ties to affect, to be fused with the CNN
-(:mod:`vsent.analyses.fusion`). One row per image, columns :data:`CUE_NAMES`:
+(:mod:`vsent.analyses.fusion_run`). One row per image, columns :data:`CUE_NAMES`:
 
 * ``brightness_mean``, ``brightness_std`` - HSV value V = max(R, G, B) / 255, in [0, 1]
   (Valdez & Mehrabian 1994; Machajdik & Hanbury 2010 use brightness and saturation means).

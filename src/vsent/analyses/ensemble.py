@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from vsent.analyses.compare import check_finished_run, read_predictions, scores_source
-from vsent.analyses.fusion import check_run_two_way, ensemble_mean
+from vsent.analyses.fusion import ensemble_mean
+from vsent.analyses.fusion_run import check_run_two_way
 from vsent.errors import VsentError, check_many
 from vsent.files import file_sha256, same_file
 from vsent.metrics import binary_metrics, mean_std_text, summarize_folds, summary_markdown

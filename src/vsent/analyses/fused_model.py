@@ -1,8 +1,8 @@
 """Late fusion that travels with a checkpoint: the CNN plus a hand-crafted classifier.
 
 ``vsent crossval --preset strong`` measures the CNN fused late with a logistic regression on
-GCH+BoW (:func:`vsent.analyses.fusion.fuse_run`). To *use* that model on new images, the
-hand-crafted half must be saved beside the network and recomputed per image. This module holds
+GCH+BoW (:func:`vsent.analyses.fusion_run.fuse_run`). To *use* that model on new images,
+the hand-crafted half must be saved beside the network and recomputed per image. This module holds
 it as plain arrays, so a checkpoint that carries it still loads with
 ``torch.load(weights_only=True)``:
 
@@ -148,7 +148,8 @@ def fit_hand_crafted_model(feats: ImageFeatures, labels: np.ndarray, train: np.n
 
     The same blocks (:func:`vsent.analyses.baselines.fold_blocks`: vocabulary learnt from the
     training rows) and classifier (:func:`vsent.analyses.fusion.fit_hand_crafted`, logistic,
-    C by inner CV on log-loss, ``seed``) as :func:`vsent.analyses.fusion.fuse_run` per fold.
+    C by inner CV on log-loss, ``seed``) as :func:`vsent.analyses.fusion_run.fuse_run` per
+    fold.
 
     Parameters
     ----------

@@ -1,12 +1,13 @@
 """``vsent fuse``: late fusion of a finished cross-validation run with hand-crafted features.
 
-Thin layer over :func:`vsent.analyses.fusion.fuse` (:func:`~vsent.analyses.fusion.fuse_run`
-written as a run directory): no CNN is retrained; for each fold a classifier on hand-crafted
-features (GCH/LCH/SIFT-BoW of the baselines, affect cues) is fitted on the fold's training
+Thin layer over :func:`vsent.analyses.fusion_run.fuse`
+(:func:`~vsent.analyses.fusion_run.fuse_run` written as a run directory): no CNN is
+retrained; for each fold a classifier on hand-crafted features (GCH/LCH/SIFT-BoW of the
+baselines, affect cues) is fitted on the fold's training
 images and its probability is fused with the CNN's test probability (``predictions.csv`` of
 the run). scikit-learn and OpenCV are imported when the command runs.
 ``--rule early`` fits one classifier on the fold models' features of their own training images
-(in-sample, so biased towards the CNN; see :mod:`vsent.analyses.fusion`).
+(in-sample, so biased towards the CNN; see :mod:`vsent.analyses.fusion_run`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from vsent.cli.common import out_path, progress_enabled
 from vsent.config import EXTRA_TRAIN, FUSION_BLOCKS, HISTOGRAM_MAPS
 
 #: vsent.analyses.fusion's DEFAULT_WEIGHT (the CNN's weight of the rule fixed in advance,
-#: P = 0.5 p_cnn + 0.5 p_hand), INNER and INNER_SPLITS (--weight inner), RUN_RULES (--rule)
-#: and METHODS (--classifier), repeated here so that the parser does not import scikit-learn
-#: (tests/test_cli.py keeps them equal).
+#: P = 0.5 p_cnn + 0.5 p_hand) and METHODS (--classifier), fusion_run's INNER and
+#: INNER_SPLITS (--weight inner) and RUN_RULES (--rule), repeated here so that the parser
+#: does not import scikit-learn (tests/test_cli.py keeps them equal).
 DEFAULT_WEIGHT = 0.5
 INNER = "inner"
 INNER_SPLITS = 5
@@ -91,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_fuse(args: argparse.Namespace) -> int:
-    from vsent.analyses.fusion import fuse, fusion_out
+    from vsent.analyses.fusion_run import fuse, fusion_out
     from vsent.errors import VsentError
     from vsent.runs import SUMMARY
 
