@@ -109,3 +109,40 @@ def test_leaving_a_with_block_logs_the_final_count(caplog, monkeypatch):
         bar.update(1)  # 50 s
         bar.update(1)  # 100 s: not yet 120 s since the start
     assert [r.getMessage() for r in caplog.records] == ["image cache: 2/2 img (0.0 img/s)"]
+
+
+# mutation round 50 (mut50b): vsent.progress mutants the suite missed
+
+
+def test_a_terminal_bar_shows_its_total_name_and_unit_and_only_when_asked(monkeypatch):
+    """On a terminal the tqdm bar gets the ``total``, ``desc`` and ``unit`` given (a bar
+    updated by hand, as the image cache's, has no length to take its total from), and
+    ``enabled`` defaults to False: a caller that does not ask draws no bar (mut50b P01-P04:
+    each of the three dropped, or a default of True, passed)."""
+    from tqdm import tqdm
+
+    monkeypatch.setattr(P.sys, "stderr", _Stderr(True))
+    bar = P.progress_bar(total=5, desc="image cache", unit="img", enabled=True)
+    assert isinstance(bar, tqdm)
+    assert (bar.total, bar.desc, bar.unit) == (5, "image cache", "img")
+    bar.close()
+    assert isinstance(P.progress_bar(range(2)), P.LogProgress)
+
+
+def test_the_count_is_of_items_done_and_the_rate_of_a_short_step_is_exact(caplog, monkeypatch):
+    """Iterating counts an item once the loop body is done with it; the rate of a line logged
+    before 1 s is n / seconds, and a step of no items with a total of 0 says "0/0" (mut50b
+    P07, P09, P11: the count taken before the item, a rate over at least 1 s and a total of
+    0 left out passed)."""
+    clock = iter([0.0, 0.25, 0.5, 0.75, 1.0, 1.25])  # started at 0 s, then a step per call
+    monkeypatch.setattr(P.time, "monotonic", lambda: next(clock))
+    caplog.set_level(logging.INFO, logger="vsent")
+    bar = P.progress_bar(["a", "b"], desc="step", every=0)
+    for i, _ in enumerate(bar):
+        assert bar.n == i
+    assert [r.getMessage() for r in caplog.records] == ["step: 1/2 it (4.0 it/s)",
+                                                        "step: 2/2 it (4.0 it/s)"]
+    caplog.clear()
+    with P.progress_bar(total=0, desc="empty", every=0):
+        pass
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["empty: 0/0 it"]

@@ -106,3 +106,54 @@ def test_the_pcnn_presets_are_the_readmes_recipe_table():
     assert quick["finetune"].lr == pytest.approx(quick["train"].lr / 10)
     # mut44b PS12: --reference takes both published CNN rows (pcnn, the default, and cnn)
     assert presets.TRANSFER_REFERENCES == ("pcnn", "cnn")
+
+
+# mutation round 50 (mut50b): vsent.presets mutants the suite missed
+
+
+def test_the_campos2015_preset_is_the_papers_recipe():
+    """``--preset campos2015`` is CaffeNet from ImageNet weights trained as the README's
+    reproduction table says: 65 epochs, base lr 0.001 /10 every 6 epochs, the new layer at
+    10x (mut50b S01, S02: another epoch count or network in the preset passed; the recipe
+    test reads TrainConfig() alone)."""
+    from vsent import presets
+    from vsent.config import TrainConfig
+
+    campos = presets.CROSSVAL["campos2015"]
+    assert campos == {"model": "caffenet", "init": "imagenet", "train": TrainConfig()}
+    train = campos["train"]
+    assert (train.epochs, train.lr, train.lr_step, train.lr_gamma, train.head_lr_mult) == (
+        65, 0.001, 6, 0.1, 10.0)
+    assert "the paper's recipe (CaffeNet, 227 px, 65 epochs SGD)" in README.read_text()
+
+
+def test_the_pcnn_and_transfer_presets_train_every_layer_at_the_base_lr():
+    """README: the transfer trains "every layer" at 1e-4, and a PCNN has no new layer; both
+    PCNN stages of every preset and the transfer keep head_lr_mult 1 (mut50b S05-S07: the
+    default 10x in any of them passed); the quick PCNN stages run quick's network and solver."""
+    from vsent import presets
+
+    ours = next(line for line in README.read_text().splitlines()
+                if line.startswith("| domain transfer |")).split("|")[3]
+    assert "for every layer" in ours
+    stages = [presets.TRANSFER_TRAIN] + [cfg for p in presets.PCNN.values()
+                                         for cfg in (p["train"], p["finetune"])]
+    assert [cfg.head_lr_mult for cfg in stages] == [1.0] * 5
+    quick = presets.PCNN["quick"]
+    assert quick["model"] == presets.CROSSVAL["quick"]["model"] == "smallcnn"
+    for cfg in (quick["train"], quick["finetune"]):
+        assert {k: getattr(cfg, k) for k in presets.QUICK_SOLVER} == presets.QUICK_SOLVER
+
+
+def test_a_preset_is_recorded_and_its_lr_replaced_only_when_the_user_set_no_lr():
+    """preset_for_config keeps the preset's name only when the user gave no --lr (even one
+    equal to the preset's), and resolve_lr keeps the preset's lr when the architecture has no
+    hint (mut50b S09, S10, S16: the name always kept, None returned without a hint, and the
+    name always dropped passed the fast tests)."""
+    from vsent.presets import CROSSVAL, preset_for_config, resolve_lr
+
+    lr = CROSSVAL["quick"]["train"].lr
+    assert preset_for_config("quick", None) == "quick"
+    assert preset_for_config("quick", lr) is None  # the user's lr, equal or not, is the user's
+    assert resolve_lr("quick", lr, None) == lr
+    assert resolve_lr("quick", lr, 1e-4) == 1e-4 and resolve_lr(None, lr, 1e-4) == lr
