@@ -1392,3 +1392,354 @@ def test_rank_0_raises_its_user_error_as_it_is():
             distributed.user_errors_from_rank0() as status:
         raise VsentError("refused")
     assert status == []
+
+
+# ----------------------------------------------------------------------------------------------
+# mutation round 50 (mut50a): vsent.distributed mutants the suite missed
+
+
+def test_session_puts_gloo_ranks_of_device_auto_on_their_gpus_where_cuda_is(monkeypatch):
+    """--device auto trains on CUDA where it is available: a gloo rank takes cuda:LOCAL_RANK
+    then, as with --device cuda; without CUDA it leaves the GPUs alone."""
+    import torch.distributed as tdist
+
+    _torchrun_env_of_one(monkeypatch)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    devices: list[int] = []
+    monkeypatch.setattr(torch.cuda, "set_device", devices.append)
+    monkeypatch.setattr(tdist, "init_process_group", lambda name, **kw: None)
+    monkeypatch.setattr(tdist, "destroy_process_group", lambda: None)
+    for cuda, expect in ((True, [1]), (False, [])):
+        devices.clear()
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        with distributed.session("gloo", "auto"):
+            pass
+        assert devices == expect, cuda
+
+
+def test_session_leaves_the_group_and_the_log_level_when_the_command_fails(monkeypatch):
+    """A command that fails (a user error, a crash) still leaves the group and gives the log its
+    level back."""
+    import torch.distributed as tdist
+
+    _torchrun_env_of_one(monkeypatch)
+    monkeypatch.setattr(distributed, "is_main", lambda: False)
+    vlog = logging.getLogger("vsent")
+    monkeypatch.setattr(vlog, "level", logging.DEBUG)
+    with pytest.raises(VsentError, match="^refused$"), distributed.session("gloo", "cpu"):
+        assert tdist.is_initialized() and vlog.level == logging.WARNING
+        raise VsentError("refused")
+    assert not tdist.is_initialized() and vlog.level == logging.DEBUG
+
+
+def test_local_device_keeps_any_device_in_one_process_and_non_cuda_ones_in_ddp(monkeypatch):
+    """One process trains where --device says, an indexed GPU included; in DDP only a CUDA
+    device becomes cuda:LOCAL_RANK."""
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    for name in ("cuda", "cuda:1", "cuda:0", "cpu"):
+        assert distributed.local_device(torch.device(name)) == torch.device(name)
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    for name in ("cpu", "mps", "meta"):
+        assert distributed.local_device(torch.device(name)) == torch.device(name)
+
+
+def test_broadcast_object_returns_what_the_group_sent_not_its_own(one_rank_group, monkeypatch):
+    """Another rank gets rank 0's object (the collective fills the list in place), sent through
+    this rank's communication device (the CPU with gloo)."""
+    import torch.distributed as tdist
+
+    calls: list[tuple] = []
+
+    def broadcast(box, src, device):
+        calls.append((list(box), src, device))
+        box[0] = "rank 0's object"
+
+    monkeypatch.setattr(tdist, "broadcast_object_list", broadcast)
+    assert distributed.broadcast_object(None) == "rank 0's object"
+    assert calls == [([None], 0, torch.device("cpu"))]
+
+
+def test_all_sum_adds_the_other_ranks_values(one_rank_group, monkeypatch):
+    """all_sum is a sum over the ranks (here a stand-in all_reduce adds another rank's values
+    for a SUM and spoils the result for any other reduction)."""
+    import torch.distributed as tdist
+
+    others = torch.tensor([0.25, 4.0, -1.0], dtype=torch.float64)
+
+    def all_reduce(t, op=tdist.ReduceOp.SUM):
+        t.copy_(t + others if op == tdist.ReduceOp.SUM else torch.full_like(t, float("nan")))
+
+    monkeypatch.setattr(tdist, "all_reduce", all_reduce)
+    assert distributed.all_sum(0.5, 1, 7) == (0.75, 5.0, 6.0)
+
+
+def test_a_follower_run_dir_takes_a_str_path(tmp_path):
+    out = tmp_path / "run"
+    rd = distributed.FollowerRunDir(str(out), "new", None)
+    assert rd.path == out and rd / "a.json" == out / "a.json"
+    assert rd.write_json("a.json", {"x": 1}) == out / "a.json" and not out.exists()
+
+
+def test_open_run_dir_sends_the_stored_config_not_the_asked_one(tmp_path, monkeypatch):
+    """A resumed run's config.json is the one the other ranks get (rank 0's RunDir.config)."""
+    from types import SimpleNamespace
+
+    sent: list[object] = []
+    monkeypatch.setattr(distributed, "broadcast_object", lambda obj: sent.append(obj) or obj)
+    opened = SimpleNamespace(status="resumed", config={"seed": 3, "epochs": 4})
+    monkeypatch.setattr(distributed, "_open_run_dir", lambda o, c, **kw: opened)
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    monkeypatch.setattr(distributed, "is_main", lambda: True)
+    assert distributed.open_run_dir(tmp_path / "run", {"seed": 3}, resume=True) is opened
+    assert sent == [("ok", "resumed", {"seed": 3, "epochs": 4})]
+
+
+def test_seed_epoch_tells_seeds_apart_above_32_bits(one_rank_group):
+    first = _dropout_draws(5, 2)
+    assert not torch.equal(_dropout_draws(5 + 2**32, 2), first)
+    assert torch.equal(_dropout_draws(5, 2), first)
+
+
+def test_shard_batch_takes_the_rank_and_world_given_over_this_processs(monkeypatch):
+    """rank_=0 and world=2 are taken as given, in a process that is rank 1 of 3."""
+    images = np.arange(5 * 4 * 4 * 3, dtype=np.uint8).reshape(5, 4, 4, 3)
+    labels = np.array([0, 1, 2, 3, 4])
+    idx = np.array([0, 1, 2, 4])
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    monkeypatch.setattr(distributed, "world_size", lambda: 3)
+    _, y, weight = distributed.shard_batch(images, labels, idx, 4,
+                                           torch.Generator().manual_seed(1), rank_=0, world=2)
+    assert np.array_equal(y, [0, 2]) and weight == 1.0
+    _, y, weight = distributed.shard_batch(images, labels, idx, 4,
+                                           torch.Generator().manual_seed(1), rank_=0)
+    assert np.array_equal(y, [0, 4]) and weight == 1.5
+
+
+def test_shard_batch_of_a_rank_beyond_the_batch_is_empty_and_weighs_nothing():
+    """More ranks than rows: the last rank's shard is empty (weight 0), and its generator still
+    draws the whole batch's crops (the ranks stay in step)."""
+    images = np.zeros((4, 6, 6, 3), dtype=np.uint8)
+    labels = np.arange(4)
+    idx = np.array([1, 3])
+    after = torch.Generator().manual_seed(3)
+    random_crop_flip(torch.from_numpy(images[idx]), 4, after)
+    gen = torch.Generator().manual_seed(3)
+    x, y, weight = distributed.shard_batch(images, labels, idx, 4, gen, rank_=2, world=3)
+    assert x.shape == (0, 4, 4, 3) and len(y) == 0 and weight == 0.0
+    assert torch.equal(gen.get_state(), after.get_state())
+
+
+def test_wrap_model_syncs_every_kind_of_batchnorm_on_gpus(one_rank_group, monkeypatch):
+    """BatchNorm1d (a head's) becomes SyncBatchNorm too, and comes back after training."""
+    monkeypatch.setattr(nn.parallel, "DistributedDataParallel", _FakeDDP)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Conv3d(1, 2, 1),
+                          nn.BatchNorm3d(2))
+    bn1, bn3 = model[1], model[3]
+    net = distributed.wrap_model(model, torch.device("cuda", 0))
+    assert isinstance(model[1], nn.SyncBatchNorm) and isinstance(model[3], nn.SyncBatchNorm)
+    monkeypatch.setattr(nn.parallel, "DistributedDataParallel", type(net))
+    assert distributed.unwrap_model(net) is model and model[1] is bn1 and model[3] is bn3
+
+
+def test_module_of_unwraps_ddp_alone():
+    """A model whose own submodule is called ``module`` is no DDP wrapper."""
+
+    class Holder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.module = nn.Linear(2, 2)
+
+    holder = Holder()
+    assert distributed.module_of(holder) is holder
+
+
+def test_nproc_inside_a_torchrun_process_is_ignored_with_a_warning(monkeypatch, caplog):
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        assert distributed.wants_launch(2, "auto", "cpu") is False
+    assert [r.getMessage() for r in caplog.records] == [
+        "--nproc 2 ignored: this is already one of 3 torchrun processes"]
+
+
+def test_wants_launch_names_the_backend_auto_chose_and_checks_even_one_process(monkeypatch):
+    """--dist-backend auto on GPUs is nccl in the refusal; --nproc 1 still refuses a bad
+    backend (the options are checked first)."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(VsentError, match=r"^--nproc 2: nccl on GPUs needs one GPU per process, "
+                                         r"this machine has 1$"):
+        distributed.wants_launch(2, "auto", "cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(VsentError, match=r"^--dist-backend nccl needs GPUs"):
+        distributed.wants_launch(1, "nccl", "cpu")
+
+
+def test_launch_reads_this_processs_command_line_and_leaves_its_environment(monkeypatch,
+                                                                           caplog):
+    """Without argv: sys.argv[1:] (the program name is no argument); the agent's environment
+    is a copy (the launcher's own is unchanged); the log quotes arguments as a shell would."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("VSENT_LAUNCHED", raising=False)
+    monkeypatch.setattr(sys, "argv", ["vsent", "crossval", "--nproc", "3", "--out", "my runs"])
+    agents = _fake_popen(monkeypatch)
+    with caplog.at_level(logging.INFO, logger="vsent"):
+        assert distributed.launch(3, "crossval") == 0
+    assert agents[0].cmd == [sys.executable, "-m", "vsent.distributed", "--standalone",
+                             "--nproc-per-node=3", "-m", "vsent.cli", "crossval", "--out",
+                             "my runs"]
+    assert "OMP_NUM_THREADS" not in os.environ and "VSENT_LAUNCHED" not in os.environ
+    assert f"--out 'my runs' (torchrun: {sys.executable} -m torch.distributed.run" in \
+        caplog.records[-1].getMessage()
+
+
+def test_launch_without_its_command_says_how_to_run_torchrun():
+    with pytest.raises(VsentError, match=r"^--nproc: relaunching needs the `vsent finetune` "
+                                         r"command line; from Python, run `torchrun "
+                                         r"--nproc-per-node N -m vsent.cli finetune \.\.\.` "
+                                         r"instead$"):
+        distributed.launch(2, "finetune", ["crossval", "--nproc", "2"])
+
+
+def test_a_second_interrupt_waits_out_the_rest_of_the_agents_time(monkeypatch, caplog):
+    """The launcher waits AGENT_STOP_WAIT in all for the agent (longer than the 30 s torchrun
+    gives its ranks), a second Ctrl-C included; then it kills the agent, with a warning."""
+    import subprocess
+    import time
+
+    assert distributed.AGENT_STOP_WAIT > 30
+    clock = [100.0, 110.0, 150.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock.pop(0) if len(clock) > 1 else clock[0])
+    agents = _fake_popen(monkeypatch, waits=[KeyboardInterrupt(), KeyboardInterrupt(),
+                                             subprocess.TimeoutExpired("torchrun", 1), -9])
+    with pytest.raises(KeyboardInterrupt):
+        distributed.launch(2, "crossval", ["crossval", "--nproc", "2"])
+    wait = distributed.AGENT_STOP_WAIT
+    assert agents[0].timeouts == [None, wait - 10, wait - 50, None] and agents[0].killed
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"torchrun did not stop within {wait:.0f} s: killing it (its processes may be left "
+        "running)"]
+
+
+def test_a_follower_raises_other_errors_at_once_and_waits_for_no_one(one_rank_group,
+                                                                     monkeypatch):
+    """Only user errors and the backends' RuntimeError wait for torchrun; a rank that failed
+    does not wait for the others at the end (end_together is for ranks that ended normally)."""
+    import time
+
+    import torch.distributed as tdist
+
+    monkeypatch.setattr(distributed, "is_main", lambda: False)
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    barriers: list[int] = []
+    monkeypatch.setattr(tdist, "barrier", lambda: barriers.append(1))
+    with pytest.raises(ValueError, match="^a bug$"), distributed.user_errors_from_rank0():
+        raise ValueError("a bug")
+    assert slept == [] and barriers == []
+    with distributed.user_errors_from_rank0() as status:
+        raise VsentError("refused")
+    assert status == [2] and slept == [distributed.FOLLOWER_GRACE] and barriers == []
+    with distributed.user_errors_from_rank0() as status:
+        pass
+    assert status == [] and barriers == [1]
+
+
+def test_end_together_says_which_rank_and_the_first_line_of_the_error(one_rank_group,
+                                                                     monkeypatch, caplog):
+    import torch.distributed as tdist
+
+    errors = [RuntimeError("[gloo] Connection closed by peer\n  at pair.cc:561"),
+              RuntimeError(), ValueError("no backend error")]
+
+    def barrier():
+        raise errors.pop(0)
+
+    monkeypatch.setattr(tdist, "barrier", barrier)
+    monkeypatch.setattr(distributed, "rank", lambda: 3)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        distributed.end_together()
+        distributed.end_together()
+        with pytest.raises(ValueError, match="^no backend error$"):
+            distributed.end_together()  # not a backend's error: raised
+    assert [r.getMessage() for r in caplog.records] == [
+        "rank 3: another process stopped before the run ended ([gloo] Connection closed by "
+        "peer)",
+        "rank 3: another process stopped before the run ended (RuntimeError)"]
+
+
+def test_quiet_user_error_reads_the_exit_status_alone_and_releases_in_order(request):
+    """A failure whose local rank or pid is 2 is no user error; held lines come out in the
+    order torchrun logged them; a failure line logged with a mapping is passed through."""
+    logger, emitted = _agent_logger(request.node.name)
+    quiet = distributed._QuietUserError(logger)
+    logger.addFilter(quiet)
+    logger.warning("Sending process %s closing signal %s", 1, "SIGTERM")
+    logger.warning("Sending process %s closing signal %s", 2, "SIGTERM")
+    logger.error("failed (exitcode: %s) local_rank: %s (pid: %s) of binary: %s", 1, 2, 2, "x")
+    assert emitted == ["Sending process 1 closing signal SIGTERM",
+                       "Sending process 2 closing signal SIGTERM",
+                       "failed (exitcode: 1) local_rank: 2 (pid: 2) of binary: x"]
+    emitted.clear()
+    logger.error("failed (exitcode: %(code)s)", {"code": 2})
+    assert emitted == ["failed (exitcode: 2)"]
+
+
+def test_torchrun_main_passes_its_arguments_and_judges_the_first_failure(monkeypatch):
+    """torchrun gets every argument; the status is that of the process that failed first (the
+    others were stopped by torchrun after it)."""
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    seen: list = []
+    outcome: list[BaseException] = []
+
+    def run(args):
+        seen.append(args)
+        if outcome:
+            raise outcome[0]
+
+    monkeypatch.setattr(torchrun, "run", run)
+    assert distributed.torchrun_main(["--standalone", "--nproc-per-node=2", "x.py", "a"]) == 0
+    assert (seen[0].standalone, seen[0].nproc_per_node, seen[0].training_script,
+            seen[0].training_script_args) == (True, "2", "x.py", ["a"])
+    for order in ((0, 1), (1, 0)):
+        failures = {0: ProcessFailure(0, 11, 2, "<N/A>"), 1: ProcessFailure(1, 12, -15, "<N/A>")}
+        failures[0].timestamp, failures[1].timestamp = 100, 101  # rank 0's user error first
+        outcome[:] = [ChildFailedError("x.py", {r: failures[r] for r in order})]
+        assert distributed.torchrun_main(["--standalone", "--nproc-per-node=2", "x.py"]) == 2
+
+
+def test_follow_launcher_is_linux_only(monkeypatch):
+    import ctypes
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda *a, **kw: pytest.fail("prctl called"))
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setenv("VSENT_LAUNCHED", str(os.getppid()))
+    distributed._follow_launcher()
+
+
+def test_a_gpu_named_by_its_index_is_refused_whole_with_either_backend(monkeypatch):
+    """The refusal says what to give instead; gloo ranks on GPUs share cuda:0 as nccl's would."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    for backend in ("gloo", "nccl", "auto"):
+        with pytest.raises(VsentError, match=r"^--device cuda:1 with --nproc 2: each process "
+                                             r"trains on its own GPU \(cuda:LOCAL_RANK\); give "
+                                             r"--device cuda$"):
+            distributed.wants_launch(2, backend, "cuda:1")
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    with pytest.raises(VsentError, match=r"^--device cuda:0: data-parallel processes each train "
+                                         r"on their own GPU \(cuda:LOCAL_RANK\); give --device "
+                                         r"cuda$"):
+        distributed.local_device(torch.device("cuda:0"))
+
+
+def test_torchrun_main_keeps_the_agents_other_signal_lines():
+    """Only "Received N death signal" is dropped (the launcher says the stop); another line
+    that names a signal is kept."""
+    record = logging.LogRecord("x", logging.WARNING, "f", 1,
+                               "Sending process %s closing signal %s", (12675, "SIGTERM"), None)
+    assert distributed._no_death_signal(record)
