@@ -211,3 +211,13 @@ def test_a_stage_starting_at_the_second_epoch_is_marked_and_axes_are_named(drawn
     assert (roc.get_xlabel(), roc.get_ylabel()) == ("false positive rate", "true positive rate")
     chance = roc.get_lines()[-1]  # the diagonal a useless classifier follows
     assert list(chance.get_xdata()) == [0, 1] and list(chance.get_ydata()) == [0, 1]
+
+
+def test_the_training_panels_name_each_fold_in_their_legend(drawn, tmp_path):
+    """mut50c G10: each training curve is labelled with its own fold number (not the
+    template "fold {}"), in fold order, in both training panels."""
+    histories = {k: [{"loss": 1.0 / k, "train_accuracy": 0.5}] for k in (2, 1)}
+    figures.crossval_figure(histories, _rows(np.random.default_rng(8), folds=(1,)),
+                            tmp_path / "c.png")
+    loss, acc, _ = drawn[0].axes
+    assert _legend(loss) == _legend(acc) == ["fold 1", "fold 2"]

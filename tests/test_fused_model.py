@@ -435,3 +435,70 @@ def test_the_fitted_model_computes_the_columns_it_was_fitted_on_with_the_configs
     X, _ = baseline_fold_features(feats, train, "gch+bow", config)
     np.testing.assert_allclose(model.dataset_features(feats, np.arange(n)), X, rtol=1e-6,
                                atol=1e-7)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 50 (mut50c)
+
+
+def test_a_bow_block_without_gch_still_reads_the_images_sift_words() -> None:
+    """mut50c F02: SIFT is computed whenever the blocks hold ``bow``, whatever block comes
+    with it (here lch), so an lch+bow model's words are the gch+bow model's words."""
+    image = sentiment_image(1, np.random.default_rng(3), size=(64, 48))
+    gch_bow = _gch_bow_model()
+    d = 1024 + 5
+    lch_bow = _gch_bow_model(blocks=("lch", "bow"), mean=np.zeros(d), std=np.ones(d),
+                             block_weight=np.ones(d), coef=np.zeros(d))
+    words = gch_bow.features(image)[64:]
+    assert words.shape == (5,) and words.sum() > 0
+    got = lch_bow.features(image)
+    assert got.shape == (d,)
+    np.testing.assert_allclose(got[1024:], words)
+
+
+def test_a_fusion_state_keeps_its_rule_weight_histogram_map_and_float32_vocabulary() -> None:
+    """mut50c F33, F34: the rule and the CNN's weight come back as saved (not the defaults);
+    F35: so does a histogram map other than sqrt; F27: the vocabulary is float32 again, as
+    fitted (not float64, whose distances give other BoW words at ties)."""
+    model = _gch_bow_model(histogram_map="none")
+    again = LateFusion.from_state(LateFusion(model, rule="logit", weight=0.3).to_state())
+    assert (again.rule, again.weight) == ("logit", 0.3)
+    assert again.hand.histogram_map == "none"
+    assert again.hand.vocabulary.dtype == np.float32
+
+
+def test_fuse_weighs_the_cnn_by_the_fusions_weight() -> None:
+    """mut50c F23: ``weight`` is the CNN's share (``w p_cnn + (1 - w) p_hand``), not the
+    hand-crafted model's: with w = 0.8 the fused score is closest to the CNN's."""
+    model = _gch_bow_model()
+    X = np.random.default_rng(2).uniform(0, 0.1, (3, model.dim))
+    p_hand = model.proba_from_features(X)
+    cnn = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])
+    fused = LateFusion(model, rule="mean", weight=0.8).fuse(cnn, X)
+    np.testing.assert_allclose(fused[:, 1], 0.8 * cnn[:, 1] + 0.2 * p_hand, rtol=1e-6)
+    np.testing.assert_allclose(fused[:, 0], 1 - fused[:, 1], rtol=1e-6)
+
+
+def test_the_hand_crafted_model_is_fitted_with_the_callers_seed_and_inner_splits(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """mut50c F14: ``seed`` (and the config's grid and inner folds) reach the classifier's
+    search, as fuse_run passes them per fold."""
+    import vsent.analyses.fused_model as fm
+
+    seen = {}
+    real = fm.fit_hand_crafted
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fm, "fit_hand_crafted", spy)
+    rng = np.random.default_rng(0)
+    n = 30
+    feats = hc.ImageFeatures(gch=rng.dirichlet(np.ones(64), n).astype(np.float32),
+                             lch=np.zeros((n, 1024), np.float32), descriptors=[None] * n)
+    config = BaselineConfig(Cs=(0.5, 2.0), inner_splits=2)
+    model = fit_hand_crafted_model(feats, np.arange(n) % 2, np.arange(20), "gch",
+                                   config=config, seed=7)
+    assert (seen["seed"], seen["Cs"], seen["inner_splits"]) == (7, (0.5, 2.0), 2)
+    assert model.C in (0.5, 2.0) and model.n_train == 20

@@ -1341,3 +1341,103 @@ def test_a_feature_file_its_folds_record_does_not_list_is_extracted_again(
     assert list(summary) == ["fc"] and len(summary["fc"]["svm"]["folds"]) == 1
     meta = json.loads((out / "features/fold1/meta.json").read_text())
     assert meta["layers"] == ["pool", "fc"] and meta["info"]["fc"]["dim"] == 2
+
+
+# mutation round 50 (mut50c): vsent.analyses.probes mutants the suite missed
+
+
+def test_a_token_sequence_flattened_under_a_feature_bound_is_not_pooled_as_a_map() -> None:
+    """mut50c P43: only an activation whose per-image shape is (C, H, W) is pooled to a grid;
+    a (B, T, C) sequence kept flat (pool "flatten") under ``max_features`` is stored whole,
+    not pooled as if the batch were channels."""
+    tokens = torch.arange(2 * 50 * 8, dtype=torch.float32).reshape(2, 50, 8)
+    flat, pooled = P._reduce(tokens, "flatten", 16)
+    assert pooled is None
+    np.testing.assert_array_equal(flat.numpy(), tokens.reshape(2, -1).numpy())
+
+
+def test_a_warning_other_than_convergence_does_not_mark_the_fit_unconverged(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """mut50c P25: ``converged`` is about ConvergenceWarning only; another warning raised while
+    the probe fits (here by the kernel embedding) does not make a converged fit look capped,
+    and reaches the user (it was recorded with the convergence warnings and swallowed, where
+    baselines pass it on: mut50c's note)."""
+    X, y = separable(n=60, d=40, seed=8, signal=0.5)
+    real = P.gram_embedding
+
+    def noisy(*args, **kwargs):
+        warnings.warn("an unrelated warning", UserWarning, stacklevel=2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(P, "gram_embedding", noisy)
+    with pytest.warns(UserWarning, match="an unrelated warning"):
+        res = linear_probe(X @ X.T, y, np.arange(45), np.arange(45, 60), "svm", PROBE)
+    assert res["converged"] is True
+
+
+def test_a_full_disk_message_gives_the_float32_size_of_the_feature_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mut50c P53: the size said when a feature file cannot be written is 4 bytes per value
+    (float32) times rows times values per image: 20 x 3136 x 4 bytes = 0.25 MB."""
+    import errno
+
+    model = create_model("smallcnn", **TINY).eval()
+    images = np.random.default_rng(0).integers(0, 256, (20, 64, 64, 3), dtype=np.uint8)
+
+    def full(path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(P, "reserve_space", full)
+    with pytest.raises(VsentError, match=r"features\.block1\.npy: cannot write the "
+                                         r"features\.block1 features \(No space left on "
+                                         r"device; 0\.3 MB\)"):
+        extract_layer_features(model, images, tmp_path, layers=["features.block1"])
+
+
+def test_the_default_rank_cut_scales_with_the_training_rows_not_the_test_rows() -> None:
+    """mut50c P15: without ``rtol`` an eigenvalue is dropped at or below ``len(train) * eps``
+    times the largest (numpy.linalg.matrix_rank's cut), whatever the number of test rows: an
+    eigenvalue of 50 eps with 100 training rows and 1 test row is numerical noise."""
+    w = np.ones(101)
+    w[1] = 50 * np.finfo(np.float64).eps
+    K = np.diag(w)
+    train, test = np.arange(100), np.array([100])
+    assert np.linalg.matrix_rank(K[np.ix_(train, train)]) == 99
+    Z_tr, Z_te = gram_embedding(K, train, test)
+    assert Z_tr.shape == (100, 99) and Z_te.shape == (1, 99)
+
+
+def test_inner_accuracy_is_the_chosen_cs_when_it_is_not_the_first_of_the_grid() -> None:
+    """mut50c P27: ``inner_accuracy`` is the mean inner-CV accuracy of the C chosen (here the
+    largest of the grid), not of the grid's first C."""
+    X, y = separable(n=80, d=120, seed=4, signal=1.0)
+    cfg = ProbeConfig(Cs=(1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0), inner_splits=3)
+    res = linear_probe(X @ X.T, y, np.arange(60), np.arange(60, 80), "svm", cfg)
+    assert res["C"] == 10.0
+    assert res["inner_accuracy"] == res["inner_scores"][-1] > res["inner_scores"][0]
+
+
+def test_feature_files_are_float32_rows_of_the_asked_images_in_order(tmp_path: Path) -> None:
+    """mut50c P49: each feature file is float32 as documented (half the disk of float64; the
+    Gram matrix reads either); its rows are the images of ``rows`` in that order (one batch
+    after another), equal to the layer's activations."""
+    from vsent.inference import infer
+
+    model = create_model("smallcnn", **TINY).eval()
+    images = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    rows = np.array([4, 0, 3])
+    info = extract_layer_features(model, images, tmp_path, layers=["fc"], rows=rows,
+                                  batch_size=2)
+    feats = np.load(info["fc"]["path"])
+    assert feats.dtype == np.float32 and feats.shape == (3, 2)
+    want = infer(model, images[rows], batch_size=3, capture=["fc"]).activations["fc"]
+    np.testing.assert_allclose(feats, want.reshape(3, -1), rtol=1e-5, atol=1e-6)
+
+
+def test_probe_features_runs_only_the_configs_classifiers() -> None:
+    """mut50c P35: a config of one classifier gives that classifier's result only (a softmax
+    probe nobody asked for costs a second grid search per layer)."""
+    X, y = separable(n=40, d=30, seed=3)
+    res = probe_features(X, y, np.arange(30), np.arange(30, 40),
+                         dataclasses.replace(PROBE, classifiers=("svm",)))
+    assert list(res) == ["svm"]

@@ -1298,3 +1298,24 @@ def test_a_checkpoint_given_as_a_string_path_keeps_its_statistics_for_a_pretrain
     model = create_model("resnet18", init=str(ckpt))
     assert model.info.preprocess == stats
     assert torch.equal(model.state_dict()["fc.weight"], source.state_dict()["fc.weight"])
+
+
+# mutation round 50 (mut50c): vsent.models.smallcnn mutants the suite missed
+
+
+def test_smallcnn_probes_flatten_every_layer_and_take_rgb():
+    """mut50c S09: SmallCNN's probe layers are stored whole (as Campos et al.'s CaffeNet
+    probes), not globally averaged; S19: its images are fed RGB (the [-1, 1] statistics are
+    the same for every channel, so only the channel order tells BGR apart)."""
+    info = create_model("smallcnn", widths=[4, 8]).info
+    assert {info.pool_of(layer) for layer in info.probe_layers} == {"flatten"}
+    assert SMALLCNN_PREPROCESS.channel_order == info.preprocess.channel_order == "RGB"
+
+
+def test_smallcnn_records_the_number_of_classes_it_was_built_with():
+    """mut50c S20: ``info.num_outputs`` is the width of the logits of a smallcnn of three
+    classes (fusion and the predictors read it), not the two-class default."""
+    model = create_model("smallcnn", num_classes=3, widths=[4, 8]).eval()
+    assert model.info.num_outputs == 3
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 56, 56)).shape == (1, 3)

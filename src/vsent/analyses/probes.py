@@ -269,6 +269,9 @@ def linear_probe(
         Z_tr, Z_te = gram_embedding(K, train, test) if embedding is None else embedding
         search.fit(Z_tr, y_tr)
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    for w in caught:  # pass on anything that is not the (recorded) convergence warning
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     pred = search.predict(Z_te)
     result = binary_metrics(y[test], pred)
     result.update(
