@@ -1132,6 +1132,13 @@ def test_info_holds_tuples_and_flattens_unlisted_probe_layers():
     listed = dataclasses.replace(info, new_layers=["head"], probe_layers=["body.1", "head"])
     assert listed == info and isinstance(listed.probe_layers, tuple)  # a list given is kept
     assert info.pool_of("body.1") == "flatten"  # no probe_pool: every layer flattened
+    # its own copies of the mappings given: the caller's dict changed later changes no info
+    # (mut50c B01, run in session 50: a proxy of the caller's own dict passed)
+    pool, extra = {"body.1": "avg"}, {"tag": "a"}
+    kept = dataclasses.replace(info, probe_pool=pool, extra=extra)
+    pool["body.1"], pool["head"], extra["tag"] = "max", "avg", "b"
+    assert (kept.pool_of("body.1"), kept.pool_of("head"), kept.extra["tag"]) == (
+        "avg", "flatten", "a")
 
 
 def test_option_types_and_interface_checks_without_string_annotations(monkeypatch):
