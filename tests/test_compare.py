@@ -741,3 +741,53 @@ def test_the_fold_difference_is_the_mean_over_the_folds_not_their_median(tmp_pat
     assert res["fold_difference"] == pytest.approx({"mean": -1 / 3, "std": (2 / 9) ** 0.5})
     assert comparison_text(res).splitlines()[3] == (
         "per fold (B - A): -1.000 +0.000 +0.000; mean -0.333 +- 0.471")
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 50 (mut50e): vsent.analyses.compare mutants the suite missed
+
+
+def test_a_ten_crop_table_names_no_b_read_from_its_usual_10crop_column(tmp_path, capsys):
+    # --ten-crop with several runs: a B scored by predictions.csv:prob_positive_10crop is
+    # read from its usual column (no "(read: ...)"); a fuse run's fused one is said
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS, ten_crop=B)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS, ten_crop=A)
+    f = _run(tmp_path / "f", B, labels=LABELS, folds=FOLDS, command="fuse", ten_crop=A)
+    assert main(["compare", str(a), str(b), str(f), "--ten-crop"]) == 0
+    out = capsys.readouterr().out
+    assert f"| {b} | 0.600 |" in out
+    assert f"| {f} (read: {f / 'predictions.csv'}:prob_fused_10crop) | 0.600 |" in out
+
+
+def test_runs_alike_on_every_image_compared_are_identical_whatever_the_left_out_ones(tmp_path):
+    # "identical" is of the images compared: B differing from A only on an image left out
+    # gives the comparison nothing to say, and is noted as such
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", [0.1, *A[1:]], labels=LABELS, folds=FOLDS)
+    assert compare_runs(a, b)["identical"] is False
+    res = compare_runs(a, b, exclude={"im00.jpg"})
+    assert res["identical"] is True and comparison_text(res).endswith("says nothing")
+
+
+def test_no_image_left_says_how_many_of_the_runs_images_were_excluded(tmp_path):
+    # the count is of the runs' images (10), not of the names given (a name of no image too)
+    a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
+    b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
+    every = {f"im{i:02d}.jpg" for i in range(10)} | {"elsewhere.jpg"}
+    with pytest.raises(VsentError, match=f"{a}: no test image left once 10 are excluded$"):
+        compare_runs(a, b, exclude=every)
+
+
+def test_a_predictions_file_without_a_name_column_is_one_line_naming_it(tmp_path):
+    # images are matched by name: a file that lost its name column is damage said in one
+    # line (its file, line 1), not a KeyError on the first row
+    from vsent.analyses.compare import read_predictions
+
+    bad = _run(tmp_path / "bad", A, labels=LABELS, folds=FOLDS)
+    pred_file = bad / "predictions.csv"
+    lines = pred_file.read_text().splitlines()
+    pred_file.write_text("\n".join(line.split(",", 1)[1] for line in lines) + "\n")
+    with pytest.raises(VsentError, match=r"bad/predictions.csv, line 1: no column 'name' \(a "
+                                         r"predictions file has name, fold, label and "
+                                         r"probabilities\)$"):
+        read_predictions(pred_file, "prob_positive")

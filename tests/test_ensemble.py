@@ -841,3 +841,40 @@ def test_a_members_predictions_file_that_cannot_be_read_is_one_line(tmp_path, mo
     monkeypatch.setattr(E, "file_sha256", unreadable)
     with pytest.raises(VsentError, match=r"a/predictions.csv: unreadable \(.*Permission denied"):
         ensemble_runs(runs)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 50 (mut50e): vsent.analyses.ensemble mutants the suite missed
+
+
+def test_an_older_ensembles_run_folder_emptied_since_is_named_as_unchecked(tmp_path, caplog):
+    # a recorded run whose folder is still there but holds no run (no config.json) cannot
+    # be checked either: the WARNING names it as a run not found
+    a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
+    ens = tmp_path / "ens"
+    ensemble([a, b], ens)
+    (ens / "inputs.json").unlink()
+    shutil.rmtree(a)
+    a.mkdir()
+    with caplog.at_level("WARNING", logger="vsent"):
+        ensemble_runs([ens, c])
+    assert (f"{ens.resolve()} records runs that are not found ({a.resolve()}) and no "
+            "inputs.json") in caplog.text
+
+
+def test_each_member_is_listed_with_its_own_accuracy_not_the_first_ones(tmp_path):
+    runs = [_run(tmp_path / "a", P1), _run(tmp_path / "b", P2)]
+    (runs[1] / "summary.json").write_text(json.dumps(
+        {"center": {"accuracy": {"mean": 0.75, "std": 0.05}}}))
+    members = ensemble_runs(runs)["summary"]["members"]
+    assert [m["accuracy"] for m in members] == [{"mean": 0.5, "std": 0.1},
+                                                {"mean": 0.75, "std": 0.05}]
+
+
+def test_members_given_by_relative_paths_are_recorded_by_absolute_ones(tmp_path, monkeypatch):
+    # config.json's members, as its runs, name each run wherever the ensemble is read from
+    _run(tmp_path / "a", P1), _run(tmp_path / "b", P2)
+    monkeypatch.chdir(tmp_path)
+    config = ensemble_runs(["a", "b"])["config"]
+    want = [str((tmp_path / n).resolve()) for n in "ab"]
+    assert [m["run"] for m in config["members"]] == want == config["runs"]

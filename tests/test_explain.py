@@ -1035,3 +1035,106 @@ def test_grad_cam_of_a_model_with_frozen_weights_is_that_of_the_trainable_one():
     for p in model.parameters():
         p.requires_grad_(False)
     np.testing.assert_allclose(X.grad_cam(model, x, "conv", "positive")[0], want)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 50 (mut50e): vsent.analyses.explain mutants the suite missed
+
+
+def test_a_map_positive_everywhere_is_scaled_by_its_peak_not_stretched_to_its_minimum():
+    # red everywhere, 128 .. 255 from left to right: RedBlue's positive map is the red level,
+    # positive at every pixel; Grad-CAM divides by the peak (min 128/255), a min-max
+    # scaling would make the faintest column 0
+    img = np.zeros((32, 32, 3), np.uint8)
+    img[..., 0] = np.linspace(128, 255, 32).round().astype(np.uint8)[None, :]
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    cams, _, _ = X.grad_cam(RedBlue().eval(), x, "conv", "positive")
+    np.testing.assert_allclose(cams[0], img[..., 0] / 255, atol=1e-6)
+
+
+@pytest.mark.parametrize(("resize", "top"), [(33, 0), (37, 2)])
+def test_the_map_goes_back_at_torchvisions_rounded_half_crop_offset(resize, top):
+    # (resize - crop) / 2 = 0.5 or 2.5: torchvision's round() goes to the even offset (0, 2),
+    # as vsent's centre crop; rounding half up would shift the map by a pixel
+    from vsent.inference import prepare
+
+    model = RedBlue().eval()
+    pre = Preprocess(resize=resize, crop=32, mean=(0, 0, 0), std=(255, 255, 255))
+    model.info = dataclasses.replace(model.info, preprocess=pre)
+    img = np.random.default_rng(1).integers(0, 256, (resize, resize, 3), np.uint8)
+    r = X.explain_image(model, img, target="positive")
+    cams, _, _ = X.grad_cam(model, prepare(img[None], pre), "conv", "positive")
+    frame = np.zeros((resize, resize), np.float32)
+    frame[top : top + 32, top : top + 32] = cams[0]
+    np.testing.assert_allclose(r["heatmap"], frame, atol=1e-6)
+
+
+def test_the_map_is_enlarged_to_the_image_bilinearly():
+    # an image twice the warp's size: the frame's map upsampled by bilinear interpolation
+    # (pixel centres, as torch's align_corners=False), not by repeating each cell
+    img = np.kron(_red_left_blue_right(), np.ones((2, 2, 1), np.uint8))  # 64 x 64
+    img[..., 0] = np.where(img[..., 0] > 0, np.arange(64, dtype=np.uint8)[:, None] + 150, 0)
+    r = X.explain_image(RedBlue().eval(), img, target="positive")
+    from vsent.data.images import load_resized
+    from vsent.inference import prepare
+
+    model = RedBlue().eval()
+    x = prepare(load_resized(img, 32)[None], model.info.preprocess)
+    cams, _, _ = X.grad_cam(model, x, "conv", "positive")
+    want = torch.nn.functional.interpolate(torch.from_numpy(cams)[None], size=(64, 64),
+                                           mode="bilinear", align_corners=False)[0, 0]
+    np.testing.assert_allclose(r["heatmap"], want.numpy(), atol=1e-5)
+
+
+def test_overlay_at_full_opacity_is_jets_colours_on_the_0_255_scale():
+    # the colours alone: jet's [0, 1] channels times 255, rounded (x 256 is at most a grey
+    # level off, within the band test's tolerance, but not these values)
+    from matplotlib import colormaps
+
+    heat = np.linspace(0, 1, 64, dtype=np.float32).reshape(2, 32)
+    over = X.overlay_heatmap(np.zeros((2, 32, 3), np.uint8), heat, opacity=1.0)
+    want = np.floor(colormaps["jet"](heat)[..., :3] * 255.0 + 0.5)
+    np.testing.assert_array_equal(over, want)
+
+
+def test_only_an_explain_run_without_images_found_is_one_made_before_it(tmp_path):
+    # another command's run at --out is refused by open_run_dir, not first warned about as
+    # an older explain run whose files are not checked
+    cfg = tmp_path / "config.json"
+    for stored, older in (({"command": "crossval"}, False), ({"command": "explain"}, True),
+                          ({"command": "explain", "images_found": "1 file, sha1 0"}, False)):
+        cfg.write_text(json.dumps(stored))
+        assert X._made_before_images_found(tmp_path) is older
+
+
+def test_the_hand_crafted_features_are_of_the_full_image_whatever_max_side(tmp_path):
+    # vsent predict's fused probability: the hand-crafted half sees the image as read, not
+    # the copy shrunk to --max-side for the map and overlay
+    from types import SimpleNamespace
+
+    Image.fromarray(np.zeros((40, 30, 3), np.uint8)).save(tmp_path / "a.png")
+    fusion = SimpleNamespace(
+        hand=SimpleNamespace(features=lambda rgb: np.array([rgb.shape[0] / 100])),
+        fuse=lambda p, hand: np.array([[1 - hand[0, 0], hand[0, 0]]]))
+    row, = X.explain_images(RedBlue(), [tmp_path / "a.png"], tmp_path / "out", fusion=fusion,
+                            max_side=20)
+    assert row["prob_positive"] == pytest.approx(0.4)
+    assert np.load(tmp_path / "out" / row["heatmap"]).shape == (20, 15)
+
+
+def test_explain_maps_the_layer_it_is_given(tmp_path):
+    # --layer reaches the maps, not only config.json: an earlier block than the default one
+    from vsent.models import create_model
+    from vsent.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("smallcnn", widths=(4, 8)).eval()
+    assert model.info.cam_layer == "features.block2"
+    ckpt = save_checkpoint(tmp_path / "model.pt", model)
+    img = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (30, 45, 3), np.uint8)).save(img)
+    row, = X.explain(ckpt, [img], tmp_path / "out", layer="features.block1", device="cpu")
+    assert row["layer"] == "features.block1"
+    want = X.explain_image(model, img, layer="features.block1", max_side=X.DEFAULT_MAX_SIDE)
+    np.testing.assert_allclose(np.load(tmp_path / "out" / row["heatmap"]), want["heatmap"],
+                               atol=1e-6)
