@@ -728,6 +728,8 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     assert main(argv) == 2
     assert main([*argv, "--resume"]) == 0
     assert main([*argv[:-1], "--alpha", "2", "--resume", "--no-progress"]) == 2
+    # nor another K: the stored early-fusion features are the mean of the top K (mut50d H15)
+    assert main([*argv[:-1], "--k", "3", "--resume", "--no-progress"]) == 2
     # a resume may change beta (the tables are rebuilt with it): config.json says so
     assert main([*argv, "--beta", "2.0", "--resume"]) == 0
     assert json.loads((out / "config.json").read_text())["beta"] == 2.0
@@ -1563,3 +1565,23 @@ def test_a_box_start_past_half_a_pixel_is_rounded_down(monkeypatch: pytest.Monke
     img = np.ascontiguousarray(_scene(128, 80))  # max_side 96: scale 0.75
     p = P.propose(img, P.ProposalConfig(n_proposals=1, max_side=96, min_box_area=100))
     assert p.boxes.tolist() == [[2, 2, 8, 8]]
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 50 (mut50d): vsent.analyses.regions and regions_run mutants the suite missed
+
+
+def test_alpha_and_beta_default_to_one_and_a_half_everywhere() -> None:
+    """alpha = 1 (AR weighs objectness and sentiment alike) and beta = 0.5 by default in
+    ``vsent regions`` (RegionConfig), predict --regions (predict_rows), fused_proba and the
+    pure functions, so the three entry points fuse alike (mut50d G27, G29: fused_proba's or
+    predict_rows' alpha 0.5, G28: predict_rows' beta 1, G50: affective_score's alpha 0.5, all
+    passed)."""
+    cfg = RegionConfig()
+    assert (cfg.alpha, cfg.beta) == (1.0, 0.5)
+    for f in (fused_proba, predict_rows):
+        params = inspect.signature(f).parameters
+        assert (params["alpha"].default, params["beta"].default) == (cfg.alpha, cfg.beta), f
+    assert inspect.signature(R.affective_score).parameters["alpha"].default == cfg.alpha
+    assert inspect.signature(R.rank_regions).parameters["alpha"].default == cfg.alpha
+    assert inspect.signature(R.late_fusion).parameters["beta"].default == cfg.beta
