@@ -1106,3 +1106,120 @@ def test_clip_cached_weights_file_of_a_tag_naming_its_hub_file(monkeypatch, tmp_
     monkeypatch.setattr(open_clip, "get_pretrained_cfg",
                         lambda arch, tag: {"hf_hub": "vsent/own-clip/"})
     assert clip_models.cached_weights_file("vsent-test-vit", "t") is None  # not a usual name
+
+
+# mutation round 50 (mut50f): timm/CLIP builder mutants the suite missed
+
+
+def test_a_tagged_timm_architecture_names_its_tag_in_info_record_card_and_offline_message():
+    """``timm/<arch>.<tag>``: the architecture and the tag are recorded apart (info.extra),
+    and the pretrained record, the card entry and the offline message name the tagged weights
+    (not the architecture's default ones) and where timm fetches them."""
+    from vsent.models.weights import hf_cache_dir
+
+    extra = create_model("timm/resnet10t.c3_in1k").info.extra
+    assert (extra["timm_arch"], extra["pretrained_tag"], extra["hf_hub_id"], extra["license"]) \
+        == ("resnet10t", "c3_in1k", "timm/resnet10t.c3_in1k", "apache-2.0")
+    assert extra["url"].endswith("/resnet10t_176_c3-f3215ab1.pth")
+    hub = "https://huggingface.co/timm/resnet10t.c3_in1k"
+    assert timm_models.pretrained_weights("resnet10t.c3_in1k").source == \
+        f"timm resnet10t.c3_in1k ({hub})"
+    assert timm_models.describe_weights("resnet10t.c3_in1k", "imagenet") == {
+        "source": "timm pretrained weights resnet10t.c3_in1k", "library": "timm",
+        "tag": "c3_in1k", "licence": "apache-2.0", "location": hub}
+    assert timm_models.offline_message("resnet10t.c3_in1k", OSError("no route")) == (
+        f"cannot download timm weights for resnet10t.c3_in1k (OSError) (no network?): pass "
+        f"--init PATH to its model.safetensors (from {hub}), or `hf download "
+        f"timm/resnet10t.c3_in1k` where there is a network, then copy the Hugging Face cache "
+        f"({hf_cache_dir()}) here")
+
+
+def test_timm_offline_message_of_a_url_only_configuration_names_torch_hubs_folder(
+        monkeypatch, tmp_path):
+    """timm fetches a configuration without a Hugging Face repository from its URL with
+    torch.hub (into torch.hub's checkpoints folder, where cached_weights_file looks too): the
+    message sends the file there, not into the Hugging Face cache, where timm never looks; and
+    the file --init takes is that URL's .pth (it read "model.safetensors": mut50f's note)."""
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    monkeypatch.setattr(timm_models, "_pretrained_cfg",
+                        lambda arch: {"url": "https://example.org/releases/w_176-abc.pth"})
+    assert timm_models.offline_message("test_resnet") == (
+        "cannot download timm weights for test_resnet (no network?): pass --init PATH to its "
+        "w_176-abc.pth (from https://example.org/releases/w_176-abc.pth), or download "
+        f"https://example.org/releases/w_176-abc.pth into {tmp_path / 'hub' / 'checkpoints'}")
+
+
+def test_clip_offline_message_names_the_hub_repository_or_open_clips_url_folder(monkeypatch,
+                                                                                 tmp_path):
+    """open_clip's records end a Hugging Face repository with '/': the message names the
+    repository without it (`hf download owner/repo`, its page); a tag downloaded from a URL
+    goes to open_clip's own folder (~/.cache/clip, where cached_weights_file looks), not the
+    Hugging Face cache, where open_clip never looks for it."""
+    from vsent.models.weights import hf_cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg",
+                        lambda arch, tag: {"hf_hub": "vsent/tiny-clip/"})
+    assert clip_models.offline_message("vsent-test-vit", "fake-tag", RuntimeError("x")) == (
+        "cannot download CLIP weights vsent-test-vit/fake-tag (RuntimeError) (no network?): "
+        "pass --init fake-tag=PATH with PATH its open_clip state dict (.bin or .safetensors, "
+        "from https://huggingface.co/vsent/tiny-clip), or `hf download vsent/tiny-clip` where "
+        f"there is a network, then copy the Hugging Face cache ({hf_cache_dir()}) here")
+    url = "https://example.org/clip/ViT-T.pt"
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda arch, tag: {"url": url})
+    assert clip_models.offline_message("vsent-test-vit", "fake-tag") == (
+        "cannot download CLIP weights vsent-test-vit/fake-tag (no network?): pass --init "
+        f"fake-tag=PATH with PATH its open_clip state dict (.bin or .safetensors, from {url}), "
+        f"or download {url} into {tmp_path / '.cache' / 'clip'}")
+
+
+def test_timm_pretrained_record_describes_the_weights_by_their_notes(monkeypatch):
+    """The configuration's notes describe the weights: a string, or timm's usual tuple of
+    sentences joined (it was left out: every real timm configuration's notes are a tuple, so
+    no card showed them); anything else is left out rather than printed as a Python value."""
+    cfg = {"architecture": "test_vit", "tag": "r160_in1k", "hf_hub_id": "timm/test_vit.r160_in1k",
+           "notes": "trained on a tiny set", "license": "mit"}
+    monkeypatch.setattr(timm_models, "_pretrained_cfg", lambda arch: dict(cfg))
+    weights = timm_models.pretrained_weights("test_vit")
+    assert (weights.description, weights.licence) == ("trained on a tiny set", "mit")
+    cfg["notes"] = ("natively QuickGELU.", " use the quickgelu variant. ", "")
+    assert timm_models.pretrained_weights("test_vit").description == \
+        "natively QuickGELU. use the quickgelu variant."
+    for odd in ((1, 2), {"a": "b"}, 3):
+        cfg["notes"] = odd
+        assert timm_models.pretrained_weights("test_vit").description == ""
+
+
+def test_timm_non_square_input_size_warns_once_naming_the_crop(caplog):
+    with caplog.at_level("WARNING", logger="vsent.models.timm_models"):
+        timm_models.preprocess_from_cfg({"input_size": (3, 224, 224)})
+        assert caplog.messages == []
+        timm_models.preprocess_from_cfg({"input_size": (3, 192, 256)})
+    assert caplog.messages == ["timm input size 192x256 is not square: vsent crops 192x192"]
+
+
+def test_timm_architecture_timm_has_no_pretrained_weights_for_has_no_record(monkeypatch):
+    """A configuration naming a location is not enough: timm must list the architecture as
+    pretrained (else --init imagenet would only fail at the download)."""
+    monkeypatch.setattr(timm.models, "is_model_pretrained", lambda name: False)
+    assert timm_models.pretrained_weights("test_vit") is None
+
+
+def test_clip_head_has_the_asked_number_of_classes():
+    model = create_model("clip/vsent-test-rn", num_classes=3)
+    assert (model.head.in_features, model.head.out_features) == (16, 3)
+    assert model.info.num_outputs == 3
+    assert model(_input(model)).shape == (2, 3)
+
+
+def test_clip_preprocess_of_a_tower_stating_no_statistics_takes_clips_std_too():
+    pre, _ = clip_models.clip_preprocess(torch.nn.Identity())
+    assert pre.std == pytest.approx(tuple(255 * s for s in clip_models.OPENAI_STD))
+    assert pre.std == pytest.approx((68.5005327, 66.6321579, 70.3231631))
+
+
+def test_clip_info_records_the_open_clip_architecture_and_clips_resampling():
+    """info.extra names the open_clip configuration the tower was built from, with CLIP's
+    bicubic resampling and shortest-side resize."""
+    assert create_model("clip/vsent-test-vit").info.extra == {
+        "interpolation": "bicubic", "resize_mode": "shortest", "open_clip_arch": "vsent-test-vit"}

@@ -1326,3 +1326,25 @@ def test_smallcnn_records_the_number_of_classes_it_was_built_with():
     assert model.info.num_outputs == 3
     with torch.no_grad():
         assert model(torch.randn(1, 3, 56, 56)).shape == (1, 3)
+
+
+# mutation round 50 (mut50f): torchvision builder mutants the suite missed
+
+
+def test_torchvision_models_say_their_family_and_head():
+    """info.family "torchvision" is what a card and layer analyses go by (the card describes
+    the ImageNet weights of this family, not timm's); the head is the one new layer."""
+    from vsent.models.card import describe_weights
+
+    info = create_model("resnet18", image_size=64).info
+    assert (info.name, info.family, info.head, info.new_layers) == (
+        "resnet18", "torchvision", "fc", ("fc",))
+    assert describe_weights(info.family, info.name, "imagenet")["tag"] == "DEFAULT"
+
+
+def test_resnet_probes_every_stage_the_pooled_map_and_the_head():
+    """The pooled 512-d map (avgpool, the ImageNet feature most probing studies use) is a
+    probe layer between layer4 and the head."""
+    info = create_model("resnet18", image_size=64).info
+    assert info.probe_layers == ("layer1", "layer2", "layer3", "layer4", "avgpool", "fc")
+    assert info.cam_layer == "layer4"

@@ -939,3 +939,42 @@ def test_quiet_loading_hides_this_modules_info_lines_only_while_it_lasts(caplog)
         assert logger.level == logging.INFO
     assert [r.getMessage() for r in caplog.records if r.name == LOGGER] == [
         "a warning of the prototype's load", "loaded for training"]
+
+
+# ---------------------------------------------------------------------------------------------
+# mutation round 50 (mut50f): torchvision ImageNet weights mutants the suite missed
+
+
+def test_torchvision_download_cut_off_midway_is_the_one_line_error(offline, monkeypatch):
+    """A connection dropped mid-file raises http.client.IncompleteRead, no OSError: the same
+    one line as no network (URL and folder), not http.client's traceback."""
+    import vsent.models.torchvision_models as tv
+
+    def cut(url, dst, *args, **kwargs):
+        raise http.client.IncompleteRead(b"partial", 1000)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", cut)
+    monkeypatch.setattr(tv, "resolvable", lambda host: True)
+    with pytest.raises(WeightsError) as err:
+        create_model("resnet18", init="imagenet")
+    assert str(err.value) == (
+        f"cannot download ImageNet weights for resnet18 (no network?): download "
+        f"{torchvision.models.ResNet18_Weights.DEFAULT.url} into {offline} or pass --init PATH "
+        f"to a weights file")
+    assert isinstance(err.value.__cause__, http.client.IncompleteRead)
+
+
+def test_torchvision_weights_failing_for_another_reason_is_not_called_a_download_failure(
+        offline, monkeypatch):
+    """An error that is neither the network's (OSError, HTTPException) nor a damaged cached
+    file is a bug to see whole: it propagates, neither disguised as "no network?" nor
+    swallowed (random weights reported as ImageNet's)."""
+    import vsent.models.torchvision_models as tv
+
+    def broken(url, dst, *args, **kwargs):
+        raise RuntimeError("boom in the downloader")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", broken)
+    monkeypatch.setattr(tv, "resolvable", lambda host: True)
+    with pytest.raises(RuntimeError, match="^boom in the downloader$"):
+        create_model("resnet18", init="imagenet")

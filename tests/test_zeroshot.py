@@ -6,6 +6,8 @@ faked (its record read from open_clip's configuration or monkeypatched); nothing
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -393,3 +395,36 @@ def test_the_default_prompt_sets_are_five_captions_each_used_whole():
     assert {k: len(set(v)) for k, v in DEFAULT_PROMPTS.items()} == {"positive": 5, "negative": 5}
     model = zero_shot_model("clip/vsent-test-vit", "random")
     assert model.prompts == {k: list(v) for k, v in DEFAULT_PROMPTS.items()}
+
+
+# mutation round 50 (mut50f): vsent.zeroshot mutants the suite missed
+
+
+def test_read_prompts_text_skips_comments_and_names_a_bad_line_and_bad_json(tmp_path):
+    """'#' lines (indented too) and blank lines are skipped; a line of no class is quoted
+    whole (up to 60 characters) after the file and line number; a JSON file that does not
+    parse is named with the parser's reason."""
+    from vsent.errors import VsentError
+    from vsent.zeroshot import read_prompts
+
+    path = tmp_path / "p.txt"
+    path.write_text("# my prompts\n\npositive: good\n   # negative: not this one\nnegative: bad\n")
+    assert read_prompts(path) == {"positive": ["good"], "negative": ["bad"]}
+    path.write_text("positive: good\na line that names no class\n")
+    with pytest.raises(VsentError) as err:
+        read_prompts(path)
+    assert str(err.value) == (f"{path}:2: expected 'positive: <prompt>' or 'negative: "
+                              "<prompt>', got 'a line that names no class'")
+    bad = tmp_path / "p.json"
+    bad.write_text('{"positive": ["good"],')
+    with pytest.raises(VsentError, match=rf"^{re.escape(str(bad))}: not valid JSON \(.+\)$"):
+        read_prompts(bad)
+
+
+def test_zero_shot_info_states_the_embedding_width_and_no_new_head():
+    """feature_dim is the tower's embedding width (16 here): what probes and `vsent layers`
+    report; the class embeddings are fixed, so the model has no new layer to train."""
+    model = zero_shot_model("clip/vsent-test-vit", "random")
+    info = model.info
+    assert (info.feature_dim, info.num_outputs, info.head, info.new_layers) == (16, 2, "", ())
+    assert tuple(model.class_embeddings.shape) == (2, 16)

@@ -198,8 +198,9 @@ def offline_message(arch: str, tag: str, exc: BaseException | None = None) -> st
     why = f" ({type(exc).__name__})" if exc is not None else ""
     where = weights_location(arch, tag)
     hub = where.removeprefix("https://huggingface.co/")
+    # open_clip keeps a URL's file in its own folder, not the Hugging Face cache
     fetch = (f"`hf download {hub}` where there is a network, then copy the Hugging Face cache "
-             f"({cache}) here" if hub != where else f"download {where} into {cache}")
+             f"({cache}) here" if hub != where else f"download {where} into {url_cache_dir()}")
     # TAG=PATH: a file alone does not say which tag's input statistics it needs
     return (f"cannot download CLIP weights {arch}/{tag}{why} (no network?): pass --init "
             f"{tag}=PATH with PATH its open_clip state dict (.bin or .safetensors, from "
@@ -226,9 +227,14 @@ def load_clip(arch: str, tag: str) -> nn.Module:
         raise WeightsError(offline_message(arch, tag, exc)) from exc
 
 
+def url_cache_dir() -> Path:
+    """Where open_clip keeps the weights it downloads from a URL (not from the hub)."""
+    return Path("~/.cache/clip").expanduser()
+
+
 def cached_weights_file(arch: str, tag: str) -> Path | None:
     """The weights file of ``arch``/``tag`` open_clip already downloaded (the Hugging Face
-    cache, or its own folder ``~/.cache/clip`` for a URL), or None."""
+    cache, or its own folder :func:`url_cache_dir` for a URL), or None."""
     cfg = open_clip_module().get_pretrained_cfg(arch, tag) or {}
     if cfg.get("hf_hub"):
         repo, name = os.path.split(cfg["hf_hub"])  # "owner/repo/" or "owner/repo/file.bin"
@@ -236,7 +242,7 @@ def cached_weights_file(arch: str, tag: str) -> Path | None:
         if found is not None:
             return found
     if cfg.get("url"):
-        path = Path("~/.cache/clip").expanduser() / os.path.basename(cfg["url"])
+        path = url_cache_dir() / os.path.basename(cfg["url"])
         return path if path.is_file() else None
     return None
 

@@ -252,11 +252,15 @@ def offline_message(arch: str, exc: BaseException | None = None) -> str:
     cache = hf_cache_dir()
     why = f" ({type(exc).__name__})" if exc is not None else ""
     where = weights_location(cfg)
-    fetch = (f"`hf download {cfg['hf_hub_id']}` where there is a network, then copy the "
-             f"Hugging Face cache ({cache}) here" if cfg.get("hf_hub_id") else
-             f"download {where} into {cache}")
+    if cfg.get("hf_hub_id"):
+        name = cfg.get("hf_hub_filename") or HF_WEIGHTS_NAMES[0]
+        fetch = (f"`hf download {cfg['hf_hub_id']}` where there is a network, then copy the "
+                 f"Hugging Face cache ({cache}) here")
+    else:  # the URL's own file (a .pth), which timm fetches into torch.hub's folder
+        name = PurePosixPath(urlparse(cfg.get("url") or "").path).name or HF_WEIGHTS_NAMES[0]
+        fetch = f"download {where} into {hub_checkpoint_dir()}"
     return (f"cannot download timm weights for {arch}{why} (no network?): pass --init PATH "
-            f"to its model.safetensors (from {where}), or {fetch}")
+            f"to its {name} (from {where}), or {fetch}")
 
 
 def pretrained_weights(arch: str):
@@ -277,8 +281,18 @@ def pretrained_weights(arch: str):
         source=f"timm {cfg.get('architecture', arch)}{'.' + tag if tag else ''} "
                f"({weights_location(cfg)})",
         licence=cfg.get("license") or "unknown",
-        description=cfg.get("notes", "") if isinstance(cfg.get("notes"), str) else "",
+        description=_notes_text(cfg.get("notes")),
     )
+
+
+def _notes_text(notes: Any) -> str:
+    """A pretrained configuration's ``notes`` as one line: timm writes them as a tuple of
+    sentences (``("natively QuickGELU, ...",)``), some configurations as one string."""
+    if isinstance(notes, str):
+        return notes
+    if isinstance(notes, (list, tuple)) and all(isinstance(n, str) for n in notes):
+        return " ".join(n.strip() for n in notes if n.strip())
+    return ""
 
 
 def describe_weights(arch: str, init: str) -> dict[str, Any]:
