@@ -531,13 +531,15 @@ def _top(score: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-score, kind="stable")[:k]
 
 
-def test_fused_proba_keeps_the_top_k_proposals_by_affective_score():
+@pytest.mark.parametrize("beta", [0.5, 1.25])
+def test_fused_proba_keeps_the_top_k_proposals_by_affective_score(beta):
+    """(beta 1.25 too: mut50d G33, dividing by the default 1 + 0.5 whatever beta, passed.)"""
     model = _tiny_model()
     with torch.no_grad():
         model.fc.weight.mul_(300)  # spread-out scores: sentiment scores ~0.1 to ~0.8, not ~0
     img = _scene()
     cfg = P.ProposalConfig(n_proposals=12, min_box_area=100)
-    k, alpha, beta = 3, 2.0, 0.5
+    k, alpha = 3, 2.0
     out = R.fused_proba(model, img, k=k, alpha=alpha, beta=beta, proposal_config=cfg)
     # every proposal scored again, ranked here by AR written out by hand
     props = P.propose(img, cfg)
@@ -553,6 +555,24 @@ def test_fused_proba_keeps_the_top_k_proposals_by_affective_score():
     # the K worst regions would give a clearly different fusion: the check above can fail
     worst = np.argsort(-ar, kind="stable")[-k:]
     assert np.abs(s.probs[worst].mean(0) - s.probs[top].mean(0)).max() > 0.05
+
+
+def test_score_regions_gives_the_whole_images_features_and_the_regions_apart():
+    """The global view is scored first in the batch: its features are row 0, the regions'
+    the rest (mut50d G49, run in session 50: the first region's features as the global ones
+    passed), each as the model gives them on its own."""
+    from vsent.data.images import load_resized
+
+    model = _tiny_model()
+    img = _scene()
+    props = P.propose(img, P.ProposalConfig(n_proposals=5, min_box_area=100))
+    s = R.score_regions(model, img, props, features=True)
+    size = model.info.preprocess.resize
+    glob = R.score_images(model, load_resized(img, size)[None], features=True)[1][0]
+    regions = R.score_images(model, R.crop_regions(img, props.boxes, size), features=True)[1]
+    assert len(props.boxes) > 1 and not np.allclose(glob, regions[0], atol=1e-3)
+    np.testing.assert_allclose(s.global_features, glob, atol=1e-5)
+    np.testing.assert_allclose(s.features, regions, atol=1e-5)
 
 
 def test_fused_proba_ranks_with_the_natural_log_when_asked():
@@ -695,6 +715,14 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     for by in ("ar", "objectness", "sentiment"):  # per K over the folds (mut47b R65)
         np.testing.assert_allclose(sweep[by]["mean"], np.mean(sweep[by]["folds"], axis=0))
         np.testing.assert_allclose(sweep[by]["std"], np.std(sweep[by]["folds"], axis=0))
+    # k_sweep.csv: one row per K, the JSON's mean and std at that K (mut50d H27, run in
+    # session 50: the row of K read at index K, the last one for K = k_max, passed)
+    sweep_rows = list(csv.DictReader((out / "k_sweep.csv").open()))
+    assert [int(r["k"]) for r in sweep_rows] == sweep["k"]
+    for by in RR.RANKINGS:
+        for stat in ("mean", "std"):
+            np.testing.assert_allclose([float(r[f"{by}_{stat}"]) for r in sweep_rows],
+                                       sweep[by][stat], err_msg=f"{by}_{stat}")
     # the "global" row is the fold models' own centre-crop scores, computed here independently
     # (PIL warp, numpy crop and normalisation, plain forward)
     rows = {r["name"]: r for r in csv.DictReader((out / "predictions.csv").open())}
@@ -924,6 +952,14 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
         clf.fit(res["train_global_features"], res["train_labels"])
         got = [int(rows[ds.names[i]]["pred_global_linear"]) for i in test]
         np.testing.assert_array_equal(got, clf.predict(res["test_global_features"]))
+        # early fusion: the same classifier on [whole image, mean top-K AR region] features
+        # (mut50d H24, run in session 50: fitted on the whole image's twice, it passed)
+        early = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+        early.fit(np.hstack([res["train_global_features"], res["train_region_features"]]),
+                  res["train_labels"])
+        got = [int(rows[ds.names[i]]["pred_early_fusion"]) for i in test]
+        np.testing.assert_array_equal(got, early.predict(
+            np.hstack([res["test_global_features"], res["test_region_features"]])))
     # the data can tell the mistakes apart: the rankings disagree on some image, K + 1 regions
     # change some prediction, AR's top K is not always the first K proposals, and the other
     # reading of the log would pick another top K for some image
