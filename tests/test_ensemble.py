@@ -704,16 +704,25 @@ def test_an_inputs_record_of_other_than_digests_is_refused(tmp_path):
         ensemble_runs([ens, c])
 
 
-def test_an_older_ensembles_run_not_found_still_counts_among_its_runs(tmp_path, caplog):
+@pytest.mark.parametrize("emptied", [False, True])
+def test_an_older_ensembles_run_not_found_still_counts_among_its_runs(tmp_path, caplog,
+                                                                      emptied):
+    """A recorded run gone since, or whose folder is still there but holds no run (no
+    config.json: mut50e, it was taken for a run), cannot be checked: the WARNING names it as
+    a run not found, and it still counts among the ensemble's runs."""
     a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
     ens = tmp_path / "ens"
     ensemble([a, b], ens)
     (ens / "inputs.json").unlink()
     shutil.rmtree(a)
+    if emptied:
+        a.mkdir()
     with caplog.at_level("INFO", logger="vsent"):
         ensemble_runs([ens, c])
     assert f"{ens} is an ensemble of 2 runs: they share its weight, 1/2 of the mean" in (
         caplog.text)
+    assert (f"{ens.resolve()} records runs that are not found ({a.resolve()}) and no "
+            "inputs.json") in caplog.text
 
 
 # mutation round 47 (mut47c): vsent.cli.ensemble mutants the suite missed
@@ -845,21 +854,6 @@ def test_a_members_predictions_file_that_cannot_be_read_is_one_line(tmp_path, mo
 
 # --------------------------------------------------------------------------------------------
 # mutation round 50 (mut50e): vsent.analyses.ensemble mutants the suite missed
-
-
-def test_an_older_ensembles_run_folder_emptied_since_is_named_as_unchecked(tmp_path, caplog):
-    # a recorded run whose folder is still there but holds no run (no config.json) cannot
-    # be checked either: the WARNING names it as a run not found
-    a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
-    ens = tmp_path / "ens"
-    ensemble([a, b], ens)
-    (ens / "inputs.json").unlink()
-    shutil.rmtree(a)
-    a.mkdir()
-    with caplog.at_level("WARNING", logger="vsent"):
-        ensemble_runs([ens, c])
-    assert (f"{ens.resolve()} records runs that are not found ({a.resolve()}) and no "
-            "inputs.json") in caplog.text
 
 
 def test_each_member_is_listed_with_its_own_accuracy_not_the_first_ones(tmp_path):

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +36,7 @@ from vsent.models.weights import (
     hf_cache_dir,
     hf_cached_file,
     hub_checkpoint_dir,
+    hub_checkpoint_file,
     hub_download,
 )
 
@@ -241,7 +241,7 @@ def cached_weights_file(cfg: Mapping[str, Any]) -> Path | None:
         own = (cfg["hf_hub_filename"],) if cfg.get("hf_hub_filename") else ()
         return hf_cached_file(cfg["hf_hub_id"], (*own, *HF_WEIGHTS_NAMES))
     if cfg.get("url"):
-        path = hub_checkpoint_dir() / PurePosixPath(urlparse(cfg["url"]).path).name
+        path = hub_checkpoint_file(cfg["url"])
         return path if path.is_file() else None
     return None
 
@@ -257,7 +257,7 @@ def offline_message(arch: str, exc: BaseException | None = None) -> str:
         fetch = (f"`hf download {cfg['hf_hub_id']}` where there is a network, then copy the "
                  f"Hugging Face cache ({cache}) here")
     else:  # the URL's own file (a .pth), which timm fetches into torch.hub's folder
-        name = PurePosixPath(urlparse(cfg.get("url") or "").path).name or HF_WEIGHTS_NAMES[0]
+        name = hub_checkpoint_file(cfg.get("url") or "").name or HF_WEIGHTS_NAMES[0]
         fetch = f"download {where} into {hub_checkpoint_dir()}"
     return (f"cannot download timm weights for {arch}{why} (no network?): pass --init PATH "
             f"to its {name} (from {where}), or {fetch}")

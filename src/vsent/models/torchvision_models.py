@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from http.client import HTTPException
-from pathlib import PurePosixPath
 from typing import Literal
 from urllib.parse import urlparse
 
@@ -39,6 +38,7 @@ from vsent.models.weights import (
     damaged_file_message,
     download_failed_message,
     hub_checkpoint_dir,
+    hub_checkpoint_file,
     init_new_linear,
     resolvable,
 )
@@ -180,7 +180,7 @@ def imagenet_state_dict(name: str, model: nn.Module) -> dict[str, Tensor]:
 
     weights = torchvision.models.get_model_weights(name).DEFAULT
     url = urlparse(weights.url)
-    cached = hub_checkpoint_dir() / PurePosixPath(url.path).name  # torch.hub's file name
+    cached = hub_checkpoint_file(weights.url)
     failed = download_failed_message(name, weights.url, hub_checkpoint_dir())
     if not cached.is_file() and not resolvable(url.hostname or ""):
         raise WeightsError(failed)

@@ -45,8 +45,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http.client import HTTPException
 from os import PathLike, fspath
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
@@ -359,6 +360,12 @@ def _nothing_fits(state: Mapping[str, Tensor], own: Mapping[str, Tensor],
 def hub_checkpoint_dir() -> Path:
     """Directory where torch.hub keeps downloaded weights (``$TORCH_HOME/hub/checkpoints``)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def hub_checkpoint_file(url: str) -> Path:
+    """The file torch.hub downloads ``url`` into (and finds it in): the URL path's last part
+    in :func:`hub_checkpoint_dir` (torchvision's and timm's URL weights)."""
+    return hub_checkpoint_dir() / PurePosixPath(urlparse(url).path).name
 
 
 @contextmanager
