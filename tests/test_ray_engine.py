@@ -17,8 +17,9 @@ from vsent.predict import Predictor
 pytest.importorskip("ray.data")
 
 
-def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys, checkpoint,
-                                                          monkeypatch):
+def _score_a_folder_as_the_default_engine(tmp_path, capsys, checkpoint, monkeypatch):
+    """`vsent predict --engine ray` gives the default engine's rows: order, labels, scores,
+    error rows naming the inputs as given. Returns its CLI arguments."""
     monkeypatch.chdir(tmp_path)  # relative inputs: the workers are given absolute paths, the
     rng = np.random.default_rng(1)  # rows and their error messages name them as given
     root = Path("imgs")
@@ -32,10 +33,8 @@ def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys, chec
             "--device", "cpu", "--no-progress", "--batch-size", "8"]
     out_default, out_ray = Path("default.csv"), Path("ray.csv")
     assert main([*args, "--out", str(out_default)]) == EXIT_ITEMS_FAILED
-    t0 = time.monotonic()
     assert main([*args, "--out", str(out_ray), "--engine", "ray", "--ray-cpus", "2"]) == \
         EXIT_ITEMS_FAILED
-    ray_seconds = time.monotonic() - t0
     assert "scored 20 of 22 inputs, 2 failed" in capsys.readouterr().err
 
     rows_default = list(csv.DictReader(out_default.open(newline="")))
@@ -53,22 +52,20 @@ def test_ray_engine_scores_a_folder_as_the_default_engine(tmp_path, capsys, chec
         want = pred.predict_arrays(pred.decode(r["path"])[None])[0, 1]
         assert float(r["prob_positive"]) == pytest.approx(float(want), abs=1e-6)
         assert float(r["prob_positive"]) == pytest.approx(float(d["prob_positive"]), abs=1e-6)
-    print(f"ray engine: {ray_seconds:.1f} s")  # start-up dominates
-    # model actors on every CPU would leave none for decoding: refused, not a silent hang
-    assert main([*args, "--out", "x.csv", "--engine", "ray", "--ray-cpus", "2",
-                 "--ray-actors", "2"]) == 2
-    assert ("2 model actor(s) take a CPU each and the Ray cluster has 2 CPU(s): at least one "
-            "must be left for decoding") in capsys.readouterr().err
-    assert not Path("x.csv").exists()
+    return args
 
 
-def test_ray_engine_streams_rows_before_the_input_ends(tmp_path, checkpoint, monkeypatch):
+def test_ray_engine_streams_rows_and_scores_a_folder_as_the_default_engine(
+        tmp_path, capsys, checkpoint, monkeypatch):
     """Rows come back while the input is still being read: the path iterator stops after a
     chunk and a half until every row read before has arrived (a pipeline that gathered every
     path into one block before decoding, as Ray Data does with small read outputs, would never
     release them; one that waited for a full chunk, as the engine did, would hold the half:
     an input that pauses, a --from-list written as files arrive, gets its rows).
-    Without progress output, Ray Data's INFO lines stay off the console (batch27 #8)."""
+    Without progress output, Ray Data's INFO lines stay off the console (batch27 #8).
+    One local Ray (its start takes ~10 s) serves both checks: the CLI's engine, opened while the
+    streaming engine's Ray runs, uses that Ray and leaves it running; the engine that started
+    Ray stops it when it closes."""
     import io
     import logging
     import threading
@@ -106,6 +103,9 @@ def test_ray_engine_streams_rows_before_the_input_ends(tmp_path, checkpoint, mon
                 rows_before.set()
         # mut48f R21: the run's one-chunk blocks end with it (Ray Data's setting is restored)
         assert context.target_max_block_size == block_size
+        args = _score_a_folder_as_the_default_engine(tmp_path, capsys, checkpoint, monkeypatch)
+        assert engine.ray.is_initialized()  # the CLI's engine did not start this Ray: kept
+    assert not engine.ray.is_initialized()  # the engine that started it stopped it
     assert waited == [True], "the rows read before the pause did not come back before it ended"
     assert "execution finished" not in console.getvalue(), console.getvalue()
     assert [r["path"] for r in rows] == [str(p) for p in paths]  # input order kept
@@ -113,6 +113,12 @@ def test_ray_engine_streams_rows_before_the_input_ends(tmp_path, checkpoint, mon
     pred = Predictor.from_checkpoint(checkpoint, device="cpu")
     want = pred.predict_arrays(np.stack([pred.decode(p) for p in paths]))[:, 1]
     np.testing.assert_allclose([r["prob_positive"] for r in rows], want, atol=1e-6)
+    # model actors on every CPU would leave none for decoding: refused, not a silent hang
+    assert main([*args, "--out", "x.csv", "--engine", "ray", "--ray-cpus", "2",
+                 "--ray-actors", "2"]) == 2
+    assert ("2 model actor(s) take a CPU each and the Ray cluster has 2 CPU(s): at least one "
+            "must be left for decoding") in capsys.readouterr().err
+    assert not Path("x.csv").exists()
 
 
 def test_a_ray_address_that_does_not_answer_is_one_line_not_a_hang(checkpoint, tmp_path,
