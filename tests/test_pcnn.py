@@ -999,6 +999,20 @@ def test_pcnn_options_reach_both_stages_as_documented(tmp_path):
     assert (cfg.model, cfg.init, cfg.oversample, cfg.skip_bad) == ("pcnn", "imagenet", True, True)
 
 
+def test_pcnn_help_states_each_presets_epochs_and_stage_2_lr(capsys):
+    """mut50b S03/S04: the quick preset's 15 + 5 epochs were documented nowhere (the help
+    gave its stage-2 values only, typed by hand)."""
+    from vsent.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["pcnn", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for words in ("from scratch with SGD, 20 + 10 epochs (solver", "with AdamW, 15 + 5 epochs,",
+                  "(default: the preset's, 10 for you2015, 5 for quick;",
+                  "(default: the preset's, 1e-5 for you2015, 0.0002 for quick;"):
+        assert words in text, words
+
+
 def test_pcnn_transfer_options_reach_its_config(tmp_path):
     from vsent.cli import build_parser
     from vsent.cli.pcnn import transfer_config_from_args

@@ -34,6 +34,17 @@ from vsent.presets import TRANSFER_REFERENCES as REFERENCES
 from vsent.presets import TRANSFER_TRAIN
 
 
+def _stages(preset: str) -> str:
+    """A preset's epochs of stage 1 + stage 2, as the help gives them ("15 + 5 epochs")."""
+    return f"{PRESETS[preset]['train'].epochs} + {PRESETS[preset]['finetune'].epochs} epochs"
+
+
+def _each(field: str) -> str:
+    """A stage-2 setting of every preset, as the help gives it ("10 for you2015, 5 for quick")."""
+    return ", ".join(f"{getattr(PRESETS[name]['finetune'], field):g} for {name}".replace(
+        "e-0", "e-") for name in ("you2015", "quick"))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pcnn", help="progressive training on weakly labelled images (You et al. 2015, Alg. 1)",
@@ -50,20 +61,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_args(p, "runs/pcnn", resume_help=continue_help())
     g = p.add_argument_group("model and recipe (defaults come from --preset)")
     g.add_argument("--preset", choices=sorted(PRESETS), default="you2015",
-                   help="you2015: the paper's PCNN (2 conv + 4 fc) from scratch with SGD "
-                        "(solver settings ours, not taken from the paper); quick: small CNN at "
-                        "64 px, minutes on a CPU (default you2015)")
+                   help=f"you2015: the paper's PCNN (2 conv + 4 fc) from scratch with SGD, "
+                        f"{_stages('you2015')} (solver settings ours, not taken from the "
+                        f"paper); quick: small CNN at 64 px with AdamW, {_stages('quick')}, "
+                        "minutes on a CPU (default you2015)")
     g.add_argument("--model", help="registered model name (default: the preset's)")
     add_model_arg(g)
     g.add_argument("--init", default="random", type=init_arg,
                    help="random (default), imagenet, or a weights file / vsent checkpoint")
     add_train_args(g)
     g.add_argument("--finetune-epochs", type=int, default=None,
-                   help="stage 2 epochs (default: the preset's, 10 for you2015, 5 for quick; "
-                        "the options above apply to both stages, except --epochs and --lr)")
+                   help=f"stage 2 epochs (default: the preset's, {_each('epochs')}; the "
+                        "options above apply to both stages, except --epochs and --lr)")
     g.add_argument("--finetune-lr", type=float, default=None,
-                   help="stage 2 learning rate (default: the preset's, 1e-5 for you2015, 2e-4 "
-                        "for quick; --lr sets stage 1 only)")
+                   help=f"stage 2 learning rate (default: the preset's, {_each('lr')}; --lr "
+                        "sets stage 1 only)")
     g.add_argument("--oversample", action="store_true",
                    help="score the training images with 10 crops instead of the centre crop")
     p.set_defaults(func=run_pcnn)
