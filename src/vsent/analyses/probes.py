@@ -315,7 +315,7 @@ def _column_blocks(features: np.ndarray | str | Path, block_bytes: int) -> Itera
         X = np.asarray(features)
         X = X.reshape(X.shape[0], -1)
         n, d = X.shape
-        step = max(1, block_bytes // (8 * max(n, 1)))
+        step = _columns_per_block(n, block_bytes)
         for start in range(0, max(d, 1), step):
             yield np.asarray(X[:, start:start + step], dtype=np.float64)
         return
@@ -329,7 +329,7 @@ def _column_blocks(features: np.ndarray | str | Path, block_bytes: int) -> Itera
             raise VsentError(f"{path}: expected a C-order 2-D float array, got {dtype} "
                              f"{shape}{' (Fortran order)' if fortran else ''}")
         offset, (n, d), size = f.tell(), shape, dtype.itemsize
-        step = max(1, block_bytes // (8 * max(n, 1)))
+        step = _columns_per_block(n, block_bytes)
         for start in range(0, max(d, 1), step):
             block = np.empty((n, max(0, min(step, d - start))), dtype=dtype)
             for i in range(n):  # one contiguous read per row
@@ -337,6 +337,11 @@ def _column_blocks(features: np.ndarray | str | Path, block_bytes: int) -> Itera
                 if f.readinto(memoryview(block[i]).cast("B")) != block.shape[1] * size:
                     raise VsentError(f"{path}: file is shorter than its header says")
             yield block.astype(np.float64)
+
+
+def _columns_per_block(n: int, block_bytes: int) -> int:
+    """Columns of an (n, d) matrix in a block of about ``block_bytes`` as float64 (>= 1)."""
+    return max(1, block_bytes // (8 * max(n, 1)))
 
 
 def probe_features(
