@@ -114,6 +114,9 @@ def test_cache_dir_from_environment(ds, tmp_path, monkeypatch):
     assert len(list((tmp_path / "env-cache").glob("images-*.npy"))) == 1
     monkeypatch.delenv("VSENT_CACHE")
     assert cache_dir_default() == Path.home() / ".cache" / "vsent"
+    monkeypatch.setenv("HOME", str(tmp_path))  # ~ in the variable is the home (mut51b)
+    monkeypatch.setenv("VSENT_CACHE", "~/c")
+    assert cache_dir_default() == tmp_path / "c"
 
 
 def test_bad_image_during_build_names_it_and_leaves_nothing(ds, cdir, bad_images):

@@ -70,6 +70,9 @@ def test_entries_are_listed_by_kind_with_their_size(folder):
     assert got["images"].size == 960 and got["sift"].size == 15 and got["proposals"].size == 5
     assert got["sift"].path == folder["sift"]
     assert cache_entries(root.parent / "none") == []
+    kp = folder["sift"].with_name("sift-v1-kp-s256")  # keypoint SIFT too (mut51b)
+    _file(kp / f"{'4' * 24}.npy")
+    assert [e.path for e in cache_entries(root) if e.kind == "sift"] == sorted([folder["sift"], kp])
 
 
 def test_clean_removes_what_was_not_used_for_days_and_nothing_else(folder):
@@ -262,7 +265,9 @@ def test_names_one_character_off_the_forms_vsent_writes_are_no_entries(tmp_path)
             _file(root / "baselines" / "sift-v1-mine-s256" / f"{'1' * 24}.npy"),  # not dense/kp
             _file(root / "baselines" / "sift-v1-dense-s256" / f"{'1' * 23}.npy"),  # 23 digits
             _file(root / "proposals" / ("c" * 15) / f"{'3' * 40}.npz"),  # a 15-digit key
-            _file(root / "cues" / f"images-{'a' * 20}-5x8x8x3.npy")]  # another kind's folder
+            _file(root / "cues" / f"images-{'a' * 20}-5x8x8x3.npy"),  # another kind's folder
+            _file(root / f"features-{'b' * 21}-5.npy"),  # a 21-digit key (mut51b)
+            _file(root / f"images-{'a' * 20}-5x8x8x3.npy.bak")]  # an entry's name and more
     for f in near:
         _age(f, 400)
     assert cache_entries(root) == []
@@ -327,6 +332,8 @@ def test_a_link_named_like_an_entry_is_removed_as_a_link_never_its_target(tmp_pa
     entries = cache_entries(root)
     assert [(e.path, e.kind) for e in entries] == [(link, "images")]
     assert entries[0].size == link.lstat().st_size < 5000
+    _age(target, 400)  # the link's own last use counts, not its target's (mut51b)
+    assert clean_cache(30, root) == ([], [])
     removed, failed = clean_cache(0, root)
     assert [e.path for e in removed] == [link] and failed == []
     assert not link.is_symlink() and (target / f"{'3' * 40}.npz").exists()

@@ -439,9 +439,12 @@ def test_the_leak_finder_pairs_a_test_image_with_its_rescaled_copy_in_training(t
     t0, r0 = int(folds[0].test[0]), int(folds[0].train[0])
     with Image.open(ds.paths[t0]) as im:
         im.resize((im.width * 2, im.height * 2), Image.BILINEAR).save(ds.paths[r0], quality=95)
+    t1, r1 = int(folds[0].test[1]), int(folds[0].train[1])
+    shutil.copyfile(ds.paths[t1], ds.paths[r1])  # a byte copy is said as one (mut51b)
     leaks = train_copies_of_test_images(ds, folds)
     assert leaks[ds.names[t0]][0] == ds.names[r0]
     assert leaks[ds.names[t0]][1].startswith("thumbnail similarity")
+    assert leaks[ds.names[t1]] == (ds.names[r1], "same bytes")
 
 
 def test_the_leak_finder_takes_a_similarity_equal_to_the_threshold_of_1(twitter_like,
@@ -493,6 +496,16 @@ def test_a_removal_file_reads_back_the_exact_draw_of_the_same_images_only(tmp_pa
     assert kept.tolist() == [True, False] and np.array_equal(back, scores)
     with pytest.raises(VsentError, match="its images are not those of the dataset"):
         read_removal(path, [*names, "c.jpg"])
+    with pytest.raises(VsentError, match="its images are not those of the dataset"):
+        read_removal(path, names[::-1])  # the same images in another order (mut51b)
+    # diff and p are written as removal_probability gives them (the record's reader)
+    rows = path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    p = extra.removal_probability(scores)
+    assert rows[1] == f"a.jpg,1,{1 / 3!r},{2 / 3!r},{abs(1 / 3 - 2 / 3)!r},{float(p[0])!r},0"
+    path.write_text(rows[0] + "\na.jpg,1,inf,0.5,0.0,0.0,0\n")  # not finite: refused
+    with pytest.raises(VsentError, match=re.escape(f"{path}, line 2: ") +
+                       ".*'inf' is not a finite number"):
+        read_removal(path, ["a.jpg"])
 
 
 def test_a_removal_file_without_its_name_column_is_one_line(tmp_path):

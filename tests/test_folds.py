@@ -56,6 +56,15 @@ def test_campos_drops_skipped_names_with_a_warning(twitter_like, caplog):
     assert re.search(r"test2/test\.txt: 1 name not in the dataset is left out \(" +
                      re.escape(victim), caplog.text)
     assert re.search(r"test1/train\.txt: 1 name not in the dataset is left out", caplog.text)
+    # three names left out: all three named, no ", ..." (four and more: the first three, ...)
+    victims = _fold_names(twitter_like, "five", 2, "test")[:3]
+    for v in victims[1:]:
+        (twitter_like / "images" / v).write_bytes(b"")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        make_folds(load_dataset(twitter_like, skip_bad=True), "campos")
+    assert re.search(r"test2/test\.txt: 3 names not in the dataset are left out \(" +
+                     re.escape(", ".join(victims)) + r"\)", caplog.text)  # (mut51b)
 
 
 def test_a_campos_fold_file_naming_no_image_of_the_dataset_stops_at_its_line(twitter_like):
@@ -101,6 +110,13 @@ def test_campos_needs_the_twitter_layout(learnable_dataset):
     with pytest.raises(DataError, match=f"^{re.escape(str(csv_file))}: campos folds need .*csv "
                                         "dataset"):
         make_folds(csv_ds, "campos")
+    # said from the path before any work; only for campos (mut51b)
+    from vsent.data.folds import check_split_data
+    with pytest.raises(DataError, match=f"^{re.escape(str(csv_file))}: campos folds need .*csv "
+                                        "dataset"):
+        check_split_data("campos", csv_file)
+    assert check_split_data("stratified", csv_file) is None
+    assert check_split_data("stratified", learnable_dataset) is None
 
 
 def test_campos_folder_missing(twitter_like):
@@ -298,6 +314,17 @@ def test_json_leaving_images_out_of_every_test_fold_says_so(twitter_like, tmp_pa
     assert sum(len(f.test) for f in folds) == len(ds) - 1
     assert (f"1 of {len(ds)} images are in no test fold (e.g. {dropped}): they are trained on "
             "or left out, never evaluated, as the split says") in caplog.text
+    # more than three: the first three in the dataset's order are named (mut51b)
+    doc["folds"][1]["test"] = doc["folds"][1]["test"][:1]
+    path.write_text(json.dumps(doc))
+    tested = {n for f in doc["folds"] for n in f["test"]}
+    untested = [n for n in ds.names if n not in tested]
+    assert len(untested) > 3
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="vsent"):
+        make_folds(ds, path)
+    assert (f"{len(untested)} of {len(ds)} images are in no test fold (e.g. "
+            f"{', '.join(untested[:3])}): they") in caplog.text
 
 
 def test_campos_folds_say_the_images_they_leave_out_in_every_session(twitter_like, caplog):
@@ -319,6 +346,11 @@ def test_json_overlap_and_missing_file(twitter_like, tmp_path):
     with pytest.raises(DataError, match=re.escape(f"{path}: fold 1: 1 item is in both train "
                                                   f"and test (e.g. {ds.names[9]})")):
         make_folds(ds, path)
+    path.write_text(json.dumps({"n_splits": 1, "folds": [
+        {"fold": 1, "train": ds.names[:10], "test": ds.names[6:12]}]}))
+    with pytest.raises(DataError, match=re.escape(f"{path}: fold 1: 4 items are in both train "
+                                                  f"and test (e.g. {', '.join(ds.names[6:9])})")):
+        make_folds(ds, path)  # (the first three named: mut51b)
     with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'nope.json'}: no such file or "
                                                   f"directory (--folds expects campos")):
         make_folds(ds, tmp_path / "nope.json")
@@ -437,6 +469,14 @@ def test_json_with_one_unknown_name_says_name_is(twitter_like, tmp_path):
     with pytest.raises(DataError, match=re.escape(f"{path}: fold 1: 1 name is not in the "
                                                   f"dataset")):
         make_folds(ds, path)
+    # unknown training names are refused as well, the first three named (mut51b)
+    doc["folds"][0]["test"].pop()
+    doc["folds"][0]["train"] += ["ghost.jpg", "ghost2.jpg"]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=re.escape(f"{path}: fold 1: 2 names are not in the "
+                                                  f"dataset {ds.location} (e.g. ghost.jpg, "
+                                                  "ghost2.jpg)")):
+        make_folds(ds, path)
 
 
 def test_a_folds_path_with_an_unknown_user_is_one_line(twitter_like):
@@ -540,9 +580,13 @@ def test_campos_fold_indices_are_sorted_and_unique_whatever_the_file_order(twitt
     train = _campos_five(twitter_like) / "test1" / "train.txt"
     lines = train.read_text().splitlines()
     train.write_text("\n".join([*reversed(lines), lines[0]]) + "\n")
+    test = train.with_name("test.txt")  # and the test file too (mut51b)
+    lines = test.read_text().splitlines()
+    test.write_text("\n".join([*reversed(lines), lines[0]]) + "\n")
     after = make_folds(ds, "campos")
-    assert np.all(np.diff(after[0].train) > 0)
+    assert np.all(np.diff(after[0].train) > 0) and np.all(np.diff(after[0].test) > 0)
     assert after[0].train.tolist() == before[0].train.tolist()
+    assert after[0].test.tolist() == before[0].test.tolist()
 
 
 def test_campos_ignores_entries_that_are_not_test_k_folders(twitter_like):
@@ -562,9 +606,14 @@ def test_campos_folder_without_test_folders_is_an_error_saying_none(twitter_like
     import shutil
 
     folder = _campos_five(twitter_like)
-    for k in range(1, 6):
-        shutil.rmtree(folder / f"test{k}")
     ds = load_dataset(twitter_like)
+    (folder / "test3").rename(folder / "test7")  # a gap: no split either (mut51b)
+    with pytest.raises(DataError, match=re.escape(f"{folder}: expected fold folders test1 .. "
+                                                  "testK, found test1, test2, test4, test5, "
+                                                  "test7")):
+        make_folds(ds, "campos")
+    for k in (1, 2, 4, 5, 7):
+        shutil.rmtree(folder / f"test{k}")
     with pytest.raises(DataError, match=re.escape(f"{folder}: expected fold folders test1 .. "
                                                   "testK, found none")):
         make_folds(ds, "campos")

@@ -501,6 +501,14 @@ def test_the_augment_pool_reads_a_bounded_number_of_batches_ahead():
         next(it)
         assert len(drawn) == 3
         assert len(list(it)) == 4 and len(drawn) == 6
+        # AHEAD_PER_WORKER per worker: a pool of two reads four ahead (its count alone
+        # decides; no second process started for it) (mut51b)
+        drawn.clear()
+        pool.workers = 2
+        it = pool.augment(batches(), 8)
+        next(it)
+        assert len(drawn) == 2 * ap.AHEAD_PER_WORKER == 4
+        assert len(list(it)) == 5 and len(drawn) == 6
 
 
 def test_reading_a_worker_stream_that_ends_early_gives_none():
