@@ -445,6 +445,9 @@ def test_cli_json_never_replaces_a_file_that_is_no_comparison(tmp_path, capsys):
             assert main(["compare", str(a), str(b), "--json", str(target), *extra]) == 2
             assert "which this command reads" in capsys.readouterr().err
             assert target.read_bytes() == before
+    # --overwrite without --json was ignored without a word (mut51a)
+    assert main(["compare", str(a), str(b), "--overwrite"]) == 2
+    assert capsys.readouterr() == ("", "vsent: error: --overwrite goes with --json FILE\n")
     notes = tmp_path / "notes.json"
     notes.write_text('{"mine": 1}')
     assert main(["compare", str(a), str(b), "--json", str(notes)]) == 2

@@ -46,6 +46,8 @@ def run_cache(args: argparse.Namespace) -> int:
 
     if args.dry_run and args.clean is None:
         raise VsentError("--dry-run goes with --clean DAYS")
+    if args.entries and args.clean is not None:  # (--clean lists what it removes)
+        raise VsentError("--entries lists the folder; --clean DAYS lists what it removes")
     root = expand_user(args.dir) if args.dir else cache_dir_default()
     if args.clean is None:
         entries = cache_entries(root)

@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     )
     from vsent.models.card import card_markdown, model_card
 
+    if args.overwrite and not args.out:  # (standard output has nothing to replace)
+        raise VsentError("--overwrite goes with --out FILE")
     if args.out:
         check_not_an_input(args.out, [args.checkpoint])
         # a checkpoint or a CSV given by mistake is kept (unless --overwrite)

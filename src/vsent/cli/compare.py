@@ -58,6 +58,8 @@ def run_compare(args: argparse.Namespace) -> int:
     from vsent.errors import VsentError
     from vsent.files import atomic_write_text
 
+    if args.overwrite and not args.json:  # (nothing else is written)
+        raise VsentError("--overwrite goes with --json FILE")
     check_each_run_once(args.run_b)  # before any work (--without-train-copies reads images)
     if args.json:  # before any work; never over a file the comparison reads
         _check_json_out(Path(args.json), [args.run_a, *args.run_b], args.overwrite)

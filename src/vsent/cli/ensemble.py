@@ -47,7 +47,8 @@ def run_ensemble(args: argparse.Namespace) -> int:
             t = summary["ten_crop"]["accuracy"]
             line += f"; 10-crop {t['mean']:.3f} +- {t['std']:.3f}"
     except (KeyError, TypeError, ValueError) as e:  # a stored summary.json, edited or damaged
-        raise VsentError(f"{Path(args.out) / SUMMARY}: not an ensemble summary ({e!r}); pass "
+        why = f"no {e.args[0]!r} entry" if isinstance(e, KeyError) else str(e)
+        raise VsentError(f"{Path(args.out) / SUMMARY}: not an ensemble summary ({why}); pass "
                          "--overwrite to make it again") from None
     print(f"{line}); results in {args.out}/summary.md")
     return 0
