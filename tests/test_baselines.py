@@ -1132,3 +1132,24 @@ def test_a_folds_file_runs_the_one_subset_it_holds(tmp_path, cache) -> None:
                      progress=False)
     stored = json.loads((out / "custom" / "folds.json").read_text())
     assert stored["folds"] == json.loads(path.read_text())["folds"]
+
+
+# mutation round 51 (mut51a): vsent.cli.baselines mutants the suite missed
+
+
+@pytest.mark.parametrize("typed_skip_bad", [False, True])
+def test_resume_as_started_takes_the_runs_recipe_and_skip_bad_unless_typed(typed_skip_bad):
+    """`--resume --out DIR` alone takes every recipe option of the stored run (k, the
+    subsets, features, SIFT), and its skip_bad, which a typed --skip-bad lays over."""
+    from vsent.cli import build_parser
+    from vsent.cli.baselines import _as_started
+
+    argv = ["baselines", "--resume", "--out", "o", *(["--skip-bad"] if typed_skip_bad else [])]
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    _as_started(args, {"k": 9, "inner_splits": 4, "skip_bad": not typed_skip_bad,
+                       "subsets": ["five", "four", "three"], "features": ["gch", "bow"],
+                       "sift": {"mode": "keypoints", "step": 8}})
+    assert (args.k, args.inner_splits, args.subset, args.features, args.sift,
+            args.sift_step) == (9, 4, "all", "gch,bow", "keypoints", 8)
+    assert args.skip_bad is True  # the run's, or the typed one over the run's False

@@ -169,6 +169,8 @@ def test_cli_lists_and_cleans(folder, capsys):
     out = capsys.readouterr().out
     assert f"cache folder: {root}" in out and folder["images"].name in out
     assert "sift" in out and "total" in out and "6 entries" in out
+    assert out.splitlines()[-1] == ("vsent cache --clean DAYS removes the entries not used for "
+                                    "DAYS days")
     assert main(["cache", "--dir", str(root), "--clean", "30", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert f"would remove {folder['images'].name} (0.0 MB" in out and folder["images"].exists()
@@ -206,6 +208,12 @@ def test_cli_days_must_be_a_number_of_days(tmp_path, capsys, days):
 def test_cli_dry_run_without_clean_is_a_user_error(tmp_path, capsys):
     assert main(["cache", "--dir", str(tmp_path), "--dry-run"]) == 2
     assert capsys.readouterr().err == "vsent: error: --dry-run goes with --clean DAYS\n"
+    # --entries with --clean was ignored without a word (mut51a): said, nothing removed
+    entry = _file(tmp_path / f"images-{'a' * 20}-5x8x8x3.npy")
+    assert main(["cache", "--dir", str(tmp_path), "--clean", "0", "--entries"]) == 2
+    assert capsys.readouterr().err == ("vsent: error: --entries lists the folder; --clean DAYS "
+                                       "lists what it removes\n")
+    assert entry.exists()
 
 
 def test_a_file_given_as_the_folder_is_a_user_error(tmp_path):
@@ -402,6 +410,10 @@ def test_cli_clean_0_removes_every_entry_and_dry_run_removes_none(tmp_path, caps
     assert capsys.readouterr().out.splitlines()[-1] == (
         f"{root}: removed 2 entries, 0.5 MB; 0.0 MB left")
     assert not images.exists() and not features.exists()
+    # an empty folder: its total, and no hint to clean it (mut51a)
+    assert main(["cache", "--dir", str(root)]) == 0
+    assert capsys.readouterr().out == (f"cache folder: {root}\n"
+                                       "  total          0 entries     0.0 MB\n")
 
 
 # --------------------------------------------------------------------------------------------

@@ -167,6 +167,10 @@ def test_cli_card_json_and_markdown(run_dir, tmp_path, capsys):
     out = tmp_path / "card.md"
     assert main(["card", str(ckpt), "--out", str(out)]) == 0
     assert out.read_text() == card_markdown(model_card(ckpt))
+    assert capsys.readouterr() == ("", f"wrote {out}\n")  # standard output stays empty
+    # --overwrite without --out was ignored without a word (mut51a)
+    assert main(["card", str(ckpt), "--overwrite"]) == EXIT_USER_ERROR
+    assert capsys.readouterr() == ("", "vsent: error: --overwrite goes with --out FILE\n")
     assert main(["card", str(tmp_path / "none.pt")]) == EXIT_USER_ERROR
     assert "vsent: error:" in capsys.readouterr().err
     # a folder that does not exist yet is made, as export makes its own (session 36: refused)
@@ -202,6 +206,12 @@ def test_cli_card_out_replaces_an_earlier_card_but_no_other_file(run_dir, tmp_pa
         assert main(["card", str(ckpt), "--out", str(tmp_path), *extra]) == EXIT_USER_ERROR
         assert capsys.readouterr().err.strip() == (
             f"vsent: error: --out {tmp_path}: is a folder; give the name of a file")
+    # the checkpoint read, named as --out: refused even with --overwrite (mut51a)
+    before = ckpt.read_bytes()
+    assert main(["card", str(ckpt), "--out", str(ckpt), "--overwrite"]) == EXIT_USER_ERROR
+    assert capsys.readouterr().err == (f"vsent: error: --out {ckpt} is {ckpt}, which this "
+                                       "command reads: choose another --out\n")
+    assert ckpt.read_bytes() == before
 
 
 def test_a_write_protected_output_file_is_kept(run_dir, tmp_path, capsys,
@@ -745,15 +755,20 @@ def test_cli_card_to_standard_output_is_the_card_exactly(run_dir, capsys):
     assert capsys.readouterr().out == card_markdown(model_card(ckpt))
 
 
-def test_cli_card_keeps_a_text_file_that_is_no_card(run_dir, tmp_path, capsys):
+@pytest.mark.parametrize("text", [
+    "my notes\n",
+    '{"card_format": "vsent-card/0"}\n',  # another format's JSON (mut51a)
+    "[1, 2]\n",  # JSON, but no object: no card, and no traceback (mut51a)
+])
+def test_cli_card_keeps_a_text_file_that_is_no_card(run_dir, tmp_path, capsys, text):
     """A text file that is neither a Markdown card nor JSON (the user's notes) is no card:
     kept unless --overwrite, as a checkpoint is."""
     notes = tmp_path / "notes.md"
-    notes.write_text("my notes\n")
+    notes.write_text(text)
     ckpt = run_dir / "fold2" / "model.pt"
     assert main(["card", str(ckpt), "--out", str(notes)]) == EXIT_USER_ERROR
     assert "exists and is no model card" in capsys.readouterr().err
-    assert notes.read_text() == "my notes\n"
+    assert notes.read_text() == text
 
 
 def test_cli_card_that_cannot_be_written_is_one_line_and_exit_2(run_dir, tmp_path, capsys,

@@ -185,6 +185,12 @@ def test_options_are_never_abbreviated(capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith("usage: vsent crossval ")
     assert err.endswith("vsent crossval: error: unrecognized arguments: --epoch 1\n")
+    # nor vsent's own: "--vers" is no --version (mut51a)
+    with pytest.raises(SystemExit) as e:
+        main(["--vers"])
+    out, err = capsys.readouterr()
+    assert (e.value.code, out) == (2, "")
+    assert err.endswith("vsent: error: the following arguments are required: COMMAND\n")
 
 
 @pytest.mark.parametrize("command", [["crossval"], ["baselines"], ["pcnn"],

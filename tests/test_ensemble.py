@@ -747,6 +747,27 @@ def test_cli_ensemble_without_out_or_runs_is_a_usage_error_before_any_work(argv,
     assert not (tmp_path / "ens").exists()
 
 
+def test_cli_ensemble_line_gives_both_crops_and_a_summary_without_accuracy_is_one_line(
+        monkeypatch, capsys):
+    """mut51a: the 10-crop part of the line (a summary with ten_crop), and a stored summary
+    without its accuracy (KeyError) said in one line, exit 2."""
+    import vsent.analyses.ensemble as E
+
+    calls = []
+    summaries = [{"accuracy": {"mean": 0.75, "std": 0.05},
+                  "ten_crop": {"accuracy": {"mean": 0.8, "std": 0.1}}}, {"n_images": 4}]
+    monkeypatch.setattr(E, "ensemble", lambda runs, out, **kw: calls.append(
+        (runs, out, kw)) or summaries.pop(0))
+    assert main(["ensemble", "a", "b", "--out", "ens", "--overwrite"]) == 0
+    assert capsys.readouterr().out == ("ensemble accuracy 0.750 +- 0.050 (centre crop; 10-crop "
+                                       "0.800 +- 0.100); results in ens/summary.md\n")
+    assert calls == [(["a", "b"], "ens", {"overwrite": True})]
+    assert main(["ensemble", "a", "b", "--out", "ens"]) == 2
+    assert capsys.readouterr().err == ("vsent: error: ens/summary.json: not an ensemble summary "
+                                       "(no 'accuracy' entry); pass --overwrite to make it "
+                                       "again\n")
+
+
 def test_cli_ensemble_says_where_its_summary_is_and_reads_a_damaged_one_in_one_line(
         tmp_path, capsys):
     """The last line names OUT/summary.md; a stored summary.json whose accuracy is no mapping
@@ -760,6 +781,7 @@ def test_cli_ensemble_says_where_its_summary_is_and_reads_a_damaged_one_in_one_l
     assert main(argv) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "not an ensemble summary" in err[0]
+    assert "(list indices must be integers or slices, not str)" in err[0]  # the why, as said
 
 
 # --------------------------------------------------------------------------------------------

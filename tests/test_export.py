@@ -516,6 +516,13 @@ def test_cli_export_replaces_an_earlier_export_but_no_other_file(tmp_path, capsy
         assert err.strip() == (f"vsent: error: --out {target}: exists and is no vsent export: "
                                "choose another file, or pass --overwrite to replace it")
         assert target.read_bytes() == before
+    # the checkpoint read, named as --out: refused even with --overwrite (mut51a)
+    before = ckpt.read_bytes()
+    assert main(["export", "--model", str(ckpt), "--format", "torchscript", "--out", str(ckpt),
+                 "--overwrite"]) == EXIT_USER_ERROR
+    assert capsys.readouterr().err == (f"vsent: error: --out {ckpt} is {ckpt}, which this "
+                                       "command reads: choose another --out\n")
+    assert ckpt.read_bytes() == before
     out = tmp_path / "model.onnx"
     assert main(["export", "--model", str(ckpt), "--out", str(out)]) == 0
     assert main(["export", "--model", str(ckpt), "--out", str(out)]) == 0  # an export: replaced

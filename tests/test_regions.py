@@ -1498,6 +1498,11 @@ def test_cli_regions_every_option_reaches_the_config(monkeypatch, tmp_path):
         edge_model="e.yml.gz", early_fusion=False, device="cpu", seed=5, folds=(3,), k=4,
         k_max=6, alpha=2.0, senti_log="natural", beta=0.25, overlays=2, batch_size=16)
     assert (run, out, kw["resume"], kw["overwrite"]) == ("r", "o", True, False)
+    # mut51a: a setting given as 0 is given, not left at its default
+    assert main(["regions", "--run", "r", "--out", "o", "--alpha", "0", "--beta", "0",
+                 "--overlays", "0", "--folds", "1,2"]) == 0
+    cfg = seen.pop()[2]
+    assert (cfg.alpha, cfg.beta, cfg.overlays, cfg.folds) == (0.0, 0.0, 0, (1, 2))
 
 
 # mutation round 49 (mut49b): vsent.analyses.proposals mutants the suite missed

@@ -1998,14 +1998,18 @@ def test_cli_reproduce_options_reach_the_plan_and_the_runner(monkeypatch, tmp_pa
     calls = _reproduce_spy(monkeypatch)
     data = str(tmp_path)
     assert main(["reproduce", "campos2015", "--data", data, "--quick", "--only",
-                 "table1,layers", "--seed", "3", "--device", "cpu", "--init", "random"]) == 0
+                 "table1,layers", "--seed", "3", "--device", "cpu", "--init", "random",
+                 "--overwrite"]) == 0
     (_, paper, got_data, plan_kw), (_, plan, out, run_kw) = calls
     assert (paper, got_data, plan_kw) == ("campos2015", data, {
         "quick": True, "init": "random", "device": "cpu", "seed": 3, "run": None})
     # the default folder of a quick reproduction is its own, not the full one's
     assert (plan, out, run_kw["only"], run_kw["resume"]) == (
         "P", "runs/reproduce/campos2015-quick", ["table1", "layers"], False)
-    assert "--only table1,layers" in run_kw["command"]
+    assert run_kw["overwrite"] is True
+    assert run_kw["command"] == (  # the report's command line, every option (mut51a)
+        f"vsent reproduce campos2015 --quick --out runs/reproduce/campos2015-quick --data {data} "
+        "--init random --device cpu --seed 3 --only table1,layers --overwrite")
     out, err = capsys.readouterr()
     assert out == "report written to runs/reproduce/campos2015-quick/report.md\n"
     assert err == "vsent: warning: random weights used instead: no network\n"
