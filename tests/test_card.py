@@ -61,6 +61,7 @@ def test_card_of_a_fold_checkpoint_carries_the_runs_data_and_metrics(run_dir):
     assert (t["n_train"], t["n_test"]) == (4, 2)
     m = card["metrics"]
     assert m["n_folds"] == 2 and m["evaluation"] == "center"
+    assert m["n_images"] == 4  # mut51c C40: the run's summary.json's count
     accs = [f["accuracy"] for f in FOLD_METRICS]
     assert m["accuracy"]["mean"] == pytest.approx(np.mean(accs))
     assert m["accuracy"]["std"] == pytest.approx(np.std(accs))
@@ -101,10 +102,16 @@ def test_markdown_card_shows_each_section(run_dir):
                     "## Versions"):
         assert heading in text
     assert "| accuracy | 0.7000 | 0.1000 | 0.8000 |" in text
+    assert "Evaluation: center, 2 folds\n" in text  # mut51c C52: folds, not images (4)
     assert "- Subset: four" in text and f"- vsent: {__version__}" in text
     # random weights: no library, tag, licence or location to leave "not recorded"
     weights = text.split("## Initial weights\n\n")[1].split("\n\n")[0].splitlines()
     assert [line.split(":")[0] for line in weights] == ["- --init", "- Source"]
+    # mut51c C16, C34: a recorded False or 0 is shown, not "not recorded" (that is None
+    # alone); a GPU's name is shown, "none (no GPU)" is cuda None's
+    card = {**model_card(run_dir / "fold2" / "model.pt"),
+            "versions": {"source": "run", "git_dirty": False, "processes": 0, "cuda": "H100"}}
+    assert "- git_dirty: False\n- processes: 0\n- cuda: H100\n" in card_markdown(card)
 
 
 def test_markdown_card_names_the_dataset_path_normalised(run_dir):
@@ -281,6 +288,7 @@ def test_card_of_an_export_without_a_stored_card_says_what_it_knows(tmp_path):
                   format="torchscript")
     card = model_card(out)
     assert card["checkpoint"] is None and card["model"]["class_names"] == ["a", "b"]
+    assert card["versions"] == {"source": None}  # mut51c C47: the layout's key, unrecorded
     assert card["preprocess"]["crop"] == model.info.preprocess.crop
     assert card["weights"]["init"] is None and card["training"]["dataset"] is None
     text = card_markdown(card)
@@ -349,6 +357,11 @@ def test_card_of_a_zero_shot_model_lists_no_training_recipe(run_dir):
     text = card_markdown(model_card(path))
     assert "- Training: zero-shot" in text and "- Held-out images: 2" in text
     assert "Training settings" not in text and "Training images" not in text
+    # mut51c C04: a trained fold model recording n_train alone (not n_test) held its fold's
+    # images out (folds.json): "none (trained on every image)" is finetune without --fold's
+    path = save_checkpoint(run_dir / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
+                           train={"epochs": 3, "lr": 0.001}, n_train=4)
+    assert model_card(path)["training"]["n_test"] == 2
 
 
 def test_card_names_the_folds_only_when_a_fold_was_held_out(run_dir, tmp_path):
@@ -719,6 +732,9 @@ def test_card_counts_the_extra_training_images_of_the_runs_record(run_dir):
     (run_dir / "extra.json").write_text(json.dumps({"names": ["p", "q", "r"]}))
     extra = model_card(run_dir / "fold2" / "model.pt")["training"]["extra"]
     assert extra == {"subset": "three", "n_images": 3, "schedule": "joint"}
+    # mut51c C53: the Markdown card gives the count too
+    assert "- Extra training images: 3 weakly labelled (three-agree images not in four-agree; " \
+           "--extra-schedule joint)\n" in card_markdown(model_card(run_dir / "fold2" / "model.pt"))
 
 
 def test_card_versions_add_the_familys_library_as_it_is_now():

@@ -205,6 +205,15 @@ def test_missing_optional_library_is_a_one_line_user_error(tmp_path, monkeypatch
     # vsent's own import failing is a bug, not a missing extra: raised as it is
     with pytest.raises(ModuleNotFoundError, match="vsent.no_such_module"):
         import_extra("vsent.no_such_module", "--x", "ray")
+    # mut51c E02, E08, E09, E03, E10: one_line's reason on one line, at most `limit`
+    # characters ("..." included), the type's name when empty; os_reason's C text lower-cased
+    from vsent.errors import one_line, os_reason
+
+    assert one_line(ValueError("a\n b  c")) == "a b c" and one_line(KeyError()) == "KeyError"
+    assert one_line(ValueError("x" * 10), limit=10) == "x" * 10
+    assert one_line(ValueError("x" * 11), limit=10) == "xxxxxxx..."
+    assert os_reason(PermissionError(13, "Permission denied", "/a/b")) == "permission denied"
+    assert os_reason(OSError("Disk gone")) == "disk gone"
 
 
 @pytest.mark.parametrize("model,missing", [("timm/resnet18", "timm"),

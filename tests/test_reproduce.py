@@ -168,6 +168,7 @@ def test_campos_report_lists_every_table_and_figure(campos):
     assert report["figures"] == ["campos2015.png"]
     assert (out / "campos2015.png").read_bytes()[:4] == b"\x89PNG"
     assert "![campos2015.png](campos2015.png)" in md
+    assert report["header"]["date"].endswith("+00:00")  # mut51c U34: in UTC, and says so
     assert json.loads((out / "report.json").read_text())["paper"] == "campos2015"
     assert "- command: `vsent reproduce campos2015 t`" in md
     # the CPU kind is in the header: seeded CPU runs are bit-identical only on the same kind
@@ -754,7 +755,8 @@ def test_campos_plans_full_and_quick():
 
 
 def test_plan_errors():
-    with pytest.raises(VsentError, match="unknown paper"):
+    # mut51c U35: the message names the papers there are
+    with pytest.raises(VsentError, match="^unknown paper 'smith2020'; choose one of .*sun2016"):
         R.make_plan("smith2020", "data")
     with pytest.raises(VsentError, match="--run applies to sun2016"):
         R.make_plan("campos2015", "data", run="somewhere")
@@ -854,6 +856,10 @@ def test_every_registered_paper_builds_a_plan():
     modules = sorted(p.stem for p in Path(R.__file__).parent.glob("*.py")
                      if re.fullmatch(r"[a-z]+\d{4}", p.stem))
     assert list(R.paper_names()) == modules == ["campos2015", "sun2016", "you2015"]
+    # mut51c P01: the package's other modules (render, runner, reproduce) are no papers
+    from vsent.reports import paper_modules
+
+    assert paper_modules() == ("campos2015", "sun2016", "you2015")
     for name in modules:
         for quick in (False, True):
             plan = R.make_plan(name, "data", quick=quick, device="cpu")
@@ -2142,7 +2148,7 @@ def test_the_report_header_says_what_was_asked_for_measured_and_on_what_machine(
     md = render.report_markdown(_report())
     assert "- weights: random init, not comparable to the paper (asked for imagenet): " \
            "`table1`" in md
-    assert "CUDA: none\n" in md
+    assert "- machine: Linux, 2 CPUs, 2 torch threads, CUDA: none\n" in md  # mut51c R33
     assert "- date: 2026-01-01; time spent: 1.5 min this session, 10.0 min in all sub-runs" in md
     assert "- versions: vsent 1.0, torch 2.0\n" in md
     assert "- data: `tw` (subset see tables, folds of the run)" in md
@@ -2152,6 +2158,10 @@ def test_the_report_header_says_what_was_asked_for_measured_and_on_what_machine(
     assert "- mode: quick (CPU-sized)" in quick and "> **Quick mode**" in quick
     assert "> **Pretrained weights were not available" in quick and \
         "> Reason: `offline`" in quick
+    # mut51c R20: a sub-run of an older session asked for nothing recorded: no "(asked for)"
+    older = {"table1": {"model": "caffenet", "requested": None, "used": "imagenet"}}
+    assert "- weights: ImageNet (caffenet): `table1`\n" in \
+        render.report_markdown({**_report(), "weights": older})
 
 
 def test_imagenet_weights_are_tried_once_per_model_whatever_its_options(tmp_path, monkeypatch):
@@ -2254,10 +2264,17 @@ def test_a_damaged_k_sweep_is_an_error_not_not_recorded(tmp_path):
     for text, message in (
             ('{"ar": [0.5, 0.75]}', "ar is not an object (it holds [0.5, 0.75])"),
             ('{"ar": {"mean": "x"}}', 'ar.mean is not a list of means (it holds "x")'),
-            ('{"ar": {"mean": ["x"]}}', 'ar.0 is not a mean and std (it holds {"mean": "x"})')):
+            ('{"ar": {"mean": ["x"]}}', 'ar.0 is not a mean and std (it holds {"mean": "x"})'),
+            # mut51c R38: a long value is quoted to its first 60 characters
+            (json.dumps({"ar": [0.5] * 21}),
+             f"ar is not an object (it holds {json.dumps([0.5] * 21)[:60]})")):
         sweep.write_text(text)
         with pytest.raises(VsentError, match=re.escape(f"{sweep}: {message}")):
             render.lookup(tmp_path, "k_sweep.json", ["ar", 0])
+    # mut51c R28: the last K (-1, as value_at reads it) of a damaged sweep is damage too
+    sweep.write_text('{"ar": {"mean": ["x"]}}')
+    with pytest.raises(VsentError, match=re.escape(f"{sweep}: ar.-1 is not a mean and std")):
+        render.lookup(tmp_path, "k_sweep.json", ["ar", -1])
 
 
 # mutation round 47 (main session): render/runner mutants mut47e left unrun
@@ -2292,6 +2309,8 @@ def test_a_tables_note_stands_under_its_heading(tmp_path):
     row = render.make_row(["gch"], None, out=tmp_path, run_dir=None)
     md = render.table_markdown(render.make_table("t", "T", ["method"], [row], note="Why."))
     assert md[:4] == ["## T", "", "Why.", ""]
+    # mut51c R37: a row vsent does not reproduce has an empty run dir cell, not `None`
+    assert md[6] == f"| gch | {R.NOT_IN_PAPER} | {R.NOT_REPRODUCED} |  |  |"
 
 
 def test_a_wide_tables_weights_are_said_once_each(tmp_path):
