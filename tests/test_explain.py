@@ -543,13 +543,18 @@ def test_a_map_too_small_for_a_heat_map_is_warned_about_once(caplog):
     from vsent.models import create_model
 
     model = create_model("smallcnn", image_size=32).eval()  # 4 blocks: a 2x2 map
-    X._WARNED_SMALL.discard(model.info.cam_layer)
     caplog.set_level(logging.WARNING, logger="vsent")
     x = torch.randn(2, 3, 32, 32)
     for _ in range(2):
         X.grad_cam(model, x, model.info.cam_layer)
     warned = [r.getMessage() for r in caplog.records if "almost flat" in r.getMessage()]
     assert len(warned) == 1 and "2x2 map for a 32-px crop" in warned[0]
+    # another model with a layer of the same name is warned about too (it was not: the
+    # record was the layer's name alone, for the whole process)
+    other = create_model("smallcnn", image_size=32).eval()
+    X.grad_cam(other, x, other.info.cam_layer)
+    warned = [r.getMessage() for r in caplog.records if "almost flat" in r.getMessage()]
+    assert len(warned) == 2
 
 
 def _count_decodes(monkeypatch) -> list[str]:

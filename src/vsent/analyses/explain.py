@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,9 @@ log = logging.getLogger("vsent")
 #: ``--target`` choices: a class by name, or the predicted class of each image.
 TARGETS = ("predicted", "positive", "negative")
 _TARGET_INDEX = {"negative": 0, "positive": 1}  # labels: 1 = positive, 0 = negative
-#: Layers whose map was too small for a useful heat map, already warned about (once each).
-_WARNED_SMALL: set[str] = set()
+#: Per model (held weakly: a model's entry goes with it), its layers whose map was too small
+#: for a useful heat map, already warned about (once each).
+_WARNED_SMALL: weakref.WeakKeyDictionary[nn.Module, set[str]] = weakref.WeakKeyDictionary()
 
 
 def _true_or_false(text: str) -> bool:
@@ -104,8 +106,9 @@ def grad_cam(
     if not torch.is_tensor(act) or act.dim() != 4:
         shape = tuple(act.shape) if torch.is_tensor(act) else type(act).__name__
         raise VsentError(f"--layer {layer!r} outputs {shape}, not a (B, C, h, w) feature map")
-    if act.shape[2] * act.shape[3] <= 4 and layer not in _WARNED_SMALL:
-        _WARNED_SMALL.add(layer)  # once per layer, not once per image
+    warned = _WARNED_SMALL.setdefault(model, set())
+    if act.shape[2] * act.shape[3] <= 4 and layer not in warned:
+        warned.add(layer)  # once per layer of a model, not once per image
         log.warning("Grad-CAM: layer %r gives a %dx%d map for a %d-px crop: the heat map is "
                     "almost flat; an earlier layer (--layer) or a larger image_size shows more",
                     layer, act.shape[2], act.shape[3], x.shape[-1])
