@@ -456,7 +456,9 @@ def test_only_the_formats_of_the_image_suffixes_are_read(tmp_path):
 
     Image.init()
     assert set(images.FORMATS) == {Image.registered_extensions()[e] for e in IMAGE_EXTENSIONS}
-    for data, fmt in ((dds_bytes(), "DDS"), (EPS, "EPS")):
+    # mut51d G54: FITS is told by its first 6 bytes ("SIMPLE"), more than DDS's and EPS's 4
+    fits = b"SIMPLE  =                    T" + b" " * 50
+    for data, fmt in ((dds_bytes(), "DDS"), (EPS, "EPS"), (fits, "FITS")):
         with pytest.raises(ImageError, match=rf"^<bytes>: not a supported image format \({fmt}; "
                                              "vsent reads JPEG, PNG"):
             load_rgb(data)
@@ -848,6 +850,17 @@ def test_a_failing_resize_is_an_image_error_but_a_memory_shortage_propagates(mon
     raised[0] = MemoryError()
     with pytest.raises(MemoryError):
         resize_rgb(img, 3)
+
+
+def test_a_memory_shortage_in_the_mode_conversion_propagates(monkeypatch):
+    """mut51d G59: as in the resize, a MemoryError of the conversion to RGB (a huge CMYK or
+    palette image) stops the run instead of passing for a damaged image."""
+    def fail(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(Image.Image, "convert", fail)
+    with pytest.raises(MemoryError):
+        load_rgb(Image.new("P", (3, 2)))
 
 
 def test_a_memoryview_of_encoded_bytes_is_read_as_bytes(bad_images):

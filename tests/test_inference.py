@@ -176,6 +176,11 @@ def test_infer_errors_and_empty_input(images):
             infer(model, np.ascontiguousarray(images[:, :h, :w]), device="cpu")
     with pytest.raises(ValueError, match=r"images must be uint8 \(N, H, W, 3\), got float32"):
         infer(model, images.astype(np.float32), device="cpu")
+    # mut51d I29: RGBA rows are refused by infer's own check, naming the shape
+    rgba = np.concatenate([images, images[..., :1]], axis=3)
+    with pytest.raises(ValueError, match=r"^images must be uint8 \(N, H, W, 3\), got uint8 "
+                                         r"\(5, 64, 64, 4\)$"):
+        infer(model, rgba, device="cpu")
     empty = infer(model, images[:0], features=True, device="cpu")
     assert empty.probs.shape == (0, 2) and empty.features.shape == (0, model.info.feature_dim)
 
@@ -398,6 +403,8 @@ def test_no_images_give_an_empty_row_per_output_of_the_model(images):
     model = create_model("smallcnn", widths=(4, 8), num_classes=3).eval()
     empty = infer(model, images[:0], device="cpu")
     assert empty.probs.shape == (0, 3) and empty.probs.dtype == np.float32
+    # mut51d I26: features not asked for are None for no images too, not an empty array
+    assert empty.features is None and empty.activations == {}
 
 
 @pytest.mark.parametrize("batch_size", [0, -2])
@@ -488,7 +495,7 @@ def test_device_names_are_checked_before_torch_sees_them(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
     assert resolve_device("cpu") == torch.device("cpu")
-    for name in ("gpu", "cuda0", "CPU"):
+    for name in ("gpu", "cuda0", "CPU", "mps"):  # mut51d I40: a device torch knows, not vsent
         with pytest.raises(VsentError, match=rf"^unknown device {name!r}: use auto, cpu or cuda"):
             resolve_device(name)
 

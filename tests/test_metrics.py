@@ -37,6 +37,24 @@ def test_predictions_of_another_class_are_wrong_and_counted_apart():
     m = binary_metrics(np.array([0, 1, 1]), np.array([5, 7, 9]))
     assert m["accuracy"] == 0.0 and m["confusion"] == [[0, 0], [0, 0]]
     assert m["other"] == [1, 2] and m["precision"] == m["recall"] == m["f1"] == 0.0
+    # mut51d M30: class 2 (a 3-way model's third output) is another class too, not a label
+    m = binary_metrics(np.array([0, 1, 1]), np.array([2, 1, 2]))
+    assert m["confusion"] == [[0, 0], [0, 1]] and m["other"] == [1, 1]
+
+
+@pytest.mark.parametrize(("y_true", "y_pred", "confusion", "scores"), [
+    ([1, 1, 1], [1, 1, 1], [[0, 0], [0, 3]], (1.0, 1.0, 1.0, 1.0)),
+    ([0, 0], [0, 0], [[2, 0], [0, 0]], (1.0, 0.0, 0.0, 0.0)),
+    ([1, 1], [0, 0], [[0, 0], [2, 0]], (0.0, 0.0, 0.0, 0.0)),
+])
+def test_a_fold_of_one_class_only_still_has_a_two_by_two_confusion(y_true, y_pred, confusion,
+                                                                   scores):
+    """mut51d M05: a small fold (or a run's split) may hold one label only and the model may
+    predict one class only: the matrix stays [[tn, fp], [fn, tp]] (scikit-learn alone gives
+    [[3]], read by the report as tn), and precision/recall without positives are 0."""
+    m = binary_metrics(y_true, y_pred)
+    assert m["confusion"] == confusion
+    assert (m["accuracy"], m["precision"], m["recall"], m["f1"]) == scores
 
 
 def test_summarize_folds_gives_the_population_std():
@@ -69,6 +87,8 @@ def test_the_summary_table_of_one_fold_shows_no_spread():
     two = summarize_folds([{"fold": 1, "accuracy": 0.7}, {"fold": 2, "accuracy": 0.8}])
     two["folds"] = [{**f, "precision": 0, "recall": 0, "f1": 0} for f in two["folds"]]
     assert "| **mean** | 0.750 +- 0.050 | |" in summary_markdown(two, "t")
+    # mut51d M23: a fold record without "n" leaves its n cell empty, not 0 images
+    assert "| 1 | 0.700 | 0.000 | 0.000 | 0.000 |  |\n" in summary_markdown(two, "t")
 
 
 def test_the_card_shows_the_metrics_summarised_over_folds():
@@ -85,6 +105,8 @@ def test_the_card_shows_the_metrics_summarised_over_folds():
     # the wrong ones, not the smallest (review37 #5)
     ([0, 1, 1, 0], [0, 1, 600.5, 2], r"y_pred must hold class indices .* such as \[600.5\]$"),
     ([0, float("nan")], [0, 1], "y_true must hold class indices"),
+    # mut51d M15: an infinite score is no class either (it was cast to -2**63 and scored)
+    ([0, 1], [0, float("inf")], r"y_pred must hold class indices .* such as \[inf\]$"),
     ([0, 1], [0], r"one length n >= 1, got 2 and 1"),
     ([], [], r"one length n >= 1, got 0 and 0"),
     ([[0, 1]], [[0, 1]], r"y_true must be of shape \(n,\), got \(1, 2\)"),

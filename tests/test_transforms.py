@@ -235,6 +235,7 @@ def test_preset_values():
 @pytest.mark.parametrize("pre", [CAFFE_PREPROCESS, IMAGENET_PREPROCESS, Preprocess()])
 def test_to_dict_from_dict_round_trip_through_json(pre):
     d = json.loads(json.dumps(pre.to_dict()))
+    assert d == pre.to_dict()  # mut51d T34: lists, as read back (a run config compares equal)
     assert Preprocess.from_dict(d) == pre
     assert hash(Preprocess.from_dict(d)) == hash(pre)
 
