@@ -710,6 +710,10 @@ def test_read_done_rejects_a_file_that_is_not_predict_output(tmp_path):
     with pytest.raises(VsentError, match=r"csv.jsonl:1: holds csv rows, not jsonl: add "
                                          r"--format csv$"):
         read_done(csv_rows, "jsonl")
+    mixed = tmp_path / "mixed.jsonl"  # mut51e B19: a header past line 1 is no csv output's
+    mixed.write_text('{"path": "a", "error": ""}\npath,prob_positive,label,error\n')
+    with pytest.raises(VsentError, match=r"mixed.jsonl:2: not a vsent predict jsonl row$"):
+        read_done(mixed, "jsonl")
     jsonl_rows = tmp_path / "jsonl.csv"
     jsonl_rows.write_text('{"path": "a", "prob_positive": 0.5, "label": "positive", '
                           '"error": ""}\n')
@@ -1555,6 +1559,10 @@ def test_blank_lines_of_a_jsonl_output_are_no_rows(tmp_path):
     out.write_text('{"path": "a", "error": ""}\n\n{"path": "b", "error": "x"}\n  \n')
     done = read_done(out, "jsonl")
     assert (done.rows, done.failed) == (2, 1) and "a" in done and "b" in done
+    from vsent.batch import drop_failed_rows  # mut51e B27: nor do they stop the copy
+
+    assert drop_failed_rows(out, "jsonl") == 1
+    assert out.read_text() == '{"path": "a", "error": ""}\n\n  \n'
 
 
 def test_done_knows_each_of_many_paths_and_no_other(tmp_path):
@@ -1760,3 +1768,51 @@ def test_a_plain_resume_keeps_the_error_rows_without_a_word(tmp_path):
     assert out.read_bytes().startswith(before)
     assert [json.loads(x)["path"] for x in out.read_text().splitlines()] == [
         "a.jpg", "bad.jpg", "c.jpg"]
+
+
+# mutation round 51 (mut51e): vsent.batch mutants the suite missed
+
+
+def test_a_jsonl_line_cut_after_a_whole_read_chunk_keeps_the_rows_before_it(tmp_path):
+    """mut51e B15: the last complete row's newline may be the first byte of the 64 KiB
+    block read from the end (a kill in a line of 64 KiB): found there, not skipped for an
+    earlier newline (which cut a complete row, scored again on resume)."""
+    out = tmp_path / "rows.jsonl"
+    rows = '{"path": "a.jpg", "error": ""}\n{"path": "b.jpg", "error": ""}\n'
+    out.write_text(rows + "x" * 65535)  # the last 65536 bytes begin with b.jpg's newline
+    done = read_done(out, "jsonl")
+    assert (done.rows, done.complete_bytes) == (2, len(rows)) and "b.jpg" in done
+
+
+def test_the_next_fsync_waits_fsync_every_seconds_after_the_last_one(tmp_path, monkeypatch):
+    """mut51e B04, B05: the clock restarts at each fsync (not only at the open: every row
+    after the first period was fsync'ed), and a sync is due only once more than
+    ``fsync_every`` seconds have passed."""
+    from types import SimpleNamespace
+
+    import vsent.batch
+
+    now = [100.0]
+    synced: list[int] = []
+    monkeypatch.setattr(vsent.batch, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(vsent.batch.os, "fsync", synced.append)
+    row = {"path": "a.jpg", "prob_positive": 0.5, "label": "positive", "error": ""}
+    w = RowWriter(tmp_path / "rows.csv", "csv", fsync_every=5.0)
+    counts = []
+    for t in (105.0, 106.0, 108.0, 111.5):  # 5 s (not more), 6 s, 2 s after it, 5.5 s
+        now[0] = t
+        w.write(row)
+        counts.append(len(synced))
+    assert counts == [0, 1, 1, 2]
+    w.close()
+    assert len(synced) == 3
+
+
+def test_done_tells_apart_names_that_differ_only_in_bytes_that_are_not_utf8(tmp_path):
+    """mut51e B10: a path's key hashes its own bytes (surrogateescape): two names that differ
+    only in bytes that are not UTF-8 (Latin-1 names) are two images, not one already scored
+    ("replace" made both "im?.jpg", and --resume skipped the second)."""
+    out = tmp_path / "rows.jsonl"
+    out.write_text(json.dumps({"path": "im\udcff.jpg", "error": ""}) + "\n")
+    done = read_done(out, "jsonl")
+    assert "im\udcff.jpg" in done and "im\udcfe.jpg" not in done and "im?.jpg" not in done

@@ -174,6 +174,10 @@ def test_verify_export_tells_another_model_from_the_exported_one(tmp_path, fmt, 
     path = tmp_path / f"m{suffix}"
     export_model(ckpt, path, format=fmt)
     assert verify_export(model, path) <= TOLERANCE
+    # mut51e E55: a model handed over in training mode (a caller between epochs) is compared
+    # in eval mode (batch statistics would differ by far more) and given back training
+    model.train()
+    assert verify_export(model, path) <= TOLERANCE and model.training
     other = create_model("smallcnn").eval()
     other.load_state_dict(model.state_dict())
     with torch.no_grad():  # the head's bias moved apart for the two classes
@@ -227,6 +231,9 @@ def test_read_metadata_rejects_other_files(tmp_path):
         read_metadata(junk)
     with pytest.raises(ExportError, match=r"absent\.onnx: no such file$"):
         read_metadata(tmp_path / "absent.onnx")
+    (tmp_path / "dir.onnx").mkdir()  # mut51e E31: a folder is no export either, named so
+    with pytest.raises(ExportError, match=r"dir\.onnx: a folder, not a vsent export$"):
+        read_metadata(tmp_path / "dir.onnx")
     _, ckpt = _checkpoint(tmp_path, "smallcnn")  # a checkpoint handed to --engine onnx
     with pytest.raises(ExportError, match="model.pt: a checkpoint, not an export: score it "
                                           "without --engine onnx"):

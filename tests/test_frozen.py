@@ -817,6 +817,9 @@ def test_a_model_already_training_has_its_frozen_batchnorm_in_eval_at_once():
     frozen.freeze_all_but_last(small, 1)
     assert small.training and small.features.block4[1].training
     assert not small.features.block3[1].training
+    still = _model()  # mut51e F35: and a model in eval mode stays in eval mode, all of it
+    frozen.freeze_all_but_last(still, 1)
+    assert not any(m.training for m in still.modules())
 
 
 def test_nothing_to_train_is_a_user_error_naming_the_model():
@@ -879,6 +882,10 @@ def test_run_meta_records_the_head_init_digest_and_extra_images_when_given():
     extra = RunConfig(data="x", extra_train="four")
     assert "extra_train" not in frozen.run_meta(extra, 10)
     assert frozen.run_meta(extra, 10, n_extra=4)["n_extra"] == 4
+    # mut51e F40: a zero-shot model records the prompts that made its head (none trained)
+    prompts = {"negative": ["a sad photo"], "positive": ["a happy photo"]}
+    shot = RunConfig(data="x", model="clip/ViT-B-32", zero_shot=True, prompts=prompts)
+    assert frozen.run_meta(shot, 10)["prompts"] == prompts and "prompts" not in plain
 
 
 # mutation round 48 (mut48e): vsent.frozen mutants the suite missed
@@ -941,3 +948,35 @@ def test_a_last_n_runs_evaluation_scores_its_model_and_caches_no_features(tmp_pa
     np.testing.assert_allclose(probs, infer(model, images[test_idx], device="cpu").probs,
                                rtol=1e-5, atol=1e-6)
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*"))
+
+
+# mutation round 51 (mut51e): vsent.frozen mutants the suite missed
+
+
+def test_a_10_crop_feature_file_is_reused(tmp_path, count_infer):
+    """mut51e F07: the 10-crop feature file ((N, 10, D)) is read back by the next run of the
+    same model and images, not extracted again every time (checked for 2 dimensions, it
+    never matched)."""
+    images, _ = _images(4)
+    paths = _paths(tmp_path, 4)
+    kw = {"device": "cpu", "cache_dir": tmp_path / "c", "oversample": True}
+    first = np.array(frozen.cached_features(_model(), paths, images, **kw))
+    again = frozen.cached_features(_model(), paths, images, **kw)
+    assert count_infer == [True] and again.shape == first.shape == (4, 10, first.shape[2])
+    np.testing.assert_array_equal(again, first)
+
+
+def test_logistic_head_takes_a_feature_constant_over_the_fold():
+    """mut51e F16: a feature with the same value on every image (a unit that never fires) is
+    standardised by 1, not divided by its zero std (NaN features, a scikit-learn error)."""
+    rng = np.random.default_rng(2)
+    labels = np.arange(20) % 2
+    model = _model()
+    feats = rng.normal(0, 1, (20, model.info.feature_dim))
+    feats[:, 0] = 3.0
+    feats[:, 1] += np.where(labels == 1, 3.0, -3.0)
+    feats = feats.astype(np.float32)
+    frozen.fit_logistic_head(model, feats, labels, cs=(1.0,))
+    with torch.no_grad():
+        probs = torch.softmax(model.forward_head(torch.from_numpy(feats)), 1).numpy()
+    assert np.isfinite(probs).all() and (probs.argmax(1) == labels).all()

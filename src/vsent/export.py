@@ -380,6 +380,8 @@ def _write_torchscript(wrapped: nn.Module, example: Tensor, path: Path,
 def read_metadata(path: str | PathLike[str]) -> dict[str, str]:
     """The vsent metadata of an export (``.onnx`` or TorchScript), without running it."""
     path = Path(path)
+    if path.is_dir():
+        raise ExportError(f"{path}: a folder, not a vsent export")
     if not path.is_file():
         raise ExportError(f"{path}: no such file")
     if path.stat().st_size == 0:  # (onnx reads it as a model without metadata)
