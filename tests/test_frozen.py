@@ -793,6 +793,15 @@ def test_linear_head_history_reports_each_epochs_loss_accuracy_and_lr():
     assert history[0]["train_accuracy"] == pytest.approx(want_acc)
     assert [h["lr"] for h in history] == pytest.approx([1e-3, 1e-4, 1e-5])
     assert not any(m.training for m in model.modules())  # scored next: eval mode
+    # mut51e F13: --label-smoothing reaches the head's loss (it was dropped: no test)
+    model, big = _model(), feats * 100  # logits far from 0, where smoothing changes the loss
+    with torch.no_grad():
+        logits = model.forward_head(torch.from_numpy(big))
+    plain, smooth = (float(torch.nn.functional.cross_entropy(
+        logits, torch.from_numpy(labels), label_smoothing=s)) for s in (0.0, 0.2))
+    history = frozen.fit_linear_head(model, big, labels, cfg.replace(label_smoothing=0.2))
+    assert history[0]["loss"] == pytest.approx(smooth, rel=1e-5)
+    assert smooth != pytest.approx(plain, rel=1e-2)
 
 
 def test_freezing_keeps_a_layer_whose_name_merely_starts_with_the_heads_frozen():
