@@ -1717,6 +1717,11 @@ def test_a_fold_file_with_a_row_more_than_its_test_images_is_damaged(tmp_path):
     with pytest.raises(VsentError, match=r"predictions.csv: 4 rows for the 3 test images of "
                                          r"fold 1; delete"):
         _fold_rows(tmp_path, fold, names)
+    # the last column lost (a tool that rewrote the file): named, not stitched in without it
+    file.write_text(",".join(FOLD_COLUMNS[:-1]) + "\n"
+                    + "\n".join(r.rsplit(",", 1)[0] for r in rows) + "\n")
+    with pytest.raises(VsentError, match=r"predictions.csv: no column pred_10crop; delete"):
+        _fold_rows(tmp_path, fold, names)
 
 
 def test_earlier_seconds_count_finished_extra_stages_and_skip_a_damaged_one(tmp_path):

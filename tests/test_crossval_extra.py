@@ -664,3 +664,8 @@ def test_progressive_stages_seeds_files_and_a_resumed_selection(make_twitter_lik
     assert [h["stage"] for h in train()] == ["joint", "progressive", "finetune"]
     assert seeds == [("fold 1 progressive", s + 1), ("fold 1 finetune", s + 2)]
     assert (fdir / "stages" / "progressive.json").is_file()
+    # its weights gone, its history kept: the stage is redone too, not loaded from nothing
+    (fdir / "stages" / "progressive.pt").unlink()
+    seeds.clear()
+    assert [h["stage"] for h in train()] == ["joint", "progressive", "finetune"]
+    assert seeds == [("fold 1 progressive", s + 1), ("fold 1 finetune", s + 2)]

@@ -218,6 +218,12 @@ def test_resume_with_no_run_there_says_it_starts_a_new_one(tmp_path, caplog):
         assert _open(run, resume=True).status == "new"
     said = [r.getMessage() for r in caplog.records]
     assert said == [f"{run}: --resume: the run there wrote no results; starting it again"]
+    # nor is a command without --resume told of one it was not given
+    caplog.clear()
+    with caplog.at_level("INFO", logger="vsent"):
+        assert _open(run, resume=True, resume_asked=False).status == "new"
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [f"{run}: replacing a run that wrote no results"]
 
 
 def test_overwrite_never_deletes_what_the_run_reads(tmp_path):
@@ -272,6 +278,7 @@ def test_config_diff_lists_each_leaf_once():
         "t.lr: stored 0.001, now 0.0001",
     ]
     assert config_diff(a, a) == []
+    assert config_diff(1, 2) == ["config: stored 1, now 2"]  # no key to name: the whole
 
 
 def test_config_diff_compares_the_data_folder_not_its_spelling(tmp_path, monkeypatch):
@@ -560,7 +567,8 @@ def test_open_run_of_a_skip_bad_run_leaves_its_bad_images_out(make_twitter_like,
     from vsent.config import RunConfig
     from vsent.data import load_dataset, make_folds
     from vsent.data.folds import save_folds
-    from vsent.runs import open_run
+    from vsent.provenance import data_record
+    from vsent.runs import open_run, to_jsonable
 
     data = make_twitter_like()
     bad = load_dataset(data, "five", validate=False).paths[0]
@@ -573,6 +581,12 @@ def test_open_run_of_a_skip_bad_run_leaves_its_bad_images_out(make_twitter_like,
     save_folds(make_folds(ds, "campos"), ds, run / "folds.json")
     opened = open_run(run)
     assert bad not in opened.dataset.paths and len(opened.dataset) == len(ds)
+    # its data.json: an image replaced since the run trained on it is refused, not read
+    (run / "data.json").write_text(json.dumps(to_jsonable(data_record(ds))))
+    ds.paths[1].write_bytes(ds.paths[2].read_bytes())
+    with pytest.raises(VsentError, match=f"its images or labels changed since {run} was "
+                                         "trained on them .*changed .*: " + ds.names[1]):
+        open_run(run)
 
 
 def test_a_damaged_data_record_is_one_line_naming_it(twitter_like, tmp_path):
@@ -1195,6 +1209,7 @@ def test_short_keeps_a_value_of_exactly_the_limit_and_cuts_one_over():
     assert _short(list(range(60))).endswith("... (60 entries)")
     assert _short("0123456789ab" + "0" * 52) == "'0123456789ab...'"  # a SHA-256 digest
     assert _short("0123456789AB" + "0" * 52).startswith("'0123456789AB0000")  # not one
+    assert _short("0123456789ab" + "0" * 28) == repr("0123456789ab" + "0" * 28)  # a git commit
 
 
 def test_a_command_without_resume_replaces_a_run_with_no_result_made_otherwise(tmp_path):
@@ -1262,7 +1277,8 @@ def test_started_as_reads_only_a_vsent_command_line(tmp_path):
     for argv, said in (
             (["/usr/bin/vsent", "pcnn", "--data", "my data"],
              " (it was started as `vsent pcnn --data 'my data'`)"),
-            (["pytest", "tests"], ""), (["python", "-m", "vsent"], ""), ([], "")):
+            (["pytest", "tests"], ""), (["python", "-m", "vsent"], ""), ([], ""),
+            (["/usr/bin/vsent", "crossval", 5], "")):  # (no command line: not one to join)
         (tmp_path / "versions.json").write_text(json.dumps({"argv": argv}))
         assert started_as(tmp_path) == said, argv
 
@@ -1438,6 +1454,12 @@ def test_a_stopped_resumed_session_is_marked_in_its_own_versions_entry(tmp_path)
     sessions = json.loads((out / "versions.json").read_text())["resumed"]
     assert len(sessions) == 2 and "stopped" not in sessions[0]
     assert sessions[1]["stopped"] == "stopped: data changed"
+    # a finished run shown, then stopped, is no session: the last resumed one keeps its line
+    (out / "summary.json").write_text("{}")
+    with pytest.raises(VsentError), open_run_dir(out, CFG) as rd:
+        assert rd.status == "finished"
+        raise VsentError("shown, then stopped")
+    assert json.loads((out / "versions.json").read_text())["resumed"] == sessions
 
 
 def test_write_csv_writes_the_named_columns_and_leaves_out_the_others(tmp_path):
@@ -1467,6 +1489,9 @@ def test_two_runs_tested_on_other_images_name_the_run_holding_the_first_one():
         check_same_test_images("runs/ref", ref, "runs/x", run)
     with pytest.raises(VsentError, match=r"b\.jpg is only in runs/x \(2 vs 2 images\)$"):
         check_same_test_images("runs/ref", run, "runs/x", ref)
+    # the counts: the run's, then the reference's
+    with pytest.raises(VsentError, match=r"b\.jpg is only in runs/ref \(2 vs 3 images\)$"):
+        check_same_test_images("runs/ref", {**ref, "d.jpg": (3, 0)}, "runs/x", run)
 
 
 def test_a_new_train_seed_of_its_own_is_compared_with_a_legacy_stored_one(tmp_path):
@@ -1584,6 +1609,8 @@ def test_an_init_of_another_tag_is_other_weights_though_the_file_is_the_same(tmp
     absolute = str(tmp_path / "w.pt")
     assert config_diff({"init": "places=w.pt"}, {"init": f"places={absolute}"}) == []
     assert config_diff({"init": "places=w.pt"}, {"init": f"imagenet={absolute}"}) != []
+    # a tag with no file after its "=" is no file: not the same init as the bare tag
+    assert config_diff({"init": "places="}, {"init": "places"}) != []
 
 
 def test_check_run_data_refuses_an_empty_data_entry(tmp_path):
@@ -1611,6 +1638,17 @@ def test_open_run_names_a_missing_folder_and_a_run_without_folds(tmp_path):
         open_run(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"command": "pcnn"}))
     with pytest.raises(VsentError, match=r"made by vsent pcnn, not by crossval"):
+        open_run(tmp_path)
+    # with its folds.json: a config that is no RunConfig, then data not found, name the file
+    (tmp_path / "folds.json").write_text("{}")
+    (tmp_path / "config.json").write_text(json.dumps({"command": "crossval",
+                                                      "data": str(tmp_path), "train": 5}))
+    with pytest.raises(VsentError, match=r"config\.json: not a crossval config \("):
+        open_run(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"command": "crossval",
+                                                      "data": "/no/such/twitter1"}))
+    with pytest.raises(VsentError, match=r"config\.json: its data /no/such/twitter1 is not "
+                                         r"found$"):
         open_run(tmp_path)
 
 
@@ -1640,7 +1678,7 @@ def test_a_momentum_form_stored_is_compared_and_one_not_stored_is_not():
         "train.momentum_form: stored 'caffe', now 'torch'"]
 
 
-def test_holds_results_is_any_file_beyond_the_records(tmp_path):
+def test_holds_results_is_any_file_beyond_the_records(tmp_path, monkeypatch):
     """R37: one result file among the records (or alone) is a run --resume continues."""
     from vsent.runs import holds_results
 
@@ -1655,6 +1693,19 @@ def test_holds_results_is_any_file_beyond_the_records(tmp_path):
     alone.mkdir()
     (alone / "part.json").write_text("{}")
     assert holds_results(alone)
+    # a folder that cannot be listed is not known to be empty: kept as a result
+    locked = tmp_path / "locked"
+    _open(locked)
+    (locked / "fold1").mkdir()
+    iterdir = Path.iterdir
+
+    def refused(p):
+        if p == locked / "fold1":
+            raise PermissionError(13, "Permission denied", str(p))
+        return iterdir(p)
+
+    monkeypatch.setattr(Path, "iterdir", refused)
+    assert holds_results(locked)
 
 
 def test_resume_of_a_run_with_no_results_takes_skip_bad_but_no_other_change(tmp_path):
@@ -1701,16 +1752,18 @@ def test_run_moved_since_knows_a_moved_run_by_its_predictions_only(tmp_path):
     assert run_moved_since(run / "layers", run) is None  # other predictions: another run
 
 
-def test_an_analysis_of_a_moved_run_records_where_the_run_is_now(tmp_path):
-    """R79: record_run_read sets the stored ``run`` to the run's place when it moved."""
+def test_an_analysis_of_a_moved_run_records_where_the_run_is_now(tmp_path, monkeypatch):
+    """R79: record_run_read sets the stored ``run`` to the run's place when it moved (absolute:
+    a run opened by a relative path is compared resolved by run_moved_since)."""
     from vsent.runs import CrossvalRun, record_run_read
 
     run = tmp_path / "run"
     run.mkdir()
     (run / "predictions.csv").write_text("p\n")
+    monkeypatch.chdir(tmp_path)
     with open_run_dir(run / "layers", {"command": "layers", "run": "/old/run"},
                       check_paths=False) as rd:
-        record_run_read(rd, CrossvalRun(run, None, None, []),  # type: ignore[arg-type]
+        record_run_read(rd, CrossvalRun(Path("run"), None, None, []),  # type: ignore[arg-type]
                         Path("/old/run"))
     assert json.loads((run / "layers" / "config.json").read_text())["run"] == str(run.resolve())
     assert list(json.loads((run / "layers" / "inputs.json").read_text())) == [
@@ -1742,6 +1795,8 @@ def test_inputs_are_recorded_by_a_resumed_run_and_checked_by_a_finished_one(tmp_
         record_or_check_inputs(rd, [moved / "a.csv"], moved=(tmp_path / "in", moved))
         with pytest.raises(VsentError, match=r"a\.csv changed since"):
             record_or_check_inputs(rd, [moved / "a.csv"])
+        with pytest.raises(VsentError, match="^" + re.escape(f"{moved / 'a.csv'} changed")):
+            record_or_check_inputs(rd, [moved / "a.csv", moved / "b.csv"])  # the first named
 
 
 def test_an_ignored_key_is_ignored_at_any_depth(tmp_path):
@@ -1784,6 +1839,10 @@ def test_a_damaged_config_json_of_the_out_says_overwrite_starts_again(tmp_path):
                            r"\(.*\); pass --overwrite to start again$"):
             _open(out, resume=resume)
     assert _open(out, overwrite=True).status == "new"
+    # a run with no result yet, its config.json cut: replaced, by --resume too
+    (out / "config.json").write_text('{"command": "demo", ')
+    assert _open(out, resume=True).status == "new"
+    assert json.loads((out / "config.json").read_text()) == CFG
 
 
 def test_a_record_name_linked_to_a_folder_is_unlinked_not_followed_when_replaced(tmp_path):
@@ -1831,6 +1890,11 @@ def test_a_finished_run_says_its_results_are_read_back(tmp_path, caplog):
     """Opening a finished run says so on the console's INFO lines (mut48c R91)."""
     out = tmp_path / "r"
     _open(out)
+    (out / "part.json").write_text("{}")
+    with caplog.at_level("INFO", logger="vsent"):
+        assert _open(out, resume=True).status == "resumed"
+    assert [r.getMessage() for r in caplog.records] == [f"{out}: resumed run, stored config"]
+    caplog.clear()
     (out / "summary.json").write_text("{}")
     with caplog.at_level("INFO", logger="vsent"):
         assert _open(out).status == "finished"
