@@ -918,6 +918,18 @@ def test_the_default_engine_builds_its_predictor_with_every_option(checkpoint):
         assert (p.oversample, p.batch_size, str(p.device), p.workers) == (True, 3, "cpu", 2)
 
 
+def test_engine_options_not_given_are_the_documented_defaults():
+    """mut51g E01, E02, E07, E08: an engine built from Python with the model alone scores as
+    ``vsent predict`` does without options: centre crops, 32 images per pass, the device
+    chosen by ``auto``, no progress bars."""
+    from vsent.engines import BATCH_SIZE, EngineOptions
+
+    assert BATCH_SIZE == 32
+    assert EngineOptions(model="m.pt") == EngineOptions(
+        model="m.pt", oversample=False, batch_size=32, device="auto", workers=None,
+        ray_address=None, ray_cpus=None, ray_actors=None, progress=False)
+
+
 def test_the_default_engine_passes_the_device_asked_for(checkpoint):
     # an unknown device is refused by the predictor it reaches, on any machine
     from vsent.engines import EngineOptions, open_engine

@@ -337,9 +337,16 @@ def test_decode_threads_are_the_cpus_this_process_may_use(checkpoint, monkeypatc
 
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    service = Service(Predictor.from_checkpoint(checkpoint, device="cpu"))
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    service = Service(predictor)
     try:
         assert service.decode_pool._max_workers == 2
+    finally:
+        service.close()
+    # mut51g A34: --workers, when given, is the number of decoding threads
+    service = Service(predictor, config=ServeConfig(decode_workers=3))
+    try:
+        assert service.decode_pool._max_workers == 3
     finally:
         service.close()
 
@@ -1948,10 +1955,10 @@ def test_explain_maps_the_answered_class_and_says_when_the_map_is_empty(server, 
 def test_regions_answer_each_regions_positive_score_and_fail_on_non_finite_ones(server,
                                                                                 monkeypatch):
     """mut46b A77, A78: each region's prob_positive is its class-1 score (rounded as the
-    image's); a region scored NaN fails the image (the model's fault: 500), as NaN image
-    scores do."""
+    image's: 6 decimals, mut51g A71); a region scored NaN fails the image (the model's
+    fault: 500), as NaN image scores do."""
     service = server.app.state.service
-    region_proba = np.array([[0.25, 0.75], [0.9, 0.1]])
+    region_proba = np.array([[0.25, 0.75], [0.8765432109, 0.1234567891]])
 
     def regions(data):
         return {"proba": np.array([0.4, 0.6]), "boxes": [(0, 1, 20, 30), (5, 5, 9, 9)],
@@ -1961,7 +1968,7 @@ def test_regions_answer_each_regions_positive_score_and_fail_on_non_finite_ones(
     (row,) = post(server.url, [("a.jpg", image_bytes(1))], regions="true").json()["results"]
     assert row["prob_positive"] == 0.6 and row["label"] == "positive"
     assert row["regions"] == [{"box": [0, 1, 20, 30], "prob_positive": 0.75},
-                              {"box": [5, 5, 9, 9], "prob_positive": 0.1}]
+                              {"box": [5, 5, 9, 9], "prob_positive": 0.123457}]
     region_proba[1, 1] = np.nan
     r = post(server.url, [("a.jpg", image_bytes(1))], regions="true")
     assert r.status_code == 500 and r.json()["results"][0] == {
