@@ -179,6 +179,24 @@ def test_cli_lists_and_cleans(folder, capsys):
     assert "removed 1 entry," in out and not folder["images"].exists()
 
 
+def test_cli_lists_entries_by_their_place_in_the_folder_and_each_kinds_range_of_use(
+        tmp_path, capsys):
+    """mut51a C13, C17: --entries names each entry inside the folder (the header names the
+    folder once); a kind's line gives its oldest use, then its newest."""
+    root = tmp_path / "c"
+    old = _file(root / f"images-{'a' * 20}-5x8x8x3.npy")
+    new = _file(root / f"images-{'b' * 20}-5x8x8x3.npy")
+    _age(old, 40)
+    _age(new, 10)
+    assert main(["cache", "--dir", str(root), "--entries"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if str(root) in line] == [f"cache folder: {root}"]
+    assert {line.split()[-1] for line in lines[1:3]} == {old.name, new.name}
+    when = {e.path: time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
+            for e in cache_entries(root)}
+    assert lines[3].endswith(f"last used {when[old]} .. {when[new]}")
+
+
 def test_cli_an_entry_it_cannot_remove_is_said_and_exits_items_failed(folder, capsys,
                                                                      monkeypatch):
     """code38 #15: `vsent cache --clean` returned a literal 3, the status that predict and
@@ -197,7 +215,7 @@ def test_cli_an_entry_it_cannot_remove_is_said_and_exits_items_failed(folder, ca
     assert main(["cache", "--dir", str(root), "--clean", "30"]) == 33
 
 
-@pytest.mark.parametrize("days", ["-1", "soon", "nan"])
+@pytest.mark.parametrize("days", ["-1", "soon", "nan", "inf"])
 def test_cli_days_must_be_a_number_of_days(tmp_path, capsys, days):
     with pytest.raises(SystemExit) as stop:
         main(["cache", "--dir", str(tmp_path), "--clean", days])

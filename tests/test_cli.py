@@ -1262,6 +1262,11 @@ def test_out_expands_the_users_home(tmp_path, monkeypatch):
     assert out_path("~/runs") == str(tmp_path / "runs")
     assert build_parser().parse_args(["crossval", "--out=~/r"]).out == str(tmp_path / "r")
     assert out_path("-") == "-"
+    # every command's output option is read so (mut51a F16: fuse's --out was one line away)
+    for name, sub in _subparsers().items():
+        for action in sub._actions:
+            if {"--out", "--json"} & set(action.option_strings):
+                assert action.type is out_path, (name, action.option_strings)
 
 
 def test_as_started_needs_resume_and_takes_device(tmp_path):
@@ -1653,3 +1658,39 @@ def test_crossval_resume_with_data_naming_the_runs_folder_another_way(tmp_path):
     # another folder: taken here too (the run's opening compares the data it finds there)
     (tmp_path / "moved").mkdir()
     assert _resumed(run, "--data", str(tmp_path / "moved")).data == str(tmp_path / "moved")
+
+
+def test_a_broken_pipe_ends_quietly_with_0_and_the_sigterm_handler_is_put_back(monkeypatch):
+    """mut51a I5, I21, I10: a reader that stopped (`vsent predict ... | head`) ends the command
+    with status 0 and nothing said (standard error closed: Python's own message at exit would
+    be a traceback); the SIGTERM handler found before main is the one left after it; an
+    interrupted predict that wrote to standard output has nothing to continue."""
+    import argparse
+    import io
+    import signal
+
+    import vsent.cli as cli
+
+    def stopped_reader(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def mine(signum, frame):
+        pass
+
+    parser = build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    commands["models"].set_defaults(func=stopped_reader)
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert cli.main(["models"]) == 0
+        assert err.closed
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    piped = argparse.Namespace(resume=False, out=None, command="predict")
+    assert cli.how_to_continue(piped) == ""
+    assert cli.how_to_continue(argparse.Namespace(resume=False, out=None, command="explain")) \
+        == ": the same command with --resume continues it"

@@ -2022,6 +2022,9 @@ def test_cli_reproduce_options_reach_the_plan_and_the_runner(monkeypatch, tmp_pa
     calls.clear()
     assert main(["reproduce", "campos2015", "--data", data]) == 0
     assert calls[1][2] == "runs/reproduce/campos2015" and calls[1][3]["only"] is None
+    calls.clear()  # --resume reaches the runner and the report's command line (mut51a D12)
+    assert main(["reproduce", "campos2015", "--data", data, "--resume"]) == 0
+    assert calls[1][3]["resume"] is True and calls[1][3]["command"].endswith(" --resume")
 
 
 def test_cli_reproduce_run_with_the_default_data_is_not_refused(monkeypatch, tmp_path):
