@@ -428,13 +428,18 @@ def test_a_folder_dataset_is_named_as_itself_not_as_twitter_five_agree(make_lear
     assert torch.load(out / "fold1" / "model.pt", weights_only=False)["meta"]["subset"] is None
 
 
-def test_a_fold_does_not_depend_on_the_rng_state_before_it(tmp_path):
+def test_a_fold_does_not_depend_on_the_rng_state_before_it(tmp_path, monkeypatch):
     import torch
 
+    import vsent.crossval as C
     from conftest import build_twitter_like
+    from vsent.config import fold_seed
 
     data = build_twitter_like(tmp_path / "tw", n_folds=2)  # (2 folds show it: tests38 #6)
     cfg = _cfg(data).train.replace(epochs=1)
+    seeds = []  # mut51f C33: each fold's network starts from its own seed's weights
+    real = C.fresh_model
+    monkeypatch.setattr(C, "fresh_model", lambda c, seed: seeds.append(seed) or real(c, seed))
     losses = []
     for i, noise in enumerate((0, 7)):
         torch.rand(noise)  # whatever ran before (a cache build, another fold) used the RNG
@@ -444,6 +449,7 @@ def test_a_fold_does_not_depend_on_the_rng_state_before_it(tmp_path):
                                   .read_text())[0]["loss"] for k in (1, 2)])
     # fold 1 after other RNG use, fold 2 after another fold trained
     assert losses[0] == losses[1]
+    assert seeds == [fold_seed(0, 1), fold_seed(0, 2)] * 2
 
 
 def test_a_missing_data_path_stops_crossval_before_its_directory_exists(tmp_path):
@@ -1647,6 +1653,14 @@ def test_check_launch_refuses_imagenet_weights_an_architecture_lacks(twitter_lik
     with pytest.raises(VsentError, match="^smallcnn has no ImageNet weights"):
         check_launch(_cfg(twitter_like).replace(init="imagenet"), tmp_path / "run",
                      command="crossval", nproc=1)
+    assert not (tmp_path / "run").exists()
+    # mut51f C48: the fine-tuning stage's recipe is checked too (its batches split over N)
+    from vsent.config import RunConfig, TrainConfig
+
+    staged = RunConfig(data=str(twitter_like), extra_train="four",
+                       extra_schedule="progressive", finetune=TrainConfig(batch_size=2))
+    with pytest.raises(VsentError, match="^batches of 2 cannot be split over 4 processes"):
+        check_launch(staged, tmp_path / "run", command="crossval", nproc=4)
     assert not (tmp_path / "run").exists()
 
 
