@@ -716,6 +716,30 @@ def test_pcnn_resume_with_another_momentum_form_is_refused(make_learnable, tmp_p
     assert used and set(used) <= {"torch"}
 
 
+@pytest.mark.parametrize("command", ["pcnn", "pcnn-transfer"])
+def test_both_pcnn_commands_check_a_resumed_momentum_form_with_their_config(
+        command, tmp_path, monkeypatch, capsys):
+    """mut51a N22: pcnn-transfer's check (the test above runs pcnn's) was one line away from
+    not being made; each command hands it its own config, before any work."""
+    import vsent.cli.pcnn as cli_pcnn
+    from vsent.cli import main
+
+    seen = []
+
+    def check(args, cfg):
+        seen.append((args.command, type(cfg).__name__, cfg.train.momentum_form))
+        raise VsentError("checked")
+
+    monkeypatch.setattr(cli_pcnn, "check_resumed_momentum_form", check)
+    given = (["--data", str(tmp_path)] if command == "pcnn" else
+             ["--model", str(tmp_path / "m.pt"), "--data", str(tmp_path)])
+    assert main([command, *given, "--out", str(tmp_path / "o"), "--resume", "--momentum-form",
+                 "caffe"]) == 2
+    assert capsys.readouterr().err == "vsent: error: checked\n"
+    config = "ProgressiveConfig" if command == "pcnn" else "TransferConfig"
+    assert seen == [(command, config, "caffe")]
+
+
 def test_pcnn_resume_with_a_momentum_form_starts_a_run_that_wrote_no_results(
         make_learnable, tmp_path, monkeypatch, capsys):
     """review28 #1: a run stopped before its first result (only its records) is replaced by a
