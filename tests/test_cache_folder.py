@@ -223,6 +223,13 @@ def test_cli_days_must_be_a_number_of_days(tmp_path, capsys, days):
     assert stop.value.code == 2 and f"expected a number of days, 0 or more: '{days}'" in err
 
 
+def test_sizes_are_said_in_megabytes_of_a_million_bytes():
+    """mut51a C10: "MB" is 10**6 bytes, as the listing says (not MiB)."""
+    from vsent.cli.cache import _mb
+
+    assert (_mb(1_500_000), _mb(49_999), _mb(0)) == ("1.5 MB", "0.0 MB", "0.0 MB")
+
+
 def test_cli_dry_run_without_clean_is_a_user_error(tmp_path, capsys):
     assert main(["cache", "--dir", str(tmp_path), "--dry-run"]) == 2
     assert capsys.readouterr().err == "vsent: error: --dry-run goes with --clean DAYS\n"

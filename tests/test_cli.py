@@ -1694,3 +1694,19 @@ def test_a_broken_pipe_ends_quietly_with_0_and_the_sigterm_handler_is_put_back(m
     assert cli.how_to_continue(piped) == ""
     assert cli.how_to_continue(argparse.Namespace(resume=False, out=None, command="explain")) \
         == ": the same command with --resume continues it"
+
+
+def test_commands_that_write_nothing_to_continue_say_nothing_is_kept(tmp_path):
+    """mut51a I3: a stopped export (written whole or not at all) keeps nothing to continue,
+    though its --out exists (an earlier export); predict's rows there are kept."""
+    import argparse
+
+    from vsent.cli import KEEP_NOTHING, _kept
+
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"an earlier export")
+    assert {"serve", "export", "card", "compare", "models", "cache"} == KEEP_NOTHING
+    for command in sorted(KEEP_NOTHING):
+        assert _kept(argparse.Namespace(command=command, out=str(out), resume=None)) == ""
+    assert _kept(argparse.Namespace(command="predict", out=str(out), resume=None)) == (
+        "; what was written is kept: the same command continues it")

@@ -682,12 +682,14 @@ def test_out_may_not_name_an_image_or_an_input(checkpoint, images, tmp_path, cap
     listing.write_text(f"{paths[0]}\n")
     for out, message in ((tmp_path / "new.jpg", "scores are written as CSV or JSONL, not to "
                                                 "an image file name"),
+                         (tmp_path / "NEW.JPG", "not to an image file name"),  # (mut51a R7)
                          (listing, "which this command reads")):
         assert main(["predict", "--model", str(checkpoint), "--from-list", str(listing),
                      "--out", str(out), "--device", "cpu", "--no-progress",
                      "--overwrite"]) == 2
         assert message in capsys.readouterr().err
     assert listing.read_text() == f"{paths[0]}\n" and not (tmp_path / "new.jpg").exists()
+    assert not (tmp_path / "NEW.JPG").exists()
 
 
 @pytest.mark.parametrize(("name", "fmt", "warned"), [
@@ -922,9 +924,12 @@ def test_engine_options_not_given_are_the_documented_defaults():
     """mut51g E01, E02, E07, E08: an engine built from Python with the model alone scores as
     ``vsent predict`` does without options: centre crops, 32 images per pass, the device
     chosen by ``auto``, no progress bars."""
+    from vsent.cli import build_parser
     from vsent.engines import BATCH_SIZE, EngineOptions
 
     assert BATCH_SIZE == 32
+    args = build_parser().parse_args(["predict", "a.jpg", "--model", "m.pt"])
+    assert args.device == "auto"  # the CLI's too (mut51a R31)
     assert EngineOptions(model="m.pt") == EngineOptions(
         model="m.pt", oversample=False, batch_size=32, device="auto", workers=None,
         ray_address=None, ray_cpus=None, ray_actors=None, progress=False)

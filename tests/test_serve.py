@@ -28,7 +28,7 @@ from PIL import Image
 httpx = pytest.importorskip("httpx", reason="the serve tests need httpx (dev dependency)")
 uvicorn = pytest.importorskip("uvicorn", reason="vsent serve needs the serve extra")
 
-from vsent.cli import main  # noqa: E402
+from vsent.cli import build_parser, main  # noqa: E402
 from vsent.errors import VsentError  # noqa: E402
 from vsent.models import create_model  # noqa: E402
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
@@ -2308,6 +2308,31 @@ def test_cli_serves_a_torchscript_export_with_engine_torchscript(checkpoint, tmp
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(app))
     assert main(["serve", "--model", str(ts), "--engine", "torchscript", "--port", "0"]) == 0
     assert len(calls) == 1 and f"from {ts} on " in capsys.readouterr().err
+
+
+def test_cli_serve_options_reach_the_service(checkpoint, monkeypatch, capsys):
+    """mut51a S7, S8, S16, S21: --max-inflight, --workers and --max-batch reach the service's
+    config (its decode threads and batches); an image limit equal to the request's is the
+    banner's own; the defaults are those the help gives."""
+    from vsent.serve import Limits, ServeConfig
+
+    apps: list = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
+    assert main(["serve", "--model", str(checkpoint), "--port", "0", "--device", "cpu",
+                 "--max-inflight", "7", "--workers", "3", "--max-batch", "5",
+                 "--max-upload-mb", "2", "--max-request-mb", "2"]) == 0
+    service = apps[0].state.service
+    try:
+        assert service.config.limits.max_inflight == 7 and service.decode_pool._max_workers == 3
+        assert service.config.max_batch == 5 and service.config.decode_workers == 3
+        assert all(p.batch_size == 5 for p in service.predictors.values())
+    finally:
+        service.close()
+    assert "limits: 2 MiB an image, 2 MiB a request, " in capsys.readouterr().err
+    args = build_parser().parse_args(["serve", "--model", str(checkpoint)])
+    defaults = ServeConfig()
+    assert (args.max_batch, args.max_inflight, args.workers) == (
+        defaults.max_batch, Limits().max_inflight, None) == (32, 64, None)
 
 
 # mutation round 48 (mut48f): vsent.serve mutants the suite missed
