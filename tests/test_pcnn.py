@@ -786,7 +786,15 @@ def test_pcnn_resume_alone_continues_the_run_as_it_was_started(make_learnable, t
     # an option typed at its default value is an option given: compared (review40b #1)
     assert main(["pcnn", "--resume", "--out", str(out), "--preset", "you2015"]) == 2
     assert "made with other" in capsys.readouterr().err
-    assert main(["pcnn", "--resume", "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    import vsent.analyses.pcnn as analyses_pcnn
+
+    real, devices = analyses_pcnn.progressive, []  # --device reaches both stages (mut51a N18)
+    monkeypatch.setattr(analyses_pcnn, "progressive", lambda cfg, *a, **k: devices.append(
+        (cfg.train.device, cfg.finetune.device)) or real(cfg, *a, **k))
+    # (started on cpu: resumed on auto, the device typed now, not the stored one)
+    assert main(["pcnn", "--resume", "--out", str(out), "--device", "auto",
+                 "--no-progress"]) == 0
+    assert devices == [("auto", "auto")]
     assert (out / "summary.json").is_file() and (out / "config.json").read_text() == stored
     history = json.loads((out / "stage1" / "history.json").read_text())
     assert [e["epoch"] for e in history] == [1, 2]  # its 2 epochs, not the preset's
