@@ -1147,6 +1147,11 @@ def test_timm_offline_message_of_a_url_only_configuration_names_torch_hubs_folde
         "cannot download timm weights for test_resnet (no network?): pass --init PATH to its "
         "w_176-abc.pth (from https://example.org/releases/w_176-abc.pth), or download "
         f"https://example.org/releases/w_176-abc.pth into {tmp_path / 'hub' / 'checkpoints'}")
+    # a configuration with no URL either: the default file name, not the folder's
+    # ("checkpoints": the name was read off the folder joined with an empty URL path)
+    monkeypatch.setattr(timm_models, "_pretrained_cfg", lambda arch: {})
+    assert "pass --init PATH to its model.safetensors (from nowhere (timm lists no file for " \
+           "it))" in timm_models.offline_message("test_resnet")
 
 
 def test_clip_offline_message_names_the_hub_repository_or_open_clips_url_folder(monkeypatch,

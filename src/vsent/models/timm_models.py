@@ -38,6 +38,7 @@ from vsent.models.weights import (
     hub_checkpoint_dir,
     hub_checkpoint_file,
     hub_download,
+    url_file_name,
 )
 
 log = logging.getLogger(__name__)
@@ -257,7 +258,7 @@ def offline_message(arch: str, exc: BaseException | None = None) -> str:
         fetch = (f"`hf download {cfg['hf_hub_id']}` where there is a network, then copy the "
                  f"Hugging Face cache ({cache}) here")
     else:  # the URL's own file (a .pth), which timm fetches into torch.hub's folder
-        name = hub_checkpoint_file(cfg.get("url") or "").name or HF_WEIGHTS_NAMES[0]
+        name = url_file_name(cfg.get("url") or "") or HF_WEIGHTS_NAMES[0]
         fetch = f"download {where} into {hub_checkpoint_dir()}"
     return (f"cannot download timm weights for {arch}{why} (no network?): pass --init PATH "
             f"to its {name} (from {where}), or {fetch}")

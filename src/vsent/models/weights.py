@@ -362,10 +362,15 @@ def hub_checkpoint_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+def url_file_name(url: str) -> str:
+    """The last part of ``url``'s path, the name torch.hub gives its file ("" for none)."""
+    return PurePosixPath(urlparse(url).path).name
+
+
 def hub_checkpoint_file(url: str) -> Path:
-    """The file torch.hub downloads ``url`` into (and finds it in): the URL path's last part
-    in :func:`hub_checkpoint_dir` (torchvision's and timm's URL weights)."""
-    return hub_checkpoint_dir() / PurePosixPath(urlparse(url).path).name
+    """The file torch.hub downloads ``url`` into (and finds it in): :func:`url_file_name` in
+    :func:`hub_checkpoint_dir` (torchvision's and timm's URL weights)."""
+    return hub_checkpoint_dir() / url_file_name(url)
 
 
 @contextmanager
