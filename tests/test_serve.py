@@ -2328,7 +2328,14 @@ def test_cli_serve_options_reach_the_service(checkpoint, monkeypatch, capsys):
         assert all(p.batch_size == 5 for p in service.predictors.values())
     finally:
         service.close()
-    assert "limits: 2 MiB an image, 2 MiB a request, " in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "limits: 2 MiB an image, 2 MiB a request, " in err
+    assert "no authentication" not in err  # 127.0.0.1, the default: this machine only
+    assert main(["serve", "--model", str(checkpoint), "--port", "0", "--host", "0.0.0.0"]) == 0
+    apps[1].state.service.close()
+    assert capsys.readouterr().err.endswith(
+        "vsent serve: listening on 0.0.0.0, reachable from other machines; there is no "
+        "authentication\n")
     args = build_parser().parse_args(["serve", "--model", str(checkpoint)])
     defaults = ServeConfig()
     assert (args.max_batch, args.max_inflight, args.workers) == (
@@ -2519,3 +2526,15 @@ def test_a_streamed_body_above_the_request_limit_is_413_whatever_its_pieces(chec
     assert r.json() == {"detail": "request body above the limit of 1048576 bytes "
                                   "(--max-request-mb)"}
 
+
+@pytest.mark.parametrize("host, local", [
+    ("127.0.0.1", True), ("localhost", True), ("::1", True), ("127.0.0.2", True),
+    ("0.0.0.0", False), ("::", False), ("192.168.1.5", False), ("myhost", False),
+    ("localhost.example.org", False)])
+def test_only_a_loopback_host_is_taken_for_this_machine_only(host, local):
+    """S18 (mut51a): ``--host ::1`` listens on this machine only, as 127.0.0.1 does (no
+    warning); any other address or host name is warned about. Checked without listening:
+    this machine may have no IPv6."""
+    from vsent.cli.serve import _local_only
+
+    assert _local_only(host) is local

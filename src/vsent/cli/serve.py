@@ -115,11 +115,24 @@ def run(args: argparse.Namespace) -> int:
     # a malformed body is answered 422 and its reason logged by the service: the parser's own
     # warning line ("Expected boundary character 45, ...") would only repeat it without context
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    if not _local_only(args.host):
         print(f"vsent serve: listening on {args.host}, reachable from other machines; there is "
               "no authentication", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _local_only(host: str) -> bool:
+    """True when ``host`` is reachable from this machine only: ``localhost`` or a loopback
+    address (127.0.0.0/8, ``::1``); any other name or address is warned about at start."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
 
 
 def _check_address(host: str, port: int) -> None:
