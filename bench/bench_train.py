@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     fusion_data = None
     if args.fusions:  # a wrong run stops here, not after the training's minutes
         from vsent.analyses.compare import check_finished_run
-        from vsent.runs import CONFIG, check_run_data, read_config
+        from vsent.crossval_run import check_run_data
+        from vsent.runs import CONFIG, read_config
 
         fusion_run = check_finished_run(args.fusion_run, "crossval run (--fusion-run)",
                                         (CONFIG, "predictions.csv"))

@@ -397,7 +397,7 @@ def test_an_out_that_is_a_file_is_named_as_one(tmp_path):
 
 
 def test_a_run_whose_data_is_not_found_from_here_names_its_config(tmp_path, monkeypatch):
-    from vsent.runs import check_run_data
+    from vsent.crossval_run import check_run_data
 
     (tmp_path / "data").mkdir()
     monkeypatch.chdir(tmp_path)
@@ -565,10 +565,11 @@ def test_open_run_of_a_skip_bad_run_leaves_its_bad_images_out(make_twitter_like,
     """layers and regions read a finished run's data: the images its --skip-bad dropped must
     stay out (they would be decoded, and stop the analysis)."""
     from vsent.config import RunConfig
+    from vsent.crossval_run import open_run
     from vsent.data import load_dataset, make_folds
     from vsent.data.folds import save_folds
     from vsent.provenance import data_record
-    from vsent.runs import open_run, to_jsonable
+    from vsent.runs import to_jsonable
 
     data = make_twitter_like()
     bad = load_dataset(data, "five", validate=False).paths[0]
@@ -1135,8 +1136,8 @@ def test_a_versions_json_that_is_no_object_is_no_traceback_in_a_refusal(tmp_path
 
 
 def test_a_skip_bad_runs_dataset_leaves_out_its_undecodable_images_again(twitter_like):
+    from vsent.crossval_run import load_run_dataset
     from vsent.data.datasets import load_dataset
-    from vsent.runs import load_run_dataset
 
     ds = load_dataset(twitter_like, "five", validate=False)
     ds.paths[2].write_bytes(b"\xff\xd8 not a jpeg")
@@ -1146,8 +1147,8 @@ def test_a_skip_bad_runs_dataset_leaves_out_its_undecodable_images_again(twitter
 
 
 def test_a_lost_image_refusal_names_three_items_then_dots(twitter_like):
+    from vsent.crossval_run import load_run_dataset
     from vsent.data.datasets import load_dataset
-    from vsent.runs import load_run_dataset
 
     ds = load_dataset(twitter_like, "five", validate=False)
     for p in ds.paths[:4]:
@@ -1562,7 +1563,7 @@ def test_check_paths_false_opens_a_run_whose_data_path_is_missing_or_null(tmp_pa
 def test_a_fold_model_missing_from_a_finished_run_says_the_models_were_not_kept(tmp_path):
     """R74: a finished run (summary.json) without its models was copied without them; an
     unfinished one is told to resume."""
-    from vsent.runs import CrossvalRun
+    from vsent.crossval_run import CrossvalRun
 
     run = CrossvalRun(tmp_path, None, None, [])  # type: ignore[arg-type]
     with pytest.raises(VsentError, match=r"unfinished run\? use crossval --resume"):
@@ -1615,7 +1616,7 @@ def test_an_init_of_another_tag_is_other_weights_though_the_file_is_the_same(tmp
 
 def test_check_run_data_refuses_an_empty_data_entry(tmp_path):
     """An empty ``data`` would be the current folder, found (R84)."""
-    from vsent.runs import check_run_data
+    from vsent.crossval_run import check_run_data
 
     with pytest.raises(VsentError, match=r"not a crossval config \(no 'data' entry\)"):
         check_run_data(tmp_path, {"data": ""})
@@ -1624,7 +1625,7 @@ def test_check_run_data_refuses_an_empty_data_entry(tmp_path):
 def test_open_run_names_a_missing_folder_and_a_run_without_folds(tmp_path):
     """R88, R89, R90: a typo is "no such file", a crossval config (or one of a vsent too old to
     name its command) without folds.json is no crossval run, another command's run is named."""
-    from vsent.runs import open_run
+    from vsent.crossval_run import open_run
 
     with pytest.raises(VsentError, match=r"/nope: no such file or directory$"):
         open_run(tmp_path / "nope")
@@ -1655,7 +1656,7 @@ def test_open_run_names_a_missing_folder_and_a_run_without_folds(tmp_path):
 def test_load_fold_model_refuses_another_folds_checkpoint_only(tmp_path, monkeypatch):
     """A checkpoint that records no fold (made outside a crossval) is accepted (R83)."""
     import vsent.models.checkpoint as checkpoint
-    from vsent.runs import load_fold_model
+    from vsent.crossval_run import load_fold_model
 
     meta: dict = {}
     monkeypatch.setattr(checkpoint, "load_checkpoint", lambda path, **kw: ("model", meta))
@@ -1734,7 +1735,7 @@ def _analysis_of(run: Path, out: Path, stored_run: Path) -> None:
 def test_run_moved_since_knows_a_moved_run_by_its_predictions_only(tmp_path):
     """R75-R78: the earlier path is returned for an analysis inside (or a sub-run beside) a run
     that moved with the same predictions; None for one in place, another run's, other bytes."""
-    from vsent.runs import run_moved_since
+    from vsent.crossval_run import run_moved_since
 
     run = tmp_path / "new" / "crossval-five"
     run.mkdir(parents=True)
@@ -1755,7 +1756,7 @@ def test_run_moved_since_knows_a_moved_run_by_its_predictions_only(tmp_path):
 def test_an_analysis_of_a_moved_run_records_where_the_run_is_now(tmp_path, monkeypatch):
     """R79: record_run_read sets the stored ``run`` to the run's place when it moved (absolute:
     a run opened by a relative path is compared resolved by run_moved_since)."""
-    from vsent.runs import CrossvalRun, record_run_read
+    from vsent.crossval_run import CrossvalRun, record_run_read
 
     run = tmp_path / "run"
     run.mkdir()
@@ -1774,7 +1775,8 @@ def test_inputs_are_recorded_by_a_resumed_run_and_checked_by_a_finished_one(tmp_
     """R80-R82: a run being written (new or resumed) records its inputs' SHA-256; a finished
     one refuses an input that changed or that it did not read then, and follows a folder the
     inputs moved with (``moved``)."""
-    from vsent.runs import RunDir, record_or_check_inputs
+    from vsent.crossval_run import record_or_check_inputs
+    from vsent.runs import RunDir
 
     a, b = tmp_path / "in" / "a.csv", tmp_path / "in" / "b.csv"
     a.parent.mkdir()
@@ -1864,8 +1866,8 @@ def test_a_runs_dataset_is_not_decoded_again_without_skip_bad(twitter_like):
     """load_run_dataset decodes the images only for a --skip-bad run: a run made without it
     reads its list as it is (an image that no longer decodes is left to the data record's
     check), instead of decoding every image again (mut48c R83)."""
+    from vsent.crossval_run import load_run_dataset
     from vsent.data.datasets import load_dataset
-    from vsent.runs import load_run_dataset
 
     ds = load_dataset(twitter_like, "five", validate=False)
     ds.paths[2].write_bytes(b"\xff\xd8 not a jpeg")
@@ -1921,7 +1923,8 @@ def test_a_resumed_session_records_its_command_line_and_gets_the_stored_config(
 def test_a_finished_run_made_before_the_inputs_record_is_not_checked(tmp_path):
     """record_or_check_inputs: a finished run without inputs.json (made before the record
     existed) is shown as it is, and nothing is written into it (mut48c R105)."""
-    from vsent.runs import RunDir, record_or_check_inputs
+    from vsent.crossval_run import record_or_check_inputs
+    from vsent.runs import RunDir
 
     a = tmp_path / "a.csv"
     a.write_text("1\n")
@@ -1934,7 +1937,7 @@ def test_a_finished_run_made_before_the_inputs_record_is_not_checked(tmp_path):
 def test_an_unfinished_run_with_no_predictions_is_not_known_as_moved(tmp_path):
     """run_moved_since: a crossval run that has no predictions.csv yet (unfinished, or its
     predictions deleted) is not recognised, rather than a traceback (mut48c R107)."""
-    from vsent.runs import run_moved_since
+    from vsent.crossval_run import run_moved_since
 
     run = tmp_path / "new" / "crossval-five"
     run.mkdir(parents=True)

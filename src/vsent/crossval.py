@@ -38,6 +38,7 @@ from vsent.config import (
     fold_seed,
     with_stored_momentum_form,
 )
+from vsent.crossval_run import CrossvalRun, open_run
 from vsent.data.cache import image_cache
 from vsent.data.datasets import Dataset, load_dataset
 from vsent.data.extra import (
@@ -98,13 +99,11 @@ from vsent.runs import (
     FOLDS,
     SUMMARY,
     TRAIN_STATE,
-    CrossvalRun,
     RunDir,
     Timer,
     check_run_dir,
     fold_dir,
     fold_done,
-    open_run,
 )
 from vsent.train import check_parallel, fit, state_seconds
 

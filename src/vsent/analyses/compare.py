@@ -255,8 +255,8 @@ def train_copies(run: str | os.PathLike) -> dict[str, tuple[str, str]]:
     """The test images of a crossval run with a copy among their fold's training images,
     ``{test name: (training name, reason)}``
     (:func:`vsent.data.extra.train_copies_of_test_images` on the run's data and folds)."""
+    from vsent.crossval_run import open_run
     from vsent.data.extra import train_copies_of_test_images
-    from vsent.runs import open_run
 
     opened = open_run(run)
     return train_copies_of_test_images(opened.dataset, opened.folds)

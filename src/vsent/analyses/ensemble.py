@@ -43,6 +43,7 @@ import numpy as np
 from vsent.analyses.compare import check_finished_run, read_predictions, scores_source
 from vsent.analyses.fusion import ensemble_mean
 from vsent.analyses.fusion_run import check_run_two_way
+from vsent.crossval_run import record_or_check_inputs
 from vsent.errors import VsentError, check_many
 from vsent.files import file_sha256, same_file
 from vsent.metrics import binary_metrics, mean_std_text, summarize_folds, summary_markdown
@@ -56,7 +57,6 @@ from vsent.runs import (
     config_diff,
     open_run_dir,
     read_config,
-    record_or_check_inputs,
 )
 
 #: Config keys that must agree between members; the images, labels and folds are compared

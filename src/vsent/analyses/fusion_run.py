@@ -114,12 +114,13 @@ def fold_cnn_features(run: Path, dataset: Any, folds: Sequence[Any], *,
     Rows are those of ``dataset``; a fold's training rows are images its model was trained on.
     Features are cached on disk (:func:`vsent.frozen.cached_features`). A model file that
     records another fold (copied or swapped) is refused, as
-    :meth:`vsent.runs.CrossvalRun.load_model` refuses it: it was trained on this fold's test
+    :meth:`vsent.crossval_run.CrossvalRun.load_model` refuses it: it was trained on this fold's test
     images.
     """
+    from vsent.crossval_run import load_fold_model
     from vsent.data.cache import image_cache
     from vsent.frozen import cached_features
-    from vsent.runs import FOLD_MODEL, fold_dir, load_fold_model
+    from vsent.runs import FOLD_MODEL, fold_dir
 
     out: dict[int, np.ndarray] = {}
     images: dict[int, np.ndarray] = {}
@@ -300,15 +301,8 @@ def fuse(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
     from dataclasses import asdict
 
     from vsent.analyses.compare import check_finished_run
-    from vsent.runs import (
-        FOLDS,
-        SUMMARY,
-        check_run_data,
-        open_run_dir,
-        read_config,
-        record_or_check_inputs,
-        run_moved_since,
-    )
+    from vsent.crossval_run import check_run_data, record_or_check_inputs, run_moved_since
+    from vsent.runs import FOLDS, SUMMARY, open_run_dir, read_config
 
     features = "+".join(parse_fusion_blocks(features, "--features"))
     _check_options(rule, weight, classifier, extra_train)
@@ -573,9 +567,10 @@ def _open_fused_run(run: str | os.PathLike) -> tuple[Path, dict[str, Any], Any, 
     """A finished crossval run to fuse, checked: ``(run, config, dataset, folds, seed)``; its
     data must be what its networks were trained on (``data.json``)."""
     from vsent.analyses.compare import check_finished_run
+    from vsent.crossval_run import check_run_data, load_run_dataset
     from vsent.data import make_folds
     from vsent.provenance import check_data_record
-    from vsent.runs import CONFIG, check_run_data, load_run_dataset, read_config
+    from vsent.runs import CONFIG, read_config
 
     # crossval --fusion calls this before its summary.json is written
     run = check_finished_run(run, "crossval run", (CONFIG, "predictions.csv"))

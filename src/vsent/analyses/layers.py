@@ -14,7 +14,7 @@ Layout of the output directory::
 
     config.json versions.json run.log
     inputs.json                        the crossval run's predictions.csv SHA-256 (a run moved
-                                       with this folder is known by it: runs.run_moved_since)
+                                       with this folder is known by it: run_moved_since)
     features/fold<k>/<layer>.npy       float32 (n_train + n_test, dim), rows: train then test
     features/fold<k>/<layer>.gram.npy  float64 (n, n) linear kernel of those rows
     features/fold<k>/meta.json         rows (dataset indices), n_train, shapes; written last
@@ -199,8 +199,9 @@ def layer_probes(cfg: LayersConfig, out: str | Path, *, progress: bool = True,
         in depth order.
     """
     from vsent.crossval import check_device
+    from vsent.crossval_run import open_run, record_run_read, run_moved_since
     from vsent.data.folds import check_inner_splits
-    from vsent.runs import open_run, open_run_dir, record_run_read, run_moved_since
+    from vsent.runs import open_run_dir
 
     out = Path(out)
     check_device(cfg.device, out, "layers.json", overwrite)

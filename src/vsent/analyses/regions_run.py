@@ -6,7 +6,7 @@ fold's test images (and, for early fusion, its training images), and the folds' 
 make Sun et al.'s Table 1 (every ranking at K) and Figure 4 (accuracy against K = 1..k_max).
 Each fold's proposals and scores are kept in ``fold<k>/regions.npz`` and reused by
 ``--resume``; a finished run whose crossval run changed since is refused
-(:func:`vsent.runs.run_moved_since`, ``inputs.json``).
+(:func:`vsent.crossval_run.run_moved_since`, ``inputs.json``).
 """
 
 from __future__ import annotations
@@ -209,9 +209,10 @@ def evaluate_regions(
     -------
     The table as a dict: method -> summary of :func:`vsent.metrics.summarize_folds`.
     """
+    from vsent.crossval_run import open_run, record_run_read, run_moved_since
     from vsent.inference import resolve_device
     from vsent.metrics import binary_metrics, summarize_folds
-    from vsent.runs import Timer, open_run, open_run_dir, record_run_read, run_moved_since
+    from vsent.runs import Timer, open_run_dir
 
     out = Path(out)
     run = open_run(run_dir)
