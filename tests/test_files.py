@@ -66,9 +66,12 @@ def test_a_held_lock_without_a_pid_yet_names_this_command(tmp_path):
             pass
 
 
-def test_a_lock_file_removed_by_its_ending_holder_is_not_the_one_locked(tmp_path, monkeypatch):
+@pytest.mark.parametrize("third_run", [False, True])
+def test_a_lock_file_removed_by_its_ending_holder_is_not_the_one_locked(tmp_path, monkeypatch,
+                                                                        third_run):
     """The holder ends (and removes its lock file) between our open and our flock: the file we
-    locked is gone, a third run would make and lock a new one; so we lock a new one too."""
+    locked is gone, a third run would make and lock a new one; so we lock a new one too. With
+    ``third_run`` that third run has made its file already: ours is not it (mut52c F44)."""
     out = tmp_path / "o.csv"
     lock = Path(f"{out}.vsent.lock")
     lock.write_text("4242@elsewhere vsent predict\n")  # the holder's file, about to go
@@ -79,6 +82,8 @@ def test_a_lock_file_removed_by_its_ending_holder_is_not_the_one_locked(tmp_path
         calls.append(fd)
         if len(calls) == 1:
             lock.unlink()
+            if third_run:
+                lock.write_text("")
         return real(fd, op)
 
     monkeypatch.setattr(fcntl, "flock", holder_ends_first)
@@ -226,8 +231,9 @@ def test_a_temporary_name_tells_a_dead_writer_from_a_live_one(tmp_path):
     writer of this machine that is gone is abandoned at once, a live one's is not (F13)."""
     import subprocess
     import sys
+    import time
 
-    from vsent.files import abandoned, temp_path
+    from vsent.files import _host, abandoned, temp_path
 
     live = temp_path(tmp_path / "cache.npy")
     live.write_bytes(b"partial")
@@ -237,6 +243,15 @@ def test_a_temporary_name_tells_a_dead_writer_from_a_live_one(tmp_path):
     dead = live.with_name(live.name.replace(f".{os.getpid()}@", f".{gone.pid}@"))
     live.rename(dead)
     assert abandoned(dead)
+    # a writer on another machine (or PID namespace) may be alive: its file is left a day
+    # (mut52c F13, F17)
+    theirs = dead.with_name(dead.name.replace(f"@{_host()}.", "@elsewhere~0123456789a."))
+    dead.rename(theirs)
+    assert not abandoned(theirs)
+    for hours, gone_by_now in ((23, False), (25, True)):
+        then = time.time() - hours * 3600
+        os.utime(theirs, (then, then))
+        assert abandoned(theirs) is gone_by_now, hours
 
 
 def test_a_temporary_file_that_is_gone_is_not_abandoned(tmp_path):
@@ -388,6 +403,8 @@ def test_a_damaged_cache_entry_is_recomputed_with_a_line_naming_it(tmp_path, cap
         assert load_cache_entry(tmp_path / "e.npz", "SIFT cache entry", ("a",)) is None
     assert [r.getMessage() for r in caplog.records] == [
         f"{tmp_path / 'e.npz'}: unreadable SIFT cache entry, recomputing"]
+    (tmp_path / "e.npy").write_bytes(b"")  # numpy: EOFError (mut52c F02)
+    assert load_cache_entry(tmp_path / "e.npy", "feature cache entry") is None
 
 
 def test_a_tilde_of_an_unknown_user_is_a_data_error_naming_the_path():
@@ -462,6 +479,10 @@ def test_a_temporary_name_is_hidden_beside_the_file_and_names_its_writer(tmp_pat
     assert re.fullmatch(r"h{20}~[0-9a-f]{11}", host)
     assert name.parent == tmp_path
     assert re.fullmatch(rf"\.c\.npy\.{os.getpid()}@{host}\.[0-9a-f]{{8}}\.tmp", name.name)
+    # a name near the limit is cut to exactly 255 bytes, which the file system takes (mut52c F10)
+    long = files.temp_path(tmp_path / ("x" * 300))
+    assert len(os.fsencode(long.name)) == 255
+    long.write_bytes(b"")
 
 
 def test_reserve_space_passes_over_a_file_system_that_cannot_allocate_ahead(tmp_path,
@@ -470,6 +491,11 @@ def test_reserve_space_passes_over_a_file_system_that_cannot_allocate_ahead(tmp_
     from vsent.files import reserve_space
 
     (tmp_path / "f.npy").write_bytes(b"x" * 10)
+    calls = []
+    monkeypatch.setattr(os, "posix_fallocate", lambda fd, offset, length: calls.append(
+        (offset, length)))
+    reserve_space(tmp_path / "f.npy")
+    assert calls == [(0, 10)]  # the file's whole length (mut52c F20)
     for code in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS, errno.ENOSPC):
         def fails(fd, offset, length, code=code):
             raise OSError(code, os.strerror(code))
@@ -558,6 +584,9 @@ def test_a_file_system_without_locks_is_warned_of_and_leaves_no_lock_file(tmp_pa
     assert [r.getMessage() for r in caplog.records] == [
         f"--out {out}: cannot lock run.vsent.lock ({os.strerror(errno.ENOLCK)}): nothing keeps "
         "a second run off this output"]
+    (tmp_path / "o.csv").write_text("x")  # an out that is a file: not locked itself either
+    with exclusive_lock(tmp_path / "o.csv", "vsent predict"):  # (mut52c F39)
+        assert (tmp_path / "o.csv").read_text() == "x"
 
 
 def test_the_lock_file_holds_only_this_runs_pid_and_command(tmp_path):
@@ -589,3 +618,60 @@ def test_a_lock_file_of_another_user_is_locked_read_only(tmp_path, monkeypatch):
             VsentError, match=r"^another vsent predict \(pid \?\) is writing"), \
             exclusive_lock(out, "vsent predict"):
         pass
+
+
+def test_mark_used_sets_the_time_to_now_and_passes_over_a_file_it_cannot_touch(tmp_path):
+    """mut52c F18: the last use is now; an entry removed meanwhile (or a read-only cache) is
+    no error."""
+    from vsent.files import mark_used
+
+    entry = tmp_path / "e.npy"
+    entry.write_bytes(b"x")
+    os.utime(entry, (0, 0))
+    mark_used(entry)
+    assert entry.stat().st_mtime > 1e9  # not 1970 any more
+    mark_used(tmp_path / "gone.npy")
+
+
+def test_atomic_write_text_writes_utf8_and_leaves_only_the_file(tmp_path):
+    """mut52c F31, F51: the text as UTF-8 whatever the locale, an empty text too, and no
+    temporary file beside it."""
+    from vsent.files import atomic_write_text
+
+    atomic_write_text(tmp_path / "card.md", "Søren's café: 0.82 ± 0.05\n")
+    assert (tmp_path / "card.md").read_bytes() == "Søren's café: 0.82 ± 0.05\n".encode()
+    atomic_write_text(tmp_path / "card.md", "")
+    assert (tmp_path / "card.md").read_bytes() == b""
+    assert [p.name for p in tmp_path.iterdir()] == ["card.md"]
+
+
+def test_a_cache_entry_is_written_in_a_new_folder_and_an_unwritable_one_is_named(tmp_path):
+    """mut52c F23, F24: write_cache_file makes the entry's folders; a folder that cannot be
+    made (a file stands there) is a VsentError naming it and the way out."""
+    from vsent.files import write_cache_file
+
+    entry = tmp_path / "cache" / "ab" / "e.bin"
+    write_cache_file(entry, lambda f: f.write(b"data"), "feature cache")
+    assert entry.read_bytes() == b"data"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(VsentError) as info:
+        write_cache_file(tmp_path / "file" / "e.bin", lambda f: f.write(b"data"), "feature cache")
+    assert str(info.value) == (f"{tmp_path / 'file'}: cannot write the feature cache (File "
+                               "exists); set $VSENT_CACHE to a writable folder")
+
+
+def test_a_folder_nobody_may_write_to_without_a_lock_file_is_shown(tmp_path, monkeypatch):
+    """mut52c F50: no lock file can be made there (EACCES) and none is there: nobody can write
+    in the folder, nothing to lock, no error."""
+    real = os.open
+
+    def no_create(path, flags, *args, **kwargs):
+        if str(path).endswith(".vsent.lock") and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_create)
+    out = tmp_path / "run"
+    out.mkdir()
+    with exclusive_lock(out, "vsent report"):
+        assert not (tmp_path / "run.vsent.lock").exists()

@@ -1362,6 +1362,22 @@ def test_a_checkout_without_a_commit_and_with_untracked_files_only(monkeypatch):
     assert provenance._git_state() == (None, False)
 
 
+def test_git_answers_only_when_it_succeeds(monkeypatch):
+    """mut52c P08: a git that fails (rev-parse HEAD in a checkout without a commit prints
+    "HEAD" and exits 128) answers "", not what it printed."""
+    import subprocess
+
+    import vsent.provenance as provenance
+
+    def git(args, **kwargs):
+        code = 128 if args[1:] == ["rev-parse", "HEAD"] else 0
+        return subprocess.CompletedProcess(args, code, stdout="HEAD\n", stderr="fatal: ...")
+
+    monkeypatch.setattr(provenance.subprocess, "run", git)
+    assert provenance._git("rev-parse", "HEAD") == ""
+    assert provenance._git("rev-parse", "--abbrev-ref", "HEAD") == "HEAD"
+
+
 def test_versions_name_a_package_that_is_not_installed_as_none(monkeypatch):
     """mut44b PV14: every package of the list is a key; one not installed has None."""
     from importlib import metadata
@@ -1401,6 +1417,12 @@ def test_the_change_error_names_three_images_exactly_and_a_removed_image_plainly
     assert str(e) == (f"D: its images or labels changed since then (5 images, 2 positive then; "
                       f"4 images, 2 positive now; see {tmp_path / 'data.json'}): restore them, "
                       "or fix it")
+    relabelled = {"n_images": 5, "n_positive": 3}  # as many images, a label flipped (mut52c P31)
+    e = make_data_change_error("D", "then", same, relabelled, tmp_path / "data.json", "fix it",
+                               changed=["b"])
+    assert str(e) == (f"D: its images or labels changed since then (5 images, 2 positive then; "
+                      f"5 images, 3 positive now; changed or added: b; see "
+                      f"{tmp_path / 'data.json'}): restore them, or fix it")
 
 
 def test_a_data_record_whose_digests_are_damaged_is_still_compared(twitter_like, tmp_path):
@@ -1988,8 +2010,14 @@ def test_init_weights_changed_since_a_run_started_are_named_with_short_digests(t
     record = tmp_path / "init.json"
     record.write_text(json.dumps({"sha256": "a" * 64}))
     check_init_record(record, "w.pt", "a" * 64, "--init weights", Path("runs/r"))
+    with pytest.raises(VsentError, match="changed since"):  # alike in the 12 shown (mut52c P17)
+        check_init_record(record, "w.pt", "a" * 12 + "b" * 52, "--init weights", Path("runs/r"))
     with pytest.raises(VsentError) as info:
         check_init_record(record, "w.pt", "b" * 64, "--init weights", Path("runs/r"))
     assert str(info.value) == ("w.pt: the --init weights changed since runs/r started (SHA-256 "
                                f"{'a' * 12} then, {'b' * 12} now; see {record}): restore that "
                                "file, or pass --overwrite to start again")
+    record.write_text(json.dumps({"sha": "a" * 64}))  # no "sha256" key (mut52c P32)
+    with pytest.raises(VsentError, match=r"init\.json: not the record of the --init weights "
+                                         r"\(keys sha256\); restore it from a copy"):
+        check_init_record(record, "w.pt", "a" * 64, "--init weights", Path("runs/r"))

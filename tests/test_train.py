@@ -1440,6 +1440,24 @@ def test_a_run_configs_train_record_takes_the_runs_seed():
     assert cfg.to_dict()["train"]["seed"] == 7
 
 
+def test_extra_train_takes_only_the_weaker_subsets():
+    """mut52c C68: five-agree is the base subset, not an extra one."""
+    with pytest.raises(VsentError, match=r"^--extra-train 'five': choose one of none, four, "
+                                         r"three$"):
+        RunConfig(data="d", extra_train="five")
+
+
+def test_skip_bad_must_be_a_bool_and_an_adamw_record_keeps_its_form():
+    """mut52c C45: skip_bad "no" (true as text) is refused naming it; C40: an AdamW record
+    without momentum_form is not one of before the option (the form is SGD's alone)."""
+    from vsent.config import stored_momentum_forms
+
+    with pytest.raises(VsentError, match=r"^skip_bad must be True or False, got 'no'$"):
+        RunConfig(data="d", skip_bad="no")
+    adamw = RunConfig(data="d", train=TrainConfig(optimizer="adamw"))
+    assert stored_momentum_forms(adamw, {"train": {"optimizer": "adamw"}}) == {}
+
+
 def test_a_head_other_than_linear_needs_train_head_not_last_n():
     """mut49a C50: --head logistic with --train last-2 (fine-tuning) is refused."""
     with pytest.raises(VsentError, match=r"^--head logistic applies to --train head$"):
@@ -1454,6 +1472,8 @@ def test_a_default_run_configs_record_holds_none_of_the_later_options():
              "train_mode", "head", "zero_shot", "prompts", "finetune_lr_default"}
     assert not later & set(d)
     assert d["eval_batch_size"] == 64
+    # a default read back from JSON is another str object, equal: still left out (mut52c C19)
+    assert not later & set(RunConfig(data="d", train_mode="".join(["al", "l"])).to_dict())
 
 
 def test_a_progressive_scope_needs_the_progressive_schedule_not_only_a_staged_one():
