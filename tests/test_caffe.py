@@ -452,11 +452,15 @@ def test_a_partial_legacy_shape_is_not_read_as_a_flat_blob(tmp_path):
 def test_a_dimension_above_caffes_limit_is_refused_even_when_empty(tmp_path):
     """A (2**40, 0) blob has 0 values like its data, but Caffe refuses any axis above INT_MAX
     (Blob::Reshape): it is no Caffe model."""
-    blob = _ld(7, _ld(1, _varint(2**40) + _varint(0))) + _ld(5, b"")
-    path = tmp_path / "huge.caffemodel"
-    path.write_bytes(_ld(100, _ld(1, b"fc6") + _ld(2, b"InnerProduct") + _ld(7, blob)))
-    with pytest.raises(WeightsError, match=r"huge\.caffemodel: .*above Caffe's limit"):
-        read_caffemodel(path)
+    for dim in (2**40, 2**31, 2**31 - 1):  # INT_MAX itself is allowed (mut52a C14)
+        blob = _ld(7, _ld(1, _varint(dim) + _varint(0))) + _ld(5, b"")
+        path = tmp_path / "huge.caffemodel"
+        path.write_bytes(_ld(100, _ld(1, b"fc6") + _ld(2, b"InnerProduct") + _ld(7, blob)))
+        if dim == 2**31 - 1:
+            assert read_caffemodel(path)[1][0].blobs[0].shape == (dim, 0)
+            continue
+        with pytest.raises(WeightsError, match=r"huge\.caffemodel: .*above Caffe's limit"):
+            read_caffemodel(path)
 
 
 def test_a_v0_layer_nested_in_a_v1_layer_is_read(tmp_path):
@@ -539,3 +543,34 @@ def test_a_legacy_blob_of_more_than_four_axes_is_refused_by_the_writer(tmp_path)
     with pytest.raises(ValueError, match=r"^legacy blobs have at most 4 axes, got shape "
                                          r"\(1, 1, 1, 2, 3\)$"):
         write_caffemodel(tmp_path / "five.caffemodel", layers, legacy=True)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 52 (mut52a): vsent.models.caffe mutants the suite missed
+
+
+def test_packed_data_of_a_partial_value_is_named_as_such(tmp_path):
+    """Packed float data of 5 bytes or packed double data of 12 (a blob cut inside a value)
+    are refused with the reader's own reason, not numpy's (mut52a C15, C16)."""
+    for name, field, size, kind in (("f", 5, 5, "float"), ("d", 8, 12, "double")):
+        blob = _ld(7, _ld(1, _varint(1))) + _ld(field, b"\0" * size)
+        path = tmp_path / f"{name}.caffemodel"
+        path.write_bytes(_ld(100, _ld(1, b"fc6") + _ld(2, b"InnerProduct") + _ld(7, blob)))
+        with pytest.raises(WeightsError) as err:
+            read_caffemodel(path)
+        unit = 4 if kind == "float" else 8
+        assert str(err.value) == (f"{path}: not a valid Caffe model (packed {kind} data is not "
+                                  f"a multiple of {unit} bytes)")
+
+
+def test_a_legacy_layer_type_without_a_name_is_given_by_its_number(tmp_path):
+    """A V1 layer type the reader does not name (39: Deconvolution) reads as ``V1:39``, not
+    as no type (mut52a C18); named ones by caffe.proto's V1 enum (20: SOFTMAX, 21:
+    SOFTMAX_LOSS; mut52a C40)."""
+    codes = {"up": 39, "conv1": 4, "prob": 20, "loss": 21}
+    path = tmp_path / "v1.caffemodel"
+    path.write_bytes(b"".join(_ld(2, _ld(4, name.encode()) + _varint(5 << 3) + _varint(code))
+                             for name, code in codes.items()))
+    assert [(la.name, la.type) for la in read_caffemodel(path)[1]] == [
+        ("up", "V1:39"), ("conv1", "Convolution"), ("prob", "Softmax"),
+        ("loss", "SoftmaxWithLoss")]

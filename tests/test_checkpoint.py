@@ -435,3 +435,69 @@ def test_a_spec_without_a_name_is_named_not_a_key_error(tmp_path):
         load_checkpoint(path)
     assert str(err.value) == (f"{path}: not a complete vsent checkpoint (no spec.name or "
                               "spec.num_classes)")
+
+
+# ---------------------------------------------------------------------------------------------
+# mutation round 52 (mut52a): vsent.models.checkpoint mutants the suite missed
+
+
+def test_a_file_that_cannot_be_opened_and_colour_codes_in_torchs_reason_are_one_line(
+        tmp_path, monkeypatch):
+    """A checkpoint that exists but cannot be opened (permissions, a network share gone) is a
+    WeightsError naming the file, not the OSError's traceback (mut52a K30); torch's reason is
+    given without terminal colour codes (mut52a K17)."""
+    import pathlib
+
+    from vsent.models.checkpoint import load_failure
+
+    pickle = tmp_path / "legacy.pt"
+    pickle.write_bytes(b"\x80\x02junk")
+    assert load_failure(pickle, RuntimeError("\x1b[1m\x1b[31mbad  magic\x1b[0m")) == "bad magic"
+    locked = tmp_path / "locked.pt"
+    locked.write_bytes(b"PK\x03\x04")
+    real_open = pathlib.Path.open
+
+    def refuse(self, *args, **kwargs):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", refuse)
+    with pytest.raises(WeightsError) as err:
+        read_checkpoint(locked)
+    assert str(err.value) == f"{locked}: cannot read it (Permission denied)"
+    assert load_failure(locked, OSError()) == "cannot read it (Permission denied)"
+
+
+def test_an_onnx_file_read_without_the_onnx_extra_gets_the_export_hint(tmp_path, monkeypatch):
+    """Without onnx installed nobody can tell whether an .onnx file is a vsent export: it is
+    given the hint to run it, not called a file vsent did not write (mut52a K14)."""
+    import vsent.export
+    from vsent.models.checkpoint import EXPORT_HINT
+
+    def no_onnx(path):
+        exc = vsent.export.ExportError("onnx is not installed")
+        exc.missing_extra = "onnx"
+        raise exc
+
+    monkeypatch.setattr(vsent.export, "read_metadata", no_onnx)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"\x08\x07\x12\x04onnx")
+    with pytest.raises(WeightsError) as err:
+        read_checkpoint(path)
+    assert str(err.value) == (f"{path}: not a vsent checkpoint (not a file written by "
+                              f"torch.save; an ONNX export: {EXPORT_HINT})")
+
+
+def test_only_caffenets_arch_option_names_a_raw_ablations_width(tmp_path):
+    """A file without info.num_outputs is as wide as spec.num_classes unless it is CaffeNet's
+    raw ablation: another model's ``arch`` option that happens to read "fc7-4096" does not
+    make it 4096 wide (mut52a K20)."""
+    from vsent.models.checkpoint import check_complete
+
+    ckpt = {"spec": {"name": "other", "num_classes": 2, "arch": "fc7-4096"}, "state_dict": {},
+            "preprocess": {}, "class_names": ["negative", "positive"], "info": {}}
+    check_complete(ckpt, tmp_path / "m.pt")
+    with pytest.raises(WeightsError, match=r"\(2 class names for 4096 outputs\)$"):
+        check_complete({**ckpt, "spec": {**ckpt["spec"], "name": "caffenet"}},
+                       tmp_path / "m.pt")

@@ -711,7 +711,8 @@ def test_a_training_checkpoint_gives_its_trained_weights_before_its_moving_avera
     order of preference (WRAPPER_ENTRIES) takes ``state_dict``/``model``, not the EMA."""
     trained, ema = {"w": torch.ones(2)}, {"w": torch.zeros(2)}
     for layout in ({"state_dict_ema": ema, "state_dict": trained, "epoch": torch.tensor(3)},
-                   {"model_ema": ema, "model": trained, "epoch": torch.tensor(3)}):
+                   {"model_ema": ema, "model": trained, "epoch": torch.tensor(3)},
+                   {"state_dict_ema": ema, "model": trained}):  # mut52a W14
         path = tmp_path / "train.pth"
         torch.save(layout, path)
         assert torch.equal(read_state_dict(path)["w"], trained["w"]), list(layout)
@@ -797,6 +798,14 @@ def test_hub_download_offline_mode_lasts_for_the_call_only(monkeypatch):
     with weights_module.hub_download():
         assert constants.HF_HUB_OFFLINE is True and root.level == logging.CRITICAL
     assert constants.HF_HUB_OFFLINE is False and root.level == level
+    # already offline (HF_HUB_OFFLINE=1): no name lookup, which can hang for a while offline,
+    # and the user's setting stays after the block (mut52a W34)
+    asked = []
+    monkeypatch.setattr(weights_module, "resolvable", lambda host: asked.append(host) or True)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with weights_module.hub_download():
+        assert constants.HF_HUB_OFFLINE is True
+    assert constants.HF_HUB_OFFLINE is True and asked == []
 
 
 def test_an_all_proxy_alone_counts_as_a_route_out(monkeypatch):
@@ -978,3 +987,20 @@ def test_torchvision_weights_failing_for_another_reason_is_not_called_a_download
     monkeypatch.setattr(tv, "resolvable", lambda host: True)
     with pytest.raises(RuntimeError, match="^boom in the downloader$"):
         create_model("resnet18", init="imagenet")
+
+
+# ---------------------------------------------------------------------------------------------
+# mutation round 52 (mut52a): vsent.models.weights mutants the suite missed
+
+
+def test_the_hub_file_of_a_url_is_named_by_its_path_without_query_or_fragment(monkeypatch,
+                                                                                 tmp_path):
+    """torch.hub names a download by the URL's path: a query or fragment (a signed URL, a
+    ``?download=1``) is not part of the file name looked for in the cache (mut52a W32)."""
+    from vsent.models.weights import hub_checkpoint_file, url_file_name
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    url = "https://example.invalid/models/r18-5c106cde.pth?download=1#sha"
+    assert url_file_name(url) == "r18-5c106cde.pth"
+    assert url_file_name("https://example.invalid/") == ""
+    assert hub_checkpoint_file(url) == tmp_path / "hub" / "checkpoints" / "r18-5c106cde.pth"
