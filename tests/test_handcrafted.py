@@ -135,6 +135,11 @@ def test_bow_from_saved_centres_counts_the_nearest_centre():
         words = dist.argmin(1)
         assert len(set(words.tolist())) > 1  # the check below can tell words apart
         np.testing.assert_allclose(row, np.bincount(words, minlength=5) / len(d), atol=1e-6)
+    # mut52b H34: a norm other than l1 and l2 is refused, not taken as l2
+    from vsent.errors import VsentError
+
+    with pytest.raises(VsentError, match=r"^BoW norm must be 'l1' or 'l2', got 'l3'$"):
+        hc.bow_histograms(centres, descs, norm="l3")
 
 
 def test_extracted_colour_features_are_rgb_histograms_of_the_resized_decode(tmp_path):
@@ -343,9 +348,20 @@ def test_keypoint_sift_keeps_at_most_about_max_keypoints():
     assert 0 < len(few) <= 25 < len(many)
 
 
-def test_colour_features_alone_from_the_cache_decode_nothing(tmp_path):
+def test_colour_features_alone_from_the_cache_decode_nothing(tmp_path, monkeypatch):
     """mut44b HC22: with need_sift=False and the colour histograms cached, no image is
-    decoded again (baselines --features gch,lch on a warm cache)."""
+    decoded again (baselines --features gch,lch on a warm cache). mut52b H36: n_jobs is the
+    size of the thread pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sizes = []
+
+    class Pool(ThreadPoolExecutor):
+        def __init__(self, max_workers=None, **kw):
+            sizes.append(max_workers)
+            super().__init__(max_workers, **kw)
+
+    monkeypatch.setattr(hc, "ThreadPoolExecutor", Pool)
     rng = np.random.default_rng(7)
     paths = []
     for i in range(3):
@@ -353,8 +369,9 @@ def test_colour_features_alone_from_the_cache_decode_nothing(tmp_path):
         Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(paths[-1])
     kw = dict(need_sift=False, cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
     first = hc.extract_features(paths, **kw)
-    again = hc.extract_features(paths, **kw)
+    again = hc.extract_features(paths, **{**kw, "n_jobs": 7})
     assert (first.decoded, again.decoded) == (3, 0)
+    assert sizes == [1, 7]
     np.testing.assert_array_equal(first.lch, again.lch)
     assert all(len(d) == 0 for d in again.descriptors)
 
@@ -382,13 +399,17 @@ def test_bow_of_images_without_any_descriptor_is_all_zeros_with_a_fitted_vocabul
 
 def test_too_few_descriptors_for_the_pca_is_a_clear_error():
     """mut44b HC34: fewer descriptors than PCA dimensions (more than mixture components) is
-    the one-line VsentError, not scikit-learn's ValueError."""
+    the one-line VsentError, not scikit-learn's ValueError. mut52b H31: so is fewer
+    descriptors than mixture components (more than PCA dimensions)."""
     from vsent.errors import VsentError
 
     descs = [np.random.default_rng(10).integers(0, 256, (20, 128), dtype=np.uint8)]
     with pytest.raises(VsentError, match="20 SIFT descriptors .* too few for a 2-component "
                                          "mixture in 64 dimensions"):
         hc.learn_fisher(descs, n_components=2, pca_dims=64)
+    with pytest.raises(VsentError, match="^20 SIFT descriptors in the training images are too "
+                                         "few for a 64-component mixture in 2 dimensions$"):
+        hc.learn_fisher(descs, n_components=64, pca_dims=2)
 
 
 def test_dense_sift_sizes_that_differ_have_cache_names_that_differ():

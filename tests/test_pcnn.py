@@ -220,18 +220,33 @@ def test_stage_2_trains_on_exactly_the_images_kept(make_learnable, tmp_path, mon
     calls = []
     real_fit = pcnn_module.fit
 
+    starts = []
+
     def fit(model, images, labels, cfg, **kw):
         calls.append(([name_of[np.asarray(images[i]).tobytes()] for i in range(len(images))],
                       np.asarray(labels).tolist(), cfg.seed))
+        starts.append({k: v.clone() for k, v in model.state_dict().items()})
         return real_fit(model, images, labels, cfg, **kw)
 
     monkeypatch.setattr(pcnn_module, "fit", fit)
     # a fixed draw (two thirds of each class kept), whatever stage 1 learnt
     monkeypatch.setattr(pcnn_module, "select_kept", lambda scores, rng: np.arange(24) % 3 > 0)
+    scored = []  # mut52b P48: the selection scores in batches of --eval-batch-size
+    real_predict = pcnn_module.predict_proba
+    monkeypatch.setattr(pcnn_module, "predict_proba", lambda model, images, **kw: (
+        scored.append(kw["batch_size"]) or real_predict(model, images, **kw)))
     quick = CROSSVAL_PRESETS["quick"]["train"].replace(epochs=1, batch_size=8, device="cpu")
     cfg = ProgressiveConfig(data=str(data), model="smallcnn", model_kwargs={"widths": [8, 16]},
-                            train=quick, finetune=quick, seed=0, preset=None)
+                            train=quick, finetune=quick, seed=0, preset=None, eval_batch_size=5)
     progressive(cfg, tmp_path / "run", progress=False)
+    assert scored == [5]
+    # mut52b P07: stage 1 starts from the weights torch.manual_seed(--seed) draws
+    torch.manual_seed(0)
+    drawn = create_model("smallcnn", widths=[8, 16]).state_dict()
+    assert all(torch.equal(starts[0][k], drawn[k]) for k in drawn)
+    # mut52b P50: the two checkpoints say which stage they are
+    assert load_checkpoint(tmp_path / "run" / "stage1" / "model.pt")[1]["stage"] == "pcnn-stage1"
+    assert load_checkpoint(tmp_path / "run" / "model.pt")[1]["stage"] == "pcnn"
 
     with (tmp_path / "run" / "removal.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
@@ -915,7 +930,7 @@ def _transfer_five(tmp_path, *options: str):
     return out
 
 
-def test_transfer_passes_its_seed_to_every_subsets_run(tmp_path):
+def test_transfer_passes_its_seed_to_every_subsets_run(tmp_path, monkeypatch):
     """``pcnn-transfer --seed 5``: each subset's crossval run trains with seed 5 (mut42 ap11:
     seed 0 whatever was asked, recorded as 0 in the subsets' config.json and 5 in the
     transfer's)."""
@@ -923,6 +938,19 @@ def test_transfer_passes_its_seed_to_every_subsets_run(tmp_path):
     assert json.loads((out / "config.json").read_text())["seed"] == 5
     sub = json.loads((out / "five" / "config.json").read_text())
     assert sub["seed"] == 5
+    # mut52b P38: a resumed transfer resumes its subsets' runs (one cut short before its
+    # summary goes on; a new run into its folder would be refused)
+    import vsent.analyses.pcnn as pcnn_module
+
+    resumed = []
+    monkeypatch.setattr(pcnn_module, "crossval", lambda rc, sub, **kw: (
+        resumed.append(kw["resume"]) or json.loads((sub / "summary.json").read_text())))
+    table = json.loads((out / "transfer.json").read_text())
+    (out / "transfer.json").unlink()
+    assert main(["pcnn-transfer", "--model", str(tmp_path / "pre.pt"), "--data",
+                 str(tmp_path / "tw"), "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert resumed == [True]
+    assert json.loads((out / "transfer.json").read_text())["rows"] == table["rows"]
 
 
 def test_transfer_oversample_evaluates_every_subset_with_ten_crops(tmp_path):
@@ -1145,6 +1173,23 @@ def test_transfer_table_of_an_unknown_or_mixed_fold_count_says_k_fold():
     for rows in (old_rows, [row("five", 3), row("four", 2)]):
         md = transfer_markdown({**table, "rows": rows})
         assert "\nk-fold fine-tuning on Twitter I (my_folds.json folds" in md
+
+
+def test_a_finished_transfer_missing_one_subsets_summary_returns_its_stored_table(tmp_path):
+    """mut52b P40: the table is built again from the subsets' summaries only when every one is
+    there; with one gone (of two), the stored table is returned, not a VsentError on it."""
+    from vsent.analyses.pcnn import TransferConfig, _transfer_table_again
+    from vsent.metrics import summarize_folds
+    from vsent.runs import RunDir
+
+    cfg = TransferConfig(model="m.pt", data="d", subsets=["five", "four"])
+    summary = summarize_folds([{"fold": 1, "accuracy": 0.7, "precision": 0.7, "recall": 0.7,
+                                "f1": 0.7}])
+    with RunDir(tmp_path / "run") as run:
+        run.write_json("transfer.json", {"rows": ["stored"]})
+        (run.path / "five").mkdir()
+        run.write_json("five/summary.json", summary)  # four's is gone
+        assert _transfer_table_again(run, cfg) == {"rows": ["stored"]}
 
 
 def test_transfer_config_refuses_a_subset_twice_and_a_folds_file_for_two_subsets():

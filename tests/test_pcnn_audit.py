@@ -129,7 +129,8 @@ def test_a_damaged_removal_file_is_one_line_naming_it_and_the_line(tmp_path, edi
 def test_subset_on_data_without_agreement_subsets_is_refused(make_learnable, tmp_path,
                                                              capsys):
     """--subset was recorded and ignored for a folder or CSV (and a resume with another one
-    refused although the data are the same): a new run with one is refused (#12)."""
+    refused although the data are the same): a new run with one is refused (#12); one that
+    an older vsent started with it keeps its record and resumes (mut52b P21)."""
     data = make_learnable(n_pos=10, n_neg=10)
     out = tmp_path / "run"
     args = ["pcnn", "--data", str(data), "--out", str(out), *_train_opts(1, 1)]
@@ -139,3 +140,13 @@ def test_subset_on_data_without_agreement_subsets_is_refused(make_learnable, tmp
         "subsets (--subset selects one of a Twitter I folder); leave --subset out"]
     assert not (out / "stage1").exists()
     assert main(args) == 0  # the refused run wrote no results: the next one replaces it
+
+    # one that a vsent before the check started (its --subset recorded) resumes: only a new
+    # run is refused
+    from vsent.analyses.pcnn import ProgressiveConfig, _read_run_data
+    from vsent.runs import RunDir
+
+    with RunDir(tmp_path / "older") as run:
+        run.status = "resumed"
+        dataset, _ = _read_run_data(ProgressiveConfig(data=str(data), subset="four"), run)
+    assert dataset.subset is None and len(dataset) == 20
