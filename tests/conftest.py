@@ -264,6 +264,14 @@ def spy_histogram_maps(monkeypatch: pytest.MonkeyPatch, module) -> list[str]:
     return maps
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests (run deliberately) may take an hour before pytest-timeout stops them; the
+    others keep pyproject's 300 s."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(3600))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_vsent_cache(tmp_path_factory):
     """Keep image caches in pytest's temp folder, never in ~/.cache: set for the whole session,
