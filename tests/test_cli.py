@@ -945,6 +945,11 @@ def test_pcnn_resume_on_another_commands_run_takes_nothing_from_it(tmp_path, cap
     assert capsys.readouterr().err == (
         "vsent: error: --data is required (the weakly labelled images): "
         f"{out} holds a crossval run, not a pcnn run\n")
+    own = _fake_run(tmp_path / "own", {"command": "pcnn"})  # its own run, recording no data
+    assert main(["pcnn", "--resume", "--out", str(own)]) == 2
+    assert capsys.readouterr().err == (
+        "vsent: error: --data is required (the weakly labelled images): "
+        f"{own / 'config.json'} records none\n")
 
 
 def test_resumed_config_takes_the_runs_data_for_options_at_their_default(tmp_path):
@@ -962,6 +967,11 @@ def test_resumed_config_takes_the_runs_data_for_options_at_their_default(tmp_pat
     assert given.data == str(tmp_path / "mine")
     fresh = build_parser().parse_args(["baselines", "--out", str(out)])
     assert resumed_config(fresh, "--data") is None and fresh.data != "/stored/data"
+    # a run recorded without "command" is this command's, as its opening (and crossval) take it
+    old = _fake_run(tmp_path / "old", {"data": "/stored/data"})
+    args = build_parser().parse_args(["baselines", "--resume", "--out", str(old)])
+    assert resumed_config(args, "--data") == {"data": "/stored/data"}
+    assert args.data == "/stored/data"
 
 
 def test_pcnn_overwrite_without_data_is_refused_not_the_old_runs_data(tmp_path, capsys):
@@ -1078,6 +1088,14 @@ def test_crossval_resume_compares_a_recipe_option_typed_at_its_default(tmp_path)
     for options in (["--epochs", "3"], ["--model", "smallcnn"], ["--train", "all"]):
         cfg = _resumed(run, *options)  # typed as stored: continued
         assert (cfg.model, cfg.train.epochs, cfg.preset) == ("smallcnn", 3, "quick")
+    # the default preset typed: its whole recipe (the lr of a run with its own) is compared
+    own_lr = _crossval_run(tmp_path / "lr", tmp_path, "--preset", "campos2015", "--lr", "0.5")
+    with pytest.raises(VsentError, match=r"other train \(train\.lr: stored 0\.5, now "):
+        _resumed(own_lr, "--preset", "campos2015")
+    extra = _crossval_run(tmp_path / "extra", tmp_path, "--extra-train", "four")
+    with pytest.raises(VsentError, match=re.escape("(extra_train: stored 'four', not in the new "
+                                                   "config)")):
+        _resumed(extra, "--extra-train", "none")
 
 
 def test_every_recipe_option_of_crossval_and_finetune_names_its_config_keys():
@@ -1099,6 +1117,11 @@ def test_crossval_resume_keeps_the_runs_skip_bad_unless_typed(tmp_path):
     plain = _crossval_run(tmp_path / "plain", tmp_path)
     assert _resumed(plain).skip_bad is False
     assert _resumed(plain, "--skip-bad").skip_bad is True  # laid over: the fix asked for
+    from vsent.cli.crossval import run_config
+
+    # options built without main (no argv): --skip-bad's default is not one typed
+    assert run_config(build_parser().parse_args(["crossval", "--resume", f"--out={kept}"])
+                      )[0].skip_bad is True
 
 
 def test_crossval_resume_uses_a_typed_data_even_one_naming_the_defaults_folder(tmp_path,
@@ -1175,6 +1198,9 @@ def test_arch_is_caffenets_alone(command):
     with pytest.raises(VsentError, match=r"^--arch applies to caffenet, not smallcnn$"):
         config("--preset", "quick", "--arch", "fc7-2")
     assert config("--model", "caffenet", "--arch", "fc7-2").model_kwargs["arch"] == "fc7-2"
+    # --arch is said last: over an arch of --model-arg
+    assert config("--model", "caffenet", "--model-arg", "arch=fc8-2", "--arch",
+                  "fc6-2").model_kwargs == {"arch": "fc6-2"}
 
 
 @pytest.mark.parametrize("option", [["--positive", "a sunny day"], ["--negative", "rain"]])
@@ -1252,6 +1278,9 @@ def test_folds_and_init_words_are_words_beside_a_file_of_that_name(tmp_path, mon
     assert folds_arg("campos") == "campos"
     assert init_arg("imagenet") == "imagenet"
     assert init_arg("random") == "random"
+    long = "x" * 5000  # too long a name for the file system (OSError): no file, as typed
+    assert (folds_arg(long), init_arg(long), init_arg(f"openai={long}")) == (
+        long, long, f"openai={long}")
 
 
 def test_out_expands_the_users_home(tmp_path, monkeypatch):
@@ -1276,13 +1305,17 @@ def test_as_started_needs_resume_and_takes_device(tmp_path):
     from vsent.cli.common import as_started
 
     out = str(tmp_path / "x")
-    for argv, want in ((["baselines", "--out", out], False),
-                       (["pcnn", "--resume", "--out", out, "--device", "cpu"], True),
-                       (["pcnn", "--resume", "--out", out, "--no-progress"], True),
-                       (["pcnn", "--resume", "--out", out, "--epochs", "3"], False)):
+    transfer = ["pcnn-transfer", "--resume", "--out", out, "--model", "m.pt"]
+    for argv, where, want in ((["baselines", "--out", out], (), False),
+                              (["pcnn", "--resume", "--out", out, "--device", "cpu"], (), True),
+                              (["pcnn", "--resume", "--out", out, "--no-progress"], (), True),
+                              (["pcnn", "--resume", "--out", out, "--data", out], (), True),
+                              (["pcnn", "--resume", "--out", out, "--skip-bad"], (), True),
+                              (["pcnn", "--resume", "--out", out, "--epochs", "3"], (), False),
+                              (transfer, ("--model",), True), (transfer, (), False)):
         args = build_parser().parse_args(argv)
         args.argv = argv
-        assert bool(as_started(args)) is want, argv
+        assert bool(as_started(args, *where)) is want, argv
 
 
 def test_resumed_config_takes_only_a_stored_path_not_a_missing_one(tmp_path):
@@ -1295,6 +1328,10 @@ def test_resumed_config_takes_only_a_stored_path_not_a_missing_one(tmp_path):
     default = args.data
     assert resumed_config(args, "--data") == {"command": "baselines", "data": None}
     assert args.data == default is not None
+    odd = _fake_run(tmp_path / "odd", {"command": "baselines", "data": ["not", "a", "path"]})
+    args = build_parser().parse_args(["baselines", "--resume", "--out", str(odd)])
+    assert resumed_config(args, "--data")["data"] == ["not", "a", "path"]
+    assert args.data == default  # (no path: left to the run's opening to refuse)
 
 
 @pytest.mark.parametrize("command", ["crossval", "finetune"])
@@ -1407,6 +1444,10 @@ def test_crossval_resume_with_other_recipe_options_names_each(tmp_path):
         f"--resume: {run} was started with other train.epochs, train.lr (train.epochs: stored "
         "30, now 3; train.lr: stored 0.002, now 0.5): give no recipe option to continue it as "
         "it was started, or --overwrite to start again")
+    with pytest.raises(VsentError) as e:  # the preset's train, named once: by its one key
+        _resumed(run, "--preset", "quick", "--epochs", "3")
+    assert str(e.value).startswith(f"--resume: {run} was started with other train.epochs "
+                                   "(train.epochs: stored 30, now 3): give"), str(e.value)
 
 
 def test_crossval_resume_with_the_presets_own_lr_and_another_device(tmp_path):
@@ -1419,6 +1460,20 @@ def test_crossval_resume_with_the_presets_own_lr_and_another_device(tmp_path):
     assert (same.preset, same.train.lr) == ("quick", CROSSVAL["quick"]["train"].lr)
     assert _resumed(run, "--device", "cpu").train.device == "cpu"
     assert _resumed(run).train.device == "auto"
+
+
+def test_crossval_resume_with_the_seed_of_a_run_recorded_before_train_seed_followed_it(
+        tmp_path):
+    """A config.json recorded before train.seed followed --seed (train.seed 0 beside seed 5)
+    is continued by `--resume --seed 5`, as the run directory compares it; another seed is
+    refused."""
+    run = _crossval_run(tmp_path / "r", tmp_path, "--seed", "5")
+    stored = json.loads((run / "config.json").read_text())
+    stored["train"]["seed"] = 0
+    (run / "config.json").write_text(json.dumps(stored))
+    assert _resumed(run, "--seed", "5").seed == 5
+    with pytest.raises(VsentError, match=r"was started with other seed, train\.seed "):
+        _resumed(run, "--seed", "6")
 
 
 @pytest.mark.parametrize("summary", [False, True])
@@ -1438,11 +1493,20 @@ def test_crossval_resume_with_an_option_needing_the_runs_mode_says_how(tmp_path,
     with pytest.raises(VsentError) as e:
         _resumed(run, "--train", "all", "--head", "logistic")
     assert str(e.value) == "--head logistic applies to --train head"
+    # another command's run (refused when opened): no advice to continue it
+    from vsent.cli.crossval import config_from_args
+
+    ft = config_from_args(build_parser().parse_args(["finetune", "--preset", "quick", "--data",
+                                                     str(tmp_path), "--train", "head"]))
+    other = _run(tmp_path / "ft", {"command": "finetune", **ft.to_dict()})
+    with pytest.raises(VsentError) as e:
+        _resumed(other, "--head", "logistic")
+    assert str(e.value) == "--head logistic applies to --train head"
 
 
-@pytest.mark.parametrize("value", ["1", "0", "3"])
+@pytest.mark.parametrize("value", ["1", "0", "3", "null"])
 def test_model_arg_num_classes_other_than_two_is_refused(value, capsys):
-    """num_classes=1 (or 0) is refused as 3 is: the task has two classes."""
+    """num_classes=1 (or 0, or null) is refused as 3 is: the task has two classes."""
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args(["crossval", "--model-arg", f"num_classes={value}"])
     assert e.value.code == 2
@@ -1493,6 +1557,8 @@ def test_finetune_resume_alone_trains_the_stored_fold(tmp_path, monkeypatch, cap
     assert capsys.readouterr().out == f"model written to {model}\n"
     assert main(["finetune", "--resume", "--out", str(run), "--fold", "4"]) == 0
     assert calls[-1]["fold"] == 4
+    assert main(["finetune", "--resume", "--out", str(run), "--fold", "0"]) == 0
+    assert calls[-1]["fold"] == 0  # typed: the run refuses it, not the stored fold trained
     capsys.readouterr()
     model.unlink()  # a run directory copied without its model
     assert main(["finetune", "--resume", "--out", str(run), "--no-progress"]) == 0
@@ -1521,23 +1587,34 @@ def test_models_takes_the_same_pattern_given_both_ways(capsys):
 def test_crossval_resume_momentum_form_is_refused_only_on_a_run_with_results(tmp_path):
     """--resume --momentum-form caffe on a run stored before the option (it trains in torch's
     form): refused once the run holds results, naming both forms; a run with none yet (or a
-    config.json without "command") is this command's: the same."""
+    config.json without "command") is this command's: the same. The fine-tuning stage of
+    --extra-schedule joint+finetune trains in the form typed too."""
     from conftest import resume_form_refusal
+    from vsent.cli.common import check_resumed_momentum_form
+    from vsent.cli.crossval import config_from_args
 
-    run = _crossval_run(tmp_path / "r", tmp_path, "--preset", "campos2015")
+    run = _crossval_run(tmp_path / "r", tmp_path, "--preset", "campos2015", "--extra-train",
+                        "four", "--extra-schedule", "joint+finetune")
     stored = json.loads((run / "config.json").read_text())
     del stored["train"]["momentum_form"]
+    del stored["finetune"]["momentum_form"]
     del stored["command"]
     (run / "config.json").write_text(json.dumps(stored))
     assert _resumed(run, "--momentum-form", "torch").train.momentum_form == "torch"
     # no results yet: the run opening starts it anew, in the form typed (not refused here;
     # it went on in the stored run's torch form, silently)
-    assert _resumed(run, "--momentum-form", "caffe").train.momentum_form == "caffe"
+    cfg = _resumed(run, "--momentum-form", "caffe")
+    assert (cfg.train.momentum_form, cfg.finetune.momentum_form) == ("caffe", "caffe")
     (run / "fold1").mkdir()
     (run / "fold1" / "model.pt").write_text("x")
     with pytest.raises(VsentError) as e:
         _resumed(run, "--momentum-form", "caffe")
     assert f"vsent: error: {e.value}\n" == resume_form_refusal(run, "torch", "caffe")
+    # without --resume (--overwrite starts again) the stored form is nobody's business
+    argv = ["crossval", f"--out={run}", "--overwrite", "--momentum-form", "caffe"]
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    check_resumed_momentum_form(args, config_from_args(args))
 
 
 def test_zero_shot_prompt_options_reach_the_config(tmp_path):
@@ -1576,6 +1653,11 @@ def test_crossval_passes_its_run_options_to_the_run(tmp_path, monkeypatch, capsy
                                         "progress": False})]
     assert capsys.readouterr().out == (f"results in {out}/summary.md (summary.json, "
                                        "curves.png, predictions.csv, fold<k>/model.pt)\n")
+    monkeypatch.setattr("vsent.progress.on_terminal", lambda progress: progress)  # a terminal
+    for no_bars in ([], ["--no-progress"]):
+        assert main(["crossval", "--preset", "quick", "--data", str(tmp_path), "--out", out,
+                     "--overwrite", *no_bars]) == 0
+        assert calls[-1][2]["progress"] is (not no_bars)  # bars unless --no-progress
 
 
 @pytest.mark.parametrize("status, said", [(2, False), (1, True), (0, False)])
@@ -1586,14 +1668,18 @@ def test_nproc_says_a_crashed_process_not_a_user_error(tmp_path, monkeypatch, ca
     import vsent.crossval
     from vsent import distributed
 
-    launched = []
-    monkeypatch.setattr(distributed, "wants_launch", lambda *a: True)
+    launched, asked = [], []
+    monkeypatch.setattr(distributed, "wants_launch", lambda *a: asked.append(a) or True)
     monkeypatch.setattr(vsent.crossval, "check_launch",
-                        lambda cfg, out, **kw: launched.append(kw["fold"]))
-    monkeypatch.setattr(distributed, "launch", lambda *a: status)
-    assert main(["finetune", "--preset", "quick", "--data", str(tmp_path), "--out",
-                 str(tmp_path / "ft"), "--nproc", "2", "--fold", "3"]) == status
-    assert launched == [3]
+                        lambda cfg, out, **kw: launched.append(kw))
+    monkeypatch.setattr(distributed, "launch", lambda *a: asked.append(a) or status)
+    argv = ["finetune", "--preset", "quick", "--data", str(tmp_path), "--out",
+            str(tmp_path / "ft"), "--nproc", "2", "--fold", "3", "--device", "cpu",
+            "--dist-backend", "gloo", "--overwrite"]
+    assert main(argv) == status
+    assert launched == [{"command": "finetune", "nproc": 2, "fold": 3, "resume": False,
+                         "overwrite": True}]
+    assert asked == [(2, "gloo", "cpu"), (2, "finetune", argv)]
     err = capsys.readouterr().err
     assert (f"vsent: a training process failed (exit status {status}, see above)" in err) \
         is said, err
@@ -1630,13 +1716,18 @@ def test_comma_list_names_each_item_not_a_choice():
 def test_the_default_resume_help_offers_device_only_to_a_command_with_it():
     from vsent.cli.common import add_run_args
 
-    def resume_help(**kw):
+    def resume_help(dest="resume", **kw):
         p = argparse.ArgumentParser()
         add_run_args(p, "runs/x", **kw)
-        return next(a.help for a in p._actions if a.dest == "resume")
+        return next(a.help for a in p._actions if a.dest == dest)
 
     assert resume_help().endswith("give the options it was started with (--device may change)")
     assert resume_help(device=False).endswith("give the options it was started with")
+    # a command's own help of --seed, --out, --resume is the one said (baselines', regions')
+    for dest in ("seed", "out", "resume"):
+        assert resume_help(dest, **{f"{dest}_help": "its own"}) == "its own", dest
+    assert (resume_help("seed"), resume_help("out")) == ("random seed (default 0)",
+                                                         "run directory (default runs/x)")
 
 
 def test_a_damaged_run_config_leaves_the_options_own_error(tmp_path):

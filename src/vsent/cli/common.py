@@ -173,7 +173,7 @@ def resumed_config(args: argparse.Namespace, *take: str) -> dict[str, Any] | Non
     if not (args.resume and is_run_dir(args.out)):
         return None
     stored = stored_config(args.out)
-    if stored.get("command") != args.command:
+    if stored.get("command", args.command) != args.command:  # (none recorded: this command's)
         return None
     for option in take:
         if not given(args, option) and isinstance(stored.get(_dest(option)), str):
