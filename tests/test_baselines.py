@@ -141,10 +141,11 @@ def test_vocabulary_larger_than_the_descriptors_is_a_clear_error():
 
 
 def test_block_scaler_gives_each_block_unit_total_variance():
-    X = np.random.default_rng(3).normal(size=(200, 70)) * np.linspace(0.1, 5, 70)
+    X = np.random.default_rng(3).normal(size=(200, 70)) * np.linspace(0.1, 5, 70) + 3.0
     Z = bl.BlockScaler([64, 6]).fit(X).transform(X)
     assert Z[:, :64].var(0).sum() == pytest.approx(1.0)
     assert Z[:, 64:].var(0).sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(Z.mean(0), 0.0, atol=1e-12)  # mut52d B02: centred, too
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,10 +470,20 @@ def test_skipped_images_are_recorded_in_the_run(make_learnable, tmp_path, cache)
     data = make_learnable(n_pos=10, n_neg=10)
     (data / "positive" / "junk.jpg").write_bytes(b"not an image")
     out = tmp_path / "run"
-    bl.run_baselines(data, "five", "stratified", "gch", out, skip_bad=True, progress=False)
+    bl.run_baselines(data, "five", "stratified", "gch", out, skip_bad=True, seed=3,
+                     progress=False)
     skipped = json.loads((out / "custom" / "skipped.json").read_text())
     assert [Path(where).name for where, _ in skipped] == ["junk.jpg"]
-    assert json.loads((out / "custom" / "folds.json").read_text())["n_splits"] == 5
+    stored = json.loads((out / "custom" / "folds.json").read_text())
+    assert stored["n_splits"] == 5
+    # mut52d B32: the stratified folds are drawn with the run's seed (3), not seed 0
+    from vsent.data.folds import make_folds
+
+    ds = load_dataset(data, skip_bad=True)
+    want = [sorted(ds.names[i] for i in f.test) for f in make_folds(ds, "stratified", seed=3)]
+    assert [sorted(f["test"]) for f in stored["folds"]] == want
+    assert want != [sorted(ds.names[i] for i in f.test)
+                    for f in make_folds(ds, "stratified", seed=0)]
 
 
 def test_run_baselines_rejects_bad_subset_and_folds_file_with_all(tmp_path):
@@ -865,11 +876,14 @@ def test_cross_validate_weights_each_block_of_a_concatenation_and_uses_the_confi
     real, made = bl.make_classifier, []
     monkeypatch.setattr(bl, "make_classifier", lambda *a, **kw: made.append(real(*a, **kw))
                         or made[-1])
-    config = bl.BaselineConfig(Cs=(0.37, 2.9), inner_splits=2)
+    config = bl.BaselineConfig(Cs=(0.37, 2.9), inner_splits=2, seed=7)
     assert not set(config.Cs) & set(bl.DEFAULT_CS)  # the grid check below can fail
     records, _ = bl.cross_validate(feats, labels, folds, ["gch+lch"], config, progress=False)
     assert len(made) == len(folds)
     for clf, fold in zip(made, folds, strict=True):
+        # mut52d B15, B16: the config's seed and inner folds, not make_classifier's defaults
+        assert (clf.cv.n_splits, clf.cv.random_state) == (2, 7)
+        assert clf.estimator.named_steps["svm"].random_state == 7
         Z = clf.best_estimator_.named_steps["scale"].transform(
             np.hstack([feats.gch, feats.lch])[fold.train])
         assert Z[:, :64].var(0).sum() == pytest.approx(1.0)
@@ -911,6 +925,9 @@ def test_a_table_whose_rows_have_other_fold_counts_names_no_count() -> None:
     assert "Each cell: ours, mean +- std over the folds (published value)." in md
     assert "0.700 +- 0.010 (5 folds)" not in md and "over the 5 folds" not in md
     assert "over the 3 folds" not in md
+    # mut52d B23: a custom dataset's table has no published CNN rows (nothing to set beside)
+    custom = bl.build_table({"custom": {"gch": summary(5)}}, ["gch"])
+    assert [r["row"] for r in custom["rows"]] == ["gch", "always-positive"]
 
 
 def test_a_loaded_twitter_dataset_is_recorded_under_its_own_subset(twitter_like: Path,
@@ -1153,3 +1170,4 @@ def test_resume_as_started_takes_the_runs_recipe_and_skip_bad_unless_typed(typed
     assert (args.k, args.inner_splits, args.subset, args.features, args.sift,
             args.sift_step) == (9, 4, "all", "gch,bow", "keypoints", 8)
     assert args.skip_bad is True  # the run's, or the typed one over the run's False
+

@@ -194,7 +194,9 @@ def test_layers_config_validates_when_built():
                         "--max-features"), ({"max_features": 0}, "--max-features"),
                         ({"folds": [0]}, "--fold-ids"), ({"layers": []}, "--layers"),
                         ({"layers": "fc"}, "--layers"), ({"run": ""}, "--run"),
-                        ({"keep_features": "no"}, "keep_features")]:
+                        ({"keep_features": "no"}, "keep_features"),
+                        # mut52d L02, L04: an empty layer name, a device that is no name
+                        ({"layers": ["fc", ""]}, "--layers"), ({"device": 0}, "--device")]:
         with pytest.raises(VsentError, match=option):
             LayersConfig(**{"run": "r", **bad})
     cfg = LayersConfig(run="r", layers=["pool", "fc"], folds=[2], max_features="123")
@@ -457,7 +459,9 @@ def test_resume_after_interrupt_computes_only_missing(tmp_path, run_dir, monkeyp
     assert all(len(summary[n]["svm"]["folds"]) == 5 for n in summary)
 
     calls.update(probe=0, extract=0)
-    layer_probes(cfg, out, progress=False)  # everything done: nothing recomputed
+    with monkeypatch.context() as mp:  # mut52d L14: nor is a fold's model loaded to see that
+        mp.setattr(L, "_extract_fold", lambda *a, **kw: pytest.fail("a done fold reopened"))
+        layer_probes(cfg, out, progress=False)  # everything done: nothing recomputed
     assert calls == {"probe": 0, "extract": 0}
 
     # fold 3 trained again (crossval --overwrite): its probes are redone, the others reused
@@ -597,12 +601,19 @@ def test_a_damaged_result_or_feature_record_is_computed_again(tmp_path, run_dir,
     (out / "results/fold2/fc.json").write_text("[]")  # valid JSON, not a result
     (out / "results/fold2/pool.json").unlink()  # needs fold 2's features: their record is
     (out / "features/fold2/meta.json").write_text("garbage")  # damaged too
+    # mut52d L13: fold 1's record edited to lack n_train and info is damaged as well (it was
+    # read as complete, then a KeyError), its pool result gone
+    meta1 = out / "features/fold1/meta.json"
+    meta1.write_text(json.dumps({k: v for k, v in json.loads(meta1.read_text()).items()
+                                 if k not in ("n_train", "info")}))
+    (out / "results/fold1/pool.json").unlink()
     (out / "layers.json").unlink()  # (a finished run is shown, not probed)
     with caplog.at_level(logging.WARNING, logger="vsent"):
         again = layer_probes(cfg, out, progress=False)
     assert again == first
     assert f"{result}: unreadable (" in caplog.text and "removed; probed again" in caplog.text
     assert f"{out / 'features/fold2/meta.json'}: unreadable (" in caplog.text
+    assert f"{meta1}: unreadable (no rows, layers, n_train, info), removed" in caplog.text
     assert json.loads(result.read_text())["layer"] == "features.block1"
 
 
@@ -957,15 +968,16 @@ def test_summary_csv_has_a_column_for_every_probed_fold(tmp_path: Path) -> None:
 
     from vsent.runs import RunDir
 
-    def record(k: int, layer: str, acc: float) -> dict:
-        metrics = {"accuracy": acc, "precision": acc, "recall": 1.0, "f1": acc, "C": 1.0,
-                   "inner_accuracy": acc, "converged": True}
+    def record(k: int, layer: str, acc: float, clfs=PROBE.classifiers) -> dict:
+        metrics = {"accuracy": acc, "precision": acc, "recall": 1.0, "f1": acc - 0.5,
+                   "C": 1.0, "inner_accuracy": acc, "converged": True}
         return {"fold": k, "layer": layer, "dim": 8, "pooled": None,
-                **{clf: metrics for clf in PROBE.classifiers}}
+                **{clf: metrics for clf in clfs}}
 
-    with RunDir(tmp_path / "probes") as rd:
-        for k, layer, acc in ((1, "a", 0.6), (3, "a", 0.8), (2, "b", 0.7)):
-            rd.write_json(f"results/fold{k}/{layer}.json", record(k, layer, acc))
+    with RunDir(tmp_path / "probes") as rd:  # (mut52d L38: a's fold 3 has no softmax probe)
+        for k, layer, acc, clfs in ((1, "a", 0.6, PROBE.classifiers), (3, "a", 0.8, ("svm",)),
+                                    (2, "b", 0.7, PROBE.classifiers)):
+            rd.write_json(f"results/fold{k}/{layer}.json", record(k, layer, acc, clfs))
         summary = L.summarize(rd, ["a", "b", "c"], [1, 2, 3], PROBE)
     assert list(summary) == ["a", "b"]
     assert summary["a"]["svm"]["mean"] == pytest.approx(0.7)
@@ -977,6 +989,10 @@ def test_summary_csv_has_a_column_for_every_probed_fold(tmp_path: Path) -> None:
     a_svm = next(r for r in rows if (r["layer"], r["classifier"]) == ("a", "svm"))
     assert (a_svm["depth"], a_svm["n_folds"]) == ("1", "2")
     assert (float(a_svm["fold1"]), a_svm["fold2"], float(a_svm["fold3"])) == (0.6, "", 0.8)
+    # mut52d L45, L38: the fold columns are accuracies (not F1); the Markdown's folds column is
+    # the most any classifier of the layer has
+    md = (tmp_path / "probes" / "layers.md").read_text().splitlines()
+    assert next(line for line in md if line.startswith("| a |")).endswith(" | 2 |")
     b_svm = next(r for r in rows if (r["layer"], r["classifier"]) == ("b", "svm"))
     assert (b_svm["depth"], b_svm["fold1"], float(b_svm["fold2"])) == ("2", "", 0.7)
 
@@ -999,6 +1015,9 @@ def test_finished_results_need_no_features_and_the_config_names_the_last_session
     both = layer_probes(dataclasses.replace(cfg, folds=(1, 2)), out, progress=False)
     assert [f["fold"] for f in both["fc"]["svm"]["folds"]] == [1, 2]
     assert json.loads((out / "config.json").read_text())["folds"] == [1, 2]
+    # mut52d L08: the summary is of this session's folds, not of every fold with a result
+    two = layer_probes(dataclasses.replace(cfg, folds=(2,)), out, progress=False)
+    assert [f["fold"] for f in two["fc"]["svm"]["folds"]] == [2]
 
 
 def test_a_stored_record_without_its_keys_is_removed_as_damaged(
@@ -1044,6 +1063,10 @@ def test_layers_extracted_in_two_sessions_keep_their_records_and_an_unstamped_fo
     layer_probes(dataclasses.replace(cfg, layers=("pool",)), out, progress=False)
     meta = json.loads((out / "features/fold1/meta.json").read_text())
     assert meta["layers"] == ["pool", "fc"] and set(meta["info"]) == {"pool", "fc"}
+    # mut52d L22: --delete-features waits for every extracted layer's result (pool's is gone)
+    (out / "results/fold1/pool.json").unlink()
+    layer_probes(dataclasses.replace(cfg, keep_features=False), out, progress=False)
+    assert (out / "features/fold1/pool.npy").exists()
     (out / "results/fold1/fc.json").unlink()
     assert layer_probes(cfg, out, progress=False) == first  # same features, same probe
     stamp = out / "results/fold1/model.sha256"
@@ -1441,3 +1464,21 @@ def test_probe_features_runs_only_the_configs_classifiers() -> None:
     res = probe_features(X, y, np.arange(30), np.arange(30, 40),
                          dataclasses.replace(PROBE, classifiers=("svm",)))
     assert list(res) == ["svm"]
+
+
+# mutation round 52 (mut52d): vsent.analyses.layers mutants the suite missed
+
+
+def test_a_folds_layer_record_keeps_its_extraction_record_and_its_row_counts(
+        tmp_path: Path) -> None:
+    """mut52d L25, L26, L43: a fold's result names the layer's stored shape and pooling (the
+    table's "(pooled)" is read from it) and how many training and test rows it used."""
+    X, y = separable(n=30, d=6)
+    np.save(tmp_path / "conv.npy", X.astype(np.float32))
+    info = {"dim": 6, "shape": [6, 1, 1], "pooled": 1}
+    record = L._probe_layer(PROBE, tmp_path, "conv", 3, info, y, np.arange(20),
+                            np.arange(20, 30))
+    assert (record["fold"], record["layer"], record["dim"], record["shape"],
+            record["pooled"]) == (3, "conv", 6, [6, 1, 1], 1)
+    assert (record["n_train"], record["n_test"], record["svm"]["n"]) == (20, 10, 10)
+    assert (tmp_path / "conv.gram.npy").exists()  # the kernel is kept for the next run

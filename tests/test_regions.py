@@ -193,6 +193,13 @@ def test_edge_maps_dtype_range_and_orientation():
     assert min(o, np.pi - o) < 0.1
     horizontal = P.gradient_edges(np.ascontiguousarray(img.transpose(1, 0, 2)))[1]
     assert abs(horizontal[cols[0], 30] - np.pi / 2) < 0.1
+    # mut52d P13, P14: nms_radius and orient_radius reach their steps (radius 0: no NMS)
+    raw = P.gradient_edges(img, nms_radius=0)[0]
+    assert (raw[30] > 0.1).sum() > 2 and (raw >= edges).all()
+    scene = _scene()
+    raw, orient1 = P.gradient_edges(scene, orient_radius=1, nms_radius=0)
+    np.testing.assert_array_equal(orient1, P.edge_orientation(raw, 1))
+    assert not np.array_equal(orient1, P.edge_orientation(raw, 4))  # (the default differs)
 
 
 def test_a_grey_step_is_as_strong_as_its_lightness_step():
@@ -217,6 +224,9 @@ def test_edges_nms_keeps_ridge_only():
     e[:, 9], e[:, 10], e[:, 11] = 0.5, 1.0, 0.5
     out = P.edges_nms(e, np.zeros_like(e), r=1)
     assert out[:, 10].min() == 1.0 and out[:, 9].max() == 0 and out[:, 11].max() == 0
+    # mut52d P06: m scales the pixel before the comparison: at m = 2 the flanks (2 x 0.5 is
+    # not below the ridge's 1.0) are kept
+    np.testing.assert_array_equal(P.edges_nms(e, np.zeros_like(e), r=1, m=2.0), e)
 
 
 def test_edges_nms_ramps_the_border_down_over_s_pixels():
@@ -304,6 +314,8 @@ def test_boxes_at_a_fractional_scale_cover_their_pixels_and_follow_their_scores(
     assert p.boxes.tolist() == [[1, 93, 15, 120], [4, 4, 5, 12], [13, 26, 23, 46]]
     assert p.objectness.tolist() == pytest.approx([0.9, 0.7, 0.5])
     assert p.size == (80, 128) and not p.fallback
+    # mut52d P28, P29: the documented int32 boxes and float32 scores (what the cache stores)
+    assert (p.boxes.dtype, p.objectness.dtype) == (np.int32, np.float32)
 
 
 def test_propose_downscaled_boxes_stay_inside():
@@ -384,6 +396,9 @@ def test_edge_model_errors(tmp_path):
      "stride, ..."),
     ("options.yml", _sed_yaml(arrays=False), "childs, featureIds, thresholds, ..."),
     ("zero.yml", _sed_yaml(trees=0), "numberOfTrees, numberOfTreesToEvaluate)"),
+    # mut52d P15: options that are no map (OpenCV's lookup in them is an assertion error)
+    ("scalar.yml", "%YAML:1.0\n---\noptions: 5\n", "numberOfTrees, numberOfTreesToEvaluate, "
+     "stride, ..."),
 ])
 def test_an_opencv_file_that_is_no_sed_model_is_refused_before_opencv_loads_it(
         tmp_path, name, text, missing):
@@ -1269,14 +1284,18 @@ def test_a_sliver_is_its_own_region_and_a_box_past_the_edge_keeps_one_pixel_insi
     class Fixed:  # 1-based (x, y, w, h): the first starts on the column past the image
         def getBoundingBoxes(self, edges, orientation):
             h, w = edges.shape
-            return [(w + 1, 1, 5, 5), (1, h + 3, 4, 4)], [0.9, 0.8]
+            return [(w + 1, 1, 5, 5), (1, h + 3, 4, 4), (11, 21, 4, 0)], [0.9, 0.8, 0.7]
 
     monkeypatch.setattr(cv2.ximgproc, "createEdgeBoxes", lambda **kw: Fixed())
     sliver = _scene(7, 300)  # 2100 pixels >= min_box_area, but 7 rows
     p = P.propose(sliver, P.ProposalConfig(n_proposals=5, min_box_area=100))
     assert p.fallback and p.boxes.tolist() == [[0, 0, 300, 7]]
     p = P.propose(_scene(60, 80), P.ProposalConfig(n_proposals=5, min_box_area=100))
-    assert p.boxes.tolist() == [[79, 0, 80, 5], [0, 59, 4, 60]]
+    # (mut52d P25: a box of no height is one row high, as one of no width is one column wide)
+    assert p.boxes.tolist() == [[79, 0, 80, 5], [0, 59, 4, 60], [10, 20, 14, 21]]
+    # mut52d P18: 10 x 128 at scale 3/4 is resized to 8 rows (7.5 rounded), not a 7-row sliver
+    p = P.propose(_scene(10, 128), P.ProposalConfig(n_proposals=5, max_side=96, min_box_area=100))
+    assert not p.fallback and p.size == (128, 10)
 
 
 def test_the_proposal_cache_key_holds_how_boxes_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1517,6 +1536,9 @@ def test_edges_nms_ramps_the_bottom_border_down_and_an_s_of_one_zeroes_the_borde
     one = P.edges_nms(e, np.zeros_like(e), r=1, s=1)
     np.testing.assert_allclose(one[1:-1, 1:-1], 1.0)
     assert one[0].max() == one[-1].max() == one[:, 0].max() == one[:, -1].max() == 0.0
+    # mut52d P07: s is capped at half the width, not only at half the height (4 columns: 2)
+    narrow = P.edges_nms(np.ones((12, 4), np.float32), np.zeros((12, 4), np.float32), r=1, s=4)
+    np.testing.assert_allclose(narrow[6], [0.0, 0.5, 0.5, 0.0])
 
 
 def test_three_missing_sed_arrays_are_named_without_an_ellipsis_and_an_empty_one_is_missing(
@@ -1591,6 +1613,13 @@ def test_a_cache_hit_returns_the_stored_size_and_scores_and_marks_the_entry_used
     assert (again.fallback, first.fallback) == (False, False)
     np.testing.assert_array_equal(again.objectness, first.objectness)
     assert folder.stat().st_mtime > 1_000_000
+    # mut52d P32, P33: a whole-image fallback is stored and read back as one
+    flat = tmp_path / "flat.png"
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(flat)
+    made = P.cached_proposals(flat, np.asarray(Image.open(flat)), cfg, det)
+    hit = P.cached_proposals(flat, lambda: pytest.fail("a cache hit decoded"), cfg, det)
+    assert (made.fallback, hit.fallback) == (True, True)
+    assert hit.boxes.tolist() == [[0, 0, 64, 64]]
 
 
 def test_a_box_start_past_half_a_pixel_is_rounded_down(monkeypatch: pytest.MonkeyPatch) -> None:
