@@ -798,3 +798,53 @@ def test_a_pathlib_path_where_a_dataset_is_expected_is_said(tmp_path):
     assert str(info.value) == (f"make_folds takes a Dataset, got the path {tmp_path!r}: pass "
                                f"vsent.data.load_dataset({tmp_path!r})")
     check_dataset(None, "make_folds")  # (anything else is left to the caller)
+
+
+# ------------------------------------------------------------------------------------------
+# mutation testing (mut52e): label values, separators, read_text's errors
+
+
+def test_a_twitter_label_line_may_be_separated_by_tabs_or_several_blanks(twitter_like):
+    """mut52e D33: ``<file name><TAB><label>`` and ``<file name>   <label> `` are label lines
+    (a file saved by a spreadsheet or aligned by hand), not lines of 1 or 3 fields."""
+    rows = _expected_rows(twitter_like, "five")
+    (a, la), (b, lb), (c, lc) = rows[:3]
+    _rewrite_labels(twitter_like, [f"{a}\t{la}", f"{b}   {lb} ", f" {c} {lc}"])
+    ds = load_dataset(twitter_like, validate=False)
+    assert ds.names == [a, b, c] and ds.labels.tolist() == [la, lb, lc]
+
+
+@pytest.mark.parametrize("raw", ["-1", "1.0"])
+def test_a_twitter_label_other_than_0_or_1_is_refused(twitter_like, raw):
+    """mut52e D21: only "0" and "1" are labels: "-1" (the other common binary coding) or
+    "1.0" would become a third class, or a label parsed by int() as another value."""
+    rows = _expected_rows(twitter_like, "five")
+    path = _rewrite_labels(twitter_like, [*(f"{n} {lab}" for n, lab in rows[:2]),
+                                          f"{rows[2][0]} {raw}"])
+    msg = _load_error(twitter_like)
+    assert msg.splitlines()[1] == (f"  {path}:3: label {raw!r} of {rows[2][0]} is not 0 "
+                                   "(negative) or 1 (positive)")
+
+
+def test_read_text_keeps_the_bytes_of_a_file_vsent_wrote_with_surrogateescape(tmp_path):
+    """mut52e D43: ``errors="surrogateescape"`` (predictions.csv holding a file name in
+    another encoding) reads the byte back as a surrogate; the default refuses it."""
+    from vsent.data.datasets import read_text
+
+    path = tmp_path / "predictions.csv"
+    path.write_bytes(b"\xef\xbb\xbfname\n\xe9.jpg\n")
+    assert read_text(path, "CSV file", errors="surrogateescape") == "name\n\udce9.jpg\n"
+    assert os.fsencode("\udce9.jpg") == b"\xe9.jpg"
+    with pytest.raises(DataError, match=r":2: not a UTF-8 CSV file \(invalid continuation"):
+        read_text(path, "CSV file")
+
+
+def test_the_fingerprint_counts_the_items_kept_and_their_positives(twitter_like):
+    """mut52e D73, D81: ``n_images`` is the dataset's length also when bad lines were skipped
+    (they are not items), ``n_positive`` its label-1 items (a resumed run compares both)."""
+    rows = _expected_rows(twitter_like, "five")
+    _rewrite_labels(twitter_like, [*(f"{n} {lab}" for n, lab in rows[:5]), "ghost.jpg 1"])
+    ds = load_dataset(twitter_like, skip_bad=True, validate=False)
+    fp = ds.fingerprint()
+    assert (fp["n_images"], len(ds.skipped)) == (5, 1)
+    assert fp["n_positive"] == sum(lab for _, lab in rows[:5])

@@ -1298,6 +1298,8 @@ def test_campos_notes_state_caffenet_and_split_facts_only_where_they_hold(tmp_pa
     notes = " ".join(paper.notes(other, None, {}))
     assert "CaffeNet" not in notes and "Caffe reference" not in notes
     assert "880" not in notes and "Folds: stratified." in notes
+    four = dataclasses.replace(plan, template=plan.template.replace(subset="four"))
+    assert "Folds: campos. The" not in " ".join(paper.notes(four, session, {}))  # mut52e C22
     assert "biases at 1x lr without weight decay." in notes
 
 
@@ -1851,6 +1853,11 @@ def test_sun2016_table_of_a_plan_nothing_of_which_ran(tmp_path):
     plan = R.make_plan("sun2016", "d", quick=True, device="cpu")
     plan = dataclasses.replace(plan, regions=dataclasses.replace(plan.regions, k=7))
     ran: dict[str, object] = {}
+    (tmp_path / "regions-five").mkdir()  # mut52e S08: an old table is not this plan's
+    (tmp_path / "regions-five" / "table1.json").write_text(json.dumps({"results": {
+        m: {"accuracy": {"mean": 0.5, "std": 0.1}} for m in ("global", "ar")}}))
+    (tmp_path / "regions-five" / "k_sweep.json").write_text(json.dumps({  # (nor drawn: S16)
+        "k": [1], "global": {"mean": 0.5}, "ar": {"mean": [0.5], "std": [0.1]}}))
     report = sun2016.Sun2016().run(plan, _nothing_run_session(tmp_path, ran))
     assert list(ran) == ["crossval-five", "crossval-four", "crossval-three"]
     table = report["tables"][0]
@@ -1947,6 +1954,9 @@ def test_you2015_tables_list_every_row_of_the_paper_and_ours(tmp_path):
     # the weak-label sub-runs: Algorithms 1 and 2 on the three-agree extras, from random
     weak = {n: c for n, c in ran.items() if n.startswith("pcnn-weak-")}
     assert list(weak) == ["pcnn-weak-five", "pcnn-weak-four"]
+    # mut52e Y21: the CNN row's sub-run of each subset trains on that subset
+    assert [(n, c.subset, c.init) for n, c in ran.items() if n not in weak] == [
+        (f"pcnn-{sub}", sub, "random") for sub in subs]
     for sub, cfg in zip(("five", "four"), weak.values(), strict=True):
         assert (cfg.subset, cfg.extra_train, cfg.extra_schedule, cfg.init, cfg.finetune) == (
             sub, "three", "progressive", "random", plan.weak_finetune)
@@ -2394,6 +2404,7 @@ def test_sun2016_sets_each_subsets_published_value_beside_its_column_in_the_pape
     report = sun2016.Sun2016().run(plan, _nothing_run_session(tmp_path, {}))
     table = report["tables"][0]
     assert table["wide"]["values"] == ["five", "three"]
+    assert table["wide"]["labels"] == ["Twitter I 5", "Twitter I 3"]  # (mut52e S12)
     assert table["title"] == "Table 1: Twitter I five / three agree, accuracy"
     assert [r["cells"][2] for r in table["rows"]] == ["five", "three"] * len(papers.SUN2016_ROWS)
     for r in table["rows"]:
@@ -2474,6 +2485,8 @@ def test_campos_rows_of_a_plan_nothing_of_which_ran_set_each_published_cell_besi
     t2 = tables["table2"]["rows"]
     assert [r["cells"] for r in t2] == [[layer, clf] for layer in papers.CAMPOS2015_TABLE2_LAYERS
                                         for clf in ("linear SVM", "softmax")]
+    assert [r["key"] for r in t2] == [[layer, clf] for layer in papers.CAMPOS2015_TABLE2_LAYERS
+                                      for clf in ("svm", "softmax")]  # (mut52e C11)
     assert [r["paper"] for r in t2] == [
         render.published_dict(papers.CAMPOS2015_TABLE2.get(layer, {}).get(clf))
         for layer in papers.CAMPOS2015_TABLE2_LAYERS for clf in ("svm", "softmax")]
@@ -2487,6 +2500,7 @@ def test_campos_rows_of_a_plan_nothing_of_which_ran_set_each_published_cell_besi
                                               for by_eval in published.values()
                                               for e in ("center", "ten_crop")]
         assert all(r["ours"] is None and r["missing"] == R.NOT_RUN for r in rows)
+        assert [r["run_dir"] for r in rows] == [a for a in published for _ in "ce"]  # mut52e C17
     assert campos2015.CAMPOS_VARIANT_LABELS["fc7-2"].startswith("fc7-2 (")
     assert [(r["cells"], r["run_dir"], r["paper"]) for r in tables["variants"]["rows"]] == [
         (["mine", "centre crop"], "mine", None), (["mine", "10-crop"], "mine", None)]
@@ -2507,7 +2521,18 @@ def test_sun2016_rows_of_our_own_methods_read_each_methods_accuracy(tmp_path):
     results = {m: {"accuracy": {"mean": 0.5 + i / 100, "std": 0.01}}
                for i, m in enumerate(("global", "ar", "random", "sentiment"))}
     (tmp_path / "regions-five" / "table1.json").write_text(json.dumps({"results": results}))
+    sweep = {m: {"mean": [0.6 + i / 100, 0.7], "std": [0.02, 0.03]}
+             for i, m in enumerate(("objectness", "sentiment", "ar"))}
+    (tmp_path / "regions-five" / "k_sweep.json").write_text(json.dumps(
+        {"k": [1, 2], "global": {"mean": 0.5, "std": 0.01}, **sweep}))
     table = sun2016.Sun2016().run(plan, session)["tables"][0]
+    # mut52e S01-S04: each paper row reads its own counterpart (K = 1 from the sweep's first
+    # point, the best-K row from the table at the plan's K)
+    paper_rows = {r["cells"][0]: r["ours"] and r["ours"]["mean"] for r in table["rows"]}
+    assert [paper_rows[papers.SUN2016_ROWS[row]] for row in (
+        "vggnet", "ft_obj_lf_k1", "ft_senti_lf_k1", "ft_obj_senti_lf_k1",
+        "ft_obj_senti_lf_best", "sentibank", "vggnet_ft")] == [
+            0.5, 0.6, 0.61, 0.62, 0.51, None, None]
     ours = {r["cells"][0]: r for r in table["rows"] if r["cells"][0].startswith("vsent: ")}
     assert list(ours) == ["vsent: random", "vsent: sentiment"]
     for method, mean in (("random", 0.52), ("sentiment", 0.53)):
