@@ -1883,10 +1883,11 @@ def test_you2015_runs_the_baselines_on_all_three_subsets_or_one(tmp_path, monkey
     class Ran(Exception):
         pass
 
-    given = []
+    given, passed = [], []
 
     def run_baselines(data: str, *, subset: str, **kwargs: object) -> None:
         given.append(subset)
+        passed.append({k: kwargs[k] for k in ("folds_spec", "skip_bad", "seed", "k")})
         raise Ran
 
     plan = R.make_plan("you2015", "data", quick=True, device="cpu")  # (reads its signature)
@@ -1897,6 +1898,16 @@ def test_you2015_runs_the_baselines_on_all_three_subsets_or_one(tmp_path, monkey
         with pytest.raises(Ran):
             you2015.You2015().run(dataclasses.replace(plan, subsets=subsets), session)
     assert given == ["all", "all", "four"]
+    # mut52e Y28, Y29: the template's folds, --skip-bad and seed reach the baselines
+    template = dataclasses.replace(plan.template, folds="stratified", skip_bad=True, seed=4)
+    with pytest.raises(Ran):
+        you2015.You2015().run(dataclasses.replace(plan, template=template), session)
+    assert passed[0] == {"folds_spec": "campos", "skip_bad": False, "seed": 0, "k": 100}
+    assert passed[-1] == {"folds_spec": "stratified", "skip_bad": True, "seed": 4, "k": 100}
+    # mut52e Y31: the quick plan's reduction says the vocabulary it gives the baselines
+    assert ("BoW vocabulary k = 100 words from at most 20,000 SIFT descriptors per fold "
+            "(vsent default ") in plan.reductions[1]
+    del given[3:]
     for subsets in (("five", "four"), ("seven",)):
         with pytest.raises(VsentError, match="you2015 subsets must be all three or one of"):
             you2015.You2015().run(dataclasses.replace(plan, subsets=subsets), session)
@@ -1951,6 +1962,9 @@ def test_you2015_tables_list_every_row_of_the_paper_and_ours(tmp_path):
     assert {r["cells"][2] for r in prf["rows"]} == {"precision", "recall", "f1"}
     assert len(prf["rows"]) == 3 * (3 * (len(base) + 2) + 2)
     assert not any(r["cells"][0] in quoted for r in prf["rows"])
+    # mut52e Y30: the CNN row of each metric reads that metric of its summary
+    assert [r["key"] for r in prf["rows"] if r["cells"][0] == cnn] == [
+        [m] for m in ("precision", "recall", "f1") for _ in subs]
     # the weak-label sub-runs: Algorithms 1 and 2 on the three-agree extras, from random
     weak = {n: c for n, c in ran.items() if n.startswith("pcnn-weak-")}
     assert list(weak) == ["pcnn-weak-five", "pcnn-weak-four"]
@@ -1973,6 +1987,8 @@ def test_you2015_transfers_a_checkpoint_with_the_plans_recipe(tmp_path, monkeypa
     monkeypatch.setattr(P, "checkpoint_spec", lambda init: ("pcnn", None, None))
     monkeypatch.setattr(P, "transfer", lambda cfg, out, **kw: given.append(cfg))
     plan = R.make_plan("you2015", "data", quick=True, init="ckpt.pt", device="cpu")
+    plan = dataclasses.replace(plan, template=dataclasses.replace(  # (mut52e Y27)
+        plan.template, folds="stratified", skip_bad=True, seed=3))
     session = types.SimpleNamespace(out=tmp_path, progress=False, weights={},
                                     save=lambda: None, step=lambda name, done, do: do(),
                                     weights_label=lambda name: "w")
@@ -1980,6 +1996,7 @@ def test_you2015_transfers_a_checkpoint_with_the_plans_recipe(tmp_path, monkeypa
     assert [cfg.train for cfg in given] == [plan.transfer_train]
     assert plan.transfer_train.epochs == 2 < P.TRANSFER_TRAIN.epochs
     assert (given[0].model, given[0].subsets) == ("ckpt.pt", ["five", "four"])
+    assert (given[0].folds, given[0].skip_bad, given[0].seed) == ("stratified", True, 3)
     assert dirs == {s: tmp_path / "transfer" / s for s in ("five", "four")}
     assert label == "2CONV-4FC, pre-trained checkpoint + domain transfer"
     # mut49c Y21: the checkpoint is recorded as the weights used (not a fallback's None)

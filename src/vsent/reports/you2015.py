@@ -110,7 +110,8 @@ class You2015(Paper):
                 f"weights) or {TRANSFER_TRAIN.epochs} (domain transfer); the weak-label "
                 f"rows' two fine-tuning stages 2 epochs each instead of "
                 f"{PCNN_PRESETS['you2015']['finetune'].epochs}",
-                "BoW vocabulary k = 100 words from at most 20,000 SIFT descriptors per fold "
+                f"BoW vocabulary k = {baselines['k']} words from at most "
+                f"{baselines['max_descriptors']:,} SIFT descriptors per fold "
                 f"(vsent default {defaults.k} from {defaults.max_descriptors:,})",
             ]
         template = RunConfig(data=data, model="pcnn", init=init or "random", train=train,
