@@ -186,6 +186,11 @@ def test_a_glob_matching_a_run_folder_skips_its_files(tmp_path, monkeypatch):
     _run(tmp_path / "photos" / "cam")
     got = [i for i in iter_inputs(["photos/*/*.png"]) if not isinstance(i, Unmatched)]
     assert got == ["photos/day/a.png"]
+    # (mut52g I29) a fixed part after the wildcard: the run still lies below 'photos'
+    _img(tmp_path / "photos" / "cam" / "sub" / "c.png")
+    _img(tmp_path / "photos" / "day" / "sub" / "d.png")
+    got = [i for i in iter_inputs(["photos/*/sub/*.png"]) if not isinstance(i, Unmatched)]
+    assert got == ["photos/day/sub/d.png"]
 
 
 def test_a_deep_glob_matches_hidden_names_only_with_a_dot(tmp_path, monkeypatch):
@@ -226,6 +231,10 @@ def test_a_nul_byte_is_refused_at_its_line(tmp_path):
     listing.write_bytes(b"a.jpg\nb.jpg\nc\0.jpg\n")
     with pytest.raises(VsentError, match=r"list\.txt: line 3 holds a NUL byte"):
         list(iter_inputs(from_list=listing))
+    # (mut52g L23) one further down the file's head is refused at the call too
+    listing.write_bytes(b"".join(b"photo%02d.jpg\n" % i for i in range(40)) + b"c\0.jpg\n")
+    with pytest.raises(VsentError, match=r"list\.txt: line 41 holds a NUL byte"):
+        iter_inputs(from_list=listing)
 
 
 def test_a_latin1_name_in_a_list_keeps_its_bytes(tmp_path):
@@ -325,10 +334,14 @@ def test_a_link_out_of_the_patterns_folder_is_not_judged_by_what_holds_its_targe
     monkeypatch.chdir(tmp_path)
     run = _run(tmp_path / "runs" / "r")
     _img(run / "sub" / "b.png")
+    # (mut52g I27) nor is a sibling whose name starts as the pattern's folder's below it
+    old = _run(tmp_path / "photos-old" / "r")
+    _img(old / "sub" / "c.png")
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "cam").symlink_to(run / "sub")
-    got = [i for i in iter_inputs(["photos/*/*.png"]) if not isinstance(i, Unmatched)]
-    assert got == [os.path.join("photos", "cam", "b.png")]
+    (tmp_path / "photos" / "old").symlink_to(old / "sub")
+    got = sorted(i for i in iter_inputs(["photos/*/*.png"]) if not isinstance(i, Unmatched))
+    assert got == [os.path.join("photos", "cam", "b.png"), os.path.join("photos", "old", "c.png")]
 
 
 def test_a_list_file_with_a_nul_byte_is_refused_before_anything_is_scored(tmp_path):

@@ -136,12 +136,18 @@ def _copy_without_five(twitter_like, root, image: str):
     return root
 
 
-def test_a_model_of_the_same_data_is_refused_as_such(twitter_like, tmp_path):
+def test_a_model_of_the_same_data_is_refused_as_such(twitter_like, tmp_path, monkeypatch):
     """The same path: the refusal says the data itself (not some shared images)."""
     ckpt, meta = _ckpt(tmp_path / "m.pt", data=str(twitter_like))
     with pytest.raises(VsentError, match=r"was trained on .*, the data it would be fine-tuned "
                                          r"and tested on: its test folds hold its training"):
         check_other_data(ckpt, meta, str(twitter_like), needs="Give another model.")
+    # (mut52g K23) the same path spelt with ~ is the data itself too
+    monkeypatch.setenv("HOME", str(twitter_like.parent))
+    meta = {**meta, "data": f"~/{twitter_like.name}"}
+    with pytest.raises(VsentError, match=rf"was trained on ~/{twitter_like.name}, the data it "
+                                         r"would be fine-tuned and tested on"):
+        check_other_data(ckpt, meta, str(twitter_like))
 
 
 def test_a_copy_of_the_data_is_the_same_data_by_its_subsets_fingerprint(twitter_like,
@@ -153,8 +159,10 @@ def test_a_copy_of_the_data_is_the_same_data_by_its_subsets_fingerprint(twitter_
     sha = load_dataset(copy, "three", validate=False).fingerprint()["sha256"]
     ckpt, meta = _ckpt(tmp_path / "m.pt", data=str(copy), subset="three", data_sha256=sha)
     with pytest.raises(VsentError, match=r"\(a copy of .*: same images and labels\), the data "
-                                         r"it would be fine-tuned and tested on"):
+                                         r"it would be fine-tuned and tested on") as e:
         check_other_data(ckpt, meta, str(twitter_like))
+    # (mut52g K24) the checkpoint's data is named as the copy of the data given
+    assert str(e.value).startswith(f"{ckpt} was trained on {copy} (a copy of {twitter_like}: ")
 
 
 def test_a_copy_is_recognised_despite_a_bad_entry_in_its_list(twitter_like, tmp_path):
@@ -202,6 +210,8 @@ def test_shared_images_count_those_of_the_extra_train_subset(twitter_like, tmp_p
                                                      extra_train="three")
     assert "which holds 35 of the images" in _shared(twitter_like, tmp_path / "b",
                                                      subset="five")
+    # (mut52g K39) a checkpoint that records no subset trained on five-agree
+    assert "which holds 35 of the images" in _shared(twitter_like, tmp_path / "c")
 
 
 def _crossval_run(run, data: str, config: dict[str, Any]) -> None:

@@ -337,14 +337,16 @@ def test_cli_bad_checkpoint_is_a_user_error(tmp_path, images, capsys):
     assert "fake.pt" in err and "Traceback" not in err
 
 
-def _nan_checkpoint(path):
-    """A smallcnn checkpoint whose weights hold a NaN (a training run that diverged)."""
+def _nan_checkpoint(path, n=1):
+    """A smallcnn checkpoint whose weights hold a NaN (a training run that diverged), in its
+    first ``n`` weight matrices."""
     from vsent.models import create_model
     from vsent.models.checkpoint import save_checkpoint
 
     model = create_model("smallcnn")
     with torch.no_grad():
-        next(p for p in model.parameters() if p.ndim > 1).view(-1)[0] = float("nan")
+        for p in [p for p in model.parameters() if p.ndim > 1][:n]:
+            p.view(-1)[0] = float("nan")
     return save_checkpoint(path, model)
 
 
@@ -355,6 +357,12 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, images, capsys):
     with pytest.raises(WeightsError, match=r"nan\.pt: the model's weights hold NaN/inf \(1 "
                                            r"tensors, e\.g\. .*\); its training diverged"):
         Predictor.from_checkpoint(ckpt, device="cpu")
+    # (mut52g P24b) the example is the first tensor holding NaN/inf
+    from vsent.models import create_model
+
+    first = next(n for n, p in create_model("smallcnn").named_parameters() if p.ndim > 1)
+    with pytest.raises(WeightsError, match=rf"\(2 tensors, e\.g\. {first}\)"):
+        Predictor.from_checkpoint(_nan_checkpoint(tmp_path / "two.pt", n=2), device="cpu")
     out = tmp_path / "scores.csv"
     assert main(["predict", "--model", str(ckpt), str(paths[0]), "--out", str(out),
                  "--device", "cpu", "--no-progress"]) == EXIT_USER_ERROR
@@ -486,6 +494,18 @@ def test_rows_of_images_in_memory_name_their_kind_and_position(checkpoint, image
     with pytest.raises(ImageError, match=r"^<array 4>: array of shape \(0, 0, 3\) has no "
                                          r"pixels$"):
         pred.predict_proba([good, good, good, good, np.zeros((0, 0, 3), np.uint8)])
+    # (mut52g P1, P2) a path of any PathLike kind by its path, not its repr; an image that
+    # Image.open read from bytes (its filename "") by its kind and position
+    from vsent.predict import item_label
+
+    class Where:
+        def __fspath__(self) -> str:
+            return "photos/a.jpg"
+
+    buf = io.BytesIO()
+    Image.fromarray(good).save(buf, "PNG")
+    assert item_label(Where(), 0) == "photos/a.jpg"
+    assert item_label(Image.open(io.BytesIO(buf.getvalue())), 6) == "<PIL image 6>"
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
@@ -541,7 +561,7 @@ def test_one_image_of_any_pixel_layout_is_refused_where_many_are_expected(checkp
     _, paths = images
     pred = Predictor.from_checkpoint(checkpoint, device="cpu")
     arr = np.asarray(Image.open(paths[0]).convert("RGB"))
-    for one in (arr[..., 0], arr > 127, np.zeros((4, 40, 50), np.uint8)):
+    for one in (arr[..., 0], arr > 127, np.zeros((4, 40, 50), np.uint8), arr.astype(np.int64)):
         with pytest.raises(TypeError, match=r"^Predictor\.score"):
             pred.score(one)
     for n in (3, 4):
@@ -589,6 +609,10 @@ def test_batch_size_bounds_the_forward_passes_and_workers_the_decoding_threads(
                         lambda *a, **k: pools.append(k["workers"]) or real_batches(*a, **k))
     assert len(list(pred.score(paths))) == 3
     assert sizes == [2, 1] and pools == [3]
+    # (mut52g P53) a batch of bad images alone makes no forward pass
+    sizes.clear()
+    assert [r["error"] != "" for r in pred.score([None, 3, paths[0]])] == [True, True, False]
+    assert sizes == [1]
 
 
 def test_no_images_score_an_empty_array(checkpoint):
@@ -596,6 +620,12 @@ def test_no_images_score_an_empty_array(checkpoint):
     got = pred.predict_proba([])
     assert got.shape == (0, 2) and got.dtype == np.float32
     assert pred.predict([]).shape == (0,)
+    # (mut52g P54) as many columns as the model has outputs
+    from vsent.models import create_model
+
+    three = Predictor(create_model("smallcnn", num_classes=3), class_names=["a", "b", "c"],
+                      device="cpu")
+    assert three.predict_proba([]).shape == (0, 3)
 
 
 def test_from_checkpoint_takes_the_checkpoints_class_names(tmp_path, images):
