@@ -490,6 +490,8 @@ def test_run_baselines_rejects_bad_subset_and_folds_file_with_all(tmp_path):
     with pytest.raises(VsentError, match=r"--jobs must be >= 1 \(or left out: one per CPU\), "
                                          r"got 0"):
         bl.run_baselines(tmp_path, "five", "campos", "gch", tmp_path / "run", n_jobs=0)
+    with pytest.raises(VsentError, match=r"--jobs must be >= 1 .*got True"):  # (left52 B28)
+        bl.run_baselines(tmp_path, "five", "campos", "gch", tmp_path / "run", n_jobs=True)
     assert not (tmp_path / "run").exists()
     with pytest.raises(VsentError, match="subset must be one of five, four, three or all, "
                                          "got 'seven'"):

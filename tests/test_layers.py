@@ -925,6 +925,8 @@ def test_probed_with_current_models_compares_each_folds_stamp_with_its_model(
     assert not L.probed_with_current_models(run, out)
     (run / "fold2" / "model.pt").unlink()  # results/ keeps no models: nothing to compare
     assert L.probed_with_current_models(run, out)
+    (out / "results/fold1/model.sha256").write_bytes(b"\xff\xfe")  # unreadable: probe again
+    assert not L.probed_with_current_models(run, out)  # (left52 L29)
 
 
 def test_network_accuracy_is_of_the_probed_folds_or_none(tmp_path: Path) -> None:
@@ -1053,16 +1055,19 @@ def test_a_published_cell_without_a_value_says_so(monkeypatch: pytest.MonkeyPatc
 
 
 def test_layers_extracted_in_two_sessions_keep_their_records_and_an_unstamped_fold_stays_so(
-        tmp_path: Path, run_dir: Path) -> None:
+        tmp_path: Path, run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """fc, then pool, of one fold: meta.json keeps both layers' extraction records, so a
     removed fc result is probed again from the stored features; a fold probed by a vsent
     that kept no model stamp is taken as it is, and no stamp is made up for it."""
     out = tmp_path / "layers"
-    cfg = LayersConfig(run=str(run_dir), probe=PROBE, device="cpu", layers=["fc"], folds=[1])
+    monkeypatch.chdir(run_dir.parent)  # the run named relative to here (left52 L06)
+    cfg = LayersConfig(run=run_dir.name, probe=PROBE, device="cpu", layers=["fc"], folds=[1])
     first = layer_probes(cfg, out, progress=False)
+    assert json.loads((out / "config.json").read_text())["run"] == str(run_dir.resolve())
     layer_probes(dataclasses.replace(cfg, layers=("pool",)), out, progress=False)
     meta = json.loads((out / "features/fold1/meta.json").read_text())
     assert meta["layers"] == ["pool", "fc"] and set(meta["info"]) == {"pool", "fc"}
+    assert not any("path" in i for i in meta["info"].values())  # (left52 L41: no cache path)
     # mut52d L22: --delete-features waits for every extracted layer's result (pool's is gone)
     (out / "results/fold1/pool.json").unlink()
     layer_probes(dataclasses.replace(cfg, keep_features=False), out, progress=False)

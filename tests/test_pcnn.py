@@ -246,7 +246,9 @@ def test_stage_2_trains_on_exactly_the_images_kept(make_learnable, tmp_path, mon
     assert all(torch.equal(starts[0][k], drawn[k]) for k in drawn)
     # mut52b P50: the two checkpoints say which stage they are
     assert load_checkpoint(tmp_path / "run" / "stage1" / "model.pt")[1]["stage"] == "pcnn-stage1"
-    assert load_checkpoint(tmp_path / "run" / "model.pt")[1]["stage"] == "pcnn"
+    meta = load_checkpoint(tmp_path / "run" / "model.pt")[1]
+    assert meta["stage"] == "pcnn"
+    assert (meta["n_removed"], meta["n_kept"]) == (8, 16)  # (left52 P16: the draw's counts)
 
     with (tmp_path / "run" / "removal.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
@@ -354,6 +356,14 @@ def test_pcnn_command_refuses_a_dataset_of_one_class(make_learnable, tmp_path, c
     err = capsys.readouterr().err
     assert f"{data}: all 12 images are positive; progressive training needs both classes" in err
     assert not (tmp_path / "o" / "stage1").exists()
+    # all negative too: no class 1 to count (left52 P19: a count of one class, never 0)
+    data = make_learnable(tmp_path / "neg", n_pos=6, n_neg=6)
+    for f in (data / "positive").iterdir():
+        shutil.move(f, data / "negative" / f"p_{f.name}")
+    assert main(["pcnn", "--data", str(data), "--out", str(tmp_path / "o"),
+                 *_train_opts(1, 1)]) == 2
+    assert (f"{data}: all 12 images are negative; progressive training needs both classes"
+            in capsys.readouterr().err)
 
 
 WARM = np.array([215.0, 160.0, 80.0])
@@ -1154,6 +1164,10 @@ def test_progressive_summary_markdown_gives_shares_in_percent():
     assert "- always kept (|s1 - s2| >= ln 2): 50.0% of images\n" in md
     assert "| negative | 4 | 1 | 25.0% |\n| positive | 0 | 0 | 0.0% |\n" in md
     assert "stage 2 skipped" not in md
+    # each label's share is of its own images, not of all (left52 P32)
+    report["by_label"]["positive"] = {"n": 6, "removed": 3}
+    md = _progressive_markdown(summary, report)
+    assert "| negative | 4 | 1 | 25.0% |\n| positive | 6 | 3 | 50.0% |\n" in md
 
 
 def test_transfer_table_of_an_unknown_or_mixed_fold_count_says_k_fold():
@@ -1199,6 +1213,10 @@ def test_transfer_config_refuses_a_subset_twice_and_a_folds_file_for_two_subsets
 
     with pytest.raises(VsentError, match=r"^--subsets 'five,five' names a subset twice$"):
         TransferConfig(model="m.pt", data="d", subsets=["five", "five"])
+    for subsets in ([], ["five", "seven"]):  # none, or one that is no subset (left52 P33)
+        with pytest.raises(VsentError, match=r"^--subsets '.*': choose among five, four, "
+                                             r"three$"):
+            TransferConfig(model="m.pt", data="d", subsets=subsets)
     with pytest.raises(VsentError, match=r"^a folds file \(f\.json\) holds the folds of one "
                                          r"subset; use --subsets five, four or three with it$"):
         TransferConfig(model="m.pt", data="d", subsets=["five", "four"], folds="f.json")
