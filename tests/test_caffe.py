@@ -409,10 +409,11 @@ def test_malformed_protobuf_framing_is_refused_not_half_read(tmp_path):
         "fixed32": good + _varint(9 << 3 | 5) + b"\0" * 3,
         "field0": _ld(0, b"") + good,
         "varint11": key_11_bytes + _varint(3) + b"net" + good,
+        "varintcut": good + _varint(9 << 3) + b"\x80",  # (left52 mut52a C02)
     }
     reasons = {"cut1": "field 100 runs past the end", "fixed64": "truncated 64-bit field",
                "fixed32": "truncated 32-bit field", "field0": "field number 0",
-               "varint11": "varint longer than 10 bytes"}
+               "varint11": "varint longer than 10 bytes", "varintcut": "truncated varint"}
     for name, data in bad.items():
         path = tmp_path / f"{name}.caffemodel"
         path.write_bytes(data)
@@ -473,6 +474,10 @@ def test_a_v0_layer_nested_in_a_v1_layer_is_read(tmp_path):
     (layer,) = read_caffemodel(path)[1]
     assert (layer.name, layer.type, len(layer.blobs)) == ("fc8", "innerproduct", 2)
     np.testing.assert_array_equal(layer.blobs[0], [3, -1])
+    # a V1 layer that names itself keeps its own fields (left52 mut52a C19)
+    path.write_bytes(_ld(2, _ld(4, b"fc8-own") + _ld(1, v0)))
+    (layer,) = read_caffemodel(path)[1]
+    assert (layer.name, layer.blobs) == ("fc8-own", [])
 
 
 def test_a_protobuf_without_layers_is_no_caffe_model(tmp_path):
