@@ -348,22 +348,17 @@ def test_pcnn_command_refuses_a_dataset_of_one_class(make_learnable, tmp_path, c
     the stage-1 model called PCNN: refused before any training."""
     import shutil
 
-    data = make_learnable(n_pos=6, n_neg=6)
-    for f in (data / "negative").iterdir():
-        shutil.move(f, data / "positive" / f"n_{f.name}")
-    assert main(["pcnn", "--data", str(data), "--out", str(tmp_path / "o"),
-                 *_train_opts(1, 1)]) == 2
-    err = capsys.readouterr().err
-    assert f"{data}: all 12 images are positive; progressive training needs both classes" in err
-    assert not (tmp_path / "o" / "stage1").exists()
     # all negative too: no class 1 to count (left52 P19: a count of one class, never 0)
-    data = make_learnable(tmp_path / "neg", n_pos=6, n_neg=6)
-    for f in (data / "positive").iterdir():
-        shutil.move(f, data / "negative" / f"p_{f.name}")
-    assert main(["pcnn", "--data", str(data), "--out", str(tmp_path / "o"),
-                 *_train_opts(1, 1)]) == 2
-    assert (f"{data}: all 12 images are negative; progressive training needs both classes"
-            in capsys.readouterr().err)
+    for kept, moved in (("positive", "negative"), ("negative", "positive")):
+        data = make_learnable(tmp_path / kept, n_pos=6, n_neg=6)
+        for f in (data / moved).iterdir():
+            shutil.move(f, data / kept / f"m_{f.name}")
+        assert main(["pcnn", "--data", str(data), "--out", str(tmp_path / "o"),
+                     *_train_opts(1, 1)]) == 2
+        err = capsys.readouterr().err
+        assert (f"{data}: all 12 images are {kept}; progressive training needs both classes"
+                in err)
+        assert not (tmp_path / "o" / "stage1").exists()
 
 
 WARM = np.array([215.0, 160.0, 80.0])
