@@ -86,9 +86,13 @@ def test_the_summary_table_of_one_fold_shows_no_spread():
         in summary_markdown(one, "t")
     two = summarize_folds([{"fold": 1, "accuracy": 0.7}, {"fold": 2, "accuracy": 0.8}])
     two["folds"] = [{**f, "precision": 0, "recall": 0, "f1": 0} for f in two["folds"]]
-    assert "| **mean** | 0.750 +- 0.050 | |" in summary_markdown(two, "t")
+    # the metrics no summary holds keep their columns: "-", the n column empty
+    assert "| **mean** | 0.750 +- 0.050 | - | - | - | |" in summary_markdown(two, "t")
     # mut51d M23: a fold record without "n" leaves its n cell empty, not 0 images
     assert "| 1 | 0.700 | 0.000 | 0.000 | 0.000 |  |\n" in summary_markdown(two, "t")
+    # a fold record without a metric shows "-" in its column (it raised KeyError)
+    two["folds"][1].pop("recall")
+    assert "| 2 | 0.800 | 0.000 | - | 0.000 |  |\n" in summary_markdown(two, "t")
 
 
 def test_the_card_shows_the_metrics_summarised_over_folds():

@@ -99,15 +99,16 @@ def mean_std_text(s: Mapping[str, float], n_folds: int, digits: int = 3,
 
 
 def summary_markdown(summary: Mapping[str, Any], title: str) -> str:
-    """A Markdown table: one row per fold, then mean +- std (:func:`mean_std_text`)."""
+    """A Markdown table: one row per fold, then mean +- std (:func:`mean_std_text`); a metric
+    that a fold record (or every record) lacks is shown as "-" in its own column."""
     lines = [f"# {title}", "", "| fold | " + " | ".join(SCALARS) + " | n |",
              "|---|" + "---|" * (len(SCALARS) + 1)]
     for f in summary["folds"]:
-        cells = " | ".join(f"{f[k]:.3f}" for k in SCALARS)
+        cells = " | ".join(f"{f[k]:.3f}" if k in f else "-" for k in SCALARS)
         lines.append(f"| {f['fold']} | {cells} | {f.get('n', '')} |")
     # one fold: "m (1 fold)", as layers and baselines say it, not a std of 0
-    cells = " | ".join(mean_std_text(summary[k], len(summary["folds"]))
-                       for k in SCALARS if k in summary)
+    cells = " | ".join(mean_std_text(summary[k], len(summary["folds"])) if k in summary
+                       else "-" for k in SCALARS)
     lines.append(f"| **mean** | {cells} | |")
     return "\n".join(lines) + "\n"
 
