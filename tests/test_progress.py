@@ -96,6 +96,8 @@ def test_a_line_a_minute_by_default_counting_every_update(caplog, monkeypatch):
     for _batch in P.progress_bar(batches, total=16, desc="features", unit="img"):
         pass
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["features: 2/16 img"]
+    # a LogProgress made directly waits the same minute (mut53a P13: a default of 1 s passed)
+    assert P.LogProgress(range(3)).every == P.LOG_EVERY == 60.0
 
 
 def test_leaving_a_with_block_logs_the_final_count(caplog, monkeypatch):
@@ -146,3 +148,20 @@ def test_the_count_is_of_items_done_and_the_rate_of_a_short_step_is_exact(caplog
     with P.progress_bar(total=0, desc="empty", every=0):
         pass
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["empty: 0/0 it"]
+
+
+# mutation round 53 (mut53a): vsent.progress mutants the suite missed
+
+
+def test_a_bar_iterated_to_its_end_inside_with_logs_nothing_when_the_block_ends(caplog,
+                                                                                monkeypatch):
+    """Iterating to the end closes the bar: a step that ended before ``every`` seconds stays
+    silent, however long the rest of the ``with`` block takes (mut53a P10: a close that did not
+    check it was closed logged "2/2" at the block's end, timed over the block)."""
+    clock = iter([0, 10, 20, 30, 100])  # start, 2 updates, the loop's close, the block's end
+    monkeypatch.setattr(P.time, "monotonic", lambda: next(clock))
+    caplog.set_level(logging.INFO, logger="vsent")
+    with P.progress_bar(range(2), desc="step", every=60) as bar:
+        for _ in bar:
+            pass
+    assert bar.n == 2 and caplog.records == []

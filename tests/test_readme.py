@@ -102,6 +102,8 @@ def test_the_pcnn_presets_are_the_readmes_recipe_table():
         lr = f"{cfg.lr:.0e}".replace("e-0", "e-")  # 1e-4 as the README writes it
         assert f"lr {lr}" in ours and f"/10 every {cfg.lr_step} epochs" in ours, ours
         assert cfg.schedule == "step"
+    # the paper's recipe trains the paper's network (mut53a S20: smallcnn passed)
+    assert presets.PCNN["you2015"]["model"] == "pcnn"
     quick = presets.PCNN["quick"]
     assert quick["finetune"].lr == pytest.approx(quick["train"].lr / 10)
     # mut44b PS12: --reference takes both published CNN rows (pcnn, the default, and cnn)

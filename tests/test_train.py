@@ -345,6 +345,9 @@ def test_resuming_a_training_state_with_another_config_is_refused(tmp_path, monk
     with pytest.raises(VsentError, match=r"lr: stored 0\.01, now 0\.5") as e:
         fit(Tiny(), images, labels, cfg.replace(lr=0.5), state_path=state, progress=False)
     assert "state.pt" in str(e.value) and "epochs" not in str(e.value)
+    # and says the two ways on (mut53a A43: "delete it" alone passed)
+    assert str(e.value).endswith("(lr: stored 0.01, now 0.5); delete it or use the stored "
+                                 "config")
     # the same recipe on another device resumes (epochs 2 and 3 only)
     import vsent.train as train_mod
 
@@ -1092,6 +1095,10 @@ def test_the_new_layers_and_on_a_frozen_backbone_the_head_learn_at_10x():
     assert new((), freeze=True) == {"head"}  # --train head: the head at 10x all the same
     assert new(("mid",), freeze=False) == {"mid"}
     assert new(("mid",), freeze=True) == {"mid", "head"}
+    # any frozen parameter counts, a 1-d one alone too (mut53a A38: weights only passed)
+    model = Tiny3(())
+    model.body.bias.requires_grad_(False)
+    assert _group_of_layer(model, cfg)["head.weight"] == ("new-weight", pytest.approx(0.01))
 
 
 def test_adamw_decays_the_weights_apart_from_the_gradient():
@@ -1240,6 +1247,10 @@ def test_fit_refuses_options_that_data_parallel_training_cannot_shard(monkeypatc
     cfg = TrainConfig(epochs=1, batch_size=4, device="cpu", augment="trivial")
     with pytest.raises(VsentError, match="^--augment trivial runs in one process"):
         fit(Tiny(), images, labels, cfg, progress=False)
+    # fewer images than processes: said before any option (mut53a A30: the counts dropped)
+    with pytest.raises(VsentError, match=r"^1 training images cannot be split over 2 "
+                                         r"processes$"):
+        fit(Tiny(), images[:1], labels[:1], cfg, progress=False)
 
 
 def test_an_infinite_loss_is_a_divergence_too(monkeypatch):
@@ -1269,6 +1280,16 @@ def test_an_epoch_that_leaves_nan_weights_saves_no_state(tmp_path, monkeypatch):
     assert not state.exists()
 
 
+def test_the_training_state_is_written_into_a_folder_made_with_it(tmp_path):
+    """A fold's state goes into its folder, made with its first file (mut53a A35: the state
+    written without ``writing``, which makes the folder, passed: every test's folder existed)."""
+    images, labels = _learnable(8)
+    state = tmp_path / "run" / "fold 1" / "train_state.pt"
+    cfg = TrainConfig(epochs=1, batch_size=4, lr=0.01, device="cpu")
+    fit(Tiny(), images, labels, cfg, state_path=state, progress=False)
+    assert [h["epoch"] for h in torch.load(state, weights_only=True)["history"]] == [1]
+
+
 def test_a_state_saved_before_configs_were_stored_resumes(tmp_path, monkeypatch):
     """A training state without "config" (older vsent) is resumed as before, not refused
     (mut46d: reading state["config"] made it a KeyError)."""
@@ -1295,6 +1316,12 @@ def test_a_state_of_another_model_or_without_a_history_is_one_line_naming_it(tmp
                                          r".*size mismatch") as e:
         fit(Tiny3Way(), images, labels, cfg, state_path=state, progress=False)
     assert "\n" not in str(e.value)
+    # weights lacking a tensor are no partial resume (mut53a B03: strict=False passed)
+    model = {k: v for k, v in saved["model"].items() if k != "head.bias"}
+    torch.save({**saved, "model": model}, state)
+    with pytest.raises(VsentError, match=r"can resume \(.*Missing key\(s\) in state_dict: "
+                                         r"\"head\.bias\""):
+        fit(Tiny(), images, labels, cfg, state_path=state, progress=False)
     torch.save({k: v for k, v in saved.items() if k != "history"}, state)
     with pytest.raises(VsentError, match=r"can resume \(no history\); delete it"):
         fit(Tiny(), images, labels, cfg, state_path=state, progress=False)
@@ -1380,6 +1407,8 @@ def test_gpu_random_states_are_restored_only_for_as_many_gpus(tmp_path, monkeypa
         torch.save({**saved, "cuda_rng": [torch.ones(8, dtype=torch.uint8)] * n_gpus}, state)
         fit(Tiny(), images, labels, cfg, state_path=state, progress=False)
     assert [len(r) for r in restored] == [1]
+    # and saved with each epoch (mut53a A19: a state without them passed)
+    assert [t.tolist() for t in torch.load(state, weights_only=True)["cuda_rng"]] == [[0] * 8]
 
 
 def test_augment_workers_default_by_device_and_start_only_with_epochs_left(tmp_path,
@@ -1510,11 +1539,14 @@ def test_a_layer_whose_name_only_starts_as_a_new_layers_learns_at_the_base_lr():
     assert groups["head_in.bias"] == ("base-bias", pytest.approx(0.002))
 
 
-def test_evaluate_scores_the_centre_crop_unless_asked_to_oversample():
+def test_evaluate_scores_the_centre_crop_unless_asked_to_oversample(monkeypatch):
     """evaluate/predict_proba score the centre crop by default and average the 10 crops with
     ``oversample=True``; the metrics are those of the arg-max of the scores returned (mut50b
     E02-E06: no test called evaluate with ``oversample``, nor predict_proba without it on a
-    model whose crops score differently)."""
+    model whose crops score differently). Both pass their ``batch_size`` on and return
+    float32 scores (mut53a E01-E05: a batch size or device dropped or fixed, and float64
+    scores, passed: the scores are the same whatever the batch, and "auto" is the CPU here)."""
+    import vsent.evaluate as evaluate_mod
     from vsent.evaluate import predict_proba
     from vsent.inference import infer
     from vsent.metrics import binary_metrics
@@ -1538,6 +1570,17 @@ def test_evaluate_scores_the_centre_crop_unless_asked_to_oversample():
     metrics, probs = evaluate(three, images, labels, device="cpu")
     assert probs.shape == (6, 3) and metrics["accuracy"] == 0.0
     assert metrics == binary_metrics(labels, np.full(6, 2))
+    assert probs.dtype == np.float32
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append((kwargs["batch_size"], kwargs["device"]))
+        return infer(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_mod, "infer", spy)
+    predict_proba(model, images, device="cpu", batch_size=3)
+    evaluate(model, images, labels, device="cpu", batch_size=5)
+    assert calls == [(3, "cpu"), (5, "cpu")]
 
 
 def test_the_epochs_accuracy_and_speed_count_only_the_images_trained_on(caplog):
@@ -1611,6 +1654,10 @@ def test_a_state_resumed_by_more_processes_than_trained_it_warns(tmp_path, monke
     assert len(history) == 1 and "fold 1: resumed after epoch 1 of 2\n" in caplog.text
     assert "fold 1: resumed by 2 processes after epoch 1, which a session of 1 trained" in \
         caplog.text
+    # the state of the 2 processes says so in turn (mut53a A18: a fixed 1 passed)
+    train_mod._save_state(tmp_path / "again.pt", cfg, torch.device("cpu"), model, opt,
+                          make_scheduler(opt, cfg), torch.Generator(), None, history)
+    assert torch.load(tmp_path / "again.pt", weights_only=True)["world_size"] == 2
 
 
 def test_data_parallel_training_needs_crop_flip_no_mix_and_a_row_per_process():
@@ -1660,19 +1707,34 @@ def test_fit_averages_with_the_ema_decay_it_is_given(monkeypatch):
     assert decays == [0.75]
 
 
-def test_each_epochs_bar_is_named_by_its_1_based_epoch(monkeypatch):
+def test_each_epochs_bar_is_named_by_its_1_based_epoch(monkeypatch, caplog):
     """The training bars say "<desc> epoch e/E" from 1 to E, as the log lines do (mut50b
-    T101: bars counting epochs from 0 passed: the bar tests read only ``disable``)."""
+    T101: bars counting epochs from 0 passed: the bar tests read only ``disable``). Each
+    counts its batches out of their number, is cleared when done and shows the epoch's mean
+    loss so far (mut53a A23-A25, A28: a bar without a total, in "it", left on the terminal,
+    or showing the summed loss, passed); the epoch's log line counts from 1 too (A27)."""
+    import io
+
+    from tqdm import tqdm as real_tqdm
+
     import vsent.train as train_mod
 
-    descs = []
+    descs, bars = [], []
 
     def tqdm(iterable, **kw):
         descs.append(kw["desc"])
-        return _TqdmSpy()(iterable, **kw)
+        bars.append(real_tqdm(iterable, **{**kw, "disable": False, "file": io.StringIO()}))
+        return bars[-1]
 
     monkeypatch.setattr(train_mod, "tqdm", tqdm)
     images, labels = _learnable(16)
     cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, device="cpu")
-    fit(Tiny(), images, labels, cfg, progress=False, desc="fold 4")
+    with caplog.at_level("INFO", logger="vsent"):
+        history = fit(Tiny(), images, labels, cfg, progress=False, desc="fold 4")
     assert descs == ["fold 4 epoch 1/2", "fold 4 epoch 2/2"]
+    lines = [r.getMessage() for r in caplog.records if " train-acc " in r.getMessage()]
+    assert [line.split(" train-acc ")[0] for line in lines] == [
+        f"fold 4 epoch {e}/2 loss {stats['loss']:.4f}" for e, stats in enumerate(history, 1)]
+    assert [(bar.total, bar.unit, bar.leave) for bar in bars] == [(2, "batch", False)] * 2
+    for bar, stats in zip(bars, history, strict=True):
+        assert f"loss={stats['loss']:.3f}" in bar.postfix.split(", ")
