@@ -143,6 +143,10 @@ def test_late_fusion_exact_values():
     np.testing.assert_allclose(curve, [[0.5, 1.0], [0.6, 0.9], [0.6, 0.9]])  # K=3 uses the 2
     np.testing.assert_allclose(R.fusion_curve(pg, regions[:0], 0.5, 2), [1.5 * pg, 1.5 * pg])
     np.testing.assert_allclose(curve.sum(axis=1), 1.5)
+    # M = 3 classes: the regions are rows of M (mut53c A08: read as rows of 2, it failed only
+    # with M > 2); Y = [0.2, 0.3, 0.5] + 0.25 * [0.6, 0.3, 1.1]
+    three = R.late_fusion([0.2, 0.3, 0.5], [[0.6, 0.3, 0.1], [0.0, 0.0, 1.0]], beta=0.5)
+    np.testing.assert_allclose(three, [0.35, 0.375, 0.775])
 
 
 def test_sentiment_score_divides_the_entropy_by_log_m():
@@ -615,8 +619,9 @@ def test_fused_proba_ranks_with_the_natural_log_when_asked():
 
 
 def test_region_config_validation():
-    with pytest.raises(VsentError, match="--k-max"):
-        R.RegionConfig(k=5, k_max=3).validate()
+    # (K_max one below K: mut53c A39, C01: K - 1 let through, the numbers swapped)
+    with pytest.raises(VsentError, match=r"^--k-max \(4\) must be >= --k \(5\)$"):
+        R.RegionConfig(k=5, k_max=4).validate()
     with pytest.raises(VsentError, match="--n-proposals"):
         R.RegionConfig(proposals=P.ProposalConfig(n_proposals=0)).validate()
     with pytest.raises(VsentError, match="--proposal-side must be >= 16 pixels, got 0"):
@@ -754,6 +759,18 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     cost = json.loads((out / "cost.json").read_text())
     assert cost["images"] == len(ds) and cost["proposals_per_image"] <= 6
     md = (out / "table1.md").read_text()  # the paper's best-K row, from vsent.papers
+    # table1.csv and table1.md hold table1.json's numbers, each under its own column (mut53c
+    # B18: every column the mean, B20: precision and recall swapped in the markdown, B19: K
+    # said as k_max)
+    for r in csv.DictReader((out / "table1.csv").open()):
+        assert {c: float(v) for c, v in r.items() if c != "method"} == {
+            f"{k}_{s}": table[r["method"]][k][s] for k in ("accuracy", "precision", "recall",
+                                                           "f1") for s in ("mean", "std")}
+    assert "| ar: " + RR.METHODS["ar"] + " | " + " | ".join(
+        RR._fmt(table["ar"][k], 2) for k in ("accuracy", "precision", "recall", "f1")) in md
+    assert "N = 6 proposals, K = 2, alpha = 1.0, beta = 0.5, sentiment score 1 + sum s log_M s" \
+        in md
+    assert sweep["global"] == table["global"]["accuracy"]  # (mut53c B21)
     assert "Twitter I 5 88.94 % (K = 11), Twitter I 4 84.90 % (K = 13)" in md
     assert "verified" not in md
     # the stored config reads back as the options given
@@ -773,6 +790,16 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     assert main([*argv[:-1], "--alpha", "2", "--resume", "--no-progress"]) == 2
     # nor another K: the stored early-fusion features are the mean of the top K (mut50d H15)
     assert main([*argv[:-1], "--k", "3", "--resume", "--no-progress"]) == 2
+    # nor other proposals or no early fusion (mut53c B13, B12: the stored boxes, scores and
+    # features reused under other settings), nor another edge detector (B14, the stored one
+    # edited: a SED model is not at hand)
+    assert main([*argv, "--n-proposals", "5", "--resume"]) == 2
+    assert main([*argv, "--no-early-fusion", "--resume"]) == 2
+    stored_config = (out / "config.json").read_text()
+    (out / "config.json").write_text(json.dumps({**json.loads(stored_config),
+                                                 "edge_detector": "sed-0123456789ab"}))
+    assert main([*argv, "--resume"]) == 2
+    (out / "config.json").write_text(stored_config)
     # a resume may change beta (the tables are rebuilt with it): config.json says so
     assert main([*argv, "--beta", "2.0", "--resume"]) == 0
     assert json.loads((out / "config.json").read_text())["beta"] == 2.0
@@ -916,6 +943,7 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
     rankings = ("ar", "objectness", "sentiment")
     other_log = "natural" if senti_log == "classes" else "classes"
     n_ranking_differs = n_k_matters = n_sets_differ = n_log_matters = 0
+    n_pr_differ = 0
     for fi, f in enumerate(folds):
         with np.load(out / f"fold{f.index}" / "regions.npz") as z:
             res = dict(z)
@@ -958,6 +986,13 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
         for by in rankings:  # the table at K and the whole K sweep, fold by fold
             assert table[by]["folds"][fi]["accuracy"] == pytest.approx(
                 np.mean(curve[by][:, k - 1] == y)), by
+            # precision and recall of the positive class, true labels first (mut53c B09:
+            # binary_metrics(pred, y) swapped the two)
+            tp = np.sum((curve[by][:, k - 1] == 1) & (y == 1))
+            want = (tp / max(1, np.sum(curve[by][:, k - 1] == 1)), tp / np.sum(y == 1))
+            got = (table[by]["folds"][fi]["precision"], table[by]["folds"][fi]["recall"])
+            assert got == pytest.approx(want), by
+            n_pr_differ += want[0] != want[1]
             np.testing.assert_allclose(sweep[by]["folds"][fi], (curve[by] == y[:, None]).mean(0))
             assert sweep[by]["one_class"][fi] == [len(set(curve[by][:, kk])) == 1
                                                   for kk in range(k_max)], by
@@ -979,6 +1014,7 @@ def test_regions_predictions_are_the_late_fusion_of_each_rankings_top_k(tiny_run
     # change some prediction, AR's top K is not always the first K proposals, and the other
     # reading of the log would pick another top K for some image
     assert n_ranking_differs > 0 and n_k_matters > 0 and n_sets_differ > 0 and n_log_matters > 0
+    assert n_pr_differ > 0  # precision and recall differ on some fold and ranking
     # flip every stored test label and evaluate again from the stored scores: the training-side
     # outputs (early fusion and its control) must not move, so no test label reached them
     for f in folds:
@@ -1351,14 +1387,20 @@ def test_a_regions_seconds_are_the_crops_and_the_networks_each(monkeypatch) -> N
 def test_region_config_takes_each_option_at_its_bound_and_refuses_a_bool() -> None:
     """The documented bounds are inclusive (alpha = 0 ranks by objectness alone, beta = 0 is
     the whole image alone, no overlay, one image per batch, K = K_max = N, K = 1); a bool is
-    no number of regions or weight (True == 1 for Python), and no fold list is empty."""
+    no number of regions or weight (True == 1 for Python), and no fold list is empty. Every
+    count is an integer and every weight finite (mut53c A25, A26: a k_max of 20.0 or 2.5
+    overlays passed; A27: an infinite beta, whose fusion is inf / inf)."""
     edge = R.RegionConfig(k=1, k_max=1, alpha=0, beta=0.0, overlays=0, batch_size=1)
     assert (edge.k, edge.alpha, edge.beta, edge.overlays, edge.batch_size) == (1, 0, 0.0, 0, 1)
+    assert edge.validate() is edge  # validate() returns the record (mut53c C02)
     six = R.RegionConfig(k=6, k_max=6, proposals=P.ProposalConfig(n_proposals=6))
     assert six.k == six.k_max == six.proposals.n_proposals
     assert R.RegionConfig(folds=(1,)).folds == (1,)
     for bad, message in [({"k": True}, "--k must be an integer, got True"),
                          ({"batch_size": False}, "--batch-size must be an integer, got False"),
+                         ({"k_max": 20.0}, "--k-max must be an integer, got 20.0"),
+                         ({"overlays": 2.5}, "--overlays must be an integer, got 2.5"),
+                         ({"beta": float("inf")}, "--beta must be a number, got inf"),
                          ({"alpha": True}, "--alpha must be a number, got True"),
                          ({"beta": False}, "--beta must be a number, got False"),
                          ({"folds": ()}, "--folds must be fold numbers >= 1, got ()"),
@@ -1413,7 +1455,7 @@ class _StoredRun:
         raise _Rescored
 
 
-def test_a_fold_scored_by_a_vsent_before_model_hashes_is_reused(tmp_path) -> None:
+def test_a_fold_scored_by_a_vsent_before_model_hashes_is_reused(tmp_path, caplog) -> None:
     """A regions.npz with no checkpoint_sha256 (written before it was recorded) but with
     today's boxes is read back (its model cannot be told apart), as one with the model's
     hash is; one of another model is scored again."""
@@ -1437,6 +1479,90 @@ def test_a_fold_scored_by_a_vsent_before_model_hashes_is_reused(tmp_path) -> Non
              checkpoint_sha256=np.asarray("0" * 64))
     with pytest.raises(_Rescored):
         RR._fold_regions(run, fold, cfg, None, "cpu", tmp_path / "out", False)
+    # an unreadable file is scored again with that one warning, naming the file, not also as
+    # one of another model or of boxes one pixel off (mut53c B05, B06)
+    file.write_bytes(b"PK\x03\x04 cut")
+    caplog.clear()
+    caplog.set_level(logging.WARNING, logger="vsent")
+    with pytest.raises(_Rescored):
+        RR._fold_regions(run, fold, cfg, None, "cpu", tmp_path / "out", False)
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        f"fold 1: {file} is unreadable"]
+
+
+def test_score_set_keeps_each_images_seconds_in_order_and_raises_a_decode_error(
+        tmp_path, monkeypatch) -> None:
+    """_score_set stores each image's seconds as (proposals, crop, score), the columns _cost
+    reads (mut53c B03: crop and score swapped passed), and an image that no longer decodes
+    stops the fold (mut53c B01: skipped, the fold's arrays lost their alignment with its
+    indices). No bar is drawn when progress is off (mut53c B27: always asked for one)."""
+    import vsent.progress
+
+    bars = []
+    bar = vsent.progress.progress_bar
+    monkeypatch.setattr(vsent.progress, "progress_bar",
+                        lambda it, **kw: bars.append(kw["enabled"]) or bar(it, **kw))
+    monkeypatch.setenv("VSENT_CACHE", str(tmp_path / "cache"))
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    Image.fromarray(_scene(48, 64)).save(good)
+    bad.write_bytes(b"nope")
+    seen = []
+
+    def timed(*args, **kwargs):
+        s = R.score_regions(*args, **kwargs)
+        s.seconds = {"proposals": 1.0, "crop": 2.0, "score": 3.0}
+        seen.append(s)
+        return s
+
+    monkeypatch.setattr(RR, "score_regions", timed)
+    cfg = R.RegionConfig(k=2, k_max=2, proposals=P.ProposalConfig(n_proposals=6,
+                                                                  min_box_area=60))
+    args = (_tiny_model(), cfg, P.make_edge_detector(), "cpu")
+    out = RR._score_set(args[0], [good], *args[1:], keep_regions=True, progress=False, desc="t")
+    np.testing.assert_array_equal(out["seconds"], [[1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(out["offsets"], [0, len(seen[0].boxes)])
+    assert bars == [False]
+    with pytest.raises(VsentError, match="bad.png"):
+        RR._score_set(args[0], [good, bad], *args[1:], keep_regions=True, progress=False,
+                      desc="t")
+
+
+def test_prediction_rows_say_each_images_own_proposals_and_fallback() -> None:
+    """predictions.csv's row of an image: its own proposal count and fallback flag, its top K
+    boxes by AR (mut53c B15: the configured N, B16: any image's fallback, passed)."""
+    class Run:
+        class dataset:  # noqa: N801 (the attribute of a run)
+            names = ["a.jpg", "b.jpg", "c.jpg"]
+
+    res = {"test_index": np.array([2, 0]), "offsets": np.array([0, 3, 4]),
+           "test_labels": np.array([1, 0]), "test_global_probs": np.array([[.3, .7], [.6, .4]]),
+           "fallback": np.array([False, True]),
+           "boxes": np.array([[0, 0, 4, 4], [1, 1, 5, 5], [2, 2, 6, 6], [0, 0, 9, 9]])}
+    at_k = {"global": np.array([1, 0]), "ar": np.array([0, 1])}
+    detail = {"orders": {0: np.array([2, 0, 1]), 1: np.array([0])},
+              "fused": np.array([[0.25, 0.75], [0.5, 0.5]])}
+    rows = RR._prediction_rows(Run, res, at_k, detail, R.RegionConfig(k=2), 3)
+    assert rows == [
+        {"name": "c.jpg", "fold": 3, "label": 1, "prob_positive_global": 0.7,
+         "prob_positive_fused": 0.75, "pred_global": 1, "pred_ar": 0, "n_proposals": 3,
+         "fallback": False, "top_boxes": "[[2, 2, 6, 6], [0, 0, 4, 4]]"},
+        {"name": "a.jpg", "fold": 3, "label": 0, "prob_positive_global": 0.4,
+         "prob_positive_fused": 0.5, "pred_global": 0, "pred_ar": 1, "n_proposals": 1,
+         "fallback": True, "top_boxes": "[[0, 0, 9, 9]]"}]
+
+
+def test_cost_averages_each_column_over_the_folds_images() -> None:
+    """cost.json: seconds per image per column, proposals per image (the mean, not the most),
+    fallback images counted (mut53c B04, B22)."""
+    res1 = {"seconds": np.array([[1.0, 10.0, 100.0], [3.0, 30.0, 300.0]]),
+            "offsets": np.array([0, 2, 6]), "fallback": np.array([False, True])}
+    res2 = {"seconds": np.array([[5.0, 50.0, 500.0]]), "offsets": np.array([0, 1]),
+            "fallback": np.array([True])}
+    cost = RR._cost([(1, res1, None), (2, res2, None)], R.RegionConfig(batch_size=7))
+    assert cost["images"] == 3 and cost["fallback_images"] == 2
+    assert cost["seconds_per_image"] == {"proposals": 3.0, "crop": 30.0, "score": 300.0}
+    assert cost["proposals_per_image"] == pytest.approx(7 / 3)
+    assert "batch 7, test images only" in cost["note"]
 
 
 def test_a_resume_with_fewer_overlays_leaves_only_its_own(tiny_run, tmp_path) -> None:
@@ -1462,7 +1588,12 @@ def test_a_regions_run_is_reused_only_with_its_table_and_its_folds_models(tmp_pa
     run, out = tmp_path / "run", tmp_path / "regions"
     (run / "fold1").mkdir(parents=True)
     out.mkdir()
+    # not finished (no cost.json), or its table gone: not reused (mut53c B24, B25)
+    (out / "table1.json").write_text(json.dumps({"results": {}}))
+    assert not RR.scored_with_current_models(run, out)
     (out / "cost.json").write_text("{}")
+    (out / "table1.json").unlink()
+    assert not RR.scored_with_current_models(run, out)
     (out / "table1.json").write_text(json.dumps({"results": []}))
     assert not RR.scored_with_current_models(run, out)
     (out / "table1.json").write_text(json.dumps({"results": {}}))
@@ -1479,6 +1610,8 @@ def test_a_regions_run_is_reused_only_with_its_table_and_its_folds_models(tmp_pa
         assert RR.scored_with_current_models(run, out) is reused, origin
     model.unlink()  # results/ keeps no models: the scores stand
     assert RR.scored_with_current_models(run, out)
+    (out / "fold1" / "regions.npz").write_bytes(b"PK\x03\x04 cut")  # unreadable (mut53c B26)
+    assert not RR.scored_with_current_models(run, out)
 
 
 def test_a_fold_without_its_model_is_refused_before_any_fold_is_scored(tiny_run,
@@ -1655,3 +1788,6 @@ def test_alpha_and_beta_default_to_one_and_a_half_everywhere() -> None:
     assert inspect.signature(R.affective_score).parameters["alpha"].default == cfg.alpha
     assert inspect.signature(R.rank_regions).parameters["alpha"].default == cfg.alpha
     assert inspect.signature(R.late_fusion).parameters["beta"].default == cfg.beta
+    # and N: predict --regions proposes as many boxes as `vsent regions` (mut53c A22)
+    assert inspect.signature(predict_rows).parameters["n_proposals"].default == \
+        cfg.proposals.n_proposals == 100
