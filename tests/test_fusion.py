@@ -67,12 +67,16 @@ def test_two_column_input_and_prediction_threshold():
     assert fuse_probabilities(two, [0.5, 0.5, 0.5]).tolist() == pytest.approx([0.7, 0.45, 0.5])
     assert predict(two).tolist() == [1, 0, 0]  # a tie is negative, as argmax([1-p, p])
     assert predict(two).tolist() == two.argmax(1).tolist()
+    # no tolerance: the float just above 0.5 is positive (mut53b M28: > 0.5 + 1e-12)
+    assert predict([np.nextafter(0.5, 1.0)]).tolist() == [1]
 
 
 def test_ensemble_mean_by_hand():
     got = ensemble_mean([[0.2, 0.9], np.array([[0.6, 0.4], [0.5, 0.5]]), [0.8, 0.1]])
     assert got.tolist() == pytest.approx([(0.2 + 0.4 + 0.8) / 3, (0.9 + 0.5 + 0.1) / 3])
-    with pytest.raises(ValueError, match="different numbers"):
+    # the message counts each model's images (mut53b M11: the counts dropped)
+    with pytest.raises(ValueError,
+                       match=r"^models scored different numbers of images: \[2, 1\]$"):
         ensemble_mean([[0.2, 0.3], [0.1]])
 
 
@@ -121,6 +125,10 @@ def test_early_fusion_by_hand():
     a2 = a.copy()
     a2[3] = -1e6
     assert np.allclose(early_fusion([a2, b], np.array([0, 1, 2]))[:3], out[:3])
+    # float64 throughout: a column far from 0 keeps its spread (mut53b M17: in float32
+    # 1e8 + 1 is 1e8, a constant column)
+    big = early_fusion([np.array([[1e8], [1e8 + 1], [1e8 + 2]])], np.arange(3))
+    assert big[:, 0].tolist() == pytest.approx([-z, 0, z])
 
 
 def _separable(n=60, seed=0):
@@ -250,8 +258,9 @@ def test_fuse_run_refuses_incomplete_runs(twitter_like, tmp_path):
     name, fold, rest = lines[-1].split(",", 2)
     (run / "predictions.csv").write_text(
         "\n".join([*lines[:-1], f"{name},{int(fold) % 5 + 1},{rest}"]) + "\n")
-    with pytest.raises(VsentError, match=re.escape(
-            f"1 test images of fold {fold} have no prediction of that fold (e.g. {name})")):
+    with pytest.raises(VsentError, match="^" + re.escape(  # (mut53b N06: the file unnamed)
+            f"{run / 'predictions.csv'}: 1 test images of fold {fold} have no prediction of "
+            f"that fold (e.g. {name})")):
         fuse_run(run, "cues", cache_dir=tmp_path / "cache")
     (run / "predictions.csv").write_text("\n".join(lines[:-1]) + "\n")  # one image lost
     with pytest.raises(VsentError, match="have no prediction of that fold"):
@@ -454,7 +463,9 @@ def test_cli_fuse_histogram_map_reaches_the_hand_crafted_blocks(twitter_like, tm
         assert maps == [hmap] * 5
         res = json.loads((run / "fuse" / sub / "summary.json").read_text())
         assert res.get("histogram_map", "none") == hmap
-        assert (hmap in (run / "fuse" / sub / "summary.md").read_text()) == (hmap == "sqrt")
+        md = (run / "fuse" / sub / "summary.md").read_text()
+        assert (hmap in md) == (hmap == "sqrt")
+        assert md.startswith(f"# {run}\n\n## Late fusion with gch\n")  # (mut53b N18)
         with (run / "fuse" / sub / "predictions.csv").open() as f:
             hand[hmap] = {r["name"]: float(r["prob_hand"]) for r in csv.DictReader(f)}
     assert hand["sqrt"] != hand["none"]  # another classifier, not the same one relabelled
@@ -721,6 +732,7 @@ def test_fuse_run_applies_the_weight_to_the_cnn_and_the_rule_to_both_crops(
     assert len(out["C"]) == len(out["fused"]["folds"]) > 1
     assert [float(c) for c in said] == pytest.approx(out["C"])
     assert "weights" not in out
+    assert "histogram_map" not in out  # said only when not "none" (mut53b N05)
 
     def logit(x):  # the rule clips at 1e-6 (fusion.EPS) before taking logits
         x = np.clip(x, 1e-6, 1 - 1e-6)
@@ -747,6 +759,9 @@ def test_fuse_run_applies_the_weight_to_the_cnn_and_the_rule_to_both_crops(
                      ("fused", "prob_fused")):
         assert [f["accuracy"] for f in out[key]["folds"]] == pytest.approx(
             _fold_accuracies(rows, col))
+    # each fold's record names its fold (mut53b N58: the numbers dropped)
+    for key in ("cnn", "hand", "fused", "cnn_10crop", "fused_10crop"):
+        assert [f["fold"] for f in out[key]["folds"]] == [1, 2, 3, 4, 5]
 
 
 def test_fuse_run_learns_the_bow_vocabulary_on_each_training_fold_only(twitter_like, tmp_path,
@@ -967,6 +982,11 @@ def test_fuse_run_inner_weight_is_chosen_on_out_of_fold_training_predictions(
         tests = [n for e in doc["folds"] for n in e["test"]]
         assert len(doc["folds"]) == fusion_run.INNER_SPLITS
         assert sorted(tests) == sorted(train)  # every training image scored once, out of fold
+        # the inner split: stratified, shuffled with the run's seed (mut53b N35: seed + 1)
+        split = StratifiedKFold(5, shuffle=True, random_state=3).split(
+            fold.train, ds.labels[fold.train])
+        assert [sorted(e["test"]) for e in doc["folds"]] == [
+            sorted(ds.names[i] for i in fold.train[b]) for _, b in split]
         for e in doc["folds"]:
             assert set(e["train"]) == train - set(e["test"])  # no outer test image anywhere
             assert {ds.labels[ds.names.index(n)] for n in e["test"]} == {0, 1}  # stratified
@@ -1133,7 +1153,8 @@ def test_cli_fuse_inner_weight_end_to_end_trains_resumes_and_reads_back(twitter_
         assert (inner_cfg["train"]["epochs"], inner_cfg["model_kwargs"]) == (1, {"widths": [4, 8]})
     res = json.loads((inner.parent / "summary.json").read_text())
     assert res["weight"] == "inner" and len(res["weights"]) == 5
-    assert json.loads((inner.parent / "config.json").read_text())["weight"] == "inner"
+    stored = json.loads((inner.parent / "config.json").read_text())
+    assert (stored["weight"], stored["inner_splits"]) == ("inner", 5)  # (mut53b N14)
 
     def no_training(*a, **kw):
         raise AssertionError("a finished fusion trained again")
@@ -1181,6 +1202,9 @@ def test_fusion_markdown_heads_each_column_with_its_folds_number():
     lines = fusion_markdown(res).splitlines()
     assert "| | accuracy | fold 5 | fold 2 |" in lines
     assert "| fused (centre crop) | 0.750 +- 0.050 | 0.700 | 0.800 |" in lines
+    # the weights as %g writes them: 1 - 0.7 is 0.30000000000000004 (mut53b N71: {w})
+    assert "P(positive) = 0.7 x CNN + 0.3 x hand-crafted (mean rule" in fusion_markdown(
+        {**res, "weight": 0.7})
     # one fold has no spread: "m (1 fold)", as the table above it in summary.md (review38 #6)
     one = summarize_folds([{"fold": 3, "accuracy": 0.75, "precision": 0.7, "recall": 0.7,
                             "f1": 0.7}])
@@ -1291,6 +1315,14 @@ def test_the_out_of_fold_split_is_seeded_apart_from_the_c_search():
         cv = StratifiedKFold(3, shuffle=True, random_state=split_seed)
         want = cross_val_predict(est, X[train], y[train], cv=cv, method="predict_proba")[:, 1]
         assert np.allclose(got, want) is same
+    # the out-of-fold models weigh the blocks as the final one does (mut53b M18: blocks dropped)
+    got = fusion.hand_crafted_probabilities(X, y, train, test, blocks=[5, 1], Cs=(1.0,),
+                                            seed=seed, oof=True).train_oof
+    cv = StratifiedKFold(3, shuffle=True, random_state=seed + 1)
+    for blocks, same in (([5, 1], True), (None, False)):
+        est = fusion._estimator("logistic", blocks, (1.0,), 3, seed)
+        want = cross_val_predict(est, X[train], y[train], cv=cv, method="predict_proba")[:, 1]
+        assert np.allclose(got, want) is same
 
 
 def test_inner_weight_accepts_exactly_one_image_of_a_class_per_inner_fold(tmp_path, monkeypatch):
@@ -1317,6 +1349,10 @@ def test_inner_weight_accepts_exactly_one_image_of_a_class_per_inner_fold(tmp_pa
     short = Fold(1, np.sort(np.r_[neg[:k - 1], pos[:-1]]), np.r_[neg[k - 1:], pos[-1:]])
     with pytest.raises(VsentError, match=f"4 of one class, fewer than its {k} inner folds"):
         fusion_run.inner_cnn_probabilities(run_cfg, ds, [short], tmp_path / "inner2")
+    # no positive at all (mut53b N36: without minlength, k + 1 negatives alone passed)
+    negatives = Fold(1, neg, pos)
+    with pytest.raises(VsentError, match=f"0 of one class, fewer than its {k} inner folds"):
+        fusion_run.inner_cnn_probabilities(run_cfg, ds, [negatives], tmp_path / "inner3")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1456,6 +1492,20 @@ def test_an_inner_run_is_read_back_only_when_its_config_names_its_folds_file(tmp
     (fdir / CONFIG).write_text(json.dumps({"command": "crossval"}))
     with pytest.raises(VsentError, match="holds inner runs of another split"):
         fusion_run._inner_folds_spec(fdir, inner, ds)
+    # compared fold by fold: its numbers and its test rows too (mut53b N40, N41); a run
+    # stopped before its folds.json was written starts again (N39)
+    (fdir / CONFIG).write_text(json.dumps({"command": "crossval", "folds": spec}))
+    for other in ([Fold(2, idx[::2], idx[1::2]), Fold(1, idx[1::2], idx[::2])],
+                  [Fold(1, idx[::2], idx[1:-1:2]), Fold(2, idx[1::2], idx[::2])]):
+        save_folds(other, ds, fdir / FOLDS)
+        with pytest.raises(VsentError, match="holds inner runs of another split"):
+            fusion_run._inner_folds_spec(fdir, inner, ds)
+    (fdir / FOLDS).write_text("{")  # a damaged split says what mends it (mut53b N67)
+    with pytest.raises(VsentError, match=re.escape(
+            f"; delete {fdir} to train its inner runs again") + "$"):
+        fusion_run._inner_folds_spec(fdir, inner, ds)
+    (fdir / FOLDS).unlink()
+    assert fusion_run._inner_folds_spec(fdir, inner, ds) is None
 
 
 def test_an_ensembles_own_data_record_comes_before_its_first_members(tmp_path) -> None:
@@ -1699,6 +1749,9 @@ def test_the_logit_rule_clips_a_hard_probability_at_eps() -> None:
     want = 1 / (1 + math.sqrt(1e-6 / (1 - 1e-6)))
     got = fuse_probabilities([1.0, 0.0], [0.5, 0.5], 0.5, "logit")
     assert got.tolist() == pytest.approx([want, 1 - want], rel=1e-12)
+    # the second input is clipped at both ends alike (mut53b M05: its hard 1 unclipped gave 1.0)
+    got = fuse_probabilities([0.5, 0.5], [1.0, 0.0], 0.5, "logit")
+    assert got.tolist() == pytest.approx([want, 1 - want], rel=1e-12)
 
 
 def test_choose_weight_scores_each_weight_with_the_rule_asked() -> None:
@@ -1777,7 +1830,7 @@ def test_the_early_rules_c_is_its_joint_classifiers(twitter_like, tmp_path, monk
     per fold (summary.json, summary.md) is that classifier's, not the hand-crafted one's
     fitted beside it for the "hand" column (mut50d R09; each is given a one-C grid here, so
     the two differ)."""
-    from vsent.data import load_dataset
+    from vsent.data import load_dataset, make_folds
 
     ds = load_dataset(twitter_like, "five", validate=False)
     run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.6))
@@ -1788,12 +1841,15 @@ def test_the_early_rules_c_is_its_joint_classifiers(twitter_like, tmp_path, monk
 
     def spy(X, y, train, test, **kw):
         joint = len(kw["blocks"]) == 2  # [CNN width, GCH width]
-        return real(X, y, train, test, **{**kw, "Cs": (0.37,) if joint else (0.1,)})
+        # (a C of each fold's own: said in the folds' order, mut53b N62)
+        cs = (0.37 + int(min(test)),) if joint else (0.1,)
+        return real(X, y, train, test, **{**kw, "Cs": cs})
 
     monkeypatch.setattr(fusion_run, "hand_crafted_probabilities", spy)
     out = fuse_run(run, "gch", rule="early", cache_dir=tmp_path / "cache")
-    assert out["C"] == [0.37] * 5
-    assert "C by inner CV: 0.37, 0.37, 0.37, 0.37, 0.37" in fusion_markdown(out)
+    want = [0.37 + int(min(f.test)) for f in make_folds(ds, "campos")]
+    assert out["C"] == pytest.approx(want) and want != want[::-1]
+    assert f"C by inner CV: {', '.join(f'{c:g}' for c in want)}\n" in fusion_markdown(out)
 
 
 def test_the_hand_crafted_classifiers_c_search_is_the_documented_one() -> None:
@@ -1819,6 +1875,12 @@ def test_the_hand_crafted_classifiers_c_search_is_the_documented_one() -> None:
     for calibrated in svm.calibrated_classifiers_:
         scale = calibrated.estimator.best_estimator_.named_steps["scale"]
         np.testing.assert_allclose(scale.weights_, [2 ** -0.5, 2 ** -0.5, 1.0])
+        # each calibration fold's C search: the same seeded split (mut53b M23: seed 0, M24:
+        # another number of splits)
+        cv = calibrated.estimator.cv
+        assert (cv.n_splits, cv.shuffle, cv.random_state) == (3, True, 7)
+    # the calibration folds: the shuffled, seeded split too (M22: an unshuffled 3-fold cv)
+    assert (svm.cv.n_splits, svm.cv.shuffle, svm.cv.random_state) == (3, True, 7)
 
 
 def test_fuse_run_inner_weight_is_chosen_by_the_rule_fused(twitter_like, tmp_path,
@@ -1843,3 +1905,59 @@ def test_fuse_run_inner_weight_is_chosen_by_the_rule_fused(twitter_like, tmp_pat
         assert w == choose_weight(wrong, call["res"].train_oof, y, rule="logit")[0]
         apart += w != choose_weight(wrong, call["res"].train_oof, y)[0]
     assert apart > 0
+
+
+def test_a_runs_stratified_folds_are_rebuilt_with_its_seed(twitter_like, tmp_path) -> None:
+    """A run without folds.json whose config says ``"folds": "stratified"`` is fused on the
+    folds its seed drew (mut53b N09: seed 0 drew others, and every fold's predictions were
+    refused as another fold's)."""
+    from vsent.data import load_dataset, make_folds
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "folds": "stratified", "seed": 3}))
+    _, _, _, folds, seed = fusion_run._open_fused_run(run)
+    tests = [f.test.tolist() for f in folds]
+    assert seed == 3
+    assert tests == [f.test.tolist() for f in make_folds(ds, "stratified", seed=3)]
+    assert tests != [f.test.tolist() for f in make_folds(ds, "stratified", seed=0)]
+
+
+def test_the_hand_crafted_inputs_cover_the_extra_images_as_the_run_made_them(
+        twitter_like, monkeypatch) -> None:
+    """--extra-train: the extra images are those of the run's own subset and skip_bad
+    (config.json), and every hand-crafted block has a row for each of them, the cues too
+    (mut53b N61: subset "five", N34: skip_bad False, N33: cues of the run's images only)."""
+    import vsent.data.extra as extra_mod
+    from vsent.data import load_dataset
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    seen = []
+    real = extra_mod.extra_train_set
+
+    def spy(dataset, subset, extra_train, **kw):
+        seen.append((subset, extra_train, kw))
+        return real(dataset, "five", extra_train)
+
+    monkeypatch.setattr(extra_mod, "extra_train_set", spy)
+    monkeypatch.setitem(fusion_run._FUSION_ONLY, "cues",
+                        lambda dataset, *a: np.zeros((len(dataset), 10)))
+    joint, feats, mats = fusion_run._hand_inputs(
+        {"subset": "four", "skip_bad": True}, ds, ["cues"], "three", BaselineConfig(), None,
+        None, False)
+    assert seen == [("four", "three", {"skip_bad": True})]
+    assert feats is None and len(joint.dataset) == len(ds) + len(joint.extra_index) > len(ds)
+    assert mats["cues"].shape == (len(joint.dataset), 10)
+
+
+def test_the_inner_weight_without_inner_dir_is_said_in_words(twitter_like, tmp_path) -> None:
+    """fuse_run(weight="inner") needs the folder its inner runs train in: a ValueError naming
+    it (mut53b N57: without the check, a TypeError from Path(None))."""
+    from vsent.data import load_dataset
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    with pytest.raises(ValueError, match="^weight 'inner' needs inner_dir, where its inner "
+                                         "runs train$"):
+        fuse_run(run, "gch", weight="inner")
