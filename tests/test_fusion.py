@@ -254,6 +254,12 @@ def test_fuse_run_refuses_incomplete_runs(twitter_like, tmp_path):
                                             "twitter_five_agrees.txt").read_text().splitlines()]
     run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds_names, 0.5))
     lines = (run / "predictions.csv").read_text().splitlines()
+    # a run stopped before its predictions: the files it needs said (mut53b N54: config.json
+    # alone asked for, another message)
+    (run / "predictions.csv").unlink()
+    with pytest.raises(VsentError, match=re.escape(
+            f"{run}: not a finished crossval run (needs config.json and predictions.csv)")):
+        fuse_run(run, "cues", cache_dir=tmp_path / "cache")
     # every image there, one under another fold: a prediction of a model that trained on it
     name, fold, rest = lines[-1].split(",", 2)
     (run / "predictions.csv").write_text(
@@ -1961,3 +1967,24 @@ def test_the_inner_weight_without_inner_dir_is_said_in_words(twitter_like, tmp_p
     with pytest.raises(ValueError, match="^weight 'inner' needs inner_dir, where its inner "
                                          "runs train$"):
         fuse_run(run, "gch", weight="inner")
+
+
+def test_extra_train_is_checked_against_the_runs_own_subset_before_out_is_made(
+        twitter_like, tmp_path) -> None:
+    """A four-agree run takes three-agree extras only: `--extra-train four` is refused by the
+    run's subset before --out is made (mut53b N60: checked against five-agree, it passed the
+    check and --out was made before the refusal)."""
+    from vsent.analyses.fusion_run import fuse
+    from vsent.data import load_dataset
+
+    ds = load_dataset(twitter_like, "five", validate=False)
+    run = _fake_run(tmp_path / "run", twitter_like, dict.fromkeys(ds.names, 0.5))
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "subset": "four"}))
+    (run / "summary.json").write_text("{}")
+    out = tmp_path / "fused"
+    with pytest.raises(VsentError, match=r"^--extra-train four: must be a larger agreement "
+                                         r"subset than the cross-validated four-agree \(choose "
+                                         r"from three\)$"):
+        fuse(run, out, features="gch", extra_train="four", progress=False)
+    assert not out.exists()
