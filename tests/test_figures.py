@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from vsent import figures
 
@@ -54,6 +54,10 @@ def test_crossval_figure_draws_each_folds_curves_and_roc_auc(drawn, tmp_path):
         y = [int(r["label"]) for r in rows if r["fold"] == str(k)]
         p = [float(r["prob_positive"]) for r in rows if r["fold"] == str(k)]
         assert text == f"fold {k} (AUC {roc_auc_score(y, p):.3f})"
+        fpr, tpr, _ = roc_curve(y, p)  # the curve itself: x false, y true positive rate
+        curve = roc.get_lines()[k - 1]
+        np.testing.assert_array_equal(curve.get_xdata(), fpr)
+        np.testing.assert_array_equal(curve.get_ydata(), tpr)
     assert roc.get_title() == "test images, centre crop"
     assert fig._suptitle.get_text() == "t"
 
@@ -76,10 +80,12 @@ def test_stages_are_marked_and_an_untrained_run_says_so(drawn, tmp_path):
     loss = drawn[0].axes[0]
     starts = [line.get_xdata()[0] for line in loss.get_lines()[1:]]  # after the fold's curve
     assert starts == [2.5, 3.5]  # the epochs where "kept" and "five" begin, between epochs
+    assert [line.get_linestyle() for line in loss.get_lines()[1:]] == [":", ":"]  # dotted
 
     figures.crossval_figure({1: []}, _rows(np.random.default_rng(2), folds=(1,)),
                             tmp_path / "b.png")
-    assert [t.get_text() for t in drawn[1].axes[0].texts] == ["no training"]
+    assert [[t.get_text() for t in ax.texts] for ax in drawn[1].axes[:2]] == \
+        [["no training"], ["no training"]]  # said in both training panels
 
 
 def test_a_training_figure_draws_one_trainings_curves(drawn, tmp_path):
@@ -89,6 +95,7 @@ def test_a_training_figure_draws_one_trainings_curves(drawn, tmp_path):
     assert list(loss.get_lines()[0].get_ydata()) == [h["loss"] for h in history]
     assert list(acc.get_lines()[0].get_ydata()) == [h["train_accuracy"] for h in history]
     assert loss.get_legend() is None  # one line: nothing to tell apart
+    assert loss.get_lines()[0].get_color() == acc.get_lines()[0].get_color() == "tab:blue"
 
 
 def test_a_short_training_has_whole_epochs_on_its_axis(drawn, tmp_path):
@@ -102,7 +109,7 @@ def test_a_short_training_has_whole_epochs_on_its_axis(drawn, tmp_path):
 
 def test_each_fold_has_its_colour_in_every_panel(drawn, tmp_path):
     """A fold without a history (fold 1 here) does not shift the other folds' colours."""
-    rows = _rows(np.random.default_rng(4), folds=(1, 2))
+    rows = _rows(np.random.default_rng(4), folds=(2, 1))  # ROC curves drawn in fold order
     figures.crossval_figure({2: [{"loss": 1.0, "train_accuracy": 0.5}]}, rows,
                             tmp_path / "c.png")
     loss, _, roc = drawn[0].axes
@@ -184,6 +191,10 @@ def test_save_figure_keeps_rect_free_writes_the_suffix_format_at_dpi_and_closes(
     assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (150, 100)
     figures.save_figure(plt.figure(), tmp_path / "f.svg")
     assert b"<svg" in (tmp_path / "f.svg").read_bytes()[:1000]  # the suffix's format, not PNG
+    figures.save_figure(plt.figure(figsize=(2, 1)), tmp_path / "f")  # no suffix, no dpi given
+    png = (tmp_path / "f").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"  # PNG when the name has no suffix
+    assert int.from_bytes(png[16:20], "big") == 220  # 2 inches at the default 110 dpi
 
 
 def test_fold_one_takes_the_first_colour_and_a_missing_value_is_a_gap(drawn, tmp_path):

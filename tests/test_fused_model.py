@@ -432,6 +432,8 @@ def test_the_fitted_model_computes_the_columns_it_was_fitted_on_with_the_configs
     train = np.arange(30)
     model = fit_hand_crafted_model(feats, y, train, " GCH + bow", config=config)
     assert model.blocks == ("gch", "bow") and model.bow_norm == "l2"
+    # the k-means centres kept as float32 (k, 128), as a saved model gives them back
+    assert model.vocabulary.dtype == np.float32 and model.vocabulary.shape == (4, 128)
     X, _ = baseline_fold_features(feats, train, "gch+bow", config)
     np.testing.assert_allclose(model.dataset_features(feats, np.arange(n)), X, rtol=1e-6,
                                atol=1e-7)

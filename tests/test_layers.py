@@ -187,6 +187,11 @@ def test_probe_config_validates():
         ProbeConfig(max_iter=0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         PROBE.seed = 1
+    # the defaults of a ProbeConfig built in code (not through the CLI) are the documented ones
+    default = ProbeConfig()
+    assert (default.Cs, default.inner_splits, default.seed, default.classifiers,
+            default.max_iter) == ((1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0), 5, 0,
+                                  ("svm", "softmax"), 10_000)
 
 
 def test_layers_config_validates_when_built():
@@ -223,6 +228,8 @@ def test_layers_config_from_dict_refuses_unknown_keys():
     with pytest.raises(VsentError, match="--inner-splits"):
         LayersConfig.from_dict({**stored, "probe": {"inner_splits": 1}})
     assert LayersConfig.from_dict({"run": "r"}).probe == ProbeConfig()  # a record's default
+    with pytest.raises(VsentError, match="^unknown layers probe config keys: colour$"):
+        ProbeConfig.from_dict({"Cs": [1.0], "colour": 1})  # the probe entry read on its own
 
 
 def test_pooled_grid():
@@ -898,6 +905,9 @@ def test_gram_matrix_of_an_array_keeps_its_last_column_in_any_block_size():
     for columns in (1, 7):
         np.testing.assert_allclose(gram_matrix(X, block_bytes=8 * 13 * columns), direct,
                                    rtol=1e-12)
+    # an activation array (n, c, h, w) is the kernel of its flattened rows
+    np.testing.assert_allclose(gram_matrix(X.reshape(13, 2, 5, 5), block_bytes=8 * 13 * 7),
+                               direct, rtol=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1456,6 +1466,9 @@ def test_feature_files_are_float32_rows_of_the_asked_images_in_order(tmp_path: P
     rows = np.array([4, 0, 3])
     info = extract_layer_features(model, images, tmp_path, layers=["fc"], rows=rows,
                                   batch_size=2)
+    # the record, as stored in a fold's JSON: the file's name as text, shape, width, pooling
+    assert info == {"fc": {"path": str(tmp_path / "fc.npy"), "shape": [2], "dim": 2,
+                           "pooled": None}}
     feats = np.load(info["fc"]["path"])
     assert feats.dtype == np.float32 and feats.shape == (3, 2)
     want = infer(model, images[rows], batch_size=3, capture=["fc"]).activations["fc"]

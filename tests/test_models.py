@@ -746,6 +746,7 @@ def test_smallcnn_shapes_and_widths():
     assert info.probe_layers == ("features.block1", "features.block2", "features.block3",
                                  "pool", "fc")
     assert (info.head, info.cam_layer, info.feature_dim) == ("fc", "features.block3", 32)
+    assert (info.name, info.family) == ("smallcnn", "smallcnn")  # a card and analyses read it
     shapes = _forward_shapes(model, torch.randn(3, 3, 56, 56), info.probe_layers)
     assert shapes == {"features.block1": (8, 28, 28), "features.block2": (16, 14, 14),
                       "features.block3": (32, 7, 7), "pool": (32, 1, 1), "fc": (2,)}
@@ -1076,7 +1077,9 @@ def test_only_two_way_models_fuse_and_info_is_shared_by_copies():
 
     check_two_way(2, "smallcnn", {}, "--fusion")
     for outputs in (1, 3, 1000):
-        with pytest.raises(VsentError, match=f"--fusion: .* has {outputs} outputs"):
+        with pytest.raises(VsentError, match=re.escape(
+                f"--fusion: fusion and ensembles average P(positive) of 2-way models; "
+                f"caffenet {{'arch': 'fc8-1000'}} has {outputs} outputs")):
             check_two_way(outputs, "caffenet", {"arch": "fc8-1000"}, "--fusion")
     model = create_model("smallcnn", widths=[4, 4])
     assert copy.deepcopy(model).info is model.info  # immutable, so an EMA copy shares it
@@ -1141,6 +1144,7 @@ def test_info_holds_tuples_and_flattens_unlisted_probe_layers():
     listed = dataclasses.replace(info, new_layers=["head"], probe_layers=["body.1", "head"])
     assert listed == info and isinstance(listed.probe_layers, tuple)  # a list given is kept
     assert info.pool_of("body.1") == "flatten"  # no probe_pool: every layer flattened
+    assert info.default_lr is None  # none given: the run's own --lr, not a hidden default
     # its own copies of the mappings given: the caller's dict changed later changes no info
     # (mut50c B01, run in session 50: a proxy of the caller's own dict passed)
     pool, extra = {"body.1": "avg"}, {"tag": "a"}
@@ -1228,10 +1232,14 @@ def test_smallcnn_reset_parameters_restores_unit_batchnorm_and_sizes_are_whole_p
     bn = model.features.block1[1]
     with torch.no_grad():
         bn.weight.fill_(3.0)
+        bn.bias.fill_(0.5)
     model.reset_parameters()
     assert torch.equal(bn.weight, torch.ones_like(bn.weight))
+    assert torch.equal(bn.bias, torch.zeros_like(bn.bias))  # and its zero shift
     pre = smallcnn_preprocess(96.0)
     assert (pre.crop, pre.resize) == (96, 110) and isinstance(pre.crop, int)
+    with pytest.raises(VsentError, match="at least 16 pixels for 4 blocks, got 12"):
+        smallcnn_preprocess(12)  # blocks default to the default network's four
 
 
 def test_conv_out_and_pool_out_are_torchs_output_sizes():
