@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,12 @@ def test_a_crossval_run_with_fusion_is_compared_by_its_fused_probability(tmp_pat
     res = compare_runs(a, b)
     assert (res["a_only"], res["b_only"]) == (2, 4)
     assert res["scores_b"] == f"{b / 'fusion' / 'predictions.csv'}:prob_fused"
+    # its fused predictions deleted: said, not the network's scored in their place (mut53e C06)
+    (b / "fusion" / "predictions.csv").unlink()
+    with pytest.raises(VsentError, match="^" + re.escape(
+            f"{b / 'fusion' / 'predictions.csv'}: no such file; {b} was run with --fusion "
+            "gch+bow, whose fused probabilities are its result") + "$"):
+        compare_runs(a, b)
 
 
 def test_a_run_without_fusion_is_its_network_whatever_fuse_wrote_into_it(tmp_path):
@@ -123,6 +130,9 @@ def test_runs_on_other_images_folds_or_labels_are_refused_by_name(tmp_path):
         compare_runs(a, tmp_path / "empty")
     (tmp_path / "empty" / "config.json").write_text('{"command": "regions"}')  # robust39 #4
     with pytest.raises(VsentError, match=r"empty: a `vsent regions` run, not a finished run \("):
+        compare_runs(a, tmp_path / "empty")
+    (tmp_path / "empty" / "config.json").write_text("{}")  # no command: nobody to name
+    with pytest.raises(VsentError, match=r"empty: not a finished run \("):
         compare_runs(a, tmp_path / "empty")
     # killed during a crossval --fusion: its predictions.csv is the CNN's, not the fused one
     unfinished = _run(tmp_path / "unfinished", A, labels=LABELS, folds=FOLDS)
@@ -306,6 +316,14 @@ def test_a_run_is_right_where_its_own_predicted_class_is(tmp_path):
     plain = _run(tmp_path / "plain", [0.2, 0.5, 0.9, 0.3], labels=labels, folds=folds)
     assert compare_runs(two, plain)["identical"] and \
         compare_runs(wide, plain)["accuracy_b"] == 0.75
+    # 10-crop: its own predicted class (pred_10crop), not the centre crop's pred
+    ten = _run(tmp_path / "ten", [0.2, 0.5, 0.9, 0.3], labels=labels, folds=folds,
+               ten_crop=[1e-4, 1e-4, 0.9, 0.3], pred=[0, 0, 1, 0])
+    lines = (ten / "predictions.csv").read_text().splitlines()
+    (ten / "predictions.csv").write_text("\n".join(
+        f"{line},{p}" for line, p in zip(lines, ["pred_10crop", 1234, 0, 1, 17], strict=True)))
+    assert compare_runs(ten, plain, ten_crop=False)["accuracy_a"] == 0.75
+    assert compare_runs(ten, ten, ten_crop=True)["accuracy_a"] == 0.5
 
 
 def test_a_run_named_twice_is_refused_before_holm_counts_it_twice(tmp_path, capsys):
@@ -320,6 +338,10 @@ def test_a_run_named_twice_is_refused_before_holm_counts_it_twice(tmp_path, caps
         assert capsys.readouterr().err == (f"vsent: error: {again}: named twice (as {b} too); "
                                            "each run B is compared once\n")
     assert main(["compare", str(a), str(b), str(c)]) == 0
+    from vsent.analyses.compare import compare_many  # the API refuses it too, not only the CLI
+
+    with pytest.raises(VsentError, match=r"link: named twice \(as .*b too\)"):
+        compare_many(a, [b, c, tmp_path / "link"])
 
 
 def test_compare_many_gives_each_run_its_own_holm_p_value(tmp_path):
@@ -562,6 +584,10 @@ def test_compare_many_leaves_the_excluded_images_out_of_every_comparison(tmp_pat
         assert (res["a_only"], res["b_only"], res["p_value"]) == \
             (alone["a_only"], alone["b_only"], alone["p_value"])
     assert (many[0]["a_only"], many[0]["b_only"]) == (1, 3)
+    from vsent.analyses.compare import comparisons_table  # and the table says so
+
+    assert comparisons_table(many).startswith(
+        f"reference A: {a}: accuracy 0.625 (centre, 8 images, 2 left out; {a}/predictions.csv:")
 
 
 def test_cli_without_train_copies_leaves_them_out_of_each_of_several_runs(tmp_path, capsys,

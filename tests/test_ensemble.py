@@ -305,7 +305,9 @@ def test_a_run_inside_a_member_ensemble_is_not_taken_again(tmp_path, caplog, cap
     assert main(["ensemble", str(ens2), str(c / ".." / "a"), "--out",
                  str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and err[0].startswith(f"vsent: error: {a.resolve()}: taken twice")
+    # (a member spelled otherwise than its resolved path is still named "as" itself)
+    assert err == [f"vsent: error: {a.resolve()}: taken twice (inside the ensemble {ens2} and "
+                   f"as {c / '..' / 'a'}); an ensemble takes each run once"]
     # an ensemble and a run it does not hold: one member each, its runs share its weight
     with caplog.at_level("INFO", logger="vsent"):
         res = ensemble_runs([ens, c])
@@ -659,6 +661,10 @@ def test_a_finetune_run_laid_out_as_a_crossval_run_is_no_member(tmp_path):
     runs = [_run(tmp_path / "a", P1), _run(tmp_path / "b", P2, model={"command": "finetune"})]
     with pytest.raises(VsentError, match="made by `vsent finetune`, not by crossval"):
         ensemble_runs(runs)
+    # nor a fuse run (its fused probabilities are a fusion's, not a network's)
+    runs[1] = _run(tmp_path / "c", P2, model={"command": "fuse"})
+    with pytest.raises(VsentError, match="made by `vsent fuse`, not by crossval"):
+        ensemble_runs(runs)
 
 
 @pytest.mark.parametrize("accuracy", [{"mean": True, "std": 0.1}, {"mean": 0.5}])
@@ -699,7 +705,9 @@ def test_an_inputs_record_of_other_than_digests_is_refused(tmp_path):
     a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
     ens = tmp_path / "ens"
     ensemble([a, b], ens)
-    (ens / "inputs.json").write_text(json.dumps({str(a / "predictions.csv"): 1}))
+    # (one digest among them is not enough: every value must be one)
+    (ens / "inputs.json").write_text(json.dumps({str(a / "predictions.csv"): "0" * 64,
+                                                 str(b / "predictions.csv"): 1}))
     with pytest.raises(VsentError, match="not a record of inputs"):
         ensemble_runs([ens, c])
 

@@ -256,6 +256,9 @@ def test_explain_image_max_side_shrinks_the_map_not_the_networks_input():
     full = X.explain_image(model, big, target="positive")
     small = X.explain_image(model, Image.fromarray(big), target="positive", max_side=48)
     assert small["heatmap"].shape == (48, 32) and small["image"].shape == (48, 32, 3)
+    # the image shown is shrunk by bicubic resampling (smooth edges), not by picking pixels
+    np.testing.assert_array_equal(
+        small["image"], np.asarray(Image.fromarray(big).resize((32, 48), Image.BICUBIC)))
     np.testing.assert_array_equal(small["probs"], full["probs"])  # the same input pixels
     assert _mass_left(small["heatmap"]) > 0.95
     # what a service returns: the full-size map shrunk, up to the interpolation
@@ -622,6 +625,12 @@ def test_explain_with_max_side_scores_predicts_pixels_of_a_large_jpeg(tmp_path, 
     with torch.no_grad():
         expected = torch.softmax(model(x), dim=1)[0].numpy()
     np.testing.assert_array_equal(r["probs"], expected)
+    # a smaller max_side: its own 1/4-scale decode would do for the map, but the network
+    # still gets load_resized's (1/2-scale) pixels
+    calls.clear()
+    r = X.explain_image(model, path, target="positive", max_side=40)
+    assert len(calls) == 1 and max(r["image"].shape[:2]) == 40
+    np.testing.assert_array_equal(r["probs"], expected)
 
 
 def test_explain_on_an_export_says_why_in_one_line(tmp_path):
@@ -702,7 +711,8 @@ def test_explain_shrinks_maps_to_1024_px_by_default(tmp_path, monkeypatch):
     assert np.load(tmp_path / "out" / rows[0]["heatmap"]).shape == (205, 1024)
 
 
-def test_a_finished_run_returns_the_rows_of_the_first_call_with_their_types(tmp_path, caplog):
+def test_a_finished_run_returns_the_rows_of_the_first_call_with_their_types(tmp_path, caplog,
+                                                                           monkeypatch):
     """code38 #3: the same call again returned explain.csv's text: empty_map 'False' (true
     as a bool), prob_positive a str; the first call's rows were typed."""
     from vsent.models import create_model
@@ -713,6 +723,8 @@ def test_a_finished_run_returns_the_rows_of_the_first_call_with_their_types(tmp_
     Image.fromarray(np.random.default_rng(2).integers(0, 256, (20, 30, 3), np.uint8)).save(img)
     inputs = [str(tmp_path / "none*.jpg"), img]  # an error row first: its cells are empty
     first = X.explain(ckpt, inputs, tmp_path / "out", device="cpu")
+    # read back, not explained again (the maps of a finished run are not rewritten)
+    monkeypatch.setattr(X, "explain_images", lambda *a, **k: pytest.fail("explained again"))
     with caplog.at_level("WARNING", logger="vsent"):
         again = X.explain(ckpt, inputs, tmp_path / "out", device="cpu")
     assert again == first
@@ -833,7 +845,11 @@ def test_rows_keep_six_places_name_an_unnamed_class_and_save_float32_maps(tmp_pa
                             class_names=("negative",))
     assert row["prob_negative"] == round(float(probs[0]), 6) != round(float(probs[0]), 4)
     assert row["predicted"] == "1"  # no name for output 1: its index, as text
-    assert np.load(tmp_path / "out" / row["heatmap"]).dtype == np.float32
+    heat = np.load(tmp_path / "out" / row["heatmap"])
+    assert heat.dtype == np.float32
+    # the overlay written is the map blended at the default opacity over the image
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / row["overlay"])),
+                                  X.overlay_heatmap(red, heat))
 
 
 def _red_image_fused_negative(tmp_path):
@@ -1055,6 +1071,13 @@ def test_a_map_positive_everywhere_is_scaled_by_its_peak_not_stretched_to_its_mi
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
     cams, _, _ = X.grad_cam(RedBlue().eval(), x, "conv", "positive")
     np.testing.assert_allclose(cams[0], img[..., 0] / 255, atol=1e-6)
+    # such a map placed back in the warp: the border the crop cut off stays 0 (never seen)
+    model = RedBlue().eval()
+    model.info = dataclasses.replace(model.info, preprocess=Preprocess(
+        resize=36, crop=32, mean=(0, 0, 0), std=(255, 255, 255)))
+    heat = X.explain_image(model, np.full((36, 36, 3), (200, 0, 0), np.uint8),
+                           target="positive")["heatmap"]
+    assert (heat[2:34, 2:34] == 1).all() and heat.sum() == 32 * 32
 
 
 @pytest.mark.parametrize(("resize", "top"), [(33, 0), (37, 2)])
