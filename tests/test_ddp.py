@@ -918,6 +918,13 @@ def test_local_rank_is_torchruns_in_ddp_and_0_in_one_process(monkeypatch):
     assert distributed.local_rank() == 3
     monkeypatch.delenv("LOCAL_RANK")
     assert distributed.local_rank() == 0  # (torchrun always sets it; 0 without)
+    # rank 0 of the whole group writes the files, not local rank 0 of every machine
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setattr(distributed, "rank", lambda: 2)
+    assert distributed.is_main() is False
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(distributed, "rank", lambda: 0)
+    assert distributed.is_main() is True
 
 
 @pytest.mark.parametrize("backend, device, cuda, expect", [
@@ -1005,15 +1012,16 @@ def test_session_puts_each_rank_on_its_own_gpu_and_waits_long(monkeypatch, backe
     _torchrun_env_of_one(monkeypatch)
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    devices, groups = [], []
-    monkeypatch.setattr(torch.cuda, "set_device", devices.append)
-    monkeypatch.setattr(tdist, "init_process_group", lambda name, **kw: groups.append((name, kw)))
-    monkeypatch.setattr(tdist, "destroy_process_group", lambda: groups.append("destroyed"))
+    calls: list[object] = []
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", d)))
+    monkeypatch.setattr(tdist, "init_process_group", lambda name, **kw: calls.append((name, kw)))
+    monkeypatch.setattr(tdist, "destroy_process_group", lambda: calls.append("destroyed"))
     with distributed.session(backend, device):
         pass
-    assert groups == [(joined, {"timeout": distributed.TIMEOUT}), "destroyed"]
+    # the rank's GPU is set before it joins the group (nccl binds to the current device)
+    assert calls == [*([] if gpu is None else [("set_device", gpu)]),
+                     (joined, {"timeout": distributed.TIMEOUT}), "destroyed"]
     assert distributed.TIMEOUT.total_seconds() == 2 * 3600
-    assert devices == ([] if gpu is None else [gpu])
 
 
 def test_collectives_of_a_rank_run_through_the_group(one_rank_group, monkeypatch):
@@ -1212,6 +1220,7 @@ def test_wrap_model_syncs_batchnorm_on_gpus_and_unwrap_gives_the_model_back(one_
     real_broadcast = tdist.broadcast
     monkeypatch.setattr(tdist, "broadcast",
                         lambda t, src: sent.append(src) or real_broadcast(t, src=src))
+    monkeypatch.setattr(distributed, "rank", lambda: 1)  # rank 1 takes rank 0's buffers
     assert distributed.unwrap_model(net) is model and model[1][0] is bn
     assert sent == [0] * len(list(model.buffers()))  # running mean, var, batches tracked
 
@@ -1419,17 +1428,18 @@ def test_session_puts_gloo_ranks_of_device_auto_on_their_gpus_where_cuda_is(monk
 
 def test_session_leaves_the_group_and_the_log_level_when_the_command_fails(monkeypatch):
     """A command that fails (a user error, a crash) still leaves the group and gives the log its
-    level back."""
+    level back: an unset level (NOTSET, the root's level inherited) stays unset."""
     import torch.distributed as tdist
 
     _torchrun_env_of_one(monkeypatch)
     monkeypatch.setattr(distributed, "is_main", lambda: False)
     vlog = logging.getLogger("vsent")
-    monkeypatch.setattr(vlog, "level", logging.DEBUG)
+    monkeypatch.setattr(vlog, "level", logging.NOTSET)
+    monkeypatch.setattr(logging.getLogger(), "level", logging.INFO)
     with pytest.raises(VsentError, match="^refused$"), distributed.session("gloo", "cpu"):
         assert tdist.is_initialized() and vlog.level == logging.WARNING
         raise VsentError("refused")
-    assert not tdist.is_initialized() and vlog.level == logging.DEBUG
+    assert not tdist.is_initialized() and vlog.level == logging.NOTSET
 
 
 def test_local_device_keeps_any_device_in_one_process_and_non_cuda_ones_in_ddp(monkeypatch):
@@ -1455,8 +1465,15 @@ def test_broadcast_object_returns_what_the_group_sent_not_its_own(one_rank_group
         box[0] = "rank 0's object"
 
     monkeypatch.setattr(tdist, "broadcast_object_list", broadcast)
+    monkeypatch.setattr(distributed, "rank", lambda: 1)  # rank 1 receives from rank 0
     assert distributed.broadcast_object(None) == "rank 0's object"
     assert calls == [([None], 0, torch.device("cpu"))]
+    # with nccl, through this rank's GPU (session() made cuda:LOCAL_RANK the current device)
+    monkeypatch.setattr(tdist, "get_backend", lambda: "nccl")
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    calls.clear()
+    assert distributed.broadcast_object(None) == "rank 0's object"
+    assert calls == [([None], 0, torch.device("cuda", 1))]
 
 
 def test_all_sum_adds_the_other_ranks_values(one_rank_group, monkeypatch):
@@ -1487,11 +1504,17 @@ def test_open_run_dir_sends_the_stored_config_not_the_asked_one(tmp_path, monkey
     sent: list[object] = []
     monkeypatch.setattr(distributed, "broadcast_object", lambda obj: sent.append(obj) or obj)
     opened = SimpleNamespace(status="resumed", config={"seed": 3, "epochs": 4})
-    monkeypatch.setattr(distributed, "_open_run_dir", lambda o, c, **kw: opened)
+    asked: list[dict] = []
+    monkeypatch.setattr(distributed, "_open_run_dir",
+                        lambda o, c, **kw: asked.append(kw) or opened)
+    assert distributed.open_run_dir(tmp_path / "run", {"seed": 3}, resume=True,
+                                    overwrite=False) is opened  # one process
     monkeypatch.setattr(distributed, "is_distributed", lambda: True)
     monkeypatch.setattr(distributed, "is_main", lambda: True)
     assert distributed.open_run_dir(tmp_path / "run", {"seed": 3}, resume=True) is opened
     assert sent == [("ok", "resumed", {"seed": 3, "epochs": 4})]
+    # --resume / --overwrite reach vsent.runs.open_run_dir, in one process and on rank 0
+    assert asked == [{"resume": True, "overwrite": False}, {"resume": True}]
 
 
 def test_seed_epoch_tells_seeds_apart_above_32_bits(one_rank_group):
