@@ -1116,7 +1116,10 @@ def test_pretrained_weights_bring_their_statistics_crop_and_resampling(monkeypat
     assert info.extra["interpolation"] == "bilinear"
     sized = create_model("tiny_weighted", init="imagenet", image_size=64).info.preprocess
     assert sized == pre.with_crop(64)  # a size the user chose keeps its crop
-    assert create_model("tiny_weighted").info.preprocess == CAFFE_PREPROCESS  # random init
+    random = create_model("tiny_weighted").info
+    assert random.preprocess == CAFFE_PREPROCESS  # random init
+    # nor the weights' resampling (mut52a R29: recorded from weights it did not load)
+    assert "interpolation" not in random.extra
 
 
 def test_a_plain_file_for_tags_of_other_statistics_must_name_its_tag(tmp_path, monkeypatch):
