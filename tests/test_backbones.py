@@ -143,6 +143,7 @@ def test_clip_preprocessing_is_clips_own():
     assert (pre.resize, pre.crop) == (32, 32)  # the tower's image size, no crop margin
     np.testing.assert_allclose(pre.mean, np.array([0.48145466, 0.4578275, 0.40821073]) * 255)
     np.testing.assert_allclose(pre.std, np.array([0.26862954, 0.26130258, 0.27577711]) * 255)
+    assert pre.channel_order == "RGB"  # CLIP was trained on RGB images (mut53g C28)
 
 
 # --- head replacement -------------------------------------------------------------------------
@@ -357,7 +358,9 @@ def test_clip_pretrained_record_uses_the_tags_preprocessing():
     weights = clip_models.pretrained_weights("ViT-B-32", "openai")
     assert weights.preprocess.crop == 224
     np.testing.assert_allclose(weights.preprocess.mean[0], 0.48145466 * 255)
-    assert "openai" in weights.source
+    # the tag itself, not only the URL (which holds "openai" too) (mut53g C42)
+    where = clip_models.weights_location("ViT-B-32", "openai")
+    assert weights.source == f"open_clip ViT-B-32 openai ({where})"
 
 
 # --- registry ---------------------------------------------------------------------------------
@@ -433,8 +436,9 @@ def test_read_prompts_formats_and_errors(tmp_path):
     with pytest.raises(VsentError, match=r"p\.txt:2:"):
         read_prompts(t)
     t.write_text("positive: good\n")
-    with pytest.raises(VsentError, match="no negative prompt"):
+    with pytest.raises(VsentError) as err:
         read_prompts(t)
+    assert str(err.value) == f"{t}: no negative prompt"  # names the file (mut53g Z35)
     # a byte that is not UTF-8 (audit_errors28 #1: a UnicodeDecodeError traceback), a folder
     t.write_bytes(b"positive: good\nnegative: \xff\n")
     with pytest.raises(VsentError, match=r"p\.txt:2: not a UTF-8 prompts file"):
@@ -446,8 +450,11 @@ def test_read_prompts_formats_and_errors(tmp_path):
 
 
 def test_zero_shot_bad_init_is_a_user_error(tmp_path):
-    with pytest.raises(WeightsError, match="neither an open_clip tag"):
+    with pytest.raises(WeightsError) as err:
         zero_shot_model("vsent-test-vit", str(tmp_path / "missing.pt"))
+    # it lists the tags there are (none for the test tower) (mut53g Z48)
+    assert str(err.value) == (f"--init {tmp_path / 'missing.pt'}: neither an open_clip tag of "
+                              "vsent-test-vit (none) nor a weights file")
     wrong = tmp_path / "wrong.pt"
     torch.save({"visual.conv1.weight": torch.zeros(1)}, wrong)
     with pytest.raises(WeightsError, match="not an open_clip vsent-test-vit state dict"):
@@ -737,6 +744,9 @@ def test_timm_preprocessing_defaults_when_the_configuration_is_silent():
     assert facts == {"interpolation": "bicubic", "crop_pct": 0.875, "crop_mode": "center"}
     # timm's configurations hold crop_pct None where they have none
     assert timm_models.preprocess_from_cfg({"crop_pct": None})[0].resize == 256
+    # timm's eval transform floors crop / crop_pct: 224 / 0.9 = 248.9 -> 248, not 249 (mut53g)
+    assert timm_models.preprocess_from_cfg({"input_size": (3, 224, 224),
+                                            "crop_pct": 0.9})[0].resize == 248
     assert timm_models.preprocess_from_cfg({"input_size": (3, 200, 200),
                                             "crop_pct": 1.25})[0].resize == 200
     pre, _ = timm_models.preprocess_from_cfg({"input_size": (3, 192, 256), "crop_pct": 0.75})
@@ -779,6 +789,9 @@ def test_probe_pools_known_per_input_size_and_keep_the_training_mode(monkeypatch
     net = _layout_net(8, channels_last=False)
     assert timm_models.probe_pools(net, ["conv"], 8, key="k") == {}
     assert timm_models.probe_pools(net, ["conv"], 16, key="k") == {"conv": "avg"}  # not reused
+    # the known pools are handed out as copies: a model changing its own leaves them be
+    timm_models.probe_pools(net, ["conv"], 16, key="k")["conv"] = "flatten"
+    assert timm_models.probe_pools(net, ["conv"], 16, key="k") == {"conv": "avg"}  # mut53g M41
     net.train()
     timm_models.probe_pools(net, ["conv"], 12)
     assert net.training  # the probe runs in eval mode, then gives the mode back
@@ -855,11 +868,17 @@ def test_timm_cached_weights_file_of_a_url_or_a_named_hub_file(monkeypatch, tmp_
                                             "hf_hub_filename": "weights.bin"}) == cached
 
 
-def test_timm_offline_message_of_a_hub_only_configuration_says_hf_download():
+def test_timm_offline_message_of_a_hub_only_configuration_says_hf_download(monkeypatch):
     """test_vit's weights are on the Hugging Face hub only (no URL): `hf download` fetches
     them; dropping a file into the hub cache would not be found (its own layout)."""
     msg = timm_models.offline_message("test_vit")
     assert "`hf download timm/test_vit.r160_in1k` where there is a network" in msg
+    # a configuration naming its hub file: --init PATH names that file (mut53g M55)
+    monkeypatch.setattr(timm_models, "_pretrained_cfg", lambda arch: {
+        "hf_hub_id": "timm/own", "hf_hub_filename": "open_clip_model.safetensors"})
+    assert ("pass --init PATH to its open_clip_model.safetensors (from "
+            "https://huggingface.co/timm/own), or `hf download timm/own`"
+            in timm_models.offline_message("test_vit"))
 
 
 def test_timm_card_entry_of_a_weights_file_names_the_file():
@@ -967,6 +986,10 @@ def test_clip_card_entries_and_interpolation(monkeypatch):
         "tag": "fake-tag", "licence": None, "location": "/w/clip.bin"}
     assert clip_models.describe_weights("vsent-test-vit", "/w/clip.bin")["location"] == \
         "/w/clip.bin"
+    # a configuration stating its own resampling (open_clip.add_model_config) (mut53g C44)
+    monkeypatch.setattr(open_clip, "get_model_config",
+                        lambda arch: {"preprocess_cfg": {"interpolation": "bilinear"}})
+    assert clip_models.interpolation_of("vsent-test-vit") == "bilinear"
 
 
 def test_clip_entry_tagged_reads_tag_equals_path():
@@ -1036,6 +1059,17 @@ def test_timm_configuration_without_a_weights_location_has_no_pretrained_record(
     monkeypatch.setattr(timm_models, "_pretrained_cfg",
                         lambda arch: {"architecture": "test_vit", "tag": "local"})
     assert timm_models.pretrained_weights("test_vit") is None
+    # a configuration naming a local file has its record (mut53g M57)
+    monkeypatch.setattr(timm_models, "_pretrained_cfg",
+                        lambda arch: {"architecture": "test_vit", "file": "/w/vit.pth"})
+    assert timm_models.pretrained_weights("test_vit") is not None
+    # an architecture timm knows no configuration of at all: none, and no error (mut53g M50)
+    monkeypatch.undo()
+    import timm
+
+    monkeypatch.setattr(timm.models, "get_pretrained_cfg", lambda arch: None)
+    assert timm_models.pretrained_weights("test_vit") is None
+    assert timm_models.interpolation_of("test_vit") is None
 
 
 # mutation round 47 (mut47a): vsent.models.clip_models mutants the suite missed

@@ -1356,10 +1356,14 @@ def test_torchvision_models_say_their_family_and_head():
     the ImageNet weights of this family, not timm's); the head is the one new layer."""
     from vsent.models.card import describe_weights
 
-    info = create_model("resnet18", image_size=64).info
+    info = create_model("resnet18", image_size=64, num_classes=3).info
     assert (info.name, info.family, info.head, info.new_layers) == (
         "resnet18", "torchvision", "fc", ("fc",))
+    assert info.num_outputs == 3  # the head's width, not always 2 (mut53g T37)
     assert describe_weights(info.family, info.name, "imagenet")["tag"] == "DEFAULT"
+    # the weights record says whose weights they are (mut53g T38)
+    assert registry.get_model_entry("resnet18").weights.description == (
+        "torchvision resnet18 ImageNet-1k weights (DEFAULT)")
 
 
 def test_resnet_probes_every_stage_the_pooled_map_and_the_head():

@@ -1004,3 +1004,18 @@ def test_the_hub_file_of_a_url_is_named_by_its_path_without_query_or_fragment(mo
     assert url_file_name(url) == "r18-5c106cde.pth"
     assert url_file_name("https://example.invalid/") == ""
     assert hub_checkpoint_file(url) == tmp_path / "hub" / "checkpoints" / "r18-5c106cde.pth"
+
+
+# ---------------------------------------------------------------------------------------------
+# mutation round 53 (mut53g): torchvision builder mutants the suite missed
+
+
+def test_resnet50_imagenet_weights_are_torchvisions_default_v2(offline):
+    """``--init imagenet`` of resnet50 is torchvision's DEFAULT, its IMAGENET1K_V2 weights
+    (the spec and the card name them), not the older V1 (mut53g T35); offline, the one-line
+    error names V2's file before any model is needed."""
+    from vsent.models.torchvision_models import imagenet_state_dict
+
+    with pytest.raises(WeightsError) as err:
+        imagenet_state_dict("resnet50", None)
+    assert torchvision.models.ResNet50_Weights.IMAGENET1K_V2.url in str(err.value)

@@ -199,7 +199,8 @@ def test_zero_shot_prompt_lists_override_the_prompts_file(tmp_path):
     file = tmp_path / "p.txt"
     file.write_text("positive: from the file\nnegative: also from the file\n")
     model = zero_shot_model("clip/vsent-test-vit", "random", prompts_file=file,
-                            positive=["given"])
+                            positive=["given", "  "])
+    # a blank prompt given in a list is dropped like one in a file (mut53g Z38)
     assert model.prompts == {"positive": ["given"], "negative": ["also from the file"]}
 
 
@@ -238,8 +239,12 @@ def test_zero_shot_weights_file_missing_or_misshapen_keys_is_a_weights_error(tmp
 def test_zero_shot_model_is_in_eval_mode_and_its_rebuild_has_two_classes():
     from vsent.errors import VsentError
     from vsent.models.registry import rebuild_model
+    from vsent.zeroshot import DEFAULT_PROMPTS
 
     assert not zero_shot_model("clip/vsent-test-vit", "random").training
+    # the rebuild's default prompts are plain lists, as a zero-shot model's are (mut53g Z49)
+    rebuilt = rebuild_model("zeroshot/clip/vsent-test-vit", num_classes=2)
+    assert rebuilt.prompts == {k: list(v) for k, v in DEFAULT_PROMPTS.items()}
     with pytest.raises(VsentError, match="a zero-shot model has 2 classes"):
         rebuild_model("zeroshot/clip/vsent-test-vit", num_classes=3)
 

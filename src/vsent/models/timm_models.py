@@ -8,7 +8,7 @@
   weights load back into ``timm.create_model``.
 * Probe layers are the modules of timm's ``feature_info`` (stage outputs), in depth order.
 * The preprocessing comes from the architecture's pretrained configuration
-  (``pretrained_cfg``): crop = input size, ``resize = round(crop / crop_pct)`` (vsent warps to a
+  (``pretrained_cfg``): crop = input size, ``resize = floor(crop / crop_pct)`` (vsent warps to a
   square of that side, then crops the centre), mean/std (0..1 in timm) x 255, RGB; the
   interpolation is recorded in ``info.extra``.
 * ``--init imagenet`` loads timm's pretrained weights of the architecture's default tag
@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,15 +87,16 @@ class TimmModel(SharedModuleModel):
 def preprocess_from_cfg(cfg: Mapping[str, Any]) -> tuple[Preprocess, dict[str, Any]]:
     """vsent :class:`Preprocess` and the facts it cannot hold, from a timm ``pretrained_cfg``.
 
-    ``input_size`` (3, H, W) -> crop H; ``resize = round(crop / crop_pct)``; ``mean``/``std``
-    0..1 -> 0..255. Returns ``(preprocess, {"interpolation", "crop_pct", "crop_mode"})``.
+    ``input_size`` (3, H, W) -> crop H; ``resize = floor(crop / crop_pct)`` (as timm's eval
+    transform); ``mean``/``std`` 0..1 -> 0..255. Returns
+    ``(preprocess, {"interpolation", "crop_pct", "crop_mode"})``.
     """
     _, h, w = cfg.get("input_size", (3, 224, 224))
     if h != w:
         log.warning("timm input size %dx%d is not square: vsent crops %dx%d", h, w, h, h)
     crop = int(h)
     crop_pct = float(cfg.get("crop_pct") or DEFAULT_CROP_PCT)
-    resize = max(crop, round(crop / crop_pct))
+    resize = max(crop, math.floor(crop / crop_pct))
     pre = Preprocess(resize=resize, crop=crop,
                      mean=tuple(255.0 * float(m) for m in cfg.get("mean", (0.485, 0.456, 0.406))),
                      std=tuple(255.0 * float(s) for s in cfg.get("std", (0.229, 0.224, 0.225))),
