@@ -71,6 +71,7 @@ def test_ray_engine_streams_rows_and_scores_a_folder_as_the_default_engine(
     import threading
 
     from vsent.engines import EngineOptions, open_engine
+    from vsent.engines.ray_engine import _ConsoleNoise
 
     console = io.StringIO()  # Ray Data's console handler (bound to the stderr of its import)
     for h in logging.getLogger("ray.data").handlers:
@@ -108,6 +109,9 @@ def test_ray_engine_streams_rows_and_scores_a_folder_as_the_default_engine(
     assert not engine.ray.is_initialized()  # the engine that started it stopped it
     assert waited == [True], "the rows read before the pause did not come back before it ended"
     assert "execution finished" not in console.getvalue(), console.getvalue()
+    # mut53h S1: the console filter comes off with the run (a later run may want the lines)
+    assert not [f for h in logging.getLogger("ray.data").handlers for f in h.filters
+                if isinstance(f, _ConsoleNoise)]
     assert [r["path"] for r in rows] == [str(p) for p in paths]  # input order kept
     assert all(not r["error"] for r in rows)
     pred = Predictor.from_checkpoint(checkpoint, device="cpu")
@@ -496,6 +500,7 @@ def test_ray_starting_keeps_vsents_sigterm_handler_and_stops_a_half_started_ray(
     #2: an interrupt while Ray started left its local agents running (no ray.shutdown).
     review37b #1: only the Ray processes started meanwhile are killed, not the others under
     this process; #3: signal.signal itself is left alone (other threads use it)."""
+    import os
     import signal
     import subprocess
     import sys
@@ -503,15 +508,18 @@ def test_ray_starting_keeps_vsents_sigterm_handler_and_stops_a_half_started_ray(
     import ray
     from ray._private import utils
 
-    from vsent.engines import EngineOptions
+    from vsent.engines import EngineOptions, ray_engine
     from vsent.engines.ray_engine import RayEngine, _sigterm_kept
 
-    mine, real = signal.getsignal(signal.SIGTERM), signal.signal
+    mine, real, helper = signal.getsignal(signal.SIGTERM), signal.signal, utils.set_sigterm_handler
     with _sigterm_kept():
         assert signal.signal is real
         utils.set_sigterm_handler(lambda *a: None)  # as ray.init does
         assert signal.getsignal(signal.SIGTERM) is mine
     assert signal.getsignal(signal.SIGTERM) is mine
+    with pytest.raises(KeyboardInterrupt), _sigterm_kept():  # mut53h R45: Ray's helper is
+        raise KeyboardInterrupt  # put back however ray.init ends
+    assert utils.set_sigterm_handler is helper
 
     calls, started = [], []
     sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -527,9 +535,11 @@ def test_ray_starting_keeps_vsents_sigterm_handler_and_stops_a_half_started_ray(
     monkeypatch.setattr(ray, "init", interrupted_init)
     monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
     try:
+        fds = len(os.listdir("/proc/self/fd"))
         with pytest.raises(KeyboardInterrupt):
             RayEngine(EngineOptions(model=str(checkpoint), ray_cpus=2))
         assert calls == ["init", "shutdown"]
+        assert len(os.listdir("/proc/self/fd")) == fds  # mut53h R62: its pidfd closed
         # killed and reaped (by vsent: its exit status is gone with it) within its 60 s
         assert not Path(f"/proc/{started[0].pid}").exists()
         assert bystander.poll() is None  # still running
@@ -539,6 +549,25 @@ def test_ray_starting_keeps_vsents_sigterm_handler_and_stops_a_half_started_ray(
         with pytest.raises(ZeroDivisionError):
             RayEngine(EngineOptions(model=str(checkpoint), ray_cpus=2))
         assert started[1].poll() is None and calls[-1] == "shutdown"
+        # mut53h R46, R47: interrupted again, with the bystander (not Ray's) started meanwhile
+        # as far as vsent knows: the Ray process that ran before (started[1]) is not killed,
+        # nor a process started meanwhile that is not Ray's
+        descendants, looks = ray_engine._descendants, []
+
+        def bystander_unseen_before(pid):
+            looks.append(pid)
+            found = descendants(pid)
+            return [p for p in found if p != bystander.pid] if len(looks) == 1 else found
+
+        def interrupted_again(**kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(ray_engine, "_descendants", bystander_unseen_before)
+        monkeypatch.setattr(ray, "init", interrupted_again)
+        with pytest.raises(KeyboardInterrupt):
+            RayEngine(EngineOptions(model=str(checkpoint), ray_cpus=2))
+        assert len(looks) == 2 and calls[-1] == "shutdown"
+        assert started[1].poll() is None and bystander.poll() is None
     finally:
         for proc in (bystander, *started):
             proc.kill()
@@ -717,12 +746,12 @@ def test_ray_client_and_auto_addresses_are_left_to_ray(monkeypatch):
         _check_reachable(address)
 
 
-def test_ray_datas_console_keeps_its_warnings_without_progress_output():
+def test_ray_datas_console_keeps_its_warnings_without_progress_output(tmp_path):
     """mut48f R13: without progress output, Ray Data's console keeps its warnings and errors
     and drops its INFO lines and the progress-bar warning."""
     import logging
 
-    from vsent.engines.ray_engine import _ConsoleNoise
+    from vsent.engines.ray_engine import _ConsoleNoise, _quiet_ray_data
 
     def record(name, level):
         return logging.LogRecord(name, level, __file__, 1, "message", None, None)
@@ -732,6 +761,21 @@ def test_ray_datas_console_keeps_its_warnings_without_progress_output():
     assert noise.filter(record("ray.data._internal.execution", logging.ERROR))
     assert not noise.filter(record("ray.data", logging.INFO))
     assert not noise.filter(record("ray.data._internal.progress.bar", logging.WARNING))
+    # mut53h R53, R54: on the console handlers only (Ray Data's log file keeps everything),
+    # and taken off again
+    logger = logging.getLogger("ray.data")
+    console, file = logging.StreamHandler(), logging.FileHandler(tmp_path / "log", delay=True)
+    for h in (console, file):
+        logger.addHandler(h)
+    try:
+        restore = _quiet_ray_data()
+        assert [len(h.filters) for h in (console, file)] == [1, 0]
+        assert isinstance(console.filters[0], _ConsoleNoise)
+        restore()
+        assert console.filters == []
+    finally:
+        for h in (console, file):
+            logger.removeHandler(h)
 
 
 def test_closing_a_ray_engine_leaves_a_ray_it_did_not_start_running():
@@ -764,6 +808,9 @@ def test_a_count_below_one_is_refused_before_ray_starts(checkpoint, monkeypatch,
     monkeypatch.setattr(ray_engine, "_import_ray", no_ray)
     with pytest.raises(VsentError, match=f"^{message}$"):
         ray_engine.RayEngine(EngineOptions(model=str(checkpoint), **option))
+    one = dict.fromkeys(option, 1)  # mut53h R21-R23: 1 is a count (Ray is imported next)
+    with pytest.raises(AssertionError, match="^Ray was imported$"):
+        ray_engine.RayEngine(EngineOptions(model=str(checkpoint), **one))
 
 
 def test_a_gpu_cluster_gets_an_actor_per_gpu_and_the_cpus_left_decode(checkpoint):
@@ -784,6 +831,11 @@ def test_a_gpu_cluster_gets_an_actor_per_gpu_and_the_cpus_left_decode(checkpoint
             data=SimpleNamespace(DataContext=SimpleNamespace(get_current=lambda: ctx)),
             cluster_resources=lambda: resources, put=lambda data: "ref")
         engine._setup(EngineOptions(model=str(checkpoint), **options))
+        # mut53h R36-R38: rows as blocks come (the driver orders them), Ray Data's bars and
+        # plan only with progress output
+        progress = options.get("progress", False)
+        assert (ctx.execution_options.preserve_order, ctx.enable_progress_bars,
+                ctx.print_on_execution_start) == (False, progress, progress)
         return engine.use_gpu, engine.actors, engine.decoders
 
     gpus = {"CPU": 8.0, "GPU": 2.0}
@@ -796,6 +848,13 @@ def test_a_gpu_cluster_gets_an_actor_per_gpu_and_the_cpus_left_decode(checkpoint
         setup(gpus, ray_actors=3)
     with pytest.raises(VsentError, match=r"^--device cuda: the Ray cluster has no GPU"):
         setup({"CPU": 8.0}, device="cuda")
+    # mut53h R39-R42: a numbered cuda device too; one GPU is used; a cluster's own advice
+    with pytest.raises(VsentError, match=r"^--device cuda: the Ray cluster has no GPU"):
+        setup({"CPU": 8.0}, device="cuda:1")
+    assert setup({"CPU": 4.0, "GPU": 1.0}, progress=True) == (True, 1, 6)
+    with pytest.raises(VsentError, match=r"has 2 CPU\(s\): .*\(--ray-actors 1, or a cluster "
+                                         r"with more CPUs\)$"):
+        setup({"CPU": 2.0}, ray_actors=2, ray_address="head:6379")
 
 
 def test_only_processes_whose_command_line_names_ray_count_as_rays():
@@ -809,8 +868,15 @@ def test_only_processes_whose_command_line_names_ray_count_as_rays():
 
     sleep = ["python3", "-c", "import time; time.sleep(60)"]  # (argv[0]: not the venv's path)
     procs = [subprocess.Popen(sleep, executable=sys.executable),
-             subprocess.Popen([*sleep, "ray::IDLE"], executable=sys.executable)]
+             subprocess.Popen([*sleep, "site-packages/ray/core/src/ray/gcs/gcs_server"],
+                              executable=sys.executable)]  # (mut53h R48: not ray::...)
     try:
+        for p in procs:  # (until exec is done, a child's command line reads empty)
+            cmdline = Path(f"/proc/{p.pid}/cmdline")
+            for _ in range(1000):
+                if cmdline.read_bytes():
+                    break
+                time.sleep(0.01)
         assert [_is_ray_process(p.pid) for p in procs] == [False, True]
     finally:
         for p in procs:
@@ -890,3 +956,224 @@ def test_a_feeder_whose_input_stays_quiet_queues_no_empty_chunk(monkeypatch):
         feeder.join(30)
     assert not feeder.is_alive()
     assert [None if c is None else [i for i, _, _ in c] for c in q.items] == [[0], [1], None]
+
+
+# mutation round 53 (mut53h): vsent.engines.ray_engine mutants the suite missed
+
+
+def test_a_host_port_probe_waits_its_timeout_and_says_what_failed(monkeypatch):
+    """mut53h R05-R08, R10: the probe of a HOST:PORT address connects to the host (an IPv6
+    one without its brackets) within the timeout, 10 s unless given; its line says "no
+    answer" for a timeout, else the system's reason, and the timeout as written (10 s)."""
+    import socket
+
+    from vsent.engines.ray_engine import _check_reachable
+    from vsent.errors import VsentError
+
+    calls, errors = [], [TimeoutError("timed out"), ConnectionRefusedError(111, "refused")]
+
+    def connect(address, timeout):
+        calls.append((address, timeout))
+        raise errors.pop(0)
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    with pytest.raises(VsentError) as info:
+        _check_reachable("[::1]:6379")
+    assert str(info.value) == ("--ray-address [::1]:6379: cannot join the Ray cluster (no "
+                               "answer within 10 s; is `ray start --head` running there?)")
+    with pytest.raises(VsentError, match=r": cannot join the Ray cluster \(refused within 2.5 s;"):
+        _check_reachable("head:6379", timeout=2.5)
+    assert calls == [(("::1", 6379), 10.0), (("head", 6379), 2.5)]
+
+
+def test_a_model_actor_builds_its_predictor_with_every_option(checkpoint, monkeypatch):
+    """mut53h R15-R17: the actor's Predictor gets --oversample and --batch-size as given, and
+    a CPU actor's torch uses the one CPU Ray gave it (a GPU actor's is left as it is). The
+    object store is a stand-in: no Ray start."""
+    import ray
+    import torch
+
+    from vsent.engines.ray_engine import ScoreActor
+
+    monkeypatch.setattr(ray, "get", lambda ref: ref)
+    ckpt = {"ref": Path(checkpoint).read_bytes()}
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        actor = ScoreActor(ckpt, oversample=True, batch_size=5, device="cpu", threads=None)
+        assert torch.get_num_threads() == 3
+        p = actor.predictor
+        assert (p.oversample, p.batch_size, p.workers, str(p.device)) == (True, 5, 1, "cpu")
+        ScoreActor(ckpt, oversample=False, batch_size=2, device="cpu", threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fake_ray(calls: list, init):
+    """A stand-in Ray, not started, whose init is ``init`` and whose calls go to ``calls``."""
+    from types import SimpleNamespace
+
+    state = {"on": False}
+
+    def start(**kwargs):
+        calls.append("init")
+        init(**kwargs)
+        state["on"] = True
+
+    def shutdown():
+        calls.append("shutdown")
+        state["on"] = False
+
+    return SimpleNamespace(is_initialized=lambda: state["on"], init=start, shutdown=shutdown)
+
+
+def test_ray_options_are_checked_before_ray_starts_and_a_failed_join_is_one_line(
+        checkpoint, monkeypatch):
+    """mut53h R24-R27, R30, R31: --ray-actors that would take all of --ray-cpus, and
+    --ray-cpus with --ray-address, are refused before Ray starts; a cluster that refuses to
+    be joined (a ray:// address is not probed) is one line, its reason on one line, and the
+    Ray vsent did not start is not shut down."""
+    from vsent.engines import EngineOptions, ray_engine
+    from vsent.errors import VsentError
+
+    calls = []
+
+    def refused(**kwargs):
+        raise RuntimeError("the head\n  refused")
+
+    monkeypatch.setattr(ray_engine, "_import_ray", lambda: _fake_ray(calls, refused))
+    model = str(checkpoint)
+    with pytest.raises(VsentError, match=r"^3 model actor\(s\) take a CPU each and the Ray "
+                                         r"cluster has 3 CPU\(s\): .*\(--ray-actors 2, or more"):
+        ray_engine.RayEngine(EngineOptions(model=model, ray_cpus=3, ray_actors=3))
+    with pytest.raises(VsentError, match=r"^--ray-cpus sizes a local Ray; a cluster"):
+        ray_engine.RayEngine(EngineOptions(model=model, ray_cpus=2,
+                                           ray_address="ray://head:10001"))
+    assert calls == []
+    with pytest.raises(VsentError) as info:
+        ray_engine.RayEngine(EngineOptions(model=model, ray_address="ray://head:10001"))
+    assert str(info.value) == ("--ray-address ray://head:10001: cannot join the Ray cluster "
+                               "(the head refused)")
+    assert calls == ["init"]
+
+
+def test_a_ray_vsent_started_keeps_its_sigterm_handler_and_stops_on_a_refused_option(
+        checkpoint, monkeypatch):
+    """mut53h R32-R35: while the local Ray starts, Ray's helper that installs its SIGTERM
+    handler is skipped, and vsent's handler is put back after (Ray's core worker installs its
+    own); an option refused once Ray runs (in _setup) shuts that Ray down; an engine that
+    started Ray shuts it down when closed."""
+    import signal
+
+    from ray._private import utils
+
+    from vsent.engines import EngineOptions, ray_engine
+    from vsent.errors import VsentError
+
+    calls, helper = [], utils.set_sigterm_handler
+
+    def init(**kwargs):
+        calls.append(utils.set_sigterm_handler is helper)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as Ray's core worker does
+
+    def refuse(self, options):
+        raise VsentError("refused once Ray runs")
+
+    def mine(signum, frame):  # pragma: no cover (never called)
+        pass
+
+    monkeypatch.setattr(ray_engine, "_import_ray", lambda: _fake_ray(calls, init))
+    monkeypatch.setattr(ray_engine.RayEngine, "_setup", refuse)
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        with pytest.raises(VsentError, match="^refused once Ray runs$"):
+            ray_engine.RayEngine(EngineOptions(model=str(checkpoint), ray_cpus=2))
+        assert calls == ["init", False, "shutdown"]
+        assert signal.getsignal(signal.SIGTERM) is mine and utils.set_sigterm_handler is helper
+        calls.clear()
+        monkeypatch.setattr(ray_engine.RayEngine, "_setup", lambda self, options: None)
+        engine = ray_engine.RayEngine(EngineOptions(model=str(checkpoint), ray_cpus=2))
+        engine.close()
+        assert calls == ["init", False, "shutdown"]
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_a_full_queue_holds_the_feeder_back_and_a_stopped_run_ends_it(monkeypatch):
+    """mut53h R55-R57: a full queue (ray's Full after its timeout) is waited on, the chunk
+    is queued when there is room (back-pressure, no chunk dropped); once the run stops the
+    feeder queues nothing more, not even the end."""
+    import threading
+
+    from ray.util.queue import Full
+
+    from vsent import inference
+    from vsent.engines.ray_engine import _feed
+
+    class FullOnce:
+        def __init__(self):
+            self.items, self.full = [], 1
+
+        def put(self, item, timeout=None):
+            if self.full:
+                self.full -= 1
+                raise Full
+            self.items.append(item)
+
+    stops = []  # R57: the input's reader thread is stopped however the feeder ends
+    monkeypatch.setattr(inference.InputReader, "stop", lambda self: stops.append(self))
+    q, failure, fed = FullOnce(), [], [0]
+    _feed(iter(["/a.jpg"]), q, threading.Event(), failure, 2, fed)
+    assert q.items == [[(0, "/a.jpg", "/a.jpg")], None] and failure == []
+    stop = threading.Event()
+    stop.set()
+    q = FullOnce()
+    q.full = 0
+    _feed(iter(["/a.jpg"]), q, stop, failure, 2, [0])
+    assert q.items == [] and failure == [] and len(stops) == 2
+
+
+def test_importing_ray_keeps_it_from_rebuilding_the_uv_environment(monkeypatch):
+    """mut53h R58, R59: Ray's workers run this interpreter: Ray is told not to rebuild the
+    uv environment for them (the flag also set in Ray, which may have read it already),
+    unless RAY_ENABLE_UV_RUN_RUNTIME_ENV says otherwise."""
+    import os
+
+    from ray._private import ray_constants
+
+    from vsent.engines.ray_engine import _import_ray
+
+    monkeypatch.setattr(ray_constants, "RAY_ENABLE_UV_RUN_RUNTIME_ENV", True)
+    monkeypatch.delenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", raising=False)
+    _import_ray()
+    assert os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] == "0"
+    assert ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV is False
+    monkeypatch.setattr(ray_constants, "RAY_ENABLE_UV_RUN_RUNTIME_ENV", True)
+    monkeypatch.setenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "1")
+    _import_ray()
+    assert ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV is True
+
+
+def test_a_late_fused_checkpoint_is_refused_before_ray_starts(monkeypatch):
+    """mut53h R20: the read tasks decode the network's input alone (no full-resolution
+    image for the hand-crafted half): a late-fused checkpoint is refused, naming it, before
+    Ray is imported. The checkpoint is a stand-in (a fused one is slow to build)."""
+    from types import SimpleNamespace
+
+    from vsent.engines import EngineOptions, ray_engine
+    from vsent.errors import VsentError
+
+    def fused(path, device):
+        return SimpleNamespace(fusion=SimpleNamespace(features="gch"), size=8,
+                               class_names=["negative", "positive"])
+
+    def no_ray():
+        raise AssertionError("Ray was imported")
+
+    monkeypatch.setattr(Predictor, "from_checkpoint", fused)
+    monkeypatch.setattr(ray_engine, "_import_ray", no_ray)
+    with pytest.raises(VsentError, match=r"^f\.pt: a late-fused model \(network \+ gch\); "
+                                         r"--engine ray scores networks alone: use the "
+                                         r"default engine$"):
+        ray_engine.RayEngine(EngineOptions(model="f.pt"))
