@@ -726,6 +726,9 @@ def test_too_many_inner_splits_are_refused_before_any_extraction(tmp_path, run_d
                                          r"fewer than --inner-splits 50"):
         layer_probes(cfg, tmp_path / "layers", progress=False)
     assert not (tmp_path / "layers").exists()
+    # the folds asked for are checked, not the run's first (mut52d L42)
+    with pytest.raises(VsentError, match=r"^fold 2: the training images have \d+ of one class"):
+        layer_probes(dataclasses.replace(cfg, folds=(2,)), tmp_path / "layers", progress=False)
 
 
 def test_fits_that_hit_the_iteration_cap_are_said_in_the_table(caplog):

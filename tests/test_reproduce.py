@@ -1805,7 +1805,7 @@ def test_sun2016_notes_name_the_papers_best_k_per_column(tmp_path):
     assert "at the fixed K = 5, not chosen" in text and "five-agree best" not in text
 
 
-def test_sun2016_labels_ours_with_the_model_that_ran():
+def test_sun2016_labels_ours_with_the_model_that_ran(tmp_path):
     """mut45f S25, S27-S29: the "ours" column names the whole-image model the weights record
     says ran, from which weights, quick or not, and "not VGGNet" unless it is."""
     from vsent.reports import sun2016
@@ -1823,6 +1823,15 @@ def test_sun2016_labels_ours_with_the_model_that_ran():
         "vgg16 from ImageNet"
     assert label(quick, {"crossval-five": {"model": "resnet18", "used": "random"}}) == \
         "resnet18 from scratch (quick), not VGGNet"
+    # --run: "(quick)" is the analysed run's preset, not the plan's reductions (mut52e S19)
+    assert quick.reductions
+    for preset, said in (("quick", "smallcnn (quick), not VGGNet"),
+                         (None, "smallcnn, not VGGNet")):
+        run = tmp_path / f"run-{preset}"
+        run.mkdir()
+        (run / "summary.json").write_text("{}")
+        (run / "config.json").write_text(json.dumps({"command": "crossval", "preset": preset}))
+        assert label(dataclasses.replace(quick, run=str(run)), {}) == said
 
 
 def _nothing_run_session(out: Path, ran: dict[str, object]) -> types.SimpleNamespace:
