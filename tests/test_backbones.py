@@ -1062,7 +1062,8 @@ def test_timm_configuration_without_a_weights_location_has_no_pretrained_record(
     # a configuration naming a local file has its record (mut53g M57)
     monkeypatch.setattr(timm_models, "_pretrained_cfg",
                         lambda arch: {"architecture": "test_vit", "file": "/w/vit.pth"})
-    assert timm_models.pretrained_weights("test_vit") is not None
+    assert timm_models.pretrained_weights("test_vit").source == "timm test_vit (/w/vit.pth)"
+    assert timm_models.describe_weights("test_vit", "imagenet")["location"] == "/w/vit.pth"
     # an architecture timm knows no configuration of at all: none, and no error (mut53g M50)
     monkeypatch.undo()
     import timm

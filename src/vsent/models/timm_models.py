@@ -212,10 +212,11 @@ def _pretrained_cfg(arch: str) -> dict[str, Any]:
 
 
 def weights_location(cfg: Mapping[str, Any]) -> str:
-    """Where timm downloads a configuration's weights from (Hugging Face repo or URL)."""
+    """Where timm downloads a configuration's weights from (Hugging Face repo or URL), or the
+    local file a configuration of one's own names (``pretrained_cfg_overlay=dict(file=...)``)."""
     if cfg.get("hf_hub_id"):
         return f"https://huggingface.co/{cfg['hf_hub_id']}"
-    return cfg.get("url") or "nowhere (timm lists no file for it)"
+    return cfg.get("url") or cfg.get("file") or "nowhere (timm lists no file for it)"
 
 
 def load_pretrained(arch: str, model: nn.Module) -> dict[str, Tensor]:
