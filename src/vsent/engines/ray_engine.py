@@ -436,8 +436,9 @@ def _stop_half_started(ray: Any, before: set[int], *, interrupted: bool) -> None
 
 
 def _is_ray_process(pid: int) -> bool:
-    """Whether process ``pid``'s command line names Ray (``ray::...``, Ray's raylet, GCS
-    server or agents, Python under ray's package)."""
+    """Whether process ``pid``'s command line holds "ray" (``ray::...``, Ray's raylet, GCS
+    server or agents, Python under ray's package): a loose match, enough for the only
+    processes asked, this one's descendants started while ``ray.init`` ran."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
