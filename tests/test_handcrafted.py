@@ -54,6 +54,14 @@ def test_an_empty_image_is_refused_as_the_cues_refuse_it_but_an_empty_block_is_z
     with pytest.raises(ValueError, match=r"^image must be an RGB uint8 array \(H, W, 3\), got "
                                          r"float32 \(4, 4, 3\)$"):
         hc.gch(np.zeros((4, 4, 3), np.float32))
+    # a grey or RGBA image is refused by name, and the array returned is C-contiguous (mut53i)
+    from vsent.analyses.opencv import check_rgb
+
+    for shape in ((4, 4), (4, 4, 4)):
+        with pytest.raises(ValueError, match=re_escape(f"got uint8 {shape}") + "$"):
+            check_rgb(np.zeros(shape, np.uint8))
+    flipped = np.zeros((4, 5, 3), np.uint8)[:, ::-1]
+    assert check_rgb(flipped).flags.c_contiguous and not flipped.flags.c_contiguous
 
 
 def test_one_resize_to_the_longer_side_serves_sift_the_cues_and_edgeboxes():

@@ -433,6 +433,9 @@ def test_caffenet_shapes_and_parameter_count():
     }
     assert model.conv2.groups == 2 and model.conv3.groups == 1
     assert model.conv4.groups == 2 and model.conv5.groups == 2
+    # Caffe pools in ceil mode, which 227 px never shows: 56 px give 28, not floor's 27 (mut53i)
+    assert [model.get_submodule(p)(torch.zeros(1, 1, 56, 56)).shape[-1]
+            for p in ("pool1", "pool2", "pool5")] == [28, 28, 28]
     assert model.info.preprocess == CAFFE_PREPROCESS
     assert model.info.new_layers == () and model.info.num_outputs == 1000
     assert model.info.cam_layer == "conv5" and model.info.head == ""

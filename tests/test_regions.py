@@ -263,7 +263,8 @@ def test_an_opencv_without_ximgproc_is_a_one_line_user_error(monkeypatch, tmp_pa
 
     monkeypatch.delattr(cv2, "ximgproc")
     with pytest.raises(VsentError, match=r"EdgeBoxes proposals needs cv2\.ximgproc, which this "
-                                         r"OpenCV .*opencv-contrib-python-headless"):
+                                         rf"OpenCV \({re.escape(cv2.__version__)}\) lacks: pip "
+                                         r"install 'opencv-contrib-python-headless"):
         P.propose(_scene(), P.ProposalConfig(n_proposals=5, min_box_area=100))
     model = tmp_path / "model.yml.gz"
     model.write_bytes(b"x")

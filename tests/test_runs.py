@@ -1582,18 +1582,28 @@ def test_check_paths_false_opens_a_run_whose_data_path_is_missing_or_null(tmp_pa
         _open(tmp_path / "c", {**CFG, "data": str(tmp_path / "missing")})
 
 
-def test_a_fold_model_missing_from_a_finished_run_says_the_models_were_not_kept(tmp_path):
+def test_a_fold_model_missing_from_a_finished_run_says_the_models_were_not_kept(
+        tmp_path, monkeypatch):
     """R74: a finished run (summary.json) without its models was copied without them; an
-    unfinished one is told to resume."""
+    unfinished one is told to resume. Both name fold k's model file; load_model passes its
+    keyword arguments on to load_checkpoint (mut53i R02-R04)."""
+    import vsent.models.checkpoint as checkpoint
     from vsent.crossval_run import CrossvalRun
 
     run = CrossvalRun(tmp_path, None, None, [])  # type: ignore[arg-type]
-    with pytest.raises(VsentError, match=r"unfinished run\? use crossval --resume"):
-        run.checkpoint(1)
+    model = tmp_path / "fold2" / "model.pt"
+    with pytest.raises(VsentError, match="^" + re.escape(
+            f"{model}: fold 2 has no model (unfinished run? use crossval --resume)") + "$"):
+        run.checkpoint(2)
     (tmp_path / "summary.json").write_text("{}")
-    with pytest.raises(VsentError, match="the run is finished but its model files were not "
-                                         "kept"):
-        run.checkpoint(1)
+    with pytest.raises(VsentError, match="^" + re.escape(f"{model}: fold 2 has no model: the "
+                                                         "run is finished but its model files "
+                                                         "were not kept")):
+        run.checkpoint(2)
+    model.parent.mkdir()
+    model.write_bytes(b"")
+    monkeypatch.setattr(checkpoint, "load_checkpoint", lambda path, **kw: (path, {"fold": 2, **kw}))
+    assert run.load_model(2, device="cpu") == (model, {"fold": 2, "device": "cpu"})
 
 
 def test_a_checkpoint_records_its_run_and_fold_only_beside_a_config(tmp_path):
@@ -1791,6 +1801,11 @@ def test_an_analysis_of_a_moved_run_records_where_the_run_is_now(tmp_path, monke
     assert json.loads((run / "layers" / "config.json").read_text())["run"] == str(run.resolve())
     assert list(json.loads((run / "layers" / "inputs.json").read_text())) == [
         str((run / "predictions.csv").resolve())]
+    (run / "predictions.csv").unlink()  # an unfinished run: nothing read, no traceback (mut53i)
+    with open_run_dir(run / "regions", {"command": "regions", "run": str(run.resolve())},
+                      check_paths=False) as rd:
+        record_run_read(rd, CrossvalRun(run, None, None, []), None)  # type: ignore[arg-type]
+    assert json.loads((run / "regions" / "inputs.json").read_text()) == {}
 
 
 def test_inputs_are_recorded_by_a_resumed_run_and_checked_by_a_finished_one(tmp_path):
@@ -1801,22 +1816,24 @@ def test_inputs_are_recorded_by_a_resumed_run_and_checked_by_a_finished_one(tmp_
     from vsent.runs import RunDir
 
     a, b = tmp_path / "in" / "a.csv", tmp_path / "in" / "b.csv"
+    c = tmp_path / "c.csv"  # not in the folder that moves (mut53i R18)
     a.parent.mkdir()
     a.write_text("1\n")
     b.write_text("2\n")
+    c.write_text("3\n")
     with RunDir(tmp_path / "r") as rd:
         rd.status = "new"
-        record_or_check_inputs(rd, [a])
+        record_or_check_inputs(rd, [a, c])
         a.write_text("changed\n")
         rd.status = "resumed"
-        record_or_check_inputs(rd, [a])  # the resumed run reads it as it is now
+        record_or_check_inputs(rd, [a, c])  # the resumed run reads it as it is now
         rd.status = "finished"
         record_or_check_inputs(rd, [a])
         with pytest.raises(VsentError, match=r"b\.csv changed since .* was made from it"):
             record_or_check_inputs(rd, [a, b])
         moved = tmp_path / "moved"
         (tmp_path / "in").rename(moved)
-        record_or_check_inputs(rd, [moved / "a.csv"], moved=(tmp_path / "in", moved))
+        record_or_check_inputs(rd, [moved / "a.csv", c], moved=(tmp_path / "in", moved))
         with pytest.raises(VsentError, match=r"a\.csv changed since"):
             record_or_check_inputs(rd, [moved / "a.csv"])
         with pytest.raises(VsentError, match="^" + re.escape(f"{moved / 'a.csv'} changed")):
@@ -1895,6 +1912,8 @@ def test_a_runs_dataset_is_not_decoded_again_without_skip_bad(twitter_like):
     ds.paths[2].write_bytes(b"\xff\xd8 not a jpeg")
     again = load_run_dataset({"data": str(twitter_like), "subset": "five"}, "RUN")
     assert again.names == ds.names
+    three = load_run_dataset({"data": str(twitter_like), "subset": "three"}, "RUN")
+    assert len(three.names) == 50 and len(ds.names) == 36  # the run's subset (mut53i R27)
 
 
 def test_a_damaged_versions_json_is_started_again_by_a_resume(tmp_path):
@@ -1954,6 +1973,12 @@ def test_a_finished_run_made_before_the_inputs_record_is_not_checked(tmp_path):
         rd.status = "finished"
         record_or_check_inputs(rd, [a])
         assert not (rd / "inputs.json").exists()
+        # one cut short is not taken for none: it names the run to make again (mut53i R38)
+        (rd / "inputs.json").write_text('{"a')
+        with pytest.raises(VsentError, match=r"inputs\.json: not readable JSON .*; restore it "
+                           "from a copy of the run, or pass --overwrite to make "
+                           + re.escape(str(tmp_path / "r")) + " again$"):
+            record_or_check_inputs(rd, [a])
 
 
 def test_an_unfinished_run_with_no_predictions_is_not_known_as_moved(tmp_path):

@@ -176,7 +176,7 @@ class CaffeNet(SentimentModel, nn.Sequential):
             pool5=nn.MaxPool2d(3, stride=2, ceil_mode=True),
             flatten=nn.Flatten(1),
         )
-        width = feature_dim = _POOL5_SIZE
+        width = _POOL5_SIZE
         for name in surgery.kept:
             if name == "fc8":
                 # relu8 exists only below an added fc9; fc8 of the ImageNet net gives logits.
