@@ -52,6 +52,8 @@ def test_run_directory_holds_config_folds_models_predictions_and_summary(finishe
     for k in range(1, 6):
         assert (out / f"fold{k}" / "model.pt").exists()
         assert not (out / f"fold{k}" / "train_state.pt").exists()
+        history = json.loads((out / f"fold{k}" / "history.json").read_text())
+        assert [h["epoch"] for h in history] == [1, 2]  # (the curves of curves.png)
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == "smallcnn" and config["train"]["epochs"] == 2
     rows = (out / "predictions.csv").read_text().splitlines()
@@ -86,7 +88,7 @@ def test_run_directory_holds_config_folds_models_predictions_and_summary(finishe
 
 
 def test_the_centre_crop_and_the_10_crops_keep_their_columns_and_the_centre_leads(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, caplog):
     """In the shared run the two evaluations agree on every image, so which one fills each
     column and leads summary.json went unseen: here the centre crop says positive on every
     image and the 10 crops negative."""
@@ -101,8 +103,16 @@ def test_the_centre_crop_and_the_10_crops_keep_their_columns_and_the_centre_lead
     monkeypatch.setattr(cv, "evaluate_model", evaluate)
     data = build_twitter_like(tmp_path / "tw")
     cfg = _cfg(data)
+    caplog.set_level("INFO", logger="vsent")
     summary = crossval(cfg.replace(train=cfg.train.replace(epochs=1)), tmp_path / "run",
                        progress=False)
+    # the log lines name each evaluation's own accuracy
+    c, t = summary["center"]["accuracy"], summary["ten_crop"]["accuracy"]
+    assert (f"accuracy over 5 folds: centre crop {c['mean']:.3f} +- {c['std']:.3f}, 10-crop "
+            f"{t['mean']:.3f} +- {t['std']:.3f}" in caplog.text)
+    c1, t1 = summary["center"]["folds"][0], summary["ten_crop"]["folds"][0]
+    assert (f"fold 1: accuracy {c1['accuracy']:.3f} (centre) {t1['accuracy']:.3f} (10-crop)"
+            in caplog.text)
     with (tmp_path / "run" / "predictions.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 35
@@ -181,7 +191,7 @@ def test_a_finished_run_in_a_read_only_folder_is_shown(finished_run, tmp_path, c
         logging.getLogger("vsent").removeHandler(console)
 
 
-def test_resume_redoes_only_an_unfinished_fold(finished_run, tmp_path):
+def test_resume_redoes_only_an_unfinished_fold(finished_run, tmp_path, caplog):
     import shutil
 
     data, out, _ = finished_run
@@ -190,10 +200,13 @@ def test_resume_redoes_only_an_unfinished_fold(finished_run, tmp_path):
     (copy / "fold4" / "metrics.json").unlink()  # as if interrupted during fold 4,
     (copy / "summary.json").unlink()  # so the run has no summary yet
     stamps = {k: (copy / f"fold{k}" / "model.pt").stat().st_mtime_ns for k in range(1, 6)}
+    caplog.set_level("INFO", logger="vsent")
     crossval(_cfg(data), copy, resume=True, progress=False)
     changed = [k for k in range(1, 6)
                if (copy / f"fold{k}" / "model.pt").stat().st_mtime_ns != stamps[k]]
     assert changed == [4]
+    assert [k for k in range(1, 6)
+            if f"fold {k}: already done, skipped" in caplog.text] == [1, 2, 3, 5]
 
 
 def test_cli_resume_alone_continues_the_stored_config(finished_run, tmp_path, capsys):
@@ -281,6 +294,9 @@ def test_cli_resume_skip_bad_after_a_bad_image_keeps_the_runs_recipe(make_learna
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "quick" and config["skip_bad"] is True
     assert config["train"]["epochs"] == 1
+    # the image left out is listed, with why
+    skipped = json.loads((out / "skipped.json").read_text())
+    assert [Path(name).name for name, _ in skipped] == ["zz_bad.jpg"] and skipped[0][1]
 
 
 @pytest.mark.parametrize("command", ["crossval", "finetune"])
@@ -464,6 +480,12 @@ def test_a_missing_data_path_stops_crossval_before_its_directory_exists(tmp_path
     with pytest.raises(VsentError, match="missing: no such file or directory"):
         crossval(cfg, out, progress=False)
     assert not out.exists()
+    # a CSV file of labels is data too: prepare checks that it exists, not that it is a folder
+    from vsent.crossval import prepare
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n")
+    assert prepare(cfg.replace(data=str(labels)))[0].data == str(labels)
 
 
 def test_a_subset_typo_is_refused_when_the_config_is_built(tmp_path):
@@ -604,6 +626,11 @@ def test_a_run_stopped_by_bad_data_does_not_refuse_the_next_try(twitter_like, tm
         assert {p.name for p in out.iterdir()} <= RECORDS
         assert main([*argv, "--skip-bad"]) == 0  # the next try, with its fixed options
         assert json.loads((out / "config.json").read_text())["skip_bad"] is True
+    else:  # finetune --skip-bad: the line naming no image is left out and listed
+        assert main([*argv, "--skip-bad"]) == 0
+        skipped = json.loads((out / "skipped.json").read_text())
+        assert [Path(name).name for name, _ in skipped] == [f"{five.name}:{len(good) + 1}"]
+        assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
 
 
 @pytest.mark.parametrize("train_mode", ["all", "head"])
@@ -1731,6 +1758,12 @@ def test_a_fold_file_with_a_row_more_than_its_test_images_is_damaged(tmp_path):
     with pytest.raises(VsentError, match=r"predictions.csv: 4 rows for the 3 test images of "
                                          r"fold 1; delete"):
         _fold_rows(tmp_path, fold, names)
+    # im5 missing, im0 (a training image) instead: the first of the two is named
+    other = rows[2].replace(names[5], names[0])
+    file.write_text(",".join(FOLD_COLUMNS) + "\n" + "\n".join([*rows[:2], other]) + "\n")
+    with pytest.raises(VsentError, match=r"predictions.csv: not the test images of fold 1 "
+                                         r"\(e.g. 'im0.jpg'\); delete"):
+        _fold_rows(tmp_path, fold, names)
     # the last column lost (a tool that rewrote the file): named, not stitched in without it
     file.write_text(",".join(FOLD_COLUMNS[:-1]) + "\n"
                     + "\n".join(r.rsplit(",", 1)[0] for r in rows) + "\n")
@@ -1801,11 +1834,18 @@ def test_each_fold_trains_with_its_own_seed_and_lists_its_images_in_dataset_orde
     seed = json.loads((out / "config.json").read_text())["seed"]
     assert [saved_meta(out / f"fold{k}" / "model.pt")["train"]["seed"]
             for k in range(1, 6)] == [seed * 1000 + k for k in range(1, 6)]
-    position = {name: i for i, name in enumerate(load_dataset(data).names)}
+    dataset = load_dataset(data)
+    position = {name: i for i, name in enumerate(dataset.names)}
     for k in range(1, 6):
         with open(out / f"fold{k}" / "predictions.csv", newline="") as f:
-            order = [position[r["name"]] for r in csv.DictReader(f)]
+            rows = list(csv.DictReader(f))
+        order = [position[r["name"]] for r in rows]
         assert order == sorted(order)
+        assert [r["path"] for r in rows] == [str(dataset.paths[i]) for i in order]
+    # the run's predictions.csv: the folds' files stitched in fold order, as written
+    folds = [(out / f"fold{k}" / "predictions.csv").read_text().splitlines() for k in range(1, 6)]
+    assert (out / "predictions.csv").read_text().splitlines() == [
+        folds[0][0], *(row for lines in folds for row in lines[1:])]
 
 
 def test_a_resumed_run_gives_its_folds_the_sha256_of_the_init_weights(tmp_path):

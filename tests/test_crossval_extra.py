@@ -239,9 +239,11 @@ def test_progressive_schedule_applies_the_removal_rule(make_twitter_like, tmp_pa
     monkeypatch.setattr(cv, "predict_proba", fake_scores)
     finetune = PRESETS["quick"]["train"].replace(epochs=1, batch_size=8, lr=1e-4, device="cpu")
     out = tmp_path / "run"
-    crossval(_cfg(root, extra_train="three", extra_schedule="progressive", finetune=finetune),
-             out, progress=False)
+    summary = crossval(_cfg(root, extra_train="three", extra_schedule="progressive",
+                            finetune=finetune), out, progress=False)
 
+    assert summary["extra_train"] == {"subset": "three", "schedule": "progressive",
+                                      "n_images": 14}
     assert len(rec.calls) == 15  # joint, progressive, finetune per fold
     five = set(_lines(root / "ground_truth/twitter_five_agrees.txt"))
     for k in range(1, 6):
@@ -271,8 +273,9 @@ def test_progressive_schedule_applies_the_removal_rule(make_twitter_like, tmp_pa
         history = json.loads((out / f"fold{k}" / "history.json").read_text())
         assert [h["stage"] for h in history] == ["joint", "progressive", "finetune"]
         # said as the stages are ("fold 1, stage ..."; it said "fold1, selection")
-        assert (f"fold {k}, selection: removed {sum(removed)} of {len(rows)} training images"
-                in caplog.text)
+        extra = sum(r and n not in five for n, r in zip(names, removed, strict=True))
+        assert (f"fold {k}, selection: removed {sum(removed)} of {len(rows)} training images "
+                f"({extra} of them extra)" in caplog.text)
 
     # a resumed fold does not redo finished stages: fold 5 loses its metrics (not done)
     (out / "summary.json").unlink()
@@ -289,7 +292,7 @@ def test_progressive_schedule_applies_the_removal_rule(make_twitter_like, tmp_pa
     stages = out / "fold5" / "stages"
     good = (stages / "joint.json").read_bytes()
     for file, damage in (("joint.json", b"[{"), ("joint.json", b'{"loss": 1}'),
-                         ("joint.pt", b"PK\x03\x04 cut")):
+                         ("joint.json", b"[1]"), ("joint.pt", b"PK\x03\x04 cut")):
         kept = (stages / file).read_bytes()
         (stages / file).write_bytes(damage)
         with pytest.raises(VsentError, match=re.escape(str(stages / file)) + ": (unreadable|not "
@@ -669,3 +672,21 @@ def test_progressive_stages_seeds_files_and_a_resumed_selection(make_twitter_lik
     seeds.clear()
     assert [h["stage"] for h in train()] == ["joint", "progressive", "finetune"]
     assert seeds == [("fold 1 progressive", s + 1), ("fold 1 finetune", s + 2)]
+
+
+def test_skip_bad_leaves_a_bad_extra_image_out_of_the_extra_set(make_twitter_like, tmp_path):
+    """--skip-bad covers the --extra-train images too: a broken one is listed in extra.json's
+    "skipped", not a refusal of the run."""
+    from vsent.crossval import _joint_set
+    from vsent.data import load_dataset
+    from vsent.runs import RunDir
+
+    root = make_twitter_like()
+    extra = sorted(set(_lines(root / "ground_truth/twitter_three_agrees.txt"))
+                   - set(_lines(root / "ground_truth/twitter_five_agrees.txt")))
+    (root / "images" / extra[0]).write_bytes(b"junk")
+    cfg = _cfg(root, extra_train="three", skip_bad=True)
+    joint = _joint_set(cfg, RunDir(tmp_path / "run"), load_dataset(root, skip_bad=True))
+    assert len(joint.extra_index) == len(extra) - 1
+    record = json.loads((tmp_path / "run" / "extra.json").read_text())
+    assert [Path(n).name for n, _ in record["skipped"]] == [extra[0]]
