@@ -686,7 +686,8 @@ def test_skip_bad_leaves_a_bad_extra_image_out_of_the_extra_set(make_twitter_lik
                    - set(_lines(root / "ground_truth/twitter_five_agrees.txt")))
     (root / "images" / extra[0]).write_bytes(b"junk")
     cfg = _cfg(root, extra_train="three", skip_bad=True)
-    joint = _joint_set(cfg, RunDir(tmp_path / "run"), load_dataset(root, skip_bad=True))
+    with RunDir(tmp_path / "run") as run:  # (closed: its run.log handler leaves the logger)
+        joint = _joint_set(cfg, run, load_dataset(root, skip_bad=True))
     assert len(joint.extra_index) == len(extra) - 1
     record = json.loads((tmp_path / "run" / "extra.json").read_text())
     assert [Path(n).name for n, _ in record["skipped"]] == [extra[0]]
