@@ -87,8 +87,8 @@ def test_a_crossval_run_with_fusion_is_compared_by_its_fused_probability(tmp_pat
     # its fused predictions deleted: said, not the network's scored in their place (mut53e C06)
     (b / "fusion" / "predictions.csv").unlink()
     with pytest.raises(VsentError, match="^" + re.escape(
-            f"{b / 'fusion' / 'predictions.csv'}: no such file; {b} was run with --fusion "
-            "gch+bow, whose fused probabilities are its result") + "$"):
+            f"{b}: not a finished crossval --fusion run (needs config.json, predictions.csv, "
+            "summary.json and fusion/predictions.csv)") + "$"):
         compare_runs(a, b)
 
 

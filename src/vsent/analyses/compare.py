@@ -73,19 +73,18 @@ def scores_source(run: str | os.PathLike, ten_crop: bool = False) -> tuple[Path,
     fused probability, a crossval run's fused one when it was run with ``--fusion`` (its
     ``fusion/predictions.csv``: the recipe's result, e.g. ``--preset strong``'s; summary.json's
     top-level accuracy is the network's, the fused one is under ``fusion``), else the
-    network's; a ``--fusion`` run without that file is an error naming it (the network's
+    network's; a ``--fusion`` run without that file is no finished run (the network's
     probability would stand in for the run's result)."""
     run = check_finished_run(run)
     pred_file = run / "predictions.csv"
     cfg = read_config(run)
     command = cfg.get("command")
-    fused = run / "fusion" / "predictions.csv"
+    fused = "fusion/predictions.csv"
     # the config says it: `vsent fuse RUN --out RUN/fusion` writes that file into any run
     if command == "crossval" and cfg.get("fusion"):
-        if not fused.is_file():  # (crossval writes it before summary.json: deleted since)
-            raise VsentError(f"{fused}: no such file; {run} was run with --fusion "
-                             f"{cfg['fusion']}, whose fused probabilities are its result")
-        command, pred_file = "fuse", fused
+        # (crossval writes it before summary.json: deleted since)
+        check_finished_run(run, "crossval --fusion run", (*FINISHED_RUN_FILES, fused))
+        command, pred_file = "fuse", run / fused
     return pred_file, COLUMNS.get(command, DEFAULT_COLUMNS)[1 if ten_crop else 0]
 
 
