@@ -466,27 +466,36 @@ def test_a_crop_wider_than_a_tall_image_is_refused(fn):
 # mutation round 44 (mut44b): vsent.data.augment_pool mutants the suite missed
 
 
-def test_the_augment_pool_keeps_the_height_and_width_of_tall_images():
+@pytest.fixture(scope="module")
+def one_worker_pool():
+    """A pool of one worker, shared by the tests that leave it working (starting one costs
+    seconds: the worker imports torch)."""
+    from vsent.data.augment_pool import AugmentPool
+
+    with AugmentPool(1) as pool:
+        yield pool
+
+
+def test_the_augment_pool_keeps_the_height_and_width_of_tall_images(one_worker_pool):
     """mut44b AP10/AP23: every pooled batch was square, so a worker told (or reading) the
     images' width for their height still gave the loop's images; 40 x 56 ones must not."""
-    from vsent.data.augment_pool import AugmentPool
     from vsent.data.transforms import trivial_augment_seeded
 
     rng = np.random.default_rng(2)
     batches = [(rng.integers(0, 256, (3, 40, 56, 3), dtype=np.uint8), 7),
                (rng.integers(0, 256, (2, 56, 40, 3), dtype=np.uint8), 8)]
-    with AugmentPool(1) as pool:
-        out = list(pool.augment(batches, 32))
-        assert pool.failed is None
+    out = list(one_worker_pool.augment(batches, 32))
+    assert one_worker_pool.failed is None
     assert all(torch.equal(x, trivial_augment_seeded(b, 32, s))
                for x, (b, s) in zip(out, batches, strict=True))
 
 
-def test_the_augment_pool_reads_a_bounded_number_of_batches_ahead():
+def test_the_augment_pool_reads_a_bounded_number_of_batches_ahead(one_worker_pool, monkeypatch):
     """mut44b AP07/AP08: at most AHEAD_PER_WORKER x workers batches are read ahead of the one
     yielded (not one batch at a time, with no overlap, nor one more than that)."""
     import vsent.data.augment_pool as ap
 
+    pool = one_worker_pool
     rng = np.random.default_rng(3)
     drawn = []
 
@@ -495,21 +504,21 @@ def test_the_augment_pool_reads_a_bounded_number_of_batches_ahead():
             drawn.append(seed)
             yield rng.integers(0, 256, (2, 12, 12, 3), dtype=np.uint8), seed
 
-    with ap.AugmentPool(1) as pool:
-        it = pool.augment(batches(), 8)
-        next(it)
-        assert len(drawn) == ap.AHEAD_PER_WORKER == 2
-        next(it)
-        assert len(drawn) == 3
-        assert len(list(it)) == 4 and len(drawn) == 6
-        # AHEAD_PER_WORKER per worker: a pool of two reads four ahead (its count alone
-        # decides; no second process started for it) (mut51b)
-        drawn.clear()
-        pool.workers = 2
-        it = pool.augment(batches(), 8)
-        next(it)
-        assert len(drawn) == 2 * ap.AHEAD_PER_WORKER == 4
-        assert len(list(it)) == 5 and len(drawn) == 6
+    it = pool.augment(batches(), 8)
+    next(it)
+    assert len(drawn) == ap.AHEAD_PER_WORKER == 2
+    next(it)
+    assert len(drawn) == 3
+    assert len(list(it)) == 4 and len(drawn) == 6
+    # AHEAD_PER_WORKER per worker: a pool of two reads four ahead (its count alone
+    # decides; no second process started for it) (mut51b)
+    drawn.clear()
+    monkeypatch.setattr(pool, "workers", 2)
+    it = pool.augment(batches(), 8)
+    next(it)
+    assert len(drawn) == 2 * ap.AHEAD_PER_WORKER == 4
+    assert len(list(it)) == 5 and len(drawn) == 6
+    assert pool.failed is None
 
 
 def test_reading_a_worker_stream_that_ends_early_gives_none():
