@@ -1006,34 +1006,35 @@ def test_cli_baselines_options_reach_the_run_and_default_as_documented(monkeypat
     from vsent.cli import main
 
     calls = _baselines_spy(monkeypatch)
+    monkeypatch.setattr("vsent.progress.on_terminal", lambda progress: progress)  # a terminal
     data = str(tmp_path)
     assert main(["baselines", "--data", data]) == 0
     call = calls.pop()
     assert {k: call[k] for k in ("subset", "folds", "features", "out", "seed", "k", "bow_norm",
                                  "histogram_map", "fisher_components", "fisher_pca", "sift",
                                  "max_descriptors", "inner_splits", "skip_bad", "n_jobs",
-                                 "resume", "overwrite")} == {
+                                 "resume", "overwrite", "progress")} == {
         "subset": "five", "folds": "campos", "features": "gch,lch,bow,gch+bow,lch+bow",
         "out": "runs/baselines", "seed": 0, "k": 500, "bow_norm": "l1", "histogram_map": "none",
         "fisher_components": 64, "fisher_pca": 64, "sift": SiftParams(mode="dense", step=12),
         "max_descriptors": 50_000, "inner_splits": 3, "skip_bad": False, "n_jobs": None,
-        "resume": False, "overwrite": False}
+        "resume": False, "overwrite": False, "progress": True}
     assert main(["baselines", "--data", data, "--subset", "all", "--folds", "stratified",
                  "--features", "gch,fv", "--out", "o", "--seed", "2", "--k", "50", "--sift",
                  "keypoints", "--sift-step", "8", "--bow-norm", "l2", "--histogram-map",
                  "sqrt", "--fisher-components", "8", "--fisher-pca", "16",
                  "--max-descriptors", "900", "--inner-splits", "4", "--skip-bad", "--jobs",
-                 "2", "--overwrite"]) == 0
+                 "2", "--overwrite", "--no-progress"]) == 0
     call = calls.pop()
     assert {k: call[k] for k in ("subset", "folds", "features", "out", "seed", "k", "bow_norm",
                                  "histogram_map", "fisher_components", "fisher_pca", "sift",
                                  "max_descriptors", "inner_splits", "skip_bad", "n_jobs",
-                                 "overwrite")} == {
+                                 "overwrite", "progress")} == {
         "subset": "all", "folds": "stratified", "features": "gch,fv", "out": "o", "seed": 2,
         "k": 50, "bow_norm": "l2", "histogram_map": "sqrt", "fisher_components": 8,
         "fisher_pca": 16, "sift": SiftParams(mode="keypoints", step=8),
         "max_descriptors": 900, "inner_splits": 4, "skip_bad": True, "n_jobs": 2,
-        "overwrite": True}
+        "overwrite": True, "progress": False}
 
 
 def test_the_svms_c_values_are_finite_positive_numbers():

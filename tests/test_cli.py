@@ -1772,6 +1772,11 @@ def test_a_broken_pipe_ends_quietly_with_0_and_the_sigterm_handler_is_put_back(m
     parser = build_parser()
     monkeypatch.setattr(cli, "build_parser", lambda: parser)
     commands = next(a for a in parser._actions if a.dest == "command").choices
+    # main() reads the words typed from sys.argv, less the program's name (mut54a I32)
+    typed_words: list[list[str]] = []
+    commands["models"].set_defaults(func=lambda args: typed_words.append(args.argv))
+    monkeypatch.setattr(sys, "argv", ["vsent", "models", "res*"])
+    assert cli.main() == 0 and typed_words == [["models", "res*"]]
     commands["models"].set_defaults(func=stopped_reader)
     err = io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)

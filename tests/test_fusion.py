@@ -1700,9 +1700,10 @@ def test_cli_fuse_options_reach_the_fusion_and_name_its_folder(monkeypatch, caps
     from vsent.cli import main
 
     calls = _fuse_spy(monkeypatch, {**FUSED, "weights": [0.25, 0.75]})
+    monkeypatch.setattr("vsent.progress.on_terminal", lambda progress: progress)  # a terminal
     assert main(["fuse", "r", "--features", "gch", "--rule", "logit", "--weight", "inner",
                  "--classifier", "svm", "--histogram-map", "sqrt", "--extra-train", "four",
-                 "--inner-dir", "shared", "--overwrite"]) == 0
+                 "--inner-dir", "shared", "--overwrite", "--no-progress"]) == 0
     out = "r/fuse/gch-logit-w-inner-svm-sqrt-extrafour"
     assert calls.pop() == {
         "run": "r", "out": out, "features": "gch", "rule": "logit", "weight": "inner",
@@ -1712,7 +1713,7 @@ def test_cli_fuse_options_reach_the_fusion_and_name_its_folder(monkeypatch, caps
     assert "(CNN alone 0.700; w per fold 0.25, 0.75)" in capsys.readouterr().out
     assert main(["fuse", "r", "--weight", "0.7", "--out", "o"]) == 0
     call = calls.pop()
-    assert (call["weight"], call["out"]) == (0.7, "o")
+    assert (call["weight"], call["out"], call["progress"]) == (0.7, "o", True)
 
 
 def test_cli_fuse_a_summary_without_the_cnns_accuracy_is_one_line(monkeypatch, capsys):

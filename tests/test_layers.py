@@ -1293,12 +1293,13 @@ def test_cli_layers_options_reach_the_configs_and_default_as_documented(monkeypa
         return {"conv1": {"svm": cell, "softmax": cell}, "fc7": {"softmax": cell}}
 
     monkeypatch.setattr(L, "layer_probes", spy)
+    monkeypatch.setattr("vsent.progress.on_terminal", lambda progress: progress)  # a terminal
     assert main(["layers", "--run", "r"]) == 0
     cfg, out, kwargs = calls.pop()
     assert cfg == L.LayersConfig(run="r", probe=ProbeConfig(
         Cs=DEFAULT_CS, inner_splits=5, seed=0, classifiers=CLASSIFIERS), layers=None,
         folds=None, max_features="auto", batch_size=32, device="auto", keep_features=True)
-    assert (out, kwargs["overwrite"]) == ("runs/layers", False)
+    assert (out, kwargs["overwrite"], kwargs["progress"]) == ("runs/layers", False, True)
     lines = capsys.readouterr().out.splitlines()
     # a classifier the entry lacks is left out of its line
     assert lines[:2] == ["conv1        svm 0.700 +- 0.100  softmax 0.700 +- 0.100",
@@ -1306,13 +1307,13 @@ def test_cli_layers_options_reach_the_configs_and_default_as_documented(monkeypa
     assert main(["layers", "--run", "r", "--layers", "conv1,fc7", "--fold-ids", "2,3",
                  "--classifiers", "softmax", "--Cs", "0.5,2", "--inner-splits", "3",
                  "--max-features", "none", "--batch-size", "8", "--device", "cpu", "--seed",
-                 "4", "--delete-features", "--overwrite", "--out", "o"]) == 0
+                 "4", "--delete-features", "--overwrite", "--out", "o", "--no-progress"]) == 0
     cfg, out, kwargs = calls.pop()
     assert cfg == L.LayersConfig(run="r", probe=ProbeConfig(
         Cs=(0.5, 2.0), inner_splits=3, seed=4, classifiers=("softmax",)),
         layers=("conv1", "fc7"), folds=(2, 3), max_features="none", batch_size=8,
         device="cpu", keep_features=False)
-    assert (out, kwargs["overwrite"]) == ("o", True)
+    assert (out, kwargs["overwrite"], kwargs["progress"]) == ("o", True, False)
 
 
 # mutation round 49 (mut49b): vsent.analyses.layers mutants the suite missed

@@ -2037,17 +2037,18 @@ def test_cli_reproduce_options_reach_the_plan_and_the_runner(monkeypatch, tmp_pa
     from vsent.cli import main
 
     calls = _reproduce_spy(monkeypatch)
+    monkeypatch.setattr("vsent.progress.on_terminal", lambda progress: progress)  # a terminal
     data = str(tmp_path)
     assert main(["reproduce", "campos2015", "--data", data, "--quick", "--only",
                  "table1,layers", "--seed", "3", "--device", "cpu", "--init", "random",
-                 "--overwrite"]) == 0
+                 "--overwrite", "--no-progress"]) == 0
     (_, paper, got_data, plan_kw), (_, plan, out, run_kw) = calls
     assert (paper, got_data, plan_kw) == ("campos2015", data, {
         "quick": True, "init": "random", "device": "cpu", "seed": 3, "run": None})
     # the default folder of a quick reproduction is its own, not the full one's
     assert (plan, out, run_kw["only"], run_kw["resume"]) == (
         "P", "runs/reproduce/campos2015-quick", ["table1", "layers"], False)
-    assert run_kw["overwrite"] is True
+    assert (run_kw["overwrite"], run_kw["progress"]) == (True, False)
     assert run_kw["command"] == (  # the report's command line, every option (mut51a)
         f"vsent reproduce campos2015 --quick --out runs/reproduce/campos2015-quick --data {data} "
         "--init random --device cpu --seed 3 --only table1,layers --overwrite")
@@ -2057,6 +2058,7 @@ def test_cli_reproduce_options_reach_the_plan_and_the_runner(monkeypatch, tmp_pa
     calls.clear()
     assert main(["reproduce", "campos2015", "--data", data]) == 0
     assert calls[1][2] == "runs/reproduce/campos2015" and calls[1][3]["only"] is None
+    assert calls[1][3]["progress"] is True
     calls.clear()  # --resume reaches the runner and the report's command line (mut51a D12)
     assert main(["reproduce", "campos2015", "--data", data, "--resume"]) == 0
     assert calls[1][3]["resume"] is True and calls[1][3]["command"].endswith(" --resume")

@@ -1064,6 +1064,8 @@ def test_cli_builds_the_app_from_its_options(checkpoint, monkeypatch, capsys):
     service = call["app"].state.service
     assert service.limits.max_images == 3 and service.limits.timeout_s == 7
     assert service.limits.max_upload_bytes == 512 * 1024 and service.config.max_batch == 4
+    # left out, the batching settings are those the help states (5 ms; decoding threads: auto)
+    assert (service.config.max_wait_ms, service.config.decode_workers) == (5.0, None)
     # and that app really serves the checkpoint
     server = uvicorn.Server(uvicorn.Config(call["app"], host="127.0.0.1", port=0,
                                            log_level="warning"))
@@ -1085,9 +1087,14 @@ def test_cli_builds_the_app_from_its_options(checkpoint, monkeypatch, capsys):
     # an image limit above the request's is never reached: the banner says the one in force
     # (it said the other, robust39 #9)
     assert main(["serve", "--model", str(checkpoint), "--port", "0", "--max-upload-mb", "100",
-                 "--max-request-mb", "10"]) == 0
+                 "--max-request-mb", "10", "--max-pixels", "1000", "--max-inflight", "5",
+                 "--max-wait-ms", "9", "--workers", "2"]) == 0
     assert ("limits: 10 MiB an image (the request's: --max-upload-mb 100 is above "
             "--max-request-mb), 10 MiB a request,") in capsys.readouterr().err
+    service = calls[-1]["app"].state.service  # each option reaches the service (mut54a)
+    assert (service.limits.max_request_bytes, service.limits.max_pixels,
+            service.limits.max_inflight, service.config.max_wait_ms,
+            service.config.decode_workers) == (10 * 1024 * 1024, 1000, 5, 9.0, 2)
 
 
 # --------------------------------------------------------------------------------------------
