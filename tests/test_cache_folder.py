@@ -1,6 +1,7 @@
 """`vsent cache`: the cache folder's entries, their last use, and cleaning the unused ones."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -119,13 +120,16 @@ def test_temporary_files_of_killed_builds_go_those_of_running_builds_stay(folder
     remote = _file(root / "cues" / f".{folder['cues'].name}.{_dead_pid()}@elsewhere.0badc0de.tmp")
     old = _file(root / f".{folder['features'].name}.4242.0badc0de.tmp")  # no host: by age
     _age(old, 2)
+    nobody = _file(root / f".{final}.x{_dead_pid()}@{HOST}.0badc0de.tmp")  # no pid (mut54b)
     kinds = {e.path: e for e in cache_entries(root)}
+    assert nobody not in kinds
     assert kinds[dead].kind == "unfinished" and kinds[dead].abandoned
+    assert kinds[dead].size == 10  # a temporary file's bytes count (mut54b)
     assert not kinds[running].abandoned and not kinds[remote].abandoned
     removed, _ = clean_cache(1000, root)
     assert {e.path for e in removed} == {dead, old}
     clean_cache(0, root)
-    assert running.exists() and remote.exists()
+    assert running.exists() and remote.exists() and nobody.exists()
 
 
 def test_a_cache_read_again_counts_as_used(tmp_path, monkeypatch):
@@ -300,7 +304,12 @@ def test_names_one_character_off_the_forms_vsent_writes_are_no_entries(tmp_path)
             _file(root / "proposals" / ("c" * 15) / f"{'3' * 40}.npz"),  # a 15-digit key
             _file(root / "cues" / f"images-{'a' * 20}-5x8x8x3.npy"),  # another kind's folder
             _file(root / f"features-{'b' * 21}-5.npy"),  # a 21-digit key (mut51b)
-            _file(root / f"images-{'a' * 20}-5x8x8x3.npy.bak")]  # an entry's name and more
+            _file(root / f"images-{'a' * 20}-5x8x8x3.npy.bak"),  # an entry's name and more
+            _file(root / f"images-{'a' * 20}-5x8x8x4.npy"),  # 4 channels (mut54b)
+            _file(root / "proposals" / ("c" * 17) / f"{'3' * 40}.npz"),  # a 17-digit key
+            _file(root / "proposals" / ("e" * 16) / f"{'3' * 40}.npy"),  # .npy, not .npz
+            _file(root / "baselines" / f"colour-v1-{'d' * 24}.npy"),  # .npy, not .npz
+            _file(root / "baselines" / "sift-v1-dense-" / f"{'1' * 24}.npy")]  # no settings
     for f in near:
         _age(f, 400)
     assert cache_entries(root) == []
@@ -406,7 +415,8 @@ def test_a_folder_that_cannot_be_read_is_a_user_error_or_no_entry(folder, monkey
         return real(self)
 
     monkeypatch.setattr(Path, "iterdir", iterdir)
-    with pytest.raises(VsentError, match="cannot read the cache folder .Permission denied"):
+    with pytest.raises(VsentError, match=f"^{re.escape(str(root / 'baselines'))}: cannot read "
+                                         "the cache folder .Permission denied"):  # (mut54b)
         cache_entries(root)
     locked = {folder["sift"]}
     assert "sift" not in {e.kind for e in cache_entries(root)}
@@ -467,6 +477,10 @@ def test_an_entry_used_less_than_the_days_ago_stays_to_the_second(folder, monkey
     root = folder["images"].parent
     removed = {e.kind for e in clean_cache(1, root, dry_run=True)[0]}
     assert "features" in removed and "images" not in removed
+    # --clean 0 is every entry, even one used this very second (mut54b)
+    now = float(int(now))
+    os.utime(folder["cues"], (now, now))
+    assert "cues" in {e.kind for e in clean_cache(0, root, dry_run=True)[0]}
 
 
 def test_a_sift_folder_holding_another_kind_of_per_image_file_is_not_vsents(tmp_path):

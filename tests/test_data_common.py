@@ -45,6 +45,8 @@ def test_default_workers(monkeypatch):
     assert default_workers(None) == MAX_DEFAULT_WORKERS == 32
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # not on Linux
     assert default_workers(None) == 32
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)  # every CPU, below the cap (mut54b)
+    assert default_workers(None) == 6
     monkeypatch.setattr(os, "cpu_count", lambda: None)
     assert default_workers(None) == 1
 

@@ -120,7 +120,10 @@ def test_thumbnails_of_copies_match(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     names = ("a.png", "b.jpg", "c.png", "d.png", "flat.png", "broken.jpg")
     t = thumbnails([tmp_path / n for n in names], workers=1)
-    assert t.shape == (6, 2, 768)
+    assert t.shape == (6, 2, 768) and t.dtype == np.float32
+    # no image: no thumbnail, of the same shape and dtype (mut54b)
+    empty = thumbnails([])
+    assert empty.shape == (0, 2, 768) and empty.dtype == np.float32
     assert np.allclose(np.linalg.norm(t[:4], axis=2), 1, atol=1e-5)
     assert not t[4].any() and not t[5].any()  # flat or undecodable: nothing to compare
     # view 0: all values centred together; view 1: each channel centred (independent check)
@@ -163,6 +166,13 @@ def test_fold_train_refuses_leaks_and_foreign_folds(twitter_like):
         joint_with_last(base.names[7], ds.paths[-1]).fold_train(fold)  # same name
     with pytest.raises(DataError, match="fold 4: 1 extra training images are test images"):
         joint_with_last("other.jpg", base.paths[0]).fold_train(fold)  # same file
+    # two leaks: both named (mut54b)
+    two = JointSet(dataset=type(ds)(root=ds.root, names=[*ds.names[:-2], *base.names[:2]],
+                                    paths=ds.paths, labels=ds.labels, source="twitter"), n_base=n)
+    with pytest.raises(DataError, match=re.escape(
+            f"fold 1: 2 extra training images are test images of the fold (e.g. "
+            f"{base.names[0]}, {base.names[1]})")):
+        two.fold_train(Fold(index=1, train=np.arange(2, 5), test=np.array([0, 1])))
     with pytest.raises(DataError, match="also base images"):
         with_extra(base, load_dataset(twitter_like, "three", validate=False))
 
@@ -494,6 +504,10 @@ def test_a_removal_file_reads_back_the_exact_draw_of_the_same_images_only(tmp_pa
     write_removal(path, names, labels, scores, np.array([True, False]))
     kept, back = read_removal(path, names, labels)
     assert kept.tolist() == [True, False] and np.array_equal(back, scores)
+    # no image: the scores are still (N, 2) (mut54b)
+    write_removal(tmp_path / "none.csv", [], np.zeros(0, int), np.zeros((0, 2)), np.ones(0, bool))
+    kept0, back0 = read_removal(tmp_path / "none.csv", [])
+    assert kept0.shape == (0,) and back0.shape == (0, 2)
     with pytest.raises(VsentError, match="its images are not those of the dataset"):
         read_removal(path, [*names, "c.jpg"])
     with pytest.raises(VsentError, match="its images are not those of the dataset"):

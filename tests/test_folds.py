@@ -1,6 +1,7 @@
 import json
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,14 @@ def test_campos_drops_skipped_names_with_a_warning(twitter_like, caplog):
         make_folds(load_dataset(twitter_like, skip_bad=True), "campos")
     assert re.search(r"test2/test\.txt: 3 names not in the dataset are left out \(" +
                      re.escape(", ".join(victims)) + r"\)", caplog.text)  # (mut51b)
+    # a file gone from images/ (not only damaged): its label line lets it out too (mut54b)
+    gone = _fold_names(twitter_like, "five", 3, "test")[0]
+    (twitter_like / "images" / gone).unlink()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        make_folds(load_dataset(twitter_like, skip_bad=True), "campos")
+    assert re.search(r"test3/test\.txt: 1 name not in the dataset is left out \(" +
+                     re.escape(gone), caplog.text)
 
 
 def test_a_campos_fold_file_naming_no_image_of_the_dataset_stops_at_its_line(twitter_like):
@@ -127,6 +136,11 @@ def test_campos_folder_missing(twitter_like):
     with pytest.raises(DataError, match=re.escape(
             f"{twitter_like.resolve() / 'folds/campos/four_agrees'}: no such file or directory")):
         make_folds(ds, "campos")
+    # a file in the folder's place: the same one line, not an OSError of listing it (mut54b)
+    (twitter_like / "folds" / "campos" / "four_agrees").write_text("")
+    with pytest.raises(DataError, match=re.escape(
+            f"{twitter_like.resolve() / 'folds/campos/four_agrees'}: ")):
+        make_folds(ds, "campos")
 
 
 def _fold_file(root: Path, k: int, part: str) -> Path:
@@ -184,6 +198,11 @@ def test_campos_label_mismatch_and_bad_lines(twitter_like):
             f"{test.resolve()}:3: label {1 - int(label)} of {name} disagrees with the dataset "
             f"label {label}")):
         make_folds(ds, "campos")
+    lines[2] = f"{name} x"  # a label that is no number: the same one line (mut54b)
+    test.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=re.escape(
+            f"{test.resolve()}:3: label x of {name} disagrees with the dataset label {label}")):
+        make_folds(ds, "campos")
     lines[2] = f"{name} {label} surplus"
     test.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=re.escape(f"{test.resolve()}:3: expected")):
@@ -222,6 +241,10 @@ def test_stratified_needs_enough_of_each_class(make_learnable):
         make_folds(ds, "stratified")
     with pytest.raises(VsentError, match="n_splits must be an integer >= 2, got 1"):
         make_folds(ds, "stratified", n_splits=1)
+    # one class only: no positive at all is fewer than 5 too (sklearn would split it) (mut54b)
+    one_class = replace(ds, labels=np.zeros(len(ds), np.int64))
+    with pytest.raises(DataError, match="only 0 positive and 13 negative"):
+        make_folds(one_class, "stratified")
 
 
 # ------------------------------------------------------------------------------------------
@@ -231,7 +254,7 @@ def test_stratified_needs_enough_of_each_class(make_learnable):
 def test_save_and_reuse_folds(twitter_like, tmp_path):
     ds = load_dataset(twitter_like, validate=False)
     folds = make_folds(ds, "campos")
-    path = save_folds(folds, ds, tmp_path / "out" / "folds.json")
+    path = save_folds(folds, ds, tmp_path / "out" / "in" / "folds.json")  # (parents: mut54b)
     doc = json.loads(path.read_text())
     assert doc["n_splits"] == 5 and [f["fold"] for f in doc["folds"]] == [1, 2, 3, 4, 5]
     assert set(doc["folds"][0]) == {"fold", "train", "test"}
@@ -477,13 +500,25 @@ def test_json_with_one_unknown_name_says_name_is(twitter_like, tmp_path):
                                                   f"dataset {ds.location} (e.g. ghost.jpg, "
                                                   "ghost2.jpg)")):
         make_folds(ds, path)
+    doc["folds"][0]["train"] += ["ghost3.jpg", "ghost4.jpg"]  # four: the first three (mut54b)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=re.escape("4 names are not in the dataset "
+                                                  f"{ds.location} (e.g. ghost.jpg, ghost2.jpg, "
+                                                  "ghost3.jpg);")):
+        make_folds(ds, path)
 
 
-def test_a_folds_path_with_an_unknown_user_is_one_line(twitter_like):
+def test_a_folds_path_with_an_unknown_user_is_one_line(twitter_like, tmp_path, monkeypatch):
     ds = load_dataset(twitter_like, validate=False)
     with pytest.raises(DataError, match=re.escape("~vsent_no_such_user_7f3a/folds.json: cannot "
                                                   "expand ~")):
         make_folds(ds, "~vsent_no_such_user_7f3a/folds.json")
+    # a folds file under ~ is read from there, not from a folder named "~" (mut54b)
+    folds = save_folds(make_folds(ds, "stratified"), ds, tmp_path / "folds.json")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    again = make_folds(ds, "~/folds.json")
+    assert [f.test.tolist() for f in again] == [f.test.tolist()
+                                                for f in make_folds(ds, folds)]
 
 
 def test_fold_numbers_are_known_before_the_data_is_read_or_said_unknown(twitter_like,
@@ -497,7 +532,7 @@ def test_fold_numbers_are_known_before_the_data_is_read_or_said_unknown(twitter_
     assert fold_numbers(twitter_like, "five", path) == [1, 2, 3, 4, 5]
     doc = json.loads(path.read_text())
     # no valid split (make_folds names what is wrong): not known here (review33 #5)
-    for bad in ("1", 0, -1, 2, True):
+    for bad in ("1", 0, -1, 2, True, [1], {"k": 1}):  # (a list: unhashable, mut54b)
         doc["folds"][0]["fold"] = bad
         path.write_text(json.dumps(doc))
         assert fold_numbers(twitter_like, "five", path) is None, bad
@@ -507,6 +542,9 @@ def test_fold_numbers_are_known_before_the_data_is_read_or_said_unknown(twitter_
     (campos / "test9").rename(campos / "test3")
     path.write_text("{")
     assert fold_numbers(twitter_like, "five", path) is None
+    for text in ('{"folds": 5}', "{}", "[1]"):  # no list of folds (mut54b)
+        path.write_text(text)
+        assert fold_numbers(twitter_like, "five", path) is None, text
     assert fold_numbers(tmp_path / "no-such-folder", "five", "campos") is None
     assert fold_numbers(twitter_like, "five", tmp_path / "missing.json") is None
     assert fold_numbers_text([1, 2, 3]) == "1..3" and fold_numbers_text([2, 5]) == "2, 5"

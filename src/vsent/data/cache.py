@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import stat
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -275,9 +276,18 @@ def _open_existing(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
 def _fill(out: np.ndarray, sources: Sequence[ImageSource], size: int, workers: int | None,
           progress: bool, desc: str) -> None:
     """out[i] = load_resized(sources[i], size), in threads (PIL releases the GIL)."""
+    failed = threading.Event()
 
     def work(i: int) -> None:
-        out[i] = load_resized(sources[i], size)
+        # First failure wins, in the workers too: the images not yet started are skipped at
+        # once (cancelling waits for the caller's thread, which a busy machine may not run)
+        if failed.is_set():
+            return
+        try:
+            out[i] = load_resized(sources[i], size)
+        except BaseException:
+            failed.set()
+            raise
 
     n = len(sources)
     if n == 0:
@@ -292,6 +302,7 @@ def _fill(out: np.ndarray, sources: Sequence[ImageSource], size: int, workers: i
                 bar.update(1)
         except BaseException:
             # First failure (or Ctrl-C) wins: do not decode the rest for nothing.
+            failed.set()
             for f in futures:
                 f.cancel()
             raise

@@ -251,8 +251,9 @@ def fold_numbers(data: str | os.PathLike, subset: str, spec: str | os.PathLike,
         else:
             entries = json.loads(expand_user(spec).read_text(encoding="utf-8"))["folds"]
             numbers = [e.get("fold", pos) for pos, e in enumerate(entries, 1)]
-    if not numbers or len(set(numbers)) < len(numbers) or \
-            not all(type(k) is int and k >= 1 for k in numbers):
+    # the types first: a "fold" that is a list or an object cannot go into a set
+    if not numbers or not all(type(k) is int and k >= 1 for k in numbers) or \
+            len(set(numbers)) < len(numbers):
         return None
     return sorted(cast(list[int], numbers))  # (all int, checked above)
 
