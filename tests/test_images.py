@@ -117,6 +117,10 @@ def test_half_transparent_rgba_is_composited_over_white():
     arr[..., :3] = (200, 10, 30)
     arr[..., 3] = 255  # opaque: colour unchanged
     np.testing.assert_array_equal(np.asarray(load_rgb(Image.fromarray(arr))), arr[..., :3])
+    # mut54d H18: a palette image with alpha (PA), all transparent, is white, not its colour
+    pa = Image.new("PA", (3, 2))
+    pa.putpalette([200, 10, 30] * 256)
+    assert np.all(np.asarray(load_rgb(pa)) == 255)
 
 
 def test_16_bit_png_is_scaled_not_clipped(tmp_path):
@@ -148,6 +152,13 @@ def test_exif_orientation_6_is_applied(bad_images):
     assert img.size == (12, 16)  # width and height swapped
     # Orientation 6: the stored picture must be turned 90 degrees clockwise for display.
     np.testing.assert_array_equal(np.asarray(img), np.rot90(np.asarray(raw.convert("RGB")), k=-1))
+    # mut54d H21: the orientation also turns an image whose alpha is composited over white
+    # (the composite is a new image without the EXIF block: orientation comes first)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.new("RGBA", (16, 12), (200, 10, 30, 255)).save(buf, "PNG", exif=exif)
+    assert load_rgb(buf.getvalue()).size == (12, 16)
 
 
 def test_lazy_pil_image_of_a_truncated_file(bad_images):
@@ -254,6 +265,7 @@ def test_rgba_array_is_composited():
         (np.zeros((4, 4, 3), np.int64), r"dtype int64 is not supported"),
         (np.full((4, 4, 3), 3.0), r"values must lie in \[0, 1\], got min 3 and max 3"),
         (np.full((4, 4), -0.5, np.float32), r"got min -0.5 and max -0.5"),
+        (np.array([[0.25, 2.0]]), r"got min 0.25 and max 2 "),  # mut54d H12
         (np.full((4, 4, 3), np.nan), r"NaN or infinite"),
     ],
 )
@@ -351,6 +363,7 @@ def test_load_rgb_min_side_decodes_big_jpegs_at_reduced_scale(tmp_path):
     assert load_rgb(path, min_side=256).size == (400, 300)  # 1/4: both sides still >= 256
     assert load_rgb(path, min_side=1).size == (200, 150)  # 1/8, libjpeg's smallest scale
     assert load_rgb(path, min_side=1500).size == (1600, 1200)  # 1/2 would be too small
+    assert load_rgb(path, min_side=350).size == (800, 600)  # mut54d H31: the short side decides
     png = tmp_path / "big.png"
     Image.fromarray(_smooth_photo(1600, 1200)).save(png)
     assert load_rgb(png, min_side=256).size == (1600, 1200)  # only JPEG has DCT scaling
@@ -490,7 +503,11 @@ def test_messages_name_the_path_as_given(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "bad.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "sub" / "empty.jpg").write_bytes(b"")
+    (tmp_path / "sub" / "dir.jpg").mkdir()
     for given, reason in (("./missing.jpg", "no such file or directory"),
+                          ("./sub/empty.jpg", "empty file"),  # mut54d H01
+                          ("./sub/dir.jpg", "is a directory, not an image file"),  # H19
                           ("sub//bad.jpg", "cannot identify image file"),
                           ("./sub/../sub/bad.jpg", "cannot identify image file")):
         with pytest.raises(ImageError) as info:
@@ -601,6 +618,9 @@ def test_an_8_bit_range_int_image_keeps_its_values_up_to_255():
     out = np.asarray(load_rgb(img))
     np.testing.assert_array_equal(out[..., 0], values)
     np.testing.assert_array_equal(out[..., 2], values)
+    # mut54d H11: negative values are clipped to 0, not wrapped around (-5 -> 251)
+    negative = load_rgb(Image.fromarray(np.array([[-5, 100]], np.int32)))
+    assert np.asarray(negative)[0, :, 0].tolist() == [0, 100]
 
 
 def test_a_float_image_of_0_to_1_reaches_255():

@@ -154,11 +154,14 @@ def test_features_are_the_input_of_the_head(images):
 
 def test_infer_batches_slices_cover_the_images_and_leave_grad_mode_alone(images):
     model = _model()
-    parts = []
+    parts, grad_in_forward = [], []
+    # mut54d J03: the forward passes themselves run without autograd (no graph kept)
+    model.register_forward_pre_hook(lambda *_: grad_in_forward.append(torch.is_grad_enabled()))
     for rows, res in infer_batches(model, images, batch_size=2, device="cpu"):
         assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
         parts.append((rows, res.probs))
     assert [(r.start, r.stop) for r, _ in parts] == [(0, 2), (2, 4), (4, 5)]
+    assert grad_in_forward == [False, False, False]
     np.testing.assert_allclose(np.concatenate([p for _, p in parts]),
                                infer(model, images, device="cpu").probs, atol=1e-6)
 
@@ -183,6 +186,7 @@ def test_infer_errors_and_empty_input(images):
         infer(model, rgba, device="cpu")
     empty = infer(model, images[:0], features=True, device="cpu")
     assert empty.probs.shape == (0, 2) and empty.features.shape == (0, model.info.feature_dim)
+    assert empty.features.dtype == np.float32  # mut54d J06: as the features of any image
 
 
 def test_capture_with_grad_keeps_the_graph():
@@ -332,6 +336,40 @@ def test_a_pausing_input_gets_its_part_batch_scored_without_waiting_for_more():
     assert [int(a[0, 0, 0]) for a in next(stream).images] == [5, 6, 7]
     with pytest.raises(VsentError, match="line 9"):
         next(stream)
+
+
+def test_an_input_quiet_right_after_a_full_batch_still_gives_the_rest(monkeypatch):
+    """mut54d J21: the input pausing just after a full batch (the quiet mark comes with no
+    part batch held) must not end the batches: the items after the pause follow. The writer
+    goes on once the consumer waits for it (no sleep: the reader's blocking wait resumes it)."""
+    import threading
+
+    from vsent import inference
+
+    go_on, seen = threading.Event(), []
+    get = inference.InputReader.get
+
+    def get_and_resume_the_writer(self, timeout):
+        if timeout is None and len(seen) >= 2:  # waiting for more input after the pause
+            go_on.set()
+        got = get(self, timeout)
+        if got is not None:
+            seen.append(got)
+        return got
+
+    monkeypatch.setattr(inference, "QUIET_AFTER_S", 0.05)
+    monkeypatch.setattr(inference.InputReader, "get", get_and_resume_the_writer)
+
+    def arriving():
+        yield from (np.full((4, 4, 3), i, np.uint8) for i in range(2))
+        go_on.wait(30)  # the writer pauses
+        yield np.full((4, 4, 3), 2, np.uint8)
+
+    try:
+        batches = list(iter_batches(arriving(), 4, batch_size=2, workers=1))
+    finally:
+        go_on.set()  # (a stuck writer thread is freed)
+    assert [int(a[0, 0, 0]) for b in batches for a in b.images] == [0, 1, 2]
 
 
 def test_a_consumer_that_stops_early_frees_the_input_thread():
@@ -495,6 +533,8 @@ def test_device_names_are_checked_before_torch_sees_them(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
     assert resolve_device("cpu") == torch.device("cpu")
+    # mut54d J08: a torch.device is taken as it is (not refused as a non-string)
+    assert resolve_device(torch.device("cuda", 1)) == torch.device("cuda", 1)
     for name in ("gpu", "cuda0", "CPU", "mps"):  # mut51d I40: a device torch knows, not vsent
         with pytest.raises(VsentError, match=rf"^unknown device {name!r}: use auto, cpu or cuda"):
             resolve_device(name)
@@ -563,6 +603,9 @@ def test_a_read_only_image_cache_is_scored_without_a_warning(images):
     np.testing.assert_array_equal(infer(model, ro, device="cpu").probs, want)
     np.testing.assert_array_equal(infer(model, ro, oversample=True, device="cpu").probs,
                                   infer(model, images, oversample=True, device="cpu").probs)
+    # mut54d J24: a writable view with a negative stride (mirrored rows) is copied as well
+    np.testing.assert_array_equal(infer(model, images[:, ::-1], device="cpu").probs,
+                                  infer(model, images[:, ::-1].copy(), device="cpu").probs)
 
 
 def test_a_captured_layer_must_run_and_give_a_tensor(images):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 import pytest
 
@@ -36,10 +38,15 @@ def test_predictions_of_another_class_are_wrong_and_counted_apart():
     # every image wrong, an empty matrix (scikit-learn raised on the empty input)
     m = binary_metrics(np.array([0, 1, 1]), np.array([5, 7, 9]))
     assert m["accuracy"] == 0.0 and m["confusion"] == [[0, 0], [0, 0]]
+    # mut54d N02: int counts as in every other fold (the JSON says 0, not 0.0)
+    assert {type(v) for row in m["confusion"] for v in row} == {int}
     assert m["other"] == [1, 2] and m["precision"] == m["recall"] == m["f1"] == 0.0
     # mut51d M30: class 2 (a 3-way model's third output) is another class too, not a label
     m = binary_metrics(np.array([0, 1, 1]), np.array([2, 1, 2]))
     assert m["confusion"] == [[0, 0], [0, 1]] and m["other"] == [1, 1]
+    # mut54d N16: class indices of a 4096-way model are not wrapped into 0..255 (256 -> 0)
+    m = binary_metrics(np.array([0, 1]), np.array([256, 4095]))
+    assert m["accuracy"] == 0.0 and m["other"] == [1, 1]
 
 
 @pytest.mark.parametrize(("y_true", "y_pred", "confusion", "scores"), [
@@ -64,6 +71,9 @@ def test_summarize_folds_gives_the_population_std():
     assert s["accuracy"] == {"mean": pytest.approx(0.75), "std": pytest.approx(0.05)}
     assert s["precision"]["mean"] == pytest.approx(0.6)
     assert "recall" not in s and s["folds"] == folds
+    # mut54d N05: the records are copied into plain dicts (JSON-able), not the caller's own
+    s = summarize_folds([MappingProxyType(f) for f in folds])
+    assert [type(f) for f in s["folds"]] == [dict, dict] and s["folds"] == folds
 
 
 def test_one_fold_is_shown_without_a_spread():
@@ -193,6 +203,10 @@ def test_write_summary_leaves_a_blank_line_between_the_table_and_what_follows(tm
     md = (tmp_path / "r" / "summary.md").read_text()
     assert md == summary_markdown(summary, "t") + "\n![curves](curves.png)\n"
     assert "| |\n\n![curves]" in md
+    # mut54d N12: another stem names both files (the baselines write one summary per row)
+    write_summary(rd, summary, "t", stem="b/summary")
+    assert (tmp_path / "r" / "b" / "summary.md").read_text() == summary_markdown(summary, "t")
+    assert (tmp_path / "r" / "b" / "summary.json").exists()
 
 
 # mutation round 48 (mut48a): tests that kill mutants the suite missed

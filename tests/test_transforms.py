@@ -103,6 +103,9 @@ def test_crops_are_torchvisions(h, w, crop):
 def test_crops_accept_numpy():
     arr = coords().numpy()
     assert torch.equal(center_crop(arr, 4), center_crop(torch.from_numpy(arr), 4))
+    # mut54d U34: a view with a negative stride (torch.from_numpy refuses it) is copied
+    flipped = arr[:, ::-1]
+    assert torch.equal(center_crop(flipped, 4), center_crop(torch.from_numpy(flipped.copy()), 4))
 
 
 @pytest.mark.parametrize("fn", [center_crop, ten_crop, random_crop_flip])
@@ -111,6 +114,9 @@ def test_crop_argument_errors(fn):
         fn(coords(), 10)
     with pytest.raises(ValueError, match=r"expected a batch of shape \(B, H, W, 3\)"):
         fn(coords().permute(0, 3, 1, 2), 2)
+    with pytest.raises(ValueError, match=r"expected a batch of shape \(B, H, W, 3\), got "
+                                         r"\(9, 12, 3\)"):  # mut54d U15: one image, no batch
+        fn(coords()[0], 2)
     with pytest.raises(ValueError, match="crop must be a positive integer"):
         fn(coords(), 0)
 
@@ -230,6 +236,10 @@ def test_preset_values():
     np.testing.assert_allclose(IMAGENET_PREPROCESS.mean, [123.675, 116.28, 103.53])
     np.testing.assert_allclose(IMAGENET_PREPROCESS.std, [58.395, 57.12, 57.375])
     assert (IMAGENET_PREPROCESS.channel_order, IMAGENET_PREPROCESS.crop) == ("RGB", 224)
+    # mut54d U14: what a record without sizes reads as: the Caffe warp and crop, ImageNet stats
+    assert Preprocess.from_dict({}) == Preprocess(resize=256, crop=227, channel_order="RGB",
+                                                  mean=IMAGENET_PREPROCESS.mean,
+                                                  std=IMAGENET_PREPROCESS.std)
 
 
 @pytest.mark.parametrize("pre", [CAFFE_PREPROCESS, IMAGENET_PREPROCESS, Preprocess()])
@@ -254,6 +264,8 @@ def test_from_dict_rejects_unknown_keys():
         ({"channel_order": "GBR"}, "channel_order must be 'RGB' or 'BGR'"),
         ({"std": (1, 0, 1)}, "std must be positive"),
         ({"mean": (1, 2)}, "mean must be 3 finite numbers"),
+        ({"std": (1, 2, 3, 4)}, "std must be 3 finite numbers"),  # mut54d U23
+        ({"mean": ("a", 1, 2)}, "mean must be 3 finite numbers"),  # mut54d U35: a VsentError
         ({"mean": (1, 2, float("nan"))}, "mean must be 3 finite numbers"),
     ],
 )
@@ -311,11 +323,13 @@ def test_trivial_augment_is_the_documented_torchvision_pipeline():
     # RandomResizedCrop(crop, scale 0.35-1) + horizontal mirror + TrivialAugmentWide, run by
     # torchvision from the seed drawn off the generator: another scale or a dropped mirror
     # gives other images
-    from vsent.data.transforms import trivial_augment
+    from vsent.data.transforms import augment_batch, trivial_augment
 
     batch = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (5, 24, 20, 3),
                                                                dtype=np.uint8))
     out = trivial_augment(batch, 12, torch.Generator().manual_seed(4))
+    # mut54d U29: --augment trivial is this function (its generator, not a seed, passed on)
+    assert torch.equal(augment_batch(batch, 12, "trivial", torch.Generator().manual_seed(4)), out)
     pipeline = T.Compose([T.RandomResizedCrop(12, scale=(0.35, 1.0), antialias=True),
                           T.RandomHorizontalFlip(), T.TrivialAugmentWide()])
     with torch.random.fork_rng(devices=[]):
@@ -324,8 +338,12 @@ def test_trivial_augment_is_the_documented_torchvision_pipeline():
     assert torch.equal(out, expected.permute(0, 2, 3, 1))
 
 
-@pytest.mark.parametrize(("kind", "mixer"), [("mixup", T.MixUp(alpha=0.2, num_classes=2)),
-                                             ("cutmix", T.CutMix(alpha=1.0, num_classes=2))])
+@pytest.mark.parametrize(("kind", "mixer"), [
+    ("mixup", T.MixUp(alpha=0.2, num_classes=2)),
+    ("cutmix", T.CutMix(alpha=1.0, num_classes=2)),
+    ("mixup|cutmix", T.RandomChoice([T.MixUp(alpha=0.2, num_classes=2),  # mut54d U21
+                                     T.CutMix(alpha=1.0, num_classes=2)])),
+])
 def test_mix_batch_uses_the_documented_alphas(kind, mixer):
     # MixUp alpha 0.2 (lambda near 0 or 1), CutMix alpha 1.0 (uniform box area)
     from vsent.data.transforms import mix_batch
