@@ -276,6 +276,9 @@ def test_progressive_schedule_applies_the_removal_rule(make_twitter_like, tmp_pa
         extra = sum(r and n not in five for n, r in zip(names, removed, strict=True))
         assert (f"fold {k}, selection: removed {sum(removed)} of {len(rows)} training images "
                 f"({extra} of them extra)" in caplog.text)
+        kept = kept_call["names"]  # and the stage says what it trains on (mut53j M32)
+        assert (f"fold {k}, stage progressive: {len(kept)} training images "
+                f"({sum(n not in five for n in kept)} extra)" in caplog.text)
 
     # a resumed fold does not redo finished stages: fold 5 loses its metrics (not done)
     (out / "summary.json").unlink()
