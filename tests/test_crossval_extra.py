@@ -288,6 +288,18 @@ def test_progressive_schedule_applies_the_removal_rule(make_twitter_like, tmp_pa
              out, resume=True, progress=False)
     assert [len(c["names"]) for c in rec.calls] == [len(set(_lines(
         root / "folds/campos/five_agrees/test5/train.txt")))]  # the last stage only
+    # a stage progressive to redo trains on the rows removal.csv kept: read, not drawn again
+    # (mut53j M35: every row)
+    (out / "summary.json").unlink()
+    (out / "fold5" / "metrics.json").unlink()
+    (out / "fold5" / "stages" / "progressive.pt").unlink()
+    rec.calls.clear()
+    n_scored = len(drawn)
+    crossval(_cfg(root, extra_train="three", extra_schedule="progressive", finetune=finetune),
+             out, resume=True, progress=False)
+    with (out / "fold5" / "removal.csv").open() as f:
+        kept = [r["name"] for r in csv.DictReader(f) if r["removed"] == "0"]
+    assert rec.calls[0]["names"] == kept and len(rec.calls) == 2 and len(drawn) == n_scored
 
     # a damaged finished stage is one line naming its file and how to redo the stage
     (out / "summary.json").unlink()
