@@ -1807,7 +1807,8 @@ def test_summary_seconds_count_an_interrupted_folds_earlier_epochs(finished_run,
 
 
 def test_only_a_run_that_did_not_fine_tune_says_how_it_trained_and_evaluated(finished_run,
-                                                                             tmp_path):
+                                                                             tmp_path,
+                                                                             monkeypatch):
     """summary.json "training" (and the summary's title) name a run that did not fine-tune
     the whole network (--train head here); a fine-tuning run, Campos et al.'s, has none."""
     data, out, summary = finished_run
@@ -1815,8 +1816,15 @@ def test_only_a_run_that_did_not_fine_tune_says_how_it_trained_and_evaluated(fin
     assert "fine-tuning" not in (out / "summary.md").read_text().splitlines()[0]
     assert "centre crop" in (out / "summary.md").read_text().splitlines()[0]
     cfg = _cfg(data, folds="stratified", train_mode="head", oversample=True)
+    import vsent.crossval as cv
+
+    figure = cv.crossval_figure
+    ten_crop = []  # curves.png's ROC curves are those of the 10-crop scores too (mut53j M42)
+    monkeypatch.setattr(cv, "crossval_figure", lambda *a, **kw: ten_crop.append(
+        kw["ten_crop"]) or figure(*a, **kw))
     head = crossval(cfg.replace(train=cfg.train.replace(epochs=1)), tmp_path / "head",
                     progress=False)
+    assert ten_crop == [True]
     assert head["training"] == "frozen features + linear head"
     assert head["evaluation"] == "ten_crop"  # --oversample: 10-crop leads, the title says it
     title = (tmp_path / "head" / "summary.md").read_text().splitlines()[0]
