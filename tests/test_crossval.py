@@ -1924,6 +1924,11 @@ def test_init_that_is_a_folder_is_named_as_one_by_the_launchers_check(tmp_path):
         _check_init_exists(cfg(str(tmp_path)))
     with pytest.raises(VsentError, match=r"^--init .*gone\.pt: no such file \(random"):
         _check_init_exists(cfg(str(tmp_path / "gone.pt")))
+    clip = SimpleNamespace(init=str(tmp_path / "gone.pt"), zero_shot=False, model="clip/RN50",
+                           model_kwargs={})  # a model with named weights offers them (M49)
+    with pytest.raises(VsentError, match=r"^--init .*gone\.pt: no such file \(random, "
+                                         r"imagenet or a weights file, or a tag of clip/RN50\)$"):
+        _check_init_exists(clip)
 
 
 def test_the_runs_figure_leaves_out_a_fold_whose_history_is_no_list_of_epochs(tmp_path,
