@@ -156,11 +156,12 @@ def test_wrong_shape_outside_the_head_is_an_error(tmp_path):
 
 
 def test_missing_key_outside_the_head_is_an_error(tmp_path):
-    state = create_model("caffenet").state_dict()
-    del state["conv3.bias"]
+    state = create_model("smallcnn", widths=(8,)).state_dict()
+    del state["features.block1.1.bias"]
     torch.save(state, tmp_path / "w.pt")
-    with pytest.raises(WeightsError, match=r"w\.pt: 1 weights missing .*conv3\.bias .*missing"):
-        create_model("caffenet", init=tmp_path / "w.pt")
+    with pytest.raises(WeightsError, match=r"w\.pt: 1 weights missing .*features\.block1\.1"
+                                           r"\.bias .*missing"):
+        create_model("smallcnn", widths=(8,), init=tmp_path / "w.pt")
 
 
 def test_missing_and_garbage_files(tmp_path):
