@@ -1362,6 +1362,9 @@ def test_an_output_in_a_new_folder_of_dev_shm_gets_its_folder(tmp_path):
         out = folder / "sub" / "rows.csv"
         assert score_stream([Path("a.jpg")], scorer, out).total == 1
         assert out.read_text().splitlines()[1].startswith("a.jpg,0.5")
+        # mut54e B73: a file there, once it exists, is a file: --resume continues it
+        s = score_stream([Path("a.jpg"), Path("b.jpg")], scorer, out, resume=True)
+        assert (s.total, s.resumed) == (2, 1)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -1634,6 +1637,8 @@ def test_a_record_kept_without_versions_resumes_without_a_warning(tmp_path):
     write_record(out, {**now, "versions": {"torch": "2.4", "pillow": "11"}})
     _, warning = record_for(out, now, has_rows=True)
     assert "other versions (torch 2.4 -> 2.5)" in warning
+    write_record(out, {**now, "versions": ["torch 2.4"]})  # mut54e B78: none to compare either
+    assert record_for(out, now, has_rows=True) == (None, None)
 
 
 def test_rows_to_a_descriptor_of_a_regular_file_keep_no_record_beside_it(tmp_path):
@@ -1731,6 +1736,8 @@ def test_retry_failed_of_one_error_row_says_row_not_rows(tmp_path):
     assert warnings == [f"--retry-failed: 1 error row dropped from {out}; their images are "
                         "scored again as the inputs name them"]
     assert (s.total, s.failed, s.resumed) == (2, 1, 1)
+    # mut54e B81: one row kept is said as any other number
+    assert s.line() == "scored 1 of 2 rows (1 kept from the earlier run, 1 added now), 1 failed"
 
 
 def test_resume_of_an_out_under_a_file_says_its_folder_cannot_be_made(tmp_path):
@@ -1806,3 +1813,67 @@ def test_done_tells_apart_names_that_differ_only_in_bytes_that_are_not_utf8(tmp_
     out.write_text(json.dumps({"path": "im\udcff.jpg", "error": ""}) + "\n")
     done = read_done(out, "jsonl")
     assert "im\udcff.jpg" in done and "im\udcfe.jpg" not in done and "im?.jpg" not in done
+
+
+# mutation round 54 (mut54e): vsent.batch mutants the suite missed
+
+
+def test_retry_failed_of_a_csv_cut_inside_a_row_copies_only_its_complete_rows(tmp_path):
+    """mut54e B66: --retry-failed copies the complete rows of a csv that a kill cut inside a
+    row: the cut part ("c.jpg,0.5", no newline) is not copied as a row of 2 fields (csv's
+    writer ends it with a newline: a damaged output that every later --resume refuses)."""
+    out = tmp_path / "rows.csv"
+    paths = [Path("a.jpg"), Path("bad.jpg"), Path("c.jpg")]
+    score_stream(paths, _fake_scorer, out)
+    rows = out.read_bytes()
+    out.write_bytes(rows[:rows.index(b"c.jpg,0.5") + 9])  # killed inside c.jpg's row
+    s = score_stream(paths, _fake_scorer, out, resume=True, retry_failed=True,
+                     warn=lambda message: None)
+    assert (s.total, s.failed, s.resumed) == (3, 1, 1)
+    assert out.read_bytes() == rows  # as a run never stopped: bad.jpg and c.jpg scored again
+
+
+@pytest.mark.parametrize("kept", [{"model": "m.pt", "model_sha256": "ab"},
+                                  {"model": "m.pt", "options": {"oversample": False}}])
+def test_a_record_without_the_model_digest_or_the_options_is_one_line(tmp_path, kept):
+    """mut54e B77: a record (edited, or another tool's) without "model_sha256" or "options"
+    cannot check the rows: refused in one line naming it, not a KeyError traceback."""
+    from vsent.batch import record_for, write_record
+
+    out = tmp_path / "rows.csv"
+    write_record(out, kept)
+    now = {"model": "m.pt", "model_sha256": "ab", "options": {"oversample": False},
+           "vsent": "1", "versions": {}}
+    with pytest.raises(VsentError, match=rf"^--resume: {out}\.vsent\.json: not a vsent predict "
+                                         r"record \('(model_sha256|options)'\); delete it "):
+        record_for(out, now, has_rows=True)
+
+
+def test_resume_of_an_output_of_one_row_checks_its_record(tmp_path):
+    """mut54e B84: one row is rows to check: a resume with another model is refused and the
+    output left as it was (the kept record is not replaced by this run's)."""
+    out = tmp_path / "rows.csv"
+    kept = {"model": "m.pt", "model_sha256": "ab", "options": {"oversample": False},
+            "vsent": "1", "versions": {}}
+    score_stream([Path("a.jpg")], _fake_scorer, out, record=kept)
+    before = out.read_bytes()
+    with pytest.raises(VsentError, match=r"^--resume: the rows of .*rows\.csv come from m\.pt "
+                                         r"\(sha256 ab\) with centre crops; this run is m\.pt "
+                                         r"\(sha256 cd\)"):
+        score_stream([Path("a.jpg"), Path("b.jpg")], _fake_scorer, out, resume=True,
+                     record={**kept, "model_sha256": "cd"})
+    assert out.read_bytes() == before
+    assert json.loads((tmp_path / "rows.csv.vsent.json").read_text()) == kept
+
+
+def test_rows_on_standard_output_come_after_what_was_printed_there_before(monkeypatch):
+    """mut54e B91: the rows go to standard output's binary buffer: text printed before and
+    still in the text layer's buffer (a pipe is block-buffered) is flushed first, not left
+    to come out after the rows."""
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding="utf-8", newline="")  # block-buffered
+    monkeypatch.setattr(sys, "stdout", stdout)
+    stdout.write("before\n")
+    with RowWriter(None, "csv") as w:
+        w.write({"path": "a.jpg", "prob_positive": 0.5, "label": "positive", "error": ""})
+    assert raw.getvalue() == b"before\npath,prob_positive,label,error\r\na.jpg,0.5,positive,\r\n"

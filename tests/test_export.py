@@ -103,6 +103,11 @@ def test_onnx_export_gives_pytorch_probabilities_in_onnxruntime(tmp_path, image_
 
     proto = onnx.load(str(tmp_path / "model.onnx"))
     assert (proto.producer_name, proto.producer_version) == ("vsent", vsent.__version__)
+    # mut54e E58, E59: the batch axis is dynamic in the graph's input and both its outputs
+    # (a fixed one is the example's 2: other runtimes than onnxruntime refuse other batches)
+    assert {v.name: v.type.tensor_type.shape.dim[0].dim_param
+            for v in (*proto.graph.input, *proto.graph.output)} == {
+        "image": "batch", "logits": "batch", "probabilities": "batch"}
     assert json.loads(meta["vsent.exported_with"]) == {
         "vsent": vsent.__version__, "torch": torch.__version__, "onnx": onnx.__version__,
         "opset": 17}
@@ -244,6 +249,10 @@ def test_read_metadata_rejects_other_files(tmp_path):
         z.writestr("other/constants.pkl", b"")
     with pytest.raises(ExportError, match=r"other\.pt: not a TorchScript file \("):
         read_metadata(zipped)
+    with zipfile.ZipFile(tmp_path / "plain.pt", "w") as z:  # mut54e E71: a zip, no checkpoint
+        z.writestr("notes.txt", "x")
+    with pytest.raises(ExportError, match=r"plain\.pt: not a TorchScript file \("):
+        read_metadata(tmp_path / "plain.pt")
 
 
 def test_an_export_with_damaged_vsent_metadata_is_named_in_one_line(tmp_path, capsys):
@@ -378,7 +387,10 @@ def test_onnx_engine_gives_the_default_engines_rows(tmp_path, image_files):
     paths, bad = image_files
     items = [paths[0], bad, paths[2]]
     want = list(Predictor.from_checkpoint(ckpt, device="cpu").score(items))
-    engine = ExportedEngine(EngineOptions(model=str(tmp_path / "m.onnx"), device="cpu"))
+    engine = ExportedEngine(EngineOptions(model=str(tmp_path / "m.onnx"), device="cpu",
+                                          batch_size=2, workers=1))
+    # mut54e E81: the options reach the predictor (3 images: two batches, the same rows)
+    assert (engine.predictor.batch_size, engine.predictor.workers) == (2, 1)
     with engine:
         got = list(engine.score(iter(items)))
     assert [r["path"] for r in got] == [str(p) for p in items]
@@ -921,6 +933,15 @@ def test_an_onnx_export_whose_graph_refuses_its_crop_stays_refused(tmp_path):
         with pytest.raises(ExportError, match="its graph takes"):
             module.open()
         assert module.provider is None
+    # mut54e E85: a graph that takes images of any size (a height and width without a fixed
+    # value, as another tool may write them) has no crop to contradict: opened, not refused
+    proto = onnx.load(str(tmp_path / "good.onnx"))
+    for dim, name in zip(proto.graph.input[0].type.tensor_type.shape.dim[2:], "hw", strict=True):
+        dim.dim_param = name
+    onnx.save(proto, str(path))
+    module = ExportedModule(path)
+    module.open()
+    assert module.provider == "CPUExecutionProvider"
 
 
 def test_an_opened_export_moved_to_another_device_is_opened_again_for_it(tmp_path):

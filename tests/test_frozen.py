@@ -760,6 +760,10 @@ def test_10_crop_features_are_taken_in_eval_mode(tmp_path):
     got = frozen.cached_features(_model().train(), paths, images, oversample=True,
                                  device="cpu", cache_dir=tmp_path / "b")
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # mut54e F49: in batches (3 + 1 images), each batch fills the rows of its own images
+    got = frozen.cached_features(_model(), paths, images, oversample=True, device="cpu",
+                                 cache_dir=tmp_path / "c", batch_size=3)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_logistic_head_needs_a_2_way_head():
