@@ -922,6 +922,8 @@ def test_an_unknown_engine_is_one_line_naming_the_engines():
     with pytest.raises(VsentError, match=r"^--engine 'spark': use one of default, ray, onnx, "
                                          r"torchscript$"):
         open_engine("spark", EngineOptions(model="model.pt"))
+    with pytest.raises(VsentError, match=r"^--engine '': use one of "):  # mut54g E16
+        open_engine("", EngineOptions(model="model.pt"))
 
 
 def test_an_engine_as_a_context_manager_is_itself_and_is_closed_on_leaving():

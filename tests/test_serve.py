@@ -418,6 +418,11 @@ def test_bad_requests(server):
     r = httpx.post(f"{server.url}/v1/predict", content=b"--x\r\nbroken",
                    headers={"content-type": "multipart/form-data; boundary=x"})
     assert r.status_code == 422
+    # mut54g A105: a multipart body the parser refuses is 422, with the parser's reason
+    r = httpx.post(f"{server.url}/v1/predict", content=b"--x\r\n",
+                   headers={"content-type": "multipart/form-data"})
+    assert r.status_code == 422
+    assert r.json() == {"detail": "malformed multipart body: Missing boundary in multipart."}
     # a misspelt option is refused, not ignored (form field or query parameter)
     r = post(server.url, [("a.jpg", image_bytes(1))], oversampel="true")
     assert r.status_code == 422
@@ -540,6 +545,7 @@ def test_a_bug_is_a_counted_json_500_not_a_dropped_connection(server, monkeypatc
     with caplog.at_level("WARNING", logger="vsent"):
         r = post(server.url, [("a.jpg", image_bytes(1))])
     assert r.status_code == 500
+    assert "retry-after" not in r.headers  # mut54g A140: a bug is no "retry in 1 s" (a 503 is)
     assert r.json() == {"detail": "internal error (RuntimeError); see the server's log"}
     assert "RuntimeError: a bug" in caplog.text  # the traceback is in the server's log
     metrics = httpx.get(f"{server.url}/metrics").text
@@ -712,6 +718,9 @@ def test_every_image_bad_for_different_reasons_is_422_not_413(checkpoint):
         assert "notes.txt (part 2): cannot identify image file" in detail
         r = post(s.url, [("big.png", big), ("big2.png", big)])
         assert r.status_code == 413  # every failed image above a limit
+        # mut54g A100, A111: the detail names each part, "; " between them, and the limit
+        why = "upload above the limit of 6000 bytes (--max-upload-mb)"
+        assert r.json()["detail"] == f"big.png (part 1): {why}; big2.png (part 2): {why}"
 
 
 def test_a_body_of_exactly_the_request_limit_is_served(checkpoint):
@@ -1352,6 +1361,18 @@ def test_requests_fill_a_batch_exactly_and_one_that_does_not_fit_waits_for_the_n
     assert b.queued_images == 0
 
 
+def test_with_no_wait_a_batch_still_takes_the_requests_already_queued():
+    """mut54g B27, B30: max_wait_s 0 adds no wait, but the requests already queued (three
+    submitted together) still share a batch, up to max_batch images counted image by image
+    (2 + 2 fill a batch of 4; the request of 1 image does not fit beside them)."""
+    seen: list = []
+    reqs = [_images(10, 2), _images(20, 2), _images(30, 1)]
+    out, b = _run_batcher(_first_pixels(seen), reqs, max_batch=4, max_wait_s=0)
+    assert seen == [[10, 11, 20, 21], [30]]
+    assert [got[:, 0].tolist() for got in out] == [[10.0, 11.0], [20.0, 21.0], [30.0]]
+    assert b.stats.sizes == {4: 1, 1: 1}
+
+
 def test_a_full_batch_runs_at_once_without_waiting_for_company():
     """mut43b SV06: max_batch images are a full batch: it runs now, not after max_wait_s (an
     hour here; the 10 s bound fails the test)."""
@@ -1415,6 +1436,9 @@ def test_a_batcher_of_no_images_per_batch_is_refused():
         with pytest.raises(ValueError, match="max_batch must be >= 1, got 0"):
             MicroBatcher(lambda a: a, pool, max_batch=0)
         assert MicroBatcher(lambda a: a, pool, max_batch=1).max_batch == 1
+        # mut54g B44: not given, the batcher's settings are the service's defaults (32, 5 ms)
+        b = MicroBatcher(lambda a: a, pool)
+        assert (b.max_batch, b.max_wait_s) == (32, 0.005)
 
 
 def test_a_batcher_refuses_a_request_of_no_images():
@@ -1486,7 +1510,8 @@ def test_check_pixels_refuses_a_bomb_warning_turned_error():
 # clients that leave, names in the log, option values, shutdown
 
 
-def test_a_client_that_leaves_after_its_upload_stops_its_per_image_work(checkpoint, monkeypatch):
+def test_a_client_that_leaves_after_its_upload_stops_its_per_image_work(checkpoint, monkeypatch,
+                                                                        caplog):
     """review44 #1: a client that disconnects after its upload (a closed tab, a client's own
     timeout) kept the one per-image thread for every image it had sent, in front of every
     other client's explain, and was counted as a 200. Its request is stopped when the
@@ -1507,7 +1532,8 @@ def test_a_client_that_leaves_after_its_upload_stops_its_per_image_work(checkpoi
     body = b"".join(_part(names[d].encode(), d) for d in request)
     body += (b"--b\r\nContent-Disposition: form-data; name=\"explain\"\r\n\r\ntrue\r\n"
              b"--b--\r\n")
-    with running_server(checkpoint, ServeConfig(max_wait_ms=1)) as s:
+    with running_server(checkpoint, ServeConfig(max_wait_ms=1)) as s, \
+            caplog.at_level("INFO", logger="vsent"):
         port = int(s.url.rsplit(":", 1)[1])
         try:
             with socket.create_connection(("127.0.0.1", port)) as c:
@@ -1530,6 +1556,8 @@ def test_a_client_that_leaves_after_its_upload_stops_its_per_image_work(checkpoi
         metrics = httpx.get(f"{s.url}/metrics").text
         assert metric(metrics, "vsent_requests_total", status="499") == 1
         assert metric(metrics, "vsent_requests_total", status="200") == 1
+    # mut54g A83: the log says when the client left (after its upload, not during it)
+    assert "POST /v1/predict: the client disconnected before its answer" in caplog.text
 
 
 def test_a_file_name_cannot_write_lines_into_the_servers_log(server, caplog):
@@ -1615,6 +1643,41 @@ def test_stopping_a_batcher_fails_the_requests_it_holds():
     errors, hung = asyncio.run(go())
     assert hung == 0, f"{hung} of 3 requests still waiting after stop()"
     assert all(isinstance(e, RuntimeError) and "stopped" in str(e) for e in errors), errors
+
+
+def test_stopping_a_batcher_fails_a_request_whose_first_part_is_answered_already():
+    """mut54g B37: a request split in two parts, its first part answered and its second in
+    the forward pass when the batcher stops: stop() fails the second part (the first holds
+    its answer, it cannot take an exception) and returns; the request gets BatcherStopped."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vsent.serve.batching import BatcherStopped, MicroBatcher
+
+    calls: list = []
+    hold = threading.Event()
+
+    def fn(a: np.ndarray) -> np.ndarray:
+        calls.append(len(a))
+        if len(calls) == 2:
+            hold.wait(10)  # a guard only: released once the batcher has stopped
+        return np.zeros((len(a), 2), np.float32)
+
+    async def go():
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(fn, pool, max_batch=1, max_wait_s=0)
+            request = asyncio.ensure_future(b.submit(_images(0, 2)))
+            while len(calls) < 2:  # the first part is answered, the second runs
+                await asyncio.sleep(0.005)
+            try:
+                await b.stop()
+            finally:
+                hold.set()
+            with pytest.raises(BatcherStopped, match="the batcher was stopped"):
+                await asyncio.wait_for(request, 5)
+
+    asyncio.run(go())
+    assert calls == [1, 1]
 
 
 def test_a_long_text_part_is_named_not_called_a_malformed_body(server):
@@ -2013,6 +2076,30 @@ def test_a_connection_that_cannot_be_watched_is_still_answered():
     assert asyncio.run(go()) == (200, {"results": []})
 
 
+def test_a_request_cancelled_while_its_work_runs_cancels_its_work():
+    """mut54g A137: a request cancelled itself (not by its client leaving) cancels its work,
+    which would else go on holding the per-image thread and the forward passes."""
+    import asyncio
+
+    from vsent.serve.app import _unless_client_leaves
+
+    class Request:
+        async def receive(self):
+            await asyncio.Event().wait()  # the client stays
+
+    async def go():
+        work = asyncio.ensure_future(asyncio.Event().wait())  # work that never ends by itself
+        request = asyncio.ensure_future(_unless_client_leaves(Request(), work))
+        await asyncio.sleep(0)  # the request waits for its work
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        await asyncio.wait((work,), timeout=1)  # a guard only: the cancel is one loop turn
+        return work.cancelled()
+
+    assert asyncio.run(go())
+
+
 def test_the_model_card_gives_the_limits_and_batching_in_force(server):
     """mut46b A111, A112: GET /v1/model says the limits and the micro-batching settings the
     service runs with (README: "... vsent version, limits")."""
@@ -2025,10 +2112,11 @@ def test_a_unicode_line_separator_in_a_file_name_is_escaped_in_the_log(server, c
     """mut46b A107: U+2028 and U+2029 end a line for many log viewers: escaped as the C0
     controls are."""
     with caplog.at_level("WARNING", logger="vsent"):
-        r = post(server.url, [("a\u2028b.txt", b"text")])
-    assert r.status_code == 422 and r.json()["results"][0]["name"] == "a\u2028b.txt"
+        r = post(server.url, [("a\u2028b\u2029c.txt", b"text")])  # mut54g A133: U+2029 too
+    assert r.status_code == 422 and r.json()["results"][0]["name"] == "a\u2028b\u2029c.txt"
     logged = [rec.getMessage() for rec in caplog.records if rec.name == "vsent"]
-    assert len(logged) == 1 and "\u2028" not in logged[0] and "a\\u2028b.txt" in logged[0]
+    assert len(logged) == 1 and "\u2028" not in logged[0] and "\u2029" not in logged[0]
+    assert "a\\u2028b\\u2029c.txt" in logged[0]
 
 
 # mutation round 46 (mut46b): vsent.serve.batching mutants the suite missed
@@ -2505,12 +2593,20 @@ def test_shutting_down_stops_the_batchers_and_the_service_threads(checkpoint):
     embedded in a longer-lived process left them running)."""
     from fastapi.testclient import TestClient
 
-    app = create_app(Predictor.from_checkpoint(checkpoint, device="cpu"))
+    app = create_app(Predictor.from_checkpoint(checkpoint, device="cpu"),
+                     config=ServeConfig(max_batch=3, max_wait_ms=250))
     service = app.state.service
+    release = threading.Event()
     with TestClient(app) as client:  # runs the lifespan, as uvicorn does
         r = client.post("/v1/predict", files=[("files", ("a.jpg", image_bytes(1), "image/jpeg"))])
         assert r.status_code == 200
         assert all(not b._task.done() for b in service.batchers.values())
+        # mut54g A149: the card's batching is the service's (max_batch is not --max-images)
+        assert client.get("/v1/model").json()["batching"] == {"max_batch": 3, "max_wait_ms": 250}
+        service.aux_pool.submit(release.wait, 10)  # holds the per-image thread ...
+        queued = service.aux_pool.submit(int)  # ... so this one waits in its queue
+    release.set()
+    assert queued.cancelled()  # mut54g A147: work still queued at the end is dropped, not run
     assert [b._task for b in service.batchers.values()] == [None, None]
     for pool in (service.decode_pool, service.model_pool, service.aux_pool):
         with pytest.raises(RuntimeError, match="after shutdown"):
