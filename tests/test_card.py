@@ -104,6 +104,7 @@ def test_markdown_card_shows_each_section(run_dir):
     assert "| accuracy | 0.7000 | 0.1000 | 0.8000 |" in text
     assert "Evaluation: center, 2 folds\n" in text  # mut51c C52: folds, not images (4)
     assert "- Subset: four" in text and f"- vsent: {__version__}" in text
+    assert "- Training settings: epochs=3, lr=0.001\n" in text  # mut54c K40: key=value
     # random weights: no library, tag, licence or location to leave "not recorded"
     weights = text.split("## Initial weights\n\n")[1].split("\n\n")[0].splitlines()
     assert [line.split(":")[0] for line in weights] == ["- --init", "- Source"]
@@ -112,6 +113,16 @@ def test_markdown_card_shows_each_section(run_dir):
     card = {**model_card(run_dir / "fold2" / "model.pt"),
             "versions": {"source": "run", "git_dirty": False, "processes": 0, "cuda": "H100"}}
     assert "- git_dirty: False\n- processes: 0\n- cuda: H100\n" in card_markdown(card)
+    # mut54c K19, K20: each preprocessing line shows its own entry (resize vs crop, std vs mean)
+    card["preprocess"] = {"resize": 256, "crop": 224, "mean": [1, 2, 3], "std": [4, 5, 6.5],
+                          "channel_order": "RGB", "interpolation": "bilinear"}
+    assert "- Resize (square warp): 256\n- Crop: 224\n- Mean (0..255, RGB): 1.000, 2.000, " \
+           "3.000\n- Std (0..255, RGB): 4.000, 5.000, 6.500\n- Channel order: RGB\n" \
+           "- Interpolation: bilinear\n" in card_markdown(card)
+    # mut54c K24: vsent pcnn's stage 2 shows its own settings, not stage 1's again
+    card["training"] = {**card["training"], "finetune": {"epochs": 1}}
+    assert "- Training settings: epochs=3, lr=0.001\n- Stage-2 settings: epochs=1\n" in \
+        card_markdown(card)
 
 
 def test_markdown_card_names_the_dataset_path_normalised(run_dir):
@@ -704,8 +715,14 @@ def test_card_takes_the_weights_the_checkpoint_records(tmp_path):
     weights = {"init": "imagenet", "source": "recorded at training", "library": "x",
                "tag": "t", "licence": "l", "location": "u"}
     card = model_card(save_checkpoint(tmp_path / "m.pt", create_model("smallcnn"),
-                                      init="imagenet", weights=weights))
+                                      init="imagenet", weights=weights,
+                                      class_names=["pos", "neg"]))
     assert card["weights"] == weights
+    # mut54c K05: the class names in the checkpoint's order (output i's name), not sorted
+    assert card["model"]["class_names"] == ["pos", "neg"]
+    # mut54c K42: the Markdown card shows the recorded location, not the --init again
+    assert "- Tag: t\n- Licence (as the library states it): l\n- Location: u\n" in \
+        card_markdown(card)
 
 
 def test_a_finetune_run_without_center_metrics_or_a_derived_seed_says_neither(tmp_path):
@@ -978,3 +995,7 @@ def test_card_of_a_checkpoint_without_versions_takes_its_runs(run_dir):
                                          c["meta"].pop("versions", None)])
     versions = model_card(path)["versions"]
     assert (versions["source"], versions["vsent"], versions["torch"]) == ("run", "9.9.9", "1.2.3")
+    # mut54c K37: neither records them: this process's versions, said to be the current ones
+    (run_dir / "versions.json").unlink()
+    versions = model_card(path)["versions"]
+    assert (versions["source"], versions["vsent"]) == ("current", __version__)

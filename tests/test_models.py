@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import re
 import sys
@@ -196,6 +197,7 @@ def test_missing_optional_library_is_a_one_line_user_error(tmp_path, monkeypatch
                                          r"'vsent\[backbones\]'$") as info:
         family_import("vsent_no_such_module", "an X model")  # backbones by default
     assert info.value.missing_extra == "backbones"
+    assert info.value.__suppress_context__  # mut54c X07: one line, no chained ImportError
     # installed but broken (another version's names): said so, with the reason
     (tmp_path / "vsent_old_lib.py").write_text("from json import no_such_name\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -214,6 +216,16 @@ def test_missing_optional_library_is_a_one_line_user_error(tmp_path, monkeypatch
     assert one_line(ValueError("x" * 11), limit=10) == "xxxxxxx..."
     assert os_reason(PermissionError(13, "Permission denied", "/a/b")) == "permission denied"
     assert os_reason(OSError("Disk gone")) == "disk gone"
+    # mut54c X05: a dependency of the library missing is named, not the library
+    (tmp_path / "vsent_lib_with_dep.py").write_text("import vsent_no_such_dep\n")
+    importlib.invalidate_caches()  # (the folder was listed at the import above)
+    with pytest.raises(VsentError, match=r"\(vsent_no_such_dep is missing\)"):
+        import_extra("vsent_lib_with_dep", "--x", "ray")
+    # mut54c X04: one long string where a list is expected is quoted cut (reprlib), not whole
+    from vsent.errors import check_many
+
+    with pytest.raises(TypeError, match=r"got one string 'aaaaaaaaaaaa\.\.\.aaaaaaaaaaaaa': "):
+        check_many("a" * 1000, "f", "files")
 
 
 @pytest.mark.parametrize("model,missing", [("timm/resnet18", "timm"),

@@ -170,6 +170,9 @@ def test_campos_report_lists_every_table_and_figure(campos):
     assert "![campos2015.png](campos2015.png)" in md
     assert report["header"]["date"].endswith("+00:00")  # mut51c U34: in UTC, and says so
     assert json.loads((out / "report.json").read_text())["paper"] == "campos2015"
+    # mut54c V19: the report is titled with the paper's full reference, not its short name
+    title = R.get_paper("campos2015").title
+    assert report["title"] == title and md.startswith(f"# Reproduction: {title}\n")
     assert "- command: `vsent reproduce campos2015 t`" in md
     # the CPU kind is in the header: seeded CPU runs are bit-identical only on the same kind
     machine = report["header"]["machine"]
@@ -999,8 +1002,10 @@ def test_reused_sub_runs_are_checked_and_bad_files_named(campos, tmp_path):
         mp.setattr(papers, "CAMPOS2015_TABLE1", SENTINEL_T1)
         with pytest.raises(VsentError, match=r"fc7-2: not this reproduction's fc7-2 sub-run: "
                                              r"made with other subset \(subset: stored 'four', "
-                                             r"now 'five'\)"):
+                                             r"now 'five'\)") as info:
             R.reproduce(plan, rep, resume=True, progress=False)
+        # mut54c V11: the message names the sub-run's folder, not only its name
+        assert str(info.value).startswith(f"{rep / 'fc7-2'}: not this")
         cfg_file.write_text(good)
         layers = rep / "layers" / "layers.json"
         kept = layers.read_text()
@@ -1417,6 +1422,9 @@ def test_every_line_of_a_report_table_has_as_many_cells_as_its_header(tmp_path):
 
     rows = [render.make_row(["vggnet", s], papers.SUN2016_TABLE1["vggnet"][s], out=tmp_path,
                             run_dir=None) for s in ("five", "four")]
+    # mut54c S12: a row vsent does not reproduce has no measured value missing (the docstring's
+    # "missing" is for a reproduced row's: not run or not recorded)
+    assert [(r["ours"], r["missing"], r["run_dir"]) for r in rows] == [(None, None, None)] * 2
     for wide in (None, {"by": 1, "values": ["five", "four"], "labels": ["5", "4"]}):
         md = render.table_markdown(render.make_table("t", "T", ["method", "subset"], rows,
                                                      unit="percent", wide=wide))
@@ -2194,13 +2202,18 @@ def test_the_report_header_says_what_was_asked_for_measured_and_on_what_machine(
     assert "- data: `tw` (subset see tables, folds of the run)" in md
     assert "- mode: full (the paper recipe)" in md and "Quick mode" not in md
     assert "| `table1` | done | 600 | 0123456 |  |" in md
-    quick = render.report_markdown({**_report(quick=True), "weights_failures": ["offline"]})
+    quick = render.report_markdown({**_report(quick=True),
+                                    "weights_failures": ["offline", "no cache"]})
     assert "- mode: quick (CPU-sized)" in quick and "> **Quick mode**" in quick
     assert "> **Pretrained weights were not available" in quick and \
-        "> Reason: `offline`" in quick
+        "> Reason: `offline`\n> Reason: `no cache`\n" in quick  # mut54c S36: every reason
     # mut51c R20: a sub-run of an older session asked for nothing recorded: no "(asked for)"
     older = {"table1": {"model": "caffenet", "requested": None, "used": "imagenet"}}
     assert "- weights: ImageNet (caffenet): `table1`\n" in \
+        render.report_markdown({**_report(), "weights": older})
+    # mut54c S37: every sub-run of one weights label is named after it, not the first alone
+    older["layers"] = older["table1"]
+    assert "- weights: ImageNet (caffenet): `table1`, `layers`\n" in \
         render.report_markdown({**_report(), "weights": older})
 
 
@@ -2365,6 +2378,13 @@ def test_a_wide_tables_weights_are_said_once_each(tmp_path):
     md = render.table_markdown(render.make_table("t", "T", ["method", "subset"], rows,
                                                  unit="percent", wide=wide))
     assert md[4].endswith("| w | `five`, `four` |"), md[4]
+    # mut54c S35: two cells of one line read from one sub-run name its folder once
+    rows = [render.make_row(["vggnet", s], vgg[s], out=tmp_path, run_dir=tmp_path / "all",
+                            file="k_sweep.json", key=["ar", 0], weights="w") for s in
+            ("five", "four")]
+    md = render.table_markdown(render.make_table("t", "T", ["method", "subset"], rows,
+                                                 unit="percent", wide=wide))
+    assert md[4].endswith("| w | `all` |"), md[4]
 
 
 def test_a_paper_without_a_name_is_refused_when_registered():
