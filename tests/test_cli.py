@@ -1838,6 +1838,18 @@ def test_a_broken_pipe_ends_quietly_with_0_and_the_sigterm_handler_is_put_back(m
         == ": the same command with --resume continues it"
 
 
+def test_main_runs_in_a_thread_other_than_the_main_one(capsys):
+    """Only the main thread may set a signal handler: main() called from another thread (a
+    program's worker) runs the command without taking SIGTERM (mut54a I44: a ValueError)."""
+    import threading
+
+    codes = []
+    worker = threading.Thread(target=lambda: codes.append(main(["models", "smallcnn"])))
+    worker.start()
+    worker.join(60)
+    assert codes == [0] and "smallcnn" in capsys.readouterr().out
+
+
 def test_commands_that_write_nothing_to_continue_say_nothing_is_kept(tmp_path):
     """mut51a I3: a stopped export (written whole or not at all) keeps nothing to continue,
     though its --out exists (an earlier export); predict's rows there are kept."""

@@ -495,7 +495,7 @@ def test_cli_json_never_replaces_a_file_that_is_no_comparison(tmp_path, capsys):
         "it, or choose another file\n")
 
 
-def test_cli_json_records_the_files_it_compared_and_which_vsent(tmp_path, capsys):
+def test_cli_json_records_the_files_it_compared_and_which_vsent(tmp_path, capsys, monkeypatch):
     """The JSON names each predictions file scored with its SHA-256 (a run made again since no
     longer matches), the command line and vsent's versions (audit_ens27 #6)."""
     import hashlib
@@ -519,6 +519,18 @@ def test_cli_json_records_the_files_it_compared_and_which_vsent(tmp_path, capsys
         assert record["versions"]["vsent"] and "git_commit" in record["versions"]
         assert record["date"]
     capsys.readouterr()
+    # a --json that cannot be written (a full disk) is one line naming it (mut54a P35)
+    import errno
+
+    import vsent.files
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(vsent.files, "atomic_write_text", full)
+    assert main(["compare", str(a), str(b), "--json", str(out)]) == 2
+    assert capsys.readouterr().err == \
+        f"vsent: error: {out}: cannot write (No space left on device)\n"
 
 
 # mutation round 43 (mut43): tests that kill mutants the suite missed

@@ -487,8 +487,11 @@ def test_export_of_nan_weights_fails_its_verification(tmp_path, image_files, cap
                                           r"diverged\)$"):
         export_model(ckpt, out, format=fmt)
     assert not out.exists()
+    capsys.readouterr()
     assert main(["export", "--model", str(ckpt), "--out", str(out), "--format", fmt,
                  "--no-verify"]) == 0
+    # said as written without its check (mut54a T33)
+    assert capsys.readouterr().err == f"wrote {out} ({fmt}; not checked)\n"
     paths, _ = image_files
     csv_out = tmp_path / "rows.csv"
     assert main(["predict", *map(str, paths), "--model", str(out), "--engine", "onnx",
