@@ -24,9 +24,9 @@ def _open(out, config=CFG, **kw):
 
 
 def test_a_new_directory_gets_the_config(tmp_path):
-    rd = _open(tmp_path / "r")
-    assert rd.status == "new"
-    assert json.loads((tmp_path / "r" / "config.json").read_text()) == CFG
+    rd = _open(tmp_path / "r", {**CFG, "data": Path("."), "folds": (1, 2)})
+    assert rd.status == "new" and rd.config == CFG  # as JSON holds it
+    assert (tmp_path / "r" / "config.json").read_text() == json.dumps(CFG, indent=2) + "\n"
     versions = json.loads((tmp_path / "r" / "versions.json").read_text())
     # what a rerun needs to know to expect the same floats: code, packages, CPU kind
     assert versions["torch"] and versions["torch_threads"] >= 1
@@ -55,6 +55,7 @@ def test_same_config_unfinished_needs_resume_and_finished_is_never_redone(tmp_pa
     assert _open(out).status == "finished"
     assert _open(out, resume=True).status == "finished"
     assert _open(out, done=None, resume=True).status == "resumed"  # no finished marker
+    assert _open(out, done="fold1/metrics.json", resume=True).status == "resumed"  # its own
     # a run without one (regions, reproduce) may be complete: the message says --resume shows
     # it again, not only that it continues it (walk24 #3)
     with pytest.raises(VsentError, match=re.escape(
@@ -70,10 +71,14 @@ def test_a_run_that_wrote_no_results_is_replaced_by_the_next(tmp_path):
     _open(out)
     (out / "skipped.json").write_text("[]")
     (out / "folds.json").write_text("{}")  # a crossval stopped by a bad --fold wrote its split
+    (out / "run.log").write_text("the refused run's line\n")
+    (out / "versions.json").write_text('{"vsent": "0.0"}')  # the refused run's versions
     assert {p.name for p in out.iterdir()} <= RECORDS
     other = {**CFG, "skip_bad": True}
     rd = _open(out, other)
     assert rd.status == "new" and json.loads((out / "config.json").read_text()) == other
+    assert "refused" not in (out / "run.log").read_text()  # its records start again
+    assert json.loads((out / "versions.json").read_text())["vsent"] != "0.0"
     assert not (out / "skipped.json").exists() and not (out / "folds.json").exists()
     rd = _open(out, other)  # the same config again: still nothing written, still replaced
     assert rd.status == "new"
@@ -98,6 +103,15 @@ def test_another_config_is_refused_naming_the_dotted_keys(tmp_path):
         assert "folds: stored [1, 2], now [1, 2, 3]" in msg
         assert "extra: not in the stored config, now True" in msg
         assert "epochs" not in msg and "data" not in msg and "\n" not in msg
+        assert msg == (
+            f"{'--resume: ' if resume else ''}{out} already holds a run made with other extra, "
+            "folds, train.lr (extra: not in the stored config, now True; folds: stored [1, 2], "
+            f"now [1, 2, 3]; train.lr: stored 0.002, now 0.5; see {out / 'config.json'}): "
+            + ("give the options it was started with" if resume else
+               "pass --overwrite to start again, or choose another --out"))
+    with pytest.raises(VsentError, match=re.escape(  # a key that is no option: said in words
+            "other model_sha256 (the checkpoint's bytes) (model_sha256: not in the stored")):
+        _open(out, {**CFG, "model_sha256": "0" * 64})
     assert json.loads((out / "config.json").read_text()) == CFG  # the record is unchanged
 
 
@@ -127,8 +141,10 @@ def test_overwrite_starts_again_but_never_deletes_a_foreign_directory(tmp_path):
     foreign = tmp_path / "photos"
     foreign.mkdir()
     (foreign / "holiday.jpg").write_bytes(b"x")
-    with pytest.raises(VsentError, match="not deleting"):
+    with pytest.raises(VsentError) as e:
         _open(foreign, overwrite=True)
+    assert str(e.value) == (f"--overwrite: {foreign} is not empty and holds no config.json; "
+                            "not deleting it (choose another --out)")
     assert (foreign / "holiday.jpg").exists()
 
 
@@ -172,9 +188,12 @@ def test_a_users_own_config_json_is_no_run_to_replace_or_delete(tmp_path, capsys
     mine = {"name": "my app", "port": 80}
     (app / "config.json").write_text(json.dumps(mine))
     for kw in ({}, {"resume": True}, {"overwrite": True}):
-        with pytest.raises(VsentError, match=re.escape(
-                f"{app} holds a config.json that is not a vsent run's")):
+        with pytest.raises(VsentError) as e:
             _open(app, **kw)
+        assert str(e.value) == (
+            f"{app} holds a config.json that is not a vsent run's (no versions.json beside it, "
+            'no "command" in it): not touching it; choose another --out (a run starts in a '
+            "new or empty folder)")
     (app / "server.py").write_text("print('hi')")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_bytes(b"\xff not json")
@@ -226,7 +245,7 @@ def test_resume_with_no_run_there_says_it_starts_a_new_one(tmp_path, caplog):
     assert said == [f"{run}: replacing a run that wrote no results"]
 
 
-def test_overwrite_never_deletes_what_the_run_reads(tmp_path):
+def test_overwrite_never_deletes_what_the_run_reads(tmp_path, monkeypatch):
     """``reproduce --run R --out R --overwrite`` deleted the run R it was to analyse."""
     inp = tmp_path / "r"
     _open(inp)
@@ -236,7 +255,12 @@ def test_overwrite_never_deletes_what_the_run_reads(tmp_path):
                                          r"reads: choose another --out"):
         _open(inp, reads, overwrite=True)
     assert (inp / "fold1").is_dir() and (inp / "config.json").exists()
-    assert _open(inp, {**CFG, "data": str(tmp_path)}, overwrite=True).status == "new"
+    monkeypatch.chdir(tmp_path)  # --out given relative: the same folder
+    with pytest.raises(VsentError, match="--overwrite would delete"):
+        _open("r", reads, overwrite=True)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a string that is no path: passed over
+    assert _open(inp, {**CFG, "data": str(tmp_path), "note": str(tmp_path / "loop")},
+                 overwrite=True).status == "new"
 
 
 def test_a_run_of_another_command_is_named_as_such(tmp_path):
@@ -279,6 +303,21 @@ def test_config_diff_lists_each_leaf_once():
     ]
     assert config_diff(a, a) == []
     assert config_diff(1, 2) == ["config: stored 1, now 2"]  # no key to name: the whole
+
+
+def test_to_jsonable_writes_numpy_values_and_keys_as_config_json_holds_them():
+    """A numpy score or array is written as JSON's number or list, a non-string key as
+    config.json holds it (a stored {"1": ...} is the same config as {1: ...})."""
+    import numpy as np
+
+    from vsent.config import RunConfig
+    from vsent.runs import to_jsonable
+
+    assert json.dumps(to_jsonable({1: np.float32(0.5), "v": np.arange(2), "p": Path("a/b")})
+                      ) == '{"1": 0.5, "v": [0, 1], "p": "a/b"}'
+    assert config_diff({"w": {"1": 0.5}}, {"w": {1: 0.5}}) == []
+    cfg = RunConfig(data="d")  # as config.json holds it: keys at their default left out
+    assert to_jsonable(cfg) == to_jsonable(cfg.to_dict()) and "zero_shot" not in to_jsonable(cfg)
 
 
 def test_config_diff_compares_the_data_folder_not_its_spelling(tmp_path, monkeypatch):
@@ -389,11 +428,16 @@ def test_a_bad_config_json_of_an_input_run_is_a_user_error_naming_it(tmp_path, c
 
 def test_an_out_that_is_a_file_is_named_as_one(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(VsentError) as e:
-        _open(tmp_path / "notes.txt")
-    assert str(e.value) == (f"cannot create run directory {tmp_path / 'notes.txt'}: a file of "
-                            "that name exists (choose another --out)")
+    for overwrite in (False, True):
+        with pytest.raises(VsentError) as e:
+            _open(tmp_path / "notes.txt", overwrite=overwrite)
+        assert str(e.value) == (f"cannot create run directory {tmp_path / 'notes.txt'}: a file "
+                                "of that name exists (choose another --out)")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+    with pytest.raises(VsentError) as e:  # a folder under it: the file named, no "[Errno 20]"
+        _open(tmp_path / "notes.txt" / "r")
+    assert str(e.value) == (f"cannot create run directory {tmp_path / 'notes.txt' / 'r'}: "
+                            f"{tmp_path / 'notes.txt'} is a file, not a folder")
 
 
 def test_a_run_whose_data_is_not_found_from_here_names_its_config(tmp_path, monkeypatch):
@@ -444,7 +488,8 @@ def test_the_summary_json_that_marks_a_run_finished_is_written_last(tmp_path, mo
         json.dumps(summary))
 
 
-def test_versions_are_those_the_run_started_with_and_resumes_are_listed(tmp_path, monkeypatch):
+def test_versions_are_those_the_run_started_with_and_resumes_are_listed(tmp_path, monkeypatch,
+                                                                        caplog):
     import vsent.runs as runs
 
     out = tmp_path / "r"
@@ -458,7 +503,10 @@ def test_versions_are_those_the_run_started_with_and_resumes_are_listed(tmp_path
     assert {k: v for k, v in once.items() if k != "resumed"} == first
     assert [e["changed"] for e in once["resumed"]] == [{}]
     monkeypatch.setattr(runs, "versions", lambda: {**first, "torch": "9.9.9"})
+    caplog.clear()
     _open(out, resume=True)
+    assert f"{out}: resumed with other versions than it started with: torch {first['torch']} " \
+           "-> 9.9.9" in caplog.messages
     twice = json.loads((out / "versions.json").read_text())
     assert twice["torch"] == first["torch"]  # the first session's stay
     assert twice["resumed"][1]["changed"] == {"torch": "9.9.9"}
@@ -482,7 +530,7 @@ def test_a_resume_with_another_number_of_processes_is_recorded(tmp_path, monkeyp
     assert resumed[0]["changed"] == {"processes": 1}
 
 
-def test_run_log_ends_with_what_stopped_the_session(tmp_path, capsys):
+def test_run_log_ends_with_what_stopped_the_session(tmp_path, capsys, caplog):
     """run.log went from an epoch to the next session's first line with no word of why: its
     last line now says it (a user error, an interrupt, a crash), and only run.log does (the
     console has the CLI's own line)."""
@@ -491,13 +539,14 @@ def test_run_log_ends_with_what_stopped_the_session(tmp_path, capsys):
     for exc, line in ((VsentError("data changed"), "ERROR stopped: data changed"),
                       (KeyboardInterrupt(),
                        "WARNING interrupted: the run is kept; --resume continues it"),
-                      (RuntimeError("CUDA out of memory"),
+                      (RuntimeError("CUDA out of\n  memory"),  # said on one line
                        "ERROR stopped by RuntimeError: CUDA out of memory")):
         out = tmp_path / type(exc).__name__
         with pytest.raises(type(exc)), RunDir(out):
             raise exc
         assert (out / "run.log").read_text().splitlines()[-1].endswith(line)
     assert "data changed" not in capsys.readouterr().err
+    assert not [m for m in caplog.messages if "stopped" in m]  # run.log's alone, no logger's
     with RunDir(tmp_path / "fine"):
         pass
     assert (tmp_path / "fine" / "run.log").read_text() == ""
@@ -514,12 +563,37 @@ def test_run_log_ends_with_what_stopped_the_session(tmp_path, capsys):
             "WARNING interrupted: the run is kept; the same command again finishes it")
 
 
+def test_run_log_takes_vsents_lines_and_its_handler_goes_on_every_exit_path(tmp_path,
+                                                                           monkeypatch):
+    """run.log holds the vsent logger's lines, not another library's; closing removes and
+    closes its handler, even when saying why the session stopped fails (a second Ctrl-C)."""
+    from vsent.runs import RunDir
+
+    loggers = logging.getLogger("vsent"), logging.getLogger()
+    before = [list(lg.handlers) for lg in loggers]
+    with RunDir(tmp_path / "r") as rd:
+        logging.getLogger("other").warning("not the run's")
+        logging.getLogger("vsent").info("the run's")
+    assert (tmp_path / "r" / "run.log").read_text().splitlines()[0].endswith(" INFO the run's")
+    assert "not the run's" not in (tmp_path / "r" / "run.log").read_text()
+    assert rd._handler.stream is None and [list(lg.handlers) for lg in loggers] == before
+
+    def second_interrupt(*args):
+        raise KeyboardInterrupt
+
+    rd = RunDir(tmp_path / "s")
+    monkeypatch.setattr(rd, "log_only", second_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        rd.close(VsentError("first"))
+    assert rd._handler.stream is None and [list(lg.handlers) for lg in loggers] == before
+
+
 def test_a_resume_refused_while_opening_leaves_no_log_handler(tmp_path):
     """open_run_dir failed after making the RunDir (versions.json could not be rewritten):
     the caller got no RunDir to close, and its run.log took every later message."""
     import logging
 
-    from vsent.runs import open_run_dir
+    from vsent.runs import RunDir, open_run_dir
 
     out = tmp_path / "run"
     with open_run_dir(out, {"command": "x", "a": 1}, done="done.json") as rd:
@@ -533,6 +607,18 @@ def test_a_resume_refused_while_opening_leaves_no_log_handler(tmp_path):
                 if isinstance(h, logging.FileHandler)]
     assert "a later message" not in (out / "run.log").read_text()
     assert "ERROR stopped: " in (out / "run.log").read_text().splitlines()[-1]
+    (out / "versions.json").rmdir()
+    with pytest.MonkeyPatch.context() as mp:  # a Ctrl-C meanwhile: no handler left either
+        mp.setattr(RunDir, "record_resume", _interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            open_run_dir(out, {"command": "x", "a": 1}, resume=True, done="done.json")
+    assert not [h for h in logging.getLogger("vsent").handlers
+                if isinstance(h, logging.FileHandler)]
+    assert "WARNING interrupted" in (out / "run.log").read_text().splitlines()[-1]
+
+
+def _interrupt(*args):
+    raise KeyboardInterrupt
 
 
 def test_the_git_commit_is_vsents_own_or_none(tmp_path, monkeypatch):
@@ -776,6 +862,7 @@ def test_check_run_dir_refuses_as_open_run_dir_and_writes_nothing(tmp_path):
     assert check_run_dir(out, CFG) == "new" and not out.exists()
     _open(out)
     assert check_run_dir(out, {**CFG, "folds": [3]}) == "replace"  # no result yet
+    assert check_run_dir(out, CFG, overwrite=True) == "overwrite"  # asked: deleted whole
     (out / "fold1").mkdir()
     (out / "fold1" / "history.json").write_text("[]")
     before = sorted(p.name for p in out.iterdir())
@@ -783,6 +870,7 @@ def test_check_run_dir_refuses_as_open_run_dir_and_writes_nothing(tmp_path):
         check_run_dir(out, CFG)
     with pytest.raises(VsentError, match="made with other folds"):
         check_run_dir(out, {**CFG, "folds": [3]}, resume=True)
+    assert check_run_dir(out, {**CFG, "folds": [3]}, resume=True, ignore={"folds"}) == "resumed"
     assert check_run_dir(out, CFG, resume=True) == "resumed"
     assert check_run_dir(out, {**CFG, "folds": [3]}, overwrite=True) == "overwrite"
     (out / "summary.json").write_text("{}")
@@ -999,6 +1087,9 @@ def test_one_command_at_a_time_writes_a_run_directory(tmp_path):
     assert not lock.exists()
     _open(out, resume=True)  # free again
     assert not lock.exists()
+    nested = tmp_path / "runs" / "r"  # its folder not made yet: locked all the same
+    with open_run_dir(nested, CFG), pytest.raises(VsentError, match="is writing"):
+        open_run_dir(nested, CFG, resume=True)
 
 
 def test_the_lock_is_no_obstacle_where_nothing_can_be_written_or_a_name_is_long(tmp_path,
@@ -1098,7 +1189,7 @@ def test_six_keys_are_all_named_and_four_differences_end_with_dots(tmp_path):
     four = {**CFG, "train": {**CFG["train"], "lr": 1, "epochs": 1, "a": 1}, "folds": [3]}
     with pytest.raises(VsentError) as e:
         open_run_dir(out, four)
-    assert "; ...; see " in str(e.value)
+    assert "; ...; see " in str(e.value) and "train.lr:" not in str(e.value)  # 3 shown
     three = {**CFG, "train": {**CFG["train"], "lr": 1, "epochs": 1}, "folds": [3]}
     with pytest.raises(VsentError) as e:
         open_run_dir(out, three)
@@ -1483,6 +1574,10 @@ def test_a_stopped_resumed_session_is_marked_in_its_own_versions_entry(tmp_path)
         assert rd.status == "finished"
         raise VsentError("shown, then stopped")
     assert json.loads((out / "versions.json").read_text())["resumed"] == sessions
+    (out / "summary.json").unlink()
+    with pytest.raises(VsentError, match="data changed"), open_run_dir(out, CFG, resume=True):
+        (out / "versions.json").write_text("[]")  # damaged meanwhile: no entry to mark
+        raise VsentError("data changed")  # still the one said, not the marking's TypeError
 
 
 def test_write_csv_writes_the_named_columns_and_leaves_out_the_others(tmp_path):
@@ -1492,6 +1587,13 @@ def test_write_csv_writes_the_named_columns_and_leaves_out_the_others(tmp_path):
     path = rd.write_csv("p.csv", [{"image": "a.jpg", "label": 1, "note": "x"}],
                         ["image", "label"])
     assert path.read_text().splitlines() == ["image,label", "a.jpg,1"]
+    # a file name that is not UTF-8 (os.fsdecode(b"caf\xe9.jpg")) is written as its bytes
+    # in a sub-folder made for it; a tensor's value written as a number, not "tensor(0)"
+    import torch
+
+    path = rd.write_csv("sub/q.csv", [{"image": "caf\udce9.jpg", "label": torch.tensor(0)}],
+                        ["image", "label"])
+    assert path.read_bytes() == b"image,label\r\ncaf\xe9.jpg,0\r\n"
 
 
 def test_short_counts_the_entries_of_a_long_dict():
@@ -1527,6 +1629,12 @@ def test_a_new_train_seed_of_its_own_is_compared_with_a_legacy_stored_one(tmp_pa
     assert _open(out, {**legacy, "train": {"seed": 5}}, resume=True).status == "resumed"
     with pytest.raises(VsentError, match=r"train\.seed: stored 0, now 7"):
         _open(out, {**legacy, "train": {"seed": 7}}, resume=True)
+    with pytest.raises(VsentError, match=r"train: stored \{'seed': 0\}, now None"):
+        _open(out, {**legacy, "train": None}, resume=True)  # no mapping: no seed to adopt
+    from vsent.runs import as_stored_train_seed
+
+    new = {"seed": 5, "train": {"seed": 5}}  # a stored train without a seed: nothing adopted
+    assert as_stored_train_seed({"seed": 5, "train": {}}, new) == new
 
 
 def test_a_key_omitted_at_its_default_is_compared_when_both_configs_hold_it():
@@ -1570,6 +1678,12 @@ def test_a_dangling_config_json_link_is_named_as_no_vsent_runs(tmp_path):
         with pytest.raises(VsentError, match=r"holds a config\.json that is not a vsent run's"):
             _open(out, overwrite=overwrite)
     assert (out / "config.json").is_symlink()
+    from vsent.runs import is_run_dir
+
+    (out / "config.json").unlink()
+    (out / "config.json").mkdir()  # a folder of that name, even beside a versions.json
+    (out / "versions.json").write_text("{}")
+    assert not is_run_dir(out)
 
 
 def test_check_paths_false_opens_a_run_whose_data_path_is_missing_or_null(tmp_path):
@@ -1619,6 +1733,10 @@ def test_a_checkpoint_records_its_run_and_fold_only_beside_a_config(tmp_path):
     assert checkpoint_run(run / "fold3" / "model.pt", {"fold": 1}) == (run.resolve(), 3)
     assert checkpoint_run(run / "model.pt", {"fold": 2}) == (run.resolve(), 2)
     assert checkpoint_run(run / "model.pt", {"fold": "2"}) == (run.resolve(), None)
+    (run / "best1").mkdir()  # a folder not named fold<k> is no fold of the run
+    assert checkpoint_run(run / "best1" / "model.pt", {}) == (None, None)
+    (tmp_path / "model.pt").symlink_to(run / "fold3" / "model.pt")  # a link: where it points
+    assert checkpoint_run(tmp_path / "model.pt", {}) == (run.resolve(), 3)
 
 
 def test_a_models_name_or_the_folds_scheme_is_no_file_of_the_current_folder(tmp_path,
@@ -1641,6 +1759,7 @@ def test_an_init_of_another_tag_is_other_weights_though_the_file_is_the_same(tmp
     (tmp_path / "w.pt").write_bytes(b"w")
     absolute = str(tmp_path / "w.pt")
     assert config_diff({"init": "places=w.pt"}, {"init": f"places={absolute}"}) == []
+    assert config_diff({"init": "w.pt"}, {"init": absolute}) == []  # a file, no tag
     assert config_diff({"init": "places=w.pt"}, {"init": f"imagenet={absolute}"}) != []
     # a tag with no file after its "=" is no file: not the same init as the bare tag
     assert config_diff({"init": "places="}, {"init": "places"}) != []
@@ -1999,6 +2118,13 @@ def test_run_log_drops_a_line_it_cannot_write_without_a_logging_error(tmp_path, 
     """_RunLog whose file cannot be opened (its folder is gone): the line is dropped, with no
     "--- Logging error ---" on the console (mut48c R109)."""
     handler = _RunLog(tmp_path / "gone" / "run.log")
+    try:
+        assert handler.stream is None
+        handler.emit(logging.makeLogRecord({"msg": "a line", "levelno": logging.INFO}))
+    finally:
+        handler.close()
+    (tmp_path / "file").write_text("")  # a file where its folder goes: NotADirectoryError
+    handler = _RunLog(tmp_path / "file" / "run.log")
     try:
         assert handler.stream is None
         handler.emit(logging.makeLogRecord({"msg": "a line", "levelno": logging.INFO}))
