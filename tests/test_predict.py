@@ -882,15 +882,15 @@ def test_senti_log_and_the_ray_options_reach_what_uses_them(checkpoint, images, 
     real_rows = regions.predict_rows
 
     def rows(*a, **kw):
-        seen["senti_log"] = kw["senti_log"]
+        seen["senti_log"], seen["n_proposals"] = kw["senti_log"], kw["n_proposals"]
         return real_rows(*a, **kw)
 
     monkeypatch.setattr(regions, "predict_rows", rows)
     _, paths = images
     assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--regions",
-                 "--senti-log", "natural", "--device", "cpu", "--no-progress",
-                 "--out", str(tmp_path / "r.csv")]) == 0
-    assert seen["senti_log"] == "natural"
+                 "--senti-log", "natural", "--n-proposals", "40", "--device", "cpu",
+                 "--no-progress", "--out", str(tmp_path / "r.csv")]) == 0
+    assert (seen["senti_log"], seen["n_proposals"]) == ("natural", 40)  # (mut54a R47)
 
     @contextlib.contextmanager
     def engine(name, options):
@@ -909,6 +909,9 @@ def test_senti_log_and_the_ray_options_reach_what_uses_them(checkpoint, images, 
     assert seen["engine"] == "ray" and seen["progress"] is False
     assert (seen["options"].ray_cpus, seen["options"].ray_actors) == (3, 2)
     assert seen["options"].progress is True  # (the engine's own bar)
+    assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--engine", "ray",
+                 "--ray-address", "10.0.0.5:6379", "--out", str(tmp_path / "t.csv")]) == 0
+    assert seen["options"].ray_address == "10.0.0.5:6379"  # (mut54a R39)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1104,6 +1104,22 @@ def test_cli_builds_the_app_from_its_options(checkpoint, monkeypatch, capsys):
     assert (service.limits.max_request_bytes, service.limits.max_pixels,
             service.limits.max_inflight, service.config.max_wait_ms,
             service.config.decode_workers) == (10 * 1024 * 1024, 1000, 5, 9.0, 2)
+    # the port the help states, and an exported model loaded on the --device asked (mut54a
+    # S30, S44: "auto" would take a GPU for a service told to stay on the CPU)
+    from vsent.cli import build_parser
+    from vsent.export import ExportedPredictor
+
+    assert build_parser().parse_args(["serve", "--model", "m"]).port == 8000
+    loaded = []
+
+    def from_file(model, **kw):
+        loaded.append(kw)
+        raise VsentError("stop here")
+
+    monkeypatch.setattr(ExportedPredictor, "from_file", from_file)
+    assert main(["serve", "--model", "m.onnx", "--engine", "onnx", "--device", "cpu",
+                 "--max-batch", "4"]) == 2
+    assert loaded == [{"device": "cpu", "batch_size": 4}]
 
 
 # --------------------------------------------------------------------------------------------
