@@ -1443,6 +1443,8 @@ def test_a_k_past_the_sweep_and_an_integer_mean_are_read_as_the_docstring_says()
     assert render.value_at(sweep, ["ar", 2]) is None
     assert render.value_at(sweep, ["ar", -2]) == {"mean": 0.5, "std": 0.1}
     assert render.value_at({"m": {"mean": 1, "std": 0}}, ["m"]) == {"mean": 1.0, "std": 0.0}
+    # a mean recorded without a std (one run, no spread) is read with std 0 (mut54c S07)
+    assert render.value_at({"m": {"mean": 0.7}}, ["m"]) == {"mean": 0.7, "std": 0.0}
 
 
 @pytest.mark.parametrize("held", [0, {}, []])
@@ -2166,6 +2168,9 @@ def test_a_sub_run_whose_weights_nobody_recorded_is_labelled_n_a():
     from vsent.reports import render
 
     assert render.weights_label({"used": None, "model": "smallcnn"}) == "n/a"
+    # a weights file is named as code, as the report's other names (mut54c S25)
+    assert render.weights_label({"used": "runs/a/model.pt", "model": "smallcnn"}) == \
+        "`runs/a/model.pt`"
 
 
 # --------------------------------------------------------------------------------------------
