@@ -528,7 +528,8 @@ def iter_batches(
                     if x is QUIET:  # the input pauses: hand on the part batch held
                         if chunk:
                             break
-                        continue
+                        continue  # none held (paused right after a full batch): wait on,
+                        # an empty chunk below would end the batches
                     chunk.append(x)
                     if len(chunk) == batch_size:
                         break
