@@ -831,7 +831,8 @@ def test_cli_sun2016_quick_on_an_existing_run(campos, tmp_path, monkeypatch, cap
     assert main(argv) == 2  # an existing reproduction needs --resume
     assert "pass --resume" in capsys.readouterr().err
     # the analysed run's recipe, not the paper's; no --data (the run's data is used)
-    assert "- mode: analysis of the existing run" in md and "1 epochs" in md
+    mode = next(line for line in md.splitlines() if line.startswith("- mode: "))
+    assert mode.startswith("- mode: analysis of the existing run `") and "1 epochs" in mode
     assert "--data" not in md.split("- command:")[1].splitlines()[0]
     assert "full (the paper recipe)" not in md and "Full mode" not in md
     assert main([*argv, "--resume"]) == 0
