@@ -216,6 +216,10 @@ def test_missing_optional_library_is_a_one_line_user_error(tmp_path, monkeypatch
     assert one_line(ValueError("x" * 11), limit=10) == "xxxxxxx..."
     assert os_reason(PermissionError(13, "Permission denied", "/a/b")) == "permission denied"
     assert os_reason(OSError("Disk gone")) == "disk gone"
+    # the first letter only: a name inside keeps its capitals (mut54c X03); a reason is cut
+    # at 200 characters unless told (X02)
+    assert os_reason(OSError("Stale NFS file handle")) == "stale NFS file handle"
+    assert one_line(ValueError("x" * 300)) == "x" * 197 + "..."
     # mut54c X05: a dependency of the library missing is named, not the library
     (tmp_path / "vsent_lib_with_dep.py").write_text("import vsent_no_such_dep\n")
     importlib.invalidate_caches()  # (the folder was listed at the import above)

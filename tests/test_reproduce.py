@@ -2217,6 +2217,9 @@ def test_the_report_header_says_what_was_asked_for_measured_and_on_what_machine(
     older = {"table1": {"model": "caffenet", "requested": None, "used": "imagenet"}}
     assert "- weights: ImageNet (caffenet): `table1`\n" in \
         render.report_markdown({**_report(), "weights": older})
+    # every note is listed, the last too (mut54c S41)
+    noted = render.report_markdown({**_report(), "notes": ["first note", "last note"]})
+    assert "## Notes and deviations from the paper\n\n- first note\n- last note\n" in noted
     # mut54c S37: every sub-run of one weights label is named after it, not the first alone
     older["layers"] = older["table1"]
     assert "- weights: ImageNet (caffenet): `table1`, `layers`\n" in \
