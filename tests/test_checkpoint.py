@@ -13,6 +13,7 @@ import torch
 from vsent.errors import WeightsError
 from vsent.models import create_model, load_checkpoint, save_checkpoint
 from vsent.models.checkpoint import CHECKPOINT_FORMAT, read_checkpoint
+from vsent.models.weights import read_state_dict
 
 
 @pytest.mark.parametrize(
@@ -119,7 +120,7 @@ def test_what_is_not_a_checkpoint_is_named_in_plain_words(tmp_path, capsys):
     (tmp_path / "empty.pt").write_bytes(b"")
     (tmp_path / "random.pt").write_bytes(bytes(range(7, 250)))
     (tmp_path / "config.json").write_text('{"a": 1}')
-    (tmp_path / "m.onnx").write_bytes(b"\x08\x07\x12\x04onnx")
+    (tmp_path / "m.ONNX").write_bytes(b"\x08\x07\x12\x04onnx")  # the suffix in any case
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp_path / "ts.pt"))
     torch.save({"layer": torch.nn.Linear(2, 2)}, tmp_path / "pickled.pt")
     torch.save({"x": _Blocked()}, tmp_path / "blocked.pt")  # a module weights_only blocks
@@ -132,7 +133,7 @@ def test_what_is_not_a_checkpoint_is_named_in_plain_words(tmp_path, capsys):
         "random.pt": "not a vsent checkpoint (not a file written by torch.save)",
         "config.json": "not a vsent checkpoint (not a file written by torch.save)",
         # neither is a vsent export: no advice to run it with --engine onnx, which refuses it
-        "m.onnx": "not a vsent checkpoint (not a file written by torch.save; an ONNX file "
+        "m.ONNX": "not a vsent checkpoint (not a file written by torch.save; an ONNX file "
                   "that vsent did not write)",
         "ts.pt": "not a vsent checkpoint (a TorchScript file that vsent did not write)",
         "pickled.pt": "not a vsent checkpoint (it holds more than tensors and plain values: "
@@ -280,6 +281,9 @@ def test_a_checkpoint_cut_anywhere_is_named_truncated(tmp_path, capsys):
             with pytest.raises(WeightsError) as e:
                 read_checkpoint(cut, mmap=mmap)
             assert str(e.value) == f"{cut}: {why}", size
+        with pytest.raises(WeightsError) as e:  # --init FILE says the same of it
+            read_state_dict(cut)
+        assert str(e.value) == f"{cut}: not a PyTorch state dict {why[23:]}", size
     assert main(["card", str(cut)]) == 2
     assert capsys.readouterr().err == f"vsent: error: {cut}: {why}\n"
 
@@ -405,6 +409,12 @@ def test_a_missing_or_damaged_preprocess_entry_is_a_one_line_weights_error(tmp_p
         load_checkpoint(tmp_path / "none.pt")
     assert str(err.value) == (f"{tmp_path / 'none.pt'}: not a complete vsent checkpoint "
                               "(no preprocess)")
+    torch.save({k: v for k, v in ckpt.items() if k not in ("spec", "preprocess")},
+               tmp_path / "two.pt")  # every missing entry is named
+    with pytest.raises(WeightsError) as err:
+        load_checkpoint(tmp_path / "two.pt")
+    assert str(err.value) == (f"{tmp_path / 'two.pt'}: not a complete vsent checkpoint "
+                              "(no spec, preprocess)")
     torch.save({**ckpt, "preprocess": 5}, tmp_path / "bad.pt")
     with pytest.raises(WeightsError) as err:
         load_checkpoint(tmp_path / "bad.pt")

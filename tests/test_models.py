@@ -185,6 +185,10 @@ def test_family_resolves_names_by_prefix(monkeypatch):
         register_family("fake/x", resolve, lambda pattern: [])
     with pytest.raises(ValueError, match="family prefix"):
         register_model("fake/other")(lambda *, num_classes=2: Tiny(num_classes))
+    # a prefix is any start of a name, not only a first path part ending in "/"
+    register_family("tiny-", lambda name: ModelEntry(
+        name, lambda *, num_classes=2: Tiny(num_classes, name=name)), lambda pattern: [])
+    assert create_model("tiny-a").info.name == "tiny-a"
 
 
 def test_missing_optional_library_is_a_one_line_user_error(tmp_path, monkeypatch):
@@ -982,6 +986,9 @@ def test_same_statistics_compares_mean_std_and_channel_order():
                   dataclasses.replace(a, mean=(1.0, 2.0, 3.001)),
                   dataclasses.replace(a, channel_order="BGR")):
         assert not same_statistics(a, other)
+    # as the refusal of a plain file names them: 4 significant digits
+    torchvision_std = dataclasses.replace(CAFFE_PREPROCESS, std=(58.395, 57.12, 57.375))
+    assert registry._statistics(torchvision_std) == "mean 123/117/104 std 58.4/57.12/57.38"
 
 
 def test_a_checkpoint_as_init_gives_its_statistics_not_its_crop(tmp_path):
@@ -1157,6 +1164,9 @@ def test_a_plain_file_for_tags_of_other_statistics_must_name_its_tag(tmp_path, m
                        match=r"name the tag the file holds, --init TAG=.* \(tags: mobile\)$"):
         create_model("fake/t", init=str(weights))
     assert create_model("fake/t", init=f"mobile={weights}").info.preprocess.std == (2.0,) * 3
+    assert create_model("fake/t", init="mobile").info.preprocess.std == (2.0,) * 3  # the tag
+    with pytest.raises(WeightsError, match=r": a folder; give a weights file"):  # not "name"
+        create_model("fake/t", init=str(tmp_path))
     with pytest.raises(WeightsError, match="give the weights file after 'mobile='"):
         create_model("fake/t", init="mobile=")
 

@@ -139,6 +139,8 @@ def test_missing_head_and_extra_keys_are_fine(tmp_path, caplog):
         loaded = create_model("smallcnn", widths=(8,), init=path)
     assert _equal(source, loaded)
     assert "dropped keys the model does not have: extra.weight" in caplog.text
+    n = len(source.state_dict())  # counted among the model's tensors, not the file's n + 1
+    assert f"{path}: loaded {n} of {n} model tensors" in caplog.text
 
     # a file without the head loads into a variant whose head is new
     cut = create_model("caffenet", arch="fc8-1000").state_dict()
@@ -480,6 +482,7 @@ def test_a_dict_with_other_entries_names_the_first_that_is_not_a_tensor(tmp_path
                           "its 'state_dict' entry: 'step' is a float, not a tensor"),
         "int_keys.pth": ({0: torch.zeros(1)}, "key 0 is not a string"),
         "list.pth": ([torch.zeros(1)], "expected a dict of tensors, got list"),
+        "tensor.pth": (torch.zeros(1), "expected a dict of tensors, got Tensor"),
     }
     for name, (obj, why) in files.items():
         torch.save(obj, tmp_path / name)
@@ -761,6 +764,10 @@ def test_a_new_layer_covers_its_own_keys_not_a_module_whose_name_it_begins():
     state = {k: v for k, v in model.state_dict().items() if k.startswith("head2.")}
     assert load_matching(model, state, source="f", new_layers=("head",)) == [
         "head2.weight", "head2.bias"]
+    # a new layer may name one key itself: only that key may be missing
+    state = {k: v for k, v in model.state_dict().items() if k != "head.bias"}
+    assert load_matching(model, state, source="f", new_layers=("head.bias",)) == [
+        "head.weight", "head2.weight", "head2.bias"]
 
 
 def test_a_missing_batchnorm_counter_is_no_error_and_the_error_lists_three_keys():
