@@ -346,6 +346,7 @@ def test_cli_writes_summaries_table_and_timings(tmp_path, cache, capsys):
     assert config["k"] == 8 and config["seed"] == 0 and config["sift"]["mode"] == "dense"
     timings = json.loads((out / "timings.json").read_text())
     assert {"vocabulary_s", "encode_s", "svm_lch+bow_s"} <= set(timings["custom"]["folds"][0])
+    assert timings["custom"]["decoded"] == 16  # mut55d B74: a fresh cache decodes every image
     table = (out / "table.md").read_text()
     # a folder dataset is not Twitter I: our rows only, no published column or CNN rows
     assert "| LCH+BoW |" in table and "on a custom dataset" in table
@@ -544,7 +545,7 @@ def test_fold_blocks_sqrt_map_is_the_square_root_of_every_histogram():
         bl.fold_blocks(feats, train, ["cues"])
 
 
-def test_bow_norm_reaches_the_fold_blocks_and_is_checked():
+def test_bow_norm_reaches_the_fold_blocks_and_is_checked(monkeypatch):
     """--bow-norm l2 had no test: hard-coding l1 passed the suite (tests38 #4)."""
     rng = np.random.default_rng(1)
     desc = [rng.integers(0, 255, (15, 128)).astype(np.uint8) for _ in range(10)]
@@ -554,8 +555,22 @@ def test_bow_norm_reaches_the_fold_blocks_and_is_checked():
         config = bl.BaselineConfig(k=4, max_descriptors=100, bow_norm=norm)
         bow = bl.fold_blocks(feats, np.arange(7), ["bow"], config)["bow"]
         np.testing.assert_allclose(np.linalg.norm(bow, ord=order, axis=1), 1, rtol=1e-5)
-    with pytest.raises(VsentError, match=r"^BoW norm must be 'l1' or 'l2', got 'l3'$"):
-        bl.BaselineConfig(bow_norm="l3")
+    for bad in ("l3", "max"):  # mut55d B47: sklearn's third norm is not one of the paper's
+        with pytest.raises(VsentError, match=rf"^BoW norm must be 'l1' or 'l2', got '{bad}'$"):
+            bl.BaselineConfig(bow_norm=bad)
+    # mut55d B54: each step's time is its own (a stand-in Timer numbers its instances)
+    clocks = iter(range(1, 5))
+
+    class Clock:
+        def __init__(self) -> None:
+            self.elapsed = float(next(clocks))
+
+    monkeypatch.setattr(bl, "Timer", Clock)
+    timing = {}
+    bl.fold_blocks(feats, np.arange(7), ["bow", "fv"], bl.BaselineConfig(
+        k=4, max_descriptors=100, fisher_components=2, fisher_pca=4), timing)
+    assert timing == {"vocabulary_s": 1.0, "encode_s": 2.0, "fisher_s": 3.0,
+                      "fisher_encode_s": 4.0}
 
 
 def test_unknown_histogram_map_is_a_clear_error():
@@ -932,9 +947,8 @@ def test_a_table_whose_rows_have_other_fold_counts_names_no_count() -> None:
     assert [r["row"] for r in custom["rows"]] == ["gch", "always-positive"]
 
 
-def test_a_loaded_twitter_dataset_is_recorded_under_its_own_subset(twitter_like: Path,
-                                                                    tmp_path: Path,
-                                                                    cache: Path) -> None:
+def test_a_loaded_twitter_dataset_is_recorded_under_its_own_subset(
+        twitter_like: Path, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A :class:`Dataset` passed in (as the reproductions do) keeps its agreement subset in
     the run's config, its folder and the table, not "custom"."""
     dataset = load_dataset(twitter_like, "four")
@@ -943,6 +957,18 @@ def test_a_loaded_twitter_dataset_is_recorded_under_its_own_subset(twitter_like:
                              n_jobs=1, progress=False)
     assert json.loads((out / "config.json").read_text())["subsets"] == ["four"]
     assert table["subsets"] == ["four"] and (out / "four" / "gch" / "summary.json").is_file()
+    # mut55d B63: a loaded folder dataset (no subset) is recorded as custom, not null
+    folder = load_dataset(_warm_cold_folder(tmp_path / "data", n_per_class=2))
+    recorded = {}
+
+    def stop(out, config, **kw):
+        recorded.update(config)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(bl, "open_run_dir", stop)
+    with pytest.raises(RuntimeError, match="stop here"):
+        bl.run_baselines(folder, features="gch", out=tmp_path / "run2", progress=False)
+    assert recorded["subsets"] == ["custom"] and recorded["data"] == str(folder.root)
 
 
 def test_a_finished_run_returns_its_stored_timings_and_rewrites_nothing(tmp_path: Path,

@@ -649,6 +649,9 @@ def test_layers_markdown_sets_campos_table_2_beside_caffenet_layers(tmp_path):
     assert fc8["svm"].printed() == f"{fc8['svm'].mean:.2f} +- {fc8['svm'].std:.3f}"
     assert "Published (Campos et al. 2015, Table 2)" in md
     assert "this run started from" not in md  # no run directory given
+    # mut55d L67: one layer the paper does not have (another network's) drops the column
+    mixed = L.layers_markdown({"pool5": entry, "features.block1": entry})
+    assert "Campos et al." not in mixed.splitlines()[2] and "Published (" not in mixed
     # with the probes' directory, the note names the probed run's initial weights
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text(json.dumps({"init": "random"}))
@@ -715,6 +718,11 @@ def test_a_misspelt_layer_is_refused_first_naming_the_probe_layers(tmp_path, run
         layer_probes(dataclasses.replace(cfg, probe=dataclasses.replace(PROBE, inner_splits=50)),
                      out, progress=False)
     assert not out.exists()
+    # mut55d L46, L47: fold numbers the run lacks are refused, with the run's own range
+    with pytest.raises(VsentError,
+                       match=r": the run has no fold\(s\) \[6, 9\] \(folds 1\.\.5\)$"):
+        layer_probes(dataclasses.replace(cfg, folds=(9, 1, 6)), out, progress=False)
+    assert not out.exists()
 
 
 def test_too_many_inner_splits_are_refused_before_any_extraction(tmp_path, run_dir, monkeypatch):
@@ -729,6 +737,11 @@ def test_too_many_inner_splits_are_refused_before_any_extraction(tmp_path, run_d
     # the folds asked for are checked, not the run's first (mut52d L42)
     with pytest.raises(VsentError, match=r"^fold 2: the training images have \d+ of one class"):
         layer_probes(dataclasses.replace(cfg, folds=(2,)), tmp_path / "layers", progress=False)
+    # mut55d: every fold asked for, not only the first (fold 4's training images hold 8
+    # of one class, fold 1's 10)
+    with pytest.raises(VsentError, match=r"^fold 4: the training images have 8 of one class"):
+        layer_probes(dataclasses.replace(cfg, probe=ProbeConfig(inner_splits=9), folds=(1, 4)),
+                     tmp_path / "layers", progress=False)
 
 
 def test_fits_that_hit_the_iteration_cap_are_said_in_the_table(caplog):
@@ -1089,6 +1102,10 @@ def test_layers_extracted_in_two_sessions_keep_their_records_and_an_unstamped_fo
     assert layer_probes(cfg, out, progress=False) == first  # same features, same probe
     stamp = out / "results/fold1/model.sha256"
     stamp.unlink()
+    assert layer_probes(cfg, out, progress=False) == first
+    assert not stamp.exists()
+    # mut55d L58: nor a fold of such features whose results are gone (they are probed again)
+    shutil.rmtree(out / "results/fold1")
     assert layer_probes(cfg, out, progress=False) == first
     assert not stamp.exists()
     # mut49b L36: with its features deleted (as --delete-features leaves a fold), its results

@@ -221,6 +221,9 @@ def test_a_grey_step_is_as_strong_as_its_lightness_step():
     want = 1.0 - np.exp(-step * 5 / 18 / P.EDGE_TAU)
     np.testing.assert_allclose(edges[20, 29:31], [want, want], rtol=1e-3)
     assert edges[20, :29].max() == 0 and edges[20, 31:].max() == 0
+    # mut55d P51: a horizontal step (the y derivative) is exactly as strong as a vertical one
+    across = P.gradient_edges(np.ascontiguousarray(img.transpose(1, 0, 2)))[0]
+    np.testing.assert_allclose(across[29:31, 20], [want, want], rtol=1e-3)
 
 
 def test_edges_nms_keeps_ridge_only():
@@ -388,7 +391,9 @@ def test_edge_model_errors(tmp_path):
         P.make_edge_detector(tmp_path)
     bad = tmp_path / "bad.yml.gz"
     bad.write_bytes(b"not a model")
-    with pytest.raises(VsentError, match="cannot read it as a SED model"):
+    # mut55d P64: the message is OpenCV's own error (the binding's SystemError wraps it)
+    with pytest.raises(VsentError, match=r"cannot read it as a SED model: OpenCV\(.*"
+                                         r"Input file is invalid in function 'open'$"):
         P.make_edge_detector(bad)
     assert P.make_edge_detector().name == "gradient"
 
@@ -1268,6 +1273,12 @@ def test_triangle_smooth_is_dollars_triangle_kernel(radius: int, taps: list[int]
     flat = np.full((6, 9), 0.25, np.float32)  # reflected borders: a flat map stays flat
     np.testing.assert_allclose(P.triangle_smooth(flat, radius), flat, rtol=1e-6)
     assert P.triangle_smooth(img, 0) is img
+    # mut55d P43: BORDER_REFLECT repeats the border pixel (cv2's default would mirror the
+    # next one): a corner impulse keeps (k[r] + k[r - 1]) ** 2 of itself
+    corner = np.zeros((15, 15), np.float32)
+    corner[0, 0] = 1.0
+    assert P.triangle_smooth(corner, radius)[0, 0] == pytest.approx(
+        (k[radius] + k[radius - 1]) ** 2, abs=1e-7)
 
 
 def test_edge_orientation_never_reaches_pi_after_float32_rounding() -> None:
@@ -1278,6 +1289,10 @@ def test_edge_orientation_never_reaches_pi_after_float32_rounding() -> None:
     e = (1e-3 * (x - 10) ** 2 - 1e-10 * (y - 10) ** 2).astype(np.float32)
     o = P.edge_orientation(e, radius=0)
     assert o.dtype == np.float32 and (o >= 0).all() and (o < np.pi).all()
+    # mut55d P44: where Oxy is exactly 0, sign(-Oxy) is +1: x^2 + 2 y^2 (exact in float32)
+    # has Oxx = 8, Oyy = 16, so atan(2), not pi - atan(2)
+    bowl = ((x - 10) ** 2 + 2 * (y - 10) ** 2).astype(np.float32)
+    assert P.edge_orientation(bowl, radius=0)[10, 10] == pytest.approx(np.arctan(2), abs=1e-5)
 
 
 @pytest.mark.parametrize("bad, message", [
