@@ -20,10 +20,10 @@ timm = pytest.importorskip("timm")
 from vsent.errors import VsentError, WeightsError  # noqa: E402
 from vsent.models import clip_models, create_model, list_models, timm_models  # noqa: E402
 from vsent.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from vsent.models.weights import read_state_dict  # noqa: E402
 from vsent.zeroshot import (  # noqa: E402
     DEFAULT_PROMPTS,
     read_prompts,
-    read_weights,
     zero_shot_model,
 )
 
@@ -468,17 +468,17 @@ def test_zero_shot_from_random_weights_warns_that_its_scores_mean_nothing(caplog
         "mean nothing" in caplog.text
 
 
-def test_read_weights_reads_safetensors(tmp_path):
+def test_read_state_dict_reads_safetensors(tmp_path):
     from safetensors.torch import save_file
 
     state = {"a": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2)}
     save_file(state, str(tmp_path / "w.safetensors"))
-    got = read_weights(tmp_path / "w.safetensors")
+    got = read_state_dict(tmp_path / "w.safetensors")
     assert set(got) == {"a", "b"}
     torch.testing.assert_close(got["a"], state["a"])
     (tmp_path / "bad.safetensors").write_bytes(b"nope")
-    with pytest.raises(WeightsError, match="not a safetensors file"):
-        read_weights(tmp_path / "bad.safetensors")
+    with pytest.raises(WeightsError, match=r"bad\.safetensors: not a PyTorch state dict \("):
+        read_state_dict(tmp_path / "bad.safetensors")
 
 
 # --- tags and listing through the registry -------------------------------------------------------

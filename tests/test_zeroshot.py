@@ -266,16 +266,24 @@ def test_zero_shot_checkpoint_names_need_the_clip_family():
         get_model_entry("zeroshot/clap/vsent-test-vit")
 
 
-def test_read_weights_safetensors_suffix_any_case_and_a_missing_file(tmp_path):
+def test_read_state_dict_safetensors_suffix_any_case_and_a_missing_file(tmp_path):
+    """A .SAFETENSORS file is read as one (torch.load goes by the lower-case suffix alone: it
+    was "not a PyTorch state dict (... Unsupported operand 56)" for --init of any model but a
+    zero-shot CLIP, whose reader was its own)."""
     from safetensors.torch import save_file
 
     from vsent.errors import WeightsError
-    from vsent.zeroshot import read_weights
+    from vsent.models import create_model
+    from vsent.models.weights import read_state_dict
 
     save_file({"a": torch.ones(2)}, str(tmp_path / "W.SAFETENSORS"))
-    torch.testing.assert_close(read_weights(tmp_path / "W.SAFETENSORS")["a"], torch.ones(2))
+    torch.testing.assert_close(read_state_dict(tmp_path / "W.SAFETENSORS")["a"], torch.ones(2))
     with pytest.raises(WeightsError, match=r"missing\.safetensors: no such file$"):
-        read_weights(tmp_path / "missing.safetensors")
+        read_state_dict(tmp_path / "missing.safetensors")
+    source = create_model("smallcnn", widths=(4,))
+    save_file(source.state_dict(), str(tmp_path / "M.SafeTensors"))
+    loaded = create_model("smallcnn", widths=(4,), init=tmp_path / "M.SafeTensors")
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in source.state_dict().items())
 
 
 def test_a_builder_option_given_wins_over_the_tags(monkeypatch):

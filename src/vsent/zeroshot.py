@@ -42,7 +42,7 @@ from vsent.models.clip_models import (
     tags,
     tower_preprocess,
 )
-from vsent.models.weights import PretrainedWeights
+from vsent.models.weights import PretrainedWeights, read_state_dict
 
 log = logging.getLogger("vsent")
 
@@ -264,7 +264,7 @@ def _load_full(arch: str, init: str | PathLike[str], quick_gelu: bool = False) -
         raise WeightsError(f"--init {init}: neither an open_clip tag of {arch} "
                            f"({', '.join(tags(arch)) or 'none'}) nor a weights file")
     clip = random_clip(arch, quick_gelu)
-    state = read_weights(init)
+    state = read_state_dict(init)  # (.safetensors, .bin, .pt: open_clip's files)
     own = clip.state_dict()
     missing = [k for k in own if k not in state]
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
@@ -275,21 +275,3 @@ def _load_full(arch: str, init: str | PathLike[str], quick_gelu: bool = False) -
     clip.load_state_dict({k: state[k] for k in own})
     return clip
 
-
-def read_weights(path: str | PathLike[str]) -> dict[str, Tensor]:
-    """A state dict from a ``.safetensors`` file, else :func:`vsent.models.weights.
-    read_state_dict` (``.pt``/``.pth``/``.bin``, vsent checkpoints)."""
-    from vsent.models.weights import read_state_dict
-
-    path = Path(path)
-    if path.suffix.lower() == ".safetensors":
-        if not path.is_file():
-            raise WeightsError(f"{path}: no such file")
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return dict(load_file(str(path)))
-        except (SafetensorError, OSError) as exc:
-            raise WeightsError(f"{path}: not a safetensors file ({exc})") from exc
-    return read_state_dict(path)

@@ -190,7 +190,8 @@ def without_wrapper_prefix(state: Mapping[str, Tensor], own: Mapping[str, Tensor
 
 
 def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
-    """Tensors of a ``.pt``/``.pth`` state dict, a vsent checkpoint or a ``.caffemodel`` file."""
+    """Tensors of a ``.pt``/``.pth``/``.bin`` state dict, a vsent checkpoint, a
+    ``.safetensors`` or a ``.caffemodel`` file (suffixes in any case)."""
     path = Path(path)
     if path.is_dir():
         raise WeightsError(f"{path}: a folder; give a weights file (.pt, .pth, .safetensors or "
@@ -201,6 +202,8 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
         from vsent.models.caffe import load_caffemodel  # protobuf reader, only needed here
 
         return dict(load_caffemodel(path))
+    if path.suffix.lower() == ".safetensors":  # (torch.load takes ".safetensors" alone)
+        return _read_safetensors(path)
     try:
         # weights_only: a weights file must not be able to run code when loaded.
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -222,6 +225,19 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
         where = f"its {entry!r} entry: " if entry else ""
         raise WeightsError(f"{path}: not a PyTorch state dict ({where}{why})")
     return dict(obj)
+
+
+def _read_safetensors(path: Path) -> dict[str, Tensor]:
+    """The tensors of a safetensors file (the 'backbones' extra brings the library)."""
+    from vsent.errors import import_extra, one_line
+
+    reader = import_extra("safetensors.torch", "a .safetensors file", "backbones", WeightsError)
+    from safetensors import SafetensorError
+
+    try:
+        return dict(reader.load_file(str(path)))
+    except (SafetensorError, OSError) as exc:
+        raise WeightsError(f"{path}: not a PyTorch state dict ({one_line(exc)})") from exc
 
 
 def _not_tensors(obj: Mapping[object, object]) -> str | None:
