@@ -578,11 +578,8 @@ def test_run_log_takes_vsents_lines_and_its_handler_goes_on_every_exit_path(tmp_
     assert "not the run's" not in (tmp_path / "r" / "run.log").read_text()
     assert rd._handler.stream is None and [list(lg.handlers) for lg in loggers] == before
 
-    def second_interrupt(*args):
-        raise KeyboardInterrupt
-
     rd = RunDir(tmp_path / "s")
-    monkeypatch.setattr(rd, "log_only", second_interrupt)
+    monkeypatch.setattr(rd, "log_only", _interrupt)  # a second Ctrl-C
     with pytest.raises(KeyboardInterrupt):
         rd.close(VsentError("first"))
     assert rd._handler.stream is None and [list(lg.handlers) for lg in loggers] == before

@@ -53,7 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from vsent.data.transforms import Preprocess
-from vsent.errors import VsentError, WeightsError
+from vsent.errors import VsentError, WeightsError, import_extra, one_line
 from vsent.files import file_digest
 
 logger = logging.getLogger(__name__)
@@ -229,8 +229,6 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
 
 def _read_safetensors(path: Path) -> dict[str, Tensor]:
     """The tensors of a safetensors file (the 'backbones' extra brings the library)."""
-    from vsent.errors import import_extra, one_line
-
     reader = import_extra("safetensors.torch", "a .safetensors file", "backbones", WeightsError)
     from safetensors import SafetensorError
 
