@@ -326,6 +326,8 @@ def test_class_names_must_match_the_rebuilt_models_width_exactly(tmp_path):
     """Three names for two outputs is refused like one (a label column would name a class
     the model never scores); the width checked is the rebuilt model's, whatever the file's
     ``info`` records (check_complete)."""
+    from vsent.models.card import model_card
+
     path = save_checkpoint(tmp_path / "model.pt", create_model("smallcnn", widths=(4, 8)))
     ckpt = torch.load(path, weights_only=True)
     torch.save({**ckpt, "class_names": ["a", "b", "c"]}, tmp_path / "three.pt")
@@ -337,6 +339,10 @@ def test_class_names_must_match_the_rebuilt_models_width_exactly(tmp_path):
     torch.save({**ckpt, "info": info}, tmp_path / "info.pt")
     model, meta = load_checkpoint(tmp_path / "info.pt")
     assert model.info.num_outputs == 2 and meta["class_names"] == ["negative", "positive"]
+    # an ``info`` that is no dict (a hand-edited file) is as good as none: spec.num_classes
+    torch.save({**ckpt, "info": ["smallcnn"]}, tmp_path / "list.pt")
+    assert load_checkpoint(tmp_path / "list.pt")[0].info.num_outputs == 2
+    assert model_card(tmp_path / "list.pt")["model"]["num_classes"] == 2
 
 
 def test_a_spec_without_num_classes_is_named_not_a_key_error(tmp_path):

@@ -299,9 +299,25 @@ def test_download_with_wrong_sha1_is_removed(offline, monkeypatch):
                         lambda url, dst, *a, **k: Path(dst).write_bytes(b"html error page"))
     weights = WeightsFile(url="http://example.invalid/w.caffemodel", file_name="w.caffemodel",
                           sha1="0" * 40)
-    with pytest.raises(WeightsError, match="downloaded file has SHA-1 .*, expected 0000"):
+    with pytest.raises(WeightsError) as err:
         weights.fetch("caffenet")
+    digest = hashlib.sha1(b"html error page").hexdigest()
+    assert str(err.value) == (f"{weights.url}: downloaded file has SHA-1 {digest}, "
+                              f"expected {'0' * 40}")
     assert not (offline / "w.caffemodel").exists()
+
+
+def test_a_file_without_a_sha1_is_taken_unhashed(offline, monkeypatch):
+    """``sha1=None``: nothing to check the download against, so it is kept and never hashed."""
+    from vsent.models import weights as weights_module
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file",
+                        lambda url, dst, *a, **k: Path(dst).write_bytes(b"weights"))
+    monkeypatch.setattr(weights_module, "file_digest", lambda *a: pytest.fail("hashed"))
+    weights = WeightsFile(url="http://example.invalid/w.pt", file_name="w.pt")
+    assert weights.fetch("m") == offline / "w.pt" == weights.fetch("m")  # downloaded, then cached
+    assert (offline / "w.pt").read_bytes() == b"weights"
+    assert not (offline / "w.pt.sha1-ok").exists()
 
 
 @pytest.mark.parametrize("name", ["smallcnn", "pcnn"])
