@@ -192,6 +192,9 @@ def test_absolute_path_takes_dotdot_through_links_and_keeps_the_last_names(tmp_p
     # '..' after no folder: as typed, so that the error names it (review41 F3: it ran on X)
     assert absolute_path("missing/../tw") == work / "missing" / ".." / "tw"
     assert not absolute_path("missing/../tw").exists()
+    # nor after a file: realpath would drop "notes/.." (the file system says "not a folder")
+    (work / "notes").write_text("x")
+    assert absolute_path("notes/../tw") == work / "notes" / ".." / "tw"
     from vsent.cli.common import data_path
 
     recorded = data_path("../tw")  # as a run's config.json records --data
@@ -285,6 +288,8 @@ def test_check_replaceable_refuses_a_folder_even_with_overwrite_and_takes_overwr
     with pytest.raises(VsentError, match="exists and is no model card"):
         check_replaceable(other, "--out", "model card", lambda p: False)
     check_replaceable(other, "--out", "model card", lambda p: False, overwrite=True)
+    # a new file is no earlier output of any kind, and nothing is in its way
+    check_replaceable(tmp_path / "new.md", "--out", "model card", lambda p: False)
 
 
 def test_a_file_without_write_bits_is_write_protected_for_root_too(tmp_path, monkeypatch):
@@ -307,6 +312,8 @@ def test_a_file_that_cannot_be_read_is_in_no_byte_group(tmp_path):
     same = tmp_path / "f.bin"
     same.write_bytes(b"x" * os.path.getsize(folder))
     assert byte_groups([folder, same]) == [None, 1]
+    # alone, its size is no other file's: it is not read and stays its own group
+    assert byte_groups([folder]) == [0]
 
 
 def test_an_out_or_an_input_that_does_not_exist_is_no_clash(tmp_path):
@@ -320,6 +327,10 @@ def test_an_out_or_an_input_that_does_not_exist_is_no_clash(tmp_path):
     with pytest.raises(VsentError, match=r"--out .*in\.pt is .*in\.pt, which this command "
                                          r"reads"):
         check_not_an_input(tmp_path / "in.pt", [tmp_path / "in.pt"])
+    # the same file by another name (a hard link) is that input too
+    os.link(tmp_path / "in.pt", tmp_path / "also.pt")
+    with pytest.raises(VsentError, match=r"also\.pt is .*in\.pt, which this command reads"):
+        check_not_an_input(tmp_path / "also.pt", [tmp_path / "in.pt"])
 
 
 def _label_rows(path: Path, text: str) -> list:

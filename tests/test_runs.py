@@ -988,6 +988,7 @@ def test_a_config_recorded_before_train_seed_followed_seed_still_resumes(tmp_pat
 @pytest.mark.parametrize("make, message", [
     (lambda f: f.mkdir(), r"not readable \(\[Errno 21\] Is a directory"),
     (lambda f: f.write_text("{"), r"not readable JSON \(Expecting"),
+    (lambda f: f.write_bytes(b"\xff{}"), r"not readable JSON \(.*codec can't decode"),  # no text
     (lambda f: f.write_text("[]"), r"not the record of the thing \(keys a, b\);"),
     (lambda f: f.write_text('{"a": 1}'), r"not the record of the thing \(keys a, b\);"),
 ])
@@ -1499,6 +1500,9 @@ def test_the_change_error_names_three_images_exactly_and_a_removed_image_plainly
                                changed=["a", "b", "c"])
     assert "changed (file contents, name or label): a, b, c; see " in str(e)
     assert "more" not in str(e)
+    e = make_data_change_error("D", "then", same, same, tmp_path / "data.json", "fix it",
+                               changed=["a", "b", "c", "d"])  # the fourth: counted, not named
+    assert "changed (file contents, name or label): a, b, c and 1 more; see " in str(e)
     fewer = {"n_images": 4, "n_positive": 2}
     e = make_data_change_error("D", "then", same, fewer, tmp_path / "data.json", "fix it",
                                changed=[])
@@ -1543,6 +1547,11 @@ def test_an_unreadable_record_says_the_remedy_of_the_command_that_reads_it(twitt
     with pytest.raises(VsentError, match=r"not readable JSON .*; restore it from a copy of the "
                                          r"run, or run crossval again$"):
         check_data_record(record, ds, "DATA", "then", "run crossval again")
+    # a folder where the record should be is no record to skip (only an absent one is)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "data.json").mkdir()
+    with pytest.raises(VsentError, match=r"data\.json: not readable \("):
+        check_data_record(tmp_path / "run" / "data.json", ds, "DATA", "then", "run it again")
 
 
 # mutation round 45 (mut45b): vsent.runs mutants the suite missed
