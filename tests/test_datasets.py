@@ -797,6 +797,9 @@ def test_a_pathlib_path_where_a_dataset_is_expected_is_said(tmp_path):
         check_dataset(tmp_path, "make_folds")
     assert str(info.value) == (f"make_folds takes a Dataset, got the path {tmp_path!r}: pass "
                                f"vsent.data.load_dataset({tmp_path!r})")
+    # mut56e D5: a bytes path (os.fsencode) is a path too
+    with pytest.raises(TypeError, match=r"^make_folds takes a Dataset, got the path b'/d'"):
+        check_dataset(b"/d", "make_folds")
     check_dataset(None, "make_folds")  # (anything else is left to the caller)
 
 

@@ -878,6 +878,9 @@ def test_every_registered_paper_builds_a_plan():
         "regions-three"]
     assert R.step_names(R.make_plan("you2015", "data")) == [
         "baselines", "pcnn-five", "pcnn-four", "pcnn-three", "pcnn-weak-five", "pcnn-weak-four"]
+    # mut56e Y8: weak-label sub-runs only for the plan's own subsets (none for three-agree)
+    three = dataclasses.replace(R.make_plan("you2015", "data"), subsets=("three",))
+    assert R.step_names(three) == ["baselines", "pcnn-three"]
 
 
 def test_a_new_paper_is_one_registered_class(tmp_path):
@@ -1149,6 +1152,8 @@ def test_sun2016_k_sweep_legend_covers_no_data(tmp_path, monkeypatch):
         assert not any(legend.contains(x, y) for x, y in points)
         assert not legend.overlaps(axes)
         assert figure.contains(legend.x0, legend.y0) and figure.contains(legend.x1, legend.y1)
+    # mut56e S12: regions folders none of which holds a sweep yet: no figure, no error
+    assert sun2016._figure(tmp_path, {"five": tmp_path / "no-sweep"}) is None
 
 
 def test_a_value_missing_from_a_finished_sub_run_reads_not_recorded(campos, tmp_path,
@@ -1303,6 +1308,13 @@ def test_campos_notes_state_caffenet_and_split_facts_only_where_they_hold(tmp_pa
     (table1 / "data.json").write_text(json.dumps({"n_images": 3}))
     assert "are not stratified and cover 2 of the 3 five-agree images." in " ".join(
         paper.notes(plan, session, {}))
+    # mut56e A1: a count that is no integer (a damaged data.json) is not printed as one
+    (table1 / "data.json").write_text(json.dumps({"n_images": "?"}))
+    assert "are not stratified and cover 2 five-agree images." in " ".join(
+        paper.notes(plan, session, {}))
+    # mut56e A2: folds that are no list (a damaged folds.json) cover nothing that is said
+    (table1 / "folds.json").write_text(json.dumps({"folds": {"1": {"test": ["c"]}}}))
+    assert "are not stratified. " in " ".join(paper.notes(plan, session, {}))
     other = dataclasses.replace(plan, template=_template(tmp_path).replace(
         folds="stratified", subset="four"))  # a smallcnn with AdamW, another split
     notes = " ".join(paper.notes(other, None, {}))
@@ -1798,6 +1810,10 @@ def test_sun2016_refuses_an_init_with_a_run_and_a_run_that_is_no_finished_crossv
     (run / "config.json").write_text(json.dumps({"command": "fuse"}))
     with pytest.raises(VsentError, match="a fuse run, not a crossval run"):
         sun2016._run_config(str(run))
+    # mut56e S7: nor is any other command's record (a reproduce folder) a crossval run
+    (run / "config.json").write_text(json.dumps({"command": "reproduce"}))
+    with pytest.raises(VsentError, match="a reproduce run, not a crossval run"):
+        sun2016._run_config(str(run))
     (run / "summary.json").unlink()
     with pytest.raises(VsentError, match=r"not a finished crossval run \(no summary.json\)"):
         sun2016._run_config(str(run))
@@ -1884,6 +1900,8 @@ def test_sun2016_table_of_a_plan_nothing_of_which_ran(tmp_path):
         "k": [1], "global": {"mean": 0.5}, "ar": {"mean": [0.5], "std": [0.1]}}))
     report = sun2016.Sun2016().run(plan, _nothing_run_session(tmp_path, ran))
     assert list(ran) == ["crossval-five", "crossval-four", "crossval-three"]
+    # mut56e S10: the runs the report cites are the crossval runs, not their regions
+    assert report["run"] == list(ran)
     table = report["tables"][0]
     assert table["title"] == "Table 1: Twitter I five / four / three agree, accuracy"
     best = [r for r in table["rows"] if r["cells"][0] == papers.SUN2016_ROWS[
@@ -1922,7 +1940,8 @@ def test_you2015_runs_the_baselines_on_all_three_subsets_or_one(tmp_path, monkey
         with pytest.raises(Ran):
             you2015.You2015().run(dataclasses.replace(plan, subsets=subsets), session)
     assert given == ["all", "all", "four"]
-    for subsets in (("five", "four"), ("seven",)):
+    # mut56e Y1: a subset named twice is no "all three" (its rows would be listed twice)
+    for subsets in (("five", "four"), ("seven",), ("five", "four", "three", "five")):
         with pytest.raises(VsentError, match="you2015 subsets must be all three or one of"):
             you2015.You2015().run(dataclasses.replace(plan, subsets=subsets), session)
     assert len(given) == 3
@@ -2486,6 +2505,8 @@ def test_sun2016_recipe_and_column_of_a_run_with_few_records(tmp_path):
     cfg = {"data": str(tw), "model": "smallcnn", "init": "random", "train": {"epochs": 2},
            "folds": "stratified"}
     assert sun2016._run_subset(cfg) == "five"
+    # mut56e S2: a subset recorded as null (no subset given) reads five-agree too
+    assert sun2016._run_subset({**cfg, "subset": None}) == "five"
     assert sun2016._recipe(cfg) == ("smallcnn from random weights, 2 epochs, subset five, "
                                     "folds stratified")
     csv = tmp_path / "labels.csv"
@@ -2621,6 +2642,25 @@ def test_sun2016_cites_an_analysed_run_given_relative_by_its_absolute_path(tmp_p
     report = sun2016.Sun2016().run(plan, session)
     assert report["run"] == str(tmp_path.resolve() / "run")
     assert {r["cells"][2] for r in report["tables"][0]["rows"]} == {"four"}
+
+
+def test_sun2016_titles_a_run_on_other_data_by_its_folder_not_twitter_i(tmp_path):
+    """mut56e S4: the table of a run on a positive/ + negative/ folder is titled by that
+    folder, not "Twitter I ... agree" (only Twitter I subsets make that title)."""
+    from vsent.reports import sun2016
+
+    mine = tmp_path / "mine"
+    for cls in ("positive", "negative"):
+        (mine / cls).mkdir(parents=True)
+    run = _crossval_record(tmp_path, command="crossval", data=str(mine), model="smallcnn",
+                           init="random")
+    plan = R.make_plan("sun2016", "unused", quick=True, device="cpu", run=str(run))
+    out = tmp_path / "out"
+    out.mkdir()
+    session = _nothing_run_session(out, {})
+    session.save = lambda: None
+    title = sun2016.Sun2016().run(plan, session)["tables"][0]["title"]
+    assert title == "Table 1: mine (not Twitter I), accuracy"
 
 
 def test_you2015_lists_a_plans_extra_features_before_always_positive_and_prf_in_order(
