@@ -1334,6 +1334,8 @@ def test_pcnn_built_directly_has_the_papers_widths_and_says_its_output_count():
     assert (model.info.num_outputs, model.info.feature_dim) == (2, 24)
     three = create_model("pcnn", num_classes=3, fc_widths=(16, 16, 8))
     assert three.info.num_outputs == three.fc4.out_features == 3
+    # mut56b N20: its probe layers are stored whole, as CaffeNet's, not globally averaged
+    assert {model.info.pool_of(layer) for layer in model.info.probe_layers} == {"flatten"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -462,7 +462,10 @@ def test_transfer_table_says_how_many_folds_the_split_had():
     table = {"reference": "pcnn", "architecture": "pcnn", "model": "m.pt",
              "folds": "my_folds.json", "evaluation": "centre",
              "rows": [transfer_row("five", summary)], "published_source": PUBLISHED_SOURCE}
-    assert "\n3-fold fine-tuning on Twitter I (my_folds.json folds" in transfer_markdown(table)
+    md = transfer_markdown(table)
+    assert "\n3-fold fine-tuning on Twitter I (my_folds.json folds" in md
+    # mut56b P33: a published cell keeps the paper's decimals (its 77.30 %), not 3 of ours
+    assert "| five | 0.700 +- 0.000 / 0.7730 | " in md
     old = {**table, "folds": "campos",
            "rows": [{k: v for k, v in table["rows"][0].items() if k != "n_folds"}]}
     assert "\n5-fold fine-tuning on Twitter I (campos folds" in transfer_markdown(old)
@@ -1032,6 +1035,8 @@ def test_pcnn_options_left_out_are_the_documented_defaults(tmp_path):
     assert cfg.train == you["train"].replace(seed=0, device="auto")
     assert cfg.finetune == you["finetune"].replace(seed=0, device="auto")
     assert (cfg.oversample, cfg.skip_bad, cfg.subset) == (False, False, "five")
+    # mut56b P35: the Python API's config left to its defaults scores as the CLI's does
+    assert ProgressiveConfig(data=data).eval_batch_size == cfg.eval_batch_size == 64
     model = str(tmp_path / "model.pt")
     args = build_parser().parse_args(["pcnn-transfer", "--model", model, "--data", data])
     assert transfer_config_from_args(args) == TransferConfig(
@@ -1201,6 +1206,29 @@ def test_a_finished_transfer_missing_one_subsets_summary_returns_its_stored_tabl
         assert _transfer_table_again(run, cfg) == {"rows": ["stored"]}
 
 
+def test_a_finished_transfer_table_built_again_is_written_again(tmp_path):
+    """mut56b P29: a finished transfer whose stored table differs from today's (published
+    values, labels, columns) writes its table files again, so they say what it returns."""
+    from vsent.analyses.pcnn import TransferConfig, _transfer_table_again
+    from vsent.metrics import summarize_folds
+    from vsent.runs import RunDir
+
+    cfg = TransferConfig(model="m.pt", data="d", subsets=["five"])
+    summary = summarize_folds([{"fold": 1, "accuracy": 0.7, "precision": 0.7, "recall": 0.7,
+                                "f1": 0.7}])
+    stored = {"model": "m.pt", "architecture": "pcnn", "folds": "campos",
+              "evaluation": "center", "reference": "pcnn", "published_source": "old",
+              "rows": [], "seconds": 1.0}
+    with RunDir(tmp_path / "run") as run:
+        run.write_json("transfer.json", stored)
+        (run.path / "five").mkdir()
+        run.write_json("five/summary.json", summary)
+        table = _transfer_table_again(run, cfg)
+        assert table["rows"][0]["subset"] == "five" and table != stored
+        assert run.read_json("transfer.json") == table
+        assert "| five | 0.700 +- " in (run.path / "transfer.md").read_text()
+
+
 def test_transfer_config_refuses_a_subset_twice_and_a_folds_file_for_two_subsets():
     """mut48b P27, P28: a subset named twice would fine-tune it twice into one folder; a folds
     file holds one subset's folds, so two subsets with it are refused as three are."""
@@ -1238,6 +1266,11 @@ def test_checkpoint_spec_refuses_a_model_whose_outputs_are_not_two_whatever_its_
     with pytest.raises(VsentError, match=r"^m\.pt: a caffenet with 4096 outputs; domain "
                                          r"transfer needs a 2-way"):
         P.checkpoint_spec("m.pt")
+    # mut56b P22: nor is one of two outputs built for another number of classes
+    fake(2, 3)
+    with pytest.raises(VsentError, match=r"^m\.pt: a caffenet with 2 outputs; domain "
+                                         r"transfer needs a 2-way"):
+        P.checkpoint_spec("m.pt")
     fake(2, 2)
     assert P.checkpoint_spec("m.pt") == ("caffenet", {}, {"stage": "x"})
 
@@ -1263,13 +1296,15 @@ def test_a_stage_1_model_that_recorded_no_data_hash_is_not_refused(tmp_path, mon
 
 def test_progressive_refuses_a_model_of_three_outputs_before_its_run_folder(tmp_path):
     """mut48b P34: the removal rule reads two softmax scores; a 3-way network is refused (not
-    only one of fewer outputs), before the run folder exists."""
-    cfg = ProgressiveConfig(data=str(tmp_path), model_kwargs={"num_classes": 3,
-                                                              "fc_widths": [8, 8, 8]})
-    with pytest.raises(VsentError, match=r"^progressive training needs a 2-way model, pcnn "
-                                         r"has 3 outputs$"):
-        progressive(cfg, tmp_path / "run", progress=False)
-    assert not (tmp_path / "run").exists()
+    only one of fewer outputs), before the run folder exists. mut56b P3: so is a 1-output one
+    (refusing only more than two outputs let it through)."""
+    for outputs in (3, 1):
+        cfg = ProgressiveConfig(data=str(tmp_path), model_kwargs={"num_classes": outputs,
+                                                                  "fc_widths": [8, 8, 8]})
+        with pytest.raises(VsentError, match=r"^progressive training needs a 2-way model, pcnn "
+                                             rf"has {outputs} outputs$"):
+            progressive(cfg, tmp_path / "run", progress=False)
+        assert not (tmp_path / "run").exists()
 
 
 def test_a_resume_after_stage_1_scores_with_the_stage_1_network(make_learnable, tmp_path):
