@@ -2,6 +2,7 @@ import dataclasses
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +79,7 @@ def test_every_label_problem_is_listed_with_file_and_line(twitter_like):
     lines[1] = f"{rows[1][0]} 2"  # wrong label value
     lines.append("ghost.jpg 1")  # unknown file
     lines.append(f"{rows[0][0]} 0")  # duplicate
-    lines.append(f"{rows[6][0]} 1 extra")  # malformed
+    lines.append(f"  {rows[6][0]} 1 extra\t")  # malformed (quoted without its blanks)
     lines.append("")  # blank lines are allowed
     lines.append(rows[7][0])  # malformed: missing label
     path = _rewrite_labels(twitter_like, lines)
@@ -87,7 +88,8 @@ def test_every_label_problem_is_listed_with_file_and_line(twitter_like):
     assert f"{path}:2: label '2' of {rows[1][0]} is not 0 (negative) or 1 (positive)" in msg
     assert f"{path}:6: ghost.jpg: no such image in " in msg
     assert f"{path}:7: {rows[0][0]} is a duplicate of line 1" in msg
-    assert f"{path}:8: expected '<file name> <label>' (2 fields), got 3" in msg
+    assert f"{path}:8: expected '<file name> <label>' (2 fields), got 3: " \
+           f"'{rows[6][0]} 1 extra'" in msg
     assert f"{path}:10: expected '<file name> <label>' (2 fields), got 1" in msg
     assert "skip_bad=True" in msg
 
@@ -550,6 +552,11 @@ def test_a_twitter_name_linking_to_a_listed_image_is_a_duplicate(twitter_like):
     msg = _load_error(twitter_like)
     assert f"{path}:{len(rows) + 1}: link.jpg is the file of line 1 ({rows[0][0]})" in msg
     assert len(load_dataset(twitter_like, skip_bad=True)) == len(rows)
+    # the first name is shown as any name of the file is: its repr if it holds an escape
+    (twitter_like / "images" / "a\x1b.jpg").write_bytes(b"")
+    (twitter_like / "images" / "b.jpg").symlink_to(twitter_like / "images" / "a\x1b.jpg")
+    _rewrite_labels(twitter_like, ["a\x1b.jpg 1", "b.jpg 0"])
+    assert f"{path}:2: b.jpg is the file of line 1 ('a\\x1b.jpg')" in _load_error(twitter_like)
 
 
 def test_tilde_user_paths_are_one_line_errors(csv_data):
@@ -851,3 +858,15 @@ def test_the_fingerprint_counts_the_items_kept_and_their_positives(twitter_like)
     fp = ds.fingerprint()
     assert (fp["n_images"], len(ds.skipped)) == (5, 1)
     assert fp["n_positive"] == sum(lab for _, lab in rows[:5])
+
+
+def test_a_folder_image_named_in_another_encoding_is_fingerprinted(learnable_dataset):
+    """mut56e D45: a file name that is not UTF-8 (os.listdir gives its byte as a surrogate)
+    is hashed as the bytes the file system holds, not refused by the UTF-8 encoder."""
+    name = os.fsdecode(b"caf\xe9.jpg")
+    shutil.copy(next((learnable_dataset / "positive").iterdir()),
+                learnable_dataset / "positive" / name)
+    ds = load_dataset(learnable_dataset)
+    line = ds.item_lines()[ds.names.index(f"positive/{name}")]
+    assert line.startswith(b"positive/caf\xe9.jpg\t1\t")
+    assert ds.fingerprint()["n_images"] == len(ds)
