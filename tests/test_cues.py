@@ -203,6 +203,9 @@ def test_dataset_cues_cache_is_per_parameters(tmp_path):
     np.testing.assert_allclose(first.values[0], image_cues(img))
     np.testing.assert_allclose(no_face.values[0], image_cues(img, CueParams(min_face=300)))
     assert len(list((tmp_path / "cache" / "cues").glob("*.npz"))) == 2
+    # n_jobs below 1 means all cores (as None), not a pool of -1 threads (a ValueError)
+    assert dataset_cues([path], n_jobs=-1, progress=False).values.tolist() == \
+        first.values.tolist()
 
 
 # --------------------------------------------------------------------------------------------

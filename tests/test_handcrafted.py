@@ -218,6 +218,10 @@ def test_copies_of_one_image_are_extracted_on_a_cold_cache(tmp_path):
     feats = hc.extract_features(paths, cache_dir=tmp_path / "cache", n_jobs=4, progress=False)
     assert all(np.array_equal(d, feats.descriptors[0]) for d in feats.descriptors)
     assert len(feats.descriptors[0]) > 0
+    # n_jobs below 1 means all cores (as None), not a pool of -1 threads (a ValueError)
+    again = hc.extract_features(paths[:2], cache_dir=tmp_path / "other", n_jobs=-1,
+                                progress=False)
+    assert np.array_equal(again.descriptors[1], feats.descriptors[0])
 
 
 @pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 cut short"])

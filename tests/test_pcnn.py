@@ -205,6 +205,20 @@ def test_pcnn_command_writes_its_run_directory(make_learnable, tmp_path):
     assert (out / "model.pt").stat().st_mtime_ns == before
 
 
+def test_a_stage_history_that_holds_no_records_is_left_out_of_the_summary(tmp_path, caplog):
+    """mut56b P42: a history.json of no epoch records (``[1]``: a TypeError to index) is left
+    out with a warning, as a cut one is; the other stage's last epoch is kept."""
+    from vsent.analyses.pcnn import _last_epochs
+
+    last = {"epoch": 2, "loss": 0.5, "train_accuracy": 0.75}
+    for stage, text in (("stage1", "[1]"), ("stage2", json.dumps([{**last, "lr": 0.1}]))):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / "history.json").write_text(text)
+    with caplog.at_level(logging.WARNING):
+        assert _last_epochs(tmp_path) == {"stage2_final": last}
+    assert "summary leaves out stage1's last epoch" in caplog.text
+
+
 def test_stage_2_trains_on_exactly_the_images_kept(make_learnable, tmp_path, monkeypatch):
     """Stage 2 was only seen to run: had it fine-tuned on every image, the selection would do
     nothing and no test would fail. Its training call is mapped back to names by pixels."""
