@@ -1627,6 +1627,11 @@ def test_models_takes_the_same_pattern_given_both_ways(capsys):
     """`vsent models smallcnn --pattern smallcnn`: one pattern, not two."""
     assert main(["models", "smallcnn", "--pattern", "smallcnn"]) == 0
     assert capsys.readouterr().out == "smallcnn\n"
+    # '*' alone lists vsent's own models: the families (thousands of timm and open_clip
+    # architectures) are named on stderr, not listed
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert "smallcnn" in listed and not [n for n in listed if "/" in n], listed[:5]
 
 
 def test_crossval_resume_momentum_form_is_refused_only_on_a_run_with_results(tmp_path):
@@ -1657,6 +1662,13 @@ def test_crossval_resume_momentum_form_is_refused_only_on_a_run_with_results(tmp
     assert f"vsent: error: {e.value}\n" == resume_form_refusal(run, "torch", "caffe")
     # without --resume (--overwrite starts again) the stored form is nobody's business
     argv = ["crossval", f"--out={run}", "--overwrite", "--momentum-form", "caffe"]
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    check_resumed_momentum_form(args, config_from_args(args))
+    # another command's run (with results, in torch's form) is not this one's to compare:
+    # the run's opening refuses it, naming the command, not its momentum form
+    (run / "config.json").write_text(json.dumps({**stored, "command": "pcnn"}))
+    argv = ["crossval", f"--out={run}", "--resume", "--momentum-form", "caffe"]
     args = build_parser().parse_args(argv)
     args.argv = argv
     check_resumed_momentum_form(args, config_from_args(args))
