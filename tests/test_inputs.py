@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -224,6 +225,9 @@ def test_a_list_in_utf16_is_refused_naming_its_encoding(tmp_path):
         list(iter_inputs(from_list=listing))
     with pytest.raises(VsentError, match=r"^-: UTF-16 text"):  # (standard input: not peeked)
         list(iter_list(io.StringIO("\udcff\udcfea\n"), "-"))
+    # (mut56g I22) only the first line holds a byte-order mark: a later name whose bytes
+    # start as one (Latin-1 "\xff\xfe...") is a path
+    assert list(iter_list(io.StringIO("a\n\udcff\udcfeb\n"), "-")) == ["a", "\udcff\udcfeb"]
 
 
 def test_a_nul_byte_is_refused_at_its_line(tmp_path):
@@ -246,8 +250,10 @@ def test_a_latin1_name_in_a_list_keeps_its_bytes(tmp_path):
 def test_split_inputs_gives_the_error_rows_of_what_matched_nothing(tmp_path):
     f = _img(tmp_path / "a.png")
     (tmp_path / "empty").mkdir()
-    paths, rows = split_inputs([str(f), str(tmp_path / "empty"), str(tmp_path / "*.gif")])
-    assert paths == [str(f)]
+    gone = str(tmp_path / "gone.png")
+    paths, rows = split_inputs([str(f), str(tmp_path / "empty"), str(tmp_path / "*.gif"), gone])
+    # (mut56g I8) a missing plain path is a path: its decoding says "no such file"
+    assert paths == [str(f), gone]
     assert [r["path"] for r in rows] == [str(tmp_path / "empty"), str(tmp_path / "*.gif")]
     assert all(r["prob_positive"] is None and r["error"] for r in rows)
 
@@ -261,6 +267,8 @@ def test_a_run_folder_given_itself_is_read(tmp_path):
     """Only the runs met below a folder are skipped: one named on the command line is read."""
     run = _run(tmp_path / "cam")
     assert list(iter_inputs([str(run)])) == [run / "0001_gradcam.png"]
+    # (mut56g I20) so is a run's folder a pattern names: 'cam/*.png' reads cam
+    assert list(iter_inputs([str(run / "*.png")])) == [str(run / "0001_gradcam.png")]
 
 
 def test_a_folder_is_walked_depth_first_in_listing_order(tmp_path):
@@ -367,6 +375,10 @@ def test_a_list_file_opened_here_is_closed_when_the_inputs_end(tmp_path, monkeyp
     caller = io.StringIO("c.png\n")
     assert list(iter_inputs(from_list="-", stdin=caller)) == ["c.png"]
     assert not caller.closed
+    # (mut56g I33) '-' without stdin=: standard input, opened when the list is reached
+    # (a replaced sys.stdin with no descriptor is read as it is, and left open)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("d.png\n"))
+    assert list(iter_inputs(from_list="-")) == ["d.png"] and not sys.stdin.closed
 
 
 def test_an_empty_folder_is_named_as_given(tmp_path):
@@ -418,6 +430,11 @@ def test_a_glob_that_matches_nothing_is_a_row_naming_the_pattern(tmp_path):
     pattern = str(tmp_path / "*.gif")
     assert list(iter_inputs([pattern])) == [
         Unmatched(pattern, f"{pattern}: the pattern matched no file")]
+    # (mut56g I9) a name too long to stat (ENAMETOOLONG): a pattern is still a pattern, a plain
+    # path still a path (its decoding gives its error row)
+    long = str(tmp_path / ("x" * 300))
+    assert list(iter_inputs([long + "*.gif", long])) == [
+        Unmatched(long + "*.gif", f"{long}*.gif: the pattern matched no file"), long]
 
 
 def test_a_list_that_cannot_be_read_names_the_last_line_read():

@@ -70,12 +70,16 @@ def test_an_image_of_a_later_subset_alone_is_found_when_all_subsets_are_checked(
         check_other_data(ckpt, meta, str(twitter_like), ("five", "four", "three"))
 
 
-def test_weak_label_rows_of_missing_files_do_not_hide_the_shared_images(twitter_like, tmp_path):
+def test_weak_label_rows_of_missing_files_do_not_hide_the_shared_images(twitter_like, tmp_path,
+                                                                        caplog):
     some = sorted((twitter_like / "images").iterdir())[0]
     ckpt, meta = _weak(tmp_path, twitter_like, [("x.jpg", 1), ("gone.jpg", 0)],
                        {"x.jpg": some})
-    with pytest.raises(VsentError, match=r"which holds 1 of the images of"):
+    with caplog.at_level(logging.INFO, logger="vsent"), \
+            pytest.raises(VsentError, match=r"which holds 1 of the images of"):
         check_other_data(ckpt, meta, str(twitter_like))
+    # (mut56g L20) the check's own load of the training data warns of no missing row
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
 def test_an_image_held_twice_in_the_training_data_counts_once(twitter_like, tmp_path):
@@ -95,6 +99,10 @@ def test_the_refusal_names_three_shared_images_then_dots(twitter_like, tmp_path)
         check_other_data(ckpt, meta, str(twitter_like))
     msg = str(e.value)
     assert "holds 4 of the images" in msg and msg.count(" is ") == 3 and ", ...)" in msg, msg
+    # (mut56g L18) each copy is named as "copy is ours": the training file, then the test image
+    pairs = msg.split("e.g. ")[1].split(", ...)")[0].split(", ")
+    assert all(p.startswith(str(tmp_path / "weak")) and f" is {twitter_like}" in p
+               for p in pairs), msg
 
 
 def test_data_without_the_checkpoints_subset_is_other_data(twitter_like, tmp_path):
@@ -266,6 +274,12 @@ def test_the_same_file_listed_by_a_weak_label_csv_is_named_once(twitter_like, tm
     msg = str(e.value)
     assert "holds 3 of the images" in msg and " is " not in msg and ", ...)" not in msg, msg
     assert all(str(p) in msg for p in some), msg
+    # (mut56g L26) the same file spelt another way (through '..') is still named once
+    weak.write_text("path,label\n" + "".join(f"{p.parent}/../{p.parent.name}/{p.name},1\n"
+                                              for p in some))
+    with pytest.raises(VsentError) as e:
+        check_other_data(ckpt, meta, str(twitter_like))
+    assert "holds 3 of the images" in str(e.value) and " is " not in str(e.value), e.value
 
 
 def test_data_that_lacks_a_checked_subset_is_left_to_its_own_load(twitter_like, tmp_path):

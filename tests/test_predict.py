@@ -370,6 +370,17 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, images, capsys):
     assert "weights hold NaN/inf" in err and "Traceback" not in err and not out.exists()
 
 
+def test_a_fusion_entry_of_none_is_the_cnn_alone(checkpoint, images):
+    """(mut56g P21) a checkpoint written with ``"fusion": None`` (a script that always sets the
+    key) is no late-fused model, as its card says (vsent.models.card): not a failed
+    LateFusion.from_state(None)."""
+    _, paths = images
+    ckpt = torch.load(checkpoint, weights_only=False)
+    torch.save({**ckpt, "fusion": None}, checkpoint)
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu")
+    assert pred.fusion is None and pred.predict_proba(paths[:1]).shape == (1, 2)
+
+
 def test_rows_with_non_finite_scores_are_errors(checkpoint, images, monkeypatch):
     """Scores that are NaN (e.g. from an export of NaN weights) are an item error, not the
     label of class 0; the other rows of the batch are scored."""
@@ -506,6 +517,12 @@ def test_rows_of_images_in_memory_name_their_kind_and_position(checkpoint, image
     Image.fromarray(good).save(buf, "PNG")
     assert item_label(Where(), 0) == "photos/a.jpg"
     assert item_label(Image.open(io.BytesIO(buf.getvalue())), 6) == "<PIL image 6>"
+    # (mut56g P4) every kind of encoded bytes is "bytes", as vsent.data.images names it
+    assert [item_label(b, 7) for b in (bytearray(b"x"), memoryview(b"x"))] == ["<bytes 7>"] * 2
+    # (mut56g P6) only a message that starts with the kind is given the position
+    from vsent.predict import _error_of
+
+    assert _error_of(good, 2, ImageError("no <array> here")) == "no <array> here"
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
