@@ -145,6 +145,12 @@ def test_the_pcnn_and_transfer_presets_train_every_layer_at_the_base_lr():
     assert quick["model"] == presets.CROSSVAL["quick"]["model"] == "smallcnn"
     for cfg in (quick["train"], quick["finetune"]):
         assert {k: getattr(cfg, k) for k in presets.QUICK_SOLVER} == presets.QUICK_SOLVER
+    # the README's epochs of both quick PCNN stages (mut56h S07, S08: 10 and 3 passed)
+    text = " ".join(README.read_text().split())
+    train, tune = quick["train"], quick["finetune"]
+    lr1, lr2 = (f"{cfg.lr:.0e}".replace("e-0", "e-") for cfg in (train, tune))  # as README
+    assert (f"(minutes on a CPU): {train.epochs} epochs at lr {lr1}, then {tune.epochs} at "
+            f"{lr2}") in text
 
 
 def test_a_preset_is_recorded_and_its_lr_replaced_only_when_the_user_set_no_lr():
@@ -159,3 +165,5 @@ def test_a_preset_is_recorded_and_its_lr_replaced_only_when_the_user_set_no_lr()
     assert preset_for_config("quick", lr) is None  # the user's lr, equal or not, is the user's
     assert resolve_lr("quick", lr, None) == lr
     assert resolve_lr("quick", lr, 1e-4) == 1e-4 and resolve_lr(None, lr, 1e-4) == lr
+    # an lr other than the preset's, lower too, is kept (mut56h S11: only a higher one was)
+    assert resolve_lr("quick", lr / 2, 1e-4) == lr / 2

@@ -1581,6 +1581,11 @@ def test_evaluate_scores_the_centre_crop_unless_asked_to_oversample(monkeypatch)
     predict_proba(model, images, device="cpu", batch_size=3)
     evaluate(model, images, labels, device="cpu", batch_size=5)
     assert calls == [(3, "cpu"), (5, "cpu")]
+    # both default to 64 images a pass on the "auto" device (mut56h E05: evaluate's 32 passed)
+    calls.clear()
+    predict_proba(model, images)
+    evaluate(model, images, labels)
+    assert calls == [(64, "auto"), (64, "auto")]
 
 
 def test_the_epochs_accuracy_and_speed_count_only_the_images_trained_on(caplog):
