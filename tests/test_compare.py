@@ -742,12 +742,14 @@ def test_an_unfinished_ensemble_is_said_as_such_not_as_another_commands_run(tmp_
     from vsent.analyses.compare import check_finished_run
 
     a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
-    (a / "config.json").write_text(json.dumps({"command": "ensemble"}))
     (a / "summary.json").unlink()
-    with pytest.raises(VsentError) as e:
-        check_finished_run(a)
-    assert str(e.value) == (f"{a}: not a finished run (needs config.json, predictions.csv and "
-                            "summary.json)")
+    # a fuse run too: compare reads it (mut56j O2)
+    for command in ("ensemble", "fuse"):
+        (a / "config.json").write_text(json.dumps({"command": command}))
+        with pytest.raises(VsentError) as e:
+            check_finished_run(a)
+        assert str(e.value) == (f"{a}: not a finished run (needs config.json, predictions.csv "
+                                "and summary.json)")
 
 
 def test_a_check_of_one_file_names_it_alone(tmp_path):

@@ -248,6 +248,10 @@ def test_overlay_is_blended_in_bands_with_the_pixels_of_a_whole_image_blend(monk
     # a band wider than the image: one band, the same pixels
     monkeypatch.setattr(X, "_BAND_PIXELS", 1 << 20)
     assert np.abs(X.overlay_heatmap(image, heat).astype(int) - ref).max() <= 1
+    # an image wider than a band (a 300000-px banner): a row at a time, not a 0-row step
+    # (mut56j K18)
+    monkeypatch.setattr(X, "_BAND_PIXELS", 10)
+    assert np.abs(X.overlay_heatmap(image, heat).astype(int) - ref).max() <= 1
 
 
 def test_explain_image_max_side_shrinks_the_map_not_the_networks_input():
