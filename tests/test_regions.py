@@ -721,11 +721,22 @@ def _tiny_regions_argv(run, out) -> list[str]:
             "--no-progress"]
 
 
-def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
+def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog, monkeypatch):
     from vsent.cli import main
     from vsent.files import file_sha256
     from vsent.models.checkpoint import load_checkpoint, save_checkpoint
 
+    real = RR._fold_predictions
+
+    def fold_predictions(res, cfg, fold):
+        """The K sweep of one ranking made one class at every K, of another never (mut56i
+        Z9: the tiny models' fusions always answer both classes, so the flags were unseen)."""
+        at_k, sweep, detail = real(res, cfg, fold)
+        sweep["sentiment"] = np.zeros_like(sweep["sentiment"])
+        sweep["objectness"] = np.indices(sweep["objectness"].shape)[0] % 2
+        return at_k, sweep, detail
+
+    monkeypatch.setattr(RR, "_fold_predictions", fold_predictions)
     run, ds, folds = tiny_run
     out = tmp_path / "regions"
     argv = _tiny_regions_argv(run, out)
@@ -738,6 +749,8 @@ def test_cli_regions_tiny_run(tiny_run, tmp_path, capsys, caplog):
     assert len(list((out / "overlays").glob("*.png"))) == 2
     sweep = json.loads((out / "k_sweep.json").read_text())
     assert sweep["k"] == [1, 2, 3, 4] and len(sweep["ar"]["mean"]) == 4
+    assert sweep["sentiment"]["one_class"] == [[True] * 4] * 2
+    assert sweep["objectness"]["one_class"] == [[False] * 4] * 2
     for by in ("ar", "objectness", "sentiment"):  # per K over the folds (mut47b R65)
         np.testing.assert_allclose(sweep[by]["mean"], np.mean(sweep[by]["folds"], axis=0))
         np.testing.assert_allclose(sweep[by]["std"], np.std(sweep[by]["folds"], axis=0))
