@@ -57,7 +57,8 @@ def test_an_empty_image_is_refused_as_the_cues_refuse_it_but_an_empty_block_is_z
     # a grey or RGBA image is refused by name, and the array returned is C-contiguous (mut53i)
     from vsent.analyses.opencv import check_rgb
 
-    for shape in ((4, 4), (4, 4, 4)):
+    # (4, 4, 3, 1): a fourth axis is refused though its third is 3 (mut56l O2)
+    for shape in ((4, 4), (4, 4, 4), (4, 4, 3, 1)):
         with pytest.raises(ValueError, match=re_escape(f"got uint8 {shape}") + "$"):
             check_rgb(np.zeros(shape, np.uint8))
     flipped = np.zeros((4, 5, 3), np.uint8)[:, ::-1]

@@ -1233,6 +1233,8 @@ def test_a_skip_bad_runs_dataset_leaves_out_its_undecodable_images_again(twitter
     again = load_run_dataset({"data": str(twitter_like), "subset": "five", "skip_bad": True},
                              "RUN")
     assert ds.names[2] not in again.names and len(again.names) == len(ds.names) - 1
+    # a config without 'subset' is RunConfig's default, five-agree (mut56l V17)
+    assert load_run_dataset({"data": str(twitter_like)}, "RUN").names == ds.names
 
 
 def test_a_lost_image_refusal_names_three_items_then_dots(twitter_like):
@@ -1240,8 +1242,13 @@ def test_a_lost_image_refusal_names_three_items_then_dots(twitter_like):
     from vsent.data.datasets import load_dataset
 
     ds = load_dataset(twitter_like, "five", validate=False)
-    for p in ds.paths[:4]:
+    for p in ds.paths[:3]:
         p.unlink()
+    with pytest.raises(VsentError) as e:  # three lost: all named, no dots (mut56l V18)
+        load_run_dataset({"data": str(twitter_like), "subset": "five"}, "RUN")
+    said = str(e.value)
+    assert said.count("no such image") == 3 and "; ..." not in said, said
+    ds.paths[3].unlink()
     with pytest.raises(VsentError) as e:
         load_run_dataset({"data": str(twitter_like), "subset": "five"}, "RUN")
     said = str(e.value)
@@ -1796,6 +1803,11 @@ def test_open_run_names_a_missing_folder_and_a_run_without_folds(tmp_path):
         open_run(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"command": "pcnn"}))
     with pytest.raises(VsentError, match=r"made by vsent pcnn, not by crossval"):
+        open_run(tmp_path)
+    # a finetune run's config is a crossval one plus its fold: named too (mut56l V19)
+    (tmp_path / "config.json").write_text(json.dumps({"command": "finetune", "fold": 1,
+                                                      "data": str(tmp_path)}))
+    with pytest.raises(VsentError, match=r"made by vsent finetune, not by crossval"):
         open_run(tmp_path)
     # with its folds.json: a config that is no RunConfig, then data not found, name the file
     (tmp_path / "folds.json").write_text("{}")
