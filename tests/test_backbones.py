@@ -782,6 +782,10 @@ def test_probe_pools_leave_out_maps_they_cannot_tell_from_channels_last():
     nhwc = _layout_net(16, channels_last=True)
     assert timm_models.probe_pools(nhwc, ["conv"], 16) == {}  # (1, 16, 16, 16)
     assert timm_models.probe_pools(nhwc, ["conv"], 8) == {}  # (1, 8, 8, 16)
+    # a square input giving a map that is not square, (1, 8, 16, 8): no layout to trust, left
+    # out too (mut56m M4: only the channel test kept, it was averaged)
+    wide = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1, stride=(1, 2)))
+    assert timm_models.probe_pools(wide, ["0"], 16) == {}
 
 
 def test_probe_pools_known_per_input_size_and_keep_the_training_mode(monkeypatch):

@@ -1391,6 +1391,8 @@ def test_torchvision_models_say_their_family_and_head():
     assert (info.name, info.family, info.head, info.new_layers) == (
         "resnet18", "torchvision", "fc", ("fc",))
     assert info.num_outputs == 3  # the head's width, not always 2 (mut53g T37)
+    # the features' width is the head's input, not the replaced ImageNet head's 1000 (mut56m T6)
+    assert info.feature_dim == 512
     assert describe_weights(info.family, info.name, "imagenet")["tag"] == "DEFAULT"
     # the weights record says whose weights they are (mut53g T38)
     assert registry.get_model_entry("resnet18").weights.description == (
