@@ -349,6 +349,10 @@ def test_hand_features_must_be_rows_of_the_models_width() -> None:
         with pytest.raises(ValueError, match=rf"^hand_features must be of shape \(N, 69\) .*"
                                              rf"got {re.escape(str(bad.shape))}$"):
             model.proba_from_features(bad)
+    # mut56k F3: one inf or one NaN among finite values is refused too, not only all-NaN rows
+    for value in (np.inf, np.nan):
+        with pytest.raises(ValueError, match=r"^hand_features hold NaN/inf$"):
+            model.proba_from_features(np.where(np.arange(model.dim) == 3, value, X))
     empty = model.predict_proba([])
     assert empty.shape == (0,)
 
@@ -408,7 +412,7 @@ def test_a_fusion_entry_that_is_not_a_state_or_has_bad_fields_is_named() -> None
     for bad in ({"mean": [0.0] * 69}, {"sift": "dense"}):
         with pytest.raises(VsentError, match=r"^x\.pt: incomplete fusion entry"):
             LateFusion.from_state({**state, **bad}, where="x.pt")
-    for key in ("std", "block_weight"):
+    for key in ("std", "block_weight", "coef"):  # mut56k F10: the coefficients' width too
         with pytest.raises(VsentError, match=r"^x\.pt: fusion entry with inconsistent column"):
             LateFusion.from_state({**state, key: state[key][:3]}, where="x.pt")
     with pytest.raises(VsentError, match=r"^x\.pt: fusion entry with a bad rule or weight"):
