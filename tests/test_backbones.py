@@ -844,6 +844,30 @@ def test_timm_feature_dim_is_the_classifiers_input_behind_a_hidden_head_layer(mo
         assert model.forward_features(_input(model)).shape == (2, 24)
 
 
+def test_timm_feature_dim_behind_a_classifier_that_is_no_plain_linear_layer(monkeypatch):
+    """A classifier that is no nn.Linear (DLA's and DPN's 1x1 convolutions) has no in_features:
+    feature_dim then comes from the net's head_hidden_size, not from num_features."""
+    real = timm.create_model
+
+    def wrapped_head(name, **kw):
+        net = real(name, head_hidden_size=24, **kw)
+        reset = net.reset_classifier
+
+        def reset_wrapped(num_classes: int) -> None:
+            reset(num_classes)
+            net.head.fc = torch.nn.Sequential(net.head.fc)
+
+        net.reset_classifier = reset_wrapped
+        return net
+
+    monkeypatch.setattr(timm, "create_model", wrapped_head)
+    model = create_model("timm/test_convnext").eval()
+    assert isinstance(model.net.get_classifier(), torch.nn.Sequential)
+    assert model.net.num_features == 64 and model.info.feature_dim == 24
+    with torch.no_grad():
+        assert model.forward_features(_input(model)).shape == (2, 24)
+
+
 def test_timm_headless_classifier_is_refused(monkeypatch):
     real = timm.create_model
 
