@@ -16,6 +16,7 @@ with gloo is only statistically equivalent to one process (see vsent.distributed
 from __future__ import annotations
 
 import faulthandler
+import gc
 import json
 import logging
 import os
@@ -963,6 +964,20 @@ def _torchrun_env_of_one(monkeypatch) -> None:
     monkeypatch.setattr(distributed, "launched", lambda: True)
 
 
+class _Cycle:
+    """An object in a reference cycle: only the cycle collector frees it. It records whether
+    the process group was still joined then."""
+
+    def __init__(self, seen: list[bool]) -> None:
+        self.me = self
+        self.seen = seen
+
+    def __del__(self) -> None:
+        import torch.distributed as tdist
+
+        self.seen.append(tdist.is_initialized())
+
+
 @pytest.mark.parametrize("main", [True, False])
 def test_session_joins_gloo_for_the_command_and_leaves_the_log_as_it_was(monkeypatch, main):
     """Under torchrun the command runs in a gloo group (CPU) that is gone afterwards; ranks
@@ -973,10 +988,19 @@ def test_session_joins_gloo_for_the_command_and_leaves_the_log_as_it_was(monkeyp
     monkeypatch.setattr(distributed, "is_main", lambda: main)
     vlog = logging.getLogger("vsent")
     monkeypatch.setattr(vlog, "level", logging.DEBUG)
-    with distributed.session("auto", "cpu"):
-        assert tdist.is_initialized() and tdist.get_backend() == "gloo"
-        assert vlog.level == (logging.DEBUG if main else logging.WARNING)
+    # an object left in a reference cycle (as a DDP wrapper may be) is collected while the
+    # group is still whole, not later, by chance, once it is gone
+    collected: list[bool] = []
+    gc.disable()  # (no automatic collection meanwhile)
+    try:
+        with distributed.session("auto", "cpu"):
+            assert tdist.is_initialized() and tdist.get_backend() == "gloo"
+            assert vlog.level == (logging.DEBUG if main else logging.WARNING)
+            _Cycle(collected)
+    finally:
+        gc.enable()
     assert not tdist.is_initialized() and vlog.level == logging.DEBUG
+    assert collected == [True]
 
 
 def test_session_uses_a_group_the_caller_joined_and_leaves_it_open(tmp_path, monkeypatch):
