@@ -455,6 +455,23 @@ def test_a_feeder_whose_queue_fails_reports_it_instead_of_dying(capsys):
     assert [str(e) for e in failure] == ["the queue actor died"]
     assert "Traceback" not in capsys.readouterr().err
 
+    # mut57b R72: kept too when the queue takes the end afterwards (the end alone would make
+    # the driver say rows never came, not why)
+    class FailsOnce:
+        def __init__(self) -> None:
+            self.items: list = []
+            self.failed = False
+
+        def put(self, item: object, timeout: float | None = None) -> None:
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("the queue failed once")
+            self.items.append(item)
+
+    failure, queue = [], FailsOnce()
+    _feed(iter(["a", "b", "c"]), queue, threading.Event(), failure, 2, [0])
+    assert [str(e) for e in failure] == ["the queue failed once"] and queue.items == [None]
+
 
 @pytest.mark.slow
 def test_a_terminated_ray_run_exits_143_and_keeps_its_rows(tmp_path, checkpoint):
@@ -670,8 +687,11 @@ def test_a_decoded_chunk_travels_as_ascii_json_and_names_stay_as_given(tmp_path,
 def test_a_decoding_bug_is_raised_not_written_as_an_image_row(tmp_path, monkeypatch):
     """mut45c R13: a bad image is a row (a VsentError of the decoder); any other exception is
     a bug in vsent and stops the run instead of becoming a row per image."""
+    import json
+
     import vsent.data.images
     from vsent.engines.ray_engine import decode_chunk
+    from vsent.errors import VsentError
 
     def broken(path, size):
         raise RuntimeError("a bug")
@@ -679,6 +699,15 @@ def test_a_decoding_bug_is_raised_not_written_as_an_image_row(tmp_path, monkeypa
     monkeypatch.setattr(vsent.data.images, "load_resized", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         decode_chunk([(0, "a.png", str(tmp_path / "a.png"))], 8)
+
+    # mut57b R13: only a message that begins with the absolute path is renamed as given; one
+    # that does not name the file is the row's error as it is (not cut by the path's length)
+    def refused(path, size):
+        raise VsentError("decoder refused")
+
+    monkeypatch.setattr(vsent.data.images, "load_resized", refused)
+    out = decode_chunk([(0, "a.png", str(tmp_path / "a.png"))], 8)
+    assert json.loads(out["meta"][0])["errors"] == ["decoder refused"]
 
 
 def test_actor_results_are_one_array_when_chunks_agree_else_one_per_row():
@@ -733,7 +762,8 @@ def test_a_lost_ray_worker_is_one_line_whatever_ray_calls_it():
 def test_ray_client_and_auto_addresses_are_left_to_ray(monkeypatch):
     """mut48f R11: only a HOST:PORT address is probed; ``auto``, a ``ray://`` (Ray Client)
     address and a name without a port go to Ray as they are (probing ``ray://h:10001`` as a
-    host named "ray://h" refused every Ray Client address)."""
+    host named "ray://h" refused every Ray Client address); mut57b R7: so does a bare number
+    (no colon: no HOST:PORT to probe)."""
     import socket
 
     from vsent.engines.ray_engine import _check_reachable
@@ -742,7 +772,7 @@ def test_ray_client_and_auto_addresses_are_left_to_ray(monkeypatch):
         raise AssertionError(f"probed {args}")
 
     monkeypatch.setattr(socket, "create_connection", connect)
-    for address in ("auto", "ray://127.0.0.1:10001", "head-node", "head-node:port"):
+    for address in ("auto", "ray://127.0.0.1:10001", "head-node", "head-node:port", "6379"):
         _check_reachable(address)
 
 
@@ -1065,6 +1095,7 @@ def test_a_ray_vsent_started_keeps_its_sigterm_handler_and_stops_on_a_refused_op
     own); an option refused once Ray runs (in _setup) shuts that Ray down; an engine that
     started Ray shuts it down when closed."""
     import signal
+    import threading
 
     from ray._private import utils
 
@@ -1096,6 +1127,19 @@ def test_a_ray_vsent_started_keeps_its_sigterm_handler_and_stops_on_a_refused_op
         engine = ray_engine.RayEngine(EngineOptions(model=str(checkpoint), ray_cpus=2))
         engine.close()
         assert calls == ["init", False, "shutdown"]
+        # mut57b R31: started from another thread (where no handler can be put back), Ray's
+        # helper is left in place: the skip is for the main thread's handler alone
+        calls.clear()
+        monkeypatch.setattr(ray_engine, "_import_ray", lambda: _fake_ray(
+            calls, lambda **kwargs: calls.append(utils.set_sigterm_handler is helper)))
+        engines = []
+        thread = threading.Thread(target=lambda: engines.append(ray_engine.RayEngine(
+            EngineOptions(model=str(checkpoint), ray_cpus=2))))
+        thread.start()
+        thread.join(timeout=30)
+        engines[0].close()
+        assert calls == ["init", True, "shutdown"]
+        assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, before)
 
@@ -1177,3 +1221,110 @@ def test_a_late_fused_checkpoint_is_refused_before_ray_starts(monkeypatch):
                                          r"--engine ray scores networks alone: use the "
                                          r"default engine$"):
         ray_engine.RayEngine(EngineOptions(model="f.pt"))
+
+
+# mutation round 57 (mut57b): vsent.engines.ray_engine mutants the suite missed
+
+
+def test_a_read_task_puts_the_end_back_for_the_other_read_tasks(tmp_path):
+    """mut57b R18: each read task pops chunks until it pops the end (None), which it puts
+    back: the other read tasks of the run end too instead of waiting on an empty queue.
+    The read tasks are called here, in this process (no Ray started)."""
+    import json
+
+    from vsent.engines.ray_engine import _make_source
+
+    Image.fromarray(np.full((12, 16, 3), 9, np.uint8)).save(tmp_path / "a.png")
+
+    class Queue:  # ray.util.queue.Queue's get/put, failing where the real one would wait
+        def __init__(self, items: list) -> None:
+            self.items = items
+
+        def get(self, block: bool = True) -> object:
+            assert self.items, "a read task waits on an empty queue: the end was not put back"
+            return self.items.pop(0)
+
+        def put(self, item: object) -> None:
+            self.items.append(item)
+
+    queue = Queue([[(5, "a.png", str(tmp_path / "a.png"))], None])
+    tasks = _make_source(queue, 8, 3).get_read_tasks(1)
+    blocks = [list(task()) for task in tasks]  # one after the other: the first takes the chunk
+    assert [len(b) for b in blocks] == [1, 0, 0]
+    assert json.loads(blocks[0][0]["meta"][0].as_py())["start"] == 5
+    assert queue.items == [None]
+
+
+def test_a_ray_run_sizes_its_blocks_bounds_its_reorder_buffer_and_restores_ray_data(
+        monkeypatch):
+    """mut57b R43-R45: while a run is read, Ray Data's block target is a quarter of one
+    image (each chunk its own block: rows as chunks are decoded), and the setting the caller
+    had is put back when the run ends; the reorder buffer holds REORDER_CHUNKS chunks of
+    --batch-size rows. A stand-in Ray and queue: nothing is started."""
+    from collections.abc import Iterator
+    from types import SimpleNamespace
+
+    import ray.util.queue
+
+    from vsent.engines import EngineOptions, ray_engine
+
+    seen: dict = {}
+
+    class Queue:
+        def __init__(self, maxsize: int) -> None:
+            self.items: list = []
+
+        def put(self, item: object, timeout: float | None = None) -> None:
+            self.items.append(item)
+
+        def shutdown(self, force: bool = False) -> None:
+            seen["shut down"] = force
+
+    class Dataset:
+        def map_batches(self, fn: object, **kwargs: object) -> Dataset:
+            return self
+
+        def iter_batches(self, **kwargs: object) -> Iterator:
+            return iter([])
+
+    def read_datasource(source: object, **kwargs: object) -> Dataset:
+        seen["block size"] = ctx.target_max_block_size  # as the read tasks run
+        return Dataset()
+
+    def in_order(batches: object, row: object, fed: object, failure: object,
+                 limit: int) -> Iterator:
+        seen["limit"] = limit
+        yield from ()
+
+    ctx = SimpleNamespace(target_max_block_size=128 << 20)
+    engine = object.__new__(ray_engine.RayEngine)
+    engine.ray = SimpleNamespace(data=SimpleNamespace(
+        DataContext=SimpleNamespace(get_current=lambda: ctx), read_datasource=read_datasource,
+        ActorPoolStrategy=lambda size: size))
+    engine.options = EngineOptions(model="m.pt", batch_size=4, progress=True)
+    engine.size, engine.decoders, engine.actors, engine.use_gpu, engine.ckpt = 8, 2, 1, False, "r"
+    monkeypatch.setattr(ray.util.queue, "Queue", Queue)
+    monkeypatch.setattr(ray_engine, "in_order", in_order)
+    assert list(engine.score(iter([]))) == []
+    assert seen == {"block size": 8 * 8 * 3 // 4, "limit": ray_engine.REORDER_CHUNKS * 4,
+                    "shut down": True}
+    assert ctx.target_max_block_size == 128 << 20  # the caller's setting, back
+
+
+def test_the_processes_under_one_are_its_children_and_theirs(tmp_path, monkeypatch):
+    """mut57b R52-R54: the processes killed after an interrupted start are all those under
+    this one, children of children too (Ray's raylet starts the agents), read from each
+    /proc/PID/stat past the name, which may hold spaces and ")"; a stat gone meanwhile or
+    unreadable is skipped. A stand-in /proc: no process is started."""
+    from vsent.engines import ray_engine
+
+    proc = tmp_path / "proc"
+    for pid, ppid, name in [(10, 1, "python"), (11, 10, "raylet"), (12, 11, "dashboard agent"),
+                            (13, 12, "a) b"), (14, 1, "bystander"), (15, 14, "its child")]:
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "stat").write_text(f"{pid} ({name}) S {ppid} 1 1 0\n")
+    (proc / "16").mkdir()
+    (proc / "16" / "stat").write_text("16 (truncated")  # gone while read: skipped
+    monkeypatch.setattr(ray_engine, "Path", lambda p: proc if p == "/proc" else Path(p))
+    assert sorted(ray_engine._descendants(10)) == [11, 12, 13]
+    assert ray_engine._descendants(13) == []
