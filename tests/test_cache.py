@@ -573,3 +573,48 @@ def test_the_first_failure_stops_the_decoding_of_the_rest(ds, cdir, monkeypatch,
     with pytest.raises(ImageError, match=re.escape(str(ds.paths[0]))):
         image_cache(ds, SIZE, cache_dir=cdir, workers=1, progress=False)
     assert len(calls) == 1 < len(ds)
+
+
+# mutation round 57 (mut57d): vsent.data.cache mutants the suite missed
+
+
+def test_the_cache_file_is_the_filled_temporary_file_renamed_in(ds, cdir, monkeypatch):
+    """The final name only ever appears complete: the temporary file that was filled is
+    renamed over it (a copy into the final name would show a half-written cache to a
+    concurrent run reading it)."""
+    inodes: list[int] = []
+    real = cache_mod.reserve_space
+
+    def spy(path: Path) -> None:
+        inodes.append(os.stat(path).st_ino)  # the temporary file, before it is filled
+        real(path)
+
+    monkeypatch.setattr(cache_mod, "reserve_space", spy)
+    image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    (final,) = cdir.glob("images-*.npy")
+    assert inodes == [final.stat().st_ino]
+
+
+def test_reusing_the_cache_marks_it_used(ds, cdir):
+    """``vsent cache --clean`` removes entries by their last use (the file's mtime): a cache
+    reused every day must not read as unused since it was built."""
+    image_cache(ds, SIZE, cache_dir=cdir, progress=False)
+    (final,) = cdir.glob("images-*.npy")
+    long_ago = time.time() - 30 * 24 * 3600
+    os.utime(final, (long_ago, long_ago))
+    image_cache(ds, SIZE, cache_dir=cdir, progress=False)  # reused, not rebuilt
+    assert final.stat().st_mtime > long_ago + 24 * 3600
+
+
+def test_no_more_decoding_threads_than_images(monkeypatch):
+    """A batch of one image starts one thread, whatever ``workers`` says."""
+    started: list[int] = []
+    real = cache_mod.ThreadPoolExecutor
+
+    def spy(max_workers: int) -> object:
+        started.append(max_workers)
+        return real(max_workers=max_workers)
+
+    monkeypatch.setattr(cache_mod, "ThreadPoolExecutor", spy)
+    out = cache_images([np.zeros((5, 7, 3), np.uint8)], SIZE, workers=8)
+    assert out.shape == (1, SIZE, SIZE, 3) and started == [1]

@@ -126,6 +126,10 @@ def test_campos_needs_the_twitter_layout(learnable_dataset):
         check_split_data("campos", csv_file)
     assert check_split_data("stratified", csv_file) is None
     assert check_split_data("stratified", learnable_dataset) is None
+    # a Twitter Dataset built without its agreement subset has no campos folder to name
+    # (else: "<root>/folds/campos/None_agrees: no such file or directory") (mut57d)
+    with pytest.raises(DataError, match="campos folds need the Twitter I layout"):
+        make_folds(replace(ds, source="twitter", subset=None), "campos")
 
 
 def test_campos_folder_missing(twitter_like):
