@@ -445,6 +445,11 @@ def test_card_of_a_run_without_cross_validation_says_its_metrics_were_not_record
     text = card_markdown(card)
     assert "## Cross-validated metrics\n\nnot recorded" in text
     assert "0 folds" not in text and "| metric |" not in text
+    # mut57e P101: a summary with metrics but no per-fold list is a crossval run's still
+    from vsent.models.card import _metrics
+
+    accuracy = {"mean": 0.7, "std": 0.1}
+    assert _metrics({"evaluation": "center", "accuracy": accuracy}, None)["accuracy"] == accuracy
 
 
 def test_card_versions_are_the_checkpoints_in_a_run_resumed_after_an_upgrade(run_dir):

@@ -767,6 +767,13 @@ def test_plan_errors():
         R.make_plan("smith2020", "data")
     with pytest.raises(VsentError, match="--run applies to sun2016"):
         R.make_plan("campos2015", "data", run="somewhere")
+    # mut57e P54: --only names an unknown sub-run, not the plan's sub-runs it leaves out; a
+    # known one passes on to the next check (the data), before anything is made
+    plan = R.make_plan("campos2015", "no-such-data", quick=True)
+    with pytest.raises(VsentError, match="^--only nope: not a sub-run of campos2015; choose"):
+        runner.reproduce(plan, "never-made", only=["nope", "table1"])
+    with pytest.raises(VsentError, match="^no-such-data: no such file or directory$"):
+        runner.reproduce(plan, "never-made", only=["table1"])
 
 
 def test_published_values_cite_their_source():
@@ -1462,6 +1469,8 @@ def test_a_k_past_the_sweep_and_an_integer_mean_are_read_as_the_docstring_says()
     assert render.value_at({"m": {"mean": 1, "std": 0}}, ["m"]) == {"mean": 1.0, "std": 0.0}
     # a mean recorded without a std (one run, no spread) is read with std 0 (mut54c S07)
     assert render.value_at({"m": {"mean": 0.7}}, ["m"]) == {"mean": 0.7, "std": 0.0}
+    # a sweep recorded without its stds reads std 0 at each K, not some other spread (mut57e P5)
+    assert render.value_at({"ar": {"mean": [0.5, 0.6]}}, ["ar", 1]) == {"mean": 0.6, "std": 0.0}
 
 
 @pytest.mark.parametrize("held", [0, {}, []])
@@ -2247,6 +2256,10 @@ def test_the_report_header_says_what_was_asked_for_measured_and_on_what_machine(
     older["layers"] = older["table1"]
     assert "- weights: ImageNet (caffenet): `table1`, `layers`\n" in \
         render.report_markdown({**_report(), "weights": older})
+    # mut57e P36: the report's figures are shown under their own heading, none without figures
+    assert "## Figures" not in md
+    assert "## Figures\n\n![campos2015.png](campos2015.png)\n" in \
+        render.report_markdown({**_report(), "figures": ["campos2015.png"]})
 
 
 def test_imagenet_weights_are_tried_once_per_model_whatever_its_options(tmp_path, monkeypatch):
@@ -2316,6 +2329,22 @@ def test_command_line_names_a_seed_other_than_the_default():
                                                init=None, device="auto", resume=False)
 
 
+def test_a_failed_step_is_recorded_and_raised_and_a_done_one_outside_only_is_reused(tmp_path):
+    """mut57e P40, P43, P44: a sub-run's error stops the reproduction (raised) and steps.json
+    says "failed", not "interrupted"; a finished sub-run left out by --only is reused as done,
+    not reported as skipped."""
+    session = _bare_session(tmp_path, only=["b"])
+
+    def fails():
+        raise VsentError("no model")
+
+    with pytest.raises(VsentError, match="no model"):
+        session.step("b", lambda: False, fails)
+    assert session.steps["b"]["status"] == "failed"
+    assert session.step("a", lambda: True, lambda: pytest.fail("ran")) is True
+    assert session.steps["a"]["status"] == "done"
+
+
 def test_a_step_whose_work_did_not_finish_is_not_done_and_random_weights_are_not_tried(
         tmp_path, monkeypatch):
     """step() says whether the sub-run is done now: one whose work returned without its
@@ -2334,6 +2363,25 @@ def test_a_step_whose_work_did_not_finish_is_not_done_and_random_weights_are_not
     session.record_weights("old", tmp_path / "old")
     assert session.weights["old"] == {"model": "m", "requested": None, "used": "imagenet",
                                       "reason": None}
+    # mut57e P50: a sub-run this session recorded keeps its entry, not its config.json's
+    session.record_weights("x", tmp_path / "old")
+    assert (session.weights["x"]["used"], session.weights["x"]["requested"]) == \
+        ("random", "random")
+
+
+def test_a_weights_file_that_does_not_load_is_refused_not_replaced_by_random(tmp_path, monkeypatch):
+    """mut57e P49: only ImageNet weights that cannot be had fall back to random ones; a weights
+    file that does not load is a one-line user error, and nothing is recorded as used."""
+    session = _bare_session(tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise WeightsError("w.pt: not a vsent checkpoint")
+
+    monkeypatch.setattr(runner, "create_model", refuse)
+    cfg = types.SimpleNamespace(model="smallcnn", init="w.pt", model_kwargs={})
+    with pytest.raises(VsentError, match=r"^--init w\.pt: not a vsent checkpoint$"):
+        session.resolve_init("x", cfg)
+    assert "x" not in session.weights
 
 
 def test_a_damaged_k_sweep_is_an_error_not_not_recorded(tmp_path):
@@ -2428,7 +2476,7 @@ def test_a_paper_without_a_name_is_refused_when_registered():
 
 def test_weights_failures_list_only_the_weights_that_failed(tmp_path, monkeypatch):
     """mut47e U36: report["weights_failures"] holds the reasons of the sub-runs whose weights
-    did not load, not a None for each that loaded (or was random by request)."""
+    did not load, each once, not a None for each that loaded (or was random by request)."""
 
     @dataclasses.dataclass
     class Plan:
@@ -2457,13 +2505,16 @@ def test_weights_failures_list_only_the_weights_that_failed(tmp_path, monkeypatc
                 return []
 
             def run(self, plan, s):
-                for name, init in (("a", "random"), ("b", "imagenet"), ("c", "w.pt")):
+                for name, init in (("a", "random"), ("b", "imagenet"), ("c", "w.pt"),
+                                   ("d", "imagenet")):
                     s.resolve_init(name, Cfg(init))
                 return {"tables": [], "figures": []}
 
         report = R.reproduce(Plan(), tmp_path / "o", progress=False)
+        # two sub-runs that failed for one reason list it once (mut57e P57)
         assert report["weights_failures"] == ["no network here"]
-        assert [report["weights"][n]["reason"] for n in "abc"] == [None, "no network here", None]
+        assert [report["weights"][n]["reason"] for n in "abcd"] == \
+            [None, "no network here", None, "no network here"]
     finally:
         R.PAPERS.pop("test2098", None)
 
