@@ -798,6 +798,7 @@ def test_cli_card_to_standard_output_is_the_card_exactly(run_dir, capsys):
     "my notes\n",
     '{"card_format": "vsent-card/0"}\n',  # another format's JSON (mut51a)
     "[1, 2]\n",  # JSON, but no object: no card, and no traceback (mut51a)
+    "# Notes on the model\n",  # Markdown, but not a card's own heading (mut57c)
 ])
 def test_cli_card_keeps_a_text_file_that_is_no_card(run_dir, tmp_path, capsys, text):
     """A text file that is neither a Markdown card nor JSON (the user's notes) is no card:

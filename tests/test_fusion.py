@@ -1723,6 +1723,13 @@ def test_cli_fuse_a_summary_without_the_cnns_accuracy_is_one_line(monkeypatch, c
     assert main(["fuse", "r"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "not a fusion summary (KeyError('cnn'))" in err[0]
+    # an accuracy that is no {mean, std} (TypeError) or whose mean is no number (ValueError):
+    # the same one line, no traceback (mut57c)
+    for cnn, why in ((0.7, "TypeError("), ({"mean": "0.7", "std": 0.1}, "ValueError(")):
+        _fuse_spy(monkeypatch, {**FUSED, "cnn": {"accuracy": cnn}})
+        assert main(["fuse", "r"]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and f"not a fusion summary ({why}" in err[0]
 
 
 def test_cli_fuse_inner_dir_expands_the_home_folder(monkeypatch, tmp_path):
