@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from conftest import png_header_only
 from vsent.data import images
@@ -910,3 +910,33 @@ def test_a_path_through_a_file_is_named_with_the_systems_reason(tmp_path):
     with pytest.raises(ImageError) as info:
         load_rgb(path)
     assert str(info.value) == f"{path}: not a directory"
+
+
+# mutation round 57 (mut57f): tests that kill mutants the suite missed
+
+
+def test_a_bomb_is_refused_by_pils_count_even_where_warnings_are_not_errors(tmp_path):
+    """mut57f I72: PIL only warns between its limit and twice it; _open makes that warning an
+    error itself. Outside pytest's filterwarnings("error") (a user's process) the bomb is
+    still named by PIL's pixel count, and no DecompressionBombWarning leaks out."""
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header_only(10000, 10000))  # 100 M: above PIL's 89 M, below 2x
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageError) as info:
+            load_rgb(path)
+    assert str(info.value).startswith(f"{path}: image has 100000000 pixels, above the limit")
+    assert "decompression bomb?" in str(info.value)
+    assert not [w for w in seen if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_a_plugin_that_answers_a_warning_string_does_not_name_the_format(monkeypatch):
+    """mut57f I71: a plugin whose codec is missing answers its check with a warning string
+    (Pillow's WEBP and AVIF do), which is not a match: unknown bytes stay "cannot identify",
+    not "not a supported image format (FAKE)"."""
+    Image.init()
+    monkeypatch.setitem(Image.OPEN, "FAKE", (ImageFile.ImageFile,
+                                             lambda head: "FAKE support not installed"))
+    with pytest.raises(ImageError) as info:
+        load_rgb(b"no known signature at all")
+    assert str(info.value) == "<bytes>: cannot identify image file"

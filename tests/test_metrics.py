@@ -83,6 +83,9 @@ def test_one_fold_is_shown_without_a_spread():
     assert mean_std_text({"mean": 0.7, "std": 0.0125}, 2) == "0.700 +- 0.013"
     assert mean_std_text({"mean": 0.7045, "std": 0.01}, 5, digits=2, scale=100) == \
         "70.45 +- 1.00"
+    # mut57f I155: 0 is "fold count unknown" (layers' reference, baselines without n_folds):
+    # the spread is shown, not claimed to be one fold's
+    assert mean_std_text({"mean": 0.7, "std": 0.0125}, 0) == "0.700 +- 0.013"
 
 
 def test_the_summary_table_of_one_fold_shows_no_spread():
