@@ -501,6 +501,14 @@ def test_card_of_a_finetune_fold_model_gives_its_held_out_metrics(tmp_path):
     assert "## Held-out fold 2" in text and "not recorded (the checkpoint" not in text
     assert "| center | 0.8000 | 0.9000 | 0.7000 | 0.7875 |" in text
     assert "| fused_center | 0.9000 |" in text and "Cross-validated" not in text
+    # mut57e P91: a finetune config that does not say its fold (written before finetune
+    # recorded it) does not make the model foreign: its held-out metrics stay
+    (run / "config.json").write_text(json.dumps({"command": "finetune"}))
+    assert model_card(path)["metrics"]["held_out_fold"] == 2
+    # mut57e P71: only finetune writes its held-out evaluation into the run's metrics.json; in
+    # another command's run that file is none of this model's (no summary: not recorded)
+    (run / "config.json").write_text(json.dumps({"command": "crossval"}))
+    assert model_card(path)["metrics"] is None
     # finetune on every image holds nothing out: nothing to show
     (run / "config.json").write_text(json.dumps({"command": "finetune", "fold": None}))
     whole = save_checkpoint(run / "model.pt", create_model("smallcnn"), fold=None)
@@ -566,6 +574,21 @@ def test_a_fold_model_copied_into_another_folds_folder_gets_no_run_metrics(run_d
         card = model_card(ft / "model.pt")
     assert card["metrics"] is None and card["training"]["fold"] == 2
     assert "records fold 2, not fold 1" in caplog.text
+    # the same fold-2 model in a finetune run on every image ("fold": None), and a model of
+    # every image in the --fold 1 run: neither is the run's (mut57e P91)
+    (ft / "config.json").write_text(json.dumps({"command": "finetune", "fold": None}))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vsent"):
+        card = model_card(ft / "model.pt")
+    assert card["metrics"] is None
+    assert "records fold 2, the run trained on every image" in caplog.text
+    (ft / "config.json").write_text(json.dumps({"command": "finetune", "fold": 1}))
+    save_checkpoint(ft / "model.pt", create_model("smallcnn"), fold=None, subset="four")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vsent"):
+        card = model_card(ft / "model.pt")
+    assert card["metrics"] is None
+    assert "was trained on every image, the run holds out fold 1" in caplog.text
 
 
 @pytest.mark.parametrize("other, said", [
@@ -683,6 +706,10 @@ def test_cut_paths_keeps_last_parts_and_drops_command_lines():
                                "location": "caffenet.pt", "sha256": "ab"}
     assert card["versions"] == {"vsent": "1.0", "resumed": [
         {"date": "d1", "changed": {"torch": ["2.1", "2.2"]}}]}
+    # mut57e P82: a damaged "resumed" (no list) goes whole, its command lines with it
+    damaged = {"versions": {"vsent": "1.0", "resumed": {"argv": ["vsent", "--data", "/home/me"]}}}
+    cut_paths(damaged)
+    assert damaged["versions"] == {"vsent": "1.0"}
     named = {"training": {"dataset": "/d/x", "folds": "campos"},
              "weights": {"source": "pretrained (imagenet)", "init": "imagenet",
                          "location": "https://example.org/w.pt"}}

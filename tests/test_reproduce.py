@@ -487,12 +487,18 @@ def test_an_init_file_that_does_not_load_is_refused_before_anything_runs(tmp_pat
                              data=str(data), subset="five")
     cut = tmp_path / "cut.caffemodel"
     cut.write_bytes(b"truncated download")
+    folder = tmp_path / "weights.d"
+    folder.mkdir()
     cases = [("you2015", tmp_path / "missing.pt", "missing.pt: no such file (imagenet, random"),
              ("you2015", not_a_checkpoint, "notes.pt: not a vsent checkpoint"),
              ("you2015", "imagenet", "you2015 --init: random, or a vsent checkpoint"),
              ("you2015", saw_it, f"saw.pt was trained on {data}, the data it would be "
                                  "fine-tuned and tested on"),
              ("campos2015", tmp_path / "missing.caffemodel", "missing.caffemodel: no such file"),
+             # a folder is no weights file either: refused up front, as a folder (mut57e P56)
+             ("campos2015", folder, f"{folder}: a folder; give"),
+             ("you2015", folder, f"{folder}: a folder; give"),
+             ("sun2016", folder, f"{folder}: a folder; give"),
              # a file that exists but does not load: not replaced by random weights
              # (audit_ens27 #2), for campos2015 and sun2016 too
              ("campos2015", not_a_checkpoint, "notes.pt: not a PyTorch state dict"),
@@ -1615,12 +1621,14 @@ def test_command_line_of_a_run_analysed_only_some_sub_runs_and_overwrite():
 
 
 def test_an_init_that_is_a_folder_is_no_weights_file(tmp_path, make_twitter_like):
-    """mut44b RN13: --init naming a folder is refused as no file, before anything runs."""
+    """mut44b RN13: --init naming a folder is refused as a folder, before anything runs (it
+    was "no such file" until mut57e P56)."""
     data = make_twitter_like()
     plan = _campos_plan(data)
     plan = dataclasses.replace(plan, template=dataclasses.replace(plan.template,
                                                                   init=str(tmp_path)))
-    with pytest.raises(VsentError, match=r"no such file \(imagenet, random or a weights file"):
+    with pytest.raises(VsentError, match=f"^--init {re.escape(str(tmp_path))}: a folder; give a "
+                       r"weights file \(\.pt, "):
         R.reproduce(plan, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
 

@@ -398,6 +398,13 @@ def _foreign(meta: Mapping[str, Any], config: Mapping[str, Any], fold: int | Non
     place = config.get("fold") if run_command == "finetune" else fold
     if type(recorded) is int and type(place) is int and recorded != place:
         return f"records fold {recorded}, not fold {place}"
+    # a finetune run and its model both record "fold": None there is a model of every image,
+    # so a fold's model in a run on every image (or the reverse) is no model of the run
+    if (run_command == "finetune" and "fold" in meta and "fold" in config
+            and all(f is None or type(f) is int for f in (recorded, place))
+            and (recorded is None) != (place is None)):
+        return (f"records fold {recorded}, the run trained on every image" if place is None
+                else f"was trained on every image, the run holds out fold {place}")
     for key in ("data", "subset", "folds", "init"):
         # data and weights by their SHA-256 where both record it (data moved since, a link
         # at its old path removed: the same images), else a path as the run compares it

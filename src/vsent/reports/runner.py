@@ -421,7 +421,7 @@ def reproduce(plan: Any, out: str | Path, *, resume: bool = False, overwrite: bo
                          f"(images/ + ground_truth/) and this is {what}; for other data use "
                          "vsent crossval (--folds stratified), baselines or pcnn")
     init = getattr(getattr(plan, "template", None), "init", None)
-    if init not in (None, "imagenet", "random") and not Path(init).is_file():
+    if init not in (None, "imagenet", "random") and not Path(init).exists():
         raise VsentError(f"--init {init}: no such file (imagenet, random or a weights file)")
     paper.check(plan)
     timer = Timer()
