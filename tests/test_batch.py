@@ -412,13 +412,15 @@ def test_row_writer_flushes_each_row(tmp_path):
 
 
 @pytest.mark.parametrize("name, first", [("o.csv", "path,prob_positive,label,error"),
-                                         ("o.jsonl", '{"path": "x.jpg"')])
+                                         ("o.jsonl", '{"path": "x.jpg"'),
+                                         ("O.JSONL", '{"path": "x.jpg"')])
 def test_row_writer_without_a_format_writes_the_one_its_suffix_names(tmp_path, name, first):
     """fmt=None takes the format from the name (output_format): the rows are written in it,
-    a .csv with its header, not JSON lines under a .csv name."""
+    a .csv with its header, not JSON lines under a .csv name; a suffix in capitals names it
+    too (mut57g E66)."""
     out = tmp_path / name
     with RowWriter(out, None) as w:
-        assert w.fmt == name.rsplit(".", 1)[1]
+        assert w.fmt == name.rsplit(".", 1)[1].lower()
         w.write({"path": "x.jpg", "prob_positive": 0.25, "label": "negative", "error": ""})
     assert out.read_text().splitlines()[0].startswith(first)
 
@@ -1208,6 +1210,8 @@ def test_only_this_processs_files_under_dev_and_proc_are_not_outputs(tmp_path):
     from vsent.batch import STDOUT_NAMES, _process_path
 
     assert all(_process_path(p) for p in (*STDOUT_NAMES, "/dev/null", "/dev/fd/3", "/proc/1/x"))
+    # mut57g E98: a descriptor that is not open (no link to follow) is one of the process's too
+    assert _process_path("/dev/fd/987654")
     assert not _process_path(tmp_path / "a.csv")
     if Path("/dev/shm").is_dir():
         assert not _process_path("/dev/shm/vsent-scores.csv")
@@ -1567,6 +1571,8 @@ def test_done_knows_each_of_many_paths_and_no_other(tmp_path):
     done = read_done(out, "jsonl")
     assert all(f"p{i}.jpg" in done for i in range(200))
     assert not any(f"q{i}.jpg" in done for i in range(200))
+    # mut57g E72: an output with no row (or none yet) holds no path, and says so
+    assert "p0.jpg" not in read_done(tmp_path / "absent.jsonl", "jsonl")
 
 
 def test_a_csv_whose_first_line_is_part_of_the_header_is_not_vsents(tmp_path):

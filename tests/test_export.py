@@ -569,6 +569,21 @@ def test_export_module_gives_the_callers_model_back_as_it_was(tmp_path, fmt):
     assert all(torch.equal(before[n], t) for n, t in model.state_dict().items())
 
 
+def test_export_traces_a_batch_of_more_than_one_image(tmp_path):
+    """mut57g E8: traced on one image, a size-1 batch axis is taken for a constant (here a
+    squeeze() of the pooled features drops it): the export fails. Traced on 2, it exports,
+    and the verification on 4 images passes."""
+    from vsent.export import export_metadata, export_module
+
+    model = create_model("smallcnn")
+    fc = model.fc
+    # (B, D) -> (B, D, 1, 1) -> squeeze(): (B, D) for B > 1, but (D,) for B = 1
+    model.forward_head = lambda f: fc(f[:, :, None, None].squeeze())  # type: ignore[method-assign]
+    out = tmp_path / "m.onnx"
+    result = export_module(model, out, metadata=export_metadata(model, {}))
+    assert out.is_file() and result["max_abs_diff"] <= TOLERANCE
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_export_module_leaves_a_cuda_model_on_cuda(tmp_path):
     from vsent.export import export_metadata, export_module

@@ -258,6 +258,8 @@ def test_logistic_head_picks_c_by_inner_cv_and_matches_sklearn():
         acc[c] = np.mean(accs)
     best = min(c for c in acc if acc[c] == max(acc.values()))
     assert out["C"] == best and out["inner_folds"] == 5
+    # mut57g E32: the grid searched is the decades 1e-4 .. 1e4 (the C the results record)
+    np.testing.assert_allclose(frozen.LOGISTIC_CS, [10.0 ** e for e in range(-4, 5)])
     assert len(set(acc.values())) > 1  # C mattered in this set-up
     ref = LogisticRegression(C=best, max_iter=2000).fit(z, labels).predict_proba(z)
     with torch.no_grad():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import logging
 import os
@@ -1748,6 +1750,8 @@ def test_a_checkpoint_records_its_run_and_fold_only_beside_a_config(tmp_path):
     assert checkpoint_run(run / "model.pt", {"fold": "2"}) == (run.resolve(), None)
     (run / "best1").mkdir()  # a folder not named fold<k> is no fold of the run
     assert checkpoint_run(run / "best1" / "model.pt", {}) == (None, None)
+    (run / "folds").mkdir()  # "fold" and no number: no fold either (not int("s"))
+    assert checkpoint_run(run / "folds" / "model.pt", {}) == (None, None)
     (tmp_path / "model.pt").symlink_to(run / "fold3" / "model.pt")  # a link: where it points
     assert checkpoint_run(tmp_path / "model.pt", {}) == (run.resolve(), 3)
 
@@ -2148,7 +2152,21 @@ def test_run_log_drops_a_line_it_cannot_write_without_a_logging_error(tmp_path, 
         handler.emit(logging.makeLogRecord({"msg": "a line", "levelno": logging.INFO}))
     finally:
         handler.close()
+    handler = _RunLog(tmp_path / "run.log")  # opened, then the disk fills: write fails
+    handler.stream.close()
+    handler.stream = _FullDisk()
+    try:
+        handler.emit(logging.makeLogRecord({"msg": "a line", "levelno": logging.INFO}))
+    finally:
+        handler.close()
     assert capsys.readouterr().err == ""
+
+
+class _FullDisk(io.StringIO):
+    """A log stream on a full disk (mut57 S38: only an OSError of a write is dropped)."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
 
 
 def test_a_file_of_the_run_in_a_sub_folder_gets_its_folder_and_paths_are_written_whole(
