@@ -309,7 +309,8 @@ def test_names_one_character_off_the_forms_vsent_writes_are_no_entries(tmp_path)
             _file(root / "proposals" / ("c" * 17) / f"{'3' * 40}.npz"),  # a 17-digit key
             _file(root / "proposals" / ("e" * 16) / f"{'3' * 40}.npy"),  # .npy, not .npz
             _file(root / "baselines" / f"colour-v1-{'d' * 24}.npy"),  # .npy, not .npz
-            _file(root / "baselines" / "sift-v1-dense-" / f"{'1' * 24}.npy")]  # no settings
+            _file(root / "baselines" / "sift-v1-dense-" / f"{'1' * 24}.npy"),  # no settings
+            _file(root / f"images-{'a' * 20}-5x8x8x3.npz")]  # .npz, not .npy (mut57d F79)
     for f in near:
         _age(f, 400)
     assert cache_entries(root) == []

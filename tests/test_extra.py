@@ -143,6 +143,9 @@ def test_subset_and_layout_errors(twitter_like, learnable_dataset):
         extra_train_set(twitter_like, "three", "four")
     with pytest.raises(VsentError, match="subsets are"):
         extra_train_set(twitter_like, "five", "two")
+    # an unknown base subset too: said, not a ValueError from SUBSETS.index (mut57d F118)
+    with pytest.raises(VsentError, match="subsets are five, four, three; got base 'all'"):
+        extra_train_set(twitter_like, "all", "three")
     with pytest.raises(DataError, match="Twitter I layout"):
         extra_train_set(learnable_dataset, "five", "three")
 

@@ -681,3 +681,56 @@ def test_preprocess_resize_must_be_a_positive_integer(resize):
     with pytest.raises(VsentError, match=rf"^Preprocess\.resize must be a positive integer, "
                                          rf"got {resize!r}$"):
         Preprocess(resize=resize, crop=1)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 57 (mut57d): vsent.data.augment_pool mutants the suite missed
+
+
+def test_batches_read_ahead_are_dropped_when_the_epoch_or_the_pool_stops_early(monkeypatch):
+    """mut57d F110/F117: an epoch stopped early (an error in the training loop, Ctrl-C) and a
+    pool closed under an epoch still suspended both drop the batches read ahead and not yet
+    started: no worker time on batches nobody trains on, and no wait for them at the exit."""
+    import threading
+    from collections.abc import Iterator
+
+    import vsent.data.augment_pool as ap
+
+    # the batches never reach a worker here: a cheap process stands in (no torch to import)
+    monkeypatch.setattr(ap, "_WORKER", "import sys; sys.stdin.buffer.read()")
+    started: list[int] = []
+    gate = threading.Event()
+
+    def run(images: np.ndarray, crop: int, seed: int) -> np.ndarray:
+        started.append(seed)
+        if seed:  # the first batch is given; the next holds the one thread, the rest queue
+            gate.wait(10)
+        return np.zeros((len(images), crop, crop, 3), np.uint8)
+
+    def batches() -> Iterator[tuple[np.ndarray, int]]:
+        for seed in range(8):
+            yield np.zeros((1, 8, 8, 3), np.uint8), seed
+
+    with ap.AugmentPool(1) as pool:
+        monkeypatch.setattr(pool, "_run", run)
+        monkeypatch.setattr(pool, "workers", 3)  # six read ahead, on its one thread
+        it = pool.augment(batches(), 8)
+        next(it)
+        it.close()  # the epoch stops early
+        gate.set()
+        pool._threads.submit(int).result()  # all queued before it has run or was dropped
+        assert started in ([0], [0, 1])
+        started.clear()
+        gate.clear()
+        real = pool._threads.shutdown
+
+        def shutdown(wait: bool = True, cancel_futures: bool = False) -> None:
+            real(wait=False, cancel_futures=cancel_futures)
+            gate.set()  # the batch running ends once the queued ones are dropped (or not)
+            real(wait=wait)
+
+        monkeypatch.setattr(pool._threads, "shutdown", shutdown)
+        suspended = pool.augment(batches(), 8)
+        next(suspended)
+    assert started in ([0], [0, 1])
+    assert all(p.poll() == 0 for p in pool._procs)
