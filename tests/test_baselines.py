@@ -530,11 +530,12 @@ def test_fold_blocks_sqrt_map_is_the_square_root_of_every_histogram():
     feats = hc.ImageFeatures(gch=rng.dirichlet(np.ones(64), n).astype(np.float32),
                              lch=rng.random((n, 1024)).astype(np.float32), descriptors=desc)
     train = np.arange(7)
-    plain = bl.fold_blocks(feats, train, ["gch", "bow"], bl.BaselineConfig(k=4,
-                                                                           max_descriptors=100))
-    mapped = bl.fold_blocks(feats, train, ["gch", "bow"],
+    # every histogram block, LCH's grid of histograms too (mut57j L62 mapped GCH and BoW only)
+    plain = bl.fold_blocks(feats, train, ["gch", "lch", "bow"],
+                           bl.BaselineConfig(k=4, max_descriptors=100))
+    mapped = bl.fold_blocks(feats, train, ["gch", "lch", "bow"],
                             bl.BaselineConfig(k=4, max_descriptors=100, histogram_map="sqrt"))
-    assert set(plain) == set(mapped) == {"gch", "bow"}
+    assert set(plain) == set(mapped) == {"gch", "lch", "bow"}
     for name in plain:
         np.testing.assert_allclose(mapped[name], np.sqrt(plain[name]), rtol=1e-6)
     # Hellinger: the mapped L1 histograms have unit Euclidean norm
