@@ -384,10 +384,10 @@ def _foreign(meta: Mapping[str, Any], config: Mapping[str, Any], fold: int | Non
              run_dir: Path) -> str | None:
     """Why a checkpoint found in a run's folder is no model of that run (copied there), or
     None: it records another command than the run's (crossval, finetune), another fold than
-    its place (``fold<k>/``, or a ``finetune --fold`` run's), other data, subset, folds or
-    initial weights, a crossval fold's seed other than the one the run derives for it, or
-    another training recipe than the run's (seed and device aside: a resumed run may change
-    device)."""
+    its place (``fold<k>/``, or a ``finetune`` run's fold or every image), other data, subset,
+    folds or initial weights, a crossval fold's seed other than the one the run derives for
+    it, or another training recipe than the run's (seed and device aside: a resumed run may
+    change device)."""
     from vsent.provenance import DATA_RECORD, INIT_RECORD
     from vsent.runs import config_diff
 
