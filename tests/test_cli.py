@@ -436,6 +436,8 @@ def test_explain_output_follows_the_run_directory_policy(tmp_path, capsys):
 @pytest.mark.parametrize("error, said", [
     (OSError(28, "No space left on device", "/r/fold1/model.pt"),
      "/r/fold1/model.pt: no space left on device"),
+    (OSError(28, "No space left on device"),  # no file named: no "None: " before it
+     "no space left on device"),
     (OSError("152576 requested and 145376 written"),  # numpy's short write
      "cannot write (152576 requested and 145376 written: is the disk full?)"),
 ])
@@ -526,6 +528,12 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys, twitter_like, tmp_
     # stopped before --out was written: nothing is said to be kept (prac37 #7)
     assert main(argv) == 130
     assert capsys.readouterr().err == "vsent: interrupted\n"
+    # a rank started by --nproc says nothing: its launcher says it once for all ranks
+    from vsent.errors import LAUNCHED_BY_VSENT
+
+    monkeypatch.setenv(LAUNCHED_BY_VSENT, "1")
+    assert main(argv) == 130 and capsys.readouterr().err == ""
+    monkeypatch.delenv(LAUNCHED_BY_VSENT)
     (tmp_path / "r").mkdir()  # what the run had written before the interrupt
     assert main(argv) == 130
     assert capsys.readouterr().err == ("vsent: interrupted; what was written is kept: the same "
@@ -1848,6 +1856,10 @@ def test_a_broken_pipe_ends_quietly_with_0_and_the_sigterm_handler_is_put_back(m
     assert cli.how_to_continue(piped) == ""
     assert cli.how_to_continue(argparse.Namespace(resume=False, out=None, command="explain")) \
         == ": the same command with --resume continues it"
+    # --overwrite given: the hint says to put --resume in its place (the two exclude each other)
+    assert cli.how_to_continue(argparse.Namespace(resume=False, out=None, command="explain",
+                                                  overwrite=True)) \
+        == ": the same command with --resume instead of --overwrite continues it"
 
 
 def test_main_runs_in_a_thread_other_than_the_main_one(capsys):
@@ -1876,3 +1888,7 @@ def test_commands_that_write_nothing_to_continue_say_nothing_is_kept(tmp_path):
         assert _kept(argparse.Namespace(command=command, out=str(out), resume=None)) == ""
     assert _kept(argparse.Namespace(command="predict", out=str(out), resume=None)) == (
         "; what was written is kept: the same command continues it")
+    # predict's `--out -` (standard output) stopped before its options were checked: its rows
+    # are kept, with no --resume hint (--resume is refused with --out -), as for out=None
+    assert _kept(argparse.Namespace(command="predict", out="-", resume=False)) == (
+        "; what was written is kept")

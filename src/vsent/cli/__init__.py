@@ -83,7 +83,7 @@ def how_to_continue(args: argparse.Namespace) -> str:
     if resume is None or resume:  # no --resume (run again: it continues), or given already
         return ": the same command continues it"
     out = getattr(args, "out", None)
-    if out is None and getattr(args, "command", None) == "predict":
+    if out in (None, "-") and getattr(args, "command", None) == "predict":
         return ""  # predict wrote to standard output: nothing to continue
     if out is not None and Path(out).exists() and not (Path(out).is_file()
                                                        or Path(out).is_dir()):
