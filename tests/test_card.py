@@ -4,7 +4,6 @@ config, folds, summary and versions; Markdown and JSON; the ``vsent card`` comma
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,27 +71,30 @@ def test_card_of_a_fold_checkpoint_carries_the_runs_data_and_metrics(run_dir):
     json.dumps(card)  # JSON types only
 
 
+def _card_and_warnings(path: Path, caplog: pytest.LogCaptureFixture) -> tuple[dict, str]:
+    """The card of the checkpoint at ``path`` and the warnings said while making it."""
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vsent"):
+        card = model_card(path)
+    return card, caplog.text
+
+
 def test_a_damaged_run_file_is_said_not_hidden_as_not_recorded(run_dir, caplog):
     """robust36 #9: a half-written summary.json gave a card saying its metrics were "not
     recorded (the checkpoint is not inside a finished crossval run)", silently."""
     summary = run_dir / "summary.json"
     summary.write_text(summary.read_text()[:30])
-    with caplog.at_level(logging.WARNING, logger="vsent"):
-        card = model_card(run_dir / "fold2" / "model.pt")
+    card, warned = _card_and_warnings(run_dir / "fold2" / "model.pt", caplog)
     assert card["metrics"] is None
-    assert f"{summary}: unreadable (" in caplog.text
-    caplog.clear()
+    assert f"{summary}: unreadable (" in warned
     summary.write_text("[]")  # parsed, but no summary either (reports38 #8)
-    with caplog.at_level(logging.WARNING, logger="vsent"):
-        card = model_card(run_dir / "fold2" / "model.pt")
+    card, warned = _card_and_warnings(run_dir / "fold2" / "model.pt", caplog)
     assert card["metrics"] is None
-    assert f"{summary}: unreadable (a JSON list, expected an object)" in caplog.text
+    assert f"{summary}: unreadable (a JSON list, expected an object)" in warned
     assert "or the run's summary.json holds no metrics" in card_markdown(card)
-    caplog.clear()
     summary.unlink()  # absent: nothing to say (a checkpoint outside a run has none)
-    with caplog.at_level(logging.WARNING, logger="vsent"):
-        model_card(run_dir / "fold2" / "model.pt")
-    assert "unreadable" not in caplog.text
+    card, warned = _card_and_warnings(run_dir / "fold2" / "model.pt", caplog)
+    assert "unreadable" not in warned
 
 
 def test_markdown_card_shows_each_section(run_dir):
@@ -542,53 +544,43 @@ def test_a_fold_model_copied_into_another_folds_folder_gets_no_run_metrics(run_d
 
     (run_dir / "fold1").mkdir()
     shutil.copy(run_dir / "fold2" / "model.pt", run_dir / "fold1" / "model.pt")
-    with caplog.at_level("WARNING", logger="vsent"):
-        card = model_card(run_dir / "fold1" / "model.pt")
+    card, warned = _card_and_warnings(run_dir / "fold1" / "model.pt", caplog)
     assert card["metrics"] is None and card["training"]["fold"] == 2  # the checkpoint's
     assert card["training"]["dataset"] is None  # not the run's config
-    assert f"records fold 2, not fold 1: it is no model of the run in {run_dir}" in caplog.text
+    assert f"records fold 2, not fold 1: it is no model of the run in {run_dir}" in warned
     # review33b #2: a fold-1 model of another run (another recipe) in this run's fold1/
-    caplog.clear()
     save_checkpoint(run_dir / "fold1" / "model.pt", create_model("smallcnn"), fold=1,
                     run="elsewhere", train={"epochs": 9, "lr": 0.001}, subset="four")
-    with caplog.at_level("WARNING", logger="vsent"):
-        card = model_card(run_dir / "fold1" / "model.pt")
+    card, warned = _card_and_warnings(run_dir / "fold1" / "model.pt", caplog)
     assert card["metrics"] is None
     assert ("was trained otherwise than the run (train.epochs: stored 3, now 9): it is no "
-            "model of the run") in caplog.text
+            "model of the run") in warned
     # the run's own fold model, whose seed is the fold's, is the run's: no warning
-    caplog.clear()
     save_checkpoint(run_dir / "fold1" / "model.pt", create_model("smallcnn"), fold=1,
                     run=str(run_dir), train={"epochs": 3, "lr": 0.001, "seed": 1001,
                                              "device": "cuda"}, subset="four")
-    with caplog.at_level("WARNING", logger="vsent"):
-        card = model_card(run_dir / "fold1" / "model.pt")
-    assert card["metrics"] is not None and card["training"]["fold"] == 1 and not caplog.text
+    card, warned = _card_and_warnings(run_dir / "fold1" / "model.pt", caplog)
+    assert card["metrics"] is not None and card["training"]["fold"] == 1 and not warned
     # a finetune --fold 1 run whose model.pt is now a fold-2 model
     ft = run_dir.parent / "ft"
     ft.mkdir()
     (ft / "config.json").write_text(json.dumps({"command": "finetune", "fold": 1}))
     (ft / "metrics.json").write_text(json.dumps({"center": FOLD_METRICS[0]}))
     shutil.copy(run_dir / "fold2" / "model.pt", ft / "model.pt")
-    with caplog.at_level("WARNING", logger="vsent"):
-        card = model_card(ft / "model.pt")
+    card, warned = _card_and_warnings(ft / "model.pt", caplog)
     assert card["metrics"] is None and card["training"]["fold"] == 2
-    assert "records fold 2, not fold 1" in caplog.text
+    assert "records fold 2, not fold 1" in warned
     # the same fold-2 model in a finetune run on every image ("fold": None), and a model of
     # every image in the --fold 1 run: neither is the run's (mut57e P91)
     (ft / "config.json").write_text(json.dumps({"command": "finetune", "fold": None}))
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="vsent"):
-        card = model_card(ft / "model.pt")
+    card, warned = _card_and_warnings(ft / "model.pt", caplog)
     assert card["metrics"] is None
-    assert "records fold 2, the run trained on every image" in caplog.text
+    assert "records fold 2, the run trained on every image" in warned
     (ft / "config.json").write_text(json.dumps({"command": "finetune", "fold": 1}))
     save_checkpoint(ft / "model.pt", create_model("smallcnn"), fold=None, subset="four")
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="vsent"):
-        card = model_card(ft / "model.pt")
+    card, warned = _card_and_warnings(ft / "model.pt", caplog)
     assert card["metrics"] is None
-    assert "was trained on every image, the run holds out fold 1" in caplog.text
+    assert "was trained on every image, the run holds out fold 1" in warned
 
 
 @pytest.mark.parametrize("other, said", [
@@ -612,13 +604,12 @@ def test_a_fold_model_of_another_run_of_the_same_recipe_is_no_model_of_that_run(
     seed = meta.pop("seed")
     save_checkpoint(run_dir / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
                     command="crossval", train={**config["train"], "seed": seed}, **meta)
-    with caplog.at_level("WARNING", logger="vsent"):
-        card = model_card(run_dir / "fold2" / "model.pt")
+    card, warned = _card_and_warnings(run_dir / "fold2" / "model.pt", caplog)
     if not other:
-        assert card["metrics"] is not None and not caplog.text
+        assert card["metrics"] is not None and not warned
         return
     assert card["metrics"] is None
-    assert f"{said}: it is no model of the run in {run_dir}" in caplog.text
+    assert f"{said}: it is no model of the run in {run_dir}" in warned
 
 
 def test_a_model_of_another_command_in_a_runs_folder_is_no_model_of_that_run(run_dir, caplog):
@@ -627,18 +618,15 @@ def test_a_model_of_another_command_in_a_runs_folder_is_no_model_of_that_run(run
     metrics; the checkpoint records its command now, and another one is another run's."""
     save_checkpoint(run_dir / "model.pt", create_model("smallcnn"), fold=None,
                     train={"epochs": 3, "lr": 0.001}, command="finetune", n_test=0, n_train=6)
-    with caplog.at_level("WARNING", logger="vsent"):
-        card = model_card(run_dir / "model.pt")
+    card, warned = _card_and_warnings(run_dir / "model.pt", caplog)
     assert card["metrics"] is None and card["training"]["command"] == "finetune"
-    assert "was written by finetune, the run by crossval: it is no model of the run" in caplog.text
+    assert "was written by finetune, the run by crossval: it is no model of the run" in warned
     # the run's own fold model, which records crossval: the run's, no warning
-    caplog.clear()
     save_checkpoint(run_dir / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
                     run=str(run_dir), train={"epochs": 3, "lr": 0.001}, subset="four",
                     command="crossval", n_test=2)
-    with caplog.at_level("WARNING", logger="vsent"):
-        card = model_card(run_dir / "fold2" / "model.pt")
-    assert card["metrics"] is not None and not caplog.text
+    card, warned = _card_and_warnings(run_dir / "fold2" / "model.pt", caplog)
+    assert card["metrics"] is not None and not warned
 
 
 def test_a_zero_shot_model_of_no_fold_says_its_held_out_count_was_not_recorded(tmp_path):
@@ -682,12 +670,10 @@ def test_a_fold_model_is_told_by_its_datas_fingerprint_where_both_record_it(run_
         save_checkpoint(run_dir / "fold2" / "model.pt", create_model("smallcnn"), fold=2,
                         command="crossval", train=config["train"], data=data, subset="four",
                         folds="campos", init="random", data_sha256=sha)
-        caplog.clear()
-        with caplog.at_level("WARNING", logger="vsent"):
-            card = model_card(run_dir / "fold2" / "model.pt")
+        card, warned = _card_and_warnings(run_dir / "fold2" / "model.pt", caplog)
         assert (card["metrics"] is None) == foreign, data
         assert ("records other data than the run (SHA-256 bbbbbbbbbbbb, aaaaaaaaaaaa): it is "
-                "no model of the run" in caplog.text) == foreign
+                "no model of the run" in warned) == foreign
 
 
 def test_cut_paths_keeps_last_parts_and_drops_command_lines():

@@ -777,9 +777,9 @@ def test_plan_errors():
     # known one passes on to the next check (the data), before anything is made
     plan = R.make_plan("campos2015", "no-such-data", quick=True)
     with pytest.raises(VsentError, match="^--only nope: not a sub-run of campos2015; choose"):
-        runner.reproduce(plan, "never-made", only=["nope", "table1"])
+        R.reproduce(plan, "never-made", only=["nope", "table1"])
     with pytest.raises(VsentError, match="^no-such-data: no such file or directory$"):
-        runner.reproduce(plan, "never-made", only=["table1"])
+        R.reproduce(plan, "never-made", only=["table1"])
 
 
 def test_published_values_cite_their_source():
