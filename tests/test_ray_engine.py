@@ -434,6 +434,21 @@ def test_a_model_actor_scores_each_chunk_of_its_batch(tmp_path, checkpoint):
     np.testing.assert_allclose(np.stack([rows[i][1] for i in ok]), want, atol=1e-6)
 
 
+class _ListQueue:
+    """The feeder's Ray queue, standing in: it keeps what is put; ``fail_once`` is raised by
+    the first put (a full queue, a queue actor that failed)."""
+
+    def __init__(self, fail_once: Exception | None = None) -> None:
+        self.items: list = []
+        self.fail_once = fail_once
+
+    def put(self, item: object, timeout: float | None = None) -> None:
+        if self.fail_once is not None:
+            error, self.fail_once = self.fail_once, None
+            raise error
+        self.items.append(item)
+
+
 def test_a_feeder_whose_queue_fails_reports_it_instead_of_dying(capsys):
     """review28 #2: the feeder's own exception (the Ray queue failed) went to the thread's
     traceback while the driver said "rows never came back (a Ray worker died?)"; it is kept
@@ -457,18 +472,7 @@ def test_a_feeder_whose_queue_fails_reports_it_instead_of_dying(capsys):
 
     # mut57b R72: kept too when the queue takes the end afterwards (the end alone would make
     # the driver say rows never came, not why)
-    class FailsOnce:
-        def __init__(self) -> None:
-            self.items: list = []
-            self.failed = False
-
-        def put(self, item: object, timeout: float | None = None) -> None:
-            if not self.failed:
-                self.failed = True
-                raise RuntimeError("the queue failed once")
-            self.items.append(item)
-
-    failure, queue = [], FailsOnce()
+    failure, queue = [], _ListQueue(fail_once=RuntimeError("the queue failed once"))
     _feed(iter(["a", "b", "c"]), queue, threading.Event(), failure, 2, [0])
     assert [str(e) for e in failure] == ["the queue failed once"] and queue.items == [None]
 
@@ -924,15 +928,8 @@ def test_the_feeder_sends_absolute_paths_and_keeps_them_as_given(tmp_path, monke
 
     from vsent.engines.ray_engine import _feed
 
-    class ListQueue:
-        def __init__(self):
-            self.items = []
-
-        def put(self, item, timeout=None):
-            self.items.append(item)
-
     monkeypatch.chdir(tmp_path)
-    q, failure, fed = ListQueue(), [], [0]
+    q, failure, fed = _ListQueue(), [], [0]
     _feed(iter(["a.jpg", "sub/../b.jpg", "/data/c.jpg"]), q, threading.Event(), failure, 2, fed)
     assert q.items == [[(0, "a.jpg", os.path.join(str(tmp_path), "a.jpg")),
                         (1, "sub/../b.jpg", os.path.join(str(tmp_path), "sub/../b.jpg"))],
@@ -950,14 +947,7 @@ def test_a_feeder_whose_input_stays_quiet_queues_no_empty_chunk(monkeypatch):
     from vsent import inference
     from vsent.engines.ray_engine import _feed
 
-    class ListQueue:
-        def __init__(self):
-            self.items = []
-
-        def put(self, item, timeout=None):
-            self.items.append(item)
-
-    q, quiet_twice, go_on = ListQueue(), threading.Event(), threading.Event()
+    q, quiet_twice, go_on = _ListQueue(), threading.Event(), threading.Event()
     quiet_after_put = []
     real_get = inference.InputReader.get
 
@@ -1155,25 +1145,14 @@ def test_a_full_queue_holds_the_feeder_back_and_a_stopped_run_ends_it(monkeypatc
     from vsent import inference
     from vsent.engines.ray_engine import _feed
 
-    class FullOnce:
-        def __init__(self):
-            self.items, self.full = [], 1
-
-        def put(self, item, timeout=None):
-            if self.full:
-                self.full -= 1
-                raise Full
-            self.items.append(item)
-
     stops = []  # R57: the input's reader thread is stopped however the feeder ends
     monkeypatch.setattr(inference.InputReader, "stop", lambda self: stops.append(self))
-    q, failure, fed = FullOnce(), [], [0]
+    q, failure, fed = _ListQueue(fail_once=Full()), [], [0]
     _feed(iter(["/a.jpg"]), q, threading.Event(), failure, 2, fed)
     assert q.items == [[(0, "/a.jpg", "/a.jpg")], None] and failure == []
     stop = threading.Event()
     stop.set()
-    q = FullOnce()
-    q.full = 0
+    q = _ListQueue()
     _feed(iter(["/a.jpg"]), q, stop, failure, 2, [0])
     assert q.items == [] and failure == [] and len(stops) == 2
 
