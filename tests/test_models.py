@@ -1154,10 +1154,14 @@ def test_a_plain_file_for_tags_of_other_statistics_must_name_its_tag(tmp_path, m
 
     other = PretrainedWeights(loader=lambda m: m.state_dict(), source="test", tag="mobile",
                               preprocess=dataclasses.replace(CAFFE_PREPROCESS, std=(2.0,) * 3))
+    # the family's ImageNet record too: `--init imagenet` takes its statistics, not a tag's
+    # (mut57i G22: `imagenet` looked up among the tags, found none, and kept the default)
+    imagenet = PretrainedWeights(loader=lambda m: m.state_dict(), source="test",
+                                 preprocess=dataclasses.replace(CAFFE_PREPROCESS, std=(3.0,) * 3))
     monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
     register_family("fake/", lambda name: ModelEntry(
-        name, Tiny, tagged=lambda t: other if t == "mobile" else None, tags=("mobile",)),
-        lambda pattern: [])
+        name, Tiny, imagenet, tagged=lambda t: other if t == "mobile" else None,
+        tags=("mobile",)), lambda pattern: [])
     weights = tmp_path / "w.pt"
     torch.save(Tiny().state_dict(), weights)
     with pytest.raises(WeightsError,
@@ -1165,6 +1169,7 @@ def test_a_plain_file_for_tags_of_other_statistics_must_name_its_tag(tmp_path, m
         create_model("fake/t", init=str(weights))
     assert create_model("fake/t", init=f"mobile={weights}").info.preprocess.std == (2.0,) * 3
     assert create_model("fake/t", init="mobile").info.preprocess.std == (2.0,) * 3  # the tag
+    assert create_model("fake/t", init="imagenet").info.preprocess.std == (3.0,) * 3
     with pytest.raises(WeightsError, match=r": a folder; give a weights file"):  # not "name"
         create_model("fake/t", init=str(tmp_path))
     with pytest.raises(WeightsError, match="give the weights file after 'mobile='"):

@@ -1108,6 +1108,12 @@ def test_pcnn_transfer_options_reach_its_config(tmp_path):
     assert (cfg.subsets, cfg.folds, cfg.oversample, cfg.skip_bad, cfg.reference, cfg.seed) == (
         ["four", "three"], "stratified", True, True, "cnn", 3)
     assert (cfg.train.epochs, cfg.train.seed, cfg.train.device) == (2, 3, "cpu")
+    # the defaults: every agreement subset of You et al.'s table, the Campos folds
+    # (mut57c C89: five alone by default left two rows of the table empty)
+    plain = transfer_config_from_args(build_parser().parse_args([
+        "pcnn-transfer", "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path)]))
+    assert (plain.subsets, plain.folds, plain.oversample, plain.reference) == (
+        ["five", "four", "three"], "campos", False, "pcnn")
 
 
 def test_pcnn_transfer_resume_with_its_model_continues_the_run_as_started(tmp_path,
