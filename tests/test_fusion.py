@@ -1714,6 +1714,9 @@ def test_cli_fuse_options_reach_the_fusion_and_name_its_folder(monkeypatch, caps
     assert main(["fuse", "r", "--weight", "0.7", "--out", "o"]) == 0
     call = calls.pop()
     assert (call["weight"], call["out"], call["progress"]) == (0.7, "o", True)
+    # spaces around the word are allowed as around a number (mut54a F37: " inner " refused)
+    assert main(["fuse", "r", "--weight", " inner ", "--out", "o"]) == 0
+    assert calls.pop()["weight"] == "inner"
 
 
 def test_cli_fuse_a_summary_without_the_cnns_accuracy_is_one_line(monkeypatch, capsys):

@@ -30,8 +30,8 @@ METHODS = ("logistic", "svm")
 
 def weight_arg(text: str) -> float | str:
     """--weight: a number (its range is checked with the other options), or ``inner``."""
-    if text == INNER:
-        return text
+    if text.strip() == INNER:  # spaces around it, as float() allows around a number
+        return INNER
     try:
         return float(text)
     except ValueError:
