@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import io
 import json
 import logging
@@ -438,6 +439,8 @@ def test_explain_output_follows_the_run_directory_policy(tmp_path, capsys):
      "/r/fold1/model.pt: no space left on device"),
     (OSError(28, "No space left on device"),  # no file named: no "None: " before it
      "no space left on device"),
+    (OSError(errno.EDQUOT, "Disk quota exceeded", "/r/x.npy"),  # the user's quota is full
+     "/r/x.npy: disk quota exceeded"),
     (OSError("152576 requested and 145376 written"),  # numpy's short write
      "cannot write (152576 requested and 145376 written: is the disk full?)"),
 ])

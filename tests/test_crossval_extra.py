@@ -401,6 +401,9 @@ def test_config_json_unchanged_without_the_new_options(twitter_like, tmp_path):
     ({"extra_train": "five"}, "--extra-train 'five'"),
     ({"extra_schedule": "progressive"}, "needs --extra-train"),
     ({"extra_train": "three", "extra_schedule": "joint+finetune"}, "fine-tuning recipe"),
+    # a dict is no recipe: refused when built (mut58b C57: only None was)
+    ({"extra_train": "three", "extra_schedule": "progressive", "finetune": {"epochs": 3}},
+     "fine-tuning recipe"),
     ({"extra_train": "three", "progressive_scope": "extra"}, "--progressive-scope"),
     ({"fusion": "gch+sift"}, "--fusion 'gch+sift'"),
 ])

@@ -188,6 +188,8 @@ def test_absolute_path_takes_dotdot_through_links_and_keeps_the_last_names(tmp_p
     assert absolute_path("../tw") == tmp_path / "tw"  # the link itself, not data/
     assert absolute_path("x/./y") == work / "x" / "y"  # no '..': as pathlib makes it
     assert absolute_path(tmp_path / "lnk" / ".." / "z") == tmp_path / "real" / "z"
+    # two '..': resolved up to the last one (up to the first kept "lnk/.." as typed)
+    assert absolute_path(tmp_path / "data" / ".." / "lnk" / ".." / "z") == tmp_path / "real" / "z"
     assert absolute_path("~") == Path.home()
     # '..' after no folder: as typed, so that the error names it (review41 F3: it ran on X)
     assert absolute_path("missing/../tw") == work / "missing" / ".." / "tw"
@@ -300,6 +302,9 @@ def test_a_file_without_write_bits_is_write_protected_for_root_too(tmp_path, mon
     monkeypatch.setattr(os, "access", lambda path, mode, **kw: True)  # as for root
     with pytest.raises(VsentError, match="is write-protected"):
         check_replaceable(out, "--out", "model card", lambda p: True, overwrite=True)
+    # any write bit left is no chmod a-w: a file its group may write is replaced (mut58b F40)
+    out.chmod(0o464)
+    check_replaceable(out, "--out", "model card", lambda p: True, overwrite=True)
 
 
 def test_a_file_that_cannot_be_read_is_in_no_byte_group(tmp_path):
@@ -348,6 +353,16 @@ def test_csv_rows_name_the_line_a_row_ends_on_and_a_row_cut_short(tmp_path):
         _label_rows(p, 'path,label\n"a\nb.jpg",1\nc.jpg,x\n')
     with pytest.raises(VsentError, match=r"line 3: unreadable row \(cut short: 1 of 2 fields\)"):
         _label_rows(p, "path,label\na.jpg,1\nb.jpg\n")
+
+
+def test_an_empty_csv_file_shows_its_columns_an_empty_header(tmp_path):
+    """mut58b F46: a file without even a header line gives ``columns`` no names, not None
+    (a caller's ``"label" not in header`` would be a TypeError: a traceback)."""
+    from vsent.files import csv_rows
+
+    seen: list[tuple[str, ...]] = []
+    assert csv_rows(tmp_path / "l.csv", "", lambda header: seen.append(tuple(header)) or []) == []
+    assert seen == [()]
 
 
 def test_csv_rows_name_a_row_with_more_fields_than_the_header(tmp_path):
@@ -554,6 +569,8 @@ def test_same_bytes_gives_the_index_in_b_past_files_of_no_shared_size(tmp_path):
     for name, data in (("a0", b"abc"), ("b0", b"zz"), ("b1", b"q"), ("b2", b"abc")):
         (tmp_path / name).write_bytes(data)
     assert same_bytes([tmp_path / "a0"], [tmp_path / n for n in ("b0", "b1", "b2")]) == {0: 2}
+    # workers 0 (a caller's "no extra threads") still hashes, in one thread (mut58b F42)
+    assert same_bytes([tmp_path / "a0"], [tmp_path / "b2"], workers=0) == {0: 0}
 
 
 def test_first_of_groups_leaves_out_files_of_no_group():

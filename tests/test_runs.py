@@ -706,6 +706,21 @@ def _started(twitter_like, run):
     return ds
 
 
+def test_each_image_is_named_by_its_own_digest_in_the_datasets_order():
+    """mut58b V32: a dataset's names pair with its item lines by position (a dataset not in
+    name order: a CSV's): the changed image is named, not its neighbour."""
+    from vsent.provenance import ITEM_DIGESTS, _changed_items, item_digests
+
+    class _Listed:  # the two things _changed_items reads of a Dataset
+        names = ["b.jpg", "a.jpg"]
+
+        def item_lines(self) -> list[bytes]:
+            return [b"b.jpg\t1\t10", b"a.jpg\t0\t20"]
+
+    then = {ITEM_DIGESTS: item_digests([b"b.jpg\t1\t10", b"a.jpg\t0\t99"])[0] + " 0123abcd"}
+    assert _changed_items(then, _Listed()) == ["a.jpg"]
+
+
 def test_an_image_changed_since_a_new_run_is_named(twitter_like, tmp_path):
     """An image truncated after training, the counts unchanged: "36 images, 24 positive then;
     36 images, 24 positive now" named no file (audit_input25 #7). A new run's data.json
@@ -1440,6 +1455,23 @@ def test_the_cpu_recorded_is_the_model_name_line_of_proc_cpuinfo():
     if not names:
         pytest.skip("/proc/cpuinfo names no model (not x86)")
     assert _cpu_model() == names[0]
+
+
+def test_a_cpu_nothing_names_is_recorded_as_none(monkeypatch):
+    """mut58b V22: without /proc/cpuinfo and with platform.processor() empty (many Linux
+    builds), versions.json's cpu is null, not "" (a CPU named nothing)."""
+    import platform
+
+    import vsent.provenance as provenance
+
+    def no_proc(*args: object, **kwargs: object) -> None:
+        raise OSError("no /proc/cpuinfo")
+
+    monkeypatch.setattr(provenance, "open", no_proc, raising=False)  # (its module's open only)
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    assert provenance._cpu_model() is None
+    monkeypatch.setattr(platform, "processor", lambda: "x86_64")
+    assert provenance._cpu_model() == "x86_64"
 
 
 def test_a_checkout_without_a_commit_and_with_untracked_files_only(monkeypatch):
