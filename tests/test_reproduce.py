@@ -891,6 +891,9 @@ def test_every_registered_paper_builds_a_plan():
         "regions-three"]
     assert R.step_names(R.make_plan("you2015", "data")) == [
         "baselines", "pcnn-five", "pcnn-four", "pcnn-three", "pcnn-weak-five", "pcnn-weak-four"]
+    # mut58c A15: the layer probes are a sub-run of their own (--only layers), after Table 1
+    campos = R.make_plan("campos2015", "data")
+    assert R.step_names(campos) == ["table1", "layers", *campos.variants]
     # mut56e Y8: weak-label sub-runs only for the plan's own subsets (none for three-agree)
     three = dataclasses.replace(R.make_plan("you2015", "data"), subsets=("three",))
     assert R.step_names(three) == ["baselines", "pcnn-three"]
@@ -1324,6 +1327,10 @@ def test_campos_notes_state_caffenet_and_split_facts_only_where_they_hold(tmp_pa
     # mut56e A1: a count that is no integer (a damaged data.json) is not printed as one
     (table1 / "data.json").write_text(json.dumps({"n_images": "?"}))
     assert "are not stratified and cover 2 five-agree images." in " ".join(
+        paper.notes(plan, session, {}))
+    # mut58c A27: an entry of the list that is no object (a damaged fold) is left out
+    (table1 / "folds.json").write_text(json.dumps({"folds": [{"test": ["c"]}, "x"]}))
+    assert "are not stratified and cover 1 five-agree images." in " ".join(
         paper.notes(plan, session, {}))
     # mut56e A2: folds that are no list (a damaged folds.json) cover nothing that is said
     (table1 / "folds.json").write_text(json.dumps({"folds": {"1": {"test": ["c"]}}}))
@@ -2718,8 +2725,12 @@ def test_sun2016_titles_a_run_on_other_data_by_its_folder_not_twitter_i(tmp_path
     out.mkdir()
     session = _nothing_run_session(out, {})
     session.save = lambda: None
-    title = sun2016.Sun2016().run(plan, session)["tables"][0]["title"]
-    assert title == "Table 1: mine (not Twitter I), accuracy"
+    report = sun2016.Sun2016().run(plan, session)
+    assert report["tables"][0]["title"] == "Table 1: mine (not Twitter I), accuracy"
+    # mut58c S17: the analysed run's weights are those its record says it started from
+    assert session.weights["run"] == {"model": "smallcnn", "requested": None, "used": "random",
+                                      "reason": None}
+    assert report["model"] == "smallcnn from scratch, not VGGNet"
 
 
 def test_you2015_lists_a_plans_extra_features_before_always_positive_and_prf_in_order(

@@ -149,7 +149,8 @@ def describe(ds: Dataset) -> str:
         bad = len(ds.skipped) - copies
         line += f", {bad} bad {'item' if bad == 1 else 'items'} skipped"
     if copies:
-        line += f", {copies} copies of base images left out"
+        what = "copy of a base image" if copies == 1 else "copies of base images"
+        line += f", {copies} {what} left out"
     return line
 
 
