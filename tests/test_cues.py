@@ -116,6 +116,7 @@ def test_dataset_cues_cached(tmp_path, monkeypatch, caplog):
         Image.fromarray(flat(rgb, 40, 50)).save(paths[-1])
     first = dataset_cues(paths, cache_dir=tmp_path / "cache", n_jobs=2, progress=False)
     assert first.values.shape == (3, len(CUE_NAMES)) and first.decoded == 3
+    assert first.values.dtype == np.float32  # as documented, computed or read from the cache
     assert first.names == CUE_NAMES
     assert first.column("saturation_mean").tolist() == pytest.approx([1.0, 0.0, 0.85])
     assert first.column("cool_share").tolist() == [0.0, 0.0, 1.0]
@@ -123,6 +124,7 @@ def test_dataset_cues_cached(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(mod, "image_cues", lambda *a, **k: pytest.fail("not cached"))
     again = dataset_cues(paths, cache_dir=tmp_path / "cache", progress=False)
     assert again.decoded == 0 and np.array_equal(again.values, first.values)
+    assert again.values.dtype == np.float32
     entries = list((tmp_path / "cache" / "cues").glob("*.npz"))
     assert len(entries) == 1
     # a damaged entry (robust36 #4: a traceback) is computed again, with a warning

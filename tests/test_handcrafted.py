@@ -288,6 +288,13 @@ def test_the_vocabulary_k_means_is_seeded_with_the_given_seed():
     a = learn_vocabulary(descriptors, k=16, seed=1)
     b = learn_vocabulary(descriptors, k=16, seed=2)
     assert a.random_state == 1 and b.random_state == 2
+    # the batch and the 10 passes bench_baselines.py measured
+    assert (a.batch_size, a.max_iter) == (2048, 10)
+    # the default vocabulary is the usual 500 words: 300 descriptors are too few for it
+    from vsent.errors import VsentError
+
+    with pytest.raises(VsentError, match="k=500 is larger than the 300 SIFT"):
+        learn_vocabulary(descriptors[:1])
     assert not np.allclose(a.cluster_centers_, b.cluster_centers_)
     again = learn_vocabulary(descriptors, k=16, seed=1)
     np.testing.assert_array_equal(a.cluster_centers_, again.cluster_centers_)
@@ -382,8 +389,10 @@ def test_colour_features_alone_from_the_cache_decode_nothing(tmp_path, monkeypat
         Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(paths[-1])
     kw = dict(need_sift=False, cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
     first = hc.extract_features(paths, **kw)
+    written: list[object] = []  # a warm cache is read, not written again
+    monkeypatch.setattr(hc, "write_cache_file", lambda path, *args: written.append(path))
     again = hc.extract_features(paths, **{**kw, "n_jobs": 7})
-    assert (first.decoded, again.decoded) == (3, 0)
+    assert (first.decoded, again.decoded) == (3, 0) and written == []
     assert sizes == [1, 7]
     np.testing.assert_array_equal(first.lch, again.lch)
     assert all(len(d) == 0 for d in again.descriptors)
@@ -423,6 +432,11 @@ def test_too_few_descriptors_for_the_pca_is_a_clear_error():
     with pytest.raises(VsentError, match="^20 SIFT descriptors in the training images are too "
                                          "few for a 64-component mixture in 2 dimensions$"):
         hc.learn_fisher(descs, n_components=64, pca_dims=2)
+    # the defaults: a 64-component mixture in 64 dimensions
+    with pytest.raises(VsentError, match="few for a 64-component mixture in 64 dimensions$"):
+        hc.learn_fisher(descs)
+    # exactly as many descriptors as PCA dimensions is enough
+    assert hc.learn_fisher(descs, n_components=2, pca_dims=20).dim == 2 * 2 * 20
 
 
 def test_dense_sift_sizes_that_differ_have_cache_names_that_differ():

@@ -671,6 +671,8 @@ def test_pcnn_shapes(size, conv2, pool2):
     model = create_model("pcnn", input_size=size).eval()
     info = model.info
     assert info.preprocess.crop == size and info.preprocess.channel_order == "BGR"
+    # images are resized to 256 for both crops (the paper's 256 -> 227 recipe)
+    assert info.preprocess.resize == 256
     assert info.probe_layers == ("conv1", "conv2", "fc1", "fc2", "fc3", "fc4")
     assert (info.head, info.new_layers, info.cam_layer, info.feature_dim) == ("fc4", (), "conv2",
                                                                               24)
@@ -1299,6 +1301,9 @@ def test_pcnn_defaults_and_its_input_size_are_on_the_model():
 
     model = PCNN(input_size=256)
     assert model.drop1.p == model.drop2.p == 0.5 and model.input_size == 256
+    # left out, built directly or by name: the paper's 227 crop and 2 classes
+    for default in (PCNN(), create_model("pcnn")):
+        assert (default.input_size, default.info.num_outputs) == (227, 2)
 
 
 def test_caffenet_output_widths_and_arch_record():
