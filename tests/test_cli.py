@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from vsent.cli import _missing_path_hint, build_parser, main
-from vsent.cli.common import folds_arg, init_arg, progress_enabled
+from vsent.cli.common import folds_arg, init_arg, progress_enabled, typed_options
 from vsent.errors import VsentError
 from vsent.presets import CROSSVAL as CROSSVAL_PRESETS
 from vsent.runs import _RunLog
@@ -210,6 +210,9 @@ def test_data_is_recorded_as_an_absolute_path(command, tmp_path, monkeypatch):
     if command[0] != "pcnn":  # pcnn's --data is required; the others default to the dataset
         default = build_parser().parse_args(command).data
         assert os.path.isabs(default) and default.endswith(os.path.join("datasets", "twitter1"))
+        # $VSENT_DATA, when set, is the default (as --help says), recorded absolute too
+        monkeypatch.setenv("VSENT_DATA", "tw1")
+        assert build_parser().parse_args(command).data == os.path.join(os.getcwd(), "tw1")
 
 
 def test_help_defaults_are_those_of_the_analyses():
@@ -1097,6 +1100,16 @@ def test_crossval_without_resume_on_its_own_run_keeps_the_plain_error(tmp_path, 
     run = _run(tmp_path / "head", {"command": "crossval", "train_mode": "head"})
     assert main(["crossval", "--out", str(run), "--head", "logistic"]) == 2
     assert capsys.readouterr().err == "vsent: error: --head logistic applies to --train head\n"
+    # the options' config, not compared with the stored run (--overwrite replaces it); a
+    # folder with no run is no misspelt --out of a --resume
+    from vsent.cli.crossval import run_config
+
+    for argv, preset in ((["crossval", "--out", str(run), "--overwrite", "--preset", "quick"],
+                          "quick"), (["crossval", "--out", str(tmp_path / "new")], "campos2015")):
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        cfg, stored = run_config(args)
+        assert (cfg.preset, cfg.train_mode, stored) == (preset, "all", None), argv
 
 
 def test_crossval_resume_on_no_run_with_only_seed_or_skip_bad_is_refused(tmp_path, capsys,
@@ -1367,11 +1380,16 @@ def test_as_started_needs_resume_and_takes_device(tmp_path):
                               (["pcnn", "--resume", "--out", out, "--no-progress"], (), True),
                               (["pcnn", "--resume", "--out", out, "--data", out], (), True),
                               (["pcnn", "--resume", "--out", out, "--skip-bad"], (), True),
+                              (["baselines", "--resume", "--out", out, "--jobs", "2"], (), True),
                               (["pcnn", "--resume", "--out", out, "--epochs", "3"], (), False),
                               (transfer, ("--model",), True), (transfer, (), False)):
         args = build_parser().parse_args(argv)
         args.argv = argv
         assert bool(as_started(args, *where)) is want, argv
+    # a value that starts with "-" (a negative number) is no option typed
+    args = build_parser().parse_args(argv := ["finetune", "--out", out, "--fold", "-1"])
+    args.argv = argv
+    assert typed_options(args) == {"--out", "--fold"}
 
 
 def test_resumed_config_takes_only_a_stored_path_not_a_missing_one(tmp_path):
@@ -1549,6 +1567,12 @@ def test_crossval_resume_with_an_option_needing_the_runs_mode_says_how(tmp_path,
     with pytest.raises(VsentError) as e:
         _resumed(run, "--train", "all", "--head", "logistic")
     assert str(e.value) == "--head logistic applies to --train head"
+    # the same with the run's --extra-schedule: --finetune-epochs alone needs it
+    staged = _crossval_run(tmp_path / "s", tmp_path, "--extra-train", "four",
+                           "--extra-schedule", "joint+finetune")
+    with pytest.raises(VsentError) as e:
+        _resumed(staged, "--finetune-epochs", "5")
+    assert "; with --resume, the options given are read on their own" in str(e.value)
     # another command's run (refused when opened): no advice to continue it
     from vsent.cli.crossval import config_from_args
 
@@ -1632,6 +1656,10 @@ def test_finetune_says_the_folds_and_the_fused_accuracies(tmp_path, monkeypatch,
     assert capsys.readouterr().out == (
         f"model written to {model}; fold 1 accuracy 0.500 (centre), 0.625 (10-crop); "
         "fused 0.750 (centre), 0.875 (10-crop)\n")
+    # --overwrite reaches the run (it starts again, deleting what --resume would keep)
+    assert main(["finetune", "--preset", "quick", "--data", str(tmp_path), "--out",
+                 str(tmp_path / "ft"), "--overwrite", "--no-progress"]) == 0
+    assert (calls[-1]["overwrite"], calls[-1]["resume"]) == (True, False)
 
 
 def test_models_takes_the_same_pattern_given_both_ways(capsys):
@@ -1641,8 +1669,10 @@ def test_models_takes_the_same_pattern_given_both_ways(capsys):
     # '*' alone lists vsent's own models: the families (thousands of timm and open_clip
     # architectures) are named on stderr, not listed
     assert main(["models"]) == 0
-    listed = capsys.readouterr().out.splitlines()
+    out, err = capsys.readouterr()
+    listed = out.splitlines()
     assert "smallcnn" in listed and not [n for n in listed if "/" in n], listed[:5]
+    assert "(and the families clip/<arch>, timm/<arch>: " in err and "zeroshot/" not in err, err
 
 
 def test_crossval_resume_momentum_form_is_refused_only_on_a_run_with_results(tmp_path):
@@ -1671,6 +1701,8 @@ def test_crossval_resume_momentum_form_is_refused_only_on_a_run_with_results(tmp
     with pytest.raises(VsentError) as e:
         _resumed(run, "--momentum-form", "caffe")
     assert f"vsent: error: {e.value}\n" == resume_form_refusal(run, "torch", "caffe")
+    # --resume with no --momentum-form typed continues it in its own form: not refused
+    assert _resumed(run).train.momentum_form == "torch"
     # without --resume (--overwrite starts again) the stored form is nobody's business
     argv = ["crossval", f"--out={run}", "--overwrite", "--momentum-form", "caffe"]
     args = build_parser().parse_args(argv)
@@ -1726,6 +1758,33 @@ def test_crossval_passes_its_run_options_to_the_run(tmp_path, monkeypatch, capsy
         assert main(["crossval", "--preset", "quick", "--data", str(tmp_path), "--out", out,
                      "--overwrite", *no_bars]) == 0
         assert calls[-1][2]["progress"] is (not no_bars)  # bars unless --no-progress
+    # --resume reaches the run (a recipe given: a folder with no run starts one)
+    assert main(["crossval", "--preset", "quick", "--data", str(tmp_path), "--out",
+                 str(tmp_path / "new"), "--resume", "--no-progress"]) == 0
+    assert calls[-1][2] == {"resume": True, "overwrite": False, "progress": False}
+
+
+def test_a_ranks_user_error_is_the_commands_exit_status(tmp_path, monkeypatch, capsys):
+    """Under torchrun, a rank other than 0 that met a user error records its exit status (2)
+    in user_errors_from_rank0's list: crossval and finetune return it, not 0."""
+    import contextlib
+
+    import vsent.crossval
+    from vsent import distributed
+
+    @contextlib.contextmanager
+    def a_ranks_error():  # as user_errors_from_rank0 after catching the rank's VsentError
+        status: list[int] = []
+        yield status
+        status.append(2)
+
+    monkeypatch.setattr(distributed, "user_errors_from_rank0", a_ranks_error)
+    monkeypatch.setattr(vsent.crossval, "crossval", lambda cfg, out, **kw: None)
+    _stub_finetune(monkeypatch, tmp_path, {})
+    for command in ("crossval", "finetune"):
+        assert main([command, "--preset", "quick", "--data", str(tmp_path), "--out",
+                     str(tmp_path / command), "--no-progress"]) == 2, command
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize("status, said", [(2, False), (1, True), (0, False)])
