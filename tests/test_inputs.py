@@ -39,6 +39,12 @@ def test_a_run_a_glob_meets_is_named_as_the_pattern_spells_it(tmp_path, monkeypa
     assert got == ["photos/a.png"]
     assert "photos/cam holds a vsent run: its files are not read as images" in caplog.text
     assert str(tmp_path / "photos" / "cam") not in caplog.text
+    # (mut58e I35) the folder given itself: the run met below it is skipped as well
+    assert list(iter_inputs(["photos"])) == [Path("photos/a.png")]
+    # (mut58e I39) a folder the glob matches that holds no run is walked
+    _img(tmp_path / "photos" / "day" / "b.png")
+    got = [i for i in iter_inputs(["photos/*"]) if not isinstance(i, Unmatched)]
+    assert sorted(map(str, got)) == ["photos/a.png", os.path.join("photos", "day", "b.png")]
 
 
 def _tree(root: Path) -> Path:
@@ -180,18 +186,27 @@ def test_an_empty_path_is_an_error_item_not_the_current_folder(tmp_path, monkeyp
     assert item == Unmatched("", "'': an empty path (not the current folder)")
 
 
-def test_a_glob_matching_a_run_folder_skips_its_files(tmp_path, monkeypatch):
+def test_a_glob_matching_a_run_folder_skips_its_files(tmp_path, monkeypatch, caplog):
     """'photos/*/*.png' meets photos/cam/0001_gradcam.png: a vsent run's file, not a photo."""
     monkeypatch.chdir(tmp_path)
     _img(tmp_path / "photos" / "day" / "a.png")
     _run(tmp_path / "photos" / "cam")
-    got = [i for i in iter_inputs(["photos/*/*.png"]) if not isinstance(i, Unmatched)]
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        got = [i for i in iter_inputs(["photos/*/*.png"]) if not isinstance(i, Unmatched)]
     assert got == ["photos/day/a.png"]
+    # (mut58e I40) the run is its files' folder, named as the pattern spells it
+    assert "photos/cam holds a vsent run" in caplog.text
+    assert str(tmp_path) not in caplog.text
     # (mut52g I29) a fixed part after the wildcard: the run still lies below 'photos'
     _img(tmp_path / "photos" / "cam" / "sub" / "c.png")
     _img(tmp_path / "photos" / "day" / "sub" / "d.png")
     got = [i for i in iter_inputs(["photos/*/sub/*.png"]) if not isinstance(i, Unmatched)]
     assert got == ["photos/day/sub/d.png"]
+    # (mut58e I54) two folders below the run: each folder up to the pattern's is asked
+    _img(tmp_path / "photos" / "cam" / "sub" / "deep" / "e.png")
+    _img(tmp_path / "photos" / "day" / "sub" / "deep" / "f.png")
+    got = [i for i in iter_inputs(["photos/*/sub/deep/*.png"]) if not isinstance(i, Unmatched)]
+    assert got == ["photos/day/sub/deep/f.png"]
 
 
 def test_a_deep_glob_matches_hidden_names_only_with_a_dot(tmp_path, monkeypatch):
@@ -208,6 +223,8 @@ def test_a_list_is_read_as_written_less_its_blank_and_comment_lines(tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_bytes(b"\xef\xbb\xbfa.jpg\r\n  # a comment\r\n\r\n b c.jpg \r\n#x.jpg\n")
     assert list(iter_inputs(from_list=listing)) == ["a.jpg", " b c.jpg "]
+    # (mut58e I57) only the first line's BOM is an editor's: a later one is part of a name
+    assert list(iter_list(["a.jpg\n", "\ufeffb.jpg\n"])) == ["a.jpg", "\ufeffb.jpg"]
 
 
 def test_a_list_on_a_callers_stream_is_read_and_left_open(tmp_path):
@@ -239,6 +256,14 @@ def test_a_nul_byte_is_refused_at_its_line(tmp_path):
     listing.write_bytes(b"".join(b"photo%02d.jpg\n" % i for i in range(40)) + b"c\0.jpg\n")
     with pytest.raises(VsentError, match=r"list\.txt: line 41 holds a NUL byte"):
         iter_inputs(from_list=listing)
+
+
+def test_a_list_file_that_cannot_be_opened_is_named_with_its_reason(tmp_path):
+    """(mut58e I68) a typo in --from-list: the error names the file and why."""
+    missing = tmp_path / "missing.txt"
+    with pytest.raises(VsentError) as refused:
+        iter_inputs(from_list=missing)
+    assert str(refused.value) == f"--from-list {missing}: No such file or directory"
 
 
 def test_a_latin1_name_in_a_list_keeps_its_bytes(tmp_path):
@@ -379,6 +404,10 @@ def test_a_list_file_opened_here_is_closed_when_the_inputs_end(tmp_path, monkeyp
     # (a replaced sys.stdin with no descriptor is read as it is, and left open)
     monkeypatch.setattr(sys, "stdin", io.StringIO("d.png\n"))
     assert list(iter_inputs(from_list="-")) == ["d.png"] and not sys.stdin.closed
+    # (mut58e I65) a process started with standard input closed: said, not a TypeError
+    monkeypatch.setattr(sys, "stdin", None)
+    with pytest.raises(VsentError, match=r"^--from-list -: standard input is closed$"):
+        list(iter_inputs(from_list="-"))
 
 
 def test_an_empty_folder_is_named_as_given(tmp_path):
@@ -424,6 +453,37 @@ def test_a_folder_that_cannot_be_listed_is_a_row_naming_it_and_the_walk_goes_on(
     assert got[0] == a
     assert Unmatched(str(locked), f"{locked}: cannot list this folder (permission denied)") in got
     assert c in got and len(got) == 3
+    # (mut58e I37) that folder given alone: its one row, not also "no image file"
+    assert list(iter_inputs([str(locked)])) == [
+        Unmatched(str(locked), f"{locked}: cannot list this folder (permission denied)")]
+
+
+class _Vanished:
+    """A directory entry whose file went away between the listing and its stat."""
+
+    name = "gone.png"
+
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
+        raise FileNotFoundError(2, "No such file or directory", self.name)
+
+
+def test_an_entry_that_vanishes_during_a_walk_is_skipped(tmp_path, monkeypatch):
+    """(mut58e I69) a file deleted while its folder is listed: skipped, the walk goes on."""
+    a = _img(tmp_path / "d" / "a.png")
+    real = os.scandir
+
+    class Entries:
+        def __init__(self, path: str | Path) -> None:
+            self.it = real(path)
+
+        def __enter__(self) -> list:
+            return [_Vanished(), *self.it.__enter__()]
+
+        def __exit__(self, *exc: object) -> None:
+            self.it.__exit__(*exc)
+
+    monkeypatch.setattr(os, "scandir", Entries)
+    assert list(iter_inputs([str(tmp_path / "d")])) == [a]
 
 
 def test_a_glob_that_matches_nothing_is_a_row_naming_the_pattern(tmp_path):

@@ -48,6 +48,9 @@ def test_unreadable_training_data_is_said_in_a_warning(twitter_like, tmp_path, c
         check_other_data(elsewhere, load_checkpoint(elsewhere)[1], str(twitter_like))
     assert any("which cannot be read here: its images are not checked against" in
                r.getMessage() for r in caplog.records)
+    # (mut58e L40) it names the checkpoint, its data, then the data given
+    assert (f"{elsewhere} was trained on {tmp_path / 'flickr'}, which cannot be read here: its "
+            f"images are not checked against {twitter_like}'s test images") in caplog.text
 
 
 def test_a_checkpoint_without_recorded_data_is_not_checked_and_says_nothing(
@@ -115,15 +118,19 @@ def test_data_without_the_checkpoints_subset_is_other_data(twitter_like, tmp_pat
     check_other_data(ckpt, load_checkpoint(ckpt)[1], str(twitter_like), ("five",))  # no error
 
 
-def test_skip_bad_data_is_still_checked_for_shared_images(twitter_like, tmp_path):
+def test_skip_bad_data_is_still_checked_for_shared_images(twitter_like, tmp_path, caplog):
     """crossval --skip-bad --init: a bad label entry in the data must not switch the check off
     (the targets' load without skip_bad raised BadItemsError and the check returned)."""
     five = twitter_like / "ground_truth" / "twitter_five_agrees.txt"
     five.write_text(five.read_text() + "missing_img.jpg 1\n")
     some = sorted((twitter_like / "images").iterdir())[0]
     ckpt, meta = _weak(tmp_path, twitter_like, [("x.jpg", 1)], {"x.jpg": some})
-    with pytest.raises(VsentError, match=r"which holds 1 of the images of"):
+    with caplog.at_level(logging.INFO, logger="vsent"), \
+            pytest.raises(VsentError, match=r"which holds 1 of the images of"):
         check_other_data(ckpt, meta, str(twitter_like))
+    # (mut58e L43) the check's load of the data skips its bad entry without a word: the
+    # run's own load says it
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
 # mutation round 46 (mut46c): vsent.data.leakage mutants the suite missed
@@ -148,7 +155,8 @@ def test_a_model_of_the_same_data_is_refused_as_such(twitter_like, tmp_path, mon
     """The same path: the refusal says the data itself (not some shared images)."""
     ckpt, meta = _ckpt(tmp_path / "m.pt", data=str(twitter_like))
     with pytest.raises(VsentError, match=r"was trained on .*, the data it would be fine-tuned "
-                                         r"and tested on: its test folds hold its training"):
+                                         r"and tested on: its test folds hold its training"
+                                         r" images\. Give another model\.$"):  # (mut58e L37)
         check_other_data(ckpt, meta, str(twitter_like), needs="Give another model.")
     # (mut52g K23) the same path spelt with ~ is the data itself too
     monkeypatch.setenv("HOME", str(twitter_like.parent))
@@ -236,6 +244,17 @@ def test_a_fold_model_of_a_crossval_run_takes_the_runs_extra_train(twitter_like,
     assert "which holds 36 of the images" in _shared(
         twitter_like, tmp_path, subset="five", fold=0, command="crossval",
         where=run / "fold0" / "model.pt")
+    # (mut58e L30, L31) an older checkpoint that recorded no command and no fold either
+    old = tmp_path / "old"
+    _crossval_run(old / "run", str(old / "other"), {})
+    assert "which holds 36 of the images" in _shared(
+        twitter_like, old, subset="five", where=old / "run" / "fold0" / "model.pt")
+    # (mut58e L38) the checkpoint's own record wins over its run's config
+    own = tmp_path / "own"
+    _crossval_run(own / "run", str(own / "other"), {})
+    assert "which holds 35 of the images" in _shared(
+        twitter_like, own, subset="five", fold=0, command="crossval", extra_train="five",
+        where=own / "run" / "fold0" / "model.pt")
 
 
 @pytest.mark.parametrize(("config", "meta", "where"), [

@@ -630,6 +630,24 @@ def test_batch_size_bounds_the_forward_passes_and_workers_the_decoding_threads(
     sizes.clear()
     assert [r["error"] != "" for r in pred.score([None, 3, paths[0]])] == [True, True, False]
     assert sizes == [1]
+    # (mut58e P52) decoded arrays go through the network batch_size at a time as well, and
+    # (P46) a Predictor given no batch_size takes 32 (the documented default)
+    arrays = np.stack([pred.decode(paths[0])] * 33)
+    assert _forward_passes(pred, arrays[:3]) == [2, 1]
+    default = Predictor.from_checkpoint(checkpoint, device="cpu")
+    assert _forward_passes(default, arrays) == [32, 1]
+
+
+def _forward_passes(pred: Predictor, arrays: np.ndarray) -> list[int]:
+    """The batch sizes the network's first convolution sees while ``arrays`` are scored."""
+    conv = next(m for m in pred.model.modules() if isinstance(m, torch.nn.Conv2d))
+    seen: list[int] = []
+    handle = conv.register_forward_hook(lambda _m, x, _y: seen.append(len(x[0])))
+    try:
+        pred.predict_arrays(arrays)
+    finally:
+        handle.remove()
+    return seen
 
 
 def test_no_images_score_an_empty_array(checkpoint):
