@@ -667,10 +667,12 @@ def test_a_finetune_run_laid_out_as_a_crossval_run_is_no_member(tmp_path):
         ensemble_runs(runs)
 
 
-@pytest.mark.parametrize("accuracy", [{"mean": True, "std": 0.1}, {"mean": 0.5}])
-def test_a_member_summary_with_a_bool_or_no_std_is_refused(tmp_path, accuracy):
+# (a summary.json holding a list, not an object: mut58h N42, it was an AttributeError)
+@pytest.mark.parametrize("summary", [{"accuracy": {"mean": True, "std": 0.1}},
+                                     {"accuracy": {"mean": 0.5}}, [0.5, 0.1]])
+def test_a_member_summary_with_a_bool_or_no_std_is_refused(tmp_path, summary):
     runs = [_run(tmp_path / "a", P1), _run(tmp_path / "b", P2)]
-    (runs[1] / "summary.json").write_text(json.dumps({"accuracy": accuracy}))
+    (runs[1] / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(VsentError, match="not a run summary"):
         ensemble_runs(runs)
 
@@ -731,6 +733,47 @@ def test_an_older_ensembles_run_not_found_still_counts_among_its_runs(tmp_path, 
         caplog.text)
     assert (f"{ens.resolve()} records runs that are not found ({a.resolve()}) and no "
             "inputs.json") in caplog.text
+
+
+def test_a_run_gone_from_two_older_ensembles_is_still_taken_twice(tmp_path):
+    """mut58h N37: a run gone since has no content to be known by: two older ensembles (no
+    inputs.json) that both recorded it are refused by its path alone."""
+    a, b, c = (_run(tmp_path / n, p) for n, p in zip("abc", (P1, P2, P3), strict=True))
+    e1, e2 = tmp_path / "e1", tmp_path / "e2"
+    ensemble([a, b], e1)
+    ensemble([a, c], e2)
+    for e in (e1, e2):
+        (e / "inputs.json").unlink()
+    shutil.rmtree(a)
+    with pytest.raises(VsentError, match=f"{a.resolve()}: taken twice .*an ensemble takes "
+                       "each run once"):
+        ensemble_runs([e1, e2])
+
+
+def test_an_older_ensemble_whose_first_member_has_another_seed_now_is_refused(tmp_path):
+    """mut58h N52: the seed (the first member's, with which fuse rebuilds the folds) is part
+    of what defines an ensemble: an older one (no inputs.json to catch the run made again)
+    is not returned as finished when its first member now says another seed."""
+    a, b = _run(tmp_path / "a", P1), _run(tmp_path / "b", P2)
+    ens = tmp_path / "ens"
+    ensemble([a, b], ens)
+    (ens / "inputs.json").unlink()
+    (a / "config.json").write_text(json.dumps({**json.loads((a / "config.json").read_text()),
+                                               "seed": 5}))
+    with pytest.raises(VsentError, match="seed"):
+        ensemble([a, b], ens)
+
+
+def test_a_key_the_first_member_lacks_stays_out_of_the_ensembles_config(tmp_path):
+    """mut58h N47: an older member without ``subset`` leaves it out of the ensemble's
+    config.json, where readers take their default ("five"); a null would be read as None."""
+    runs = [_run(tmp_path / n, p) for n, p in zip("ab", (P1, P2), strict=True)]
+    for run in runs:
+        cfg = json.loads((run / "config.json").read_text())
+        del cfg["subset"]
+        (run / "config.json").write_text(json.dumps(cfg))
+    config = ensemble_runs(runs)["config"]
+    assert "subset" not in config and config["skip_bad"] is False
 
 
 # mutation round 47 (mut47c): vsent.cli.ensemble mutants the suite missed
@@ -899,6 +942,9 @@ def test_members_given_by_relative_paths_are_recorded_by_absolute_ones(tmp_path,
     # config.json's members, as its runs, name each run wherever the ensemble is read from
     _run(tmp_path / "a", P1), _run(tmp_path / "b", P2)
     monkeypatch.chdir(tmp_path)
-    config = ensemble_runs(["a", "b"])["config"]
+    res = ensemble_runs(["a", "b"])
+    config = res["config"]
     want = [str((tmp_path / n).resolve()) for n in "ab"]
     assert [m["run"] for m in config["members"]] == want == config["runs"]
+    # summary.json's members (summary.md's table) name each run as typed (mut58h N46)
+    assert [m["run"] for m in res["summary"]["members"]] == ["a", "b"]

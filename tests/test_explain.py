@@ -912,6 +912,24 @@ def test_explain_refuses_a_bad_target_or_a_bool_max_side_before_its_run_director
     assert found.startswith("1 file, sha1 ")  # the pattern that matched nothing is no file
 
 
+def test_images_found_hashes_an_unreadable_file_by_why_and_says_none_as_0_files(tmp_path,
+                                                                                 monkeypatch):
+    """mut58h K49, K50: a file that cannot be read (an OSError, e.g. no permission: root
+    reads anything, so content_key is made to raise it) is hashed by why, its own row says
+    what is wrong, not a traceback before the run; no file found is "0 files"."""
+    import vsent.data.cache as cache
+
+    img = tmp_path / "a.png"
+    img.write_bytes(b"not read")
+
+    def unreadable(paths: list, size: int) -> str:
+        raise PermissionError(13, "Permission denied", str(paths[0]))
+
+    monkeypatch.setattr(cache, "content_key", unreadable)
+    assert X._found([img]).startswith("1 file, sha1 ")
+    assert X._found([]).startswith("0 files, sha1 ")
+
+
 # mutation round 47 (mut47c): vsent.cli.explain mutants the suite missed
 
 
@@ -988,6 +1006,11 @@ def test_a_layer_of_three_dimensional_output_is_refused_by_name():
     x = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     with pytest.raises(VsentError, match=r"--layer '1' outputs \(1, 2, 16\), not a \(B, C, h, "
                                          r"w\) feature map"):
+        X.grad_cam(model, x, "1")
+    # nor one of more dimensions than four (mut58h K37: it failed in torch's interpolate)
+    model = nn.Sequential(nn.Conv2d(3, 2, 1), nn.Unflatten(1, (1, 2)), nn.Flatten(1),
+                          nn.Linear(32, 2))
+    with pytest.raises(VsentError, match=r"--layer '1' outputs \(1, 1, 2, 4, 4\), not a "):
         X.grad_cam(model, x, "1")
 
 
