@@ -635,7 +635,7 @@ def test_an_infinite_option_is_refused_before_any_work(argv, option, tmp_path, c
 def test_config_records_refuse_a_seed_out_of_range(tmp_path):
     """The same range in the Python API, record by record (and the largest seed is fine)."""
     from vsent.analyses.baselines import BaselineConfig
-    from vsent.analyses.pcnn import ProgressiveConfig
+    from vsent.analyses.pcnn import ProgressiveConfig, TransferConfig
     from vsent.analyses.probes import ProbeConfig
     from vsent.analyses.regions import RegionConfig
     from vsent.config import MAX_SEED, MAX_TRAIN_SEED, RunConfig, TrainConfig
@@ -643,7 +643,9 @@ def test_config_records_refuse_a_seed_out_of_range(tmp_path):
 
     builders = [lambda s: RunConfig(data="d", seed=s), lambda s: ProbeConfig(seed=s),
                 lambda s: RegionConfig(seed=s), lambda s: BaselineConfig(seed=s),
-                lambda s: ProgressiveConfig(data="d", seed=s)]
+                lambda s: ProgressiveConfig(data="d", seed=s),
+                # pcnn-transfer's own check (mut58a P74: its subsets' runs refused it later)
+                lambda s: TransferConfig(model="m.pt", data="d", seed=s)]
     for build in builders:
         assert build(MAX_SEED).seed == MAX_SEED
         for bad in (-1, MAX_SEED + 1, 2.0, True, "3"):

@@ -355,6 +355,27 @@ def test_pcnn_command_needs_a_dataset_and_sound_options(learnable_dataset, tmp_p
     assert main([*base, "--init", str(tmp_path / "absent.pt"), "--out", str(tmp_path / "d")]) == 2
     assert "absent.pt" in capsys.readouterr().err
     assert not any((tmp_path / n).exists() for n in ("o", "c", "d"))
+    # the Python API names the missing data first, before it looks for the init weights
+    # (mut58a P76: "absent.pt" was the error, the data's only after them)
+    cfg = ProgressiveConfig(data=str(tmp_path / "nothing"), model="smallcnn",
+                            model_kwargs={"widths": [8, 16]}, init=str(tmp_path / "absent.pt"))
+    with pytest.raises(VsentError, match=r"nothing: no such file or directory$"):
+        progressive(cfg, tmp_path / "e", progress=False)
+    assert not (tmp_path / "e").exists()
+
+
+def test_a_twitter_run_selects_its_agreement_subset(tmp_path):
+    """--subset is refused for data without subsets only: a Twitter I folder's run reads the
+    subset it names (mut58a P77: every --subset but "five" was refused)."""
+    from vsent.analyses.pcnn import _read_run_data
+    from vsent.runs import open_run_dir
+
+    data = build_twitter_like(tmp_path / "tw", n=30, n_four=25, n_five=20)
+    cfg = ProgressiveConfig(data=str(data), subset="four")
+    run = open_run_dir(tmp_path / "run", {"command": "pcnn", **cfg.to_dict()})
+    with run:
+        dataset, _ = _read_run_data(cfg, run)
+    assert dataset.subset == "four" and len(dataset) == len(load_dataset(data, "four")) == 25
 
 
 def test_pcnn_command_refuses_a_dataset_of_one_class(make_learnable, tmp_path, capsys):
@@ -454,8 +475,11 @@ def test_transfer_rows_set_the_chosen_published_row_beside_ours():
 
     summary = summarize_folds([{"fold": k, "accuracy": 0.7, "precision": 0.7, "recall": 0.7,
                                 "f1": 0.7} for k in (1, 2)])
+    summary["n_images"] = 10  # crossval's count of the images tested over the folds
     for reference in ("pcnn", "cnn"):
         row = transfer_row("five", summary, reference)
+        # transfer.csv's counts are the subset's (mut58a P64: n_images None)
+        assert (row["subset"], row["n_images"], row["n_folds"]) == ("five", 10, 2)
         assert row["accuracy_published"] == \
             papers.YOU2015_TABLE6[reference]["five"]["accuracy"].mean
     assert transfer_row("five", summary, "cnn")["accuracy_published"] != \
@@ -982,6 +1006,8 @@ def test_transfer_oversample_evaluates_every_subset_with_ten_crops(tmp_path):
     out = _transfer_five(tmp_path, "--oversample")
     table = json.loads((out / "transfer.json").read_text())
     assert table["evaluation"] == "ten_crop"
+    # and transfer.md says so (mut58a P61: "centre crop evaluation" over ten-crop numbers)
+    assert "(campos folds, 10-crop evaluation)" in (out / "transfer.md").read_text()
     assert json.loads((out / "five" / "config.json").read_text())["oversample"] is True
     summary = json.loads((out / "five" / "summary.json").read_text())
     assert summary["evaluation"] == "ten_crop"
@@ -1056,6 +1082,11 @@ def test_pcnn_options_left_out_are_the_documented_defaults(tmp_path):
     assert transfer_config_from_args(args) == TransferConfig(
         model=model, data=data, subsets=["five", "four", "three"], folds="campos",
         train=TRANSFER_TRAIN.replace(seed=0, device="auto"), reference="pcnn")
+    # the Python API's config left to its defaults is the CLI's (mut58a P80, P81: the
+    # stratified folds, the cnn row)
+    api = TransferConfig(model=model, data=data)
+    assert (api.subsets, api.folds, api.reference, api.train) == (
+        ["five", "four", "three"], "campos", "pcnn", TRANSFER_TRAIN)
 
 
 def test_pcnn_options_reach_both_stages_as_documented(tmp_path):
@@ -1108,12 +1139,6 @@ def test_pcnn_transfer_options_reach_its_config(tmp_path):
     assert (cfg.subsets, cfg.folds, cfg.oversample, cfg.skip_bad, cfg.reference, cfg.seed) == (
         ["four", "three"], "stratified", True, True, "cnn", 3)
     assert (cfg.train.epochs, cfg.train.seed, cfg.train.device) == (2, 3, "cpu")
-    # the defaults: every agreement subset of You et al.'s table, the Campos folds
-    # (mut57c C89: five alone by default left two rows of the table empty)
-    plain = transfer_config_from_args(build_parser().parse_args([
-        "pcnn-transfer", "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path)]))
-    assert (plain.subsets, plain.folds, plain.oversample, plain.reference) == (
-        ["five", "four", "three"], "campos", False, "pcnn")
 
 
 def test_pcnn_transfer_resume_with_its_model_continues_the_run_as_started(tmp_path,
