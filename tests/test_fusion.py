@@ -64,6 +64,10 @@ def test_logit_rule_is_a_normalised_product_of_experts():
 def test_two_column_input_and_prediction_threshold():
     two = np.array([[0.1, 0.9], [0.6, 0.4], [0.5, 0.5]])
     assert positive_probability(two).tolist() == [0.9, 0.4, 0.5]
+    # column 1 as it is, not 1 - column 0: a network's float32 rows do not sum to 1 exactly
+    # (mut58g U45)
+    p32 = np.array([[0.1, 0.9]], np.float32)
+    assert positive_probability(p32).tolist() == [float(p32[0, 1])]
     assert fuse_probabilities(two, [0.5, 0.5, 0.5]).tolist() == pytest.approx([0.7, 0.45, 0.5])
     assert predict(two).tolist() == [1, 0, 0]  # a tie is negative, as argmax([1-p, p])
     assert predict(two).tolist() == two.argmax(1).tolist()
@@ -1885,6 +1889,10 @@ def test_the_hand_crafted_classifiers_c_search_is_the_documented_one() -> None:
     cv = model.cv
     assert isinstance(cv, StratifiedKFold)
     assert (cv.n_splits, cv.shuffle, cv.random_state) == (3, True, 7)
+    # left out, the inner CV has the baselines' number of folds, as hand_crafted_probabilities'
+    # (mut58g U41: 5 folds)
+    default = fit_hand_crafted(X, y, blocks=[2, 1], Cs=(1.0,), seed=7)
+    assert default.cv.n_splits == BaselineConfig().inner_splits == 3
     scale = model.best_estimator_.named_steps["scale"]
     np.testing.assert_allclose(scale.weights_, [2 ** -0.5, 2 ** -0.5, 1.0])
     svm = fit_hand_crafted(X, y, blocks=[2, 1], method="svm", Cs=(0.1, 1.0), inner_splits=3,

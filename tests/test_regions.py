@@ -1219,6 +1219,10 @@ def test_objectness_equal_but_for_rounding_is_all_equal():
     np.testing.assert_array_equal(normalize_objectness(o), np.ones(3))
     big = np.array([1e6, 1e6 * (1 + 1e-14)])  # (relative tolerance)
     np.testing.assert_array_equal(normalize_objectness(big), np.ones(2))
+    # below 1 the tolerance is absolute, 1e-12 (EdgeBoxes' scores are mostly far below 1), not
+    # 1e-12 of the score (mut58g R34)
+    small = np.array([0.01, 0.01 + 2e-13])
+    np.testing.assert_array_equal(normalize_objectness(small), np.ones(2))
     np.testing.assert_allclose(normalize_objectness([0.2, 0.7, 0.45]), [0.0, 1.0, 0.5])
 
 
