@@ -172,8 +172,11 @@ def test_a_figure_that_cannot_be_written_is_one_line_naming_it(tmp_path):
     from vsent.errors import VsentError
 
     (tmp_path / "f.png").mkdir()  # a folder where the figure goes
+    fig = figures.pyplot().figure()
     with pytest.raises(VsentError, match=f"{tmp_path / 'f.png'}: cannot be written"):
-        figures.save_figure(figures.pyplot().figure(), tmp_path / "f.png")
+        figures.save_figure(fig, tmp_path / "f.png")
+    # mut58i G29: closed on failure too (a run that goes on does not keep the figure)
+    assert not figures.pyplot().fignum_exists(fig.number)
 
 
 # mutation round 46 (mut46f): vsent.figures mutants the suite missed

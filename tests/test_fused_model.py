@@ -417,6 +417,9 @@ def test_a_fusion_entry_that_is_not_a_state_or_has_bad_fields_is_named() -> None
             LateFusion.from_state({**state, key: state[key][:3]}, where="x.pt")
     with pytest.raises(VsentError, match=r"^x\.pt: fusion entry with a bad rule or weight"):
         LateFusion.from_state({k: v for k, v in state.items() if k != "rule"}, where="x.pt")
+    # mut58i F23: a block no saved model carries is named alone (gch is fine)
+    with pytest.raises(VsentError, match=r"carry the blocks gch, lch, bow; fv are measured by"):
+        LateFusion.from_state({**state, "blocks": ["gch", "fv"]}, where="x.pt")
 
 
 def test_the_fitted_model_computes_the_columns_it_was_fitted_on_with_the_configs_bow_norm(
@@ -439,8 +442,9 @@ def test_the_fitted_model_computes_the_columns_it_was_fitted_on_with_the_configs
     # the k-means centres kept as float32 (k, 128), as a saved model gives them back
     assert model.vocabulary.dtype == np.float32 and model.vocabulary.shape == (4, 128)
     X, _ = baseline_fold_features(feats, train, "gch+bow", config)
-    np.testing.assert_allclose(model.dataset_features(feats, np.arange(n)), X, rtol=1e-6,
-                               atol=1e-7)
+    got = model.dataset_features(feats, np.arange(n))
+    np.testing.assert_allclose(got, X, rtol=1e-6, atol=1e-7)
+    assert got.dtype == np.float64  # mut58i F24: float64 columns, as documented (not float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -496,7 +500,9 @@ def test_the_hand_crafted_model_is_fitted_with_the_callers_seed_and_inner_splits
 
     def spy(*args, **kwargs):
         seen.update(kwargs)
-        return real(*args, **kwargs)
+        seen["search"] = real(*args, **kwargs)
+        seen["X"] = args[0]
+        return seen["search"]
 
     monkeypatch.setattr(fm, "fit_hand_crafted", spy)
     rng = np.random.default_rng(0)
@@ -508,3 +514,9 @@ def test_the_hand_crafted_model_is_fitted_with_the_callers_seed_and_inner_splits
                                    config=config, seed=7)
     assert (seen["seed"], seen["Cs"], seen["inner_splits"]) == (7, (0.5, 2.0), 2)
     assert model.C in (0.5, 2.0) and model.n_train == 20
+    # mut58i F25, F28: the saved half is the search's refitted pipeline: its C, and its
+    # P(positive) of the training rows (intercept and coefficients included)
+    search = seen["search"]
+    assert search.best_params_["clf__C"] == model.C
+    np.testing.assert_allclose(model.proba_from_features(seen["X"]),
+                               search.predict_proba(seen["X"])[:, 1], rtol=1e-9)

@@ -239,6 +239,8 @@ def test_pooled_grid():
     assert pooled_grid((256, 56, 56), 65536) == 16
     assert pooled_grid((2048, 7, 7), 65536) == 5
     assert pooled_grid((100_000, 2, 2), 10) == 1
+    # mut58i B50: only a (C, H, W) map is pooled; a map of another rank stays raw
+    assert pooled_grid((2, 3, 4, 5), 10) is None
 
 
 # --------------------------------------------------------------------------------------------

@@ -1229,7 +1229,7 @@ def test_smallcnn_blocks_are_conv_bn_relu_maxpool_then_average_pool():
     (BatchNorm given non-trivial running statistics so that it counts)."""
     torch.manual_seed(0)
     model = create_model("smallcnn", widths=[4, 8]).eval()
-    x = torch.randn(2, 3, 16, 16)
+    x = torch.randn(2, 3, 18, 18)  # mut58i M31: 18 -> 9 -> 4, an odd side floored
     h = x
     for block in model.features:
         conv, bn = block[0], block[1]
@@ -1259,6 +1259,13 @@ def test_smallcnn_fillers_and_dropout_are_its_documented_ones():
     with torch.no_grad():
         dropped = model.train().forward_features(torch.randn(16, 3, 16, 16))
     assert 0.15 < float((dropped == 0).float().mean()) < 0.5  # dropout before the head
+    # mut58i M38: and only there: the head of a training model is fc alone
+    with torch.no_grad():
+        assert torch.equal(model.forward_head(dropped),
+                           F.linear(dropped, model.fc.weight, model.fc.bias))
+    # mut58i M30: SmallCNN built directly has the documented dropout 0.3 too
+    from vsent.models.smallcnn import SmallCNN
+    assert SmallCNN(widths=[4]).dropout.p == 0.3
 
 
 # models mutants of round 46 (mut46f) left unrun by the helper, run here and killed
