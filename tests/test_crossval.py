@@ -483,6 +483,10 @@ def test_a_missing_data_path_stops_crossval_before_its_directory_exists(tmp_path
     # a CSV file of labels is data too: prepare checks that it exists, not that it is a folder
     from vsent.crossval import prepare
 
+    # prepare's own check: finetune without --fold and --nproc's launcher read no folds
+    # (crossval's split check above says it first) (mut58j X26)
+    with pytest.raises(VsentError, match="missing: no such file or directory$"):
+        prepare(cfg)
     labels = tmp_path / "labels.csv"
     labels.write_text("path,label\n")
     assert prepare(cfg.replace(data=str(labels)))[0].data == str(labels)
@@ -573,6 +577,10 @@ def test_check_new_run_folds_checks_all_but_the_split_a_run_records(tmp_path):
         check_new_run_folds(str(tmp_path / "gone.json"), run, overwrite=True)
     with pytest.raises(VsentError, match="other.json: no such file"):  # another split
         check_new_run_folds(str(tmp_path / "other.json"), run, overwrite=False)
+    # a config.json that is no JSON object records no split: checked (mut58j X27)
+    (run / "config.json").write_text(json.dumps([str(tmp_path / "gone.json")]))
+    with pytest.raises(VsentError, match="gone.json: no such file"):
+        check_new_run_folds(str(tmp_path / "gone.json"), run, overwrite=False)
 
 
 def test_a_run_reopens_and_resumes_after_its_folds_file_moved(twitter_like, tmp_path):

@@ -63,6 +63,9 @@ def test_an_empty_image_is_refused_as_the_cues_refuse_it_but_an_empty_block_is_z
             check_rgb(np.zeros(shape, np.uint8))
     flipped = np.zeros((4, 5, 3), np.uint8)[:, ::-1]
     assert check_rgb(flipped).flags.c_contiguous and not flipped.flags.c_contiguous
+    # an array-like such as a PIL RGB image is taken as its array (mut58j O15)
+    pil = check_rgb(Image.new("RGB", (5, 4), (10, 20, 30)))
+    assert pil.shape == (4, 5, 3) and pil[0, 0].tolist() == [10, 20, 30]
 
 
 def test_one_resize_to_the_longer_side_serves_sift_the_cues_and_edgeboxes():

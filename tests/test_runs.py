@@ -1937,7 +1937,7 @@ def _analysis_of(run: Path, out: Path, stored_run: Path) -> None:
         {str(stored_run / "predictions.csv"): file_sha256(run / "predictions.csv")}))
 
 
-def test_run_moved_since_knows_a_moved_run_by_its_predictions_only(tmp_path):
+def test_run_moved_since_knows_a_moved_run_by_its_predictions_only(tmp_path, monkeypatch):
     """R75-R78: the earlier path is returned for an analysis inside (or a sub-run beside) a run
     that moved with the same predictions; None for one in place, another run's, other bytes."""
     from vsent.crossval_run import run_moved_since
@@ -1954,6 +1954,12 @@ def test_run_moved_since_knows_a_moved_run_by_its_predictions_only(tmp_path):
     assert run_moved_since(run.parent / "regions-five", run) == old  # a reproduction's sub-run
     _analysis_of(run, run.parent / "regions-other", tmp_path / "old" / "crossval-four")
     assert run_moved_since(run.parent / "regions-other", run) is None  # beside, another run
+    # a run of that name, but neither inside nor beside this one: not it (mut58j V25)
+    _analysis_of(run, tmp_path / "elsewhere" / "regions-five", old)
+    assert run_moved_since(tmp_path / "elsewhere" / "regions-five", run) is None
+    # an analysis named by a relative path is compared where it is (mut58j V24)
+    monkeypatch.chdir(run)
+    assert run_moved_since(Path("layers"), run) == old
     (run / "predictions.csv").write_text("image,label\na.jpg,0\n")
     assert run_moved_since(run / "layers", run) is None  # other predictions: another run
 
@@ -1971,7 +1977,9 @@ def test_an_analysis_of_a_moved_run_records_where_the_run_is_now(tmp_path, monke
                       check_paths=False) as rd:
         record_run_read(rd, CrossvalRun(Path("run"), None, None, []),  # type: ignore[arg-type]
                         Path("/old/run"))
-    assert json.loads((run / "layers" / "config.json").read_text())["run"] == str(run.resolve())
+    # the rest of the analysis's config is kept (mut58j V28)
+    assert json.loads((run / "layers" / "config.json").read_text()) == {
+        "command": "layers", "run": str(run.resolve())}
     assert list(json.loads((run / "layers" / "inputs.json").read_text())) == [
         str((run / "predictions.csv").resolve())]
     (run / "predictions.csv").unlink()  # an unfinished run: nothing read, no traceback (mut53i)
