@@ -170,6 +170,10 @@ def test_read_prompts_json_refuses_what_is_not_two_lists_of_text(tmp_path):
     path.write_text('{"positive": ["good", 3], "negative": ["bad"]}')
     with pytest.raises(VsentError, match="'positive' must be a list of strings"):
         read_prompts(path)
+    # one string, not a list: refused, not taken as one prompt per letter (mut58k Z26)
+    path.write_text('{"positive": ["good"], "negative": "bad"}')
+    with pytest.raises(VsentError, match="'negative' must be a list of strings"):
+        read_prompts(path)
 
 
 def test_read_prompts_text_lines(tmp_path):
