@@ -709,11 +709,43 @@ def test_a_cut_safetensors_file_gives_the_reason_not_a_torch_save_verdict(tmp_pa
     path = tmp_path / "w.safetensors"
     save_file({"body.weight": torch.ones(4, 3)}, path)
     assert torch.equal(read_state_dict(path)["body.weight"], torch.ones(4, 3))
+    # the suffix in capitals is a safetensors file too (as .CAFFEMODEL is a caffemodel)
+    upper = tmp_path / "W.SAFETENSORS"
+    upper.write_bytes(path.read_bytes())
+    assert torch.equal(read_state_dict(upper)["body.weight"], torch.ones(4, 3))
     path.write_bytes(path.read_bytes()[:-4])
     with pytest.raises(WeightsError) as err:
         read_state_dict(path)
     assert str(err.value).startswith(f"{path}: not a PyTorch state dict (")
     assert "torch.save" not in str(err.value) and "deserializing header" in str(err.value)
+    # the same reason for a cut download in the hub's cache (timm, open_clip safetensors)
+    from vsent.models.weights import damaged_file_message
+
+    cause = err.value.__cause__
+    assert isinstance(cause, Exception)
+    message = damaged_file_message(path, cause, "hf-hub:owner/weights")
+    assert "torch.save" not in message and "deserializing header" in message
+
+
+def test_a_safetensors_file_that_cannot_be_read_is_a_one_line_weights_error(tmp_path,
+                                                                          monkeypatch):
+    """An OS error while reading (permissions, a network drive gone) names the file in one
+    line, as a damaged file does. The tests run as root, where chmod does not deny a read:
+    the reader raises it instead."""
+    import safetensors.torch
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    save_file({"body.weight": torch.ones(2)}, path)
+
+    def denied(filename: str, device: str = "cpu") -> dict[str, torch.Tensor]:
+        raise PermissionError(13, "Permission denied", filename)
+
+    monkeypatch.setattr(safetensors.torch, "load_file", denied)
+    with pytest.raises(WeightsError, match="Permission denied") as err:
+        read_state_dict(path)
+    assert str(err.value).startswith(f"{path}: not a PyTorch state dict (")
+    assert "\n" not in str(err.value)
 
 
 def test_a_caffemodel_suffix_in_capitals_goes_through_the_caffe_reader(tmp_path):
