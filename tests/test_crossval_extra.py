@@ -219,6 +219,14 @@ def test_fusion_summary_keys_and_arithmetic(make_twitter_like, tmp_path, caplog)
     assert (out / "summary.json").read_text() == before
     assert main(["fuse", str(out), "--features", "cues", "--rule", "logit",
                  "--weight", "0.25"]) == 0  # finished: stored result, nothing redone
+    # the finished run reopened: its result lines said again; a summary.json edited to lose
+    # "fusion" still says the CNN's line (mut58j X41: the fused line's KeyError hid it)
+    caplog.clear()
+    edited = {k: v for k, v in json.loads(before).items() if k != "fusion"}
+    (out / "summary.json").write_text(json.dumps(edited))
+    assert crossval(_cfg(root, fusion="cues"), out, progress=False) == edited
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("accuracy over")]
+    assert len(said) == 1 and said[0].startswith("accuracy over 5 folds, the CNN alone: ")
 
 
 def test_progressive_schedule_applies_the_removal_rule(make_twitter_like, tmp_path,

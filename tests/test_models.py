@@ -1325,6 +1325,11 @@ def test_caffenet_output_widths_and_arch_record():
     with pytest.raises(VsentError, match=r"unknown CaffeNet arch 'fc5-2'; choose one of fc8-2"):
         CaffeNet(arch="fc5-2")
     assert CaffeNet(arch="fc6-2").info.extra == {"arch": "fc6-2"}
+    # the class's own dropout default is the factory's 0.5 (mut58j C37), as for CaffeNet built
+    # directly (test_weights' references)
+    with torch.device("meta"):  # (no memory, no init cost)
+        direct = CaffeNet(arch="fc7-4096")
+    assert (direct.drop6.p, direct.drop7.p) == (0.5, 0.5)
 
 
 # mutation round 47 (mut47a): vsent.models.torchvision_models mutants the suite missed
