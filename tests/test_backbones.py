@@ -1256,6 +1256,9 @@ def test_timm_pretrained_record_describes_the_weights_by_their_notes(monkeypatch
     for odd in ((1, 2), {"a": "b"}, 3):
         cfg["notes"] = odd
         assert timm_models.pretrained_weights("test_vit").description == ""
+    # a configuration stating no licence says so on the card, not "None" (mut58k M35)
+    del cfg["license"]
+    assert timm_models.pretrained_weights("test_vit").licence == "unknown"
 
 
 def test_timm_non_square_input_size_warns_once_naming_the_crop(caplog):

@@ -206,6 +206,10 @@ def test_zero_shot_prompt_lists_override_the_prompts_file(tmp_path):
                             positive=["given", "  "])
     # a blank prompt given in a list is dropped like one in a file (mut53g Z38)
     assert model.prompts == {"positive": ["given"], "negative": ["also from the file"]}
+    # an empty list gives no prompts of that class: the file's stay, not "no positive prompt"
+    # (mut58k Z30)
+    model = zero_shot_model("clip/vsent-test-vit", "random", prompts_file=file, positive=[])
+    assert model.prompts == {"positive": ["from the file"], "negative": ["also from the file"]}
 
 
 def test_zero_shot_checkpoint_keeps_its_logit_scale(tmp_path):
@@ -237,6 +241,16 @@ def test_zero_shot_weights_file_missing_or_misshapen_keys_is_a_weights_error(tmp
     torch.save(state, path)
     with pytest.raises(WeightsError, match=r"\(0 missing, 1 of another shape, e\.g\. "
                                            r"text_projection\)"):
+        zero_shot_model("clip/vsent-test-vit", str(path))
+    # many missing keys: the first three name the part that is missing, not one alone
+    # (mut58k Z38)
+    state = open_clip.create_model("vsent-test-vit").state_dict()
+    gone = list(state)[-4:]
+    for key in gone:
+        del state[key]
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match=re.escape(
+            f"(4 missing, 0 of another shape, e.g. {', '.join(gone[:3])})")):
         zero_shot_model("clip/vsent-test-vit", str(path))
 
 
