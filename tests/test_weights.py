@@ -487,6 +487,12 @@ def test_a_model_whose_own_keys_have_a_wrapper_prefix_keeps_them():
     # the prefix goes only where it makes keys match: not for another model's weights
     other = {"model.conv.weight": torch.zeros(1)}
     assert without_wrapper_prefix(other, {"conv.bias": torch.zeros(1)}) == other
+    # the prefixes after which most keys match go, not the first after which some do: a model
+    # with a submodule named model, saved by a Lightning module (attribute model) under DDP
+    mixed = {"weight": torch.zeros(1), "bias": torch.zeros(1),
+             "model.weight": torch.zeros(1), "model.bias": torch.zeros(1)}
+    saved = {"module.model." + k: v for k, v in mixed.items()}
+    assert without_wrapper_prefix(saved, mixed) == mixed
 
 
 def test_a_dict_with_other_entries_names_the_first_that_is_not_a_tensor(tmp_path):
@@ -596,6 +602,17 @@ def test_a_cached_file_of_another_sha1_is_refused_and_a_good_one_hashed_once(off
     os.utime(path, ns=(1, 1))
     with pytest.raises(WeightsError, match="incomplete or different file"):
         weights.fetch("caffenet")
+    # a read-only cache, where no marker can be written: the good file still loads
+    path.write_bytes(content)
+    write_text = Path.write_text
+
+    def read_only(self: Path, *args: object, **kwargs: object) -> int:
+        if self.name.endswith(".sha1-ok"):
+            raise PermissionError(13, "Permission denied", str(self))
+        return write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", read_only)
+    assert weights.fetch("caffenet") == path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -897,6 +914,9 @@ def test_hf_cached_file_reads_a_revision_and_skips_what_is_gone(tmp_path, monkey
                         lambda repo, name, revision=None: cache.get((repo, name, revision)))
     assert hf_cached_file("owner/net@v2") == there
     assert hf_cached_file("owner/net") is None  # another revision: not these files
+    # open_clip's configs write the repo with a slash after it ("owner/repo/"): same repo
+    cache[("owner/clip", "model.safetensors", None)] = str(there)
+    assert hf_cached_file("owner/clip/") == there
 
 
 # ---------------------------------------------------------------------------------------------
