@@ -228,7 +228,8 @@ def test_zero_shot_checkpoint_keeps_its_logit_scale(tmp_path):
 def test_zero_shot_weights_file_missing_or_misshapen_keys_is_a_weights_error(tmp_path):
     from vsent.errors import WeightsError
 
-    state = open_clip.create_model("vsent-test-vit").state_dict()
+    full = open_clip.create_model("vsent-test-vit").state_dict()  # (each case edits a copy)
+    state = dict(full)
     del state["text_projection"]
     path = tmp_path / "part.pt"
     torch.save(state, path)
@@ -236,7 +237,7 @@ def test_zero_shot_weights_file_missing_or_misshapen_keys_is_a_weights_error(tmp
                                            r"missing, 0 of another shape, e\.g\. "
                                            r"text_projection\)"):
         zero_shot_model("clip/vsent-test-vit", str(path))
-    state = open_clip.create_model("vsent-test-vit").state_dict()
+    state = dict(full)
     state["text_projection"] = state["text_projection"][:, :8]
     torch.save(state, path)
     with pytest.raises(WeightsError, match=r"\(0 missing, 1 of another shape, e\.g\. "
@@ -244,10 +245,8 @@ def test_zero_shot_weights_file_missing_or_misshapen_keys_is_a_weights_error(tmp
         zero_shot_model("clip/vsent-test-vit", str(path))
     # many missing keys: the first three name the part that is missing, not one alone
     # (mut58k Z38)
-    state = open_clip.create_model("vsent-test-vit").state_dict()
-    gone = list(state)[-4:]
-    for key in gone:
-        del state[key]
+    gone = list(full)[-4:]
+    state = {k: v for k, v in full.items() if k not in gone}
     torch.save(state, path)
     with pytest.raises(WeightsError, match=re.escape(
             f"(4 missing, 0 of another shape, e.g. {', '.join(gone[:3])})")):
