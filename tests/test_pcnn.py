@@ -19,8 +19,10 @@ from conftest import build_learnable, build_twitter_like, save_image
 from vsent import papers
 from vsent.analyses.pcnn import (
     ProgressiveConfig,
+    TransferConfig,
     progressive,
     removal_report,
+    transfer,
 )
 from vsent.cli import main
 from vsent.data import load_dataset
@@ -997,6 +999,30 @@ def test_transfer_passes_its_seed_to_every_subsets_run(tmp_path, monkeypatch):
                  str(tmp_path / "tw"), "--out", str(out), "--resume", "--no-progress"]) == 0
     assert resumed == [True]
     assert json.loads((out / "transfer.json").read_text())["rows"] == table["rows"]
+
+
+def test_transfer_gives_each_subsets_run_its_eval_batch_size_and_skip_bad(tmp_path, monkeypatch):
+    """The Python API's ``eval_batch_size`` and ``skip_bad`` reach every subset's crossval run
+    (mut58a P85/P86: 64 and False whatever was asked; the CLI has no --eval-batch-size)."""
+    import vsent.analyses.pcnn as pcnn_module
+
+    data = build_twitter_like(tmp_path / "tw", n=30, n_four=25, n_five=20)
+    ckpt = save_checkpoint(tmp_path / "pre.pt", create_model("smallcnn", widths=[8]))
+    asked = []
+
+    class Asked(Exception):
+        pass
+
+    def record(rc, sub, **kw):  # the subset's run config is all this test needs
+        asked.append(rc)
+        raise Asked
+
+    monkeypatch.setattr(pcnn_module, "crossval", record)
+    with pytest.raises(Asked):
+        transfer(TransferConfig(model=str(ckpt), data=str(data), subsets=["five"],
+                                eval_batch_size=5, skip_bad=True), tmp_path / "t",
+                 progress=False)
+    assert (asked[0].subset, asked[0].eval_batch_size, asked[0].skip_bad) == ("five", 5, True)
 
 
 def test_transfer_oversample_evaluates_every_subset_with_ten_crops(tmp_path):

@@ -193,6 +193,8 @@ def test_campos_every_measured_number_is_its_run_dirs(campos):
     # Table 1 (2 evaluations) + 2 classifiers per layer + 2 variants x 2 evaluations
     assert _check_measured(out, report) == 2 + 2 * len(layers) + 4
     t1 = report["tables"][0]["rows"]
+    # mut58c A29: a network without an ``arch`` is named alone (not "smallcnn " with a space)
+    assert {r["cells"][0] for r in t1} == {"smallcnn"}
     summary = json.loads((out / "table1" / "summary.json").read_text())
     assert [r["ours"]["mean"] for r in t1] == [summary["center"]["accuracy"]["mean"],
                                                summary["ten_crop"]["accuracy"]["mean"]]
