@@ -1003,6 +1003,12 @@ def test_engine_options_not_given_are_the_documented_defaults():
     assert EngineOptions(model="m.pt") == EngineOptions(
         model="m.pt", oversample=False, batch_size=32, device="auto", workers=None,
         ray_address=None, ray_cpus=None, ray_actors=None, progress=False)
+    # mut59b B53: frozen: the options an engine keeps (the ray engine's self.options) cannot
+    # be changed under it once it has checked them
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        EngineOptions(model="m.pt").batch_size = 0  # type: ignore[misc]
 
 
 def test_the_default_engine_passes_the_device_asked_for(checkpoint):

@@ -202,6 +202,7 @@ def test_ray_decode_names_errors_as_the_default_engine(tmp_path, checkpoint, mon
     chunk = [(i + 7, g, os.path.join(os.getcwd(), g)) for i, g in enumerate(given)]
     out = decode_chunk(chunk, 8)
     assert out["image"].shape == (1, 5, 8, 8, 3)  # one row: the chunk
+    assert not out["image"].any()  # mut59b B3: every image failed: zeros, as documented
     meta = json.loads(out["meta"][0])
     assert meta["start"] == 7 and meta["paths"] == given
     rows = list(Predictor.from_checkpoint(checkpoint, device="cpu").score(given))
@@ -418,6 +419,10 @@ def test_a_model_actor_scores_each_chunk_of_its_batch(tmp_path, checkpoint):
     pred = Predictor.from_checkpoint(checkpoint, device="cpu")
     actor = ScoreActor.__new__(ScoreActor)  # its __init__ reads the checkpoint from Ray
     actor.predictor = pred
+    # mut59b B8: the model is given the decoded images alone, not a failed one's zeros
+    sizes: list[int] = []
+    forward = pred.predict_arrays
+    pred.predict_arrays = lambda a: (sizes.append(len(a)), forward(a))[1]
     full = decode_chunk([(i, p, p) for i, p in enumerate(paths[:4])], pred.size)
     part = decode_chunk([(4 + i, p, p) for i, p in enumerate(paths[4:])], pred.size)
     images = np.empty(2, dtype=object)
@@ -426,6 +431,7 @@ def test_a_model_actor_scores_each_chunk_of_its_batch(tmp_path, checkpoint):
              "image": images[::-1].copy()}
     out = actor(batch)
     assert [np.asarray(p).shape for p in out["probs"]] == [(2, 2), (4, 2)]
+    assert sizes == [1, 4]  # the part chunk's missing file is not scored
     rows = list(in_order([out], lambda path, probs, error: (path, probs, error), [6], [], 10))
     assert [r[0] for r in rows] == paths
     assert rows[4][2].startswith(f"{paths[4]}: ") and np.isnan(rows[4][1]).all()
@@ -443,6 +449,8 @@ class _ListQueue:
         self.fail_once = fail_once
 
     def put(self, item: object, timeout: float | None = None) -> None:
+        # mut59b B41: a put waits a while at a time, so that a stopped run ends the feeder
+        assert timeout is not None, "the feeder would wait on a full queue without end"
         if self.fail_once is not None:
             error, self.fail_once = self.fail_once, None
             raise error
@@ -554,6 +562,13 @@ def test_ray_starting_keeps_vsents_sigterm_handler_and_stops_a_half_started_ray(
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", interrupted_init)
+    sent, send = [], signal.pidfd_send_signal  # mut59b B36: a kill an agent cannot catch
+
+    def send_and_note(fd: int, sig: int) -> None:
+        sent.append(sig)
+        send(fd, sig)
+
+    monkeypatch.setattr(signal, "pidfd_send_signal", send_and_note)
     monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
     try:
         fds = len(os.listdir("/proc/self/fd"))
@@ -563,6 +578,7 @@ def test_ray_starting_keeps_vsents_sigterm_handler_and_stops_a_half_started_ray(
         assert len(os.listdir("/proc/self/fd")) == fds  # mut53h R62: its pidfd closed
         # killed and reaped (by vsent: its exit status is gone with it) within its 60 s
         assert not Path(f"/proc/{started[0].pid}").exists()
+        assert sent == [signal.SIGKILL]
         assert bystander.poll() is None  # still running
         # a start that failed for another reason: ray.shutdown alone, nothing killed
         monkeypatch.setattr(ray, "init", lambda **kw: (started.append(
@@ -646,6 +662,16 @@ def test_closing_the_ray_engine_stops_its_rows_before_ray(monkeypatch):
     next(iter(engine.score(iter([]))))
     with pytest.raises(RuntimeError, match="queue actor gone"):
         engine.close()
+    assert order == ["ray shut down"]
+
+    class Busy:  # mut59b B35: rows being read in another thread right now (`| head`)
+        def close(self) -> None:
+            raise ValueError("generator already executing")
+
+    order.clear()
+    monkeypatch.setattr(RayEngine, "_score", lambda self, paths: Busy())
+    engine.score(iter([]))
+    engine.close()  # not an error: Ray stops (which ends that thread's rows)
     assert order == ["ray shut down"]
 
 
@@ -863,8 +889,11 @@ def test_a_gpu_cluster_gets_an_actor_per_gpu_and_the_cpus_left_decode(checkpoint
         engine = object.__new__(RayEngine)
         engine.ray = SimpleNamespace(
             data=SimpleNamespace(DataContext=SimpleNamespace(get_current=lambda: ctx)),
-            cluster_resources=lambda: resources, put=lambda data: "ref")
+            cluster_resources=lambda: resources, put=lambda data: data)
         engine._setup(EngineOptions(model=str(checkpoint), **options))
+        # mut59b B23: the actors get the checkpoint's bytes (the file need not be on shared
+        # storage), not its path
+        assert engine.ckpt == checkpoint.read_bytes()
         # mut53h R36-R38: rows as blocks come (the driver orders them), Ray Data's bars and
         # plan only with progress output
         progress = options.get("progress", False)
@@ -1054,12 +1083,16 @@ def test_ray_options_are_checked_before_ray_starts_and_a_failed_join_is_one_line
     --ray-cpus with --ray-address, are refused before Ray starts; a cluster that refuses to
     be joined (a ray:// address is not probed) is one line, its reason on one line, and the
     Ray vsent did not start is not shut down."""
+    import logging
+    import os
+
     from vsent.engines import EngineOptions, ray_engine
     from vsent.errors import VsentError
 
     calls = []
 
     def refused(**kwargs):
+        calls.append(kwargs)
         raise RuntimeError("the head\n  refused")
 
     monkeypatch.setattr(ray_engine, "_import_ray", lambda: _fake_ray(calls, refused))
@@ -1075,7 +1108,15 @@ def test_ray_options_are_checked_before_ray_starts_and_a_failed_join_is_one_line
         ray_engine.RayEngine(EngineOptions(model=model, ray_address="ray://head:10001"))
     assert str(info.value) == ("--ray-address ray://head:10001: cannot join the Ray cluster "
                                "(the head refused)")
-    assert calls == ["init"]
+    # mut59b B13: Ray's INFO lines stay off the console
+    assert calls == ["init", {"address": "ray://head:10001", "logging_level": logging.WARNING}]
+    # mut59b B10: a cluster's CPUs are its own: more actors than this machine has CPUs is
+    # not refused here (the cluster's are checked once joined)
+    calls.clear()
+    with pytest.raises(VsentError, match="cannot join the Ray cluster"):
+        ray_engine.RayEngine(EngineOptions(model=model, ray_address="ray://head:10001",
+                                           ray_actors=(os.cpu_count() or 1) + 1))
+    assert calls[0] == "init"
 
 
 def test_a_ray_vsent_started_keeps_its_sigterm_handler_and_stops_on_a_refused_option(
@@ -1084,6 +1125,7 @@ def test_a_ray_vsent_started_keeps_its_sigterm_handler_and_stops_on_a_refused_op
     handler is skipped, and vsent's handler is put back after (Ray's core worker installs its
     own); an option refused once Ray runs (in _setup) shuts that Ray down; an engine that
     started Ray shuts it down when closed."""
+    import logging
     import signal
     import threading
 
@@ -1096,6 +1138,10 @@ def test_a_ray_vsent_started_keeps_its_sigterm_handler_and_stops_on_a_refused_op
 
     def init(**kwargs):
         calls.append(utils.set_sigterm_handler is helper)
+        # mut59b B14, B15: a local Ray of --ray-cpus CPUs, without a dashboard (a server
+        # and a port per run), its INFO lines off the console
+        assert kwargs == {"num_cpus": 2, "include_dashboard": False,
+                          "logging_level": logging.WARNING}
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as Ray's core worker does
 
     def refuse(self, options):
@@ -1152,9 +1198,10 @@ def test_a_full_queue_holds_the_feeder_back_and_a_stopped_run_ends_it(monkeypatc
     assert q.items == [[(0, "/a.jpg", "/a.jpg")], None] and failure == []
     stop = threading.Event()
     stop.set()
-    q = _ListQueue()
-    _feed(iter(["/a.jpg"]), q, stop, failure, 2, [0])
+    q, fed = _ListQueue(), [0]
+    _feed(iter(["/a.jpg"]), q, stop, failure, 2, fed)
     assert q.items == [] and failure == [] and len(stops) == 2
+    assert fed == [0]  # mut59b B46: nor does it read more input (e.g. standard input)
 
 
 def test_importing_ray_keeps_it_from_rebuilding_the_uv_environment(monkeypatch):
@@ -1220,6 +1267,9 @@ def test_a_read_task_puts_the_end_back_for_the_other_read_tasks(tmp_path):
             self.items = items
 
         def get(self, block: bool = True) -> object:
+            # mut59b B6: a read task waits for its next chunk (the real queue raises Empty
+            # at once when asked not to block: the task would fail while the input is slow)
+            assert block, "a read task must wait for the next chunk"
             assert self.items, "a read task waits on an empty queue: the end was not put back"
             return self.items.pop(0)
 
@@ -1252,6 +1302,7 @@ def test_a_ray_run_sizes_its_blocks_bounds_its_reorder_buffer_and_restores_ray_d
     class Queue:
         def __init__(self, maxsize: int) -> None:
             self.items: list = []
+            seen["queue bound"] = maxsize  # mut59b B24: the back-pressure on the input
 
         def put(self, item: object, timeout: float | None = None) -> None:
             self.items.append(item)
@@ -1261,13 +1312,16 @@ def test_a_ray_run_sizes_its_blocks_bounds_its_reorder_buffer_and_restores_ray_d
 
     class Dataset:
         def map_batches(self, fn: object, **kwargs: object) -> Dataset:
+            seen["model stage"] = kwargs
             return self
 
         def iter_batches(self, **kwargs: object) -> Iterator:
+            seen["iter"] = kwargs
             return iter([])
 
     def read_datasource(source: object, **kwargs: object) -> Dataset:
         seen["block size"] = ctx.target_max_block_size  # as the read tasks run
+        seen["read"] = kwargs
         return Dataset()
 
     def in_order(batches: object, row: object, fed: object, failure: object,
@@ -1285,9 +1339,34 @@ def test_a_ray_run_sizes_its_blocks_bounds_its_reorder_buffer_and_restores_ray_d
     monkeypatch.setattr(ray.util.queue, "Queue", Queue)
     monkeypatch.setattr(ray_engine, "in_order", in_order)
     assert list(engine.score(iter([]))) == []
+    stages = {k: seen.pop(k) for k in ("read", "model stage", "iter")}
     assert seen == {"block size": 8 * 8 * 3 // 4, "limit": ray_engine.REORDER_CHUNKS * 4,
-                    "shut down": True}
+                    "shut down": True, "queue bound": ray_engine.QUEUE_CHUNKS}
     assert ctx.target_max_block_size == 128 << 20  # the caller's setting, back
+    # mut59b B26-B33: one read task per decoder and none retried (a retried one would pop
+    # other chunks while its own rows never come); the model stage: one chunk (row) a call,
+    # the pool of actors, one CPU-bound torch thread each; no prefetch (a paused input's rows
+    # would wait for the next block)
+    assert stages["read"]["override_num_blocks"] == 2
+    assert stages["read"]["ray_remote_args"] == {"max_retries": 0}
+    model = stages["model stage"]
+    assert (model["batch_size"], model["compute"], model["num_gpus"]) == (1, 1, 0)
+    assert model["fn_constructor_kwargs"] == {"oversample": False, "batch_size": 4,
+                                              "device": "cpu", "threads": 1}
+    assert stages["iter"]["prefetch_batches"] == 0
+    # on GPUs: a GPU per actor, the model on cuda, torch's threads left as they are; and
+    # without progress output Ray Data's console is quieted for the run, then put back
+    quieted: list[str] = []
+    monkeypatch.setattr(ray_engine, "_quiet_ray_data",
+                        lambda: (quieted.append("on"), lambda: quieted.append("off"))[1])
+    engine.options = EngineOptions(model="m.pt", batch_size=4, oversample=True)
+    engine.use_gpu, engine.actors = True, 3
+    assert list(engine.score(iter([]))) == []
+    model = seen["model stage"]
+    assert (model["compute"], model["num_gpus"]) == (3, 1)
+    assert model["fn_constructor_kwargs"] == {"oversample": True, "batch_size": 4,
+                                              "device": "cuda", "threads": None}
+    assert quieted == ["on", "off"]
 
 
 def test_the_processes_under_one_are_its_children_and_theirs(tmp_path, monkeypatch):
