@@ -1321,6 +1321,8 @@ def test_torchrun_main_keeps_a_user_errors_status_and_reraises_other_failures(mo
             with pytest.raises(ChildFailedError):
                 distributed.torchrun_main(args)
     assert (agent_log.filters, server_log.filters) == before  # its filters are gone after
+    # (before may hold a filter that an earlier torchrun_main left: none may be left at all)
+    assert distributed._no_death_signal not in server_log.filters
 
 
 def test_torchrun_main_drops_only_the_death_signal_line():
@@ -1545,6 +1547,10 @@ def test_seed_epoch_tells_seeds_apart_above_32_bits(one_rank_group):
     first = _dropout_draws(5, 2)
     assert not torch.equal(_dropout_draws(5 + 2**32, 2), first)
     assert torch.equal(_dropout_draws(5, 2), first)
+    # the whole 64-bit seed torch takes: with 32 bits two (seed, epoch, rank) triples would
+    # share dropout masks after ~2**16 triples, not ~2**32 (a 64-bit draw < 2**32: odds 2**-32)
+    distributed.seed_epoch(5, 2)
+    assert torch.initial_seed() >= 2**32
 
 
 def test_shard_batch_takes_the_rank_and_world_given_over_this_processs(monkeypatch):
