@@ -431,9 +431,16 @@ def test_cli_clean_0_removes_every_entry_and_dry_run_removes_none(tmp_path, caps
     --dry-run names what would go, removes nothing and counts the space left as if it had.
     Sizes in tenths of a MB, so the totals show."""
     root = tmp_path / "cache"
+    # a folder not made yet is said to be so (mut59c C135)
+    assert main(["cache", "--dir", str(root)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"cache folder: {root} (none yet)"
     images = _file(root / f"images-{'a' * 20}-5x8x8x3.npy", 300_000)
     features = _file(root / f"features-{'b' * 20}-5.npy", 200_000)
     _age(images, 40)
+    # the kinds by name, not by their entries' use (images is the older; mut59c C137)
+    assert main(["cache", "--dir", str(root)]) == 0
+    kinds = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:-1]]
+    assert kinds == ["features", "images", "total"]
     assert main(["cache", "--dir", str(root), "--clean", "30", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[-1] == f"{root}: would remove 1 entry, 0.3 MB; 0.2 MB left"

@@ -461,7 +461,8 @@ def test_cli_json_never_replaces_a_file_that_is_no_comparison(tmp_path, capsys):
 
     a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
     b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
-    for target in (a / "summary.json", b / "predictions.csv"):
+    # (a run's config.json too: mut59c C156)
+    for target in (a / "summary.json", b / "predictions.csv", a / "config.json"):
         before = target.read_bytes()
         for extra in ([], ["--overwrite"]):
             assert main(["compare", str(a), str(b), "--json", str(target), *extra]) == 2
@@ -701,10 +702,11 @@ def test_cli_json_in_a_folder_it_cannot_write_is_said_before_the_comparison(tmp_
         "file\n")
 
 
-@pytest.mark.parametrize("text", ["3\n", '"scores_a and comparisons"\n'])
+@pytest.mark.parametrize("text", ["3\n", '"scores_a and comparisons"\n', "scores_a: mine\n"])
 def test_cli_json_keeps_a_json_file_that_is_no_object(tmp_path, capsys, text):
     """A JSON file that holds a number or a string is no earlier comparison: kept, one line
-    (a text that merely contains "scores_a" is no comparison's record)."""
+    (a text that merely contains "scores_a" is no comparison's record); so is a file that is
+    no JSON at all (mut59c C158: its ValueError was a traceback)."""
     a = _run(tmp_path / "a", A, labels=LABELS, folds=FOLDS)
     b = _run(tmp_path / "b", B, labels=LABELS, folds=FOLDS)
     mine = tmp_path / "mine.json"

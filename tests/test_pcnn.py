@@ -351,6 +351,10 @@ def test_pcnn_command_needs_a_dataset_and_sound_options(learnable_dataset, tmp_p
     assert main([*base, "--finetune-epochs", "0", "--out", str(tmp_path / "b")]) == 2
     assert "--finetune-epochs 0" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+    # a stage-2 lr of 0 is refused too, not taken for "the preset's" (mut59c C178)
+    assert main([*base, "--finetune-lr", "0", "--out", str(tmp_path / "b")]) == 2
+    assert "--finetune-lr 0.0 is out of range" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
     # weights that cannot be had stop it before the run directory and the image cache
     assert main([*base, "--init", "imagenet", "--out", str(tmp_path / "c")]) == 2
     assert "no ImageNet weights" in capsys.readouterr().err

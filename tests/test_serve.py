@@ -1036,6 +1036,9 @@ def test_cli_unloadable_model_is_one_line_exit_2(tmp_path, capsys):
     assert main(["serve", "--model", str(bad), "--max-upload-mb", "1e-7"]) == 2
     assert capsys.readouterr().err.strip() == ("vsent: error: --max-upload-mb 1e-07 is less than "
                                                "one byte (1 MB is 1048576 bytes)")  # as typed
+    # one byte exactly is allowed: the checkpoint is what fails (mut59c C167)
+    assert main(["serve", "--model", str(bad), "--max-upload-mb", str(1 / 2**20)]) == 2
+    assert str(bad) in capsys.readouterr().err
     assert main(["serve", "--model", str(bad), "--max-wait-ms", "inf"]) == 2  # would never batch
     assert capsys.readouterr().err.strip() == ("vsent: error: --max-wait-ms must be a finite "
                                                "number >= 0, got inf")
