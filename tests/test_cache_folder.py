@@ -310,7 +310,9 @@ def test_names_one_character_off_the_forms_vsent_writes_are_no_entries(tmp_path)
             _file(root / "proposals" / ("e" * 16) / f"{'3' * 40}.npy"),  # .npy, not .npz
             _file(root / "baselines" / f"colour-v1-{'d' * 24}.npy"),  # .npy, not .npz
             _file(root / "baselines" / "sift-v1-dense-" / f"{'1' * 24}.npy"),  # no settings
-            _file(root / f"images-{'a' * 20}-5x8x8x3.npz")]  # .npz, not .npy (mut57d F79)
+            _file(root / f"images-{'a' * 20}-5x8x8x3.npz"),  # .npz, not .npy (mut57d F79)
+            _file(root / f"features-{'b' * 19}-5.npy"),  # a 19-digit key (mut59d D38)
+            _file(root / "cues" / f"cues-v1-x-{'f' * 23}.npz")]  # 23 digits (mut59d D39)
     for f in near:
         _age(f, 400)
     assert cache_entries(root) == []
@@ -331,6 +333,12 @@ def test_entries_come_oldest_first_and_only_those_older_than_the_days_go(folder)
     assert sorted(e.kind for e in removed) == ["colour", "sift"]
     removed, _ = clean_cache(1, root, dry_run=True)
     assert "features" in {e.kind for e in removed}
+    # the same last use: by path, a subfolder's entries before the root's next names
+    # (mut59d D90: in the order the folders were read)
+    t = time.time() - 50 * DAY
+    for kind in ("images", "colour", "sift"):
+        os.utime(folder[kind], (t, t))
+    assert [e.kind for e in cache_entries(root)][:3] == ["colour", "sift", "images"]
 
 
 def test_the_number_of_days_must_not_be_nan():

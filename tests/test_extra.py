@@ -63,6 +63,22 @@ def test_extra_images_never_in_any_test_fold(twitter_like):
     assert joint.dataset.labels[len(base):].tolist() == ex.labels.tolist()
 
 
+def test_a_joint_set_keeps_the_label_source_of_its_base(tmp_path):
+    """mut59d D67: with_extra on a CSV dataset: the joint set is titled and located by the
+    base's CSV file (a folds file saved for it records the title; messages name the file)."""
+    from vsent.data import Dataset
+
+    def csv_set(csv: str, names: list[str]) -> Dataset:
+        return Dataset(root=tmp_path, names=names, paths=[tmp_path / n for n in names],
+                       labels=np.arange(len(names), dtype=np.int64) % 2, source="csv",
+                       label_file=tmp_path / csv)
+
+    base = csv_set("labels.csv", ["a.jpg", "b.jpg"])
+    joint = with_extra(base, csv_set("more.csv", ["c.jpg"])).dataset
+    assert (joint.title, joint.location) == (f"{tmp_path.name}/labels.csv",
+                                             tmp_path / "labels.csv")
+
+
 def test_copies_of_base_images_are_dropped(twitter_like):
     five = list(_label_lines(twitter_like, "five"))
     extra_names = [n for n in _label_lines(twitter_like, "three") if n not in five]
@@ -82,6 +98,13 @@ def test_copies_of_base_images_are_dropped(twitter_like):
     assert "2 copies of base images left out" in line and "bad items" not in line
     # measuring the leak itself stays possible
     assert len(extra_train_set(twitter_like, "five", "three", drop_copies=False)) == 14
+    # bytes alone (no thumbnails): each copy is matched to its own base image, whatever
+    # the two lists' order (mut59d D91: the lists swapped)
+    shutil.copyfile(images / five[-1], images / extra_names[2])
+    ex = extra_train_set(twitter_like, "five", "three", threshold=1.1)
+    assert ex.names == [extra_names[1], *extra_names[3:]]
+    reasons = dict(ex.skipped)
+    assert reasons[extra_names[2]] == f"copy of five-agree image {five[-1]} (same bytes)"
 
 
 def test_base_names_come_from_the_raw_label_file(twitter_like):
@@ -532,4 +555,8 @@ def test_a_removal_file_without_its_name_column_is_one_line(tmp_path):
     path = tmp_path / "removal.csv"
     path.write_text("label,s1,s2,diff,p,removed\n1,0.5,0.5,0.0,1.0,1\n")
     with pytest.raises(VsentError, match=re.escape(f"{path}, line 1: no column 'name'")):
+        read_removal(path, ["a.jpg"])
+    # two missing: the first of the file's order named (mut59d D93)
+    path.write_text("name,label,s1,diff,p\na.jpg,1,0.5,0.0,1.0\n")
+    with pytest.raises(VsentError, match=re.escape(f"{path}, line 1: no column 's2' (a ")):
         read_removal(path, ["a.jpg"])

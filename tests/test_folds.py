@@ -66,6 +66,14 @@ def test_campos_drops_skipped_names_with_a_warning(twitter_like, caplog):
         make_folds(load_dataset(twitter_like, skip_bad=True), "campos")
     assert re.search(r"test2/test\.txt: 3 names not in the dataset are left out \(" +
                      re.escape(", ".join(victims)) + r"\)", caplog.text)  # (mut51b)
+    # a fourth: the first three named, then ", ..." (mut59d D14)
+    fourth = _fold_names(twitter_like, "five", 2, "test")[3]
+    (twitter_like / "images" / fourth).write_bytes(b"")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        make_folds(load_dataset(twitter_like, skip_bad=True), "campos")
+    assert re.search(r"test2/test\.txt: 4 names not in the dataset are left out \(" +
+                     re.escape(", ".join(victims) + ", ...") + r"\)", caplog.text)
     # a file gone from images/ (not only damaged): its label line lets it out too (mut54b)
     gone = _fold_names(twitter_like, "five", 3, "test")[0]
     (twitter_like / "images" / gone).unlink()
@@ -211,6 +219,9 @@ def test_campos_label_mismatch_and_bad_lines(twitter_like):
     test.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=re.escape(f"{test.resolve()}:3: expected")):
         make_folds(ds, "campos")
+    lines[2] = name  # the label column may be left out (mut59d D83)
+    test.write_text("\n".join(lines) + "\n")
+    assert ds.names.index(name) in make_folds(ds, "campos")[0].test
 
 
 # ------------------------------------------------------------------------------------------
@@ -526,7 +537,7 @@ def test_a_folds_path_with_an_unknown_user_is_one_line(twitter_like, tmp_path, m
 
 
 def test_fold_numbers_are_known_before_the_data_is_read_or_said_unknown(twitter_like,
-                                                                        tmp_path):
+                                                                        tmp_path, monkeypatch):
     from vsent.data.folds import fold_numbers, fold_numbers_text
 
     assert fold_numbers(twitter_like, "five", "campos") == [1, 2, 3, 4, 5]
@@ -534,6 +545,11 @@ def test_fold_numbers_are_known_before_the_data_is_read_or_said_unknown(twitter_
     ds = load_dataset(twitter_like)
     path = save_folds(make_folds(ds, "stratified"), ds, tmp_path / "folds.json")
     assert fold_numbers(twitter_like, "five", path) == [1, 2, 3, 4, 5]
+    # "~" paths (as make_folds reads them) are known too (mut59d D80, D81)
+    monkeypatch.setenv("HOME", str(twitter_like.parent))
+    assert fold_numbers(f"~/{twitter_like.name}", "five", "campos") == [1, 2, 3, 4, 5]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert fold_numbers(twitter_like, "five", "~/folds.json") == [1, 2, 3, 4, 5]
     doc = json.loads(path.read_text())
     # no valid split (make_folds names what is wrong): not known here (review33 #5)
     for bad in ("1", 0, -1, 2, True, [1], {"k": 1}):  # (a list: unhashable, mut54b)
@@ -546,7 +562,8 @@ def test_fold_numbers_are_known_before_the_data_is_read_or_said_unknown(twitter_
     (campos / "test9").rename(campos / "test3")
     path.write_text("{")
     assert fold_numbers(twitter_like, "five", path) is None
-    for text in ('{"folds": 5}', "{}", "[1]"):  # no list of folds (mut54b)
+    # no list of folds (mut54b), or fold entries that are no objects (mut59d D77)
+    for text in ('{"folds": 5}', "{}", "[1]", '{"folds": [1, 2]}'):
         path.write_text(text)
         assert fold_numbers(twitter_like, "five", path) is None, text
     assert fold_numbers(tmp_path / "no-such-folder", "five", "campos") is None

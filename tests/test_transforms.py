@@ -358,10 +358,11 @@ def test_mix_batch_uses_the_documented_alphas(kind, mixer):
     assert not torch.equal(got_x, x)  # something was mixed
 
 
-def test_the_augment_pool_gives_the_images_of_the_training_loop():
+def test_the_augment_pool_gives_the_images_of_the_training_loop(monkeypatch):
     """vsent.data.augment_pool: worker processes augment each batch from the seed that the
     loop draws for it, so a run with them trains on the same images, bit for bit (at 224 px,
     where torch's reductions could split over threads)."""
+    from vsent.data import augment_pool
     from vsent.data.augment_pool import AugmentPool
     from vsent.data.transforms import draw_seed, trivial_augment, trivial_augment_seeded
 
@@ -373,6 +374,13 @@ def test_the_augment_pool_gives_the_images_of_the_training_loop():
     seeds = [draw_seed(gen) for _ in batches]
     assert all(torch.equal(trivial_augment_seeded(b, 224, s), x)
                for b, s, x in zip(batches, seeds, in_loop, strict=True))
+    # what the augmentation prints (a library's warning, say) goes to standard error, not
+    # into the replies (mut59d D55): these workers print a line a batch
+    noisy = ("import vsent.data.transforms as t; f = t.trivial_augment_seeded; "
+             "t.trivial_augment_seeded = lambda *a: (print('noise', flush=True), f(*a))[1]; ")
+    worker = augment_pool._WORKER.replace("from vsent", noisy + "from vsent", 1)
+    assert worker != augment_pool._WORKER
+    monkeypatch.setattr(augment_pool, "_WORKER", worker)
     with AugmentPool(2) as pool:
         pooled = list(pool.augment(zip(batches, seeds, strict=True), 224))
         # a worker ignores Ctrl-C (the training process says what stopped: no traceback each)
