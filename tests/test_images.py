@@ -362,6 +362,13 @@ def test_load_rgb_min_side_decodes_big_jpegs_at_reduced_scale(tmp_path):
     assert load_rgb(path).size == (1600, 1200)
     assert load_rgb(path, min_side=256).size == (400, 300)  # 1/4: both sides still >= 256
     assert load_rgb(path, min_side=1).size == (200, 150)  # 1/8, libjpeg's smallest scale
+    # mut59f F104: a side below 1 is the caller's error, not the image's (0 was libjpeg's
+    # ZeroDivisionError, reported as "cannot decode image" of a good file)
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="min_side must be a positive integer"):
+            load_rgb(path, min_side=bad)
+    with pytest.raises(ValueError, match="size must be a positive integer, got 0"):
+        load_resized(path, 0)
     assert load_rgb(path, min_side=1500).size == (1600, 1200)  # 1/2 would be too small
     assert load_rgb(path, min_side=350).size == (800, 600)  # mut54d H31: the short side decides
     png = tmp_path / "big.png"
@@ -629,6 +636,9 @@ def test_a_float_image_of_0_to_1_reaches_255():
     img = Image.fromarray(np.array([[0.0, 0.5, 1.0]], np.float32))
     assert img.mode == "F"
     np.testing.assert_array_equal(np.asarray(load_rgb(img))[0, :, 1], [0, 128, 255])
+    # mut59f F94: values outside 0..255 are clipped, not wrapped (-5 -> 251, 300 -> 44)
+    img = Image.fromarray(np.array([[-5.0, 100.0, 300.0]], np.float32))
+    np.testing.assert_array_equal(np.asarray(load_rgb(img))[0, :, 1], [0, 100, 255])
 
 
 def test_uint16_and_float_arrays_are_scaled_with_rounding():
@@ -705,6 +715,19 @@ def test_a_broken_symbolic_link_is_named_as_such(tmp_path):
     assert str(info.value) == f"{link}: broken symbolic link (its target is missing)"
 
 
+def test_a_missing_file_whose_link_check_fails_is_missing(tmp_path, monkeypatch):
+    """mut59f F87: a path whose link check itself fails (a folder on the way not readable)
+    is no link: the file is named missing, not a broken symbolic link."""
+    def refused(self: Path) -> bool:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "is_symlink", refused)
+    missing = tmp_path / "gone.jpg"
+    with pytest.raises(ImageError) as info:
+        load_rgb(missing)
+    assert str(info.value) == f"{missing}: no such file or directory"
+
+
 def test_a_damaged_file_of_a_read_format_is_not_called_unsupported(tmp_path):
     """mut48a I20: bytes with a PNG signature and no valid chunk are a PNG PIL cannot identify,
     not "a format vsent does not read": only formats outside FORMATS are named."""
@@ -762,7 +785,9 @@ def test_an_unreadable_exif_block_is_logged_and_the_picture_kept(bad_images, mon
     from PIL import ImageOps
 
     def broken(*args, **kwargs):
-        raise SyntaxError("bad EXIF\nsecond line")
+        # (a message that starts with a line break: its first line of text is what is shown,
+        # not an empty reason; mut59f F111)
+        raise SyntaxError("\n  bad EXIF\nsecond line")
 
     want = np.asarray(Image.open(bad_images["ok"]).convert("RGB"))
     monkeypatch.setattr(ImageOps, "exif_transpose", broken)

@@ -7,6 +7,7 @@ slices, normalisation is numpy arithmetic, the network is called as a plain ``nn
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -278,8 +279,11 @@ def test_a_failing_item_source_first_delivers_the_items_read_before_it():
         raise VsentError("unreadable list")
         yield  # a generator
 
+    batches = []
     with pytest.raises(VsentError, match="unreadable list"):
-        list(iter_batches(at_once(), 4, batch_size=2, workers=1))
+        for batch in iter_batches(at_once(), 4, batch_size=2, workers=1):
+            batches.append(batch)
+    assert batches == []  # no empty batch before the error (mut59f F68)
 
 
 def test_prefetch_runs_in_threads_and_lets_bugs_through():
@@ -699,3 +703,86 @@ def test_activations_of_a_half_precision_layer_come_back_as_float32(images):
     assert r.activations["dropout.cast"].dtype == np.float32
     np.testing.assert_array_equal(r.activations["dropout.cast"],
                                   r.features.astype(np.float16).astype(np.float32))
+
+
+# mutation round 59 (mut59f): tests that kill mutants the suite missed
+
+
+def _counted(n: int, pulled: list[int]) -> Iterator[int]:
+    """0..n-1, each recorded in ``pulled`` when it is read."""
+    for i in range(n):
+        pulled.append(i)
+        yield i
+
+
+@pytest.mark.parametrize(("workers", "ahead", "in_flight"), [(1, None, 4), (2, None, 8),
+                                                               (1, 3, 3)])
+def test_prefetch_keeps_ahead_items_in_flight(workers: int, ahead: int | None,
+                                              in_flight: int):
+    """mut59f F56, F57: ``ahead`` items are in flight (default 4 x workers) when the first
+    is handed on: neither fewer (less decoded ahead) nor one more."""
+    pulled: list[int] = []
+    stream = prefetch(lambda i: i, _counted(100, pulled), workers=workers, ahead=ahead)
+    assert next(stream) == (0, 0, None)
+    assert len(pulled) == in_flight  # read in this thread: no reader thread without quiet_after
+    stream.close()
+
+
+def test_iter_batches_decodes_two_workers_worth_ahead(monkeypatch):
+    """mut59f F64: with more workers than half a batch, 2 x workers items are decoded ahead
+    (they were only a batch's worth: most threads idle)."""
+    from vsent import inference
+
+    monkeypatch.setattr(inference, "QUIET_AFTER_S", 30.0)  # a slow machine never looks quiet
+    pulled: list[int] = []
+    arrays = (np.full((4, 4, 3), i, np.uint8) for i in _counted(100, pulled))
+    stream = iter_batches(arrays, 4, batch_size=2, workers=4)
+    assert [int(a[0, 0, 0]) for a in next(stream).images] == [0, 1]
+    assert 8 <= len(pulled) <= 16  # 8 in flight (+ the batch, + the reader's one ahead)
+    stream.close()
+
+
+def test_prefetch_gives_no_quiet_mark_before_its_first_item(monkeypatch):
+    """mut59f F59: an input quiet from the start has handed nothing on yet: the first thing
+    yielded is its first item, not a QUIET mark. The writer goes on once the consumer waits
+    for it without a timeout (no sleep)."""
+    from vsent import inference
+
+    go_on = threading.Event()
+    get = inference.InputReader.get
+
+    def get_and_resume_the_writer(self, timeout):
+        if timeout is None:
+            go_on.set()
+        return get(self, timeout)
+
+    monkeypatch.setattr(inference.InputReader, "get", get_and_resume_the_writer)
+
+    def arriving() -> Iterator[int]:
+        go_on.wait(30)  # quiet before anything
+        yield 7
+
+    stream = prefetch(lambda i: i * 10, arriving(), workers=1, quiet_after=0.01)
+    try:
+        assert next(stream) == (7, 70, None)
+    finally:
+        go_on.set()
+        stream.close()
+
+
+def test_the_input_reader_hands_on_any_exception_of_its_input():
+    """mut59f F62: a BaseException of the input (KeyboardInterrupt, SystemExit) reaches the
+    consumer too; the reader thread dying without a word left it waiting forever."""
+    from vsent.inference import InputReader
+
+    class Interrupted(BaseException):
+        pass
+
+    def items() -> Iterator[int]:
+        yield 1
+        raise Interrupted
+
+    reader = InputReader(items())
+    assert reader.get(5) == ("item", 1)
+    got = reader.get(5)  # (a bounded guard: the answer comes at once)
+    assert got is not None and got[0] == "error" and isinstance(got[1], Interrupted)

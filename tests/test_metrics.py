@@ -127,6 +127,8 @@ def test_the_card_shows_the_metrics_summarised_over_folds():
     ([0, 1], [0], r"one length n >= 1, got 2 and 1"),
     ([], [], r"one length n >= 1, got 0 and 0"),
     ([[0, 1]], [[0, 1]], r"y_true must be of shape \(n,\), got \(1, 2\)"),
+    # mut59f F40: complex scores are no classes (1+2j was cast to 1 and scored)
+    ([0, 1], [0, 1 + 2j], r"y_pred must hold class indices .* got complex128 values"),
 ])
 def test_binary_metrics_refuses_what_are_not_labels_and_predicted_classes(y_true, y_pred,
                                                                           message):

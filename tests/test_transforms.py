@@ -638,7 +638,7 @@ def test_trivial_augment_of_no_images_gives_no_crops():
 def test_a_refused_batch_draws_nothing_from_the_generator():
     """mut48a T24: trivial_augment refuses a non-uint8 batch before its seed is drawn, so a
     caught refusal leaves the seeded generator (and the run's later batches) as they were."""
-    from vsent.data.transforms import trivial_augment
+    from vsent.data.transforms import trivial_augment, trivial_augment_seeded
 
     g = torch.Generator().manual_seed(5)
     state = g.get_state()
@@ -646,6 +646,10 @@ def test_a_refused_batch_draws_nothing_from_the_generator():
                                          "torch.float32"):
         trivial_augment(torch.zeros(2, 20, 20, 3), 16, g)
     assert torch.equal(g.get_state(), state)
+    # the augment pool's workers call the seeded half directly: it refuses floats too
+    # (mut59f F18: torchvision augmented them into float crops)
+    with pytest.raises(ValueError, match="trivial_augment expects uint8 images"):
+        trivial_augment_seeded(torch.zeros(2, 20, 20, 3), 16, 0)
 
 
 def test_normalize_takes_a_single_image():

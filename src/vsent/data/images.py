@@ -86,7 +86,13 @@ def load_rgb(src: ImageSource, *, min_side: int | None = None) -> Image.Image:
         ``"<where>: <reason>"`` for a missing, empty, corrupt, truncated, non-image or
         oversized input (more than :data:`MAX_PIXELS` pixels to decode: a file, bytes, an
         ``Image.open`` image; not an image already in memory), or an unsupported array.
+    ValueError
+        ``min_side`` that is not a positive integer (the caller's error, not the image's).
     """
+    # (0 reached libjpeg's draft: a ZeroDivisionError, reported as a good file's "cannot
+    # decode image"; a bad side is the caller's error)
+    if min_side is not None:
+        min_side = positive_int(min_side, "min_side")
     if isinstance(src, np.ndarray):
         return _from_array(src)
     if isinstance(src, Image.Image):
@@ -156,7 +162,8 @@ def load_resized(src: ImageSource, size: int) -> np.ndarray:
     a 4000x3000 photo warped to 256 px decodes at 1/4 scale, several times faster, with no
     visible change since the bilinear filter still shrinks by >= 2.
     """
-    return resize_rgb(load_rgb(src, min_side=2 * int(size)), size)
+    size = positive_int(size, "size")  # (before the decode: a bad size is the caller's error)
+    return resize_rgb(load_rgb(src, min_side=2 * size), size)
 
 
 # --------------------------------------------------------------------------------------------
