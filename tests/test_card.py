@@ -125,6 +125,9 @@ def test_markdown_card_shows_each_section(run_dir):
     card["training"] = {**card["training"], "finetune": {"epochs": 1}}
     assert "- Training settings: epochs=3, lr=0.001\n- Stage-2 settings: epochs=1\n" in \
         card_markdown(card)
+    # mut59e E16: a summary that does not name its evaluation (an older vsent's) says so
+    card["metrics"] = {k: v for k, v in card["metrics"].items() if k != "evaluation"}
+    assert "Evaluation: not recorded, 2 folds\n" in card_markdown(card)
 
 
 def test_markdown_card_names_the_dataset_path_normalised(run_dir):
@@ -133,6 +136,10 @@ def test_markdown_card_names_the_dataset_path_normalised(run_dir):
     card = model_card(run_dir / "fold2" / "model.pt")
     assert "- Dataset: /data/twitter1\n" in card_markdown(card)
     assert card["training"]["dataset"] == "/data/twitter1"  # the JSON card's too (trial33 #10)
+    # mut59e E12: a card normalised by no one (an export's, stored by an older vsent) is
+    # shown normalised all the same
+    card["training"] = {**card["training"], "dataset": "/data/y/../twitter2/"}
+    assert "- Dataset: /data/twitter2\n" in card_markdown(card)
     # versions record cuda None where no GPU was seen: "none", not "not recorded"
     card["versions"]["cuda"] = None
     assert "- cuda: none (no GPU)\n" in card_markdown(card)
@@ -503,9 +510,18 @@ def test_card_of_a_finetune_fold_model_gives_its_held_out_metrics(tmp_path):
     assert "## Held-out fold 2" in text and "not recorded (the checkpoint" not in text
     assert "| center | 0.8000 | 0.9000 | 0.7000 | 0.7875 |" in text
     assert "| fused_center | 0.9000 |" in text and "Cross-validated" not in text
+    # mut59e E86: an evaluation without some metric gives the others (a blank cell), no error
+    (run / "metrics.json").write_text(json.dumps({"center": {"accuracy": 0.8, "f1": 0.7}}))
+    assert model_card(path)["metrics"]["held_out"] == {"center": {"accuracy": 0.8, "f1": 0.7}}
+    assert "| center | 0.8000 |  |  | 0.7000 |" in card_markdown(model_card(path))
     # mut57e P91: a finetune config that does not say its fold (written before finetune
     # recorded it) does not make the model foreign: its held-out metrics stay
     (run / "config.json").write_text(json.dumps({"command": "finetune"}))
+    assert model_card(path)["metrics"]["held_out_fold"] == 2
+    # mut59e E89: finetune trains its fold with the run's seed itself (crossval alone derives
+    # seed x 1000 + fold): that seed is no sign of a model of another run
+    (run / "config.json").write_text(json.dumps({"command": "finetune", "fold": 2, "seed": 0}))
+    save_checkpoint(path, create_model("smallcnn"), fold=2, folds="campos", train={"seed": 0})
     assert model_card(path)["metrics"]["held_out_fold"] == 2
     # mut57e P71: only finetune writes its held-out evaluation into the run's metrics.json; in
     # another command's run that file is none of this model's (no summary: not recorded)
@@ -758,6 +774,11 @@ def test_card_shows_the_fold_metrics_of_the_runs_evaluation(run_dir):
     summary = json.loads((run_dir / "summary.json").read_text())
     (run_dir / "summary.json").write_text(json.dumps({**summary, "evaluation": "ten_crop"}))
     assert model_card(run_dir / "fold2" / "model.pt")["metrics"]["fold"]["accuracy"] == 0.85
+    # mut59e E83: a fold file without some metric (an older vsent's) gives the others, no error
+    (run_dir / "fold2" / "metrics.json").write_text(json.dumps(
+        {"ten_crop": {"accuracy": 0.85, "f1": 0.5}}))
+    assert model_card(run_dir / "fold2" / "model.pt")["metrics"]["fold"] == \
+        {"accuracy": 0.85, "f1": 0.5}
 
 
 def test_card_counts_the_extra_training_images_of_the_runs_record(run_dir):
@@ -771,15 +792,26 @@ def test_card_counts_the_extra_training_images_of_the_runs_record(run_dir):
     # mut51c C53: the Markdown card gives the count too
     assert "- Extra training images: 3 weakly labelled (three-agree images not in four-agree; " \
            "--extra-schedule joint)\n" in card_markdown(model_card(run_dir / "fold2" / "model.pt"))
+    # mut59e E80: a record of no extra images counts 0, not "not recorded"
+    (run_dir / "extra.json").write_text(json.dumps({"names": []}))
+    assert model_card(run_dir / "fold2" / "model.pt")["training"]["extra"]["n_images"] == 0
 
 
-def test_card_versions_add_the_familys_library_as_it_is_now():
+def test_card_versions_add_the_familys_library_as_it_is_now(monkeypatch):
+    from importlib import metadata
+
     from vsent.models.card import _versions
 
     out = _versions({"versions": {"vsent": "1"}}, None, "torchvision")
     assert out["source"] == "checkpoint" and "torchvision (now)" in out
     assert "torchvision (now)" not in _versions({"versions": {"torchvision": "0.1"}}, None,
                                                 "torchvision")
+
+    def absent(name: str) -> str:  # the family's library not installed (mut59e E84)
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", absent)  # said (None), not left out
+    assert _versions({"versions": {"vsent": "1"}}, None, "timm")["timm (now)"] is None
 
 
 def test_an_exports_own_preprocessing_wins_over_its_stored_cards():

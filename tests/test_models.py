@@ -202,6 +202,9 @@ def test_missing_optional_library_is_a_one_line_user_error(tmp_path, monkeypatch
         family_import("vsent_no_such_module", "an X model")  # backbones by default
     assert info.value.missing_extra == "backbones"
     assert info.value.__suppress_context__  # mut54c X07: one line, no chained ImportError
+    assert info.value.__cause__ is None  # (mut59e E66: nor one given as its cause)
+    # mut59e E65: any other VsentError answers missing_extra too, with None (no extra to add)
+    assert VsentError("x").missing_extra is None
     # installed but broken (another version's names): said so, with the reason
     (tmp_path / "vsent_old_lib.py").write_text("from json import no_such_name\n")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -2277,6 +2277,8 @@ def test_the_report_header_says_what_was_asked_for_measured_and_on_what_machine(
     assert "## Figures" not in md
     assert "## Figures\n\n![campos2015.png](campos2015.png)\n" in \
         render.report_markdown({**_report(), "figures": ["campos2015.png"]})
+    # mut59e E35: a report of no networks' weights (an analysed run) says so, not "- weights: "
+    assert "- weights: n/a\n" in render.report_markdown({**_report(), "weights": {}})
 
 
 def test_imagenet_weights_are_tried_once_per_model_whatever_its_options(tmp_path, monkeypatch):
@@ -2358,6 +2360,14 @@ def test_a_failed_step_is_recorded_and_raised_and_a_done_one_outside_only_is_reu
     with pytest.raises(VsentError, match="no model"):
         session.step("b", lambda: False, fails)
     assert session.steps["b"]["status"] == "failed"
+
+    def stopped() -> None:
+        raise KeyboardInterrupt
+
+    # mut59e E94: a sub-run stopped by the user (Ctrl-C) is "interrupted", not "failed"
+    with pytest.raises(KeyboardInterrupt):
+        session.step("b", lambda: False, stopped)
+    assert session.steps["b"]["status"] == "interrupted"
     assert session.step("a", lambda: True, lambda: pytest.fail("ran")) is True
     assert session.steps["a"]["status"] == "done"
 
