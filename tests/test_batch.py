@@ -409,6 +409,37 @@ def test_row_writer_flushes_each_row(tmp_path):
     w.write({"path": "y.jpg", "prob_positive": None, "label": None, "error": "bad"})
     w.close()
     assert out.read_text().splitlines()[1:] == ["x.jpg,0.25,negative,", "y.jpg,,,bad"]
+    # mut59g G71: without append the file is written anew: this run's header and rows only
+    with RowWriter(out, "csv") as w:
+        w.write({"path": "z.jpg", "prob_positive": 0.5, "label": "positive", "error": ""})
+    assert out.read_text().splitlines() == ["path,prob_positive,label,error",
+                                            "z.jpg,0.5,positive,"]
+    # mut59g G72: an out that cannot be opened is one line naming it, not a traceback
+    with pytest.raises(VsentError, match=r"^--out .*missing/o\.csv: No such file or "
+                                         r"directory$"):
+        RowWriter(tmp_path / "missing" / "o.csv", "csv")
+
+
+def test_rows_to_a_standard_output_without_a_buffer_and_to_a_broken_pipe(monkeypatch):
+    """mut59g G69, G75: a replaced sys.stdout without a binary buffer (a test's) takes the
+    rows as it is; a reader gone (``| head``) is the BrokenPipeError the command line ends
+    on quietly, not a one-line error."""
+    import errno
+
+    text = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", text)
+    row = {"path": "x.jpg", "prob_positive": 0.25, "label": "negative", "error": ""}
+    with RowWriter(None, "jsonl") as w:
+        w.write(row)
+    assert [json.loads(line) for line in text.getvalue().splitlines()] == [row]
+
+    class Gone(io.StringIO):  # standard output whose reader has exited
+        def write(self, s: str) -> int:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", Gone())
+    with pytest.raises(BrokenPipeError):
+        RowWriter(None, "csv")  # its header
 
 
 @pytest.mark.parametrize("name, first", [("o.csv", "path,prob_positive,label,error"),

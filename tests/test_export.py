@@ -361,6 +361,9 @@ def test_cli_export_to_a_folder_or_an_unwritable_place_is_a_user_error(tmp_path,
                               "or give --format onnx"),
     ("onnx", "m.pt", "a .pt name is for --format torchscript; name the onnx file m.onnx or give "
                      "--format torchscript"),
+    # mut59g G2: an ending in capitals says its format too (as .ONNX does for --format onnx)
+    ("onnx", "m.PT", "a .PT name is for --format torchscript; name the onnx file m.onnx or give "
+                     "--format torchscript"),
     # `--out notes.txt` was written as ONNX although --help names .onnx (walk24)
     ("onnx", "notes.txt", "--format onnx writes a file named *.onnx; name it notes.onnx"),
     ("onnx", "model", "--format onnx writes a file named *.onnx; name it model.onnx"),

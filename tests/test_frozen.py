@@ -136,6 +136,13 @@ def test_a_cached_file_of_another_shape_is_extracted_again(tmp_path, count_infer
     again = frozen.cached_features(_model(), paths, images, **kw)
     assert len(count_infer) == 2 and again.shape == first.shape
     np.testing.assert_array_equal(again, first)
+    # mut59g G39: an extraction is handed back as a reuse is: memory-mapped, read-only (the
+    # folds share it; none may write into it)
+    assert not again.flags.writeable
+    # mut59g G36: a file of the right width but with another number of rows is not theirs
+    np.save(file, np.zeros((len(images) - 1, first.shape[1]), np.float32))
+    third = frozen.cached_features(_model(), paths, images, **kw)
+    assert len(count_infer) == 3 and third.shape == first.shape
 
 
 def test_weights_digest_leaves_out_the_head_and_only_the_head():
@@ -160,7 +167,7 @@ def test_weights_digest_leaves_out_the_head_and_only_the_head():
     assert frozen.weights_digest(toy) != digest
 
 
-def test_a_head_runs_10_crop_scores_are_what_predict_gives_its_model(tmp_path):
+def test_a_head_runs_10_crop_scores_are_what_predict_gives_its_model(tmp_path, count_infer):
     """The head path applied the head to the mean of the 10 crops' features (the softmax of the
     mean logits), while `vsent predict --oversample` of the fold's model.pt averages the 10
     softmaxes: the run reported one estimator and its model scored another (audit_models27
@@ -178,6 +185,7 @@ def test_a_head_runs_10_crop_scores_are_what_predict_gives_its_model(tmp_path):
                                            test_idx, **kw)
     want = infer(model, images[test_idx], **kw).probs
     np.testing.assert_allclose(probs, want, rtol=1e-5, atol=1e-6)
+    assert count_infer == [True]  # mut59g G64: from the cached features of each crop
     feats = frozen.cached_features(model, _paths(tmp_path, 12), images, **kw)
     assert feats.shape == (12, 10, model.info.feature_dim)
     _, centre = frozen.evaluate_model(model, cfg, images, labels, _paths(tmp_path, 12),
@@ -284,6 +292,32 @@ def test_linear_head_batches_follow_the_run_seed():
     assert not torch.allclose(head(0), head(1))
 
 
+def test_linear_head_steps_on_each_batchs_own_gradient():
+    """mut59g G47: a gradient left on the head (by its caller, or by the step before) is
+    cleared before each step: it changes nothing the training gives."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(24) % 2
+    feats = rng.normal(0, 1, (24, _model().info.feature_dim)).astype(np.float32)
+    cfg = CROSSVAL["quick"]["train"].replace(epochs=1, batch_size=8, device="cpu")
+    clean, stale = _model(), _model()
+    stale.fc.weight.grad = torch.full_like(stale.fc.weight, 100.0)
+    for model in (clean, stale):
+        frozen.fit_linear_head(model, feats, labels, cfg)
+    assert torch.equal(clean.fc.weight, stale.fc.weight)
+
+
+def test_logistic_head_refuses_a_head_without_bias_for_an_intercept():
+    """mut59g G52: a head without a bias cannot hold the logistic model's intercept: refused,
+    not written without it (every probability off)."""
+    rng = np.random.default_rng(2)
+    labels = np.arange(20) % 2
+    model = _model()
+    model.fc = torch.nn.Linear(model.fc.in_features, 2, bias=False)
+    feats = rng.normal(5.0, 1.0, (20, model.info.feature_dim)).astype(np.float32)
+    with pytest.raises(VsentError, match="^--head logistic: the head has no bias$"):
+        frozen.fit_logistic_head(model, feats, labels, cs=(1.0,))
+
+
 def test_logistic_head_keeps_the_intercept_of_shifted_unbalanced_features():
     """Features far from 0 and 2:1 classes: the head's bias carries sklearn's intercept minus
     w . mu / sigma, halved into the two rows with opposite signs (a set-up where both terms
@@ -348,6 +382,12 @@ def test_last_n_trains_only_the_last_blocks_and_keeps_frozen_batchnorm(tmp_path,
     with pytest.raises(VsentError, match=r"--train last-5: smallcnn has 4 blocks besides the "
                                          r"head \(features\.block1, .*, features\.block4\)"):
         frozen.freeze_all_but_last(_model(), 5)
+    # mut59g G57: a container of a trained block is not frozen: it follows the model's mode
+    # (only the modules with nothing trainable in or under them are held in eval)
+    model = _model()
+    frozen.freeze_all_but_last(model, 2)
+    model.train()
+    assert model.features.training and not model.features.block1.training
 
 
 @pytest.mark.parametrize("name, kw, n, want", [
@@ -416,6 +456,7 @@ def test_last_n_keeps_a_frozen_norm_after_the_last_block_in_eval():
             self.conv1 = torch.nn.Conv2d(3, 4, 3)
             self.conv2 = torch.nn.Conv2d(4, 4, 3)
             self.norm = torch.nn.BatchNorm2d(4)
+            self.stats = torch.nn.BatchNorm2d(4, affine=False)  # buffers, no parameters
             self.head = torch.nn.Linear(4, 2)
 
     toy = Toy()
@@ -426,6 +467,7 @@ def test_last_n_keeps_a_frozen_norm_after_the_last_block_in_eval():
     toy.train()
     assert toy.conv2.training and toy.head.training
     assert not toy.norm.training and not toy.conv1.training
+    assert not toy.stats.training  # mut59g G61: its running statistics are state too
 
 
 def test_train_mode_and_head_options_are_checked():
@@ -627,6 +669,9 @@ def test_head_training_refuses_image_augmentation_and_ema():
     for change in ({"augment": "trivial"}, {"ema": 0.9}):
         with pytest.raises(VsentError, match="--train head fits on cached features"):
             fit_head(model, features, np.array([0, 1, 0, 1]), TrainConfig(**change))
+    # mut59g G54: an unknown --head trains nothing and is refused, not an empty history
+    with pytest.raises(VsentError, match="^--head 'svm': use one of linear, logistic$"):
+        fit_head(model, features, np.array([0, 1, 0, 1]), TrainConfig(), "svm")
 
 
 @pytest.mark.parametrize("name", ["smallcnn", "pcnn", "resnet18"])
@@ -766,6 +811,10 @@ def test_10_crop_features_are_taken_in_eval_mode(tmp_path):
     got = frozen.cached_features(_model(), paths, images, oversample=True, device="cpu",
                                  cache_dir=tmp_path / "c", batch_size=3)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # mut59g G40: a batch size of 0 is named, not range()'s "arg 3 must not be zero"
+    with pytest.raises(ValueError, match="^batch_size must be >= 1, got 0$"):
+        frozen.cached_features(_model(), paths, images, oversample=True, device="cpu",
+                               cache_dir=tmp_path / "d", batch_size=0)
 
 
 def test_logistic_head_needs_a_2_way_head():
@@ -844,6 +893,11 @@ def test_nothing_to_train_is_a_user_error_naming_the_model():
     with pytest.raises(VsentError, match="^--train head: caffenet has no separate head to "
                                          "train$"):
         frozen.freeze_all_but_last(model, 0)
+    # mut59g G42: fitting a head on it says the same, not "not a 2-way linear layer" (the
+    # whole model taken for the head)
+    with pytest.raises(VsentError, match=r"^--head logistic: caffenet has no separate head to "
+                                         r"train \(its top layer is used as logits\)$"):
+        frozen.fit_logistic_head(model, np.zeros((4, 3), np.float32), np.array([0, 1, 0, 1]))
 
 
 def test_logistic_head_takes_a_fold_seed_beyond_32_bits(monkeypatch):
@@ -897,6 +951,8 @@ def test_run_meta_records_the_head_init_digest_and_extra_images_when_given():
     extra = RunConfig(data="x", extra_train="four")
     assert "extra_train" not in frozen.run_meta(extra, 10)
     assert frozen.run_meta(extra, 10, n_extra=4)["n_extra"] == 4
+    # mut59g G66: a count without --extra-train records no extra images
+    assert "n_extra" not in frozen.run_meta(RunConfig(data="x"), 10, n_extra=4)
     # mut51e F40: a zero-shot model records the prompts that made its head (none trained)
     prompts = {"negative": ["a sad photo"], "positive": ["a happy photo"]}
     shot = RunConfig(data="x", model="clip/ViT-B-32", zero_shot=True, prompts=prompts)
