@@ -589,3 +589,26 @@ def test_a_legacy_layer_type_without_a_name_is_given_by_its_number(tmp_path):
     assert [(la.name, la.type) for la in read_caffemodel(path)[1]] == [
         ("up", "V1:39"), ("conv1", "Convolution"), ("prob", "Softmax"),
         ("loss", "SoftmaxWithLoss")]
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 59 (mut59i): vsent.models.caffe mutants the suite missed
+
+
+def test_an_empty_layer_map_names_every_layer_with_weights_unknown(tmp_path):
+    """``layer_map={}`` is a map of no layer, not "the default": every layer with weights is
+    refused by name (mut59i I62: ``layer_map or CAFFE_LAYER_MAP`` loaded them as CaffeNet's)."""
+    path = write_caffemodel(tmp_path / "m.caffemodel", [
+        CaffeLayer("fc8", "InnerProduct", [np.zeros((2, 4), "f4"), np.zeros(2, "f4")]),
+        CaffeLayer("prob", "Softmax")])
+    with pytest.raises(WeightsError, match=r"layer\(s\) fc8 are not CaffeNet layers \(known: \)"):
+        load_caffemodel(path, layer_map={})
+
+
+def test_a_varint_type_of_a_current_layer_is_ignored_not_read_as_a_v1_enum(tmp_path):
+    """Only legacy (V1) layers give their type as an enum; a current-format layer's type is a
+    string, and a varint in its field 2 is skipped as protobuf skips a field of another wire
+    type (mut59i I49: it was read as V1 type 4, Convolution)."""
+    path = tmp_path / "t.caffemodel"
+    path.write_bytes(_ld(100, _ld(1, b"conv1") + _varint(2 << 3) + _varint(4)))
+    assert [(la.name, la.type) for la in read_caffemodel(path)[1]] == [("conv1", "")]

@@ -76,6 +76,9 @@ def test_unknown_model_lists_available_names():
         create_model("resnet51")
     with pytest.raises(VsentError, match=r"unknown model 'qwerty'; available: "):
         create_model("qwerty")  # nothing close: no suggestion
+    # the suggestion ignores case, as names do (mut59i I35: "CAFFENT" was close to nothing)
+    with pytest.raises(VsentError, match=r"unknown model 'CAFFENT'; did you mean 'caffenet'\? "):
+        create_model("CAFFENT")
 
 
 def test_unknown_option_and_bad_num_classes_are_user_errors():
@@ -1430,3 +1433,25 @@ def test_resnet_probes_every_stage_the_pooled_map_and_the_head():
     info = create_model("resnet18", image_size=64).info
     assert info.probe_layers == ("layer1", "layer2", "layer3", "layer4", "avgpool", "fc")
     assert info.cam_layer == "layer4"
+
+
+# --------------------------------------------------------------------------------------------
+# mutation round 59 (mut59i): vsent.models.registry mutants the suite missed
+
+
+def test_a_tags_builder_options_come_with_its_weights_not_with_a_random_init(monkeypatch):
+    """ModelEntry.tag_options are what a tag's weights were trained with (CLIP's OpenAI tags:
+    quick_gelu): ``--init imagenet`` of a tagged record builds with them, a random init keeps
+    the builder's defaults (mut59i I14: every init of the entry took the tag's options)."""
+    from vsent.models.weights import PretrainedWeights
+
+    weights = PretrainedWeights(loader=lambda m: m.state_dict(), preprocess=CAFFE_PREPROCESS,
+                                source="test", tag="wide")
+    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
+    register_family("fake/", lambda name: ModelEntry(
+        name, lambda *, num_classes=2, hidden=4: Tiny(num_classes, hidden, name), weights,
+        tag_options=lambda tag: {"hidden": 7}), lambda pattern: [])
+    random = create_model("fake/t")
+    assert (random.info.feature_dim, random.spec) == (4, {"name": "fake/t", "num_classes": 2})
+    pretrained = create_model("fake/t", init="imagenet")
+    assert (pretrained.info.feature_dim, pretrained.spec["hidden"]) == (7, 7)
