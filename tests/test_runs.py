@@ -874,6 +874,11 @@ def test_check_run_dir_refuses_as_open_run_dir_and_writes_nothing(tmp_path):
 
     out = tmp_path / "r"
     assert check_run_dir(out, CFG) == "new" and not out.exists()
+    # a missing --data is refused by default as open_run_dir refuses it (crossval --nproc
+    # asks without check_paths: its processes must not start for a wrong path)
+    with pytest.raises(VsentError, match="missing: no such file or directory"):
+        check_run_dir(out, {**CFG, "data": str(tmp_path / "missing")})
+    assert not out.exists()
     _open(out)
     assert check_run_dir(out, {**CFG, "folds": [3]}) == "replace"  # no result yet
     assert check_run_dir(out, CFG, overwrite=True) == "overwrite"  # asked: deleted whole

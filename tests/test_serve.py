@@ -1815,14 +1815,23 @@ def test_metrics_histogram_is_cumulative_with_its_totals(checkpoint):
 
 
 def test_the_batchers_take_the_services_batch_settings(checkpoint):
-    """mut46b A23, A24: --max-batch and --max-wait-ms (milliseconds) reach both batchers."""
+    """mut46b A23, A24: --max-batch and --max-wait-ms (milliseconds) reach both batchers
+    (mut59h H92: and their predictors: a batch is one forward pass)."""
     from vsent.serve.app import Service
 
     service = Service(Predictor.from_checkpoint(checkpoint, device="cpu"),
-                      config=ServeConfig(max_batch=3, max_wait_ms=250))
+                      config=ServeConfig(max_batch=33, max_wait_ms=250))
+    calls: list[int] = []
+    hook = service.model.register_forward_hook(lambda m, args, out: calls.append(len(args[0])))
     try:
-        assert [(b.max_batch, b.max_wait_s) for b in service.batchers.values()] == [(3, 0.25)] * 2
+        assert [(b.max_batch, b.max_wait_s) for b in service.batchers.values()] == \
+            [(33, 0.25)] * 2
+        # a batch above the predictor's own default of 32 images is still one forward pass
+        size = service.predictors[False].size
+        service.batchers[False].fn(np.zeros((33, size, size, 3), np.uint8))
+        assert calls == [33]
     finally:
+        hook.remove()
         service.close()
 
 
