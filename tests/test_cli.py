@@ -1888,6 +1888,7 @@ def test_a_broken_pipe_ends_quietly_with_0_and_the_sigterm_handler_is_put_back(m
     interrupted predict that wrote to standard output has nothing to continue."""
     import argparse
     import io
+    import os
     import signal
 
     import vsent.cli as cli
@@ -1918,6 +1919,9 @@ def test_a_broken_pipe_ends_quietly_with_0_and_the_sigterm_handler_is_put_back(m
         signal.signal(signal.SIGTERM, before)
     piped = argparse.Namespace(resume=False, out=None, command="predict")
     assert cli.how_to_continue(piped) == ""
+    # an --out that is a device (nor a file nor a folder) holds nothing to continue (mut59j J1)
+    assert cli.how_to_continue(argparse.Namespace(resume=False, out=os.devnull,
+                                                  command="explain")) == ""
     assert cli.how_to_continue(argparse.Namespace(resume=False, out=None, command="explain")) \
         == ": the same command with --resume continues it"
     # --overwrite given: the hint says to put --resume in its place (the two exclude each other)

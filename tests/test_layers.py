@@ -1370,6 +1370,12 @@ def test_the_summary_csv_orders_fold_columns_by_number_and_a_one_fold_reference_
                                                  "folds": [3], "of": 5})
     assert "(their own softmax output, centre crop, the run's summary.json, fold 3 of 5): " \
         in md
+    # mut59j J62: an empty table has no layer of the paper's, so no published columns
+    assert "Campos et al. |" not in md and "Published (Campos" not in md
+    # mut59j J60: no layer has a result yet: an empty table and no plot of nothing
+    with RunDir(tmp_path / "none") as rd:
+        assert L.summarize(rd, ["a"], [1], ProbeConfig(classifiers=("svm",))) == {}
+    assert not (tmp_path / "none" / "layers.png").exists()
 
 
 def test_a_pooled_layer_is_said_so_and_one_capped_fit_is_singular(tmp_path: Path) -> None:
@@ -1523,3 +1529,31 @@ def test_a_folds_layer_record_keeps_its_extraction_record_and_its_row_counts(
             record["pooled"]) == (3, "conv", 6, [6, 1, 1], 1)
     assert (record["n_train"], record["n_test"], record["svm"]["n"]) == (20, 10, 10)
     assert (tmp_path / "conv.gram.npy").exists()  # the kernel is kept for the next run
+
+
+# mutation round 59 (mut59j): vsent.analyses.layers mutants the suite missed
+
+
+def test_a_retrained_folds_feature_record_goes_with_its_features(tmp_path: Path) -> None:
+    """mut59j J55: a fold whose model.pt changed since its probes forgets its results, its
+    features and kernels, and their meta.json too (kept, it would list layers whose features
+    are gone, extracted by the old model); a new stamp names today's model."""
+    from types import SimpleNamespace
+
+    from vsent.files import file_sha256
+
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"fold 1's model, trained again")
+    feat, res = tmp_path / "features/fold1", tmp_path / "results/fold1"
+    feat.mkdir(parents=True)
+    res.mkdir(parents=True)
+    for p in (feat / "meta.json", feat / "fc.npy", feat / "fc.gram.npy", res / "fc.json"):
+        p.write_text("{}")
+    (res / "model.sha256").write_text(f"{'0' * 64}  /old/model.pt\n")
+    written: dict[str, str] = {}
+    run = SimpleNamespace(checkpoint=lambda k: ckpt)
+    rundir = SimpleNamespace(write_text=lambda rel, text: written.__setitem__(rel, text))
+    L._check_fold_model(run, 1, feat, res, rundir)
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert left == ["model.pt", "results/fold1/model.sha256"]  # (the old stamp: rewritten)
+    assert written == {"results/fold1/model.sha256": f"{file_sha256(ckpt)}  {ckpt.resolve()}\n"}
