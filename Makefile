@@ -17,7 +17,7 @@ OUT ?= runs/quick
 run:  ## 5-fold cross-validation, quick CPU configuration (~5-10 min on 2 cores); resumable
 	@test -d "$(DATA)" || { echo "make run: no Twitter I dataset at $(DATA); give its folder:" \
 		"make run DATA=/path/to/twitter1 (or set VSENT_DATA)" >&2; exit 2; }
-	$(UV) run --locked --all-extras vsent crossval --preset quick --data $(DATA) --out $(OUT) --resume
+	$(UV) run --locked --all-extras vsent crossval --preset quick --data "$(DATA)" --out "$(OUT)" --resume
 
 test:  ## the default test suite (slow tests excluded)
 	$(UV) run --locked --all-extras pytest -q $(ARGS)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +70,20 @@ def test_the_python_api_example_runs(twitter_like, tmp_path, monkeypatch, capsys
 # --------------------------------------------------------------------------------------------
 # mutation round 44 (mut44b): vsent.presets mutants the suite missed (every test read the
 # presets' values through the module, so any value passed)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_run_passes_paths_with_spaces_whole(tmp_path):
+    """The README's first set-up command with ``make run DATA="/mnt/my data/twitter1"``: its
+    dataset check quoted the path, its vsent command split it in two (walk59). ``make -n``
+    prints the recipe without running it (UV given: no uv install is tried)."""
+    data, out = tmp_path / "my data" / "twitter1", tmp_path / "my runs" / "quick"
+    shown = subprocess.run(["make", "-n", "-C", str(README.parent), "run", f"DATA={data}",
+                            f"OUT={out}", "UV=uv"], capture_output=True, text=True,
+                           check=True, timeout=60).stdout
+    argv = shlex.split(next(line for line in shown.splitlines() if "vsent crossval" in line))
+    assert argv[argv.index("--data") + 1] == str(data)
+    assert argv[argv.index("--out") + 1] == str(out)
 
 
 def test_the_quick_preset_is_the_recipe_results_quick_was_made_with():
