@@ -563,7 +563,8 @@ class Service:
             *(f'vsent_requests_total{{status="{s}"}} {n}'
               for s, n in sorted(self.responses.items())),
             "# HELP vsent_images_total Images of the requests answered image by image, by outcome "
-            "(a request refused whole, timed out or left by its client counts none).",
+            "(all failed included; a request refused before its images were read, timed out or "
+            "left by its client counts none).",
             "# TYPE vsent_images_total counter",
             f'vsent_images_total{{outcome="scored"}} {self.images_ok}',
             f'vsent_images_total{{outcome="failed"}} {self.images_failed}',
