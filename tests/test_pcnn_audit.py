@@ -150,3 +150,20 @@ def test_subset_on_data_without_agreement_subsets_is_refused(make_learnable, tmp
         run.status = "resumed"
         dataset, _ = _read_run_data(ProgressiveConfig(data=str(data), subset="four"), run)
     assert dataset.subset is None and len(dataset) == 20
+
+
+def test_a_finished_run_names_its_own_models_when_moved(make_learnable, tmp_path, capsys):
+    """audit59: a finished run read back named the model.pt paths stored when it ran (relative
+    to the folder it ran from), not those of --out: after a move, or from another folder,
+    the message named a file that is not there. (progressive's returned summary: the CLI
+    prints its paths.)"""
+    data = make_learnable(n_pos=8, n_neg=8)
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    assert main(["pcnn", "--data", str(data), "--out", str(first), *_train_opts(1, 1)]) == 0
+    shutil.move(first, moved)
+    capsys.readouterr()
+    assert main(["pcnn", "--resume", "--out", str(moved), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"PCNN written to {moved / 'model.pt'}," in out
+    assert f"stage-1 CNN to {moved / 'stage1' / 'model.pt'};" in out
+    assert str(first) not in out

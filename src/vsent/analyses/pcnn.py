@@ -190,7 +190,8 @@ def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False
     images that remain. With ``resume``, finished stages (``stage1/model.pt``, ``removal.csv``,
     ``model.pt``) are kept and an interrupted stage continues from its last finished epoch.
     ``out`` is opened by :func:`vsent.runs.open_run_dir` (a finished run returns its stored
-    summary; another config is refused; ``overwrite`` starts again).
+    summary, its ``model`` and ``stage1_model`` paths those under ``out``; another config is
+    refused; ``overwrite`` starts again).
     """
     # missing data, weights or GPU stop the run before its directory exists (as crossval's)
     if not Path(cfg.data).expanduser().exists():
@@ -204,8 +205,9 @@ def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False
                        overwrite=overwrite, done=SUMMARY)
     cfg = with_stored_momentum_form(cfg, run.config)  # a run made before the option
     with run:
-        if run.status == "finished":
-            return run.read_json(SUMMARY)
+        if run.status == "finished":  # its models where they are now (the run may have moved)
+            return {**run.read_json(SUMMARY), "stage1_model": str(run / "stage1" / "model.pt"),
+                    "model": str(run / "model.pt")}
         return _progressive(cfg, run, proto, progress)
 
 
