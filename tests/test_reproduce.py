@@ -1840,6 +1840,10 @@ def test_sun2016_refuses_an_init_with_a_run_and_a_run_that_is_no_finished_crossv
     (run / "config.json").write_text(json.dumps({"command": "reproduce"}))
     with pytest.raises(VsentError, match="a reproduce run, not a crossval run"):
         sun2016._run_config(str(run))
+    (run / "config.json").write_text(json.dumps({"command": "ensemble"}))  # its article (audit59)
+    with pytest.raises(VsentError, match=f"^--run {re.escape(str(run))} holds an ensemble run, "
+                                         "not a crossval run$"):
+        sun2016._run_config(str(run))
     (run / "summary.json").unlink()
     with pytest.raises(VsentError, match=r"not a finished crossval run \(no summary.json\)"):
         sun2016._run_config(str(run))

@@ -30,7 +30,7 @@ from vsent.crossval import PRESETS, RunConfig
 from vsent.errors import VsentError
 from vsent.reports import render
 from vsent.reports.runner import Paper, Session, register_paper
-from vsent.runs import SUMMARY, read_config
+from vsent.runs import SUMMARY, other_commands_run, read_config
 from vsent.train import TrainConfig
 
 #: Sun et al.'s Table 1 row -> our counterpart ``(what we ran, file, key)`` read from the
@@ -269,7 +269,7 @@ def _run_config(run: str) -> dict[str, Any]:
         raise VsentError(f"{run}: not a finished crossval run (no {SUMMARY})")
     cfg = read_config(path)
     if cfg.get("command", "crossval") != "crossval":
-        raise VsentError(f"--run {run}: a {cfg['command']} run, not a crossval run")
+        raise VsentError(f"--run {other_commands_run(run, cfg['command'], 'crossval')}")
     return cfg
 
 
