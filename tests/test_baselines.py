@@ -840,9 +840,11 @@ def test_resume_refuses_a_finished_subset_whose_data_changed_since(tmp_path, cac
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"k": 1}, r"vocabulary size k must be at least 2, got 1"),
-    ({"k": 500, "max_descriptors": 499}, r"max_descriptors \(499\) must be at least k \(500\)"),
-    ({"inner_splits": 1}, r"inner_splits must be at least 2, got 1"),
+    # (the options named, as the command line spells them: audit59)
+    ({"k": 1}, r"^--k \(vocabulary size k\) must be at least 2, got 1$"),
+    ({"k": 500, "max_descriptors": 499},
+     r"^--max-descriptors \(499\) must be at least --k \(500\)$"),
+    ({"inner_splits": 1}, r"^--inner-splits \(inner_splits\) must be at least 2, got 1$"),
 ])
 def test_baseline_config_refuses_each_bound_just_past_its_limit(kw: dict, message: str) -> None:
     """A one-word vocabulary puts every image in one bin, a sample smaller than k cannot fit

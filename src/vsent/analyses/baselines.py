@@ -226,15 +226,17 @@ class BaselineConfig:
             raise VsentError(f"histogram map must be one of {', '.join(HISTOGRAM_MAPS)}, "
                              f"got {self.histogram_map!r}")
         if self.k < 2:
-            raise VsentError(f"vocabulary size k must be at least 2, got {self.k}")
+            raise VsentError(f"--k (vocabulary size k) must be at least 2, got {self.k}")
         if self.fisher_components < 1 or not 1 <= self.fisher_pca <= 128:
             raise VsentError(f"Fisher vectors need at least 1 component and 1..128 PCA "
-                             f"dimensions, got {self.fisher_components} and {self.fisher_pca}")
+                             f"dimensions (--fisher-components, --fisher-pca), got "
+                             f"{self.fisher_components} and {self.fisher_pca}")
         if self.max_descriptors < self.k:
-            raise VsentError(f"max_descriptors ({self.max_descriptors}) must be at least k "
-                             f"({self.k})")
+            raise VsentError(f"--max-descriptors ({self.max_descriptors}) must be at least "
+                             f"--k ({self.k})")
         if self.inner_splits < 2:
-            raise VsentError(f"inner_splits must be at least 2, got {self.inner_splits}")
+            raise VsentError(f"--inner-splits (inner_splits) must be at least 2, got "
+                             f"{self.inner_splits}")
         cs = positive_floats(self.Cs)
         if cs is None:
             raise VsentError(f"SVM C values must be positive numbers, got {self.Cs!r}")
