@@ -167,3 +167,23 @@ def test_a_finished_run_names_its_own_models_when_moved(make_learnable, tmp_path
     assert f"PCNN written to {moved / 'model.pt'}," in out
     assert f"stage-1 CNN to {moved / 'stage1' / 'model.pt'};" in out
     assert str(first) not in out
+
+
+def test_a_damaged_stage1_model_of_a_resumed_run_says_how_to_go_on(make_learnable, tmp_path,
+                                                                   capsys):
+    """audit59: a stage1/model.pt cut short (a copy stopped part way) was named, with no way
+    on; it says to delete it (stage 1 trains again) or to start again, and nothing is lost."""
+    data = make_learnable(n_pos=8, n_neg=8)
+    out = tmp_path / "p"
+    assert main(["pcnn", "--data", str(data), "--out", str(out), *_train_opts(1, 1)]) == 0
+    for done in ("summary.json", "model.pt"):  # as if stopped before stage 2 ended
+        (out / done).unlink()
+    stage1 = out / "stage1" / "model.pt"
+    stage1.write_bytes(stage1.read_bytes()[:1000])
+    capsys.readouterr()
+    assert main(["pcnn", "--resume", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vsent: error: {stage1}: ") and err.count("\n") == 1
+    assert err.endswith("; delete it to train stage 1 again, or pass --overwrite to start the "
+                        "run again\n")
+    assert len(stage1.read_bytes()) == 1000 and (out / "removal.csv").exists()

@@ -74,7 +74,7 @@ from vsent.data.extra import (
     write_removal,
 )
 from vsent.data.leakage import check_other_data, quiet_logs
-from vsent.errors import VsentError, one_line
+from vsent.errors import VsentError, WeightsError, one_line
 from vsent.evaluate import predict_proba
 from vsent.files import file_sha256
 from vsent.metrics import SCALARS
@@ -230,7 +230,7 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
     stage1_file = run / "stage1" / "model.pt"
     if stage1_file.exists():
         log.info("stage 1: already done, loading %s", stage1_file)
-        model, _ = load_checkpoint(stage1_file)
+        model, _ = _load_stage1(stage1_file)
     else:
         torch.manual_seed(seeds["stage1"])  # the initial weights, as well as the batches
         model = create_model(cfg.model, init=cfg.init, **cfg.model_kwargs)
@@ -357,12 +357,22 @@ def _last_epochs(run: RunDir) -> dict[str, Any]:
     return out
 
 
+def _load_stage1(stage1_file: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """:func:`load_checkpoint` of a resumed run's stage-1 model; a damaged one (a copy cut
+    short) says how to go on, as a damaged training state does."""
+    try:
+        return load_checkpoint(stage1_file)
+    except WeightsError as e:
+        raise VsentError(f"{one_line(e)}; delete it to train stage 1 again, or pass "
+                         "--overwrite to start the run again") from None
+
+
 def _check_stage1_data(stage1_file: Path, data: str, sha256: str) -> None:
     """VsentError when a stage-1 model exists and records other data than ``sha256`` (what a
     run that kept no data.json, made by an older vsent, has to compare)."""
     if not stage1_file.exists():
         return
-    _, meta = load_checkpoint(stage1_file)
+    _, meta = _load_stage1(stage1_file)
     then = meta.get("data_sha256")
     if then not in (None, sha256):
         raise VsentError(f"{data}: its images or labels changed since {stage1_file} was "
