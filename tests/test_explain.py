@@ -269,8 +269,9 @@ def test_explain_image_max_side_shrinks_the_map_not_the_networks_input():
     shrunk = np.asarray(Image.fromarray(full["heatmap"]).resize((32, 48), Image.BILINEAR))
     assert np.abs(small["heatmap"] - shrunk).mean() < 0.05
     assert X.explain_image(model, big, max_side=500)["heatmap"].shape == (192, 128)  # no growth
-    with pytest.raises(ValueError, match="max_side must be >= 1"):
-        X.explain_image(model, big, max_side=0)
+    for bad in (0, 100.5):  # (a fraction was libjpeg's min_side, named as such: mut59f)
+        with pytest.raises(ValueError, match=f"^max_side must be a positive integer, got {bad}$"):
+            X.explain_image(model, big, max_side=bad)
 
 
 @pytest.mark.parametrize("size", [(1100, 1), (1, 1100), (3000, 2)])

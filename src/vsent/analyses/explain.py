@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from vsent.data._common import positive_int
 from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
 from vsent.errors import ImageError, VsentError, WeightsError, check_many
 from vsent.files import Parse, csv_rows, file_sha256
@@ -170,8 +171,8 @@ def explain_image(
     device = torch.device(device)
     model.eval().to(device)
     pre = model.info.preprocess
-    if max_side is not None and max_side < 1:
-        raise ValueError(f"max_side must be >= 1, got {max_side}")
+    if max_side is not None:  # (a fraction would reach load_rgb as its min_side)
+        max_side = positive_int(max_side, "max_side")
     # min_side: a JPEG decodes at the smallest DCT scale keeping its sides >= max_side; with
     # max_side <= 2 x resize that is load_resized's own scale, so one decode serves both
     shared = max_side is not None and max_side <= 2 * pre.resize
