@@ -387,6 +387,8 @@ DAMAGED = {
                              r"predictions.csv, line 3: unreadable row \(7 fields, the header "
                              r"has 4\)"),
     "header only": (lambda lines: lines[:1], r"predictions.csv: no rows"),
+    # not "no probabilities (column 'prob_positive')" (audit59)
+    "empty": (lambda lines: [], r"predictions.csv: empty file \(no header line\)$"),
     "not text": (lambda lines: [*lines[:2], "im01.jpg,1,0,0\udcff", *lines[3:]],  # byte 0xff
                  r"predictions.csv, line 3: unreadable row \(prob_positive: could not convert "
                  r"string to float: '0\\udcff'\)"),

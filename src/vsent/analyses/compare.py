@@ -140,10 +140,10 @@ def read_predictions(pred_file: str | os.PathLike, column: str, *,
     Raises
     ------
     VsentError
-        Naming the file (and line): a missing column (``no {what} (column ...)`` for
-        ``column``), a row cut short, with more fields than the header (two rows run together)
-        or holding a non-number, a file with no rows or that is not text (a byte that is not
-        UTF-8 outside a name: its line). A UTF-8 BOM is dropped.
+        Naming the file (and line): an empty file, a missing column (``no {what} (column
+        ...)`` for ``column``), a row cut short, with more fields than the header (two rows
+        run together) or holding a non-number, a file with no rows or that is not text (a
+        byte that is not UTF-8 outside a name: its line). A UTF-8 BOM is dropped.
     """
     from vsent.data.datasets import read_text
 
@@ -154,6 +154,8 @@ def read_predictions(pred_file: str | os.PathLike, column: str, *,
     text = read_text(pred_file, "CSV file", errors="surrogateescape")
 
     def columns(header: Sequence[str]) -> list[tuple[str, Parse]]:
+        if not header:  # (not "no probabilities": nothing at all is there)
+            raise VsentError(f"{pred_file}: empty file (no header line)")
         if column not in header:
             raise VsentError(f"{pred_file}: no {what} (column {column!r})")
         missing = [c for c in PREDICTION_KEYS if c not in header]
