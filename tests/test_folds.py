@@ -337,6 +337,24 @@ def test_json_with_a_fold_number_used_twice(twitter_like, tmp_path):
         make_folds(ds, path)
 
 
+def test_json_listing_a_name_twice_says_so_and_counts_it_once(twitter_like, tmp_path, caplog):
+    """audit59: a test (or train) name listed twice in a fold was de-duplicated silently."""
+    ds = load_dataset(twitter_like, validate=False)
+    path = save_folds(make_folds(ds, "stratified"), ds, tmp_path / "folds.json")
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        first = make_folds(ds, path)
+    assert "more than once" not in caplog.text
+    doc = json.loads(path.read_text())
+    again = doc["folds"][1]["test"][0]
+    doc["folds"][1]["test"].append(again)
+    path.write_text(json.dumps(doc))
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        folds = make_folds(ds, path)
+    assert [f.test.tolist() for f in folds] == [f.test.tolist() for f in first]
+    assert (f"{path}: fold 2: 1 name is listed more than once in its test list, counted once "
+            f"(e.g. {again})") in caplog.text
+
+
 def test_json_leaving_images_out_of_every_test_fold_says_so(twitter_like, tmp_path, caplog):
     """Images the file's folds never test (added since it was made) are named in the log."""
     ds = load_dataset(twitter_like, validate=False)

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -388,6 +389,13 @@ def _json_folds(dataset: Dataset, path: Path) -> list[Fold]:
                 f"{dataset.location} (e.g. {', '.join(map(str, unknown[:3]))}); these folds were "
                 f"made for another dataset or subset"
             )
+        for split in ("train", "test"):  # counted once (a set): said, as a file edit's slip
+            twice = [n for n, c in Counter(entry[split]).items() if c > 1]
+            if twice:
+                logger.warning("%s: fold %d: %d %s listed more than once in its %s list, "
+                               "counted once (e.g. %s)", path, k, len(twice),
+                               "name is" if len(twice) == 1 else "names are", split,
+                               ", ".join(twice[:3]))
         folds.append(_make_fold(k, [index[n] for n in entry["train"]],
                                 [index[n] for n in entry["test"]], str(path), dataset.names))
     return _check_tests_disjoint(folds, str(path), dataset.names)
