@@ -94,6 +94,10 @@ from vsent.train import fit
 
 log = logging.getLogger("vsent")
 
+#: A run's stage-1 CNN and its PCNN, relative to its folder.
+STAGE1_MODEL = "stage1/model.pt"
+PCNN_MODEL = "model.pt"
+
 #: Training recipes (stage 1 ``train``, stage 2 ``finetune``) and the Algorithm 2 recipe, kept
 #: with the other presets in :mod:`vsent.presets` (their solver settings are explained there).
 PRESETS = PCNN_PRESETS
@@ -206,8 +210,8 @@ def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False
     cfg = with_stored_momentum_form(cfg, run.config)  # a run made before the option
     with run:
         if run.status == "finished":  # its models where they are now (the run may have moved)
-            return {**run.read_json(SUMMARY), "stage1_model": str(run / "stage1" / "model.pt"),
-                    "model": str(run / "model.pt")}
+            return {**run.read_json(SUMMARY), "stage1_model": str(run / STAGE1_MODEL),
+                    "model": str(run / PCNN_MODEL)}
         return _progressive(cfg, run, proto, progress)
 
 
@@ -227,7 +231,7 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
             "train": cfg.train.replace(seed=seeds["stage1"]).to_dict()}
 
     # stage 1: the plain CNN on every (weakly labelled) image
-    stage1_file = run / "stage1" / "model.pt"
+    stage1_file = run / STAGE1_MODEL
     if stage1_file.exists():
         log.info("stage 1: already done, loading %s", stage1_file)
         model, _ = _load_stage1(stage1_file)
@@ -271,7 +275,7 @@ def _progressive(cfg: ProgressiveConfig, run: RunDir, proto: nn.Module,
                     len(kept), removal_file)
 
     # stage 2: fine-tune the same network on the images that remain
-    final = run / "model.pt"
+    final = run / PCNN_MODEL
     if final.exists():
         log.info("stage 2: already done (%s)", final)
     elif skip_stage2:
@@ -331,7 +335,7 @@ def _read_run_data(cfg: ProgressiveConfig, run: RunDir) -> tuple[Dataset, str]:
     fingerprint = dataset.fingerprint()
     record = run / DATA_RECORD
     if not record.exists():  # a new run, or one of a vsent that kept no record
-        _check_stage1_data(run / "stage1" / "model.pt", cfg.data, fingerprint["sha256"])
+        _check_stage1_data(run / STAGE1_MODEL, cfg.data, fingerprint["sha256"])
         # after that check: never of changed data
         run.write_json(DATA_RECORD, data_record(dataset))
     check_data_record(record, dataset, cfg.data, f"{run.path} started",
