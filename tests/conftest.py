@@ -23,6 +23,7 @@ writes to ``~/.cache``.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import struct
 import zlib
@@ -184,6 +185,12 @@ def build_bad_images(root: Path) -> dict[str, Path]:
 
 # --------------------------------------------------------------------------------------------
 # fixtures
+
+
+def warning_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The WARNING (and worse) messages captured so far: the CLI sets vsent's logger to INFO,
+    so ``caplog.at_level("WARNING")`` alone also keeps its INFO lines."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def record_momentum_forms(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -8,11 +8,13 @@ import io
 import json
 import logging
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from conftest import warning_lines
 from vsent.cli import _missing_path_hint, build_parser, main
 from vsent.cli.common import folds_arg, init_arg, progress_enabled, typed_options
 from vsent.errors import VsentError
@@ -1960,3 +1962,25 @@ def test_commands_that_write_nothing_to_continue_say_nothing_is_kept(tmp_path):
     # are kept, with no --resume hint (--resume is refused with --out -), as for out=None
     assert _kept(argparse.Namespace(command="predict", out="-", resume=False)) == (
         "; what was written is kept")
+
+
+def test_a_finished_run_read_back_says_which_of_its_models_are_gone(tiny_cpu_run, tmp_path,
+                                                                    capsys, caplog):
+    """audit59: a finished run whose fold2/model.pt was deleted (or a copy made without its
+    models) was read back as finished with no word of it; the next command loading the model
+    failed then. It says which are gone, in one line, and still shows the results."""
+    data, run = tiny_cpu_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    args = ["crossval", "--resume", "--out", str(copy), "--no-progress"]
+    with caplog.at_level("WARNING", logger="vsent"):
+        assert main(args) == 0
+        assert warning_lines(caplog) == []  # every model there: nothing to say
+        (copy / "fold2" / "model.pt").unlink()
+        capsys.readouterr()
+        assert main(args) == 0
+    assert f"results in {copy}/summary.md" in capsys.readouterr().out
+    assert warning_lines(caplog) == [
+        f"{copy}: finished run without fold2/model.pt (deleted, or copied without it?): its "
+        "results are read back, but commands that load it need the run made again "
+        "(--overwrite)"]

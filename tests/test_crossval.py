@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import interrupt_after
+from conftest import interrupt_after, warning_lines
 from vsent.cli import main
 from vsent.crossval import PRESETS, RunConfig, crossval, open_run
 from vsent.errors import VsentError
@@ -1421,8 +1421,10 @@ def test_the_file_of_a_tagged_clip_init_is_recorded_and_checked_on_resume(tmp_pa
 
 
 def test_a_finished_finetune_run_moved_elsewhere_names_its_model_where_it_is(twitter_like,
-                                                                             tmp_path, capsys):
-    """audit_errors28 #6: the stored metrics.json named the model where the run was made."""
+                                                                             tmp_path, capsys,
+                                                                             caplog):
+    """audit_errors28 #6: the stored metrics.json named the model where the run was made.
+    audit59: a copy without its model.pt says so (one line) and still shows the results."""
     import shutil
 
     out = tmp_path / "ft"
@@ -1430,8 +1432,15 @@ def test_a_finished_finetune_run_moved_elsewhere_names_its_model_where_it_is(twi
     moved = tmp_path / "moved"
     shutil.copytree(out, moved)
     capsys.readouterr()
-    assert main(_ft_argv(twitter_like, moved, "--epochs", "1")) == 0
-    assert capsys.readouterr().out.startswith(f"model written to {moved / 'model.pt'}")
+    with caplog.at_level("WARNING", logger="vsent"):
+        assert main(_ft_argv(twitter_like, moved, "--epochs", "1")) == 0
+        assert warning_lines(caplog) == []
+        assert capsys.readouterr().out.startswith(f"model written to {moved / 'model.pt'}")
+        (moved / "model.pt").unlink()
+        assert main(_ft_argv(twitter_like, moved, "--epochs", "1")) == 0
+    assert warning_lines(caplog) == [
+        f"{moved}: finished run without model.pt (deleted, or copied without it?): its results "
+        "are read back, but commands that load it need the run made again (--overwrite)"]
 
 
 def test_a_fold_model_copied_out_of_its_run_keeps_its_command_and_held_out_count(

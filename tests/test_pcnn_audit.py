@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import warning_lines
 from test_pcnn import _train_opts
 from vsent.cli import main
 from vsent.data.extra import read_removal, write_removal
@@ -152,7 +153,8 @@ def test_subset_on_data_without_agreement_subsets_is_refused(make_learnable, tmp
     assert dataset.subset is None and len(dataset) == 20
 
 
-def test_a_finished_run_names_its_own_models_when_moved(make_learnable, tmp_path, capsys):
+def test_a_finished_run_names_its_own_models_when_moved(make_learnable, tmp_path, capsys,
+                                                        caplog):
     """audit59: a finished run read back named the model.pt paths stored when it ran (relative
     to the folder it ran from), not those of --out: after a move, or from another folder,
     the message named a file that is not there. (progressive's returned summary: the CLI
@@ -167,6 +169,17 @@ def test_a_finished_run_names_its_own_models_when_moved(make_learnable, tmp_path
     assert f"PCNN written to {moved / 'model.pt'}," in out
     assert f"stage-1 CNN to {moved / 'stage1' / 'model.pt'};" in out
     assert str(first) not in out
+    # audit59: a finished run whose models were deleted says which, and is read back all
+    # the same
+    (moved / "model.pt").unlink()
+    (moved / "stage1" / "model.pt").unlink()
+    caplog.clear()  # (the run's own warnings)
+    with caplog.at_level("WARNING", logger="vsent"):
+        assert main(["pcnn", "--resume", "--out", str(moved), "--no-progress"]) == 0
+    assert warning_lines(caplog) == [
+        f"{moved}: finished run without stage1/model.pt, model.pt (deleted, or copied without "
+        "them?): its results are read back, but commands that load them need the run made "
+        "again (--overwrite)"]
 
 
 def test_a_damaged_stage1_model_of_a_resumed_run_says_how_to_go_on(make_learnable, tmp_path,

@@ -104,6 +104,7 @@ from vsent.runs import (
     check_run_dir,
     fold_dir,
     fold_done,
+    warn_missing_models,
 )
 from vsent.train import check_parallel, fit, state_seconds
 
@@ -336,6 +337,9 @@ def crossval(
             summary = run.read_json(SUMMARY)
             with contextlib.suppress(KeyError, TypeError, ValueError):  # (an edited file)
                 _log_accuracy(summary, cfg.fusion)  # what the run found, as when it ended
+            with contextlib.suppress(KeyError, TypeError):
+                warn_missing_models(run, [str(fold_dir("", f["fold"]) / FOLD_MODEL)
+                                          for f in summary["folds"]])
             return summary
         return _crossval(cfg, run, proto, progress)
 
@@ -860,7 +864,9 @@ def finetune(cfg: RunConfig, out: str | Path, *, fold: int | None = None, resume
     cfg = with_stored_momentum_form(cfg, run.config)  # a run made before the option
     with run:
         if run.status == "finished":  # (the model where it is now: the run may have moved)
-            return {**run.read_json(FOLD_METRICS), "model": str(out / FOLD_MODEL)}
+            metrics = run.read_json(FOLD_METRICS)
+            warn_missing_models(run, [FOLD_MODEL])
+            return {**metrics, "model": str(out / FOLD_MODEL)}
         dataset = load_dataset(cfg.data, cfg.subset, skip_bad=cfg.skip_bad)
         _check_same_data(cfg, run, dataset)  # as crossval: a resume sees the data it started on
         run.write_json("skipped.json", list(dataset.skipped))

@@ -365,6 +365,21 @@ def fold_done(run: str | Path, k: int) -> bool:
     return (fold_dir(run, k) / FOLD_METRICS).exists()
 
 
+def warn_missing_models(run: RunDir, names: Iterable[str]) -> list[str]:
+    """One warning line naming the model files (``names``, relative to ``run``) that a
+    finished run made and that are gone (deleted, or a copy made without them: git keeps no
+    model): its results are read back all the same, but what loads those models cannot.
+    Returns the missing names."""
+    missing = [name for name in names if not (run / name).exists()]
+    if missing:
+        them = "it" if len(missing) == 1 else "them"
+        logging.getLogger("vsent").warning(
+            "%s: finished run without %s (deleted, or copied without %s?): its results are "
+            "read back, but commands that load %s need the run made again (--overwrite)",
+            run.path, ", ".join(missing), them, them)
+    return missing
+
+
 def config_diff(stored: Any, new: Any, prefix: str = "",
                 ignore: frozenset[str] = RUN_OPTIONS) -> list[str]:
     """Dotted paths where two JSON-like configs differ, each with both values.

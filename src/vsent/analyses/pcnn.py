@@ -89,7 +89,7 @@ from vsent.provenance import (
     check_init_record,
     data_record,
 )
-from vsent.runs import SUMMARY, RunDir, Timer, open_run_dir
+from vsent.runs import SUMMARY, RunDir, Timer, open_run_dir, warn_missing_models
 from vsent.train import fit
 
 log = logging.getLogger("vsent")
@@ -210,7 +210,9 @@ def progressive(cfg: ProgressiveConfig, out: str | Path, *, resume: bool = False
     cfg = with_stored_momentum_form(cfg, run.config)  # a run made before the option
     with run:
         if run.status == "finished":  # its models where they are now (the run may have moved)
-            return {**run.read_json(SUMMARY), "stage1_model": str(run / STAGE1_MODEL),
+            summary = run.read_json(SUMMARY)
+            warn_missing_models(run, [STAGE1_MODEL, PCNN_MODEL])
+            return {**summary, "stage1_model": str(run / STAGE1_MODEL),
                     "model": str(run / PCNN_MODEL)}
         return _progressive(cfg, run, proto, progress)
 
