@@ -757,19 +757,28 @@ def test_out_may_not_name_an_image_or_an_input(checkpoint, images, tmp_path, cap
     assert not (tmp_path / "NEW.JPG").exists()
 
 
-@pytest.mark.parametrize(("name", "fmt", "warned"), [
-    ("scores.json", [], True), ("scores.txt", [], False), ("scores", [], False),
-    ("scores.json", ["--format", "csv"], False),
+@pytest.mark.parametrize(("name", "fmt", "note"), [
+    ("scores.json", [], "is written as CSV (--format jsonl, or a .jsonl name, writes JSON "
+                        "lines)"),
+    ("scores.txt", [], None), ("scores", [], None), ("scores.json", ["--format", "csv"], None),
+    ("scores.jsonl", ["--format", "jsonl"], None), ("scores.CSV", ["--format", "csv"], None),
+    # (walk59) --format against the name's own format
+    ("scores.csv", ["--format", "jsonl"],
+     "is written as JSON lines (--format jsonl), not as its .csv name says"),
+    ("scores.JSONL", ["--format", "csv"], "is written as CSV (--format csv), not as its "
+                                          ".JSONL name says"),
 ])
-def test_an_out_whose_suffix_hides_its_csv_is_said(name, fmt, warned, checkpoint, images,
-                                                    tmp_path, capsys):
+def test_an_out_whose_suffix_hides_its_format_is_said(name, fmt, note, checkpoint, images,
+                                                      tmp_path, capsys):
     _, paths = images
     out = tmp_path / name
     assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--out", str(out),
                  "--device", "cpu", "--no-progress", *fmt]) == 0
     err = capsys.readouterr().err
-    assert ("is written as CSV (--format jsonl, or a .jsonl name" in err) == warned, err
-    assert out.read_text().startswith("path,prob_positive,label,error")
+    said = [line for line in err.splitlines() if line.startswith("vsent predict: ")]
+    assert said == ([] if note is None else [f"vsent predict: {out} {note}"]), err
+    assert out.read_text().startswith("{" if fmt == ["--format", "jsonl"] else
+                                      "path,prob_positive,label,error")
 
 
 def test_an_empty_existing_out_is_written_without_overwrite(checkpoint, images, tmp_path,

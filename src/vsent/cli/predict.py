@@ -175,6 +175,12 @@ def _check_options(args: argparse.Namespace) -> None:
             # e.g. scores.json: a reader expecting JSON should learn it is CSV before it fails
             print(f"vsent predict: {args.out} is written as CSV (--format jsonl, or a .jsonl "
                   "name, writes JSON lines)", file=sys.stderr)
+        elif args.format and suffix in (".csv", ".jsonl") and suffix != f".{args.format}":
+            # (walk59) the name says one format, --format another: the next reader trips
+            written = "JSON lines" if args.format == "jsonl" else "CSV"
+            print(f"vsent predict: {args.out} is written as {written} (--format "
+                  f"{args.format}), not as its {Path(args.out).suffix} name says",
+                  file=sys.stderr)
     # (standard output, which is written as such, is the shell's to set up: `>> log` appends
     # to log; /dev/fd/3 & co. are opened again, emptying the file behind them: refused)
     if args.out and not (args.resume or args.overwrite) \
