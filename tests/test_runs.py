@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 from vsent.errors import VsentError
-from vsent.runs import RECORDS, _RunLog, _short, config_diff, fold_done, open_run_dir, started_as
+from vsent.runs import (
+    RECORDS,
+    _RunLog,
+    _short,
+    config_diff,
+    fold_done,
+    open_run_dir,
+    read_config,
+    started_as,
+)
 
 CFG = {"command": "demo", "data": ".", "train": {"lr": 0.002, "epochs": 3, "device": "cpu"},
        "folds": [1, 2]}
@@ -274,6 +283,18 @@ def test_a_run_of_another_command_is_named_as_such(tmp_path):
         _open(tmp_path / "r", {**CFG, "command": "other"}, resume=True)
     with pytest.raises(VsentError, match=r"r holds a demo run, not an explain run"):
         _open(tmp_path / "r", {**CFG, "command": "explain"}, resume=True)  # (trial33 #14)
+    # nor does --overwrite delete it (audit60: `vsent explain --out <a crossval run>
+    # --overwrite` deleted the run, its fold models with it); its own command starts it again
+    with pytest.raises(VsentError, match=r"^--overwrite: .*r holds a demo run, not an explain "
+                                         r"run; not deleting another command's run: choose "
+                                         r"another --out \(or delete it yourself\)$"):
+        _open(tmp_path / "r", {**CFG, "command": "explain"}, overwrite=True)
+    assert (tmp_path / "r" / "fold1" / "history.json").exists()
+    assert _open(tmp_path / "r", {**CFG, "data": ".."}, overwrite=True).status == "new"
+    # one that wrote no results is replaced by another command's, with --overwrite or without
+    assert not (tmp_path / "r" / "fold1").exists()
+    assert _open(tmp_path / "r", {**CFG, "command": "explain"}, overwrite=True).status == "new"
+    assert read_config(tmp_path / "r")["command"] == "explain"
 
 
 def test_config_diff_takes_keys_added_later_at_their_default_as_equal():

@@ -609,6 +609,17 @@ def _plan(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
                 raise VsentError(f"--overwrite: {out} is a symbolic link (to "
                                  f"{os.readlink(out)}); not deleting a run through a link: "
                                  "give the folder itself as --out, or choose another --out")
+            try:
+                held = read_config(out).get("command")
+            except VsentError:  # (a torn config.json: deleted, as before)
+                held = None
+            if isinstance(held, str) and held != config.get("command", held) \
+                    and holds_results(out):
+                # (audit60: `explain --out <a crossval run> --overwrite` deleted the run, its
+                # fold models with it; without --overwrite it is refused too)
+                raise VsentError(f"--overwrite: {other_commands_run(out, held, config['command'])}"
+                                 "; not deleting another command's run: choose another --out "
+                                 "(or delete it yourself)")
             here = Path.cwd().resolve()
             if here == out.resolve() or out.resolve() in here.parents:
                 # (rmtree emptied it, then failed to remove the folder it ran in)

@@ -292,7 +292,7 @@ def add_run_args(p: argparse.ArgumentParser, default_out: str | None, *,
                                  "(finished work is kept); give the options it was started "
                                  "with" + (" (--device may change)" if device else ""))
     either.add_argument("--overwrite", action="store_true",
-                        help="delete the run in --out and start again")
+                        help="delete the run in --out (this command's) and start again")
     g.add_argument("--no-progress", action="store_true",
                    help="no progress bars (there are none when stderr is not a terminal)")
 
