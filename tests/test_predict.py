@@ -907,6 +907,13 @@ def test_retry_failed_without_resume_is_refused_before_the_model_is_read(tmp_pat
     assert main(["predict", "--model", str(tmp_path / "none.pt"), str(paths[0]),
                  "--retry-failed", "--no-progress"]) == 2
     assert "vsent: error: --retry-failed goes with --resume" in capsys.readouterr().err
+    # an existing --out: said so, not "--out exists" (audit60: that named only --resume and
+    # --overwrite)
+    out = tmp_path / "s.csv"
+    out.write_text("path,prob_positive,label,error\n")
+    assert main(["predict", "--model", str(tmp_path / "none.pt"), str(paths[0]), "--out",
+                 str(out), "--retry-failed", "--no-progress"]) == 2
+    assert capsys.readouterr().err.startswith("vsent: error: --retry-failed goes with --resume")
 
 
 def test_senti_log_and_the_ray_options_reach_what_uses_them(checkpoint, images, tmp_path,

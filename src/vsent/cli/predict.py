@@ -181,6 +181,7 @@ def _check_options(args: argparse.Namespace) -> None:
             print(f"vsent predict: {args.out} is written as {written} (--format "
                   f"{args.format}), not as its {Path(args.out).suffix} name says",
                   file=sys.stderr)
+    check_resume(args.out, args.resume, args.retry_failed)  # (audit60: before "exists")
     # (standard output, which is written as such, is the shell's to set up: `>> log` appends
     # to log; /dev/fd/3 & co. are opened again, emptying the file behind them: refused)
     if args.out and not (args.resume or args.overwrite) \
@@ -204,7 +205,6 @@ def _check_options(args: argparse.Namespace) -> None:
                          "scores one image at a time")
     if args.batch_size is None:
         args.batch_size = BATCH_SIZE
-    check_resume(args.out, args.resume, args.retry_failed)
     if args.workers is not None and args.workers < 1:
         raise VsentError(f"--workers must be >= 1, got {args.workers}")
     if args.workers is not None and args.engine == "ray":
