@@ -938,19 +938,6 @@ def test_an_out_in_a_missing_folder_makes_the_folder(folder, tmp_path, checkpoin
                                        "not a folder\n")
 
 
-@pytest.mark.parametrize("name,said", [("scores.json", True), ("scores.parquet", True),
-                                       ("scores.csv", False), ("scores.jsonl", False),
-                                       ("scores.JSONL", False)])
-def test_an_out_name_of_another_format_is_told_it_gets_csv(folder, tmp_path, checkpoint, capsys,
-                                                           name, said):
-    out = tmp_path / name
-    assert main(["predict", "--model", str(checkpoint), str(folder / "im01.jpg"), "--out",
-                 str(out), "--device", "cpu", "--no-progress"]) == 0
-    note = f"vsent predict: {out} is written as CSV (--format jsonl, or a .jsonl name"
-    assert (note in capsys.readouterr().err) == said
-    assert out.read_text().startswith("{" if name.lower().endswith(".jsonl") else "path,")
-
-
 def test_an_out_that_cannot_be_written_is_one_line(folder, tmp_path, checkpoint, capsys,
                                                    monkeypatch):
     """Disk full (or /dev/full): one line naming --out, exit 2; a regular file keeps its

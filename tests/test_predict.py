@@ -760,7 +760,10 @@ def test_out_may_not_name_an_image_or_an_input(checkpoint, images, tmp_path, cap
 @pytest.mark.parametrize(("name", "fmt", "note"), [
     ("scores.json", [], "is written as CSV (--format jsonl, or a .jsonl name, writes JSON "
                         "lines)"),
+    ("scores.parquet", [], "is written as CSV (--format jsonl, or a .jsonl name, writes JSON "
+                           "lines)"),
     ("scores.txt", [], None), ("scores", [], None), ("scores.json", ["--format", "csv"], None),
+    ("scores.csv", [], None), ("scores.jsonl", [], None), ("scores.JSONL", [], None),
     ("scores.jsonl", ["--format", "jsonl"], None), ("scores.CSV", ["--format", "csv"], None),
     # (walk59) --format against the name's own format
     ("scores.csv", ["--format", "jsonl"],
@@ -777,8 +780,8 @@ def test_an_out_whose_suffix_hides_its_format_is_said(name, fmt, note, checkpoin
     err = capsys.readouterr().err
     said = [line for line in err.splitlines() if line.startswith("vsent predict: ")]
     assert said == ([] if note is None else [f"vsent predict: {out} {note}"]), err
-    assert out.read_text().startswith("{" if fmt == ["--format", "jsonl"] else
-                                      "path,prob_positive,label,error")
+    jsonl = fmt == ["--format", "jsonl"] or (not fmt and name.lower().endswith(".jsonl"))
+    assert out.read_text().startswith("{" if jsonl else "path,prob_positive,label,error")
 
 
 def test_an_empty_existing_out_is_written_without_overwrite(checkpoint, images, tmp_path,
