@@ -520,3 +520,18 @@ def test_only_caffenets_arch_option_names_a_raw_ablations_width(tmp_path):
     with pytest.raises(WeightsError, match=r"\(2 class names for 4096 outputs\)$"):
         check_complete({**ckpt, "spec": {**ckpt["spec"], "name": "caffenet"}},
                        tmp_path / "m.pt")
+
+
+def test_save_and_load_checkpoint_expand_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    model = create_model("smallcnn")
+    assert save_checkpoint("~/m.pt", model) == tmp_path / "m.pt"
+    assert (tmp_path / "m.pt").is_file() and not (tmp_path / "~").exists()
+    loaded, _ = load_checkpoint("~/m.pt")
+    assert type(loaded) is type(model)
+
+
+def test_save_checkpoint_with_arguments_swapped_says_which_is_which(tmp_path):
+    with pytest.raises(TypeError, match=r"save_checkpoint\(path, model\) takes the file first"):
+        save_checkpoint(create_model("smallcnn"), tmp_path / "m.pt")

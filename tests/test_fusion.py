@@ -2007,3 +2007,29 @@ def test_extra_train_is_checked_against_the_runs_own_subset_before_out_is_made(
                                          r"from three\)$"):
         fuse(run, out, features="gch", extra_train="four", progress=False)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("bad_y", [
+    np.array([0, 1] * 5)[:, None],  # a column: broadcast to (10, 10), every accuracy 0.5
+    np.array([1]),  # broadcast: the share of positive predictions
+    np.array(["negative", "positive"] * 5),  # never == the predicted 0/1: all accuracies 0
+    np.array([0, 2] * 5),
+])
+def test_choose_weight_refuses_labels_that_broadcast_or_are_not_0_1(bad_y):
+    y = np.array([0, 1] * 5)
+    p_a, p_b = np.where(y == 1, 0.9, 0.1), np.full(10, 0.3)
+    assert fusion.choose_weight(p_a, p_b, y)[1][1.0] == 1.0
+    with pytest.raises(ValueError, match=r"y must be labels 0/1 of shape \(10,\)"):
+        fusion.choose_weight(p_a, p_b, bad_y)
+
+
+def test_hand_crafted_probabilities_takes_boolean_masks_and_refuses_other_labels():
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * 20)
+    X = rng.normal(size=(40, 4)) + y[:, None]
+    train = np.arange(40) < 30
+    by_mask = fusion.hand_crafted_probabilities(X, y, train, ~train)
+    by_index = fusion.hand_crafted_probabilities(X, y, np.arange(30), np.arange(30, 40))
+    np.testing.assert_array_equal(by_mask.test, by_index.test)
+    with pytest.raises(ValueError, match="y must hold labels 0/1"):
+        fusion.hand_crafted_probabilities(X, y * 2, np.arange(30), np.arange(30, 40))

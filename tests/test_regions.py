@@ -1848,3 +1848,8 @@ def test_alpha_and_beta_default_to_one_and_a_half_everywhere() -> None:
     # and N: predict --regions proposes as many boxes as `vsent regions` (mut53c A22)
     assert inspect.signature(predict_rows).parameters["n_proposals"].default == \
         cfg.proposals.n_proposals == 100
+
+
+def test_rank_regions_refuses_probs_of_another_number_of_proposals():
+    with pytest.raises(ValueError, match="3 objectness scores and 1 rows of probs"):
+        R.rank_regions(np.array([0.9, 0.5, 0.1]), np.array([[0.5, 0.5]]))

@@ -157,6 +157,10 @@ def choose_weight(p_a: np.ndarray, p_b: np.ndarray, y: np.ndarray,
     (w, {weight: accuracy}) for every weight tried.
     """
     y = np.asarray(y)
+    n = len(positive_probability(p_a))
+    if y.shape != (n,) or not np.isin(y, (0, 1)).all():  # (n, 1) or [1] broadcast, "pos" != 1:
+        raise ValueError(f"y must be labels 0/1 of shape ({n},) as the probabilities, got "
+                         f"{y.dtype} {y.shape}")  # every accuracy silently wrong
     if not len(weights):
         raise ValueError("no weights to choose from")
     acc = {float(w): float(np.mean(predict(fuse_probabilities(p_a, p_b, w, rule)) == y))
@@ -274,9 +278,14 @@ def hand_crafted_probabilities(
     oof : also return out-of-fold probabilities of the training rows (one more inner CV).
     """
     X, y = np.asarray(X), np.asarray(y)
-    train, test = np.asarray(train, np.int64), np.asarray(test, np.int64)
+    # boolean masks as row indices (linear_probe takes them too); as int64 they were rows 0/1
+    train, test = (np.flatnonzero(r) if np.asarray(r).dtype == bool else np.asarray(r, np.int64)
+                   for r in (train, test))
     if np.intersect1d(train, test).size:
         raise ValueError("train and test rows overlap")
+    if not np.isin(y[train], (0, 1)).all():  # was "1 is not in list" after the whole fit
+        raise ValueError(f"y must hold labels 0/1, got values such as "
+                         f"{np.unique(y[train])[:3].tolist()}")
     model = fit_hand_crafted(X[train], y[train], blocks=blocks, method=method, Cs=Cs,
                              inner_splits=inner_splits, seed=seed)
     with warnings.catch_warnings():

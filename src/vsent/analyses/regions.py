@@ -161,6 +161,9 @@ def rank_regions(
     int64 (n,) permutation. Ties keep the proposal order (EdgeBoxes' best first).
     """
     n = len(objectness)
+    if len(probs) != n:  # one row of probs broadcast over every proposal
+        raise ValueError(f"{n} objectness scores and {len(probs)} rows of probs: one row per "
+                         "proposal")
     if by == "random":
         return (rng or np.random.default_rng(0)).permutation(n).astype(np.int64)
     if by == "objectness":

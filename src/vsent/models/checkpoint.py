@@ -35,7 +35,7 @@ from torch import nn
 
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
-from vsent.files import atomic_open
+from vsent.files import atomic_open, expand_user
 from vsent.models.registry import rebuild_model
 from vsent.runs import to_jsonable
 
@@ -69,12 +69,16 @@ def save_checkpoint(
     """
     from vsent.provenance import versions
 
+    if not isinstance(model, nn.Module) or isinstance(path, nn.Module):
+        raise TypeError(f"save_checkpoint(path, model) takes the file first and a model built by "
+                        f"create_model second, got {type(path).__name__} and "
+                        f"{type(model).__name__}")
     n = model.info.num_outputs
     if class_names is None:
         class_names = [*DEFAULT_CLASS_NAMES, *(f"class{i}" for i in range(2, n))]
     if len(class_names) != n:  # loading refuses such a file (check_complete)
         raise ValueError(f"{len(class_names)} class names for a model of {n} outputs")
-    path = Path(path)
+    path = expand_user(path)  # "~/m.pt" as load_checkpoint and load_dataset read it
     ckpt = {
         "format": CHECKPOINT_FORMAT,
         "spec": to_jsonable(model.spec),
@@ -104,7 +108,7 @@ def read_checkpoint(path: str | PathLike[str], *, map_location: str | torch.devi
     entries only). Raises :class:`WeightsError` naming the file when it is missing, unreadable
     or not a vsent checkpoint.
     """
-    path = Path(path)
+    path = expand_user(path)
     if path.is_dir():
         inside = [p for p in (path / "model.pt", path / "fold1" / "model.pt") if p.is_file()]
         hint = f" such as {inside[0]}" if inside else " (model.pt of finetune/crossval)"
@@ -214,7 +218,7 @@ def load_checkpoint(
     meta : dict
         The saved metadata plus ``"class_names"``.
     """
-    path = Path(path)
+    path = expand_user(path)
     return build_model(read_checkpoint(path, map_location=map_location), path, map_location)
 
 
