@@ -136,6 +136,12 @@ def test_dataset_cues_cached(tmp_path, monkeypatch, caplog):
     assert third.decoded == 3 and np.array_equal(third.values, first.values)
     assert f"{entries[0]}: unreadable cue cache entry, recomputing" in caplog.text
     assert dataset_cues(paths, cache_dir=tmp_path / "cache", progress=False).decoded == 0
+    # a cache folder given as ~/... is the home's (read here: nothing decoded), not a folder
+    # named "~" in the working directory
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert dataset_cues(paths, cache_dir="~/cache", progress=False).decoded == 0
+    assert not (tmp_path / "~").exists()
 
 
 def test_bad_input():

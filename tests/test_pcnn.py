@@ -922,6 +922,9 @@ def test_pcnn_resume_skip_bad_after_a_bad_image_keeps_the_runs_recipe(make_learn
     assert config["preset"] == "quick" and config["skip_bad"] is True
     assert (config["train"]["epochs"], config["finetune"]["epochs"]) == (1, 1)
     assert config["model_kwargs"] == {"widths": [16, 32]}
+    # the image skipped is recorded, as crossval's runs record theirs
+    skipped = json.loads((out / "skipped.json").read_text())
+    assert [Path(entry[0]).name for entry in skipped] == ["zz_bad.jpg"]
 
 
 # --------------------------------------------------------------------------------------------
