@@ -819,7 +819,11 @@ def test_a_pathlib_path_where_a_dataset_is_expected_is_said(tmp_path):
     # mut56e D5: a bytes path (os.fsencode) is a path too
     with pytest.raises(TypeError, match=r"^make_folds takes a Dataset, got the path b'/d'"):
         check_dataset(b"/d", "make_folds")
-    check_dataset(None, "make_folds")  # (anything else is left to the caller)
+    # api60: anything else that is no Dataset (labels, None) is named too
+    for value, name in ((None, "NoneType"), (np.array([0, 1]), "ndarray")):
+        with pytest.raises(TypeError, match=rf"^make_folds takes a Dataset \(vsent.data."
+                                            rf"load_dataset\), got {name}$"):
+            check_dataset(value, "make_folds")
 
 
 # ------------------------------------------------------------------------------------------
@@ -882,3 +886,35 @@ def test_a_folder_image_named_in_another_encoding_is_fingerprinted(learnable_dat
     line = ds.item_lines()[ds.names.index(f"positive/{name}")]
     assert line.startswith(b"positive/caf\xe9.jpg\t1\t")
     assert ds.fingerprint()["n_images"] == len(ds)
+
+
+def test_no_path_where_the_python_api_takes_one_is_named(tmp_path):
+    """api60: None (or a number) given as a path was Python's "expected str, bytes or
+    os.PathLike object, not NoneType", naming no argument; a dict as crossval's config was an
+    AttributeError on ``.folds``. Nothing is written."""
+    from vsent.config import RunConfig
+    from vsent.crossval import crossval, finetune
+    from vsent.models import create_model, load_checkpoint, save_checkpoint
+    from vsent.models.checkpoint import read_checkpoint
+
+    def said(call, message: str) -> None:
+        with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+            call()
+
+    said(lambda: load_dataset(None), "load_dataset's data must be a path (str or os.PathLike), "
+                                     "got NoneType")
+    said(lambda: load_checkpoint(None), "load_checkpoint's path must be a path (str or "
+                                        "os.PathLike), got NoneType")
+    said(lambda: read_checkpoint(5), "read_checkpoint's path must be a path (str or "
+                                     "os.PathLike), got int")
+    said(lambda: save_checkpoint(None, create_model("smallcnn")), "save_checkpoint's path must "
+         "be a path (str or os.PathLike), got NoneType")
+    cfg = RunConfig(data=str(tmp_path))
+    said(lambda: crossval(cfg, None), "crossval's out must be a path (str or os.PathLike), got "
+                                      "NoneType")
+    said(lambda: finetune(cfg, None), "finetune's out must be a path (str or os.PathLike), got "
+                                      "NoneType")
+    said(lambda: crossval({"data": str(tmp_path)}, tmp_path / "r"),
+         "crossval takes a RunConfig (vsent.config.RunConfig.from_dict turns a dict into one), "
+         "got dict")
+    assert list(tmp_path.iterdir()) == []

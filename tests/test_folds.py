@@ -604,6 +604,11 @@ def test_a_path_or_a_bad_seed_where_the_python_api_takes_a_dataset_is_said(learn
             call()
     with pytest.raises(VsentError, match=r"^--seed must be an integer in 0\.\.\d+, got -1$"):
         make_folds(load_dataset(learnable_dataset), "stratified", seed=-1)
+    # api60: the number of folds given as the spec
+    with pytest.raises(TypeError, match=r"^spec must be 'campos', 'stratified' or a folds JSON "
+                                        r"path, got 5 \(n_splits sets the number of stratified "
+                                        r"folds\)$"):
+        make_folds(load_dataset(learnable_dataset), 5)
     with pytest.raises(TypeError, match=r"^create_model takes a model name .*, got None$"):
         create_model(None)
 

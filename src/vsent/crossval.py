@@ -62,7 +62,13 @@ from vsent.data.folds import (
 from vsent.errors import LAUNCHED_BY_VSENT, VsentError, one_line
 from vsent.evaluate import predict_proba
 from vsent.figures import crossval_figure, training_figure
-from vsent.files import atomic_open, atomic_write_text, csv_rows, file_sha256
+from vsent.files import (
+    atomic_open,
+    atomic_write_text,
+    check_path_arg,
+    csv_rows,
+    file_sha256,
+)
 from vsent.frozen import (
     check_head_parallel,
     check_train_mode,
@@ -242,6 +248,10 @@ def _preflight(cfg: RunConfig, out: str | Path, *, command: str, fold: int | Non
     a rank ``--nproc`` started (its launcher did it: :func:`check_launch`) or a finished run
     is only shown.
     """
+    if not isinstance(cfg, RunConfig):  # (api60: a dict was an AttributeError on .folds)
+        raise TypeError(f"{command} takes a RunConfig (vsent.config.RunConfig.from_dict turns "
+                        f"a dict into one), got {type(cfg).__name__}")
+    check_path_arg(out, f"{command}'s out")
     if command == "finetune" and cfg.extra_train is not None:  # (it was ignored)
         raise VsentError(f"extra_train {cfg.extra_train!r}: the weakly labelled extra images "
                          "train crossval's folds; finetune trains on the dataset's images")

@@ -70,6 +70,15 @@ def expand_user(path: str | os.PathLike[str]) -> Path:
                         f"directory)") from None
 
 
+def check_path_arg(value: object, where: str) -> None:
+    """TypeError naming ``where`` (``"load_checkpoint's path"``) when ``value`` is no path
+    (None, a number): Python's own message, "expected str, bytes or os.PathLike object, not
+    NoneType", names no argument."""
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"{where} must be a path (str or os.PathLike), got "
+                        f"{type(value).__name__}")
+
+
 def absolute_path(path: str | os.PathLike[str]) -> Path:
     """``path`` made absolute (``~`` expanded), each ``..`` taken as the file system takes it:
     the part up to the last ``..`` resolved (links in it followed), the rest kept as typed. A

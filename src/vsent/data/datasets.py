@@ -29,7 +29,7 @@ from vsent.config import SUBSETS
 from vsent.data._common import default_workers
 from vsent.data.images import load_rgb
 from vsent.errors import BadItemsError, DataError, ImageError, VsentError
-from vsent.files import expand_user, not_a_file_reason
+from vsent.files import check_path_arg, expand_user, not_a_file_reason
 
 __all__ = [
     "CLASS_NAMES", "IMAGE_EXTENSIONS", "SUBSETS", "Dataset", "describe", "load_dataset",
@@ -173,6 +173,9 @@ def check_dataset(value: object, where: str) -> None:
     if isinstance(value, str | bytes | os.PathLike):
         raise TypeError(f"{where} takes a Dataset, got the path {value!r}: pass "
                         f"vsent.data.load_dataset({value!r})")
+    if not isinstance(value, Dataset):  # (api60: labels or a list of names, say)
+        raise TypeError(f"{where} takes a Dataset (vsent.data.load_dataset), got "
+                        f"{type(value).__name__}")
 
 
 def load_dataset(
@@ -220,6 +223,7 @@ def load_dataset(
         return data
     if subset not in SUBSETS:
         raise VsentError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
+    check_path_arg(data, "load_dataset's data")
     path = expand_user(data)
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")

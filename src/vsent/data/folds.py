@@ -130,6 +130,9 @@ def check_folds_spec(spec: str | os.PathLike[str]) -> None:
     recorded in the run's config.json as its split)."""
     if str(spec) in SPLITS:
         return
+    if not isinstance(spec, str | os.PathLike):  # (api60: make_folds(ds, 5) for 5 folds)
+        raise TypeError(f"spec must be 'campos', 'stratified' or a folds JSON path, got "
+                        f"{spec!r} (n_splits sets the number of stratified folds)")
     path = expand_user(spec)
     if path.is_dir():
         raise DataError(f"{path}: is a folder, not a folds JSON file (--folds expects campos, "

@@ -35,7 +35,7 @@ from torch import nn
 
 from vsent.data.transforms import Preprocess
 from vsent.errors import VsentError, WeightsError
-from vsent.files import atomic_open, expand_user
+from vsent.files import atomic_open, check_path_arg, expand_user
 from vsent.models.registry import rebuild_model
 from vsent.runs import to_jsonable
 
@@ -73,6 +73,7 @@ def save_checkpoint(
         raise TypeError(f"save_checkpoint(path, model) takes the file first and a model built by "
                         f"create_model second, got {type(path).__name__} and "
                         f"{type(model).__name__}")
+    check_path_arg(path, "save_checkpoint's path")
     n = model.info.num_outputs
     if class_names is None:
         class_names = [*DEFAULT_CLASS_NAMES, *(f"class{i}" for i in range(2, n))]
@@ -108,6 +109,7 @@ def read_checkpoint(path: str | PathLike[str], *, map_location: str | torch.devi
     entries only). Raises :class:`WeightsError` naming the file when it is missing, unreadable
     or not a vsent checkpoint.
     """
+    check_path_arg(path, "read_checkpoint's path")
     path = expand_user(path)
     if path.is_dir():
         inside = [p for p in (path / "model.pt", path / "fold1" / "model.pt") if p.is_file()]
@@ -218,6 +220,7 @@ def load_checkpoint(
     meta : dict
         The saved metadata plus ``"class_names"``.
     """
+    check_path_arg(path, "load_checkpoint's path")
     path = expand_user(path)
     return build_model(read_checkpoint(path, map_location=map_location), path, map_location)
 
