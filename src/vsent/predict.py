@@ -247,8 +247,9 @@ class Predictor:
                             features=features)
 
     def predict_proba(self, images: Iterable[Any]) -> np.ndarray:
-        """Scores (N, num_classes) for images given as paths, bytes, PIL images or arrays
-        (decoded ahead of the model by a thread pool, as :meth:`score` decodes them).
+        """Softmax probabilities, float32 of shape (N, num_classes) (column 1: positive), for
+        images given as paths, bytes, PIL images or arrays (decoded ahead of the model by a
+        thread pool, as :meth:`score` decodes them).
 
         Raises :class:`vsent.errors.ImageError` on the first image that cannot be read; use
         :meth:`score` to carry on past bad images.
@@ -272,9 +273,12 @@ class Predictor:
         return self.predict_proba(images).argmax(axis=1)
 
     def score(self, paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
-        """One row per path (``path, prob_positive, label, error``), in input order.
+        """One row per image (``path, prob_positive, label, error``), in input order: rows
+        to write out (a CSV, a report), not an accuracy as scikit-learn's ``score`` returns.
 
-        Bad images yield a row with ``error`` set and no score; the others are scored.
+        ``paths`` are image files, or anything :meth:`predict_proba` takes (bytes, PIL images,
+        arrays: their row's ``path`` is ``<array 3>``, ``<bytes 0>``, ...). Bad images yield a
+        row with ``error`` set and no score; the others are scored.
         ``paths`` may be any iterable (a generator is read lazily, a few batches ahead):
         rows come out while later paths are still being decoded. One image given alone is a
         TypeError at once, not at the first row.
