@@ -169,6 +169,19 @@ def test_onnx_predictor_class_names_come_from_the_export_unless_given(tmp_path):
     given = ExportedPredictor.from_file(tmp_path / "m.onnx", device="cpu",
                                         class_names=("sad", "happy"))
     assert given.class_names == ["sad", "happy"]
+    # the constructor it inherits from Predictor reads a checkpoint, which it cannot run: the
+    # message points to from_file, and says so of an export at once (api60)
+    from vsent.errors import WeightsError
+
+    for path, said in ((ckpt, f"{ckpt}: ExportedPredictor runs an exported model; export it "
+                              "first (vsent export --format onnx) and use "
+                              "ExportedPredictor.from_file"),
+                       (tmp_path / "m.ONNX", f"{tmp_path / 'm.ONNX'}: an export: "
+                        "ExportedPredictor.from_file runs it (from_checkpoint is for a vsent "
+                        "checkpoint, with Predictor)")):
+        with pytest.raises(WeightsError) as info:
+            ExportedPredictor.from_checkpoint(path)
+        assert str(info.value) == said
 
 
 @pytest.mark.parametrize("fmt, suffix", [("onnx", ".onnx"), ("torchscript", ".ts")])

@@ -559,6 +559,11 @@ class ExportedPredictor(Predictor):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> ExportedPredictor:
+        """Refused: the inherited constructor reads a vsent checkpoint, which this predictor
+        does not run."""
+        if Path(path).suffix.lower() in {s for v in _SUFFIXES.values() for s in v} - {".pt"}:
+            raise WeightsError(f"{path}: an export: ExportedPredictor.from_file runs it "
+                               "(from_checkpoint is for a vsent checkpoint, with Predictor)")
         raise WeightsError(f"{path}: ExportedPredictor runs an exported model; export it first "
                            "(vsent export --format onnx) and use ExportedPredictor.from_file")
 
