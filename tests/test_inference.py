@@ -185,6 +185,10 @@ def test_infer_errors_and_empty_input(images):
     with pytest.raises(ValueError, match=r"^images must be uint8 \(N, H, W, 3\), got uint8 "
                                          r"\(5, 64, 64, 4\)$"):
         infer(model, rgba, device="cpu")
+    # api60: a list of decoded images (Predictor.predict_arrays([arr])) was an AttributeError
+    with pytest.raises(TypeError, match=r"^images must be a numpy array, uint8 \(N, 64, 64, "
+                                        r"3\), got list \(np.stack a list of decoded images\)$"):
+        infer(model, list(images), device="cpu")
     empty = infer(model, images[:0], features=True, device="cpu")
     assert empty.probs.shape == (0, 2) and empty.features.shape == (0, model.info.feature_dim)
     assert empty.features.dtype == np.float32  # mut54d J06: as the features of any image

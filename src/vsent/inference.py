@@ -302,6 +302,9 @@ def infer(
 
 def check_images(images: np.ndarray, size: int) -> None:
     """ValueError unless ``images`` is uint8 (N, size, size, 3): resized for the model."""
+    if not isinstance(images, np.ndarray):  # (api60: a list of arrays, an AttributeError)
+        raise TypeError(f"images must be a numpy array, uint8 (N, {size}, {size}, 3), got "
+                        f"{type(images).__name__} (np.stack a list of decoded images)")
     if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
     if images.shape[1] != size or images.shape[2] != size:
