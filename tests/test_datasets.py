@@ -903,6 +903,10 @@ def test_no_path_where_the_python_api_takes_one_is_named(tmp_path):
 
     said(lambda: load_dataset(None), "load_dataset's data must be a path (str or os.PathLike), "
                                      "got NoneType")
+    said(lambda: load_dataset(tmp_path, skip_bad="no"), "load_dataset's skip_bad must be True "
+                                                        "or False, got 'no'")
+    said(lambda: load_dataset(tmp_path, validate=1), "load_dataset's validate must be True or "
+                                                     "False, got 1")
     said(lambda: load_checkpoint(None), "load_checkpoint's path must be a path (str or "
                                         "os.PathLike), got NoneType")
     said(lambda: read_checkpoint(5), "read_checkpoint's path must be a path (str or "

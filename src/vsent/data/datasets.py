@@ -223,6 +223,9 @@ def load_dataset(
         return data
     if subset not in SUBSETS:
         raise VsentError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
+    for name, flag in (("skip_bad", skip_bad), ("validate", validate)):
+        if not isinstance(flag, bool | np.bool_):  # (api60: "no" is true: bad images skipped)
+            raise TypeError(f"load_dataset's {name} must be True or False, got {flag!r}")
     check_path_arg(data, "load_dataset's data")
     path = expand_user(data)
     if not path.exists():
