@@ -98,6 +98,28 @@ def test_an_out_name_whose_lock_name_is_256_bytes_is_cut(tmp_path):
     assert (out / "config.json").exists()
 
 
+def _held_lock_names(out: Path) -> list[str]:
+    """The lock files in ``out``'s folder while :func:`exclusive_lock` holds ``out``."""
+    with exclusive_lock(out, "vsent layers"):
+        return [p.name for p in out.parent.iterdir() if p.name.endswith(".vsent.lock")]
+
+
+def test_a_lock_name_of_255_bytes_is_kept_and_a_longer_one_is_cut_the_same_way(tmp_path):
+    """mut60b F77, F78: a lock name the file system takes (255 bytes) is not cut; a longer one
+    is its first 200 bytes, '~' and 12 hex digits of the name's SHA-256: the name another vsent
+    (an older or newer version) locks for the same output, so two runs of them still exclude
+    each other."""
+    import hashlib
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    fits = "f" * (255 - len(".vsent.lock"))
+    assert _held_lock_names(tmp_path / "a" / fits) == [f"{fits}.vsent.lock"]
+    long = "y" * 250
+    digest = hashlib.sha256(long.encode()).hexdigest()[:12]
+    assert _held_lock_names(tmp_path / "b" / long) == [f"{'y' * 200}~{digest}.vsent.lock"]
+
+
 def test_write_protected_means_not_writable_even_if_readable(tmp_path, monkeypatch):
     out = tmp_path / "card.md"
     out.write_text("# card")

@@ -228,6 +228,8 @@ def test_caffenet_with_its_default_arch_is_the_network_of_campos_table2():
     assert papers.is_campos2015_network("caffenet", "fc8-2")
     assert not papers.is_campos2015_network("caffenet", "fc7-2")
     assert not papers.is_campos2015_network("vgg16", None)
+    # mut60b R38: the name whole, not its start (a user's register_model("caffenet-places"))
+    assert not papers.is_campos2015_network("caffenet-places", None)
 
 
 # mutation round 45 (mut45f): vsent.papers mutants the suite missed

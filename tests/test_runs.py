@@ -1525,13 +1525,23 @@ def test_git_answers_only_when_it_succeeds(monkeypatch):
 
     import vsent.provenance as provenance
 
-    def git(args, **kwargs):
+    def git(args, check=False, **kwargs):
         code = 128 if args[1:] == ["rev-parse", "HEAD"] else 0
+        if check and code:  # as subprocess.run does (mut60b V49: check=True raised here)
+            raise subprocess.CalledProcessError(code, args)
         return subprocess.CompletedProcess(args, code, stdout="HEAD\n", stderr="fatal: ...")
 
     monkeypatch.setattr(provenance.subprocess, "run", git)
     assert provenance._git("rev-parse", "HEAD") == ""
     assert provenance._git("rev-parse", "--abbrev-ref", "HEAD") == "HEAD"
+
+    # mut60b V41: a git that hangs past its 5 s (a stale lock, a network file system) records
+    # no commit, not a TimeoutExpired traceback at the end of a run
+    def hung(args, **kwargs):
+        raise subprocess.TimeoutExpired(args, kwargs["timeout"])
+
+    monkeypatch.setattr(provenance.subprocess, "run", hung)
+    assert provenance._git_state() == (None, None)
 
 
 def test_versions_name_a_package_that_is_not_installed_as_none(monkeypatch):

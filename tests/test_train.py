@@ -957,6 +957,11 @@ def test_each_range_holds_its_documented_boundaries():
     with pytest.raises(VsentError) as info:
         TrainConfig(optimizer="adam")
     assert str(info.value) == "--optimizer 'adam': choose one of sgd, adamw"
+    # mut60b C64, C66: the lower ends that are out too: a step of 0 epochs (the schedule
+    # divides by it) and a bias or head lr multiplier of 0 (those weights frozen unasked)
+    for name, low in (("lr_step", 0), ("bias_lr_mult", 0.0), ("head_lr_mult", 0.0)):
+        with pytest.raises(VsentError, match=rf"^--{name.replace('_', '-')} .* out of range"):
+            TrainConfig(**{name: low})
 
 
 def test_a_train_record_without_an_optimizer_is_sgd_in_the_legacy_form():
@@ -1484,6 +1489,10 @@ def test_skip_bad_must_be_a_bool_and_an_adamw_record_keeps_its_form():
 
     with pytest.raises(VsentError, match=r"^skip_bad must be True or False, got 'no'$"):
         RunConfig(data="d", skip_bad="no")
+    # mut60b C79: a recipe given as a dict (config.json's form) is a programming error that
+    # names the field, not an AttributeError about a dict's "seed"
+    with pytest.raises(TypeError, match=r"^train must be a TrainConfig, got dict$"):
+        RunConfig(data="d", train={"lr": 0.01})
     adamw = RunConfig(data="d", train=TrainConfig(optimizer="adamw"))
     assert stored_momentum_forms(adamw, {"train": {"optimizer": "adamw"}}) == {}
 
@@ -1492,6 +1501,10 @@ def test_a_head_other_than_linear_needs_train_head_not_last_n():
     """mut49a C50: --head logistic with --train last-2 (fine-tuning) is refused."""
     with pytest.raises(VsentError, match=r"^--head logistic applies to --train head$"):
         RunConfig(data="d", train_mode="last-2", head="logistic")
+    # mut60b C83: a --train value of no form is refused when the record is built (a Python
+    # or config.json recipe too), not when the run first freezes its layers
+    with pytest.raises(VsentError, match=r"^--train 'last-0': use all, head or last-N"):
+        RunConfig(data="d", train_mode="last-0")
 
 
 def test_a_default_run_configs_record_holds_none_of_the_later_options():
