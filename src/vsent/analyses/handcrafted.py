@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
 
 from vsent.analyses.opencv import check_rgb, resize_longer_side
 from vsent.data import load_rgb
@@ -335,7 +336,11 @@ def learn_vocabulary(
     # 1.3 % of 100k descriptors x 10 passes at a third of the time (bench/bench_baselines.py)
     kmeans = MiniBatchKMeans(n_clusters=k, batch_size=2048, n_init=1, max_iter=10,
                              random_state=seed)
-    return kmeans.fit(stacked.astype(np.float32))
+    # one BLAS thread, as sklearn runs the mini-batch steps: its k-means++ init (k steps of
+    # small products over 3 x batch_size descriptors, whatever the data size) was 10-20x
+    # slower with a thread per core on busy cores; the centres are the same bits
+    with threadpool_limits(1, user_api="blas"):
+        return kmeans.fit(stacked.astype(np.float32))
 
 
 def nearest_centres(X: np.ndarray, centres: np.ndarray) -> np.ndarray:
