@@ -1194,3 +1194,21 @@ def test_explain_maps_the_layer_it_is_given(tmp_path):
     want = X.explain_image(model, img, layer="features.block1", max_side=X.DEFAULT_MAX_SIDE)
     np.testing.assert_allclose(np.load(tmp_path / "out" / row["heatmap"]), want["heatmap"],
                                atol=1e-6)
+
+
+def test_grad_cam_and_overlay_refuse_what_they_cannot_use():
+    """api60 F10, F12: grad_cam of a numpy array was AttributeError 'detach'; an overlay of
+    another size numpy's broadcast error; opacity 2 was taken. Each names the argument."""
+    with pytest.raises(TypeError, match=r"^x must be a float torch\.Tensor \(B, 3, H, W\).* got "
+                                        r"ndarray float32 \(1, 3, 8, 8\)$"):
+        X.grad_cam(RedBlue().eval(), np.zeros((1, 3, 8, 8), np.float32), "conv")
+    image = np.full((4, 6, 3), 100, np.uint8)
+    with pytest.raises(ValueError, match=r"^heatmap must be a real array of the image's size "
+                                         r"\(4, 6\), got float32 \(6, 4\)$"):
+        X.overlay_heatmap(image, np.zeros((6, 4), np.float32))
+    with pytest.raises(ValueError, match=r"^image must be an RGB uint8 array \(H, W, 3\), got "
+                                         r"float64"):
+        X.overlay_heatmap(image / 255.0, np.zeros((4, 6), np.float32))
+    for opacity in (2, -0.1, "0.5", float("nan")):
+        with pytest.raises(ValueError, match=r"^opacity must be a number in \[0, 1\], got "):
+            X.overlay_heatmap(image, np.zeros((4, 6), np.float32), opacity=opacity)

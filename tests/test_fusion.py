@@ -106,6 +106,10 @@ def test_bad_arguments():
         fuse_probabilities([0.5], [0.5], w=1.5)
     with pytest.raises(VsentError, match=r"^fusion weight -0\.1 is out of range"):
         fuse_probabilities([0.5], [0.5], w=-0.1)
+    # api60 F10: a string was TypeError "'<=' not supported", naming nothing
+    with pytest.raises(TypeError, match=r"^fusion weight w must be a number in \[0, 1\], "
+                                        r"got '0\.5' \(str\)$"):
+        fuse_probabilities([0.5], [0.5], w="0.5")
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         fuse_probabilities([1.2], [0.5])
     with pytest.raises(ValueError, match="^2 and 1 probabilities: not the same images$"):

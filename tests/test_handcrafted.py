@@ -332,6 +332,15 @@ def test_histograms_of_other_bin_counts_keep_their_length_in_every_block():
     np.testing.assert_allclose(hc.lch(img, grid=2, bins=2), want, atol=1e-6)
     # a grid finer than the image: the empty blocks are bins ** 3 zeros too
     assert hc.lch(img[:1, :1], grid=2, bins=2).shape == (4 * 8,)
+    # api60 F10: "4" was OpenCV's overload error, 0 an AttributeError on None, grid 0 numpy's
+    # "need at least one array to concatenate"
+    for bins in ("4", 0, 2.0):
+        with pytest.raises(ValueError, match=rf"^bins must be a positive integer, got {bins!r}$"):
+            hc.gch(img, bins=bins)
+    with pytest.raises(ValueError, match=r"^bins must be a positive integer, got 0$"):
+        hc.gch(np.zeros((0, 3, 3), np.uint8), bins=0)  # the empty image's shortcut too
+    with pytest.raises(ValueError, match=r"^grid must be a positive integer, got 0$"):
+        hc.lch(img, grid=0)
 
 
 def test_sift_parameters_at_their_limits_and_each_one_in_the_cache_key():

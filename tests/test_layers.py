@@ -1557,3 +1557,50 @@ def test_a_retrained_folds_feature_record_goes_with_its_features(tmp_path: Path)
     left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert left == ["model.pt", "results/fold1/model.sha256"]  # (the old stamp: rewritten)
     assert written == {"results/fold1/model.sha256": f"{file_sha256(ckpt)}  {ckpt.resolve()}\n"}
+
+
+# --------------------------------------------------------------------------------------------
+# API boundary (api60b): what a notebook user can pass by mistake
+
+
+def test_linear_probe_refuses_overlapping_rows_labels_not_0_1_and_features_for_the_kernel():
+    """api60 F3, F8: overlapping rows were scored (a leaked accuracy); labels {0, 2} said "0
+    images of one class", strings a numpy cast error; X (n, d) for K an IndexError. Each is
+    refused before any fit, naming the argument."""
+    X, y = separable(n=40, d=5, seed=1)
+    K = X @ X.T
+    train, test = np.arange(30), np.arange(30, 40)
+    with pytest.raises(ValueError, match=r"^train and test rows overlap \(10 rows, e\.g\. "
+                                         r"\[20, 21, 22\]\)$"):
+        linear_probe(K, y, train, np.arange(20, 40), "svm", PROBE)
+    # masks are rows too: 25..29 are in both
+    with pytest.raises(ValueError, match=r"overlap \(5 rows, e\.g\. \[25, 26, 27\]\)"):
+        linear_probe(K, y, np.arange(40) < 30, np.arange(40) >= 25, "svm", PROBE)
+    for labels in (2 * y, np.where(y == 1, "pos", "neg")):
+        with pytest.raises(ValueError, match=r"^y must hold labels 0/1, got values such as"):
+            linear_probe(K, labels, train, test, "svm", PROBE)
+    with pytest.raises(ValueError, match=r"^K must be the \(n, n\) linear kernel .* got shape "
+                                         r"\(40, 5\)$"):
+        linear_probe(X, y, train, test, "svm", PROBE)
+    with pytest.raises(ValueError, match=r"^y must hold one label per row of K, shape \(40,\), "
+                                         r"got \(40, 1\)$"):
+        linear_probe(K, y[:, None], train, test, "svm", PROBE)
+
+
+def test_center_scale_checks_its_input_as_an_sklearn_transformer():
+    """api60 F6: unfitted -> NotFittedError (was AttributeError mean_), another number of
+    features -> both counts (was numpy's broadcast error), 1-D or empty X -> ValueError (was an
+    AxisError, or NaNs with RuntimeWarnings); ``n_features_in_`` is set."""
+    from sklearn.exceptions import NotFittedError
+
+    X = np.arange(12.0).reshape(4, 3)
+    with pytest.raises(NotFittedError):
+        P.CenterScale().transform(X)
+    s = P.CenterScale().fit(X)
+    assert s.n_features_in_ == 3
+    with pytest.raises(ValueError, match="X has 2 features, but CenterScale is expecting 3"):
+        s.transform(X[:, :2])
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        P.CenterScale().fit(X[0])
+    with pytest.raises(ValueError, match=r"0 sample\(s\)"):
+        P.CenterScale().fit(X[:0])

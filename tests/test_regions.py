@@ -1853,3 +1853,49 @@ def test_alpha_and_beta_default_to_one_and_a_half_everywhere() -> None:
 def test_rank_regions_refuses_probs_of_another_number_of_proposals():
     with pytest.raises(ValueError, match="3 objectness scores and 1 rows of probs"):
         R.rank_regions(np.array([0.9, 0.5, 0.1]), np.array([[0.5, 0.5]]))
+
+
+# --------------------------------------------------------------------------------------------
+# API boundary (api60b): what a notebook user can pass by mistake
+
+
+def test_alpha_and_beta_must_be_finite_numbers_at_least_0() -> None:
+    """api60 F10, F12: rank_regions(alpha="1") was TypeError '<', affective_score(alpha=nan)
+    returned NaN, late_fusion(beta=-3) negative scores; each is a ValueError naming it."""
+    probs = np.array([[0.2, 0.8], [0.5, 0.5]])
+    for alpha in ("1", math.nan, -1, True):
+        with pytest.raises(ValueError, match=r"^alpha must be a finite number >= 0, got "):
+            R.rank_regions(np.ones(2), probs, alpha=alpha)
+    with pytest.raises(ValueError, match=r"^alpha must be a finite number >= 0, got nan$"):
+        R.affective_score(np.ones(1), np.ones(1), alpha=math.nan)
+    with pytest.raises(ValueError, match=r"^beta must be a finite number >= 0, got -3$"):
+        R.late_fusion([0.3, 0.7], probs, beta=-3)
+    assert R.late_fusion([0.3, 0.7], probs, beta=0).tolist() == [0.3, 0.7]  # 0: global only
+
+
+def test_late_fusion_refuses_regions_of_other_classes_than_the_global_view() -> None:
+    """api60 F10: (K, 3) regions with 2 global classes were a reshape error (and (2, 3) ones
+    would have been read as three rows of 2 classes); one region as (M,) is still taken."""
+    with pytest.raises(ValueError, match=r"^p_regions must be \(K, 2\) probabilities of "
+                                         r"p_global's 2 classes, got shape \(2, 3\)$"):
+        R.late_fusion([0.3, 0.7], np.full((2, 3), 1 / 3))
+    np.testing.assert_allclose(R.late_fusion([0.3, 0.7], [0.2, 0.8], beta=0.5), [0.4, 1.1])
+
+
+def test_crop_regions_clips_boxes_to_the_image_and_refuses_empty_ones() -> None:
+    """api60 F10, F12: a float image was PIL's "Cannot handle this data type"; a box with no
+    pixel inside the image was warped from nothing, silently. A box reaching outside is
+    clipped, as slicing did past the end (and now also before the start, where -1 counted
+    from the end)."""
+    img = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"^image must be a non-empty RGB uint8 array"):
+        R.crop_regions(img / 255.0, np.array([[0, 0, 10, 10]]), 8)
+    inside = R.crop_regions(img, np.array([[0, 0, 30, 20]]), 8)
+    np.testing.assert_array_equal(R.crop_regions(img, np.array([[-1, -2, 31, 21]]), 8), inside)
+    for box in ([5, 5, 5, 9], [30, 0, 40, 10], [0, 7, 10, 3]):
+        with pytest.raises(ValueError, match=rf"^box 1 {re.escape(str(box))} has no pixel "
+                                             r"inside the 30x20 image \(1 such boxes\)$"):
+            R.crop_regions(img, np.array([[0, 0, 10, 10], box]), 8)
+    with pytest.raises(ValueError, match=r"^boxes must be an \(n, 4\) array"):
+        R.crop_regions(img, np.array([0, 0, 10, 10]), 8)
+    assert R.crop_regions(img, [], 8).shape == (0, 8, 8, 3)

@@ -30,6 +30,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
+from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from vsent import papers
@@ -136,17 +137,27 @@ class BlockScaler(TransformerMixin, BaseEstimator):
         self.blocks = blocks
 
     def fit(self, X: np.ndarray, y: Any = None) -> BlockScaler:
-        X = np.asarray(X, dtype=np.float64)
+        """Learn the columns' mean and std (``scaler_``, a fitted StandardScaler) and the
+        block weights ``weights_`` (float64 (d,), ``1 / sqrt(width)``) from ``X``, a real
+        (n, d) array with n >= 1 (NaN allowed, as StandardScaler does: disregarded). ``y`` is
+        ignored. Sets ``n_features_in_`` = d. Returns ``self``."""
+        # sklearn's checks: a 1-D or empty X is a ValueError saying so (was an IndexError or
+        # NaNs with RuntimeWarnings); NaN stays StandardScaler's missing value
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
         blocks = list(self.blocks) if self.blocks is not None else [X.shape[1]]
         if sum(blocks) != X.shape[1]:
             raise ValueError(f"blocks {blocks} do not add up to the {X.shape[1]} columns")
         self.scaler_ = StandardScaler().fit(X)
         self.weights_ = np.concatenate([np.full(b, 1 / np.sqrt(b)) for b in blocks])
-        self.n_features_in_ = X.shape[1]
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        return self.scaler_.transform(np.asarray(X, dtype=np.float64)) * self.weights_
+        """Standardised columns times their block's weight: float64 (m, d) for a real (m, d)
+        array ``X`` with the d columns it was fitted on (NotFittedError before :meth:`fit`;
+        ValueError naming both counts for another d)."""
+        check_is_fitted(self, ("scaler_", "weights_"))
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
+        return self.scaler_.transform(X) * self.weights_
 
 
 def make_classifier(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import numbers
 import os
 import weakref
 from collections.abc import Mapping, Sequence
@@ -87,7 +88,8 @@ def grad_cam(
     Parameters
     ----------
     model : nn.Module, ``forward(x) -> logits (B, M)``; run in eval mode.
-    x : float (B, 3, H, W) network input (already normalised).
+    x : float torch.Tensor (B, 3, H, W), the network input (already normalised, as
+        :func:`vsent.inference.prepare` makes it), on the model's device.
     layer : module name (``model.get_submodule``) whose output is (B, C, h, w).
     target : "predicted", "positive" (class 1), "negative" (class 0), a class index, or one
         index per image.
@@ -98,6 +100,12 @@ def grad_cam(
     probs : float32 (B, M) softmax of the logits.
     targets : int64 (B,) the class each map explains.
     """
+    if not torch.is_tensor(x) or x.dim() != 4 or not x.is_floating_point():
+        # a numpy array was AttributeError 'detach' after the hooks were set
+        what = (f"{type(x).__name__} {x.dtype} {tuple(x.shape)}"
+                if torch.is_tensor(x) or isinstance(x, np.ndarray) else type(x).__name__)
+        raise TypeError(f"x must be a float torch.Tensor (B, 3, H, W), the prepared network "
+                        f"input (vsent.inference.prepare), got {what}")
     model.eval()
     # the one hook helper of vsent.inference, keeping the graph (in-place ops switched off)
     with capture_outputs(model, [layer], grad=True) as acts, torch.enable_grad():
@@ -214,8 +222,23 @@ _BAND_PIXELS = 1 << 18
 def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5) -> np.ndarray:
     """Blend a [0, 1] heat map (jet colours) over a uint8 (H, W, 3) image -> uint8 (H, W, 3).
 
+    ``heatmap`` is a real (H, W) array, the image's size (values outside [0, 1] are
+    clipped); ``opacity`` (the map's weight, a number in [0, 1]: 0 gives the image, 1 the
+    colours alone).
+
     Done in bands of rows, each with the same arithmetic as the whole image at once (the same
     pixels), so that the memory it takes beyond its result is bounded."""
+    image, heatmap = np.asarray(image), np.asarray(heatmap)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be an RGB uint8 array (H, W, 3), got {image.dtype} "
+                         f"{image.shape}")
+    if heatmap.shape != image.shape[:2] or heatmap.dtype.kind not in "iuf":
+        # another size was numpy's broadcast error, or a band of it blended silently
+        raise ValueError(f"heatmap must be a real array of the image's size "
+                         f"{image.shape[:2]}, got {heatmap.dtype} {heatmap.shape}")
+    if isinstance(opacity, bool) or not isinstance(opacity, numbers.Real) \
+            or not 0.0 <= opacity <= 1.0:  # 2 gave colours beyond the map's, clipped
+        raise ValueError(f"opacity must be a number in [0, 1], got {opacity!r}")
     from matplotlib import colormaps
 
     jet = colormaps["jet"]

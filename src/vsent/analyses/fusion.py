@@ -39,6 +39,7 @@ A predicted class is ``p > 0.5`` (a tie is negative, as ``argmax`` over ``[1 - p
 from __future__ import annotations
 
 import logging
+import numbers
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,14 +113,17 @@ def fuse_probabilities(p_a: np.ndarray, p_b: np.ndarray, w: float = DEFAULT_WEIG
 
     Parameters
     ----------
-    p_a, p_b : (N,) P(positive) or (N, 2) class probabilities of the same images.
-    w : weight of ``p_a`` in [0, 1] (``1 - w`` for ``p_b``).
+    p_a, p_b : (N,) P(positive) or (N, 2) class probabilities of the same images, in [0, 1].
+    w : weight of ``p_a``, a real number in [0, 1] (``1 - w`` for ``p_b``).
     rule : ``"mean"`` (weighted mean of probabilities) or ``"logit"`` (weighted mean of
         logits = normalised weighted geometric mean, a product of experts).
     """
     # no option named: the callers have their own (fuse --rule/--weight, a checkpoint's entry)
     if rule not in RULES:
         raise VsentError(f"fusion rule {rule!r}: choose one of {', '.join(RULES)}")
+    if isinstance(w, bool) or not isinstance(w, numbers.Real):  # "0.5": TypeError '<='
+        raise TypeError(f"fusion weight w must be a number in [0, 1], got {w!r} "
+                        f"({type(w).__name__})")
     if not 0.0 <= w <= 1.0:
         raise VsentError(f"fusion weight {w!r} is out of range (0 .. 1)")
     a, b = positive_probability(p_a), positive_probability(p_b)

@@ -36,7 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from vsent.analyses.opencv import check_rgb, resize_longer_side
 from vsent.data import load_rgb
-from vsent.data._common import default_workers
+from vsent.data._common import default_workers, positive_int
 from vsent.data.cache import cache_dir_default, content_key, key_number
 from vsent.errors import VsentError
 from vsent.files import load_cache_entry, mark_used, write_cache_file
@@ -59,12 +59,13 @@ def gch(image: np.ndarray, bins: int = 4) -> np.ndarray:
     Parameters
     ----------
     image : uint8 array (H, W, 3), RGB.
-    bins : levels per channel (default 4, giving 64 bins).
+    bins : levels per channel, an integer >= 1 (default 4, giving 64 bins).
 
     Returns
     -------
     float32 array (bins ** 3,) summing to 1 (all zeros for an empty image).
     """
+    bins = positive_int(bins, "bins")  # "4" was OpenCV's overload error, 0 an AttributeError
     image = check_rgb(image, allow_empty=True)  # an empty block of lch
     if image.size == 0:
         return np.zeros(bins**3, np.float32)
@@ -83,10 +84,16 @@ def lch(image: np.ndarray, grid: int = 4, bins: int = 4) -> np.ndarray:
     block sums to ``1 / grid ** 2`` and the whole vector to 1, whatever the block sizes (an
     image fewer than ``grid`` pixels high or wide has empty blocks, all zeros: less than 1).
 
+    Parameters
+    ----------
+    image : uint8 array (H, W, 3), RGB.
+    grid : blocks per side, an integer >= 1; bins : levels per channel, as :func:`gch`.
+
     Returns
     -------
     float32 array (grid * grid * bins ** 3,), 1024 values for the defaults.
     """
+    grid = positive_int(grid, "grid")  # 0 was numpy's "need at least one array to concatenate"
     image = check_rgb(image, allow_empty=True)  # its blocks may be empty (see above)
     h, w = image.shape[:2]
     rows = np.linspace(0, h, grid + 1).round().astype(int)

@@ -69,6 +69,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
+from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 from torch import nn
 
@@ -157,14 +158,24 @@ class CenterScale(TransformerMixin, BaseEstimator):
     """
 
     def fit(self, X: np.ndarray, y: Any = None) -> CenterScale:
-        X = np.asarray(X, dtype=np.float64)
+        """Learn ``mean_`` (float64 (d,)) and ``scale_`` (float, > 0; 1 for constant rows)
+        from ``X``, any real (n, d) array with n >= 1 and finite values (``y`` is ignored).
+        Sets ``n_features_in_`` = d. Returns ``self``."""
+        # sklearn's checks: a 1-D, empty or non-finite X is a ValueError saying so (was an
+        # AxisError, or NaNs with RuntimeWarnings)
+        X = validate_data(self, X, dtype=np.float64)
         self.mean_ = X.mean(axis=0)
         scale = math.sqrt(float(np.mean(np.sum((X - self.mean_) ** 2, axis=1))))
         self.scale_ = scale if scale > 0 else 1.0
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        return (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
+        """``(X - mean_) / scale_``: float64 (m, d) for a real (m, d) array ``X`` with the d
+        columns it was fitted on (NotFittedError before :meth:`fit`; ValueError naming both
+        counts for another d, not numpy's broadcast error)."""
+        check_is_fitted(self, ("mean_", "scale_"))
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return (X - self.mean_) / self.scale_
 
 
 def make_classifier(name: str, C: float = 1.0, *, seed: int = 0, max_iter: int = 10_000,
@@ -236,9 +247,10 @@ def linear_probe(
 
     Parameters
     ----------
-    K : (n, n) linear kernel of all rows; y : (n,) labels in {0, 1}.
-    train, test : row indices. Only ``K[train, train]``, ``y[train]`` and ``K[test, train]``
-        are read; the test labels are used only to score.
+    K : (n, n) float linear kernel of all rows (:func:`gram_matrix`), not the (n, d) features.
+    y : (n,) int labels in {0, 1} (bool too).
+    train, test : int row indices or (n,) boolean masks, disjoint. Only ``K[train, train]``,
+        ``y[train]`` and ``K[test, train]`` are read; the test labels are used only to score.
     classifier : "svm" or "softmax".
     embedding : ``gram_embedding(K, train, test)`` when already computed (shared by both
         classifiers of a layer).
@@ -250,9 +262,27 @@ def linear_probe(
         ``inner_accuracy`` (its mean inner-CV accuracy), ``inner_scores`` (mean inner-CV
         accuracy per C of ``config.Cs``), ``converged`` and ``rank`` (kernel rank used).
     """
+    shape = np.shape(K)  # (not np.asarray: K may be a large memory map)
+    if len(shape) != 2 or shape[0] != shape[1]:  # X (n, d) for K: an IndexError further on
+        raise ValueError(f"K must be the (n, n) linear kernel of the rows (gram_matrix of the "
+                         f"features), got shape {shape}")
     y = np.asarray(y)
+    if y.shape != (shape[0],):
+        raise ValueError(f"y must hold one label per row of K, shape ({shape[0]},), got "
+                         f"{y.shape}")
+    # masks as row indices, as hand_crafted_probabilities takes them
+    train_rows, test_rows = (np.flatnonzero(r) if np.asarray(r).dtype == bool else np.asarray(r)
+                             for r in (train, test))
+    shared = np.intersect1d(train_rows, test_rows)
+    if shared.size:  # the test rows' accuracy would be a training accuracy
+        raise ValueError(f"train and test rows overlap ({shared.size} rows, e.g. "
+                         f"{shared[:3].tolist()})")
     y_tr = y[train]
-    counts = np.bincount(y_tr, minlength=2)
+    if not np.isin(y_tr, (0, 1)).all() or not np.isin(y[test], (0, 1)).all():
+        # {0, 2} read as "0 images of one class", strings as a numpy cast error
+        raise ValueError(f"y must hold labels 0/1, got values such as "
+                         f"{np.unique(y)[:3].tolist()}")
+    counts = np.bincount(y_tr.astype(np.int64), minlength=2)
     if counts.min() < config.inner_splits:
         raise VsentError(
             f"the training rows have {counts.min()} images of one class, fewer than the "

@@ -41,6 +41,8 @@ Figure 4 (accuracy against K) gives no values in the text: not available.
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -51,6 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vsent.analyses.opencv import check_rgb
 from vsent.analyses.proposals import (
     EdgeDetector,
     ProposalConfig,
@@ -59,6 +62,7 @@ from vsent.analyses.proposals import (
     propose,
 )
 from vsent.config import RANKINGS, SENTI_LOGS, check_seed, config_from_dict
+from vsent.data._common import positive_int
 from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
 from vsent.errors import VsentError
 from vsent.inference import infer, prefetch
@@ -128,10 +132,20 @@ def normalize_objectness(objectness: np.ndarray) -> np.ndarray:
     return (o - lo) / (hi - lo)
 
 
+def _non_negative(value: float, what: str) -> float:
+    """``value`` as a float, or ValueError "<what> must be a finite number >= 0, got ..." (a
+    string, a bool, NaN or inf; a string failed as TypeError '<', NaN went through)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def affective_score(obj_norm: np.ndarray, senti: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """``AR = sqrt(obj^2 + alpha * senti^2)`` (element-wise)."""
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    """``AR = sqrt(obj^2 + alpha * senti^2)`` (element-wise): float64, the broadcast shape of
+    ``obj_norm`` (normalised objectness, in [0, 1]) and ``senti`` (:func:`sentiment_score`);
+    ``alpha``, the weight of the sentiment, is a finite number >= 0."""
+    alpha = _non_negative(alpha, "alpha")
     obj_norm, senti = np.asarray(obj_norm, np.float64), np.asarray(senti, np.float64)
     return np.sqrt(obj_norm**2 + alpha * senti**2)
 
@@ -152,7 +166,8 @@ def rank_regions(
     objectness : (n,) raw EdgeBoxes scores.
     probs : (n, M) class probabilities of the proposals.
     by : "ar" (affective score), "objectness", "sentiment" or "random".
-    alpha : weight of the sentiment score in AR.
+    alpha : weight of the sentiment score in AR, a finite number >= 0 (checked whatever
+        ``by``).
     rng : generator for "random" (default: seed 0).
     senti_log : the log of the sentiment score (:func:`sentiment_score`).
 
@@ -160,6 +175,7 @@ def rank_regions(
     -------
     int64 (n,) permutation. Ties keep the proposal order (EdgeBoxes' best first).
     """
+    _non_negative(alpha, "alpha")  # (by="objectness" would take alpha="1" silently)
     n = len(objectness)
     if len(probs) != n:  # one row of probs broadcast over every proposal
         raise ValueError(f"{n} objectness scores and {len(probs)} rows of probs: one row per "
@@ -184,15 +200,27 @@ def late_fusion(p_global: np.ndarray, p_regions: np.ndarray, beta: float = 0.5) 
     Parameters
     ----------
     p_global : (M,) probabilities of the whole image.
-    p_regions : (K, M) probabilities of the selected regions (K = 0: the global view stands
-        in for the mean region, ``(1 + beta) * p_global``).
+    p_regions : (K, M) probabilities of the selected regions, the same M classes (one region
+        may be given as (M,); K = 0, any empty array: the global view stands in for the mean
+        region, ``(1 + beta) * p_global``).
+    beta : weight of the regions' mean, a finite number >= 0.
 
     Returns
     -------
     (M,) float64 fused scores (they sum to 1 + beta; divide by that for probabilities).
     """
+    beta = _non_negative(beta, "beta")  # a negative beta gave negative "probabilities"
     p_global = np.asarray(p_global, np.float64)
-    p_regions = np.asarray(p_regions, np.float64).reshape(-1, p_global.shape[-1])
+    if p_global.ndim != 1:
+        raise ValueError(f"p_global must be (M,) class probabilities, got shape "
+                         f"{p_global.shape}")
+    m = len(p_global)
+    p_regions = np.asarray(p_regions, np.float64)
+    if p_regions.size and p_regions.shape not in ((m,), (p_regions.shape[0], m)):
+        # (K, 3) against M = 2 was a reshape error, or rows of mixed classes
+        raise ValueError(f"p_regions must be (K, {m}) probabilities of p_global's {m} classes, "
+                         f"got shape {p_regions.shape}")
+    p_regions = p_regions.reshape(-1, m)
     if len(p_regions) == 0:
         return (1.0 + beta) * p_global
     return p_global + beta / len(p_regions) * p_regions.sum(axis=0)
@@ -252,15 +280,34 @@ def crop_regions(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
 
     Parameters
     ----------
-    image : uint8 (H, W, 3) RGB.
-    boxes : int (n, 4) ``x0, y0, x1, y1``, end-exclusive, inside the image.
+    image : uint8 (H, W, 3) RGB, not empty.
+    boxes : int (n, 4) ``x0, y0, x1, y1`` in pixels, end-exclusive. A box reaching outside
+        the image is clipped to it (as EdgeBoxes' boxes are); a box with no pixel inside it is
+        refused (ValueError).
+    size : side of the crops in pixels (>= 1).
 
     Returns
     -------
     uint8 (n, size, size, 3).
     """
-    out = np.empty((len(boxes), size, size, 3), np.uint8)
-    for i, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, int)):
+    image = check_rgb(image)  # a float image was PIL's "Cannot handle this data type"
+    size = positive_int(size, "size")
+    b = np.asarray(boxes)
+    if b.size == 0:  # no boxes: no crops ([] is 1-D)
+        b = b.reshape(0, 4)
+    if b.ndim != 2 or b.shape[1] != 4 or b.dtype.kind not in "iuf":
+        raise ValueError(f"boxes must be an (n, 4) array of x0, y0, x1, y1, got {b.dtype} "
+                         f"{b.shape}")
+    h, w = image.shape[:2]
+    # clipped: slicing past the end clipped already, but a negative x0 counted from the end
+    b = np.clip(b.astype(int), 0, [w, h, w, h])
+    empty = np.flatnonzero((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1]))
+    if empty.size:  # was warped silently from nothing
+        i = int(empty[0])
+        raise ValueError(f"box {i} {np.asarray(boxes)[i].tolist()} has no pixel inside the "
+                         f"{w}x{h} image ({empty.size} such boxes)")
+    out = np.empty((len(b), size, size, 3), np.uint8)
+    for i, (x0, y0, x1, y1) in enumerate(b):
         out[i] = resize_rgb(_pil(image[y0:y1, x0:x1]), size)
     return out
 
