@@ -89,6 +89,11 @@ def test_run_options_are_the_shared_ones(command):
     assert {"--out", "--overwrite", "--no-progress"} <= opts
     resumable = command not in ("layers", "explain")  # these two continue / are cheap to redo
     assert ("--resume" in opts) == resumable
+    # and only those the command has use for (mut60d M71, M73, M74): explain draws nothing at
+    # random, baselines runs on --jobs CPU workers, pcnn trains on all its weakly labelled images
+    assert ("--seed" in opts) == (command != "explain")
+    assert ("--device" in opts) == (command != "baselines")
+    assert ("--folds" in opts) == (command not in ("pcnn", "layers", "explain"))
 
 
 def test_every_device_option_takes_the_one_list_of_devices():
@@ -1470,6 +1475,9 @@ def test_crossval_options_reach_the_run_config():
                      "--extra-train", "three", "--extra-schedule", "progressive",
                      "--progressive-scope", "extra", "--fusion", "gch+bow", "--lr", "0.5")
     assert (cfg.seed, cfg.train.seed, cfg.train.device) == (7, 7, "cpu")
+    # the fine-tuning stage records the run's seed too (config.json: a --resume compares it;
+    # mut60d X70), and --subset reaches the config (X72)
+    assert (cfg.finetune.seed, _cv_config("--subset", "four").subset) == (7, "four")
     assert (cfg.oversample, cfg.init, cfg.extra_train, cfg.extra_schedule) == (
         True, "random", "three", "progressive")
     assert (cfg.progressive_scope, cfg.fusion) == ("extra", "gch+bow")
@@ -1526,6 +1534,22 @@ def test_crossval_resume_with_other_recipe_options_names_each(tmp_path):
         _resumed(run, "--preset", "quick", "--epochs", "3")
     assert str(e.value).startswith(f"--resume: {run} was started with other train.epochs "
                                    "(train.epochs: stored 30, now 3): give"), str(e.value)
+    # a --finetune-* option inside the stage that differs: the stage named once (mut60d X81)
+    ft = ("--extra-train", "four", "--extra-schedule", "joint+finetune")
+    run = _crossval_run(tmp_path / "ft", tmp_path, *ft)
+    with pytest.raises(VsentError) as e:
+        _resumed(run, "--preset", "quick", *ft, "--finetune-lr", "0.5")
+    assert str(e.value).startswith(f"--resume: {run} was started with other finetune "
+                                   "(finetune.lr: stored 0.0002, now 0.5): give"), str(e.value)
+
+
+def test_crossval_resume_on_another_commands_run_is_refused_before_its_recipe(tmp_path):
+    """mut60d X83: `crossval --resume` with recipe options on another command's run is
+    refused by run_config, as the run's opening says it, before the options' recipe (a
+    CaffeNet's ImageNet weights) is fetched."""
+    run = _run(tmp_path / "p", {"command": "pcnn"})
+    with pytest.raises(VsentError, match=re.escape(f"{run} holds a pcnn run, not a crossval")):
+        _resumed(run, "--preset", "quick")
 
 
 def test_crossval_resume_with_the_presets_own_lr_and_another_device(tmp_path):
@@ -1577,6 +1601,15 @@ def test_crossval_resume_with_an_option_needing_the_runs_mode_says_how(tmp_path,
     with pytest.raises(VsentError) as e:
         _resumed(staged, "--finetune-epochs", "5")
     assert "; with --resume, the options given are read on their own" in str(e.value)
+    # and with the run's --model (--arch needs caffenet) or --zero-shot (a prompt needs it)
+    # (mut60d X86, X87)
+    clip = ("--model", "clip/vsent-test-vit", "--init", "openai")
+    for name, started, typed in (("cn", ("--model", "caffenet"), ("--arch", "fc7-2")),
+                                 ("zs", (*clip, "--zero-shot"), (*clip, "--positive", "sun"))):
+        run = _crossval_run(tmp_path / name, tmp_path, *started)
+        with pytest.raises(VsentError) as e:
+            _resumed(run, "--preset", "quick", *typed)
+        assert "; with --resume, the options given are read on their own" in str(e.value), name
     # another command's run (refused when opened): no advice to continue it
     from vsent.cli.crossval import config_from_args
 
@@ -1719,6 +1752,10 @@ def test_crossval_resume_momentum_form_is_refused_only_on_a_run_with_results(tmp
     args = build_parser().parse_args(argv)
     args.argv = argv
     check_resumed_momentum_form(args, config_from_args(args))
+    # nor is a folder with results but no config.json (no run: its opening says so, not an
+    # unreadable config.json's "pass --overwrite"; mut60d M83)
+    (run / "config.json").unlink()
+    check_resumed_momentum_form(args, config_from_args(args))
 
 
 def test_zero_shot_prompt_options_reach_the_config(tmp_path):
@@ -1766,6 +1803,13 @@ def test_crossval_passes_its_run_options_to_the_run(tmp_path, monkeypatch, capsy
     assert main(["crossval", "--preset", "quick", "--data", str(tmp_path), "--out",
                  str(tmp_path / "new"), "--resume", "--no-progress"]) == 0
     assert calls[-1][2] == {"resume": True, "overwrite": False, "progress": False}
+    # a rank other than 0 (under torchrun) draws no bars and says nothing: rank 0's line is
+    # the one (mut60d X97)
+    monkeypatch.setattr("vsent.distributed.is_main", lambda: False)
+    capsys.readouterr()
+    assert main(["crossval", "--preset", "quick", "--data", str(tmp_path), "--out", out,
+                 "--overwrite"]) == 0
+    assert (calls[-1][2]["progress"], capsys.readouterr().out) == (False, "")
 
 
 def test_a_ranks_user_error_is_the_commands_exit_status(tmp_path, monkeypatch, capsys):
@@ -1812,8 +1856,18 @@ def test_nproc_says_a_crashed_process_not_a_user_error(tmp_path, monkeypatch, ca
                          "overwrite": True}]
     assert asked == [(2, "gloo", "cpu"), (2, "finetune", argv)]
     err = capsys.readouterr().err
-    assert (f"vsent: a training process failed (exit status {status}, see above)" in err) \
-        is said, err
+    # the line says how to continue (mut60d X89)
+    assert (f"vsent: a training process failed (exit status {status}, see above); what was "
+            "written is kept: the same command with --resume instead of --overwrite "
+            "continues it\n" in err) is said, err
+    # crossval's launch is checked with no fold, and with its --resume (mut60d X90, X96)
+    argv = ["crossval", "--preset", "quick", "--data", str(tmp_path), "--out",
+            str(tmp_path / "cv"), "--nproc", "2", "--device", "cpu", "--dist-backend", "gloo",
+            "--resume"]
+    assert main(argv) == status
+    assert launched[-1] == {"command": "crossval", "nproc": 2, "fold": None, "resume": True,
+                            "overwrite": False}
+    capsys.readouterr()
 
 
 def test_refuse_no_run_counts_seed_as_no_recipe(tmp_path):
