@@ -41,12 +41,15 @@ def test_twitter_layout(twitter_like, subset):
     assert ds.root == twitter_like.resolve()
 
 
-def test_describe(twitter_like):
-    ds = load_dataset(twitter_like)
+def test_describe(twitter_like, caplog):
+    with caplog.at_level(logging.INFO, logger="vsent"):
+        ds = load_dataset(twitter_like)
     n_pos = int(ds.labels.sum())
     line = describe(ds)
     assert line.startswith(f"36 images ({n_pos} positive, {36 - n_pos} negative)")
     assert "twitter five-agree" in line and "\n" not in line
+    # mut60c D96: every load says that line in the log (a run's log tells what it read)
+    assert f"dataset: {line}" in caplog.messages
 
 
 def test_dataset_is_frozen(twitter_like):
@@ -91,7 +94,9 @@ def test_every_label_problem_is_listed_with_file_and_line(twitter_like):
     assert f"{path}:8: expected '<file name> <label>' (2 fields), got 3: " \
            f"'{rows[6][0]} 1 extra'" in msg
     assert f"{path}:10: expected '<file name> <label>' (2 fields), got 1" in msg
-    assert "skip_bad=True" in msg
+    # mut60c D86: the headline says both ways out, the CLI's and Python's
+    assert msg.splitlines()[0] == ("5 bad label entries (fix them or skip them with "
+                                   "--skip-bad, or skip_bad=True in Python):")
 
 
 def test_a_twitter_name_with_a_folder_is_refused(twitter_like):
@@ -182,6 +187,8 @@ def test_validate_lists_every_undecodable_image(twitter_like, bad_images):
 def test_validate_false_does_not_decode(twitter_like, bad_images):
     _break_images(twitter_like, bad_images)
     assert len(load_dataset(twitter_like, validate=False)) == 36
+    # mut60c D82: numpy's bool (a flag read from an array) is taken as the bool it is
+    assert len(load_dataset(twitter_like, validate=np.False_)) == 36
 
 
 def test_skip_bad_drops_undecodable_images(twitter_like, bad_images, caplog):
@@ -226,6 +233,13 @@ def test_folder_layout(learnable_dataset):
                                                                          strict=True))
     assert int(ds.labels.sum()) == 24
     assert ds.paths[0] == learnable_dataset.resolve() / "positive" / "positive_000.jpg"
+    # mut60c D101: every image format the folder layout takes is found (names only here)
+    exts = (".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".ppm", ".pgm",
+            ".pbm")
+    for ext in exts:
+        (learnable_dataset / "positive" / f"fmt{ext}").write_bytes(b"")
+    names = load_dataset(learnable_dataset, validate=False).names
+    assert {f"positive/fmt{ext}" for ext in exts} <= set(names)
 
 
 def test_class_names_index_the_labels(learnable_dataset):
@@ -390,6 +404,9 @@ def test_csv_problems_name_file_and_line(csv_data):
         ("", "empty file"),
         ("file,target\na.jpg,1\n", "1: expected a header with columns path,label"),
         ("path,label\n", "no rows after the header"),
+        # mut60c D91: the csv module's own refusal (a cell over its field size limit)
+        pytest.param("path,label\n" + "x" * 140_000 + ",1\n",
+                     "malformed CSV: field larger than field limit", id="cell-over-limit"),
     ],
 )
 def test_csv_structure_errors(csv_data, text, message):
@@ -498,6 +515,9 @@ def test_a_run_folder_inside_a_class_folder_is_no_data(make_learnable, caplog):
     names = load_dataset(data, validate=False).names
     with open_run_dir(data / "positive" / "run", {"command": "demo", "data": str(data)}) as rd:
         save_image(np.zeros((8, 8, 3), np.uint8), rd / "curves.png")
+        # mut60c D95: nor are the folders inside it (a fold's overlays)
+        (rd / "fold0").mkdir()
+        save_image(np.zeros((8, 8, 3), np.uint8), rd / "fold0" / "overlay.png")
     (data / "positive" / "notes").mkdir()  # a folder of the user's (no run): read as always
     save_image(np.zeros((8, 8, 3), np.uint8), data / "positive" / "notes" / "x.png")
     with caplog.at_level(logging.WARNING, logger="vsent"):
@@ -579,8 +599,14 @@ def test_tilde_user_paths_are_one_line_errors(csv_data):
 
 
 def test_csv_row_naming_a_directory_or_holding_a_nul(csv_data):
-    path = _write_csv(csv_data, "path,label\nimgs/a.jpg,1\nimgs,0\nimgs/b\0.png,0\n")
+    # mut60c D94: a link loop (RuntimeError from resolve() before Python 3.13) is a line too
+    (csv_data / "imgs" / "loop.jpg").symlink_to("loop2.jpg")
+    (csv_data / "imgs" / "loop2.jpg").symlink_to("loop.jpg")
+    path = _write_csv(csv_data, "path,label\nimgs/a.jpg,1\nimgs,0\nimgs/b\0.png,0\n"
+                                "imgs/loop.jpg,1\n")
     msg = _load_error(path)
+    assert msg.startswith("3 bad label entries")
+    assert f"{path}:5: {path.parent / 'imgs' / 'loop.jpg'}: " in msg
     assert f"{path}:3: {path.parent / 'imgs'}: is a directory, not an image file" in msg
     # echoed as its repr: a raw NUL (or escape sequence) must not reach the terminal
     assert "\0" not in msg

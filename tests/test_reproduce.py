@@ -757,6 +757,12 @@ def test_campos_plans_full_and_quick():
     assert full.template.model == "caffenet" and full.template.init == "imagenet"
     assert full.template.train.epochs == 65 and full.reductions == []
     assert quick.template.train.epochs == 1 and quick.reductions
+    # mut60c A34, A48: the reduction names the full recipe's epochs and the lr it keeps
+    assert ("fine-tuned for 1 epoch instead of 65, on all 5 folds (same solver and batch 64; "
+            "the lr, 0.001, never reaches its first drop after 6 epochs)") in quick.reductions[0]
+    # mut60c A35, A36: the probes' inner CV splits by the --seed given, in either mode
+    for q in (False, True):
+        assert R.make_plan("campos2015", "data", quick=q, seed=3).probe.seed == 3
     assert set(full.variants) == set(SURGERIES) - {"fc8-2"}
     assert set(full.variants) == set(papers.CAMPOS2015_TABLE3) | set(papers.CAMPOS2015_TABLE4)
     assert R.make_plan("campos2015", "data", init="w.caffemodel").template.init == "w.caffemodel"
@@ -767,6 +773,8 @@ def test_campos_plans_full_and_quick():
     for quick, default in ((True, "random"), (False, "imagenet")):
         assert R.make_plan("sun2016", "data", quick=quick).template.init == default
         assert R.make_plan("sun2016", "data", quick=quick, init="w.pt").template.init == "w.pt"
+        # mut60c S36: the regions' random ranking and probes follow --seed
+        assert R.make_plan("sun2016", "data", quick=quick, seed=3).regions.seed == 3
 
 
 def test_plan_errors():
@@ -1345,6 +1353,9 @@ def test_campos_notes_state_caffenet_and_split_facts_only_where_they_hold(tmp_pa
     four = dataclasses.replace(plan, template=plan.template.replace(subset="four"))
     assert "Folds: campos. The" not in " ".join(paper.notes(four, session, {}))  # mut52e C22
     assert "biases at 1x lr without weight decay." in notes
+    # mut60c A42: CaffeNet's new layers and biases each at their own lr multiple
+    assert ("new layers at 10x lr, biases at 2x lr without weight decay (Caffe reference "
+            "convention)") in " ".join(paper.notes(plan, session, {}))
 
 
 def test_a_reproduction_recorded_with_train_seed_0_and_seed_1_resumes(twitter_like, tmp_path):
@@ -1864,6 +1875,11 @@ def test_sun2016_notes_name_the_papers_best_k_per_column(tmp_path):
     other = dataclasses.replace(plan, regions=dataclasses.replace(plan.regions, k=5))
     text = " ".join(paper.notes(other, None, {}))
     assert "at the fixed K = 5, not chosen" in text and "five-agree best" not in text
+    # mut60c S35: the fusion note gives the plan's beta and alpha, each in its own place
+    other = dataclasses.replace(plan, regions=dataclasses.replace(plan.regions, beta=0.5,
+                                                                   alpha=2.0))
+    text = " ".join(paper.notes(other, None, {}))
+    assert "region scores (beta = 0.5); AR = sqrt(obj^2 + alpha senti^2), alpha = 2.0." in text
 
 
 def test_sun2016_labels_ours_with_the_model_that_ran(tmp_path):
@@ -1970,6 +1986,9 @@ def test_you2015_runs_the_baselines_on_all_three_subsets_or_one(tmp_path, monkey
         with pytest.raises(Ran):
             you2015.You2015().run(dataclasses.replace(plan, subsets=subsets), session)
     assert given == ["all", "all", "four"]
+    # mut60c Y30: the report header names the plan's subsets, not its template's one
+    assert you2015.You2015().subsets(plan) == "five, four, three"
+    assert you2015.You2015().subsets(dataclasses.replace(plan, subsets=("four",))) == "four"
     # mut56e Y1: a subset named twice is no "all three" (its rows would be listed twice)
     for subsets in (("five", "four"), ("seven",), ("five", "four", "three", "five")):
         with pytest.raises(VsentError, match="you2015 subsets must be all three or one of"):
@@ -1997,6 +2016,29 @@ def test_you2015_refuses_imagenet_and_an_unreadable_checkpoint_up_front(tmp_path
     absent = tmp_path / "absent.pt"
     with pytest.raises(VsentError, match="absent.pt"):
         paper.check(R.make_plan("you2015", str(tmp_path), init=str(absent), device="cpu"))
+
+
+def test_you2015_refuses_a_checkpoint_trained_on_an_image_of_any_subset_it_tests(
+        tmp_path, twitter_like):
+    """mut60c Y29: check compares the checkpoint's training data with every subset the plan
+    tests on, not five-agree alone: an image only three-agree holds is one of its test
+    images too."""
+    from vsent.data.datasets import load_dataset
+    from vsent.models import create_model, save_checkpoint
+
+    five = set(load_dataset(twitter_like, "five", validate=False).names)
+    three_only = next(p for p in load_dataset(twitter_like, "three", validate=False).paths
+                      if p.name not in five)
+    weak = tmp_path / "weak"
+    weak.mkdir()
+    shutil.copy(three_only, weak / "x.jpg")
+    (weak / "weak.csv").write_text("path,label\nx.jpg,1\n")
+    ckpt = save_checkpoint(tmp_path / "weak.pt", create_model("pcnn"),
+                           data=str(weak / "weak.csv"))
+    plan = R.make_plan("you2015", str(twitter_like), init=str(ckpt), device="cpu")
+    assert plan.subsets == ("five", "four", "three")
+    with pytest.raises(VsentError, match=r"holds 1 of the images of .*five/four/three-agree"):
+        you2015.You2015().check(plan)
 
 
 def test_you2015_tables_list_every_row_of_the_paper_and_ours(tmp_path):
@@ -2057,10 +2099,13 @@ def test_you2015_transfers_a_checkpoint_with_the_plans_recipe(tmp_path, monkeypa
 
     given = []
     monkeypatch.setattr(P, "checkpoint_spec", lambda init: ("pcnn", None, None))
-    monkeypatch.setattr(P, "transfer", lambda cfg, out, **kw: given.append(cfg))
+    kws: list[dict] = []
+    monkeypatch.setattr(P, "transfer", lambda cfg, out, **kw: (given.append(cfg),
+                                                                kws.append(kw)))
     plan = R.make_plan("you2015", "data", quick=True, init="ckpt.pt", device="cpu")
     plan = dataclasses.replace(plan, template=dataclasses.replace(  # (mut52e Y27)
-        plan.template, folds="stratified", skip_bad=True, seed=3))
+        plan.template, folds="stratified", skip_bad=True, seed=3, oversample=True,
+        eval_batch_size=7))  # (mut60c Y37, Y38)
     session = types.SimpleNamespace(out=tmp_path, progress=False, weights={},
                                     save=lambda: None, step=lambda name, done, do: do(),
                                     weights_label=lambda name: "w")
@@ -2069,6 +2114,15 @@ def test_you2015_transfers_a_checkpoint_with_the_plans_recipe(tmp_path, monkeypa
     assert plan.transfer_train.epochs == 2 < P.TRANSFER_TRAIN.epochs
     assert (given[0].model, given[0].subsets) == ("ckpt.pt", ["five", "four"])
     assert (given[0].folds, given[0].skip_bad, given[0].seed) == ("stratified", True, 3)
+    assert (given[0].oversample, given[0].eval_batch_size) == (True, 7)
+    # mut60c Y39: the leakage check You2015.check made is not made again (images hashed twice)
+    assert (kws[0]["init_checked"], kws[0]["resume"]) == (True, False)
+    # mut60c Y40, Y41: the weak-label rows train from random weights (not the checkpoint
+    # transferred), then fine-tune with the plan's recipe
+    ran: dict[str, RunConfig] = {}
+    assert list(you2015._weak(plan, _nothing_run_session(tmp_path, ran))) == ["five", "four"]
+    assert [(c.init, c.finetune, c.extra_train) for c in ran.values()] == [
+        ("random", plan.weak_finetune, "three")] * 2
     assert dirs == {s: tmp_path / "transfer" / s for s in ("five", "four")}
     assert label == "2CONV-4FC, pre-trained checkpoint + domain transfer"
     # mut49c Y21: the checkpoint is recorded as the weights used (not a fallback's None)
@@ -2591,6 +2645,10 @@ def test_sun2016_recipe_and_column_of_a_run_with_few_records(tmp_path):
     assert sun2016._run_subset({**cfg, "subset": None}) == "five"
     assert sun2016._recipe(cfg) == ("smallcnn from random weights, 2 epochs, subset five, "
                                     "folds stratified")
+    # mut60c S31, S32: model_kwargs or train recorded as null is read as none (no
+    # AttributeError)
+    assert sun2016._recipe({**cfg, "model_kwargs": None}) == sun2016._recipe(cfg)
+    assert sun2016._recipe({**cfg, "train": None}).endswith(", subset five, folds stratified")
     csv = tmp_path / "labels.csv"
     csv.write_text("path,label\n")
     assert sun2016._run_subset({"data": str(csv), "subset": "five"}) == \
@@ -2620,6 +2678,32 @@ def test_you2015_rows_name_their_own_run_dir_and_weights(tmp_path):
     assert cnn["paper"] == render.published_dict(papers.NOT_AVAILABLE)
 
 
+def test_campos_layer_probes_are_given_the_plans_probe_device_and_keep_features(
+        tmp_path, monkeypatch):
+    """mut60c A38: the layers sub-run probes Table 1's run with the plan's probe settings,
+    device and keep_features (a plan that keeps the activations on disk gets them kept)."""
+
+    class Ran(Exception):
+        pass
+
+    given = []
+
+    def layer_probes(cfg: object, out: Path, progress: bool) -> None:
+        given.append(cfg)
+        raise Ran
+
+    monkeypatch.setattr(campos2015, "layer_probes", layer_probes)
+    session = _nothing_run_session(tmp_path, {})
+    session.step = lambda name, done, do: do()
+    plan = dataclasses.replace(R.make_plan("campos2015", "d", quick=True, device="cpu"),
+                               keep_features=True)
+    with pytest.raises(Ran):
+        campos2015.Campos2015().run(plan, session)
+    (cfg,) = given
+    assert (cfg.keep_features, cfg.probe, cfg.device) == (True, plan.probe, "cpu")
+    assert cfg.run == str((tmp_path / "table1").resolve())
+
+
 def test_campos_rows_of_a_plan_nothing_of_which_ran_set_each_published_cell_beside_its_own(
         tmp_path):
     """mut49c C12, C13, C17, C21-C25: Table 1's two rows read and set beside the paper's
@@ -2637,6 +2721,11 @@ def test_campos_rows_of_a_plan_nothing_of_which_ran_set_each_published_cell_besi
     old.mkdir()
     (old / "summary.json").write_text(json.dumps(
         {e: {"accuracy": {"mean": 0.5, "std": 0.1}} for e in campos2015.EVALS}))
+    # mut60c A40: old probes (of fold models trained again since) are not this plan's
+    (tmp_path / "layers").mkdir()
+    (tmp_path / "layers" / "layers.json").write_text(json.dumps(
+        {layer: {clf: {"mean": 0.9, "std": 0.01} for clf in ("svm", "softmax")}
+         for layer in papers.CAMPOS2015_TABLE2_LAYERS}))
     report = campos2015.Campos2015().run(plan, _nothing_run_session(tmp_path, {}))
     tables = {t["id"]: t for t in report["tables"]}
     assert list(tables) == ["table1", "table2", "table3", "table4", "variants"]
@@ -2653,6 +2742,7 @@ def test_campos_rows_of_a_plan_nothing_of_which_ran_set_each_published_cell_besi
     assert [r["paper"] for r in t2] == [
         render.published_dict(papers.CAMPOS2015_TABLE2.get(layer, {}).get(clf))
         for layer in papers.CAMPOS2015_TABLE2_LAYERS for clf in ("svm", "softmax")]
+    assert all(r["ours"] is None and r["missing"] == R.NOT_RUN for r in t2)
     for tid, published in (("table3", papers.CAMPOS2015_TABLE3),
                            ("table4", papers.CAMPOS2015_TABLE4)):
         rows = tables[tid]["rows"]
