@@ -77,6 +77,15 @@ def test_glob_deep_finds_the_files_pythons_glob_finds(tmp_path, monkeypatch):
         assert got == want, pattern
     # folders only, as glob gives them: each with its trailing separator
     assert sorted(_glob_deep("**/*/", {})) == sorted(glob.glob("**/*/", recursive=True))
+    # (mut60e I72, I79, I80) a file where the pattern names a folder (x/deep), and a link
+    # that loops on itself (lp/loop: its stat fails): glob matches nothing there, and goes on
+    (root / "x" / "deep").write_text("a file, no folder")
+    (root / "lp").mkdir()
+    (root / "lp" / "loop").symlink_to("loop")
+    assert sorted(_glob_deep("**/deep/", {})) == glob.glob("**/deep/", recursive=True)
+    for pattern in ("**/deep/*.jpg", "lp/**"):
+        want = [p for p in glob.glob(pattern, recursive=True) if not os.path.isdir(p)]
+        assert [p for p in _glob_deep(pattern, {}) if not os.path.isdir(p)] == want, pattern
 
 
 def test_an_absolute_pattern_with_magic_next_to_the_root(tmp_path):
@@ -102,6 +111,22 @@ def test_a_folder_reached_twice_below_a_deep_glob_is_scored_once(tmp_path, caplo
                if not isinstance(i, Unmatched)]
     assert len(got) == 1 and os.path.realpath(got[0]) == str(root / "b" / "x.png"), got
     assert "met again through links" in caplog.text
+
+
+def test_a_linked_folder_met_by_a_glob_without_deep_part_is_read_as_glob_reads_it(
+        tmp_path, caplog):
+    """(mut60e I71) only ``**`` remembers the folders it met: '*/*.png' with c -> b gives
+    b/x.png and c/x.png, as glob does (no loop to guard against), and no warning."""
+    import glob
+
+    root = tmp_path / "root"
+    _img(root / "b" / "x.png")
+    (root / "c").symlink_to("b", target_is_directory=True)
+    pattern = str(root / "*" / "*.png")
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        got = list(iter_inputs([pattern]))
+    assert sorted(got) == sorted(glob.glob(pattern)) and len(got) == 2
+    assert "met again" not in caplog.text
 
 
 def test_a_link_below_a_first_deep_part_is_walked_for_the_second(tmp_path):
@@ -162,6 +187,13 @@ def test_a_loop_to_the_current_folder_is_named_as_dot(tmp_path, monkeypatch, cap
         got = [i for i in iter_inputs(["**/*.png"]) if not isinstance(i, Unmatched)]
     assert got == [os.path.join("d1", "x.png")]
     assert "(e.g. d1/up is .): each is walked once for each place of the pattern" in caplog.text
+    # (mut60e I82) two folders met again: the first in order is the example
+    _img(tmp_path / "d2" / "y.png")
+    (tmp_path / "d2" / "up").symlink_to("..", target_is_directory=True)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vsent"):
+        list(iter_inputs(["**/*.png"]))
+    assert "**/*.png: 2 folder(s) met again through links (e.g. d1/up is .)" in caplog.text
 
 
 # mutation round 46 (mut46c): vsent.inputs mutants the suite missed
@@ -256,6 +288,26 @@ def test_a_nul_byte_is_refused_at_its_line(tmp_path):
     listing.write_bytes(b"".join(b"photo%02d.jpg\n" % i for i in range(40)) + b"c\0.jpg\n")
     with pytest.raises(VsentError, match=r"list\.txt: line 41 holds a NUL byte"):
         iter_inputs(from_list=listing)
+
+
+def test_a_list_file_refused_at_its_head_is_closed(tmp_path, monkeypatch):
+    """(mut60e I73, I74) a UTF-16 list or one holding a NUL byte is refused at the call: the
+    file opened to peek at its head is closed, not left to the garbage collector."""
+    import vsent.inputs as inputs
+
+    opened: list[io.BufferedReader] = []
+
+    def tracked(path: Path, mode: str) -> io.BufferedReader:
+        opened.append(open(path, mode))  # noqa: SIM115 (the test checks it is closed)
+        return opened[-1]
+
+    monkeypatch.setattr(inputs, "open", tracked, raising=False)
+    listing = tmp_path / "list.txt"
+    for data in ("a.jpg\n".encode("utf-16"), b"a.jpg\nb\0.jpg\n"):
+        listing.write_bytes(data)
+        with pytest.raises(VsentError, match=r"UTF-16 text|NUL byte"):
+            iter_inputs(from_list=listing)
+    assert len(opened) == 2 and all(f.closed for f in opened)
 
 
 def test_a_list_file_that_cannot_be_opened_is_named_with_its_reason(tmp_path):
@@ -407,6 +459,15 @@ def test_a_list_file_opened_here_is_closed_when_the_inputs_end(tmp_path, monkeyp
     # (mut58e I65) a process started with standard input closed: said, not a TypeError
     monkeypatch.setattr(sys, "stdin", None)
     with pytest.raises(VsentError, match=r"^--from-list -: standard input is closed$"):
+        list(iter_inputs(from_list="-"))
+
+    # (mut60e I83) a descriptor 0 that cannot be duplicated: said, its lines not read anyway
+    class _StaleStdin(io.StringIO):
+        def fileno(self) -> int:
+            return 1_000_000  # (no such descriptor: os.dup fails with EBADF)
+
+    monkeypatch.setattr(sys, "stdin", _StaleStdin("e.png\n"))
+    with pytest.raises(VsentError, match=r"^--from-list -: standard input: "):
         list(iter_inputs(from_list="-"))
 
 

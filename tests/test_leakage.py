@@ -83,6 +83,9 @@ def test_weak_label_rows_of_missing_files_do_not_hide_the_shared_images(twitter_
         check_other_data(ckpt, meta, str(twitter_like))
     # (mut56g L20) the check's own load of the training data warns of no missing row
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    # (mut60e L53) the check says what it compares: the one training image that exists
+    assert f"checking the 1 training images of {meta['data']} against {twitter_like}'s" in \
+        caplog.text
 
 
 def test_an_image_held_twice_in_the_training_data_counts_once(twitter_like, tmp_path):
@@ -237,7 +240,8 @@ def _crossval_run(run, data: str, config: dict[str, Any]) -> None:
                                                  "extra_train": "three"} | config))
 
 
-def test_a_fold_model_of_a_crossval_run_takes_the_runs_extra_train(twitter_like, tmp_path):
+def test_a_fold_model_of_a_crossval_run_takes_the_runs_extra_train(twitter_like, tmp_path,
+                                                                   monkeypatch):
     """A checkpoint saved before it recorded extra_train: its run's config says it."""
     run = tmp_path / "run"
     _crossval_run(run, str(tmp_path / "other"), {})
@@ -255,6 +259,13 @@ def test_a_fold_model_of_a_crossval_run_takes_the_runs_extra_train(twitter_like,
     assert "which holds 35 of the images" in _shared(
         twitter_like, own, subset="five", fold=0, command="crossval", extra_train="five",
         where=own / "run" / "fold0" / "model.pt")
+    # (mut60e L49) the run's config spells its data with ~: the same data as the model's
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    _crossval_run(home / "run", "~/other", {})
+    assert "which holds 36 of the images" in _shared(
+        twitter_like, home, subset="five", fold=0, command="crossval",
+        where=home / "run" / "fold0" / "model.pt")
 
 
 @pytest.mark.parametrize(("config", "meta", "where"), [
@@ -299,14 +310,22 @@ def test_the_same_file_listed_by_a_weak_label_csv_is_named_once(twitter_like, tm
     with pytest.raises(VsentError) as e:
         check_other_data(ckpt, meta, str(twitter_like))
     assert "holds 3 of the images" in str(e.value) and " is " not in str(e.value), e.value
+    # (mut60e L54, L55) the refusal names the training data, then says what to do
+    assert str(e.value).startswith(f"{ckpt} was trained on {weak}, which holds 3 of the "
+                                   f"images of {twitter_like} (five-agree; e.g. ")
+    assert str(e.value).endswith("): the test folds would hold training images. Leave them "
+                                 "out of its training data")
 
 
-def test_data_that_lacks_a_checked_subset_is_left_to_its_own_load(twitter_like, tmp_path):
+def test_data_that_lacks_a_checked_subset_is_left_to_its_own_load(twitter_like, tmp_path,
+                                                                   caplog):
     """The test data unreadable with its subsets: no refusal here (its load says why)."""
     other = _copy_without_five(twitter_like, tmp_path / "other", "nothing")
     (twitter_like / "ground_truth" / "twitter_four_agrees.txt").unlink()
     ckpt, meta = _ckpt(tmp_path / "m.pt", data=str(other))
-    check_other_data(ckpt, meta, str(twitter_like), ("five", "four"))  # no error
+    with caplog.at_level(logging.INFO, logger="vsent"):
+        check_other_data(ckpt, meta, str(twitter_like), ("five", "four"))  # no error
+    assert "checking the" not in caplog.text  # (mut60e L58: no check it did not make)
 
 
 def test_a_run_with_an_unreadable_config_gives_no_extra_train(twitter_like, tmp_path):

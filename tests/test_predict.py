@@ -578,7 +578,9 @@ def test_one_image_of_any_pixel_layout_is_refused_where_many_are_expected(checkp
     _, paths = images
     pred = Predictor.from_checkpoint(checkpoint, device="cpu")
     arr = np.asarray(Image.open(paths[0]).convert("RGB"))
-    for one in (arr[..., 0], arr > 127, np.zeros((4, 40, 50), np.uint8), arr.astype(np.int64)):
+    for one in (arr[..., 0], arr > 127, np.zeros((4, 40, 50), np.uint8), arr.astype(np.int64),
+                # (mut60e P72) channel-first of any pixel type: int and bool too
+                np.zeros((3, 40, 50), np.int64), np.zeros((3, 40, 50), bool)):
         with pytest.raises(TypeError, match=r"^Predictor\.score"):
             pred.score(one)
     for n in (3, 4):
@@ -833,7 +835,10 @@ def test_regions_refuse_a_late_fused_model(tmp_path, images, capsys):
     out = tmp_path / "r.csv"
     assert main(["predict", "--model", str(ckpt), str(paths[0]), "--regions", "--device", "cpu",
                  "--no-progress", "--out", str(out)]) == 2
-    assert "--regions scores with the network alone; " in capsys.readouterr().err
+    # (mut60e K26) the refusal names the model and its hand-crafted half
+    features = Predictor.from_checkpoint(ckpt, device="cpu").fusion.features
+    assert f"--regions scores with the network alone; {ckpt} is fused late with {features}\n" \
+        in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -964,8 +969,14 @@ def test_senti_log_and_the_ray_options_reach_what_uses_them(checkpoint, images, 
     assert (seen["options"].ray_cpus, seen["options"].ray_actors) == (3, 2)
     assert seen["options"].progress is True  # (the engine's own bar)
     assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--engine", "ray",
-                 "--ray-address", "10.0.0.5:6379", "--out", str(tmp_path / "t.csv")]) == 0
+                 "--ray-address", "10.0.0.5:6379", "--out", str(tmp_path / "t.csv"),
+                 "--device", "cuda"]) == 0
     assert seen["options"].ray_address == "10.0.0.5:6379"  # (mut54a R39)
+    assert seen["options"].device == "cuda"  # (mut60e K28: the engine resolves it, not here)
+    # (mut60e K21) --workers is the ray engine's refusal only: an export decodes in threads
+    assert main(["predict", "--model", str(checkpoint), str(paths[0]), "--engine", "onnx",
+                 "--workers", "2", "--out", str(tmp_path / "u.csv")]) == 0
+    assert (seen["engine"], seen["options"].workers) == ("onnx", 2)
 
 
 # --------------------------------------------------------------------------------------------
