@@ -46,6 +46,10 @@ def test_the_final_count_is_logged_once(caplog):
     assert [line.split(" it")[0] for line in lines] == ["step: 1/3", "step: 2/3", "step: 3/3"]
     bar.close()  # closed: nothing more
     assert len(caplog.records) == 3
+    caplog.clear()
+    # a generator has no length: no total shown, counted all the same (mut60f G32: len() raised)
+    assert list(P.progress_bar((c for c in "ab"), desc="gen", every=0)) == ["a", "b"]
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["gen: 1 it", "gen: 2 it"]
 
 
 # mutation round 46 (mut46d): vsent.progress mutants the suite missed
@@ -96,8 +100,10 @@ def test_a_line_a_minute_by_default_counting_every_update(caplog, monkeypatch):
     for _batch in P.progress_bar(batches, total=16, desc="features", unit="img"):
         pass
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["features: 2/16 img"]
-    # a LogProgress made directly waits the same minute (mut53a P13: a default of 1 s passed)
+    # a LogProgress made directly waits the same minute and counts "it" as tqdm does (mut53a
+    # P13: a default of 1 s passed; mut60f G38: a unit of "items")
     assert P.LogProgress(range(3)).every == P.LOG_EVERY == 60.0
+    assert P.LogProgress(range(3)).unit == "it"
 
 
 def test_leaving_a_with_block_logs_the_final_count(caplog, monkeypatch):
