@@ -388,6 +388,29 @@ def test_you2015_notes_say_what_the_selection_removed(tmp_path):
                      "fewer than two classes and the progressive fine-tuning was skipped."]
 
 
+def test_you2015_notes_name_the_network_that_ran_and_only_the_plans_weak_sub_runs(tmp_path):
+    """mut60c2 Y42: a weak-label folder the plan does not run (left there) is not described;
+    Y43: the weak-label note names the network the plan trains, not always 2CONV-4FC."""
+    from vsent.data.extra import write_removal
+
+    fold = tmp_path / "pcnn-weak-five" / "fold1"
+    fold.mkdir(parents=True)
+    write_removal(fold / "removal.csv", ["a.jpg", "b.jpg"], [0, 1], [[0.5, 0.5]] * 2,
+                  [True, True])
+    paper, session = R.get_paper("you2015"), types.SimpleNamespace(out=tmp_path)
+    plan = R.make_plan("you2015", "d", quick=True)
+
+    def notes(p: typing.Any) -> str:
+        return " ".join(paper.notes(p, session, {}))
+
+    assert "`pcnn-weak-five`: the selection removed 0.0-0.0 %" in notes(plan)
+    assert "pcnn-weak-five" not in notes(dataclasses.replace(plan, weak_finetune=None))
+    assert "the 2CONV-4FC network trains on both" in notes(plan)
+    small = dataclasses.replace(plan, template=dataclasses.replace(plan.template,
+                                                                   model="smallcnn"))
+    assert "the smallcnn (not 2CONV-4FC) network trains on both" in notes(small)
+
+
 def test_table2_sets_the_papers_probes_beside_the_papers_network_only(campos, tmp_path,
                                                                       monkeypatch):
     """A layer named as one of Campos et al.'s (fc7) in another network is not theirs: no
@@ -1229,6 +1252,9 @@ def test_table1_and_the_cnn_row_name_the_model_that_ran(campos):
     other = dataclasses.replace(plan.template, model="caffenet", model_kwargs={"arch": "fc7-2"})
     assert campos2015.table1_network(other) == \
         "caffenet fc7-2 (published: fine-tuned CaffeNet fc8-2)"
+    # mut60c2 A46: a variant is Table 1's network with its surgery: the template's options kept
+    assert json.loads((out / "fc7-2" / "config.json").read_text())["model_kwargs"] == {
+        "widths": [4, 8], "dropout": 0.1}
     assert you2015.network_label(R.make_plan("you2015", "d").template.model) == "2CONV-4FC"
     assert you2015.network_label("smallcnn") == "smallcnn (not 2CONV-4FC)"
 
@@ -1606,6 +1632,27 @@ def test_the_stored_plan_leaves_out_the_device_and_the_reductions():
     cuda = runner.plan_dict(R.make_plan("campos2015", "d", quick=True, device="cuda"))
     assert cpu == cuda and cpu["paper"] == "campos2015"
     assert "device" not in json.dumps(cpu) and "reductions" not in json.dumps(cpu)
+
+
+def _devices(obj: typing.Any, where: str = "plan") -> dict[str, str]:
+    """Every ``device`` field in the dataclasses of ``obj`` (a plan), by where it sits."""
+    if not dataclasses.is_dataclass(obj):
+        return {}
+    found = {f"{where}.device": obj.device} if hasattr(obj, "device") else {}
+    for f in dataclasses.fields(obj):
+        found.update(_devices(getattr(obj, f.name), f"{where}.{f.name}"))
+    return found
+
+
+def test_every_recipe_of_a_plan_runs_on_the_device_asked_for():
+    """mut60c2 Y44, Y45: you2015's transfer and weak-label recipes take --device too (else a
+    GPU reproduction trains them on whatever "auto" finds)."""
+    for name in R.paper_names():
+        for quick in (False, True):
+            devices = _devices(R.make_plan(name, "d", quick=quick, device="cuda"))
+            assert devices and set(devices.values()) == {"cuda"}, (name, quick, devices)
+    you = _devices(R.make_plan("you2015", "d", device="cuda"))
+    assert {"plan.transfer_train.device", "plan.weak_finetune.device"} <= set(you)
 
 
 def test_the_header_and_notes_of_an_analysed_run(tmp_path):
@@ -2331,6 +2378,10 @@ def test_the_report_header_says_what_was_asked_for_measured_and_on_what_machine(
     older["layers"] = older["table1"]
     assert "- weights: ImageNet (caffenet): `table1`, `layers`\n" in \
         render.report_markdown({**_report(), "weights": older})
+    # mut60c2 N15: weights used as asked for: no "(asked for)" either
+    got = {"table1": {"model": "caffenet", "requested": "imagenet", "used": "imagenet"}}
+    assert "- weights: ImageNet (caffenet): `table1`\n" in \
+        render.report_markdown({**_report(), "weights": got})
     # mut57e P36: the report's figures are shown under their own heading, none without figures
     assert "## Figures" not in md
     assert "## Figures\n\n![campos2015.png](campos2015.png)\n" in \
@@ -2628,6 +2679,11 @@ def test_sun2016_sets_each_subsets_published_value_beside_its_column_in_the_pape
         assert r["paper"] == render.published_dict(pub), r["cells"]
     assert any(r["run_dir"] is None and r["paper"]["mean"] is not None
                for r in table["rows"])  # a row not reproduced keeps the paper's number
+    # mut60c2 S44, S45: printed with a paper / ours pair per subset, in percent as the paper
+    md = "\n".join(render.table_markdown(table))
+    assert " | Twitter I 5: paper | Twitter I 5: ours | Twitter I 3: paper | Twitter I 3: ours " \
+           "| weights | run dirs |" in md
+    assert "| VGGNet | whole image only | 83.51 % | not run | 75.36 % | not run |" in md
 
 
 def test_sun2016_recipe_and_column_of_a_run_with_few_records(tmp_path):
