@@ -1203,21 +1203,3 @@ def test_resume_as_started_takes_the_runs_recipe_and_skip_bad_unless_typed(typed
     assert (args.k, args.inner_splits, args.subset, args.features, args.sift,
             args.sift_step) == (9, 4, "all", "gch,bow", "keypoints", 8)
     assert args.skip_bad is True  # the run's, or the typed one over the run's False
-
-
-def test_block_scaler_checks_its_input_as_an_sklearn_transformer() -> None:
-    """api60 F6: unfitted -> NotFittedError (was AttributeError scaler_), another number of
-    features -> both counts named by BlockScaler, 1-D or empty X -> ValueError saying so."""
-    from sklearn.exceptions import NotFittedError
-
-    X = np.random.default_rng(1).normal(size=(6, 5))
-    with pytest.raises(NotFittedError):
-        bl.BlockScaler([2, 3]).transform(X)
-    s = bl.BlockScaler([2, 3]).fit(X)
-    assert s.n_features_in_ == 5
-    with pytest.raises(ValueError, match="X has 4 features, but BlockScaler is expecting 5"):
-        s.transform(X[:, :4])
-    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
-        bl.BlockScaler().fit(X[0])
-    with pytest.raises(ValueError, match=r"0 sample\(s\)"):
-        bl.BlockScaler().fit(X[:0])

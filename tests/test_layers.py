@@ -15,6 +15,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
+import vsent.analyses.baselines as bl
 import vsent.analyses.layers as L
 import vsent.analyses.probes as P
 from vsent.analyses.layers import LayersConfig, layer_probes
@@ -1587,20 +1588,23 @@ def test_linear_probe_refuses_overlapping_rows_labels_not_0_1_and_features_for_t
         linear_probe(K, y[:, None], train, test, "svm", PROBE)
 
 
-def test_center_scale_checks_its_input_as_an_sklearn_transformer():
-    """api60 F6: unfitted -> NotFittedError (was AttributeError mean_), another number of
-    features -> both counts (was numpy's broadcast error), 1-D or empty X -> ValueError (was an
-    AxisError, or NaNs with RuntimeWarnings); ``n_features_in_`` is set."""
+@pytest.mark.parametrize("make", [P.CenterScale, lambda: bl.BlockScaler([1, 2])],
+                         ids=["CenterScale", "BlockScaler"])
+def test_the_scalers_check_their_input_as_sklearn_transformers(make):
+    """api60 F6: unfitted -> NotFittedError (was AttributeError mean_ / scaler_), another
+    number of features -> both counts (was numpy's broadcast error), 1-D or empty X ->
+    ValueError (was an AxisError, or NaNs with RuntimeWarnings); ``n_features_in_`` is set."""
     from sklearn.exceptions import NotFittedError
 
     X = np.arange(12.0).reshape(4, 3)
+    name = type(make()).__name__
     with pytest.raises(NotFittedError):
-        P.CenterScale().transform(X)
-    s = P.CenterScale().fit(X)
+        make().transform(X)
+    s = make().fit(X)
     assert s.n_features_in_ == 3
-    with pytest.raises(ValueError, match="X has 2 features, but CenterScale is expecting 3"):
+    with pytest.raises(ValueError, match=f"X has 2 features, but {name} is expecting 3"):
         s.transform(X[:, :2])
     with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
-        P.CenterScale().fit(X[0])
+        make().fit(X[0])
     with pytest.raises(ValueError, match=r"0 sample\(s\)"):
-        P.CenterScale().fit(X[:0])
+        make().fit(X[:0])
