@@ -176,6 +176,9 @@ def test_onnx_predictor_class_names_come_from_the_export_unless_given(tmp_path):
     for path, said in ((ckpt, f"{ckpt}: ExportedPredictor runs an exported model; export it "
                               "first (vsent export --format onnx) and use "
                               "ExportedPredictor.from_file"),
+                       (tmp_path / "w.pth", f"{tmp_path / 'w.pth'}: ExportedPredictor runs an "
+                        "exported model; export it first (vsent export --format onnx) and use "
+                        "ExportedPredictor.from_file"),  # (.pth: as likely a checkpoint's name)
                        (tmp_path / "m.ONNX", f"{tmp_path / 'm.ONNX'}: an export: "
                         "ExportedPredictor.from_file runs it (from_checkpoint is for a vsent "
                         "checkpoint, with Predictor)")):

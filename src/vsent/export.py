@@ -561,7 +561,7 @@ class ExportedPredictor(Predictor):
     def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> ExportedPredictor:
         """Refused: the inherited constructor reads a vsent checkpoint, which this predictor
         does not run."""
-        if Path(path).suffix.lower() in {s for v in _SUFFIXES.values() for s in v} - {".pt"}:
+        if Path(path).suffix.lower() in {names[0] for names in _SUFFIXES.values()}:
             raise WeightsError(f"{path}: an export: ExportedPredictor.from_file runs it "
                                "(from_checkpoint is for a vsent checkpoint, with Predictor)")
         raise WeightsError(f"{path}: ExportedPredictor runs an exported model; export it first "
