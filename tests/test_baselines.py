@@ -148,6 +148,17 @@ def test_block_scaler_gives_each_block_unit_total_variance():
     np.testing.assert_allclose(Z.mean(0), 0.0, atol=1e-12)  # mut52d B02: centred, too
 
 
+def test_block_scaler_disregards_nan_as_standard_scaler_does() -> None:
+    """BlockScaler's documented NaN: StandardScaler's missing value, disregarded by fit and
+    kept by transform (not sklearn's default "Input X contains NaN")."""
+    X = np.arange(12.0).reshape(4, 3)
+    X[0, 0] = np.nan
+    Z = bl.BlockScaler([1, 2]).fit(X).transform(X)
+    assert np.isnan(Z[0, 0]) and np.isfinite(Z[1:]).all()
+    # column 0's mean and std from its 3 other values: 3, 6, 9 -> (9 - 6) / sqrt(6) weighted 1
+    assert Z[3, 0] == pytest.approx(3 / np.sqrt(6))
+
+
 # --------------------------------------------------------------------------------------------
 # datasets on disk
 

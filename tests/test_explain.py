@@ -1202,6 +1202,12 @@ def test_grad_cam_and_overlay_refuse_what_they_cannot_use():
     with pytest.raises(TypeError, match=r"^x must be a float torch\.Tensor \(B, 3, H, W\).* got "
                                         r"ndarray float32 \(1, 3, 8, 8\)$"):
         X.grad_cam(RedBlue().eval(), np.zeros((1, 3, 8, 8), np.float32), "conv")
+    # a tensor must be a float batch: not uint8 pixels, not one image without its batch axis
+    for x, what in ((torch.zeros((1, 3, 8, 8), dtype=torch.uint8), r"torch\.uint8 \(1, 3, 8, 8\)"),
+                    (torch.zeros((3, 8, 8)), r"torch\.float32 \(3, 8, 8\)")):
+        with pytest.raises(TypeError, match=rf"^x must be a float torch\.Tensor .* got "
+                                            rf"Tensor {what}$"):
+            X.grad_cam(RedBlue().eval(), x, "conv")
     image = np.full((4, 6, 3), 100, np.uint8)
     with pytest.raises(ValueError, match=r"^heatmap must be a real array of the image's size "
                                          r"\(4, 6\), got float32 \(6, 4\)$"):
@@ -1209,6 +1215,12 @@ def test_grad_cam_and_overlay_refuse_what_they_cannot_use():
     with pytest.raises(ValueError, match=r"^image must be an RGB uint8 array \(H, W, 3\), got "
                                          r"float64"):
         X.overlay_heatmap(image / 255.0, np.zeros((4, 6), np.float32))
-    for opacity in (2, -0.1, "0.5", float("nan")):
+    # RGBA is not RGB; a boolean mask is not a heat map (its size right or not)
+    with pytest.raises(ValueError, match=r"^image must be an RGB uint8 array \(H, W, 3\), got "
+                                         r"uint8 \(4, 6, 4\)$"):
+        X.overlay_heatmap(np.zeros((4, 6, 4), np.uint8), np.zeros((4, 6), np.float32))
+    with pytest.raises(ValueError, match=r"^heatmap must be a real array .* got bool \(4, 6\)$"):
+        X.overlay_heatmap(image, np.zeros((4, 6), bool))
+    for opacity in (2, -0.1, "0.5", float("nan"), True):
         with pytest.raises(ValueError, match=r"^opacity must be a number in \[0, 1\], got "):
             X.overlay_heatmap(image, np.zeros((4, 6), np.float32), opacity=opacity)

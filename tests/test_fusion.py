@@ -110,6 +110,10 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match=r"^fusion weight w must be a number in \[0, 1\], "
                                         r"got '0\.5' \(str\)$"):
         fuse_probabilities([0.5], [0.5], w="0.5")
+    # a bool is no weight (True would be w = 1 silently: a flag passed in the wrong place)
+    with pytest.raises(TypeError, match=r"^fusion weight w must be a number in \[0, 1\], "
+                                        r"got True \(bool\)$"):
+        fuse_probabilities([0.5], [0.5], w=True)
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         fuse_probabilities([1.2], [0.5])
     with pytest.raises(ValueError, match="^2 and 1 probabilities: not the same images$"):

@@ -1586,6 +1586,24 @@ def test_linear_probe_refuses_overlapping_rows_labels_not_0_1_and_features_for_t
     with pytest.raises(ValueError, match=r"^y must hold one label per row of K, shape \(40,\), "
                                          r"got \(40, 1\)$"):
         linear_probe(K, y[:, None], train, test, "svm", PROBE)
+    # one label short (1-D): named, not an IndexError on the last test row
+    with pytest.raises(ValueError, match=r"^y must hold one label per row of K, shape \(40,\), "
+                                         r"got \(39,\)$"):
+        linear_probe(K, y[:39], train, test, "svm", PROBE)
+    # a single shared row is an overlap too
+    with pytest.raises(ValueError, match=r"^train and test rows overlap \(1 rows, e\.g\. "
+                                         r"\[29\]\)$"):
+        linear_probe(K, y, train, np.arange(29, 40), "svm", PROBE)
+    # a bad label among the training rows only, or the test rows only, is refused as well
+    for row in (5, 35):
+        labels = y.copy()
+        labels[row] = 2
+        with pytest.raises(ValueError, match=r"^y must hold labels 0/1, got values such as"):
+            linear_probe(K, labels, train, test, "svm", PROBE)
+    # labels 0.0/1.0 (a float column) pass the 0/1 check, so they are counted as 0/1 too (not
+    # np.bincount's "Cannot cast array data from dtype('float64')")
+    assert linear_probe(K, y.astype(np.float64), train, test, "svm", PROBE)["accuracy"] == \
+        linear_probe(K, y, train, test, "svm", PROBE)["accuracy"]
 
 
 @pytest.mark.parametrize("make", [P.CenterScale, lambda: bl.BlockScaler([1, 2])],

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import re
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -1853,6 +1854,9 @@ def test_alpha_and_beta_default_to_one_and_a_half_everywhere() -> None:
 def test_rank_regions_refuses_probs_of_another_number_of_proposals():
     with pytest.raises(ValueError, match="3 objectness scores and 1 rows of probs"):
         R.rank_regions(np.array([0.9, 0.5, 0.1]), np.array([[0.5, 0.5]]))
+    # more rows than scores too (rows of other images: their senti ranked these proposals)
+    with pytest.raises(ValueError, match="1 objectness scores and 2 rows of probs"):
+        R.rank_regions(np.array([0.9]), np.array([[0.5, 0.5], [0.1, 0.9]]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1866,11 +1870,20 @@ def test_alpha_and_beta_must_be_finite_numbers_at_least_0() -> None:
     for alpha in ("1", math.nan, -1, True):
         with pytest.raises(ValueError, match=r"^alpha must be a finite number >= 0, got "):
             R.rank_regions(np.ones(2), probs, alpha=alpha)
+        # whatever the ranking: by objectness the alpha is unused, yet refused
+        with pytest.raises(ValueError, match=r"^alpha must be a finite number >= 0, got "):
+            R.rank_regions(np.ones(2), probs, by="objectness", alpha=alpha)
     with pytest.raises(ValueError, match=r"^alpha must be a finite number >= 0, got nan$"):
         R.affective_score(np.ones(1), np.ones(1), alpha=math.nan)
     with pytest.raises(ValueError, match=r"^beta must be a finite number >= 0, got -3$"):
         R.late_fusion([0.3, 0.7], probs, beta=-3)
     assert R.late_fusion([0.3, 0.7], probs, beta=0).tolist() == [0.3, 0.7]  # 0: global only
+    # any real number is a weight (a Fraction too): float64 scores, not an object array
+    ar = R.affective_score(np.array([0.6]), np.array([0.8]), alpha=Fraction(1, 4))
+    assert ar.dtype == np.float64 and ar[0] == pytest.approx(math.sqrt(0.36 + 0.16))
+    fused = R.late_fusion([0.3, 0.7], [[0.2, 0.8]], beta=Fraction(1, 2))
+    assert fused.dtype == np.float64
+    np.testing.assert_allclose(fused, [0.4, 1.1])
 
 
 def test_late_fusion_refuses_regions_of_other_classes_than_the_global_view() -> None:
@@ -1880,6 +1893,13 @@ def test_late_fusion_refuses_regions_of_other_classes_than_the_global_view() -> 
                                          r"p_global's 2 classes, got shape \(2, 3\)$"):
         R.late_fusion([0.3, 0.7], np.full((2, 3), 1 / 3))
     np.testing.assert_allclose(R.late_fusion([0.3, 0.7], [0.2, 0.8], beta=0.5), [0.4, 1.1])
+    # (1, 2, 2) is not K rows of 2 classes (not reshaped into two rows)
+    with pytest.raises(ValueError, match=r"got shape \(1, 2, 2\)$"):
+        R.late_fusion([0.3, 0.7], np.full((1, 2, 2), 0.5))
+    # a batch of global views (1, M) is refused as p_global, not read as M = 1 class
+    with pytest.raises(ValueError, match=r"^p_global must be \(M,\) class probabilities, got "
+                                         r"shape \(1, 2\)$"):
+        R.late_fusion([[0.3, 0.7]], [[0.2, 0.8]])
 
 
 def test_crop_regions_clips_boxes_to_the_image_and_refuses_empty_ones() -> None:
@@ -1898,4 +1918,12 @@ def test_crop_regions_clips_boxes_to_the_image_and_refuses_empty_ones() -> None:
             R.crop_regions(img, np.array([[0, 0, 10, 10], box]), 8)
     with pytest.raises(ValueError, match=r"^boxes must be an \(n, 4\) array"):
         R.crop_regions(img, np.array([0, 0, 10, 10]), 8)
+    # three numbers a box, or numbers as strings (astype(int) would have read them)
+    for boxes in (np.array([[0, 0, 10]]), np.array([["0", "0", "10", "10"]])):
+        with pytest.raises(ValueError, match=r"^boxes must be an \(n, 4\) array"):
+            R.crop_regions(img, boxes, 8)
+    # size checked up front: with no box too (not an empty (0, 0, 0, 3) array)
+    for boxes in (np.array([[0, 0, 10, 10]]), []):
+        with pytest.raises(ValueError, match=r"^size must be a positive integer, got 0$"):
+            R.crop_regions(img, boxes, 0)
     assert R.crop_regions(img, [], 8).shape == (0, 8, 8, 3)
