@@ -2041,3 +2041,7 @@ def test_hand_crafted_probabilities_takes_boolean_masks_and_refuses_other_labels
     np.testing.assert_array_equal(by_mask.test, by_index.test)
     with pytest.raises(ValueError, match="y must hold labels 0/1"):
         fusion.hand_crafted_probabilities(X, y * 2, np.arange(30), np.arange(30, 40))
+    # a mask and indices that share a row (disjoint_rows, as linear_probe's)
+    with pytest.raises(ValueError, match=r"^train and test rows overlap \(1 rows, e\.g\. "
+                                         r"\[29\]\)$"):
+        fusion.hand_crafted_probabilities(X, y, train, np.arange(29, 40))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import numbers
 import os
 import weakref
 from collections.abc import Mapping, Sequence
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from vsent.data._common import positive_int
+from vsent.data._common import is_real, positive_int
 from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
 from vsent.errors import ImageError, VsentError, WeightsError, check_many
 from vsent.files import Parse, csv_rows, file_sha256
@@ -236,8 +235,7 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5
         # another size was numpy's broadcast error, or a band of it blended silently
         raise ValueError(f"heatmap must be a real array of the image's size "
                          f"{image.shape[:2]}, got {heatmap.dtype} {heatmap.shape}")
-    if isinstance(opacity, bool) or not isinstance(opacity, numbers.Real) \
-            or not 0.0 <= opacity <= 1.0:  # 2 gave colours beyond the map's, clipped
+    if not is_real(opacity) or not 0.0 <= opacity <= 1.0:  # 2: colours beyond the map's
         raise ValueError(f"opacity must be a number in [0, 1], got {opacity!r}")
     from matplotlib import colormaps
 

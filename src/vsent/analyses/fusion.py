@@ -39,7 +39,6 @@ A predicted class is ``p > 0.5`` (a tie is negative, as ``argmax`` over ``[1 - p
 from __future__ import annotations
 
 import logging
-import numbers
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +60,8 @@ from vsent.analyses.baselines import (
     parse_features,
 )
 from vsent.analyses.handcrafted import ImageFeatures
+from vsent.data._common import is_real
+from vsent.data.folds import disjoint_rows
 from vsent.errors import VsentError
 
 log = logging.getLogger("vsent")
@@ -121,7 +122,7 @@ def fuse_probabilities(p_a: np.ndarray, p_b: np.ndarray, w: float = DEFAULT_WEIG
     # no option named: the callers have their own (fuse --rule/--weight, a checkpoint's entry)
     if rule not in RULES:
         raise VsentError(f"fusion rule {rule!r}: choose one of {', '.join(RULES)}")
-    if isinstance(w, bool) or not isinstance(w, numbers.Real):  # "0.5": TypeError '<='
+    if not is_real(w):  # "0.5": TypeError '<='
         raise TypeError(f"fusion weight w must be a number in [0, 1], got {w!r} "
                         f"({type(w).__name__})")
     if not 0.0 <= w <= 1.0:
@@ -272,7 +273,7 @@ def hand_crafted_probabilities(
     X : (N, d) features of every image (only rows ``train`` are used for fitting: scaling,
         C and calibration all come from them).
     y : (N,) labels (those of ``test`` are never read).
-    train, test : int indices into X.
+    train, test : int indices into X, or (N,) boolean masks; disjoint.
     blocks : column widths of concatenated feature blocks (each block gets the same weight;
         see :class:`vsent.analyses.baselines.BlockScaler`); None = one block.
     method : ``"logistic"`` - logistic regression, C by inner CV on log-loss (its outputs
@@ -282,11 +283,7 @@ def hand_crafted_probabilities(
     oof : also return out-of-fold probabilities of the training rows (one more inner CV).
     """
     X, y = np.asarray(X), np.asarray(y)
-    # boolean masks as row indices (linear_probe takes them too); as int64 they were rows 0/1
-    train, test = (np.flatnonzero(r) if np.asarray(r).dtype == bool else np.asarray(r, np.int64)
-                   for r in (train, test))
-    if np.intersect1d(train, test).size:
-        raise ValueError("train and test rows overlap")
+    train, test = disjoint_rows(train, test)  # (boolean masks too, as linear_probe)
     if not np.isin(y[train], (0, 1)).all():  # was "1 is not in list" after the whole fit
         raise ValueError(f"y must hold labels 0/1, got values such as "
                          f"{np.unique(y[train])[:3].tolist()}")

@@ -75,6 +75,7 @@ from torch import nn
 
 from vsent.config import check_seed, config_from_dict, positive_floats
 from vsent.data._common import is_int_at_least
+from vsent.data.folds import disjoint_rows
 from vsent.errors import VsentError
 from vsent.files import reserve_space
 from vsent.metrics import binary_metrics
@@ -270,13 +271,7 @@ def linear_probe(
     if y.shape != (shape[0],):
         raise ValueError(f"y must hold one label per row of K, shape ({shape[0]},), got "
                          f"{y.shape}")
-    # masks as row indices, as hand_crafted_probabilities takes them
-    train_rows, test_rows = (np.flatnonzero(r) if np.asarray(r).dtype == bool else np.asarray(r)
-                             for r in (train, test))
-    shared = np.intersect1d(train_rows, test_rows)
-    if shared.size:  # the test rows' accuracy would be a training accuracy
-        raise ValueError(f"train and test rows overlap ({shared.size} rows, e.g. "
-                         f"{shared[:3].tolist()})")
+    disjoint_rows(train, test)  # (boolean masks too, as hand_crafted_probabilities)
     y_tr = y[train]
     if not np.isin(y_tr, (0, 1)).all() or not np.isin(y[test], (0, 1)).all():
         # {0, 2} read as "0 images of one class", strings as a numpy cast error

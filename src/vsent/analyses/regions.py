@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -62,7 +61,7 @@ from vsent.analyses.proposals import (
     propose,
 )
 from vsent.config import RANKINGS, SENTI_LOGS, check_seed, config_from_dict
-from vsent.data._common import positive_int
+from vsent.data._common import is_real, positive_int
 from vsent.data.images import ImageSource, load_resized, load_rgb, resize_rgb
 from vsent.errors import VsentError
 from vsent.inference import infer, prefetch
@@ -135,8 +134,7 @@ def normalize_objectness(objectness: np.ndarray) -> np.ndarray:
 def _non_negative(value: float, what: str) -> float:
     """``value`` as a float, or ValueError "<what> must be a finite number >= 0, got ..." (a
     string, a bool, NaN or inf; a string failed as TypeError '<', NaN went through)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(value) or value < 0:
+    if not is_real(value) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
     return float(value)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from typing import Any
 
 import numpy as np
 
-__all__ = ["default_workers", "is_int_at_least", "positive_int", "usable_cpus"]
+__all__ = ["default_workers", "is_int_at_least", "is_real", "positive_int", "usable_cpus"]
 
 #: Most threads a data helper starts by default: decoding and hashing stop scaling well past
 #: this, and a 128-core node should not start 128 threads per call.
@@ -18,6 +19,12 @@ def is_int_at_least(value: Any, minimum: int) -> bool:
     """``value`` is an integer (Python or numpy, not a bool) >= ``minimum``."""
     return (not isinstance(value, bool) and isinstance(value, (int, np.integer))
             and value >= minimum)
+
+
+def is_real(value: Any) -> bool:
+    """``value`` is a real number (Python or numpy, not a bool): ``"0.5"`` and True are not
+    (a comparison of "0.5" fails as a TypeError; True would pass as 1 silently)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real)
 
 
 def positive_int(value: Any, what: str, error: type[Exception] = ValueError) -> int:

@@ -194,6 +194,20 @@ def _check_tests_disjoint(folds: list[Fold], where: str, names: list[str]) -> li
     return folds
 
 
+def disjoint_rows(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The int64 row indices of ``train`` and ``test``, each given as indices or an (n,)
+    boolean mask (a mask cast to int64 would be rows 0 and 1); ValueError when they share a
+    row: the test rows' accuracy would be a training accuracy. (A fold read from files is
+    checked by :func:`_make_fold`, naming its images.)"""
+    train, test = (np.flatnonzero(r) if np.asarray(r).dtype == bool else np.asarray(r, np.int64)
+                   for r in (train, test))
+    shared = np.intersect1d(train, test)
+    if shared.size:
+        raise ValueError(f"train and test rows overlap ({shared.size} rows, e.g. "
+                         f"{shared[:3].tolist()})")
+    return train, test
+
+
 def _make_fold(index: int, train, test, where: str, names: list[str]) -> Fold:
     train = np.unique(np.asarray(train, dtype=np.int64))
     test = np.unique(np.asarray(test, dtype=np.int64))
